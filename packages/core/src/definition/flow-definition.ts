@@ -1,0 +1,72 @@
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import type { TaskContext } from "../run/task-context.ts";
+
+/** Per-task cache settings; read by the cache layer. */
+export interface TaskCacheOptions {
+  /** Entries expire after this many milliseconds. */
+  ttlMs?: number;
+  /** Extra value mixed into the cache key (e.g. a data snapshot date). */
+  key?: string;
+}
+
+/** Retry policy of a task. */
+export interface RetryPolicy {
+  /** Retries after the first attempt. @default 0 */
+  retries: number;
+  /** Delay before the first retry, in ms; doubles each time. @default 1000 */
+  minDelayMs: number;
+  /** Upper bound of the delay, in ms. @default 30000 */
+  maxDelayMs: number;
+}
+
+/** What the engine needs to know about one task. Plain data plus the function to run; never mutated. */
+export interface TaskDefinition {
+  /** Task name; the default node id. */
+  readonly name: string;
+  /** Kind of executor: `function` for task(), others for scripts, notebooks, ... */
+  readonly kind: string;
+  /** Declared version; part of the cache key. */
+  readonly version?: string;
+  /** Validates (and may transform) inputs before the task runs. */
+  readonly inputSchema?: StandardSchemaV1;
+  /** Validates outputs after the task runs. */
+  readonly outputSchema?: StandardSchemaV1;
+  /** Runs one attempt. */
+  readonly run: (inputs: Record<string, unknown>, ctx: TaskContext) => unknown;
+  /** Code fingerprint source: the function's source text, or a script's content digest. */
+  readonly code: string;
+  readonly retry: RetryPolicy;
+  /** Timeout of one attempt, in ms. */
+  readonly timeoutMs?: number;
+  /** Named pool that bounds this kind of work. */
+  readonly pool?: string;
+  /** `false` turns caching off for this task. */
+  readonly cache: TaskCacheOptions | false;
+  /** Environment variables that enter the cache key. */
+  readonly env: readonly string[];
+}
+
+/** One use of a task in a flow. */
+export interface FlowNode {
+  /** Unique within the flow. */
+  readonly id: string;
+  readonly task: TaskDefinition;
+  /** Input values; may contain refs anywhere inside. */
+  readonly inputs: Readonly<Record<string, unknown>>;
+  /** Extra ordering dependencies by node id, beyond those implied by refs. */
+  readonly after: readonly string[];
+}
+
+/** A whole flow, as the DSL hands it to the engine. */
+export interface FlowDefinition {
+  readonly name: string;
+  readonly paramsSchema?: StandardSchemaV1;
+  readonly nodes: readonly FlowNode[];
+  /** Flow outputs; may contain refs. */
+  readonly outputs: Readonly<Record<string, unknown>>;
+  /** Id of the build that produced these nodes; refs from other builds are rejected. */
+  readonly buildId: number;
+}
+
+/** Default retry policy: no retries. */
+export const NO_RETRY: RetryPolicy = { retries: 0, minDelayMs: 1000, maxDelayMs: 30_000 };

@@ -1,0 +1,65 @@
+/** A reference to a value that exists only once the flow runs: a task output or a flow param. */
+export interface RefValue {
+  readonly __cairnRef: true;
+  /** `node`: an output of another node; `param`: a flow param. */
+  readonly source: "node" | "param";
+  /** Node id, or param name. */
+  readonly target: string;
+  /** Path inside the node's outputs (empty: the whole output). */
+  readonly path: readonly string[];
+  /** Identifies the flow build that made the ref, so refs cannot leak between flows. */
+  readonly buildId: number;
+}
+
+/** True when `value` is a reference. */
+export function isRef(value: unknown): value is RefValue {
+  return typeof value === "object" && value !== null && (value as { __cairnRef?: unknown }).__cairnRef === true;
+}
+
+/** Human form of a ref for messages: `load.data`, `params.rows`. */
+export function describeRef(ref: RefValue): string {
+  const head = ref.source === "param" ? `params.${ref.target}` : ref.target;
+  return ref.path.length ? `${head}.${ref.path.join(".")}` : head;
+}
+
+/** Calls `visit` on every ref inside a literal value (objects and arrays are walked). */
+export function forEachRef(value: unknown, visit: (ref: RefValue, path: string) => void, path = ""): void {
+  if (isRef(value)) return visit(value, path);
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => forEachRef(item, visit, `${path}[${i}]`));
+  } else if (isPlainObject(value)) {
+    for (const [k, v] of Object.entries(value)) forEachRef(v, visit, path ? `${path}.${k}` : k);
+  }
+}
+
+/** Replaces every ref inside a value with what `resolve` returns. Values without refs are returned as they are. */
+export function resolveRefs(value: unknown, resolve: (ref: RefValue) => unknown): unknown {
+  if (isRef(value)) return resolve(value);
+  if (Array.isArray(value)) {
+    let changed = false;
+    const out = value.map((item) => {
+      const r = resolveRefs(item, resolve);
+      if (r !== item) changed = true;
+      return r;
+    });
+    return changed ? out : value;
+  }
+  if (isPlainObject(value)) {
+    let changed = false;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      const r = resolveRefs(v, resolve);
+      if (r !== v) changed = true;
+      out[k] = r;
+    }
+    return changed ? out : value;
+  }
+  return value;
+}
+
+/** True for `{}` literals and `Object.create(null)` objects. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}

@@ -1,0 +1,292 @@
+/**
+ * Every error Cairn's engine raises. Each class sets `name`, carries typed
+ * fields, and says what was expected, what arrived, where, and how to fix it.
+ */
+
+/** Base class of every Cairn error; `instanceof CairnError` catches them all. */
+export class CairnError extends Error {
+  override name = "CairnError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+// ---------------------------------------------------------------- definition
+
+/** The flow definition is invalid; raised before anything runs. */
+export class FlowValidationError extends CairnError {
+  override name = "FlowValidationError";
+  constructor(
+    message: string,
+    readonly flowName: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The graph has a cycle; `cycle` lists the node ids around it. */
+export class CycleError extends FlowValidationError {
+  override name = "CycleError";
+  constructor(
+    flowName: string,
+    readonly cycle: string[],
+  ) {
+    super(
+      `Flow "${flowName}" has a cycle: ${[...cycle, cycle[0]].join(" -> ")}. ` +
+        `A task cannot depend, directly or through others, on its own outputs; remove one of these dependencies.`,
+      flowName,
+    );
+  }
+}
+
+/** Two nodes of one flow have the same id. */
+export class DuplicateNodeError extends FlowValidationError {
+  override name = "DuplicateNodeError";
+  constructor(
+    flowName: string,
+    readonly nodeId: string,
+  ) {
+    super(
+      `Flow "${flowName}" has two nodes named "${nodeId}". Node ids must be unique: ` +
+        `give one of them another id, e.g. task(args, { id: "${nodeId}-2" }).`,
+      flowName,
+    );
+  }
+}
+
+/** An input is wired to a node that is not part of the flow. */
+export class UnknownNodeError extends FlowValidationError {
+  override name = "UnknownNodeError";
+  constructor(
+    flowName: string,
+    readonly nodeId: string,
+    readonly input: string,
+    readonly target: string,
+  ) {
+    super(
+      `Task "${nodeId}" input "${input}" is wired to node "${target}", which is not part of flow "${flowName}". ` +
+        `Wire it to a node created inside this flow's build function (references do not carry over between flows).`,
+      flowName,
+    );
+  }
+}
+
+/** A required input has no value. */
+export class MissingInputError extends FlowValidationError {
+  override name = "MissingInputError";
+  constructor(
+    flowName: string,
+    readonly nodeId: string,
+    readonly input: string,
+  ) {
+    super(
+      `Task "${nodeId}" in flow "${flowName}" is missing its required input "${input}". ` +
+        `Pass it when calling the task in build(), as a literal or a reference to another task's output.`,
+      flowName,
+    );
+  }
+}
+
+/** A value cannot be stored as JSON: a function, a circular object, a class instance, NaN. */
+export class NotSerializableError extends CairnError {
+  override name = "NotSerializableError";
+  constructor(
+    readonly where: string,
+    readonly path: string,
+    readonly got: string,
+  ) {
+    super(
+      `${where} at "${path}" cannot be serialized: expected JSON data (string, finite number, boolean, null, ` +
+        `plain object, array) or an Artifact, got ${got}. Convert it to plain data, or write it with ctx.artifacts.write().`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------- params and options
+
+/** A flow param failed validation (from `-p` or `run({ params })`). */
+export class ParamError extends CairnError {
+  override name = "ParamError";
+  constructor(
+    message: string,
+    readonly flowName: string,
+    readonly param?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** An option passed to the engine is invalid. */
+export class OptionError extends CairnError {
+  override name = "OptionError";
+  constructor(
+    readonly option: string,
+    readonly expected: string,
+    readonly got: unknown,
+  ) {
+    super(`Expected \`${option}\` to be ${expected}, got ${describeValue(got)}.`);
+  }
+}
+
+// ---------------------------------------------------------------- running
+
+/** A task's inputs failed its input schema at run time. */
+export class InputValidationError extends CairnError {
+  override name = "InputValidationError";
+  constructor(
+    readonly nodeId: string,
+    readonly issues: string[],
+  ) {
+    super(
+      `Task "${nodeId}" got inputs that do not match its input schema:\n  - ${issues.join("\n  - ")}\n` +
+        `Fix the values passed to "${nodeId}" in build(), or the upstream task that produces them.`,
+    );
+  }
+}
+
+/** A task's outputs failed its output schema. */
+export class OutputValidationError extends CairnError {
+  override name = "OutputValidationError";
+  constructor(
+    readonly nodeId: string,
+    readonly issues: string[],
+  ) {
+    super(
+      `Task "${nodeId}" returned outputs that do not match its output schema:\n  - ${issues.join("\n  - ")}\n` +
+        `Fix what the task returns, or its .output() schema.`,
+    );
+  }
+}
+
+/** One attempt of a task ran longer than its timeout. */
+export class TaskTimeoutError extends CairnError {
+  override name = "TaskTimeoutError";
+  constructor(
+    readonly nodeId: string,
+    readonly timeoutMs: number,
+    readonly attempt: number,
+  ) {
+    super(
+      `Task "${nodeId}" attempt ${attempt} timed out after ${timeoutMs} ms. ` +
+        `Raise it with .timeout(ms), or make the task faster.`,
+    );
+  }
+}
+
+/** A task threw something that is not an Error; the thrown value is kept in `thrown`. */
+export class NonErrorThrownError extends CairnError {
+  override name = "NonErrorThrownError";
+  constructor(
+    readonly nodeId: string,
+    readonly thrown: unknown,
+  ) {
+    super(
+      `Task "${nodeId}" threw a non-Error value: ${describeValue(thrown)}. ` +
+        `Throw an Error (throw new Error("...")) so the message and stack are kept.`,
+    );
+  }
+}
+
+/** The task or flow was cancelled (run.cancel(), an AbortSignal, Ctrl-C). */
+export class CancelledError extends CairnError {
+  override name = "CancelledError";
+  constructor(readonly reason?: unknown) {
+    super(`Cancelled${reason instanceof Error ? `: ${reason.message}` : reason ? `: ${String(reason)}` : ""}.`);
+  }
+}
+
+/** A secret was asked for and is not set. */
+export class SecretNotFoundError extends CairnError {
+  override name = "SecretNotFoundError";
+  constructor(
+    readonly secret: string,
+    readonly nodeId: string,
+  ) {
+    super(
+      `Task "${nodeId}" asked for secret "${secret}", which is not set. ` +
+        `Set the environment variable ${secret}, or put ${secret}=... in a file passed with --secrets FILE (or run({ secrets })).`,
+    );
+  }
+}
+
+/** A task tried to output, log or tag the value of a secret. */
+export class SecretLeakError extends CairnError {
+  override name = "SecretLeakError";
+  constructor(
+    readonly nodeId: string,
+    readonly secret: string,
+    readonly where: string,
+  ) {
+    super(
+      `Task "${nodeId}" put the value of secret "${secret}" in ${where}. Secrets are never written to outputs, params, ` +
+        `tags or the cache; use the secret inside the task and output only what it produced.`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------- tracking
+
+/** Base class of tracker failures. */
+export class TrackingError extends CairnError {
+  override name = "TrackingError";
+}
+
+/** The tracking URI names something Cairn cannot talk to (a `sqlite:` or `file:` URI, an unknown scheme). */
+export class UnsupportedTrackingUriError extends TrackingError {
+  override name = "UnsupportedTrackingUriError";
+  constructor(readonly uri: string) {
+    super(
+      `MLFLOW_TRACKING_URI is "${uri}", but Cairn talks to MLflow only over HTTP. ` +
+        `Start a server with \`mlflow server --backend-store-uri sqlite:///mlflow.db --port 5000\` and set ` +
+        `MLFLOW_TRACKING_URI=http://127.0.0.1:5000, or unset it to use the embedded store in .cairn/.`,
+    );
+  }
+}
+
+/** The tracking server cannot be reached or refuses the credentials. */
+export class TrackerUnreachableError extends TrackingError {
+  override name = "TrackerUnreachableError";
+  constructor(
+    readonly uri: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `Cannot reach the MLflow tracking server at ${uri}: ${detail}. ` +
+        `Check that \`mlflow server\` is running there and that MLFLOW_TRACKING_URI (and any credentials) are right.`,
+      options,
+    );
+  }
+}
+
+/** MLflow answered a request with an error body ({error_code, message}). */
+export class MlflowApiError extends TrackingError {
+  override name = "MlflowApiError";
+  constructor(
+    readonly endpoint: string,
+    readonly status: number,
+    readonly errorCode: string,
+    readonly serverMessage: string,
+    readonly runId?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `MLflow ${endpoint}${runId ? ` (run ${runId})` : ""} failed with HTTP ${status} ${errorCode}: ${serverMessage}`,
+      options,
+    );
+  }
+}
+
+/** Describes a value for an error message: `0 (number)`, `"abc" (string)`, `a function`. */
+export function describeValue(value: unknown): string {
+  if (value === null) return "null";
+  if (value === undefined) return "undefined";
+  if (typeof value === "function") return "a function";
+  if (typeof value === "string") return `${JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value)} (string)`;
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return `\`${String(value)}\` (${typeof value})`;
+  if (typeof value === "symbol") return `a symbol (${String(value)})`;
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  const ctor = (value as object).constructor?.name;
+  return ctor && ctor !== "Object" ? `a ${ctor} instance` : "an object";
+}

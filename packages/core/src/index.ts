@@ -1,0 +1,37 @@
+/**
+ * @cairn/core: the engine. Users import @cairn/dsl; this is for the DSL, the CLI,
+ * and those who build tools on Cairn.
+ */
+export type { Artifact } from "./definition/artifact.ts";
+export { isArtifact } from "./definition/artifact.ts";
+export type { RefValue } from "./definition/ref.ts";
+export { isRef, describeRef, forEachRef, resolveRefs, isPlainObject } from "./definition/ref.ts";
+export type { FlowDefinition, FlowNode, TaskDefinition, TaskCacheOptions, RetryPolicy } from "./definition/flow-definition.ts";
+export { NO_RETRY } from "./definition/flow-definition.ts";
+export { validateWithSchema, requiredKeys, knownKeys, type SchemaResult } from "./definition/schema.ts";
+export { assertSerializable } from "./definition/serializable.ts";
+
+export { buildFlowGraph, type FlowGraph } from "./graph/flow-graph.ts";
+export { toMermaid, toDot, toGraphJson } from "./graph/render.ts";
+
+export type { FailurePolicy, TaskResult } from "./scheduler/flow-execution.ts";
+export { FlowRun, FlowFailedError, startFlowRun, validateParams, type RunOptions, type FlowResult } from "./run/flow-run.ts";
+export type { RunEvent, TaskEvent, FlowEvent, LogEvent, TaskStatus, FlowStatus, ErrorInfo } from "./run/events.ts";
+export type { TaskContext, RunLog, ArtifactWriter, TaskLogger } from "./run/task-context.ts";
+
+export type {
+  Tracker,
+  RunStatus,
+  RunRecord,
+  RunFilter,
+  MetricPoint,
+  LogBatch,
+  CreateRunOptions,
+  ArtifactInfo,
+  ExperimentRecord,
+} from "./tracking/tracker.ts";
+export { NullTracker } from "./tracking/null-tracker.ts";
+// export { LocalStore } from "./tracking/local/local-store.ts";
+export { resolveTracker } from "./tracking/resolve-tracker.ts";
+
+export * from "./errors.ts";

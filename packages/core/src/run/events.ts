@@ -1,0 +1,79 @@
+/**
+ * The event stream of a flow run. `cairn run --json` prints these objects, one
+ * per line: the field names and status values are a stable, documented format.
+ */
+
+/** Status of one task in a flow run. */
+export type TaskStatus =
+  | "pending"
+  | "queued"
+  | "waiting"
+  | "running"
+  | "retrying"
+  | "succeeded"
+  | "cached"
+  | "failed"
+  | "skipped"
+  | "cancelled";
+
+/** Status of a flow run. */
+export type FlowStatus = "running" | "succeeded" | "failed" | "cancelled";
+
+/** Error as carried by events and results: plain data. */
+export interface ErrorInfo {
+  name: string;
+  message: string;
+}
+
+/** A task changed status. */
+export interface TaskEvent {
+  type: "task";
+  status: Exclude<TaskStatus, "pending">;
+  /** The flow run's id. */
+  runId: string;
+  /** Node id of the task. */
+  task: string;
+  /** The task's own run id, once it has one. */
+  taskRunId?: string;
+  /** 1-based attempt number, for running / retrying / failed. */
+  attempt?: number;
+  /** For finished tasks. */
+  durationMs?: number;
+  /** For failed, retrying, skipped and cancelled tasks: why. */
+  error?: ErrorInfo;
+  /** For cached tasks: the run whose outputs were reused. */
+  cachedFrom?: string;
+  /** Milliseconds since the epoch. */
+  time: number;
+}
+
+/** The flow started or finished. */
+export interface FlowEvent {
+  type: "flow";
+  status: FlowStatus;
+  runId: string;
+  flow: string;
+  /** For finished flows. */
+  durationMs?: number;
+  error?: ErrorInfo;
+  time: number;
+}
+
+/** A line a task logged with ctx.logger. */
+export interface LogEvent {
+  type: "log";
+  level: "debug" | "info" | "warn" | "error";
+  runId: string;
+  task?: string;
+  message: string;
+  time: number;
+}
+
+/** Anything a flow run emits. */
+export type RunEvent = TaskEvent | FlowEvent | LogEvent;
+
+/** Turns anything thrown into ErrorInfo. */
+export function toErrorInfo(error: unknown): ErrorInfo {
+  if (error instanceof Error) return { name: error.name, message: error.message };
+  return { name: "Error", message: String(error) };
+}

@@ -1,0 +1,334 @@
+import { availableParallelism, hostname, userInfo } from "node:os";
+import { execFileSync } from "node:child_process";
+import { resolve as resolvePath } from "node:path";
+import type { FlowDefinition } from "../definition/flow-definition.ts";
+import { validateWithSchema, knownKeys } from "../definition/schema.ts";
+import { assertSerializable } from "../definition/serializable.ts";
+import { CairnError, OptionError, ParamError } from "../errors.ts";
+import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
+import { type ExecutionSettings, type FailurePolicy, FlowExecution, type TaskResult } from "../scheduler/flow-execution.ts";
+import { NullTracker } from "../tracking/null-tracker.ts";
+import { resolveTracker } from "../tracking/resolve-tracker.ts";
+import type { Tracker } from "../tracking/tracker.ts";
+import { type ErrorInfo, type FlowStatus, type RunEvent, toErrorInfo } from "./events.ts";
+import { SecretRegistry } from "./secrets.ts";
+
+/** Options of `flow.run()`; every one is checked where it enters. */
+export interface RunOptions {
+  /** Flow params; validated (and defaulted) by the flow's params schema. */
+  params?: Record<string, unknown>;
+  /** Tasks running at once across the flow. @default 4 (or the number of CPUs if larger) */
+  concurrency?: number;
+  /** Limits of named pools, e.g. `{ gpu: 1 }`. A task in an unlisted pool gets a limit of 1. */
+  pools?: Record<string, number>;
+  /** `fail-fast` stops the flow at the first failure; `continue` lets independent branches finish. @default "fail-fast" */
+  failurePolicy?: FailurePolicy;
+  /** Aborting it cancels the run. */
+  signal?: AbortSignal;
+  /** Where runs are recorded: a Tracker, `false` for nowhere, or undefined to follow MLFLOW_TRACKING_URI (the embedded store in `.cairn/` when unset). */
+  tracker?: Tracker | false;
+  /** Experiment name. @default MLFLOW_EXPERIMENT_NAME, else the flow's name */
+  experiment?: string;
+  /** Secrets by name, in addition to the environment (e.g. read from `--secrets FILE`). */
+  secrets?: Record<string, string>;
+  /** Folder of Cairn's local state (embedded store, work files). @default ".cairn" in the working directory */
+  root?: string;
+  /** Environment to read MLflow and Cairn variables from. @default process.env */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** What `wait()` resolves to. */
+export interface FlowResult<Outputs = Record<string, unknown>> {
+  /** The flow run's id. */
+  runId: string;
+  status: Exclude<FlowStatus, "running">;
+  /** Flow outputs; only when the flow succeeded. */
+  outputs?: Outputs;
+  /** Per task, by node id. */
+  tasks: Record<string, TaskResult>;
+  durationMs: number;
+  /** Why the flow did not succeed. */
+  error?: ErrorInfo;
+}
+
+/** The flow did not succeed; raised by `run.outputs()`. */
+export class FlowFailedError extends CairnError {
+  override name = "FlowFailedError";
+  constructor(readonly result: FlowResult<unknown>) {
+    const failed = Object.values(result.tasks).filter((t) => t.status === "failed");
+    super(
+      `Flow run ${result.runId} ${result.status}` +
+        (failed.length ? `: ${failed.map((t) => `task "${t.task}" failed: ${t.error?.message}`).join("; ")}` : "."),
+    );
+  }
+}
+
+type Listener = (event: RunEvent) => void;
+
+/** A running (or finished) flow: status, events, cancel, results. */
+export class FlowRun<Outputs = Record<string, unknown>> {
+  private readonly listeners = new Set<Listener>();
+  private readonly history: RunEvent[] = [];
+  private status_: FlowStatus = "running";
+  private readonly result: Promise<FlowResult<Outputs>>;
+
+  /** @internal Use `flow.run()`. */
+  constructor(
+    /** The flow run's id (the parent run in the tracker). */
+    readonly runId: string,
+    /** The flow's name. */
+    readonly flowName: string,
+    /** The tracker this run records to. */
+    readonly tracker: Tracker,
+    private readonly execution: FlowExecution,
+    body: (emit: Listener) => Promise<FlowResult<Outputs>>,
+  ) {
+    this.result = body((event) => this.emit(event)).then((r) => {
+      this.status_ = r.status;
+      return r;
+    });
+  }
+
+  /** Current status of the flow. */
+  status(): FlowStatus {
+    return this.status_;
+  }
+
+  /** Current state of every task, by node id. */
+  tasks(): Record<string, TaskResult> {
+    return Object.fromEntries([...this.execution.results].map(([id, r]) => [id, { ...r }]));
+  }
+
+  /** Resolves when the flow has finished and every run is closed; never rejects for task failures. */
+  wait(): Promise<FlowResult<Outputs>> {
+    return this.result;
+  }
+
+  /** The flow's outputs; rejects with FlowFailedError when the flow did not succeed. */
+  async outputs(): Promise<Outputs> {
+    const r = await this.result;
+    if (r.status !== "succeeded") throw new FlowFailedError(r);
+    return r.outputs as Outputs;
+  }
+
+  /** Cancels the run; running tasks see `ctx.signal` abort. Resolves like `wait()`. */
+  cancel(reason?: unknown): Promise<FlowResult<Outputs>> {
+    this.execution.cancel(reason);
+    return this.result;
+  }
+
+  /** Calls `listener` on every event from now on; returns the unsubscribe function. */
+  on(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Every event of the run, from the first, until the flow finishes. */
+  async *events(): AsyncGenerator<RunEvent> {
+    let index = 0;
+    let wake: (() => void) | undefined;
+    const off = this.on(() => wake?.());
+    try {
+      for (;;) {
+        while (index < this.history.length) yield this.history[index++]!;
+        if (this.status_ !== "running" && index >= this.history.length) return;
+        await new Promise<void>((r) => (wake = r));
+      }
+    } finally {
+      off();
+    }
+  }
+
+  private emit(event: RunEvent): void {
+    this.history.push(event);
+    if (event.type === "flow" && event.status !== "running") this.status_ = event.status;
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener's bug must not break the run; listeners own their errors.
+      }
+    }
+  }
+}
+
+/** Validates the options and the flow, opens the flow run in the tracker, and starts it. */
+export async function startFlowRun<Outputs>(definition: FlowDefinition, options: RunOptions = {}): Promise<FlowRun<Outputs>> {
+  const env = options.env ?? process.env;
+  const concurrency = options.concurrency ?? Math.max(4, availableParallelism());
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new OptionError("concurrency", "an integer >= 1", concurrency);
+  const failurePolicy = options.failurePolicy ?? "fail-fast";
+  if (failurePolicy !== "fail-fast" && failurePolicy !== "continue") {
+    throw new OptionError("failurePolicy", `"fail-fast" or "continue"`, failurePolicy);
+  }
+  const pools: Record<string, number> = {};
+  for (const [name, limit] of Object.entries(options.pools ?? {})) {
+    if (!Number.isInteger(limit) || limit < 1) throw new OptionError(`pools.${name}`, "an integer >= 1", limit);
+    pools[name] = limit;
+  }
+  const graph = buildFlowGraph(definition);
+  for (const node of graph.nodes.values()) if (node.task.pool && !(node.task.pool in pools)) pools[node.task.pool] = 1;
+  const params = await validateParams(definition, options.params ?? {});
+
+  const root = resolvePath(options.root ?? ".cairn");
+  const tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? resolveTracker({ root, env }));
+  await tracker.ping();
+  const experimentName = options.experiment ?? env.MLFLOW_EXPERIMENT_NAME ?? definition.name;
+  const experimentId = env.MLFLOW_EXPERIMENT_ID && !options.experiment ? env.MLFLOW_EXPERIMENT_ID : await tracker.ensureExperiment(experimentName);
+  const flowRunId = await tracker.createRun({
+    experimentId,
+    name: definition.name,
+    tags: { ...sourceTags(), "cairn.flow": definition.name, "cairn.kind": "flow" },
+  });
+
+  const secrets = new SecretRegistry(options.secrets, env);
+  let emitToRun: Listener = () => {};
+  const settings: ExecutionSettings = {
+    graph,
+    params,
+    concurrency,
+    pools,
+    failurePolicy,
+    tracker,
+    experimentId,
+    flowRunId,
+    secrets,
+    workDir: root,
+    emit: (e) => emitToRun(e),
+  };
+  const execution = new FlowExecution(settings);
+  const started = performance.now();
+
+  const body = async (emit: Listener): Promise<FlowResult<Outputs>> => {
+    emitToRun = emit;
+    // Let the caller attach listeners before the first event.
+    await new Promise((r) => setImmediate(r));
+    emit({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, time: Date.now() });
+    let status: FlowStatus;
+    let error: ErrorInfo | undefined;
+    const onAbort = () => execution.cancel(options.signal?.reason);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await logFlowStart(tracker, flowRunId, params);
+      await execution.logGraph();
+      if (options.signal?.aborted) execution.cancel(options.signal.reason);
+      execution.start();
+      status = await execution.done;
+    } catch (e) {
+      execution.cancel(e);
+      await execution.done;
+      status = "failed";
+      error = toErrorInfo(e);
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+    const tasks = Object.fromEntries(execution.results);
+    if (!error && status !== "succeeded") error = flowError(status, tasks);
+    let outputs: Outputs | undefined;
+    if (status === "succeeded") outputs = execution.resolve(definition.outputs) as Outputs;
+    try {
+      if (outputs) await logFlowOutputs(tracker, flowRunId, outputs);
+      await tracker.endRun(flowRunId, status === "succeeded" ? "FINISHED" : status === "cancelled" ? "KILLED" : "FAILED");
+      await tracker.flush();
+    } catch (e) {
+      status = "failed";
+      error = toErrorInfo(e);
+      await tracker.endRun(flowRunId, "FAILED").catch(() => {});
+    }
+    const durationMs = Math.round(performance.now() - started);
+    emit({ type: "flow", status, runId: flowRunId, flow: definition.name, durationMs, time: Date.now(), ...(error ? { error } : {}) });
+    return { runId: flowRunId, status, ...(outputs ? { outputs } : {}), tasks, durationMs, ...(error ? { error } : {}) } as FlowResult<Outputs>;
+  };
+  return new FlowRun<Outputs>(flowRunId, definition.name, tracker, execution, body);
+}
+
+/** Validates params with the flow's schema; names unknown params and the ones of the wrong type. */
+export async function validateParams(definition: FlowDefinition, given: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const schema = definition.paramsSchema;
+  if (!schema) return given;
+  const known = knownKeys(schema);
+  if (known) {
+    const unknown = Object.keys(given).filter((k) => !known.includes(k));
+    if (unknown.length) {
+      throw new ParamError(
+        `Flow "${definition.name}" has no param ${unknown.map((k) => `"${k}"`).join(", ")}. ` +
+          `Its params are: ${known.join(", ") || "(none)"}.`,
+        definition.name,
+        unknown[0],
+      );
+    }
+  }
+  const r = await validateWithSchema(schema, given);
+  if (!r.ok) {
+    throw new ParamError(
+      `Flow "${definition.name}" got invalid params:\n  - ${r.issues.join("\n  - ")}\n` +
+        `Pass them as -p name=value (CLI) or run({ params }).`,
+      definition.name,
+      r.paths[0] || undefined,
+    );
+  }
+  const params = r.value as Record<string, unknown>;
+  assertSerializable(params, `Flow "${definition.name}" params`);
+  return params;
+}
+
+async function logFlowStart(tracker: Tracker, runId: string, params: Record<string, unknown>): Promise<void> {
+  if (tracker.kind === "none") return;
+  const flat: Record<string, string> = {};
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined) continue;
+    const s = typeof v === "string" ? v : JSON.stringify(v);
+    if (s.length <= 500) flat[k] = s;
+  }
+  await tracker.logBatch(runId, { params: flat });
+}
+
+async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown): Promise<void> {
+  if (tracker.kind === "none") return;
+  const metrics = Object.entries(outputs as Record<string, unknown>)
+    .filter((e): e is [string, number] => typeof e[1] === "number" && Number.isFinite(e[1]))
+    .map(([key, value]) => ({ key, value, step: 0, timestamp: Date.now() }));
+  if (metrics.length) await tracker.logBatch(runId, { metrics });
+}
+
+function flowError(status: FlowStatus, tasks: Record<string, TaskResult>): ErrorInfo {
+  if (status === "cancelled") return { name: "CancelledError", message: "The flow run was cancelled." };
+  const failed = Object.values(tasks).filter((t) => t.status === "failed");
+  return {
+    name: "TaskFailed",
+    message: failed.length
+      ? failed.map((t) => `task "${t.task}" failed: ${t.error?.message}`).join("; ")
+      : "Some tasks did not succeed.",
+  };
+}
+
+let cachedSourceTags: Record<string, string> | undefined;
+/** MLflow's source tags: who ran what, from which commit. */
+function sourceTags(): Record<string, string> {
+  if (cachedSourceTags) return cachedSourceTags;
+  const tags: Record<string, string> = {
+    "mlflow.source.type": "LOCAL",
+    "mlflow.source.name": process.argv[1] ?? "cairn",
+    "mlflow.user": safeUser(),
+    "cairn.host": hostname(),
+  };
+  try {
+    tags["mlflow.source.git.commit"] = execFileSync("git", ["rev-parse", "HEAD"], {
+      stdio: ["ignore", "pipe", "ignore"],
+      timeout: 2000,
+    })
+      .toString()
+      .trim();
+  } catch {
+    // Not in a git checkout: the tag is simply absent.
+  }
+  return (cachedSourceTags = tags);
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return "unknown";
+  }
+}

@@ -1,0 +1,500 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, join, resolve as resolvePath } from "node:path";
+import PQueue from "p-queue";
+import pRetry from "p-retry";
+import { type Artifact, isArtifact } from "../definition/artifact.ts";
+import type { FlowNode } from "../definition/flow-definition.ts";
+import { type RefValue, resolveRefs } from "../definition/ref.ts";
+import { validateWithSchema } from "../definition/schema.ts";
+import { assertSerializable } from "../definition/serializable.ts";
+import {
+  CairnError,
+  CancelledError,
+  InputValidationError,
+  NonErrorThrownError,
+  NotSerializableError,
+  OutputValidationError,
+  SecretLeakError,
+  TaskTimeoutError,
+} from "../errors.ts";
+import type { FlowGraph } from "../graph/flow-graph.ts";
+import { toGraphJson, toMermaid } from "../graph/render.ts";
+import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskStatus, toErrorInfo } from "../run/events.ts";
+import type { SecretRegistry } from "../run/secrets.ts";
+import type { TaskContext, TaskLogger } from "../run/task-context.ts";
+import { RunRecorder } from "../tracking/run-recorder.ts";
+import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
+import type { Tracker } from "../tracking/tracker.ts";
+
+/** What a flow run does when a task fails for good. */
+export type FailurePolicy = "fail-fast" | "continue";
+
+/** Final state of one task. */
+export interface TaskResult {
+  /** Node id. */
+  task: string;
+  status: TaskStatus;
+  /** The task's run id, when it got one. */
+  runId?: string;
+  /** Attempts made (0 when it never ran). */
+  attempts: number;
+  /** Wall time from start of the first attempt to the end, in ms. */
+  durationMs?: number;
+  /** Outputs, for succeeded and cached tasks. */
+  outputs?: unknown;
+  error?: ErrorInfo;
+  /** For cached tasks: the run whose outputs were reused. */
+  cachedFrom?: string;
+}
+
+/** Settings of one execution, already validated. */
+export interface ExecutionSettings {
+  graph: FlowGraph;
+  params: Record<string, unknown>;
+  concurrency: number;
+  pools: Readonly<Record<string, number>>;
+  failurePolicy: FailurePolicy;
+  tracker: Tracker;
+  experimentId: string;
+  flowRunId: string;
+  secrets: SecretRegistry;
+  /** Folder for task artifacts when the tracker keeps none locally. */
+  workDir: string;
+  emit: (event: RunEvent) => void;
+}
+
+/** Why the flow's controller was aborted. */
+class StopReason {
+  constructor(
+    readonly kind: "cancel" | "fail-fast",
+    readonly detail: unknown,
+  ) {}
+}
+
+/** Wraps any attempt failure so p-retry retries every error alike (it skips TypeErrors of its own accord). */
+class AttemptFailure extends Error {
+  constructor(readonly error: unknown) {
+    super("attempt failed");
+  }
+}
+
+/**
+ * Walks a validated graph: queues each task the moment its last input is ready,
+ * bounded by a global p-queue and named pools, highest critical-path priority
+ * first; tracks each task as a child run of the flow run.
+ */
+export class FlowExecution {
+  readonly results = new Map<string, TaskResult>();
+  private readonly outputs = new Map<string, unknown>();
+  private readonly waitingOn = new Map<string, number>();
+  private readonly global: PQueue;
+  private readonly pools = new Map<string, PQueue>();
+  private readonly controller = new AbortController();
+  private remaining: number;
+  private finished!: (status: FlowStatus) => void;
+  readonly done: Promise<FlowStatus>;
+  private readonly flowName: string;
+
+  constructor(private readonly s: ExecutionSettings) {
+    this.flowName = s.graph.definition.name;
+    this.global = new PQueue({ concurrency: s.concurrency });
+    for (const [name, limit] of Object.entries(s.pools)) this.pools.set(name, new PQueue({ concurrency: limit }));
+    this.remaining = s.graph.order.length;
+    this.done = new Promise((resolve) => (this.finished = resolve));
+    for (const id of s.graph.order) {
+      this.results.set(id, { task: id, status: "pending", attempts: 0 });
+      this.waitingOn.set(id, s.graph.dependencies.get(id)!.length);
+    }
+  }
+
+  /** Starts the walk; `done` resolves with the flow's status. */
+  start(): void {
+    if (this.remaining === 0) return this.finished("succeeded");
+    this.readyAll(this.s.graph.order.filter((id) => this.waitingOn.get(id) === 0));
+  }
+
+  /** Queues nodes that became ready together, highest priority first: a free slot goes to the first one added. */
+  private readyAll(ids: string[]): void {
+    const priority = this.s.graph.priority;
+    if (ids.length > 1) ids.sort((a, b) => priority.get(b)! - priority.get(a)!);
+    for (const id of ids) this.ready(id);
+  }
+
+  /** Cancels the run: running tasks see their signal abort, the rest end `cancelled`. */
+  cancel(reason?: unknown): void {
+    this.stop(new StopReason("cancel", reason));
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Outputs of a finished task. */
+  outputOf(id: string): unknown {
+    return this.outputs.get(id);
+  }
+
+  /** Resolves refs to params and upstream outputs. */
+  resolve(value: unknown): unknown {
+    return resolveRefs(value, (ref) => this.refValue(ref));
+  }
+
+  private refValue(ref: RefValue): unknown {
+    let v = ref.source === "param" ? this.s.params[ref.target] : this.outputs.get(ref.target);
+    for (const key of ref.path) v = v == null ? undefined : (v as Record<string, unknown>)[key];
+    return v;
+  }
+
+  private ready(id: string): void {
+    const node = this.s.graph.nodes.get(id)!;
+    this.setStatus(id, "queued");
+    const priority = this.s.graph.priority.get(id)!;
+    const job = () => this.global.add(() => this.runNode(node), { priority });
+    const pool = node.task.pool ? this.pools.get(node.task.pool) : undefined;
+    // Queue promises are not awaited: completion is tracked per node, and runNode never rejects.
+    void (pool ? pool.add(job, { priority }) : job());
+  }
+
+  private async runNode(node: FlowNode): Promise<void> {
+    if (this.controller.signal.aborted) return; // stop() already settled it
+    const id = node.id;
+    const result = this.results.get(id)!;
+    const started = performance.now();
+    let recorder: RunRecorder | undefined;
+    try {
+      const raw = this.resolve(node.inputs) as Record<string, unknown>;
+      const inputs = await this.validateInputs(node, raw);
+      const runId = await this.s.tracker.createRun({
+        experimentId: this.s.experimentId,
+        name: id,
+        parentRunId: this.s.flowRunId,
+        tags: {
+          "cairn.flow": this.flowName,
+          "cairn.task": node.task.name,
+          "cairn.node_id": id,
+          "cairn.task_kind": node.task.kind,
+          ...(node.task.version ? { "cairn.task_version": node.task.version } : {}),
+        },
+      });
+      result.runId = runId;
+      recorder = new RunRecorder(this.s.tracker, runId);
+      logInputs(recorder, inputs);
+      const outputs = await this.attempts(node, inputs, runId, recorder);
+      await this.finishTracking(node, runId, recorder, "FINISHED", outputs);
+      this.outputs.set(id, outputs);
+      result.outputs = outputs;
+      this.complete(id, "succeeded", started);
+    } catch (error) {
+      // A task running when the flow was stopped ends cancelled, whatever it threw on its way out.
+      const stop = this.controller.signal.aborted ? this.controller.signal.reason : undefined;
+      const cancelled = stop instanceof StopReason || error instanceof CancelledError;
+      if (result.runId && recorder) {
+        await this.finishTracking(node, result.runId, recorder, cancelled ? "KILLED" : "FAILED").catch(() => {});
+      }
+      if (cancelled) {
+        this.complete(id, "cancelled", started, stopInfo(stop));
+      } else {
+        this.complete(id, "failed", started, toErrorInfo(error));
+        this.afterFailure(id);
+      }
+    }
+  }
+
+  private async validateInputs(node: FlowNode, raw: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const schema = node.task.inputSchema;
+    if (!schema) return raw;
+    const r = await validateWithSchema(schema, raw);
+    if (!r.ok) throw new InputValidationError(node.id, r.issues);
+    return r.value as Record<string, unknown>;
+  }
+
+  private async attempts(node: FlowNode, inputs: Record<string, unknown>, runId: string, recorder: RunRecorder) {
+    const { retry } = node.task;
+    const result = this.results.get(node.id)!;
+    const once = (attempt: number) => {
+      result.attempts = attempt;
+      this.emitTask(node.id, "running", { taskRunId: runId, attempt });
+      return this.attempt(node, inputs, runId, recorder, attempt);
+    };
+    if (retry.retries === 0) return once(1);
+    try {
+      return await pRetry(
+        async (attempt) => {
+          try {
+            return await once(attempt);
+          } catch (error) {
+            throw new AttemptFailure(error);
+          }
+        },
+        {
+          retries: retry.retries,
+          minTimeout: retry.minDelayMs,
+          maxTimeout: retry.maxDelayMs,
+          factor: 2,
+          signal: this.controller.signal,
+          shouldRetry: ({ error }) => isRetryable((error as AttemptFailure).error, this.controller.signal),
+          onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
+            const cause = (error as AttemptFailure).error;
+            if (retriesLeft > 0 && isRetryable(cause, this.controller.signal)) {
+              this.emitTask(node.id, "retrying", { attempt: attemptNumber, error: toErrorInfo(cause) });
+            }
+          },
+        },
+      );
+    } catch (error) {
+      throw error instanceof AttemptFailure ? error.error : error;
+    }
+  }
+
+  private async attempt(
+    node: FlowNode,
+    inputs: Record<string, unknown>,
+    runId: string,
+    recorder: RunRecorder,
+    attempt: number,
+  ): Promise<unknown> {
+    const flowSignal = this.controller.signal;
+    const ac = new AbortController();
+    const onFlowAbort = () => ac.abort(flowSignal.reason);
+    flowSignal.addEventListener("abort", onFlowAbort, { once: true });
+    const timeoutMs = node.task.timeoutMs;
+    const timer = timeoutMs ? setTimeout(() => ac.abort(new TaskTimeoutError(node.id, timeoutMs, attempt)), timeoutMs) : undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      ac.signal.addEventListener("abort", () => reject(ac.signal.reason), { once: true });
+    });
+    aborted.catch(() => {}); // settled by the race below, or never needed
+    try {
+      const ctx = this.context(node, runId, recorder, attempt, ac.signal);
+      let output: unknown;
+      try {
+        output = await Promise.race([Promise.resolve().then(() => node.task.run(inputs, ctx)), aborted]);
+      } catch (error) {
+        if (error instanceof Error || error instanceof StopReason) throw error;
+        throw new NonErrorThrownError(node.id, error);
+      }
+      return await this.checkOutputs(node, output);
+    } finally {
+      if (timer) clearTimeout(timer);
+      flowSignal.removeEventListener("abort", onFlowAbort);
+    }
+  }
+
+  private async checkOutputs(node: FlowNode, output: unknown): Promise<unknown> {
+    const value = output === undefined ? {} : output;
+    try {
+      assertSerializable(value, `Task "${node.id}" output`);
+    } catch (error) {
+      if (error instanceof NotSerializableError) {
+        throw new NotSerializableError(error.where, error.path || "(the whole output)", error.got);
+      }
+      throw error;
+    }
+    this.s.secrets.assertClean(value, node.id, "its outputs");
+    const schema = node.task.outputSchema;
+    if (!schema) return value;
+    const r = await validateWithSchema(schema, value);
+    if (!r.ok) throw new OutputValidationError(node.id, r.issues);
+    return r.value;
+  }
+
+  private context(node: FlowNode, runId: string, recorder: RunRecorder, attempt: number, signal: AbortSignal): TaskContext {
+    const { secrets, emit } = this.s;
+    const flowRunId = this.s.flowRunId;
+    const id = node.id;
+    const logLine = (level: "debug" | "info" | "warn" | "error") => (message: string) =>
+      emit({ type: "log", level, runId: flowRunId, task: id, message: secrets.mask(String(message)), time: Date.now() });
+    const logger: TaskLogger = { debug: logLine("debug"), info: logLine("info"), warn: logLine("warn"), error: logLine("error") };
+    let dir: string | undefined;
+    const artifactDir = () =>
+      (dir ??= hasLocalArtifacts(this.s.tracker)
+        ? this.s.tracker.artifactDir(runId)
+        : resolvePath(this.s.workDir, "artifacts", runId));
+    const artifact = (name: string): Artifact => ({
+      kind: "cairn.artifact",
+      path: join(artifactDir(), name),
+      artifactPath: name.split(/[\\/]/).join("/"),
+      runId,
+    });
+    return {
+      params: this.s.params,
+      nodeId: id,
+      taskName: node.task.name,
+      runId,
+      flowRunId,
+      attempt,
+      signal,
+      logger,
+      secret: (name) => secrets.get(name, id),
+      log: {
+        param: (key, value) => {
+          secrets.assertClean(String(value), id, `param "${key}"`);
+          recorder.param(key, String(value));
+        },
+        metric: (key, value, step = 0) => recorder.metric(key, value, step),
+        tag: (key, value) => {
+          secrets.assertClean(value, id, `tag "${key}"`);
+          recorder.tag(key, value);
+        },
+      },
+      artifacts: {
+        async write(name, data) {
+          const a = artifact(name);
+          await mkdir(dirname(a.path), { recursive: true });
+          await writeFile(a.path, data);
+          return a;
+        },
+        async path(name) {
+          const p = artifact(name).path;
+          await mkdir(dirname(p), { recursive: true });
+          return p;
+        },
+        file: artifact,
+      },
+    };
+  }
+
+  private async finishTracking(
+    node: FlowNode,
+    runId: string,
+    recorder: RunRecorder,
+    status: "FINISHED" | "FAILED" | "KILLED",
+    outputs?: unknown,
+  ): Promise<void> {
+    const tracker = this.s.tracker;
+    if (tracker.kind === "none") return;
+    recorder.tag("cairn.attempts", String(this.results.get(node.id)!.attempts));
+    await recorder.flush();
+    if (outputs !== undefined) {
+      if (!hasLocalArtifacts(tracker)) await uploadArtifacts(tracker, runId, outputs, resolvePath(this.s.workDir, "artifacts", runId));
+      await writeRunFiles(tracker, runId, "cairn", { "outputs.json": JSON.stringify(outputs, null, 2) });
+    }
+    await tracker.endRun(runId, status);
+  }
+
+  private afterFailure(id: string): void {
+    if (this.s.failurePolicy === "fail-fast") {
+      this.stop(new StopReason("fail-fast", id));
+    } else {
+      this.skipDependants(id, id);
+    }
+  }
+
+  private skipDependants(id: string, failed: string): void {
+    for (const next of this.s.graph.dependants.get(id)!) {
+      if (this.results.get(next)!.status !== "pending") continue;
+      this.complete(next, "skipped", undefined, {
+        name: "UpstreamFailed",
+        message: `Skipped because upstream task "${failed}" did not succeed.`,
+      });
+      this.skipDependants(next, failed);
+    }
+  }
+
+  private stop(reason: StopReason): void {
+    if (this.controller.signal.aborted) return;
+    this.controller.abort(reason);
+    this.global.clear();
+    for (const pool of this.pools.values()) pool.clear();
+    for (const [id, result] of this.results) {
+      if (result.status === "pending" || result.status === "queued") {
+        this.complete(id, reason.kind === "cancel" ? "cancelled" : "skipped", undefined, stopInfo(reason));
+      }
+    }
+    if (this.remaining === 0) this.finished(this.flowStatus());
+  }
+
+  private complete(id: string, status: TaskStatus, started: number | undefined, error?: ErrorInfo): void {
+    const result = this.results.get(id)!;
+    result.status = status;
+    if (started !== undefined) result.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+    if (error) result.error = error;
+    this.emitTask(id, status as Exclude<TaskStatus, "pending">, {
+      ...(result.runId ? { taskRunId: result.runId } : {}),
+      ...(result.durationMs !== undefined ? { durationMs: result.durationMs } : {}),
+      ...(error ? { error } : {}),
+    });
+    if (status === "succeeded" || status === "cached") {
+      const ready: string[] = [];
+      for (const next of this.s.graph.dependants.get(id)!) {
+        const left = this.waitingOn.get(next)! - 1;
+        this.waitingOn.set(next, left);
+        if (left === 0 && this.results.get(next)!.status === "pending" && !this.controller.signal.aborted) ready.push(next);
+      }
+      this.readyAll(ready);
+    }
+    if (--this.remaining === 0) this.finished(this.flowStatus());
+  }
+
+  private flowStatus(): FlowStatus {
+    const reason = this.controller.signal.reason;
+    if (reason instanceof StopReason && reason.kind === "cancel") return "cancelled";
+    for (const r of this.results.values()) if (r.status !== "succeeded" && r.status !== "cached") return "failed";
+    return "succeeded";
+  }
+
+  private setStatus(id: string, status: TaskStatus): void {
+    this.results.get(id)!.status = status;
+    this.emitTask(id, status as Exclude<TaskStatus, "pending">, {});
+  }
+
+  private emitTask(id: string, status: Exclude<TaskStatus, "pending">, extra: Partial<RunEvent>): void {
+    if (status === "running") this.results.get(id)!.status = "running";
+    this.s.emit({ type: "task", status, runId: this.s.flowRunId, task: id, time: Date.now(), ...extra } as RunEvent);
+  }
+
+  /** Writes the flow's graph (mermaid and JSON) as artifacts of the flow run. */
+  async logGraph(): Promise<void> {
+    await writeRunFiles(this.s.tracker, this.s.flowRunId, "cairn", {
+      "graph.mmd": toMermaid(this.s.graph),
+      "graph.json": JSON.stringify(toGraphJson(this.s.graph), null, 2),
+    });
+  }
+}
+
+/** Scalar inputs become params; the rest are summarised so that no value is silently cut. */
+function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(inputs)) {
+    if (typeof value === "string" && value.length <= 500) recorder.param(key, value);
+    else if (typeof value === "number" || typeof value === "boolean") recorder.param(key, String(value));
+    else if (isArtifact(value)) recorder.param(key, value.artifactPath);
+  }
+}
+
+async function uploadArtifacts(tracker: Tracker, runId: string, outputs: unknown, localRoot: string): Promise<void> {
+  const uploads: Promise<void>[] = [];
+  const visit = (v: unknown) => {
+    if (isArtifact(v)) {
+      if (v.runId === runId && v.path.startsWith(localRoot)) {
+        const folder = dirname(v.artifactPath);
+        uploads.push(tracker.logArtifact(runId, v.path, folder === "." ? undefined : folder));
+      }
+    } else if (Array.isArray(v)) v.forEach(visit);
+    else if (v && typeof v === "object") Object.values(v).forEach(visit);
+  };
+  visit(outputs);
+  await Promise.all(uploads);
+}
+
+function isRetryable(error: unknown, flowSignal: AbortSignal): boolean {
+  if (flowSignal.aborted) return false;
+  if (error instanceof StopReason || error instanceof CancelledError) return false;
+  if (
+    error instanceof InputValidationError ||
+    error instanceof OutputValidationError ||
+    error instanceof NotSerializableError ||
+    error instanceof SecretLeakError
+  ) {
+    return false;
+  }
+  return true;
+}
+
+function stopInfo(reason: unknown): ErrorInfo {
+  if (reason instanceof StopReason) {
+    if (reason.kind === "fail-fast") {
+      return { name: "FailFast", message: `Stopped because task "${String(reason.detail)}" failed and the failure policy is fail-fast.` };
+    }
+    return toErrorInfo(new CancelledError(reason.detail));
+  }
+  return toErrorInfo(reason instanceof CairnError ? reason : new CancelledError(reason));
+}

@@ -1,0 +1,36 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import type { Tracker } from "./tracker.ts";
+
+/** A tracker that can hand out a run's artifact folder, so files are written in place instead of copied. */
+export interface LocalArtifactTracker extends Tracker {
+  artifactDir(runId: string): string;
+}
+
+/** True when the tracker keeps artifacts in a local folder the engine may write to. */
+export function hasLocalArtifacts(tracker: Tracker): tracker is LocalArtifactTracker {
+  return typeof (tracker as Partial<LocalArtifactTracker>).artifactDir === "function";
+}
+
+/** Writes small text files (manifests, graphs) as artifacts of a run, under `folder`. */
+export async function writeRunFiles(tracker: Tracker, runId: string, folder: string, files: Record<string, string>): Promise<void> {
+  if (tracker.kind === "none") return;
+  if (hasLocalArtifacts(tracker)) {
+    const dir = join(tracker.artifactDir(runId), folder);
+    await mkdir(dir, { recursive: true });
+    await Promise.all(Object.entries(files).map(([name, content]) => writeFile(join(dir, name), content)));
+    return;
+  }
+  const tmp = await mkdtemp(join(tmpdir(), "cairn-files-"));
+  try {
+    for (const [name, content] of Object.entries(files)) {
+      const path = join(tmp, name);
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, content);
+      await tracker.logArtifact(runId, path, folder);
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}

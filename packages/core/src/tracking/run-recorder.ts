@@ -1,0 +1,59 @@
+import type { LogBatch, MetricPoint, Tracker } from "./tracker.ts";
+
+/** Metrics buffered before a flush is started in the background. */
+const METRIC_FLUSH_THRESHOLD = 1000;
+
+/**
+ * Buffers what a task logs and sends it to the tracker in few requests: metrics
+ * logged in a loop cost one log-batch per thousand points, plus one at the end.
+ */
+export class RunRecorder {
+  private params: Record<string, string> = {};
+  private tags: Record<string, string> = {};
+  private metrics: MetricPoint[] = [];
+  private pending: Promise<void> = Promise.resolve();
+  private failure: unknown;
+
+  constructor(
+    private readonly tracker: Tracker,
+    readonly runId: string,
+  ) {}
+
+  param(key: string, value: string): void {
+    this.params[key] = value;
+  }
+
+  tag(key: string, value: string): void {
+    this.tags[key] = value;
+  }
+
+  metric(key: string, value: number, step: number): void {
+    this.metrics.push({ key, value, step, timestamp: Date.now() });
+    if (this.metrics.length >= METRIC_FLUSH_THRESHOLD) {
+      this.pending = this.pending.then(() => this.send()).catch((error) => {
+        this.failure ??= error;
+      });
+    }
+  }
+
+  /** Sends everything buffered; rejects with the first failure of a background flush, if any. */
+  async flush(): Promise<void> {
+    await this.pending;
+    await this.send();
+    if (this.failure) throw this.failure;
+  }
+
+  private async send(): Promise<void> {
+    if (!this.metrics.length && isEmpty(this.params) && isEmpty(this.tags)) return;
+    const batch: LogBatch = { params: this.params, metrics: this.metrics, tags: this.tags };
+    this.params = {};
+    this.tags = {};
+    this.metrics = [];
+    if (this.tracker.kind !== "none") await this.tracker.logBatch(this.runId, batch);
+  }
+}
+
+function isEmpty(record: Record<string, string>): boolean {
+  for (const _ in record) return false;
+  return true;
+}

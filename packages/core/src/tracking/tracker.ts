@@ -1,0 +1,128 @@
+/**
+ * The contract every tracker implements: MLflow's concepts (experiment, run,
+ * params, metrics, tags, artifacts) and nothing more, so that the embedded
+ * local store and a real MLflow server are interchangeable.
+ *
+ * Every implementation runs the compliance suite in `tracker-compliance.ts`.
+ */
+
+/** MLflow's run statuses. */
+export type RunStatus = "RUNNING" | "SCHEDULED" | "FINISHED" | "FAILED" | "KILLED";
+
+/** One metric value at one step. */
+export interface MetricPoint {
+  /** Metric name. */
+  key: string;
+  /** Numeric value; NaN and ±Infinity are allowed, as in MLflow. */
+  value: number;
+  /** Step, an integer >= 0. @default 0 */
+  step: number;
+  /** Milliseconds since the epoch. */
+  timestamp: number;
+}
+
+/** What one `logBatch` call records. */
+export interface LogBatch {
+  /** Params are write-once strings, as in MLflow. */
+  params?: Record<string, string>;
+  /** Metric points, appended. */
+  metrics?: MetricPoint[];
+  /** Tags overwrite earlier values of the same key. */
+  tags?: Record<string, string>;
+}
+
+/** What `createRun` needs. */
+export interface CreateRunOptions {
+  /** Experiment the run belongs to. */
+  experimentId: string;
+  /** The run's display name (`mlflow.runName`). */
+  name: string;
+  /** Parent run; recorded as the `mlflow.parentRunId` tag. */
+  parentRunId?: string;
+  /** Tags set at creation. */
+  tags?: Record<string, string>;
+  /** Milliseconds since the epoch. @default Date.now() */
+  startTime?: number;
+}
+
+/** A run as read back from a tracker. */
+export interface RunRecord {
+  runId: string;
+  experimentId: string;
+  name: string;
+  status: RunStatus;
+  startTime: number;
+  endTime?: number;
+  /** From the `mlflow.parentRunId` tag. */
+  parentRunId?: string;
+  params: Record<string, string>;
+  /** Latest value of each metric. */
+  metrics: Record<string, number>;
+  tags: Record<string, string>;
+}
+
+/** One entry of an artifact listing. */
+export interface ArtifactInfo {
+  /** Path relative to the run's artifact root, with `/` separators. */
+  path: string;
+  isDir: boolean;
+  /** Size in bytes, for files. */
+  size?: number;
+}
+
+/** Which runs `searchRuns` returns. All conditions must hold. */
+export interface RunFilter {
+  experimentIds: string[];
+  /** Exact tag values. Keys may contain dots (`cairn.cache_key`). */
+  tags?: Record<string, string>;
+  /** Only children of this run. */
+  parentRunId?: string;
+  /** Only runs with this status. */
+  status?: RunStatus;
+  /** Only top-level runs (no parent). */
+  topLevelOnly?: boolean;
+  /** At most this many, newest first. @default 100 */
+  maxResults?: number;
+}
+
+/** An experiment as read back from a tracker. */
+export interface ExperimentRecord {
+  experimentId: string;
+  name: string;
+}
+
+/** The tracker contract. Methods reject with a `TrackingError` subclass on failure. */
+export interface Tracker {
+  /** `local` for the embedded store, `mlflow` for a server. */
+  readonly kind: "local" | "mlflow" | (string & {});
+  /** Where the records live: a folder path or a URL; never contains credentials. */
+  readonly uri: string;
+  /** Checks the tracker is reachable and usable; rejects with a clear error otherwise. */
+  ping(): Promise<void>;
+  /** Returns the id of the experiment with this name, creating it if needed. Safe when several processes race. */
+  ensureExperiment(name: string): Promise<string>;
+  /** Returns the experiment, or undefined when there is none with this id. */
+  getExperiment(experimentId: string): Promise<ExperimentRecord | undefined>;
+  /** Creates a RUNNING run and returns its id. */
+  createRun(options: CreateRunOptions): Promise<string>;
+  /** Records params, metrics and tags on a run. */
+  logBatch(runId: string, batch: LogBatch): Promise<void>;
+  /** Copies a local file or folder into the run's artifacts, under `artifactPath` (a folder) when given. */
+  logArtifact(runId: string, localPath: string, artifactPath?: string): Promise<void>;
+  /** Sets the final status and end time. */
+  endRun(runId: string, status: Exclude<RunStatus, "RUNNING" | "SCHEDULED">, endTime?: number): Promise<void>;
+  /** Returns the run, or undefined when there is no run with this id. */
+  getRun(runId: string): Promise<RunRecord | undefined>;
+  /** Runs matching the filter, newest first. */
+  searchRuns(filter: RunFilter): Promise<RunRecord[]>;
+  /** Every point of one metric, in logging order. */
+  getMetricHistory(runId: string, key: string): Promise<MetricPoint[]>;
+  /** Lists artifacts directly under `path` (the root when omitted). */
+  listArtifacts(runId: string, path?: string): Promise<ArtifactInfo[]>;
+  /** Copies one artifact file or folder to `destDir` and returns its local path. */
+  downloadArtifact(runId: string, path: string, destDir: string): Promise<string>;
+  /** Every experiment, for listings (`cairn runs`); optional because a shared server may hold thousands. */
+  listExperiments?(): Promise<ExperimentRecord[]>;
+  /** Finishes pending writes; the tracker stays usable. */
+  flush(): Promise<void>;
+}

@@ -1,0 +1,76 @@
+import { CairnError, type FlowNode, type RefValue } from "@cairn/core";
+
+/** The flow build in progress: tasks called inside `build` add their nodes here. */
+export interface BuildContext {
+  readonly buildId: number;
+  readonly flowName: string;
+  readonly nodes: FlowNode[];
+  /** How many nodes each task name has produced, for automatic ids. */
+  readonly uses: Map<string, number>;
+}
+
+let current: BuildContext | undefined;
+let nextBuildId = 1;
+
+/** Runs `fn` with a fresh build context and returns what it returned plus the nodes it made. */
+export function withBuild<R>(flowName: string, fn: (ctx: BuildContext) => R): { result: R; context: BuildContext } {
+  if (current) {
+    throw new CairnError(
+      `Flow "${flowName}" was built inside the build function of flow "${current.flowName}". ` +
+        `Build flows at the top level of a module, one after another.`,
+    );
+  }
+  const context: BuildContext = { buildId: nextBuildId++, flowName, nodes: [], uses: new Map() };
+  current = context;
+  try {
+    const result = fn(context);
+    if (result instanceof Promise) {
+      throw new CairnError(
+        `The build function of flow "${flowName}" returned a Promise. build() must be synchronous: ` +
+          `it only wires tasks together; do the async work inside tasks.`,
+      );
+    }
+    return { result, context };
+  } finally {
+    current = undefined;
+  }
+}
+
+/** The build in progress; throws a clear error when a task is called outside of one. */
+export function currentBuild(taskName: string): BuildContext {
+  if (!current) {
+    throw new CairnError(
+      `Task "${taskName}" was called outside a flow's build function. Call tasks inside ` +
+        `flow("name").build(({ params }) => { ... }) to add them to that flow; to run one task on its own, use a one-task flow.`,
+    );
+  }
+  return current;
+}
+
+/** Makes a ref object; the DSL types it as Ref<T>. */
+export function makeRef(source: "node" | "param", target: string, path: string[], buildId: number): RefValue {
+  return Object.freeze({ __cairnRef: true as const, source, target, path: Object.freeze(path), buildId });
+}
+
+/** A proxy whose every property is a ref: to an output of node `target`, or (for `param`) to the param of that name. */
+export function refProxy(source: "node" | "param", target: string, buildId: number): Record<string, unknown> {
+  const cache = new Map<string, RefValue>();
+  return new Proxy(Object.create(null) as Record<string, unknown>, {
+    get(_, key) {
+      if (typeof key !== "string" || key === "then" || key === "toJSON") return undefined;
+      if (source === "node" && key === "$id") return target;
+      if (source === "node" && key === "$out") key = "";
+      let ref = cache.get(key);
+      if (!ref) {
+        ref =
+          source === "param"
+            ? makeRef("param", key, [], buildId)
+            : makeRef("node", target, key === "" ? [] : [key], buildId);
+        cache.set(key, ref);
+      }
+      return ref;
+    },
+    has: () => false,
+    ownKeys: () => [],
+  });
+}

@@ -1,0 +1,41 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { CairnError, describeValue } from "@cairn/core";
+import { type Flow, isFlow } from "../flow.ts";
+
+/** The flow file is missing, or does not default-export a flow. */
+export class FlowFileError extends CairnError {
+  override name = "FlowFileError";
+  constructor(
+    message: string,
+    readonly file: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Imports a flow file and returns its default-exported flow. */
+export async function loadFlow(file: string | undefined, preloaded?: Record<string, unknown>): Promise<Flow<any, any>> {
+  if (!file) throw new FlowFileError("Expected a flow file, e.g. `cairn run flow.ts`; got none.", "");
+  const path = resolve(file);
+  if (!preloaded && !existsSync(path)) {
+    throw new FlowFileError(`Flow file ${file} does not exist (looked at ${path}). Check the path.`, path);
+  }
+  const mod = preloaded ?? ((await import(pathToFileURL(path).href)) as Record<string, unknown>);
+  const exported = mod.default;
+  if (exported === undefined) {
+    throw new FlowFileError(
+      `${file} has no default export. Export the flow to run: \`export default flow("name").build(...)\`.`,
+      path,
+    );
+  }
+  if (!isFlow(exported)) {
+    throw new FlowFileError(
+      `The default export of ${file} is ${describeValue(exported)}, not a flow. ` +
+        `Export the result of flow("name").build(...).`,
+      path,
+    );
+  }
+  return exported;
+}

@@ -1,0 +1,334 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import type { Writable } from "node:stream";
+import { type ParseArgsConfig, parseArgs, parseEnv } from "node:util";
+
+type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
+import {
+  CairnError,
+  FlowValidationError,
+  OptionError,
+  ParamError,
+  buildFlowGraph,
+  resolveTracker,
+  toDot,
+  toGraphJson,
+  toMermaid,
+  type RunRecord,
+  type Tracker,
+} from "@cairn/core";
+import { createColors } from "picocolors";
+import { FlowFileError, loadFlow } from "./load-flow.ts";
+import { parseParams } from "./parse-params.ts";
+import { createReporter, formatDuration, type ReporterMode } from "./reporter.ts";
+import { UsageError } from "./usage-error.ts";
+
+/** Where the CLI reads and writes; tests pass their own. */
+export interface CliIo {
+  stdout?: Writable;
+  stderr?: Writable;
+  env?: NodeJS.ProcessEnv;
+  /** An already imported flow module (used when `tsx flow.ts` runs itself). */
+  module?: Record<string, unknown>;
+  /** Installs SIGINT/SIGTERM handlers that cancel the run. @default true */
+  handleSignals?: boolean;
+}
+
+/** Exit codes of the CLI. */
+export const EXIT = { ok: 0, flowFailed: 1, usage: 2, interrupted: 130 } as const;
+
+const HELP: Record<string, string> = {
+  main: `cairn: run and inspect Cairn flows
+
+Usage: cairn <command> [options]
+
+Commands:
+  run FILE      Run the flow a file default-exports
+  graph FILE    Print the flow's graph (mermaid, dot or json)
+  runs          List recent flow runs
+  show RUN_ID   Show one flow run and its tasks
+
+Options:
+  -h, --help     Show help (also after a command: cairn run --help)
+  -v, --version  Show the version
+
+Exit codes: 0 flow succeeded, 1 flow failed or was cancelled, 2 usage or validation error, 130 interrupted (Ctrl-C).`,
+  run: `Usage: cairn run FILE [options]      (same flags: tsx FILE [options])
+
+Runs the flow that FILE default-exports.
+
+Options:
+  -p, --param NAME=VALUE     Set a flow param; repeat for more. Values are read as JSON when they parse.
+  -c, --concurrency N        Tasks running at once (integer >= 1). Default: 4, or the CPU count if larger.
+      --pool NAME=N          Limit of a named pool; repeat for more. Default 1 per pool.
+      --failure-policy P     fail-fast (default): stop at the first failure; continue: finish independent branches.
+      --experiment NAME      Experiment to record into. Default: MLFLOW_EXPERIMENT_NAME, else the flow's name.
+      --secrets FILE         KEY=VALUE file of secrets for ctx.secret(); never logged.
+      --no-tracking          Record nothing (no .cairn store, no MLflow).
+      --json                 Print one JSON event per line on stdout (see README, "Events").
+      --root DIR             Folder of Cairn's local state. Default: .cairn
+  -h, --help                 Show this help`,
+  graph: `Usage: cairn graph FILE [--format mermaid|dot|json]
+
+Validates the flow FILE default-exports and prints its graph. Default format: mermaid.`,
+  runs: `Usage: cairn runs [--experiment NAME] [--limit N] [--json]
+
+Lists recent flow runs, newest first, from the tracker MLFLOW_TRACKING_URI names (the .cairn store when unset).
+
+Options:
+      --experiment NAME   Only this experiment (required with an MLflow server)
+  -n, --limit N           At most N runs. Default: 20
+      --json              Print JSON
+      --root DIR          Folder of Cairn's local state. Default: .cairn`,
+  show: `Usage: cairn show RUN_ID [--json]
+
+Shows one flow run: status, params, metrics, and its task runs.
+
+Options:
+      --json          Print JSON
+      --root DIR      Folder of Cairn's local state. Default: .cairn`,
+};
+
+/** Runs the CLI with `argv` (without `node cairn`); resolves to the exit code. Never calls process.exit. */
+export async function main(argv: string[], io: CliIo = {}): Promise<number> {
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  const env = io.env ?? process.env;
+  const [command, ...rest] = argv;
+  try {
+    if (!command || command === "-h" || command === "--help" || command === "help") {
+      stdout.write(`${HELP.main}\n`);
+      return command ? EXIT.ok : EXIT.usage;
+    }
+    if (command === "-v" || command === "--version") {
+      stdout.write(`${version()}\n`);
+      return EXIT.ok;
+    }
+    if (rest.includes("-h") || rest.includes("--help")) {
+      if (!HELP[command] || command === "main") throw new UsageError(`Unknown command "${command}". Run \`cairn --help\` for the list.`);
+      stdout.write(`${HELP[command]}\n`);
+      return EXIT.ok;
+    }
+    switch (command) {
+      case "run":
+        return await runCommand(rest, { ...io, stdout, stderr, env });
+      case "graph":
+        return await graphCommand(rest, stdout);
+      case "runs":
+        return await runsCommand(rest, stdout, env);
+      case "show":
+        return await showCommand(rest, stdout, env);
+      default:
+        throw new UsageError(`Unknown command "${command}". Expected one of: run, graph, runs, show. Run \`cairn --help\`.`);
+    }
+  } catch (error) {
+    return reportError(error, stderr);
+  }
+}
+
+function reportError(error: unknown, stderr: Writable): number {
+  const usage =
+    error instanceof UsageError ||
+    error instanceof FlowFileError ||
+    error instanceof FlowValidationError ||
+    error instanceof ParamError ||
+    error instanceof OptionError;
+  if (error instanceof CairnError) {
+    stderr.write(`cairn: ${error.name}: ${error.message}\n`);
+  } else if (error instanceof Error) {
+    stderr.write(`cairn: ${error.stack ?? error.message}\n`);
+  } else {
+    stderr.write(`cairn: ${String(error)}\n`);
+  }
+  return usage ? EXIT.usage : EXIT.flowFailed;
+}
+
+function parse<const O extends ParseArgsOptionsConfig>(args: string[], options: O, command: string) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}. Run \`cairn ${command} --help\` for the options.`);
+  }
+}
+
+async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "stderr" | "env">> & CliIo): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    {
+      param: { type: "string", short: "p", multiple: true },
+      concurrency: { type: "string", short: "c" },
+      pool: { type: "string", multiple: true },
+      "failure-policy": { type: "string" },
+      experiment: { type: "string" },
+      secrets: { type: "string" },
+      "no-tracking": { type: "boolean" },
+      json: { type: "boolean" },
+      root: { type: "string" },
+    },
+    "run",
+  );
+  if (positionals.length > 1) throw new UsageError(`Expected one flow file, got ${positionals.length}: ${positionals.join(" ")}.`);
+  const concurrency = values.concurrency === undefined ? undefined : integerOption("--concurrency", values.concurrency, 1);
+  const pools: Record<string, number> = {};
+  for (const pair of values.pool ?? []) {
+    const [name, limit] = pair.split("=");
+    if (!name || limit === undefined) throw new UsageError(`Expected --pool NAME=N, got "--pool ${pair}".`);
+    pools[name] = integerOption(`--pool ${name}`, limit, 1);
+  }
+  const policy = values["failure-policy"];
+  if (policy !== undefined && policy !== "fail-fast" && policy !== "continue") {
+    throw new UsageError(`Expected --failure-policy to be fail-fast or continue, got "${policy}".`);
+  }
+  const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
+
+  const flow = await loadFlow(positionals[0], io.module);
+  const params = await parseParams(flow.definition, values.param ?? []);
+  const json = values.json === true;
+  const mode: ReporterMode = json ? "json" : (io.stdout as NodeJS.WriteStream).isTTY && io.env.TERM !== "dumb" ? "live" : "plain";
+  const useColor = !json && !("NO_COLOR" in io.env) && ((io.stdout as NodeJS.WriteStream).isTTY === true || "FORCE_COLOR" in io.env);
+  const reporter = createReporter(mode, io.stdout, io.stderr, useColor);
+
+  const run = await flow.run({
+    params,
+    ...(concurrency ? { concurrency } : {}),
+    pools,
+    ...(policy ? { failurePolicy: policy } : {}),
+    ...(values.experiment ? { experiment: values.experiment } : {}),
+    ...(secrets ? { secrets } : {}),
+    ...(values["no-tracking"] ? { tracker: false as const } : {}),
+    ...(values.root ? { root: values.root } : {}),
+    env: io.env,
+  });
+  run.on((e) => reporter.event(e));
+
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) {
+      reporter.notice(`${signal} again: exiting now; open runs may stay RUNNING.`);
+      process.exit(EXIT.interrupted); // the user asked twice; this is the CLI, not the library
+    }
+    interrupted = true;
+    reporter.notice(`${signal}: cancelling the run (press Ctrl-C again to force)...`);
+    void run.cancel(signal);
+  };
+  if (io.handleSignals !== false) {
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  }
+  try {
+    const result = await run.wait();
+    reporter.finish(result);
+    if (interrupted) return EXIT.interrupted;
+    return result.status === "succeeded" ? EXIT.ok : EXIT.flowFailed;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+async function graphCommand(args: string[], stdout: Writable): Promise<number> {
+  const { values, positionals } = parse(args, { format: { type: "string", short: "f" } }, "graph");
+  const format = values.format ?? "mermaid";
+  if (!["mermaid", "dot", "json"].includes(format)) throw new UsageError(`Expected --format mermaid, dot or json, got "${format}".`);
+  const flow = await loadFlow(positionals[0]);
+  const graph = buildFlowGraph(flow.definition);
+  const text = format === "dot" ? toDot(graph) : format === "json" ? JSON.stringify(toGraphJson(graph), null, 2) : toMermaid(graph);
+  stdout.write(`${text}\n`);
+  return EXIT.ok;
+}
+
+async function runsCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv): Promise<number> {
+  const { values } = parse(
+    args,
+    { experiment: { type: "string" }, limit: { type: "string", short: "n" }, json: { type: "boolean" }, root: { type: "string" } },
+    "runs",
+  );
+  const limit = values.limit === undefined ? 20 : integerOption("--limit", values.limit, 1);
+  const tracker = resolveTracker({ root: resolve(values.root ?? ".cairn"), env });
+  const experimentIds = await experimentsOf(tracker, values.experiment);
+  const runs = experimentIds.length ? await tracker.searchRuns({ experimentIds, topLevelOnly: true, maxResults: limit }) : [];
+  if (values.json) {
+    stdout.write(`${JSON.stringify(runs, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  if (!runs.length) {
+    stdout.write(`No flow runs yet in ${tracker.uri}.\n`);
+    return EXIT.ok;
+  }
+  const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
+  const rows = runs.map((r) => [r.runId, r.name, r.status, new Date(r.startTime).toISOString().replace("T", " ").slice(0, 19), duration(r)]);
+  stdout.write(table(["run id", "flow", "status", "started", "duration"], rows, c));
+  return EXIT.ok;
+}
+
+async function showCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parse(args, { json: { type: "boolean" }, root: { type: "string" } }, "show");
+  const runId = positionals[0];
+  if (!runId) throw new UsageError("Expected a run id: cairn show RUN_ID (see `cairn runs`).");
+  const tracker = resolveTracker({ root: resolve(values.root ?? ".cairn"), env });
+  const run = await tracker.getRun(runId);
+  if (!run) throw new UsageError(`No run ${runId} in ${tracker.uri}. List runs with \`cairn runs\`.`);
+  const children = await tracker.searchRuns({ experimentIds: [run.experimentId], parentRunId: runId, maxResults: 10_000 });
+  children.sort((a, b) => a.startTime - b.startTime);
+  if (values.json) {
+    stdout.write(`${JSON.stringify({ run, tasks: children }, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
+  const lines = [
+    `${c.bold(run.name)}  run ${run.runId}  ${run.status}  ${duration(run)}`,
+    `started ${new Date(run.startTime).toISOString()}`,
+  ];
+  if (Object.keys(run.params).length) lines.push(`params: ${Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  if (Object.keys(run.metrics).length) lines.push(`metrics: ${Object.entries(run.metrics).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  stdout.write(`${lines.join("\n")}\n\n`);
+  const rows = children.map((r) => [r.name, r.status, duration(r), r.runId, r.tags["cairn.cached_from"] ? `cached from ${r.tags["cairn.cached_from"]}` : ""]);
+  stdout.write(table(["task", "status", "duration", "run id", ""], rows, c));
+  return EXIT.ok;
+}
+
+async function experimentsOf(tracker: Tracker, name: string | undefined): Promise<string[]> {
+  if (name) {
+    const all = tracker.listExperiments ? await tracker.listExperiments() : undefined;
+    if (all) return all.filter((e) => e.name === name).map((e) => e.experimentId);
+    return [await tracker.ensureExperiment(name)];
+  }
+  if (!tracker.listExperiments) throw new UsageError(`Pass --experiment NAME to list runs from ${tracker.uri}.`);
+  return (await tracker.listExperiments()).map((e) => e.experimentId);
+}
+
+function table(header: string[], rows: string[][], c: ReturnType<typeof createColors>): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const fmt = (r: string[]) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd();
+  return `${[c.bold(fmt(header)), ...rows.map(fmt)].join("\n")}\n`;
+}
+
+function duration(r: RunRecord): string {
+  return r.endTime ? formatDuration(r.endTime - r.startTime) : r.status === "RUNNING" ? "running" : "-";
+}
+
+function integerOption(flag: string, raw: string, min: number): number {
+  const n = Number(raw);
+  if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`Expected \`${flag}\` to be an integer >= ${min}, got \`${raw}\`.`);
+  }
+  return n;
+}
+
+function readSecrets(file: string): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new UsageError(`Cannot read the secrets file ${file}: ${(error as Error).message}. Pass a KEY=VALUE file with --secrets.`);
+  }
+  return parseEnv(text) as Record<string, string>;
+}
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
+  }
+}

@@ -1,0 +1,50 @@
+import { ParamError, validateParams, type FlowDefinition } from "@cairn/core";
+import { UsageError } from "./usage-error.ts";
+
+/**
+ * Turns `-p key=value` pairs into flow params. Values are read as JSON when they
+ * parse (numbers, booleans, arrays) and as strings otherwise; where the schema
+ * rejects the JSON reading of a value, its string reading is tried, so
+ * `-p tag=123` still works for a string param.
+ */
+export async function parseParams(definition: FlowDefinition, pairs: readonly string[]): Promise<Record<string, unknown>> {
+  const raw: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new UsageError(`Expected -p name=value, got "-p ${pair}".`);
+    raw[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  const coerced: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) coerced[k] = readValue(v);
+  try {
+    return await validateParams(definition, coerced);
+  } catch (error) {
+    if (!(error instanceof ParamError)) throw error;
+    const retry = { ...coerced };
+    let changed = false;
+    for (const [k, v] of Object.entries(raw)) {
+      if (typeof coerced[k] !== "string") {
+        retry[k] = v;
+        changed = true;
+      }
+    }
+    if (changed) {
+      try {
+        return await validateParams(definition, retry);
+      } catch {
+        // Report the first reading's error: it is the one the user most likely meant.
+      }
+    }
+    const given = error.param && error.param in raw ? ` (got -p ${error.param}=${raw[error.param]})` : "";
+    throw new ParamError(`${error.message}${given}`, error.flowName, error.param);
+  }
+}
+
+function readValue(value: string): unknown {
+  if (value === "") return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}

@@ -1,0 +1,202 @@
+import type { Writable } from "node:stream";
+import type { FlowResult, RunEvent, TaskStatus } from "@cairn/core";
+import { createLogUpdate } from "log-update";
+import { createColors } from "picocolors";
+
+/** How the CLI shows a run: NDJSON events, a live display on a terminal, or plain lines. */
+export type ReporterMode = "json" | "live" | "plain";
+
+/** Receives a run's events and prints them. */
+export interface Reporter {
+  event(event: RunEvent): void;
+  /** Prints the closing summary and stops any live display. */
+  finish(result: FlowResult<unknown>): void;
+  /** A message from the CLI itself (e.g. "cancelling..."). */
+  notice(message: string): void;
+}
+
+type Colors = ReturnType<typeof createColors>;
+
+/** Symbols and colours per status. */
+function statusStyle(c: Colors): Record<TaskStatus, (s: string) => string> {
+  return {
+    pending: c.dim,
+    queued: c.dim,
+    waiting: c.yellow,
+    running: c.cyan,
+    retrying: c.yellow,
+    succeeded: c.green,
+    cached: c.blue,
+    failed: c.red,
+    skipped: c.dim,
+    cancelled: c.yellow,
+  };
+}
+
+const SYMBOL: Record<TaskStatus, string> = {
+  pending: "·",
+  queued: "·",
+  waiting: "…",
+  running: "▶",
+  retrying: "↻",
+  succeeded: "✓",
+  cached: "⚡",
+  failed: "✗",
+  skipped: "-",
+  cancelled: "■",
+};
+
+/** Makes the reporter for `mode`, writing to `out` (events, progress, summary) and `err` (task logs in JSON mode). */
+export function createReporter(mode: ReporterMode, out: Writable, err: Writable, useColor: boolean): Reporter {
+  const c = createColors(useColor);
+  if (mode === "json") return jsonReporter(out, err);
+  return mode === "live" ? liveReporter(out, c) : plainReporter(out, c);
+}
+
+function jsonReporter(out: Writable, err: Writable): Reporter {
+  return {
+    event(e) {
+      if (e.type === "log") err.write(`[${e.task ?? "flow"}] ${e.message}\n`);
+      else out.write(`${JSON.stringify(e)}\n`);
+    },
+    finish() {},
+    notice(message) {
+      err.write(`${message}\n`);
+    },
+  };
+}
+
+function plainReporter(out: Writable, c: Colors): Reporter {
+  const style = statusStyle(c);
+  return {
+    event(e) {
+      if (e.type === "log") {
+        out.write(`${c.dim(`[${e.task ?? "flow"}]`)} ${e.message}\n`);
+      } else if (e.type === "task" && e.status !== "queued") {
+        const extra = [
+          e.attempt && e.attempt > 1 ? `attempt ${e.attempt}` : "",
+          e.durationMs !== undefined ? formatDuration(e.durationMs) : "",
+          e.cachedFrom ? `from ${e.cachedFrom}` : "",
+          e.error ? e.error.message : "",
+        ].filter(Boolean);
+        out.write(`${time(e.time)} ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}${extra.length ? `  ${c.dim(extra.join("  "))}` : ""}\n`);
+      } else if (e.type === "flow" && e.status === "running") {
+        out.write(`${time(e.time)} flow ${c.bold(e.flow)} started, run ${e.runId}\n`);
+      }
+    },
+    finish(result) {
+      out.write(summary(result, c));
+    },
+    notice(message) {
+      out.write(`${c.yellow(message)}\n`);
+    },
+  };
+}
+
+function liveReporter(out: Writable, c: Colors): Reporter {
+  const style = statusStyle(c);
+  const log = createLogUpdate(out as NodeJS.WriteStream, { showCursor: false });
+  const active = new Map<string, { status: TaskStatus; since: number; attempt?: number }>();
+  const counts = new Map<TaskStatus, number>();
+  let flowName = "";
+  let flowStart = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+  let frame = 0;
+
+  const render = () => {
+    frame = (frame + 1) % frames.length;
+    const done = ["succeeded", "cached", "failed", "skipped", "cancelled"].reduce((n, s) => n + (counts.get(s as TaskStatus) ?? 0), 0);
+    const lines = [
+      `${c.cyan(frames[frame]!)} ${c.bold(flowName)}  ${done} done · ${active.size} running` +
+        `${counts.get("failed") ? ` · ${c.red(`${counts.get("failed")} failed`)}` : ""}  ${c.dim(formatDuration(Date.now() - flowStart))}`,
+    ];
+    const shown = [...active].slice(0, 12);
+    for (const [task, a] of shown) {
+      lines.push(`  ${style[a.status](`${SYMBOL[a.status]} ${a.status.padEnd(9)}`)} ${task}${a.attempt && a.attempt > 1 ? c.dim(` attempt ${a.attempt}`) : ""}  ${c.dim(formatDuration(Date.now() - a.since))}`);
+    }
+    if (active.size > shown.length) lines.push(c.dim(`  … and ${active.size - shown.length} more`));
+    log(lines.join("\n"));
+  };
+  const printAbove = (line: string) => {
+    log.clear();
+    out.write(`${line}\n`);
+    render();
+  };
+
+  return {
+    event(e) {
+      if (e.type === "flow" && e.status === "running") {
+        flowName = e.flow;
+        flowStart = e.time;
+        timer = setInterval(render, 100);
+        timer.unref();
+        return;
+      }
+      if (e.type === "log") return printAbove(`${c.dim(`[${e.task ?? "flow"}]`)} ${e.message}`);
+      if (e.type !== "task") return;
+      if (e.status === "running" || e.status === "retrying" || e.status === "waiting") {
+        const prev = active.get(e.task);
+        active.set(e.task, { status: e.status, since: prev?.since ?? e.time, ...(e.attempt ? { attempt: e.attempt } : {}) });
+        if (e.status === "retrying") printAbove(`  ${style.retrying(`${SYMBOL.retrying} retrying `)} ${e.task}  ${c.dim(e.error?.message ?? "")}`);
+        return;
+      }
+      if (e.status === "queued") return;
+      active.delete(e.task);
+      counts.set(e.status, (counts.get(e.status) ?? 0) + 1);
+      const extra = [e.durationMs !== undefined ? formatDuration(e.durationMs) : "", e.error?.message ?? ""].filter(Boolean).join("  ");
+      printAbove(`  ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}  ${c.dim(extra)}`);
+    },
+    finish(result) {
+      if (timer) clearInterval(timer);
+      log.clear();
+      log.done();
+      out.write(summary(result, c));
+    },
+    notice(message) {
+      printAbove(c.yellow(message));
+    },
+  };
+}
+
+/** The closing table: task, status, duration, run id; then the flow's line. */
+export function summary(result: FlowResult<unknown>, c: Colors): string {
+  const style = statusStyle(c);
+  const tasks = Object.values(result.tasks);
+  const many = tasks.length > 40;
+  const rows = many ? tasks.filter((t) => t.status !== "succeeded" && t.status !== "cached").slice(0, 40) : tasks;
+  const width = Math.max(4, ...rows.map((t) => t.task.length));
+  const lines = [""];
+  if (rows.length) {
+    lines.push(c.bold(`${"task".padEnd(width)}  ${"status".padEnd(10)}  ${"duration".padStart(9)}  run id`));
+    for (const t of rows) {
+      lines.push(
+        `${t.task.padEnd(width)}  ${style[t.status](t.status.padEnd(10))}  ${(t.durationMs !== undefined ? formatDuration(t.durationMs) : "-").padStart(9)}  ${t.runId ?? "-"}` +
+          (t.status === "failed" && t.error ? `\n${" ".repeat(width + 2)}${c.red(t.error.message.split("\n").join(`\n${" ".repeat(width + 2)}`))}` : ""),
+      );
+    }
+  }
+  if (many) {
+    const counts = new Map<string, number>();
+    for (const t of tasks) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
+    lines.push(`${tasks.length} tasks: ${[...counts].map(([s, n]) => `${n} ${s}`).join(", ")}`);
+  }
+  const status = result.status === "succeeded" ? c.green(result.status) : result.status === "cancelled" ? c.yellow(result.status) : c.red(result.status);
+  lines.push("", `Flow ${status} in ${formatDuration(result.durationMs)}, run ${result.runId}`);
+  if (result.outputs && Object.keys(result.outputs as object).length) {
+    lines.push(`Outputs: ${JSON.stringify(result.outputs)}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** `850ms`, `1.2s`, `3m 05s`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const m = Math.floor(ms / 60_000);
+  return `${m}m ${String(Math.round((ms % 60_000) / 1000)).padStart(2, "0")}s`;
+}
+
+function time(t: number): string {
+  return new Date(t).toISOString().slice(11, 19);
+}

@@ -1,0 +1,6 @@
+import { CairnError } from "@cairn/core";
+
+/** The command line is wrong: an unknown flag, a missing argument, a bad value. Exit code 2. */
+export class UsageError extends CairnError {
+  override name = "UsageError";
+}

@@ -1,0 +1,113 @@
+import {
+  CairnError,
+  buildFlowGraph,
+  startFlowRun,
+  type FlowDefinition,
+  type FlowGraph,
+  type FlowRun,
+  type RunOptions,
+} from "@cairn/core";
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import { refProxy, withBuild } from "./build-context.ts";
+import { noteRunStarted, scheduleAutorun } from "./autorun.ts";
+import type { Ref, SchemaInput, SchemaOutput, Unwire } from "./types.ts";
+
+/** Refs to the flow's params, one per param. */
+export type ParamRefs<P> = { readonly [K in keyof P]-?: Ref<P[K]> };
+
+/** A built flow: run it, or inspect its graph. */
+export interface Flow<ParamsIn = Record<string, unknown>, Outputs = Record<string, unknown>> {
+  readonly name: string;
+  /** The plain definition the engine runs. */
+  readonly definition: FlowDefinition;
+  /** Validates the flow, opens its run in the tracker, and starts it; resolves to the run handle. */
+  run(options?: FlowRunOptions<ParamsIn>): Promise<FlowRun<Outputs>>;
+  /** The validated graph; throws the same errors `run` would, without running anything. */
+  graph(): FlowGraph;
+  /** @internal Phantom types for inference helpers. */
+  readonly __types?: { params: ParamsIn; outputs: Outputs };
+}
+
+/** `run()` options with typed params. */
+export type FlowRunOptions<ParamsIn> = Omit<RunOptions, "params"> & { params?: ParamsIn };
+
+/** A flow being declared. */
+export interface FlowBuilder<ParamsIn, Params> {
+  /** Declares the flow's params with any Standard Schema; `-p name=value` is validated against it. */
+  params<S extends StandardSchemaV1>(schema: S): FlowBuilder<SchemaInput<S>, SchemaOutput<S>>;
+  /** Declares the params' type, without run-time validation. */
+  params<T extends Record<string, unknown>>(): FlowBuilder<T, T>;
+  /**
+   * Wires tasks together. Called once, synchronously: call tasks with literals or refs,
+   * return the flow's outputs (refs or literals).
+   */
+  build<R extends Record<string, unknown> | void>(fn: (flow: { params: ParamRefs<Params> }) => R): Flow<ParamsIn, R extends void ? {} : Unwire<R>>;
+}
+
+/** The params type of a flow. */
+export type InferParams<F> = F extends Flow<infer P, unknown> ? P : never;
+/** The outputs type of a flow. */
+export type InferFlowOutputs<F> = F extends Flow<any, infer O> ? O : never;
+
+const FLOW_NAME = /^[A-Za-z0-9_][A-Za-z0-9_. -]*$/;
+
+/**
+ * Declares a flow.
+ * @example
+ * export default flow("demo").params(z.object({ n: z.number() })).build(({ params }) => {
+ *   const d = double({ x: params.n });
+ *   return { y: d.y };
+ * });
+ */
+export function flow(name: string): FlowBuilder<{}, {}> {
+  if (typeof name !== "string" || !FLOW_NAME.test(name)) {
+    throw new CairnError(
+      `Expected a flow name of letters, digits, spaces, \`_\`, \`.\` and \`-\`, got ${JSON.stringify(name)}.`,
+    );
+  }
+  return flowBuilder(name, undefined);
+}
+
+function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): FlowBuilder<any, any> {
+  return {
+    params: (schema?: StandardSchemaV1) => {
+      if (schema !== undefined && typeof (schema as Partial<StandardSchemaV1>)["~standard"]?.validate !== "function") {
+        throw new CairnError(`flow "${name}" .params() expects a Standard Schema (zod, valibot, ...) or a type parameter.`);
+      }
+      return flowBuilder(name, schema);
+    },
+    build: (fn: (flow: { params: any }) => Record<string, unknown> | void) => {
+      const { result, context } = withBuild(name, (ctx) => fn({ params: refProxy("param", "", ctx.buildId) }));
+      const definition: FlowDefinition = Object.freeze({
+        name,
+        ...(paramsSchema ? { paramsSchema } : {}),
+        nodes: Object.freeze([...context.nodes]),
+        outputs: Object.freeze({ ...(result ?? {}) }),
+        buildId: context.buildId,
+      });
+      const built: Flow<any, any> = {
+        name,
+        definition,
+        run: (options) => {
+          noteRunStarted();
+          return startFlowRun(definition, options as RunOptions);
+        },
+        graph: () => buildFlowGraph(definition),
+      };
+      markFlow(built);
+      scheduleAutorun(built);
+      return built;
+    },
+  };
+}
+
+const FLOW_MARK = Symbol.for("cairn.flow");
+
+function markFlow(f: Flow<any, any>): void {
+  Object.defineProperty(f, FLOW_MARK, { value: true });
+}
+
+/** True when `value` is a flow built with `flow().build()`. */
+export function isFlow(value: unknown): value is Flow<any, any> {
+  return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[FLOW_MARK] === true;
+}

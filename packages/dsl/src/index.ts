@@ -1,0 +1,34 @@
+/**
+ * @cairn/dsl: declare tasks and flows, run them, and the `cairn` CLI.
+ * @example
+ * import { flow, task } from "@cairn/dsl";
+ */
+export { task, makeTask, type Task, type TaskBuilder, type TaskSettings, type NodeOptions, type RetryOptions, type InferInput, type InferOutput } from "./task.ts";
+export { flow, isFlow, type Flow, type FlowBuilder, type FlowRunOptions, type ParamRefs, type InferParams, type InferFlowOutputs } from "./flow.ts";
+export type { Ref, Wire, WireInputs, Unwire, Node, Simplify } from "./types.ts";
+export { main as cli, EXIT, type CliIo } from "./cli/main.ts";
+export { FlowFileError } from "./cli/load-flow.ts";
+export { UsageError } from "./cli/usage-error.ts";
+
+export {
+  isArtifact,
+  FlowRun,
+  FlowFailedError,
+  NullTracker,
+  // LocalStore,
+  resolveTracker,
+  type Artifact,
+  type TaskContext,
+  type RunOptions,
+  type FlowResult,
+  type TaskResult,
+  type RunEvent,
+  type TaskEvent,
+  type FlowEvent,
+  type LogEvent,
+  type TaskStatus,
+  type FlowStatus,
+  type FailurePolicy,
+  type Tracker,
+} from "@cairn/core";
+export * from "@cairn/core/errors";

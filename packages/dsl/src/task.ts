@@ -1,0 +1,202 @@
+import {
+  CairnError,
+  NO_RETRY,
+  OptionError,
+  type FlowNode,
+  type TaskCacheOptions,
+  type TaskContext,
+  type TaskDefinition,
+} from "@cairn/core";
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import { currentBuild, refProxy } from "./build-context.ts";
+import type { Node, OrDefault, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
+
+/** Options of one use of a task in a flow. */
+export interface NodeOptions {
+  /** Node id; must be unique in the flow. @default the task name, then `name-2`, `name-3`, ... */
+  id?: string;
+  /** Nodes (or node ids) that must finish first, beyond those whose outputs are wired in. */
+  after?: ReadonlyArray<string | { readonly $id: string }>;
+}
+
+/** Retry settings of `.retries()`. */
+export interface RetryOptions {
+  /** Delay before the first retry, in ms; doubles each time. @default 1000 */
+  minDelayMs?: number;
+  /** Upper bound of the delay, in ms. @default 30000 */
+  maxDelayMs?: number;
+}
+
+/** Settings every task kind shares. */
+interface Settings {
+  version?: string;
+  retry: TaskDefinition["retry"];
+  timeoutMs?: number;
+  pool?: string;
+  cache: TaskCacheOptions | false;
+  env: readonly string[];
+}
+
+/** Builder methods shared by task builders and finished tasks; each returns a copy. */
+export interface TaskSettings<Self> {
+  /** Declared version; part of the cache key. Bump it to invalidate cached results. */
+  version(version: string): Self;
+  /** Retries after a failed attempt, with exponential backoff. @default 0 */
+  retries(count: number, options?: RetryOptions): Self;
+  /** Timeout of one attempt, in ms; the attempt's `ctx.signal` aborts when it passes. */
+  timeout(ms: number): Self;
+  /** Named pool that bounds this kind of work (limits set with `run({ pools })` or `--pool name=N`). */
+  pool(name: string): Self;
+  /** Cache settings, or `false` to always run. */
+  cache(options: TaskCacheOptions | false): Self;
+  /** Environment variables whose values enter the cache key (values are hashed, never stored). */
+  env(...names: string[]): Self;
+}
+
+/** A finished task: call it inside `build` to add a node. */
+export interface Task<In, Out> extends TaskSettings<Task<In, Out>> {
+  (...args: {} extends In ? [inputs?: WireInputs<In>, options?: NodeOptions] : [inputs: WireInputs<In>, options?: NodeOptions]): Node<Out>;
+  /** The plain definition the engine runs. */
+  readonly definition: TaskDefinition;
+  /** @internal Phantom types for inference helpers. */
+  readonly __types?: { input: In; output: Out };
+}
+
+/** A task being declared: set its input and output, then `.run(fn)`. */
+export interface TaskBuilder<In = Unset, Arg = Unset, Out = Unset> extends TaskSettings<TaskBuilder<In, Arg, Out>> {
+  /** Declares inputs with any Standard Schema (zod, valibot, ...): validated before each run. */
+  input<S extends StandardSchemaV1>(schema: S): TaskBuilder<SchemaInput<S>, SchemaOutput<S>, Out>;
+  /** Declares the inputs' type, without run-time validation. */
+  input<T extends Record<string, unknown>>(): TaskBuilder<T, T, Out>;
+  /** Declares outputs with a Standard Schema: validated after each run. */
+  output<S extends StandardSchemaV1>(schema: S): TaskBuilder<In, Arg, SchemaOutput<S>>;
+  /** Declares the outputs' type; `.run()`'s function must return it. */
+  output<T>(): TaskBuilder<In, Arg, T>;
+  /** The function that does the work; its return value is the task's output (inferred when `.output()` was not used). */
+  run<R extends OrDefault<Out, unknown>>(
+    fn: (inputs: OrDefault<Arg, {}>, ctx: TaskContext<any>) => R | Promise<R>,
+  ): Task<OrDefault<In, {}>, Out extends Unset ? Awaited<R> : Out>;
+}
+
+/** The input type of a task, like zod's `infer`. */
+export type InferInput<T> = T extends Task<infer I, unknown> ? I : never;
+/** The output type of a task. */
+export type InferOutput<T> = T extends Task<any, infer O> ? O : never;
+
+interface BuilderState extends Settings {
+  name: string;
+  inputSchema?: StandardSchemaV1;
+  outputSchema?: StandardSchemaV1;
+}
+
+const TASK_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+/**
+ * Declares a task.
+ * @example
+ * const double = task("double").input<{ x: number }>().run(({ x }) => ({ y: x * 2 }));
+ */
+export function task(name: string): TaskBuilder {
+  if (typeof name !== "string" || !TASK_NAME.test(name)) {
+    throw new OptionError("task name", "a non-empty string of letters, digits, `_`, `.` and `-`", name);
+  }
+  return builder({ name, retry: NO_RETRY, cache: {}, env: [] });
+}
+
+function builder(state: BuilderState): TaskBuilder<any, any, any> {
+  return {
+    ...settingsMethods(state, builder),
+    input: (schema?: StandardSchemaV1) => builder({ ...state, ...(schema ? { inputSchema: checkSchema(schema, state.name, "input") } : {}) }),
+    output: (schema?: StandardSchemaV1) => builder({ ...state, ...(schema ? { outputSchema: checkSchema(schema, state.name, "output") } : {}) }),
+    run: (fn: (inputs: any, ctx: TaskContext) => unknown) => {
+      if (typeof fn !== "function") throw new OptionError(`task "${state.name}" .run()`, "a function", fn);
+      return makeTask({
+        name: state.name,
+        kind: "function",
+        ...(state.version !== undefined ? { version: state.version } : {}),
+        ...(state.inputSchema ? { inputSchema: state.inputSchema } : {}),
+        ...(state.outputSchema ? { outputSchema: state.outputSchema } : {}),
+        run: fn as TaskDefinition["run"],
+        code: fn.toString(),
+        retry: state.retry,
+        ...(state.timeoutMs !== undefined ? { timeoutMs: state.timeoutMs } : {}),
+        ...(state.pool !== undefined ? { pool: state.pool } : {}),
+        cache: state.cache,
+        env: state.env,
+      });
+    },
+  } as TaskBuilder<any, any, any>;
+}
+
+/** Wraps a definition as a callable task. Also used by other task kinds (scripts, notebooks, ...). */
+export function makeTask<In, Out>(definition: TaskDefinition): Task<In, Out> {
+  const call = (inputs: Record<string, unknown> = {}, options: NodeOptions = {}) => {
+    const build = currentBuild(definition.name);
+    if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs)) {
+      throw new CairnError(`Task "${definition.name}" must be called with an object of inputs, got ${typeof inputs}.`);
+    }
+    const uses = (build.uses.get(definition.name) ?? 0) + 1;
+    build.uses.set(definition.name, uses);
+    const id = options.id ?? (uses === 1 ? definition.name : `${definition.name}-${uses}`);
+    const node: FlowNode = {
+      id,
+      task: definition,
+      inputs: Object.freeze({ ...inputs }),
+      after: Object.freeze((options.after ?? []).map((a) => (typeof a === "string" ? a : a.$id))),
+    };
+    build.nodes.push(node);
+    return refProxy("node", id, build.buildId);
+  };
+  const settings = settingsMethods(definition, (next) => makeTask({ ...definition, ...next }));
+  return Object.assign(call, settings, { definition: Object.freeze(definition) }) as unknown as Task<In, Out>;
+}
+
+function settingsMethods<S extends Settings & { name: string }, R>(state: S, next: (s: S) => R): TaskSettings<R> {
+  const where = (method: string) => `task "${state.name}" .${method}()`;
+  return {
+    version(version) {
+      if (typeof version !== "string" || !version) throw new OptionError(where("version"), "a non-empty string", version);
+      return next({ ...state, version });
+    },
+    retries(count, options = {}) {
+      if (!Number.isInteger(count) || count < 0) throw new OptionError(where("retries"), "an integer >= 0", count);
+      const minDelayMs = options.minDelayMs ?? 1000;
+      const maxDelayMs = options.maxDelayMs ?? 30_000;
+      if (!(minDelayMs >= 0)) throw new OptionError(`${where("retries")} minDelayMs`, "a number >= 0", minDelayMs);
+      if (!(maxDelayMs >= minDelayMs)) throw new OptionError(`${where("retries")} maxDelayMs`, `a number >= minDelayMs (${minDelayMs})`, maxDelayMs);
+      return next({ ...state, retry: { retries: count, minDelayMs, maxDelayMs } });
+    },
+    timeout(ms) {
+      if (!Number.isFinite(ms) || ms <= 0) throw new OptionError(where("timeout"), "a number of milliseconds > 0", ms);
+      return next({ ...state, timeoutMs: ms });
+    },
+    pool(name) {
+      if (typeof name !== "string" || !name) throw new OptionError(where("pool"), "a non-empty string", name);
+      return next({ ...state, pool: name });
+    },
+    cache(options) {
+      if (options !== false && (typeof options !== "object" || options === null)) {
+        throw new OptionError(where("cache"), "false or { ttlMs?, key? }", options);
+      }
+      if (options && options.ttlMs !== undefined && !(options.ttlMs > 0)) {
+        throw new OptionError(`${where("cache")} ttlMs`, "a number of milliseconds > 0", options.ttlMs);
+      }
+      return next({ ...state, cache: options === false ? false : { ...options } });
+    },
+    env(...names) {
+      for (const n of names) if (typeof n !== "string" || !n) throw new OptionError(where("env"), "environment variable names", n);
+      return next({ ...state, env: [...new Set([...state.env, ...names])].sort() });
+    },
+  };
+}
+
+function checkSchema(schema: StandardSchemaV1, task: string, which: string): StandardSchemaV1 {
+  if (!schema || typeof (schema as Partial<StandardSchemaV1>)["~standard"]?.validate !== "function") {
+    throw new OptionError(
+      `task "${task}" .${which}()`,
+      "a Standard Schema (zod, valibot, arktype, ...) or no argument with a type parameter",
+      schema,
+    );
+  }
+  return schema;
+}

@@ -1,0 +1,399 @@
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import {
+  CycleError,
+  DuplicateNodeError,
+  MissingInputError,
+  OptionError,
+  ParamError,
+  UnknownNodeError,
+  flow,
+  task,
+  type RunEvent,
+  type TaskEvent,
+} from "@cairn/dsl";
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    });
+  });
+
+const add = task("add")
+  .input<{ a: number; b: number }>()
+  .run(({ a, b }) => ({ sum: a + b }));
+
+const off = { tracker: false } as const;
+
+describe("running a flow", () => {
+  it("passes outputs along references and returns typed flow outputs", async () => {
+    const f = flow("math")
+      .params(z.object({ x: z.number().default(2) }))
+      .build(({ params }) => {
+        const one = add({ a: params.x, b: 1 });
+        const two = add({ a: one.sum, b: 10 });
+        return { total: two.sum };
+      });
+    const run = await f.run({ ...off, params: { x: 5 } });
+    const result = await run.wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.outputs).toEqual({ total: 16 });
+    expect(await run.outputs()).toEqual({ total: 16 });
+    expect(Object.keys(result.tasks).sort()).toEqual(["add", "add-2"]);
+    expect(result.tasks["add-2"]!.attempts).toBe(1);
+  });
+
+  it("applies param defaults from the schema", async () => {
+    const f = flow("defaults")
+      .params(z.object({ x: z.number().default(2) }))
+      .build(({ params }) => ({ s: add({ a: params.x, b: params.x }).sum }));
+    expect(await (await f.run(off)).outputs()).toEqual({ s: 4 });
+  });
+
+  it("reuses one task definition in several flows", async () => {
+    const f1 = flow("f1").build(() => ({ s: add({ a: 1, b: 1 }).sum }));
+    const f2 = flow("f2").build(() => ({ s: add({ a: 2, b: 2 }, { id: "custom" }).sum }));
+    expect(await (await f1.run(off)).outputs()).toEqual({ s: 2 });
+    const r2 = await (await f2.run(off)).wait();
+    expect(r2.outputs).toEqual({ s: 4 });
+    expect(Object.keys(r2.tasks)).toEqual(["custom"]);
+  });
+
+  it("starts a task the moment its inputs are ready, not level by level", async () => {
+    const order: string[] = [];
+    const slow = task("slow").run(async () => {
+      await sleep(150);
+      order.push("slow");
+      return { v: 1 };
+    });
+    const fast = task("fast").run(async () => {
+      await sleep(10);
+      order.push("fast");
+      return { v: 2 };
+    });
+    const after = task("after")
+      .input<{ v: number }>()
+      .run(({ v }) => {
+        order.push(`after-${v}`);
+        return {};
+      });
+    const f = flow("ready").build(() => {
+      const s = slow();
+      const q = fast();
+      after({ v: q.v }, { id: "after-fast" });
+      after({ v: s.v }, { id: "after-slow" });
+      return {};
+    });
+    await (await f.run({ ...off, concurrency: 4 })).wait();
+    expect(order).toEqual(["fast", "after-2", "slow", "after-1"]);
+  });
+
+  it("never runs more tasks at once than the concurrency, nor than a pool's limit", async () => {
+    let running = 0;
+    let peak = 0;
+    let gpu = 0;
+    let gpuPeak = 0;
+    const work = task("work")
+      .input<{ i: number }>()
+      .run(async () => {
+        peak = Math.max(peak, ++running);
+        await sleep(20);
+        running--;
+        return {};
+      });
+    const gpuWork = task("gpu")
+      .pool("gpu")
+      .input<{ i: number }>()
+      .run(async () => {
+        gpuPeak = Math.max(gpuPeak, ++gpu);
+        await sleep(20);
+        gpu--;
+        return {};
+      });
+    const f = flow("limits").build(() => {
+      for (let i = 0; i < 12; i++) work({ i });
+      for (let i = 0; i < 6; i++) gpuWork({ i });
+      return {};
+    });
+    const r = await (await f.run({ ...off, concurrency: 3, pools: { gpu: 1 } })).wait();
+    expect(r.status).toBe("succeeded");
+    expect(peak).toBe(3);
+    expect(gpuPeak).toBe(1);
+  });
+
+  it("runs the task on the longest remaining path first", async () => {
+    const started: string[] = [];
+    const step = task("step")
+      .input<{ after?: unknown }>()
+      .run(async (_, ctx) => {
+        started.push(ctx.nodeId);
+        await sleep(5);
+        return { done: true };
+      });
+    const f = flow("critical").build(() => {
+      step({}, { id: "short" });
+      const a = step({}, { id: "long-1" });
+      const b = step({ after: a.done }, { id: "long-2" });
+      step({ after: b.done }, { id: "long-3" });
+      return {};
+    });
+    await (await f.run({ ...off, concurrency: 1 })).wait();
+    expect(started[0]).toBe("long-1");
+  });
+
+  it("emits queued, running, succeeded and flow events in order, with durations", async () => {
+    const f = flow("events").build(() => ({ s: add({ a: 1, b: 2 }).sum }));
+    const run = await f.run(off);
+    const seen: RunEvent[] = [];
+    run.on((e) => seen.push(e));
+    await run.wait();
+    const replay: RunEvent[] = [];
+    for await (const e of run.events()) replay.push(e);
+    expect(replay).toEqual(seen);
+    expect(seen.map((e) => `${e.type}:${e.status}`)).toEqual([
+      "flow:running",
+      "task:queued",
+      "task:running",
+      "task:succeeded",
+      "flow:succeeded",
+    ]);
+    const done = seen[3] as TaskEvent;
+    expect(done.task).toBe("add");
+    expect(done.runId).toBe(run.runId);
+    expect(typeof done.durationMs).toBe("number");
+  });
+});
+
+describe("failures", () => {
+  const boom = task("boom").run(() => {
+    throw new Error("kaboom");
+  });
+
+  it("fail-fast cancels running tasks and skips the rest", async () => {
+    let sawAbort = false;
+    const long = task("long").run(async (_, ctx) => {
+      try {
+        await sleep(5000, ctx.signal);
+      } catch (e) {
+        sawAbort = true;
+        throw e;
+      }
+      return {};
+    });
+    const f = flow("ff").build(() => {
+      long();
+      const b = boom();
+      add({ a: 1, b: 1 }, { after: [b] });
+      return {};
+    });
+    const r = await (await f.run({ ...off, concurrency: 2 })).wait();
+    expect(r.status).toBe("failed");
+    expect(r.tasks.boom!.status).toBe("failed");
+    expect(r.tasks.boom!.error?.message).toBe("kaboom");
+    expect(r.tasks.long!.status).toBe("cancelled");
+    expect(r.tasks.add!.status).toBe("skipped");
+    expect(sawAbort).toBe(true);
+    expect(r.error?.message).toContain('task "boom" failed: kaboom');
+  });
+
+  it("continue lets independent branches finish and skips dependants", async () => {
+    const f = flow("cont").build(() => {
+      const b = boom();
+      add({ a: 1, b: 1 }, { id: "dependant", after: [b] });
+      const ok = add({ a: 2, b: 2 }, { id: "independent" });
+      add({ a: ok.sum, b: 1 }, { id: "downstream-ok" });
+      return {};
+    });
+    const r = await (await f.run({ ...off, failurePolicy: "continue" })).wait();
+    expect(r.status).toBe("failed");
+    expect(r.tasks.dependant!.status).toBe("skipped");
+    expect(r.tasks.dependant!.error?.message).toContain('"boom"');
+    expect(r.tasks.independent!.status).toBe("succeeded");
+    expect(r.tasks["downstream-ok"]!.status).toBe("succeeded");
+    await expect((await f.run({ ...off, failurePolicy: "continue" })).outputs()).rejects.toThrow(/boom/);
+  });
+
+  it("retries with backoff and reports each retry", async () => {
+    let calls = 0;
+    const flaky = task("flaky")
+      .retries(2, { minDelayMs: 10 })
+      .run(() => {
+        if (++calls < 3) throw new TypeError(`try ${calls}`);
+        return { ok: true };
+      });
+    const run = await flow("retry").build(() => ({ ok: flaky().ok })).run(off);
+    const retries: TaskEvent[] = [];
+    run.on((e) => e.type === "task" && e.status === "retrying" && retries.push(e));
+    const r = await run.wait();
+    expect(r.status).toBe("succeeded");
+    expect(r.tasks.flaky!.attempts).toBe(3);
+    expect(retries.map((e) => e.error?.message)).toEqual(["try 1", "try 2"]);
+  });
+
+  it("times out an attempt, aborts its signal, and says which task and how long", async () => {
+    let aborted = false;
+    const stuck = task("stuck")
+      .timeout(50)
+      .run(async (_, ctx) => {
+        ctx.signal.addEventListener("abort", () => (aborted = true));
+        await sleep(5000);
+        return {};
+      });
+    const r = await (await flow("to").build(() => (stuck(), {})).run(off)).wait();
+    expect(r.tasks.stuck!.status).toBe("failed");
+    expect(r.tasks.stuck!.error).toMatchObject({ name: "TaskTimeoutError" });
+    expect(r.tasks.stuck!.error?.message).toMatch(/"stuck" attempt 1 timed out after 50 ms/);
+    expect(aborted).toBe(true);
+  });
+
+  it("turns a thrown non-Error into a clear error", async () => {
+    const weird = task("weird").run(() => {
+      throw "just a string";
+    });
+    const r = await (await flow("nonerr").build(() => (weird(), {})).run(off)).wait();
+    expect(r.tasks.weird!.error).toEqual({
+      name: "NonErrorThrownError",
+      message: expect.stringContaining('threw a non-Error value: "just a string" (string)'),
+    });
+  });
+
+  it("refuses outputs that cannot be serialized: a function, a circular object", async () => {
+    const fn = task("fn").run(() => ({ f: () => 1 }) as unknown as { f: number });
+    const circ = task("circ").run(() => {
+      const o: Record<string, unknown> = { a: 1 };
+      o.self = o;
+      return o;
+    });
+    const r = await (await flow("ser").build(() => (fn(), circ(), {})).run({ ...off, failurePolicy: "continue" })).wait();
+    expect(r.tasks.fn!.error?.name).toBe("NotSerializableError");
+    expect(r.tasks.fn!.error?.message).toMatch(/Task "fn" output at "f" cannot be serialized.*got a function/);
+    expect(r.tasks.circ!.error?.message).toMatch(/at "self".*circular reference/);
+  });
+
+  it("validates inputs with the task's schema at run time", async () => {
+    const positive = task("positive")
+      .input(z.object({ n: z.number().positive() }))
+      .run(({ n }) => ({ n }));
+    const neg = task("neg").run(() => ({ n: -1 }));
+    const r = await (await flow("val").build(() => (positive({ n: neg().n }), {})).run(off)).wait();
+    expect(r.tasks.positive!.error?.name).toBe("InputValidationError");
+    expect(r.tasks.positive!.error?.message).toMatch(/"positive".*\n.*n:/);
+  });
+});
+
+describe("cancellation", () => {
+  it("run.cancel() reaches the running task's signal and ends the flow cancelled", async () => {
+    let reason: unknown;
+    const wait = task("wait").run(async (_, ctx) => {
+      await sleep(10_000, ctx.signal).catch((e) => {
+        reason = e;
+        throw e;
+      });
+      return {};
+    });
+    const run = await flow("cancel").build(() => (wait(), add({ a: 1, b: 2 }, { after: ["wait"] }), {})).run(off);
+    await new Promise((r) => setTimeout(r, 50));
+    const r = await run.cancel("user asked");
+    expect(r.status).toBe("cancelled");
+    expect(run.status()).toBe("cancelled");
+    expect(r.tasks.wait!.status).toBe("cancelled");
+    expect(r.tasks.add!.status).toBe("cancelled");
+    expect(reason).toBeDefined();
+  });
+
+  it("an external AbortSignal cancels the run", async () => {
+    const ac = new AbortController();
+    const wait = task("wait").run(async (_, ctx) => {
+      await sleep(10_000, ctx.signal);
+      return {};
+    });
+    const run = await flow("signal").build(() => (wait(), {})).run({ ...off, signal: ac.signal });
+    setTimeout(() => ac.abort(), 30);
+    expect((await run.wait()).status).toBe("cancelled");
+  });
+});
+
+describe("bad definitions are caught before anything runs", () => {
+  it("names the cycle", () => {
+    const f = flow("cyc").build(() => {
+      add({ a: 1, b: 1 }, { id: "a", after: ["c"] });
+      add({ a: 1, b: 1 }, { id: "b", after: ["a"] });
+      add({ a: 1, b: 1 }, { id: "c", after: ["b"] });
+      return {};
+    });
+    expect(() => f.graph()).toThrow(CycleError);
+    expect(() => f.graph()).toThrow(/Flow "cyc" has a cycle: a -> b -> c -> a/);
+  });
+
+  it("rejects an input wired to a node of another flow", async () => {
+    let leaked: unknown;
+    flow("one").build(() => {
+      leaked = add({ a: 1, b: 1 }).sum;
+      return {};
+    });
+    const two = flow("two").build(() => (add({ a: leaked as number, b: 1 }), {}));
+    await expect(two.run(off)).rejects.toThrow(UnknownNodeError);
+    await expect(two.run(off)).rejects.toThrow(/Task "add" input "a" is wired to node "add", which is not part of flow "two"/);
+  });
+
+  it("rejects a missing required input", () => {
+    const need = task("need")
+      .input(z.object({ n: z.number(), opt: z.string().optional() }))
+      .run(({ n }) => ({ n }));
+    const f = flow("miss").build(() => (need({} as { n: number }), {}));
+    expect(() => f.graph()).toThrow(MissingInputError);
+    expect(() => f.graph()).toThrow(/Task "need" in flow "miss" is missing its required input "n"/);
+  });
+
+  it("rejects duplicate node ids", () => {
+    const f = flow("dup").build(() => (add({ a: 1, b: 1 }, { id: "x" }), add({ a: 1, b: 1 }, { id: "x" }), {}));
+    expect(() => f.graph()).toThrow(DuplicateNodeError);
+    expect(() => f.graph()).toThrow(/two nodes named "x"/);
+  });
+
+  it("rejects literal inputs that cannot be serialized", () => {
+    const f = flow("lit").build(() => (add({ a: (() => 1) as unknown as number, b: 1 }), {}));
+    expect(() => f.graph()).toThrow(/Task "add" input "a".*cannot be serialized.*got a function/);
+  });
+
+  it("rejects a bad concurrency with what was expected and what arrived", async () => {
+    const f = flow("conc").build(() => ({}));
+    await expect(f.run({ ...off, concurrency: 0 })).rejects.toThrow(OptionError);
+    await expect(f.run({ ...off, concurrency: 0 })).rejects.toThrow("Expected `concurrency` to be an integer >= 1, got `0` (number).");
+  });
+
+  it("rejects unknown and ill-typed params", async () => {
+    const f = flow("params")
+      .params(z.object({ rows: z.number() }))
+      .build(() => ({}));
+    await expect(f.run({ ...off, params: { rows: 1, colums: 2 } as never })).rejects.toThrow(ParamError);
+    await expect(f.run({ ...off, params: { rows: 1, colums: 2 } as never })).rejects.toThrow(/no param "colums".*Its params are: rows/);
+    await expect(f.run({ ...off, params: { rows: "many" } as never })).rejects.toThrow(/rows: .*expected number/i);
+  });
+
+  it("says clearly when a task is called outside build", () => {
+    expect(() => add({ a: 1, b: 2 })).toThrow(/called outside a flow's build function/);
+  });
+});
+
+describe("secrets", () => {
+  it("hands out secrets and refuses outputs that contain them", async () => {
+    const leak = task("leak").run((_, ctx) => ({ token: ctx.secret("API_TOKEN") }));
+    const use = task("use").run((_, ctx) => ({ length: ctx.secret("API_TOKEN").length }));
+    const r = await (
+      await flow("sec").build(() => (leak(), use(), {})).run({ ...off, failurePolicy: "continue", secrets: { API_TOKEN: "s3cr3t-value" } })
+    ).wait();
+    expect(r.tasks.use!.outputs).toEqual({ length: 12 });
+    expect(r.tasks.leak!.error?.name).toBe("SecretLeakError");
+    expect(JSON.stringify(r)).not.toContain("s3cr3t-value");
+  });
+
+  it("says which secret is missing and how to set it", async () => {
+    const need = task("need").run((_, ctx) => ({ v: ctx.secret("CAIRN_TEST_MISSING_SECRET").length }));
+    const r = await (await flow("nosec").build(() => (need(), {})).run(off)).wait();
+    expect(r.tasks.need!.error?.message).toMatch(/secret "CAIRN_TEST_MISSING_SECRET", which is not set.*--secrets FILE/);
+  });
+});
