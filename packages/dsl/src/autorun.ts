@@ -22,11 +22,14 @@ export function scheduleAutorun(_flow: unknown): void {
   if (!entry || callerFile() !== entry) return;
   scheduled = true;
   setImmediate(() => {
-    if (runStarted) return;
-    void import("./cli/main.ts").then(async ({ main }) => {
+    void (async () => {
+      // Waits for the module to finish evaluating (top-level await included): a script that
+      // starts its own run is then known to have done so, and is left alone.
       const mod = (await import(pathToFileURL(entry).href)) as Record<string, unknown>;
+      if (runStarted) return;
+      const { main } = await import("./cli/main.ts");
       process.exitCode = await main(["run", entry, ...process.argv.slice(2)], { module: mod });
-    });
+    })();
   });
 }
 

@@ -90,6 +90,8 @@ export class FlowExecution {
   private readonly global: PQueue;
   private readonly pools = new Map<string, PQueue>();
   private readonly controller = new AbortController();
+  /** Rejects with the stop reason once the flow is stopped; raced against every running task. */
+  private readonly flowAborted = rejectOnAbort(this.controller.signal);
   private remaining: number;
   private finished!: (status: FlowStatus) => void;
   readonly done: Promise<FlowStatus>;
@@ -253,18 +255,26 @@ export class FlowExecution {
     recorder: RunRecorder,
     attempt: number,
   ): Promise<unknown> {
-    const flowSignal = this.controller.signal;
-    const ac = new AbortController();
-    const onFlowAbort = () => ac.abort(flowSignal.reason);
-    flowSignal.addEventListener("abort", onFlowAbort, { once: true });
     const timeoutMs = node.task.timeoutMs;
-    const timer = timeoutMs ? setTimeout(() => ac.abort(new TaskTimeoutError(node.id, timeoutMs, attempt)), timeoutMs) : undefined;
-    const aborted = new Promise<never>((_, reject) => {
-      ac.signal.addEventListener("abort", () => reject(ac.signal.reason), { once: true });
-    });
-    aborted.catch(() => {}); // settled by the race below, or never needed
+    // Without a timeout the flow's own signal is the attempt's signal: no controller or listener per task.
+    let signal = this.controller.signal;
+    let aborted = this.flowAborted;
+    let cleanup: (() => void) | undefined;
+    if (timeoutMs) {
+      const flowSignal = this.controller.signal;
+      const ac = new AbortController();
+      const onFlowAbort = () => ac.abort(flowSignal.reason);
+      flowSignal.addEventListener("abort", onFlowAbort, { once: true });
+      const timer = setTimeout(() => ac.abort(new TaskTimeoutError(node.id, timeoutMs, attempt)), timeoutMs);
+      signal = ac.signal;
+      aborted = rejectOnAbort(ac.signal);
+      cleanup = () => {
+        clearTimeout(timer);
+        flowSignal.removeEventListener("abort", onFlowAbort);
+      };
+    }
     try {
-      const ctx = this.context(node, runId, recorder, attempt, ac.signal);
+      const ctx = this.context(node, runId, recorder, attempt, signal);
       let output: unknown;
       try {
         output = await Promise.race([Promise.resolve().then(() => node.task.run(inputs, ctx)), aborted]);
@@ -274,8 +284,7 @@ export class FlowExecution {
       }
       return await this.checkOutputs(node, output);
     } finally {
-      if (timer) clearTimeout(timer);
-      flowSignal.removeEventListener("abort", onFlowAbort);
+      cleanup?.();
     }
   }
 
@@ -444,6 +453,7 @@ export class FlowExecution {
 
   /** Writes the flow's graph (mermaid and JSON) as artifacts of the flow run. */
   async logGraph(): Promise<void> {
+    if (this.s.tracker.kind === "none") return;
     await writeRunFiles(this.s.tracker, this.s.flowRunId, "cairn", {
       "graph.mmd": toMermaid(this.s.graph),
       "graph.json": JSON.stringify(toGraphJson(this.s.graph), null, 2),
@@ -473,6 +483,14 @@ async function uploadArtifacts(tracker: Tracker, runId: string, outputs: unknown
   };
   visit(outputs);
   await Promise.all(uploads);
+}
+
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  const p = new Promise<never>((_, reject) => {
+    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
+  p.catch(() => {}); // observed through Promise.race; never an unhandled rejection
+  return p;
 }
 
 function isRetryable(error: unknown, flowSignal: AbortSignal): boolean {

@@ -1,4 +1,4 @@
-import { ParamError, validateParams, type FlowDefinition } from "@cairn/core";
+import { ParamError, validateParams, validateWithSchema, type FlowDefinition } from "@cairn/core";
 import { UsageError } from "./usage-error.ts";
 
 /**
@@ -14,27 +14,23 @@ export async function parseParams(definition: FlowDefinition, pairs: readonly st
     if (eq <= 0) throw new UsageError(`Expected -p name=value, got "-p ${pair}".`);
     raw[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
-  const coerced: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(raw)) coerced[k] = readValue(v);
+  const params: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) params[k] = readValue(v);
+  const schema = definition.paramsSchema;
+  if (schema) {
+    // Where the schema rejects the JSON reading of a value, fall back to its string reading, key by key.
+    for (;;) {
+      const r = await validateWithSchema(schema, params);
+      if (r.ok) break;
+      const swap = r.paths.map((p) => p.split(".")[0]!).filter((k) => k in raw && typeof params[k] !== "string");
+      if (!swap.length) break;
+      for (const k of swap) params[k] = raw[k];
+    }
+  }
   try {
-    return await validateParams(definition, coerced);
+    return await validateParams(definition, params);
   } catch (error) {
     if (!(error instanceof ParamError)) throw error;
-    const retry = { ...coerced };
-    let changed = false;
-    for (const [k, v] of Object.entries(raw)) {
-      if (typeof coerced[k] !== "string") {
-        retry[k] = v;
-        changed = true;
-      }
-    }
-    if (changed) {
-      try {
-        return await validateParams(definition, retry);
-      } catch {
-        // Report the first reading's error: it is the one the user most likely meant.
-      }
-    }
     const given = error.param && error.param in raw ? ` (got -p ${error.param}=${raw[error.param]})` : "";
     throw new ParamError(`${error.message}${given}`, error.flowName, error.param);
   }

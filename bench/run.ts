@@ -1,0 +1,29 @@
+/**
+ * `pnpm bench`: runs each benchmark in its own process (clean peak RSS) and prints
+ * a markdown table; BENCHMARKS.md records the figures with the machine they ran on.
+ */
+import { execFileSync } from "node:child_process";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+
+const here = import.meta.dirname;
+const tsx = join(here, "..", "node_modules", ".bin", "tsx");
+const runBench = (file: string, ...args: string[]) =>
+  JSON.parse(execFileSync(tsx, [join(here, file), ...args], { encoding: "utf8", env: { ...process.env, MLFLOW_TRACKING_URI: "" } }).trim().split("\n").at(-1)!) as Record<string, number | string>;
+
+const rows: string[][] = [];
+for (const tracking of ["off", "local"]) {
+  const r = runBench("engine-overhead.ts", "10000", tracking);
+  const goal = tracking === "off" ? "<= 25 µs, <= 150 MB" : "<= 1000 µs";
+  rows.push([`10,000 no-op tasks, tracking ${tracking}`, `${r.usPerTask} µs/task, peak RSS ${r.peakRssMb} MB (total ${r.totalMs} ms)`, goal]);
+}
+const m = runBench("makespan.ts", "400", "8");
+rows.push([
+  "400 sleeping tasks (20-60 ms), concurrency 8",
+  `makespan ${m.makespanMs} ms / bound ${Math.max(Number(m.criticalPathMs), Number(m.workOverConcurrencyMs))} ms = ${m.ratio}`,
+  "<= 1.05",
+]);
+
+console.log(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}\n`);
+console.log("| benchmark | result | goal |\n| --- | --- | --- |");
+for (const r of rows) console.log(`| ${r.join(" | ")} |`);
