@@ -47,6 +47,8 @@ export interface TaskContext<Params = Record<string, unknown>> {
   readonly log: RunLog;
   readonly artifacts: ArtifactWriter;
   readonly logger: TaskLogger;
+  /** Where this run is recorded, for child processes that log to it themselves (MLFLOW_RUN_ID and friends). */
+  readonly tracking: { readonly kind: string; readonly uri: string; readonly experimentId: string };
   /** A secret from the environment or the secrets file. Never logged; outputs containing it are refused. */
   secret(name: string): string;
 }

@@ -333,6 +333,7 @@ export class FlowExecution {
       attempt,
       signal,
       logger,
+      tracking: { kind: this.s.tracker.kind, uri: this.s.tracker.uri, experimentId: this.s.experimentId },
       secret: (name) => secrets.get(name, id),
       log: {
         param: (key, value) => {

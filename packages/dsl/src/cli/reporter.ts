@@ -1,5 +1,5 @@
 import type { Writable } from "node:stream";
-import type { FlowResult, RunEvent, TaskStatus } from "@cairn/core";
+import { isArtifact, type FlowResult, type RunEvent, type TaskStatus } from "@cairn/core";
 import { createLogUpdate } from "log-update";
 import { createColors } from "picocolors";
 
@@ -184,7 +184,8 @@ export function summary(result: FlowResult<unknown>, c: Colors): string {
   const status = result.status === "succeeded" ? c.green(result.status) : result.status === "cancelled" ? c.yellow(result.status) : c.red(result.status);
   lines.push("", `Flow ${status} in ${formatDuration(result.durationMs)}, run ${result.runId}`);
   if (result.outputs && Object.keys(result.outputs as object).length) {
-    lines.push(`Outputs: ${JSON.stringify(result.outputs)}`);
+    // Artifacts show as their local path: the whole object is noise on a terminal.
+    lines.push(`Outputs: ${JSON.stringify(result.outputs, (_, v: unknown) => (isArtifact(v) ? v.path : v))}`);
   }
   return `${lines.join("\n")}\n`;
 }
