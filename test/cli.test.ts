@@ -17,7 +17,7 @@ interface Exit {
 
 /** Runs a real child process; the environment drops MLflow variables so the embedded store is used. */
 function run(cmd: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; onStdout?: (chunk: string, child: ChildProcess) => void } = {}): Promise<Exit> {
-  const env = { ...process.env, NO_COLOR: "1", ...options.env };
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", ...options.env };
   delete env.MLFLOW_TRACKING_URI;
   return new Promise((done, fail) => {
     const child = spawn(cmd, args, { cwd: options.cwd ?? root, env, stdio: ["ignore", "pipe", "pipe"] });

@@ -153,7 +153,7 @@ describe("running a flow", () => {
     const replay: RunEvent[] = [];
     for await (const e of run.events()) replay.push(e);
     expect(replay).toEqual(seen);
-    expect(seen.map((e) => `${e.type}:${e.status}`)).toEqual([
+    expect(seen.map((e) => `${e.type}:${"status" in e ? e.status : e.level}`)).toEqual([
       "flow:running",
       "task:queued",
       "task:running",
