@@ -9,36 +9,37 @@ import { isRef } from "./ref.ts";
  * from fresh ones.
  */
 export function assertSerializable(value: unknown, where: string, options: { allowRefs?: boolean } = {}): void {
-  const seen = new Set<object>();
-  const walk = (v: unknown, path: string): void => {
-    switch (typeof v) {
-      case "string":
-      case "boolean":
-      case "undefined":
-        return;
-      case "number":
-        if (!Number.isFinite(v)) throw new NotSerializableError(where, path, `${v} (number)`);
-        return;
-      case "function":
-      case "symbol":
-      case "bigint":
-        throw new NotSerializableError(where, path, describeValue(v));
+  walk(value, "", where, options.allowRefs === true, []);
+}
+
+/** `stack` holds the objects on the current path: a repeat there is a cycle (shared, acyclic objects are fine). */
+function walk(v: unknown, path: string, where: string, allowRefs: boolean, stack: object[]): void {
+  switch (typeof v) {
+    case "string":
+    case "boolean":
+    case "undefined":
+      return;
+    case "number":
+      if (!Number.isFinite(v)) throw new NotSerializableError(where, path, `${v} (number)`);
+      return;
+    case "function":
+    case "symbol":
+    case "bigint":
+      throw new NotSerializableError(where, path, describeValue(v));
+  }
+  if (v === null) return;
+  const obj = v as object;
+  if (allowRefs && isRef(obj)) return;
+  if (stack.includes(obj)) throw new NotSerializableError(where, path, "a circular reference");
+  stack.push(obj);
+  if (Array.isArray(obj)) {
+    for (let i = 0; i < obj.length; i++) walk(obj[i], `${path}[${i}]`, where, allowRefs, stack);
+  } else {
+    const proto = Object.getPrototypeOf(obj);
+    if (proto !== Object.prototype && proto !== null) throw new NotSerializableError(where, path, describeValue(obj));
+    if (!isArtifact(obj)) {
+      for (const k in obj) walk((obj as Record<string, unknown>)[k], path ? `${path}.${k}` : k, where, allowRefs, stack);
     }
-    if (v === null) return;
-    const obj = v as object;
-    if (options.allowRefs && isRef(obj)) return;
-    if (seen.has(obj)) throw new NotSerializableError(where, path, "a circular reference");
-    seen.add(obj);
-    if (Array.isArray(obj)) {
-      obj.forEach((item, i) => walk(item, `${path}[${i}]`));
-    } else {
-      const proto = Object.getPrototypeOf(obj);
-      if (proto !== Object.prototype && proto !== null) throw new NotSerializableError(where, path, describeValue(obj));
-      if (!isArtifact(obj)) {
-        for (const [k, item] of Object.entries(obj)) walk(item, path ? `${path}.${k}` : k);
-      }
-    }
-    seen.delete(obj);
-  };
-  walk(value, "");
+  }
+  stack.pop();
 }

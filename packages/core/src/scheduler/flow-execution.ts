@@ -1,8 +1,7 @@
-import { mkdir, writeFile } from "node:fs/promises";
-import { dirname, join, resolve as resolvePath } from "node:path";
+import { dirname, resolve as resolvePath } from "node:path";
 import PQueue from "p-queue";
 import pRetry from "p-retry";
-import { type Artifact, isArtifact } from "../definition/artifact.ts";
+import { isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { type RefValue, resolveRefs } from "../definition/ref.ts";
 import { validateWithSchema } from "../definition/schema.ts";
@@ -19,9 +18,10 @@ import {
 } from "../errors.ts";
 import type { FlowGraph } from "../graph/flow-graph.ts";
 import { toGraphJson, toMermaid } from "../graph/render.ts";
-import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskStatus, toErrorInfo } from "../run/events.ts";
+import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskEvent, type TaskStatus, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import type { TaskContext, TaskLogger } from "../run/task-context.ts";
+import type { TaskContext } from "../run/task-context.ts";
+import { RunningTaskContext } from "./running-task-context.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -85,8 +85,8 @@ class AttemptFailure extends Error {
  */
 export class FlowExecution {
   readonly results = new Map<string, TaskResult>();
-  private readonly outputs = new Map<string, unknown>();
-  private readonly waitingOn = new Map<string, number>();
+  /** Per-node state, linked directly to dependants: the hot path does no map lookups. */
+  private readonly states = new Map<string, NodeState>();
   private readonly global: PQueue;
   private readonly pools = new Map<string, PQueue>();
   private readonly controller = new AbortController();
@@ -104,22 +104,32 @@ export class FlowExecution {
     this.remaining = s.graph.order.length;
     this.done = new Promise((resolve) => (this.finished = resolve));
     for (const id of s.graph.order) {
-      this.results.set(id, { task: id, status: "pending", attempts: 0 });
-      this.waitingOn.set(id, s.graph.dependencies.get(id)!.length);
+      const result: TaskResult = { task: id, status: "pending", attempts: 0 };
+      this.results.set(id, result);
+      this.states.set(id, {
+        node: s.graph.nodes.get(id)!,
+        result,
+        waiting: s.graph.dependencies.get(id)!.length,
+        priority: s.graph.priority.get(id)!,
+        dependants: [],
+        output: undefined,
+      });
+    }
+    for (const [id, state] of this.states) {
+      for (const next of s.graph.dependants.get(id)!) state.dependants.push(this.states.get(next)!);
     }
   }
 
   /** Starts the walk; `done` resolves with the flow's status. */
   start(): void {
     if (this.remaining === 0) return this.finished("succeeded");
-    this.readyAll(this.s.graph.order.filter((id) => this.waitingOn.get(id) === 0));
+    this.readyAll([...this.states.values()].filter((state) => state.waiting === 0));
   }
 
   /** Queues nodes that became ready together, highest priority first: a free slot goes to the first one added. */
-  private readyAll(ids: string[]): void {
-    const priority = this.s.graph.priority;
-    if (ids.length > 1) ids.sort((a, b) => priority.get(b)! - priority.get(a)!);
-    for (const id of ids) this.ready(id);
+  private readyAll(states: NodeState[]): void {
+    if (states.length > 1) states.sort((a, b) => b.priority - a.priority);
+    for (const state of states) this.ready(state);
   }
 
   /** Cancels the run: running tasks see their signal abort, the rest end `cancelled`. */
@@ -133,7 +143,7 @@ export class FlowExecution {
 
   /** Outputs of a finished task. */
   outputOf(id: string): unknown {
-    return this.outputs.get(id);
+    return this.states.get(id)?.output;
   }
 
   /** Resolves refs to params and upstream outputs. */
@@ -142,31 +152,31 @@ export class FlowExecution {
   }
 
   private refValue(ref: RefValue): unknown {
-    let v = ref.source === "param" ? this.s.params[ref.target] : this.outputs.get(ref.target);
+    let v = ref.source === "param" ? this.s.params[ref.target] : this.states.get(ref.target)!.output;
     for (const key of ref.path) v = v == null ? undefined : (v as Record<string, unknown>)[key];
     return v;
   }
 
-  private ready(id: string): void {
-    const node = this.s.graph.nodes.get(id)!;
-    this.setStatus(id, "queued");
-    const priority = this.s.graph.priority.get(id)!;
-    const job = () => this.global.add(() => this.runNode(node), { priority });
+  private ready(state: NodeState): void {
+    const { node, priority } = state;
+    state.result.status = "queued";
+    this.emitTask(node.id, "queued");
+    const job = () => this.global.add(() => this.runNode(state), { priority });
     const pool = node.task.pool ? this.pools.get(node.task.pool) : undefined;
     // Queue promises are not awaited: completion is tracked per node, and runNode never rejects.
     void (pool ? pool.add(job, { priority }) : job());
   }
 
-  private async runNode(node: FlowNode): Promise<void> {
+  private async runNode(state: NodeState): Promise<void> {
     if (this.controller.signal.aborted) return; // stop() already settled it
+    const { node, result } = state;
     const id = node.id;
-    const result = this.results.get(id)!;
     const started = performance.now();
     let recorder: RunRecorder | undefined;
     try {
       const raw = this.resolve(node.inputs) as Record<string, unknown>;
-      const inputs = await this.validateInputs(node, raw);
-      const runId = await this.s.tracker.createRun({
+      const inputs = node.task.inputSchema ? await this.validateInputs(node, raw) : raw;
+      const runId = await this.s.tracker.createRun(this.s.tracker.kind === "none" ? NO_RUN : {
         experimentId: this.s.experimentId,
         name: id,
         parentRunId: this.s.flowRunId,
@@ -182,10 +192,10 @@ export class FlowExecution {
       recorder = new RunRecorder(this.s.tracker, runId);
       logInputs(recorder, inputs);
       const outputs = await this.attempts(node, inputs, runId, recorder);
-      await this.finishTracking(node, runId, recorder, "FINISHED", outputs);
-      this.outputs.set(id, outputs);
+      if (this.s.tracker.kind !== "none") await this.finishTracking(node, runId, recorder, "FINISHED", outputs);
+      state.output = outputs;
       result.outputs = outputs;
-      this.complete(id, "succeeded", started);
+      this.complete(state, "succeeded", started);
     } catch (error) {
       // A task running when the flow was stopped ends cancelled, whatever it threw on its way out.
       const stop = this.controller.signal.aborted ? this.controller.signal.reason : undefined;
@@ -194,10 +204,10 @@ export class FlowExecution {
         await this.finishTracking(node, result.runId, recorder, cancelled ? "KILLED" : "FAILED").catch(() => {});
       }
       if (cancelled) {
-        this.complete(id, "cancelled", started, stopInfo(stop));
+        this.complete(state, "cancelled", started, stopInfo(stop));
       } else {
-        this.complete(id, "failed", started, toErrorInfo(error));
-        this.afterFailure(id);
+        this.complete(state, "failed", started, toErrorInfo(error));
+        this.afterFailure(state);
       }
     }
   }
@@ -277,7 +287,9 @@ export class FlowExecution {
       const ctx = this.context(node, runId, recorder, attempt, signal);
       let output: unknown;
       try {
-        output = await Promise.race([Promise.resolve().then(() => node.task.run(inputs, ctx)), aborted]);
+        const returned = node.task.run(inputs, ctx);
+        // A synchronous result needs no race: nothing can cancel it any more.
+        output = returned instanceof Promise ? await Promise.race([returned, aborted]) : returned;
       } catch (error) {
         if (error instanceof Error || error instanceof StopReason) throw error;
         throw new NonErrorThrownError(node.id, error);
@@ -307,60 +319,21 @@ export class FlowExecution {
   }
 
   private context(node: FlowNode, runId: string, recorder: RunRecorder, attempt: number, signal: AbortSignal): TaskContext {
-    const { secrets, emit } = this.s;
-    const flowRunId = this.s.flowRunId;
-    const id = node.id;
-    const logLine = (level: "debug" | "info" | "warn" | "error") => (message: string) =>
-      emit({ type: "log", level, runId: flowRunId, task: id, message: secrets.mask(String(message)), time: Date.now() });
-    const logger: TaskLogger = { debug: logLine("debug"), info: logLine("info"), warn: logLine("warn"), error: logLine("error") };
-    let dir: string | undefined;
-    const artifactDir = () =>
-      (dir ??= hasLocalArtifacts(this.s.tracker)
-        ? this.s.tracker.artifactDir(runId)
-        : resolvePath(this.s.workDir, "artifacts", runId));
-    const artifact = (name: string): Artifact => ({
-      kind: "cairn.artifact",
-      path: join(artifactDir(), name),
-      artifactPath: name.split(/[\\/]/).join("/"),
+    const tracker = this.s.tracker;
+    const artifactDir = hasLocalArtifacts(tracker) ? tracker.artifactDir(runId) : resolvePath(this.s.workDir, "artifacts", runId);
+    return new RunningTaskContext(
+      node,
       runId,
-    });
-    return {
-      params: this.s.params,
-      nodeId: id,
-      taskName: node.task.name,
-      runId,
-      flowRunId,
       attempt,
       signal,
-      logger,
-      tracking: { kind: this.s.tracker.kind, uri: this.s.tracker.uri, experimentId: this.s.experimentId },
-      secret: (name) => secrets.get(name, id),
-      log: {
-        param: (key, value) => {
-          secrets.assertClean(String(value), id, `param "${key}"`);
-          recorder.param(key, String(value));
-        },
-        metric: (key, value, step = 0) => recorder.metric(key, value, step),
-        tag: (key, value) => {
-          secrets.assertClean(value, id, `tag "${key}"`);
-          recorder.tag(key, value);
-        },
-      },
-      artifacts: {
-        async write(name, data) {
-          const a = artifact(name);
-          await mkdir(dirname(a.path), { recursive: true });
-          await writeFile(a.path, data);
-          return a;
-        },
-        async path(name) {
-          const p = artifact(name).path;
-          await mkdir(dirname(p), { recursive: true });
-          return p;
-        },
-        file: artifact,
-      },
-    };
+      recorder,
+      artifactDir,
+      this.s.params,
+      this.s.flowRunId,
+      { kind: tracker.kind, uri: tracker.uri, experimentId: this.s.experimentId },
+      this.s.secrets,
+      this.s.emit,
+    );
   }
 
   private async finishTracking(
@@ -381,17 +354,17 @@ export class FlowExecution {
     await tracker.endRun(runId, status);
   }
 
-  private afterFailure(id: string): void {
+  private afterFailure(state: NodeState): void {
     if (this.s.failurePolicy === "fail-fast") {
-      this.stop(new StopReason("fail-fast", id));
+      this.stop(new StopReason("fail-fast", state.node.id));
     } else {
-      this.skipDependants(id, id);
+      this.skipDependants(state, state.node.id);
     }
   }
 
-  private skipDependants(id: string, failed: string): void {
-    for (const next of this.s.graph.dependants.get(id)!) {
-      if (this.results.get(next)!.status !== "pending") continue;
+  private skipDependants(state: NodeState, failed: string): void {
+    for (const next of state.dependants) {
+      if (next.result.status !== "pending") continue;
       this.complete(next, "skipped", undefined, {
         name: "UpstreamFailed",
         message: `Skipped because upstream task "${failed}" did not succeed.`,
@@ -405,16 +378,18 @@ export class FlowExecution {
     this.controller.abort(reason);
     this.global.clear();
     for (const pool of this.pools.values()) pool.clear();
-    for (const [id, result] of this.results) {
-      if (result.status === "pending" || result.status === "queued") {
-        this.complete(id, reason.kind === "cancel" ? "cancelled" : "skipped", undefined, stopInfo(reason));
+    for (const state of this.states.values()) {
+      const status = state.result.status;
+      if (status === "pending" || status === "queued") {
+        this.complete(state, reason.kind === "cancel" ? "cancelled" : "skipped", undefined, stopInfo(reason));
       }
     }
     if (this.remaining === 0) this.finished(this.flowStatus());
   }
 
-  private complete(id: string, status: TaskStatus, started: number | undefined, error?: ErrorInfo): void {
-    const result = this.results.get(id)!;
+  private complete(state: NodeState, status: TaskStatus, started: number | undefined, error?: ErrorInfo): void {
+    const { result } = state;
+    const id = state.node.id;
     result.status = status;
     if (started !== undefined) result.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
     if (error) result.error = error;
@@ -424,11 +399,9 @@ export class FlowExecution {
       ...(error ? { error } : {}),
     });
     if (status === "succeeded" || status === "cached") {
-      const ready: string[] = [];
-      for (const next of this.s.graph.dependants.get(id)!) {
-        const left = this.waitingOn.get(next)! - 1;
-        this.waitingOn.set(next, left);
-        if (left === 0 && this.results.get(next)!.status === "pending" && !this.controller.signal.aborted) ready.push(next);
+      const ready: NodeState[] = [];
+      for (const next of state.dependants) {
+        if (--next.waiting === 0 && next.result.status === "pending" && !this.controller.signal.aborted) ready.push(next);
       }
       this.readyAll(ready);
     }
@@ -442,14 +415,10 @@ export class FlowExecution {
     return "succeeded";
   }
 
-  private setStatus(id: string, status: TaskStatus): void {
-    this.results.get(id)!.status = status;
-    this.emitTask(id, status as Exclude<TaskStatus, "pending">, {});
-  }
-
-  private emitTask(id: string, status: Exclude<TaskStatus, "pending">, extra: Partial<RunEvent>): void {
+  private emitTask(id: string, status: Exclude<TaskStatus, "pending">, extra?: Partial<TaskEvent>): void {
     if (status === "running") this.results.get(id)!.status = "running";
-    this.s.emit({ type: "task", status, runId: this.s.flowRunId, task: id, time: Date.now(), ...extra } as RunEvent);
+    const event: TaskEvent = { type: "task", status, runId: this.s.flowRunId, task: id, time: Date.now() };
+    this.s.emit(extra ? Object.assign(event, extra) : event);
   }
 
   /** Writes the flow's graph (mermaid and JSON) as artifacts of the flow run. */
@@ -484,6 +453,21 @@ async function uploadArtifacts(tracker: Tracker, runId: string, outputs: unknown
   };
   visit(outputs);
   await Promise.all(uploads);
+}
+
+/** createRun options for the null tracker, which ignores them: no tags object per task. */
+const NO_RUN = { experimentId: "0", name: "" };
+
+/** What the scheduler keeps per node. */
+interface NodeState {
+  readonly node: FlowNode;
+  readonly result: TaskResult;
+  /** Upstream nodes not finished yet. */
+  waiting: number;
+  /** Critical-path priority. */
+  readonly priority: number;
+  readonly dependants: NodeState[];
+  output: unknown;
 }
 
 function rejectOnAbort(signal: AbortSignal): Promise<never> {

@@ -1,0 +1,95 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { Artifact } from "../definition/artifact.ts";
+import type { FlowNode } from "../definition/flow-definition.ts";
+import type { RunEvent } from "../run/events.ts";
+import type { SecretRegistry } from "../run/secrets.ts";
+import type { ArtifactWriter, RunLog, TaskContext, TaskLogger } from "../run/task-context.ts";
+import type { RunRecorder } from "../tracking/run-recorder.ts";
+
+/**
+ * The `ctx` of one attempt. A class with lazily made members, because most tasks
+ * never log or write artifacts and the engine's budget is a few µs per task.
+ */
+export class RunningTaskContext implements TaskContext {
+  private log_?: RunLog;
+  private artifacts_?: ArtifactWriter;
+  private logger_?: TaskLogger;
+
+  constructor(
+    private readonly node: FlowNode,
+    readonly runId: string,
+    readonly attempt: number,
+    readonly signal: AbortSignal,
+    private readonly recorder: RunRecorder,
+    private readonly artifactDir: string,
+    readonly params: Record<string, unknown>,
+    readonly flowRunId: string,
+    readonly tracking: TaskContext["tracking"],
+    private readonly secrets: SecretRegistry,
+    private readonly emit: (event: RunEvent) => void,
+  ) {}
+
+  get nodeId(): string {
+    return this.node.id;
+  }
+
+  get taskName(): string {
+    return this.node.task.name;
+  }
+
+  secret(name: string): string {
+    return this.secrets.get(name, this.node.id);
+  }
+
+  get log(): RunLog {
+    const { secrets, recorder } = this;
+    const id = this.node.id;
+    return (this.log_ ??= {
+      param(key, value) {
+        secrets.assertClean(String(value), id, `param "${key}"`);
+        recorder.param(key, String(value));
+      },
+      metric(key, value, step = 0) {
+        recorder.metric(key, value, step);
+      },
+      tag(key, value) {
+        secrets.assertClean(value, id, `tag "${key}"`);
+        recorder.tag(key, value);
+      },
+    });
+  }
+
+  get logger(): TaskLogger {
+    if (this.logger_) return this.logger_;
+    const { secrets, emit, flowRunId } = this;
+    const task = this.node.id;
+    const line = (level: "debug" | "info" | "warn" | "error") => (message: string) =>
+      emit({ type: "log", level, runId: flowRunId, task, message: secrets.mask(String(message)), time: Date.now() });
+    return (this.logger_ = { debug: line("debug"), info: line("info"), warn: line("warn"), error: line("error") });
+  }
+
+  get artifacts(): ArtifactWriter {
+    if (this.artifacts_) return this.artifacts_;
+    const file = (name: string): Artifact => ({
+      kind: "cairn.artifact",
+      path: join(this.artifactDir, name),
+      artifactPath: name.split(/[\\/]/).join("/"),
+      runId: this.runId,
+    });
+    return (this.artifacts_ = {
+      async write(name, data) {
+        const a = file(name);
+        await mkdir(dirname(a.path), { recursive: true });
+        await writeFile(a.path, data);
+        return a;
+      },
+      async path(name) {
+        const p = file(name).path;
+        await mkdir(dirname(p), { recursive: true });
+        return p;
+      },
+      file,
+    });
+  }
+}
