@@ -6,6 +6,10 @@
 /** Base class of every Cairn error; `instanceof CairnError` catches them all. */
 export class CairnError extends Error {
   override name = "CairnError";
+  /** False when retrying cannot help (bad input, bad definition); the scheduler then does not retry. */
+  get retryable(): boolean {
+    return true;
+  }
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -91,6 +95,9 @@ export class MissingInputError extends FlowValidationError {
 /** A value cannot be stored as JSON: a function, a circular object, a class instance, NaN. */
 export class NotSerializableError extends CairnError {
   override name = "NotSerializableError";
+  override get retryable(): boolean {
+    return false;
+  }
   constructor(
     readonly where: string,
     readonly path: string,
@@ -134,6 +141,9 @@ export class OptionError extends CairnError {
 /** A task's inputs failed its input schema at run time. */
 export class InputValidationError extends CairnError {
   override name = "InputValidationError";
+  override get retryable(): boolean {
+    return false;
+  }
   constructor(
     readonly nodeId: string,
     readonly issues: string[],
@@ -148,6 +158,9 @@ export class InputValidationError extends CairnError {
 /** A task's outputs failed its output schema. */
 export class OutputValidationError extends CairnError {
   override name = "OutputValidationError";
+  override get retryable(): boolean {
+    return false;
+  }
   constructor(
     readonly nodeId: string,
     readonly issues: string[],
@@ -199,6 +212,9 @@ export class CancelledError extends CairnError {
 /** A secret was asked for and is not set. */
 export class SecretNotFoundError extends CairnError {
   override name = "SecretNotFoundError";
+  override get retryable(): boolean {
+    return false;
+  }
   constructor(
     readonly secret: string,
     readonly nodeId: string,
@@ -213,6 +229,9 @@ export class SecretNotFoundError extends CairnError {
 /** A task tried to output, log or tag the value of a secret. */
 export class SecretLeakError extends CairnError {
   override name = "SecretLeakError";
+  override get retryable(): boolean {
+    return false;
+  }
   constructor(
     readonly nodeId: string,
     readonly secret: string,

@@ -34,4 +34,5 @@ export { NullTracker } from "./tracking/null-tracker.ts";
 // export { LocalStore } from "./tracking/local/local-store.ts";
 export { resolveTracker } from "./tracking/resolve-tracker.ts";
 
+export * from "./executors/index.ts";
 export * from "./errors.ts";

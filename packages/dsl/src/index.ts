@@ -6,6 +6,23 @@
 export { task, makeTask, type Task, type TaskBuilder, type TaskSettings, type NodeOptions, type RetryOptions, type InferInput, type InferOutput } from "./task.ts";
 export { flow, isFlow, type Flow, type FlowBuilder, type FlowRunOptions, type ParamRefs, type InferParams, type InferFlowOutputs } from "./flow.ts";
 export type { Ref, Wire, WireInputs, Unwire, Node, Simplify } from "./types.ts";
+export {
+  script,
+  shell,
+  notebook,
+  http,
+  currentTask,
+  type KindTask,
+  type ScriptOptions,
+  type ShellOptions,
+  type ShellOutputs,
+  type NotebookOptions,
+  type NotebookOutputs,
+  type HttpOptions,
+  type ProcessOptions,
+  type CurrentTask,
+  type ArtifactMarker,
+} from "./kinds/index.ts";
 export { main as cli, EXIT, type CliIo } from "./cli/main.ts";
 export { FlowFileError } from "./cli/load-flow.ts";
 export { UsageError } from "./cli/usage-error.ts";
@@ -32,3 +49,13 @@ export {
   type Tracker,
 } from "@cairn/core";
 export * from "@cairn/core/errors";
+export {
+  ProcessFailedError,
+  ProcessStartError,
+  ProcessOutputError,
+  UnknownPlaceholderError,
+  CommandTemplateError,
+  TaskFileError,
+  NotebookDependencyError,
+  HttpTaskError,
+} from "@cairn/core";

@@ -13,7 +13,6 @@ import {
   NonErrorThrownError,
   NotSerializableError,
   OutputValidationError,
-  SecretLeakError,
   TaskTimeoutError,
 } from "../errors.ts";
 import type { FlowGraph } from "../graph/flow-graph.ts";
@@ -190,7 +189,8 @@ export class FlowExecution {
       });
       result.runId = runId;
       recorder = new RunRecorder(this.s.tracker, runId);
-      logInputs(recorder, inputs);
+      const inputsFile = logInputs(recorder, inputs);
+      if (inputsFile) await writeRunFiles(this.s.tracker, runId, "cairn", { "inputs.json": inputsFile });
       const outputs = await this.attempts(node, inputs, runId, recorder);
       if (this.s.tracker.kind !== "none") await this.finishTracking(node, runId, recorder, "FINISHED", outputs);
       state.output = outputs;
@@ -431,13 +431,32 @@ export class FlowExecution {
   }
 }
 
-/** Scalar inputs become params; the rest are summarised so that no value is silently cut. */
-function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>): void {
-  for (const [key, value] of Object.entries(inputs)) {
-    if (typeof value === "string" && value.length <= 500) recorder.param(key, value);
-    else if (typeof value === "number" || typeof value === "boolean") recorder.param(key, String(value));
-    else if (isArtifact(value)) recorder.param(key, value.artifactPath);
+/** Longest input value logged as a param; longer ones go whole to `cairn/inputs.json`. */
+const PARAM_VALUE_LIMIT = 500;
+
+/**
+ * Inputs become params: scalars as they are, artifacts as `runs:/<run>/<path>` URIs,
+ * small structured values as JSON. No value is ever cut: when one is too long, its
+ * param points at the artifact `cairn/inputs.json`, which holds all inputs whole.
+ * Returns that file's content when it is needed.
+ */
+function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>): string | undefined {
+  let needsFile = false;
+  for (const key in inputs) {
+    const value = inputs[key];
+    let text: string;
+    if (value === undefined) continue;
+    if (typeof value === "string") text = value;
+    else if (typeof value === "number" || typeof value === "boolean") text = String(value);
+    else if (isArtifact(value)) text = value.runId ? `runs:/${value.runId}/${value.artifactPath}` : value.path;
+    else text = JSON.stringify(value);
+    if (text.length > PARAM_VALUE_LIMIT) {
+      needsFile = true;
+      text = "(too long for a param: see artifact cairn/inputs.json)";
+    }
+    recorder.param(key, text);
   }
+  return needsFile ? JSON.stringify(inputs, null, 2) : undefined;
 }
 
 async function uploadArtifacts(tracker: Tracker, runId: string, outputs: unknown, localRoot: string): Promise<void> {
@@ -481,15 +500,7 @@ function rejectOnAbort(signal: AbortSignal): Promise<never> {
 function isRetryable(error: unknown, flowSignal: AbortSignal): boolean {
   if (flowSignal.aborted) return false;
   if (error instanceof StopReason || error instanceof CancelledError) return false;
-  if (
-    error instanceof InputValidationError ||
-    error instanceof OutputValidationError ||
-    error instanceof NotSerializableError ||
-    error instanceof SecretLeakError
-  ) {
-    return false;
-  }
-  return true;
+  return !(error instanceof CairnError && !error.retryable);
 }
 
 function stopInfo(reason: unknown): ErrorInfo {

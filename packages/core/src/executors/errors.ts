@@ -1,0 +1,154 @@
+/**
+ * Errors of the executors that run work outside the flow's process: scripts,
+ * shell commands, notebooks and HTTP endpoints.
+ */
+import { CairnError } from "../errors.ts";
+
+/** A child process exited with a non-zero code or was killed by a signal. */
+export class ProcessFailedError extends CairnError {
+  override name = "ProcessFailedError";
+  constructor(
+    readonly nodeId: string,
+    /** The command as printed (arguments shell-quoted). */
+    readonly command: string,
+    /** Exit code, when the process exited by itself. */
+    readonly exitCode: number | undefined,
+    /** Signal that ended the process (e.g. `SIGKILL`), when one did. */
+    readonly signal: string | undefined,
+    /** The last lines the process wrote to stderr. */
+    readonly stderrTail: readonly string[],
+  ) {
+    const how = signal ? `was killed by ${signal}` : `exited with code ${exitCode}`;
+    const tail = stderrTail.length
+      ? ` Last ${stderrTail.length} line${stderrTail.length === 1 ? "" : "s"} of stderr:\n  | ${stderrTail.join("\n  | ")}\n`
+      : " It wrote nothing to stderr. ";
+    super(
+      `Task "${nodeId}": \`${command}\` ${how}.${tail}` +
+        `The full output is in the task run's artifacts logs/stdout.txt and logs/stderr.txt; fix the error above and run again.`,
+    );
+  }
+}
+
+/** A child process could not be started at all (command not found, not executable). */
+export class ProcessStartError extends CairnError {
+  override name = "ProcessStartError";
+  constructor(
+    readonly nodeId: string,
+    readonly command: string,
+    /** The system error code (`ENOENT`, `EACCES`, ...). */
+    readonly code: string | undefined,
+    hint: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`Task "${nodeId}" could not start \`${command}\`${code ? ` (${code})` : ""}. ${hint}`, options);
+  }
+}
+
+/** A command template or argument names a `{placeholder}` that no input provides. */
+export class UnknownPlaceholderError extends CairnError {
+  override name = "UnknownPlaceholderError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly taskName: string,
+    readonly placeholder: string,
+    readonly available: readonly string[],
+  ) {
+    super(
+      `Task "${taskName}" uses the placeholder {${placeholder}}, but no input is called "${placeholder}" ` +
+        `(inputs: ${available.length ? available.map((a) => `"${a}"`).join(", ") : "none"}). ` +
+        `Pass it when calling the task in build(), e.g. ${taskName}({ ${placeholder}: ... }), or fix the template. ` +
+        `For a literal "{${placeholder}}" write "{{${placeholder}}}".`,
+    );
+  }
+}
+
+/** A command template is unsafe or malformed (a placeholder inside quotes, ...). */
+export class CommandTemplateError extends CairnError {
+  override name = "CommandTemplateError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly taskName: string,
+    readonly template: string,
+    detail: string,
+  ) {
+    super(`Task "${taskName}" has an invalid command template ${JSON.stringify(template)}: ${detail}`);
+  }
+}
+
+/** The file a script or notebook task names does not exist or cannot be read. */
+export class TaskFileError extends CairnError {
+  override name = "TaskFileError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly taskName: string,
+    readonly file: string,
+    readonly tried: readonly string[],
+    detail = "does not exist",
+  ) {
+    super(
+      `Task "${taskName}": the file "${file}" ${detail} (looked at ${tried.map((t) => `"${t}"`).join(", ")}). ` +
+        `Relative paths resolve against the folder of the module that declares the task, then the working directory; ` +
+        `pass an absolute path or new URL("./file", import.meta.url) to be explicit.`,
+    );
+  }
+}
+
+/** What a process wrote to CAIRN_OUTPUTS is not usable (bad JSON, an artifact marker to a missing file). */
+export class ProcessOutputError extends CairnError {
+  override name = "ProcessOutputError";
+  constructor(
+    readonly nodeId: string,
+    detail: string,
+  ) {
+    super(`Task "${nodeId}" wrote outputs Cairn cannot use: ${detail}`);
+  }
+}
+
+/** papermill / nbconvert (or a Jupyter kernel) is missing from the Python that runs notebooks. */
+export class NotebookDependencyError extends CairnError {
+  override name = "NotebookDependencyError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly nodeId: string,
+    readonly python: string,
+    readonly missing: readonly string[],
+  ) {
+    super(
+      `Task "${nodeId}" runs a notebook, but ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} not installed ` +
+        `for ${python}. Run scripts/setup-python.sh (it installs papermill, nbconvert and ipykernel into .venv), ` +
+        `or \`${python} -m pip install papermill nbconvert ipykernel\`, or point CAIRN_PYTHON at a Python that has them.`,
+    );
+  }
+}
+
+/** An HTTP task's request failed for good (after its retries), or the response is not JSON. */
+export class HttpTaskError extends CairnError {
+  override name = "HttpTaskError";
+  /** A 4xx other than 408 and 429 will answer the same on a retry of the task. */
+  override get retryable(): boolean {
+    return !(this.status !== undefined && this.status >= 400 && this.status < 500 && this.status !== 408 && this.status !== 429);
+  }
+  constructor(
+    readonly nodeId: string,
+    readonly method: string,
+    readonly url: string,
+    /** HTTP status of the last response, when there was one. */
+    readonly status: number | undefined,
+    /** Requests made. */
+    readonly attempts: number,
+    detail: string,
+  ) {
+    super(
+      `Task "${nodeId}": ${method} ${url} failed${status !== undefined ? ` with HTTP ${status}` : ""}` +
+        `${attempts > 1 ? ` after ${attempts} attempts` : ""}: ${detail}`,
+    );
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * What the task kinds (script, shell, notebook, http) share: a typed, immutable task
+ * with `.input()` / `.output()` and the usual settings, built on `makeTask`; file
+ * resolution and digests; the Python used for scripts and notebooks.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import { TaskFileError } from "@cairn/core";
+import { makeTask, type NodeOptions, type RetryOptions, type Task } from "../task.ts";
+import type { SchemaInput, SchemaOutput } from "../types.ts";
+
+/** Outputs every use of the kind adds to the declared ones (a notebook's `{ notebook, html }`). */
+type WithExtra<T, Extra> = {} extends Extra ? T : T & Extra;
+
+/**
+ * A task of another kind than `function` (script, shell, notebook, http): call it in
+ * `build()` like any task; `.input()` and `.output()` declare its types (and schemas),
+ * and every method returns a copy. (An intersection with Task, so that the inference
+ * helpers InferInput / InferOutput see it as a Task.)
+ */
+export type KindTask<In, Out, Extra = {}> = KindMethods<In, Out, Extra> & Task<In, Out>;
+
+/** The builder methods of a KindTask; the settings return KindTasks, so they chain with `.input()` / `.output()`. */
+export interface KindMethods<In, Out, Extra> {
+  version(version: string): KindTask<In, Out, Extra>;
+  retries(count: number, options?: RetryOptions): KindTask<In, Out, Extra>;
+  timeout(ms: number): KindTask<In, Out, Extra>;
+  pool(name: string): KindTask<In, Out, Extra>;
+  cache(options: TaskCacheOptions | false): KindTask<In, Out, Extra>;
+  env(...names: string[]): KindTask<In, Out, Extra>;
+  /** Declares inputs with any Standard Schema (zod, valibot, ...): validated before each run. */
+  input<S extends StandardSchemaV1>(schema: S): KindTask<SchemaInput<S>, Out, Extra>;
+  /** Declares the inputs' type, without run-time validation. */
+  input<T extends Record<string, unknown>>(): KindTask<T, Out, Extra>;
+  /** Declares outputs with a Standard Schema: validated after each run. */
+  output<S extends StandardSchemaV1>(schema: S): KindTask<In, WithExtra<SchemaOutput<S>, Extra>, Extra>;
+  /** Declares the outputs' type, without run-time validation. */
+  output<T>(): KindTask<In, WithExtra<T, Extra>, Extra>;
+}
+
+/** How a kind runs. */
+export interface KindSpec {
+  definition: TaskDefinition;
+  /** Checks the inputs object of a call in build() (e.g. template placeholders); `schema` is the input schema, if any. */
+  checkCall?: (inputs: Record<string, unknown>, schema: StandardSchemaV1 | undefined) => void;
+  /**
+   * For kinds that add outputs of their own (a notebook's `{ notebook, html }`): `.output(schema)`
+   * does not go on the definition; instead the definition's run becomes `ownOutputs(schema)`,
+   * which validates the part of the outputs the task itself produced.
+   */
+  ownOutputs?: (schema: StandardSchemaV1 | undefined) => TaskDefinition["run"];
+}
+
+const SETTINGS = ["version", "retries", "timeout", "pool", "cache", "env"] as const;
+
+/** Wraps a kind's definition as a callable, typed, copy-on-write task. */
+export function kindTask<In, Out, Extra = {}>(spec: KindSpec): KindTask<In, Out, Extra> {
+  const base = makeTask<In, Out>(spec.definition) as unknown as ((...a: unknown[]) => unknown) & Record<string, (...a: unknown[]) => { definition: TaskDefinition }>;
+  const call = (inputs?: Record<string, unknown>, options?: NodeOptions) => {
+    if (spec.checkCall && inputs && typeof inputs === "object") spec.checkCall(inputs, spec.definition.inputSchema);
+    return base(inputs, options);
+  };
+  const methods: Record<string, unknown> = { definition: (base as unknown as { definition: TaskDefinition }).definition };
+  for (const m of SETTINGS) {
+    // The base method validates and returns a copy; keep its definition, rewrap as a kind task.
+    methods[m] = (...args: unknown[]) => kindTask({ ...spec, definition: base[m]!(...args).definition });
+  }
+  const name = spec.definition.name;
+  methods.input = (schema?: StandardSchemaV1) =>
+    kindTask({ ...spec, definition: { ...spec.definition, ...(schema ? { inputSchema: checkSchema(schema, name, "input") } : {}) } });
+  methods.output = (schema?: StandardSchemaV1) => {
+    if (!schema) return kindTask(spec);
+    checkSchema(schema, name, "output");
+    if (spec.ownOutputs) return kindTask({ ...spec, definition: { ...spec.definition, run: spec.ownOutputs(schema) } });
+    return kindTask({ ...spec, definition: { ...spec.definition, outputSchema: schema } });
+  };
+  return Object.assign(call, methods) as unknown as KindTask<In, Out, Extra>;
+}
+
+/** Validates the kind's own part of the outputs with `.output(schema)`, like the engine does for the whole output. */
+export async function validateOwnOutputs(
+  schema: StandardSchemaV1 | undefined,
+  value: Record<string, unknown>,
+  ctx: TaskContext,
+): Promise<Record<string, unknown>> {
+  if (!schema) return value;
+  const r = await validateWithSchema(schema, value);
+  if (!r.ok) throw new OutputValidationError(ctx.nodeId, r.issues);
+  return r.value as Record<string, unknown>;
+}
+
+function checkSchema(schema: StandardSchemaV1, task: string, which: string): StandardSchemaV1 {
+  if (!schema || typeof (schema as Partial<StandardSchemaV1>)["~standard"]?.validate !== "function") {
+    throw new OptionError(`task "${task}" .${which}()`, "a Standard Schema (zod, valibot, arktype, ...) or no argument with a type parameter", schema);
+  }
+  return schema;
+}
+
+const TASK_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+/** Checks a task name like task() does. */
+export function checkName(name: string): void {
+  if (typeof name !== "string" || !TASK_NAME.test(name)) {
+    throw new OptionError("task name", "a non-empty string of letters, digits, `_`, `.` and `-`", name);
+  }
+}
+
+/** Common settings of the process kinds. */
+export interface ProcessOptions {
+  /** Extra environment variables for the process (values enter the code fingerprint as a digest). */
+  env?: Readonly<Record<string, string>>;
+  /** Secrets (read with ctx.secret at run time) passed to the process as environment variables of the same name. */
+  secrets?: readonly string[];
+  /** Working directory. @default the working directory of the flow's process (notebooks: the notebook's folder) */
+  cwd?: string;
+  /** Time between SIGTERM and SIGKILL when the task is cancelled or times out, in ms. @default 5000 */
+  killGraceMs?: number;
+}
+
+/** Checks the shared process options. */
+export function checkProcessOptions(name: string, o: ProcessOptions): void {
+  const where = (k: string) => `task "${name}" option \`${k}\``;
+  if (o.env !== undefined) {
+    if (typeof o.env !== "object" || o.env === null) throw new OptionError(where("env"), "an object of strings", o.env);
+    for (const [k, v] of Object.entries(o.env)) if (typeof v !== "string") throw new OptionError(where(`env.${k}`), "a string", v);
+  }
+  if (o.secrets !== undefined && (!Array.isArray(o.secrets) || o.secrets.some((s) => typeof s !== "string" || !s))) {
+    throw new OptionError(where("secrets"), "an array of secret names", o.secrets);
+  }
+  if (o.cwd !== undefined && (typeof o.cwd !== "string" || !o.cwd)) throw new OptionError(where("cwd"), "a folder path", o.cwd);
+  if (o.killGraceMs !== undefined && !(o.killGraceMs >= 0)) throw new OptionError(where("killGraceMs"), "a number of milliseconds >= 0", o.killGraceMs);
+}
+
+/** The process environment and log mask for a run: static env, plus the secrets the task asked for. */
+export function processEnv(o: ProcessOptions, ctx: TaskContext, extra: Record<string, string | undefined> = {}) {
+  const env: Record<string, string | undefined> = { ...extra, ...o.env };
+  const mask: string[] = [];
+  for (const s of o.secrets ?? []) {
+    const value = ctx.secret(s);
+    env[s] = value;
+    mask.push(value);
+  }
+  return { env, mask };
+}
+
+/** A short, stable digest of config that changes what a process does (never stored in clear, values may be private). */
+export function configDigest(value: unknown): string {
+  return sha256(JSON.stringify(value)).slice(0, 16);
+}
+
+export function sha256(data: string | Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** sha256 of a file's content. */
+export function fileDigest(path: string): string {
+  return sha256(readFileSync(path));
+}
+
+const KINDS_DIR = dirname(fileURLToPath(import.meta.url));
+/** The folder of the dependency-free Python helper `cairn_task.py`, put on PYTHONPATH of Python children. */
+export const PYTHON_HELPER_DIR = resolve(KINDS_DIR, "../../python");
+
+/**
+ * Resolves a script or notebook path: absolute paths and file URLs as they are; a
+ * relative path against the folder of the module that declared the task (like an
+ * import), else the working directory. Throws TaskFileError when it does not exist.
+ */
+export function resolveTaskFile(taskName: string, file: string | URL): string {
+  if (file instanceof URL || (typeof file === "string" && file.startsWith("file:"))) {
+    const p = fileURLToPath(file);
+    return mustExist(taskName, String(file), [p]);
+  }
+  if (typeof file !== "string" || !file) throw new OptionError(`task "${taskName}" file`, "a file path or a file: URL", file);
+  if (isAbsolute(file)) return mustExist(taskName, file, [file]);
+  const tried: string[] = [];
+  const caller = callerDir();
+  for (const base of [caller, process.cwd()]) {
+    if (!base) continue;
+    const p = resolve(base, file);
+    if (tried.includes(p)) continue;
+    tried.push(p);
+    if (existsSync(p)) return mustExist(taskName, file, [p]);
+  }
+  throw new TaskFileError(taskName, file, tried);
+}
+
+function mustExist(taskName: string, file: string, [p]: string[]): string {
+  let s;
+  try {
+    s = statSync(p!);
+  } catch {
+    throw new TaskFileError(taskName, file, [p!]);
+  }
+  if (!s.isFile()) throw new TaskFileError(taskName, file, [p!], "is not a file");
+  return p!;
+}
+
+/** Folder of the first stack frame outside this folder: the module that called script(), notebook(), ... */
+function callerDir(): string | undefined {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 30;
+  const stack = new Error().stack ?? "";
+  Error.stackTraceLimit = limit;
+  for (const line of stack.split("\n").slice(1)) {
+    const m = /(?:\(|at )((?:file:\/\/)?\/[^()]*?):\d+:\d+\)?\s*$/.exec(line);
+    if (!m) continue;
+    const file = m[1]!.startsWith("file:") ? fileURLToPath(m[1]!) : m[1]!;
+    if (file.startsWith(KINDS_DIR + sep) || file.includes(`${sep}node_modules${sep}`)) continue;
+    return dirname(file);
+  }
+  return undefined;
+}
+
+/**
+ * The Python for scripts and notebooks: `$CAIRN_PYTHON`, else the active virtualenv
+ * (`$VIRTUAL_ENV`), else the nearest `.venv` from the working directory up, else `python3`.
+ */
+export function defaultPython(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CAIRN_PYTHON) return env.CAIRN_PYTHON;
+  const inVenv = (root: string) => [join(root, "bin", "python"), join(root, "Scripts", "python.exe")].find((p) => existsSync(p));
+  if (env.VIRTUAL_ENV) {
+    const p = inVenv(env.VIRTUAL_ENV);
+    if (p) return p;
+  }
+  for (let d = process.cwd(); ; d = dirname(d)) {
+    const p = inVenv(join(d, ".venv"));
+    if (p) return p;
+    if (dirname(d) === d) break;
+  }
+  return "python3";
+}
+
+/** PYTHONPATH with the Cairn helper folder first. */
+export function pythonPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.PYTHONPATH ? `${PYTHON_HELPER_DIR}${process.platform === "win32" ? ";" : ":"}${env.PYTHONPATH}` : PYTHON_HELPER_DIR;
+}

@@ -1,0 +1,168 @@
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { flow, task, type Artifact, type InferInput, type InferOutput, type RunEvent } from "@cairn/dsl";
+import { script, shell } from "../../packages/dsl/src/kinds/index.ts";
+import { alive, fixture, logsOf, runOptions, tempRoot, waitFor } from "./helpers.ts";
+
+const makeData = task("make-data")
+  .input<{ values: number[] }>()
+  .run(async ({ values }, ctx) => ({ data: await ctx.artifacts.write("data.json", JSON.stringify(values)) }));
+
+const train = script("train", { file: fixture("train.py") })
+  .input<{ data: Artifact; lr: number }>()
+  .output<{ model: Artifact; accuracy: number; n: number }>();
+
+const summarize = script("summarize", { file: fixture("summarize.ts") })
+  .input<{ model: Artifact; label: string }>()
+  .output<{ summary: Artifact; total: number }>();
+
+/** A downstream TypeScript function task that reads the artifact the Python script produced. */
+const readModel = task("read-model")
+  .input<{ model: Artifact }>()
+  .run(async ({ model }) => {
+    const m = JSON.parse(await readFile(model.path, "utf8")) as { weights: number[]; lr: number };
+    return { weights: m.weights, lr: m.lr };
+  });
+
+describe("script()", () => {
+  it("round-trips inputs and outputs: a Python artifact read by a TS function task and a TS script", async () => {
+    const f = flow("scripts").build(() => {
+      const d = makeData({ values: [1, 2, 3] });
+      const t = train({ data: d.data, lr: 0.5 });
+      const r = readModel({ model: t.model });
+      const s = summarize({ model: t.model, label: "sum" });
+      return { accuracy: t.accuracy, n: t.n, model: t.model, weights: r.weights, lr: r.lr, total: s.total, summary: s.summary };
+    });
+    const events: RunEvent[] = [];
+    const run = await f.run(await runOptions());
+    run.on((e) => events.push(e));
+    const out = await run.outputs();
+    expect(out).toMatchObject({ accuracy: 0.75, n: 3, weights: [0.5, 1, 1.5], lr: 0.5, total: 3 });
+    expect(out.model).toMatchObject({ kind: "cairn.artifact", artifactPath: "model/model.json" });
+    expect(JSON.parse(readFileSync(out.model.path, "utf8"))).toEqual({ weights: [0.5, 1, 1.5], lr: 0.5 });
+    expect(readFileSync(out.summary.path, "utf8")).toBe("sum=3\n");
+
+    // stdout -> info, stderr -> warn, line by line, prefixed by task in the CLI; and saved as artifacts.
+    const logs = logsOf(events).filter((e) => e.task === "train");
+    expect(logs).toContainEqual(expect.objectContaining({ level: "info", message: "training on 3 rows with lr=0.5" }));
+    expect(logs).toContainEqual(expect.objectContaining({ level: "warn", message: "a warning on stderr" }));
+    const dir = join(out.model.path, "..", "..");
+    expect(readFileSync(join(dir, "logs/stdout.txt"), "utf8")).toBe("training on 3 rows with lr=0.5\n");
+    expect(readFileSync(join(dir, "logs/stderr.txt"), "utf8")).toBe("a warning on stderr\n");
+  });
+
+  it("is typed like any task", () => {
+    type In = InferInput<typeof train>;
+    type Out = InferOutput<typeof train>;
+    const i: In = { data: {} as Artifact, lr: 1 };
+    const o: Out = { model: {} as Artifact, accuracy: 1, n: 1 };
+    expect([i, o]).toHaveLength(2);
+    // @ts-expect-error lr is a number
+    void (() => flow("typed").build(() => train({ data: makeData({ values: [] }).data, lr: "fast" })));
+  });
+
+  it("uses the script's content digest as the code fingerprint", () => {
+    const digest = createHash("sha256").update(readFileSync(fixture("train.py"))).digest("hex");
+    expect(train.definition.kind).toBe("script");
+    expect(train.definition.code).toBe(`sha256:${digest}`);
+    // settings return copies that keep the kind, the code and the builder methods
+    const t2 = train.retries(2).timeout(5000).version("2");
+    expect(t2.definition).toMatchObject({ kind: "script", code: `sha256:${digest}`, timeoutMs: 5000, version: "2" });
+    expect(train.definition.timeoutMs).toBeUndefined();
+    expect(typeof t2.input).toBe("function");
+    expect(script("args", { file: fixture("echo_value.py"), args: ["--v", "{value}"] }).definition.code).toBe(
+      `sha256:${createHash("sha256").update(readFileSync(fixture("echo_value.py"))).digest("hex")};args=["--v","{value}"]`,
+    );
+  });
+
+  it("resolves a relative file against the declaring module's folder", () => {
+    expect(script("rel", { file: "fixtures/train.py" }).definition.code).toBe(train.definition.code);
+    expect(() => script("missing", { file: "fixtures/nope.py" })).toThrow(/TaskFileError|nope\.py" does not exist/);
+  });
+
+  it("passes {placeholders} in args as single arguments", async () => {
+    const echo = script("echo", { file: fixture("echo_value.py"), args: ["--value", "{value}", "n={n}"] }).input<{ value: string; n: number }>();
+    const f = flow("args").build(() => ({ out: echo({ value: "a b; c", n: 3 }).$out }));
+    expect(await (await f.run(await runOptions())).outputs()).toEqual({ out: { value: "a b; c", argv: ["--value", "a b; c", "n=3"] } });
+  });
+
+  it("turns a non-zero exit into a task failure carrying the tail of stderr", async () => {
+    const fail = script("fail", { file: fixture("fail.py") });
+    const f = flow("fails").build(() => ({ x: fail().$out }));
+    const result = await (await f.run(await runOptions())).wait();
+    expect(result.status).toBe("failed");
+    const error = result.tasks.fail!.error!;
+    expect(error.name).toBe("ProcessFailedError");
+    expect(error.message).toMatch(/fail\.py` exited with code 3/);
+    expect(error.message).toContain("ValueError: bad things happened");
+    expect(error.message).toContain("stderr line 30");
+    expect(error.message).toContain("stderr line 12");
+    expect(error.message).not.toContain("stderr line 11\n"); // only the last 20 lines
+    expect(error.message).toContain("logs/stderr.txt");
+  });
+
+  it("says clearly when the interpreter does not exist", async () => {
+    const bad = script("bad", { file: fixture("train.py"), interpreter: "/nonexistent/python9" });
+    const result = await (await flow("bad").build(() => ({ x: bad().$out })).run(await runOptions())).wait();
+    expect(result.tasks.bad!.error).toMatchObject({ name: "ProcessStartError", message: expect.stringMatching(/ENOENT.*not found/) });
+  });
+
+  it("ends the whole process tree on timeout: no orphan left", async () => {
+    const pidFile = join(await tempRoot(), "grandchild.pid");
+    const slow = script("slow", { file: fixture("grandchild.py"), killGraceMs: 2000 }).input<{ pidFile: string }>().timeout(1500);
+    const started = Date.now();
+    const result = await (await flow("timeout").build(() => ({ x: slow({ pidFile }).$out })).run(await runOptions())).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.slow!.error!.name).toBe("TaskTimeoutError");
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    expect(pid).toBeGreaterThan(0);
+    expect(await waitFor(() => !alive(pid), 5000)).toBe(true);
+  });
+
+  it("ends the process tree when the run is cancelled", async () => {
+    const pidFile = join(await tempRoot(), "grandchild.pid");
+    const slow = script("slow", { file: fixture("grandchild.py") }).input<{ pidFile: string }>();
+    const run = await flow("cancel").build(() => ({ x: slow({ pidFile }).$out })).run(await runOptions());
+    expect(await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").length > 0, 10_000)).toBe(true);
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    expect(alive(pid)).toBe(true);
+    const result = await run.cancel();
+    expect(result.status).toBe("cancelled");
+    expect(result.tasks.slow!.status).toBe("cancelled");
+    expect(await waitFor(() => !alive(pid), 5000)).toBe(true);
+  });
+
+  it("refuses an artifact marker that names a file the script did not write", async () => {
+    const dir = await tempRoot();
+    const file = join(dir, "bad_marker.py");
+    await writeFile(file, "import cairn_task\ncairn_task.set_outputs(model=cairn_task.artifact('nope.bin'))\n");
+    const bad = script("bad-marker", { file });
+    const result = await (await flow("marker").build(() => ({ x: bad().$out })).run(await runOptions())).wait();
+    expect(result.tasks["bad-marker"]!.error).toMatchObject({ name: "ProcessOutputError", message: expect.stringContaining('"nope.bin"') });
+  });
+
+  it("escalates to SIGKILL when the tree ignores SIGTERM", async () => {
+    const pidFile = join(await tempRoot(), "stubborn.pid");
+    // `trap '' TERM` makes the shell and the children it starts ignore SIGTERM.
+    const stubborn = shell("stubborn", "trap '' TERM; sleep 300 & echo $! > {pidFile}; wait", { killGraceMs: 300 }).input<{ pidFile: string }>().timeout(800);
+    const result = await (await flow("stubborn").build(() => ({ x: stubborn({ pidFile }).stdout })).run(await runOptions())).wait();
+    expect(result.tasks.stubborn!.error!.name).toBe("TaskTimeoutError");
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    expect(await waitFor(() => !alive(pid), 3000)).toBe(true);
+  });
+
+  it("ends what a process leaves running in its group when it exits", async () => {
+    const pidFile = join(await tempRoot(), "bg.pid");
+    // The background sleep keeps stdout open; without ending the group the task would wait for it.
+    const bg = shell("bg", "sleep 300 & echo $! > {pidFile}; echo started").input<{ pidFile: string }>();
+    const started = Date.now();
+    const out = await (await flow("bg").build(() => ({ x: bg({ pidFile }).stdout })).run(await runOptions())).outputs();
+    expect(out).toEqual({ x: "started" });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(await waitFor(() => !alive(Number(readFileSync(pidFile, "utf8"))), 3000)).toBe(true);
+  });
+});

@@ -1,0 +1,88 @@
+import { existsSync, readFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { flow, task, type Artifact } from "@cairn/dsl";
+import { shell } from "../../packages/dsl/src/kinds/index.ts";
+import { CommandTemplateError, UnknownPlaceholderError } from "../../packages/core/src/executors/index.ts";
+import { runOptions, tempRoot } from "./helpers.ts";
+
+describe("shell()", () => {
+  it("substitutes {placeholders} and outputs { stdout, exitCode }", async () => {
+    const wc = shell("wc", "printf '%s|' {word} {n} && wc -c < {file}").input<{ word: string; n: number; file: Artifact }>();
+    const data = task("data").run(async (_, ctx) => ({ file: await ctx.artifacts.write("d.txt", "12345") }));
+    const f = flow("sh").build(() => {
+      const d = data();
+      const r = wc({ word: "hi", n: 2, file: d.file });
+      return { stdout: r.stdout, exitCode: r.exitCode };
+    });
+    expect(await (await f.run(await runOptions())).outputs()).toEqual({ stdout: "hi|2|5", exitCode: 0 });
+    expect(wc.definition).toMatchObject({ kind: "shell", code: "printf '%s|' {word} {n} && wc -c < {file}" });
+  });
+
+  it("keeps a shell-injection attempt literal", async () => {
+    const marker = `/tmp/pwned-${process.pid}-${Date.now()}`;
+    await rm(marker, { force: true });
+    const echo = shell("echo", "printf '%s\\n' {value} {more}").input<{ value: string; more: string[] }>();
+    const values = [`"; touch ${marker}`, `$(touch ${marker})`, `\`touch ${marker}\``, `' ; touch ${marker}; '`];
+    const f = flow("inject").build(() => ({ out: echo({ value: `; touch ${marker}`, more: values }).stdout }));
+    const { out } = await (await f.run(await runOptions())).outputs();
+    expect(out.split("\n")).toEqual([`; touch ${marker}`, ...values]);
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it("refuses a placeholder inside quotes, where quoting could not protect it", () => {
+    expect(() => shell("q1", `echo "{value}"`)).toThrow(CommandTemplateError);
+    expect(() => shell("q2", `echo '{value}'`)).toThrow(/inside single quotes/);
+    // ${VAR}, awk braces and {{literal}} are not placeholders
+    const ok = shell("ok", `echo \${HOME} {{x}} | awk '{print $1}'`);
+    expect(ok.definition.code).toContain("awk");
+  });
+
+  it("rejects an unknown placeholder when the task is called in build()", () => {
+    const t = shell("greet", "echo {greeting} {name}");
+    expect(() => flow("unknown").build(() => ({ x: t({ greeting: "hi" }).stdout }))).toThrow(UnknownPlaceholderError);
+    expect(() => flow("unknown2").build(() => ({ x: t({ greeting: "hi" }).stdout }))).toThrow(/placeholder \{name\}.*inputs: "greeting"/);
+  });
+
+  it("rejects an unknown placeholder at run time, before the process starts", async () => {
+    const marker = join(await tempRoot(), "started");
+    // A schema whose keys are not visible: only the run can tell.
+    const opaque = { "~standard": { version: 1 as const, vendor: "test", validate: (v: unknown) => ({ value: v as Record<string, unknown> }) } };
+    const t = shell("late", `touch ${marker} && echo {missing}`).input(opaque);
+    const result = await (await flow("late").build(() => ({ x: t({ other: 1 }).stdout })).run(await runOptions())).wait();
+    expect(result.tasks.late!.error).toMatchObject({ name: "UnknownPlaceholderError", message: expect.stringContaining("{missing}") });
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it("lets a schema default fill a placeholder", async () => {
+    const t = shell("def", "echo {n}").input(z.object({ n: z.number().default(7) }));
+    expect(await (await flow("def").build(() => ({ x: t({}).stdout })).run(await runOptions())).outputs()).toEqual({ x: "7" });
+  });
+
+  it("uses CAIRN_OUTPUTS instead of stdout when the command writes it", async () => {
+    const t = shell("json", `echo ignored && printf '{"n": %s}' {n} > "$CAIRN_OUTPUTS"`).input<{ n: number }>().output<{ n: number }>();
+    expect(await (await flow("json").build(() => ({ n: t({ n: 4 }).n })).run(await runOptions())).outputs()).toEqual({ n: 4 });
+  });
+
+  it("fails on a non-zero exit with the tail of stderr", async () => {
+    const t = shell("boom", "echo oops >&2; exit 4");
+    const result = await (await flow("boom").build(() => ({ x: t().stdout })).run(await runOptions())).wait();
+    expect(result.tasks.boom!.error).toMatchObject({ name: "ProcessFailedError", message: expect.stringMatching(/exited with code 4[\s\S]*oops/) });
+  });
+
+  it("passes secrets as environment variables and masks them in the log artifacts", async () => {
+    const secret = "s3cr3t-value-for-test";
+    const t = shell("sec", "echo token=$API_TOKEN >&2; echo done", { secrets: ["API_TOKEN"] });
+    const options = await runOptions({ secrets: { API_TOKEN: secret } });
+    const run = await flow("sec").build(() => ({ x: t().stdout })).run(options);
+    const messages: string[] = [];
+    run.on((e) => e.type === "log" && messages.push(e.message));
+    const result = await run.wait();
+    expect(result.outputs).toEqual({ x: "done" });
+    expect(messages.join("\n")).not.toContain(secret);
+    const stderr = readFileSync(join(options.root, "artifacts", result.tasks.sec!.runId!, "logs/stderr.txt"), "utf8");
+    expect(stderr).toBe("token=***\n");
+  });
+});
