@@ -31,7 +31,7 @@ export type {
   ExperimentRecord,
 } from "./tracking/tracker.ts";
 export { NullTracker } from "./tracking/null-tracker.ts";
-// export { LocalStore } from "./tracking/local/local-store.ts";
+export { LocalStore } from "./tracking/local/local-store.ts";
 export { resolveTracker } from "./tracking/resolve-tracker.ts";
 
 export * from "./executors/index.ts";

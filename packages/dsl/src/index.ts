@@ -32,7 +32,7 @@ export {
   FlowRun,
   FlowFailedError,
   NullTracker,
-  // LocalStore,
+  LocalStore,
   resolveTracker,
   type Artifact,
   type TaskContext,

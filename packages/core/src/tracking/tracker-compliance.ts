@@ -1,0 +1,151 @@
+/**
+ * The behaviour every Tracker must show, as a vitest suite. The local store and
+ * the MLflow tracker both run it, so switching between them changes nothing a
+ * flow can observe.
+ *
+ * @example
+ * trackerComplianceSuite("LocalStore", async () => new LocalStore({ root: await tmp() }));
+ */
+import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import type { Tracker } from "./tracker.ts";
+
+export function trackerComplianceSuite(name: string, makeTracker: () => Promise<Tracker> | Tracker): void {
+  const unique = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
+  const tmp = () => mkdtemp(join(tmpdir(), "cairn-compliance-"));
+
+  describe(`${name}: tracker compliance`, () => {
+    it("pings", async () => {
+      const t = await makeTracker();
+      await expect(t.ping()).resolves.toBeUndefined();
+    });
+
+    it("creates an experiment once, also when two callers race", async () => {
+      const t = await makeTracker();
+      const exp = unique("exp");
+      const [a, b] = await Promise.all([t.ensureExperiment(exp), t.ensureExperiment(exp)]);
+      expect(a).toBe(b);
+      expect(await t.ensureExperiment(exp)).toBe(a);
+      expect(await t.getExperiment(a)).toEqual({ experimentId: a, name: exp });
+      expect(await t.ensureExperiment(unique("other"))).not.toBe(a);
+    });
+
+    it("creates a RUNNING run and reads it back", async () => {
+      const t = await makeTracker();
+      const experimentId = await t.ensureExperiment(unique("runs"));
+      const before = Date.now();
+      const runId = await t.createRun({ experimentId, name: "my-run", tags: { "cairn.kind": "flow" }, startTime: before });
+      expect(runId).toMatch(/^[0-9a-f]{32}$/);
+      const run = await t.getRun(runId);
+      expect(run).toMatchObject({ runId, experimentId, name: "my-run", status: "RUNNING", startTime: before });
+      expect(run!.tags["cairn.kind"]).toBe("flow");
+      expect(run!.endTime).toBeUndefined();
+      expect(await t.getRun("0123456789abcdef0123456789abcdef")).toBeUndefined();
+    });
+
+    it("links children to their parent", async () => {
+      const t = await makeTracker();
+      const experimentId = await t.ensureExperiment(unique("nest"));
+      const parent = await t.createRun({ experimentId, name: "flow" });
+      const child = await t.createRun({ experimentId, name: "task", parentRunId: parent });
+      expect((await t.getRun(child))!.parentRunId).toBe(parent);
+      expect((await t.getRun(child))!.tags["mlflow.parentRunId"]).toBe(parent);
+      const children = await t.searchRuns({ experimentIds: [experimentId], parentRunId: parent });
+      expect(children.map((r) => r.runId)).toEqual([child]);
+      const top = await t.searchRuns({ experimentIds: [experimentId], topLevelOnly: true });
+      expect(top.map((r) => r.runId)).toEqual([parent]);
+    });
+
+    it("records params, metrics with steps and tags", async () => {
+      const t = await makeTracker();
+      const experimentId = await t.ensureExperiment(unique("log"));
+      const runId = await t.createRun({ experimentId, name: "r" });
+      await t.logBatch(runId, {
+        params: { lr: "0.1", rows: "500" },
+        metrics: [
+          { key: "loss", value: 0.9, step: 0, timestamp: 1000 },
+          { key: "loss", value: 0.5, step: 1, timestamp: 1001 },
+          { key: "loss", value: 0.2, step: 2, timestamp: 1002 },
+        ],
+        tags: { team: "a" },
+      });
+      await t.logBatch(runId, { tags: { team: "b" }, metrics: [{ key: "accuracy", value: 0.8, step: 0, timestamp: 1003 }] });
+      await t.flush();
+      const run = (await t.getRun(runId))!;
+      expect(run.params).toMatchObject({ lr: "0.1", rows: "500" });
+      expect(run.metrics).toMatchObject({ loss: 0.2, accuracy: 0.8 });
+      expect(run.tags.team).toBe("b");
+      const history = await t.getMetricHistory(runId, "loss");
+      expect(history.map((p) => [p.step, p.value])).toEqual([
+        [0, 0.9],
+        [1, 0.5],
+        [2, 0.2],
+      ]);
+    });
+
+    it("finds runs by dotted tag keys, status, newest first, at most maxResults", async () => {
+      const t = await makeTracker();
+      const experimentId = await t.ensureExperiment(unique("search"));
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        ids.push(await t.createRun({ experimentId, name: `r${i}`, startTime: 1_700_000_000_000 + i * 1000, tags: { "cairn.cache_key": i === 1 ? "k-1" : "k-other" } }));
+      }
+      await t.endRun(ids[0]!, "FINISHED");
+      const byTag = await t.searchRuns({ experimentIds: [experimentId], tags: { "cairn.cache_key": "k-1" } });
+      expect(byTag.map((r) => r.runId)).toEqual([ids[1]]);
+      expect(await t.searchRuns({ experimentIds: [experimentId], tags: { "cairn.cache_key": "nope" } })).toEqual([]);
+      const finished = await t.searchRuns({ experimentIds: [experimentId], status: "FINISHED" });
+      expect(finished.map((r) => r.runId)).toEqual([ids[0]]);
+      const newest = await t.searchRuns({ experimentIds: [experimentId], maxResults: 2 });
+      expect(newest.map((r) => r.runId)).toEqual([ids[2], ids[1]]);
+    });
+
+    it("ends runs with each final status and an end time", async () => {
+      const t = await makeTracker();
+      const experimentId = await t.ensureExperiment(unique("end"));
+      for (const status of ["FINISHED", "FAILED", "KILLED"] as const) {
+        const runId = await t.createRun({ experimentId, name: status });
+        await t.endRun(runId, status, 1_800_000_000_000);
+        const run = (await t.getRun(runId))!;
+        expect(run.status).toBe(status);
+        expect(run.endTime).toBe(1_800_000_000_000);
+      }
+    });
+
+    it("stores, lists and returns artifacts: files, folders, nested paths", async () => {
+      const t = await makeTracker();
+      const experimentId = await t.ensureExperiment(unique("art"));
+      const runId = await t.createRun({ experimentId, name: "a" });
+      const dir = await tmp();
+      await writeFile(join(dir, "model.bin"), Buffer.from([0, 1, 2, 255]));
+      await mkdir(join(dir, "report", "img"), { recursive: true });
+      await writeFile(join(dir, "report", "index.md"), "# hi");
+      await writeFile(join(dir, "report", "img", "plot.svg"), "<svg/>");
+      await t.logArtifact(runId, join(dir, "model.bin"));
+      await t.logArtifact(runId, join(dir, "report"), "outputs");
+      await t.logArtifact(runId, join(dir, "model.bin"), "outputs/copies");
+
+      const root = await t.listArtifacts(runId);
+      expect(root.map((a) => [a.path, a.isDir]).sort()).toEqual([
+        ["model.bin", false],
+        ["outputs", true],
+      ]);
+      expect(root.find((a) => a.path === "model.bin")!.size).toBe(4);
+      const nested = await t.listArtifacts(runId, "outputs/report");
+      expect(nested.map((a) => [a.path, a.isDir]).sort()).toEqual([
+        ["outputs/report/img", true],
+        ["outputs/report/index.md", false],
+      ]);
+
+      const dest = await tmp();
+      const file = await t.downloadArtifact(runId, "outputs/copies/model.bin", dest);
+      expect([...(await readFile(file))]).toEqual([0, 1, 2, 255]);
+      const folder = await t.downloadArtifact(runId, "outputs/report", await tmp());
+      expect(await readFile(join(folder, "img", "plot.svg"), "utf8")).toBe("<svg/>");
+      expect(await readFile(join(folder, "index.md"), "utf8")).toBe("# hi");
+    });
+  });
+}
