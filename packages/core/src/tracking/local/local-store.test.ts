@@ -65,7 +65,10 @@ describe("LocalStore with several processes", () => {
       }
       return n;
     })();
-    for (let i = 0; i < 50; i++) await store.logBatch(runId, { params: { [`p${i}`]: "y".repeat(5000) } });
+    for (let i = 0; i < 50; i++) {
+      await store.logBatch(runId, { params: { [`p${i}`]: "y".repeat(5000) } });
+      await store.flush(); // forces a rewrite of run.json each time
+    }
     stop = true;
     expect(await reads).toBeGreaterThan(0);
   });

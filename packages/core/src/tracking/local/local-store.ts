@@ -48,7 +48,7 @@ export class LocalStore implements Tracker {
   /** Absolute path of the store's folder. */
   readonly uri: string;
   /** Runs this process created: their state stays in memory, so writes never read first. */
-  private readonly owned = new Map<string, { file: RunFile; writing?: Promise<void>; again: boolean }>();
+  private readonly owned = new Map<string, { file: RunFile; writing?: Promise<void>; again: boolean; timer?: NodeJS.Timeout }>();
   private readonly knownExperiments = new Set<string>();
 
   constructor(options: { root: string }) {
@@ -128,12 +128,13 @@ export class LocalStore implements Tracker {
     Object.assign(run.tags, batch.tags);
     const metrics = batch.metrics ?? [];
     for (const m of metrics) run.metrics[m.key] = m.value;
-    const writes = [this.persist(runId)];
+    // run.json is rewritten at endRun, at flush, or within a second: a task's params and
+    // end then cost one write, not two. Metric points are appended now.
+    this.persistSoon(runId);
     if (metrics.length) {
       const lines = metrics.map((m) => JSON.stringify({ key: m.key, value: m.value, step: m.step, timestamp: m.timestamp })).join("\n");
-      writes.push(appendFile(join(this.uri, "runs", runId, "metrics.jsonl"), `${lines}\n`));
+      await appendFile(join(this.uri, "runs", runId, "metrics.jsonl"), `${lines}\n`);
     }
-    await Promise.all(writes);
   }
 
   async logArtifact(runId: string, localPath: string, artifactPath?: string): Promise<void> {
@@ -149,6 +150,8 @@ export class LocalStore implements Tracker {
     run.status = status;
     run.endTime = endTime;
     await this.persist(runId);
+    // A finished run is not written again; readers get it from disk, and memory stays flat.
+    if (!this.owned.get(runId)?.writing) this.owned.delete(runId);
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
@@ -226,7 +229,7 @@ export class LocalStore implements Tracker {
   }
 
   async flush(): Promise<void> {
-    await Promise.all([...this.owned.values()].map((o) => o.writing));
+    await Promise.all([...this.owned].map(([runId, o]) => (o.timer ? this.persist(runId) : o.writing)));
   }
 
   private own(runId: string, method: string): RunFile {
@@ -239,9 +242,20 @@ export class LocalStore implements Tracker {
     return owned.file;
   }
 
+  private persistSoon(runId: string): void {
+    const owned = this.owned.get(runId)!;
+    if (owned.timer) return;
+    owned.timer = setTimeout(() => void this.persist(runId).catch(() => {}), 1000);
+    owned.timer.unref();
+  }
+
   /** Writes run.json atomically; writes asked for while one is in flight are folded into one more. */
   private persist(runId: string): Promise<void> {
     const owned = this.owned.get(runId)!;
+    if (owned.timer) {
+      clearTimeout(owned.timer);
+      owned.timer = undefined;
+    }
     if (owned.writing) {
       owned.again = true;
       return owned.writing;
