@@ -32,7 +32,12 @@ export type {
 } from "./tracking/tracker.ts";
 export { NullTracker } from "./tracking/null-tracker.ts";
 export { LocalStore } from "./tracking/local/local-store.ts";
-export { resolveTracker } from "./tracking/resolve-tracker.ts";
+export { resolveTracker, type ResolveTrackerOptions } from "./tracking/resolve-tracker.ts";
+export { MlflowTracker } from "./tracking/mlflow/mlflow-tracker.ts";
+export { MlflowClient } from "./tracking/mlflow/client.ts";
+export { mlflowOptionsFromEnv, type MlflowClientOptions } from "./tracking/mlflow/mlflow-config.ts";
+export { MLFLOW_LIMITS, toMlflowKey } from "./tracking/mlflow/mlflow-limits.ts";
+export { trackerComplianceSuite } from "./tracking/tracker-compliance.ts";
 
 export * from "./executors/index.ts";
 export * from "./errors.ts";

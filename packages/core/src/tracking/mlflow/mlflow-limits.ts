@@ -1,0 +1,70 @@
+/**
+ * MLflow's server-side limits (mlflow/utils/validation.py, MLflow 3.x) and how
+ * Cairn fits keys and values into them.
+ */
+
+/** What one MLflow server accepts. */
+export const MLFLOW_LIMITS = {
+  /** Metrics per log-batch request. */
+  metricsPerBatch: 1000,
+  /** Params per log-batch request. */
+  paramsPerBatch: 100,
+  /** Tags per log-batch request. */
+  tagsPerBatch: 100,
+  /** Metrics + params + tags per log-batch request. */
+  entitiesPerBatch: 1000,
+  /** Bytes of one log-batch request body. */
+  batchRequestBytes: 1_000_000,
+  /** Characters of a param value; longer values are cut by the server (MLFLOW_TRUNCATE_LONG_VALUES). */
+  paramValueLength: 6000,
+  /** Characters of a tag value; longer values are cut by the server. */
+  tagValueLength: 8000,
+  /** Characters of a metric, param or tag key. */
+  keyLength: 250,
+} as const;
+
+/** Folder (under the run's artifacts) where values too long for a param or tag are kept whole. */
+export const LONG_VALUES_FOLDER = "cairn/long-values";
+
+/**
+ * Makes a metric, param or tag key acceptable to MLflow: characters other than
+ * letters, digits, `_ - . /` and space become `_`; `/`-segments that MLflow
+ * would treat as path tricks (empty, `.`, `..`, a leading `..`) are fixed; the
+ * result is cut to 250 characters. Keys that are already valid are unchanged.
+ *
+ * @example
+ * toMlflowKey("loss@val") // "loss_val"
+ */
+export function toMlflowKey(key: string): string {
+  let out = key.replace(/[^\p{L}\p{N}_\-. /]/gu, "_");
+  out = out
+    .split("/")
+    .filter((segment) => segment !== "")
+    .map((segment) => (segment === "." || segment === ".." ? "_".repeat(segment.length) : segment))
+    .join("/");
+  if (out.startsWith("..")) out = `_${out.slice(1)}`;
+  if (out === "") out = "_";
+  if (out.length > MLFLOW_LIMITS.keyLength) out = Array.from(out).slice(0, MLFLOW_LIMITS.keyLength).join("");
+  return out;
+}
+
+/** Where a param's or tag's full value goes when it is too long for MLflow. */
+export function longValueArtifactPath(kind: "params" | "tags", key: string): string {
+  return `${LONG_VALUES_FOLDER}/${kind}/${toMlflowKey(key)}.txt`;
+}
+
+/**
+ * The value MLflow stores in place of one that is too long: its beginning and
+ * where the full value is. Returns the value itself when it fits.
+ */
+export function fitMlflowValue(kind: "params" | "tags", key: string, value: string): { value: string; overflow: boolean } {
+  const limit = kind === "params" ? MLFLOW_LIMITS.paramValueLength : MLFLOW_LIMITS.tagValueLength;
+  // JS length counts UTF-16 units, never fewer than the code points MLflow counts.
+  if (value.length <= limit) return { value, overflow: false };
+  const note = `... [${value.length} characters; full value in artifact ${longValueArtifactPath(kind, key)}]`;
+  const head = Array.from(value.slice(0, limit - note.length));
+  // A cut surrogate pair leaves a lone half at the end; drop it.
+  const last = head.at(-1);
+  if (last && /[\uD800-\uDBFF]$/.test(last)) head.pop();
+  return { value: head.join("") + note, overflow: true };
+}

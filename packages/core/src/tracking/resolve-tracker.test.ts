@@ -1,0 +1,54 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UnsupportedTrackingUriError } from "../errors.ts";
+import { LocalStore } from "./local/local-store.ts";
+import { MlflowTracker } from "./mlflow/mlflow-tracker.ts";
+import { resolveTracker } from "./resolve-tracker.ts";
+
+let root: string;
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "cairn-resolve-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("resolveTracker", () => {
+  it("uses the embedded store when no tracking URI is set", () => {
+    const tracker = resolveTracker({ root, env: {} });
+    expect(tracker).toBeInstanceOf(LocalStore);
+    expect(tracker.kind).toBe("local");
+    expect(resolveTracker({ root, env: { MLFLOW_TRACKING_URI: "  " } })).toBeInstanceOf(LocalStore);
+  });
+
+  it("uses an MLflow server for http(s) URIs, from MLflow's environment", () => {
+    const tracker = resolveTracker({ env: { MLFLOW_TRACKING_URI: "https://carol:pw@mlflow.example.com/", MLFLOW_HTTP_REQUEST_MAX_RETRIES: "2" } });
+    expect(tracker).toBeInstanceOf(MlflowTracker);
+    expect(tracker.kind).toBe("mlflow");
+    expect(tracker.uri).toBe("https://mlflow.example.com");
+    expect((tracker as MlflowTracker).client.retry.retries).toBe(2);
+  });
+
+  it("lets options.uri override MLFLOW_TRACKING_URI", () => {
+    expect(resolveTracker({ uri: "http://127.0.0.1:5000", env: { MLFLOW_TRACKING_URI: "sqlite:///x.db" } }).uri).toBe("http://127.0.0.1:5000");
+  });
+
+  it.each(["sqlite:///x.db", "file:///tmp/mlruns", "./mlruns", "/abs/mlruns", "databricks", "databricks://profile", "postgresql://u:pw@db/mlflow"])(
+    "refuses %s with instructions",
+    (uri) => {
+      let error: unknown;
+      try {
+        resolveTracker({ env: { MLFLOW_TRACKING_URI: uri } });
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(UnsupportedTrackingUriError);
+      const message = (error as Error).message;
+      expect(message).toContain("mlflow server --backend-store-uri sqlite:///mlflow.db");
+      expect(message).toMatch(/MLFLOW_TRACKING_URI=http:\/\//);
+      expect(message).not.toContain(":pw@");
+    },
+  );
+});

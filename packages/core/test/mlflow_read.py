@@ -1,0 +1,87 @@
+"""Reads what Cairn wrote, with MLflow's own Python client, for Cairn's tests.
+
+Reads a JSON list of queries on stdin and prints a JSON list of answers, so a
+test pays Python's start-up once. The server is MLFLOW_TRACKING_URI.
+
+  [{"op": "get_run", "run_id": "..."},
+   {"op": "search_runs", "experiment_ids": ["1"], "filter": "..."},
+   {"op": "metric_history", "run_id": "...", "key": "loss"},
+   {"op": "list_artifacts", "run_id": "...", "path": null},
+   {"op": "download_artifact", "run_id": "...", "path": "a/b.txt", "dst": "/tmp/x"},
+   {"op": "experiment_by_name", "name": "..."}]
+"""
+
+import base64
+import json
+import math
+import os
+import sys
+
+from mlflow.tracking import MlflowClient
+
+
+def number(value):
+    # JSON has no NaN or Infinity.
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)
+    return value
+
+
+def run_to_dict(run):
+    return {
+        "run_id": run.info.run_id,
+        "experiment_id": run.info.experiment_id,
+        "run_name": run.info.run_name,
+        "status": run.info.status,
+        "start_time": run.info.start_time,
+        "end_time": run.info.end_time,
+        "artifact_uri": run.info.artifact_uri,
+        "params": run.data.params,
+        "metrics": {k: number(v) for k, v in run.data.metrics.items()},
+        "tags": run.data.tags,
+    }
+
+
+def answer(client, q):
+    op = q["op"]
+    if op == "get_run":
+        return run_to_dict(client.get_run(q["run_id"]))
+    if op == "search_runs":
+        runs = client.search_runs(q["experiment_ids"], filter_string=q.get("filter", ""), max_results=q.get("max_results", 1000))
+        return [run_to_dict(r) for r in runs]
+    if op == "metric_history":
+        return [
+            {"key": m.key, "value": number(m.value), "step": m.step, "timestamp": m.timestamp}
+            for m in client.get_metric_history(q["run_id"], q["key"])
+        ]
+    if op == "list_artifacts":
+        return [
+            {"path": f.path, "is_dir": f.is_dir, "file_size": f.file_size}
+            for f in client.list_artifacts(q["run_id"], q.get("path"))
+        ]
+    if op == "download_artifact":
+        local = client.download_artifacts(q["run_id"], q["path"], q["dst"])
+        result = {"local_path": local}
+        if os.path.isfile(local):
+            with open(local, "rb") as f:
+                result["base64"] = base64.b64encode(f.read()).decode("ascii")
+        return result
+    if op == "experiment_by_name":
+        e = client.get_experiment_by_name(q["name"])
+        return None if e is None else {"experiment_id": e.experiment_id, "name": e.name}
+    raise ValueError(f"unknown op {op!r}")
+
+
+def main():
+    client = MlflowClient()
+    out = []
+    for q in json.load(sys.stdin):
+        try:
+            out.append({"ok": answer(client, q)})
+        except Exception as e:  # noqa: BLE001 - reported to the test as data
+            out.append({"error": f"{type(e).__name__}: {e}"})
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
