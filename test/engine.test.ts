@@ -26,7 +26,7 @@ const add = task("add")
   .input<{ a: number; b: number }>()
   .run(({ a, b }) => ({ sum: a + b }));
 
-const off = { tracker: false } as const;
+const off = { tracker: false, cache: false } as const;
 
 describe("running a flow", () => {
   it("passes outputs along references and returns typed flow outputs", async () => {

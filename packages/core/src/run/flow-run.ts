@@ -7,6 +7,8 @@ import { assertSerializable } from "../definition/serializable.ts";
 import { CairnError, OptionError, ParamError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { type ExecutionSettings, type FailurePolicy, FlowExecution, type TaskResult } from "../scheduler/flow-execution.ts";
+import { CacheStore } from "@cairn/cache";
+import { TaskCache } from "../caching/task-cache.ts";
 import { NullTracker } from "../tracking/null-tracker.ts";
 import { resolveTracker } from "../tracking/resolve-tracker.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -35,6 +37,23 @@ export interface RunOptions {
   root?: string;
   /** Environment to read MLflow and Cairn variables from. @default process.env */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The cache: `false` turns it off (nothing looked up, nothing stored). By default it is on,
+   * in the embedded store under `root`, or at CAIRN_CACHE_URL (redis://, postgres://).
+   */
+  cache?: boolean | CacheRunOptions;
+}
+
+/** Cache settings of one run. */
+export interface CacheRunOptions {
+  /** Store URL: redis://..., postgres://...; the embedded store when absent. @default CAIRN_CACHE_URL */
+  url?: string;
+  /** An open store to use instead of `url`. */
+  store?: CacheStore;
+  /** Look nothing up: every task runs, and results are stored again. */
+  refresh?: boolean;
+  /** These tasks (node ids or task names) and their dependants run whatever the cache holds. */
+  rerun?: string[];
 }
 
 /** What `wait()` resolves to. */
@@ -182,6 +201,12 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   });
 
   const secrets = new SecretRegistry(options.secrets, env);
+  const cache = await openCache(options.cache, root, env, tracker, experimentId);
+  for (const name of cache?.rerun ?? []) {
+    if (!graph.nodes.has(name) && ![...graph.nodes.values()].some((n) => n.task.name === name)) {
+      throw new OptionError(`rerun`, `a task name or node id of flow "${definition.name}" (${[...graph.nodes.keys()].join(", ")})`, name);
+    }
+  }
   let emitToRun: Listener = () => {};
   const settings: ExecutionSettings = {
     graph,
@@ -195,6 +220,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     secrets,
     workDir: root,
     emit: (e) => emitToRun(e),
+    ...(cache ? { cache } : {}),
   };
   const execution = new FlowExecution(settings);
   const started = performance.now();
@@ -240,6 +266,28 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     return { runId: flowRunId, status, ...(outputs ? { outputs } : {}), tasks, durationMs, ...(error ? { error } : {}) } as FlowResult<Outputs>;
   };
   return new FlowRun<Outputs>(flowRunId, definition.name, tracker, execution, body);
+}
+
+/** Opens the run's cache, or undefined when it is off. Options are checked here, where they enter. */
+async function openCache(
+  option: RunOptions["cache"],
+  root: string,
+  env: NodeJS.ProcessEnv,
+  tracker: Tracker,
+  experimentId: string,
+): Promise<ExecutionSettings["cache"]> {
+  if (option === false) return undefined;
+  const o: CacheRunOptions = option === true || option === undefined ? {} : option;
+  if (typeof o !== "object" || o === null) throw new OptionError("cache", "a boolean or { url?, store?, refresh?, rerun? }", option);
+  if (o.rerun !== undefined && (!Array.isArray(o.rerun) || o.rerun.some((r) => typeof r !== "string"))) {
+    throw new OptionError("cache.rerun", "an array of task names or node ids", o.rerun);
+  }
+  const store = o.store ?? (await CacheStore.fromUrl(o.url ?? (env.CAIRN_CACHE_URL || undefined), { root }));
+  return {
+    tasks: new TaskCache(store, tracker, experimentId, root, env),
+    refresh: o.refresh === true,
+    rerun: o.rerun ?? [],
+  };
 }
 
 /** Validates params with the flow's schema; names unknown params and the ones of the wrong type. */

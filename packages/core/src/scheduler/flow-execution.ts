@@ -21,6 +21,8 @@ import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskEvent, type Ta
 import type { SecretRegistry } from "../run/secrets.ts";
 import type { TaskContext } from "../run/task-context.ts";
 import { RunningTaskContext } from "./running-task-context.ts";
+import type { CacheEntry } from "@cairn/cache";
+import { CACHE_KEY_TAG, CACHED_FROM_TAG, type StoredManifest, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -59,6 +61,14 @@ export interface ExecutionSettings {
   secrets: SecretRegistry;
   /** Folder for task artifacts when the tracker keeps none locally. */
   workDir: string;
+  /** The cache, when on. */
+  cache?: {
+    tasks: TaskCache;
+    /** Look nothing up (results are still stored). */
+    refresh: boolean;
+    /** Node ids or task names that run whatever the cache holds, with their dependants. */
+    rerun: readonly string[];
+  };
   emit: (event: RunEvent) => void;
 }
 
@@ -89,6 +99,8 @@ export class FlowExecution {
   private readonly global: PQueue;
   private readonly pools = new Map<string, PQueue>();
   private readonly controller = new AbortController();
+  /** Cross-process leases held now; given up when the flow stops. */
+  private readonly leases = new Set<{ release(): Promise<void> }>();
   /** Rejects with the stop reason once the flow is stopped; raced against every running task. */
   private readonly flowAborted = rejectOnAbort(this.controller.signal);
   private remaining: number;
@@ -116,6 +128,15 @@ export class FlowExecution {
     }
     for (const [id, state] of this.states) {
       for (const next of s.graph.dependants.get(id)!) state.dependants.push(this.states.get(next)!);
+    }
+    const rerun = new Set(s.cache?.rerun ?? []);
+    const force = (state: NodeState) => {
+      if (state.forceRun) return;
+      state.forceRun = true;
+      for (const next of state.dependants) force(next);
+    };
+    for (const state of this.states.values()) {
+      if (s.cache?.refresh || rerun.has(state.node.id) || rerun.has(state.node.task.name)) force(state);
     }
   }
 
@@ -157,9 +178,15 @@ export class FlowExecution {
   }
 
   private ready(state: NodeState): void {
-    const { node, priority } = state;
     state.result.status = "queued";
-    this.emitTask(node.id, "queued");
+    this.emitTask(state.node.id, "queued");
+    // The cache is asked before the task takes a slot: a hit never waits for one.
+    if (this.s.cache && state.node.task.cache !== false) void this.throughCache(state, this.s.cache.tasks);
+    else this.enqueue(state);
+  }
+
+  private enqueue(state: NodeState): void {
+    const { node, priority } = state;
     const job = () => this.global.add(() => this.runNode(state), { priority });
     const pool = node.task.pool ? this.pools.get(node.task.pool) : undefined;
     // Queue promises are not awaited: completion is tracked per node, and runNode never rejects.
@@ -173,8 +200,8 @@ export class FlowExecution {
     const started = performance.now();
     let recorder: RunRecorder | undefined;
     try {
-      const raw = this.resolve(node.inputs) as Record<string, unknown>;
-      const inputs = node.task.inputSchema ? await this.validateInputs(node, raw) : raw;
+      let inputs = state.inputs ?? (await this.prepareInputs(state));
+      if (this.s.cache) inputs = await this.s.cache.tasks.materialize(inputs);
       const runId = await this.s.tracker.createRun(this.s.tracker.kind === "none" ? NO_RUN : {
         experimentId: this.s.experimentId,
         name: id,
@@ -191,8 +218,22 @@ export class FlowExecution {
       recorder = new RunRecorder(this.s.tracker, runId);
       const inputsFile = logInputs(recorder, inputs);
       if (inputsFile) await writeRunFiles(this.s.tracker, runId, "cairn", { "inputs.json": inputsFile });
-      const outputs = await this.attempts(node, inputs, runId, recorder);
-      if (this.s.tracker.kind !== "none") await this.finishTracking(node, runId, recorder, "FINISHED", outputs);
+      let outputs = await this.attempts(node, inputs, runId, recorder);
+      let manifest: StoredManifest = { values: outputs, artifacts: [] };
+      const cache = this.s.cache?.tasks;
+      if (cache && state.key) {
+        manifest = { ...(await cache.manifest(outputs)), cacheKey: state.key.key, taskName: node.task.name, ingredients: state.key.ingredients };
+        outputs = manifest.values;
+        recorder.tag(CACHE_KEY_TAG, state.key.key);
+      }
+      if (this.s.tracker.kind !== "none") await this.finishTracking(node, runId, recorder, "FINISHED", manifest);
+      if (cache && state.key) {
+        const entry = await cache.record(state.key, node, runId, manifest).catch((e: unknown) => {
+          this.warn(id, `could not store the cache entry: ${(e as Error).message}`);
+          return undefined;
+        });
+        state.settleFlight?.(entry);
+      }
       state.output = outputs;
       result.outputs = outputs;
       this.complete(state, "succeeded", started);
@@ -203,13 +244,129 @@ export class FlowExecution {
       if (result.runId && recorder) {
         await this.finishTracking(node, result.runId, recorder, cancelled ? "KILLED" : "FAILED").catch(() => {});
       }
+      state.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
       if (cancelled) {
         this.complete(state, "cancelled", started, stopInfo(stop));
       } else {
         this.complete(state, "failed", started, toErrorInfo(error));
         this.afterFailure(state);
       }
+    } finally {
+      await state.releaseLease?.();
     }
+  }
+
+  /** Resolves refs and validates the inputs with the task's schema; kept on the state. */
+  private async prepareInputs(state: NodeState): Promise<Record<string, unknown>> {
+    const raw = this.resolve(state.node.inputs) as Record<string, unknown>;
+    state.inputs = state.node.task.inputSchema ? await this.validateInputs(state.node, raw) : raw;
+    return state.inputs;
+  }
+
+  /**
+   * The cache path of a ready task: key, lookup, single flight. A hit completes the
+   * task `cached`; anything else queues it to run. Cache trouble is a warning and a miss.
+   */
+  private async throughCache(state: NodeState, cache: TaskCache): Promise<void> {
+    const id = state.node.id;
+    const started = performance.now();
+    try {
+      state.key = await cache.keyFor(state.node, await this.prepareInputs(state));
+    } catch (error) {
+      if (error instanceof CairnError && !error.retryable) {
+        // Bad inputs fail the task as they would when it runs.
+        this.complete(state, "failed", started, toErrorInfo(error));
+        return this.afterFailure(state);
+      }
+      this.warn(id, `cache key not computed (${(error as Error).message}); running it`);
+      return this.enqueue(state);
+    }
+    try {
+      const entry = await this.findEntry(state, cache, state.key.key);
+      if (this.controller.signal.aborted) return;
+      if (entry) return await this.completeCached(state, entry, started);
+    } catch (error) {
+      if (this.controller.signal.aborted) return;
+      this.warn(id, `cache lookup failed (${(error as Error).message}); running it`);
+    }
+    if (!this.controller.signal.aborted) this.enqueue(state);
+  }
+
+  /** A usable entry, waiting for whoever computes the key now; or undefined after claiming it to compute. */
+  private async findEntry(state: NodeState, cache: TaskCache, key: string): Promise<CacheEntry | undefined> {
+    const id = state.node.id;
+    for (let round = 0; round < 3; round++) {
+      if (!state.forceRun) {
+        const found = await cache.lookup(key);
+        if (found.bad) this.warn(id, `cache entry ${key.slice(0, 12)} was unusable: ${found.bad.reason}; it was evicted and the task runs`);
+        if (found.entry) return found.entry;
+      }
+      const running = cache.inflight.get(key);
+      if (running) {
+        this.emitTask(id, "waiting");
+        const entry = await running;
+        if (entry) return entry;
+        continue; // the other one failed: look again, then compute
+      }
+      let settle!: (entry: CacheEntry | undefined) => void;
+      cache.inflight.set(key, new Promise((r) => (settle = r)));
+      state.settleFlight = (entry) => {
+        cache.inflight.delete(key);
+        settle(entry);
+      };
+      const lease = await cache.store.acquireLease(key, { ttlMs: LEASE_TTL_MS, owner: `${cache.owner} ${this.s.flowRunId} ${id}` });
+      if (lease.acquired) {
+        this.leases.add(lease);
+        const renew = setInterval(() => void lease.renew().catch(() => {}), LEASE_TTL_MS / 3);
+        renew.unref();
+        state.releaseLease = async () => {
+          clearInterval(renew);
+          this.leases.delete(lease);
+          await lease.release().catch(() => {});
+        };
+        return undefined;
+      }
+      // Another process computes it: wait for its entry, then look again.
+      this.emitTask(id, "waiting");
+      state.settleFlight(undefined);
+      state.settleFlight = undefined;
+      const entry = await cache.store.waitFor(key, { signal: this.controller.signal });
+      if (entry) return entry;
+    }
+    return undefined;
+  }
+
+  /** Completes a task from a cache entry, recorded as a FINISHED run tagged with its source. */
+  private async completeCached(state: NodeState, entry: CacheEntry, started: number): Promise<void> {
+    const { node, result } = state;
+    const tracker = this.s.tracker;
+    if (tracker.kind !== "none") {
+      const runId = await tracker.createRun({
+        experimentId: this.s.experimentId,
+        name: node.id,
+        parentRunId: this.s.flowRunId,
+        tags: {
+          "cairn.flow": this.flowName,
+          "cairn.task": node.task.name,
+          "cairn.node_id": node.id,
+          "cairn.task_kind": node.task.kind,
+          [CACHED_FROM_TAG]: entry.sourceRunId,
+          "cairn.cache_hit_key": entry.key,
+        },
+      });
+      result.runId = runId;
+      await tracker.endRun(runId, "FINISHED");
+    }
+    state.settleFlight?.(entry);
+    await state.releaseLease?.();
+    state.output = entry.outputs.values;
+    result.outputs = entry.outputs.values;
+    result.cachedFrom = entry.sourceRunId;
+    this.complete(state, "cached", started);
+  }
+
+  private warn(task: string, message: string): void {
+    this.s.emit({ type: "log", level: "warn", runId: this.s.flowRunId, task, message, time: Date.now() });
   }
 
   private async validateInputs(node: FlowNode, raw: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -341,15 +498,15 @@ export class FlowExecution {
     runId: string,
     recorder: RunRecorder,
     status: "FINISHED" | "FAILED" | "KILLED",
-    outputs?: unknown,
+    manifest?: StoredManifest,
   ): Promise<void> {
     const tracker = this.s.tracker;
     if (tracker.kind === "none") return;
     recorder.tag("cairn.attempts", String(this.results.get(node.id)!.attempts));
     await recorder.flush();
-    if (outputs !== undefined) {
-      if (!hasLocalArtifacts(tracker)) await uploadArtifacts(tracker, runId, outputs, resolvePath(this.s.workDir, "artifacts", runId));
-      await writeRunFiles(tracker, runId, "cairn", { "outputs.json": JSON.stringify(outputs, null, 2) });
+    if (manifest !== undefined) {
+      if (!hasLocalArtifacts(tracker)) await uploadArtifacts(tracker, runId, manifest.values, resolvePath(this.s.workDir, "artifacts", runId));
+      await writeRunFiles(tracker, runId, "cairn", { "outputs.json": JSON.stringify(manifest, null, 2) });
     }
     await tracker.endRun(runId, status);
   }
@@ -376,6 +533,7 @@ export class FlowExecution {
   private stop(reason: StopReason): void {
     if (this.controller.signal.aborted) return;
     this.controller.abort(reason);
+    for (const lease of this.leases) void lease.release().catch(() => {});
     this.global.clear();
     for (const pool of this.pools.values()) pool.clear();
     for (const state of this.states.values()) {
@@ -474,6 +632,9 @@ async function uploadArtifacts(tracker: Tracker, runId: string, outputs: unknown
   await Promise.all(uploads);
 }
 
+/** A computing task's lease on its key lasts this long unless renewed (every third of it). */
+const LEASE_TTL_MS = 30_000;
+
 /** createRun options for the null tracker, which ignores them: no tags object per task. */
 const NO_RUN = { experimentId: "0", name: "" };
 
@@ -487,6 +648,16 @@ interface NodeState {
   readonly priority: number;
   readonly dependants: NodeState[];
   output: unknown;
+  /** Resolved and validated inputs, once known. */
+  inputs?: Record<string, unknown>;
+  /** Cache key, when the cache is on for this node. */
+  key?: TaskKey;
+  /** --rerun / --refresh: skip the lookup. */
+  forceRun?: boolean;
+  /** Settles the in-process single flight of `key` with the entry written (or undefined). */
+  settleFlight?: (entry: CacheEntry | undefined) => void;
+  /** Gives up the cross-process lease on `key`. */
+  releaseLease?: () => Promise<void>;
 }
 
 function rejectOnAbort(signal: AbortSignal): Promise<never> {

@@ -65,6 +65,9 @@ Options:
       --experiment NAME      Experiment to record into. Default: MLFLOW_EXPERIMENT_NAME, else the flow's name.
       --secrets FILE         KEY=VALUE file of secrets for ctx.secret(); never logged.
       --no-tracking          Record nothing (no .cairn store, no MLflow).
+      --no-cache             Neither look up nor store results: every task runs.
+      --rerun TASK           Run TASK (a task name or node id) and its dependants even if cached; repeatable.
+      --refresh              Run every task even if cached, and store the results again.
       --json                 Print one JSON event per line on stdout (see README, "Events").
       --root DIR             Folder of Cairn's local state. Default: .cairn
   -h, --help                 Show this help`,
@@ -162,6 +165,9 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       experiment: { type: "string" },
       secrets: { type: "string" },
       "no-tracking": { type: "boolean" },
+      "no-cache": { type: "boolean" },
+      rerun: { type: "string", multiple: true },
+      refresh: { type: "boolean" },
       json: { type: "boolean" },
       root: { type: "string" },
     },
@@ -196,6 +202,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     ...(values.experiment ? { experiment: values.experiment } : {}),
     ...(secrets ? { secrets } : {}),
     ...(values["no-tracking"] ? { tracker: false as const } : {}),
+    cache: values["no-cache"] ? false : { refresh: values.refresh === true, rerun: values.rerun ?? [] },
     ...(values.root ? { root: values.root } : {}),
     env: io.env,
   });

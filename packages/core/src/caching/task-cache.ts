@@ -1,0 +1,238 @@
+import { access, mkdir } from "node:fs/promises";
+import { hostname } from "node:os";
+import { dirname, join } from "node:path";
+import {
+  type ArtifactRecord,
+  type CacheEntry,
+  type CacheStore,
+  type OutputsManifest,
+  type RecordedIngredients,
+  computeCacheKey,
+  describePath,
+  replaceArtifacts,
+} from "@cairn/cache";
+import { type Artifact, isArtifact } from "../definition/artifact.ts";
+import type { FlowNode } from "../definition/flow-definition.ts";
+import { isPlainObject } from "../definition/ref.ts";
+import type { Tracker } from "../tracking/tracker.ts";
+
+/** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
+export const CACHE_KEY_TAG = "cairn.cache_key";
+/** The tag of a run that reused another run's outputs. */
+export const CACHED_FROM_TAG = "cairn.cached_from";
+/** Where a task run keeps its outputs manifest (values, artifact digests, cache key and ingredients). */
+export const MANIFEST_PATH = "cairn/outputs.json";
+
+/** A task's cache key and what it was made of. */
+export interface TaskKey {
+  key: string;
+  ingredients: RecordedIngredients;
+}
+
+/** The outputs manifest as written to `cairn/outputs.json`. */
+export interface StoredManifest extends OutputsManifest {
+  cacheKey?: string;
+  taskName?: string;
+  ingredients?: RecordedIngredients;
+}
+
+/** Why a cache entry could not be used; the entry is evicted and the task runs. */
+export interface BadEntry {
+  key: string;
+  reason: string;
+}
+
+/**
+ * The cache as the scheduler sees it: keys from inputs and code, lookups that
+ * check what they return, and entries written after success. Lookups that fail
+ * for any reason are misses, never crashes.
+ */
+export class TaskCache {
+  /** Keys being computed in this process, so one flow computes each key once. */
+  readonly inflight = new Map<string, Promise<CacheEntry | undefined>>();
+  readonly owner = `${hostname()}:${process.pid}`;
+
+  constructor(
+    readonly store: CacheStore,
+    private readonly tracker: Tracker,
+    private readonly experimentId: string,
+    private readonly workDir: string,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
+
+  /** The key of a node given its resolved, validated inputs. Artifacts count by content. */
+  async keyFor(node: FlowNode, inputs: Record<string, unknown>): Promise<TaskKey> {
+    const contentInputs = (await replaceArtifacts(inputs, isArtifact, artifactDigest)) as Record<string, unknown>;
+    const env: Record<string, string | undefined> = {};
+    for (const name of node.task.env) env[name] = this.env[name];
+    const extra = node.task.cache !== false && node.task.cache.key !== undefined ? `\0cache-key:${node.task.cache.key}` : "";
+    return computeCacheKey({
+      taskName: node.task.name,
+      ...(node.task.version !== undefined ? { taskVersion: node.task.version } : {}),
+      code: `${node.task.kind}\0${node.task.code}${extra}`,
+      inputs: contentInputs,
+      env,
+    });
+  }
+
+  /**
+   * A usable entry for `key`: from the store, else (with MLflow) from a run tagged
+   * with the key. Entries whose run or artifacts are gone or changed are evicted.
+   */
+  async lookup(key: string): Promise<{ entry?: CacheEntry; bad?: BadEntry }> {
+    let entry = await this.store.get(key);
+    let fromTracker = false;
+    if (!entry && this.tracker.kind === "mlflow") {
+      entry = await this.fromTracker(key);
+      fromTracker = entry !== undefined;
+    }
+    if (!entry) return {};
+    const problem = await this.verify(entry);
+    if (problem) {
+      await this.store.delete(key).catch(() => false);
+      return { bad: { key, reason: problem } };
+    }
+    if (fromTracker) await this.store.set(entry).catch(() => undefined); // later lookups stay local
+    return { entry };
+  }
+
+  /** Adds digests and sizes to every artifact in the outputs, and builds the manifest. */
+  async manifest(outputs: unknown): Promise<{ values: unknown; artifacts: ArtifactRecord[] }> {
+    const artifacts: ArtifactRecord[] = [];
+    const walk = async (value: unknown, path: string): Promise<unknown> => {
+      if (isArtifact(value)) {
+        const described = value.digest && value.size !== undefined ? { digest: value.digest, sizeBytes: value.size } : await describePath(value.path);
+        artifacts.push({ path, digest: described.digest, size: described.sizeBytes, artifactPath: value.artifactPath });
+        return { ...value, digest: described.digest, size: described.sizeBytes };
+      }
+      if (Array.isArray(value)) return Promise.all(value.map((v, i) => walk(v, `${path}[${i}]`)));
+      if (isPlainObject(value)) {
+        const out: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(value)) out[k] = await walk(v, path ? `${path}.${k}` : k);
+        return out;
+      }
+      return value;
+    };
+    const values = await walk(outputs, "");
+    return { values, artifacts };
+  }
+
+  /** Stores the entry of a successful run. */
+  async record(key: TaskKey, node: FlowNode, runId: string, manifest: OutputsManifest): Promise<CacheEntry> {
+    const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;
+    return this.store.set(
+      {
+        key: key.key,
+        taskName: node.task.name,
+        ingredients: key.ingredients,
+        sourceRunId: runId,
+        tracker: { kind: this.tracker.kind, uri: this.tracker.uri },
+        outputs: { values: manifest.values, artifacts: manifest.artifacts },
+      },
+      ttlMs !== undefined ? { ttlMs } : {},
+    );
+  }
+
+  /**
+   * Makes every artifact in a task's inputs readable locally: one that lives only
+   * in the tracker (a hit from another machine) is downloaded into the work folder.
+   */
+  async materialize(inputs: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const fetches: Promise<void>[] = [];
+    const walk = (value: unknown): unknown => {
+      if (isArtifact(value)) {
+        const out = { ...value } as { -readonly [K in keyof Artifact]: Artifact[K] };
+        fetches.push(
+          (async () => {
+            if (await exists(value.path)) return;
+            if (!value.runId || this.tracker.kind === "none") return;
+            const dest = join(this.workDir, "downloads", value.runId, dirname(value.artifactPath));
+            await mkdir(dest, { recursive: true });
+            out.path = await this.tracker.downloadArtifact(value.runId, value.artifactPath, dest);
+          })(),
+        );
+        return out;
+      }
+      if (Array.isArray(value)) return value.map(walk);
+      if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v)]));
+      return value;
+    };
+    const result = walk(inputs) as Record<string, unknown>;
+    await Promise.all(fetches);
+    return result;
+  }
+
+  /** Why the entry cannot be used, or undefined when it can. */
+  private async verify(entry: CacheEntry): Promise<string | undefined> {
+    const run = await this.tracker.getRun(entry.sourceRunId);
+    if (this.tracker.kind !== "none") {
+      if (!run) return `its source run ${entry.sourceRunId} no longer exists in ${this.tracker.uri}`;
+      if (run.status !== "FINISHED") return `its source run ${entry.sourceRunId} is ${run.status}, not FINISHED`;
+    }
+    const artifacts: Artifact[] = [];
+    collectArtifacts(entry.outputs.values, artifacts);
+    for (const artifact of artifacts) {
+      if (await exists(artifact.path)) {
+        const now = await describePath(artifact.path);
+        if (now.digest !== artifact.digest) return `artifact ${artifact.artifactPath} of run ${artifact.runId} changed since it was cached`;
+      } else if (artifact.runId && this.tracker.kind === "mlflow") {
+        const parent = dirname(artifact.artifactPath);
+        const listed = await this.tracker.listArtifacts(artifact.runId, parent === "." ? undefined : parent);
+        if (!listed.some((a) => a.path === artifact.artifactPath)) return `artifact ${artifact.artifactPath} of run ${artifact.runId} is missing`;
+      } else {
+        return `artifact ${artifact.path} is missing`;
+      }
+    }
+    return undefined;
+  }
+
+  /** One indexed search by tag in the flow's experiment; the manifest comes from the run's artifacts. */
+  private async fromTracker(key: string): Promise<CacheEntry | undefined> {
+    const [run] = await this.tracker.searchRuns({
+      experimentIds: [this.experimentId],
+      tags: { [CACHE_KEY_TAG]: key },
+      status: "FINISHED",
+      maxResults: 1,
+    });
+    if (!run) return undefined;
+    const dir = join(this.workDir, "downloads", run.runId);
+    await mkdir(dir, { recursive: true });
+    try {
+      const { readFile } = await import("node:fs/promises");
+      const file = await this.tracker.downloadArtifact(run.runId, MANIFEST_PATH, dir);
+      const manifest = JSON.parse(await readFile(file, "utf8")) as StoredManifest;
+      if (manifest.cacheKey !== key || !manifest.ingredients) return undefined;
+      return {
+        key,
+        taskName: manifest.taskName ?? run.tags["cairn.task"] ?? run.name,
+        ingredients: manifest.ingredients,
+        sourceRunId: run.runId,
+        tracker: { kind: this.tracker.kind, uri: this.tracker.uri },
+        outputs: { values: manifest.values, artifacts: manifest.artifacts },
+        createdAt: run.endTime ?? run.startTime,
+        sizeBytes: manifest.artifacts.reduce((n, a) => n + a.size, 0),
+      };
+    } catch {
+      return undefined; // a run without a readable manifest is no cache entry
+    }
+  }
+}
+
+function artifactDigest(a: Artifact): string | Promise<string> {
+  return a.digest ?? describePath(a.path).then((d) => d.digest);
+}
+
+function collectArtifacts(value: unknown, out: Artifact[]): void {
+  if (isArtifact(value)) out.push(value);
+  else if (Array.isArray(value)) for (const v of value) collectArtifacts(v, out);
+  else if (isPlainObject(value)) for (const v of Object.values(value)) collectArtifacts(v, out);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
