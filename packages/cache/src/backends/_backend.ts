@@ -1,0 +1,56 @@
+/** @internal What `CacheStore` needs from each kind of store. */
+import { Keyv } from "keyv";
+import type { LeaseBackend } from "../lease.ts";
+
+/** A stored value that could not be parsed; the store treats it as a miss and evicts it. */
+export const CORRUPT = Object.freeze({ $cairn: "corrupt-value" });
+
+/**
+ * keyv (de)serializers shared by every backend: plain JSON, and a value that
+ * does not parse becomes {@link CORRUPT} instead of throwing inside keyv.
+ */
+export const jsonSerialization = {
+  serialize: (data: unknown) => JSON.stringify(data),
+  deserialize: (text: string) => {
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) return parsed;
+    } catch {
+      // Falls through.
+    }
+    return { value: CORRUPT };
+  },
+} as const;
+
+/** @internal One opened store: entries through keyv, leases, and housekeeping. */
+export interface CacheBackend {
+  kind: "embedded" | "redis" | "postgres";
+  /** Where it is, safe to print (no password). */
+  location: string;
+  keyv: Keyv;
+  leases: LeaseBackend;
+  /** Iterates `[key, value]` of every live entry; expired ones are removed on the way. */
+  entries(): AsyncIterable<[string, unknown]>;
+  /** Extra housekeeping for `prune`, e.g. temp files of crashed writers. */
+  sweep?(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@/]*@/, "//$1:***@");
+  }
+}
+
+/** The iterator keyv builds for `store` (keyv only builds one for adapters it knows). */
+export function entriesOf(keyv: Keyv, store: { iterator?: unknown }): () => AsyncIterable<[string, unknown]> {
+  const iterator =
+    keyv.iterator ?? (typeof store.iterator === "function" ? keyv.generateIterator(store.iterator.bind(store)) : undefined);
+  if (!iterator) throw new Error("this keyv store cannot list its keys");
+  return () => iterator(undefined) as AsyncIterable<[string, unknown]>;
+}

@@ -1,0 +1,140 @@
+import { createHash } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Keyv } from "keyv";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { fixture, runTs, startTs } from "../../test/_child.ts";
+import { makeEntry } from "../../test/store-suite.ts";
+import { CacheStore } from "../index.ts";
+import { fileNameOfKey } from "./_files.ts";
+import { EmbeddedKeyvStore } from "./embedded-store.ts";
+
+let root: string;
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), "cairn-embedded-"));
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const entriesDir = () => join(root, "cache", "entries");
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("EmbeddedKeyvStore (keyv adapter)", () => {
+  it("keeps one readable file per key and leaves no temp files", async () => {
+    const store = await CacheStore.fromUrl(undefined, { root });
+    const entry = makeEntry();
+    await store.set(entry);
+    await store.set({ ...entry, sourceRunId: "again" });
+    const names = await readdir(entriesDir());
+    expect(names).toEqual([fileNameOfKey(`cairn:${entry.key}`, ".json")]);
+    expect(names[0]).toBe(`cairn%3A${entry.key}.json`);
+    const text = await readFile(join(entriesDir(), names[0]!), "utf8");
+    expect(JSON.parse(text).value.sourceRunId).toBe("again");
+    expect(text).not.toContain("s3cr3t-value"); // the env value makeEntry() declares
+  });
+
+  it("works as a plain keyv store: namespaces, has, clear, iterator", async () => {
+    const dir = join(root, "kv");
+    const a = new Keyv({ store: new EmbeddedKeyvStore(dir), namespace: "a" });
+    const b = new Keyv({ store: new EmbeddedKeyvStore(dir), namespace: "b" });
+    await a.set("x", { n: 1 });
+    await a.set("y:z", [1, 2]);
+    await b.set("x", "other");
+    expect(await a.get("x")).toEqual({ n: 1 });
+    expect(await a.get("y:z")).toEqual([1, 2]);
+    expect(await b.get("x")).toBe("other");
+    expect(await a.has("x")).toBe(true);
+    const listed: unknown[] = [];
+    const iterate = a.iterator ?? a.generateIterator((a.store as EmbeddedKeyvStore).iterator.bind(a.store));
+    for await (const pair of iterate(undefined)) listed.push(pair);
+    expect(listed).toHaveLength(2);
+    await a.clear();
+    expect(await a.get("x")).toBeUndefined();
+    expect(await b.get("x")).toBe("other");
+  });
+
+  it("treats a truncated or empty file as a miss and removes it", async () => {
+    const store = await CacheStore.fromUrl(undefined, { root });
+    for (const garbage of ['{"value":{"key":"', "", "\u0000\u0000\u0000", "[1,2]", '{"value": 42}']) {
+      const entry = makeEntry();
+      await store.set(entry);
+      const file = join(entriesDir(), fileNameOfKey(`cairn:${entry.key}`, ".json"));
+      await writeFile(file, garbage);
+      expect(await store.get(entry.key)).toBeUndefined();
+      await expect(readFile(file)).rejects.toMatchObject({ code: "ENOENT" });
+    }
+  });
+
+  it("recreates its folder when it is removed under a running store", async () => {
+    const store = await CacheStore.fromUrl(undefined, { root });
+    await store.set(makeEntry());
+    await rm(join(root, "cache"), { recursive: true });
+    const entry = makeEntry();
+    await store.set(entry);
+    expect(await store.get(entry.key)).toBeDefined();
+  });
+});
+
+describe("embedded store across processes", () => {
+  it("loses and tears nothing when four processes write the same and different keys at once", async () => {
+    const sharedKey = makeEntry().key;
+    const writers = ["w1", "w2", "w3", "w4"].map((id) => runTs(fixture("embedded-writer.ts"), [root, id, "15", sharedKey]));
+    let running = true;
+    void Promise.all(writers).finally(() => (running = false));
+    // Meanwhile read the shared file raw, as fast as we can: every read must be a whole entry.
+    const file = join(entriesDir(), fileNameOfKey(`cairn:${sharedKey}`, ".json"));
+    let wholeReads = 0;
+    while (running) {
+      let text: string;
+      try {
+        text = await readFile(file, "utf8");
+      } catch {
+        await sleep(1);
+        continue;
+      }
+      const { value } = JSON.parse(text) as { value: { outputs: { values: { payload: string; checksum: string } } } };
+      const { payload, checksum } = value.outputs.values;
+      expect(createHash("sha256").update(payload).digest("hex")).toBe(checksum);
+      wholeReads++;
+    }
+    expect(await Promise.all(writers)).toEqual(["done", "done", "done", "done"]);
+    expect(wholeReads).toBeGreaterThan(0);
+
+    const store = await CacheStore.fromUrl(undefined, { root });
+    const all = await store.list();
+    expect(all).toHaveLength(4 * 15 + 1);
+    expect((await store.get(sharedKey))?.sourceRunId).toMatch(/^w[1-4]-14$/);
+    expect((await readdir(entriesDir())).filter((name) => name.startsWith("."))).toEqual([]);
+  });
+
+  it("gives each lease to exactly one of eight racing processes, free or expired", async () => {
+    const store = await CacheStore.fromUrl(undefined, { root });
+    const keys = Array.from({ length: 12 }, () => makeEntry().key);
+    // Half the keys start with a lease that has already expired, so the racers must steal it.
+    for (const key of keys.slice(0, 6)) await store.acquireLease(key, { ttlMs: 1, owner: "expired" });
+    await sleep(20);
+    const startAt = Date.now() + 1500; // after every racer has loaded
+    const racers = Array.from({ length: 8 }, () => runTs(fixture("lease-racer.ts"), [root, String(startAt), "60", "30000", ...keys]));
+    const lines = (await Promise.all(racers)).flatMap((out) => out.trim().split("\n").map((line) => JSON.parse(line)));
+    expect(lines).toHaveLength(8 * 12);
+    for (const key of keys) {
+      expect(lines.filter((l) => l.key === key && l.acquired), `winners of ${key}`).toHaveLength(1);
+    }
+  });
+
+  it("lets another process take over from a holder that was killed", async () => {
+    const key = makeEntry().key;
+    const { child, done } = startTs(fixture("lease-holder.ts"), [root, key, "800"]);
+    await new Promise<void>((resolve) => child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("held") && resolve()));
+    const store = await CacheStore.fromUrl(undefined, { root });
+    const refused = await store.acquireLease(key, { ttlMs: 5000, owner: "me" });
+    expect(refused).toMatchObject({ acquired: false, holder: `holder-${child.pid}` });
+    child.kill("SIGKILL");
+    await done;
+    expect(await store.waitFor(key, { pollMs: 25 })).toBeUndefined(); // returns once the dead lease lapses
+    const taken = await store.acquireLease(key, { ttlMs: 5000, owner: "me" });
+    expect(taken.acquired).toBe(true);
+  });
+});

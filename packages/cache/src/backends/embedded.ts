@@ -1,0 +1,28 @@
+import { join, resolve } from "node:path";
+import { Keyv } from "keyv";
+import { type CacheBackend, entriesOf, jsonSerialization } from "./_backend.ts";
+import { EmbeddedKeyvStore } from "./embedded-store.ts";
+import { FileLeases } from "./file-leases.ts";
+
+/** Temp files older than this were left by a crashed writer. */
+const STALE_TEMP_MS = 60 * 60_000;
+
+/** @internal Opens the embedded store under `<root>/cache`: `entries/` and `leases/`. */
+export function openEmbeddedBackend(root: string, namespace: string): CacheBackend {
+  const dir = resolve(root, "cache");
+  const store = new EmbeddedKeyvStore(join(dir, "entries"));
+  const keyv = new Keyv({ store, namespace, throwOnErrors: true, ...jsonSerialization });
+  const leases = new FileLeases(join(dir, "leases"));
+  return {
+    kind: "embedded",
+    location: dir,
+    keyv,
+    leases,
+    entries: entriesOf(keyv, store),
+    async sweep() {
+      await store.removeStaleTempFiles(STALE_TEMP_MS);
+      await leases.sweep();
+    },
+    async close() {},
+  };
+}

@@ -1,0 +1,68 @@
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { fileNameOfKey } from "./_files.ts";
+import { FileLeases } from "./file-leases.ts";
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cairn-leases-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("FileLeases", () => {
+  it("gives a free or expired lease to exactly one of many concurrent acquirers", async () => {
+    // Separate instances share nothing in memory; the thread pool interleaves their file calls.
+    // (With the tombstone step made non-exclusive, 64 x 300 of these rounds showed 9 double winners.)
+    const contenders = Array.from({ length: 32 }, () => new FileLeases(dir));
+    for (let round = 0; round < 40; round++) {
+      const key = `key-${round}`;
+      if (round % 4 !== 0) {
+        await contenders[0]!.tryAcquire(key, "expired", 1);
+        await sleep(3);
+      }
+      const results = await Promise.all(contenders.map((leases, i) => leases.tryAcquire(key, `c${i}`, 60_000)));
+      expect(results.filter((r) => r.ok), `round ${round}`).toHaveLength(1);
+    }
+  });
+
+  it("never lets a stale releaser remove a newer holder's lease", async () => {
+    const leases = new FileLeases(dir);
+    const old = await leases.tryAcquire("k", "old", 1);
+    if (!old.ok) throw new Error("expected the lease");
+    await sleep(5);
+    const fresh = await leases.tryAcquire("k", "fresh", 60_000);
+    expect(fresh.ok).toBe(true);
+    await leases.release("k", old.token);
+    expect(await leases.renew("k", old.token, 60_000)).toBeUndefined();
+    expect(await leases.peek("k")).toMatchObject({ holder: "fresh" });
+  });
+
+  it("counts an unreadable lease file as held for a while, then as expired", async () => {
+    const leases = new FileLeases(dir);
+    await leases.tryAcquire("setup", "x", 1); // makes the folder
+    const path = join(dir, fileNameOfKey("k", ".lease"));
+    await writeFile(path, "{not json");
+    expect(await leases.tryAcquire("k", "me", 1000)).toMatchObject({ ok: false, holder: "unknown (unreadable lease file)" });
+    const { utimes } = await import("node:fs/promises");
+    await utimes(path, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+    expect(await leases.tryAcquire("k", "me", 1000)).toMatchObject({ ok: true });
+  });
+
+  it("sweeps long-expired leases and stale tombstones", async () => {
+    const leases = new FileLeases(dir);
+    await leases.tryAcquire("gone", "x", 1);
+    await leases.tryAcquire("live", "x", 600_000);
+    const { utimes } = await import("node:fs/promises");
+    const past = new Date(Date.now() - 10 * 60_000);
+    await utimes(join(dir, fileNameOfKey("gone", ".lease")), past, past);
+    await writeFile(join(dir, ".end-crashed-token"), "");
+    await utimes(join(dir, ".end-crashed-token"), past, past);
+    await leases.sweep();
+    expect((await readdir(dir)).sort()).toEqual([fileNameOfKey("live", ".lease")]);
+  });
+});

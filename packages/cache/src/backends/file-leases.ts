@@ -1,0 +1,188 @@
+import { hostname } from "node:os";
+import { link, mkdir, open, readdir, stat, unlink, utimes, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { CacheBackendError } from "../errors.ts";
+import type { LeaseBackend } from "../lease.ts";
+import { TEMP_PREFIX, errorCode, fileNameOfKey, keyOfFileName, uniqueId } from "./_files.ts";
+
+const EXTENSION = ".lease";
+/** A tombstone older than this was left by a crashed process and is removed. */
+const STALE_TOMBSTONE_MS = 30_000;
+/** How long an unreadable lease file (which writes never produce) blocks before it counts as expired. */
+const UNREADABLE_LEASE_MS = 60_000;
+
+interface LeaseFile {
+  owner: string;
+  token: string;
+  ttlMs: number;
+  acquiredAt: number;
+  pid: number;
+  host: string;
+}
+
+interface CurrentLease {
+  /** The token, or a stand-in for an unreadable file. */
+  identity: string;
+  holder: string;
+  ttlMs: number;
+  expiresAt: number;
+}
+
+/**
+ * Leases as files in a folder, safe across processes on one machine (and on a
+ * local file system):
+ * - acquire: write a temp file, then `link()` it to the lease name, which fails
+ *   atomically when a lease exists (the O_EXCL idea, without a moment where
+ *   the file exists but is empty);
+ * - expiry: the lease file's mtime plus the `ttlMs` written inside; renew
+ *   touches the mtime, never rewrites the file;
+ * - ending a lease (release, or stealing an expired one) first claims a
+ *   tombstone named after that lease's unique token with O_EXCL, so exactly
+ *   one process removes a given lease, and only while it is still that lease.
+ *
+ * @internal
+ */
+export class FileLeases implements LeaseBackend {
+  readonly dir: string;
+  private ready: Promise<unknown> | undefined;
+
+  constructor(dir: string) {
+    this.dir = resolve(dir);
+  }
+
+  private pathOf(key: string): string {
+    return join(this.dir, fileNameOfKey(key, EXTENSION));
+  }
+
+  async tryAcquire(key: string, owner: string, ttlMs: number) {
+    this.ready ??= mkdir(this.dir, { recursive: true });
+    await this.ready;
+    const token = uniqueId();
+    const body: LeaseFile = { owner, token, ttlMs, acquiredAt: 0, pid: process.pid, host: hostname() };
+    const path = this.pathOf(key);
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const start = Date.now();
+      body.acquiredAt = start;
+      const temp = join(this.dir, `${TEMP_PREFIX}${uniqueId()}`);
+      await writeFile(temp, JSON.stringify(body));
+      try {
+        await link(temp, path);
+        return { ok: true as const, token, expiresAt: start + ttlMs };
+      } catch (error) {
+        if (errorCode(error) !== "EEXIST") throw error;
+      } finally {
+        await unlink(temp).catch(() => {});
+      }
+      const current = await this.read(key);
+      if (current === undefined) continue; // released meanwhile
+      if (current.expiresAt > Date.now()) return { ok: false as const, holder: current.holder, expiresAt: current.expiresAt };
+      await this.end(key, current.identity);
+    }
+    throw new CacheBackendError("embedded", this.dir, `acquire the lease on ${key}`, {
+      hint: "It changed hands 50 times while we tried: a lease ttlMs far too short for this machine?",
+    });
+  }
+
+  async renew(key: string, token: string, ttlMs: number): Promise<number | undefined> {
+    const before = await this.read(key);
+    if (before?.identity !== token) return undefined;
+    const now = Date.now();
+    try {
+      await utimes(this.pathOf(key), now / 1000, now / 1000);
+    } catch (error) {
+      if (errorCode(error) === "ENOENT") return undefined;
+      throw error;
+    }
+    // If the lease changed hands between the read and the touch we extended the
+    // new holder's lease a little, which is harmless; we only must not claim it.
+    const after = await this.read(key);
+    if (after?.identity !== token) return undefined;
+    return now + (after.ttlMs || ttlMs);
+  }
+
+  async release(key: string, token: string): Promise<void> {
+    await this.end(key, token);
+  }
+
+  async peek(key: string) {
+    const current = await this.read(key);
+    if (current === undefined || current.expiresAt <= Date.now()) return undefined;
+    return { holder: current.holder, expiresAt: current.expiresAt };
+  }
+
+  /** Removes leases expired for over a minute, stale tombstones and temp files. */
+  async sweep(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (error) {
+      if (errorCode(error) === "ENOENT") return;
+      throw error;
+    }
+    const now = Date.now();
+    for (const name of names) {
+      const path = join(this.dir, name);
+      if (name.startsWith(".")) {
+        const info = await stat(path).catch(() => undefined);
+        if (info && now - info.mtimeMs > STALE_TOMBSTONE_MS) await unlink(path).catch(() => {});
+        continue;
+      }
+      const key = keyOfFileName(name, EXTENSION);
+      if (key === undefined) continue;
+      const current = await this.read(key);
+      if (current && now - current.expiresAt > 60_000) await this.end(key, current.identity);
+    }
+  }
+
+  /** Removes the lease on `key` if it is still the one identified by `identity`. */
+  private async end(key: string, identity: string): Promise<void> {
+    const tombstone = join(this.dir, `.end-${fileNameOfKey(key, "")}-${identity}`);
+    try {
+      await writeFile(tombstone, "", { flag: "wx" });
+    } catch (error) {
+      if (errorCode(error) !== "EEXIST") throw error;
+      // Someone else is ending this very lease; if they crashed doing it, clear the way.
+      const info = await stat(tombstone).catch(() => undefined);
+      if (info && Date.now() - info.mtimeMs > STALE_TOMBSTONE_MS) await unlink(tombstone).catch(() => {});
+      return;
+    }
+    try {
+      // Only the tombstone's owner removes this lease, and a removed token never
+      // comes back, so the lease cannot change between this check and the unlink.
+      const current = await this.read(key);
+      if (current?.identity === identity) await unlink(this.pathOf(key)).catch(() => {});
+    } finally {
+      await unlink(tombstone).catch(() => {});
+    }
+  }
+
+  private async read(key: string): Promise<CurrentLease | undefined> {
+    let handle;
+    try {
+      handle = await open(this.pathOf(key), "r");
+    } catch (error) {
+      if (errorCode(error) === "ENOENT") return undefined;
+      throw error;
+    }
+    try {
+      const info = await handle.stat();
+      const text = await handle.readFile("utf8");
+      try {
+        const lease = JSON.parse(text) as LeaseFile;
+        if (typeof lease.token === "string" && typeof lease.ttlMs === "number") {
+          return { identity: lease.token, holder: String(lease.owner), ttlMs: lease.ttlMs, expiresAt: Math.round(info.mtimeMs) + lease.ttlMs };
+        }
+      } catch {
+        // Falls through: unreadable.
+      }
+      return {
+        identity: `unreadable-${info.ino}-${Math.floor(info.mtimeMs)}`,
+        holder: "unknown (unreadable lease file)",
+        ttlMs: UNREADABLE_LEASE_MS,
+        expiresAt: Math.round(info.mtimeMs) + UNREADABLE_LEASE_MS,
+      };
+    } finally {
+      await handle.close();
+    }
+  }
+}

@@ -1,0 +1,103 @@
+import { Keyv } from "keyv";
+import { CacheBackendError } from "../errors.ts";
+import type { LeaseBackend } from "../lease.ts";
+import { uniqueId } from "./_files.ts";
+import { type CacheBackend, entriesOf, jsonSerialization, redactUrl } from "./_backend.ts";
+
+type Query = (sql: string, values?: unknown[]) => Promise<Array<Record<string, unknown>>>;
+
+/** Epoch ms on the database's clock, so every client judges expiry alike. */
+const NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/** @internal Opens a postgres store (@keyv/postgres, table `keyv`) plus a `cairn_leases` table. */
+export async function openPostgresBackend(url: string, namespace: string): Promise<CacheBackend> {
+  const location = redactUrl(url);
+  const { default: KeyvPostgres } = await import("@keyv/postgres");
+  // iterationLimit: the adapter lists 10 rows per query by default, slow for `cairn cache ls`.
+  const store = new KeyvPostgres({ uri: url, iterationLimit: 500 });
+  const errors: unknown[] = [];
+  // The adapter reports a failed table creation only as an event.
+  store.on("error", (error: unknown) => errors.push(error));
+  const query = store.query as Query;
+  try {
+    await query("SELECT 1");
+    if (errors.length > 0) throw errors[0];
+    await createLeaseTable(query);
+  } catch (error) {
+    await store.disconnect().catch(() => {});
+    throw new CacheBackendError("postgres", location, "connect", { cause: errors[0] ?? error });
+  }
+  const keyv = new Keyv({ store, namespace, throwOnErrors: true, ...jsonSerialization });
+  keyv.on("error", () => {});
+  return {
+    kind: "postgres",
+    location,
+    keyv,
+    leases: new PostgresLeases(query),
+    entries: entriesOf(keyv, store),
+    async sweep() {
+      await query(`DELETE FROM cairn_leases WHERE expires_at < ${NOW_MS} - 3600000`);
+    },
+    async close() {
+      await store.disconnect().catch(() => {});
+    },
+  };
+}
+
+async function createLeaseTable(query: Query): Promise<void> {
+  try {
+    await query(
+      "CREATE TABLE IF NOT EXISTS cairn_leases (key VARCHAR(255) PRIMARY KEY, owner TEXT NOT NULL, token TEXT NOT NULL, expires_at BIGINT NOT NULL)",
+    );
+  } catch (error) {
+    // Two processes creating it at once: one of them sees a duplicate; the table exists.
+    const code = (error as { code?: string }).code;
+    if (code !== "23505" && code !== "42P07") throw error;
+  }
+}
+
+/**
+ * Leases as rows: insert, or take over a row whose expiry has passed, in one
+ * INSERT ... ON CONFLICT DO UPDATE ... WHERE, which postgres runs atomically per row.
+ */
+class PostgresLeases implements LeaseBackend {
+  constructor(private readonly query: Query) {}
+
+  async tryAcquire(key: string, owner: string, ttlMs: number) {
+    const token = uniqueId();
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const taken = await this.query(
+        `INSERT INTO cairn_leases (key, owner, token, expires_at) VALUES ($1, $2, $3, ${NOW_MS} + $4)
+         ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, token = excluded.token, expires_at = excluded.expires_at
+         WHERE cairn_leases.expires_at <= ${NOW_MS}
+         RETURNING expires_at`,
+        [key, owner, token, ttlMs],
+      );
+      if (taken[0]) return { ok: true as const, token, expiresAt: Number(taken[0].expires_at) };
+      const current = await this.peek(key);
+      if (current) return { ok: false as const, ...current };
+    }
+    throw new CacheBackendError("postgres", "postgres", `acquire the lease on ${key}`, { hint: "It changed hands 10 times while we tried." });
+  }
+
+  async renew(key: string, token: string, ttlMs: number): Promise<number | undefined> {
+    const rows = await this.query(
+      `UPDATE cairn_leases SET expires_at = ${NOW_MS} + $3 WHERE key = $1 AND token = $2 RETURNING expires_at`,
+      [key, token, ttlMs],
+    );
+    return rows[0] ? Number(rows[0].expires_at) : undefined;
+  }
+
+  async release(key: string, token: string): Promise<void> {
+    await this.query("DELETE FROM cairn_leases WHERE key = $1 AND token = $2", [key, token]);
+  }
+
+  async peek(key: string) {
+    const rows = await this.query(
+      `SELECT owner, expires_at FROM cairn_leases WHERE key = $1 AND expires_at > ${NOW_MS}`,
+      [key],
+    );
+    const row = rows[0];
+    return row ? { holder: String(row.owner), expiresAt: Number(row.expires_at) } : undefined;
+  }
+}

@@ -1,0 +1,61 @@
+import type { RecordedIngredients } from "./key.ts";
+
+/** One artifact a cached task produced. */
+export interface ArtifactRecord {
+  /** The output it belongs to, e.g. `"model"`. */
+  path: string;
+  /** sha256 hex of its content ({@link digestPath}). */
+  digest: string;
+  /** Bytes. */
+  size: number;
+  /** Where it lies within the source run's artifacts. */
+  artifactPath: string;
+}
+
+/** What a task produced: plain JSON values plus artifact digests. */
+export interface OutputsManifest {
+  values: unknown;
+  artifacts: ArtifactRecord[];
+}
+
+/** One cached, successful task result. */
+export interface CacheEntry {
+  key: string;
+  taskName: string;
+  /** What the key was made of, to explain a later miss. */
+  ingredients: RecordedIngredients;
+  /** The run whose outputs this entry reuses. */
+  sourceRunId: string;
+  /** Where that run is recorded. */
+  tracker: { kind: string; uri: string };
+  outputs: OutputsManifest;
+  /** Epoch ms. */
+  createdAt: number;
+  /** Artifact bytes plus the JSON size of the values. */
+  sizeBytes: number;
+}
+
+/** What `CacheStore.set` takes: `createdAt` and `sizeBytes` are filled in when absent. */
+export type NewCacheEntry = Omit<CacheEntry, "createdAt" | "sizeBytes"> & { createdAt?: number; sizeBytes?: number };
+
+/** @internal Checks a value read back from a store; anything malformed is `undefined` (a miss). */
+export function parseCacheEntry(value: unknown, expectedKey?: string): CacheEntry | undefined {
+  if (!isRecord(value)) return undefined;
+  const { key, taskName, ingredients, sourceRunId, tracker, outputs, createdAt, sizeBytes } = value;
+  if (typeof key !== "string" || (expectedKey !== undefined && key !== expectedKey)) return undefined;
+  if (typeof taskName !== "string" || typeof sourceRunId !== "string") return undefined;
+  if (!isRecord(ingredients) || !isRecord(ingredients.inputs) || !isRecord(ingredients.env)) return undefined;
+  if (!isRecord(tracker) || typeof tracker.kind !== "string" || typeof tracker.uri !== "string") return undefined;
+  if (!isRecord(outputs) || !Array.isArray(outputs.artifacts)) return undefined;
+  for (const a of outputs.artifacts) {
+    if (!isRecord(a) || typeof a.path !== "string" || typeof a.digest !== "string" || typeof a.size !== "number" || typeof a.artifactPath !== "string") {
+      return undefined;
+    }
+  }
+  if (!Number.isFinite(createdAt) || !Number.isFinite(sizeBytes)) return undefined;
+  return value as unknown as CacheEntry;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

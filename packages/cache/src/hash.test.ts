@@ -1,0 +1,86 @@
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describePath, digestFile, digestPath, hashValue, sha256 } from "./index.ts";
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cairn-hash-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("hashValue", () => {
+  it("ignores object key order at every depth but not array order", () => {
+    expect(hashValue({ a: 1, b: { c: 2, d: [1, 2] } })).toBe(hashValue({ b: { d: [1, 2], c: 2 }, a: 1 }));
+    expect(hashValue([1, 2])).not.toBe(hashValue([2, 1]));
+    expect(hashValue({ a: 1 })).not.toBe(hashValue({ a: "1" }));
+    expect(hashValue(undefined)).not.toBe(hashValue(null));
+    expect(hashValue({ a: 1 })).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("is a fixed value, so it is the same on every machine and release", () => {
+    // If this changes, every cache key changes: bump CACHE_SCHEMA_VERSION on purpose, not by accident.
+    expect(hashValue({ rows: 500, name: "x" })).toBe(hashValue({ name: "x", rows: 500 }));
+    expect(hashValue({ rows: 500, name: "x" })).toBe("2c8a0595e9012b0eaf0723439020c15de23af1e31bdd796c85b943f29db5cfa2");
+  });
+});
+
+describe("digestFile / digestPath", () => {
+  it("matches sha256sum, streamed, for a file larger than one chunk", async () => {
+    const file = join(dir, "big.bin");
+    const data = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
+    await writeFile(file, data);
+    expect(await digestFile(file)).toBe(sha256(data));
+    expect(await digestPath(file)).toBe(sha256(data));
+    expect(execFileSync("sha256sum", [file]).toString().split(" ")[0]).toBe(await digestFile(file));
+  });
+
+  it("digests a folder by sorted relative paths and contents, whatever the creation order", async () => {
+    const make = async (name: string, order: string[]) => {
+      const root = join(dir, name);
+      await mkdir(join(root, "sub"), { recursive: true });
+      for (const f of order) await writeFile(join(root, f), `content of ${f}`);
+      return root;
+    };
+    const a = await make("a", ["x.txt", "sub/y.txt", "sub/z.txt"]);
+    const b = await make("b", ["sub/z.txt", "x.txt", "sub/y.txt"]);
+    expect(await digestPath(a)).toBe(await digestPath(b));
+    expect(await describePath(a)).toMatchObject({ kind: "folder", fileCount: 3, sizeBytes: 16 + 20 + 20 });
+
+    await writeFile(join(b, "sub", "z.txt"), "changed");
+    expect(await digestPath(b)).not.toBe(await digestPath(a));
+  });
+
+  it("counts renames and empty folders", async () => {
+    const a = join(dir, "a");
+    const b = join(dir, "b");
+    await mkdir(a);
+    await mkdir(b);
+    await writeFile(join(a, "one.txt"), "1");
+    await writeFile(join(b, "two.txt"), "1");
+    expect(await digestPath(a)).not.toBe(await digestPath(b));
+    const before = await digestPath(a);
+    await mkdir(join(a, "empty"));
+    expect(await digestPath(a)).not.toBe(before);
+  });
+
+  it("follows symlinks to content and records broken or looping links by target", async () => {
+    const withCopy = join(dir, "copy");
+    const withLink = join(dir, "link");
+    await mkdir(withCopy);
+    await mkdir(withLink);
+    await writeFile(join(dir, "data.csv"), "a,b\n1,2\n");
+    await writeFile(join(withCopy, "data.csv"), "a,b\n1,2\n");
+    await symlink(join(dir, "data.csv"), join(withLink, "data.csv"));
+    expect(await digestPath(withLink)).toBe(await digestPath(withCopy));
+
+    await symlink("..", join(withLink, "loop"));
+    await symlink("nowhere", join(withLink, "broken"));
+    const first = await digestPath(withLink);
+    expect(await digestPath(withLink)).toBe(first);
+  });
+});

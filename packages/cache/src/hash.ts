@@ -1,0 +1,140 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
+import { join } from "node:path";
+import objectHash from "object-hash";
+import { CacheValueError } from "./errors.ts";
+
+/**
+ * Version of the cache key recipe. Bump it whenever the way a key is computed
+ * changes, so old entries can never be mistaken for new ones.
+ */
+export const CACHE_SCHEMA_VERSION = 1;
+
+const OBJECT_HASH_OPTIONS = {
+  algorithm: "sha256",
+  encoding: "hex",
+  unorderedObjects: true,
+  unorderedArrays: false,
+  unorderedSets: true,
+} as const;
+
+/**
+ * Canonical sha256 of any value (object-hash): the same across processes,
+ * machines and object key orders; array order counts.
+ *
+ * @example
+ * hashValue({ a: 1, b: 2 }) === hashValue({ b: 2, a: 1 }); // true
+ */
+export function hashValue(value: unknown): string {
+  try {
+    // Wrapped so that `undefined` (which object-hash refuses) hashes too.
+    return objectHash({ value }, OBJECT_HASH_OPTIONS);
+  } catch (error) {
+    throw new CacheValueError("value", `object-hash could not hash it (${(error as Error).message})`, { cause: error });
+  }
+}
+
+/** Plain sha256 hex of a string or bytes. */
+export function sha256(data: string | Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/**
+ * Streamed sha256 (hex) of a file's bytes, the same as `sha256sum` prints.
+ * Never holds the whole file in memory.
+ */
+export async function digestFile(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+/** What {@link describePath} learns about a file or folder. */
+export interface PathDescription {
+  /** sha256 hex; for a file the same as {@link digestFile}. */
+  digest: string;
+  /** Total bytes of all files. */
+  sizeBytes: number;
+  /** Number of files (1 for a file). */
+  fileCount: number;
+  kind: "file" | "folder";
+}
+
+/**
+ * Digest of a file or a folder. A file's digest is its content's sha256. A
+ * folder's digest covers, in sorted order, every relative path (with `/`) and
+ * each file's digest, and empty folders too. Symlinks are followed, so a link
+ * digests like the file or folder it points to; a broken link or a link that
+ * loops back to an ancestor counts by its target text. File modes and times do
+ * not count.
+ */
+export async function digestPath(path: string): Promise<string> {
+  return (await describePath(path)).digest;
+}
+
+/** {@link digestPath} plus the total size and file count, for an outputs manifest. */
+export async function describePath(path: string): Promise<PathDescription> {
+  const info = await stat(path);
+  if (!info.isDirectory()) {
+    return { digest: await digestFile(path), sizeBytes: info.size, fileCount: 1, kind: "file" };
+  }
+  const records: FolderRecord[] = [];
+  await walk(path, "", [await realpath(path)], records);
+  // Digest files a few at a time: enough to overlap I/O, few enough open files.
+  const files = records.filter((r): r is FileRecord => r.type === "file");
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const file = files[next++]!;
+      file.digest = await digestFile(file.absolute);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, files.length) }, worker));
+  records.sort((a, b) => (a.relative < b.relative ? -1 : a.relative > b.relative ? 1 : 0));
+  const hash = createHash("sha256").update("cairn-folder-v1\n");
+  let sizeBytes = 0;
+  for (const record of records) {
+    if (record.type === "file") sizeBytes += record.size;
+    const detail = record.type === "file" ? record.digest : record.type === "link" ? record.target : "";
+    hash.update(`${record.type}\0${record.relative}\0${detail}\n`);
+  }
+  return { digest: hash.digest("hex"), sizeBytes, fileCount: files.length, kind: "folder" };
+}
+
+interface FileRecord {
+  type: "file";
+  relative: string;
+  absolute: string;
+  size: number;
+  digest: string;
+}
+type FolderRecord = FileRecord | { type: "dir"; relative: string } | { type: "link"; relative: string; target: string };
+
+async function walk(absolute: string, relative: string, ancestors: string[], out: FolderRecord[]): Promise<void> {
+  for (const dirent of await readdir(absolute, { withFileTypes: true })) {
+    const childAbsolute = join(absolute, dirent.name);
+    const childRelative = relative ? `${relative}/${dirent.name}` : dirent.name;
+    let info = await lstat(childAbsolute);
+    if (info.isSymbolicLink()) {
+      const target = await readlink(childAbsolute);
+      try {
+        info = await stat(childAbsolute);
+      } catch {
+        out.push({ type: "link", relative: childRelative, target });
+        continue;
+      }
+      if (info.isDirectory() && ancestors.includes(await realpath(childAbsolute))) {
+        out.push({ type: "link", relative: childRelative, target });
+        continue;
+      }
+    }
+    if (info.isDirectory()) {
+      out.push({ type: "dir", relative: childRelative });
+      await walk(childAbsolute, childRelative, [...ancestors, await realpath(childAbsolute)], out);
+    } else if (info.isFile()) {
+      out.push({ type: "file", relative: childRelative, absolute: childAbsolute, size: info.size, digest: "" });
+    }
+    // Sockets, FIFOs and devices have no content to digest; they are left out.
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * @cairn/cache — content hashing and the cache store of Cairn. Knows nothing
+ * about flows: the scheduler computes a key, asks the store, and either
+ * restores outputs or computes them under a lease.
+ */
+
+// Hashing
+export { CACHE_SCHEMA_VERSION, describePath, digestFile, digestPath, hashValue, sha256 } from "./hash.ts";
+export type { PathDescription } from "./hash.ts";
+
+// Cache keys
+export { computeCacheKey, diffIngredients, keyOfIngredients, replaceArtifacts, RECORDED_VALUE_MAX_BYTES } from "./key.ts";
+export type { ArtifactDigest, CacheKeyIngredients, IngredientChange, RecordedIngredients, RecordedInput } from "./key.ts";
+
+// Entries and the store
+export type { ArtifactRecord, CacheEntry, NewCacheEntry, OutputsManifest } from "./entry.ts";
+export { CacheStore } from "./store.ts";
+export type { CacheStoreOptions, ListOptions, PruneOptions, PruneResult } from "./store.ts";
+export { EmbeddedKeyvStore } from "./backends/embedded-store.ts";
+
+// Single-flight leases
+export type { AcquireLeaseOptions, HeldLease, LeaseRefusal, LeaseResult, WaitForOptions } from "./lease.ts";
+
+// Errors
+export {
+  CacheBackendError,
+  CacheError,
+  CacheOptionError,
+  CacheStoreUrlError,
+  CacheValueError,
+  LeaseLostError,
+} from "./errors.ts";

@@ -1,0 +1,167 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fixture, runTs } from "../test/_child.ts";
+import {
+  CACHE_SCHEMA_VERSION,
+  CacheOptionError,
+  CacheValueError,
+  computeCacheKey,
+  type CacheKeyIngredients,
+  diffIngredients,
+  digestPath,
+  keyOfIngredients,
+  replaceArtifacts,
+} from "./index.ts";
+
+const base: CacheKeyIngredients = {
+  taskName: "train",
+  taskVersion: "1",
+  code: "async ({ rows }) => fit(rows)",
+  inputs: { rows: 500, config: { lr: 0.1, layers: [64, 32] }, data: { $artifact: "ab".repeat(32) } },
+  env: { API_TOKEN: "s3cr3t-token", REGION: "eu" },
+};
+const keyOf = (changes: Partial<CacheKeyIngredients>) => computeCacheKey({ ...base, ...changes }).key;
+
+describe("computeCacheKey", () => {
+  it("is stable across key orders and records the schema version", () => {
+    const reordered: CacheKeyIngredients = {
+      env: { REGION: "eu", API_TOKEN: "s3cr3t-token" },
+      inputs: { data: { $artifact: "ab".repeat(32) }, config: { layers: [64, 32], lr: 0.1 }, rows: 500 },
+      code: base.code,
+      taskVersion: "1",
+      taskName: "train",
+    };
+    const { key, ingredients } = computeCacheKey(base);
+    expect(computeCacheKey(reordered).key).toBe(key);
+    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    expect(ingredients.schemaVersion).toBe(CACHE_SCHEMA_VERSION);
+    expect(keyOfIngredients(ingredients)).toBe(key);
+  });
+
+  it("is the same key in another process", async () => {
+    const reordered = { ...base, inputs: { config: { layers: [64, 32], lr: 0.1 }, data: base.inputs.data, rows: 500 } };
+    const child = JSON.parse(await runTs(fixture("compute-key.ts"), [JSON.stringify(reordered)]));
+    expect(child.key).toBe(computeCacheKey(base).key);
+  });
+
+  it("changes with every ingredient", () => {
+    const key = computeCacheKey(base).key;
+    const variants = [
+      keyOf({ schemaVersion: CACHE_SCHEMA_VERSION + 1 }),
+      keyOf({ taskName: "train2" }),
+      keyOf({ taskVersion: "2" }),
+      keyOf({ taskVersion: undefined }),
+      keyOf({ code: `${base.code} ` }),
+      keyOf({ inputs: { ...base.inputs, rows: 1000 } }),
+      keyOf({ inputs: { ...base.inputs, config: { lr: 0.1, layers: [32, 64] } } }),
+      keyOf({ inputs: { ...base.inputs, extra: undefined } }),
+      keyOf({ env: { ...base.env, API_TOKEN: "other" } }),
+      keyOf({ env: { ...base.env, API_TOKEN: undefined } }),
+      keyOf({ env: { REGION: "eu" } }),
+    ];
+    expect(new Set([key, ...variants]).size).toBe(variants.length + 1);
+  });
+
+  it("keeps env values out of the ingredients, even where two variables share a value", () => {
+    const { ingredients } = computeCacheKey({ ...base, env: { A: "same", B: "same", C: undefined } });
+    const text = JSON.stringify(ingredients);
+    expect(text).not.toContain("same");
+    expect(ingredients.env.A).not.toBe(ingredients.env.B);
+    expect(ingredients.env.C).toBeNull();
+    expect(JSON.stringify(computeCacheKey(base).ingredients)).not.toContain("s3cr3t-token");
+  });
+
+  it("records small inputs by value and large ones by hash only", () => {
+    const big = Array.from({ length: 1000 }, (_, i) => ({ id: i }));
+    const { ingredients } = computeCacheKey({ ...base, inputs: { rows: 500, big, n: 10n } });
+    expect(ingredients.inputs.rows).toEqual({ sha256: expect.stringMatching(/^[0-9a-f]{64}$/), value: 500 });
+    expect(ingredients.inputs.big).toEqual({ sha256: expect.any(String) });
+    expect(ingredients.inputs.n).toEqual({ sha256: expect.any(String) });
+  });
+
+  it("rejects missing parts where they enter", () => {
+    expect(() => computeCacheKey({ ...base, taskName: "" })).toThrow(CacheOptionError);
+    expect(() => computeCacheKey({ ...base, code: undefined as unknown as string })).toThrow(/Expected `code` to be a string/);
+    expect(() => computeCacheKey({ ...base, inputs: [] as unknown as Record<string, unknown> })).toThrow(/`inputs`/);
+  });
+});
+
+describe("replaceArtifacts", () => {
+  class Artifact {
+    constructor(readonly path: string) {}
+  }
+  const isArtifact = (v: unknown): v is Artifact => v instanceof Artifact;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "cairn-key-"));
+    await mkdir(join(dir, "run-1"));
+    await mkdir(join(dir, "run-2"));
+    await writeFile(join(dir, "run-1", "data.csv"), "a,b\n1,2\n");
+    await writeFile(join(dir, "run-2", "renamed.csv"), "a,b\n1,2\n");
+    await writeFile(join(dir, "run-2", "other.csv"), "a,b\n1,3\n");
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  const keyWith = async (path: string) => {
+    const inputs = (await replaceArtifacts({ data: new Artifact(path), nested: [{ also: new Artifact(path) }], rows: 5 }, isArtifact, (a) =>
+      digestPath(a.path),
+    )) as Record<string, unknown>;
+    return { inputs, key: computeCacheKey({ taskName: "t", code: "c", inputs }).key };
+  };
+
+  it("gives the same key for the same content under another path, and another key for other content", async () => {
+    const one = await keyWith(join(dir, "run-1", "data.csv"));
+    const moved = await keyWith(join(dir, "run-2", "renamed.csv"));
+    const changed = await keyWith(join(dir, "run-2", "other.csv"));
+    expect(one.inputs.data).toEqual({ $artifact: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(one.inputs.nested).toEqual([{ also: one.inputs.data }]);
+    expect(moved.key).toBe(one.key);
+    expect(changed.key).not.toBe(one.key);
+  });
+
+  it("leaves other values alone and refuses cycles", async () => {
+    const date = new Date(0);
+    expect(await replaceArtifacts({ a: [1, "x", null], date }, isArtifact, () => "d")).toEqual({ a: [1, "x", null], date });
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    await expect(replaceArtifacts(cyclic, isArtifact, () => "d")).rejects.toBeInstanceOf(CacheValueError);
+  });
+});
+
+describe("diffIngredients", () => {
+  const recorded = (changes: Partial<CacheKeyIngredients>) => computeCacheKey({ ...base, ...changes }).ingredients;
+
+  it("says which input changed, from what to what", () => {
+    const changes = diffIngredients(recorded({}), recorded({ inputs: { ...base.inputs, rows: 1000 } }));
+    expect(changes).toEqual([{ path: "inputs.rows", before: 500, after: 1000, message: "input `rows` changed from 500 to 1000" }]);
+  });
+
+  it("goes into objects, and names code, version, env, artifact, added and removed inputs", () => {
+    const after = recorded({
+      code: "changed",
+      taskVersion: "2",
+      inputs: { config: { lr: 0.2, layers: [64, 32] }, data: { $artifact: "cd".repeat(32) }, seed: 7 },
+      env: { API_TOKEN: "rotated", REGION: "eu" },
+    });
+    const messages = diffIngredients(recorded({}), after).map((c) => `${c.path}: ${c.message}`);
+    expect(messages).toEqual([
+      "taskVersion: task version changed from \"1\" to \"2\"",
+      "code: code changed",
+      "inputs.config.lr: input `config.lr` changed from 0.1 to 0.2",
+      "inputs.data: input `data` is an artifact whose content changed",
+      "inputs.rows: input `rows` was removed",
+      "inputs.seed: input `seed` was added",
+      "env.API_TOKEN: environment variable `API_TOKEN` changed value",
+    ]);
+    expect(JSON.stringify(diffIngredients(recorded({}), after))).not.toContain("rotated");
+  });
+
+  it("is empty for equal ingredients and reports large inputs by hash", () => {
+    expect(diffIngredients(recorded({}), recorded({}))).toEqual([]);
+    const big = (n: number) => ({ inputs: { rows: Array.from({ length: 500 }, (_, i) => i + n) } });
+    const [change] = diffIngredients(recorded(big(0)), recorded(big(1)));
+    expect(change?.message).toMatch(/^input `rows` changed \(too large to show; sha256 [0-9a-f]{12} -> [0-9a-f]{12}\)$/);
+  });
+});

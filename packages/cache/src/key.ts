@@ -1,0 +1,262 @@
+import { CacheOptionError, CacheValueError } from "./errors.ts";
+import { CACHE_SCHEMA_VERSION, hashValue, sha256 } from "./hash.ts";
+
+/** What a task's cache key is made of, as the scheduler gathers it. */
+export interface CacheKeyIngredients {
+  /** @default CACHE_SCHEMA_VERSION */
+  schemaVersion?: number;
+  taskName: string;
+  /** The task's declared version; bump it to invalidate old results by hand. */
+  taskVersion?: string | number;
+  /**
+   * Code fingerprint computed by the caller: function source, a script or
+   * notebook file digest, an MLflow project commit, a resolved model version.
+   */
+  code: string;
+  /**
+   * Input values, with every artifact already replaced by its content digest
+   * (see {@link replaceArtifacts}), so paths and run ids never count.
+   */
+  inputs: Record<string, unknown>;
+  /** The environment variables the task declares, `undefined` when unset. Only hashes are kept. */
+  env?: Record<string, string | undefined>;
+}
+
+/** One input as recorded in an entry: its hash, and its value when small. */
+export interface RecordedInput {
+  sha256: string;
+  /** The value itself when its JSON is at most {@link RECORDED_VALUE_MAX_BYTES}; absent otherwise. */
+  value?: unknown;
+}
+
+/**
+ * The ingredients as stored in a cache entry, to explain a miss. Safe to show:
+ * env values appear only as hashes, large inputs only as hashes. The key is a
+ * hash of exactly these fields.
+ */
+export interface RecordedIngredients {
+  schemaVersion: number;
+  taskName: string;
+  taskVersion: string | null;
+  /** sha256 of the code fingerprint. */
+  code: string;
+  inputs: Record<string, RecordedInput>;
+  /** sha256 of each declared variable's name and value; `null` when unset. */
+  env: Record<string, string | null>;
+}
+
+/** Inputs whose JSON is larger than this are recorded by hash only. */
+export const RECORDED_VALUE_MAX_BYTES = 1024;
+
+/**
+ * The cache key of a task: a sha256 (hex) over the schema version, task name
+ * and version, code fingerprint, input values and declared env vars.
+ *
+ * @example
+ * const { key, ingredients } = computeCacheKey({ taskName: "train", code: fnSource, inputs: { rows: 500 } });
+ */
+export function computeCacheKey(ingredients: CacheKeyIngredients): { key: string; ingredients: RecordedIngredients } {
+  const { taskName, code, inputs } = ingredients;
+  if (typeof taskName !== "string" || taskName === "") {
+    throw new CacheOptionError("taskName", "a non-empty string", taskName);
+  }
+  if (typeof code !== "string") {
+    throw new CacheOptionError("code", "a string (the code fingerprint)", code, "Pass the function source or a file digest.");
+  }
+  if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs)) {
+    throw new CacheOptionError("inputs", "an object of input values by name", inputs);
+  }
+  const schemaVersion = ingredients.schemaVersion ?? CACHE_SCHEMA_VERSION;
+  const recordedInputs: Record<string, RecordedInput> = {};
+  for (const name of Object.keys(inputs).sort()) recordedInputs[name] = recordInput(inputs[name]);
+  const env: Record<string, string | null> = {};
+  for (const name of Object.keys(ingredients.env ?? {}).sort()) {
+    const value = ingredients.env![name];
+    if (value !== undefined && typeof value !== "string") {
+      throw new CacheOptionError(`env.${name}`, "a string or undefined", "(a non-string value, not shown)");
+    }
+    // Name-bound so that two variables with the same value do not share a hash.
+    env[name] = value === undefined ? null : sha256(`cairn-env-v1\0${name}\0${value}`);
+  }
+  const recorded: RecordedIngredients = {
+    schemaVersion,
+    taskName,
+    taskVersion: ingredients.taskVersion === undefined ? null : String(ingredients.taskVersion),
+    code: sha256(code),
+    inputs: recordedInputs,
+    env,
+  };
+  return { key: keyOfIngredients(recorded), ingredients: recorded };
+}
+
+/** The key of recorded ingredients; `computeCacheKey(x).key === keyOfIngredients(computeCacheKey(x).ingredients)`. */
+export function keyOfIngredients(ingredients: RecordedIngredients): string {
+  return hashValue({
+    schemaVersion: ingredients.schemaVersion,
+    taskName: ingredients.taskName,
+    taskVersion: ingredients.taskVersion,
+    code: ingredients.code,
+    inputs: Object.fromEntries(Object.entries(ingredients.inputs).map(([name, input]) => [name, input.sha256])),
+    env: ingredients.env,
+  });
+}
+
+function recordInput(value: unknown): RecordedInput {
+  const recorded: RecordedInput = { sha256: hashValue(value) };
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    // BigInt or a cycle: recorded by hash only.
+  }
+  if (json !== undefined && Buffer.byteLength(json) <= RECORDED_VALUE_MAX_BYTES) recorded.value = JSON.parse(json);
+  return recorded;
+}
+
+/** What stands for an artifact in the inputs of a cache key. */
+export interface ArtifactDigest {
+  $artifact: string;
+}
+
+/**
+ * Walks a value (arrays and plain objects) and replaces every artifact with
+ * `{ $artifact: digest }`, so an artifact with the same content under another
+ * path or run gives the same key. Digests are computed in parallel.
+ *
+ * @example
+ * const inputs = await replaceArtifacts(raw, (v) => v instanceof Artifact, (a) => a.digest());
+ */
+export async function replaceArtifacts<A>(
+  value: unknown,
+  isArtifact: (value: unknown) => value is A,
+  digestOf: (artifact: A) => string | Promise<string>,
+): Promise<unknown> {
+  const pending: Promise<void>[] = [];
+  const walk = (node: unknown, path: string, ancestors: object[]): unknown => {
+    if (isArtifact(node)) {
+      const replaced = { $artifact: "" } satisfies ArtifactDigest;
+      pending.push(
+        Promise.resolve(digestOf(node)).then((digest) => {
+          if (typeof digest !== "string" || digest === "") {
+            throw new CacheOptionError(`digestOf(${path})`, "a non-empty digest string", digest);
+          }
+          replaced.$artifact = digest;
+        }),
+      );
+      return replaced;
+    }
+    if (typeof node !== "object" || node === null) return node;
+    if (ancestors.includes(node)) throw new CacheValueError(path, "it refers to itself (a cycle)");
+    if (Array.isArray(node)) return node.map((item, i) => walk(item, `${path}[${i}]`, [...ancestors, node]));
+    const proto = Object.getPrototypeOf(node);
+    if (proto !== Object.prototype && proto !== null) return node;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(node)) out[k] = walk(v, `${path}.${k}`, [...ancestors, node]);
+    return out;
+  };
+  const result = walk(value, "inputs", []);
+  await Promise.all(pending);
+  return result;
+}
+
+/** One difference between two sets of recorded ingredients. */
+export interface IngredientChange {
+  /** `schemaVersion`, `taskName`, `taskVersion`, `code`, `inputs.rows`, `inputs.config.lr`, `env.API_URL`. */
+  path: string;
+  /** The value before; `undefined` when added. Env and code changes show hashes only. */
+  before: unknown;
+  /** The value after; `undefined` when removed. */
+  after: unknown;
+  /** A sentence for people: "input `rows` changed from 500 to 1000". */
+  message: string;
+}
+
+/**
+ * Explains why two keys differ, ingredient by ingredient.
+ *
+ * @example
+ * diffIngredients(old.ingredients, now.ingredients)
+ * // [{ path: "inputs.rows", before: 500, after: 1000, message: "input `rows` changed from 500 to 1000" }]
+ */
+export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients): IngredientChange[] {
+  const changes: IngredientChange[] = [];
+  const scalar = (field: "schemaVersion" | "taskName" | "taskVersion", label: string) => {
+    if (a[field] !== b[field]) {
+      changes.push({ path: field, before: a[field], after: b[field], message: `${label} changed from ${show(a[field])} to ${show(b[field])}` });
+    }
+  };
+  scalar("schemaVersion", "cache schema version");
+  scalar("taskName", "task name");
+  scalar("taskVersion", "task version");
+  if (a.code !== b.code) changes.push({ path: "code", before: a.code, after: b.code, message: "code changed" });
+
+  for (const name of unionKeys(a.inputs, b.inputs)) {
+    const before = a.inputs[name];
+    const after = b.inputs[name];
+    if (before?.sha256 === after?.sha256) continue;
+    if (!before) {
+      changes.push({ path: `inputs.${name}`, before: undefined, after: after!.value, message: `input \`${name}\` was added` });
+    } else if (!after) {
+      changes.push({ path: `inputs.${name}`, before: before.value, after: undefined, message: `input \`${name}\` was removed` });
+    } else if ("value" in before && "value" in after) {
+      diffValues(before.value, after.value, `inputs.${name}`, name, changes);
+    } else {
+      changes.push({
+        path: `inputs.${name}`,
+        before: before.value ?? { sha256: before.sha256 },
+        after: after.value ?? { sha256: after.sha256 },
+        message: `input \`${name}\` changed (too large to show; sha256 ${before.sha256.slice(0, 12)} -> ${after.sha256.slice(0, 12)})`,
+      });
+    }
+  }
+
+  for (const name of unionKeys(a.env, b.env)) {
+    const before = a.env[name];
+    const after = b.env[name];
+    if (before === after) continue;
+    const state = (h: string | null | undefined) => (h === undefined ? "not declared" : h === null ? "unset" : "set");
+    const what =
+      before === undefined ? "is newly declared" : after === undefined ? "is no longer declared"
+      : before === null ? "was set" : after === null ? "was unset" : "changed value";
+    changes.push({
+      path: `env.${name}`,
+      before: state(before),
+      after: state(after),
+      message: `environment variable \`${name}\` ${what}`,
+    });
+  }
+  return changes;
+}
+
+function diffValues(before: unknown, after: unknown, path: string, label: string, out: IngredientChange[]): void {
+  if (isPlainRecord(before) && isPlainRecord(after) && !("$artifact" in before) && !("$artifact" in after)) {
+    for (const k of unionKeys(before, after)) {
+      if (hashValue(before[k]) === hashValue(after[k])) continue;
+      diffValues(before[k], after[k], `${path}.${k}`, `${label}.${k}`, out);
+    }
+    return;
+  }
+  let message: string;
+  if (isArtifactDigest(before) && isArtifactDigest(after)) message = `input \`${label}\` is an artifact whose content changed`;
+  else if (before === undefined) message = `input \`${label}\` was added with ${show(after)}`;
+  else if (after === undefined) message = `input \`${label}\` was removed (was ${show(before)})`;
+  else message = `input \`${label}\` changed from ${show(before)} to ${show(after)}`;
+  out.push({ path, before, after, message });
+}
+
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isArtifactDigest(value: unknown): value is ArtifactDigest {
+  return isPlainRecord(value) && typeof value.$artifact === "string";
+}
+
+function unionKeys(a: object, b: object): string[] {
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+}
+
+function show(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}

@@ -1,0 +1,77 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { startPostgresServer } from "../test/postgres-server.ts";
+import { startRedisServer } from "../test/redis-server.ts";
+import { describeCacheStore } from "../test/store-suite.ts";
+import { fileNameOfKey } from "./backends/_files.ts";
+import { CacheBackendError, CacheStore, CacheStoreUrlError } from "./index.ts";
+
+describeCacheStore("embedded", async () => {
+  const root = await mkdtemp(join(tmpdir(), "cairn-cache-"));
+  return {
+    store: await CacheStore.fromUrl(undefined, { root }),
+    corrupt: (key) => writeFile(join(root, "cache", "entries", fileNameOfKey(`cairn:${key}`, ".json")), '{"value": {"key": tr'),
+    dispose: () => rm(root, { recursive: true, force: true }),
+  };
+});
+
+describeCacheStore("redis", async () => {
+  const server = await startRedisServer();
+  const { default: KeyvRedis } = await import("@keyv/redis");
+  const raw = new KeyvRedis(server.url, { namespace: "cairn" });
+  return {
+    store: await CacheStore.fromUrl(server.url),
+    corrupt: (key) => raw.set(key, "not json {"),
+    dispose: async () => {
+      await raw.disconnect();
+      await server.stop();
+    },
+  };
+});
+
+describeCacheStore("postgres", async () => {
+  const server = await startPostgresServer();
+  if ("skip" in server) return server;
+  const store = await CacheStore.fromUrl(server.url);
+  const { default: KeyvPostgres } = await import("@keyv/postgres");
+  // Shares the adapter's module-wide pool with `store`, so it is never disconnected itself.
+  const raw = new KeyvPostgres({ uri: server.url });
+  return {
+    store,
+    corrupt: (key) => raw.set(`cairn:${key}`, "not json {"),
+    dispose: async () => {
+      await store.close();
+      await server.stop();
+    },
+  };
+});
+
+describe("CacheStore.fromUrl", () => {
+  it("opens the embedded store without a URL, under <root>/cache", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-cache-"));
+    const store = await CacheStore.fromUrl("", { root });
+    expect(store.kind).toBe("embedded");
+    expect(store.location).toBe(join(root, "cache"));
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("refuses an unknown scheme, saying what it expected and how to fix it", async () => {
+    const error = await CacheStore.fromUrl("mysql://user:hunter2@db/cache").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheStoreUrlError);
+    expect((error as Error).message).toMatch(/Expected the cache URL to start with redis:\/\/.*postgres:\/\//);
+    expect((error as Error).message).toMatch(/unsupported scheme mysql:/);
+    expect((error as Error).message).not.toContain("hunter2");
+    await expect(CacheStore.fromUrl("not a url")).rejects.toThrow(/not a URL/);
+  });
+
+  it("fails clearly and quickly when redis does not answer", async () => {
+    const started = Date.now();
+    const error = await CacheStore.fromUrl("redis://:pw@127.0.0.1:1", { connectTimeoutMs: 1000 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheBackendError);
+    expect((error as Error).message).toMatch(/The redis cache at redis:\/\/:\*\*\*@127\.0\.0\.1:1 failed to connect/);
+    expect((error as Error).message).toMatch(/scripts\/start-redis\.sh/);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+});

@@ -1,0 +1,334 @@
+import { type CacheBackend, redactUrl } from "./backends/_backend.ts";
+import { openEmbeddedBackend } from "./backends/embedded.ts";
+import { type CacheEntry, type NewCacheEntry, parseCacheEntry } from "./entry.ts";
+import { CacheBackendError, CacheError, CacheOptionError, CacheStoreUrlError, CacheValueError, LeaseLostError } from "./errors.ts";
+import type { AcquireLeaseOptions, HeldLease, LeaseResult, WaitForOptions } from "./lease.ts";
+
+/** Options of {@link CacheStore.fromUrl}. */
+export interface CacheStoreOptions {
+  /**
+   * Folder of the embedded store; entries go to `<root>/cache`.
+   * @default ".cairn"
+   */
+  root?: string;
+  /**
+   * Prefix of every key, so several projects can share one redis or postgres.
+   * @default "cairn"
+   */
+  namespace?: string;
+  /**
+   * How long to wait for redis to answer when opening, in ms.
+   * @default 5000
+   */
+  connectTimeoutMs?: number;
+}
+
+/** Options of {@link CacheStore.list}. */
+export interface ListOptions {
+  /** Only entries of this task. */
+  taskName?: string;
+  /** At most this many, newest first. */
+  limit?: number;
+}
+
+/** Options of {@link CacheStore.prune}; both may be given. */
+export interface PruneOptions {
+  /** Remove entries created more than this many ms ago. */
+  olderThanMs?: number;
+  /** Then remove the oldest entries until the total `sizeBytes` is at most this. */
+  maxSizeBytes?: number;
+}
+
+/** What {@link CacheStore.prune} did. */
+export interface PruneResult {
+  removed: number;
+  removedBytes: number;
+  kept: number;
+  keptBytes: number;
+}
+
+/** Keys the store accepts: what `computeCacheKey` makes (64 hex), or any short safe name. */
+const KEY_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
+const NAMESPACE_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * The cache of task results, on keyv: an embedded store under `.cairn/cache`
+ * (safe for several processes at once) or redis / postgres by URL. A bad or
+ * unreadable entry is a miss and is evicted, never a crash.
+ *
+ * @example
+ * const cache = await CacheStore.fromUrl(process.env.CAIRN_CACHE_URL);
+ * const hit = await cache.get(key);
+ */
+export class CacheStore {
+  private constructor(private readonly backend: CacheBackend) {}
+
+  /**
+   * Opens a store: no URL → the embedded store at `<root>/cache`; `redis://`,
+   * `rediss://` → @keyv/redis; `postgres://`, `postgresql://` → @keyv/postgres.
+   * Checks that a server store answers before returning.
+   */
+  static async fromUrl(url?: string, options: CacheStoreOptions = {}): Promise<CacheStore> {
+    const namespace = options.namespace ?? "cairn";
+    if (typeof namespace !== "string" || !NAMESPACE_PATTERN.test(namespace)) {
+      throw new CacheOptionError("namespace", "1 to 64 letters, digits, `_` or `-`", namespace);
+    }
+    const root = options.root ?? ".cairn";
+    if (typeof root !== "string" || root === "") throw new CacheOptionError("root", "a folder path", root);
+    const connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    checkPositiveInteger("connectTimeoutMs", connectTimeoutMs);
+    if (url === undefined || url === "") return new CacheStore(openEmbeddedBackend(root, namespace));
+    if (typeof url !== "string") throw new CacheOptionError("url", "a string such as redis://127.0.0.1:6379", url);
+    let protocol: string;
+    try {
+      protocol = new URL(url).protocol;
+    } catch (error) {
+      throw new CacheStoreUrlError(redactUrl(url), { cause: error, reason: "not a URL" });
+    }
+    if (protocol === "redis:" || protocol === "rediss:") {
+      const { openRedisBackend } = await import("./backends/redis.ts");
+      return new CacheStore(await openRedisBackend(url, namespace, connectTimeoutMs));
+    }
+    if (protocol === "postgres:" || protocol === "postgresql:") {
+      const { openPostgresBackend } = await import("./backends/postgres.ts");
+      return new CacheStore(await openPostgresBackend(url, namespace));
+    }
+    throw new CacheStoreUrlError(redactUrl(url), { reason: `unsupported scheme ${protocol}` });
+  }
+
+  /** Which kind of store this is. */
+  get kind(): "embedded" | "redis" | "postgres" {
+    return this.backend.kind;
+  }
+
+  /** Where the store is (a folder or a URL without its password), for messages. */
+  get location(): string {
+    return this.backend.location;
+  }
+
+  /** The entry of `key`, or `undefined` on a miss. A malformed entry is evicted and is a miss. */
+  async get(key: string): Promise<CacheEntry | undefined> {
+    checkKey(key);
+    const value = await this.call("read an entry", () => this.backend.keyv.get(key));
+    if (value === undefined || value === null) return undefined;
+    const entry = parseCacheEntry(value, key);
+    if (entry === undefined) await this.delete(key);
+    return entry;
+  }
+
+  /**
+   * Stores an entry, replacing any of the same key. `createdAt` defaults to now,
+   * `sizeBytes` to the artifacts' sizes plus the JSON size of the values.
+   *
+   * @example
+   * await cache.set({ key, taskName: "train", ingredients, sourceRunId, tracker, outputs }, { ttlMs: 7 * 86_400_000 });
+   */
+  async set(entry: NewCacheEntry, options: { ttlMs?: number } = {}): Promise<CacheEntry> {
+    if (typeof entry !== "object" || entry === null) throw new CacheOptionError("entry", "a cache entry object", entry);
+    checkKey(entry.key);
+    if (typeof entry.taskName !== "string" || entry.taskName === "") throw new CacheOptionError("entry.taskName", "a non-empty string", entry.taskName);
+    if (typeof entry.sourceRunId !== "string") throw new CacheOptionError("entry.sourceRunId", "a string", entry.sourceRunId);
+    if (typeof entry.ingredients !== "object" || entry.ingredients === null) {
+      throw new CacheOptionError("entry.ingredients", "the ingredients from computeCacheKey()", entry.ingredients);
+    }
+    if (typeof entry.tracker?.kind !== "string" || typeof entry.tracker?.uri !== "string") {
+      throw new CacheOptionError("entry.tracker", "{ kind: string; uri: string }", entry.tracker);
+    }
+    if (!Array.isArray(entry.outputs?.artifacts)) {
+      throw new CacheOptionError("entry.outputs", "{ values, artifacts: ArtifactRecord[] }", entry.outputs);
+    }
+    if (options.ttlMs !== undefined) checkPositiveInteger("ttlMs", options.ttlMs);
+    let valuesJson: string | undefined;
+    try {
+      valuesJson = JSON.stringify(entry.outputs.values);
+    } catch (error) {
+      throw new CacheValueError("outputs.values", `JSON.stringify failed (${(error as Error).message})`, { cause: error });
+    }
+    const stored: CacheEntry = {
+      ...entry,
+      createdAt: entry.createdAt ?? Date.now(),
+      sizeBytes:
+        entry.sizeBytes ??
+        entry.outputs.artifacts.reduce((sum, artifact) => sum + (artifact.size || 0), 0) + Buffer.byteLength(valuesJson ?? ""),
+    };
+    await this.call("write an entry", () => this.backend.keyv.set(entry.key, stored, options.ttlMs));
+    return stored;
+  }
+
+  /** Removes the entry of `key`; `false` when there was none. */
+  async delete(key: string): Promise<boolean> {
+    checkKey(key);
+    return this.call("delete an entry", () => this.backend.keyv.delete(key));
+  }
+
+  /**
+   * Every live entry, newest first (for `cairn cache ls`). Reads each entry,
+   * so it costs one read per entry; malformed and expired entries are evicted.
+   */
+  async list(options: ListOptions = {}): Promise<CacheEntry[]> {
+    if (options.limit !== undefined) checkPositiveInteger("limit", options.limit);
+    const entries: CacheEntry[] = [];
+    await this.call("list entries", async () => {
+      const bad: string[] = [];
+      for await (const [key, value] of this.backend.entries()) {
+        const entry = parseCacheEntry(value, key);
+        if (entry === undefined) bad.push(key);
+        else if (options.taskName === undefined || entry.taskName === options.taskName) entries.push(entry);
+      }
+      for (const key of bad) await this.backend.keyv.delete(key);
+    });
+    entries.sort((a, b) => b.createdAt - a.createdAt);
+    return options.limit === undefined ? entries : entries.slice(0, options.limit);
+  }
+
+  /** Removes every entry, or only those of `taskName`; returns how many were removed. */
+  async clear(options: { taskName?: string } = {}): Promise<number> {
+    const entries = await this.list(options);
+    let removed = 0;
+    for (const entry of entries) if (await this.delete(entry.key)) removed++;
+    if (options.taskName === undefined) await this.call("clear", () => this.backend.keyv.clear());
+    return removed;
+  }
+
+  /**
+   * Removes entries older than `olderThanMs`, then the oldest ones until the
+   * total size is at most `maxSizeBytes`; also sweeps expired leases and
+   * leftovers of crashed writers.
+   */
+  async prune(options: PruneOptions = {}): Promise<PruneResult> {
+    if (options.olderThanMs !== undefined) checkNonNegative("olderThanMs", options.olderThanMs);
+    if (options.maxSizeBytes !== undefined) checkNonNegative("maxSizeBytes", options.maxSizeBytes);
+    const now = Date.now();
+    const oldestFirst = (await this.list()).reverse();
+    const result: PruneResult = { removed: 0, removedBytes: 0, kept: 0, keptBytes: 0 };
+    const keep: CacheEntry[] = [];
+    const remove = async (entry: CacheEntry) => {
+      if (await this.delete(entry.key)) {
+        result.removed++;
+        result.removedBytes += entry.sizeBytes;
+      }
+    };
+    for (const entry of oldestFirst) {
+      if (options.olderThanMs !== undefined && now - entry.createdAt > options.olderThanMs) await remove(entry);
+      else keep.push(entry);
+    }
+    let total = keep.reduce((sum, entry) => sum + entry.sizeBytes, 0);
+    while (options.maxSizeBytes !== undefined && total > options.maxSizeBytes && keep.length > 0) {
+      const entry = keep.shift()!;
+      total -= entry.sizeBytes;
+      await remove(entry);
+    }
+    result.kept = keep.length;
+    result.keptBytes = total;
+    if (this.backend.sweep) await this.call("sweep", () => this.backend.sweep!());
+    return result;
+  }
+
+  /**
+   * Tries to become the one process that computes `key`. A refusal names the
+   * holder; its lease lapses after its `ttlMs` unless renewed, so a crashed
+   * holder is taken over. Renew well within `ttlMs` while computing.
+   *
+   * @example
+   * const lease = await cache.acquireLease(key, { ttlMs: 60_000, owner: `${host}:${pid}` });
+   * if (!lease.acquired) return cache.waitFor(key);
+   * try { ...compute, cache.set(...) } finally { await lease.release(); }
+   */
+  async acquireLease(key: string, options: AcquireLeaseOptions): Promise<LeaseResult> {
+    checkKey(key);
+    checkPositiveInteger("ttlMs", options?.ttlMs);
+    if (typeof options.owner !== "string" || options.owner === "") {
+      throw new CacheOptionError("owner", "a non-empty string naming the holder", options.owner);
+    }
+    const { ttlMs, owner } = options;
+    const leases = this.backend.leases;
+    const result = await this.call("acquire a lease", () => leases.tryAcquire(key, owner, ttlMs));
+    if (!result.ok) return { acquired: false, holder: result.holder, expiresAt: result.expiresAt };
+    let released = false;
+    const lease: HeldLease = {
+      acquired: true,
+      key,
+      owner,
+      expiresAt: result.expiresAt,
+      release: async () => {
+        if (released) return;
+        released = true;
+        await this.call("release a lease", () => leases.release(key, result.token));
+      },
+      renew: async () => {
+        if (released) throw new LeaseLostError(key, owner);
+        const expiresAt = await this.call("renew a lease", () => leases.renew(key, result.token, ttlMs));
+        if (expiresAt === undefined) throw new LeaseLostError(key, owner);
+        lease.expiresAt = expiresAt;
+      },
+    };
+    return lease;
+  }
+
+  /**
+   * Waits while another holder computes `key`. Resolves with its entry once
+   * written, or with `undefined` once the lease is released or expired without
+   * an entry (the holder failed or crashed): then compute it yourself.
+   */
+  async waitFor(key: string, options: WaitForOptions = {}): Promise<CacheEntry | undefined> {
+    checkKey(key);
+    const pollMs = options.pollMs ?? 200;
+    checkPositiveInteger("pollMs", pollMs);
+    const { signal } = options;
+    for (;;) {
+      signal?.throwIfAborted();
+      const entry = await this.get(key);
+      if (entry) return entry;
+      const holder = await this.call("read a lease", () => this.backend.leases.peek(key));
+      // The holder writes its entry before it releases, so look once more.
+      if (!holder) return this.get(key);
+      await sleep(pollMs, signal);
+    }
+  }
+
+  /** Closes connections (a no-op for the embedded store). */
+  async close(): Promise<void> {
+    await this.backend.close();
+  }
+
+  private async call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof CacheError) throw error;
+      throw new CacheBackendError(this.backend.kind, this.backend.location, operation, { cause: error });
+    }
+  }
+}
+
+function checkKey(key: unknown): asserts key is string {
+  if (typeof key !== "string" || !KEY_PATTERN.test(key)) {
+    throw new CacheOptionError("key", "1 to 128 letters, digits, `_`, `.` or `-` (computeCacheKey() makes them)", key);
+  }
+}
+
+function checkPositiveInteger(option: string, value: unknown): asserts value is number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
+    throw new CacheOptionError(option, "an integer >= 1", value);
+  }
+}
+
+function checkNonNegative(option: string, value: unknown): asserts value is number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new CacheOptionError(option, "a number >= 0", value);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

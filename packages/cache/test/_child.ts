@@ -1,0 +1,30 @@
+/** Test fixture: runs a TypeScript file in a separate Node process (through tsx). */
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const PACKAGE_DIR = fileURLToPath(new URL("..", import.meta.url));
+
+/** Path of a script in test/fixtures. */
+export function fixture(name: string): string {
+  return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+}
+
+/** Starts `node --import tsx script ...args`; the child is ours to wait for or kill. */
+export function startTs(script: string, args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { cwd: PACKAGE_DIR, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.once("close", (code) => resolve({ code, stdout, stderr })),
+  );
+  return { child, done };
+}
+
+/** Runs a script to its end; rejects when it exits non-zero. */
+export async function runTs(script: string, args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await startTs(script, args).done;
+  if (code !== 0) throw new Error(`${script} ${args.join(" ")} exited with ${code}:\n${stderr}`);
+  return stdout;
+}

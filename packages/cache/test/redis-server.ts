@@ -1,0 +1,88 @@
+/**
+ * Test fixture: a real redis-server on a free port for one test file.
+ *
+ * @example
+ * let redis: RedisServer;
+ * beforeAll(async () => { redis = await startRedisServer(); });
+ * afterAll(() => redis?.stop());
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { findBinary, freePort } from "./_free-port.ts";
+
+export interface RedisServer {
+  port: number;
+  url: string;
+  /** Kills the server and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+const START_REDIS = fileURLToPath(new URL("../../../scripts/start-redis.sh", import.meta.url));
+
+/**
+ * Starts `redis-server --port N --save '' --appendonly no` as a child process.
+ * Installs redis-server first (scripts/start-redis.sh --install, apt-get) when
+ * it is missing, so a fresh machine works; fails with a clear message if that
+ * is impossible.
+ */
+export async function startRedisServer(): Promise<RedisServer> {
+  let binary = await findBinary("redis-server", ["/usr/bin", "/usr/local/bin", "/usr/sbin"]);
+  if (!binary) {
+    try {
+      await promisify(execFile)("bash", [START_REDIS, "--install"], { timeout: 600_000 });
+    } catch (error) {
+      const stderr = (error as { stderr?: string }).stderr ?? "";
+      throw new Error(
+        `redis-server is not installed and installing it failed (bash scripts/start-redis.sh --install):\n${stderr}\n` +
+          `Install it by hand (apt-get install -y redis-server) and run the tests again.`,
+        { cause: error },
+      );
+    }
+    binary = await findBinary("redis-server", ["/usr/bin", "/usr/local/bin", "/usr/sbin"]);
+    if (!binary) throw new Error("scripts/start-redis.sh --install finished but redis-server is still not on PATH");
+  }
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    try {
+      return await launch(binary, port);
+    } catch (error) {
+      lastError = error; // Most likely another process took the port first.
+    }
+  }
+  throw lastError;
+}
+
+function launch(binary: string, port: number): Promise<RedisServer> {
+  const child: ChildProcess = spawn(
+    binary,
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    await exited;
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      void stop();
+      reject(new Error(`redis-server did not become ready on port ${port} within 10 s:\n${output}`));
+    }, 10_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("Ready to accept connections")) {
+        clearTimeout(timer);
+        resolve({ port, url: `redis://127.0.0.1:${port}`, stop });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited with code ${code} before it was ready on port ${port}:\n${output}`));
+    });
+  });
+}
