@@ -15,7 +15,18 @@ export { buildFlowGraph, type FlowGraph } from "./graph/flow-graph.ts";
 export { toMermaid, toDot, toGraphJson } from "./graph/render.ts";
 
 export type { FailurePolicy, TaskResult } from "./scheduler/flow-execution.ts";
-export { FlowRun, FlowFailedError, startFlowRun, validateParams, type RunOptions, type FlowResult } from "./run/flow-run.ts";
+export {
+  FlowRun,
+  FlowFailedError,
+  startFlowRun,
+  validateParams,
+  openFlowCache,
+  type RunOptions,
+  type CacheRunOptions,
+  type FlowResult,
+} from "./run/flow-run.ts";
+export { TaskCache, CACHE_KEY_TAG, CACHED_FROM_TAG, MANIFEST_PATH, type TaskKey, type StoredManifest } from "./caching/task-cache.ts";
+export { planFlow, explainTask, type PlannedTask, type PlanOptions, type Explanation } from "./caching/plan.ts";
 export type { RunEvent, TaskEvent, FlowEvent, LogEvent, TaskStatus, FlowStatus, ErrorInfo } from "./run/events.ts";
 export type { TaskContext, RunLog, ArtifactWriter, TaskLogger } from "./run/task-context.ts";
 

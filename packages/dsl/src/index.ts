@@ -3,7 +3,7 @@
  * @example
  * import { flow, task } from "@cairn/dsl";
  */
-export { task, makeTask, type Task, type TaskBuilder, type TaskSettings, type NodeOptions, type RetryOptions, type InferInput, type InferOutput } from "./task.ts";
+export { task, makeTask, type Task, type TaskBuilder, type TaskSettings, type CacheSettings, type NodeOptions, type RetryOptions, type InferInput, type InferOutput } from "./task.ts";
 export { flow, isFlow, type Flow, type FlowBuilder, type FlowRunOptions, type ParamRefs, type InferParams, type InferFlowOutputs } from "./flow.ts";
 export type { Ref, Wire, WireInputs, Unwire, Node, Simplify } from "./types.ts";
 export {

@@ -8,6 +8,7 @@ import {
   type TaskDefinition,
 } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
+import ms from "ms";
 import { currentBuild, refProxy } from "./build-context.ts";
 import type { Node, OrDefault, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
 
@@ -25,6 +26,14 @@ export interface RetryOptions {
   minDelayMs?: number;
   /** Upper bound of the delay, in ms. @default 30000 */
   maxDelayMs?: number;
+}
+
+/** What `.cache()` takes. */
+export interface CacheSettings {
+  /** Entries expire after this long: milliseconds, or a duration such as "30m", "12h", "7d". */
+  ttl?: number | string;
+  /** Extra value mixed into the cache key, e.g. a data snapshot date. */
+  key?: string;
 }
 
 /** Settings every task kind shares. */
@@ -47,8 +56,11 @@ export interface TaskSettings<Self> {
   timeout(ms: number): Self;
   /** Named pool that bounds this kind of work (limits set with `run({ pools })` or `--pool name=N`). */
   pool(name: string): Self;
-  /** Cache settings, or `false` to always run. */
-  cache(options: TaskCacheOptions | false): Self;
+  /**
+   * Cache settings, or `false` to always run (and store nothing).
+   * @example .cache({ ttl: "7d", key: "snapshot-2026-11" })
+   */
+  cache(options: CacheSettings | false): Self;
   /** Environment variables whose values enter the cache key (values are hashed, never stored). */
   env(...names: string[]): Self;
 }
@@ -175,13 +187,15 @@ function settingsMethods<S extends Settings & { name: string }, R>(state: S, nex
       return next({ ...state, pool: name });
     },
     cache(options) {
-      if (options !== false && (typeof options !== "object" || options === null)) {
-        throw new OptionError(where("cache"), "false or { ttlMs?, key? }", options);
+      if (options === false) return next({ ...state, cache: false });
+      if (typeof options !== "object" || options === null) throw new OptionError(where("cache"), "false or { ttl?, key? }", options);
+      const ttlMs = typeof options.ttl === "string" ? ms(options.ttl as ms.StringValue) : options.ttl;
+      if (ttlMs !== undefined && !(typeof ttlMs === "number" && ttlMs > 0)) {
+        throw new OptionError(`${where("cache")} ttl`, 'milliseconds > 0 or a duration such as "12h" or "7d"', options.ttl);
       }
-      if (options && options.ttlMs !== undefined && !(options.ttlMs > 0)) {
-        throw new OptionError(`${where("cache")} ttlMs`, "a number of milliseconds > 0", options.ttlMs);
-      }
-      return next({ ...state, cache: options === false ? false : { ...options } });
+      if (options.key !== undefined && typeof options.key !== "string") throw new OptionError(`${where("cache")} key`, "a string", options.key);
+      const cache: TaskCacheOptions = { ...(ttlMs !== undefined ? { ttlMs } : {}), ...(options.key !== undefined ? { key: options.key } : {}) };
+      return next({ ...state, cache });
     },
     env(...names) {
       for (const n of names) if (typeof n !== "string" || !n) throw new OptionError(where("env"), "environment variable names", n);

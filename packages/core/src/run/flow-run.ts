@@ -268,6 +268,25 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   return new FlowRun<Outputs>(flowRunId, definition.name, tracker, execution, body);
 }
 
+/**
+ * The cache and params a run of `definition` would use, without running it: for
+ * `cairn plan`, `cairn explain` and `cairn cache`. Nothing is recorded.
+ */
+export async function openFlowCache(
+  definition: FlowDefinition,
+  options: RunOptions = {},
+): Promise<{ tasks: TaskCache; params: Record<string, unknown>; tracker: Tracker }> {
+  const env = options.env ?? process.env;
+  const params = await validateParams(definition, options.params ?? {});
+  const root = resolvePath(options.root ?? ".cairn");
+  const tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? resolveTracker({ root, env }));
+  await tracker.ping();
+  const experimentName = options.experiment ?? env.MLFLOW_EXPERIMENT_NAME ?? definition.name;
+  const experimentId = env.MLFLOW_EXPERIMENT_ID && !options.experiment ? env.MLFLOW_EXPERIMENT_ID : await tracker.ensureExperiment(experimentName);
+  const cache = await openCache(options.cache === false ? {} : options.cache, root, env, tracker, experimentId);
+  return { tasks: cache!.tasks, params, tracker };
+}
+
 /** Opens the run's cache, or undefined when it is off. Options are checked here, where they enter. */
 async function openCache(
   option: RunOptions["cache"],

@@ -4,8 +4,14 @@ import type { Writable } from "node:stream";
 import { type ParseArgsConfig, parseArgs, parseEnv } from "node:util";
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
+import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
+import bytes from "bytes";
+import ms from "ms";
 import {
   CairnError,
+  explainTask,
+  openFlowCache,
+  planFlow,
   FlowValidationError,
   OptionError,
   ParamError,
@@ -45,6 +51,9 @@ Usage: cairn <command> [options]
 Commands:
   run FILE      Run the flow a file default-exports
   graph FILE    Print the flow's graph (mermaid, dot or json)
+  plan FILE     Show which tasks would hit the cache and which would run
+  explain FILE TASK   Say why TASK misses: what changed since its nearest cache entry
+  cache ls|clear|prune   Inspect and trim the cache
   runs          List recent flow runs
   show RUN_ID   Show one flow run and its tasks
 
@@ -83,6 +92,20 @@ Options:
   -n, --limit N           At most N runs. Default: 20
       --json              Print JSON
       --root DIR          Folder of Cairn's local state. Default: .cairn`,
+  plan: `Usage: cairn plan FILE [-p NAME=VALUE]... [--rerun TASK]... [--refresh] [--json] [--root DIR]
+
+Shows, without running anything, which tasks would come from the cache and which would run, and why.
+A task below one that runs is shown as running: only running can tell whether its inputs come out unchanged.`,
+  explain: `Usage: cairn explain FILE TASK [-p NAME=VALUE]... [--json] [--root DIR]
+
+Says whether TASK would hit the cache; for a miss, which ingredients (code, version, inputs, env)
+changed since the nearest earlier cache entry of the same task.`,
+  cache: `Usage: cairn cache ls [--task NAME] [--json] [--root DIR]
+       cairn cache clear [--task NAME] [--root DIR]
+       cairn cache prune [--older-than 7d] [--max-size 5GB] [--root DIR]
+
+The store is the embedded one under --root (default .cairn), or CAIRN_CACHE_URL (redis://, postgres://).
+Durations: 500ms, 30m, 12h, 7d. Sizes: 500MB, 5GB.`,
   show: `Usage: cairn show RUN_ID [--json]
 
 Shows one flow run: status, params, metrics, and its task runs.
@@ -117,12 +140,18 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
         return await runCommand(rest, { ...io, stdout, stderr, env });
       case "graph":
         return await graphCommand(rest, stdout);
+      case "plan":
+        return await planCommand(rest, stdout, env);
+      case "explain":
+        return await explainCommand(rest, stdout, env);
+      case "cache":
+        return await cacheCommand(rest, stdout, env);
       case "runs":
         return await runsCommand(rest, stdout, env);
       case "show":
         return await showCommand(rest, stdout, env);
       default:
-        throw new UsageError(`Unknown command "${command}". Expected one of: run, graph, runs, show. Run \`cairn --help\`.`);
+        throw new UsageError(`Unknown command "${command}". Expected one of: run, graph, plan, explain, cache, runs, show. Run \`cairn --help\`.`);
     }
   } catch (error) {
     return reportError(error, stderr);
@@ -135,8 +164,10 @@ function reportError(error: unknown, stderr: Writable): number {
     error instanceof FlowFileError ||
     error instanceof FlowValidationError ||
     error instanceof ParamError ||
-    error instanceof OptionError;
-  if (error instanceof CairnError) {
+    error instanceof OptionError ||
+    error instanceof CacheStoreUrlError ||
+    error instanceof CacheOptionError;
+  if (error instanceof CairnError || error instanceof CacheStoreUrlError || error instanceof CacheOptionError) {
     stderr.write(`cairn: ${error.name}: ${error.message}\n`);
   } else if (error instanceof Error) {
     stderr.write(`cairn: ${error.stack ?? error.message}\n`);
@@ -242,6 +273,123 @@ async function graphCommand(args: string[], stdout: Writable): Promise<number> {
   const text = format === "dot" ? toDot(graph) : format === "json" ? JSON.stringify(toGraphJson(graph), null, 2) : toMermaid(graph);
   stdout.write(`${text}\n`);
   return EXIT.ok;
+}
+
+async function planCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { param: { type: "string", short: "p", multiple: true }, rerun: { type: "string", multiple: true }, refresh: { type: "boolean" }, json: { type: "boolean" }, root: { type: "string" } },
+    "plan",
+  );
+  const flow = await loadFlow(positionals[0]);
+  const params = await parseParams(flow.definition, values.param ?? []);
+  const { tasks } = await openFlowCache(flow.definition, { params, env, ...(values.root ? { root: values.root } : {}) });
+  const plan = await planFlow(flow.definition, { params, cache: tasks, rerun: values.rerun ?? [], refresh: values.refresh === true });
+  if (values.json) {
+    stdout.write(`${JSON.stringify(plan.map(({ key, ...p }) => ({ ...p, ...(key ? { key: key.key } : {}) })), null, 2)}\n`);
+    return EXIT.ok;
+  }
+  const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
+  const rows = plan.map((p) => [p.task, p.action === "hit" ? "cached" : "runs", p.action === "hit" ? `from run ${p.cachedFrom}` : (p.reason ?? "")]);
+  stdout.write(table(["task", "plan", "why"], rows, c));
+  const hits = plan.filter((p) => p.action === "hit").length;
+  stdout.write(`\n${hits} of ${plan.length} tasks would come from the cache.\n`);
+  return EXIT.ok;
+}
+
+async function explainCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { param: { type: "string", short: "p", multiple: true }, json: { type: "boolean" }, root: { type: "string" } },
+    "explain",
+  );
+  const [file, taskName] = positionals;
+  if (!taskName) throw new UsageError("Expected a flow file and a task: cairn explain FILE TASK.");
+  const flow = await loadFlow(file);
+  const params = await parseParams(flow.definition, values.param ?? []);
+  const { tasks } = await openFlowCache(flow.definition, { params, env, ...(values.root ? { root: values.root } : {}) });
+  const explanation = await explainTask(flow.definition, taskName, { params, cache: tasks });
+  if (values.json) {
+    const { key, ...planned } = explanation.planned;
+    stdout.write(`${JSON.stringify({ ...explanation, planned: { ...planned, ...(key ? { key: key.key } : {}) } }, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  const p = explanation.planned;
+  const lines: string[] = [];
+  if (p.action === "hit") {
+    lines.push(`${p.task} would come from the cache: run ${p.cachedFrom} (key ${p.key?.key.slice(0, 16)}...).`);
+  } else {
+    lines.push(`${p.task} would run: ${p.reason}.`);
+    if (!p.key) {
+      lines.push("Its inputs are known only once the upstream tasks have run, so its key cannot be computed yet.");
+    } else if (!explanation.nearest) {
+      lines.push(`No earlier cache entry of task "${p.task}" exists: it has never succeeded with caching on here.`);
+    } else {
+      const n = explanation.nearest;
+      lines.push(`Nearest earlier entry: run ${n.sourceRunId}, from ${new Date(n.createdAt).toISOString()}. Since then:`);
+      for (const change of n.changes) lines.push(`  - ${change.message}`);
+      if (!n.changes.length) lines.push("  - nothing: the entry exists but was unusable (see the reason above).");
+    }
+  }
+  stdout.write(`${lines.join("\n")}\n`);
+  return EXIT.ok;
+}
+
+async function cacheCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values } = parse(
+    rest,
+    { task: { type: "string" }, json: { type: "boolean" }, root: { type: "string" }, "older-than": { type: "string" }, "max-size": { type: "string" } },
+    "cache",
+  );
+  if (sub !== "ls" && sub !== "clear" && sub !== "prune") throw new UsageError(`Expected cairn cache ls, clear or prune, got "cairn cache ${sub ?? ""}".`);
+  const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root: resolve(values.root ?? ".cairn") });
+  try {
+    if (sub === "ls") {
+      const entries = await store.list(values.task ? { taskName: values.task } : {});
+      if (values.json) {
+        stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
+        return EXIT.ok;
+      }
+      const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
+      const rows = entries.map((e) => [e.taskName, e.key.slice(0, 16), e.sourceRunId, new Date(e.createdAt).toISOString().replace("T", " ").slice(0, 19), formatBytes(e.sizeBytes)]);
+      stdout.write(rows.length ? table(["task", "key", "source run", "created", "size"], rows, c) : `The cache at ${store.location} is empty.\n`);
+    } else if (sub === "clear") {
+      const removed = await store.clear(values.task ? { taskName: values.task } : {});
+      stdout.write(`Removed ${removed} cache entr${removed === 1 ? "y" : "ies"}${values.task ? ` of task "${values.task}"` : ""} from ${store.location}.\n`);
+    } else {
+      const olderThan = values["older-than"];
+      const maxSize = values["max-size"];
+      if (olderThan === undefined && maxSize === undefined) throw new UsageError("Expected --older-than DURATION and/or --max-size SIZE, e.g. cairn cache prune --older-than 7d --max-size 5GB.");
+      const olderThanMs = olderThan === undefined ? undefined : parseDuration("--older-than", olderThan);
+      const maxSizeBytes = maxSize === undefined ? undefined : parseSize("--max-size", maxSize);
+      const r = await store.prune({ ...(olderThanMs !== undefined ? { olderThanMs } : {}), ...(maxSizeBytes !== undefined ? { maxSizeBytes } : {}) });
+      stdout.write(`Removed ${r.removed} entries (${formatBytes(r.removedBytes)}); kept ${r.kept} (${formatBytes(r.keptBytes)}).\n`);
+    }
+  } finally {
+    await store.close();
+  }
+  return EXIT.ok;
+}
+
+function parseDuration(flag: string, raw: string): number {
+  const value = ms(raw as ms.StringValue);
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new UsageError(`Expected \`${flag}\` to be a duration such as 30m, 12h or 7d, got \`${raw}\`.`);
+  }
+  return value;
+}
+
+function parseSize(flag: string, raw: string): number {
+  const value = bytes.parse(raw);
+  if (value === null || !Number.isFinite(value) || value < 0) {
+    throw new UsageError(`Expected \`${flag}\` to be a size such as 500MB or 5GB, got \`${raw}\`.`);
+  }
+  return value;
+}
+
+function formatBytes(n: number): string {
+  return bytes.format(n, { unitSeparator: " " }) ?? `${n} B`;
 }
 
 async function runsCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv): Promise<number> {

@@ -1,0 +1,118 @@
+import { type IngredientChange, diffIngredients } from "@cairn/cache";
+import type { FlowDefinition } from "../definition/flow-definition.ts";
+import { type RefValue, resolveRefs } from "../definition/ref.ts";
+import { validateWithSchema } from "../definition/schema.ts";
+import { InputValidationError, OptionError } from "../errors.ts";
+import { buildFlowGraph } from "../graph/flow-graph.ts";
+import type { TaskCache, TaskKey } from "./task-cache.ts";
+
+/** What a task would do if the flow ran now. */
+export interface PlannedTask {
+  /** Node id. */
+  task: string;
+  /** `hit`: its outputs come from the cache; `run`: it would run. */
+  action: "hit" | "run";
+  /** For hits: the run whose outputs are reused. */
+  cachedFrom?: string;
+  /** Why it would run: no entry, cache off for the task, an upstream task runs, forced. */
+  reason?: string;
+  /** Its cache key, when its inputs are known before running. */
+  key?: TaskKey;
+}
+
+/** Options of {@link planFlow}. */
+export interface PlanOptions {
+  params: Record<string, unknown>;
+  cache: TaskCache;
+  /** Tasks that run whatever the cache holds (with their dependants). */
+  rerun?: readonly string[];
+  /** Everything runs. */
+  refresh?: boolean;
+}
+
+/**
+ * Which tasks would hit the cache, without running anything. A task's key is
+ * known when all its upstream tasks hit (their outputs come from the entries);
+ * below a task that runs, everything runs unless that task's outputs turn out
+ * unchanged, which only running can tell (the plan says so).
+ */
+export async function planFlow(definition: FlowDefinition, options: PlanOptions): Promise<PlannedTask[]> {
+  const graph = buildFlowGraph(definition);
+  const outputs = new Map<string, unknown>();
+  const plan = new Map<string, PlannedTask>();
+  const forced = new Set<string>();
+  for (const name of options.rerun ?? []) {
+    const matches = graph.order.filter((id) => id === name || graph.nodes.get(id)!.task.name === name);
+    if (!matches.length) throw new OptionError("rerun", `a task name or node id of flow "${definition.name}" (${graph.order.join(", ")})`, name);
+    const mark = (id: string) => {
+      if (forced.has(id)) return;
+      forced.add(id);
+      for (const next of graph.dependants.get(id)!) mark(next);
+    };
+    matches.forEach(mark);
+  }
+  for (const id of graph.order) {
+    const node = graph.nodes.get(id)!;
+    const upstreamRuns = graph.dependencies.get(id)!.find((dep) => plan.get(dep)!.action === "run");
+    if (node.task.cache === false) {
+      plan.set(id, { task: id, action: "run", reason: "caching is off for this task" });
+      continue;
+    }
+    if (upstreamRuns) {
+      plan.set(id, { task: id, action: "run", reason: `upstream task "${upstreamRuns}" runs first (it may still hit if that task's outputs come out unchanged)` });
+      continue;
+    }
+    const raw = resolveRefs(node.inputs, (ref: RefValue) => {
+      let v = ref.source === "param" ? options.params[ref.target] : outputs.get(ref.target);
+      for (const k of ref.path) v = v == null ? undefined : (v as Record<string, unknown>)[k];
+      return v;
+    }) as Record<string, unknown>;
+    let inputs = raw;
+    if (node.task.inputSchema) {
+      const r = await validateWithSchema(node.task.inputSchema, raw);
+      if (!r.ok) throw new InputValidationError(id, r.issues);
+      inputs = r.value as Record<string, unknown>;
+    }
+    const key = await options.cache.keyFor(node, inputs);
+    if (options.refresh || forced.has(id)) {
+      plan.set(id, { task: id, action: "run", reason: options.refresh ? "--refresh" : "--rerun", key });
+      continue;
+    }
+    const { entry, bad } = await options.cache.lookup(key.key);
+    if (entry) {
+      outputs.set(id, entry.outputs.values);
+      plan.set(id, { task: id, action: "hit", cachedFrom: entry.sourceRunId, key });
+    } else {
+      plan.set(id, { task: id, action: "run", reason: bad ? `its entry was unusable: ${bad.reason}` : "no cache entry for these inputs and code", key });
+    }
+  }
+  return graph.order.map((id) => plan.get(id)!);
+}
+
+/** Why a task misses: the nearest earlier entry of the same task and what changed since. */
+export interface Explanation {
+  task: string;
+  planned: PlannedTask;
+  /** The earlier entry closest to now (fewest changed ingredients), if any. */
+  nearest?: { sourceRunId: string; createdAt: number; changes: IngredientChange[] };
+}
+
+/** Explains one task's plan: for a miss, which ingredient changed since the nearest earlier entry. */
+export async function explainTask(definition: FlowDefinition, task: string, options: PlanOptions): Promise<Explanation> {
+  const plan = await planFlow(definition, options);
+  const planned = plan.find((p) => p.task === task) ?? plan.find((p) => definition.nodes.find((n) => n.id === p.task)?.task.name === task);
+  if (!planned) {
+    throw new OptionError("TASK", `a task name or node id of flow "${definition.name}" (${plan.map((p) => p.task).join(", ")})`, task);
+  }
+  const node = definition.nodes.find((n) => n.id === planned.task)!;
+  const explanation: Explanation = { task: planned.task, planned };
+  if (planned.action === "hit" || !planned.key) return explanation;
+  const now = planned.key.ingredients;
+  let best: Explanation["nearest"];
+  for (const entry of await options.cache.store.list({ taskName: node.task.name })) {
+    const changes = diffIngredients(entry.ingredients, now);
+    if (!best || changes.length < best.changes.length) best = { sourceRunId: entry.sourceRunId, createdAt: entry.createdAt, changes };
+  }
+  if (best) explanation.nearest = best;
+  return explanation;
+}
