@@ -31,7 +31,7 @@ const layered = flow("overhead").build(() => {
 
 const root = await mkdtemp(join(tmpdir(), "cairn-bench-"));
 const started = performance.now();
-const run = await layered.run({ tracker: tracking === "off" ? false : undefined, root, concurrency: 8, env: {} });
+const run = await layered.run({ tracker: tracking === "off" ? false : undefined, cache: false, root, concurrency: 8, env: {} });
 const result = await run.wait();
 const ms = performance.now() - started;
 if (result.status !== "succeeded") throw new Error(`bench flow ${result.status}: ${result.error?.message}`);

@@ -49,7 +49,7 @@ const work = [...durations.values()].reduce((a, b) => a + b, 0);
 const bound = Math.max(criticalPath, work / concurrency);
 
 const started = performance.now();
-const result = await (await dag.run({ tracker: false, concurrency, env: {} })).wait();
+const result = await (await dag.run({ tracker: false, cache: false, concurrency, env: {} })).wait();
 const makespan = performance.now() - started;
 if (result.status !== "succeeded") throw new Error(`bench flow ${result.status}`);
 console.log(
