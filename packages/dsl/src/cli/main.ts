@@ -15,6 +15,7 @@ import {
   FlowValidationError,
   OptionError,
   ParamError,
+  UnsupportedTrackingUriError,
   buildFlowGraph,
   resolveTracker,
   toDot,
@@ -165,6 +166,7 @@ function reportError(error: unknown, stderr: Writable): number {
     error instanceof FlowValidationError ||
     error instanceof ParamError ||
     error instanceof OptionError ||
+    error instanceof UnsupportedTrackingUriError ||
     error instanceof CacheStoreUrlError ||
     error instanceof CacheOptionError;
   if (error instanceof CairnError || error instanceof CacheStoreUrlError || error instanceof CacheOptionError) {

@@ -13,12 +13,12 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TrackerUnreachableError } from "../../errors.ts";
-import { type MlflowServer, startMlflowServer, venvPython, workspaceRoot } from "../../../test/mlflow-server.ts";
+import { type MlflowServer, startMlflowServer, workspaceRoot } from "../../../test/mlflow-server.ts";
 import { trackerComplianceSuite } from "../tracker-compliance.ts";
+import { readWithMlflow } from "../../../test/mlflow-read.ts";
 import { MlflowTracker } from "./mlflow-tracker.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const readScript = join(here, "../../../test/mlflow_read.py");
 
 let server: MlflowServer;
 let work: string;
@@ -48,23 +48,8 @@ function countRequests(t: MlflowTracker): string[] {
 }
 
 /** Asks MLflow's Python client; one process for all queries. */
-async function pyRead(queries: object[]): Promise<any[]> {
-  const child = spawn(venvPython, [readScript], {
-    env: { ...process.env, MLFLOW_TRACKING_URI: server.uri, MLFLOW_DISABLE_TELEMETRY: "true", DO_NOT_TRACK: "true" },
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-  child.stdin.end(JSON.stringify(queries));
-  const code = await new Promise<number | null>((r) => child.on("close", r));
-  if (code !== 0) throw new Error(`mlflow_read.py exited with ${code}:\n${err}`);
-  const answers = JSON.parse(out) as { ok?: unknown; error?: string }[];
-  return answers.map((a) => {
-    if (a.error) throw new Error(a.error);
-    return a.ok;
-  });
+function pyRead(queries: object[]): Promise<any[]> {
+  return readWithMlflow(server.uri, queries);
 }
 
 /**

@@ -1,0 +1,160 @@
+/**
+ * The quickstart and the CLI against a real mlflow server, read back with MLflow's
+ * own Python client: what a user sees in the MLflow UI.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readWithMlflow } from "../packages/core/test/mlflow-read.ts";
+import { type MlflowServer, startMlflowServer } from "../packages/core/test/mlflow-server.ts";
+
+const repo = resolve(import.meta.dirname, "..");
+const bin = join(repo, "packages/dsl/bin/cairn.mjs");
+
+let server: MlflowServer;
+beforeAll(async () => {
+  server = await startMlflowServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+function cairn(args: string[], onStdout?: (out: string, child: ChildProcess) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise(async (done, fail) => {
+    const cwd = await mkdtemp(join(tmpdir(), "cairn-e2e-"));
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd,
+      env: { ...process.env, MLFLOW_TRACKING_URI: server.uri, NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d;
+      onStdout?.(stdout, child);
+    });
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    child.on("error", fail);
+    child.on("close", (code) => done({ code, stdout, stderr }));
+  });
+}
+
+const flowRunIdOf = (stdout: string) => (JSON.parse(stdout.split("\n")[0]!) as { runId: string }).runId;
+
+describe("the quickstart in a real MLflow server", () => {
+  it("records one parent run per flow run and one child run per task, as MlflowClient reads them", async () => {
+    const r = await cairn(["run", join(repo, "examples/quickstart/flow.ts"), "--json", "-p", "rows=400", "--experiment", "quickstart-e2e"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    const runId = flowRunIdOf(r.stdout);
+
+    const [experiment, parent] = await readWithMlflow(server.uri, [
+      { op: "experiment_by_name", name: "quickstart-e2e" },
+      { op: "get_run", run_id: runId },
+    ]);
+    expect(parent).toMatchObject({ run_name: "quickstart", status: "FINISHED", experiment_id: experiment.experiment_id });
+    expect(parent.params).toMatchObject({ rows: "400", lr: "0.5", epochs: "200" });
+    expect(parent.tags).toMatchObject({ "mlflow.source.type": "LOCAL", "cairn.flow": "quickstart" });
+    expect(parent.tags["mlflow.user"]).toBeTruthy();
+    expect(parent.metrics.accuracy).toBeGreaterThan(0.5);
+
+    const [children, parentArtifacts] = await readWithMlflow(server.uri, [
+      { op: "search_runs", experiment_ids: [experiment.experiment_id], filter: `tags.mlflow.parentRunId = '${runId}'` },
+      { op: "list_artifacts", run_id: runId, path: "cairn" },
+    ]);
+    expect(children.map((c: { run_name: string }) => c.run_name).sort()).toEqual(["evaluate", "load", "report", "split", "stats", "stats-2", "stats-3", "train"]);
+    for (const child of children) expect(child.status).toBe("FINISHED");
+    expect(parentArtifacts.map((a: { path: string }) => a.path).sort()).toEqual(["cairn/graph.json", "cairn/graph.mmd"]);
+
+    const train = children.find((c: { run_name: string }) => c.run_name === "train");
+    expect(train.params).toMatchObject({ lr: "0.5", epochs: "200" });
+    expect(train.tags).toMatchObject({ "cairn.task": "train", "cairn.node_id": "train", "cairn.attempts": "1" });
+    expect(train.tags["cairn.cache_key"]).toMatch(/^[0-9a-f]{64}$/);
+    const dest = await mkdtemp(join(tmpdir(), "cairn-e2e-dl-"));
+    const [loss, trainArtifacts, downloaded] = await readWithMlflow(server.uri, [
+      { op: "metric_history", run_id: train.run_id, key: "loss" },
+      { op: "list_artifacts", run_id: train.run_id, path: null },
+      { op: "download_artifact", run_id: train.run_id, path: "cairn/outputs.json", dst: dest },
+    ]);
+    expect(loss.map((p: { step: number }) => p.step)).toEqual([0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160, 170, 180, 190, 199]);
+    expect(trainArtifacts.map((a: { path: string }) => a.path).sort()).toEqual(["cairn", "model.json"]);
+    const manifest = JSON.parse(await readFile(downloaded.local_path, "utf8"));
+    expect(manifest.values.model).toMatchObject({ kind: "cairn.artifact", artifactPath: "model.json", digest: expect.stringMatching(/^[0-9a-f]{64}$/) });
+
+    // The second run reuses everything, and says so in MLflow.
+    const again = await cairn(["run", join(repo, "examples/quickstart/flow.ts"), "--json", "-p", "rows=400", "--experiment", "quickstart-e2e"]);
+    expect(again.code).toBe(0);
+    const secondId = flowRunIdOf(again.stdout);
+    const [second] = await readWithMlflow(server.uri, [
+      { op: "search_runs", experiment_ids: [experiment.experiment_id], filter: `tags.mlflow.parentRunId = '${secondId}'` },
+    ]);
+    expect(second).toHaveLength(8);
+    const cachedTrain = second.find((c: { run_name: string }) => c.run_name === "train");
+    expect(cachedTrain.status).toBe("FINISHED");
+    expect(cachedTrain.tags["cairn.cached_from"]).toBe(train.run_id);
+  });
+
+  it("a failed flow ends FAILED, its failed task FAILED", async () => {
+    const r = await cairn(["run", join(repo, "test/fixtures/fails.flow.ts"), "--json"]);
+    expect(r.code).toBe(1);
+    const runId = flowRunIdOf(r.stdout);
+    const [parent] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: runId }]);
+    expect(parent.status).toBe("FAILED");
+    const [children] = await readWithMlflow(server.uri, [
+      { op: "search_runs", experiment_ids: [parent.experiment_id], filter: `tags.mlflow.parentRunId = '${runId}'` },
+    ]);
+    expect(Object.fromEntries(children.map((c: { run_name: string; status: string }) => [c.run_name, c.status]))).toEqual({ ok: "FINISHED", bad: "FAILED" });
+  });
+
+  it("SIGTERM ends the flow and its running tasks KILLED", async () => {
+    let sent = false;
+    const r = await cairn(["run", join(repo, "test/fixtures/slow.flow.ts"), "--json", "--no-cache"], (out, child) => {
+      if (!sent && (out.match(/"status":"running","runId":"[0-9a-f]+","task"/g) ?? []).length >= 2) {
+        sent = true;
+        child.kill("SIGTERM");
+      }
+    });
+    expect(sent).toBe(true);
+    expect(r.code).toBe(130);
+    const runId = flowRunIdOf(r.stdout);
+    const [parent] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: runId }]);
+    expect(parent.status).toBe("KILLED");
+    const [children] = await readWithMlflow(server.uri, [
+      { op: "search_runs", experiment_ids: [parent.experiment_id], filter: `tags.mlflow.parentRunId = '${runId}'` },
+    ]);
+    expect(children.map((c: { status: string }) => c.status)).toEqual(["KILLED", "KILLED"]);
+  });
+
+  it("an unreachable server is a clear error before any task runs", async () => {
+    const cwd = await mkdtemp(join(tmpdir(), "cairn-e2e-"));
+    const r = await new Promise<{ code: number | null; stderr: string; stdout: string }>((done) => {
+      const child = spawn(process.execPath, [bin, "run", join(repo, "test/fixtures/ok.flow.ts")], {
+        cwd,
+        env: { ...process.env, MLFLOW_TRACKING_URI: "http://127.0.0.1:9", NO_COLOR: "1" },
+      });
+      let stderr = "";
+      let stdout = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d));
+      child.stdout.on("data", (d: Buffer) => (stdout += d));
+      child.on("close", (code) => done({ code, stderr, stdout }));
+    });
+    expect(r.stderr).toMatch(/TrackerUnreachableError: Cannot reach the MLflow tracking server at http:\/\/127\.0\.0\.1:9/);
+    expect(r.stdout).not.toMatch(/running/);
+    expect(r.code).toBe(1);
+  });
+
+  it("a sqlite: tracking URI says how to start a server", async () => {
+    const r = await new Promise<{ code: number | null; stderr: string }>((done) => {
+      const child = spawn(process.execPath, [bin, "run", join(repo, "test/fixtures/ok.flow.ts")], {
+        env: { ...process.env, MLFLOW_TRACKING_URI: "sqlite:///mlflow.db", NO_COLOR: "1" },
+      });
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d));
+      child.on("close", (code) => done({ code, stderr }));
+    });
+    expect(r.stderr).toMatch(/mlflow server --backend-store-uri sqlite:\/\/\/mlflow\.db/);
+    expect(r.code).toBe(2);
+  });
+});
