@@ -55,6 +55,7 @@ describe("LocalStore with several processes", () => {
     const store = new LocalStore({ root });
     const exp = await store.ensureExperiment("torn");
     const runId = await store.createRun({ experimentId: exp, name: "big" });
+    await store.flush();
     let stop = false;
     const reads = (async () => {
       let n = 0;

@@ -115,10 +115,10 @@ export class LocalStore implements Tracker {
     await mkdir(join(this.uri, "runs", runId), { recursive: true });
     this.owned.set(runId, { file, again: false });
     const line: IndexLine = { runId, name: options.name, startTime, ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}) };
-    await Promise.all([
-      this.persist(runId),
-      appendFile(join(this.uri, "experiments", options.experimentId, "runs.jsonl"), `${JSON.stringify(line)}\n`),
-    ]);
+    await appendFile(join(this.uri, "experiments", options.experimentId, "runs.jsonl"), `${JSON.stringify(line)}\n`);
+    // run.json is first written within a second, or at endRun: a task that ends sooner (and every
+    // cache hit) costs one write. Until then other processes see the run in the index only.
+    this.persistSoon(runId);
     return runId;
   }
 
