@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import PQueue from "p-queue";
 import { CacheStore } from "@cairn/cache";
-import { MlflowTracker, TaskCache } from "@cairn/core";
+import { TaskCache } from "@cairn/core";
+import { MlflowTracker } from "@cairn/core/mlflow";
 import { flow, task } from "@cairn/dsl";
 import { startMlflowServer } from "../packages/core/test/mlflow-server.ts";
 

@@ -7,7 +7,7 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MlflowTracker } from "@cairn/core";
+import { MlflowTracker } from "@cairn/core/mlflow";
 import { flow, task } from "@cairn/dsl";
 import { startMlflowServer } from "../packages/core/test/mlflow-server.ts";
 

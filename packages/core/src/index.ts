@@ -44,10 +44,7 @@ export type {
 export { NullTracker } from "./tracking/null-tracker.ts";
 export { LocalStore } from "./tracking/local/local-store.ts";
 export { resolveTracker, type ResolveTrackerOptions } from "./tracking/resolve-tracker.ts";
-export { MlflowTracker } from "./tracking/mlflow/mlflow-tracker.ts";
-export { MlflowClient } from "./tracking/mlflow/client.ts";
-export { mlflowOptionsFromEnv, type MlflowClientOptions } from "./tracking/mlflow/mlflow-config.ts";
-export { MLFLOW_LIMITS, toMlflowKey } from "./tracking/mlflow/mlflow-limits.ts";
+// The MLflow tracker is at "@cairn/core/mlflow": loaded only by those who use a server.
 export { trackerComplianceSuite } from "./tracking/tracker-compliance.ts";
 
 export * from "./executors/index.ts";

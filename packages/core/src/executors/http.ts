@@ -4,7 +4,7 @@
  * exponential backoff (honouring `Retry-After`); other statuses fail at once. Header
  * values never appear in errors or logs.
  */
-import axios, { type AxiosResponse } from "axios";
+import type { AxiosResponse } from "axios";
 import { CancelledError } from "../errors.ts";
 import type { TaskContext } from "../run/task-context.ts";
 import { HttpTaskError } from "./errors.ts";
@@ -43,6 +43,8 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
     let response: AxiosResponse<string> | undefined;
     let networkError: string | undefined;
     try {
+      // Loaded on first use, like execa: flows without http tasks never pay for it.
+      const { default: axios } = await import("axios");
       response = await axios.request<string>({
         url,
         method,

@@ -21,7 +21,6 @@ import { tmpdir } from "node:os";
 import { isAbsolute, join, normalize, sep } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
-import { execa } from "execa";
 import { isArtifact } from "../definition/artifact.ts";
 import { isPlainObject } from "../definition/ref.ts";
 import { CancelledError } from "../errors.ts";
@@ -169,6 +168,8 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
     throw ctx.signal.reason ?? new CancelledError();
   }
   const started = performance.now();
+  // Loaded on first use: execa weighs ~20 MB of heap that flows without processes never need.
+  const { execa } = await import("execa");
   const child = execa(spec.command, args, {
     cwd: spec.cwd ?? process.cwd(),
     env: env as Record<string, string>,

@@ -190,7 +190,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   const params = await validateParams(definition, options.params ?? {});
 
   const root = resolvePath(options.root ?? ".cairn");
-  const tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? resolveTracker({ root, env }));
+  const tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? (await resolveTracker({ root, env })));
   await tracker.ping();
   const experimentName = options.experiment ?? env.MLFLOW_EXPERIMENT_NAME ?? definition.name;
   const experimentId = env.MLFLOW_EXPERIMENT_ID && !options.experiment ? env.MLFLOW_EXPERIMENT_ID : await tracker.ensureExperiment(experimentName);
@@ -279,7 +279,7 @@ export async function openFlowCache(
   const env = options.env ?? process.env;
   const params = await validateParams(definition, options.params ?? {});
   const root = resolvePath(options.root ?? ".cairn");
-  const tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? resolveTracker({ root, env }));
+  const tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? (await resolveTracker({ root, env })));
   await tracker.ping();
   const experimentName = options.experiment ?? env.MLFLOW_EXPERIMENT_NAME ?? definition.name;
   const experimentId = env.MLFLOW_EXPERIMENT_ID && !options.experiment ? env.MLFLOW_EXPERIMENT_ID : await tracker.ensureExperiment(experimentName);

@@ -5,7 +5,6 @@
 import { UnsupportedTrackingUriError } from "../errors.ts";
 import { LocalStore } from "./local/local-store.ts";
 import { redactUri } from "./mlflow/mlflow-config.ts";
-import { MlflowTracker } from "./mlflow/mlflow-tracker.ts";
 import type { Tracker } from "./tracker.ts";
 
 /** Where `resolveTracker` looks. */
@@ -29,10 +28,14 @@ export interface ResolveTrackerOptions {
  * const tracker = resolveTracker({ env: process.env });
  * await tracker.ping();
  */
-export function resolveTracker(options: ResolveTrackerOptions = {}): Tracker {
+export async function resolveTracker(options: ResolveTrackerOptions = {}): Promise<Tracker> {
   const env = options.env ?? process.env;
   const uri = (options.uri ?? env.MLFLOW_TRACKING_URI ?? "").trim();
   if (!uri) return new LocalStore({ root: options.root ?? ".cairn" });
-  if (/^https?:\/\//i.test(uri)) return MlflowTracker.fromEnv(env, uri);
+  if (/^https?:\/\//i.test(uri)) {
+    // Loaded only when a server is used: the client and axios weigh ~20 MB that local runs never need.
+    const { MlflowTracker } = await import("./mlflow/mlflow-tracker.ts");
+    return MlflowTracker.fromEnv(env, uri);
+  }
   throw new UnsupportedTrackingUriError(redactUri(uri));
 }

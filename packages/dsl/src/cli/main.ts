@@ -401,7 +401,7 @@ async function runsCommand(args: string[], stdout: Writable, env: NodeJS.Process
     "runs",
   );
   const limit = values.limit === undefined ? 20 : integerOption("--limit", values.limit, 1);
-  const tracker = resolveTracker({ root: resolve(values.root ?? ".cairn"), env });
+  const tracker = await resolveTracker({ root: resolve(values.root ?? ".cairn"), env });
   const experimentIds = await experimentsOf(tracker, values.experiment);
   const runs = experimentIds.length ? await tracker.searchRuns({ experimentIds, topLevelOnly: true, maxResults: limit }) : [];
   if (values.json) {
@@ -422,7 +422,7 @@ async function showCommand(args: string[], stdout: Writable, env: NodeJS.Process
   const { values, positionals } = parse(args, { json: { type: "boolean" }, root: { type: "string" } }, "show");
   const runId = positionals[0];
   if (!runId) throw new UsageError("Expected a run id: cairn show RUN_ID (see `cairn runs`).");
-  const tracker = resolveTracker({ root: resolve(values.root ?? ".cairn"), env });
+  const tracker = await resolveTracker({ root: resolve(values.root ?? ".cairn"), env });
   const run = await tracker.getRun(runId);
   if (!run) throw new UsageError(`No run ${runId} in ${tracker.uri}. List runs with \`cairn runs\`.`);
   const children = await tracker.searchRuns({ experimentIds: [run.experimentId], parentRunId: runId, maxResults: 10_000 });
