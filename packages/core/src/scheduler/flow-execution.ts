@@ -555,6 +555,7 @@ export class FlowExecution {
       ...(result.runId ? { taskRunId: result.runId } : {}),
       ...(result.durationMs !== undefined ? { durationMs: result.durationMs } : {}),
       ...(error ? { error } : {}),
+      ...(result.cachedFrom ? { cachedFrom: result.cachedFrom } : {}),
     });
     if (status === "succeeded" || status === "cached") {
       const ready: NodeState[] = [];
@@ -633,7 +634,7 @@ async function uploadArtifacts(tracker: Tracker, runId: string, outputs: unknown
 }
 
 /** A computing task's lease on its key lasts this long unless renewed (every third of it). */
-const LEASE_TTL_MS = 30_000;
+const LEASE_TTL_MS = 10_000;
 
 /** createRun options for the null tracker, which ignores them: no tags object per task. */
 const NO_RUN = { experimentId: "0", name: "" };
