@@ -7,6 +7,7 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Artifact, flow, task } from "@cairn/dsl";
 import { readWithMlflow } from "../packages/core/test/mlflow-read.ts";
 import { type MlflowServer, startMlflowServer } from "../packages/core/test/mlflow-server.ts";
 
@@ -156,5 +157,36 @@ describe("the quickstart in a real MLflow server", () => {
     });
     expect(r.stderr).toMatch(/mlflow server --backend-store-uri sqlite:\/\/\/mlflow\.db/);
     expect(r.code).toBe(2);
+  });
+
+  it("a second machine with an empty local cache gets hits through the server, and downloads artifacts it reads", async () => {
+    let produced = 0;
+    const produce = task("produce")
+      .input<{ n: number }>()
+      .run(async ({ n }, ctx) => (produced++, { data: await ctx.artifacts.write("data.txt", "x".repeat(n)) }));
+    const measure1 = task("measure").input<{ data: Artifact }>().run(async ({ data }) => ({ size: (await readFile(data.path, "utf8")).length }));
+    const measure2 = task("measure").input<{ data: Artifact }>().run(async ({ data }) => ({ size: (await readFile(data.path, "utf8")).length * 10 }));
+    const build = (measure: typeof measure1) => () => ({ size: measure({ data: produce({ n: 42 }).data }).size });
+    const env = { MLFLOW_TRACKING_URI: server.uri };
+    const machineA = await mkdtemp(join(tmpdir(), "cairn-machine-a-"));
+    const first = await (await flow("shared-by-server").build(build(measure1)).run({ root: machineA, env })).wait();
+    expect(first.status).toBe("succeeded");
+
+    // Machine B: nothing local; the same server.
+    const machineB = await mkdtemp(join(tmpdir(), "cairn-machine-b-"));
+    const same = await (await flow("shared-by-server").build(build(measure1)).run({ root: machineB, env })).wait();
+    expect(Object.fromEntries(Object.entries(same.tasks).map(([k, t]) => [k, t.status]))).toEqual({ produce: "cached", measure: "cached" });
+    expect(same.tasks.produce!.cachedFrom).toBe(first.tasks.produce!.runId);
+    expect(produced).toBe(1);
+
+    // Machine C: measure's code changed, so it runs and reads produce's artifact, downloaded from the server.
+    const machineC = await mkdtemp(join(tmpdir(), "cairn-machine-c-"));
+    const changed = await (await flow("shared-by-server").build(build(measure2)).run({ root: machineC, env })).wait();
+    expect(changed.tasks.produce!.status).toBe("cached");
+    expect(changed.tasks.measure!.status).toBe("succeeded");
+    expect(changed.outputs).toEqual({ size: 420 });
+    expect(produced).toBe(1);
+    const [hit] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: changed.tasks.produce!.runId }]);
+    expect(hit.tags["cairn.cached_from"]).toBe(first.tasks.produce!.runId);
   });
 });
