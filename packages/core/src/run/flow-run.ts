@@ -189,11 +189,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   for (const node of graph.nodes.values()) if (node.task.pool && !(node.task.pool in pools)) pools[node.task.pool] = 1;
   const params = await validateParams(definition, options.params ?? {});
 
-  const root = resolvePath(options.root ?? ".cairn");
-  const tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? (await resolveTracker({ root, env })));
-  await tracker.ping();
-  const experimentName = options.experiment ?? env.MLFLOW_EXPERIMENT_NAME ?? definition.name;
-  const experimentId = env.MLFLOW_EXPERIMENT_ID && !options.experiment ? env.MLFLOW_EXPERIMENT_ID : await tracker.ensureExperiment(experimentName);
+  const { root, tracker, experimentId } = await openTracking(definition, options, env);
   const flowRunId = await tracker.createRun({
     experimentId,
     name: definition.name,
@@ -278,13 +274,23 @@ export async function openFlowCache(
 ): Promise<{ tasks: TaskCache; params: Record<string, unknown>; tracker: Tracker }> {
   const env = options.env ?? process.env;
   const params = await validateParams(definition, options.params ?? {});
+  const { root, tracker, experimentId } = await openTracking(definition, options, env);
+  const cache = await openCache(options.cache === false ? {} : options.cache, root, env, tracker, experimentId);
+  return { tasks: cache!.tasks, params, tracker };
+}
+
+/** The tracker a run records to (checked reachable) and its experiment, from the options and MLflow's variables. */
+async function openTracking(
+  definition: FlowDefinition,
+  options: RunOptions,
+  env: NodeJS.ProcessEnv,
+): Promise<{ root: string; tracker: Tracker; experimentId: string }> {
   const root = resolvePath(options.root ?? ".cairn");
   const tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? (await resolveTracker({ root, env })));
   await tracker.ping();
   const experimentName = options.experiment ?? env.MLFLOW_EXPERIMENT_NAME ?? definition.name;
   const experimentId = env.MLFLOW_EXPERIMENT_ID && !options.experiment ? env.MLFLOW_EXPERIMENT_ID : await tracker.ensureExperiment(experimentName);
-  const cache = await openCache(options.cache === false ? {} : options.cache, root, env, tracker, experimentId);
-  return { tasks: cache!.tasks, params, tracker };
+  return { root, tracker, experimentId };
 }
 
 /** Opens the run's cache, or undefined when it is off. Options are checked here, where they enter. */
