@@ -47,6 +47,16 @@ export function currentBuild(taskName: string): BuildContext {
   return current;
 }
 
+const NODE_MARK = "__cairnNode";
+
+/** A node handle returned by calling a task stands for its whole output: its `$out` ref. */
+export function nodeToRef(value: unknown): unknown {
+  if (typeof value === "object" && value !== null && (value as Record<string, unknown>)[NODE_MARK] === true) {
+    return (value as { $out: unknown }).$out;
+  }
+  return value;
+}
+
 /** Makes a ref object; the DSL types it as Ref<T>. */
 export function makeRef(source: "node" | "param", target: string, path: string[], buildId: number): RefValue {
   return Object.freeze({ __cairnRef: true as const, source, target, path: Object.freeze(path), buildId });
@@ -59,6 +69,7 @@ export function refProxy(source: "node" | "param", target: string, buildId: numb
     get(_, key) {
       if (typeof key !== "string" || key === "then" || key === "toJSON") return undefined;
       if (source === "node" && key === "$id") return target;
+      if (key === NODE_MARK) return source === "node";
       if (source === "node" && key === "$out") key = "";
       let ref = cache.get(key);
       if (!ref) {

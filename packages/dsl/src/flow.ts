@@ -8,7 +8,7 @@ import {
   type RunOptions,
 } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
-import { refProxy, withBuild } from "./build-context.ts";
+import { nodeToRef, refProxy, withBuild } from "./build-context.ts";
 import { noteRunStarted, scheduleAutorun } from "./autorun.ts";
 import type { Ref, SchemaInput, SchemaOutput, Unwire } from "./types.ts";
 
@@ -82,7 +82,7 @@ function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): 
         name,
         ...(paramsSchema ? { paramsSchema } : {}),
         nodes: Object.freeze([...context.nodes]),
-        outputs: Object.freeze({ ...(result ?? {}) }),
+        outputs: Object.freeze(Object.fromEntries(Object.entries(result ?? {}).map(([k, v]) => [k, nodeToRef(v)]))),
         buildId: context.buildId,
       });
       const built: Flow<any, any> = {

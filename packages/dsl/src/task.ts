@@ -9,7 +9,7 @@ import {
 } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import ms from "ms";
-import { currentBuild, refProxy } from "./build-context.ts";
+import { currentBuild, nodeToRef, refProxy } from "./build-context.ts";
 import type { Node, OrDefault, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
 
 /** Options of one use of a task in a flow. */
@@ -153,7 +153,7 @@ export function makeTask<In, Out>(definition: TaskDefinition): Task<In, Out> {
     const node: FlowNode = {
       id,
       task: definition,
-      inputs: Object.freeze({ ...inputs }),
+      inputs: Object.freeze(Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, nodeToRef(v)]))),
       after: Object.freeze((options.after ?? []).map((a) => (typeof a === "string" ? a : a.$id))),
     };
     build.nodes.push(node);

@@ -19,18 +19,21 @@ const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
 export async function openRedisBackend(url: string, namespace: string, connectTimeoutMs: number): Promise<CacheBackend> {
   const location = redactUrl(url);
   const { default: KeyvRedis } = await import("@keyv/redis");
-  const store = new KeyvRedis(url, {
-    namespace,
-    throwOnConnectError: true,
-    throwOnErrors: true,
-    connectionTimeout: connectTimeoutMs,
-  });
+  // No `connectionTimeout` here: @keyv/redis never clears that timer, which kept every
+  // process alive for its full length after the run. Our own timeout below is cleared.
+  const store = new KeyvRedis(url, { namespace, throwOnConnectError: true, throwOnErrors: true });
   // Errors surface as rejections of our calls; the event would only repeat them.
   store.on("error", () => {});
   let client: LeaseClient;
+  let timer: NodeJS.Timeout | undefined;
   try {
-    client = (await store.getClient()) as unknown as LeaseClient;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${connectTimeoutMs} ms`)), connectTimeoutMs);
+    });
+    client = (await Promise.race([store.getClient(), timeout])) as unknown as LeaseClient;
+    clearTimeout(timer);
   } catch (error) {
+    clearTimeout(timer);
     await store.disconnect(true).catch(() => {});
     throw new CacheBackendError("redis", location, "connect", { cause: error });
   }
@@ -43,7 +46,8 @@ export async function openRedisBackend(url: string, namespace: string, connectTi
     leases: new RedisLeases(client, `${namespace}-lease:`),
     entries: entriesOf(keyv, store),
     async close() {
-      await store.disconnect().catch(() => {});
+      // Forced: a graceful QUIT waited seconds here before the process could exit.
+      await store.disconnect(true).catch(() => {});
     },
   };
 }

@@ -34,6 +34,8 @@ export interface StoredManifest extends OutputsManifest {
   cacheKey?: string;
   taskName?: string;
   ingredients?: RecordedIngredients;
+  /** Epoch ms after which the entry is stale (the task's `ttl`); MLflow's record outlives the store's TTL. */
+  expiresAt?: number;
 }
 
 /** Why a cache entry could not be used; the entry is evicted and the task runs. */
@@ -51,6 +53,8 @@ export class TaskCache {
   /** Keys being computed in this process, so one flow computes each key once. */
   readonly inflight = new Map<string, Promise<CacheEntry | undefined>>();
   readonly owner = `${hostname()}:${process.pid}`;
+  /** Expiry of entries found through the tracker, for storing them locally with what is left. */
+  private readonly trackerExpiry = new Map<string, number>();
 
   constructor(
     readonly store: CacheStore,
@@ -92,7 +96,11 @@ export class TaskCache {
       await this.store.delete(key).catch(() => false);
       return { bad: { key, reason: problem } };
     }
-    if (fromTracker) await this.store.set(entry).catch(() => undefined); // later lookups stay local
+    if (fromTracker) {
+      // Later lookups stay local, and expire when the original would have.
+      const left = this.trackerExpiry.get(key);
+      await this.store.set(entry, left !== undefined ? { ttlMs: Math.max(1, left - Date.now()) } : {}).catch(() => undefined);
+    }
     return { entry };
   }
 
@@ -202,6 +210,10 @@ export class TaskCache {
       const file = await this.tracker.downloadArtifact(run.runId, MANIFEST_PATH, dir);
       const manifest = JSON.parse(await readFile(file, "utf8")) as StoredManifest;
       if (manifest.cacheKey !== key || !manifest.ingredients) return undefined;
+      if (manifest.expiresAt !== undefined) {
+        if (manifest.expiresAt <= Date.now()) return undefined; // past the task's ttl
+        this.trackerExpiry.set(key, manifest.expiresAt);
+      }
       return {
         key,
         taskName: manifest.taskName ?? run.tags["cairn.task"] ?? run.name,

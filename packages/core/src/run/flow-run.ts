@@ -252,6 +252,8 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
       if (outputs) await logFlowOutputs(tracker, flowRunId, outputs);
       await tracker.endRun(flowRunId, status === "succeeded" ? "FINISHED" : status === "cancelled" ? "KILLED" : "FAILED");
       await tracker.flush();
+      // A store the run opened (redis, postgres) is closed, or its connection keeps the process alive.
+      if (cache?.ownStore) await cache.tasks.store.close().catch(() => {});
     } catch (e) {
       status = "failed";
       error = toErrorInfo(e);
@@ -312,6 +314,7 @@ async function openCache(
     tasks: new TaskCache(store, tracker, experimentId, root, env),
     refresh: o.refresh === true,
     rerun: o.rerun ?? [],
+    ownStore: o.store === undefined,
   };
 }
 

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { dirname, resolve as resolvePath } from "node:path";
 import PQueue from "p-queue";
 import pRetry from "p-retry";
@@ -68,6 +69,8 @@ export interface ExecutionSettings {
     refresh: boolean;
     /** Node ids or task names that run whatever the cache holds, with their dependants. */
     rerun: readonly string[];
+    /** The run opened the store and closes it at the end. */
+    ownStore?: boolean;
   };
   emit: (event: RunEvent) => void;
 }
@@ -113,6 +116,8 @@ export class FlowExecution {
     this.global = new PQueue({ concurrency: s.concurrency });
     for (const [name, limit] of Object.entries(s.pools)) this.pools.set(name, new PQueue({ concurrency: limit }));
     this.remaining = s.graph.order.length;
+    // Every task waiting on another process listens to this one signal; there may be thousands.
+    setMaxListeners(0, this.controller.signal);
     this.done = new Promise((resolve) => (this.finished = resolve));
     for (const id of s.graph.order) {
       const result: TaskResult = { task: id, status: "pending", attempts: 0 };
@@ -222,7 +227,14 @@ export class FlowExecution {
       let manifest: StoredManifest = { values: outputs, artifacts: [] };
       const cache = this.s.cache?.tasks;
       if (cache && state.key) {
-        manifest = { ...(await cache.manifest(outputs)), cacheKey: state.key.key, taskName: node.task.name, ingredients: state.key.ingredients };
+        const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;
+        manifest = {
+          ...(await cache.manifest(outputs)),
+          cacheKey: state.key.key,
+          taskName: node.task.name,
+          ingredients: state.key.ingredients,
+          ...(ttlMs !== undefined ? { expiresAt: Date.now() + ttlMs } : {}),
+        };
         outputs = manifest.values;
         recorder.tag(CACHE_KEY_TAG, state.key.key);
       }
@@ -316,6 +328,14 @@ export class FlowExecution {
       };
       const lease = await cache.store.acquireLease(key, { ttlMs: LEASE_TTL_MS, owner: `${cache.owner} ${this.s.flowRunId} ${id}` });
       if (lease.acquired) {
+        // Someone may have written the entry and let go between our lookup and our lease.
+        const late = state.forceRun ? undefined : (await cache.lookup(key)).entry;
+        if (late) {
+          await lease.release().catch(() => {});
+          state.settleFlight(late);
+          state.settleFlight = undefined;
+          return late;
+        }
         this.leases.add(lease);
         const renew = setInterval(() => void lease.renew().catch(() => {}), LEASE_TTL_MS / 3);
         renew.unref();

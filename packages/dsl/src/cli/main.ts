@@ -286,7 +286,7 @@ async function planCommand(args: string[], stdout: Writable, env: NodeJS.Process
   const flow = await loadFlow(positionals[0]);
   const params = await parseParams(flow.definition, values.param ?? []);
   const { tasks } = await openFlowCache(flow.definition, { params, env, ...(values.root ? { root: values.root } : {}) });
-  const plan = await planFlow(flow.definition, { params, cache: tasks, rerun: values.rerun ?? [], refresh: values.refresh === true });
+  const plan = await planFlow(flow.definition, { params, cache: tasks, rerun: values.rerun ?? [], refresh: values.refresh === true }).finally(() => tasks.store.close());
   if (values.json) {
     stdout.write(`${JSON.stringify(plan.map(({ key, ...p }) => ({ ...p, ...(key ? { key: key.key } : {}) })), null, 2)}\n`);
     return EXIT.ok;
@@ -310,7 +310,7 @@ async function explainCommand(args: string[], stdout: Writable, env: NodeJS.Proc
   const flow = await loadFlow(file);
   const params = await parseParams(flow.definition, values.param ?? []);
   const { tasks } = await openFlowCache(flow.definition, { params, env, ...(values.root ? { root: values.root } : {}) });
-  const explanation = await explainTask(flow.definition, taskName, { params, cache: tasks });
+  const explanation = await explainTask(flow.definition, taskName, { params, cache: tasks }).finally(() => tasks.store.close());
   if (values.json) {
     const { key, ...planned } = explanation.planned;
     stdout.write(`${JSON.stringify({ ...explanation, planned: { ...planned, ...(key ? { key: key.key } : {}) } }, null, 2)}\n`);

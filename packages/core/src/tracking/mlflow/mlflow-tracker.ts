@@ -173,7 +173,8 @@ export class MlflowTracker implements Tracker {
   async getRun(runId: string): Promise<RunRecord | undefined> {
     await this.sendPending(runId);
     const run = await this.client.getRun(runId);
-    if (!run) return undefined;
+    // A run deleted in MLflow is gone for Cairn too (a cache entry pointing at it is a miss).
+    if (!run || run.info.lifecycleStage === "deleted") return undefined;
     this.rememberArtifactUri(run);
     return toRecord(run);
   }

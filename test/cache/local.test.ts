@@ -1,0 +1,460 @@
+/**
+ * The cache end to end in one process, on real stores: every test has its own temp
+ * root, so its own embedded cache (`<root>/cache`) and local tracker (`<root>/runs`).
+ * Task functions count their calls; events and the tracker say what happened.
+ */
+import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { CacheStore, type CacheEntry, type HeldLease } from "@cairn/cache";
+import { openFlowCache } from "@cairn/core";
+import { type Artifact, LocalStore, type RunEvent, flow, task } from "@cairn/dsl";
+import { entryFiles, runCollect, sleep, statuses, taskEvents, tmp } from "./helpers.ts";
+
+const cachedEvent = (events: RunEvent[], task: string) => taskEvents(events, task).find((e) => e.status === "cached");
+
+describe("a second run", () => {
+  it("is all cached: no task function runs, hits are FINISHED child runs tagged with their source", async () => {
+    const root = await tmp();
+    const calls: Record<string, number> = {};
+    const count = (name: string) => (calls[name] = (calls[name] ?? 0) + 1);
+    const load = task("load")
+      .input<{ rows: number }>()
+      .run(async ({ rows }, ctx) => (count("load"), { data: await ctx.artifacts.write("data.csv", "x\n".repeat(rows)), rows }));
+    const stats = task("stats")
+      .input<{ data: Artifact }>()
+      .run(async ({ data }) => (count("stats"), { lines: (await readFile(data.path, "utf8")).split("\n").length - 1 }));
+    const sum = task("sum")
+      .input<{ a: number; b: number }>()
+      .run(({ a, b }) => (count("sum"), { total: a + b }));
+    const f = flow("all-cached")
+      .params<{ rows: number }>()
+      .build(({ params }) => {
+        const l = load({ rows: params.rows });
+        const s = stats({ data: l.data });
+        return { total: sum({ a: s.lines, b: l.rows }).total };
+      });
+
+    const first = await runCollect(f, { root, params: { rows: 5 } });
+    expect(first.result.status).toBe("succeeded");
+    expect(statuses(first.result)).toEqual({ load: "succeeded", stats: "succeeded", sum: "succeeded" });
+    expect(calls).toEqual({ load: 1, stats: 1, sum: 1 });
+
+    const second = await runCollect(f, { root, params: { rows: 5 } });
+    expect(second.result.status).toBe("succeeded");
+    expect(statuses(second.result)).toEqual({ load: "cached", stats: "cached", sum: "cached" });
+    expect(calls).toEqual({ load: 1, stats: 1, sum: 1 }); // nothing ran again
+    expect(second.result.outputs).toEqual(first.result.outputs);
+    expect(second.result.outputs).toEqual({ total: 10 });
+    expect(taskEvents(second.events).filter((e) => e.status === "running")).toEqual([]);
+    expect(second.warnings).toEqual([]);
+
+    for (const id of ["load", "stats", "sum"]) {
+      const source = first.result.tasks[id]!.runId!;
+      const hit = second.result.tasks[id]!;
+      expect(hit.cachedFrom).toBe(source);
+      expect(cachedEvent(second.events, id)).toMatchObject({ type: "task", status: "cached", cachedFrom: source, taskRunId: hit.runId });
+      // The hit is a run of its own, a child of the second flow run, tagged with its source.
+      expect(hit.runId).toMatch(/^[0-9a-f]{32}$/);
+      expect(hit.runId).not.toBe(source);
+      const recorded = await second.run.tracker.getRun(hit.runId!);
+      expect(recorded).toMatchObject({ status: "FINISHED", parentRunId: second.result.runId, name: id });
+      expect(recorded!.tags["cairn.cached_from"]).toBe(source);
+    }
+    // The restored artifact is the first run's file, and it is intact.
+    const restored = (second.result.tasks.load!.outputs as { data: Artifact }).data;
+    expect(restored.runId).toBe(first.result.tasks.load!.runId);
+    expect(await readFile(restored.path, "utf8")).toBe("x\n".repeat(5));
+  });
+});
+
+describe("what invalidates an entry", () => {
+  it("a code change re-runs that task and its dependants only", async () => {
+    const root = await tmp();
+    const calls: string[] = [];
+    const up = task("up").run(() => (calls.push("up"), { x: 1 }));
+    const side = task("side").input<{ x: number }>().run(({ x }) => (calls.push("side"), { s: x * 3 }));
+    const midV1 = task("mid").input<{ x: number }>().run(({ x }) => (calls.push("mid"), { y: x + 1 }));
+    const midV2 = task("mid").input<{ x: number }>().run(({ x }) => (calls.push("mid"), { y: x + 100 }));
+    const down = task("down").input<{ y: number }>().run(({ y }) => (calls.push("down"), { z: y * 2 }));
+    const make = (mid: typeof midV1) =>
+      flow("code-change").build(() => {
+        const u = up();
+        const s = side({ x: u.x });
+        return { z: down({ y: mid({ x: u.x }).y }).z, s: s.s };
+      });
+
+    const first = await runCollect(make(midV1), { root });
+    expect(first.result.outputs).toEqual({ z: 4, s: 3 });
+    calls.length = 0;
+
+    const changed = await runCollect(make(midV2), { root });
+    expect(statuses(changed.result)).toEqual({ up: "cached", side: "cached", mid: "succeeded", down: "succeeded" });
+    expect(calls.sort()).toEqual(["down", "mid"]);
+    expect(changed.result.outputs).toEqual({ z: 202, s: 3 });
+
+    // The old code still has its entries: switching back is all cached.
+    calls.length = 0;
+    const back = await runCollect(make(midV1), { root });
+    expect(statuses(back.result)).toEqual({ up: "cached", side: "cached", mid: "cached", down: "cached" });
+    expect(calls).toEqual([]);
+    expect(back.result.tasks.mid!.cachedFrom).toBe(first.result.tasks.mid!.runId);
+  });
+
+  it("a code change with identical outputs re-runs only that task (early cut-off)", async () => {
+    const root = await tmp();
+    const calls: string[] = [];
+    const midV1 = task("mid").run(() => (calls.push("mid"), { y: 2 }));
+    const midV2 = task("mid").run(() => (calls.push("mid"), { y: 1 + 1 }));
+    const down = task("down").input<{ y: number }>().run(({ y }) => (calls.push("down"), { z: y }));
+    const make = (mid: typeof midV1) => flow("code-cutoff").build(() => ({ z: down({ y: mid().y }).z }));
+    const first = await runCollect(make(midV1), { root });
+    calls.length = 0;
+    const second = await runCollect(make(midV2), { root });
+    expect(statuses(second.result)).toEqual({ mid: "succeeded", down: "cached" });
+    expect(calls).toEqual(["mid"]);
+    expect(second.result.tasks.down!.cachedFrom).toBe(first.result.tasks.down!.runId);
+  });
+
+  it("a param change re-runs exactly the tasks whose inputs changed", async () => {
+    const root = await tmp();
+    const calls: string[] = [];
+    const fromA = task("fromA").input<{ a: number }>().run(({ a }) => (calls.push("fromA"), { v: a * 10 }));
+    const fromB = task("fromB").input<{ b: number }>().run(({ b }) => (calls.push("fromB"), { v: b * 100 }));
+    const both = task("both").input<{ x: number; y: number }>().run(({ x, y }) => (calls.push("both"), { sum: x + y }));
+    const constant = task("constant").run(() => (calls.push("constant"), { c: 7 }));
+    const f = flow("param-change")
+      .params<{ a: number; b: number }>()
+      .build(({ params }) => {
+        const x = fromA({ a: params.a });
+        const y = fromB({ b: params.b });
+        return { sum: both({ x: x.v, y: y.v }).sum, c: constant().c };
+      });
+
+    await runCollect(f, { root, params: { a: 1, b: 2 } });
+    calls.length = 0;
+    const changed = await runCollect(f, { root, params: { a: 1, b: 3 } });
+    expect(statuses(changed.result)).toEqual({ fromA: "cached", fromB: "succeeded", both: "succeeded", constant: "cached" });
+    expect(calls.sort()).toEqual(["both", "fromB"]);
+    expect(changed.result.outputs).toEqual({ sum: 310, c: 7 });
+  });
+
+  it("an upstream task that re-runs with identical outputs leaves its dependants cached (early cut-off)", async () => {
+    const root = await tmp();
+    const calls: string[] = [];
+    const parity = task("parity").input<{ n: number }>().run(({ n }) => (calls.push("parity"), { even: n % 2 === 0 }));
+    const report = task("report").input<{ even: boolean }>().run(({ even }) => (calls.push("report"), { text: even ? "even" : "odd" }));
+    const f = flow("cutoff")
+      .params<{ n: number }>()
+      .build(({ params }) => ({ text: report({ even: parity({ n: params.n }).even }).text }));
+
+    const first = await runCollect(f, { root, params: { n: 2 } });
+    calls.length = 0;
+    const same = await runCollect(f, { root, params: { n: 4 } });
+    expect(statuses(same.result)).toEqual({ parity: "succeeded", report: "cached" });
+    expect(calls).toEqual(["parity"]);
+    expect(same.result.tasks.report!.cachedFrom).toBe(first.result.tasks.report!.runId);
+    expect(same.result.outputs).toEqual({ text: "even" });
+
+    calls.length = 0;
+    const different = await runCollect(f, { root, params: { n: 3 } });
+    expect(statuses(different.result)).toEqual({ parity: "succeeded", report: "succeeded" });
+    expect(calls).toEqual(["parity", "report"]);
+    expect(different.result.outputs).toEqual({ text: "odd" });
+  });
+});
+
+describe("artifacts count by content", () => {
+  it("an input artifact whose content changed (same path, same size) is a miss", async () => {
+    const root = await tmp();
+    let reads = 0;
+    const write = task("write")
+      .input<{ text: string }>()
+      .run(async ({ text }, ctx) => ({ file: await ctx.artifacts.write("same/name.txt", text) }));
+    const read = task("read")
+      .input<{ file: Artifact }>()
+      .run(async ({ file }) => (reads++, { text: await readFile(file.path, "utf8") }));
+    const make = () => flow("artifact-miss").params<{ text: string }>().build(({ params }) => ({ text: read({ file: write({ text: params.text }).file }).text }));
+
+    await runCollect(make(), { root, params: { text: "hello" } });
+    const changed = await runCollect(make(), { root, params: { text: "HELLO" } });
+    expect(statuses(changed.result)).toEqual({ write: "succeeded", read: "succeeded" });
+    expect(reads).toBe(2);
+    expect(changed.result.outputs).toEqual({ text: "HELLO" });
+  });
+
+  it("the same bytes under a new path, from a different task, are a hit", async () => {
+    const root = await tmp();
+    let reads = 0;
+    const writerA = task("writerA").run(async (_, ctx) => ({ file: await ctx.artifacts.write("a/first.txt", "identical bytes\n") }));
+    const writerB = task("writerB").run(async (_, ctx) => ({ file: await ctx.artifacts.write("b/deeper/second.bin", "identical bytes\n") }));
+    const consume = task("consume")
+      .input<{ file: Artifact }>()
+      .run(async ({ file }) => (reads++, { upper: (await readFile(file.path, "utf8")).toUpperCase() }));
+
+    const one = await runCollect(flow("artifact-hit").build(() => ({ upper: consume({ file: writerA().file }).upper })), { root });
+    expect(statuses(one.result)).toEqual({ writerA: "succeeded", consume: "succeeded" });
+    const two = await runCollect(flow("artifact-hit").build(() => ({ upper: consume({ file: writerB().file }).upper })), { root });
+    expect(statuses(two.result)).toEqual({ writerB: "succeeded", consume: "cached" });
+    expect(reads).toBe(1);
+    expect(two.result.tasks.consume!.cachedFrom).toBe(one.result.tasks.consume!.runId);
+    expect(two.result.outputs).toEqual({ upper: "IDENTICAL BYTES\n" });
+    // The paths really differed.
+    const pathA = (one.result.tasks.writerA!.outputs as { file: Artifact }).file.path;
+    const pathB = (two.result.tasks.writerB!.outputs as { file: Artifact }).file.path;
+    expect(pathA).not.toBe(pathB);
+  });
+});
+
+describe("bad entries are misses with a warning, never crashes", () => {
+  /** A produce → use flow; `use` reads the artifact. Returns the first run and call counters. */
+  const setup = async () => {
+    const root = await tmp();
+    const calls = { make: 0, use: 0 };
+    const make = task("make").run(async (_, ctx) => (calls.make++, { file: await ctx.artifacts.write("out.txt", "payload") }));
+    const use = task("use")
+      .input<{ file: Artifact }>()
+      .run(async ({ file }) => (calls.use++, { len: (await readFile(file.path, "utf8")).length }));
+    const f = flow("bad-entry").build(() => ({ len: use({ file: make().file }).len }));
+    const first = await runCollect(f, { root });
+    expect(first.result.status).toBe("succeeded");
+    const artifact = (first.result.tasks.make!.outputs as { file: Artifact }).file;
+    return { root, f, first, calls, artifact };
+  };
+
+  /** After the damage: the next run recomputes `make`, and the one after is cached again. */
+  const expectRecovered = async (s: Awaited<ReturnType<typeof setup>>) => {
+    const again = await runCollect(s.f, { root: s.root });
+    expect(again.result.status).toBe("succeeded");
+    expect(again.result.tasks.make!.status).toBe("succeeded");
+    expect(s.calls.make).toBe(2);
+    // make re-ran and wrote the same bytes: use keeps its entry.
+    expect(again.result.tasks.use!.status).toBe("cached");
+    expect(again.result.outputs).toEqual({ len: 7 });
+    const third = await runCollect(s.f, { root: s.root });
+    expect(statuses(third.result)).toEqual({ make: "cached", use: "cached" });
+    expect(third.result.tasks.make!.cachedFrom).toBe(again.result.tasks.make!.runId);
+    return again;
+  };
+
+  const makeEntryFile = async (root: string) => {
+    const files = [];
+    for (const file of await entryFiles(root)) if ((await readFile(file, "utf8")).includes('"taskName":"make"')) files.push(file);
+    expect(files).toHaveLength(1);
+    return files[0]!;
+  };
+
+  it("a corrupted entry file is recomputed, and the entry is rewritten", async () => {
+    const s = await setup();
+    await writeFile(await makeEntryFile(s.root), "\u0000garbage{{{ not json at all");
+    await expectRecovered(s);
+    // The garbage is gone: the file parses and names the new run.
+    const text = await readFile(await makeEntryFile(s.root), "utf8");
+    expect(() => JSON.parse(text)).not.toThrow();
+  });
+
+  // ENGINE BUG (see report): a corrupted entry is evicted silently inside CacheStore.get,
+  // so TaskCache.lookup cannot tell it from a plain miss and no warning is ever emitted.
+  it.fails("a corrupted entry file says so in a warning", async () => {
+    const s = await setup();
+    await writeFile(await makeEntryFile(s.root), "\u0000garbage{{{ not json at all");
+    const again = await runCollect(s.f, { root: s.root });
+    expect(again.result.tasks.make!.status).toBe("succeeded");
+    expect(again.events.some((e) => e.type === "log" && e.level === "warn" && e.task === "make")).toBe(true);
+  });
+
+  it("a missing artifact: recomputed, with a warning that says why", async () => {
+    const s = await setup();
+    await rm(s.artifact.path);
+    const again = await expectRecovered(s);
+    expect(again.warnings.some((w) => /unusable: artifact .*out\.txt is missing; it was evicted/.test(w))).toBe(true);
+    expect(again.events.some((e) => e.type === "log" && e.level === "warn" && e.task === "make")).toBe(true);
+  });
+
+  it("an artifact changed in place (same size, other bytes): recomputed, with a warning", async () => {
+    const s = await setup();
+    const before = await stat(s.artifact.path);
+    await writeFile(s.artifact.path, "PAYLOAD");
+    expect((await stat(s.artifact.path)).size).toBe(before.size);
+    const again = await expectRecovered(s);
+    expect(again.warnings.some((w) => /changed since it was cached/.test(w))).toBe(true);
+    // The fresh run wrote the right bytes again.
+    const fresh = (again.result.tasks.make!.outputs as { file: Artifact }).file;
+    expect(await readFile(fresh.path, "utf8")).toBe("payload");
+  });
+
+  it("a deleted source run: recomputed, with a warning", async () => {
+    const s = await setup();
+    // The run's record in the local tracker, whatever its layout (runs/<id>/ or runs/<id>.json and friends).
+    const runId = s.first.result.tasks.make!.runId!;
+    const records = (await readdir(join(s.root, "runs"))).filter((n) => n === runId || n.startsWith(`${runId}.`));
+    expect(records.length).toBeGreaterThan(0);
+    for (const name of records) await rm(join(s.root, "runs", name), { recursive: true });
+    expect(await new LocalStore({ root: s.root }).getRun(runId)).toBeUndefined();
+    const again = await expectRecovered(s);
+    expect(again.warnings.some((w) => new RegExp(`source run ${s.first.result.tasks.make!.runId} no longer exists`).test(w))).toBe(true);
+  });
+});
+
+describe("expiry and failures", () => {
+  it("an entry past its ttl is recomputed", async () => {
+    const root = await tmp();
+    let calls = 0;
+    const t = task("short").cache({ ttl: 300 }).run(() => (calls++, { at: calls }));
+    const f = flow("ttl").build(() => ({ at: t().at }));
+    const t0 = Date.now();
+    await runCollect(f, { root });
+    const within = await runCollect(f, { root });
+    const elapsed = Date.now() - t0;
+    if (elapsed < 250) {
+      // Only meaningful when the machine was quick enough to stay inside the ttl.
+      expect(statuses(within.result)).toEqual({ short: "cached" });
+      expect(calls).toBe(1);
+    }
+    await sleep(500);
+    const callsBefore = calls;
+    const after = await runCollect(f, { root });
+    expect(statuses(after.result)).toEqual({ short: "succeeded" });
+    expect(calls).toBe(callsBefore + 1);
+    expect(after.warnings).toEqual([]);
+  });
+
+  it("an entry without a ttl outlives the same wait", async () => {
+    const root = await tmp();
+    let calls = 0;
+    const t = task("long").run(() => (calls++, { ok: true }));
+    const f = flow("no-ttl").build(() => ({ ok: t().ok }));
+    await runCollect(f, { root });
+    await sleep(500);
+    expect(statuses((await runCollect(f, { root })).result)).toEqual({ long: "cached" });
+    expect(calls).toBe(1);
+  });
+
+  it("a failure is not cached: the task runs again next time, then is cached", async () => {
+    const root = await tmp();
+    const marker = join(await tmp(), "failed-once");
+    let calls = 0;
+    const flaky = task("flaky").run(async () => {
+      calls++;
+      const failedBefore = await stat(marker).then(
+        () => true,
+        () => false,
+      );
+      if (!failedBefore) {
+        await writeFile(marker, "1");
+        throw new Error("first time fails");
+      }
+      return { ok: true };
+    });
+    const after = task("after").input<{ ok: boolean }>().run(({ ok }) => ({ ok }));
+    const f = flow("not-cached-failure").build(() => ({ ok: after({ ok: flaky().ok }).ok }));
+
+    const first = await runCollect(f, { root });
+    expect(first.result.status).toBe("failed");
+    expect(statuses(first.result)).toEqual({ flaky: "failed", after: "skipped" });
+    const store = await CacheStore.fromUrl(undefined, { root });
+    expect(await store.list()).toEqual([]); // nothing stored for a failure
+
+    const second = await runCollect(f, { root });
+    expect(second.result.status).toBe("succeeded");
+    expect(statuses(second.result)).toEqual({ flaky: "succeeded", after: "succeeded" });
+    expect(calls).toBe(2);
+    expect(second.result.tasks.flaky!.cachedFrom).toBeUndefined();
+
+    const third = await runCollect(f, { root });
+    expect(statuses(third.result)).toEqual({ flaky: "cached", after: "cached" });
+    expect(calls).toBe(2);
+  });
+});
+
+describe("single flight on one store", () => {
+  /**
+   * Twelve tasks whose keys another holder (this test, through its own CacheStore on
+   * the same root) has leased: the run waits, then computes them itself once the
+   * holder gives up without writing entries (as a crashed or failed holder does).
+   */
+  const heldScenario = async () => {
+    const root = await tmp();
+    let calls = 0;
+    const held = task("held")
+      .input<{ i: number }>()
+      .run(({ i }) => (calls++, { i }));
+    const f = flow("held").build(() => {
+      for (let i = 0; i < 12; i++) held({ i });
+      return {};
+    });
+    const { tasks } = await openFlowCache(f.definition, { root, env: {} });
+    const holder = await CacheStore.fromUrl(undefined, { root });
+    const leases: HeldLease[] = [];
+    for (const node of f.definition.nodes) {
+      const { key } = await tasks.keyFor(node, node.inputs as Record<string, unknown>);
+      const lease = await holder.acquireLease(key, { ttlMs: 30_000, owner: "the test, as another process" });
+      if (!lease.acquired) throw new Error("lease not acquired");
+      leases.push(lease);
+    }
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      const run = await f.run({ root, env: {} });
+      const events: RunEvent[] = [];
+      run.on((e) => events.push(e));
+      await sleep(700);
+      const waitingBefore = taskEvents(events).filter((e) => e.status === "waiting").length;
+      const callsBefore = calls;
+      await Promise.all(leases.map((l) => l.release()));
+      const result = await run.wait();
+      return { result, calls, callsBefore, waitingBefore, warnings };
+    } finally {
+      process.off("warning", onWarning);
+    }
+  };
+
+  it("tasks wait while another holder has their keys, and compute themselves when it gives up without entries", async () => {
+    const s = await heldScenario();
+    expect(s.callsBefore).toBe(0);
+    expect(s.waitingBefore).toBe(12);
+    expect(s.result.status).toBe("succeeded");
+    expect(Object.values(statuses(s.result))).toEqual(Array(12).fill("succeeded"));
+    expect(s.calls).toBe(12);
+  });
+
+  // ENGINE BUG (see report): every task waiting in CacheStore.waitFor adds an "abort" listener
+  // to the flow's one AbortSignal (sleep() in packages/cache/src/store.ts), so more than ten
+  // waiting tasks print Node's MaxListenersExceededWarning on the user's stderr.
+  it("many waiting tasks print no MaxListenersExceededWarning", async () => {
+    const s = await heldScenario();
+    expect(s.result.status).toBe("succeeded");
+    expect(s.warnings.map((w) => w.name)).not.toContain("MaxListenersExceededWarning");
+  });
+
+  // ENGINE BUG (see report): FlowExecution.findEntry looks the key up, and only then takes the
+  // lease; it never looks again once it holds the lease. An entry another process writes (and
+  // whose lease it releases) in between is ignored, and the task is computed a second time.
+  it("an entry another process writes between our lookup and our lease is used, not computed again", async () => {
+    const root = await tmp();
+    let calls = 0;
+    const t = task("window").run(() => (calls++, { v: 1 }));
+    const f = flow("window").build(() => ({ v: t().v }));
+    await runCollect(f, { root });
+    const store = await CacheStore.fromUrl(undefined, { root });
+    const [entry] = (await store.list()) as [CacheEntry];
+    await store.delete(entry.key);
+    // The other process finishes exactly after our lookup: it writes its entry and has released its lease.
+    const get = store.get.bind(store);
+    let raced = false;
+    store.get = async (key: string) => {
+      const found = await get(key);
+      if (!raced && key === entry.key) {
+        raced = true;
+        await store.set(entry);
+      }
+      return found;
+    };
+    const second = await runCollect(f, { root, cache: { store } });
+    expect(raced).toBe(true);
+    expect(second.result.status).toBe("succeeded");
+    expect(calls).toBe(1);
+    expect(statuses(second.result)).toEqual({ window: "cached" });
+  });
+});

@@ -1,0 +1,174 @@
+/**
+ * The cache across real processes: two racers on one embedded store, kill -9 and
+ * resume, and the CLI's --rerun / --refresh / --no-cache. Marker files count how
+ * often each task really ran, whatever process ran it.
+ */
+import { readFileSync } from "node:fs";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { CacheStore, type CacheEntry } from "@cairn/cache";
+import { countMarks } from "./fixtures/markers.ts";
+import { type Exit, cairnRun, entryFiles, finalStatus, fixture, killGroup, taskEvents, tmp, tsxScript } from "./helpers.ts";
+
+const flowEvents = (exit: Exit) => exit.json.filter((e) => e.type === "flow");
+const expectOk = (exit: Exit) => {
+  if (exit.code !== 0) throw new Error(`exited with ${exit.code ?? exit.signal}:\n${exit.stderr}\n${exit.stdout}`);
+};
+
+describe("two processes on one store at once", () => {
+  it("compute the slow task once; both succeed; the other one waits and reports it cached; both read the same whole entry", async () => {
+    const root = await tmp();
+    const markers = await tmp();
+    const barrier = await tmp();
+    const env = { MARKER_DIR: markers, SLOW_MS: "2000" };
+    const script = fixture("race.ts");
+    const [one, two] = await Promise.all([tsxScript(script, [root, barrier, "one"], env).done, tsxScript(script, [root, barrier, "two"], env).done]);
+    expectOk(one);
+    expectOk(two);
+
+    // The slow task ran exactly once across both processes. (The instant "fast" task is not
+    // counted: see the lookup-then-lease window in local.test.ts, which can let it run twice.)
+    const marks = await countMarks(markers);
+    expect(marks.slow).toBe(1);
+    expect(marks.fast).toBeGreaterThanOrEqual(1);
+
+    const reports = [one, two].map((exit) => exit.json.find((e) => e.report === true) as { id: string; status: string; slow: { status: string; runId: string; cachedFrom?: string }; outputs: unknown; entries: CacheEntry[] });
+    for (const r of reports) {
+      expect(r.status).toBe("succeeded");
+      expect(r.outputs).toEqual({ w: 2 });
+    }
+    const computed = reports.filter((r) => r.slow.status === "succeeded");
+    const cached = reports.filter((r) => r.slow.status === "cached");
+    expect(computed).toHaveLength(1);
+    expect(cached).toHaveLength(1);
+    expect(cached[0]!.slow.cachedFrom).toBe(computed[0]!.slow.runId);
+
+    // They started together, so the one that did not compute waited for the other.
+    const waiter = cached[0]!.id === "one" ? one : two;
+    const slowStatuses = taskEvents(waiter.json, "slow").map((e) => e.status);
+    expect(slowStatuses).toContain("waiting");
+    expect(slowStatuses).not.toContain("running");
+    expect(slowStatuses.indexOf("waiting")).toBeLessThan(slowStatuses.indexOf("cached"));
+
+    // No torn entry: each process read back one whole entry, the same one, naming the computing run.
+    for (const r of reports) {
+      expect(r.entries).toHaveLength(1);
+      expect(r.entries[0]).toMatchObject({ taskName: "slow", sourceRunId: computed[0]!.slow.runId, outputs: { values: { w: 2 }, artifacts: [] } });
+    }
+    expect(reports[0]!.entries[0]).toEqual(reports[1]!.entries[0]);
+    for (const file of await entryFiles(root)) expect(() => JSON.parse(readFileSync(file, "utf8"))).not.toThrow();
+    expect(await entryFiles(root)).toHaveLength(2); // fast and slow
+    expect((await readdir(join(root, "cache", "entries"))).filter((n) => !n.endsWith(".json"))).toEqual([]); // no temp file left half-written beside them
+  });
+});
+
+describe("kill -9 mid-flow", () => {
+  it("then a re-run resumes: the task that finished is cached, the one that was killed runs", async () => {
+    const root = await tmp();
+    const markers = await tmp();
+    const file = fixture("slow-after-fast.flow.ts");
+    const env = { MARKER_DIR: markers, SLOW_MS: "4000" };
+    let killed = false;
+    const first = await cairnRun(file, root, [], env, (out, child) => {
+      if (killed) return;
+      const events = out
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const fastDone = events.some((e) => e.type === "task" && e.task === "fast" && e.status === "succeeded");
+      const slowRunning = events.some((e) => e.type === "task" && e.task === "slow" && e.status === "running");
+      if (fastDone && slowRunning) {
+        killed = true;
+        // Well inside the slow task (4 s): its function has started and left its marker.
+        setTimeout(() => killGroup(child, "SIGKILL"), 500);
+      }
+    }).done;
+    expect(killed).toBe(true);
+    expect(first.signal).toBe("SIGKILL");
+    expect(flowEvents(first).filter((e) => e.status !== "running")).toEqual([]); // it never finished
+    expect(await countMarks(markers)).toEqual({ fast: 1, slow: 1 });
+
+    const again = await cairnRun(file, root, [], env).done;
+    expectOk(again);
+    expect(finalStatus(again.json, "fast")).toBe("cached");
+    expect(finalStatus(again.json, "slow")).toBe("succeeded");
+    expect(await countMarks(markers)).toEqual({ fast: 1, slow: 2 });
+    const cachedFast = taskEvents(again.json, "fast").find((e) => e.status === "cached")!;
+    expect(cachedFast.cachedFrom).toBe(taskEvents(first.json, "fast").find((e) => e.status === "succeeded")!.taskRunId);
+    expect(flowEvents(again).at(-1)).toMatchObject({ status: "succeeded" });
+    console.info(`[timing] re-run after kill -9 took ${again.ms} ms (the killed holder's lease on "slow" must lapse first)`);
+  });
+});
+
+describe("the CLI's cache flags", () => {
+  const file = fixture("force.flow.ts");
+  const statusesOf = (exit: Exit) => Object.fromEntries(["a", "b", "c"].map((t) => [t, finalStatus(exit.json, t)]));
+  const sourceRuns = async (root: string) => {
+    const store = await CacheStore.fromUrl(undefined, { root });
+    return Object.fromEntries((await store.list()).map((e) => [e.taskName, e.sourceRunId]));
+  };
+
+  it("--rerun TASK runs it and its dependants; --refresh runs all and stores again; --no-cache neither looks up nor stores", async () => {
+    const root = await tmp();
+    const markers = await tmp();
+    const env = { MARKER_DIR: markers };
+
+    const first = await cairnRun(file, root, [], env).done;
+    expectOk(first);
+    expect(statusesOf(first)).toEqual({ a: "succeeded", b: "succeeded", c: "succeeded" });
+    expect(await countMarks(markers)).toEqual({ a: 1, b: 1, c: 1 });
+
+    const rerun = await cairnRun(file, root, ["--rerun", "a"], env).done;
+    expectOk(rerun);
+    expect(statusesOf(rerun)).toEqual({ a: "succeeded", b: "succeeded", c: "cached" });
+    expect(await countMarks(markers)).toEqual({ a: 2, b: 2, c: 1 });
+
+    const refresh = await cairnRun(file, root, ["--refresh"], env).done;
+    expectOk(refresh);
+    expect(statusesOf(refresh)).toEqual({ a: "succeeded", b: "succeeded", c: "succeeded" });
+    expect(await countMarks(markers)).toEqual({ a: 3, b: 3, c: 2 });
+    // refresh stored its results again: the entries now name its runs.
+    const refreshed = await sourceRuns(root);
+    for (const t of ["a", "b", "c"]) expect(refreshed[t]).toBe(taskEvents(refresh.json, t).find((e) => e.status === "succeeded")!.taskRunId);
+
+    const plain = await cairnRun(file, root, [], env).done;
+    expectOk(plain);
+    expect(statusesOf(plain)).toEqual({ a: "cached", b: "cached", c: "cached" });
+    expect(await countMarks(markers)).toEqual({ a: 3, b: 3, c: 2 });
+
+    // --no-cache on a full cache: everything runs, and the entries are left as they were.
+    const noCache = await cairnRun(file, root, ["--no-cache"], env).done;
+    expectOk(noCache);
+    expect(statusesOf(noCache)).toEqual({ a: "succeeded", b: "succeeded", c: "succeeded" });
+    expect(await countMarks(markers)).toEqual({ a: 4, b: 4, c: 3 });
+    expect(await sourceRuns(root)).toEqual(refreshed);
+  });
+
+  it("--rerun by a downstream task leaves its upstream cached", async () => {
+    const root = await tmp();
+    const markers = await tmp();
+    const env = { MARKER_DIR: markers };
+    expectOk(await cairnRun(file, root, [], env).done);
+    const rerun = await cairnRun(file, root, ["--rerun", "b"], env).done;
+    expectOk(rerun);
+    expect(statusesOf(rerun)).toEqual({ a: "cached", b: "succeeded", c: "cached" });
+    expect(await countMarks(markers)).toEqual({ a: 1, b: 2, c: 1 });
+  });
+
+  it("after a --no-cache first run the store is empty and a normal run computes everything", async () => {
+    const root = await tmp();
+    const markers = await tmp();
+    const env = { MARKER_DIR: markers };
+    const noCache = await cairnRun(file, root, ["--no-cache"], env).done;
+    expectOk(noCache);
+    expect(statusesOf(noCache)).toEqual({ a: "succeeded", b: "succeeded", c: "succeeded" });
+    expect(await entryFiles(root)).toEqual([]);
+
+    const normal = await cairnRun(file, root, [], env).done;
+    expectOk(normal);
+    expect(statusesOf(normal)).toEqual({ a: "succeeded", b: "succeeded", c: "succeeded" });
+    expect(await countMarks(markers)).toEqual({ a: 2, b: 2, c: 2 });
+    expect(await entryFiles(root)).toHaveLength(3);
+  });
+});
