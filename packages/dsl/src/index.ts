@@ -9,6 +9,14 @@ export type { Ref, Wire, WireInputs, Unwire, Node, Simplify } from "./types.ts";
 export {
   script,
   shell,
+  mlflowProject,
+  mlflowModel,
+  type MlflowProjectOptions,
+  type MlflowProjectOutputs,
+  type MlflowModelOptions,
+  type MlflowModelInputs,
+  type MlflowModelOutputs,
+  type ResolveCode,
   notebook,
   http,
   currentTask,
@@ -58,4 +66,8 @@ export {
   TaskFileError,
   NotebookDependencyError,
   HttpTaskError,
+  MlflowProjectError,
+  MlflowProjectParameterError,
+  MlflowModelError,
+  ModelInputError,
 } from "@cairn/core";

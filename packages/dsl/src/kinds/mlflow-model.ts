@@ -7,10 +7,20 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
-import { NO_RETRY, OptionError, TaskFileError, type Artifact, type TaskContext, type TaskDefinition } from "@cairn/core";
+import {
+  NO_RETRY,
+  OptionError,
+  TaskFileError,
+  folderDigest,
+  parseModelUri,
+  resolveModelCode,
+  runMlflowModel,
+  type Artifact,
+  type ModelInputFormat,
+  type TaskContext,
+  type TaskDefinition,
+} from "@cairn/core";
 // Relative until packages/core/src/executors/index.ts exports the MLflow model executor.
-import { parseModelUri, resolveModelCode, runMlflowModel, type ModelInputFormat } from "../../../core/src/executors/mlflow-model.ts";
-import { folderDigest } from "../../../core/src/executors/mlflow-project.ts";
 import { checkName, checkProcessOptions, configDigest, defaultPython, kindTask, processEnv, pythonPath, resolveTaskFile, type KindTask, type ProcessOptions } from "./kind-task.ts";
 
 /** Options of `mlflowModel()`. */

@@ -22,7 +22,7 @@ import {
   projectFingerprint,
   runMlflowProject,
   type MlflowProject,
-} from "../../../core/src/executors/mlflow-project.ts";
+} from "@cairn/core";
 import {
   checkName,
   checkProcessOptions,
@@ -44,6 +44,8 @@ export interface MlflowProjectOptions extends ProcessOptions {
    * folder of the module that declares the task (else the working directory). Local folders only.
    */
   uri: string | URL;
+  /** Folder that relative `path` inputs resolve against; the entry point itself runs in the project folder, as with `mlflow run`. @default the working directory */
+  cwd?: string;
   /** The entry point to run. @default "main" */
   entryPoint?: string;
   /** The Python with mlflow; its folder goes first on PATH, so `python` in the commands is this one. @default `$CAIRN_PYTHON`, the active virtualenv, the nearest .venv, python3 */
@@ -54,6 +56,8 @@ export interface MlflowProjectOptions extends ProcessOptions {
    * @default "auto"
    */
   mode?: "auto" | "direct";
+  /** Tracked by MLflow, start `python -m mlflow run ...` instead of calling mlflow.projects.run in a small driver (the same run; the CLI adds 2-3 s of start-up). @default false */
+  cli?: boolean;
 }
 
 /** Outputs every MLflow project task has. */
@@ -105,6 +109,7 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
         env,
         mask,
         mode: options.mode ?? "auto",
+        ...(options.cli ? { cli: true } : {}),
         ...(options.cwd ? { cwd: options.cwd } : {}),
         ...(fingerprint.gitCommit ? { gitCommit: fingerprint.gitCommit } : {}),
         ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),

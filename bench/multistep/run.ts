@@ -1,0 +1,142 @@
+/**
+ * The multistep workflow (examples/multistep: download -> process -> train x2 -> evaluate x2)
+ * orchestrated three ways against one real MLflow server, cold then warm, on the same scripts:
+ *
+ * - MLflow: bench/multistep/main.py, mlflow.projects.run per entry point with the
+ *   `_already_ran` scan of MLflow's multistep example (reuse of an earlier matching run);
+ * - Cairn, script() tasks: bench/multistep/cairn-flow.ts;
+ * - Cairn, mlflowProject() tasks: the same flow with CAIRN_BENCH_STEPS=project (`mlflow run` per step).
+ *
+ * Each orchestrator gets its own experiment (and Cairn its own state folder), so its cold run
+ * is cold. Times are wall-clock seconds of the whole process (interpreter start-up included);
+ * "inside" is the orchestrator's own measure (main.py's workflow(), Cairn's flow duration).
+ * Prints a markdown table.
+ *
+ *   pnpm bench:multistep            # or: tsx bench/multistep/run.ts [--no-project]
+ */
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { mkdtemp, rm } from "node:fs/promises";
+import { loadavg, cpus, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { startMlflowServer, venvDir, venvPython, workspaceRoot } from "../../packages/core/test/mlflow-server.ts";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const withProject = !process.argv.includes("--no-project");
+/** tsx's loader as a file: URL, so `node --import` finds it from any working directory. */
+const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+
+interface Measure {
+  seconds: number;
+  inside?: number;
+  /** Tasks / steps that ran vs. were reused. */
+  ran: number;
+  reused: number;
+  best?: string;
+  rocAuc?: number;
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<{ seconds: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (err = (err + c.toString()).slice(-20_000)));
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      const seconds = (performance.now() - started) / 1000;
+      if (code === 0) resolve({ seconds, out });
+      else reject(new Error(`${command} ${args.join(" ")} exited with ${code}:\n${out.slice(-4000)}\n${err.slice(-4000)}`));
+    });
+  });
+}
+
+/** "47ms", "18.1s", "1m 11s" -> seconds. */
+function parseDuration(text: string): number {
+  let s = 0;
+  for (const [, n, unit] of text.matchAll(/([\d.]+)\s*(ms|s|m|h)/g)) s += Number(n) * ({ ms: 0.001, s: 1, m: 60, h: 3600 } as Record<string, number>)[unit!]!;
+  return s;
+}
+
+async function mlflowNative(uri: string, experiment: string): Promise<Measure> {
+  const env = { MLFLOW_TRACKING_URI: uri, PATH: `${join(venvDir, "bin")}:${process.env.PATH}`, MLFLOW_DISABLE_TELEMETRY: "true" };
+  const { seconds, out } = await run(venvPython, [join(here, "main.py"), "--experiment", experiment], env, workspaceRoot);
+  const last = JSON.parse(out.trim().split("\n").at(-1)!) as { best: string; roc_auc: number; workflow_seconds: number };
+  return {
+    seconds,
+    inside: last.workflow_seconds,
+    ran: (out.match(/^Launching new run/gm) ?? []).length,
+    reused: (out.match(/^Found existing run/gm) ?? []).length,
+    best: last.best,
+    rocAuc: last.roc_auc,
+  };
+}
+
+async function cairn(uri: string, experiment: string, cwd: string, steps: "script" | "project"): Promise<Measure> {
+  const env = { MLFLOW_TRACKING_URI: uri, MLFLOW_EXPERIMENT_NAME: experiment, CAIRN_BENCH_STEPS: steps, CAIRN_PYTHON: venvPython, NO_COLOR: "1" };
+  const { seconds, out } = await run(process.execPath, ["--import", tsxLoader, join(here, "cairn-flow.ts")], env, cwd);
+  const outputs = /^Outputs: (.*)$/m.exec(out);
+  const parsed = outputs ? (JSON.parse(outputs[1]!) as { best: string; rocAuc: number }) : undefined;
+  const flowLine = /Flow succeeded in (.+?), run/.exec(out);
+  const rows = out.split("\n").filter((l) => /^(download|process|train-|evaluate-|pick)\S*\s+(succeeded|cached)\s/.test(l));
+  return {
+    seconds,
+    ...(flowLine ? { inside: parseDuration(flowLine[1]!) } : {}),
+    ran: rows.filter((l) => /\ssucceeded\s/.test(l)).length,
+    reused: rows.filter((l) => /\scached\s/.test(l)).length,
+    ...(parsed ? { best: parsed.best, rocAuc: parsed.rocAuc } : {}),
+  };
+}
+
+const fmt = (n: number | undefined) => (n === undefined ? "-" : n.toFixed(2));
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+
+const server = await startMlflowServer();
+const dirs: string[] = [];
+try {
+  const stamp = Date.now().toString(36);
+  const results: Array<{ name: string; cold: Measure; warm: Measure }> = [];
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+
+  log("MLflow main.py: cold...");
+  const mCold = await mlflowNative(server.uri, `bench-mlflow-${stamp}`);
+  log("MLflow main.py: warm...");
+  const mWarm = await mlflowNative(server.uri, `bench-mlflow-${stamp}`);
+  results.push({ name: "MLflow: main.py, mlflow.run + _already_ran", cold: mCold, warm: mWarm });
+
+  const kinds: Array<["script" | "project", string]> = [["script", "Cairn: script() tasks"]];
+  if (withProject) kinds.push(["project", "Cairn: mlflowProject() tasks (mlflow run)"]);
+  for (const [steps, name] of kinds) {
+    const cwd = await mkdtemp(join(tmpdir(), `cairn-bench-multistep-${steps}-`));
+    dirs.push(cwd);
+    log(`${name}: cold...`);
+    const cold = await cairn(server.uri, `bench-cairn-${steps}-${stamp}`, cwd, steps);
+    log(`${name}: warm...`);
+    const warm = await cairn(server.uri, `bench-cairn-${steps}-${stamp}`, cwd, steps);
+    results.push({ name, cold, warm });
+  }
+
+  const base = results[0]!;
+  const lines = [
+    `Multistep workflow (6 steps: download, process, train x2, evaluate x2; breast_cancer), one MLflow server, wall-clock seconds of the whole process:`,
+    ``,
+    `| orchestrator | cold (s) | warm (s) | cold inside (s) | warm inside (s) | cold vs MLflow | warm vs MLflow | warm reused | best (ROC AUC) |`,
+    `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |`,
+    ...results.map(
+      (r) =>
+        `| ${r.name} | ${fmt(r.cold.seconds)} | ${fmt(r.warm.seconds)} | ${fmt(r.cold.inside)} | ${fmt(r.warm.inside)} | ` +
+        `${ratio(r.cold.seconds, base.cold.seconds)} | ${ratio(r.warm.seconds, base.warm.seconds)} | ${r.warm.reused}/${r.warm.reused + r.warm.ran} | ` +
+        `${r.cold.best ?? "?"} (${r.cold.rocAuc?.toFixed(4) ?? "?"}) |`,
+    ),
+    ``,
+    `Goals: Cairn cold <= 0.5× and warm <= 0.1× the MLflow orchestrator's time. ` +
+      `Machine: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(" / ")} (1 / 5 / 15 min) at the end.`,
+  ];
+  console.log(lines.join("\n"));
+} finally {
+  await server.stop();
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+}

@@ -1,0 +1,138 @@
+/**
+ * mlflowModel(): registry versions and aliases resolved through a real MLflow server,
+ * predictions through `mlflow models predict` and `mlflow models serve`, the input checked
+ * against the model's signature, and MLflow's own schema errors rephrased.
+ */
+import { execFileSync } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { flow } from "@cairn/dsl";
+import type { TaskDefinition } from "@cairn/core";
+import { MlflowTracker } from "@cairn/core/mlflow";
+import { mlflowModel, type ResolveCode } from "../../packages/dsl/src/kinds/mlflow-model.ts";
+import { parseModelUri, rephraseMlflowSchemaError } from "../../packages/core/src/executors/mlflow-model.ts";
+import { startMlflowServer, type MlflowServer } from "../../packages/core/test/mlflow-server.ts";
+import { fixture, hasVenv, runOptions, VENV_PYTHON } from "./helpers.ts";
+
+const ROWS = [
+  { a: 0.5, b: 1.0 },
+  { a: 2.5, b: 0.0 },
+];
+
+describe("model URIs and MLflow's schema errors", () => {
+  it("parses versions, aliases, logged models, run URIs and local folders; refuses stages", () => {
+    expect(parseModelUri("models:/churn/3")).toMatchObject({ kind: "version", name: "churn", version: "3" });
+    expect(parseModelUri("models:/churn@champion")).toMatchObject({ kind: "alias", name: "churn", alias: "champion" });
+    expect(parseModelUri("models:/m-0123abcd")).toMatchObject({ kind: "logged", modelId: "m-0123abcd" });
+    expect(parseModelUri("runs:/0a1b2c/model")).toMatchObject({ kind: "run", runId: "0a1b2c", path: "model" });
+    expect(parseModelUri("model", "/tmp")).toMatchObject({ kind: "local", path: "/tmp/model" });
+    expect(() => parseModelUri("models:/churn/Production")).toThrow(/"Production" is not a version number/);
+  });
+
+  it("rephrases MLflow's schema enforcement failure, from stderr and from a served model's error body", () => {
+    const stderr =
+      "mlflow.exceptions.MlflowException: Failed to enforce schema of data '     a    c\n0  0.5  1.0' with schema " +
+      "'['a': double (required), 'b': double (required)]'. Error: Model is missing inputs ['b']. Note that there were extra inputs: ['c'].";
+    expect(rephraseMlflowSchemaError(stderr)).toEqual({
+      problem: "Model is missing inputs ['b']. Note that there were extra inputs: ['c'].",
+      schema: "['a': double (required), 'b': double (required)]",
+    });
+    const body = JSON.stringify({
+      error_code: "INVALID_PARAMETER_VALUE",
+      message:
+        "Failed to predict data '     a  c\n0  0.5  1'. \nError: Failed to enforce schema of data '     a  c\n0  0.5  1' with schema " +
+        "'['a': double (required), 'b': double (required)]'. Error: Model is missing inputs ['b'].",
+    });
+    expect(rephraseMlflowSchemaError(body)?.problem).toBe("Model is missing inputs ['b'].");
+    expect(rephraseMlflowSchemaError("Traceback: KeyError")).toBeUndefined();
+  });
+
+  it("a registry URI without an MLflow server says how to get one", async () => {
+    const score = mlflowModel("score", "models:/tiny/1");
+    const result = await (await flow("no-registry").build(() => ({ out: score({ data: ROWS }).$out })).run(await runOptions({ cache: false }))).wait();
+    expect(result.tasks.score!.error?.name).toBe("MlflowModelError");
+    expect(result.tasks.score!.error?.message).toContain("needs an MLflow tracking server with a model registry");
+    expect(result.tasks.score!.error?.message).toContain("MLFLOW_TRACKING_URI=http://127.0.0.1:5000");
+  });
+});
+
+let server: MlflowServer | undefined;
+let tracker: MlflowTracker;
+let versions: Array<{ version: string; run_id: string }> = [];
+
+describe.skipIf(!hasVenv)("mlflowModel() against a registry", () => {
+  beforeAll(async () => {
+    server = await startMlflowServer();
+    tracker = MlflowTracker.fromEnv({}, server.uri);
+    const out = execFileSync(VENV_PYTHON, [fixture("register_tiny.py"), "tiny"], { env: { ...process.env, MLFLOW_TRACKING_URI: server.uri }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    versions = JSON.parse(out.trim().split("\n").at(-1)!) as typeof versions;
+  }, 240_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const tracking = () => ({ kind: "mlflow", uri: server!.uri, experimentId: "0" });
+
+  it("predicts with models:/tiny/1 and records the version as a tag and an output", async () => {
+    const score = mlflowModel("score", "models:/tiny/1", { python: VENV_PYTHON });
+    const result = await (await flow("predict").build(() => ({ out: score({ data: ROWS }).$out })).run(await runOptions({ tracker, cache: false }))).wait();
+    expect(result.error).toBeUndefined();
+    expect((result.outputs as { out: unknown }).out).toEqual({ predictions: [0, 1], modelVersion: "1" });
+    const run = (await tracker.client.getRun(result.tasks.score!.runId!))!;
+    expect(run.tags).toMatchObject({ "cairn.model_version": "tiny/1", "cairn.model_uri": "models:/tiny/1" });
+  }, 120_000);
+
+  it("an input that does not fit the signature fails before anything starts, saying what was expected", async () => {
+    const score = mlflowModel("score", "models:/tiny@champion", { python: VENV_PYTHON });
+    const started = performance.now();
+    const data = [{ a: "high", c: 1 }];
+    const result = await (await flow("mismatch").build(() => ({ out: score({ data }).$out })).run(await runOptions({ tracker, cache: false }))).wait();
+    const error = result.tasks.score!.error!;
+    expect(error.name).toBe("ModelInputError");
+    expect(error.message).toContain(`the input does not fit the signature of model "tiny" version 1 (models:/tiny@champion)`);
+    expect(error.message).toContain(`missing column "b" (double, required)`);
+    expect(error.message).toContain(`column "a" holds a string values; the model expects double`);
+    expect(error.message).toContain(`The model expects: a (double), b (double).`);
+    expect(error.message).toContain(`Given: a (string), c (integer).`);
+    expect(result.tasks.score!.attempts).toBe(1);
+    expect(performance.now() - started).toBeLessThan(10_000); // no MLflow process was started
+  }, 60_000);
+
+  it("runs:/<run>/model finds the logged model and its signature", async () => {
+    const uri = `runs:/${versions[0]!.run_id}/model`;
+    const score = mlflowModel("score", uri, { python: VENV_PYTHON });
+    const result = await (await flow("by-run").build(() => ({ out: score({ data: [{ a: 1 }] }).$out })).run(await runOptions({ tracker, cache: false }))).wait();
+    expect(result.tasks.score!.error?.name).toBe("ModelInputError");
+    expect(result.tasks.score!.error?.message).toContain(`signature of model ${uri}:`);
+    expect(result.tasks.score!.error?.message).toContain(`missing column "b" (double, required)`);
+  });
+
+  it("a version the registry does not have lists the ones it has", async () => {
+    const score = mlflowModel("score", "models:/tiny/9", { python: VENV_PYTHON });
+    const result = await (await flow("missing").build(() => ({ out: score({ data: ROWS }).$out })).run(await runOptions({ tracker, cache: false }))).wait();
+    expect(result.tasks.score!.error?.message).toContain(`model "tiny" has no version 9. Versions: 1, 2.`);
+  });
+
+  it("models:/tiny@champion resolves to the alias's version; moving the alias changes the resolved code; serve mode scores it", async () => {
+    const score = mlflowModel("score", "models:/tiny@champion", { python: VENV_PYTHON, mode: "serve", format: "dataframe_records" });
+    const def = score.definition as TaskDefinition & ResolveCode;
+    const before = await def.resolveCode({ flowRunId: "flow-a", tracking: tracking() });
+    expect(before).toMatch(/^models:\/tiny\/1;run=[0-9a-f]{32};source=models:\/m-/);
+
+    const res = await fetch(`${server!.uri}/api/2.0/mlflow/registered-models/alias`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "tiny", alias: "champion", version: "2" }),
+    });
+    expect(res.ok).toBe(true);
+    expect(await def.resolveCode({ flowRunId: "flow-a", tracking: tracking() })).toBe(before); // one flow run sees one version
+    const after = await def.resolveCode({ flowRunId: "flow-b", tracking: tracking() });
+    expect(after).toMatch(/^models:\/tiny\/2;/);
+
+    const result = await (await flow("serve").build(() => ({ out: score({ data: ROWS }).$out })).run(await runOptions({ tracker, cache: false }))).wait();
+    expect(result.error).toBeUndefined();
+    // Version 2 was trained on flipped labels.
+    expect((result.outputs as { out: unknown }).out).toEqual({ predictions: [1, 0], modelVersion: "2" });
+    const run = (await tracker.client.getRun(result.tasks.score!.runId!))!;
+    expect(run.tags["cairn.model_version"]).toBe("tiny/2");
+  }, 180_000);
+});

@@ -1,0 +1,186 @@
+/**
+ * mlflowProject(): MLproject parameters checked before anything starts, the entry point
+ * run directly (no tracking) or by `mlflow run` inside the task's run (a real MLflow
+ * server), and the project's code fingerprint.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { cp, mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { flow, task } from "@cairn/dsl";
+import { MlflowTracker } from "@cairn/core/mlflow";
+import { mlflowProject } from "../../packages/dsl/src/kinds/mlflow-project.ts";
+import { folderDigest, MlflowProjectError, MlflowProjectParameterError, projectFingerprint } from "../../packages/core/src/executors/mlflow-project.ts";
+import { startMlflowServer, type MlflowServer } from "../../packages/core/test/mlflow-server.ts";
+import { fixture, hasVenv, runOptions, tempRoot, VENV_PYTHON } from "./helpers.ts";
+
+const PROJECT = fixture("mlproject");
+
+function errorOf(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error("expected an error");
+}
+
+describe("mlflowProject(): parameters are checked before anything starts", () => {
+  it("a missing required parameter fails the build, naming project, entry point and parameter, listing the valid ones", async () => {
+    const root = await tempRoot();
+    const marker = join(root, "touched");
+    const touch = mlflowProject("touch", { uri: PROJECT, entryPoint: "touch" });
+    const error = errorOf(() => flow("missing").build(() => ({ out: touch({ marker }).$out })));
+    expect(error).toBeInstanceOf(MlflowProjectParameterError);
+    expect(error.message).toContain(`MLflow project "fixture-project"`);
+    expect(error.message).toContain(`entry point "touch"`);
+    expect(error.message).toContain(`the required parameter "count" (int) has no value and no default`);
+    expect(error.message).toContain("Parameters of \"touch\": marker (string, required), count (int, required).");
+    expect((error as MlflowProjectParameterError).problem).toBe("missing");
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it("an unknown parameter and a literal of the wrong type fail the build", () => {
+    const main = mlflowProject("main", { uri: PROJECT });
+    const unknown = errorOf(() => flow("unknown").build(() => ({ out: main({ alpha: 1, epoch: 2 }).$out })));
+    expect(unknown.message).toContain(`got the input "epoch", which is not a parameter of this entry point (did you mean "epochs"?)`);
+    expect(unknown.message).toContain(`alpha (float, required), epochs (int, default 3), label (string, default "plain"), data (path, default "data.txt")`);
+    const wrong = errorOf(() => flow("wrong").build(() => ({ out: main({ alpha: "fast" }).$out })));
+    expect(wrong.message).toContain(`parameter "alpha" must be a float (a finite number), got "fast" (string).`);
+    const int = errorOf(() => flow("int").build(() => ({ out: main({ alpha: 1, epochs: 2.5 }).$out })));
+    expect(int.message).toContain(`parameter "epochs" must be an int (a whole number), got \`2.5\` (number).`);
+  });
+
+  it("an unknown entry point lists the valid ones", () => {
+    const error = errorOf(() => mlflowProject("x", { uri: PROJECT, entryPoint: "mian" }));
+    expect(error).toBeInstanceOf(MlflowProjectError);
+    expect(error.message).toContain(`there is no entry point "mian" (did you mean "main"?). Entry points: "main", "log", "touch".`);
+  });
+
+  it("a value that arrives from upstream with the wrong type fails the task before the command starts", async () => {
+    const root = await tempRoot();
+    const marker = join(root, "touched");
+    const upstream = task("upstream").run(() => ({ count: "many" }));
+    const touch = mlflowProject("touch", { uri: PROJECT, entryPoint: "touch" });
+    const f = flow("late").build(() => {
+      const u = upstream();
+      return { out: touch({ marker, count: u.count }).$out };
+    });
+    const result = await (await f.run(await runOptions({ cache: false }))).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.touch!.error?.name).toBe("MlflowProjectParameterError");
+    expect(result.tasks.touch!.error?.message).toContain(`parameter "count" must be an int (a whole number), got "many" (string).`);
+    expect(result.tasks.touch!.attempts).toBe(1);
+    expect(existsSync(marker)).toBe(false);
+  });
+});
+
+describe.skipIf(!hasVenv)("mlflowProject() without MLflow tracking: the command directly", () => {
+  it("substitutes parameters shell-quoted, applies defaults, uses the venv's python and returns CAIRN_OUTPUTS plus runId", async () => {
+    const main = mlflowProject("main", { uri: PROJECT, python: VENV_PYTHON }).output<{ alpha: number; epochs: number; label: string; data: string; data_path: string; python: string; cwd: string; mlflow_run_id: string | null }>();
+    const label = `it's $(echo pwned) "x"`;
+    const f = flow("direct").build(() => ({ out: main({ alpha: 0.25, label }).$out }));
+    const result = await (await f.run(await runOptions({ cache: false }))).wait();
+    expect(result.error).toBeUndefined();
+    const out = (result.outputs as { out: Record<string, unknown> }).out;
+    expect(out).toMatchObject({ alpha: 0.25, epochs: 3, label, data: "fixture data", data_path: "data.txt", cwd: PROJECT.replace(/\/$/, ""), mlflow_run_id: null });
+    expect(out.python).toBe(VENV_PYTHON);
+    expect(out.runId).toBe(result.tasks.main!.runId);
+  });
+});
+
+describe("the code fingerprint of a project folder", () => {
+  it("is the git tree of a clean checkout, else a digest of the content that skips mlruns and __pycache__", async () => {
+    const repo = join(await tempRoot(), "repo");
+    const dir = join(repo, "project");
+    await mkdir(repo, { recursive: true });
+    await cp(PROJECT, dir, { recursive: true });
+    const git = (...args: string[]) => execFileSync("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", "-C", repo, ...args], { encoding: "utf8" }).trim();
+    const digest = projectFingerprint(dir);
+    expect(digest.code).toMatch(/^sha256:[0-9a-f]{64}$/); // not a git repository yet
+    expect(digest.code).toBe(`sha256:${folderDigest(PROJECT)}`); // content, not location
+
+    git("init", "-q");
+    git("add", ".");
+    git("commit", "-q", "-m", "project");
+    const clean = projectFingerprint(dir);
+    expect(clean.code).toBe(`git-tree:${git("rev-parse", "HEAD:project")}`);
+    expect(clean.gitCommit).toBe(git("rev-parse", "HEAD"));
+
+    // A commit elsewhere in the repository leaves the project's fingerprint alone.
+    await writeFile(join(repo, "other.txt"), "x");
+    git("add", "other.txt");
+    git("commit", "-q", "-m", "other");
+    expect(projectFingerprint(dir).code).toBe(clean.code);
+
+    // Ignored by the digest: mlruns, __pycache__. A changed file is a different digest.
+    await writeFile(join(dir, "step.py"), "print('changed')\n");
+    const dirty = projectFingerprint(dir);
+    expect(dirty.code).toMatch(/^sha256:/);
+    await mkdir(join(dir, "mlruns", "0"), { recursive: true });
+    await writeFile(join(dir, "mlruns", "0", "meta.yaml"), "x");
+    await mkdir(join(dir, "__pycache__"), { recursive: true });
+    await writeFile(join(dir, "__pycache__", "step.cpython-311.pyc"), "x");
+    expect(projectFingerprint(dir).code).toBe(dirty.code);
+    await rm(repo, { recursive: true, force: true });
+  });
+});
+
+let server: MlflowServer | undefined;
+
+describe.skipIf(!hasVenv)("mlflowProject() with an MLflow server: `mlflow run` inside the task's run", () => {
+  beforeAll(async () => {
+    server = await startMlflowServer();
+  }, 180_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("the project's own mlflow calls land in the task's run, with the project tags", async () => {
+    const tracker = MlflowTracker.fromEnv({}, server!.uri);
+    // MLFLOW_EXPERIMENT_NAME in the environment must not clash with `mlflow run --experiment-id`.
+    const log = mlflowProject("log", { uri: PROJECT, entryPoint: "log", python: VENV_PYTHON, env: { MLFLOW_EXPERIMENT_NAME: "elsewhere" } }).output<{ mlflow_run_id: string }>();
+    const f = flow("project-run").build(() => ({ out: log({ alpha: 0.25 }).$out }));
+    const result = await (await f.run(await runOptions({ tracker, cache: false }))).wait();
+    expect(result.error).toBeUndefined();
+    const taskRunId = result.tasks.log!.runId!;
+    const out = (result.outputs as { out: { mlflow_run_id: string; runId: string } }).out;
+    expect(out).toEqual({ mlflow_run_id: taskRunId, runId: taskRunId });
+
+    const run = (await tracker.client.getRun(taskRunId))!;
+    expect(run.params).toMatchObject({ alpha: "0.25", from_project: "yes" });
+    expect(run.metrics.score).toBe(0.5);
+    expect(run.tags).toMatchObject({ "mlflow.source.type": "PROJECT", "mlflow.project.entryPoint": "log", "mlflow.source.name": PROJECT.replace(/\/$/, "") });
+    expect(run.info.status).toBe("FINISHED");
+    // `mlflow run --run-id` created no run of its own: the flow run and the task run only.
+    const runs = await tracker.client.searchRuns({ experimentIds: [run.info.experimentId] });
+    expect(runs.map((r) => r.info.runId).sort()).toEqual([result.runId, taskRunId].sort());
+  }, 120_000);
+
+  it("cli: true starts `python -m mlflow run` itself, in the task's run too", async () => {
+    const tracker = MlflowTracker.fromEnv({}, server!.uri);
+    const main = mlflowProject("main", { uri: PROJECT, python: VENV_PYTHON, cli: true }).output<{ mlflow_run_id: string; epochs: number }>();
+    const f = flow("project-cli").build(() => ({ out: main({ alpha: 1, epochs: 5 }).$out }));
+    const events: string[] = [];
+    const handle = await f.run(await runOptions({ tracker, cache: false }));
+    handle.on((e) => {
+      if (e.type === "log") events.push(e.message);
+    });
+    const result = await handle.wait();
+    expect(result.error).toBeUndefined();
+    const out = (result.outputs as { out: { mlflow_run_id: string; epochs: number; runId: string } }).out;
+    expect(out).toMatchObject({ mlflow_run_id: result.tasks.main!.runId, epochs: 5, runId: result.tasks.main!.runId });
+    expect(events.some((m) => m.includes("=== Running command 'python step.py --alpha 1 --epochs 5 --label plain --data"))).toBe(true);
+  }, 120_000);
+
+  it("a missing parameter creates no run at all", async () => {
+    const tracker = MlflowTracker.fromEnv({}, server!.uri);
+    const before = await tracker.client.searchRuns({ experimentIds: (await tracker.client.searchExperiments()).map((e) => e.experimentId) });
+    const touch = mlflowProject("touch", { uri: PROJECT, entryPoint: "touch" });
+    expect(() => flow("no-run").build(() => ({ out: touch({ count: 1 }).$out }))).toThrow(/required parameter "marker"/);
+    const after = await tracker.client.searchRuns({ experimentIds: (await tracker.client.searchExperiments()).map((e) => e.experimentId) });
+    expect(after.length).toBe(before.length);
+    expect(await tracker.client.getExperimentByName("no-run")).toBeUndefined();
+  });
+});
