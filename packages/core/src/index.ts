@@ -42,7 +42,7 @@ export type {
   ExperimentRecord,
 } from "./tracking/tracker.ts";
 export { NullTracker } from "./tracking/null-tracker.ts";
-export { LocalStore } from "./tracking/local/local-store.ts";
+export { LocalStore, type LocalStoreOptions } from "./tracking/local/local-store.ts";
 export { resolveTracker, type ResolveTrackerOptions } from "./tracking/resolve-tracker.ts";
 // The MLflow tracker is at "@cairn/core/mlflow": loaded only by those who use a server.
 export { trackerComplianceSuite } from "./tracking/tracker-compliance.ts";

@@ -1,7 +1,8 @@
 /**
  * The behaviour every Tracker must show, as a vitest suite. The local store and
  * the MLflow tracker both run it, so switching between them changes nothing a
- * flow can observe.
+ * flow can observe. It uses only the `Tracker` interface and gives every test its
+ * own experiment (random suffix), so it can run against a shared MLflow server.
  *
  * @example
  * trackerComplianceSuite("LocalStore", async () => new LocalStore({ root: await tmp() }));
@@ -11,8 +12,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { TrackingError } from "../errors.ts";
 import type { Tracker } from "./tracker.ts";
 
+/**
+ * Registers `describe(name, …)` with one test per promise of the `Tracker` contract.
+ * `makeTracker` is called once per test.
+ */
 export function trackerComplianceSuite(name: string, makeTracker: () => Promise<Tracker> | Tracker): void {
   const unique = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
   const tmp = () => mkdtemp(join(tmpdir(), "cairn-compliance-"));
@@ -33,6 +39,11 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect(await t.ensureExperiment(unique("other"))).not.toBe(a);
     });
 
+    it("returns undefined for an unknown experiment", async () => {
+      const t = await makeTracker();
+      expect(await t.getExperiment("987654321")).toBeUndefined();
+    });
+
     it("creates a RUNNING run and reads it back", async () => {
       const t = await makeTracker();
       const experimentId = await t.ensureExperiment(unique("runs"));
@@ -44,6 +55,16 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect(run!.tags["cairn.kind"]).toBe("flow");
       expect(run!.endTime).toBeUndefined();
       expect(await t.getRun("0123456789abcdef0123456789abcdef")).toBeUndefined();
+    });
+
+    it("defaults the start time to now", async () => {
+      const t = await makeTracker();
+      const experimentId = await t.ensureExperiment(unique("now"));
+      const before = Date.now();
+      const runId = await t.createRun({ experimentId, name: "r" });
+      const run = (await t.getRun(runId))!;
+      // A server's clock may differ a little from ours.
+      expect(Math.abs(run.startTime - before)).toBeLessThan(60_000);
     });
 
     it("links children to their parent", async () => {
@@ -84,6 +105,54 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
         [1, 0.5],
         [2, 0.2],
       ]);
+      expect(history.map((p) => p.timestamp)).toEqual([1000, 1001, 1002]);
+      expect(history.every((p) => p.key === "loss")).toBe(true);
+      expect(await t.getMetricHistory(runId, "never-logged")).toEqual([]);
+    });
+
+    it("keeps the value at the highest step as a metric's latest, as MLflow does", async () => {
+      const t = await makeTracker();
+      const runId = await t.createRun({ experimentId: await t.ensureExperiment(unique("latest")), name: "r" });
+      await t.logBatch(runId, { metrics: [{ key: "m", value: 5, step: 5, timestamp: 2000 }] });
+      await t.logBatch(runId, { metrics: [{ key: "m", value: 3, step: 3, timestamp: 3000 }] });
+      expect((await t.getRun(runId))!.metrics.m).toBe(5);
+      expect((await t.getMetricHistory(runId, "m")).map((p) => p.step)).toEqual([5, 3]);
+    });
+
+    it("stores NaN and ±Infinity metric values", async () => {
+      const t = await makeTracker();
+      const runId = await t.createRun({ experimentId: await t.ensureExperiment(unique("nan")), name: "r" });
+      await t.logBatch(runId, {
+        metrics: [
+          { key: "odd", value: Number.NaN, step: 0, timestamp: 1 },
+          { key: "big", value: Infinity, step: 0, timestamp: 1 },
+          { key: "small", value: -Infinity, step: 0, timestamp: 1 },
+        ],
+      });
+      const run = (await t.getRun(runId))!;
+      expect(run.metrics.odd).toBeNaN();
+      expect(run.metrics.big).toBe(Infinity);
+      expect(run.metrics.small).toBe(-Infinity);
+      expect((await t.getMetricHistory(runId, "odd"))[0]!.value).toBeNaN();
+      expect((await t.getMetricHistory(runId, "small"))[0]!.value).toBe(-Infinity);
+    });
+
+    it("rejects a metric step that is not an integer >= 0 with a TrackingError", async () => {
+      const t = await makeTracker();
+      const runId = await t.createRun({ experimentId: await t.ensureExperiment(unique("step")), name: "r" });
+      await expect(t.logBatch(runId, { metrics: [{ key: "m", value: 1, step: -1, timestamp: 1 }] })).rejects.toBeInstanceOf(TrackingError);
+      await expect(t.logBatch(runId, { metrics: [{ key: "m", value: 1, step: 1.5, timestamp: 1 }] })).rejects.toBeInstanceOf(TrackingError);
+    });
+
+    it("overwrites a tag set at creation", async () => {
+      const t = await makeTracker();
+      const runId = await t.createRun({ experimentId: await t.ensureExperiment(unique("tag")), name: "r", tags: { "cairn.state": "start" } });
+      await t.logBatch(runId, { tags: { "cairn.state": "done" } });
+      expect((await t.getRun(runId))!.tags["cairn.state"]).toBe("done");
+      await t.flush();
+      // The tracker stays usable after flush.
+      await t.logBatch(runId, { tags: { after: "flush" } });
+      expect((await t.getRun(runId))!.tags.after).toBe("flush");
     });
 
     it("finds runs by dotted tag keys, status, newest first, at most maxResults", async () => {
@@ -101,6 +170,20 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect(finished.map((r) => r.runId)).toEqual([ids[0]]);
       const newest = await t.searchRuns({ experimentIds: [experimentId], maxResults: 2 });
       expect(newest.map((r) => r.runId)).toEqual([ids[2], ids[1]]);
+      const all = await t.searchRuns({ experimentIds: [experimentId] });
+      expect(all.map((r) => r.runId)).toEqual([ids[2], ids[1], ids[0]]);
+      expect(all[2]).toMatchObject({ name: "r0", status: "FINISHED", experimentId });
+      expect(all[1]!.tags["cairn.cache_key"]).toBe("k-1");
+    });
+
+    it("searches only the experiments asked for, and several at once", async () => {
+      const t = await makeTracker();
+      const [e1, e2, e3] = await Promise.all([t.ensureExperiment(unique("s1")), t.ensureExperiment(unique("s2")), t.ensureExperiment(unique("s3"))]);
+      const r1 = await t.createRun({ experimentId: e1, name: "one", startTime: 1_700_000_000_000 });
+      const r2 = await t.createRun({ experimentId: e2, name: "two", startTime: 1_700_000_001_000 });
+      expect((await t.searchRuns({ experimentIds: [e1] })).map((r) => r.runId)).toEqual([r1]);
+      expect((await t.searchRuns({ experimentIds: [e1, e2] })).map((r) => r.runId)).toEqual([r2, r1]);
+      expect(await t.searchRuns({ experimentIds: [e3] })).toEqual([]);
     });
 
     it("ends runs with each final status and an end time", async () => {
@@ -134,11 +217,19 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
         ["outputs", true],
       ]);
       expect(root.find((a) => a.path === "model.bin")!.size).toBe(4);
+      const outputs = await t.listArtifacts(runId, "outputs");
+      expect(outputs.map((a) => [a.path, a.isDir]).sort()).toEqual([
+        ["outputs/copies", true],
+        ["outputs/report", true],
+      ]);
       const nested = await t.listArtifacts(runId, "outputs/report");
       expect(nested.map((a) => [a.path, a.isDir]).sort()).toEqual([
         ["outputs/report/img", true],
         ["outputs/report/index.md", false],
       ]);
+      expect(nested.find((a) => a.path === "outputs/report/index.md")!.size).toBe(4);
+      const deepest = await t.listArtifacts(runId, "outputs/report/img");
+      expect(deepest).toEqual([{ path: "outputs/report/img/plot.svg", isDir: false, size: 6 }]);
 
       const dest = await tmp();
       const file = await t.downloadArtifact(runId, "outputs/copies/model.bin", dest);
@@ -146,6 +237,23 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       const folder = await t.downloadArtifact(runId, "outputs/report", await tmp());
       expect(await readFile(join(folder, "img", "plot.svg"), "utf8")).toBe("<svg/>");
       expect(await readFile(join(folder, "index.md"), "utf8")).toBe("# hi");
+      const top = await t.downloadArtifact(runId, "model.bin", await tmp());
+      expect([...(await readFile(top))]).toEqual([0, 1, 2, 255]);
+    });
+
+    it("round-trips artifact bytes of every value, and rejects a missing artifact with a TrackingError", async () => {
+      const t = await makeTracker();
+      const runId = await t.createRun({ experimentId: await t.ensureExperiment(unique("bytes")), name: "b" });
+      const dir = await tmp();
+      const bytes = Buffer.alloc(300_000);
+      for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) % 256;
+      await writeFile(join(dir, "data.bin"), bytes);
+      await t.logArtifact(runId, join(dir, "data.bin"), "deep/er/path");
+      const listed = await t.listArtifacts(runId, "deep/er/path");
+      expect(listed).toEqual([{ path: "deep/er/path/data.bin", isDir: false, size: bytes.length }]);
+      const back = await t.downloadArtifact(runId, "deep/er/path/data.bin", await tmp());
+      expect((await readFile(back)).equals(bytes)).toBe(true);
+      await expect(t.downloadArtifact(runId, "no/such/file.txt", await tmp())).rejects.toBeInstanceOf(TrackingError);
     });
   });
 }

@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { TrackingError } from "../../errors.ts";
 import { trackerComplianceSuite } from "../tracker-compliance.ts";
 import { LocalStore } from "./local-store.ts";
 
@@ -11,74 +12,211 @@ const tmp = () => mkdtemp(join(tmpdir(), "cairn-local-"));
 trackerComplianceSuite("LocalStore", async () => new LocalStore({ root: await tmp() }));
 
 const repo = resolve(import.meta.dirname, "../../../../..");
+const storeModule = join(repo, "packages/core/src/tracking/local/local-store.ts");
 
-/** A real second process writing runs into the same store. */
-function writer(root: string, experiment: string, runs: number): Promise<number | null> {
+/** Runs `body` in a real second Node process (through tsx), with `store` opened on `root`. */
+function inProcess(root: string, body: string): Promise<{ code: number | null; stderr: string }> {
   const code = `
-    import { LocalStore } from ${JSON.stringify(join(repo, "packages/core/src/tracking/local/local-store.ts"))};
-    const s = new LocalStore({ root: ${JSON.stringify(root)} });
-    const exp = await s.ensureExperiment(${JSON.stringify(experiment)});
-    await Promise.all(Array.from({ length: ${runs} }, async (_, i) => {
-      const id = await s.createRun({ experimentId: exp, name: "r" + i });
-      for (let k = 0; k < 5; k++) await s.logBatch(id, { params: { ["p" + k]: "x".repeat(2000) }, metrics: [{ key: "m", value: k, step: k, timestamp: Date.now() }] });
-      await s.endRun(id, "FINISHED");
-    }));
+    import { LocalStore } from ${JSON.stringify(storeModule)};
+    const store = new LocalStore({ root: ${JSON.stringify(root)} });
+    ${body}
   `;
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: repo, stdio: "inherit" });
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: repo, stdio: ["ignore", "inherit", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     child.on("error", fail);
-    child.on("close", done);
+    child.on("close", (exitCode) => done({ code: exitCode, stderr }));
   });
+}
+
+/** A process that creates `runs` runs in `experiment` at once, each with params, stepped metrics and an artifact. */
+function writer(root: string, experiment: string, runs: number, label: string) {
+  return inProcess(
+    root,
+    `
+    const exp = await store.ensureExperiment(${JSON.stringify(experiment)});
+    const { mkdir, writeFile } = await import("node:fs/promises");
+    await Promise.all(Array.from({ length: ${runs} }, async (_, i) => {
+      const id = await store.createRun({ experimentId: exp, name: "${label}-" + i, tags: { "cairn.writer": "${label}" } });
+      for (let k = 0; k < 5; k++) {
+        await store.logBatch(id, { params: { ["p" + k]: "x".repeat(2000) }, metrics: [{ key: "m", value: k, step: k, timestamp: Date.now() }] });
+      }
+      await mkdir(store.artifactDir(id), { recursive: true });
+      await writeFile(store.artifactDir(id) + "/out.txt", "${label}-" + i);
+      await store.endRun(id, "FINISHED");
+    }));
+  `,
+  );
 }
 
 describe("LocalStore with several processes", () => {
   it("two processes create the same experiment and write runs at once: all runs whole and readable", async () => {
     const root = await tmp();
-    const codes = await Promise.all([writer(root, "shared", 40), writer(root, "shared", 40)]);
-    expect(codes).toEqual([0, 0]);
+    const results = await Promise.all([writer(root, "shared", 60, "a"), writer(root, "shared", 60, "b")]);
+    expect(results).toEqual([
+      { code: 0, stderr: "" },
+      { code: 0, stderr: "" },
+    ]);
     const store = new LocalStore({ root });
-    const [experiment, ...others] = await store.listExperiments();
-    expect(others).toEqual([]);
-    const runs = await store.searchRuns({ experimentIds: [experiment!.experimentId], maxResults: 1000 });
-    expect(runs).toHaveLength(80);
+    const experiments = await store.listExperiments();
+    expect(experiments).toEqual([{ experimentId: await store.ensureExperiment("shared"), name: "shared" }]);
+    const runs = await store.searchRuns({ experimentIds: [experiments[0]!.experimentId], maxResults: 1000 });
+    expect(runs).toHaveLength(120);
+    expect(new Set(runs.map((r) => r.runId)).size).toBe(120);
+    expect(runs.filter((r) => r.tags["cairn.writer"] === "a")).toHaveLength(60);
     for (const run of runs) {
       expect(run.status).toBe("FINISHED");
       expect(Object.keys(run.params)).toHaveLength(5);
+      expect(run.metrics.m).toBe(4);
       expect((await store.getMetricHistory(run.runId, "m")).map((p) => p.step)).toEqual([0, 1, 2, 3, 4]);
+      expect(await readFile(join(store.artifactDir(run.runId), "out.txt"), "utf8")).toBe(run.name);
     }
-    // No temp file is left behind by the atomic writes.
-    for (const run of runs) expect(await readdir(join(root, "runs", run.runId))).not.toContain(expect.stringMatching(/\.tmp$/));
+    // Every index line is whole, and no temp file is left behind by the atomic writes.
+    const index = await readFile(join(root, "experiments", experiments[0]!.experimentId, "runs.jsonl"), "utf8");
+    expect(index.trimEnd().split("\n").map((l) => JSON.parse(l).runId as string).sort()).toEqual(runs.map((r) => r.runId).sort());
+    expect((await readdir(join(root, "runs"))).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    expect((await readdir(join(root, "experiments", experiments[0]!.experimentId))).sort()).toEqual(["meta.json", "runs.jsonl"]);
   });
 
-  it("a reader never sees a half-written run.json while a writer rewrites it", async () => {
+  it("a reader in another process never sees a half-written run file while a writer rewrites it", async () => {
     const root = await tmp();
     const store = new LocalStore({ root });
-    const exp = await store.ensureExperiment("torn");
-    const runId = await store.createRun({ experimentId: exp, name: "big" });
+    const runId = await store.createRun({ experimentId: await store.ensureExperiment("torn"), name: "big" });
     await store.flush();
-    let stop = false;
-    const reads = (async () => {
-      let n = 0;
-      while (!stop) {
-        const text = await readFile(join(root, "runs", runId, "run.json"), "utf8");
-        expect(() => JSON.parse(text)).not.toThrow();
-        n++;
+    const file = join(root, "runs", `${runId}.json`);
+    // The reader runs until the writer leaves a marker file, then reports what it saw.
+    const reader = inProcess(
+      root,
+      `
+      const { readFile, access } = await import("node:fs/promises");
+      let reads = 0, torn = 0;
+      for (;;) {
+        const done = await access(${JSON.stringify(join(root, "done"))}).then(() => true, () => false);
+        try { JSON.parse(await readFile(${JSON.stringify(file)}, "utf8")); reads++; } catch { torn++; }
+        if (done) break;
       }
-      return n;
-    })();
-    for (let i = 0; i < 50; i++) {
-      await store.logBatch(runId, { params: { [`p${i}`]: "y".repeat(5000) } });
-      await store.flush(); // forces a rewrite of run.json each time
+      console.error(JSON.stringify({ reads, torn }));
+    `,
+    );
+    for (let i = 0; i < 100; i++) {
+      await store.logBatch(runId, { params: { [`p${i}`]: "y".repeat(20_000) } });
+      await store.flush(); // rewrites the run file each time
     }
-    stop = true;
-    expect(await reads).toBeGreaterThan(0);
+    await writeFile(join(root, "done"), "");
+    const { code, stderr } = await reader;
+    expect(code).toBe(0);
+    const seen = JSON.parse(stderr) as { reads: number; torn: number };
+    expect(seen.torn).toBe(0);
+    expect(seen.reads).toBeGreaterThan(0);
+    expect(Object.keys((await new LocalStore({ root }).getRun(runId))!.params)).toHaveLength(100);
   });
 
   it("refuses writes to a run another process created, with a clear message", async () => {
     const root = await tmp();
     const a = new LocalStore({ root });
     const runId = await a.createRun({ experimentId: await a.ensureExperiment("x"), name: "r" });
+    await a.flush();
     const b = new LocalStore({ root });
     await expect(b.endRun(runId, "FINISHED")).rejects.toThrow(/was not created by this process/);
+    await expect(b.logBatch(runId, { tags: { a: "b" } })).rejects.toBeInstanceOf(TrackingError);
+    expect((await b.getRun(runId))!.status).toBe("RUNNING");
   });
 });
+
+describe("LocalStore", () => {
+  it("keeps the layout: experiments with meta and index, run files, artifact folders", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    expect(store.kind).toBe("local");
+    expect(store.uri).toBe(resolve(root));
+    const experimentId = await store.ensureExperiment("layout");
+    expect(experimentId).toMatch(/^[0-9a-f]{16}$/);
+    const runId = await store.createRun({ experimentId, name: "r" });
+    await store.logBatch(runId, { metrics: [{ key: "m", value: 1, step: 0, timestamp: 1 }] });
+    await store.logArtifact(runId, await file("hello"), "out");
+    await store.endRun(runId, "FINISHED");
+    expect(store.artifactDir(runId)).toBe(join(resolve(root), "artifacts", runId));
+    expect(JSON.parse(await readFile(join(root, "experiments", experimentId, "meta.json"), "utf8"))).toMatchObject({ experimentId, name: "layout" });
+    expect((await readdir(join(root, "runs"))).sort()).toEqual([`${runId}.json`, `${runId}.metrics.jsonl`]);
+    expect(await readdir(join(root, "artifacts", runId, "out"))).toEqual(["hello.txt"]);
+  });
+
+  it("writes a run file once for a run that ends quickly, and keeps finished runs out of memory", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("quick");
+    const runId = await store.createRun({ experimentId, name: "r" });
+    await store.logBatch(runId, { params: { a: "1" } });
+    // Not on disk yet: another process does not see the run until it ends or a second passes.
+    expect(await new LocalStore({ root }).getRun(runId)).toBeUndefined();
+    await store.endRun(runId, "FINISHED");
+    expect(await new LocalStore({ root }).getRun(runId)).toMatchObject({ status: "FINISHED", params: { a: "1" } });
+    expect((store as unknown as { owned: Map<string, unknown> }).owned.size).toBe(0);
+  });
+
+  it("lets the creating store write to a run after it ended (a log after endRun)", async () => {
+    const store = new LocalStore({ root: await tmp() });
+    const runId = await store.createRun({ experimentId: await store.ensureExperiment("late"), name: "r" });
+    await store.endRun(runId, "FAILED");
+    await store.logBatch(runId, { tags: { late: "yes" } });
+    await store.endRun(runId, "KILLED", 5);
+    expect(await store.getRun(runId)).toMatchObject({ status: "KILLED", endTime: 5, tags: { late: "yes" } });
+  });
+
+  it("refuses to change a param, as MLflow does; the same value again is fine", async () => {
+    const store = new LocalStore({ root: await tmp() });
+    const runId = await store.createRun({ experimentId: await store.ensureExperiment("params"), name: "r" });
+    await store.logBatch(runId, { params: { lr: "0.1" } });
+    await store.logBatch(runId, { params: { lr: "0.1" } });
+    await expect(store.logBatch(runId, { params: { lr: "0.2" }, tags: { t: "1" } })).rejects.toThrow(/write-once/);
+    expect((await store.getRun(runId))!.tags.t).toBeUndefined(); // a rejected batch changes nothing
+  });
+
+  it("rejects unknown experiments, bad ids and artifact paths leaving the run, with TrackingErrors", async () => {
+    const store = new LocalStore({ root: await tmp() });
+    await expect(store.createRun({ experimentId: "0123456789abcdef", name: "r" })).rejects.toThrow(/no experiment 0123456789abcdef/);
+    await expect(store.createRun({ experimentId: "../../etc", name: "r" })).rejects.toBeInstanceOf(TrackingError);
+    await expect(store.ensureExperiment("")).rejects.toBeInstanceOf(TrackingError);
+    expect(() => store.artifactDir("../x")).toThrow(TrackingError);
+    const runId = await store.createRun({ experimentId: await store.ensureExperiment("bad"), name: "r" });
+    await expect(store.logArtifact(runId, await file("a"), "../outside")).rejects.toThrow(/no "\.\."/);
+    await expect(store.downloadArtifact(runId, "../../runs", await tmp())).rejects.toBeInstanceOf(TrackingError);
+    await expect(store.logArtifact(runId, "/no/such/file")).rejects.toBeInstanceOf(TrackingError);
+    expect(await store.getRun("../../etc/passwd")).toBeUndefined();
+  });
+
+  it("does not copy a file the task already wrote into the artifact folder", async () => {
+    const store = new LocalStore({ root: await tmp() });
+    const runId = await store.createRun({ experimentId: await store.ensureExperiment("inplace"), name: "r" });
+    await mkdir(join(store.artifactDir(runId), "out"), { recursive: true });
+    await writeFile(join(store.artifactDir(runId), "out", "x.json"), "{}");
+    await store.logArtifact(runId, join(store.artifactDir(runId), "out", "x.json"), "out");
+    expect(await store.listArtifacts(runId, "out")).toEqual([{ path: "out/x.json", isDir: false, size: 2 }]);
+  });
+
+  it("writes runs still RUNNING to disk within a second, so other processes see them", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("live");
+    const runId = await store.createRun({ experimentId, name: "long" });
+    await new Promise((r) => setTimeout(r, 1300));
+    const other = new LocalStore({ root });
+    expect(await other.getRun(runId)).toMatchObject({ status: "RUNNING", name: "long" });
+    expect((await other.searchRuns({ experimentIds: [experimentId] })).map((r) => r.runId)).toEqual([runId]);
+  });
+
+  it("lists experiments by name", async () => {
+    const store = new LocalStore({ root: await tmp() });
+    expect(await store.listExperiments()).toEqual([]);
+    await store.ensureExperiment("b");
+    await store.ensureExperiment("a");
+    expect((await store.listExperiments()).map((e) => e.name)).toEqual(["a", "b"]);
+  });
+});
+
+async function file(name: string): Promise<string> {
+  const path = join(await tmp(), `${name}.txt`);
+  await writeFile(path, name);
+  return path;
+}

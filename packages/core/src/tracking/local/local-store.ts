@@ -1,5 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
-import { appendFile, cp, mkdir, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, copyFile, cp, link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { TrackingError } from "../../errors.ts";
 import type {
@@ -13,8 +15,15 @@ import type {
   RunStatus,
   Tracker,
 } from "../tracker.ts";
+import { JsonlAppender } from "./jsonl-appender.ts";
 
-/** One line of an experiment's run index. */
+/** Options of {@link LocalStore}. */
+export interface LocalStoreOptions {
+  /** The store's folder, usually `.cairn`; created when missing. */
+  root: string;
+}
+
+/** One line of an experiment's `runs.jsonl`. */
 interface IndexLine {
   runId: string;
   name: string;
@@ -22,236 +31,434 @@ interface IndexLine {
   parentRunId?: string;
 }
 
-/** What a run's `run.json` holds. */
-type RunFile = RunRecord;
+/** The latest point of one metric, by MLflow's order: highest step, then timestamp, then value. */
+interface LatestMetric {
+  value: number;
+  step: number;
+  timestamp: number;
+}
+
+/** A run as this process holds it. */
+interface RunState {
+  runId: string;
+  experimentId: string;
+  name: string;
+  status: RunStatus;
+  startTime: number;
+  endTime?: number;
+  params: Record<string, string>;
+  tags: Record<string, string>;
+  metrics: Record<string, LatestMetric>;
+}
+
+/** What `runs/<runId>.json` holds: the run, and which store instance may write it. */
+interface RunFile extends Omit<RunState, "metrics"> {
+  /** NaN and ±Infinity, which JSON cannot carry, are the strings "NaN", "Infinity", "-Infinity". */
+  metrics: Record<string, { value: number | string; step: number; timestamp: number }>;
+  /** The store instance that created the run; only it writes the run. */
+  writer: string;
+}
+
+/** A run this store instance created and has not let go of. */
+interface OwnedRun {
+  state: RunState;
+  /** Pending deferred write of the run file. */
+  timer?: NodeJS.Timeout;
+  /** The write of the run file in flight. */
+  writing?: Promise<void>;
+  /** Something changed while a write was in flight: write once more. */
+  again: boolean;
+  /** The last write failed; flush tries again. */
+  failed?: boolean;
+  /** Artifact folders known to exist, so that a second artifact costs no mkdir. */
+  folders?: Set<string>;
+}
+
+type FinalStatus = Exclude<RunStatus, "RUNNING" | "SCHEDULED">;
+
+const RUN_ID = /^[0-9a-f]{32}$/;
+const EXPERIMENT_ID = /^[0-9a-f]{16}$/;
+/** How long a run's changes may stay in memory only; endRun and flush write at once. */
+const PERSIST_DELAY_MS = 1000;
+/** Run files read at once by searchRuns. */
+const READ_CONCURRENCY = 64;
 
 let tmpCounter = 0;
 
 /**
- * The embedded tracker: MLflow's concepts in a folder (`.cairn/` by default), so that
- * moving to a server is one environment variable. Layout:
+ * The embedded tracker: MLflow's concepts in a folder (`.cairn/` by default), so
+ * that moving to a server is one environment variable. Layout:
  *
  * ```
- * experiments/<id>/meta.json     name; the id is derived from the name, so racing creators agree
- * experiments/<id>/runs.jsonl    append-only index, one short line per run
- * runs/<runId>/run.json          info, params, tags, latest metrics (written whole: temp file + rename)
- * runs/<runId>/metrics.jsonl     every metric point, appended
- * runs/<runId>/artifacts/        the run's artifacts; tasks write here directly
+ * experiments/<id>/meta.json    { experimentId, name, creationTime }; id = sha256(name), so racing creators agree
+ * experiments/<id>/runs.jsonl   append-only index, one short line per run
+ * runs/<runId>.json            info, params, tags, latest metrics (replaced whole: temp file + rename)
+ * runs/<runId>.metrics.jsonl    every metric point, appended
+ * artifacts/<runId>/            the run's artifacts; tasks may write here directly (artifactDir)
  * ```
  *
- * Safe with several processes: each run is written only by the process that made
- * it, `run.json` is replaced atomically so a reader never sees half of it, and
- * index lines are single small appends.
+ * Run files sit side by side rather than in a folder per run: creating files and
+ * folders is most of the store's cost, and a task then costs one file (its run
+ * file) plus its artifact folder.
+ *
+ * Safe with several processes: a run is written only by the store instance that
+ * created it, its run file is replaced atomically so a reader never sees half of it,
+ * and index lines are single small `O_APPEND` writes.
+ *
+ * For speed, runs this instance created live in memory until they end, and
+ * its run file is written when the run ends, on `flush()`, or at most a second
+ * after a change; another process sees a run once that file exists.
+ *
+ * @example
+ * const store = new LocalStore({ root: ".cairn" });
+ * const runId = await store.createRun({ experimentId: await store.ensureExperiment("etl"), name: "load" });
+ * await store.logBatch(runId, { params: { rows: "500" } });
+ * await store.endRun(runId, "FINISHED");
  */
 export class LocalStore implements Tracker {
   readonly kind = "local";
   /** Absolute path of the store's folder. */
   readonly uri: string;
-  /** Runs this process created: their state stays in memory, so writes never read first. */
-  private readonly owned = new Map<string, { file: RunFile; writing?: Promise<void>; again: boolean; timer?: NodeJS.Timeout }>();
+  /** Names this instance in the runs it writes. */
+  private readonly writer = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private readonly owned = new Map<string, OwnedRun>();
+  /** Runs being read back from disk to be written again (a log after endRun). */
+  private readonly adopting = new Map<string, Promise<OwnedRun>>();
   private readonly knownExperiments = new Set<string>();
+  private readonly appender = new JsonlAppender();
 
-  constructor(options: { root: string }) {
+  constructor(options: LocalStoreOptions) {
+    if (typeof options?.root !== "string" || options.root === "") {
+      throw new TrackingError(`LocalStore expects \`root\` to be a folder path, got ${show(options?.root)}.`);
+    }
     this.uri = resolve(options.root);
   }
 
-  /** The run's artifact folder; the engine lets tasks write into it directly. */
+  /** The run's artifact folder; the engine lets tasks write into it directly instead of copying. */
   artifactDir(runId: string): string {
-    return join(this.uri, "runs", runId, "artifacts");
+    return join(this.uri, "artifacts", checkRunId(runId, "artifactDir"));
   }
 
   async ping(): Promise<void> {
     try {
       await mkdir(this.uri, { recursive: true });
+      await access(this.uri, constants.W_OK);
     } catch (error) {
       throw new TrackingError(
-        `Cannot use ${this.uri} as Cairn's local store: ${(error as Error).message}. Pass a writable folder with --root or run({ root }).`,
+        `Cannot use ${this.uri} as Cairn's local store: ${(error as Error).message}. ` +
+          `Point it at a writable folder (the \`root\` option), or set MLFLOW_TRACKING_URI to use an MLflow server.`,
         { cause: error },
       );
     }
   }
 
   async ensureExperiment(name: string): Promise<string> {
+    if (typeof name !== "string" || name.trim() === "") {
+      throw new TrackingError(`LocalStore.ensureExperiment expects a non-empty experiment name, got ${show(name)}.`);
+    }
     const experimentId = createHash("sha256").update(name).digest("hex").slice(0, 16);
     if (this.knownExperiments.has(experimentId)) return experimentId;
     const dir = join(this.uri, "experiments", experimentId);
-    await mkdir(dir, { recursive: true });
+    const meta = join(dir, "meta.json");
     try {
-      await writeFile(join(dir, "meta.json"), JSON.stringify({ experimentId, name, creationTime: Date.now() }), { flag: "wx" });
+      await mkdir(dir, { recursive: true });
+      // meta.json appears whole or not at all: written aside, then linked in place. When
+      // another process won the race, link fails with EEXIST and its file (same name) stands.
+      const tmp = join(dir, `meta.json.${process.pid}.${tmpCounter++}.tmp`);
+      await writeFile(tmp, JSON.stringify({ experimentId, name, creationTime: Date.now() }));
+      try {
+        await link(tmp, meta);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        // Some file systems have no hard links; rename is atomic too and the content is the same but for the time.
+        if (code !== "EEXIST") await rename(tmp, meta);
+      } finally {
+        await unlink(tmp).catch(() => {});
+      }
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      throw new TrackingError(`Cannot create experiment "${name}" in ${this.uri}: ${(error as Error).message}.`, { cause: error });
     }
     this.knownExperiments.add(experimentId);
     return experimentId;
   }
 
   async getExperiment(experimentId: string): Promise<ExperimentRecord | undefined> {
+    if (!EXPERIMENT_ID.test(experimentId)) return undefined;
     const meta = await readJson<ExperimentRecord>(join(this.uri, "experiments", experimentId, "meta.json"));
     return meta && { experimentId: meta.experimentId, name: meta.name };
   }
 
+  /** Every experiment in the store, by name. */
   async listExperiments(): Promise<ExperimentRecord[]> {
     const ids = await readdir(join(this.uri, "experiments")).catch(() => [] as string[]);
     const all = await Promise.all(ids.map((id) => this.getExperiment(id)));
-    return all.filter((e): e is ExperimentRecord => e !== undefined);
+    return all.filter((e): e is ExperimentRecord => e !== undefined).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   async createRun(options: CreateRunOptions): Promise<string> {
+    const { experimentId, name, parentRunId } = options;
+    if (typeof experimentId !== "string" || !EXPERIMENT_ID.test(experimentId)) {
+      throw new TrackingError(`LocalStore.createRun: ${show(experimentId)} is not an experiment id of the local store; get one from ensureExperiment().`);
+    }
+    if (typeof name !== "string") throw new TrackingError(`LocalStore.createRun expects \`name\` to be a string, got ${show(name)}.`);
     const runId = randomUUID().replaceAll("-", "");
     const startTime = options.startTime ?? Date.now();
-    const tags: Record<string, string> = { "mlflow.runName": options.name, ...options.tags };
-    if (options.parentRunId) tags["mlflow.parentRunId"] = options.parentRunId;
-    const file: RunFile = {
-      runId,
-      experimentId: options.experimentId,
-      name: options.name,
-      status: "RUNNING",
-      startTime,
-      ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
-      params: {},
-      metrics: {},
-      tags,
-    };
-    await mkdir(join(this.uri, "runs", runId), { recursive: true });
-    this.owned.set(runId, { file, again: false });
-    const line: IndexLine = { runId, name: options.name, startTime, ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}) };
-    await appendFile(join(this.uri, "experiments", options.experimentId, "runs.jsonl"), `${JSON.stringify(line)}\n`);
-    // run.json is first written within a second, or at endRun: a task that ends sooner (and every
-    // cache hit) costs one write. Until then other processes see the run in the index only.
-    this.persistSoon(runId);
+    const tags: Record<string, string> = { "mlflow.runName": name };
+    const given = options.tags ?? {};
+    for (const key in given) tags[key] = String(given[key]);
+    if (parentRunId !== undefined) tags["mlflow.parentRunId"] = parentRunId;
+    const state: RunState = { runId, experimentId, name, status: "RUNNING", startTime, params: {}, tags, metrics: {} };
+    const owned: OwnedRun = { state, again: false };
+    this.owned.set(runId, owned);
+    const line: IndexLine = parentRunId === undefined ? { runId, name, startTime } : { runId, name, startTime, parentRunId };
+    try {
+      await this.appender.append(join(this.uri, "experiments", experimentId, "runs.jsonl"), `${JSON.stringify(line)}\n`, { keepOpen: true });
+    } catch (error) {
+      this.owned.delete(runId);
+      const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+      throw new TrackingError(
+        missing
+          ? `LocalStore.createRun: there is no experiment ${experimentId} in ${this.uri}; get an id from ensureExperiment().`
+          : `LocalStore.createRun: cannot record run "${name}" in ${this.uri}: ${(error as Error).message}.`,
+        { cause: error },
+      );
+    }
+    // A run that ends within the delay (most tasks, every cache hit) costs one write of its run file.
+    this.persistSoon(owned);
     return runId;
   }
 
   async logBatch(runId: string, batch: LogBatch): Promise<void> {
-    const run = this.own(runId, "logBatch");
-    Object.assign(run.params, batch.params);
-    Object.assign(run.tags, batch.tags);
-    const metrics = batch.metrics ?? [];
-    for (const m of metrics) run.metrics[m.key] = m.value;
-    // run.json is rewritten at endRun, at flush, or within a second: a task's params and
-    // end then cost one write, not two. Metric points are appended now.
-    this.persistSoon(runId);
-    if (metrics.length) {
-      const lines = metrics.map((m) => JSON.stringify({ key: m.key, value: m.value, step: m.step, timestamp: m.timestamp })).join("\n");
-      await appendFile(join(this.uri, "runs", runId, "metrics.jsonl"), `${lines}\n`);
+    const owned = this.owned.get(runId) ?? (await this.adopt(runId, "logBatch"));
+    const { state } = owned;
+    const params = batch.params ?? {};
+    // Checked before anything is applied, so a rejected batch changes nothing.
+    for (const key in params) {
+      const value = String(params[key]);
+      const before = state.params[key];
+      if (before !== undefined && before !== value) {
+        throw new TrackingError(
+          `LocalStore.logBatch: param "${key}" of run ${runId} is already "${before}"; params are write-once, as in MLflow, ` +
+            `so it cannot become "${value}". Log the new value under another key, or as a tag or metric.`,
+        );
+      }
+    }
+    const points: (LatestMetric & { key: string })[] = [];
+    let lines = "";
+    for (const m of batch.metrics ?? []) {
+      const { key, value, step = 0, timestamp = Date.now() } = m;
+      if (typeof key !== "string" || key === "") throw new TrackingError(`LocalStore.logBatch: a metric key must be a non-empty string, got ${show(key)}.`);
+      if (typeof value !== "number") throw new TrackingError(`LocalStore.logBatch: metric "${key}" has value ${show(value)}; expected a number.`);
+      if (!Number.isInteger(step) || step < 0) throw new TrackingError(`LocalStore.logBatch: metric "${key}" has step ${show(step)}; expected an integer >= 0.`);
+      if (!Number.isFinite(timestamp)) throw new TrackingError(`LocalStore.logBatch: metric "${key}" has timestamp ${show(timestamp)}; expected milliseconds since the epoch.`);
+      points.push({ key, value, step, timestamp });
+      lines += `${JSON.stringify({ key, value: encodeNumber(value), step, timestamp })}\n`;
+    }
+    for (const key in params) state.params[key] = String(params[key]);
+    const tags = batch.tags ?? {};
+    for (const key in tags) state.tags[key] = String(tags[key]);
+    for (const { key, ...point } of points) {
+      const latest = state.metrics[key];
+      if (!latest || isLater(point, latest)) state.metrics[key] = point;
+    }
+    // The run file is rewritten at endRun, flush, or within the delay: a task's params and its end cost one write.
+    this.persistSoon(owned);
+    if (lines) {
+      try {
+        await this.appender.append(this.runPath(runId, ".metrics.jsonl"), lines, { onMissingFolder: () => mkdir(join(this.uri, "runs"), { recursive: true }) });
+      } catch (error) {
+        throw new TrackingError(`LocalStore.logBatch: cannot append metrics of run ${runId}: ${(error as Error).message}.`, { cause: error });
+      }
     }
   }
 
   async logArtifact(runId: string, localPath: string, artifactPath?: string): Promise<void> {
-    const destDir = artifactPath ? join(this.artifactDir(runId), ...artifactPath.split("/")) : this.artifactDir(runId);
+    checkRunId(runId, "logArtifact");
+    if (!this.owned.has(runId) && !(await this.getRun(runId))) {
+      throw new TrackingError(`LocalStore.logArtifact: there is no run ${runId} in ${this.uri}.`);
+    }
+    const folder = artifactPath === undefined ? [] : artifactSegments(artifactPath, "logArtifact");
+    const destDir = join(this.artifactDir(runId), ...folder);
     const dest = join(destDir, basename(localPath));
     if (resolve(localPath) === dest) return; // written in place already
-    await mkdir(destDir, { recursive: true });
-    await cp(localPath, dest, { recursive: true });
+    const info = await stat(localPath).catch((error: unknown) => {
+      throw new TrackingError(`LocalStore.logArtifact: cannot read "${localPath}" for run ${runId}: ${(error as Error).message}.`, { cause: error });
+    });
+    try {
+      if (info.isDirectory()) {
+        await mkdir(destDir, { recursive: true });
+        await cp(localPath, dest, { recursive: true });
+      } else {
+        const owned = this.owned.get(runId);
+        if (!owned?.folders?.has(destDir)) {
+          await mkdir(destDir, { recursive: true });
+          if (owned) (owned.folders ??= new Set()).add(destDir);
+        }
+        await copyFile(localPath, dest);
+      }
+    } catch (error) {
+      throw new TrackingError(`LocalStore.logArtifact: cannot copy "${localPath}" into run ${runId}: ${(error as Error).message}.`, { cause: error });
+    }
   }
 
-  async endRun(runId: string, status: Exclude<RunStatus, "RUNNING" | "SCHEDULED">, endTime = Date.now()): Promise<void> {
-    const run = this.own(runId, "endRun");
-    run.status = status;
-    run.endTime = endTime;
-    await this.persist(runId);
-    // A finished run is not written again; readers get it from disk, and memory stays flat.
-    if (!this.owned.get(runId)?.writing) this.owned.delete(runId);
+  async endRun(runId: string, status: FinalStatus, endTime = Date.now()): Promise<void> {
+    if (status !== "FINISHED" && status !== "FAILED" && status !== "KILLED") {
+      throw new TrackingError(`LocalStore.endRun expects status FINISHED, FAILED or KILLED, got ${show(status)}.`);
+    }
+    const owned = this.owned.get(runId) ?? (await this.adopt(runId, "endRun"));
+    owned.state.status = status;
+    owned.state.endTime = endTime;
+    await this.persist(owned);
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
     const owned = this.owned.get(runId);
-    if (owned) return structuredClone(owned.file);
-    if (!/^[0-9a-f]{32}$/.test(runId)) return undefined;
-    return readJson<RunFile>(join(this.uri, "runs", runId, "run.json"));
+    if (owned) return toRecord(owned.state);
+    if (typeof runId !== "string" || !RUN_ID.test(runId)) return undefined;
+    const file = await this.readRunFile(runId);
+    return file && toRecord(file);
   }
 
   async searchRuns(filter: RunFilter): Promise<RunRecord[]> {
-    const lines: IndexLine[] = [];
+    const max = filter.maxResults ?? 100;
+    const candidates: { line: IndexLine; order: number }[] = [];
+    const seen = new Set<string>();
     for (const experimentId of filter.experimentIds) {
-      const text = await readFile(join(this.uri, "experiments", experimentId, "runs.jsonl"), "utf8").catch(() => "");
+      if (!EXPERIMENT_ID.test(experimentId)) continue;
+      const path = join(this.uri, "experiments", experimentId, "runs.jsonl");
+      await this.appender.settled(path);
+      const text = await readFile(path, "utf8").catch(() => "");
       for (const raw of text.split("\n")) {
-        if (!raw) continue;
-        try {
-          lines.push(JSON.parse(raw) as IndexLine);
-        } catch {
-          // A line cut by a crash mid-append names no complete run; skip it.
-        }
+        const line = parseLine<IndexLine>(raw);
+        if (!line || seen.has(line.runId)) continue;
+        seen.add(line.runId);
+        if (filter.parentRunId !== undefined && line.parentRunId !== filter.parentRunId) continue;
+        if (filter.topLevelOnly && line.parentRunId !== undefined) continue;
+        candidates.push({ line, order: candidates.length });
       }
     }
-    const candidates = lines
-      .filter((l) => (filter.parentRunId ? l.parentRunId === filter.parentRunId : true) && (filter.topLevelOnly ? !l.parentRunId : true))
-      .sort((a, b) => b.startTime - a.startTime);
-    const max = filter.maxResults ?? 100;
+    // Newest first; runs started in the same millisecond in reverse order of creation.
+    candidates.sort((a, b) => b.line.startTime - a.line.startTime || b.order - a.order);
+    const narrowing = filter.status !== undefined || (filter.tags !== undefined && Object.keys(filter.tags).length > 0);
     const out: RunRecord[] = [];
-    for (const line of candidates) {
-      if (out.length >= max) break;
-      const run = await this.getRun(line.runId);
-      if (!run) continue;
-      if (filter.status && run.status !== filter.status) continue;
-      if (filter.tags && !Object.entries(filter.tags).every(([k, v]) => run.tags[k] === v)) continue;
-      out.push(run);
+    for (let i = 0; i < candidates.length && out.length < max; ) {
+      // Without a status or tag condition every readable run counts, so read no more than needed.
+      const size = narrowing ? READ_CONCURRENCY : Math.min(READ_CONCURRENCY, max - out.length);
+      // A damaged run file hides that run only, not the whole listing.
+      const runs = await Promise.all(candidates.slice(i, i + size).map((c) => this.getRun(c.line.runId).catch(() => undefined)));
+      i += size;
+      for (const run of runs) {
+        if (!run || !matches(run, filter)) continue;
+        out.push(run);
+        if (out.length >= max) break;
+      }
     }
     return out;
   }
 
   async getMetricHistory(runId: string, key: string): Promise<MetricPoint[]> {
-    const text = await readFile(join(this.uri, "runs", runId, "metrics.jsonl"), "utf8").catch(() => "");
+    if (typeof runId !== "string" || !RUN_ID.test(runId)) return [];
+    const path = this.runPath(runId, ".metrics.jsonl");
+    await this.appender.settled(path);
+    const text = await readFile(path, "utf8").catch(() => "");
     const points: MetricPoint[] = [];
     for (const raw of text.split("\n")) {
-      if (!raw) continue;
-      try {
-        const p = JSON.parse(raw) as MetricPoint;
-        if (p.key === key) points.push(p);
-      } catch {
-        // A line cut by a crash mid-append; the points before it stand.
-      }
+      const p = parseLine<{ key: string; value: number | string; step: number; timestamp: number }>(raw);
+      if (p?.key === key) points.push({ key, value: decodeNumber(p.value), step: p.step, timestamp: p.timestamp });
     }
     return points;
   }
 
-  async listArtifacts(runId: string, path = ""): Promise<ArtifactInfo[]> {
-    const dir = join(this.artifactDir(runId), ...path.split("/").filter(Boolean));
+  async listArtifacts(runId: string, path?: string): Promise<ArtifactInfo[]> {
+    const segments = path === undefined ? [] : artifactSegments(path, "listArtifacts");
+    const dir = join(this.artifactDir(runId), ...segments);
+    const prefix = segments.length ? `${segments.join("/")}/` : "";
     const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-    return Promise.all(
-      entries.map(async (e) => {
-        const rel = path ? `${path.replace(/\/+$/, "")}/${e.name}` : e.name;
+    const listed = await Promise.all(
+      entries.map(async (e): Promise<ArtifactInfo | undefined> => {
+        const rel = prefix + e.name;
         if (e.isDirectory()) return { path: rel, isDir: true };
-        return { path: rel, isDir: false, size: (await stat(join(dir, e.name))).size };
+        const info = await stat(join(dir, e.name)).catch(() => undefined);
+        if (!info) return undefined; // removed meanwhile
+        return info.isDirectory() ? { path: rel, isDir: true } : { path: rel, isDir: false, size: info.size };
       }),
     );
+    return listed.filter((a): a is ArtifactInfo => a !== undefined).sort((a, b) => (a.path < b.path ? -1 : 1));
   }
 
   async downloadArtifact(runId: string, path: string, destDir: string): Promise<string> {
-    const source = join(this.artifactDir(runId), ...path.split("/").filter(Boolean));
-    const dest = join(destDir, basename(source));
+    const segments = artifactSegments(path, "downloadArtifact");
+    const source = join(this.artifactDir(runId), ...segments);
+    const dest = join(destDir, segments.at(-1) ?? "artifacts");
+    const info = await stat(source).catch(() => undefined);
+    if (!info) throw new TrackingError(`Run ${runId} has no artifact "${path}" in ${this.uri}; listArtifacts() shows what it has.`);
     try {
-      await cp(source, dest, { recursive: true });
+      if (info.isDirectory()) {
+        await cp(source, dest, { recursive: true });
+      } else {
+        await mkdir(destDir, { recursive: true });
+        await copyFile(source, dest);
+      }
     } catch (error) {
-      throw new TrackingError(`Run ${runId} has no artifact "${path}" in ${this.uri}.`, { cause: error });
+      throw new TrackingError(`Cannot copy artifact "${path}" of run ${runId} to ${destDir}: ${(error as Error).message}.`, { cause: error });
     }
     return dest;
   }
 
   async flush(): Promise<void> {
-    await Promise.all([...this.owned].map(([runId, o]) => (o.timer ? this.persist(runId) : o.writing)));
+    const writes = [...this.owned.values()].map((o) => (o.timer || o.failed ? this.persist(o) : o.writing));
+    const results = await Promise.allSettled([...writes, this.appender.close()]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
   }
 
-  private own(runId: string, method: string): RunFile {
-    const owned = this.owned.get(runId);
-    if (!owned) {
-      throw new TrackingError(
-        `LocalStore.${method}: run ${runId} was not created by this process; the local store lets only a run's creator write to it.`,
-      );
+  // ------------------------------------------------------------ internals
+
+  /** `runs/<runId><suffix>`. */
+  private runPath(runId: string, suffix: ".json" | ".metrics.jsonl"): string {
+    return join(this.uri, "runs", runId + suffix);
+  }
+
+  /** Takes back a run this instance created and already let go of (a log after endRun); refuses other runs. */
+  private adopt(runId: string, method: string): Promise<OwnedRun> {
+    let adopting = this.adopting.get(runId);
+    if (!adopting) {
+      adopting = (async () => {
+        const file = RUN_ID.test(runId) ? await this.readRunFile(runId) : undefined;
+        const again = this.owned.get(runId);
+        if (again) return again;
+        if (!file) {
+          throw new TrackingError(
+            `LocalStore.${method}: this store has no run ${show(runId)} in ${this.uri}. Only the process that created a run ` +
+              `writes to it; create runs with createRun() on the same LocalStore.`,
+          );
+        }
+        if (file.writer !== this.writer) {
+          throw new TrackingError(
+            `LocalStore.${method}: run ${runId} was not created by this process (it was by ${file.writer}); ` +
+              `the local store lets only a run's creator write to it, so that two processes never overwrite each other.`,
+          );
+        }
+        const owned: OwnedRun = { state: file, again: false };
+        this.owned.set(runId, owned);
+        return owned;
+      })().finally(() => this.adopting.delete(runId));
+      this.adopting.set(runId, adopting);
     }
-    return owned.file;
+    return adopting;
   }
 
-  private persistSoon(runId: string): void {
-    const owned = this.owned.get(runId)!;
+  private persistSoon(owned: OwnedRun): void {
     if (owned.timer) return;
-    owned.timer = setTimeout(() => void this.persist(runId).catch(() => {}), 1000);
+    owned.timer = setTimeout(() => void this.persist(owned).catch(() => {}), PERSIST_DELAY_MS);
     owned.timer.unref();
   }
 
-  /** Writes run.json atomically; writes asked for while one is in flight are folded into one more. */
-  private persist(runId: string): Promise<void> {
-    const owned = this.owned.get(runId)!;
+  /**
+   * Writes the run file atomically. Writes asked for while one is in flight fold into one
+   * more. An ended run leaves memory once written; readers then get it from disk.
+   */
+  private persist(owned: OwnedRun): Promise<void> {
     if (owned.timer) {
       clearTimeout(owned.timer);
       owned.timer = undefined;
@@ -260,29 +467,153 @@ export class LocalStore implements Tracker {
       owned.again = true;
       return owned.writing;
     }
-    const dir = join(this.uri, "runs", runId);
+    owned.failed = false;
     const write = async (): Promise<void> => {
       try {
         do {
           owned.again = false;
-          const tmp = join(dir, `run.json.${process.pid}.${tmpCounter++}.tmp`);
-          await writeFile(tmp, JSON.stringify(owned.file));
-          await rename(tmp, join(dir, "run.json"));
+          await this.writeRunFile(owned.state);
         } while (owned.again);
       } finally {
-        // Cleared in the same step as the last check, so no request can slip between them.
+        // In the same step as the last check, so no request can slip between them.
         owned.writing = undefined;
       }
+      const { runId, status } = owned.state;
+      if (status !== "RUNNING" && status !== "SCHEDULED" && !owned.timer && this.owned.get(runId) === owned) this.owned.delete(runId);
     };
-    owned.writing = write();
+    owned.writing = write().catch((error: unknown) => {
+      owned.failed = true;
+      throw new TrackingError(`LocalStore: cannot write run ${owned.state.runId} to ${this.uri}: ${(error as Error).message}.`, { cause: error });
+    });
     return owned.writing;
+  }
+
+  private async writeRunFile(state: RunState): Promise<void> {
+    const path = this.runPath(state.runId, ".json");
+    const metrics: RunFile["metrics"] = {};
+    for (const key in state.metrics) {
+      const m = state.metrics[key]!;
+      metrics[key] = { value: encodeNumber(m.value), step: m.step, timestamp: m.timestamp };
+    }
+    const text = JSON.stringify({ ...state, metrics, writer: this.writer } satisfies RunFile);
+    const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`;
+    try {
+      await writeFile(tmp, text);
+    } catch (error) {
+      // runs/ is made by the first write to it.
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      await mkdir(join(this.uri, "runs"), { recursive: true });
+      await writeFile(tmp, text);
+    }
+    try {
+      await rename(tmp, path);
+    } catch (error) {
+      await unlink(tmp).catch(() => {});
+      throw error;
+    }
+  }
+
+  /** The run file as a RunState plus its writer, or undefined when there is none (yet). */
+  private async readRunFile(runId: string): Promise<(RunState & { writer: string }) | undefined> {
+    const file = await readJson<RunFile>(this.runPath(runId, ".json"));
+    if (!file) return undefined;
+    const metrics: Record<string, LatestMetric> = {};
+    for (const key in file.metrics) {
+      const m = file.metrics[key]!;
+      metrics[key] = { value: decodeNumber(m.value), step: m.step, timestamp: m.timestamp };
+    }
+    return { ...file, metrics };
   }
 }
 
-async function readJson<T>(path: string): Promise<T | undefined> {
+/** A RunRecord the caller may keep and change. */
+function toRecord(state: RunState): RunRecord {
+  const metrics: Record<string, number> = {};
+  for (const key in state.metrics) metrics[key] = state.metrics[key]!.value;
+  const parentRunId = state.tags["mlflow.parentRunId"];
+  return {
+    runId: state.runId,
+    experimentId: state.experimentId,
+    name: state.name,
+    status: state.status,
+    startTime: state.startTime,
+    ...(state.endTime !== undefined ? { endTime: state.endTime } : {}),
+    ...(parentRunId !== undefined ? { parentRunId } : {}),
+    params: { ...state.params },
+    metrics,
+    tags: { ...state.tags },
+  };
+}
+
+function matches(run: RunRecord, filter: RunFilter): boolean {
+  if (filter.status !== undefined && run.status !== filter.status) return false;
+  if (filter.parentRunId !== undefined && run.parentRunId !== filter.parentRunId) return false;
+  if (filter.topLevelOnly && run.parentRunId !== undefined) return false;
+  const tags = filter.tags ?? {};
+  for (const key in tags) if (run.tags[key] !== tags[key]) return false;
+  return true;
+}
+
+/** MLflow's order for a metric's latest value: step, then timestamp, then value. */
+function isLater(a: LatestMetric, b: LatestMetric): boolean {
+  if (a.step !== b.step) return a.step > b.step;
+  if (a.timestamp !== b.timestamp) return a.timestamp > b.timestamp;
+  return a.value > b.value;
+}
+
+function checkRunId(runId: string, method: string): string {
+  if (typeof runId !== "string" || !RUN_ID.test(runId)) {
+    throw new TrackingError(`LocalStore.${method} expects a run id of 32 lowercase hex characters, got ${show(runId)}.`);
+  }
+  return runId;
+}
+
+/** The segments of an artifact path; refuses paths that would leave the run's artifact folder. */
+function artifactSegments(path: string, method: string): string[] {
+  if (typeof path !== "string") throw new TrackingError(`LocalStore.${method} expects an artifact path string, got ${show(path)}.`);
+  const segments = path.split(/[\\/]/).filter((s) => s !== "" && s !== ".");
+  if (segments.includes("..") || /^([\\/]|[A-Za-z]:)/.test(path)) {
+    throw new TrackingError(`LocalStore.${method}: artifact path "${path}" must be relative and stay inside the run's artifacts (no "..").`);
+  }
+  return segments;
+}
+
+function encodeNumber(value: number): number | string {
+  return Number.isFinite(value) ? value : String(value);
+}
+
+function decodeNumber(value: number | string | null): number {
+  return typeof value === "number" ? value : value === null ? Number.NaN : Number(value);
+}
+
+function parseLine<T>(raw: string): T | undefined {
+  if (!raw) return undefined;
   try {
-    return JSON.parse(await readFile(path, "utf8")) as T;
+    return JSON.parse(raw) as T;
+  } catch {
+    return undefined; // a line cut short by a crash mid-append names nothing whole
+  }
+}
+
+/** The parsed file, or undefined when it does not exist. */
+async function readJson<T>(path: string): Promise<T | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
   } catch {
     return undefined;
   }
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    // Files are replaced whole, so this is damage from outside (a disk error, an edit), not a write in progress.
+    throw new TrackingError(`${path} is not valid JSON (${(error as Error).message}); restore or delete it.`, { cause: error });
+  }
+}
+
+/** A value for an error message. */
+function show(value: unknown): string {
+  if (typeof value === "string") return `"${value}"`;
+  if (value === undefined || value === null || typeof value === "number" || typeof value === "boolean") return `\`${String(value)}\` (${value === null ? "null" : typeof value})`;
+  return typeof value;
 }

@@ -1,0 +1,113 @@
+import { appendFile, type FileHandle, open } from "node:fs/promises";
+
+/** How long a file kept open for appends stays open without appends. */
+const IDLE_CLOSE_MS = 500;
+
+/** Options of {@link JsonlAppender.append}. */
+export interface AppendOptions {
+  /** Called once when the file's folder is missing; the write is then tried once more. */
+  onMissingFolder?: () => Promise<unknown>;
+  /** Keep the file open between batches (closed after a short idle time, or by `close()`), for files appended to often. */
+  keepOpen?: boolean;
+}
+
+/**
+ * Appends lines to files. Appends to one file that arrive while a write to it is
+ * in flight are folded into the next single write, so a busy index costs one
+ * write per batch instead of one open/write/close per line. Each batch is one
+ * `O_APPEND` write: it lands whole and in order, also when other processes append
+ * to the same file.
+ *
+ * @internal
+ */
+export class JsonlAppender {
+  /** The batch of each file that has not started writing yet; new lines join it. */
+  private readonly waiting = new Map<string, { text: string; done: Promise<void> }>();
+  /** The last write of each file, settled (never rejects); the next batch starts after it. */
+  private readonly tails = new Map<string, Promise<void>>();
+  /** Files kept open, with their idle timers. */
+  private readonly handles = new Map<string, { handle: FileHandle; timer?: NodeJS.Timeout }>();
+
+  /** Appends `text` (whole lines, each ending in a newline) to `path`. */
+  append(path: string, text: string, options: AppendOptions = {}): Promise<void> {
+    const open = this.waiting.get(path);
+    if (open) {
+      open.text += text;
+      return open.done;
+    }
+    const batch = { text, done: Promise.resolve() };
+    this.waiting.set(path, batch);
+    const previous = this.tails.get(path);
+    batch.done = (async () => {
+      // Yielding once (or waiting for the write in flight) lets more lines join this batch.
+      await previous;
+      this.waiting.delete(path);
+      try {
+        await this.write(path, batch.text, options.keepOpen === true);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT" || !options.onMissingFolder) throw error;
+        await options.onMissingFolder();
+        await this.write(path, batch.text, options.keepOpen === true);
+      }
+    })();
+    const tail: Promise<void> = batch.done.then(
+      () => this.release(path, tail),
+      () => this.release(path, tail),
+    );
+    this.tails.set(path, tail);
+    return batch.done;
+  }
+
+  /** Resolves once every append to `path` asked for so far has been written or has failed. */
+  settled(path: string): Promise<void> {
+    return this.tails.get(path) ?? Promise.resolve();
+  }
+
+  /** Resolves once every append asked for so far has been written or has failed. */
+  async idle(): Promise<void> {
+    await Promise.all(this.tails.values());
+  }
+
+  /** Waits for pending appends and closes the files kept open; appending later opens them again. */
+  async close(): Promise<void> {
+    await this.idle();
+    await Promise.all([...this.handles.keys()].map((path) => this.closeHandle(path)));
+  }
+
+  private async write(path: string, text: string, keepOpen: boolean): Promise<void> {
+    if (!keepOpen) {
+      await appendFile(path, text);
+      return;
+    }
+    let kept = this.handles.get(path);
+    if (!kept) {
+      kept = { handle: await open(path, "a") };
+      this.handles.set(path, kept);
+    }
+    if (kept.timer) clearTimeout(kept.timer);
+    kept.timer = undefined;
+    try {
+      const bytes = Buffer.from(text);
+      let written = 0;
+      // One write() for all but pathological cases; a short write is finished rather than torn.
+      while (written < bytes.length) written += (await kept.handle.write(bytes, written, bytes.length - written)).bytesWritten;
+    } catch (error) {
+      await this.closeHandle(path);
+      throw error;
+    }
+    kept.timer = setTimeout(() => void this.closeHandle(path), IDLE_CLOSE_MS);
+    kept.timer.unref();
+  }
+
+  private async closeHandle(path: string): Promise<void> {
+    const kept = this.handles.get(path);
+    if (!kept) return;
+    this.handles.delete(path);
+    if (kept.timer) clearTimeout(kept.timer);
+    await kept.handle.close().catch(() => {});
+  }
+
+  private release(path: string, tail: Promise<void>): void {
+    if (this.tails.get(path) === tail) this.tails.delete(path);
+  }
+}
