@@ -1,4 +1,4 @@
-import { type CacheBackend, redactUrl } from "./backends/_backend.ts";
+import { CORRUPT, type CacheBackend, redactUrl } from "./backends/_backend.ts";
 import { openEmbeddedBackend } from "./backends/embedded.ts";
 import { type CacheEntry, type NewCacheEntry, parseCacheEntry } from "./entry.ts";
 import { CacheBackendError, CacheError, CacheOptionError, CacheStoreUrlError, CacheValueError, LeaseLostError } from "./errors.ts";
@@ -108,12 +108,21 @@ export class CacheStore {
 
   /** The entry of `key`, or `undefined` on a miss. A malformed entry is evicted and is a miss. */
   async get(key: string): Promise<CacheEntry | undefined> {
+    return (await this.lookup(key)).entry;
+  }
+
+  /**
+   * Like {@link get}, but says why a stored value was evicted instead of returned
+   * (it did not parse, or is not a cache entry of this key), so callers can warn.
+   */
+  async lookup(key: string): Promise<{ entry?: CacheEntry; evicted?: string }> {
     checkKey(key);
     const value = await this.call("read an entry", () => this.backend.keyv.get(key));
-    if (value === undefined || value === null) return undefined;
+    if (value === undefined || value === null) return {};
     const entry = parseCacheEntry(value, key);
-    if (entry === undefined) await this.delete(key);
-    return entry;
+    if (entry) return { entry };
+    await this.delete(key);
+    return { evicted: value === CORRUPT ? "its stored value is not valid JSON" : "its stored value is not a Cairn cache entry of this key" };
   }
 
   /**

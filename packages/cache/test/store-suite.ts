@@ -111,6 +111,16 @@ export function describeCacheStore(name: string, setup: () => Promise<StoreUnder
       expect(await cache.delete(other.key)).toBe(false);
     });
 
+    it("lookup() says why it evicted a corrupt value, and is a plain miss afterwards", async (context) => {
+      const cache = store(context);
+      const entry = makeEntry();
+      await cache.set(entry);
+      expect((await cache.lookup(entry.key)).entry?.sourceRunId).toBe(entry.sourceRunId);
+      await subject!.corrupt(entry.key);
+      expect(await cache.lookup(entry.key)).toEqual({ evicted: "its stored value is not valid JSON" });
+      expect(await cache.lookup(entry.key)).toEqual({});
+    });
+
     it("never stores env values, only their hashes", async (context) => {
       const cache = store(context);
       const entry = makeEntry();
