@@ -6,9 +6,8 @@
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flow } from "@cairn/dsl";
-import type { TaskDefinition } from "@cairn/core";
 import { MlflowTracker } from "@cairn/core/mlflow";
-import { mlflowModel, type ResolveCode } from "../../packages/dsl/src/kinds/mlflow-model.ts";
+import { mlflowModel } from "../../packages/dsl/src/kinds/mlflow-model.ts";
 import { parseModelUri, rephraseMlflowSchemaError } from "../../packages/core/src/executors/mlflow-model.ts";
 import { startMlflowServer, type MlflowServer } from "../../packages/core/test/mlflow-server.ts";
 import { fixture, hasVenv, runOptions, VENV_PYTHON } from "./helpers.ts";
@@ -114,8 +113,8 @@ describe.skipIf(!hasVenv)("mlflowModel() against a registry", () => {
 
   it("models:/tiny@champion resolves to the alias's version; moving the alias changes the resolved code; serve mode scores it", async () => {
     const score = mlflowModel("score", "models:/tiny@champion", { python: VENV_PYTHON, mode: "serve", format: "dataframe_records" });
-    const def = score.definition as TaskDefinition & ResolveCode;
-    const before = await def.resolveCode({ flowRunId: "flow-a", tracking: tracking() });
+    const def = score.definition;
+    const before = await def.resolveCode!({ flowRunId: "flow-a", tracking: tracking() });
     expect(before).toMatch(/^models:\/tiny\/1;run=[0-9a-f]{32};source=models:\/m-/);
 
     const res = await fetch(`${server!.uri}/api/2.0/mlflow/registered-models/alias`, {
@@ -124,8 +123,8 @@ describe.skipIf(!hasVenv)("mlflowModel() against a registry", () => {
       body: JSON.stringify({ name: "tiny", alias: "champion", version: "2" }),
     });
     expect(res.ok).toBe(true);
-    expect(await def.resolveCode({ flowRunId: "flow-a", tracking: tracking() })).toBe(before); // one flow run sees one version
-    const after = await def.resolveCode({ flowRunId: "flow-b", tracking: tracking() });
+    expect(await def.resolveCode!({ flowRunId: "flow-a", tracking: tracking() })).toBe(before); // one flow run sees one version
+    const after = await def.resolveCode!({ flowRunId: "flow-b", tracking: tracking() });
     expect(after).toMatch(/^models:\/tiny\/2;/);
 
     const result = await (await flow("serve").build(() => ({ out: score({ data: ROWS }).$out })).run(await runOptions({ tracker, cache: false }))).wait();
@@ -134,5 +133,33 @@ describe.skipIf(!hasVenv)("mlflowModel() against a registry", () => {
     expect((result.outputs as { out: unknown }).out).toEqual({ predictions: [1, 0], modelVersion: "2" });
     const run = (await tracker.client.getRun(result.tasks.score!.runId!))!;
     expect(run.tags["cairn.model_version"]).toBe("tiny/2");
+  }, 180_000);
+
+  it("caches by the resolved version: the same alias is a hit, a moved alias is a miss", async () => {
+    const moveChampion = async (version: string) => {
+      const res = await fetch(`${server!.uri}/api/2.0/mlflow/registered-models/alias`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name: "tiny", alias: "champion", version }),
+      });
+      expect(res.ok).toBe(true);
+    };
+    const score = mlflowModel("score", "models:/tiny@champion", { python: VENV_PYTHON });
+    const scoring = flow("score-cached").build(() => ({ out: score({ data: ROWS }).$out }));
+    const options = await runOptions({ tracker });
+    await moveChampion("1");
+    const first = await (await scoring.run(options)).wait();
+    expect(first.error).toBeUndefined();
+    expect(first.tasks.score!.status).toBe("succeeded");
+    expect((first.outputs as { out: { modelVersion: string } }).out.modelVersion).toBe("1");
+
+    const second = await (await scoring.run(options)).wait();
+    expect(second.tasks.score!.status).toBe("cached");
+    expect(second.tasks.score!.cachedFrom).toBe(first.tasks.score!.runId);
+
+    await moveChampion("2");
+    const third = await (await scoring.run(options)).wait();
+    expect(third.tasks.score!.status).toBe("succeeded"); // a new version behind the alias is a miss
+    expect((third.outputs as { out: unknown }).out).toEqual({ predictions: [1, 0], modelVersion: "2" });
   }, 180_000);
 });

@@ -16,7 +16,6 @@ export {
   type MlflowModelOptions,
   type MlflowModelInputs,
   type MlflowModelOutputs,
-  type ResolveCode,
   notebook,
   http,
   currentTask,

@@ -55,6 +55,8 @@ export class TaskCache {
   readonly owner = `${hostname()}:${process.pid}`;
   /** Expiry of entries found through the tracker, for storing them locally with what is left. */
   private readonly trackerExpiry = new Map<string, number>();
+  /** Stands for the flow run when keys are computed outside one (plan, explain). */
+  private readonly planId = `plan-${process.pid}-${Date.now()}`;
 
   constructor(
     readonly store: CacheStore,
@@ -64,12 +66,23 @@ export class TaskCache {
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
-  /** The key of a node given its resolved, validated inputs. Artifacts count by content. */
-  async keyFor(node: FlowNode, inputs: Record<string, unknown>): Promise<TaskKey> {
+  /**
+   * The key of a node given its resolved, validated inputs. Artifacts count by content;
+   * what the task's code resolves to now (a model's registry version) counts too.
+   */
+  async keyFor(node: FlowNode, inputs: Record<string, unknown>, run: { flowRunId?: string; signal?: AbortSignal } = {}): Promise<TaskKey> {
     const contentInputs = (await replaceArtifacts(inputs, isArtifact, artifactDigest)) as Record<string, unknown>;
     const env: Record<string, string | undefined> = {};
     for (const name of node.task.env) env[name] = this.env[name];
-    const extra = node.task.cache !== false && node.task.cache.key !== undefined ? `\0cache-key:${node.task.cache.key}` : "";
+    let extra = node.task.cache !== false && node.task.cache.key !== undefined ? `\0cache-key:${node.task.cache.key}` : "";
+    if (node.task.resolveCode) {
+      const resolved = await node.task.resolveCode({
+        flowRunId: run.flowRunId ?? this.planId,
+        tracking: { kind: this.tracker.kind, uri: this.tracker.uri, experimentId: this.experimentId },
+        ...(run.signal ? { signal: run.signal } : {}),
+      });
+      extra += `\0resolved:${resolved}`;
+    }
     return computeCacheKey({
       taskName: node.task.name,
       ...(node.task.version !== undefined ? { taskVersion: node.task.version } : {}),
@@ -84,7 +97,9 @@ export class TaskCache {
    * with the key. Entries whose run or artifacts are gone or changed are evicted.
    */
   async lookup(key: string): Promise<{ entry?: CacheEntry; bad?: BadEntry }> {
-    let entry = await this.store.get(key);
+    const stored = await this.store.lookup(key);
+    if (stored.evicted) return { bad: { key, reason: stored.evicted } };
+    let entry = stored.entry;
     let fromTracker = false;
     if (!entry && this.tracker.kind === "mlflow") {
       entry = await this.fromTracker(key);

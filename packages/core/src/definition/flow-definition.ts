@@ -44,6 +44,19 @@ export interface TaskDefinition {
   readonly cache: TaskCacheOptions | false;
   /** Environment variables that enter the cache key. */
   readonly env: readonly string[];
+  /**
+   * The part of the code fingerprint known only when the flow runs (the registry version
+   * behind `models:/name@alias`). Asked before the cache lookup and added to the key, so
+   * a change behind the same name is a miss. Memoise it per `flowRunId`.
+   */
+  readonly resolveCode?: (ctx: ResolveCodeContext) => Promise<string>;
+}
+
+/** What {@link TaskDefinition.resolveCode} is given. */
+export interface ResolveCodeContext {
+  readonly flowRunId: string;
+  readonly tracking: { readonly kind: string; readonly uri: string; readonly experimentId: string };
+  readonly signal?: AbortSignal;
 }
 
 /** One use of a task in a flow. */

@@ -283,7 +283,7 @@ export class FlowExecution {
     const id = state.node.id;
     const started = performance.now();
     try {
-      state.key = await cache.keyFor(state.node, await this.prepareInputs(state));
+      state.key = await cache.keyFor(state.node, await this.prepareInputs(state), { flowRunId: this.s.flowRunId, signal: this.controller.signal });
     } catch (error) {
       if (error instanceof CairnError && !error.retryable) {
         // Bad inputs fail the task as they would when it runs.

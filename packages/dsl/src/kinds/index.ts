@@ -6,4 +6,4 @@ export { http, type HttpOptions } from "./http.ts";
 export { currentTask, type CurrentTask, type ArtifactMarker } from "./current-task.ts";
 export { defaultPython, PYTHON_HELPER_DIR, type KindTask, type ProcessOptions } from "./kind-task.ts";
 export { mlflowProject, type MlflowProjectOptions, type MlflowProjectOutputs } from "./mlflow-project.ts";
-export { mlflowModel, type MlflowModelOptions, type MlflowModelInputs, type MlflowModelOutputs, type ResolveCode } from "./mlflow-model.ts";
+export { mlflowModel, type MlflowModelOptions, type MlflowModelInputs, type MlflowModelOutputs } from "./mlflow-model.ts";

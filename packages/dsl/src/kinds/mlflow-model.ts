@@ -17,7 +17,6 @@ import {
   runMlflowModel,
   type Artifact,
   type ModelInputFormat,
-  type TaskContext,
   type TaskDefinition,
 } from "@cairn/core";
 // Relative until packages/core/src/executors/index.ts exports the MLflow model executor.
@@ -51,17 +50,6 @@ export type MlflowModelOutputs = {
   modelVersion?: string;
 };
 
-/** Extra of a model task's definition: the part of its code fingerprint known only at run time. */
-export interface ResolveCode {
-  /**
-   * What the model URI resolves to now (registry version, run, source; a local folder's
-   * digest). The cache layer adds it to the task's code fingerprint before the lookup, so
-   * a new version behind an alias is a cache miss. Memoised per flow run, so the run scores
-   * the version the key was computed with.
-   */
-  resolveCode(ctx: { readonly flowRunId: string; readonly tracking: TaskContext["tracking"]; readonly signal?: AbortSignal }): Promise<string>;
-}
-
 const MODES = new Set(["predict", "serve"]);
 const FORMATS = new Set(["dataframe_split", "dataframe_records", "instances"]);
 
@@ -92,16 +80,15 @@ export function mlflowModel(name: string, uri: string, options: MlflowModelOptio
   ];
   const registry = options.registryUri ? { registryUri: options.registryUri } : {};
 
-  const definition: TaskDefinition & ResolveCode = {
+  const definition: TaskDefinition = {
     name,
     kind: "mlflow-model",
     code: [`mlflow-model:${ref.kind === "local" ? "local" : uri}`, ...extras].join(";"),
     retry: NO_RETRY,
-    // The version behind a models:/ or runs:/ URI is known only at run time (resolveCode). Until the
-    // cache layer adds resolveCode() to the key, caching such a task could serve predictions of an
-    // older version, so it is off; a local model folder is fingerprinted by content and cached.
-    cache: ref.kind === "local" ? {} : false,
+    cache: {},
     env: [],
+    // The version behind a models:/ or runs:/ URI is known only when the flow runs: it enters
+    // the cache key, so a new version behind the same alias is a miss.
     resolveCode: (ctx) => resolveModelCode(model, ctx, registry),
     run: async (inputs, ctx) => {
       const { env, mask } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
