@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -8,12 +8,19 @@ import { CacheValueError } from "./errors.ts";
 /**
  * Version of the cache key recipe. Bump it whenever the way a key is computed
  * changes, so old entries can never be mistaken for new ones.
+ * 2: object-hash without `respectType` (prototypes and constructors no longer hashed).
  */
-export const CACHE_SCHEMA_VERSION = 1;
+export const CACHE_SCHEMA_VERSION = 2;
 
+// Values that reach a key are JSON-like (inputs must be serializable), so prototypes and
+// constructors carry nothing: `respectType: false` leaves them out, which makes the canonical
+// text four times shorter. "passthrough" makes object-hash return that text instead of feeding
+// each token to a crypto hash; one sha256 of it is the digest object-hash's own
+// `algorithm: "sha256"` gives (the hash of a stream is the hash of its concatenation).
+// Together: 9 µs instead of 84 µs for a typical key on the project's machine.
 const OBJECT_HASH_OPTIONS = {
-  algorithm: "sha256",
-  encoding: "hex",
+  algorithm: "passthrough",
+  respectType: false,
   unorderedObjects: true,
   unorderedArrays: false,
   unorderedSets: true,
@@ -29,7 +36,7 @@ const OBJECT_HASH_OPTIONS = {
 export function hashValue(value: unknown): string {
   try {
     // Wrapped so that `undefined` (which object-hash refuses) hashes too.
-    return objectHash({ value }, OBJECT_HASH_OPTIONS);
+    return sha256(objectHash({ value }, OBJECT_HASH_OPTIONS));
   } catch (error) {
     throw new CacheValueError("value", `object-hash could not hash it (${(error as Error).message})`, { cause: error });
   }
@@ -37,7 +44,7 @@ export function hashValue(value: unknown): string {
 
 /** Plain sha256 hex of a string or bytes. */
 export function sha256(data: string | Uint8Array): string {
-  return createHash("sha256").update(data).digest("hex");
+  return hash("sha256", data, "hex"); // one-shot: cheaper than createHash().update().digest()
 }
 
 /**

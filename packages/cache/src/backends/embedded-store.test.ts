@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { fixture, runTs, startTs } from "../../test/_child.ts";
 import { makeEntry } from "../../test/store-suite.ts";
 import { CacheStore } from "../index.ts";
-import { fileNameOfKey } from "./_files.ts";
+import { fileNameOfKey, keyOfFileName } from "./_files.ts";
 import { EmbeddedKeyvStore } from "./embedded-store.ts";
 
 let root: string;
@@ -20,6 +20,18 @@ afterEach(async () => {
 
 const entriesDir = () => join(root, "cache", "entries");
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("file names of keys", () => {
+  it("keep [A-Za-z0-9_-], percent-encode every other UTF-8 byte, and decode back", () => {
+    expect(fileNameOfKey("cairn:ab12", ".json")).toBe("cairn%3Aab12.json");
+    expect(fileNameOfKey("a.b/é ü", "")).toBe("a%2Eb%2F%C3%A9%20%C3%BC");
+    for (const key of ["cairn:ab12", "a.b/é ü", "..", ".hidden", "x%41y", "日本"]) {
+      const name = fileNameOfKey(key, ".json");
+      expect(name.startsWith(".")).toBe(false);
+      expect(keyOfFileName(name, ".json")).toBe(key);
+    }
+  });
+});
 
 describe("EmbeddedKeyvStore (keyv adapter)", () => {
   it("keeps one readable file per key and leaves no temp files", async () => {

@@ -1,9 +1,9 @@
 import { EventEmitter } from "node:events";
-import { mkdir, readdir, readFile, stat, unlink } from "node:fs/promises";
+import { mkdir, readdir, stat, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { KeyvStoreAdapter, StoredData } from "keyv";
-import { TEMP_PREFIX, errorCode, fileNameOfKey, keyOfFileName, writeFileAtomic } from "./_files.ts";
+import { TEMP_PREFIX, errorCode, fileNameOfKey, keyOfFileName, readSmallFile, writeFileAtomic } from "./_files.ts";
 
 const EXTENSION = ".json";
 
@@ -42,12 +42,7 @@ export class EmbeddedKeyvStore extends EventEmitter implements KeyvStoreAdapter 
 
   /** The raw serialized value, or `undefined` when absent. */
   async get<Value>(key: string): Promise<StoredData<Value> | undefined> {
-    try {
-      return (await readFile(this.pathOf(key), "utf8")) as StoredData<Value>;
-    } catch (error) {
-      if (errorCode(error) === "ENOENT") return undefined;
-      throw error;
-    }
+    return readSmallFile(this.pathOf(key)) as StoredData<Value> | undefined;
   }
 
   /** Atomically replaces the file of `key`. TTL is carried inside `value` by keyv. */
