@@ -1,7 +1,8 @@
 /**
  * The cache with a real mlflow server (one for this file): a second machine with an
- * empty root gets hits through the tag lookup (cairn.cache_key) and downloads the
- * artifacts a running task reads; entries are checked against the server.
+ * empty root gets hits through the experiment's index (cairn-index/<key>.json in its
+ * artifact location) and downloads the artifacts a running task reads; entries are
+ * checked against the server.
  * "Machines" are temp roots; the first machine's root is deleted before the second
  * runs, so nothing can be read from its disk.
  */
@@ -31,7 +32,7 @@ async function mlflowPost(path: string, body: unknown): Promise<void> {
 }
 
 describe("a second machine on the same mlflow server", () => {
-  it("gets hits through the tag lookup with an empty root, and downloads the artifact a running task reads", async () => {
+  it("gets hits through the server with an empty root, and downloads the artifact a running task reads", async () => {
     const calls = { produce: 0, measure: 0 };
     const produce = task("produce")
       .input<{ n: number }>()
@@ -68,7 +69,7 @@ describe("a second machine on the same mlflow server", () => {
       expect(hit).toMatchObject({ status: "FINISHED", parentRunId: b.result.runId });
       expect(hit!.tags["cairn.cached_from"]).toBe(source);
     }
-    // The entries found by tag are now in B's embedded store: later lookups stay local.
+    // The entries found on the server are now in B's embedded store: later lookups stay local.
     expect(await entryFiles(rootB)).toHaveLength(2);
 
     // Machine C: measure's code changed, so it runs, and reads produce's artifact from the server.
@@ -86,6 +87,27 @@ describe("a second machine on the same mlflow server", () => {
     expect(ran).toMatchObject({ status: "FINISHED" });
     expect(ran!.tags["cairn.cache_key"]).toMatch(/^[0-9a-f]{64}$/);
     expect(ran!.tags["cairn.cached_from"]).toBeUndefined();
+  });
+
+  it("finds the entry by one read of the experiment's index, not by searching run tags", async () => {
+    let calls = 0;
+    const t = task("indexed").input<{ n: number }>().run(({ n }) => (calls++, { twice: n * 2 }));
+    const f = flow("indexed").build(() => ({ twice: t({ n: 21 }).twice }));
+    const a = await runCollect(f, { root: await tmp(), env: env() });
+    const source = a.result.tasks.indexed!.runId!;
+    const run = (await a.run.tracker.getRun(source))!;
+    const key = run.tags["cairn.cache_key"]!;
+    // The index document sits beside the experiment's runs, under its artifact location.
+    const doc = await fetch(`${server.uri}/api/2.0/mlflow-artifacts/artifacts/${run.experimentId}/cairn-index/${key}.json`);
+    expect(doc.status).toBe(200);
+    expect(await doc.json()).toMatchObject({ key, sourceRunId: source, taskName: "indexed", outputs: { values: { twice: 42 } } });
+    // Without the tag, a tag search could not find the run; the index still does.
+    await mlflowPost("runs/delete-tag", { run_id: source, key: "cairn.cache_key" });
+    const b = await runCollect(f, { root: await tmp(), env: env() });
+    expect(statuses(b.result)).toEqual({ indexed: "cached" });
+    expect(b.result.tasks.indexed!.cachedFrom).toBe(source);
+    expect(b.result.outputs).toEqual({ twice: 42 });
+    expect(calls).toBe(1);
   });
 
   it("a failure recorded on the server is no hit for another machine", async () => {
@@ -106,9 +128,6 @@ describe("a second machine on the same mlflow server", () => {
 });
 
 describe("entries checked against the server", () => {
-  // ENGINE BUG (see report): an entry past its ttl is gone from keyv, but TaskCache.lookup
-  // then finds the same run by its cairn.cache_key tag in MLflow and serves it (and stores it
-  // again without a ttl), so with MLflow a ttl never expires anything.
   it("an entry past its ttl is recomputed with mlflow too", async () => {
     let calls = 0;
     const t = task("mlflow-ttl").cache({ ttl: 300 }).run(() => (calls++, { ok: true }));
@@ -121,9 +140,6 @@ describe("entries checked against the server", () => {
     expect(statuses(after.result)).toEqual({ "mlflow-ttl": "succeeded" });
   });
 
-  // ENGINE BUG (see report): MlflowTracker.getRun returns deleted runs (lifecycle_stage
-  // "deleted") as if they were live, so TaskCache.verify accepts an entry whose source run
-  // the user deleted in MLflow; the local tracker's equivalent (rm runs/<id>) is a miss.
   it("an entry whose source run was deleted in mlflow is recomputed, with a warning", async () => {
     let calls = 0;
     const t = task("deleted-source").run(() => (calls++, { ok: true }));

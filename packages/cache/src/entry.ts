@@ -38,7 +38,7 @@ export interface CacheEntry {
 /** What `CacheStore.set` takes: `createdAt` and `sizeBytes` are filled in when absent. */
 export type NewCacheEntry = Omit<CacheEntry, "createdAt" | "sizeBytes"> & { createdAt?: number; sizeBytes?: number };
 
-/** @internal Checks a value read back from a store; anything malformed is `undefined` (a miss). */
+/** Checks a value read back from a store or a tracker's index; anything malformed is `undefined` (a miss). */
 export function parseCacheEntry(value: unknown, expectedKey?: string): CacheEntry | undefined {
   if (!isRecord(value)) return undefined;
   const { key, taskName, ingredients, sourceRunId, tracker, outputs, createdAt, sizeBytes } = value;

@@ -9,6 +9,7 @@ import {
   type RecordedIngredients,
   computeCacheKey,
   describePath,
+  parseCacheEntry,
   replaceArtifacts,
 } from "@cairn/cache";
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
@@ -140,10 +141,13 @@ export class TaskCache {
     return { values, artifacts };
   }
 
-  /** Stores the entry of a successful run. */
+  /**
+   * Stores the entry of a successful run: in the store, and (with MLflow) in the experiment's
+   * index, where other machines find it with one read.
+   */
   async record(key: TaskKey, node: FlowNode, runId: string, manifest: OutputsManifest): Promise<CacheEntry> {
     const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;
-    return this.store.set(
+    const stored = this.store.set(
       {
         key: key.key,
         taskName: node.task.name,
@@ -154,6 +158,16 @@ export class TaskCache {
       },
       ttlMs !== undefined ? { ttlMs } : {},
     );
+    if (this.tracker.kind === "mlflow" && this.tracker.writeIndexEntry) {
+      const [entry] = await Promise.all([stored, this.writeIndex(await stored, ttlMs)]);
+      return entry;
+    }
+    return stored;
+  }
+
+  private async writeIndex(entry: CacheEntry, ttlMs: number | undefined): Promise<void> {
+    const doc: IndexDocument = { ...entry, ...(ttlMs !== undefined ? { expiresAt: entry.createdAt + ttlMs } : {}) };
+    await this.tracker.writeIndexEntry!(this.experimentId, indexName(entry.key), JSON.stringify(doc));
   }
 
   /**
@@ -209,8 +223,40 @@ export class TaskCache {
     return undefined;
   }
 
-  /** One indexed search by tag in the flow's experiment; the manifest comes from the run's artifacts. */
+  /**
+   * The entry another machine recorded: one read of the experiment's index (flat in the
+   * number of runs). Without an index (a tracker that has none, an experiment whose
+   * artifacts are not proxied), one search by tag, whose manifest comes from the run.
+   */
   private async fromTracker(key: string): Promise<CacheEntry | undefined> {
+    if (this.tracker.readIndexEntry) {
+      let text: string | undefined;
+      try {
+        text = await this.tracker.readIndexEntry(this.experimentId, indexName(key));
+      } catch {
+        return this.fromTag(key);
+      }
+      if (text === undefined) return undefined;
+      let doc: IndexDocument | undefined;
+      try {
+        doc = JSON.parse(text) as IndexDocument;
+      } catch {
+        return undefined; // a damaged index document is no entry; the task runs and writes it again
+      }
+      const entry = parseCacheEntry(doc, key);
+      if (!entry) return undefined;
+      if (doc.expiresAt !== undefined) {
+        if (doc.expiresAt <= Date.now()) return undefined; // past the task's ttl
+        this.trackerExpiry.set(key, doc.expiresAt);
+      }
+      const { expiresAt: _, ...plain } = doc;
+      return { ...(plain as CacheEntry), tracker: { kind: this.tracker.kind, uri: this.tracker.uri } };
+    }
+    return this.fromTag(key);
+  }
+
+  /** One search by tag in the flow's experiment; the manifest comes from the run's artifacts. */
+  private async fromTag(key: string): Promise<CacheEntry | undefined> {
     const [run] = await this.tracker.searchRuns({
       experimentIds: [this.experimentId],
       tags: { [CACHE_KEY_TAG]: key },
@@ -243,6 +289,17 @@ export class TaskCache {
       return undefined; // a run without a readable manifest is no cache entry
     }
   }
+}
+
+/** A cache entry as kept in the tracker's index. */
+interface IndexDocument extends CacheEntry {
+  /** Epoch ms after which the entry is stale (the task's `ttl`). */
+  expiresAt?: number;
+}
+
+/** The index document of a key. */
+function indexName(key: string): string {
+  return `${key}.json`;
 }
 
 function artifactDigest(a: Artifact): string | Promise<string> {

@@ -121,6 +121,13 @@ export interface Tracker {
   listArtifacts(runId: string, path?: string): Promise<ArtifactInfo[]>;
   /** Copies one artifact file or folder to `destDir` and returns its local path. */
   downloadArtifact(runId: string, path: string, destDir: string): Promise<string>;
+  /**
+   * A flat index of small documents kept with an experiment (not with any run), read and
+   * written by name in one request whatever the number of runs. The cache keeps its shared
+   * entries there; without it, the cache looks a key up by run tag.
+   */
+  readIndexEntry?(experimentId: string, name: string): Promise<string | undefined>;
+  writeIndexEntry?(experimentId: string, name: string, text: string): Promise<void>;
   /** Every experiment, for listings (`cairn runs`); optional because a shared server may hold thousands. */
   listExperiments?(): Promise<ExperimentRecord[]>;
   /** Finishes pending writes; the tracker stays usable. */

@@ -377,6 +377,31 @@ export class MlflowClient {
     });
   }
 
+  /** A small text file at `<artifactUri>/<path>`, or `undefined` when there is none (HTTP 404). One request. */
+  async readArtifactText(artifactUri: string, path: string): Promise<string | undefined> {
+    const rel = normalizeArtifactPath(path);
+    try {
+      const res = await this.send({ method: "GET", url: this.artifactUrl(artifactUri, rel), endpoint: `mlflow-artifacts GET ${rel}`, responseType: "text" });
+      return typeof res.data === "string" ? res.data : String(res.data);
+    } catch (error) {
+      if (error instanceof MlflowApiError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** Writes a small text file at `<artifactUri>/<path>`, replacing any. One request. */
+  async writeArtifactText(artifactUri: string, path: string, text: string): Promise<void> {
+    const rel = normalizeArtifactPath(path);
+    await this.send({
+      method: "PUT",
+      url: this.artifactUrl(artifactUri, rel),
+      endpoint: `mlflow-artifacts PUT ${rel}`,
+      body: () => text,
+      headers: { "Content-Type": mimeType(rel), "Content-Length": String(Buffer.byteLength(text)) },
+      responseType: "text",
+    });
+  }
+
   /** Lists the artifacts directly under `path` (the root when omitted); a file or a missing path lists as []. */
   async listArtifacts(artifactUri: string, path?: string, runId?: string): Promise<MlflowFileInfo[]> {
     const { base, root } = this.artifactRoot(artifactUri, runId);

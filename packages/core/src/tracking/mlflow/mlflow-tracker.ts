@@ -18,6 +18,9 @@ import { MlflowClient, type MlflowMetric, type MlflowRun, normalizeArtifactPath,
 import { type MlflowClientOptions, mlflowOptionsFromEnv } from "./mlflow-config.ts";
 import { fitMlflowValue, longValueArtifactPath, MLFLOW_LIMITS, toMlflowKey } from "./mlflow-limits.ts";
 
+/** Where index documents live in an experiment's artifact location. */
+const INDEX_FOLDER = "cairn-index";
+
 /** Artifact files sent at once. */
 const UPLOAD_CONCURRENCY = 4;
 
@@ -53,6 +56,7 @@ export class MlflowTracker implements Tracker {
   /** The REST client; its `http` axios instance takes interceptors. */
   readonly client: MlflowClient;
   private readonly runs = new Map<string, RunState>();
+  private readonly experimentLocations = new Map<string, Promise<string>>();
 
   constructor(options: MlflowClientOptions | MlflowClient) {
     this.client = options instanceof MlflowClient ? options : new MlflowClient(options);
@@ -242,6 +246,20 @@ export class MlflowTracker implements Tracker {
     return target;
   }
 
+  /**
+   * Index documents live at `<experiment artifact location>/cairn-index/<name>`, beside the
+   * experiment's run folders, through the server's artifact proxy: a read is one GET of a
+   * path, as fast with 10,000 runs as with 100 (a tag search is not: MLflow's SQL store
+   * scans the tag rows). Rejects when the experiment's artifacts are not proxied.
+   */
+  async readIndexEntry(experimentId: string, name: string): Promise<string | undefined> {
+    return this.client.readArtifactText(await this.experimentArtifacts(experimentId), `${INDEX_FOLDER}/${name}`);
+  }
+
+  async writeIndexEntry(experimentId: string, name: string, text: string): Promise<void> {
+    await this.client.writeArtifactText(await this.experimentArtifacts(experimentId), `${INDEX_FOLDER}/${name}`, text);
+  }
+
   /** Sends every buffered metric; the tracker stays usable. */
   async flush(): Promise<void> {
     const results = await Promise.allSettled([...this.runs.keys()].map((runId) => this.sendPending(runId)));
@@ -275,6 +293,22 @@ export class MlflowTracker implements Tracker {
       state.metrics = [];
       await this.client.logBatch(runId, { metrics: pending });
     });
+  }
+
+  /** The experiment's artifact location (asked once), checked to be reachable through the proxy. */
+  private experimentArtifacts(experimentId: string): Promise<string> {
+    let known = this.experimentLocations.get(experimentId);
+    if (!known) {
+      known = (async () => {
+        const experiment = await this.client.getExperiment(experimentId);
+        if (!experiment?.artifactLocation) throw new TrackingError(`MLflow at ${this.uri} has no experiment ${experimentId} with an artifact location.`);
+        this.client.artifactRoot(experiment.artifactLocation); // throws when not an mlflow-artifacts: location
+        return experiment.artifactLocation;
+      })();
+      known.catch(() => this.experimentLocations.delete(experimentId));
+      this.experimentLocations.set(experimentId, known);
+    }
+    return known;
   }
 
   private async artifactUri(runId: string): Promise<string> {
