@@ -58,7 +58,7 @@ async function lookupVsRuns(): Promise<void> {
   try {
     const tracker = MlflowTracker.fromEnv({}, server.uri);
     const experimentId = await tracker.ensureExperiment("lookup-bench");
-    const queue = new PQueue({ concurrency: 16 });
+    const queue = new PQueue({ concurrency: 8 });
     let made = 0;
     const makeRuns = async (upTo: number) => {
       const jobs: Promise<void>[] = [];

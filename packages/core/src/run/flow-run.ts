@@ -244,6 +244,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
     }
+    await execution.drain();
     const tasks = Object.fromEntries(execution.results);
     if (!error && status !== "succeeded") error = flowError(status, tasks);
     let outputs: Outputs | undefined;

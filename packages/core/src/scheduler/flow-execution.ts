@@ -104,6 +104,8 @@ export class FlowExecution {
   private readonly controller = new AbortController();
   /** Cross-process leases held now; given up when the flow stops. */
   private readonly leases = new Set<{ release(): Promise<void> }>();
+  /** Cache hits whose runs are still being ended (see completeCached). */
+  private readonly recording = new Set<Promise<void>>();
   /** Rejects with the stop reason once the flow is stopped; raced against every running task. */
   private readonly flowAborted = rejectOnAbort(this.controller.signal);
   private remaining: number;
@@ -375,7 +377,11 @@ export class FlowExecution {
         },
       });
       result.runId = runId;
-      await tracker.endRun(runId, "FINISHED");
+      // The hit is complete once its run exists; ending it (a file write, or a request) goes on
+      // in the background, so dependants do not wait for it. The flow waits for all at its end.
+      const ending = tracker.endRun(runId, "FINISHED").catch((e: unknown) => this.warn(node.id, `could not record the cache hit's run ${runId} as FINISHED: ${(e as Error).message}`));
+      this.recording.add(ending);
+      void ending.finally(() => this.recording.delete(ending));
     }
     state.settleFlight?.(entry);
     await state.releaseLease?.();
@@ -383,6 +389,11 @@ export class FlowExecution {
     result.outputs = entry.outputs.values;
     result.cachedFrom = entry.sourceRunId;
     this.complete(state, "cached", started);
+  }
+
+  /** Waits for the runs of cache hits to be recorded as FINISHED (see completeCached). */
+  async drain(): Promise<void> {
+    while (this.recording.size) await Promise.all(this.recording);
   }
 
   private warn(task: string, message: string): void {
