@@ -86,13 +86,31 @@ describe("a redis cache", () => {
     expect(await countMarks(markers)).toEqual({ a: 1, b: 1, c: 1 });
   });
 
-  // ENGINE BUG (see report): startFlowRun opens the store from the URL and never closes it,
-  // so the redis connection keeps `cairn run` (and any script calling flow.run) alive forever.
   it("the CLI exits by itself after a run on a redis cache", async () => {
     const exit = await cairnRunBounded(fixture("force.flow.ts"), await tmp(), ["--no-tracking"], { CAIRN_CACHE_URL: redis.url }, 3000);
     expect(exit.json.at(-1)).toMatchObject({ type: "flow", status: "succeeded" });
     expect(exit.exitedByItself).toBe(true);
     expect(exit.code).toBe(0);
+  });
+
+  it("machines with their own local stores sharing one redis do not evict each other's entries", async () => {
+    const calls = { n: 0 };
+    const f = makeFlow("redis-two-roots", calls);
+    const rootA = await tmp();
+    const rootB = await tmp();
+    const a = await runCollect(f, { root: rootA, cache: { url: redis.url } });
+    expect(calls.n).toBe(2);
+    // B cannot see A's runs (another .cairn), so A's entries are misses for B, without a warning...
+    const b = await runCollect(f, { root: rootB, cache: { url: redis.url } });
+    expect(statuses(b.result)).toEqual({ "square-redis-two-roots": "succeeded", "add-redis-two-roots": "succeeded" });
+    expect(b.warnings).toEqual([]);
+    expect(calls.n).toBe(4);
+    // ...and B's entries replaced them (same keys, last writer wins); A's own next run
+    // cannot check B's and runs, but neither side ever sees an eviction warning or a crash.
+    const againA = await runCollect(f, { root: rootA, cache: { url: redis.url } });
+    expect(againA.result.status).toBe("succeeded");
+    expect(againA.warnings).toEqual([]);
+    expect(a.result.status).toBe("succeeded");
   });
 
   it("a ttl is honoured by redis", async () => {

@@ -109,6 +109,9 @@ export class TaskCache {
     if (!entry) return {};
     const problem = await this.verify(entry);
     if (problem) {
+      // An entry another tracker recorded (a teammate's local store, through a shared redis)
+      // cannot be checked from here: it is a miss here, but stays for whoever can use it.
+      if (!fromTracker && this.isForeign(entry)) return {};
       await this.store.delete(key).catch(() => false);
       return { bad: { key, reason: problem } };
     }
@@ -197,6 +200,11 @@ export class TaskCache {
     const result = walk(inputs) as Record<string, unknown>;
     await Promise.all(fetches);
     return result;
+  }
+
+  /** True for an entry recorded through another tracker than this one (not for tracking off). */
+  private isForeign(entry: CacheEntry): boolean {
+    return entry.tracker.kind !== "none" && (entry.tracker.kind !== this.tracker.kind || entry.tracker.uri !== this.tracker.uri);
   }
 
   /** Why the entry cannot be used, or undefined when it can. */
