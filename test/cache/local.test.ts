@@ -164,6 +164,41 @@ describe("what invalidates an entry", () => {
   });
 });
 
+describe("declared code files", () => {
+  it("an edit to a file in .codeFiles() re-runs the task; the same bytes again are a hit", async () => {
+    const root = await tmp();
+    const lib = join(await tmp(), "lib");
+    await writeFile(`${lib}.ts`, "export const scale = 2;\n");
+    let calls = 0;
+    const t = task("scaled").codeFiles(`${lib}.ts`).run(() => (calls++, { ok: true }));
+    const f = flow("code-files").build(() => ({ ok: t().ok }));
+    await runCollect(f, { root });
+    expect(statuses((await runCollect(f, { root })).result)).toEqual({ scaled: "cached" });
+    await writeFile(`${lib}.ts`, "export const scale = 3;\n");
+    expect(statuses((await runCollect(f, { root })).result)).toEqual({ scaled: "succeeded" });
+    await writeFile(`${lib}.ts`, "export const scale = 2;\n");
+    expect(statuses((await runCollect(f, { root })).result)).toEqual({ scaled: "cached" });
+    expect(calls).toBe(2);
+  });
+
+  it("a declared file that does not exist is an error where the task is declared; one deleted before the run fails the task", async () => {
+    const dir = await tmp();
+    // Relative paths resolve against the declaring module's folder, like an import.
+    expect(task("rel").codeFiles("./helpers.ts", "./fixtures").run(() => ({})).definition.codeFiles).toEqual([
+      join(import.meta.dirname, "fixtures"),
+      join(import.meta.dirname, "helpers.ts"),
+    ]);
+    expect(() => task("missing").codeFiles(join(dir, "nope.ts"))).toThrow(/Task "missing": the file ".*nope\.ts" does not exist/);
+    await writeFile(join(dir, "gone.ts"), "x");
+    const t = task("gone").codeFiles(join(dir, "gone.ts")).run(() => ({ ok: true }));
+    await rm(join(dir, "gone.ts"));
+    const r = await runCollect(flow("code-file-gone").build(() => ({ ok: t().ok })), { root: await tmp() });
+    expect(r.result.tasks.gone!.status).toBe("failed");
+    expect(r.result.tasks.gone!.error?.name).toBe("CodeFileError");
+    expect(r.result.tasks.gone!.error?.message).toMatch(/code file ".*gone\.ts" it declares with \.codeFiles\(\) cannot be read/);
+  });
+});
+
 describe("artifacts count by content", () => {
   it("an input artifact whose content changed (same path, same size) is a miss", async () => {
     const root = await tmp();

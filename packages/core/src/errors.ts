@@ -309,3 +309,21 @@ export function describeValue(value: unknown): string {
   const ctor = (value as object).constructor?.name;
   return ctor && ctor !== "Object" ? `a ${ctor} instance` : "an object";
 }
+
+/** A code file a task declared (`.codeFiles()`) cannot be read when its cache key is made. */
+export class CodeFileError extends CairnError {
+  override name = "CodeFileError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly task: string,
+    readonly path: string,
+    detail: string,
+  ) {
+    super(
+      `Task "${task}": the code file "${path}" it declares with .codeFiles() cannot be read (${detail}). ` +
+        `Restore it, or remove it from .codeFiles() if the task no longer depends on it.`,
+    );
+  }
+}

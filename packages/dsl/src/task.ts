@@ -10,6 +10,7 @@ import {
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import ms from "ms";
 import { currentBuild, nodeToRef, refProxy } from "./build-context.ts";
+import { resolveDeclaredPath } from "./declared-path.ts";
 import type { Node, OrDefault, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
 
 /** Options of one use of a task in a flow. */
@@ -44,6 +45,7 @@ interface Settings {
   pool?: string;
   cache: TaskCacheOptions | false;
   env: readonly string[];
+  codeFiles?: readonly string[];
 }
 
 /** Builder methods shared by task builders and finished tasks; each returns a copy. */
@@ -63,6 +65,13 @@ export interface TaskSettings<Self> {
   cache(options: CacheSettings | false): Self;
   /** Environment variables whose values enter the cache key (values are hashed, never stored). */
   env(...names: string[]): Self;
+  /**
+   * Files or folders the task's code depends on beyond its own source (modules it imports,
+   * a config file): their content enters the cache key, so editing one re-runs the task.
+   * Relative paths resolve against the declaring module's folder, then the working directory.
+   * @example task("features").codeFiles("./lib/features.ts", "./config").run(...)
+   */
+  codeFiles(...paths: Array<string | URL>): Self;
 }
 
 /** A finished task: call it inside `build` to add a node. */
@@ -135,6 +144,7 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
         ...(state.pool !== undefined ? { pool: state.pool } : {}),
         cache: state.cache,
         env: state.env,
+        ...(state.codeFiles ? { codeFiles: state.codeFiles } : {}),
       });
     },
   } as TaskBuilder<any, any, any>;
@@ -200,6 +210,11 @@ function settingsMethods<S extends Settings & { name: string }, R>(state: S, nex
     env(...names) {
       for (const n of names) if (typeof n !== "string" || !n) throw new OptionError(where("env"), "environment variable names", n);
       return next({ ...state, env: [...new Set([...state.env, ...names])].sort() });
+    },
+    codeFiles(...paths) {
+      if (!paths.length) throw new OptionError(where("codeFiles"), "one or more file or folder paths", undefined);
+      const resolved = paths.map((p) => resolveDeclaredPath(state.name, p, "file or folder"));
+      return next({ ...state, codeFiles: [...new Set([...(state.codeFiles ?? []), ...resolved])].sort() });
     },
   };
 }

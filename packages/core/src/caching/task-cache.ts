@@ -15,6 +15,7 @@ import {
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { isPlainObject } from "../definition/ref.ts";
+import { CodeFileError } from "../errors.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
@@ -76,6 +77,19 @@ export class TaskCache {
     const env: Record<string, string | undefined> = {};
     for (const name of node.task.env) env[name] = this.env[name];
     let extra = node.task.cache !== false && node.task.cache.key !== undefined ? `\0cache-key:${node.task.cache.key}` : "";
+    if (node.task.codeFiles?.length) {
+      const digests = await Promise.all(
+        node.task.codeFiles.map((path) =>
+          describePath(path).then(
+            (d) => d.digest,
+            (error: unknown) => {
+              throw new CodeFileError(node.id, path, (error as Error).message);
+            },
+          ),
+        ),
+      );
+      extra += `\0code-files:${digests.join(",")}`;
+    }
     if (node.task.resolveCode) {
       const resolved = await node.task.resolveCode({
         flowRunId: run.flowRunId ?? this.planId,

@@ -45,6 +45,11 @@ export interface TaskDefinition {
   /** Environment variables that enter the cache key. */
   readonly env: readonly string[];
   /**
+   * Absolute paths of files or folders the task's code depends on (modules it imports,
+   * a config file): their content digests enter the code fingerprint when the key is made.
+   */
+  readonly codeFiles?: readonly string[];
+  /**
    * The part of the code fingerprint known only when the flow runs (the registry version
    * behind `models:/name@alias`). Asked before the cache lookup and added to the key, so
    * a change behind the same name is a miss. Memoise it per `flowRunId`.

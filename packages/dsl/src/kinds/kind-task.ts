@@ -4,12 +4,11 @@
  * resolution and digests; the Python used for scripts and notebooks.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { dirname, isAbsolute, join, resolve, sep } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
-import { TaskFileError } from "@cairn/core";
 import { makeTask, type NodeOptions, type RetryOptions, type Task } from "../task.ts";
 import type { SchemaInput, SchemaOutput } from "../types.ts";
 
@@ -32,6 +31,8 @@ export interface KindMethods<In, Out, Extra> {
   pool(name: string): KindTask<In, Out, Extra>;
   cache(options: TaskCacheOptions | false): KindTask<In, Out, Extra>;
   env(...names: string[]): KindTask<In, Out, Extra>;
+  /** Files or folders the task's code depends on; their content enters the cache key. */
+  codeFiles(...paths: Array<string | URL>): KindTask<In, Out, Extra>;
   /** Declares inputs with any Standard Schema (zod, valibot, ...): validated before each run. */
   input<S extends StandardSchemaV1>(schema: S): KindTask<SchemaInput<S>, Out, Extra>;
   /** Declares the inputs' type, without run-time validation. */
@@ -55,7 +56,7 @@ export interface KindSpec {
   ownOutputs?: (schema: StandardSchemaV1 | undefined) => TaskDefinition["run"];
 }
 
-const SETTINGS = ["version", "retries", "timeout", "pool", "cache", "env"] as const;
+const SETTINGS = ["version", "retries", "timeout", "pool", "cache", "env", "codeFiles"] as const;
 
 /** Wraps a kind's definition as a callable, typed, copy-on-write task. */
 export function kindTask<In, Out, Extra = {}>(spec: KindSpec): KindTask<In, Out, Extra> {
@@ -165,56 +166,7 @@ const KINDS_DIR = dirname(fileURLToPath(import.meta.url));
 /** The folder of the dependency-free Python helper `cairn_task.py`, put on PYTHONPATH of Python children. */
 export const PYTHON_HELPER_DIR = resolve(KINDS_DIR, "../../python");
 
-/**
- * Resolves a script or notebook path: absolute paths and file URLs as they are; a
- * relative path against the folder of the module that declared the task (like an
- * import), else the working directory. Throws TaskFileError when it does not exist.
- */
-export function resolveTaskFile(taskName: string, file: string | URL): string {
-  if (file instanceof URL || (typeof file === "string" && file.startsWith("file:"))) {
-    const p = fileURLToPath(file);
-    return mustExist(taskName, String(file), [p]);
-  }
-  if (typeof file !== "string" || !file) throw new OptionError(`task "${taskName}" file`, "a file path or a file: URL", file);
-  if (isAbsolute(file)) return mustExist(taskName, file, [file]);
-  const tried: string[] = [];
-  const caller = callerDir();
-  for (const base of [caller, process.cwd()]) {
-    if (!base) continue;
-    const p = resolve(base, file);
-    if (tried.includes(p)) continue;
-    tried.push(p);
-    if (existsSync(p)) return mustExist(taskName, file, [p]);
-  }
-  throw new TaskFileError(taskName, file, tried);
-}
-
-function mustExist(taskName: string, file: string, [p]: string[]): string {
-  let s;
-  try {
-    s = statSync(p!);
-  } catch {
-    throw new TaskFileError(taskName, file, [p!]);
-  }
-  if (!s.isFile()) throw new TaskFileError(taskName, file, [p!], "is not a file");
-  return p!;
-}
-
-/** Folder of the first stack frame outside this folder: the module that called script(), notebook(), ... */
-function callerDir(): string | undefined {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 30;
-  const stack = new Error().stack ?? "";
-  Error.stackTraceLimit = limit;
-  for (const line of stack.split("\n").slice(1)) {
-    const m = /(?:\(|at )((?:file:\/\/)?\/[^()]*?):\d+:\d+\)?\s*$/.exec(line);
-    if (!m) continue;
-    const file = m[1]!.startsWith("file:") ? fileURLToPath(m[1]!) : m[1]!;
-    if (file.startsWith(KINDS_DIR + sep) || file.includes(`${sep}node_modules${sep}`)) continue;
-    return dirname(file);
-  }
-  return undefined;
-}
+export { resolveTaskFile } from "../declared-path.ts";
 
 /**
  * The Python for scripts and notebooks: `$CAIRN_PYTHON`, else the active virtualenv

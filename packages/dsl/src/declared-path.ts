@@ -1,0 +1,62 @@
+/**
+ * Paths given where a task is declared (a script, a notebook, extra code files) resolve
+ * like an import: against the folder of the module that declared the task, else the
+ * working directory. Absolute paths and file: URLs are taken as they are.
+ */
+import { existsSync, statSync } from "node:fs";
+import { dirname, isAbsolute, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { OptionError, TaskFileError } from "@cairn/core";
+
+/** This package's source folder: stack frames inside it are the DSL's own, not the user's. */
+const DSL_DIR = dirname(fileURLToPath(import.meta.url));
+
+/** A script or notebook file; throws TaskFileError when there is no such file. */
+export function resolveTaskFile(taskName: string, file: string | URL): string {
+  return resolveDeclaredPath(taskName, file, "file");
+}
+
+/** A file or folder; throws TaskFileError when it does not exist (or is not a file, for `"file"`). */
+export function resolveDeclaredPath(taskName: string, path: string | URL, want: "file" | "file or folder"): string {
+  if (path instanceof URL || (typeof path === "string" && path.startsWith("file:"))) {
+    return mustExist(taskName, String(path), fileURLToPath(path), want);
+  }
+  if (typeof path !== "string" || !path) throw new OptionError(`task "${taskName}" file`, "a file path or a file: URL", path);
+  if (isAbsolute(path)) return mustExist(taskName, path, path, want);
+  const tried: string[] = [];
+  for (const base of [callerDir(), process.cwd()]) {
+    if (!base) continue;
+    const p = resolve(base, path);
+    if (tried.includes(p)) continue;
+    tried.push(p);
+    if (existsSync(p)) return mustExist(taskName, path, p, want);
+  }
+  throw new TaskFileError(taskName, path, tried);
+}
+
+function mustExist(taskName: string, given: string, p: string, want: "file" | "file or folder"): string {
+  let s;
+  try {
+    s = statSync(p);
+  } catch {
+    throw new TaskFileError(taskName, given, [p]);
+  }
+  if (want === "file" && !s.isFile()) throw new TaskFileError(taskName, given, [p], "is not a file");
+  return p;
+}
+
+/** Folder of the first stack frame outside the DSL: the module that declared the task. */
+function callerDir(): string | undefined {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 30;
+  const stack = new Error().stack ?? "";
+  Error.stackTraceLimit = limit;
+  for (const line of stack.split("\n").slice(1)) {
+    const m = /(?:\(|at )((?:file:\/\/)?\/[^()]*?):\d+:\d+\)?\s*$/.exec(line);
+    if (!m) continue;
+    const file = m[1]!.startsWith("file:") ? fileURLToPath(m[1]!) : m[1]!;
+    if (file.startsWith(DSL_DIR + sep) || file.includes(`${sep}node_modules${sep}`)) continue;
+    return dirname(file);
+  }
+  return undefined;
+}
