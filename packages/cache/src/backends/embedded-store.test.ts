@@ -149,4 +149,17 @@ describe("embedded store across processes", () => {
     const taken = await store.acquireLease(key, { ttlMs: 5000, owner: "me" });
     expect(taken.acquired).toBe(true);
   });
+
+  it("takes over at once from a killed holder on this machine, without waiting for its lease to expire", async () => {
+    const key = makeEntry().key;
+    const { child, done } = startTs(fixture("lease-holder.ts"), [root, key, "600000"]);
+    await new Promise<void>((resolve) => child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("held") && resolve()));
+    const store = await CacheStore.fromUrl(undefined, { root });
+    expect(await store.acquireLease(key, { ttlMs: 5000, owner: "me" })).toMatchObject({ acquired: false });
+    child.kill("SIGKILL");
+    await done;
+    // The lease has ten minutes left, but its process is gone.
+    expect(await store.waitFor(key, { pollMs: 25 })).toBeUndefined();
+    expect((await store.acquireLease(key, { ttlMs: 5000, owner: "me" })).acquired).toBe(true);
+  });
 });

@@ -26,6 +26,29 @@ interface CurrentLease {
   holder: string;
   ttlMs: number;
   expiresAt: number;
+  /** The holder's process, when the file says. */
+  pid?: number;
+  host?: string;
+}
+
+/**
+ * True when the lease's holder is a process of this machine that no longer exists (killed,
+ * crashed): its lease is over now, not when it expires. A pid that was reused by another
+ * process looks alive, which only means waiting for the expiry as before.
+ */
+function holderIsGone(lease: CurrentLease): boolean {
+  if (lease.pid === undefined || lease.host !== hostname() || lease.pid === process.pid) return false;
+  try {
+    process.kill(lease.pid, 0);
+    return false;
+  } catch (error) {
+    return errorCode(error) === "ESRCH"; // EPERM: alive, someone else's
+  }
+}
+
+/** True while the lease holds: not expired, and its holder is alive. */
+function isLive(lease: CurrentLease): boolean {
+  return lease.expiresAt > Date.now() && !holderIsGone(lease);
 }
 
 /**
@@ -75,7 +98,7 @@ export class FileLeases implements LeaseBackend {
       }
       const current = await this.read(key);
       if (current === undefined) continue; // released meanwhile
-      if (current.expiresAt > Date.now()) return { ok: false as const, holder: current.holder, expiresAt: current.expiresAt };
+      if (isLive(current)) return { ok: false as const, holder: current.holder, expiresAt: current.expiresAt };
       await this.end(key, current.identity);
     }
     throw new CacheBackendError("embedded", this.dir, `acquire the lease on ${key}`, {
@@ -106,7 +129,7 @@ export class FileLeases implements LeaseBackend {
 
   async peek(key: string) {
     const current = await this.read(key);
-    if (current === undefined || current.expiresAt <= Date.now()) return undefined;
+    if (current === undefined || !isLive(current)) return undefined;
     return { holder: current.holder, expiresAt: current.expiresAt };
   }
 
@@ -170,7 +193,13 @@ export class FileLeases implements LeaseBackend {
       try {
         const lease = JSON.parse(text) as LeaseFile;
         if (typeof lease.token === "string" && typeof lease.ttlMs === "number") {
-          return { identity: lease.token, holder: String(lease.owner), ttlMs: lease.ttlMs, expiresAt: Math.round(info.mtimeMs) + lease.ttlMs };
+          return {
+            identity: lease.token,
+            holder: String(lease.owner),
+            ttlMs: lease.ttlMs,
+            expiresAt: Math.round(info.mtimeMs) + lease.ttlMs,
+            ...(typeof lease.pid === "number" && typeof lease.host === "string" ? { pid: lease.pid, host: lease.host } : {}),
+          };
         }
       } catch {
         // Falls through: unreadable.
