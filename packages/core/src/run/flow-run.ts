@@ -186,7 +186,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     pools[name] = limit;
   }
   const graph = buildFlowGraph(definition);
-  for (const node of graph.nodes.values()) if (node.task.pool && !(node.task.pool in pools)) pools[node.task.pool] = 1;
+  for (const node of definition.nodes) if (node.task.pool && !(node.task.pool in pools)) pools[node.task.pool] = 1;
   const params = await validateParams(definition, options.params ?? {});
 
   const { root, tracker, experimentId } = await openTracking(definition, options, env);
