@@ -193,7 +193,8 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   const flowRunId = await tracker.createRun({
     experimentId,
     name: definition.name,
-    tags: { ...sourceTags(), "cairn.flow": definition.name, "cairn.kind": "flow" },
+    // The null tracker drops tags: do not spawn `git rev-parse` for them.
+    tags: tracker.kind === "none" ? {} : { ...sourceTags(), "cairn.flow": definition.name, "cairn.kind": "flow" },
   });
 
   const secrets = new SecretRegistry(options.secrets, env);
