@@ -34,25 +34,33 @@ export function forEachRef(value: unknown, visit: (ref: RefValue, path: string) 
 
 /** Replaces every ref inside a value with what `resolve` returns. Values without refs are returned as they are. */
 export function resolveRefs(value: unknown, resolve: (ref: RefValue) => unknown): unknown {
+  if (typeof value !== "object" || value === null) return value;
   if (isRef(value)) return resolve(value);
+  // Copies are made at the first change only; this runs for every task of every flow.
   if (Array.isArray(value)) {
-    let changed = false;
-    const out = value.map((item) => {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
       const r = resolveRefs(item, resolve);
-      if (r !== item) changed = true;
-      return r;
-    });
-    return changed ? out : value;
+      if (r !== item) (out ??= value.slice())[i] = r;
+    }
+    return out ?? value;
   }
   if (isPlainObject(value)) {
-    let changed = false;
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      const r = resolveRefs(v, resolve);
-      if (r !== v) changed = true;
-      out[k] = r;
+    let out: Record<string, unknown> | undefined;
+    const keys = Object.keys(value);
+    for (let i = 0; i < keys.length; i++) {
+      const item = value[keys[i]!];
+      const r = resolveRefs(item, resolve);
+      if (r !== item) {
+        if (!out) {
+          out = {};
+          for (const k of keys) out[k] = value[k];
+        }
+        out[keys[i]!] = r;
+      }
     }
-    return changed ? out : value;
+    return out ?? value;
   }
   return value;
 }
