@@ -35,8 +35,8 @@ export function forEachRef(value: unknown, visit: (ref: RefValue, path: string) 
 /** Replaces every ref inside a value with what `resolve` returns. Values without refs are returned as they are. */
 export function resolveRefs(value: unknown, resolve: (ref: RefValue) => unknown): unknown {
   if (typeof value !== "object" || value === null) return value;
-  if (isRef(value)) return resolve(value);
   // Copies are made at the first change only; this runs for every task of every flow.
+  // Arrays are tested first: they are never refs, and asking one for `__cairnRef` walks its prototypes.
   if (Array.isArray(value)) {
     let out: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
@@ -46,6 +46,7 @@ export function resolveRefs(value: unknown, resolve: (ref: RefValue) => unknown)
     }
     return out ?? value;
   }
+  if (isRef(value)) return resolve(value);
   if (isPlainObject(value)) {
     let out: Record<string, unknown> | undefined;
     const keys = Object.keys(value);

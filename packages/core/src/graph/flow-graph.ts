@@ -170,10 +170,10 @@ class Graph implements FlowGraph {
 /** Every ref inside a literal value (objects and arrays are walked), pushed onto `out`: forEachRef without paths or callbacks. */
 function collectRefs(value: unknown, out: RefValue[]): void {
   if (typeof value !== "object" || value === null) return;
-  if (isRef(value)) {
-    out.push(value);
-  } else if (Array.isArray(value)) {
+  if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) collectRefs(value[i], out);
+  } else if (isRef(value)) {
+    out.push(value);
   } else if (isPlainObject(value)) {
     for (const k of Object.keys(value)) collectRefs(value[k], out);
   }
