@@ -225,10 +225,11 @@ export class FlowExecution {
 
   private enqueue(state: NodeState): void {
     const { node, priority } = state;
-    const job = () => this.global.add(() => this.runNode(state), { priority });
     const pool = node.task.pool ? this.pools.get(node.task.pool) : undefined;
     // Queue promises are not awaited: completion is tracked per node, and runNode never rejects.
-    void (pool ? pool.add(job, { priority }) : job());
+    // (Unnamed arrows: tsx wraps every named closure in a defineProperty call.)
+    if (pool) void pool.add(() => this.global.add(() => this.runNode(state), { priority }), { priority });
+    else void this.global.add(() => this.runNode(state), { priority });
   }
 
   private async runNode(state: NodeState): Promise<void> {
@@ -451,10 +452,8 @@ export class FlowExecution {
   private once(state: NodeState, inputs: Record<string, unknown>, runId: string, recorder: RunRecorder, attempt: number): Promise<unknown> {
     state.result.attempts = attempt;
     state.result.status = "running";
-    const event: TaskEvent = { type: "task", status: "running", runId: this.s.flowRunId, task: state.node.id, time: Date.now() };
-    event.taskRunId = runId;
-    event.attempt = attempt;
-    this.s.emit(event);
+    // One literal with every field: adding fields later gives each event a second backing store.
+    this.s.emit({ type: "task", status: "running", runId: this.s.flowRunId, task: state.node.id, time: Date.now(), taskRunId: runId, attempt });
     return this.attempt(state.node, inputs, runId, recorder, attempt);
   }
 
@@ -611,16 +610,20 @@ export class FlowExecution {
   private complete(state: NodeState, status: TaskStatus, started: number | undefined, error?: ErrorInfo): void {
     const { result } = state;
     const id = state.node.id;
+    state.inputs = undefined; // needed until the task ends, not after: 10,000-node flows keep them all otherwise
     result.status = status;
     if (started !== undefined) result.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
     if (error) result.error = error;
-    // Built in place, fields in the order they always had: one object per event.
-    const event: TaskEvent = { type: "task", status: status as Exclude<TaskStatus, "pending">, runId: this.s.flowRunId, task: id, time: Date.now() };
-    if (result.runId) event.taskRunId = result.runId;
-    if (result.durationMs !== undefined) event.durationMs = result.durationMs;
-    if (error) event.error = error;
-    if (result.cachedFrom) event.cachedFrom = result.cachedFrom;
-    this.s.emit(event);
+    const time = Date.now();
+    const runId = this.s.flowRunId;
+    const taskStatus = status as Exclude<TaskStatus, "pending">;
+    if (result.runId && result.durationMs !== undefined && !error && !result.cachedFrom) {
+      // The common case (a task that ran and succeeded) as one literal: same fields, same order,
+      // without the extra backing store that adding fields one by one gives each event.
+      this.s.emit({ type: "task", status: taskStatus, runId, task: id, time, taskRunId: result.runId, durationMs: result.durationMs });
+    } else {
+      this.emitFinished(state, taskStatus, time, error);
+    }
     if (status === "succeeded" || status === "cached") {
       const ready: NodeState[] = [];
       for (const next of state.dependants) {
@@ -629,6 +632,17 @@ export class FlowExecution {
       this.readyAll(ready);
     }
     if (--this.remaining === 0) this.finished(this.flowStatus());
+  }
+
+  /** The event of a finished task, any case: the fields that apply, in their usual order. */
+  private emitFinished(state: NodeState, status: Exclude<TaskStatus, "pending">, time: number, error: ErrorInfo | undefined): void {
+    const { result } = state;
+    const event: TaskEvent = { type: "task", status, runId: this.s.flowRunId, task: state.node.id, time };
+    if (result.runId) event.taskRunId = result.runId;
+    if (result.durationMs !== undefined) event.durationMs = result.durationMs;
+    if (error) event.error = error;
+    if (result.cachedFrom) event.cachedFrom = result.cachedFrom;
+    this.s.emit(event);
   }
 
   private flowStatus(): FlowStatus {
