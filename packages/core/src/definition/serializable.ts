@@ -16,6 +16,14 @@ export function assertSerializable(value: unknown, where: string, options: { all
   walk(value, "", where, allowRefs, []);
 }
 
+/**
+ * True when assertSerializable would not throw: for hot paths, which then call
+ * assertSerializable only to get the error (and build its `where` only then).
+ */
+export function isSerializableValue(value: unknown, options: { allowRefs?: boolean } = {}): boolean {
+  return isSerializable(value, options.allowRefs === true, []);
+}
+
 /** The same rules as `walk`, as a yes/no answer. */
 function isSerializable(v: unknown, allowRefs: boolean, stack: object[]): boolean {
   switch (typeof v) {

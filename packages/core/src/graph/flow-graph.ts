@@ -2,7 +2,7 @@ import { Graph as Graphlib, alg } from "@dagrejs/graphlib";
 import type { FlowDefinition, FlowNode } from "../definition/flow-definition.ts";
 import { type RefValue, forEachRef, isPlainObject, isRef } from "../definition/ref.ts";
 import { requiredKeys } from "../definition/schema.ts";
-import { assertSerializable } from "../definition/serializable.ts";
+import { assertSerializable, isSerializableValue } from "../definition/serializable.ts";
 import {
   CycleError,
   DuplicateNodeError,
@@ -82,8 +82,9 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
         if (from === undefined) throw new UnknownNodeError(flowName, node.id, input, ref.target);
         addEdge(from, i);
       }
+      if (isSerializableValue(value, ALLOW_REFS)) continue;
       try {
-        assertSerializable(value, `Task "${node.id}" input "${input}"`, { allowRefs: true });
+        assertSerializable(value, `Task "${node.id}" input "${input}"`, ALLOW_REFS);
       } catch (error) {
         if (error instanceof NotSerializableError) {
           throw new FlowValidationError(`${error.message} (in flow "${flowName}")`, flowName, { cause: error });
@@ -125,6 +126,8 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
   }
   return new Graph(definition, { index, dependencies, dependants, priority, order });
 }
+
+const ALLOW_REFS = { allowRefs: true } as const;
 
 /** A FlowGraph whose id-keyed views are made on first use: the scheduler needs only the indexed form. */
 class Graph implements FlowGraph {

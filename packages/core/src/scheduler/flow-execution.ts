@@ -6,7 +6,7 @@ import { isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { type RefValue, resolveRefs } from "../definition/ref.ts";
 import { validateWithSchema } from "../definition/schema.ts";
-import { assertSerializable } from "../definition/serializable.ts";
+import { assertSerializable, isSerializableValue } from "../definition/serializable.ts";
 import {
   CairnError,
   CancelledError,
@@ -537,13 +537,16 @@ export class FlowExecution {
   /** The output as stored; synchronous unless the task has an output schema. */
   private checkOutputs(node: FlowNode, output: unknown): unknown {
     const value = output === undefined ? {} : output;
-    try {
-      assertSerializable(value, `Task "${node.id}" output`);
-    } catch (error) {
-      if (error instanceof NotSerializableError) {
-        throw new NotSerializableError(error.where, error.path || "(the whole output)", error.got);
+    // The message's `where` is made only for a value that fails.
+    if (!isSerializableValue(value)) {
+      try {
+        assertSerializable(value, `Task "${node.id}" output`);
+      } catch (error) {
+        if (error instanceof NotSerializableError) {
+          throw new NotSerializableError(error.where, error.path || "(the whole output)", error.got);
+        }
+        throw error;
       }
-      throw error;
     }
     this.s.secrets.assertClean(value, node.id, "its outputs");
     const schema = node.task.outputSchema;
