@@ -45,7 +45,7 @@ export { NullTracker } from "./tracking/null-tracker.ts";
 export { LocalStore, type LocalStoreOptions } from "./tracking/local/local-store.ts";
 export { resolveTracker, type ResolveTrackerOptions } from "./tracking/resolve-tracker.ts";
 // The MLflow tracker is at "@cairn/core/mlflow": loaded only by those who use a server.
-export { trackerComplianceSuite } from "./tracking/tracker-compliance.ts";
+// The tracker compliance suite (a vitest suite) is at "@cairn/core/testing": importing vitest here cost every flow ~30 MB.
 
 export * from "./executors/index.ts";
 export * from "./errors.ts";

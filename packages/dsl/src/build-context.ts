@@ -62,26 +62,41 @@ export function makeRef(source: "node" | "param", target: string, path: string[]
   return Object.freeze({ __cairnRef: true as const, source, target, path: Object.freeze(path), buildId });
 }
 
+/** What a ref proxy stands for; its target object. Hidden: the proxy reports no own keys. */
+interface RefTarget {
+  source: "node" | "param";
+  target: string;
+  buildId: number;
+  /** Refs handed out so far, by key: the same key gives the same ref. */
+  refs?: Map<string, RefValue>;
+}
+
+/** One handler for every ref proxy: 10,000-node flows made 10,000 handlers and 30,000 closures before. */
+const REF_HANDLER: ProxyHandler<RefTarget> = {
+  get(t, key) {
+    if (typeof key !== "string" || key === "then" || key === "toJSON") return undefined;
+    const { source, target, buildId } = t;
+    if (source === "node" && key === "$id") return target;
+    if (key === NODE_MARK) return source === "node";
+    if (source === "node" && key === "$out") key = "";
+    const refs = (t.refs ??= new Map());
+    let ref = refs.get(key);
+    if (!ref) {
+      ref = source === "param" ? makeRef("param", key, [], buildId) : makeRef("node", target, key === "" ? [] : [key], buildId);
+      refs.set(key, ref);
+    }
+    return ref;
+  },
+  has: () => false,
+  ownKeys: () => [],
+  getOwnPropertyDescriptor: () => undefined,
+};
+
 /** A proxy whose every property is a ref: to an output of node `target`, or (for `param`) to the param of that name. */
 export function refProxy(source: "node" | "param", target: string, buildId: number): Record<string, unknown> {
-  const cache = new Map<string, RefValue>();
-  return new Proxy(Object.create(null) as Record<string, unknown>, {
-    get(_, key) {
-      if (typeof key !== "string" || key === "then" || key === "toJSON") return undefined;
-      if (source === "node" && key === "$id") return target;
-      if (key === NODE_MARK) return source === "node";
-      if (source === "node" && key === "$out") key = "";
-      let ref = cache.get(key);
-      if (!ref) {
-        ref =
-          source === "param"
-            ? makeRef("param", key, [], buildId)
-            : makeRef("node", target, key === "" ? [] : [key], buildId);
-        cache.set(key, ref);
-      }
-      return ref;
-    },
-    has: () => false,
-    ownKeys: () => [],
-  });
+  const t = Object.create(null) as RefTarget;
+  t.source = source;
+  t.target = target;
+  t.buildId = buildId;
+  return new Proxy(t, REF_HANDLER) as unknown as Record<string, unknown>;
 }

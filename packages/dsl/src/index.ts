@@ -30,7 +30,9 @@ export {
   type CurrentTask,
   type ArtifactMarker,
 } from "./kinds/index.ts";
-export { main as cli, EXIT, type CliIo } from "./cli/main.ts";
+export { EXIT } from "./cli/exit.ts";
+import type { CliIo } from "./cli/main.ts";
+export type { CliIo };
 export { FlowFileError } from "./cli/load-flow.ts";
 export { UsageError } from "./cli/usage-error.ts";
 
@@ -70,3 +72,13 @@ export {
   MlflowModelError,
   ModelInputError,
 } from "@cairn/core";
+
+/**
+ * Runs the `cairn` CLI with `argv` (without `node cairn`); resolves to the exit code.
+ * The CLI (reporter, log-update, ...) is loaded on the first call: a program that only
+ * runs flows does not pay for it (~10 MB of RSS).
+ */
+export async function cli(argv: string[], io?: CliIo): Promise<number> {
+  const { main } = await import("./cli/main.ts");
+  return main(argv, io);
+}

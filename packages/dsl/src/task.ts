@@ -150,6 +150,9 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
   } as TaskBuilder<any, any, any>;
 }
 
+/** The `after` of nodes without one: frozen, so one array serves them all. */
+const NO_AFTER: readonly string[] = Object.freeze([]);
+
 /** Wraps a definition as a callable task. Also used by other task kinds (scripts, notebooks, ...). */
 export function makeTask<In, Out>(definition: TaskDefinition): Task<In, Out> {
   const call = (inputs: Record<string, unknown> = {}, options: NodeOptions = {}) => {
@@ -160,11 +163,18 @@ export function makeTask<In, Out>(definition: TaskDefinition): Task<In, Out> {
     const uses = (build.uses.get(definition.name) ?? 0) + 1;
     build.uses.set(definition.name, uses);
     const id = options.id ?? (uses === 1 ? definition.name : `${definition.name}-${uses}`);
+    const wired: Record<string, unknown> = {};
+    for (const k of Object.keys(inputs)) {
+      const value = nodeToRef(inputs[k]);
+      // As Object.fromEntries did: an own "__proto__" input, not a prototype.
+      if (k === "__proto__") Object.defineProperty(wired, k, { value, enumerable: true, writable: true, configurable: true });
+      else wired[k] = value;
+    }
     const node: FlowNode = {
       id,
       task: definition,
-      inputs: Object.freeze(Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, nodeToRef(v)]))),
-      after: Object.freeze((options.after ?? []).map((a) => (typeof a === "string" ? a : a.$id))),
+      inputs: Object.freeze(wired),
+      after: options.after === undefined ? NO_AFTER : Object.freeze(options.after.map((a) => (typeof a === "string" ? a : a.$id))),
     };
     build.nodes.push(node);
     return refProxy("node", id, build.buildId);

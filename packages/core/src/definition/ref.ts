@@ -34,25 +34,34 @@ export function forEachRef(value: unknown, visit: (ref: RefValue, path: string) 
 
 /** Replaces every ref inside a value with what `resolve` returns. Values without refs are returned as they are. */
 export function resolveRefs(value: unknown, resolve: (ref: RefValue) => unknown): unknown {
-  if (isRef(value)) return resolve(value);
+  if (typeof value !== "object" || value === null) return value;
+  // Copies are made at the first change only; this runs for every task of every flow.
+  // Arrays are tested first: they are never refs, and asking one for `__cairnRef` walks its prototypes.
   if (Array.isArray(value)) {
-    let changed = false;
-    const out = value.map((item) => {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
       const r = resolveRefs(item, resolve);
-      if (r !== item) changed = true;
-      return r;
-    });
-    return changed ? out : value;
-  }
-  if (isPlainObject(value)) {
-    let changed = false;
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      const r = resolveRefs(v, resolve);
-      if (r !== v) changed = true;
-      out[k] = r;
+      if (r !== item) (out ??= value.slice())[i] = r;
     }
-    return changed ? out : value;
+    return out ?? value;
+  }
+  if (isRef(value)) return resolve(value);
+  if (isPlainObject(value)) {
+    let out: Record<string, unknown> | undefined;
+    const keys = Object.keys(value);
+    for (let i = 0; i < keys.length; i++) {
+      const item = value[keys[i]!];
+      const r = resolveRefs(item, resolve);
+      if (r !== item) {
+        if (!out) {
+          out = {};
+          for (const k of keys) out[k] = value[k];
+        }
+        out[keys[i]!] = r;
+      }
+    }
+    return out ?? value;
   }
   return value;
 }

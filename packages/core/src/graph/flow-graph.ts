@@ -1,8 +1,8 @@
-import { Graph, alg } from "@dagrejs/graphlib";
+import { Graph as Graphlib, alg } from "@dagrejs/graphlib";
 import type { FlowDefinition, FlowNode } from "../definition/flow-definition.ts";
-import { forEachRef } from "../definition/ref.ts";
+import { type RefValue, forEachRef, isPlainObject, isRef } from "../definition/ref.ts";
 import { requiredKeys } from "../definition/schema.ts";
-import { assertSerializable } from "../definition/serializable.ts";
+import { assertSerializable, isSerializableValue } from "../definition/serializable.ts";
 import {
   CycleError,
   DuplicateNodeError,
@@ -24,6 +24,19 @@ export interface FlowGraph {
   readonly dependants: ReadonlyMap<string, readonly string[]>;
   /** Length, in nodes, of the longest path from each node to a sink; the critical-path priority. */
   readonly priority: ReadonlyMap<string, number>;
+  /** @internal The same graph by position in `definition.nodes`, for the scheduler. */
+  readonly indexed: IndexedGraph;
+}
+
+/** The graph by node position: node `i` is `definition.nodes[i]`. */
+export interface IndexedGraph {
+  /** Position of each node id. */
+  readonly index: ReadonlyMap<string, number>;
+  readonly dependencies: ReadonlyArray<readonly number[]>;
+  readonly dependants: ReadonlyArray<readonly number[]>;
+  readonly priority: ArrayLike<number>;
+  /** Positions in a topological order. */
+  readonly order: readonly number[];
 }
 
 /**
@@ -32,38 +45,46 @@ export interface FlowGraph {
  */
 export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
   const flowName = definition.name;
-  const nodes = new Map<string, FlowNode>();
-  for (const node of definition.nodes) {
-    if (nodes.has(node.id)) throw new DuplicateNodeError(flowName, node.id);
-    nodes.set(node.id, node);
+  const list = definition.nodes;
+  const n = list.length;
+  // Positions, not ids, from here on: on 10,000-node flows the Map lookups by id were most of
+  // the cost of validating (bench/engine-overhead.ts). The id-keyed Maps are made when asked for.
+  const index = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const id = list[i]!.id;
+    if (index.has(id)) throw new DuplicateNodeError(flowName, id);
+    index.set(id, i);
   }
 
-  // Adjacency lists of our own: graphlib's setEdge cost ~5 µs an edge on 10,000-node flows (bench/),
-  // a quarter of the engine's budget per task. graphlib names the cycle when there is one.
-  const dependencies = new Map<string, string[]>();
-  const dependants = new Map<string, string[]>();
-  for (const id of nodes.keys()) {
-    dependencies.set(id, []);
-    dependants.set(id, []);
+  const dependencies: number[][] = new Array(n);
+  const dependants: number[][] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    dependencies[i] = [];
+    dependants[i] = [];
   }
-  const addEdge = (from: string, to: string) => {
-    const deps = dependencies.get(to)!;
+  const addEdge = (from: number, to: number) => {
+    const deps = dependencies[to]!;
     if (deps.includes(from)) return;
     deps.push(from);
-    dependants.get(from)!.push(to);
+    dependants[from]!.push(to);
   };
 
-  for (const node of nodes.values()) {
-    for (const [input, value] of Object.entries(node.inputs)) {
-      forEachRef(value, (ref) => {
-        if (ref.source !== "node") return;
-        if (ref.buildId !== definition.buildId || !nodes.has(ref.target)) {
-          throw new UnknownNodeError(flowName, node.id, input, ref.target);
-        }
-        addEdge(ref.target, node.id);
-      });
+  const refs: RefValue[] = [];
+  for (let i = 0; i < n; i++) {
+    const node = list[i]!;
+    for (const input in node.inputs) {
+      const value = node.inputs[input];
+      refs.length = 0;
+      collectRefs(value, refs);
+      for (const ref of refs) {
+        if (ref.source !== "node") continue;
+        const from = ref.buildId === definition.buildId ? index.get(ref.target) : undefined;
+        if (from === undefined) throw new UnknownNodeError(flowName, node.id, input, ref.target);
+        addEdge(from, i);
+      }
+      if (isSerializableValue(value, ALLOW_REFS)) continue;
       try {
-        assertSerializable(value, `Task "${node.id}" input "${input}"`, { allowRefs: true });
+        assertSerializable(value, `Task "${node.id}" input "${input}"`, ALLOW_REFS);
       } catch (error) {
         if (error instanceof NotSerializableError) {
           throw new FlowValidationError(`${error.message} (in flow "${flowName}")`, flowName, { cause: error });
@@ -72,8 +93,9 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
       }
     }
     for (const dep of node.after) {
-      if (!nodes.has(dep)) throw new UnknownNodeError(flowName, node.id, "after", dep);
-      addEdge(dep, node.id);
+      const from = index.get(dep);
+      if (from === undefined) throw new UnknownNodeError(flowName, node.id, "after", dep);
+      addEdge(from, i);
     }
     const schema = node.task.inputSchema;
     const required = schema ? requiredKeys(schema) : undefined;
@@ -83,38 +105,95 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
   }
   for (const [name, value] of Object.entries(definition.outputs)) {
     forEachRef(value, (ref) => {
-      if (ref.source === "node" && (ref.buildId !== definition.buildId || !nodes.has(ref.target))) {
+      if (ref.source === "node" && (ref.buildId !== definition.buildId || !index.has(ref.target))) {
         throw new UnknownNodeError(flowName, "(flow outputs)", name, ref.target);
       }
     });
   }
 
-  const order = topologicalOrder(nodes.keys(), dependencies, dependants);
-  if (order.length < nodes.size) throw new CycleError(flowName, findCycle(dependants));
-  const priority = new Map<string, number>();
-  for (let i = order.length - 1; i >= 0; i--) {
-    const id = order[i]!;
-    let best = 0;
-    for (const next of dependants.get(id)!) best = Math.max(best, priority.get(next)!);
-    priority.set(id, best + 1);
+  const order = topologicalOrder(dependencies, dependants);
+  if (order.length < n) {
+    const byId = new Map<string, string[]>();
+    for (let i = 0; i < n; i++) byId.set(list[i]!.id, dependants[i]!.map((j) => list[j]!.id));
+    throw new CycleError(flowName, findCycle(byId));
   }
-  return { definition, nodes, order, dependencies, dependants, priority };
+  const priority = new Uint32Array(n);
+  for (let k = n - 1; k >= 0; k--) {
+    const i = order[k]!;
+    let best = 0;
+    for (const next of dependants[i]!) if (priority[next]! > best) best = priority[next]!;
+    priority[i] = best + 1;
+  }
+  return new Graph(definition, { index, dependencies, dependants, priority, order });
+}
+
+const ALLOW_REFS = { allowRefs: true } as const;
+
+/** A FlowGraph whose id-keyed views are made on first use: the scheduler needs only the indexed form. */
+class Graph implements FlowGraph {
+  private nodes_?: Map<string, FlowNode>;
+  private order_?: string[];
+  private dependencies_?: Map<string, string[]>;
+  private dependants_?: Map<string, string[]>;
+  private priority_?: Map<string, number>;
+
+  constructor(
+    readonly definition: FlowDefinition,
+    readonly indexed: IndexedGraph,
+  ) {}
+
+  get nodes(): ReadonlyMap<string, FlowNode> {
+    return (this.nodes_ ??= new Map(this.definition.nodes.map((node) => [node.id, node])));
+  }
+
+  get order(): readonly string[] {
+    const list = this.definition.nodes;
+    return (this.order_ ??= this.indexed.order.map((i) => list[i]!.id));
+  }
+
+  get dependencies(): ReadonlyMap<string, readonly string[]> {
+    return (this.dependencies_ ??= this.byId(this.indexed.dependencies));
+  }
+
+  get dependants(): ReadonlyMap<string, readonly string[]> {
+    return (this.dependants_ ??= this.byId(this.indexed.dependants));
+  }
+
+  get priority(): ReadonlyMap<string, number> {
+    const list = this.definition.nodes;
+    return (this.priority_ ??= new Map(list.map((node, i) => [node.id, this.indexed.priority[i]!])));
+  }
+
+  private byId(edges: ReadonlyArray<readonly number[]>): Map<string, string[]> {
+    const list = this.definition.nodes;
+    return new Map(list.map((node, i) => [node.id, edges[i]!.map((j) => list[j]!.id)]));
+  }
+}
+
+/** Every ref inside a literal value (objects and arrays are walked), pushed onto `out`: forEachRef without paths or callbacks. */
+function collectRefs(value: unknown, out: RefValue[]): void {
+  if (typeof value !== "object" || value === null) return;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) collectRefs(value[i], out);
+  } else if (isRef(value)) {
+    out.push(value);
+  } else if (isPlainObject(value)) {
+    for (const k of Object.keys(value)) collectRefs(value[k], out);
+  }
 }
 
 /** Kahn's algorithm, stable in declaration order; shorter than the node count when there is a cycle. */
-function topologicalOrder(ids: Iterable<string>, dependencies: Map<string, string[]>, dependants: Map<string, string[]>): string[] {
-  const left = new Map<string, number>();
-  const order: string[] = [];
-  for (const id of ids) {
-    const n = dependencies.get(id)!.length;
-    left.set(id, n);
-    if (n === 0) order.push(id);
+function topologicalOrder(dependencies: ReadonlyArray<readonly number[]>, dependants: ReadonlyArray<readonly number[]>): number[] {
+  const n = dependencies.length;
+  const left = new Uint32Array(n);
+  const order: number[] = [];
+  for (let i = 0; i < n; i++) {
+    left[i] = dependencies[i]!.length;
+    if (left[i] === 0) order.push(i);
   }
-  for (let i = 0; i < order.length; i++) {
-    for (const next of dependants.get(order[i]!)!) {
-      const n = left.get(next)! - 1;
-      left.set(next, n);
-      if (n === 0) order.push(next);
+  for (let k = 0; k < order.length; k++) {
+    for (const next of dependants[order[k]!]!) {
+      if (--left[next]! === 0) order.push(next);
     }
   }
   return order;
@@ -122,7 +201,7 @@ function topologicalOrder(ids: Iterable<string>, dependencies: Map<string, strin
 
 /** One concrete cycle, as node ids in edge order, found inside a strongly connected component. */
 function findCycle(dependants: Map<string, string[]>): string[] {
-  const graph = new Graph({ directed: true });
+  const graph = new Graphlib({ directed: true });
   for (const [from, tos] of dependants) {
     graph.setNode(from);
     for (const to of tos) graph.setEdge(from, to);

@@ -186,14 +186,15 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     pools[name] = limit;
   }
   const graph = buildFlowGraph(definition);
-  for (const node of graph.nodes.values()) if (node.task.pool && !(node.task.pool in pools)) pools[node.task.pool] = 1;
+  for (const node of definition.nodes) if (node.task.pool && !(node.task.pool in pools)) pools[node.task.pool] = 1;
   const params = await validateParams(definition, options.params ?? {});
 
   const { root, tracker, experimentId } = await openTracking(definition, options, env);
   const flowRunId = await tracker.createRun({
     experimentId,
     name: definition.name,
-    tags: { ...sourceTags(), "cairn.flow": definition.name, "cairn.kind": "flow" },
+    // The null tracker drops tags: do not spawn `git rev-parse` for them.
+    tags: tracker.kind === "none" ? {} : { ...sourceTags(), "cairn.flow": definition.name, "cairn.kind": "flow" },
   });
 
   const secrets = new SecretRegistry(options.secrets, env);

@@ -6,7 +6,7 @@ import { isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { type RefValue, resolveRefs } from "../definition/ref.ts";
 import { validateWithSchema } from "../definition/schema.ts";
-import { assertSerializable } from "../definition/serializable.ts";
+import { assertSerializable, isSerializableValue } from "../definition/serializable.ts";
 import {
   CairnError,
   CancelledError,
@@ -20,10 +20,10 @@ import type { FlowGraph } from "../graph/flow-graph.ts";
 import { toGraphJson, toMermaid } from "../graph/render.ts";
 import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskEvent, type TaskStatus, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import type { TaskContext } from "../run/task-context.ts";
-import { RunningTaskContext } from "./running-task-context.ts";
+import { RunningTaskContext, type SharedContext } from "./running-task-context.ts";
 import type { CacheEntry } from "@cairn/cache";
 import { CACHE_KEY_TAG, CACHED_FROM_TAG, type StoredManifest, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
+import { NullTracker } from "../tracking/null-tracker.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -97,8 +97,12 @@ class AttemptFailure extends Error {
  */
 export class FlowExecution {
   readonly results = new Map<string, TaskResult>();
-  /** Per-node state, linked directly to dependants: the hot path does no map lookups. */
-  private readonly states = new Map<string, NodeState>();
+  /** Per-node state by position in the definition, linked directly to dependants: the hot path does no map lookups. */
+  private readonly states: NodeState[];
+  /** Position of each node id. */
+  private readonly index: ReadonlyMap<string, number>;
+  /** What every task context shares. */
+  private readonly shared: SharedContext;
   private readonly global: PQueue;
   private readonly pools = new Map<string, PQueue>();
   private readonly controller = new AbortController();
@@ -121,36 +125,62 @@ export class FlowExecution {
     // Every task waiting on another process listens to this one signal; there may be thousands.
     setMaxListeners(0, this.controller.signal);
     this.done = new Promise((resolve) => (this.finished = resolve));
-    for (const id of s.graph.order) {
-      const result: TaskResult = { task: id, status: "pending", attempts: 0 };
-      this.results.set(id, result);
-      this.states.set(id, {
-        node: s.graph.nodes.get(id)!,
+    this.shared = {
+      params: s.params,
+      flowRunId: s.flowRunId,
+      tracking: Object.freeze({ kind: s.tracker.kind, uri: s.tracker.uri, experimentId: s.experimentId }),
+      tracker: s.tracker,
+      workDir: s.workDir,
+      secrets: s.secrets,
+      emit: s.emit,
+    };
+    const list = s.graph.definition.nodes;
+    const { index, dependencies, dependants, priority, order } = s.graph.indexed;
+    this.index = index;
+    const states: NodeState[] = (this.states = new Array(list.length));
+    for (let i = 0; i < list.length; i++) {
+      const node = list[i]!;
+      const result: TaskResult = { task: node.id, status: "pending", attempts: 0 };
+      states[i] = {
+        node,
         result,
-        waiting: s.graph.dependencies.get(id)!.length,
-        priority: s.graph.priority.get(id)!,
+        waiting: dependencies[i]!.length,
+        priority: priority[i]!,
         dependants: [],
         output: undefined,
-      });
+      };
     }
-    for (const [id, state] of this.states) {
-      for (const next of s.graph.dependants.get(id)!) state.dependants.push(this.states.get(next)!);
+    // Results in topological order, as before: `wait()` lists tasks in this order.
+    for (const i of order) this.results.set(list[i]!.id, states[i]!.result);
+    for (let i = 0; i < list.length; i++) {
+      const next = dependants[i]!;
+      const linked = states[i]!.dependants;
+      for (let k = 0; k < next.length; k++) linked.push(states[next[k]!]!);
     }
-    const rerun = new Set(s.cache?.rerun ?? []);
-    const force = (state: NodeState) => {
-      if (state.forceRun) return;
-      state.forceRun = true;
-      for (const next of state.dependants) force(next);
-    };
-    for (const state of this.states.values()) {
-      if (s.cache?.refresh || rerun.has(state.node.id) || rerun.has(state.node.task.name)) force(state);
+    if (s.cache && (s.cache.refresh || s.cache.rerun.length)) {
+      const rerun = new Set(s.cache.rerun);
+      const force = (state: NodeState) => {
+        if (state.forceRun) return;
+        state.forceRun = true;
+        for (const next of state.dependants) force(next);
+      };
+      for (const state of states) {
+        if (s.cache.refresh || rerun.has(state.node.id) || rerun.has(state.node.task.name)) force(state);
+      }
     }
   }
 
   /** Starts the walk; `done` resolves with the flow's status. */
   start(): void {
     if (this.remaining === 0) return this.finished("succeeded");
-    this.readyAll([...this.states.values()].filter((state) => state.waiting === 0));
+    // Topological order, as the ready set was made before.
+    const roots: NodeState[] = [];
+    for (const i of this.s.graph.indexed.order) {
+      const state = this.states[i]!;
+      if (state.waiting !== 0) break; // the roots come first in Kahn's order
+      roots.push(state);
+    }
+    this.readyAll(roots);
   }
 
   /** Queues nodes that became ready together, highest priority first: a free slot goes to the first one added. */
@@ -170,19 +200,20 @@ export class FlowExecution {
 
   /** Outputs of a finished task. */
   outputOf(id: string): unknown {
-    return this.states.get(id)?.output;
+    const i = this.index.get(id);
+    return i === undefined ? undefined : this.states[i]!.output;
   }
 
   /** Resolves refs to params and upstream outputs. */
   resolve(value: unknown): unknown {
-    return resolveRefs(value, (ref) => this.refValue(ref));
+    return resolveRefs(value, this.refValue);
   }
 
-  private refValue(ref: RefValue): unknown {
-    let v = ref.source === "param" ? this.s.params[ref.target] : this.states.get(ref.target)!.output;
+  private readonly refValue = (ref: RefValue): unknown => {
+    let v = ref.source === "param" ? this.s.params[ref.target] : this.states[this.index.get(ref.target)!]!.output;
     for (const key of ref.path) v = v == null ? undefined : (v as Record<string, unknown>)[key];
     return v;
-  }
+  };
 
   private ready(state: NodeState): void {
     state.result.status = "queued";
@@ -194,10 +225,11 @@ export class FlowExecution {
 
   private enqueue(state: NodeState): void {
     const { node, priority } = state;
-    const job = () => this.global.add(() => this.runNode(state), { priority });
     const pool = node.task.pool ? this.pools.get(node.task.pool) : undefined;
     // Queue promises are not awaited: completion is tracked per node, and runNode never rejects.
-    void (pool ? pool.add(job, { priority }) : job());
+    // (Unnamed arrows: tsx wraps every named closure in a defineProperty call.)
+    if (pool) void pool.add(() => this.global.add(() => this.runNode(state), { priority }), { priority });
+    else void this.global.add(() => this.runNode(state), { priority });
   }
 
   private async runNode(state: NodeState): Promise<void> {
@@ -205,11 +237,15 @@ export class FlowExecution {
     const { node, result } = state;
     const id = node.id;
     const started = performance.now();
+    const tracker = this.s.tracker;
+    const tracking = tracker.kind !== "none";
     let recorder: RunRecorder | undefined;
     try {
-      let inputs = state.inputs ?? (await this.prepareInputs(state));
+      let inputs = state.inputs ?? this.prepareInputs(state);
+      if (inputs instanceof Promise) inputs = await inputs;
       if (this.s.cache) inputs = await this.s.cache.tasks.materialize(inputs);
-      const runId = await this.s.tracker.createRun(this.s.tracker.kind === "none" ? NO_RUN : {
+      // The null tracker's ids need no round trip through a promise.
+      const runId = tracker instanceof NullTracker ? tracker.newRunId() : await tracker.createRun(!tracking ? NO_RUN : {
         experimentId: this.s.experimentId,
         name: id,
         parentRunId: this.s.flowRunId,
@@ -222,11 +258,15 @@ export class FlowExecution {
         },
       });
       result.runId = runId;
-      recorder = new RunRecorder(this.s.tracker, runId);
-      const inputsFile = logInputs(recorder, inputs);
-      if (inputsFile) await writeRunFiles(this.s.tracker, runId, "cairn", { "inputs.json": inputsFile });
-      let outputs = await this.attempts(node, inputs, runId, recorder);
-      let manifest: StoredManifest = { values: outputs, artifacts: [] };
+      recorder = new RunRecorder(tracker, runId);
+      if (tracking) {
+        // Without a tracker the params would be dropped: do not make them.
+        const inputsFile = logInputs(recorder, inputs);
+        if (inputsFile) await writeRunFiles(tracker, runId, "cairn", { "inputs.json": inputsFile });
+      }
+      let outputs =
+        node.task.retry.retries === 0 ? await this.once(state, inputs, runId, recorder, 1) : await this.attempts(state, inputs, runId, recorder);
+      let manifest: StoredManifest | undefined;
       const cache = this.s.cache?.tasks;
       if (cache && state.key) {
         const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;
@@ -240,9 +280,9 @@ export class FlowExecution {
         outputs = manifest.values;
         recorder.tag(CACHE_KEY_TAG, state.key.key);
       }
-      if (this.s.tracker.kind !== "none") await this.finishTracking(node, runId, recorder, "FINISHED", manifest);
+      if (tracking) await this.finishTracking(node, runId, recorder, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
       if (cache && state.key) {
-        const entry = await cache.record(state.key, node, runId, manifest).catch((e: unknown) => {
+        const entry = await cache.record(state.key, node, runId, manifest!).catch((e: unknown) => {
           this.warn(id, `could not store the cache entry: ${(e as Error).message}`);
           return undefined;
         });
@@ -266,15 +306,15 @@ export class FlowExecution {
         this.afterFailure(state);
       }
     } finally {
-      await state.releaseLease?.();
+      if (state.releaseLease) await state.releaseLease();
     }
   }
 
-  /** Resolves refs and validates the inputs with the task's schema; kept on the state. */
-  private async prepareInputs(state: NodeState): Promise<Record<string, unknown>> {
+  /** Resolves refs and validates the inputs with the task's schema; kept on the state. Synchronous when there is no schema. */
+  private prepareInputs(state: NodeState): Record<string, unknown> | Promise<Record<string, unknown>> {
     const raw = this.resolve(state.node.inputs) as Record<string, unknown>;
-    state.inputs = state.node.task.inputSchema ? await this.validateInputs(state.node, raw) : raw;
-    return state.inputs;
+    if (!state.node.task.inputSchema) return (state.inputs = raw);
+    return this.validateInputs(state.node, raw).then((inputs) => (state.inputs = inputs));
   }
 
   /**
@@ -408,15 +448,20 @@ export class FlowExecution {
     return r.value as Record<string, unknown>;
   }
 
-  private async attempts(node: FlowNode, inputs: Record<string, unknown>, runId: string, recorder: RunRecorder) {
+  /** Attempt number `attempt`, announced as running. */
+  private once(state: NodeState, inputs: Record<string, unknown>, runId: string, recorder: RunRecorder, attempt: number): Promise<unknown> {
+    state.result.attempts = attempt;
+    state.result.status = "running";
+    // One literal with every field: adding fields later gives each event a second backing store.
+    this.s.emit({ type: "task", status: "running", runId: this.s.flowRunId, task: state.node.id, time: Date.now(), taskRunId: runId, attempt });
+    return this.attempt(state.node, inputs, runId, recorder, attempt);
+  }
+
+  /** The attempts of a task with retries, through p-retry. */
+  private async attempts(state: NodeState, inputs: Record<string, unknown>, runId: string, recorder: RunRecorder) {
+    const { node } = state;
     const { retry } = node.task;
-    const result = this.results.get(node.id)!;
-    const once = (attempt: number) => {
-      result.attempts = attempt;
-      this.emitTask(node.id, "running", { taskRunId: runId, attempt });
-      return this.attempt(node, inputs, runId, recorder, attempt);
-    };
-    if (retry.retries === 0) return once(1);
+    const once = (attempt: number) => this.once(state, inputs, runId, recorder, attempt);
     try {
       return await pRetry(
         async (attempt) => {
@@ -472,7 +517,7 @@ export class FlowExecution {
       };
     }
     try {
-      const ctx = this.context(node, runId, recorder, attempt, signal);
+      const ctx = new RunningTaskContext(this.shared, node, runId, attempt, signal, recorder);
       let output: unknown;
       try {
         const returned = node.task.run(inputs, ctx);
@@ -482,46 +527,34 @@ export class FlowExecution {
         if (error instanceof Error || error instanceof StopReason) throw error;
         throw new NonErrorThrownError(node.id, error);
       }
-      return await this.checkOutputs(node, output);
+      const checked = this.checkOutputs(node, output);
+      return checked instanceof Promise ? await checked : checked;
     } finally {
       cleanup?.();
     }
   }
 
-  private async checkOutputs(node: FlowNode, output: unknown): Promise<unknown> {
+  /** The output as stored; synchronous unless the task has an output schema. */
+  private checkOutputs(node: FlowNode, output: unknown): unknown {
     const value = output === undefined ? {} : output;
-    try {
-      assertSerializable(value, `Task "${node.id}" output`);
-    } catch (error) {
-      if (error instanceof NotSerializableError) {
-        throw new NotSerializableError(error.where, error.path || "(the whole output)", error.got);
+    // The message's `where` is made only for a value that fails.
+    if (!isSerializableValue(value)) {
+      try {
+        assertSerializable(value, `Task "${node.id}" output`);
+      } catch (error) {
+        if (error instanceof NotSerializableError) {
+          throw new NotSerializableError(error.where, error.path || "(the whole output)", error.got);
+        }
+        throw error;
       }
-      throw error;
     }
     this.s.secrets.assertClean(value, node.id, "its outputs");
     const schema = node.task.outputSchema;
     if (!schema) return value;
-    const r = await validateWithSchema(schema, value);
-    if (!r.ok) throw new OutputValidationError(node.id, r.issues);
-    return r.value;
-  }
-
-  private context(node: FlowNode, runId: string, recorder: RunRecorder, attempt: number, signal: AbortSignal): TaskContext {
-    const tracker = this.s.tracker;
-    const artifactDir = hasLocalArtifacts(tracker) ? tracker.artifactDir(runId) : resolvePath(this.s.workDir, "artifacts", runId);
-    return new RunningTaskContext(
-      node,
-      runId,
-      attempt,
-      signal,
-      recorder,
-      artifactDir,
-      this.s.params,
-      this.s.flowRunId,
-      { kind: tracker.kind, uri: tracker.uri, experimentId: this.s.experimentId },
-      this.s.secrets,
-      this.s.emit,
-    );
+    return validateWithSchema(schema, value).then((r) => {
+      if (!r.ok) throw new OutputValidationError(node.id, r.issues);
+      return r.value;
+    });
   }
 
   private async finishTracking(
@@ -567,7 +600,8 @@ export class FlowExecution {
     for (const lease of this.leases) void lease.release().catch(() => {});
     this.global.clear();
     for (const pool of this.pools.values()) pool.clear();
-    for (const state of this.states.values()) {
+    for (const i of this.s.graph.indexed.order) {
+      const state = this.states[i]!;
       const status = state.result.status;
       if (status === "pending" || status === "queued") {
         this.complete(state, reason.kind === "cancel" ? "cancelled" : "skipped", undefined, stopInfo(reason));
@@ -579,15 +613,20 @@ export class FlowExecution {
   private complete(state: NodeState, status: TaskStatus, started: number | undefined, error?: ErrorInfo): void {
     const { result } = state;
     const id = state.node.id;
+    state.inputs = undefined; // needed until the task ends, not after: 10,000-node flows keep them all otherwise
     result.status = status;
     if (started !== undefined) result.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
     if (error) result.error = error;
-    this.emitTask(id, status as Exclude<TaskStatus, "pending">, {
-      ...(result.runId ? { taskRunId: result.runId } : {}),
-      ...(result.durationMs !== undefined ? { durationMs: result.durationMs } : {}),
-      ...(error ? { error } : {}),
-      ...(result.cachedFrom ? { cachedFrom: result.cachedFrom } : {}),
-    });
+    const time = Date.now();
+    const runId = this.s.flowRunId;
+    const taskStatus = status as Exclude<TaskStatus, "pending">;
+    if (result.runId && result.durationMs !== undefined && !error && !result.cachedFrom) {
+      // The common case (a task that ran and succeeded) as one literal: same fields, same order,
+      // without the extra backing store that adding fields one by one gives each event.
+      this.s.emit({ type: "task", status: taskStatus, runId, task: id, time, taskRunId: result.runId, durationMs: result.durationMs });
+    } else {
+      this.emitFinished(state, taskStatus, time, error);
+    }
     if (status === "succeeded" || status === "cached") {
       const ready: NodeState[] = [];
       for (const next of state.dependants) {
@@ -598,6 +637,17 @@ export class FlowExecution {
     if (--this.remaining === 0) this.finished(this.flowStatus());
   }
 
+  /** The event of a finished task, any case: the fields that apply, in their usual order. */
+  private emitFinished(state: NodeState, status: Exclude<TaskStatus, "pending">, time: number, error: ErrorInfo | undefined): void {
+    const { result } = state;
+    const event: TaskEvent = { type: "task", status, runId: this.s.flowRunId, task: state.node.id, time };
+    if (result.runId) event.taskRunId = result.runId;
+    if (result.durationMs !== undefined) event.durationMs = result.durationMs;
+    if (error) event.error = error;
+    if (result.cachedFrom) event.cachedFrom = result.cachedFrom;
+    this.s.emit(event);
+  }
+
   private flowStatus(): FlowStatus {
     const reason = this.controller.signal.reason;
     if (reason instanceof StopReason && reason.kind === "cancel") return "cancelled";
@@ -606,7 +656,6 @@ export class FlowExecution {
   }
 
   private emitTask(id: string, status: Exclude<TaskStatus, "pending">, extra?: Partial<TaskEvent>): void {
-    if (status === "running") this.results.get(id)!.status = "running";
     const event: TaskEvent = { type: "task", status, runId: this.s.flowRunId, task: id, time: Date.now() };
     this.s.emit(extra ? Object.assign(event, extra) : event);
   }

@@ -1,11 +1,25 @@
 import { mkdir, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve as resolvePath } from "node:path";
 import type { Artifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import type { ArtifactWriter, RunLog, TaskContext, TaskLogger } from "../run/task-context.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
+import { hasLocalArtifacts } from "../tracking/run-files.ts";
+import type { Tracker } from "../tracking/tracker.ts";
+
+/** What every task context of one flow run shares; made once per run, not per task. */
+export interface SharedContext {
+  readonly params: Record<string, unknown>;
+  readonly flowRunId: string;
+  readonly tracking: TaskContext["tracking"];
+  readonly tracker: Tracker;
+  /** Folder for task artifacts when the tracker keeps none locally. */
+  readonly workDir: string;
+  readonly secrets: SecretRegistry;
+  readonly emit: (event: RunEvent) => void;
+}
 
 /**
  * The `ctx` of one attempt. A class with lazily made members, because most tasks
@@ -15,20 +29,22 @@ export class RunningTaskContext implements TaskContext {
   private log_?: RunLog;
   private artifacts_?: ArtifactWriter;
   private logger_?: TaskLogger;
+  readonly params: Record<string, unknown>;
+  readonly flowRunId: string;
+  readonly tracking: TaskContext["tracking"];
 
   constructor(
+    private readonly shared: SharedContext,
     private readonly node: FlowNode,
     readonly runId: string,
     readonly attempt: number,
     readonly signal: AbortSignal,
     private readonly recorder: RunRecorder,
-    private readonly artifactDir: string,
-    readonly params: Record<string, unknown>,
-    readonly flowRunId: string,
-    readonly tracking: TaskContext["tracking"],
-    private readonly secrets: SecretRegistry,
-    private readonly emit: (event: RunEvent) => void,
-  ) {}
+  ) {
+    this.params = shared.params;
+    this.flowRunId = shared.flowRunId;
+    this.tracking = shared.tracking;
+  }
 
   get nodeId(): string {
     return this.node.id;
@@ -39,13 +55,15 @@ export class RunningTaskContext implements TaskContext {
   }
 
   secret(name: string): string {
-    return this.secrets.get(name, this.node.id);
+    return this.shared.secrets.get(name, this.node.id);
   }
 
   get log(): RunLog {
-    const { secrets, recorder } = this;
+    if (this.log_) return this.log_;
+    const { recorder } = this;
+    const { secrets } = this.shared;
     const id = this.node.id;
-    return (this.log_ ??= {
+    return (this.log_ = {
       param(key, value) {
         secrets.assertClean(String(value), id, `param "${key}"`);
         recorder.param(key, String(value));
@@ -62,7 +80,7 @@ export class RunningTaskContext implements TaskContext {
 
   get logger(): TaskLogger {
     if (this.logger_) return this.logger_;
-    const { secrets, emit, flowRunId } = this;
+    const { secrets, emit, flowRunId } = this.shared;
     const task = this.node.id;
     const line = (level: "debug" | "info" | "warn" | "error") => (message: string) =>
       emit({ type: "log", level, runId: flowRunId, task, message: secrets.mask(String(message)), time: Date.now() });
@@ -71,11 +89,14 @@ export class RunningTaskContext implements TaskContext {
 
   get artifacts(): ArtifactWriter {
     if (this.artifacts_) return this.artifacts_;
+    const { tracker, workDir } = this.shared;
+    const runId = this.runId;
+    const artifactDir = hasLocalArtifacts(tracker) ? tracker.artifactDir(runId) : resolvePath(workDir, "artifacts", runId);
     const file = (name: string): Artifact => ({
       kind: "cairn.artifact",
-      path: join(this.artifactDir, name),
+      path: join(artifactDir, name),
       artifactPath: name.split(/[\\/]/).join("/"),
-      runId: this.runId,
+      runId,
     });
     return (this.artifacts_ = {
       async write(name, data) {

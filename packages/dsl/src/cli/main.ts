@@ -41,8 +41,9 @@ export interface CliIo {
   handleSignals?: boolean;
 }
 
-/** Exit codes of the CLI. */
-export const EXIT = { ok: 0, flowFailed: 1, usage: 2, interrupted: 130 } as const;
+import { EXIT } from "./exit.ts";
+
+export { EXIT };
 
 const HELP: Record<string, string> = {
   main: `cairn: run and inspect Cairn flows
