@@ -1,0 +1,19 @@
+/**
+ * Every temp folder the tests (and the servers and child processes they start) make goes
+ * into one folder per test run, removed at the end: TMPDIR is set before the workers start,
+ * so `os.tmpdir()` and Python's `tempfile` both use it.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export default function setup(): () => void {
+  const before = process.env.TMPDIR;
+  const dir = mkdtempSync(join(tmpdir(), "cairn-tests-"));
+  process.env.TMPDIR = dir;
+  return () => {
+    if (before === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = before;
+    rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  };
+}
