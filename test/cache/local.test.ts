@@ -7,7 +7,7 @@ import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CacheStore, type CacheEntry, type HeldLease } from "@cairn/cache";
-import { openFlowCache } from "@cairn/core";
+import { explainTask, openFlowCache } from "@cairn/core";
 import { type Artifact, LocalStore, type RunEvent, flow, task } from "@cairn/dsl";
 import { entryFiles, runCollect, sleep, statuses, taskEvents, tmp } from "./helpers.ts";
 
@@ -179,14 +179,25 @@ describe("declared code files", () => {
     await writeFile(`${lib}.ts`, "export const scale = 2;\n");
     expect(statuses((await runCollect(f, { root })).result)).toEqual({ scaled: "cached" });
     expect(calls).toBe(2);
+
+    // explain names the file.
+    await writeFile(`${lib}.ts`, "export const scale = 4;\n");
+    const { tasks } = await openFlowCache(f.definition, { root });
+    try {
+      const why = await explainTask(f.definition, "scaled", { params: {}, cache: tasks });
+      expect(why.planned.action).toBe("run");
+      expect(why.nearest?.changes.map((c) => c.message)).toEqual([`code file \`${lib}.ts\` changed`]);
+    } finally {
+      await tasks.store.close();
+    }
   });
 
   it("a declared file that does not exist is an error where the task is declared; one deleted before the run fails the task", async () => {
     const dir = await tmp();
     // Relative paths resolve against the declaring module's folder, like an import.
     expect(task("rel").codeFiles("./helpers.ts", "./fixtures").run(() => ({})).definition.codeFiles).toEqual([
-      join(import.meta.dirname, "fixtures"),
-      join(import.meta.dirname, "helpers.ts"),
+      { name: "./fixtures", path: join(import.meta.dirname, "fixtures") },
+      { name: "./helpers.ts", path: join(import.meta.dirname, "helpers.ts") },
     ]);
     expect(() => task("missing").codeFiles(join(dir, "nope.ts"))).toThrow(/Task "missing": the file ".*nope\.ts" does not exist/);
     await writeFile(join(dir, "gone.ts"), "x");

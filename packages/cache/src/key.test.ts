@@ -158,6 +158,19 @@ describe("diffIngredients", () => {
     expect(JSON.stringify(diffIngredients(recorded({}), after))).not.toContain("rotated");
   });
 
+  it("names the declared code file that changed, was added or was removed", () => {
+    const files = (f: Record<string, string>) => recorded({ codeFiles: f });
+    const before = files({ "./lib/a.ts": "a1", "./lib/b.ts": "b1" });
+    expect(diffIngredients(before, files({ "./lib/a.ts": "a2", "./lib/b.ts": "b1" })).map((c) => c.message)).toEqual(["code file `./lib/a.ts` changed"]);
+    expect(diffIngredients(before, files({ "./lib/a.ts": "a1", "./lib/c.ts": "c1" })).map((c) => c.message)).toEqual([
+      "code file `./lib/b.ts` was removed",
+      "code file `./lib/c.ts` was added",
+    ]);
+    // Code files enter the key; without any, the key is what it was without the field.
+    expect(keyOf({ codeFiles: { "./lib/a.ts": "a1" } })).not.toBe(keyOf({ codeFiles: { "./lib/a.ts": "a2" } }));
+    expect(keyOf({ codeFiles: {} })).toBe(keyOf({}));
+  });
+
   it("is empty for equal ingredients and reports large inputs by hash", () => {
     expect(diffIngredients(recorded({}), recorded({}))).toEqual([]);
     const big = (n: number) => ({ inputs: { rows: Array.from({ length: 500 }, (_, i) => i + n) } });

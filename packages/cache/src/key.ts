@@ -14,6 +14,12 @@ export interface CacheKeyIngredients {
    */
   code: string;
   /**
+   * Content digests of the files the task declares its code depends on, by the name the
+   * task gave them (`.codeFiles("./lib/features.ts")`); each is its own ingredient, so an
+   * explanation can name the file that changed.
+   */
+  codeFiles?: Record<string, string>;
+  /**
    * Input values, with every artifact already replaced by its content digest
    * (see {@link replaceArtifacts}), so paths and run ids never count.
    */
@@ -40,6 +46,8 @@ export interface RecordedIngredients {
   taskVersion: string | null;
   /** sha256 of the code fingerprint. */
   code: string;
+  /** Content digest of each declared code file, by name; absent when the task declares none. */
+  codeFiles?: Record<string, string>;
   inputs: Record<string, RecordedInput>;
   /** sha256 of each declared variable's name and value; `null` when unset. */
   env: Record<string, string | null>;
@@ -86,6 +94,15 @@ export function computeCacheKey(ingredients: CacheKeyIngredients): { key: string
     inputs: recordedInputs,
     env,
   };
+  if (ingredients.codeFiles !== undefined && Object.keys(ingredients.codeFiles).length) {
+    const files: Record<string, string> = {};
+    for (const name of Object.keys(ingredients.codeFiles).sort()) {
+      const digest = ingredients.codeFiles[name];
+      if (typeof digest !== "string") throw new CacheOptionError(`codeFiles.${name}`, "a content digest (string)", digest);
+      files[name] = digest;
+    }
+    recorded.codeFiles = files;
+  }
   return { key: keyOfIngredients(recorded), ingredients: recorded };
 }
 
@@ -98,6 +115,8 @@ export function keyOfIngredients(ingredients: RecordedIngredients): string {
     code: ingredients.code,
     inputs: Object.fromEntries(Object.entries(ingredients.inputs).map(([name, input]) => [name, input.sha256])),
     env: ingredients.env,
+    // Only when present, so that keys of tasks without code files are what they were.
+    ...(ingredients.codeFiles ? { codeFiles: ingredients.codeFiles } : {}),
   });
 }
 
@@ -161,7 +180,7 @@ export async function replaceArtifacts<A>(
 
 /** One difference between two sets of recorded ingredients. */
 export interface IngredientChange {
-  /** `schemaVersion`, `taskName`, `taskVersion`, `code`, `inputs.rows`, `inputs.config.lr`, `env.API_URL`. */
+  /** `schemaVersion`, `taskName`, `taskVersion`, `code`, `codeFiles.<name>`, `inputs.rows`, `inputs.config.lr`, `env.API_URL`. */
   path: string;
   /** The value before; `undefined` when added. Env and code changes show hashes only. */
   before: unknown;
@@ -189,6 +208,16 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
   scalar("taskName", "task name");
   scalar("taskVersion", "task version");
   if (a.code !== b.code) changes.push({ path: "code", before: a.code, after: b.code, message: "code changed" });
+  const filesA = a.codeFiles ?? {};
+  const filesB = b.codeFiles ?? {};
+  for (const name of unionKeys(filesA, filesB)) {
+    const before = filesA[name];
+    const after = filesB[name];
+    if (before === after) continue;
+    const message =
+      before === undefined ? `code file \`${name}\` was added` : after === undefined ? `code file \`${name}\` was removed` : `code file \`${name}\` changed`;
+    changes.push({ path: `codeFiles.${name}`, before, after, message });
+  }
 
   for (const name of unionKeys(a.inputs, b.inputs)) {
     const before = a.inputs[name];

@@ -1,5 +1,6 @@
 import {
   CairnError,
+  type CodeFile,
   NO_RETRY,
   OptionError,
   type FlowNode,
@@ -45,7 +46,7 @@ interface Settings {
   pool?: string;
   cache: TaskCacheOptions | false;
   env: readonly string[];
-  codeFiles?: readonly string[];
+  codeFiles?: readonly CodeFile[];
 }
 
 /** Builder methods shared by task builders and finished tasks; each returns a copy. */
@@ -223,8 +224,12 @@ function settingsMethods<S extends Settings & { name: string }, R>(state: S, nex
     },
     codeFiles(...paths) {
       if (!paths.length) throw new OptionError(where("codeFiles"), "one or more file or folder paths", undefined);
-      const resolved = paths.map((p) => resolveDeclaredPath(state.name, p, "file or folder"));
-      return next({ ...state, codeFiles: [...new Set([...(state.codeFiles ?? []), ...resolved])].sort() });
+      const files = new Map((state.codeFiles ?? []).map((f) => [f.name, f]));
+      for (const p of paths) {
+        const name = String(p);
+        files.set(name, { name, path: resolveDeclaredPath(state.name, p, "file or folder") });
+      }
+      return next({ ...state, codeFiles: [...files.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) });
     },
   };
 }

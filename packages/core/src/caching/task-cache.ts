@@ -77,9 +77,10 @@ export class TaskCache {
     const env: Record<string, string | undefined> = {};
     for (const name of node.task.env) env[name] = this.env[name];
     let extra = node.task.cache !== false && node.task.cache.key !== undefined ? `\0cache-key:${node.task.cache.key}` : "";
+    let codeFiles: Record<string, string> | undefined;
     if (node.task.codeFiles?.length) {
       const digests = await Promise.all(
-        node.task.codeFiles.map((path) =>
+        node.task.codeFiles.map(({ path }) =>
           describePath(path).then(
             (d) => d.digest,
             (error: unknown) => {
@@ -88,7 +89,7 @@ export class TaskCache {
           ),
         ),
       );
-      extra += `\0code-files:${digests.join(",")}`;
+      codeFiles = Object.fromEntries(node.task.codeFiles.map((file, i) => [file.name, digests[i]!]));
     }
     if (node.task.resolveCode) {
       const resolved = await node.task.resolveCode({
@@ -102,6 +103,7 @@ export class TaskCache {
       taskName: node.task.name,
       ...(node.task.version !== undefined ? { taskVersion: node.task.version } : {}),
       code: `${node.task.kind}\0${node.task.code}${extra}`,
+      ...(codeFiles ? { codeFiles } : {}),
       inputs: contentInputs,
       env,
     });

@@ -45,16 +45,25 @@ export interface TaskDefinition {
   /** Environment variables that enter the cache key. */
   readonly env: readonly string[];
   /**
-   * Absolute paths of files or folders the task's code depends on (modules it imports,
-   * a config file): their content digests enter the code fingerprint when the key is made.
+   * Files or folders the task's code depends on (modules it imports, a config file): their
+   * content digests enter the cache key when it is made, each under its `name` (the path as
+   * the task declared it, the same on every machine), so `explain` can say which changed.
    */
-  readonly codeFiles?: readonly string[];
+  readonly codeFiles?: readonly CodeFile[];
   /**
    * The part of the code fingerprint known only when the flow runs (the registry version
    * behind `models:/name@alias`). Asked before the cache lookup and added to the key, so
    * a change behind the same name is a miss. Memoise it per `flowRunId`.
    */
   readonly resolveCode?: (ctx: ResolveCodeContext) => Promise<string>;
+}
+
+/** A file or folder a task's code depends on. */
+export interface CodeFile {
+  /** As declared, e.g. `./lib/features.ts`; names the file in keys and explanations. */
+  readonly name: string;
+  /** Absolute path, read when the key is made. */
+  readonly path: string;
 }
 
 /** What {@link TaskDefinition.resolveCode} is given. */
