@@ -3,13 +3,16 @@
  * into one folder per test run, removed at the end: TMPDIR is set before the workers start,
  * so `os.tmpdir()` and Python's `tempfile` both use it.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export default function setup(): () => void {
   const before = process.env.TMPDIR;
   const dir = mkdtempSync(join(tmpdir(), "cairn-tests-"));
+  // Like /tmp itself: servers that run as another user (postgres, when the tests run as
+  // root) must reach their folders inside it. mkdtemp makes it 0700.
+  chmodSync(dir, 0o1777);
   process.env.TMPDIR = dir;
   return () => {
     if (before === undefined) delete process.env.TMPDIR;
