@@ -10,10 +10,12 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../src/executors/mlflow-model.ts";
+
+export { freePort };
 
 /** The workspace root (`/work/main`). */
 export const workspaceRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -145,15 +147,3 @@ async function stopGroup(child: ChildProcess): Promise<void> {
   killGroup(child, "SIGKILL");
 }
 
-/** A port nobody listens on right now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}

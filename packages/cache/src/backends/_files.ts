@@ -54,42 +54,39 @@ export const SMALL_FILE_BYTES = 256 * 1024;
  * blocking the event loop for about 0.1 ms each.
  */
 export async function writeFileAtomic(dir: string, name: string, data: string): Promise<void> {
+  const fs = data.length < SMALL_FILE_BYTES ? syncFs : asyncFs;
   const temp = join(dir, `${TEMP_PREFIX}${uniqueId()}`);
-  if (data.length < SMALL_FILE_BYTES) {
-    try {
-      writeFileSync(temp, data);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-      mkdirSync(dir, { recursive: true }); // the folder was removed under us (e.g. `rm -rf .cairn`)
-      writeFileSync(temp, data);
-    }
-    try {
-      renameSync(temp, join(dir, name));
-    } catch (error) {
-      try {
-        unlinkSync(temp);
-      } catch {
-        // Already gone.
-      }
-      throw error;
-    }
-    return;
-  }
   try {
-    await writeFile(temp, data);
+    await fs.writeFile(temp, data);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
     // The folder was removed under us (e.g. `rm -rf .cairn`): make it again once.
-    await mkdir(dir, { recursive: true });
-    await writeFile(temp, data);
+    await fs.makeDir(dir);
+    await fs.writeFile(temp, data);
   }
   try {
-    await rename(temp, join(dir, name));
+    await fs.rename(temp, join(dir, name));
   } catch (error) {
-    await unlink(temp).catch(() => {});
+    await fs.unlink(temp).catch(() => {});
     throw error;
   }
 }
+
+/** The four calls writeFileAtomic makes. */
+interface AtomicWriteFs {
+  writeFile(path: string, data: string): Promise<void>;
+  makeDir(path: string): Promise<unknown>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+}
+const asyncFs: AtomicWriteFs = { writeFile, makeDir: (path) => mkdir(path, { recursive: true }), rename, unlink };
+/** The same calls, done synchronously (errors still arrive as rejections). */
+const syncFs: AtomicWriteFs = {
+  writeFile: async (path, data) => writeFileSync(path, data),
+  makeDir: async (path) => mkdirSync(path, { recursive: true }),
+  rename: async (from, to) => renameSync(from, to),
+  unlink: async (path) => unlinkSync(path),
+};
 
 /**
  * The content of a file, or `undefined` when it does not exist. Synchronous for the

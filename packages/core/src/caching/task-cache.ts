@@ -1,4 +1,4 @@
-import { access, mkdir } from "node:fs/promises";
+import { access, mkdir, readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import {
@@ -166,7 +166,7 @@ export class TaskCache {
    */
   async record(key: TaskKey, node: FlowNode, runId: string, manifest: OutputsManifest): Promise<CacheEntry> {
     const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;
-    const stored = this.store.set(
+    const entry = await this.store.set(
       {
         key: key.key,
         taskName: node.task.name,
@@ -177,16 +177,11 @@ export class TaskCache {
       },
       ttlMs !== undefined ? { ttlMs } : {},
     );
-    if (this.tracker.kind === "mlflow" && this.tracker.writeIndexEntry) {
-      const [entry] = await Promise.all([stored, this.writeIndex(await stored, ttlMs)]);
-      return entry;
+    if (this.tracker.writeIndexEntry) {
+      const doc: IndexDocument = { ...entry, ...(ttlMs !== undefined ? { expiresAt: entry.createdAt + ttlMs } : {}) };
+      await this.tracker.writeIndexEntry(this.experimentId, indexName(entry.key), JSON.stringify(doc));
     }
-    return stored;
-  }
-
-  private async writeIndex(entry: CacheEntry, ttlMs: number | undefined): Promise<void> {
-    const doc: IndexDocument = { ...entry, ...(ttlMs !== undefined ? { expiresAt: entry.createdAt + ttlMs } : {}) };
-    await this.tracker.writeIndexEntry!(this.experimentId, indexName(entry.key), JSON.stringify(doc));
+    return entry;
   }
 
   /**
@@ -261,20 +256,22 @@ export class TaskCache {
         return this.fromTag(key);
       }
       if (text === undefined) return undefined;
-      let doc: IndexDocument | undefined;
+      let doc: unknown;
       try {
-        doc = JSON.parse(text) as IndexDocument;
+        doc = JSON.parse(text);
       } catch {
         return undefined; // a damaged index document is no entry; the task runs and writes it again
       }
-      const entry = parseCacheEntry(doc, key);
+      if (!isPlainObject(doc)) return undefined;
+      const { expiresAt, ...rest } = doc as unknown as IndexDocument;
+      const entry = parseCacheEntry(rest, key);
       if (!entry) return undefined;
-      if (doc.expiresAt !== undefined) {
-        if (doc.expiresAt <= Date.now()) return undefined; // past the task's ttl
-        this.trackerExpiry.set(key, doc.expiresAt);
+      if (expiresAt !== undefined) {
+        if (expiresAt <= Date.now()) return undefined; // past the task's ttl
+        this.trackerExpiry.set(key, expiresAt);
       }
-      const { expiresAt: _, ...plain } = doc;
-      return { ...(plain as CacheEntry), tracker: { kind: this.tracker.kind, uri: this.tracker.uri } };
+      // Recorded through this same server, whatever address the recording machine used for it.
+      return { ...entry, tracker: { kind: this.tracker.kind, uri: this.tracker.uri } };
     }
     return this.fromTag(key);
   }
@@ -291,7 +288,6 @@ export class TaskCache {
     const dir = join(this.workDir, "downloads", run.runId);
     await mkdir(dir, { recursive: true });
     try {
-      const { readFile } = await import("node:fs/promises");
       const file = await this.tracker.downloadArtifact(run.runId, MANIFEST_PATH, dir);
       const manifest = JSON.parse(await readFile(file, "utf8")) as StoredManifest;
       if (manifest.cacheKey !== key || !manifest.ingredients) return undefined;

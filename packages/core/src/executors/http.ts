@@ -8,6 +8,7 @@ import type { AxiosResponse } from "axios";
 import { CancelledError } from "../errors.ts";
 import type { TaskContext } from "../run/task-context.ts";
 import { HttpTaskError } from "./errors.ts";
+import { retryAfterMs } from "../retry-after.ts";
 
 /** One HTTP task's request settings. */
 export interface HttpSpec {
@@ -96,14 +97,6 @@ function withQuery(url: string, inputs: Readonly<Record<string, unknown>>): stri
     u.searchParams.set(k, typeof v === "string" ? v : JSON.stringify(v));
   }
   return u.toString();
-}
-
-function retryAfterMs(header: unknown): number | undefined {
-  if (typeof header !== "string" || !header) return undefined;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
 function snippet(body: unknown): string {

@@ -17,6 +17,7 @@ import { MlflowApiError, TrackerUnreachableError, TrackingError } from "../../er
 import type { RunStatus } from "../tracker.ts";
 import { checkMlflowOptions, MLFLOW_HTTP_DEFAULTS, type MlflowClientOptions } from "./mlflow-config.ts";
 import { MLFLOW_LIMITS } from "./mlflow-limits.ts";
+import { retryAfterMs } from "../../retry-after.ts";
 
 /** An experiment as MLflow returns it. */
 export interface MlflowExperiment {
@@ -790,14 +791,6 @@ export function normalizeArtifactPath(path: string): string {
   const parts = path.replace(/\\/g, "/").split("/").filter((p) => p !== "" && p !== ".");
   if (parts.includes("..")) throw new TrackingError(`Artifact path ${JSON.stringify(path)} climbs out of the run's artifacts with "..". Use a path inside the run.`);
   return parts.join("/");
-}
-
-function retryAfterMs(header: unknown): number | undefined {
-  if (typeof header !== "string" || !header) return undefined;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
 async function readText(stream: Readable): Promise<string> {

@@ -56,7 +56,7 @@ export class MlflowTracker implements Tracker {
   /** The REST client; its `http` axios instance takes interceptors. */
   readonly client: MlflowClient;
   private readonly runs = new Map<string, RunState>();
-  private readonly experimentLocations = new Map<string, Promise<string>>();
+  private readonly experimentLocations = new Map<string, Promise<string | TrackingError>>();
 
   constructor(options: MlflowClientOptions | MlflowClient) {
     this.client = options instanceof MlflowClient ? options : new MlflowClient(options);
@@ -253,11 +253,15 @@ export class MlflowTracker implements Tracker {
    * scans the tag rows). Rejects when the experiment's artifacts are not proxied.
    */
   async readIndexEntry(experimentId: string, name: string): Promise<string | undefined> {
-    return this.client.readArtifactText(await this.experimentArtifacts(experimentId), `${INDEX_FOLDER}/${name}`);
+    const location = await this.experimentArtifacts(experimentId);
+    if (location instanceof Error) throw location;
+    return this.client.readArtifactText(location, `${INDEX_FOLDER}/${name}`);
   }
 
   async writeIndexEntry(experimentId: string, name: string, text: string): Promise<void> {
-    await this.client.writeArtifactText(await this.experimentArtifacts(experimentId), `${INDEX_FOLDER}/${name}`, text);
+    const location = await this.experimentArtifacts(experimentId);
+    if (location instanceof Error) throw location;
+    await this.client.writeArtifactText(location, `${INDEX_FOLDER}/${name}`, text);
   }
 
   /** Sends every buffered metric; the tracker stays usable. */
@@ -295,14 +299,22 @@ export class MlflowTracker implements Tracker {
     });
   }
 
-  /** The experiment's artifact location (asked once), checked to be reachable through the proxy. */
-  private experimentArtifacts(experimentId: string): Promise<string> {
+  /**
+   * The experiment's artifact location, asked once. An experiment whose artifacts the server
+   * does not proxy resolves to the error saying so, remembered like a location; a failed
+   * request is not remembered, so the next call asks again.
+   */
+  private experimentArtifacts(experimentId: string): Promise<string | TrackingError> {
     let known = this.experimentLocations.get(experimentId);
     if (!known) {
       known = (async () => {
         const experiment = await this.client.getExperiment(experimentId);
-        if (!experiment?.artifactLocation) throw new TrackingError(`MLflow at ${this.uri} has no experiment ${experimentId} with an artifact location.`);
-        this.client.artifactRoot(experiment.artifactLocation); // throws when not an mlflow-artifacts: location
+        if (!experiment?.artifactLocation) return new TrackingError(`MLflow at ${this.uri} has no experiment ${experimentId} with an artifact location.`);
+        try {
+          this.client.artifactRoot(experiment.artifactLocation); // throws when not an mlflow-artifacts: location
+        } catch (error) {
+          return error as TrackingError;
+        }
         return experiment.artifactLocation;
       })();
       known.catch(() => this.experimentLocations.delete(experimentId));
