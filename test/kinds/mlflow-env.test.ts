@@ -19,10 +19,15 @@ describe.skipIf(!hasVenv)("script() with MLflow tracking", () => {
     await server?.stop();
   });
 
-  it("sets MLFLOW_RUN_ID, MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_ID so mlflow.log_* land in the task's run", async () => {
+  it.each([
+    ["in a new interpreter", undefined],
+    ["forked from a warm Python that preloaded mlflow", ["mlflow"]],
+  ])("sets MLFLOW_RUN_ID, MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_ID so mlflow.log_* land in the task's run (%s)", async (_, preload) => {
     const uri = server!.uri;
     const tracker = MlflowTracker.fromEnv({}, uri);
-    const log = script("log", { file: fixture("mlflow_log.py"), interpreter: VENV_PYTHON }).output<{ mlflow_run_id: string; env: Record<string, string> }>();
+    const log = script("log", { file: fixture("mlflow_log.py"), interpreter: VENV_PYTHON, ...(preload ? { preload } : {}) })
+      .cache(false) // preload is not part of the key: the second case would be a hit on the first
+      .output<{ mlflow_run_id: string; env: Record<string, string> }>();
     const run = await flow("mlflow-env").build(() => ({ out: log().$out })).run({ ...(await runOptions()), tracker });
     const result = await run.wait();
     expect(result.status).toBe("succeeded");
