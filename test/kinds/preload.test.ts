@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { flow, type RunEvent } from "@cairn/dsl";
 import { script } from "../../packages/dsl/src/kinds/index.ts";
-import { alive, fixture, logsOf, runOptions, tempRoot, waitFor } from "./helpers.ts";
+import { alive, fixture, hasVenv, logsOf, runOptions, tempRoot, VENV_PYTHON, waitFor } from "./helpers.ts";
 
 type Probe = { preloaded: boolean; pid: number; ppid: number; argv: string[]; cwd: string; name: string; path0: string; label: string };
 
@@ -39,6 +39,16 @@ describe("script() with preload", () => {
     const logs = logsOf(events).filter((e) => e.task === "a");
     expect(logs).toContainEqual(expect.objectContaining({ level: "info", message: "probe a b" }));
     expect(logs).toContainEqual(expect.objectContaining({ level: "warn", message: "probe stderr" }));
+  });
+
+  it.skipIf(!hasVenv)("gives each task its own random state, as a new interpreter would (random and numpy)", async () => {
+    const draw = script("draw", { file: fixture("random_draw.py"), interpreter: VENV_PYTHON, preload: ["numpy.random"] })
+      .input<{ numpy: boolean; i: number }>()
+      .output<{ random: number; numpy: number }>();
+    const f = flow("draws").build(() => ({ a: draw({ numpy: true, i: 1 }, { id: "a" }).$out, b: draw({ numpy: true, i: 2 }, { id: "b" }).$out }));
+    const out = (await (await f.run(await runOptions())).outputs()) as Record<"a" | "b", { random: number; numpy: number }>;
+    expect(out.a.random).not.toBe(out.b.random);
+    expect(out.a.numpy).not.toBe(out.b.numpy);
   });
 
   it("turns an exception into a task failure whose message ends with the script's traceback", async () => {

@@ -199,6 +199,7 @@ def run_child(request, fds):
         os.dup2(fd, target)
         if fd > 2:
             os.close(fd)
+    _reseed()
     os.chdir(request["cwd"])
     env = request["env"]
     old_path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -227,6 +228,18 @@ def run_child(request, fds):
         del exc_type, exc, tb, first  # so that what the script left behind can be released below
         code = 1
     _exit(code)
+
+
+def _reseed():
+    """A forked child starts with a copy of the server's random state. The standard library's
+    `random` reseeds itself after a fork; numpy's global generator does not, and without this
+    every task would draw the same "random" numbers (a new interpreter seeds from the OS)."""
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        try:
+            numpy_random.seed()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def _main_module(script):
