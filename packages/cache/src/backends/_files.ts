@@ -27,6 +27,8 @@ const utf8 = new TextEncoder();
 
 function percentEncode(run: string): string {
   let out = "";
+  // Most runs are one ASCII character (the `:` after the namespace): no TextEncoder call for them.
+  if (run.length === 1 && run.charCodeAt(0) < 0x80) return `%${run.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`;
   for (const byte of utf8.encode(run)) out += `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
   return out;
 }
