@@ -382,6 +382,8 @@ export class LocalStore implements Tracker {
     const max = filter.maxResults ?? 100;
     const candidates: { line: IndexLine; order: number }[] = [];
     const seen = new Set<string>();
+    // Runs this instance is recording now have their index line and their batch line written together.
+    if (this.batch.id) await this.appender.settled(this.batchPath(this.batch.id));
     for (const experimentId of filter.experimentIds) {
       if (!EXPERIMENT_ID.test(experimentId)) continue;
       const path = join(this.uri, "experiments", experimentId, "runs.jsonl");
