@@ -251,6 +251,9 @@ describe("LocalStore: runs recorded already over (cache hits), in batch files", 
     const hit = await store.recordRun({ experimentId, name: "hit", status: "FINISHED", tags: { a: "1" } });
     await store.logBatch(hit, { tags: { b: "2" } });
     await store.flush();
+    // The writer read the line back to change the run: what it keeps of the batch file is unchanged.
+    const batchRead = (store as unknown as { batchesRead: Map<string, { runs: Map<string, { tags: Record<string, string> }> }> }).batchesRead;
+    expect(batchRead.get(hit.slice(0, 16))!.runs.get(hit)!.tags.b).toBeUndefined();
     const reader = new LocalStore({ root });
     expect(await reader.getRun(old)).toMatchObject({ name: "old-style", status: "FINISHED" });
     expect(await reader.getRun(hit)).toMatchObject({ name: "hit", status: "FINISHED", tags: { a: "1", b: "2" } });

@@ -504,7 +504,7 @@ export class LocalStore implements Tracker {
     const batchId = runId.slice(0, 16);
     let read = this.batchesRead.get(batchId);
     const known = read?.runs.get(runId);
-    if (known) return known;
+    if (known) return copyOf(known);
     let fd: number;
     try {
       fd = openSync(this.batchPath(batchId), "r");
@@ -534,7 +534,7 @@ export class LocalStore implements Tracker {
     } finally {
       closeSync(fd);
     }
-    return read.runs.get(runId);
+    return copyOf(read.runs.get(runId));
   }
 
   /** Takes back a run this instance created and already let go of (a log after endRun); refuses other runs. */
@@ -642,6 +642,11 @@ export class LocalStore implements Tracker {
     }
     return { ...file, metrics };
   }
+}
+
+/** A run read from a batch file, with params and tags of its own: the one kept for later reads must not change (a run adopted to be written again changes its copy). */
+function copyOf(run: RunFile | undefined): RunFile | undefined {
+  return run && { ...run, params: { ...run.params }, tags: { ...run.tags } };
 }
 
 /** A RunRecord the caller may keep and change. */
