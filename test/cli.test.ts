@@ -144,6 +144,22 @@ describe("runs recorded in the embedded store", () => {
     ]);
   });
 
+  it("cairn show lists the cached tasks of a re-run, each a FINISHED run with its source", async () => {
+    const cwd = await mkdtemp(join(tmpdir(), "cairn-runs-cached-"));
+    const runIdOf = (r: { stdout: string }) => (JSON.parse(r.stdout.split("\n")[0]!) as { runId: string }).runId;
+    type Shown = { run: { status: string }; tasks: Array<{ name: string; status: string; runId: string; tags: Record<string, string> }> };
+    const first = runIdOf(await cairn(["run", fixture("ok.flow.ts"), "--json"], { cwd }));
+    const second = runIdOf(await cairn(["run", fixture("ok.flow.ts"), "--json"], { cwd }));
+    const sources = (JSON.parse((await cairn(["show", first, "--json"], { cwd })).stdout) as Shown).tasks;
+    const shown = JSON.parse((await cairn(["show", second, "--json"], { cwd })).stdout) as Shown;
+    expect(shown.run.status).toBe("FINISHED");
+    expect(shown.tasks.map((t) => [t.name, t.status, t.tags["cairn.cached_from"]]).sort()).toEqual(
+      sources.map((t) => [t.name, "FINISHED", t.runId]).sort(),
+    );
+    const plain = await cairn(["show", second], { cwd });
+    for (const t of sources) expect(plain.stdout).toContain(`cached from ${t.runId}`);
+  });
+
   it("Ctrl-C cancels cleanly: exit 130 and no run left RUNNING", async () => {
     const cwd = await mkdtemp(join(tmpdir(), "cairn-sigint-"));
     let sent = false;

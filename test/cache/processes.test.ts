@@ -3,6 +3,7 @@
  * resume, and the CLI's --rerun / --refresh / --no-cache. Marker files count how
  * often each task really ran, whatever process ran it.
  */
+import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -98,6 +99,48 @@ describe("kill -9 mid-flow", () => {
     expect(cachedFast.cachedFrom).toBe(taskEvents(first.json, "fast").find((e) => e.status === "succeeded")!.taskRunId);
     expect(flowEvents(again).at(-1)).toMatchObject({ status: "succeeded" });
     console.info(`[timing] re-run after kill -9 took ${again.ms} ms (the killed holder's lease on "slow" must lapse first)`);
+  });
+});
+
+describe("kill -9 after cache hits were recorded", () => {
+  it("leaves the hit's run readable (FINISHED, tagged with its source), and the next run resumes", async () => {
+    const root = await tmp();
+    const markers = await tmp();
+    const file = fixture("slow-after-fast.flow.ts");
+    const env = { MARKER_DIR: markers, SLOW_MS: "4000" };
+    // Kills the run once "slow" is running (and, in the second run, "fast" was a hit recorded before it).
+    const killWhenSlowRuns = () => {
+      let killed = false;
+      return (out: string, child: ChildProcess) => {
+        if (killed || !out.split("\n").some((l) => l.includes('"status":"running"') && l.includes('"task":"slow"'))) return;
+        killed = true;
+        setTimeout(() => killGroup(child, "SIGKILL"), 300);
+      };
+    };
+    const first = await cairnRun(file, root, [], env, killWhenSlowRuns()).done;
+    expect(first.signal).toBe("SIGKILL");
+    const second = await cairnRun(file, root, [], env, killWhenSlowRuns()).done;
+    expect(second.signal).toBe("SIGKILL");
+    const hit = taskEvents(second.json, "fast").find((e) => e.status === "cached")!;
+    const source = taskEvents(first.json, "fast").find((e) => e.status === "succeeded")!.taskRunId;
+    expect(hit.cachedFrom).toBe(source);
+
+    // The killed run's hit is on disk whole, as a line of a batch file, and reads back.
+    const { LocalStore } = await import("@cairn/core");
+    const store = new LocalStore({ root });
+    expect((await readdir(join(root, "runs"))).some((n) => n.endsWith(".batch.jsonl"))).toBe(true);
+    const recorded = await store.getRun(hit.taskRunId as string);
+    expect(recorded).toMatchObject({ status: "FINISHED", name: "fast", tags: { "cairn.cached_from": source } });
+    const flowRunId = flowEvents(second)[0]!.runId as string;
+    const children = await store.searchRuns({ experimentIds: [recorded!.experimentId], parentRunId: flowRunId });
+    // (The killed "slow" run shows once its file was written, a second after it started: not tested here.)
+    expect(children.filter((r) => r.name === "fast").map((r) => r.runId)).toEqual([hit.taskRunId]);
+
+    const third = await cairnRun(file, root, [], env).done;
+    expectOk(third);
+    expect(finalStatus(third.json, "fast")).toBe("cached");
+    expect(finalStatus(third.json, "slow")).toBe("succeeded");
+    expect(await countMarks(markers)).toEqual({ fast: 1, slow: 3 });
   });
 });
 

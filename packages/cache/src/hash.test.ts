@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import objectHash from "object-hash";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { canonicalText } from "./hash.ts";
 import { describePath, digestFile, digestPath, hashValue, sha256 } from "./index.ts";
 
 let dir: string;
@@ -18,6 +19,51 @@ describe("hashValue", () => {
   it("is object-hash's own sha256 of the value (passthrough plus one sha256 changes nothing)", () => {
     const options = { algorithm: "sha256", encoding: "hex", respectType: false, unorderedObjects: true, unorderedArrays: false, unorderedSets: true } as const;
     for (const value of [{ a: 1, b: [1, 2, { c: "x" }], d: undefined, e: null, when: new Date(0), set: new Set([3, 1]) }, undefined, "héllo\u0000", [2, 1]]) {
+      expect(hashValue(value)).toBe(objectHash({ value }, options));
+    }
+  });
+
+  it("makes object-hash's own text for JSON-like values, character for character, and leaves the rest to it", () => {
+    const passthrough = { algorithm: "passthrough", respectType: false, unorderedObjects: true, unorderedArrays: false, unorderedSets: true } as const;
+    const shared = { s: 1 };
+    const cyclic: Record<string, unknown> = { a: [1] };
+    cyclic.self = cyclic;
+    (cyclic.a as unknown[]).push(cyclic);
+    const holes = [1, , 3]; // eslint-disable-line no-sparse-arrays
+    const nullProto = Object.assign(Object.create(null) as object, { b: 2, a: [null] });
+    const fixed: unknown[] = [
+      undefined, null, true, false, 0, -0, 1.5, -3e-7, 1e21, Number.NaN, Number.POSITIVE_INFINITY, "", "x", "héllo\u0000 ☃ 😀", "\ud800",
+      [], {}, [[]], [{}, []], { a: undefined }, { "": 1, "b:c": ",", "10": 1, "9": 2, B: 3, a: 4 },
+      { i: 5, deps: [3, 17] }, [shared, shared, { x: shared }], cyclic, holes, nullProto,
+      { schemaVersion: 2, taskName: "work", taskVersion: null, code: "ab", inputs: { i: "cd" }, env: {} },
+    ];
+    for (const value of fixed) expect(canonicalText(value)).toBe(objectHash({ value }, passthrough));
+    // Random JSON-like values, with repeated objects.
+    let seed = 42;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pool: object[] = [];
+    const make = (depth: number): unknown => {
+      const r = rand();
+      if (depth > 3 || r < 0.3) return [null, undefined, true, rand() * 1000 - 500, Math.floor(rand() * 100), `s${Math.floor(rand() * 50)}é`][Math.floor(rand() * 6)];
+      if (r < 0.4 && pool.length) return pool[Math.floor(rand() * pool.length)];
+      const made: object =
+        r < 0.7
+          ? Array.from({ length: Math.floor(rand() * 4) }, () => make(depth + 1))
+          : Object.fromEntries(Array.from({ length: Math.floor(rand() * 4) }, () => [`k${Math.floor(rand() * 20)}`, make(depth + 1)]));
+      pool.push(made);
+      return made;
+    };
+    for (let i = 0; i < 500; i++) {
+      const value = make(0);
+      expect(canonicalText(value)).toBe(objectHash({ value }, passthrough));
+    }
+    // Not JSON-like: object-hash's text is used, so the hash is what it always was.
+    const options = { ...passthrough, algorithm: "sha256", encoding: "hex" } as const;
+    class Point {
+      x = 1;
+    }
+    for (const value of [new Date(0), new Set([2, 1]), new Map([["a", 1]]), Buffer.from("x"), new Point(), [new Point()], { when: new Date(1) }, 10n, /re/]) {
+      expect(canonicalText(value)).toBeUndefined();
       expect(hashValue(value)).toBe(objectHash({ value }, options));
     }
   });

@@ -38,6 +38,7 @@ export type {
   MetricPoint,
   LogBatch,
   CreateRunOptions,
+  FinishedRunOptions,
   ArtifactInfo,
   ExperimentRecord,
 } from "./tracking/tracker.ts";

@@ -403,7 +403,7 @@ export class FlowExecution {
     const { node, result } = state;
     const tracker = this.s.tracker;
     if (tracker.kind !== "none") {
-      const runId = await tracker.createRun({
+      const run = {
         experimentId: this.s.experimentId,
         name: node.id,
         parentRunId: this.s.flowRunId,
@@ -415,13 +415,19 @@ export class FlowExecution {
           [CACHED_FROM_TAG]: entry.sourceRunId,
           "cairn.cache_hit_key": entry.key,
         },
-      });
-      result.runId = runId;
-      // The hit is complete once its run exists; ending it (a file write, or a request) goes on
-      // in the background, so dependants do not wait for it. The flow waits for all at its end.
-      const ending = tracker.endRun(runId, "FINISHED").catch((e: unknown) => this.warn(node.id, `could not record the cache hit's run ${runId} as FINISHED: ${(e as Error).message}`));
-      this.recording.add(ending);
-      void ending.finally(() => this.recording.delete(ending));
+      };
+      if (tracker.recordRun) {
+        // One step, already FINISHED: the embedded store appends the hits recorded at once in one write.
+        result.runId = await tracker.recordRun({ ...run, status: "FINISHED" });
+      } else {
+        const runId = await tracker.createRun(run);
+        result.runId = runId;
+        // The hit is complete once its run exists; ending it (a request) goes on in the
+        // background, so dependants do not wait for it. The flow waits for all at its end.
+        const ending = tracker.endRun(runId, "FINISHED").catch((e: unknown) => this.warn(node.id, `could not record the cache hit's run ${runId} as FINISHED: ${(e as Error).message}`));
+        this.recording.add(ending);
+        void ending.finally(() => this.recording.delete(ending));
+      }
     }
     state.settleFlight?.(entry);
     await state.releaseLease?.();

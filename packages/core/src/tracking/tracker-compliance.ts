@@ -80,6 +80,31 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect(top.map((r) => r.runId)).toEqual([parent]);
     });
 
+    it("records a run that is already over in one step, when it offers recordRun", async () => {
+      const t = await makeTracker();
+      if (!t.recordRun) return;
+      const experimentId = await t.ensureExperiment(unique("whole"));
+      const parent = await t.createRun({ experimentId, name: "flow" });
+      const ids = await Promise.all(
+        ["a", "b", "c"].map((name, i) =>
+          t.recordRun!({ experimentId, name, parentRunId: parent, tags: { "cairn.cached_from": `src-${name}` }, status: i === 2 ? "FAILED" : "FINISHED", startTime: 1_700_000_000_000 + i, endTime: 1_700_000_000_500 + i }),
+        ),
+      );
+      expect(new Set(ids).size).toBe(3);
+      for (const id of ids) expect(id).toMatch(/^[0-9a-f]{32}$/);
+      expect(await t.getRun(ids[0]!)).toMatchObject({ runId: ids[0], experimentId, name: "a", status: "FINISHED", startTime: 1_700_000_000_000, endTime: 1_700_000_000_500, parentRunId: parent });
+      expect((await t.getRun(ids[1]!))!.tags).toMatchObject({ "cairn.cached_from": "src-b", "mlflow.parentRunId": parent });
+      const children = await t.searchRuns({ experimentIds: [experimentId], parentRunId: parent });
+      expect(children.map((r) => r.runId)).toEqual([...ids].reverse());
+      const finished = await t.searchRuns({ experimentIds: [experimentId], status: "FINISHED", tags: { "cairn.cached_from": "src-a" } });
+      expect(finished.map((r) => r.runId)).toEqual([ids[0]]);
+      // Afterwards it is a run like any other.
+      await t.logBatch(ids[0]!, { tags: { later: "yes" } });
+      await t.flush();
+      expect(await t.getRun(ids[0]!)).toMatchObject({ status: "FINISHED", tags: { later: "yes", "cairn.cached_from": "src-a" } });
+      await expect(t.recordRun({ experimentId, name: "x", status: "RUNNING" as never })).rejects.toBeInstanceOf(TrackingError);
+    });
+
     it("records params, metrics with steps and tags", async () => {
       const t = await makeTracker();
       const experimentId = await t.ensureExperiment(unique("log"));

@@ -45,6 +45,13 @@ export interface CreateRunOptions {
   startTime?: number;
 }
 
+/** What `recordRun` needs: a run that is over when it is recorded. */
+export interface FinishedRunOptions extends CreateRunOptions {
+  status: Exclude<RunStatus, "RUNNING" | "SCHEDULED">;
+  /** Milliseconds since the epoch. @default Date.now() */
+  endTime?: number;
+}
+
 /** A run as read back from a tracker. */
 export interface RunRecord {
   runId: string;
@@ -105,6 +112,12 @@ export interface Tracker {
   getExperiment(experimentId: string): Promise<ExperimentRecord | undefined>;
   /** Creates a RUNNING run and returns its id. */
   createRun(options: CreateRunOptions): Promise<string>;
+  /**
+   * Records a run that is already over (a cache hit's run) in one step and returns its id:
+   * the same as createRun then endRun, for trackers that can do it cheaper. Optional; callers
+   * fall back to createRun and endRun.
+   */
+  recordRun?(options: FinishedRunOptions): Promise<string>;
   /** Records params, metrics and tags on a run. */
   logBatch(runId: string, batch: LogBatch): Promise<void>;
   /** Copies a local file or folder into the run's artifacts, under `artifactPath` (a folder) when given. */

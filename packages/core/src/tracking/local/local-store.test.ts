@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -212,6 +212,125 @@ describe("LocalStore", () => {
     await store.ensureExperiment("b");
     await store.ensureExperiment("a");
     expect((await store.listExperiments()).map((e) => e.name)).toEqual(["a", "b"]);
+  });
+});
+
+describe("LocalStore: runs recorded already over (cache hits), in batch files", () => {
+  it("writes no run file per run: one line each in one batch file, read back by another store", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("hits");
+    const flowRun = await store.createRun({ experimentId, name: "flow" });
+    const ids = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => store.recordRun({ experimentId, name: `t${i}`, parentRunId: flowRun, tags: { "cairn.cached_from": `s${i}` }, status: "FINISHED" })),
+    );
+    await store.endRun(flowRun, "FINISHED");
+    const batchId = ids[0]!.slice(0, 16);
+    expect(ids.every((id) => id.startsWith(batchId))).toBe(true);
+    expect((await readdir(join(root, "runs"))).sort()).toEqual([`${batchId}.batch.jsonl`, `${flowRun}.json`].sort());
+    expect((await readFile(join(root, "runs", `${batchId}.batch.jsonl`), "utf8")).trimEnd().split("\n")).toHaveLength(50);
+    // A reader in a fresh store (another process, `cairn show`): each run, and the flow's children.
+    const reader = new LocalStore({ root });
+    expect(await reader.getRun(ids[7]!)).toMatchObject({ runId: ids[7], name: "t7", status: "FINISHED", parentRunId: flowRun, tags: { "cairn.cached_from": "s7" } });
+    const children = await reader.searchRuns({ experimentIds: [experimentId], parentRunId: flowRun, maxResults: 1000 });
+    expect(children.map((r) => r.runId).sort()).toEqual([...ids].sort());
+    expect(children.every((r) => r.status === "FINISHED")).toBe(true);
+    // Lines appended after the reader read the file are found too.
+    const later = await store.recordRun({ experimentId, name: "late", parentRunId: flowRun, status: "FINISHED" });
+    expect(later.startsWith(batchId)).toBe(true);
+    expect(await reader.getRun(later)).toMatchObject({ name: "late", status: "FINISHED" });
+    expect(await reader.getRun(`${batchId}${"f".repeat(16)}`)).toBeUndefined();
+  });
+
+  it("reads the old layout and the new side by side; a run file written later wins over the line", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("mixed");
+    const old = await store.createRun({ experimentId, name: "old-style" });
+    await store.endRun(old, "FINISHED");
+    const hit = await store.recordRun({ experimentId, name: "hit", status: "FINISHED", tags: { a: "1" } });
+    await store.logBatch(hit, { tags: { b: "2" } });
+    await store.flush();
+    // The writer read the line back to change the run: what it keeps of the batch file is unchanged.
+    const batchRead = (store as unknown as { batchesRead: Map<string, { runs: Map<string, { tags: Record<string, string> }> }> }).batchesRead;
+    expect(batchRead.get(hit.slice(0, 16))!.runs.get(hit)!.tags.b).toBeUndefined();
+    const reader = new LocalStore({ root });
+    expect(await reader.getRun(old)).toMatchObject({ name: "old-style", status: "FINISHED" });
+    expect(await reader.getRun(hit)).toMatchObject({ name: "hit", status: "FINISHED", tags: { a: "1", b: "2" } });
+    expect((await reader.searchRuns({ experimentIds: [experimentId] })).map((r) => r.name).sort()).toEqual(["hit", "old-style"]);
+  });
+
+  it("starts a new batch file every thousand runs", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("many");
+    const ids = await Promise.all(Array.from({ length: 1001 }, (_, i) => store.recordRun({ experimentId, name: `r${i}`, status: "FINISHED" })));
+    expect(new Set(ids.map((id) => id.slice(0, 16))).size).toBe(2);
+    expect((await readdir(join(root, "runs"))).filter((f) => f.endsWith(".batch.jsonl"))).toHaveLength(2);
+    const reader = new LocalStore({ root });
+    expect(await reader.getRun(ids[999]!)).toMatchObject({ name: "r999" });
+    expect(await reader.getRun(ids[1000]!)).toMatchObject({ name: "r1000" });
+  });
+
+  it("a line cut short by a crash hides only that run; whole lines before it read back", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("torn");
+    const ids = await Promise.all([0, 1, 2].map((i) => store.recordRun({ experimentId, name: `r${i}`, status: "FINISHED" })));
+    const batch = join(root, "runs", `${ids[0]!.slice(0, 16)}.batch.jsonl`);
+    const torn = `${ids[0]!.slice(0, 16)}${"9".repeat(16)}`;
+    await appendFile(batch, `{"runId":"${torn}","experimentId":"${experimentId}","na`);
+    const reader = new LocalStore({ root });
+    for (const id of ids) expect(await reader.getRun(id)).toMatchObject({ runId: id, status: "FINISHED" });
+    expect(await reader.getRun(torn)).toBeUndefined();
+    expect(await reader.searchRuns({ experimentIds: [experimentId] })).toHaveLength(3);
+  });
+
+  it("survives kill -9 between batches: every run whose record had resolved reads back FINISHED, and the next process records on", async () => {
+    const root = await tmp();
+    const experimentId = await new LocalStore({ root }).ensureExperiment("killed");
+    const code = `
+      import { LocalStore } from ${JSON.stringify(storeModule)};
+      const store = new LocalStore({ root: ${JSON.stringify(root)} });
+      const flowRun = await store.createRun({ experimentId: ${JSON.stringify(experimentId)}, name: "flow" });
+      for (let b = 0; ; b++) {
+        const ids = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+          store.recordRun({ experimentId: ${JSON.stringify(experimentId)}, name: "t" + b + "-" + i, parentRunId: flowRun, status: "FINISHED" })));
+        process.stdout.write(JSON.stringify({ flowRun, ids }) + "\\n");
+        // A batch in flight when the kill lands: recorded or not, it must not damage what was.
+        void Promise.all(Array.from({ length: 20 }, (_, i) =>
+          store.recordRun({ experimentId: ${JSON.stringify(experimentId)}, name: "x" + b + "-" + i, parentRunId: flowRun, status: "FINISHED" })));
+      }
+    `;
+    const recorded: string[] = [];
+    let flowRun = "";
+    await new Promise<void>((done, fail) => {
+      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: repo, stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        const lines = out.split("\n");
+        out = lines.pop()!;
+        for (const line of lines) {
+          const batch = JSON.parse(line) as { flowRun: string; ids: string[] };
+          flowRun = batch.flowRun;
+          recorded.push(...batch.ids);
+        }
+        if (recorded.length >= 200) child.kill("SIGKILL");
+      });
+      child.on("error", fail);
+      child.on("close", (_code, signal) => (signal === "SIGKILL" ? done() : fail(new Error(`writer exited with ${_code}, not killed`))));
+    });
+    const reader = new LocalStore({ root });
+    for (const id of recorded) expect(await reader.getRun(id)).toMatchObject({ runId: id, status: "FINISHED", parentRunId: flowRun });
+    const children = await reader.searchRuns({ experimentIds: [experimentId], parentRunId: flowRun, maxResults: 100_000 });
+    expect(children.map((r) => r.runId)).toEqual(expect.arrayContaining(recorded));
+    expect(children.every((r) => r.status === "FINISHED")).toBe(true);
+    // The next process records its own batch and reads everything.
+    const next = new LocalStore({ root });
+    const more = await next.recordRun({ experimentId, name: "after", status: "FINISHED" });
+    expect(more.slice(0, 16)).not.toBe(recorded[0]!.slice(0, 16));
+    expect(await new LocalStore({ root }).getRun(more)).toMatchObject({ name: "after", status: "FINISHED" });
   });
 });
 

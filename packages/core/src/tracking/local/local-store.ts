@@ -1,13 +1,14 @@
-import { createHash, randomUUID } from "node:crypto";
-import { constants, readFileSync } from "node:fs";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { closeSync, constants, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { access, copyFile, cp, link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
-import { basename, join, resolve } from "node:path";
+import { basename, join, resolve, sep } from "node:path";
 import { TrackingError } from "../../errors.ts";
 import type {
   ArtifactInfo,
   CreateRunOptions,
   ExperimentRecord,
+  FinishedRunOptions,
   LogBatch,
   MetricPoint,
   RunFilter,
@@ -82,6 +83,8 @@ const EXPERIMENT_ID = /^[0-9a-f]{16}$/;
 const PERSIST_DELAY_MS = 1000;
 /** Run files read at once by searchRuns. */
 const READ_CONCURRENCY = 64;
+/** Runs recorded whole (recordRun) per batch file before the next batch file is started. */
+const BATCH_RUNS = 1000;
 
 let tmpCounter = 0;
 
@@ -94,12 +97,17 @@ let tmpCounter = 0;
  * experiments/<id>/runs.jsonl   append-only index, one short line per run
  * runs/<runId>.json            info, params, tags, latest metrics (replaced whole: temp file + rename)
  * runs/<runId>.metrics.jsonl    every metric point, appended
+ * runs/<batchId>.batch.jsonl    runs recorded already ended (cache hits), one whole run per line, appended;
+ *                               batchId is the first 16 hex digits of each such run's id
  * artifacts/<runId>/            the run's artifacts; tasks may write here directly (artifactDir)
  * ```
  *
  * Run files sit side by side rather than in a folder per run: creating files and
  * folders is most of the store's cost, and a task then costs one file (its run
- * file) plus its artifact folder.
+ * file) plus its artifact folder. A run that is over when it is recorded (a cache
+ * hit's run, {@link LocalStore.recordRun}) costs no file of its own: it is one line of
+ * its batch file, and the lines of runs recorded at once are one write. Its run file,
+ * when one is written later (a log after the run ended), takes precedence over its line.
  *
  * Safe with several processes: a run is written only by the store instance that
  * created it, its run file is replaced atomically so a reader never sees half of it,
@@ -126,12 +134,21 @@ export class LocalStore implements Tracker {
   private readonly adopting = new Map<string, Promise<OwnedRun>>();
   private readonly knownExperiments = new Set<string>();
   private readonly appender = new JsonlAppender();
+  /** `<uri>/runs/` and `<uri>/experiments/`: paths of checked ids are concatenated to them (path.join costs microseconds a call). */
+  private readonly runsPrefix: string;
+  private readonly experimentsPrefix: string;
+  /** The batch file recordRun appends to now: its id (the first half of its runs' ids) and how many runs it has. */
+  private batch = { id: "", count: BATCH_RUNS };
+  /** Batch files read so far: how far (a byte offset after a whole line), and the runs in them by id. */
+  private readonly batchesRead = new Map<string, { offset: number; runs: Map<string, RunFile> }>();
 
   constructor(options: LocalStoreOptions) {
     if (typeof options?.root !== "string" || options.root === "") {
       throw new TrackingError(`LocalStore expects \`root\` to be a folder path, got ${show(options?.root)}.`);
     }
     this.uri = resolve(options.root);
+    this.runsPrefix = join(this.uri, "runs") + sep;
+    this.experimentsPrefix = join(this.uri, "experiments") + sep;
   }
 
   /** The run's artifact folder; the engine lets tasks write into it directly instead of copying. */
@@ -212,7 +229,7 @@ export class LocalStore implements Tracker {
     this.owned.set(runId, owned);
     const line: IndexLine = parentRunId === undefined ? { runId, name, startTime } : { runId, name, startTime, parentRunId };
     try {
-      await this.appender.append(join(this.uri, "experiments", experimentId, "runs.jsonl"), `${JSON.stringify(line)}\n`, { keepOpen: true });
+      await this.appender.append(this.indexPath(experimentId), `${JSON.stringify(line)}\n`, { keepOpen: true });
     } catch (error) {
       this.owned.delete(runId);
       const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
@@ -225,6 +242,53 @@ export class LocalStore implements Tracker {
     }
     // A run that ends within the delay (most tasks, every cache hit) costs one write of its run file.
     this.persistSoon(owned);
+    return runId;
+  }
+
+  /**
+   * Records a run that is already over, with its tags, in one step: its index line and its
+   * record, a line of this instance's batch file (see the layout above), are appended, and
+   * lines asked for at once are one write per file. Resolves once both are on disk. The run
+   * is like any other afterwards (a later logBatch or endRun writes it a run file).
+   */
+  async recordRun(options: FinishedRunOptions): Promise<string> {
+    const { experimentId, name, parentRunId, status } = options;
+    if (typeof experimentId !== "string" || !EXPERIMENT_ID.test(experimentId)) {
+      throw new TrackingError(`LocalStore.recordRun: ${show(experimentId)} is not an experiment id of the local store; get one from ensureExperiment().`);
+    }
+    if (typeof name !== "string") throw new TrackingError(`LocalStore.recordRun expects \`name\` to be a string, got ${show(name)}.`);
+    if (status !== "FINISHED" && status !== "FAILED" && status !== "KILLED") {
+      throw new TrackingError(`LocalStore.recordRun expects status FINISHED, FAILED or KILLED, got ${show(status)}.`);
+    }
+    if (this.batch.count >= BATCH_RUNS) this.batch = { id: randomBytes(8).toString("hex"), count: 0 };
+    const runId = this.batch.id + (this.batch.count++).toString(16).padStart(16, "0");
+    const startTime = options.startTime ?? Date.now();
+    const endTime = options.endTime ?? Math.max(startTime, Date.now());
+    const tags: Record<string, string> = { "mlflow.runName": name };
+    const given = options.tags ?? {};
+    for (const key in given) tags[key] = String(given[key]);
+    if (parentRunId !== undefined) tags["mlflow.parentRunId"] = parentRunId;
+    const file: RunFile = { runId, experimentId, name, status, startTime, endTime, params: {}, tags, metrics: {}, writer: this.writer };
+    const line: IndexLine = parentRunId === undefined ? { runId, name, startTime } : { runId, name, startTime, parentRunId };
+    const index = this.appender.append(this.indexPath(experimentId), `${JSON.stringify(line)}\n`, { keepOpen: true });
+    const record = this.appender.append(this.batchPath(this.batch.id), `${JSON.stringify(file)}\n`, {
+      keepOpen: true,
+      onMissingFolder: () => mkdir(join(this.uri, "runs"), { recursive: true }),
+    });
+    const [indexed, recorded] = await Promise.allSettled([index, record]);
+    if (indexed.status === "rejected") {
+      const error = indexed.reason as NodeJS.ErrnoException;
+      throw new TrackingError(
+        error.code === "ENOENT"
+          ? `LocalStore.recordRun: there is no experiment ${experimentId} in ${this.uri}; get an id from ensureExperiment().`
+          : `LocalStore.recordRun: cannot record run "${name}" in ${this.uri}: ${error.message}.`,
+        { cause: error },
+      );
+    }
+    if (recorded.status === "rejected") {
+      const error = recorded.reason as Error;
+      throw new TrackingError(`LocalStore.recordRun: cannot write run "${name}" to ${this.uri}: ${error.message}.`, { cause: error });
+    }
     return runId;
   }
 
@@ -323,9 +387,11 @@ export class LocalStore implements Tracker {
     const max = filter.maxResults ?? 100;
     const candidates: { line: IndexLine; order: number }[] = [];
     const seen = new Set<string>();
+    // Runs this instance is recording now have their index line and their batch line written together.
+    if (this.batch.id) await this.appender.settled(this.batchPath(this.batch.id));
     for (const experimentId of filter.experimentIds) {
       if (!EXPERIMENT_ID.test(experimentId)) continue;
-      const path = join(this.uri, "experiments", experimentId, "runs.jsonl");
+      const path = this.indexPath(experimentId);
       await this.appender.settled(path);
       const text = await readFile(path, "utf8").catch(() => "");
       for (const raw of text.split("\n")) {
@@ -414,9 +480,61 @@ export class LocalStore implements Tracker {
 
   // ------------------------------------------------------------ internals
 
-  /** `runs/<runId><suffix>`. */
+  /** `runs/<runId><suffix>`, for a checked run id. */
   private runPath(runId: string, suffix: ".json" | ".metrics.jsonl"): string {
-    return join(this.uri, "runs", runId + suffix);
+    return this.runsPrefix + runId + suffix;
+  }
+
+  /** `runs/<batchId>.batch.jsonl`. */
+  private batchPath(batchId: string): string {
+    return `${this.runsPrefix}${batchId}.batch.jsonl`;
+  }
+
+  /** `experiments/<id>/runs.jsonl`, for a checked experiment id. */
+  private indexPath(experimentId: string): string {
+    return `${this.experimentsPrefix}${experimentId}${sep}runs.jsonl`;
+  }
+
+  /**
+   * A run recorded by recordRun (here or by another process), from its batch file, or undefined.
+   * Batch files only grow, a line at a time, so what was read of one is kept and only what was
+   * appended since is read: a listing of a flow's thousand hits reads each batch file once.
+   */
+  private readBatchedRun(runId: string): RunFile | undefined {
+    const batchId = runId.slice(0, 16);
+    let read = this.batchesRead.get(batchId);
+    const known = read?.runs.get(runId);
+    if (known) return copyOf(known);
+    let fd: number;
+    try {
+      fd = openSync(this.batchPath(batchId), "r");
+    } catch {
+      return undefined; // no such batch: the run is not (yet) on disk
+    }
+    try {
+      const size = fstatSync(fd).size;
+      const offset = read?.offset ?? 0;
+      if (size <= offset) return undefined;
+      const bytes = Buffer.allocUnsafe(size - offset);
+      let got = 0;
+      while (got < bytes.length) {
+        const n = readSync(fd, bytes, got, bytes.length - got, offset + got);
+        if (n === 0) break;
+        got += n;
+      }
+      // Only whole lines: a line being appended (or cut short by a crash) is left for a later read.
+      const end = bytes.subarray(0, got).lastIndexOf(10) + 1;
+      if (end === 0) return undefined;
+      if (!read) this.batchesRead.set(batchId, (read = { offset: 0, runs: new Map() }));
+      read.offset = offset + end;
+      for (const raw of bytes.toString("utf8", 0, end).split("\n")) {
+        const run = parseLine<RunFile>(raw);
+        if (run && typeof run.runId === "string") read.runs.set(run.runId, run);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return copyOf(read.runs.get(runId));
   }
 
   /** Takes back a run this instance created and already let go of (a log after endRun); refuses other runs. */
@@ -513,9 +631,9 @@ export class LocalStore implements Tracker {
     }
   }
 
-  /** The run file as a RunState plus its writer, or undefined when there is none (yet). */
+  /** The run file (else the run's line in its batch file) as a RunState plus its writer, or undefined when there is none (yet). */
   private async readRunFile(runId: string): Promise<(RunState & { writer: string }) | undefined> {
-    const file = await readJson<RunFile>(this.runPath(runId, ".json"));
+    const file = (await readJson<RunFile>(this.runPath(runId, ".json"))) ?? this.readBatchedRun(runId);
     if (!file) return undefined;
     const metrics: Record<string, LatestMetric> = {};
     for (const key in file.metrics) {
@@ -524,6 +642,11 @@ export class LocalStore implements Tracker {
     }
     return { ...file, metrics };
   }
+}
+
+/** A run read from a batch file, with params and tags of its own: the one kept for later reads must not change (a run adopted to be written again changes its copy). */
+function copyOf(run: RunFile | undefined): RunFile | undefined {
+  return run && { ...run, params: { ...run.params }, tags: { ...run.tags } };
 }
 
 /** A RunRecord the caller may keep and change. */
@@ -595,13 +718,16 @@ function parseLine<T>(raw: string): T | undefined {
   }
 }
 
+/** readFileSync's options as one object: given a string, Node makes an options object per call. */
+const UTF8 = Object.freeze({ encoding: "utf8", flag: "r" } as const);
+
 /** The parsed file, or undefined when it does not exist. */
 async function readJson<T>(path: string): Promise<T | undefined> {
   let text: string;
   try {
     // Synchronous: run and experiment files are a few KB, and 1,000 such reads took 16 ms
     // with readFileSync against 191 ms through fs/promises (a thread-pool round trip per call).
-    text = readFileSync(path, "utf8");
+    text = readFileSync(path, UTF8);
   } catch {
     return undefined;
   }
