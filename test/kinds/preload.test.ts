@@ -67,21 +67,16 @@ describe("script() with preload", () => {
     expect(error.message).not.toContain("cairn_preload"); // the traceback starts at the script
   });
 
-  it("ends the task's process tree on timeout: no orphan left", async () => {
-    const pidFile = join(await tempRoot(), "grandchild.pid");
-    const slow = script("slow", { file: fixture("grandchild.py"), killGraceMs: 2000, preload: ["xml.dom.minidom"] }).input<{ pidFile: string }>().timeout(1500);
+  it.each([
+    // grandchild.py starts a `sleep 300` and records its pid: SIGTERM, passed on by the launcher, ends the group.
+    ["ends the task's process tree on timeout: no orphan left", "grandchild.py", 2000],
+    // ignore_term.py ignores SIGTERM: Node SIGKILLs the launcher, and the server then kills the child's group.
+    ["kills a child that ignores SIGTERM once the grace period is over", "ignore_term.py", 300],
+  ])("%s", async (_, file, killGraceMs) => {
+    const pidFile = join(await tempRoot(), "task.pid");
+    const slow = script("slow", { file: fixture(file), killGraceMs, preload: ["xml.dom.minidom"] }).input<{ pidFile: string }>().timeout(1500);
     const result = await (await flow("timeout").build(() => ({ x: slow({ pidFile }).$out })).run(await runOptions())).wait();
     expect(result.tasks.slow!.error!.name).toBe("TaskTimeoutError");
-    const pid = Number(readFileSync(pidFile, "utf8"));
-    expect(pid).toBeGreaterThan(0);
-    expect(await waitFor(() => !alive(pid), 5000)).toBe(true);
-  });
-
-  it("kills a child that ignores SIGTERM once the grace period is over", async () => {
-    const pidFile = join(await tempRoot(), "stubborn.pid");
-    const stubborn = script("stubborn", { file: fixture("ignore_term.py"), killGraceMs: 300, preload: ["xml.dom.minidom"] }).input<{ pidFile: string }>().timeout(1500);
-    const result = await (await flow("stubborn").build(() => ({ x: stubborn({ pidFile }).$out })).run(await runOptions())).wait();
-    expect(result.tasks.stubborn!.error!.name).toBe("TaskTimeoutError");
     const pid = Number(readFileSync(pidFile, "utf8"));
     expect(pid).toBeGreaterThan(0);
     expect(await waitFor(() => !alive(pid), 5000)).toBe(true);
