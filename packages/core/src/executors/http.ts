@@ -45,7 +45,7 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
     let networkError: string | undefined;
     try {
       // Loaded on first use, like execa: flows without http tasks never pay for it.
-      const { default: axios } = await import("axios");
+      const { axios } = await import("../axios.ts");
       response = await axios.request<string>({
         url,
         method,
