@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flow } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/core/mlflow";
 import { script } from "../../packages/dsl/src/kinds/index.ts";
+import { readWithMlflow } from "../../packages/core/test/mlflow-read.ts";
 import { startMlflowServer, type MlflowServer } from "../../packages/core/test/mlflow-server.ts";
 import { fixture, hasVenv, runOptions, VENV_PYTHON } from "./helpers.ts";
 
@@ -41,5 +42,12 @@ describe.skipIf(!hasVenv)("script() with MLflow tracking", () => {
     expect(history.map((m) => [m.step, m.value])).toEqual([[0, 0.9], [1, 0.5], [2, 0.25]]);
     expect(record.params).toMatchObject({ from_script: "yes" });
     expect(record.status).toBe("FINISHED");
+    // The same, as MLflow's own MlflowClient reads it.
+    const [run2, loss] = await readWithMlflow(uri, [
+      { op: "get_run", run_id: taskRunId },
+      { op: "metric_history", run_id: taskRunId, key: "loss" },
+    ]);
+    expect(run2).toMatchObject({ status: "FINISHED", params: { from_script: "yes" }, tags: { "mlflow.parentRunId": result.runId } });
+    expect(loss.map((m: { step: number; value: number }) => [m.step, m.value])).toEqual([[0, 0.9], [1, 0.5], [2, 0.25]]);
   }, 60_000);
 });
