@@ -12,7 +12,8 @@ code (or dies of the child's signal); SIGTERM, SIGINT and SIGHUP sent to `run` a
 passed to the child's process group. If `run` goes away (SIGKILL), the server kills the
 child's group; if the server goes away, its children die with it (Linux).
 
-POSIX only (fork and SCM_RIGHTS); Cairn does not use it elsewhere. Standard library only.
+POSIX and Python 3.9+ only (fork and SCM_RIGHTS): elsewhere the server exits before it is
+ready and Cairn runs the task in a new interpreter. Standard library only.
 """
 
 import json
@@ -66,6 +67,9 @@ def serve(path, modules):
     """Imports `modules`, then forks a child per request. Returns (in the child) the request to run."""
     import importlib
 
+    if not hasattr(socket, "send_fds") or not hasattr(os, "register_at_fork"):
+        sys.stderr.write("cairn_preload needs Python 3.9 or later on a POSIX system (fork and descriptor passing); this is %s\n" % sys.version.split()[0])
+        sys.exit(3)
     failed = {}
     for name in modules:
         try:
