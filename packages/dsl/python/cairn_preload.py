@@ -23,6 +23,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 
 _HEADER = struct.Struct("!I")
 _GRACE_SECONDS = 5.0
@@ -89,11 +90,10 @@ def serve(path, modules):
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole terminal group; Cairn ends the server itself
     parent = os.getppid()
-    sys.stdout.write(json.dumps({"ready": True, "pid": os.getpid(), "failed": failed}) + "\n")
+    sys.stdout.write(json.dumps({"ready": True, "failed": failed}) + "\n")
     sys.stdout.flush()
 
-    conns = {}  # launcher connection -> child pid
-    children = {}  # child pid -> launcher connection (None once the launcher is gone)
+    children = {}  # child pid -> its launcher's connection (None once the launcher is gone)
     lingering = {}  # process group of an ended child -> when to SIGKILL what is left of it
     while True:
         if stopping or os.getppid() != parent:
@@ -107,7 +107,8 @@ def serve(path, modules):
                 pass
             os._exit(0)
         try:
-            readable = select.select([listener, wake_r, *conns], [], [], 1.0)[0]
+            launchers = [conn for conn in children.values() if conn is not None]
+            readable = select.select([listener, wake_r, *launchers], [], [], 1.0)[0]
         except InterruptedError:
             continue
         if wake_r in readable:
@@ -127,26 +128,26 @@ def serve(path, modules):
             conn = children.pop(pid, None)
             # What the child left running in its group is ended too: SIGTERM now, SIGKILL after a grace period.
             _killpg(pid, signal.SIGTERM)
-            lingering[pid] = _now() + _GRACE_SECONDS
+            lingering[pid] = time.monotonic() + _GRACE_SECONDS
             if conn is not None:
-                conns.pop(conn, None)
                 if os.WIFSIGNALED(status):
                     _send(conn, {"signal": os.WTERMSIG(status)})
                 else:
                     _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
                 conn.close()
         for pgid, deadline in list(lingering.items()):
-            if _now() >= deadline:
+            if time.monotonic() >= deadline:
                 _killpg(pgid, signal.SIGKILL)
                 del lingering[pgid]
         # A launcher that closed its connection was killed: end its child's group.
-        for conn in [c for c in readable if c in conns]:
+        for pid, conn in list(children.items()):
+            if conn is None or conn not in readable:
+                continue
             try:
                 data = conn.recv(64)
             except OSError:
                 data = b""
             if not data:
-                pid = conns.pop(conn)
                 children[pid] = None
                 _killpg(pid, signal.SIGKILL)
                 conn.close()
@@ -171,8 +172,9 @@ def serve(path, modules):
                 for fd in (wake_r, wake_w):
                     os.close(fd)
                 listener.close()
-                for other in conns:
-                    other.close()
+                for other in children.values():
+                    if other is not None:
+                        other.close()
                 conn.close()
                 return request, fds
             try:
@@ -181,15 +183,8 @@ def serve(path, modules):
                 pass  # the child already did, or already ended
             for fd in fds:
                 os.close(fd)
-            conns[conn] = pid
             children[pid] = conn
             _send(conn, {"pid": pid})
-
-
-def _now():
-    import time
-
-    return time.monotonic()
 
 
 def run_child(request, fds):

@@ -52,10 +52,11 @@ const servers = new Map<string, Promise<PreloadServer>>();
 
 /** The warm Python for this interpreter and module list, started on first use; a failed start is remembered. */
 export function preloadServer(python: string, modules: readonly string[]): Promise<PreloadServer> {
-  const key = JSON.stringify([python, [...new Set(modules)].sort()]);
+  const unique = [...new Set(modules)]; // imported in the order given
+  const key = JSON.stringify([python, [...unique].sort()]);
   let server = servers.get(key);
   if (!server) {
-    server = startServer(python, [...new Set(modules)], () => servers.delete(key));
+    server = startServer(python, unique, () => servers.delete(key));
     servers.set(key, server);
   }
   return server;

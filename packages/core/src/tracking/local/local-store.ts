@@ -1,8 +1,9 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { closeSync, constants, fstatSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { access, copyFile, cp, link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, join, resolve, sep } from "node:path";
+import { readSmallFile } from "@cairn/cache";
 import { TrackingError } from "../../errors.ts";
 import type {
   ArtifactInfo,
@@ -718,19 +719,15 @@ function parseLine<T>(raw: string): T | undefined {
   }
 }
 
-/** readFileSync's options as one object: given a string, Node makes an options object per call. */
-const UTF8 = Object.freeze({ encoding: "utf8", flag: "r" } as const);
-
-/** The parsed file, or undefined when it does not exist. */
+/** The parsed file, or undefined when it does not exist (or cannot be read). */
 async function readJson<T>(path: string): Promise<T | undefined> {
-  let text: string;
+  let text: string | undefined;
   try {
-    // Synchronous: run and experiment files are a few KB, and 1,000 such reads took 16 ms
-    // with readFileSync against 191 ms through fs/promises (a thread-pool round trip per call).
-    text = readFileSync(path, UTF8);
+    text = readSmallFile(path);
   } catch {
     return undefined;
   }
+  if (text === undefined) return undefined;
   try {
     return JSON.parse(text) as T;
   } catch (error) {
