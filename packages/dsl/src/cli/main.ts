@@ -226,7 +226,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   const json = values.json === true;
   const mode: ReporterMode = json ? "json" : (io.stdout as NodeJS.WriteStream).isTTY && io.env.TERM !== "dumb" ? "live" : "plain";
   const useColor = !json && !("NO_COLOR" in io.env) && ((io.stdout as NodeJS.WriteStream).isTTY === true || "FORCE_COLOR" in io.env);
-  const reporter = createReporter(mode, io.stdout, io.stderr, useColor);
+  const reporter = await createReporter(mode, io.stdout, io.stderr, useColor);
 
   const run = await flow.run({
     params,
