@@ -1,4 +1,7 @@
 /**
+ * Cairn's bundle (packages/dsl/dist, what `cairn` runs from) is brought up to date once here,
+ * before test files start `cairn` processes side by side.
+ *
  * Every temp folder the tests (and the servers and child processes they start) make goes
  * into one folder per test run, removed at the end: TMPDIR is set before the workers start,
  * so `os.tmpdir()` and Python's `tempfile` both use it.
@@ -6,8 +9,11 @@
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+// @ts-expect-error: a JavaScript module without types
+import { ensureDist } from "../packages/dsl/bin/dist.mjs";
 
-export default function setup(): () => void {
+export default async function setup(): Promise<() => void> {
+  await ensureDist();
   const before = process.env.TMPDIR;
   const dir = mkdtempSync(join(tmpdir(), "cairn-tests-"));
   // Like /tmp itself: servers that run as another user (postgres, when the tests run as

@@ -4,7 +4,7 @@
  *
  * - MLflow: bench/multistep/main.py, mlflow.projects.run per entry point with the
  *   `_already_ran` scan of MLflow's multistep example (reuse of an earlier matching run);
- * - Cairn, script() tasks: bench/multistep/cairn-flow.ts;
+ * - Cairn, script() tasks: bench/multistep/cairn-flow.ts, run as its users run it: `cairn run`;
  * - Cairn, mlflowProject() tasks: the same flow with CAIRN_BENCH_STEPS=project (`mlflow run` per step).
  *
  * Each orchestrator gets its own experiment (and Cairn its own state folder), so its cold run
@@ -15,17 +15,17 @@
  *   pnpm bench:multistep            # or: tsx bench/multistep/run.ts [--no-project]
  */
 import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
 import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
+// @ts-expect-error: a JavaScript module without types
+import { ensureDist } from "../../packages/dsl/bin/dist.mjs";
 import { startMlflowServer, venvDir, venvPython, workspaceRoot } from "../../packages/core/test/mlflow-server.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const withProject = !process.argv.includes("--no-project");
-/** tsx's loader as a file: URL, so `node --import` finds it from any working directory. */
-const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+const cairnBin = join(workspaceRoot, "packages/dsl/bin/cairn.mjs");
 
 interface Measure {
   seconds: number;
@@ -77,7 +77,7 @@ async function mlflowNative(uri: string, experiment: string): Promise<Measure> {
 
 async function cairn(uri: string, experiment: string, cwd: string, steps: "script" | "project"): Promise<Measure> {
   const env = { MLFLOW_TRACKING_URI: uri, MLFLOW_EXPERIMENT_NAME: experiment, CAIRN_BENCH_STEPS: steps, CAIRN_PYTHON: venvPython, NO_COLOR: "1" };
-  const { seconds, out } = await run(process.execPath, ["--import", tsxLoader, join(here, "cairn-flow.ts")], env, cwd);
+  const { seconds, out } = await run(process.execPath, [cairnBin, "run", join(here, "cairn-flow.ts")], env, cwd);
   const outputs = /^Outputs: (.*)$/m.exec(out);
   const parsed = outputs ? (JSON.parse(outputs[1]!) as { best: string; rocAuc: number }) : undefined;
   const flowLine = /Flow succeeded in (.+?), run/.exec(out);
@@ -94,6 +94,8 @@ async function cairn(uri: string, experiment: string, cwd: string, steps: "scrip
 const fmt = (n: number | undefined) => (n === undefined ? "-" : n.toFixed(2));
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 
+// Cairn's bundle is built at install (pnpm install); a source edit since then is rebuilt here, not in the timed runs.
+await ensureDist();
 const server = await startMlflowServer();
 const dirs: string[] = [];
 try {

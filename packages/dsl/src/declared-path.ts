@@ -4,12 +4,13 @@
  * working directory. Absolute paths and file: URLs are taken as they are.
  */
 import { existsSync, statSync } from "node:fs";
-import { dirname, isAbsolute, resolve, sep } from "node:path";
+import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { OptionError, TaskFileError } from "@cairn/core";
 
-/** This package's source folder: stack frames inside it are the DSL's own, not the user's. */
+/** This package's sources and its bundle (dist/): stack frames inside them are the DSL's own, not the user's. */
 const DSL_DIR = dirname(fileURLToPath(import.meta.url));
+const OWN_DIRS = [DSL_DIR + sep, join(dirname(DSL_DIR), "dist") + sep];
 
 /** A script or notebook file; throws TaskFileError when there is no such file. */
 export function resolveTaskFile(taskName: string, file: string | URL): string {
@@ -55,7 +56,7 @@ function callerDir(): string | undefined {
     const m = /(?:\(|at )((?:file:\/\/)?\/[^()]*?):\d+:\d+\)?\s*$/.exec(line);
     if (!m) continue;
     const file = m[1]!.startsWith("file:") ? fileURLToPath(m[1]!) : m[1]!;
-    if (file.startsWith(DSL_DIR + sep) || file.includes(`${sep}node_modules${sep}`)) continue;
+    if (OWN_DIRS.some((d) => file.startsWith(d)) || file.includes(`${sep}node_modules${sep}`)) continue;
     return dirname(file);
   }
   return undefined;

@@ -15,14 +15,23 @@ export class FlowFileError extends CairnError {
   }
 }
 
-/** Imports a flow file and returns its default-exported flow. */
-export async function loadFlow(file: string | undefined, preloaded?: Record<string, unknown>): Promise<Flow<any, any>> {
+/** How a flow file is imported: `import()` through tsx, or compiled first (`cairn` without tsx). */
+export type FlowImporter = (path: string) => Promise<Record<string, unknown>>;
+
+const importFile: FlowImporter = async (path) => (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+
+/** Imports a flow file (or takes the module already imported) and returns its default-exported flow. */
+export async function loadFlow(
+  file: string | undefined,
+  from: { module?: Record<string, unknown> | undefined; importFlow?: FlowImporter | undefined } = {},
+): Promise<Flow<any, any>> {
+  const preloaded = from.module;
   if (!file) throw new FlowFileError("Expected a flow file, e.g. `cairn run flow.ts`; got none.", "");
   const path = resolve(file);
   if (!preloaded && !existsSync(path)) {
     throw new FlowFileError(`Flow file ${file} does not exist (looked at ${path}). Check the path.`, path);
   }
-  const mod = preloaded ?? ((await import(pathToFileURL(path).href)) as Record<string, unknown>);
+  const mod = preloaded ?? (await (from.importFlow ?? importFile)(path));
   const exported = mod.default;
   if (exported === undefined) {
     throw new FlowFileError(

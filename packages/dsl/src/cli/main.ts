@@ -25,7 +25,8 @@ import {
   type Tracker,
 } from "@cairn/core";
 import { createColors } from "picocolors";
-import { FlowFileError, loadFlow } from "./load-flow.ts";
+import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
+import { NeedsTsxError } from "./compile-flow.ts";
 import { parseParams } from "./parse-params.ts";
 import { createReporter, formatDuration, type ReporterMode } from "./reporter.ts";
 import { UsageError } from "./usage-error.ts";
@@ -37,6 +38,8 @@ export interface CliIo {
   env?: NodeJS.ProcessEnv;
   /** An already imported flow module (used when `tsx flow.ts` runs itself). */
   module?: Record<string, unknown>;
+  /** How flow files are imported; default `import()` (TypeScript needs tsx registered). */
+  importFlow?: FlowImporter;
   /** Installs SIGINT/SIGTERM handlers that cancel the run. @default true */
   handleSignals?: boolean;
 }
@@ -44,6 +47,7 @@ export interface CliIo {
 import { EXIT } from "./exit.ts";
 
 export { EXIT };
+export { importCompiledFlow, NeedsTsxError } from "./compile-flow.ts";
 
 const HELP: Record<string, string> = {
   main: `cairn: run and inspect Cairn flows
@@ -141,11 +145,11 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
       case "run":
         return await runCommand(rest, { ...io, stdout, stderr, env });
       case "graph":
-        return await graphCommand(rest, stdout);
+        return await graphCommand(rest, stdout, io.importFlow);
       case "plan":
-        return await planCommand(rest, stdout, env);
+        return await planCommand(rest, stdout, env, io.importFlow);
       case "explain":
-        return await explainCommand(rest, stdout, env);
+        return await explainCommand(rest, stdout, env, io.importFlow);
       case "cache":
         return await cacheCommand(rest, stdout, env);
       case "runs":
@@ -156,6 +160,8 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
         throw new UsageError(`Unknown command "${command}". Expected one of: run, graph, plan, explain, cache, runs, show. Run \`cairn --help\`.`);
     }
   } catch (error) {
+    // The launcher starts over through tsx (packages/dsl/bin/cairn.mjs); nothing has run yet.
+    if (error instanceof NeedsTsxError) throw error;
     return reportError(error, stderr);
   }
 }
@@ -221,7 +227,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   }
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
 
-  const flow = await loadFlow(positionals[0], io.module);
+  const flow = await loadFlow(positionals[0], io);
   const params = await parseParams(flow.definition, values.param ?? []);
   const json = values.json === true;
   const mode: ReporterMode = json ? "json" : (io.stdout as NodeJS.WriteStream).isTTY && io.env.TERM !== "dumb" ? "live" : "plain";
@@ -267,24 +273,24 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   }
 }
 
-async function graphCommand(args: string[], stdout: Writable): Promise<number> {
+async function graphCommand(args: string[], stdout: Writable, importFlow?: FlowImporter): Promise<number> {
   const { values, positionals } = parse(args, { format: { type: "string", short: "f" } }, "graph");
   const format = values.format ?? "mermaid";
   if (!["mermaid", "dot", "json"].includes(format)) throw new UsageError(`Expected --format mermaid, dot or json, got "${format}".`);
-  const flow = await loadFlow(positionals[0]);
+  const flow = await loadFlow(positionals[0], { importFlow });
   const graph = buildFlowGraph(flow.definition);
   const text = format === "dot" ? toDot(graph) : format === "json" ? JSON.stringify(toGraphJson(graph), null, 2) : toMermaid(graph);
   stdout.write(`${text}\n`);
   return EXIT.ok;
 }
 
-async function planCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv): Promise<number> {
+async function planCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv, importFlow?: FlowImporter): Promise<number> {
   const { values, positionals } = parse(
     args,
     { param: { type: "string", short: "p", multiple: true }, rerun: { type: "string", multiple: true }, refresh: { type: "boolean" }, json: { type: "boolean" }, root: { type: "string" } },
     "plan",
   );
-  const flow = await loadFlow(positionals[0]);
+  const flow = await loadFlow(positionals[0], { importFlow });
   const params = await parseParams(flow.definition, values.param ?? []);
   const { tasks } = await openFlowCache(flow.definition, { params, env, ...(values.root ? { root: values.root } : {}) });
   const plan = await planFlow(flow.definition, { params, cache: tasks, rerun: values.rerun ?? [], refresh: values.refresh === true }).finally(() => tasks.store.close());
@@ -300,7 +306,7 @@ async function planCommand(args: string[], stdout: Writable, env: NodeJS.Process
   return EXIT.ok;
 }
 
-async function explainCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv): Promise<number> {
+async function explainCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv, importFlow?: FlowImporter): Promise<number> {
   const { values, positionals } = parse(
     args,
     { param: { type: "string", short: "p", multiple: true }, json: { type: "boolean" }, root: { type: "string" } },
@@ -308,7 +314,7 @@ async function explainCommand(args: string[], stdout: Writable, env: NodeJS.Proc
   );
   const [file, taskName] = positionals;
   if (!taskName) throw new UsageError("Expected a flow file and a task: cairn explain FILE TASK.");
-  const flow = await loadFlow(file);
+  const flow = await loadFlow(file, { importFlow });
   const params = await parseParams(flow.definition, values.param ?? []);
   const { tasks } = await openFlowCache(flow.definition, { params, env, ...(values.root ? { root: values.root } : {}) });
   const explanation = await explainTask(flow.definition, taskName, { params, cache: tasks }).finally(() => tasks.store.close());

@@ -1,0 +1,167 @@
+/**
+ * How `cairn` loads a TypeScript flow without tsx: the flow file and the TypeScript modules
+ * it imports are compiled one file each, by the copy of esbuild that tsx uses and with tsx's
+ * options (so a function task's source text, its code fingerprint, is the same either way),
+ * into a per-user temp folder, and imported by plain Node. Imports of `@cairn/*` point at
+ * Cairn's bundle (the one the CLI runs from: one engine per process); packages and
+ * JavaScript files are imported where they are. The compiled files are reused until one of
+ * the sources changes (mtime or size).
+ *
+ * Inside a compiled module `import.meta.url`, `.filename` and `.dirname` are the source's,
+ * and stack traces (with source maps on) name the source file and line: paths that tasks
+ * declare resolve as they do under tsx.
+ */
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { createRequire, isBuiltin } from "node:module";
+import { tmpdir, userInfo } from "node:os";
+import { basename, dirname, join, resolve, sep } from "node:path";
+import { pathToFileURL } from "node:url";
+import { realpathSync } from "node:fs";
+import type * as Esbuild from "esbuild";
+import { FlowFileError } from "./load-flow.ts";
+
+/** Cairn's bundle, as packages/dsl/bin/dist.mjs describes it. */
+export interface CairnBundle {
+  /** Changes with every build: compiled flows are kept per build. */
+  id: string;
+  /** Real path of each public entry's source -> file: URL of its bundle. */
+  sources: Record<string, string>;
+  /** Cairn's package folders (…/packages/dsl/ etc.): a module inside one that is not an entry cannot be compiled apart. */
+  packageDirs: string[];
+}
+
+/** Thrown when a flow imports one of Cairn's modules that is not a public entry: only tsx can load that with one engine. */
+export class NeedsTsxError extends Error {
+  override name = "NeedsTsxError";
+  readonly needsTsx = true;
+}
+
+interface Manifest {
+  /** Source path -> [mtimeMs, size] when compiled. */
+  sources: Record<string, [number, number]>;
+  entry: string;
+}
+
+const TS = /\.(?:ts|mts|tsx)$/;
+
+/** Imports the flow module at `path` (absolute), compiling it first when a source changed. */
+export async function importCompiledFlow(path: string, bundle: CairnBundle): Promise<Record<string, unknown>> {
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    return import(pathToFileURL(path).href); // the CLI says the file does not exist
+  }
+  if (!TS.test(real)) return import(pathToFileURL(real).href);
+  const dir = join(tmpdir(), `cairn-${userInfo().uid}`, "flows", bundle.id);
+  const manifestPath = join(dir, `${digest(real)}.json`);
+  const entry = upToDate(manifestPath) ?? (await compile(real, dir, manifestPath, bundle));
+  // Stack traces name the TypeScript source: task files resolve against its folder.
+  process.setSourceMapsEnabled(true);
+  return import(pathToFileURL(entry).href);
+}
+
+function upToDate(manifestPath: string): string | undefined {
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest;
+    for (const [file, [mtimeMs, size]] of Object.entries(manifest.sources)) {
+      const s = statSync(file);
+      if (s.mtimeMs !== mtimeMs || s.size !== size) return undefined;
+    }
+    statSync(manifest.entry);
+  } catch {
+    return undefined;
+  }
+  return manifest.entry;
+}
+
+async function compile(entry: string, dir: string, manifestPath: string, bundle: CairnBundle): Promise<string> {
+  const esbuild = loadEsbuild();
+  mkdirSync(dir, { recursive: true });
+  const outOf = (source: string) => join(dir, `${digest(source).slice(0, 16)}-${basename(source).replace(TS, "")}.mjs`);
+  const sources: Manifest["sources"] = {};
+  const queue = [entry];
+  const skip = Symbol("resolving");
+  for (let source = queue.pop(); source !== undefined; source = queue.pop()) {
+    if (sources[source]) continue;
+    const { mtimeMs, size } = statSync(source);
+    sources[source] = [mtimeMs, size];
+    const url = pathToFileURL(source).href;
+    const out = outOf(source);
+    let result: Esbuild.BuildResult & { outputFiles: Esbuild.OutputFile[] };
+    try {
+      result = await esbuild.build({
+        entryPoints: [source],
+        outfile: out,
+        write: false,
+        bundle: true,
+        // tsx's options for a module: the same esbuild gives the same text for each function.
+        format: "esm",
+        platform: "node",
+        target: `node${process.versions.node}`,
+        sourcemap: "inline",
+        minifyWhitespace: true,
+        keepNames: true,
+        // As Node resolves: no `module` condition or field.
+        conditions: ["node"],
+        mainFields: ["main"],
+        logLevel: "silent",
+        banner: {
+          js: `import.meta.url=${JSON.stringify(url)};import.meta.filename=${JSON.stringify(source)};import.meta.dirname=${JSON.stringify(dirname(source))};`,
+        },
+        plugins: [
+          {
+            name: "cairn-imports",
+            setup(build) {
+              build.onResolve({ filter: /.*/ }, async (args) => {
+                if (args.kind === "entry-point" || args.pluginData === skip) return undefined;
+                if (isBuiltin(args.path)) return { path: args.path, external: true };
+                const found = await build.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: skip });
+                if (found.errors.length > 0) return { errors: found.errors };
+                if (found.external) return { path: args.path, external: true };
+                const target = found.path;
+                const cairn = bundle.sources[target];
+                if (cairn) return { path: cairn, external: true };
+                if (bundle.packageDirs.some((d) => target.startsWith(d))) {
+                  throw new NeedsTsxError(`${args.importer} imports ${args.path}, a module of Cairn's that is not one of its entries.`);
+                }
+                if (!TS.test(target) || target.includes(`${sep}node_modules${sep}`)) return { path: pathToFileURL(target).href, external: true };
+                queue.push(target);
+                return { path: pathToFileURL(outOf(target)).href, external: true };
+              });
+            },
+          },
+        ],
+      });
+    } catch (error) {
+      const needsTsx = ((error as Esbuild.BuildFailure).errors ?? []).find((e) => e.detail instanceof NeedsTsxError);
+      if (needsTsx) throw needsTsx.detail;
+      const errors = (error as Partial<Esbuild.BuildFailure>).errors ?? [];
+      const where = errors.map((e) => (e.location ? `  ${resolve(e.location.file)}:${e.location.line}:${e.location.column}: ${e.text}\n      ${e.location.lineText.trim()}` : `  ${e.text}`));
+      throw new FlowFileError(`Could not compile ${source}:\n${where.join("\n") || String(error)}\nFix the TypeScript above; \`tsx ${source}\` reports the same.`, entry);
+    }
+    writeAtomic(out, result.outputFiles[0]!.text);
+  }
+  const manifest: Manifest = { sources, entry: outOf(entry) };
+  writeAtomic(manifestPath, JSON.stringify(manifest));
+  return manifest.entry;
+}
+
+let esbuildModule: typeof Esbuild | undefined;
+/** The esbuild tsx depends on (this package depends on tsx), so both give the same text. */
+function loadEsbuild(): typeof Esbuild {
+  const tsx = createRequire(import.meta.url).resolve("tsx/package.json");
+  return (esbuildModule ??= createRequire(tsx)("esbuild") as typeof Esbuild);
+}
+
+function digest(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+function writeAtomic(file: string, text: string): void {
+  const temp = `${file}.${process.pid}.tmp`;
+  writeFileSync(temp, text);
+  renameSync(temp, file);
+}

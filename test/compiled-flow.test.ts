@@ -1,0 +1,142 @@
+/**
+ * `cairn` runs from Cairn's bundle and compiles flow files itself (no tsx): what a flow file
+ * does, imports and declares must come out as under tsx, and a flow compiled here must hit
+ * the cache entries written under tsx (the code fingerprint of a function task is its text).
+ */
+import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cairnBin, childEnv, start } from "./cache/helpers.ts";
+
+const repo = resolve(import.meta.dirname, "..");
+const tsx = join(repo, "node_modules/.bin/tsx");
+
+let dir: string;
+beforeAll(async () => {
+  // Inside the workspace, so that `@cairn/dsl` and zod resolve as they do for the examples.
+  dir = await mkdtemp(join(repo, "test", ".compiled-"));
+  await mkdir(join(dir, "lib"));
+  await writeFile(join(dir, "lib", "shape.ts"), `export const scale = (n: number): number => n * 3;\nexport type Shape = { n: number };\n`);
+  await writeFile(join(dir, "lib", "step.py"), `print("step")\n`);
+  await writeFile(
+    join(dir, "lib", "steps.ts"),
+    [
+      `import { script, task } from "@cairn/dsl";`,
+      `import { scale, type Shape } from "./shape.ts";`,
+      // A path relative to this module (lib/), not to the flow or the working directory.
+      `export const step = script("step", { file: "step.py" });`,
+      `export const triple = task("triple").input<Shape>().run(({ n }: Shape) => ({ n: scale(n) }));`,
+    ].join("\n"),
+  );
+  await writeFile(
+    join(dir, "flow.ts"),
+    [
+      `import { flow } from "@cairn/dsl";`,
+      `import { z } from "zod";`,
+      `import { step, triple } from "./lib/steps.ts";`,
+      `export const where = import.meta.url;`,
+      `export default flow("compiled")`,
+      `  .params(z.object({ n: z.number().default(2) }))`,
+      `  .build(({ params }) => {`,
+      `    step({});`,
+      `    const t = triple({ n: params.n });`,
+      `    return { n: t.n, where };`,
+      `  });`,
+    ].join("\n"),
+  );
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const env = (extra: NodeJS.ProcessEnv = {}) => ({ ...childEnv(), CAIRN_NO_AUTORUN: "0", CAIRN_PYTHON: "python3", ...extra });
+const cairn = (args: string[], extra?: NodeJS.ProcessEnv) => start(process.execPath, [cairnBin, ...args], { cwd: dir, env: env(extra) }).done;
+const statuses = (stdout: string) => [...stdout.matchAll(/^(step|triple)\s+(succeeded|cached)\s/gm)].map((m) => `${m[1]} ${m[2]}`).sort();
+
+describe("cairn run without tsx", () => {
+  it("runs a flow whose modules import each other, with paths and import.meta.url of the sources", async () => {
+    const root = join(dir, ".cairn-a");
+    const r = await cairn(["run", "flow.ts", "--root", root]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(statuses(r.stdout)).toEqual(["step succeeded", "triple succeeded"]);
+    expect(r.stdout).toContain(`"n":6`);
+    expect(r.stdout).toContain(`"where":${JSON.stringify(pathToFileURL(join(dir, "flow.ts")).href)}`);
+  });
+
+  it("hits what tsx flow.ts recorded, and tsx hits what cairn run recorded: the same code fingerprints", async () => {
+    const root = join(dir, ".cairn-b");
+    const first = await start(tsx, ["flow.ts", "--root", root], { cwd: dir, env: env() }).done;
+    expect(first.code).toBe(0);
+    expect(statuses(first.stdout)).toEqual(["step succeeded", "triple succeeded"]);
+    const compiled = await cairn(["run", "flow.ts", "--root", root]);
+    expect(compiled.code).toBe(0);
+    expect(statuses(compiled.stdout)).toEqual(["step cached", "triple cached"]);
+
+    const other = join(dir, ".cairn-c");
+    expect((await cairn(["run", "flow.ts", "--root", other])).code).toBe(0);
+    const back = await start(tsx, ["flow.ts", "--root", other], { cwd: dir, env: env() }).done;
+    expect(statuses(back.stdout)).toEqual(["step cached", "triple cached"]);
+  });
+
+  it("recompiles an imported module that changed: the new code runs", async () => {
+    const root = join(dir, ".cairn-d");
+    expect((await cairn(["run", "flow.ts", "--root", root])).code).toBe(0);
+    const shape = join(dir, "lib", "shape.ts");
+    const before = await readFile(shape, "utf8");
+    try {
+      await writeFile(shape, before.replace("n * 3", "n * 5"));
+      // A second later: the edit is seen even where mtimes are coarse.
+      const later = new Date(Date.now() + 1000);
+      await utimes(shape, later, later);
+      const fresh = await cairn(["run", "flow.ts", "--root", root, "--no-cache"]);
+      expect(fresh.code).toBe(0);
+      expect(fresh.stdout).toContain(`"n":10`);
+      // The task's own text did not change (it calls scale(), which is not one of its
+      // .codeFiles()): the key is the same, as under tsx.
+      const cached = await cairn(["run", "flow.ts", "--root", root]);
+      expect(statuses(cached.stdout)).toEqual(["step cached", "triple cached"]);
+    } finally {
+      await writeFile(shape, before);
+    }
+  });
+
+  it("a syntax error names the file, line and column, and exits 2", async () => {
+    const bad = join(dir, "bad.flow.ts");
+    await writeFile(bad, `import { flow } from "@cairn/dsl";\nexport default flow("bad").build(() => {\n  const x = ;\n  return {};\n});\n`);
+    const r = await cairn(["run", "bad.flow.ts"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/FlowFileError: Could not compile .*bad\.flow\.ts/);
+    expect(r.stderr).toContain(`${bad}:3:12: Unexpected ";"\n      const x = ;`);
+  });
+
+  it("an import that does not resolve is named with the importing file", async () => {
+    const bad = join(dir, "missing.flow.ts");
+    await writeFile(bad, `import { flow } from "@cairn/dsl";\nimport { x } from "./nowhere.ts";\nexport default flow("m").build(() => ({ x }));\n`);
+    const r = await cairn(["run", "missing.flow.ts"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${bad}:2:18: Could not resolve "./nowhere.ts"`);
+  });
+
+  it("a flow that imports Cairn's internal modules runs through tsx instead, with one engine", async () => {
+    const internal = join(dir, "internal.flow.ts");
+    const kinds = join(repo, "packages/dsl/src/kinds/index.ts");
+    await writeFile(
+      internal,
+      `import { flow } from "@cairn/dsl";\nimport { shell } from ${JSON.stringify(kinds)};\n` +
+        `const echo = shell("echo", "echo hi");\nexport default flow("internal").build(() => { echo({}); return {}; });\n`,
+    );
+    const r = await cairn(["run", "internal.flow.ts", "--root", join(dir, ".cairn-e")]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/✓ succeeded\s+echo/);
+  });
+
+  it("CAIRN_LOADER=tsx runs everything through tsx", async () => {
+    const r = await cairn(["run", "flow.ts", "--root", join(dir, ".cairn-f")], { CAIRN_LOADER: "tsx" });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`"n":6`);
+  });
+});
