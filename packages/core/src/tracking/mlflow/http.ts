@@ -1,0 +1,111 @@
+/**
+ * The MLflow client's HTTP, on node:http and node:https with keep-alive agents. It was axios;
+ * axios takes 80–100 ms to load here (its fetch adapter's feature tests start undici, and it
+ * brings form-data and mime-db), more than a whole cached flow run spends talking to MLflow.
+ * The client needs little of it: JSON in and out, files streamed both ways, a timeout, TLS
+ * options. Retries stay with the client (p-retry). axios remains for http() tasks.
+ */
+import { type IncomingHttpHeaders, Agent as HttpAgent, request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions, request as httpsRequest } from "node:https";
+import type { Readable } from "node:stream";
+
+export interface HttpRequest {
+  method: "GET" | "POST" | "PUT";
+  /** Absolute URL; `query` is added to it. */
+  url: string;
+  query?: Record<string, unknown> | undefined;
+  headers?: Record<string, string> | undefined;
+  /** A string is sent with its Content-Length; a stream is piped (set Content-Length yourself). */
+  body?: string | Readable | undefined;
+  /** `text`: the whole body as a string; `stream`: the response itself, to be read by the caller. */
+  responseType: "text" | "stream";
+  signal?: AbortSignal | undefined;
+}
+
+export interface HttpResponse {
+  status: number;
+  statusText: string;
+  headers: IncomingHttpHeaders;
+  /** A string for `text`; the unread response for `stream`. */
+  data: string | Readable;
+}
+
+/** What `observe` listeners see: each attempt as it is sent, and each answer. */
+export type HttpExchange =
+  | { phase: "request"; method: string; url: string }
+  | { phase: "response"; method: string; url: string; status: number; data: string | Readable };
+
+/** A network failure: `code` as Node names it (ECONNREFUSED, ECONNRESET, ...), ECONNABORTED for a timeout. */
+export class HttpNetworkError extends Error {
+  override name = "HttpNetworkError";
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface HttpOptions {
+  /** Milliseconds without activity on the socket before the request is abandoned. */
+  timeoutMs: number;
+  headers?: Record<string, string>;
+  tls?: HttpsAgentOptions;
+}
+
+/** Sends requests to one server (or several) over pooled connections. */
+export class HttpTransport {
+  private readonly http = new HttpAgent({ keepAlive: true });
+  private readonly https: HttpsAgent;
+  private readonly listeners: Array<(e: HttpExchange) => void> = [];
+
+  constructor(private readonly options: HttpOptions) {
+    this.https = new HttpsAgent({ keepAlive: true, ...options.tls });
+  }
+
+  /** Calls `listener` for every request sent and every response received (tests and benchmarks count requests). */
+  observe(listener: (e: HttpExchange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  request(req: HttpRequest): Promise<HttpResponse> {
+    const url = new URL(req.url);
+    for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.append(k, String(v));
+    const headers: Record<string, string> = { ...this.options.headers, ...req.headers };
+    if (typeof req.body === "string") headers["Content-Length"] = String(Buffer.byteLength(req.body));
+    for (const l of this.listeners) l({ phase: "request", method: req.method, url: url.href });
+    const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+    return new Promise<HttpResponse>((resolve, reject) => {
+      const r = send(url, { method: req.method, headers, agent: url.protocol === "https:" ? this.https : this.http, ...(req.signal ? { signal: req.signal } : {}) }, (res) => {
+        const done = (data: string | Readable) => {
+          const out: HttpResponse = { status: res.statusCode ?? 0, statusText: res.statusMessage ?? "", headers: res.headers, data };
+          for (const l of this.listeners) l({ phase: "response", method: req.method, url: url.href, status: out.status, data });
+          resolve(out);
+        };
+        if (req.responseType === "stream") return done(res);
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("error", (e) => reject(networkError(e)));
+        res.on("end", () => done(Buffer.concat(chunks).toString("utf8")));
+      });
+      r.setTimeout(this.options.timeoutMs, () => r.destroy(new HttpNetworkError(`no answer within ${this.options.timeoutMs} ms`, "ECONNABORTED")));
+      r.on("error", (e) => reject(networkError(e)));
+      if (req.body === undefined || typeof req.body === "string") r.end(req.body);
+      else {
+        req.body.on("error", (e) => r.destroy(e));
+        req.body.pipe(r);
+      }
+    });
+  }
+
+  /** Closes the pooled connections. */
+  close(): void {
+    this.http.destroy();
+    this.https.destroy();
+  }
+}
+
+function networkError(e: Error & { code?: string }): Error {
+  if (e instanceof HttpNetworkError || e.name === "AbortError") return e;
+  return new HttpNetworkError(e.message, e.code ?? "");
+}
