@@ -86,6 +86,8 @@ describe("cairn run", () => {
     [["run", fixture("not-a-flow.flow.ts")], /default export of .* is an object, not a flow/],
     [["run", fixture("ok.flow.ts"), "-p", "colums=3"], /no param "colums"\. Its params are: rows, label/],
     [["run", fixture("ok.flow.ts"), "-p", "rows=many"], /rows: Invalid input: expected number, received string.*\(got -p rows=many\)/s],
+    // A number the schema rejects is reported as the number it is, not as a string.
+    [["run", fixture("ok.flow.ts"), "-p", "rows=1.5"], /rows: Invalid input: expected int, received number.*\(got -p rows=1\.5\)/s],
     [["run", fixture("ok.flow.ts"), "-p", "rows"], /Expected -p name=value, got "-p rows"/],
     [["run", fixture("ok.flow.ts"), "--concurrency", "0"], /Expected `--concurrency` to be an integer >= 1, got `0`/],
     [["run", fixture("ok.flow.ts"), "--bogus"], /Unknown option '--bogus'.*cairn run --help/],

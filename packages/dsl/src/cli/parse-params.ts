@@ -19,12 +19,24 @@ export async function parseParams(definition: FlowDefinition, pairs: readonly st
   const schema = definition.paramsSchema;
   if (schema) {
     // Where the schema rejects the JSON reading of a value, fall back to its string reading, key by key.
+    const swapped = new Set<string>();
     for (;;) {
       const r = await validateWithSchema(schema, params);
       if (r.ok) break;
       const swap = r.paths.map((p) => p.split(".")[0]!).filter((k) => k in raw && typeof params[k] !== "string");
-      if (!swap.length) break;
-      for (const k of swap) params[k] = raw[k];
+      if (!swap.length) {
+        // Rejected either way: the error is about the JSON reading (`-p trees=0`: "must be >= 1",
+        // not "expected a number").
+        for (const p of r.paths) {
+          const k = p.split(".")[0]!;
+          if (swapped.has(k)) params[k] = readValue(raw[k]!);
+        }
+        break;
+      }
+      for (const k of swap) {
+        params[k] = raw[k];
+        swapped.add(k);
+      }
     }
   }
   try {
