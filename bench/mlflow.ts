@@ -29,9 +29,8 @@ const server = await startMlflowServer();
 try {
   const tracker = MlflowTracker.fromEnv({}, server.uri);
   let requests = 0;
-  tracker.client.http.interceptors.request.use((config) => {
-    requests++;
-    return config;
+  tracker.client.http.observe((e) => {
+    if (e.phase === "request") requests++;
   });
   const root = await mkdtemp(join(tmpdir(), "cairn-bench-mlflow-"));
   const timeRun = async (tracking: boolean, which = f) => {

@@ -147,15 +147,15 @@ export class ModelRegistry {
 
   /** GET `/api/2.0/mlflow/<endpoint>`; undefined when the server says the thing does not exist. */
   async get(endpoint: string, query: Record<string, string>, signal?: AbortSignal): Promise<Record<string, unknown> | undefined> {
-    return this.call("GET", endpoint, { params: query }, signal);
+    return this.call("GET", endpoint, { query }, signal);
   }
 
   /** POST `/api/2.0/mlflow/<endpoint>` with a JSON body. */
   async post(endpoint: string, body: unknown, signal?: AbortSignal): Promise<Record<string, unknown> | undefined> {
-    return this.call("POST", endpoint, { data: JSON.stringify(body) }, signal);
+    return this.call("POST", endpoint, { body: JSON.stringify(body) }, signal);
   }
 
-  private async call(method: "GET" | "POST", endpoint: string, extra: { params?: Record<string, string>; data?: string }, signal?: AbortSignal) {
+  private async call(method: "GET" | "POST", endpoint: string, extra: { query?: Record<string, string>; body?: string }, signal?: AbortSignal) {
     let res;
     try {
       res = await this.client.http.request({
@@ -164,7 +164,7 @@ export class ModelRegistry {
         ...extra,
         headers: { "Content-Type": "application/json", ...(this.authorization ? { Authorization: this.authorization } : {}) },
         responseType: "text",
-        ...(signal ? { signal } : {}),
+        signal,
       });
     } catch (error) {
       if (signal?.aborted) throw signal.reason ?? new CancelledError();

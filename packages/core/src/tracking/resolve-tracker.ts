@@ -33,7 +33,7 @@ export async function resolveTracker(options: ResolveTrackerOptions = {}): Promi
   const uri = (options.uri ?? env.MLFLOW_TRACKING_URI ?? "").trim();
   if (!uri) return new LocalStore({ root: options.root ?? ".cairn" });
   if (/^https?:\/\//i.test(uri)) {
-    // Loaded only when a server is used: the client and axios weigh ~20 MB that local runs never need.
+    // Loaded only when a server is used: local runs never need the client.
     const { MlflowTracker } = await import("./mlflow/mlflow-tracker.ts");
     return MlflowTracker.fromEnv(env, uri);
   }

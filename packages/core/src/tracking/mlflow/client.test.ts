@@ -158,9 +158,8 @@ describe("unreachable server", () => {
     const port = await freePort();
     const client = new MlflowClient({ uri: `http://127.0.0.1:${port}`, maxRetries: 2, backoffFactor: 0.05, backoffJitter: 0 });
     let requests = 0;
-    client.http.interceptors.request.use((config) => {
-      requests++;
-      return config;
+    client.http.observe((e) => {
+      if (e.phase === "request") requests++;
     });
     await expect(client.getRun("0123456789abcdef")).rejects.toBeInstanceOf(TrackerUnreachableError);
     expect(requests).toBe(3);

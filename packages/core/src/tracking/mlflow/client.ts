@@ -1,22 +1,19 @@
 /**
  * A small client for MLflow's REST API (`/api/2.0/mlflow/...`) and its
- * artifact proxy (`/api/2.0/mlflow-artifacts/artifacts/...`), on axios.
+ * artifact proxy (`/api/2.0/mlflow-artifacts/artifacts/...`), on node:http (./http.ts).
  * It knows MLflow's wire format and limits; what a run means to Cairn lives
  * in `MlflowTracker`.
  */
 import { createReadStream, createWriteStream, readFileSync } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
-import http from "node:http";
-import https from "node:https";
 import { basename, dirname, extname } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { AxiosInstance, AxiosResponse, RawAxiosRequestHeaders } from "axios";
-import { axios } from "../../axios.ts";
 import pRetry from "p-retry";
 import { MlflowApiError, TrackerUnreachableError, TrackingError } from "../../errors.ts";
 import type { RunStatus } from "../tracker.ts";
 import { checkMlflowOptions, MLFLOW_HTTP_DEFAULTS, type MlflowClientOptions } from "./mlflow-config.ts";
+import { type HttpResponse, HttpTransport } from "./http.ts";
 import { MLFLOW_LIMITS } from "./mlflow-limits.ts";
 import { retryAfterMs } from "../../retry-after.ts";
 
@@ -105,8 +102,8 @@ interface RequestSpec {
   runId?: string | undefined;
   params?: Record<string, unknown>;
   /** Called once per attempt, so a stream body is fresh on every retry. */
-  body?: () => unknown;
-  headers?: RawAxiosRequestHeaders;
+  body?: () => string | Readable;
+  headers?: Record<string, string>;
   responseType: "text" | "stream";
   retry?: RetryPolicy;
 }
@@ -131,8 +128,8 @@ const retryable = new WeakSet<Error>();
 export class MlflowClient {
   /** The server's base URL, without credentials. */
   readonly uri: string;
-  /** The axios instance; add interceptors to observe requests. */
-  readonly http: AxiosInstance;
+  /** The HTTP transport; `http.observe(listener)` sees every request and response. */
+  readonly http: HttpTransport;
   /** Retry policy of ordinary requests, from the environment. */
   readonly retry: RetryPolicy;
   private readonly respectRetryAfter: boolean;
@@ -149,13 +146,13 @@ export class MlflowClient {
       backoffJitter: options.backoffJitter ?? MLFLOW_HTTP_DEFAULTS.backoffJitter,
     };
     this.respectRetryAfter = options.respectRetryAfter ?? true;
-    const headers: RawAxiosRequestHeaders = { "User-Agent": "cairn-mlflow-client" };
+    const headers: Record<string, string> = { "User-Agent": "cairn-mlflow-client" };
     if (options.token) this.#authorization = `Bearer ${options.token}`;
     else if (options.username !== undefined || options.password !== undefined) {
       this.#authorization = `Basic ${Buffer.from(`${options.username ?? ""}:${options.password ?? ""}`).toString("base64")}`;
     }
     this.hasCredentials = this.#authorization !== undefined;
-    const tls: https.AgentOptions = { keepAlive: true };
+    const tls: NonNullable<ConstructorParameters<typeof HttpTransport>[0]["tls"]> = {};
     if (options.insecureTls) tls.rejectUnauthorized = false;
     if (options.serverCertPath) tls.ca = readFileSync(options.serverCertPath);
     if (options.clientCertPath) {
@@ -163,20 +160,9 @@ export class MlflowClient {
       tls.cert = pem;
       tls.key = pem;
     }
-    this.http = axios.create({
-      headers,
-      timeout: (options.timeoutSeconds ?? MLFLOW_HTTP_DEFAULTS.timeoutSeconds) * 1000,
-      httpAgent: new http.Agent({ keepAlive: true }),
-      httpsAgent: new https.Agent(tls),
-      // Errors are read from the response; nothing is thrown for a status.
-      validateStatus: () => true,
-      transformResponse: [(data: unknown) => data],
-      maxBodyLength: Number.POSITIVE_INFINITY,
-      maxContentLength: Number.POSITIVE_INFINITY,
-      // Without redirects axios streams bodies instead of buffering them for replay.
-      maxRedirects: 0,
-      proxy: false,
-    });
+    // Nothing is thrown for a status (errors are read from the response), there are no
+    // redirects and no proxy: MLflow's own client does the same.
+    this.http = new HttpTransport({ headers, timeoutMs: (options.timeoutSeconds ?? MLFLOW_HTTP_DEFAULTS.timeoutSeconds) * 1000, tls });
   }
 
   // ------------------------------------------------------------ server
@@ -502,18 +488,18 @@ export class MlflowClient {
    * Sends one request with retries on network errors and transient statuses;
    * `consume` reads a successful streamed response inside the retry loop.
    */
-  private async send(spec: RequestSpec, consume?: (res: AxiosResponse) => Promise<void>): Promise<AxiosResponse> {
+  private async send(spec: RequestSpec, consume?: (res: HttpResponse) => Promise<void>): Promise<HttpResponse> {
     const policy = spec.retry ?? this.retry;
     const base = policy.backoffFactor * 1000;
     return pRetry(
       async () => {
-        let res: AxiosResponse;
+        let res: HttpResponse;
         try {
           res = await this.http.request({
             method: spec.method,
             url: spec.url,
-            ...(spec.params ? { params: spec.params } : {}),
-            ...(spec.body ? { data: spec.body() } : {}),
+            query: spec.params,
+            body: spec.body?.(),
             headers: { ...spec.headers, ...(this.#authorization ? { Authorization: this.#authorization } : {}) },
             responseType: spec.responseType,
           });
@@ -571,7 +557,7 @@ export class MlflowClient {
     return out;
   }
 
-  private async statusError(res: AxiosResponse, spec: RequestSpec): Promise<TrackingError> {
+  private async statusError(res: HttpResponse, spec: RequestSpec): Promise<TrackingError> {
     let text: string;
     if (spec.responseType === "stream") text = await readText(res.data as Readable);
     else text = typeof res.data === "string" ? res.data : "";

@@ -40,9 +40,8 @@ function tracker(env: NodeJS.ProcessEnv = {}): MlflowTracker {
 /** Counts the requests a tracker sends, by `METHOD path`. */
 function countRequests(t: MlflowTracker): string[] {
   const seen: string[] = [];
-  t.client.http.interceptors.request.use((config) => {
-    seen.push(`${config.method?.toUpperCase()} ${new URL(config.url ?? "").pathname}`);
-    return config;
+  t.client.http.observe((e) => {
+    if (e.phase === "request") seen.push(`${e.method} ${new URL(e.url).pathname}`);
   });
   return seen;
 }
@@ -324,9 +323,8 @@ describe("MlflowTracker with several processes", () => {
         import { MlflowClient } from ${JSON.stringify(clientModule)};
         const client = new MlflowClient({ uri: ${JSON.stringify(proxy.uri)}, backoffFactor: 0.05 });
         let lost = 0;
-        client.http.interceptors.response.use((res) => {
-          if (res.config.url.endsWith("/experiments/create") && String(res.data).includes("RESOURCE_ALREADY_EXISTS")) lost++;
-          return res;
+        client.http.observe((e) => {
+          if (e.phase === "response" && e.url.endsWith("/experiments/create") && String(e.data).includes("RESOURCE_ALREADY_EXISTS")) lost++;
         });
         const ids = await Promise.all(${JSON.stringify(names)}.map((n) => client.ensureExperiment(n)));
         process.stdout.write(JSON.stringify({ ids, lost }));

@@ -53,7 +53,7 @@ export class MlflowTracker implements Tracker {
   readonly kind = "mlflow";
   /** The server's URL, without credentials. */
   readonly uri: string;
-  /** The REST client; its `http` axios instance takes interceptors. */
+  /** The REST client; `client.http.observe(listener)` sees every request. */
   readonly client: MlflowClient;
   private readonly runs = new Map<string, RunState>();
   private readonly experimentLocations = new Map<string, Promise<string | TrackingError>>();
