@@ -2,8 +2,8 @@
  * The multistep workflow (download -> process -> train x2 -> evaluate x2 -> pick -> report,
  * then register -> score with an MLflow server) with script() tasks. See README.md.
  *
- *   npx tsx flow.ts                                              # embedded store in .cairn/
- *   MLFLOW_TRACKING_URI=http://127.0.0.1:5000 npx tsx flow.ts    # + register and score
+ *   npx cairn run flow.ts                                              # embedded store in .cairn/
+ *   MLFLOW_TRACKING_URI=http://127.0.0.1:5000 npx cairn run flow.ts    # + register and score
  */
 import { flow } from "@cairn/dsl";
 import { afterPipeline, paramsSchema, pipeline, scriptSteps } from "./steps.ts";
