@@ -118,6 +118,8 @@ const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 /** The SQL store keeps ±Infinity as ±DBL_MAX. */
 const DBL_MAX = Number.MAX_VALUE;
 const retryable = new WeakSet<Error>();
+/** `CAIRN_MLFLOW_TRACE=1` prints one line per request to stderr (method, endpoint, start, duration), to see what a run asks of the server. */
+const TRACE = Boolean(process.env.CAIRN_MLFLOW_TRACE);
 
 /**
  * MLflow REST client. Every method rejects with a `TrackingError` subclass:
@@ -503,6 +505,21 @@ export class MlflowClient {
    * `consume` reads a successful streamed response inside the retry loop.
    */
   private async send(spec: RequestSpec, consume?: (res: AxiosResponse) => Promise<void>): Promise<AxiosResponse> {
+    if (!TRACE) return this.attempts(spec, consume);
+    const started = performance.now();
+    let outcome = "error";
+    try {
+      const res = await this.attempts(spec, consume);
+      outcome = String(res.status);
+      return res;
+    } finally {
+      const ms = performance.now() - started;
+      // Method, endpoint and timings only: never a header, body or query (credentials, values).
+      process.stderr.write(`[cairn mlflow] at ${started.toFixed(1)} ms ${spec.method} ${spec.endpoint} -> ${outcome} in ${ms.toFixed(1)} ms\n`);
+    }
+  }
+
+  private async attempts(spec: RequestSpec, consume?: (res: AxiosResponse) => Promise<void>): Promise<AxiosResponse> {
     const policy = spec.retry ?? this.retry;
     const base = policy.backoffFactor * 1000;
     return pRetry(
