@@ -9,6 +9,7 @@
 import { readFile, rm } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Artifact, flow, task } from "@cairn/dsl";
+import { MlflowTracker } from "@cairn/core/mlflow";
 import { type MlflowServer, startMlflowServer } from "../../packages/core/test/mlflow-server.ts";
 import { entryFiles, runCollect, sleep, statuses, tmp } from "./helpers.ts";
 
@@ -165,5 +166,150 @@ describe("entries checked against the server", () => {
     expect(calls).toBe(2);
     expect(statuses(again.result)).toEqual({ "failed-source": "succeeded" });
     expect(again.warnings.some((w) => w.includes(`source run ${source} is FAILED, not FINISHED`))).toBe(true);
+  });
+});
+
+/** A tracker for this file's server that notes every request it sends, as `METHOD path`. */
+function countingTracker(): { tracker: MlflowTracker; seen: string[] } {
+  const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
+  const seen: string[] = [];
+  tracker.client.http.observe((e) => {
+    if (e.phase === "request") seen.push(`${e.method} ${new URL(e.url).pathname.replace(/^\/api\/2\.0\/mlflow\//, "")}`);
+  });
+  return { tracker, seen };
+}
+
+const count = (seen: string[], request: string) => seen.filter((r) => r === request).length;
+
+describe("a warm run against the server", () => {
+  it("checks every source run with one search, and records each hit as a FINISHED child run (create + update) off the chain", async () => {
+    let calls = 0;
+    const a = task("warm-a").input<{ n: number }>().run(({ n }) => (calls++, { x: n + 1 }));
+    const b = task("warm-b").input<{ x: number }>().run(({ x }) => (calls++, { y: x * 2 }));
+    const c = task("warm-c").input<{ y: number }>().run(({ y }) => (calls++, { z: y + 3 }));
+    const side = task("warm-side").input<{ x: number }>().run(({ x }) => (calls++, { s: -x }));
+    const f = flow("warm-chain").build(() => {
+      const ax = a({ n: 1 }).x;
+      return { z: c({ y: b({ x: ax }).y }).z, s: side({ x: ax }).s };
+    });
+    const root = await tmp();
+    const first = await runCollect(f, { root, env: env() });
+    expect(first.result.status).toBe("succeeded");
+    expect(calls).toBe(4);
+
+    const { tracker, seen } = countingTracker();
+    const warm = await runCollect(f, { root, env: env(), tracker });
+    expect(warm.result.status).toBe("succeeded");
+    expect(statuses(warm.result)).toEqual({ "warm-a": "cached", "warm-b": "cached", "warm-c": "cached", "warm-side": "cached" });
+    expect(calls).toBe(4);
+    expect(warm.result.outputs).toEqual({ z: 7, s: -2 });
+    expect(warm.warnings).toEqual([]);
+    // One search for the four source runs, no GET per hit; two writes per hit.
+    expect(count(seen, "POST runs/search")).toBe(1);
+    expect(count(seen, "GET runs/get")).toBe(0);
+    expect(count(seen, "POST runs/create")).toBe(1 + 4);
+    expect(count(seen, "POST runs/update")).toBe(1 + 4);
+    // Everything the warm run asks: one experiment lookup (which is the ping too), the flow run,
+    // its graph (no params to log), the search, the hits, the flow's outputs and its end.
+    expect([...seen].sort()).toEqual(
+      [
+        "GET experiments/get-by-name",
+        "POST runs/create",
+        "PUT /api/2.0/mlflow-artifacts/artifacts/" + (await tracker.getRun(warm.result.runId))!.experimentId + `/${warm.result.runId}/artifacts/cairn/graph.json`,
+        "PUT /api/2.0/mlflow-artifacts/artifacts/" + (await tracker.getRun(warm.result.runId))!.experimentId + `/${warm.result.runId}/artifacts/cairn/graph.mmd`,
+        "POST runs/search",
+        ...Array(4).fill(["POST runs/create", "POST runs/update"]).flat(),
+        "POST runs/log-batch",
+        "POST runs/update",
+      ].sort(),
+    );
+
+    const hits = await tracker.searchRuns({ experimentIds: [(await tracker.getRun(warm.result.runId))!.experimentId], parentRunId: warm.result.runId });
+    expect(hits).toHaveLength(4);
+    for (const id of ["warm-a", "warm-b", "warm-c", "warm-side"]) {
+      const hit = hits.find((r) => r.runId === warm.result.tasks[id]!.runId)!;
+      expect(hit).toMatchObject({ name: id, status: "FINISHED", parentRunId: warm.result.runId });
+      expect(hit.tags["cairn.cached_from"]).toBe(first.result.tasks[id]!.runId);
+      expect(hit.endTime).toBeGreaterThanOrEqual(hit.startTime);
+    }
+    expect(await tracker.getRun(warm.result.runId)).toMatchObject({ status: "FINISHED" });
+  });
+
+  it("a deleted source run in the middle of a chain is a miss, and what is below it uses the new outputs, not the old entry's", async () => {
+    let bRuns = 0;
+    const calls: string[] = [];
+    const a = task("mid-a").run(() => (calls.push("a"), { x: 1 }));
+    // Each run of b gives a new value: whatever is below it must see the new one.
+    const b = task("mid-b").input<{ x: number }>().run(({ x }) => (calls.push("b"), { y: x * 100 + ++bRuns }));
+    const c = task("mid-c").input<{ y: number }>().run(({ y }) => (calls.push("c"), { z: y }));
+    const f = flow("mid-deleted").build(() => ({ z: c({ y: b({ x: a().x }).y }).z }));
+    const root = await tmp();
+    const first = await runCollect(f, { root, env: env() });
+    expect(first.result.outputs).toEqual({ z: 101 });
+    const warm = await runCollect(f, { root, env: env() });
+    expect(statuses(warm.result)).toEqual({ "mid-a": "cached", "mid-b": "cached", "mid-c": "cached" });
+
+    await mlflowPost("runs/delete", { run_id: first.result.tasks["mid-b"]!.runId });
+    calls.length = 0;
+    const { tracker, seen } = countingTracker();
+    const after = await runCollect(f, { root, env: env(), tracker });
+    expect(statuses(after.result)).toEqual({ "mid-a": "cached", "mid-b": "succeeded", "mid-c": "succeeded" });
+    expect(calls).toEqual(["b", "c"]);
+    expect(after.result.outputs).toEqual({ z: 102 });
+    expect(after.warnings.some((w) => w.includes(`source run ${first.result.tasks["mid-b"]!.runId} no longer exists`))).toBe(true);
+    // All three source runs were asked about in the one search ahead; none again one by one.
+    expect(count(seen, "POST runs/search")).toBe(1);
+    expect(count(seen, "GET runs/get")).toBe(0);
+    // The deleted run's entry is gone, the new one is used next time.
+    const again = await runCollect(f, { root, env: env() });
+    expect(statuses(again.result)).toEqual({ "mid-a": "cached", "mid-b": "cached", "mid-c": "cached" });
+    expect(again.result.tasks["mid-b"]!.cachedFrom).toBe(after.result.tasks["mid-b"]!.runId);
+    expect(again.result.outputs).toEqual({ z: 102 });
+  });
+
+  it("a task whose key is not known ahead (below a task that is not cached) checks its source run on its own", async () => {
+    let calls = 0;
+    const slow = task("slow-up").cache(false).run(async () => (await sleep(100), { x: 1 }));
+    const down = task("late-down").input<{ x: number }>().run(({ x }) => (calls++, { y: x }));
+    const f = flow("late-check").build(() => ({ y: down({ x: slow().x }).y }));
+    const root = await tmp();
+    const first = await runCollect(f, { root, env: env() });
+    expect(calls).toBe(1);
+    const { tracker, seen } = countingTracker();
+    const warm = await runCollect(f, { root, env: env(), tracker });
+    expect(statuses(warm.result)).toEqual({ "slow-up": "succeeded", "late-down": "cached" });
+    expect(count(seen, "POST runs/search")).toBe(0);
+    expect(count(seen, "GET runs/get")).toBe(1);
+    // slow-up is not cached, so late-down's key is not known ahead: it is checked on its own, when it is ready.
+    await mlflowPost("runs/update", { run_id: first.result.tasks["late-down"]!.runId, status: "FAILED" });
+    const after = await runCollect(f, { root, env: env() });
+    expect(statuses(after.result)).toEqual({ "slow-up": "succeeded", "late-down": "succeeded" });
+    expect(calls).toBe(2);
+  });
+
+  it("when the flow run's params cannot be recorded, the flow fails and leaves no run RUNNING", async () => {
+    const t = task("param-fault").input<{ n: number }>().run(async ({ n }) => (await sleep(200), { n }));
+    const f = flow("param-fault").params<{ n: number }>().build(({ params }) => ({ n: t({ n: params.n }).n }));
+    const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
+    // The one fault injected: the server refuses the flow run's params.
+    const logBatch = tracker.logBatch.bind(tracker);
+    let flowRunId: string | undefined;
+    tracker.logBatch = async (runId, batch) => {
+      if (batch.params && "n" in batch.params && runId === flowRunId) throw new Error("injected: params refused");
+      return logBatch(runId, batch);
+    };
+    const createRun = tracker.createRun.bind(tracker);
+    tracker.createRun = async (options) => {
+      const id = await createRun(options);
+      flowRunId ??= id;
+      return id;
+    };
+    const run = await runCollect(f, { root: await tmp(), env: env(), tracker, params: { n: 3 } });
+    expect(run.result.status).toBe("failed");
+    expect(run.result.error?.message).toContain("injected: params refused");
+    const flowRun = await tracker.getRun(run.result.runId);
+    expect(flowRun).toMatchObject({ status: "FAILED" });
+    const children = await tracker.searchRuns({ experimentIds: [flowRun!.experimentId], parentRunId: run.result.runId });
+    for (const child of children) expect(child.status).not.toBe("RUNNING");
   });
 });

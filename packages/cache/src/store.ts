@@ -126,6 +126,17 @@ export class CacheStore {
   }
 
   /**
+   * The entry of `key` if the store holds a good one, changing nothing (a malformed value
+   * stays for {@link lookup} to evict and report): for looking ahead at what a run will find.
+   */
+  async peek(key: string): Promise<CacheEntry | undefined> {
+    checkKey(key);
+    const value = await this.call("read an entry", () => this.backend.keyv.get(key));
+    if (value === undefined || value === null) return undefined;
+    return parseCacheEntry(value, key);
+  }
+
+  /**
    * Stores an entry, replacing any of the same key. `createdAt` defaults to now,
    * `sizeBytes` to the artifacts' sizes plus the JSON size of the values.
    *

@@ -3,7 +3,7 @@ import type { FlowDefinition } from "../definition/flow-definition.ts";
 import { type RefValue, resolveRefs } from "../definition/ref.ts";
 import { validateWithSchema } from "../definition/schema.ts";
 import { InputValidationError, OptionError } from "../errors.ts";
-import { buildFlowGraph } from "../graph/flow-graph.ts";
+import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import type { TaskCache, TaskKey } from "./task-cache.ts";
 
 /** What a task would do if the flow ran now. */
@@ -51,6 +51,8 @@ export async function planFlow(definition: FlowDefinition, options: PlanOptions)
     };
     matches.forEach(mark);
   }
+  // The hits' source runs are asked about in one request, not one per task.
+  if (!options.refresh) options.cache.checkSourceRuns(await sourceRunsAhead(graph, options.params, options.cache, (id) => forced.has(id)));
   for (const id of graph.order) {
     const node = graph.nodes.get(id)!;
     const upstreamRuns = graph.dependencies.get(id)!.find((dep) => plan.get(dep)!.action === "run");
@@ -87,6 +89,55 @@ export async function planFlow(definition: FlowDefinition, options: PlanOptions)
     }
   }
   return graph.order.map((id) => plan.get(id)!);
+}
+
+/** Nodes the look-ahead walks at most; its cost is paid before the flow starts. */
+const LOOK_AHEAD_NODES = 1000;
+
+/**
+ * The source runs that the lookups of a run of this flow will verify, found before it starts by
+ * walking the graph as if every stored entry were good: a node's key is known when every upstream
+ * node has an entry, whose outputs stand in for that node's. Only the store is read (`peek`:
+ * nothing evicted, nothing verified), so the answer is a guess that the flow's own lookups check;
+ * its use is to ask the tracker about all these runs in one request ({@link TaskCache.checkSourceRuns}).
+ * Nodes whose code resolves remotely (`resolveCode`), forced ones (`skip`) and the ones below them
+ * are left out, as is anything that fails here (the flow meets it again and says so).
+ */
+export async function sourceRunsAhead(
+  graph: FlowGraph,
+  params: Record<string, unknown>,
+  cache: TaskCache,
+  skip: (id: string) => boolean = () => false,
+): Promise<string[]> {
+  const outputs = new Map<string, unknown>();
+  const runIds: string[] = [];
+  let walked = 0;
+  for (const id of graph.order) {
+    if (walked >= LOOK_AHEAD_NODES) break;
+    const node = graph.nodes.get(id)!;
+    if (node.task.cache === false || node.task.resolveCode || skip(id)) continue;
+    if (graph.dependencies.get(id)!.some((dep) => !outputs.has(dep))) continue;
+    walked++;
+    try {
+      let inputs = resolveRefs(node.inputs, (ref: RefValue) => {
+        let v = ref.source === "param" ? params[ref.target] : outputs.get(ref.target);
+        for (const k of ref.path) v = v == null ? undefined : (v as Record<string, unknown>)[k];
+        return v;
+      }) as Record<string, unknown>;
+      if (node.task.inputSchema) {
+        const r = await validateWithSchema(node.task.inputSchema, inputs);
+        if (!r.ok) continue;
+        inputs = r.value as Record<string, unknown>;
+      }
+      const entry = await cache.store.peek((await cache.keyFor(node, inputs)).key);
+      if (!entry) continue;
+      outputs.set(id, entry.outputs.values);
+      runIds.push(entry.sourceRunId);
+    } catch {
+      continue;
+    }
+  }
+  return runIds;
 }
 
 /** Why a task misses: the nearest earlier entry of the same task and what changed since. */

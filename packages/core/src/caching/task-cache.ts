@@ -16,7 +16,7 @@ import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { isPlainObject } from "../definition/ref.ts";
 import { CodeFileError } from "../errors.ts";
-import type { Tracker } from "../tracking/tracker.ts";
+import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
 export const CACHE_KEY_TAG = "cairn.cache_key";
@@ -59,6 +59,11 @@ export class TaskCache {
   private readonly trackerExpiry = new Map<string, number>();
   /** Stands for the flow run when keys are computed outside one (plan, explain). */
   private readonly planId = `plan-${process.pid}-${Date.now()}`;
+  /**
+   * Source runs asked about ahead of their lookups, all at once (see {@link checkSourceRuns}):
+   * the run, undefined when it is gone, or UNSETTLED when the answer did not cover it.
+   */
+  private readonly sourceRuns = new Map<string, Promise<{ run: RunRecord | undefined | typeof UNSETTLED; at: number }>>();
 
   constructor(
     readonly store: CacheStore,
@@ -137,6 +142,21 @@ export class TaskCache {
       await this.store.set(entry, left !== undefined ? { ttlMs: Math.max(1, left - Date.now()) } : {}).catch(() => undefined);
     }
     return { entry };
+  }
+
+  /**
+   * Asks the tracker about these source runs in one go (a tracker with `getRuns`: one search
+   * instead of one request per hit), so that the lookups that verify them, one after another
+   * down a chain of hits, find the answer waiting. Only this TaskCache, that is this flow run,
+   * uses the answers; a run the answer does not cover is asked about on its own, as before.
+   */
+  checkSourceRuns(runIds: Iterable<string>): void {
+    if (!this.tracker.getRuns || this.tracker.kind === "none") return;
+    const ids = [...new Set(runIds)].filter((id) => !this.sourceRuns.has(id));
+    if (!ids.length) return;
+    // A failed search settles nothing: each lookup then asks getRun, whose failure it reports.
+    const answer = this.tracker.getRuns(ids, [this.experimentId]).catch(() => new Map<string, RunRecord | undefined>());
+    for (const id of ids) this.sourceRuns.set(id, answer.then((found) => ({ run: found.has(id) ? found.get(id) : UNSETTLED, at: Date.now() })));
   }
 
   /** Adds digests and sizes to every artifact in the outputs, and builds the manifest. */
@@ -220,7 +240,7 @@ export class TaskCache {
 
   /** Why the entry cannot be used, or undefined when it can. */
   private async verify(entry: CacheEntry): Promise<string | undefined> {
-    const run = await this.tracker.getRun(entry.sourceRunId);
+    const run = await this.sourceRun(entry.sourceRunId);
     if (this.tracker.kind !== "none") {
       if (!run) return `its source run ${entry.sourceRunId} no longer exists in ${this.tracker.uri}`;
       if (run.status !== "FINISHED") return `its source run ${entry.sourceRunId} is ${run.status}, not FINISHED`;
@@ -240,6 +260,18 @@ export class TaskCache {
       }
     }
     return undefined;
+  }
+
+  /** The source run as the tracker has it now, or undefined when it is gone; asked ahead when it could be. */
+  private async sourceRun(runId: string): Promise<RunRecord | undefined> {
+    const ahead = this.sourceRuns.get(runId);
+    if (ahead) {
+      const { run, at } = await ahead;
+      // An answer is as good as a request made now only while it is fresh: a task that waited
+      // behind a long-running upstream task asks again.
+      if (run !== UNSETTLED && Date.now() - at <= FRESH_ANSWER_MS) return run;
+    }
+    return this.tracker.getRun(runId);
   }
 
   /**
@@ -310,6 +342,12 @@ export class TaskCache {
     }
   }
 }
+
+/** A source run the tracker's answer to {@link TaskCache.checkSourceRuns} did not cover. */
+const UNSETTLED = Symbol("unsettled");
+
+/** How long an answer of checkSourceRuns stands for the source run's state. */
+const FRESH_ANSWER_MS = 10_000;
 
 /** A cache entry as kept in the tracker's index. */
 interface IndexDocument extends CacheEntry {

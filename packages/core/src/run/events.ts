@@ -33,7 +33,10 @@ export interface TaskEvent {
   runId: string;
   /** Node id of the task. */
   task: string;
-  /** The task's own run id, once it has one. */
+  /**
+   * The task's own run id, once it has one. A cache hit recorded in a server (`Tracker.remote`)
+   * gets its run in the background, after its `cached` event: the flow's result has the id.
+   */
   taskRunId?: string;
   /** 1-based attempt number, for running / retrying / failed. */
   attempt?: number;

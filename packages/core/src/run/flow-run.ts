@@ -232,11 +232,15 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     const onAbort = () => execution.cancel(options.signal?.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      await logFlowStart(tracker, flowRunId, params);
-      await execution.logGraph();
+      await execution.checkAhead();
+      // The flow run's params and graph are recorded while the tasks start: nothing waits for
+      // them but the flow's end. If they cannot be recorded, the flow stops and fails as before.
+      const opening = Promise.all([logFlowStart(tracker, flowRunId, params), execution.logGraph()]);
+      opening.catch((e: unknown) => execution.cancel(e));
       if (options.signal?.aborted) execution.cancel(options.signal.reason);
       execution.start();
       status = await execution.done;
+      await opening;
     } catch (e) {
       execution.cancel(e);
       await execution.done;
@@ -245,13 +249,16 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
     }
+    let outputs: Outputs | undefined;
+    if (status === "succeeded") outputs = execution.resolve(definition.outputs) as Outputs;
+    // The flow's outputs are logged while the runs of cache hits are still being recorded.
+    const logged = outputs ? logFlowOutputs(tracker, flowRunId, outputs).then(() => undefined, (e: unknown) => e) : undefined;
     await execution.drain();
     const tasks = Object.fromEntries(execution.results);
     if (!error && status !== "succeeded") error = flowError(status, tasks);
-    let outputs: Outputs | undefined;
-    if (status === "succeeded") outputs = execution.resolve(definition.outputs) as Outputs;
     try {
-      if (outputs) await logFlowOutputs(tracker, flowRunId, outputs);
+      const failure = await logged;
+      if (failure) throw failure;
       await tracker.endRun(flowRunId, status === "succeeded" ? "FINISHED" : status === "cancelled" ? "KILLED" : "FAILED");
       await tracker.flush();
       // A store the run opened (redis, postgres) is closed, or its connection keeps the process alive.
@@ -290,10 +297,19 @@ async function openTracking(
   env: NodeJS.ProcessEnv,
 ): Promise<{ root: string; tracker: Tracker; experimentId: string }> {
   const root = resolvePath(options.root ?? ".cairn");
-  const tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? (await resolveTracker({ root, env })));
-  await tracker.ping();
+  const tracker: Tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? (await resolveTracker({ root, env })));
   const experimentName = options.experiment ?? env.MLFLOW_EXPERIMENT_NAME ?? definition.name;
-  const experimentId = env.MLFLOW_EXPERIMENT_ID && !options.experiment ? env.MLFLOW_EXPERIMENT_ID : await tracker.ensureExperiment(experimentName);
+  let experimentId: string;
+  if (env.MLFLOW_EXPERIMENT_ID && !options.experiment) {
+    await tracker.ping();
+    experimentId = env.MLFLOW_EXPERIMENT_ID;
+  } else if (tracker.openExperiment) {
+    // The lookup of the experiment is the reachability check too: one request, not two.
+    experimentId = await tracker.openExperiment(experimentName);
+  } else {
+    await tracker.ping();
+    experimentId = await tracker.ensureExperiment(experimentName);
+  }
   return { root, tracker, experimentId };
 }
 

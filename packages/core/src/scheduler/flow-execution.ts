@@ -23,6 +23,7 @@ import type { SecretRegistry } from "../run/secrets.ts";
 import { RunningTaskContext, type SharedContext } from "./running-task-context.ts";
 import type { CacheEntry } from "@cairn/cache";
 import { CACHE_KEY_TAG, CACHED_FROM_TAG, type StoredManifest, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
+import { sourceRunsAhead } from "../caching/plan.ts";
 import { NullTracker } from "../tracking/null-tracker.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
@@ -167,6 +168,22 @@ export class FlowExecution {
       for (const state of states) {
         if (s.cache.refresh || rerun.has(state.node.id) || rerun.has(state.node.task.name)) force(state);
       }
+    }
+  }
+
+  /**
+   * Before `start()`: with a tracker that reads many runs in one request (MLflow), the source runs
+   * of the hits this run can expect are asked about at once, so a chain of hits does not wait for
+   * one request per hit. Local work only until the request is sent; never fails the flow.
+   */
+  async checkAhead(): Promise<void> {
+    const cache = this.s.cache;
+    if (!cache || cache.refresh || !this.s.tracker.getRuns) return;
+    try {
+      const force = (id: string) => this.states[this.index.get(id)!]!.forceRun === true;
+      cache.tasks.checkSourceRuns(await sourceRunsAhead(this.s.graph, this.s.params, cache.tasks, force));
+    } catch {
+      // A guess that failed costs nothing: each lookup asks for its source run itself.
     }
   }
 
@@ -416,7 +433,16 @@ export class FlowExecution {
           "cairn.cache_hit_key": entry.key,
         },
       };
-      if (tracker.recordRun) {
+      if (tracker.recordRun && tracker.remote) {
+        // A server: the hit is complete now, and its run (two requests) is recorded in the
+        // background, so dependants do not wait for it. The flow waits for all at its end.
+        const recording = tracker.recordRun({ ...run, status: "FINISHED" }).then(
+          (runId) => void (result.runId = runId),
+          (e: unknown) => this.warn(node.id, `could not record the cache hit's run: ${(e as Error).message}`),
+        );
+        this.recording.add(recording);
+        void recording.finally(() => this.recording.delete(recording));
+      } else if (tracker.recordRun) {
         // One step, already FINISHED: the embedded store appends the hits recorded at once in one write.
         result.runId = await tracker.recordRun({ ...run, status: "FINISHED" });
       } else {

@@ -24,12 +24,15 @@ export async function writeRunFiles(tracker: Tracker, runId: string, folder: str
   }
   const tmp = await mkdtemp(join(tmpdir(), "cairn-files-"));
   try {
-    for (const [name, content] of Object.entries(files)) {
-      const path = join(tmp, name);
-      await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, content);
-      await tracker.logArtifact(runId, path, folder);
-    }
+    // Sent at once: each is one request, and none waits for another.
+    await Promise.all(
+      Object.entries(files).map(async ([name, content]) => {
+        const path = join(tmp, name);
+        await mkdir(dirname(path), { recursive: true });
+        await writeFile(path, content);
+        await tracker.logArtifact(runId, path, folder);
+      }),
+    );
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

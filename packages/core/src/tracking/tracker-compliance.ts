@@ -39,6 +39,17 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect(await t.ensureExperiment(unique("other"))).not.toBe(a);
     });
 
+    it("opens an experiment as ensureExperiment does, when it offers openExperiment", async () => {
+      const t = await makeTracker();
+      if (!t.openExperiment) return;
+      const exp = unique("open");
+      const [a, b] = await Promise.all([t.openExperiment(exp), t.openExperiment(exp)]);
+      expect(a).toBe(b);
+      expect(await t.ensureExperiment(exp)).toBe(a);
+      expect(await t.openExperiment(exp)).toBe(a);
+      expect(await t.getExperiment(a)).toEqual({ experimentId: a, name: exp });
+    });
+
     it("returns undefined for an unknown experiment", async () => {
       const t = await makeTracker();
       expect(await t.getExperiment("987654321")).toBeUndefined();
@@ -103,6 +114,26 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       await t.flush();
       expect(await t.getRun(ids[0]!)).toMatchObject({ status: "FINISHED", tags: { later: "yes", "cairn.cached_from": "src-a" } });
       await expect(t.recordRun({ experimentId, name: "x", status: "RUNNING" as never })).rejects.toBeInstanceOf(TrackingError);
+    });
+
+    it("reads several runs at once, when it offers getRuns", async () => {
+      const t = await makeTracker();
+      if (!t.getRuns) return;
+      const experimentId = await t.ensureExperiment(unique("many"));
+      const other = await t.ensureExperiment(unique("many-other"));
+      const done = await t.createRun({ experimentId, name: "done", tags: { k: "v" } });
+      await t.endRun(done, "FINISHED", 1_700_000_000_500);
+      const running = await t.createRun({ experimentId, name: "running" });
+      const elsewhere = await t.createRun({ experimentId: other, name: "elsewhere" });
+      const unknown = "0123456789abcdef0123456789abcdef";
+      const found = await t.getRuns([done, running, elsewhere, unknown, done, "not an id!"], [experimentId]);
+      expect(found.get(done)).toEqual(await t.getRun(done));
+      expect(found.get(done)).toMatchObject({ name: "done", status: "FINISHED", endTime: 1_700_000_000_500, tags: { k: "v" } });
+      expect(found.get(running)).toMatchObject({ name: "running", status: "RUNNING" });
+      // What it cannot settle it leaves out for getRun, never calls gone.
+      for (const id of [elsewhere, unknown, "not an id!"]) expect(found.has(id)).toBe(false);
+      expect((await t.getRuns([elsewhere], [experimentId, other])).get(elsewhere)).toMatchObject({ name: "elsewhere" });
+      expect((await t.getRuns([], [experimentId])).size).toBe(0);
     });
 
     it("records params, metrics with steps and tags", async () => {

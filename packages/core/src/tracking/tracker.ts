@@ -104,10 +104,21 @@ export interface Tracker {
   readonly kind: "local" | "mlflow" | (string & {});
   /** Where the records live: a folder path or a URL; never contains credentials. */
   readonly uri: string;
+  /**
+   * True when every call is a round trip to a server. The scheduler then records a cache hit's
+   * run in the background, off the path of the hit's dependants: the hit's `cached` event comes
+   * without `taskRunId`, which the flow's result holds once the flow is over. @default false
+   */
+  readonly remote?: boolean;
   /** Checks the tracker is reachable and usable; rejects with a clear error otherwise. */
   ping(): Promise<void>;
   /** Returns the id of the experiment with this name, creating it if needed. Safe when several processes race. */
   ensureExperiment(name: string): Promise<string>;
+  /**
+   * `ping()` then `ensureExperiment(name)`, in one round trip where the tracker can: how a flow
+   * run starts. Optional; callers fall back to the two calls.
+   */
+  openExperiment?(name: string): Promise<string>;
   /** Returns the experiment, or undefined when there is none with this id. */
   getExperiment(experimentId: string): Promise<ExperimentRecord | undefined>;
   /** Creates a RUNNING run and returns its id. */
@@ -126,6 +137,13 @@ export interface Tracker {
   endRun(runId: string, status: Exclude<RunStatus, "RUNNING" | "SCHEDULED">, endTime?: number): Promise<void>;
   /** Returns the run, or undefined when there is no run with this id. */
   getRun(runId: string): Promise<RunRecord | undefined>;
+  /**
+   * Several runs of these experiments at once, in as few requests as the tracker can: each id it
+   * can settle maps to its run, or to undefined when the run is gone (deleted). An id it cannot
+   * settle (a run of another experiment, an id that names no run) is left out: ask `getRun`.
+   * Optional; callers fall back to `getRun` per id.
+   */
+  getRuns?(runIds: readonly string[], experimentIds: readonly string[]): Promise<Map<string, RunRecord | undefined>>;
   /** Runs matching the filter, newest first. */
   searchRuns(filter: RunFilter): Promise<RunRecord[]>;
   /** Every point of one metric, in logging order. */

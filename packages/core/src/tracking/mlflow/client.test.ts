@@ -154,6 +154,40 @@ describe("unreachable server", () => {
     expect(String((error as Error).cause)).not.toContain("hunter2");
   });
 
+  it("openExperiment fails as fast as ping: the lookup by name is the probe", async () => {
+    const port = await freePort();
+    const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${port}` });
+    const started = Date.now();
+    const error = await tracker.openExperiment("any").then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(TrackerUnreachableError);
+    expect((error as Error).message).toContain("connection refused");
+    expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it("openExperiment on a server that is not MLflow (HTTP 404) says so", async () => {
+    const notMlflow = http.createServer((_req, res) => {
+      res.writeHead(404, { "content-type": "text/html" });
+      res.end("<h1>Not Found</h1>");
+    });
+    await new Promise<void>((r) => notMlflow.listen(0, "127.0.0.1", r));
+    try {
+      const { port } = notMlflow.address() as AddressInfo;
+      const error = await MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${port}` })
+        .openExperiment("any")
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(error).toBeInstanceOf(TrackerUnreachableError);
+      expect((error as Error).message).toMatch(/is this an MLflow tracking server/);
+    } finally {
+      notMlflow.close();
+    }
+  });
+
   it("other calls retry with MLflow's backoff, then fail with TrackerUnreachableError", async () => {
     const port = await freePort();
     const client = new MlflowClient({ uri: `http://127.0.0.1:${port}`, maxRetries: 2, backoffFactor: 0.05, backoffJitter: 0 });

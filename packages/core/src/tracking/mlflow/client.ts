@@ -115,6 +115,10 @@ const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 /** The SQL store keeps ±Infinity as ±DBL_MAX. */
 const DBL_MAX = Number.MAX_VALUE;
 const retryable = new WeakSet<Error>();
+/** A probe fails fast: a server that is down is reported in about a second, not after minutes of backoff. */
+const PING_RETRY: RetryPolicy = { retries: 2, backoffFactor: 0.25, backoffJitter: 0 };
+/** `CAIRN_MLFLOW_TRACE=1` prints one line per request to stderr (method, endpoint, start, duration), to see what a run asks of the server. */
+const TRACE = Boolean(process.env.CAIRN_MLFLOW_TRACE);
 
 /**
  * MLflow REST client. Every method rejects with a `TrackingError` subclass:
@@ -171,19 +175,40 @@ export class MlflowClient {
    * Checks the server answers MLflow's API, with a few quick retries at most.
    * Rejects with `TrackerUnreachableError` otherwise.
    */
-  async ping(policy: RetryPolicy = { retries: 2, backoffFactor: 0.25, backoffJitter: 0 }): Promise<void> {
+  async ping(policy: RetryPolicy = PING_RETRY): Promise<void> {
     try {
       await this.api("GET", "experiments/get-by-name", { query: { experiment_name: "Default" }, retry: policy });
     } catch (error) {
       // A server without an experiment named Default still answered.
       if (error instanceof MlflowApiError && error.errorCode === "RESOURCE_DOES_NOT_EXIST") return;
-      if (error instanceof MlflowApiError && (error.status === 404 || error.status === 405)) {
-        throw new TrackerUnreachableError(this.uri, `HTTP ${error.status} on ${API}/experiments/get-by-name; is this an MLflow tracking server?`, {
-          cause: error,
-        });
-      }
-      throw error;
+      throw this.notAnswering(error);
     }
+  }
+
+  /**
+   * `ping()` and `ensureExperiment(name)` in one request when the experiment exists: the
+   * lookup by name is the probe (with ping's quick retries), so a flow starts with one round trip.
+   */
+  async openExperiment(name: string, policy: RetryPolicy = PING_RETRY): Promise<string> {
+    let r: Record<string, unknown>;
+    try {
+      r = await this.api("GET", "experiments/get-by-name", { query: { experiment_name: name }, retry: policy });
+    } catch (error) {
+      // The server answered: there is no such experiment yet.
+      if (error instanceof MlflowApiError && error.errorCode === "RESOURCE_DOES_NOT_EXIST") return this.createOrReadExperiment(name);
+      throw this.notAnswering(error);
+    }
+    return activeExperimentId(toExperiment(r.experiment));
+  }
+
+  /** The error of a probe that got no MLflow answer: a 404 / 405 means the address is not an MLflow server. */
+  private notAnswering(error: unknown): unknown {
+    if (error instanceof MlflowApiError && (error.status === 404 || error.status === 405)) {
+      return new TrackerUnreachableError(this.uri, `HTTP ${error.status} on ${API}/experiments/get-by-name; is this an MLflow tracking server?`, {
+        cause: error,
+      });
+    }
+    return error;
   }
 
   // ------------------------------------------------------------ experiments
@@ -225,6 +250,11 @@ export class MlflowClient {
   async ensureExperiment(name: string): Promise<string> {
     const existing = await this.getExperimentByName(name);
     if (existing) return activeExperimentId(existing);
+    return this.createOrReadExperiment(name);
+  }
+
+  /** Creates the experiment; a loser of a creation race reads the winner's by name. */
+  private async createOrReadExperiment(name: string): Promise<string> {
     try {
       return await this.createExperiment(name);
     } catch (error) {
@@ -489,6 +519,21 @@ export class MlflowClient {
    * `consume` reads a successful streamed response inside the retry loop.
    */
   private async send(spec: RequestSpec, consume?: (res: HttpResponse) => Promise<void>): Promise<HttpResponse> {
+    if (!TRACE) return this.attempts(spec, consume);
+    const started = performance.now();
+    let outcome = "error";
+    try {
+      const res = await this.attempts(spec, consume);
+      outcome = String(res.status);
+      return res;
+    } finally {
+      const ms = performance.now() - started;
+      // Method, endpoint and timings only: never a header, body or query (credentials, values).
+      process.stderr.write(`[cairn mlflow] at ${started.toFixed(1)} ms ${spec.method} ${spec.endpoint} -> ${outcome} in ${ms.toFixed(1)} ms\n`);
+    }
+  }
+
+  private async attempts(spec: RequestSpec, consume?: (res: HttpResponse) => Promise<void>): Promise<HttpResponse> {
     const policy = spec.retry ?? this.retry;
     const base = policy.backoffFactor * 1000;
     return pRetry(

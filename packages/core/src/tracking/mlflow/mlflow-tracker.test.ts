@@ -376,6 +376,52 @@ describe("MlflowTracker request budget", () => {
     ]);
   });
 
+  it("opening an existing experiment is one request, which is the reachability check too", async () => {
+    const t = tracker();
+    const name = `open-${randomBytes(4).toString("hex")}`;
+    const seenFirst = countRequests(t);
+    const created = await t.openExperiment(name);
+    // The first time: the lookup answers "no such experiment", then one create.
+    expect(seenFirst).toEqual(["GET /api/2.0/mlflow/experiments/get-by-name", "POST /api/2.0/mlflow/experiments/create"]);
+    const again = tracker();
+    const seen = countRequests(again);
+    expect(await again.openExperiment(name)).toBe(created);
+    expect(seen).toEqual(["GET /api/2.0/mlflow/experiments/get-by-name"]);
+  });
+
+  it("a cache hit's run (recordRun) is create + update, and reads back FINISHED with its tags", async () => {
+    const t = tracker();
+    const experimentId = await t.ensureExperiment("budget");
+    const flowRunId = await t.createRun({ experimentId, name: "flow" });
+    const seen = countRequests(t);
+    const hit = await t.recordRun({ experimentId, name: "hit", parentRunId: flowRunId, tags: { "cairn.cached_from": "abc" }, status: "FINISHED" });
+    expect(seen).toEqual(["POST /api/2.0/mlflow/runs/create", "POST /api/2.0/mlflow/runs/update"]);
+    const [run] = await pyRead([{ op: "get_run", run_id: hit }]);
+    expect(run).toMatchObject({ run_name: "hit", status: "FINISHED", tags: { "cairn.cached_from": "abc", "mlflow.parentRunId": flowRunId } });
+    expect(run.end_time).toBeGreaterThanOrEqual(run.start_time);
+  });
+
+  it("getRuns reads many runs with one search, and settles a deleted run as gone", async () => {
+    const t = tracker();
+    const experimentId = await t.ensureExperiment("budget-many");
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const id = await t.createRun({ experimentId, name: `r${i}` });
+      await t.endRun(id, "FINISHED");
+      ids.push(id);
+    }
+    const res = await fetch(`${server.uri}/api/2.0/mlflow/runs/delete`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ run_id: ids[2] }) });
+    expect(res.ok).toBe(true);
+    const seen = countRequests(t);
+    const found = await t.getRuns(ids, [experimentId]);
+    expect(seen).toEqual(["POST /api/2.0/mlflow/runs/search"]);
+    expect(found.size).toBe(5);
+    expect(found.has(ids[2]!)).toBe(true);
+    expect(found.get(ids[2]!)).toBeUndefined(); // deleted: gone, as getRun says
+    expect(await t.getRun(ids[2]!)).toBeUndefined();
+    for (const i of [0, 1, 3, 4]) expect(found.get(ids[i]!)).toMatchObject({ runId: ids[i], name: `r${i}`, status: "FINISHED" });
+  });
+
   it("metrics logged one at a time are sent together", async () => {
     const t = tracker();
     const runId = await t.createRun({ experimentId: await t.ensureExperiment("budget"), name: "loop" });
