@@ -7,7 +7,9 @@
  * runs, so nothing can be read from its disk.
  */
 import { readFile, rm } from "node:fs/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { CacheStore } from "@cairn/cache";
+import { TaskCache } from "@cairn/core";
 import { type Artifact, flow, task } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/core/mlflow";
 import { type MlflowServer, startMlflowServer } from "../../packages/core/test/mlflow-server.ts";
@@ -285,6 +287,35 @@ describe("a warm run against the server", () => {
     const after = await runCollect(f, { root, env: env() });
     expect(statuses(after.result)).toEqual({ "slow-up": "succeeded", "late-down": "succeeded" });
     expect(calls).toBe(2);
+  });
+
+  it("an answer of the search ahead stands for a source run for seconds, not for the rest of a long flow", async () => {
+    const t = task("fresh").run(() => ({ ok: true }));
+    const root = await tmp();
+    const first = await runCollect(flow("fresh-answer").build(() => ({ ok: t().ok })), { root, env: env() });
+    const source = first.result.tasks.fresh!.runId!;
+    const { tracker, seen } = countingTracker();
+    const store = await CacheStore.fromUrl(undefined, { root });
+    const cache = new TaskCache(store, tracker, (await tracker.getRun(source))!.experimentId, root, {});
+    const [entry] = await store.list({ taskName: "fresh" });
+    expect(entry!.sourceRunId).toBe(source);
+    seen.length = 0;
+    cache.checkSourceRuns([source]);
+    expect((await cache.lookup(entry!.key)).entry?.sourceRunId).toBe(source);
+    expect(seen).toEqual(["POST runs/search"]);
+    // The source run fails later in a long flow: a lookup then no longer trusts the old answer.
+    await mlflowPost("runs/update", { run_id: source, status: "FAILED" });
+    const now = Date.now();
+    const clock = vi.spyOn(Date, "now").mockReturnValue(now + 11_000);
+    try {
+      const late = await cache.lookup(entry!.key);
+      expect(late.entry).toBeUndefined();
+      expect(late.bad?.reason).toBe(`its source run ${source} is FAILED, not FINISHED`);
+      expect(seen).toEqual(["POST runs/search", "GET runs/get"]);
+    } finally {
+      clock.mockRestore();
+      await store.close();
+    }
   });
 
   it("when the flow run's params cannot be recorded, the flow fails and leaves no run RUNNING", async () => {
