@@ -1,4 +1,9 @@
+import { execFileSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { LocalStore } from "@cairn/core";
 import { z } from "zod";
 import {
   CycleError,
@@ -164,6 +169,22 @@ describe("running a flow", () => {
     expect(done.task).toBe("add");
     expect(done.runId).toBe(run.runId);
     expect(typeof done.durationMs).toBe("number");
+  });
+
+  it("tags the flow run with MLflow's source tags, the git commit of the working directory included", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-engine-"));
+    try {
+      const f = flow("source-tags").build(() => ({ s: add({ a: 1, b: 2 }).sum }));
+      const run = await f.run({ root, cache: false, env: {} });
+      await run.wait();
+      const recorded = await new LocalStore({ root }).getRun(run.runId);
+      // The tests run from the repository's checkout.
+      const head = execFileSync("git", ["rev-parse", "HEAD"], { encoding: "utf8" }).trim();
+      expect(recorded?.tags).toMatchObject({ "mlflow.source.type": "LOCAL", "mlflow.source.git.commit": head, "cairn.flow": "source-tags" });
+      expect(recorded?.tags["mlflow.user"]).toBeTruthy();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { availableParallelism, hostname, userInfo } from "node:os";
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { resolve as resolvePath } from "node:path";
 import type { FlowDefinition } from "../definition/flow-definition.ts";
 import { validateWithSchema, knownKeys } from "../definition/schema.ts";
@@ -189,12 +189,13 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   for (const node of definition.nodes) if (node.task.pool && !(node.task.pool in pools)) pools[node.task.pool] = 1;
   const params = await validateParams(definition, options.params ?? {});
 
+  // `git rev-parse` runs while the tracker opens; the null tracker drops tags: no git for it.
+  const source = options.tracker === false ? undefined : sourceTags();
   const { root, tracker, experimentId } = await openTracking(definition, options, env);
   const flowRunId = await tracker.createRun({
     experimentId,
     name: definition.name,
-    // The null tracker drops tags: do not spawn `git rev-parse` for them.
-    tags: tracker.kind === "none" ? {} : { ...sourceTags(), "cairn.flow": definition.name, "cairn.kind": "flow" },
+    tags: tracker.kind === "none" ? {} : { ...(await source), "cairn.flow": definition.name, "cairn.kind": "flow" },
   });
 
   const secrets = new SecretRegistry(options.secrets, env);
@@ -396,27 +397,21 @@ function flowError(status: FlowStatus, tasks: Record<string, TaskResult>): Error
   };
 }
 
-let cachedSourceTags: Record<string, string> | undefined;
-/** MLflow's source tags: who ran what, from which commit. */
-function sourceTags(): Record<string, string> {
-  if (cachedSourceTags) return cachedSourceTags;
-  const tags: Record<string, string> = {
-    "mlflow.source.type": "LOCAL",
-    "mlflow.source.name": process.argv[1] ?? "cairn",
-    "mlflow.user": safeUser(),
-    "cairn.host": hostname(),
-  };
-  try {
-    tags["mlflow.source.git.commit"] = execFileSync("git", ["rev-parse", "HEAD"], {
-      stdio: ["ignore", "pipe", "ignore"],
-      timeout: 2000,
-    })
-      .toString()
-      .trim();
-  } catch {
-    // Not in a git checkout: the tag is simply absent.
-  }
-  return (cachedSourceTags = tags);
+let cachedSourceTags: Promise<Record<string, string>> | undefined;
+/** MLflow's source tags: who ran what, from which commit (absent outside a git checkout). */
+function sourceTags(): Promise<Record<string, string>> {
+  return (cachedSourceTags ??= new Promise((resolve) => {
+    const tags: Record<string, string> = {
+      "mlflow.source.type": "LOCAL",
+      "mlflow.source.name": process.argv[1] ?? "cairn",
+      "mlflow.user": safeUser(),
+      "cairn.host": hostname(),
+    };
+    execFile("git", ["rev-parse", "HEAD"], { timeout: 2000 }, (error, stdout) => {
+      if (!error && stdout.trim()) tags["mlflow.source.git.commit"] = stdout.trim();
+      resolve(tags);
+    });
+  }));
 }
 
 function safeUser(): string {
