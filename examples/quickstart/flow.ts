@@ -1,9 +1,10 @@
 /**
  * Quickstart: predict customer churn from a CSV shipped in this folder.
  *
- *   npx tsx flow.ts                    # run it (embedded store in .cairn/)
- *   npx tsx flow.ts -p rows=500 -p lr=0.3
+ *   npx cairn run flow.ts              # run it (embedded store in .cairn/)
+ *   npx cairn run flow.ts -p rows=500 -p lr=0.3
  *   npx cairn run flow.ts --json       # the same, as JSON events
+ *   npx tsx flow.ts                    # the same through tsx (slower to start)
  *
  * load -> split -> stats x3 (fan-out, one per feature) -> train -> evaluate -> report
  */

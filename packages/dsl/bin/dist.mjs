@@ -173,13 +173,20 @@ function findLockfile() {
   return undefined;
 }
 
-/** @param {string} current */
+/**
+ * Removes builds beyond the newest few that are over an hour old: processes that built at
+ * the same moment, or started on a build minutes ago, keep theirs.
+ * @param {string} current
+ */
 function removeOldBuilds(current) {
+  const hourAgo = Date.now() - 3_600_000;
   const builds = readdirSync(DIST, { withFileTypes: true })
     .filter((d) => d.isDirectory() && d.name !== current)
     .map((d) => ({ name: d.name, mtime: statSync(join(DIST, d.name)).mtimeMs }))
     .sort((a, b) => b.mtime - a.mtime);
-  for (const old of builds.slice(KEEP_OLD_BUILDS)) rmSync(join(DIST, old.name), { recursive: true, force: true });
+  for (const old of builds.slice(KEEP_OLD_BUILDS)) {
+    if (old.mtime < hourAgo) rmSync(join(DIST, old.name), { recursive: true, force: true });
+  }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
