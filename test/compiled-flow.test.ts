@@ -134,6 +134,18 @@ describe("cairn run without tsx", () => {
     expect(r.stdout).toMatch(/✓ succeeded\s+echo/);
   });
 
+  it("a JavaScript flow, and a flow importing a JavaScript module of the project, run through tsx as before", async () => {
+    await writeFile(join(dir, "js.flow.mjs"), `import { flow, task } from "@cairn/dsl";\nconst one = task("one").run(() => ({ v: 1 }));\nexport default flow("js").build(() => ({ v: one().v }));\n`);
+    const js = await cairn(["run", "js.flow.mjs", "--root", join(dir, ".cairn-g")]);
+    expect(js.stderr).toBe("");
+    expect(js.stdout).toContain(`Outputs: {"v":1}`);
+    await writeFile(join(dir, "lib", "helper.mjs"), `import { task } from "@cairn/dsl";\nexport const two = task("two").run(() => ({ v: 2 }));\n`);
+    await writeFile(join(dir, "mixed.flow.ts"), `import { flow } from "@cairn/dsl";\nimport { two } from "./lib/helper.mjs";\nexport default flow("mixed").build(() => ({ v: two().v }));\n`);
+    const mixed = await cairn(["run", "mixed.flow.ts", "--root", join(dir, ".cairn-g")]);
+    expect(mixed.stderr).toBe("");
+    expect(mixed.stdout).toContain(`Outputs: {"v":2}`);
+  });
+
   it("CAIRN_LOADER=tsx runs everything through tsx", async () => {
     const r = await cairn(["run", "flow.ts", "--root", join(dir, ".cairn-f")], { CAIRN_LOADER: "tsx" });
     expect(r.code).toBe(0);

@@ -44,6 +44,7 @@ interface Manifest {
 }
 
 const TS = /\.(?:ts|mts|tsx)$/;
+const SCRIPT = /\.(?:js|mjs|cjs|jsx|cts)$/;
 
 /** Imports the flow module at `path` (absolute), compiling it first when a source changed. */
 export async function importCompiledFlow(path: string, bundle: CairnBundle): Promise<Record<string, unknown>> {
@@ -53,7 +54,7 @@ export async function importCompiledFlow(path: string, bundle: CairnBundle): Pro
   } catch {
     return import(pathToFileURL(path).href); // the CLI says the file does not exist
   }
-  if (!TS.test(real)) return import(pathToFileURL(real).href);
+  if (!TS.test(real)) throw new NeedsTsxError(`${path} is not TypeScript: JavaScript flow files load through tsx as before.`);
   const dir = join(tmpdir(), `cairn-${userInfo().uid}`, "flows", bundle.id);
   const manifestPath = join(dir, `${digest(real)}.json`);
   const entry = upToDate(manifestPath) ?? (await compile(real, dir, manifestPath, bundle));
@@ -127,7 +128,11 @@ async function compile(entry: string, dir: string, manifestPath: string, bundle:
                 if (bundle.packageDirs.some((d) => target.startsWith(d))) {
                   throw new NeedsTsxError(`${args.importer} imports ${args.path}, a module of Cairn's that is not one of its entries.`);
                 }
-                if (!TS.test(target) || target.includes(`${sep}node_modules${sep}`)) return { path: pathToFileURL(target).href, external: true };
+                if (target.includes(`${sep}node_modules${sep}`)) return { path: pathToFileURL(target).href, external: true };
+                // A JavaScript module of the project may import @cairn/* itself (and be CommonJS):
+                // tsx loads such a flow as it always did.
+                if (SCRIPT.test(target)) throw new NeedsTsxError(`${args.importer} imports ${args.path}, a JavaScript module of the project.`);
+                if (!TS.test(target)) return { path: pathToFileURL(target).href, external: true };
                 queue.push(target);
                 return { path: pathToFileURL(outOf(target)).href, external: true };
               });
