@@ -12,6 +12,12 @@ import { CacheStore, type CacheEntry } from "@cairn/cache";
 import { countMarks } from "./fixtures/markers.ts";
 import { type Exit, cairnRun, entryFiles, finalStatus, fixture, killGroup, taskEvents, tmp, tsxScript } from "./helpers.ts";
 
+/** slow-after-fast.flow.ts in fresh folders: "fast" ends at once, "slow" runs 4 s, long enough to be killed in. */
+async function slowAfterFast() {
+  const markers = await tmp();
+  return { root: await tmp(), markers, file: fixture("slow-after-fast.flow.ts"), env: { MARKER_DIR: markers, SLOW_MS: "4000" } };
+}
+
 const flowEvents = (exit: Exit) => exit.json.filter((e) => e.type === "flow");
 const expectOk = (exit: Exit) => {
   if (exit.code !== 0) throw new Error(`exited with ${exit.code ?? exit.signal}:\n${exit.stderr}\n${exit.stdout}`);
@@ -66,10 +72,7 @@ describe("two processes on one store at once", () => {
 
 describe("kill -9 mid-flow", () => {
   it("then a re-run resumes: the task that finished is cached, the one that was killed runs", async () => {
-    const root = await tmp();
-    const markers = await tmp();
-    const file = fixture("slow-after-fast.flow.ts");
-    const env = { MARKER_DIR: markers, SLOW_MS: "4000" };
+    const { root, markers, file, env } = await slowAfterFast();
     let killed = false;
     const first = await cairnRun(file, root, [], env, (out, child) => {
       if (killed) return;
@@ -104,10 +107,7 @@ describe("kill -9 mid-flow", () => {
 
 describe("kill -9 after cache hits were recorded", () => {
   it("leaves the hit's run readable (FINISHED, tagged with its source), and the next run resumes", async () => {
-    const root = await tmp();
-    const markers = await tmp();
-    const file = fixture("slow-after-fast.flow.ts");
-    const env = { MARKER_DIR: markers, SLOW_MS: "4000" };
+    const { root, markers, file, env } = await slowAfterFast();
     // Kills the run once "slow" is running (and, in the second run, "fast" was a hit recorded before it).
     const killWhenSlowRuns = () => {
       let killed = false;

@@ -19,7 +19,7 @@ export { CacheStore } from "./store.ts";
 export type { CacheStoreOptions, ListOptions, PruneOptions, PruneResult } from "./store.ts";
 export { EmbeddedKeyvStore } from "./backends/embedded-store.ts";
 /** Small-file read shared with the embedded run store of @cairn/core (synchronous: see its comment). */
-export { readSmallFile } from "./backends/_files.ts";
+export { readSmallFile, writeFileAtomic } from "./backends/_files.ts";
 
 // Single-flight leases
 export type { AcquireLeaseOptions, HeldLease, LeaseRefusal, LeaseResult, WaitForOptions } from "./lease.ts";

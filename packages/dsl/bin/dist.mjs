@@ -39,9 +39,9 @@ const ENTRIES = {
 };
 
 /**
- * @typedef {{ id: string, dir: string, files: Record<string, string>, sources: Record<string, string>, packageDirs: string[] }} Dist
+ * @typedef {{ id: string, dir: string, files: Record<string, string>, sources: Record<string, string>, packageDirs: string[], loadEsbuild: typeof loadEsbuild }} Dist
  * `files`: entry name -> file: URL of its bundle. `sources`: real path of each entry's source -> its bundle URL.
- * `packageDirs`: the folders of Cairn's packages.
+ * `packageDirs`: the folders of Cairn's packages. `loadEsbuild`: see below (flows are compiled with it too).
  */
 
 /** The current build, rebuilt first if any input changed. */
@@ -82,13 +82,15 @@ function describe(id) {
     files[name] = pathToFileURL(join(dir, `${name}.mjs`)).href;
     sources[join(PACKAGES, source)] = files[name];
   }
-  return { id, dir, files, sources, packageDirs: PACKAGE_NAMES.map((p) => join(PACKAGES, p) + sep) };
+  return { id, dir, files, sources, packageDirs: PACKAGE_NAMES.map((p) => join(PACKAGES, p) + sep), loadEsbuild };
 }
 
-/** esbuild, the very copy tsx uses: a flow compiled here reads as it does through tsx. */
+/** @type {typeof import("esbuild") | undefined} */
+let esbuildModule;
+/** esbuild, the very copy tsx uses: a flow compiled with it reads as it does through tsx. */
 export function loadEsbuild() {
   const tsx = createRequire(import.meta.url).resolve("tsx/package.json");
-  return /** @type {typeof import("esbuild")} */ (createRequire(tsx)("esbuild"));
+  return (esbuildModule ??= /** @type {typeof import("esbuild")} */ (createRequire(tsx)("esbuild")));
 }
 
 /** Builds Cairn's sources into a new folder under dist/ and makes it the current build. */

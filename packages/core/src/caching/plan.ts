@@ -1,7 +1,7 @@
 import { type IngredientChange, diffIngredients } from "@cairn/cache";
-import type { FlowDefinition } from "../definition/flow-definition.ts";
+import type { FlowDefinition, FlowNode } from "../definition/flow-definition.ts";
 import { type RefValue, resolveRefs } from "../definition/ref.ts";
-import { validateWithSchema } from "../definition/schema.ts";
+import { type SchemaResult, validateWithSchema } from "../definition/schema.ts";
 import { InputValidationError, OptionError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import type { TaskCache, TaskKey } from "./task-cache.ts";
@@ -64,18 +64,9 @@ export async function planFlow(definition: FlowDefinition, options: PlanOptions)
       plan.set(id, { task: id, action: "run", reason: `upstream task "${upstreamRuns}" runs first (it may still hit if that task's outputs come out unchanged)` });
       continue;
     }
-    const raw = resolveRefs(node.inputs, (ref: RefValue) => {
-      let v = ref.source === "param" ? options.params[ref.target] : outputs.get(ref.target);
-      for (const k of ref.path) v = v == null ? undefined : (v as Record<string, unknown>)[k];
-      return v;
-    }) as Record<string, unknown>;
-    let inputs = raw;
-    if (node.task.inputSchema) {
-      const r = await validateWithSchema(node.task.inputSchema, raw);
-      if (!r.ok) throw new InputValidationError(id, r.issues);
-      inputs = r.value as Record<string, unknown>;
-    }
-    const key = await options.cache.keyFor(node, inputs);
+    const r = await keyInputs(node, options.params, outputs);
+    if (!r.ok) throw new InputValidationError(id, r.issues);
+    const key = await options.cache.keyFor(node, r.value as Record<string, unknown>);
     if (options.refresh || forced.has(id)) {
       plan.set(id, { task: id, action: "run", reason: options.refresh ? "--refresh" : "--rerun", key });
       continue;
@@ -119,17 +110,9 @@ export async function sourceRunsAhead(
     if (graph.dependencies.get(id)!.some((dep) => !outputs.has(dep))) continue;
     walked++;
     try {
-      let inputs = resolveRefs(node.inputs, (ref: RefValue) => {
-        let v = ref.source === "param" ? params[ref.target] : outputs.get(ref.target);
-        for (const k of ref.path) v = v == null ? undefined : (v as Record<string, unknown>)[k];
-        return v;
-      }) as Record<string, unknown>;
-      if (node.task.inputSchema) {
-        const r = await validateWithSchema(node.task.inputSchema, inputs);
-        if (!r.ok) continue;
-        inputs = r.value as Record<string, unknown>;
-      }
-      const entry = await cache.store.peek((await cache.keyFor(node, inputs)).key);
+      const r = await keyInputs(node, params, outputs);
+      if (!r.ok) continue;
+      const entry = await cache.store.peek((await cache.keyFor(node, r.value as Record<string, unknown>)).key);
       if (!entry) continue;
       outputs.set(id, entry.outputs.values);
       runIds.push(entry.sourceRunId);
@@ -138,6 +121,19 @@ export async function sourceRunsAhead(
     }
   }
   return runIds;
+}
+
+/**
+ * A node's inputs as its key sees them, from the params and the upstream outputs known so far
+ * (a cache entry's stand for its node's), validated with the task's input schema.
+ */
+async function keyInputs(node: FlowNode, params: Record<string, unknown>, outputs: Map<string, unknown>): Promise<SchemaResult> {
+  const raw = resolveRefs(node.inputs, (ref: RefValue) => {
+    let v = ref.source === "param" ? params[ref.target] : outputs.get(ref.target);
+    for (const k of ref.path) v = v == null ? undefined : (v as Record<string, unknown>)[k];
+    return v;
+  });
+  return node.task.inputSchema ? validateWithSchema(node.task.inputSchema, raw) : { ok: true, value: raw };
 }
 
 /** Why a task misses: the nearest earlier entry of the same task and what changed since. */

@@ -11,13 +11,12 @@
  * and stack traces (with source maps on) name the source file and line: paths that tasks
  * declare resolve as they do under tsx.
  */
-import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { createRequire, isBuiltin } from "node:module";
+import { readFileSync, realpathSync, statSync } from "node:fs";
+import { isBuiltin } from "node:module";
 import { tmpdir, userInfo } from "node:os";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
-import { realpathSync } from "node:fs";
+import { sha256, writeFileAtomic } from "@cairn/cache";
 import type * as Esbuild from "esbuild";
 import { FlowFileError } from "./load-flow.ts";
 
@@ -29,6 +28,8 @@ export interface CairnBundle {
   sources: Record<string, string>;
   /** Cairn's package folders (…/packages/dsl/ etc.): a module inside one that is not an entry cannot be compiled apart. */
   packageDirs: string[];
+  /** The esbuild tsx depends on, which built the bundle: the same text as tsx gives. */
+  loadEsbuild: () => typeof Esbuild;
 }
 
 /** Thrown when a flow imports one of Cairn's modules that is not a public entry: only tsx can load that with one engine. */
@@ -56,8 +57,8 @@ export async function importCompiledFlow(path: string, bundle: CairnBundle): Pro
   }
   if (!TS.test(real)) throw new NeedsTsxError(`${path} is not TypeScript: JavaScript flow files load through tsx as before.`);
   const dir = join(tmpdir(), `cairn-${userInfo().uid}`, "flows", bundle.id);
-  const manifestPath = join(dir, `${digest(real)}.json`);
-  const entry = upToDate(manifestPath) ?? (await compile(real, dir, manifestPath, bundle));
+  const manifestPath = `${sha256(real)}.json`;
+  const entry = upToDate(join(dir, manifestPath)) ?? (await compile(real, dir, manifestPath, bundle));
   // Stack traces name the TypeScript source: task files resolve against its folder.
   process.setSourceMapsEnabled(true);
   return import(pathToFileURL(entry).href);
@@ -78,10 +79,11 @@ function upToDate(manifestPath: string): string | undefined {
   return manifest.entry;
 }
 
-async function compile(entry: string, dir: string, manifestPath: string, bundle: CairnBundle): Promise<string> {
-  const esbuild = loadEsbuild();
-  mkdirSync(dir, { recursive: true });
-  const outOf = (source: string) => join(dir, `${digest(source).slice(0, 16)}-${basename(source).replace(TS, "")}.mjs`);
+/** Compiles `entry` and the TypeScript it imports into `dir`; `manifest` is the name of its manifest there. */
+async function compile(entry: string, dir: string, manifest: string, bundle: CairnBundle): Promise<string> {
+  const esbuild = bundle.loadEsbuild();
+  const nameOf = (source: string) => `${sha256(source).slice(0, 16)}-${basename(source).replace(TS, "")}.mjs`;
+  const outOf = (source: string) => join(dir, nameOf(source));
   const sources: Manifest["sources"] = {};
   const queue = [entry];
   const skip = Symbol("resolving");
@@ -147,26 +149,9 @@ async function compile(entry: string, dir: string, manifestPath: string, bundle:
       const where = errors.map((e) => (e.location ? `  ${resolve(e.location.file)}:${e.location.line}:${e.location.column}: ${e.text}\n      ${e.location.lineText.trim()}` : `  ${e.text}`));
       throw new FlowFileError(`Could not compile ${source}:\n${where.join("\n") || String(error)}\nFix the TypeScript above; \`tsx ${source}\` reports the same.`, entry);
     }
-    writeAtomic(out, result.outputFiles[0]!.text);
+    await writeFileAtomic(dir, nameOf(source), result.outputFiles[0]!.text);
   }
-  const manifest: Manifest = { sources, entry: outOf(entry) };
-  writeAtomic(manifestPath, JSON.stringify(manifest));
-  return manifest.entry;
-}
-
-let esbuildModule: typeof Esbuild | undefined;
-/** The esbuild tsx depends on (this package depends on tsx), so both give the same text. */
-function loadEsbuild(): typeof Esbuild {
-  const tsx = createRequire(import.meta.url).resolve("tsx/package.json");
-  return (esbuildModule ??= createRequire(tsx)("esbuild") as typeof Esbuild);
-}
-
-function digest(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
-}
-
-function writeAtomic(file: string, text: string): void {
-  const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, text);
-  renameSync(temp, file);
+  const written: Manifest = { sources, entry: outOf(entry) };
+  await writeFileAtomic(dir, manifest, JSON.stringify(written));
+  return written.entry;
 }
