@@ -214,8 +214,10 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
     const before = filesA[name];
     const after = filesB[name];
     if (before === after) continue;
-    const message =
-      before === undefined ? `code file \`${name}\` was added` : after === undefined ? `code file \`${name}\` was removed` : `code file \`${name}\` changed`;
+    // Found by the DSL: `flow.ts#readJson` is a helper of the task's module.
+    const hash = name.lastIndexOf("#");
+    const what = hash > 0 ? `helper \`${name.slice(hash + 1)}\` of ${name.slice(0, hash)}` : `code file \`${name}\``;
+    const message = before === undefined ? `${what} was added` : after === undefined ? `${what} was removed` : `${what} changed`;
     changes.push({ path: `codeFiles.${name}`, before, after, message });
   }
 

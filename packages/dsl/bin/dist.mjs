@@ -14,9 +14,9 @@
  *   node packages/dsl/bin/dist.mjs     # build now (`pnpm build`); prints where
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { loadEsbuild } from "./esbuild.mjs";
 
 const DSL = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const PACKAGES = dirname(DSL);
@@ -85,13 +85,6 @@ function describe(id) {
   return { id, dir, files, sources, packageDirs: PACKAGE_NAMES.map((p) => join(PACKAGES, p) + sep), loadEsbuild };
 }
 
-/** @type {typeof import("esbuild") | undefined} */
-let esbuildModule;
-/** esbuild, the very copy tsx uses: a flow compiled with it reads as it does through tsx. */
-export function loadEsbuild() {
-  const tsx = createRequire(import.meta.url).resolve("tsx/package.json");
-  return (esbuildModule ??= /** @type {typeof import("esbuild")} */ (createRequire(tsx)("esbuild")));
-}
 
 /** Builds Cairn's sources into a new folder under dist/ and makes it the current build. */
 export async function buildDist() {

@@ -46,18 +46,43 @@ function mustExist(taskName: string, given: string, p: string, want: "file" | "f
   return p;
 }
 
-/** Folder of the first stack frame outside the DSL: the module that declared the task. */
+/** Folder of the first stack frame outside the DSL and packages: the module that declared the task. */
 function callerDir(): string | undefined {
+  const file = firstForeignFrame(stackHere(), true);
+  return file === undefined ? undefined : dirname(file);
+}
+
+/**
+ * The module where a task is being declared, worked out when first asked: the stack is
+ * captured now (a few microseconds) and read only if the task's key is ever made. A frame
+ * in a package counts (a task declared by a library is the library's).
+ */
+export function declaringModule(): () => string | undefined {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 30;
+  const site = new Error();
+  Error.stackTraceLimit = limit;
+  let file: string | undefined | null = null;
+  return () => (file === null ? (file = firstForeignFrame(site.stack ?? "", false)) : file);
+}
+
+function stackHere(): string {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 30;
   const stack = new Error().stack ?? "";
   Error.stackTraceLimit = limit;
+  return stack;
+}
+
+/** The file of the first stack frame outside the DSL (and outside packages, with `skipPackages`). */
+function firstForeignFrame(stack: string, skipPackages: boolean): string | undefined {
   for (const line of stack.split("\n").slice(1)) {
     const m = /(?:\(|at )((?:file:\/\/)?\/[^()]*?):\d+:\d+\)?\s*$/.exec(line);
     if (!m) continue;
     const file = m[1]!.startsWith("file:") ? fileURLToPath(m[1]!) : m[1]!;
-    if (OWN_DIRS.some((d) => file.startsWith(d)) || file.includes(`${sep}node_modules${sep}`)) continue;
-    return dirname(file);
+    if (OWN_DIRS.some((d) => file.startsWith(d))) continue;
+    if (skipPackages && file.includes(`${sep}node_modules${sep}`)) continue;
+    return file;
   }
   return undefined;
 }

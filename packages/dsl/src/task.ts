@@ -11,7 +11,8 @@ import {
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import ms from "ms";
 import { currentBuild, nodeToRef, refProxy } from "./build-context.ts";
-import { resolveDeclaredPath } from "./declared-path.ts";
+import { functionDependencies } from "./code-deps.ts";
+import { declaringModule, resolveDeclaredPath } from "./declared-path.ts";
 import type { Node, OrDefault, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
 
 /** Options of one use of a task in a flow. */
@@ -132,6 +133,8 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
     output: (schema?: StandardSchemaV1) => builder({ ...state, ...(schema ? { outputSchema: checkSchema(schema, state.name, "output") } : {}) }),
     run: (fn: (inputs: any, ctx: TaskContext) => unknown) => {
       if (typeof fn !== "function") throw new OptionError(`task "${state.name}" .run()`, "a function", fn);
+      const code = fn.toString();
+      const declaredIn = declaringModule();
       return makeTask({
         name: state.name,
         kind: "function",
@@ -139,7 +142,11 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
         ...(state.inputSchema ? { inputSchema: state.inputSchema } : {}),
         ...(state.outputSchema ? { outputSchema: state.outputSchema } : {}),
         run: fn as TaskDefinition["run"],
-        code: fn.toString(),
+        code,
+        codeDependencies: async (flowRunId) => {
+          const file = declaredIn();
+          return file === undefined ? {} : functionDependencies(file, code, flowRunId);
+        },
         retry: state.retry,
         ...(state.timeoutMs !== undefined ? { timeoutMs: state.timeoutMs } : {}),
         ...(state.pool !== undefined ? { pool: state.pool } : {}),

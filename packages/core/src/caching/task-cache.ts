@@ -13,7 +13,7 @@ import {
   replaceArtifacts,
 } from "@cairn/cache";
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
-import type { FlowNode } from "../definition/flow-definition.ts";
+import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts";
 import { isPlainObject } from "../definition/ref.ts";
 import { CodeFileError } from "../errors.ts";
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
@@ -63,6 +63,7 @@ export class TaskCache {
    * Source runs asked about ahead of their lookups, all at once (see {@link checkSourceRuns}):
    * the run, undefined when it is gone, or UNSETTLED when the answer did not cover it.
    */
+  private readonly dependencies = new WeakMap<TaskDefinition, Promise<Record<string, string>>>();
   private readonly sourceRuns = new Map<string, Promise<{ run: RunRecord | undefined | typeof UNSETTLED; at: number }>>();
 
   constructor(
@@ -96,6 +97,11 @@ export class TaskCache {
       );
       codeFiles = Object.fromEntries(node.task.codeFiles.map((file, i) => [file.name, digests[i]!]));
     }
+    if (node.task.codeDependencies) {
+      const found = await this.dependenciesOf(node.task, run.flowRunId ?? this.planId);
+      // What the task declares wins over what was found under the same name.
+      if (Object.keys(found).length) codeFiles = { ...found, ...codeFiles };
+    }
     if (node.task.resolveCode) {
       const resolved = await node.task.resolveCode({
         flowRunId: run.flowRunId ?? this.planId,
@@ -112,6 +118,24 @@ export class TaskCache {
       inputs: contentInputs,
       env,
     });
+  }
+
+  /**
+   * Starts finding the code dependencies of `tasks` (reading and hashing their modules), so
+   * that the first keys of the run do not wait for it.
+   */
+  prefetchCode(tasks: Iterable<TaskDefinition>, flowRunId: string): void {
+    for (const task of tasks) if (task.codeDependencies) this.dependenciesOf(task, flowRunId).catch(() => {}); // keyFor reports it
+  }
+
+  /** A task's {@link TaskDefinition.codeDependencies}, found once per flow run (a task used by many nodes asks once). */
+  private dependenciesOf(task: TaskDefinition, flowRunId: string): Promise<Record<string, string>> {
+    let found = this.dependencies.get(task);
+    if (!found) {
+      found = task.codeDependencies!(flowRunId);
+      this.dependencies.set(task, found);
+    }
+    return found;
   }
 
   /**

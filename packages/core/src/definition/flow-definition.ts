@@ -51,6 +51,13 @@ export interface TaskDefinition {
    */
   readonly codeFiles?: readonly CodeFile[];
   /**
+   * Code the task's function uses beyond its own text, found without being declared (the
+   * DSL's function tasks: helpers and constants of its module, the project's modules it
+   * imports from): code-file name -> content digest, added to the key beside `codeFiles`.
+   * Asked once per flow run (`flowRunId`; files are read once per run too).
+   */
+  readonly codeDependencies?: (flowRunId: string) => Promise<Record<string, string>>;
+  /**
    * The part of the code fingerprint known only when the flow runs (the registry version
    * behind `models:/name@alias`). Asked before the cache lookup and added to the key, so
    * a change behind the same name is a miss. Memoise it per `flowRunId`.

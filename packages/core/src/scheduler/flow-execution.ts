@@ -175,9 +175,11 @@ export class FlowExecution {
    * Before `start()`: with a tracker that reads many runs in one request (MLflow), the source runs
    * of the hits this run can expect are asked about at once, so a chain of hits does not wait for
    * one request per hit. Local work only until the request is sent; never fails the flow.
+   * With any cache, the tasks' code dependencies start being read here too.
    */
   async checkAhead(): Promise<void> {
     const cache = this.s.cache;
+    if (cache) cache.tasks.prefetchCode(new Set([...this.s.graph.nodes.values()].map((n) => n.task)), this.s.flowRunId);
     if (!cache || cache.refresh || !this.s.tracker.getRuns) return;
     try {
       const force = (id: string) => this.states[this.index.get(id)!]!.forceRun === true;

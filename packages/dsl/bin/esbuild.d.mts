@@ -1,0 +1,2 @@
+/** See esbuild.mjs. */
+export function loadEsbuild(): typeof import("esbuild");

@@ -1,0 +1,93 @@
+/**
+ * The code a function task reaches beyond its own text: helpers of its module and the
+ * project's modules it imports from, read from files on disk (no loader involved).
+ */
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { functionDependencies } from "./code-deps.ts";
+
+let dir: string;
+let run = 0;
+/** A new flow run each call: files are read again. */
+const deps = (file: string, fnText: string) => functionDependencies(join(dir, file), fnText, `run-${++run}`);
+
+async function files(tree: Record<string, string>): Promise<void> {
+  for (const [name, text] of Object.entries(tree)) {
+    await mkdir(join(dir, name, ".."), { recursive: true });
+    await writeFile(join(dir, name), text);
+  }
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cairn-code-deps-"));
+  await files({
+    "lib/base.ts": `export const base: number = 0;\n`,
+    "lib/shape.ts": `import { base } from "./base.js";\nexport const scale = (n: number): number => n * 3 + base;\nexport type Shape = { n: number };\n`,
+    "lib/index.ts": `export * from "./shape.ts";\nexport { other } from "./other";\n`,
+    "lib/other.ts": `export const other = 1;\n`,
+    "flow.ts": [
+      `import { task } from "@cairn/dsl";`,
+      `import type { Shape } from "./lib/shape.ts";`,
+      `import { scale } from "./lib/shape.ts";`,
+      `import * as all from "./lib";`,
+      `const OFFSET = 1, UNUSED = 2;`,
+      `const { a: [FIRST] } = { a: [5] };`,
+      `function bump(n: number): number { return n + OFFSET; }`,
+      `export const plus = task("plus").run(({ n }: Shape) => ({ n: bump(n) }));`,
+      `export const triple = task("triple").run(({ n }: Shape) => ({ n: scale(n) }));`,
+      `export const viaIndex = task("via").run(() => ({ n: all.other + FIRST }));`,
+    ].join("\n"),
+  });
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("functionDependencies", () => {
+  it("follows same-module helpers, and what they use, by name", async () => {
+    const found = await deps("flow.ts", "({ n }) => ({ n: bump(n) })");
+    expect(Object.keys(found).sort()).toEqual(["flow.ts#OFFSET,UNUSED", "flow.ts#bump"]);
+  });
+
+  it("follows an imported module whole, with the project's modules it imports (./base.js names base.ts)", async () => {
+    const found = await deps("flow.ts", "({ n }) => ({ n: scale(n) })");
+    expect(Object.keys(found).sort()).toEqual(["lib/base.ts", "lib/shape.ts"]);
+  });
+
+  it("reaches modules through a folder's index, re-exports and an extensionless specifier; destructured names count", async () => {
+    const found = await deps("flow.ts", "() => ({ n: all.other + FIRST })");
+    expect(Object.keys(found).sort()).toEqual(["flow.ts#FIRST", "lib/base.ts", "lib/index.ts", "lib/other.ts", "lib/shape.ts"]);
+  });
+
+  it("finds nothing for a function that uses only its inputs, nor for a package's module", async () => {
+    expect(await deps("flow.ts", "({ n }) => ({ n: n * 2 })")).toEqual({});
+    await files({ "node_modules/pkg/index.ts": `const helper = 1;\n` });
+    expect(await deps("node_modules/pkg/index.ts", "() => helper")).toEqual({});
+  });
+
+  it("a change to a used helper or module changes its digest; comments and types do not", async () => {
+    const before = await deps("flow.ts", "({ n }) => ({ n: bump(n) + scale(n) })");
+    await files({ "lib/base.ts": `// the base\nexport const base: number = 0 as number;\n` });
+    expect(await deps("flow.ts", "({ n }) => ({ n: bump(n) + scale(n) })")).toEqual(before);
+    await files({ "lib/base.ts": `export const base = 1;\n` });
+    const after = await deps("flow.ts", "({ n }) => ({ n: bump(n) + scale(n) })");
+    expect(after["lib/base.ts"]).not.toBe(before["lib/base.ts"]);
+    expect({ ...after, "lib/base.ts": "" }).toEqual({ ...before, "lib/base.ts": "" });
+  });
+
+  it("a module it cannot parse counts whole", async () => {
+    await files({ "broken.ts": `const helper = (;\nexport const t = 1;\n` });
+    const found = await deps("broken.ts", "() => helper");
+    expect(Object.keys(found)).toEqual(["broken.ts"]);
+  });
+
+  it("reads each module once per flow run", async () => {
+    await files({ "lib/base.ts": `export const base = 2;\n` });
+    const first = await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", "same-run");
+    await files({ "lib/base.ts": `export const base = 3;\n` });
+    expect(await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", "same-run")).toEqual(first);
+    expect(await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", "next-run")).not.toEqual(first);
+  });
+});

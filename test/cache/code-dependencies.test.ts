@@ -1,0 +1,101 @@
+/**
+ * A function task's key covers the code it uses beyond its own text, found without being
+ * declared: an edited helper of its module, or an edited module it imports from (however
+ * deep), re-runs exactly the tasks that use it; `cairn explain` names what changed; comments
+ * and types change nothing. Real `cairn run` processes, and one through tsx.
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cairnBin, childEnv, repo, start } from "./helpers.ts";
+
+const tsx = join(repo, "node_modules/.bin/tsx");
+let dir: string;
+
+beforeAll(async () => {
+  // Inside the workspace, so that `@cairn/dsl` resolves as it does for the examples.
+  dir = await mkdtemp(join(repo, "test", ".code-deps-"));
+  await mkdir(join(dir, "lib"));
+  await writeFile(join(dir, "lib", "base.ts"), `export const base = 0;\n`);
+  await writeFile(join(dir, "lib", "shape.ts"), `import { base } from "./base.ts";\nexport const scale = (n: number): number => n * 3 + base;\n`);
+  await writeFile(join(dir, "lib", "other.ts"), `export const unrelated = 1;\n`);
+  await writeFile(
+    join(dir, "flow.ts"),
+    [
+      `import { flow, task } from "@cairn/dsl";`,
+      `import { scale } from "./lib/shape.ts";`,
+      `import { unrelated } from "./lib/other.ts";`,
+      ``,
+      `const OFFSET = 1;`,
+      `function bump(n: number) {`,
+      `  return n + OFFSET;`,
+      `}`,
+      ``,
+      `const triple = task("triple").input<{ n: number }>().run(({ n }) => ({ n: scale(n) }));`,
+      `const plus = task("plus").input<{ n: number }>().run(({ n }) => ({ n: bump(n) }));`,
+      `const alone = task("alone").input<{ n: number }>().run(({ n }) => ({ n: n * 2 + unrelated }));`,
+      ``,
+      `export default flow("deps").build(() => {`,
+      `  const t = triple({ n: 2 });`,
+      `  const p = plus({ n: 10 });`,
+      `  const a = alone({ n: t.n });`,
+      `  return { t: t.n, p: p.n, a: a.n };`,
+      `});`,
+    ].join("\n"),
+  );
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const root = () => join(dir, ".cairn");
+const env = () => childEnv({ CAIRN_NO_AUTORUN: "0" });
+const cairn = (...args: string[]) => start(process.execPath, [cairnBin, ...args, "--root", root()], { cwd: dir, env: env() }).done;
+/** Task -> succeeded | cached, from a run's summary table. */
+const statuses = (stdout: string) => Object.fromEntries([...stdout.matchAll(/^(triple|plus|alone)\s+(succeeded|cached)\s/gm)].map((m) => [m[1], m[2]]));
+
+async function edit(file: string, from: string, to: string): Promise<void> {
+  const path = join(dir, file);
+  const text = await readFile(path, "utf8");
+  expect(text).toContain(from);
+  await writeFile(path, text.replace(from, to));
+}
+
+describe("code a function task uses, found without .codeFiles()", () => {
+  it("re-runs exactly the tasks whose helpers or imported modules changed, and explain names them", async () => {
+    let r = await cairn("run", "flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(statuses(r.stdout)).toEqual({ triple: "succeeded", plus: "succeeded", alone: "succeeded" });
+
+    // A constant that bump() uses, in the flow's own module.
+    await edit("flow.ts", "const OFFSET = 1;", "const OFFSET = 2;");
+    const why = await cairn("explain", "flow.ts", "plus");
+    expect(why.stdout).toContain("helper `OFFSET` of flow.ts changed");
+    r = await cairn("run", "flow.ts");
+    expect(statuses(r.stdout)).toEqual({ triple: "cached", plus: "succeeded", alone: "cached" });
+    expect(r.stdout).toContain(`"p":12`);
+
+    // A module two imports away: triple re-runs; alone re-runs only because its input changed.
+    await edit("lib/base.ts", "base = 0", "base = 1");
+    expect((await cairn("explain", "flow.ts", "triple")).stdout).toContain("code file `lib/base.ts` changed");
+    r = await cairn("run", "flow.ts");
+    expect(statuses(r.stdout)).toEqual({ triple: "succeeded", plus: "cached", alone: "succeeded" });
+
+    // A module only alone uses.
+    await edit("lib/other.ts", "unrelated = 1", "unrelated = 5");
+    r = await cairn("run", "flow.ts");
+    expect(statuses(r.stdout)).toEqual({ triple: "cached", plus: "cached", alone: "succeeded" });
+  });
+
+  it("comments, types and other tasks' code change nothing; tsx and cairn read the same dependencies", async () => {
+    await edit("lib/base.ts", "export const base = 1;", "// the base\nexport const base: number = 1;");
+    await edit("flow.ts", "({ n: n * 2 + unrelated })", "({ n: n * 2 + unrelated + 0 })");
+    let r = await cairn("run", "flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(statuses(r.stdout)).toEqual({ triple: "cached", plus: "cached", alone: "succeeded" });
+    // The same entries through tsx: the analysis reads the files, not what the loader made of them.
+    r = await start(tsx, ["flow.ts", "--root", root()], { cwd: dir, env: env() }).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(statuses(r.stdout)).toEqual({ triple: "cached", plus: "cached", alone: "cached" });
+  });
+});
