@@ -83,6 +83,73 @@ describe("functionDependencies", () => {
     expect(Object.keys(found)).toEqual(["broken.ts"]);
   });
 
+  it("top-level code that changes a helper counts with it (an assignment, a namespace's body)", async () => {
+    await files({
+      "mutated.ts": [
+        `const CFG = { add: 0 };`,
+        `CFG.add = 1;`,
+        `export namespace NS { export const k = 2; }`,
+        `console.log("loaded");`,
+      ].join("\n"),
+    });
+    const before = await deps("mutated.ts", "() => CFG.add + NS.k");
+    expect(Object.keys(before).sort()).toEqual(["mutated.ts#CFG", "mutated.ts#NS"]);
+    await files({ "mutated.ts": `const CFG = { add: 0 };\nCFG.add = 5;\nexport namespace NS { export const k = 3; }\nconsole.log("loaded");` });
+    const after = await deps("mutated.ts", "() => CFG.add + NS.k");
+    expect(after["mutated.ts#CFG"]).not.toBe(before["mutated.ts#CFG"]);
+    expect(after["mutated.ts#NS"]).not.toBe(before["mutated.ts#NS"]);
+  });
+
+  it("names as property keys or after a dot are not references: another task's variable is not a helper", async () => {
+    await files({
+      "keys.ts": [
+        `import { task } from "@cairn/dsl";`,
+        `export const train = task("train").run(() => ({ model: 1 }));`,
+        `export const split = task("split").run(({ n }: { n: number }) => ({ train: n, test: n }));`,
+      ].join("\n"),
+    });
+    expect(await deps("keys.ts", "({ n }) => ({ train: n, test: n, x: ctx.train })")).toEqual({});
+    expect(Object.keys(await deps("keys.ts", "() => ({ t: train })"))).toEqual(["keys.ts#train"]);
+  });
+
+  it("follows import() and require() of a literal path, and data files such as JSON", async () => {
+    await files({
+      "lib/split.ts": `export const z = 5;\n`,
+      "cfg.json": `{ "factor": 1 }\n`,
+      "dyn.ts": [
+        `import cfg from "./cfg.json";`,
+        `export const load = () => require("./lib/other.ts");`,
+        `export const t = async () => (await import("./lib/split.ts")).z * cfg.factor + load().other;`,
+      ].join("\n"),
+    });
+    const found = await deps("dyn.ts", `async () => (await import("./lib/split.ts")).z * cfg.factor + load().other`);
+    expect(Object.keys(found).sort()).toEqual(["cfg.json", "dyn.ts#load", "lib/other.ts", "lib/split.ts"]);
+    await files({ "cfg.json": `{ "factor": 5 }\n` });
+    expect((await deps("dyn.ts", `async () => (await import("./lib/split.ts")).z * cfg.factor + load().other`))["cfg.json"]).not.toBe(found["cfg.json"]);
+  });
+
+  it("an import cycle back into the task's module: the names taken from it count as helpers", async () => {
+    await files({
+      "cycle/flow.ts": `import { h } from "./lib.ts";\nexport const K = 1;\nexport const t = () => h();\n`,
+      "cycle/lib.ts": `import { K } from "./flow.ts";\nexport const h = () => K + 1;\n`,
+    });
+    const before = await deps("cycle/flow.ts", "() => h()");
+    expect(Object.keys(before).sort()).toEqual(["flow.ts#K", "lib.ts"]);
+    await files({ "cycle/flow.ts": `import { h } from "./lib.ts";\nexport const K = 2;\nexport const t = () => h();\n` });
+    expect((await deps("cycle/flow.ts", "() => h()"))["flow.ts#K"]).not.toBe(before["flow.ts#K"]);
+  });
+
+  it("applies the nearest tsconfig.json (parameter decorators), and still follows the imports of a module it cannot parse", async () => {
+    await files({
+      "deco/tsconfig.json": `{\n  // as tsx reads it\n  "compilerOptions": { "experimentalDecorators": true },\n}\n`,
+      "deco/lib.ts": `export const Inj = () => (..._: unknown[]) => {};\nexport const w = 1;\n`,
+      "deco/svc.ts": `import { Inj, w } from "./lib.ts";\nexport class S { constructor(@Inj() readonly x: number) {} }\nexport const weight = w;\n`,
+      "deco/bad.ts": `import { w } from "./lib.ts";\nconst helper = (;\n`,
+    });
+    expect(Object.keys(await deps("deco/svc.ts", "() => new S(weight)")).sort()).toEqual(["lib.ts", "svc.ts#S", "svc.ts#weight"]);
+    expect(Object.keys(await deps("deco/bad.ts", "() => helper")).sort()).toEqual(["bad.ts", "lib.ts"]);
+  });
+
   it("reads each module once per flow run", async () => {
     await files({ "lib/base.ts": `export const base = 2;\n` });
     const first = await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", "same-run");

@@ -1,42 +1,56 @@
 /**
  * What a function task's code reaches beyond its own text, found without the user declaring
  * it: the top-level declarations of its module that the function uses (helpers, constants,
- * and what those use in turn), and the project's own modules it imports names from, with
- * every module those import. Each enters the cache key as a code file named
- * `flow.ts#readJson` (a declaration) or `lib/shape.ts` (a module, relative to the task's
- * module), so editing a helper re-runs the tasks that use it and `cairn explain` names it.
+ * what those use in turn, and the top-level statements that change them), and the
+ * project's own modules and data files it imports, statically or with a literal `import()`
+ * or `require()`, with everything those import. Each enters the cache key as a code file
+ * named `flow.ts#readJson` (a declaration) or `lib/shape.ts` (a module, by path from the
+ * task's module), so editing a helper re-runs the tasks that use it and `cairn explain`
+ * names it.
  *
- * Modules are compared as esbuild strips them (types and comments gone): a comment or a type
- * annotation changes nothing. What a module is made of (its top-level declarations, the
- * names each uses, its relative imports) is worked out once per content, with esbuild and
- * acorn, and kept under `$TMPDIR/cairn-<uid>/code-deps/`; a run only reads and hashes files.
+ * Modules are compared as esbuild strips them (types and comments gone; the nearest
+ * tsconfig.json applies, as under tsx): a comment or a type annotation changes nothing.
+ * Names count where the code refers to them, not as property keys or after a dot. What a
+ * module is made of is worked out once per content, with esbuild and acorn, and kept under
+ * `$TMPDIR/cairn-<uid>/code-deps/` (used only when the folder is this user's alone); a flow
+ * run reads and hashes each file once.
  *
- * It errs on the side of re-running: a name counts wherever it appears in the function's
- * text (a property with a helper's name too), and a module that cannot be parsed counts
- * whole (for the tasks it declares too). Not followed: packages (the lockfile versions them), `import()` of a computed path,
- * files a task reads at run time (declare those with `.codeFiles()`).
+ * It errs on the side of re-running: a local variable with a helper's name counts as the
+ * helper, and a module that cannot be parsed counts whole (its imports are still followed).
+ * Not followed: packages (workspace packages too), `import()` of a computed path, tsconfig
+ * `paths` aliases, files read at run time, the local variables of a factory function that
+ * declares the task (declare those with `.codeFiles()` or `.version()`).
  */
-import { readFile } from "node:fs/promises";
 import { existsSync, statSync } from "node:fs";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sha256, writeFileAtomic } from "@cairn/cache";
 import { loadEsbuild } from "../bin/esbuild.mjs";
 
-/** Bumped when the shape below or the way it is worked out changes. */
-const SHAPE_VERSION = 1;
+/** Bumped when the shapes below or the way they are worked out change. */
+const SHAPE_VERSION = 2;
+
+/** What a piece of code refers to: top-level names, and modules by literal specifier. */
+interface Refs {
+  names: string[];
+  modules: string[];
+}
 
 /** A module as the analysis sees it. */
 interface ModuleShape {
-  /** sha256 of the module's text as esbuild strips it; of its raw text when it cannot be parsed. */
+  /** sha256 of the module's text as esbuild strips it; of its raw text when it is not code or cannot be parsed. */
   digest: string;
-  /** Set when it cannot be parsed: then it counts whole, also for the tasks it declares. */
+  /** Set when it cannot be parsed: it counts whole, also for the tasks it declares. */
   opaque?: true;
-  /** Top-level declarations: the names each declares, the sha256 of its text, the module's top-level names it uses. */
-  decls: Array<{ names: string[]; digest: string; uses: string[] }>;
-  /** Relative imports and re-exports: the local names bound (none for a re-export) and the specifier. */
-  imports: Array<{ locals: string[]; from: string }>;
+  /**
+   * Top-level declarations: the names each declares, the sha256 of its text with the
+   * statements that change it, and what those refer to (top-level names, modules).
+   */
+  decls: Array<{ names: string[]; digest: string; uses: string[]; modules: string[] }>;
+  /** Imports and re-exports: local names bound, names taken (`*`: all), and the specifier. */
+  imports: Array<{ locals: string[]; taken: string[]; from: string }>;
 }
 
 const IDENTIFIER = /[A-Za-z_$][\w$]*/g;
@@ -50,26 +64,39 @@ const LOADERS: Record<string, "ts" | "tsx" | "js" | "jsx"> = {
   ".cjs": "js",
   ".jsx": "jsx",
 };
+const CODE_EXTENSIONS = Object.keys(LOADERS);
 
 /** Shapes by content, worked out in this process. */
 const shapes = new Map<string, Promise<ModuleShape>>();
-/** Shapes by path, read in the current flow run: its tasks share their modules' reads. */
-const readsOf = { flowRunId: "", shapes: new Map<string, Promise<ModuleShape | undefined>>() };
+/** What a function's text refers to, by its text. */
+const functionRefs = new Map<string, Promise<Refs>>();
+/** Reads of the current flow run: its tasks share them. */
+const current = {
+  flowRunId: "",
+  shapes: new Map<string, Promise<ModuleShape | undefined>>(),
+  resolved: new Map<string, string | undefined>(),
+  tsconfigs: new Map<string, Promise<string | undefined>>(),
+  closures: new Map<string, Promise<Closure>>(),
+};
 
 /**
  * The code dependencies of a function declared in `file`, whose text is `fnText`: code-file
  * name -> digest. Empty when `file` is not a module of the project (a package, a REPL).
+ * Files are read once per `flowRunId`.
  */
 export async function functionDependencies(file: string, fnText: string, flowRunId: string): Promise<Record<string, string>> {
   if (!LOADERS[extname(file)] || isPackageFile(file)) return {};
-  if (flowRunId !== readsOf.flowRunId) {
-    readsOf.flowRunId = flowRunId;
-    readsOf.shapes.clear();
+  if (flowRunId !== current.flowRunId) {
+    current.flowRunId = flowRunId;
+    current.shapes.clear();
+    current.resolved.clear();
+    current.tsconfigs.clear();
+    current.closures.clear();
   }
   try {
     return await collect(file, fnText);
   } catch {
-    // Not expected; if it happens, the whole module counts rather than nothing.
+    // esbuild or acorn could not be loaded: the whole module counts rather than nothing.
     const source = await readFile(file, "utf8").catch(() => undefined);
     return source === undefined ? {} : { [basename(file)]: sha256(source) };
   }
@@ -79,62 +106,117 @@ async function collect(file: string, fnText: string): Promise<Record<string, str
   const deps: Record<string, string> = {};
   const own = await shapeOf(file);
   if (!own) return deps;
-  if (own.opaque) return { [basename(file)]: own.digest };
   const base = dirname(file);
   const byName = new Map<string, ModuleShape["decls"][number]>();
   for (const decl of own.decls) for (const name of decl.names) byName.set(name, decl);
   const importOf = new Map<string, string>();
   for (const imp of own.imports) for (const local of imp.locals) importOf.set(local, imp.from);
 
-  const modules: string[] = [];
   const seen = new Set<unknown>();
-  const names = identifiers(fnText);
-  while (names.length) {
-    const name = names.pop()!;
-    const decl = byName.get(name);
-    if (decl && !seen.has(decl)) {
-      seen.add(decl);
-      deps[`${basename(file)}#${decl.names.join(",")}`] = decl.digest;
-      names.push(...decl.uses);
+  const names: string[] = [];
+  const modules: string[] = [];
+  const addModule = (fromDir: string, specifier: string) => {
+    const path = resolveImport(fromDir, specifier);
+    if (path && !seen.has(path)) {
+      seen.add(path);
+      modules.push(path);
     }
-    const from = importOf.get(name);
-    if (from !== undefined) {
-      const path = resolveImport(base, from);
-      if (path && path !== file && !seen.has(path)) {
-        seen.add(path);
-        modules.push(path);
-      }
-    }
+  };
+  if (own.opaque) {
+    deps[basename(file)] = own.digest;
+    for (const imp of own.imports) addModule(base, imp.from);
   }
-  // A module imported from counts whole, with everything it imports from the project.
-  while (modules.length) {
-    const path = modules.pop()!;
-    const shape = await shapeOf(path);
-    if (!shape) continue; // gone since it was imported: the import fails on its own
-    deps[relative(base, path).split(sep).join("/")] = shape.digest;
-    for (const imp of shape.imports) {
-      const next = resolveImport(dirname(path), imp.from);
-      if (next && next !== file && !seen.has(next)) {
-        seen.add(next);
-        modules.push(next);
+  // Only names the module has at its top level can lead anywhere: most functions use none,
+  // and are not parsed at all.
+  const candidates = new Set(fnText.match(IDENTIFIER) ?? []);
+  if ([...candidates].some((n) => byName.has(n) || importOf.has(n)) || /\b(?:import|require)\s*\(/.test(fnText)) {
+    const refs = await refsOfFunction(fnText);
+    names.push(...refs.names);
+    for (const m of refs.modules) addModule(base, m);
+  }
+  while (names.length || modules.length) {
+    while (names.length) {
+      const name = names.pop()!;
+      const decl = byName.get(name);
+      if (decl && !seen.has(decl)) {
+        seen.add(decl);
+        deps[`${basename(file)}#${decl.names.join(",")}`] = decl.digest;
+        names.push(...decl.uses);
+        for (const m of decl.modules) addModule(base, m);
       }
+      const from = importOf.get(name);
+      if (from !== undefined) addModule(base, from);
     }
+    const path = modules.pop();
+    if (path === undefined || path === file) continue; // the task's module: only what is named from it counts
+    const closure = await closureOf(file, path);
+    for (const [dep, digest] of closure.files) deps[relative(base, dep).split(sep).join("/")] = digest;
+    if (closure.backWhole) deps[basename(file)] = own.digest;
+    names.push(...closure.back);
   }
   return deps;
 }
 
-/** The identifiers of a text, as a stack of unique names. */
-function identifiers(text: string): string[] {
-  return [...new Set(text.match(IDENTIFIER) ?? [])];
+/** What importing `start` brings in, for a task of `file`. */
+interface Closure {
+  /** Every module and data file reached: path -> digest (a module counts whole). */
+  files: Map<string, string>;
+  /** Names taken from the task's own module by an import cycle: they count as helpers. */
+  back: string[];
+  /** An import cycle takes all of the task's module. */
+  backWhole: boolean;
+}
+
+/** Everything `start` imports from the project, however deep; once per flow run for the tasks of `file`. */
+function closureOf(file: string, start: string): Promise<Closure> {
+  const key = `${file}\0${start}`;
+  let closure = current.closures.get(key);
+  if (!closure) {
+    closure = (async () => {
+      const found: Closure = { files: new Map(), back: [], backWhole: false };
+      const queue = [start];
+      const seen = new Set(queue);
+      while (queue.length) {
+        const path = queue.pop()!;
+        const shape = await shapeOf(path);
+        if (!shape) continue; // gone since it was imported: the import fails on its own
+        found.files.set(path, shape.digest);
+        for (const imp of shape.imports) {
+          const next = resolveImport(dirname(path), imp.from);
+          if (next === file) {
+            if (imp.taken.includes("*")) found.backWhole = true;
+            else found.back.push(...imp.taken);
+          } else if (next && !seen.has(next)) {
+            seen.add(next);
+            queue.push(next);
+          }
+        }
+      }
+      return found;
+    })();
+    current.closures.set(key, closure);
+  }
+  return closure;
 }
 
 function isPackageFile(file: string): boolean {
   return file.includes(`${sep}node_modules${sep}`);
 }
 
-/** A relative specifier as Node, tsx and TypeScript resolve it to a project file; undefined for packages and misses. */
+/**
+ * A relative specifier as Node, tsx and TypeScript resolve it to a project file (code, or a
+ * data file such as JSON); undefined for packages and misses. Once per flow run.
+ */
 function resolveImport(fromDir: string, specifier: string): string | undefined {
-  if (!specifier.startsWith("./") && !specifier.startsWith("../") && !specifier.startsWith("/") && !specifier.startsWith("file:")) return undefined;
+  const key = `${fromDir}\0${specifier}`;
+  if (current.resolved.has(key)) return current.resolved.get(key);
+  const found = resolveNow(fromDir, specifier);
+  current.resolved.set(key, found);
+  return found;
+}
+
+function resolveNow(fromDir: string, specifier: string): string | undefined {
+  if (!/^(?:\.\.?\/|\/|file:)/.test(specifier)) return undefined;
   const target = specifier.startsWith("file:") ? fileURLToPath(specifier) : resolve(fromDir, specifier.split(/[?#]/)[0]!);
   const ext = extname(target);
   const stem = target.slice(0, target.length - ext.length);
@@ -144,11 +226,11 @@ function resolveImport(fromDir: string, specifier: string): string | undefined {
   if (ext === ".mjs") candidates.push(`${stem}.mts`);
   if (ext === ".cjs") candidates.push(`${stem}.cts`);
   if (!LOADERS[ext]) {
-    for (const e of [".ts", ".tsx", ".mts", ".js", ".mjs", ".jsx"]) candidates.push(`${target}${e}`);
-    for (const e of [".ts", ".tsx", ".js", ".mjs"]) candidates.push(join(target, `index${e}`));
+    for (const e of CODE_EXTENSIONS) candidates.push(`${target}${e}`);
+    for (const e of CODE_EXTENSIONS) candidates.push(join(target, `index${e}`));
   }
   for (const candidate of candidates) {
-    if (!LOADERS[extname(candidate)] || isPackageFile(candidate) || !existsSync(candidate)) continue;
+    if (isPackageFile(candidate) || !existsSync(candidate)) continue;
     try {
       if (statSync(candidate).isFile()) return candidate;
     } catch {
@@ -160,10 +242,10 @@ function resolveImport(fromDir: string, specifier: string): string | undefined {
 
 /** The shape of a module in this flow run; undefined when it cannot be read. */
 function shapeOf(path: string): Promise<ModuleShape | undefined> {
-  let shape = readsOf.shapes.get(path);
+  let shape = current.shapes.get(path);
   if (!shape) {
     shape = readShape(path);
-    readsOf.shapes.set(path, shape);
+    current.shapes.set(path, shape);
   }
   return shape;
 }
@@ -175,98 +257,186 @@ async function readShape(path: string): Promise<ModuleShape | undefined> {
   } catch {
     return undefined;
   }
-  const loader = LOADERS[extname(path)] ?? "ts";
-  const id = sha256(`${SHAPE_VERSION}\0${loader}\0${source}`);
+  const loader = LOADERS[extname(path)];
+  // A data file (JSON, text) counts as it is.
+  if (!loader) return { digest: sha256(source), decls: [], imports: [] };
+  const tsconfig = await tsconfigFor(dirname(path));
+  const id = sha256(`${SHAPE_VERSION}\0${loader}\0${tsconfig ?? ""}\0${source}`);
   let shape = shapes.get(id);
   if (!shape) {
-    shape = fromDisk(id).then((kept) => kept ?? analyse(source, loader, path, id));
+    shape = fromDisk<ModuleShape>(`${id}.json`).then(
+      (kept) => (kept && typeof kept.digest === "string" && Array.isArray(kept.decls) && Array.isArray(kept.imports) ? kept : analyse(source, loader, tsconfig, path, id)),
+    );
     shapes.set(id, shape);
+    shape.catch(() => shapes.delete(id));
   }
   return shape;
 }
 
-const DISK = join(tmpdir(), `cairn-${userInfo().uid}`, "code-deps");
-
-async function fromDisk(id: string): Promise<ModuleShape | undefined> {
-  try {
-    const kept = JSON.parse(await readFile(join(DISK, `${id}.json`), "utf8")) as ModuleShape;
-    return typeof kept.digest === "string" && Array.isArray(kept.decls) && Array.isArray(kept.imports) ? kept : undefined;
-  } catch {
-    return undefined; // not worked out yet, or torn: worked out again
+/** The text of the tsconfig.json nearest to `dir`, as tsx would apply it. */
+function tsconfigFor(dir: string): Promise<string | undefined> {
+  let found = current.tsconfigs.get(dir);
+  if (!found) {
+    found = readFile(join(dir, "tsconfig.json"), "utf8").catch(() => {
+      const parent = dirname(dir);
+      return parent === dir || isPackageFile(`${dir}${sep}`) ? undefined : tsconfigFor(parent);
+    });
+    current.tsconfigs.set(dir, found);
   }
+  return found;
 }
 
-async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", path: string, id: string): Promise<ModuleShape> {
-  let shape: ModuleShape;
+async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsconfig: string | undefined, path: string, id: string): Promise<ModuleShape> {
+  const [esbuild, acorn] = await Promise.all([loadEsbuild(), import("acorn")]); // a failure here is not kept
+  let code: string;
+  let program: { body: AcornNode[] };
   try {
-    shape = await parseShape(source, loader, path);
+    // es2022: syntax newer than acorn reads (decorators, `using`) is lowered first.
+    code = (await esbuild.transform(source, { loader, format: "esm", target: "es2022", sourcefile: path, ...(tsconfig ? { tsconfigRaw: tsconfig } : {}) })).code;
+    program = acorn.parse(code, { ecmaVersion: "latest", sourceType: "module" }) as unknown as { body: AcornNode[] };
   } catch {
-    // Syntax this analysis cannot read: the module counts whole, every declaration of it too.
-    shape = { digest: sha256(source), opaque: true, decls: [], imports: [] };
+    // Syntax this cannot read: the module counts whole; its imports, found by their look, still count.
+    const imports = [...source.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|^\s*import\s+)["']([^"'\n]+)["']/gm)].map((m) => ({ locals: [], taken: ["*"], from: m[1]! }));
+    return keep(id, { digest: sha256(source), opaque: true, decls: [], imports });
   }
-  await writeFileAtomic(DISK, `${id}.json`, JSON.stringify(shape)).catch(() => {});
-  return shape;
-}
-
-async function parseShape(source: string, loader: "ts" | "tsx" | "js" | "jsx", path: string): Promise<ModuleShape> {
-  const [esbuild, acorn] = await Promise.all([loadEsbuild(), import("acorn")]);
-  // es2022: syntax newer than acorn reads (decorators, `using`) is lowered first.
-  const { code } = await esbuild.transform(source, { loader, format: "esm", target: "es2022", sourcefile: path });
-  const program = acorn.parse(code, { ecmaVersion: "latest", sourceType: "module" }) as unknown as { body: AcornNode[] };
-  const decls: Array<{ names: string[]; text: string }> = [];
+  const decls: Array<{ names: string[]; texts: string[]; uses: Set<string>; modules: Set<string> }> = [];
+  const others: Array<{ text: string } & Refs> = [];
   const imports: ModuleShape["imports"] = [];
   for (const statement of program.body) {
     const text = code.slice(statement.start, statement.end);
-    switch (statement.type) {
-      case "ImportDeclaration":
-        imports.push({ locals: (statement.specifiers ?? []).map((s) => s.local!.name!), from: String(statement.source!.value) });
-        break;
-      case "ExportAllDeclaration":
-        imports.push({ locals: [], from: String(statement.source!.value) });
-        break;
-      case "ExportNamedDeclaration":
-      case "ExportDefaultDeclaration":
-        if (statement.source) imports.push({ locals: [], from: String(statement.source.value) });
-        else if (statement.declaration) {
-          const names = declaredNames(statement.declaration);
-          if (names.length) decls.push({ names, text });
-        }
-        break;
-      default: {
-        const names = declaredNames(statement);
-        if (names.length) decls.push({ names, text });
-      }
+    const declaration = statement.type === "ExportNamedDeclaration" || statement.type === "ExportDefaultDeclaration" ? statement.declaration : statement;
+    const declared = declaration ? declaredNames(declaration) : [];
+    if (statement.type === "ImportDeclaration") {
+      const specifiers = statement.specifiers ?? [];
+      imports.push({
+        locals: specifiers.map((s) => s.local!.name!),
+        taken: specifiers.map((s) => (s.type === "ImportNamespaceSpecifier" ? "*" : s.type === "ImportDefaultSpecifier" ? "default" : nameOf(s.imported))),
+        from: String(statement.source!.value),
+      });
+    } else if (statement.type === "ExportAllDeclaration" || (statement.type === "ExportNamedDeclaration" && statement.source)) {
+      const taken = statement.type === "ExportAllDeclaration" ? ["*"] : (statement.specifiers ?? []).map((s) => nameOf(s.local));
+      imports.push({ locals: [], taken, from: String(statement.source!.value) });
+    } else if (declared.length && declared.some((name) => source.includes(name))) {
+      // (Declarations whose names the source never spells are esbuild's helpers, __decorateClass and the like.)
+      const refs = references(declaration!);
+      decls.push({ names: declared, texts: [text], uses: new Set(refs.names), modules: new Set(refs.modules) });
+    } else if (statement.type !== "ExportDefaultDeclaration" && statement.type !== "ExportNamedDeclaration") {
+      // Top-level code that declares nothing (`CFG.add = 1`, a namespace's body, a decorator
+      // call): it belongs to every declaration it refers to. (`export default flow(...)` does not.)
+      others.push({ text, ...references(statement) });
     }
   }
+  for (const other of others) {
+    for (const decl of decls) {
+      if (!other.names.some((n) => decl.names.includes(n))) continue;
+      decl.texts.push(other.text);
+      for (const n of other.names) decl.uses.add(n);
+      for (const m of other.modules) decl.modules.add(m);
+    }
+  }
+  // What the module loads with a literal import() or require() counts when the module counts whole.
+  for (const from of new Set([...decls.flatMap((d) => [...d.modules]), ...others.flatMap((o) => o.modules)])) imports.push({ locals: [], taken: ["*"], from });
   const topLevel = new Set([...decls.flatMap((d) => d.names), ...imports.flatMap((i) => i.locals)]);
-  return {
+  return keep(id, {
     digest: sha256(code),
     decls: decls.map((d) => ({
       names: d.names,
-      digest: sha256(d.text),
-      uses: identifiers(d.text).filter((n) => topLevel.has(n) && !d.names.includes(n)),
+      digest: sha256(d.texts.join("\n")),
+      uses: [...d.uses].filter((n) => topLevel.has(n) && !d.names.includes(n)),
+      modules: [...d.modules],
     })),
     imports,
-  };
+  });
 }
 
-interface AcornNode {
+/** What a function's text refers to; its text as the loader made it (tsx's esbuild, or Cairn's). */
+function refsOfFunction(fnText: string): Promise<Refs> {
+  let refs = functionRefs.get(fnText);
+  if (!refs) {
+    const id = sha256(`${SHAPE_VERSION}\0fn\0${fnText}`);
+    refs = fromDisk<Refs>(`${id}.fn.json`).then(async (kept) => {
+      if (kept && Array.isArray(kept.names) && Array.isArray(kept.modules)) return kept;
+      const acorn = await import("acorn");
+      // An arrow or function expression; a method (`run(x) { ... }`) parses inside an object.
+      for (const wrapped of [`(${fnText})`, `({${fnText}})`]) {
+        let program: AcornNode;
+        try {
+          program = acorn.parse(wrapped, { ecmaVersion: "latest", sourceType: "module" }) as unknown as AcornNode;
+        } catch {
+          continue;
+        }
+        return keep(`${id}.fn`, references(program));
+      }
+      // Not parsable on its own: every identifier counts.
+      return { names: [...new Set(fnText.match(IDENTIFIER) ?? [])], modules: [] };
+    });
+    functionRefs.set(fnText, refs);
+    refs.catch(() => functionRefs.delete(fnText));
+  }
+  return refs;
+}
+
+type AcornNode = {
   type: string;
   start: number;
   end: number;
-  id?: AcornNode | null;
   name?: string;
+  value?: unknown;
+  computed?: boolean;
+  shorthand?: boolean;
+  id?: AcornNode | null;
   local?: AcornNode;
+  imported?: AcornNode;
   specifiers?: AcornNode[];
-  source?: { value: unknown } | null;
+  source?: AcornNode | null;
   declaration?: AcornNode | null;
   declarations?: AcornNode[];
-  properties?: AcornNode[];
-  elements?: Array<AcornNode | null>;
-  key?: AcornNode;
-  value?: AcornNode;
-  left?: AcornNode;
-  argument?: AcornNode;
+  arguments?: AcornNode[];
+  callee?: AcornNode;
+} & Record<string, unknown>;
+
+/**
+ * The identifiers a piece of code refers to (not property keys, nor names after a dot,
+ * nor labels) and the modules it loads by a literal `import("...")` or `require("...")`.
+ */
+function references(root: AcornNode): Refs {
+  const names = new Set<string>();
+  const modules = new Set<string>();
+  const visit = (node: AcornNode): void => {
+    switch (node.type) {
+      case "Identifier":
+        names.add(node.name!);
+        return;
+      case "ImportExpression":
+        if (node.source?.type === "Literal" && typeof node.source.value === "string") modules.add(node.source.value);
+        break;
+      case "CallExpression": {
+        const first = node.arguments?.[0];
+        if (node.callee?.type === "Identifier" && node.callee.name === "require" && first?.type === "Literal" && typeof first.value === "string") modules.add(first.value);
+        break;
+      }
+      case "MetaProperty":
+        return;
+    }
+    for (const [key, child] of Object.entries(node)) {
+      if (!child || typeof child !== "object") continue;
+      if (key === "label") continue;
+      if (!node.computed && ((key === "property" && node.type === "MemberExpression") || (key === "key" && !node.shorthand && isKeyed(node.type)))) continue;
+      if (Array.isArray(child)) {
+        for (const c of child) if (c && typeof c === "object" && typeof (c as AcornNode).type === "string") visit(c as AcornNode);
+      } else if (typeof (child as AcornNode).type === "string") visit(child as AcornNode);
+    }
+  };
+  visit(root);
+  return { names: [...names], modules: [...modules] };
+}
+
+function isKeyed(type: string): boolean {
+  return type === "Property" || type === "MethodDefinition" || type === "PropertyDefinition";
+}
+
+function nameOf(node: AcornNode | undefined): string {
+  return node?.type === "Literal" ? String(node.value) : (node?.name ?? "");
 }
 
 /** The names a top-level statement declares: functions, classes, and every name a `const`/`let`/`var` pattern binds. */
@@ -282,14 +452,46 @@ function patternNames(node: AcornNode | undefined | null): string[] {
     case "Identifier":
       return [node.name!];
     case "ObjectPattern":
-      return (node.properties ?? []).flatMap((p) => patternNames(p.type === "RestElement" ? p.argument : p.value));
+      return ((node.properties as AcornNode[]) ?? []).flatMap((p) => patternNames((p.type === "RestElement" ? p.argument : p.value) as AcornNode));
     case "ArrayPattern":
-      return (node.elements ?? []).flatMap((e) => patternNames(e));
+      return ((node.elements as Array<AcornNode | null>) ?? []).flatMap((e) => patternNames(e));
     case "AssignmentPattern":
-      return patternNames(node.left);
+      return patternNames(node.left as AcornNode);
     case "RestElement":
-      return patternNames(node.argument);
+      return patternNames(node.argument as AcornNode);
     default:
       return [];
   }
+}
+
+// ------------------------------------------------------------------ kept on disk
+
+const DISK = join(tmpdir(), `cairn-${userInfo().uid}`, "code-deps");
+let diskUsable: Promise<boolean> | undefined;
+
+/** The folder is used only when it is this user's and no one else can write to it (it could be made by another user first). */
+function disk(): Promise<boolean> {
+  diskUsable ??= mkdir(DISK, { recursive: true, mode: 0o700 })
+    .then(() => stat(dirname(DISK)))
+    .then(async (parent) => {
+      const own = await stat(DISK);
+      const uid = process.getuid?.();
+      return uid === undefined || [parent, own].every((s) => s.uid === uid && (s.mode & 0o022) === 0);
+    })
+    .catch(() => false);
+  return diskUsable;
+}
+
+async function fromDisk<T>(name: string): Promise<T | undefined> {
+  if (!(await disk())) return undefined;
+  try {
+    return JSON.parse(await readFile(join(DISK, name), "utf8")) as T;
+  } catch {
+    return undefined; // not worked out yet, or torn: worked out again
+  }
+}
+
+async function keep<T>(id: string, value: T): Promise<T> {
+  if (await disk()) await writeFileAtomic(DISK, `${id}.json`, JSON.stringify(value)).catch(() => {});
+  return value;
 }
