@@ -87,6 +87,32 @@ describe("code a function task uses, found without .codeFiles()", () => {
     expect(statuses(r.stdout)).toEqual({ triple: "cached", plus: "cached", alone: "succeeded" });
   });
 
+  it("a task made by a factory function counts the factory: editing its local variable re-runs the task", async () => {
+    await writeFile(
+      join(dir, "lib", "factory.ts"),
+      [
+        `import { task } from "@cairn/dsl";`,
+        `export function makeScaler(k: number) {`,
+        `  const bias = 0;`,
+        `  return task("scaler").input<{ n: number }>().run(({ n }) => ({ n: n * k + bias }));`,
+        `}`,
+      ].join("\n"),
+    );
+    await writeFile(
+      join(dir, "factory.flow.ts"),
+      `import { flow } from "@cairn/dsl";\nimport { makeScaler } from "./lib/factory.ts";\nconst scaler = makeScaler(3);\nexport default flow("factory").build(() => ({ n: scaler({ n: 2 }).n }));\n`,
+    );
+    const scaler = (stdout: string) => /^scaler\s+(succeeded|cached)\s/m.exec(stdout)?.[1];
+    let r = await cairn("run", "factory.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(scaler(r.stdout)).toBe("succeeded");
+    await edit("lib/factory.ts", "bias = 0", "bias = 5");
+    r = await cairn("run", "factory.flow.ts");
+    expect(scaler(r.stdout)).toBe("succeeded");
+    expect(r.stdout).toContain(`"n":11`);
+    expect(scaler((await cairn("run", "factory.flow.ts")).stdout)).toBe("cached");
+  });
+
   it("comments, types and other tasks' code change nothing; tsx and cairn read the same dependencies", async () => {
     await edit("lib/base.ts", "export const base = 1;", "// the base\nexport const base: number = 1;");
     await edit("flow.ts", "({ n: n * 2 + unrelated })", "({ n: n * 2 + unrelated + 0 })");

@@ -150,6 +150,26 @@ describe("functionDependencies", () => {
     expect(Object.keys(await deps("deco/bad.ts", "() => helper")).sort()).toEqual(["bad.ts", "lib.ts"]);
   });
 
+  it("a task declared inside a function of the module counts that function (a factory's local variables)", async () => {
+    const text = [
+      `import { task } from "@cairn/dsl";`,
+      `import { scale } from "./lib/shape.ts";`,
+      `export function makeScaler(k: number) {`,
+      `  const bias = 0;`,
+      `  return task("scaler").run(({ n }: { n: number }) => ({ n: scale(n) * k + bias }));`,
+      `}`,
+      `export const other = task("other").run(() => ({}));`,
+    ].join("\n");
+    await files({ "factory.ts": text });
+    const fn = "({ n }) => ({ n: scale(n) * k + bias })";
+    const at = (line: number, fnText = fn) => functionDependencies(join(dir, "factory.ts"), fnText, `run-${++run}`, line);
+    const before = await at(5);
+    expect(Object.keys(before).sort()).toEqual(["factory.ts#makeScaler", "lib/base.ts", "lib/shape.ts"]);
+    expect(await at(7, "() => ({})")).toEqual({});
+    await files({ "factory.ts": text.replace("bias = 0", "bias = 5") });
+    expect((await at(5))["factory.ts#makeScaler"]).not.toBe(before["factory.ts#makeScaler"]);
+  });
+
   it("reads each module once per flow run", async () => {
     await files({ "lib/base.ts": `export const base = 2;\n` });
     const first = await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", "same-run");

@@ -17,20 +17,23 @@
  *
  * It errs on the side of re-running: a local variable with a helper's name counts as the
  * helper, and a module that cannot be parsed counts whole (its imports are still followed).
- * Not followed: packages (workspace packages too), `import()` of a computed path, tsconfig
- * `paths` aliases, files read at run time, the local variables of a factory function that
- * declares the task (declare those with `.codeFiles()` or `.version()`).
+ * A task declared inside a function of its module (a factory, `makeTrain(model)`) counts
+ * that function, its local variables and what it refers to; not the arguments it is called
+ * with. Not followed: packages (workspace packages too), `import()` of a computed path,
+ * tsconfig `paths` aliases, files read at run time (declare those with `.codeFiles()` or
+ * bump `.version()`).
  */
 import { existsSync, statSync } from "node:fs";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
+import { SourceMap } from "node:module";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sha256, writeFileAtomic } from "@cairn/cache";
 import { loadEsbuild } from "../bin/esbuild.mjs";
 
 /** Bumped when the shapes below or the way they are worked out change. */
-const SHAPE_VERSION = 2;
+const SHAPE_VERSION = 3;
 
 /** What a piece of code refers to: top-level names, and modules by literal specifier. */
 interface Refs {
@@ -46,9 +49,11 @@ interface ModuleShape {
   opaque?: true;
   /**
    * Top-level declarations: the names each declares, the sha256 of its text with the
-   * statements that change it, and what those refer to (top-level names, modules).
+   * statements that change it, and what those refer to (top-level names, modules). A
+   * function (or class) has `factory`: the lines of the source it spans, so that a task
+   * declared inside it counts it (its local variables and what it refers to).
    */
-  decls: Array<{ names: string[]; digest: string; uses: string[]; modules: string[] }>;
+  decls: Array<{ names: string[]; digest: string; uses: string[]; modules: string[]; factory?: [number, number] }>;
   /** Imports and re-exports: local names bound, names taken (`*`: all), and the specifier. */
   imports: Array<{ locals: string[]; taken: string[]; from: string }>;
 }
@@ -84,7 +89,7 @@ const current = {
  * name -> digest. Empty when `file` is not a module of the project (a package, a REPL).
  * Files are read once per `flowRunId`.
  */
-export async function functionDependencies(file: string, fnText: string, flowRunId: string): Promise<Record<string, string>> {
+export async function functionDependencies(file: string, fnText: string, flowRunId: string, line?: number): Promise<Record<string, string>> {
   if (!LOADERS[extname(file)] || isPackageFile(file)) return {};
   if (flowRunId !== current.flowRunId) {
     current.flowRunId = flowRunId;
@@ -94,7 +99,7 @@ export async function functionDependencies(file: string, fnText: string, flowRun
     current.closures.clear();
   }
   try {
-    return await collect(file, fnText);
+    return await collect(file, fnText, line);
   } catch {
     // esbuild or acorn could not be loaded: the whole module counts rather than nothing.
     const source = await readFile(file, "utf8").catch(() => undefined);
@@ -102,7 +107,7 @@ export async function functionDependencies(file: string, fnText: string, flowRun
   }
 }
 
-async function collect(file: string, fnText: string): Promise<Record<string, string>> {
+async function collect(file: string, fnText: string, line: number | undefined): Promise<Record<string, string>> {
   const deps: Record<string, string> = {};
   const own = await shapeOf(file);
   if (!own) return deps;
@@ -134,6 +139,9 @@ async function collect(file: string, fnText: string): Promise<Record<string, str
     names.push(...refs.names);
     for (const m of refs.modules) addModule(base, m);
   }
+  // A task declared inside a function of the module (a factory): that function counts.
+  const home = line === undefined ? undefined : own.decls.find((d) => d.factory && d.factory[0] <= line && line <= d.factory[1]);
+  if (home) names.push(home.names[0]!);
   while (names.length || modules.length) {
     while (names.length) {
       const name = names.pop()!;
@@ -289,17 +297,25 @@ function tsconfigFor(dir: string): Promise<string | undefined> {
 async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsconfig: string | undefined, path: string, id: string): Promise<ModuleShape> {
   const [esbuild, acorn] = await Promise.all([loadEsbuild(), import("acorn")]); // a failure here is not kept
   let code: string;
+  let map: SourceMap;
   let program: { body: AcornNode[] };
   try {
     // es2022: syntax newer than acorn reads (decorators, `using`) is lowered first.
-    code = (await esbuild.transform(source, { loader, format: "esm", target: "es2022", sourcefile: path, ...(tsconfig ? { tsconfigRaw: tsconfig } : {}) })).code;
-    program = acorn.parse(code, { ecmaVersion: "latest", sourceType: "module" }) as unknown as { body: AcornNode[] };
+    const out = await esbuild.transform(source, { loader, format: "esm", target: "es2022", sourcefile: path, sourcemap: "external", ...(tsconfig ? { tsconfigRaw: tsconfig } : {}) });
+    code = out.code;
+    map = new SourceMap(JSON.parse(out.map));
+    program = acorn.parse(code, { ecmaVersion: "latest", sourceType: "module", locations: true }) as unknown as { body: AcornNode[] };
   } catch {
     // Syntax this cannot read: the module counts whole; its imports, found by their look, still count.
     const imports = [...source.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|^\s*import\s+)["']([^"'\n]+)["']/gm)].map((m) => ({ locals: [], taken: ["*"], from: m[1]! }));
     return keep(id, { digest: sha256(source), opaque: true, decls: [], imports });
   }
-  const decls: Array<{ names: string[]; texts: string[]; uses: Set<string>; modules: Set<string> }> = [];
+  const decls: Array<{ names: string[]; texts: string[]; uses: Set<string>; modules: Set<string>; factory?: [number, number] }> = [];
+  /** The line of the source (1-based) that generated `position`, or undefined. */
+  const sourceLine = (position: { line: number; column: number }): number | undefined => {
+    const entry = map.findEntry(position.line - 1, position.column) as { originalLine?: number };
+    return entry.originalLine === undefined ? undefined : entry.originalLine + 1;
+  };
   const others: Array<{ text: string } & Refs> = [];
   const imports: ModuleShape["imports"] = [];
   for (const statement of program.body) {
@@ -319,7 +335,15 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     } else if (declared.length && declared.some((name) => source.includes(name))) {
       // (Declarations whose names the source never spells are esbuild's helpers, __decorateClass and the like.)
       const refs = references(declaration!);
-      decls.push({ names: declared, texts: [text], uses: new Set(refs.names), modules: new Set(refs.modules) });
+      const start = isFunctionLike(declaration!) ? sourceLine(statement.loc!.start) : undefined;
+      const end = start === undefined ? undefined : sourceLine(statement.loc!.end);
+      decls.push({
+        names: declared,
+        texts: [text],
+        uses: new Set(refs.names),
+        modules: new Set(refs.modules),
+        ...(start !== undefined ? { factory: [start, Math.max(start, end ?? start)] as [number, number] } : {}),
+      });
     } else if (statement.type !== "ExportDefaultDeclaration" && statement.type !== "ExportNamedDeclaration") {
       // Top-level code that declares nothing (`CFG.add = 1`, a namespace's body, a decorator
       // call): it belongs to every declaration it refers to. (`export default flow(...)` does not.)
@@ -344,6 +368,7 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
       digest: sha256(d.texts.join("\n")),
       uses: [...d.uses].filter((n) => topLevel.has(n) && !d.names.includes(n)),
       modules: [...d.modules],
+      ...(d.factory ? { factory: d.factory } : {}),
     })),
     imports,
   });
@@ -380,6 +405,7 @@ type AcornNode = {
   type: string;
   start: number;
   end: number;
+  loc?: { start: { line: number; column: number }; end: { line: number; column: number } };
   name?: string;
   value?: unknown;
   computed?: boolean;
@@ -429,6 +455,13 @@ function references(root: AcornNode): Refs {
   };
   visit(root);
   return { names: [...names], modules: [...modules] };
+}
+
+/** A function or class declaration, or a `const f = (...) => ...` / `function` expression: a task declared inside it is made by it. */
+function isFunctionLike(node: AcornNode): boolean {
+  if (node.type === "FunctionDeclaration" || node.type === "ClassDeclaration") return true;
+  const init = node.type === "VariableDeclaration" && node.declarations?.length === 1 ? (node.declarations[0]!.init as AcornNode | null | undefined) : undefined;
+  return init?.type === "ArrowFunctionExpression" || init?.type === "FunctionExpression";
 }
 
 function isKeyed(type: string): boolean {

@@ -48,22 +48,29 @@ function mustExist(taskName: string, given: string, p: string, want: "file" | "f
 
 /** Folder of the first stack frame outside the DSL and packages: the module that declared the task. */
 function callerDir(): string | undefined {
-  const file = firstForeignFrame(stackHere(), true);
-  return file === undefined ? undefined : dirname(file);
+  const place = firstForeignFrame(stackHere(), true);
+  return place === undefined ? undefined : dirname(place.file);
+}
+
+/** A line of a source file (1-based). */
+export interface SourcePlace {
+  file: string;
+  line: number;
 }
 
 /**
- * The module where a task is being declared, worked out when first asked: the stack is
- * captured now (a few microseconds) and read only if the task's key is ever made. A frame
- * in a package counts (a task declared by a library is the library's).
+ * Where a task is being declared (the module and line of the `.run()` call), worked out
+ * when first asked: the stack is captured now (a few microseconds) and read only if the
+ * task's key is ever made. A frame in a package counts (a task declared by a library is the
+ * library's).
  */
-export function declaringModule(): () => string | undefined {
+export function declaringModule(): () => SourcePlace | undefined {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 30;
   const site = new Error();
   Error.stackTraceLimit = limit;
-  let file: string | undefined | null = null;
-  return () => (file === null ? (file = firstForeignFrame(site.stack ?? "", false)) : file);
+  let place: SourcePlace | undefined | null = null;
+  return () => (place === null ? (place = firstForeignFrame(site.stack ?? "", false)) : place);
 }
 
 function stackHere(): string {
@@ -74,15 +81,15 @@ function stackHere(): string {
   return stack;
 }
 
-/** The file of the first stack frame outside the DSL (and outside packages, with `skipPackages`). */
-function firstForeignFrame(stack: string, skipPackages: boolean): string | undefined {
+/** The first stack frame outside the DSL (and outside packages, with `skipPackages`). */
+function firstForeignFrame(stack: string, skipPackages: boolean): SourcePlace | undefined {
   for (const line of stack.split("\n").slice(1)) {
-    const m = /(?:\(|at )((?:file:\/\/)?\/[^()]*?):\d+:\d+\)?\s*$/.exec(line);
+    const m = /(?:\(|at )((?:file:\/\/)?\/[^()]*?):(\d+):\d+\)?\s*$/.exec(line);
     if (!m) continue;
     const file = m[1]!.startsWith("file:") ? fileURLToPath(m[1]!) : m[1]!;
     if (OWN_DIRS.some((d) => file.startsWith(d))) continue;
     if (skipPackages && file.includes(`${sep}node_modules${sep}`)) continue;
-    return file;
+    return { file, line: Number(m[2]) };
   }
   return undefined;
 }

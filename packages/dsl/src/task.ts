@@ -144,8 +144,8 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
         run: fn as TaskDefinition["run"],
         code,
         codeDependencies: async (flowRunId) => {
-          const file = declaredIn();
-          return file === undefined ? {} : functionDependencies(file, code, flowRunId);
+          const place = declaredIn();
+          return place === undefined ? {} : functionDependencies(place.file, code, flowRunId, place.line);
         },
         retry: state.retry,
         ...(state.timeoutMs !== undefined ? { timeoutMs: state.timeoutMs } : {}),
