@@ -113,6 +113,27 @@ describe("code a function task uses, found without .codeFiles()", () => {
     expect(scaler((await cairn("run", "factory.flow.ts")).stdout)).toBe("cached");
   });
 
+  it("a Python script counts the project's modules it imports: editing one re-runs the script, and explain names it", async () => {
+    await mkdir(join(dir, "py"));
+    await writeFile(join(dir, "py", "common.py"), `FACTOR = 2\n`);
+    await writeFile(join(dir, "py", "step.py"), `import json, os\nfrom common import FACTOR\njson.dump({"v": FACTOR}, open(os.environ["CAIRN_OUTPUTS"], "w"))\n`);
+    await writeFile(
+      join(dir, "script.flow.ts"),
+      `import { flow, script } from "@cairn/dsl";\nconst step = script("step", { file: "./py/step.py" });\nexport default flow("py").build(() => ({ v: step({}).v }));\n`,
+    );
+    const step = (stdout: string) => /^step\s+(succeeded|cached)\s/m.exec(stdout)?.[1];
+    const py = (...args: string[]) => start(process.execPath, [cairnBin, ...args, "--root", root()], { cwd: dir, env: { ...env(), CAIRN_PYTHON: "python3" } }).done;
+    let r = await py("run", "script.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(step(r.stdout)).toBe("succeeded");
+    expect(step((await py("run", "script.flow.ts")).stdout)).toBe("cached");
+    await edit("py/common.py", "FACTOR = 2", "FACTOR = 3");
+    expect((await py("explain", "script.flow.ts", "step")).stdout).toContain("code file `common.py` changed");
+    r = await py("run", "script.flow.ts");
+    expect(step(r.stdout)).toBe("succeeded");
+    expect(r.stdout).toContain(`"v":3`);
+  });
+
   it("comments, types and other tasks' code change nothing; tsx and cairn read the same dependencies", async () => {
     await edit("lib/base.ts", "export const base = 1;", "// the base\nexport const base: number = 1;");
     await edit("flow.ts", "({ n: n * 2 + unrelated })", "({ n: n * 2 + unrelated + 0 })");

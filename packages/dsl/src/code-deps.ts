@@ -91,13 +91,7 @@ const current = {
  */
 export async function functionDependencies(file: string, fnText: string, flowRunId: string, line?: number): Promise<Record<string, string>> {
   if (!LOADERS[extname(file)] || isPackageFile(file)) return {};
-  if (flowRunId !== current.flowRunId) {
-    current.flowRunId = flowRunId;
-    current.shapes.clear();
-    current.resolved.clear();
-    current.tsconfigs.clear();
-    current.closures.clear();
-  }
+  startRun(flowRunId);
   try {
     return await collect(file, fnText, line);
   } catch {
@@ -105,6 +99,32 @@ export async function functionDependencies(file: string, fnText: string, flowRun
     const source = await readFile(file, "utf8").catch(() => undefined);
     return source === undefined ? {} : { [basename(file)]: sha256(source) };
   }
+}
+
+/**
+ * The project's modules and data files that the module `file` loads, however deep, by path
+ * from its folder (not `file` itself): the code a script task run by tsx depends on.
+ */
+export async function moduleDependencies(file: string, flowRunId: string): Promise<Record<string, string>> {
+  if (!LOADERS[extname(file)] || isPackageFile(file)) return {};
+  startRun(flowRunId);
+  const deps: Record<string, string> = {};
+  try {
+    for (const [dep, digest] of (await closureOf(file, file)).files) if (dep !== file) deps[relative(dirname(file), dep).split(sep).join("/")] = digest;
+  } catch {
+    // esbuild or acorn could not be loaded: the script's own digest still counts.
+  }
+  return deps;
+}
+
+/** Reads are shared by the tasks of one flow run; a new run reads again. */
+function startRun(flowRunId: string): void {
+  if (flowRunId === current.flowRunId) return;
+  current.flowRunId = flowRunId;
+  current.shapes.clear();
+  current.resolved.clear();
+  current.tsconfigs.clear();
+  current.closures.clear();
 }
 
 async function collect(file: string, fnText: string, line: number | undefined): Promise<Record<string, string>> {

@@ -83,11 +83,13 @@ if failure is not None:
 
 /** Digest of a notebook's code: the sources of its code cells only (outputs, counts and metadata do not count). */
 export function notebookCodeDigest(file: string): string {
+  return createHash("sha256").update(JSON.stringify(notebookCodeCells(file))).digest("hex");
+}
+
+/** The text of each code cell of a notebook, in order. */
+export function notebookCodeCells(file: string): string[] {
   const nb = JSON.parse(readFileSync(file, "utf8")) as { cells?: Array<{ cell_type?: string; source?: string | string[] }> };
-  const sources = (nb.cells ?? [])
-    .filter((c) => c.cell_type === "code")
-    .map((c) => (Array.isArray(c.source) ? c.source.join("") : (c.source ?? "")));
-  return createHash("sha256").update(JSON.stringify(sources)).digest("hex");
+  return (nb.cells ?? []).filter((c) => c.cell_type === "code").map((c) => (Array.isArray(c.source) ? c.source.join("") : (c.source ?? "")));
 }
 
 /** Runs one attempt of a notebook task. */

@@ -6,7 +6,9 @@
  */
 import { NO_RETRY, OptionError, type Artifact, type TaskDefinition } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
-import { notebookCodeDigest, runNotebook } from "@cairn/core";
+import { notebookCodeCells, notebookCodeDigest, runNotebook } from "@cairn/core";
+import { dirname, resolve } from "node:path";
+import { pythonDependencies } from "./python-deps.ts";
 import {
   checkName,
   checkProcessOptions,
@@ -90,6 +92,16 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
       name,
       kind: "notebook",
       code: [`sha256:${digest}`, ...extras].join(";"),
+      // The project's Python modules its cells import, from the kernel's working directory.
+      codeDependencies: async (flowRunId) => {
+        let cells: string[];
+        try {
+          cells = notebookCodeCells(path);
+        } catch {
+          return {}; // gone or broken since it was declared: the run says so
+        }
+        return pythonDependencies(cells.join("\n"), resolve(options.cwd ?? dirname(path)), flowRunId);
+      },
       retry: NO_RETRY,
       cache: {},
       env: [],

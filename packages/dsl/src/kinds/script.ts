@@ -4,7 +4,8 @@
  * anything else as an executable. See the process executor for the I/O conventions.
  */
 import { createRequire } from "node:module";
-import { extname } from "node:path";
+import { readFile } from "node:fs/promises";
+import { dirname, extname } from "node:path";
 import { pathToFileURL } from "node:url";
 import { NO_RETRY, OptionError, knownKeys, type TaskContext } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
@@ -22,6 +23,8 @@ import {
   type KindTask,
   type ProcessOptions,
 } from "./kind-task.ts";
+import { moduleDependencies } from "../code-deps.ts";
+import { pythonDependencies } from "./python-deps.ts";
 import { checkPreload, launchArgs, preloadServer, preloadSupported, type PreloadServer } from "./python-preload.ts";
 
 /** Options of `script()`. */
@@ -105,6 +108,11 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
       name,
       kind: "script",
       code: [`sha256:${digest}`, ...extras].join(";"),
+      // The project's modules it imports: Python's from its folder (its sys.path[0]), or a TypeScript/JavaScript script's.
+      codeDependencies: async (flowRunId) =>
+        extname(file) === ".py"
+          ? pythonDependencies(await readFile(file, "utf8").catch(() => ""), dirname(file), flowRunId, file)
+          : moduleDependencies(file, flowRunId),
       retry: NO_RETRY,
       cache: {},
       env: [],

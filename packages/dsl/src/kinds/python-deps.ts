@@ -1,0 +1,121 @@
+/**
+ * The project's own Python modules a script or notebook imports, found without the user
+ * declaring them: `import common`, `from pkg.sub import x`, `from . import helpers`, however
+ * deep, resolved as Python resolves them from the script's folder (its `sys.path[0]`; a
+ * notebook's working directory). Each counts whole, named by its path from that folder
+ * (`common.py`, `pkg/sub.py`), so editing `common.py` re-runs every step that imports it.
+ *
+ * Imports are read by their look (regular expressions over the text), not by executing or
+ * parsing Python: an import inside a function or an `if` counts, and so does one in a string
+ * that names a file of the project. Modules outside the folder (the standard library, the
+ * venv's packages, PYTHONPATH) do not count: their versions are the environment's.
+ */
+import { existsSync, statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { sha256 } from "@cairn/cache";
+
+const IMPORT = /^[ \t]*import[ \t]+([^\n#;]+)/gm;
+const FROM_IMPORT = /^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(?:\(([^)]*)\)|([^\n#;]*))/gm;
+
+/** Files read in the current flow run: path -> digest and the files it imports. */
+const current = { flowRunId: "", files: new Map<string, Promise<{ digest: string; imports: string[] } | undefined>>() };
+
+/**
+ * The project's Python files that `code` (a script's text, a notebook's code cells) imports,
+ * however deep, as `sys.path[0] = root` would find them: path from `root` -> sha256. `self`
+ * (the script itself) is left out. Files are read once per `flowRunId`.
+ */
+export async function pythonDependencies(code: string, root: string, flowRunId: string, self?: string): Promise<Record<string, string>> {
+  if (flowRunId !== current.flowRunId) {
+    current.flowRunId = flowRunId;
+    current.files.clear();
+  }
+  const deps: Record<string, string> = {};
+  const queue = importedFiles(code, root, self ? dirname(self) : root);
+  const seen = new Set<string>(self ? [self, ...queue] : queue);
+  while (queue.length) {
+    const path = queue.pop()!;
+    const file = await read(path, root);
+    if (!file) continue;
+    deps[relative(root, path).split(sep).join("/")] = file.digest;
+    for (const next of file.imports) {
+      if (!seen.has(next)) {
+        seen.add(next);
+        queue.push(next);
+      }
+    }
+  }
+  return deps;
+}
+
+function read(path: string, root: string): Promise<{ digest: string; imports: string[] } | undefined> {
+  const key = `${root}\0${path}`;
+  let file = current.files.get(key);
+  if (!file) {
+    file = readFile(path, "utf8").then(
+      (text) => ({ digest: sha256(text), imports: importedFiles(text, root, dirname(path)) }),
+      () => undefined,
+    );
+    current.files.set(key, file);
+  }
+  return file;
+}
+
+/** The project files the import statements of `text` load; `here` is the folder of the file the text is in. */
+function importedFiles(text: string, root: string, here: string): string[] {
+  const found = new Set<string>();
+  for (const m of text.matchAll(IMPORT)) {
+    for (const part of m[1]!.split(",")) {
+      const name = part.trim().split(/\s+/)[0];
+      if (name && /^[\w.]+$/.test(name)) for (const f of modulePath(root, name.split("."))) found.add(f);
+    }
+  }
+  for (const m of text.matchAll(FROM_IMPORT)) {
+    const level = m[1]!.length;
+    const parts = m[2] ? m[2].split(".") : [];
+    let base = root;
+    if (level > 0) {
+      base = here;
+      for (let i = 1; i < level; i++) base = dirname(base);
+    }
+    const files = parts.length ? modulePath(base, parts) : [];
+    if (parts.length && !files.length) continue; // not a module of the project
+    for (const f of files) found.add(f);
+    // `from pkg import sub`: sub may be a module of the package.
+    const pkg = join(base, ...parts);
+    for (const item of (m[3] ?? m[4] ?? "").split(",")) {
+      const name = item.trim().split(/\s+/)[0];
+      if (name && /^\w+$/.test(name)) for (const f of modulePath(pkg, [name])) found.add(f);
+    }
+  }
+  return [...found];
+}
+
+/** The files `import a.b.c` runs from `base`: a.py or a/__init__.py, then a/b..., stopping where the project has none. */
+function modulePath(base: string, parts: string[]): string[] {
+  const files: string[] = [];
+  let dir = resolve(base);
+  for (const [i, part] of parts.entries()) {
+    const module = join(dir, `${part}.py`);
+    const pkg = join(dir, part);
+    if (isFile(module)) {
+      files.push(module);
+      if (i < parts.length - 1) break; // a.py has no submodules
+      continue;
+    }
+    if (!isDir(pkg)) break;
+    const init = join(pkg, "__init__.py");
+    if (isFile(init)) files.push(init);
+    dir = pkg;
+  }
+  return files;
+}
+
+function isFile(path: string): boolean {
+  return existsSync(path) && statSync(path, { throwIfNoEntry: false })?.isFile() === true;
+}
+
+function isDir(path: string): boolean {
+  return existsSync(path) && statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
+}
