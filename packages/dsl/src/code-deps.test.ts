@@ -150,24 +150,38 @@ describe("functionDependencies", () => {
     expect(Object.keys(await deps("deco/bad.ts", "() => helper")).sort()).toEqual(["bad.ts", "lib.ts"]);
   });
 
-  it("a task declared inside a function of the module counts that function (a factory's local variables)", async () => {
-    const text = [
-      `import { task } from "@cairn/dsl";`,
+  it("a task declared inside a function counts the top-level statement holding it (a factory, a callback, the build function)", async () => {
+    const lines = [
+      `import { flow, task } from "@cairn/dsl";`,
       `import { scale } from "./lib/shape.ts";`,
       `export function makeScaler(k: number) {`,
       `  const bias = 0;`,
       `  return task("scaler").run(({ n }: { n: number }) => ({ n: scale(n) * k + bias }));`,
       `}`,
       `export const other = task("other").run(() => ({}));`,
-    ].join("\n");
+      `export const many = [2, 3].map((k) => { const off = 1; return task(\`m-\${k}\`).run(() => ({ v: k + off })); });`,
+      `export default flow("f").build(() => { const local = 1; const inner = task("inner").run(() => ({ v: local })); return { v: inner().v + other().v + many.length }; });`,
+    ];
+    const text = lines.join("\n");
     await files({ "factory.ts": text });
-    const fn = "({ n }) => ({ n: scale(n) * k + bias })";
-    const at = (line: number, fnText = fn) => functionDependencies(join(dir, "factory.ts"), fnText, `run-${++run}`, line);
-    const before = await at(5);
+    /** Where the stack puts a `.run(` call: its line, and the 1-based column of `run`. */
+    const runAt = (line: number, nth = 0) => ({ line, column: lines[line - 1]!.split(".run(").slice(0, nth + 1).join(".run(").length + 2 });
+    const deps = (fnText: string, line: number) => functionDependencies(join(dir, "factory.ts"), fnText, `run-${++run}`, runAt(line));
+    const scaler = "({ n }) => ({ n: scale(n) * k + bias })";
+    const before = await deps(scaler, 5);
     expect(Object.keys(before).sort()).toEqual(["factory.ts#makeScaler", "lib/base.ts", "lib/shape.ts"]);
-    expect(await at(7, "() => ({})")).toEqual({});
+    // A task declared at the top level is not inside a function: nothing more.
+    expect(await deps("() => ({})", 7)).toEqual({});
+    expect(Object.keys(await deps("() => ({ v: k + off })", 8))).toEqual(["factory.ts#many"]);
+    // Inside the build function: all of it counts, with what it names (the other tasks too: errs towards running).
+    expect(Object.keys(await deps("() => ({ v: local })", 9)).sort()).toEqual(["factory.ts#default", "factory.ts#many", "factory.ts#other"]);
+    // The build function names `other` and `many`: it does not become part of them.
+    const many = await deps("() => ({ v: k + off })", 8);
+    await files({ "factory.ts": text.replace("const local = 1", "const local = 2") });
+    expect(await deps("() => ({ v: k + off })", 8)).toEqual(many);
+    expect(Object.keys(await deps("() => ({ t: other })", 7))).toEqual(["factory.ts#other"]);
     await files({ "factory.ts": text.replace("bias = 0", "bias = 5") });
-    expect((await at(5))["factory.ts#makeScaler"]).not.toBe(before["factory.ts#makeScaler"]);
+    expect((await deps(scaler, 5))["factory.ts#makeScaler"]).not.toBe(before["factory.ts#makeScaler"]);
   });
 
   it("reads each module once per flow run", async () => {

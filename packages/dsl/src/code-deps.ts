@@ -17,9 +17,9 @@
  *
  * It errs on the side of re-running: a local variable with a helper's name counts as the
  * helper, and a module that cannot be parsed counts whole (its imports are still followed).
- * A task declared inside a function of its module (a factory, `makeTrain(model)`) counts
- * that function, its local variables and what it refers to; not the arguments it is called
- * with. Not followed: packages (workspace packages too), `import()` of a computed path,
+ * A task declared inside a function (a factory, `makeTrain(model)`; a `.map()` callback; the
+ * flow's build function) counts the top-level statement that holds it, with what that
+ * refers to; not the arguments a factory is called with. Not followed: packages (workspace packages too), `import()` of a computed path,
  * tsconfig `paths` aliases, files read at run time (declare those with `.codeFiles()` or
  * bump `.version()`).
  */
@@ -33,7 +33,10 @@ import { sha256, writeFileAtomic } from "@cairn/cache";
 import { loadEsbuild } from "../bin/esbuild.mjs";
 
 /** Bumped when the shapes below or the way they are worked out change. */
-const SHAPE_VERSION = 3;
+const SHAPE_VERSION = 4;
+
+/** Where a function is in the source: start line, start column, end line, end column (lines 1-based, columns 0-based). */
+type Range = [number, number, number, number];
 
 /** What a piece of code refers to: top-level names, and modules by literal specifier. */
 interface Refs {
@@ -49,11 +52,13 @@ interface ModuleShape {
   opaque?: true;
   /**
    * Top-level declarations: the names each declares, the sha256 of its text with the
-   * statements that change it, and what those refer to (top-level names, modules). A
-   * function (or class) has `factory`: the lines of the source it spans, so that a task
-   * declared inside it counts it (its local variables and what it refers to).
+   * statements that change it, and what those refer to (top-level names, modules); `funcs`:
+   * where the functions inside it are in the source, so that a task declared inside one
+   * counts the declaration (a factory's local variables, a `.map()` callback's).
    */
-  decls: Array<{ names: string[]; digest: string; uses: string[]; modules: string[]; factory?: [number, number] }>;
+  decls: Array<{ names: string[]; digest: string; uses: string[]; modules: string[]; funcs?: Range[] }>;
+  /** Top-level statements that declare nothing but hold functions (`export default flow(...).build(() => ...)`). */
+  blocks?: Array<{ label: string; digest: string; uses: string[]; modules: string[]; funcs: Range[] }>;
   /** Imports and re-exports: local names bound, names taken (`*`: all), and the specifier. */
   imports: Array<{ locals: string[]; taken: string[]; from: string }>;
 }
@@ -89,11 +94,16 @@ const current = {
  * name -> digest. Empty when `file` is not a module of the project (a package, a REPL).
  * Files are read once per `flowRunId`.
  */
-export async function functionDependencies(file: string, fnText: string, flowRunId: string, line?: number): Promise<Record<string, string>> {
+export async function functionDependencies(
+  file: string,
+  fnText: string,
+  flowRunId: string,
+  at?: { line: number; column: number },
+): Promise<Record<string, string>> {
   if (!LOADERS[extname(file)] || isPackageFile(file)) return {};
   startRun(flowRunId);
   try {
-    return await collect(file, fnText, line);
+    return await collect(file, fnText, at);
   } catch {
     // esbuild or acorn could not be loaded: the whole module counts rather than nothing.
     const source = await readFile(file, "utf8").catch(() => undefined);
@@ -127,7 +137,7 @@ function startRun(flowRunId: string): void {
   current.closures.clear();
 }
 
-async function collect(file: string, fnText: string, line: number | undefined): Promise<Record<string, string>> {
+async function collect(file: string, fnText: string, at: { line: number; column: number } | undefined): Promise<Record<string, string>> {
   const deps: Record<string, string> = {};
   const own = await shapeOf(file);
   if (!own) return deps;
@@ -159,9 +169,18 @@ async function collect(file: string, fnText: string, line: number | undefined): 
     names.push(...refs.names);
     for (const m of refs.modules) addModule(base, m);
   }
-  // A task declared inside a function of the module (a factory): that function counts.
-  const home = line === undefined ? undefined : own.decls.find((d) => d.factory && d.factory[0] <= line && line <= d.factory[1]);
-  if (home) names.push(home.names[0]!);
+  // A task declared inside a function (a factory, a callback): the top-level statement holding it counts.
+  if (at) {
+    const inside = (r: Range) => (r[0] < at.line || (r[0] === at.line && r[1] < at.column)) && (at.line < r[2] || (at.line === r[2] && at.column - 1 <= r[3]));
+    const home = own.decls.find((d) => d.funcs?.some(inside));
+    const block = home ? undefined : own.blocks?.find((b) => b.funcs.some(inside));
+    if (home) names.push(home.names[0]!);
+    if (block) {
+      deps[`${basename(file)}#${block.label}`] = block.digest;
+      names.push(...block.uses);
+      for (const m of block.modules) addModule(base, m);
+    }
+  }
   while (names.length || modules.length) {
     while (names.length) {
       const name = names.pop()!;
@@ -330,11 +349,27 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     const imports = [...source.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|^\s*import\s+)["']([^"'\n]+)["']/gm)].map((m) => ({ locals: [], taken: ["*"], from: m[1]! }));
     return keep(id, { digest: sha256(source), opaque: true, decls: [], imports });
   }
-  const decls: Array<{ names: string[]; texts: string[]; uses: Set<string>; modules: Set<string>; factory?: [number, number] }> = [];
-  /** The line of the source (1-based) that generated `position`, or undefined. */
-  const sourceLine = (position: { line: number; column: number }): number | undefined => {
-    const entry = map.findEntry(position.line - 1, position.column) as { originalLine?: number };
-    return entry.originalLine === undefined ? undefined : entry.originalLine + 1;
+  const decls: Array<{ names: string[]; texts: string[]; uses: Set<string>; modules: Set<string>; funcs: Range[] }> = [];
+  const blocks: NonNullable<ModuleShape["blocks"]> = [];
+  /** Where in the source each function inside `node` is (through esbuild's source map). */
+  const functionRanges = (node: AcornNode): Range[] => {
+    const ranges: Range[] = [];
+    const visit = (n: AcornNode): void => {
+      if ((n.type === "FunctionDeclaration" || n.type === "FunctionExpression" || n.type === "ArrowFunctionExpression") && n.loc) {
+        const start = map.findEntry(n.loc.start.line - 1, n.loc.start.column) as { originalLine?: number; originalColumn?: number };
+        const end = map.findEntry(n.loc.end.line - 1, Math.max(0, n.loc.end.column - 1)) as { originalLine?: number; originalColumn?: number };
+        if (start.originalLine !== undefined && end.originalLine !== undefined) {
+          ranges.push([start.originalLine + 1, start.originalColumn!, end.originalLine + 1, end.originalColumn!]);
+        }
+      }
+      for (const child of Object.values(n)) {
+        if (Array.isArray(child)) {
+          for (const c of child) if (c && typeof c === "object" && typeof (c as AcornNode).type === "string") visit(c as AcornNode);
+        } else if (child && typeof child === "object" && typeof (child as AcornNode).type === "string") visit(child as AcornNode);
+      }
+    };
+    visit(node);
+    return ranges;
   };
   const others: Array<{ text: string } & Refs> = [];
   const imports: ModuleShape["imports"] = [];
@@ -355,19 +390,20 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     } else if (declared.length && declared.some((name) => source.includes(name))) {
       // (Declarations whose names the source never spells are esbuild's helpers, __decorateClass and the like.)
       const refs = references(declaration!);
-      const start = isFunctionLike(declaration!) ? sourceLine(statement.loc!.start) : undefined;
-      const end = start === undefined ? undefined : sourceLine(statement.loc!.end);
-      decls.push({
-        names: declared,
-        texts: [text],
-        uses: new Set(refs.names),
-        modules: new Set(refs.modules),
-        ...(start !== undefined ? { factory: [start, Math.max(start, end ?? start)] as [number, number] } : {}),
-      });
-    } else if (statement.type !== "ExportDefaultDeclaration" && statement.type !== "ExportNamedDeclaration") {
+      decls.push({ names: declared, texts: [text], uses: new Set(refs.names), modules: new Set(refs.modules), funcs: functionRanges(statement) });
+    } else if (statement.type !== "ExportNamedDeclaration") {
+      const refs = references(statement);
+      const funcs = functionRanges(statement);
+      // esbuild writes `export default <expression>` as `var <file>_default = <expression>`.
+      const isDefault = statement.type === "ExportDefaultDeclaration" || declared.some((n) => n.endsWith("_default"));
+      if (funcs.length) {
+        const digest = sha256(text);
+        blocks.push({ label: isDefault ? "default" : `statement-${digest.slice(0, 8)}`, digest, uses: refs.names, modules: refs.modules, funcs });
+      }
       // Top-level code that declares nothing (`CFG.add = 1`, a namespace's body, a decorator
-      // call): it belongs to every declaration it refers to. (`export default flow(...)` does not.)
-      others.push({ text, ...references(statement) });
+      // call): it belongs to every declaration it refers to. (`export default flow(...)` does
+      // not: editing the flow's build function is no edit of the helpers it names.)
+      if (!isDefault) others.push({ text, ...refs });
     }
   }
   for (const other of others) {
@@ -388,8 +424,9 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
       digest: sha256(d.texts.join("\n")),
       uses: [...d.uses].filter((n) => topLevel.has(n) && !d.names.includes(n)),
       modules: [...d.modules],
-      ...(d.factory ? { factory: d.factory } : {}),
+      ...(d.funcs.length ? { funcs: d.funcs } : {}),
     })),
+    ...(blocks.length ? { blocks: blocks.map((b) => ({ ...b, uses: b.uses.filter((n) => topLevel.has(n)) })) } : {}),
     imports,
   });
 }
@@ -475,13 +512,6 @@ function references(root: AcornNode): Refs {
   };
   visit(root);
   return { names: [...names], modules: [...modules] };
-}
-
-/** A function or class declaration, or a `const f = (...) => ...` / `function` expression: a task declared inside it is made by it. */
-function isFunctionLike(node: AcornNode): boolean {
-  if (node.type === "FunctionDeclaration" || node.type === "ClassDeclaration") return true;
-  const init = node.type === "VariableDeclaration" && node.declarations?.length === 1 ? (node.declarations[0]!.init as AcornNode | null | undefined) : undefined;
-  return init?.type === "ArrowFunctionExpression" || init?.type === "FunctionExpression";
 }
 
 function isKeyed(type: string): boolean {

@@ -52,10 +52,11 @@ function callerDir(): string | undefined {
   return place === undefined ? undefined : dirname(place.file);
 }
 
-/** A line of a source file (1-based). */
+/** A place in a source file: line and column, both 1-based as in stack traces. */
 export interface SourcePlace {
   file: string;
   line: number;
+  column: number;
 }
 
 /**
@@ -84,12 +85,12 @@ function stackHere(): string {
 /** The first stack frame outside the DSL (and outside packages, with `skipPackages`). */
 function firstForeignFrame(stack: string, skipPackages: boolean): SourcePlace | undefined {
   for (const line of stack.split("\n").slice(1)) {
-    const m = /(?:\(|at )((?:file:\/\/)?\/[^()]*?):(\d+):\d+\)?\s*$/.exec(line);
+    const m = /(?:\(|at )((?:file:\/\/)?\/[^()]*?):(\d+):(\d+)\)?\s*$/.exec(line);
     if (!m) continue;
     const file = m[1]!.startsWith("file:") ? fileURLToPath(m[1]!) : m[1]!;
     if (OWN_DIRS.some((d) => file.startsWith(d))) continue;
     if (skipPackages && file.includes(`${sep}node_modules${sep}`)) continue;
-    return { file, line: Number(m[2]) };
+    return { file, line: Number(m[2]), column: Number(m[3]) };
   }
   return undefined;
 }

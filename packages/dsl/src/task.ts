@@ -145,7 +145,7 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
         code,
         codeDependencies: async (flowRunId) => {
           const place = declaredIn();
-          return place === undefined ? {} : functionDependencies(place.file, code, flowRunId, place.line);
+          return place === undefined ? {} : functionDependencies(place.file, code, flowRunId, place);
         },
         retry: state.retry,
         ...(state.timeoutMs !== undefined ? { timeoutMs: state.timeoutMs } : {}),

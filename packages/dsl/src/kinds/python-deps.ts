@@ -15,8 +15,14 @@ import { readFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { sha256 } from "@cairn/cache";
 
-const IMPORT = /^[ \t]*import[ \t]+([^\n#;]+)/gm;
-const FROM_IMPORT = /^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(?:\(([^)]*)\)|([^\n#;]*))/gm;
+// At a line's start, or after `;` or `:` (`try: import x`, `import sys; import y`).
+const IMPORT = /(?:^|[;:])[ \t]*import[ \t]+([^\n#;]+)/gm;
+const FROM_IMPORT = /(?:^|[;:])[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(?:\(([^)]*)\)|([^\n#;]*))/gm;
+/** `importlib.import_module("a.b")`, `__import__("a")` with a literal name. */
+const DYNAMIC = /\b(?:import_module|__import__)\(\s*["']([\w.]+)["']/g;
+
+/** Files read at once (a wave of a large package stays under the open-file limit). */
+const READS_AT_ONCE = 64;
 
 /** Files read in the current flow run: path -> digest and the files it imports. */
 const current = { flowRunId: "", files: new Map<string, Promise<{ digest: string; imports: string[] } | undefined>>() };
@@ -32,19 +38,24 @@ export async function pythonDependencies(code: string, root: string, flowRunId: 
     current.files.clear();
   }
   const deps: Record<string, string> = {};
-  const queue = importedFiles(code, root, self ? dirname(self) : root);
-  const seen = new Set<string>(self ? [self, ...queue] : queue);
-  while (queue.length) {
-    const path = queue.pop()!;
-    const file = await read(path, root);
-    if (!file) continue;
-    deps[relative(root, path).split(sep).join("/")] = file.digest;
-    for (const next of file.imports) {
-      if (!seen.has(next)) {
-        seen.add(next);
-        queue.push(next);
+  let wave = importedFiles(code, root, self ? dirname(self) : root);
+  const seen = new Set<string>(self ? [self, ...wave] : wave);
+  // One level of imports at a time, its files read together.
+  while (wave.length) {
+    const files: Awaited<ReturnType<typeof read>>[] = [];
+    for (let i = 0; i < wave.length; i += READS_AT_ONCE) files.push(...(await Promise.all(wave.slice(i, i + READS_AT_ONCE).map((path) => read(path, root)))));
+    const next: string[] = [];
+    for (const [i, file] of files.entries()) {
+      if (!file) continue;
+      deps[relative(root, wave[i]!).split(sep).join("/")] = file.digest;
+      for (const imported of file.imports) {
+        if (!seen.has(imported)) {
+          seen.add(imported);
+          next.push(imported);
+        }
       }
     }
+    wave = next;
   }
   return deps;
 }
@@ -65,6 +76,7 @@ function read(path: string, root: string): Promise<{ digest: string; imports: st
 /** The project files the import statements of `text` load; `here` is the folder of the file the text is in. */
 function importedFiles(text: string, root: string, here: string): string[] {
   const found = new Set<string>();
+  for (const m of text.matchAll(DYNAMIC)) for (const f of modulePath(root, m[1]!.split("."))) found.add(f);
   for (const m of text.matchAll(IMPORT)) {
     for (const part of m[1]!.split(",")) {
       const name = part.trim().split(/\s+/)[0];
@@ -80,11 +92,12 @@ function importedFiles(text: string, root: string, here: string): string[] {
       for (let i = 1; i < level; i++) base = dirname(base);
     }
     const files = parts.length ? modulePath(base, parts) : [];
-    if (parts.length && !files.length) continue; // not a module of the project
-    for (const f of files) found.add(f);
-    // `from pkg import sub`: sub may be a module of the package.
     const pkg = join(base, ...parts);
-    for (const item of (m[3] ?? m[4] ?? "").split(",")) {
+    // Not a module of the project (a namespace package is a folder without __init__.py).
+    if (parts.length && !files.length && !isDir(pkg)) continue;
+    for (const f of files) found.add(f);
+    // `from pkg import sub`: sub may be a module of the package. (Comments stripped: a parenthesised list may have them.)
+    for (const item of (m[3] ?? m[4] ?? "").replace(/#[^\n]*/g, "").split(",")) {
       const name = item.trim().split(/\s+/)[0];
       if (name && /^\w+$/.test(name)) for (const f of modulePath(pkg, [name])) found.add(f);
     }
