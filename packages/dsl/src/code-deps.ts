@@ -19,9 +19,9 @@
  * helper, and a module that cannot be parsed counts whole (its imports are still followed).
  * A task declared inside a function (a factory, `makeTrain(model)`; a `.map()` callback; the
  * flow's build function) counts the top-level statement that holds it, with what that
- * refers to; not the arguments a factory is called with. Not followed: packages (workspace packages too), `import()` of a computed path,
- * tsconfig `paths` aliases, files read at run time (declare those with `.codeFiles()` or
- * bump `.version()`).
+ * refers to; not the arguments a factory is called with. Not followed: packages (workspace
+ * packages too), `import()` of a computed path, tsconfig `paths` aliases, files read at run
+ * time (declare those with `.codeFiles()` or bump `.version()`).
  */
 import { existsSync, statSync } from "node:fs";
 import { mkdir, readFile, stat } from "node:fs/promises";
