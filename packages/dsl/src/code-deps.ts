@@ -23,7 +23,7 @@
  * packages too), `import()` of a computed path, tsconfig `paths` aliases, files read at run
  * time (declare those with `.codeFiles()` or bump `.version()`).
  */
-import { existsSync, statSync } from "node:fs";
+import { type Stats, statSync } from "node:fs";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
 import { SourceMap } from "node:module";
@@ -276,15 +276,25 @@ function resolveNow(fromDir: string, specifier: string): string | undefined {
     for (const e of CODE_EXTENSIONS) candidates.push(`${target}${e}`);
     for (const e of CODE_EXTENSIONS) candidates.push(join(target, `index${e}`));
   }
-  for (const candidate of candidates) {
-    if (isPackageFile(candidate) || !existsSync(candidate)) continue;
-    try {
-      if (statSync(candidate).isFile()) return candidate;
-    } catch {
-      // Gone between the two calls.
-    }
+  return candidates.find((candidate) => !isPackageFile(candidate) && isFile(candidate));
+}
+
+/** Whether `path` is a file now: one stat; missing, or under a file (ENOTDIR), is false. */
+export function isFile(path: string): boolean {
+  return statOrUndefined(path)?.isFile() === true;
+}
+
+/** Whether `path` is a folder now. */
+export function isDir(path: string): boolean {
+  return statOrUndefined(path)?.isDirectory() === true;
+}
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
   }
-  return undefined;
 }
 
 /** The shape of a module in this flow run; undefined when it cannot be read. */
@@ -362,11 +372,7 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
           ranges.push([start.originalLine + 1, start.originalColumn!, end.originalLine + 1, end.originalColumn!]);
         }
       }
-      for (const child of Object.values(n)) {
-        if (Array.isArray(child)) {
-          for (const c of child) if (c && typeof c === "object" && typeof (c as AcornNode).type === "string") visit(c as AcornNode);
-        } else if (child && typeof child === "object" && typeof (child as AcornNode).type === "string") visit(child as AcornNode);
-      }
+      for (const [, child] of childNodes(n)) visit(child);
     };
     visit(node);
     return ranges;
@@ -501,17 +507,23 @@ function references(root: AcornNode): Refs {
       case "MetaProperty":
         return;
     }
-    for (const [key, child] of Object.entries(node)) {
-      if (!child || typeof child !== "object") continue;
+    for (const [key, child] of childNodes(node)) {
       if (key === "label") continue;
       if (!node.computed && ((key === "property" && node.type === "MemberExpression") || (key === "key" && !node.shorthand && isKeyed(node.type)))) continue;
-      if (Array.isArray(child)) {
-        for (const c of child) if (c && typeof c === "object" && typeof (c as AcornNode).type === "string") visit(c as AcornNode);
-      } else if (typeof (child as AcornNode).type === "string") visit(child as AcornNode);
+      visit(child);
     }
   };
   visit(root);
   return { names: [...names], modules: [...modules] };
+}
+
+/** The syntax nodes directly under `node`, each with the field that holds it. */
+function* childNodes(node: AcornNode): Generator<[string, AcornNode]> {
+  for (const [key, value] of Object.entries(node)) {
+    for (const child of Array.isArray(value) ? value : [value]) {
+      if (child && typeof child === "object" && typeof (child as AcornNode).type === "string") yield [key, child as AcornNode];
+    }
+  }
 }
 
 function isKeyed(type: string): boolean {

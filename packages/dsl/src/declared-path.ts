@@ -48,7 +48,7 @@ function mustExist(taskName: string, given: string, p: string, want: "file" | "f
 
 /** Folder of the first stack frame outside the DSL and packages: the module that declared the task. */
 function callerDir(): string | undefined {
-  const place = firstForeignFrame(stackHere(), true);
+  const place = firstForeignFrame(captureStack().stack ?? "", true);
   return place === undefined ? undefined : dirname(place.file);
 }
 
@@ -66,20 +66,18 @@ export interface SourcePlace {
  * library's).
  */
 export function declaringModule(): () => SourcePlace | undefined {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 30;
-  const site = new Error();
-  Error.stackTraceLimit = limit;
+  const site = captureStack();
   let place: SourcePlace | undefined | null = null;
   return () => (place === null ? (place = firstForeignFrame(site.stack ?? "", false)) : place);
 }
 
-function stackHere(): string {
+/** An error holding the stack here, deep enough to get past the DSL's own frames; its text is made when `.stack` is read. */
+function captureStack(): Error {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 30;
-  const stack = new Error().stack ?? "";
+  const site = new Error();
   Error.stackTraceLimit = limit;
-  return stack;
+  return site;
 }
 
 /** The first stack frame outside the DSL (and outside packages, with `skipPackages`). */

@@ -10,10 +10,10 @@
  * that names a file of the project. Modules outside the folder (the standard library, the
  * venv's packages, PYTHONPATH) do not count: their versions are the environment's.
  */
-import { existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { sha256 } from "@cairn/cache";
+import { isDir, isFile } from "../code-deps.ts";
 
 // At a line's start, or after `;` or `:` (`try: import x`, `import sys; import y`).
 const IMPORT = /(?:^|[;:])[ \t]*import[ \t]+([^\n#;]+)/gm;
@@ -123,12 +123,4 @@ function modulePath(base: string, parts: string[]): string[] {
     dir = pkg;
   }
   return files;
-}
-
-function isFile(path: string): boolean {
-  return existsSync(path) && statSync(path, { throwIfNoEntry: false })?.isFile() === true;
-}
-
-function isDir(path: string): boolean {
-  return existsSync(path) && statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
 }
