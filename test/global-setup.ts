@@ -1,5 +1,5 @@
 /**
- * Cairn's bundle (packages/dsl/dist, what `cairn` runs from) is brought up to date once here,
+ * Cairn's bundle (packages/dsl/.bundle, what `cairn` runs from) is brought up to date once here,
  * before test files start `cairn` processes side by side.
  *
  * Every temp folder the tests (and the servers and child processes they start) make goes
@@ -10,10 +10,10 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 // @ts-expect-error: a JavaScript module without types
-import { ensureDist } from "../packages/dsl/bin/dist.mjs";
+import { ensureBundle } from "../packages/dsl/bin/bundle.mjs";
 
 export default async function setup(): Promise<() => void> {
-  await ensureDist();
+  await ensureBundle();
   const before = process.env.TMPDIR;
   const dir = mkdtempSync(join(tmpdir(), "cairn-tests-"));
   // Like /tmp itself: servers that run as another user (postgres, when the tests run as

@@ -22,7 +22,7 @@ import { loadavg, cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 // @ts-expect-error: a JavaScript module without types
-import { ensureDist } from "../../packages/dsl/bin/dist.mjs";
+import { ensureBundle } from "../../packages/dsl/bin/bundle.mjs";
 import { startMlflowServer, venvDir, venvPython, workspaceRoot } from "../../packages/core/test/mlflow-server.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -106,7 +106,7 @@ const fmt = (n: number | undefined) => (n === undefined ? "-" : n.toFixed(2));
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 
 // Cairn's bundle is built at install (pnpm install); a source edit since then is rebuilt here, not in the timed runs.
-await ensureDist();
+await ensureBundle();
 const server = await startMlflowServer();
 const dirs: string[] = [];
 try {

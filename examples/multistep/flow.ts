@@ -5,7 +5,7 @@
  *   npx cairn run flow.ts                                              # embedded store in .cairn/
  *   MLFLOW_TRACKING_URI=http://127.0.0.1:5000 npx cairn run flow.ts    # + register and score
  */
-import { flow } from "@cairn/dsl";
+import { flow } from "cairn-dag";
 import { afterPipeline, paramsSchema, pipeline, scriptSteps } from "./steps.ts";
 
 export default flow("multistep")

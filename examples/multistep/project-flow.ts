@@ -6,7 +6,7 @@
  *   npx tsx project-flow.ts
  *   MLFLOW_TRACKING_URI=http://127.0.0.1:5000 npx tsx project-flow.ts
  */
-import { flow } from "@cairn/dsl";
+import { flow } from "cairn-dag";
 import { afterPipeline, paramsSchema, pipeline, projectSteps } from "./steps.ts";
 
 export default flow("multistep-project")

@@ -4,7 +4,7 @@
  * MLproject). Both take the MLproject parameter names as inputs, so one `pipeline()`
  * wires either: download -> process -> train x2 (logreg, forest) -> evaluate x2 -> pick.
  */
-import { mlflowModel, mlflowProject, notebook, script, task, type Artifact, type ParamRefs, type Task } from "@cairn/dsl";
+import { mlflowModel, mlflowProject, notebook, script, task, type Artifact, type ParamRefs, type Task } from "cairn-dag";
 import * as v from "valibot";
 
 /** The registered model's name; the score step reads models:/<MODEL_NAME>@champion. */

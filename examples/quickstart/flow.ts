@@ -10,7 +10,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { flow, task, type Artifact } from "@cairn/dsl";
+import { flow, task, type Artifact } from "cairn-dag";
 import { z } from "zod";
 
 const FEATURES = ["tenure_months", "monthly_charges", "support_calls"] as const;

@@ -1,35 +1,60 @@
 #!/usr/bin/env node
-// The `cairn` command. It runs from Cairn's bundle (./dist.mjs builds it on first use and when
-// a source changes) and compiles the flow file with the esbuild tsx uses: no loader thread, so
-// a cached re-run is over in a fraction of a second. With CAIRN_LOADER=tsx, when the bundle
-// cannot be built, or for a flow that imports Cairn's internal modules, it registers tsx and
-// runs from the TypeScript sources as before.
-const args = process.argv.slice(2);
+// The `cairn` command. Installed from npm it runs from the package's compiled dist/; in
+// Cairn's own workspace it runs from a bundle of the TypeScript sources (./bundle.mjs builds
+// it on first use and when a source changes). Either way it compiles the flow file with the
+// esbuild tsx uses: no loader thread, so a cached re-run is over in a fraction of a second.
+// With CAIRN_LOADER=tsx, when the bundle cannot be built, or for a flow that needs tsx
+// (JavaScript flow files, Cairn's internal modules), it registers tsx and runs as before.
+import { readFileSync } from "node:fs";
+import { sep } from "node:path";
+import { fileURLToPath } from "node:url";
 
-async function fromBundle() {
+const args = process.argv.slice(2);
+/** An installed copy lives in node_modules and ships dist/, not sources; nothing may be written there. */
+const installed = fileURLToPath(import.meta.url).split(sep).includes("node_modules");
+
+/** What the flow compiler needs to know of the Cairn it runs in (see src/cli/compile-flow.ts). */
+async function engine() {
   if (process.env.CAIRN_LOADER === "tsx") return undefined;
-  const { ensureDist } = await import("./dist.mjs");
-  let dist;
+  if (installed) {
+    const { loadEsbuild } = await import("./esbuild.mjs");
+    const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+    // The flow's imports of Cairn resolve through node_modules to the same dist/ files as ours.
+    return { cli: "../dist/cli/main.js", bundle: { id: `v${version}`, sources: {}, packageDirs: [], loadEsbuild } };
+  }
+  const { ensureBundle } = await import("./bundle.mjs");
   try {
-    dist = await ensureDist();
+    const bundle = await ensureBundle();
+    return { cli: bundle.files.cli, bundle };
   } catch (error) {
     process.stderr.write(`cairn: could not build Cairn's bundle (${error instanceof Error ? error.message : String(error)}); running from sources through tsx.\n`);
     return undefined;
   }
-  const { main, importCompiledFlow, NeedsTsxError } = await import(dist.files.cli);
+}
+
+async function compiled() {
+  const found = await engine();
+  if (!found) return undefined;
+  const { main, importCompiledFlow, NeedsTsxError } = await import(found.cli);
   try {
-    return await main(args, { importFlow: (path) => importCompiledFlow(path, dist) });
+    return await main(args, { importFlow: (path) => importCompiledFlow(path, found.bundle) });
   } catch (error) {
     if (error instanceof NeedsTsxError) return undefined;
     throw error;
   }
 }
 
-async function fromSources() {
-  const { register } = await import("tsx/esm/api");
+async function throughTsx() {
+  let register;
+  try {
+    ({ register } = await import("tsx/esm/api"));
+  } catch {
+    process.stderr.write("cairn: this flow needs tsx (a JavaScript flow file, or CAIRN_LOADER=tsx), and tsx is not installed. Install it: npm install --save-dev tsx\n");
+    return 2;
+  }
   register();
-  const { main } = await import("../src/cli/main.ts");
+  const { main } = await import(installed ? "../dist/cli/main.js" : "../src/cli/main.ts");
   return main(args);
 }
 
-process.exitCode = (await fromBundle()) ?? (await fromSources());
+process.exitCode = (await compiled()) ?? (await throughTsx());

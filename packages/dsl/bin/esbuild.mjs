@@ -5,9 +5,9 @@ import { createRequire } from "node:module";
 let esbuildModule;
 
 /**
- * esbuild, the very copy tsx (a dependency of @cairn/dsl) uses: what Cairn compiles with it
+ * esbuild, the very copy tsx (a peer dependency of @cairn/dsl) uses: what Cairn compiles with it
  * reads as it does through tsx. Loaded on first use. Shared by the bundle's build
- * (dist.mjs), the flow compiler and the code-dependency analysis.
+ * (bundle.mjs), the flow compiler and the code-dependency analysis.
  */
 export function loadEsbuild() {
   const tsx = createRequire(import.meta.url).resolve("tsx/package.json");

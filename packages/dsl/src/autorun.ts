@@ -1,5 +1,6 @@
 import { realpathSync } from "node:fs";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
+import { callerFile } from "./declared-path.ts";
 
 /**
  * `tsx flow.ts` runs the file's default-exported flow: when a flow is built by the
@@ -19,7 +20,7 @@ export function noteRunStarted(): void {
 export function scheduleAutorun(_flow: unknown): void {
   if (scheduled || process.env.CAIRN_NO_AUTORUN === "1") return;
   const entry = entryPoint();
-  if (!entry || callerFile() !== entry) return;
+  if (!entry || buildCaller() !== entry) return;
   scheduled = true;
   setImmediate(() => {
     void (async () => {
@@ -43,20 +44,13 @@ function entryPoint(): string | undefined {
   }
 }
 
-/** The first file on the stack outside this package: the module that called build(). */
-function callerFile(): string | undefined {
-  const here = fileURLToPath(new URL(".", import.meta.url));
-  const stack = new Error().stack ?? "";
-  for (const line of stack.split("\n").slice(1)) {
-    const m = /(file:\/\/[^\s)]+|\/[^\s)(]+):\d+:\d+\)?$/.exec(line.trim());
-    if (!m) continue;
-    const file = m[1]!.startsWith("file://") ? fileURLToPath(m[1]!) : m[1]!;
-    if (file.startsWith(here)) continue;
-    try {
-      return realpathSync(file);
-    } catch {
-      return file;
-    }
+/** The module that called build(), by its real path. */
+function buildCaller(): string | undefined {
+  const file = callerFile();
+  if (file === undefined) return undefined;
+  try {
+    return realpathSync(file);
+  } catch {
+    return file;
   }
-  return undefined;
 }

@@ -8,9 +8,13 @@ import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { OptionError, TaskFileError } from "@cairn/core";
 
-/** This package's sources and its bundle (dist/): stack frames inside them are the DSL's own, not the user's. */
-const DSL_DIR = dirname(fileURLToPath(import.meta.url));
-const OWN_DIRS = [DSL_DIR + sep, join(dirname(DSL_DIR), "dist") + sep];
+/**
+ * This package's sources, its compiled dist/ and its workspace bundle (.bundle/): stack
+ * frames inside them are the DSL's own, not the user's. An installed copy runs from dist/
+ * but, with source maps on (tsx, `cairn`), its frames name the files under src/.
+ */
+const PACKAGE_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
+const OWN_DIRS = ["src", "dist", ".bundle"].map((d) => join(PACKAGE_DIR, d) + sep);
 
 /** A script or notebook file; throws TaskFileError when there is no such file. */
 export function resolveTaskFile(taskName: string, file: string | URL): string {
@@ -50,6 +54,11 @@ function mustExist(taskName: string, given: string, p: string, want: "file" | "f
 function callerDir(): string | undefined {
   const place = firstForeignFrame(captureStack().stack ?? "", true);
   return place === undefined ? undefined : dirname(place.file);
+}
+
+/** The file of the first stack frame outside the DSL: the module that called into it. */
+export function callerFile(): string | undefined {
+  return firstForeignFrame(captureStack().stack ?? "", false)?.file;
 }
 
 /** A place in a source file: line and column, both 1-based as in stack traces. */

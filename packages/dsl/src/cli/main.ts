@@ -55,6 +55,7 @@ const HELP: Record<string, string> = {
 Usage: cairn <command> [options]
 
 Commands:
+  init [DIR]    Scaffold a project: flow.ts, tsconfig.json, package.json scripts (--template ts|python)
   run FILE      Run the flow a file default-exports
   graph FILE    Print the flow's graph (mermaid, dot or json)
   plan FILE     Show which tasks would hit the cache and which would run
@@ -86,6 +87,18 @@ Options:
       --json                 Print one JSON event per line on stdout (see README, "Events").
       --root DIR             Folder of Cairn's local state. Default: .cairn
   -h, --help                 Show this help`,
+  init: `Usage: cairn init [DIR] [--template ts|python] [--no-install]
+
+Scaffolds a Cairn project in DIR (default: the working directory, created when missing):
+flow.ts (and steps/ for the python template), a strict tsconfig.json, .gitignore lines, and
+package.json scripts (flow, plan, typecheck), "type": "module" and dependencies (cairn-dag,
+zod; dev: typescript, @types/node, tsx), then installs them with the package manager that ran it.
+Never overwrites a file: if one it would write exists, it writes nothing and says which.
+
+Options:
+      --template NAME    ts (default): TypeScript function tasks; python: Python script steps
+      --no-install       Do not run the package manager's install
+  -h, --help             Show this help`,
   graph: `Usage: cairn graph FILE [--format mermaid|dot|json]
 
 Validates the flow FILE default-exports and prints its graph. Default format: mermaid.`,
@@ -142,6 +155,8 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
       return EXIT.ok;
     }
     switch (command) {
+      case "init":
+        return await initCommand(rest, stdout, stderr, env);
       case "run":
         return await runCommand(rest, { ...io, stdout, stderr, env });
       case "graph":
@@ -157,7 +172,7 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
       case "show":
         return await showCommand(rest, stdout, env);
       default:
-        throw new UsageError(`Unknown command "${command}". Expected one of: run, graph, plan, explain, cache, runs, show. Run \`cairn --help\`.`);
+        throw new UsageError(`Unknown command "${command}". Expected one of: init, run, graph, plan, explain, cache, runs, show. Run \`cairn --help\`.`);
     }
   } catch (error) {
     // The launcher starts over through tsx (packages/dsl/bin/cairn.mjs); nothing has run yet.
@@ -399,6 +414,26 @@ function parseSize(flag: string, raw: string): number {
 
 function formatBytes(n: number): string {
   return bytes.format(n, { unitSeparator: " " }) ?? `${n} B`;
+}
+
+async function initCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parse(args, { template: { type: "string" }, "no-install": { type: "boolean" } }, "init");
+  if (positionals.length > 1) throw new UsageError(`Expected at most one folder, got ${positionals.length}: ${positionals.join(" ")}.`);
+  const { initProject, TEMPLATES } = await import("./init.ts");
+  const template = values.template ?? "ts";
+  if (!Object.hasOwn(TEMPLATES, template)) {
+    throw new UsageError(`Expected --template to be one of ${Object.keys(TEMPLATES).join(", ")}, got "${template}".`);
+  }
+  const code = await initProject({
+    dir: positionals[0] ?? ".",
+    template: template as keyof typeof TEMPLATES,
+    install: values["no-install"] !== true,
+    cairnVersion: version(),
+    stdout,
+    stderr,
+    env,
+  });
+  return code === 0 ? EXIT.ok : EXIT.flowFailed;
 }
 
 async function runsCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv): Promise<number> {

@@ -2,16 +2,17 @@
 /**
  * Cairn's own sources bundled for a fast start. `cairn` runs from TypeScript sources through
  * tsx when it must, but tsx costs ~0.3 s a process before the first line of a flow runs
- * (its loader thread, then every module through it). The bundle (packages/dsl/dist/<id>/,
+ * (its loader thread, then every module through it). The bundle (packages/dsl/.bundle/<id>/,
  * one file per public entry plus shared chunks, each package's dependencies inside) loads
  * with plain Node in a few tens of milliseconds.
  *
- * The bundle is built on first use and again whenever one of its inputs changes:
- * `dist/manifest.json` lists Cairn's source files and the workspace's lockfile (it changes
+ * It exists in this workspace only: an installed package runs from its compiled dist/ (tsc),
+ * and nothing is written into node_modules. The bundle is built on first use and again
+ * whenever one of its inputs changes: `.bundle/manifest.json` lists Cairn's source files and the workspace's lockfile (it changes
  * with any dependency) with their mtimes and sizes, ~80 stats a start. A new build goes to a new folder, and the manifest is swapped in by rename, so a
  * process still running an older build keeps its lazily loaded chunks.
  *
- *   node packages/dsl/bin/dist.mjs     # build now (`pnpm build`); prints where
+ *   node packages/dsl/bin/bundle.mjs     # build now (`pnpm bundle`); prints where
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
@@ -20,15 +21,17 @@ import { loadEsbuild } from "./esbuild.mjs";
 
 const DSL = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const PACKAGES = dirname(DSL);
-const DIST = join(DSL, "dist");
+const DIST = join(DSL, ".bundle");
 const MANIFEST = join(DIST, "manifest.json");
 const FORMAT = 2;
-const PACKAGE_NAMES = ["dsl", "core", "cache"];
+const PACKAGE_NAMES = ["cairn", "dsl", "core", "cache"];
 /** Builds kept besides the newest: a process started on one of them may still load its chunks. */
 const KEEP_OLD_BUILDS = 2;
 
 /** The public entry points, by the source file each package's `exports` names. */
 const ENTRIES = {
+  cairn: "cairn/src/index.ts",
+  "cairn-current-task": "cairn/src/current-task.ts",
   dsl: "dsl/src/index.ts",
   "dsl-current-task": "dsl/src/kinds/current-task.ts",
   cli: "dsl/src/cli/main.ts",
@@ -39,20 +42,20 @@ const ENTRIES = {
 };
 
 /**
- * @typedef {{ id: string, dir: string, files: Record<string, string>, sources: Record<string, string>, packageDirs: string[], loadEsbuild: typeof loadEsbuild }} Dist
+ * @typedef {{ id: string, dir: string, files: Record<string, string>, sources: Record<string, string>, packageDirs: string[], loadEsbuild: typeof loadEsbuild }} Bundle
  * `files`: entry name -> file: URL of its bundle. `sources`: real path of each entry's source -> its bundle URL.
  * `packageDirs`: the folders of Cairn's packages. `loadEsbuild`: see below (flows are compiled with it too).
  */
 
 /** The current build, rebuilt first if any input changed. */
-export async function ensureDist() {
-  const fresh = currentDist();
+export async function ensureBundle() {
+  const fresh = currentBundle();
   if (fresh) return fresh;
-  return buildDist();
+  return buildBundle();
 }
 
 /** The current build when it is up to date, else undefined. */
-export function currentDist() {
+export function currentBundle() {
   let manifest;
   try {
     manifest = JSON.parse(readFileSync(MANIFEST, "utf8"));
@@ -71,7 +74,7 @@ export function currentDist() {
   return describe(manifest.id);
 }
 
-/** @param {string} id @returns {Dist} */
+/** @param {string} id @returns {Bundle} */
 function describe(id) {
   const dir = join(DIST, id);
   /** @type {Record<string, string>} */
@@ -86,8 +89,8 @@ function describe(id) {
 }
 
 
-/** Builds Cairn's sources into a new folder under dist/ and makes it the current build. */
-export async function buildDist() {
+/** Builds Cairn's sources into a new folder under .bundle/ and makes it the current build. */
+export async function buildBundle() {
   const esbuild = loadEsbuild();
   const id = `${Date.now().toString(36)}-${process.pid}`;
   const outdir = join(DIST, id);
@@ -187,6 +190,6 @@ function removeOldBuilds(current) {
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   mkdirSync(DIST, { recursive: true });
   const started = performance.now();
-  const dist = await buildDist();
-  console.log(`Built Cairn into ${relative(process.cwd(), dist.dir) || dist.dir} in ${Math.round(performance.now() - started)} ms.`);
+  const bundle = await buildBundle();
+  console.log(`Built Cairn into ${relative(process.cwd(), bundle.dir) || bundle.dir} in ${Math.round(performance.now() - started)} ms.`);
 }

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds every package (tsc: compiled ESM, .d.ts, source maps) and packs each with `pnpm pack`
+# into DIR (default: ./packed), the tarballs a user installs with npm:
+#
+#   bash scripts/pack.sh /some/folder        # or: pnpm pack:all /some/folder
+#   npm install /some/folder/*.tgz           # in the user's project
+#
+# `pnpm pack` (not `npm pack`) rewrites `workspace:` and `catalog:` ranges into real versions
+# and applies each package's publishConfig (exports pointing at dist/).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+out="$(mkdir -p "${1:-$root/packed}" && cd "${1:-$root/packed}" && pwd)"
+cd "$root"
+pnpm --silent build
+for pkg in cache core dsl cairn; do
+  (cd "packages/$pkg" && pnpm pack --pack-destination "$out" >/dev/null)
+done
+ls "$out"/*.tgz

@@ -1,0 +1,266 @@
+/**
+ * Cairn as a user installs it: every package packed with `pnpm pack` (scripts/pack.sh), the
+ * tarballs installed with npm into projects in a temp folder outside the workspace, then
+ * `cairn init`, `cairn run`, `tsx`, `tsc`, a plain-Node app and a compiled TypeScript app,
+ * Python script steps, all against the installed files only. Every process records the
+ * modules it resolves (an ESM resolve hook given with NODE_OPTIONS); none may come from the
+ * workspace, and none may write into node_modules.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { delimiter, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const repo = resolve(import.meta.dirname, "../..");
+
+let work: string;
+let packed: string;
+let env: NodeJS.ProcessEnv;
+let loads: string;
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function sh(command: string, args: string[], cwd: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Ran> {
+  return new Promise((done, fail) => {
+    const child = spawn(command, args, { cwd, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d));
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    child.on("error", fail);
+    child.on("close", (code) => done({ code, stdout, stderr }));
+  });
+}
+
+/** Like sh, but fails the test with the process's output when it exits non-zero. */
+async function ok(command: string, args: string[], cwd: string, extraEnv?: NodeJS.ProcessEnv): Promise<Ran> {
+  const ran = await sh(command, args, cwd, extraEnv);
+  if (ran.code !== 0) throw new Error(`${command} ${args.join(" ")} exited ${ran.code} in ${cwd}\n${ran.stdout}\n${ran.stderr}`);
+  return ran;
+}
+
+/** Task statuses from `--json` events: node id -> last status. */
+function statuses(stdout: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of stdout.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const e = JSON.parse(line) as { type: string; task?: string; status: string };
+    if (e.type === "task" && e.task) out[e.task] = e.status;
+  }
+  return out;
+}
+
+/** A project folder with the packed tarballs installed by npm. */
+async function installedProject(name: string): Promise<string> {
+  const dir = join(work, name);
+  mkdirSync(dir);
+  const tarballs = readdirSync(packed).filter((f) => f.endsWith(".tgz")).map((f) => join(packed, f));
+  await ok("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", ...tarballs], dir);
+  return dir;
+}
+
+/** Files under `dir` changed since `since` (ms). */
+function changedSince(dir: string, since: number): string[] {
+  const changed: string[] = [];
+  const walk = (d: string) => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (entry.isFile() && statSync(p).mtimeMs > since) changed.push(p);
+    }
+  };
+  walk(dir);
+  return changed;
+}
+
+beforeAll(async () => {
+  // os.tmpdir() is the test run's folder under /tmp (test/global-setup.ts): outside the workspace.
+  work = await mkdtemp(join(tmpdir(), "cairn-install-"));
+  expect(work.startsWith(repo)).toBe(false);
+  packed = join(work, "packed");
+  loads = join(work, "resolved-modules.txt");
+  writeFileSync(join(work, "record-hooks.mjs"), `import { appendFileSync } from "node:fs";
+export async function resolve(specifier, context, next) {
+  const found = await next(specifier, context);
+  appendFileSync(${JSON.stringify(loads)}, found.url + "\\n");
+  return found;
+}
+`);
+  writeFileSync(join(work, "record-loads.mjs"), `import { register } from "node:module";\nregister("./record-hooks.mjs", import.meta.url);\n`);
+  // A user's shell: none of pnpm's npm_* variables, and no workspace bin folder on PATH.
+  env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("npm_") && !k.startsWith("PNPM_") && !k.startsWith("VITEST") && k !== "NODE_OPTIONS"));
+  env.PATH = (process.env.PATH ?? "").split(delimiter).filter((p) => !p.startsWith(repo)).join(delimiter);
+  env.NO_COLOR = "1";
+  const pack = await sh("bash", [join(repo, "scripts/pack.sh"), packed], repo);
+  if (pack.code !== 0) throw new Error(`scripts/pack.sh failed:\n${pack.stdout}\n${pack.stderr}`);
+  env.NODE_OPTIONS = `--import=${pathToFileURL(join(work, "record-loads.mjs")).href}`;
+}, 300_000);
+
+afterAll(async () => {
+  if (work && process.env.CAIRN_KEEP_TMP !== "1") await rm(work, { recursive: true, force: true });
+});
+
+describe("the packed packages", () => {
+  it("hold compiled JavaScript, .d.ts and the Python helpers, real version ranges, and no sources or tests", async () => {
+    const tarballs = readdirSync(packed).filter((f) => f.endsWith(".tgz")).sort();
+    expect(tarballs).toEqual(["cairn-cache-0.1.0.tgz", "cairn-core-0.1.0.tgz", "cairn-dag-0.1.0.tgz", "cairn-dsl-0.1.0.tgz"]);
+    const list = await ok("tar", ["tzf", join(packed, "cairn-dsl-0.1.0.tgz")], work);
+    const files = list.stdout.trim().split("\n");
+    expect(files).toEqual(expect.arrayContaining(["package/dist/index.js", "package/dist/index.d.ts", "package/dist/index.js.map", "package/python/cairn_task.py", "package/python/cairn_preload.py", "package/bin/cairn.mjs", "package/templates/ts/flow.ts"]));
+    expect(files.filter((f) => /\.test(-d)?\.|\/src\/|tsbuildinfo|\/test\//.test(f))).toEqual([]);
+    for (const tarball of tarballs) {
+      const manifest = await ok("tar", ["xzf", join(packed, tarball), "-O", "package/package.json"], work);
+      expect(manifest.stdout).not.toMatch(/workspace:|catalog:|\.\/src\//);
+    }
+  });
+});
+
+describe("a TypeScript project made by `cairn init`", () => {
+  let project: string;
+  let installedAt: number;
+
+  beforeAll(async () => {
+    project = await installedProject("ts-project");
+    const init = await ok("npx", ["cairn", "init"], project);
+    expect(init.stdout).toContain("Created tsconfig.json, flow.ts");
+    installedAt = Date.now();
+  }, 300_000);
+
+  it("scaffolds flow.ts, a strict tsconfig, scripts, .gitignore and the dev tools, and refuses to run twice", async () => {
+    const pkg = JSON.parse(readFileSync(join(project, "package.json"), "utf8"));
+    expect(pkg.type).toBe("module");
+    expect(pkg.scripts).toMatchObject({ flow: "cairn run flow.ts", typecheck: "tsc --noEmit" });
+    expect(Object.keys(pkg.devDependencies).sort()).toEqual(["@types/node", "tsx", "typescript"]);
+    expect(JSON.parse(readFileSync(join(project, "tsconfig.json"), "utf8")).compilerOptions.strict).toBe(true);
+    expect(readFileSync(join(project, ".gitignore"), "utf8")).toContain(".cairn/");
+    const again = await sh("npx", ["cairn", "init", "--no-install"], project);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain("cairn init would overwrite tsconfig.json, flow.ts");
+    const badTemplate = await sh("npx", ["cairn", "init", "elsewhere", "--template", "rust", "--no-install"], project);
+    expect(badTemplate.code).toBe(2);
+    expect(badTemplate.stderr).toContain('Expected --template to be one of ts, python, got "rust"');
+  });
+
+  it("runs with `cairn run` (cold, then every task cached), `tsx` and `npm run flow`, from the installed files only", async () => {
+    writeFileSync(loads, "");
+    const cold = await ok("npx", ["cairn", "run", "flow.ts", "--json"], project);
+    expect(statuses(cold.stdout)).toEqual({ "make-data": "succeeded", fit: "succeeded", report: "succeeded" });
+    const warm = await ok("npx", ["cairn", "run", "flow.ts", "--json"], project);
+    expect(statuses(warm.stdout)).toEqual({ "make-data": "cached", fit: "cached", report: "cached" });
+    // tsx compiles the flow the way `cairn` does: its function tasks hit the same entries.
+    const viaTsx = await ok("npx", ["tsx", "flow.ts", "--json", "-p", "rows=50"], project);
+    expect(statuses(viaTsx.stdout)).toEqual({ "make-data": "succeeded", fit: "succeeded", report: "succeeded" });
+    const again = await ok("npx", ["tsx", "flow.ts", "--json"], project);
+    expect(statuses(again.stdout)).toEqual({ "make-data": "cached", fit: "cached", report: "cached" });
+    const script = await ok("npm", ["run", "--silent", "flow"], project);
+    expect(script.stdout).toMatch(/Outputs: \{"slope":3\.\d+/);
+
+    const resolved = readFileSync(loads, "utf8").trim().split("\n");
+    expect(resolved).toContain(pathToFileURL(join(project, "node_modules/@cairn/dsl/dist/cli/main.js")).href);
+    expect(resolved.filter((url) => url.startsWith(pathToFileURL(repo).href))).toEqual([]);
+    expect(changedSince(join(project, "node_modules"), installedAt)).toEqual([]);
+  });
+
+  it("type-checks with the scaffold's standard tsconfig, and a mis-wired flow fails at the user's line", async () => {
+    await ok("npx", ["tsc", "--noEmit"], project);
+    mkdirSync(join(project, "miswired"));
+    const source = readFileSync(join(project, "flow.ts"), "utf8").replace("report({ slope: line.slope,", "report({ slope: data.data,");
+    writeFileSync(join(project, "miswired/flow.ts"), source);
+    const line = source.split("\n").findIndex((l) => l.includes("slope: data.data")) + 1;
+    const tsc = await sh("npx", ["tsc", "--noEmit"], project);
+    await rm(join(project, "miswired"), { recursive: true });
+    expect(tsc.code).toBe(2);
+    expect(tsc.stdout).toContain(`miswired/flow.ts(${line},`);
+    expect(tsc.stdout).toContain("error TS2322: Type 'Ref<Artifact>' is not assignable to type 'Wire<number>'.");
+    // Every error is in the user's file, none in Cairn's.
+    expect(tsc.stdout.split("\n").filter((l) => /error TS/.test(l) && !l.startsWith("miswired/flow.ts"))).toEqual([]);
+  });
+
+  it("embeds in a plain Node app (no tsx, no loader) and in a TypeScript app compiled by tsc", async () => {
+    writeFileSync(
+      join(project, "app.mjs"),
+      `import { flow, task } from "cairn-dag";
+const double = task("double").run(async ({ x }) => ({ y: x * 2 }));
+const demo = flow("embedded").build(() => ({ y: double({ x: 21 }).y }));
+const run = await demo.run({ tracker: false, cache: false });
+const result = await run.wait();
+console.log(JSON.stringify({ status: result.status, outputs: await run.outputs() }));
+`,
+    );
+    const plain = await ok("node", ["app.mjs"], project);
+    expect(JSON.parse(plain.stdout)).toEqual({ status: "succeeded", outputs: { y: 42 } });
+
+    writeFileSync(
+      join(project, "app.ts"),
+      `import demo from "./flow.js";
+const run = await demo.run({ params: { rows: 40, seed: 3 } });
+const { slope, rmse } = await run.outputs();
+const typed: number = slope + rmse;
+console.log(JSON.stringify({ status: (await run.wait()).status, finite: Number.isFinite(typed) }));
+`,
+    );
+    await ok("npx", ["tsc"], project);
+    const compiled = await ok("node", ["dist/app.js"], project);
+    expect(JSON.parse(compiled.stdout)).toEqual({ status: "succeeded", finite: true });
+    // The compiled flow is not the entry point: importing it ran nothing on its own.
+    expect(compiled.stdout.trim().split("\n")).toHaveLength(1);
+  });
+});
+
+describe("a Python project made by `cairn init --template python`", () => {
+  let project: string;
+
+  beforeAll(async () => {
+    project = await installedProject("py-project");
+    await ok("npx", ["cairn", "init", "--template", "python"], project);
+  }, 300_000);
+
+  it("runs its script steps with the shipped cairn_task helper, then from the cache; editing a shared module re-runs its importers", async () => {
+    writeFileSync(loads, "");
+    const cold = await ok("npx", ["cairn", "run", "flow.ts", "--json"], project);
+    expect(statuses(cold.stdout)).toEqual({ prepare: "succeeded", train: "succeeded", evaluate: "succeeded" });
+    const final = JSON.parse(cold.stdout.trim().split("\n").at(-1)!) as { status: string };
+    expect(final.status).toBe("succeeded");
+    const warm = await ok("npx", ["cairn", "run", "flow.ts", "--json"], project);
+    expect(statuses(warm.stdout)).toEqual({ prepare: "cached", train: "cached", evaluate: "cached" });
+    writeFileSync(join(project, "steps/common.py"), `${readFileSync(join(project, "steps/common.py"), "utf8")}\nSCALE = 1\n`);
+    const edited = await ok("npx", ["cairn", "run", "flow.ts", "--json"], project);
+    expect(statuses(edited.stdout)).toEqual({ prepare: "cached", train: "succeeded", evaluate: "succeeded" });
+    expect(readFileSync(loads, "utf8").split("\n").filter((url) => url.startsWith(pathToFileURL(repo).href))).toEqual([]);
+  });
+
+  it("finds the helper, the warm Python and a shell step inside node_modules", async () => {
+    mkdirSync(join(project, "extra"));
+    writeFileSync(
+      join(project, "extra/where.py"),
+      `import cairn_task, os\ncairn_task.set_outputs(helper=os.path.realpath(cairn_task.__file__))\n`,
+    );
+    writeFileSync(
+      join(project, "extra/flow.ts"),
+      `import { flow, script, shell } from "cairn-dag";
+const where = script("where", { file: "where.py", preload: ["json"] }).output<{ helper: string }>();
+const echo = shell("echo", "echo {word}").input<{ word: string }>();
+export default flow("extra").build(() => ({ helper: where({}).helper, said: echo({ word: "it's here" }).stdout }));
+`,
+    );
+    const ran = await ok("npx", ["cairn", "run", "extra/flow.ts", "--no-cache"], project);
+    expect(ran.stdout).toContain(`"helper":${JSON.stringify(join(project, "node_modules/@cairn/dsl/python/cairn_task.py"))}`);
+    expect(ran.stdout).toContain(`"said":"it's here"`);
+  });
+});
+
+describe("the install section of the README", () => {
+  it("names the commands this test runs", () => {
+    const readme = readFileSync(join(repo, "README.md"), "utf8");
+    const install = readme.slice(readme.indexOf("## Install"), readme.indexOf("\n## ", readme.indexOf("## Install") + 1));
+    for (const command of ["npm install", "npx cairn init", "npx cairn run flow.ts", "npx tsc --noEmit", "--template python"]) expect(install).toContain(command);
+    expect(existsSync(join(repo, "scripts/pack.sh"))).toBe(true);
+  });
+});
