@@ -128,7 +128,7 @@ describe("embedded store across processes", () => {
     for (const key of keys.slice(0, 6)) await store.acquireLease(key, { ttlMs: 1, owner: "expired" });
     await sleep(20);
     const startAt = Date.now() + 1500; // after every racer has loaded
-    const racers = Array.from({ length: 8 }, () => runTs(fixture("lease-racer.ts"), [root, String(startAt), "60", "30000", ...keys]));
+    const racers = Array.from({ length: 8 }, () => runTs(fixture("lease-racer.ts"), [root, "8", String(startAt), "60", "30000", ...keys]));
     const lines = (await Promise.all(racers)).flatMap((out) => out.trim().split("\n").map((line) => JSON.parse(line)));
     expect(lines).toHaveLength(8 * 12);
     for (const key of keys) {
