@@ -40,6 +40,15 @@ for (const l of lookups) {
 const t = runBench("mlflow.ts", "200");
 rows.push(["200 tasks tracked in a real mlflow server", `${t.requestsPerTask} requests per task (+${t.requestsOfTheFlowRunItself} for the flow run); +${t.overheadMsPerTask} ms per task at concurrency 8`, "<= 4 requests per task + 1 per artifact"]);
 
+const st = runBench("start.ts", "9");
+rows.push([
+  "start to first task, `cairn run` (whole process, median of 9 alternating rounds)",
+  `installed from the packed tarballs ${st.installedFirstTaskMs} ms, in the workspace ${st.workspaceFirstTaskMs} ms, installed through tsx ${st["installed-tsxFirstTaskMs"]} ms`,
+  "installed no slower than the workspace",
+]);
+const packedKb = Object.values(st.packedKb as unknown as Record<string, number>).reduce((a, b) => a + b, 0);
+rows.push(["size of Cairn as installed", `packed ${packedKb} KB (4 tarballs); installed: Cairn's packages ${st.cairnPackagesInstalledKb} KB, node_modules with every dependency ${st.installedNodeModulesKb} KB`, ""]);
+
 console.log(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}\n`);
 console.log("| benchmark | result | goal |\n| --- | --- | --- |");
 for (const r of rows) console.log(`| ${r.join(" | ")} |`);

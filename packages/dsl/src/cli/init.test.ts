@@ -1,0 +1,83 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { afterEach, describe, expect, it } from "vitest";
+import { initProject } from "./init.ts";
+import { main } from "./main.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function folder(files: Record<string, string> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), "cairn-init-"));
+  dirs.push(dir);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+const init = (dir: string, template: "ts" | "python" = "ts") =>
+  initProject({ dir, template, install: false, cairnVersion: "0.1.0", stdout: new PassThrough(), stderr: new PassThrough(), env: {} });
+
+const pkg = (dir: string) => JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+
+describe("cairn init", () => {
+  it("makes a new package.json named after the folder, and keeps what an existing one has", async () => {
+    const fresh = folder();
+    await init(fresh);
+    expect(pkg(fresh)).toMatchObject({ private: true, type: "module", dependencies: { "cairn-dag": "^0.1.0", zod: "^4.1.0" } });
+
+    const existing = folder({ "package.json": JSON.stringify({ name: "mine", scripts: { flow: "my own" }, devDependencies: { typescript: "5.4.0" } }) });
+    await init(existing, "python");
+    const merged = pkg(existing);
+    expect(merged.name).toBe("mine");
+    expect(merged.private).toBeUndefined();
+    expect(merged.scripts.flow).toBe("my own");
+    expect(merged.scripts.typecheck).toBe("tsc --noEmit");
+    expect(merged.devDependencies.typescript).toBe("5.4.0");
+    expect(existsSync(join(existing, "steps/train.py"))).toBe(true);
+  });
+
+  it("refuses to overwrite a file, and writes nothing then", async () => {
+    const dir = folder({ "flow.ts": "// mine\n" });
+    await expect(init(dir)).rejects.toThrow(/cairn init would overwrite flow\.ts in .*, and it never overwrites a file\. Move it away, or scaffold into another folder: cairn init my-flow\./);
+    expect(readFileSync(join(dir, "flow.ts"), "utf8")).toBe("// mine\n");
+    expect(existsSync(join(dir, "tsconfig.json"))).toBe(false);
+    expect(existsSync(join(dir, "package.json"))).toBe(false);
+  });
+
+  it("switches a CommonJS package with no .js files to ESM, and refuses one that has them", async () => {
+    const empty = folder({ "package.json": JSON.stringify({ name: "x", type: "commonjs" }) });
+    await init(empty);
+    expect(pkg(empty).type).toBe("module");
+
+    const cjs = folder({ "package.json": JSON.stringify({ name: "x", type: "commonjs" }), "index.js": "module.exports = 1;\n" });
+    await expect(init(cjs)).rejects.toThrow(/says "type": "commonjs" and index\.js is CommonJS; Cairn's flow files are ES modules\. Scaffold into a new folder/);
+    expect(pkg(cjs).type).toBe("commonjs");
+  });
+
+  it("says which package.json is broken", async () => {
+    const dir = folder({ "package.json": "{ nope" });
+    await expect(init(dir)).rejects.toThrow(/package\.json is not valid JSON \(.*\)\. Fix it, then run cairn init again\./);
+    const array = folder({ "package.json": "[]" });
+    await expect(init(array)).rejects.toThrow(/must hold a JSON object, got an array/);
+  });
+
+  it("appends only the .gitignore lines that are missing", async () => {
+    const dir = folder({ ".gitignore": "node_modules\n.env" });
+    await init(dir);
+    expect(readFileSync(join(dir, ".gitignore"), "utf8")).toBe("node_modules\n.env\n.cairn/\ndist/\n.venv/\n__pycache__/\n");
+  });
+
+  it("exits 2 with the choices for an unknown template or a second folder", async () => {
+    const stderr = new PassThrough();
+    let text = "";
+    stderr.on("data", (d: Buffer) => (text += d));
+    expect(await main(["init", folder(), "--template", "rust", "--no-install"], { stdout: new PassThrough(), stderr })).toBe(2);
+    expect(text).toContain('Expected --template to be one of ts, python, got "rust".');
+    expect(await main(["init", "a", "b", "--no-install"], { stdout: new PassThrough(), stderr })).toBe(2);
+    expect(text).toContain("Expected at most one folder, got 2: a b.");
+  });
+});
