@@ -7,7 +7,7 @@
  * workspace, and none may write into node_modules.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
@@ -15,6 +15,7 @@ import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const repo = resolve(import.meta.dirname, "../..");
+const VENV_PYTHON = join(repo, ".venv/bin/python");
 
 let work: string;
 let packed: string;
@@ -253,6 +254,27 @@ export default flow("extra").build(() => ({ helper: where({}).helper, said: echo
     const ran = await ok("npx", ["cairn", "run", "extra/flow.ts", "--no-cache"], project);
     expect(ran.stdout).toContain(`"helper":${JSON.stringify(join(project, "node_modules/@cairn/dsl/python/cairn_task.py"))}`);
     expect(ran.stdout).toContain(`"said":"it's here"`);
+  });
+
+  it.skipIf(!existsSync(VENV_PYTHON))("runs a notebook and an MLflow project entry point from the installed package", async () => {
+    // The Python with papermill and mlflow is the test venv's; everything of Cairn's is the installed copy.
+    mkdirSync(join(project, "more"));
+    cpSync(join(repo, "test/kinds/fixtures/report.ipynb"), join(project, "more/report.ipynb"));
+    cpSync(join(repo, "test/kinds/fixtures/mlproject"), join(project, "more/mlproject"), { recursive: true });
+    writeFileSync(
+      join(project, "more/flow.ts"),
+      `import { flow, mlflowProject, notebook } from "cairn-dag";
+const report = notebook("report", "report.ipynb").input<{ title: string; factor: number }>().output<{ total: number; title: string }>();
+const step = mlflowProject("step", { uri: "mlproject", entryPoint: "main" }).output<{ alpha: number; label: string }>();
+export default flow("more").build(() => ({ title: report({ title: "installed", factor: 2 }).title, alpha: step({ alpha: 0.25 }).alpha }));
+`,
+    );
+    const ran = await ok("npx", ["cairn", "run", "more/flow.ts", "--json"], project, { CAIRN_PYTHON: VENV_PYTHON });
+    expect(statuses(ran.stdout)).toEqual({ report: "succeeded", step: "succeeded" });
+    const last = JSON.parse(ran.stdout.trim().split("\n").at(-1)!) as { status: string };
+    expect(last.status).toBe("succeeded");
+    const human = await ok("npx", ["cairn", "run", "more/flow.ts"], project, { CAIRN_PYTHON: VENV_PYTHON });
+    expect(human.stdout).toContain('Outputs: {"title":"installed","alpha":0.25}');
   });
 });
 
