@@ -15,7 +15,8 @@ import {
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts";
 import { isPlainObject } from "../definition/ref.ts";
-import { CodeFileError } from "../errors.ts";
+import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
+import { CodeFileError, UnsafePathError } from "../errors.ts";
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
@@ -232,7 +233,7 @@ export class TaskCache {
    * Makes every artifact in a task's inputs readable locally: one that lives only
    * in the tracker (a hit from another machine) is downloaded into the work folder.
    */
-  async materialize(inputs: Record<string, unknown>): Promise<Record<string, unknown>> {
+  async materialize<T>(inputs: T, taskName?: string): Promise<T> {
     const fetches: Promise<void>[] = [];
     const walk = (value: unknown): unknown => {
       if (isArtifact(value)) {
@@ -241,9 +242,13 @@ export class TaskCache {
           (async () => {
             if (await exists(value.path)) return;
             if (!value.runId || this.tracker.kind === "none") return;
-            const dest = join(this.workDir, "downloads", value.runId, dirname(value.artifactPath));
+            // Both come from a cache entry or another machine's record: names, checked before they become a path.
+            const from = { ...(taskName !== undefined ? { taskName } : {}), source: `the record of run ${JSON.stringify(value.runId)}` };
+            const runDir = safePathSegment(value.runId, from);
+            const artifactPath = safeRelativePath(value.artifactPath, from);
+            const dest = join(this.workDir, "downloads", runDir, ...artifactPath.split("/").slice(0, -1));
             await mkdir(dest, { recursive: true });
-            out.path = await this.tracker.downloadArtifact(value.runId, value.artifactPath, dest);
+            out.path = await this.tracker.downloadArtifact(runDir, artifactPath, dest);
           })(),
         );
         return out;
@@ -252,7 +257,7 @@ export class TaskCache {
       if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v)]));
       return value;
     };
-    const result = walk(inputs) as Record<string, unknown>;
+    const result = walk(inputs) as T;
     await Promise.all(fetches);
     return result;
   }
@@ -271,6 +276,9 @@ export class TaskCache {
     }
     const artifacts: Artifact[] = [];
     collectArtifacts(entry.outputs.values, artifacts);
+    // An entry is data from a shared store or server: its names become paths only once checked.
+    const unsafe = unsafeNames(entry, artifacts);
+    if (unsafe) return unsafe;
     for (const artifact of artifacts) {
       if (await exists(artifact.path)) {
         const now = await describePath(artifact.path);
@@ -341,7 +349,7 @@ export class TaskCache {
       maxResults: 1,
     });
     if (!run) return undefined;
-    const dir = join(this.workDir, "downloads", run.runId);
+    const dir = join(this.workDir, "downloads", safePathSegment(run.runId, { source: `MLflow's search for cache key ${key}` }));
     await mkdir(dir, { recursive: true });
     try {
       const file = await this.tracker.downloadArtifact(run.runId, MANIFEST_PATH, dir);
@@ -386,6 +394,23 @@ function indexName(key: string): string {
 
 function artifactDigest(a: Artifact): string | Promise<string> {
   return a.digest ?? describePath(a.path).then((d) => d.digest);
+}
+
+/** Why the names in an entry cannot become paths (an UnsafePathError's message), or undefined when all can. */
+function unsafeNames(entry: CacheEntry, artifacts: Artifact[]): string | undefined {
+  const from = { taskName: entry.taskName, source: `the cache entry of key ${entry.key}` };
+  try {
+    safePathSegment(entry.sourceRunId, from);
+    for (const a of artifacts) {
+      if (a.runId !== undefined) safePathSegment(a.runId, from);
+      safeRelativePath(a.artifactPath, from);
+    }
+    for (const record of entry.outputs.artifacts) safeRelativePath(record.artifactPath, from);
+  } catch (error) {
+    if (error instanceof UnsafePathError) return error.message;
+    throw error;
+  }
+  return undefined;
 }
 
 function collectArtifacts(value: unknown, out: Artifact[]): void {

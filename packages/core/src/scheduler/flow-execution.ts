@@ -262,7 +262,7 @@ export class FlowExecution {
     try {
       let inputs = state.inputs ?? this.prepareInputs(state);
       if (inputs instanceof Promise) inputs = await inputs;
-      if (this.s.cache) inputs = await this.s.cache.tasks.materialize(inputs);
+      if (this.s.cache) inputs = await this.s.cache.tasks.materialize(inputs, id);
       // The null tracker's ids need no round trip through a promise.
       const runId = tracker instanceof NullTracker ? tracker.newRunId() : await tracker.createRun(!tracking ? NO_RUN : {
         experimentId: this.s.experimentId,
