@@ -44,6 +44,7 @@ function env(name: string): string {
  * `$artifact` marker again): a relative path with "/" (or `\`) between parts; no NUL, absolute
  * path, drive, UNC prefix, or "..", "." or empty part. Returned with "/" between parts. Kept
  * here, not imported, so that a script does not load the engine; a test holds the two equal.
+ * @internal Exported for that test.
  */
 export function safeArtifactName(name: string): string {
   let reason: string | undefined;
