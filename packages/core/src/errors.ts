@@ -244,6 +244,34 @@ export class SecretLeakError extends CairnError {
   }
 }
 
+/**
+ * A name that was to become a path (an artifact name from a task or a script, an artifact
+ * path from a cache entry or an MLflow listing) is not a normalised relative path, so it
+ * could reach outside the folder it belongs in. Raised by `safeRelativePath`.
+ */
+export class UnsafePathError extends CairnError {
+  override name = "UnsafePathError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    /** The name as it arrived (`name` is the error class's, as on every Error). */
+    readonly artifactName: unknown,
+    /** What is wrong with it, e.g. `climbs out with ".."`. */
+    readonly reason: string,
+    /** Where it came from, e.g. `ctx.artifacts.write()`, `script output "model"`, `the cache entry of key ...`. */
+    readonly source: string,
+    /** The task (its node id in the flow), when the name belongs to one. */
+    readonly taskName?: string,
+  ) {
+    super(
+      `${taskName !== undefined ? `Task "${taskName}": ` : ""}the artifact name ${typeof artifactName === "string" ? JSON.stringify(artifactName) : describeValue(artifactName)} ` +
+        `from ${source} ${reason}. An artifact name must be a relative path inside the run's artifacts folder, ` +
+        `with "/" between folders and no "..", "." or empty parts, like "data.csv" or "reports/summary.md".`,
+    );
+  }
+}
+
 // ---------------------------------------------------------------- tracking
 
 /** Base class of tracker failures. */

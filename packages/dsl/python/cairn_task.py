@@ -13,6 +13,7 @@ and MLFLOW_EXPERIMENT_ID when the flow is tracked by an MLflow server.
 
 import json
 import os
+import re
 
 __all__ = ["inputs", "set_outputs", "artifact_path", "artifact", "run_id"]
 
@@ -73,19 +74,40 @@ def set_outputs(outputs=None, **more):
 
 
 def _safe(name):
-    rel = os.path.normpath(name)
-    if not name or os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep):
-        raise ValueError("artifact name %r must be a relative path inside the artifacts folder" % name)
-    return rel
+    """Cairn's one rule for artifact names (safeRelativePath in @cairn/core), returned with "/" between parts."""
+    reason = None
+    if not isinstance(name, str):
+        reason = "is not a string"
+    elif name == "":
+        reason = "is empty"
+    elif "\0" in name:
+        reason = "contains a NUL character"
+    elif re.match(r"^[\\/]{2}", name):
+        reason = "is a UNC path"
+    elif re.match(r"^[\\/]", name):
+        reason = "is an absolute path"
+    elif re.match(r"^[A-Za-z]:", name):
+        reason = "starts with a drive"
+    else:
+        for part in re.split(r"[\\/]", name):
+            if part in ("..", ".", ""):
+                reason = 'climbs out with ".."' if part == ".." else 'has a "." or empty part'
+                break
+    if reason:
+        raise ValueError(
+            "artifact name %r %s; it must be a relative path inside the artifacts folder, "
+            'with "/" between folders and no "..", "." or empty parts, like "data.csv" or "reports/summary.md"' % (name, reason)
+        )
+    return "/".join(re.split(r"[\\/]", name))
 
 
 def artifact_path(name):
     """Absolute path for `name` in the task's artifacts folder (parent folders created)."""
-    path = os.path.join(_env("CAIRN_ARTIFACTS"), _safe(name))
+    path = os.path.join(_env("CAIRN_ARTIFACTS"), *_safe(name).split("/"))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     return path
 
 
 def artifact(name):
     """The output value for a file written at artifact_path(name); Cairn turns it into an Artifact."""
-    return {"$artifact": _safe(name).replace(os.sep, "/")}
+    return {"$artifact": _safe(name)}

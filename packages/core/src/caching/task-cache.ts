@@ -15,7 +15,8 @@ import {
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts";
 import { isPlainObject } from "../definition/ref.ts";
-import { CodeFileError } from "../errors.ts";
+import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
+import { CodeFileError, UnsafePathError } from "../errors.ts";
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
@@ -232,29 +233,8 @@ export class TaskCache {
    * Makes every artifact in a task's inputs readable locally: one that lives only
    * in the tracker (a hit from another machine) is downloaded into the work folder.
    */
-  async materialize(inputs: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const fetches: Promise<void>[] = [];
-    const walk = (value: unknown): unknown => {
-      if (isArtifact(value)) {
-        const out = { ...value } as { -readonly [K in keyof Artifact]: Artifact[K] };
-        fetches.push(
-          (async () => {
-            if (await exists(value.path)) return;
-            if (!value.runId || this.tracker.kind === "none") return;
-            const dest = join(this.workDir, "downloads", value.runId, dirname(value.artifactPath));
-            await mkdir(dest, { recursive: true });
-            out.path = await this.tracker.downloadArtifact(value.runId, value.artifactPath, dest);
-          })(),
-        );
-        return out;
-      }
-      if (Array.isArray(value)) return value.map(walk);
-      if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v)]));
-      return value;
-    };
-    const result = walk(inputs) as Record<string, unknown>;
-    await Promise.all(fetches);
-    return result;
+  materialize<T>(inputs: T, taskName?: string): Promise<T> {
+    return localArtifacts(inputs, this.tracker, this.workDir, taskName);
   }
 
   /** True for an entry recorded through another tracker than this one (not for tracking off). */
@@ -271,6 +251,9 @@ export class TaskCache {
     }
     const artifacts: Artifact[] = [];
     collectArtifacts(entry.outputs.values, artifacts);
+    // An entry is data from a shared store or server: its names become paths only once checked.
+    const unsafe = unsafeNames(entry, artifacts);
+    if (unsafe) return unsafe;
     for (const artifact of artifacts) {
       if (await exists(artifact.path)) {
         const now = await describePath(artifact.path);
@@ -341,7 +324,7 @@ export class TaskCache {
       maxResults: 1,
     });
     if (!run) return undefined;
-    const dir = join(this.workDir, "downloads", run.runId);
+    const dir = join(this.workDir, "downloads", safePathSegment(run.runId, { source: `MLflow's search for cache key ${key}` }));
     await mkdir(dir, { recursive: true });
     try {
       const file = await this.tracker.downloadArtifact(run.runId, MANIFEST_PATH, dir);
@@ -386,6 +369,67 @@ function indexName(key: string): string {
 
 function artifactDigest(a: Artifact): string | Promise<string> {
   return a.digest ?? describePath(a.path).then((d) => d.digest);
+}
+
+/**
+ * `value` with every Artifact readable on this machine: one whose `path` does not exist here
+ * (recorded on another machine, found through the MLflow index) is downloaded from its run into
+ * `<workDir>/downloads/<run id>/<artifact path>`, or taken from there when an earlier download
+ * with the same digest is present, and its `path` points at the local copy. Artifacts that
+ * exist, or that no tracker can give, are left as they are. Used for a task's inputs and for the
+ * flow's outputs, so that what a task reads and what the user is handed are local files.
+ */
+export async function localArtifacts<T>(value: T, tracker: Tracker, workDir: string, taskName?: string): Promise<T> {
+  if (tracker.kind === "none") return value;
+  const fetches: Promise<void>[] = [];
+  const walk = (v: unknown): unknown => {
+    if (isArtifact(v)) {
+      const out = { ...v } as { -readonly [K in keyof Artifact]: Artifact[K] };
+      fetches.push(
+        (async () => {
+          if (await exists(v.path)) return;
+          if (!v.runId) return;
+          // Both come from a cache entry or another machine's record: names, checked before they become a path.
+          const from = { ...(taskName !== undefined ? { taskName } : {}), source: `the record of run ${JSON.stringify(v.runId)}` };
+          const runDir = safePathSegment(v.runId, from);
+          const artifactPath = safeRelativePath(v.artifactPath, from);
+          const parts = artifactPath.split("/");
+          const dest = join(workDir, "downloads", runDir, ...parts.slice(0, -1));
+          const copy = join(dest, parts.at(-1)!);
+          if (v.digest && (await exists(copy)) && (await describePath(copy)).digest === v.digest) {
+            out.path = copy;
+            return;
+          }
+          await mkdir(dest, { recursive: true });
+          out.path = await tracker.downloadArtifact(runDir, artifactPath, dest);
+        })(),
+      );
+      return out;
+    }
+    if (Array.isArray(v)) return v.map(walk);
+    if (isPlainObject(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    return v;
+  };
+  const result = walk(value) as T;
+  await Promise.all(fetches);
+  return result;
+}
+
+/** Why the names in an entry cannot become paths (an UnsafePathError's message), or undefined when all can. */
+function unsafeNames(entry: CacheEntry, artifacts: Artifact[]): string | undefined {
+  const from = { taskName: entry.taskName, source: `the cache entry of key ${entry.key}` };
+  try {
+    safePathSegment(entry.sourceRunId, from);
+    for (const a of artifacts) {
+      if (a.runId !== undefined) safePathSegment(a.runId, from);
+      safeRelativePath(a.artifactPath, from);
+    }
+    for (const record of entry.outputs.artifacts) safeRelativePath(record.artifactPath, from);
+  } catch (error) {
+    if (error instanceof UnsafePathError) return error.message;
+    throw error;
+  }
+  return undefined;
 }
 
 function collectArtifacts(value: unknown, out: Artifact[]): void {

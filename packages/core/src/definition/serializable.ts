@@ -89,3 +89,50 @@ function walk(v: unknown, path: string, where: string, allowRefs: boolean, stack
   }
   stack.pop();
 }
+
+/**
+ * `value` in its stored JSON form, the value `JSON.parse(JSON.stringify(value))` gives, for a
+ * value assertSerializable accepts: object properties that are `undefined` are dropped, array
+ * items that are `undefined` (or holes) become `null`, `-0` becomes `0`, and an object without a
+ * prototype becomes a plain one. A task's output passes through here once, so the next task sees
+ * the same value whether the output was just computed or restored from the cache. Returns
+ * `value` itself, not a copy, when it is in that form already, as nearly every output is.
+ */
+export function storedForm<T>(value: T): T {
+  return normalise(value) as T;
+}
+
+function normalise(v: unknown): unknown {
+  if (typeof v === "number") return Object.is(v, -0) ? 0 : v;
+  if (typeof v !== "object" || v === null) return v;
+  if (Array.isArray(v)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const item: unknown = v[i];
+      const stored = item === undefined ? null : normalise(item);
+      if (copy) copy.push(stored);
+      else if (!Object.is(stored, item) || !(i in v)) (copy = v.slice(0, i)).push(stored); // Object.is: -0 === 0
+    }
+    return copy ?? v;
+  }
+  const obj = v as Record<string, unknown>;
+  let copy: Record<string, unknown> | undefined = Object.getPrototypeOf(obj) === null ? {} : undefined;
+  const keys = Object.keys(obj);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const item = obj[key];
+    const stored = item === undefined ? undefined : normalise(item);
+    if (!copy && (item === undefined || !Object.is(stored, item))) {
+      copy = {};
+      for (let j = 0; j < i; j++) define(copy, keys[j]!, obj[keys[j]!]);
+    }
+    if (copy && stored !== undefined) define(copy, key, stored);
+  }
+  return copy ?? v;
+}
+
+/** Sets an own property, also one named `__proto__` (which JSON.parse makes an own property too). */
+function define(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__") Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}

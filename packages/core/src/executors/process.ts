@@ -18,10 +18,11 @@
 import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { isAbsolute, join, normalize, sep } from "node:path";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { isArtifact } from "../definition/artifact.ts";
+import { safeRelativePath } from "../definition/artifact-path.ts";
 import { isPlainObject } from "../definition/ref.ts";
 import { CancelledError } from "../errors.ts";
 import type { TaskContext } from "../run/task-context.ts";
@@ -298,11 +299,7 @@ export async function resolveMarkers(value: unknown, path: string, artifactsDir:
     if (typeof name !== "string" || !name) {
       throw new ProcessOutputError(ctx.nodeId, `output "${where}" is an artifact marker whose name is not a non-empty string.`);
     }
-    const rel = normalize(name);
-    if (isAbsolute(rel) || rel === ".." || rel.startsWith(`..${sep}`)) {
-      throw new ProcessOutputError(ctx.nodeId, `output "${where}" names artifact "${name}", which is outside CAIRN_ARTIFACTS; use a path relative to it.`);
-    }
-    const artifact = ctx.artifacts.file(rel);
+    const artifact = ctx.artifacts.file(safeRelativePath(name, { taskName: ctx.nodeId, source: `script output "${where}" (CAIRN_OUTPUTS)` }));
     try {
       const s = await stat(artifact.path);
       return { ...artifact, ...(s.isFile() ? { size: s.size } : {}) };

@@ -58,6 +58,11 @@ export interface FlowEvent {
   flow: string;
   /** For finished flows. */
   durationMs?: number;
+  /**
+   * For a succeeded flow: its outputs, as `run.outputs()` gives them (every artifact a local
+   * file, downloaded when it was recorded on another machine).
+   */
+  outputs?: unknown;
   error?: ErrorInfo;
   time: number;
 }

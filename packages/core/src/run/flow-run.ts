@@ -8,7 +8,9 @@ import { CairnError, OptionError, ParamError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { type ExecutionSettings, type FailurePolicy, FlowExecution, type TaskResult } from "../scheduler/flow-execution.ts";
 import { CacheStore } from "@cairn/cache";
-import { TaskCache } from "../caching/task-cache.ts";
+import { TaskCache, localArtifacts } from "../caching/task-cache.ts";
+import { isArtifact } from "../definition/artifact.ts";
+import { isPlainObject } from "../definition/ref.ts";
 import { NullTracker } from "../tracking/null-tracker.ts";
 import { resolveTracker } from "../tracking/resolve-tracker.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -251,7 +253,13 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
       options.signal?.removeEventListener("abort", onAbort);
     }
     let outputs: Outputs | undefined;
-    if (status === "succeeded") outputs = execution.resolve(definition.outputs) as Outputs;
+    if (status === "succeeded") {
+      outputs = execution.resolve(definition.outputs) as Outputs;
+      // What the user is handed must resolve: an artifact of a hit found through the server is downloaded here.
+      outputs = await localFlowOutputs(outputs, tracker, root, (message) =>
+        emit({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() }),
+      );
+    }
     // The flow's outputs are logged while the runs of cache hits are still being recorded.
     const logged = outputs ? logFlowOutputs(tracker, flowRunId, outputs).then(() => undefined, (e: unknown) => e) : undefined;
     await execution.drain();
@@ -270,7 +278,16 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
       await tracker.endRun(flowRunId, "FAILED").catch(() => {});
     }
     const durationMs = Math.round(performance.now() - started);
-    emit({ type: "flow", status, runId: flowRunId, flow: definition.name, durationMs, time: Date.now(), ...(error ? { error } : {}) });
+    emit({
+      type: "flow",
+      status,
+      runId: flowRunId,
+      flow: definition.name,
+      durationMs,
+      time: Date.now(),
+      ...(status === "succeeded" && outputs ? { outputs } : {}),
+      ...(error ? { error } : {}),
+    });
     return { runId: flowRunId, status, ...(outputs ? { outputs } : {}), tasks, durationMs, ...(error ? { error } : {}) } as FlowResult<Outputs>;
   };
   return new FlowRun<Outputs>(flowRunId, definition.name, tracker, execution, body);
@@ -376,6 +393,34 @@ async function logFlowStart(tracker: Tracker, runId: string, params: Record<stri
     if (s.length <= 500) flat[k] = s;
   }
   await tracker.logBatch(runId, { params: flat });
+}
+
+/**
+ * The flow's outputs with every artifact a local file (see localArtifacts). An artifact that
+ * cannot be downloaded is left as recorded, and `warn` says where it lives: its `runs:/` URI.
+ */
+async function localFlowOutputs<T>(outputs: T, tracker: Tracker, root: string, warn: (message: string) => void): Promise<T> {
+  if (tracker.kind === "none" || !isPlainObject(outputs)) return outputs;
+  const entries = await Promise.all(
+    Object.entries(outputs).map(async ([name, value]) => {
+      try {
+        return [name, await localArtifacts(value, tracker, root)] as const;
+      } catch (error) {
+        const where = collectArtifactUris(value).join(", ");
+        warn(`Flow output "${name}" could not be downloaded (${(error as Error).message}); it lives at ${where} in ${tracker.uri}.`);
+        return [name, value] as const;
+      }
+    }),
+  );
+  return Object.fromEntries(entries) as T;
+}
+
+/** `runs:/<run id>/<artifact path>` of every artifact in `value`: MLflow's own way to name one. */
+function collectArtifactUris(value: unknown, out: string[] = []): string[] {
+  if (isArtifact(value)) out.push(value.runId ? `runs:/${value.runId}/${value.artifactPath}` : value.path);
+  else if (Array.isArray(value)) for (const v of value) collectArtifactUris(v, out);
+  else if (isPlainObject(value)) for (const v of Object.values(value)) collectArtifactUris(v, out);
+  return out;
 }
 
 async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown): Promise<void> {

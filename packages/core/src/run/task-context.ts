@@ -12,11 +12,19 @@ export interface RunLog {
 
 /** Writes files that become the task run's artifacts. */
 export interface ArtifactWriter {
-  /** Writes `data` to `name` in the task's artifacts folder and returns the Artifact to output. */
+  /**
+   * Writes `data` to `name` in the task's artifacts folder and returns the Artifact to output.
+   * A name is a relative path inside that folder (`data.csv`, `reports/summary.md`); one that
+   * could reach outside it (`..`, an absolute path, a drive, a NUL, `.` or empty parts) throws
+   * UnsafePathError.
+   */
   write(name: string, data: string | Uint8Array): Promise<Artifact>;
-  /** Absolute path for `name` in the artifacts folder, parent folders created, for tools that write files themselves. */
-  path(name: string): Promise<string>;
-  /** The Artifact for a file or folder already written at `path(name)`. */
+  /**
+   * Absolute path for `name` in the artifacts folder, parent folders created, for tools that
+   * write files themselves; no name (or `""`) gives the folder itself. Names as for `write`.
+   */
+  path(name?: string): Promise<string>;
+  /** The Artifact for a file or folder already written at `path(name)`. Names as for `write`. */
   file(name: string): Artifact;
 }
 

@@ -6,7 +6,7 @@ import { isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { type RefValue, resolveRefs } from "../definition/ref.ts";
 import { validateWithSchema } from "../definition/schema.ts";
-import { assertSerializable, isSerializableValue } from "../definition/serializable.ts";
+import { assertSerializable, isSerializableValue, storedForm } from "../definition/serializable.ts";
 import {
   CairnError,
   CancelledError,
@@ -262,7 +262,7 @@ export class FlowExecution {
     try {
       let inputs = state.inputs ?? this.prepareInputs(state);
       if (inputs instanceof Promise) inputs = await inputs;
-      if (this.s.cache) inputs = await this.s.cache.tasks.materialize(inputs);
+      if (this.s.cache) inputs = await this.s.cache.tasks.materialize(inputs, id);
       // The null tracker's ids need no round trip through a promise.
       const runId = tracker instanceof NullTracker ? tracker.newRunId() : await tracker.createRun(!tracking ? NO_RUN : {
         experimentId: this.s.experimentId,
@@ -584,10 +584,13 @@ export class FlowExecution {
     }
     this.s.secrets.assertClean(value, node.id, "its outputs");
     const schema = node.task.outputSchema;
-    if (!schema) return value;
+    // Normalised once, here: the next task sees the stored JSON form, fresh or from the cache.
+    if (!schema) return storedForm(value);
     return validateWithSchema(schema, value).then((r) => {
       if (!r.ok) throw new OutputValidationError(node.id, r.issues);
-      return r.value;
+      // A schema may transform what it validates (a Date from a string): that value must be JSON data too.
+      if (!isSerializableValue(r.value)) assertSerializable(r.value, `Task "${node.id}" output, as its output schema returned it,`);
+      return storedForm(r.value);
     });
   }
 

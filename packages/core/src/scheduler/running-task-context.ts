@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import type { Artifact } from "../definition/artifact.ts";
+import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
@@ -91,26 +92,33 @@ export class RunningTaskContext implements TaskContext {
     if (this.artifacts_) return this.artifacts_;
     const { tracker, workDir } = this.shared;
     const runId = this.runId;
-    const artifactDir = hasLocalArtifacts(tracker) ? tracker.artifactDir(runId) : resolvePath(workDir, "artifacts", runId);
-    const file = (name: string): Artifact => ({
-      kind: "cairn.artifact",
-      path: join(artifactDir, name),
-      artifactPath: name.split(/[\\/]/).join("/"),
-      runId,
-    });
+    const taskName = this.node.id;
+    const artifactDir = hasLocalArtifacts(tracker)
+      ? tracker.artifactDir(runId)
+      : join(resolvePath(workDir, "artifacts"), safePathSegment(runId, { taskName, source: "the tracker's run id" }));
+    // Every name a task gives becomes a path here, so every one is checked here.
+    const file = (name: string, source: string): Artifact => {
+      const artifactPath = safeRelativePath(name, { taskName, source });
+      return { kind: "cairn.artifact", path: join(artifactDir, artifactPath), artifactPath, runId };
+    };
     return (this.artifacts_ = {
       async write(name, data) {
-        const a = file(name);
+        const a = file(name, "ctx.artifacts.write()");
         await mkdir(dirname(a.path), { recursive: true });
         await writeFile(a.path, data);
         return a;
       },
       async path(name) {
-        const p = file(name).path;
+        // No name (or "") is the folder itself, for tools that fill a folder.
+        if (name === "" || name === undefined) {
+          await mkdir(artifactDir, { recursive: true });
+          return artifactDir;
+        }
+        const p = file(name, "ctx.artifacts.path()").path;
         await mkdir(dirname(p), { recursive: true });
         return p;
       },
-      file,
+      file: (name) => file(name, "ctx.artifacts.file()"),
     });
   }
 }

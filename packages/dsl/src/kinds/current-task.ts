@@ -9,7 +9,7 @@
  * task.setOutputs({ model: task.artifact("model.json"), accuracy: 0.9 });
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, isAbsolute, join, normalize, sep } from "node:path";
+import { dirname, join } from "node:path";
 
 /** What a script writes in its outputs for a file in the artifacts folder; Cairn turns it into an Artifact. */
 export interface ArtifactMarker {
@@ -39,12 +39,32 @@ function env(name: string): string {
   return v;
 }
 
-function safeName(name: string): string {
-  const rel = normalize(name);
-  if (!name || isAbsolute(rel) || rel === ".." || rel.startsWith(`..${sep}`)) {
-    throw new Error(`Artifact name ${JSON.stringify(name)} must be a relative path inside the artifacts folder.`);
+/**
+ * Cairn's one rule for artifact names (`safeRelativePath` in @cairn/core, which checks every
+ * `$artifact` marker again): a relative path with "/" (or `\`) between parts; no NUL, absolute
+ * path, drive, UNC prefix, or "..", "." or empty part. Returned with "/" between parts. Kept
+ * here, not imported, so that a script does not load the engine; a test holds the two equal.
+ * @internal Exported for that test.
+ */
+export function safeArtifactName(name: string): string {
+  let reason: string | undefined;
+  if (typeof name !== "string") reason = "is not a string";
+  else if (name === "") reason = "is empty";
+  else if (name.includes("\0")) reason = "contains a NUL character";
+  else if (/^[\\/]{2}/.test(name)) reason = "is a UNC path";
+  else if (/^[\\/]/.test(name)) reason = "is an absolute path";
+  else if (/^[A-Za-z]:/.test(name)) reason = "starts with a drive";
+  else {
+    const bad = name.split(/[\\/]/).find((p) => p === ".." || p === "." || p === "");
+    if (bad !== undefined) reason = bad === ".." ? 'climbs out with ".."' : 'has a "." or empty part';
   }
-  return rel;
+  if (reason) {
+    throw new Error(
+      `Artifact name ${JSON.stringify(name)} ${reason}; it must be a relative path inside the artifacts folder, ` +
+        `with "/" between folders and no "..", "." or empty parts, like "data.csv" or "reports/summary.md".`,
+    );
+  }
+  return name.split(/[\\/]/).join("/");
 }
 
 /** The task this process runs as. */
@@ -61,10 +81,10 @@ export function currentTask<In = Record<string, unknown>, Out = Record<string, u
       renameSync(tmp, file);
     },
     artifactPath(name) {
-      const p = join(env("CAIRN_ARTIFACTS"), safeName(name));
+      const p = join(env("CAIRN_ARTIFACTS"), ...safeArtifactName(name).split("/"));
       mkdirSync(dirname(p), { recursive: true });
       return p;
     },
-    artifact: (name) => ({ $artifact: safeName(name).split(sep).join("/") }),
+    artifact: (name) => ({ $artifact: safeArtifactName(name) }),
   };
 }

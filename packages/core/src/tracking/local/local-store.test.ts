@@ -3,7 +3,7 @@ import { appendFile, mkdir, mkdtemp, readdir, readFile, writeFile } from "node:f
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { TrackingError } from "../../errors.ts";
+import { TrackingError, UnsafePathError } from "../../errors.ts";
 import { trackerComplianceSuite } from "../tracker-compliance.ts";
 import { LocalStore } from "./local-store.ts";
 
@@ -173,15 +173,15 @@ describe("LocalStore", () => {
     expect((await store.getRun(runId))!.tags.t).toBeUndefined(); // a rejected batch changes nothing
   });
 
-  it("rejects unknown experiments, bad ids and artifact paths leaving the run, with TrackingErrors", async () => {
+  it("rejects unknown experiments and bad ids with TrackingErrors, and artifact paths leaving the run with UnsafePathError", async () => {
     const store = new LocalStore({ root: await tmp() });
     await expect(store.createRun({ experimentId: "0123456789abcdef", name: "r" })).rejects.toThrow(/no experiment 0123456789abcdef/);
     await expect(store.createRun({ experimentId: "../../etc", name: "r" })).rejects.toBeInstanceOf(TrackingError);
     await expect(store.ensureExperiment("")).rejects.toBeInstanceOf(TrackingError);
     expect(() => store.artifactDir("../x")).toThrow(TrackingError);
     const runId = await store.createRun({ experimentId: await store.ensureExperiment("bad"), name: "r" });
-    await expect(store.logArtifact(runId, await file("a"), "../outside")).rejects.toThrow(/no "\.\."/);
-    await expect(store.downloadArtifact(runId, "../../runs", await tmp())).rejects.toBeInstanceOf(TrackingError);
+    await expect(store.logArtifact(runId, await file("a"), "../outside")).rejects.toThrow(/climbs out with "\.\."/);
+    await expect(store.downloadArtifact(runId, "../../runs", await tmp())).rejects.toBeInstanceOf(UnsafePathError);
     await expect(store.logArtifact(runId, "/no/such/file")).rejects.toBeInstanceOf(TrackingError);
     expect(await store.getRun("../../etc/passwd")).toBeUndefined();
   });

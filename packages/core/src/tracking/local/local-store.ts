@@ -4,6 +4,7 @@ import { access, copyFile, cp, link, mkdir, readdir, readFile, rename, stat, unl
 import { hostname } from "node:os";
 import { basename, join, resolve, sep } from "node:path";
 import { readSmallFile } from "@cairn/cache";
+import { safePathSegment, safeRelativePath } from "../../definition/artifact-path.ts";
 import { TrackingError } from "../../errors.ts";
 import type {
   ArtifactInfo,
@@ -344,7 +345,8 @@ export class LocalStore implements Tracker {
     }
     const folder = artifactPath === undefined ? [] : artifactSegments(artifactPath, "logArtifact");
     const destDir = join(this.artifactDir(runId), ...folder);
-    const dest = join(destDir, basename(localPath));
+    // The file keeps its own name, which must be one name too (a path ending in ".." has none).
+    const dest = join(destDir, safePathSegment(basename(resolve(localPath)), { source: "LocalStore.logArtifact()" }));
     if (resolve(localPath) === dest) return; // written in place already
     const info = await stat(localPath).catch((error: unknown) => {
       throw new TrackingError(`LocalStore.logArtifact: cannot read "${localPath}" for run ${runId}: ${(error as Error).message}.`, { cause: error });
@@ -692,14 +694,10 @@ function checkRunId(runId: string, method: string): string {
   return runId;
 }
 
-/** The segments of an artifact path; refuses paths that would leave the run's artifact folder. */
+/** The parts of an artifact path, checked by the one rule (safeRelativePath); "" is the run's root. */
 function artifactSegments(path: string, method: string): string[] {
   if (typeof path !== "string") throw new TrackingError(`LocalStore.${method} expects an artifact path string, got ${show(path)}.`);
-  const segments = path.split(/[\\/]/).filter((s) => s !== "" && s !== ".");
-  if (segments.includes("..") || /^([\\/]|[A-Za-z]:)/.test(path)) {
-    throw new TrackingError(`LocalStore.${method}: artifact path "${path}" must be relative and stay inside the run's artifacts (no "..").`);
-  }
-  return segments;
+  return path === "" ? [] : safeRelativePath(path, { source: `LocalStore.${method}()` }).split("/");
 }
 
 function encodeNumber(value: number): number | string {

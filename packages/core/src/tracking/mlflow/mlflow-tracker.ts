@@ -2,6 +2,7 @@ import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join, posix, relative, sep } from "node:path";
 import PQueue from "p-queue";
+import { safeRelativePath } from "../../definition/artifact-path.ts";
 import { TrackingError } from "../../errors.ts";
 import type {
   ArtifactInfo,
@@ -315,12 +316,12 @@ export class MlflowTracker implements Tracker {
       }
     };
     await walk(entries);
+    // The listing is the server's word: each file's place under `target` is a name, checked
+    // before it becomes a path (a listed "../x" would otherwise land outside `target`).
+    const from = { source: `MLflow's artifact listing of run ${runId} at ${this.uri}` };
+    const places = files.map((file) => join(target, ...safeRelativePath(file.startsWith(`${rel}/`) ? file.slice(rel.length + 1) : file, from).split("/")));
     const queue = new PQueue({ concurrency: UPLOAD_CONCURRENCY });
-    await Promise.all(
-      files.map((file) =>
-        queue.add(() => this.client.downloadArtifactFile(artifactUri, file, join(target, ...posix.relative(rel, file).split("/")), runId)),
-      ),
-    );
+    await Promise.all(files.map((file, i) => queue.add(() => this.client.downloadArtifactFile(artifactUri, file, places[i]!, runId))));
     return target;
   }
 

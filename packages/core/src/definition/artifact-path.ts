@@ -1,0 +1,70 @@
+/**
+ * The one rule for names that become paths. An artifact name comes from a task
+ * (`ctx.artifacts.write/path/file`), a script's outputs (`{"$artifact": name}`), a cache
+ * entry or an MLflow artifact listing; each is joined to a folder Cairn owns (a run's
+ * artifacts, the downloads folder). Every such join goes through {@link safeRelativePath},
+ * which accepts only a normalised relative path, so that no name, however it arrives,
+ * reaches outside the folder it is joined to. The rule is strict rather than clever: a name
+ * Cairn would have to rewrite to make safe (`a/../b`, `./a`, `a//b`) is refused, not fixed,
+ * because the rewritten name would not be what the writer meant.
+ */
+import { UnsafePathError } from "../errors.ts";
+
+/** Where a name came from, for the error: the task, and the API or record that carried it. */
+export interface PathSource {
+  /** The task (its node id in the flow), when the name belongs to one. */
+  readonly taskName?: string | undefined;
+  /** What carried the name, e.g. `ctx.artifacts.write()`, `script output "model"`. */
+  readonly source: string;
+}
+
+/**
+ * The common case in one test: parts that hold no separator, NUL or ":" and are not "." or
+ * "..". Anything else (a `\`, a drive, a ":") takes the slow path below.
+ */
+const PART = String.raw`(?:[^/\\\0.:][^/\\\0:]*|\.[^/\\\0.:][^/\\\0:]*|\.\.[^/\\\0:]+)`;
+const PLAIN = new RegExp(`^${PART}(?:/${PART})*$`);
+
+/**
+ * `name` as a normalised relative path (`a/b/c.txt`, "/" between parts; a `\` counts as a
+ * separator, as it does on Windows), or throws {@link UnsafePathError} naming the task and the
+ * name. Refused: a non-string or empty name; a NUL; an absolute path (`/x`), a drive (`C:x`,
+ * `C:\x`) or a UNC path (`\\server\share`); a `..`, `.` or empty part (`a//b`, a trailing `/`).
+ * @example
+ * join(artifactsDir, ...safeRelativePath(name, { taskName: "load", source: "ctx.artifacts.write()" }).split("/"))
+ */
+export function safeRelativePath(name: unknown, from: PathSource): string {
+  // Most names are plain (`data.csv`, `logs/stdout.txt`): one regular expression, no allocation.
+  if (typeof name === "string" && PLAIN.test(name)) return name;
+  const fail = (reason: string): never => {
+    throw new UnsafePathError(name, reason + suggestion(name), from.source, from.taskName);
+  };
+  if (typeof name !== "string") return fail("is not a string");
+  if (name === "") return fail("is empty");
+  if (name.includes("\0")) return fail("contains a NUL character");
+  if (/^[\\/]{2}/.test(name)) return fail("is a UNC path (\\\\server\\share)");
+  if (/^[\\/]/.test(name)) return fail("is an absolute path");
+  if (/^[A-Za-z]:/.test(name)) return fail(`starts with a drive ("${name.slice(0, 2)}")`);
+  const parts = name.split(/[\\/]/);
+  for (const part of parts) {
+    if (part === "..") return fail('climbs out with ".."');
+    if (part === ".") return fail('has a "." part');
+    if (part === "") return fail('has an empty part ("//" or a trailing "/")');
+  }
+  // Left: a name whose only oddity is `\` as a separator, or a ":" after the first character.
+  return parts.join("/");
+}
+
+/** `name` as one safe path part (no separator at all): a run id or a file name that is joined as one folder level. */
+export function safePathSegment(name: unknown, from: PathSource): string {
+  const safe = safeRelativePath(name, from);
+  if (safe.includes("/")) throw new UnsafePathError(name, "is more than one path part", from.source, from.taskName);
+  return safe;
+}
+
+/** `; use "a/b" instead` when dropping "." and empty parts gives a safe name; "" otherwise. */
+function suggestion(name: unknown): string {
+  if (typeof name !== "string" || /^[\\/]|^[A-Za-z]:|\0/.test(name)) return "";
+  const parts = name.split(/[\\/]/).filter((p) => p !== "" && p !== ".");
+  return parts.length && !parts.includes("..") ? `; use "${parts.join("/")}" instead` : "";
+}

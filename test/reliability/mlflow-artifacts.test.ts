@@ -1,0 +1,212 @@
+/**
+ * With a real `mlflow server` (one for this file) and "machines" that are separate `.cairn`
+ * roots sharing it:
+ * - class 8: a flow's artifact outputs resolve on a machine whose hits all come from the
+ *   server's index: `run.outputs()`, the CLI's `Outputs:` line and the `--json` flow event hand
+ *   out local files, downloaded on the way;
+ * - class 1: a poisoned index entry and a hostile artifact listing (a proxy rewrites the real
+ *   server's answer: MLflow itself never lists `..`) cannot put a file outside its folder.
+ */
+import { existsSync } from "node:fs";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { join, relative } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UnsafePathError } from "@cairn/core";
+import { MlflowTracker } from "@cairn/core/mlflow";
+import type { Artifact } from "@cairn/dsl";
+import { type MlflowServer, startMlflowServer } from "../../packages/core/test/mlflow-server.ts";
+import { cairnRun, childEnv, runCollect, start, cairnBin, statuses, tmp } from "../cache/helpers.ts";
+import artifactOutputs from "./fixtures/artifact-outputs.flow.ts";
+
+const FLOW_FILE = join(import.meta.dirname, "fixtures/artifact-outputs.flow.ts");
+
+let server: MlflowServer;
+beforeAll(async () => {
+  server = await startMlflowServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+const env = () => ({ MLFLOW_TRACKING_URI: server.uri });
+
+type Outputs = { data: Artifact; parts: Artifact[]; n: number };
+
+/** Checks that the outputs are local files under `root` with the bytes machine A wrote. */
+async function expectLocal(outputs: { data: string | Artifact; parts: (string | Artifact)[] }, root: string): Promise<void> {
+  const path = (a: string | Artifact) => (typeof a === "string" ? a : a.path);
+  expect(path(outputs.data).startsWith(root)).toBe(true);
+  expect(await readFile(path(outputs.data), "utf8")).toBe("abc".repeat(5));
+  expect(await Promise.all(outputs.parts.map((p) => readFile(path(p), "utf8")))).toEqual(["1", "22"]);
+}
+
+/** Files under `dir` whose name mentions "escape". */
+async function escapes(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (e.name.includes("escape")) found.push(relative(dir, join(e.parentPath, e.name)));
+  }
+  return found;
+}
+
+describe("flow outputs that are artifacts, on a machine whose hits come from the server", () => {
+  let produceRunId = "";
+
+  it("resolve to local files in run.outputs(), the CLI's Outputs: line and the --json flow event", async () => {
+    // Machine A computes, then goes away with its disk.
+    const rootA = await tmp("cairn-out-a-");
+    const a = await runCollect(artifactOutputs, { root: rootA, env: env() });
+    expect(a.result.status).toBe("succeeded");
+    produceRunId = a.result.tasks.produce!.runId!;
+    await rm(rootA, { recursive: true, force: true });
+
+    // Machine B, in process: an empty root; everything is a hit found through the server.
+    const rootB = await tmp("cairn-out-b-");
+    const b = await runCollect(artifactOutputs, { root: rootB, env: env() });
+    expect(statuses(b.result)).toEqual({ produce: "cached" });
+    const outputs = (await b.run.outputs()) as Outputs;
+    expect(outputs.n).toBe(5);
+    await expectLocal(outputs, rootB);
+    expect(outputs.data).toMatchObject({ kind: "cairn.artifact", artifactPath: "nested/data.txt", runId: produceRunId });
+    expect(b.warnings).toEqual([]);
+    // A second run on B takes the copy it has (same digest) instead of downloading again.
+    const b2 = await runCollect(artifactOutputs, { root: rootB, env: env() });
+    expect(((await b2.run.outputs()) as Outputs).data.path).toBe(outputs.data.path);
+
+    // The CLI loads the flow file itself (its code fingerprint differs from vitest's transform):
+    // machine C computes through the CLI, then goes away with its disk.
+    const rootC = await tmp("cairn-out-c-");
+    const c = await cairnRun(FLOW_FILE, rootC, [], env()).done;
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.json.find((e) => e.type === "task" && e.task === "produce" && e.status === "succeeded")).toBeDefined();
+    await rm(rootC, { recursive: true, force: true });
+
+    // Machine D: the CLI's summary line names files that exist.
+    const rootD = await tmp("cairn-out-d-");
+    const d = await start(process.execPath, [cairnBin, "run", FLOW_FILE, "--root", rootD], { env: childEnv(env()) }).done;
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toMatch(/^produce\s+cached\b/m);
+    const line = d.stdout.split("\n").find((l) => l.startsWith("Outputs: "));
+    const printed = JSON.parse(line!.slice("Outputs: ".length)) as { data: string; parts: string[]; n: number };
+    await expectLocal(printed, rootD);
+
+    // Machine E: --json hands the outputs over in the final flow event.
+    const rootE = await tmp("cairn-out-e-");
+    const e = await cairnRun(FLOW_FILE, rootE, [], env()).done;
+    expect(e.code, e.stderr).toBe(0);
+    expect(e.json.find((x) => x.type === "task" && x.task === "produce" && x.status === "cached")).toBeDefined();
+    const final = e.json.find((x) => x.type === "flow" && x.status === "succeeded") as { outputs?: Outputs } | undefined;
+    expect(final?.outputs).toBeDefined();
+    await expectLocal(final!.outputs!, rootE);
+  });
+
+  it("an artifact that cannot be downloaded is handed over as recorded, with a warning naming its runs:/ URI", async () => {
+    // A proxy in front of the real server refuses every artifact download.
+    const proxy = await startProxy((req, res) => {
+      if (req.method === "GET" && /\/mlflow-artifacts\/artifacts\/.+nested\/data\.txt/.test(req.url ?? "")) {
+        res.writeHead(503, { "content-type": "application/json" }).end('{"error_code":"TEMPORARILY_UNAVAILABLE","message":"down"}');
+        return true;
+      }
+      return false;
+    });
+    try {
+      const root = await tmp("cairn-out-f-");
+      const r = await runCollect(artifactOutputs, { root, env: { MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0" } });
+      expect(r.result.status).toBe("succeeded");
+      const warning = r.warnings.find((w) => w.startsWith('Flow output "data"'));
+      expect(warning).toContain(`runs:/${produceRunId}/nested/data.txt`);
+      // The other outputs were downloaded all the same.
+      const out = r.result.outputs as Outputs;
+      expect(await readFile(out.parts[1]!.path, "utf8")).toBe("22");
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("a poisoned index entry (an artifact named ../..) is refused with the name, and the task runs again", async () => {
+    const tracker = MlflowTracker.fromEnv(env());
+    const run = await tracker.getRun(produceRunId);
+    const key = run!.tags["cairn.cache_key"]!;
+    const experimentId = run!.experimentId;
+    const text = (await tracker.readIndexEntry!(experimentId, `${key}.json`))!;
+    expect(text).toContain('"artifactPath":"nested/data.txt"');
+    await tracker.writeIndexEntry!(experimentId, `${key}.json`, text.replaceAll('"artifactPath":"nested/data.txt"', '"artifactPath":"../../../../escape.txt"'));
+
+    const top = await tmp("cairn-out-poison-");
+    const root = join(top, "a", "b", "c", ".cairn");
+    await mkdir(root, { recursive: true });
+    const r = await runCollect(artifactOutputs, { root, env: env() });
+    expect(statuses(r.result)).toEqual({ produce: "succeeded" }); // not a hit: it ran again
+    expect(r.warnings.join("\n")).toMatch(/unusable: Task "produce": the artifact name "\.\.\/\.\.\/\.\.\/\.\.\/escape\.txt" from the cache entry of key [0-9a-f]{64} climbs out/);
+    expect(await escapes(top)).toEqual([]);
+    // The run wrote a good entry over the poisoned one.
+    expect(await tracker.readIndexEntry!(experimentId, `${key}.json`)).not.toContain("escape");
+  });
+});
+
+describe("an MLflow artifact listing that names ../", () => {
+  it("is refused before any file is written outside the download folder", async () => {
+    const real = MlflowTracker.fromEnv(env());
+    const experimentId = await real.ensureExperiment("hostile-listing");
+    const runId = await real.createRun({ experimentId, name: "r" });
+    const top = await tmp("cairn-listing-");
+    await mkdir(join(top, "folder"), { recursive: true });
+    await writeFile(join(top, "folder", "a.txt"), "a");
+    await real.logArtifact(runId, join(top, "folder"));
+    await real.endRun(runId, "FINISHED");
+
+    for (const hostile of ["../../escape.txt", "sub/../../../escape.txt", "/etc/escape.txt", "..\\..\\escape.txt", "C:\\escape.txt"]) {
+      const proxy = await startProxy((req, res) => {
+        const url = new URL(req.url ?? "", "http://x");
+        if (req.method === "GET" && url.pathname.endsWith("/mlflow-artifacts/artifacts") && url.searchParams.get("path")?.endsWith("/folder")) {
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ files: [{ path: "a.txt", is_dir: false, file_size: 1 }, { path: hostile, is_dir: false, file_size: 3 }] }));
+          return true;
+        }
+        return false;
+      });
+      try {
+        const dest = join(top, "x", "y", "dest");
+        await mkdir(dest, { recursive: true });
+        const error = await MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: proxy.uri })
+          .downloadArtifact(runId, "folder", dest)
+          .then(() => undefined, (e: unknown) => e);
+        expect(error, hostile).toBeInstanceOf(UnsafePathError);
+        expect((error as UnsafePathError).message).toContain(JSON.stringify(hostile));
+        expect((error as UnsafePathError).message).toContain(`MLflow's artifact listing of run ${runId}`);
+        expect(existsSync(join(dest, "folder", "a.txt")), "nothing is downloaded from a listing that fails the check").toBe(false);
+        expect(await escapes(top)).toEqual([]);
+      } finally {
+        await proxy.close();
+      }
+    }
+  });
+});
+
+/** A loopback proxy in front of the real server; `intercept` returns true when it answered itself. */
+async function startProxy(intercept: (req: http.IncomingMessage, res: http.ServerResponse) => boolean): Promise<{ uri: string; close(): Promise<void> }> {
+  const target = new URL(server.uri);
+  const proxy = http.createServer((req, res) => {
+    if (intercept(req, res)) return;
+    const upstream = http.request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on("error", () => res.writeHead(502).end());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+  const { port } = proxy.address() as AddressInfo;
+  return {
+    uri: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        proxy.closeAllConnections();
+        proxy.close(() => r());
+      }),
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Class 7 of the hardening issue: a task's output reaches the next task in its stored JSON
+ * form, whether it was just computed or restored from the cache. The engine runs twice over
+ * one embedded store; the downstream task runs both times and reports exactly what it got.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { flow, task } from "@cairn/dsl";
+import { storedForm } from "../../packages/core/src/definition/serializable.ts";
+
+const scratch: string[] = [];
+afterAll(async () => {
+  await Promise.all(scratch.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+/** Shows what `JSON.stringify` hides: undefined properties, holes, -0, prototypes. */
+function describeExactly(v: unknown): unknown {
+  if (v === undefined) return "<undefined>";
+  if (typeof v === "number" && Object.is(v, -0)) return "<-0>";
+  if (Array.isArray(v)) return Array.from({ length: v.length }, (_, i) => (i in v ? describeExactly(v[i]) : "<hole>"));
+  if (v && typeof v === "object") {
+    const out: Record<string, unknown> = Object.getPrototypeOf(v) === null ? { "<proto>": "null" } : {};
+    for (const k of Object.keys(v)) out[`key:${k}`] = describeExactly((v as Record<string, unknown>)[k]);
+    return out;
+  }
+  return v;
+}
+
+/** What `JSON.parse(JSON.stringify(x))` gives, described the same way. */
+const jsonForm = (v: unknown) => describeExactly(JSON.parse(JSON.stringify(v)));
+
+function awkward(): Record<string, unknown> {
+  const bare = Object.create(null) as Record<string, unknown>;
+  bare.k = 1;
+  bare.gone = undefined;
+  // biome-ignore lint/suspicious/noSparseArray: a hole is one of the cases under test
+  const holes = [1, , 3];
+  return { a: undefined, b: 1, list: [1, undefined, 3], holes, neg: -0, nested: { x: undefined, y: [undefined, { z: undefined }] }, bare };
+}
+
+describe("a task's output, fresh and from the cache", () => {
+  it("reaches the next task, the flow's outputs and the task result in its stored JSON form both times", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-stored-"));
+    scratch.push(root);
+    const seen: unknown[] = [];
+    const produce = task("produce").run(() => awkward());
+    const consume = task("consume")
+      .input<{ value: Record<string, unknown> }>()
+      .run(({ value }) => {
+        seen.push(describeExactly(value));
+        return { ok: true };
+      });
+    const f = flow("stored").build(() => {
+      const p = produce({});
+      consume({ value: p.$out });
+      return { a: p.a, list: p.list, nested: p.nested, whole: p.$out };
+    });
+    const first = await (await f.run({ root })).wait();
+    expect(first.tasks.produce!.status).toBe("succeeded");
+    // The consumer runs again on the second run, so that it sees the restored value.
+    const second = await (await f.run({ root, cache: { rerun: ["consume"] } })).wait();
+    expect(second.tasks.produce!.status).toBe("cached");
+    expect(second.tasks.consume!.status).toBe("succeeded");
+
+    expect(seen).toHaveLength(2);
+    expect(seen[0]).toEqual(jsonForm(awkward()));
+    expect(seen[1]).toEqual(seen[0]);
+    expect(describeExactly(first.outputs)).toEqual(describeExactly(second.outputs));
+    expect(describeExactly(first.tasks.produce!.outputs)).toEqual(describeExactly(second.tasks.produce!.outputs));
+    expect(Object.keys(first.outputs!)).toEqual(["a", "list", "nested", "whole"]); // a missing output is `undefined`, as after JSON
+  });
+
+  it("an output schema's transformed value is stored in the same form, and must still be JSON data", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-stored-"));
+    scratch.push(root);
+    const withSchema = task("schema")
+      .output(z.object({ n: z.number().transform((n) => (n === 0 ? -0 : n)), opt: z.string().optional() }))
+      .run(() => ({ n: 0, opt: undefined }));
+    const bad = task("to-date")
+      .output(z.object({ at: z.string().transform((s) => new Date(s)) }))
+      .run(() => ({ at: "2026-01-01" }) as never); // the schema takes a string and returns a Date
+    const r = await (
+      await flow("schemas")
+        .build(() => ({ s: withSchema({}).$out, d: bad({}).at }))
+        .run({ root, failurePolicy: "continue" })
+    ).wait();
+    expect(describeExactly(r.tasks.schema!.outputs)).toEqual({ "key:n": 0 });
+    expect(r.tasks["to-date"]!.status).toBe("failed");
+    expect(r.tasks["to-date"]!.error?.name).toBe("NotSerializableError");
+    expect(r.tasks["to-date"]!.error?.message).toMatch(/Task "to-date" output, as its output schema returned it, at "at"/);
+  });
+});
+
+describe("storedForm", () => {
+  it("equals JSON's round trip on awkward values", () => {
+    const v = awkward();
+    expect(describeExactly(storedForm(v))).toEqual(jsonForm(v));
+    const proto = JSON.parse('{"__proto__": {"x": 1}, "y": [null]}') as Record<string, unknown>;
+    const withUndefined = { ...proto, z: undefined };
+    expect(Object.keys(storedForm(withUndefined))).toEqual(["__proto__", "y"]);
+    expect(Object.getPrototypeOf(storedForm(withUndefined))).toBe(Object.prototype);
+  });
+
+  it("returns the value itself when it is in stored form already (no copy per task)", () => {
+    const plain = { a: 1, b: [1, "x", null, { c: true }], d: { kind: "cairn.artifact", path: "/p", artifactPath: "p" } };
+    expect(storedForm(plain)).toBe(plain);
+    const deep = { keep: { same: [1] }, drop: undefined };
+    const out = storedForm(deep) as Record<string, unknown>;
+    expect(out).not.toBe(deep);
+    expect(out.keep).toBe(deep.keep); // unchanged branches are shared, not copied
+  });
+});
