@@ -24,24 +24,31 @@ export function jsonLines(out: string): Array<Record<string, unknown>> {
 
 /**
  * `cairn run FILE --json --root ROOT` killed with SIGKILL (only the cairn process itself, as
- * `kill -9 PID` does) `delayMs` after `when` holds for its events so far.
+ * `kill -9 PID` does) `delayMs` after `when` holds for its events so far; with `poll`, `when`
+ * is also asked every 20 ms (for conditions outside its output, such as files).
  */
 export async function cairnRunKilled(
   file: string,
   root: string,
   when: (events: Array<Record<string, unknown>>) => boolean,
-  options: { delayMs?: number; env?: NodeJS.ProcessEnv; args?: string[] } = {},
+  options: { delayMs?: number; env?: NodeJS.ProcessEnv; args?: string[]; poll?: boolean } = {},
 ): Promise<Exit & { pid: number }> {
   let armed = false;
+  let out = "";
+  const check = (child: ChildProcess) => {
+    if (armed || !when(jsonLines(out))) return;
+    armed = true;
+    setTimeout(() => child.kill("SIGKILL"), options.delayMs ?? 0);
+  };
   const started: Started = start(process.execPath, [cairnBin, "run", file, "--json", "--root", root, ...(options.args ?? [])], {
     env: childEnv(options.env ?? {}),
-    onStdout: (out: string, child: ChildProcess) => {
-      if (armed || !when(jsonLines(out))) return;
-      armed = true;
-      setTimeout(() => child.kill("SIGKILL"), options.delayMs ?? 0);
+    onStdout: (so_far: string, child: ChildProcess) => {
+      out = so_far;
+      check(child);
     },
   });
-  const exit = await started.done;
+  const timer = options.poll ? setInterval(() => check(started.child), 20) : undefined;
+  const exit = await started.done.finally(() => clearInterval(timer));
   if (!armed) throw new Error(`cairn run was never killed: it exited with ${exit.code ?? exit.signal}\n${exit.stderr}\n${exit.stdout}`);
   return { ...exit, pid: started.child.pid! };
 }
