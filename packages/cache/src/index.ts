@@ -21,6 +21,10 @@ export { EmbeddedKeyvStore } from "./backends/embedded-store.ts";
 /** Small-file read shared with the embedded run store of @cairn/core (synchronous: see its comment). */
 export { readSmallFile, writeFileAtomic } from "./backends/_files.ts";
 
+// Process owners (leases, runs left RUNNING by a killed process)
+export { currentOwner, formatOwner, ownerIsGone, parseOwner, processStartTime } from "./process-owner.ts";
+export type { ProcessOwner } from "./process-owner.ts";
+
 // Single-flight leases
 export type { AcquireLeaseOptions, HeldLease, LeaseRefusal, LeaseResult, WaitForOptions } from "./lease.ts";
 

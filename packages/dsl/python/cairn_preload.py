@@ -10,7 +10,9 @@ arguments to the server, which forks a child that runs FILE as __main__ with tho
 the task starts with the modules already imported. `run` exits with the child's exit
 code (or dies of the child's signal); SIGTERM, SIGINT and SIGHUP sent to `run` are
 passed to the child's process group. If `run` goes away (SIGKILL), the server kills the
-child's group; if the server goes away, its children die with it (Linux).
+child's group; if the server goes away, its children die with it (Linux). The server's stdin
+is a pipe that only Cairn holds: at its end of file (Cairn died, kill -9 included) the server
+kills its children's groups and exits.
 
 POSIX and Python 3.9+ only (fork and SCM_RIGHTS): elsewhere the server exits before it is
 ready and Cairn runs the task in a new interpreter. Standard library only.
@@ -90,6 +92,8 @@ def serve(path, modules):
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole terminal group; Cairn ends the server itself
     parent = os.getppid()
+    lifeline = sys.stdin.fileno()
+    os.set_blocking(lifeline, False)
     sys.stdout.write(json.dumps({"ready": True, "failed": failed}) + "\n")
     sys.stdout.flush()
 
@@ -108,9 +112,19 @@ def serve(path, modules):
             os._exit(0)
         try:
             launchers = [conn for conn in children.values() if conn is not None]
-            readable = select.select([listener, wake_r, *launchers], [], [], 1.0)[0]
+            readable = select.select([listener, wake_r, lifeline, *launchers], [], [], 1.0)[0]
         except InterruptedError:
             continue
+        if lifeline in readable:
+            try:
+                if not os.read(lifeline, 512):
+                    stopping.append(True)  # Cairn is gone: end everything at the top of the loop
+                    continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                stopping.append(True)
+                continue
         if wake_r in readable:
             try:
                 while os.read(wake_r, 512):

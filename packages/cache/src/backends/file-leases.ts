@@ -1,8 +1,8 @@
-import { hostname } from "node:os";
 import { link, mkdir, open, readdir, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { CacheBackendError } from "../errors.ts";
 import type { LeaseBackend } from "../lease.ts";
+import { currentOwner, ownerIsGone } from "../process-owner.ts";
 import { TEMP_PREFIX, errorCode, fileNameOfKey, keyOfFileName, uniqueId } from "./_files.ts";
 
 const EXTENSION = ".lease";
@@ -18,6 +18,8 @@ interface LeaseFile {
   acquiredAt: number;
   pid: number;
   host: string;
+  /** The holder's start time (see process-owner.ts), so that a reused pid is not taken for it. */
+  start?: number;
 }
 
 interface CurrentLease {
@@ -29,21 +31,17 @@ interface CurrentLease {
   /** The holder's process, when the file says. */
   pid?: number;
   host?: string;
+  start?: number;
 }
 
 /**
  * True when the lease's holder is a process of this machine that no longer exists (killed,
- * crashed): its lease is over now, not when it expires. A pid that was reused by another
- * process looks alive, which only means waiting for the expiry as before.
+ * crashed): its lease is over now, not when it expires. Its task processes die with it (see
+ * core's executors/process.ts); a pid reused by another process is told apart by its start time.
  */
 function holderIsGone(lease: CurrentLease): boolean {
-  if (lease.pid === undefined || lease.host !== hostname() || lease.pid === process.pid) return false;
-  try {
-    process.kill(lease.pid, 0);
-    return false;
-  } catch (error) {
-    return errorCode(error) === "ESRCH"; // EPERM: alive, someone else's
-  }
+  if (lease.pid === undefined || lease.host === undefined) return false;
+  return ownerIsGone({ host: lease.host, pid: lease.pid, ...(lease.start !== undefined ? { start: lease.start } : {}) });
 }
 
 /** True while the lease holds: not expired, and its holder is alive. */
@@ -81,7 +79,8 @@ export class FileLeases implements LeaseBackend {
     this.ready ??= mkdir(this.dir, { recursive: true });
     await this.ready;
     const token = uniqueId();
-    const body: LeaseFile = { owner, token, ttlMs, acquiredAt: 0, pid: process.pid, host: hostname() };
+    const self = currentOwner();
+    const body: LeaseFile = { owner, token, ttlMs, acquiredAt: 0, pid: self.pid, host: self.host, ...(self.start !== undefined ? { start: self.start } : {}) };
     const path = this.pathOf(key);
     for (let attempt = 0; attempt < 50; attempt++) {
       const start = Date.now();
@@ -199,6 +198,7 @@ export class FileLeases implements LeaseBackend {
             ttlMs: lease.ttlMs,
             expiresAt: Math.round(info.mtimeMs) + lease.ttlMs,
             ...(typeof lease.pid === "number" && typeof lease.host === "string" ? { pid: lease.pid, host: lease.host } : {}),
+            ...(typeof lease.start === "number" ? { start: lease.start } : {}),
           };
         }
       } catch {

@@ -29,7 +29,7 @@ import type { TaskContext } from "../run/task-context.ts";
 import type { MlflowClient } from "../tracking/mlflow/client.ts";
 import { ProcessFailedError } from "./errors.ts";
 import { folderDigest, parseYaml } from "./mlflow-project.ts";
-import { endProcessGroup, runProcess, type ProcessSpec } from "./process.ts";
+import { adoptProcessGroup, endProcessGroup, prepareProcessGroup, runProcess, type ProcessSpec } from "./process.ts";
 
 // ------------------------------------------------------------------ model URIs
 
@@ -746,6 +746,7 @@ async function serve(
   const tracked = ctx.tracking.kind === "mlflow";
   // Loaded on first use, as in process.ts: flows without processes never load execa.
   const { execa } = await import("execa");
+  prepareProcessGroup();
   const child = execa(spec.python, ["-m", "mlflow", ...args], {
     cwd: spec.cwd ?? process.cwd(),
     env: { PYTHONUNBUFFERED: "1", ...env, MLFLOW_RUN_ID: undefined, ...(tracked ? { MLFLOW_TRACKING_URI: env.MLFLOW_TRACKING_URI ?? ctx.tracking.uri } : {}) } as unknown as Record<string, string>,
@@ -759,16 +760,8 @@ async function serve(
     reject: false,
   });
   const pid = child.pid;
-  const killOnExit = () => {
-    if (pid !== undefined) {
-      try {
-        process.kill(-pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
-  };
-  process.once("exit", killOnExit);
+  // Killed with Node however Node ends (kill -9 included), like every process group Cairn starts.
+  if (pid !== undefined) adoptProcessGroup(pid);
   const log = createWriteStream(await ctx.artifacts.path("logs/serve.txt")).on("error", () => {});
   const tail: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {
@@ -811,7 +804,6 @@ async function serve(
     return predictionsOf(text, ctx.nodeId);
   } finally {
     if (pid !== undefined) await endProcessGroup(pid, spec.killGraceMs ?? 5000);
-    process.removeListener("exit", killOnExit);
     await new Promise<void>((r) => log.end(() => r()));
   }
 }

@@ -13,19 +13,25 @@
  * artifacts `logs/stdout.txt` and `logs/stderr.txt`. The process runs in its own process
  * group; cancel and timeout (`ctx.signal`) end the whole group: SIGTERM, then SIGKILL
  * after a grace period. Whatever the process left running in its group when it exits
- * is ended the same way, so no task leaves orphans behind.
+ * is ended the same way, so no task leaves orphans behind. `runProcess` settles only once
+ * the group is gone, so what waits for it (the task's single-flight lease) waits for the tree.
+ *
+ * The groups die with Node too, however Node ends: on a normal exit the exit hook kills
+ * them; for kill -9, which runs no hook, a lifeline watches for Node's death (see
+ * {@link Lifeline}). Every process tree Cairn starts is adopted by these two.
  */
 import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { isArtifact } from "../definition/artifact.ts";
 import { safeRelativePath } from "../definition/artifact-path.ts";
 import { isPlainObject } from "../definition/ref.ts";
 import { CancelledError } from "../errors.ts";
-import type { TaskContext } from "../run/task-context.ts";
+import { holdWork, type TaskContext } from "../run/task-context.ts";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 
@@ -70,17 +76,100 @@ export const ARTIFACT_MARKER = "$artifact";
 
 const DEFAULT_GRACE_MS = 5000;
 
+/**
+ * The watcher that kills Cairn's process groups when this Node process dies, by any means: one
+ * `sh` per Node process, started with the first group, reading a pipe whose other end only Node
+ * holds. Node writes `+PGID` / `-PGID` lines as groups start and end; when Node dies (kill -9
+ * included) the kernel closes Node's end, `read` sees end of file, and the watcher SIGKILLs every
+ * group still listed. That is the OS's own signal of a process's death (the same one a child's
+ * pipe gives), with no native code: PR_SET_PDEATHSIG would reach the direct child only, never
+ * its subprocesses, and exists on Linux alone. The watcher does not keep Node alive, and is in
+ * a session of its own, so Ctrl-C does not reach it.
+ */
+const LIFELINE_SCRIPT = [
+  'groups=" "',
+  "while IFS= read -r line; do",
+  '  case $line in',
+  '    +*) groups="$groups${line#+} " ;;',
+  '    -*) g=${line#-}; case $groups in *" $g "*) groups="${groups%% "$g" *} ${groups#* "$g" }" ;; esac ;;',
+  "  esac",
+  "done",
+  'for g in $groups; do kill -KILL "-$g" 2>/dev/null; done',
+].join("\n");
+
+class Lifeline {
+  private stdin: Writable | undefined;
+
+  /**
+   * Starts the watcher unless it runs. Called before a group is spawned: starting the watcher
+   * takes milliseconds, and a group spawned first would be unguarded for that long.
+   */
+  ensure(): void {
+    if (process.platform !== "win32" && !this.stdin) this.start();
+  }
+
+  /** Lists group `pgid` with the watcher (one small write, right after the spawn); POSIX only. */
+  add(pgid: number): void {
+    if (process.platform === "win32") return;
+    if (this.stdin) this.stdin.write(`+${pgid}\n`);
+    else this.start(); // lists every live group, this one included
+  }
+
+  /** The group is gone: the watcher forgets it (its id may be reused later). */
+  remove(pgid: number): void {
+    this.stdin?.write(`-${pgid}\n`);
+  }
+
+  private start(): void {
+    try {
+      const watcher = spawn("/bin/sh", ["-c", LIFELINE_SCRIPT, "cairn-lifeline"], { stdio: ["pipe", "ignore", "ignore"], detached: true });
+      const stdin = watcher.stdin;
+      stdin.on("error", () => {}); // the watcher was killed from outside; a new one starts with the next group
+      watcher.once("exit", () => {
+        if (this.stdin === stdin) this.stdin = undefined;
+      });
+      watcher.once("error", () => {
+        if (this.stdin === stdin) this.stdin = undefined;
+      });
+      watcher.unref();
+      (stdin as unknown as { unref?: () => void }).unref?.();
+      this.stdin = stdin;
+      // Groups started before a watcher died are listed again with the new one.
+      for (const g of liveGroups) stdin.write(`+${g}\n`);
+    } catch {
+      this.stdin = undefined; // no /bin/sh: the exit hook still ends the groups on a normal exit
+    }
+  }
+}
+
+const lifeline = new Lifeline();
+
 /** Process groups still alive, killed if the Node process exits first (e.g. a second Ctrl-C). */
 const liveGroups = new Set<number>();
 let exitHookInstalled = false;
-function trackGroup(pid: number): void {
+
+/** Call before spawning a group that {@link adoptProcessGroup} will adopt, so that it is guarded from its first instant. */
+export function prepareProcessGroup(): void {
+  lifeline.ensure();
+}
+
+/**
+ * Adopts process group `pgid` (a child spawned `detached`): it is killed if this Node process
+ * exits or dies before the group ends. {@link endProcessGroup} ends it and lets it go.
+ */
+export function adoptProcessGroup(pgid: number): void {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.once("exit", () => {
       for (const g of liveGroups) signalGroup(g, "SIGKILL");
     });
   }
-  liveGroups.add(pid);
+  liveGroups.add(pgid);
+  lifeline.add(pgid);
+}
+
+function forgetGroup(pgid: number): void {
+  if (liveGroups.delete(pgid)) lifeline.remove(pgid);
 }
 
 /** Sends `signal` to process group `pgid`; false when the group no longer exists. */
@@ -103,7 +192,7 @@ function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
  */
 export function endProcessGroup(pgid: number, graceMs = DEFAULT_GRACE_MS): Promise<void> {
   if (!signalGroup(pgid, "SIGTERM")) {
-    liveGroups.delete(pgid);
+    forgetGroup(pgid);
     return Promise.resolve();
   }
   signalGroup(pgid, "SIGCONT"); // stopped members can only act on SIGTERM once continued
@@ -111,12 +200,12 @@ export function endProcessGroup(pgid: number, graceMs = DEFAULT_GRACE_MS): Promi
   return new Promise((resolve) => {
     const poll = () => {
       if (!signalGroup(pgid, 0)) {
-        liveGroups.delete(pgid);
+        forgetGroup(pgid);
         return resolve();
       }
       if (Date.now() >= deadline) {
         signalGroup(pgid, "SIGKILL");
-        liveGroups.delete(pgid);
+        forgetGroup(pgid);
         return resolve();
       }
       // Unref'd: a pending SIGKILL never keeps Node alive; the exit hook sends it if Node exits first.
@@ -171,6 +260,7 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
   const started = performance.now();
   // Loaded on first use: execa weighs ~20 MB of heap that flows without processes never need.
   const { execa } = await import("execa");
+  prepareProcessGroup();
   const child = execa(spec.command, args, {
     cwd: spec.cwd ?? process.cwd(),
     env: env as Record<string, string>,
@@ -185,7 +275,7 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
     windowsHide: true,
   });
   const pid = child.pid;
-  if (pid !== undefined) trackGroup(pid);
+  if (pid !== undefined) adoptProcessGroup(pid);
 
   let aborted = false;
   let ending: Promise<void> | undefined;
@@ -197,8 +287,12 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
   ctx.signal.addEventListener("abort", onAbort, { once: true });
   if (ctx.signal.aborted) onAbort();
   // When the main process exits, whatever it left running in its group (holding our pipes open) goes too.
-  // Not awaited: the pipes close as soon as the last real holder is gone.
+  // Not awaited here: the pipes close as soon as the last real holder is gone.
   child.once("exit", () => void end());
+  // The tree is gone once the process has exited and its group ended; the engine holds the task's
+  // lease until then, also when it stopped waiting for this attempt (cancel, timeout).
+  const tree = Promise.resolve(child).then(end, end);
+  holdWork(ctx, tree);
 
   const pump = (stream: Readable | null, onLine: (line: string) => void, file: WriteStream) =>
     new Promise<void>((resolve) => {
@@ -245,6 +339,7 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
     };
   } finally {
     ctx.signal.removeEventListener("abort", onAbort);
+    await tree;
     await Promise.all([closeStream(stdoutLog), closeStream(stderrLog)]);
     await rm(work, { recursive: true, force: true }).catch(() => {});
   }

@@ -13,7 +13,8 @@ import { isArtifact } from "../definition/artifact.ts";
 import { isPlainObject } from "../definition/ref.ts";
 import { NullTracker } from "../tracking/null-tracker.ts";
 import { resolveTracker } from "../tracking/resolve-tracker.ts";
-import type { Tracker } from "../tracking/tracker.ts";
+import { closeAbandonedRuns, describeAbandonedRuns } from "../tracking/abandoned-runs.ts";
+import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 import { type ErrorInfo, type FlowStatus, type RunEvent, toErrorInfo } from "./events.ts";
 import { SecretRegistry } from "./secrets.ts";
 
@@ -194,6 +195,8 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   // `git rev-parse` runs while the tracker opens; the null tracker drops tags: no git for it.
   const source = options.tracker === false ? undefined : sourceTags();
   const { root, tracker, experimentId } = await openTracking(definition, options, env);
+  // Runs a killed process left RUNNING are closed while this one opens (said once, as the first event).
+  const abandoned = closeAbandonedRuns(tracker, [experimentId]);
   const flowRunId = await tracker.createRun({
     experimentId,
     name: definition.name,
@@ -229,6 +232,8 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     emitToRun = emit;
     // Let the caller attach listeners before the first event.
     await new Promise((r) => setImmediate(r));
+    const closed = describeAbandonedRuns(await abandoned);
+    if (closed) emit({ type: "log", level: "warn", runId: flowRunId, message: closed, time: Date.now() });
     emit({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, time: Date.now() });
     let status: FlowStatus;
     let error: ErrorInfo | undefined;
@@ -300,12 +305,13 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
 export async function openFlowCache(
   definition: FlowDefinition,
   options: RunOptions = {},
-): Promise<{ tasks: TaskCache; params: Record<string, unknown>; tracker: Tracker }> {
+): Promise<{ tasks: TaskCache; params: Record<string, unknown>; tracker: Tracker; abandoned: RunRecord[] }> {
   const env = options.env ?? process.env;
   const params = await validateParams(definition, options.params ?? {});
   const { root, tracker, experimentId } = await openTracking(definition, options, env);
+  const abandoned = closeAbandonedRuns(tracker, [experimentId]);
   const cache = await openCache(options.cache === false ? {} : options.cache, root, env, tracker, experimentId);
-  return { tasks: cache!.tasks, params, tracker };
+  return { tasks: cache!.tasks, params, tracker, abandoned: await abandoned };
 }
 
 /** The tracker a run records to (checked reachable) and its experiment, from the options and MLflow's variables. */

@@ -1,5 +1,18 @@
 import type { Artifact } from "../definition/artifact.ts";
 
+/**
+ * @internal A context's method (absent on contexts made outside the engine) through which an
+ * executor hands over work that outlives the attempt's promise, such as a process tree still
+ * being ended after a cancel: the engine keeps the task's concurrency slot and single-flight
+ * lease until that work settles. `Symbol.for`, so that copies of this module agree.
+ */
+export const HOLD_WORK: unique symbol = Symbol.for("cairn.holdWork") as never;
+
+/** Hands `work` to the engine running `ctx`, if any; see {@link HOLD_WORK}. */
+export function holdWork(ctx: object, work: Promise<unknown>): void {
+  (ctx as { [HOLD_WORK]?: (work: Promise<unknown>) => void })[HOLD_WORK]?.(work);
+}
+
 /** Logs params, metrics and tags to the task's run. */
 export interface RunLog {
   /** Records a param (stringified). */

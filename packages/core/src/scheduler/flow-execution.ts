@@ -107,8 +107,11 @@ export class FlowExecution {
   private readonly global: PQueue;
   private readonly pools = new Map<string, PQueue>();
   private readonly controller = new AbortController();
-  /** Cross-process leases held now; given up when the flow stops. */
-  private readonly leases = new Set<{ release(): Promise<void> }>();
+  /**
+   * Cross-process leases held now, with their node. When the flow stops, those of nodes that never
+   * started are given up at once; a started node gives its own up once its processes are gone.
+   */
+  private readonly leases = new Map<{ release(): Promise<void> }, NodeState>();
   /** Cache hits whose runs are still being ended (see completeCached). */
   private readonly recording = new Set<Promise<void>>();
   /** Rejects with the stop reason once the flow is stopped; raced against every running task. */
@@ -253,6 +256,7 @@ export class FlowExecution {
 
   private async runNode(state: NodeState): Promise<void> {
     if (this.controller.signal.aborted) return; // stop() already settled it
+    state.started = true;
     const { node, result } = state;
     const id = node.id;
     const started = performance.now();
@@ -325,6 +329,11 @@ export class FlowExecution {
         this.afterFailure(state);
       }
     } finally {
+      // An attempt the scheduler gave up on (cancel, timeout) may still be ending its process tree:
+      // the slot and the lease stay taken until the tree is gone, so no other run computes the same
+      // key beside it.
+      if (state.held) await Promise.allSettled(state.held);
+      state.held = undefined;
       if (state.releaseLease) await state.releaseLease();
     }
   }
@@ -397,7 +406,7 @@ export class FlowExecution {
           state.settleFlight = undefined;
           return late;
         }
-        this.leases.add(lease);
+        this.leases.set(lease, state);
         const renew = setInterval(() => void lease.renew().catch(() => {}), LEASE_TTL_MS / 3);
         renew.unref();
         state.releaseLease = async () => {
@@ -488,7 +497,7 @@ export class FlowExecution {
     state.result.status = "running";
     // One literal with every field: adding fields later gives each event a second backing store.
     this.s.emit({ type: "task", status: "running", runId: this.s.flowRunId, task: state.node.id, time: Date.now(), taskRunId: runId, attempt });
-    return this.attempt(state.node, inputs, runId, recorder, attempt);
+    return this.attempt(state, inputs, runId, recorder, attempt);
   }
 
   /** The attempts of a task with retries, through p-retry. */
@@ -526,12 +535,13 @@ export class FlowExecution {
   }
 
   private async attempt(
-    node: FlowNode,
+    state: NodeState,
     inputs: Record<string, unknown>,
     runId: string,
     recorder: RunRecorder,
     attempt: number,
   ): Promise<unknown> {
+    const node = state.node;
     const timeoutMs = node.task.timeoutMs;
     // Without a timeout the flow's own signal is the attempt's signal: no controller or listener per task.
     let signal = this.controller.signal;
@@ -551,7 +561,7 @@ export class FlowExecution {
       };
     }
     try {
-      const ctx = new RunningTaskContext(this.shared, node, runId, attempt, signal, recorder);
+      const ctx = new RunningTaskContext(this.shared, node, runId, attempt, signal, recorder, state);
       let output: unknown;
       try {
         const returned = node.task.run(inputs, ctx);
@@ -634,7 +644,7 @@ export class FlowExecution {
   private stop(reason: StopReason): void {
     if (this.controller.signal.aborted) return;
     this.controller.abort(reason);
-    for (const lease of this.leases) void lease.release().catch(() => {});
+    for (const [lease, state] of this.leases) if (!state.started) void lease.release().catch(() => {});
     this.global.clear();
     for (const pool of this.pools.values()) pool.clear();
     for (const i of this.s.graph.indexed.order) {
@@ -776,6 +786,10 @@ interface NodeState {
   settleFlight?: (entry: CacheEntry | undefined) => void;
   /** Gives up the cross-process lease on `key`. */
   releaseLease?: () => Promise<void>;
+  /** runNode began: its lease is given up by runNode itself, once its processes are gone. */
+  started?: boolean;
+  /** Work of its attempts that outlives them (process trees being ended); see WorkHolder. */
+  held?: Promise<unknown>[];
 }
 
 function rejectOnAbort(signal: AbortSignal): Promise<never> {

@@ -5,7 +5,7 @@ import { safePathSegment, safeRelativePath } from "../definition/artifact-path.t
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import type { ArtifactWriter, RunLog, TaskContext, TaskLogger } from "../run/task-context.ts";
+import { type ArtifactWriter, HOLD_WORK, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -20,6 +20,11 @@ export interface SharedContext {
   readonly workDir: string;
   readonly secrets: SecretRegistry;
   readonly emit: (event: RunEvent) => void;
+}
+
+/** Where the attempts of one node leave work that outlives them, for the scheduler to wait for. */
+export interface WorkHolder {
+  held?: Promise<unknown>[];
 }
 
 /**
@@ -41,10 +46,16 @@ export class RunningTaskContext implements TaskContext {
     readonly attempt: number,
     readonly signal: AbortSignal,
     private readonly recorder: RunRecorder,
+    private readonly holder?: WorkHolder,
   ) {
     this.params = shared.params;
     this.flowRunId = shared.flowRunId;
     this.tracking = shared.tracking;
+  }
+
+  /** @internal See HOLD_WORK. */
+  [HOLD_WORK](work: Promise<unknown>): void {
+    if (this.holder) (this.holder.held ??= []).push(work);
   }
 
   get nodeId(): string {

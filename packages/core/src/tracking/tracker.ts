@@ -161,6 +161,14 @@ export interface Tracker {
   writeIndexEntry?(experimentId: string, name: string, text: string): Promise<void>;
   /** Every experiment, for listings (`cairn runs`); optional because a shared server may hold thousands. */
   listExperiments?(): Promise<ExperimentRecord[]>;
+  /**
+   * Closes the runs that processes of this host left RUNNING and that no longer exist (killed
+   * with -9, crashed): each becomes KILLED with an end time and the tag `cairn.abandoned` saying
+   * why, and its RUNNING children with it. Looks in `experimentIds` (a store that knows where its
+   * writers worked may look beyond them). Runs of other hosts' processes are left alone. Resolves
+   * to the runs closed. Optional; a tracker without it leaves such runs as they are.
+   */
+  closeAbandonedRuns?(experimentIds: readonly string[]): Promise<RunRecord[]>;
   /** Finishes pending writes; the tracker stays usable. */
   flush(): Promise<void>;
 }

@@ -17,6 +17,8 @@ import {
   ParamError,
   UnsupportedTrackingUriError,
   buildFlowGraph,
+  closeAbandonedRuns,
+  describeAbandonedRuns,
   resolveTracker,
   toDot,
   toGraphJson,
@@ -162,15 +164,15 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
       case "graph":
         return await graphCommand(rest, stdout, io.importFlow);
       case "plan":
-        return await planCommand(rest, stdout, env, io.importFlow);
+        return await planCommand(rest, stdout, stderr, env, io.importFlow);
       case "explain":
-        return await explainCommand(rest, stdout, env, io.importFlow);
+        return await explainCommand(rest, stdout, stderr, env, io.importFlow);
       case "cache":
         return await cacheCommand(rest, stdout, env);
       case "runs":
-        return await runsCommand(rest, stdout, env);
+        return await runsCommand(rest, stdout, stderr, env);
       case "show":
-        return await showCommand(rest, stdout, env);
+        return await showCommand(rest, stdout, stderr, env);
       default:
         throw new UsageError(`Unknown command "${command}". Expected one of: init, run, graph, plan, explain, cache, runs, show. Run \`cairn --help\`.`);
     }
@@ -299,7 +301,7 @@ async function graphCommand(args: string[], stdout: Writable, importFlow?: FlowI
   return EXIT.ok;
 }
 
-async function planCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv, importFlow?: FlowImporter): Promise<number> {
+async function planCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv, importFlow?: FlowImporter): Promise<number> {
   const { values, positionals } = parse(
     args,
     { param: { type: "string", short: "p", multiple: true }, rerun: { type: "string", multiple: true }, refresh: { type: "boolean" }, json: { type: "boolean" }, root: { type: "string" } },
@@ -307,7 +309,8 @@ async function planCommand(args: string[], stdout: Writable, env: NodeJS.Process
   );
   const flow = await loadFlow(positionals[0], { importFlow });
   const params = await parseParams(flow.definition, values.param ?? []);
-  const { tasks } = await openFlowCache(flow.definition, { params, env, ...(values.root ? { root: values.root } : {}) });
+  const { tasks, abandoned } = await openFlowCache(flow.definition, { params, env, ...(values.root ? { root: values.root } : {}) });
+  sayAbandoned(abandoned, stderr);
   const plan = await planFlow(flow.definition, { params, cache: tasks, rerun: values.rerun ?? [], refresh: values.refresh === true }).finally(() => tasks.store.close());
   if (values.json) {
     stdout.write(`${JSON.stringify(plan.map(({ key, ...p }) => ({ ...p, ...(key ? { key: key.key } : {}) })), null, 2)}\n`);
@@ -321,7 +324,7 @@ async function planCommand(args: string[], stdout: Writable, env: NodeJS.Process
   return EXIT.ok;
 }
 
-async function explainCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv, importFlow?: FlowImporter): Promise<number> {
+async function explainCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv, importFlow?: FlowImporter): Promise<number> {
   const { values, positionals } = parse(
     args,
     { param: { type: "string", short: "p", multiple: true }, json: { type: "boolean" }, root: { type: "string" } },
@@ -331,7 +334,8 @@ async function explainCommand(args: string[], stdout: Writable, env: NodeJS.Proc
   if (!taskName) throw new UsageError("Expected a flow file and a task: cairn explain FILE TASK.");
   const flow = await loadFlow(file, { importFlow });
   const params = await parseParams(flow.definition, values.param ?? []);
-  const { tasks } = await openFlowCache(flow.definition, { params, env, ...(values.root ? { root: values.root } : {}) });
+  const { tasks, abandoned } = await openFlowCache(flow.definition, { params, env, ...(values.root ? { root: values.root } : {}) });
+  sayAbandoned(abandoned, stderr);
   const explanation = await explainTask(flow.definition, taskName, { params, cache: tasks }).finally(() => tasks.store.close());
   if (values.json) {
     const { key, ...planned } = explanation.planned;
@@ -436,7 +440,7 @@ async function initCommand(args: string[], stdout: Writable, stderr: Writable, e
   return code === 0 ? EXIT.ok : EXIT.flowFailed;
 }
 
-async function runsCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv): Promise<number> {
+async function runsCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parse(
     args,
     { experiment: { type: "string" }, limit: { type: "string", short: "n" }, json: { type: "boolean" }, root: { type: "string" } },
@@ -445,6 +449,7 @@ async function runsCommand(args: string[], stdout: Writable, env: NodeJS.Process
   const limit = values.limit === undefined ? 20 : integerOption("--limit", values.limit, 1);
   const tracker = await resolveTracker({ root: resolve(values.root ?? ".cairn"), env });
   const experimentIds = await experimentsOf(tracker, values.experiment);
+  sayAbandoned(await closeAbandonedRuns(tracker, experimentIds), stderr);
   const runs = experimentIds.length ? await tracker.searchRuns({ experimentIds, topLevelOnly: true, maxResults: limit }) : [];
   if (values.json) {
     stdout.write(`${JSON.stringify(runs, null, 2)}\n`);
@@ -460,12 +465,14 @@ async function runsCommand(args: string[], stdout: Writable, env: NodeJS.Process
   return EXIT.ok;
 }
 
-async function showCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv): Promise<number> {
+async function showCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
   const { values, positionals } = parse(args, { json: { type: "boolean" }, root: { type: "string" } }, "show");
   const runId = positionals[0];
   if (!runId) throw new UsageError("Expected a run id: cairn show RUN_ID (see `cairn runs`).");
   const tracker = await resolveTracker({ root: resolve(values.root ?? ".cairn"), env });
-  const run = await tracker.getRun(runId);
+  let run = await tracker.getRun(runId);
+  // A run killed in its first second may have no record yet but its index line: closing it writes one.
+  if (sayAbandoned(await closeAbandonedRuns(tracker, run ? [run.experimentId] : []), stderr)) run = await tracker.getRun(runId);
   if (!run) throw new UsageError(`No run ${runId} in ${tracker.uri}. List runs with \`cairn runs\`.`);
   const children = await tracker.searchRuns({ experimentIds: [run.experimentId], parentRunId: runId, maxResults: 10_000 });
   children.sort((a, b) => a.startTime - b.startTime);
@@ -484,6 +491,13 @@ async function showCommand(args: string[], stdout: Writable, env: NodeJS.Process
   const rows = children.map((r) => [r.name, r.status, duration(r), r.runId, r.tags["cairn.cached_from"] ? `cached from ${r.tags["cairn.cached_from"]}` : ""]);
   stdout.write(table(["task", "status", "duration", "run id", ""], rows, c));
   return EXIT.ok;
+}
+
+/** Prints the one line about runs a killed process left RUNNING and that were just closed; true when there were any. */
+function sayAbandoned(closed: readonly RunRecord[], stderr: Writable): boolean {
+  const line = describeAbandonedRuns(closed);
+  if (line) stderr.write(`cairn: ${line}\n`);
+  return line !== undefined;
 }
 
 async function experimentsOf(tracker: Tracker, name: string | undefined): Promise<string[]> {

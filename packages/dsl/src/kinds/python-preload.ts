@@ -7,7 +7,9 @@
  * signals and process-group handling (see cairn_preload.py for how it forwards them).
  *
  * The server starts on the first task that needs it (a flow whose tasks are all cached never
- * starts it), does not keep Node alive, and ends with the Node process. POSIX only.
+ * starts it), does not keep Node alive, and ends with the Node process, however that ends: its
+ * stdin is a pipe only Node holds, and when Node dies (kill -9 included) the server sees end of
+ * file and kills its children's process groups before it exits. POSIX only.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -74,7 +76,7 @@ function startServer(python: string, modules: string[], onExit: () => void): Pro
   const socket = join(dir, "s");
   const child = spawn(python, [PRELOAD_SCRIPT, "serve", socket, ...modules], {
     env: { ...process.env, PYTHONPATH: pythonPath(), PYTHONUNBUFFERED: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["pipe", "pipe", "pipe"], // stdin: the lifeline, never written to
     detached: true, // Ctrl-C in the terminal goes to the tasks' launchers, not to the server
   });
   const cleanup = () => {
@@ -116,7 +118,7 @@ function startServer(python: string, modules: string[], onExit: () => void): Pro
       ready = true;
       // From here on the server must not keep Node alive; its output is drained and dropped.
       child.unref();
-      for (const stream of [child.stdout, child.stderr]) (stream as unknown as { unref?: () => void }).unref?.();
+      for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as { unref?: () => void }).unref?.();
       child.stdout.resume();
       resolve({ socket, failed: message.failed ?? {}, warned: false });
     });

@@ -1,9 +1,8 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { access, copyFile, cp, link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
-import { hostname } from "node:os";
 import { basename, join, resolve, sep } from "node:path";
-import { readSmallFile } from "@cairn/cache";
+import { formatOwner, ownerIsGone, parseOwner, readSmallFile } from "@cairn/cache";
 import { safePathSegment, safeRelativePath } from "../../definition/artifact-path.ts";
 import { TrackingError } from "../../errors.ts";
 import type {
@@ -32,6 +31,11 @@ interface IndexLine {
   name: string;
   startTime: number;
   parentRunId?: string;
+  /**
+   * The store instance that created the run (RUNNING), so that a run whose process was killed before
+   * its run file was written can still be found and closed. Absent on runs recorded already over.
+   */
+  writer?: string;
 }
 
 /** The latest point of one metric, by MLflow's order: highest step, then timestamp, then value. */
@@ -79,6 +83,9 @@ interface OwnedRun {
 
 type FinalStatus = Exclude<RunStatus, "RUNNING" | "SCHEDULED">;
 
+/** Tag of a run closed as KILLED because its process was gone, saying so. */
+export const ABANDONED_TAG = "cairn.abandoned";
+
 const RUN_ID = /^[0-9a-f]{32}$/;
 const EXPERIMENT_ID = /^[0-9a-f]{16}$/;
 /** How long a run's changes may stay in memory only; endRun and flush write at once. */
@@ -102,6 +109,7 @@ let tmpCounter = 0;
  * runs/<batchId>.batch.jsonl    runs recorded already ended (cache hits), one whole run per line, appended;
  *                               batchId is the first 16 hex digits of each such run's id
  * artifacts/<runId>/            the run's artifacts; tasks may write here directly (artifactDir)
+ * live/<writer>.json            while a store instance has runs RUNNING: the experiments it created runs in
  * ```
  *
  * Run files sit side by side rather than in a folder per run: creating files and
@@ -119,6 +127,11 @@ let tmpCounter = 0;
  * its run file is written when the run ends, on `flush()`, or at most a second
  * after a change; another process sees a run once that file exists.
  *
+ * A process killed with -9 cannot end its runs. Its index lines name it (`writer`: host, pid and
+ * process start time), and its `live/` file says which experiments to look in, so a later
+ * instance closes its RUNNING runs as KILLED ({@link LocalStore.closeAbandonedRuns}), also the
+ * ones killed before their run file was written. Runs of a process of another host are left alone.
+ *
  * @example
  * const store = new LocalStore({ root: ".cairn" });
  * const runId = await store.createRun({ experimentId: await store.ensureExperiment("etl"), name: "load" });
@@ -130,7 +143,11 @@ export class LocalStore implements Tracker {
   /** Absolute path of the store's folder. */
   readonly uri: string;
   /** Names this instance in the runs it writes. */
-  private readonly writer = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private readonly writer = `${formatOwner()}:${randomUUID().slice(0, 8)}`;
+  /** Experiments this instance's `live/` file lists; empty when there is no such file. */
+  private readonly liveIn = new Set<string>();
+  /** Writes and removals of the `live/` file, in order. */
+  private liveFile: Promise<void> = Promise.resolve();
   private readonly owned = new Map<string, OwnedRun>();
   /** Runs being read back from disk to be written again (a log after endRun). */
   private readonly adopting = new Map<string, Promise<OwnedRun>>();
@@ -229,8 +246,11 @@ export class LocalStore implements Tracker {
     const state: RunState = { runId, experimentId, name, status: "RUNNING", startTime, params: {}, tags, metrics: {} };
     const owned: OwnedRun = { state, again: false };
     this.owned.set(runId, owned);
-    const line: IndexLine = parentRunId === undefined ? { runId, name, startTime } : { runId, name, startTime, parentRunId };
+    const line: IndexLine =
+      parentRunId === undefined ? { runId, name, startTime, writer: this.writer } : { runId, name, startTime, parentRunId, writer: this.writer };
     try {
+      // Before the index line: a run whose process is killed from here on is found by a later process.
+      if (!this.liveIn.has(experimentId)) await this.markLive(experimentId);
       await this.appender.append(this.indexPath(experimentId), `${JSON.stringify(line)}\n`, { keepOpen: true });
     } catch (error) {
       this.owned.delete(runId);
@@ -479,9 +499,106 @@ export class LocalStore implements Tracker {
     const results = await Promise.allSettled([...writes, this.appender.close()]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) throw failed.reason;
+    // Nothing of ours is RUNNING any more: no later process has anything to close for us.
+    if (this.liveIn.size && ![...this.owned.values()].some((o) => o.state.status === "RUNNING")) {
+      this.liveIn.clear();
+      const path = this.livePath(this.writer);
+      this.liveFile = this.liveFile.then(() => unlink(path).catch(() => {}));
+      await this.liveFile;
+    }
+  }
+
+  /**
+   * Closes the runs that processes of this host left RUNNING when they were killed (their
+   * process no longer exists): each becomes KILLED, with an end time (now: when it was found)
+   * and the tag `cairn.abandoned` saying why. Resolves to the runs closed, parents first.
+   * Cheap when there is nothing to close: one listing of the small `live/` folder. Runs of
+   * another host's processes are left alone: nothing here can tell whether those still run.
+   */
+  async closeAbandonedRuns(_experimentIds?: readonly string[]): Promise<RunRecord[]> {
+    const dir = join(this.uri, "live");
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const closed: RunRecord[] = [];
+    for (const name of names) {
+      if (!name.endsWith(".json")) continue;
+      const base = decodeURIComponent(name.slice(0, -".json".length));
+      // `<writer>.json`, or `<writer>.closing-<closer>.json` left by a closer that died itself.
+      const [writer, closer] = base.split(".closing-");
+      if (!writer || writer === this.writer || !ownerIsGone(parseOwner(writer))) continue;
+      if (closer !== undefined && !ownerIsGone(parseOwner(closer))) continue;
+      // Claimed by a rename, so that two processes never close the same runs at once.
+      const claimed = join(dir, `${encodeURIComponent(`${writer}.closing-${this.writer}`)}.json`);
+      try {
+        await rename(join(dir, name), claimed);
+      } catch {
+        continue; // another process claimed it first
+      }
+      const experiments = ((await readJson<{ experiments?: unknown }>(claimed).catch(() => undefined))?.experiments ?? []) as unknown[];
+      for (const experimentId of experiments) {
+        if (typeof experimentId === "string" && EXPERIMENT_ID.test(experimentId)) closed.push(...(await this.closeRunsOf(writer, experimentId)));
+      }
+      await unlink(claimed).catch(() => {});
+    }
+    return closed;
   }
 
   // ------------------------------------------------------------ internals
+
+  /** `live/<writer>.json`. */
+  private livePath(writer: string): string {
+    return join(this.uri, "live", `${encodeURIComponent(writer)}.json`);
+  }
+
+  /** Lists `experimentId` in this instance's `live/` file (written whole, atomically). */
+  private markLive(experimentId: string): Promise<void> {
+    this.liveIn.add(experimentId);
+    const path = this.livePath(this.writer);
+    const text = JSON.stringify({ experiments: [...this.liveIn] });
+    this.liveFile = this.liveFile.then(async () => {
+      const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`;
+      try {
+        await writeFile(tmp, text);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+        await mkdir(join(this.uri, "live"), { recursive: true });
+        await writeFile(tmp, text);
+      }
+      await rename(tmp, path);
+    });
+    const written = this.liveFile;
+    this.liveFile = written.catch(() => {});
+    return written.catch((error: unknown) => {
+      this.liveIn.delete(experimentId);
+      throw error;
+    });
+  }
+
+  /** Closes as KILLED the RUNNING runs `writer` (a process that is gone) created in `experimentId`. */
+  private async closeRunsOf(writer: string, experimentId: string): Promise<RunRecord[]> {
+    const text = await readFile(this.indexPath(experimentId), "utf8").catch(() => "");
+    const closed: RunRecord[] = [];
+    const now = Date.now();
+    const owner = parseOwner(writer);
+    const reason =
+      `Its process (pid ${owner?.pid} on ${owner?.host}) ended without closing it, killed or crashed; ` +
+      `closed as KILLED by process ${process.pid} at ${new Date(now).toISOString()}.`;
+    for (const raw of text.split("\n")) {
+      const line = parseLine<IndexLine>(raw);
+      if (!line || line.writer !== writer || !RUN_ID.test(line.runId)) continue;
+      const file = await this.readRunFile(line.runId).catch(() => undefined);
+      if (file && file.status !== "RUNNING" && file.status !== "SCHEDULED") continue;
+      // Killed before its run file was written: what its index line says is all there is.
+      const tags: Record<string, string> = { "mlflow.runName": line.name, ...(line.parentRunId ? { "mlflow.parentRunId": line.parentRunId } : {}) };
+      const state: RunState = file ?? { runId: line.runId, experimentId, name: line.name, status: "RUNNING", startTime: line.startTime, params: {}, tags, metrics: {} };
+      state.status = "KILLED";
+      state.endTime = Math.max(now, state.startTime);
+      state.tags[ABANDONED_TAG] = reason;
+      await this.writeRunFile({ runId: state.runId, experimentId: state.experimentId, name: state.name, status: state.status, startTime: state.startTime, endTime: state.endTime, params: state.params, tags: state.tags, metrics: state.metrics });
+      closed.push(toRecord(state));
+    }
+    // Parents first, then by start.
+    return closed.sort((a, b) => (a.parentRunId === undefined ? 0 : 1) - (b.parentRunId === undefined ? 0 : 1) || a.startTime - b.startTime);
+  }
 
   /** `runs/<runId><suffix>`, for a checked run id. */
   private runPath(runId: string, suffix: ".json" | ".metrics.jsonl"): string {

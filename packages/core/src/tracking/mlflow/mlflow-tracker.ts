@@ -1,5 +1,6 @@
 import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
+import { formatOwner, ownerIsGone, parseOwner } from "@cairn/cache";
 import { basename, join, posix, relative, sep } from "node:path";
 import PQueue from "p-queue";
 import { safeRelativePath } from "../../definition/artifact-path.ts";
@@ -19,6 +20,12 @@ import type {
 import { MlflowClient, type MlflowMetric, type MlflowRun, normalizeArtifactPath, runFilter } from "./client.ts";
 import { type MlflowClientOptions, mlflowOptionsFromEnv } from "./mlflow-config.ts";
 import { fitMlflowValue, longValueArtifactPath, MLFLOW_LIMITS, toMlflowKey } from "./mlflow-limits.ts";
+
+/** Tags naming the process that created a run (see @cairn/cache's process-owner.ts), so that a later process can close it if it is killed. */
+const OWNER_TAG = "cairn.owner";
+const HOST_TAG = "cairn.host";
+/** Tag of a run closed as KILLED because its process was gone, saying so. */
+const ABANDONED_TAG = "cairn.abandoned";
 
 /** Where index documents live in an experiment's artifact location. */
 const INDEX_FOLDER = "cairn-index";
@@ -121,6 +128,8 @@ export class MlflowTracker implements Tracker {
       if (fit.overflow) spills.push([k, value]);
     }
     if (options.parentRunId !== undefined) tags["mlflow.parentRunId"] = options.parentRunId;
+    tags[OWNER_TAG] = formatOwner();
+    tags[HOST_TAG] ??= hostname();
     const info = await this.client.createRun({
       experimentId: options.experimentId,
       runName: options.name,
@@ -216,6 +225,33 @@ export class MlflowTracker implements Tracker {
     await this.client.updateRun(runId, { status, endTime: endTime ?? Date.now() });
     this.runs.delete(runId);
     if (failure) throw failure;
+  }
+
+  /**
+   * One search for the RUNNING runs of these experiments that a process of this host created
+   * (tags `cairn.host`, `cairn.owner`); those whose process no longer exists are tagged
+   * `cairn.abandoned` and ended KILLED. Parents and children alike carry their owner, so a
+   * killed flow's task runs are closed with it. Another host's runs are left alone.
+   */
+  async closeAbandonedRuns(experimentIds: readonly string[]): Promise<RunRecord[]> {
+    if (!experimentIds.length) return [];
+    const running = await this.searchRuns({ experimentIds: [...experimentIds], status: "RUNNING", tags: { [HOST_TAG]: hostname() }, maxResults: 1000 });
+    const gone = running.filter((r) => ownerIsGone(parseOwner(r.tags[OWNER_TAG])));
+    const now = Date.now();
+    await Promise.all(
+      gone.map(async (run) => {
+        const owner = parseOwner(run.tags[OWNER_TAG])!;
+        const reason =
+          `Its process (pid ${owner.pid} on ${owner.host}) ended without closing it, killed or crashed; ` +
+          `closed as KILLED by process ${process.pid} at ${new Date(now).toISOString()}.`;
+        await this.client.logBatch(run.runId, { params: [], metrics: [], tags: [{ key: ABANDONED_TAG, value: reason }] });
+        await this.client.updateRun(run.runId, { status: "KILLED", endTime: Math.max(now, run.startTime) });
+        run.status = "KILLED";
+        run.endTime = Math.max(now, run.startTime);
+        run.tags[ABANDONED_TAG] = reason;
+      }),
+    );
+    return gone.sort((a, b) => (a.parentRunId === undefined ? 0 : 1) - (b.parentRunId === undefined ? 0 : 1) || a.startTime - b.startTime);
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {

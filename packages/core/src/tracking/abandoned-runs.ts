@@ -1,0 +1,42 @@
+/**
+ * Runs left RUNNING by a process that was killed (kill -9, a crash, a lost machine): whoever
+ * opens a store or an experiment next closes the ones this host's dead processes left, through
+ * the tracker's `closeAbandonedRuns` (each tracker knows how to find its own cheaply), and says
+ * so once. This module decides when to ask and how to say it; the trackers do the closing.
+ */
+import type { RunRecord, Tracker } from "./tracker.ts";
+
+/** Stores and experiments already looked at by this process: a second look finds nothing new to close but costs a request. */
+const looked = new Set<string>();
+
+/**
+ * Asks the tracker to close the runs its dead processes left RUNNING in `experimentIds`; resolves
+ * to the runs closed (parents first). Never rejects: a tracker that cannot do it now leaves them
+ * for the next command, and the caller's work goes on.
+ */
+export async function closeAbandonedRuns(tracker: Tracker, experimentIds: readonly string[]): Promise<RunRecord[]> {
+  if (!tracker.closeAbandonedRuns) return [];
+  const fresh = experimentIds.filter((id) => !looked.has(`${tracker.uri}\0${id}`));
+  if (!fresh.length && experimentIds.length) return [];
+  for (const id of fresh) looked.add(`${tracker.uri}\0${id}`);
+  try {
+    return await tracker.closeAbandonedRuns(fresh);
+  } catch {
+    for (const id of fresh) looked.delete(`${tracker.uri}\0${id}`);
+    return [];
+  }
+}
+
+/** One sentence about the runs closed, or undefined when there were none. */
+export function describeAbandonedRuns(runs: readonly RunRecord[]): string | undefined {
+  if (!runs.length) return undefined;
+  const flows = runs.filter((r) => r.parentRunId === undefined);
+  const tasks = runs.length - flows.length;
+  const parts = flows.slice(0, 3).map((r) => `flow run ${r.runId} (${r.name})`);
+  if (flows.length > 3) parts.push(`${flows.length - 3} more flow run${flows.length - 3 === 1 ? "" : "s"}`);
+  if (tasks) parts.push(`${tasks} task run${tasks === 1 ? "" : "s"}`);
+  return (
+    `Closed ${parts.join(" and ")} as KILLED: ${runs.length === 1 ? "it was" : "they were"} left RUNNING by a process of this host ` +
+    `that no longer exists (killed or crashed). The tag cairn.abandoned on each says which.`
+  );
+}

@@ -1,0 +1,63 @@
+/**
+ * Helpers of the reliability tests: a `cairn run` killed with -9 at a chosen moment, and
+ * the other commands as real processes. Builds on test/cache/helpers.ts.
+ */
+import type { ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { type Exit, type Started, cairnBin, childEnv, start } from "../cache/helpers.ts";
+
+export const reliabilityFixture = (name: string) => join(import.meta.dirname, "fixtures", name);
+
+/** JSON lines of a `--json` stdout so far. */
+export function jsonLines(out: string): Array<Record<string, unknown>> {
+  const lines: Array<Record<string, unknown>> = [];
+  for (const line of out.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // a line being written
+    }
+  }
+  return lines;
+}
+
+/**
+ * `cairn run FILE --json --root ROOT` killed with SIGKILL (only the cairn process itself, as
+ * `kill -9 PID` does) `delayMs` after `when` holds for its events so far; with `poll`, `when`
+ * is also asked every 20 ms (for conditions outside its output, such as files).
+ */
+export async function cairnRunKilled(
+  file: string,
+  root: string,
+  when: (events: Array<Record<string, unknown>>) => boolean,
+  options: { delayMs?: number; env?: NodeJS.ProcessEnv; args?: string[]; poll?: boolean } = {},
+): Promise<Exit & { pid: number }> {
+  let armed = false;
+  let out = "";
+  const check = (child: ChildProcess) => {
+    if (armed || !when(jsonLines(out))) return;
+    armed = true;
+    setTimeout(() => child.kill("SIGKILL"), options.delayMs ?? 0);
+  };
+  const started: Started = start(process.execPath, [cairnBin, "run", file, "--json", "--root", root, ...(options.args ?? [])], {
+    env: childEnv(options.env ?? {}),
+    onStdout: (so_far: string, child: ChildProcess) => {
+      out = so_far;
+      check(child);
+    },
+  });
+  const timer = options.poll ? setInterval(() => check(started.child), 20) : undefined;
+  const exit = await started.done.finally(() => clearInterval(timer));
+  if (!armed) throw new Error(`cairn run was never killed: it exited with ${exit.code ?? exit.signal}\n${exit.stderr}\n${exit.stdout}`);
+  return { ...exit, pid: started.child.pid! };
+}
+
+/** `cairn ARGS...` as a real process, to its end. */
+export function cairn(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Exit> {
+  return start(process.execPath, [cairnBin, ...args], { env: childEnv(env) }).done;
+}
+
+/** True once `events` has a `running` event of task `task`. */
+export const taskRunning = (task: string) => (events: Array<Record<string, unknown>>) =>
+  events.some((e) => e.type === "task" && e.task === task && e.status === "running");

@@ -1,0 +1,160 @@
+/**
+ * Runs left RUNNING by a `cairn run` killed with -9 (class 3 of the hardening issue): the task
+ * that was running has a record, and the next `cairn` command that opens the store or the
+ * experiment closes the flow run and its running task as KILLED, says so once on stderr, and
+ * leaves the runs of a live process alone. Real `cairn` processes, the embedded store and a
+ * real MLflow server.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type MlflowServer, startMlflowServer } from "../../packages/core/test/mlflow-server.ts";
+import { cairnBin, childEnv, start, tmp } from "../cache/helpers.ts";
+import { cairn, cairnRunKilled, jsonLines, reliabilityFixture, taskRunning } from "./helpers.ts";
+
+const flowFile = reliabilityFixture("slow-task.flow.ts");
+const CLOSED = /Closed flow run (\w+) \(slow-task\) and 1 task run as KILLED/;
+
+interface Run {
+  runId: string;
+  name: string;
+  status: string;
+  endTime?: number;
+  tags: Record<string, string>;
+}
+
+const flowRunIdOf = (events: Array<Record<string, unknown>>) => events.find((e) => e.type === "flow")!.runId as string;
+
+describe.each([
+  // Killed at once: the task's run exists only as its index line (its run file is written within a second).
+  { when: "at once", delayMs: 0 },
+  // Killed later: the flow's and the task's run files were written, saying RUNNING.
+  { when: "after 1.5 s", delayMs: 1500 },
+])("embedded store, cairn run killed with -9 mid-task $when", ({ delayMs }) => {
+  it("cairn runs / show close the flow run and its running task as KILLED, once, and a later run leaves them so", async () => {
+    const root = await tmp();
+    const killed = await cairnRunKilled(flowFile, root, taskRunning("slow"), { delayMs });
+    expect(killed.signal).toBe("SIGKILL");
+    const flowRunId = flowRunIdOf(killed.json);
+
+    const listed = await cairn(["runs", "--json", "--root", root]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stderr).toMatch(CLOSED);
+    expect(listed.stderr.match(/Closed/g)).toHaveLength(1);
+    const runs = JSON.parse(listed.stdout) as Run[];
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ runId: flowRunId, status: "KILLED" });
+    expect(runs[0]!.endTime).toBeGreaterThanOrEqual((runs[0] as unknown as { startTime: number }).startTime);
+    expect(runs[0]!.tags["cairn.abandoned"]).toContain(`pid ${killed.pid}`);
+
+    const shown = await cairn(["show", flowRunId, "--json", "--root", root]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stderr).not.toMatch(/Closed/); // said once, by the command that closed them
+    const { run, tasks } = JSON.parse(shown.stdout) as { run: Run; tasks: Run[] };
+    expect(run.status).toBe("KILLED");
+    const byName = Object.fromEntries(tasks.map((t) => [t.name, t]));
+    expect(Object.keys(byName).sort()).toEqual(["prep", "slow"]);
+    expect(byName.prep!.status).toBe("FINISHED");
+    expect(byName.slow).toMatchObject({ status: "KILLED" });
+    expect(byName.slow!.endTime).toBeDefined();
+    expect(byName.slow!.tags["cairn.abandoned"]).toMatch(/ended without closing it/);
+
+    // A later, successful run of the same flow does not bring them back to RUNNING.
+    const again = await cairn(["run", flowFile, "--json", "--root", root], { SLOW_MS: "0" });
+    expect(again.code, again.stderr).toBe(0);
+    const after = JSON.parse((await cairn(["runs", "--json", "--root", root])).stdout) as Run[];
+    expect(after.map((r) => [r.runId === flowRunId ? "old" : "new", r.status]).sort()).toEqual([
+      ["new", "FINISHED"],
+      ["old", "KILLED"],
+    ]);
+  });
+});
+
+describe("embedded store, a second cairn run after kill -9", () => {
+  it("closes the killed run itself and says so once (--json: on stderr, as a flow log line)", async () => {
+    const root = await tmp();
+    const killed = await cairnRunKilled(flowFile, root, taskRunning("slow"), { delayMs: 200 });
+    const flowRunId = flowRunIdOf(killed.json);
+    const again = await cairn(["run", flowFile, "--json", "--root", root], { SLOW_MS: "0" });
+    expect(again.code, again.stderr).toBe(0);
+    const notices = again.stderr.split("\n").filter((l) => /Closed flow run/.test(l));
+    expect(notices).toHaveLength(1);
+    expect(notices[0]).toMatch(/^\[flow\] Closed flow run/);
+    expect(notices[0]).toContain(flowRunId);
+    const shown = JSON.parse((await cairn(["show", flowRunId, "--json", "--root", root])).stdout) as { run: Run; tasks: Run[] };
+    expect(shown.run.status).toBe("KILLED");
+    expect(shown.tasks.find((t) => t.name === "slow")?.status).toBe("KILLED");
+  });
+
+  it("leaves the runs of a process that is still running alone", async () => {
+    const root = await tmp();
+    let running!: () => void;
+    const slowRunning = new Promise<void>((r) => (running = r));
+    const live = start(process.execPath, [cairnBin, "run", flowFile, "--json", "--root", root], {
+      env: childEnv({ SLOW_MS: "60000" }),
+      onStdout: (out) => taskRunning("slow")(jsonLines(out)) && running(),
+    });
+    try {
+      await slowRunning;
+      await new Promise((r) => setTimeout(r, 1500)); // its run files are written, RUNNING
+      const listed = await cairn(["runs", "--json", "--root", root]);
+      expect(listed.stderr).not.toMatch(/Closed/);
+      expect((JSON.parse(listed.stdout) as Run[])[0]!.status).toBe("RUNNING");
+    } finally {
+      live.child.kill("SIGTERM");
+      await live.done;
+    }
+    // Ended by SIGTERM, it closed its own runs: nothing is left to close.
+    const after = await cairn(["runs", "--json", "--root", root]);
+    expect(after.stderr).not.toMatch(/Closed/);
+    expect((JSON.parse(after.stdout) as Run[])[0]!.status).toBe("KILLED");
+  });
+});
+
+describe("MLflow server, cairn run killed with -9 mid-task", () => {
+  let server: MlflowServer;
+  beforeAll(async () => {
+    server = await startMlflowServer();
+  });
+  afterAll(() => server?.stop());
+
+  it("cairn runs closes the flow run and its running task as KILLED on the server; show and a later run read that back", async () => {
+    const root = await tmp();
+    const env = { MLFLOW_TRACKING_URI: server.uri };
+    const killed = await cairnRunKilled(flowFile, root, taskRunning("slow"), { delayMs: 300, env });
+    expect(killed.signal).toBe("SIGKILL");
+    const flowRunId = flowRunIdOf(killed.json);
+
+    const listed = await cairn(["runs", "--experiment", "slow-task", "--json"], env);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stderr).toMatch(CLOSED);
+    const runs = JSON.parse(listed.stdout) as Run[];
+    expect(runs.find((r) => r.runId === flowRunId)).toMatchObject({ status: "KILLED" });
+
+    const shown = await cairn(["show", flowRunId, "--json"], env);
+    expect(shown.stderr).not.toMatch(/Closed/);
+    const { run, tasks } = JSON.parse(shown.stdout) as { run: Run; tasks: Run[] };
+    expect(run.status).toBe("KILLED");
+    expect(run.endTime).toBeDefined();
+    expect(run.tags["cairn.abandoned"]).toContain(`pid ${killed.pid}`);
+    expect(tasks.find((t) => t.name === "slow")).toMatchObject({ status: "KILLED" });
+    expect(tasks.find((t) => t.name === "prep")).toMatchObject({ status: "FINISHED" });
+
+    const again = await cairn(["run", flowFile, "--json", "--root", root], { ...env, SLOW_MS: "0" });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).not.toMatch(/Closed/);
+    const reread = JSON.parse((await cairn(["show", flowRunId, "--json"], env)).stdout) as { run: Run };
+    expect(reread.run.status).toBe("KILLED");
+  });
+
+  it("a second cairn run closes them itself", async () => {
+    const root = await tmp();
+    const env = { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: "second-run" };
+    const killed = await cairnRunKilled(flowFile, root, taskRunning("slow"), { delayMs: 300, env });
+    const flowRunId = flowRunIdOf(killed.json);
+    const again = await cairn(["run", flowFile, "--json", "--root", root], { ...env, SLOW_MS: "0" });
+    expect(again.code, again.stderr).toBe(0);
+    const notices = again.stderr.split("\n").filter((l) => /Closed flow run/.test(l));
+    expect(notices).toHaveLength(1);
+    expect(notices[0]).toMatch(/^\[flow\] Closed flow run/);
+    expect(notices[0]).toContain(flowRunId);
+  });
+});
