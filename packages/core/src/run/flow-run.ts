@@ -187,25 +187,32 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   }
   const graph = buildFlowGraph(definition);
   for (const node of definition.nodes) if (node.task.pool && !(node.task.pool in pools)) pools[node.task.pool] = 1;
-  const params = await validateParams(definition, options.params ?? {});
+  let emitToRun: Listener = () => {};
+  // Made first: every error from here on is masked, and params are checked before anything is recorded.
+  const secrets = new SecretRegistry(options.secrets, env, (message) =>
+    emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() }),
+  );
+  let flowRunId = "";
+  const params = await validateParams(definition, options.params ?? {}).catch((e: unknown) => {
+    throw secrets.maskThrown(e);
+  });
+  secrets.assertParamsClean(definition.name, params);
 
   // `git rev-parse` runs while the tracker opens; the null tracker drops tags: no git for it.
   const source = options.tracker === false ? undefined : sourceTags();
   const { root, tracker, experimentId } = await openTracking(definition, options, env);
-  const flowRunId = await tracker.createRun({
+  flowRunId = await tracker.createRun({
     experimentId,
     name: definition.name,
     tags: tracker.kind === "none" ? {} : { ...(await source), "cairn.flow": definition.name, "cairn.kind": "flow" },
   });
 
-  const secrets = new SecretRegistry(options.secrets, env);
   const cache = await openCache(options.cache, root, env, tracker, experimentId);
   for (const name of cache?.rerun ?? []) {
     if (!graph.nodes.has(name) && ![...graph.nodes.values()].some((n) => n.task.name === name)) {
       throw new OptionError(`rerun`, `a task name or node id of flow "${definition.name}" (${[...graph.nodes.keys()].join(", ")})`, name);
     }
   }
-  let emitToRun: Listener = () => {};
   const settings: ExecutionSettings = {
     graph,
     params,
@@ -224,10 +231,11 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   const started = performance.now();
 
   const body = async (emit: Listener): Promise<FlowResult<Outputs>> => {
-    emitToRun = emit;
+    // The one door of every event (task, flow, log, warning): known secrets are masked here.
+    emitToRun = (event) => emit(secrets.maskEvent(event));
     // Let the caller attach listeners before the first event.
     await new Promise((r) => setImmediate(r));
-    emit({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, time: Date.now() });
+    emitToRun({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, time: Date.now() });
     let status: FlowStatus;
     let error: ErrorInfo | undefined;
     const onAbort = () => execution.cancel(options.signal?.reason);
@@ -270,7 +278,8 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
       await tracker.endRun(flowRunId, "FAILED").catch(() => {});
     }
     const durationMs = Math.round(performance.now() - started);
-    emit({ type: "flow", status, runId: flowRunId, flow: definition.name, durationMs, time: Date.now(), ...(error ? { error } : {}) });
+    if (error) error = secrets.maskError(error);
+    emitToRun({ type: "flow", status, runId: flowRunId, flow: definition.name, durationMs, time: Date.now(), ...(error ? { error } : {}) });
     return { runId: flowRunId, status, ...(outputs ? { outputs } : {}), tasks, durationMs, ...(error ? { error } : {}) } as FlowResult<Outputs>;
   };
   return new FlowRun<Outputs>(flowRunId, definition.name, tracker, execution, body);
