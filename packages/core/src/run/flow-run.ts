@@ -189,8 +189,8 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   for (const node of definition.nodes) if (node.task.pool && !(node.task.pool in pools)) pools[node.task.pool] = 1;
   let emitToRun: Listener = () => {};
   // Made first: every error from here on is masked, and params are checked before anything is recorded.
-  const secrets = new SecretRegistry(options.secrets, env, (message) =>
-    emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() }),
+  const secrets = new SecretRegistry(options.secrets, env, (message, task) =>
+    emitToRun({ type: "log", level: "warn", runId: flowRunId, task, message, time: Date.now() }),
   );
   let flowRunId = "";
   const params = await validateParams(definition, options.params ?? {}).catch((e: unknown) => {

@@ -41,14 +41,16 @@ export class SecretRegistry {
   /** Secrets shorter than MIN_MASKED_LENGTH: value -> name; matched as whole values only. */
   private readonly short = new Map<string, string>();
   private readonly warned = new Set<string>();
+  /** Some known secret is made only of characters a number's text has (digits, `.`, `e`, `+`, `-`). */
+  private numeric = false;
   /** Secrets first read from the environment that a flow param turned out to carry: every ask is refused. */
   private readonly carried = new Map<string, SecretParamError>();
 
   constructor(
     private readonly fromFile: Readonly<Record<string, string>> = {},
     private readonly env: NodeJS.ProcessEnv = process.env,
-    /** Told once per short secret that it cannot be masked inside text. */
-    private readonly warn: (message: string) => void = () => {},
+    /** Told once per short secret that it cannot be masked inside text, with the task that asked. */
+    private readonly warn: (message: string, nodeId: string) => void = () => {},
   ) {
     for (const [name, value] of Object.entries(fromFile)) this.remember(name, value);
   }
@@ -84,6 +86,7 @@ export class SecretRegistry {
       this.warn(
         `secret "${name}" is shorter than ${MIN_MASKED_LENGTH} characters: Cairn refuses it where a whole value equals it, ` +
           `but cannot mask it inside text (logs, errors). Use a longer secret.`,
+        nodeId,
       );
     }
     return value;
@@ -168,7 +171,8 @@ export class SecretRegistry {
 
   private visit(value: unknown, depth: number): string | undefined {
     if (typeof value === "string") return this.inText(value);
-    if (typeof value === "number") return this.short.size || this.forms.size ? this.inText(String(value)) : undefined;
+    // A number's text can hold a secret only if the secret is made of a number's characters.
+    if (typeof value === "number") return this.numeric ? this.inText(String(value)) : undefined;
     if (value === null || typeof value !== "object" || depth > 1000) return undefined;
     if (Array.isArray(value)) {
       for (const item of value) {
@@ -196,11 +200,13 @@ export class SecretRegistry {
     this.known.set(value, name);
     if (codePoints(value) < MIN_MASKED_LENGTH) {
       this.short.set(value, name);
+      if (NUMBER_CHARS.test(value)) this.numeric = true;
       return;
     }
     // A process's output is read line by line: each line of a multi-line secret (a PEM key) is masked on its own too.
     const lines = value.includes("\n") ? value.split(/\r?\n/).filter((line) => codePoints(line) >= MIN_MASKED_LENGTH) : [];
     for (const text of [value, ...lines]) for (const form of textForms(text)) if (!this.forms.has(form)) this.forms.set(form, name);
+    if ([value, ...lines].some((text) => NUMBER_CHARS.test(text))) this.numeric = true;
     // Longest first: where one secret contains another, the longer one is reported.
     const sorted = [...this.forms].sort((a, b) => b[0].length - a[0].length);
     this.forms.clear();
@@ -215,6 +221,8 @@ export function textForms(value: string): string[] {
   const ascii = json.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   return [...new Set([value, json, ascii])];
 }
+
+const NUMBER_CHARS = /^[0-9.eE+-]+$/;
 
 function codePoints(value: string): number {
   let n = 0;
