@@ -207,7 +207,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     tags: tracker.kind === "none" ? {} : { ...(await source), "cairn.flow": definition.name, "cairn.kind": "flow" },
   });
 
-  const cache = await openCache(options.cache, root, env, tracker, experimentId);
+  const cache = await openCache(options.cache, root, env, tracker, experimentId, secrets);
   for (const name of cache?.rerun ?? []) {
     if (!graph.nodes.has(name) && ![...graph.nodes.values()].some((n) => n.task.name === name)) {
       throw new OptionError(`rerun`, `a task name or node id of flow "${definition.name}" (${[...graph.nodes.keys()].join(", ")})`, name);
@@ -330,6 +330,7 @@ async function openCache(
   env: NodeJS.ProcessEnv,
   tracker: Tracker,
   experimentId: string,
+  secrets?: SecretRegistry,
 ): Promise<ExecutionSettings["cache"]> {
   if (option === false) return undefined;
   const o: CacheRunOptions = option === true || option === undefined ? {} : option;
@@ -339,7 +340,7 @@ async function openCache(
   }
   const store = o.store ?? (await CacheStore.fromUrl(o.url ?? (env.CAIRN_CACHE_URL || undefined), { root }));
   return {
-    tasks: new TaskCache(store, tracker, experimentId, root, env),
+    tasks: new TaskCache(store, tracker, experimentId, root, env, secrets),
     refresh: o.refresh === true,
     rerun: o.rerun ?? [],
     ownStore: o.store === undefined,
