@@ -8,6 +8,7 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { LocalStore } from "@cairn/core";
 import { type Flow, type RunEvent, type RunOptions, type TaskEvent, flow, task } from "@cairn/dsl";
 import { REFUSED, WEIRD, cairn, filesContaining, fixture, formsIn, formsOf } from "./secret-helpers.ts";
 
@@ -122,6 +123,34 @@ describe("the engine", () => {
     const logs = events.filter((e) => e.type === "log").map((e) => (e as { message: string }).message);
     expect(logs.filter((m) => m.includes('secret "ONE" is shorter than 4 characters'))).toHaveLength(1);
     expect(logs).toContain("a banana a a");
+  });
+
+  it("an old cache entry whose outputs hold a secret (written before it was known) is evicted, not handed out", async () => {
+    const root = await scratch();
+    const t = task("legacy").run(() => ({ v: "legacy-token-value" }));
+    const f = flow("legacy-cache").build(() => ({ v: t().v }));
+    const first = await collect(f, { root, env: {} });
+    expect(first.result.status).toBe("succeeded");
+    const second = await collect(f, { root, env: {}, secrets: { TOKEN: "legacy-token-value" } });
+    expect(second.result.tasks.legacy!.status).toBe("failed");
+    expect(second.result.tasks.legacy!.error?.name).toBe("SecretLeakError");
+    const warnings = second.events.filter((e) => e.type === "log").map((e) => (e as { message: string }).message);
+    expect(warnings.some((m) => /unusable: its outputs hold the value of secret "TOKEN"; it was evicted/.test(m))).toBe(true);
+    expect(formsIn(JSON.stringify(second), "legacy-token-value")).toEqual([]);
+  });
+
+  it("inputs wired from a literal that holds a secret are recorded masked (params and inputs.json)", async () => {
+    const root = await scratch();
+    const secret = 'lit"eral-é-secret';
+    const t = task("uses").input<{ note: string; long: string }>().run(() => ({ ok: 1 }));
+    const f = flow("literal").build(() => (t({ note: `see ${secret}`, long: `${"x".repeat(600)} ${secret}` }), {}));
+    const { result } = await collect(f, { root, env: {}, secrets: { LIT: secret }, cache: false });
+    expect(result.status).toBe("succeeded");
+    const run = await new LocalStore({ root }).getRun(result.tasks.uses!.runId!);
+    expect(run!.params.note).toBe("see ***");
+    const { hits, files } = await filesContaining(root, formsOf(secret));
+    expect(hits).toEqual([]);
+    expect(files.some((file) => file.endsWith("inputs.json"))).toBe(true);
   });
 
   it("masks errors of retried attempts, results and FlowFailedError; refuses params before the run exists", async () => {

@@ -278,7 +278,8 @@ export class FlowExecution {
         },
       });
       result.runId = runId;
-      recorder = new RunRecorder(tracker, runId);
+      // Every param and tag of the task's run (its inputs, its error, what it logs) leaves masked.
+      recorder = new RunRecorder(tracker, runId, this.s.secrets);
       if (tracking) {
         // Without a tracker the params would be dropped: do not make them.
         const inputsFile = logInputs(recorder, inputs, this.s.secrets);
@@ -316,7 +317,7 @@ export class FlowExecution {
       const stop = this.controller.signal.aborted ? this.controller.signal.reason : undefined;
       const cancelled = stop instanceof StopReason || error instanceof CancelledError;
       if (result.runId && recorder) {
-        if (!cancelled && tracking) recorder.tag(ERROR_TAG, errorTag(this.s.secrets.maskError(toErrorInfo(error))));
+        if (!cancelled && tracking) recorder.tag(ERROR_TAG, errorTag(toErrorInfo(error)));
         await this.finishTracking(node, result.runId, recorder, cancelled ? "KILLED" : "FAILED").catch(() => {});
       }
       state.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
@@ -730,9 +731,9 @@ function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>, secre
       needsFile = true;
       text = "(too long for a param: see artifact cairn/inputs.json)";
     }
-    // Inputs wired from literals, or from a param that carries a secret read from the environment
-    // before it was known, may hold one: they are masked, not refused (the task did not put it there).
-    recorder.param(secrets.mask(key), secrets.mask(text));
+    // Masked by the recorder: inputs wired from literals, or from a param that carries a secret read from
+    // the environment before it was known, may hold one. Masked, not refused: the task did not put it there.
+    recorder.param(key, text);
   }
   return needsFile ? secrets.mask(JSON.stringify(inputs, null, 2)) : undefined;
 }
