@@ -13,11 +13,12 @@ export const fixture = (name: string) => join(repo, "test/fixtures", name);
 /** A quote, a backslash, a newline, non-ASCII and an emoji (two UTF-16 units). */
 export const WEIRD = 'p"a\\ss\nwörd-🔑-end';
 
-/** Every form in which `secret` could be written: raw, JSON-escaped (JS and Python's ensure_ascii), and its lines. */
+/** Every form in which `secret` could be written: raw, JSON-escaped (JS and Python's ensure_ascii), HTML-escaped, and its lines. */
 export function formsOf(secret: string): string[] {
   const json = JSON.stringify(secret).slice(1, -1);
   const ascii = json.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-  return [...new Set([secret, json, ascii, ...secret.split("\n")])];
+  const html = [secret.replaceAll('"', "&quot;"), secret.replaceAll('"', "&#34;")];
+  return [...new Set([secret, json, ascii, ...html, ...secret.split("\n")])];
 }
 
 /** Files under `dir` (recursively) whose bytes contain one of `forms`, as `file: form`. */

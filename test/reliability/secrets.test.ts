@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LocalStore } from "@cairn/core";
-import { type Flow, type RunEvent, type RunOptions, type TaskEvent, flow, task } from "@cairn/dsl";
+import { type Flow, type RunEvent, type RunOptions, type TaskEvent, flow, notebook, task } from "@cairn/dsl";
+import { VENV_PYTHON, hasVenv } from "../kinds/helpers.ts";
 import { REFUSED, WEIRD, cairn, filesContaining, fixture, formsIn, formsOf } from "./secret-helpers.ts";
 
 const scratch = () => mkdtemp(join(tmpdir(), "cairn-secrets-"));
@@ -152,6 +153,27 @@ describe("the engine", () => {
     expect(hits).toEqual([]);
     expect(files.some((file) => file.endsWith("inputs.json"))).toBe(true);
   });
+
+  it.skipIf(!hasVenv)("masks what a notebook printed in the executed notebook and its HTML", async () => {
+    const root = await scratch();
+    const nb = notebook("nb", fixture("prints-secret.ipynb"), { python: VENV_PYTHON, secrets: ["MY_TOKEN"] });
+    const { result, events } = await collect(flow("nb-secret").build(() => {
+      const r = nb();
+      return { n: r.notebook, h: r.html };
+    }), {
+      root,
+      env: {},
+      secrets: { MY_TOKEN: WEIRD },
+      cache: false,
+    });
+    expect(result.status).toBe("succeeded");
+    const { hits, files } = await filesContaining(root, formsOf(WEIRD));
+    expect(hits).toEqual([]);
+    expect(files.some((f) => f.endsWith("prints-secret.ipynb"))).toBe(true);
+    const html = files.find((f) => f.endsWith("prints-secret.html"))!;
+    expect(await readFile(html, "utf8")).toContain("token: ***");
+    expect(formsIn(JSON.stringify(events), WEIRD)).toEqual([]);
+  }, 120_000);
 
   it("masks errors of retried attempts, results and FlowFailedError; refuses params before the run exists", async () => {
     const secret = "tok\\en\"-\n-ü";

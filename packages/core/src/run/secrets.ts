@@ -11,9 +11,9 @@
  *   surely as a plain one. What they guard is refused (outputs, params, tags, metric
  *   keys, flow params): nothing is half-written.
  * - `mask` replaces every occurrence of every known secret in a text with `***`, in
- *   its raw form and in its JSON-escaped forms (JavaScript's, and Python's
- *   `ensure_ascii` one with `\uXXXX`), so a secret inside serialised text is masked
- *   too. Overlapping secrets are masked over their union. The engine calls it where
+ *   its raw form and in its escaped forms (JSON as JavaScript writes it, Python's
+ *   `ensure_ascii` JSON with `\uXXXX`, HTML), so a secret inside serialised text is
+ *   masked too. Overlapping secrets are masked over their union. The engine calls it where
  *   strings leave it: events (hence the CLI, `--json`, `run.on`), task errors in
  *   results and in the tracker, process logs.
  *
@@ -214,13 +214,20 @@ export class SecretRegistry {
   }
 }
 
-/** The forms a value takes in text: itself, JSON-escaped, and JSON-escaped to ASCII (Python's json.dumps). */
+/**
+ * The forms a value takes in text: itself, JSON-escaped, JSON-escaped to ASCII (Python's
+ * json.dumps), and HTML-escaped as MarkupSafe (nbconvert's outputs) and Pygments (its code) write it.
+ * A value without characters that these escape has one form.
+ */
 export function textForms(value: string): string[] {
   const json = JSON.stringify(value).slice(1, -1);
   // eslint-disable-next-line no-control-regex -- every non-ASCII UTF-16 unit, as Python escapes it
   const ascii = json.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-  return [...new Set([value, json, ascii])];
+  const html = (quote: string) => value.replace(/[&<>"']/g, (c) => (c === '"' ? quote : c === "'" ? "&#39;" : HTML[c]!));
+  return [...new Set([value, json, ascii, html("&#34;"), html("&quot;")])];
 }
+
+const HTML: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
 
 const NUMBER_CHARS = /^[0-9.eE+-]+$/;
 
