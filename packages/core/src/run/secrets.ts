@@ -38,6 +38,9 @@ export class SecretRegistry {
   private readonly known = new Map<string, string>();
   /** Forms searched inside text (raw and JSON-escaped) -> name; only secrets of MIN_MASKED_LENGTH or more. */
   private readonly forms = new Map<string, string>();
+  /** The keys and values of `forms`, longest first, as arrays: the checks run per string of every output. */
+  private formList: string[] = [];
+  private formNames: string[] = [];
   /** Secrets shorter than MIN_MASKED_LENGTH: value -> name; matched as whole values only. */
   private readonly short = new Map<string, string>();
   private readonly warned = new Set<string>();
@@ -118,7 +121,7 @@ export class SecretRegistry {
   mask(text: string): string {
     if (this.forms.size === 0 || text.length === 0) return text;
     let spans: number[] | undefined;
-    for (const form of this.forms.keys()) {
+    for (const form of this.formList) {
       for (let i = text.indexOf(form); i !== -1; i = text.indexOf(form, i + 1)) (spans ??= []).push(i, i + form.length);
     }
     if (!spans) return text;
@@ -189,9 +192,13 @@ export class SecretRegistry {
   }
 
   private inText(text: string): string | undefined {
-    const exact = this.short.get(text);
-    if (exact !== undefined) return exact;
-    for (const [form, name] of this.forms) if (text.includes(form)) return name;
+    if (this.short.size) {
+      const exact = this.short.get(text);
+      if (exact !== undefined) return exact;
+    }
+    const forms = this.formList;
+    // Longest first: once the text is shorter than a form, only the shorter forms remain to try.
+    for (let i = 0; i < forms.length; i++) if (forms[i]!.length <= text.length && text.includes(forms[i]!)) return this.formNames[i];
     return undefined;
   }
 
@@ -209,8 +216,8 @@ export class SecretRegistry {
     if ([value, ...lines].some((text) => NUMBER_CHARS.test(text))) this.numeric = true;
     // Longest first: where one secret contains another, the longer one is reported.
     const sorted = [...this.forms].sort((a, b) => b[0].length - a[0].length);
-    this.forms.clear();
-    for (const [form, n] of sorted) this.forms.set(form, n);
+    this.formList = sorted.map(([form]) => form);
+    this.formNames = sorted.map(([, n]) => n);
   }
 }
 
