@@ -33,10 +33,11 @@ export const MIN_MASKED_LENGTH = 4;
 /** What replaces a secret in text. */
 export const MASK = "***";
 
+/** The secrets known to one flow run: hands them out, refuses values that carry one, masks text. */
 export class SecretRegistry {
   /** value -> name, every secret handed out or read from the file. */
   private readonly known = new Map<string, string>();
-  /** Forms searched inside text (raw and JSON-escaped) -> name; only secrets of MIN_MASKED_LENGTH or more. */
+  /** Forms searched inside text (raw, escaped, lines) -> name; only secrets of MIN_MASKED_LENGTH or more. */
   private readonly forms = new Map<string, string>();
   /** The keys and values of `forms`, longest first, as arrays: the checks run per string of every output. */
   private formList: string[] = [];
@@ -113,11 +114,11 @@ export class SecretRegistry {
     if (this.known.size === 0) return;
     for (const key in params) {
       const name = this.visit(key, 0) ?? this.visit(params[key], 0);
-      if (name !== undefined) throw new SecretParamError(flowName, key, name);
+      if (name !== undefined) throw new SecretParamError(flowName, this.mask(key), name);
     }
   }
 
-  /** `text` with every known secret, raw or JSON-escaped, replaced by `***`. */
+  /** `text` with every known secret, in any of its forms (raw, JSON, HTML, a line of it), replaced by `***`. */
   mask(text: string): string {
     if (this.forms.size === 0 || text.length === 0) return text;
     let spans: number[] | undefined;

@@ -739,7 +739,7 @@ function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>, secre
 }
 
 /** The tag a failed task's run carries: its error's name and message, masked. */
-export const ERROR_TAG = "cairn.error";
+const ERROR_TAG = "cairn.error";
 
 /** `Name: message`, cut to fit a tag (MLflow keeps 8000 characters). */
 function errorTag(error: ErrorInfo): string {
