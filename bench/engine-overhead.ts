@@ -1,7 +1,9 @@
 /**
  * Engine overhead: N no-op function tasks in a layered DAG (each task depends on
  * two tasks of the layer before). Prints one JSON line: µs per task and peak RSS.
- *   tsx bench/engine-overhead.ts [tasks=10000] [tracking=off|local]
+ *   tsx bench/engine-overhead.ts [tasks=10000] [tracking=off|local] [secrets=0]
+ * With secrets > 0, that many secrets are known from the start (as from --secrets), so
+ * every output is checked and every event passes the mask: the leak check's cost.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -10,6 +12,8 @@ import { flow, task } from "@cairn/dsl";
 
 const total = Number(process.argv[2] ?? 10_000);
 const tracking = process.argv[3] ?? "off";
+const secretCount = Number(process.argv[4] ?? 0);
+const secrets = Object.fromEntries(Array.from({ length: secretCount }, (_, i) => [`BENCH_SECRET_${i}`, `bench-secret-value-${i}-"quoted"\\-é`]));
 const width = 100;
 
 const noop = task("noop")
@@ -31,7 +35,7 @@ const layered = flow("overhead").build(() => {
 
 const root = await mkdtemp(join(tmpdir(), "cairn-bench-"));
 const started = performance.now();
-const run = await layered.run({ tracker: tracking === "off" ? false : undefined, cache: false, root, concurrency: 8, env: {} });
+const run = await layered.run({ tracker: tracking === "off" ? false : undefined, cache: false, root, concurrency: 8, env: {}, secrets });
 const result = await run.wait();
 const ms = performance.now() - started;
 if (result.status !== "succeeded") throw new Error(`bench flow ${result.status}: ${result.error?.message}`);
@@ -40,6 +44,7 @@ console.log(
   JSON.stringify({
     bench: "engine-overhead",
     tracking,
+    ...(secretCount ? { secrets: secretCount } : {}),
     tasks: total,
     totalMs: Math.round(ms),
     usPerTask: Math.round((ms * 1000) / total),

@@ -226,7 +226,7 @@ export class SecretNotFoundError extends CairnError {
   }
 }
 
-/** A task tried to output, log or tag the value of a secret. */
+/** A task tried to output, log or tag the value of a secret (compared by value, in keys and values alike). */
 export class SecretLeakError extends CairnError {
   override name = "SecretLeakError";
   override get retryable(): boolean {
@@ -239,7 +239,27 @@ export class SecretLeakError extends CairnError {
   ) {
     super(
       `Task "${nodeId}" put the value of secret "${secret}" in ${where}. Secrets are never written to outputs, params, ` +
-        `tags or the cache; use the secret inside the task and output only what it produced.`,
+        `tags, metric names or the cache, whatever their characters; use the secret inside the task and output only what it produced.`,
+    );
+  }
+}
+
+/** A flow param carries the value of a secret: it would be recorded with the run, in the tracker and the cache. */
+export class SecretParamError extends ParamError {
+  override name = "SecretParamError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    flowName: string,
+    param: string,
+    readonly secret: string,
+  ) {
+    super(
+      `Flow "${flowName}" got param "${param}" carrying the value of secret "${secret}". Params are recorded with the run ` +
+        `(tracker, cache, outputs), so a secret is never accepted as one; read it in the task with ctx.secret("${secret}") instead.`,
+      flowName,
+      param,
     );
   }
 }

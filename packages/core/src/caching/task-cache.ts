@@ -17,6 +17,7 @@ import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts"
 import { isPlainObject } from "../definition/ref.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import { CodeFileError, UnsafePathError } from "../errors.ts";
+import type { SecretRegistry } from "../run/secrets.ts";
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
@@ -73,6 +74,8 @@ export class TaskCache {
     private readonly experimentId: string,
     private readonly workDir: string,
     private readonly env: NodeJS.ProcessEnv = process.env,
+    /** The run's secrets: an entry whose outputs hold one (written before it was known) is not used. */
+    private readonly secrets?: Pick<SecretRegistry, "find">,
   ) {}
 
   /**
@@ -153,7 +156,8 @@ export class TaskCache {
       fromTracker = entry !== undefined;
     }
     if (!entry) return {};
-    const problem = await this.verify(entry);
+    const secret = this.secrets?.find(entry.outputs.values);
+    const problem = secret !== undefined ? `its outputs hold the value of secret "${secret}"` : await this.verify(entry);
     if (problem) {
       // An entry another tracker recorded (a teammate's local store, through a shared redis)
       // cannot be checked from here: it is a miss here, but stays for whoever can use it.

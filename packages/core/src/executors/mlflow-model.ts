@@ -564,7 +564,6 @@ export interface MlflowModelSpec {
   /** Folder a relative local model path resolves against. @default process.cwd() */
   cwd?: string;
   env?: ProcessSpec["env"];
-  mask?: readonly string[];
   killGraceMs?: number;
 }
 
@@ -689,7 +688,6 @@ async function predict(
           env,
           tailLines: 60,
           ...(spec.cwd ? { cwd: spec.cwd } : {}),
-          ...(spec.mask ? { mask: spec.mask } : {}),
           ...(spec.killGraceMs !== undefined ? { killGraceMs: spec.killGraceMs } : {}),
         },
         ctx,
@@ -769,7 +767,7 @@ async function serve(
     createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
       tail.push(line);
       if (tail.length > 40) tail.shift();
-      log.write(`${line}\n`);
+      log.write(`${ctx.mask(line)}\n`);
       ctx.logger.debug(line);
     });
   }

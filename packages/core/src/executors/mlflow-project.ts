@@ -392,7 +392,6 @@ export interface MlflowProjectRunSpec {
   /** Start `python -m mlflow run ...` itself instead of calling mlflow.projects.run (the same thing, without the CLI's start-up). @default false */
   cli?: boolean;
   env?: ProcessSpec["env"];
-  mask?: readonly string[];
   killGraceMs?: number;
 }
 
@@ -447,7 +446,6 @@ export async function runMlflowProject(
     inputs: spec.inputs,
     env,
     cwd: project.dir,
-    ...(spec.mask ? { mask: spec.mask } : {}),
     ...(spec.killGraceMs !== undefined ? { killGraceMs: spec.killGraceMs } : {}),
   };
   let r;

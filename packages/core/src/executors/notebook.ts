@@ -7,6 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
 import { basename, dirname, extname } from "node:path";
 import type { Artifact } from "../definition/artifact.ts";
 import type { TaskContext } from "../run/task-context.ts";
@@ -27,7 +28,6 @@ export interface NotebookSpec {
   html?: boolean;
   inputs: Readonly<Record<string, unknown>>;
   env?: ProcessSpec["env"];
-  mask?: readonly string[];
   killGraceMs?: number;
 }
 
@@ -110,7 +110,6 @@ export async function runNotebook(
         display: `papermill ${spec.file}`,
         inputs: spec.inputs,
         ...(spec.env ? { env: spec.env } : {}),
-        ...(spec.mask ? { mask: spec.mask } : {}),
         ...(spec.killGraceMs !== undefined ? { killGraceMs: spec.killGraceMs } : {}),
       },
       ctx,
@@ -126,5 +125,19 @@ export async function runNotebook(
       if (line) throw new NotebookDependencyError(ctx.nodeId, spec.python, line.slice(MISSING_MARK.length + 1).split(" ").filter(Boolean));
     }
     throw error;
+  } finally {
+    await maskFiles([outPath, htmlPath], ctx);
   }
+}
+
+/** The executed notebook and its HTML hold what the cells printed: known secrets are masked in them, as in logs. */
+async function maskFiles(paths: string[], ctx: TaskContext): Promise<void> {
+  await Promise.all(
+    paths.filter(Boolean).map(async (path) => {
+      const text = await readFile(path, "utf8").catch(() => undefined);
+      if (text === undefined) return;
+      const masked = ctx.mask(text);
+      if (masked !== text) await writeFile(path, masked);
+    }),
+  );
 }

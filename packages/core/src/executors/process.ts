@@ -50,8 +50,6 @@ export interface ProcessSpec {
   captureStdout?: boolean;
   /** Time between SIGTERM and SIGKILL when the process group is ended. @default 5000 */
   killGraceMs?: number;
-  /** Values replaced by `***` in the log artifacts (ctx.logger masks known secrets itself). */
-  mask?: readonly string[];
   /** The command as shown in errors. @default command and args, shell-quoted */
   display?: string;
   /** Lines of stderr kept for the error message. @default 20 */
@@ -248,8 +246,8 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
 
   const stdoutLog = createWriteStream(await ctx.artifacts.path("logs/stdout.txt")).on("error", () => {}); // logs are best effort
   const stderrLog = createWriteStream(await ctx.artifacts.path("logs/stderr.txt")).on("error", () => {});
-  const mask = (spec.mask ?? []).filter((m) => m.length > 0);
-  const masked = (line: string) => (mask.length ? mask.reduce((l, m) => l.split(m).join("***"), line) : line);
+  // Every secret the run knows (the task's own and any other), by the run's one masking function.
+  const masked = (line: string) => ctx.mask(line);
   const tail: string[] = [];
   const stdoutLines: string[] | undefined = spec.captureStdout ? [] : undefined;
 

@@ -190,27 +190,34 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   }
   const graph = buildFlowGraph(definition);
   for (const node of definition.nodes) if (node.task.pool && !(node.task.pool in pools)) pools[node.task.pool] = 1;
-  const params = await validateParams(definition, options.params ?? {});
+  let emitToRun: Listener = () => {};
+  // Made first: every error from here on is masked, and params are checked before anything is recorded.
+  const secrets = new SecretRegistry(options.secrets, env, (message, task) =>
+    emitToRun({ type: "log", level: "warn", runId: flowRunId, task, message, time: Date.now() }),
+  );
+  let flowRunId = "";
+  const params = await validateParams(definition, options.params ?? {}).catch((e: unknown) => {
+    throw secrets.maskThrown(e);
+  });
+  secrets.assertParamsClean(definition.name, params);
 
   // `git rev-parse` runs while the tracker opens; the null tracker drops tags: no git for it.
   const source = options.tracker === false ? undefined : sourceTags();
   const { root, tracker, experimentId } = await openTracking(definition, options, env);
   // Runs a killed process left RUNNING are closed while this one opens (said once, as the first event).
   const abandoned = closeAbandonedRuns(tracker, [experimentId]);
-  const flowRunId = await tracker.createRun({
+  flowRunId = await tracker.createRun({
     experimentId,
     name: definition.name,
     tags: tracker.kind === "none" ? {} : { ...(await source), "cairn.flow": definition.name, "cairn.kind": "flow" },
   });
 
-  const secrets = new SecretRegistry(options.secrets, env);
-  const cache = await openCache(options.cache, root, env, tracker, experimentId);
+  const cache = await openCache(options.cache, root, env, tracker, experimentId, secrets);
   for (const name of cache?.rerun ?? []) {
     if (!graph.nodes.has(name) && ![...graph.nodes.values()].some((n) => n.task.name === name)) {
       throw new OptionError(`rerun`, `a task name or node id of flow "${definition.name}" (${[...graph.nodes.keys()].join(", ")})`, name);
     }
   }
-  let emitToRun: Listener = () => {};
   const settings: ExecutionSettings = {
     graph,
     params,
@@ -229,12 +236,13 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   const started = performance.now();
 
   const body = async (emit: Listener): Promise<FlowResult<Outputs>> => {
-    emitToRun = emit;
+    // The one door of every event (task, flow, log, warning): known secrets are masked here.
+    emitToRun = (event) => emit(secrets.maskEvent(event));
     // Let the caller attach listeners before the first event.
     await new Promise((r) => setImmediate(r));
     const closed = describeAbandonedRuns(await abandoned);
-    if (closed) emit({ type: "log", level: "warn", runId: flowRunId, message: closed, time: Date.now() });
-    emit({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, time: Date.now() });
+    if (closed) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: closed, time: Date.now() });
+    emitToRun({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, time: Date.now() });
     let status: FlowStatus;
     let error: ErrorInfo | undefined;
     const onAbort = () => execution.cancel(options.signal?.reason);
@@ -283,7 +291,8 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
       await tracker.endRun(flowRunId, "FAILED").catch(() => {});
     }
     const durationMs = Math.round(performance.now() - started);
-    emit({
+    if (error) error = secrets.maskError(error);
+    emitToRun({
       type: "flow",
       status,
       runId: flowRunId,
@@ -344,6 +353,7 @@ async function openCache(
   env: NodeJS.ProcessEnv,
   tracker: Tracker,
   experimentId: string,
+  secrets?: SecretRegistry,
 ): Promise<ExecutionSettings["cache"]> {
   if (option === false) return undefined;
   const o: CacheRunOptions = option === true || option === undefined ? {} : option;
@@ -353,7 +363,7 @@ async function openCache(
   }
   const store = o.store ?? (await CacheStore.fromUrl(o.url ?? (env.CAIRN_CACHE_URL || undefined), { root }));
   return {
-    tasks: new TaskCache(store, tracker, experimentId, root, env),
+    tasks: new TaskCache(store, tracker, experimentId, root, env, secrets),
     refresh: o.refresh === true,
     rerun: o.rerun ?? [],
     ownStore: o.store === undefined,

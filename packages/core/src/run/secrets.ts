@@ -1,46 +1,246 @@
-import { SecretLeakError, SecretNotFoundError } from "../errors.ts";
-
 /**
- * The secrets of one flow run: from a secrets file (all known up front) and from
- * the environment (known once a task asks). Every value handed out is remembered,
- * so outputs, params and tags that contain it are refused and log lines are masked.
+ * The secrets of one flow run, and the one place that recognises their values.
+ *
+ * A secret is known from the start when it comes from a secrets file (`--secrets`,
+ * `run({ secrets })`), and from the moment a task asks for it when it comes from the
+ * environment. Known values are recognised in two ways, both here and nowhere else:
+ *
+ * - `find` / `assertClean` look at values, not at serialised text: every string, every
+ *   object key and every number of a JSON value is compared with each secret, so a
+ *   secret with a quote, a backslash, a newline or non-ASCII characters is found as
+ *   surely as a plain one. What they guard is refused (outputs, params, tags, metric
+ *   keys, flow params): nothing is half-written.
+ * - `mask` replaces every occurrence of every known secret in a text with `***`, in
+ *   its raw form and in its escaped forms (JSON as JavaScript writes it, Python's
+ *   `ensure_ascii` JSON with `\uXXXX`, HTML), so a secret inside serialised text is
+ *   masked too. Overlapping secrets are masked over their union. The engine calls it where
+ *   strings leave it: events (hence the CLI, `--json`, `run.on`), task errors in
+ *   results and in the tracker, process logs.
+ *
+ * A multi-line secret is also recognised line by line (lines of `MIN_MASKED_LENGTH` or more
+ * characters), because processes are read, logged and masked one line at a time.
+ *
+ * A value shorter than `MIN_MASKED_LENGTH` characters cannot be masked inside text
+ * without masking ordinary words (a 1-character secret would mask every "a"): such a
+ * secret is refused only where a whole value equals it, and a warning says so once.
  */
+import { SecretLeakError, SecretNotFoundError, SecretParamError } from "../errors.ts";
+import type { ErrorInfo, RunEvent } from "./events.ts";
+
+/** Secrets with fewer characters (code points) than this are matched as whole values only, never inside text. */
+export const MIN_MASKED_LENGTH = 4;
+
+/** What replaces a secret in text. */
+export const MASK = "***";
+
+/** The secrets known to one flow run: hands them out, refuses values that carry one, masks text. */
 export class SecretRegistry {
-  private readonly known = new Map<string, string>(); // value -> name
+  /** value -> name, every secret handed out or read from the file. */
+  private readonly known = new Map<string, string>();
+  /** Forms searched inside text (raw, escaped, lines) -> name; only secrets of MIN_MASKED_LENGTH or more. */
+  private readonly forms = new Map<string, string>();
+  /** The keys and values of `forms`, longest first, as arrays: the checks run per string of every output. */
+  private formList: string[] = [];
+  private formNames: string[] = [];
+  /** Secrets shorter than MIN_MASKED_LENGTH: value -> name; matched as whole values only. */
+  private readonly short = new Map<string, string>();
+  private readonly warned = new Set<string>();
+  /** Some known secret is made only of characters a number's text has (digits, `.`, `e`, `+`, `-`). */
+  private numeric = false;
+  /** Secrets first read from the environment that a flow param turned out to carry: every ask is refused. */
+  private readonly carried = new Map<string, SecretParamError>();
 
   constructor(
     private readonly fromFile: Readonly<Record<string, string>> = {},
     private readonly env: NodeJS.ProcessEnv = process.env,
+    /** Told once per short secret that it cannot be masked inside text, with the task that asked. */
+    private readonly warn: (message: string, nodeId: string) => void = () => {},
   ) {
     for (const [name, value] of Object.entries(fromFile)) this.remember(name, value);
   }
 
-  /** The secret's value; throws SecretNotFoundError naming the task when unset. */
-  get(name: string, nodeId: string): string {
+  /** True when no secret is known yet: every check and mask is then free. */
+  get empty(): boolean {
+    return this.known.size === 0;
+  }
+
+  /**
+   * The secret's value; throws SecretNotFoundError naming the task when unset or empty.
+   * A secret first learned here (from the environment) is checked against the flow's
+   * params: `params`, when given, must not carry it.
+   */
+  get(name: string, nodeId: string, params?: { flowName: string; values: Record<string, unknown> }): string {
     const value = this.fromFile[name] ?? this.env[name];
     if (value === undefined || value === "") throw new SecretNotFoundError(name, nodeId);
-    this.remember(name, value);
+    if (!this.known.has(value)) {
+      this.remember(name, value);
+      // Learned now (from the environment): params that carry it were accepted before it was known.
+      if (params) {
+        try {
+          this.assertParamsClean(params.flowName, params.values);
+        } catch (error) {
+          this.carried.set(value, error as SecretParamError);
+        }
+      }
+    }
+    const carried = this.carried.get(value);
+    if (carried) throw carried;
+    if (this.short.has(value) && !this.warned.has(name)) {
+      this.warned.add(name);
+      this.warn(
+        `secret "${name}" is shorter than ${MIN_MASKED_LENGTH} characters: Cairn refuses it where a whole value equals it, ` +
+          `but cannot mask it inside text (logs, errors). Use a longer secret.`,
+        nodeId,
+      );
+    }
     return value;
   }
 
-  /** Throws SecretLeakError when `value` (any JSON data) contains a secret's value. */
+  /** The name of a known secret that `value` (any JSON data: strings, keys, numbers, nested) carries, or undefined. */
+  find(value: unknown): string | undefined {
+    if (this.known.size === 0) return undefined;
+    return this.visit(value, 0);
+  }
+
+  /** Throws SecretLeakError naming the task, the secret and `where` when `value` carries a known secret. */
   assertClean(value: unknown, nodeId: string, where: string): void {
     if (this.known.size === 0) return;
-    const text = typeof value === "string" ? value : JSON.stringify(value) ?? "";
-    for (const [secret, name] of this.known) {
-      if (text.includes(secret)) throw new SecretLeakError(nodeId, name, where);
+    const name = this.visit(value, 0);
+    if (name !== undefined) throw new SecretLeakError(nodeId, name, where);
+  }
+
+  /** Throws SecretParamError when a flow param carries a known secret: it would be recorded with the run. */
+  assertParamsClean(flowName: string, params: Record<string, unknown>): void {
+    if (this.known.size === 0) return;
+    for (const key in params) {
+      const name = this.visit(key, 0) ?? this.visit(params[key], 0);
+      if (name !== undefined) throw new SecretParamError(flowName, this.mask(key), name);
     }
   }
 
-  /** `text` with every secret value replaced by `***`. */
+  /** `text` with every known secret, in any of its forms (raw, JSON, HTML, a line of it), replaced by `***`. */
   mask(text: string): string {
-    let out = text;
-    for (const secret of this.known.keys()) out = out.split(secret).join("***");
-    return out;
+    if (this.forms.size === 0 || text.length === 0) return text;
+    let spans: number[] | undefined;
+    for (const form of this.formList) {
+      for (let i = text.indexOf(form); i !== -1; i = text.indexOf(form, i + 1)) (spans ??= []).push(i, i + form.length);
+    }
+    if (!spans) return text;
+    // Overlapping or adjacent matches (two secrets sharing characters) are masked as one span.
+    const order = Array.from({ length: spans.length / 2 }, (_, k) => k).sort((a, b) => spans[2 * a]! - spans[2 * b]!);
+    let out = "";
+    let at = 0;
+    let end = -1;
+    for (const k of order) {
+      const start = spans[2 * k]!;
+      const stop = spans[2 * k + 1]!;
+      if (start > end) {
+        out += text.slice(at, start) + MASK;
+        end = stop;
+      } else if (stop > end) end = stop;
+      at = end;
+    }
+    return out + text.slice(at);
+  }
+
+  /** An error with its name and message masked. */
+  maskError(error: ErrorInfo): ErrorInfo {
+    if (this.forms.size === 0) return error;
+    const message = this.mask(error.message);
+    const name = this.mask(error.name);
+    return message === error.message && name === error.name ? error : { ...error, name, message };
+  }
+
+  /** Masks the message and stack of a thrown Error in place (it is about to be reported) and returns it. */
+  maskThrown(error: unknown): unknown {
+    if (this.forms.size === 0 || !(error instanceof Error)) return error;
+    error.message = this.mask(error.message);
+    if (error.stack) error.stack = this.mask(error.stack);
+    return error;
+  }
+
+  /** An event with its message or error masked; the same object when nothing changes. */
+  maskEvent(event: RunEvent): RunEvent {
+    if (this.forms.size === 0) return event;
+    if (event.type === "log") {
+      const message = this.mask(event.message);
+      return message === event.message ? event : { ...event, message };
+    }
+    if (event.error) {
+      const error = this.maskError(event.error);
+      return error === event.error ? event : { ...event, error };
+    }
+    return event;
+  }
+
+  private visit(value: unknown, depth: number): string | undefined {
+    if (typeof value === "string") return this.inText(value);
+    // A number's text can hold a secret only if the secret is made of a number's characters.
+    if (typeof value === "number") return this.numeric ? this.inText(String(value)) : undefined;
+    if (value === null || typeof value !== "object" || depth > 1000) return undefined;
+    if (Array.isArray(value)) {
+      for (const item of value) {
+        const found = this.visit(item, depth + 1);
+        if (found !== undefined) return found;
+      }
+      return undefined;
+    }
+    for (const key in value) {
+      const found = this.inText(key) ?? this.visit((value as Record<string, unknown>)[key], depth + 1);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+
+  private inText(text: string): string | undefined {
+    if (this.short.size) {
+      const exact = this.short.get(text);
+      if (exact !== undefined) return exact;
+    }
+    const forms = this.formList;
+    // Longest first: once the text is shorter than a form, only the shorter forms remain to try.
+    for (let i = 0; i < forms.length; i++) if (forms[i]!.length <= text.length && text.includes(forms[i]!)) return this.formNames[i];
+    return undefined;
   }
 
   private remember(name: string, value: string): void {
-    // Very short values would mask ordinary text everywhere; they are still refused in outputs by exact match.
-    if (value.length > 0) this.known.set(value, name);
+    if (value.length === 0 || this.known.has(value)) return;
+    this.known.set(value, name);
+    if (codePoints(value) < MIN_MASKED_LENGTH) {
+      this.short.set(value, name);
+      if (NUMBER_CHARS.test(value)) this.numeric = true;
+      return;
+    }
+    // A process's output is read line by line: each line of a multi-line secret (a PEM key) is masked on its own too.
+    const lines = value.includes("\n") ? value.split(/\r?\n/).filter((line) => codePoints(line) >= MIN_MASKED_LENGTH) : [];
+    for (const text of [value, ...lines]) for (const form of textForms(text)) if (!this.forms.has(form)) this.forms.set(form, name);
+    if ([value, ...lines].some((text) => NUMBER_CHARS.test(text))) this.numeric = true;
+    // Longest first: where one secret contains another, the longer one is reported.
+    const sorted = [...this.forms].sort((a, b) => b[0].length - a[0].length);
+    this.formList = sorted.map(([form]) => form);
+    this.formNames = sorted.map(([, n]) => n);
   }
+}
+
+/**
+ * The forms a value takes in text: itself, JSON-escaped, JSON-escaped to ASCII (Python's
+ * json.dumps), and HTML-escaped as MarkupSafe (nbconvert's outputs) and Pygments (its code) write it.
+ * A value without characters that these escape has one form.
+ */
+export function textForms(value: string): string[] {
+  const json = JSON.stringify(value).slice(1, -1);
+  // eslint-disable-next-line no-control-regex -- every non-ASCII UTF-16 unit, as Python escapes it
+  const ascii = json.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const html = (quote: string) => value.replace(/[&<>"']/g, (c) => (c === '"' ? quote : c === "'" ? "&#39;" : HTML[c]!));
+  return [...new Set([value, json, ascii, html("&#34;"), html("&quot;")])];
+}
+
+const HTML: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
+
+const NUMBER_CHARS = /^[0-9.eE+-]+$/;
+
+function codePoints(value: string): number {
+  let n = 0;
+  for (const _ of value) if (++n >= MIN_MASKED_LENGTH) break;
+  return n;
 }

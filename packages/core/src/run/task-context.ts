@@ -70,6 +70,11 @@ export interface TaskContext<Params = Record<string, unknown>> {
   readonly logger: TaskLogger;
   /** Where this run is recorded, for child processes that log to it themselves (MLFLOW_RUN_ID and friends). */
   readonly tracking: { readonly kind: string; readonly uri: string; readonly experimentId: string };
-  /** A secret from the environment or the secrets file. Never logged; outputs containing it are refused. */
+  /** A secret from the environment or the secrets file. Never logged; outputs, params, tags and metric keys carrying it are refused. */
   secret(name: string): string;
+  /**
+   * `text` with the value of every secret known to this run (raw or JSON-escaped) replaced by `***`:
+   * for text the task writes itself (a report, a log file). Logger lines, errors and events are masked without it.
+   */
+  mask(text: string): string;
 }

@@ -136,6 +136,7 @@ export class FlowExecution {
       tracker: s.tracker,
       workDir: s.workDir,
       secrets: s.secrets,
+      paramsCheck: { flowName: s.graph.definition.name, values: s.params },
       emit: s.emit,
     };
     const list = s.graph.definition.nodes;
@@ -281,10 +282,11 @@ export class FlowExecution {
         },
       });
       result.runId = runId;
-      recorder = new RunRecorder(tracker, runId);
+      // Every param and tag of the task's run (its inputs, its error, what it logs) leaves masked.
+      recorder = new RunRecorder(tracker, runId, this.s.secrets);
       if (tracking) {
         // Without a tracker the params would be dropped: do not make them.
-        const inputsFile = logInputs(recorder, inputs);
+        const inputsFile = logInputs(recorder, inputs, this.s.secrets);
         if (inputsFile) await writeRunFiles(tracker, runId, "cairn", { "inputs.json": inputsFile });
       }
       let outputs =
@@ -319,6 +321,7 @@ export class FlowExecution {
       const stop = this.controller.signal.aborted ? this.controller.signal.reason : undefined;
       const cancelled = stop instanceof StopReason || error instanceof CancelledError;
       if (result.runId && recorder) {
+        if (!cancelled && tracking) recorder.tag(ERROR_TAG, errorTag(toErrorInfo(error)));
         await this.finishTracking(node, result.runId, recorder, cancelled ? "KILLED" : "FAILED").catch(() => {});
       }
       state.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
@@ -663,7 +666,8 @@ export class FlowExecution {
     state.inputs = undefined; // needed until the task ends, not after: 10,000-node flows keep them all otherwise
     result.status = status;
     if (started !== undefined) result.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
-    if (error) result.error = error;
+    // The task's error as results, events and the CLI show it: known secrets masked (its run's tag is masked alike).
+    if (error) result.error = error = this.s.secrets.maskError(error);
     const time = Date.now();
     const runId = this.s.flowRunId;
     const taskStatus = status as Exclude<TaskStatus, "pending">;
@@ -726,7 +730,7 @@ const PARAM_VALUE_LIMIT = 500;
  * param points at the artifact `cairn/inputs.json`, which holds all inputs whole.
  * Returns that file's content when it is needed.
  */
-function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>): string | undefined {
+function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>, secrets: SecretRegistry): string | undefined {
   let needsFile = false;
   for (const key in inputs) {
     const value = inputs[key];
@@ -740,9 +744,20 @@ function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>): stri
       needsFile = true;
       text = "(too long for a param: see artifact cairn/inputs.json)";
     }
+    // Masked by the recorder: inputs wired from literals, or from a param that carries a secret read from
+    // the environment before it was known, may hold one. Masked, not refused: the task did not put it there.
     recorder.param(key, text);
   }
-  return needsFile ? JSON.stringify(inputs, null, 2) : undefined;
+  return needsFile ? secrets.mask(JSON.stringify(inputs, null, 2)) : undefined;
+}
+
+/** The tag a failed task's run carries: its error's name and message, masked. */
+const ERROR_TAG = "cairn.error";
+
+/** `Name: message`, cut to fit a tag (MLflow keeps 8000 characters). */
+function errorTag(error: ErrorInfo): string {
+  const text = `${error.name}: ${error.message}`;
+  return text.length > 4000 ? `${text.slice(0, 3999)}…` : text;
 }
 
 async function uploadArtifacts(tracker: Tracker, runId: string, outputs: unknown, localRoot: string): Promise<void> {

@@ -19,6 +19,8 @@ export interface SharedContext {
   /** Folder for task artifacts when the tracker keeps none locally. */
   readonly workDir: string;
   readonly secrets: SecretRegistry;
+  /** The flow's params, checked against a secret first read from the environment (see SecretRegistry.get). */
+  readonly paramsCheck: { flowName: string; values: Record<string, unknown> };
   readonly emit: (event: RunEvent) => void;
 }
 
@@ -67,7 +69,11 @@ export class RunningTaskContext implements TaskContext {
   }
 
   secret(name: string): string {
-    return this.shared.secrets.get(name, this.node.id);
+    return this.shared.secrets.get(name, this.node.id, this.shared.paramsCheck);
+  }
+
+  mask(text: string): string {
+    return this.shared.secrets.mask(text);
   }
 
   get log(): RunLog {
@@ -76,15 +82,17 @@ export class RunningTaskContext implements TaskContext {
     const { secrets } = this.shared;
     const id = this.node.id;
     return (this.log_ = {
+      // Keys are checked as well as values: a key is written as plainly as its value.
       param(key, value) {
-        secrets.assertClean(String(value), id, `param "${key}"`);
+        if (!secrets.empty) secrets.assertClean([key, String(value)], id, `param "${secrets.mask(key)}"`);
         recorder.param(key, String(value));
       },
       metric(key, value, step = 0) {
+        if (!secrets.empty) secrets.assertClean([key, value], id, `metric "${secrets.mask(key)}"`);
         recorder.metric(key, value, step);
       },
       tag(key, value) {
-        secrets.assertClean(value, id, `tag "${key}"`);
+        if (!secrets.empty) secrets.assertClean([key, value], id, `tag "${secrets.mask(key)}"`);
         recorder.tag(key, value);
       },
     });
@@ -92,10 +100,11 @@ export class RunningTaskContext implements TaskContext {
 
   get logger(): TaskLogger {
     if (this.logger_) return this.logger_;
-    const { secrets, emit, flowRunId } = this.shared;
+    const { emit, flowRunId } = this.shared;
     const task = this.node.id;
+    // Masked where every event leaves the run (flow-run.ts), with the warnings of the engine.
     const line = (level: "debug" | "info" | "warn" | "error") => (message: string) =>
-      emit({ type: "log", level, runId: flowRunId, task, message: secrets.mask(String(message)), time: Date.now() });
+      emit({ type: "log", level, runId: flowRunId, task, message: String(message), time: Date.now() });
     return (this.logger_ = { debug: line("debug"), info: line("info"), warn: line("warn"), error: line("error") });
   }
 

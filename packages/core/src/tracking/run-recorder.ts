@@ -17,6 +17,8 @@ export class RunRecorder {
   constructor(
     private readonly tracker: Tracker,
     readonly runId: string,
+    /** Applied to every param and tag (keys and values) on their way to the tracker: the run's secrets. */
+    private readonly secrets?: { readonly empty: boolean; mask(text: string): string },
   ) {}
 
   param(key: string, value: string): void {
@@ -45,11 +47,19 @@ export class RunRecorder {
 
   private async send(): Promise<void> {
     if (!this.metrics.length && isEmpty(this.params) && isEmpty(this.tags)) return;
-    const batch: LogBatch = { params: this.params, metrics: this.metrics, tags: this.tags };
+    const batch: LogBatch = { params: this.masked(this.params), metrics: this.metrics, tags: this.masked(this.tags) };
     this.params = {};
     this.tags = {};
     this.metrics = [];
     if (this.tracker.kind !== "none") await this.tracker.logBatch(this.runId, batch);
+  }
+
+  private masked(record: Record<string, string>): Record<string, string> {
+    const secrets = this.secrets;
+    if (!secrets || secrets.empty || isEmpty(record)) return record;
+    const out: Record<string, string> = {};
+    for (const key in record) out[secrets.mask(key)] = secrets.mask(record[key]!);
+    return out;
   }
 }
 

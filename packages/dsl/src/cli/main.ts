@@ -15,6 +15,7 @@ import {
   FlowValidationError,
   OptionError,
   ParamError,
+  SecretRegistry,
   UnsupportedTrackingUriError,
   buildFlowGraph,
   closeAbandonedRuns,
@@ -245,7 +246,10 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
 
   const flow = await loadFlow(positionals[0], io);
-  const params = await parseParams(flow.definition, values.param ?? []);
+  // A bad -p value is quoted back in its error: one that carries a secret of the file is masked there.
+  const params = await parseParams(flow.definition, values.param ?? []).catch((e: unknown) => {
+    throw secrets ? new SecretRegistry(secrets).maskThrown(e) : e;
+  });
   const json = values.json === true;
   const mode: ReporterMode = json ? "json" : (io.stdout as NodeJS.WriteStream).isTTY && io.env.TERM !== "dumb" ? "live" : "plain";
   const useColor = !json && !("NO_COLOR" in io.env) && ((io.stdout as NodeJS.WriteStream).isTTY === true || "FORCE_COLOR" in io.env);

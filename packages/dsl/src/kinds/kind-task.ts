@@ -136,16 +136,11 @@ export function checkProcessOptions(name: string, o: ProcessOptions): void {
   if (o.killGraceMs !== undefined && !(o.killGraceMs >= 0)) throw new OptionError(where("killGraceMs"), "a number of milliseconds >= 0", o.killGraceMs);
 }
 
-/** The process environment and log mask for a run: static env, plus the secrets the task asked for. */
+/** The process environment for a run: static env, plus the secrets the task asked for (masked in its logs by ctx.mask, as every known secret). */
 export function processEnv(o: ProcessOptions, ctx: TaskContext, extra: Record<string, string | undefined> = {}) {
   const env: Record<string, string | undefined> = { ...extra, ...o.env };
-  const mask: string[] = [];
-  for (const s of o.secrets ?? []) {
-    const value = ctx.secret(s);
-    env[s] = value;
-    mask.push(value);
-  }
-  return { env, mask };
+  for (const s of o.secrets ?? []) env[s] = ctx.secret(s);
+  return { env };
 }
 
 /** A short, stable digest of config that changes what a process does (never stored in clear, values may be private). */

@@ -91,14 +91,13 @@ export function mlflowModel(name: string, uri: string, options: MlflowModelOptio
     // the cache key, so a new version behind the same alias is a miss.
     resolveCode: (ctx) => resolveModelCode(model, ctx, registry),
     run: async (inputs, ctx) => {
-      const { env, mask } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
+      const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
       const r = await runMlflowModel(
         {
           model,
           python: options.python ?? defaultPython(),
           inputs,
           env,
-          mask,
           ...registry,
           ...(options.mode ? { mode: options.mode } : {}),
           ...(options.format ? { format: options.format } : {}),

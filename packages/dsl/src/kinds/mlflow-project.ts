@@ -99,7 +99,7 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
     if (now.code !== fingerprint.code) {
       ctx.logger.warn(`${project.dir} changed since the flow was loaded; its cache key still uses the old content. Reload the flow to pick up the change.`);
     }
-    const { env, mask } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
+    const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
     const r = await runMlflowProject(
       {
         project: loadMlproject(project.dir), // the file as it is now: what runs is what is checked
@@ -107,7 +107,6 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
         python: options.python ?? defaultPython(),
         inputs,
         env,
-        mask,
         mode: options.mode ?? "auto",
         ...(options.cli ? { cli: true } : {}),
         ...(options.cwd ? { cwd: options.cwd } : {}),

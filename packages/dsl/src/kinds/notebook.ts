@@ -68,14 +68,13 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
     if (notebookCodeDigest(path) !== digest) {
       ctx.logger.warn(`${path} changed since the flow was loaded; its cache key still uses the old code. Reload the flow to pick up the change.`);
     }
-    const { env, mask } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
+    const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
     const r = await runNotebook(
       {
         file: path,
         python: options.python ?? defaultPython(),
         inputs,
         env,
-        mask,
         ...(options.kernel ? { kernel: options.kernel } : {}),
         ...(options.cwd ? { cwd: options.cwd } : {}),
         ...(options.html === false ? { html: false } : {}),

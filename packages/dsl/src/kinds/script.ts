@@ -122,7 +122,7 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
         }
         const argv = templates.map((t) => renderArg(t, inputs, name));
         const { command, pre, label } = launcher(file, interp);
-        const { env, mask } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
+        const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
         const server = preload?.length && preloadSupported ? await warmPython(command, preload, ctx) : undefined;
         const r = await runProcess(
           {
@@ -130,7 +130,6 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
             args: server ? launchArgs(server, file, argv) : [...pre, file, ...argv],
             inputs,
             env,
-            mask,
             ...(options.cwd ? { cwd: options.cwd } : {}),
             ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),
             display: [...label, file, ...argv].map(shellQuote).join(" "),

@@ -47,7 +47,7 @@ export function shell(name: string, command: string, options: ShellOptions = {})
       env: [],
       run: async (inputs, ctx) => {
         const line = renderShell(template, inputs, name); // before anything starts: unknown placeholders throw here
-        const { env, mask } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
+        const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
         const r = await runProcess(
           {
             command: sh,
@@ -55,7 +55,6 @@ export function shell(name: string, command: string, options: ShellOptions = {})
             display: line,
             inputs,
             env,
-            mask,
             captureStdout: true,
             ...(options.cwd ? { cwd: options.cwd } : {}),
             ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),

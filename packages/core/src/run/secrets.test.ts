@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { SecretLeakError, SecretParamError } from "../errors.ts";
+import { SecretRegistry, textForms } from "./secrets.ts";
+
+const registry = (secrets: Record<string, string>) => new SecretRegistry(secrets, {});
+
+describe("SecretRegistry", () => {
+  it("finds a secret by value in strings, keys and nested data, whatever its characters", () => {
+    const s = 'q"u\\o\nte-é-🔑';
+    const r = registry({ TOKEN: s });
+    for (const value of [s, `x${s}y`, { [s]: 1 }, [1, { deep: [`a${s}`] }], { text: JSON.stringify({ s }) }, { py: textForms(s)[2] }]) {
+      expect(r.find(value)).toBe("TOKEN");
+    }
+    expect(r.find({ a: "q", b: 'u\\o', c: 1 })).toBeUndefined();
+    expect(() => r.assertClean({ k: s }, "t", "its outputs")).toThrow(SecretLeakError);
+  });
+
+  it("checks numbers only against secrets made of a number's characters", () => {
+    expect(registry({ PIN: "12345678" }).find({ pin: 12345678 })).toBe("PIN");
+    expect(registry({ PIN: "12345678" }).find({ n: 1234567 })).toBeUndefined();
+    expect(registry({ TOKEN: "abcd1234" }).find({ n: 1234 })).toBeUndefined();
+  });
+
+  it("masks raw and escaped forms, overlapping secrets over their union, and each line of a multi-line secret", () => {
+    const r = registry({ A: "abcd-1234", B: "1234-wxyz", KEY: "-----BEGIN KEY-----\nMIIEvQIBADAN\n-----END KEY-----" });
+    expect(r.mask("abcd-1234-wxyz!")).toBe("***!");
+    expect(r.mask("x abcd-1234 y 1234-wxyz z")).toBe("x *** y *** z");
+    expect(r.mask(JSON.stringify({ k: "-----BEGIN KEY-----\nMIIEvQIBADAN\n-----END KEY-----" }))).toBe('{"k":"***"}');
+    expect(r.mask("line: MIIEvQIBADAN")).toBe("line: ***");
+    expect(r.mask("nothing here")).toBe("nothing here");
+  });
+
+  it("never masks inside text with a secret under 4 characters, but refuses it as a whole value", () => {
+    const r = registry({ ONE: "a", TWO: "é🔑" });
+    expect(r.mask("a banana é🔑")).toBe("a banana é🔑");
+    expect(r.find("a")).toBe("ONE");
+    expect(r.find({ x: "é🔑" })).toBe("TWO");
+    expect(r.find("banana")).toBeUndefined();
+  });
+
+  it("an empty secret is not set, and is never matched", () => {
+    const r = registry({ EMPTY: "" });
+    expect(r.empty).toBe(true);
+    expect(() => r.get("EMPTY", "t")).toThrow(/which is not set/);
+    expect(r.mask("text")).toBe("text");
+  });
+
+  it("refuses params that carry a secret: known ones at once, one from the environment when a task first asks", () => {
+    const r = new SecretRegistry({ FILE: "from-the-file" }, { ENV: "from-the-env" });
+    expect(() => r.assertParamsClean("f", { note: "see from-the-file" })).toThrow(SecretParamError);
+    const params = { flowName: "f", values: { note: "from-the-env" } };
+    r.assertParamsClean("f", params.values); // not known yet
+    expect(() => r.get("ENV", "t1", params)).toThrow(/param "note" carrying the value of secret "ENV"/);
+    expect(() => r.get("ENV", "t2", params)).toThrow(SecretParamError);
+  });
+});

@@ -1,0 +1,61 @@
+/**
+ * Shared by the secret tests: a secret made of every character class that serialisers
+ * escape, the forms it can take in text, and a search of every file under a folder.
+ */
+import { spawn } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+
+export const repo = resolve(import.meta.dirname, "../..");
+export const bin = join(repo, "packages/dsl/bin/cairn.mjs");
+export const fixture = (name: string) => join(repo, "test/fixtures", name);
+
+/** A quote, a backslash, a newline, non-ASCII and an emoji (two UTF-16 units). */
+export const WEIRD = 'p"a\\ss\nwörd-🔑-end';
+
+/** Every form in which `secret` could be written: raw, JSON-escaped (JS and Python's ensure_ascii), HTML-escaped, and its lines. */
+export function formsOf(secret: string): string[] {
+  const json = JSON.stringify(secret).slice(1, -1);
+  const ascii = json.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const html = [secret.replaceAll('"', "&quot;"), secret.replaceAll('"', "&#34;")];
+  return [...new Set([secret, json, ascii, ...html, ...secret.split("\n")])];
+}
+
+/** Files under `dir` (recursively) whose bytes contain one of `forms`, as `file: form`. */
+export async function filesContaining(dir: string, forms: string[]): Promise<{ hits: string[]; files: string[] }> {
+  const files = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+  const hits: string[] = [];
+  for (const file of files) {
+    const bytes = await readFile(file);
+    for (const form of forms) if (bytes.includes(Buffer.from(form))) hits.push(`${file}: ${JSON.stringify(form)}`);
+  }
+  return { hits, files };
+}
+
+/** The forms of `secret` that `text` contains. */
+export const formsIn = (text: string, secret: string) => formsOf(secret).filter((f) => text.includes(f));
+
+export interface Exit {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `cairn` CLI in `cwd`; MLflow variables are dropped unless `env` sets them. */
+export function cairn(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Exit> {
+  const full: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
+  delete full.MLFLOW_TRACKING_URI;
+  Object.assign(full, env);
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd, env: full, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d));
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    child.on("error", fail);
+    child.on("close", (code) => done({ code, stdout, stderr }));
+  });
+}
+
+/** The tasks of secret-leaks.flow.ts that must fail with SecretLeakError. */
+export const REFUSED = ["leak-output", "leak-nested", "leak-key", "leak-json-text", "leak-metric-key", "leak-param-key", "leak-tag"];

@@ -1,0 +1,200 @@
+/**
+ * Secrets cannot slip out: by value whatever their characters, in every string Cairn
+ * writes (run files, outputs.json, cache entries) or prints (plain lines, --json events,
+ * run.on), through outputs, keys, params, tags, metric names, errors, logs, process
+ * output and flow params. Real `cairn run` processes, and the engine for the edge cases.
+ */
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { LocalStore } from "@cairn/core";
+import { type Flow, type RunEvent, type RunOptions, type TaskEvent, flow, notebook, task } from "@cairn/dsl";
+import { VENV_PYTHON, hasVenv } from "../kinds/helpers.ts";
+import { REFUSED, WEIRD, cairn, filesContaining, fixture, formsIn, formsOf } from "./secret-helpers.ts";
+
+const scratch = () => mkdtemp(join(tmpdir(), "cairn-secrets-"));
+
+describe("cairn run with a secret of quotes, backslashes, newlines and non-ASCII", () => {
+  it("refuses it in outputs, keys, params, tags and metric names, and masks it in errors, logs and process output (plain lines, run files, cache entries)", async () => {
+    const cwd = await scratch();
+    const r = await cairn(["run", fixture("secret-leaks.flow.ts"), "--failure-policy", "continue"], cwd, { MY_TOKEN: WEIRD });
+    expect(r.code).toBe(1);
+    expect(formsIn(r.stdout, WEIRD)).toEqual([]);
+    expect(formsIn(r.stderr, WEIRD)).toEqual([]);
+    for (const name of REFUSED) expect(r.stdout).toMatch(new RegExp(`✗ failed\\s+${name}\\s.*put the value of secret "MY_TOKEN"`));
+    expect(r.stdout).toContain('auth failed for *** (as JSON: {"s":"***"})');
+    expect(r.stdout).toContain("[leak-logs] token is ***");
+    expect(r.stdout).toContain('[leak-logs] as JSON: {"token":"***"}');
+    expect(r.stdout).toContain("[prints-it] stderr says ***");
+    expect(r.stdout).toMatch(/exited with code 3\. Last 2 lines of stderr:\n\s+\| denied for \*\*\*\n\s+\| \*\*\*/);
+
+    const { hits, files } = await filesContaining(join(cwd, ".cairn"), formsOf(WEIRD));
+    expect(hits).toEqual([]);
+    // The search saw what matters: run records, outputs manifests, cache entries, process logs.
+    expect(files.some((f) => f.endsWith("outputs.json"))).toBe(true);
+    expect(files.some((f) => f.includes(join(".cairn", "cache")))).toBe(true);
+    expect(files.some((f) => f.endsWith(join("logs", "stderr.txt")))).toBe(true);
+    // A failed task's run records its error, masked.
+    const runs = (await Promise.all(files.filter((f) => f.includes(join(".cairn", "runs"))).map((f) => readFile(f, "utf8")))).join("\n");
+    expect(runs).toContain("auth failed for *** (as JSON:");
+  });
+
+  it("--json: events carry masked errors and logs go masked to stderr", async () => {
+    const cwd = await scratch();
+    const r = await cairn(["run", fixture("secret-leaks.flow.ts"), "--failure-policy", "continue", "--json"], cwd, { MY_TOKEN: WEIRD });
+    expect(r.code).toBe(1);
+    expect(formsIn(r.stdout, WEIRD)).toEqual([]);
+    expect(formsIn(r.stderr, WEIRD)).toEqual([]);
+    const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as RunEvent);
+    const failed = new Map(events.filter((e): e is TaskEvent => e.type === "task" && e.status === "failed").map((e) => [e.task, e.error!]));
+    for (const name of REFUSED) expect(failed.get(name)?.name).toBe("SecretLeakError");
+    expect(failed.get("leak-throws")?.message).toBe('auth failed for *** (as JSON: {"s":"***"})');
+    expect(r.stderr).toContain("[leak-logs] token is ***");
+    const flowEnd = events.at(-1) as Extract<RunEvent, { type: "flow" }>;
+    expect(flowEnd.error?.message).toContain('auth failed for *** (as JSON: {"s":"***"})');
+  });
+
+  it("refuses a flow param carrying a secret of the --secrets file before anything is written (exit 2)", async () => {
+    const cwd = await scratch();
+    const secret = 'q"u\\ote-é-🔑';
+    await writeFile(join(cwd, "secrets.env"), `NOTE_SECRET='${secret}'\n`);
+    for (const value of [secret, `see ${secret} here`]) {
+      const r = await cairn(["run", fixture("secret-leaks.flow.ts"), "--secrets", "secrets.env", "-p", `note=${value}`], cwd, { MY_TOKEN: WEIRD });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('SecretParamError: Flow "secret-leaks" got param "note" carrying the value of secret "NOTE_SECRET"');
+      expect(r.stderr).toContain('ctx.secret("NOTE_SECRET")');
+      expect(formsIn(r.stdout + r.stderr, secret)).toEqual([]);
+    }
+    // A value the params schema rejects is quoted back in the error: masked there too.
+    const bad = await cairn(["run", fixture("ok.flow.ts"), "--secrets", "secrets.env", "-p", `rows=${secret}`], cwd);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("(got -p rows=***)");
+    expect(formsIn(bad.stderr, secret)).toEqual([]);
+    expect((await filesContaining(cwd, formsOf(secret).filter((f) => !f.includes("'")))).hits.filter((h) => !h.includes("secrets.env"))).toEqual([]);
+  });
+
+  it("a param carrying a secret read from the environment fails every task that asks for it", async () => {
+    const cwd = await scratch();
+    const r = await cairn(["run", fixture("secret-leaks.flow.ts"), "--failure-policy", "continue", "--json", "-p", `note=${WEIRD}`], cwd, { MY_TOKEN: WEIRD });
+    expect(r.code).toBe(1);
+    const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as RunEvent);
+    const failed = events.filter((e): e is TaskEvent => e.type === "task" && e.status === "failed");
+    expect(failed.length).toBe(11); // every task asks for MY_TOKEN
+    for (const e of failed) expect(e.error?.name).toBe("SecretParamError");
+    expect(formsIn(r.stdout + r.stderr, WEIRD)).toEqual([]);
+  });
+});
+
+describe("the engine", () => {
+  const off = { tracker: false, cache: false } as const;
+  const collect = async (f: Flow<any, any>, options: RunOptions) => {
+    const run = await f.run(options);
+    const events: RunEvent[] = [];
+    run.on((e) => events.push(e));
+    return { result: await run.wait(), events };
+  };
+
+  it("masks overlapping secrets over their union, and JSON-escaped forms (JS and Python's ensure_ascii)", async () => {
+    const a = "abcdef-secret";
+    const b = "secret-xyz-é";
+    const t = task("t").run((_, ctx) => {
+      ctx.secret("A");
+      ctx.secret("B");
+      ctx.logger.info(`joined: abcdef-secret-xyz-é.`);
+      ctx.logger.info(`python: ${JSON.stringify(b).replace("é", "\\u00e9")}`);
+      throw new Error(`both ${a}|${b}`);
+    });
+    const { result, events } = await collect(flow("overlap").build(() => (t(), {})), { ...off, secrets: { A: a, B: b } });
+    const logs = events.filter((e) => e.type === "log").map((e) => (e as { message: string }).message);
+    expect(logs).toEqual(["joined: ***.", 'python: "***"']);
+    expect(result.tasks.t!.error?.message).toBe("both ***|***");
+    expect(JSON.stringify({ result, events })).not.toMatch(/secret|xyz/);
+  });
+
+  it("short secrets (under 4 characters) are refused as whole values, never masked inside text, and warned about once", async () => {
+    const t = task("t").run((_, ctx) => {
+      ctx.logger.info(`a banana ${ctx.secret("ONE")} ${ctx.secret("ONE")}`);
+      return { value: ctx.secret("ONE") };
+    });
+    const u = task("u").run((_, ctx) => ({ text: `x${ctx.secret("ONE")}y` }));
+    const { result, events } = await collect(flow("short").build(() => (t(), u(), {})), { ...off, failurePolicy: "continue", secrets: { ONE: "a" } });
+    expect(result.tasks.t!.error?.name).toBe("SecretLeakError");
+    expect(result.tasks.u!.outputs).toEqual({ text: "xay" });
+    const logs = events.filter((e) => e.type === "log").map((e) => (e as { message: string }).message);
+    expect(logs.filter((m) => m.includes('secret "ONE" is shorter than 4 characters'))).toHaveLength(1);
+    expect(logs).toContain("a banana a a");
+  });
+
+  it("an old cache entry whose outputs hold a secret (written before it was known) is evicted, not handed out", async () => {
+    const root = await scratch();
+    const t = task("legacy").run(() => ({ v: "legacy-token-value" }));
+    const f = flow("legacy-cache").build(() => ({ v: t().v }));
+    const first = await collect(f, { root, env: {} });
+    expect(first.result.status).toBe("succeeded");
+    const second = await collect(f, { root, env: {}, secrets: { TOKEN: "legacy-token-value" } });
+    expect(second.result.tasks.legacy!.status).toBe("failed");
+    expect(second.result.tasks.legacy!.error?.name).toBe("SecretLeakError");
+    const warnings = second.events.filter((e) => e.type === "log").map((e) => (e as { message: string }).message);
+    expect(warnings.some((m) => /unusable: its outputs hold the value of secret "TOKEN"; it was evicted/.test(m))).toBe(true);
+    expect(formsIn(JSON.stringify(second), "legacy-token-value")).toEqual([]);
+  });
+
+  it("inputs wired from a literal that holds a secret are recorded masked (params and inputs.json)", async () => {
+    const root = await scratch();
+    const secret = 'lit"eral-é-secret';
+    const t = task("uses").input<{ note: string; long: string }>().run(() => ({ ok: 1 }));
+    const f = flow("literal").build(() => (t({ note: `see ${secret}`, long: `${"x".repeat(600)} ${secret}` }), {}));
+    const { result } = await collect(f, { root, env: {}, secrets: { LIT: secret }, cache: false });
+    expect(result.status).toBe("succeeded");
+    const run = await new LocalStore({ root }).getRun(result.tasks.uses!.runId!);
+    expect(run!.params.note).toBe("see ***");
+    const { hits, files } = await filesContaining(root, formsOf(secret));
+    expect(hits).toEqual([]);
+    expect(files.some((file) => file.endsWith("inputs.json"))).toBe(true);
+  });
+
+  it.skipIf(!hasVenv)("masks what a notebook printed in the executed notebook and its HTML", async () => {
+    const root = await scratch();
+    const nb = notebook("nb", fixture("prints-secret.ipynb"), { python: VENV_PYTHON, secrets: ["MY_TOKEN"] });
+    const { result, events } = await collect(flow("nb-secret").build(() => {
+      const r = nb();
+      return { n: r.notebook, h: r.html };
+    }), {
+      root,
+      env: {},
+      secrets: { MY_TOKEN: WEIRD },
+      cache: false,
+    });
+    expect(result.status).toBe("succeeded");
+    const { hits, files } = await filesContaining(root, formsOf(WEIRD));
+    expect(hits).toEqual([]);
+    expect(files.some((f) => f.endsWith("prints-secret.ipynb"))).toBe(true);
+    const html = files.find((f) => f.endsWith("prints-secret.html"))!;
+    expect(await readFile(html, "utf8")).toContain("token: ***");
+    expect(formsIn(JSON.stringify(events), WEIRD)).toEqual([]);
+  }, 120_000);
+
+  it("masks errors of retried attempts, results and FlowFailedError; refuses params before the run exists", async () => {
+    const secret = "tok\\en\"-\n-ü";
+    const t = task("t")
+      .retries(1, { minDelayMs: 1 })
+      .run((_, ctx) => {
+        throw new Error(`denied: ${ctx.secret("TOKEN")}`);
+      });
+    const f = flow("retried").build(() => (t(), {}));
+    const { result, events } = await collect(f, { ...off, secrets: { TOKEN: secret } });
+    const retrying = events.find((e) => e.type === "task" && e.status === "retrying") as TaskEvent;
+    expect(retrying.error?.message).toBe("denied: ***");
+    expect(formsIn(JSON.stringify({ result, events }), secret)).toEqual([]);
+    const thrown = await (await f.run({ ...off, secrets: { TOKEN: secret } })).outputs().catch((e: Error) => e.message);
+    expect(thrown).toContain("denied: ***");
+
+    const p = flow("with-params").params<{ note: string }>().build(() => (t(), {}));
+    await expect(p.run({ ...off, params: { note: `x${secret}` }, secrets: { TOKEN: secret } })).rejects.toMatchObject({
+      name: "SecretParamError",
+      param: "note",
+      secret: "TOKEN",
+    });
+  });
+});
