@@ -22,7 +22,15 @@ import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskEvent, type Ta
 import type { SecretRegistry } from "../run/secrets.ts";
 import { RunningTaskContext, type SharedContext } from "./running-task-context.ts";
 import type { CacheEntry } from "@cairn/cache";
-import { CACHE_KEY_TAG, CACHED_FROM_TAG, type StoredManifest, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
+import {
+  CACHE_KEY_TAG,
+  CACHED_FROM_TAG,
+  isStoreDown,
+  type StoredManifest,
+  storeDownWarning,
+  type TaskCache,
+  type TaskKey,
+} from "../caching/task-cache.ts";
 import { sourceRunsAhead } from "../caching/plan.ts";
 import { NullTracker } from "../tracking/null-tracker.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
@@ -158,6 +166,8 @@ export class FlowExecution {
       const linked = states[i]!.dependants;
       for (let k = 0; k < next.length; k++) linked.push(states[next[k]!]!);
     }
+    // One warning for the run, from whichever task met the dead store first.
+    s.cache?.tasks.onStoreDown((error) => this.warn(undefined, storeDownWarning(error, false)));
     if (s.cache && (s.cache.refresh || s.cache.rerun.length)) {
       const rerun = new Set(s.cache.rerun);
       const force = (state: NodeState) => {
@@ -302,6 +312,7 @@ export class FlowExecution {
       if (tracking) await this.finishTracking(node, runId, recorder, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
       if (cache && state.key) {
         const entry = await cache.record(state.key, node, runId, manifest!).catch((e: unknown) => {
+          if (cache.strict && isStoreDown(e)) throw e;
           this.warn(id, `could not store the cache entry: ${(e as Error).message}`);
           return undefined;
         });
@@ -360,6 +371,11 @@ export class FlowExecution {
       if (entry) return await this.completeCached(state, entry, started);
     } catch (error) {
       if (this.controller.signal.aborted) return;
+      if (cache.strict && isStoreDown(error)) {
+        state.settleFlight?.(undefined);
+        this.complete(state, "failed", started, toErrorInfo(error));
+        return this.afterFailure(state);
+      }
       this.warn(id, `cache lookup failed (${(error as Error).message}); running it`);
     }
     if (!this.controller.signal.aborted) this.enqueue(state);
@@ -387,7 +403,7 @@ export class FlowExecution {
         cache.inflight.delete(key);
         settle(entry);
       };
-      const lease = await cache.store.acquireLease(key, { ttlMs: LEASE_TTL_MS, owner: `${cache.owner} ${this.s.flowRunId} ${id}` });
+      const lease = await cache.acquireLease(key, { ttlMs: LEASE_TTL_MS, owner: `${cache.owner} ${this.s.flowRunId} ${id}` });
       if (lease.acquired) {
         // Someone may have written the entry and let go between our lookup and our lease.
         const late = state.forceRun ? undefined : (await cache.lookup(key)).entry;
@@ -411,7 +427,7 @@ export class FlowExecution {
       this.emitTask(id, "waiting");
       state.settleFlight(undefined);
       state.settleFlight = undefined;
-      const entry = await cache.store.waitFor(key, { signal: this.controller.signal });
+      const entry = await cache.waitFor(key, this.controller.signal);
       if (entry) return entry;
     }
     return undefined;
@@ -470,8 +486,8 @@ export class FlowExecution {
     while (this.recording.size) await Promise.all(this.recording);
   }
 
-  private warn(task: string, message: string): void {
-    this.s.emit({ type: "log", level: "warn", runId: this.s.flowRunId, task, message, time: Date.now() });
+  private warn(task: string | undefined, message: string): void {
+    this.s.emit({ type: "log", level: "warn", runId: this.s.flowRunId, ...(task !== undefined ? { task } : {}), message, time: Date.now() });
   }
 
   private async validateInputs(node: FlowNode, raw: Record<string, unknown>): Promise<Record<string, unknown>> {

@@ -4,7 +4,7 @@ import type { Writable } from "node:stream";
 import { type ParseArgsConfig, parseArgs, parseEnv } from "node:util";
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
-import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
+import { CacheError, CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import bytes from "bytes";
 import ms from "ms";
 import {
@@ -83,6 +83,8 @@ Options:
       --no-cache             Neither look up nor store results: every task runs.
       --rerun TASK           Run TASK (a task name or node id) and its dependants even if cached; repeatable.
       --refresh              Run every task even if cached, and store the results again.
+      --cache-strict         Fail when the shared cache (CAIRN_CACHE_URL) does not answer, instead of
+                             going on without it with a warning (also CAIRN_CACHE_STRICT=1).
       --json                 Print one JSON event per line on stdout (see README, "Events").
       --root DIR             Folder of Cairn's local state. Default: .cairn
   -h, --help                 Show this help`,
@@ -176,7 +178,8 @@ function reportError(error: unknown, stderr: Writable): number {
     error instanceof UnsupportedTrackingUriError ||
     error instanceof CacheStoreUrlError ||
     error instanceof CacheOptionError;
-  if (error instanceof CairnError || error instanceof CacheStoreUrlError || error instanceof CacheOptionError) {
+  // Errors Cairn expects (a dead cache store among them) are their message; a stack is for bugs.
+  if (error instanceof CairnError || error instanceof CacheError) {
     stderr.write(`cairn: ${error.name}: ${error.message}\n`);
   } else if (error instanceof Error) {
     stderr.write(`cairn: ${error.stack ?? error.message}\n`);
@@ -206,6 +209,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       secrets: { type: "string" },
       "no-tracking": { type: "boolean" },
       "no-cache": { type: "boolean" },
+      "cache-strict": { type: "boolean" },
       rerun: { type: "string", multiple: true },
       refresh: { type: "boolean" },
       json: { type: "boolean" },
@@ -242,7 +246,9 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     ...(values.experiment ? { experiment: values.experiment } : {}),
     ...(secrets ? { secrets } : {}),
     ...(values["no-tracking"] ? { tracker: false as const } : {}),
-    cache: values["no-cache"] ? false : { refresh: values.refresh === true, rerun: values.rerun ?? [] },
+    cache: values["no-cache"]
+      ? false
+      : { refresh: values.refresh === true, rerun: values.rerun ?? [], ...(values["cache-strict"] ? { strict: true } : {}) },
     ...(values.root ? { root: values.root } : {}),
     env: io.env,
   });
