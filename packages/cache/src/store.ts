@@ -345,7 +345,7 @@ export class CacheStore {
       } catch (error) {
         if (error instanceof CacheError) throw error;
         if (Date.now() + pause >= deadline) {
-          throw new CacheBackendError(this.backend.kind, this.backend.location, operation, { cause: error });
+          throw new CacheBackendError(this.backend.kind, this.backend.location, operation, { cause: this.backend.explain?.(error) ?? error });
         }
       }
       await sleep(pause);

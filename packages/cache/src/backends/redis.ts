@@ -15,6 +15,9 @@ interface LeaseClient {
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
 
+/** What @keyv/redis rejects with, whatever the reason it could not connect. */
+const NOT_CONNECTED = "Redis client is not connected or has failed to connect. This is thrown because throwOnConnectError is set to true.";
+
 /** A command redis has not answered within this long fails (and `CacheStore` tries it again). */
 const COMMAND_TIMEOUT_MS = 2000;
 
@@ -40,9 +43,12 @@ export async function openRedisBackend(url: string, namespace: string, connectTi
     },
     { namespace, throwOnConnectError: true, throwOnErrors: true },
   );
-  // Errors surface as rejections of our calls; the event only says why connecting failed.
+  // Errors surface as rejections of our calls; the event says why connecting failed, which
+  // @keyv/redis's own rejection ("not connected or has failed to connect") does not.
   let connectError: unknown;
-  store.on("error", (error: unknown) => void (connectError ??= error));
+  store.on("error", (error: unknown) => {
+    if (error instanceof Error && error.message !== NOT_CONNECTED) connectError = error;
+  });
   let client: LeaseClient;
   try {
     client = (await store.getClient()) as unknown as LeaseClient;
@@ -52,6 +58,7 @@ export async function openRedisBackend(url: string, namespace: string, connectTi
     throw new CacheBackendError("redis", location, "connect", { cause: new Error(`${why}; gave up after ${connectTimeoutMs} ms`, { cause: error }) });
   }
   connectError = undefined;
+  const explain = (error: unknown) => (error instanceof Error && error.message === NOT_CONNECTED && connectError) || error;
   const keyv = new Keyv({ store, namespace, useKeyPrefix: false, throwOnErrors: true, ...jsonSerialization });
   keyv.on("error", () => {});
   return {
@@ -60,6 +67,7 @@ export async function openRedisBackend(url: string, namespace: string, connectTi
     keyv,
     leases: new RedisLeases(client, `${namespace}-lease:`),
     entries: entriesOf(keyv, store),
+    explain,
     async close() {
       // Forced: a graceful QUIT waited seconds here before the process could exit.
       await store.disconnect(true).catch(() => {});
