@@ -126,6 +126,16 @@ export class FlowRun<Outputs = Record<string, unknown>> {
     return Object.fromEntries([...this.execution.results].map(([id, r]) => [id, { ...r }]));
   }
 
+  /**
+   * Attempts abandoned at their timeout or at cancel, because the task did not stop when
+   * `ctx.signal` aborted, whose work is still going on (the flow did not wait for them, and
+   * ignores their results). A process that wants to exit once the run is over need not wait
+   * for them either: the CLI does not.
+   */
+  abandoned(): Array<{ task: string; attempt: number }> {
+    return this.execution.abandoned();
+  }
+
   /** Resolves when the flow has finished and every run is closed; never rejects for task failures. */
   wait(): Promise<FlowResult<Outputs>> {
     return this.result;
@@ -282,6 +292,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
       await tracker.endRun(flowRunId, "FAILED").catch(() => {});
     }
     const durationMs = Math.round(performance.now() - started);
+    await execution.reportAbandoned();
     emit({ type: "flow", status, runId: flowRunId, flow: definition.name, durationMs, time: Date.now(), ...(error ? { error } : {}) });
     return { runId: flowRunId, status, ...(outputs ? { outputs } : {}), tasks, durationMs, ...(error ? { error } : {}) } as FlowResult<Outputs>;
   };

@@ -1,4 +1,5 @@
 import { setMaxListeners } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
 import { dirname, resolve as resolvePath } from "node:path";
 import PQueue from "p-queue";
 import pRetry from "p-retry";
@@ -117,6 +118,8 @@ export class FlowExecution {
   private readonly controller = new AbortController();
   /** Cross-process leases held now; given up when the flow stops. */
   private readonly leases = new Set<{ release(): Promise<void> }>();
+  /** Abandoned attempts still running (see abandon). */
+  private readonly stray = new Set<StrayAttempt>();
   /** Cache hits whose runs are still being ended (see completeCached). */
   private readonly recording = new Set<Promise<void>>();
   /** Rejects with the stop reason once the flow is stopped; raced against every running task. */
@@ -552,27 +555,33 @@ export class FlowExecution {
     // Without a timeout the flow's own signal is the attempt's signal: no controller or listener per task.
     let signal = this.controller.signal;
     let aborted = this.flowAborted;
-    let cleanup: (() => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
     if (timeoutMs) {
-      const flowSignal = this.controller.signal;
-      const ac = new AbortController();
-      const onFlowAbort = () => ac.abort(flowSignal.reason);
-      flowSignal.addEventListener("abort", onFlowAbort, { once: true });
-      const timer = setTimeout(() => ac.abort(new TaskTimeoutError(node.id, timeoutMs, attempt)), timeoutMs);
-      signal = ac.signal;
-      aborted = rejectOnAbort(ac.signal);
-      cleanup = () => {
-        clearTimeout(timer);
-        flowSignal.removeEventListener("abort", onFlowAbort);
-      };
+      // Not AbortSignal.timeout: its reason would be a bare TimeoutError, and ctx.signal.reason is
+      // what a task (and the process executor) throws, so it must name the task and attempt; and
+      // this timer is cleared when the attempt ends, not left to fire for every finished task.
+      const timeout = new AbortController();
+      timer = setTimeout(() => timeout.abort(new TaskTimeoutError(node.id, timeoutMs, attempt)), timeoutMs);
+      signal = AbortSignal.any([this.controller.signal, timeout.signal]);
+      aborted = rejectOnAbort(signal);
     }
+    const ctx = new RunningTaskContext(this.shared, node, runId, attempt, signal, recorder);
     try {
-      const ctx = new RunningTaskContext(this.shared, node, runId, attempt, signal, recorder);
       let output: unknown;
       try {
         const returned = node.task.run(inputs, ctx);
         // A synchronous result needs no race: nothing can cancel it any more.
-        output = returned instanceof Promise ? await Promise.race([returned, aborted]) : returned;
+        if (returned instanceof Promise) {
+          try {
+            output = await Promise.race([returned, aborted]);
+          } catch (error) {
+            // The attempt is over at its signal, whether or not the task listens to it.
+            if (signal.aborted && error === signal.reason) this.abandon(node.id, attempt, returned, ctx);
+            throw error;
+          }
+        } else {
+          output = returned;
+        }
       } catch (error) {
         if (error instanceof Error || error instanceof StopReason) throw error;
         throw new NonErrorThrownError(node.id, error);
@@ -580,8 +589,53 @@ export class FlowExecution {
       const checked = this.checkOutputs(node, output);
       return checked instanceof Promise ? await checked : checked;
     } finally {
-      cleanup?.();
+      clearTimeout(timer);
     }
+  }
+
+  /**
+   * An attempt whose signal aborted (timeout, or the flow stopped) is over for the scheduler at
+   * once: retries start, the flow moves on. Its work may go on if the task ignores the signal:
+   * its context is closed (what it logs or writes from then on goes nowhere), whatever it
+   * returns or throws later is dropped, and if it is still running a moment later it is
+   * reported as abandoned, once. Process tasks are ended by their executor (SIGTERM, then SIGKILL).
+   */
+  private abandon(task: string, attempt: number, work: Promise<unknown>, ctx: RunningTaskContext): void {
+    ctx.close();
+    const why = ctx.signal.reason instanceof TaskTimeoutError ? "its timeout" : "the flow stopped";
+    const report = () => {
+      stray.report = undefined;
+      this.warn(
+        task,
+        `Attempt ${attempt} of task "${task}" did not stop at ${why}: abandoned. The flow does not wait ` +
+          `for it, and what it returns, throws, logs as metrics or writes as artifacts from now on is dropped. ` +
+          `Pass ctx.signal to what the task awaits so that it stops.`,
+      );
+    };
+    const gone = () => void this.stray.delete(stray);
+    const stray: StrayAttempt = { task, attempt, settled: work.then(gone, gone), noticeAt: Date.now() + ABANDONED_NOTICE_MS, report };
+    this.stray.add(stray);
+    // A task that honours its signal settles within a moment: only the others are reported.
+    void sleep(ABANDONED_NOTICE_MS, undefined, { ref: false }).then(() => {
+      if (this.stray.has(stray)) stray.report?.();
+    });
+  }
+
+  /**
+   * Before the flow's last event: reports the abandoned attempts not reported yet that are still
+   * running once their moment to stop has passed (at most {@link ABANDONED_NOTICE_MS} from now).
+   */
+  async reportAbandoned(): Promise<void> {
+    const unreported = [...this.stray].filter((s) => s.report);
+    if (!unreported.length) return;
+    const last = Math.max(...unreported.map((s) => s.noticeAt)) - Date.now();
+    if (last > 0) await Promise.race([Promise.all(unreported.map((s) => s.settled)), sleep(last)]);
+    for (const stray of unreported) if (this.stray.has(stray)) stray.report?.();
+  }
+
+  /** Attempts abandoned at their timeout or cancellation (see {@link abandon}) that have not ended yet. */
+  abandoned(): Array<{ task: string; attempt: number }> {
+    return [...this.stray].map(({ task, attempt }) => ({ task, attempt }));
   }
 
   /** The output as stored; synchronous unless the task has an output schema. */
@@ -763,11 +817,25 @@ async function uploadArtifacts(tracker: Tracker, runId: string, outputs: unknown
   await Promise.all(uploads);
 }
 
+/** An attempt still running this long after its signal aborted is reported as abandoned. */
+const ABANDONED_NOTICE_MS = 1000;
+
 /** A computing task's lease on its key lasts this long unless renewed (every third of it). */
 const LEASE_TTL_MS = 10_000;
 
 /** createRun options for the null tracker, which ignores them: no tags object per task. */
 const NO_RUN = { experimentId: "0", name: "" };
+
+/** An abandoned attempt still running; `report` warns about it, once. */
+interface StrayAttempt {
+  readonly task: string;
+  readonly attempt: number;
+  /** Resolves when its work ends, however. */
+  settled: Promise<void>;
+  /** Epoch ms after which it counts as ignoring its signal. */
+  readonly noticeAt: number;
+  report: (() => void) | undefined;
+}
 
 /** What the scheduler keeps per node. */
 interface NodeState {

@@ -29,6 +29,8 @@ export class RunningTaskContext implements TaskContext {
   private log_?: RunLog;
   private artifacts_?: ArtifactWriter;
   private logger_?: TaskLogger;
+  /** Set when the scheduler abandoned the attempt (see {@link close}). */
+  private closed = false;
   readonly params: Record<string, unknown>;
   readonly flowRunId: string;
   readonly tracking: TaskContext["tracking"];
@@ -44,6 +46,16 @@ export class RunningTaskContext implements TaskContext {
     this.params = shared.params;
     this.flowRunId = shared.flowRunId;
     this.tracking = shared.tracking;
+  }
+
+  /**
+   * Ends the attempt for its task: params, metrics and tags it logs from now on are dropped, and
+   * artifact writes fail with the reason its signal aborted, so that abandoned work cannot change
+   * the run that a retry, or the task's outcome, now owns. Log lines still go out (they say what
+   * the stray work is doing), masked as ever.
+   */
+  close(): void {
+    this.closed = true;
   }
 
   get nodeId(): string {
@@ -63,17 +75,18 @@ export class RunningTaskContext implements TaskContext {
     const { recorder } = this;
     const { secrets } = this.shared;
     const id = this.node.id;
+    const open = () => !this.closed;
     return (this.log_ = {
       param(key, value) {
         secrets.assertClean(String(value), id, `param "${key}"`);
-        recorder.param(key, String(value));
+        if (open()) recorder.param(key, String(value));
       },
       metric(key, value, step = 0) {
-        recorder.metric(key, value, step);
+        if (open()) recorder.metric(key, value, step);
       },
       tag(key, value) {
         secrets.assertClean(value, id, `tag "${key}"`);
-        recorder.tag(key, value);
+        if (open()) recorder.tag(key, value);
       },
     });
   }
@@ -98,14 +111,19 @@ export class RunningTaskContext implements TaskContext {
       artifactPath: name.split(/[\\/]/).join("/"),
       runId,
     });
+    const checkOpen = () => {
+      if (this.closed) throw this.signal.reason;
+    };
     return (this.artifacts_ = {
       async write(name, data) {
+        checkOpen();
         const a = file(name);
         await mkdir(dirname(a.path), { recursive: true });
         await writeFile(a.path, data);
         return a;
       },
       async path(name) {
+        checkOpen();
         const p = file(name).path;
         await mkdir(dirname(p), { recursive: true });
         return p;

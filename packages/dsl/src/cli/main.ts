@@ -123,7 +123,10 @@ Options:
       --root DIR      Folder of Cairn's local state. Default: .cairn`,
 };
 
-/** Runs the CLI with `argv` (without `node cairn`); resolves to the exit code. Never calls process.exit. */
+/**
+ * Runs the CLI with `argv` (without `node cairn`); resolves to the exit code. Calls process.exit
+ * only for a second Ctrl-C, and after a run that left abandoned work running (see exitDespiteAbandoned).
+ */
 export async function main(argv: string[], io: CliIo = {}): Promise<number> {
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
@@ -271,12 +274,28 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   try {
     const result = await run.wait();
     reporter.finish(result);
-    if (interrupted) return EXIT.interrupted;
-    return result.status === "succeeded" ? EXIT.ok : EXIT.flowFailed;
+    const code = interrupted ? EXIT.interrupted : result.status === "succeeded" ? EXIT.ok : EXIT.flowFailed;
+    exitDespiteAbandoned(run, code, reporter, io);
+    return code;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
+}
+
+/**
+ * Work of abandoned attempts (tasks that ignore `ctx.signal`) would keep the process alive
+ * after the run, its timers and sockets beyond Cairn's reach: the CLI exits without waiting
+ * for it, and process tasks' groups are killed on exit. Only for the real CLI
+ * (`handleSignals`), never where the CLI runs inside another program.
+ */
+function exitDespiteAbandoned(run: { abandoned(): Array<{ task: string; attempt: number }> }, code: number, reporter: { notice(message: string): void }, io: CliIo): void {
+  const stray = run.abandoned();
+  if (!stray.length || io.handleSignals === false) return;
+  const which = stray.map((s) => `"${s.task}" attempt ${s.attempt}`).join(", ");
+  reporter.notice(`Exiting without waiting for abandoned work still running: ${which}.`);
+  // After main() returns and the exit code is set; the exit hook kills process groups still alive.
+  setImmediate(() => process.exit(code));
 }
 
 async function graphCommand(args: string[], stdout: Writable, importFlow?: FlowImporter): Promise<number> {
