@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { CacheBackendError, CacheStore } from "@cairn/cache";
 import { flow, task } from "@cairn/dsl";
 import { freePort } from "../../packages/cache/test/_free-port.ts";
+import { startPostgresServer } from "../../packages/cache/test/postgres-server.ts";
 import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { type Exit, type Started, cairnRun, filesIn, finalStatus, killGroup, runCollect, statuses, tmp } from "../cache/helpers.ts";
 
@@ -144,6 +145,35 @@ describe("redis unreachable when the run starts", () => {
     const error = await f.run({ root, env: {}, cache: { url, strict: true } }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CacheBackendError);
     expect(error).toMatchObject({ backend: "redis", operation: "connect" });
+  });
+});
+
+describe("postgres dies while a flow runs (the same path as redis)", () => {
+  it("the flow finishes without the shared cache, with one warning", async (context) => {
+    const server = await startPostgresServer();
+    if ("skip" in server) return context.skip(server.skip);
+    let stopped: Promise<void> | undefined;
+    try {
+      const slow = task("pg-slow").run(async () => (await new Promise((r) => setTimeout(r, 1500)), { y: 1 }));
+      const after = task("pg-after").input<{ y: number }>().run(({ y }) => ({ z: y + 1 }));
+      const f = flow("postgres-down").build(() => ({ z: after({ y: slow().y }).z }));
+      const started = performance.now();
+      const run = await f.run({ root: await tmp(), env: {}, cache: { url: server.url } });
+      const warned: string[] = [];
+      run.on((e) => {
+        if (e.type === "task" && e.task === "pg-slow" && e.status === "running") stopped = server.stop();
+        if (e.type === "log" && e.level === "warn") warned.push(e.message);
+      });
+      const result = await run.wait();
+      expect(stopped).toBeDefined();
+      expect(result.status).toBe("succeeded");
+      expect(result.outputs).toEqual({ z: 2 });
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toMatch(/The postgres cache at .* failed to .*without the shared cache/);
+      expect(performance.now() - started).toBeLessThan(30_000);
+    } finally {
+      await (stopped ?? server.stop());
+    }
   });
 });
 
