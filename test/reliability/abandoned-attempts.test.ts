@@ -11,7 +11,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { flow, task, TaskTimeoutError } from "@cairn/dsl";
-import { type TaskEvent, cairnRun, runCollect, statuses, taskEvents, tmp } from "../cache/helpers.ts";
+import type { TaskEvent } from "@cairn/dsl";
+import { cairnRun, runCollect, statuses, taskEvents, tmp } from "../cache/helpers.ts";
 
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
 const STACK_LINE = /^\s+at .+:\d+:\d+\)?$/m;
