@@ -555,15 +555,24 @@ export class FlowExecution {
     // Without a timeout the flow's own signal is the attempt's signal: no controller or listener per task.
     let signal = this.controller.signal;
     let aborted = this.flowAborted;
-    let timer: NodeJS.Timeout | undefined;
+    let cleanup: (() => void) | undefined;
     if (timeoutMs) {
-      // Not AbortSignal.timeout: its reason would be a bare TimeoutError, and ctx.signal.reason is
-      // what a task (and the process executor) throws, so it must name the task and attempt; and
-      // this timer is cleared when the attempt ends, not left to fire for every finished task.
-      const timeout = new AbortController();
-      timer = setTimeout(() => timeout.abort(new TaskTimeoutError(node.id, timeoutMs, attempt)), timeoutMs);
-      signal = AbortSignal.any([this.controller.signal, timeout.signal]);
+      // Not AbortSignal.timeout: its reason would be a bare TimeoutError, while ctx.signal.reason is
+      // what a task (and the process executor) throws, so it names the task and attempt; and its
+      // timer could not be cleared when the attempt ends. Not AbortSignal.any either: on Node 20
+      // its composite signals (weak references, a finalization registry) cost several times this
+      // controller and its one listener, on every timed attempt (BENCHMARKS.md, timed no-op tasks).
+      const flowSignal = this.controller.signal;
+      const ac = new AbortController();
+      const onFlowAbort = () => ac.abort(flowSignal.reason);
+      flowSignal.addEventListener("abort", onFlowAbort, { once: true });
+      const timer = setTimeout(() => ac.abort(new TaskTimeoutError(node.id, timeoutMs, attempt)), timeoutMs);
+      signal = ac.signal;
       aborted = rejectOnAbort(signal);
+      cleanup = () => {
+        clearTimeout(timer);
+        flowSignal.removeEventListener("abort", onFlowAbort);
+      };
     }
     const ctx = new RunningTaskContext(this.shared, node, runId, attempt, signal, recorder);
     try {
@@ -589,7 +598,7 @@ export class FlowExecution {
       const checked = this.checkOutputs(node, output);
       return checked instanceof Promise ? await checked : checked;
     } finally {
-      clearTimeout(timer);
+      cleanup?.();
     }
   }
 
