@@ -15,8 +15,12 @@ interface LeaseClient {
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
 
-/** What @keyv/redis rejects with, whatever the reason it could not connect. */
-const NOT_CONNECTED = "Redis client is not connected or has failed to connect. This is thrown because throwOnConnectError is set to true.";
+/** What @keyv/redis and node-redis reject with, whatever the reason they could not reach redis. */
+const SAYS_NOTHING = new Set([
+  "Redis client is not connected or has failed to connect. This is thrown because throwOnConnectError is set to true.",
+  "The client is closed",
+  "The client is offline",
+]);
 
 /** A command redis has not answered within this long fails (and `CacheStore` tries it again). */
 const COMMAND_TIMEOUT_MS = 2000;
@@ -47,7 +51,7 @@ export async function openRedisBackend(url: string, namespace: string, connectTi
   // @keyv/redis's own rejection ("not connected or has failed to connect") does not.
   let connectError: unknown;
   store.on("error", (error: unknown) => {
-    if (error instanceof Error && error.message !== NOT_CONNECTED) connectError = error;
+    if (error instanceof Error && !SAYS_NOTHING.has(error.message)) connectError = error;
   });
   let client: LeaseClient;
   try {
@@ -58,7 +62,8 @@ export async function openRedisBackend(url: string, namespace: string, connectTi
     throw new CacheBackendError("redis", location, "connect", { cause: new Error(`${why}; gave up after ${connectTimeoutMs} ms`, { cause: error }) });
   }
   connectError = undefined;
-  const explain = (error: unknown) => (error instanceof Error && error.message === NOT_CONNECTED && connectError) || error;
+  // The client's last real error (refused, timed out, closed unexpectedly) says more than these.
+  const explain = (error: unknown) => (error instanceof Error && SAYS_NOTHING.has(error.message) && connectError) || error;
   const keyv = new Keyv({ store, namespace, useKeyPrefix: false, throwOnErrors: true, ...jsonSerialization });
   keyv.on("error", () => {});
   return {
