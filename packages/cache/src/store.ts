@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { CORRUPT, type CacheBackend, redactUrl } from "./backends/_backend.ts";
 import { openEmbeddedBackend } from "./backends/embedded.ts";
 import { type CacheEntry, type NewCacheEntry, parseCacheEntry } from "./entry.ts";
@@ -17,10 +18,18 @@ export interface CacheStoreOptions {
    */
   namespace?: string;
   /**
-   * How long to wait for redis to answer when opening, in ms.
-   * @default 5000
+   * How long to wait for redis or postgres to answer when opening, in ms, connection
+   * attempts included: an unreachable server fails the open within about this long.
+   * @default 1500
    */
   connectTimeoutMs?: number;
+  /**
+   * How long a redis or postgres operation that failed is tried again before it fails
+   * with `CacheBackendError`, in ms (a server that restarts within it is not noticed).
+   * Each try is itself bounded (redis: 2 s per command; postgres: 5 s per query).
+   * @default 1500
+   */
+  retryMs?: number;
 }
 
 /** Options of {@link CacheStore.list}. */
@@ -61,7 +70,10 @@ const NAMESPACE_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
  * const hit = await cache.get(key);
  */
 export class CacheStore {
-  private constructor(private readonly backend: CacheBackend) {}
+  private constructor(
+    private readonly backend: CacheBackend,
+    private readonly retryMs = 0,
+  ) {}
 
   /**
    * Opens a store: no URL → the embedded store at `<root>/cache`; `redis://`,
@@ -75,8 +87,10 @@ export class CacheStore {
     }
     const root = options.root ?? ".cairn";
     if (typeof root !== "string" || root === "") throw new CacheOptionError("root", "a folder path", root);
-    const connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    const connectTimeoutMs = options.connectTimeoutMs ?? 1500;
     checkPositiveInteger("connectTimeoutMs", connectTimeoutMs);
+    const retryMs = options.retryMs ?? 1500;
+    checkNonNegative("retryMs", retryMs);
     if (url === undefined || url === "") return new CacheStore(openEmbeddedBackend(root, namespace));
     if (typeof url !== "string") throw new CacheOptionError("url", "a string such as redis://127.0.0.1:6379", url);
     let protocol: string;
@@ -87,11 +101,11 @@ export class CacheStore {
     }
     if (protocol === "redis:" || protocol === "rediss:") {
       const { openRedisBackend } = await import("./backends/redis.ts");
-      return new CacheStore(await openRedisBackend(url, namespace, connectTimeoutMs));
+      return new CacheStore(await openRedisBackend(url, namespace, connectTimeoutMs), retryMs);
     }
     if (protocol === "postgres:" || protocol === "postgresql:") {
       const { openPostgresBackend } = await import("./backends/postgres.ts");
-      return new CacheStore(await openPostgresBackend(url, namespace));
+      return new CacheStore(await openPostgresBackend(url, namespace, connectTimeoutMs), retryMs);
     }
     throw new CacheStoreUrlError(redactUrl(url), { reason: `unsupported scheme ${protocol}` });
   }
@@ -302,7 +316,12 @@ export class CacheStore {
       const holder = await this.call("read a lease", () => this.backend.leases.peek(key));
       // The holder writes its entry before it releases, so look once more.
       if (!holder) return this.get(key);
-      await sleep(pollMs, signal);
+      try {
+        await sleep(pollMs, undefined, { signal });
+      } catch (error) {
+        signal?.throwIfAborted(); // the signal's own reason, not timers' AbortError
+        throw error;
+      }
     }
   }
 
@@ -311,15 +330,32 @@ export class CacheStore {
     await this.backend.close();
   }
 
+  /**
+   * The one boundary to the backend: every failure becomes a `CacheBackendError` naming the
+   * operation. A server store's failures are tried again, with short pauses, for `retryMs`;
+   * each try is bounded by the backend's own timeouts, so no operation waits on a dead
+   * server for long. (A lease taken whose answer was lost is retried as a new try: at worst
+   * the lease is then found held, by us, until it lapses: no hang, and no double holder.)
+   */
   private async call<T>(operation: string, run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (error) {
-      if (error instanceof CacheError) throw error;
-      throw new CacheBackendError(this.backend.kind, this.backend.location, operation, { cause: error });
+    const deadline = this.backend.kind === "embedded" ? 0 : Date.now() + this.retryMs;
+    for (let pause = RETRY_FIRST_PAUSE_MS; ; pause = Math.min(pause * 2, RETRY_MAX_PAUSE_MS)) {
+      try {
+        return await run();
+      } catch (error) {
+        if (error instanceof CacheError) throw error;
+        if (Date.now() + pause >= deadline) {
+          throw new CacheBackendError(this.backend.kind, this.backend.location, operation, { cause: this.backend.explain?.(error) ?? error });
+        }
+      }
+      await sleep(pause);
     }
   }
 }
+
+/** Pauses between tries of a failed server operation (see `call`). */
+const RETRY_FIRST_PAUSE_MS = 100;
+const RETRY_MAX_PAUSE_MS = 400;
 
 function checkKey(key: unknown): asserts key is string {
   if (typeof key !== "string" || !KEY_PATTERN.test(key)) {
@@ -339,16 +375,3 @@ function checkNonNegative(option: string, value: unknown): asserts value is numb
   }
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}

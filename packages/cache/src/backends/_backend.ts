@@ -31,6 +31,8 @@ export interface CacheBackend {
   leases: LeaseBackend;
   /** Iterates `[key, value]` of every live entry; expired ones are removed on the way. */
   entries(): AsyncIterable<[string, unknown]>;
+  /** The failure to report for `error` (an adapter's generic "not connected" becomes why it is not). */
+  explain?(error: unknown): unknown;
   /** Extra housekeeping for `prune`, e.g. temp files of crashed writers. */
   sweep?(): Promise<void>;
   close(): Promise<void>;

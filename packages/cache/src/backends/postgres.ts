@@ -9,12 +9,25 @@ type Query = (sql: string, values?: unknown[]) => Promise<Array<Record<string, u
 /** Epoch ms on the database's clock, so every client judges expiry alike. */
 const NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
-/** @internal Opens a postgres store (@keyv/postgres, table `keyv`) plus a `cairn_leases` table. */
-export async function openPostgresBackend(url: string, namespace: string): Promise<CacheBackend> {
+/** A query postgres has not answered within this long fails (and `CacheStore` tries it again). */
+const QUERY_TIMEOUT_MS = 5000;
+
+/**
+ * @internal Opens a postgres store (@keyv/postgres, table `keyv`) plus a `cairn_leases` table.
+ * Connecting and every query are bounded (pg waits forever by default), so a dead server
+ * fails an operation instead of hanging it; `CacheStore` retries it for a moment.
+ */
+export async function openPostgresBackend(url: string, namespace: string, connectTimeoutMs: number): Promise<CacheBackend> {
   const location = redactUrl(url);
   const { default: KeyvPostgres } = await import("@keyv/postgres");
   // iterationLimit: the adapter lists 10 rows per query by default, slow for `cairn cache ls`.
-  const store = new KeyvPostgres({ uri: url, iterationLimit: 500 });
+  // The rest goes to pg's Pool.
+  const store = new KeyvPostgres({
+    uri: url,
+    iterationLimit: 500,
+    connectionTimeoutMillis: connectTimeoutMs,
+    query_timeout: QUERY_TIMEOUT_MS,
+  } as ConstructorParameters<typeof KeyvPostgres>[0]);
   const errors: unknown[] = [];
   // The adapter reports a failed table creation only as an event.
   store.on("error", (error: unknown) => errors.push(error));

@@ -15,28 +15,55 @@ interface LeaseClient {
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
 
-/** @internal Opens a redis store (@keyv/redis) and checks that it answers. */
+/** What @keyv/redis and node-redis reject with, whatever the reason they could not reach redis. */
+const SAYS_NOTHING = new Set([
+  "Redis client is not connected or has failed to connect. This is thrown because throwOnConnectError is set to true.",
+  "The client is closed",
+  "The client is offline",
+]);
+
+/** A command redis has not answered within this long fails (and `CacheStore` tries it again). */
+const COMMAND_TIMEOUT_MS = 2000;
+
+/**
+ * @internal Opens a redis store (@keyv/redis) and checks that it answers. The client never
+ * waits on a dead server: commands sent while it is disconnected fail at once instead of
+ * queueing until it is back (node-redis's default, which hung a flow whose redis died), each
+ * command has a timeout, and reconnecting gives up after about `connectTimeoutMs`; the next
+ * command then connects afresh. `CacheStore` retries a failed operation for a moment.
+ */
 export async function openRedisBackend(url: string, namespace: string, connectTimeoutMs: number): Promise<CacheBackend> {
   const location = redactUrl(url);
   const { default: KeyvRedis } = await import("@keyv/redis");
   // No `connectionTimeout` here: @keyv/redis never clears that timer, which kept every
-  // process alive for its full length after the run. Our own timeout below is cleared.
-  const store = new KeyvRedis(url, { namespace, throwOnConnectError: true, throwOnErrors: true });
-  // Errors surface as rejections of our calls; the event would only repeat them.
-  store.on("error", () => {});
+  // process alive for its full length after the run. Connecting is bounded by the socket's
+  // timeout and the reconnect strategy instead.
+  const store = new KeyvRedis(
+    {
+      url,
+      disableOfflineQueue: true,
+      commandOptions: { timeout: COMMAND_TIMEOUT_MS },
+      socket: { connectTimeout: connectTimeoutMs, reconnectStrategy: reconnectWithin(connectTimeoutMs) },
+    },
+    { namespace, throwOnConnectError: true, throwOnErrors: true },
+  );
+  // Errors surface as rejections of our calls; the event says why connecting failed, which
+  // @keyv/redis's own rejection ("not connected or has failed to connect") does not.
+  let connectError: unknown;
+  store.on("error", (error: unknown) => {
+    if (error instanceof Error && !SAYS_NOTHING.has(error.message)) connectError = error;
+  });
   let client: LeaseClient;
-  let timer: NodeJS.Timeout | undefined;
   try {
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${connectTimeoutMs} ms`)), connectTimeoutMs);
-    });
-    client = (await Promise.race([store.getClient(), timeout])) as unknown as LeaseClient;
-    clearTimeout(timer);
+    client = (await store.getClient()) as unknown as LeaseClient;
   } catch (error) {
-    clearTimeout(timer);
     await store.disconnect(true).catch(() => {});
-    throw new CacheBackendError("redis", location, "connect", { cause: error });
+    const why = connectError instanceof Error ? connectError.message : "no answer";
+    throw new CacheBackendError("redis", location, "connect", { cause: new Error(`${why}; gave up after ${connectTimeoutMs} ms`, { cause: error }) });
   }
+  connectError = undefined;
+  // The client's last real error (refused, timed out, closed unexpectedly) says more than these.
+  const explain = (error: unknown) => (error instanceof Error && SAYS_NOTHING.has(error.message) && connectError) || error;
   const keyv = new Keyv({ store, namespace, useKeyPrefix: false, throwOnErrors: true, ...jsonSerialization });
   keyv.on("error", () => {});
   return {
@@ -45,10 +72,28 @@ export async function openRedisBackend(url: string, namespace: string, connectTi
     keyv,
     leases: new RedisLeases(client, `${namespace}-lease:`),
     entries: entriesOf(keyv, store),
+    explain,
     async close() {
       // Forced: a graceful QUIT waited seconds here before the process could exit.
       await store.disconnect(true).catch(() => {});
     },
+  };
+}
+
+/**
+ * node-redis's reconnect strategy: short pauses (50 ms doubling, at most 400 ms) until
+ * `budgetMs` has passed since the connection was lost, then give up with the cause.
+ */
+function reconnectWithin(budgetMs: number) {
+  let since: number | undefined;
+  return function (this: unknown, retries: number, cause: Error): number | Error {
+    if (retries === 0 || since === undefined) since = Date.now();
+    const pause = Math.min(50 * 2 ** retries, 400);
+    if (Date.now() + pause - since >= budgetMs) {
+      since = undefined;
+      return cause;
+    }
+    return pause;
   };
 }
 

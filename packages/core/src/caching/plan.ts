@@ -112,7 +112,7 @@ export async function sourceRunsAhead(
     try {
       const r = await keyInputs(node, params, outputs);
       if (!r.ok) continue;
-      const entry = await cache.store.peek((await cache.keyFor(node, r.value as Record<string, unknown>)).key);
+      const entry = await cache.peek((await cache.keyFor(node, r.value as Record<string, unknown>)).key);
       if (!entry) continue;
       outputs.set(id, entry.outputs.values);
       runIds.push(entry.sourceRunId);

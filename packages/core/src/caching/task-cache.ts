@@ -2,9 +2,12 @@ import { access, mkdir, readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import {
+  type AcquireLeaseOptions,
   type ArtifactRecord,
+  CacheBackendError,
   type CacheEntry,
   type CacheStore,
+  type LeaseResult,
   type OutputsManifest,
   type RecordedIngredients,
   computeCacheKey,
@@ -48,10 +51,43 @@ export interface BadEntry {
   reason: string;
 }
 
+/** How a run treats a shared store (redis, postgres) that stops answering. */
+export interface CacheFailurePolicy {
+  /**
+   * Fail instead of going on without the store: the operation's `CacheBackendError` fails
+   * the task that met it (and a store unreachable at the start fails the run).
+   * @default false
+   */
+  strict?: boolean;
+}
+
+/** True for a shared store (redis, postgres) that did not answer, after the store's own retries. */
+export function isStoreDown(error: unknown): error is CacheBackendError {
+  return error instanceof CacheBackendError && error.backend !== "embedded";
+}
+
+/**
+ * The one warning of a run that goes on without its shared store, whether it was unreachable
+ * at the start or stopped answering while the run went on.
+ */
+export function storeDownWarning(error: CacheBackendError, atStart: boolean): string {
+  return (
+    `${error.message} ${atStart ? "The run goes on" : "The rest of the run goes on"} without the shared cache: ` +
+    `lookups miss, results are not stored, and no single-flight leases are taken. ` +
+    `To fail instead, make the cache strict (CAIRN_CACHE_STRICT=1).`
+  );
+}
+
 /**
  * The cache as the scheduler sees it: keys from inputs and code, lookups that
  * check what they return, and entries written after success. Lookups that fail
  * for any reason are misses, never crashes.
+ *
+ * Every store operation of a run goes through here. When a shared store stops answering
+ * (its own retries spent), the run goes on without it from then on, with one notice to
+ * {@link onStoreDown}'s listener: lookups miss, stores are skipped, no lease is taken,
+ * and waits on other processes' leases end. Under {@link CacheFailurePolicy.strict} the
+ * error is thrown instead.
  */
 export class TaskCache {
   /** Keys being computed in this process, so one flow computes each key once. */
@@ -68,15 +104,90 @@ export class TaskCache {
   private readonly dependencies = new WeakMap<TaskDefinition, Promise<Record<string, string>>>();
   private readonly sourceRuns = new Map<string, Promise<{ run: RunRecord | undefined | typeof UNSETTLED; at: number }>>();
 
+  /** Why the shared store is no longer used by this run, once it stopped answering. */
+  private down_: CacheBackendError | undefined;
+  /** Aborted when the store goes down: ends waits on other processes' leases at once. */
+  private readonly downSignal = new AbortController();
+  private downListener: ((error: CacheBackendError) => void) | undefined;
+  /** See {@link CacheFailurePolicy.strict}. */
+  readonly strict: boolean;
+
   constructor(
     readonly store: CacheStore,
     private readonly tracker: Tracker,
     private readonly experimentId: string,
     private readonly workDir: string,
     private readonly env: NodeJS.ProcessEnv = process.env,
+    policy: CacheFailurePolicy = {},
     /** The run's secrets: an entry whose outputs hold one (written before it was known) is not used. */
     private readonly secrets?: Pick<SecretRegistry, "find">,
-  ) {}
+  ) {
+    this.strict = policy.strict === true;
+  }
+
+  /** The error that made the run stop using the store, if it did. */
+  get down(): CacheBackendError | undefined {
+    return this.down_;
+  }
+
+  /** Called once, when the shared store stops answering and the run goes on without it. */
+  onStoreDown(listener: (error: CacheBackendError) => void): void {
+    this.downListener = listener;
+  }
+
+  /**
+   * Runs one store operation; once the shared store is down (now or before), answers
+   * `fallback` instead. Strict: the error is thrown. Other errors pass through.
+   */
+  private async guard<T>(operation: () => Promise<T>, fallback: T): Promise<T> {
+    if (this.down_) return fallback;
+    try {
+      return await operation();
+    } catch (error) {
+      if (this.strict || !isStoreDown(error)) throw error;
+      if (!this.down_) {
+        this.down_ = error;
+        this.downSignal.abort(error);
+        this.downListener?.(error);
+      }
+      return fallback;
+    }
+  }
+
+  /** The store's entry of `key` as it is, changing nothing (see `CacheStore.peek`); a miss once the store is down. */
+  peek(key: string): Promise<CacheEntry | undefined> {
+    return this.guard(() => this.store.peek(key), undefined);
+  }
+
+  /**
+   * Tries to become the one process that computes `key` (see `CacheStore.acquireLease`).
+   * Once the store is down, every caller "holds" a lease that guards nothing: it computes.
+   * A held lease's renew and release do nothing once the store is down.
+   */
+  async acquireLease(key: string, options: AcquireLeaseOptions): Promise<LeaseResult> {
+    const unguarded: LeaseResult = { acquired: true, key, owner: options.owner, expiresAt: Number.POSITIVE_INFINITY, release: async () => {}, renew: async () => {} };
+    const lease = await this.guard(() => this.store.acquireLease(key, options), unguarded);
+    if (!lease.acquired || lease === unguarded) return lease;
+    return Object.assign(lease, {
+      release: ((release) => () => this.guard(release, undefined))(lease.release),
+      renew: ((renew) => () => this.guard(renew, undefined))(lease.renew),
+    });
+  }
+
+  /**
+   * Waits while another process computes `key` (see `CacheStore.waitFor`); `undefined` (compute
+   * it yourself) once the store is down, even while waiting: a wait never outlives the store.
+   */
+  async waitFor(key: string, signal: AbortSignal): Promise<CacheEntry | undefined> {
+    if (this.down_) return undefined;
+    const both = AbortSignal.any([signal, this.downSignal.signal]);
+    try {
+      return await this.guard(() => this.store.waitFor(key, { signal: both }), undefined);
+    } catch (error) {
+      if (this.down_ && !signal.aborted) return undefined;
+      throw error;
+    }
+  }
 
   /**
    * The key of a node given its resolved, validated inputs. Artifacts count by content;
@@ -147,7 +258,7 @@ export class TaskCache {
    * with the key. Entries whose run or artifacts are gone or changed are evicted.
    */
   async lookup(key: string): Promise<{ entry?: CacheEntry; bad?: BadEntry }> {
-    const stored = await this.store.lookup(key);
+    const stored = await this.guard(() => this.store.lookup(key), {});
     if (stored.evicted) return { bad: { key, reason: stored.evicted } };
     let entry = stored.entry;
     let fromTracker = false;
@@ -162,13 +273,13 @@ export class TaskCache {
       // An entry another tracker recorded (a teammate's local store, through a shared redis)
       // cannot be checked from here: it is a miss here, but stays for whoever can use it.
       if (!fromTracker && this.isForeign(entry)) return {};
-      await this.store.delete(key).catch(() => false);
+      await this.guard(() => this.store.delete(key), false).catch(() => false);
       return { bad: { key, reason: problem } };
     }
     if (fromTracker) {
       // Later lookups stay local, and expire when the original would have.
       const left = this.trackerExpiry.get(key);
-      await this.store.set(entry, left !== undefined ? { ttlMs: Math.max(1, left - Date.now()) } : {}).catch(() => undefined);
+      await this.guard(() => this.store.set(entry, left !== undefined ? { ttlMs: Math.max(1, left - Date.now()) } : {}), undefined).catch(() => undefined);
     }
     return { entry };
   }
@@ -211,11 +322,12 @@ export class TaskCache {
 
   /**
    * Stores the entry of a successful run: in the store, and (with MLflow) in the experiment's
-   * index, where other machines find it with one read.
+   * index, where other machines find it with one read. `undefined` when the shared store is
+   * down: nothing is stored (the index entry would point at an entry the store never got).
    */
-  async record(key: TaskKey, node: FlowNode, runId: string, manifest: OutputsManifest): Promise<CacheEntry> {
+  async record(key: TaskKey, node: FlowNode, runId: string, manifest: OutputsManifest): Promise<CacheEntry | undefined> {
     const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;
-    const entry = await this.store.set(
+    const entry = await this.guard(() => this.store.set(
       {
         key: key.key,
         taskName: node.task.name,
@@ -225,7 +337,8 @@ export class TaskCache {
         outputs: { values: manifest.values, artifacts: manifest.artifacts },
       },
       ttlMs !== undefined ? { ttlMs } : {},
-    );
+    ), undefined);
+    if (!entry) return undefined;
     if (this.tracker.writeIndexEntry) {
       const doc: IndexDocument = { ...entry, ...(ttlMs !== undefined ? { expiresAt: entry.createdAt + ttlMs } : {}) };
       await this.tracker.writeIndexEntry(this.experimentId, indexName(entry.key), JSON.stringify(doc));

@@ -7,8 +7,8 @@ import { assertSerializable } from "../definition/serializable.ts";
 import { CairnError, OptionError, ParamError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { type ExecutionSettings, type FailurePolicy, FlowExecution, type TaskResult } from "../scheduler/flow-execution.ts";
-import { CacheStore } from "@cairn/cache";
-import { TaskCache, localArtifacts } from "../caching/task-cache.ts";
+import { type CacheBackendError, CacheStore } from "@cairn/cache";
+import { isStoreDown, localArtifacts, storeDownWarning, TaskCache } from "../caching/task-cache.ts";
 import { isArtifact } from "../definition/artifact.ts";
 import { isPlainObject } from "../definition/ref.ts";
 import { NullTracker } from "../tracking/null-tracker.ts";
@@ -57,6 +57,14 @@ export interface CacheRunOptions {
   refresh?: boolean;
   /** These tasks (node ids or task names) and their dependants run whatever the cache holds. */
   rerun?: string[];
+  /**
+   * When a shared store (redis, postgres) does not answer (after retrying for about a second and
+   * a half): `false` goes on without it, with one warning (lookups miss, nothing is stored, no
+   * leases); `true` fails with `CacheBackendError` instead: the run, when the store is unreachable
+   * at the start, else the task that met the failure.
+   * @default CAIRN_CACHE_STRICT=1, else false
+   */
+  strict?: boolean;
 }
 
 /** What `wait()` resolves to. */
@@ -119,6 +127,16 @@ export class FlowRun<Outputs = Record<string, unknown>> {
   /** Current state of every task, by node id. */
   tasks(): Record<string, TaskResult> {
     return Object.fromEntries([...this.execution.results].map(([id, r]) => [id, { ...r }]));
+  }
+
+  /**
+   * Attempts abandoned at their timeout or at cancel, because the task did not stop when
+   * `ctx.signal` aborted, whose work is still going on (the flow did not wait for them, and
+   * ignores their results). A process that wants to exit once the run is over need not wait
+   * for them either: the CLI does not.
+   */
+  abandoned(): Array<{ task: string; attempt: number }> {
+    return this.execution.abandoned();
   }
 
   /** Resolves when the flow has finished and every run is closed; never rejects for task failures. */
@@ -212,7 +230,10 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     tags: tracker.kind === "none" ? {} : { ...(await source), "cairn.flow": definition.name, "cairn.kind": "flow" },
   });
 
-  const cache = await openCache(options.cache, root, env, tracker, experimentId, secrets);
+  const { cache, storeDown } = await openRunCache(options.cache, root, env, tracker, experimentId, secrets).catch(async (error: unknown) => {
+    await tracker.endRun(flowRunId, "FAILED").catch(() => {}); // not left RUNNING by a store that is not there
+    throw error;
+  });
   for (const name of cache?.rerun ?? []) {
     if (!graph.nodes.has(name) && ![...graph.nodes.values()].some((n) => n.task.name === name)) {
       throw new OptionError(`rerun`, `a task name or node id of flow "${definition.name}" (${[...graph.nodes.keys()].join(", ")})`, name);
@@ -243,6 +264,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     const closed = describeAbandonedRuns(await abandoned);
     if (closed) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: closed, time: Date.now() });
     emitToRun({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, time: Date.now() });
+    if (storeDown) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: storeDownWarning(storeDown, true), time: Date.now() });
     let status: FlowStatus;
     let error: ErrorInfo | undefined;
     const onAbort = () => execution.cancel(options.signal?.reason);
@@ -291,6 +313,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
       await tracker.endRun(flowRunId, "FAILED").catch(() => {});
     }
     const durationMs = Math.round(performance.now() - started);
+    await execution.reportAbandoned();
     if (error) error = secrets.maskError(error);
     emitToRun({
       type: "flow",
@@ -319,7 +342,9 @@ export async function openFlowCache(
   const params = await validateParams(definition, options.params ?? {});
   const { root, tracker, experimentId } = await openTracking(definition, options, env);
   const abandoned = closeAbandonedRuns(tracker, [experimentId]);
-  const cache = await openCache(options.cache === false ? {} : options.cache, root, env, tracker, experimentId);
+  // Strict: plan and explain are about what the store holds; a store that does not answer is their error.
+  const option = options.cache === false || options.cache === true || options.cache === undefined ? {} : options.cache;
+  const cache = await openCache({ ...option, strict: true }, root, env, tracker, experimentId);
   return { tasks: cache!.tasks, params, tracker, abandoned: await abandoned };
 }
 
@@ -346,6 +371,32 @@ async function openTracking(
   return { root, tracker, experimentId };
 }
 
+/**
+ * The run's cache, as {@link openCache}; a shared store that is unreachable at the start is,
+ * unless the cache is strict, no cache for this run (`storeDown` says why, for its one warning).
+ */
+async function openRunCache(
+  option: RunOptions["cache"],
+  root: string,
+  env: NodeJS.ProcessEnv,
+  tracker: Tracker,
+  experimentId: string,
+  secrets: SecretRegistry,
+): Promise<{ cache: ExecutionSettings["cache"]; storeDown?: CacheBackendError }> {
+  try {
+    return { cache: await openCache(option, root, env, tracker, experimentId, secrets) };
+  } catch (error) {
+    if (!isStoreDown(error) || isStrict(option, env)) throw error;
+    return { cache: undefined, storeDown: error };
+  }
+}
+
+/** `cache.strict`, else CAIRN_CACHE_STRICT. */
+function isStrict(option: RunOptions["cache"], env: NodeJS.ProcessEnv): boolean {
+  const strict = typeof option === "object" && option !== null ? option.strict : undefined;
+  return strict ?? ["1", "true", "yes"].includes((env.CAIRN_CACHE_STRICT ?? "").toLowerCase());
+}
+
 /** Opens the run's cache, or undefined when it is off. Options are checked here, where they enter. */
 async function openCache(
   option: RunOptions["cache"],
@@ -357,13 +408,14 @@ async function openCache(
 ): Promise<ExecutionSettings["cache"]> {
   if (option === false) return undefined;
   const o: CacheRunOptions = option === true || option === undefined ? {} : option;
-  if (typeof o !== "object" || o === null) throw new OptionError("cache", "a boolean or { url?, store?, refresh?, rerun? }", option);
+  if (typeof o !== "object" || o === null) throw new OptionError("cache", "a boolean or { url?, store?, refresh?, rerun?, strict? }", option);
   if (o.rerun !== undefined && (!Array.isArray(o.rerun) || o.rerun.some((r) => typeof r !== "string"))) {
     throw new OptionError("cache.rerun", "an array of task names or node ids", o.rerun);
   }
+  if (o.strict !== undefined && typeof o.strict !== "boolean") throw new OptionError("cache.strict", "a boolean", o.strict);
   const store = o.store ?? (await CacheStore.fromUrl(o.url ?? (env.CAIRN_CACHE_URL || undefined), { root }));
   return {
-    tasks: new TaskCache(store, tracker, experimentId, root, env, secrets),
+    tasks: new TaskCache(store, tracker, experimentId, root, env, { strict: isStrict(o, env) }, secrets),
     refresh: o.refresh === true,
     rerun: o.rerun ?? [],
     ownStore: o.store === undefined,

@@ -1,4 +1,5 @@
 import { setMaxListeners } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
 import { dirname, resolve as resolvePath } from "node:path";
 import PQueue from "p-queue";
 import pRetry from "p-retry";
@@ -22,7 +23,15 @@ import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskEvent, type Ta
 import type { SecretRegistry } from "../run/secrets.ts";
 import { RunningTaskContext, type SharedContext } from "./running-task-context.ts";
 import type { CacheEntry } from "@cairn/cache";
-import { CACHE_KEY_TAG, CACHED_FROM_TAG, type StoredManifest, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
+import {
+  CACHE_KEY_TAG,
+  CACHED_FROM_TAG,
+  isStoreDown,
+  type StoredManifest,
+  storeDownWarning,
+  type TaskCache,
+  type TaskKey,
+} from "../caching/task-cache.ts";
 import { sourceRunsAhead } from "../caching/plan.ts";
 import { NullTracker } from "../tracking/null-tracker.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
@@ -112,6 +121,8 @@ export class FlowExecution {
    * started are given up at once; a started node gives its own up once its processes are gone.
    */
   private readonly leases = new Map<{ release(): Promise<void> }, NodeState>();
+  /** Abandoned attempts still running (see abandon). */
+  private readonly stray = new Set<StrayAttempt>();
   /** Cache hits whose runs are still being ended (see completeCached). */
   private readonly recording = new Set<Promise<void>>();
   /** Rejects with the stop reason once the flow is stopped; raced against every running task. */
@@ -162,6 +173,8 @@ export class FlowExecution {
       const linked = states[i]!.dependants;
       for (let k = 0; k < next.length; k++) linked.push(states[next[k]!]!);
     }
+    // One warning for the run, from whichever task met the dead store first.
+    s.cache?.tasks.onStoreDown((error) => this.warn(undefined, storeDownWarning(error, false)));
     if (s.cache && (s.cache.refresh || s.cache.rerun.length)) {
       const rerun = new Set(s.cache.rerun);
       const force = (state: NodeState) => {
@@ -308,6 +321,7 @@ export class FlowExecution {
       if (tracking) await this.finishTracking(node, runId, recorder, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
       if (cache && state.key) {
         const entry = await cache.record(state.key, node, runId, manifest!).catch((e: unknown) => {
+          if (cache.strict && isStoreDown(e)) throw e;
           this.warn(id, `could not store the cache entry: ${(e as Error).message}`);
           return undefined;
         });
@@ -372,6 +386,11 @@ export class FlowExecution {
       if (entry) return await this.completeCached(state, entry, started);
     } catch (error) {
       if (this.controller.signal.aborted) return;
+      if (cache.strict && isStoreDown(error)) {
+        state.settleFlight?.(undefined);
+        this.complete(state, "failed", started, toErrorInfo(error));
+        return this.afterFailure(state);
+      }
       this.warn(id, `cache lookup failed (${(error as Error).message}); running it`);
     }
     if (!this.controller.signal.aborted) this.enqueue(state);
@@ -399,7 +418,7 @@ export class FlowExecution {
         cache.inflight.delete(key);
         settle(entry);
       };
-      const lease = await cache.store.acquireLease(key, { ttlMs: LEASE_TTL_MS, owner: `${cache.owner} ${this.s.flowRunId} ${id}` });
+      const lease = await cache.acquireLease(key, { ttlMs: LEASE_TTL_MS, owner: `${cache.owner} ${this.s.flowRunId} ${id}` });
       if (lease.acquired) {
         // Someone may have written the entry and let go between our lookup and our lease.
         const late = state.forceRun ? undefined : (await cache.lookup(key)).entry;
@@ -423,7 +442,7 @@ export class FlowExecution {
       this.emitTask(id, "waiting");
       state.settleFlight(undefined);
       state.settleFlight = undefined;
-      const entry = await cache.store.waitFor(key, { signal: this.controller.signal });
+      const entry = await cache.waitFor(key, this.controller.signal);
       if (entry) return entry;
     }
     return undefined;
@@ -482,8 +501,8 @@ export class FlowExecution {
     while (this.recording.size) await Promise.all(this.recording);
   }
 
-  private warn(task: string, message: string): void {
-    this.s.emit({ type: "log", level: "warn", runId: this.s.flowRunId, task, message, time: Date.now() });
+  private warn(task: string | undefined, message: string): void {
+    this.s.emit({ type: "log", level: "warn", runId: this.s.flowRunId, ...(task !== undefined ? { task } : {}), message, time: Date.now() });
   }
 
   private async validateInputs(node: FlowNode, raw: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -551,25 +570,40 @@ export class FlowExecution {
     let aborted = this.flowAborted;
     let cleanup: (() => void) | undefined;
     if (timeoutMs) {
+      // Not AbortSignal.timeout: its reason would be a bare TimeoutError, while ctx.signal.reason is
+      // what a task (and the process executor) throws, so it names the task and attempt; and its
+      // timer could not be cleared when the attempt ends. Not AbortSignal.any either: on Node 20
+      // its composite signals (weak references, a finalization registry) cost several times this
+      // controller and its one listener, on every timed attempt (BENCHMARKS.md, timed no-op tasks).
       const flowSignal = this.controller.signal;
       const ac = new AbortController();
       const onFlowAbort = () => ac.abort(flowSignal.reason);
       flowSignal.addEventListener("abort", onFlowAbort, { once: true });
       const timer = setTimeout(() => ac.abort(new TaskTimeoutError(node.id, timeoutMs, attempt)), timeoutMs);
       signal = ac.signal;
-      aborted = rejectOnAbort(ac.signal);
+      aborted = rejectOnAbort(signal);
       cleanup = () => {
         clearTimeout(timer);
         flowSignal.removeEventListener("abort", onFlowAbort);
       };
     }
+    const ctx = new RunningTaskContext(this.shared, node, runId, attempt, signal, recorder, state);
     try {
-      const ctx = new RunningTaskContext(this.shared, node, runId, attempt, signal, recorder, state);
       let output: unknown;
       try {
         const returned = node.task.run(inputs, ctx);
         // A synchronous result needs no race: nothing can cancel it any more.
-        output = returned instanceof Promise ? await Promise.race([returned, aborted]) : returned;
+        if (returned instanceof Promise) {
+          try {
+            output = await Promise.race([returned, aborted]);
+          } catch (error) {
+            // The attempt is over at its signal, whether or not the task listens to it.
+            if (signal.aborted && error === signal.reason) this.abandon(node.id, attempt, returned, ctx);
+            throw error;
+          }
+        } else {
+          output = returned;
+        }
       } catch (error) {
         if (error instanceof Error || error instanceof StopReason) throw error;
         throw new NonErrorThrownError(node.id, error);
@@ -579,6 +613,51 @@ export class FlowExecution {
     } finally {
       cleanup?.();
     }
+  }
+
+  /**
+   * An attempt whose signal aborted (timeout, or the flow stopped) is over for the scheduler at
+   * once: retries start, the flow moves on. Its work may go on if the task ignores the signal:
+   * its context is closed (what it logs or writes from then on goes nowhere), whatever it
+   * returns or throws later is dropped, and if it is still running a moment later it is
+   * reported as abandoned, once. Process tasks are ended by their executor (SIGTERM, then SIGKILL).
+   */
+  private abandon(task: string, attempt: number, work: Promise<unknown>, ctx: RunningTaskContext): void {
+    ctx.close();
+    const why = ctx.signal.reason instanceof TaskTimeoutError ? "its timeout" : "the flow stopped";
+    const report = () => {
+      stray.report = undefined;
+      this.warn(
+        task,
+        `Attempt ${attempt} of task "${task}" did not stop at ${why}: abandoned. The flow does not wait ` +
+          `for it, and what it returns, throws, logs as metrics or writes as artifacts from now on is dropped. ` +
+          `Pass ctx.signal to what the task awaits so that it stops.`,
+      );
+    };
+    const gone = () => void this.stray.delete(stray);
+    const stray: StrayAttempt = { task, attempt, settled: work.then(gone, gone), noticeAt: Date.now() + ABANDONED_NOTICE_MS, report };
+    this.stray.add(stray);
+    // A task that honours its signal settles within a moment: only the others are reported.
+    void sleep(ABANDONED_NOTICE_MS, undefined, { ref: false }).then(() => {
+      if (this.stray.has(stray)) stray.report?.();
+    });
+  }
+
+  /**
+   * Before the flow's last event: reports the abandoned attempts not reported yet that are still
+   * running once their moment to stop has passed (at most {@link ABANDONED_NOTICE_MS} from now).
+   */
+  async reportAbandoned(): Promise<void> {
+    const unreported = [...this.stray].filter((s) => s.report);
+    if (!unreported.length) return;
+    const last = Math.max(...unreported.map((s) => s.noticeAt)) - Date.now();
+    if (last > 0) await Promise.race([Promise.all(unreported.map((s) => s.settled)), sleep(last)]);
+    for (const stray of unreported) if (this.stray.has(stray)) stray.report?.();
+  }
+
+  /** Attempts abandoned at their timeout or cancellation (see {@link abandon}) that have not ended yet. */
+  abandoned(): Array<{ task: string; attempt: number }> {
+    return [...this.stray].map(({ task, attempt }) => ({ task, attempt }));
   }
 
   /** The output as stored; synchronous unless the task has an output schema. */
@@ -775,11 +854,25 @@ async function uploadArtifacts(tracker: Tracker, runId: string, outputs: unknown
   await Promise.all(uploads);
 }
 
+/** An attempt still running this long after its signal aborted is reported as abandoned. */
+const ABANDONED_NOTICE_MS = 1000;
+
 /** A computing task's lease on its key lasts this long unless renewed (every third of it). */
 const LEASE_TTL_MS = 10_000;
 
 /** createRun options for the null tracker, which ignores them: no tags object per task. */
 const NO_RUN = { experimentId: "0", name: "" };
+
+/** An abandoned attempt still running; `report` warns about it, once. */
+interface StrayAttempt {
+  readonly task: string;
+  readonly attempt: number;
+  /** Resolves when its work ends, however. */
+  settled: Promise<void>;
+  /** Epoch ms after which it counts as ignoring its signal. */
+  readonly noticeAt: number;
+  report: (() => void) | undefined;
+}
 
 /** What the scheduler keeps per node. */
 interface NodeState {

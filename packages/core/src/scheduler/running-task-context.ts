@@ -37,6 +37,8 @@ export class RunningTaskContext implements TaskContext {
   private log_?: RunLog;
   private artifacts_?: ArtifactWriter;
   private logger_?: TaskLogger;
+  /** Set when the scheduler abandoned the attempt (see {@link close}). */
+  private closed = false;
   readonly params: Record<string, unknown>;
   readonly flowRunId: string;
   readonly tracking: TaskContext["tracking"];
@@ -60,6 +62,16 @@ export class RunningTaskContext implements TaskContext {
     if (this.holder) (this.holder.held ??= []).push(work);
   }
 
+  /**
+   * Ends the attempt for its task: params, metrics and tags it logs from now on are dropped, and
+   * artifact writes fail with the reason its signal aborted, so that abandoned work cannot change
+   * the run that a retry, or the task's outcome, now owns. Log lines still go out (they say what
+   * the stray work is doing), masked as ever.
+   */
+  close(): void {
+    this.closed = true;
+  }
+
   get nodeId(): string {
     return this.node.id;
   }
@@ -81,19 +93,20 @@ export class RunningTaskContext implements TaskContext {
     const { recorder } = this;
     const { secrets } = this.shared;
     const id = this.node.id;
+    const open = () => !this.closed;
     return (this.log_ = {
       // Keys are checked as well as values: a key is written as plainly as its value.
       param(key, value) {
         if (!secrets.empty) secrets.assertClean([key, String(value)], id, `param "${secrets.mask(key)}"`);
-        recorder.param(key, String(value));
+        if (open()) recorder.param(key, String(value));
       },
       metric(key, value, step = 0) {
         if (!secrets.empty) secrets.assertClean([key, value], id, `metric "${secrets.mask(key)}"`);
-        recorder.metric(key, value, step);
+        if (open()) recorder.metric(key, value, step);
       },
       tag(key, value) {
         if (!secrets.empty) secrets.assertClean([key, value], id, `tag "${secrets.mask(key)}"`);
-        recorder.tag(key, value);
+        if (open()) recorder.tag(key, value);
       },
     });
   }
@@ -121,14 +134,19 @@ export class RunningTaskContext implements TaskContext {
       const artifactPath = safeRelativePath(name, { taskName, source });
       return { kind: "cairn.artifact", path: join(artifactDir, artifactPath), artifactPath, runId };
     };
+    const checkOpen = () => {
+      if (this.closed) throw this.signal.reason;
+    };
     return (this.artifacts_ = {
       async write(name, data) {
+        checkOpen();
         const a = file(name, "ctx.artifacts.write()");
         await mkdir(dirname(a.path), { recursive: true });
         await writeFile(a.path, data);
         return a;
       },
       async path(name) {
+        checkOpen();
         // No name (or "") is the folder itself, for tools that fill a folder.
         if (name === "" || name === undefined) {
           await mkdir(artifactDir, { recursive: true });

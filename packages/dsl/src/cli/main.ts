@@ -4,7 +4,7 @@ import type { Writable } from "node:stream";
 import { type ParseArgsConfig, parseArgs, parseEnv } from "node:util";
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
-import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
+import { CacheError, CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import bytes from "bytes";
 import ms from "ms";
 import {
@@ -87,6 +87,8 @@ Options:
       --no-cache             Neither look up nor store results: every task runs.
       --rerun TASK           Run TASK (a task name or node id) and its dependants even if cached; repeatable.
       --refresh              Run every task even if cached, and store the results again.
+      --cache-strict         Fail when the shared cache (CAIRN_CACHE_URL) does not answer, instead of
+                             going on without it with a warning (also CAIRN_CACHE_STRICT=1).
       --json                 Print one JSON event per line on stdout (see README, "Events").
       --root DIR             Folder of Cairn's local state. Default: .cairn
   -h, --help                 Show this help`,
@@ -137,7 +139,10 @@ Options:
       --root DIR      Folder of Cairn's local state. Default: .cairn`,
 };
 
-/** Runs the CLI with `argv` (without `node cairn`); resolves to the exit code. Never calls process.exit. */
+/**
+ * Runs the CLI with `argv` (without `node cairn`); resolves to the exit code. Calls process.exit
+ * only for a second Ctrl-C, and after a run that left abandoned work running (see exitDespiteAbandoned).
+ */
 export async function main(argv: string[], io: CliIo = {}): Promise<number> {
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
@@ -194,7 +199,8 @@ function reportError(error: unknown, stderr: Writable): number {
     error instanceof UnsupportedTrackingUriError ||
     error instanceof CacheStoreUrlError ||
     error instanceof CacheOptionError;
-  if (error instanceof CairnError || error instanceof CacheStoreUrlError || error instanceof CacheOptionError) {
+  // Errors Cairn expects (a dead cache store among them) are their message; a stack is for bugs.
+  if (error instanceof CairnError || error instanceof CacheError) {
     stderr.write(`cairn: ${error.name}: ${error.message}\n`);
   } else if (error instanceof Error) {
     stderr.write(`cairn: ${error.stack ?? error.message}\n`);
@@ -224,6 +230,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       secrets: { type: "string" },
       "no-tracking": { type: "boolean" },
       "no-cache": { type: "boolean" },
+      "cache-strict": { type: "boolean" },
       rerun: { type: "string", multiple: true },
       refresh: { type: "boolean" },
       json: { type: "boolean" },
@@ -263,7 +270,9 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     ...(values.experiment ? { experiment: values.experiment } : {}),
     ...(secrets ? { secrets } : {}),
     ...(values["no-tracking"] ? { tracker: false as const } : {}),
-    cache: values["no-cache"] ? false : { refresh: values.refresh === true, rerun: values.rerun ?? [] },
+    cache: values["no-cache"]
+      ? false
+      : { refresh: values.refresh === true, rerun: values.rerun ?? [], ...(values["cache-strict"] ? { strict: true } : {}) },
     ...(values.root ? { root: values.root } : {}),
     env: io.env,
   });
@@ -286,12 +295,28 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   try {
     const result = await run.wait();
     reporter.finish(result);
-    if (interrupted) return EXIT.interrupted;
-    return result.status === "succeeded" ? EXIT.ok : EXIT.flowFailed;
+    const code = interrupted ? EXIT.interrupted : result.status === "succeeded" ? EXIT.ok : EXIT.flowFailed;
+    exitDespiteAbandoned(run, code, reporter, io);
+    return code;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
+}
+
+/**
+ * Work of abandoned attempts (tasks that ignore `ctx.signal`) would keep the process alive
+ * after the run, its timers and sockets beyond Cairn's reach: the CLI exits without waiting
+ * for it, and process tasks' groups are killed on exit. Only for the real CLI
+ * (`handleSignals`), never where the CLI runs inside another program.
+ */
+function exitDespiteAbandoned(run: { abandoned(): Array<{ task: string; attempt: number }> }, code: number, reporter: { notice(message: string): void }, io: CliIo): void {
+  const stray = run.abandoned();
+  if (!stray.length || io.handleSignals === false) return;
+  const which = stray.map((s) => `"${s.task}" attempt ${s.attempt}`).join(", ");
+  reporter.notice(`Exiting without waiting for abandoned work still running: ${which}.`);
+  // After main() returns and the exit code is set; the exit hook kills process groups still alive.
+  setImmediate(() => process.exit(code));
 }
 
 async function graphCommand(args: string[], stdout: Writable, importFlow?: FlowImporter): Promise<number> {

@@ -1,0 +1,143 @@
+/**
+ * A task that ignores its AbortSignal never overruns its timeout (class 6 of the hardening
+ * issue). At the timeout the attempt is over: the retry starts, the flow moves on, the stray
+ * work is reported as abandoned, and nothing it does afterwards (return, throw, metrics,
+ * artifacts) reaches the task's outcome, its run or the cache. The CLI exits without waiting
+ * for it; process groups that ignore SIGTERM are killed. Bounds are loose: the stray work
+ * lasts 30 s, the assertions allow a fraction of that.
+ */
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { flow, task, TaskTimeoutError } from "@cairn/dsl";
+import type { TaskEvent } from "@cairn/dsl";
+import { cairnRun, runCollect, statuses, taskEvents, tmp } from "../cache/helpers.ts";
+
+const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
+const STACK_LINE = /^\s+at .+:\d+:\d+\)?$/m;
+
+/** Polls `check` every 50 ms until it holds, for at most `ms`. */
+async function eventually(check: () => boolean, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("a task that ignores its AbortSignal", () => {
+  it("cairn run: the retry starts at the timeout, the stray attempt is reported, and the CLI exits in seconds", async () => {
+    const exit = await cairnRun(fixture("ignores-signal.flow.ts"), await tmp(), ["--no-tracking"]).done;
+    expect(exit.code).toBe(1);
+    expect(exit.json.at(-1)).toMatchObject({ type: "flow", status: "failed" });
+    const running = taskEvents(exit.json, "stubborn").filter((e) => e.status === "running");
+    expect(running.map((e) => e.attempt)).toEqual([1, 2]);
+    // Attempt 1 sleeps 30 s: attempt 2 starts at its timeout (0.5 s), not after it.
+    expect(running[1]!.time - running[0]!.time).toBeLessThan(10_000);
+    const failed = taskEvents(exit.json, "stubborn").find((e) => e.status === "failed")!;
+    expect(failed.error).toMatchObject({ name: "TaskTimeoutError" });
+    expect(exit.stderr).toMatch(/Attempt 1 of task "stubborn" did not stop at its timeout: abandoned/);
+    expect(exit.stderr).toMatch(/Exiting without waiting for abandoned work still running: "stubborn" attempt 1/);
+    expect(exit.stderr).not.toMatch(STACK_LINE);
+    expect(exit.ms).toBeLessThan(15_000); // the stray work lasts 30 s
+  });
+
+  it("its late return, throw, metrics and artifacts reach neither the outputs, nor the run, nor the cache", async () => {
+    const root = await tmp();
+    const late: { write?: unknown; returned?: boolean } = {};
+    const calls = { n: 0 };
+    const slowFirst = task("slow-first")
+      .timeout(400)
+      .retries(1, { minDelayMs: 0 })
+      .run(async (_inputs, ctx) => {
+        calls.n++;
+        if (ctx.attempt === 1) {
+          await new Promise((r) => setTimeout(r, 1500)); // ignores ctx.signal
+          ctx.log.metric("late_metric", 1);
+          late.write = await ctx.artifacts.write("model.txt", "from attempt 1").catch((e: unknown) => e);
+          late.returned = true;
+          return { who: 1, model: late.write };
+        }
+        return { who: 2, model: await ctx.artifacts.write("model.txt", "from attempt 2") };
+      });
+    const throwsLate = task("throws-late")
+      .timeout(400)
+      .retries(1, { minDelayMs: 0 })
+      .run(async (_inputs, ctx) => {
+        if (ctx.attempt === 1) {
+          await new Promise((r) => setTimeout(r, 1500));
+          throw new Error("late failure of attempt 1");
+        }
+        return { ok: true };
+      });
+    const f = flow("abandoned-late").build(() => ({ who: slowFirst().who, ok: throwsLate().ok }));
+
+    const first = await runCollect(f, { root });
+    expect(statuses(first.result)).toEqual({ "slow-first": "succeeded", "throws-late": "succeeded" });
+    expect(first.result.outputs).toEqual({ who: 2, ok: true });
+    expect(first.warnings.filter((w) => /did not stop at its timeout: abandoned/.test(w))).toHaveLength(2);
+    // Let the stray attempts finish, then look at what they left.
+    expect(await eventually(() => late.returned === true && first.run.abandoned().length === 0, 20_000)).toBe(true);
+    expect(late.write).toBeInstanceOf(TaskTimeoutError);
+    expect(late.write).toMatchObject({ nodeId: "slow-first", attempt: 1 });
+    const taskRun = first.result.tasks["slow-first"]!;
+    expect(taskRun.outputs).toMatchObject({ who: 2 });
+    const model = (taskRun.outputs as { model: { path: string } }).model.path;
+    expect(await readFile(model, "utf8")).toBe("from attempt 2");
+    const record = await first.run.tracker.getRun(taskRun.runId!);
+    expect(record!.metrics).not.toHaveProperty("late_metric");
+    const artifactDir = (first.run.tracker as unknown as { artifactDir(runId: string): string }).artifactDir(taskRun.runId!);
+    const outputsJson = JSON.parse(await readFile(join(artifactDir, "cairn", "outputs.json"), "utf8"));
+    expect(outputsJson.values.who).toBe(2);
+
+    // The cache holds attempt 2's outputs, and its artifact still matches: the next run is a hit.
+    const second = await runCollect(f, { root });
+    expect(statuses(second.result)).toEqual({ "slow-first": "cached", "throws-late": "cached" });
+    expect(second.result.outputs).toEqual({ who: 2, ok: true });
+    expect(second.warnings).toEqual([]);
+    expect(calls.n).toBe(2);
+  });
+
+  it("a well-behaved task that stops at its signal is not reported as abandoned", async () => {
+    const polite = task("polite")
+      .timeout(300)
+      .run(async (_inputs, ctx) => {
+        await new Promise((resolve, reject) => {
+          const timer = setTimeout(resolve, 30_000);
+          ctx.signal.addEventListener("abort", () => (clearTimeout(timer), reject(ctx.signal.reason)), { once: true });
+        });
+        return {};
+      });
+    const run = await runCollect(flow("polite").build(() => ({ done: polite() })), { root: await tmp() });
+    expect(statuses(run.result)).toEqual({ polite: "failed" });
+    expect(run.result.tasks.polite!.error).toMatchObject({ name: "TaskTimeoutError" });
+    expect(run.warnings).toEqual([]);
+    expect(run.run.abandoned()).toEqual([]);
+  });
+
+  it("cairn run: a process group that ignores SIGTERM does not keep the CLI past its timeout, and is killed", async () => {
+    const dir = await tmp();
+    const pidFile = join(dir, "pid");
+    const doneFile = join(dir, "done");
+    const exit = await cairnRun(fixture("traps-term.flow.ts"), await tmp(), ["--no-tracking"], { PID_FILE: pidFile, DONE_FILE: doneFile }).done;
+    expect(exit.code).toBe(1);
+    const failed = taskEvents(exit.json, "traps").find((e: TaskEvent) => e.status === "failed")!;
+    expect(failed.error).toMatchObject({ name: "TaskTimeoutError" });
+    // The grace period before SIGKILL is 60 s; the CLI left long before, killing the group on its way out.
+    expect(exit.ms).toBeLessThan(20_000);
+    const pid = Number(await readFile(pidFile, "utf8"));
+    expect(await eventually(() => !alive(pid), 10_000)).toBe(true);
+    expect(existsSync(doneFile)).toBe(false);
+  });
+});

@@ -1,0 +1,197 @@
+/**
+ * A shared cache store that dies or is not there never hangs a run (class 5 of the hardening
+ * issue). With a real redis-server, stopped while a flow runs, and a closed port for one that is
+ * unreachable at the start: by default the run goes on without the shared cache with one
+ * warning; under the strict option it fails with a CacheBackendError, and the CLI prints it
+ * without a stack trace. Time bounds are loose (well under the old hangs), never tight.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { CacheBackendError, CacheStore } from "@cairn/cache";
+import { flow, task } from "@cairn/dsl";
+import { freePort } from "../../packages/cache/test/_free-port.ts";
+import { startPostgresServer } from "../../packages/cache/test/postgres-server.ts";
+import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
+import { type Exit, type Started, cairnRun, filesIn, finalStatus, killGroup, runCollect, statuses, tmp } from "../cache/helpers.ts";
+
+const SLOW_FLOW = new URL("./fixtures/slow-redis.flow.ts", import.meta.url).pathname;
+
+const servers: RedisServer[] = [];
+const children: Started[] = [];
+afterAll(async () => {
+  for (const c of children) killGroup(c.child);
+  await Promise.all(servers.map((s) => s.stop()));
+});
+
+/** A redis-server of this test alone, so that stopping it touches no other test. */
+async function ownRedis(): Promise<RedisServer> {
+  const server = await startRedisServer();
+  servers.push(server);
+  return server;
+}
+
+/** A URL where nothing listens. */
+async function closedPort(): Promise<string> {
+  return `redis://127.0.0.1:${await freePort()}`;
+}
+
+/** `cairn run` of the slow fixture that calls `onRunning` once the task `slow` runs. */
+function runSlowFlow(root: string, env: NodeJS.ProcessEnv, onRunning: () => void, args: string[] = []): Started {
+  let seen = false;
+  const started = cairnRun(SLOW_FLOW, root, args, env, (out) => {
+    if (seen || !/"status":"running","runId":"[^"]+","task":"slow"/.test(out)) return;
+    seen = true;
+    onRunning();
+  });
+  children.push(started);
+  return started;
+}
+
+/** Log lines of the run (`--json` prints them on stderr as `[task] message`). */
+const warnings = (exit: Exit) => exit.stderr.split("\n").filter((line) => /^\[[^\]]+\] /.test(line));
+const STACK_LINE = /^\s+at .+:\d+:\d+\)?$/m;
+
+describe("redis dies while a flow runs", () => {
+  it("the flow finishes without the shared cache, with one warning, and exits by itself", async () => {
+    const redis = await ownRedis();
+    const root = await tmp();
+    const exit = await runSlowFlow(root, { CAIRN_CACHE_URL: redis.url, SLOW_MS: "2000" }, () => void redis.stop()).done;
+    expect(exit.json.at(-1)).toMatchObject({ type: "flow", status: "succeeded" });
+    expect(exit.code).toBe(0);
+    expect(["a", "slow", "after"].map((t) => finalStatus(exit.json, t))).toEqual(["succeeded", "succeeded", "succeeded"]);
+    const warned = warnings(exit);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatch(/The redis cache at redis:\/\/127\.0\.0\.1:\d+.* failed to .*without the shared cache/);
+    expect(exit.stderr).not.toMatch(STACK_LINE);
+    expect(exit.ms).toBeLessThan(30_000); // it hung for minutes before
+  });
+
+  it("a process waiting on another's lease stops waiting when redis dies, and computes the task itself", async () => {
+    const redis = await ownRedis();
+    const root = await tmp();
+    const markers = await tmp();
+    // The holder computes `slow` for a long time; the waiter would wait for all of it.
+    let holderRunning!: () => void;
+    const holderStarted = new Promise<void>((r) => (holderRunning = r));
+    const holder = runSlowFlow(root, { CAIRN_CACHE_URL: redis.url, SLOW_MS: "60000", MARKER_DIR: markers }, () => holderRunning());
+    await holderStarted;
+    let waiting = false;
+    const waiter = cairnRun(SLOW_FLOW, root, [], { CAIRN_CACHE_URL: redis.url, SLOW_MS: "200", MARKER_DIR: markers }, (out) => {
+      if (waiting || !/"status":"waiting","runId":"[^"]+","task":"slow"/.test(out)) return;
+      waiting = true;
+      void redis.stop();
+    });
+    children.push(waiter);
+    const exit = await waiter.done;
+    killGroup(holder.child);
+    expect(waiting).toBe(true);
+    expect(exit.json.at(-1)).toMatchObject({ type: "flow", status: "succeeded" });
+    expect(finalStatus(exit.json, "slow")).toBe("succeeded"); // computed here, not waited for
+    expect(warnings(exit), exit.stderr).toHaveLength(1);
+    expect(await filesIn(markers)).toEqual([`slow-${waiter.child.pid}`]); // the holder never finished it
+    expect(exit.ms).toBeLessThan(30_000); // the holder's task takes 60 s
+  });
+
+  it("strict: the task that meets the dead store fails with CacheBackendError, and the flow fails", async () => {
+    const redis = await ownRedis();
+    const root = await tmp();
+    const exit = await runSlowFlow(root, { CAIRN_CACHE_URL: redis.url, SLOW_MS: "1000" }, () => void redis.stop(), ["--cache-strict"]).done;
+    expect(exit.json.at(-1)).toMatchObject({ type: "flow", status: "failed" });
+    expect(exit.code).toBe(1);
+    const failed = exit.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
+    expect(failed.error.name).toBe("CacheBackendError");
+    expect(failed.error.message).toMatch(/The redis cache at redis:\/\/127\.0\.0\.1:\d+.* failed to .*Check that redis is running/);
+    expect(warnings(exit).filter((w) => /without the shared cache/.test(w))).toEqual([]);
+    expect(exit.stderr).not.toMatch(STACK_LINE);
+    expect(exit.ms).toBeLessThan(30_000);
+  });
+});
+
+describe("redis unreachable when the run starts", () => {
+  it("the CLI warns once, quickly, runs every task, and exits 0", async () => {
+    const exit = await runSlowFlow(await tmp(), { CAIRN_CACHE_URL: await closedPort(), SLOW_MS: "10" }, () => {}).done;
+    expect(exit.json.at(-1)).toMatchObject({ type: "flow", status: "succeeded" });
+    expect(exit.code).toBe(0);
+    const warned = warnings(exit);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatch(/failed to connect: connect ECONNREFUSED .*The run goes on without the shared cache/);
+    expect(exit.stderr).not.toMatch(STACK_LINE);
+    expect(exit.ms).toBeLessThan(15_000); // 7 s and a stack trace before, under load
+  });
+
+  it("strict (--cache-strict or CAIRN_CACHE_STRICT=1): exit code 1, the error on one line, no stack trace", async () => {
+    for (const [args, env] of [[["--cache-strict"], {}], [[], { CAIRN_CACHE_STRICT: "1" }]] as const) {
+      const url = await closedPort();
+      const exit = await runSlowFlow(await tmp(), { CAIRN_CACHE_URL: url, SLOW_MS: "10", ...env }, () => {}, [...args]).done;
+      expect(exit.code).toBe(1);
+      expect(exit.stderr).toMatch(new RegExp(`^cairn: CacheBackendError: The redis cache at ${url.replace(/\./g, "\\.")}/? failed to connect: .*Check that redis is running`));
+      expect(exit.stderr).not.toMatch(STACK_LINE);
+      expect(finalStatus(exit.json, "a")).toBeUndefined(); // nothing ran
+      expect(exit.ms).toBeLessThan(15_000);
+    }
+  });
+
+  it("in code: run() goes on with one warning, and cache: { strict: true } rejects with CacheBackendError", async () => {
+    let calls = 0;
+    const t = task("unreachable-at-start").run(() => (calls++, { ok: true }));
+    const f = flow("unreachable-at-start").build(() => ({ ok: t().ok }));
+    const url = await closedPort();
+    const root = await tmp();
+    const started = performance.now();
+    const run = await runCollect(f, { root, cache: { url } });
+    expect(performance.now() - started).toBeLessThan(15_000);
+    expect(statuses(run.result)).toEqual({ "unreachable-at-start": "succeeded" });
+    expect(run.warnings).toHaveLength(1);
+    expect(calls).toBe(1);
+    const error = await f.run({ root, env: {}, cache: { url, strict: true } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheBackendError);
+    expect(error).toMatchObject({ backend: "redis", operation: "connect" });
+  });
+});
+
+describe("postgres dies while a flow runs (the same path as redis)", () => {
+  it("the flow finishes without the shared cache, with one warning", async (context) => {
+    const server = await startPostgresServer();
+    if ("skip" in server) return context.skip(server.skip);
+    let stopped: Promise<void> | undefined;
+    try {
+      const slow = task("pg-slow").run(async () => (await new Promise((r) => setTimeout(r, 1500)), { y: 1 }));
+      const after = task("pg-after").input<{ y: number }>().run(({ y }) => ({ z: y + 1 }));
+      const f = flow("postgres-down").build(() => ({ z: after({ y: slow().y }).z }));
+      const started = performance.now();
+      const run = await f.run({ root: await tmp(), env: {}, cache: { url: server.url } });
+      const warned: string[] = [];
+      run.on((e) => {
+        if (e.type === "task" && e.task === "pg-slow" && e.status === "running") stopped = server.stop();
+        if (e.type === "log" && e.level === "warn") warned.push(e.message);
+      });
+      const result = await run.wait();
+      expect(stopped).toBeDefined();
+      expect(result.status).toBe("succeeded");
+      expect(result.outputs).toEqual({ z: 2 });
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toMatch(/The postgres cache at .* failed to .*without the shared cache/);
+      expect(performance.now() - started).toBeLessThan(30_000);
+    } finally {
+      await (stopped ?? server.stop());
+    }
+  });
+});
+
+describe("the store on a dead redis", () => {
+  it("an operation fails with CacheBackendError within a few seconds instead of waiting for redis to return", async () => {
+    const redis = await ownRedis();
+    const store = await CacheStore.fromUrl(redis.url);
+    try {
+      expect(await store.get("k1")).toBeUndefined();
+      await redis.stop();
+      for (const operation of [() => store.get("k1"), () => store.acquireLease("k1", { ttlMs: 10_000, owner: "test" }), () => store.waitFor("k1")]) {
+        const started = performance.now();
+        const error = await operation().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(CacheBackendError);
+        expect(performance.now() - started).toBeLessThan(10_000);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});
