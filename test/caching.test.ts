@@ -237,7 +237,7 @@ function cliRun(file: string, root: string, extraEnv: NodeJS.ProcessEnv = {}): P
   return new Promise((done, fail) => {
     const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
     delete env.MLFLOW_TRACKING_URI;
-    const child = spawn(process.execPath, [join(repo, "packages/dsl/bin/cairn.mjs"), "run", file, "--json", "--root", root], { env, stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [join(repo, "packages/cli/bin/cairn.mjs"), "run", file, "--json", "--root", root], { env, stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d));
     child.on("error", fail);
@@ -268,7 +268,7 @@ describe("across processes", () => {
     await new Promise<void>((done, fail) => {
       const env: NodeJS.ProcessEnv = { ...process.env, MARKER_DIR: markers };
       delete env.MLFLOW_TRACKING_URI;
-      const child = spawn(process.execPath, [join(repo, "packages/dsl/bin/cairn.mjs"), "run", file, "--json", "--root", root], { env, stdio: ["ignore", "pipe", "inherit"], detached: true });
+      const child = spawn(process.execPath, [join(repo, "packages/cli/bin/cairn.mjs"), "run", file, "--json", "--root", root], { env, stdio: ["ignore", "pipe", "inherit"], detached: true });
       let out = "";
       child.stdout.on("data", (d: Buffer) => {
         out += d;

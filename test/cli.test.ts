@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 
 const repo = resolve(import.meta.dirname, "..");
-const bin = join(repo, "packages/dsl/bin/cairn.mjs");
+const bin = join(repo, "packages/cli/bin/cairn.mjs");
 const tsx = join(repo, "node_modules/.bin/tsx");
 const fixture = (name: string) => join(repo, "test/fixtures", name);
 

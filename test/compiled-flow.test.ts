@@ -24,7 +24,7 @@ beforeAll(async () => {
   await writeFile(
     join(dir, "lib", "steps.ts"),
     [
-      `import { script, task } from "@cairn/dsl";`,
+      `import { script, task } from "cairn-dag";`,
       `import { scale, type Shape } from "./shape.ts";`,
       // A path relative to this module (lib/), not to the flow or the working directory.
       `export const step = script("step", { file: "step.py" });`,
@@ -34,7 +34,7 @@ beforeAll(async () => {
   await writeFile(
     join(dir, "flow.ts"),
     [
-      `import { flow } from "@cairn/dsl";`,
+      `import { flow } from "cairn-dag";`,
       `import { z } from "zod";`,
       `import { step, triple } from "./lib/steps.ts";`,
       `export const where = import.meta.url;`,
@@ -106,7 +106,7 @@ describe("cairn run without tsx", () => {
 
   it("a syntax error names the file, line and column, and exits 2", async () => {
     const bad = join(dir, "bad.flow.ts");
-    await writeFile(bad, `import { flow } from "@cairn/dsl";\nexport default flow("bad").build(() => {\n  const x = ;\n  return {};\n});\n`);
+    await writeFile(bad, `import { flow } from "cairn-dag";\nexport default flow("bad").build(() => {\n  const x = ;\n  return {};\n});\n`);
     const r = await cairn(["run", "bad.flow.ts"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/FlowFileError: Could not compile .*bad\.flow\.ts/);
@@ -115,7 +115,7 @@ describe("cairn run without tsx", () => {
 
   it("an import that does not resolve is named with the importing file", async () => {
     const bad = join(dir, "missing.flow.ts");
-    await writeFile(bad, `import { flow } from "@cairn/dsl";\nimport { x } from "./nowhere.ts";\nexport default flow("m").build(() => ({ x }));\n`);
+    await writeFile(bad, `import { flow } from "cairn-dag";\nimport { x } from "./nowhere.ts";\nexport default flow("m").build(() => ({ x }));\n`);
     const r = await cairn(["run", "missing.flow.ts"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${bad}:2:18: Could not resolve "./nowhere.ts"`);
@@ -126,7 +126,7 @@ describe("cairn run without tsx", () => {
     const kinds = join(repo, "packages/dsl/src/kinds/index.ts");
     await writeFile(
       internal,
-      `import { flow } from "@cairn/dsl";\nimport { shell } from ${JSON.stringify(kinds)};\n` +
+      `import { flow } from "cairn-dag";\nimport { shell } from ${JSON.stringify(kinds)};\n` +
         `const echo = shell("echo", "echo hi");\nexport default flow("internal").build(() => { echo({}); return {}; });\n`,
     );
     const r = await cairn(["run", "internal.flow.ts", "--root", join(dir, ".cairn-e")]);
@@ -141,7 +141,7 @@ describe("cairn run without tsx", () => {
     expect(js.stderr).toBe("");
     expect(js.stdout).toContain(`Outputs: {"v":1}`);
     await writeFile(join(dir, "lib", "helper.mjs"), `import { task } from "@cairn/dsl";\nexport const two = task("two").run(() => ({ v: 2 }));\n`);
-    await writeFile(join(dir, "mixed.flow.ts"), `import { flow } from "@cairn/dsl";\nimport { two } from "./lib/helper.mjs";\nexport default flow("mixed").build(() => ({ v: two().v }));\n`);
+    await writeFile(join(dir, "mixed.flow.ts"), `import { flow } from "cairn-dag";\nimport { two } from "./lib/helper.mjs";\nexport default flow("mixed").build(() => ({ v: two().v }));\n`);
     const mixed = await cairn(["run", "mixed.flow.ts", "--root", join(dir, ".cairn-g")]);
     expect(mixed.stderr).toBe("");
     expect(mixed.stdout).toContain(`Outputs: {"v":2}`);

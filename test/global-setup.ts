@@ -1,5 +1,5 @@
 /**
- * Cairn's bundle (packages/dsl/.bundle, what `cairn` runs from) is brought up to date once here,
+ * Cairn's bundle (packages/cli/.bundle, what `cairn` runs from) is brought up to date once here,
  * before test files start `cairn` processes side by side.
  *
  * Every temp folder the tests (and the servers and child processes they start) make goes
@@ -10,7 +10,7 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 // @ts-expect-error: a JavaScript module without types
-import { ensureBundle } from "../packages/dsl/bin/bundle.mjs";
+import { ensureBundle } from "../packages/cli/bin/bundle.mjs";
 
 export default async function setup(): Promise<() => void> {
   await ensureBundle();

@@ -12,7 +12,7 @@ import { readWithMlflow } from "../packages/core/test/mlflow-read.ts";
 import { type MlflowServer, startMlflowServer } from "../packages/core/test/mlflow-server.ts";
 
 const repo = resolve(import.meta.dirname, "..");
-const bin = join(repo, "packages/dsl/bin/cairn.mjs");
+const bin = join(repo, "packages/cli/bin/cairn.mjs");
 
 let server: MlflowServer;
 beforeAll(async () => {

@@ -22,12 +22,12 @@ import { loadavg, cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 // @ts-expect-error: a JavaScript module without types
-import { ensureBundle } from "../../packages/dsl/bin/bundle.mjs";
+import { ensureBundle } from "../../packages/cli/bin/bundle.mjs";
 import { startMlflowServer, venvDir, venvPython, workspaceRoot } from "../../packages/core/test/mlflow-server.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const withProject = !process.argv.includes("--no-project");
-const cairnBin = join(workspaceRoot, "packages/dsl/bin/cairn.mjs");
+const cairnBin = join(workspaceRoot, "packages/cli/bin/cairn.mjs");
 
 interface Measure {
   seconds: number;

@@ -22,7 +22,7 @@ beforeAll(async () => {
   await writeFile(
     join(dir, "flow.ts"),
     [
-      `import { flow, task } from "@cairn/dsl";`,
+      `import { flow, task } from "cairn-dag";`,
       `import { scale } from "./lib/shape.ts";`,
       `import { unrelated } from "./lib/other.ts";`,
       ``,
@@ -91,7 +91,7 @@ describe("code a function task uses, found without .codeFiles()", () => {
     await writeFile(
       join(dir, "lib", "factory.ts"),
       [
-        `import { task } from "@cairn/dsl";`,
+        `import { task } from "cairn-dag";`,
         `export function makeScaler(k: number) {`,
         `  const bias = 0;`,
         `  return task("scaler").input<{ n: number }>().run(({ n }) => ({ n: n * k + bias }));`,

@@ -10,7 +10,7 @@ import { afterAll } from "vitest";
 import type { FlowResult, FlowRun, RunEvent, TaskEvent } from "@cairn/dsl";
 
 export const repo = resolve(import.meta.dirname, "../..");
-export const cairnBin = join(repo, "packages/dsl/bin/cairn.mjs");
+export const cairnBin = join(repo, "packages/cli/bin/cairn.mjs");
 export const fixture = (name: string) => join(repo, "test/cache/fixtures", name);
 
 const made: string[] = [];

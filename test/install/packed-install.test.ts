@@ -111,11 +111,13 @@ afterAll(async () => {
 describe("the packed packages", () => {
   it("hold compiled JavaScript, .d.ts and the Python helpers, real version ranges, and no sources or tests", async () => {
     const tarballs = readdirSync(packed).filter((f) => f.endsWith(".tgz")).sort();
-    expect(tarballs).toEqual(["cairn-cache-0.1.0.tgz", "cairn-core-0.1.0.tgz", "cairn-dag-0.1.0.tgz", "cairn-dsl-0.1.0.tgz"]);
-    const list = await ok("tar", ["tzf", join(packed, "cairn-dsl-0.1.0.tgz")], work);
-    const files = list.stdout.trim().split("\n");
-    expect(files).toEqual(expect.arrayContaining(["package/dist/index.js", "package/dist/index.d.ts", "package/dist/index.js.map", "package/python/cairn_task.py", "package/python/cairn_preload.py", "package/bin/cairn.mjs", "package/templates/ts/flow.ts"]));
-    expect(files.filter((f) => /\.test(-d)?\.|\/src\/|tsbuildinfo|\/test\//.test(f))).toEqual([]);
+    expect(tarballs).toEqual(["cairn-cache-0.1.0.tgz", "cairn-cli-0.1.0.tgz", "cairn-core-0.1.0.tgz", "cairn-dag-0.1.0.tgz", "cairn-dsl-0.1.0.tgz"]);
+    const list = async (tarball: string) => (await ok("tar", ["tzf", join(packed, tarball)], work)).stdout.trim().split("\n");
+    const dsl = await list("cairn-dsl-0.1.0.tgz");
+    expect(dsl).toEqual(expect.arrayContaining(["package/dist/index.js", "package/dist/index.d.ts", "package/dist/index.js.map", "package/python/cairn_task.py", "package/python/cairn_preload.py"]));
+    const cli = await list("cairn-cli-0.1.0.tgz");
+    expect(cli).toEqual(expect.arrayContaining(["package/dist/main.js", "package/dist/index.d.ts", "package/bin/cairn.mjs", "package/templates/ts/flow.ts"]));
+    for (const tarball of tarballs) expect((await list(tarball)).filter((f) => /\.test(-d)?\.|\/src\/|tsbuildinfo|\/test\/|\.bundle/.test(f))).toEqual([]);
     for (const tarball of tarballs) {
       const manifest = await ok("tar", ["xzf", join(packed, tarball), "-O", "package/package.json"], work);
       expect(manifest.stdout).not.toMatch(/workspace:|catalog:|\.\/src\//);
@@ -164,7 +166,7 @@ describe("a TypeScript project made by `cairn init`", () => {
     expect(script.stdout).toMatch(/Outputs: \{"slope":3\.\d+/);
 
     const resolved = readFileSync(loads, "utf8").trim().split("\n");
-    expect(resolved).toContain(pathToFileURL(join(project, "node_modules/@cairn/dsl/dist/cli/main.js")).href);
+    expect(resolved).toContain(pathToFileURL(join(project, "node_modules/@cairn/cli/dist/main.js")).href);
     expect(resolved.filter((url) => url.startsWith(pathToFileURL(repo).href))).toEqual([]);
     expect(changedSince(join(project, "node_modules"), installedAt)).toEqual([]);
   });

@@ -7,7 +7,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 
 export const repo = resolve(import.meta.dirname, "../..");
-export const bin = join(repo, "packages/dsl/bin/cairn.mjs");
+export const bin = join(repo, "packages/cli/bin/cairn.mjs");
 export const fixture = (name: string) => join(repo, "test/fixtures", name);
 
 /** A quote, a backslash, a newline, non-ASCII and an emoji (two UTF-16 units). */

@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-// The `cairn` command of the installed package: @cairn/dsl's CLI launcher.
-import "@cairn/dsl/cli";
+// The `cairn` command of the installed package: @cairn/cli's launcher.
+import "@cairn/cli/bin";

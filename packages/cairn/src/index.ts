@@ -1,7 +1,12 @@
 /**
  * cairn-dag: the package a Cairn user installs. Everything a flow file or an app that embeds
- * Cairn imports, re-exported from @cairn/dsl, plus the `cairn` command (bin/cairn.mjs).
+ * Cairn imports: the DSL (@cairn/dsl) and what an app may call of the CLI (@cairn/cli), plus
+ * the `cairn` command (bin/cairn.mjs). Importing it also lets `tsx flow.ts` run the file's
+ * default-exported flow (the CLI's autorun).
  * @example
  * import { flow, task } from "cairn-dag";
  */
+import "@cairn/cli/autorun";
+
 export * from "@cairn/dsl";
+export { cli, EXIT, FlowFileError, UsageError, type CliIo } from "@cairn/cli";

@@ -30,7 +30,7 @@ import { SourceMap } from "node:module";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sha256, writeFileAtomic } from "@cairn/cache";
-import { loadEsbuild } from "../bin/esbuild.mjs";
+import { loadEsbuild } from "./esbuild.ts";
 
 /** Bumped when the shapes below or the way they are worked out change. */
 const SHAPE_VERSION = 4;

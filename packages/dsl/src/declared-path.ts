@@ -9,12 +9,13 @@ import { fileURLToPath } from "node:url";
 import { OptionError, TaskFileError } from "@cairn/core";
 
 /**
- * This package's sources, its compiled dist/ and its workspace bundle (.bundle/): stack
- * frames inside them are the DSL's own, not the user's. An installed copy runs from dist/
- * but, with source maps on (tsx, `cairn`), its frames name the files under src/.
+ * This package's sources, its compiled dist/, and the CLI's workspace bundle (packages/cli/.bundle/,
+ * which holds a copy of this package): stack frames inside them are the DSL's own, not the
+ * user's. An installed copy runs from dist/ but, with source maps on (tsx, `cairn`), its frames
+ * name the files under src/.
  */
 const PACKAGE_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
-const OWN_DIRS = ["src", "dist", ".bundle"].map((d) => join(PACKAGE_DIR, d) + sep);
+const OWN_DIRS = ["src", "dist", "../cli/.bundle"].map((d) => join(PACKAGE_DIR, d) + sep);
 
 /** A script or notebook file; throws TaskFileError when there is no such file. */
 export function resolveTaskFile(taskName: string, file: string | URL): string {

@@ -9,7 +9,7 @@ import {
 } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { nodeToRef, refProxy, withBuild } from "./build-context.ts";
-import { noteRunStarted, scheduleAutorun } from "./autorun.ts";
+import { flowBuilt, runStarted } from "./flow-hooks.ts";
 import type { Ref, SchemaInput, SchemaOutput, Unwire } from "./types.ts";
 
 /** Refs to the flow's params, one per param. */
@@ -89,13 +89,13 @@ function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): 
         name,
         definition,
         run: (options) => {
-          noteRunStarted();
+          runStarted();
           return startFlowRun(definition, options as RunOptions);
         },
         graph: () => buildFlowGraph(definition),
       };
       markFlow(built);
-      scheduleAutorun(built);
+      flowBuilt(built);
       return built;
     },
   };

@@ -1,5 +1,5 @@
 /**
- * @cairn/dsl: declare tasks and flows, run them, and the `cairn` CLI.
+ * @cairn/dsl: declare tasks and flows and run them (the `cairn` CLI is @cairn/cli).
  * @example
  * import { flow, task } from "@cairn/dsl";
  */
@@ -30,11 +30,7 @@ export {
   type CurrentTask,
   type ArtifactMarker,
 } from "./kinds/index.ts";
-export { EXIT } from "./cli/exit.ts";
-import type { CliIo } from "./cli/main.ts";
-export type { CliIo };
-export { FlowFileError } from "./cli/load-flow.ts";
-export { UsageError } from "./cli/usage-error.ts";
+export { addFlowHooks, type FlowHooks } from "./flow-hooks.ts";
 
 export {
   isArtifact,
@@ -72,13 +68,3 @@ export {
   MlflowModelError,
   ModelInputError,
 } from "@cairn/core";
-
-/**
- * Runs the `cairn` CLI with `argv` (without `node cairn`); resolves to the exit code.
- * The CLI (reporter, log-update, ...) is loaded on the first call: a program that only
- * runs flows does not pay for it (~10 MB of RSS).
- */
-export async function cli(argv: string[], io?: CliIo): Promise<number> {
-  const { main } = await import("./cli/main.ts");
-  return main(argv, io);
-}

@@ -183,7 +183,7 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
         throw new UsageError(`Unknown command "${command}". Expected one of: init, run, graph, plan, explain, cache, runs, show. Run \`cairn --help\`.`);
     }
   } catch (error) {
-    // The launcher starts over through tsx (packages/dsl/bin/cairn.mjs); nothing has run yet.
+    // The launcher starts over through tsx (packages/cli/bin/cairn.mjs); nothing has run yet.
     if (error instanceof NeedsTsxError) throw error;
     return reportError(error, stderr);
   }
@@ -569,7 +569,7 @@ function readSecrets(file: string): Record<string, string> {
 
 function version(): string {
   try {
-    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+    return (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
   } catch {
     return "unknown";
   }

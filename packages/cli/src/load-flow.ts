@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CairnError, describeValue } from "@cairn/core";
-import { type Flow, isFlow } from "../flow.ts";
+import { type Flow, isFlow } from "@cairn/dsl";
 
 /** The flow file is missing, or does not default-export a flow. */
 export class FlowFileError extends CairnError {

@@ -20,7 +20,7 @@ async function engine() {
     const { loadEsbuild } = await import("./esbuild.mjs");
     const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
     // The flow's imports of Cairn resolve through node_modules to the same dist/ files as ours.
-    return { cli: "../dist/cli/main.js", bundle: { id: `v${version}`, sources: {}, packageDirs: [], loadEsbuild } };
+    return { cli: "../dist/main.js", bundle: { id: `v${version}`, sources: {}, packageDirs: [], loadEsbuild } };
   }
   const { ensureBundle } = await import("./bundle.mjs");
   try {
@@ -53,7 +53,7 @@ async function throughTsx() {
     return 2;
   }
   register();
-  const { main } = await import(installed ? "../dist/cli/main.js" : "../src/cli/main.ts");
+  const { main } = await import(installed ? "../dist/main.js" : "../src/main.ts");
   return main(args);
 }
 

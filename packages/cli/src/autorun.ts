@@ -1,26 +1,31 @@
-import { realpathSync } from "node:fs";
-import { pathToFileURL } from "node:url";
-import { callerFile } from "./declared-path.ts";
-
 /**
  * `tsx flow.ts` runs the file's default-exported flow: when a flow is built by the
  * entry-point module, the CLI's `run` command is started for that file once the
  * module has finished loading. Importing the file from an app or from `cairn run`
  * does nothing, and neither does a file that starts a run of its own.
+ *
+ * Importing this module registers the behaviour with the DSL; `cairn-dag` imports it, so a
+ * flow file that imports `cairn-dag` runs itself under tsx.
  */
+import { realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { addFlowHooks } from "@cairn/dsl";
+
 let scheduled = false;
 let runStarted = false;
 
-/** Records that some flow run was started in this process, so autorun stays out of the way. */
-export function noteRunStarted(): void {
-  runStarted = true;
-}
+addFlowHooks({
+  runStarted: () => {
+    runStarted = true;
+  },
+  built: (_flow, caller) => scheduleAutorun(caller),
+});
 
-/** Called by `build()`; schedules the autorun when the caller is the entry point. */
-export function scheduleAutorun(_flow: unknown): void {
+/** Schedules the autorun when the module that built a flow is the entry point. */
+function scheduleAutorun(caller: string | undefined): void {
   if (scheduled || process.env.CAIRN_NO_AUTORUN === "1") return;
-  const entry = entryPoint();
-  if (!entry || buildCaller() !== entry) return;
+  const entry = realPath(process.argv[1]);
+  if (!entry || realPath(caller) !== entry) return;
   scheduled = true;
   setImmediate(() => {
     void (async () => {
@@ -28,26 +33,14 @@ export function scheduleAutorun(_flow: unknown): void {
       // starts its own run is then known to have done so, and is left alone.
       const mod = (await import(pathToFileURL(entry).href)) as Record<string, unknown>;
       if (runStarted) return;
-      const { main } = await import("./cli/main.ts");
+      const { main } = await import("./main.ts");
       process.exitCode = await main(["run", entry, ...process.argv.slice(2)], { module: mod });
     })();
   });
 }
 
-function entryPoint(): string | undefined {
-  const arg = process.argv[1];
-  if (!arg) return undefined;
-  try {
-    return realpathSync(arg);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The module that called build(), by its real path. */
-function buildCaller(): string | undefined {
-  const file = callerFile();
-  if (file === undefined) return undefined;
+function realPath(file: string | undefined): string | undefined {
+  if (!file) return undefined;
   try {
     return realpathSync(file);
   } catch {

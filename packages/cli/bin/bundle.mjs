@@ -2,7 +2,7 @@
 /**
  * Cairn's own sources bundled for a fast start. `cairn` runs from TypeScript sources through
  * tsx when it must, but tsx costs ~0.3 s a process before the first line of a flow runs
- * (its loader thread, then every module through it). The bundle (packages/dsl/.bundle/<id>/,
+ * (its loader thread, then every module through it). The bundle (packages/cli/.bundle/<id>/,
  * one file per public entry plus shared chunks, each package's dependencies inside) loads
  * with plain Node in a few tens of milliseconds.
  *
@@ -12,19 +12,19 @@
  * with any dependency) with their mtimes and sizes, ~80 stats a start. A new build goes to a new folder, and the manifest is swapped in by rename, so a
  * process still running an older build keeps its lazily loaded chunks.
  *
- *   node packages/dsl/bin/bundle.mjs     # build now (`pnpm bundle`); prints where
+ *   node packages/cli/bin/bundle.mjs     # build now (`pnpm bundle`); prints where
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { loadEsbuild } from "./esbuild.mjs";
 
-const DSL = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const PACKAGES = dirname(DSL);
-const DIST = join(DSL, ".bundle");
+const CLI = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const PACKAGES = dirname(CLI);
+const DIST = join(CLI, ".bundle");
 const MANIFEST = join(DIST, "manifest.json");
 const FORMAT = 2;
-const PACKAGE_NAMES = ["cairn", "dsl", "core", "cache"];
+const PACKAGE_NAMES = ["cairn", "cli", "dsl", "core", "cache"];
 /** Builds kept besides the newest: a process started on one of them may still load its chunks. */
 const KEEP_OLD_BUILDS = 2;
 
@@ -32,9 +32,11 @@ const KEEP_OLD_BUILDS = 2;
 const ENTRIES = {
   cairn: "cairn/src/index.ts",
   "cairn-current-task": "cairn/src/current-task.ts",
+  cli: "cli/src/main.ts",
+  "cli-index": "cli/src/index.ts",
+  "cli-autorun": "cli/src/autorun.ts",
   dsl: "dsl/src/index.ts",
   "dsl-current-task": "dsl/src/kinds/current-task.ts",
-  cli: "dsl/src/cli/main.ts",
   core: "core/src/index.ts",
   "core-errors": "core/src/errors.ts",
   "core-mlflow": "core/src/tracking/mlflow/index.ts",
@@ -98,7 +100,7 @@ export async function buildBundle() {
   const result = await esbuild.build({
     entryPoints: Object.fromEntries(Object.entries(ENTRIES).map(([name, source]) => [name, join(PACKAGES, source)])),
     outdir,
-    absWorkingDir: DSL,
+    absWorkingDir: CLI,
     outExtension: { ".js": ".mjs" },
     bundle: true,
     splitting: true,
@@ -139,7 +141,7 @@ export async function buildBundle() {
   const inputs = {};
   const lockfile = findLockfile();
   for (const input of Object.keys(result.metafile.inputs)) {
-    const file = resolve(DSL, input);
+    const file = resolve(CLI, input);
     // Dependencies change with the lockfile; without one, each of their files is checked.
     if (lockfile && file.includes(`${sep}node_modules${sep}`)) continue;
     const s = statSync(file);

@@ -14,7 +14,7 @@ import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "./usage-error.ts";
 
-const TEMPLATES_DIR = fileURLToPath(new URL("../../templates/", import.meta.url));
+const TEMPLATES_DIR = fileURLToPath(new URL("../templates/", import.meta.url));
 
 /** The templates `--template` takes, with what each scaffolds. */
 export const TEMPLATES = {

@@ -20,7 +20,7 @@ import { sha256, writeFileAtomic } from "@cairn/cache";
 import type * as Esbuild from "esbuild";
 import { FlowFileError } from "./load-flow.ts";
 
-/** Cairn's bundle, as packages/dsl/bin/bundle.mjs describes it, or the installed package's compiled dist/. */
+/** Cairn's bundle, as packages/cli/bin/bundle.mjs describes it, or the installed package's compiled dist/. */
 export interface CairnBundle {
   /** Changes with every build: compiled flows are kept per build. */
   id: string;

@@ -1,0 +1,23 @@
+/**
+ * @cairn/cli: the `cairn` command (run, plan, explain, graph, runs, show, cache, init), its
+ * reporter, and the flow loader and compiler it runs flows with. `cairn-dag` re-exports what
+ * an app may call: `cli(argv)`, `EXIT`, and the errors the command line raises.
+ * @example
+ * import { cli } from "cairn-dag";
+ * process.exitCode = await cli(["run", "flow.ts", "-p", "rows=5"]);
+ */
+export { EXIT } from "./exit.ts";
+export { FlowFileError } from "./load-flow.ts";
+export { UsageError } from "./usage-error.ts";
+import type { CliIo } from "./main.ts";
+export type { CliIo };
+
+/**
+ * Runs the `cairn` CLI with `argv` (without `node cairn`); resolves to the exit code.
+ * The CLI (reporter, log-update, ...) is loaded on the first call: a program that only
+ * runs flows does not pay for it.
+ */
+export async function cli(argv: string[], io?: CliIo): Promise<number> {
+  const { main } = await import("./main.ts");
+  return main(argv, io);
+}

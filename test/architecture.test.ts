@@ -1,0 +1,65 @@
+/**
+ * The layout's rules, checked on every `pnpm test` (so CI fails when one is broken):
+ * no import cycle among the packages' modules (madge), packages depend on each other in one
+ * direction only, and no package reaches into another's files or its own bin/.
+ */
+import { readFileSync, readdirSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
+import madge from "madge";
+import { describe, expect, it } from "vitest";
+
+const repo = resolve(import.meta.dirname, "..");
+const PACKAGES = ["cache", "core", "dsl", "cli", "cairn"] as const;
+/** Which workspace packages each package may import: the data flows one way. */
+const ALLOWED: Record<(typeof PACKAGES)[number], string[]> = {
+  cache: [],
+  core: ["cache"],
+  dsl: ["cache", "core"],
+  cli: ["cache", "core", "dsl"],
+  cairn: ["cli", "dsl"],
+};
+
+function sources(pkg: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (/\.ts$/.test(entry.name) && !/\.test(-d)?\.ts$/.test(entry.name)) out.push(p);
+    }
+  };
+  walk(join(repo, "packages", pkg, "src"));
+  return out;
+}
+
+const specifiers = (file: string) =>
+  [...readFileSync(file, "utf8").matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|(?:^|\n)\s*import\s*["']([^"']+)["']/g)].map((m) => (m[1] ?? m[2] ?? m[3])!);
+
+describe("the packages' layout", () => {
+  it("has no import cycle", async () => {
+    const graph = await madge(PACKAGES.map((p) => join(repo, "packages", p, "src")), {
+      fileExtensions: ["ts"],
+      tsConfig: join(repo, "tsconfig.json"),
+      excludeRegExp: [/\.test(-d)?\.ts$/],
+    });
+    expect(graph.circular()).toEqual([]);
+    expect(Object.keys(graph.obj()).length).toBeGreaterThan(80); // it read the sources
+  }, 60_000);
+
+  it("imports workspace packages in one direction, by their names, and never a bin/ file", () => {
+    const wrong: string[] = [];
+    for (const pkg of PACKAGES) {
+      for (const file of sources(pkg)) {
+        for (const spec of specifiers(file)) {
+          const where = `${relative(repo, file)} imports ${spec}`;
+          const named = /^@cairn\/([a-z]+)/.exec(spec)?.[1] ?? (spec === "cairn-dag" ? "cairn" : undefined);
+          if (named && named !== pkg && !ALLOWED[pkg].includes(named)) wrong.push(`${where}: ${pkg} may import only ${ALLOWED[pkg].join(", ") || "no workspace package"}`);
+          if (/^@cairn\/[a-z]+\/(src|dist)\//.test(spec)) wrong.push(`${where}: import the package's entry, not its files`);
+          if (spec.startsWith(".") && /(^|\/)(\.\.\/)+(bin|test)\//.test(spec)) wrong.push(`${where}: sources do not import bin/ or test/`);
+          if (spec.startsWith("..") && !resolve(file, "..", spec).startsWith(join(repo, "packages", pkg) + "/")) wrong.push(`${where}: a relative import out of its package`);
+        }
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+});
