@@ -4,6 +4,9 @@
  *   tsx bench/engine-overhead.ts [tasks=10000] [tracking=off|local] [secrets=0]
  * With secrets > 0, that many secrets are known from the start (as from --secrets), so
  * every output is checked and every event passes the mask: the leak check's cost.
+ * With tracking off it also times the floor, in the same process and first: a bare
+ * topological runner of the same DAG on promises (each task starts when its dependencies'
+ * promises resolve, at most 8 at once), with no validation, no events, no cache or tracker.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -33,6 +36,45 @@ const layered = flow("overhead").build(() => {
   return {};
 });
 
+/** The floor: the same layered DAG as bare promises, 8 at once. Returns µs per task. */
+async function floor(): Promise<number> {
+  const started = performance.now();
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  const slot = async () => {
+    if (running < 8) return void running++;
+    await new Promise<void>((r) => waiting.push(r));
+  };
+  const done = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  };
+  const run = async (deps: Array<Promise<{ ok: boolean }>>) => {
+    await Promise.all(deps);
+    await slot();
+    try {
+      return { ok: true };
+    } finally {
+      done();
+    }
+  };
+  let previous: Array<Promise<{ ok: boolean }>> = [];
+  const all: Array<Promise<{ ok: boolean }>> = [];
+  for (let made = 0; made < total; ) {
+    const layer: Array<Promise<{ ok: boolean }>> = [];
+    for (let i = 0; i < width && made < total; i++, made++) {
+      const deps = previous.length ? [previous[i % previous.length]!, previous[(i * 7 + 3) % previous.length]!] : [];
+      layer.push(run(deps));
+    }
+    all.push(...layer);
+    previous = layer;
+  }
+  await Promise.all(all);
+  return ((performance.now() - started) * 1000) / total;
+}
+const floorUsPerTask = tracking === "off" ? await floor() : undefined;
+
 const root = await mkdtemp(join(tmpdir(), "cairn-bench-"));
 const started = performance.now();
 const run = await layered.run({ tracker: tracking === "off" ? false : undefined, cache: false, root, concurrency: 8, env: {}, secrets });
@@ -48,6 +90,7 @@ console.log(
     tasks: total,
     totalMs: Math.round(ms),
     usPerTask: Math.round((ms * 1000) / total),
+    ...(floorUsPerTask === undefined ? {} : { floorUsPerTask: Number(floorUsPerTask.toFixed(2)), ratioToFloor: Number(((ms * 1000) / total / floorUsPerTask).toFixed(1)) }),
     peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
   }),
 );
