@@ -220,6 +220,24 @@ export class CancelledError extends CairnError {
   }
 }
 
+/**
+ * Thrown by a task to say that trying again cannot help (bad credentials, a record that
+ * does not exist): the scheduler does not retry it, whatever `.retries(n)` says, and the
+ * task fails with it.
+ * @example
+ * throw new NonRetryableError("the API refused our credentials", { cause: error });
+ */
+export class NonRetryableError extends CairnError {
+  static override readonly code: string = "CAIRN_NON_RETRYABLE";
+  override name = "NonRetryableError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
 /** A secret was asked for and is not set. */
 export class SecretNotFoundError extends CairnError {
   static override readonly code: string = "CAIRN_SECRET_NOT_FOUND";
