@@ -5,6 +5,8 @@ import * as core from "@cairn/core";
 import * as dsl from "@cairn/dsl";
 import * as facade from "cairn-dag";
 import { NeedsTsxError } from "../packages/dsl/src/cli/compile-flow.ts";
+// @ts-expect-error: a JavaScript module without types
+import { ensureBundle } from "../packages/dsl/bin/bundle.mjs";
 import { CairnError, CycleError, FlowValidationError, NonRetryableError, flow, task, type TaskEvent } from "@cairn/dsl";
 
 type ErrorClass = { readonly code: string; is(value: unknown): boolean; prototype: Error };
@@ -55,6 +57,21 @@ describe("Cairn's errors", () => {
     expect(CairnError.is(new cache.CacheBackendError("redis", "redis://h", "get"))).toBe(true);
   });
 
+  it("made by Cairn's bundle pass is() of the sources and the other way round, where instanceof fails", async () => {
+    const bundle = (await ensureBundle()) as { files: Record<string, string> };
+    const bundled = (await import(bundle.files.core!)) as typeof core;
+    expect(bundled.CycleError).not.toBe(CycleError);
+    const theirs = new bundled.CycleError("f", ["a", "b"]);
+    expect(theirs instanceof CycleError).toBe(false);
+    expect(CycleError.is(theirs)).toBe(true);
+    expect(FlowValidationError.is(theirs)).toBe(true);
+    expect(CairnError.is(theirs)).toBe(true);
+    expect(NonRetryableError.is(theirs)).toBe(false);
+    expect(bundled.FlowValidationError.is(new CycleError("f", ["a"]))).toBe(true);
+    const cli = (await import(bundle.files.cli!)) as { NeedsTsxError: typeof NeedsTsxError };
+    expect(cli.NeedsTsxError.is(new NeedsTsxError("x"))).toBe(true);
+  });
+
   it("are exported by cairn-dag, NonRetryableError among them", () => {
     expect(facade.NonRetryableError).toBe(NonRetryableError);
     expect(facade.CairnError).toBe(cache.CairnError);
@@ -103,6 +120,14 @@ describe("NonRetryableError", () => {
     const { calls, result } = await runWith(() => Object.assign(new Error("quota gone"), { retryable: false }));
     expect(calls).toBe(1);
     expect(result.tasks.t!.error).toEqual({ name: "Error", message: "quota gone" });
+  });
+
+  it("made by another copy of Cairn (its bundle) is not retried either", async () => {
+    const bundle = (await ensureBundle()) as { files: Record<string, string> };
+    const bundled = (await import(bundle.files.core!)) as typeof core;
+    const { calls, result } = await runWith(() => new bundled.NonRetryableError("bad credentials"));
+    expect(calls).toBe(1);
+    expect(result.tasks.t!.error).toEqual({ name: "NonRetryableError", message: "bad credentials" });
   });
 
   it("leaves a plain Error retried", async () => {
