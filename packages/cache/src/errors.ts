@@ -49,7 +49,8 @@ export class CairnError extends Error {
   /**
    * Whether `value` is an error of this class or one of its subclasses, made by any copy of
    * Cairn (the bundle and the sources, two installs): use it instead of `instanceof`.
-   * A subclass that sets no `code` of its own falls back to `instanceof`.
+   * Call it on the class (`CycleError.is(e)`, not a detached `is`): the class says which
+   * brand to look for. A subclass that sets no `code` of its own falls back to `instanceof`.
    * @example
    * if (CairnError.is(error)) console.error(`${error.code}: ${error.message}`);
    */
