@@ -1,10 +1,69 @@
 /**
- * Every error the cache package raises. Each class sets `name`, carries typed
- * fields, and says what was expected, what arrived and how to fix it.
+ * Every error the cache package raises, and `CairnError`, the root of every error
+ * Cairn raises (here because @cairn/cache depends on nothing of Cairn's; @cairn/core
+ * re-exports it). Each class sets `name`, carries typed fields, a stable `code`, and
+ * says what was expected, what arrived and how to fix it.
  */
 
-/** Base class of every cache error; `instanceof CacheError` catches them all. */
-export class CacheError extends Error {
+/**
+ * The brand of the error class with code `code`, kept on its prototype. `Symbol.for`, so
+ * that copies of this module (Cairn's bundle and its sources, two installs) agree: an
+ * error made by one copy passes `is()` of another, where `instanceof` would not.
+ */
+function brandOf(code: string): symbol {
+  return Symbol.for(`cairn.error.${code}`);
+}
+
+/** Puts the brand of `cls`, and of each Cairn error class above it, on its prototype; once per class. */
+function brandClass(cls: Function): void {
+  for (let c = cls; c !== Error && typeof c === "function"; c = Object.getPrototypeOf(c) as Function) {
+    if (!Object.hasOwn(c, "code")) continue; // a subclass without its own code is branded as its parent
+    const brand = brandOf((c as unknown as { code: string }).code);
+    if (Object.hasOwn(c.prototype as object, brand)) return; // this class and those above it are done
+    Object.defineProperty(c.prototype, brand, { value: true });
+  }
+}
+
+/**
+ * Base class of every Cairn error, the cache's among them. `CairnError.is(error)` catches
+ * them all; `CycleError.is(error)` one class and its subclasses. Each class has a stable
+ * `code` (`"CAIRN_CYCLE"`), also on each instance, to tell errors apart in logs and across
+ * processes without their classes.
+ */
+export class CairnError extends Error {
+  /** The stable code of this class; each error class sets its own. */
+  static readonly code: string = "CAIRN_ERROR";
+  override name = "CairnError";
+  /** The stable code of this error's class, e.g. `"CAIRN_CYCLE"`: the same in every version and copy of Cairn. */
+  readonly code: string;
+  /** False when retrying cannot help (bad input, bad definition); the scheduler then does not retry. */
+  get retryable(): boolean {
+    return true;
+  }
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = (new.target as unknown as { code: string }).code;
+    brandClass(new.target);
+  }
+
+  /**
+   * Whether `value` is an error of this class or one of its subclasses, made by any copy of
+   * Cairn (the bundle and the sources, two installs): use it instead of `instanceof`.
+   * Call it on the class (`CycleError.is(e)`, not a detached `is`): the class says which
+   * brand to look for. A subclass that sets no `code` of its own falls back to `instanceof`.
+   * @example
+   * if (CairnError.is(error)) console.error(`${error.code}: ${error.message}`);
+   */
+  static is<C extends abstract new (...args: never) => CairnError>(this: C, value: unknown): value is InstanceType<C> {
+    if (!Object.hasOwn(this, "code")) return value instanceof this;
+    if (typeof value !== "object" || value === null) return false;
+    return (value as Record<symbol, unknown>)[brandOf((this as unknown as { code: string }).code)] === true;
+  }
+}
+
+/** Base class of every cache error; `CacheError.is(error)` catches them all. */
+export class CacheError extends CairnError {
+  static override readonly code: string = "CAIRN_CACHE";
   override name = "CacheError";
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -28,6 +87,7 @@ export function describeReceived(value: unknown): string {
 
 /** An option or argument has the wrong type or value; raised where it enters. */
 export class CacheOptionError extends CacheError {
+  static override readonly code: string = "CAIRN_CACHE_OPTION";
   override name = "CacheOptionError";
   constructor(
     readonly option: string,
@@ -43,6 +103,7 @@ export class CacheOptionError extends CacheError {
 
 /** The cache URL names a store this package cannot open. */
 export class CacheStoreUrlError extends CacheError {
+  static override readonly code: string = "CAIRN_CACHE_STORE_URL";
   override name = "CacheStoreUrlError";
   constructor(
     /** The URL as given, with any password replaced by `***`. */
@@ -61,6 +122,7 @@ export class CacheStoreUrlError extends CacheError {
 
 /** The store could not be reached or answered with an error. */
 export class CacheBackendError extends CacheError {
+  static override readonly code: string = "CAIRN_CACHE_BACKEND";
   override name = "CacheBackendError";
   constructor(
     readonly backend: "embedded" | "redis" | "postgres",
@@ -85,6 +147,7 @@ export class CacheBackendError extends CacheError {
 
 /** A value cannot be hashed or stored, e.g. it is circular or holds a BigInt. */
 export class CacheValueError extends CacheError {
+  static override readonly code: string = "CAIRN_CACHE_VALUE";
   override name = "CacheValueError";
   constructor(
     /** Where in the value, e.g. `inputs.config.layers[2]`. */
@@ -102,6 +165,7 @@ export class CacheValueError extends CacheError {
 
 /** `renew()` found that the lease had expired and another holder took it over. */
 export class LeaseLostError extends CacheError {
+  static override readonly code: string = "CAIRN_LEASE_LOST";
   override name = "LeaseLostError";
   constructor(
     readonly key: string,

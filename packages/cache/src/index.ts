@@ -32,6 +32,7 @@ export type { AcquireLeaseOptions, HeldLease, LeaseRefusal, LeaseResult, WaitFor
 export {
   CacheBackendError,
   CacheError,
+  CairnError,
   CacheOptionError,
   CacheStoreUrlError,
   CacheValueError,

@@ -343,7 +343,7 @@ export class CacheStore {
       try {
         return await run();
       } catch (error) {
-        if (error instanceof CacheError) throw error;
+        if (CacheError.is(error)) throw error;
         if (Date.now() + pause >= deadline) {
           throw new CacheBackendError(this.backend.kind, this.backend.location, operation, { cause: this.backend.explain?.(error) ?? error });
         }

@@ -39,7 +39,7 @@ async function compiled() {
   try {
     return await main(args, { importFlow: (path) => importCompiledFlow(path, found.bundle) });
   } catch (error) {
-    if (error instanceof NeedsTsxError) return undefined;
+    if (NeedsTsxError.is(error)) return undefined;
     throw error;
   }
 }

@@ -16,7 +16,7 @@ import { isBuiltin } from "node:module";
 import { tmpdir, userInfo } from "node:os";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
-import { sha256, writeFileAtomic } from "@cairn/cache";
+import { CairnError, sha256, writeFileAtomic } from "@cairn/cache";
 import type * as Esbuild from "esbuild";
 import { FlowFileError } from "./load-flow.ts";
 
@@ -33,7 +33,8 @@ export interface CairnBundle {
 }
 
 /** Thrown when a flow imports one of Cairn's modules that is not a public entry: only tsx can load that with one engine. */
-export class NeedsTsxError extends Error {
+export class NeedsTsxError extends CairnError {
+  static override readonly code: string = "CAIRN_NEEDS_TSX";
   override name = "NeedsTsxError";
   readonly needsTsx = true;
 }
@@ -143,7 +144,7 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
         ],
       });
     } catch (error) {
-      const needsTsx = ((error as Esbuild.BuildFailure).errors ?? []).find((e) => e.detail instanceof NeedsTsxError);
+      const needsTsx = ((error as Esbuild.BuildFailure).errors ?? []).find((e) => NeedsTsxError.is(e.detail));
       if (needsTsx) throw needsTsx.detail;
       const errors = (error as Partial<Esbuild.BuildFailure>).errors ?? [];
       const where = errors.map((e) => (e.location ? `  ${resolve(e.location.file)}:${e.location.line}:${e.location.column}: ${e.text}\n      ${e.location.lineText.trim()}` : `  ${e.text}`));

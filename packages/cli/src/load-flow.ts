@@ -6,6 +6,7 @@ import { type Flow, isFlow } from "@cairn/dsl";
 
 /** The flow file is missing, or does not default-export a flow. */
 export class FlowFileError extends CairnError {
+  static override readonly code: string = "CAIRN_FLOW_FILE";
   override name = "FlowFileError";
   constructor(
     message: string,

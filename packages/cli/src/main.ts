@@ -4,7 +4,7 @@ import type { Writable } from "node:stream";
 import { type ParseArgsConfig, parseArgs, parseEnv } from "node:util";
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
-import { CacheError, CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
+import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import bytes from "bytes";
 import ms from "ms";
 import {
@@ -184,23 +184,23 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
     }
   } catch (error) {
     // The launcher starts over through tsx (packages/cli/bin/cairn.mjs); nothing has run yet.
-    if (error instanceof NeedsTsxError) throw error;
+    if (NeedsTsxError.is(error)) throw error;
     return reportError(error, stderr);
   }
 }
 
 function reportError(error: unknown, stderr: Writable): number {
   const usage =
-    error instanceof UsageError ||
-    error instanceof FlowFileError ||
-    error instanceof FlowValidationError ||
-    error instanceof ParamError ||
-    error instanceof OptionError ||
-    error instanceof UnsupportedTrackingUriError ||
-    error instanceof CacheStoreUrlError ||
-    error instanceof CacheOptionError;
+    UsageError.is(error) ||
+    FlowFileError.is(error) ||
+    FlowValidationError.is(error) ||
+    ParamError.is(error) ||
+    OptionError.is(error) ||
+    UnsupportedTrackingUriError.is(error) ||
+    CacheStoreUrlError.is(error) ||
+    CacheOptionError.is(error);
   // Errors Cairn expects (a dead cache store among them) are their message; a stack is for bugs.
-  if (error instanceof CairnError || error instanceof CacheError) {
+  if (CairnError.is(error)) {
     stderr.write(`cairn: ${error.name}: ${error.message}\n`);
   } else if (error instanceof Error) {
     stderr.write(`cairn: ${error.stack ?? error.message}\n`);

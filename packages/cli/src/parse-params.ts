@@ -42,7 +42,7 @@ export async function parseParams(definition: FlowDefinition, pairs: readonly st
   try {
     return await validateParams(definition, params);
   } catch (error) {
-    if (!(error instanceof ParamError)) throw error;
+    if (!ParamError.is(error)) throw error;
     const given = error.param && error.param in raw ? ` (got -p ${error.param}=${raw[error.param]})` : "";
     throw new ParamError(`${error.message}${given}`, error.flowName, error.param);
   }

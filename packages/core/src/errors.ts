@@ -1,24 +1,23 @@
 /**
  * Every error Cairn's engine raises. Each class sets `name`, carries typed
- * fields, and says what was expected, what arrived, where, and how to fix it.
+ * fields, a stable `code` and a static `is()` that works across copies of Cairn
+ * (use it instead of `instanceof`), and says what was expected, what arrived,
+ * where, and how to fix it.
  */
 
-/** Base class of every Cairn error; `instanceof CairnError` catches them all. */
-export class CairnError extends Error {
-  override name = "CairnError";
-  /** False when retrying cannot help (bad input, bad definition); the scheduler then does not retry. */
-  get retryable(): boolean {
-    return true;
-  }
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
+import { CairnError } from "@cairn/cache";
+
+/**
+ * Base class of every Cairn error, the cache's among them; `CairnError.is(error)` catches
+ * them all. It lives in @cairn/cache, which depends on nothing of Cairn's.
+ */
+export { CairnError };
 
 // ---------------------------------------------------------------- definition
 
 /** The flow definition is invalid; raised before anything runs. */
 export class FlowValidationError extends CairnError {
+  static override readonly code: string = "CAIRN_FLOW_VALIDATION";
   override name = "FlowValidationError";
   constructor(
     message: string,
@@ -31,6 +30,7 @@ export class FlowValidationError extends CairnError {
 
 /** The graph has a cycle; `cycle` lists the node ids around it. */
 export class CycleError extends FlowValidationError {
+  static override readonly code: string = "CAIRN_CYCLE";
   override name = "CycleError";
   constructor(
     flowName: string,
@@ -46,6 +46,7 @@ export class CycleError extends FlowValidationError {
 
 /** Two nodes of one flow have the same id. */
 export class DuplicateNodeError extends FlowValidationError {
+  static override readonly code: string = "CAIRN_DUPLICATE_NODE";
   override name = "DuplicateNodeError";
   constructor(
     flowName: string,
@@ -61,6 +62,7 @@ export class DuplicateNodeError extends FlowValidationError {
 
 /** An input is wired to a node that is not part of the flow. */
 export class UnknownNodeError extends FlowValidationError {
+  static override readonly code: string = "CAIRN_UNKNOWN_NODE";
   override name = "UnknownNodeError";
   constructor(
     flowName: string,
@@ -78,6 +80,7 @@ export class UnknownNodeError extends FlowValidationError {
 
 /** A required input has no value. */
 export class MissingInputError extends FlowValidationError {
+  static override readonly code: string = "CAIRN_MISSING_INPUT";
   override name = "MissingInputError";
   constructor(
     flowName: string,
@@ -94,6 +97,7 @@ export class MissingInputError extends FlowValidationError {
 
 /** A value cannot be stored as JSON: a function, a circular object, a class instance, NaN. */
 export class NotSerializableError extends CairnError {
+  static override readonly code: string = "CAIRN_NOT_SERIALIZABLE";
   override name = "NotSerializableError";
   override get retryable(): boolean {
     return false;
@@ -114,6 +118,7 @@ export class NotSerializableError extends CairnError {
 
 /** A flow param failed validation (from `-p` or `run({ params })`). */
 export class ParamError extends CairnError {
+  static override readonly code: string = "CAIRN_PARAM";
   override name = "ParamError";
   constructor(
     message: string,
@@ -126,6 +131,7 @@ export class ParamError extends CairnError {
 
 /** An option passed to the engine is invalid. */
 export class OptionError extends CairnError {
+  static override readonly code: string = "CAIRN_OPTION";
   override name = "OptionError";
   constructor(
     readonly option: string,
@@ -140,6 +146,7 @@ export class OptionError extends CairnError {
 
 /** A task's inputs failed its input schema at run time. */
 export class InputValidationError extends CairnError {
+  static override readonly code: string = "CAIRN_INPUT_VALIDATION";
   override name = "InputValidationError";
   override get retryable(): boolean {
     return false;
@@ -157,6 +164,7 @@ export class InputValidationError extends CairnError {
 
 /** A task's outputs failed its output schema. */
 export class OutputValidationError extends CairnError {
+  static override readonly code: string = "CAIRN_OUTPUT_VALIDATION";
   override name = "OutputValidationError";
   override get retryable(): boolean {
     return false;
@@ -174,6 +182,7 @@ export class OutputValidationError extends CairnError {
 
 /** One attempt of a task ran longer than its timeout. */
 export class TaskTimeoutError extends CairnError {
+  static override readonly code: string = "CAIRN_TASK_TIMEOUT";
   override name = "TaskTimeoutError";
   constructor(
     readonly nodeId: string,
@@ -189,6 +198,7 @@ export class TaskTimeoutError extends CairnError {
 
 /** A task threw something that is not an Error; the thrown value is kept in `thrown`. */
 export class NonErrorThrownError extends CairnError {
+  static override readonly code: string = "CAIRN_NON_ERROR_THROWN";
   override name = "NonErrorThrownError";
   constructor(
     readonly nodeId: string,
@@ -203,14 +213,34 @@ export class NonErrorThrownError extends CairnError {
 
 /** The task or flow was cancelled (run.cancel(), an AbortSignal, Ctrl-C). */
 export class CancelledError extends CairnError {
+  static override readonly code: string = "CAIRN_CANCELLED";
   override name = "CancelledError";
   constructor(readonly reason?: unknown) {
     super(`Cancelled${reason instanceof Error ? `: ${reason.message}` : reason ? `: ${String(reason)}` : ""}.`);
   }
 }
 
+/**
+ * Thrown by a task to say that trying again cannot help (bad credentials, a record that
+ * does not exist): the scheduler does not retry it, whatever `.retries(n)` says, and the
+ * task fails with it.
+ * @example
+ * throw new NonRetryableError("the API refused our credentials", { cause: error });
+ */
+export class NonRetryableError extends CairnError {
+  static override readonly code: string = "CAIRN_NON_RETRYABLE";
+  override name = "NonRetryableError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
 /** A secret was asked for and is not set. */
 export class SecretNotFoundError extends CairnError {
+  static override readonly code: string = "CAIRN_SECRET_NOT_FOUND";
   override name = "SecretNotFoundError";
   override get retryable(): boolean {
     return false;
@@ -228,6 +258,7 @@ export class SecretNotFoundError extends CairnError {
 
 /** A task tried to output, log or tag the value of a secret (compared by value, in keys and values alike). */
 export class SecretLeakError extends CairnError {
+  static override readonly code: string = "CAIRN_SECRET_LEAK";
   override name = "SecretLeakError";
   override get retryable(): boolean {
     return false;
@@ -246,6 +277,7 @@ export class SecretLeakError extends CairnError {
 
 /** A flow param carries the value of a secret: it would be recorded with the run, in the tracker and the cache. */
 export class SecretParamError extends ParamError {
+  static override readonly code: string = "CAIRN_SECRET_PARAM";
   override name = "SecretParamError";
   override get retryable(): boolean {
     return false;
@@ -270,6 +302,7 @@ export class SecretParamError extends ParamError {
  * could reach outside the folder it belongs in. Raised by `safeRelativePath`.
  */
 export class UnsafePathError extends CairnError {
+  static override readonly code: string = "CAIRN_UNSAFE_PATH";
   override name = "UnsafePathError";
   override get retryable(): boolean {
     return false;
@@ -296,11 +329,13 @@ export class UnsafePathError extends CairnError {
 
 /** Base class of tracker failures. */
 export class TrackingError extends CairnError {
+  static override readonly code: string = "CAIRN_TRACKING";
   override name = "TrackingError";
 }
 
 /** The tracking URI names something Cairn cannot talk to (a `sqlite:` or `file:` URI, an unknown scheme). */
 export class UnsupportedTrackingUriError extends TrackingError {
+  static override readonly code: string = "CAIRN_UNSUPPORTED_TRACKING_URI";
   override name = "UnsupportedTrackingUriError";
   constructor(readonly uri: string) {
     super(
@@ -313,6 +348,7 @@ export class UnsupportedTrackingUriError extends TrackingError {
 
 /** The tracking server cannot be reached or refuses the credentials. */
 export class TrackerUnreachableError extends TrackingError {
+  static override readonly code: string = "CAIRN_TRACKER_UNREACHABLE";
   override name = "TrackerUnreachableError";
   constructor(
     readonly uri: string,
@@ -329,6 +365,7 @@ export class TrackerUnreachableError extends TrackingError {
 
 /** MLflow answered a request with an error body ({error_code, message}). */
 export class MlflowApiError extends TrackingError {
+  static override readonly code: string = "CAIRN_MLFLOW_API";
   override name = "MlflowApiError";
   constructor(
     readonly endpoint: string,
@@ -360,6 +397,7 @@ export function describeValue(value: unknown): string {
 
 /** A code file a task declared (`.codeFiles()`) cannot be read when its cache key is made. */
 export class CodeFileError extends CairnError {
+  static override readonly code: string = "CAIRN_CODE_FILE";
   override name = "CodeFileError";
   override get retryable(): boolean {
     return false;

@@ -63,7 +63,7 @@ export interface CacheFailurePolicy {
 
 /** True for a shared store (redis, postgres) that did not answer, after the store's own retries. */
 export function isStoreDown(error: unknown): error is CacheBackendError {
-  return error instanceof CacheBackendError && error.backend !== "embedded";
+  return CacheBackendError.is(error) && error.backend !== "embedded";
 }
 
 /**
@@ -543,7 +543,7 @@ function unsafeNames(entry: CacheEntry, artifacts: Artifact[]): string | undefin
     }
     for (const record of entry.outputs.artifacts) safeRelativePath(record.artifactPath, from);
   } catch (error) {
-    if (error instanceof UnsafePathError) return error.message;
+    if (UnsafePathError.is(error)) return error.message;
     throw error;
   }
   return undefined;

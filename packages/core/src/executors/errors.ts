@@ -6,6 +6,7 @@ import { CairnError } from "../errors.ts";
 
 /** A child process exited with a non-zero code or was killed by a signal. */
 export class ProcessFailedError extends CairnError {
+  static override readonly code: string = "CAIRN_PROCESS_FAILED";
   override name = "ProcessFailedError";
   constructor(
     readonly nodeId: string,
@@ -31,21 +32,23 @@ export class ProcessFailedError extends CairnError {
 
 /** A child process could not be started at all (command not found, not executable). */
 export class ProcessStartError extends CairnError {
+  static override readonly code: string = "CAIRN_PROCESS_START";
   override name = "ProcessStartError";
   constructor(
     readonly nodeId: string,
     readonly command: string,
-    /** The system error code (`ENOENT`, `EACCES`, ...). */
-    readonly code: string | undefined,
+    /** The system error code (`ENOENT`, `EACCES`, ...); `code` is Cairn's, as on every Cairn error. */
+    readonly systemCode: string | undefined,
     hint: string,
     options?: { cause?: unknown },
   ) {
-    super(`Task "${nodeId}" could not start \`${command}\`${code ? ` (${code})` : ""}. ${hint}`, options);
+    super(`Task "${nodeId}" could not start \`${command}\`${systemCode ? ` (${systemCode})` : ""}. ${hint}`, options);
   }
 }
 
 /** A command template or argument names a `{placeholder}` that no input provides. */
 export class UnknownPlaceholderError extends CairnError {
+  static override readonly code: string = "CAIRN_UNKNOWN_PLACEHOLDER";
   override name = "UnknownPlaceholderError";
   override get retryable(): boolean {
     return false;
@@ -66,6 +69,7 @@ export class UnknownPlaceholderError extends CairnError {
 
 /** A command template is unsafe or malformed (a placeholder inside quotes, ...). */
 export class CommandTemplateError extends CairnError {
+  static override readonly code: string = "CAIRN_COMMAND_TEMPLATE";
   override name = "CommandTemplateError";
   override get retryable(): boolean {
     return false;
@@ -81,6 +85,7 @@ export class CommandTemplateError extends CairnError {
 
 /** The file a script or notebook task names does not exist or cannot be read. */
 export class TaskFileError extends CairnError {
+  static override readonly code: string = "CAIRN_TASK_FILE";
   override name = "TaskFileError";
   override get retryable(): boolean {
     return false;
@@ -101,6 +106,7 @@ export class TaskFileError extends CairnError {
 
 /** What a process wrote to CAIRN_OUTPUTS is not usable (bad JSON, an artifact marker to a missing file). */
 export class ProcessOutputError extends CairnError {
+  static override readonly code: string = "CAIRN_PROCESS_OUTPUT";
   override name = "ProcessOutputError";
   constructor(
     readonly nodeId: string,
@@ -112,6 +118,7 @@ export class ProcessOutputError extends CairnError {
 
 /** papermill / nbconvert (or a Jupyter kernel) is missing from the Python that runs notebooks. */
 export class NotebookDependencyError extends CairnError {
+  static override readonly code: string = "CAIRN_NOTEBOOK_DEPENDENCY";
   override name = "NotebookDependencyError";
   override get retryable(): boolean {
     return false;
@@ -131,6 +138,7 @@ export class NotebookDependencyError extends CairnError {
 
 /** An HTTP task's request failed for good (after its retries), or the response is not JSON. */
 export class HttpTaskError extends CairnError {
+  static override readonly code: string = "CAIRN_HTTP_TASK";
   override name = "HttpTaskError";
   /** A 4xx other than 408 and 429 will answer the same on a retry of the task. */
   override get retryable(): boolean {

@@ -43,6 +43,7 @@ export type ModelRef =
 
 /** A model URI Cairn cannot use, a model the registry does not have, or a registry that is not there. */
 export class MlflowModelError extends CairnError {
+  static override readonly code: string = "CAIRN_MLFLOW_MODEL";
   override name = "MlflowModelError";
   constructor(
     readonly model: string,
@@ -59,6 +60,7 @@ export class MlflowModelError extends CairnError {
 
 /** The input does not fit the model's signature (checked by Cairn, or refused by MLflow). */
 export class ModelInputError extends CairnError {
+  static override readonly code: string = "CAIRN_MODEL_INPUT";
   override name = "ModelInputError";
   override get retryable(): boolean {
     return false;
@@ -693,7 +695,7 @@ async function predict(
         ctx,
       );
     } catch (error) {
-      if (error instanceof ProcessFailedError) throw fail(error.stderrTail.join("\n")) ?? error;
+      if (ProcessFailedError.is(error)) throw fail(error.stderrTail.join("\n")) ?? error;
       throw error;
     }
     return predictionsOf(await readFile(outFile, "utf8"), ctx.nodeId);

@@ -65,6 +65,7 @@ export interface MlflowProject {
 
 /** The MLproject file is missing or invalid, or names no such entry point. */
 export class MlflowProjectError extends CairnError {
+  static override readonly code: string = "CAIRN_MLFLOW_PROJECT";
   override name = "MlflowProjectError";
   override get retryable(): boolean {
     return false;
@@ -80,6 +81,7 @@ export class MlflowProjectError extends CairnError {
 
 /** The inputs of an MLflow project task do not fit its entry point's parameters. */
 export class MlflowProjectParameterError extends CairnError {
+  static override readonly code: string = "CAIRN_MLFLOW_PROJECT_PARAMETER";
   override name = "MlflowProjectParameterError";
   override get retryable(): boolean {
     return false;

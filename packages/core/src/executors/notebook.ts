@@ -120,7 +120,7 @@ export async function runNotebook(
       ...(htmlPath ? { html: ctx.artifacts.file(htmlName) } : {}),
     };
   } catch (error) {
-    if (error instanceof ProcessFailedError && error.exitCode === MISSING_EXIT) {
+    if (ProcessFailedError.is(error) && error.exitCode === MISSING_EXIT) {
       const line = error.stderrTail.find((l) => l.startsWith(MISSING_MARK));
       if (line) throw new NotebookDependencyError(ctx.nodeId, spec.python, line.slice(MISSING_MARK.length + 1).split(" ").filter(Boolean));
     }

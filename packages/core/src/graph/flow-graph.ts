@@ -86,7 +86,7 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
       try {
         assertSerializable(value, `Task "${node.id}" input "${input}"`, ALLOW_REFS);
       } catch (error) {
-        if (error instanceof NotSerializableError) {
+        if (NotSerializableError.is(error)) {
           throw new FlowValidationError(`${error.message} (in flow "${flowName}")`, flowName, { cause: error });
         }
         throw error;

@@ -83,6 +83,7 @@ export interface FlowResult<Outputs = Record<string, unknown>> {
 
 /** The flow did not succeed; raised by `run.outputs()`. */
 export class FlowFailedError extends CairnError {
+  static override readonly code: string = "CAIRN_FLOW_FAILED";
   override name = "FlowFailedError";
   constructor(readonly result: FlowResult<unknown>) {
     const failed = Object.values(result.tasks).filter((t) => t.status === "failed");

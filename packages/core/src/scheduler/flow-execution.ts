@@ -19,6 +19,7 @@ import {
 } from "../errors.ts";
 import type { FlowGraph } from "../graph/flow-graph.ts";
 import { toGraphJson, toMermaid } from "../graph/render.ts";
+import { isRetryableError } from "./retryable.ts";
 import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskEvent, type TaskStatus, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { RunningTaskContext, type SharedContext } from "./running-task-context.ts";
@@ -333,7 +334,7 @@ export class FlowExecution {
     } catch (error) {
       // A task running when the flow was stopped ends cancelled, whatever it threw on its way out.
       const stop = this.controller.signal.aborted ? this.controller.signal.reason : undefined;
-      const cancelled = stop instanceof StopReason || error instanceof CancelledError;
+      const cancelled = stop instanceof StopReason || CancelledError.is(error);
       if (result.runId && recorder) {
         if (!cancelled && tracking) recorder.tag(ERROR_TAG, errorTag(toErrorInfo(error)));
         await this.finishTracking(node, result.runId, recorder, cancelled ? "KILLED" : "FAILED").catch(() => {});
@@ -372,7 +373,7 @@ export class FlowExecution {
     try {
       state.key = await cache.keyFor(state.node, await this.prepareInputs(state), { flowRunId: this.s.flowRunId, signal: this.controller.signal });
     } catch (error) {
-      if (error instanceof CairnError && !error.retryable) {
+      if (!isRetryableError(error)) {
         // Bad inputs fail the task as they would when it runs.
         this.complete(state, "failed", started, toErrorInfo(error));
         return this.afterFailure(state);
@@ -624,7 +625,7 @@ export class FlowExecution {
    */
   private abandon(task: string, attempt: number, work: Promise<unknown>, ctx: RunningTaskContext): void {
     ctx.close();
-    const why = ctx.signal.reason instanceof TaskTimeoutError ? "its timeout" : "the flow stopped";
+    const why = TaskTimeoutError.is(ctx.signal.reason) ? "its timeout" : "the flow stopped";
     const report = () => {
       stray.report = undefined;
       this.warn(
@@ -668,7 +669,7 @@ export class FlowExecution {
       try {
         assertSerializable(value, `Task "${node.id}" output`);
       } catch (error) {
-        if (error instanceof NotSerializableError) {
+        if (NotSerializableError.is(error)) {
           throw new NotSerializableError(error.where, error.path || "(the whole output)", error.got);
         }
         throw error;
@@ -910,8 +911,8 @@ function rejectOnAbort(signal: AbortSignal): Promise<never> {
 
 function isRetryable(error: unknown, flowSignal: AbortSignal): boolean {
   if (flowSignal.aborted) return false;
-  if (error instanceof StopReason || error instanceof CancelledError) return false;
-  return !(error instanceof CairnError && !error.retryable);
+  if (error instanceof StopReason || CancelledError.is(error)) return false;
+  return isRetryableError(error);
 }
 
 function stopInfo(reason: unknown): ErrorInfo {
@@ -921,5 +922,5 @@ function stopInfo(reason: unknown): ErrorInfo {
     }
     return toErrorInfo(new CancelledError(reason.detail));
   }
-  return toErrorInfo(reason instanceof CairnError ? reason : new CancelledError(reason));
+  return toErrorInfo(CairnError.is(reason) ? reason : new CancelledError(reason));
 }

@@ -117,7 +117,7 @@ function resolveLocalModel(taskName: string, uri: string): string {
   try {
     return dirname(resolveTaskFile(taskName, join(uri, "MLmodel")));
   } catch (error) {
-    if (!(error instanceof TaskFileError)) throw error;
+    if (!TaskFileError.is(error)) throw error;
     const folder = error.tried.map(dirname).find((d) => existsSync(d) && statSync(d).isDirectory());
     throw new TaskFileError(taskName, uri, error.tried.map(dirname), folder ? "holds no MLmodel file (not an MLflow model folder)" : "is not a folder");
   }

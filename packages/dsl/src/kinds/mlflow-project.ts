@@ -160,7 +160,7 @@ function resolveProjectDir(taskName: string, uri: string | URL): string {
   try {
     return dirname(resolveTaskFile(taskName, join(uri, "MLproject")));
   } catch (error) {
-    if (!(error instanceof TaskFileError)) throw error;
+    if (!TaskFileError.is(error)) throw error;
     for (const candidate of error.tried) {
       const folder = dirname(candidate);
       if (existsSync(folder) && statSync(folder).isDirectory()) {

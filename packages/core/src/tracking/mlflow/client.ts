@@ -180,7 +180,7 @@ export class MlflowClient {
       await this.api("GET", "experiments/get-by-name", { query: { experiment_name: "Default" }, retry: policy });
     } catch (error) {
       // A server without an experiment named Default still answered.
-      if (error instanceof MlflowApiError && error.errorCode === "RESOURCE_DOES_NOT_EXIST") return;
+      if (MlflowApiError.is(error) && error.errorCode === "RESOURCE_DOES_NOT_EXIST") return;
       throw this.notAnswering(error);
     }
   }
@@ -195,7 +195,7 @@ export class MlflowClient {
       r = await this.api("GET", "experiments/get-by-name", { query: { experiment_name: name }, retry: policy });
     } catch (error) {
       // The server answered: there is no such experiment yet.
-      if (error instanceof MlflowApiError && error.errorCode === "RESOURCE_DOES_NOT_EXIST") return this.createOrReadExperiment(name);
+      if (MlflowApiError.is(error) && error.errorCode === "RESOURCE_DOES_NOT_EXIST") return this.createOrReadExperiment(name);
       throw this.notAnswering(error);
     }
     return activeExperimentId(toExperiment(r.experiment));
@@ -203,7 +203,7 @@ export class MlflowClient {
 
   /** The error of a probe that got no MLflow answer: a 404 / 405 means the address is not an MLflow server. */
   private notAnswering(error: unknown): unknown {
-    if (error instanceof MlflowApiError && (error.status === 404 || error.status === 405)) {
+    if (MlflowApiError.is(error) && (error.status === 404 || error.status === 405)) {
       return new TrackerUnreachableError(this.uri, `HTTP ${error.status} on ${API}/experiments/get-by-name; is this an MLflow tracking server?`, {
         cause: error,
       });
@@ -232,7 +232,7 @@ export class MlflowClient {
     } catch (error) {
       if (isNotFound(error)) return undefined;
       // Ids of SQL stores are integers; any other id names no experiment.
-      if (error instanceof MlflowApiError && error.errorCode === "INVALID_PARAMETER_VALUE" && !/^\d+$/.test(experimentId)) return undefined;
+      if (MlflowApiError.is(error) && error.errorCode === "INVALID_PARAMETER_VALUE" && !/^\d+$/.test(experimentId)) return undefined;
       throw error;
     }
   }
@@ -258,7 +258,7 @@ export class MlflowClient {
     try {
       return await this.createExperiment(name);
     } catch (error) {
-      if (!(error instanceof MlflowApiError && error.errorCode === "RESOURCE_ALREADY_EXISTS")) throw error;
+      if (!(MlflowApiError.is(error) && error.errorCode === "RESOURCE_ALREADY_EXISTS")) throw error;
       const winner = await this.getExperimentByName(name);
       if (!winner) throw error;
       return activeExperimentId(winner);
@@ -317,7 +317,7 @@ export class MlflowClient {
     } catch (error) {
       if (isNotFound(error)) return undefined;
       // MLflow refuses ids that are not run ids (`^[a-zA-Z0-9][\w-]{0,255}$`); such an id names no run.
-      if (error instanceof MlflowApiError && error.errorCode === "INVALID_PARAMETER_VALUE" && !/^[a-zA-Z0-9][\w-]{0,255}$/.test(runId)) return undefined;
+      if (MlflowApiError.is(error) && error.errorCode === "INVALID_PARAMETER_VALUE" && !/^[a-zA-Z0-9][\w-]{0,255}$/.test(runId)) return undefined;
       throw error;
     }
   }
@@ -402,7 +402,7 @@ export class MlflowClient {
       const res = await this.send({ method: "GET", url: this.artifactUrl(artifactUri, rel), endpoint: `mlflow-artifacts GET ${rel}`, responseType: "text" });
       return typeof res.data === "string" ? res.data : String(res.data);
     } catch (error) {
-      if (error instanceof MlflowApiError && error.status === 404) return undefined;
+      if (MlflowApiError.is(error) && error.status === 404) return undefined;
       throw error;
     }
   }
@@ -586,7 +586,7 @@ export class MlflowClient {
 
   /** A request that got no answer: unreachable, reset, timed out. Never carries the request config (credentials). */
   private networkError(error: unknown, spec: RequestSpec): TrackingError {
-    if (error instanceof TrackingError) return error;
+    if (TrackingError.is(error)) return error;
     const e = error as { code?: string; message?: string };
     const code = e.code ?? "";
     const detail =
@@ -810,7 +810,7 @@ function activeExperimentId(e: MlflowExperiment): string {
 }
 
 function isNotFound(error: unknown): boolean {
-  return error instanceof MlflowApiError && (error.errorCode === "RESOURCE_DOES_NOT_EXIST" || error.status === 404);
+  return MlflowApiError.is(error) && (error.errorCode === "RESOURCE_DOES_NOT_EXIST" || error.status === 404);
 }
 
 /** `a/b` + `c.txt`, checked: no absolute paths, no `..`. */

@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { CacheBackendError, CacheError, CacheOptionError, CacheValueError, CairnError, LeaseLostError } from "./errors.ts";
+
+describe("CairnError, the one error root", () => {
+  it("gives each error its class's code and makes the cache's errors Cairn errors", () => {
+    const e = new LeaseLostError("k", "me");
+    expect(e.code).toBe("CAIRN_LEASE_LOST");
+    expect(LeaseLostError.code).toBe("CAIRN_LEASE_LOST");
+    expect(new CairnError("x").code).toBe("CAIRN_ERROR");
+    expect(CairnError.is(e)).toBe(true);
+    expect(CacheError.is(e)).toBe(true);
+    expect(LeaseLostError.is(e)).toBe(true);
+    expect(CacheBackendError.is(e)).toBe(false);
+    expect(CacheError.is(new CairnError("x"))).toBe(false);
+    expect(e.retryable).toBe(true);
+  });
+
+  it("says no to what is not a Cairn error", () => {
+    for (const value of [new Error("x"), undefined, null, "CAIRN_ERROR", 1, { code: "CAIRN_ERROR" }]) {
+      expect(CairnError.is(value)).toBe(false);
+    }
+  });
+
+  it("knows errors made by another copy of the module (the bundle and the sources)", async () => {
+    // A query string makes the loader evaluate the file again: other classes, same brands.
+    const copy = "./errors.ts?another-copy"; // a variable: tsc does not resolve it, the loader does
+    const other = (await import(copy)) as typeof import("./errors.ts");
+    expect(other.CairnError).not.toBe(CairnError);
+    const theirs = new other.CacheOptionError("ttlMs", "a number", "1");
+    expect(theirs instanceof CacheOptionError).toBe(false);
+    expect(CacheOptionError.is(theirs)).toBe(true);
+    expect(CacheError.is(theirs)).toBe(true);
+    expect(CairnError.is(theirs)).toBe(true);
+    expect(CacheBackendError.is(theirs)).toBe(false);
+    expect(other.CairnError.is(new CacheOptionError("ttlMs", "a number", "1"))).toBe(true);
+  });
+
+  it("checks a brand, which a plain object can carry", () => {
+    const branded = { [Symbol.for("cairn.error.CAIRN_CACHE")]: true, [Symbol.for("cairn.error.CAIRN_ERROR")]: true };
+    expect(CacheError.is(branded)).toBe(true);
+    expect(CairnError.is(branded)).toBe(true);
+    expect(CacheValueError.is(branded)).toBe(false);
+  });
+
+  it("falls back to instanceof for a subclass without a code of its own", () => {
+    class MyError extends CairnError {
+      override name = "MyError";
+    }
+    const mine = new MyError("x");
+    expect(mine.code).toBe("CAIRN_ERROR");
+    expect(CairnError.is(mine)).toBe(true);
+    expect(MyError.is(mine)).toBe(true);
+    expect(MyError.is(new CairnError("x"))).toBe(false);
+  });
+});
