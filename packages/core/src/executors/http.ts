@@ -4,6 +4,7 @@
  * exponential backoff (honouring `Retry-After`); other statuses fail at once. Header
  * values never appear in errors or logs.
  */
+import { setTimeout as delay } from "node:timers/promises";
 import type { AxiosResponse } from "axios";
 import { CancelledError } from "../errors.ts";
 import type { TaskContext } from "../run/task-context.ts";
@@ -105,16 +106,11 @@ function snippet(body: unknown): string {
   return flat ? JSON.stringify(flat.length > 200 ? `${flat.slice(0, 197)}...` : flat) : "an empty body";
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason ?? new CancelledError());
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
+/** Waits `ms`; rejects with the signal's reason (not Node's AbortError) when it aborts first. */
+async function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  try {
+    await delay(ms, undefined, { signal });
+  } catch {
+    throw signal.reason ?? new CancelledError();
+  }
 }

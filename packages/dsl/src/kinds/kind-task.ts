@@ -3,10 +3,10 @@
  * with `.input()` / `.output()` and the usual settings, built on `makeTask`; file
  * resolution and digests; the Python used for scripts and notebooks.
  */
-import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { sha256 } from "@cairn/cache";
 import { OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { makeTask, type NodeOptions, type RetryOptions, type Task } from "../task.ts";
@@ -146,10 +146,6 @@ export function processEnv(o: ProcessOptions, ctx: TaskContext, extra: Record<st
 /** A short, stable digest of config that changes what a process does (never stored in clear, values may be private). */
 export function configDigest(value: unknown): string {
   return sha256(JSON.stringify(value)).slice(0, 16);
-}
-
-export function sha256(data: string | Uint8Array): string {
-  return createHash("sha256").update(data).digest("hex");
 }
 
 /** sha256 of a file's content. */
