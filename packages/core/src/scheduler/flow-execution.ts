@@ -1,42 +1,25 @@
 import { setMaxListeners } from "node:events";
-import { setTimeout as sleep } from "node:timers/promises";
-import { dirname, resolve as resolvePath } from "node:path";
 import PQueue from "p-queue";
-import pRetry from "p-retry";
-import { isArtifact } from "../definition/artifact.ts";
+import type { CacheEntry } from "@cairn/cache";
 import type { FlowNode } from "../definition/flow-definition.ts";
+import { CACHE_KEY_TAG, isStoreDown, type StoredManifest, storeDownWarning, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
+import { sourceRunsAhead } from "../caching/plan.ts";
 import { type RefValue, resolveRefs } from "../definition/ref.ts";
-import { validateWithSchema } from "../definition/schema.ts";
-import { assertSerializable, isSerializableValue, storedForm } from "../definition/serializable.ts";
-import {
-  CairnError,
-  CancelledError,
-  InputValidationError,
-  NonErrorThrownError,
-  NotSerializableError,
-  OutputValidationError,
-  TaskTimeoutError,
-} from "../errors.ts";
+import { CancelledError } from "../errors.ts";
 import type { FlowGraph } from "../graph/flow-graph.ts";
 import { toGraphJson, toMermaid } from "../graph/render.ts";
-import { isRetryableError } from "./retryable.ts";
+import { AbandonedAttempts } from "../pipeline/abandoned.ts";
+import { type AttemptScope, rejectOnAbort, runAttempts } from "../pipeline/attempts.ts";
+import { validateInputs } from "../pipeline/inputs.ts";
+import { isRetryableError } from "../pipeline/retryable.ts";
+import type { SharedContext } from "../pipeline/running-task-context.ts";
+import { type Flight, type FlightScope, findEntry } from "../pipeline/single-flight.ts";
+import { StopReason, stopInfo } from "../pipeline/stop.ts";
+import { createTaskRun, ERROR_TAG, errorTag, finishTaskRun, logInputs, type RecordScope, recordHit } from "../pipeline/task-run.ts";
 import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskEvent, type TaskStatus, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import { RunningTaskContext, type SharedContext } from "./running-task-context.ts";
-import type { CacheEntry } from "@cairn/cache";
-import {
-  CACHE_KEY_TAG,
-  CACHED_FROM_TAG,
-  isStoreDown,
-  type StoredManifest,
-  storeDownWarning,
-  type TaskCache,
-  type TaskKey,
-} from "../caching/task-cache.ts";
-import { sourceRunsAhead } from "../caching/plan.ts";
-import { NullTracker } from "../tracking/null-tracker.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
-import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
+import { writeRunFiles } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 
 /** What a flow run does when a task fails for good. */
@@ -86,25 +69,12 @@ export interface ExecutionSettings {
   emit: (event: RunEvent) => void;
 }
 
-/** Why the flow's controller was aborted. */
-class StopReason {
-  constructor(
-    readonly kind: "cancel" | "fail-fast",
-    readonly detail: unknown,
-  ) {}
-}
-
-/** Wraps any attempt failure so p-retry retries every error alike (it skips TypeErrors of its own accord). */
-class AttemptFailure extends Error {
-  constructor(readonly error: unknown) {
-    super("attempt failed");
-  }
-}
-
 /**
- * Walks a validated graph: queues each task the moment its last input is ready,
- * bounded by a global p-queue and named pools, highest critical-path priority
- * first; tracks each task as a child run of the flow run.
+ * The scheduler: walks a validated graph, queues each task the moment its last input is
+ * ready, bounded by a global p-queue and named pools, highest critical-path priority first;
+ * applies the failure policy and stops. What happens to one task is the task pipeline in
+ * ../pipeline/ (inputs → cache lookup and single flight → task run → attempts with timeout
+ * and retries → output checks → record), which needs no scheduler.
  */
 export class FlowExecution {
   readonly results = new Map<string, TaskResult>();
@@ -112,8 +82,6 @@ export class FlowExecution {
   private readonly states: NodeState[];
   /** Position of each node id. */
   private readonly index: ReadonlyMap<string, number>;
-  /** What every task context shares. */
-  private readonly shared: SharedContext;
   private readonly global: PQueue;
   private readonly pools = new Map<string, PQueue>();
   private readonly controller = new AbortController();
@@ -121,27 +89,27 @@ export class FlowExecution {
    * Cross-process leases held now, with their node. When the flow stops, those of nodes that never
    * started are given up at once; a started node gives its own up once its processes are gone.
    */
-  private readonly leases = new Map<{ release(): Promise<void> }, NodeState>();
-  /** Abandoned attempts still running (see abandon). */
-  private readonly stray = new Set<StrayAttempt>();
-  /** Cache hits whose runs are still being ended (see completeCached). */
+  private readonly leases = new Map<{ release(): Promise<void> }, Flight>();
+  /** Attempts that did not stop at their signal. */
+  private readonly abandonedAttempts = new AbandonedAttempts((task, message) => this.warn(task, message));
+  /** Cache hits whose runs are still being recorded (see recordHit). */
   private readonly recording = new Set<Promise<void>>();
-  /** Rejects with the stop reason once the flow is stopped; raced against every running task. */
-  private readonly flowAborted = rejectOnAbort(this.controller.signal);
+  /** What the stages of every task of this run share. */
+  private readonly attemptScope: AttemptScope;
+  private readonly recordScope: RecordScope;
+  private readonly flightScope?: FlightScope;
   private remaining: number;
   private finished!: (status: FlowStatus) => void;
   readonly done: Promise<FlowStatus>;
-  private readonly flowName: string;
 
   constructor(private readonly s: ExecutionSettings) {
-    this.flowName = s.graph.definition.name;
     this.global = new PQueue({ concurrency: s.concurrency });
     for (const [name, limit] of Object.entries(s.pools)) this.pools.set(name, new PQueue({ concurrency: limit }));
     this.remaining = s.graph.order.length;
     // Every task waiting on another process listens to this one signal; there may be thousands.
     setMaxListeners(0, this.controller.signal);
     this.done = new Promise((resolve) => (this.finished = resolve));
-    this.shared = {
+    const shared: SharedContext = {
       params: s.params,
       flowRunId: s.flowRunId,
       tracking: Object.freeze({ kind: s.tracker.kind, uri: s.tracker.uri, experimentId: s.experimentId }),
@@ -151,6 +119,18 @@ export class FlowExecution {
       paramsCheck: { flowName: s.graph.definition.name, values: s.params },
       emit: s.emit,
     };
+    this.attemptScope = { shared, flowSignal: this.controller.signal, flowAborted: rejectOnAbort(this.controller.signal), abandoned: this.abandonedAttempts };
+    this.recordScope = { tracker: s.tracker, experimentId: s.experimentId, flowRunId: s.flowRunId, flowName: s.graph.definition.name, workDir: s.workDir, secrets: s.secrets };
+    if (s.cache) {
+      this.flightScope = {
+        cache: s.cache.tasks,
+        flowRunId: s.flowRunId,
+        flowSignal: this.controller.signal,
+        leases: this.leases,
+        waiting: (task) => this.emitTask(task, "waiting"),
+        warn: (task, message) => this.warn(task, message),
+      };
+    }
     const list = s.graph.definition.nodes;
     const { index, dependencies, dependants, priority, order } = s.graph.indexed;
     this.index = index;
@@ -269,6 +249,7 @@ export class FlowExecution {
     else void this.global.add(() => this.runNode(state), { priority });
   }
 
+  /** A task with a slot: its run, its attempts, its entry; never rejects. */
   private async runNode(state: NodeState): Promise<void> {
     if (this.controller.signal.aborted) return; // stop() already settled it
     state.started = true;
@@ -282,19 +263,8 @@ export class FlowExecution {
       let inputs = state.inputs ?? this.prepareInputs(state);
       if (inputs instanceof Promise) inputs = await inputs;
       if (this.s.cache) inputs = await this.s.cache.tasks.materialize(inputs, id);
-      // The null tracker's ids need no round trip through a promise.
-      const runId = tracker instanceof NullTracker ? tracker.newRunId() : await tracker.createRun(!tracking ? NO_RUN : {
-        experimentId: this.s.experimentId,
-        name: id,
-        parentRunId: this.s.flowRunId,
-        tags: {
-          "cairn.flow": this.flowName,
-          "cairn.task": node.task.name,
-          "cairn.node_id": id,
-          "cairn.task_kind": node.task.kind,
-          ...(node.task.version ? { "cairn.task_version": node.task.version } : {}),
-        },
-      });
+      let runId = createTaskRun(this.recordScope, node);
+      if (typeof runId !== "string") runId = await runId;
       result.runId = runId;
       // Every param and tag of the task's run (its inputs, its error, what it logs) leaves masked.
       recorder = new RunRecorder(tracker, runId, this.s.secrets);
@@ -303,8 +273,7 @@ export class FlowExecution {
         const inputsFile = logInputs(recorder, inputs, this.s.secrets);
         if (inputsFile) await writeRunFiles(tracker, runId, "cairn", { "inputs.json": inputsFile });
       }
-      let outputs =
-        node.task.retry.retries === 0 ? await this.once(state, inputs, runId, recorder, 1) : await this.attempts(state, inputs, runId, recorder);
+      let outputs = await runAttempts(this.attemptScope, { node, inputs, runId, recorder, result, holder: state });
       let manifest: StoredManifest | undefined;
       const cache = this.s.cache?.tasks;
       if (cache && state.key) {
@@ -319,7 +288,7 @@ export class FlowExecution {
         outputs = manifest.values;
         recorder.tag(CACHE_KEY_TAG, state.key.key);
       }
-      if (tracking) await this.finishTracking(node, runId, recorder, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
+      if (tracking) await finishTaskRun(this.recordScope, runId, recorder, result.attempts, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
       if (cache && state.key) {
         const entry = await cache.record(state.key, node, runId, manifest!).catch((e: unknown) => {
           if (cache.strict && isStoreDown(e)) throw e;
@@ -337,7 +306,7 @@ export class FlowExecution {
       const cancelled = stop instanceof StopReason || CancelledError.is(error);
       if (result.runId && recorder) {
         if (!cancelled && tracking) recorder.tag(ERROR_TAG, errorTag(toErrorInfo(error)));
-        await this.finishTracking(node, result.runId, recorder, cancelled ? "KILLED" : "FAILED").catch(() => {});
+        await finishTaskRun(this.recordScope, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED").catch(() => {});
       }
       state.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
       if (cancelled) {
@@ -360,7 +329,7 @@ export class FlowExecution {
   private prepareInputs(state: NodeState): Record<string, unknown> | Promise<Record<string, unknown>> {
     const raw = this.resolve(state.node.inputs) as Record<string, unknown>;
     if (!state.node.task.inputSchema) return (state.inputs = raw);
-    return this.validateInputs(state.node, raw).then((inputs) => (state.inputs = inputs));
+    return validateInputs(state.node, raw).then((inputs) => (state.inputs = inputs));
   }
 
   /**
@@ -382,7 +351,7 @@ export class FlowExecution {
       return this.enqueue(state);
     }
     try {
-      const entry = await this.findEntry(state, cache, state.key.key);
+      const entry = await findEntry(this.flightScope!, state, state.key.key);
       if (this.controller.signal.aborted) return;
       if (entry) return await this.completeCached(state, entry, started);
     } catch (error) {
@@ -397,98 +366,10 @@ export class FlowExecution {
     if (!this.controller.signal.aborted) this.enqueue(state);
   }
 
-  /** A usable entry, waiting for whoever computes the key now; or undefined after claiming it to compute. */
-  private async findEntry(state: NodeState, cache: TaskCache, key: string): Promise<CacheEntry | undefined> {
-    const id = state.node.id;
-    for (let round = 0; round < 3; round++) {
-      if (!state.forceRun) {
-        const found = await cache.lookup(key);
-        if (found.bad) this.warn(id, `cache entry ${key.slice(0, 12)} was unusable: ${found.bad.reason}; it was evicted and the task runs`);
-        if (found.entry) return found.entry;
-      }
-      const running = cache.inflight.get(key);
-      if (running) {
-        this.emitTask(id, "waiting");
-        const entry = await running;
-        if (entry) return entry;
-        continue; // the other one failed: look again, then compute
-      }
-      let settle!: (entry: CacheEntry | undefined) => void;
-      cache.inflight.set(key, new Promise((r) => (settle = r)));
-      state.settleFlight = (entry) => {
-        cache.inflight.delete(key);
-        settle(entry);
-      };
-      const lease = await cache.acquireLease(key, { ttlMs: LEASE_TTL_MS, owner: `${cache.owner} ${this.s.flowRunId} ${id}` });
-      if (lease.acquired) {
-        // Someone may have written the entry and let go between our lookup and our lease.
-        const late = state.forceRun ? undefined : (await cache.lookup(key)).entry;
-        if (late) {
-          await lease.release().catch(() => {});
-          state.settleFlight(late);
-          state.settleFlight = undefined;
-          return late;
-        }
-        this.leases.set(lease, state);
-        const renew = setInterval(() => void lease.renew().catch(() => {}), LEASE_TTL_MS / 3);
-        renew.unref();
-        state.releaseLease = async () => {
-          clearInterval(renew);
-          this.leases.delete(lease);
-          await lease.release().catch(() => {});
-        };
-        return undefined;
-      }
-      // Another process computes it: wait for its entry, then look again.
-      this.emitTask(id, "waiting");
-      state.settleFlight(undefined);
-      state.settleFlight = undefined;
-      const entry = await cache.waitFor(key, this.controller.signal);
-      if (entry) return entry;
-    }
-    return undefined;
-  }
-
   /** Completes a task from a cache entry, recorded as a FINISHED run tagged with its source. */
   private async completeCached(state: NodeState, entry: CacheEntry, started: number): Promise<void> {
     const { node, result } = state;
-    const tracker = this.s.tracker;
-    if (tracker.kind !== "none") {
-      const run = {
-        experimentId: this.s.experimentId,
-        name: node.id,
-        parentRunId: this.s.flowRunId,
-        tags: {
-          "cairn.flow": this.flowName,
-          "cairn.task": node.task.name,
-          "cairn.node_id": node.id,
-          "cairn.task_kind": node.task.kind,
-          [CACHED_FROM_TAG]: entry.sourceRunId,
-          "cairn.cache_hit_key": entry.key,
-        },
-      };
-      if (tracker.recordRun && tracker.remote) {
-        // A server: the hit is complete now, and its run (two requests) is recorded in the
-        // background, so dependants do not wait for it. The flow waits for all at its end.
-        const recording = tracker.recordRun({ ...run, status: "FINISHED" }).then(
-          (runId) => void (result.runId = runId),
-          (e: unknown) => this.warn(node.id, `could not record the cache hit's run: ${(e as Error).message}`),
-        );
-        this.recording.add(recording);
-        void recording.finally(() => this.recording.delete(recording));
-      } else if (tracker.recordRun) {
-        // One step, already FINISHED: the embedded store appends the hits recorded at once in one write.
-        result.runId = await tracker.recordRun({ ...run, status: "FINISHED" });
-      } else {
-        const runId = await tracker.createRun(run);
-        result.runId = runId;
-        // The hit is complete once its run exists; ending it (a request) goes on in the
-        // background, so dependants do not wait for it. The flow waits for all at its end.
-        const ending = tracker.endRun(runId, "FINISHED").catch((e: unknown) => this.warn(node.id, `could not record the cache hit's run ${runId} as FINISHED: ${(e as Error).message}`));
-        this.recording.add(ending);
-        void ending.finally(() => this.recording.delete(ending));
-      }
-    }
+    await recordHit(this.recordScope, node, entry, result, this.recording, (task, message) => this.warn(task, message));
     state.settleFlight?.(entry);
     await state.releaseLease?.();
     state.output = entry.outputs.values;
@@ -497,212 +378,23 @@ export class FlowExecution {
     this.complete(state, "cached", started);
   }
 
-  /** Waits for the runs of cache hits to be recorded as FINISHED (see completeCached). */
+  /** Waits for the runs of cache hits to be recorded as FINISHED (see recordHit). */
   async drain(): Promise<void> {
     while (this.recording.size) await Promise.all(this.recording);
   }
 
+  /** Before the flow's last event: reports the abandoned attempts still running (see AbandonedAttempts). */
+  reportAbandoned(): Promise<void> {
+    return this.abandonedAttempts.report();
+  }
+
+  /** Attempts abandoned at their timeout or cancellation that have not ended yet. */
+  abandoned(): Array<{ task: string; attempt: number }> {
+    return this.abandonedAttempts.list();
+  }
+
   private warn(task: string | undefined, message: string): void {
     this.s.emit({ type: "log", level: "warn", runId: this.s.flowRunId, ...(task !== undefined ? { task } : {}), message, time: Date.now() });
-  }
-
-  private async validateInputs(node: FlowNode, raw: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const schema = node.task.inputSchema;
-    if (!schema) return raw;
-    const r = await validateWithSchema(schema, raw);
-    if (!r.ok) throw new InputValidationError(node.id, r.issues);
-    return r.value as Record<string, unknown>;
-  }
-
-  /** Attempt number `attempt`, announced as running. */
-  private once(state: NodeState, inputs: Record<string, unknown>, runId: string, recorder: RunRecorder, attempt: number): Promise<unknown> {
-    state.result.attempts = attempt;
-    state.result.status = "running";
-    // One literal with every field: adding fields later gives each event a second backing store.
-    this.s.emit({ type: "task", status: "running", runId: this.s.flowRunId, task: state.node.id, time: Date.now(), taskRunId: runId, attempt });
-    return this.attempt(state, inputs, runId, recorder, attempt);
-  }
-
-  /** The attempts of a task with retries, through p-retry. */
-  private async attempts(state: NodeState, inputs: Record<string, unknown>, runId: string, recorder: RunRecorder) {
-    const { node } = state;
-    const { retry } = node.task;
-    const once = (attempt: number) => this.once(state, inputs, runId, recorder, attempt);
-    try {
-      return await pRetry(
-        async (attempt) => {
-          try {
-            return await once(attempt);
-          } catch (error) {
-            throw new AttemptFailure(error);
-          }
-        },
-        {
-          retries: retry.retries,
-          minTimeout: retry.minDelayMs,
-          maxTimeout: retry.maxDelayMs,
-          factor: 2,
-          signal: this.controller.signal,
-          shouldRetry: ({ error }) => isRetryable((error as AttemptFailure).error, this.controller.signal),
-          onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
-            const cause = (error as AttemptFailure).error;
-            if (retriesLeft > 0 && isRetryable(cause, this.controller.signal)) {
-              this.emitTask(node.id, "retrying", { attempt: attemptNumber, error: toErrorInfo(cause) });
-            }
-          },
-        },
-      );
-    } catch (error) {
-      throw error instanceof AttemptFailure ? error.error : error;
-    }
-  }
-
-  private async attempt(
-    state: NodeState,
-    inputs: Record<string, unknown>,
-    runId: string,
-    recorder: RunRecorder,
-    attempt: number,
-  ): Promise<unknown> {
-    const node = state.node;
-    const timeoutMs = node.task.timeoutMs;
-    // Without a timeout the flow's own signal is the attempt's signal: no controller or listener per task.
-    let signal = this.controller.signal;
-    let aborted = this.flowAborted;
-    let cleanup: (() => void) | undefined;
-    if (timeoutMs) {
-      // Not AbortSignal.timeout: its reason would be a bare TimeoutError, while ctx.signal.reason is
-      // what a task (and the process executor) throws, so it names the task and attempt; and its
-      // timer could not be cleared when the attempt ends. Not AbortSignal.any either: on Node 20
-      // its composite signals (weak references, a finalization registry) cost several times this
-      // controller and its one listener, on every timed attempt (BENCHMARKS.md, timed no-op tasks).
-      const flowSignal = this.controller.signal;
-      const ac = new AbortController();
-      const onFlowAbort = () => ac.abort(flowSignal.reason);
-      flowSignal.addEventListener("abort", onFlowAbort, { once: true });
-      const timer = setTimeout(() => ac.abort(new TaskTimeoutError(node.id, timeoutMs, attempt)), timeoutMs);
-      signal = ac.signal;
-      aborted = rejectOnAbort(signal);
-      cleanup = () => {
-        clearTimeout(timer);
-        flowSignal.removeEventListener("abort", onFlowAbort);
-      };
-    }
-    const ctx = new RunningTaskContext(this.shared, node, runId, attempt, signal, recorder, state);
-    try {
-      let output: unknown;
-      try {
-        const returned = node.task.run(inputs, ctx);
-        // A synchronous result needs no race: nothing can cancel it any more.
-        if (returned instanceof Promise) {
-          try {
-            output = await Promise.race([returned, aborted]);
-          } catch (error) {
-            // The attempt is over at its signal, whether or not the task listens to it.
-            if (signal.aborted && error === signal.reason) this.abandon(node.id, attempt, returned, ctx);
-            throw error;
-          }
-        } else {
-          output = returned;
-        }
-      } catch (error) {
-        if (error instanceof Error || error instanceof StopReason) throw error;
-        throw new NonErrorThrownError(node.id, error);
-      }
-      const checked = this.checkOutputs(node, output);
-      return checked instanceof Promise ? await checked : checked;
-    } finally {
-      cleanup?.();
-    }
-  }
-
-  /**
-   * An attempt whose signal aborted (timeout, or the flow stopped) is over for the scheduler at
-   * once: retries start, the flow moves on. Its work may go on if the task ignores the signal:
-   * its context is closed (what it logs or writes from then on goes nowhere), whatever it
-   * returns or throws later is dropped, and if it is still running a moment later it is
-   * reported as abandoned, once. Process tasks are ended by their executor (SIGTERM, then SIGKILL).
-   */
-  private abandon(task: string, attempt: number, work: Promise<unknown>, ctx: RunningTaskContext): void {
-    ctx.close();
-    const why = TaskTimeoutError.is(ctx.signal.reason) ? "its timeout" : "the flow stopped";
-    const report = () => {
-      stray.report = undefined;
-      this.warn(
-        task,
-        `Attempt ${attempt} of task "${task}" did not stop at ${why}: abandoned. The flow does not wait ` +
-          `for it, and what it returns, throws, logs as metrics or writes as artifacts from now on is dropped. ` +
-          `Pass ctx.signal to what the task awaits so that it stops.`,
-      );
-    };
-    const gone = () => void this.stray.delete(stray);
-    const stray: StrayAttempt = { task, attempt, settled: work.then(gone, gone), noticeAt: Date.now() + ABANDONED_NOTICE_MS, report };
-    this.stray.add(stray);
-    // A task that honours its signal settles within a moment: only the others are reported.
-    void sleep(ABANDONED_NOTICE_MS, undefined, { ref: false }).then(() => {
-      if (this.stray.has(stray)) stray.report?.();
-    });
-  }
-
-  /**
-   * Before the flow's last event: reports the abandoned attempts not reported yet that are still
-   * running once their moment to stop has passed (at most {@link ABANDONED_NOTICE_MS} from now).
-   */
-  async reportAbandoned(): Promise<void> {
-    const unreported = [...this.stray].filter((s) => s.report);
-    if (!unreported.length) return;
-    const last = Math.max(...unreported.map((s) => s.noticeAt)) - Date.now();
-    if (last > 0) await Promise.race([Promise.all(unreported.map((s) => s.settled)), sleep(last)]);
-    for (const stray of unreported) if (this.stray.has(stray)) stray.report?.();
-  }
-
-  /** Attempts abandoned at their timeout or cancellation (see {@link abandon}) that have not ended yet. */
-  abandoned(): Array<{ task: string; attempt: number }> {
-    return [...this.stray].map(({ task, attempt }) => ({ task, attempt }));
-  }
-
-  /** The output as stored; synchronous unless the task has an output schema. */
-  private checkOutputs(node: FlowNode, output: unknown): unknown {
-    const value = output === undefined ? {} : output;
-    // The message's `where` is made only for a value that fails.
-    if (!isSerializableValue(value)) {
-      try {
-        assertSerializable(value, `Task "${node.id}" output`);
-      } catch (error) {
-        if (NotSerializableError.is(error)) {
-          throw new NotSerializableError(error.where, error.path || "(the whole output)", error.got);
-        }
-        throw error;
-      }
-    }
-    this.s.secrets.assertClean(value, node.id, "its outputs");
-    const schema = node.task.outputSchema;
-    // Normalised once, here: the next task sees the stored JSON form, fresh or from the cache.
-    if (!schema) return storedForm(value);
-    return validateWithSchema(schema, value).then((r) => {
-      if (!r.ok) throw new OutputValidationError(node.id, r.issues);
-      // A schema may transform what it validates (a Date from a string): that value must be JSON data too.
-      if (!isSerializableValue(r.value)) assertSerializable(r.value, `Task "${node.id}" output, as its output schema returned it,`);
-      return storedForm(r.value);
-    });
-  }
-
-  private async finishTracking(
-    node: FlowNode,
-    runId: string,
-    recorder: RunRecorder,
-    status: "FINISHED" | "FAILED" | "KILLED",
-    manifest?: StoredManifest,
-  ): Promise<void> {
-    const tracker = this.s.tracker;
-    if (tracker.kind === "none") return;
-    recorder.tag("cairn.attempts", String(this.results.get(node.id)!.attempts));
-    await recorder.flush();
-    if (manifest !== undefined) {
-      if (!hasLocalArtifacts(tracker)) await uploadArtifacts(tracker, runId, manifest.values, resolvePath(this.s.workDir, "artifacts", runId));
-      await writeRunFiles(tracker, runId, "cairn", { "outputs.json": JSON.stringify(manifest, null, 2) });
-    }
-    await tracker.endRun(runId, status);
   }
 
   private afterFailure(state: NodeState): void {
@@ -786,9 +478,8 @@ export class FlowExecution {
     return "succeeded";
   }
 
-  private emitTask(id: string, status: Exclude<TaskStatus, "pending">, extra?: Partial<TaskEvent>): void {
-    const event: TaskEvent = { type: "task", status, runId: this.s.flowRunId, task: id, time: Date.now() };
-    this.s.emit(extra ? Object.assign(event, extra) : event);
+  private emitTask(id: string, status: Exclude<TaskStatus, "pending">): void {
+    this.s.emit({ type: "task", status, runId: this.s.flowRunId, task: id, time: Date.now() });
   }
 
   /** Writes the flow's graph (mermaid and JSON) as artifacts of the flow run. */
@@ -801,82 +492,8 @@ export class FlowExecution {
   }
 }
 
-/** Longest input value logged as a param; longer ones go whole to `cairn/inputs.json`. */
-const PARAM_VALUE_LIMIT = 500;
-
-/**
- * Inputs become params: scalars as they are, artifacts as `runs:/<run>/<path>` URIs,
- * small structured values as JSON. No value is ever cut: when one is too long, its
- * param points at the artifact `cairn/inputs.json`, which holds all inputs whole.
- * Returns that file's content when it is needed.
- */
-function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>, secrets: SecretRegistry): string | undefined {
-  let needsFile = false;
-  for (const key in inputs) {
-    const value = inputs[key];
-    let text: string;
-    if (value === undefined) continue;
-    if (typeof value === "string") text = value;
-    else if (typeof value === "number" || typeof value === "boolean") text = String(value);
-    else if (isArtifact(value)) text = value.runId ? `runs:/${value.runId}/${value.artifactPath}` : value.path;
-    else text = JSON.stringify(value);
-    if (text.length > PARAM_VALUE_LIMIT) {
-      needsFile = true;
-      text = "(too long for a param: see artifact cairn/inputs.json)";
-    }
-    // Masked by the recorder: inputs wired from literals, or from a param that carries a secret read from
-    // the environment before it was known, may hold one. Masked, not refused: the task did not put it there.
-    recorder.param(key, text);
-  }
-  return needsFile ? secrets.mask(JSON.stringify(inputs, null, 2)) : undefined;
-}
-
-/** The tag a failed task's run carries: its error's name and message, masked. */
-const ERROR_TAG = "cairn.error";
-
-/** `Name: message`, cut to fit a tag (MLflow keeps 8000 characters). */
-function errorTag(error: ErrorInfo): string {
-  const text = `${error.name}: ${error.message}`;
-  return text.length > 4000 ? `${text.slice(0, 3999)}…` : text;
-}
-
-async function uploadArtifacts(tracker: Tracker, runId: string, outputs: unknown, localRoot: string): Promise<void> {
-  const uploads: Promise<void>[] = [];
-  const visit = (v: unknown) => {
-    if (isArtifact(v)) {
-      if (v.runId === runId && v.path.startsWith(localRoot)) {
-        const folder = dirname(v.artifactPath);
-        uploads.push(tracker.logArtifact(runId, v.path, folder === "." ? undefined : folder));
-      }
-    } else if (Array.isArray(v)) v.forEach(visit);
-    else if (v && typeof v === "object") Object.values(v).forEach(visit);
-  };
-  visit(outputs);
-  await Promise.all(uploads);
-}
-
-/** An attempt still running this long after its signal aborted is reported as abandoned. */
-const ABANDONED_NOTICE_MS = 1000;
-
-/** A computing task's lease on its key lasts this long unless renewed (every third of it). */
-const LEASE_TTL_MS = 10_000;
-
-/** createRun options for the null tracker, which ignores them: no tags object per task. */
-const NO_RUN = { experimentId: "0", name: "" };
-
-/** An abandoned attempt still running; `report` warns about it, once. */
-interface StrayAttempt {
-  readonly task: string;
-  readonly attempt: number;
-  /** Resolves when its work ends, however. */
-  settled: Promise<void>;
-  /** Epoch ms after which it counts as ignoring its signal. */
-  readonly noticeAt: number;
-  report: (() => void) | undefined;
-}
-
-/** What the scheduler keeps per node. */
-interface NodeState {
+/** What the scheduler keeps per node; the pipeline's stages keep their part of it (Flight, WorkHolder). */
+interface NodeState extends Flight {
   readonly node: FlowNode;
   readonly result: TaskResult;
   /** Upstream nodes not finished yet. */
@@ -889,38 +506,6 @@ interface NodeState {
   inputs?: Record<string, unknown>;
   /** Cache key, when the cache is on for this node. */
   key?: TaskKey;
-  /** --rerun / --refresh: skip the lookup. */
-  forceRun?: boolean;
-  /** Settles the in-process single flight of `key` with the entry written (or undefined). */
-  settleFlight?: (entry: CacheEntry | undefined) => void;
-  /** Gives up the cross-process lease on `key`. */
-  releaseLease?: () => Promise<void>;
-  /** runNode began: its lease is given up by runNode itself, once its processes are gone. */
-  started?: boolean;
   /** Work of its attempts that outlives them (process trees being ended); see WorkHolder. */
   held?: Promise<unknown>[];
-}
-
-function rejectOnAbort(signal: AbortSignal): Promise<never> {
-  const p = new Promise<never>((_, reject) => {
-    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-  });
-  p.catch(() => {}); // observed through Promise.race; never an unhandled rejection
-  return p;
-}
-
-function isRetryable(error: unknown, flowSignal: AbortSignal): boolean {
-  if (flowSignal.aborted) return false;
-  if (error instanceof StopReason || CancelledError.is(error)) return false;
-  return isRetryableError(error);
-}
-
-function stopInfo(reason: unknown): ErrorInfo {
-  if (reason instanceof StopReason) {
-    if (reason.kind === "fail-fast") {
-      return { name: "FailFast", message: `Stopped because task "${String(reason.detail)}" failed and the failure policy is fail-fast.` };
-    }
-    return toErrorInfo(new CancelledError(reason.detail));
-  }
-  return toErrorInfo(CairnError.is(reason) ? reason : new CancelledError(reason));
 }

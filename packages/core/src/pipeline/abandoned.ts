@@ -1,0 +1,70 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { TaskTimeoutError } from "../errors.ts";
+import type { RunningTaskContext } from "./running-task-context.ts";
+
+/** An attempt still running this long after its signal aborted is reported as abandoned. */
+const ABANDONED_NOTICE_MS = 1000;
+
+/** An abandoned attempt still running; `report` warns about it, once. */
+interface StrayAttempt {
+  readonly task: string;
+  readonly attempt: number;
+  /** Resolves when its work ends, however. */
+  settled: Promise<void>;
+  /** Epoch ms after which it counts as ignoring its signal. */
+  readonly noticeAt: number;
+  report: (() => void) | undefined;
+}
+
+/**
+ * The attempts of one flow run that did not stop at their signal. An attempt whose signal
+ * aborted (timeout, or the flow stopped) is over for the scheduler at once: retries start,
+ * the flow moves on. Its work may go on if the task ignores the signal: its context is closed
+ * (what it logs or writes from then on goes nowhere), whatever it returns or throws later is
+ * dropped, and if it is still running a moment later it is reported as abandoned, once.
+ * Process tasks are ended by their executor (SIGTERM, then SIGKILL).
+ */
+export class AbandonedAttempts {
+  private readonly stray = new Set<StrayAttempt>();
+
+  constructor(private readonly warn: (task: string, message: string) => void) {}
+
+  /** Gives up on attempt `attempt` of `task`, whose `work` may still be running. */
+  abandon(task: string, attempt: number, work: Promise<unknown>, ctx: RunningTaskContext): void {
+    ctx.close();
+    const why = TaskTimeoutError.is(ctx.signal.reason) ? "its timeout" : "the flow stopped";
+    const report = () => {
+      stray.report = undefined;
+      this.warn(
+        task,
+        `Attempt ${attempt} of task "${task}" did not stop at ${why}: abandoned. The flow does not wait ` +
+          `for it, and what it returns, throws, logs as metrics or writes as artifacts from now on is dropped. ` +
+          `Pass ctx.signal to what the task awaits so that it stops.`,
+      );
+    };
+    const gone = () => void this.stray.delete(stray);
+    const stray: StrayAttempt = { task, attempt, settled: work.then(gone, gone), noticeAt: Date.now() + ABANDONED_NOTICE_MS, report };
+    this.stray.add(stray);
+    // A task that honours its signal settles within a moment: only the others are reported.
+    void sleep(ABANDONED_NOTICE_MS, undefined, { ref: false }).then(() => {
+      if (this.stray.has(stray)) stray.report?.();
+    });
+  }
+
+  /**
+   * Before the flow's last event: reports the abandoned attempts not reported yet that are still
+   * running once their moment to stop has passed (at most {@link ABANDONED_NOTICE_MS} from now).
+   */
+  async report(): Promise<void> {
+    const unreported = [...this.stray].filter((s) => s.report);
+    if (!unreported.length) return;
+    const last = Math.max(...unreported.map((s) => s.noticeAt)) - Date.now();
+    if (last > 0) await Promise.race([Promise.all(unreported.map((s) => s.settled)), sleep(last)]);
+    for (const stray of unreported) if (this.stray.has(stray)) stray.report?.();
+  }
+
+  /** The abandoned attempts that have not ended yet. */
+  list(): Array<{ task: string; attempt: number }> {
+    return [...this.stray].map(({ task, attempt }) => ({ task, attempt }));
+  }
+}

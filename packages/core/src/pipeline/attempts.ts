@@ -1,0 +1,162 @@
+/**
+ * The attempt stage of a task: runs the task's function (or its kind's executor) with a
+ * `ctx`, bounded by the task's timeout and the flow's signal, retried with backoff (p-retry)
+ * while the error allows, and checks each attempt's output. An attempt is over at its signal
+ * whether or not the task listens to it (see AbandonedAttempts).
+ */
+import pRetry from "p-retry";
+import type { FlowNode } from "../definition/flow-definition.ts";
+import { CancelledError, NonErrorThrownError, TaskTimeoutError } from "../errors.ts";
+import { type TaskStatus, toErrorInfo } from "../run/events.ts";
+import type { RunRecorder } from "../tracking/run-recorder.ts";
+import type { AbandonedAttempts } from "./abandoned.ts";
+import { checkOutputs } from "./outputs.ts";
+import { isRetryableError } from "./retryable.ts";
+import { RunningTaskContext, type SharedContext, type WorkHolder } from "./running-task-context.ts";
+import { StopReason } from "./stop.ts";
+
+/** What the attempts of every task of one flow run share. */
+export interface AttemptScope {
+  readonly shared: SharedContext;
+  /** Aborts when the flow stops; the reason is a StopReason. */
+  readonly flowSignal: AbortSignal;
+  /** Rejects with the flow's stop reason; raced against every running attempt. */
+  readonly flowAborted: Promise<never>;
+  readonly abandoned: AbandonedAttempts;
+}
+
+/** One task's run, as its attempts see it. */
+export interface TaskAttempts {
+  readonly node: FlowNode;
+  readonly inputs: Record<string, unknown>;
+  readonly runId: string;
+  readonly recorder: RunRecorder;
+  /** Updated as attempts start: their number and `running`. */
+  readonly result: { attempts: number; status: TaskStatus };
+  /** Where attempts leave work that outlives them (process trees being ended). */
+  readonly holder: WorkHolder;
+}
+
+/** Runs the task's attempts; resolves with the checked output of the one that succeeded, or rejects with the last error. */
+export function runAttempts(scope: AttemptScope, task: TaskAttempts): Promise<unknown> {
+  return task.node.task.retry.retries === 0 ? once(scope, task, 1) : withRetries(scope, task);
+}
+
+/** Attempt number `attempt`, announced as running. */
+function once(scope: AttemptScope, task: TaskAttempts, attempt: number): Promise<unknown> {
+  task.result.attempts = attempt;
+  task.result.status = "running";
+  const { shared } = scope;
+  // One literal with every field: adding fields later gives each event a second backing store.
+  shared.emit({ type: "task", status: "running", runId: shared.flowRunId, task: task.node.id, time: Date.now(), taskRunId: task.runId, attempt });
+  return runAttempt(scope, task, attempt);
+}
+
+/** Wraps any attempt failure so p-retry retries every error alike (it skips TypeErrors of its own accord). */
+class AttemptFailure extends Error {
+  constructor(readonly error: unknown) {
+    super("attempt failed");
+  }
+}
+
+/** The attempts of a task with retries, through p-retry. */
+async function withRetries(scope: AttemptScope, task: TaskAttempts): Promise<unknown> {
+  const { node } = task;
+  const { retry } = node.task;
+  const { flowSignal, shared } = scope;
+  try {
+    return await pRetry(
+      async (attempt) => {
+        try {
+          return await once(scope, task, attempt);
+        } catch (error) {
+          throw new AttemptFailure(error);
+        }
+      },
+      {
+        retries: retry.retries,
+        minTimeout: retry.minDelayMs,
+        maxTimeout: retry.maxDelayMs,
+        factor: 2,
+        signal: flowSignal,
+        shouldRetry: ({ error }) => isRetryable((error as AttemptFailure).error, flowSignal),
+        onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
+          const cause = (error as AttemptFailure).error;
+          if (retriesLeft > 0 && isRetryable(cause, flowSignal)) {
+            shared.emit({ type: "task", status: "retrying", runId: shared.flowRunId, task: node.id, time: Date.now(), attempt: attemptNumber, error: toErrorInfo(cause) });
+          }
+        },
+      },
+    );
+  } catch (error) {
+    throw error instanceof AttemptFailure ? error.error : error;
+  }
+}
+
+async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: number): Promise<unknown> {
+  const { node, inputs } = task;
+  const timeoutMs = node.task.timeoutMs;
+  // Without a timeout the flow's own signal is the attempt's signal: no controller or listener per task.
+  let signal = scope.flowSignal;
+  let aborted = scope.flowAborted;
+  let cleanup: (() => void) | undefined;
+  if (timeoutMs) {
+    // Not AbortSignal.timeout: its reason would be a bare TimeoutError, while ctx.signal.reason is
+    // what a task (and the process executor) throws, so it names the task and attempt; and its
+    // timer could not be cleared when the attempt ends. Not AbortSignal.any either: on Node 20
+    // its composite signals (weak references, a finalization registry) cost several times this
+    // controller and its one listener, on every timed attempt (BENCHMARKS.md, timed no-op tasks).
+    const flowSignal = scope.flowSignal;
+    const ac = new AbortController();
+    const onFlowAbort = () => ac.abort(flowSignal.reason);
+    flowSignal.addEventListener("abort", onFlowAbort, { once: true });
+    const timer = setTimeout(() => ac.abort(new TaskTimeoutError(node.id, timeoutMs, attempt)), timeoutMs);
+    signal = ac.signal;
+    aborted = rejectOnAbort(signal);
+    cleanup = () => {
+      clearTimeout(timer);
+      flowSignal.removeEventListener("abort", onFlowAbort);
+    };
+  }
+  const ctx = new RunningTaskContext(scope.shared, node, task.runId, attempt, signal, task.recorder, task.holder);
+  try {
+    let output: unknown;
+    try {
+      const returned = node.task.run(inputs, ctx);
+      // A synchronous result needs no race: nothing can cancel it any more.
+      if (returned instanceof Promise) {
+        try {
+          output = await Promise.race([returned, aborted]);
+        } catch (error) {
+          // The attempt is over at its signal, whether or not the task listens to it.
+          if (signal.aborted && error === signal.reason) scope.abandoned.abandon(node.id, attempt, returned, ctx);
+          throw error;
+        }
+      } else {
+        output = returned;
+      }
+    } catch (error) {
+      if (error instanceof Error || error instanceof StopReason) throw error;
+      throw new NonErrorThrownError(node.id, error);
+    }
+    const checked = checkOutputs(node, output, scope.shared.secrets);
+    return checked instanceof Promise ? await checked : checked;
+  } finally {
+    cleanup?.();
+  }
+}
+
+/** A promise that rejects with the signal's reason when it aborts (and is never an unhandled rejection). */
+export function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  const p = new Promise<never>((_, reject) => {
+    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
+  p.catch(() => {}); // observed through Promise.race; never an unhandled rejection
+  return p;
+}
+
+function isRetryable(error: unknown, flowSignal: AbortSignal): boolean {
+  if (flowSignal.aborted) return false;
+  if (error instanceof StopReason || CancelledError.is(error)) return false;
+  return isRetryableError(error);
+}

@@ -1,0 +1,91 @@
+/**
+ * The cache lookup stage of a task: a usable entry for its key, or the right to compute it.
+ * One computation per key: in this process through the cache's in-flight map, across
+ * processes through a lease in the store, renewed while the task computes. A task that finds
+ * the key being computed waits for that entry (`waiting`), then looks again.
+ */
+import type { CacheEntry } from "@cairn/cache";
+import type { FlowNode } from "../definition/flow-definition.ts";
+import type { TaskCache } from "../caching/task-cache.ts";
+
+/** A computing task's lease on its key lasts this long unless renewed (every third of it). */
+const LEASE_TTL_MS = 10_000;
+
+/** What the lookup keeps on the task it looks up for. */
+export interface Flight {
+  readonly node: FlowNode;
+  /** --rerun / --refresh: skip the lookup. */
+  forceRun?: boolean;
+  /** Settles the in-process single flight of the key with the entry written (or undefined). */
+  settleFlight?: (entry: CacheEntry | undefined) => void;
+  /** Gives up the cross-process lease on the key. */
+  releaseLease?: () => Promise<void>;
+  /** The task began to run: its lease is given up by its run, once its processes are gone. */
+  started?: boolean;
+}
+
+/** What the lookups of one flow run share. */
+export interface FlightScope {
+  readonly cache: TaskCache;
+  readonly flowRunId: string;
+  /** Aborts when the flow stops: a wait on another process ends. */
+  readonly flowSignal: AbortSignal;
+  /** Cross-process leases held now, with their task. */
+  readonly leases: Map<{ release(): Promise<void> }, Flight>;
+  /** The task waits for another computation of its key. */
+  readonly waiting: (task: string) => void;
+  readonly warn: (task: string, message: string) => void;
+}
+
+/** A usable entry, waiting for whoever computes the key now; or undefined after claiming it to compute. */
+export async function findEntry(scope: FlightScope, state: Flight, key: string): Promise<CacheEntry | undefined> {
+  const { cache } = scope;
+  const id = state.node.id;
+  for (let round = 0; round < 3; round++) {
+    if (!state.forceRun) {
+      const found = await cache.lookup(key);
+      if (found.bad) scope.warn(id, `cache entry ${key.slice(0, 12)} was unusable: ${found.bad.reason}; it was evicted and the task runs`);
+      if (found.entry) return found.entry;
+    }
+    const running = cache.inflight.get(key);
+    if (running) {
+      scope.waiting(id);
+      const entry = await running;
+      if (entry) return entry;
+      continue; // the other one failed: look again, then compute
+    }
+    let settle!: (entry: CacheEntry | undefined) => void;
+    cache.inflight.set(key, new Promise((r) => (settle = r)));
+    state.settleFlight = (entry) => {
+      cache.inflight.delete(key);
+      settle(entry);
+    };
+    const lease = await cache.acquireLease(key, { ttlMs: LEASE_TTL_MS, owner: `${cache.owner} ${scope.flowRunId} ${id}` });
+    if (lease.acquired) {
+      // Someone may have written the entry and let go between our lookup and our lease.
+      const late = state.forceRun ? undefined : (await cache.lookup(key)).entry;
+      if (late) {
+        await lease.release().catch(() => {});
+        state.settleFlight(late);
+        state.settleFlight = undefined;
+        return late;
+      }
+      scope.leases.set(lease, state);
+      const renew = setInterval(() => void lease.renew().catch(() => {}), LEASE_TTL_MS / 3);
+      renew.unref();
+      state.releaseLease = async () => {
+        clearInterval(renew);
+        scope.leases.delete(lease);
+        await lease.release().catch(() => {});
+      };
+      return undefined;
+    }
+    // Another process computes it: wait for its entry, then look again.
+    scope.waiting(id);
+    state.settleFlight(undefined);
+    state.settleFlight = undefined;
+    const entry = await cache.waitFor(key, scope.flowSignal);
+    if (entry) return entry;
+  }
+  return undefined;
+}

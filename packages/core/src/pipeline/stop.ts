@@ -1,0 +1,24 @@
+import { CairnError, CancelledError } from "../errors.ts";
+import { type ErrorInfo, toErrorInfo } from "../run/events.ts";
+
+/**
+ * Why the flow was stopped: the reason its controller aborts with. An attempt that meets it
+ * as its signal's reason ends `cancelled` (or `skipped`), never `failed`, and is not retried.
+ */
+export class StopReason {
+  constructor(
+    readonly kind: "cancel" | "fail-fast",
+    readonly detail: unknown,
+  ) {}
+}
+
+/** The error a task ended by a stop carries. */
+export function stopInfo(reason: unknown): ErrorInfo {
+  if (reason instanceof StopReason) {
+    if (reason.kind === "fail-fast") {
+      return { name: "FailFast", message: `Stopped because task "${String(reason.detail)}" failed and the failure policy is fail-fast.` };
+    }
+    return toErrorInfo(new CancelledError(reason.detail));
+  }
+  return toErrorInfo(CairnError.is(reason) ? reason : new CancelledError(reason));
+}
