@@ -33,7 +33,6 @@ import {
   type TaskKey,
 } from "../caching/task-cache.ts";
 import { sourceRunsAhead } from "../caching/plan.ts";
-import { NullTracker } from "../tracking/null-tracker.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -143,7 +142,7 @@ export class FlowExecution {
     this.shared = {
       params: s.params,
       flowRunId: s.flowRunId,
-      tracking: Object.freeze({ kind: s.tracker.kind, uri: s.tracker.uri, experimentId: s.experimentId }),
+      tracking: Object.freeze({ kind: s.tracker.kind, uri: s.tracker.uri, experimentId: s.experimentId, capabilities: s.tracker.capabilities }),
       tracker: s.tracker,
       workDir: s.workDir,
       secrets: s.secrets,
@@ -275,14 +274,14 @@ export class FlowExecution {
     const id = node.id;
     const started = performance.now();
     const tracker = this.s.tracker;
-    const tracking = tracker.kind !== "none";
+    const tracking = tracker.capabilities.records;
     let recorder: RunRecorder | undefined;
     try {
       let inputs = state.inputs ?? this.prepareInputs(state);
       if (inputs instanceof Promise) inputs = await inputs;
       if (this.s.cache) inputs = await this.s.cache.tasks.materialize(inputs, id);
-      // The null tracker's ids need no round trip through a promise.
-      const runId = tracker instanceof NullTracker ? tracker.newRunId() : await tracker.createRun(!tracking ? NO_RUN : {
+      // A tracker that records nothing hands out ids with no round trip through a promise.
+      const runId = !tracking && tracker.newRunId ? tracker.newRunId() : await tracker.createRun(!tracking ? NO_RUN : {
         experimentId: this.s.experimentId,
         name: id,
         parentRunId: this.s.flowRunId,
@@ -452,7 +451,7 @@ export class FlowExecution {
   private async completeCached(state: NodeState, entry: CacheEntry, started: number): Promise<void> {
     const { node, result } = state;
     const tracker = this.s.tracker;
-    if (tracker.kind !== "none") {
+    if (tracker.capabilities.records) {
       const run = {
         experimentId: this.s.experimentId,
         name: node.id,
@@ -466,7 +465,7 @@ export class FlowExecution {
           "cairn.cache_hit_key": entry.key,
         },
       };
-      if (tracker.recordRun && tracker.remote) {
+      if (tracker.recordRun && tracker.capabilities.remote) {
         // A server: the hit is complete now, and its run (two requests) is recorded in the
         // background, so dependants do not wait for it. The flow waits for all at its end.
         const recording = tracker.recordRun({ ...run, status: "FINISHED" }).then(
@@ -694,7 +693,7 @@ export class FlowExecution {
     manifest?: StoredManifest,
   ): Promise<void> {
     const tracker = this.s.tracker;
-    if (tracker.kind === "none") return;
+    if (!tracker.capabilities.records) return;
     recorder.tag("cairn.attempts", String(this.results.get(node.id)!.attempts));
     await recorder.flush();
     if (manifest !== undefined) {
@@ -792,7 +791,7 @@ export class FlowExecution {
 
   /** Writes the flow's graph (mermaid and JSON) as artifacts of the flow run. */
   async logGraph(): Promise<void> {
-    if (this.s.tracker.kind === "none") return;
+    if (!this.s.tracker.capabilities.records) return;
     await writeRunFiles(this.s.tracker, this.s.flowRunId, "cairn", {
       "graph.mmd": toMermaid(this.s.graph),
       "graph.json": JSON.stringify(toGraphJson(this.s.graph), null, 2),
