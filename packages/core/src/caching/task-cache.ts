@@ -256,7 +256,8 @@ export class TaskCache {
 
   /**
    * A usable entry for `key`: from the store, else (a tracker other machines record to, such
-   * as MLflow) from the experiment's index or a run tagged with the key. Entries whose run or artifacts are gone or changed are evicted.
+   * as MLflow: `capabilities.sharedRuns`) from the experiment's index or a run tagged with the
+   * key. Entries whose run or artifacts are gone or changed are evicted.
    */
   async lookup(key: string): Promise<{ entry?: CacheEntry; bad?: BadEntry }> {
     const stored = await this.guard(() => this.store.lookup(key), {});
