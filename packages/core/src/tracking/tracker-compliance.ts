@@ -103,6 +103,20 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect(health.ok).toBe(true);
     });
 
+    it("keeps index documents by name with its experiment, when it offers readIndexEntry and writeIndexEntry", async () => {
+      const t = await makeTracker();
+      expect(typeof t.readIndexEntry).toBe(typeof t.writeIndexEntry);
+      if (!t.readIndexEntry || !t.writeIndexEntry || !t.capabilities.records) return;
+      const experimentId = await t.ensureExperiment(unique("index"));
+      const other = await t.ensureExperiment(unique("index-other"));
+      expect(await t.readIndexEntry(experimentId, "k-1.json")).toBeUndefined();
+      await t.writeIndexEntry(experimentId, "k-1.json", '{"a":1}');
+      expect(await t.readIndexEntry(experimentId, "k-1.json")).toBe('{"a":1}');
+      await t.writeIndexEntry(experimentId, "k-1.json", '{"a":2}');
+      expect(await t.readIndexEntry(experimentId, "k-1.json")).toBe('{"a":2}');
+      expect(await t.readIndexEntry(other, "k-1.json")).toBeUndefined();
+    });
+
     if (!records) {
       it("is a null object: every method a no-op that returns what an empty store would", async () => {
         const t = await makeTracker();
