@@ -69,7 +69,7 @@ describe.skipIf(!hasVenv)("mlflowModel() against a registry", () => {
     await server?.stop();
   });
 
-  const tracking = () => ({ kind: "mlflow", uri: server!.uri, experimentId: "0" });
+  const tracking = () => ({ kind: "mlflow", uri: server!.uri, experimentId: "0", capabilities: tracker.capabilities });
 
   it("predicts with models:/tiny/1 and records the version as a tag and an output", async () => {
     const score = mlflowModel("score", "models:/tiny/1", { python: VENV_PYTHON });

@@ -34,6 +34,8 @@ export { SecretRegistry, MIN_MASKED_LENGTH } from "./run/secrets.ts";
 
 export type {
   Tracker,
+  TrackerCapabilities,
+  TrackingInfo,
   RunStatus,
   RunRecord,
   RunFilter,

@@ -52,6 +52,7 @@ export {
   type FlowStatus,
   type FailurePolicy,
   type Tracker,
+  type TrackerCapabilities,
 } from "@cairn/core";
 export * from "@cairn/core/errors";
 export {

@@ -21,6 +21,7 @@ import { isPlainObject } from "../definition/ref.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import { CodeFileError, UnsafePathError } from "../errors.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
+import { isUntrackedRecord } from "../tracking/null-tracker.ts";
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
@@ -220,7 +221,7 @@ export class TaskCache {
     if (node.task.resolveCode) {
       const resolved = await node.task.resolveCode({
         flowRunId: run.flowRunId ?? this.planId,
-        tracking: { kind: this.tracker.kind, uri: this.tracker.uri, experimentId: this.experimentId },
+        tracking: { kind: this.tracker.kind, uri: this.tracker.uri, experimentId: this.experimentId, capabilities: this.tracker.capabilities },
         ...(run.signal ? { signal: run.signal } : {}),
       });
       extra += `\0resolved:${resolved}`;
@@ -254,15 +255,16 @@ export class TaskCache {
   }
 
   /**
-   * A usable entry for `key`: from the store, else (with MLflow) from a run tagged
-   * with the key. Entries whose run or artifacts are gone or changed are evicted.
+   * A usable entry for `key`: from the store, else (a tracker other machines record to, such
+   * as MLflow: `capabilities.sharedRuns`) from the experiment's index or a run tagged with the
+   * key. Entries whose run or artifacts are gone or changed are evicted.
    */
   async lookup(key: string): Promise<{ entry?: CacheEntry; bad?: BadEntry }> {
     const stored = await this.guard(() => this.store.lookup(key), {});
     if (stored.evicted) return { bad: { key, reason: stored.evicted } };
     let entry = stored.entry;
     let fromTracker = false;
-    if (!entry && this.tracker.kind === "mlflow") {
+    if (!entry && this.tracker.capabilities.sharedRuns) {
       entry = await this.fromTracker(key);
       fromTracker = entry !== undefined;
     }
@@ -291,7 +293,7 @@ export class TaskCache {
    * uses the answers; a run the answer does not cover is asked about on its own, as before.
    */
   checkSourceRuns(runIds: Iterable<string>): void {
-    if (!this.tracker.getRuns || this.tracker.kind === "none") return;
+    if (!this.tracker.getRuns || !this.tracker.capabilities.records) return;
     const ids = [...new Set(runIds)].filter((id) => !this.sourceRuns.has(id));
     if (!ids.length) return;
     // A failed search settles nothing: each lookup then asks getRun, whose failure it reports.
@@ -356,13 +358,13 @@ export class TaskCache {
 
   /** True for an entry recorded through another tracker than this one (not for tracking off). */
   private isForeign(entry: CacheEntry): boolean {
-    return entry.tracker.kind !== "none" && (entry.tracker.kind !== this.tracker.kind || entry.tracker.uri !== this.tracker.uri);
+    return !isUntrackedRecord(entry.tracker) && (entry.tracker.kind !== this.tracker.kind || entry.tracker.uri !== this.tracker.uri);
   }
 
   /** Why the entry cannot be used, or undefined when it can. */
   private async verify(entry: CacheEntry): Promise<string | undefined> {
     const run = await this.sourceRun(entry.sourceRunId);
-    if (this.tracker.kind !== "none") {
+    if (this.tracker.capabilities.records) {
       if (!run) return `its source run ${entry.sourceRunId} no longer exists in ${this.tracker.uri}`;
       if (run.status !== "FINISHED") return `its source run ${entry.sourceRunId} is ${run.status}, not FINISHED`;
     }
@@ -375,7 +377,7 @@ export class TaskCache {
       if (await exists(artifact.path)) {
         const now = await describePath(artifact.path);
         if (now.digest !== artifact.digest) return `artifact ${artifact.artifactPath} of run ${artifact.runId} changed since it was cached`;
-      } else if (artifact.runId && this.tracker.kind === "mlflow") {
+      } else if (artifact.runId && this.tracker.capabilities.sharedRuns) {
         const parent = dirname(artifact.artifactPath);
         const listed = await this.tracker.listArtifacts(artifact.runId, parent === "." ? undefined : parent);
         if (!listed.some((a) => a.path === artifact.artifactPath)) return `artifact ${artifact.artifactPath} of run ${artifact.runId} is missing`;
@@ -497,7 +499,7 @@ function artifactDigest(a: Artifact): string | Promise<string> {
  * flow's outputs, so that what a task reads and what the user is handed are local files.
  */
 export async function localArtifacts<T>(value: T, tracker: Tracker, workDir: string, taskName?: string): Promise<T> {
-  if (tracker.kind === "none") return value;
+  if (!tracker.capabilities.records) return value;
   const fetches: Promise<void>[] = [];
   const walk = (v: unknown): unknown => {
     if (isArtifact(v)) {

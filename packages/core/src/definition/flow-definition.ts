@@ -76,7 +76,7 @@ export interface CodeFile {
 /** What {@link TaskDefinition.resolveCode} is given. */
 export interface ResolveCodeContext {
   readonly flowRunId: string;
-  readonly tracking: { readonly kind: string; readonly uri: string; readonly experimentId: string };
+  readonly tracking: TaskContext["tracking"];
   readonly signal?: AbortSignal;
 }
 

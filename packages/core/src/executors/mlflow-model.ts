@@ -575,7 +575,7 @@ const MAX_RESOLUTIONS = 256;
 
 /** The registry the task would use: the explicit one, else the task's MLflow tracking server. */
 export function registryUriFor(ctx: Pick<TaskContext, "tracking">, explicit?: string): string | undefined {
-  return explicit ?? (ctx.tracking.kind === "mlflow" ? ctx.tracking.uri : undefined);
+  return explicit ?? (ctx.tracking.capabilities.mlflowClients ? ctx.tracking.uri : undefined);
 }
 
 /**
@@ -743,7 +743,7 @@ async function serve(
   const url = `http://127.0.0.1:${port}`;
   const args = ["models", "serve", "-m", model.uri, "-h", "127.0.0.1", "-p", String(port), "-w", "1", "--env-manager", "local"];
   const display = ["mlflow", ...args].join(" ");
-  const tracked = ctx.tracking.kind === "mlflow";
+  const tracked = ctx.tracking.capabilities.mlflowClients;
   // Loaded on first use, as in process.ts: flows without processes never load execa.
   const { execa } = await import("execa");
   prepareProcessGroup();

@@ -422,7 +422,7 @@ export async function runMlflowProject(
 ): Promise<{ outputs: Record<string, unknown>; runId: string; mode: "mlflow" | "direct" }> {
   const { project } = spec;
   const ep = getEntryPoint(project, spec.entryPoint);
-  const tracked = ctx.tracking.kind === "mlflow";
+  const tracked = ctx.tracking.capabilities.mlflowClients;
   const mode = spec.mode === "mlflow" || spec.mode === "direct" ? spec.mode : tracked ? "mlflow" : "direct";
   if (mode === "mlflow" && !tracked) {
     throw new MlflowProjectError(project.name, project.file, `mode "mlflow" needs a flow tracked by an MLflow server (MLFLOW_TRACKING_URI=http://...); this one is tracked by "${ctx.tracking.kind}".`);

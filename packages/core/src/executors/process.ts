@@ -228,7 +228,7 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
   const outputsFile = join(work, "outputs.json");
   await writeFile(inputsFile, JSON.stringify(spec.inputs));
 
-  const tracked = ctx.tracking.kind === "mlflow";
+  const tracked = ctx.tracking.capabilities.mlflowClients;
   const env: Record<string, string | undefined> = {
     PYTHONUNBUFFERED: "1",
     ...spec.env,

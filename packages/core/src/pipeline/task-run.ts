@@ -10,7 +10,6 @@ import { isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { ErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import { NullTracker } from "../tracking/null-tracker.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -36,9 +35,10 @@ export const ERROR_TAG = "cairn.error";
 export function createTaskRun(scope: RecordScope, node: FlowNode): string | Promise<string> {
   const { tracker } = scope;
   const id = node.id;
-  // The null tracker's ids need no round trip through a promise.
-  if (tracker instanceof NullTracker) return tracker.newRunId();
-  return tracker.createRun(tracker.kind === "none" ? NO_RUN : {
+  const records = tracker.capabilities.records;
+  // A tracker that records nothing hands out ids with no round trip through a promise.
+  if (!records && tracker.newRunId) return tracker.newRunId();
+  return tracker.createRun(!records ? NO_RUN : {
     experimentId: scope.experimentId,
     name: id,
     parentRunId: scope.flowRunId,
@@ -98,7 +98,7 @@ export async function finishTaskRun(
   manifest?: StoredManifest,
 ): Promise<void> {
   const { tracker } = scope;
-  if (tracker.kind === "none") return;
+  if (!tracker.capabilities.records) return;
   recorder.tag("cairn.attempts", String(attempts));
   await recorder.flush();
   if (manifest !== undefined) {
@@ -137,7 +137,7 @@ export async function recordHit(
   warn: (task: string, message: string) => void,
 ): Promise<void> {
   const { tracker } = scope;
-  if (tracker.kind === "none") return;
+  if (!tracker.capabilities.records) return;
   const run = {
     experimentId: scope.experimentId,
     name: node.id,
@@ -155,7 +155,7 @@ export async function recordHit(
     background.add(work);
     void work.finally(() => background.delete(work));
   };
-  if (tracker.recordRun && tracker.remote) {
+  if (tracker.recordRun && tracker.capabilities.remote) {
     // A server: the hit is complete now, and its run (two requests) is recorded in the
     // background, so dependants do not wait for it. The flow waits for all at its end.
     inBackground(

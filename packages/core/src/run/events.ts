@@ -34,7 +34,7 @@ export interface TaskEvent {
   /** Node id of the task. */
   task: string;
   /**
-   * The task's own run id, once it has one. A cache hit recorded in a server (`Tracker.remote`)
+   * The task's own run id, once it has one. A cache hit recorded in a server (`Tracker.capabilities.remote`)
    * gets its run in the background, after its `cached` event: the flow's result has the id.
    */
   taskRunId?: string;

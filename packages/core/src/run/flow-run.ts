@@ -228,7 +228,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   flowRunId = await tracker.createRun({
     experimentId,
     name: definition.name,
-    tags: tracker.kind === "none" ? {} : { ...(await source), "cairn.flow": definition.name, "cairn.kind": "flow" },
+    tags: tracker.capabilities.records ? { ...(await source), "cairn.flow": definition.name, "cairn.kind": "flow" } : {},
   });
 
   const { cache, storeDown } = await openRunCache(options.cache, root, env, tracker, experimentId, secrets).catch(async (error: unknown) => {
@@ -454,7 +454,7 @@ export async function validateParams(definition: FlowDefinition, given: Record<s
 }
 
 async function logFlowStart(tracker: Tracker, runId: string, params: Record<string, unknown>): Promise<void> {
-  if (tracker.kind === "none") return;
+  if (!tracker.capabilities.records) return; // params are not flattened for nothing
   const flat: Record<string, string> = {};
   for (const [k, v] of Object.entries(params)) {
     if (v === undefined) continue;
@@ -469,7 +469,7 @@ async function logFlowStart(tracker: Tracker, runId: string, params: Record<stri
  * cannot be downloaded is left as recorded, and `warn` says where it lives: its `runs:/` URI.
  */
 async function localFlowOutputs<T>(outputs: T, tracker: Tracker, root: string, warn: (message: string) => void): Promise<T> {
-  if (tracker.kind === "none" || !isPlainObject(outputs)) return outputs;
+  if (!tracker.capabilities.records || !isPlainObject(outputs)) return outputs;
   const entries = await Promise.all(
     Object.entries(outputs).map(async ([name, value]) => {
       try {
@@ -493,7 +493,6 @@ function collectArtifactUris(value: unknown, out: string[] = []): string[] {
 }
 
 async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown): Promise<void> {
-  if (tracker.kind === "none") return;
   const metrics = Object.entries(outputs as Record<string, unknown>)
     .filter((e): e is [string, number] => typeof e[1] === "number" && Number.isFinite(e[1]))
     .map(([key, value]) => ({ key, value, step: 0, timestamp: Date.now() }));

@@ -1,4 +1,5 @@
 import type { Artifact } from "../definition/artifact.ts";
+import type { TrackingInfo } from "../tracking/tracker.ts";
 
 /**
  * @internal A context's method (absent on contexts made outside the engine) through which an
@@ -69,7 +70,7 @@ export interface TaskContext<Params = Record<string, unknown>> {
   readonly artifacts: ArtifactWriter;
   readonly logger: TaskLogger;
   /** Where this run is recorded, for child processes that log to it themselves (MLFLOW_RUN_ID and friends). */
-  readonly tracking: { readonly kind: string; readonly uri: string; readonly experimentId: string };
+  readonly tracking: TrackingInfo;
   /** A secret from the environment or the secrets file. Never logged; outputs, params, tags and metric keys carrying it are refused. */
   secret(name: string): string;
   /**

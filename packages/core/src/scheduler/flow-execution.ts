@@ -112,7 +112,7 @@ export class FlowExecution {
     const shared: SharedContext = {
       params: s.params,
       flowRunId: s.flowRunId,
-      tracking: Object.freeze({ kind: s.tracker.kind, uri: s.tracker.uri, experimentId: s.experimentId }),
+      tracking: Object.freeze({ kind: s.tracker.kind, uri: s.tracker.uri, experimentId: s.experimentId, capabilities: s.tracker.capabilities }),
       tracker: s.tracker,
       workDir: s.workDir,
       secrets: s.secrets,
@@ -257,7 +257,7 @@ export class FlowExecution {
     const id = node.id;
     const started = performance.now();
     const tracker = this.s.tracker;
-    const tracking = tracker.kind !== "none";
+    const tracking = tracker.capabilities.records;
     let recorder: RunRecorder | undefined;
     try {
       let inputs = state.inputs ?? this.prepareInputs(state);
@@ -484,7 +484,7 @@ export class FlowExecution {
 
   /** Writes the flow's graph (mermaid and JSON) as artifacts of the flow run. */
   async logGraph(): Promise<void> {
-    if (this.s.tracker.kind === "none") return;
+    if (!this.s.tracker.capabilities.records) return;
     await writeRunFiles(this.s.tracker, this.s.flowRunId, "cairn", {
       "graph.mmd": toMermaid(this.s.graph),
       "graph.json": JSON.stringify(toGraphJson(this.s.graph), null, 2),

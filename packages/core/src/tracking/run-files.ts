@@ -8,14 +8,14 @@ export interface LocalArtifactTracker extends Tracker {
   artifactDir(runId: string): string;
 }
 
-/** True when the tracker keeps artifacts in a local folder the engine may write to. */
+/** True when the tracker keeps artifacts in a local folder the engine may write to (`capabilities.localArtifacts`). */
 export function hasLocalArtifacts(tracker: Tracker): tracker is LocalArtifactTracker {
-  return typeof (tracker as Partial<LocalArtifactTracker>).artifactDir === "function";
+  return tracker.capabilities.localArtifacts && typeof tracker.artifactDir === "function";
 }
 
 /** Writes small text files (manifests, graphs) as artifacts of a run, under `folder`. */
 export async function writeRunFiles(tracker: Tracker, runId: string, folder: string, files: Record<string, string>): Promise<void> {
-  if (tracker.kind === "none") return;
+  if (!tracker.capabilities.records) return;
   if (hasLocalArtifacts(tracker)) {
     const dir = join(tracker.artifactDir(runId), folder);
     await mkdir(dir, { recursive: true });

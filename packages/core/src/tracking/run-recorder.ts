@@ -51,7 +51,7 @@ export class RunRecorder {
     this.params = {};
     this.tags = {};
     this.metrics = [];
-    if (this.tracker.kind !== "none") await this.tracker.logBatch(this.runId, batch);
+    await this.tracker.logBatch(this.runId, batch);
   }
 
   private masked(record: Record<string, string>): Record<string, string> {

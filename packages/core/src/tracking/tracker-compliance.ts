@@ -15,15 +15,134 @@ import { describe, expect, it } from "vitest";
 import { TrackingError } from "../errors.ts";
 import type { Tracker } from "./tracker.ts";
 
+/** How {@link trackerComplianceSuite} treats the tracker. */
+export interface TrackerComplianceOptions {
+  /**
+   * The tracker keeps what it is given (`capabilities.records`). False for a null tracker: the
+   * suite then checks that every method is a valid no-op returning what an empty store would,
+   * instead of reading records back. @default true
+   */
+  records?: boolean;
+}
+
 /**
- * Registers `describe(name, …)` with one test per promise of the `Tracker` contract.
- * `makeTracker` is called once per test.
+ * Registers `describe(name, …)` with one test per promise of the `Tracker` contract, and one per
+ * declared capability (what a tracker declares, it does). `makeTracker` is called once per test;
+ * a tracker that declares `sharedRuns` must, called twice, give two trackers that see each other's runs.
  */
-export function trackerComplianceSuite(name: string, makeTracker: () => Promise<Tracker> | Tracker): void {
+export function trackerComplianceSuite(name: string, makeTracker: () => Promise<Tracker> | Tracker, options: TrackerComplianceOptions = {}): void {
   const unique = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
   const tmp = () => mkdtemp(join(tmpdir(), "cairn-compliance-"));
+  const records = options.records ?? true;
 
   describe(`${name}: tracker compliance`, () => {
+    it("declares every capability as a boolean, and records as the suite was told", async () => {
+      const t = await makeTracker();
+      const { capabilities } = t;
+      for (const key of ["records", "localArtifacts", "sharedRuns", "mlflowClients", "remote"] as const) expect(typeof capabilities[key]).toBe("boolean");
+      expect(capabilities.records).toBe(records);
+      expect(typeof t.kind).toBe("string");
+      expect(typeof t.uri).toBe("string");
+    });
+
+    it("hands out fresh 32-hex-digit run ids, and offers newRunId only when it records nothing", async () => {
+      const t = await makeTracker();
+      const experimentId = await t.ensureExperiment(unique("ids"));
+      const ids = [await t.createRun({ experimentId, name: "a" }), await t.createRun({ experimentId, name: "b" })];
+      if (t.recordRun) ids.push(await t.recordRun({ experimentId, name: "c", status: "FINISHED" }));
+      if (t.newRunId) {
+        expect(t.capabilities.records).toBe(false);
+        ids.push(t.newRunId(), t.newRunId());
+      }
+      for (const id of ids) expect(id).toMatch(/^[0-9a-f]{32}$/);
+      expect(new Set(ids).size).toBe(ids.length);
+      for (const id of ids) await t.endRun(id, "FINISHED");
+      await t.flush();
+    });
+
+    it("offers artifactDir exactly when it declares localArtifacts, and lists what is written there", async () => {
+      const t = await makeTracker();
+      expect(typeof t.artifactDir === "function").toBe(t.capabilities.localArtifacts);
+      if (!t.capabilities.localArtifacts) return;
+      expect(t.capabilities.records).toBe(true);
+      const runId = await t.createRun({ experimentId: await t.ensureExperiment(unique("dir")), name: "d" });
+      const dir = t.artifactDir!(runId);
+      await mkdir(join(dir, "sub"), { recursive: true });
+      await writeFile(join(dir, "sub", "written.txt"), "in place");
+      expect(await t.listArtifacts(runId, "sub")).toEqual([{ path: "sub/written.txt", isDir: false, size: 8 }]);
+      const back = await t.downloadArtifact(runId, "sub/written.txt", await tmp());
+      expect(await readFile(back, "utf8")).toBe("in place");
+    });
+
+    it("shows one tracker's runs and artifacts to another, when it declares sharedRuns", async () => {
+      const t = await makeTracker();
+      if (!t.capabilities.sharedRuns) return;
+      expect(t.capabilities.records).toBe(true);
+      const other = await makeTracker();
+      const exp = unique("shared");
+      const experimentId = await t.ensureExperiment(exp);
+      const runId = await t.createRun({ experimentId, name: "there", tags: { "cairn.cache_key": "k-shared" } });
+      const dir = await tmp();
+      await writeFile(join(dir, "out.txt"), "shared");
+      await t.logArtifact(runId, join(dir, "out.txt"));
+      await t.endRun(runId, "FINISHED");
+      await t.flush();
+      expect(await other.ensureExperiment(exp)).toBe(experimentId);
+      expect(await other.getRun(runId)).toMatchObject({ runId, name: "there", status: "FINISHED" });
+      expect((await other.searchRuns({ experimentIds: [experimentId], tags: { "cairn.cache_key": "k-shared" } })).map((r) => r.runId)).toEqual([runId]);
+      expect(await readFile(await other.downloadArtifact(runId, "out.txt", await tmp()), "utf8")).toBe("shared");
+    });
+
+    it("names an MLflow server by an http(s) URL that answers, when it declares mlflowClients or remote", async () => {
+      const t = await makeTracker();
+      if (t.capabilities.remote || t.capabilities.mlflowClients) expect(new URL(t.uri).protocol).toMatch(/^https?:$/);
+      if (!t.capabilities.mlflowClients) return;
+      expect(t.capabilities.records).toBe(true);
+      // MLflow's own health endpoint, as its clients' first request would reach it.
+      const health = await fetch(new URL("health", t.uri.endsWith("/") ? t.uri : `${t.uri}/`));
+      expect(health.ok).toBe(true);
+    });
+
+    it("keeps index documents by name with its experiment, when it offers readIndexEntry and writeIndexEntry", async () => {
+      const t = await makeTracker();
+      expect(typeof t.readIndexEntry).toBe(typeof t.writeIndexEntry);
+      if (!t.readIndexEntry || !t.writeIndexEntry || !t.capabilities.records) return;
+      const experimentId = await t.ensureExperiment(unique("index"));
+      const other = await t.ensureExperiment(unique("index-other"));
+      expect(await t.readIndexEntry(experimentId, "k-1.json")).toBeUndefined();
+      await t.writeIndexEntry(experimentId, "k-1.json", '{"a":1}');
+      expect(await t.readIndexEntry(experimentId, "k-1.json")).toBe('{"a":1}');
+      await t.writeIndexEntry(experimentId, "k-1.json", '{"a":2}');
+      expect(await t.readIndexEntry(experimentId, "k-1.json")).toBe('{"a":2}');
+      expect(await t.readIndexEntry(other, "k-1.json")).toBeUndefined();
+    });
+
+    if (!records) {
+      it("is a null object: every method a no-op that returns what an empty store would", async () => {
+        const t = await makeTracker();
+        expect(t.capabilities).toMatchObject({ records: false, localArtifacts: false, sharedRuns: false, mlflowClients: false });
+        await expect(t.ping()).resolves.toBeUndefined();
+        const experimentId = await t.ensureExperiment(unique("null"));
+        if (t.openExperiment) expect(await t.openExperiment(unique("null"))).toBe(experimentId);
+        const runId = await t.createRun({ experimentId, name: "r", tags: { k: "v" } });
+        await expect(t.logBatch(runId, { params: { p: "1" }, metrics: [{ key: "m", value: 1, step: 0, timestamp: 1 }], tags: { t: "x" } })).resolves.toBeUndefined();
+        const dir = await tmp();
+        await writeFile(join(dir, "a.txt"), "a");
+        await expect(t.logArtifact(runId, join(dir, "a.txt"))).resolves.toBeUndefined();
+        await expect(t.endRun(runId, "FINISHED")).resolves.toBeUndefined();
+        expect(await t.getRun(runId)).toBeUndefined();
+        expect(await t.searchRuns({ experimentIds: [experimentId] })).toEqual([]);
+        expect(await t.getMetricHistory(runId, "m")).toEqual([]);
+        expect(await t.listArtifacts(runId)).toEqual([]);
+        await expect(t.downloadArtifact(runId, "a.txt", await tmp())).rejects.toBeInstanceOf(TrackingError);
+        if (t.getRuns) expect((await t.getRuns([runId], [experimentId])).get(runId)).toBeUndefined();
+        if (t.readIndexEntry) expect(await t.readIndexEntry(experimentId, "k.json")).toBeUndefined();
+        if (t.closeAbandonedRuns) expect(await t.closeAbandonedRuns([experimentId])).toEqual([]);
+        await expect(t.flush()).resolves.toBeUndefined();
+      });
+      return;
+    }
+
     it("pings", async () => {
       const t = await makeTracker();
       await expect(t.ping()).resolves.toBeUndefined();

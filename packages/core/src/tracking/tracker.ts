@@ -98,18 +98,49 @@ export interface ExperimentRecord {
   name: string;
 }
 
+/**
+ * What a tracker can do beyond the methods every tracker has, declared so that the engine asks
+ * for what it needs instead of for a tracker by name (as keyv's adapters declare theirs). What
+ * a tracker declares, it does: the compliance suite checks each one that is true. Optional
+ * methods (`recordRun`, `getRuns`, `readIndexEntry`, ...) declare themselves by being there.
+ */
+export interface TrackerCapabilities {
+  /** Runs, params, metrics and artifacts are kept and read back; false for tracking off, where callers skip work whose only use is the record. */
+  readonly records: boolean;
+  /** Run artifacts live in a local folder (`artifactDir(runId)`) that the engine writes into in place instead of uploading. */
+  readonly localArtifacts: boolean;
+  /** Other machines record here too: a key the cache store lacks may be found among the runs, and an artifact missing on disk may be had from its run. */
+  readonly sharedRuns: boolean;
+  /** `uri` is an MLflow tracking server that MLflow's own clients (a script's `mlflow`, `mlflow run`, the model registry) in child processes can use directly. */
+  readonly mlflowClients: boolean;
+  /**
+   * Every call is a round trip to a server: the scheduler then records a cache hit's run in the
+   * background, off the path of the hit's dependants (the hit's `cached` event comes without
+   * `taskRunId`, which the flow's result holds once the flow is over).
+   */
+  readonly remote: boolean;
+}
+
+/** Where a task's run is recorded, as a task and its code resolver see it (`ctx.tracking`). */
+export interface TrackingInfo {
+  /** The tracker's `kind`, for messages. */
+  readonly kind: string;
+  /** The tracker's `uri`. */
+  readonly uri: string;
+  /** The flow run's experiment. */
+  readonly experimentId: string;
+  /** The tracker's capabilities; a child process is pointed at `uri` when `mlflowClients` is true. */
+  readonly capabilities: TrackerCapabilities;
+}
+
 /** The tracker contract. Methods reject with a `TrackingError` subclass on failure. */
 export interface Tracker {
-  /** `local` for the embedded store, `mlflow` for a server. */
+  /** `local` for the embedded store, `mlflow` for a server, `none` for tracking off: for people (messages, `ctx.tracking.kind`, cache entries); the engine asks {@link capabilities}. */
   readonly kind: "local" | "mlflow" | (string & {});
   /** Where the records live: a folder path or a URL; never contains credentials. */
   readonly uri: string;
-  /**
-   * True when every call is a round trip to a server. The scheduler then records a cache hit's
-   * run in the background, off the path of the hit's dependants: the hit's `cached` event comes
-   * without `taskRunId`, which the flow's result holds once the flow is over. @default false
-   */
-  readonly remote?: boolean;
+  /** What this tracker can do; see {@link TrackerCapabilities}. */
+  readonly capabilities: TrackerCapabilities;
   /** Checks the tracker is reachable and usable; rejects with a clear error otherwise. */
   ping(): Promise<void>;
   /** Returns the id of the experiment with this name, creating it if needed. Safe when several processes race. */
@@ -123,6 +154,14 @@ export interface Tracker {
   getExperiment(experimentId: string): Promise<ExperimentRecord | undefined>;
   /** Creates a RUNNING run and returns its id. */
   createRun(options: CreateRunOptions): Promise<string>;
+  /**
+   * A fresh run id at once, with nothing recorded: offered only by a tracker that records
+   * nothing (`capabilities.records` false), so that tracking off costs no promise per task.
+   * Optional; callers fall back to `createRun`.
+   */
+  newRunId?(): string;
+  /** The local folder of a run's artifacts; offered exactly when `capabilities.localArtifacts` is true. */
+  artifactDir?(runId: string): string;
   /**
    * Records a run that is already over (a cache hit's run) in one step and returns its id:
    * the same as createRun then endRun, for trackers that can do it cheaper. Optional; callers

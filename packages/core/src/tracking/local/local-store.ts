@@ -6,6 +6,7 @@ import { formatOwner, ownerIsGone, parseOwner, readSmallFile } from "@cairn/cach
 import { safePathSegment, safeRelativePath } from "../../definition/artifact-path.ts";
 import { TrackingError } from "../../errors.ts";
 import type {
+  TrackerCapabilities,
   ArtifactInfo,
   CreateRunOptions,
   ExperimentRecord,
@@ -140,6 +141,8 @@ let tmpCounter = 0;
  */
 export class LocalStore implements Tracker {
   readonly kind = "local";
+  /** A folder on this machine, whose artifacts the engine writes in place. */
+  readonly capabilities: TrackerCapabilities = Object.freeze({ records: true, localArtifacts: true, sharedRuns: false, mlflowClients: false, remote: false });
   /** Absolute path of the store's folder. */
   readonly uri: string;
   /** Names this instance in the runs it writes. */

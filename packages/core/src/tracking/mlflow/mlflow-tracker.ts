@@ -6,6 +6,7 @@ import PQueue from "p-queue";
 import { safeRelativePath } from "../../definition/artifact-path.ts";
 import { TrackingError } from "../../errors.ts";
 import type {
+  TrackerCapabilities,
   ArtifactInfo,
   CreateRunOptions,
   ExperimentRecord,
@@ -75,7 +76,8 @@ interface RunState {
  */
 export class MlflowTracker implements Tracker {
   readonly kind = "mlflow";
-  readonly remote = true;
+  /** A shared server, a round trip per call, that MLflow's own clients can log to. */
+  readonly capabilities: TrackerCapabilities = Object.freeze({ records: true, localArtifacts: false, sharedRuns: true, mlflowClients: true, remote: true });
   /** The server's URL, without credentials. */
   readonly uri: string;
   /** The REST client; `client.http.observe(listener)` sees every request. */
