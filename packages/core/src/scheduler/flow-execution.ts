@@ -2,23 +2,22 @@ import { setMaxListeners } from "node:events";
 import PQueue from "p-queue";
 import type { CacheEntry } from "@cairn/cache";
 import type { FlowNode } from "../definition/flow-definition.ts";
-import { CACHE_KEY_TAG, isStoreDown, type StoredManifest, storeDownWarning, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
+import { isStoreDown, storeDownWarning, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
 import { sourceRunsAhead } from "../caching/plan.ts";
 import { type RefValue, resolveRefs } from "../definition/ref.ts";
-import { CancelledError } from "../errors.ts";
 import type { FlowGraph } from "../graph/flow-graph.ts";
 import { toGraphJson, toMermaid } from "../graph/render.ts";
 import { AbandonedAttempts } from "../pipeline/abandoned.ts";
-import { type AttemptScope, rejectOnAbort, runAttempts } from "../pipeline/attempts.ts";
+import { rejectOnAbort } from "../pipeline/attempts.ts";
+import { type PipelineScope, releaseTask, runTask } from "../pipeline/run-task.ts";
 import { validateInputs } from "../pipeline/inputs.ts";
 import { isRetryableError } from "../pipeline/retryable.ts";
 import type { SharedContext } from "../pipeline/running-task-context.ts";
 import { type Flight, type FlightScope, findEntry } from "../pipeline/single-flight.ts";
 import { StopReason, stopInfo } from "../pipeline/stop.ts";
-import { createTaskRun, ERROR_TAG, errorTag, finishTaskRun, logInputs, type RecordScope, recordHit } from "../pipeline/task-run.ts";
+import { type RecordScope, recordHit } from "../pipeline/task-run.ts";
 import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskEvent, type TaskStatus, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import { RunRecorder } from "../tracking/run-recorder.ts";
 import { writeRunFiles } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 
@@ -95,7 +94,7 @@ export class FlowExecution {
   /** Cache hits whose runs are still being recorded (see recordHit). */
   private readonly recording = new Set<Promise<void>>();
   /** What the stages of every task of this run share. */
-  private readonly attemptScope: AttemptScope;
+  private readonly pipeline: PipelineScope;
   private readonly recordScope: RecordScope;
   private readonly flightScope?: FlightScope;
   private remaining: number;
@@ -119,8 +118,16 @@ export class FlowExecution {
       paramsCheck: { flowName: s.graph.definition.name, values: s.params },
       emit: s.emit,
     };
-    this.attemptScope = { shared, flowSignal: this.controller.signal, flowAborted: rejectOnAbort(this.controller.signal), abandoned: this.abandonedAttempts };
     this.recordScope = { tracker: s.tracker, experimentId: s.experimentId, flowRunId: s.flowRunId, flowName: s.graph.definition.name, workDir: s.workDir, secrets: s.secrets };
+    this.pipeline = {
+      shared,
+      flowSignal: this.controller.signal,
+      flowAborted: rejectOnAbort(this.controller.signal),
+      abandoned: this.abandonedAttempts,
+      record: this.recordScope,
+      ...(s.cache ? { cache: s.cache.tasks } : {}),
+      warn: (task, message) => this.warn(task, message),
+    };
     if (s.cache) {
       this.flightScope = {
         cache: s.cache.tasks,
@@ -249,80 +256,29 @@ export class FlowExecution {
     else void this.global.add(() => this.runNode(state), { priority });
   }
 
-  /** A task with a slot: its run, its attempts, its entry; never rejects. */
+  /** A task with a slot: the task pipeline (../pipeline/run-task.ts), then what its outcome means for the flow; never rejects. */
   private async runNode(state: NodeState): Promise<void> {
     if (this.controller.signal.aborted) return; // stop() already settled it
     state.started = true;
-    const { node, result } = state;
-    const id = node.id;
     const started = performance.now();
-    const tracker = this.s.tracker;
-    const tracking = tracker.capabilities.records;
-    let recorder: RunRecorder | undefined;
+    let inputs: Record<string, unknown> | Promise<Record<string, unknown>>;
     try {
-      let inputs = state.inputs ?? this.prepareInputs(state);
-      if (inputs instanceof Promise) inputs = await inputs;
-      if (this.s.cache) inputs = await this.s.cache.tasks.materialize(inputs, id);
-      let runId = createTaskRun(this.recordScope, node);
-      if (typeof runId !== "string") runId = await runId;
-      result.runId = runId;
-      // Every param and tag of the task's run (its inputs, its error, what it logs) leaves masked.
-      recorder = new RunRecorder(tracker, runId, this.s.secrets);
-      if (tracking) {
-        // Without a tracker the params would be dropped: do not make them.
-        const inputsFile = logInputs(recorder, inputs, this.s.secrets);
-        if (inputsFile) await writeRunFiles(tracker, runId, "cairn", { "inputs.json": inputsFile });
-      }
-      let outputs = await runAttempts(this.attemptScope, { node, inputs, runId, recorder, result, holder: state });
-      let manifest: StoredManifest | undefined;
-      const cache = this.s.cache?.tasks;
-      if (cache && state.key) {
-        const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;
-        manifest = {
-          ...(await cache.manifest(outputs)),
-          cacheKey: state.key.key,
-          taskName: node.task.name,
-          ingredients: state.key.ingredients,
-          ...(ttlMs !== undefined ? { expiresAt: Date.now() + ttlMs } : {}),
-        };
-        outputs = manifest.values;
-        recorder.tag(CACHE_KEY_TAG, state.key.key);
-      }
-      if (tracking) await finishTaskRun(this.recordScope, runId, recorder, result.attempts, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
-      if (cache && state.key) {
-        const entry = await cache.record(state.key, node, runId, manifest!).catch((e: unknown) => {
-          if (cache.strict && isStoreDown(e)) throw e;
-          this.warn(id, `could not store the cache entry: ${(e as Error).message}`);
-          return undefined;
-        });
-        state.settleFlight?.(entry);
-      }
-      state.output = outputs;
-      result.outputs = outputs;
-      this.complete(state, "succeeded", started);
+      inputs = state.inputs ?? this.prepareInputs(state);
     } catch (error) {
-      // A task running when the flow was stopped ends cancelled, whatever it threw on its way out.
-      const stop = this.controller.signal.aborted ? this.controller.signal.reason : undefined;
-      const cancelled = stop instanceof StopReason || CancelledError.is(error);
-      if (result.runId && recorder) {
-        if (!cancelled && tracking) recorder.tag(ERROR_TAG, errorTag(toErrorInfo(error)));
-        await finishTaskRun(this.recordScope, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED").catch(() => {});
-      }
-      state.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
-      if (cancelled) {
-        this.complete(state, "cancelled", started, stopInfo(stop));
-      } else {
-        this.complete(state, "failed", started, toErrorInfo(error));
-        this.afterFailure(state);
-      }
-    } finally {
-      // An attempt the scheduler gave up on (cancel, timeout) may still be ending its process tree:
-      // the slot and the lease stay taken until the tree is gone, so no other run computes the same
-      // key beside it.
-      if (state.held) await Promise.allSettled(state.held);
-      state.held = undefined;
-      if (state.releaseLease) await state.releaseLease();
+      inputs = Promise.reject(error); // failed as the pipeline fails a task whose inputs are bad
     }
+    const outcome = await runTask(this.pipeline, state, inputs);
+    if (outcome.ok) {
+      state.output = outcome.outputs;
+      state.result.outputs = outcome.outputs;
+      this.complete(state, "succeeded", started);
+    } else if (outcome.cancelled) {
+      this.complete(state, "cancelled", started, stopInfo(outcome.stop));
+    } else {
+      this.complete(state, "failed", started, toErrorInfo(outcome.error));
+      this.afterFailure(state);
+    }
+    await releaseTask(state);
   }
 
   /** Resolves refs and validates the inputs with the task's schema; kept on the state. Synchronous when there is no schema. */

@@ -1,0 +1,112 @@
+/**
+ * One task through the pipeline, from its inputs to its recorded outcome, with no scheduler:
+ * its cache artifacts fetched → its run created (RUNNING, inputs as params) → its attempts
+ * (timeout, retries) → its outputs manifest and artifacts → its run ended → its cache entry
+ * stored and the single flight settled. A failure ends the run FAILED with its error tag (or
+ * KILLED when the flow was stopped) and settles the flight empty. The caller (the scheduler;
+ * a worker process) decides what the outcome means for the flow, then calls releaseTask.
+ */
+import { CACHE_KEY_TAG, isStoreDown, type StoredManifest, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
+import type { CacheEntry } from "@cairn/cache";
+import { CancelledError } from "../errors.ts";
+import { toErrorInfo } from "../run/events.ts";
+import { RunRecorder } from "../tracking/run-recorder.ts";
+import { writeRunFiles } from "../tracking/run-files.ts";
+import { type AttemptScope, runAttempts, type TaskAttempts } from "./attempts.ts";
+import type { WorkHolder } from "./running-task-context.ts";
+import { StopReason } from "./stop.ts";
+import { createTaskRun, ERROR_TAG, errorTag, finishTaskRun, logInputs, type RecordScope } from "./task-run.ts";
+
+/** What every task of one flow run shares on its way through the pipeline. */
+export interface PipelineScope extends AttemptScope {
+  readonly record: RecordScope;
+  /** The run's cache, when on. */
+  readonly cache?: TaskCache;
+  readonly warn: (task: string, message: string) => void;
+}
+
+/** One task as the pipeline keeps it. */
+export interface PipelineTask extends WorkHolder {
+  readonly node: TaskAttempts["node"];
+  readonly result: TaskAttempts["result"] & { runId?: string };
+  /** Its cache key, when the cache is on for it. */
+  key?: TaskKey;
+  /** Settles the in-process single flight of `key` (see single-flight.ts). */
+  settleFlight?: (entry: CacheEntry | undefined) => void;
+  /** Gives up the cross-process lease on `key`. */
+  releaseLease?: () => Promise<void>;
+}
+
+export type TaskOutcome =
+  | { readonly ok: true; readonly outputs: unknown }
+  /** `stop`: the flow's stop reason when the task ended because the flow stopped (it is then cancelled). */
+  | { readonly ok: false; readonly error: unknown; readonly cancelled: boolean; readonly stop?: unknown };
+
+/** Runs `task` with `inputs` (resolved refs, validated); never rejects. */
+export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: Record<string, unknown> | Promise<Record<string, unknown>>): Promise<TaskOutcome> {
+  const { node, result } = task;
+  const id = node.id;
+  const { tracker, secrets } = scope.record;
+  const tracking = tracker.capabilities.records;
+  let recorder: RunRecorder | undefined;
+  try {
+    if (inputs instanceof Promise) inputs = await inputs;
+    if (scope.cache) inputs = await scope.cache.materialize(inputs, id);
+    let runId = createTaskRun(scope.record, node);
+    if (typeof runId !== "string") runId = await runId;
+    result.runId = runId;
+    // Every param and tag of the task's run (its inputs, its error, what it logs) leaves masked.
+    recorder = new RunRecorder(tracker, runId, secrets);
+    if (tracking) {
+      // Without a tracker the params would be dropped: do not make them.
+      const inputsFile = logInputs(recorder, inputs, secrets);
+      if (inputsFile) await writeRunFiles(tracker, runId, "cairn", { "inputs.json": inputsFile });
+    }
+    let outputs = await runAttempts(scope, { node, inputs, runId, recorder, result, holder: task });
+    let manifest: StoredManifest | undefined;
+    const cache = scope.cache;
+    if (cache && task.key) {
+      const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;
+      manifest = {
+        ...(await cache.manifest(outputs)),
+        cacheKey: task.key.key,
+        taskName: node.task.name,
+        ingredients: task.key.ingredients,
+        ...(ttlMs !== undefined ? { expiresAt: Date.now() + ttlMs } : {}),
+      };
+      outputs = manifest.values;
+      recorder.tag(CACHE_KEY_TAG, task.key.key);
+    }
+    if (tracking) await finishTaskRun(scope.record, runId, recorder, result.attempts, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
+    if (cache && task.key) {
+      const entry = await cache.record(task.key, node, runId, manifest!).catch((e: unknown) => {
+        if (cache.strict && isStoreDown(e)) throw e;
+        scope.warn(id, `could not store the cache entry: ${(e as Error).message}`);
+        return undefined;
+      });
+      task.settleFlight?.(entry);
+    }
+    return { ok: true, outputs };
+  } catch (error) {
+    // A task running when the flow was stopped ends cancelled, whatever it threw on its way out.
+    const stop = scope.flowSignal.aborted ? scope.flowSignal.reason : undefined;
+    const cancelled = stop instanceof StopReason || CancelledError.is(error);
+    if (result.runId && recorder) {
+      if (!cancelled && tracking) recorder.tag(ERROR_TAG, errorTag(toErrorInfo(error)));
+      await finishTaskRun(scope.record, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED").catch(() => {});
+    }
+    task.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
+    return { ok: false, error, cancelled, stop };
+  }
+}
+
+/**
+ * After the outcome is dealt with: an attempt given up on (cancel, timeout) may still be ending
+ * its process tree, so the task's slot and lease stay taken until the tree is gone, and no other
+ * run computes the same key beside it.
+ */
+export async function releaseTask(task: PipelineTask): Promise<void> {
+  if (task.held) await Promise.allSettled(task.held);
+  task.held = undefined;
+  if (task.releaseLease) await task.releaseLease();
+}
