@@ -47,7 +47,7 @@ const SYMBOL: Record<TaskStatus, string> = {
 
 /**
  * Makes the reporter for `mode`, writing to `out` (events, progress, summary) and `err` (task
- * logs in JSON mode). log-update (20 modules, ~25 ms to load) is loaded for the live mode only.
+ * logs in JSON mode). log-update (and its ANSI helpers) is loaded for the live mode only.
  */
 export async function createReporter(mode: ReporterMode, out: Writable, err: Writable, useColor: boolean): Promise<Reporter> {
   const c = createColors(useColor);

@@ -1,7 +1,7 @@
 /**
- * axios, loaded from its single-file CommonJS build. Its ES module entry is 66 files, and
- * under tsx (how flows run) every ES module is a round trip to tsx's loader thread: ~290 ms
- * a process against ~120 ms for the one file, paid by every flow tracked in MLflow.
+ * axios, loaded from its single-file CommonJS build. Its ES module entry is dozens of files,
+ * and under tsx every ES module is a round trip to tsx's loader thread: the one file loads in
+ * a fraction of the time (BENCHMARKS.md).
  * Same API and types; its package exports this build for `require`.
  */
 import { createRequire } from "node:module";

@@ -51,9 +51,8 @@ export const SMALL_FILE_BYTES = 256 * 1024;
  * never a part: write a temp file in the same folder, then rename over.
  *
  * Small files (entries, leases) are written with the synchronous calls: each fs/promises
- * call is a round trip through libuv's four-thread pool, and 1,000 write-and-rename pairs
- * took 275 ms that way against 99 ms synchronously on the project's machine, while
- * blocking the event loop for about 0.1 ms each.
+ * call is a round trip through libuv's thread pool, which costs more than the write itself
+ * for a file this small (BENCHMARKS.md, "Why the code is shaped so").
  */
 export async function writeFileAtomic(dir: string, name: string, data: string): Promise<void> {
   const fs = data.length < SMALL_FILE_BYTES ? syncFs : asyncFs;
@@ -95,8 +94,7 @@ const UTF8 = Object.freeze({ encoding: "utf8", flag: "r" } as const);
 
 /**
  * The content of a file, or `undefined` when it does not exist. Synchronous for the
- * same reason as {@link writeFileAtomic}: 1,000 small reads took 191 ms through
- * fs/promises and 16 ms with readFileSync.
+ * same reason as {@link writeFileAtomic}.
  */
 export function readSmallFile(path: string): string | undefined {
   try {

@@ -256,7 +256,7 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
     throw ctx.signal.reason ?? new CancelledError();
   }
   const started = performance.now();
-  // Loaded on first use: execa weighs ~20 MB of heap that flows without processes never need.
+  // Loaded on first use: execa's heap is a cost flows without processes never need to pay.
   const { execa } = await import("execa");
   prepareProcessGroup();
   const child = execa(spec.command, args, {

@@ -1,7 +1,7 @@
 /**
  * The MLflow client's HTTP, on node:http and node:https with keep-alive agents. It was axios;
- * axios takes 80–100 ms to load here (its fetch adapter's feature tests start undici, and it
- * brings form-data and mime-db), more than a whole cached flow run spends talking to MLflow.
+ * axios is slow to load (its fetch adapter's feature tests start undici, and it brings
+ * form-data and mime-db), slower than a whole cached flow run's talk with MLflow (BENCHMARKS.md).
  * The client needs little of it: JSON in and out, files streamed both ways, a timeout, TLS
  * options. Retries stay with the client (p-retry). axios remains for http() tasks.
  */

@@ -36,8 +36,7 @@ const UPLOAD_CONCURRENCY = 4;
 
 /**
  * Runs recorded whole (recordRun) at once. A one-worker server with SQLite writes one run at a
- * time: 7 hits (14 requests) took 230-260 ms at 1-3 at a time and 280-400 ms all at once; in the
- * warm multistep flow 3 gave a median of 295-299 ms inside, 2 gave 312-331, all at once 356.
+ * time, so more at once only queue there; three measured fastest (BENCHMARKS.md).
  */
 const RECORD_CONCURRENCY = 3;
 
