@@ -118,3 +118,69 @@ describe("runTask: one task through the pipeline, without a scheduler", () => {
     expect(bad.result.attempts).toBe(0);
   });
 });
+
+describe("interceptors: the embedder's hooks around every attempt", () => {
+  const noTracking = { tracker: false as const, cache: false as const, env: {} };
+
+  it("wrap each attempt, first outermost, see the attempt and its inputs, and may change the output", async () => {
+    const seen: string[] = [];
+    const double = task("double").input<{ x: number }>().run(({ x }) => ({ y: x * 2 }));
+    const f = flow("intercepted").build(() => ({ y: double({ x: 4 }).y }));
+    const run = await f.run({
+      ...noTracking,
+      interceptors: [
+        async (call, next) => {
+          seen.push(`outer ${call.nodeId} ${call.taskName} ${call.kind} #${call.attempt} ${JSON.stringify(call.inputs)} ${call.ctx.runId ? "ctx" : "no ctx"}`);
+          const out = (await next()) as { y: number };
+          seen.push("outer after");
+          return { y: out.y + 1 };
+        },
+        async (_call, next) => {
+          seen.push("inner");
+          return next();
+        },
+      ],
+    });
+    expect(await run.outputs()).toEqual({ y: 9 });
+    expect(seen).toEqual([`outer double double function #1 {"x":4} ctx`, "inner", "outer after"]);
+  });
+
+  it("see every retry, can stop retries with NonRetryableError, and their output is checked like the task's", async () => {
+    const attempts: number[] = [];
+    let calls = 0;
+    const flaky = task("flaky")
+      .retries(3, { minDelayMs: 1, maxDelayMs: 1 })
+      .run(() => {
+        calls++;
+        throw new Error("flaky");
+      });
+    const f = flow("vetoed").build(() => ({ v: flaky({}).$out }));
+    const run = await f.run({
+      ...noTracking,
+      interceptors: [
+        async (call, next) => {
+          attempts.push(call.attempt);
+          if (call.attempt === 2) throw new NonRetryableError("enough");
+          return next();
+        },
+      ],
+    });
+    const result = await run.wait();
+    expect(result.status).toBe("failed");
+    expect(attempts).toEqual([1, 2]);
+    expect(calls).toBe(1);
+    expect(result.tasks.flaky!.error).toMatchObject({ name: "NonRetryableError", message: "enough" });
+
+    const ok = task("ok").run(() => ({ fine: true }));
+    const bad = await flow("bad-output")
+      .build(() => ({ v: ok({}).fine }))
+      .run({ ...noTracking, interceptors: [async () => ({ when: new Date() })] });
+    expect((await bad.wait()).tasks.ok!.error?.name).toBe("NotSerializableError");
+  });
+
+  it("are refused when they are not functions", async () => {
+    const one = task("one").run(() => ({ v: 1 }));
+    const f = flow("refused").build(() => ({ v: one({}).v }));
+    await expect(f.run({ ...noTracking, interceptors: ["log" as never] })).rejects.toThrow(/Expected `interceptors` to be an array of functions/);
+  });
+});

@@ -49,6 +49,7 @@ export type {
 export { NullTracker } from "./tracking/null-tracker.ts";
 export { LocalStore, type LocalStoreOptions } from "./tracking/local/local-store.ts";
 export { resolveTracker, type ResolveTrackerOptions } from "./tracking/resolve-tracker.ts";
+export type { TaskCall, TaskInterceptor } from "./pipeline/intercept.ts";
 export { closeAbandonedRuns, describeAbandonedRuns } from "./tracking/abandoned-runs.ts";
 // The MLflow tracker is at "@cairn/core/mlflow": loaded only by those who use a server.
 // The tracker compliance suite (a vitest suite) is at "@cairn/core/testing": importing vitest here cost every flow ~30 MB.

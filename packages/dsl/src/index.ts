@@ -42,6 +42,8 @@ export {
   type Artifact,
   type TaskContext,
   type RunOptions,
+  type TaskCall,
+  type TaskInterceptor,
   type FlowResult,
   type TaskResult,
   type RunEvent,

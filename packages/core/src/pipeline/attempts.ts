@@ -10,6 +10,7 @@ import { CancelledError, NonErrorThrownError, TaskTimeoutError } from "../errors
 import { type TaskStatus, toErrorInfo } from "../run/events.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import type { AbandonedAttempts } from "./abandoned.ts";
+import { intercept, type TaskInterceptor } from "./intercept.ts";
 import { checkOutputs } from "./outputs.ts";
 import { isRetryableError } from "./retryable.ts";
 import { RunningTaskContext, type SharedContext, type WorkHolder } from "./running-task-context.ts";
@@ -23,6 +24,8 @@ export interface AttemptScope {
   /** Rejects with the flow's stop reason; raced against every running attempt. */
   readonly flowAborted: Promise<never>;
   readonly abandoned: AbandonedAttempts;
+  /** The embedder's hooks around every attempt (RunOptions.interceptors); none: the task is called directly. */
+  readonly interceptors?: readonly TaskInterceptor[];
 }
 
 /** One task's run, as its attempts see it. */
@@ -122,7 +125,10 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
   try {
     let output: unknown;
     try {
-      const returned = node.task.run(inputs, ctx);
+      const interceptors = scope.interceptors;
+      const returned = interceptors?.length
+        ? intercept(interceptors, { nodeId: node.id, taskName: node.task.name, kind: node.task.kind, attempt, inputs, ctx }, () => node.task.run(inputs, ctx))
+        : node.task.run(inputs, ctx);
       // A synchronous result needs no race: nothing can cancel it any more.
       if (returned instanceof Promise) {
         try {

@@ -17,6 +17,7 @@ import { closeAbandonedRuns, describeAbandonedRuns } from "../tracking/abandoned
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 import { type ErrorInfo, type FlowStatus, type RunEvent, toErrorInfo } from "./events.ts";
 import { SecretRegistry } from "./secrets.ts";
+import type { TaskInterceptor } from "../pipeline/intercept.ts";
 
 /** Options of `flow.run()`; every one is checked where it enters. */
 export interface RunOptions {
@@ -45,6 +46,13 @@ export interface RunOptions {
    * in the embedded store under `root`, or at CAIRN_CACHE_URL (redis://, postgres://).
    */
   cache?: boolean | CacheRunOptions;
+  /**
+   * Hooks around every attempt of every task, the first outermost: each gets the attempt
+   * (node id, task name, kind, attempt, inputs, ctx) and `next`, and returns the output.
+   * @example
+   * interceptors: [async (call, next) => { const t = performance.now(); try { return await next(); } finally { log(call.nodeId, performance.now() - t); } }]
+   */
+  interceptors?: readonly TaskInterceptor[];
 }
 
 /** Cache settings of one run. */
@@ -207,6 +215,10 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     if (!Number.isInteger(limit) || limit < 1) throw new OptionError(`pools.${name}`, "an integer >= 1", limit);
     pools[name] = limit;
   }
+  const interceptors = options.interceptors ?? [];
+  if (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== "function")) {
+    throw new OptionError("interceptors", "an array of functions (call, next) => Promise<output>", options.interceptors);
+  }
   const graph = buildFlowGraph(definition);
   for (const node of definition.nodes) if (node.task.pool && !(node.task.pool in pools)) pools[node.task.pool] = 1;
   let emitToRun: Listener = () => {};
@@ -253,6 +265,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     workDir: root,
     emit: (e) => emitToRun(e),
     ...(cache ? { cache } : {}),
+    ...(interceptors.length ? { interceptors } : {}),
   };
   const execution = new FlowExecution(settings);
   const started = performance.now();

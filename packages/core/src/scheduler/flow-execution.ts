@@ -9,6 +9,7 @@ import type { FlowGraph } from "../graph/flow-graph.ts";
 import { toGraphJson, toMermaid } from "../graph/render.ts";
 import { AbandonedAttempts } from "../pipeline/abandoned.ts";
 import { rejectOnAbort } from "../pipeline/attempts.ts";
+import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import { type PipelineScope, releaseTask, runTask } from "../pipeline/run-task.ts";
 import { validateInputs } from "../pipeline/inputs.ts";
 import { isRetryableError } from "../pipeline/retryable.ts";
@@ -66,6 +67,8 @@ export interface ExecutionSettings {
     ownStore?: boolean;
   };
   emit: (event: RunEvent) => void;
+  /** Hooks around every attempt (RunOptions.interceptors). */
+  interceptors?: readonly TaskInterceptor[];
 }
 
 /**
@@ -124,6 +127,7 @@ export class FlowExecution {
       flowSignal: this.controller.signal,
       flowAborted: rejectOnAbort(this.controller.signal),
       abandoned: this.abandonedAttempts,
+      ...(s.interceptors ? { interceptors: s.interceptors } : {}),
       record: this.recordScope,
       ...(s.cache ? { cache: s.cache.tasks } : {}),
       warn: (task, message) => this.warn(task, message),
