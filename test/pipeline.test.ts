@@ -150,11 +150,11 @@ describe("interceptors: the embedder's hooks around every attempt", () => {
     let calls = 0;
     const flaky = task("flaky")
       .retries(3, { minDelayMs: 1, maxDelayMs: 1 })
-      .run(() => {
+      .run((): { v: number } => {
         calls++;
         throw new Error("flaky");
       });
-    const f = flow("vetoed").build(() => ({ v: flaky({}).$out }));
+    const f = flow("vetoed").build(() => ({ v: flaky({}).v }));
     const run = await f.run({
       ...noTracking,
       interceptors: [
