@@ -6,13 +6,13 @@
  * modules it resolves (an ESM resolve hook given with NODE_OPTIONS); none may come from the
  * workspace, and none may write into node_modules.
  */
-import { spawn } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Exit, start } from "../cache/helpers.ts";
 
 const repo = resolve(import.meta.dirname, "../..");
 const VENV_PYTHON = join(repo, ".venv/bin/python");
@@ -22,22 +22,11 @@ let packed: string;
 let env: NodeJS.ProcessEnv;
 let loads: string;
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Ran = Pick<Exit, "code" | "stdout" | "stderr">;
 
+/** Runs a command of the user's shell in `cwd` (see `env`), collecting its output. */
 function sh(command: string, args: string[], cwd: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Ran> {
-  return new Promise((done, fail) => {
-    const child = spawn(command, args, { cwd, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout, stderr }));
-  });
+  return start(command, args, { cwd, env: { ...env, ...extraEnv } }).done;
 }
 
 /** Like sh, but fails the test with the process's output when it exits non-zero. */

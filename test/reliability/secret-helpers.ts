@@ -2,9 +2,9 @@
  * Shared by the secret tests: a secret made of every character class that serialisers
  * escape, the forms it can take in text, and a search of every file under a folder.
  */
-import { spawn } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { type Exit, start } from "../cache/helpers.ts";
 
 export const repo = resolve(import.meta.dirname, "../..");
 export const bin = join(repo, "packages/cli/bin/cairn.mjs");
@@ -35,26 +35,14 @@ export async function filesContaining(dir: string, forms: string[]): Promise<{ h
 /** The forms of `secret` that `text` contains. */
 export const formsIn = (text: string, secret: string) => formsOf(secret).filter((f) => text.includes(f));
 
-export interface Exit {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type { Exit };
 
 /** Runs the real `cairn` CLI in `cwd`; MLflow variables are dropped unless `env` sets them. */
 export function cairn(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Exit> {
   const full: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
   delete full.MLFLOW_TRACKING_URI;
   Object.assign(full, env);
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd, env: full, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout, stderr }));
-  });
+  return start(process.execPath, [bin, ...args], { cwd, env: full }).done;
 }
 
 /** The tasks of secret-leaks.flow.ts that must fail with SecretLeakError. */
