@@ -22,10 +22,11 @@ addFlowHooks({
 });
 
 /** Schedules the autorun when the module that built a flow is the entry point. */
-function scheduleAutorun(caller: string | undefined): void {
+function scheduleAutorun(caller: () => string | undefined): void {
   if (scheduled || process.env.CAIRN_NO_AUTORUN === "1") return;
   const entry = realPath(process.argv[1]);
-  if (!entry || realPath(caller) !== entry) return;
+  // The stack is read only here, once a flow could still be run on its own.
+  if (!entry || realPath(caller()) !== entry) return;
   scheduled = true;
   setImmediate(() => {
     void (async () => {

@@ -57,11 +57,6 @@ function callerDir(): string | undefined {
   return place === undefined ? undefined : dirname(place.file);
 }
 
-/** The file of the first stack frame outside the DSL: the module that called into it. */
-export function callerFile(): string | undefined {
-  return firstForeignFrame(captureStack().stack ?? "", false)?.file;
-}
-
 /** A place in a source file: line and column, both 1-based as in stack traces. */
 export interface SourcePlace {
   file: string;

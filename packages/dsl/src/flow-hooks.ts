@@ -3,11 +3,11 @@
  * it importing them: the CLI's autorun (`tsx flow.ts` runs the file's default-exported flow)
  * registers here when `cairn-dag` is imported.
  */
-import { callerFile } from "./declared-path.ts";
+import { declaringModule } from "./declared-path.ts";
 
 export interface FlowHooks {
-  /** A flow was built by the module `caller` (the first stack frame outside the DSL; undefined when there is none). */
-  built?(flow: unknown, caller: string | undefined): void;
+  /** A flow was built; `caller()` is the module that built it (the first stack frame outside the DSL), worked out when asked. */
+  built?(flow: unknown, caller: () => string | undefined): void;
   /** A flow run was started in this process. */
   runStarted?(): void;
 }
@@ -21,8 +21,10 @@ export function addFlowHooks(hooks: FlowHooks): void {
 
 /** @internal Called by build(). */
 export function flowBuilt(flow: unknown): void {
-  if (!registered.some((h) => h.built)) return;
-  const caller = callerFile();
+  if (!registered.length) return;
+  // The stack is captured here, inside build(); its text is made only if a hook asks.
+  const place = declaringModule();
+  const caller = () => place()?.file;
   for (const h of registered) h.built?.(flow, caller);
 }
 

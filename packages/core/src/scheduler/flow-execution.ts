@@ -16,7 +16,7 @@ import { isRetryableError } from "../pipeline/retryable.ts";
 import type { SharedContext } from "../pipeline/running-task-context.ts";
 import { type Flight, type FlightScope, findEntry } from "../pipeline/single-flight.ts";
 import { StopReason, stopInfo } from "../pipeline/stop.ts";
-import { type RecordScope, recordHit } from "../pipeline/task-run.ts";
+import { recordHit } from "../pipeline/task-run.ts";
 import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskEvent, type TaskStatus, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { writeRunFiles } from "../tracking/run-files.ts";
@@ -98,7 +98,6 @@ export class FlowExecution {
   private readonly recording = new Set<Promise<void>>();
   /** What the stages of every task of this run share. */
   private readonly pipeline: PipelineScope;
-  private readonly recordScope: RecordScope;
   private readonly flightScope?: FlightScope;
   private remaining: number;
   private finished!: (status: FlowStatus) => void;
@@ -121,14 +120,13 @@ export class FlowExecution {
       paramsCheck: { flowName: s.graph.definition.name, values: s.params },
       emit: s.emit,
     };
-    this.recordScope = { tracker: s.tracker, experimentId: s.experimentId, flowRunId: s.flowRunId, flowName: s.graph.definition.name, workDir: s.workDir, secrets: s.secrets };
     this.pipeline = {
       shared,
       flowSignal: this.controller.signal,
       flowAborted: rejectOnAbort(this.controller.signal),
       abandoned: this.abandonedAttempts,
       ...(s.interceptors ? { interceptors: s.interceptors } : {}),
-      record: this.recordScope,
+      record: { tracker: s.tracker, experimentId: s.experimentId, flowRunId: s.flowRunId, flowName: s.graph.definition.name, workDir: s.workDir, secrets: s.secrets },
       ...(s.cache ? { cache: s.cache.tasks } : {}),
       warn: (task, message) => this.warn(task, message),
     };
@@ -329,7 +327,7 @@ export class FlowExecution {
   /** Completes a task from a cache entry, recorded as a FINISHED run tagged with its source. */
   private async completeCached(state: NodeState, entry: CacheEntry, started: number): Promise<void> {
     const { node, result } = state;
-    await recordHit(this.recordScope, node, entry, result, this.recording, (task, message) => this.warn(task, message));
+    await recordHit(this.pipeline.record, node, entry, result, this.recording, (task, message) => this.warn(task, message));
     state.settleFlight?.(entry);
     await state.releaseLease?.();
     state.output = entry.outputs.values;
