@@ -15,9 +15,9 @@ import { join } from "node:path";
 import PQueue from "p-queue";
 import { CacheStore } from "@cairn/cache";
 import { TaskCache } from "@cairn/core";
-import { MlflowTracker } from "@cairn/core/mlflow";
+import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { flow, task } from "@cairn/dsl";
-import { startMlflowServer } from "../packages/core/test/mlflow-server.ts";
+import { startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
 
 const which = process.argv[2] ?? "all";
 

@@ -7,9 +7,9 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MlflowTracker } from "@cairn/core/mlflow";
+import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { flow, task } from "@cairn/dsl";
-import { startMlflowServer } from "../packages/core/test/mlflow-server.ts";
+import { startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
 
 const n = Number(process.argv[2] ?? 200);
 const step = task("step")

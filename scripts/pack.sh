@@ -12,7 +12,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$(mkdir -p "${1:-$root/packed}" && cd "${1:-$root/packed}" && pwd)"
 cd "$root"
 pnpm --silent build
-for pkg in cache core dsl cli cairn; do
+for pkg in cache core dsl process mlflow cli cairn; do
   (cd "packages/$pkg" && pnpm pack --pack-destination "$out" >/dev/null)
 done
 ls "$out"/*.tgz

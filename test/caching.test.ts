@@ -7,7 +7,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type Artifact, type FlowResult, LocalStore, type RunEvent, flow, task } from "@cairn/dsl";
+import { type Artifact, type FlowResult, LocalStore, type RunEvent, flow, task } from "cairn-dag";
 import { startRedisServer } from "../packages/cache/test/redis-server.ts";
 
 const repo = resolve(import.meta.dirname, "..");

@@ -123,7 +123,7 @@ describe("cairn run without tsx", () => {
 
   it("a flow that imports Cairn's internal modules runs through tsx instead, with one engine", async () => {
     const internal = join(dir, "internal.flow.ts");
-    const kinds = join(repo, "packages/dsl/src/kinds/index.ts");
+    const kinds = join(repo, "packages/process/src/index.ts");
     await writeFile(
       internal,
       `import { flow } from "cairn-dag";\nimport { shell } from ${JSON.stringify(kinds)};\n` +

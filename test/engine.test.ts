@@ -16,7 +16,7 @@ import {
   task,
   type RunEvent,
   type TaskEvent,
-} from "@cairn/dsl";
+} from "cairn-dag";
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {

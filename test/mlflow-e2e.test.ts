@@ -7,9 +7,9 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Artifact, flow, task } from "@cairn/dsl";
-import { readWithMlflow } from "../packages/core/test/mlflow-read.ts";
-import { type MlflowServer, startMlflowServer } from "../packages/core/test/mlflow-server.ts";
+import { type Artifact, flow, task } from "cairn-dag";
+import { readWithMlflow } from "../packages/mlflow/test/mlflow-read.ts";
+import { type MlflowServer, startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
 
 const repo = resolve(import.meta.dirname, "..");
 const bin = join(repo, "packages/cli/bin/cairn.mjs");

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { NonRetryableError, SecretRegistry, resolveTracker, type RunEvent, type Tracker } from "@cairn/core";
+import { NonRetryableError, RunScope, SecretRegistry, resolveTracker, type RunEvent, type Tracker } from "@cairn/core";
 import { flow, task } from "@cairn/dsl";
 import { AbandonedAttempts } from "../packages/core/src/pipeline/abandoned.ts";
 import { rejectOnAbort } from "../packages/core/src/pipeline/attempts.ts";
@@ -37,6 +37,7 @@ async function scope(): Promise<{ scope: PipelineScope; tracker: Tracker; events
       shared: {
         params: {},
         flowRunId,
+        scope: new RunScope(),
         tracking: Object.freeze({ kind: tracker.kind, uri: tracker.uri, experimentId, capabilities: tracker.capabilities }),
         tracker,
         workDir: root,

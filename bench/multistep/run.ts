@@ -23,7 +23,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 // @ts-expect-error: a JavaScript module without types
 import { ensureBundle } from "../../packages/cli/bin/bundle.mjs";
-import { startMlflowServer, venvDir, venvPython, workspaceRoot } from "../../packages/core/test/mlflow-server.ts";
+import { startMlflowServer, venvDir, venvPython, workspaceRoot } from "../../packages/mlflow/test/mlflow-server.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const withProject = !process.argv.includes("--no-project");

@@ -119,7 +119,7 @@ describe("code a function task uses, found without .codeFiles()", () => {
     await writeFile(join(dir, "py", "step.py"), `import json, os\nfrom common import FACTOR\njson.dump({"v": FACTOR}, open(os.environ["CAIRN_OUTPUTS"], "w"))\n`);
     await writeFile(
       join(dir, "script.flow.ts"),
-      `import { flow, script } from "@cairn/dsl";\nconst step = script("step", { file: "./py/step.py" });\nexport default flow("py").build(() => ({ v: step({}).v }));\n`,
+      `import { flow, script } from "cairn-dag";\nconst step = script("step", { file: "./py/step.py" });\nexport default flow("py").build(() => ({ v: step({}).v }));\n`,
     );
     const step = (stdout: string) => /^step\s+(succeeded|cached)\s/m.exec(stdout)?.[1];
     const py = (...args: string[]) => start(process.execPath, [cairnBin, ...args, "--root", root()], { cwd: dir, env: { ...env(), CAIRN_PYTHON: "python3" } }).done;

@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { CacheStore } from "@cairn/cache";
 import { TaskCache } from "@cairn/core";
 import { type Artifact, flow, task } from "@cairn/dsl";
-import { MlflowTracker } from "@cairn/core/mlflow";
-import { type MlflowServer, startMlflowServer } from "../../packages/core/test/mlflow-server.ts";
+import { MlflowTracker } from "@cairn/mlflow/tracker";
+import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { entryFiles, runCollect, sleep, statuses, tmp } from "./helpers.ts";
 
 let server: MlflowServer;

@@ -100,10 +100,22 @@ afterAll(async () => {
 describe("the packed packages", () => {
   it("hold compiled JavaScript, .d.ts and the Python helpers, real version ranges, and no sources or tests", async () => {
     const tarballs = readdirSync(packed).filter((f) => f.endsWith(".tgz")).sort();
-    expect(tarballs).toEqual(["cairn-cache-0.1.0.tgz", "cairn-cli-0.1.0.tgz", "cairn-core-0.1.0.tgz", "cairn-dag-0.1.0.tgz", "cairn-dsl-0.1.0.tgz"]);
+    expect(tarballs).toEqual([
+      "cairn-cache-0.1.0.tgz",
+      "cairn-cli-0.1.0.tgz",
+      "cairn-core-0.1.0.tgz",
+      "cairn-dag-0.1.0.tgz",
+      "cairn-dsl-0.1.0.tgz",
+      "cairn-mlflow-0.1.0.tgz",
+      "cairn-process-0.1.0.tgz",
+    ]);
     const list = async (tarball: string) => (await ok("tar", ["tzf", join(packed, tarball)], work)).stdout.trim().split("\n");
     const dsl = await list("cairn-dsl-0.1.0.tgz");
-    expect(dsl).toEqual(expect.arrayContaining(["package/dist/index.js", "package/dist/index.d.ts", "package/dist/index.js.map", "package/python/cairn_task.py", "package/python/cairn_preload.py"]));
+    expect(dsl).toEqual(expect.arrayContaining(["package/dist/index.js", "package/dist/index.d.ts", "package/dist/index.js.map", "package/dist/kind.d.ts"]));
+    const processKinds = await list("cairn-process-0.1.0.tgz");
+    expect(processKinds).toEqual(expect.arrayContaining(["package/dist/index.js", "package/dist/spawn/index.d.ts", "package/python/cairn_task.py", "package/python/cairn_preload.py"]));
+    const mlflow = await list("cairn-mlflow-0.1.0.tgz");
+    expect(mlflow).toEqual(expect.arrayContaining(["package/dist/index.js", "package/dist/tracker/index.d.ts", "package/dist/register.js"]));
     const cli = await list("cairn-cli-0.1.0.tgz");
     expect(cli).toEqual(expect.arrayContaining(["package/dist/main.js", "package/dist/index.d.ts", "package/bin/cairn.mjs", "package/templates/ts/flow.ts"]));
     for (const tarball of tarballs) expect((await list(tarball)).filter((f) => /\.test(-d)?\.|\/src\/|tsbuildinfo|\/test\/|\.bundle/.test(f))).toEqual([]);
@@ -243,7 +255,7 @@ export default flow("extra").build(() => ({ helper: where({}).helper, said: echo
 `,
     );
     const ran = await ok("npx", ["cairn", "run", "extra/flow.ts", "--no-cache"], project);
-    expect(ran.stdout).toContain(`"helper":${JSON.stringify(join(project, "node_modules/@cairn/dsl/python/cairn_task.py"))}`);
+    expect(ran.stdout).toContain(`"helper":${JSON.stringify(join(project, "node_modules/@cairn/process/python/cairn_task.py"))}`);
     expect(ran.stdout).toContain(`"said":"it's here"`);
   });
 

@@ -4,7 +4,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { RunEvent } from "@cairn/dsl";
+import type { RunEvent } from "cairn-dag";
 
 export const FIXTURES = fileURLToPath(new URL("./fixtures/", import.meta.url));
 export const fixture = (name: string) => join(FIXTURES, name);

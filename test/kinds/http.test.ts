@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { flow } from "@cairn/dsl";
-import { http } from "../../packages/dsl/src/kinds/index.ts";
+import { http } from "../../packages/dsl/src/kinds/http/http.ts";
 import { runOptions } from "./helpers.ts";
 
 interface Seen {

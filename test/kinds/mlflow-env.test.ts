@@ -4,10 +4,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flow } from "@cairn/dsl";
-import { MlflowTracker } from "@cairn/core/mlflow";
-import { script } from "../../packages/dsl/src/kinds/index.ts";
-import { readWithMlflow } from "../../packages/core/test/mlflow-read.ts";
-import { startMlflowServer, type MlflowServer } from "../../packages/core/test/mlflow-server.ts";
+import { MlflowTracker } from "@cairn/mlflow/tracker";
+import { script } from "../../packages/process/src/index.ts";
+import { readWithMlflow } from "../../packages/mlflow/test/mlflow-read.ts";
+import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { fixture, hasVenv, runOptions, VENV_PYTHON } from "./helpers.ts";
 
 let server: MlflowServer | undefined;

@@ -5,11 +5,12 @@
  */
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RunScope } from "@cairn/core";
 import { flow } from "@cairn/dsl";
-import { MlflowTracker } from "@cairn/core/mlflow";
-import { mlflowModel } from "../../packages/dsl/src/kinds/mlflow-model.ts";
-import { parseModelUri, rephraseMlflowSchemaError } from "../../packages/core/src/executors/mlflow-model.ts";
-import { startMlflowServer, type MlflowServer } from "../../packages/core/test/mlflow-server.ts";
+import { MlflowTracker } from "@cairn/mlflow/tracker";
+import { mlflowModel } from "../../packages/mlflow/src/model/mlflow-model.ts";
+import { parseModelUri, rephraseMlflowSchemaError } from "../../packages/mlflow/src/model/run-model.ts";
+import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { fixture, hasVenv, runOptions, VENV_PYTHON } from "./helpers.ts";
 
 const ROWS = [
@@ -114,7 +115,8 @@ describe.skipIf(!hasVenv)("mlflowModel() against a registry", () => {
   it("models:/tiny@champion resolves to the alias's version; moving the alias changes the resolved code; serve mode scores it", async () => {
     const score = mlflowModel("score", "models:/tiny@champion", { python: VENV_PYTHON, mode: "serve", format: "dataframe_records" });
     const def = score.definition;
-    const before = await def.resolveCode!({ flowRunId: "flow-a", tracking: tracking() });
+    const flowA = new RunScope();
+    const before = await def.resolveCode!({ flowRunId: "flow-a", scope: flowA, tracking: tracking() });
     expect(before).toMatch(/^models:\/tiny\/1;run=[0-9a-f]{32};source=models:\/m-/);
 
     const res = await fetch(`${server!.uri}/api/2.0/mlflow/registered-models/alias`, {
@@ -123,8 +125,8 @@ describe.skipIf(!hasVenv)("mlflowModel() against a registry", () => {
       body: JSON.stringify({ name: "tiny", alias: "champion", version: "2" }),
     });
     expect(res.ok).toBe(true);
-    expect(await def.resolveCode!({ flowRunId: "flow-a", tracking: tracking() })).toBe(before); // one flow run sees one version
-    const after = await def.resolveCode!({ flowRunId: "flow-b", tracking: tracking() });
+    expect(await def.resolveCode!({ flowRunId: "flow-a", scope: flowA, tracking: tracking() })).toBe(before); // one flow run sees one version
+    const after = await def.resolveCode!({ flowRunId: "flow-b", scope: new RunScope(), tracking: tracking() });
     expect(after).toMatch(/^models:\/tiny\/2;/);
 
     const result = await (await flow("serve").build(() => ({ out: score({ data: ROWS }).$out })).run(await runOptions({ tracker, cache: false }))).wait();

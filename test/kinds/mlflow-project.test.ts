@@ -9,10 +9,10 @@ import { cp, mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flow, task } from "@cairn/dsl";
-import { MlflowTracker } from "@cairn/core/mlflow";
-import { mlflowProject } from "../../packages/dsl/src/kinds/mlflow-project.ts";
-import { folderDigest, MlflowProjectError, MlflowProjectParameterError, projectFingerprint } from "../../packages/core/src/executors/mlflow-project.ts";
-import { startMlflowServer, type MlflowServer } from "../../packages/core/test/mlflow-server.ts";
+import { MlflowTracker } from "@cairn/mlflow/tracker";
+import { mlflowProject } from "../../packages/mlflow/src/project/mlflow-project.ts";
+import { folderDigest, MlflowProjectError, MlflowProjectParameterError, projectFingerprint } from "../../packages/mlflow/src/project/run-project.ts";
+import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { fixture, hasVenv, runOptions, tempRoot, VENV_PYTHON } from "./helpers.ts";
 
 const PROJECT = fixture("mlproject");

@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { flow, task, type Artifact } from "@cairn/dsl";
-import { notebook } from "../../packages/dsl/src/kinds/index.ts";
-import { notebookCodeDigest } from "../../packages/core/src/executors/index.ts";
+import { notebook } from "../../packages/process/src/index.ts";
+import { notebookCodeDigest } from "../../packages/process/src/notebook/run-notebook.ts";
 import { fixture, hasVenv, runOptions, tempRoot, VENV_PYTHON } from "./helpers.ts";
 
 const data = task("data").run(async (_, ctx) => ({ data: await ctx.artifacts.write("rows.json", "[1, 2, 3, 4]") }));

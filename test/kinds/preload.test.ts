@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { flow, type RunEvent } from "@cairn/dsl";
-import { script } from "../../packages/dsl/src/kinds/index.ts";
+import { script } from "../../packages/process/src/index.ts";
 import { alive, fixture, hasVenv, logsOf, runOptions, tempRoot, VENV_PYTHON, waitFor } from "./helpers.ts";
 
 type Probe = { preloaded: boolean; pid: number; ppid: number; argv: string[]; cwd: string; name: string; path0: string; label: string };

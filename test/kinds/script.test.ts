@@ -4,7 +4,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { flow, task, type Artifact, type InferInput, type InferOutput, type RunEvent } from "@cairn/dsl";
-import { script, shell } from "../../packages/dsl/src/kinds/index.ts";
+import { script, shell } from "../../packages/process/src/index.ts";
 import { alive, fixture, logsOf, runOptions, tempRoot, waitFor } from "./helpers.ts";
 
 const makeData = task("make-data")

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { flow, task, type Artifact } from "@cairn/dsl";
-import { shell } from "../../packages/dsl/src/kinds/index.ts";
-import { CommandTemplateError, UnknownPlaceholderError } from "../../packages/core/src/executors/index.ts";
+import { shell } from "../../packages/process/src/index.ts";
+import { CommandTemplateError, UnknownPlaceholderError } from "../../packages/process/src/spawn/index.ts";
 import { runOptions, tempRoot } from "./helpers.ts";
 
 describe("shell()", () => {

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { CommandTemplateError, parseTemplate, renderArg, renderShell, shellQuote } from "../../packages/core/src/executors/index.ts";
+import { CommandTemplateError, parseTemplate, renderArg, renderShell, shellQuote } from "../../packages/process/src/spawn/index.ts";
 
 const sh = (line: string) => execFileSync("/bin/sh", ["-c", line], { encoding: "utf8" });
 

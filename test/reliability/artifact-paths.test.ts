@@ -12,8 +12,8 @@ import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { LocalStore, UnsafePathError, safeRelativePath } from "@cairn/core";
 import { flow, task, type Artifact, type RunEvent } from "@cairn/dsl";
-import { shell } from "../../packages/dsl/src/kinds/index.ts";
-import { safeArtifactName } from "../../packages/dsl/src/kinds/current-task.ts";
+import { shell } from "../../packages/process/src/index.ts";
+import { safeArtifactName } from "../../packages/process/src/current-task.ts";
 import { VENV_PYTHON, hasVenv } from "../kinds/helpers.ts";
 
 const scratch: string[] = [];
@@ -101,7 +101,7 @@ describe("safeRelativePath, the one rule", () => {
   it("is the rule of both script helpers: TypeScript's currentTask and Python's cairn_task", () => {
     const python = hasVenv ? VENV_PYTHON : "python3";
     const names = [...ATTACKS.map(([n]) => n), ...FINE.map(([n]) => n)];
-    const helper = join(import.meta.dirname, "../../packages/dsl/python");
+    const helper = join(import.meta.dirname, "../../packages/process/python");
     const program = `import json, sys\nsys.path.insert(0, ${JSON.stringify(helper)})\nimport cairn_task\nout = []\nfor n in json.load(sys.stdin):\n    try:\n        out.append(cairn_task._safe(n))\n    except ValueError:\n        out.append(None)\nprint(json.dumps(out))`;
     const fromPython = JSON.parse(execFileSync(python, ["-c", program], { input: JSON.stringify(names), encoding: "utf8" })) as (string | null)[];
     const attempt = (f: (n: string) => string) => (n: string) => {

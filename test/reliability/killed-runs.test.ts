@@ -6,7 +6,7 @@
  * real MLflow server.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MlflowServer, startMlflowServer } from "../../packages/core/test/mlflow-server.ts";
+import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairnBin, childEnv, start, tmp } from "../cache/helpers.ts";
 import { cairn, cairnRunKilled, jsonLines, reliabilityFixture, taskRunning } from "./helpers.ts";
 

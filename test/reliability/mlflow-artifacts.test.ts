@@ -14,9 +14,9 @@ import type { AddressInfo } from "node:net";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UnsafePathError } from "@cairn/core";
-import { MlflowTracker } from "@cairn/core/mlflow";
+import { MlflowTracker } from "@cairn/mlflow/tracker";
 import type { Artifact } from "@cairn/dsl";
-import { type MlflowServer, startMlflowServer } from "../../packages/core/test/mlflow-server.ts";
+import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairnRun, childEnv, runCollect, start, cairnBin, statuses, tmp } from "../cache/helpers.ts";
 import artifactOutputs from "./fixtures/artifact-outputs.flow.ts";
 

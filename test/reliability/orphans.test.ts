@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { flow, shell } from "@cairn/dsl";
+import { flow, shell } from "cairn-dag";
 import { hasVenv, VENV_PYTHON } from "../kinds/helpers.ts";
 import { runCollect, sleep, taskEvents, tmp } from "../cache/helpers.ts";
 import { cairn, cairnRunKilled, reliabilityFixture } from "./helpers.ts";

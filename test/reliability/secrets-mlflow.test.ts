@@ -8,9 +8,9 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunEvent } from "@cairn/dsl";
-import { readWithMlflow } from "../../packages/core/test/mlflow-read.ts";
-import { type MlflowServer, startMlflowServer } from "../../packages/core/test/mlflow-server.ts";
+import type { RunEvent } from "cairn-dag";
+import { readWithMlflow } from "../../packages/mlflow/test/mlflow-read.ts";
+import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { REFUSED, WEIRD, cairn, filesContaining, fixture, formsIn, formsOf } from "./secret-helpers.ts";
 
 let server: MlflowServer;

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LocalStore } from "@cairn/core";
-import { type Flow, type RunEvent, type RunOptions, type TaskEvent, flow, notebook, task } from "@cairn/dsl";
+import { type Flow, type RunEvent, type RunOptions, type TaskEvent, flow, notebook, task } from "cairn-dag";
 import { VENV_PYTHON, hasVenv } from "../kinds/helpers.ts";
 import { REFUSED, WEIRD, cairn, filesContaining, fixture, formsIn, formsOf } from "./secret-helpers.ts";
 

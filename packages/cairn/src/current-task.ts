@@ -4,4 +4,4 @@
  * @example
  * import { currentTask } from "cairn-dag/current-task";
  */
-export * from "@cairn/dsl/current-task";
+export * from "@cairn/process/current-task";

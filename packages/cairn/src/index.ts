@@ -7,6 +7,9 @@
  * import { flow, task } from "cairn-dag";
  */
 import "@cairn/cli/autorun";
+import "@cairn/mlflow/register";
 
 export * from "@cairn/dsl";
+export * from "@cairn/process";
+export * from "@cairn/mlflow";
 export { cli, EXIT, FlowFileError, UsageError, type CliIo } from "@cairn/cli";

@@ -24,7 +24,7 @@ const PACKAGES = dirname(CLI);
 const DIST = join(CLI, ".bundle");
 const MANIFEST = join(DIST, "manifest.json");
 const FORMAT = 2;
-const PACKAGE_NAMES = ["cairn", "cli", "dsl", "core", "cache"];
+const PACKAGE_NAMES = ["cairn", "cli", "mlflow", "process", "dsl", "core", "cache"];
 /** Builds kept besides the newest: a process started on one of them may still load its chunks. */
 const KEEP_OLD_BUILDS = 2;
 
@@ -35,11 +35,16 @@ const ENTRIES = {
   cli: "cli/src/main.ts",
   "cli-index": "cli/src/index.ts",
   "cli-autorun": "cli/src/autorun.ts",
+  mlflow: "mlflow/src/index.ts",
+  "mlflow-tracker": "mlflow/src/tracker/index.ts",
+  "mlflow-register": "mlflow/src/register.ts",
+  process: "process/src/index.ts",
+  "process-spawn": "process/src/spawn/index.ts",
+  "process-current-task": "process/src/current-task.ts",
   dsl: "dsl/src/index.ts",
-  "dsl-current-task": "dsl/src/kinds/current-task.ts",
+  "dsl-kind": "dsl/src/kind.ts",
   core: "core/src/index.ts",
   "core-errors": "core/src/errors.ts",
-  "core-mlflow": "core/src/tracking/mlflow/index.ts",
   cache: "cache/src/index.ts",
 };
 

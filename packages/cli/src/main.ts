@@ -27,6 +27,7 @@ import {
   type RunRecord,
   type Tracker,
 } from "@cairn/core";
+import "@cairn/mlflow/register";
 import { createColors } from "picocolors";
 import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
 import { NeedsTsxError } from "./compile-flow.ts";

@@ -413,3 +413,24 @@ export class CodeFileError extends CairnError {
     );
   }
 }
+
+/** The file a script or notebook task names does not exist or cannot be read. */
+export class TaskFileError extends CairnError {
+  static override readonly code: string = "CAIRN_TASK_FILE";
+  override name = "TaskFileError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly taskName: string,
+    readonly file: string,
+    readonly tried: readonly string[],
+    detail = "does not exist",
+  ) {
+    super(
+      `Task "${taskName}": the file "${file}" ${detail} (looked at ${tried.map((t) => `"${t}"`).join(", ")}). ` +
+        `Relative paths resolve against the folder of the module that declares the task, then the working directory; ` +
+        `pass an absolute path or new URL("./file", import.meta.url) to be explicit.`,
+    );
+  }
+}

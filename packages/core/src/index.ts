@@ -30,7 +30,10 @@ export { TaskCache, CACHE_KEY_TAG, CACHED_FROM_TAG, MANIFEST_PATH, type TaskKey,
 export { planFlow, explainTask, type PlannedTask, type PlanOptions, type Explanation } from "./caching/plan.ts";
 export type { RunEvent, TaskEvent, FlowEvent, LogEvent, TaskStatus, FlowStatus, ErrorInfo } from "./run/events.ts";
 export type { TaskContext, RunLog, ArtifactWriter, TaskLogger } from "./run/task-context.ts";
+export { holdWork } from "./run/task-context.ts";
+export { retryAfterMs } from "./retry-after.ts";
 export { SecretRegistry, MIN_MASKED_LENGTH } from "./run/secrets.ts";
+export { RunScope, scopeKey, type ScopeKey } from "./run/run-scope.ts";
 
 export type {
   Tracker,
@@ -48,11 +51,11 @@ export type {
 } from "./tracking/tracker.ts";
 export { NullTracker } from "./tracking/null-tracker.ts";
 export { LocalStore, type LocalStoreOptions } from "./tracking/local/local-store.ts";
-export { resolveTracker, type ResolveTrackerOptions } from "./tracking/resolve-tracker.ts";
+export { resolveTracker, registerTrackerScheme, redactUri, type ResolveTrackerOptions, type TrackerFactory } from "./tracking/resolve-tracker.ts";
 export type { TaskCall, TaskInterceptor } from "./pipeline/intercept.ts";
+export { isRetryableError } from "./pipeline/retryable.ts";
 export { closeAbandonedRuns, describeAbandonedRuns } from "./tracking/abandoned-runs.ts";
-// The MLflow tracker is at "@cairn/core/mlflow": loaded only by those who use a server.
+// The MLflow tracker is in @cairn/mlflow; "@cairn/mlflow/register" plugs it into resolveTracker.
 // The tracker compliance suite (a vitest suite) is at "@cairn/core/testing": importing vitest here cost every flow ~30 MB.
 
-export * from "./executors/index.ts";
 export * from "./errors.ts";

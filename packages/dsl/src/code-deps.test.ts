@@ -6,12 +6,13 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RunScope } from "@cairn/core";
 import { functionDependencies } from "./code-deps.ts";
 
 let dir: string;
-let run = 0;
+const newRun = () => new RunScope();
 /** A new flow run each call: files are read again. */
-const deps = (file: string, fnText: string) => functionDependencies(join(dir, file), fnText, `run-${++run}`);
+const deps = (file: string, fnText: string) => functionDependencies(join(dir, file), fnText, newRun());
 
 async function files(tree: Record<string, string>): Promise<void> {
   for (const [name, text] of Object.entries(tree)) {
@@ -166,7 +167,7 @@ describe("functionDependencies", () => {
     await files({ "factory.ts": text });
     /** Where the stack puts a `.run(` call: its line, and the 1-based column of `run`. */
     const runAt = (line: number, nth = 0) => ({ line, column: lines[line - 1]!.split(".run(").slice(0, nth + 1).join(".run(").length + 2 });
-    const deps = (fnText: string, line: number) => functionDependencies(join(dir, "factory.ts"), fnText, `run-${++run}`, runAt(line));
+    const deps = (fnText: string, line: number) => functionDependencies(join(dir, "factory.ts"), fnText, newRun(), runAt(line));
     const scaler = "({ n }) => ({ n: scale(n) * k + bias })";
     const before = await deps(scaler, 5);
     expect(Object.keys(before).sort()).toEqual(["factory.ts#makeScaler", "lib/base.ts", "lib/shape.ts"]);
@@ -186,9 +187,23 @@ describe("functionDependencies", () => {
 
   it("reads each module once per flow run", async () => {
     await files({ "lib/base.ts": `export const base = 2;\n` });
-    const first = await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", "same-run");
+    const sameRun = newRun();
+    const first = await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", sameRun);
     await files({ "lib/base.ts": `export const base = 3;\n` });
-    expect(await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", "same-run")).toEqual(first);
-    expect(await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", "next-run")).not.toEqual(first);
+    expect(await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", sameRun)).toEqual(first);
+    expect(await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", newRun())).not.toEqual(first);
+  });
+
+  it("keeps each flow run's reads apart when two runs share the process", async () => {
+    await files({ "lib/base.ts": `export const base = 2;\n` });
+    const a = newRun();
+    const first = await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", a);
+    await files({ "lib/base.ts": `export const base = 4;\n` });
+    const b = newRun();
+    const second = await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", b);
+    expect(second).not.toEqual(first);
+    // Run b's reads did not replace run a's: a still sees what it read first.
+    expect(await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", a)).toEqual(first);
+    expect(await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", b)).toEqual(second);
   });
 });

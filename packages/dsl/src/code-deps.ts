@@ -30,6 +30,7 @@ import { SourceMap } from "node:module";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sha256, writeFileAtomic } from "@cairn/cache";
+import { scopeKey, type RunScope } from "@cairn/core";
 import { loadEsbuild } from "./esbuild.ts";
 
 /** Bumped when the shapes below or the way they are worked out change. */
@@ -80,30 +81,30 @@ const CODE_EXTENSIONS = Object.keys(LOADERS);
 const shapes = new Map<string, Promise<ModuleShape>>();
 /** What a function's text refers to, by its text. */
 const functionRefs = new Map<string, Promise<Refs>>();
-/** Reads of the current flow run: its tasks share them. */
-const current = {
-  flowRunId: "",
-  shapes: new Map<string, Promise<ModuleShape | undefined>>(),
-  resolved: new Map<string, string | undefined>(),
-  tsconfigs: new Map<string, Promise<string | undefined>>(),
-  closures: new Map<string, Promise<Closure>>(),
-};
+/** Reads of one flow run, kept on its scope: its tasks share them; the next run reads again. */
+interface Reads {
+  shapes: Map<string, Promise<ModuleShape | undefined>>;
+  resolved: Map<string, string | undefined>;
+  tsconfigs: Map<string, Promise<string | undefined>>;
+  closures: Map<string, Promise<Closure>>;
+}
+const READS = scopeKey<Reads>("cairn code-deps reads");
+const readsOf = (scope: RunScope): Reads => scope.state(READS, () => ({ shapes: new Map(), resolved: new Map(), tsconfigs: new Map(), closures: new Map() }));
 
 /**
  * The code dependencies of a function declared in `file`, whose text is `fnText`: code-file
  * name -> digest. Empty when `file` is not a module of the project (a package, a REPL).
- * Files are read once per `flowRunId`.
+ * Files are read once per flow run (`scope`).
  */
 export async function functionDependencies(
   file: string,
   fnText: string,
-  flowRunId: string,
+  scope: RunScope,
   at?: { line: number; column: number },
 ): Promise<Record<string, string>> {
   if (!LOADERS[extname(file)] || isPackageFile(file)) return {};
-  startRun(flowRunId);
   try {
-    return await collect(file, fnText, at);
+    return await collect(readsOf(scope), file, fnText, at);
   } catch {
     // esbuild or acorn could not be loaded: the whole module counts rather than nothing.
     const source = await readFile(file, "utf8").catch(() => undefined);
@@ -115,12 +116,11 @@ export async function functionDependencies(
  * The project's modules and data files that the module `file` loads, however deep, by path
  * from its folder (not `file` itself): the code a script task run by tsx depends on.
  */
-export async function moduleDependencies(file: string, flowRunId: string): Promise<Record<string, string>> {
+export async function moduleDependencies(file: string, scope: RunScope): Promise<Record<string, string>> {
   if (!LOADERS[extname(file)] || isPackageFile(file)) return {};
-  startRun(flowRunId);
   const deps: Record<string, string> = {};
   try {
-    for (const [dep, digest] of (await closureOf(file, file)).files) if (dep !== file) deps[relative(dirname(file), dep).split(sep).join("/")] = digest;
+    for (const [dep, digest] of (await closureOf(readsOf(scope), file, file)).files) if (dep !== file) deps[relative(dirname(file), dep).split(sep).join("/")] = digest;
   } catch {
     // esbuild or acorn could not be loaded: the script's own digest still counts.
   }
@@ -128,18 +128,10 @@ export async function moduleDependencies(file: string, flowRunId: string): Promi
 }
 
 /** Reads are shared by the tasks of one flow run; a new run reads again. */
-function startRun(flowRunId: string): void {
-  if (flowRunId === current.flowRunId) return;
-  current.flowRunId = flowRunId;
-  current.shapes.clear();
-  current.resolved.clear();
-  current.tsconfigs.clear();
-  current.closures.clear();
-}
 
-async function collect(file: string, fnText: string, at: { line: number; column: number } | undefined): Promise<Record<string, string>> {
+async function collect(r: Reads, file: string, fnText: string, at: { line: number; column: number } | undefined): Promise<Record<string, string>> {
   const deps: Record<string, string> = {};
-  const own = await shapeOf(file);
+  const own = await shapeOf(r, file);
   if (!own) return deps;
   const base = dirname(file);
   const byName = new Map<string, ModuleShape["decls"][number]>();
@@ -151,7 +143,7 @@ async function collect(file: string, fnText: string, at: { line: number; column:
   const names: string[] = [];
   const modules: string[] = [];
   const addModule = (fromDir: string, specifier: string) => {
-    const path = resolveImport(fromDir, specifier);
+    const path = resolveImport(r, fromDir, specifier);
     if (path && !seen.has(path)) {
       seen.add(path);
       modules.push(path);
@@ -196,7 +188,7 @@ async function collect(file: string, fnText: string, at: { line: number; column:
     }
     const path = modules.pop();
     if (path === undefined || path === file) continue; // the task's module: only what is named from it counts
-    const closure = await closureOf(file, path);
+    const closure = await closureOf(r, file, path);
     for (const [dep, digest] of closure.files) deps[relative(base, dep).split(sep).join("/")] = digest;
     if (closure.backWhole) deps[basename(file)] = own.digest;
     names.push(...closure.back);
@@ -215,9 +207,9 @@ interface Closure {
 }
 
 /** Everything `start` imports from the project, however deep; once per flow run for the tasks of `file`. */
-function closureOf(file: string, start: string): Promise<Closure> {
+function closureOf(r: Reads, file: string, start: string): Promise<Closure> {
   const key = `${file}\0${start}`;
-  let closure = current.closures.get(key);
+  let closure = r.closures.get(key);
   if (!closure) {
     closure = (async () => {
       const found: Closure = { files: new Map(), back: [], backWhole: false };
@@ -225,11 +217,11 @@ function closureOf(file: string, start: string): Promise<Closure> {
       const seen = new Set(queue);
       while (queue.length) {
         const path = queue.pop()!;
-        const shape = await shapeOf(path);
+        const shape = await shapeOf(r, path);
         if (!shape) continue; // gone since it was imported: the import fails on its own
         found.files.set(path, shape.digest);
         for (const imp of shape.imports) {
-          const next = resolveImport(dirname(path), imp.from);
+          const next = resolveImport(r, dirname(path), imp.from);
           if (next === file) {
             if (imp.taken.includes("*")) found.backWhole = true;
             else found.back.push(...imp.taken);
@@ -241,7 +233,7 @@ function closureOf(file: string, start: string): Promise<Closure> {
       }
       return found;
     })();
-    current.closures.set(key, closure);
+    r.closures.set(key, closure);
   }
   return closure;
 }
@@ -254,11 +246,11 @@ function isPackageFile(file: string): boolean {
  * A relative specifier as Node, tsx and TypeScript resolve it to a project file (code, or a
  * data file such as JSON); undefined for packages and misses. Once per flow run.
  */
-function resolveImport(fromDir: string, specifier: string): string | undefined {
+function resolveImport(r: Reads, fromDir: string, specifier: string): string | undefined {
   const key = `${fromDir}\0${specifier}`;
-  if (current.resolved.has(key)) return current.resolved.get(key);
+  if (r.resolved.has(key)) return r.resolved.get(key);
   const found = resolveNow(fromDir, specifier);
-  current.resolved.set(key, found);
+  r.resolved.set(key, found);
   return found;
 }
 
@@ -298,16 +290,16 @@ function statOrUndefined(path: string): Stats | undefined {
 }
 
 /** The shape of a module in this flow run; undefined when it cannot be read. */
-function shapeOf(path: string): Promise<ModuleShape | undefined> {
-  let shape = current.shapes.get(path);
+function shapeOf(r: Reads, path: string): Promise<ModuleShape | undefined> {
+  let shape = r.shapes.get(path);
   if (!shape) {
-    shape = readShape(path);
-    current.shapes.set(path, shape);
+    shape = readShape(r, path);
+    r.shapes.set(path, shape);
   }
   return shape;
 }
 
-async function readShape(path: string): Promise<ModuleShape | undefined> {
+async function readShape(r: Reads, path: string): Promise<ModuleShape | undefined> {
   let source: string;
   try {
     source = await readFile(path, "utf8");
@@ -317,7 +309,7 @@ async function readShape(path: string): Promise<ModuleShape | undefined> {
   const loader = LOADERS[extname(path)];
   // A data file (JSON, text) counts as it is.
   if (!loader) return { digest: sha256(source), decls: [], imports: [] };
-  const tsconfig = await tsconfigFor(dirname(path));
+  const tsconfig = await tsconfigFor(r, dirname(path));
   const id = sha256(`${SHAPE_VERSION}\0${loader}\0${tsconfig ?? ""}\0${source}`);
   let shape = shapes.get(id);
   if (!shape) {
@@ -331,14 +323,14 @@ async function readShape(path: string): Promise<ModuleShape | undefined> {
 }
 
 /** The text of the tsconfig.json nearest to `dir`, as tsx would apply it. */
-function tsconfigFor(dir: string): Promise<string | undefined> {
-  let found = current.tsconfigs.get(dir);
+function tsconfigFor(r: Reads, dir: string): Promise<string | undefined> {
+  let found = r.tsconfigs.get(dir);
   if (!found) {
     found = readFile(join(dir, "tsconfig.json"), "utf8").catch(() => {
       const parent = dirname(dir);
-      return parent === dir || isPackageFile(`${dir}${sep}`) ? undefined : tsconfigFor(parent);
+      return parent === dir || isPackageFile(`${dir}${sep}`) ? undefined : tsconfigFor(r, parent);
     });
-    current.tsconfigs.set(dir, found);
+    r.tsconfigs.set(dir, found);
   }
   return found;
 }

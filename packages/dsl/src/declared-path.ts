@@ -17,6 +17,15 @@ import { OptionError, TaskFileError } from "@cairn/core";
 const PACKAGE_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 const OWN_DIRS = ["src", "dist", "../cli/.bundle"].map((d) => join(PACKAGE_DIR, d) + sep);
 
+/**
+ * Adds a kind package's own folders to those whose stack frames are not the user's: call it
+ * from a module at `<package>/src/*.ts` (or `dist/*.js`) with its `import.meta.url`.
+ */
+export function registerOwnDir(moduleUrl: string): void {
+  const pkg = dirname(dirname(fileURLToPath(moduleUrl)));
+  for (const d of ["src", "dist"].map((d) => join(pkg, d) + sep)) if (!OWN_DIRS.includes(d)) OWN_DIRS.push(d);
+}
+
 /** A script or notebook file; throws TaskFileError when there is no such file. */
 export function resolveTaskFile(taskName: string, file: string | URL): string {
   return resolveDeclaredPath(taskName, file, "file");

@@ -1,35 +1,14 @@
 /**
- * @cairn/dsl: declare tasks and flows and run them (the `cairn` CLI is @cairn/cli).
+ * @cairn/dsl: declare tasks and flows and run them, and the http() kind. The process kinds
+ * (script, shell, notebook) are in @cairn/process, the MLflow kinds in @cairn/mlflow; users
+ * import all of them from "cairn-dag" (the `cairn` CLI is @cairn/cli).
  * @example
  * import { flow, task } from "@cairn/dsl";
  */
 export { task, makeTask, type Task, type TaskBuilder, type TaskSettings, type CacheSettings, type NodeOptions, type RetryOptions, type InferInput, type InferOutput } from "./task.ts";
 export { flow, isFlow, type Flow, type FlowBuilder, type FlowRunOptions, type ParamRefs, type InferParams, type InferFlowOutputs } from "./flow.ts";
 export type { Ref, Wire, WireInputs, Unwire, Node, Simplify } from "./types.ts";
-export {
-  script,
-  shell,
-  mlflowProject,
-  mlflowModel,
-  type MlflowProjectOptions,
-  type MlflowProjectOutputs,
-  type MlflowModelOptions,
-  type MlflowModelInputs,
-  type MlflowModelOutputs,
-  notebook,
-  http,
-  currentTask,
-  type KindTask,
-  type ScriptOptions,
-  type ShellOptions,
-  type ShellOutputs,
-  type NotebookOptions,
-  type NotebookOutputs,
-  type HttpOptions,
-  type ProcessOptions,
-  type CurrentTask,
-  type ArtifactMarker,
-} from "./kinds/index.ts";
+export { http, HttpTaskError, type HttpOptions, type KindTask } from "./kinds/index.ts";
 export { addFlowHooks, type FlowHooks } from "./flow-hooks.ts";
 
 export {
@@ -57,17 +36,3 @@ export {
   type TrackerCapabilities,
 } from "@cairn/core";
 export * from "@cairn/core/errors";
-export {
-  ProcessFailedError,
-  ProcessStartError,
-  ProcessOutputError,
-  UnknownPlaceholderError,
-  CommandTemplateError,
-  TaskFileError,
-  NotebookDependencyError,
-  HttpTaskError,
-  MlflowProjectError,
-  MlflowProjectParameterError,
-  MlflowModelError,
-  ModelInputError,
-} from "@cairn/core";

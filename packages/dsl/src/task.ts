@@ -143,9 +143,9 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
         ...(state.outputSchema ? { outputSchema: state.outputSchema } : {}),
         run: fn as TaskDefinition["run"],
         code,
-        codeDependencies: async (flowRunId) => {
+        codeDependencies: async (scope) => {
           const place = declaredIn();
-          return place === undefined ? {} : functionDependencies(place.file, code, flowRunId, place);
+          return place === undefined ? {} : functionDependencies(place.file, code, scope, place);
         },
         retry: state.retry,
         ...(state.timeoutMs !== undefined ? { timeoutMs: state.timeoutMs } : {}),

@@ -20,6 +20,7 @@ import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts"
 import { isPlainObject } from "../definition/ref.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import { CodeFileError, UnsafePathError } from "../errors.ts";
+import { RunScope } from "../run/run-scope.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { isUntrackedRecord } from "../tracking/null-tracker.ts";
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
@@ -98,6 +99,8 @@ export class TaskCache {
   private readonly trackerExpiry = new Map<string, number>();
   /** Stands for the flow run when keys are computed outside one (plan, explain). */
   private readonly planId = `plan-${process.pid}-${Date.now()}`;
+  /** The state the tasks of this run (or plan) share: the code reads of `codeDependencies`, `resolveCode`'s answers. */
+  readonly scope = new RunScope();
   /**
    * Source runs asked about ahead of their lookups, all at once (see {@link checkSourceRuns}):
    * the run, undefined when it is gone, or UNSETTLED when the answer did not cover it.
@@ -221,6 +224,7 @@ export class TaskCache {
     if (node.task.resolveCode) {
       const resolved = await node.task.resolveCode({
         flowRunId: run.flowRunId ?? this.planId,
+        scope: this.scope,
         tracking: { kind: this.tracker.kind, uri: this.tracker.uri, experimentId: this.experimentId, capabilities: this.tracker.capabilities },
         ...(run.signal ? { signal: run.signal } : {}),
       });
@@ -248,7 +252,7 @@ export class TaskCache {
   private dependenciesOf(task: TaskDefinition, flowRunId: string): Promise<Record<string, string>> {
     let found = this.dependencies.get(task);
     if (!found) {
-      found = task.codeDependencies!(flowRunId);
+      found = task.codeDependencies!(this.scope);
       this.dependencies.set(task, found);
     }
     return found;

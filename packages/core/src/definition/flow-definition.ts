@@ -1,4 +1,5 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
+import type { RunScope } from "../run/run-scope.ts";
 import type { TaskContext } from "../run/task-context.ts";
 
 /** Per-task cache settings; read by the cache layer. */
@@ -54,9 +55,9 @@ export interface TaskDefinition {
    * Code the task's function uses beyond its own text, found without being declared (the
    * DSL's function tasks: helpers and constants of its module, the project's modules it
    * imports from): code-file name -> content digest, added to the key beside `codeFiles`.
-   * Asked once per flow run (`flowRunId`; files are read once per run too).
+   * Asked once per flow run, with the run's scope (files are read once per run too).
    */
-  readonly codeDependencies?: (flowRunId: string) => Promise<Record<string, string>>;
+  readonly codeDependencies?: (scope: RunScope) => Promise<Record<string, string>>;
   /**
    * The part of the code fingerprint known only when the flow runs (the registry version
    * behind `models:/name@alias`). Asked before the cache lookup and added to the key, so
@@ -76,6 +77,8 @@ export interface CodeFile {
 /** What {@link TaskDefinition.resolveCode} is given. */
 export interface ResolveCodeContext {
   readonly flowRunId: string;
+  /** The run's shared state, the same object as the tasks' `ctx.scope`. */
+  readonly scope: RunScope;
   readonly tracking: TaskContext["tracking"];
   readonly signal?: AbortSignal;
 }

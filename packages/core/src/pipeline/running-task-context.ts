@@ -4,6 +4,7 @@ import type { Artifact } from "../definition/artifact.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
+import type { RunScope } from "../run/run-scope.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { type ArtifactWriter, HOLD_WORK, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
@@ -14,6 +15,7 @@ import type { Tracker } from "../tracking/tracker.ts";
 export interface SharedContext {
   readonly params: Record<string, unknown>;
   readonly flowRunId: string;
+  readonly scope: RunScope;
   readonly tracking: TaskContext["tracking"];
   readonly tracker: Tracker;
   /** Folder for task artifacts when the tracker keeps none locally. */
@@ -41,6 +43,7 @@ export class RunningTaskContext implements TaskContext {
   private closed = false;
   readonly params: Record<string, unknown>;
   readonly flowRunId: string;
+  readonly scope: RunScope;
   readonly tracking: TaskContext["tracking"];
 
   constructor(
@@ -54,6 +57,7 @@ export class RunningTaskContext implements TaskContext {
   ) {
     this.params = shared.params;
     this.flowRunId = shared.flowRunId;
+    this.scope = shared.scope;
     this.tracking = shared.tracking;
   }
 

@@ -1,5 +1,6 @@
 import type { Artifact } from "../definition/artifact.ts";
 import type { TrackingInfo } from "../tracking/tracker.ts";
+import type { RunScope } from "./run-scope.ts";
 
 /**
  * @internal A context's method (absent on contexts made outside the engine) through which an
@@ -62,6 +63,8 @@ export interface TaskContext<Params = Record<string, unknown>> {
   readonly runId: string;
   /** The flow run's id. */
   readonly flowRunId: string;
+  /** State the tasks of this flow run share (a kind's "once per run" memos; see RunScope). */
+  readonly scope: RunScope;
   /** 1-based attempt number. */
   readonly attempt: number;
   /** Aborted when the flow is cancelled, the attempt times out, or fail-fast stops the flow. */

@@ -21,6 +21,7 @@ import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskEvent, type Ta
 import type { SecretRegistry } from "../run/secrets.ts";
 import { writeRunFiles } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
+import { RunScope } from "../run/run-scope.ts";
 
 /** What a flow run does when a task fails for good. */
 export type FailurePolicy = "fail-fast" | "continue";
@@ -113,6 +114,8 @@ export class FlowExecution {
     const shared: SharedContext = {
       params: s.params,
       flowRunId: s.flowRunId,
+      // The cache computes keys with the same scope, so a kind's memo serves both key and run.
+      scope: s.cache?.tasks.scope ?? new RunScope(),
       tracking: Object.freeze({ kind: s.tracker.kind, uri: s.tracker.uri, experimentId: s.experimentId, capabilities: s.tracker.capabilities }),
       tracker: s.tracker,
       workDir: s.workDir,

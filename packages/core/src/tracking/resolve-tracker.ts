@@ -2,10 +2,28 @@
  * Picks the tracker from the tracking URI: the embedded store when there is
  * none, an MLflow server for http(s), and a clear error for anything else.
  */
-import { UnsupportedTrackingUriError } from "../errors.ts";
+import { TrackingError, UnsupportedTrackingUriError } from "../errors.ts";
 import { LocalStore } from "./local/local-store.ts";
-import { redactUri } from "./mlflow/mlflow-config.ts";
 import type { Tracker } from "./tracker.ts";
+
+/** Removes `user:password@` from a URI so it can be shown. */
+export function redactUri(raw: string): string {
+  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1");
+}
+
+/** Opens the tracker for a tracking URI of a registered scheme. */
+export type TrackerFactory = (uri: string, env: NodeJS.ProcessEnv) => Promise<Tracker>;
+
+const factories = new Map<string, TrackerFactory>();
+
+/**
+ * Lets `resolveTracker` open URIs of these schemes (without the colon) with `factory`: how a
+ * tracker package plugs in without the engine loading it ("@cairn/mlflow/register" does this
+ * for http and https). A later registration of a scheme replaces the earlier one.
+ */
+export function registerTrackerScheme(schemes: readonly string[], factory: TrackerFactory): void {
+  for (const s of schemes) factories.set(s.toLowerCase(), factory);
+}
 
 /** Where `resolveTracker` looks. */
 export interface ResolveTrackerOptions {
@@ -32,10 +50,14 @@ export async function resolveTracker(options: ResolveTrackerOptions = {}): Promi
   const env = options.env ?? process.env;
   const uri = (options.uri ?? env.MLFLOW_TRACKING_URI ?? "").trim();
   if (!uri) return new LocalStore({ root: options.root ?? ".cairn" });
-  if (/^https?:\/\//i.test(uri)) {
-    // Loaded only when a server is used: local runs never need the client.
-    const { MlflowTracker } = await import("./mlflow/mlflow-tracker.ts");
-    return MlflowTracker.fromEnv(env, uri);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri)?.[1]?.toLowerCase();
+  const factory = scheme ? factories.get(scheme) : undefined;
+  if (factory) return factory(uri, env);
+  if (scheme === "http" || scheme === "https") {
+    throw new TrackingError(
+      `The tracking URI is ${redactUri(uri)} (an MLflow server), but the MLflow tracker is not loaded in this process. ` +
+        `Import Cairn from "cairn-dag" (it loads the tracker), or import "@cairn/mlflow/register" once before running a flow.`,
+    );
   }
   throw new UnsupportedTrackingUriError(redactUri(uri));
 }

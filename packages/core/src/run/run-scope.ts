@@ -1,0 +1,32 @@
+/**
+ * What the tasks of one flow run (or one `plan`/`explain`) share and forget with it: the
+ * reads and digests of the project's code, a registry model's resolved version. A kind keeps
+ * its "once per run" memos here, under a key of its own, rather than in its module, so two
+ * flows running in one process never undo each other's, and nothing outlives the run.
+ */
+
+/** A key of per-run state, typed with the state it names. */
+export type ScopeKey<T> = symbol & { readonly __state?: T };
+
+/** A new key; `description` names it in a debugger. */
+export function scopeKey<T>(description: string): ScopeKey<T> {
+  return Symbol(description) as ScopeKey<T>;
+}
+
+/** The state of one flow run (see the module comment). */
+export class RunScope {
+  readonly #state = new Map<symbol, unknown>();
+
+  /**
+   * The state under `key`, made by `init` on the first ask.
+   * @example
+   * const MEMO = scopeKey<Map<string, Promise<string>>>("my-kind reads");
+   * const reads = ctx.scope.state(MEMO, () => new Map());
+   */
+  state<T>(key: ScopeKey<T>, init: () => T): T {
+    if (this.#state.has(key)) return this.#state.get(key) as T;
+    const value = init();
+    this.#state.set(key, value);
+    return value;
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * `@cairn/dsl/kind`: what a task kind is built from — for the kind packages (@cairn/process,
+ * @cairn/mlflow) and for anyone writing a kind of their own. A kind is a `TaskDefinition`
+ * (how to run it, what enters its cache key) wrapped by `kindTask()` into a typed,
+ * callable task with the usual settings.
+ * @example
+ * import { kindTask, checkName } from "@cairn/dsl/kind";
+ */
+export {
+  kindTask,
+  validateOwnOutputs,
+  checkName,
+  configDigest,
+  fileDigest,
+  resolveTaskFile,
+  type KindTask,
+  type KindMethods,
+  type KindSpec,
+} from "./kinds/kind-task.ts";
+export { moduleDependencies, isDir, isFile } from "./code-deps.ts";
+export { registerOwnDir } from "./declared-path.ts";

@@ -1,0 +1,82 @@
+/**
+ * `http(name, { url })`: a task that sends its inputs as JSON to an endpoint and
+ * outputs the JSON response. Network errors, 429 and 5xx are retried with backoff.
+ */
+import { NO_RETRY, OptionError, type TaskContext } from "@cairn/core";
+import { runHttp } from "./run-http.ts";
+import { checkName, kindTask, type KindTask } from "../kind-task.ts";
+
+/** Options of `http()`. */
+export interface HttpOptions {
+  /** The endpoint (http or https). */
+  url: string;
+  /** @default "POST" (inputs as a JSON body; GET, HEAD, DELETE and OPTIONS send them as query parameters) */
+  method?: "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS";
+  /**
+   * Request headers, or a function of the task context that returns them, so that secrets
+   * stay out of the definition: `(ctx) => ({ Authorization: \`Bearer ${ctx.secret("TOKEN")}\` })`.
+   * Headers never enter the code fingerprint, logs or errors.
+   */
+  headers?: Readonly<Record<string, string>> | ((ctx: TaskContext) => Readonly<Record<string, string>>);
+  /** Timeout of one request, in ms. @default 30000 */
+  timeoutMs?: number;
+  /** Retries after a network error, 429 or 5xx, with exponential backoff (Retry-After is honoured). @default 3 */
+  retries?: number;
+  /** Delay before the first retry, in ms; doubles each time. @default 500 */
+  retryDelayMs?: number;
+}
+
+const METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]);
+
+/**
+ * Declares a task that calls an HTTP endpoint.
+ * @example
+ * const score = http("score", { url: "https://models.example.com/score", headers: (ctx) => ({ Authorization: `Bearer ${ctx.secret("API_TOKEN")}` }) })
+ *   .input<{ text: string }>()
+ *   .output(z.object({ label: z.string(), confidence: z.number() }));
+ */
+export function http(name: string, options: HttpOptions): KindTask<Record<string, unknown>, Record<string, unknown>> {
+  checkName(name);
+  const where = (k: string) => `task "${name}" option \`${k}\``;
+  if (typeof options !== "object" || options === null) throw new OptionError(`http "${name}" options`, "{ url, method?, headers?, timeoutMs?, retries? }", options);
+  let url: URL;
+  try {
+    url = new URL(options.url);
+  } catch {
+    throw new OptionError(where("url"), "an absolute http(s) URL", options.url);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new OptionError(where("url"), "an http: or https: URL", options.url);
+  const method = (options.method ?? "POST").toUpperCase();
+  if (!METHODS.has(method)) throw new OptionError(where("method"), [...METHODS].join(", "), options.method);
+  if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) throw new OptionError(where("timeoutMs"), "a number of milliseconds > 0", options.timeoutMs);
+  if (options.retries !== undefined && !(Number.isInteger(options.retries) && options.retries >= 0)) throw new OptionError(where("retries"), "an integer >= 0", options.retries);
+  if (options.retryDelayMs !== undefined && !(options.retryDelayMs >= 0)) throw new OptionError(where("retryDelayMs"), "a number of milliseconds >= 0", options.retryDelayMs);
+  const headers = options.headers;
+  if (headers !== undefined && typeof headers !== "function" && (typeof headers !== "object" || headers === null)) {
+    throw new OptionError(where("headers"), "an object of strings or a function (ctx) => headers", headers);
+  }
+
+  return kindTask({
+    definition: {
+      name,
+      kind: "http",
+      code: `${method} ${options.url}`,
+      retry: NO_RETRY,
+      cache: {},
+      env: [],
+      run: (inputs, ctx) =>
+        runHttp(
+          {
+            url: options.url,
+            method,
+            ...(headers ? { headers: typeof headers === "function" ? headers(ctx) : headers } : {}),
+            ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+            ...(options.retries !== undefined ? { retries: options.retries } : {}),
+            ...(options.retryDelayMs !== undefined ? { minDelayMs: options.retryDelayMs } : {}),
+          },
+          inputs,
+          ctx,
+        ),
+    },
+  });
+}

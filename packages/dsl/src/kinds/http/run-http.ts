@@ -1,0 +1,114 @@
+/**
+ * The HTTP executor: sends a task's inputs as JSON to an endpoint and returns the
+ * JSON response as the task's outputs. Network errors, 429 and 5xx are retried with
+ * exponential backoff (honouring `Retry-After`); other statuses fail at once. Header
+ * values never appear in errors or logs.
+ */
+import { setTimeout as delay } from "node:timers/promises";
+import type { AxiosResponse } from "axios";
+import { CancelledError, retryAfterMs, type TaskContext } from "@cairn/core";
+import { HttpTaskError } from "./errors.ts";
+
+/** One HTTP task's request settings. */
+export interface HttpSpec {
+  url: string;
+  /** @default "POST" */
+  method?: string;
+  headers?: Readonly<Record<string, string>>;
+  /** Timeout of one request, in ms. @default 30000 */
+  timeoutMs?: number;
+  /** Retries after a network error, 429 or 5xx. @default 3 */
+  retries?: number;
+  /** Delay before the first retry, in ms; doubles each time (with jitter), capped by maxDelayMs. @default 500 */
+  minDelayMs?: number;
+  /** @default 10000 */
+  maxDelayMs?: number;
+}
+
+/** Methods whose inputs go in the query string instead of a body. */
+const NO_BODY = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
+
+/** Runs one attempt of an HTTP task: the request (with its own retries) and the parsed JSON response. */
+export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, unknown>>, ctx: TaskContext): Promise<unknown> {
+  const method = (spec.method ?? "POST").toUpperCase();
+  const retries = spec.retries ?? 3;
+  const minDelay = spec.minDelayMs ?? 500;
+  const maxDelay = spec.maxDelayMs ?? 10_000;
+  const url = NO_BODY.has(method) ? withQuery(spec.url, inputs) : spec.url;
+  const fail = (status: number | undefined, attempts: number, detail: string) =>
+    new HttpTaskError(ctx.nodeId, method, spec.url, status, attempts, detail);
+
+  for (let attempt = 1; ; attempt++) {
+    if (ctx.signal.aborted) throw ctx.signal.reason ?? new CancelledError();
+    let response: AxiosResponse<string> | undefined;
+    let networkError: string | undefined;
+    try {
+      // Loaded on first use, like execa: flows without http tasks never pay for it.
+      const { axios } = await import("./axios.ts");
+      response = await axios.request<string>({
+        url,
+        method,
+        headers: { Accept: "application/json", ...(NO_BODY.has(method) ? {} : { "Content-Type": "application/json" }), ...spec.headers },
+        ...(NO_BODY.has(method) ? {} : { data: JSON.stringify(inputs) }),
+        timeout: spec.timeoutMs ?? 30_000,
+        signal: ctx.signal,
+        responseType: "text",
+        transformResponse: (d: unknown) => d, // parse ourselves, for clear errors
+        validateStatus: () => true,
+        maxRedirects: 5,
+      });
+    } catch (error) {
+      if (ctx.signal.aborted) throw ctx.signal.reason ?? new CancelledError();
+      // Only the code and message: axios errors carry the request config, headers included.
+      const e = error as { code?: string; message?: string };
+      networkError = e.code === "ECONNABORTED" ? `no response within ${spec.timeoutMs ?? 30_000} ms` : `${e.code ?? "network error"}: ${e.message ?? ""}`;
+    }
+    const status = response?.status;
+    const retryable = networkError !== undefined || status === 429 || (status !== undefined && status >= 500);
+    if (retryable) {
+      if (attempt > retries) {
+        throw fail(status, attempt, networkError ?? `${snippet(response!.data)} (retried ${retries} time${retries === 1 ? "" : "s"}; raise retries or check the server)`);
+      }
+      const backoff = Math.min(maxDelay, minDelay * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
+      const delay = Math.min(maxDelay, retryAfterMs(response?.headers["retry-after"]) ?? backoff);
+      ctx.logger.warn(`${method} ${spec.url}: ${networkError ?? `HTTP ${status}`}; retry ${attempt}/${retries} in ${Math.round(delay)} ms`);
+      await sleep(delay, ctx.signal);
+      continue;
+    }
+    if (status! < 200 || status! >= 300) {
+      throw fail(status, attempt, `${snippet(response!.data)}. Client errors are not retried; check the URL, the inputs and the headers.`);
+    }
+    const body = response!.data;
+    if (status === 204 || body === "") return {};
+    try {
+      return JSON.parse(body);
+    } catch {
+      const type = String(response!.headers["content-type"] ?? "no content-type");
+      throw fail(status, attempt, `expected a JSON response, got ${type}: ${snippet(body)}`);
+    }
+  }
+}
+
+function withQuery(url: string, inputs: Readonly<Record<string, unknown>>): string {
+  const u = new URL(url);
+  for (const [k, v] of Object.entries(inputs)) {
+    if (v === undefined) continue;
+    u.searchParams.set(k, typeof v === "string" ? v : JSON.stringify(v));
+  }
+  return u.toString();
+}
+
+function snippet(body: unknown): string {
+  const text = typeof body === "string" ? body : JSON.stringify(body) ?? "";
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat ? JSON.stringify(flat.length > 200 ? `${flat.slice(0, 197)}...` : flat) : "an empty body";
+}
+
+/** Waits `ms`; rejects with the signal's reason (not Node's AbortError) when it aborts first. */
+async function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  try {
+    await delay(ms, undefined, { signal });
+  } catch {
+    throw signal.reason ?? new CancelledError();
+  }
+}

@@ -1,0 +1,227 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { inspect } from "node:util";
+import { describe, expect, it } from "vitest";
+import { TrackerUnreachableError, TrackingError, UnsupportedTrackingUriError } from "@cairn/core";
+import { freePort } from "../../test/mlflow-server.ts";
+import { chunkBatch, MlflowClient, normalizeArtifactPath, parseJson, quoteFilterValue, runFilter, toDouble, toInt } from "./client.ts";
+import { mlflowOptionsFromEnv, parseTrackingUri } from "./mlflow-config.ts";
+import { fitMlflowValue, MLFLOW_LIMITS, toMlflowKey } from "./mlflow-limits.ts";
+import { MlflowTracker } from "../tracker/mlflow-tracker.ts";
+
+describe("mlflowOptionsFromEnv", () => {
+  it("reads MLflow's client variables", () => {
+    const o = mlflowOptionsFromEnv({
+      MLFLOW_TRACKING_URI: "https://mlflow.example.com/prefix/",
+      MLFLOW_TRACKING_TOKEN: "tok",
+      MLFLOW_TRACKING_INSECURE_TLS: "true",
+      MLFLOW_HTTP_REQUEST_MAX_RETRIES: "3",
+      MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "0.5",
+      MLFLOW_HTTP_REQUEST_TIMEOUT: "30",
+    });
+    expect(o).toMatchObject({ uri: "https://mlflow.example.com/prefix", token: "tok", insecureTls: true, maxRetries: 3, backoffFactor: 0.5, timeoutSeconds: 30 });
+  });
+
+  it("moves credentials out of the URI", () => {
+    const o = mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://alice:s%3Acret@127.0.0.1:5000" });
+    expect(o).toMatchObject({ uri: "http://127.0.0.1:5000", username: "alice", password: "s:cret" });
+    expect(new MlflowTracker(o).uri).toBe("http://127.0.0.1:5000");
+  });
+
+  it("rejects bad values with the variable's name", () => {
+    expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", MLFLOW_TRACKING_INSECURE_TLS: "yes" })).toThrow(/MLFLOW_TRACKING_INSECURE_TLS/);
+    expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", MLFLOW_HTTP_REQUEST_MAX_RETRIES: "11" })).toThrow(/from 0 to 10/);
+    expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", MLFLOW_HTTP_REQUEST_TIMEOUT: "soon" })).toThrow(/MLFLOW_HTTP_REQUEST_TIMEOUT/);
+    expect(() =>
+      mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "https://x", MLFLOW_TRACKING_INSECURE_TLS: "1", MLFLOW_TRACKING_SERVER_CERT_PATH: "/ca.pem" }),
+    ).toThrow(TrackingError);
+  });
+
+  it("refuses non-HTTP URIs without showing credentials", () => {
+    expect(() => parseTrackingUri("sqlite:///mlflow.db")).toThrow(UnsupportedTrackingUriError);
+    try {
+      parseTrackingUri("postgresql://bob:hunter2@db/mlflow");
+      expect.unreachable();
+    } catch (error) {
+      expect((error as Error).message).not.toContain("hunter2");
+    }
+  });
+});
+
+describe("filter strings", () => {
+  it("quotes tag keys with backticks and values with quotes", () => {
+    expect(runFilter({ tags: { "cairn.cache_key": "abc" }, parentRunId: "r1", status: "FINISHED" })).toBe(
+      "tags.`cairn.cache_key` = 'abc' AND tags.`mlflow.parentRunId` = 'r1' AND attributes.status = 'FINISHED'",
+    );
+    expect(runFilter({ topLevelOnly: true })).toBe("tags.`mlflow.parentRunId` IS NULL");
+  });
+
+  it("uses the other quote, or a LIKE superset, for values MLflow cannot unescape", () => {
+    expect(quoteFilterValue("it's")).toBe(`= "it's"`);
+    expect(quoteFilterValue(`say "hi"`)).toBe(`= 'say "hi"'`);
+    expect(quoteFilterValue(`it's "x"`)).toBe(`LIKE 'it_s _x_'`);
+    expect(quoteFilterValue("a\\b")).toBe("LIKE 'a_b'");
+  });
+});
+
+describe("chunkBatch", () => {
+  it("keeps each request within MLflow's counts", () => {
+    const metrics = Array.from({ length: 2500 }, (_, i) => ({ key: "m", value: i, step: i, timestamp: 1 }));
+    const params = Array.from({ length: 250 }, (_, i) => ({ key: `p${i}`, value: "v" }));
+    const tags = Array.from({ length: 120 }, (_, i) => ({ key: `t${i}`, value: "v" }));
+    const chunks = chunkBatch({ metrics, params, tags });
+    for (const c of chunks) {
+      expect(c.metrics.length).toBeLessThanOrEqual(MLFLOW_LIMITS.metricsPerBatch);
+      expect(c.params.length).toBeLessThanOrEqual(MLFLOW_LIMITS.paramsPerBatch);
+      expect(c.tags.length).toBeLessThanOrEqual(MLFLOW_LIMITS.tagsPerBatch);
+      expect(c.metrics.length + c.params.length + c.tags.length).toBeLessThanOrEqual(MLFLOW_LIMITS.entitiesPerBatch);
+    }
+    expect(chunks.flatMap((c) => c.metrics)).toEqual(metrics);
+    expect(chunks.flatMap((c) => c.params)).toEqual(params);
+    expect(chunks.flatMap((c) => c.tags)).toEqual(tags);
+    expect(chunks.length).toBe(3);
+  });
+
+  it("keeps each request under 1 MB", () => {
+    const params = Array.from({ length: 100 }, (_, i) => ({ key: `p${i}`, value: "x".repeat(6000) }));
+    const tags = Array.from({ length: 100 }, (_, i) => ({ key: `t${i}`, value: "y".repeat(8000) }));
+    const chunks = chunkBatch({ params, tags });
+    for (const c of chunks) expect(Buffer.byteLength(JSON.stringify({ run_id: "x".repeat(32), ...c }))).toBeLessThan(MLFLOW_LIMITS.batchRequestBytes);
+    expect(chunks.flatMap((c) => c.tags)).toHaveLength(100);
+  });
+
+  it("sends nothing for an empty batch", () => {
+    expect(chunkBatch({})).toEqual([]);
+  });
+});
+
+describe("wire values", () => {
+  it("accepts int64s sent as strings and non-finite doubles", () => {
+    expect(toInt("1700000000000")).toBe(1_700_000_000_000);
+    expect(toInt(5)).toBe(5);
+    expect(toDouble("NaN")).toBeNaN();
+    expect(toDouble("-Infinity")).toBe(-Infinity);
+    expect(toDouble(Number.MAX_VALUE)).toBe(Infinity);
+    expect(toDouble("0.5")).toBe(0.5);
+    expect(parseJson('{"a": NaN, "b": [Infinity, -Infinity]}')).toEqual({ a: "NaN", b: ["Infinity", "-Infinity"] });
+  });
+
+  it("rejects artifact paths that leave the run", () => {
+    expect(normalizeArtifactPath("/a//b/./c/")).toBe("a/b/c");
+    expect(() => normalizeArtifactPath("a/../../etc")).toThrow(TrackingError);
+  });
+});
+
+describe("keys and long values", () => {
+  it("makes keys acceptable to MLflow", () => {
+    expect(toMlflowKey("loss/val acc-1.0_x")).toBe("loss/val acc-1.0_x");
+    expect(toMlflowKey("a:b@c")).toBe("a_b_c");
+    expect(toMlflowKey("/a//b/./c/")).toBe("a/b/_/c");
+    expect(toMlflowKey("..x")).toBe("_.x");
+    expect(toMlflowKey("")).toBe("_");
+    expect(toMlflowKey("k".repeat(300))).toHaveLength(250);
+    expect(toMlflowKey("époque")).toBe("époque");
+  });
+
+  it("never cuts a long value silently", () => {
+    const long = "z".repeat(7000);
+    const fit = fitMlflowValue("params", "config", long);
+    expect(fit.overflow).toBe(true);
+    expect(fit.value.length).toBeLessThanOrEqual(MLFLOW_LIMITS.paramValueLength);
+    expect(fit.value).toContain("cairn/long-values/params/config.txt");
+    expect(fitMlflowValue("params", "k", "short")).toEqual({ value: "short", overflow: false });
+  });
+});
+
+describe("unreachable server", () => {
+  it("ping fails fast with TrackerUnreachableError and no credentials in the message", async () => {
+    const port = await freePort();
+    const tracker = MlflowTracker.fromEnv({
+      MLFLOW_TRACKING_URI: `http://127.0.0.1:${port}`,
+      MLFLOW_TRACKING_USERNAME: "alice",
+      MLFLOW_TRACKING_PASSWORD: "hunter2",
+    });
+    const started = Date.now();
+    const error = await tracker.ping().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(TrackerUnreachableError);
+    expect((error as Error).message).toContain(`http://127.0.0.1:${port}`);
+    expect((error as Error).message).toContain("connection refused");
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(JSON.stringify(error, Object.getOwnPropertyNames(error))).not.toContain("hunter2");
+    expect(String((error as Error).cause)).not.toContain("hunter2");
+  });
+
+  it("openExperiment fails as fast as ping: the lookup by name is the probe", async () => {
+    const port = await freePort();
+    const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${port}` });
+    const started = Date.now();
+    const error = await tracker.openExperiment("any").then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(TrackerUnreachableError);
+    expect((error as Error).message).toContain("connection refused");
+    expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it("openExperiment on a server that is not MLflow (HTTP 404) says so", async () => {
+    const notMlflow = http.createServer((_req, res) => {
+      res.writeHead(404, { "content-type": "text/html" });
+      res.end("<h1>Not Found</h1>");
+    });
+    await new Promise<void>((r) => notMlflow.listen(0, "127.0.0.1", r));
+    try {
+      const { port } = notMlflow.address() as AddressInfo;
+      const error = await MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${port}` })
+        .openExperiment("any")
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(error).toBeInstanceOf(TrackerUnreachableError);
+      expect((error as Error).message).toMatch(/is this an MLflow tracking server/);
+    } finally {
+      notMlflow.close();
+    }
+  });
+
+  it("other calls retry with MLflow's backoff, then fail with TrackerUnreachableError", async () => {
+    const port = await freePort();
+    const client = new MlflowClient({ uri: `http://127.0.0.1:${port}`, maxRetries: 2, backoffFactor: 0.05, backoffJitter: 0 });
+    let requests = 0;
+    client.http.observe((e) => {
+      if (e.phase === "request") requests++;
+    });
+    await expect(client.getRun("0123456789abcdef")).rejects.toBeInstanceOf(TrackerUnreachableError);
+    expect(requests).toBe(3);
+  });
+});
+
+describe("credentials and timeouts", () => {
+  it("printing a tracker shows no credentials", () => {
+    const t = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: "http://bob:pw-in-uri@127.0.0.1:1", MLFLOW_TRACKING_TOKEN: "tok-123" });
+    const printed = inspect(t, { depth: 8, showHidden: true });
+    expect(printed).not.toContain("tok-123");
+    expect(printed).not.toContain("pw-in-uri");
+  });
+
+  it("MLFLOW_HTTP_REQUEST_TIMEOUT bounds a request to a server that never answers", async () => {
+    const silent = http.createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const client = new MlflowClient(
+        mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${port}`, MLFLOW_HTTP_REQUEST_TIMEOUT: "0.3", MLFLOW_HTTP_REQUEST_MAX_RETRIES: "1", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "0" }),
+      );
+      const started = Date.now();
+      await expect(client.getExperimentByName("x")).rejects.toThrow(/no answer within the timeout \(MLFLOW_HTTP_REQUEST_TIMEOUT\) on experiments\/get-by-name/);
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
+  });
+});

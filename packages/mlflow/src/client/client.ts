@@ -1,0 +1,874 @@
+/**
+ * A small client for MLflow's REST API (`/api/2.0/mlflow/...`) and its
+ * artifact proxy (`/api/2.0/mlflow-artifacts/artifacts/...`), on node:http (./http.ts).
+ * It knows MLflow's wire format and limits; what a run means to Cairn lives
+ * in `MlflowTracker`.
+ */
+import { createReadStream, createWriteStream, readFileSync } from "node:fs";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, extname } from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import pRetry from "p-retry";
+import { MlflowApiError, retryAfterMs, TrackerUnreachableError, TrackingError, type RunStatus } from "@cairn/core";
+import { checkMlflowOptions, MLFLOW_HTTP_DEFAULTS, type MlflowClientOptions } from "./mlflow-config.ts";
+import { type HttpResponse, HttpTransport } from "./http.ts";
+import { MLFLOW_LIMITS } from "./mlflow-limits.ts";
+
+/** An experiment as MLflow returns it. */
+export interface MlflowExperiment {
+  experimentId: string;
+  name: string;
+  /** Where new runs put artifacts, e.g. `mlflow-artifacts:/1`. */
+  artifactLocation?: string;
+  /** `active` or `deleted`. */
+  lifecycleStage: string;
+}
+
+/** A run's info block. */
+export interface MlflowRunInfo {
+  runId: string;
+  experimentId: string;
+  runName: string;
+  status: RunStatus;
+  startTime: number;
+  endTime?: number;
+  /** e.g. `mlflow-artifacts:/1/<run id>/artifacts`. */
+  artifactUri: string;
+  /** `active` or `deleted`. */
+  lifecycleStage: string;
+}
+
+/** A run with its data; `metrics` holds the latest value of each metric. */
+export interface MlflowRun {
+  info: MlflowRunInfo;
+  params: Record<string, string>;
+  metrics: Record<string, number>;
+  tags: Record<string, string>;
+}
+
+/** One metric point on the wire. */
+export interface MlflowMetric {
+  key: string;
+  value: number;
+  timestamp: number;
+  step: number;
+}
+
+/** What one `logBatch` call sends; split into as many requests as MLflow's limits need. */
+export interface MlflowBatch {
+  metrics?: MlflowMetric[];
+  params?: { key: string; value: string }[];
+  tags?: { key: string; value: string }[];
+}
+
+/** One entry of an artifact listing, relative to the listed folder's run root. */
+export interface MlflowFileInfo {
+  path: string;
+  isDir: boolean;
+  fileSize?: number;
+}
+
+/** Options of `searchRuns`. */
+export interface MlflowSearchRuns {
+  experimentIds: string[];
+  /** An MLflow filter string; build it with `runFilter()`. */
+  filter?: string;
+  /** @default ["attributes.start_time DESC"] */
+  orderBy?: string[];
+  /** @default 1000 */
+  maxResults?: number;
+  /** @default "ACTIVE_ONLY" */
+  runViewType?: "ACTIVE_ONLY" | "DELETED_ONLY" | "ALL";
+}
+
+/** How hard one request tries before giving up. */
+export interface RetryPolicy {
+  retries: number;
+  /** Seconds before the first retry; doubles each time, at most 120 s. */
+  backoffFactor: number;
+  /** Up to this many extra random seconds per retry. */
+  backoffJitter: number;
+}
+
+interface RequestSpec {
+  method: "GET" | "POST" | "PUT";
+  /** Absolute URL. */
+  url: string;
+  /** Named in errors, e.g. `runs/create`. */
+  endpoint: string;
+  runId?: string | undefined;
+  params?: Record<string, unknown>;
+  /** Called once per attempt, so a stream body is fresh on every retry. */
+  body?: () => string | Readable;
+  headers?: Record<string, string>;
+  responseType: "text" | "stream";
+  retry?: RetryPolicy;
+  /** Ends the request and its retries (the task was cancelled or timed out). */
+  signal?: AbortSignal | undefined;
+}
+
+const API = "/api/2.0/mlflow";
+const ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts";
+/** MLflow's `_TRANSIENT_FAILURE_RESPONSE_CODES`. */
+const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+/** The SQL store keeps ±Infinity as ±DBL_MAX. */
+const DBL_MAX = Number.MAX_VALUE;
+const retryable = new WeakSet<Error>();
+/** A probe fails fast: a server that is down is reported in about a second, not after minutes of backoff. */
+const PING_RETRY: RetryPolicy = { retries: 2, backoffFactor: 0.25, backoffJitter: 0 };
+/** `CAIRN_MLFLOW_TRACE=1` prints one line per request to stderr (method, endpoint, start, duration), to see what a run asks of the server. */
+const TRACE = Boolean(process.env.CAIRN_MLFLOW_TRACE);
+
+/**
+ * MLflow REST client. Every method rejects with a `TrackingError` subclass:
+ * `MlflowApiError` when the server answers with an error body,
+ * `TrackerUnreachableError` when it cannot be reached or refuses the credentials.
+ *
+ * @example
+ * const client = new MlflowClient(mlflowOptionsFromEnv());
+ * const experimentId = await client.ensureExperiment("training");
+ */
+export class MlflowClient {
+  /** The server's base URL, without credentials. */
+  readonly uri: string;
+  /** The HTTP transport; `http.observe(listener)` sees every request and response. */
+  readonly http: HttpTransport;
+  /** Retry policy of ordinary requests, from the environment. */
+  readonly retry: RetryPolicy;
+  private readonly respectRetryAfter: boolean;
+  private readonly hasCredentials: boolean;
+  /** Kept out of `http.defaults` so that printing the client or tracker shows no credentials. */
+  readonly #authorization: string | undefined;
+
+  constructor(options: MlflowClientOptions) {
+    checkMlflowOptions(options);
+    this.uri = options.uri.replace(/\/+$/, "");
+    this.retry = {
+      retries: options.maxRetries ?? MLFLOW_HTTP_DEFAULTS.maxRetries,
+      backoffFactor: options.backoffFactor ?? MLFLOW_HTTP_DEFAULTS.backoffFactor,
+      backoffJitter: options.backoffJitter ?? MLFLOW_HTTP_DEFAULTS.backoffJitter,
+    };
+    this.respectRetryAfter = options.respectRetryAfter ?? true;
+    const headers: Record<string, string> = { "User-Agent": "cairn-mlflow-client" };
+    if (options.token) this.#authorization = `Bearer ${options.token}`;
+    else if (options.username !== undefined || options.password !== undefined) {
+      this.#authorization = `Basic ${Buffer.from(`${options.username ?? ""}:${options.password ?? ""}`).toString("base64")}`;
+    }
+    this.hasCredentials = this.#authorization !== undefined;
+    const tls: NonNullable<ConstructorParameters<typeof HttpTransport>[0]["tls"]> = {};
+    if (options.insecureTls) tls.rejectUnauthorized = false;
+    if (options.serverCertPath) tls.ca = readFileSync(options.serverCertPath);
+    if (options.clientCertPath) {
+      const pem = readFileSync(options.clientCertPath);
+      tls.cert = pem;
+      tls.key = pem;
+    }
+    // Nothing is thrown for a status (errors are read from the response), there are no
+    // redirects and no proxy: MLflow's own client does the same.
+    this.http = new HttpTransport({ headers, timeoutMs: (options.timeoutSeconds ?? MLFLOW_HTTP_DEFAULTS.timeoutSeconds) * 1000, tls });
+  }
+
+  // ------------------------------------------------------------ server
+
+  /**
+   * Checks the server answers MLflow's API, with a few quick retries at most.
+   * Rejects with `TrackerUnreachableError` otherwise.
+   */
+  async ping(policy: RetryPolicy = PING_RETRY): Promise<void> {
+    try {
+      await this.api("GET", "experiments/get-by-name", { query: { experiment_name: "Default" }, retry: policy });
+    } catch (error) {
+      // A server without an experiment named Default still answered.
+      if (MlflowApiError.is(error) && error.errorCode === "RESOURCE_DOES_NOT_EXIST") return;
+      throw this.notAnswering(error);
+    }
+  }
+
+  /**
+   * `ping()` and `ensureExperiment(name)` in one request when the experiment exists: the
+   * lookup by name is the probe (with ping's quick retries), so a flow starts with one round trip.
+   */
+  async openExperiment(name: string, policy: RetryPolicy = PING_RETRY): Promise<string> {
+    let r: Record<string, unknown>;
+    try {
+      r = await this.api("GET", "experiments/get-by-name", { query: { experiment_name: name }, retry: policy });
+    } catch (error) {
+      // The server answered: there is no such experiment yet.
+      if (MlflowApiError.is(error) && error.errorCode === "RESOURCE_DOES_NOT_EXIST") return this.createOrReadExperiment(name);
+      throw this.notAnswering(error);
+    }
+    return activeExperimentId(toExperiment(r.experiment));
+  }
+
+  /** The error of a probe that got no MLflow answer: a 404 / 405 means the address is not an MLflow server. */
+  private notAnswering(error: unknown): unknown {
+    if (MlflowApiError.is(error) && (error.status === 404 || error.status === 405)) {
+      return new TrackerUnreachableError(this.uri, `HTTP ${error.status} on ${API}/experiments/get-by-name; is this an MLflow tracking server?`, {
+        cause: error,
+      });
+    }
+    return error;
+  }
+
+  // ------------------------------------------------------------ experiments
+
+  /** The experiment with this name (active or deleted), or undefined. */
+  async getExperimentByName(name: string): Promise<MlflowExperiment | undefined> {
+    try {
+      const r = await this.api("GET", "experiments/get-by-name", { query: { experiment_name: name } });
+      return toExperiment(r.experiment);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** The experiment with this id, or undefined. */
+  async getExperiment(experimentId: string): Promise<MlflowExperiment | undefined> {
+    try {
+      const r = await this.api("GET", "experiments/get", { query: { experiment_id: experimentId } });
+      return toExperiment(r.experiment);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      // Ids of SQL stores are integers; any other id names no experiment.
+      if (MlflowApiError.is(error) && error.errorCode === "INVALID_PARAMETER_VALUE" && !/^\d+$/.test(experimentId)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Creates an experiment and returns its id; rejects with `RESOURCE_ALREADY_EXISTS` when the name is taken. */
+  async createExperiment(name: string, tags?: Record<string, string>): Promise<string> {
+    const r = await this.api("POST", "experiments/create", { body: { name, ...(tags ? { tags: entries(tags) } : {}) } });
+    return String(r.experiment_id);
+  }
+
+  /**
+   * Returns the id of the experiment with this name, creating it if needed.
+   * Safe when several processes race: a loser of the race re-reads by name.
+   */
+  async ensureExperiment(name: string): Promise<string> {
+    const existing = await this.getExperimentByName(name);
+    if (existing) return activeExperimentId(existing);
+    return this.createOrReadExperiment(name);
+  }
+
+  /** Creates the experiment; a loser of a creation race reads the winner's by name. */
+  private async createOrReadExperiment(name: string): Promise<string> {
+    try {
+      return await this.createExperiment(name);
+    } catch (error) {
+      if (!(MlflowApiError.is(error) && error.errorCode === "RESOURCE_ALREADY_EXISTS")) throw error;
+      const winner = await this.getExperimentByName(name);
+      if (!winner) throw error;
+      return activeExperimentId(winner);
+    }
+  }
+
+  /** Every active experiment (paginated). */
+  async searchExperiments(): Promise<MlflowExperiment[]> {
+    const out: MlflowExperiment[] = [];
+    let pageToken: string | undefined;
+    do {
+      const r = await this.api("POST", "experiments/search", {
+        body: { max_results: 1000, view_type: "ACTIVE_ONLY", ...(pageToken ? { page_token: pageToken } : {}) },
+      });
+      for (const e of (r.experiments as unknown[] | undefined) ?? []) out.push(toExperiment(e));
+      pageToken = typeof r.next_page_token === "string" && r.next_page_token ? r.next_page_token : undefined;
+    } while (pageToken);
+    return out;
+  }
+
+  // ------------------------------------------------------------ runs
+
+  /** Creates a RUNNING run. */
+  async createRun(options: { experimentId: string; runName?: string; startTime?: number; tags?: Record<string, string> }): Promise<MlflowRunInfo> {
+    const r = await this.api("POST", "runs/create", {
+      body: {
+        experiment_id: options.experimentId,
+        start_time: Math.round(options.startTime ?? Date.now()),
+        ...(options.runName !== undefined ? { run_name: options.runName } : {}),
+        ...(options.tags ? { tags: entries(options.tags) } : {}),
+      },
+    });
+    return toRun((r as { run: unknown }).run).info;
+  }
+
+  /** Sets a run's status and end time. */
+  async updateRun(runId: string, update: { status?: RunStatus; endTime?: number; runName?: string }): Promise<MlflowRunInfo> {
+    const r = await this.api("POST", "runs/update", {
+      runId,
+      body: {
+        run_id: runId,
+        run_uuid: runId,
+        ...(update.status ? { status: update.status } : {}),
+        ...(update.endTime !== undefined ? { end_time: Math.round(update.endTime) } : {}),
+        ...(update.runName !== undefined ? { run_name: update.runName } : {}),
+      },
+    });
+    return toRunInfo((r as { run_info: unknown }).run_info);
+  }
+
+  /** The run, or undefined when there is none with this id. */
+  async getRun(runId: string): Promise<MlflowRun | undefined> {
+    try {
+      const r = await this.api("GET", "runs/get", { runId, query: { run_id: runId } });
+      return toRun(r.run);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      // MLflow refuses ids that are not run ids (`^[a-zA-Z0-9][\w-]{0,255}$`); such an id names no run.
+      if (MlflowApiError.is(error) && error.errorCode === "INVALID_PARAMETER_VALUE" && !/^[a-zA-Z0-9][\w-]{0,255}$/.test(runId)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Runs matching `filter`, following `next_page_token` until `maxResults` runs are read. */
+  async searchRuns(options: MlflowSearchRuns): Promise<MlflowRun[]> {
+    const max = options.maxResults ?? 1000;
+    const out: MlflowRun[] = [];
+    let pageToken: string | undefined;
+    do {
+      const r = await this.api("POST", "runs/search", {
+        body: {
+          experiment_ids: options.experimentIds,
+          filter: options.filter ?? "",
+          run_view_type: options.runViewType ?? "ACTIVE_ONLY",
+          max_results: Math.min(1000, max - out.length),
+          order_by: options.orderBy ?? ["attributes.start_time DESC"],
+          ...(pageToken ? { page_token: pageToken } : {}),
+        },
+      });
+      for (const run of (r.runs as unknown[] | undefined) ?? []) out.push(toRun(run));
+      pageToken = typeof r.next_page_token === "string" && r.next_page_token ? r.next_page_token : undefined;
+    } while (pageToken && out.length < max);
+    return out.slice(0, max);
+  }
+
+  /** Logs metrics, params and tags, split into requests that fit MLflow's limits. */
+  async logBatch(runId: string, batch: MlflowBatch): Promise<void> {
+    for (const chunk of chunkBatch(batch)) {
+      await this.api("POST", "runs/log-batch", {
+        runId,
+        body: {
+          run_id: runId,
+          metrics: chunk.metrics.map(metricToWire),
+          params: chunk.params,
+          tags: chunk.tags,
+        },
+      });
+    }
+  }
+
+  /** Every point of one metric (paginated), ordered as the server orders them (timestamp, then step). */
+  async getMetricHistory(runId: string, key: string): Promise<MlflowMetric[]> {
+    const out: MlflowMetric[] = [];
+    let pageToken: string | undefined;
+    do {
+      const r = await this.api("GET", "metrics/get-history", {
+        runId,
+        query: { run_id: runId, metric_key: key, max_results: 25_000, ...(pageToken ? { page_token: pageToken } : {}) },
+      });
+      for (const m of (r.metrics as unknown[] | undefined) ?? []) out.push(toMetric(m));
+      pageToken = typeof r.next_page_token === "string" && r.next_page_token ? r.next_page_token : undefined;
+    } while (pageToken);
+    return out;
+  }
+
+  // ------------------------------------------------------------ artifacts
+
+  /**
+   * Uploads one local file to `<artifactUri>/<artifactPath>/<file name>`, streaming it.
+   * `artifactUri` is a run's `mlflow-artifacts:` URI.
+   */
+  async uploadArtifact(artifactUri: string, localFile: string, artifactPath?: string, runId?: string): Promise<void> {
+    const info = await stat(localFile);
+    const rel = joinArtifactPath(artifactPath, basename(localFile));
+    const url = this.artifactUrl(artifactUri, rel, runId);
+    await this.send({
+      method: "PUT",
+      url,
+      endpoint: `mlflow-artifacts PUT ${rel}`,
+      runId,
+      body: () => createReadStream(localFile),
+      headers: { "Content-Type": mimeType(localFile), "Content-Length": String(info.size) },
+      responseType: "text",
+    });
+  }
+
+  /** A small text file at `<artifactUri>/<path>`, or `undefined` when there is none (HTTP 404). One request. */
+  async readArtifactText(artifactUri: string, path: string): Promise<string | undefined> {
+    const rel = normalizeArtifactPath(path);
+    try {
+      const res = await this.send({ method: "GET", url: this.artifactUrl(artifactUri, rel), endpoint: `mlflow-artifacts GET ${rel}`, responseType: "text" });
+      return typeof res.data === "string" ? res.data : String(res.data);
+    } catch (error) {
+      if (MlflowApiError.is(error) && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** Writes a small text file at `<artifactUri>/<path>`, replacing any. One request. */
+  async writeArtifactText(artifactUri: string, path: string, text: string): Promise<void> {
+    const rel = normalizeArtifactPath(path);
+    await this.send({
+      method: "PUT",
+      url: this.artifactUrl(artifactUri, rel),
+      endpoint: `mlflow-artifacts PUT ${rel}`,
+      body: () => text,
+      headers: { "Content-Type": mimeType(rel), "Content-Length": String(Buffer.byteLength(text)) },
+      responseType: "text",
+    });
+  }
+
+  /** Lists the artifacts directly under `path` (the root when omitted); a file or a missing path lists as []. */
+  async listArtifacts(artifactUri: string, path?: string, runId?: string): Promise<MlflowFileInfo[]> {
+    const { base, root } = this.artifactRoot(artifactUri, runId);
+    const rel = path ? normalizeArtifactPath(path) : "";
+    const listed = [root, rel].filter(Boolean).join("/");
+    const r = await this.api("GET", "", {
+      url: `${base}${ARTIFACTS_API}`,
+      endpoint: `mlflow-artifacts list ${rel || "/"}`,
+      runId,
+      query: { path: listed },
+    });
+    const files = ((r.files as unknown[] | undefined) ?? []).map((f) => {
+      const o = f as { path: string; is_dir?: boolean; file_size?: number | string };
+      const info: MlflowFileInfo = { path: rel ? `${rel}/${o.path}` : o.path, isDir: Boolean(o.is_dir) };
+      if (!info.isDir && o.file_size !== undefined) info.fileSize = toInt(o.file_size);
+      return info;
+    });
+    // As MLflow's client: a path naming a single file lists as nothing.
+    if (rel && files.length === 1 && !files[0]!.isDir && files[0]!.path === `${rel}/${basename(rel)}`) return [];
+    return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /** Downloads one artifact file to `destFile`, streaming it (written to a temporary name, then renamed). */
+  async downloadArtifactFile(artifactUri: string, path: string, destFile: string, runId?: string): Promise<void> {
+    const rel = normalizeArtifactPath(path);
+    const url = this.artifactUrl(artifactUri, rel, runId);
+    await mkdir(dirname(destFile), { recursive: true });
+    const partial = `${destFile}.part-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    try {
+      await this.send(
+        { method: "GET", url, endpoint: `mlflow-artifacts GET ${rel}`, runId, responseType: "stream" },
+        async (res) => {
+          await pipeline(res.data as Readable, createWriteStream(partial));
+        },
+      );
+      await rename(partial, destFile);
+    } finally {
+      await rm(partial, { force: true });
+    }
+  }
+
+  /**
+   * The proxy base URL and path root of a run's artifact URI. MLflow maps
+   * `mlflow-artifacts:/<path>` to `<tracking uri>/api/2.0/mlflow-artifacts/artifacts/<path>`
+   * and `mlflow-artifacts://host:port/<path>` to the same path on that host.
+   */
+  artifactRoot(artifactUri: string, runId?: string): { base: string; root: string } {
+    const m = /^mlflow-artifacts:(?:\/\/([^/]*))?(\/.*)?$/.exec(artifactUri);
+    if (m) {
+      const tracking = new URL(this.uri);
+      const base = m[1] ? `${tracking.protocol}//${m[1]}` : this.uri;
+      return { base, root: (m[2] ?? "").replace(/^\/+|\/+$/g, "").replace(/\/{2,}/g, "/") };
+    }
+    const at = artifactUri.indexOf(ARTIFACTS_API);
+    if (/^https?:\/\//.test(artifactUri) && at >= 0) {
+      return { base: artifactUri.slice(0, at), root: artifactUri.slice(at + ARTIFACTS_API.length).replace(/^\/+|\/+$/g, "") };
+    }
+    throw new TrackingError(
+      `Run ${runId ?? ""} keeps its artifacts at "${artifactUri}", which Cairn can reach only through the MLflow server's ` +
+        `artifact proxy (an mlflow-artifacts: URI). Start the server with artifact serving on (the default; ` +
+        `\`--artifacts-destination\` sets where files go) and use an experiment created since, ` +
+        `whose artifact location is mlflow-artifacts:/...`,
+    );
+  }
+
+  private artifactUrl(artifactUri: string, rel: string, runId?: string): string {
+    const { base, root } = this.artifactRoot(artifactUri, runId);
+    const path = [root, rel].filter(Boolean).join("/");
+    return `${base}${ARTIFACTS_API}/${path.split("/").map(encodeURIComponent).join("/")}`;
+  }
+
+  // ------------------------------------------------------------ transport
+
+  /**
+   * Any JSON endpoint of `/api/2.0/mlflow/` (the model registry's, logged models'), through the
+   * client's one path: credentials, retries with backoff, MLflow's error body. Resolves
+   * `undefined` when the server says the thing does not exist (`RESOURCE_DOES_NOT_EXIST`, 404).
+   * @example
+   * const version = await client.call("GET", "model-versions/get", { query: { name: "churn", version: "3" } });
+   */
+  async call(
+    method: "GET" | "POST",
+    endpoint: string,
+    options: { query?: Record<string, string>; body?: unknown; signal?: AbortSignal | undefined } = {},
+  ): Promise<Record<string, unknown> | undefined> {
+    try {
+      return await this.api(method, endpoint, options);
+    } catch (error) {
+      if (MlflowApiError.is(error) && (error.errorCode === "RESOURCE_DOES_NOT_EXIST" || error.status === 404)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Calls a JSON endpoint of `/api/2.0/mlflow/` and returns the parsed body. */
+  private async api(
+    method: "GET" | "POST",
+    endpoint: string,
+    options: { runId?: string | undefined; query?: Record<string, unknown>; body?: unknown; retry?: RetryPolicy; url?: string; endpoint?: string; signal?: AbortSignal | undefined },
+  ): Promise<Record<string, unknown>> {
+    const body = options.body;
+    const res = await this.send({
+      method,
+      url: options.url ?? `${this.uri}${API}/${endpoint}`,
+      endpoint: options.endpoint ?? endpoint,
+      runId: options.runId,
+      ...(options.query ? { params: options.query } : {}),
+      ...(body !== undefined ? { body: () => JSON.stringify(body), headers: { "Content-Type": "application/json" } } : {}),
+      responseType: "text",
+      ...(options.retry ? { retry: options.retry } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    const text = typeof res.data === "string" ? res.data : "";
+    return text.trim() ? (parseJson(text) as Record<string, unknown>) : {};
+  }
+
+  /**
+   * Sends one request with retries on network errors and transient statuses;
+   * `consume` reads a successful streamed response inside the retry loop.
+   */
+  private async send(spec: RequestSpec, consume?: (res: HttpResponse) => Promise<void>): Promise<HttpResponse> {
+    if (!TRACE) return this.attempts(spec, consume);
+    const started = performance.now();
+    let outcome = "error";
+    try {
+      const res = await this.attempts(spec, consume);
+      outcome = String(res.status);
+      return res;
+    } finally {
+      const ms = performance.now() - started;
+      // Method, endpoint and timings only: never a header, body or query (credentials, values).
+      process.stderr.write(`[cairn mlflow] at ${started.toFixed(1)} ms ${spec.method} ${spec.endpoint} -> ${outcome} in ${ms.toFixed(1)} ms\n`);
+    }
+  }
+
+  private async attempts(spec: RequestSpec, consume?: (res: HttpResponse) => Promise<void>): Promise<HttpResponse> {
+    const policy = spec.retry ?? this.retry;
+    const base = policy.backoffFactor * 1000;
+    return pRetry(
+      async () => {
+        let res: HttpResponse;
+        try {
+          res = await this.http.request({
+            method: spec.method,
+            url: spec.url,
+            query: spec.params,
+            body: spec.body?.(),
+            headers: { ...spec.headers, ...(this.#authorization ? { Authorization: this.#authorization } : {}) },
+            responseType: spec.responseType,
+            signal: spec.signal,
+          });
+        } catch (error) {
+          throw this.networkError(error, spec);
+        }
+        if (res.status >= 200 && res.status < 300) {
+          if (consume) {
+            try {
+              await consume(res);
+            } catch (error) {
+              throw this.networkError(error, spec);
+            }
+          }
+          return res;
+        }
+        throw await this.statusError(res, spec);
+      },
+      {
+        retries: policy.retries,
+        factor: 2,
+        minTimeout: base,
+        maxTimeout: Math.max(base, 120_000),
+        randomize: false,
+        ...(spec.signal ? { signal: spec.signal } : {}),
+        shouldRetry: ({ error }) => !spec.signal?.aborted && retryable.has(error),
+        onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
+          if (!retryable.has(error) || retriesLeft <= 0) return;
+          let wait = Math.random() * policy.backoffJitter * 1000;
+          const retryAfter = (error as { retryAfterMs?: number }).retryAfterMs;
+          if (this.respectRetryAfter && retryAfter !== undefined) {
+            const scheduled = Math.min(base * 2 ** (attemptNumber - 1), 120_000);
+            wait = Math.max(wait, Math.min(retryAfter, 300_000) - scheduled);
+          }
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        },
+      },
+    );
+  }
+
+  /** A request that got no answer: unreachable, reset, timed out. Never carries the request config (credentials). */
+  private networkError(error: unknown, spec: RequestSpec): TrackingError {
+    if (TrackingError.is(error)) return error;
+    const e = error as { code?: string; message?: string };
+    const code = e.code ?? "";
+    const detail =
+      code === "ECONNREFUSED"
+        ? "connection refused"
+        : code === "ENOTFOUND" || code === "EAI_AGAIN"
+          ? "host not found"
+          : code === "ECONNABORTED" || code === "ETIMEDOUT"
+            ? `no answer within the timeout (MLFLOW_HTTP_REQUEST_TIMEOUT) on ${spec.endpoint}`
+            : `${code || "network error"}: ${e.message ?? String(error)} on ${spec.endpoint}`;
+    const out = new TrackerUnreachableError(this.uri, detail, { cause: new Error(`${code} ${e.message ?? ""}`.trim()) });
+    retryable.add(out);
+    return out;
+  }
+
+  private async statusError(res: HttpResponse, spec: RequestSpec): Promise<TrackingError> {
+    let text: string;
+    if (spec.responseType === "stream") text = await readText(res.data as Readable);
+    else text = typeof res.data === "string" ? res.data : "";
+    let errorCode = `HTTP_${res.status}`;
+    let message = text.trim().slice(0, 500) || String(res.statusText || "no body");
+    try {
+      const body = parseJson(text) as { error_code?: string; message?: string; detail?: unknown };
+      if (body && typeof body === "object") {
+        if (typeof body.error_code === "string") errorCode = body.error_code;
+        if (typeof body.message === "string") message = body.message;
+        else if (body.detail !== undefined) message = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+      }
+    } catch {
+      // Not MLflow's error body (a proxy's HTML page): keep the text.
+    }
+    let error: TrackingError;
+    if (res.status === 401 || res.status === 403) {
+      error = new TrackerUnreachableError(
+        this.uri,
+        `the server refused the request to ${spec.endpoint} with HTTP ${res.status} (${this.hasCredentials ? "the credentials given were not accepted" : "no credentials were given"}); ` +
+          `set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN`,
+      );
+    } else {
+      error = new MlflowApiError(spec.endpoint, res.status, errorCode, message, spec.runId);
+    }
+    if (TRANSIENT_STATUS.has(res.status)) {
+      retryable.add(error);
+      const after = retryAfterMs(res.headers["retry-after"]);
+      if (res.status === 429 && after !== undefined) Object.assign(error, { retryAfterMs: after });
+    }
+    return error;
+  }
+}
+
+// ------------------------------------------------------------ wire format
+
+/** Builds an MLflow filter string. Tag keys are quoted with backticks; values with quotes. */
+export function runFilter(conditions: {
+  tags?: Record<string, string>;
+  parentRunId?: string;
+  status?: RunStatus;
+  topLevelOnly?: boolean;
+}): string {
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(conditions.tags ?? {})) parts.push(tagCondition(key, value));
+  if (conditions.parentRunId !== undefined) parts.push(tagCondition("mlflow.parentRunId", conditions.parentRunId));
+  if (conditions.topLevelOnly) parts.push("tags.`mlflow.parentRunId` IS NULL");
+  if (conditions.status) parts.push(`attributes.status = '${conditions.status}'`);
+  return parts.join(" AND ");
+}
+
+function tagCondition(key: string, value: string): string {
+  if (key.includes("`")) throw new TrackingError(`Tag key ${JSON.stringify(key)} contains a backtick, which an MLflow filter cannot quote.`);
+  return `tags.\`${key}\` ${quoteFilterValue(value)}`;
+}
+
+/**
+ * `= '<value>'`, or when the value cannot be quoted exactly (MLflow strips the
+ * quotes without unescaping) a `LIKE` that matches a superset; callers that
+ * need exact matches check the values they get back.
+ */
+export function quoteFilterValue(value: string): string {
+  const plain = !value.includes("\\");
+  if (plain && !value.includes("'")) return `= '${value}'`;
+  if (plain && !value.includes('"')) return `= "${value}"`;
+  return `LIKE '${value.replace(/['"\\]/g, "_")}'`;
+}
+
+/**
+ * Splits a batch so each request stays within MLflow's per-request counts and
+ * 1 MB body. Each request takes as many params and tags as it may, then fills
+ * up with metrics, so the number of requests is as low as the limits allow.
+ */
+export function chunkBatch(batch: MlflowBatch): BatchChunk[] {
+  const params = batch.params ?? [];
+  const tags = batch.tags ?? [];
+  const metrics = batch.metrics ?? [];
+  // Room for `{"run_id":"<32 chars>","metrics":[],"params":[],"tags":[]}` and a margin.
+  const budget = MLFLOW_LIMITS.batchRequestBytes - 1024;
+  const chunks: BatchChunk[] = [];
+  let p = 0;
+  let t = 0;
+  let m = 0;
+  while (p < params.length || t < tags.length || m < metrics.length) {
+    const chunk: BatchChunk = { metrics: [], params: [], tags: [] };
+    let bytes = 0;
+    let count = 0;
+    const fits = (item: unknown) => {
+      const size = Buffer.byteLength(JSON.stringify(item)) + 1;
+      // A request always takes its first item, whatever its size.
+      if (count > 0 && (bytes + size > budget || count >= MLFLOW_LIMITS.entitiesPerBatch)) return false;
+      bytes += size;
+      count++;
+      return true;
+    };
+    while (p < params.length && chunk.params.length < MLFLOW_LIMITS.paramsPerBatch && fits(params[p])) chunk.params.push(params[p++]!);
+    while (t < tags.length && chunk.tags.length < MLFLOW_LIMITS.tagsPerBatch && fits(tags[t])) chunk.tags.push(tags[t++]!);
+    while (m < metrics.length && chunk.metrics.length < MLFLOW_LIMITS.metricsPerBatch && fits(metricToWire(metrics[m]!))) chunk.metrics.push(metrics[m++]!);
+    chunks.push(chunk);
+  }
+  return chunks;
+}
+
+/** One log-batch request's worth. */
+export interface BatchChunk {
+  metrics: MlflowMetric[];
+  params: { key: string; value: string }[];
+  tags: { key: string; value: string }[];
+}
+
+function metricToWire(m: MlflowMetric): { key: string; value: number | string; timestamp: number; step: number } {
+  const value = Number.isNaN(m.value) ? "NaN" : m.value === Infinity ? "Infinity" : m.value === -Infinity ? "-Infinity" : m.value;
+  return { key: m.key, value, timestamp: Math.round(m.timestamp), step: Math.round(m.step) };
+}
+
+/** JSON.parse that also accepts the bare NaN / Infinity some servers write. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return JSON.parse(text.replace(/([:[,]\s*)(-?Infinity|NaN)(?=\s*[,\]}])/g, '$1"$2"'));
+  }
+}
+
+/** An int64 that older servers send as a string. */
+export function toInt(value: unknown): number {
+  const n = typeof value === "string" ? Number(value) : (value as number);
+  return typeof n === "number" && Number.isFinite(n) ? n : 0;
+}
+
+/** A double that may arrive as "NaN" / "Infinity" / a string; ±DBL_MAX reads back as ±Infinity. */
+export function toDouble(value: unknown): number {
+  if (typeof value === "number") return value === DBL_MAX ? Infinity : value === -DBL_MAX ? -Infinity : value;
+  if (value === "NaN") return Number.NaN;
+  if (value === "Infinity") return Infinity;
+  if (value === "-Infinity") return -Infinity;
+  return toDouble(Number(value));
+}
+
+function toMetric(raw: unknown): MlflowMetric {
+  const m = raw as Record<string, unknown>;
+  return { key: String(m.key), value: toDouble(m.value), timestamp: toInt(m.timestamp), step: toInt(m.step ?? 0) };
+}
+
+function toExperiment(raw: unknown): MlflowExperiment {
+  const e = raw as Record<string, unknown>;
+  const out: MlflowExperiment = {
+    experimentId: String(e.experiment_id),
+    name: String(e.name),
+    lifecycleStage: String(e.lifecycle_stage ?? "active"),
+  };
+  if (typeof e.artifact_location === "string") out.artifactLocation = e.artifact_location;
+  return out;
+}
+
+function toRunInfo(raw: unknown): MlflowRunInfo {
+  const i = raw as Record<string, unknown>;
+  const info: MlflowRunInfo = {
+    runId: String(i.run_id ?? i.run_uuid),
+    experimentId: String(i.experiment_id),
+    runName: String(i.run_name ?? ""),
+    status: String(i.status ?? "RUNNING") as RunStatus,
+    startTime: toInt(i.start_time),
+    artifactUri: String(i.artifact_uri ?? ""),
+    lifecycleStage: String(i.lifecycle_stage ?? "active"),
+  };
+  if (i.end_time !== undefined && i.end_time !== null) info.endTime = toInt(i.end_time);
+  return info;
+}
+
+function toRun(raw: unknown): MlflowRun {
+  const r = raw as { info: unknown; data?: { metrics?: unknown[]; params?: unknown[]; tags?: unknown[] } };
+  const params: Record<string, string> = {};
+  const tags: Record<string, string> = {};
+  const metrics: Record<string, number> = {};
+  for (const p of r.data?.params ?? []) {
+    const o = p as { key: string; value?: string };
+    params[o.key] = o.value ?? "";
+  }
+  for (const t of r.data?.tags ?? []) {
+    const o = t as { key: string; value?: string };
+    tags[o.key] = o.value ?? "";
+  }
+  for (const m of r.data?.metrics ?? []) {
+    const point = toMetric(m);
+    metrics[point.key] = point.value;
+  }
+  const info = toRunInfo(r.info);
+  if (!info.runName && tags["mlflow.runName"]) info.runName = tags["mlflow.runName"];
+  return { info, params, metrics, tags };
+}
+
+function entries(record: Record<string, string>): { key: string; value: string }[] {
+  return Object.entries(record).map(([key, value]) => ({ key, value }));
+}
+
+function activeExperimentId(e: MlflowExperiment): string {
+  if (e.lifecycleStage === "deleted") {
+    throw new TrackingError(
+      `MLflow experiment "${e.name}" (id ${e.experimentId}) is deleted. Restore it (\`mlflow experiments restore --experiment-id ${e.experimentId}\`), ` +
+        `delete it for good (\`mlflow gc\`), or use another experiment name.`,
+    );
+  }
+  return e.experimentId;
+}
+
+function isNotFound(error: unknown): boolean {
+  return MlflowApiError.is(error) && (error.errorCode === "RESOURCE_DOES_NOT_EXIST" || error.status === 404);
+}
+
+/** `a/b` + `c.txt`, checked: no absolute paths, no `..`. */
+export function joinArtifactPath(folder: string | undefined, name: string): string {
+  return normalizeArtifactPath(folder ? `${folder}/${name}` : name);
+}
+
+/** Normalises an artifact path to `a/b/c` and rejects one that climbs out of the run's root. */
+export function normalizeArtifactPath(path: string): string {
+  const parts = path.replace(/\\/g, "/").split("/").filter((p) => p !== "" && p !== ".");
+  if (parts.includes("..")) throw new TrackingError(`Artifact path ${JSON.stringify(path)} climbs out of the run's artifacts with "..". Use a path inside the run.`);
+  return parts.join("/");
+}
+
+async function readText(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+const MIME: Record<string, string> = {
+  ".json": "application/json",
+  ".txt": "text/plain",
+  ".csv": "text/csv",
+  ".html": "text/html",
+  ".md": "text/markdown",
+  ".yaml": "application/x-yaml",
+  ".yml": "application/x-yaml",
+  ".png": "image/png",
+  ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".svg": "image/svg+xml",
+  ".pdf": "application/pdf",
+};
+
+function mimeType(file: string): string {
+  return MIME[extname(file).toLowerCase()] ?? "application/octet-stream";
+}

@@ -1,0 +1,156 @@
+/**
+ * How to reach an MLflow tracking server, read from MLflow's own client
+ * environment variables so that a shell set up for the Python client works
+ * unchanged.
+ */
+import { redactUri, TrackingError, UnsupportedTrackingUriError } from "@cairn/core";
+
+/** Connection settings of an `MlflowClient`. */
+export interface MlflowClientOptions {
+  /** `http(s)://host[:port][/prefix]`, without credentials, query or trailing slash. */
+  uri: string;
+  /** Sent as `Authorization: Bearer <token>` (`MLFLOW_TRACKING_TOKEN`). */
+  token?: string;
+  /** Basic auth user (`MLFLOW_TRACKING_USERNAME`). */
+  username?: string;
+  /** Basic auth password (`MLFLOW_TRACKING_PASSWORD`). */
+  password?: string;
+  /** Skip TLS certificate checks (`MLFLOW_TRACKING_INSECURE_TLS`). @default false */
+  insecureTls?: boolean;
+  /** CA bundle (PEM) used to check the server's certificate (`MLFLOW_TRACKING_SERVER_CERT_PATH`). */
+  serverCertPath?: string;
+  /** Client certificate and key, one PEM file (`MLFLOW_TRACKING_CLIENT_CERT_PATH`). */
+  clientCertPath?: string;
+  /** Retries after network errors, 408, 429 and 5xx (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`). @default 7 */
+  maxRetries?: number;
+  /** Seconds; the n-th retry waits `backoffFactor * 2^(n-1)`, at most 120 s (`MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR`). @default 2 */
+  backoffFactor?: number;
+  /** Up to this many extra random seconds per retry (`MLFLOW_HTTP_REQUEST_BACKOFF_JITTER`). @default 1 */
+  backoffJitter?: number;
+  /** Per-request timeout in seconds (`MLFLOW_HTTP_REQUEST_TIMEOUT`). @default 120 */
+  timeoutSeconds?: number;
+  /** Wait as long as a 429's `Retry-After` asks (`MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER`). @default true */
+  respectRetryAfter?: boolean;
+}
+
+/** MLflow's defaults (mlflow/environment_variables.py, MLflow 3.x). */
+export const MLFLOW_HTTP_DEFAULTS = {
+  maxRetries: 7,
+  backoffFactor: 2,
+  backoffJitter: 1,
+  timeoutSeconds: 120,
+  /** MLflow refuses more retries than this (`_MLFLOW_HTTP_REQUEST_MAX_RETRIES_LIMIT`). */
+  maxRetriesLimit: 10,
+  /** MLflow refuses a larger backoff factor (`_MLFLOW_HTTP_REQUEST_MAX_BACKOFF_FACTOR_LIMIT`). */
+  maxBackoffFactor: 120,
+} as const;
+
+/**
+ * Splits an http(s) tracking URI into the URI without credentials and the
+ * credentials it carried (`http://user:pass@host`), if any.
+ * Throws `UnsupportedTrackingUriError` for any other scheme.
+ */
+export function parseTrackingUri(raw: string): { uri: string; username?: string; password?: string } {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new UnsupportedTrackingUriError(redactUri(raw));
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UnsupportedTrackingUriError(redactUri(raw));
+  const username = url.username ? decodeURIComponent(url.username) : undefined;
+  const password = url.password ? decodeURIComponent(url.password) : undefined;
+  const uri = `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+  return { uri, ...(username ? { username } : {}), ...(password ? { password } : {}) };
+}
+
+
+/**
+ * Reads MLflow's client environment variables. `uri` overrides `MLFLOW_TRACKING_URI`.
+ *
+ * @example
+ * const client = new MlflowClient(mlflowOptionsFromEnv(process.env));
+ */
+export function mlflowOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, uri?: string): MlflowClientOptions {
+  const rawUri = uri ?? env.MLFLOW_TRACKING_URI;
+  if (!rawUri) {
+    throw new TrackingError(
+      "MLFLOW_TRACKING_URI is not set. Set it to the MLflow server's URL, e.g. MLFLOW_TRACKING_URI=http://127.0.0.1:5000.",
+    );
+  }
+  const parsed = parseTrackingUri(rawUri);
+  const options: MlflowClientOptions = { uri: parsed.uri };
+  const token = nonEmpty(env.MLFLOW_TRACKING_TOKEN);
+  const username = nonEmpty(env.MLFLOW_TRACKING_USERNAME) ?? parsed.username;
+  const password = nonEmpty(env.MLFLOW_TRACKING_PASSWORD) ?? parsed.password;
+  if (token) options.token = token;
+  if (username) options.username = username;
+  if (password) options.password = password;
+  const insecure = readBoolean(env, "MLFLOW_TRACKING_INSECURE_TLS");
+  if (insecure !== undefined) options.insecureTls = insecure;
+  const serverCert = nonEmpty(env.MLFLOW_TRACKING_SERVER_CERT_PATH);
+  if (serverCert) options.serverCertPath = serverCert;
+  const clientCert = nonEmpty(env.MLFLOW_TRACKING_CLIENT_CERT_PATH);
+  if (clientCert) options.clientCertPath = clientCert;
+  const retries = readNumber(env, "MLFLOW_HTTP_REQUEST_MAX_RETRIES", true);
+  if (retries !== undefined) options.maxRetries = retries;
+  const factor = readNumber(env, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", false);
+  if (factor !== undefined) options.backoffFactor = factor;
+  const jitter = readNumber(env, "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", false);
+  if (jitter !== undefined) options.backoffJitter = jitter;
+  const timeout = readNumber(env, "MLFLOW_HTTP_REQUEST_TIMEOUT", false);
+  if (timeout !== undefined) options.timeoutSeconds = timeout;
+  const retryAfter = readBoolean(env, "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER");
+  if (retryAfter !== undefined) options.respectRetryAfter = retryAfter;
+  checkMlflowOptions(options);
+  return options;
+}
+
+/** Checks options where they enter; throws `TrackingError` naming the variable and the fix. */
+export function checkMlflowOptions(options: MlflowClientOptions): void {
+  if (options.insecureTls && options.serverCertPath) {
+    throw new TrackingError(
+      "MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH are both set. " +
+        "Set only one: a CA bundle to check the server's certificate, or insecure TLS to skip the check.",
+    );
+  }
+  if (options.maxRetries !== undefined && !(Number.isInteger(options.maxRetries) && options.maxRetries >= 0 && options.maxRetries <= MLFLOW_HTTP_DEFAULTS.maxRetriesLimit)) {
+    throw new TrackingError(
+      `Expected MLFLOW_HTTP_REQUEST_MAX_RETRIES to be an integer from 0 to ${MLFLOW_HTTP_DEFAULTS.maxRetriesLimit}, got \`${options.maxRetries}\`.`,
+    );
+  }
+  if (options.backoffFactor !== undefined && !(options.backoffFactor >= 0 && options.backoffFactor <= MLFLOW_HTTP_DEFAULTS.maxBackoffFactor)) {
+    throw new TrackingError(
+      `Expected MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR to be a number of seconds from 0 to ${MLFLOW_HTTP_DEFAULTS.maxBackoffFactor}, got \`${options.backoffFactor}\`.`,
+    );
+  }
+  if (options.backoffJitter !== undefined && !(options.backoffJitter >= 0)) {
+    throw new TrackingError(`Expected MLFLOW_HTTP_REQUEST_BACKOFF_JITTER to be a number of seconds >= 0, got \`${options.backoffJitter}\`.`);
+  }
+  if (options.timeoutSeconds !== undefined && !(options.timeoutSeconds > 0)) {
+    throw new TrackingError(`Expected MLFLOW_HTTP_REQUEST_TIMEOUT to be a number of seconds > 0, got \`${options.timeoutSeconds}\`.`);
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
+}
+
+function readBoolean(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return undefined;
+  const v = raw.trim().toLowerCase();
+  if (v === "true" || v === "1") return true;
+  if (v === "false" || v === "0") return false;
+  throw new TrackingError(`Expected ${name} to be true, false, 1 or 0, got ${JSON.stringify(raw)}.`);
+}
+
+function readNumber(env: NodeJS.ProcessEnv, name: string, integer: boolean): number | undefined {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return undefined;
+  const n = Number(raw.trim());
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+    throw new TrackingError(`Expected ${name} to be ${integer ? "an integer" : "a number"}, got ${JSON.stringify(raw)}.`);
+  }
+  return n;
+}

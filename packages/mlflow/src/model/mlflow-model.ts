@@ -1,0 +1,115 @@
+/**
+ * `mlflowModel(name, "models:/churn@champion")`: a task that scores rows with an MLflow
+ * model, through `mlflow models predict` (default) or a model server started for the
+ * task (`mode: "serve"`). The model URI is resolved when the task runs (an alias is
+ * pinned to its current version); the input is checked against the model's signature
+ * before anything starts. Outputs: `{ predictions, modelVersion? }`.
+ */
+import { existsSync, statSync } from "node:fs";
+import { dirname, isAbsolute, join } from "node:path";
+import { NO_RETRY, OptionError, TaskFileError, type Artifact, type TaskDefinition } from "@cairn/core";
+import { checkName, configDigest, kindTask, resolveTaskFile, type KindTask } from "@cairn/dsl/kind";
+import { checkProcessOptions, defaultPython, processEnv, pythonPath, type ProcessOptions } from "@cairn/process/spawn";
+import { folderDigest } from "../project/run-project.ts";
+import { parseModelUri, resolveModelCode, runMlflowModel, type ModelInputFormat } from "./run-model.ts";
+
+/** Options of `mlflowModel()`. */
+export interface MlflowModelOptions extends ProcessOptions {
+  /** `predict`: `mlflow models predict` on a file; `serve`: `mlflow models serve` on a free port, one POST /invocations, then stopped. @default "predict" */
+  mode?: "predict" | "serve";
+  /** How rows are sent (MLflow's scoring protocol). @default "dataframe_split" */
+  format?: ModelInputFormat;
+  /** The Python with mlflow. @default `$CAIRN_PYTHON`, the active virtualenv, the nearest .venv, python3 */
+  python?: string;
+  /** The MLflow server with the model registry. @default the flow's MLflow tracking server */
+  registryUri?: string;
+  /** Serve mode: how long the model server may take to start, in ms. @default 180000 */
+  startTimeoutMs?: number;
+}
+
+/** Inputs of a model task. */
+export type MlflowModelInputs = {
+  /** Rows (records of column values), or an Artifact of a .csv (with a header) or .json file. */
+  data: readonly Record<string, unknown>[] | Artifact;
+};
+
+/** Outputs of a model task. */
+export type MlflowModelOutputs = {
+  /** One prediction per row (what the model's predict returns, as JSON). */
+  predictions: unknown[];
+  /** The registry version that was scored, for models:/ URIs. */
+  modelVersion?: string;
+};
+
+const MODES = new Set(["predict", "serve"]);
+const FORMATS = new Set(["dataframe_split", "dataframe_records", "instances"]);
+
+/**
+ * Declares a task that scores its `data` input with an MLflow model.
+ * @example
+ * const score = mlflowModel("score", "models:/churn@champion");
+ * // in build(): const s = score({ data: rows });  s.predictions, s.modelVersion
+ */
+export function mlflowModel(name: string, uri: string, options: MlflowModelOptions = {}): KindTask<MlflowModelInputs, MlflowModelOutputs> {
+  checkName(name);
+  if (typeof options !== "object" || options === null) throw new OptionError(`mlflowModel "${name}" options`, "{ mode?, format?, python?, registryUri? }", options);
+  checkProcessOptions(name, options);
+  const where = (k: string) => `task "${name}" option \`${k}\``;
+  if (options.mode !== undefined && !MODES.has(options.mode)) throw new OptionError(where("mode"), `"predict" or "serve"`, options.mode);
+  if (options.format !== undefined && !FORMATS.has(options.format)) throw new OptionError(where("format"), `"dataframe_split", "dataframe_records" or "instances"`, options.format);
+  if (options.registryUri !== undefined && !/^https?:\/\//.test(options.registryUri)) throw new OptionError(where("registryUri"), "an http(s) URL of an MLflow server", options.registryUri);
+  if (options.startTimeoutMs !== undefined && !(options.startTimeoutMs > 0)) throw new OptionError(where("startTimeoutMs"), "a number of milliseconds > 0", options.startTimeoutMs);
+
+  const ref = parseModelUri(uri);
+  // A local model folder resolves like a script file: against the declaring module's folder, then the working directory.
+  const model = ref.kind === "local" && !uri.startsWith("file:") && !isAbsolute(uri) ? resolveLocalModel(name, uri) : ref.kind === "local" ? ref.path : uri;
+  const extras = [
+    ...(ref.kind === "local" ? [`sha256:${folderDigest(model)}`] : []),
+    ...(options.mode === "serve" ? ["mode=serve"] : []),
+    ...(options.format ? [`format=${options.format}`] : []),
+    ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),
+  ];
+  const registry = options.registryUri ? { registryUri: options.registryUri } : {};
+
+  const definition: TaskDefinition = {
+    name,
+    kind: "mlflow-model",
+    code: [`mlflow-model:${ref.kind === "local" ? "local" : uri}`, ...extras].join(";"),
+    retry: NO_RETRY,
+    cache: {},
+    env: [],
+    // The version behind a models:/ or runs:/ URI is known only when the flow runs: it enters
+    // the cache key, so a new version behind the same alias is a miss.
+    resolveCode: (ctx) => resolveModelCode(model, ctx, registry),
+    run: async (inputs, ctx) => {
+      const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
+      const r = await runMlflowModel(
+        {
+          model,
+          python: options.python ?? defaultPython(),
+          inputs,
+          env,
+          ...registry,
+          ...(options.mode ? { mode: options.mode } : {}),
+          ...(options.format ? { format: options.format } : {}),
+          ...(options.cwd ? { cwd: options.cwd } : {}),
+          ...(options.startTimeoutMs !== undefined ? { startTimeoutMs: options.startTimeoutMs } : {}),
+          ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),
+        },
+        ctx,
+      );
+      return { predictions: r.predictions, ...(r.modelVersion !== undefined ? { modelVersion: r.modelVersion } : {}) };
+    },
+  };
+  return kindTask({ definition });
+}
+
+function resolveLocalModel(taskName: string, uri: string): string {
+  try {
+    return dirname(resolveTaskFile(taskName, join(uri, "MLmodel")));
+  } catch (error) {
+    if (!TaskFileError.is(error)) throw error;
+    const folder = error.tried.map(dirname).find((d) => existsSync(d) && statSync(d).isDirectory());
+    throw new TaskFileError(taskName, uri, error.tried.map(dirname), folder ? "holds no MLmodel file (not an MLflow model folder)" : "is not a folder");
+  }
+}

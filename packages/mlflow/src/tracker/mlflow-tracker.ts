@@ -1,0 +1,510 @@
+import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
+import { formatOwner, ownerIsGone, parseOwner } from "@cairn/cache";
+import { basename, join, posix, relative, sep } from "node:path";
+import PQueue from "p-queue";
+import {
+  safeRelativePath,
+  TrackingError,
+  type TrackerCapabilities,
+  type ArtifactInfo,
+  type CreateRunOptions,
+  type ExperimentRecord,
+  type FinishedRunOptions,
+  type LogBatch,
+  type MetricPoint,
+  type RunFilter,
+  type RunRecord,
+  type RunStatus,
+  type Tracker,
+} from "@cairn/core";
+import { MlflowClient, type MlflowMetric, type MlflowRun, normalizeArtifactPath, runFilter } from "../client/client.ts";
+import { type MlflowClientOptions, mlflowOptionsFromEnv } from "../client/mlflow-config.ts";
+import { fitMlflowValue, longValueArtifactPath, MLFLOW_LIMITS, toMlflowKey } from "../client/mlflow-limits.ts";
+
+/** Tags naming the process that created a run (see @cairn/cache's process-owner.ts), so that a later process can close it if it is killed. */
+const OWNER_TAG = "cairn.owner";
+const HOST_TAG = "cairn.host";
+/** Tag of a run closed as KILLED because its process was gone, saying so. */
+const ABANDONED_TAG = "cairn.abandoned";
+
+/** Where index documents live in an experiment's artifact location. */
+const INDEX_FOLDER = "cairn-index";
+
+/** Artifact files sent at once. */
+const UPLOAD_CONCURRENCY = 4;
+
+/**
+ * Runs recorded whole (recordRun) at once. A one-worker server with SQLite writes one run at a
+ * time, so more at once only queue there; three measured fastest (BENCHMARKS.md).
+ */
+const RECORD_CONCURRENCY = 3;
+
+/** Run ids per `runs/search` of getRuns; keeps the filter string short. */
+const RUNS_PER_SEARCH = 100;
+
+/** What MLflow accepts as a run id (and what a filter can quote as it is). */
+const RUN_ID = /^[a-zA-Z0-9][\w-]{0,255}$/;
+
+const FINAL_STATUSES = new Set<string>(["FINISHED", "FAILED", "KILLED"]);
+
+interface RunState {
+  artifactUri?: string;
+  /** Metric points not sent yet. */
+  metrics: MlflowMetric[];
+  /** Serialises writes to one run so points keep their order. */
+  chain: Promise<void>;
+}
+
+/**
+ * The tracker for an MLflow tracking server, over its REST API.
+ *
+ * A typical task costs four requests: create, one log-batch, one update, plus
+ * one per artifact file. Metric-only `logBatch` calls are buffered and sent
+ * with the run's next params/tags, at `flush()`, at `endRun()`, before any read
+ * of the run, or once 1000 points are waiting.
+ *
+ * Keys are made to fit MLflow (`toMlflowKey`). A param or tag value longer
+ * than MLflow keeps (6000 / 8000 characters) is never cut silently: the full
+ * value is uploaded as the artifact `cairn/long-values/<params|tags>/<key>.txt`
+ * and the stored value says so.
+ *
+ * @example
+ * const tracker = MlflowTracker.fromEnv(); // MLFLOW_TRACKING_URI=http://127.0.0.1:5000
+ * await tracker.ping();
+ */
+export class MlflowTracker implements Tracker {
+  readonly kind = "mlflow";
+  /** A shared server, a round trip per call, that MLflow's own clients can log to. */
+  readonly capabilities: TrackerCapabilities = Object.freeze({ records: true, localArtifacts: false, sharedRuns: true, mlflowClients: true, remote: true });
+  /** The server's URL, without credentials. */
+  readonly uri: string;
+  /** The REST client; `client.http.observe(listener)` sees every request. */
+  readonly client: MlflowClient;
+  private readonly runs = new Map<string, RunState>();
+  private readonly experimentLocations = new Map<string, Promise<string | TrackingError>>();
+  /** Runs recorded whole (cache hits), {@link RECORD_CONCURRENCY} at a time. */
+  private readonly recordQueue = new PQueue({ concurrency: RECORD_CONCURRENCY });
+
+  constructor(options: MlflowClientOptions | MlflowClient) {
+    this.client = options instanceof MlflowClient ? options : new MlflowClient(options);
+    this.uri = this.client.uri;
+  }
+
+  /** A tracker configured from MLflow's environment variables; `uri` overrides `MLFLOW_TRACKING_URI`. */
+  static fromEnv(env: NodeJS.ProcessEnv = process.env, uri?: string): MlflowTracker {
+    return new MlflowTracker(mlflowOptionsFromEnv(env, uri));
+  }
+
+  /** Checks the server answers, with a few quick retries; rejects with `TrackerUnreachableError`. */
+  async ping(): Promise<void> {
+    await this.client.ping();
+  }
+
+  async ensureExperiment(name: string): Promise<string> {
+    return this.client.ensureExperiment(name);
+  }
+
+  /** One lookup by name, which is the probe too (with ping's quick retries); a create only the first time. */
+  async openExperiment(name: string): Promise<string> {
+    return this.client.openExperiment(name);
+  }
+
+  async getExperiment(experimentId: string): Promise<ExperimentRecord | undefined> {
+    const e = await this.client.getExperiment(experimentId);
+    return e && { experimentId: e.experimentId, name: e.name };
+  }
+
+  async listExperiments(): Promise<ExperimentRecord[]> {
+    return (await this.client.searchExperiments()).map((e) => ({ experimentId: e.experimentId, name: e.name }));
+  }
+
+  async createRun(options: CreateRunOptions): Promise<string> {
+    const tags: Record<string, string> = {};
+    const spills: [string, string][] = [];
+    for (const [key, value] of Object.entries(options.tags ?? {})) {
+      const k = toMlflowKey(key);
+      const fit = fitMlflowValue("tags", k, value);
+      tags[k] = fit.value;
+      if (fit.overflow) spills.push([k, value]);
+    }
+    if (options.parentRunId !== undefined) tags["mlflow.parentRunId"] = options.parentRunId;
+    tags[OWNER_TAG] = formatOwner();
+    tags[HOST_TAG] ??= hostname();
+    const info = await this.client.createRun({
+      experimentId: options.experimentId,
+      runName: options.name,
+      ...(options.startTime !== undefined ? { startTime: options.startTime } : {}),
+      tags,
+    });
+    this.runs.set(info.runId, { artifactUri: info.artifactUri, metrics: [], chain: Promise.resolve() });
+    if (spills.length) await this.spill(info.runId, "tags", spills);
+    return info.runId;
+  }
+
+  /**
+   * A run that is over (a cache hit's): create with its tags and start time, then one update to
+   * its status and end time; two requests, the fewest MLflow's REST API allows (a run cannot be
+   * created finished). Hits recorded at once share {@link RECORD_CONCURRENCY} records in flight:
+   * the server writes one at a time, and more at once only queue there behind its database lock.
+   */
+  async recordRun(options: FinishedRunOptions): Promise<string> {
+    const { status, endTime, ...run } = options;
+    if (!FINAL_STATUSES.has(status)) {
+      throw new TrackingError(`MlflowTracker.recordRun expects status FINISHED, FAILED or KILLED, got ${JSON.stringify(status)}.`);
+    }
+    const started = run.startTime ?? Date.now();
+    return this.recordQueue.add(async () => {
+      const runId = await this.createRun({ ...run, startTime: started });
+      await this.endRun(runId, status, endTime ?? Math.max(started, Date.now()));
+      return runId;
+    }) as Promise<string>;
+  }
+
+  async logBatch(runId: string, batch: LogBatch): Promise<void> {
+    const params: { key: string; value: string }[] = [];
+    const tags: { key: string; value: string }[] = [];
+    const spilledParams: [string, string][] = [];
+    const spilledTags: [string, string][] = [];
+    for (const [key, value] of Object.entries(batch.params ?? {})) {
+      const k = toMlflowKey(key);
+      const fit = fitMlflowValue("params", k, String(value));
+      params.push({ key: k, value: fit.value });
+      if (fit.overflow) spilledParams.push([k, String(value)]);
+    }
+    for (const [key, value] of Object.entries(batch.tags ?? {})) {
+      const k = toMlflowKey(key);
+      const fit = fitMlflowValue("tags", k, String(value));
+      tags.push({ key: k, value: fit.value });
+      if (fit.overflow) spilledTags.push([k, String(value)]);
+    }
+    const now = Date.now();
+    const metrics = (batch.metrics ?? []).map((m) => toWireMetric(m, now));
+    const state = this.state(runId);
+    await this.enqueue(state, async () => {
+      state.metrics.push(...metrics);
+      if (params.length || tags.length || state.metrics.length >= MLFLOW_LIMITS.metricsPerBatch) {
+        const pending = state.metrics;
+        state.metrics = [];
+        await this.client.logBatch(runId, { params, tags, metrics: pending });
+      }
+    });
+    if (spilledParams.length) await this.spill(runId, "params", spilledParams);
+    if (spilledTags.length) await this.spill(runId, "tags", spilledTags);
+  }
+
+  async logArtifact(runId: string, localPath: string, artifactPath?: string): Promise<void> {
+    const folder = artifactPath ? normalizeArtifactPath(artifactPath) : undefined;
+    const info = await stat(localPath).catch((cause: unknown) => {
+      throw new TrackingError(`Cannot log artifact "${localPath}" on run ${runId}: the file does not exist or cannot be read.`, { cause });
+    });
+    const artifactUri = await this.artifactUri(runId);
+    if (!info.isDirectory()) {
+      await this.client.uploadArtifact(artifactUri, localPath, folder, runId);
+      return;
+    }
+    // As MLflow's log_artifact: a folder lands as <artifactPath>/<folder name>/...
+    const rootFolder = posix.join(folder ?? "", basename(localPath));
+    const queue = new PQueue({ concurrency: UPLOAD_CONCURRENCY });
+    const uploads: Promise<void>[] = [];
+    for (const file of await listFiles(localPath)) {
+      const rel = relative(localPath, file).split(sep);
+      const target = posix.join(rootFolder, ...rel.slice(0, -1));
+      uploads.push(queue.add(() => this.client.uploadArtifact(artifactUri, file, target, runId)));
+    }
+    await Promise.all(uploads);
+  }
+
+  async endRun(runId: string, status: Exclude<RunStatus, "RUNNING" | "SCHEDULED">, endTime?: number): Promise<void> {
+    let failure: unknown;
+    try {
+      await this.sendPending(runId);
+    } catch (error) {
+      failure = error;
+    }
+    // The run is ended even when its last metrics could not be sent.
+    await this.client.updateRun(runId, { status, endTime: endTime ?? Date.now() });
+    this.runs.delete(runId);
+    if (failure) throw failure;
+  }
+
+  /**
+   * One search for the RUNNING runs of these experiments that a process of this host created
+   * (tags `cairn.host`, `cairn.owner`); those whose process no longer exists are tagged
+   * `cairn.abandoned` and ended KILLED. Parents and children alike carry their owner, so a
+   * killed flow's task runs are closed with it. Another host's runs are left alone.
+   */
+  async closeAbandonedRuns(experimentIds: readonly string[]): Promise<RunRecord[]> {
+    if (!experimentIds.length) return [];
+    const running = await this.searchRuns({ experimentIds: [...experimentIds], status: "RUNNING", tags: { [HOST_TAG]: hostname() }, maxResults: 1000 });
+    const gone = running.filter((r) => ownerIsGone(parseOwner(r.tags[OWNER_TAG])));
+    const now = Date.now();
+    await Promise.all(
+      gone.map(async (run) => {
+        const owner = parseOwner(run.tags[OWNER_TAG])!;
+        const reason =
+          `Its process (pid ${owner.pid} on ${owner.host}) ended without closing it, killed or crashed; ` +
+          `closed as KILLED by process ${process.pid} at ${new Date(now).toISOString()}.`;
+        await this.client.logBatch(run.runId, { params: [], metrics: [], tags: [{ key: ABANDONED_TAG, value: reason }] });
+        await this.client.updateRun(run.runId, { status: "KILLED", endTime: Math.max(now, run.startTime) });
+        run.status = "KILLED";
+        run.endTime = Math.max(now, run.startTime);
+        run.tags[ABANDONED_TAG] = reason;
+      }),
+    );
+    return gone.sort((a, b) => (a.parentRunId === undefined ? 0 : 1) - (b.parentRunId === undefined ? 0 : 1) || a.startTime - b.startTime);
+  }
+
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    await this.sendPending(runId);
+    const run = await this.client.getRun(runId);
+    // A run deleted in MLflow is gone for Cairn too (a cache entry pointing at it is a miss).
+    if (!run || run.info.lifecycleStage === "deleted") return undefined;
+    this.rememberArtifactUri(run);
+    return toRecord(run);
+  }
+
+  /**
+   * One `runs/search` per {@link RUNS_PER_SEARCH} ids (`attributes.run_id IN (...)`, deleted runs
+   * included so that they are seen as gone), instead of one `runs/get` each.
+   */
+  async getRuns(runIds: readonly string[], experimentIds: readonly string[]): Promise<Map<string, RunRecord | undefined>> {
+    const found = new Map<string, RunRecord | undefined>();
+    // An id MLflow would refuse in a filter is left to getRun, which says it names no run.
+    const ids = [...new Set(runIds)].filter((id) => RUN_ID.test(id));
+    if (!ids.length || !experimentIds.length) return found;
+    await Promise.all(ids.map((id) => this.sendPending(id)));
+    const chunks: string[][] = [];
+    for (let i = 0; i < ids.length; i += RUNS_PER_SEARCH) chunks.push(ids.slice(i, i + RUNS_PER_SEARCH));
+    const pages = await Promise.all(
+      chunks.map((chunk) =>
+        this.client.searchRuns({
+          experimentIds: [...experimentIds],
+          filter: `attributes.run_id IN (${chunk.map((id) => `'${id}'`).join(", ")})`,
+          runViewType: "ALL",
+          maxResults: chunk.length,
+        }),
+      ),
+    );
+    const wanted = new Set(ids);
+    for (const run of pages.flat()) {
+      if (!wanted.has(run.info.runId)) continue;
+      if (run.info.lifecycleStage === "deleted") {
+        found.set(run.info.runId, undefined);
+        continue;
+      }
+      this.rememberArtifactUri(run);
+      found.set(run.info.runId, toRecord(run));
+    }
+    return found;
+  }
+
+  async searchRuns(filter: RunFilter): Promise<RunRecord[]> {
+    if (!filter.experimentIds.length) return [];
+    await this.flush();
+    const tags: Record<string, string> = {};
+    for (const [key, value] of Object.entries(filter.tags ?? {})) tags[toMlflowKey(key)] = value;
+    const runs = await this.client.searchRuns({
+      experimentIds: filter.experimentIds,
+      filter: runFilter({
+        tags,
+        ...(filter.parentRunId !== undefined ? { parentRunId: filter.parentRunId } : {}),
+        ...(filter.status ? { status: filter.status } : {}),
+        ...(filter.topLevelOnly ? { topLevelOnly: true } : {}),
+      }),
+      maxResults: filter.maxResults ?? 100,
+    });
+    // The server may match a superset (values it cannot quote exactly); keep exact matches only.
+    return runs
+      .filter(
+        (run) =>
+          Object.entries(tags).every(([k, v]) => run.tags[k] === v) &&
+          (filter.parentRunId === undefined || run.tags["mlflow.parentRunId"] === filter.parentRunId) &&
+          (!filter.topLevelOnly || run.tags["mlflow.parentRunId"] === undefined) &&
+          (!filter.status || run.info.status === filter.status),
+      )
+      .map(toRecord);
+  }
+
+  async getMetricHistory(runId: string, key: string): Promise<MetricPoint[]> {
+    await this.sendPending(runId);
+    return (await this.client.getMetricHistory(runId, toMlflowKey(key))).map((m) => ({ ...m }));
+  }
+
+  async listArtifacts(runId: string, path?: string): Promise<ArtifactInfo[]> {
+    const files = await this.client.listArtifacts(await this.artifactUri(runId), path, runId);
+    return files.map((f) => (f.fileSize !== undefined ? { path: f.path, isDir: f.isDir, size: f.fileSize } : { path: f.path, isDir: f.isDir }));
+  }
+
+  async downloadArtifact(runId: string, path: string, destDir: string): Promise<string> {
+    const rel = normalizeArtifactPath(path);
+    const artifactUri = await this.artifactUri(runId);
+    const target = join(destDir, basename(rel) || "artifacts");
+    const entries = await this.client.listArtifacts(artifactUri, rel, runId);
+    if (!entries.length) {
+      await this.client.downloadArtifactFile(artifactUri, rel, target, runId);
+      return target;
+    }
+    const files: string[] = [];
+    const walk = async (list: { path: string; isDir: boolean }[]): Promise<void> => {
+      for (const entry of list) {
+        if (entry.isDir) await walk(await this.client.listArtifacts(artifactUri, entry.path, runId));
+        else files.push(entry.path);
+      }
+    };
+    await walk(entries);
+    // The listing is the server's word: each file's place under `target` is a name, checked
+    // before it becomes a path (a listed "../x" would otherwise land outside `target`).
+    const from = { source: `MLflow's artifact listing of run ${runId} at ${this.uri}` };
+    const places = files.map((file) => join(target, ...safeRelativePath(file.startsWith(`${rel}/`) ? file.slice(rel.length + 1) : file, from).split("/")));
+    const queue = new PQueue({ concurrency: UPLOAD_CONCURRENCY });
+    await Promise.all(files.map((file, i) => queue.add(() => this.client.downloadArtifactFile(artifactUri, file, places[i]!, runId))));
+    return target;
+  }
+
+  /**
+   * Index documents live at `<experiment artifact location>/cairn-index/<name>`, beside the
+   * experiment's run folders, through the server's artifact proxy: a read is one GET of a
+   * path, as fast with 10,000 runs as with 100 (a tag search is not: MLflow's SQL store
+   * scans the tag rows). Rejects when the experiment's artifacts are not proxied.
+   */
+  async readIndexEntry(experimentId: string, name: string): Promise<string | undefined> {
+    const location = await this.experimentArtifacts(experimentId);
+    if (location instanceof Error) throw location;
+    return this.client.readArtifactText(location, `${INDEX_FOLDER}/${name}`);
+  }
+
+  async writeIndexEntry(experimentId: string, name: string, text: string): Promise<void> {
+    const location = await this.experimentArtifacts(experimentId);
+    if (location instanceof Error) throw location;
+    await this.client.writeArtifactText(location, `${INDEX_FOLDER}/${name}`, text);
+  }
+
+  /** Sends every buffered metric; the tracker stays usable. */
+  async flush(): Promise<void> {
+    const results = await Promise.allSettled([...this.runs.keys()].map((runId) => this.sendPending(runId)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private state(runId: string): RunState {
+    let state = this.runs.get(runId);
+    if (!state) {
+      state = { metrics: [], chain: Promise.resolve() };
+      this.runs.set(runId, state);
+    }
+    return state;
+  }
+
+  private enqueue(state: RunState, op: () => Promise<void>): Promise<void> {
+    const result = state.chain.then(op);
+    state.chain = result.catch(() => {});
+    return result;
+  }
+
+  private async sendPending(runId: string): Promise<void> {
+    const state = this.runs.get(runId);
+    if (!state) return;
+    await this.enqueue(state, async () => {
+      if (!state.metrics.length) return;
+      const pending = state.metrics;
+      state.metrics = [];
+      await this.client.logBatch(runId, { metrics: pending });
+    });
+  }
+
+  /**
+   * The experiment's artifact location, asked once. An experiment whose artifacts the server
+   * does not proxy resolves to the error saying so, remembered like a location; a failed
+   * request is not remembered, so the next call asks again.
+   */
+  private experimentArtifacts(experimentId: string): Promise<string | TrackingError> {
+    let known = this.experimentLocations.get(experimentId);
+    if (!known) {
+      known = (async () => {
+        const experiment = await this.client.getExperiment(experimentId);
+        if (!experiment?.artifactLocation) return new TrackingError(`MLflow at ${this.uri} has no experiment ${experimentId} with an artifact location.`);
+        try {
+          this.client.artifactRoot(experiment.artifactLocation); // throws when not an mlflow-artifacts: location
+        } catch (error) {
+          return error as TrackingError;
+        }
+        return experiment.artifactLocation;
+      })();
+      known.catch(() => this.experimentLocations.delete(experimentId));
+      this.experimentLocations.set(experimentId, known);
+    }
+    return known;
+  }
+
+  private async artifactUri(runId: string): Promise<string> {
+    const known = this.runs.get(runId)?.artifactUri;
+    if (known) return known;
+    const run = await this.client.getRun(runId);
+    if (!run) throw new TrackingError(`MLflow at ${this.uri} has no run ${runId}; its artifacts cannot be read or written.`);
+    this.rememberArtifactUri(run);
+    return run.info.artifactUri;
+  }
+
+  private rememberArtifactUri(run: MlflowRun): void {
+    const state = this.runs.get(run.info.runId);
+    if (state) state.artifactUri = run.info.artifactUri;
+  }
+
+  /** Uploads values too long for MLflow as `cairn/long-values/<kind>/<key>.txt`. */
+  private async spill(runId: string, kind: "params" | "tags", values: [string, string][]): Promise<void> {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-long-values-"));
+    try {
+      const artifactUri = await this.artifactUri(runId);
+      for (const [key, value] of values) {
+        const target = longValueArtifactPath(kind, key);
+        const file = join(dir, posix.basename(target));
+        await writeFile(file, value);
+        await this.client.uploadArtifact(artifactUri, file, posix.dirname(target), runId);
+        await rm(file, { force: true });
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+function toWireMetric(m: MetricPoint, now: number): MlflowMetric {
+  const step = m.step ?? 0;
+  if (!Number.isInteger(step) || step < 0) {
+    throw new TrackingError(`Metric "${m.key}" has step \`${String(step)}\`; MLflow expects an integer >= 0.`);
+  }
+  if (typeof m.value !== "number") {
+    throw new TrackingError(`Metric "${m.key}" has value ${JSON.stringify(m.value)}; MLflow expects a number.`);
+  }
+  return { key: toMlflowKey(m.key), value: m.value, step, timestamp: Math.round(m.timestamp ?? now) };
+}
+
+function toRecord(run: MlflowRun): RunRecord {
+  const record: RunRecord = {
+    runId: run.info.runId,
+    experimentId: run.info.experimentId,
+    name: run.info.runName,
+    status: run.info.status,
+    startTime: run.info.startTime,
+    params: run.params,
+    metrics: run.metrics,
+    tags: run.tags,
+  };
+  if (run.info.endTime !== undefined && run.info.endTime > 0) record.endTime = run.info.endTime;
+  const parent = run.tags["mlflow.parentRunId"];
+  if (parent !== undefined) record.parentRunId = parent;
+  return record;
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await listFiles(full)));
+    else if (entry.isFile() || entry.isSymbolicLink()) out.push(full);
+  }
+  return out;
+}

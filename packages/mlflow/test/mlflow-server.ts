@@ -1,0 +1,149 @@
+/**
+ * Test helper: a real `mlflow server` on a free loopback port, with a SQLite
+ * backend and proxied artifacts in a temporary folder. One per test file.
+ *
+ * @example
+ * let server: MlflowServer;
+ * beforeAll(async () => { server = await startMlflowServer(); });
+ * afterAll(() => server?.stop());
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "../src/model/run-model.ts";
+
+export { freePort };
+
+/** The workspace root (`/work/main`). */
+export const workspaceRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+/** The project's Python venv, made by scripts/setup-python.sh. */
+export const venvDir = process.env.CAIRN_VENV ?? join(workspaceRoot, ".venv");
+/** The venv's python, for helper scripts. */
+export const venvPython = join(venvDir, "bin", "python");
+
+/** A running server. */
+export interface MlflowServer {
+  /** `http://127.0.0.1:<port>`. */
+  uri: string;
+  /** The temporary folder holding `mlflow.db` and `artifacts/`. */
+  dir: string;
+  /** Kills the server's whole process group and removes its folder. */
+  stop(): Promise<void>;
+}
+
+/** Creates .venv with scripts/setup-python.sh unless it is already there. */
+export function ensurePythonVenv(): void {
+  if (existsSync(join(venvDir, ".cairn-requirements")) && existsSync(join(venvDir, "bin", "mlflow"))) return;
+  execFileSync("bash", [join(workspaceRoot, "scripts", "setup-python.sh")], { stdio: "inherit" });
+}
+
+/** Starts `mlflow server` and resolves once `/health` answers. */
+export async function startMlflowServer(options: { timeoutMs?: number } = {}): Promise<MlflowServer> {
+  ensurePythonVenv();
+  const dir = await mkdtemp(join(tmpdir(), "cairn-mlflow-"));
+  let lastError: unknown;
+  // A free port can be taken between the check and the bind; try a few.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    try {
+      return await launch(dir, port, options.timeoutMs ?? 120_000);
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+  throw lastError;
+}
+
+async function launch(dir: string, port: number, timeoutMs: number): Promise<MlflowServer> {
+  const uri = `http://127.0.0.1:${port}`;
+  const child = spawn(
+    join(venvDir, "bin", "mlflow"),
+    [
+      "server",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--workers",
+      "1",
+      "--backend-store-uri",
+      `sqlite:///${join(dir, "mlflow.db")}`,
+      "--artifacts-destination",
+      join(dir, "artifacts"),
+    ],
+    {
+      cwd: dir,
+      // Its own process group, so stop() reaches uvicorn and its workers too.
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        ...process.env,
+        // The job runner starts three huey consumers nobody here needs; that halves start-up time.
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION: "false",
+        MLFLOW_DISABLE_TELEMETRY: "true",
+        DO_NOT_TRACK: "true",
+        PYTHONUNBUFFERED: "1",
+      },
+    },
+  );
+  let output = "";
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const killOnExit = () => killGroup(child, "SIGKILL");
+  process.once("exit", killOnExit);
+
+  const stop = async () => {
+    process.removeListener("exit", killOnExit);
+    await stopGroup(child);
+    await rm(dir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      process.removeListener("exit", killOnExit);
+      throw new Error(`mlflow server exited with ${child.exitCode ?? child.signalCode} before answering on ${uri}:\n${output}`);
+    }
+    try {
+      const res = await fetch(`${uri}/health`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok) return { uri, dir, stop };
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await stopGroup(child);
+  process.removeListener("exit", killOnExit);
+  throw new Error(`mlflow server did not answer on ${uri}/health within ${timeoutMs} ms:\n${output}`);
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+async function stopGroup(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    killGroup(child, "SIGKILL");
+    return;
+  }
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  killGroup(child, "SIGTERM");
+  const timer = setTimeout(() => killGroup(child, "SIGKILL"), 5000);
+  await exited;
+  clearTimeout(timer);
+  // uvicorn's worker may outlive the parent for a moment.
+  killGroup(child, "SIGKILL");
+}
+

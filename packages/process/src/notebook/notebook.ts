@@ -1,0 +1,99 @@
+/**
+ * `notebook(name, "report.ipynb")`: a task that executes a Jupyter notebook with
+ * papermill, the inputs injected as parameters. The executed notebook and its HTML
+ * rendering are artifacts; outputs are what the notebook passes to
+ * `cairn_task.set_outputs()`, plus `{ notebook, html }`.
+ */
+import { NO_RETRY, OptionError, type Artifact, type TaskDefinition } from "@cairn/core";
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import { notebookCodeCells, notebookCodeDigest, runNotebook } from "./run-notebook.ts";
+import { dirname, resolve } from "node:path";
+import { pythonDependencies } from "../python/python-deps.ts";
+import { checkName, configDigest, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
+import { checkProcessOptions, defaultPython, processEnv, pythonPath, type ProcessOptions } from "../spawn/options.ts";
+
+/** Options of `notebook()`. */
+export interface NotebookOptions extends ProcessOptions {
+  /** Jupyter kernel name. @default the notebook's kernelspec, else "python3" (the Python that runs papermill) */
+  kernel?: string;
+  /** The Python with papermill and nbconvert. @default `$CAIRN_PYTHON`, the active virtualenv, the nearest .venv, python3 */
+  python?: string;
+  /** Render the executed notebook as HTML. @default true */
+  html?: boolean;
+}
+
+/** Outputs every notebook task has. */
+export type NotebookOutputs = {
+  /** The executed notebook. */
+  notebook: Artifact;
+  /** Its HTML rendering. */
+  html: Artifact;
+};
+
+/**
+ * Declares a task that executes a notebook.
+ * @example
+ * const report = notebook("report", "report.ipynb").input<{ data: Artifact; title: string }>();
+ */
+export function notebook(name: string, file: string | URL, options: NotebookOptions = {}): KindTask<Record<string, unknown>, NotebookOutputs, NotebookOutputs> {
+  checkName(name);
+  checkProcessOptions(name, options);
+  if (options.kernel !== undefined && (typeof options.kernel !== "string" || !options.kernel)) {
+    throw new OptionError(`task "${name}" option \`kernel\``, "a Jupyter kernel name", options.kernel);
+  }
+  const path = resolveTaskFile(name, file);
+  let digest: string;
+  try {
+    digest = notebookCodeDigest(path);
+  } catch (error) {
+    throw new OptionError(`task "${name}" notebook file`, "a Jupyter notebook (.ipynb JSON)", `${path}: ${(error as Error).message}`);
+  }
+  const extras = [
+    ...(options.kernel ? [`kernel=${options.kernel}`] : []),
+    ...(options.html === false ? ["html=false"] : []),
+    ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),
+  ];
+  const run = (schema: StandardSchemaV1 | undefined): TaskDefinition["run"] => async (inputs, ctx) => {
+    if (notebookCodeDigest(path) !== digest) {
+      ctx.logger.warn(`${path} changed since the flow was loaded; its cache key still uses the old code. Reload the flow to pick up the change.`);
+    }
+    const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
+    const r = await runNotebook(
+      {
+        file: path,
+        python: options.python ?? defaultPython(),
+        inputs,
+        env,
+        ...(options.kernel ? { kernel: options.kernel } : {}),
+        ...(options.cwd ? { cwd: options.cwd } : {}),
+        ...(options.html === false ? { html: false } : {}),
+        ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),
+      },
+      ctx,
+    );
+    const outputs = await validateOwnOutputs(schema, r.outputs, ctx);
+    return { ...outputs, notebook: r.notebook, ...(r.html ? { html: r.html } : {}) };
+  };
+  return kindTask({
+    ownOutputs: run,
+    definition: {
+      name,
+      kind: "notebook",
+      code: [`sha256:${digest}`, ...extras].join(";"),
+      // The project's Python modules its cells import, from the kernel's working directory.
+      codeDependencies: async (scope) => {
+        let cells: string[];
+        try {
+          cells = notebookCodeCells(path);
+        } catch {
+          return {}; // gone or broken since it was declared: the run says so
+        }
+        return pythonDependencies(cells.join("\n"), resolve(options.cwd ?? dirname(path)), scope);
+      },
+      retry: NO_RETRY,
+      cache: {},
+      env: [],
+      run: run(undefined),
+    },
+  });
+}

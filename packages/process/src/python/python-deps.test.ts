@@ -1,0 +1,105 @@
+/**
+ * The project's Python modules a script or notebook imports, however deep, as Python finds
+ * them from the script's folder; read from files on disk.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RunScope } from "@cairn/core";
+import { pythonDependencies } from "./python-deps.ts";
+
+let dir: string;
+
+async function files(tree: Record<string, string>): Promise<void> {
+  for (const [name, text] of Object.entries(tree)) {
+    await mkdir(dirname(join(dir, name)), { recursive: true });
+    await writeFile(join(dir, name), text);
+  }
+}
+
+const SCRIPT = [
+  `import os, json`,
+  `import numpy as np`,
+  `from common import finish`,
+  `import pkg.sub as s`,
+  `from pkg import mod`,
+  `from lib import (`,
+  `    a,`,
+  `    b,`,
+  `)`,
+  `from regpkg import (`,
+  `    first,  # a comment in the list`,
+  `    second,`,
+  `)`,
+  `from ns import nsmod`,
+  `try: import tried`,
+  `import sys; import semi`,
+  `plugin = importlib.import_module("plug")`,
+  `def main():`,
+  `    from late import thing  # inside a function: it counts`,
+].join("\n");
+
+const deps = (code = SCRIPT) => pythonDependencies(code, dir, new RunScope(), join(dir, "train.py"));
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cairn-python-deps-"));
+  await files({
+    "train.py": SCRIPT,
+    "common.py": `from util import helper\n`,
+    "util.py": `x = 1\n`,
+    "pkg/__init__.py": ``,
+    "pkg/sub.py": `from . import helpers\nfrom .deep.leaf import y\n`,
+    "pkg/helpers.py": `h = 1\n`,
+    "pkg/deep/leaf.py": `y = 2\n`,
+    "pkg/mod.py": `m = 1\n`,
+    "lib.py": `a = b = 1\n`,
+    "late.py": `thing = 1\n`,
+    "regpkg/__init__.py": ``,
+    "regpkg/first.py": ``,
+    "regpkg/second.py": ``,
+    "ns/nsmod.py": `z = 1\n`,
+    "tried.py": ``,
+    "semi.py": ``,
+    "plug.py": ``,
+    "json/README": `a folder named like the standard library's json, with no module in it\n`,
+  });
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("pythonDependencies", () => {
+  it("follows the project's modules however they are imported, however deep; not the standard library or packages", async () => {
+    expect(Object.keys(await deps()).sort()).toEqual([
+      "common.py",
+      "late.py",
+      "lib.py",
+      "ns/nsmod.py",
+      "pkg/__init__.py",
+      "pkg/deep/leaf.py",
+      "pkg/helpers.py",
+      "pkg/mod.py",
+      "pkg/sub.py",
+      "plug.py",
+      "regpkg/__init__.py",
+      "regpkg/first.py",
+      "regpkg/second.py",
+      "semi.py",
+      "tried.py",
+      "util.py",
+    ]);
+  });
+
+  it("an edit two imports away changes that file's digest only", async () => {
+    const before = await deps();
+    await files({ "util.py": `x = 2\n` });
+    const after = await deps();
+    expect(after["util.py"]).not.toBe(before["util.py"]);
+    expect({ ...after, "util.py": "" }).toEqual({ ...before, "util.py": "" });
+  });
+
+  it("finds nothing for a script that imports only packages", async () => {
+    expect(await deps(`import pandas as pd\nfrom sklearn import datasets\n`)).toEqual({});
+  });
+});

@@ -1,0 +1,158 @@
+/**
+ * `script(name, { file })`: a task that runs a file as a child process.
+ * .py with Python, .ts/.mts/.cts/.tsx with tsx, .js/.mjs/.cjs with Node, .sh with bash,
+ * anything else as an executable. See the process executor for the I/O conventions.
+ */
+import { createRequire } from "node:module";
+import { readFile } from "node:fs/promises";
+import { dirname, extname } from "node:path";
+import { pathToFileURL } from "node:url";
+import { NO_RETRY, OptionError, knownKeys, type TaskContext } from "@cairn/core";
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import { runProcess } from "./spawn/spawn.ts";
+import { parseTemplate, renderArg, shellQuote, type CommandTemplate } from "./spawn/template.ts";
+import { UnknownPlaceholderError } from "./spawn/errors.ts";
+import { checkName, configDigest, fileDigest, kindTask, moduleDependencies, resolveTaskFile, type KindTask } from "@cairn/dsl/kind";
+import { checkProcessOptions, defaultPython, processEnv, pythonPath, type ProcessOptions } from "./spawn/options.ts";
+import { pythonDependencies } from "./python/python-deps.ts";
+import { checkPreload, launchArgs, preloadServer, preloadSupported, type PreloadServer } from "./python/preload.ts";
+
+/** Options of `script()`. */
+export interface ScriptOptions extends ProcessOptions {
+  /** The file to run: absolute, a file: URL, or relative to the declaring module's folder (else the working directory). */
+  file: string | URL;
+  /**
+   * The program that runs the file, with its own arguments before the file: `"python3.12"`, `["uv", "run"]`.
+   * @default by extension: .py `$CAIRN_PYTHON` / the project's .venv / python3; .ts tsx; .js node; .sh bash; else the file itself
+   */
+  interpreter?: string | readonly string[];
+  /** Arguments after the file; `{input}` placeholders are replaced by input values (artifacts by their path). */
+  args?: readonly string[];
+  /**
+   * Python scripts: modules to import once in a warm Python that this flow process's tasks with
+   * the same list fork from, so each task starts with them already imported (seconds saved per
+   * task for pandas, scikit-learn, mlflow). Not part of the cache key. POSIX only; elsewhere,
+   * or if the warm Python cannot start, the task runs in a new interpreter as usual.
+   * @example preload: ["pandas", "sklearn.ensemble", "mlflow"]
+   */
+  preload?: readonly string[];
+}
+
+const TS = new Set([".ts", ".mts", ".cts", ".tsx"]);
+const JS = new Set([".js", ".mjs", ".cjs"]);
+
+let tsxLoader: string | undefined;
+/** file: URL of tsx's loader, for `node --import <loader> file.ts` (one Node process, no tsx CLI wrapper). */
+function tsxImport(): string {
+  return (tsxLoader ??= pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href);
+}
+
+/** The command line (program and arguments before the file) for a file. */
+function launcher(file: string, interpreter: ScriptOptions["interpreter"]): { command: string; pre: string[]; label: string[] } {
+  const ext = extname(file).toLowerCase();
+  if (interpreter !== undefined) {
+    const [command, ...pre] = typeof interpreter === "string" ? [interpreter] : [...interpreter];
+    return { command: command!, pre, label: [command!, ...pre] };
+  }
+  if (ext === ".py") {
+    const python = defaultPython();
+    return { command: python, pre: [], label: [python] };
+  }
+  if (TS.has(ext)) return { command: process.execPath, pre: ["--import", tsxImport()], label: ["tsx"] };
+  if (JS.has(ext)) return { command: process.execPath, pre: [], label: ["node"] };
+  if (ext === ".sh") return { command: "bash", pre: [], label: ["bash"] };
+  return { command: file, pre: [], label: [] };
+}
+
+/**
+ * Declares a task that runs a script file in a child process.
+ * @example
+ * const train = script("train", { file: "train.py" })
+ *   .input<{ data: Artifact; lr: number }>()
+ *   .output<{ model: Artifact; accuracy: number }>();
+ */
+export function script(name: string, options: ScriptOptions): KindTask<Record<string, unknown>, Record<string, unknown>> {
+  checkName(name);
+  if (typeof options !== "object" || options === null) throw new OptionError(`script "${name}" options`, "{ file, interpreter?, args?, env?, preload? }", options);
+  checkProcessOptions(name, options);
+  const interp = options.interpreter;
+  if (interp !== undefined && !(typeof interp === "string" ? interp : interp.length && interp.every((s) => typeof s === "string" && s))) {
+    throw new OptionError(`task "${name}" option \`interpreter\``, "a program name or a non-empty array of strings", interp);
+  }
+  const args = options.args ?? [];
+  if (!Array.isArray(args) || args.some((a) => typeof a !== "string")) throw new OptionError(`task "${name}" option \`args\``, "an array of strings", args);
+
+  const file = resolveTaskFile(name, options.file);
+  const preload = options.preload === undefined ? undefined : checkPreload(name, options.preload, file, interp);
+  const digest = fileDigest(file);
+  const templates: CommandTemplate[] = args.map((a) => parseTemplate(a, name, { shell: false }));
+  const placeholders = [...new Set(templates.flatMap((t) => t.placeholders))];
+  const extras = [
+    ...(args.length ? [`args=${JSON.stringify(args)}`] : []),
+    ...(interp !== undefined ? [`interpreter=${JSON.stringify(interp)}`] : []),
+    ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),
+  ];
+
+  return kindTask({
+    definition: {
+      name,
+      kind: "script",
+      code: [`sha256:${digest}`, ...extras].join(";"),
+      // The project's modules it imports: Python's from its folder (its sys.path[0]), or a TypeScript/JavaScript script's.
+      codeDependencies: async (scope) =>
+        extname(file) === ".py"
+          ? pythonDependencies(await readFile(file, "utf8").catch(() => ""), dirname(file), scope, file)
+          : moduleDependencies(file, scope),
+      retry: NO_RETRY,
+      cache: {},
+      env: [],
+      run: async (inputs, ctx) => {
+        if (fileDigest(file) !== digest) {
+          ctx.logger.warn(`${file} changed since the flow was loaded; its cache key still uses the old content. Reload the flow to pick up the change.`);
+        }
+        const argv = templates.map((t) => renderArg(t, inputs, name));
+        const { command, pre, label } = launcher(file, interp);
+        const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
+        const server = preload?.length && preloadSupported ? await warmPython(command, preload, ctx) : undefined;
+        const r = await runProcess(
+          {
+            command,
+            args: server ? launchArgs(server, file, argv) : [...pre, file, ...argv],
+            inputs,
+            env,
+            ...(options.cwd ? { cwd: options.cwd } : {}),
+            ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),
+            display: [...label, file, ...argv].map(shellQuote).join(" "),
+          },
+          ctx,
+        );
+        return r.outputs ?? {};
+      },
+    },
+    ...(placeholders.length ? { checkCall: (inputs: Record<string, unknown>, schema?: StandardSchemaV1) => checkCallPlaceholders(name, placeholders, inputs, schema) } : {}),
+  });
+}
+
+/** The warm Python for a task, or undefined (with a warning) when it cannot start. */
+async function warmPython(python: string, modules: readonly string[], ctx: TaskContext): Promise<PreloadServer | undefined> {
+  try {
+    const server = await preloadServer(python, modules);
+    const failed = Object.entries(server.failed);
+    if (failed.length && !server.warned) {
+      server.warned = true;
+      ctx.logger.warn(`preload: could not import ${failed.map(([m, e]) => `${m} (${e})`).join(", ")}; tasks import what they need themselves`);
+    }
+    return server;
+  } catch (error) {
+    ctx.logger.warn(`preload: the warm Python did not start (${(error as Error).message}); running in a new interpreter`);
+    return undefined;
+  }
+}
+
+/** At build(): every placeholder must name an input of the call (or a key the input schema may default). */
+export function checkCallPlaceholders(name: string, placeholders: readonly string[], inputs: Record<string, unknown>, schema?: StandardSchemaV1): void {
+  const known = schema ? knownKeys(schema) : [];
+  if (schema && !known) return; // the schema may supply defaults we cannot see; checked at run time
+  const available = [...new Set([...Object.keys(inputs), ...(known ?? [])])];
+  for (const p of placeholders) if (!available.includes(p)) throw new UnknownPlaceholderError(name, p, Object.keys(inputs));
+}

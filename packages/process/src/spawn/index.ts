@@ -1,0 +1,10 @@
+/**
+ * `@cairn/process/spawn`: the one way Cairn starts a child process — its process group, its
+ * logs, its outputs and artifacts, and its end on cancel, timeout or exit — with command
+ * templates and the options every process kind shares. For kinds that run a process
+ * (@cairn/mlflow's project and model kinds); not what a flow file imports.
+ */
+export { runProcess, endProcessGroup, adoptProcessGroup, prepareProcessGroup, resolveMarkers, ARTIFACT_MARKER, type ProcessSpec, type ProcessResult } from "./spawn.ts";
+export { parseTemplate, checkPlaceholders, renderShell, renderArg, shellQuote, valueText, type CommandTemplate } from "./template.ts";
+export { checkProcessOptions, processEnv, defaultPython, pythonPath, PYTHON_HELPER_DIR, type ProcessOptions } from "./options.ts";
+export * from "./errors.ts";

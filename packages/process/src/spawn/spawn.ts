@@ -1,0 +1,406 @@
+/**
+ * The process executor: runs one attempt of a task as a child process (scripts,
+ * shell commands, notebooks) with Cairn's conventions:
+ *
+ * - `CAIRN_INPUTS`: a JSON file with the inputs (artifacts as Artifact objects with an absolute `path`);
+ * - `CAIRN_OUTPUTS`: where the process may write its outputs as a JSON object; `{"$artifact": "name"}`
+ *   anywhere in it becomes the Artifact of the file `name` in `CAIRN_ARTIFACTS`;
+ * - `CAIRN_ARTIFACTS`: the task run's artifacts folder;
+ * - `CAIRN_RUN_ID` (and `MLFLOW_RUN_ID`, `MLFLOW_TRACKING_URI`, `MLFLOW_EXPERIMENT_ID` when the
+ *   run is tracked by MLflow, so the process's own `mlflow.log_*` calls land in the task's run).
+ *
+ * stdout and stderr stream line by line to `ctx.logger` (info / warn) and into the
+ * artifacts `logs/stdout.txt` and `logs/stderr.txt`. The process runs in its own process
+ * group; cancel and timeout (`ctx.signal`) end the whole group: SIGTERM, then SIGKILL
+ * after a grace period. Whatever the process left running in its group when it exits
+ * is ended the same way, so no task leaves orphans behind. `runProcess` settles only once
+ * the group is gone, so what waits for it (the task's single-flight lease) waits for the tree.
+ *
+ * The groups die with Node too, however Node ends: on a normal exit the exit hook kills
+ * them; for kill -9, which runs no hook, a lifeline watches for Node's death (see
+ * {@link Lifeline}). Every process tree Cairn starts is adopted by these two.
+ */
+import { createWriteStream, type WriteStream } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import type { Readable, Writable } from "node:stream";
+import { CancelledError, holdWork, isArtifact, isPlainObject, safeRelativePath, type TaskContext } from "@cairn/core";
+import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
+import { shellQuote } from "./template.ts";
+
+/** What to run, and how. */
+export interface ProcessSpec {
+  /** The executable (a path, or a name looked up on PATH). */
+  command: string;
+  args?: readonly string[];
+  /** Working directory. @default process.cwd() */
+  cwd?: string;
+  /** Environment variables on top of the parent's; `undefined` removes one. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** The inputs, written as JSON to the file in `CAIRN_INPUTS`. */
+  inputs: Readonly<Record<string, unknown>>;
+  /** Keep stdout in memory and return it as `stdout`. @default false */
+  captureStdout?: boolean;
+  /** Time between SIGTERM and SIGKILL when the process group is ended. @default 5000 */
+  killGraceMs?: number;
+  /** The command as shown in errors. @default command and args, shell-quoted */
+  display?: string;
+  /** Lines of stderr kept for the error message. @default 20 */
+  tailLines?: number;
+}
+
+/** What a finished process produced. */
+export interface ProcessResult {
+  /** The JSON object written to `CAIRN_OUTPUTS` with artifact markers resolved; undefined when nothing was written. */
+  outputs: Record<string, unknown> | undefined;
+  /** stdout, when `captureStdout` was set (one trailing newline removed). */
+  stdout?: string;
+  exitCode: number;
+  /** Wall time from spawn to exit, in ms. */
+  durationMs: number;
+  /** The absolute artifacts folder (`CAIRN_ARTIFACTS`). */
+  artifactsDir: string;
+}
+
+/** The marker a process writes in its outputs for a file in `CAIRN_ARTIFACTS`. */
+export const ARTIFACT_MARKER = "$artifact";
+
+const DEFAULT_GRACE_MS = 5000;
+
+/**
+ * The watcher that kills Cairn's process groups when this Node process dies, by any means: one
+ * `sh` per Node process, started with the first group, reading a pipe whose other end only Node
+ * holds. Node writes `+PGID` / `-PGID` lines as groups start and end; when Node dies (kill -9
+ * included) the kernel closes Node's end, `read` sees end of file, and the watcher SIGKILLs every
+ * group still listed. That is the OS's own signal of a process's death (the same one a child's
+ * pipe gives), with no native code: PR_SET_PDEATHSIG would reach the direct child only, never
+ * its subprocesses, and exists on Linux alone. The watcher does not keep Node alive, and is in
+ * a session of its own, so Ctrl-C does not reach it.
+ */
+const LIFELINE_SCRIPT = [
+  'groups=" "',
+  "while IFS= read -r line; do",
+  '  case $line in',
+  '    +*) groups="$groups${line#+} " ;;',
+  '    -*) g=${line#-}; case $groups in *" $g "*) groups="${groups%% "$g" *} ${groups#* "$g" }" ;; esac ;;',
+  "  esac",
+  "done",
+  'for g in $groups; do kill -KILL "-$g" 2>/dev/null; done',
+].join("\n");
+
+class Lifeline {
+  private stdin: Writable | undefined;
+
+  /**
+   * Starts the watcher unless it runs. Called before a group is spawned: starting the watcher
+   * takes milliseconds, and a group spawned first would be unguarded for that long.
+   */
+  ensure(): void {
+    if (process.platform !== "win32" && !this.stdin) this.start();
+  }
+
+  /** Lists group `pgid` with the watcher (one small write, right after the spawn); POSIX only. */
+  add(pgid: number): void {
+    if (process.platform === "win32") return;
+    if (this.stdin) this.stdin.write(`+${pgid}\n`);
+    else this.start(); // lists every live group, this one included
+  }
+
+  /** The group is gone: the watcher forgets it (its id may be reused later). */
+  remove(pgid: number): void {
+    this.stdin?.write(`-${pgid}\n`);
+  }
+
+  private start(): void {
+    try {
+      const watcher = spawn("/bin/sh", ["-c", LIFELINE_SCRIPT, "cairn-lifeline"], { stdio: ["pipe", "ignore", "ignore"], detached: true });
+      const stdin = watcher.stdin;
+      stdin.on("error", () => {}); // the watcher was killed from outside; a new one starts with the next group
+      watcher.once("exit", () => {
+        if (this.stdin === stdin) this.stdin = undefined;
+      });
+      watcher.once("error", () => {
+        if (this.stdin === stdin) this.stdin = undefined;
+      });
+      watcher.unref();
+      (stdin as unknown as { unref?: () => void }).unref?.();
+      this.stdin = stdin;
+      // Groups started before a watcher died are listed again with the new one.
+      for (const g of liveGroups) stdin.write(`+${g}\n`);
+    } catch {
+      this.stdin = undefined; // no /bin/sh: the exit hook still ends the groups on a normal exit
+    }
+  }
+}
+
+const lifeline = new Lifeline();
+
+/** Process groups still alive, killed if the Node process exits first (e.g. a second Ctrl-C). */
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+
+/** Call before spawning a group that {@link adoptProcessGroup} will adopt, so that it is guarded from its first instant. */
+export function prepareProcessGroup(): void {
+  lifeline.ensure();
+}
+
+/**
+ * Adopts process group `pgid` (a child spawned `detached`): it is killed if this Node process
+ * exits or dies before the group ends. {@link endProcessGroup} ends it and lets it go.
+ */
+export function adoptProcessGroup(pgid: number): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once("exit", () => {
+      for (const g of liveGroups) signalGroup(g, "SIGKILL");
+    });
+  }
+  liveGroups.add(pgid);
+  lifeline.add(pgid);
+}
+
+function forgetGroup(pgid: number): void {
+  if (liveGroups.delete(pgid)) lifeline.remove(pgid);
+}
+
+/** Sends `signal` to process group `pgid`; false when the group no longer exists. */
+function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ESRCH") return false;
+    if ((error as NodeJS.ErrnoException).code === "EPERM") return true; // a member changed user; it still exists
+    throw error;
+  }
+}
+
+/**
+ * Ends process group `pgid`: SIGTERM now, SIGKILL after `graceMs` if anything is left.
+ * Resolves once the group is gone or SIGKILL was sent. Members that already died but
+ * are not yet reaped (zombies, e.g. under a PID 1 that reaps slowly) still count as the
+ * group until then; they hold no pipes, so nothing waits on this promise but tests.
+ */
+export function endProcessGroup(pgid: number, graceMs = DEFAULT_GRACE_MS): Promise<void> {
+  if (!signalGroup(pgid, "SIGTERM")) {
+    forgetGroup(pgid);
+    return Promise.resolve();
+  }
+  signalGroup(pgid, "SIGCONT"); // stopped members can only act on SIGTERM once continued
+  const deadline = Date.now() + graceMs;
+  return new Promise((resolve) => {
+    const poll = () => {
+      if (!signalGroup(pgid, 0)) {
+        forgetGroup(pgid);
+        return resolve();
+      }
+      if (Date.now() >= deadline) {
+        signalGroup(pgid, "SIGKILL");
+        forgetGroup(pgid);
+        return resolve();
+      }
+      // Unref'd: a pending SIGKILL never keeps Node alive; the exit hook sends it if Node exits first.
+      setTimeout(poll, 50).unref();
+    };
+    setTimeout(poll, 20).unref();
+  });
+}
+
+/** Runs one attempt of a task as a child process; see the module comment for the conventions. */
+export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<ProcessResult> {
+  throwIfAborted(ctx.signal);
+  const args = spec.args ?? [];
+  const display = spec.display ?? [spec.command, ...args].map(shellQuote).join(" ");
+  const graceMs = spec.killGraceMs ?? DEFAULT_GRACE_MS;
+  const tailMax = spec.tailLines ?? 20;
+
+  const artifactsDir = await ctx.artifacts.path("");
+  await mkdir(artifactsDir, { recursive: true });
+  const work = await mkdtemp(join(tmpdir(), "cairn-task-"));
+  const inputsFile = join(work, "inputs.json");
+  const outputsFile = join(work, "outputs.json");
+  await writeFile(inputsFile, JSON.stringify(spec.inputs));
+
+  const tracked = ctx.tracking.capabilities.mlflowClients;
+  const env: Record<string, string | undefined> = {
+    PYTHONUNBUFFERED: "1",
+    ...spec.env,
+    CAIRN_INPUTS: inputsFile,
+    CAIRN_OUTPUTS: outputsFile,
+    CAIRN_ARTIFACTS: artifactsDir,
+    CAIRN_RUN_ID: ctx.runId,
+    CAIRN_FLOW_RUN_ID: ctx.flowRunId,
+    CAIRN_TASK: ctx.nodeId,
+    CAIRN_ATTEMPT: String(ctx.attempt),
+    // Outside MLflow, a stale MLFLOW_RUN_ID from the parent's environment must not leak into the child.
+    MLFLOW_RUN_ID: tracked ? ctx.runId : undefined,
+    ...(tracked ? { MLFLOW_TRACKING_URI: ctx.tracking.uri, MLFLOW_EXPERIMENT_ID: ctx.tracking.experimentId } : {}),
+  };
+
+  const stdoutLog = createWriteStream(await ctx.artifacts.path("logs/stdout.txt")).on("error", () => {}); // logs are best effort
+  const stderrLog = createWriteStream(await ctx.artifacts.path("logs/stderr.txt")).on("error", () => {});
+  // Every secret the run knows (the task's own and any other), by the run's one masking function.
+  const masked = (line: string) => ctx.mask(line);
+  const tail: string[] = [];
+  const stdoutLines: string[] | undefined = spec.captureStdout ? [] : undefined;
+
+  if (ctx.signal.aborted) {
+    await Promise.all([closeStream(stdoutLog), closeStream(stderrLog), rm(work, { recursive: true, force: true })]);
+    throw ctx.signal.reason ?? new CancelledError();
+  }
+  const started = performance.now();
+  // Loaded on first use: execa's heap is a cost flows without processes never need to pay.
+  const { execa } = await import("execa");
+  prepareProcessGroup();
+  const child = execa(spec.command, args, {
+    cwd: spec.cwd ?? process.cwd(),
+    env: env as Record<string, string>,
+    extendEnv: true,
+    detached: true, // its own process group, so the whole tree can be ended
+    cleanup: false, // groups are ended by the exit hook above instead
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    buffer: false,
+    reject: false,
+    windowsHide: true,
+  });
+  const pid = child.pid;
+  if (pid !== undefined) adoptProcessGroup(pid);
+
+  let aborted = false;
+  let ending: Promise<void> | undefined;
+  const end = () => (ending ??= pid !== undefined ? endProcessGroup(pid, graceMs) : Promise.resolve());
+  const onAbort = () => {
+    aborted = true;
+    void end();
+  };
+  ctx.signal.addEventListener("abort", onAbort, { once: true });
+  if (ctx.signal.aborted) onAbort();
+  // When the main process exits, whatever it left running in its group (holding our pipes open) goes too.
+  // Not awaited here: the pipes close as soon as the last real holder is gone.
+  child.once("exit", () => void end());
+  // The tree is gone once the process has exited and its group ended; the engine holds the task's
+  // lease until then, also when it stopped waiting for this attempt (cancel, timeout).
+  const tree = Promise.resolve(child).then(end, end);
+  holdWork(ctx, tree);
+
+  const pump = (stream: Readable | null, onLine: (line: string) => void, file: WriteStream) =>
+    new Promise<void>((resolve) => {
+      if (!stream) return resolve();
+      const rl = createInterface({ input: stream, crlfDelay: Infinity });
+      rl.on("line", (line) => {
+        onLine(line);
+        file.write(`${masked(line)}\n`);
+      });
+      rl.once("close", resolve);
+    });
+
+  try {
+    const [result] = await Promise.all([
+      child,
+      pump(child.stdout, (line) => {
+        stdoutLines?.push(line);
+        ctx.logger.info(line);
+      }, stdoutLog),
+      pump(child.stderr, (line) => {
+        tail.push(line);
+        if (tail.length > tailMax) tail.shift();
+        ctx.logger.warn(line);
+      }, stderrLog),
+    ]);
+    const durationMs = Math.round(performance.now() - started);
+
+    if (aborted || ctx.signal.aborted) throw ctx.signal.reason ?? new CancelledError();
+    if (result.failed && result.exitCode === undefined && !result.signal) {
+      throw new ProcessStartError(ctx.nodeId, display, result.code, startHint(result.code, spec.command), {
+        cause: result.cause,
+      });
+    }
+    if (result.exitCode !== 0) {
+      throw new ProcessFailedError(ctx.nodeId, display, result.exitCode, result.signal, tail.map(masked));
+    }
+    const outputs = await readOutputs(outputsFile, artifactsDir, ctx);
+    return {
+      outputs,
+      ...(stdoutLines ? { stdout: stdoutLines.join("\n") } : {}),
+      exitCode: 0,
+      durationMs,
+      artifactsDir,
+    };
+  } finally {
+    ctx.signal.removeEventListener("abort", onAbort);
+    await tree;
+    await Promise.all([closeStream(stdoutLog), closeStream(stderrLog)]);
+    await rm(work, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+function startHint(code: string | undefined, command: string): string {
+  if (code === "ENOENT") return `"${command}" was not found: install it, put it on PATH, or give its full path.`;
+  if (code === "EACCES") return `"${command}" is not executable: \`chmod +x\` it, or give an interpreter.`;
+  return "Check the command and its permissions.";
+}
+
+function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw signal.reason ?? new CancelledError();
+}
+
+function closeStream(s: WriteStream): Promise<void> {
+  return new Promise((resolve) => s.end(() => resolve()));
+}
+
+async function readOutputs(file: string, artifactsDir: string, ctx: TaskContext): Promise<Record<string, unknown> | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ProcessOutputError(
+      ctx.nodeId,
+      `the CAIRN_OUTPUTS file is not valid JSON (${(error as Error).message}); it starts with ${JSON.stringify(text.slice(0, 80))}. ` +
+        `Write it with cairn_task.set_outputs({...}) (Python) or currentTask().setOutputs({...}) (TypeScript).`,
+    );
+  }
+  if (!isPlainObject(value)) {
+    throw new ProcessOutputError(ctx.nodeId, `CAIRN_OUTPUTS must hold a JSON object of named outputs, got ${Array.isArray(value) ? "an array" : typeof value}.`);
+  }
+  return (await resolveMarkers(value, "", artifactsDir, ctx)) as Record<string, unknown>;
+}
+
+/** Replaces `{"$artifact": "name"}` markers by the Artifacts of files in the artifacts folder. */
+export async function resolveMarkers(value: unknown, path: string, artifactsDir: string, ctx: TaskContext): Promise<unknown> {
+  if (Array.isArray(value)) return Promise.all(value.map((v, i) => resolveMarkers(v, `${path}[${i}]`, artifactsDir, ctx)));
+  if (!isPlainObject(value) || isArtifact(value)) return value;
+  const keys = Object.keys(value);
+  if (keys.length === 1 && keys[0] === ARTIFACT_MARKER) {
+    const name = value[ARTIFACT_MARKER];
+    const where = path || "(the whole output)";
+    if (typeof name !== "string" || !name) {
+      throw new ProcessOutputError(ctx.nodeId, `output "${where}" is an artifact marker whose name is not a non-empty string.`);
+    }
+    const artifact = ctx.artifacts.file(safeRelativePath(name, { taskName: ctx.nodeId, source: `script output "${where}" (CAIRN_OUTPUTS)` }));
+    try {
+      const s = await stat(artifact.path);
+      return { ...artifact, ...(s.isFile() ? { size: s.size } : {}) };
+    } catch {
+      throw new ProcessOutputError(
+        ctx.nodeId,
+        `output "${where}" names artifact "${name}", but there is no such file in CAIRN_ARTIFACTS (${artifactsDir}). ` +
+          `Write the file at artifact_path("${name}") (Python) or artifactPath("${name}") (TypeScript) before naming it.`,
+      );
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const k of keys) out[k] = await resolveMarkers(value[k], path ? `${path}.${k}` : k, artifactsDir, ctx);
+  return out;
+}
