@@ -189,8 +189,23 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
   }
 }
 
+/**
+ * Codes of errors a flow raises while it is built, before anything runs, that the CLI knows by
+ * their code alone (their classes belong to the task kinds): a script, notebook or model file
+ * that does not exist, an MLproject that is missing or invalid or lacks a required parameter,
+ * a command template that is malformed or names no input. The flow is invalid: exit 2.
+ */
+const VALIDATION_CODES: ReadonlySet<string> = new Set([
+  "CAIRN_TASK_FILE",
+  "CAIRN_MLFLOW_PROJECT",
+  "CAIRN_MLFLOW_PROJECT_PARAMETER",
+  "CAIRN_COMMAND_TEMPLATE",
+  "CAIRN_UNKNOWN_PLACEHOLDER",
+]);
+
 function reportError(error: unknown, stderr: Writable): number {
   const usage =
+    (CairnError.is(error) && VALIDATION_CODES.has(error.code)) ||
     UsageError.is(error) ||
     FlowFileError.is(error) ||
     FlowValidationError.is(error) ||
