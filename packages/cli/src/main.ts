@@ -1,9 +1,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Writable } from "node:stream";
-import { type ParseArgsConfig, parseArgs, parseEnv } from "node:util";
-
-type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
+import { parseEnv } from "node:util";
 import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import bytes from "bytes";
 import ms from "ms";
@@ -30,6 +28,7 @@ import {
 import { createColors } from "picocolors";
 import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
+import { type FlagOptions, parseFlags } from "./parse-flags.ts";
 import { parseParams } from "./parse-params.ts";
 import { createReporter, formatDuration, type ReporterMode } from "./reporter.ts";
 import { UsageError } from "./usage-error.ts";
@@ -52,6 +51,9 @@ import { EXIT } from "./exit.ts";
 export { EXIT };
 export { importCompiledFlow, NeedsTsxError } from "./compile-flow.ts";
 
+/** The commands, in the order the help lists them. */
+const COMMANDS = ["init", "run", "graph", "plan", "explain", "cache", "runs", "show"] as const;
+
 const HELP: Record<string, string> = {
   main: `cairn: run and inspect Cairn flows
 
@@ -68,7 +70,7 @@ Commands:
   show RUN_ID   Show one flow run and its tasks
 
 Options:
-  -h, --help     Show help (also after a command: cairn run --help)
+  -h, --help     Show help (also of a command: cairn help run, or cairn run --help)
   -v, --version  Show the version
 
 Exit codes: 0 flow succeeded, 1 flow failed or was cancelled, 2 usage or validation error, 130 interrupted (Ctrl-C).`,
@@ -104,9 +106,13 @@ Options:
       --template NAME    ts (default): TypeScript function tasks; python: Python script steps
       --no-install       Do not run the package manager's install
   -h, --help             Show this help`,
-  graph: `Usage: cairn graph FILE [--format mermaid|dot|json]
+  graph: `Usage: cairn graph FILE [--format mermaid|dot|json] [--json]
 
-Validates the flow FILE default-exports and prints its graph. Default format: mermaid.`,
+Validates the flow FILE default-exports and prints its graph. Default format: mermaid.
+
+Options:
+  -f, --format F      mermaid (default), dot or json
+      --json          The same as --format json`,
   runs: `Usage: cairn runs [--experiment NAME] [--limit N] [--json]
 
 Lists recent flow runs, newest first, from the tracker MLFLOW_TRACKING_URI names (the .cairn store when unset).
@@ -149,6 +155,12 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
   const env = io.env ?? process.env;
   const [command, ...rest] = argv;
   try {
+    if (command === "help" && rest[0] !== undefined) {
+      const help = helpOf(rest[0]);
+      if (help === undefined) throw new UsageError(`Unknown command "${rest[0]}". Expected one of: ${COMMANDS.join(", ")}. Run \`cairn --help\`.`);
+      stdout.write(`${help}\n`);
+      return EXIT.ok;
+    }
     if (!command || command === "-h" || command === "--help" || command === "help") {
       stdout.write(`${HELP.main}\n`);
       return command ? EXIT.ok : EXIT.usage;
@@ -158,8 +170,9 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
       return EXIT.ok;
     }
     if (rest.includes("-h") || rest.includes("--help")) {
-      if (!HELP[command] || command === "main") throw new UsageError(`Unknown command "${command}". Run \`cairn --help\` for the list.`);
-      stdout.write(`${HELP[command]}\n`);
+      const help = helpOf(command);
+      if (help === undefined) throw new UsageError(`Unknown command "${command}". Run \`cairn --help\` for the list.`);
+      stdout.write(`${help}\n`);
       return EXIT.ok;
     }
     switch (command) {
@@ -180,7 +193,7 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
       case "show":
         return await showCommand(rest, stdout, stderr, env);
       default:
-        throw new UsageError(`Unknown command "${command}". Expected one of: init, run, graph, plan, explain, cache, runs, show. Run \`cairn --help\`.`);
+        throw new UsageError(`Unknown command "${command}". Expected one of: ${COMMANDS.join(", ")}. Run \`cairn --help\`.`);
     }
   } catch (error) {
     // The launcher starts over through tsx (packages/cli/bin/cairn.mjs); nothing has run yet.
@@ -225,12 +238,14 @@ function reportError(error: unknown, stderr: Writable): number {
   return usage ? EXIT.usage : EXIT.flowFailed;
 }
 
-function parse<const O extends ParseArgsOptionsConfig>(args: string[], options: O, command: string) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}. Run \`cairn ${command} --help\` for the options.`);
-  }
+function parse<const O extends FlagOptions>(args: string[], options: O, command: string) {
+  const help = helpOf(command);
+  return parseFlags(args, options, { command, ...(help ? { help } : {}) });
+}
+
+/** The help of a command; undefined for a name that is not one (`main`, `constructor` included). */
+function helpOf(command: string): string | undefined {
+  return command !== "main" && Object.hasOwn(HELP, command) ? HELP[command] : undefined;
 }
 
 async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "stderr" | "env">> & CliIo): Promise<number> {
@@ -335,8 +350,11 @@ function exitDespiteAbandoned(run: { abandoned(): Array<{ task: string; attempt:
 }
 
 async function graphCommand(args: string[], stdout: Writable, importFlow?: FlowImporter): Promise<number> {
-  const { values, positionals } = parse(args, { format: { type: "string", short: "f" } }, "graph");
-  const format = values.format ?? "mermaid";
+  const { values, positionals } = parse(args, { format: { type: "string", short: "f" }, json: { type: "boolean" } }, "graph");
+  if (values.json && values.format !== undefined && values.format !== "json") {
+    throw new UsageError(`Expected one format, got --json and --format ${values.format}. Pass one of them (--json is --format json).`);
+  }
+  const format = values.json ? "json" : (values.format ?? "mermaid");
   if (!["mermaid", "dot", "json"].includes(format)) throw new UsageError(`Expected --format mermaid, dot or json, got "${format}".`);
   const flow = await loadFlow(positionals[0], { importFlow });
   const graph = buildFlowGraph(flow.definition);
