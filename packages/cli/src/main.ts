@@ -26,6 +26,7 @@ import {
   type Tracker,
 } from "@cairn/core";
 import { createColors } from "picocolors";
+import { findRun, MIN_PREFIX } from "./find-run.ts";
 import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
 import { type FlagOptions, parseFlags } from "./parse-flags.ts";
@@ -67,7 +68,7 @@ Commands:
   explain FILE TASK   Say why TASK misses: what changed since its nearest cache entry
   cache ls|clear|prune   Inspect and trim the cache
   runs          List recent flow runs
-  show RUN_ID   Show one flow run and its tasks
+  show RUN_ID   Show one flow run and its tasks, or one task run (a unique prefix of the id will do)
 
 Options:
   -h, --help     Show help (also of a command: cairn help run, or cairn run --help)
@@ -136,13 +137,16 @@ changed since the nearest earlier cache entry of the same task.`,
 
 The store is the embedded one under --root (default .cairn), or CAIRN_CACHE_URL (redis://, postgres://).
 Durations: 500ms, 30m, 12h, 7d. Sizes: 500MB, 5GB.`,
-  show: `Usage: cairn show RUN_ID [--json]
+  show: `Usage: cairn show RUN_ID [--json] [--experiment NAME] [--root DIR]
 
-Shows one flow run: status, params, metrics, and its task runs.
+Shows one flow run (status, params, metrics, and its task runs) or one task run. RUN_ID is a
+run id, or its first ${MIN_PREFIX} or more hex digits when no other run's id starts with them (as
+git takes a short commit id); a prefix is looked for in every experiment, or in --experiment's.
 
 Options:
-      --json          Print JSON
-      --root DIR      Folder of Cairn's local state. Default: .cairn`,
+      --json              Print JSON (whole run ids)
+      --experiment NAME   Look for a run id prefix in this experiment only
+      --root DIR          Folder of Cairn's local state. Default: .cairn`,
 };
 
 /**
@@ -528,14 +532,24 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
 }
 
 async function showCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
-  const { values, positionals } = parse(args, { json: { type: "boolean" }, root: { type: "string" } }, "show");
-  const runId = positionals[0];
-  if (!runId) throw new UsageError("Expected a run id: cairn show RUN_ID (see `cairn runs`).");
+  const { values, positionals } = parse(args, { json: { type: "boolean" }, root: { type: "string" }, experiment: { type: "string" } }, "show");
+  const given = positionals[0];
+  if (!given) throw new UsageError("Expected a run id: cairn show RUN_ID (see `cairn runs`).");
+  if (positionals.length > 1) throw new UsageError(`Expected one run id, got ${positionals.length}: ${positionals.join(" ")}.`);
   const tracker = await resolveTracker({ root: resolve(values.root ?? ".cairn"), env });
-  let run = await tracker.getRun(runId);
-  // A run killed in its first second may have no record yet but its index line: closing it writes one.
-  if (sayAbandoned(await closeAbandonedRuns(tracker, run ? [run.experimentId] : []), stderr)) run = await tracker.getRun(runId);
-  if (!run) throw new UsageError(`No run ${runId} in ${tracker.uri}. List runs with \`cairn runs\`.`);
+  let closed = false;
+  let run = await findRun(given, {
+    tracker,
+    // A run killed in its first second may have no record yet but its index line: closing it writes one.
+    experimentIds: async () => {
+      const ids = await experimentsOf(tracker, values.experiment);
+      closed = sayAbandoned(await closeAbandonedRuns(tracker, ids), stderr);
+      return ids;
+    },
+    ...(values.experiment ? { label: `experiment "${values.experiment}"` } : {}),
+  });
+  if (!closed && sayAbandoned(await closeAbandonedRuns(tracker, [run.experimentId]), stderr)) run = (await tracker.getRun(run.runId)) ?? run;
+  const runId = run.runId;
   const children = await tracker.searchRuns({ experimentIds: [run.experimentId], parentRunId: runId, maxResults: 10_000 });
   children.sort((a, b) => a.startTime - b.startTime);
   if (values.json) {
@@ -543,15 +557,17 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
     return EXIT.ok;
   }
   const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
-  const lines = [
-    `${c.bold(run.name)}  run ${run.runId}  ${run.status}  ${duration(run)}`,
-    `started ${new Date(run.startTime).toISOString()}`,
-  ];
+  const lines = [`${c.bold(run.name)}  run ${run.runId}  ${run.status}  ${duration(run)}`];
+  if (run.parentRunId !== undefined) lines.push(`task run of flow run ${run.parentRunId}`);
+  if (run.tags["cairn.cached_from"]) lines.push(`cached from ${run.tags["cairn.cached_from"]}`);
+  lines.push(`started ${new Date(run.startTime).toISOString()}`);
   if (Object.keys(run.params).length) lines.push(`params: ${Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(" ")}`);
   if (Object.keys(run.metrics).length) lines.push(`metrics: ${Object.entries(run.metrics).map(([k, v]) => `${k}=${v}`).join(" ")}`);
-  stdout.write(`${lines.join("\n")}\n\n`);
+  stdout.write(`${lines.join("\n")}\n`);
+  // A task run has no task runs below it (unless its work started runs of its own, as `mlflow run` does).
+  if (run.parentRunId !== undefined && !children.length) return EXIT.ok;
   const rows = children.map((r) => [r.name, r.status, duration(r), r.runId, r.tags["cairn.cached_from"] ? `cached from ${r.tags["cairn.cached_from"]}` : ""]);
-  stdout.write(table(["task", "status", "duration", "run id", ""], rows, c));
+  stdout.write(`\n${table([run.parentRunId === undefined ? "task" : "run", "status", "duration", "run id", ""], rows, c)}`);
   return EXIT.ok;
 }
 
