@@ -11,6 +11,9 @@ import { UsageError } from "./usage-error.ts";
 /** The flags of one command, as `parseArgs` takes them. */
 export type FlagOptions = NonNullable<ParseArgsConfig["options"]>;
 
+/** What `parseFlags` returns: parseArgs' values, typed after `options`, and the positionals. */
+export type ParsedFlags<O extends FlagOptions> = ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>>;
+
 /** Which command the flags belong to, for messages. */
 export interface FlagContext {
   /** The command as typed, e.g. `run` or `cache`. */
@@ -25,7 +28,7 @@ export interface FlagContext {
  * @example
  * const { values, positionals } = parseFlags(["flow.ts", "--json"], { json: { type: "boolean" } }, { command: "graph" });
  */
-export function parseFlags<const O extends FlagOptions>(args: string[], options: O, context: FlagContext) {
+export function parseFlags<const O extends FlagOptions>(args: string[], options: O, context: FlagContext): ParsedFlags<O> {
   const { tokens } = parseArgs({ args, options, allowPositionals: true, strict: false, tokens: true });
   for (const token of tokens) {
     if (token.kind !== "option") continue;
