@@ -7,6 +7,7 @@
  * process.exitCode = await cli(["run", "flow.ts", "-p", "rows=5"]);
  */
 export { EXIT } from "./exit.ts";
+export { RunIdError } from "./find-run.ts";
 export { FlowFileError } from "./load-flow.ts";
 export { UsageError } from "./usage-error.ts";
 import type { CliIo } from "./main.ts";

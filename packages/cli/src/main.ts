@@ -1,9 +1,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Writable } from "node:stream";
-import { type ParseArgsConfig, parseArgs, parseEnv } from "node:util";
-
-type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
+import { parseEnv } from "node:util";
 import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import bytes from "bytes";
 import ms from "ms";
@@ -29,8 +27,10 @@ import {
 } from "@cairn/core";
 import "@cairn/mlflow/register";
 import { createColors } from "picocolors";
+import { findRun, MIN_PREFIX } from "./find-run.ts";
 import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
+import { type FlagOptions, parseFlags } from "./parse-flags.ts";
 import { parseParams } from "./parse-params.ts";
 import { createReporter, formatDuration, type ReporterMode } from "./reporter.ts";
 import { UsageError } from "./usage-error.ts";
@@ -53,6 +53,9 @@ import { EXIT } from "./exit.ts";
 export { EXIT };
 export { importCompiledFlow, NeedsTsxError } from "./compile-flow.ts";
 
+/** The commands, in the order the help lists them. */
+const COMMANDS = ["init", "run", "graph", "plan", "explain", "cache", "runs", "show"] as const;
+
 const HELP: Record<string, string> = {
   main: `cairn: run and inspect Cairn flows
 
@@ -66,10 +69,10 @@ Commands:
   explain FILE TASK   Say why TASK misses: what changed since its nearest cache entry
   cache ls|clear|prune   Inspect and trim the cache
   runs          List recent flow runs
-  show RUN_ID   Show one flow run and its tasks
+  show RUN_ID   Show one flow run and its tasks, or one task run (a unique prefix of the id will do)
 
 Options:
-  -h, --help     Show help (also after a command: cairn run --help)
+  -h, --help     Show help (also of a command: cairn help run, or cairn run --help)
   -v, --version  Show the version
 
 Exit codes: 0 flow succeeded, 1 flow failed or was cancelled, 2 usage or validation error, 130 interrupted (Ctrl-C).`,
@@ -105,9 +108,13 @@ Options:
       --template NAME    ts (default): TypeScript function tasks; python: Python script steps
       --no-install       Do not run the package manager's install
   -h, --help             Show this help`,
-  graph: `Usage: cairn graph FILE [--format mermaid|dot|json]
+  graph: `Usage: cairn graph FILE [--format mermaid|dot|json] [--json]
 
-Validates the flow FILE default-exports and prints its graph. Default format: mermaid.`,
+Validates the flow FILE default-exports and prints its graph. Default format: mermaid.
+
+Options:
+  -f, --format F      mermaid (default), dot or json
+      --json          The same as --format json`,
   runs: `Usage: cairn runs [--experiment NAME] [--limit N] [--json]
 
 Lists recent flow runs, newest first, from the tracker MLFLOW_TRACKING_URI names (the .cairn store when unset).
@@ -131,13 +138,16 @@ changed since the nearest earlier cache entry of the same task.`,
 
 The store is the embedded one under --root (default .cairn), or CAIRN_CACHE_URL (redis://, postgres://).
 Durations: 500ms, 30m, 12h, 7d. Sizes: 500MB, 5GB.`,
-  show: `Usage: cairn show RUN_ID [--json]
+  show: `Usage: cairn show RUN_ID [--json] [--experiment NAME] [--root DIR]
 
-Shows one flow run: status, params, metrics, and its task runs.
+Shows one flow run (status, params, metrics, and its task runs) or one task run. RUN_ID is a
+run id, or its first ${MIN_PREFIX} or more hex digits when no other run's id starts with them (as
+git takes a short commit id); a prefix is looked for in every experiment, or in --experiment's.
 
 Options:
-      --json          Print JSON
-      --root DIR      Folder of Cairn's local state. Default: .cairn`,
+      --json              Print JSON (whole run ids)
+      --experiment NAME   Look for a run id prefix in this experiment only
+      --root DIR          Folder of Cairn's local state. Default: .cairn`,
 };
 
 /**
@@ -150,6 +160,12 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
   const env = io.env ?? process.env;
   const [command, ...rest] = argv;
   try {
+    if (command === "help" && rest[0] !== undefined) {
+      const help = helpOf(rest[0]);
+      if (help === undefined) throw new UsageError(`Unknown command "${rest[0]}". Expected one of: ${COMMANDS.join(", ")}. Run \`cairn --help\`.`);
+      stdout.write(`${help}\n`);
+      return EXIT.ok;
+    }
     if (!command || command === "-h" || command === "--help" || command === "help") {
       stdout.write(`${HELP.main}\n`);
       return command ? EXIT.ok : EXIT.usage;
@@ -159,8 +175,9 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
       return EXIT.ok;
     }
     if (rest.includes("-h") || rest.includes("--help")) {
-      if (!HELP[command] || command === "main") throw new UsageError(`Unknown command "${command}". Run \`cairn --help\` for the list.`);
-      stdout.write(`${HELP[command]}\n`);
+      const help = helpOf(command);
+      if (help === undefined) throw new UsageError(`Unknown command "${command}". Run \`cairn --help\` for the list.`);
+      stdout.write(`${help}\n`);
       return EXIT.ok;
     }
     switch (command) {
@@ -181,7 +198,7 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
       case "show":
         return await showCommand(rest, stdout, stderr, env);
       default:
-        throw new UsageError(`Unknown command "${command}". Expected one of: init, run, graph, plan, explain, cache, runs, show. Run \`cairn --help\`.`);
+        throw new UsageError(`Unknown command "${command}". Expected one of: ${COMMANDS.join(", ")}. Run \`cairn --help\`.`);
     }
   } catch (error) {
     // The launcher starts over through tsx (packages/cli/bin/cairn.mjs); nothing has run yet.
@@ -190,8 +207,23 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
   }
 }
 
+/**
+ * Codes of errors a flow raises while it is built, before anything runs, that the CLI knows by
+ * their code alone (their classes belong to the task kinds): a script, notebook or model file
+ * that does not exist, an MLproject that is missing or invalid or lacks a required parameter,
+ * a command template that is malformed or names no input. The flow is invalid: exit 2.
+ */
+const VALIDATION_CODES: ReadonlySet<string> = new Set([
+  "CAIRN_TASK_FILE",
+  "CAIRN_MLFLOW_PROJECT",
+  "CAIRN_MLFLOW_PROJECT_PARAMETER",
+  "CAIRN_COMMAND_TEMPLATE",
+  "CAIRN_UNKNOWN_PLACEHOLDER",
+]);
+
 function reportError(error: unknown, stderr: Writable): number {
   const usage =
+    (CairnError.is(error) && VALIDATION_CODES.has(error.code)) ||
     UsageError.is(error) ||
     FlowFileError.is(error) ||
     FlowValidationError.is(error) ||
@@ -211,12 +243,14 @@ function reportError(error: unknown, stderr: Writable): number {
   return usage ? EXIT.usage : EXIT.flowFailed;
 }
 
-function parse<const O extends ParseArgsOptionsConfig>(args: string[], options: O, command: string) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}. Run \`cairn ${command} --help\` for the options.`);
-  }
+function parse<const O extends FlagOptions>(args: string[], options: O, command: string) {
+  const help = helpOf(command);
+  return parseFlags(args, options, { command, ...(help ? { help } : {}) });
+}
+
+/** The help of a command; undefined for a name that is not one (`main`, `constructor` included). */
+function helpOf(command: string): string | undefined {
+  return command !== "main" && Object.hasOwn(HELP, command) ? HELP[command] : undefined;
 }
 
 async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "stderr" | "env">> & CliIo): Promise<number> {
@@ -321,8 +355,11 @@ function exitDespiteAbandoned(run: { abandoned(): Array<{ task: string; attempt:
 }
 
 async function graphCommand(args: string[], stdout: Writable, importFlow?: FlowImporter): Promise<number> {
-  const { values, positionals } = parse(args, { format: { type: "string", short: "f" } }, "graph");
-  const format = values.format ?? "mermaid";
+  const { values, positionals } = parse(args, { format: { type: "string", short: "f" }, json: { type: "boolean" } }, "graph");
+  if (values.json && values.format !== undefined && values.format !== "json") {
+    throw new UsageError(`Expected one format, got --json and --format ${values.format}. Pass one of them (--json is --format json).`);
+  }
+  const format = values.json ? "json" : (values.format ?? "mermaid");
   if (!["mermaid", "dot", "json"].includes(format)) throw new UsageError(`Expected --format mermaid, dot or json, got "${format}".`);
   const flow = await loadFlow(positionals[0], { importFlow });
   const graph = buildFlowGraph(flow.definition);
@@ -496,14 +533,24 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
 }
 
 async function showCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
-  const { values, positionals } = parse(args, { json: { type: "boolean" }, root: { type: "string" } }, "show");
-  const runId = positionals[0];
-  if (!runId) throw new UsageError("Expected a run id: cairn show RUN_ID (see `cairn runs`).");
+  const { values, positionals } = parse(args, { json: { type: "boolean" }, root: { type: "string" }, experiment: { type: "string" } }, "show");
+  const given = positionals[0];
+  if (!given) throw new UsageError("Expected a run id: cairn show RUN_ID (see `cairn runs`).");
+  if (positionals.length > 1) throw new UsageError(`Expected one run id, got ${positionals.length}: ${positionals.join(" ")}.`);
   const tracker = await resolveTracker({ root: resolve(values.root ?? ".cairn"), env });
-  let run = await tracker.getRun(runId);
-  // A run killed in its first second may have no record yet but its index line: closing it writes one.
-  if (sayAbandoned(await closeAbandonedRuns(tracker, run ? [run.experimentId] : []), stderr)) run = await tracker.getRun(runId);
-  if (!run) throw new UsageError(`No run ${runId} in ${tracker.uri}. List runs with \`cairn runs\`.`);
+  let closed = false;
+  let run = await findRun(given, {
+    tracker,
+    // A run killed in its first second may have no record yet but its index line: closing it writes one.
+    experimentIds: async () => {
+      const ids = await experimentsOf(tracker, values.experiment);
+      closed = sayAbandoned(await closeAbandonedRuns(tracker, ids), stderr);
+      return ids;
+    },
+    ...(values.experiment ? { label: `experiment "${values.experiment}"` } : {}),
+  });
+  if (!closed && sayAbandoned(await closeAbandonedRuns(tracker, [run.experimentId]), stderr)) run = (await tracker.getRun(run.runId)) ?? run;
+  const runId = run.runId;
   const children = await tracker.searchRuns({ experimentIds: [run.experimentId], parentRunId: runId, maxResults: 10_000 });
   children.sort((a, b) => a.startTime - b.startTime);
   if (values.json) {
@@ -511,15 +558,17 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
     return EXIT.ok;
   }
   const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
-  const lines = [
-    `${c.bold(run.name)}  run ${run.runId}  ${run.status}  ${duration(run)}`,
-    `started ${new Date(run.startTime).toISOString()}`,
-  ];
+  const lines = [`${c.bold(run.name)}  run ${run.runId}  ${run.status}  ${duration(run)}`];
+  if (run.parentRunId !== undefined) lines.push(`task run of flow run ${run.parentRunId}`);
+  if (run.tags["cairn.cached_from"]) lines.push(`cached from ${run.tags["cairn.cached_from"]}`);
+  lines.push(`started ${new Date(run.startTime).toISOString()}`);
   if (Object.keys(run.params).length) lines.push(`params: ${Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(" ")}`);
   if (Object.keys(run.metrics).length) lines.push(`metrics: ${Object.entries(run.metrics).map(([k, v]) => `${k}=${v}`).join(" ")}`);
-  stdout.write(`${lines.join("\n")}\n\n`);
+  stdout.write(`${lines.join("\n")}\n`);
+  // A task run has no task runs below it (unless its work started runs of its own, as `mlflow run` does).
+  if (run.parentRunId !== undefined && !children.length) return EXIT.ok;
   const rows = children.map((r) => [r.name, r.status, duration(r), r.runId, r.tags["cairn.cached_from"] ? `cached from ${r.tags["cairn.cached_from"]}` : ""]);
-  stdout.write(table(["task", "status", "duration", "run id", ""], rows, c));
+  stdout.write(`\n${table([run.parentRunId === undefined ? "task" : "run", "status", "duration", "run id", ""], rows, c)}`);
   return EXIT.ok;
 }
 

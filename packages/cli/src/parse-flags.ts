@@ -1,0 +1,117 @@
+/**
+ * A command's flags, read with node:util's `parseArgs`, but with Cairn's own words for a
+ * command line it refuses: an unknown flag (what was given, the flags the command knows, the
+ * nearest one when it looks like a typo), a flag without its value, a value given to a switch.
+ * The tokens are checked first without `strict`, so that each problem is known by what it is
+ * rather than by the text of Node's message; the strict parse then types the values.
+ */
+import { type ParseArgsConfig, parseArgs } from "node:util";
+import { UsageError } from "./usage-error.ts";
+
+/** The flags of one command, as `parseArgs` takes them. */
+export type FlagOptions = NonNullable<ParseArgsConfig["options"]>;
+
+/** What `parseFlags` returns: parseArgs' values, typed after `options`, and the positionals. */
+export type ParsedFlags<O extends FlagOptions> = ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>>;
+
+/** Which command the flags belong to, for messages. */
+export interface FlagContext {
+  /** The command as typed, e.g. `run` or `cache`. */
+  command: string;
+  /** The command's help text: a flag's value is named as it names it (`--root DIR`). */
+  help?: string;
+}
+
+/**
+ * Parses `args` (positionals allowed) against `options`. Throws UsageError, whose message says
+ * what was given, what the command takes, and to run `cairn help COMMAND`.
+ * @example
+ * const { values, positionals } = parseFlags(["flow.ts", "--json"], { json: { type: "boolean" } }, { command: "graph" });
+ */
+export function parseFlags<const O extends FlagOptions>(args: string[], options: O, context: FlagContext): ParsedFlags<O> {
+  const { tokens } = parseArgs({ args, options, allowPositionals: true, strict: false, tokens: true });
+  for (const token of tokens) {
+    if (token.kind !== "option") continue;
+    const spec = Object.hasOwn(options, token.name) ? options[token.name] : undefined;
+    if (!spec) throw unknownFlag(token.rawName, options, context);
+    const flag = `--${token.name}`;
+    if (spec.type === "string") {
+      const form = `${flag} ${valueName(token.name, context.help)}`;
+      if (token.value === undefined) {
+        throw new UsageError(`Expected a value after \`${token.rawName}\` (${form}), got none. ${helpHint(context)}`);
+      }
+      // parseArgs takes the next argument as the value even when it is a flag: `--experiment --json`.
+      if (!token.inlineValue && token.value.startsWith("-")) {
+        throw new UsageError(
+          isFlag(token.value, options)
+            ? `Expected a value after \`${token.rawName}\` (${form}), got none: the next argument, \`${token.value}\`, is a flag. ${helpHint(context)}`
+            : `Expected a value after \`${token.rawName}\` (${form}), got \`${token.value}\`, which reads as a flag. ` +
+                `Write ${flag}=${token.value} to pass a value that starts with "-". ${helpHint(context)}`,
+        );
+      }
+    } else if (token.inlineValue) {
+      throw new UsageError(`Expected \`${flag}\` alone (it is a switch and takes no value), got \`${args[token.index]}\`. ${helpHint(context)}`);
+    }
+  }
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    // The checks above leave parseArgs nothing to refuse; should it still, its words are kept.
+    throw new UsageError(`${(error as Error).message}. ${helpHint(context)}`);
+  }
+}
+
+/** Whether `arg` names one of the command's flags (`--json`, `--root=x`, `-p`), or help. */
+function isFlag(arg: string, options: FlagOptions): boolean {
+  const name = arg.split("=")[0]!;
+  if (name === "-h" || name === "--help") return true;
+  if (name.startsWith("--")) return Object.hasOwn(options, name.slice(2));
+  return Object.values(options).some((spec) => spec.short === name.slice(1));
+}
+
+function unknownFlag(given: string, options: FlagOptions, context: FlagContext): UsageError {
+  const known = Object.entries(options).map(([name, spec]) => (spec.short ? `-${spec.short}/--${name}` : `--${name}`));
+  known.push("-h/--help");
+  const near = nearestFlag(given, options);
+  return new UsageError(
+    `Unknown option '${given}' for cairn ${context.command}${near ? `; did you mean ${near}?` : "."} ` +
+      `cairn ${context.command} takes: ${known.join(", ")}. ${helpHint(context)}`,
+  );
+}
+
+/** The known long flag nearest to `given` when it is near enough to be a typo or an abbreviation. */
+export function nearestFlag(given: string, options: FlagOptions): string | undefined {
+  const name = given.replace(/^-+/, "").split("=")[0]!.toLowerCase();
+  if (!name) return undefined;
+  let best: { flag: string; distance: number } | undefined;
+  for (const known of Object.keys(options)) {
+    const distance = known.startsWith(name) && name.length >= 2 ? 0 : editDistance(name, known);
+    const allowed = Math.max(1, Math.floor(known.length / 3));
+    if (distance <= allowed && (!best || distance < best.distance)) best = { flag: `--${known}`, distance };
+  }
+  return best?.flag;
+}
+
+/** Levenshtein distance, with a swap of two neighbours counted as one edit. */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** How the help names a flag's value (`--root DIR` gives `DIR`); `VALUE` when it does not. */
+function valueName(flag: string, help: string | undefined): string {
+  const escaped = flag.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return help?.match(new RegExp(`--${escaped}[ =]([^\\s,\\]]+)`))?.[1] ?? "VALUE";
+}
+
+function helpHint(context: FlagContext): string {
+  return `Run \`cairn help ${context.command}\` (or \`cairn ${context.command} --help\`) for what each flag does.`;
+}

@@ -1,0 +1,37 @@
+/**
+ * What is found before anything runs is a validation error, exit 2 (README, "The `cairn` CLI"):
+ * a script or notebook file that does not exist, an MLflow project's missing required
+ * parameter or MLproject file, a command template naming no input. The flow fails to build, so no run is created.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cairn, fixture, repo, tmp } from "./helpers.ts";
+
+describe("validation errors found before anything runs exit 2", () => {
+  it.each([
+    ["missing-script.flow.ts", /TaskFileError: Task "train": the file "\.\/no-such-script\.py" does not exist/],
+    ["missing-notebook.flow.ts", /TaskFileError: Task "report": the file "\.\/no-such-notebook\.ipynb" does not exist/],
+    ["mlproject-missing-param.flow.ts", /MlflowProjectParameterError: .*entry point "touch": the required parameter "count" \(int\) has no value/],
+    ["no-mlproject.flow.ts", /MlflowProjectError: .*there is no MLproject file in this folder/],
+    ["unknown-placeholder.flow.ts", /UnknownPlaceholderError: Task "greet" uses the placeholder \{name\}, but no input is called "name"/],
+  ])("cairn run %s", async (file, message) => {
+    const cwd = await tmp("cairn-cli-exit-");
+    const r = await cairn(["run", fixture(file)], { cwd });
+    expect(r.stderr).toMatch(message);
+    expect(r.code).toBe(2);
+    // Nothing ran: no flow run was recorded.
+    expect(existsSync(join(cwd, ".cairn", "experiments"))).toBe(false);
+  });
+
+  it.each([["plan"], ["graph"]])("cairn %s of a flow whose script is missing exits 2 too", async (command) => {
+    const r = await cairn([command, fixture("missing-script.flow.ts")]);
+    expect(r.stderr).toMatch(/TaskFileError/);
+    expect(r.code).toBe(2);
+  });
+
+  it("a task that fails while running still exits 1", async () => {
+    const r = await cairn(["run", join(repo, "test/fixtures/fails.flow.ts"), "--no-tracking"]);
+    expect(r.code).toBe(1);
+  });
+});

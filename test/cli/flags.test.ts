@@ -1,0 +1,60 @@
+/**
+ * The command line as a user types it: Cairn's own message for an unknown flag, a flag without
+ * its value or a switch given one (exit 2, never Node's parseArgs text), `cairn help COMMAND`,
+ * and `cairn graph --json`.
+ */
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cairn, repo } from "./helpers.ts";
+
+const ok = join(repo, "test/fixtures/ok.flow.ts");
+
+describe("flags Cairn does not know, or that lack their value, exit 2 with Cairn's words", () => {
+  it.each([
+    [["run", ok, "--jsn"], /Unknown option '--jsn' for cairn run; did you mean --json\? cairn run takes: -p\/--param, -c\/--concurrency, .*--json, --root, -h\/--help\. Run `cairn help run`/],
+    [["run", ok, "--concurency", "2"], /Unknown option '--concurency' for cairn run; did you mean --concurrency\?/],
+    [["graph", ok, "--fromat", "dot"], /Unknown option '--fromat' for cairn graph; did you mean --format\? cairn graph takes: -f\/--format, --json, -h\/--help\./],
+    [["runs", "--limt", "3"], /Unknown option '--limt' for cairn runs; did you mean --limit\?/],
+    [["show", "abcd", "--frobnicate"], /Unknown option '--frobnicate' for cairn show\. cairn show takes: /],
+    [["cache", "ls", "--tsk", "a"], /Unknown option '--tsk' for cairn cache; did you mean --task\?/],
+    [["run", ok, "--experiment"], /Expected a value after `--experiment` \(--experiment NAME\), got none\. Run `cairn help run`/],
+    [["run", ok, "--root", "--json"], /Expected a value after `--root` \(--root DIR\), got none: the next argument, `--json`, is a flag\./],
+    [["run", ok, "-c", "-1"], /Expected a value after `-c` \(--concurrency N\), got `-1`, which reads as a flag\. Write --concurrency=-1/],
+    [["run", ok, "--json=yes"], /Expected `--json` alone \(it is a switch and takes no value\), got `--json=yes`\./],
+    [["help", "frobnicate"], /Unknown command "frobnicate"\. Expected one of: init, run, graph, plan, explain, cache, runs, show\./],
+  ])("cairn %s", async (args, message) => {
+    const r = await cairn(args);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/ERR_PARSE_ARGS|TypeError/);
+    expect(r.code).toBe(2);
+  });
+});
+
+describe("cairn help COMMAND", () => {
+  it("prints the command's help, as cairn COMMAND --help does", async () => {
+    for (const command of ["run", "graph", "show", "cache"]) {
+      const viaHelp = await cairn(["help", command]);
+      const viaFlag = await cairn([command, "--help"]);
+      expect(viaHelp.code).toBe(0);
+      expect(viaHelp.stdout).toMatch(new RegExp(`^Usage: cairn ${command}`));
+      expect(viaHelp.stdout).toBe(viaFlag.stdout);
+    }
+  });
+});
+
+describe("cairn graph --json", () => {
+  it("is --format json", async () => {
+    const alias = await cairn(["graph", ok, "--json"]);
+    const long = await cairn(["graph", ok, "--format", "json"]);
+    expect(alias.code).toBe(0);
+    expect(alias.stdout).toBe(long.stdout);
+    expect(JSON.parse(alias.stdout).nodes.map((n: { id: string }) => n.id)).toEqual(["double", "double-2"]);
+    expect((await cairn(["graph", ok, "--json", "--format", "json"])).stdout).toBe(long.stdout);
+  });
+
+  it("with another --format is refused", async () => {
+    const r = await cairn(["graph", ok, "--json", "--format", "dot"]);
+    expect(r.stderr).toMatch(/Expected one format, got --json and --format dot\. Pass one of them \(--json is --format json\)\./);
+    expect(r.code).toBe(2);
+  });
+});

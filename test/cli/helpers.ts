@@ -1,0 +1,18 @@
+/**
+ * Helpers of the CLI tests under test/cli/: `cairn` as a real child process (the launcher in
+ * packages/cli/bin, as a user runs it), in a fresh working folder, on the embedded store
+ * unless the environment names an MLflow server.
+ */
+import { join } from "node:path";
+import { cairnBin, childEnv, type Exit, repo, start, tmp } from "../cache/helpers.ts";
+
+export { repo, tmp };
+
+/** A fixture of test/cli/fixtures, or of another test folder (`../fixtures/ok.flow.ts`). */
+export const fixture = (name: string) => join(repo, "test/cli/fixtures", name);
+
+/** `cairn ...args` in `cwd` (a fresh temp folder when not given), with MLflow and cache variables dropped, plus `env`. */
+export async function cairn(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Exit> {
+  const cwd = options.cwd ?? (await tmp("cairn-cli-"));
+  return start(process.execPath, [cairnBin, ...args], { cwd, env: childEnv(options.env) }).done;
+}

@@ -1,0 +1,127 @@
+/**
+ * `cairn show` takes a run id or a unique prefix of one (4 hex digits or more, as git takes a
+ * short commit id), of a flow run or a task run, in the embedded store and in a real MLflow
+ * server; an ambiguous prefix lists the runs it matches, one that matches nothing says so.
+ */
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type MlflowServer, startMlflowServer } from "../../packages/core/test/mlflow-server.ts";
+import { cairn, repo, tmp } from "./helpers.ts";
+
+const ok = join(repo, "test/fixtures/ok.flow.ts");
+
+interface Run {
+  runId: string;
+  name: string;
+  parentRunId?: string;
+  tags: Record<string, string>;
+}
+interface Shown {
+  run: Run;
+  tasks: Run[];
+}
+
+const flowRunIdOf = (stdout: string) => (JSON.parse(stdout.split("\n")[0]!) as { runId: string }).runId;
+const shown = (stdout: string) => JSON.parse(stdout) as Shown;
+
+describe("cairn show with the embedded store", () => {
+  let cwd: string;
+  let first: string;
+  let second: string;
+  beforeAll(async () => {
+    cwd = await tmp("cairn-cli-show-");
+    first = flowRunIdOf((await cairn(["run", ok, "--json"], { cwd })).stdout);
+    // The re-run's tasks are cache hits, recorded together.
+    second = flowRunIdOf((await cairn(["run", ok, "--json"], { cwd })).stdout);
+  });
+
+  it("a prefix of a flow run's id shows that run, as its whole id does, in any case", async () => {
+    const whole = await cairn(["show", first, "--json"], { cwd });
+    for (const prefix of [first.slice(0, 6), first.slice(0, 4).toUpperCase(), first.slice(0, 31)]) {
+      const r = await cairn(["show", prefix, "--json"], { cwd });
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(whole.stdout);
+    }
+    expect(shown(whole.stdout).run.runId).toBe(first);
+    const plain = await cairn(["show", first.slice(0, 8)], { cwd });
+    expect(plain.stdout).toMatch(new RegExp(`^ok  run ${first}  FINISHED`));
+  });
+
+  it("a prefix of a task run's id shows that task run and the flow run it belongs to", async () => {
+    const task = shown((await cairn(["show", first, "--json"], { cwd })).stdout).tasks[0]!;
+    const r = await cairn(["show", task.runId.slice(0, 8), "--json"], { cwd });
+    expect(r.code).toBe(0);
+    expect(shown(r.stdout).run).toMatchObject({ runId: task.runId, name: task.name, parentRunId: first });
+    const plain = await cairn(["show", task.runId.slice(0, 8)], { cwd });
+    expect(plain.stdout).toContain(`${task.name}  run ${task.runId}  FINISHED`);
+    expect(plain.stdout).toContain(`task run of flow run ${first}`);
+  });
+
+  it("an ambiguous prefix is refused, listing the runs it matches", async () => {
+    // Cache hits recorded at once share the first 16 digits of their ids in the embedded store.
+    const hits = shown((await cairn(["show", second, "--json"], { cwd })).stdout).tasks;
+    expect(hits).toHaveLength(2);
+    const common = hits[0]!.runId.slice(0, 8);
+    expect(hits[1]!.runId.startsWith(common)).toBe(true);
+    const r = await cairn(["show", common], { cwd });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`RunIdError: The run id prefix "${common}" is ambiguous: 2 runs in .*\\.cairn start with it: `));
+    for (const t of hits) expect(r.stderr).toContain(`${t.runId} (task run "${t.name}" of flow run ${second.slice(0, 8)}, FINISHED, started `);
+    expect(r.stderr).toContain("Give more digits of the one you mean.");
+    // One more digit than they share tells them apart.
+    const one = hits[0]!.runId;
+    const longer = one.slice(0, [...one].findIndex((ch, i) => ch !== hits[1]!.runId[i]) + 1);
+    expect(shown((await cairn(["show", longer, "--json"], { cwd })).stdout).run.runId).toBe(one);
+  });
+
+  it.each([
+    [["show", "0000000"], /RunIdError: No run id starts with "0000000" in .*\.cairn\. List runs with `cairn runs`\./],
+    [["show", "0".repeat(32)], /RunIdError: No run 0{32} in .*\.cairn\. List runs with `cairn runs`\./],
+    [["show", "abc"], /RunIdError: Expected at least 4 hex digits of a run id, got "abc" \(3\)\./],
+    [["show", "run-42"], /RunIdError: Expected a run id \(32 hex digits\) or its first 4 or more, got "run-42"\./],
+    [["show", "a".repeat(33)], /RunIdError: Expected a run id \(32 hex digits\) or its first 4 or more/],
+    [["show", "abcd", "ef01"], /Expected one run id, got 2: abcd ef01\./],
+  ])("cairn %s exits 2 and says why", async (args, message) => {
+    const r = await cairn(args, { cwd });
+    expect(r.stderr).toMatch(message);
+    expect(r.code).toBe(2);
+  });
+
+  it("--experiment narrows where a prefix is looked for", async () => {
+    const elsewhere = await cairn(["show", first.slice(0, 8), "--experiment", "other"], { cwd });
+    expect(elsewhere.stderr).toMatch(new RegExp(`No run id starts with "${first.slice(0, 8)}" in .*\\.cairn \\(experiment "other"\\)`));
+    expect(elsewhere.code).toBe(2);
+    const here = await cairn(["show", first.slice(0, 8), "--experiment", "ok", "--json"], { cwd });
+    expect(shown(here.stdout).run.runId).toBe(first);
+  });
+});
+
+describe("cairn show with an MLflow server", () => {
+  let server: MlflowServer;
+  beforeAll(async () => {
+    server = await startMlflowServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("finds flow runs and task runs by a prefix of their id", async () => {
+    const env = { MLFLOW_TRACKING_URI: server.uri };
+    const cwd = await tmp("cairn-cli-show-mlflow-");
+    const r = await cairn(["run", ok, "--json", "--experiment", "show-prefix"], { cwd, env });
+    expect(r.code).toBe(0);
+    const runId = flowRunIdOf(r.stdout);
+    const whole = await cairn(["show", runId, "--json"], { cwd, env });
+    expect(whole.code).toBe(0);
+    const byPrefix = await cairn(["show", runId.slice(0, 8), "--json"], { cwd, env });
+    expect(byPrefix.stderr).toBe("");
+    expect(byPrefix.stdout).toBe(whole.stdout);
+    const task = shown(whole.stdout).tasks[0]!;
+    const taskShown = await cairn(["show", task.runId.slice(0, 6), "--experiment", "show-prefix", "--json"], { cwd, env });
+    expect(shown(taskShown.stdout).run).toMatchObject({ runId: task.runId, parentRunId: runId });
+    const none = await cairn(["show", "fffff0"], { cwd, env });
+    expect(none.stderr).toMatch(new RegExp(`No run id starts with "fffff0" in ${server.uri.replace(/[.]/g, "\\.")}`));
+    expect(none.code).toBe(2);
+  });
+});
