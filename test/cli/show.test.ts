@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MlflowServer, startMlflowServer } from "../../packages/core/test/mlflow-server.ts";
+import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairn, repo, tmp } from "./helpers.ts";
 
 const ok = join(repo, "test/fixtures/ok.flow.ts");

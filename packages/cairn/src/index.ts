@@ -12,4 +12,4 @@ import "@cairn/mlflow/register";
 export * from "@cairn/dsl";
 export * from "@cairn/process";
 export * from "@cairn/mlflow";
-export { cli, EXIT, FlowFileError, UsageError, type CliIo } from "@cairn/cli";
+export { cli, EXIT, FlowFileError, UsageError, RunIdError, type CliIo } from "@cairn/cli";
