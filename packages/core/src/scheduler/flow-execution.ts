@@ -1,11 +1,10 @@
 /**
  * The scheduler: walks a validated graph, queues each task the moment its last input is
- * ready, bounded by a global p-queue and named pools, highest critical-path priority first;
+ * ready, bounded by the flow's slots and named pools' (slots.ts), highest critical-path priority first;
  * applies the failure policy and stops. What happens to one task is the task pipeline in
  * ../pipeline/ (inputs → cache lookup and single flight → task run → attempts with timeout
  * and retries → output checks → record), which needs no scheduler.
  */
-import PQueue from "p-queue";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { TaskCache } from "../caching/task-cache.ts";
 import type { FlowGraph } from "../graph/flow-graph.ts";
@@ -15,6 +14,7 @@ import type { LookupTask } from "../pipeline/lookup.ts";
 import type { PipelineTask } from "../pipeline/run-task.ts";
 import { StopReason, stopInfo } from "../pipeline/stop.ts";
 import { TaskPipeline } from "../pipeline/task-pipeline.ts";
+import { Slots } from "./slots.ts";
 import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskStatus, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { endTask, type TaskResult } from "../run/task-result.ts";
@@ -61,8 +61,8 @@ export class FlowExecution {
   private readonly states: NodeState[];
   /** Position of each node id. */
   private readonly index: ReadonlyMap<string, number>;
-  private readonly global: PQueue;
-  private readonly pools = new Map<string, PQueue>();
+  private readonly global: Slots;
+  private readonly pools = new Map<string, Slots>();
   private readonly controller = new AbortController();
   /** What happens to each task (../pipeline/task-pipeline.ts). */
   readonly pipeline: TaskPipeline;
@@ -71,8 +71,8 @@ export class FlowExecution {
   readonly done: Promise<FlowStatus>;
 
   constructor(private readonly s: ExecutionSettings) {
-    this.global = new PQueue({ concurrency: s.concurrency });
-    for (const [name, limit] of Object.entries(s.pools)) this.pools.set(name, new PQueue({ concurrency: limit }));
+    this.global = new Slots(s.concurrency);
+    for (const [name, limit] of Object.entries(s.pools)) this.pools.set(name, new Slots(limit));
     this.remaining = s.graph.order.length;
     this.done = new Promise((resolve) => (this.finished = resolve));
     const { tracker, experimentId, flowRunId, secrets, workDir, params, emit, interceptors } = s;
@@ -164,28 +164,33 @@ export class FlowExecution {
   private enqueue(state: NodeState): void {
     const { node, priority } = state;
     const pool = node.task.pool ? this.pools.get(node.task.pool) : undefined;
-    // Queue promises are not awaited: completion is tracked per node, and runNode never rejects.
+    // A pooled task holds its pool's slot while it waits for one of the flow's; runNode gives both back.
     // (Unnamed arrows: tsx wraps every named closure in a defineProperty call.)
-    if (pool) void pool.add(() => this.global.add(() => this.runNode(state), { priority }), { priority });
-    else void this.global.add(() => this.runNode(state), { priority });
+    if (pool) pool.take(priority, () => this.global.take(priority, () => void this.runNode(state, pool)));
+    else this.global.take(priority, () => void this.runNode(state, undefined));
   }
 
   /** A task with a slot: the task pipeline (../pipeline/run-task.ts), then what its outcome means for the flow; never rejects. */
-  private async runNode(state: NodeState): Promise<void> {
-    if (this.controller.signal.aborted) return; // stop() already settled it
-    state.started = true;
-    const started = performance.now();
-    const outcome = await this.pipeline.run(state, inputsOnce(state, this.s.params, this.outputOf));
-    if (outcome.ok) {
-      state.output = state.result.outputs = outcome.outputs;
-      this.complete(state, "succeeded", started);
-    } else if (outcome.cancelled) {
-      this.complete(state, "cancelled", started, stopInfo(outcome.stop));
-    } else {
-      this.complete(state, "failed", started, toErrorInfo(outcome.error));
-      this.afterFailure(state);
+  private async runNode(state: NodeState, pool: Slots | undefined): Promise<void> {
+    try {
+      if (this.controller.signal.aborted) return; // stop() already settled it
+      state.started = true;
+      const started = performance.now();
+      const outcome = await this.pipeline.run(state, inputsOnce(state, this.s.params, this.outputOf));
+      if (outcome.ok) {
+        state.output = state.result.outputs = outcome.outputs;
+        this.complete(state, "succeeded", started);
+      } else if (outcome.cancelled) {
+        this.complete(state, "cancelled", started, stopInfo(outcome.stop));
+      } else {
+        this.complete(state, "failed", started, toErrorInfo(outcome.error));
+        this.afterFailure(state);
+      }
+      await this.pipeline.release(state);
+    } finally {
+      this.global.free();
+      pool?.free();
     }
-    await this.pipeline.release(state);
   }
 
   private afterFailure(state: NodeState): void {
