@@ -86,9 +86,7 @@ export class FlowExecution {
     const states: NodeState[] = (this.states = new Array(list.length));
     for (let i = 0; i < list.length; i++) {
       const node = list[i]!;
-      const result: TaskResult = { task: node.id, status: "pending", attempts: 0 };
-      states[i] = { node, result, waiting: dependencies[i]!.length, priority: priority[i]!, dependants: [], output: undefined };
-      if (forced?.[i]) states[i]!.forceRun = true;
+      states[i] = new NodeState(node, dependencies[i]!.length, priority[i]!, forced?.[i] === 1);
     }
     // Results in topological order, as before: `wait()` lists tasks in this order.
     for (const i of order) this.results.set(list[i]!.id, states[i]!.result);
@@ -244,16 +242,31 @@ export class FlowExecution {
   }
 }
 
-/** What the scheduler keeps per node; the pipeline's stages keep their part of it (LookupTask, PipelineTask). */
-interface NodeState extends LookupTask, PipelineTask {
-  readonly node: FlowNode;
+/**
+ * What the scheduler keeps per node; the pipeline's stages keep their part of it (LookupTask,
+ * PipelineTask). Every field is set from the start, so all nodes share one shape.
+ */
+class NodeState implements LookupTask, PipelineTask {
   readonly result: TaskResult;
-  /** Upstream nodes not finished yet. */
-  waiting: number;
-  /** Critical-path priority. */
-  readonly priority: number;
-  readonly dependants: NodeState[];
-  output: unknown;
+  readonly dependants: NodeState[] = [];
+  output: unknown = undefined;
   /** Resolved and validated inputs, once known. */
-  inputs?: Record<string, unknown>;
+  inputs: Record<string, unknown> | undefined = undefined;
+  key: LookupTask["key"] = undefined;
+  settleFlight: LookupTask["settleFlight"] = undefined;
+  releaseLease: LookupTask["releaseLease"] = undefined;
+  started: boolean | undefined = undefined;
+  held: PipelineTask["held"] = undefined;
+
+  constructor(
+    readonly node: FlowNode,
+    /** Upstream nodes not finished yet. */
+    public waiting: number,
+    /** Critical-path priority. */
+    readonly priority: number,
+    /** --rerun / --refresh: the lookup is skipped. */
+    public forceRun: boolean,
+  ) {
+    this.result = { task: node.id, status: "pending", attempts: 0 };
+  }
 }
