@@ -105,9 +105,9 @@ export class TaskPipeline {
     return runTask(this.scope, task, inputs);
   }
 
-  /** After its outcome is dealt with: see releaseTask. */
-  release(task: PipelineTask): Promise<void> {
-    return releaseTask(task);
+  /** After its outcome is dealt with: see releaseTask. Undefined when the task holds nothing to wait for. */
+  release(task: PipelineTask): Promise<void> | undefined {
+    return task.held || task.releaseLease ? releaseTask(task) : undefined;
   }
 
   /** The flow stopped: the leases of tasks that never started are given up now. */

@@ -184,7 +184,8 @@ export class FlowExecution {
         this.complete(state, "failed", started, toErrorInfo(outcome.error));
         this.afterFailure(state);
       }
-      await this.pipeline.release(state);
+      const releasing = this.pipeline.release(state);
+      if (releasing) await releasing;
     } finally {
       this.global.free();
       pool?.free();
