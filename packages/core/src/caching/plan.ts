@@ -1,9 +1,10 @@
 import { type IngredientChange, diffIngredients } from "@cairn/cache";
-import type { FlowDefinition, FlowNode } from "../definition/flow-definition.ts";
-import { type RefValue, resolveRefs } from "../definition/ref.ts";
-import { type SchemaResult, validateWithSchema } from "../definition/schema.ts";
-import { InputValidationError, OptionError } from "../errors.ts";
+import type { FlowDefinition } from "../definition/flow-definition.ts";
+import { OptionError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
+import { taskInputs } from "../pipeline/inputs.ts";
+import type { Tracker } from "../tracking/tracker.ts";
+import { forcedNodes } from "./rerun.ts";
 import type { TaskCache, TaskKey } from "./task-cache.ts";
 
 /** What a task would do if the flow ran now. */
@@ -40,19 +41,10 @@ export async function planFlow(definition: FlowDefinition, options: PlanOptions)
   const graph = buildFlowGraph(definition);
   const outputs = new Map<string, unknown>();
   const plan = new Map<string, PlannedTask>();
-  const forced = new Set<string>();
-  for (const name of options.rerun ?? []) {
-    const matches = graph.order.filter((id) => id === name || graph.nodes.get(id)!.task.name === name);
-    if (!matches.length) throw new OptionError("rerun", `a task name or node id of flow "${definition.name}" (${graph.order.join(", ")})`, name);
-    const mark = (id: string) => {
-      if (forced.has(id)) return;
-      forced.add(id);
-      for (const next of graph.dependants.get(id)!) mark(next);
-    };
-    matches.forEach(mark);
-  }
+  const forced = forcedNodes(graph, options.rerun ?? []);
+  const isForced = (id: string) => forced?.[graph.indexed.index.get(id)!] === 1;
   // The hits' source runs are asked about in one request, not one per task.
-  if (!options.refresh) options.cache.checkSourceRuns(await sourceRunsAhead(graph, options.params, options.cache, (id) => forced.has(id)));
+  if (!options.refresh) options.cache.checkSourceRuns(await sourceRunsAhead(graph, options.params, options.cache, isForced));
   for (const id of graph.order) {
     const node = graph.nodes.get(id)!;
     const upstreamRuns = graph.dependencies.get(id)!.find((dep) => plan.get(dep)!.action === "run");
@@ -64,10 +56,8 @@ export async function planFlow(definition: FlowDefinition, options: PlanOptions)
       plan.set(id, { task: id, action: "run", reason: `upstream task "${upstreamRuns}" runs first (it may still hit if that task's outputs come out unchanged)` });
       continue;
     }
-    const r = await keyInputs(node, options.params, outputs);
-    if (!r.ok) throw new InputValidationError(id, r.issues);
-    const key = await options.cache.keyFor(node, r.value as Record<string, unknown>);
-    if (options.refresh || forced.has(id)) {
+    const key = await options.cache.keyFor(node, await taskInputs(node, options.params, (dep) => outputs.get(dep)));
+    if (options.refresh || isForced(id)) {
       plan.set(id, { task: id, action: "run", reason: options.refresh ? "--refresh" : "--rerun", key });
       continue;
     }
@@ -80,6 +70,31 @@ export async function planFlow(definition: FlowDefinition, options: PlanOptions)
     }
   }
   return graph.order.map((id) => plan.get(id)!);
+}
+
+/**
+ * Before a run starts: its tasks' code dependencies start being read, and, with a tracker that
+ * reads many runs in one request (MLflow), the source runs of the hits the run can expect are
+ * asked about at once, so a chain of hits does not wait for one request per hit. Local work only
+ * until the request is sent; never fails the flow.
+ */
+export async function checkAhead(
+  graph: FlowGraph,
+  params: Record<string, unknown>,
+  cache: TaskCache,
+  tracker: Tracker,
+  flowRunId: string,
+  refresh: boolean,
+  forced: Uint8Array | undefined,
+): Promise<void> {
+  cache.prefetchCode(new Set(graph.definition.nodes.map((n) => n.task)), flowRunId);
+  if (refresh || !tracker.getRuns) return;
+  try {
+    const { index } = graph.indexed;
+    cache.checkSourceRuns(await sourceRunsAhead(graph, params, cache, (id) => forced?.[index.get(id)!] === 1));
+  } catch {
+    // A guess that failed costs nothing: each lookup asks for its source run itself.
+  }
 }
 
 /** Nodes the look-ahead walks at most; its cost is paid before the flow starts. */
@@ -110,9 +125,7 @@ export async function sourceRunsAhead(
     if (graph.dependencies.get(id)!.some((dep) => !outputs.has(dep))) continue;
     walked++;
     try {
-      const r = await keyInputs(node, params, outputs);
-      if (!r.ok) continue;
-      const entry = await cache.peek((await cache.keyFor(node, r.value as Record<string, unknown>)).key);
+      const entry = await cache.peek((await cache.keyFor(node, await taskInputs(node, params, (dep) => outputs.get(dep)))).key);
       if (!entry) continue;
       outputs.set(id, entry.outputs.values);
       runIds.push(entry.sourceRunId);
@@ -121,19 +134,6 @@ export async function sourceRunsAhead(
     }
   }
   return runIds;
-}
-
-/**
- * A node's inputs as its key sees them, from the params and the upstream outputs known so far
- * (a cache entry's stand for its node's), validated with the task's input schema.
- */
-async function keyInputs(node: FlowNode, params: Record<string, unknown>, outputs: Map<string, unknown>): Promise<SchemaResult> {
-  const raw = resolveRefs(node.inputs, (ref: RefValue) => {
-    let v = ref.source === "param" ? params[ref.target] : outputs.get(ref.target);
-    for (const k of ref.path) v = v == null ? undefined : (v as Record<string, unknown>)[k];
-    return v;
-  });
-  return node.task.inputSchema ? validateWithSchema(node.task.inputSchema, raw) : { ok: true, value: raw };
 }
 
 /** Why a task misses: the nearest earlier entry of the same task and what changed since. */

@@ -6,9 +6,14 @@ import { validateWithSchema, knownKeys } from "../definition/schema.ts";
 import { assertSerializable } from "../definition/serializable.ts";
 import { CairnError, OptionError, ParamError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
-import { type ExecutionSettings, type FailurePolicy, FlowExecution, type TaskResult } from "../scheduler/flow-execution.ts";
+import { type ExecutionSettings, type FailurePolicy, FlowExecution } from "../scheduler/flow-execution.ts";
+import type { TaskResult } from "./task-result.ts";
 import { type CacheBackendError, CacheStore } from "@cairn/cache";
 import { isStoreDown, localArtifacts, storeDownWarning, TaskCache } from "../caching/task-cache.ts";
+import { checkAhead } from "../caching/plan.ts";
+import { forcedNodes } from "../caching/rerun.ts";
+import { toGraphJson, toMermaid } from "../graph/render.ts";
+import { writeRunFiles } from "../tracking/run-files.ts";
 import { isArtifact } from "../definition/artifact.ts";
 import { isPlainObject } from "../definition/ref.ts";
 import { NullTracker } from "../tracking/null-tracker.ts";
@@ -145,7 +150,7 @@ export class FlowRun<Outputs = Record<string, unknown>> {
    * for them either: the CLI does not.
    */
   abandoned(): Array<{ task: string; attempt: number }> {
-    return this.execution.abandoned();
+    return this.execution.pipeline.abandoned();
   }
 
   /** Resolves when the flow has finished and every run is closed; never rejects for task failures. */
@@ -247,11 +252,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     await tracker.endRun(flowRunId, "FAILED").catch(() => {}); // not left RUNNING by a store that is not there
     throw error;
   });
-  for (const name of cache?.rerun ?? []) {
-    if (!graph.nodes.has(name) && ![...graph.nodes.values()].some((n) => n.task.name === name)) {
-      throw new OptionError(`rerun`, `a task name or node id of flow "${definition.name}" (${[...graph.nodes.keys()].join(", ")})`, name);
-    }
-  }
+  const forced = cache ? forcedNodes(graph, cache.rerun, cache.refresh) : undefined;
   const settings: ExecutionSettings = {
     graph,
     params,
@@ -264,7 +265,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     secrets,
     workDir: root,
     emit: (e) => emitToRun(e),
-    ...(cache ? { cache } : {}),
+    ...(cache ? { cache: { ...cache, ...(forced ? { forced } : {}) } } : {}),
     ...(interceptors.length ? { interceptors } : {}),
   };
   const execution = new FlowExecution(settings);
@@ -284,10 +285,10 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     const onAbort = () => execution.cancel(options.signal?.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      await execution.checkAhead();
+      if (cache) await checkAhead(graph, params, cache.tasks, tracker, flowRunId, cache.refresh, forced);
       // The flow run's params and graph are recorded while the tasks start: nothing waits for
       // them but the flow's end. If they cannot be recorded, the flow stops and fails as before.
-      const opening = Promise.all([logFlowStart(tracker, flowRunId, params), execution.logGraph()]);
+      const opening = Promise.all([logFlowStart(tracker, flowRunId, params), logFlowGraph(tracker, flowRunId, graph)]);
       opening.catch((e: unknown) => execution.cancel(e));
       if (options.signal?.aborted) execution.cancel(options.signal.reason);
       execution.start();
@@ -311,7 +312,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     }
     // The flow's outputs are logged while the runs of cache hits are still being recorded.
     const logged = outputs ? logFlowOutputs(tracker, flowRunId, outputs).then(() => undefined, (e: unknown) => e) : undefined;
-    await execution.drain();
+    await execution.pipeline.drain();
     const tasks = Object.fromEntries(execution.results);
     if (!error && status !== "succeeded") error = flowError(status, tasks);
     try {
@@ -327,7 +328,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
       await tracker.endRun(flowRunId, "FAILED").catch(() => {});
     }
     const durationMs = Math.round(performance.now() - started);
-    await execution.reportAbandoned();
+    await execution.pipeline.reportAbandoned();
     if (error) error = secrets.maskError(error);
     emitToRun({
       type: "flow",
@@ -503,6 +504,15 @@ function collectArtifactUris(value: unknown, out: string[] = []): string[] {
   else if (Array.isArray(value)) for (const v of value) collectArtifactUris(v, out);
   else if (isPlainObject(value)) for (const v of Object.values(value)) collectArtifactUris(v, out);
   return out;
+}
+
+/** Writes the flow's graph (mermaid and JSON) as artifacts of the flow run. */
+async function logFlowGraph(tracker: Tracker, flowRunId: string, graph: FlowGraph): Promise<void> {
+  if (!tracker.capabilities.records) return;
+  await writeRunFiles(tracker, flowRunId, "cairn", {
+    "graph.mmd": toMermaid(graph),
+    "graph.json": JSON.stringify(toGraphJson(graph), null, 2),
+  });
 }
 
 async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown): Promise<void> {

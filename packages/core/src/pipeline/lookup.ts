@@ -1,0 +1,71 @@
+/**
+ * The cache stage of a task, run before it takes a slot (a hit never waits for one): its key
+ * from its inputs, then a usable entry or the right to compute it (single-flight.ts). A hit is
+ * recorded as a FINISHED run tagged with its source (task-run.ts) and ends the task `cached`;
+ * cache trouble is a warning and a miss, except a dead store when the cache is strict.
+ */
+import type { CacheEntry } from "@cairn/cache";
+import { isStoreDown, type TaskKey } from "../caching/task-cache.ts";
+import { isRetryableError } from "./retryable.ts";
+import { type Flight, type FlightScope, findEntry } from "./single-flight.ts";
+import { type RecordScope, recordHit } from "./task-run.ts";
+
+/** What the lookups of one flow run share. */
+export interface LookupScope extends FlightScope {
+  readonly record: RecordScope;
+  /** Runs of hits still being recorded; the flow waits for them at its end (see recordHit). */
+  readonly recording: Set<Promise<void>>;
+}
+
+/** One task as its lookup sees it. */
+export interface LookupTask extends Flight {
+  readonly result: { runId?: string };
+  key?: TaskKey;
+}
+
+/**
+ * `hit`: the task is done, from `entry`. `miss`: it must run (it holds the key's flight and
+ * lease when it got them). `failed`: bad inputs, or a strict cache whose store is down.
+ * `stopped`: the flow stopped meanwhile, which settled the task.
+ */
+export type Lookup =
+  | { readonly kind: "hit"; readonly entry: CacheEntry }
+  | { readonly kind: "miss" }
+  | { readonly kind: "failed"; readonly error: unknown }
+  | { readonly kind: "stopped" };
+
+const MISS: Lookup = { kind: "miss" };
+const STOPPED: Lookup = { kind: "stopped" };
+
+/** Looks `task` up with its `inputs` (resolved, validated); never rejects. */
+export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: Record<string, unknown> | Promise<Record<string, unknown>>): Promise<Lookup> {
+  const { cache, flowSignal } = scope;
+  const id = task.node.id;
+  let key: TaskKey;
+  try {
+    key = task.key = await cache.keyFor(task.node, await inputs, { flowRunId: scope.flowRunId, signal: flowSignal });
+  } catch (error) {
+    // Bad inputs fail the task as they would when it runs.
+    if (!isRetryableError(error)) return { kind: "failed", error };
+    scope.warn(id, `cache key not computed (${(error as Error).message}); running it`);
+    return MISS;
+  }
+  try {
+    const entry = await findEntry(scope, task, key.key);
+    if (flowSignal.aborted) return STOPPED;
+    if (entry) {
+      await recordHit(scope.record, task.node, entry, task.result, scope.recording, scope.warn);
+      task.settleFlight?.(entry);
+      await task.releaseLease?.();
+      return { kind: "hit", entry };
+    }
+  } catch (error) {
+    if (flowSignal.aborted) return STOPPED;
+    if (cache.strict && isStoreDown(error)) {
+      task.settleFlight?.(undefined);
+      return { kind: "failed", error };
+    }
+    scope.warn(id, `cache lookup failed (${(error as Error).message}); running it`);
+  }
+  return flowSignal.aborted ? STOPPED : MISS;
+}

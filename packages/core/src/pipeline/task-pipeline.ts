@@ -1,0 +1,139 @@
+/**
+ * The task pipeline of one flow run, as the scheduler uses it: what every task's stages share
+ * (the run's context, where runs are recorded, the cache, the leases held, the hits being
+ * recorded, the attempts abandoned), and its stages for one task: `lookup` (lookup.ts) before
+ * the task takes a slot, `run` (run-task.ts) once it has one, `release` after. A worker
+ * process that runs one task needs only runTask and a PipelineScope.
+ */
+import { setMaxListeners } from "node:events";
+import { storeDownWarning, type TaskCache } from "../caching/task-cache.ts";
+import type { RunEvent } from "../run/events.ts";
+import type { SecretRegistry } from "../run/secrets.ts";
+import type { Tracker } from "../tracking/tracker.ts";
+import { AbandonedAttempts } from "./abandoned.ts";
+import { rejectOnAbort } from "./attempts.ts";
+import type { TaskInterceptor } from "./intercept.ts";
+import { type Lookup, type LookupScope, type LookupTask, lookupTask } from "./lookup.ts";
+import { type PipelineScope, type PipelineTask, type TaskOutcome, releaseTask, runTask } from "./run-task.ts";
+import type { Flight } from "./single-flight.ts";
+import { RunScope } from "../run/run-scope.ts";
+
+/** What the pipeline of a flow run is made from. */
+export interface PipelineSettings {
+  readonly flowName: string;
+  readonly params: Record<string, unknown>;
+  readonly tracker: Tracker;
+  readonly experimentId: string;
+  readonly flowRunId: string;
+  readonly secrets: SecretRegistry;
+  /** Folder for task artifacts when the tracker keeps none locally. */
+  readonly workDir: string;
+  /** The run's cache, when on. */
+  readonly cache?: TaskCache;
+  readonly emit: (event: RunEvent) => void;
+  /** Hooks around every attempt (RunOptions.interceptors). */
+  readonly interceptors?: readonly TaskInterceptor[];
+  /** Aborts when the flow stops, with its StopReason. */
+  readonly signal: AbortSignal;
+}
+
+export class TaskPipeline {
+  readonly scope: PipelineScope;
+  private readonly lookups?: LookupScope;
+  /**
+   * Cross-process leases held now, with their task. When the flow stops, those of tasks that never
+   * started are given up at once; a started task gives its own up once its processes are gone.
+   */
+  private readonly leases = new Map<{ release(): Promise<void> }, Flight>();
+  /** Cache hits whose runs are still being recorded (see recordHit). */
+  private readonly recording = new Set<Promise<void>>();
+  /** Attempts that did not stop at their signal. */
+  private readonly abandonedAttempts: AbandonedAttempts;
+
+  constructor(private readonly s: PipelineSettings) {
+    // Every task waiting on another process listens to this one signal; there may be thousands.
+    setMaxListeners(0, s.signal);
+    const warn = (task: string | undefined, message: string) => this.warn(task, message);
+    this.abandonedAttempts = new AbandonedAttempts(warn);
+    const record = { tracker: s.tracker, experimentId: s.experimentId, flowRunId: s.flowRunId, flowName: s.flowName, workDir: s.workDir, secrets: s.secrets };
+    this.scope = {
+      shared: {
+        params: s.params,
+        flowRunId: s.flowRunId,
+        // The cache computes keys with the same scope, so a kind's memo serves both key and run.
+        scope: s.cache?.scope ?? new RunScope(),
+        tracking: Object.freeze({ kind: s.tracker.kind, uri: s.tracker.uri, experimentId: s.experimentId, capabilities: s.tracker.capabilities }),
+        tracker: s.tracker,
+        workDir: s.workDir,
+        secrets: s.secrets,
+        paramsCheck: { flowName: s.flowName, values: s.params },
+        emit: s.emit,
+      },
+      flowSignal: s.signal,
+      flowAborted: rejectOnAbort(s.signal),
+      abandoned: this.abandonedAttempts,
+      ...(s.interceptors ? { interceptors: s.interceptors } : {}),
+      record,
+      ...(s.cache ? { cache: s.cache } : {}),
+      warn,
+    };
+    if (s.cache) {
+      this.lookups = {
+        cache: s.cache,
+        flowRunId: s.flowRunId,
+        flowSignal: s.signal,
+        leases: this.leases,
+        waiting: (task) => s.emit({ type: "task", status: "waiting", runId: s.flowRunId, task, time: Date.now() }),
+        warn,
+        record,
+        recording: this.recording,
+      };
+      // One warning for the run, from whichever task met the dead store first.
+      s.cache.onStoreDown((error) => this.warn(undefined, storeDownWarning(error, false)));
+    }
+  }
+
+  /** Whether `lookup` is to be asked first: the cache is on for the run and for this task. */
+  caches(task: Flight): boolean {
+    return this.lookups !== undefined && task.node.task.cache !== false;
+  }
+
+  /** The cache stage (lookup.ts); only when `caches(task)`. */
+  lookup(task: LookupTask, inputs: Record<string, unknown> | Promise<Record<string, unknown>>): Promise<Lookup> {
+    return lookupTask(this.lookups!, task, inputs);
+  }
+
+  /** The task with a slot: run-task.ts. */
+  run(task: PipelineTask, inputs: Record<string, unknown> | Promise<Record<string, unknown>>): Promise<TaskOutcome> {
+    return runTask(this.scope, task, inputs);
+  }
+
+  /** After its outcome is dealt with: see releaseTask. Undefined when the task holds nothing to wait for. */
+  release(task: PipelineTask): Promise<void> | undefined {
+    return task.held || task.releaseLease ? releaseTask(task) : undefined;
+  }
+
+  /** The flow stopped: the leases of tasks that never started are given up now. */
+  stopped(): void {
+    for (const [lease, task] of this.leases) if (!task.started) void lease.release().catch(() => {});
+  }
+
+  /** Waits for the runs of cache hits to be recorded as FINISHED (see recordHit). */
+  async drain(): Promise<void> {
+    while (this.recording.size) await Promise.all(this.recording);
+  }
+
+  /** Before the flow's last event: reports the abandoned attempts still running (see AbandonedAttempts). */
+  reportAbandoned(): Promise<void> {
+    return this.abandonedAttempts.report();
+  }
+
+  /** Attempts abandoned at their timeout or cancellation that have not ended yet. */
+  abandoned(): Array<{ task: string; attempt: number }> {
+    return this.abandonedAttempts.list();
+  }
+
+  warn(task: string | undefined, message: string): void {
+    this.s.emit({ type: "log", level: "warn", runId: this.s.flowRunId, ...(task !== undefined ? { task } : {}), message, time: Date.now() });
+  }
+}

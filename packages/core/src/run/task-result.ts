@@ -1,0 +1,55 @@
+/**
+ * What a flow run keeps of each task (its TaskResult, as `wait()` and `run.tasks()` give it),
+ * and the event that says a task ended. The scheduler decides when a task ends and how; this
+ * module writes it down the one way, for results, events and the CLI alike.
+ */
+import type { ErrorInfo, TaskEvent, TaskStatus } from "./events.ts";
+import type { SecretRegistry } from "./secrets.ts";
+
+/** Final state of one task. */
+export interface TaskResult {
+  /** Node id. */
+  task: string;
+  status: TaskStatus;
+  /** The task's run id, when it got one. */
+  runId?: string;
+  /** Attempts made (0 when it never ran). */
+  attempts: number;
+  /** Wall time from start of the first attempt to the end, in ms. */
+  durationMs?: number;
+  /** Outputs, for succeeded and cached tasks. */
+  outputs?: unknown;
+  error?: ErrorInfo;
+  /** For cached tasks: the run whose outputs were reused. */
+  cachedFrom?: string;
+}
+
+/**
+ * Ends `result` with `status` (its duration since `started`, when it started; its error with
+ * known secrets masked, as its run's tag is) and returns the task's event.
+ */
+export function endTask(
+  result: TaskResult,
+  status: Exclude<TaskStatus, "pending">,
+  started: number | undefined,
+  error: ErrorInfo | undefined,
+  secrets: SecretRegistry,
+  flowRunId: string,
+): TaskEvent {
+  result.status = status;
+  if (started !== undefined) result.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+  if (error) result.error = error = secrets.maskError(error);
+  const time = Date.now();
+  const task = result.task;
+  if (result.runId && result.durationMs !== undefined && !error && !result.cachedFrom) {
+    // The common case (a task that ran and succeeded) as one literal: same fields, same order,
+    // without the extra backing store that adding fields one by one gives each event.
+    return { type: "task", status, runId: flowRunId, task, time, taskRunId: result.runId, durationMs: result.durationMs };
+  }
+  const event: TaskEvent = { type: "task", status, runId: flowRunId, task, time };
+  if (result.runId) event.taskRunId = result.runId;
+  if (result.durationMs !== undefined) event.durationMs = result.durationMs;
+  if (error) event.error = error;
+  if (result.cachedFrom) event.cachedFrom = result.cachedFrom;
+  return event;
+}
