@@ -2,14 +2,13 @@
  * The cache stage of a task, run before it takes a slot (a hit never waits for one): its key
  * from its inputs, then a usable entry or the right to compute it (single-flight.ts). A hit is
  * recorded as a FINISHED run tagged with its source (task-run.ts) and ends the task `cached`;
- * cache trouble is a warning and a miss, except a dead store when the cache is strict. A task
- * that fails here (bad inputs) gets its run recorded FAILED, as it would when it runs.
+ * cache trouble is a warning and a miss, except a dead store when the cache is strict.
  */
 import type { CacheEntry } from "@cairn/cache";
 import { isStoreDown, type TaskKey } from "../caching/task-cache.ts";
 import { isRetryableError } from "./retryable.ts";
 import { type Flight, type FlightScope, findEntry } from "./single-flight.ts";
-import { type RecordScope, recordHit, recordUnstarted } from "./task-run.ts";
+import { type RecordScope, recordHit } from "./task-run.ts";
 
 /** What the lookups of one flow run share. */
 export interface LookupScope extends FlightScope {
@@ -48,7 +47,7 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
   } catch (error) {
     if (flowSignal.aborted) return STOPPED;
     // Bad inputs fail the task as they would when it runs.
-    if (!isRetryableError(error)) return failed(scope, task, error);
+    if (!isRetryableError(error)) return { kind: "failed", error };
     scope.warn(id, `cache key not computed (${(error as Error).message}); running it`);
     return MISS;
   }
@@ -65,16 +64,9 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
     if (flowSignal.aborted) return STOPPED;
     if (cache.strict && isStoreDown(error)) {
       task.settleFlight?.(undefined);
-      return failed(scope, task, error);
+      return { kind: "failed", error };
     }
     scope.warn(id, `cache lookup failed (${(error as Error).message}); running it`);
   }
   return flowSignal.aborted ? STOPPED : MISS;
-}
-
-/** The task failed before it could run: its run is recorded, already FAILED, with its error. */
-async function failed(scope: LookupScope, task: LookupTask, error: unknown): Promise<Lookup> {
-  const runId = await recordUnstarted(scope.record, task.node, { status: "failed", error }).catch(() => undefined);
-  if (runId) task.result.runId = runId;
-  return { kind: "failed", error };
 }

@@ -151,6 +151,7 @@ export class FlowExecution {
     if (found.kind === "miss") return this.enqueue(state);
     if (found.kind === "failed") {
       this.complete(state, "failed", started, toErrorInfo(found.error));
+      this.pipeline.unstarted(state, { status: "failed", error: found.error });
       return this.afterFailure(state);
     }
     if (found.kind !== "hit") return; // stop() settled it
@@ -182,9 +183,9 @@ export class FlowExecution {
         this.complete(state, "cancelled", started, stopInfo(outcome.stop));
         this.pipeline.unstarted(state, { status: "cancelled" });
       } else {
-        // Failed before its run was created (its inputs): the run is recorded first, so its event names it.
-        if (!state.result.runId) await this.pipeline.unstarted(state, { status: "failed", error: outcome.error });
         this.complete(state, "failed", started, toErrorInfo(outcome.error));
+        // Failed before its run was created (its inputs): recorded now, beside the failure policy, not before it.
+        this.pipeline.unstarted(state, { status: "failed", error: outcome.error });
         this.afterFailure(state);
       }
       const releasing = this.pipeline.release(state);
