@@ -247,6 +247,7 @@ describe("a task run for every node, in a real MLflow server", () => {
       if (e.phase === "request") seen.push({ path: `${e.method} ${new URL(e.url).pathname.replace(/^\/api\/2\.0\/mlflow(-artifacts)?\//, "")}` });
     });
     const { result } = await runCollect(everyOutcome, { root: await tmp(), tracker, cache: false, failurePolicy: "continue", secrets: { API_TOKEN: SECRET } });
+    const requests = seen.splice(0);
     const runs = await taskRuns(tracker, result.runId);
     await expectEveryOutcomeRecorded(result, runs, async (runId) => {
       const dst = await tmp();
@@ -266,16 +267,18 @@ describe("a task run for every node, in a real MLflow server", () => {
     ]);
     expect(failed.map((r: { run_name: string; status: string }) => [r.run_name, r.status])).toEqual([["invalid", "FAILED"]]);
 
-    // The cost: a skipped task is one create and one update (MLflow cannot create a run ended);
-    // a task failed before its run adds its error file; a failed task's error file is one upload.
+    // The cost: a skipped task is one create and one update (MLflow cannot create a run ended); a
+    // task failed before its run, create, its error file, update; a failed task's error file is one
+    // upload more than before. No read-back: the file goes while the tracker knows the run.
     const skippedIds = new Set([runs.get("skipped-1")!.runId, runs.get("skipped-2")!.runId]);
     expect(skippedIds.size).toBe(2);
-    const creates = seen.filter((r) => r.path === "POST runs/create").length;
-    const updates = seen.filter((r) => r.path === "POST runs/update").length;
+    const creates = requests.filter((r) => r.path === "POST runs/create").length;
+    const updates = requests.filter((r) => r.path === "POST runs/update").length;
     // Flow run + 5 task runs; each ends with one update.
     expect(creates).toBe(6);
     expect(updates).toBe(6);
-    const uploads = seen.filter((r) => r.path.startsWith("PUT artifacts/"));
+    const uploads = requests.filter((r) => r.path.startsWith("PUT artifacts/"));
     expect(uploads.filter((r) => r.path.endsWith("/cairn/error.txt"))).toHaveLength(2);
+    expect(requests.filter((r) => r.path === "GET runs/get")).toEqual([]);
   });
 });

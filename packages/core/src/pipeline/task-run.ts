@@ -79,9 +79,10 @@ export function createTaskRun(scope: RecordScope, node: FlowNode): string | Prom
 }
 
 /**
- * Records the run of a task that never started its own: already over, in one step where the
- * tracker can (`recordRun`), with its status tag and why (the error's tags, or what it was
- * skipped for); a failure's whole text goes to {@link ERROR_FILE}. MLflow has no status for a
+ * Records the run of a task that never started its own, with its status tag and why (the
+ * error's tags, or what it was skipped for): a skipped or cancelled task's in one step where
+ * the tracker can (`recordRun`); a failure's as a run created, its whole text written to
+ * {@link ERROR_FILE}, then ended. MLflow has no status for a
  * task that did not run: skipped and cancelled runs are KILLED, told apart by {@link STATUS_TAG}.
  * Resolves to the run's id; undefined when the tracker records nothing.
  */
@@ -98,15 +99,12 @@ export async function recordUnstarted(scope: RecordScope, node: FlowNode, outcom
     tags[SKIPPED_REASON_TAG] = outcome.reason;
     tags[SKIPPED_BECAUSE_TAG] = outcome.because;
   }
-  const status = outcome.status === "failed" ? "FAILED" : "KILLED";
   const run = { experimentId: scope.experimentId, name: node.id, parentRunId: scope.flowRunId, tags };
-  let runId: string;
-  if (tracker.recordRun) runId = await tracker.recordRun({ ...run, status });
-  else {
-    runId = await tracker.createRun(run);
-    await tracker.endRun(runId, status);
-  }
+  if (text === undefined && tracker.recordRun) return tracker.recordRun({ ...run, status: "KILLED" });
+  // A failure has a file to write: while the run is open, its tracker still knows where its artifacts go.
+  const runId = await tracker.createRun(run);
   if (text !== undefined) await writeRunFiles(tracker, runId, "cairn", { [ERROR_FILE]: text });
+  await tracker.endRun(runId, text !== undefined ? "FAILED" : "KILLED");
   return runId;
 }
 
