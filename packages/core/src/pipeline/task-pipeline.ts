@@ -46,9 +46,9 @@ export class TaskPipeline {
    * started are given up at once; a started task gives its own up once its processes are gone.
    */
   private readonly leases = new Map<{ release(): Promise<void> }, Flight>();
-  /** Runs of cache hits, skipped and cancelled tasks still being recorded (see recordHit, `unstarted`). */
+  /** Runs of cache hits, and of tasks that ended without one, still being recorded (see recordHit, `unstarted`). */
   private readonly recording = new Set<Promise<void>>();
-  /** A skipped or cancelled task's run could not be recorded: said once, not once per task. */
+  /** The run of a task that ended without one could not be recorded: said once, not once per task. */
   private unrecorded = false;
   /** Attempts that did not stop at their signal. */
   private readonly abandonedAttempts: AbandonedAttempts;
@@ -141,7 +141,7 @@ export class TaskPipeline {
     for (const [lease, task] of this.leases) if (!task.started) void lease.release().catch(() => {});
   }
 
-  /** Waits for the runs of cache hits (see recordHit), skipped and cancelled tasks to be recorded. */
+  /** Waits for the runs of cache hits (see recordHit) and of tasks that ended without one (`unstarted`) to be recorded. */
   async drain(): Promise<void> {
     while (this.recording.size) await Promise.all(this.recording);
   }

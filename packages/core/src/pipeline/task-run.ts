@@ -3,7 +3,7 @@
  * inputs as params, its outputs manifest and artifacts, its error, its end; the run of a
  * cache hit, recorded FINISHED and tagged with the run it came from; and the run of a task
  * that never started (failed before its run existed, skipped, cancelled), recorded already
- * over in one step, so that every node of the flow has a run whatever happened to it.
+ * over, so that every node of the flow has a run whatever happened to it.
  */
 import { dirname, resolve as resolvePath } from "node:path";
 import type { CacheEntry } from "@cairn/cache";
@@ -82,8 +82,9 @@ export function createTaskRun(scope: RecordScope, node: FlowNode): string | Prom
  * Records the run of a task that never started its own, with its status tag and why (the
  * error's tags, or what it was skipped for): a skipped or cancelled task's in one step where
  * the tracker can (`recordRun`); a failure's as a run created, its whole text written to
- * {@link ERROR_FILE}, then ended. MLflow has no status for a
- * task that did not run: skipped and cancelled runs are KILLED, told apart by {@link STATUS_TAG}.
+ * {@link ERROR_FILE}, then ended. MLflow has no status for a task that did not run: skipped
+ * and cancelled runs are KILLED, told apart by {@link STATUS_TAG} (FINISHED would count them as
+ * successes, FAILED would repeat one failure once per dependant).
  * Resolves to the run's id; undefined when the tracker records nothing.
  */
 export async function recordUnstarted(scope: RecordScope, node: FlowNode, outcome: UnstartedOutcome): Promise<string | undefined> {
