@@ -310,6 +310,8 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       : { refresh: values.refresh === true, rerun: values.rerun ?? [], ...(values["cache-strict"] ? { strict: true } : {}) },
     ...(values.root ? { root: values.root } : {}),
     env: io.env,
+    // The flow's file (under tsx too: the autorun runs this command with it), for MLflow's source tags.
+    source: resolve(positionals[0]!),
   });
   run.on((e) => reporter.event(e));
 

@@ -27,8 +27,10 @@ import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
 export const CACHE_KEY_TAG = "cairn.cache_key";
-/** The tag of a run that reused another run's outputs. */
+/** The tag of a run that reused another run's outputs: the source run's id. */
 export const CACHED_FROM_TAG = "cairn.cached_from";
+/** The source run's name (its node id), beside {@link CACHED_FROM_TAG}, for people reading the tags. */
+export const CACHED_FROM_NAME_TAG = "cairn.cached_from.name";
 /** Where a task run keeps its outputs manifest (values, artifact digests, cache key and ingredients). */
 export const MANIFEST_PATH = "cairn/outputs.json";
 
@@ -107,6 +109,8 @@ export class TaskCache {
    */
   private readonly dependencies = new WeakMap<TaskDefinition, Promise<Record<string, string>>>();
   private readonly sourceRuns = new Map<string, Promise<{ run: RunRecord | undefined | typeof UNSETTLED; at: number }>>();
+  /** Names of the source runs this run has seen (verified, found by tag, or recorded here), by run id. */
+  private readonly sourceNames = new Map<string, string>();
 
   /** Why the shared store is no longer used by this run, once it stopped answering. */
   private down_: CacheBackendError | undefined;
@@ -345,6 +349,7 @@ export class TaskCache {
       ttlMs !== undefined ? { ttlMs } : {},
     ), undefined);
     if (!entry) return undefined;
+    this.sourceNames.set(runId, node.id); // a task run is named after its node
     if (this.tracker.writeIndexEntry) {
       const doc: IndexDocument = { ...entry, ...(ttlMs !== undefined ? { expiresAt: entry.createdAt + ttlMs } : {}) };
       await this.tracker.writeIndexEntry(this.experimentId, indexName(entry.key), JSON.stringify(doc));
@@ -365,9 +370,18 @@ export class TaskCache {
     return !isUntrackedRecord(entry.tracker) && (entry.tracker.kind !== this.tracker.kind || entry.tracker.uri !== this.tracker.uri);
   }
 
+  /**
+   * The name of a hit's source run, as this run met it (its lookup read the run, or this run
+   * recorded it); undefined for an entry handed over by another process's computation.
+   */
+  sourceRunName(runId: string): string | undefined {
+    return this.sourceNames.get(runId);
+  }
+
   /** Why the entry cannot be used, or undefined when it can. */
   private async verify(entry: CacheEntry): Promise<string | undefined> {
     const run = await this.sourceRun(entry.sourceRunId);
+    if (run) this.sourceNames.set(run.runId, run.name);
     if (this.tracker.capabilities.records) {
       if (!run) return `its source run ${entry.sourceRunId} no longer exists in ${this.tracker.uri}`;
       if (run.status !== "FINISHED") return `its source run ${entry.sourceRunId} is ${run.status}, not FINISHED`;
