@@ -55,6 +55,44 @@ export interface BadEntry {
   reason: string;
 }
 
+/**
+ * An entry for the key exists, but its source run is recorded in another tracker than the one
+ * this run or command uses (made against an MLflow server, read now with the embedded store, or
+ * the other way round): it cannot be checked from here, so it is a miss here, and stays for
+ * whoever records there.
+ */
+export interface ForeignEntry {
+  key: string;
+  taskName: string;
+  sourceRunId: string;
+  /** Where the entry's source run is recorded. */
+  tracker: { kind: string; uri: string };
+  /** Where this run or command records. */
+  here: { kind: string; uri: string };
+}
+
+/** A tracker for people: "the embedded store at .cairn", "the MLflow server at http://...". */
+export function describeTracker(tracker: { kind: string; uri: string }): string {
+  if (tracker.kind === "local") return `the embedded store at ${tracker.uri}`;
+  if (tracker.kind === "mlflow") return `the MLflow server at ${tracker.uri}`;
+  return `the ${tracker.kind} tracker at ${tracker.uri}`;
+}
+
+/** How to run against `tracker`: "with MLFLOW_TRACKING_URI=http://..." or "with MLFLOW_TRACKING_URI unset". */
+export function runAgainst(tracker: { kind: string; uri: string }): string {
+  if (tracker.kind === "local") return "with MLFLOW_TRACKING_URI unset";
+  if (tracker.kind === "mlflow") return `with MLFLOW_TRACKING_URI=${tracker.uri}`;
+  return `against ${tracker.uri}`;
+}
+
+/** Why a foreign entry is not used, and how to use it. */
+export function foreignReason(foreign: ForeignEntry): string {
+  return (
+    `its entry's source run ${foreign.sourceRunId} is recorded in another tracker, ${describeTracker(foreign.tracker)}, ` +
+    `not in ${describeTracker(foreign.here)} where this one records; run ${runAgainst(foreign.tracker)} to reuse it`
+  );
+}
+
 /** How a run treats a shared store (redis, postgres) that stops answering. */
 export interface CacheFailurePolicy {
   /**
@@ -117,6 +155,9 @@ export class TaskCache {
   /** Aborted when the store goes down: ends waits on other processes' leases at once. */
   private readonly downSignal = new AbortController();
   private downListener: ((error: CacheBackendError) => void) | undefined;
+  /** Told about the first foreign entry a lookup meets (see {@link onForeignEntry}). */
+  private foreignListener: ((entry: ForeignEntry) => void) | undefined;
+  private foreignMet = false;
   /** See {@link CacheFailurePolicy.strict}. */
   readonly strict: boolean;
 
@@ -136,6 +177,11 @@ export class TaskCache {
   /** The error that made the run stop using the store, if it did. */
   get down(): CacheBackendError | undefined {
     return this.down_;
+  }
+
+  /** Called once, at the first lookup that finds an entry recorded in another tracker (a {@link ForeignEntry}). */
+  onForeignEntry(listener: (entry: ForeignEntry) => void): void {
+    this.foreignListener = listener;
   }
 
   /** Called once, when the shared store stops answering and the run goes on without it. */
@@ -267,7 +313,7 @@ export class TaskCache {
    * as MLflow: `capabilities.sharedRuns`) from the experiment's index or a run tagged with the
    * key. Entries whose run or artifacts are gone or changed are evicted.
    */
-  async lookup(key: string): Promise<{ entry?: CacheEntry; bad?: BadEntry }> {
+  async lookup(key: string): Promise<{ entry?: CacheEntry; bad?: BadEntry; foreign?: ForeignEntry }> {
     const stored = await this.guard(() => this.store.lookup(key), {});
     if (stored.evicted) return { bad: { key, reason: stored.evicted } };
     let entry = stored.entry;
@@ -282,7 +328,20 @@ export class TaskCache {
     if (problem) {
       // An entry another tracker recorded (a teammate's local store, through a shared redis)
       // cannot be checked from here: it is a miss here, but stays for whoever can use it.
-      if (!fromTracker && this.isForeign(entry)) return {};
+      if (!fromTracker && this.isForeign(entry)) {
+        const foreign: ForeignEntry = {
+          key,
+          taskName: entry.taskName,
+          sourceRunId: entry.sourceRunId,
+          tracker: { kind: entry.tracker.kind, uri: entry.tracker.uri },
+          here: { kind: this.tracker.kind, uri: this.tracker.uri },
+        };
+        if (!this.foreignMet) {
+          this.foreignMet = true;
+          this.foreignListener?.(foreign);
+        }
+        return { foreign };
+      }
       await this.guard(() => this.store.delete(key), false).catch(() => false);
       return { bad: { key, reason: problem } };
     }

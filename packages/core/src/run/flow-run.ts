@@ -9,7 +9,7 @@ import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { type ExecutionSettings, type FailurePolicy, FlowExecution } from "../scheduler/flow-execution.ts";
 import type { TaskResult } from "./task-result.ts";
 import { type CacheBackendError, CacheStore } from "@cairn/cache";
-import { isStoreDown, localArtifacts, storeDownWarning, TaskCache } from "../caching/task-cache.ts";
+import { describeTracker, runAgainst, isStoreDown, localArtifacts, storeDownWarning, TaskCache } from "../caching/task-cache.ts";
 import { checkAhead } from "../caching/plan.ts";
 import { forcedNodes } from "../caching/rerun.ts";
 import { toGraphJson, toMermaid } from "../graph/render.ts";
@@ -265,6 +265,19 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     throw error;
   });
   const forced = cache ? forcedNodes(graph, cache.rerun, cache.refresh) : undefined;
+  // Entries made against another tracker are misses here: said once for the run, at the first one met.
+  cache?.tasks.onForeignEntry((foreign) =>
+    emitToRun({
+      type: "log",
+      level: "warn",
+      runId: flowRunId,
+      message:
+        `Cache entries exist for these tasks' keys (task "${foreign.taskName}" first), but their source runs are recorded in ` +
+        `${describeTracker(foreign.tracker)}, not in ${describeTracker(foreign.here)} where this run records: they cannot be used here, so those tasks run. ` +
+        `To reuse them, run ${runAgainst(foreign.tracker)}.`,
+      time: Date.now(),
+    }),
+  );
   const settings: ExecutionSettings = {
     graph,
     params,
