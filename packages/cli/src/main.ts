@@ -395,7 +395,8 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
   const foreign = plan.filter((p) => p.foreign);
   if (foreign.length) {
     const where = [...new Set(foreign.map((p) => describeTracker(p.foreign!.tracker)))].join(" and ");
-    stdout.write(`${foreign.length} of them have cache entries recorded in another tracker (${where}), which this command cannot use.\n`);
+    const many = foreign.length > 1;
+    stdout.write(`${foreign.length} task${many ? "s have cache entries" : " has a cache entry"} recorded in another tracker (${where}), which this command cannot use.\n`);
   }
   return EXIT.ok;
 }
