@@ -544,8 +544,10 @@ async function logFlowGraph(tracker: Tracker, flowRunId: string, graph: FlowGrap
 
 /**
  * Every flow output on the flow run: all of them, in their JSON form (an artifact as its record:
- * path, run id, artifact path, digest), as the artifact `cairn/outputs.json`; the numbers also as
- * metrics, which MLflow's UI compares across runs. The metrics ride with the run's end.
+ * path, run id, artifact path, digest), as the artifact `outputs.json` at the run's root, where
+ * MLflow's UI shows it first (not under `cairn/`, where a task run's `outputs.json` is its cache
+ * manifest, another shape); the numbers also as metrics, which MLflow's UI compares across runs.
+ * The metrics ride with the run's end.
  */
 async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown, secrets: SecretRegistry): Promise<void> {
   if (!tracker.capabilities.records) return;
@@ -555,7 +557,7 @@ async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown,
     .map(([key, value]) => ({ key, value, step: 0, timestamp: now }));
   await Promise.all([
     metrics.length ? tracker.logBatch(runId, { metrics }) : undefined,
-    writeRunFiles(tracker, runId, "cairn", { "outputs.json": secrets.mask(JSON.stringify(outputs, null, 2)) }),
+    writeRunFiles(tracker, runId, "", { "outputs.json": secrets.mask(JSON.stringify(outputs, null, 2)) }),
   ]);
 }
 
