@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalStore } from "@cairn/core";
+import { flow, LocalStore, OptionError, task } from "cairn-dag";
 import { readWithMlflow } from "../packages/mlflow/test/mlflow-read.ts";
 import { type MlflowServer, startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
 import { cairn, repo, tmp } from "./cli/helpers.ts";
@@ -103,6 +103,27 @@ describe("what a flow run records, in the embedded store", () => {
 
   it("prints no run page with the embedded store", () => {
     expect(secondRun.stdout).not.toContain("View run");
+  });
+
+  it("an app names the flow's file with RunOptions.source; outside a git checkout there is no commit tag", async () => {
+    const root = await tmp("cairn-record-app-");
+    const outside = await tmp("cairn-record-nogit-");
+    const f = flow("app").build(() => ({ n: task("one").run(() => 1)({}) }));
+    const r = await (await f.run({ root, source: join(outside, "app.flow.ts"), env: {} })).wait();
+    expect(r.status).toBe("succeeded");
+    const store = new LocalStore({ root });
+    const runs = [await store.getRun(r.runId), await store.getRun(r.tasks.one!.runId!)];
+    for (const run of runs) {
+      expect(run!.tags).toMatchObject({ "mlflow.source.type": "LOCAL", "mlflow.source.name": join(outside, "app.flow.ts") });
+      expect(run!.tags["mlflow.source.git.commit"]).toBeUndefined();
+    }
+  });
+
+  it.each([[""], [42]])("RunOptions.source %j is refused, saying what it expects", async (source) => {
+    const f = flow("app").build(() => ({}));
+    const run = f.run({ root: await tmp("cairn-record-bad-"), source: source as string, env: {} });
+    await expect(run).rejects.toBeInstanceOf(OptionError);
+    await expect(run).rejects.toThrow(/source.*the path of the flow's file/);
   });
 });
 
