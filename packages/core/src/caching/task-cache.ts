@@ -75,6 +75,7 @@ export interface ForeignEntry {
 export function describeTracker(tracker: { kind: string; uri: string }): string {
   if (tracker.kind === "local") return `the embedded store at ${tracker.uri}`;
   if (tracker.kind === "mlflow") return `the MLflow server at ${tracker.uri}`;
+  if (isUntrackedRecord(tracker)) return "no tracker (tracking off)";
   return `the ${tracker.kind} tracker at ${tracker.uri}`;
 }
 
@@ -179,7 +180,12 @@ export class TaskCache {
     return this.down_;
   }
 
-  /** Called once, at the first lookup that finds an entry recorded in another tracker (a {@link ForeignEntry}). */
+  /**
+   * Called once, at the first lookup that finds an entry recorded in another kind of tracker, or
+   * in another server than this run's (a {@link ForeignEntry}): the move between the embedded
+   * store and a server that turns every task into a miss. Entries of other embedded stores (a
+   * teammate's, through a shared redis) are misses here as a matter of course, and not reported.
+   */
   onForeignEntry(listener: (entry: ForeignEntry) => void): void {
     this.foreignListener = listener;
   }
@@ -336,7 +342,7 @@ export class TaskCache {
           tracker: { kind: entry.tracker.kind, uri: entry.tracker.uri },
           here: { kind: this.tracker.kind, uri: this.tracker.uri },
         };
-        if (!this.foreignMet) {
+        if (!this.foreignMet && (entry.tracker.kind !== this.tracker.kind || this.tracker.capabilities.sharedRuns)) {
           this.foreignMet = true;
           this.foreignListener?.(foreign);
         }
