@@ -22,8 +22,14 @@ from mlflow.models import infer_signature  # noqa: E402
 
 model = joblib.load(i["model"]["path"])
 X = pd.read_csv(i["train"]["path"]).drop(columns="target")
+# The model is logged in the task's run (MLFLOW_RUN_ID), so that the registered version links to
+# the run that logged it; MLflow 3 links a model to a run only when told which.
 info = mlflow.sklearn.log_model(
-    model, name="model", signature=infer_signature(X, model.predict(X)), registered_model_name=i["name"]
+    model,
+    name="model",
+    signature=infer_signature(X, model.predict(X)),
+    registered_model_name=i["name"],
+    run_id=os.environ.get("MLFLOW_RUN_ID"),
 )
 version = str(info.registered_model_version)
 mlflow.MlflowClient().set_registered_model_alias(i["name"], i["alias"], version)

@@ -219,6 +219,8 @@ describe("a warm run against the server", () => {
         "POST runs/create",
         "PUT /api/2.0/mlflow-artifacts/artifacts/" + (await tracker.getRun(warm.result.runId))!.experimentId + `/${warm.result.runId}/artifacts/cairn/graph.json`,
         "PUT /api/2.0/mlflow-artifacts/artifacts/" + (await tracker.getRun(warm.result.runId))!.experimentId + `/${warm.result.runId}/artifacts/cairn/graph.mmd`,
+        // Issue 15: every flow output on the flow run, as outputs.json (one upload per flow run, none per task).
+        "PUT /api/2.0/mlflow-artifacts/artifacts/" + (await tracker.getRun(warm.result.runId))!.experimentId + `/${warm.result.runId}/artifacts/outputs.json`,
         "POST runs/search",
         ...Array(4).fill(["POST runs/create", "POST runs/update"]).flat(),
         "POST runs/log-batch",

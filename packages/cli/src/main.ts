@@ -6,7 +6,9 @@ import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import bytes from "bytes";
 import ms from "ms";
 import {
+  CACHED_FROM_TAG,
   CairnError,
+  describeTracker,
   explainTask,
   openFlowCache,
   planFlow,
@@ -310,6 +312,8 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       : { refresh: values.refresh === true, rerun: values.rerun ?? [], ...(values["cache-strict"] ? { strict: true } : {}) },
     ...(values.root ? { root: values.root } : {}),
     env: io.env,
+    // The flow's file (under tsx too: the autorun runs this command with it), for MLflow's source tags.
+    source: resolve(positionals[0]!),
   });
   run.on((e) => reporter.event(e));
 
@@ -388,6 +392,12 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
   stdout.write(table(["task", "plan", "why"], rows, c));
   const hits = plan.filter((p) => p.action === "hit").length;
   stdout.write(`\n${hits} of ${plan.length} tasks would come from the cache.\n`);
+  const foreign = plan.filter((p) => p.foreign);
+  if (foreign.length) {
+    const where = [...new Set(foreign.map((p) => describeTracker(p.foreign!.tracker)))].join(" and ");
+    const many = foreign.length > 1;
+    stdout.write(`${foreign.length} task${many ? "s have cache entries" : " has a cache entry"} recorded in another tracker (${where}), which this command cannot use.\n`);
+  }
   return EXIT.ok;
 }
 
@@ -423,7 +433,13 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
       const n = explanation.nearest;
       lines.push(`Nearest earlier entry: run ${n.sourceRunId}, from ${new Date(n.createdAt).toISOString()}. Since then:`);
       for (const change of n.changes) lines.push(`  - ${change.message}`);
-      if (!n.changes.length) lines.push("  - nothing: the entry exists but was unusable (see the reason above).");
+      if (!n.changes.length) {
+        lines.push(
+          p.foreign
+            ? `  - nothing: the entry exists, but its source run is recorded in ${describeTracker(p.foreign.tracker)}, not in ${describeTracker(p.foreign.here)}.`
+            : "  - nothing: the entry exists but was unusable (see the reason above).",
+        );
+      }
     }
   }
   stdout.write(`${lines.join("\n")}\n`);
@@ -553,25 +569,44 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   const runId = run.runId;
   const children = await tracker.searchRuns({ experimentIds: [run.experimentId], parentRunId: runId, maxResults: 10_000 });
   children.sort((a, b) => a.startTime - b.startTime);
+  // A cache hit's run holds no params or metrics of its own (copying them would cost a request
+  // per hit): they are its source run's, read here, all in one request where the tracker can.
+  const sources = await sourceRuns(tracker, [run, ...children]);
+  const sourceOf = (r: RunRecord) => sources.get(r.tags[CACHED_FROM_TAG] ?? "");
   if (values.json) {
-    stdout.write(`${JSON.stringify({ run, tasks: children }, null, 2)}\n`);
+    const withSource = (r: RunRecord) => {
+      const source = sourceOf(r);
+      return source ? { ...r, cachedFrom: { runId: source.runId, name: source.name, status: source.status, params: source.params, metrics: source.metrics } } : r;
+    };
+    stdout.write(`${JSON.stringify({ run: withSource(run), tasks: children.map(withSource) }, null, 2)}\n`);
     return EXIT.ok;
   }
   const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
   const lines = [`${c.bold(run.name)}  run ${run.runId}  ${run.status}  ${duration(run)}`];
   if (run.parentRunId !== undefined) lines.push(`task run of flow run ${run.parentRunId}`);
-  if (run.tags["cairn.cached_from"]) lines.push(`cached from ${run.tags["cairn.cached_from"]}`);
+  const source = sourceOf(run);
+  if (run.tags[CACHED_FROM_TAG]) lines.push(`cached from ${run.tags[CACHED_FROM_TAG]}${source ? ` (${source.name}, ${source.status})` : ""}`);
   lines.push(`started ${new Date(run.startTime).toISOString()}`);
-  if (Object.keys(run.params).length) lines.push(`params: ${Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(" ")}`);
-  if (Object.keys(run.metrics).length) lines.push(`metrics: ${Object.entries(run.metrics).map(([k, v]) => `${k}=${v}`).join(" ")}`);
-  const note = run.parentRunId !== undefined && !run.tags["cairn.cached_from"] ? taskNote(run, true) : "";
+  const from = source ? ` (of source run ${source.runId})` : "";
+  const params = source && !Object.keys(run.params).length ? source.params : run.params;
+  const metrics = source && !Object.keys(run.metrics).length ? source.metrics : run.metrics;
+  if (Object.keys(params).length) lines.push(`params${params === run.params ? "" : from}: ${Object.entries(params).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  if (Object.keys(metrics).length) lines.push(`metrics${metrics === run.metrics ? "" : from}: ${formatMetrics(metrics)}`);
+  const note = run.parentRunId !== undefined && !run.tags[CACHED_FROM_TAG] ? taskNote(run, true) : "";
   const stopped = run.tags["cairn.status"] === "skipped" || run.tags["cairn.status"] === "cancelled";
   if (note) lines.push(stopped ? note : `error: ${note}${run.tags["cairn.error.name"] !== undefined ? "\n(the whole text and its stack: artifact cairn/error.txt)" : ""}`);
   stdout.write(`${lines.join("\n")}\n`);
   // A task run has no task runs below it (unless its work started runs of its own, as `mlflow run` does).
   if (run.parentRunId !== undefined && !children.length) return EXIT.ok;
-  const rows = children.map((r) => [r.name, r.status, duration(r), r.runId, taskNote(r)]);
-  stdout.write(`\n${table([run.parentRunId === undefined ? "task" : "run", "status", "duration", "run id", ""], rows, c)}`);
+  const rows = children.map((r) => [
+    r.name,
+    r.status,
+    duration(r),
+    r.runId,
+    formatMetrics(Object.keys(r.metrics).length ? r.metrics : (sourceOf(r)?.metrics ?? {})),
+    taskNote(r),
+  ]);
+  stdout.write(`\n${table([run.parentRunId === undefined ? "task" : "run", "status", "duration", "run id", "metrics", ""], rows, c)}`);
   return EXIT.ok;
 }
 
@@ -591,6 +626,30 @@ function taskNote(r: RunRecord, full = false): string {
   // One line on a row; `cairn show` of the task run prints it whole.
   const line = error.split("\n")[0]!;
   return line.length > 120 || error.includes("\n") ? `${line.slice(0, 117)}...` : line;
+}
+
+/** `k=v k=v`, numbers as they are. */
+function formatMetrics(metrics: Record<string, number>): string {
+  return Object.entries(metrics)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ");
+}
+
+/** The source runs of the cache hits among `runs`, by id: one `getRuns` where the tracker has it, else one `getRun` each; gone runs are left out. */
+async function sourceRuns(tracker: Tracker, runs: readonly RunRecord[]): Promise<Map<string, RunRecord>> {
+  const ids = [...new Set(runs.map((r) => r.tags[CACHED_FROM_TAG]).filter((id): id is string => id !== undefined && id !== ""))];
+  const found = new Map<string, RunRecord>();
+  if (!ids.length) return found;
+  const experiments = [...new Set(runs.map((r) => r.experimentId))];
+  const batch = tracker.getRuns ? await tracker.getRuns(ids, experiments).catch(() => new Map<string, RunRecord | undefined>()) : new Map<string, RunRecord | undefined>();
+  await Promise.all(
+    ids.map(async (id) => {
+      // A source in another experiment is not in the batch's answer: asked on its own.
+      const run = batch.has(id) ? batch.get(id) : await tracker.getRun(id).catch(() => undefined);
+      if (run) found.set(id, run);
+    }),
+  );
+  return found;
 }
 
 /** Prints the one line about runs a killed process left RUNNING and that were just closed; true when there were any. */

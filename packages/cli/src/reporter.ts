@@ -70,8 +70,14 @@ function jsonReporter(out: Writable, err: Writable): Reporter {
   };
 }
 
+/** MLflow's own clients' line for a run's page ("View run NAME at: URL"), printed at a run's start and end. */
+function viewRun(flow: string, url: string, c: Colors): string {
+  return `View run ${c.bold(flow)} at: ${c.cyan(url)}`;
+}
+
 function plainReporter(out: Writable, c: Colors): Reporter {
   const style = statusStyle(c);
+  let view: string | undefined;
   return {
     event(e) {
       if (e.type === "log") {
@@ -86,10 +92,11 @@ function plainReporter(out: Writable, c: Colors): Reporter {
         out.write(`${time(e.time)} ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}${extra.length ? `  ${c.dim(extra.join("  "))}` : ""}\n`);
       } else if (e.type === "flow" && e.status === "running") {
         out.write(`${time(e.time)} flow ${c.bold(e.flow)} started, run ${e.runId}\n`);
+        if (e.url) out.write(`${(view = viewRun(e.flow, e.url, c))}\n`);
       }
     },
     finish(result) {
-      out.write(summary(result, c));
+      out.write(summary(result, c, view));
     },
     notice(message) {
       out.write(`${c.yellow(message)}\n`);
@@ -102,6 +109,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
   const active = new Map<string, { status: TaskStatus; since: number; attempt?: number }>();
   const counts = new Map<TaskStatus, number>();
   let flowName = "";
+  let view: string | undefined;
   let flowStart = Date.now();
   let timer: NodeJS.Timeout | undefined;
   const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -132,6 +140,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       if (e.type === "flow" && e.status === "running") {
         flowName = e.flow;
         flowStart = e.time;
+        if (e.url) out.write(`${(view = viewRun(e.flow, e.url, c))}\n`);
         timer = setInterval(render, 100);
         timer.unref();
         return;
@@ -154,7 +163,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       if (timer) clearInterval(timer);
       log.clear();
       log.done();
-      out.write(summary(result, c));
+      out.write(summary(result, c, view));
     },
     notice(message) {
       printAbove(c.yellow(message));
@@ -162,8 +171,8 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
   };
 }
 
-/** The closing table: task, status, duration, run id; then the flow's line. */
-export function summary(result: FlowResult<unknown>, c: Colors): string {
+/** The closing table: task, status, duration, run id; then the flow's line, and `view` (the run's page) when given. */
+export function summary(result: FlowResult<unknown>, c: Colors, view?: string): string {
   const style = statusStyle(c);
   const tasks = Object.values(result.tasks);
   const many = tasks.length > 40;
@@ -190,6 +199,7 @@ export function summary(result: FlowResult<unknown>, c: Colors): string {
     // Artifacts show as their local path: the whole object is noise on a terminal.
     lines.push(`Outputs: ${JSON.stringify(result.outputs, (_, v: unknown) => (isArtifact(v) ? v.path : v))}`);
   }
+  if (view) lines.push(view);
   return `${lines.join("\n")}\n`;
 }
 

@@ -8,7 +8,8 @@ test pays Python's start-up once. The server is MLFLOW_TRACKING_URI.
    {"op": "metric_history", "run_id": "...", "key": "loss"},
    {"op": "list_artifacts", "run_id": "...", "path": null},
    {"op": "download_artifact", "run_id": "...", "path": "a/b.txt", "dst": "/tmp/x"},
-   {"op": "experiment_by_name", "name": "..."}]
+   {"op": "experiment_by_name", "name": "..."},
+   {"op": "model_versions", "name": "..."}]
 """
 
 import base64
@@ -69,6 +70,11 @@ def answer(client, q):
     if op == "experiment_by_name":
         e = client.get_experiment_by_name(q["name"])
         return None if e is None else {"experiment_id": e.experiment_id, "name": e.name}
+    if op == "model_versions":
+        return [
+            {"name": v.name, "version": v.version, "run_id": v.run_id, "source": v.source, "aliases": list(v.aliases or [])}
+            for v in client.search_model_versions(f"name='{q['name']}'")
+        ]
     raise ValueError(f"unknown op {op!r}")
 
 

@@ -5,7 +5,7 @@ import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { taskInputs } from "../pipeline/inputs.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 import { forcedNodes } from "./rerun.ts";
-import type { TaskCache, TaskKey } from "./task-cache.ts";
+import { type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "./task-cache.ts";
 
 /** What a task would do if the flow ran now. */
 export interface PlannedTask {
@@ -19,6 +19,8 @@ export interface PlannedTask {
   reason?: string;
   /** Its cache key, when its inputs are known before running. */
   key?: TaskKey;
+  /** An entry for the key exists, but its source run is recorded in another tracker (see {@link ForeignEntry}). */
+  foreign?: ForeignEntry;
 }
 
 /** Options of {@link planFlow}. */
@@ -61,10 +63,12 @@ export async function planFlow(definition: FlowDefinition, options: PlanOptions)
       plan.set(id, { task: id, action: "run", reason: options.refresh ? "--refresh" : "--rerun", key });
       continue;
     }
-    const { entry, bad } = await options.cache.lookup(key.key);
+    const { entry, bad, foreign } = await options.cache.lookup(key.key);
     if (entry) {
       outputs.set(id, entry.outputs.values);
       plan.set(id, { task: id, action: "hit", cachedFrom: entry.sourceRunId, key });
+    } else if (foreign) {
+      plan.set(id, { task: id, action: "run", reason: foreignReason(foreign), key, foreign });
     } else {
       plan.set(id, { task: id, action: "run", reason: bad ? `its entry was unusable: ${bad.reason}` : "no cache entry for these inputs and code", key });
     }

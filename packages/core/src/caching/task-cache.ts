@@ -27,8 +27,10 @@ import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
 export const CACHE_KEY_TAG = "cairn.cache_key";
-/** The tag of a run that reused another run's outputs. */
+/** The tag of a run that reused another run's outputs: the source run's id. */
 export const CACHED_FROM_TAG = "cairn.cached_from";
+/** The source run's name (its node id), beside {@link CACHED_FROM_TAG}, for people reading the tags. */
+export const CACHED_FROM_NAME_TAG = "cairn.cached_from.name";
 /** Where a task run keeps its outputs manifest (values, artifact digests, cache key and ingredients). */
 export const MANIFEST_PATH = "cairn/outputs.json";
 
@@ -51,6 +53,45 @@ export interface StoredManifest extends OutputsManifest {
 export interface BadEntry {
   key: string;
   reason: string;
+}
+
+/**
+ * An entry for the key exists, but its source run is recorded in another tracker than the one
+ * this run or command uses (made against an MLflow server, read now with the embedded store, or
+ * the other way round): it cannot be checked from here, so it is a miss here, and stays for
+ * whoever records there.
+ */
+export interface ForeignEntry {
+  key: string;
+  taskName: string;
+  sourceRunId: string;
+  /** Where the entry's source run is recorded. */
+  tracker: { kind: string; uri: string };
+  /** Where this run or command records. */
+  here: { kind: string; uri: string };
+}
+
+/** A tracker for people: "the embedded store at .cairn", "the MLflow server at http://...". */
+export function describeTracker(tracker: { kind: string; uri: string }): string {
+  if (tracker.kind === "local") return `the embedded store at ${tracker.uri}`;
+  if (tracker.kind === "mlflow") return `the MLflow server at ${tracker.uri}`;
+  if (isUntrackedRecord(tracker)) return "no tracker (tracking off)";
+  return `the ${tracker.kind} tracker at ${tracker.uri}`;
+}
+
+/** How to run against `tracker`: "with MLFLOW_TRACKING_URI=http://..." or "with MLFLOW_TRACKING_URI unset". */
+export function runAgainst(tracker: { kind: string; uri: string }): string {
+  if (tracker.kind === "local") return "with MLFLOW_TRACKING_URI unset";
+  if (tracker.kind === "mlflow") return `with MLFLOW_TRACKING_URI=${tracker.uri}`;
+  return `against ${tracker.uri}`;
+}
+
+/** Why a foreign entry is not used, and how to use it. */
+export function foreignReason(foreign: ForeignEntry): string {
+  return (
+    `its entry's source run ${foreign.sourceRunId} is recorded in another tracker, ${describeTracker(foreign.tracker)}, ` +
+    `not in ${describeTracker(foreign.here)} where this one records; run ${runAgainst(foreign.tracker)} to reuse it`
+  );
 }
 
 /** How a run treats a shared store (redis, postgres) that stops answering. */
@@ -107,12 +148,17 @@ export class TaskCache {
    */
   private readonly dependencies = new WeakMap<TaskDefinition, Promise<Record<string, string>>>();
   private readonly sourceRuns = new Map<string, Promise<{ run: RunRecord | undefined | typeof UNSETTLED; at: number }>>();
+  /** Names of the source runs this run has seen (verified, found by tag, or recorded here), by run id. */
+  private readonly sourceNames = new Map<string, string>();
 
   /** Why the shared store is no longer used by this run, once it stopped answering. */
   private down_: CacheBackendError | undefined;
   /** Aborted when the store goes down: ends waits on other processes' leases at once. */
   private readonly downSignal = new AbortController();
   private downListener: ((error: CacheBackendError) => void) | undefined;
+  /** Told about the first foreign entry a lookup meets (see {@link onForeignEntry}). */
+  private foreignListener: ((entry: ForeignEntry) => void) | undefined;
+  private foreignMet = false;
   /** See {@link CacheFailurePolicy.strict}. */
   readonly strict: boolean;
 
@@ -132,6 +178,16 @@ export class TaskCache {
   /** The error that made the run stop using the store, if it did. */
   get down(): CacheBackendError | undefined {
     return this.down_;
+  }
+
+  /**
+   * Called once, at the first lookup that finds an entry recorded in another kind of tracker, or
+   * in another server than this run's (a {@link ForeignEntry}): the move between the embedded
+   * store and a server that turns every task into a miss. Entries of other embedded stores (a
+   * teammate's, through a shared redis) are misses here as a matter of course, and not reported.
+   */
+  onForeignEntry(listener: (entry: ForeignEntry) => void): void {
+    this.foreignListener = listener;
   }
 
   /** Called once, when the shared store stops answering and the run goes on without it. */
@@ -263,7 +319,7 @@ export class TaskCache {
    * as MLflow: `capabilities.sharedRuns`) from the experiment's index or a run tagged with the
    * key. Entries whose run or artifacts are gone or changed are evicted.
    */
-  async lookup(key: string): Promise<{ entry?: CacheEntry; bad?: BadEntry }> {
+  async lookup(key: string): Promise<{ entry?: CacheEntry; bad?: BadEntry; foreign?: ForeignEntry }> {
     const stored = await this.guard(() => this.store.lookup(key), {});
     if (stored.evicted) return { bad: { key, reason: stored.evicted } };
     let entry = stored.entry;
@@ -278,7 +334,20 @@ export class TaskCache {
     if (problem) {
       // An entry another tracker recorded (a teammate's local store, through a shared redis)
       // cannot be checked from here: it is a miss here, but stays for whoever can use it.
-      if (!fromTracker && this.isForeign(entry)) return {};
+      if (!fromTracker && this.isForeign(entry)) {
+        const foreign: ForeignEntry = {
+          key,
+          taskName: entry.taskName,
+          sourceRunId: entry.sourceRunId,
+          tracker: { kind: entry.tracker.kind, uri: entry.tracker.uri },
+          here: { kind: this.tracker.kind, uri: this.tracker.uri },
+        };
+        if (!this.foreignMet && (entry.tracker.kind !== this.tracker.kind || this.tracker.capabilities.sharedRuns)) {
+          this.foreignMet = true;
+          this.foreignListener?.(foreign);
+        }
+        return { foreign };
+      }
       await this.guard(() => this.store.delete(key), false).catch(() => false);
       return { bad: { key, reason: problem } };
     }
@@ -345,6 +414,7 @@ export class TaskCache {
       ttlMs !== undefined ? { ttlMs } : {},
     ), undefined);
     if (!entry) return undefined;
+    this.sourceNames.set(runId, node.id); // a task run is named after its node
     if (this.tracker.writeIndexEntry) {
       const doc: IndexDocument = { ...entry, ...(ttlMs !== undefined ? { expiresAt: entry.createdAt + ttlMs } : {}) };
       await this.tracker.writeIndexEntry(this.experimentId, indexName(entry.key), JSON.stringify(doc));
@@ -365,9 +435,18 @@ export class TaskCache {
     return !isUntrackedRecord(entry.tracker) && (entry.tracker.kind !== this.tracker.kind || entry.tracker.uri !== this.tracker.uri);
   }
 
+  /**
+   * The name of a hit's source run, as this run met it (its lookup read the run, or this run
+   * recorded it); undefined for an entry handed over by another process's computation.
+   */
+  sourceRunName(runId: string): string | undefined {
+    return this.sourceNames.get(runId);
+  }
+
   /** Why the entry cannot be used, or undefined when it can. */
   private async verify(entry: CacheEntry): Promise<string | undefined> {
     const run = await this.sourceRun(entry.sourceRunId);
+    if (run) this.sourceNames.set(run.runId, run.name);
     if (this.tracker.capabilities.records) {
       if (!run) return `its source run ${entry.sourceRunId} no longer exists in ${this.tracker.uri}`;
       if (run.status !== "FINISHED") return `its source run ${entry.sourceRunId} is ${run.status}, not FINISHED`;

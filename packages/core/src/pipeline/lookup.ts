@@ -55,7 +55,7 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
     const entry = await findEntry(scope, task, key.key);
     if (flowSignal.aborted) return STOPPED;
     if (entry) {
-      await recordHit(scope.record, task.node, entry, task.result, scope.recording, scope.warn);
+      await recordHit(scope.record, task.node, entry, task.result, scope.recording, scope.warn, cache.sourceRunName(entry.sourceRunId));
       task.settleFlight?.(entry);
       await task.releaseLease?.();
       return { kind: "hit", entry };

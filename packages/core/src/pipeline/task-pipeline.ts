@@ -36,6 +36,8 @@ export interface PipelineSettings {
   readonly interceptors?: readonly TaskInterceptor[];
   /** Aborts when the flow stops, with its StopReason. */
   readonly signal: AbortSignal;
+  /** Tags every task run carries (MLflow's source tags). */
+  readonly runTags?: Readonly<Record<string, string>>;
 }
 
 export class TaskPipeline {
@@ -58,7 +60,7 @@ export class TaskPipeline {
     setMaxListeners(0, s.signal);
     const warn = (task: string | undefined, message: string) => this.warn(task, message);
     this.abandonedAttempts = new AbandonedAttempts(warn);
-    const record = { tracker: s.tracker, experimentId: s.experimentId, flowRunId: s.flowRunId, flowName: s.flowName, workDir: s.workDir, secrets: s.secrets };
+    const record = { tracker: s.tracker, experimentId: s.experimentId, flowRunId: s.flowRunId, flowName: s.flowName, workDir: s.workDir, secrets: s.secrets, ...(s.runTags ? { runTags: s.runTags } : {}) };
     this.scope = {
       shared: {
         params: s.params,

@@ -7,7 +7,7 @@
  */
 import { dirname, resolve as resolvePath } from "node:path";
 import type { CacheEntry } from "@cairn/cache";
-import { CACHED_FROM_TAG, type StoredManifest } from "../caching/task-cache.ts";
+import { CACHED_FROM_NAME_TAG, CACHED_FROM_TAG, type StoredManifest } from "../caching/task-cache.ts";
 import { isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { type ErrorInfo, toErrorInfo } from "../run/events.ts";
@@ -25,6 +25,8 @@ export interface RecordScope {
   /** Folder for task artifacts when the tracker keeps none locally. */
   readonly workDir: string;
   readonly secrets: SecretRegistry;
+  /** Tags every task run carries, in its create request: MLflow's source tags (`mlflow.source.name`, `mlflow.user`, ...). */
+  readonly runTags?: Readonly<Record<string, string>>;
 }
 
 /** createRun options for the null tracker, which ignores them: no tags object per task. */
@@ -61,6 +63,7 @@ export type UnstartedOutcome =
 /** The tags every task run starts with. */
 function taskTags(scope: RecordScope, node: FlowNode): Record<string, string> {
   return {
+    ...scope.runTags,
     "cairn.flow": scope.flowName,
     "cairn.task": node.task.name,
     "cairn.node_id": node.id,
@@ -228,9 +231,12 @@ async function uploadArtifacts(tracker: Tracker, runId: string, outputs: unknown
 }
 
 /**
- * Records a cache hit as a FINISHED run tagged with its source. `result.runId` is set when the
- * run exists; with a server that happens in the background (`background` holds the promise:
- * the flow waits for it at its end), so dependants do not wait for it.
+ * Records a cache hit as a FINISHED run tagged `cairn.status=cached` and with its source
+ * (`cairn.cached_from`: the id, `cairn.cached_from.name`: its name when known), all in the
+ * create request: a search can filter hits and follow them to their source, whose params and
+ * metrics are not copied (a request per hit). `result.runId` is set when the run exists; with
+ * a server that happens in the background (`background` holds the promise: the flow waits for
+ * it at its end), so dependants do not wait for it.
  */
 export async function recordHit(
   scope: RecordScope,
@@ -239,6 +245,7 @@ export async function recordHit(
   result: { runId?: string },
   background: Set<Promise<void>>,
   warn: (task: string, message: string) => void,
+  sourceName?: string,
 ): Promise<void> {
   const { tracker } = scope;
   if (!tracker.capabilities.records) return;
@@ -247,11 +254,15 @@ export async function recordHit(
     name: node.id,
     parentRunId: scope.flowRunId,
     tags: {
+      ...scope.runTags,
       "cairn.flow": scope.flowName,
       "cairn.task": node.task.name,
       "cairn.node_id": node.id,
       "cairn.task_kind": node.task.kind,
+      ...(node.task.version ? { "cairn.task_version": node.task.version } : {}),
+      [STATUS_TAG]: "cached",
       [CACHED_FROM_TAG]: entry.sourceRunId,
+      ...(sourceName !== undefined ? { [CACHED_FROM_NAME_TAG]: sourceName } : {}),
       "cairn.cache_hit_key": entry.key,
     },
   };

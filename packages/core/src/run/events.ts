@@ -64,6 +64,8 @@ export interface FlowEvent {
    */
   outputs?: unknown;
   error?: ErrorInfo;
+  /** Where the flow run is seen in the tracker's UI (an MLflow server's run page); absent for the embedded store. */
+  url?: string;
   time: number;
 }
 

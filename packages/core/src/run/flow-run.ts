@@ -1,6 +1,6 @@
 import { availableParallelism, hostname, userInfo } from "node:os";
 import { execFile } from "node:child_process";
-import { resolve as resolvePath } from "node:path";
+import { dirname, resolve as resolvePath } from "node:path";
 import type { FlowDefinition } from "../definition/flow-definition.ts";
 import { validateWithSchema, knownKeys } from "../definition/schema.ts";
 import { assertSerializable } from "../definition/serializable.ts";
@@ -9,7 +9,7 @@ import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { type ExecutionSettings, type FailurePolicy, FlowExecution } from "../scheduler/flow-execution.ts";
 import type { TaskResult } from "./task-result.ts";
 import { type CacheBackendError, CacheStore } from "@cairn/cache";
-import { isStoreDown, localArtifacts, storeDownWarning, TaskCache } from "../caching/task-cache.ts";
+import { describeTracker, runAgainst, isStoreDown, localArtifacts, storeDownWarning, TaskCache } from "../caching/task-cache.ts";
 import { checkAhead } from "../caching/plan.ts";
 import { forcedNodes } from "../caching/rerun.ts";
 import { toGraphJson, toMermaid } from "../graph/render.ts";
@@ -58,6 +58,12 @@ export interface RunOptions {
    * interceptors: [async (call, next) => { const t = performance.now(); try { return await next(); } finally { log(call.nodeId, performance.now() - t); } }]
    */
   interceptors?: readonly TaskInterceptor[];
+  /**
+   * The flow's file, recorded as MLflow's `mlflow.source.name` on the flow run and every task
+   * run (the CLI passes the file it ran); its git checkout gives `mlflow.source.git.commit`.
+   * @default process.argv[1], the script Node started
+   */
+  source?: string;
 }
 
 /** Cache settings of one run. */
@@ -237,22 +243,41 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   });
   secrets.assertParamsClean(definition.name, params);
 
+  if (options.source !== undefined && (typeof options.source !== "string" || !options.source)) {
+    throw new OptionError("source", "the path of the flow's file", options.source);
+  }
   // `git rev-parse` runs while the tracker opens; the null tracker drops tags: no git for it.
-  const source = options.tracker === false ? undefined : sourceTags();
+  const source = options.tracker === false ? undefined : sourceTags(options.source ?? process.argv[1]);
   const { root, tracker, experimentId } = await openTracking(definition, options, env);
   // Runs a killed process left RUNNING are closed while this one opens (said once, as the first event).
   const abandoned = closeAbandonedRuns(tracker, [experimentId]);
+  // Every run of the flow, the flow's and each task's, carries MLflow's source tags (in its create request).
+  const runTags = tracker.capabilities.records ? await source : undefined;
   flowRunId = await tracker.createRun({
     experimentId,
     name: definition.name,
-    tags: tracker.capabilities.records ? { ...(await source), "cairn.flow": definition.name, "cairn.kind": "flow" } : {},
+    tags: runTags ? { ...runTags, "cairn.host": hostname(), "cairn.flow": definition.name, "cairn.kind": "flow" } : {},
   });
+  const url = tracker.runUrl?.(experimentId, flowRunId);
 
   const { cache, storeDown } = await openRunCache(options.cache, root, env, tracker, experimentId, secrets).catch(async (error: unknown) => {
     await tracker.endRun(flowRunId, "FAILED").catch(() => {}); // not left RUNNING by a store that is not there
     throw error;
   });
   const forced = cache ? forcedNodes(graph, cache.rerun, cache.refresh) : undefined;
+  // Entries made against another tracker are misses here: said once for the run, at the first one met.
+  cache?.tasks.onForeignEntry((foreign) =>
+    emitToRun({
+      type: "log",
+      level: "warn",
+      runId: flowRunId,
+      message:
+        `Cache entries exist for these tasks' keys (task "${foreign.taskName}" first), but their source runs are recorded in ` +
+        `${describeTracker(foreign.tracker)}, not in ${describeTracker(foreign.here)} where this run records: they cannot be used here, so those tasks run. ` +
+        `To reuse them, run ${runAgainst(foreign.tracker)}.`,
+      time: Date.now(),
+    }),
+  );
   const settings: ExecutionSettings = {
     graph,
     params,
@@ -267,6 +292,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     emit: (e) => emitToRun(e),
     ...(cache ? { cache: { ...cache, ...(forced ? { forced } : {}) } } : {}),
     ...(interceptors.length ? { interceptors } : {}),
+    ...(runTags ? { runTags } : {}),
   };
   const execution = new FlowExecution(settings);
   const started = performance.now();
@@ -278,7 +304,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     await new Promise((r) => setImmediate(r));
     const closed = describeAbandonedRuns(await abandoned);
     if (closed) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: closed, time: Date.now() });
-    emitToRun({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, time: Date.now() });
+    emitToRun({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, ...(url ? { url } : {}), time: Date.now() });
     if (storeDown) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: storeDownWarning(storeDown, true), time: Date.now() });
     let status: FlowStatus;
     let error: ErrorInfo | undefined;
@@ -311,7 +337,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
       );
     }
     // The flow's outputs are logged while the runs of cache hits are still being recorded.
-    const logged = outputs ? logFlowOutputs(tracker, flowRunId, outputs).then(() => undefined, (e: unknown) => e) : undefined;
+    const logged = outputs ? logFlowOutputs(tracker, flowRunId, outputs, secrets).then(() => undefined, (e: unknown) => e) : undefined;
     await execution.pipeline.drain();
     const tasks = Object.fromEntries(execution.results);
     if (!error && status !== "succeeded") error = flowError(status, tasks);
@@ -335,6 +361,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
       status,
       runId: flowRunId,
       flow: definition.name,
+      ...(url ? { url } : {}),
       durationMs,
       time: Date.now(),
       ...(status === "succeeded" && outputs ? { outputs } : {}),
@@ -515,11 +542,23 @@ async function logFlowGraph(tracker: Tracker, flowRunId: string, graph: FlowGrap
   });
 }
 
-async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown): Promise<void> {
+/**
+ * Every flow output on the flow run: all of them, in their JSON form (an artifact as its record:
+ * path, run id, artifact path, digest), as the artifact `outputs.json` at the run's root, where
+ * MLflow's UI shows it first (not under `cairn/`, where a task run's `outputs.json` is its cache
+ * manifest, another shape); the numbers also as metrics, which MLflow's UI compares across runs.
+ * The metrics ride with the run's end.
+ */
+async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown, secrets: SecretRegistry): Promise<void> {
+  if (!tracker.capabilities.records) return;
+  const now = Date.now();
   const metrics = Object.entries(outputs as Record<string, unknown>)
     .filter((e): e is [string, number] => typeof e[1] === "number" && Number.isFinite(e[1]))
-    .map(([key, value]) => ({ key, value, step: 0, timestamp: Date.now() }));
-  if (metrics.length) await tracker.logBatch(runId, { metrics });
+    .map(([key, value]) => ({ key, value, step: 0, timestamp: now }));
+  await Promise.all([
+    metrics.length ? tracker.logBatch(runId, { metrics }) : undefined,
+    writeRunFiles(tracker, runId, "", { "outputs.json": secrets.mask(JSON.stringify(outputs, null, 2)) }),
+  ]);
 }
 
 function flowError(status: FlowStatus, tasks: Record<string, TaskResult>): ErrorInfo {
@@ -533,21 +572,27 @@ function flowError(status: FlowStatus, tasks: Record<string, TaskResult>): Error
   };
 }
 
-let cachedSourceTags: Promise<Record<string, string>> | undefined;
-/** MLflow's source tags: who ran what, from which commit (absent outside a git checkout). */
-function sourceTags(): Promise<Record<string, string>> {
-  return (cachedSourceTags ??= new Promise((resolve) => {
-    const tags: Record<string, string> = {
-      "mlflow.source.type": "LOCAL",
-      "mlflow.source.name": process.argv[1] ?? "cairn",
-      "mlflow.user": safeUser(),
-      "cairn.host": hostname(),
-    };
-    execFile("git", ["rev-parse", "HEAD"], { timeout: 2000 }, (error, stdout) => {
-      if (!error && stdout.trim()) tags["mlflow.source.git.commit"] = stdout.trim();
-      resolve(tags);
-    });
-  }));
+/** The commit of each folder's git checkout, asked once per process (a folder's HEAD is taken as it was at the first run). */
+const commits = new Map<string, Promise<string | undefined>>();
+
+/**
+ * MLflow's source tags, as its own clients set them: who ran which file (`mlflow.source.name`,
+ * absolute), from which commit of the file's checkout (absent outside one).
+ */
+async function sourceTags(file: string | undefined): Promise<Record<string, string>> {
+  const name = file ? resolvePath(file) : "cairn";
+  const dir = file ? dirname(name) : process.cwd();
+  let commit = commits.get(dir);
+  if (!commit) {
+    commit = new Promise((resolve) =>
+      execFile("git", ["rev-parse", "HEAD"], { cwd: dir, timeout: 2000 }, (error, stdout) => resolve(!error && stdout.trim() ? stdout.trim() : undefined)),
+    );
+    commits.set(dir, commit);
+  }
+  const tags: Record<string, string> = { "mlflow.source.type": "LOCAL", "mlflow.source.name": name, "mlflow.user": safeUser() };
+  const sha = await commit;
+  if (sha) tags["mlflow.source.git.commit"] = sha;
+  return tags;
 }
 
 function safeUser(): string {

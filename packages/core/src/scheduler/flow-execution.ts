@@ -53,6 +53,8 @@ export interface ExecutionSettings {
   emit: (event: RunEvent) => void;
   /** Hooks around every attempt (RunOptions.interceptors). */
   interceptors?: readonly TaskInterceptor[];
+  /** Tags every task run carries (MLflow's source tags), set in its create request. */
+  runTags?: Readonly<Record<string, string>>;
 }
 
 export class FlowExecution {
@@ -75,10 +77,10 @@ export class FlowExecution {
     for (const [name, limit] of Object.entries(s.pools)) this.pools.set(name, new Slots(limit));
     this.remaining = s.graph.order.length;
     this.done = new Promise((resolve) => (this.finished = resolve));
-    const { tracker, experimentId, flowRunId, secrets, workDir, params, emit, interceptors } = s;
+    const { tracker, experimentId, flowRunId, secrets, workDir, params, emit, interceptors, runTags } = s;
     const flowName = s.graph.definition.name;
     const signal = this.controller.signal;
-    this.pipeline = new TaskPipeline({ flowName, params, tracker, experimentId, flowRunId, secrets, workDir, emit, signal, ...(interceptors ? { interceptors } : {}), ...(s.cache ? { cache: s.cache.tasks } : {}) });
+    this.pipeline = new TaskPipeline({ flowName, params, tracker, experimentId, flowRunId, secrets, workDir, emit, signal, ...(interceptors ? { interceptors } : {}), ...(runTags ? { runTags } : {}), ...(s.cache ? { cache: s.cache.tasks } : {}) });
     const list = s.graph.definition.nodes;
     const { index, dependencies, dependants, priority, order } = s.graph.indexed;
     this.index = index;

@@ -160,6 +160,8 @@ export interface Tracker {
    * Optional; callers fall back to `createRun`.
    */
   newRunId?(): string;
+  /** The page of a run in the tracker's web UI, for people to open. Optional: a tracker without a UI has none. */
+  runUrl?(experimentId: string, runId: string): string;
   /** The local folder of a run's artifacts; offered exactly when `capabilities.localArtifacts` is true. */
   artifactDir?(runId: string): string;
   /**

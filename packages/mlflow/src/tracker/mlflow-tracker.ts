@@ -119,6 +119,11 @@ export class MlflowTracker implements Tracker {
     return (await this.client.searchExperiments()).map((e) => ({ experimentId: e.experimentId, name: e.name }));
   }
 
+  /** The run's page in MLflow's UI, as MLflow's own clients print it ("View run ... at: ..."). */
+  runUrl(experimentId: string, runId: string): string {
+    return `${this.uri}/#/experiments/${encodeURIComponent(experimentId)}/runs/${encodeURIComponent(runId)}`;
+  }
+
   async createRun(options: CreateRunOptions): Promise<string> {
     const tags: Record<string, string> = {};
     const spills: [string, string][] = [];

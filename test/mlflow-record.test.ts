@@ -1,0 +1,246 @@
+/**
+ * What a flow run leaves in MLflow for MLflow's users, in the embedded store and in a real
+ * server read back with MLflow's own MlflowClient: MLflow's source tags on every run, named
+ * after the flow file; every flow output on the flow run (`outputs.json`, numbers also as
+ * metrics); cache hits a search tells apart and follows to their source (`cairn.status`,
+ * `cairn.cached_from`, `cairn.cached_from.name`), whose metrics `cairn show` reads; the run's
+ * page printed as MLflow's clients print it; and, from `plan`, `explain` and `run`, cache
+ * entries whose source runs live in another tracker, named as such.
+ */
+import { execFileSync } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { flow, LocalStore, OptionError, task } from "cairn-dag";
+import { readWithMlflow } from "../packages/mlflow/test/mlflow-read.ts";
+import { type MlflowServer, startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
+import { cairn, repo, tmp } from "./cli/helpers.ts";
+import { cairnBin, childEnv, start } from "./cache/helpers.ts";
+import { hasVenv, VENV_PYTHON } from "./kinds/helpers.ts";
+
+const ok = join(repo, "test/fixtures/ok.flow.ts");
+const head = execFileSync("git", ["rev-parse", "HEAD"], { cwd: repo, encoding: "utf8" }).trim();
+
+interface Run {
+  runId: string;
+  experimentId: string;
+  name: string;
+  status: string;
+  params: Record<string, string>;
+  metrics: Record<string, number>;
+  tags: Record<string, string>;
+  cachedFrom?: { runId: string; name: string; metrics: Record<string, number>; params: Record<string, string> };
+}
+interface Shown {
+  run: Run;
+  tasks: Run[];
+}
+type Event = { type: string; status?: string; runId?: string; url?: string };
+
+const events = (stdout: string) => stdout.trim().split("\n").map((l) => JSON.parse(l) as Event);
+const flowRunIdOf = (stdout: string) => events(stdout)[0]!.runId!;
+const show = async (runId: string, options: { cwd: string; env?: NodeJS.ProcessEnv }) => JSON.parse((await cairn(["show", runId, "--json"], options)).stdout) as Shown;
+
+/** MLflow's source tags as a flow run of `ok.flow.ts` from this checkout records them. */
+const SOURCE_TAGS = { "mlflow.source.type": "LOCAL", "mlflow.source.name": ok, "mlflow.source.git.commit": head };
+
+describe("what a flow run records, in the embedded store", () => {
+  let cwd: string;
+  let first: Shown;
+  let second: Shown;
+  let secondRun: { stdout: string; stderr: string };
+  beforeAll(async () => {
+    cwd = await tmp("cairn-record-");
+    const cold = await cairn(["run", ok, "--json"], { cwd });
+    expect(cold.code, cold.stderr).toBe(0);
+    secondRun = await cairn(["run", ok], { cwd });
+    first = await show(flowRunIdOf(cold.stdout), { cwd });
+    second = await show(/run ([0-9a-f]{32})/.exec(secondRun.stdout)![1]!, { cwd });
+  });
+
+  it("every run, the flow's and each task's, carries MLflow's source tags named after the flow file", () => {
+    for (const run of [first.run, ...first.tasks, second.run, ...second.tasks]) {
+      expect(run.tags).toMatchObject(SOURCE_TAGS);
+      expect(run.tags["mlflow.user"]).toMatch(/\S/);
+    }
+  });
+
+  it("a hit's run says it is cached, and from which run, by id and by name", () => {
+    const sources = new Map(first.tasks.map((t) => [t.name, t]));
+    expect(second.tasks).toHaveLength(2);
+    for (const hit of second.tasks) {
+      const source = sources.get(hit.name)!;
+      expect(hit.tags).toMatchObject({ "cairn.status": "cached", "cairn.cached_from": source.runId, "cairn.cached_from.name": source.name });
+      // Nothing copied onto the hit's run: its source's params and metrics come with it in `show`.
+      expect(hit.metrics).toEqual({});
+      expect(hit.cachedFrom).toMatchObject({ runId: source.runId, name: source.name, metrics: source.metrics, params: source.params });
+    }
+    expect(first.tasks.every((t) => t.tags["cairn.status"] !== "cached")).toBe(true);
+  });
+
+  it("cairn show shows a hit's metrics from its source run, in the flow's table and on the hit's own page", async () => {
+    const table = (await cairn(["show", second.run.runId], { cwd })).stdout;
+    for (const hit of second.tasks) {
+      const source = first.tasks.find((t) => t.name === hit.name)!;
+      expect(table).toMatch(new RegExp(`^${hit.name}\\s+FINISHED.*${hit.runId}\\s+x=${source.metrics.x}\\s+cached from ${source.runId}`, "m"));
+    }
+    const hit = second.tasks[0]!;
+    const source = first.tasks.find((t) => t.name === hit.name)!;
+    const page = (await cairn(["show", hit.runId], { cwd })).stdout;
+    expect(page).toContain(`cached from ${source.runId} (${source.name}, FINISHED)`);
+    expect(page).toContain(`metrics (of source run ${source.runId}): x=${source.metrics.x}`);
+    expect(page).toMatch(new RegExp(`params \\(of source run ${source.runId}\\): x=${source.params.x}`));
+  });
+
+  it("every flow output is on the flow run: outputs.json, and the numbers as metrics", async () => {
+    const store = new LocalStore({ root: join(cwd, ".cairn") });
+    for (const { run } of [first, second]) {
+      const file = await store.downloadArtifact(run.runId, "outputs.json", await tmp("cairn-record-out-"));
+      expect(JSON.parse(await readFile(file, "utf8"))).toEqual({ result: 12, label: "none" });
+      expect(run.metrics).toEqual({ result: 12 });
+    }
+  });
+
+  it("prints no run page with the embedded store", () => {
+    expect(secondRun.stdout).not.toContain("View run");
+  });
+
+  it("an app names the flow's file with RunOptions.source; outside a git checkout there is no commit tag", async () => {
+    const root = await tmp("cairn-record-app-");
+    const outside = await tmp("cairn-record-nogit-");
+    const f = flow("app").build(() => ({ n: task("one").run(() => 1)({}) }));
+    const r = await (await f.run({ root, source: join(outside, "app.flow.ts"), env: {} })).wait();
+    expect(r.status).toBe("succeeded");
+    const store = new LocalStore({ root });
+    const runs = [await store.getRun(r.runId), await store.getRun(r.tasks.one!.runId!)];
+    for (const run of runs) {
+      expect(run!.tags).toMatchObject({ "mlflow.source.type": "LOCAL", "mlflow.source.name": join(outside, "app.flow.ts") });
+      expect(run!.tags["mlflow.source.git.commit"]).toBeUndefined();
+    }
+  });
+
+  it.each([[""], [42]])("RunOptions.source %j is refused, saying what it expects", async (source) => {
+    const f = flow("app").build(() => ({}));
+    const run = f.run({ root: await tmp("cairn-record-bad-"), source: source as string, env: {} });
+    await expect(run).rejects.toBeInstanceOf(OptionError);
+    await expect(run).rejects.toThrow(/source.*the path of the flow's file/);
+  });
+});
+
+describe("what a flow run records in an MLflow server, read with MlflowClient", () => {
+  let server: MlflowServer;
+  let env: NodeJS.ProcessEnv;
+  let cwd: string;
+  let cold: { stdout: string; stderr: string; code: number | null };
+  let warm: { stdout: string; stderr: string; code: number | null };
+  beforeAll(async () => {
+    server = await startMlflowServer();
+    env = { MLFLOW_TRACKING_URI: server.uri };
+    cwd = await tmp("cairn-record-mlflow-");
+    cold = await cairn(["run", ok, "--json", "--experiment", "record"], { cwd, env });
+    warm = await cairn(["run", ok, "--experiment", "record"], { cwd, env });
+  }, 180_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("--json puts the run's page on the flow events; the human view prints it at the start and the end", async () => {
+    expect(cold.code, cold.stderr).toBe(0);
+    const flowEvents = events(cold.stdout).filter((e) => e.type === "flow");
+    const runId = flowEvents[0]!.runId!;
+    const [run] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: runId }]);
+    const url = `${server.uri}/#/experiments/${run.experiment_id}/runs/${runId}`;
+    expect(flowEvents.map((e) => [e.status, e.url])).toEqual([
+      ["running", url],
+      ["succeeded", url],
+    ]);
+    expect(warm.code, warm.stderr).toBe(0);
+    const warmId = /run ([0-9a-f]{32})/.exec(warm.stdout)![1]!;
+    const lines = warm.stdout.split("\n").filter((l) => l.startsWith("View run "));
+    expect(lines).toEqual([`View run ok at: ${url.replace(runId, warmId)}`, `View run ok at: ${url.replace(runId, warmId)}`]);
+  });
+
+  it("source tags on every run, hits a search finds by cairn.status and follows to their source, outputs on the flow run", async () => {
+    const coldId = flowRunIdOf(cold.stdout);
+    const warmId = /run ([0-9a-f]{32})/.exec(warm.stdout)![1]!;
+    const [flowRun] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: coldId }]);
+    const exp = [flowRun.experiment_id];
+    const [coldTasks, hits, warmRun, outputs, artifacts] = await readWithMlflow(server.uri, [
+      { op: "search_runs", experiment_ids: exp, filter: `tags.mlflow.parentRunId = '${coldId}'` },
+      { op: "search_runs", experiment_ids: exp, filter: `tags."cairn.status" = 'cached'` },
+      { op: "get_run", run_id: warmId },
+      { op: "download_artifact", run_id: warmId, path: "outputs.json", dst: await tmp("cairn-record-dl-") },
+      { op: "list_artifacts", run_id: coldId, path: null },
+    ]);
+    for (const run of [flowRun, warmRun, ...coldTasks, ...hits]) {
+      expect(run.tags).toMatchObject(SOURCE_TAGS);
+      expect(run.tags["mlflow.user"]).toMatch(/\S/);
+    }
+    expect(coldTasks).toHaveLength(2);
+    expect(hits).toHaveLength(2);
+    const byName = new Map(coldTasks.map((t: { run_name: string }) => [t.run_name, t]));
+    for (const hit of hits) {
+      expect(hit.tags["mlflow.parentRunId"]).toBe(warmId);
+      const source = byName.get(hit.run_name) as { run_id: string; run_name: string };
+      expect(hit.tags).toMatchObject({ "cairn.cached_from": source.run_id, "cairn.cached_from.name": source.run_name });
+    }
+    expect(JSON.parse(Buffer.from(outputs.base64, "base64").toString("utf8"))).toEqual({ result: 12, label: "none" });
+    expect(warmRun.metrics).toEqual({ result: 12 });
+    expect(artifacts.map((a: { path: string }) => a.path).sort()).toEqual(["cairn", "outputs.json"]);
+    // cairn show reads the source's metrics from the server too.
+    const shown = await show(warmId, { cwd, env });
+    expect(shown.tasks.map((t) => t.cachedFrom?.metrics)).toEqual(shown.tasks.map((t) => ({ x: (byName.get(t.name) as { metrics: { x: number } }).metrics.x })));
+  });
+
+  it("plan, explain and run say when the cache entries live in another tracker, and which", async () => {
+    // The entries of `cwd` were made against the server; the embedded store cannot check their runs.
+    const plan = await cairn(["plan", ok], { cwd });
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain(`is recorded in another tracker, the MLflow server at ${server.uri}, not in the embedded store at ${join(cwd, ".cairn")}`);
+    expect(plan.stdout).toContain(`run with MLFLOW_TRACKING_URI=${server.uri} to reuse it`);
+    expect(plan.stdout).toContain(`1 task has a cache entry recorded in another tracker (the MLflow server at ${server.uri}), which this command cannot use.`);
+    const planJson = JSON.parse((await cairn(["plan", ok, "--json"], { cwd })).stdout) as Array<{ foreign?: { tracker: { kind: string; uri: string } } }>;
+    expect(planJson[0]!.foreign?.tracker).toEqual({ kind: "mlflow", uri: server.uri });
+
+    const explain = await cairn(["explain", ok, "double"], { cwd });
+    expect(explain.stdout).toContain(`double would run: its entry's source run`);
+    expect(explain.stdout).toContain(`- nothing: the entry exists, but its source run is recorded in the MLflow server at ${server.uri}, not in the embedded store at ${join(cwd, ".cairn")}.`);
+    expect(explain.stdout).not.toContain("was unusable");
+
+    const run = await cairn(["run", ok, "--json"], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    const warnings = run.stderr.split("\n").filter((l) => l.includes("recorded in another tracker") || l.includes("Cache entries exist"));
+    expect(warnings).toEqual([
+      `[flow] Cache entries exist for these tasks' keys (task "double" first), but their source runs are recorded in the MLflow server at ${server.uri}, ` +
+        `not in the embedded store at ${join(cwd, ".cairn")} where this run records: they cannot be used here, so those tasks run. ` +
+        `To reuse them, run with MLFLOW_TRACKING_URI=${server.uri}.`,
+    ]);
+
+    // The other way round: entries of the embedded store (just written), read with the server.
+    const back = await cairn(["plan", ok], { cwd, env });
+    expect(back.stdout).toContain(`is recorded in another tracker, the embedded store at ${join(cwd, ".cairn")}, not in the MLflow server at ${server.uri}`);
+    expect(back.stdout).toContain("run with MLFLOW_TRACKING_URI unset to reuse it");
+  }, 120_000);
+
+  it.skipIf(!hasVenv)("examples/multistep registers its model linked to the run that logged it, and puts every output on the flow run", async () => {
+    const example = join(repo, "examples/multistep/flow.ts");
+    const where = await tmp("cairn-record-multistep-");
+    const r = await start(process.execPath, [cairnBin, "run", example, "--json"], { cwd: where, env: childEnv({ ...env, CAIRN_PYTHON: VENV_PYTHON }) }).done;
+    expect(r.code, r.stderr).toBe(0);
+    const flowRunId = flowRunIdOf(r.stdout);
+    const [flowRun] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: flowRunId }]);
+    const [tasks, versions, outputs] = await readWithMlflow(server.uri, [
+      { op: "search_runs", experiment_ids: [flowRun.experiment_id], filter: `tags.mlflow.parentRunId = '${flowRunId}'` },
+      { op: "model_versions", name: "cairn-multistep" },
+      { op: "download_artifact", run_id: flowRunId, path: "outputs.json", dst: await tmp("cairn-record-dl-") },
+    ]);
+    const register = tasks.find((t: { run_name: string }) => t.run_name === "register");
+    expect(versions).toHaveLength(1);
+    expect(versions[0].run_id).toBe(register.run_id);
+    const recorded = JSON.parse(Buffer.from(outputs.base64, "base64").toString("utf8")) as Record<string, unknown>;
+    expect(Object.keys(recorded).sort()).toEqual(["best", "modelUri", "modelVersion", "predictions", "report", "rocAuc"]);
+    expect(recorded.modelUri).toBe(`models:/cairn-multistep/${versions[0].version}`);
+    expect(flowRun.metrics.rocAuc).toBe(recorded.rocAuc);
+    expect(flowRun.tags["mlflow.source.name"]).toBe(example);
+  }, 300_000);
+});
