@@ -1,0 +1,64 @@
+/**
+ * A process task's logs with an MLflow server: the peak RSS of Cairn's Node process while a
+ * script writes MB megabytes to stdout and stderr (both streamed to disk, then uploaded from
+ * it), and the requests a process task's logs add (the PUTs of logs/*.txt). Prints one JSON line.
+ *   tsx bench/process-logs.ts [MB=20]
+ */
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MlflowTracker } from "@cairn/mlflow/tracker";
+import { flow } from "@cairn/dsl";
+import { shell } from "@cairn/process";
+import { startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
+
+const mb = Number(process.argv[2] ?? 20);
+// Lines of 100 bytes; half the output on each stream.
+const lines = Math.round((mb * 1024 * 1024) / 100 / 2);
+const line = "x".repeat(99);
+const loud = shell("loud", `python3 -c 'import sys
+for i in range(${lines}):
+    sys.stdout.write("${line}\\n"); sys.stderr.write("${line}\\n")'`);
+const quiet = shell("quiet", "true");
+
+const server = await startMlflowServer();
+try {
+  const tracker = MlflowTracker.fromEnv({}, server.uri);
+  const requests: string[] = [];
+  tracker.client.http.observe((e) => {
+    if (e.phase === "request") requests.push(`${e.method} ${new URL(e.url).pathname}`);
+  });
+  const root = await mkdtemp(join(tmpdir(), "cairn-bench-logs-"));
+  const run = async (f: ReturnType<typeof flow>) => {
+    const r = await (await f.run({ tracker, cache: false, root, env: {} })).wait();
+    if (r.status !== "succeeded") throw new Error(r.error?.message);
+  };
+  await run(flow("logs-bench").build(() => ({ q: quiet().$out }))); // warm-up: experiment, connections
+  requests.length = 0;
+  await run(flow("logs-bench").build(() => ({ q: quiet().$out })));
+  const quietRequests = requests.length;
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const baseline = process.memoryUsage().rss;
+  let peak = baseline;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
+  requests.length = 0;
+  await run(flow("logs-bench").build(() => ({ l: loud().$out })));
+  clearInterval(sampler);
+  peak = Math.max(peak, process.memoryUsage().rss);
+  const logPuts = requests.filter((r) => r.startsWith("PUT") && r.includes("/logs/")).length;
+  console.log(
+    JSON.stringify({
+      bench: "process-logs",
+      outputMB: mb,
+      baselineRssMB: Math.round(baseline / 2 ** 20),
+      peakRssMB: Math.round(peak / 2 ** 20),
+      peakGrowthMB: Math.round((peak - baseline) / 2 ** 20),
+      requestsQuietShellFlow: quietRequests,
+      requestsLoudShellFlow: requests.length,
+      logUploadRequests: logPuts,
+    }),
+  );
+} finally {
+  await server.stop();
+}
