@@ -4,21 +4,23 @@
  * it), and the requests a process task's logs add (the PUTs of logs/*.txt). Prints one JSON line.
  *   tsx bench/process-logs.ts [MB=20]
  */
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { flow } from "@cairn/dsl";
-import { shell } from "@cairn/process";
+import { script, shell } from "@cairn/process";
 import { startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
 
 const mb = Number(process.argv[2] ?? 20);
 // Lines of 100 bytes; half the output on each stream.
 const lines = Math.round((mb * 1024 * 1024) / 100 / 2);
 const line = "x".repeat(99);
-const loud = shell("loud", `python3 -c 'import sys
-for i in range(${lines}):
-    sys.stdout.write("${line}\\n"); sys.stderr.write("${line}\\n")'`);
+// A script, not a shell task: a shell task's stdout is its output, so it is kept by design.
+const dir = await mkdtemp(join(tmpdir(), "cairn-bench-logs-"));
+const file = join(dir, "loud.py");
+await writeFile(file, `import sys\nfor i in range(${lines}):\n    sys.stdout.write("${line}\\n"); sys.stderr.write("${line}\\n")\n`);
+const loud = script("loud", { file, interpreter: "python3" });
 const quiet = shell("quiet", "true");
 
 const server = await startMlflowServer();
@@ -28,7 +30,7 @@ try {
   tracker.client.http.observe((e) => {
     if (e.phase === "request") requests.push(`${e.method} ${new URL(e.url).pathname}`);
   });
-  const root = await mkdtemp(join(tmpdir(), "cairn-bench-logs-"));
+  const root = join(dir, "root");
   const run = async (f: ReturnType<typeof flow>) => {
     const r = await (await f.run({ tracker, cache: false, root, env: {} })).wait();
     if (r.status !== "succeeded") throw new Error(r.error?.message);

@@ -3,6 +3,9 @@
  * logs/stderr.txt with an MLflow server too, for a task that succeeds and one that fails,
  * secrets masked: read back with MLflow's own MlflowClient.
  */
+import { execFile } from "node:child_process";
+import { resolve } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flow, script, shell } from "cairn-dag";
 import { readWithMlflow } from "../../packages/mlflow/test/mlflow-read.ts";
@@ -10,6 +13,8 @@ import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test
 import { fixture, hasVenv, tempRoot, VENV_PYTHON } from "./helpers.ts";
 
 let server: MlflowServer | undefined;
+const execFileAsync = promisify(execFile);
+const repoRoot = resolve(import.meta.dirname, "../..");
 const SECRET = "tok-s3cr3t-value-42";
 
 async function options() {
@@ -30,14 +35,14 @@ async function logsOf(runId: string): Promise<Record<string, string>> {
   return Object.fromEntries(paths.map((p, i) => [p, Buffer.from(files[i].base64 as string, "base64").toString("utf8")]));
 }
 
-describe.skipIf(!hasVenv)("process logs in MLflow", () => {
-  beforeAll(async () => {
-    server = await startMlflowServer();
-  }, 180_000);
-  afterAll(async () => {
-    await server?.stop();
-  });
+beforeAll(async () => {
+  if (hasVenv) server = await startMlflowServer();
+}, 180_000);
+afterAll(async () => {
+  await server?.stop();
+});
 
+describe.skipIf(!hasVenv)("process logs in MLflow", () => {
   it("sends a succeeding script's stdout and stderr to its run, masked", async () => {
     const t = script("chatty", { file: fixture("chatty.py"), interpreter: VENV_PYTHON, secrets: ["API_TOKEN"] });
     const result = await (await flow("logs-ok").build(() => ({ out: t().$out })).run(await options())).wait();
@@ -70,4 +75,25 @@ describe.skipIf(!hasVenv)("process logs in MLflow", () => {
     expect(result.status).toBe("succeeded");
     expect(await logsOf(result.tasks.quiet!.runId!)).toEqual({ "logs/stdout.txt": "only-stdout\n" });
   }, 60_000);
+});
+
+describe.skipIf(!hasVenv)("a large output with MLflow", () => {
+  it("streams it to the files and to the run, never holding it in memory", async () => {
+    const mb = 80;
+    const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", fixture("log-memory.ts"), String(mb), server!.uri], {
+      cwd: repoRoot,
+      env: { ...process.env, PYTHON: VENV_PYTHON },
+      maxBuffer: 1 << 20,
+    });
+    const out = JSON.parse(stdout.trim().split("\n").pop()!) as { status: string; peakGrowthMB: number; taskRunId: string; bytes: number };
+    expect(out.status).toBe("succeeded");
+    console.log(`peak RSS growth for ${mb} MB of output: ${out.peakGrowthMB.toFixed(1)} MB`);
+    // Held in memory, each stream's lines alone (as strings and log events) would exceed the whole output's size.
+    expect(out.peakGrowthMB).toBeLessThan(mb);
+    const [listed] = await readWithMlflow(server!.uri, [{ op: "list_artifacts", run_id: out.taskRunId, path: "logs" }]);
+    expect(listed).toEqual([
+      { path: "logs/stderr.txt", is_dir: false, file_size: out.bytes },
+      { path: "logs/stdout.txt", is_dir: false, file_size: out.bytes },
+    ]);
+  }, 180_000);
 });
