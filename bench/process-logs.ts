@@ -22,6 +22,8 @@ const file = join(dir, "loud.py");
 await writeFile(file, `import sys\nfor i in range(${lines}):\n    sys.stdout.write("${line}\\n"); sys.stderr.write("${line}\\n")\n`);
 const loud = script("loud", { file, interpreter: "python3" });
 const quiet = shell("quiet", "true");
+const quietFlow = flow("logs-bench").build(() => ({ q: quiet().$out }));
+const loudFlow = flow("logs-bench").build(() => ({ l: loud().$out }));
 
 const server = await startMlflowServer();
 try {
@@ -31,13 +33,13 @@ try {
     if (e.phase === "request") requests.push(`${e.method} ${new URL(e.url).pathname}`);
   });
   const root = join(dir, "root");
-  const run = async (f: ReturnType<typeof flow>) => {
+  const run = async (f: typeof quietFlow | typeof loudFlow) => {
     const r = await (await f.run({ tracker, cache: false, root, env: {} })).wait();
     if (r.status !== "succeeded") throw new Error(r.error?.message);
   };
-  await run(flow("logs-bench").build(() => ({ q: quiet().$out }))); // warm-up: experiment, connections
+  await run(quietFlow); // warm-up: experiment, connections
   requests.length = 0;
-  await run(flow("logs-bench").build(() => ({ q: quiet().$out })));
+  await run(quietFlow);
   const quietRequests = requests.length;
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
@@ -45,7 +47,7 @@ try {
   let peak = baseline;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
   requests.length = 0;
-  await run(flow("logs-bench").build(() => ({ l: loud().$out })));
+  await run(loudFlow);
   clearInterval(sampler);
   peak = Math.max(peak, process.memoryUsage().rss);
   const logPuts = requests.filter((r) => r.startsWith("PUT") && r.includes("/logs/")).length;
