@@ -23,6 +23,8 @@ export type FlowStatus = "running" | "succeeded" | "failed" | "cancelled";
 export interface ErrorInfo {
   name: string;
   message: string;
+  /** For an error a function task threw: `file:line:column` of the first stack frame in the user's own code. */
+  at?: string;
 }
 
 /** A task changed status. */
@@ -82,6 +84,25 @@ export type RunEvent = TaskEvent | FlowEvent | LogEvent;
 
 /** Turns anything thrown into ErrorInfo. */
 export function toErrorInfo(error: unknown): ErrorInfo {
-  if (error instanceof Error) return { name: error.name, message: error.message };
+  if (error instanceof Error) {
+    const at = (error as { [ERROR_SOURCE]?: string })[ERROR_SOURCE];
+    return at === undefined ? { name: error.name, message: error.message } : { name: error.name, message: error.message, at };
+  }
   return { name: "Error", message: String(error) };
+}
+
+/** Where the engine notes an error's place in the user's code (TaskDefinition.errorSource), for toErrorInfo. */
+const ERROR_SOURCE: unique symbol = Symbol.for("cairn.errorSource") as never;
+
+/**
+ * Notes `at` (`file:line:column`) on `error` for {@link toErrorInfo}, unless one is noted already (the
+ * innermost task that saw it knows best); a property no enumeration or serialisation shows.
+ */
+export function noteErrorSource(error: Error, at: string | undefined): void {
+  if (at === undefined || Object.prototype.hasOwnProperty.call(error, ERROR_SOURCE)) return;
+  try {
+    Object.defineProperty(error, ERROR_SOURCE, { value: at, enumerable: false, configurable: true });
+  } catch {
+    // A frozen error keeps no note; it is reported without its place.
+  }
 }
