@@ -92,13 +92,20 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     const stop = scope.flowSignal.aborted ? scope.flowSignal.reason : undefined;
     const cancelled = stop instanceof StopReason || CancelledError.is(error);
     if (result.runId && recorder) {
-      if (!cancelled && tracking) recorder.tag(ERROR_TAG, errorTag(toErrorInfo(error)));
+      if (!cancelled && tracking) {
+        const info = toErrorInfo(error);
+        recorder.tag(ERROR_TAG, errorTag(info));
+        if (info.at) recorder.tag(ERROR_SOURCE_TAG, info.at);
+      }
       await finishTaskRun(scope.record, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED").catch(() => {});
     }
     task.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
     return { ok: false, error, cancelled, stop };
   }
 }
+
+/** The tag of a failed function task's run: `file:line:column` in the user's code where its error was raised (ErrorInfo.at). */
+export const ERROR_SOURCE_TAG = "cairn.error.source";
 
 /**
  * After the outcome is dealt with: an attempt given up on (cancel, timeout) may still be ending
