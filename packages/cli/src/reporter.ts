@@ -1,5 +1,6 @@
+import { isAbsolute, relative } from "node:path";
 import type { Writable } from "node:stream";
-import { isArtifact, type FlowResult, type RunEvent, type TaskStatus } from "@cairn/core";
+import { type ErrorInfo, isArtifact, type FlowResult, type RunEvent, type TaskStatus } from "@cairn/core";
 import { createColors } from "picocolors";
 
 /** How the CLI shows a run: NDJSON events, a live display on a terminal, or plain lines. */
@@ -81,7 +82,7 @@ function plainReporter(out: Writable, c: Colors): Reporter {
           e.attempt && e.attempt > 1 ? `attempt ${e.attempt}` : "",
           e.durationMs !== undefined ? formatDuration(e.durationMs) : "",
           e.cachedFrom ? `from ${e.cachedFrom}` : "",
-          e.error ? e.error.message : "",
+          e.error ? errorText(e.error) : "",
         ].filter(Boolean);
         out.write(`${time(e.time)} ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}${extra.length ? `  ${c.dim(extra.join("  "))}` : ""}\n`);
       } else if (e.type === "flow" && e.status === "running") {
@@ -141,13 +142,13 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       if (e.status === "running" || e.status === "retrying" || e.status === "waiting") {
         const prev = active.get(e.task);
         active.set(e.task, { status: e.status, since: prev?.since ?? e.time, ...(e.attempt ? { attempt: e.attempt } : {}) });
-        if (e.status === "retrying") printAbove(`  ${style.retrying(`${SYMBOL.retrying} retrying `)} ${e.task}  ${c.dim(e.error?.message ?? "")}`);
+        if (e.status === "retrying") printAbove(`  ${style.retrying(`${SYMBOL.retrying} retrying `)} ${e.task}  ${c.dim(e.error ? errorText(e.error) : "")}`);
         return;
       }
       if (e.status === "queued") return;
       active.delete(e.task);
       counts.set(e.status, (counts.get(e.status) ?? 0) + 1);
-      const extra = [e.durationMs !== undefined ? formatDuration(e.durationMs) : "", e.error?.message ?? ""].filter(Boolean).join("  ");
+      const extra = [e.durationMs !== undefined ? formatDuration(e.durationMs) : "", e.error ? errorText(e.error) : ""].filter(Boolean).join("  ");
       printAbove(`  ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}  ${c.dim(extra)}`);
     },
     finish(result) {
@@ -175,7 +176,7 @@ export function summary(result: FlowResult<unknown>, c: Colors): string {
     for (const t of rows) {
       lines.push(
         `${t.task.padEnd(width)}  ${style[t.status](t.status.padEnd(10))}  ${(t.durationMs !== undefined ? formatDuration(t.durationMs) : "-").padStart(9)}  ${t.runId ?? "-"}` +
-          (t.status === "failed" && t.error ? `\n${" ".repeat(width + 2)}${c.red(t.error.message.split("\n").join(`\n${" ".repeat(width + 2)}`))}` : ""),
+          (t.status === "failed" && t.error ? `\n${" ".repeat(width + 2)}${c.red(errorText(t.error).split("\n").join(`\n${" ".repeat(width + 2)}`))}` : ""),
       );
     }
   }
@@ -191,6 +192,21 @@ export function summary(result: FlowResult<unknown>, c: Colors): string {
     lines.push(`Outputs: ${JSON.stringify(result.outputs, (_, v: unknown) => (isArtifact(v) ? v.path : v))}`);
   }
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * A task's error as the human views show it: with the place in the user's code it was raised at
+ * (relative to the working directory when inside it), and without the stderr tail of a failed
+ * process, whose lines the views printed as the process wrote them (a traceback shows once).
+ */
+export function errorText(error: ErrorInfo, cwd = process.cwd()): string {
+  let text = error.message;
+  if (error.name === "ProcessFailedError") text = text.replace(/ Last \d+ lines? of stderr:\n(?: {2}\| .*\n)+/, " Its stderr is printed above. ");
+  if (error.at) {
+    const rel = relative(cwd, error.at);
+    text += `\n    at ${rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : error.at}`;
+  }
+  return text;
 }
 
 /** `850ms`, `1.2s`, `3m 05s`. */
