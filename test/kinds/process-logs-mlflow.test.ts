@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { flow, script, shell } from "cairn-dag";
+import { flow, script, shell, task } from "cairn-dag";
 import { readWithMlflow } from "../../packages/mlflow/test/mlflow-read.ts";
 import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { fixture, hasVenv, tempRoot, VENV_PYTHON } from "./helpers.ts";
@@ -67,6 +67,17 @@ describe.skipIf(!hasVenv)("process logs in MLflow", () => {
     expect(logs["logs/stderr.txt"]).toContain("stderr token=***\n");
     expect(logs["logs/stderr.txt"]).toContain("ValueError: bad things happened");
     expect(JSON.stringify(logs)).not.toContain(SECRET);
+  }, 60_000);
+
+  it("records a function task's error source as a tag MLflow shows", async () => {
+    const boom = task("boom").run(() => {
+      throw new Error("boom in the user's code");
+    });
+    const result = await (await flow("error-source").build(() => ({ y: boom() })).run(await options())).wait();
+    const at = result.tasks.boom!.error!.at!;
+    expect(at).toMatch(/process-logs-mlflow\.test\.ts:\d+:\d+$/);
+    const [run] = await readWithMlflow(server!.uri, [{ op: "get_run", run_id: result.tasks.boom!.runId! }]);
+    expect(run.tags).toMatchObject({ "cairn.error.source": at });
   }, 60_000);
 
   it("sends no file for a stream the process wrote nothing to", async () => {
