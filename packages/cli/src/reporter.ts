@@ -82,7 +82,7 @@ function plainReporter(out: Writable, c: Colors): Reporter {
           e.attempt && e.attempt > 1 ? `attempt ${e.attempt}` : "",
           e.durationMs !== undefined ? formatDuration(e.durationMs) : "",
           e.cachedFrom ? `from ${e.cachedFrom}` : "",
-          e.error ? errorText(e.error) : "",
+          e.error ? errorText(e.error, true) : "",
         ].filter(Boolean);
         out.write(`${time(e.time)} ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}${extra.length ? `  ${c.dim(extra.join("  "))}` : ""}\n`);
       } else if (e.type === "flow" && e.status === "running") {
@@ -142,13 +142,13 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       if (e.status === "running" || e.status === "retrying" || e.status === "waiting") {
         const prev = active.get(e.task);
         active.set(e.task, { status: e.status, since: prev?.since ?? e.time, ...(e.attempt ? { attempt: e.attempt } : {}) });
-        if (e.status === "retrying") printAbove(`  ${style.retrying(`${SYMBOL.retrying} retrying `)} ${e.task}  ${c.dim(e.error ? errorText(e.error) : "")}`);
+        if (e.status === "retrying") printAbove(`  ${style.retrying(`${SYMBOL.retrying} retrying `)} ${e.task}  ${c.dim(e.error ? errorText(e.error, true) : "")}`);
         return;
       }
       if (e.status === "queued") return;
       active.delete(e.task);
       counts.set(e.status, (counts.get(e.status) ?? 0) + 1);
-      const extra = [e.durationMs !== undefined ? formatDuration(e.durationMs) : "", e.error ? errorText(e.error) : ""].filter(Boolean).join("  ");
+      const extra = [e.durationMs !== undefined ? formatDuration(e.durationMs) : "", e.error ? errorText(e.error, true) : ""].filter(Boolean).join("  ");
       printAbove(`  ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}  ${c.dim(extra)}`);
     },
     finish(result) {
@@ -196,12 +196,13 @@ export function summary(result: FlowResult<unknown>, c: Colors): string {
 
 /**
  * A task's error as the human views show it: with the place in the user's code it was raised at
- * (relative to the working directory when inside it), and without the stderr tail of a failed
- * process, whose lines the views printed as the process wrote them (a traceback shows once).
+ * (relative to the working directory when inside it). `brief` (a task's own line, printed right
+ * after the task's output) leaves out a failed process's stderr tail: the views printed those lines
+ * as the process wrote them, and the closing summary shows the tail beside the task.
  */
-export function errorText(error: ErrorInfo, cwd = process.cwd()): string {
+export function errorText(error: ErrorInfo, brief = false, cwd = process.cwd()): string {
   let text = error.message;
-  if (error.name === "ProcessFailedError") text = text.replace(/ Last \d+ lines? of stderr:\n(?: {2}\| .*\n)+/, " Its stderr is printed above. ");
+  if (brief && error.name === "ProcessFailedError") text = text.replace(/ Last \d+ lines? of stderr:\n(?: {2}\| .*\n)+/, " Its stderr is printed above. ");
   if (error.at) {
     const rel = relative(cwd, error.at);
     text += `\n    at ${rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : error.at}`;

@@ -23,8 +23,18 @@ export type FlowStatus = "running" | "succeeded" | "failed" | "cancelled";
 export interface ErrorInfo {
   name: string;
   message: string;
-  /** For an error a function task threw: `file:line:column` of the first stack frame in the user's own code. */
-  at?: string;
+  /**
+   * For an error a function task raised: `file:line:column` of the first stack frame in the user's
+   * own code. Not enumerable, as an Error's `stack`: the CLI prints it and the task's run records it
+   * (tag `cairn.error.source`), while the info's JSON form stays `{ name, message }`.
+   */
+  readonly at?: string;
+}
+
+/** `info` with its place in the user's code set (see ErrorInfo.at); `info` itself when there is none. */
+export function withErrorSource<T extends ErrorInfo>(info: T, at: string | undefined): T {
+  if (at !== undefined) Object.defineProperty(info, "at", { value: at, enumerable: false, configurable: true });
+  return info;
 }
 
 /** A task changed status. */
@@ -85,8 +95,7 @@ export type RunEvent = TaskEvent | FlowEvent | LogEvent;
 /** Turns anything thrown into ErrorInfo. */
 export function toErrorInfo(error: unknown): ErrorInfo {
   if (error instanceof Error) {
-    const at = (error as { [ERROR_SOURCE]?: string })[ERROR_SOURCE];
-    return at === undefined ? { name: error.name, message: error.message } : { name: error.name, message: error.message, at };
+    return withErrorSource({ name: error.name, message: error.message }, (error as { [ERROR_SOURCE]?: string })[ERROR_SOURCE]);
   }
   return { name: "Error", message: String(error) };
 }
