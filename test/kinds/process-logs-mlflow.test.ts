@@ -80,6 +80,17 @@ describe.skipIf(!hasVenv)("process logs in MLflow", () => {
     expect(run.tags).toMatchObject({ "cairn.error.source": at });
   }, 60_000);
 
+  it("sends the logs of an attempt that ran past its timeout, before the flow ends", async () => {
+    const t = shell("slow", "echo before the timeout; echo on stderr too >&2; sleep 30").timeout(1500);
+    const result = await (await flow("logs-timeout").build(() => ({ out: t().$out })).run(await options())).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.slow!.error?.name).toBe("TaskTimeoutError");
+    expect(await logsOf(result.tasks.slow!.runId!)).toEqual({
+      "logs/stdout.txt": "before the timeout\n",
+      "logs/stderr.txt": "on stderr too\n",
+    });
+  }, 60_000);
+
   it("sends no file for a stream the process wrote nothing to", async () => {
     const t = shell("quiet", "echo only-stdout");
     const result = await (await flow("logs-quiet").build(() => ({ out: t().$out })).run(await options())).wait();

@@ -69,14 +69,21 @@ export class RunningTaskContext implements TaskContext {
   /**
    * @internal See SEND_ARTIFACT. Not refused once the attempt is closed: what an abandoned
    * attempt sends is its own record (its process's logs, after a timeout), not an output. An empty
-   * file is not sent (one request less; an empty stream has nothing to read).
+   * or missing file is not sent (one request less; an empty stream has nothing to read).
    */
   async [SEND_ARTIFACT](name: string): Promise<void> {
     const { tracker } = this.shared;
     if (!tracker.capabilities.records || hasLocalArtifacts(tracker)) return;
     const artifactPath = safeRelativePath(name, { taskName: this.node.id, source: "sendArtifact()" });
     const path = join(this.artifactDir, artifactPath);
-    if ((await stat(path)).size === 0) return;
+    const size = await stat(path).then(
+      (s) => s.size,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code === "ENOENT") return 0; // never written: nothing to send
+        throw error;
+      },
+    );
+    if (size === 0) return;
     const folder = dirname(artifactPath);
     await tracker.logArtifact(this.runId, path, folder === "." ? undefined : folder);
   }
