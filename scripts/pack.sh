@@ -11,6 +11,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$(mkdir -p "${1:-$root/packed}" && cd "${1:-$root/packed}" && pwd)"
 cd "$root"
+# A fresh build: tsc -b leaves the outputs of moved or deleted sources in dist/, which would ship.
+rm -rf packages/*/dist
 pnpm --silent build
 for pkg in cache core dsl process mlflow cli cairn; do
   (cd "packages/$pkg" && pnpm pack --pack-destination "$out" >/dev/null)

@@ -119,6 +119,15 @@ describe("the packed packages", () => {
     const cli = await list("cairn-cli-0.1.0.tgz");
     expect(cli).toEqual(expect.arrayContaining(["package/dist/main.js", "package/dist/index.d.ts", "package/bin/cairn.mjs", "package/templates/ts/flow.ts"]));
     for (const tarball of tarballs) expect((await list(tarball)).filter((f) => /\.test(-d)?\.|\/src\/|tsbuildinfo|\/test\/|\.bundle/.test(f))).toEqual([]);
+    // Every compiled module has its source: nothing left in dist/ by a file moved or deleted since.
+    for (const tarball of tarballs) {
+      const dir = tarball.startsWith("cairn-dag-") ? "cairn" : tarball.slice("cairn-".length, -"-0.1.0.tgz".length);
+      const orphans = (await list(tarball))
+        .filter((f) => /^package\/dist\/.*\.js$/.test(f))
+        .map((f) => f.replace(/^package\/dist\//, "").replace(/\.js$/, ".ts"))
+        .filter((rel) => !existsSync(join(repo, "packages", dir, "src", rel)));
+      expect(orphans).toEqual([]);
+    }
     for (const tarball of tarballs) {
       const manifest = await ok("tar", ["xzf", join(packed, tarball), "-O", "package/package.json"], work);
       expect(manifest.stdout).not.toMatch(/workspace:|catalog:|\.\/src\//);

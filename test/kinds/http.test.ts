@@ -70,6 +70,20 @@ describe("http()", () => {
     expect(JSON.stringify(score.definition)).not.toContain("tok-123456");
   });
 
+  it("waits as long as a 429's Retry-After says before the next request, beyond its own backoff", async () => {
+    plan.set("/limited", [
+      { status: 429, body: "slow down", headers: { "retry-after": "1" } },
+      { status: 200, body: JSON.stringify({ ok: true }) },
+    ]);
+    const t = http("limited", { url: `${base}/limited`, retryDelayMs: 1 });
+    const started = Date.now();
+    const out = await (await flow("limited").build(() => ({ ok: t({}).ok })).run(await runOptions())).outputs();
+    expect(out).toEqual({ ok: true });
+    expect(seen.get("/limited")).toHaveLength(2);
+    // A lower bound, not a speed goal: with a 1 ms backoff only Retry-After explains the wait.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
   it("fails with the schema's message when the response does not match .output(schema)", async () => {
     plan.set("/bad", [{ status: 200, body: JSON.stringify({ label: 5 }) }]);
     const t = http("bad", { url: `${base}/bad` }).output(z.object({ label: z.string() }));

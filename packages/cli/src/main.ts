@@ -564,12 +564,33 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   lines.push(`started ${new Date(run.startTime).toISOString()}`);
   if (Object.keys(run.params).length) lines.push(`params: ${Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(" ")}`);
   if (Object.keys(run.metrics).length) lines.push(`metrics: ${Object.entries(run.metrics).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  const note = run.parentRunId !== undefined && !run.tags["cairn.cached_from"] ? taskNote(run, true) : "";
+  const stopped = run.tags["cairn.status"] === "skipped" || run.tags["cairn.status"] === "cancelled";
+  if (note) lines.push(stopped ? note : `error: ${note}${run.tags["cairn.error.name"] !== undefined ? "\n(the whole text and its stack: artifact cairn/error.txt)" : ""}`);
   stdout.write(`${lines.join("\n")}\n`);
   // A task run has no task runs below it (unless its work started runs of its own, as `mlflow run` does).
   if (run.parentRunId !== undefined && !children.length) return EXIT.ok;
-  const rows = children.map((r) => [r.name, r.status, duration(r), r.runId, r.tags["cairn.cached_from"] ? `cached from ${r.tags["cairn.cached_from"]}` : ""]);
+  const rows = children.map((r) => [r.name, r.status, duration(r), r.runId, taskNote(r)]);
   stdout.write(`\n${table([run.parentRunId === undefined ? "task" : "run", "status", "duration", "run id", ""], rows, c)}`);
   return EXIT.ok;
+}
+
+/** Why a task run is what it is, on its row: where a hit came from, what it failed with, what it was skipped for. */
+function taskNote(r: RunRecord, full = false): string {
+  const t = r.tags;
+  if (t["cairn.cached_from"]) return `cached from ${t["cairn.cached_from"]}`;
+  if (t["cairn.status"] === "skipped") {
+    const because = t["cairn.skipped.because"];
+    return t["cairn.skipped.reason"] === "fail-fast" ? `skipped: task "${because}" failed (fail-fast)` : `skipped: upstream task "${because}" failed`;
+  }
+  if (t["cairn.status"] === "cancelled") return "cancelled";
+  // Runs recorded before the name and message had tags of their own carry `cairn.error` only.
+  const error = t["cairn.error.name"] !== undefined ? `${t["cairn.error.name"]}: ${t["cairn.error.message"] ?? ""}` : t["cairn.error"];
+  if (!error) return "";
+  if (full) return error;
+  // One line on a row; `cairn show` of the task run prints it whole.
+  const line = error.split("\n")[0]!;
+  return line.length > 120 || error.includes("\n") ? `${line.slice(0, 117)}...` : line;
 }
 
 /** Prints the one line about runs a killed process left RUNNING and that were just closed; true when there were any. */

@@ -56,6 +56,6 @@ export type { TaskCall, TaskInterceptor } from "./pipeline/intercept.ts";
 export { isRetryableError } from "./pipeline/retryable.ts";
 export { closeAbandonedRuns, describeAbandonedRuns } from "./tracking/abandoned-runs.ts";
 // The MLflow tracker is in @cairn/mlflow; "@cairn/mlflow/register" plugs it into resolveTracker.
-// The tracker compliance suite (a vitest suite) is at "@cairn/core/testing": importing vitest here cost every flow ~30 MB.
+// The tracker compliance suite (a vitest suite) is at "@cairn/core/testing", so that flows never load vitest (BENCHMARKS.md).
 
 export * from "./errors.ts";

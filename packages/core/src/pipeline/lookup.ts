@@ -45,6 +45,7 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
   try {
     key = task.key = await cache.keyFor(task.node, await inputs, { flowRunId: scope.flowRunId, signal: flowSignal });
   } catch (error) {
+    if (flowSignal.aborted) return STOPPED;
     // Bad inputs fail the task as they would when it runs.
     if (!isRetryableError(error)) return { kind: "failed", error };
     scope.warn(id, `cache key not computed (${(error as Error).message}); running it`);

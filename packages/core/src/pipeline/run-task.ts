@@ -2,20 +2,21 @@
  * One task through the pipeline, from its inputs to its recorded outcome, with no scheduler:
  * its cache artifacts fetched → its run created (RUNNING, inputs as params) → its attempts
  * (timeout, retries) → its outputs manifest and artifacts → its run ended → its cache entry
- * stored and the single flight settled. A failure ends the run FAILED with its error tag (or
- * KILLED when the flow was stopped) and settles the flight empty. The caller (the scheduler;
+ * stored and the single flight settled. A failure ends the run FAILED with its error's tags and
+ * file (or KILLED when the flow was stopped) and settles the flight empty; a task that ends
+ * before its run exists (bad inputs) has none here: the flow's pipeline records one for it
+ * (TaskPipeline.unstarted). The caller (the scheduler;
  * a worker process) decides what the outcome means for the flow, then calls releaseTask.
  */
 import { CACHE_KEY_TAG, isStoreDown, type StoredManifest, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
 import type { CacheEntry } from "@cairn/cache";
 import { CancelledError } from "../errors.ts";
-import { toErrorInfo } from "../run/events.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
 import { writeRunFiles } from "../tracking/run-files.ts";
 import { type AttemptScope, runAttempts, type TaskAttempts } from "./attempts.ts";
 import type { WorkHolder } from "./running-task-context.ts";
 import { StopReason } from "./stop.ts";
-import { createTaskRun, ERROR_TAG, errorTag, finishTaskRun, logInputs, type RecordScope } from "./task-run.ts";
+import { createTaskRun, finishTaskRun, logInputs, type RecordScope } from "./task-run.ts";
 
 /** What every task of one flow run shares on its way through the pipeline. */
 export interface PipelineScope extends AttemptScope {
@@ -92,20 +93,12 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     const stop = scope.flowSignal.aborted ? scope.flowSignal.reason : undefined;
     const cancelled = stop instanceof StopReason || CancelledError.is(error);
     if (result.runId && recorder) {
-      if (!cancelled && tracking) {
-        const info = toErrorInfo(error);
-        recorder.tag(ERROR_TAG, errorTag(info));
-        if (info.at) recorder.tag(ERROR_SOURCE_TAG, info.at);
-      }
-      await finishTaskRun(scope.record, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED").catch(() => {});
+      await finishTaskRun(scope.record, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED", undefined, error).catch(() => {});
     }
     task.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
     return { ok: false, error, cancelled, stop };
   }
 }
-
-/** The tag of a failed function task's run: `file:line:column` in the user's code where its error was raised (ErrorInfo.at). */
-export const ERROR_SOURCE_TAG = "cairn.error.source";
 
 /**
  * After the outcome is dealt with: an attempt given up on (cancel, timeout) may still be ending

@@ -15,6 +15,7 @@ import { rejectOnAbort } from "./attempts.ts";
 import type { TaskInterceptor } from "./intercept.ts";
 import { type Lookup, type LookupScope, type LookupTask, lookupTask } from "./lookup.ts";
 import { type PipelineScope, type PipelineTask, type TaskOutcome, releaseTask, runTask } from "./run-task.ts";
+import { recordUnstarted, type UnstartedOutcome } from "./task-run.ts";
 import type { Flight } from "./single-flight.ts";
 import { RunScope } from "../run/run-scope.ts";
 
@@ -45,8 +46,10 @@ export class TaskPipeline {
    * started are given up at once; a started task gives its own up once its processes are gone.
    */
   private readonly leases = new Map<{ release(): Promise<void> }, Flight>();
-  /** Cache hits whose runs are still being recorded (see recordHit). */
+  /** Runs of cache hits, and of tasks that ended without one, still being recorded (see recordHit, `unstarted`). */
   private readonly recording = new Set<Promise<void>>();
+  /** The run of a task that ended without one could not be recorded: said once, not once per task. */
+  private unrecorded = false;
   /** Attempts that did not stop at their signal. */
   private readonly abandonedAttempts: AbandonedAttempts;
 
@@ -108,6 +111,26 @@ export class TaskPipeline {
     return runTask(this.scope, task, inputs);
   }
 
+  /**
+   * A task that ended without a run of its own (skipped, cancelled, failed before its run was
+   * created) gets one, recorded already over; `result.runId` is set once it exists. The flow
+   * waits for it at its end (`drain`); a caller that wants the id in the task's event awaits it.
+   */
+  unstarted(task: { readonly node: PipelineTask["node"]; readonly result: { runId?: string } }, outcome: UnstartedOutcome): Promise<void> | undefined {
+    if (!this.s.tracker.capabilities.records || task.result.runId) return undefined;
+    const work = recordUnstarted(this.scope.record, task.node, outcome).then(
+      (runId) => void (runId && (task.result.runId = runId)),
+      (e: unknown) => {
+        if (this.unrecorded) return;
+        this.unrecorded = true;
+        this.warn(task.node.id, `could not record the run of a ${outcome.status} task: ${(e as Error).message}`);
+      },
+    );
+    this.recording.add(work);
+    void work.finally(() => this.recording.delete(work));
+    return work;
+  }
+
   /** After its outcome is dealt with: see releaseTask. Undefined when the task holds nothing to wait for. */
   release(task: PipelineTask): Promise<void> | undefined {
     return task.held || task.releaseLease ? releaseTask(task) : undefined;
@@ -118,7 +141,7 @@ export class TaskPipeline {
     for (const [lease, task] of this.leases) if (!task.started) void lease.release().catch(() => {});
   }
 
-  /** Waits for the runs of cache hits to be recorded as FINISHED (see recordHit). */
+  /** Waits for the runs of cache hits (see recordHit) and of tasks that ended without one (`unstarted`) to be recorded. */
   async drain(): Promise<void> {
     while (this.recording.size) await Promise.all(this.recording);
   }

@@ -1,14 +1,16 @@
 /**
  * The record stage of a task: its run in the tracker (a child run of the flow run), its
- * inputs as params, its outputs manifest and artifacts, its error, its end; and the run of a
- * cache hit, recorded FINISHED and tagged with the run it came from.
+ * inputs as params, its outputs manifest and artifacts, its error, its end; the run of a
+ * cache hit, recorded FINISHED and tagged with the run it came from; and the run of a task
+ * that never started (failed before its run existed, skipped, cancelled), recorded already
+ * over, so that every node of the flow has a run whatever happened to it.
  */
 import { dirname, resolve as resolvePath } from "node:path";
 import type { CacheEntry } from "@cairn/cache";
 import { CACHED_FROM_TAG, type StoredManifest } from "../caching/task-cache.ts";
 import { isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
-import type { ErrorInfo } from "../run/events.ts";
+import { type ErrorInfo, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
@@ -28,28 +30,85 @@ export interface RecordScope {
 /** createRun options for the null tracker, which ignores them: no tags object per task. */
 const NO_RUN = { experimentId: "0", name: "" };
 
-/** The tag a failed task's run carries: its error's name and message, masked. */
+/** The tag a failed task's run carries: `Name: message`, masked, cut at 4,000 characters. */
 export const ERROR_TAG = "cairn.error";
+/** A failed task's error name and message, each masked and cut to what a tag keeps; the whole text is {@link ERROR_FILE}. */
+export const ERROR_NAME_TAG = "cairn.error.name";
+export const ERROR_MESSAGE_TAG = "cairn.error.message";
+/** Of a failed function task's run: `file:line:column` in the user's code where its error was raised (ErrorInfo.at). */
+export const ERROR_SOURCE_TAG = "cairn.error.source";
+/** Artifact (under `cairn/`) of a failed task's run: its error's whole text, its stack and causes, masked. */
+export const ERROR_FILE = "error.txt";
+/** What happened to the task, on every task run: `succeeded`, `failed`, `skipped`, `cancelled` (`cached` on a hit's run). */
+export const STATUS_TAG = "cairn.status";
+/** Why a skipped task did not run ({@link SkipReason}), and the node whose failure caused it. */
+export const SKIPPED_REASON_TAG = "cairn.skipped.reason";
+export const SKIPPED_BECAUSE_TAG = "cairn.skipped.because";
+
+/**
+ * Why a task was skipped: `upstream-failed`, a task it depends on failed (failure policy
+ * `continue`); `fail-fast`, a task failed and the policy stopped the flow before this one started.
+ */
+export type SkipReason = "upstream-failed" | "fail-fast";
+
+/** Characters MLflow keeps of a tag value; the error tags are cut to it here, so every tracker records the same value. */
+const TAG_VALUE_LIMIT = 8000;
+
+/** What happened to a task that never got a run of its own. */
+export type UnstartedOutcome =
+  | { readonly status: "failed"; readonly error: unknown }
+  | { readonly status: "skipped"; readonly reason: SkipReason; readonly because: string }
+  | { readonly status: "cancelled" };
+
+/** The tags every task run starts with. */
+function taskTags(scope: RecordScope, node: FlowNode): Record<string, string> {
+  return {
+    "cairn.flow": scope.flowName,
+    "cairn.task": node.task.name,
+    "cairn.node_id": node.id,
+    "cairn.task_kind": node.task.kind,
+    ...(node.task.version ? { "cairn.task_version": node.task.version } : {}),
+  };
+}
 
 /** Creates the task's run (RUNNING), before its first attempt. */
 export function createTaskRun(scope: RecordScope, node: FlowNode): string | Promise<string> {
   const { tracker } = scope;
-  const id = node.id;
   const records = tracker.capabilities.records;
   // A tracker that records nothing hands out ids with no round trip through a promise.
   if (!records && tracker.newRunId) return tracker.newRunId();
-  return tracker.createRun(!records ? NO_RUN : {
-    experimentId: scope.experimentId,
-    name: id,
-    parentRunId: scope.flowRunId,
-    tags: {
-      "cairn.flow": scope.flowName,
-      "cairn.task": node.task.name,
-      "cairn.node_id": id,
-      "cairn.task_kind": node.task.kind,
-      ...(node.task.version ? { "cairn.task_version": node.task.version } : {}),
-    },
-  });
+  return tracker.createRun(!records ? NO_RUN : { experimentId: scope.experimentId, name: node.id, parentRunId: scope.flowRunId, tags: taskTags(scope, node) });
+}
+
+/**
+ * Records the run of a task that never started its own, with its status tag and why (the
+ * error's tags, or what it was skipped for): a skipped or cancelled task's in one step where
+ * the tracker can (`recordRun`); a failure's as a run created, its whole text written to
+ * {@link ERROR_FILE}, then ended. MLflow has no status for a task that did not run: skipped
+ * and cancelled runs are KILLED, told apart by {@link STATUS_TAG} (FINISHED would count them as
+ * successes, FAILED would repeat one failure once per dependant).
+ * Resolves to the run's id; undefined when the tracker records nothing.
+ */
+export async function recordUnstarted(scope: RecordScope, node: FlowNode, outcome: UnstartedOutcome): Promise<string | undefined> {
+  const { tracker, secrets } = scope;
+  if (!tracker.capabilities.records) return undefined;
+  const tags = taskTags(scope, node);
+  tags[STATUS_TAG] = outcome.status;
+  let text: string | undefined;
+  if (outcome.status === "failed") {
+    Object.assign(tags, errorTags(outcome.error, secrets));
+    text = errorText(outcome.error, secrets);
+  } else if (outcome.status === "skipped") {
+    tags[SKIPPED_REASON_TAG] = outcome.reason;
+    tags[SKIPPED_BECAUSE_TAG] = outcome.because;
+  }
+  const run = { experimentId: scope.experimentId, name: node.id, parentRunId: scope.flowRunId, tags };
+  if (text === undefined && tracker.recordRun) return tracker.recordRun({ ...run, status: "KILLED" });
+  // A failure has a file to write: while the run is open, its tracker still knows where its artifacts go.
+  const runId = await tracker.createRun(run);
+  if (text !== undefined) await writeRunFiles(tracker, runId, "cairn", { [ERROR_FILE]: text });
+  await tracker.endRun(runId, text !== undefined ? "FAILED" : "KILLED");
+  return runId;
 }
 
 /** Longest input value logged as a param; longer ones go whole to `cairn/inputs.json`. */
@@ -88,7 +147,48 @@ export function errorTag(error: ErrorInfo): string {
   return text.length > 4000 ? `${text.slice(0, 3999)}…` : text;
 }
 
-/** Ends the task's run: what it logged, its outputs manifest and artifacts (when it succeeded), its status. */
+/** The tags of a failed task's run: its error's name and message (and source, when known), masked, then cut to what a tag keeps. */
+export function errorTags(error: unknown, secrets: SecretRegistry): Record<string, string> {
+  const info = secrets.maskError(toErrorInfo(error));
+  const tags = { [ERROR_TAG]: errorTag(info), [ERROR_NAME_TAG]: fitTag(info.name), [ERROR_MESSAGE_TAG]: fitTag(info.message) };
+  return info.at === undefined ? tags : { ...tags, [ERROR_SOURCE_TAG]: fitTag(info.at) };
+}
+
+/** `value`, or its beginning and where the whole text is when it is longer than a tag keeps. */
+function fitTag(value: string): string {
+  if (value.length <= TAG_VALUE_LIMIT) return value;
+  const note = `... [${value.length} characters; the whole text is in artifact cairn/${ERROR_FILE}]`;
+  let head = value.slice(0, TAG_VALUE_LIMIT - note.length);
+  // A cut surrogate pair leaves a lone half at the end; drop it.
+  if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
+  return head + note;
+}
+
+/**
+ * The whole text of an error, for {@link ERROR_FILE}: `Name: message` and its stack frames,
+ * then each cause the same way, masked.
+ */
+export function errorText(error: unknown, secrets: SecretRegistry): string {
+  const lines: string[] = [];
+  const seen = new Set<unknown>();
+  for (let current = error; current !== undefined && current !== null && !seen.has(current); ) {
+    seen.add(current);
+    if (lines.length) lines.push("", "Caused by:");
+    const info = toErrorInfo(current);
+    lines.push(`${info.name}: ${info.message}`);
+    if (!(current instanceof Error)) break;
+    // The frames only: the stack's first lines repeat the message, under the name the error had when it was made.
+    for (const line of current.stack?.split("\n") ?? []) if (/^\s+at /.test(line)) lines.push(line);
+    current = current.cause;
+  }
+  return secrets.mask(`${lines.join("\n")}\n`);
+}
+
+/**
+ * Ends the task's run: what it logged, its status tag (FINISHED `succeeded`, FAILED `failed`,
+ * KILLED `cancelled`), its outputs manifest and artifacts (when it succeeded) or its error's
+ * tags and {@link ERROR_FILE} (when it failed), its status.
+ */
 export async function finishTaskRun(
   scope: RecordScope,
   runId: string,
@@ -96,11 +196,18 @@ export async function finishTaskRun(
   attempts: number,
   status: "FINISHED" | "FAILED" | "KILLED",
   manifest?: StoredManifest,
+  error?: unknown,
 ): Promise<void> {
   const { tracker } = scope;
   if (!tracker.capabilities.records) return;
   recorder.tag("cairn.attempts", String(attempts));
-  await recorder.flush();
+  recorder.tag(STATUS_TAG, status === "FINISHED" ? "succeeded" : status === "FAILED" ? "failed" : "cancelled");
+  if (status === "FAILED" && error !== undefined) {
+    const tags = errorTags(error, scope.secrets);
+    for (const key in tags) recorder.tag(key, tags[key]!);
+    // The tags and the file are separate requests that need not wait for each other.
+    await Promise.all([recorder.flush(), writeRunFiles(tracker, runId, "cairn", { [ERROR_FILE]: errorText(error, scope.secrets) })]);
+  } else await recorder.flush();
   if (manifest !== undefined) {
     if (!hasLocalArtifacts(tracker)) await uploadArtifacts(tracker, runId, manifest.values, resolvePath(scope.workDir, "artifacts", runId));
     await writeRunFiles(tracker, runId, "cairn", { "outputs.json": JSON.stringify(manifest, null, 2) });

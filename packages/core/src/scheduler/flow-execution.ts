@@ -151,6 +151,7 @@ export class FlowExecution {
     if (found.kind === "miss") return this.enqueue(state);
     if (found.kind === "failed") {
       this.complete(state, "failed", started, toErrorInfo(found.error));
+      this.pipeline.unstarted(state, { status: "failed", error: found.error });
       return this.afterFailure(state);
     }
     if (found.kind !== "hit") return; // stop() settled it
@@ -180,8 +181,11 @@ export class FlowExecution {
         this.complete(state, "succeeded", started);
       } else if (outcome.cancelled) {
         this.complete(state, "cancelled", started, stopInfo(outcome.stop));
+        this.pipeline.unstarted(state, { status: "cancelled" });
       } else {
         this.complete(state, "failed", started, toErrorInfo(outcome.error));
+        // Failed before its run was created (its inputs): recorded now, beside the failure policy, not before it.
+        this.pipeline.unstarted(state, { status: "failed", error: outcome.error });
         this.afterFailure(state);
       }
       const releasing = this.pipeline.release(state);
@@ -201,6 +205,7 @@ export class FlowExecution {
     for (const next of state.dependants) {
       if (next.result.status !== "pending") continue;
       this.complete(next, "skipped", undefined, { name: "UpstreamFailed", message: `Skipped because upstream task "${failed}" did not succeed.` });
+      this.pipeline.unstarted(next, { status: "skipped", reason: "upstream-failed", because: failed });
       this.skipDependants(next, failed);
     }
   }
@@ -211,11 +216,14 @@ export class FlowExecution {
     this.pipeline.stopped();
     this.global.clear();
     for (const pool of this.pools.values()) pool.clear();
+    const outcome = reason.kind === "cancel" ? ({ status: "cancelled" } as const) : ({ status: "skipped", reason: "fail-fast", because: String(reason.detail) } as const);
     for (const i of this.s.graph.indexed.order) {
       const state = this.states[i]!;
       const status = state.result.status;
-      if (status === "pending" || status === "queued") {
-        this.complete(state, reason.kind === "cancel" ? "cancelled" : "skipped", undefined, stopInfo(reason));
+      // A task that took its slot ends through its run (runNode), cancelled, whatever its status says yet.
+      if ((status === "pending" || status === "queued") && !state.started) {
+        this.complete(state, outcome.status, undefined, stopInfo(reason));
+        this.pipeline.unstarted(state, outcome);
       }
     }
     if (this.remaining === 0) this.finished(this.flowStatus());
@@ -223,6 +231,9 @@ export class FlowExecution {
 
   /** The task ended: its result and event (../run/task-result.ts), then the dependants it readies. */
   private complete(state: NodeState, status: Exclude<TaskStatus, "pending">, started: number | undefined, error?: ErrorInfo): void {
+    // One terminal event per task: a lookup that comes back after stop() settled its task changes nothing.
+    if (state.ended) return;
+    state.ended = true;
     state.inputs = undefined; // needed until the task ends, not after: 10,000-node flows keep them all otherwise
     this.s.emit(endTask(state.result, status, started, error, this.s.secrets, this.s.flowRunId));
     if (status === "succeeded" || status === "cached") {
@@ -258,6 +269,8 @@ class NodeState implements LookupTask, PipelineTask {
   releaseLease: LookupTask["releaseLease"] = undefined;
   started: boolean | undefined = undefined;
   held: PipelineTask["held"] = undefined;
+  /** Its terminal event was emitted. */
+  ended = false;
 
   constructor(
     readonly node: FlowNode,

@@ -1,7 +1,9 @@
 /**
  * The behaviour every Tracker must show, as a vitest suite. The local store and
  * the MLflow tracker both run it, so switching between them changes nothing a
- * flow can observe. It uses only the `Tracker` interface and gives every test its
+ * flow can observe: the contract's methods, and the records the engine makes of
+ * each task through them (a failed task's error, a skipped or cancelled task's
+ * run, what a task logs). It uses only the `Tracker` interface and gives every test its
  * own experiment (random suffix), so it can run against a shared MLflow server.
  *
  * @example
@@ -12,7 +14,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import type { FlowNode } from "../definition/flow-definition.ts";
 import { TrackingError } from "../errors.ts";
+import { createTaskRun, finishTaskRun, type RecordScope, recordUnstarted } from "../pipeline/task-run.ts";
+import { SecretRegistry } from "../run/secrets.ts";
+import { RunRecorder } from "./run-recorder.ts";
+import { writeRunFiles } from "./run-files.ts";
 import type { Tracker } from "./tracker.ts";
 
 /** How {@link trackerComplianceSuite} treats the tracker. */
@@ -142,6 +149,87 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       });
       return;
     }
+
+    /** Where a flow run's task runs go, as the engine records them, with one known secret. */
+    const taskScope = async (label: string): Promise<RecordScope & { tracker: Tracker }> => {
+      const t = await makeTracker();
+      const experimentId = await t.ensureExperiment(unique(label));
+      const flowRunId = await t.createRun({ experimentId, name: "flow" });
+      return { tracker: t, experimentId, flowRunId, flowName: "flow", workDir: await tmp(), secrets: new SecretRegistry({ TOKEN: "s3cr3t-value-42" }, {}) };
+    };
+    const nodeOf = (id: string) => ({ id, task: { name: id, kind: "function" }, inputs: {} }) as unknown as FlowNode;
+    const artifactText = async (t: Tracker, runId: string, path: string) => readFile(await t.downloadArtifact(runId, path, await tmp()), "utf8");
+
+    it("records a failed task's run: its status tag, its error's name and message cut to a tag's length, the whole text and stack as cairn/error.txt, secrets masked", async () => {
+      const scope = await taskScope("failed");
+      const t = scope.tracker;
+      const runId = await createTaskRun(scope, nodeOf("boom"));
+      const recorder = new RunRecorder(t, runId, scope.secrets);
+      recorder.param("token", "s3cr3t-value-42");
+      const long = "x".repeat(9000);
+      const error = new Error(`auth failed for s3cr3t-value-42; ${long}`, { cause: new TypeError("inner s3cr3t-value-42") });
+      await finishTaskRun(scope, runId, recorder, 2, "FAILED", undefined, error);
+      await t.flush();
+      const run = (await t.getRun(runId))!;
+      expect(run).toMatchObject({ status: "FAILED", parentRunId: scope.flowRunId, params: { token: "***" } });
+      expect(run.tags).toMatchObject({ "cairn.status": "failed", "cairn.error.name": "Error", "cairn.attempts": "2", "cairn.node_id": "boom" });
+      const message = run.tags["cairn.error.message"]!;
+      expect(message.length).toBeLessThanOrEqual(8000);
+      expect(message).toMatch(/^auth failed for \*\*\*; x+\.\.\. \[9021 characters; the whole text is in artifact cairn\/error\.txt\]$/);
+      expect(run.tags["cairn.error"]).toMatch(/^Error: auth failed for \*\*\*; x+…$/);
+      expect(JSON.stringify(run)).not.toContain("s3cr3t");
+      expect((await t.listArtifacts(runId, "cairn")).map((a) => a.path)).toContain("cairn/error.txt");
+      const text = await artifactText(t, runId, "cairn/error.txt");
+      expect(text.startsWith(`Error: auth failed for ***; ${long}\n    at `)).toBe(true);
+      expect(text).toContain("\n\nCaused by:\nTypeError: inner ***\n    at ");
+      expect(text).not.toContain("s3cr3t");
+    });
+
+    it("records the run of a task that never started in one step, already over: skipped and cancelled KILLED, a failure before its run FAILED with its error", async () => {
+      const scope = await taskScope("unstarted");
+      const t = scope.tracker;
+      const skipped = await recordUnstarted(scope, nodeOf("after-boom"), { status: "skipped", reason: "upstream-failed", because: "boom" });
+      const cancelled = await recordUnstarted(scope, nodeOf("never"), { status: "cancelled" });
+      const invalid = Object.assign(new Error("input n: expected number, got string"), { name: "InputValidationError" });
+      const failed = await recordUnstarted(scope, nodeOf("bad-inputs"), { status: "failed", error: invalid });
+      await t.flush();
+      const children = await t.searchRuns({ experimentIds: [scope.experimentId], parentRunId: scope.flowRunId });
+      expect(children.map((r) => r.runId).sort()).toEqual([skipped, cancelled, failed].sort());
+      for (const run of children) {
+        expect(run.endTime).toBeGreaterThanOrEqual(run.startTime);
+        expect(run.tags["cairn.node_id"]).toBe(run.name);
+      }
+      const byName = new Map(children.map((r) => [r.name, r]));
+      expect(byName.get("after-boom")).toMatchObject({ status: "KILLED", tags: { "cairn.status": "skipped", "cairn.skipped.reason": "upstream-failed", "cairn.skipped.because": "boom" } });
+      expect(byName.get("after-boom")!.tags["cairn.error.name"]).toBeUndefined();
+      expect(byName.get("never")).toMatchObject({ status: "KILLED", tags: { "cairn.status": "cancelled" } });
+      expect(byName.get("bad-inputs")).toMatchObject({
+        status: "FAILED",
+        tags: { "cairn.status": "failed", "cairn.error.name": "InputValidationError", "cairn.error.message": "input n: expected number, got string" },
+      });
+      expect(await artifactText(t, failed!, "cairn/error.txt")).toMatch(/^InputValidationError: input n: expected number, got string\n {4}at /);
+      // Only a failure has an error file.
+      expect(await t.listArtifacts(skipped!)).toEqual([]);
+    });
+
+    it("records what a task logs through its run's recorder: params, metrics at steps, tags, log files, its outputs and status", async () => {
+      const scope = await taskScope("logs");
+      const t = scope.tracker;
+      const runId = await createTaskRun(scope, nodeOf("train"));
+      const recorder = new RunRecorder(t, runId, scope.secrets);
+      recorder.param("lr", "0.1");
+      for (let step = 0; step < 3; step++) recorder.metric("loss", 1 / (step + 1), step);
+      recorder.tag("stage", "fit with s3cr3t-value-42");
+      await writeRunFiles(t, runId, "logs", { "stdout.txt": "epoch 1\nepoch 2\n", "stderr.txt": "" });
+      await finishTaskRun(scope, runId, recorder, 1, "FINISHED", { values: { best: 0.33 }, artifacts: [] });
+      await t.flush();
+      const run = (await t.getRun(runId))!;
+      expect(run).toMatchObject({ status: "FINISHED", params: { lr: "0.1" }, metrics: { loss: 1 / 3 }, tags: { stage: "fit with ***", "cairn.status": "succeeded", "cairn.attempts": "1" } });
+      expect((await t.getMetricHistory(runId, "loss")).map((p) => p.step)).toEqual([0, 1, 2]);
+      expect(await artifactText(t, runId, "logs/stdout.txt")).toBe("epoch 1\nepoch 2\n");
+      expect(JSON.parse(await artifactText(t, runId, "cairn/outputs.json"))).toMatchObject({ values: { best: 0.33 } });
+      expect(run.tags["cairn.error.name"]).toBeUndefined();
+    });
 
     it("pings", async () => {
       const t = await makeTracker();

@@ -14,6 +14,7 @@ import { MlflowApiError, retryAfterMs, TrackerUnreachableError, TrackingError, t
 import { checkMlflowOptions, MLFLOW_HTTP_DEFAULTS, type MlflowClientOptions } from "./mlflow-config.ts";
 import { type HttpResponse, HttpTransport } from "./http.ts";
 import { MLFLOW_LIMITS } from "./mlflow-limits.ts";
+import { setTimeout as delay } from "node:timers/promises";
 
 /** An experiment as MLflow returns it. */
 export interface MlflowExperiment {
@@ -601,7 +602,7 @@ export class MlflowClient {
             const scheduled = Math.min(base * 2 ** (attemptNumber - 1), 120_000);
             wait = Math.max(wait, Math.min(retryAfter, 300_000) - scheduled);
           }
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          if (wait > 0) await delay(wait);
         },
       },
     );

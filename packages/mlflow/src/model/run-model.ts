@@ -26,6 +26,7 @@ import { CairnError, CancelledError, describeValue, isArtifact, isPlainObject, M
 import { adoptProcessGroup, endProcessGroup, prepareProcessGroup, ProcessFailedError, runProcess, type ProcessSpec } from "@cairn/process/spawn";
 import type { MlflowClient } from "../client/client.ts";
 import { folderDigest, parseYaml } from "../project/run-project.ts";
+import { setTimeout as delay } from "node:timers/promises";
 
 // ------------------------------------------------------------------ model URIs
 
@@ -764,7 +765,7 @@ async function serve(
       if (Date.now() > deadline) {
         throw new CairnError(`Task "${ctx.nodeId}": \`${display}\` did not answer ${url}/ping within ${spec.startTimeoutMs ?? 180_000} ms. Its last lines:\n  | ${tail.slice(-20).join("\n  | ")}`);
       }
-      await new Promise((r) => setTimeout(r, 250));
+      await delay(250);
     }
     const res = await fetch(`${url}/invocations`, {
       method: "POST",

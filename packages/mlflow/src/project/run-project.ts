@@ -19,10 +19,10 @@
  * CAIRN_OUTPUTS, plus `{ runId }`.
  */
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import { sha256 } from "@cairn/cache";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { CairnError, describeValue, isArtifact, type TaskContext } from "@cairn/core";
 import { parseTemplate, renderShell, runProcess, shellQuote, type CommandTemplate, type ProcessSpec } from "@cairn/process/spawn";
@@ -364,13 +364,13 @@ export function folderDigest(dir: string): string {
       } else if (s.isSymbolicLink()) {
         entries.push(`${relPath}\0link:${readlinkSync(path)}`);
       } else if (s.isFile() && !SKIP_FILE.test(name)) {
-        entries.push(`${relPath}\0${createHash("sha256").update(readFileSync(path)).digest("hex")}`);
+        entries.push(`${relPath}\0${sha256(readFileSync(path))}`);
       }
     }
   };
   walk(resolve(dir), "");
   entries.sort();
-  return createHash("sha256").update(entries.join("\n")).digest("hex");
+  return sha256(entries.join("\n"));
 }
 
 // ------------------------------------------------------------------ running

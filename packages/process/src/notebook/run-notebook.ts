@@ -5,10 +5,10 @@
  * plus `{ notebook, html }`. Runs through the process executor, so it gets the same
  * environment, logs, cancel and timeout handling as scripts.
  */
-import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { basename, dirname, extname } from "node:path";
+import { sha256 } from "@cairn/cache";
 import type { Artifact, TaskContext } from "@cairn/core";
 import { NotebookDependencyError } from "./errors.ts";
 import { ProcessFailedError } from "../spawn/errors.ts";
@@ -83,7 +83,7 @@ if failure is not None:
 
 /** Digest of a notebook's code: the sources of its code cells only (outputs, counts and metadata do not count). */
 export function notebookCodeDigest(file: string): string {
-  return createHash("sha256").update(JSON.stringify(notebookCodeCells(file))).digest("hex");
+  return sha256(JSON.stringify(notebookCodeCells(file)));
 }
 
 /** The text of each code cell of a notebook, in order. */

@@ -1,8 +1,8 @@
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { access, copyFile, cp, link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
-import { basename, join, resolve, sep } from "node:path";
-import { formatOwner, ownerIsGone, parseOwner, readSmallFile } from "@cairn/cache";
+import { basename, dirname, join, resolve, sep } from "node:path";
+import { formatOwner, ownerIsGone, parseOwner, readSmallFile, sha256, writeFileAtomic } from "@cairn/cache";
 import { safePathSegment, safeRelativePath } from "../../definition/artifact-path.ts";
 import { TrackingError } from "../../errors.ts";
 import type {
@@ -195,7 +195,7 @@ export class LocalStore implements Tracker {
     if (typeof name !== "string" || name.trim() === "") {
       throw new TrackingError(`LocalStore.ensureExperiment expects a non-empty experiment name, got ${show(name)}.`);
     }
-    const experimentId = createHash("sha256").update(name).digest("hex").slice(0, 16);
+    const experimentId = sha256(name).slice(0, 16);
     if (this.knownExperiments.has(experimentId)) return experimentId;
     const dir = join(this.uri, "experiments", experimentId);
     const meta = join(dir, "meta.json");
@@ -557,17 +557,7 @@ export class LocalStore implements Tracker {
     this.liveIn.add(experimentId);
     const path = this.livePath(this.writer);
     const text = JSON.stringify({ experiments: [...this.liveIn] });
-    this.liveFile = this.liveFile.then(async () => {
-      const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`;
-      try {
-        await writeFile(tmp, text);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-        await mkdir(join(this.uri, "live"), { recursive: true });
-        await writeFile(tmp, text);
-      }
-      await rename(tmp, path);
-    });
+    this.liveFile = this.liveFile.then(() => writeFileAtomic(dirname(path), basename(path), text));
     const written = this.liveFile;
     this.liveFile = written.catch(() => {});
     return written.catch((error: unknown) => {
@@ -737,21 +727,8 @@ export class LocalStore implements Tracker {
       metrics[key] = { value: encodeNumber(m.value), step: m.step, timestamp: m.timestamp };
     }
     const text = JSON.stringify({ ...state, metrics, writer: this.writer } satisfies RunFile);
-    const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`;
-    try {
-      await writeFile(tmp, text);
-    } catch (error) {
-      // runs/ is made by the first write to it.
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-      await mkdir(join(this.uri, "runs"), { recursive: true });
-      await writeFile(tmp, text);
-    }
-    try {
-      await rename(tmp, path);
-    } catch (error) {
-      await unlink(tmp).catch(() => {});
-      throw error;
-    }
+    // runs/ is made by the first write to it.
+    await writeFileAtomic(dirname(path), basename(path), text);
   }
 
   /** The run file (else the run's line in its batch file) as a RunState plus its writer, or undefined when there is none (yet). */

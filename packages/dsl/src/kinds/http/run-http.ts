@@ -1,11 +1,12 @@
 /**
  * The HTTP executor: sends a task's inputs as JSON to an endpoint and returns the
  * JSON response as the task's outputs. Network errors, 429 and 5xx are retried with
- * exponential backoff (honouring `Retry-After`); other statuses fail at once. Header
- * values never appear in errors or logs.
+ * exponential backoff (p-retry, as every retry in Cairn; `Retry-After` honoured); other
+ * statuses fail at once. Header values never appear in errors or logs.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { AxiosResponse } from "axios";
+import pRetry from "p-retry";
 import { CancelledError, retryAfterMs, type TaskContext } from "@cairn/core";
 import { HttpTaskError } from "./errors.ts";
 
@@ -28,29 +29,40 @@ export interface HttpSpec {
 /** Methods whose inputs go in the query string instead of a body. */
 const NO_BODY = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
 
+/** A response or a network error worth another request; it becomes an HttpTaskError when the retries run out. */
+class TransientFailure extends Error {
+  constructor(
+    readonly status: number | undefined,
+    readonly detail: string,
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(detail);
+  }
+}
+
 /** Runs one attempt of an HTTP task: the request (with its own retries) and the parsed JSON response. */
 export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, unknown>>, ctx: TaskContext): Promise<unknown> {
   const method = (spec.method ?? "POST").toUpperCase();
   const retries = spec.retries ?? 3;
   const minDelay = spec.minDelayMs ?? 500;
   const maxDelay = spec.maxDelayMs ?? 10_000;
+  const timeoutMs = spec.timeoutMs ?? 30_000;
   const url = NO_BODY.has(method) ? withQuery(spec.url, inputs) : spec.url;
-  const fail = (status: number | undefined, attempts: number, detail: string) =>
-    new HttpTaskError(ctx.nodeId, method, spec.url, status, attempts, detail);
+  const fail = (status: number | undefined, attempts: number, detail: string) => new HttpTaskError(ctx.nodeId, method, spec.url, status, attempts, detail);
+  let attempts = 0;
 
-  for (let attempt = 1; ; attempt++) {
-    if (ctx.signal.aborted) throw ctx.signal.reason ?? new CancelledError();
-    let response: AxiosResponse<string> | undefined;
-    let networkError: string | undefined;
+  const once = async (): Promise<unknown> => {
+    attempts++;
+    let response: AxiosResponse<string>;
     try {
-      // Loaded on first use, like execa: flows without http tasks never pay for it.
+      // Loaded on first use: flows without http tasks never pay for it.
       const { axios } = await import("./axios.ts");
       response = await axios.request<string>({
         url,
         method,
         headers: { Accept: "application/json", ...(NO_BODY.has(method) ? {} : { "Content-Type": "application/json" }), ...spec.headers },
         ...(NO_BODY.has(method) ? {} : { data: JSON.stringify(inputs) }),
-        timeout: spec.timeoutMs ?? 30_000,
+        timeout: timeoutMs,
         signal: ctx.signal,
         responseType: "text",
         transformResponse: (d: unknown) => d, // parse ourselves, for clear errors
@@ -61,31 +73,46 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
       if (ctx.signal.aborted) throw ctx.signal.reason ?? new CancelledError();
       // Only the code and message: axios errors carry the request config, headers included.
       const e = error as { code?: string; message?: string };
-      networkError = e.code === "ECONNABORTED" ? `no response within ${spec.timeoutMs ?? 30_000} ms` : `${e.code ?? "network error"}: ${e.message ?? ""}`;
+      throw new TransientFailure(undefined, e.code === "ECONNABORTED" ? `no response within ${timeoutMs} ms` : `${e.code ?? "network error"}: ${e.message ?? ""}`, undefined);
     }
-    const status = response?.status;
-    const retryable = networkError !== undefined || status === 429 || (status !== undefined && status >= 500);
-    if (retryable) {
-      if (attempt > retries) {
-        throw fail(status, attempt, networkError ?? `${snippet(response!.data)} (retried ${retries} time${retries === 1 ? "" : "s"}; raise retries or check the server)`);
-      }
-      const backoff = Math.min(maxDelay, minDelay * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
-      const delay = Math.min(maxDelay, retryAfterMs(response?.headers["retry-after"]) ?? backoff);
-      ctx.logger.warn(`${method} ${spec.url}: ${networkError ?? `HTTP ${status}`}; retry ${attempt}/${retries} in ${Math.round(delay)} ms`);
-      await sleep(delay, ctx.signal);
-      continue;
+    const { status } = response;
+    if (status === 429 || status >= 500) {
+      throw new TransientFailure(status, `${snippet(response.data)} (retried ${retries} time${retries === 1 ? "" : "s"}; raise retries or check the server)`, retryAfterMs(response.headers["retry-after"]));
     }
-    if (status! < 200 || status! >= 300) {
-      throw fail(status, attempt, `${snippet(response!.data)}. Client errors are not retried; check the URL, the inputs and the headers.`);
+    if (status < 200 || status >= 300) {
+      throw fail(status, attempts, `${snippet(response.data)}. Client errors are not retried; check the URL, the inputs and the headers.`);
     }
-    const body = response!.data;
+    const body = response.data;
     if (status === 204 || body === "") return {};
     try {
       return JSON.parse(body);
     } catch {
-      const type = String(response!.headers["content-type"] ?? "no content-type");
-      throw fail(status, attempt, `expected a JSON response, got ${type}: ${snippet(body)}`);
+      const type = String(response.headers["content-type"] ?? "no content-type");
+      throw fail(status, attempts, `expected a JSON response, got ${type}: ${snippet(body)}`);
     }
+  };
+
+  try {
+    return await pRetry(once, {
+      retries,
+      factor: 2,
+      minTimeout: minDelay,
+      maxTimeout: maxDelay,
+      randomize: true,
+      signal: ctx.signal,
+      shouldRetry: ({ error }) => error instanceof TransientFailure && !ctx.signal.aborted,
+      onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
+        if (!(error instanceof TransientFailure) || retriesLeft <= 0) return;
+        const scheduled = Math.min(maxDelay, minDelay * 2 ** (attemptNumber - 1));
+        ctx.logger.warn(`${method} ${spec.url}: ${error.status === undefined ? error.detail : `HTTP ${error.status}`}; retry ${attemptNumber}/${retries}`);
+        // A server that says when to come back is waited for (within maxDelayMs), beyond the backoff.
+        if (error.retryAfterMs !== undefined && error.retryAfterMs > scheduled) await sleep(Math.min(maxDelay, error.retryAfterMs) - scheduled, ctx.signal);
+      },
+    });
+  } catch (error) {
+    if (ctx.signal.aborted) throw ctx.signal.reason ?? new CancelledError();
+    if (error instanceof TransientFailure) throw fail(error.status, attempts, error.detail);
+    throw error;
   }
 }
 

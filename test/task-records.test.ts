@@ -1,0 +1,284 @@
+/**
+ * Every node of a flow has a task run and exactly one terminal event, whatever happened to it:
+ * succeeded, failed (in its attempts or in input validation), skipped (with why and because of
+ * which task), cancelled; under fail-fast, continue and cancel. A failed run carries its error as
+ * tags and as `cairn/error.txt`, masked. Read back from the embedded store, and from a real
+ * MLflow server with MLflow's own client, with the requests each record costs counted.
+ */
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { LocalStore, type RunRecord, type Tracker } from "@cairn/core";
+import { MlflowTracker } from "@cairn/mlflow/tracker";
+import { flow, task, type FlowResult, type RunEvent } from "cairn-dag";
+import { readWithMlflow } from "../packages/mlflow/test/mlflow-read.ts";
+import { type MlflowServer, startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
+
+const TERMINAL = new Set(["succeeded", "cached", "failed", "skipped", "cancelled"]);
+const SECRET = "s3cr3t-token-9876";
+
+const dirs: string[] = [];
+const tmp = async () => {
+  const dir = await mkdtemp(join(tmpdir(), "cairn-task-records-"));
+  dirs.push(dir);
+  return dir;
+};
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+/** Terminal events per node, in order. */
+function terminalEvents(events: RunEvent[]): Map<string, string[]> {
+  const seen = new Map<string, string[]>();
+  for (const e of events) {
+    if (e.type !== "task" || !TERMINAL.has(e.status)) continue;
+    const list = seen.get(e.task) ?? [];
+    list.push(`${e.status}${e.error ? ` (${e.error.name})` : ""}`);
+    seen.set(e.task, list);
+  }
+  return seen;
+}
+
+/** Each node ended exactly once, with the status its result has. */
+function expectOneTerminalEach(events: RunEvent[], result: FlowResult<unknown>): void {
+  const seen = terminalEvents(events);
+  for (const [id, r] of Object.entries(result.tasks)) expect([id, seen.get(id)]).toEqual([id, [expect.stringMatching(new RegExp(`^${r.status}`))]]);
+  expect([...seen.keys()].sort()).toEqual(Object.keys(result.tasks).sort());
+}
+
+async function runCollect(f: { run(options: object): Promise<any> }, options: object, during?: (run: any, events: RunEvent[]) => void) {
+  const run = await f.run({ env: {}, ...options });
+  const events: RunEvent[] = [];
+  run.on((e: RunEvent) => {
+    events.push(e);
+    during?.(run, events);
+  });
+  const result = (await run.wait()) as FlowResult<unknown>;
+  return { events, result };
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => (clearTimeout(t), reject(signal.reason)), { once: true });
+  });
+
+const positive = task("positive")
+  .input(z.object({ n: z.number().positive() }))
+  .run(({ n }) => ({ n }));
+const boom = task("boom").run((_, ctx) => {
+  throw new Error(`auth failed for ${ctx.secret("API_TOKEN")}`);
+});
+const add = task("add")
+  .input<{ a: number }>()
+  .run(({ a }) => ({ a: a + 1 }));
+const long = task("long").run(async (_, ctx) => {
+  await sleep(10_000, ctx.signal);
+  return {};
+});
+
+/** Two roots whose inputs fail their schema at once, with dependants: the second failure meets the stop of the first. */
+const twoBadInputs = flow("two-bad-inputs").build(() => {
+  const a = positive({ n: -1 }, { id: "bad-1" });
+  const b = positive({ n: -2 }, { id: "bad-2" });
+  add({ a: a.n }, { id: "after-1" });
+  add({ a: b.n }, { id: "after-2" });
+  return {};
+});
+
+describe("one terminal event per task", () => {
+  it("fail-fast, with the cache: a lookup that fails after the flow stopped does not end its task a second time", async () => {
+    const root = await tmp();
+    const { events, result } = await runCollect(twoBadInputs, { root, concurrency: 4 });
+    expect(result.status).toBe("failed");
+    expectOneTerminalEach(events, result);
+    expect(Object.values(result.tasks).filter((t) => t.status === "failed")).toHaveLength(1);
+  });
+
+  it("fail-fast, without the cache: a task that took its slot ends through its run, not skipped by the stop too", async () => {
+    const root = await tmp();
+    const { events, result } = await runCollect(twoBadInputs, { root, cache: false, concurrency: 4 });
+    expect(result.status).toBe("failed");
+    expectOneTerminalEach(events, result);
+    // Both took their slot: each ends failed, or cancelled when the other's failure stopped the flow first.
+    expect(result.tasks["bad-1"]!.status).toMatch(/^(failed|cancelled)$/);
+    expect(result.tasks["bad-2"]!.status).toMatch(/^(failed|cancelled)$/);
+    expect(Object.values(result.tasks).some((t) => t.status === "failed")).toBe(true);
+    expect([result.tasks["after-1"]!.status, result.tasks["after-2"]!.status]).toEqual(["skipped", "skipped"]);
+  });
+
+  it("fail-fast with a running task: failed, cancelled and skipped, each once", async () => {
+    const root = await tmp();
+    const f = flow("ff-running").build(() => {
+      long();
+      const b = boom();
+      add({ a: 1 }, { id: "after", after: [b] });
+      return {};
+    });
+    const { events, result } = await runCollect(f, { root, cache: false, concurrency: 2, secrets: { API_TOKEN: SECRET } });
+    expectOneTerminalEach(events, result);
+    expect(Object.fromEntries(Object.entries(result.tasks).map(([id, t]) => [id, t.status]))).toEqual({ long: "cancelled", boom: "failed", after: "skipped" });
+  });
+
+  it("continue: a failure skips its dependants once each, independent branches finish", async () => {
+    const root = await tmp();
+    const f = flow("cont").build(() => {
+      const b = boom();
+      const x = add({ a: 1 }, { id: "x", after: [b] });
+      add({ a: x.a }, { id: "y" });
+      const ok = add({ a: 2 }, { id: "ok" });
+      add({ a: ok.a }, { id: "ok-after" });
+      positive({ n: 0 }, { id: "invalid" });
+      return {};
+    });
+    const { events, result } = await runCollect(f, { root, failurePolicy: "continue", secrets: { API_TOKEN: SECRET } });
+    expectOneTerminalEach(events, result);
+    expect(Object.fromEntries(Object.entries(result.tasks).map(([id, t]) => [id, t.status]))).toEqual({
+      boom: "failed",
+      x: "skipped",
+      y: "skipped",
+      ok: "succeeded",
+      "ok-after": "succeeded",
+      invalid: "failed",
+    });
+  });
+
+  it("cancel: running tasks and those not started yet end cancelled, once each", async () => {
+    const root = await tmp();
+    const f = flow("cancel").build(() => {
+      const a = long({}, { id: "long-1" });
+      long({}, { id: "long-2" });
+      add({ a: 1 }, { id: "after-long", after: [a] });
+      return {};
+    });
+    let cancelled = false;
+    const { events, result } = await runCollect(f, { root, concurrency: 1 }, (run, seen) => {
+      if (!cancelled && seen.some((e) => e.type === "task" && e.status === "running")) {
+        cancelled = true;
+        void run.cancel("stop now");
+      }
+    });
+    expect(result.status).toBe("cancelled");
+    expectOneTerminalEach(events, result);
+    for (const t of Object.values(result.tasks)) expect(t.status).toBe("cancelled");
+  });
+});
+
+/** The task runs of a flow run, by node id. */
+async function taskRuns(tracker: Tracker, flowRunId: string): Promise<Map<string, RunRecord>> {
+  const flowRun = (await tracker.getRun(flowRunId))!;
+  const children = await tracker.searchRuns({ experimentIds: [flowRun.experimentId], parentRunId: flowRunId });
+  return new Map(children.map((r) => [r.name, r]));
+}
+
+/** A flow with a task of each outcome, under `continue` so that every branch gets its say. */
+const everyOutcome = flow("every-outcome").build(() => {
+  const b = boom();
+  const x = add({ a: 1 }, { id: "skipped-1", after: [b] });
+  add({ a: x.a }, { id: "skipped-2" });
+  add({ a: 2 }, { id: "fine" });
+  positive({ n: -5 }, { id: "invalid" });
+  return {};
+});
+
+/** What every tracker must hold of `everyOutcome`'s run. */
+async function expectEveryOutcomeRecorded(result: FlowResult<unknown>, runs: Map<string, RunRecord>, errorFile: (runId: string) => Promise<string>) {
+  expect([...runs.keys()].sort()).toEqual(Object.keys(result.tasks).sort());
+  for (const [id, t] of Object.entries(result.tasks)) {
+    expect(t.runId, id).toBeDefined();
+    expect(runs.get(id)!.runId).toBe(t.runId);
+    expect(runs.get(id)!.tags["cairn.status"]).toBe(t.status);
+    expect(runs.get(id)!.endTime, id).toBeDefined();
+  }
+  expect(runs.get("boom")).toMatchObject({ status: "FAILED", tags: { "cairn.error.name": "Error", "cairn.error.message": "auth failed for ***", "cairn.error": "Error: auth failed for ***" } });
+  expect(runs.get("invalid")).toMatchObject({ status: "FAILED", tags: { "cairn.error.name": "InputValidationError" } });
+  expect(runs.get("invalid")!.tags["cairn.error.message"]).toContain("invalid");
+  for (const id of ["skipped-1", "skipped-2"]) {
+    expect(runs.get(id)).toMatchObject({ status: "KILLED", tags: { "cairn.status": "skipped", "cairn.skipped.reason": "upstream-failed", "cairn.skipped.because": "boom" } });
+  }
+  expect(runs.get("fine")).toMatchObject({ status: "FINISHED", tags: { "cairn.status": "succeeded" } });
+  const text = await errorFile(result.tasks.boom!.runId!);
+  expect(text).toMatch(/^Error: auth failed for \*\*\*\n {4}at /);
+  expect(text).toContain("task-records.test.ts");
+  expect(await errorFile(result.tasks.invalid!.runId!)).toMatch(/^InputValidationError: /);
+  expect(JSON.stringify([...runs.values()]) + text).not.toContain(SECRET);
+}
+
+describe("a task run for every node, in the embedded store", () => {
+  it("failed, failed in validation, skipped and succeeded tasks each have a run that says what happened and why", async () => {
+    const root = await tmp();
+    const { result } = await runCollect(everyOutcome, { root, failurePolicy: "continue", secrets: { API_TOKEN: SECRET } });
+    const store = new LocalStore({ root });
+    const runs = await taskRuns(store, result.runId);
+    await expectEveryOutcomeRecorded(result, runs, async (runId) => readFile(await store.downloadArtifact(runId, "cairn/error.txt", await tmp()), "utf8"));
+  });
+
+  it("fail-fast: the tasks the stop skipped and cancelled have KILLED runs naming the failed task", async () => {
+    const root = await tmp();
+    const f = flow("ff-records").build(() => {
+      long();
+      const b = boom();
+      add({ a: 1 }, { id: "after", after: [b] });
+      return {};
+    });
+    const { result } = await runCollect(f, { root, concurrency: 2, secrets: { API_TOKEN: SECRET } });
+    const runs = await taskRuns(new LocalStore({ root }), result.runId);
+    expect(runs.get("after")).toMatchObject({ status: "KILLED", tags: { "cairn.status": "skipped", "cairn.skipped.reason": "fail-fast", "cairn.skipped.because": "boom" } });
+    expect(runs.get("long")).toMatchObject({ status: "KILLED", tags: { "cairn.status": "cancelled" } });
+    expect(runs.get("boom")).toMatchObject({ status: "FAILED", tags: { "cairn.status": "failed" } });
+  });
+});
+
+describe("a task run for every node, in a real MLflow server", () => {
+  let server: MlflowServer;
+  beforeAll(async () => {
+    server = await startMlflowServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("records what happened to each task, as MLflow's own client reads it, at a stated cost in requests", async () => {
+    const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
+    const seen: { path: string }[] = [];
+    tracker.client.http.observe((e) => {
+      if (e.phase === "request") seen.push({ path: `${e.method} ${new URL(e.url).pathname.replace(/^\/api\/2\.0\/mlflow(-artifacts)?\//, "")}` });
+    });
+    const { result } = await runCollect(everyOutcome, { root: await tmp(), tracker, cache: false, failurePolicy: "continue", secrets: { API_TOKEN: SECRET } });
+    const requests = seen.splice(0);
+    const runs = await taskRuns(tracker, result.runId);
+    await expectEveryOutcomeRecorded(result, runs, async (runId) => {
+      const dst = await tmp();
+      const [file] = await readWithMlflow(server.uri, [{ op: "download_artifact", run_id: runId, path: "cairn/error.txt", dst }]);
+      return Buffer.from(file.base64, "base64").toString("utf8");
+    });
+
+    // MLflow's own client agrees: status, and the tags a search can filter on.
+    const experimentId = runs.get("boom")!.experimentId;
+    const [skipped, failed] = await readWithMlflow(server.uri, [
+      { op: "search_runs", experiment_ids: [experimentId], filter: `tags."cairn.status" = 'skipped'` },
+      { op: "search_runs", experiment_ids: [experimentId], filter: `tags."cairn.error.name" = 'InputValidationError'` },
+    ]);
+    expect(skipped.map((r: { run_name: string; status: string }) => [r.run_name, r.status]).sort()).toEqual([
+      ["skipped-1", "KILLED"],
+      ["skipped-2", "KILLED"],
+    ]);
+    expect(failed.map((r: { run_name: string; status: string }) => [r.run_name, r.status])).toEqual([["invalid", "FAILED"]]);
+
+    // The cost: a skipped task is one create and one update (MLflow cannot create a run ended); a
+    // task failed before its run, create, its error file, update; a failed task's error file is one
+    // upload more than before. No read-back: the file goes while the tracker knows the run.
+    const skippedIds = new Set([runs.get("skipped-1")!.runId, runs.get("skipped-2")!.runId]);
+    expect(skippedIds.size).toBe(2);
+    const creates = requests.filter((r) => r.path === "POST runs/create").length;
+    const updates = requests.filter((r) => r.path === "POST runs/update").length;
+    // Flow run + 5 task runs; each ends with one update.
+    expect(creates).toBe(6);
+    expect(updates).toBe(6);
+    const uploads = requests.filter((r) => r.path.startsWith("PUT artifacts/"));
+    expect(uploads.filter((r) => r.path.endsWith("/cairn/error.txt"))).toHaveLength(2);
+    expect(requests.filter((r) => r.path === "GET runs/get")).toEqual([]);
+  });
+});
