@@ -1,5 +1,6 @@
+import { isAbsolute, relative } from "node:path";
 import type { Writable } from "node:stream";
-import { isArtifact, type FlowResult, type RunEvent, type TaskStatus } from "@cairn/core";
+import { type ErrorInfo, isArtifact, type FlowResult, type RunEvent, type TaskStatus } from "@cairn/core";
 import { createColors } from "picocolors";
 
 /** How the CLI shows a run: NDJSON events, a live display on a terminal, or plain lines. */
@@ -87,7 +88,7 @@ function plainReporter(out: Writable, c: Colors): Reporter {
           e.attempt && e.attempt > 1 ? `attempt ${e.attempt}` : "",
           e.durationMs !== undefined ? formatDuration(e.durationMs) : "",
           e.cachedFrom ? `from ${e.cachedFrom}` : "",
-          e.error ? e.error.message : "",
+          e.error ? errorText(e.error, true) : "",
         ].filter(Boolean);
         out.write(`${time(e.time)} ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}${extra.length ? `  ${c.dim(extra.join("  "))}` : ""}\n`);
       } else if (e.type === "flow" && e.status === "running") {
@@ -150,13 +151,13 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       if (e.status === "running" || e.status === "retrying" || e.status === "waiting") {
         const prev = active.get(e.task);
         active.set(e.task, { status: e.status, since: prev?.since ?? e.time, ...(e.attempt ? { attempt: e.attempt } : {}) });
-        if (e.status === "retrying") printAbove(`  ${style.retrying(`${SYMBOL.retrying} retrying `)} ${e.task}  ${c.dim(e.error?.message ?? "")}`);
+        if (e.status === "retrying") printAbove(`  ${style.retrying(`${SYMBOL.retrying} retrying `)} ${e.task}  ${c.dim(e.error ? errorText(e.error, true) : "")}`);
         return;
       }
       if (e.status === "queued") return;
       active.delete(e.task);
       counts.set(e.status, (counts.get(e.status) ?? 0) + 1);
-      const extra = [e.durationMs !== undefined ? formatDuration(e.durationMs) : "", e.error?.message ?? ""].filter(Boolean).join("  ");
+      const extra = [e.durationMs !== undefined ? formatDuration(e.durationMs) : "", e.error ? errorText(e.error, true) : ""].filter(Boolean).join("  ");
       printAbove(`  ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}  ${c.dim(extra)}`);
     },
     finish(result) {
@@ -184,7 +185,7 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
     for (const t of rows) {
       lines.push(
         `${t.task.padEnd(width)}  ${style[t.status](t.status.padEnd(10))}  ${(t.durationMs !== undefined ? formatDuration(t.durationMs) : "-").padStart(9)}  ${t.runId ?? "-"}` +
-          (t.status === "failed" && t.error ? `\n${" ".repeat(width + 2)}${c.red(t.error.message.split("\n").join(`\n${" ".repeat(width + 2)}`))}` : ""),
+          (t.status === "failed" && t.error ? `\n${" ".repeat(width + 2)}${c.red(errorText(t.error).split("\n").join(`\n${" ".repeat(width + 2)}`))}` : ""),
       );
     }
   }
@@ -201,6 +202,22 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
   }
   if (view) lines.push(view);
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * A task's error as the human views show it: with the place in the user's code it was raised at
+ * (relative to the working directory when inside it). `brief` (a task's own line, printed right
+ * after the task's output) leaves out a failed process's stderr tail: the views printed those lines
+ * as the process wrote them, and the closing summary shows the tail beside the task.
+ */
+export function errorText(error: ErrorInfo, brief = false, cwd = process.cwd()): string {
+  let text = error.message;
+  if (brief && error.name === "ProcessFailedError") text = text.replace(/ Last \d+ lines? of stderr:\n(?: {2}\| .*\n)+/, " Its stderr is printed above. ");
+  if (error.at) {
+    const rel = relative(cwd, error.at);
+    text += `\n    at ${rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : error.at}`;
+  }
+  return text;
 }
 
 /** `850ms`, `1.2s`, `3m 05s`. */

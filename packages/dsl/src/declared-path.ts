@@ -9,13 +9,17 @@ import { fileURLToPath } from "node:url";
 import { OptionError, TaskFileError } from "@cairn/core";
 
 /**
- * This package's sources, its compiled dist/, and the CLI's workspace bundle (packages/cli/.bundle/,
- * which holds a copy of this package): stack frames inside them are the DSL's own, not the
- * user's. An installed copy runs from dist/ but, with source maps on (tsx, `cairn`), its frames
- * name the files under src/.
+ * This package's sources, its compiled dist/, those of the packages beside it that a task's
+ * function calls into or is called from (the engine, the cache, the CLI), and the CLI's workspace
+ * bundle (packages/cli/.bundle/, which holds a copy of them): stack frames inside them are Cairn's
+ * own, not the user's. An installed copy runs from dist/ but, with source maps on (tsx, `cairn`),
+ * its frames name the files under src/; installed, the packages beside it are in node_modules,
+ * whose frames are never the user's own code either.
  */
 const PACKAGE_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
-const OWN_DIRS = ["src", "dist", "../cli/.bundle"].map((d) => join(PACKAGE_DIR, d) + sep);
+const OWN_DIRS = ["src", "dist", "../cli/.bundle", ...["core", "cache", "cli"].flatMap((p) => [`../${p}/src`, `../${p}/dist`])].map(
+  (d) => join(PACKAGE_DIR, d) + sep,
+);
 
 /**
  * Adds a kind package's own folders to those whose stack frames are not the user's: call it
@@ -83,6 +87,24 @@ export function declaringModule(): () => SourcePlace | undefined {
   const site = captureStack();
   let place: SourcePlace | undefined | null = null;
   return () => (place === null ? (place = firstForeignFrame(site.stack ?? "", false)) : place);
+}
+
+/**
+ * Where in the user's own code `error` was raised: `file:line:column` of its first stack frame
+ * outside Cairn and outside packages (node_modules), or undefined when it has none (an error
+ * raised in a library and rethrown without the user's frames). With source maps on (the `cairn`
+ * command, tsx) the frame names the user's .ts file and line, also for a compiled flow.
+ */
+export function errorSource(error: Error): string | undefined {
+  let stack: unknown;
+  try {
+    stack = error.stack;
+  } catch {
+    return undefined; // a getter of the user's that throws
+  }
+  if (typeof stack !== "string") return undefined;
+  const place = firstForeignFrame(stack, true);
+  return place === undefined ? undefined : `${place.file}:${place.line}:${place.column}`;
 }
 
 /** An error holding the stack here, deep enough to get past the DSL's own frames; its text is made when `.stack` is read. */

@@ -12,7 +12,7 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import ms from "ms";
 import { currentBuild, nodeToRef, refProxy } from "./build-context.ts";
 import { functionDependencies } from "./code-deps.ts";
-import { declaringModule, resolveDeclaredPath } from "./declared-path.ts";
+import { declaringModule, errorSource, resolveDeclaredPath } from "./declared-path.ts";
 import type { Node, OrDefault, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
 
 /** Options of one use of a task in a flow. */
@@ -142,6 +142,7 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
         ...(state.inputSchema ? { inputSchema: state.inputSchema } : {}),
         ...(state.outputSchema ? { outputSchema: state.outputSchema } : {}),
         run: fn as TaskDefinition["run"],
+        errorSource,
         code,
         codeDependencies: async (scope) => {
           const place = declaredIn();

@@ -64,6 +64,12 @@ export interface TaskDefinition {
    * a change behind the same name is a miss. Memoise it per `flowRunId`.
    */
   readonly resolveCode?: (ctx: ResolveCodeContext) => Promise<string>;
+  /**
+   * Where in the user's own code an error an attempt threw was raised: `file:line:column` of
+   * its first stack frame outside Cairn and outside packages, or undefined. Asked once per
+   * failed attempt; the DSL's function tasks have it (an executor's errors are Cairn's own).
+   */
+  readonly errorSource?: (error: Error) => string | undefined;
 }
 
 /** A file or folder a task's code depends on. */

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, stat, writeFile } from "node:fs/promises";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import type { Artifact } from "../definition/artifact.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
@@ -6,7 +6,7 @@ import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
 import type { RunScope } from "../run/run-scope.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import { type ArtifactWriter, HOLD_WORK, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
+import { type ArtifactWriter, HOLD_WORK, SEND_ARTIFACT, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -64,6 +64,28 @@ export class RunningTaskContext implements TaskContext {
   /** @internal See HOLD_WORK. */
   [HOLD_WORK](work: Promise<unknown>): void {
     if (this.holder) (this.holder.held ??= []).push(work);
+  }
+
+  /**
+   * @internal See SEND_ARTIFACT. Not refused once the attempt is closed: what an abandoned
+   * attempt sends is its own record (its process's logs, after a timeout), not an output. An empty
+   * or missing file is not sent (one request less; an empty stream has nothing to read).
+   */
+  async [SEND_ARTIFACT](name: string): Promise<void> {
+    const { tracker } = this.shared;
+    if (!tracker.capabilities.records || hasLocalArtifacts(tracker)) return;
+    const artifactPath = safeRelativePath(name, { taskName: this.node.id, source: "sendArtifact()" });
+    const path = join(this.artifactDir, artifactPath);
+    const size = await stat(path).then(
+      (s) => s.size,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code === "ENOENT") return 0; // never written: nothing to send
+        throw error;
+      },
+    );
+    if (size === 0) return;
+    const folder = dirname(artifactPath);
+    await tracker.logArtifact(this.runId, path, folder === "." ? undefined : folder);
   }
 
   /**
@@ -125,14 +147,19 @@ export class RunningTaskContext implements TaskContext {
     return (this.logger_ = { debug: line("debug"), info: line("info"), warn: line("warn"), error: line("error") });
   }
 
+  /** The task's artifacts folder: the tracker's own, or one in the work folder when the tracker keeps none locally. */
+  private get artifactDir(): string {
+    const { tracker, workDir } = this.shared;
+    return hasLocalArtifacts(tracker)
+      ? tracker.artifactDir(this.runId)
+      : join(resolvePath(workDir, "artifacts"), safePathSegment(this.runId, { taskName: this.node.id, source: "the tracker's run id" }));
+  }
+
   get artifacts(): ArtifactWriter {
     if (this.artifacts_) return this.artifacts_;
-    const { tracker, workDir } = this.shared;
     const runId = this.runId;
     const taskName = this.node.id;
-    const artifactDir = hasLocalArtifacts(tracker)
-      ? tracker.artifactDir(runId)
-      : join(resolvePath(workDir, "artifacts"), safePathSegment(runId, { taskName, source: "the tracker's run id" }));
+    const artifactDir = this.artifactDir;
     // Every name a task gives becomes a path here, so every one is checked here.
     const file = (name: string, source: string): Artifact => {
       const artifactPath = safeRelativePath(name, { taskName, source });

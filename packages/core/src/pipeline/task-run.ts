@@ -37,6 +37,8 @@ export const ERROR_TAG = "cairn.error";
 /** A failed task's error name and message, each masked and cut to what a tag keeps; the whole text is {@link ERROR_FILE}. */
 export const ERROR_NAME_TAG = "cairn.error.name";
 export const ERROR_MESSAGE_TAG = "cairn.error.message";
+/** Of a failed function task's run: `file:line:column` in the user's code where its error was raised (ErrorInfo.at). */
+export const ERROR_SOURCE_TAG = "cairn.error.source";
 /** Artifact (under `cairn/`) of a failed task's run: its error's whole text, its stack and causes, masked. */
 export const ERROR_FILE = "error.txt";
 /** What happened to the task, on every task run: `succeeded`, `failed`, `skipped`, `cancelled` (`cached` on a hit's run). */
@@ -148,10 +150,11 @@ export function errorTag(error: ErrorInfo): string {
   return text.length > 4000 ? `${text.slice(0, 3999)}…` : text;
 }
 
-/** The tags of a failed task's run: its error's name and message, masked, then cut to what a tag keeps. */
+/** The tags of a failed task's run: its error's name and message (and source, when known), masked, then cut to what a tag keeps. */
 export function errorTags(error: unknown, secrets: SecretRegistry): Record<string, string> {
   const info = secrets.maskError(toErrorInfo(error));
-  return { [ERROR_TAG]: errorTag(info), [ERROR_NAME_TAG]: fitTag(info.name), [ERROR_MESSAGE_TAG]: fitTag(info.message) };
+  const tags = { [ERROR_TAG]: errorTag(info), [ERROR_NAME_TAG]: fitTag(info.name), [ERROR_MESSAGE_TAG]: fitTag(info.message) };
+  return info.at === undefined ? tags : { ...tags, [ERROR_SOURCE_TAG]: fitTag(info.at) };
 }
 
 /** `value`, or its beginning and where the whole text is when it is longer than a tag keeps. */

@@ -23,6 +23,18 @@ export type FlowStatus = "running" | "succeeded" | "failed" | "cancelled";
 export interface ErrorInfo {
   name: string;
   message: string;
+  /**
+   * For an error a function task raised: `file:line:column` of the first stack frame in the user's
+   * own code. Not enumerable, as an Error's `stack`: the CLI prints it and the task's run records it
+   * (tag `cairn.error.source`), while the info's JSON form stays `{ name, message }`.
+   */
+  readonly at?: string;
+}
+
+/** `info` with its place in the user's code set (see ErrorInfo.at); `info` itself when there is none. */
+export function withErrorSource<T extends ErrorInfo>(info: T, at: string | undefined): T {
+  if (at !== undefined) Object.defineProperty(info, "at", { value: at, enumerable: false, configurable: true });
+  return info;
 }
 
 /** A task changed status. */
@@ -84,6 +96,24 @@ export type RunEvent = TaskEvent | FlowEvent | LogEvent;
 
 /** Turns anything thrown into ErrorInfo. */
 export function toErrorInfo(error: unknown): ErrorInfo {
-  if (error instanceof Error) return { name: error.name, message: error.message };
+  if (error instanceof Error) {
+    return withErrorSource({ name: error.name, message: error.message }, (error as { [ERROR_SOURCE]?: string })[ERROR_SOURCE]);
+  }
   return { name: "Error", message: String(error) };
+}
+
+/** Where the engine notes an error's place in the user's code (TaskDefinition.errorSource), for toErrorInfo. */
+const ERROR_SOURCE: unique symbol = Symbol.for("cairn.errorSource") as never;
+
+/**
+ * Notes `at` (`file:line:column`) on `error` for {@link toErrorInfo}, unless one is noted already (the
+ * innermost task that saw it knows best); a property no enumeration or serialisation shows.
+ */
+export function noteErrorSource(error: Error, at: string | undefined): void {
+  if (at === undefined || Object.prototype.hasOwnProperty.call(error, ERROR_SOURCE)) return;
+  try {
+    Object.defineProperty(error, ERROR_SOURCE, { value: at, enumerable: false, configurable: true });
+  } catch {
+    // A frozen error keeps no note; it is reported without its place.
+  }
 }

@@ -119,6 +119,8 @@ type Listener = (event: RunEvent) => void;
 export class FlowRun<Outputs = Record<string, unknown>> {
   private readonly listeners = new Set<Listener>();
   private readonly history: RunEvent[] = [];
+  /** The `events()` iterators open now. */
+  private readers = 0;
   private status_: FlowStatus = "running";
   private readonly result: Promise<FlowResult<Outputs>>;
 
@@ -183,11 +185,16 @@ export class FlowRun<Outputs = Record<string, unknown>> {
     return () => this.listeners.delete(listener);
   }
 
-  /** Every event of the run, from the first, until the flow finishes. */
+  /**
+   * Every event of the run, from the first, until the flow finishes; `log` events from the
+   * first `next()` on (log lines are not kept for later readers: a task's whole output would stay
+   * in memory for the run's life). Use `on()` before the first event to get every log line.
+   */
   async *events(): AsyncGenerator<RunEvent> {
     let index = 0;
     let wake: (() => void) | undefined;
     const off = this.on(() => wake?.());
+    this.readers++;
     try {
       for (;;) {
         while (index < this.history.length) yield this.history[index++]!;
@@ -195,12 +202,13 @@ export class FlowRun<Outputs = Record<string, unknown>> {
         await new Promise<void>((r) => (wake = r));
       }
     } finally {
+      this.readers--;
       off();
     }
   }
 
   private emit(event: RunEvent): void {
-    this.history.push(event);
+    if (event.type !== "log" || this.readers > 0) this.history.push(event);
     if (event.type === "flow" && event.status !== "running") this.status_ = event.status;
     for (const listener of this.listeners) {
       try {

@@ -25,7 +25,7 @@
  * secret is refused only where a whole value equals it, and a warning says so once.
  */
 import { SecretLeakError, SecretNotFoundError, SecretParamError } from "../errors.ts";
-import type { ErrorInfo, RunEvent } from "./events.ts";
+import { type ErrorInfo, type RunEvent, withErrorSource } from "./events.ts";
 
 /** Secrets with fewer characters (code points) than this are matched as whole values only, never inside text. */
 export const MIN_MASKED_LENGTH = 4;
@@ -148,7 +148,8 @@ export class SecretRegistry {
     if (this.forms.size === 0) return error;
     const message = this.mask(error.message);
     const name = this.mask(error.name);
-    return message === error.message && name === error.name ? error : { ...error, name, message };
+    const at = error.at === undefined ? undefined : this.mask(error.at);
+    return message === error.message && name === error.name && at === error.at ? error : withErrorSource({ ...error, name, message }, at);
   }
 
   /** Masks the message and stack of a thrown Error in place (it is about to be reported) and returns it. */

@@ -15,6 +15,23 @@ export function holdWork(ctx: object, work: Promise<unknown>): void {
   (ctx as { [HOLD_WORK]?: (work: Promise<unknown>) => void })[HOLD_WORK]?.(work);
 }
 
+/**
+ * @internal A context's method (absent on contexts made outside the engine) through which an
+ * executor sends a file it wrote in the task's artifacts folder to the task's run before the
+ * attempt ends, such as a child process's logs: with a tracker that keeps artifacts elsewhere
+ * (an MLflow server) only outputs are sent otherwise. `Symbol.for`, as HOLD_WORK.
+ */
+export const SEND_ARTIFACT: unique symbol = Symbol.for("cairn.sendArtifact") as never;
+
+/**
+ * Sends artifact `name` (a file already written at `ctx.artifacts.path(name)`) to the task's run,
+ * streamed from disk; does nothing with a tracker that keeps the folder itself (the embedded
+ * store), with no tracker, or for a context made outside the engine.
+ */
+export function sendArtifact(ctx: object, name: string): Promise<void> {
+  return (ctx as { [SEND_ARTIFACT]?: (name: string) => Promise<void> })[SEND_ARTIFACT]?.(name) ?? Promise.resolve();
+}
+
 /** Logs params, metrics and tags to the task's run. */
 export interface RunLog {
   /** Records a param (stringified). */

@@ -9,8 +9,11 @@
  * - `CAIRN_RUN_ID` (and `MLFLOW_RUN_ID`, `MLFLOW_TRACKING_URI`, `MLFLOW_EXPERIMENT_ID` when the
  *   run is tracked by MLflow, so the process's own `mlflow.log_*` calls land in the task's run).
  *
- * stdout and stderr stream line by line to `ctx.logger` (info / warn) and into the
- * artifacts `logs/stdout.txt` and `logs/stderr.txt`. The process runs in its own process
+ * stdout and stderr stream line by line to `ctx.logger` (info / warn) and, masked, into the
+ * artifacts `logs/stdout.txt` and `logs/stderr.txt`; nothing of them is kept in memory but the
+ * last lines of stderr (for the error). When the attempt ends, whatever its outcome, the two files
+ * are sent to the task's run (streamed from disk) if the tracker keeps artifacts elsewhere, such as
+ * an MLflow server: a failed run's logs are where its error message points. The process runs in its own process
  * group; cancel and timeout (`ctx.signal`) end the whole group: SIGTERM, then SIGKILL
  * after a grace period. Whatever the process left running in its group when it exits
  * is ended the same way, so no task leaves orphans behind. `runProcess` settles only once
@@ -27,7 +30,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
-import { CancelledError, holdWork, isArtifact, isPlainObject, safeRelativePath, type TaskContext } from "@cairn/core";
+import { CancelledError, holdWork, isArtifact, isPlainObject, safeRelativePath, sendArtifact, type TaskContext } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 
@@ -286,7 +289,9 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
   // The tree is gone once the process has exited and its group ended; the engine holds the task's
   // lease until then, also when it stopped waiting for this attempt (cancel, timeout).
   const tree = Promise.resolve(child).then(end, end);
-  holdWork(ctx, tree);
+  // Held until the logs are sent as well, so that an abandoned attempt's upload ends before the flow.
+  let attemptDone!: () => void;
+  holdWork(ctx, new Promise<void>((resolve) => (attemptDone = resolve)));
 
   const pump = (stream: Readable | null, onLine: (line: string) => void, file: WriteStream) =>
     new Promise<void>((resolve) => {
@@ -334,9 +339,19 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
   } finally {
     ctx.signal.removeEventListener("abort", onAbort);
     await tree;
-    await Promise.all([closeStream(stdoutLog), closeStream(stderrLog)]);
-    await rm(work, { recursive: true, force: true }).catch(() => {});
+    await Promise.all([closeStream(stdoutLog), closeStream(stderrLog), rm(work, { recursive: true, force: true }).catch(() => {})]);
+    await sendLogs(ctx);
+    attemptDone();
   }
+}
+
+/** Sends the attempt's log files to the task's run; a failure to send is a warning, never the task's outcome. */
+async function sendLogs(ctx: TaskContext): Promise<void> {
+  await Promise.all(
+    ["logs/stdout.txt", "logs/stderr.txt"].map((name) =>
+      sendArtifact(ctx, name).catch((error: unknown) => ctx.logger.warn(`could not send ${name} to the task's run: ${(error as Error).message}`)),
+    ),
+  );
 }
 
 function startHint(code: string | undefined, command: string): string {

@@ -1,0 +1,121 @@
+/**
+ * A process task's stdout and stderr reach its run as the artifacts logs/stdout.txt and
+ * logs/stderr.txt with an MLflow server too, for a task that succeeds and one that fails,
+ * secrets masked: read back with MLflow's own MlflowClient.
+ */
+import { execFile } from "node:child_process";
+import { resolve } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { flow, script, shell, task } from "cairn-dag";
+import { readWithMlflow } from "../../packages/mlflow/test/mlflow-read.ts";
+import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
+import { fixture, hasVenv, tempRoot, VENV_PYTHON } from "./helpers.ts";
+
+let server: MlflowServer | undefined;
+const execFileAsync = promisify(execFile);
+const repoRoot = resolve(import.meta.dirname, "../..");
+const SECRET = "tok-s3cr3t-value-42";
+
+async function options() {
+  return {
+    root: await tempRoot(),
+    cache: false as const,
+    secrets: { API_TOKEN: SECRET },
+    env: { ...process.env, MLFLOW_TRACKING_URI: server!.uri },
+  };
+}
+
+/** The text of each artifact under logs/ of `runId`, as MlflowClient downloads it. */
+async function logsOf(runId: string): Promise<Record<string, string>> {
+  const dst = await tempRoot();
+  const [listed] = await readWithMlflow(server!.uri, [{ op: "list_artifacts", run_id: runId, path: "logs" }]);
+  const paths = (listed as { path: string }[]).map((f) => f.path).sort();
+  const files = await readWithMlflow(server!.uri, paths.map((path) => ({ op: "download_artifact", run_id: runId, path, dst })));
+  return Object.fromEntries(paths.map((p, i) => [p, Buffer.from(files[i].base64 as string, "base64").toString("utf8")]));
+}
+
+beforeAll(async () => {
+  if (hasVenv) server = await startMlflowServer();
+}, 180_000);
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe.skipIf(!hasVenv)("process logs in MLflow", () => {
+  it("sends a succeeding script's stdout and stderr to its run, masked", async () => {
+    const t = script("chatty", { file: fixture("chatty.py"), interpreter: VENV_PYTHON, secrets: ["API_TOKEN"] });
+    const result = await (await flow("logs-ok").build(() => ({ out: t().$out })).run(await options())).wait();
+    expect(result.status).toBe("succeeded");
+    const logs = await logsOf(result.tasks.chatty!.runId!);
+    expect(logs).toEqual({
+      "logs/stdout.txt": "hello from stdout\nusing token=***\n",
+      "logs/stderr.txt": "a warning on stderr\nstderr token=***\n",
+    });
+  }, 60_000);
+
+  it("sends a failing script's logs to its run, where the error message points", async () => {
+    const t = script("chatty", { file: fixture("chatty.py"), interpreter: VENV_PYTHON, secrets: ["API_TOKEN"], args: ["fail"] });
+    const result = await (await flow("logs-fail").build(() => ({ out: t().$out })).run(await options())).wait();
+    expect(result.status).toBe("failed");
+    const task = result.tasks.chatty!;
+    expect(task.error?.message).toContain("logs/stderr.txt");
+    const [run] = await readWithMlflow(server!.uri, [{ op: "get_run", run_id: task.runId! }]);
+    expect(run.status).toBe("FAILED");
+    const logs = await logsOf(task.runId!);
+    expect(logs["logs/stdout.txt"]).toBe("hello from stdout\nusing token=***\n");
+    expect(logs["logs/stderr.txt"]).toContain("stderr token=***\n");
+    expect(logs["logs/stderr.txt"]).toContain("ValueError: bad things happened");
+    expect(JSON.stringify(logs)).not.toContain(SECRET);
+  }, 60_000);
+
+  it("records a function task's error source as a tag MLflow shows", async () => {
+    const boom = task("boom").run(() => {
+      throw new Error("boom in the user's code");
+    });
+    const result = await (await flow("error-source").build(() => ({ y: boom() })).run(await options())).wait();
+    const at = result.tasks.boom!.error!.at!;
+    expect(at).toMatch(/process-logs-mlflow\.test\.ts:\d+:\d+$/);
+    const [run] = await readWithMlflow(server!.uri, [{ op: "get_run", run_id: result.tasks.boom!.runId! }]);
+    expect(run.tags).toMatchObject({ "cairn.error.source": at });
+  }, 60_000);
+
+  it("sends the logs of an attempt that ran past its timeout, before the flow ends", async () => {
+    const t = shell("slow", "echo before the timeout; echo on stderr too >&2; sleep 30").timeout(1500);
+    const result = await (await flow("logs-timeout").build(() => ({ out: t().$out })).run(await options())).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.slow!.error?.name).toBe("TaskTimeoutError");
+    expect(await logsOf(result.tasks.slow!.runId!)).toEqual({
+      "logs/stdout.txt": "before the timeout\n",
+      "logs/stderr.txt": "on stderr too\n",
+    });
+  }, 60_000);
+
+  it("sends no file for a stream the process wrote nothing to", async () => {
+    const t = shell("quiet", "echo only-stdout");
+    const result = await (await flow("logs-quiet").build(() => ({ out: t().$out })).run(await options())).wait();
+    expect(result.status).toBe("succeeded");
+    expect(await logsOf(result.tasks.quiet!.runId!)).toEqual({ "logs/stdout.txt": "only-stdout\n" });
+  }, 60_000);
+});
+
+describe.skipIf(!hasVenv)("a large output with MLflow", () => {
+  it("streams it to the files and to the run, never holding it in memory", async () => {
+    const mb = 80;
+    const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", fixture("log-memory.ts"), String(mb), server!.uri], {
+      cwd: repoRoot,
+      env: { ...process.env, PYTHON: VENV_PYTHON },
+      maxBuffer: 1 << 20,
+    });
+    const out = JSON.parse(stdout.trim().split("\n").pop()!) as { status: string; peakGrowthMB: number; taskRunId: string; bytes: number };
+    expect(out.status).toBe("succeeded");
+    console.log(`peak RSS growth for ${mb} MB of output: ${out.peakGrowthMB.toFixed(1)} MB`);
+    // Held in memory, each stream's lines alone (as strings and log events) would exceed the whole output's size.
+    expect(out.peakGrowthMB).toBeLessThan(mb);
+    const [listed] = await readWithMlflow(server!.uri, [{ op: "list_artifacts", run_id: out.taskRunId, path: "logs" }]);
+    expect(listed).toEqual([
+      { path: "logs/stderr.txt", is_dir: false, file_size: out.bytes },
+      { path: "logs/stdout.txt", is_dir: false, file_size: out.bytes },
+    ]);
+  }, 180_000);
+});
