@@ -6,6 +6,7 @@
  * rather than by the text of Node's message; the strict parse then types the values.
  */
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import { closestName } from "@cairn/core";
 import { UsageError } from "./usage-error.ts";
 
 /** The flags of one command, as `parseArgs` takes them. */
@@ -81,29 +82,8 @@ function unknownFlag(given: string, options: FlagOptions, context: FlagContext):
 
 /** The known long flag nearest to `given` when it is near enough to be a typo or an abbreviation. */
 export function nearestFlag(given: string, options: FlagOptions): string | undefined {
-  const name = given.replace(/^-+/, "").split("=")[0]!.toLowerCase();
-  if (!name) return undefined;
-  let best: { flag: string; distance: number } | undefined;
-  for (const known of Object.keys(options)) {
-    const distance = known.startsWith(name) && name.length >= 2 ? 0 : editDistance(name, known);
-    const allowed = Math.max(1, Math.floor(known.length / 3));
-    if (distance <= allowed && (!best || distance < best.distance)) best = { flag: `--${known}`, distance };
-  }
-  return best?.flag;
-}
-
-/** Levenshtein distance, with a swap of two neighbours counted as one edit. */
-function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = v;
-    }
-  }
-  return d[a.length]![b.length]!;
+  const near = closestName(given.replace(/^-+/, "").split("=")[0]!, Object.keys(options), { prefixes: true });
+  return near === undefined ? undefined : `--${near}`;
 }
 
 /** How the help names a flag's value (`--root DIR` gives `DIR`); `VALUE` when it does not. */

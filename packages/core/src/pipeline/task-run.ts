@@ -257,12 +257,7 @@ export async function recordHit(
     name: node.id,
     parentRunId: scope.flowRunId,
     tags: {
-      ...scope.runTags,
-      "cairn.flow": scope.flowName,
-      "cairn.task": node.task.name,
-      "cairn.node_id": node.id,
-      "cairn.task_kind": node.task.kind,
-      ...(node.task.version ? { "cairn.task_version": node.task.version } : {}),
+      ...taskTags(scope, node),
       [STATUS_TAG]: "cached",
       [CACHED_FROM_TAG]: entry.sourceRunId,
       ...(sourceName !== undefined ? { [CACHED_FROM_NAME_TAG]: sourceName } : {}),

@@ -24,7 +24,7 @@ import { createRequire } from "node:module";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { sha256 } from "@cairn/cache";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { CairnError, describeValue, isArtifact, type TaskContext } from "@cairn/core";
+import { CairnError, closestName, describeValue, isArtifact, isPlainObject, type TaskContext } from "@cairn/core";
 import { parseTemplate, renderShell, runProcess, shellQuote, type CommandTemplate, type ProcessSpec } from "@cairn/process/spawn";
 
 /** Parameter types of an MLproject entry point. */
@@ -142,20 +142,20 @@ export function loadMlproject(dir: string): MlflowProject {
   } catch (error) {
     throw new MlflowProjectError(label, file, `the file is not valid YAML: ${(error as Error).message}`);
   }
-  if (!isRecord(doc)) throw new MlflowProjectError(label, file, `expected a YAML mapping with \`name\` and \`entry_points\`, got ${describeValue(doc)}.`);
+  if (!isPlainObject(doc)) throw new MlflowProjectError(label, file, `expected a YAML mapping with \`name\` and \`entry_points\`, got ${describeValue(doc)}.`);
   const name = typeof doc.name === "string" && doc.name ? doc.name : label;
   const bad = (detail: string) => new MlflowProjectError(name, file, detail);
   const raw = doc.entry_points ?? {};
-  if (!isRecord(raw)) throw bad(`\`entry_points\` must be a mapping of entry point names to { parameters, command }, got ${describeValue(raw)}.`);
+  if (!isPlainObject(raw)) throw bad(`\`entry_points\` must be a mapping of entry point names to { parameters, command }, got ${describeValue(raw)}.`);
   const entryPoints: Record<string, MlflowEntryPoint> = {};
   for (const [epName, ep] of Object.entries(raw)) {
-    if (!isRecord(ep)) throw bad(`entry point "${epName}" must be a mapping with \`command\` (and optional \`parameters\`), got ${describeValue(ep)}.`);
+    if (!isPlainObject(ep)) throw bad(`entry point "${epName}" must be a mapping with \`command\` (and optional \`parameters\`), got ${describeValue(ep)}.`);
     if (typeof ep.command !== "string" || !ep.command.trim()) throw bad(`entry point "${epName}" has no \`command\` (a string such as "python train.py --alpha {alpha}").`);
     const params = ep.parameters ?? {};
-    if (!isRecord(params)) throw bad(`\`parameters\` of entry point "${epName}" must be a mapping of parameter names to a type or { type, default }.`);
+    if (!isPlainObject(params)) throw bad(`\`parameters\` of entry point "${epName}" must be a mapping of parameter names to a type or { type, default }.`);
     const parameters: MlflowProjectParameter[] = [];
     for (const [pName, p] of Object.entries(params)) {
-      const spec = typeof p === "string" ? { type: p } : isRecord(p) ? p : undefined;
+      const spec = typeof p === "string" ? { type: p } : isPlainObject(p) ? p : undefined;
       if (!spec) throw bad(`parameter "${pName}" of entry point "${epName}" must be a type name or { type, default }, got ${describeValue(p)}.`);
       const type = spec.type ?? "string";
       if (!MLPROJECT_PARAM_TYPES.includes(type as MlflowParamType)) {
@@ -467,31 +467,8 @@ export async function runMlflowProject(
 
 // ------------------------------------------------------------------ helpers
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 /** ` (did you mean "x"?)` for a close name, else "". */
 function suggest(name: string, names: readonly string[]): string {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const n of names) {
-    const d = distance(name.toLowerCase(), n.toLowerCase());
-    if (d < bestD) [best, bestD] = [n, d];
-  }
-  return best !== undefined && bestD <= Math.max(1, Math.floor(name.length / 3)) ? ` (did you mean "${best}"?)` : "";
-}
-
-/** Edit distance, a swap of two neighbours counting as one edit. */
-function distance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = v;
-    }
-  }
-  return d[a.length]![b.length]!;
+  const near = closestName(name, names);
+  return near === undefined ? "" : ` (did you mean "${near}"?)`;
 }
