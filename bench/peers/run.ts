@@ -18,7 +18,8 @@
  *
  * Prints markdown tables (figures as Cairn / peer from this run) and a JSON line last.
  *
- *   pnpm bench:peers [--quick] [--rounds N] [--only overhead,makespan,cache,start]
+ *   pnpm bench:peers [--quick] [--rounds N] [--only overhead,makespan,cache,mlflow,start]
+ *                    [--shape GROUPS,LAYERS,WIDTH,WORK_MS]   # the caching workload's size
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -37,7 +38,7 @@ const sizes = quick
   ? { overhead: [1000], makespan: [200, 8, 50], cache: [2, 10, 10, 20], startRounds: 5, rounds: 1, cacheRounds: 1 }
   : { overhead: [1000, 10_000], makespan: [200, 8, 50], cache: [10, 10, 10, 20], startRounds: 9, rounds: 3, cacheRounds: 1 };
 const rounds = Number(option("--rounds") ?? sizes.rounds);
-const [groups, layers, width, workMs] = sizes.cache as [number, number, number, number];
+const [groups, layers, width, workMs] = (option("--shape")?.split(",").map(Number) ?? sizes.cache) as [number, number, number, number];
 const changedGroup = Math.min(3, groups - 1);
 
 const here = import.meta.dirname;
@@ -184,19 +185,26 @@ try {
     const stock = only.has("mlflow") ? await startStockMlflow() : undefined;
     try {
       const shape = `${groups},${layers},${width},${workMs}`;
+      const stamp = Date.now().toString(36);
       const all = Array.from({ length: groups * layers * width }, (_, i) => `w${Math.floor(i / (layers * width))}_${Math.floor(i / width) % layers}_${i % width}`);
       const expected = { cold: all, warm: [] as string[], changed: all.filter((id) => id.startsWith(`w${changedGroup}_`)) };
-      type Variant = { name: string; run: (state: string, phase: keyof typeof expected, round: number) => Promise<Ran> };
+      type Variant = { name: string; floor?: boolean; run: (state: string, phase: keyof typeof expected, round: number) => Promise<Ran> };
+      // The floor: only the requests that record a flow run and one FINISHED run per task, hits included.
+      const floorRun = (uri: string, label: string) => (_: string, phase: keyof typeof expected, round: number) =>
+        runProcess(process.execPath, [join(here, "..", "multistep", "floor.mjs"), `peers-floor-${label}-${stamp}-${round}-${phase}`, String(round ? all.length : 20)], { MLFLOW_TRACKING_URI: uri });
       const cairnRun = (env: NodeJS.ProcessEnv) => (state: string, phase: keyof typeof expected) =>
         runProcess(process.execPath, [cairnBin, "run", join(here, "cairn-flow.ts"), "-c", "8", "--root", state, ...(phase === "changed" ? ["-p", `g${changedGroup}=1`] : [])], { CAIRN_PEERS_SHAPE: shape, ...env });
-      const stamp = Date.now().toString(36);
       const variants: Variant[] = [];
       if (only.has("cache")) variants.push({ name: "Cairn, embedded store", run: cairnRun({}) });
       if (oneWorker) variants.push({ name: "Cairn, MLflow (one-worker server)", run: (s, p, r) => cairnRun({ MLFLOW_TRACKING_URI: oneWorker.uri, MLFLOW_EXPERIMENT_NAME: `peers-1w-${stamp}-${r}` })(s, p) });
+      if (oneWorker) variants.push({ name: "Floor: the record's requests only (one-worker server)", floor: true, run: floorRun(oneWorker.uri, "1w") });
       if (stock) variants.push({ name: "Cairn, MLflow (stock server, default workers)", run: (s, p, r) => cairnRun({ MLFLOW_TRACKING_URI: stock.uri, MLFLOW_EXPERIMENT_NAME: `peers-stock-${stamp}-${r}` })(s, p) });
+      if (stock) variants.push({ name: "Floor: the record's requests only (stock server)", floor: true, run: floorRun(stock.uri, "stock") });
       variants.push({ name: `Prefect ${versions.prefect} (INPUTS + TASK_SOURCE, local results, its own temporary server)`, run: (s, p) => peer("prefect", ["cache", ...shape.split(","), String(p === "changed" ? changedGroup : -1)], prefectEnv(join(s, "prefect"))) });
       if (only.has("cache")) variants.push({ name: `Hamilton ${versions.hamilton} (.with_cache(), sequential driver)`, run: (s, p) => peer("hamilton", ["cache", ...shape.split(","), String(p === "changed" ? changedGroup : -1)], { PEERS_STATE: s }) });
 
+      // A server's workers answer slowly at first: warm each up with a small floor run, not timed.
+      for (const server of [oneWorker, stock]) if (server) await floorRun(server.uri, "warm-up")("", "cold", 0);
       const phases = ["cold", "warm", "changed"] as const;
       const times = variants.map(() => Object.fromEntries(phases.map((p) => [p, [] as number[]])) as Record<(typeof phases)[number], number[]>);
       const checks: string[] = [];
@@ -216,12 +224,19 @@ try {
             const extra = [...got].filter((x) => !want.has(x)).length;
             const missing = [...want].filter((x) => !got.has(x)).length;
             const twice = ran.ranIds.length - got.size;
-            if (extra || missing || twice) checks.push(`${v.name}, ${phase}: ${missing} tasks that should have run did not, ${extra} ran that should not have, ${twice} ran twice`);
+            if (!v.floor && (extra || missing || twice)) checks.push(`${v.name}, ${phase}: ${missing} tasks that should have run did not, ${extra} ran that should not have, ${twice} ran twice`);
           }
         }
       }
       const prefectIndex = variants.findIndex((v) => v.name.startsWith("Prefect"));
       const med = (i: number, p: (typeof phases)[number]) => median(times[i]![p]);
+      // Against the floor (issue 16's floor row): the floor's own time, the requests alone.
+      const floorFor = (name: string) => variants.findIndex((v) => v.floor && name.includes(v.name.includes("one-worker") ? "one-worker" : "stock"));
+      const floorLines = variants.flatMap((v, i) =>
+        v.name.startsWith("Cairn, MLflow") && floorFor(v.name) >= 0
+          ? [`| ${v.name} | ${phases.map((p) => ratio(med(i, p), med(floorFor(v.name), p))).join(" | ")} |`]
+          : [],
+      );
       const rows = variants.map((v, i) => {
         const cells = phases.map((p) => `${fmtS(med(i, p))} s`);
         const vsPrefect = v.name.startsWith("Cairn") ? phases.map((p) => `**${ratio(med(i, p), med(prefectIndex, p))}**`) : phases.map(() => "");
@@ -236,6 +251,9 @@ try {
           `"changed": group ${changedGroup}'s input changed, ${layers * width} tasks re-run${sizes.cacheRounds > 1 ? `; median of ${sizes.cacheRounds}` : ""}):\n\n` +
           `| engine | cold | warm | one input changed | cold Cairn/Prefect | warm Cairn/Prefect | changed Cairn/Prefect |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n${rows.join("\n")}\n\n` +
           (cairnIndex >= 0 && hamiltonIndex >= 0 ? `Cairn (embedded store) / Hamilton: cold ${ratio(med(cairnIndex, "cold"), med(hamiltonIndex, "cold"))}, warm ${ratio(med(cairnIndex, "warm"), med(hamiltonIndex, "warm"))}, changed ${ratio(med(cairnIndex, "changed"), med(hamiltonIndex, "changed"))}.\n\n` : "") +
+          (floorLines.length
+            ? `Cairn with MLflow / the floor on the same server (bench/multistep/floor.mjs: the requests that record a flow run and one FINISHED run per task, hits included, three at a time, and nothing else: no work, no cache; cold and changed Cairn also runs the tasks' ${workMs} ms each):\n\n| engine | cold | warm | changed |\n| --- | ---: | ---: | ---: |\n${floorLines.join("\n")}\n\n`
+            : "") +
           `Tasks run (from the ids each engine's tasks logged; cold: all ${all.length}, warm: none, changed: the ${expected.changed.length} of group ${changedGroup}): ` +
           (checks.length ? `**mismatches:** ${checks.join("; ")}` : "every engine ran exactly the right tasks in every phase."),
       );
