@@ -171,7 +171,7 @@ try {
     const t = await inProcess("makespan", sizes.makespan.map(String));
     const bound = Math.max(10 * ms, (n * ms) / conc);
     const m = (e: Engine) => t[e] / bound;
-    summary.makespanOverBound = Object.fromEntries(engines.map((e) => [e, r2(m(e) * 10) / 10]));
+    summary.makespanOverBound = Object.fromEntries(engines.map((e) => [e, Math.round(m(e) * 1000) / 1000]));
     sections.push(
       `Concurrency (${n} × ${ms} ms sleeps, 10 layers, concurrency ${conc}; makespan / lower bound ${bound} ms, median of ${rounds}):\n\n` +
         `| Cairn | Prefect | Hamilton | Cairn/Prefect | Cairn/Hamilton |\n| ---: | ---: | ---: | ---: | ---: |\n` +
