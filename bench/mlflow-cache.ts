@@ -3,7 +3,7 @@
  * N tasks of ~5 ms CPU each, cache on, concurrency 8. Per phase (cold: empty cache; warm:
  * nothing changed), the wall time and the requests sent, by endpoint. Rounds alternate phases
  * on fresh experiments. Prints one JSON line per phase per round, then the medians.
- *   tsx bench/mlflow-cache.ts [tasks=200] [rounds=3]
+ *   tsx bench/mlflow-cache.ts [tasks=200] [rounds=3] [server workers=1]
  */
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -14,6 +14,7 @@ import { startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
 
 const n = Number(process.argv[2] ?? 200);
 const rounds = Number(process.argv[3] ?? 3);
+const workers = Number(process.argv[4] ?? 1);
 const width = 10;
 
 const spin = (ms: number) => {
@@ -34,7 +35,7 @@ const median = (xs: number[]) => {
   return s[Math.floor(s.length / 2)]!;
 };
 
-const server = await startMlflowServer();
+const server = await startMlflowServer({ workers });
 try {
   const tracker = MlflowTracker.fromEnv({}, server.uri);
   const counts = new Map<string, number>();
@@ -68,7 +69,7 @@ try {
       console.log(JSON.stringify({ round: r, phase, ms: Math.round(ms), requests: total, perTask: Math.round((total / n) * 100) / 100, byEndpoint: Object.fromEntries(counts) }));
     }
   }
-  console.log(JSON.stringify({ bench: "mlflow-cache", tasks: n, rounds, coldMs: Math.round(median(results.cold!)), warmMs: Math.round(median(results.warm!)) }));
+  console.log(JSON.stringify({ bench: "mlflow-cache", tasks: n, workers, rounds, coldMs: Math.round(median(results.cold!)), warmMs: Math.round(median(results.warm!)) }));
 } finally {
   await server.stop();
 }
