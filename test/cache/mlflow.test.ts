@@ -183,6 +183,25 @@ function countingTracker(): { tracker: MlflowTracker; seen: string[] } {
 
 const count = (seen: string[], request: string) => seen.filter((r) => r === request).length;
 
+describe("a cold run against the server", () => {
+  it("a fresh task reads the experiment's index once (its lookup), not again after taking its lease", async () => {
+    const fresh = task("cold-fresh").input<{ n: number }>().run(({ n }) => ({ x: n + 1 }));
+    const f = flow("cold-fresh").build(() => ({ x: fresh({ n: Date.now() }).x }));
+    const { tracker, seen } = countingTracker();
+    const cold = await runCollect(f, { root: await tmp(), env: env(), tracker });
+    expect(cold.result.status).toBe("succeeded");
+    expect(statuses(cold.result)).toEqual({ "cold-fresh": "succeeded" });
+    const indexReads = seen.filter((r) => r.startsWith("GET ") && r.includes("/cairn-index/"));
+    const indexWrites = seen.filter((r) => r.startsWith("PUT ") && r.includes("/cairn-index/"));
+    expect(indexReads).toHaveLength(1);
+    expect(indexWrites).toHaveLength(1);
+    // The task's own run: create, one log-batch, its outputs.json, update (and the flow run's own).
+    expect(count(seen, "POST runs/create")).toBe(1 + 1);
+    expect(count(seen, "POST runs/log-batch")).toBe(1 + 1);
+    expect(count(seen, "POST runs/update")).toBe(1 + 1);
+  });
+});
+
 describe("a warm run against the server", () => {
   it("checks every source run with one search, and records each hit as a FINISHED child run (create + update) off the chain", async () => {
     let calls = 0;

@@ -41,7 +41,7 @@ export function ensurePythonVenv(): void {
 }
 
 /** Starts `mlflow server` and resolves once `/health` answers. */
-export async function startMlflowServer(options: { timeoutMs?: number } = {}): Promise<MlflowServer> {
+export async function startMlflowServer(options: { timeoutMs?: number; /** uvicorn workers; 1 unless told (benchmarks try more). */ workers?: number } = {}): Promise<MlflowServer> {
   ensurePythonVenv();
   const dir = await mkdtemp(join(tmpdir(), "cairn-mlflow-"));
   let lastError: unknown;
@@ -49,7 +49,7 @@ export async function startMlflowServer(options: { timeoutMs?: number } = {}): P
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     try {
-      return await launch(dir, port, options.timeoutMs ?? 120_000);
+      return await launch(dir, port, options.timeoutMs ?? 120_000, options.workers ?? 1);
     } catch (error) {
       lastError = error;
     }
@@ -58,7 +58,7 @@ export async function startMlflowServer(options: { timeoutMs?: number } = {}): P
   throw lastError;
 }
 
-async function launch(dir: string, port: number, timeoutMs: number): Promise<MlflowServer> {
+async function launch(dir: string, port: number, timeoutMs: number, workers: number): Promise<MlflowServer> {
   const uri = `http://127.0.0.1:${port}`;
   const child = spawn(
     join(venvDir, "bin", "mlflow"),
@@ -69,7 +69,7 @@ async function launch(dir: string, port: number, timeoutMs: number): Promise<Mlf
       "--port",
       String(port),
       "--workers",
-      "1",
+      String(workers),
       "--backend-store-uri",
       `sqlite:///${join(dir, "mlflow.db")}`,
       "--artifacts-destination",

@@ -317,14 +317,15 @@ export class TaskCache {
   /**
    * A usable entry for `key`: from the store, else (a tracker other machines record to, such
    * as MLflow: `capabilities.sharedRuns`) from the experiment's index or a run tagged with the
-   * key. Entries whose run or artifacts are gone or changed are evicted.
+   * key. Entries whose run or artifacts are gone or changed are evicted. `storeOnly`: the
+   * store alone, as after taking the key's lease (whoever held it wrote to this same store).
    */
-  async lookup(key: string): Promise<{ entry?: CacheEntry; bad?: BadEntry; foreign?: ForeignEntry }> {
+  async lookup(key: string, options: { storeOnly?: boolean } = {}): Promise<{ entry?: CacheEntry; bad?: BadEntry; foreign?: ForeignEntry }> {
     const stored = await this.guard(() => this.store.lookup(key), {});
     if (stored.evicted) return { bad: { key, reason: stored.evicted } };
     let entry = stored.entry;
     let fromTracker = false;
-    if (!entry && this.tracker.capabilities.sharedRuns) {
+    if (!entry && !options.storeOnly && this.tracker.capabilities.sharedRuns) {
       entry = await this.fromTracker(key);
       fromTracker = entry !== undefined;
     }

@@ -62,8 +62,10 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
     };
     const lease = await cache.acquireLease(key, { ttlMs: LEASE_TTL_MS, owner: `${cache.owner} ${scope.flowRunId} ${id}` });
     if (lease.acquired) {
-      // Someone may have written the entry and let go between our lookup and our lease.
-      const late = state.forceRun ? undefined : (await cache.lookup(key)).entry;
+      // Someone may have written the entry and let go between our lookup and our lease. Leases
+      // live in the store, and whoever held this one wrote its entry there first: the store
+      // alone is asked (the tracker's index was read a moment ago, and reading it costs a request).
+      const late = state.forceRun ? undefined : (await cache.lookup(key, { storeOnly: true })).entry;
       if (late) {
         await lease.release().catch(() => {});
         state.settleFlight(late);

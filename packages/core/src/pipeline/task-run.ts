@@ -205,16 +205,25 @@ export async function finishTaskRun(
   if (!tracker.capabilities.records) return;
   recorder.tag("cairn.attempts", String(attempts));
   recorder.tag(STATUS_TAG, status === "FINISHED" ? "succeeded" : status === "FAILED" ? "failed" : "cancelled");
+  const writes: Promise<void>[] = [];
   if (status === "FAILED" && error !== undefined) {
     const tags = errorTags(error, scope.secrets);
     for (const key in tags) recorder.tag(key, tags[key]!);
-    // The tags and the file are separate requests that need not wait for each other.
-    await Promise.all([recorder.flush(), writeRunFiles(tracker, runId, "cairn", { [ERROR_FILE]: errorText(error, scope.secrets) })]);
-  } else await recorder.flush();
-  if (manifest !== undefined) {
-    if (!hasLocalArtifacts(tracker)) await uploadArtifacts(tracker, runId, manifest.values, resolvePath(scope.workDir, "artifacts", runId));
-    await writeRunFiles(tracker, runId, "cairn", { "outputs.json": JSON.stringify(manifest, null, 2) });
+    writes.push(writeRunFiles(tracker, runId, "cairn", { [ERROR_FILE]: errorText(error, scope.secrets) }));
   }
+  if (manifest !== undefined) {
+    writes.push(
+      (async () => {
+        if (!hasLocalArtifacts(tracker)) await uploadArtifacts(tracker, runId, manifest.values, resolvePath(scope.workDir, "artifacts", runId));
+        await writeRunFiles(tracker, runId, "cairn", { "outputs.json": JSON.stringify(manifest, null, 2) });
+      })(),
+    );
+  }
+  // What was logged (one log-batch) and the files are separate requests that need not wait for
+  // each other; the run ends once all are in, and not when one of them failed.
+  const settled = await Promise.allSettled([recorder.flush(), ...writes]);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (failed) throw failed.reason;
   await tracker.endRun(runId, status);
 }
 
