@@ -99,6 +99,20 @@ export interface Started {
   done: Promise<Exit>;
 }
 
+/** The JSON lines of a `--json` stdout (so far: a line still being written is left out). */
+export function jsonLines(out: string): Array<Record<string, unknown>> {
+  const lines: Array<Record<string, unknown>> = [];
+  for (const line of out.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // not a JSON line, or one being written
+    }
+  }
+  return lines;
+}
+
 /** Starts a real process in its own process group; `onStdout` sees the whole stdout so far. */
 export function start(
   cmd: string,
@@ -117,16 +131,7 @@ export function start(
   const done = new Promise<Exit>((resolveDone, reject) => {
     child.on("error", reject);
     child.on("close", (code, signal) => {
-      const json: Array<Record<string, unknown>> = [];
-      for (const line of stdout.split("\n")) {
-        if (!line.startsWith("{")) continue;
-        try {
-          json.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          // Not a JSON line.
-        }
-      }
-      resolveDone({ code, signal, stdout, stderr, json, ms: Math.round(performance.now() - t0) });
+      resolveDone({ code, signal, stdout, stderr, json: jsonLines(stdout), ms: Math.round(performance.now() - t0) });
     });
   });
   return { child, done };

@@ -4,23 +4,11 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import { type Exit, type Started, cairnBin, childEnv, start } from "../cache/helpers.ts";
+import { type Exit, type Started, cairnBin, childEnv, jsonLines, start } from "../cache/helpers.ts";
+
+export { jsonLines } from "../cache/helpers.ts";
 
 export const reliabilityFixture = (name: string) => join(import.meta.dirname, "fixtures", name);
-
-/** JSON lines of a `--json` stdout so far. */
-export function jsonLines(out: string): Array<Record<string, unknown>> {
-  const lines: Array<Record<string, unknown>> = [];
-  for (const line of out.split("\n")) {
-    if (!line.startsWith("{")) continue;
-    try {
-      lines.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // a line being written
-    }
-  }
-  return lines;
-}
 
 /**
  * `cairn run FILE --json --root ROOT` killed with SIGKILL (only the cairn process itself, as

@@ -580,9 +580,6 @@ function flowError(status: FlowStatus, tasks: Record<string, TaskResult>): Error
   };
 }
 
-/** The commit of each folder's git checkout, asked once per process (a folder's HEAD is taken as it was at the first run). */
-const commits = new Map<string, Promise<string | undefined>>();
-
 /**
  * MLflow's source tags, as its own clients set them: who ran which file (`mlflow.source.name`,
  * absolute), from which commit of the file's checkout (absent outside one).
@@ -590,13 +587,10 @@ const commits = new Map<string, Promise<string | undefined>>();
 async function sourceTags(file: string | undefined): Promise<Record<string, string>> {
   const name = file ? resolvePath(file) : "cairn";
   const dir = file ? dirname(name) : process.cwd();
-  let commit = commits.get(dir);
-  if (!commit) {
-    commit = new Promise((resolve) =>
-      execFile("git", ["rev-parse", "HEAD"], { cwd: dir, timeout: 2000 }, (error, stdout) => resolve(!error && stdout.trim() ? stdout.trim() : undefined)),
-    );
-    commits.set(dir, commit);
-  }
+  // Asked for each run, not memoised in this module: an app that runs flows for days sees each commit.
+  const commit = new Promise<string | undefined>((resolve) =>
+    execFile("git", ["rev-parse", "HEAD"], { cwd: dir, timeout: 2000 }, (error, stdout) => resolve(!error && stdout.trim() ? stdout.trim() : undefined)),
+  );
   const tags: Record<string, string> = { "mlflow.source.type": "LOCAL", "mlflow.source.name": name, "mlflow.user": safeUser() };
   const sha = await commit;
   if (sha) tags["mlflow.source.git.commit"] = sha;
