@@ -176,7 +176,10 @@ function countingTracker(): { tracker: MlflowTracker; seen: string[] } {
   const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
   const seen: string[] = [];
   tracker.client.http.observe((e) => {
-    if (e.phase === "request") seen.push(`${e.method} ${new URL(e.url).pathname.replace(/^\/api\/2\.0\/mlflow\//, "")}`);
+    if (e.phase !== "request") return;
+    const url = new URL(e.url);
+    const listed = url.searchParams.get("path");
+    seen.push(`${e.method} ${url.pathname.replace(/^\/api\/2\.0\/mlflow\//, "")}${listed !== null ? `?path=${listed}` : ""}`);
   });
   return { tracker, seen };
 }
@@ -184,7 +187,7 @@ function countingTracker(): { tracker: MlflowTracker; seen: string[] } {
 const count = (seen: string[], request: string) => seen.filter((r) => r === request).length;
 
 describe("a cold run against the server", () => {
-  it("a fresh task reads the experiment's index once (its lookup), not again after taking its lease", async () => {
+  it("a fresh task's lookup is answered by one listing of the experiment's index: no read of its own, none after taking its lease", async () => {
     const fresh = task("cold-fresh").input<{ n: number }>().run(({ n }) => ({ x: n + 1 }));
     const f = flow("cold-fresh").build(() => ({ x: fresh({ n: Date.now() }).x }));
     const { tracker, seen } = countingTracker();
@@ -192,8 +195,10 @@ describe("a cold run against the server", () => {
     expect(cold.result.status).toBe("succeeded");
     expect(statuses(cold.result)).toEqual({ "cold-fresh": "succeeded" });
     const indexReads = seen.filter((r) => r.startsWith("GET ") && r.includes("/cairn-index/"));
+    const indexListings = seen.filter((r) => r.startsWith("GET ") && r.endsWith("/cairn-index"));
     const indexWrites = seen.filter((r) => r.startsWith("PUT ") && r.includes("/cairn-index/"));
-    expect(indexReads).toHaveLength(1);
+    expect(indexListings).toHaveLength(1);
+    expect(indexReads).toHaveLength(0);
     expect(indexWrites).toHaveLength(1);
     // The task's own run: create, one log-batch, its outputs.json, update (and the flow run's own).
     expect(count(seen, "POST runs/create")).toBe(1 + 1);
