@@ -344,6 +344,39 @@ describe("a warm run against the server", () => {
     }
   });
 
+  it("a run's listing of the index answers misses for seconds, then is listed again and finds what another machine recorded meanwhile", async () => {
+    const t = task("listed").run(() => ({ ok: true }));
+    const f = flow("listing-fresh").build(() => ({ ok: t().ok }));
+    const { tracker, seen } = countingTracker();
+    const experimentId = await tracker.ensureExperiment("listing-fresh");
+    const rootB = await tmp();
+    const store = await CacheStore.fromUrl(undefined, { root: rootB });
+    const cache = new TaskCache(store, tracker, experimentId, rootB, {});
+    try {
+      expect(await cache.lookup("0".repeat(64))).toEqual({});
+      expect(seen.filter((r) => r.endsWith("/cairn-index"))).toHaveLength(1);
+      // Another machine (its own root) records the task meanwhile.
+      const rootA = await tmp();
+      await runCollect(f, { root: rootA, env: env() });
+      const storeA = await CacheStore.fromUrl(undefined, { root: rootA });
+      const [entry] = await storeA.list({ taskName: "listed" });
+      await storeA.close();
+      seen.length = 0;
+      expect((await cache.lookup(entry!.key)).entry).toBeUndefined();
+      expect(seen).toEqual([]); // the fresh listing says miss: no request
+      const clock = vi.spyOn(Date, "now").mockReturnValue(Date.now() + 11_000);
+      try {
+        expect((await cache.lookup(entry!.key)).entry?.sourceRunId).toBe(entry!.sourceRunId);
+      } finally {
+        clock.mockRestore();
+      }
+      expect(seen.filter((r) => r.endsWith("/cairn-index"))).toHaveLength(1);
+      expect(seen.filter((r) => r.startsWith("GET ") && r.includes("/cairn-index/"))).toHaveLength(1);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("when the flow run's params cannot be recorded, the flow fails and leaves no run RUNNING", async () => {
     const t = task("param-fault").input<{ n: number }>().run(async ({ n }) => (await sleep(200), { n }));
     const f = flow("param-fault").params<{ n: number }>().build(({ params }) => ({ n: t({ n: params.n }).n }));
