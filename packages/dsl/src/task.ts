@@ -1,5 +1,6 @@
 import {
   CairnError,
+  isRef,
   type CodeFile,
   NO_RETRY,
   OptionError,
@@ -13,7 +14,7 @@ import ms from "ms";
 import { currentBuild, nodeToRef, refProxy } from "./build-context.ts";
 import { functionDependencies } from "./code-deps.ts";
 import { declaringModule, errorSource, resolveDeclaredPath } from "./declared-path.ts";
-import type { Node, OrDefault, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
+import type { MaybeNode, Node, OrDefault, Ref, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
 
 /** Options of one use of a task in a flow. */
 export interface NodeOptions {
@@ -21,6 +22,13 @@ export interface NodeOptions {
   id?: string;
   /** Nodes (or node ids) that must finish first, beyond those whose outputs are wired in. */
   after?: ReadonlyArray<string | { readonly $id: string }>;
+  /**
+   * Runs the node only when this boolean holds; when it is false, the node and its dependants
+   * are skipped (reason "condition false") and the flow still succeeds. Its outputs are then
+   * typed optional (`T | undefined` in the flow's outputs).
+   * @example const model = train({ data: d.data }, { if: check.passed });
+   */
+  if?: Ref<boolean>;
 }
 
 /** Retry settings of `.retries()`. */
@@ -78,6 +86,8 @@ export interface TaskSettings<Self> {
 
 /** A finished task: call it inside `build` to add a node. */
 export interface Task<In, Out> extends TaskSettings<Task<In, Out>> {
+  /** With a condition (`{ if: ref }`): its outputs may be missing, as the node may be skipped. */
+  (inputs: WireInputs<In>, options: NodeOptions & { if: Ref<boolean> }): MaybeNode<Out>;
   (...args: {} extends In ? [inputs?: WireInputs<In>, options?: NodeOptions] : [inputs: WireInputs<In>, options?: NodeOptions]): Node<Out>;
   /** The plain definition the engine runs. */
   readonly definition: TaskDefinition;
@@ -164,32 +174,45 @@ const NO_AFTER: readonly string[] = Object.freeze([]);
 
 /** Wraps a definition as a callable task. Also used by other task kinds (scripts, notebooks, ...). */
 export function makeTask<In, Out>(definition: TaskDefinition): Task<In, Out> {
-  const call = (inputs: Record<string, unknown> = {}, options: NodeOptions = {}) => {
-    const build = currentBuild(definition.name);
-    if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs)) {
-      throw new CairnError(`Task "${definition.name}" must be called with an object of inputs, got ${typeof inputs}.`);
-    }
-    const uses = (build.uses.get(definition.name) ?? 0) + 1;
-    build.uses.set(definition.name, uses);
-    const id = options.id ?? (uses === 1 ? definition.name : `${definition.name}-${uses}`);
-    const wired: Record<string, unknown> = {};
-    for (const k of Object.keys(inputs)) {
-      const value = nodeToRef(inputs[k]);
-      // As Object.fromEntries did: an own "__proto__" input, not a prototype.
-      if (k === "__proto__") Object.defineProperty(wired, k, { value, enumerable: true, writable: true, configurable: true });
-      else wired[k] = value;
-    }
-    const node: FlowNode = {
-      id,
-      task: definition,
-      inputs: Object.freeze(wired),
-      after: options.after === undefined ? NO_AFTER : Object.freeze(options.after.map((a) => (typeof a === "string" ? a : a.$id))),
-    };
-    build.nodes.push(node);
-    return refProxy("node", id, build.buildId);
-  };
+  const call = (inputs: Record<string, unknown> = {}, options: NodeOptions = {}) => addNode(definition, inputs, options);
   const settings = settingsMethods(definition, (next) => makeTask({ ...definition, ...next }));
   return Object.assign(call, settings, { definition: Object.freeze(definition) }) as unknown as Task<In, Out>;
+}
+
+/**
+ * Adds a node of `definition` to the build in progress: its id (the task name, then `name-2`,
+ * ...), its inputs with node handles made refs, its `after` and condition, and `extra` (a map's
+ * spec). Returns the node's handle. Shared by task calls, map() and sweep().
+ */
+export function addNode(definition: TaskDefinition, inputs: Record<string, unknown>, options: NodeOptions, extra?: Pick<FlowNode, "map">): Record<string, unknown> {
+  const build = currentBuild(definition.name);
+  if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs)) {
+    throw new CairnError(`Task "${definition.name}" must be called with an object of inputs, got ${typeof inputs}.`);
+  }
+  const uses = (build.uses.get(definition.name) ?? 0) + 1;
+  build.uses.set(definition.name, uses);
+  const id = options.id ?? (uses === 1 ? definition.name : `${definition.name}-${uses}`);
+  const wired: Record<string, unknown> = {};
+  for (const k of Object.keys(inputs)) {
+    const value = nodeToRef(inputs[k]);
+    // As Object.fromEntries did: an own "__proto__" input, not a prototype.
+    if (k === "__proto__") Object.defineProperty(wired, k, { value, enumerable: true, writable: true, configurable: true });
+    else wired[k] = value;
+  }
+  const condition = options.if === undefined ? undefined : nodeToRef(options.if);
+  if (condition !== undefined && !isRef(condition) && typeof condition !== "boolean") {
+    throw new OptionError(`task "${id}" option \`if\``, "a boolean output or param (a reference), or a boolean", options.if);
+  }
+  const node: FlowNode = {
+    id,
+    task: definition,
+    inputs: Object.freeze(wired),
+    after: options.after === undefined ? NO_AFTER : Object.freeze(options.after.map((a) => (typeof a === "string" ? a : a.$id))),
+    ...(condition !== undefined ? { condition: condition as FlowNode["condition"] & object } : {}),
+    ...extra,
+  };
+  build.nodes.push(node);
+  return refProxy("node", id, build.buildId);
 }
 
 function settingsMethods<S extends Settings & { name: string }, R>(state: S, next: (s: S) => R): TaskSettings<R> {

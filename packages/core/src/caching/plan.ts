@@ -125,7 +125,7 @@ export async function sourceRunsAhead(
   for (const id of graph.order) {
     if (walked >= LOOK_AHEAD_NODES) break;
     const node = graph.nodes.get(id)!;
-    if (node.task.cache === false || node.task.resolveCode || skip(id)) continue;
+    if (node.map || node.task.cache === false || node.task.resolveCode || skip(id)) continue;
     if (graph.dependencies.get(id)!.some((dep) => !outputs.has(dep))) continue;
     walked++;
     try {

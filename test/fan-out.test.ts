@@ -1,0 +1,262 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import {
+  ConditionError,
+  EmptySpaceError,
+  MapItemsFailedError,
+  MapOverError,
+  MinSuccessError,
+  OptionError,
+  SelectorError,
+  flow,
+  grid,
+  list,
+  map,
+  max,
+  min,
+  random,
+  sweep,
+  task,
+  type RunEvent,
+  type TaskEvent,
+} from "cairn-dag";
+
+const off = { tracker: false, cache: false } as const;
+
+const listOf = task("listOf")
+  .input<{ n: number }>()
+  .run(({ n }) => ({ items: Array.from({ length: n }, (_, i) => i) }));
+const square = task("square")
+  .input<{ x: number; add: number }>()
+  .run(({ x, add }) => ({ y: x * x + add }));
+const sum = task("sum")
+  .input<{ ys: Array<{ y: number }> }>()
+  .run(({ ys }) => ({ total: ys.reduce((a, b) => a + b.y, 0) }));
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cairn-fanout-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("map over a list known at run time", () => {
+  it("runs one node per item, named task[k], and outputs a typed array in item order", async () => {
+    const f = flow("map-basic")
+      .params(z.object({ n: z.number() }))
+      .build(({ params }) => {
+        const l = listOf({ n: params.n });
+        const sq = map(square, { over: l.items, as: "x", with: { add: 1 } });
+        const s = sum({ ys: sq.outputs });
+        return { ys: sq.outputs, total: s.total };
+      });
+    const events: TaskEvent[] = [];
+    const run = await f.run({ ...off, params: { n: 4 } });
+    run.on((e: RunEvent) => void (e.type === "task" && events.push(e)));
+    const result = await run.wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.outputs).toEqual({ ys: [{ y: 1 }, { y: 2 }, { y: 5 }, { y: 10 }], total: 18 });
+    expect(Object.keys(result.tasks)).toEqual(expect.arrayContaining(["square[0]", "square[3]", "square"]));
+    const item = events.find((e) => e.task === "square[2]" && e.status === "succeeded")!;
+    expect(item).toMatchObject({ parent: "square", item: 2 });
+  });
+});
+
+const tracked = () => ({ root: dir, env: {} });
+
+describe("map: lists, failures and bad input", () => {
+  it("gives [] for an empty list and runs no item", async () => {
+    const f = flow("map-empty").build(() => {
+      const l = listOf({ n: 0 });
+      const sq = map(square, { over: l.items, as: "x", with: { add: 1 } });
+      return { ys: sq.outputs };
+    });
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.outputs).toEqual({ ys: [] });
+    expect(Object.keys(result.tasks).sort()).toEqual(["listOf", "square"]);
+  });
+
+  it("fails the map with a clear error when `over` is not an array, naming node, input and what arrived", async () => {
+    const notList = task("notList").run(() => ({ items: 42 as unknown as number[] }));
+    const f = flow("map-not-array").build(() => {
+      const l = notList();
+      return { ys: map(square, { over: l.items, as: "x", with: { add: 1 } }).outputs };
+    });
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.square!.error).toMatchObject({ name: "MapOverError" });
+    expect(result.tasks.square!.error!.message).toBe(new MapOverError("square", "notList.items", 42).message);
+    expect(result.tasks.square!.error!.message).toContain('Map "square" expected its input `over` (notList.items) to be an array, got `42` (number)');
+  });
+
+  it("fails the map when an item cannot be serialized, naming the item", async () => {
+    const f = flow("map-nan").build(() => ({ ys: map(square, { over: [1, new Map() as unknown as number], as: "x", with: { add: 0 } }).outputs }));
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.square!.error!.name).toBe("NotSerializableError");
+    expect(result.tasks.square!.error!.message).toContain('Map "square" item 1');
+  });
+
+  it("fails when one item fails and lists it; with minSuccess it succeeds with the failed items listed", async () => {
+    const picky = task("picky")
+      .input<{ x: number }>()
+      .run(({ x }) => {
+        if (x === 2) throw new Error("two is bad");
+        return { x };
+      });
+    const strict = flow("map-strict").build(() => ({ xs: map(picky, { over: [0, 1, 2, 3], as: "x" }).outputs }));
+    const failed = await (await strict.run({ ...off, failurePolicy: "continue" })).wait();
+    expect(failed.status).toBe("failed");
+    expect(failed.tasks.picky!.error!.name).toBe("MapItemsFailedError");
+    expect(failed.tasks.picky!.error!.message).toContain('"picky[2]": two is bad');
+    expect(failed.tasks["picky[2]"]!.status).toBe("failed");
+
+    const tolerant = flow("map-tolerant").build(() => {
+      const m = map(picky, { over: [0, 1, 2, 3], as: "x", minSuccess: 0.75 });
+      return { xs: m.outputs, failed: m.failed };
+    });
+    const ok = await (await tolerant.run(off)).wait();
+    expect(ok.status).toBe("succeeded");
+    expect(ok.outputs).toEqual({ xs: [{ x: 0 }, { x: 1 }, undefined, { x: 3 }], failed: ["picky[2]"] });
+
+    const tooFew = flow("map-too-few").build(() => ({ xs: map(picky, { over: [0, 1, 2, 3], as: "x", minSuccess: 4 }).outputs }));
+    expect((await (await tooFew.run(off)).wait()).status).toBe("failed");
+  });
+
+  it("rejects minSuccess out of range when the flow is built, and a count larger than the list when it runs", async () => {
+    for (const bad of [0, -1, 1.5, 2.5, Number.NaN]) {
+      expect(() => flow("bad-min").build(() => ({ xs: map(square, { over: [1], as: "x", with: { add: 0 }, minSuccess: bad }).outputs }))).toThrow(OptionError);
+    }
+    expect(() => flow("bad-min").build(() => ({ xs: map(square, { over: [1], as: "x", with: { add: 0 }, minSuccess: 0 }).outputs }))).toThrow(
+      /Expected `map\(square\) `minSuccess`` to be a fraction of the items in \(0, 1\) \(0.8: 80%\) or a count, an integer >= 1, got `0` \(number\)/,
+    );
+    const f = flow("min-count").build(() => ({ xs: map(square, { over: [1, 2], as: "x", with: { add: 0 }, minSuccess: 3 }).outputs }));
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.square!.error!.message).toBe(new MinSuccessError("square", 3, 2).message);
+  });
+
+  it("caches each item by content: changing one item re-runs only it, adding items runs only the new ones", async () => {
+    let runs = 0;
+    const counted = task("counted")
+      .input<{ x: number }>()
+      .run(({ x }) => {
+        runs++;
+        return { y: x + 1 };
+      });
+    const f = flow("map-cache")
+      .params(z.object({ xs: z.array(z.number()) }))
+      .build(({ params }) => ({ ys: map(counted, { over: params.xs, as: "x" }).outputs }));
+    const go = async (xs: number[]) => {
+      runs = 0;
+      const result = await (await f.run({ ...tracked(), params: { xs } })).wait();
+      expect(result.status).toBe("succeeded");
+      return result;
+    };
+    await go([1, 2, 3]);
+    expect(runs).toBe(3);
+    const again = await go([1, 2, 3]);
+    expect(runs).toBe(0);
+    expect(again.tasks["counted[1]"]!.status).toBe("cached");
+    await go([1, 20, 3]);
+    expect(runs).toBe(1);
+    const widened = await go([1, 20, 3, 4, 5]);
+    expect(runs).toBe(2);
+    expect(widened.outputs).toEqual({ ys: [{ y: 2 }, { y: 21 }, { y: 4 }, { y: 5 }, { y: 6 }] });
+  });
+
+  it("retries an item on its own", async () => {
+    const seen = new Map<number, number>();
+    const flaky = task("flaky")
+      .input<{ x: number }>()
+      .retries(1, { minDelayMs: 1 })
+      .run(({ x }) => {
+        const n = (seen.get(x) ?? 0) + 1;
+        seen.set(x, n);
+        if (x === 1 && n === 1) throw new Error("once");
+        return { x };
+      });
+    const f = flow("map-retry").build(() => ({ xs: map(flaky, { over: [0, 1, 2], as: "x" }).outputs }));
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.tasks["flaky[1]"]!.attempts).toBe(2);
+    expect(result.tasks["flaky[0]"]!.attempts).toBe(1);
+  });
+
+  it("keeps at most its concurrency of items running at once", async () => {
+    let running = 0;
+    let most = 0;
+    const slow = task("slow")
+      .input<{ x: number }>()
+      .run(async ({ x }) => {
+        most = Math.max(most, ++running);
+        await new Promise((r) => setTimeout(r, 2));
+        running--;
+        return { x };
+      });
+    const f = flow("map-conc").build(() => ({ xs: map(slow, { over: Array.from({ length: 20 }, (_, i) => i), as: "x", concurrency: 3 }).outputs }));
+    const result = await (await f.run({ ...off, concurrency: 8 })).wait();
+    expect(result.status).toBe("succeeded");
+    expect(most).toBeLessThanOrEqual(3);
+    expect(most).toBeGreaterThan(0);
+  });
+});
+
+describe("conditions", () => {
+  const check = task("check")
+    .input<{ v: number }>()
+    .run(({ v }) => ({ passed: v > 0, v }));
+  const train = task("train")
+    .input<{ v: number }>()
+    .run(({ v }) => ({ model: `m${v}` }));
+  const register = task("register")
+    .input<{ model: string }>()
+    .run(({ model }) => ({ name: `reg-${model}` }));
+  const build = flow("cond")
+    .params(z.object({ v: z.number() }))
+    .build(({ params }) => {
+      const c = check({ v: params.v });
+      const t = train({ v: c.v }, { if: c.passed });
+      const r = register({ model: t.model });
+      return { model: t.model, name: r.name };
+    });
+
+  it("runs the node when the condition holds", async () => {
+    const result = await (await build.run({ ...off, params: { v: 1 } })).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.outputs).toEqual({ model: "m1", name: "reg-m1" });
+  });
+
+  it("skips the node and its dependants with reason condition false; the flow succeeds with the outputs missing", async () => {
+    const result = await (await build.run({ ...off, params: { v: -1 } })).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.tasks.train).toMatchObject({ status: "skipped", error: { name: "ConditionFalse" } });
+    expect(result.tasks.train!.error!.message).toContain("condition (check.passed) is false");
+    expect(result.tasks.register).toMatchObject({ status: "skipped", error: { name: "ConditionFalse" } });
+    expect(result.outputs).toEqual({ model: undefined, name: undefined });
+  });
+
+  it("records the skip reason on the skipped node's run", async () => {
+    const run = await build.run({ ...tracked(), cache: false, params: { v: -1 } });
+    const result = await run.wait();
+    const { LocalStore } = await import("@cairn/core");
+    const store = new LocalStore({ root: dir });
+    const rec = await store.getRun(result.tasks.train!.runId!);
+    expect(rec!.tags["cairn.skipped.reason"]).toBe("condition-false");
+    expect(rec!.tags["cairn.status"]).toBe("skipped");
+  });
+
+  it("fails with a clear error when the condition is not a boolean", async () => {
+    const notBool = task("notBool").run(() => ({ flag: "yes" as unknown as boolean }));
+    const f = flow("cond-bad").build(() => ({ model: train({ v: 1 }, { if: notBool().flag }).model }));
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.train!.error!.name).toBe("ConditionError");
+    expect(result.tasks.train!.error!.message).toBe(new ConditionError("train", "notBool.flag", "yes").message);
+  });
+});
