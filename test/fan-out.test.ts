@@ -260,3 +260,123 @@ describe("conditions", () => {
     expect(result.tasks.train!.error!.message).toBe(new ConditionError("train", "notBool.flag", "yes").message);
   });
 });
+
+describe("sweep", () => {
+  let trials = 0;
+  const fit = task("fit")
+    .input<{ data: string; lr: number; depth: number }>()
+    .run(({ lr, depth }) => {
+      trials++;
+      return { score: Math.round((1 - Math.abs(lr - 0.1)) * depth * 100) / 100, loss: lr };
+    });
+  const make = (lrs: number[], depths: number[]) =>
+    flow("sweep-grid").build(() => {
+      const best = sweep(fit, { with: { data: "d" }, over: grid({ lr: lrs, depth: depths }), select: max("score") });
+      return { best: best.outputs, params: best.params, trial: best.trial, trials: best.trials };
+    });
+
+  it("runs every trial, picks the best by the selector, caches trials, and widening runs only the new points", async () => {
+    trials = 0;
+    const cold = await (await make([0.01, 0.1, 1], [3, 5]).run(tracked())).wait();
+    expect(cold.status).toBe("succeeded");
+    expect(trials).toBe(6);
+    expect(cold.outputs!.params).toEqual({ lr: 0.1, depth: 5 });
+    expect(cold.outputs!.best).toEqual({ score: 5, loss: 0.1 });
+    expect(cold.outputs!.trial).toBe("fit[3]");
+    expect(cold.outputs!.trials).toHaveLength(6);
+    expect(cold.outputs!.trials[0]).toMatchObject({ trial: "fit[0]", params: { lr: 0.01, depth: 3 }, status: "succeeded", cached: false });
+
+    trials = 0;
+    const warm = await (await make([0.01, 0.1, 1], [3, 5]).run(tracked())).wait();
+    expect(trials).toBe(0);
+    expect(warm.outputs!.params).toEqual(cold.outputs!.params);
+    expect(warm.outputs!.trials.every((t) => t.cached)).toBe(true);
+
+    trials = 0;
+    const wide = await (await make([0.01, 0.1, 1], [3, 5, 8]).run(tracked())).wait();
+    expect(trials).toBe(3);
+    expect(wide.outputs!.params).toEqual({ lr: 0.1, depth: 8 });
+    expect(wide.outputs!.trials.filter((t) => !t.cached).map((t) => t.params)).toEqual([{ lr: 0.01, depth: 8 }, { lr: 0.1, depth: 8 }, { lr: 1, depth: 8 }]);
+  });
+
+  it("nests trial runs under a sweep run that carries the best trial's params, metrics and name", async () => {
+    const result = await (await make([0.01, 0.1], [3]).run({ ...tracked(), cache: false })).wait();
+    const { LocalStore } = await import("@cairn/core");
+    const store = new LocalStore({ root: dir });
+    const parent = (await store.getRun(result.tasks.fit!.runId!))!;
+    expect(parent.tags["cairn.sweep.best"]).toBe("fit[1]");
+    expect(parent.params).toMatchObject({ lr: "0.1", depth: "3" });
+    expect(parent.metrics.score).toBe(3);
+    expect(parent.tags["mlflow.parentRunId"]).toBe(result.runId);
+    const child = (await store.getRun(result.tasks["fit[0]"]!.runId!))!;
+    expect(child.tags["mlflow.parentRunId"]).toBe(result.tasks.fit!.runId);
+    expect(child.tags["cairn.parent_node"]).toBe("fit");
+  });
+
+  it("picks min, takes list and seeded random spaces (same seed, same points), and stops at stopWhen", async () => {
+    const f = flow("sweep-min").build(() => {
+      const a = sweep(fit, { with: { data: "d", depth: 1 }, over: list([{ lr: 0.5 }, { lr: 0.2 }, { lr: 0.9 }]), select: min("loss") });
+      const b = sweep(fit, { id: "rand", with: { data: "d" }, over: random({ n: 4, seed: 7, space: { lr: { min: 0.01, max: 1, log: true }, depth: [2, 4] } }), select: max("score") });
+      const c = sweep(fit, { id: "early", with: { data: "d", depth: 1 }, over: list([{ lr: 0.1 }, { lr: 0.2 }, { lr: 0.3 }]), select: max("score"), stopWhen: (o) => o.score >= 1, concurrency: 1 });
+      return { a: a.params, b: b.trials, c: c.trials };
+    });
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.outputs!.a).toEqual({ lr: 0.2 });
+    expect(result.outputs!.b).toHaveLength(4);
+    expect(random({ n: 4, seed: 7, space: { lr: { min: 0.01, max: 1, log: true }, depth: [2, 4] } }).points).toEqual(result.outputs!.b.map((t) => t.params));
+    expect(result.outputs!.c).toHaveLength(1);
+  });
+
+  it("fails with a clear error when the selected output is not a number (an untyped task)", async () => {
+    const untyped = task("untyped")
+      .input<{ lr: number }>()
+      .output<Record<string, unknown>>()
+      .run(({ lr }) => ({ score: `high-${lr}` }));
+    const f = flow("sweep-bad-sel").build(() => ({ p: sweep(untyped, { over: grid({ lr: [0.1] }), select: max("scor") }).params }));
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.untyped!.error!.message).toBe(new SelectorError("untyped", "untyped[0]", "scor", undefined, ["score"]).message);
+    const g = flow("sweep-bad-sel2").build(() => ({ p: sweep(untyped, { over: grid({ lr: [0.1] }), select: max("score") }).params }));
+    const r2 = await (await g.run(off)).wait();
+    expect(r2.tasks.untyped!.error!.message).toContain('returned "high-0.1" (string)');
+  });
+
+  it("rejects an empty search space and a bad selector when the flow is built", () => {
+    expect(() => grid({})).toThrow(EmptySpaceError);
+    expect(() => grid({ lr: [] })).toThrow(/The search space of grid\(\) `lr` is empty: it has no values/);
+    expect(() => list([])).toThrow(EmptySpaceError);
+    expect(() => random({ n: 3, seed: 1, space: { lr: [] } })).toThrow(EmptySpaceError);
+    expect(() => random({ n: 0, seed: 1, space: { lr: [1] } })).toThrow(OptionError);
+    expect(() =>
+      flow("bad-sweep").build(() => ({ p: sweep(fit, { with: { data: "d", depth: 1 }, over: { kind: "grid", points: [] } as never, select: max("score") }).params })),
+    ).toThrow(OptionError);
+    expect(() => flow("bad-sweep").build(() => ({ p: sweep(fit, { with: { data: "d", depth: 1 }, over: grid({ lr: [1] }), select: "score" as never }).params }))).toThrow(
+      /Expected `sweep\(fit\) `select`` to be max\("metric"\) or min\("metric"\)/,
+    );
+    expect(() => flow("bad-sweep").build(() => ({ p: sweep(fit, { with: { data: "d", depth: 1 }, over: grid({ lr: [1] }), select: max("score"), minSuccess: 7.5 }).params }))).toThrow(OptionError);
+  });
+});
+
+describe("a map of 10,000 items", () => {
+  it("succeeds with every output in order, with no more items in flight than its window", async () => {
+    let running = 0;
+    let most = 0;
+    const noop = task("noop")
+      .input<{ i: number }>()
+      .run(async ({ i }) => {
+        most = Math.max(most, ++running);
+        await Promise.resolve();
+        running--;
+        return { i };
+      });
+    const n = 10_000;
+    const f = flow("map-10k").build(() => ({ xs: map(noop, { over: Array.from({ length: n }, (_, i) => i), as: "i" }).outputs }));
+    const result = await (await f.run({ ...off, concurrency: 4 })).wait();
+    expect(result.status).toBe("succeeded");
+    const xs = result.outputs!.xs;
+    expect(xs).toHaveLength(n);
+    expect(xs.every((x, i) => x.i === i)).toBe(true);
+    expect(most).toBeLessThanOrEqual(4);
+  });
+});
