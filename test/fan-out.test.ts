@@ -318,11 +318,12 @@ describe("sweep", () => {
       const a = sweep(fit, { with: { data: "d", depth: 1 }, over: list([{ lr: 0.5 }, { lr: 0.2 }, { lr: 0.9 }]), select: min("loss") });
       const b = sweep(fit, { id: "rand", with: { data: "d" }, over: random({ n: 4, seed: 7, space: { lr: { min: 0.01, max: 1, log: true }, depth: [2, 4] } }), select: max("score") });
       const c = sweep(fit, { id: "early", with: { data: "d", depth: 1 }, over: list([{ lr: 0.1 }, { lr: 0.2 }, { lr: 0.3 }]), select: max("score"), stopWhen: (o) => o.score >= 1, concurrency: 1 });
-      return { a: a.params, b: b.trials, c: c.trials };
+      return { a: a.params, b: b.trials, c: c.trials, loss: a.best.loss };
     });
     const result = await (await f.run(off)).wait();
     expect(result.status).toBe("succeeded");
     expect(result.outputs!.a).toEqual({ lr: 0.2 });
+    expect(result.outputs!.loss).toBe(0.2);
     expect(result.outputs!.b).toHaveLength(4);
     expect(random({ n: 4, seed: 7, space: { lr: { min: 0.01, max: 1, log: true }, depth: [2, 4] } }).points).toEqual(result.outputs!.b.map((t) => t.params));
     expect(result.outputs!.c).toHaveLength(1);

@@ -91,6 +91,7 @@ describe("sweep types", () => {
       });
       expectTypeOf(best.outputs).toEqualTypeOf<Ref<{ rocAuc: number; model: string; note: string }>>();
       expectTypeOf(best.params).toEqualTypeOf<Ref<{ lr: number; depth: number }>>();
+      expectTypeOf(best.best.rocAuc).toEqualTypeOf<Ref<number>>();
       return { best: best.outputs, params: best.params, trials: best.trials, metric: best.metric };
     });
     expectTypeOf<InferFlowOutputs<typeof f>["trials"]>().toEqualTypeOf<Array<SweepTrial<{ lr: number; depth: number }>>>();

@@ -7,7 +7,7 @@
  * `list`, `random`) and selectors (`max`, `min`) are plain data checked where they are made.
  */
 import { CairnError, OptionError, isRef, type MapSpec } from "@cairn/core";
-import { nodeToRef } from "./build-context.ts";
+import { currentBuild, makeRef, nodeToRef } from "./build-context.ts";
 import { addNode, type Task } from "./task.ts";
 import type { Ref, Wire, WireInputs } from "./types.ts";
 
@@ -250,6 +250,8 @@ export type SweepOptions<In, Out, P> = FanOutOptions & {
 export interface SweepNode<Out, P> {
   /** The best trial's outputs. */
   readonly outputs: Ref<Out>;
+  /** One ref per output of the best trial, as a task call gives them: `best.best.model`. */
+  readonly best: Out extends Record<string, unknown> ? { readonly [K in keyof Out]-?: Ref<Out[K]> } : never;
   /** The best trial's point. */
   readonly params: Ref<P>;
   /** The best trial's node id, `train[3]`. */
@@ -300,7 +302,20 @@ export function sweep<In, Out, P extends Partial<In>>(task: Task<In, Out>, optio
     ...(options.stopWhen ? { stopWhen: options.stopWhen as (o: unknown) => boolean } : {}),
     ...fanOutLimits(where, options),
   };
-  return addNode(task.definition, withInputs, options, { map: spec }) as unknown as SweepNode<Out, P>;
+  const handle = addNode(task.definition, withInputs, options, { map: spec });
+  const id = handle.$id as string;
+  const buildId = currentBuild(name).buildId;
+  const refs = new Map<string, unknown>();
+  // `best.best.model`: a ref to the best trial's output `model` (path outputs.model of the sweep's node).
+  const best = new Proxy(Object.create(null) as object, {
+    get: (_, key) => {
+      if (typeof key !== "string" || key === "then" || key === "toJSON") return undefined;
+      let ref = refs.get(key);
+      if (!ref) refs.set(key, (ref = makeRef("node", id, ["outputs", key], buildId)));
+      return ref;
+    },
+  });
+  return new Proxy(handle, { get: (target, key) => (key === "best" ? best : Reflect.get(target, key)) }) as unknown as SweepNode<Out, P>;
 }
 
 /** A search space with no points: a sweep over it would run nothing. */
