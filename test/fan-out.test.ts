@@ -188,6 +188,71 @@ describe("map: lists, failures and bad input", () => {
     expect(result.tasks["flaky[0]"]!.attempts).toBe(1);
   });
 
+  it("under fail-fast, a failed item stops the flow: items not started end cancelled, the map fails", async () => {
+    const slowFail = task("slowFail")
+      .input<{ x: number }>()
+      .run(async ({ x }, ctx) => {
+        if (x === 0) throw new Error("zero fails");
+        await new Promise((r, j) => {
+          const t = setTimeout(r, 5_000);
+          ctx.signal.addEventListener("abort", () => (clearTimeout(t), j(ctx.signal.reason)));
+        });
+        return { x };
+      });
+    const after = task("after")
+      .input<{ xs: unknown[] }>()
+      .run(() => ({ ok: true }));
+    const f = flow("map-fail-fast").build(() => {
+      const m = map(slowFail, { over: Array.from({ length: 50 }, (_, i) => i), as: "x", concurrency: 4 });
+      return { ok: after({ xs: m.outputs }).ok };
+    });
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.slowFail!.status).toBe("failed");
+    expect(result.tasks["slowFail[0]"]!.status).toBe("failed");
+    expect(result.tasks["slowFail[1]"]!.status).toBe("cancelled");
+    expect(result.tasks.after!.status).toBe("skipped");
+    expect(Object.keys(result.tasks).length).toBeLessThan(50); // items past the window were never made
+  });
+
+  it("cancels with the run: running items end cancelled, and so do the map and the flow", async () => {
+    const wait = task("wait")
+      .input<{ x: number }>()
+      .run(
+        (_, ctx) =>
+          new Promise((_r, j) => {
+            ctx.signal.addEventListener("abort", () => j(ctx.signal.reason));
+          }),
+      );
+    const f = flow("map-cancel").build(() => ({ xs: map(wait, { over: [1, 2, 3], as: "x" }).outputs }));
+    const run = await f.run(off);
+    run.on((e) => {
+      if (e.type === "task" && e.task === "wait[2]" && e.status === "running") run.cancel();
+    });
+    const result = await run.wait();
+    expect(result.status).toBe("cancelled");
+    expect(result.tasks.wait!.status).toBe("cancelled");
+    expect(result.tasks["wait[0]"]!.status).toBe("cancelled");
+  });
+
+  it("times an item out on its own", async () => {
+    const sleepy = task("sleepy")
+      .input<{ ms: number }>()
+      .timeout(50)
+      .run(
+        ({ ms }, ctx) =>
+          new Promise((r, j) => {
+            const t = setTimeout(() => r({ ms }), ms);
+            ctx.signal.addEventListener("abort", () => (clearTimeout(t), j(ctx.signal.reason)));
+          }),
+      );
+    const f = flow("map-timeout").build(() => ({ xs: map(sleepy, { over: [1, 5_000, 2], as: "ms", minSuccess: 2 }).outputs }));
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.tasks["sleepy[1]"]!.error!.name).toBe("TaskTimeoutError");
+    expect(result.outputs).toEqual({ xs: [{ ms: 1 }, undefined, { ms: 2 }] });
+  });
+
   it("keeps at most its concurrency of items running at once", async () => {
     let running = 0;
     let most = 0;
