@@ -20,6 +20,7 @@ import {
   random,
   sweep,
   task,
+  when,
   type RunEvent,
   type TaskEvent,
 } from "cairn-dag";
@@ -314,6 +315,24 @@ describe("conditions", () => {
     const rec = await store.getRun(result.tasks.train!.runId!);
     expect(rec!.tags["cairn.skipped.reason"]).toBe("condition-false");
     expect(rec!.tags["cairn.status"]).toBe("skipped");
+  });
+
+  it("takes a predicate over an upstream output with when()", async () => {
+    const f = flow("cond-when")
+      .params(z.object({ v: z.number() }))
+      .build(({ params }) => {
+        const c = check({ v: params.v });
+        const t = train({ v: c.v }, { if: when(c.v, (v) => v >= 10) });
+        return { model: t.model };
+      });
+    expect((await (await f.run({ ...off, params: { v: 12 } })).wait()).outputs).toEqual({ model: "m12" });
+    const low = await (await f.run({ ...off, params: { v: 3 } })).wait();
+    expect(low.status).toBe("succeeded");
+    expect(low.tasks.train).toMatchObject({ status: "skipped", error: { name: "ConditionFalse" } });
+    const broken = flow("cond-when-bad").build(() => ({ model: train({ v: 1 }, { if: when(check({ v: 1 }).v, (v) => (v > 0 ? ("yes" as unknown as boolean) : false)) }).model }));
+    const bad = await (await broken.run(off)).wait();
+    expect(bad.tasks.train!.error!.message).toContain("which must be a boolean, got \"yes\" (string)");
+    expect(() => when(3 as never, () => true)).toThrow(OptionError);
   });
 
   it("fails with a clear error when the condition is not a boolean", async () => {

@@ -1,6 +1,6 @@
 import { describe, expectTypeOf, it } from "vitest";
 import { z } from "zod";
-import { flow, grid, list, map, max, min, random, sweep, task, type Artifact, type InferFlowOutputs, type MaybeRef, type Ref, type SweepTrial } from "./index.ts";
+import { flow, grid, list, map, max, min, random, sweep, task, when, type Artifact, type InferFlowOutputs, type MaybeRef, type Ref, type SweepTrial } from "./index.ts";
 
 const listFiles = task("listFiles")
   .input<{ dir: string }>()
@@ -66,6 +66,17 @@ describe("condition types", () => {
       return { auc: t.rocAuc, passed: again.passed, always: ok.passed };
     });
     expectTypeOf<InferFlowOutputs<typeof f>>().toEqualTypeOf<{ auc: number | undefined; passed: boolean | undefined; always: boolean }>();
+  });
+
+  it("types when()'s predicate by the referenced value", () => {
+    flow("c3").build(() => {
+      const t = train({ data: "d", lr: 0.1, depth: 3 });
+      const again = train({ data: "d", lr: 0.2, depth: 3 }, { if: when(t.rocAuc, (auc) => auc > 0.5) });
+      expectTypeOf(again.rocAuc).toEqualTypeOf<MaybeRef<number>>();
+      // @ts-expect-error: rocAuc is a number, not a string
+      when(t.rocAuc, (auc: string) => auc === "x");
+      return {};
+    });
   });
 
   it("rejects a condition that is not a boolean", () => {

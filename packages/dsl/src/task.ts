@@ -26,9 +26,11 @@ export interface NodeOptions {
    * Runs the node only when this boolean holds; when it is false, the node and its dependants
    * are skipped (reason "condition false") and the flow still succeeds. Its outputs are then
    * typed optional (`T | undefined` in the flow's outputs).
+   * A predicate over an output: `when(ref, test)`.
    * @example const model = train({ data: d.data }, { if: check.passed });
+   * @example const model = train({ data: d.data }, { if: when(check.rows, (n) => n > 1000) });
    */
-  if?: Ref<boolean>;
+  if?: Ref<boolean> | Condition;
 }
 
 /** Retry settings of `.retries()`. */
@@ -87,7 +89,7 @@ export interface TaskSettings<Self> {
 /** A finished task: call it inside `build` to add a node. */
 export interface Task<In, Out> extends TaskSettings<Task<In, Out>> {
   /** With a condition (`{ if: ref }`): its outputs may be missing, as the node may be skipped. */
-  (inputs: WireInputs<In>, options: NodeOptions & { if: Ref<boolean> }): MaybeNode<Out>;
+  (inputs: WireInputs<In>, options: NodeOptions & { if: Ref<boolean> | Condition }): MaybeNode<Out>;
   (...args: {} extends In ? [inputs?: WireInputs<In>, options?: NodeOptions] : [inputs: WireInputs<In>, options?: NodeOptions]): Node<Out>;
   /** The plain definition the engine runs. */
   readonly definition: TaskDefinition;
@@ -199,7 +201,8 @@ export function addNode(definition: TaskDefinition, inputs: Record<string, unkno
     if (k === "__proto__") Object.defineProperty(wired, k, { value, enumerable: true, writable: true, configurable: true });
     else wired[k] = value;
   }
-  const condition = options.if === undefined ? undefined : nodeToRef(options.if);
+  const test = isCondition(options.if) ? options.if.test : undefined;
+  const condition = options.if === undefined ? undefined : isCondition(options.if) ? options.if.ref : nodeToRef(options.if);
   if (condition !== undefined && !isRef(condition) && typeof condition !== "boolean") {
     throw new OptionError(`task "${id}" option \`if\``, "a boolean output or param (a reference), or a boolean", options.if);
   }
@@ -209,10 +212,38 @@ export function addNode(definition: TaskDefinition, inputs: Record<string, unkno
     inputs: Object.freeze(wired),
     after: options.after === undefined ? NO_AFTER : Object.freeze(options.after.map((a) => (typeof a === "string" ? a : a.$id))),
     ...(condition !== undefined ? { condition: condition as FlowNode["condition"] & object } : {}),
+    ...(test ? { conditionTest: test as (value: unknown) => unknown } : {}),
     ...extra,
   };
   build.nodes.push(node);
   return refProxy("node", id, build.buildId);
+}
+
+declare const conditionBrand: unique symbol;
+
+/** A condition made by {@link when}: a predicate over a referenced value. */
+export interface Condition {
+  readonly ref: unknown;
+  readonly test: (value: never) => boolean;
+  readonly [conditionBrand]: true;
+}
+
+const CONDITION_MARK = Symbol.for("cairn.condition");
+
+function isCondition(value: unknown): value is Condition {
+  return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[CONDITION_MARK] === true;
+}
+
+/**
+ * A condition over an output or param: the node runs when `test` returns `true` for its value,
+ * and is skipped with its dependants when it returns `false` (anything else fails the node).
+ * @example train({ data: d.data }, { if: when(stats.rows, (n) => n >= 1000) })
+ */
+export function when<T>(ref: Ref<T>, test: (value: T) => boolean): Condition {
+  const target = nodeToRef(ref);
+  if (!isRef(target)) throw new OptionError("when() first argument", "an output or param (a reference)", ref);
+  if (typeof test !== "function") throw new OptionError("when() second argument", "a function (value) => boolean", test);
+  return Object.freeze({ ref: target, test, [CONDITION_MARK]: true }) as unknown as Condition;
 }
 
 function settingsMethods<S extends Settings & { name: string }, R>(state: S, next: (s: S) => R): TaskSettings<R> {

@@ -88,7 +88,7 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
       continue;
     }
     const upstreamRuns = deps.find((dep) => plan.get(dep)!.action === "run");
-    if (node.condition !== undefined && !upstreamRuns && resolveValue(node.condition, options.params, (dep) => outputs.get(dep)) === false) {
+    if (node.condition !== undefined && !upstreamRuns && conditionValue(node, options.params, (dep) => outputs.get(dep)) === false) {
       plan.set(id, { task: id, action: "skip", reason: `its condition (${isRef(node.condition) ? describeRef(node.condition) : "false"}) is false` });
       continue;
     }
@@ -171,6 +171,16 @@ export async function checkAhead(
     cache.checkSourceRuns(await sourceRunsAhead(graph, params, cache, (id) => forced?.[index.get(id)!] === 1));
   } catch {
     // A guess that failed costs nothing: each lookup asks for its source run itself.
+  }
+}
+
+/** A node's condition as the run would test it, or undefined when it cannot be told before running. */
+function conditionValue(node: FlowNode, params: Record<string, unknown>, outputOf: (id: string) => unknown): unknown {
+  try {
+    const value = resolveValue(node.condition, params, outputOf);
+    return node.conditionTest ? node.conditionTest(value) : value;
+  } catch {
+    return undefined;
   }
 }
 

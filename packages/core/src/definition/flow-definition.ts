@@ -103,6 +103,8 @@ export interface FlowNode {
   readonly map?: MapSpec;
   /** A conditional node: it runs only when this ref resolves to `true`; `false` skips it and its dependants. */
   readonly condition?: RefValue;
+  /** A predicate over the condition's value (`when(ref, test)`): the node runs when it returns `true`. */
+  readonly conditionTest?: (value: unknown) => unknown;
   /** An item node, made at run time by the map node `item.parent`. */
   readonly item?: ItemInfo;
 }

@@ -241,10 +241,20 @@ export class FlowExecution {
    * (reason "condition false"); when it is not a boolean, the node fails with a ConditionError.
    */
   private holds(state: NodeState, condition: RefValue): boolean {
-    const value = this.resolve(condition);
-    if (value === true) return true;
     const id = state.node.id;
-    const text = isRef(condition) ? describeRef(condition) : JSON.stringify(condition);
+    const test = state.node.conditionTest;
+    const text = (isRef(condition) ? describeRef(condition) : JSON.stringify(condition)) + (test ? " tested by when()" : "");
+    let value: unknown;
+    try {
+      value = this.resolve(condition);
+      if (test) value = test(value);
+    } catch (error) {
+      this.complete(state, "failed", undefined, toErrorInfo(error));
+      this.pipeline.unstarted(state, { status: "failed", error });
+      this.afterFailure(state);
+      return false;
+    }
+    if (value === true) return true;
     if (value === false) {
       this.complete(state, "skipped", undefined, { name: CONDITION_FALSE, message: `Skipped because its condition (${text}) is false.` });
       this.pipeline.unstarted(state, { status: "skipped", reason: "condition-false", because: text });
