@@ -63,9 +63,11 @@ describe("condition types", () => {
       const t = train({ data: "d", lr: 0.1, depth: 3 }, { if: ok.passed });
       expectTypeOf(t.rocAuc).toEqualTypeOf<MaybeRef<number>>();
       const again = check({ stats: stats.outputs }, { if: ok.passed });
-      return { auc: t.rocAuc, passed: again.passed, always: ok.passed };
+      const below = train({ data: "d", lr: t.rocAuc, depth: 3 });
+      expectTypeOf(below.rocAuc).toEqualTypeOf<MaybeRef<number>>();
+      return { auc: t.rocAuc, passed: again.passed, always: ok.passed, below: below.model };
     });
-    expectTypeOf<InferFlowOutputs<typeof f>>().toEqualTypeOf<{ auc: number | undefined; passed: boolean | undefined; always: boolean }>();
+    expectTypeOf<InferFlowOutputs<typeof f>>().toEqualTypeOf<{ auc: number | undefined; passed: boolean | undefined; always: boolean; below: string | undefined }>();
   });
 
   it("types when()'s predicate by the referenced value", () => {

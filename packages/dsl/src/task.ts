@@ -14,7 +14,7 @@ import ms from "ms";
 import { currentBuild, nodeToRef, refProxy } from "./build-context.ts";
 import { functionDependencies } from "./code-deps.ts";
 import { declaringModule, errorSource, resolveDeclaredPath } from "./declared-path.ts";
-import type { MaybeNode, Node, OrDefault, Ref, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
+import type { MaybeNode, MaybeRef, Node, OrDefault, Ref, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
 
 /** Options of one use of a task in a flow. */
 export interface NodeOptions {
@@ -32,6 +32,9 @@ export interface NodeOptions {
    */
   if?: Ref<boolean> | Condition;
 }
+
+/** `unknown` when an input of `W` is a {@link MaybeRef} (at its top level), else `never`. */
+type FromMaybe<W> = true extends { [K in keyof W]: W[K] extends MaybeRef<any> ? true : false }[keyof W] ? unknown : never;
 
 /** Retry settings of `.retries()`. */
 export interface RetryOptions {
@@ -90,6 +93,8 @@ export interface TaskSettings<Self> {
 export interface Task<In, Out> extends TaskSettings<Task<In, Out>> {
   /** With a condition (`{ if: ref }`): its outputs may be missing, as the node may be skipped. */
   (inputs: WireInputs<In>, options: NodeOptions & { if: Ref<boolean> | Condition }): MaybeNode<Out>;
+  /** Wired to an output of a node that may be skipped: skipped with it, so its outputs may be missing too. */
+  <W extends WireInputs<In>>(inputs: W & FromMaybe<W>, options?: NodeOptions): MaybeNode<Out>;
   (...args: {} extends In ? [inputs?: WireInputs<In>, options?: NodeOptions] : [inputs: WireInputs<In>, options?: NodeOptions]): Node<Out>;
   /** The plain definition the engine runs. */
   readonly definition: TaskDefinition;

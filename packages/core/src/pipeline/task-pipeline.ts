@@ -7,7 +7,7 @@
  */
 import { setMaxListeners } from "node:events";
 import { storeDownWarning, type TaskCache } from "../caching/task-cache.ts";
-import type { RunEvent } from "../run/events.ts";
+import { placeNode, type RunEvent } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 import { AbandonedAttempts } from "./abandoned.ts";
@@ -89,7 +89,7 @@ export class TaskPipeline {
         flowRunId: s.flowRunId,
         flowSignal: s.signal,
         leases: this.leases,
-        waiting: (task) => s.emit({ type: "task", status: "waiting", runId: s.flowRunId, task, time: Date.now() }),
+        waiting: (task, node) => s.emit(placeNode({ type: "task", status: "waiting", runId: s.flowRunId, task, time: Date.now() }, node ?? {})),
         warn,
         record,
         recording: this.recording,
