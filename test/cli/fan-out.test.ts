@@ -35,6 +35,9 @@ describe("maps and sweeps in the CLI", () => {
 
     const wider = await cairn(["plan", file, "-p", "n=4"], { cwd });
     expect(wider.stdout).toMatch(/measure\s+runs \(items unknown\)/);
+    const unknown = await cairn(["explain", file, "measure[0]", "-p", "n=4"], { cwd });
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain('"measure" is a map over listItems.items: its items are known once "listItems" runs (run the flow, then explain its items)');
 
     const explained = await cairn(["explain", file, "fit[3]", "--json"], { cwd });
     expect(explained.code, explained.stderr).toBe(0);

@@ -240,7 +240,9 @@ export async function explainTask(definition: FlowDefinition, task: string, opti
     if (map) {
       throw new OptionError(
         "TASK",
-        map.items === "unknown" ? `an item of a map whose list is known: "${map.task}" has ${map.reason}` : `an item of "${map.task}", which has ${map.items} (${map.task}[0] to ${map.task}[${Number(map.items) - 1}])`,
+        map.items === "unknown"
+          ? `an item of a map whose list is known before running; "${map.task}" is ${map.reason} (run the flow, then explain its items)`
+          : `an item of "${map.task}", which has ${map.items} (${map.task}[0] to ${map.task}[${Number(map.items) - 1}])`,
         task,
       );
     }
