@@ -1,6 +1,6 @@
 import { describe, expectTypeOf, it } from "vitest";
 import { z } from "zod";
-import { flow, grid, list, map, max, min, random, sweep, task, when, type Artifact, type InferFlowOutputs, type MaybeRef, type Ref, type SweepTrial } from "./index.ts";
+import { flow, grid, list, map, max, min, random, sweep, task, when, type Artifact, type InferFlowOutputs, type MaybeRef, type Node, type Ref, type SweepTrial } from "./index.ts";
 
 const listFiles = task("listFiles")
   .input<{ dir: string }>()
@@ -84,6 +84,9 @@ describe("condition types", () => {
   it("rejects a condition that is not a boolean", () => {
     flow("c2").build(() => {
       const t = train({ data: "d", lr: 0.1, depth: 3 });
+      // @ts-expect-error: the task has no input "epochs" (the call's generic inputs still refuse unknown keys)
+      train({ data: "d", lr: 0.1, depth: 3, epochs: 2 });
+      expectTypeOf(train({ data: "d", lr: 0.1, depth: 3 })).toEqualTypeOf<Node<{ rocAuc: number; model: string; note: string }>>();
       // @ts-expect-error: `if` takes a boolean reference, rocAuc is a number
       train({ data: "d", lr: 0.1, depth: 3 }, { if: t.rocAuc });
       return {};

@@ -36,6 +36,9 @@ export interface NodeOptions {
 /** `unknown` when an input of `W` is a {@link MaybeRef} (at its top level), else `never`. */
 type FromMaybe<W> = true extends { [K in keyof W]: W[K] extends MaybeRef<any> ? true : false }[keyof W] ? unknown : never;
 
+/** The keys of `W` that are not inputs of the task, each typed `never`: an unknown input is an error, as without generics. */
+type NoExtra<W, In> = unknown extends In ? unknown : string extends keyof In ? unknown : { [K in Exclude<keyof W, keyof In>]: never };
+
 /** Retry settings of `.retries()`. */
 export interface RetryOptions {
   /** Delay before the first retry, in ms; doubles each time. @default 1000 */
@@ -91,11 +94,14 @@ export interface TaskSettings<Self> {
 
 /** A finished task: call it inside `build` to add a node. */
 export interface Task<In, Out> extends TaskSettings<Task<In, Out>> {
-  /** With a condition (`{ if: ref }`): its outputs may be missing, as the node may be skipped. */
-  (inputs: WireInputs<In>, options: NodeOptions & { if: Ref<boolean> | Condition }): MaybeNode<Out>;
-  /** Wired to an output of a node that may be skipped: skipped with it, so its outputs may be missing too. */
-  <W extends WireInputs<In>>(inputs: W & FromMaybe<W>, options?: NodeOptions): MaybeNode<Out>;
-  (...args: {} extends In ? [inputs?: WireInputs<In>, options?: NodeOptions] : [inputs: WireInputs<In>, options?: NodeOptions]): Node<Out>;
+  /**
+   * Adds a node. With a condition (`{ if }`), or wired to an output of a node that may be
+   * skipped, its outputs may be missing: its refs are then {@link MaybeRef}s. (One signature,
+   * not overloads: a mis-wired input is reported as that input's own error.)
+   */
+  <W extends WireInputs<In> = WireInputs<In>, O extends NodeOptions = {}>(
+    ...args: {} extends In ? [inputs?: W & NoExtra<W, In>, options?: O] : [inputs: W & NoExtra<W, In>, options?: O]
+  ): O extends { if: object } ? MaybeNode<Out> : [FromMaybe<W>] extends [never] ? Node<Out> : MaybeNode<Out>;
   /** The plain definition the engine runs. */
   readonly definition: TaskDefinition;
   /** @internal Phantom types for inference helpers. */

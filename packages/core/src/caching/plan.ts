@@ -113,12 +113,13 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
   async function planMap(node: FlowNode, upstreamRuns: string | undefined, forcedHere: boolean): Promise<PlannedTask> {
     const id = node.id;
     const spec = node.map!;
-    const items = upstreamRuns ? undefined : resolveValue(spec.over, options.params, (dep) => outputs.get(dep));
+    // A literal list (a sweep's points) is known even when an upstream task runs first; its items then run too.
+    const items = Array.isArray(spec.over) ? spec.over : upstreamRuns ? undefined : resolveValue(spec.over, options.params, (dep) => outputs.get(dep));
     if (!Array.isArray(items)) {
       const over = isRef(spec.over) ? describeRef(spec.over) : "its list";
       return { task: id, action: "run", items: "unknown", reason: `a ${spec.kind} over ${over}: its items are known once ${upstreamRuns ? `"${upstreamRuns}"` : "the flow"} runs` };
     }
-    const base = resolveValue(node.inputs, options.params, (dep) => outputs.get(dep)) as Record<string, unknown>;
+    const base = upstreamRuns ? {} : (resolveValue(node.inputs, options.params, (dep) => outputs.get(dep)) as Record<string, unknown>);
     const run = new MapRun(node, items, base, items.length, 1, 0);
     const rowsHere: PlannedTask[] = [];
     const results = new Map<string, TaskResult>();
@@ -127,7 +128,7 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
       nodes.set(item.id, item);
       let row: PlannedTask;
       try {
-        row = await planOne(item, undefined, forcedHere);
+        row = await planOne(item, upstreamRuns, forcedHere);
       } catch (error) {
         row = { task: item.id, action: "run", reason: `its key cannot be made before running: ${(error as Error).message}`, parent: id, item: k };
       }
