@@ -15,12 +15,14 @@ describe("maps and sweeps in the CLI", () => {
     expect(planned.code).toBe(0);
     expect(planned.stdout).toMatch(/measure\s+runs \(items unknown\)\s+a map over listItems\.items: its items are known once "listItems" runs/);
     expect(planned.stdout).toMatch(/fit\[5\]\s+runs\s+no cache entry/);
+    expect(planned.stdout).toMatch(/big\s+skipped\s+its condition \(params\.n\) is false/);
 
     const run = await cairn(["run", file], { cwd, env: { NO_COLOR: "1" } });
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain("Sweep fit: 6 trials, best fit[3]");
     expect(run.stdout).toMatch(/trial\s+params\s+metric\s+status\s+cached/);
     expect(run.stdout).toMatch(/fit\[3\]\s+lr=0\.1 depth=5\s+5\s+succeeded\s+no/);
+    expect(run.stdout).toMatch(/^big\s+skipped/m);
 
     const json = await cairn(["run", file, "--json"], { cwd });
     expect(json.code).toBe(0);
