@@ -70,18 +70,22 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
   };
 
   const refs: RefValue[] = [];
+  /** An edge into node `i` from every node `value` refers to (through `input`, for the error). */
+  const edgesInto = (i: number, input: string, value: unknown) => {
+    refs.length = 0;
+    collectRefs(value, refs);
+    for (const ref of refs) {
+      if (ref.source !== "node") continue;
+      const from = ref.buildId === definition.buildId ? index.get(ref.target) : undefined;
+      if (from === undefined) throw new UnknownNodeError(flowName, list[i]!.id, input, ref.target);
+      addEdge(from, i);
+    }
+  };
   for (let i = 0; i < n; i++) {
     const node = list[i]!;
     for (const input in node.inputs) {
       const value = node.inputs[input];
-      refs.length = 0;
-      collectRefs(value, refs);
-      for (const ref of refs) {
-        if (ref.source !== "node") continue;
-        const from = ref.buildId === definition.buildId ? index.get(ref.target) : undefined;
-        if (from === undefined) throw new UnknownNodeError(flowName, node.id, input, ref.target);
-        addEdge(from, i);
-      }
+      edgesInto(i, input, value);
       if (isSerializableValue(value, ALLOW_REFS)) continue;
       try {
         assertSerializable(value, `Task "${node.id}" input "${input}"`, ALLOW_REFS);
@@ -95,15 +99,7 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
     // A map's list and a condition are inputs of the node too, for ordering: their nodes run first.
     const extra = node.map ? node.map.over : undefined;
     for (const [input, value] of [["over", extra], ["if", node.condition]] as const) {
-      if (value === undefined) continue;
-      refs.length = 0;
-      collectRefs(value, refs);
-      for (const ref of refs) {
-        if (ref.source !== "node") continue;
-        const from = ref.buildId === definition.buildId ? index.get(ref.target) : undefined;
-        if (from === undefined) throw new UnknownNodeError(flowName, node.id, input, ref.target);
-        addEdge(from, i);
-      }
+      if (value !== undefined) edgesInto(i, input, value);
     }
     for (const dep of node.after) {
       const from = index.get(dep);
