@@ -51,3 +51,37 @@ def finish(values, files):
         for f in files.values():
             mlflow.log_artifact(out_path(f))
     print({**values, **files})
+
+
+def fit_model(train_path, model, c, n_estimators, seed):
+    """Fits a scaled logistic regression (`model` "logreg") or a random forest on the CSV at `train_path`; returns it with its training accuracy."""
+    import pandas as pd
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    df = pd.read_csv(train_path)
+    X, y = df.drop(columns="target"), df["target"]
+    if model == "logreg":
+        fitted = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000))
+    else:
+        fitted = RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=1)
+    fitted.fit(X, y)
+    return fitted, float(fitted.score(X, y))
+
+
+def scores(model, test_path):
+    """Accuracy, macro F1 and ROC AUC of `model` on the CSV at `test_path`."""
+    import pandas as pd
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    df = pd.read_csv(test_path)
+    X, y = df.drop(columns="target"), df["target"]
+    proba = model.predict_proba(X)
+    predicted = model.predict(X)
+    return {
+        "accuracy": float(accuracy_score(y, predicted)),
+        "f1": float(f1_score(y, predicted, average="macro")),
+        "roc_auc": float(roc_auc_score(y, proba[:, 1]) if proba.shape[1] == 2 else roc_auc_score(y, proba, multi_class="ovr")),
+    }

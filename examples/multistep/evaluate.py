@@ -2,7 +2,7 @@
 import argparse
 import json
 
-from common import finish, log_metrics, out_path
+from common import finish, log_metrics, out_path, scores
 
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument("--model-path", required=True)
@@ -10,18 +10,8 @@ p.add_argument("--test-path", required=True)
 a = p.parse_args()
 
 import joblib  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score  # noqa: E402
 
-df = pd.read_csv(a.test_path)
-X, y = df.drop(columns="target"), df["target"]
-model = joblib.load(a.model_path)
-proba = model.predict_proba(X)
-metrics = {
-    "accuracy": float(accuracy_score(y, model.predict(X))),
-    "f1": float(f1_score(y, model.predict(X), average="macro")),
-    "roc_auc": float(roc_auc_score(y, proba[:, 1]) if proba.shape[1] == 2 else roc_auc_score(y, proba, multi_class="ovr")),
-}
+metrics = scores(joblib.load(a.model_path), a.test_path)
 with open(out_path("metrics.json"), "w") as f:
     json.dump(metrics, f, indent=2)
 log_metrics(metrics)
