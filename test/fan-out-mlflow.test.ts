@@ -63,5 +63,9 @@ describe("a sweep recorded in MLflow", () => {
     ]);
     expect(hits).toHaveLength(6);
     expect(hits.every((h: { tags: Record<string, string> }) => h.tags["cairn.status"] === "cached")).toBe(true);
+    // The best trial was a hit whose run is recorded in the background: the sweep run still names it.
+    const [againParent] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: again.tasks.fit!.runId! }]);
+    expect(againParent.tags["cairn.sweep.best"]).toBe("fit[3]");
+    expect(againParent.tags["cairn.sweep.best_run"]).toBe(again.tasks["fit[3]"]!.runId);
   }, 120_000);
 });

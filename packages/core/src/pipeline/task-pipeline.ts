@@ -141,7 +141,11 @@ export class TaskPipeline {
 
   /** Ends a map's or sweep's run with its summary, in the background: the flow waits for it at its end (`drain`). */
   endGroup(node: FlowNode, runId: string, summary: GroupSummary): void {
-    const work = finishGroupRun(this.scope.record, runId, summary).catch((e: unknown) => this.warn(node.id, `could not record the end of its run ${runId}: ${(e as Error).message}`));
+    // A best trial that was a cache hit may still be getting its run (recordHit): its id is tagged once it has one.
+    const pending = summary.best?.result && !summary.best.result.runId ? [...this.recording] : [];
+    const work = Promise.allSettled(pending)
+      .then(() => finishGroupRun(this.scope.record, runId, summary))
+      .catch((e: unknown) => this.warn(node.id, `could not record the end of its run ${runId}: ${(e as Error).message}`));
     this.recording.add(work);
     void work.finally(() => this.recording.delete(work));
   }

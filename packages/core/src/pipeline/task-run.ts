@@ -98,7 +98,13 @@ export interface GroupSummary {
   readonly succeeded: number;
   readonly failed: number;
   readonly cached: number;
-  readonly best?: { readonly trial: string; readonly runId?: string; readonly params: Record<string, unknown>; readonly metrics: Record<string, number> };
+  readonly best?: {
+    readonly trial: string;
+    /** The best trial's result, whose `runId` a cache hit gets once its run is recorded (in the background). */
+    readonly result?: { readonly runId?: string };
+    readonly params: Record<string, unknown>;
+    readonly metrics: Record<string, number>;
+  };
   readonly error?: unknown;
 }
 
@@ -112,7 +118,7 @@ export async function finishGroupRun(scope: RecordScope, runId: string, summary:
     for (const [key, value] of Object.entries(summary.best.params)) recorder.param(key, typeof value === "string" ? value : JSON.stringify(value));
     for (const [key, value] of Object.entries(summary.best.metrics)) recorder.metric(key, value, 0);
     recorder.tag("cairn.sweep.best", summary.best.trial);
-    if (summary.best.runId) recorder.tag("cairn.sweep.best_run", summary.best.runId);
+    if (summary.best.result?.runId) recorder.tag("cairn.sweep.best_run", summary.best.result.runId);
   }
   if (summary.error !== undefined) {
     const tags = errorTags(summary.error, scope.secrets);

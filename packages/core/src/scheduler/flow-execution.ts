@@ -369,8 +369,8 @@ export class FlowExecution {
           if (best.outputs && typeof best.outputs === "object") {
             for (const [k, v] of Object.entries(best.outputs)) if (typeof v === "number" && Number.isFinite(v)) metrics[k] = v;
           }
-          const bestRun = this.results.get(best.trial)?.runId;
-          summary = { trial: best.trial, params: best.params, metrics, ...(bestRun ? { runId: bestRun } : {}) };
+          const bestResult = this.results.get(best.trial);
+          summary = { trial: best.trial, params: best.params, metrics, ...(bestResult ? { result: bestResult } : {}) };
         } else {
           state.output = run.mapOutputs();
         }
