@@ -43,6 +43,8 @@ export function queueDispatcher(url: string, options: QueueDispatcherOptions = {
 class RedisQueueDispatcher implements QueueDispatcher {
   private readonly redis: Redis;
   private readonly queues = new Map<string, Promise<{ queue: Queue; events: QueueEvents }>>();
+  /** BullMQ leaves a connection it was given open at close: these are ended here. */
+  private readonly connections: Redis[] = [];
   private tracker: Tracker | undefined;
   /** Flow runs whose cancel was published. */
   private readonly cancelled = new Set<string>();
@@ -121,6 +123,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
     clearInterval(this.watch);
     const opened = await Promise.allSettled(this.queues.values());
     await Promise.allSettled(opened.flatMap((o) => (o.status === "fulfilled" ? [o.value.events.close(), o.value.queue.close()] : [])));
+    for (const c of this.connections) c.disconnect();
     this.redis.disconnect();
   }
 
@@ -153,8 +156,11 @@ class RedisQueueDispatcher implements QueueDispatcher {
     let opened = this.queues.get(name);
     if (!opened) {
       opened = (async () => {
-        const queue = new Queue(name, { connection: connect(this.url) });
-        const events = new QueueEvents(name, { connection: connect(this.url, { blocking: true }) });
+        const commands = connect(this.url);
+        const blocking = connect(this.url, { blocking: true });
+        this.connections.push(commands, blocking);
+        const queue = new Queue(name, { connection: commands });
+        const events = new QueueEvents(name, { connection: blocking });
         queue.on("error", () => {});
         events.on("error", () => {});
         // Listening before the first job is sent: its end is not missed.

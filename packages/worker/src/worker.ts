@@ -226,10 +226,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     for (const entry of running.get(String(flowRunId)) ?? []) entry.controller.abort(new CancelledError("the flow run was cancelled"));
   });
 
+  // BullMQ leaves a connection it was given open at close: these are ended here.
+  const connections: Redis[] = [];
   const workers = pools.map(
     (pool) =>
       new BullWorker<JobData, DispatchedOutcome>(queueName(flow.name, pool === DEFAULT_POOL ? undefined : pool), process_, {
-        connection: connect(url, { blocking: true }),
+        connection: connections[connections.push(connect(url, { blocking: true })) - 1]!,
         concurrency,
         lockDuration: lockMs,
         stalledInterval: lockMs,
@@ -272,6 +274,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         await Promise.allSettled([...trackers.values()].map(async (t) => (await t).flush()));
         subscriber.disconnect();
         redis.disconnect();
+        for (const c of connections) c.disconnect();
       })()),
   };
 }
