@@ -87,3 +87,166 @@ describe("cairn run --queue", () => {
     expect(record(queuedShown).map((t) => t.status)).toEqual(Array(6).fill("FINISHED"));
   }, 180_000);
 });
+
+/** Resolves once `check` holds, polling. */
+async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe("pools, dead workers, stale code, cancel", () => {
+  it("routes a pool's tasks to the workers of that pool only", async () => {
+    const { env, markerDir } = await testEnv("queue-pools", { GPU_POOL: "1" });
+    const [plain] = await spawnWorkers(1, env);
+    const [gpu] = await spawnWorkers(1, env, ["--pool", "gpu"]);
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code, r.stderr).toBe(0);
+    const ran = await markers(markerDir);
+    expect(ran.g1).toEqual([gpu!.child.pid]);
+    for (const node of ["s1", "s2", "report", "hold", "sum"]) expect(ran[node]).toEqual([plain!.child.pid]);
+  }, 120_000);
+
+  it("a worker killed mid-task: another runs the task again, the flow succeeds, the dead attempt's run is closed", async () => {
+    const holdFile = join(await tmp(), "go");
+    const { env, markerDir } = await testEnv("queue-kill", { HOLD_FILE: holdFile, CAIRN_QUEUE_LOCK_MS: "1500" });
+    const spawned = await spawnWorkers(2, env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    const first = (await markers(markerDir)).hold![0]!;
+    spawned.find((w) => w.child.pid === first)!.kill("SIGKILL");
+    await writeFile(holdFile, "go");
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { total: 37 } });
+    const holds = (await markers(markerDir)).hold!;
+    expect(holds).toHaveLength(2);
+    expect(holds).toContain(first);
+    const shown = await show(String(r.json.at(-1)!.runId), env, "queue-kill");
+    const holdRuns = shown.tasks.filter((t) => t.name === "hold").map((t) => t.status).sort();
+    expect(holdRuns).toEqual(["FAILED", "FINISHED"]);
+    expect(shown.tasks.some((t) => t.status === "RUNNING")).toBe(false);
+  }, 120_000);
+
+  it("a task that kills every worker that takes it fails as a poison task", async () => {
+    const { env } = await testEnv("queue-poison", { KILL_WORKER: "1", CAIRN_QUEUE_LOCK_MS: "1000", CAIRN_QUEUE_MAX_DEATHS: "2" });
+    await spawnWorkers(3, env);
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "failed") as { error: { name: string; message: string } };
+    expect(failed.error.name).toBe("PoisonTaskError");
+    expect(failed.error.message).toMatch(/Task "hold" was given up: the worker running it died 2 times in a row/);
+    const shown = await show(String(r.json.at(-1)!.runId), env, "queue-poison");
+    expect(shown.tasks.filter((t) => t.name === "hold").map((t) => t.status)).toEqual(["FAILED", "FAILED"]);
+  }, 120_000);
+
+  it("a worker whose checkout has other code refuses the task, naming it and its flow file", async () => {
+    const { env } = await testEnv("queue-stale");
+    const dir = await tmp("cairn-stale-checkout-");
+    const { readFile, symlink } = await import("node:fs/promises");
+    const stale = join(dir, "spread.flow.ts");
+    await writeFile(stale, (await readFile(spreadFlow, "utf8")).replace("return { y: x * x };", "return { y: x * x + 1 };"));
+    await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
+    const worker = await startWorker(stale, redis.url, ["--root", await tmp()], env);
+    workers.push(worker);
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.task === "s1" && e.status === "failed") as { error: { name: string; message: string } };
+    expect(failed.error.name).toBe("StaleCodeError");
+    expect(failed.error.message).toContain(`Task "s1" was not run by the worker on`);
+    expect(failed.error.message).toContain(stale);
+    expect(failed.error.message).toContain("its source");
+  }, 120_000);
+
+  it("Ctrl-C on the coordinator reaches the task running on a worker", async () => {
+    const holdFile = join(await tmp(), "never");
+    const { env, markerDir } = await testEnv("queue-cancel", { HOLD_FILE: holdFile });
+    const [worker] = await spawnWorkers(1, env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    expect(r.json.at(-1)).toMatchObject({ type: "flow", status: "cancelled" });
+    expect(r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "cancelled")).toBeDefined();
+    const { readdir } = await import("node:fs/promises");
+    expect(await readdir(markerDir)).toContain("hold.aborted");
+    await worker!.waitFor(/task hold cancelled/);
+  }, 120_000);
+
+  it("a coordinator killed mid-flow: the worker finishes its task, and a re-run takes every finished task from the cache", async () => {
+    const holdFile = join(await tmp(), "go");
+    const { env, markerDir } = await testEnv("queue-coordinator", { HOLD_FILE: holdFile });
+    const [worker] = await spawnWorkers(1, env);
+    const root = await tmp();
+    const run = cairnRun(spreadFlow, root, ["--queue", redis.url], env);
+    await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    run.child.kill("SIGKILL");
+    await run.done;
+    await writeFile(holdFile, "go");
+    await worker!.waitFor(/task hold succeeded/);
+    const again = await cairnRun(spreadFlow, root, ["--queue", redis.url], env).done;
+    expect(again.code, again.stderr).toBe(0);
+    const status = Object.fromEntries(again.json.filter((e) => e.type === "task" && ["cached", "succeeded"].includes(String(e.status))).map((e) => [e.task, e.status]));
+    expect(status).toEqual({ s1: "cached", s2: "cached", g1: "cached", report: "cached", hold: "cached", sum: "succeeded" });
+    expect((await markers(markerDir)).hold).toHaveLength(1);
+  }, 120_000);
+});
+
+describe("what cairn says when --queue cannot work", () => {
+  it("--queue without an MLflow server is refused, saying what to set", async () => {
+    const { env } = await testEnv("queue-no-mlflow");
+    delete (env as NodeJS.ProcessEnv).MLFLOW_TRACKING_URI;
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("QueueNeedsSharedTrackerError");
+    expect(r.stderr).toContain("Set MLFLOW_TRACKING_URI=http://<mlflow-host>:5000 for the run and for every worker");
+  }, 60_000);
+
+  it("a queue URL that is not Redis's, and one where nothing answers", async () => {
+    const { env } = await testEnv("queue-bad-url");
+    const bad = await cairnRun(spreadFlow, await tmp(), ["--queue", "http://localhost:6379"], env).done;
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`Expected the queue to be a Redis URL (redis://host:6379 or rediss://...), got "http://localhost:6379"`);
+    const dead = await cairnRun(spreadFlow, await tmp(), ["--queue", "redis://127.0.0.1:1"], env).done;
+    expect(dead.code).toBe(1);
+    expect(dead.stderr).toContain("QueueUnreachableError: The queue at redis://127.0.0.1:1 did not answer while trying to open the queue");
+  }, 60_000);
+
+  it("cairn worker needs --queue; cairn workers lists the live ones; --healthcheck says ok", async () => {
+    const { env } = await testEnv("queue-list");
+    const none = await start(process.execPath, [cairnBin, "worker", spreadFlow], { env: childEnv(env) }).done;
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("Expected --queue URL (the Redis that `cairn run --queue URL` sends tasks to), got none.");
+    const [w] = await spawnWorkers(1, env, ["--pool", "gpu", "--pool", "default"]);
+    const listed = await start(process.execPath, [cairnBin, "workers", "--queue", redis.url, "--json"], { env: childEnv(env) }).done;
+    expect(listed.code, listed.stderr).toBe(0);
+    const mine = (JSON.parse(listed.stdout) as Array<{ pid: number; pools: string[]; flow: string }>).find((x) => x.pid === w!.child.pid);
+    expect(mine).toMatchObject({ flow: "queue-list", pools: ["gpu", "default"] });
+    const health = await start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", redis.url, "--healthcheck"], { env: childEnv(env) }).done;
+    expect(health.code, health.stderr).toBe(0);
+    expect(health.stdout).toContain(`ok: flow "queue-list" loads, the queue answers`);
+    const sick = await start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", "redis://127.0.0.1:1", "--healthcheck"], { env: childEnv(env) }).done;
+    expect(sick.code).toBe(1);
+  }, 60_000);
+
+  it("cairn worker drains on SIGTERM: it finishes its task, then exits 0", async () => {
+    const holdFile = join(await tmp(), "go");
+    const { env, markerDir } = await testEnv("queue-drain", { HOLD_FILE: holdFile });
+    const [worker] = await spawnWorkers(1, env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    worker!.child.kill("SIGTERM");
+    await worker!.waitFor(/SIGTERM: finishing the tasks running, taking no more/);
+    await writeFile(holdFile, "go");
+    const exit = await worker!.done;
+    expect(exit.code).toBe(0);
+    expect(worker!.log()).toMatch(/task hold succeeded[\s\S]*worker stopped/);
+    // It took nothing more: sum waits for another worker, which runs it.
+    await spawnWorkers(1, env);
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+  }, 120_000);
+});

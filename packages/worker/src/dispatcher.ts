@@ -138,7 +138,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
     if (this.tracker) await Promise.allSettled(runIds.map((runId) => this.tracker!.endRun(runId, "FAILED")));
     const runId = runIds.at(-1);
     if (message.includes(STALLED_REASON)) {
-      const poison = new PoisonTaskError(task.nodeId, (job?.stalledCounter ?? 0) + 1, message);
+      const poison = new PoisonTaskError(task.nodeId, job?.stalledCounter || runIds.length, message);
       return { ok: false, cancelled: false, attempts: runIds.length, ...(runId ? { runId } : {}), error: { name: poison.name, message: poison.message, code: poison.code } };
     }
     return { ok: false, cancelled: false, attempts: runIds.length, ...(runId ? { runId } : {}), error: { name: "Error", message } };
