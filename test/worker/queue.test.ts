@@ -250,3 +250,45 @@ describe("what cairn says when --queue cannot work", () => {
     expect(r.code, r.stderr).toBe(0);
   }, 120_000);
 });
+
+describe("at least once, and Redis going away", () => {
+  it("a re-run while the killed coordinator's task still runs: the second job waits for the first and reuses its result", async () => {
+    const holdFile = join(await tmp(), "go");
+    const { env, markerDir } = await testEnv("queue-twice", { HOLD_FILE: holdFile });
+    const spawned = await spawnWorkers(2, env);
+    const root = await tmp();
+    const first = cairnRun(spreadFlow, root, ["--queue", redis.url], env);
+    await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    first.child.kill("SIGKILL");
+    await first.done;
+    const again = cairnRun(spreadFlow, root, ["--queue", redis.url], env);
+    // Once the dead coordinator's lease lapses, the re-run sends hold again; a worker takes it and waits.
+    await until(() => spawned.some((w) => /task hold waiting/.test(w.log())), "hold sent again, and waiting for the first", 60_000);
+    await writeFile(holdFile, "go");
+    const r = await again.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { total: 37 } });
+    expect((await markers(markerDir)).hold).toHaveLength(1);
+  }, 120_000);
+
+  it("Redis killed while a task runs on a worker: the coordinator retries, then fails with a clear error", async () => {
+    const own = await startRedisServer();
+    try {
+      const holdFile = join(await tmp(), "never");
+      const { env, markerDir } = await testEnv("queue-redis-down", { HOLD_FILE: holdFile, CAIRN_QUEUE_DOWN_MS: "2000" });
+      const w = await startWorker(spreadFlow, own.url, ["--root", await tmp()], env);
+      workers.push(w);
+      const run = cairnRun(spreadFlow, await tmp(), ["--queue", own.url], env);
+      await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+      await own.stop();
+      const r = await run.done;
+      expect(r.code).toBe(1);
+      const failed = r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "failed") as { error: { name: string; message: string } };
+      expect(failed.error.name).toBe("QueueUnreachableError");
+      expect(failed.error.message).toContain(`The queue at ${own.url} did not answer while trying to wait for the tasks running on workers`);
+      expect(r.json.filter((e) => e.type === "task" && e.status === "succeeded").map((e) => e.task).sort()).toEqual(["g1", "report", "s1", "s2"]);
+    } finally {
+      await own.stop().catch(() => {});
+    }
+  }, 120_000);
+});

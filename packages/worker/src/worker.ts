@@ -64,7 +64,7 @@ export interface WorkerOptions {
 export type WorkerEvent =
   | { readonly type: "ready"; readonly id: string; readonly pools: readonly string[] }
   | { readonly type: "task"; readonly status: "started"; readonly task: string; readonly flowRunId: string }
-  | { readonly type: "task"; readonly status: "succeeded" | "failed" | "cancelled" | "refused" | "reused"; readonly task: string; readonly flowRunId: string; readonly message?: string }
+  | { readonly type: "task"; readonly status: "succeeded" | "failed" | "cancelled" | "refused" | "reused" | "waiting"; readonly task: string; readonly flowRunId: string; readonly message?: string }
   | { readonly type: "log"; readonly event: RunEvent };
 
 /** A live worker's record in Redis, as `cairn workers` lists it. */
@@ -176,7 +176,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     try {
       if (data.key) {
         const key = data.key.key;
-        const waited = await claimKey(redis, key, job.id!, lockMs, controller.signal);
+        const waited = await claimKey(redis, key, job.id!, lockMs, controller.signal, () =>
+          tell({ type: "task", status: "waiting", task, flowRunId: data.flowRunId, message: "another job of its cache key runs; waiting for its result" }),
+        );
         computing = release(redis, key, job.id!, lockMs);
         if (waited) {
           // Another job of the same key ran meanwhile (a second send of the task): its entry is the outcome.
@@ -297,7 +299,7 @@ function compareCode(theirs: CodeFingerprint, mine: CodeFingerprint): string[] {
  * Takes the right to compute `cacheKey` among workers, waiting while another job holds it;
  * true when it waited (that job's entry is then in the cache, unless it failed).
  */
-async function claimKey(redis: Redis, cacheKey: string, owner: string, lockMs: number, signal: AbortSignal): Promise<boolean> {
+async function claimKey(redis: Redis, cacheKey: string, owner: string, lockMs: number, signal: AbortSignal, onWait: () => void): Promise<boolean> {
   const key = computingKey(cacheKey);
   let waited = false;
   for (;;) {
@@ -306,6 +308,7 @@ async function claimKey(redis: Redis, cacheKey: string, owner: string, lockMs: n
     if (got === "OK") return waited;
     if ((await redis.get(key).catch(() => null)) === owner) return waited; // this job's own claim, from a worker that died
     if (signal.aborted) return waited;
+    if (!waited) onWait();
     waited = true;
     await new Promise((r) => setTimeout(r, 250));
   }
