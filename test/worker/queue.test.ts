@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
-import { cairnBin, cairnRun, childEnv, start, tmp } from "../cache/helpers.ts";
+import { cairnBin, cairnRun, childEnv, start, tmp, tsxScript } from "../cache/helpers.ts";
 import { markers, spreadFlow, type StartedWorker, startWorker } from "./helpers.ts";
 
 let redis: RedisServer;
@@ -290,5 +290,16 @@ describe("at least once, and Redis going away", () => {
     } finally {
       await own.stop().catch(() => {});
     }
+  }, 120_000);
+});
+
+describe("run({ dispatcher }) from an app", () => {
+  it("runs the flow's tasks on the workers, and the app exits by itself", async () => {
+    const { env, markerDir } = await testEnv("queue-api");
+    const [w] = await spawnWorkers(1, env);
+    const r = await tsxScript(join(import.meta.dirname, "fixtures/app.ts"), [], { ...env, QUEUE_URL: redis.url, APP_ROOT: await tmp() }).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toEqual({ total: 37 });
+    for (const pids of Object.values(await markers(markerDir))) expect(pids).toEqual([w!.child.pid]);
   }, 120_000);
 });
