@@ -5,6 +5,7 @@
  * costs nothing but time; a coordinator killed is re-run from the cache; a worker whose code
  * differs refuses the task; a cancel reaches a worker's task; and each user error says what to do.
  */
+import { existsSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -87,6 +88,17 @@ describe("cairn run --queue", () => {
     expect(record(queuedShown).map((t) => t.status)).toEqual(Array(6).fill("FINISHED"));
   }, 180_000);
 });
+
+/** Alive: the pid exists and is not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
 
 /** Resolves once `check` holds, polling. */
 async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 60_000): Promise<void> {
@@ -174,6 +186,23 @@ describe("pools, dead workers, stale code, cancel", () => {
     const { readdir } = await import("node:fs/promises");
     expect(await readdir(markerDir)).toContain("hold.aborted");
     await worker!.waitFor(/task hold cancelled/);
+  }, 120_000);
+
+  it("Ctrl-C on the coordinator ends the process tree of a shell task running on a worker", async () => {
+    const { env, markerDir } = await testEnv("queue-tree", { DELAY_S: "20" });
+    const tree = join(import.meta.dirname, "fixtures/tree.flow.ts");
+    workers.push(await startWorker(tree, redis.url, ["--root", await tmp()], env));
+    const run = cairnRun(tree, await tmp(), ["--queue", redis.url], env);
+    const pidsFile = join(markerDir, "sh-tree.pids");
+    await until(() => existsSync(pidsFile) && readFileSync(pidsFile, "utf8").trim().split(" ").length === 2, "the tree to start");
+    const pids = readFileSync(pidsFile, "utf8").trim().split(" ").map(Number);
+    expect(pids.every(alive)).toBe(true);
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    await until(() => !pids.some(alive), "the tree to end", 15_000);
+    expect(existsSync(join(markerDir, "sh-tree.child"))).toBe(false);
+    expect(existsSync(join(markerDir, "sh-tree.done"))).toBe(false);
   }, 120_000);
 
   it("a coordinator killed mid-flow: the worker finishes its task, and a re-run takes every finished task from the cache", async () => {
