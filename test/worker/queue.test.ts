@@ -174,6 +174,22 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(failed.error.message).toContain("its source");
   }, 120_000);
 
+  it("a worker whose flow has no such task refuses it, saying its checkout differs", async () => {
+    const { env } = await testEnv("queue-unknown");
+    const dir = await tmp("cairn-unknown-checkout-");
+    const { readFile, symlink } = await import("node:fs/promises");
+    const other = join(dir, "spread.flow.ts");
+    await writeFile(other, (await readFile(spreadFlow, "utf8")).replace(`{ id: "g1" }).y`, `{ id: "g9" }).y`));
+    await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
+    workers.push(await startWorker(other, redis.url, ["--root", await tmp()], env));
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url, "--failure-policy", "continue"], env).done;
+    expect(r.code).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.task === "g1" && e.status === "failed") as { error: { name: string; message: string } };
+    expect(failed.error.name).toBe("UnknownQueuedTaskError");
+    expect(failed.error.message).toContain(`Task "g1" was not run by the worker on`);
+    expect(failed.error.message).toContain(`the flow in its ${other} has no task with that id`);
+  }, 120_000);
+
   it("Ctrl-C on the coordinator reaches the task running on a worker", async () => {
     const holdFile = join(await tmp(), "never");
     const { env, markerDir } = await testEnv("queue-cancel", { HOLD_FILE: holdFile });
