@@ -11,7 +11,7 @@ import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { CancelledError, type DispatchedOutcome, type DispatchedTask, type TaskDispatcher, type Tracker } from "@cairn/core";
 import { PoisonTaskError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
-import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, jobId, queueName } from "./queue-names.ts";
+import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, jobId, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobProgress, STALLED_REASON } from "./job.ts";
 
 /** Settings of {@link queueDispatcher}. */
@@ -70,7 +70,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
     try {
       await this.redis.ping();
     } catch (cause) {
-      throw new QueueUnreachableError(this.url, "open the queue", { cause });
+      throw new QueueUnreachableError(this.url, "open the queue", { cause: whyUnreachable(this.redis, cause) });
     }
   }
 

@@ -63,5 +63,15 @@ export function connect(url: string, options: { blocking?: boolean } = {}): Redi
     maxRetriesPerRequest: options.blocking ? null : 3,
     retryStrategy: (times) => Math.min(times * 200, 2000),
   };
-  return new Redis(url, redisOptions);
+  const redis = new Redis(url, redisOptions);
+  // Kept for messages: "connect ECONNREFUSED 127.0.0.1:6379" says more than ioredis's retry limit.
+  redis.on("error", (error: Error) => lastErrors.set(redis, error));
+  return redis;
+}
+
+const lastErrors = new WeakMap<Redis, Error>();
+
+/** Why a command on `redis` failed, in the words of its connection's last error when it has one. */
+export function whyUnreachable(redis: Redis, failure: unknown): unknown {
+  return lastErrors.get(redis) ?? failure;
 }

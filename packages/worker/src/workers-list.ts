@@ -3,7 +3,7 @@
  * the reachability check behind `cairn worker --healthcheck`.
  */
 import { QueueUnreachableError } from "./errors.ts";
-import { checkQueueUrl, connect, WORKER_KEYS } from "./queue-names.ts";
+import { checkQueueUrl, connect, whyUnreachable, WORKER_KEYS } from "./queue-names.ts";
 import type { WorkerRecord } from "./worker.ts";
 
 /** Every worker whose heartbeat is fresh, oldest first. */
@@ -23,7 +23,7 @@ export async function listWorkers(url: string): Promise<WorkerRecord[]> {
       .flatMap((v) => (v ? [JSON.parse(v) as WorkerRecord] : []))
       .sort((a, b) => a.startedAt - b.startedAt);
   } catch (cause) {
-    throw new QueueUnreachableError(url, "list its workers", { cause });
+    throw new QueueUnreachableError(url, "list its workers", { cause: whyUnreachable(redis, cause) });
   } finally {
     redis.disconnect();
   }
@@ -36,7 +36,7 @@ export async function checkQueue(url: string): Promise<void> {
   try {
     await redis.ping();
   } catch (cause) {
-    throw new QueueUnreachableError(url, "check it", { cause });
+    throw new QueueUnreachableError(url, "check it", { cause: whyUnreachable(redis, cause) });
   } finally {
     redis.disconnect();
   }
