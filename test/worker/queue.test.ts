@@ -75,6 +75,8 @@ describe("cairn run --queue", () => {
     expect(Object.keys(ran).sort()).toEqual(["g1", "hold", "report", "s1", "s2", "sum"]);
     for (const pids of Object.values(ran)) for (const pid of pids) expect(workerPids.has(pid)).toBe(true);
     expect(new Set(Object.values(ran).flat()).size).toBeGreaterThan(1);
+    // A task's log lines reach the coordinator's events, as in one process.
+    expect(queued.stderr).toContain(`squaring 2 on pid ${ran.s1![0]}`);
 
     // The same flow in one process, in another experiment: the same outputs and the same record.
     const { env: localEnv } = await testEnv("queue-spread-local", { SLEEP_MS: "0", FLOW_NAME: "queue-spread" });

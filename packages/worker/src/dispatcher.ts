@@ -9,9 +9,9 @@
  */
 import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
-import { CancelledError, type DispatchedOutcome, type DispatchedTask, type TaskDispatcher, type Tracker } from "@cairn/core";
+import { CancelledError, type DispatchedOutcome, type DispatchedTask, type LogEvent, type TaskDispatcher, type Tracker } from "@cairn/core";
 import { PoisonTaskError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
-import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, jobId, queueName, whyUnreachable } from "./queue-names.ts";
+import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobProgress, STALLED_REASON } from "./job.ts";
 
 /** Settings of {@link queueDispatcher}. */
@@ -51,6 +51,9 @@ class RedisQueueDispatcher implements QueueDispatcher {
   /** Waits to end when Redis stays down (see downMs). */
   private readonly waiting = new Set<(error: Error) => void>();
   private downSince: number | undefined;
+  /** Reads the log lines workers publish, one channel per flow run (see logChannel). */
+  private logs: Redis | undefined;
+  private readonly logDoors = new Map<string, (event: LogEvent) => void>();
   private readonly watch: NodeJS.Timeout;
 
   constructor(
@@ -74,8 +77,9 @@ class RedisQueueDispatcher implements QueueDispatcher {
     }
   }
 
-  async run(task: DispatchedTask, signal: AbortSignal): Promise<DispatchedOutcome> {
+  async run(task: DispatchedTask, signal: AbortSignal, log: (event: LogEvent) => void): Promise<DispatchedOutcome> {
     const { node: _node, ...data } = task;
+    await this.listen(task.flowRunId, log);
     const id = jobId(task.flowRunId, task.nodeId);
     let job: Job;
     let events: QueueEvents;
@@ -124,6 +128,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
     const opened = await Promise.allSettled(this.queues.values());
     await Promise.allSettled(opened.flatMap((o) => (o.status === "fulfilled" ? [o.value.events.close(), o.value.queue.close()] : [])));
     for (const c of this.connections) c.disconnect();
+    this.logs?.disconnect();
     this.redis.disconnect();
   }
 
@@ -142,6 +147,27 @@ class RedisQueueDispatcher implements QueueDispatcher {
       return { ok: false, cancelled: false, attempts: runIds.length, ...(runId ? { runId } : {}), error: { name: poison.name, message: poison.message, code: poison.code } };
     }
     return { ok: false, cancelled: false, attempts: runIds.length, ...(runId ? { runId } : {}), error: { name: "Error", message } };
+  }
+
+  /** Passes the log lines workers publish for `flowRunId` to `log`, from before its first task is sent. */
+  private async listen(flowRunId: string, log: (event: LogEvent) => void): Promise<void> {
+    if (this.logDoors.has(flowRunId)) return;
+    this.logDoors.set(flowRunId, log);
+    if (!this.logs) {
+      this.logs = connect(this.url);
+      this.logs.on("message", (channel: string, message: string) => {
+        const door = this.logDoors.get(channel.slice(logChannel("").length));
+        if (!door) return;
+        try {
+          const event = JSON.parse(message) as LogEvent;
+          if (event.type === "log") door(event);
+        } catch {
+          // not a log line of ours
+        }
+      });
+    }
+    // Log lines are a courtesy: a task runs whether or not they can be read.
+    await this.logs.subscribe(logChannel(flowRunId)).catch(() => {});
   }
 
   /** Marks the run cancelled (for workers that take its jobs later) and tells the workers running its tasks; once per run. */

@@ -37,6 +37,11 @@ export function cancelledKey(flowRunId: string): string {
 /** Where cancels are published: `{ flowRunId }`. */
 export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
 
+/** Where workers publish the log lines of a flow run's tasks, for its coordinator's events. */
+export function logChannel(flowRunId: string): string {
+  return `${PREFIX}:log:${flowRunId}`;
+}
+
 /** Held while a worker computes a cache key: a second job of the same key waits for it (at-least-once made harmless). */
 export function computingKey(cacheKey: string): string {
   return `${PREFIX}:computing:${cacheKey}`;

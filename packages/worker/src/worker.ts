@@ -28,7 +28,7 @@ import {
 } from "@cairn/core";
 import { StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
 import type { JobData, JobProgress } from "./job.ts";
-import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, computingKey, connect, DEFAULT_POOL, queueName, workerKey } from "./queue-names.ts";
+import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, computingKey, connect, DEFAULT_POOL, logChannel, queueName, workerKey } from "./queue-names.ts";
 
 /** Settings of {@link startWorker}. */
 export interface WorkerOptions {
@@ -204,7 +204,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
             const noted: JobProgress = { runIds: [...runIds] };
             noting = noting.then(() => job.updateProgress(noted as object)).catch(() => {});
           }
-          if (event.type === "log") tell({ type: "log", event });
+          if (event.type === "log") {
+            tell({ type: "log", event });
+            // To the coordinator's events, as the line would be in one process (masked there, and here by the task's registry).
+            void redis.publish(logChannel(data.flowRunId), JSON.stringify(event)).catch(() => {});
+          }
         },
       });
       void noting; // not waited for: the outcome does not depend on it, and a late note on a finished job is harmless

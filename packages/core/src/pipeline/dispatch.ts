@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import type { TaskCache, TaskKey } from "../caching/task-cache.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { CairnError } from "../errors.ts";
-import type { ErrorInfo } from "../run/events.ts";
+import type { ErrorInfo, LogEvent } from "../run/events.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 
 /** What identifies a task's code, as its cache key records it: two checkouts that agree run the same code. */
@@ -52,8 +52,12 @@ export type DispatchedOutcome =
 export interface TaskDispatcher {
   /** Called once the flow run's tracker is open: refuses (throws) a run it cannot serve, before anything is recorded. */
   open(run: { readonly flowName: string; readonly tracker: Tracker; readonly env: NodeJS.ProcessEnv }): Promise<void> | void;
-  /** Runs `task`; aborting `signal` (the flow stopped) cancels it there. Resolves with how it ended; never rejects. */
-  run(task: DispatchedTask, signal: AbortSignal): Promise<DispatchedOutcome>;
+  /**
+   * Runs `task`; aborting `signal` (the flow stopped) cancels it there. `log` passes the task's
+   * log lines from there into the run's events (where secrets are masked). Resolves with how it
+   * ended; never rejects.
+   */
+  run(task: DispatchedTask, signal: AbortSignal, log: (event: LogEvent) => void): Promise<DispatchedOutcome>;
 }
 
 /** A task run by another process failed there; `name` and `code` are those of the error it met. */

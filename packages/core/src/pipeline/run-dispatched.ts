@@ -46,7 +46,8 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
     flowRunId: task.flowRunId,
     secrets,
     workDir: s.workDir,
-    emit: s.emit,
+    // Masked here, as the coordinator's door masks its events: a log line leaves this process masked.
+    emit: (event) => s.emit(secrets.maskEvent(event)),
     signal: stop.signal,
     ...(s.cache ? { cache: s.cache } : {}),
     ...(s.interceptors ? { interceptors: s.interceptors } : {}),

@@ -147,6 +147,7 @@ export class TaskPipeline {
           node,
         },
         signal,
+        this.s.emit,
       );
       if (outcome.runId) result.runId = outcome.runId;
       result.attempts = outcome.attempts;
