@@ -111,6 +111,8 @@ class RedisQueueDispatcher implements QueueDispatcher {
           // A job no worker took yet is taken back; one that runs ends there, and says so.
           const removed = await job.remove().then(() => true, () => false);
           if (removed) settle(() => resolve(cancelled()));
+          // A worker that died with it may never say: the run does not wait for it for ever.
+          else setTimeout(() => settle(() => resolve(cancelled())), this.downMs).unref();
         });
       };
       this.waiting.add(down);
