@@ -287,6 +287,12 @@ describe("what cairn says when --queue cannot work", () => {
     const [worker] = await spawnWorkers(1, env);
     const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
     await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    // `cairn workers` shows it running hold, once its next heartbeat is written.
+    await until(async () => {
+      const listed = await start(process.execPath, [cairnBin, "workers", "--queue", redis.url, "--json"], { env: childEnv(env) }).done;
+      const me = (JSON.parse(listed.stdout) as Array<{ pid: number; running: Array<{ task: string }> }>).find((x) => x.pid === worker!.child.pid);
+      return me?.running.some((r) => r.task === "hold") === true;
+    }, "cairn workers to list hold as running", 30_000);
     worker!.child.kill("SIGTERM");
     await worker!.waitFor(/SIGTERM: finishing the tasks running, taking no more/);
     await writeFile(holdFile, "go");
