@@ -112,6 +112,22 @@ async function until(check: () => Promise<boolean> | boolean, what: string, time
 }
 
 describe("pools, dead workers, stale code, cancel", () => {
+  it("runs the items of a map and the trials of a sweep on the workers, as in one process", async () => {
+    const { env, markerDir } = await testEnv("queue-map");
+    const mapFlow = join(import.meta.dirname, "fixtures/map.flow.ts");
+    const spawned = [
+      ...(await Promise.all([0, 1].map(async () => startWorker(mapFlow, redis.url, ["--root", await tmp()], env)))),
+    ];
+    workers.push(...spawned);
+    const r = await cairnRun(mapFlow, await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1), JSON.stringify(r.json.at(-1))).toMatchObject({ status: "succeeded", outputs: { ys: [{ y: 1 }, { y: 4 }, { y: 9 }, { y: 16 }], best: 24 } });
+    const ran = await markers(markerDir);
+    expect(Object.keys(ran).sort()).toEqual(["score_0_", "score_1_", "score_2_", "score_3_", "square_0_", "square_1_", "square_2_", "square_3_"]);
+    const pids = new Set(spawned.map((w) => w.child.pid!));
+    for (const p of Object.values(ran).flat()) expect(pids.has(p)).toBe(true);
+  }, 120_000);
+
   it("routes a pool's tasks to the workers of that pool only", async () => {
     const { env, markerDir } = await testEnv("queue-pools", { GPU_POOL: "1" });
     const [plain] = await spawnWorkers(1, env);

@@ -18,6 +18,7 @@ import {
   type CodeFingerprint,
   type DispatchedOutcome,
   type FlowDefinition,
+  type FlowNode,
   type RunEvent,
   type Tracker,
   CancelledError,
@@ -155,7 +156,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       tell({ type: "task", status: "cancelled", task, flowRunId: data.flowRunId });
       return { ok: false, cancelled: true, attempts: 0, error: { name: "CancelledError", message: new CancelledError("the flow run was cancelled").message } };
     }
-    const node = flow.nodes.find((n) => n.id === task);
+    const node = nodeOf(flow, data);
     if (!node) return fail(new UnknownQueuedTaskError(task, file, host), "refused");
     const tracker = await opening;
     const cache = await cacheFor(data, tracker);
@@ -287,6 +288,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         for (const c of connections) c.disconnect();
       })()),
   };
+}
+
+/**
+ * The node of a job: one of the flow's, or an item of one of its map or sweep nodes, made as the
+ * coordinator's scheduler made it (the map's task; its inputs arrive resolved with the job).
+ */
+function nodeOf(flow: FlowDefinition, data: JobData): FlowNode | undefined {
+  if (!data.item) return flow.nodes.find((n) => n.id === data.nodeId);
+  const parent = flow.nodes.find((n) => n.id === data.item!.parent && n.map);
+  return parent ? { id: data.nodeId, task: parent.task, inputs: {}, after: [], item: data.item } : undefined;
 }
 
 /** What differs between the run's fingerprint of a task's code and this checkout's; empty when they agree. */

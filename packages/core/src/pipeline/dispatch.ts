@@ -8,7 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import type { TaskCache, TaskKey } from "../caching/task-cache.ts";
-import type { FlowNode } from "../definition/flow-definition.ts";
+import type { FlowNode, ItemInfo } from "../definition/flow-definition.ts";
 import { CairnError } from "../errors.ts";
 import type { ErrorInfo, LogEvent } from "../run/events.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -30,6 +30,8 @@ export interface DispatchedTask {
   /** The tracker the flow run records to: the task's run goes there too. */
   readonly tracker: { readonly kind: string; readonly uri: string };
   readonly nodeId: string;
+  /** An item of a map or sweep: the other side makes its node from the map node `item.parent`. */
+  readonly item?: ItemInfo;
   readonly taskName: string;
   readonly pool?: string;
   readonly params: Record<string, unknown>;

@@ -137,6 +137,7 @@ export class TaskPipeline {
           experimentId: this.s.experimentId,
           tracker: { kind: this.s.tracker.kind, uri: this.s.tracker.uri },
           nodeId: node.id,
+          ...(node.item ? { item: node.item } : {}),
           taskName: node.task.name,
           ...(node.task.pool ? { pool: node.task.pool } : {}),
           params: this.s.params,
