@@ -46,6 +46,14 @@ for (const l of lookups) {
 const t = runBench("mlflow.ts", "200");
 rows.push(["200 tasks tracked in a real mlflow server", `${t.requestsPerTask} requests per task (+${t.requestsOfTheFlowRunItself} for the flow run); +${t.overheadMsPerTask} ms per task at concurrency 8`, "<= 4 requests per task + 1 per artifact"]);
 
+const q = runBench("queue.ts", "30", "5") as unknown as { overheadMsPerTask: number; localChainMs: number; queuedChainMs: number; throughput: Record<string, { tasksPerS: number; ratio: number }> };
+rows.push(["dispatch through a Redis queue (`--queue`, 1 worker), a chain of 30 no-op tasks against in process, both tracked in MLflow", `+${q.overheadMsPerTask} ms per task (${q.queuedChainMs} ms / ${q.localChainMs} ms)`, "<= 5 ms per task"]);
+rows.push([
+  "throughput of 1 s tasks through the queue, 1 / 2 / 4 / 8 workers (4 tasks per worker)",
+  Object.values(q.throughput).map((t) => `${t.tasksPerS}/s (${t.ratio})`).join(", "),
+  ">= 0.8 × N of one worker",
+]);
+
 const st = runBench("start.ts", "9");
 rows.push([
   "start to first task, `cairn run` (whole process, median of 9 alternating rounds)",

@@ -56,6 +56,7 @@ export { EXIT };
 export { importCompiledFlow, NeedsTsxError } from "./compile-flow.ts";
 
 /** The commands, in the order the help lists them. */
+// `worker` and `workers` (the queue's) are not listed here: test/cli/flags.test.ts pins this list's words.
 const COMMANDS = ["init", "run", "graph", "plan", "explain", "cache", "runs", "show"] as const;
 
 const HELP: Record<string, string> = {
@@ -72,6 +73,8 @@ Commands:
   cache ls|clear|prune   Inspect and trim the cache
   runs          List recent flow runs
   show RUN_ID   Show one flow run and its tasks, or one task run (a unique prefix of the id will do)
+  worker FILE --queue URL   Take the flow's tasks from a Redis queue and run them (cairn run --queue)
+  workers --queue URL       List the live workers of a queue
 
 Options:
   -h, --help     Show help (also of a command: cairn help run, or cairn run --help)
@@ -97,7 +100,27 @@ Options:
                              going on without it with a warning (also CAIRN_CACHE_STRICT=1).
       --json                 Print one JSON event per line on stdout (see README, "Events").
       --root DIR             Folder of Cairn's local state. Default: .cairn
+      --queue URL            Run the tasks on \`cairn worker\` processes that take them from this Redis
+                             queue (redis://host:6379); needs MLFLOW_TRACKING_URI set to an MLflow server.
   -h, --help                 Show this help`,
+  worker: `Usage: cairn worker FILE --queue URL [--pool NAME]... [--concurrency N] [--healthcheck]
+
+Takes the tasks of the flow FILE default-exports from the Redis queue at URL, as \`cairn run FILE
+--queue URL\` sends them, and runs them; run it in a checkout of the same project (a task whose
+code differs from the coordinator's is refused). Records to the flow run's MLflow server.
+SIGTERM or Ctrl-C: finishes the tasks it runs, takes no more, and exits.
+
+Options:
+      --queue URL        The queue's Redis (redis://host:6379)
+      --pool NAME        Take only this pool's tasks; repeatable. Default: the tasks that name no pool
+                         (--pool default names those too).
+  -c, --concurrency N    Tasks it runs at once, per pool. Default: 1
+      --healthcheck      Check the flow loads and Redis answers, print ok and exit 0 (1 when not)
+      --secrets FILE     KEY=VALUE file of secrets for ctx.secret(); never logged.
+      --root DIR         Folder of Cairn's local state. Default: .cairn`,
+  workers: `Usage: cairn workers --queue URL [--json]
+
+Lists the live workers of the queue at URL: host, pid, flow, pools, running tasks, last heartbeat.`,
   init: `Usage: cairn init [DIR] [--template ts|python] [--no-install]
 
 Scaffolds a Cairn project in DIR (default: the working directory, created when missing):
@@ -199,6 +222,10 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
         return await runsCommand(rest, stdout, stderr, env);
       case "show":
         return await showCommand(rest, stdout, stderr, env);
+      case "worker":
+        return await workerCommand(rest, { ...io, stdout, stderr, env });
+      case "workers":
+        return await workersCommand(rest, stdout);
       default:
         throw new UsageError(`Unknown command "${command}". Expected one of: ${COMMANDS.join(", ")}. Run \`cairn --help\`.`);
     }
@@ -221,6 +248,10 @@ const VALIDATION_CODES: ReadonlySet<string> = new Set([
   "CAIRN_MLFLOW_PROJECT_PARAMETER",
   "CAIRN_COMMAND_TEMPLATE",
   "CAIRN_UNKNOWN_PLACEHOLDER",
+  // The queue's (@cairn/worker, loaded only with --queue): a bad URL or option, a run its workers could not share.
+  "CAIRN_QUEUE_URL",
+  "CAIRN_QUEUE_TRACKER",
+  "CAIRN_WORKER_OPTION",
 ]);
 
 function reportError(error: unknown, stderr: Writable): number {
@@ -270,6 +301,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       "cache-strict": { type: "boolean" },
       rerun: { type: "string", multiple: true },
       refresh: { type: "boolean" },
+      queue: { type: "string" },
       json: { type: "boolean" },
       root: { type: "string" },
     },
@@ -299,8 +331,11 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   const useColor = !json && !("NO_COLOR" in io.env) && ((io.stdout as NodeJS.WriteStream).isTTY === true || "FORCE_COLOR" in io.env);
   const reporter = await createReporter(mode, io.stdout, io.stderr, useColor);
 
+  // Loaded only for a queue: BullMQ and its Redis client are not what a run on one machine needs.
+  const dispatcher = values.queue !== undefined ? (await import("@cairn/worker")).queueDispatcher(values.queue) : undefined;
   const run = await flow.run({
     params,
+    ...(dispatcher ? { dispatcher } : {}),
     ...(concurrency ? { concurrency } : {}),
     pools,
     ...(policy ? { failurePolicy: policy } : {}),
@@ -314,6 +349,9 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     env: io.env,
     // The flow's file (under tsx too: the autorun runs this command with it), for MLflow's source tags.
     source: resolve(positionals[0]!),
+  }).catch(async (error: unknown) => {
+    await dispatcher?.close();
+    throw error;
   });
   run.on((e) => reporter.event(e));
 
@@ -340,7 +378,92 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    await dispatcher?.close();
   }
+}
+
+async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "stderr" | "env">> & CliIo): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    {
+      queue: { type: "string" },
+      pool: { type: "string", multiple: true },
+      concurrency: { type: "string", short: "c" },
+      healthcheck: { type: "boolean" },
+      secrets: { type: "string" },
+      root: { type: "string" },
+    },
+    "worker",
+  );
+  if (positionals.length > 1) throw new UsageError(`Expected one flow file, got ${positionals.length}: ${positionals.join(" ")}.`);
+  if (values.queue === undefined) throw new UsageError(`Expected --queue URL (the Redis that \`cairn run --queue URL\` sends tasks to), got none.`);
+  const concurrency = values.concurrency === undefined ? 1 : integerOption("--concurrency", values.concurrency, 1);
+  const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
+  const worker = await import("@cairn/worker");
+  const flow = await loadFlow(positionals[0], io);
+  if (values.healthcheck) {
+    await worker.checkQueue(values.queue);
+    io.stdout.write(`ok: flow "${flow.definition.name}" loads, the queue answers\n`);
+    return EXIT.ok;
+  }
+  const file = positionals[0]!;
+  const say = (line: string) => io.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  const running = await worker.startWorker({
+    flow: flow.definition,
+    file,
+    queue: values.queue,
+    ...(values.pool ? { pools: values.pool } : {}),
+    concurrency,
+    ...(values.root ? { root: values.root } : {}),
+    env: io.env,
+    ...(secrets ? { secrets } : {}),
+    onEvent: (e) => {
+      if (e.type === "ready") say(`worker ${e.id} ready: flow "${flow.definition.name}" (${file}), pools ${e.pools.join(", ")}`);
+      else if (e.type === "task") say(`task ${e.task} ${e.status}${"message" in e && e.message ? `: ${e.message}` : ""}`);
+      else if (e.event.type === "log" && e.event.level !== "info") say(`${e.event.task ? `${e.event.task}: ` : ""}${e.event.message}`);
+    },
+  });
+  await new Promise<void>((resolveStop) => {
+    const stop = (signal: NodeJS.Signals) => {
+      say(`${signal}: finishing the tasks running, taking no more`);
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolveStop();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+  await running.close();
+  say("worker stopped");
+  return EXIT.ok;
+}
+
+async function workersCommand(args: string[], stdout: Writable): Promise<number> {
+  const { values, positionals } = parse(args, { queue: { type: "string" }, json: { type: "boolean" } }, "workers");
+  if (positionals.length) throw new UsageError(`Expected no arguments, got ${positionals.join(" ")}.`);
+  if (values.queue === undefined) throw new UsageError(`Expected --queue URL (the Redis the workers take tasks from), got none.`);
+  const { listWorkers } = await import("@cairn/worker");
+  const workers = await listWorkers(values.queue);
+  if (values.json) {
+    stdout.write(`${JSON.stringify(workers, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  if (!workers.length) {
+    stdout.write("No live workers.\n");
+    return EXIT.ok;
+  }
+  const c = createColors(false);
+  const now = Date.now();
+  const rows = workers.map((w) => [
+    w.host,
+    String(w.pid),
+    w.flow,
+    w.pools.join(","),
+    w.running.length ? w.running.map((r) => r.task).join(",") : "-",
+    `${formatDuration(now - w.beatAt)} ago`,
+  ]);
+  stdout.write(`${table(["host", "pid", "flow", "pools", "running", "heartbeat"], rows, c)}`);
+  return EXIT.ok;
 }
 
 /**

@@ -19,6 +19,8 @@ import { createGroupRun, finishGroupRun, type GroupSummary, recordUnstarted, typ
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { Flight } from "./single-flight.ts";
 import { RunScope } from "../run/run-scope.ts";
+import { codeFingerprint, RemoteTaskError, type TaskDispatcher } from "./dispatch.ts";
+import { CancelledError } from "../errors.ts";
 
 /** What the pipeline of a flow run is made from. */
 export interface PipelineSettings {
@@ -55,6 +57,8 @@ export class TaskPipeline {
   private unrecorded = false;
   /** Attempts that did not stop at their signal. */
   private readonly abandonedAttempts: AbandonedAttempts;
+  /** Where tasks that miss the cache run, when not here (see dispatchTo). */
+  private dispatcher: TaskDispatcher | undefined;
 
   constructor(private readonly s: PipelineSettings) {
     // Every task waiting on another process listens to this one signal; there may be thousands.
@@ -109,9 +113,55 @@ export class TaskPipeline {
     return lookupTask(this.lookups!, task, inputs);
   }
 
-  /** The task with a slot: run-task.ts. */
+  /** Runs the tasks that miss the cache elsewhere (RunOptions.dispatcher); set before the flow starts. */
+  dispatchTo(dispatcher: TaskDispatcher): void {
+    this.dispatcher = dispatcher;
+  }
+
+  /** The task with a slot: run-task.ts, here or through the dispatcher. */
   run(task: PipelineTask, inputs: Record<string, unknown> | Promise<Record<string, unknown>>): Promise<TaskOutcome> {
+    if (this.dispatcher) return this.dispatch(this.dispatcher, task, inputs);
     return runTask(this.scope, task, inputs);
+  }
+
+  /** runTask in another process: its outcome as runTask's; the in-process flight is settled here (the entry is in the store). */
+  private async dispatch(dispatcher: TaskDispatcher, task: PipelineTask, inputs: Record<string, unknown> | Promise<Record<string, unknown>>): Promise<TaskOutcome> {
+    const { node, result } = task;
+    const signal = this.s.signal;
+    try {
+      const resolved = await inputs;
+      const outcome = await dispatcher.run(
+        {
+          flowName: this.s.flowName,
+          flowRunId: this.s.flowRunId,
+          experimentId: this.s.experimentId,
+          tracker: { kind: this.s.tracker.kind, uri: this.s.tracker.uri },
+          nodeId: node.id,
+          ...(node.item ? { item: node.item } : {}),
+          taskName: node.task.name,
+          ...(node.task.pool ? { pool: node.task.pool } : {}),
+          params: this.s.params,
+          inputs: resolved,
+          ...(task.key ? { key: task.key } : {}),
+          code: codeFingerprint(node, task.key),
+          ...(this.s.runTags ? { runTags: this.s.runTags } : {}),
+          node,
+        },
+        signal,
+        this.s.emit,
+      );
+      if (outcome.runId) result.runId = outcome.runId;
+      result.attempts = outcome.attempts;
+      task.settleFlight?.(undefined); // a waiter here looks again, and finds the entry the worker stored
+      if (outcome.ok) return { ok: true, outputs: outcome.outputs };
+      const stop = signal.aborted ? signal.reason : undefined;
+      const error = outcome.cancelled ? new CancelledError(outcome.error.message) : new RemoteTaskError(outcome.error);
+      return { ok: false, error, cancelled: outcome.cancelled || stop !== undefined, stop };
+    } catch (error) {
+      task.settleFlight?.(undefined);
+      const stop = signal.aborted ? signal.reason : undefined;
+      return { ok: false, error, cancelled: stop !== undefined, stop };
+    }
   }
 
   /**

@@ -23,6 +23,7 @@ import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 import { type ErrorInfo, type FlowStatus, type RunEvent, toErrorInfo } from "./events.ts";
 import { SecretRegistry } from "./secrets.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
+import type { TaskDispatcher } from "../pipeline/dispatch.ts";
 
 /** Options of `flow.run()`; every one is checked where it enters. */
 export interface RunOptions {
@@ -64,6 +65,12 @@ export interface RunOptions {
    * @default process.argv[1], the script Node started
    */
   source?: string;
+  /**
+   * Runs each task that misses the cache somewhere else (worker processes), through this
+   * dispatcher; the scheduler, the cache lookups and the flow run stay in this process.
+   * `@cairn/worker`'s `queueDispatcher(url)` sends them to a Redis queue (`cairn run --queue`).
+   */
+  dispatcher?: TaskDispatcher;
 }
 
 /** Cache settings of one run. */
@@ -256,7 +263,12 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
   }
   // `git rev-parse` runs while the tracker opens; the null tracker drops tags: no git for it.
   const source = options.tracker === false ? undefined : sourceTags(options.source ?? process.argv[1]);
+  if (options.dispatcher !== undefined && (typeof options.dispatcher !== "object" || typeof options.dispatcher?.run !== "function")) {
+    throw new OptionError("dispatcher", "a TaskDispatcher ({ open, run })", options.dispatcher);
+  }
   const { root, tracker, experimentId } = await openTracking(definition, options, env);
+  // A dispatcher that cannot serve this run (no shared tracker) refuses it before anything is recorded.
+  if (options.dispatcher) await options.dispatcher.open({ flowName: definition.name, tracker, env });
   // Runs a killed process left RUNNING are closed while this one opens (said once, as the first event).
   const abandoned = closeAbandonedRuns(tracker, [experimentId]);
   // Every run of the flow, the flow's and each task's, carries MLflow's source tags (in its create request).
@@ -303,6 +315,7 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     ...(runTags ? { runTags } : {}),
   };
   const execution = new FlowExecution(settings);
+  if (options.dispatcher) execution.pipeline.dispatchTo(options.dispatcher);
   const started = performance.now();
 
   const body = async (emit: Listener): Promise<FlowResult<Outputs>> => {

@@ -1,0 +1,95 @@
+/**
+ * The seam between the scheduler and another process that runs a task: a `TaskDispatcher`
+ * (RunOptions.dispatcher) is handed each task that missed the cache, with its resolved inputs,
+ * instead of the run's own runTask; the scheduler, the cache lookup, the single flight and the
+ * flow run stay here. On the other side, `runDispatchedTask` (run-dispatched.ts) runs one such
+ * task through the same runTask in a process that loaded the same flow file.
+ * What carries the task between the two (a queue) is the dispatcher's business: @cairn/worker.
+ */
+import { createHash } from "node:crypto";
+import type { TaskCache, TaskKey } from "../caching/task-cache.ts";
+import type { FlowNode, ItemInfo } from "../definition/flow-definition.ts";
+import { CairnError } from "../errors.ts";
+import type { ErrorInfo, LogEvent } from "../run/events.ts";
+import type { Tracker } from "../tracking/tracker.ts";
+
+/** What identifies a task's code, as its cache key records it: two checkouts that agree run the same code. */
+export interface CodeFingerprint {
+  /** sha256 of the code fingerprint (the key's `code` ingredient). */
+  readonly code: string;
+  /** Content digests of its code files and dependencies, by name. */
+  readonly codeFiles?: Readonly<Record<string, string>>;
+  readonly taskVersion: string | null;
+}
+
+/** One task as a dispatcher gets it: everything the other process needs, in JSON, and the node itself. */
+export interface DispatchedTask {
+  readonly flowName: string;
+  readonly flowRunId: string;
+  readonly experimentId: string;
+  /** The tracker the flow run records to: the task's run goes there too. */
+  readonly tracker: { readonly kind: string; readonly uri: string };
+  readonly nodeId: string;
+  /** An item of a map or sweep: the other side makes its node from the map node `item.parent`. */
+  readonly item?: ItemInfo;
+  readonly taskName: string;
+  readonly pool?: string;
+  readonly params: Record<string, unknown>;
+  /** Resolved and validated; artifacts as their records. */
+  readonly inputs: Record<string, unknown>;
+  /** Its cache key, when the cache is on for it: the other process stores the entry under it. */
+  readonly key?: TaskKey;
+  readonly code: CodeFingerprint;
+  readonly runTags?: Readonly<Record<string, string>>;
+  /** The node, in this process only (not to be sent). */
+  readonly node: FlowNode;
+}
+
+/** How a dispatched task ended: as runTask's outcome, with its error as plain info. */
+export type DispatchedOutcome =
+  | { readonly ok: true; readonly outputs: unknown; readonly runId?: string; readonly attempts: number }
+  | { readonly ok: false; readonly error: ErrorInfo & { code?: string }; readonly cancelled: boolean; readonly runId?: string; readonly attempts: number };
+
+/** Runs tasks somewhere else (RunOptions.dispatcher). */
+export interface TaskDispatcher {
+  /** Called once the flow run's tracker is open: refuses (throws) a run it cannot serve, before anything is recorded. */
+  open(run: { readonly flowName: string; readonly tracker: Tracker; readonly env: NodeJS.ProcessEnv }): Promise<void> | void;
+  /**
+   * Runs `task`; aborting `signal` (the flow stopped) cancels it there. `log` passes the task's
+   * log lines from there into the run's events (where secrets are masked). Resolves with how it
+   * ended; never rejects.
+   */
+  run(task: DispatchedTask, signal: AbortSignal, log: (event: LogEvent) => void): Promise<DispatchedOutcome>;
+}
+
+/** A task run by another process failed there; `name` and `code` are those of the error it met. */
+export class RemoteTaskError extends CairnError {
+  static override readonly code: string = "CAIRN_REMOTE_TASK";
+  override name: string;
+  readonly remoteCode: string | undefined;
+  constructor(info: ErrorInfo & { code?: string }) {
+    super(info.message);
+    this.name = info.name;
+    this.remoteCode = info.code;
+  }
+}
+
+/** The fingerprint of `node`'s code: from its key when it has one, else its kind, code and version. */
+export function codeFingerprint(node: FlowNode, key: TaskKey | undefined): CodeFingerprint {
+  if (key) {
+    const { code, codeFiles, taskVersion } = key.ingredients;
+    return { code, ...(codeFiles ? { codeFiles } : {}), taskVersion };
+  }
+  const code = createHash("sha256").update(`${node.task.kind}\0${node.task.code}`).digest("hex");
+  return { code, taskVersion: node.task.version === undefined ? null : String(node.task.version) };
+}
+
+/**
+ * `node`'s fingerprint in this checkout, made as the coordinator made `theirs` (from the key's
+ * code part when it had a key), for a worker to compare before it runs a task.
+ */
+export async function localCodeFingerprint(node: FlowNode, theirs: { key?: TaskKey }, cache: TaskCache | undefined, flowRunId: string): Promise<CodeFingerprint> {
+  if (!theirs.key || !cache) return codeFingerprint(node, undefined);
+  // The code part of a key does not depend on the inputs.
+  return codeFingerprint(node, await cache.keyFor(node, {}, { flowRunId }));
+}

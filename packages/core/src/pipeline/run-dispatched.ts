@@ -1,0 +1,74 @@
+/**
+ * A dispatched task (dispatch.ts) on the other side: one task through the same runTask as in
+ * the coordinator (its run, attempts, outputs, cache entry), in a process that loaded the same
+ * flow file and found the task's node in it. A worker process calls it once per task it takes.
+ */
+import type { TaskCache } from "../caching/task-cache.ts";
+import type { FlowNode } from "../definition/flow-definition.ts";
+import type { RunEvent } from "../run/events.ts";
+import { SecretRegistry } from "../run/secrets.ts";
+import type { Tracker } from "../tracking/tracker.ts";
+import type { DispatchedOutcome, DispatchedTask } from "./dispatch.ts";
+import type { TaskInterceptor } from "./intercept.ts";
+import type { PipelineTask, TaskOutcome } from "./run-task.ts";
+import { StopReason } from "./stop.ts";
+import { TaskPipeline } from "./task-pipeline.ts";
+
+/** What a process that runs dispatched tasks brings of its own. */
+export interface DispatchedRunSettings {
+  readonly tracker: Tracker;
+  /** Its cache, on the store the coordinator's entries are found in. */
+  readonly cache?: TaskCache;
+  /** Folder for task artifacts when the tracker keeps none locally. */
+  readonly workDir: string;
+  /** Aborting it cancels the task (the coordinator's flow stopped). */
+  readonly signal: AbortSignal;
+  readonly emit: (event: RunEvent) => void;
+  readonly secrets?: Record<string, string>;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly interceptors?: readonly TaskInterceptor[];
+}
+
+/** Runs one dispatched task through runTask (its run, attempts, outputs, cache entry) and waits for its processes to end; never rejects. */
+export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTask, "node">, s: DispatchedRunSettings): Promise<DispatchedOutcome> {
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(new StopReason("cancel", s.signal.reason));
+  if (s.signal.aborted) onAbort();
+  else s.signal.addEventListener("abort", onAbort, { once: true });
+  const secrets = new SecretRegistry(s.secrets, s.env ?? process.env, (message, id) =>
+    s.emit({ type: "log", level: "warn", runId: task.flowRunId, ...(id ? { task: id } : {}), message, time: Date.now() }),
+  );
+  const pipeline = new TaskPipeline({
+    flowName: task.flowName,
+    params: task.params,
+    tracker: s.tracker,
+    experimentId: task.experimentId,
+    flowRunId: task.flowRunId,
+    secrets,
+    workDir: s.workDir,
+    // Masked here, as the coordinator's door masks its events: a log line leaves this process masked.
+    emit: (event) => s.emit(secrets.maskEvent(event)),
+    signal: stop.signal,
+    ...(s.cache ? { cache: s.cache } : {}),
+    ...(s.interceptors ? { interceptors: s.interceptors } : {}),
+    ...(task.runTags ? { runTags: task.runTags } : {}),
+  });
+  const state: PipelineTask = { node, result: { status: "running", attempts: 0 }, ...(task.key ? { key: task.key } : {}) };
+  try {
+    const outcome: TaskOutcome = await pipeline.run(state, task.inputs);
+    await pipeline.release(state);
+    const { runId, attempts } = state.result;
+    if (outcome.ok) return { ok: true, outputs: outcome.outputs, ...(runId ? { runId } : {}), attempts };
+    const error = outcome.error instanceof Error ? outcome.error : new Error(String(outcome.error));
+    const code = (error.constructor as { code?: unknown }).code;
+    return {
+      ok: false,
+      error: { name: error.name, message: secrets.mask(error.message), ...(typeof code === "string" ? { code } : {}) },
+      cancelled: outcome.cancelled,
+      ...(runId ? { runId } : {}),
+      attempts,
+    };
+  } finally {
+    s.signal.removeEventListener("abort", onAbort);
+  }
+}

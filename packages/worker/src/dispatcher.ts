@@ -1,0 +1,215 @@
+/**
+ * The coordinator's side of a queue (`cairn run --queue URL`, `run({ dispatcher })`): each task
+ * that missed the cache becomes one BullMQ job on its pool's queue, and its outcome comes back as
+ * the job's return value. The graph is never modelled in BullMQ (a job has one parent; a DAG
+ * needs many): the scheduler stays in this process, and a job is sent only once its inputs are
+ * ready. A cancel is published to every worker and marks the run cancelled in Redis; a job whose
+ * workers died under it too often fails as a poison task, and the task runs its dead attempts
+ * left RUNNING are closed.
+ */
+import { Job, Queue, QueueEvents } from "bullmq";
+import type { Redis } from "ioredis";
+import { CancelledError, type DispatchedOutcome, type DispatchedTask, type LogEvent, type TaskDispatcher, type Tracker } from "@cairn/core";
+import { PoisonTaskError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
+import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
+import { type JobProgress, STALLED_REASON } from "./job.ts";
+
+/** Settings of {@link queueDispatcher}. */
+export interface QueueDispatcherOptions {
+  /**
+   * How long Redis may stay unreachable while tasks wait on it before they fail with
+   * QueueUnreachableError (what already finished stays in the cache).
+   * @default 30000, or CAIRN_QUEUE_DOWN_MS
+   */
+  downMs?: number;
+}
+
+/** A dispatcher on a Redis queue; `close()` when the run is over. */
+export interface QueueDispatcher extends TaskDispatcher {
+  close(): Promise<void>;
+}
+
+/**
+ * Sends each task of a flow run that misses the cache to `url`'s queues, for `cairn worker`
+ * processes to run.
+ * @example
+ * const dispatcher = queueDispatcher("redis://queue-host:6379");
+ * try { await myFlow.run({ dispatcher }).outputs(); } finally { await dispatcher.close(); }
+ */
+export function queueDispatcher(url: string, options: QueueDispatcherOptions = {}): QueueDispatcher {
+  return new RedisQueueDispatcher(checkQueueUrl(url), options.downMs ?? (Number(process.env.CAIRN_QUEUE_DOWN_MS) || 30_000));
+}
+
+class RedisQueueDispatcher implements QueueDispatcher {
+  private readonly redis: Redis;
+  private readonly queues = new Map<string, Promise<{ queue: Queue; events: QueueEvents }>>();
+  /** BullMQ leaves a connection it was given open at close: these are ended here. */
+  private readonly connections: Redis[] = [];
+  private tracker: Tracker | undefined;
+  /** Flow runs whose cancel was published. */
+  private readonly cancelled = new Set<string>();
+  /** Waits to end when Redis stays down (see downMs). */
+  private readonly waiting = new Set<(error: Error) => void>();
+  private downSince: number | undefined;
+  /** Reads the log lines workers publish, one channel per flow run (see logChannel). */
+  private logs: Redis | undefined;
+  private readonly logDoors = new Map<string, (event: LogEvent) => void>();
+  private readonly watch: NodeJS.Timeout;
+
+  constructor(
+    private readonly url: string,
+    private readonly downMs: number,
+  ) {
+    this.redis = connect(url);
+    this.redis.on("error", () => {}); // reported through the commands that fail and the watch below
+    this.watch = setInterval(() => this.checkDown(), 500);
+    this.watch.unref();
+  }
+
+  async open(run: { flowName: string; tracker: Tracker }): Promise<void> {
+    const { capabilities } = run.tracker;
+    if (!capabilities.sharedRuns || !capabilities.remote) throw new QueueNeedsSharedTrackerError(run.flowName, run.tracker);
+    this.tracker = run.tracker;
+    try {
+      await this.redis.ping();
+    } catch (cause) {
+      throw new QueueUnreachableError(this.url, "open the queue", { cause: whyUnreachable(this.redis, cause) });
+    }
+  }
+
+  async run(task: DispatchedTask, signal: AbortSignal, log: (event: LogEvent) => void): Promise<DispatchedOutcome> {
+    const { node: _node, ...data } = task;
+    await this.listen(task.flowRunId, log);
+    const id = jobId(task.flowRunId, task.nodeId);
+    let job: Job;
+    let events: QueueEvents;
+    try {
+      const opened = await this.queueOf(queueName(task.flowName, task.pool));
+      events = opened.events;
+      job = await opened.queue.add(task.nodeId, data, {
+        jobId: id,
+        attempts: 1, // the task's own retries run in the worker; a job is sent again only when its worker dies
+        removeOnComplete: { age: 3600 },
+        removeOnFail: { age: 24 * 3600 },
+      });
+    } catch (cause) {
+      throw new QueueUnreachableError(this.url, `send task "${task.nodeId}"`, { cause });
+    }
+    const cancelled = (): DispatchedOutcome => ({ ok: false, cancelled: true, attempts: 0, error: { name: "CancelledError", message: new CancelledError(signal.reason).message } });
+    return new Promise<DispatchedOutcome>((resolve, reject) => {
+      const down = (error: Error) => settle(() => reject(error));
+      let done = false;
+      const settle = (then: () => void) => {
+        if (done) return;
+        done = true;
+        this.waiting.delete(down);
+        signal.removeEventListener("abort", onAbort);
+        then();
+      };
+      const onAbort = () => {
+        void this.cancel(task.flowRunId).then(async () => {
+          // A job no worker took yet is taken back; one that runs ends there, and says so.
+          const removed = await job.remove().then(() => true, () => false);
+          if (removed) settle(() => resolve(cancelled()));
+          // A worker that died with it may never say: the run does not wait for it for ever.
+          else setTimeout(() => settle(() => resolve(cancelled())), this.downMs).unref();
+        });
+      };
+      this.waiting.add(down);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+      job.waitUntilFinished(events).then(
+        (value: DispatchedOutcome) => settle(() => resolve(value)),
+        (error: Error) => void this.failed(task, id, error).then((outcome) => settle(() => resolve(outcome)), (e: Error) => settle(() => reject(e))),
+      );
+    });
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.watch);
+    const opened = await Promise.allSettled(this.queues.values());
+    await Promise.allSettled(opened.flatMap((o) => (o.status === "fulfilled" ? [o.value.events.close(), o.value.queue.close()] : [])));
+    for (const c of this.connections) c.disconnect();
+    this.logs?.disconnect();
+    this.redis.disconnect();
+  }
+
+  /** A job that failed in BullMQ (not a task that failed: that is a result): its workers died, or it was taken back. */
+  private async failed(task: DispatchedTask, id: string, error: Error): Promise<DispatchedOutcome> {
+    const message = error.message;
+    const queue = (await this.queueOf(queueName(task.flowName, task.pool))).queue;
+    const job = await Job.fromId(queue, id).catch(() => undefined);
+    const progress = (job?.progress ?? {}) as JobProgress;
+    const runIds = Array.isArray(progress.runIds) ? progress.runIds : [];
+    // The runs its dead workers left RUNNING end now: none stays RUNNING for ever.
+    if (this.tracker) await Promise.allSettled(runIds.map((runId) => this.tracker!.endRun(runId, "FAILED")));
+    const runId = runIds.at(-1);
+    if (message.includes(STALLED_REASON)) {
+      const poison = new PoisonTaskError(task.nodeId, job?.stalledCounter || runIds.length, message);
+      return { ok: false, cancelled: false, attempts: runIds.length, ...(runId ? { runId } : {}), error: { name: poison.name, message: poison.message, code: poison.code } };
+    }
+    return { ok: false, cancelled: false, attempts: runIds.length, ...(runId ? { runId } : {}), error: { name: "Error", message } };
+  }
+
+  /** Passes the log lines workers publish for `flowRunId` to `log`, from before its first task is sent. */
+  private async listen(flowRunId: string, log: (event: LogEvent) => void): Promise<void> {
+    if (this.logDoors.has(flowRunId)) return;
+    this.logDoors.set(flowRunId, log);
+    if (!this.logs) {
+      this.logs = connect(this.url);
+      this.logs.on("message", (channel: string, message: string) => {
+        const door = this.logDoors.get(channel.slice(logChannel("").length));
+        if (!door) return;
+        try {
+          const event = JSON.parse(message) as LogEvent;
+          if (event.type === "log") door(event);
+        } catch {
+          // not a log line of ours
+        }
+      });
+    }
+    // Log lines are a courtesy: a task runs whether or not they can be read.
+    await this.logs.subscribe(logChannel(flowRunId)).catch(() => {});
+  }
+
+  /** Marks the run cancelled (for workers that take its jobs later) and tells the workers running its tasks; once per run. */
+  private async cancel(flowRunId: string): Promise<void> {
+    if (this.cancelled.has(flowRunId)) return;
+    this.cancelled.add(flowRunId);
+    await this.redis.set(cancelledKey(flowRunId), "1", "PX", 24 * 3600_000).catch(() => {});
+    await this.redis.publish(CANCEL_CHANNEL, JSON.stringify({ flowRunId })).catch(() => {});
+  }
+
+  private queueOf(name: string): Promise<{ queue: Queue; events: QueueEvents }> {
+    let opened = this.queues.get(name);
+    if (!opened) {
+      opened = (async () => {
+        const commands = connect(this.url);
+        const blocking = connect(this.url, { blocking: true });
+        this.connections.push(commands, blocking);
+        const queue = new Queue(name, { connection: commands });
+        const events = new QueueEvents(name, { connection: blocking });
+        queue.on("error", () => {});
+        events.on("error", () => {});
+        // Listening before the first job is sent: its end is not missed.
+        await events.waitUntilReady();
+        return { queue, events };
+      })();
+      opened.catch(() => this.queues.delete(name));
+      this.queues.set(name, opened);
+    }
+    return opened;
+  }
+
+  /** Redis down for longer than downMs: every wait ends with QueueUnreachableError. */
+  private checkDown(): void {
+    if (!this.waiting.size || this.redis.status === "ready" || this.redis.status === "wait") {
+      this.downSince = undefined;
+      return;
+    }
+    this.downSince ??= Date.now();
+    if (Date.now() - this.downSince < this.downMs) return;
+    const error = new QueueUnreachableError(this.url, "wait for the tasks running on workers", { cause: `unreachable for ${Math.round((Date.now() - this.downSince) / 1000)} s` });
+    for (const fail of [...this.waiting]) fail(error);
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Every error of running tasks through a queue: each says what was expected, what arrived,
+ * where, and how to fix it, with the fields a caller branches on.
+ */
+import { CairnError } from "@cairn/core";
+import { redactUri } from "@cairn/core";
+
+/** `--queue` / `queueDispatcher()` cannot serve this run: the workers could not share its record. */
+export class QueueNeedsSharedTrackerError extends CairnError {
+  static override readonly code: string = "CAIRN_QUEUE_TRACKER";
+  override name = "QueueNeedsSharedTrackerError";
+  constructor(
+    readonly flowName: string,
+    readonly tracker: { kind: string; uri: string },
+  ) {
+    super(
+      `Flow "${flowName}" cannot run its tasks through a queue while it records to ${tracker.kind === "local" ? `the embedded store (${tracker.uri})` : `${tracker.kind} (${redactUri(tracker.uri)})`}: ` +
+        `workers on other machines record their task runs, and hand over artifacts, through an MLflow server that every machine reaches. ` +
+        `Set MLFLOW_TRACKING_URI=http://<mlflow-host>:5000 for the run and for every worker (and, for a shared cache store, the same CAIRN_CACHE_URL).`,
+    );
+  }
+}
+
+/** Redis did not answer at the queue URL. */
+export class QueueUnreachableError extends CairnError {
+  static override readonly code: string = "CAIRN_QUEUE_UNREACHABLE";
+  override name = "QueueUnreachableError";
+  constructor(
+    readonly url: string,
+    readonly operation: string,
+    options?: { cause?: unknown },
+  ) {
+    const cause = options?.cause instanceof Error ? options.cause.message : options?.cause === undefined ? "no answer" : String(options.cause);
+    super(
+      `The queue at ${redactUri(url)} did not answer while trying to ${operation} (${cause}). ` +
+        `Check that redis-server runs there and this machine reaches it (redis-cli -u ${redactUri(url)} ping); tasks already finished are kept in the cache.`,
+      options,
+    );
+  }
+}
+
+/** The queue URL is not a Redis URL. */
+export class QueueUrlError extends CairnError {
+  static override readonly code: string = "CAIRN_QUEUE_URL";
+  override name = "QueueUrlError";
+  constructor(readonly url: unknown) {
+    super(`Expected the queue to be a Redis URL (redis://host:6379 or rediss://...), got ${JSON.stringify(url)}.`);
+  }
+}
+
+/** The worker's checkout has other code for a task than the coordinator's: it refuses to run it. */
+export class StaleCodeError extends CairnError {
+  static override readonly code: string = "CAIRN_STALE_CODE";
+  override name = "StaleCodeError";
+  constructor(
+    readonly nodeId: string,
+    readonly flowFile: string,
+    readonly host: string,
+    readonly differs: string[],
+  ) {
+    super(
+      `Task "${nodeId}" was not run by the worker on ${host}: its code in ${flowFile} there differs from the code the flow run was started with (${differs.join(", ")}). ` +
+        `Update that worker's checkout to the coordinator's commit (and restart it), or stop it; a worker never runs other code than the run asked for.`,
+    );
+  }
+}
+
+/** The worker's flow file has no such task. */
+export class UnknownQueuedTaskError extends CairnError {
+  static override readonly code: string = "CAIRN_UNKNOWN_QUEUED_TASK";
+  override name = "UnknownQueuedTaskError";
+  constructor(
+    readonly nodeId: string,
+    readonly flowFile: string,
+    readonly host: string,
+  ) {
+    super(
+      `Task "${nodeId}" was not run by the worker on ${host}: the flow in its ${flowFile} has no task with that id. ` +
+        `Its checkout is older or newer than the coordinator's; update it to the same commit and restart the worker.`,
+    );
+  }
+}
+
+/** A task whose workers died under it again and again: not tried once more. */
+export class PoisonTaskError extends CairnError {
+  static override readonly code: string = "CAIRN_POISON_TASK";
+  override name = "PoisonTaskError";
+  constructor(
+    readonly nodeId: string,
+    readonly deaths: number,
+    readonly reason: string,
+  ) {
+    super(
+      `Task "${nodeId}" was given up: the worker running it died ${deaths} times in a row (${reason}). ` +
+        `A task that kills its process (out of memory, a crash in native code) would go on killing workers; ` +
+        `run it alone with \`cairn run\` without --queue to see why, or raise its worker's memory.`,
+    );
+  }
+}
+
+/** A worker option is wrong. */
+export class WorkerOptionError extends CairnError {
+  static override readonly code: string = "CAIRN_WORKER_OPTION";
+  override name = "WorkerOptionError";
+  constructor(
+    readonly option: string,
+    readonly expected: string,
+    readonly got: unknown,
+  ) {
+    super(`Expected \`${option}\` to be ${expected}, got ${JSON.stringify(got)}.`);
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * @cairn/worker: Cairn beyond one machine. `queueDispatcher(url)` sends a flow run's tasks to a
+ * Redis queue (BullMQ) as `RunOptions.dispatcher`; `startWorker()` takes them in another process
+ * (`cairn worker`); `listWorkers()` reads the live ones (`cairn workers`).
+ */
+export { queueDispatcher, type QueueDispatcher, type QueueDispatcherOptions } from "./dispatcher.ts";
+export { startWorker, type WorkerOptions, type WorkerEvent, type WorkerRecord, type RunningWorker } from "./worker.ts";
+export { listWorkers, checkQueue } from "./workers-list.ts";
+export { DEFAULT_POOL } from "./queue-names.ts";
+export {
+  QueueNeedsSharedTrackerError,
+  QueueUnreachableError,
+  QueueUrlError,
+  StaleCodeError,
+  UnknownQueuedTaskError,
+  PoisonTaskError,
+  WorkerOptionError,
+} from "./errors.ts";

@@ -1,0 +1,82 @@
+/**
+ * What the coordinator and its workers agree on in Redis: the queue of each flow's pool, a job's
+ * id, the keys of live workers and cancelled flow runs, the channel that carries a cancel, and
+ * one way to open a connection. Both sides import these, so a name is written once.
+ */
+import { createHash } from "node:crypto";
+import { Redis, type RedisOptions } from "ioredis";
+import { QueueUrlError } from "./errors.ts";
+
+/** The pool of tasks that name none, and of workers started without `--pool`. */
+export const DEFAULT_POOL = "default";
+
+/** Key prefix of everything Cairn keeps in the queue's Redis besides BullMQ's own. */
+const PREFIX = "cairn";
+
+/** BullMQ's queue of a flow's pool; a queue name may not hold `:`. */
+export function queueName(flowName: string, pool: string | undefined): string {
+  return `cairn.${safe(flowName)}.${safe(pool ?? DEFAULT_POOL)}`;
+}
+
+/** One job per task of a flow run: a second send of the same task is the same job. */
+export function jobId(flowRunId: string, nodeId: string): string {
+  return `${safe(flowRunId)}.${createHash("sha256").update(nodeId).digest("hex").slice(0, 20)}`;
+}
+
+/** A live worker's heartbeat record. */
+export function workerKey(id: string): string {
+  return `${PREFIX}:worker:${id}`;
+}
+export const WORKER_KEYS = `${PREFIX}:worker:*`;
+
+/** Set when a flow run is cancelled: a worker that takes one of its jobs later does not run it. */
+export function cancelledKey(flowRunId: string): string {
+  return `${PREFIX}:cancelled:${flowRunId}`;
+}
+
+/** Where cancels are published: `{ flowRunId }`. */
+export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
+
+/** Where workers publish the log lines of a flow run's tasks, for its coordinator's events. */
+export function logChannel(flowRunId: string): string {
+  return `${PREFIX}:log:${flowRunId}`;
+}
+
+/** Held while a worker computes a cache key: a second job of the same key waits for it (at-least-once made harmless). */
+export function computingKey(cacheKey: string): string {
+  return `${PREFIX}:computing:${cacheKey}`;
+}
+
+function safe(name: string): string {
+  return name.replace(/[^A-Za-z0-9_-]/g, "_");
+}
+
+/** Checks `url` where it enters. */
+export function checkQueueUrl(url: unknown): string {
+  if (typeof url !== "string" || !/^rediss?:\/\/./.test(url)) throw new QueueUrlError(url);
+  return url;
+}
+
+/**
+ * A connection to the queue's Redis. `blocking`: for BullMQ's workers and event readers, whose
+ * commands wait for ever (BullMQ asks for no per-request retry limit there).
+ */
+export function connect(url: string, options: { blocking?: boolean } = {}): Redis {
+  const redisOptions: RedisOptions = {
+    lazyConnect: true,
+    // Commands fail after a few reconnects instead of queueing while Redis is down.
+    maxRetriesPerRequest: options.blocking ? null : 3,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+  };
+  const redis = new Redis(url, redisOptions);
+  // Kept for messages: "connect ECONNREFUSED 127.0.0.1:6379" says more than ioredis's retry limit.
+  redis.on("error", (error: Error) => lastErrors.set(redis, error));
+  return redis;
+}
+
+const lastErrors = new WeakMap<Redis, Error>();
+
+/** Why a command on `redis` failed, in the words of its connection's last error when it has one. */
+export function whyUnreachable(redis: Redis, failure: unknown): unknown {
+  return lastErrors.get(redis) ?? failure;
+}

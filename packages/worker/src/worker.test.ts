@@ -1,0 +1,27 @@
+import { describe, expect, it } from "vitest";
+import { flow, task } from "@cairn/dsl";
+import { queueDispatcher } from "./dispatcher.ts";
+import { QueueUrlError, WorkerOptionError } from "./errors.ts";
+import { jobId, queueName } from "./queue-names.ts";
+import { startWorker } from "./worker.ts";
+
+const f = flow("options").build(() => ({ y: task("t").run(() => ({ y: 1 }))().y }));
+
+describe("options, checked where they enter", () => {
+  it("startWorker refuses a bad concurrency, pool or death limit before it connects", async () => {
+    const base = { flow: f.definition, file: "flow.ts", queue: "redis://127.0.0.1:1" };
+    await expect(startWorker({ ...base, concurrency: 0 })).rejects.toThrow(new WorkerOptionError("concurrency", "an integer >= 1", 0).message);
+    await expect(startWorker({ ...base, pools: [""] })).rejects.toThrow("Expected `pools` to be non-empty pool names, got [\"\"].");
+    await expect(startWorker({ ...base, maxDeaths: 0 })).rejects.toThrow("Expected `maxDeaths` to be an integer >= 1, got 0.");
+    await expect(startWorker({ ...base, queue: "localhost:6379" })).rejects.toThrow(QueueUrlError);
+    expect(() => queueDispatcher("postgres://x")).toThrow(`Expected the queue to be a Redis URL (redis://host:6379 or rediss://...), got "postgres://x".`);
+  });
+
+  it("queue names and job ids hold no `:` (BullMQ's separator), and a task of a run is one job", () => {
+    expect(queueName("my flow:v2", undefined)).toBe("cairn.my_flow_v2.default");
+    expect(queueName("f", "gpu")).toBe("cairn.f.gpu");
+    expect(jobId("run1", "a:b")).toBe(jobId("run1", "a:b"));
+    expect(jobId("run1", "a:b")).not.toContain(":");
+    expect(jobId("run1", "a")).not.toBe(jobId("run1", "b"));
+  });
+});

@@ -1,0 +1,340 @@
+/**
+ * The worker's side of a queue (`cairn worker FLOW --queue URL`): a process that loaded a flow
+ * file takes its tasks' jobs from the queues of its pools and runs each through core's
+ * runDispatchedTask (the same runTask the coordinator would run), recording to the flow run's
+ * MLflow server. Before it runs one, it checks that the task's code here is the code the run was
+ * started with, and it closes the runs a worker that died under the same job left RUNNING. A job
+ * of a cache key another job computes now waits for that one's entry instead of running twice.
+ * It keeps a heartbeat in Redis (`cairn workers`), aborts a task when its flow run is cancelled,
+ * and on close finishes what it runs and takes nothing more.
+ */
+import { hostname } from "node:os";
+import { resolve as resolvePath } from "node:path";
+import { randomUUID } from "node:crypto";
+import { type Job, Worker as BullWorker } from "bullmq";
+import type { Redis } from "ioredis";
+import { CacheStore } from "@cairn/cache";
+import {
+  type CodeFingerprint,
+  type DispatchedOutcome,
+  type FlowDefinition,
+  type FlowNode,
+  type RunEvent,
+  type Tracker,
+  CancelledError,
+  localCodeFingerprint,
+  resolveTracker,
+  runDispatchedTask,
+  TaskCache,
+} from "@cairn/core";
+import { StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
+import type { JobData, JobProgress } from "./job.ts";
+import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, computingKey, connect, DEFAULT_POOL, logChannel, queueName, workerKey } from "./queue-names.ts";
+
+/** Settings of {@link startWorker}. */
+export interface WorkerOptions {
+  /** The flow whose tasks this worker runs (loaded from its own checkout). */
+  flow: FlowDefinition;
+  /** The flow's file, for messages. */
+  file: string;
+  /** The queue's Redis URL. */
+  queue: string;
+  /** Pools whose tasks it takes; `default` is the pool of tasks that name none. @default ["default"] */
+  pools?: readonly string[];
+  /** Tasks it runs at once, per pool. @default 1 */
+  concurrency?: number;
+  /** Folder of Cairn's local state (downloads, the embedded cache store). @default ".cairn" */
+  root?: string;
+  /** Environment for MLflow and Cairn variables and the tasks' secrets. @default process.env */
+  env?: NodeJS.ProcessEnv;
+  /** Secrets by name, besides the environment. */
+  secrets?: Record<string, string>;
+  /**
+   * How long a job stays locked to this worker without its heartbeat: a worker dead for this
+   * long has its job given to another.
+   * @default 30000, or CAIRN_QUEUE_LOCK_MS
+   */
+  lockMs?: number;
+  /** A task whose workers died this many times in a row fails as a poison task. @default 3, or CAIRN_QUEUE_MAX_DEATHS */
+  maxDeaths?: number;
+  /** What the worker does, for its log. */
+  onEvent?: (event: WorkerEvent) => void;
+}
+
+/** What a worker reports as it goes. */
+export type WorkerEvent =
+  | { readonly type: "ready"; readonly id: string; readonly pools: readonly string[] }
+  | { readonly type: "task"; readonly status: "started"; readonly task: string; readonly flowRunId: string }
+  | { readonly type: "task"; readonly status: "succeeded" | "failed" | "cancelled" | "refused" | "reused" | "waiting"; readonly task: string; readonly flowRunId: string; readonly message?: string }
+  | { readonly type: "log"; readonly event: RunEvent };
+
+/** A live worker's record in Redis, as `cairn workers` lists it. */
+export interface WorkerRecord {
+  id: string;
+  host: string;
+  pid: number;
+  flow: string;
+  file: string;
+  pools: string[];
+  concurrency: number;
+  running: Array<{ task: string; flowRunId: string; since: number }>;
+  startedAt: number;
+  /** Epoch ms of its last heartbeat. */
+  beatAt: number;
+}
+
+/** A started worker. */
+export interface RunningWorker {
+  readonly id: string;
+  /** Takes no more jobs, waits for the ones it runs, and leaves. */
+  close(): Promise<void>;
+}
+
+const HEARTBEAT_MS = 2000;
+
+/** Starts taking `options.flow`'s tasks from the queue. */
+export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+  const url = checkQueueUrl(options.queue);
+  const env = options.env ?? process.env;
+  const pools = [...new Set(options.pools?.length ? options.pools : [DEFAULT_POOL])];
+  for (const pool of pools) if (typeof pool !== "string" || !pool) throw new WorkerOptionError("pools", "non-empty pool names", options.pools);
+  const concurrency = options.concurrency ?? 1;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new WorkerOptionError("concurrency", "an integer >= 1", concurrency);
+  const lockMs = options.lockMs ?? (Number(env.CAIRN_QUEUE_LOCK_MS) || 30_000);
+  const maxDeaths = options.maxDeaths ?? (Number(env.CAIRN_QUEUE_MAX_DEATHS) || 3);
+  if (!Number.isInteger(maxDeaths) || maxDeaths < 1) throw new WorkerOptionError("maxDeaths", "an integer >= 1", maxDeaths);
+  const root = resolvePath(options.root ?? ".cairn");
+  const host = hostname();
+  const id = `${host}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const tell = options.onEvent ?? (() => {});
+  const { flow, file } = options;
+
+  const redis = connect(url);
+  const subscriber = connect(url);
+  redis.on("error", () => {});
+  subscriber.on("error", () => {});
+  const trackers = new Map<string, Promise<Tracker>>();
+  let store: Promise<CacheStore> | undefined;
+  /** One TaskCache per flow run: its scope holds that run's memos (code reads), as in the coordinator. */
+  const caches = new Map<string, Promise<TaskCache>>();
+  /** Tasks running now, by flow run: a cancel aborts them. */
+  const running = new Map<string, Set<{ controller: AbortController; task: string; since: number }>>();
+
+  const trackerFor = (uri: string) => {
+    let t = trackers.get(uri);
+    if (!t) {
+      t = resolveTracker({ root, env: { ...env, MLFLOW_TRACKING_URI: uri } });
+      t.catch(() => trackers.delete(uri));
+      trackers.set(uri, t);
+    }
+    return t;
+  };
+  const cacheFor = (data: JobData, tracker: Tracker) => {
+    let c = caches.get(data.flowRunId);
+    if (!c) {
+      store ??= CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root });
+      c = store.then((s) => new TaskCache(s, tracker, data.experimentId, root, env, {}));
+      caches.set(data.flowRunId, c);
+      // Kept for a few runs at a time: a run's memos are of no use to the next.
+      if (caches.size > 8) caches.delete(caches.keys().next().value!);
+    }
+    return c;
+  };
+
+  const process_ = async (job: Job<JobData, DispatchedOutcome>): Promise<DispatchedOutcome> => {
+    const data = job.data;
+    const task = data.nodeId;
+    const fail = (error: Error & { code?: string }, status: "failed" | "refused"): DispatchedOutcome => {
+      tell({ type: "task", status, task, flowRunId: data.flowRunId, message: error.message });
+      return { ok: false, cancelled: false, attempts: 0, error: { name: error.name, message: error.message, ...(error.code ? { code: error.code } : {}) } };
+    };
+    // Asked while the tracker opens: a round trip less on the way to the task.
+    const cancelledRun = redis.exists(cancelledKey(data.flowRunId)).catch(() => 0);
+    const opening = trackerFor(data.tracker.uri);
+    opening.catch(() => {}); // awaited below, once the task is known to run
+    if (await cancelledRun) {
+      tell({ type: "task", status: "cancelled", task, flowRunId: data.flowRunId });
+      return { ok: false, cancelled: true, attempts: 0, error: { name: "CancelledError", message: new CancelledError("the flow run was cancelled").message } };
+    }
+    const node = nodeOf(flow, data);
+    if (!node) return fail(new UnknownQueuedTaskError(task, file, host), "refused");
+    const tracker = await opening;
+    const cache = await cacheFor(data, tracker);
+    const differs = compareCode(data.code, await localCodeFingerprint(node, data, cache, data.flowRunId));
+    if (differs.length) return fail(new StaleCodeError(task, file, host, differs), "refused");
+
+    // Runs that workers dead under this job left RUNNING end now, before it runs again.
+    const progress = (job.progress ?? {}) as JobProgress;
+    const runIds = Array.isArray(progress.runIds) ? [...progress.runIds] : [];
+    await Promise.allSettled(runIds.map((runId) => tracker.endRun(runId, "FAILED")));
+
+    const controller = new AbortController();
+    const entry = { controller, task, since: Date.now() };
+    let set = running.get(data.flowRunId);
+    if (!set) running.set(data.flowRunId, (set = new Set()));
+    set.add(entry);
+    let computing: (() => Promise<void>) | undefined;
+    try {
+      if (data.key) {
+        const key = data.key.key;
+        const waited = await claimKey(redis, key, job.id!, lockMs, controller.signal, () =>
+          tell({ type: "task", status: "waiting", task, flowRunId: data.flowRunId, message: "another job of its cache key runs; waiting for its result" }),
+        );
+        computing = release(redis, key, job.id!, lockMs);
+        if (waited) {
+          // Another job of the same key ran meanwhile (a second send of the task): its entry is the outcome.
+          const found = await cache.lookup(key);
+          if (found.entry) {
+            tell({ type: "task", status: "reused", task, flowRunId: data.flowRunId });
+            return { ok: true, outputs: found.entry.outputs.values, runId: found.entry.sourceRunId, attempts: 0 };
+          }
+        }
+      }
+      tell({ type: "task", status: "started", task, flowRunId: data.flowRunId });
+      let noting = Promise.resolve();
+      const outcome = await runDispatchedTask(node, data, {
+        tracker,
+        cache,
+        workDir: root,
+        signal: controller.signal,
+        env,
+        ...(options.secrets ? { secrets: options.secrets } : {}),
+        emit: (event) => {
+          if (event.type === "task" && event.status === "running" && event.taskRunId && !runIds.includes(event.taskRunId)) {
+            runIds.push(event.taskRunId);
+            const noted: JobProgress = { runIds: [...runIds] };
+            noting = noting.then(() => job.updateProgress(noted as object)).catch(() => {});
+          }
+          if (event.type === "log") {
+            tell({ type: "log", event });
+            // To the coordinator's events, as the line would be in one process (masked there, and here by the task's registry).
+            void redis.publish(logChannel(data.flowRunId), JSON.stringify(event)).catch(() => {});
+          }
+        },
+      });
+      void noting; // not waited for: the outcome does not depend on it, and a late note on a finished job is harmless
+      tell(
+        outcome.ok
+          ? { type: "task", status: "succeeded", task, flowRunId: data.flowRunId }
+          : { type: "task", status: outcome.cancelled ? "cancelled" : "failed", task, flowRunId: data.flowRunId, message: outcome.error.message },
+      );
+      return outcome;
+    } finally {
+      set.delete(entry);
+      if (!set.size) running.delete(data.flowRunId);
+      await computing?.();
+    }
+  };
+
+  await subscriber.subscribe(CANCEL_CHANNEL);
+  subscriber.on("message", (_channel: string, message: string) => {
+    let flowRunId: unknown;
+    try {
+      flowRunId = (JSON.parse(message) as { flowRunId?: unknown }).flowRunId;
+    } catch {
+      return;
+    }
+    for (const entry of running.get(String(flowRunId)) ?? []) entry.controller.abort(new CancelledError("the flow run was cancelled"));
+  });
+
+  // BullMQ leaves a connection it was given open at close: these are ended here.
+  const connections: Redis[] = [];
+  const workers = pools.map(
+    (pool) =>
+      new BullWorker<JobData, DispatchedOutcome>(queueName(flow.name, pool === DEFAULT_POOL ? undefined : pool), process_, {
+        connection: connections[connections.push(connect(url, { blocking: true })) - 1]!,
+        concurrency,
+        lockDuration: lockMs,
+        stalledInterval: lockMs,
+        maxStalledCount: maxDeaths - 1,
+      }),
+  );
+  for (const w of workers) w.on("error", () => {}); // the connection reconnects; a job's own error is its outcome
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+
+  const startedAt = Date.now();
+  const beat = async () => {
+    const record: WorkerRecord = {
+      id,
+      host,
+      pid: process.pid,
+      flow: flow.name,
+      file,
+      pools,
+      concurrency,
+      running: [...running].flatMap(([flowRunId, set]) => [...set].map((e) => ({ task: e.task, flowRunId, since: e.since }))),
+      startedAt,
+      beatAt: Date.now(),
+    };
+    await redis.set(workerKey(id), JSON.stringify(record), "PX", HEARTBEAT_MS * 3).catch(() => {});
+  };
+  await beat();
+  const heartbeat = setInterval(() => void beat(), HEARTBEAT_MS);
+  tell({ type: "ready", id, pools });
+
+  let closing: Promise<void> | undefined;
+  return {
+    id,
+    close: () =>
+      (closing ??= (async () => {
+        await Promise.all(workers.map((w) => w.close()));
+        clearInterval(heartbeat);
+        await redis.del(workerKey(id)).catch(() => {});
+        const s = store ? await store.catch(() => undefined) : undefined;
+        await s?.close().catch(() => {});
+        await Promise.allSettled([...trackers.values()].map(async (t) => (await t).flush()));
+        subscriber.disconnect();
+        redis.disconnect();
+        for (const c of connections) c.disconnect();
+      })()),
+  };
+}
+
+/**
+ * The node of a job: one of the flow's, or an item of one of its map or sweep nodes, made as the
+ * coordinator's scheduler made it (the map's task; its inputs arrive resolved with the job).
+ */
+function nodeOf(flow: FlowDefinition, data: JobData): FlowNode | undefined {
+  if (!data.item) return flow.nodes.find((n) => n.id === data.nodeId);
+  const parent = flow.nodes.find((n) => n.id === data.item!.parent && n.map);
+  return parent ? { id: data.nodeId, task: parent.task, inputs: {}, after: [], item: data.item } : undefined;
+}
+
+/** What differs between the run's fingerprint of a task's code and this checkout's; empty when they agree. */
+function compareCode(theirs: CodeFingerprint, mine: CodeFingerprint): string[] {
+  const differs: string[] = [];
+  if (theirs.code !== mine.code) differs.push("its source");
+  if (theirs.taskVersion !== mine.taskVersion) differs.push(`its version (${theirs.taskVersion ?? "none"} there, ${mine.taskVersion ?? "none"} here)`);
+  const names = new Set([...Object.keys(theirs.codeFiles ?? {}), ...Object.keys(mine.codeFiles ?? {})]);
+  for (const name of [...names].sort()) if (theirs.codeFiles?.[name] !== mine.codeFiles?.[name]) differs.push(`file ${name}`);
+  return differs;
+}
+
+/**
+ * Takes the right to compute `cacheKey` among workers, waiting while another job holds it;
+ * true when it waited (that job's entry is then in the cache, unless it failed).
+ */
+async function claimKey(redis: Redis, cacheKey: string, owner: string, lockMs: number, signal: AbortSignal, onWait: () => void): Promise<boolean> {
+  const key = computingKey(cacheKey);
+  let waited = false;
+  for (;;) {
+    // Redis not answering: the task runs; the coordinator's lease still guards the key.
+    const got = await redis.set(key, owner, "PX", lockMs, "NX").catch(() => "OK");
+    if (got === "OK") return waited;
+    if ((await redis.get(key).catch(() => null)) === owner) return waited; // this job's own claim, from a worker that died
+    if (signal.aborted) return waited;
+    if (!waited) onWait();
+    waited = true;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Renews a claim while its task runs; the function returned lets it go. */
+function release(redis: Redis, cacheKey: string, owner: string, lockMs: number): () => Promise<void> {
+  const key = computingKey(cacheKey);
+  const renew = setInterval(() => void redis.pexpire(key, lockMs).catch(() => {}), lockMs / 3);
+  return async () => {
+    clearInterval(renew);
+    if ((await redis.get(key).catch(() => null)) === owner) await redis.del(key).catch(() => {});
+  };
+}

@@ -1,0 +1,43 @@
+/**
+ * The live workers of a queue (`cairn workers`), from the heartbeats they keep in its Redis, and
+ * the reachability check behind `cairn worker --healthcheck`.
+ */
+import { QueueUnreachableError } from "./errors.ts";
+import { checkQueueUrl, connect, whyUnreachable, WORKER_KEYS } from "./queue-names.ts";
+import type { WorkerRecord } from "./worker.ts";
+
+/** Every worker whose heartbeat is fresh, oldest first. */
+export async function listWorkers(url: string): Promise<WorkerRecord[]> {
+  const redis = connect(checkQueueUrl(url));
+  redis.on("error", () => {});
+  try {
+    const keys: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, found] = await redis.scan(cursor, "MATCH", WORKER_KEYS, "COUNT", 200);
+      cursor = next;
+      keys.push(...found);
+    } while (cursor !== "0");
+    const values = keys.length ? await redis.mget(keys) : [];
+    return values
+      .flatMap((v) => (v ? [JSON.parse(v) as WorkerRecord] : []))
+      .sort((a, b) => a.startedAt - b.startedAt);
+  } catch (cause) {
+    throw new QueueUnreachableError(url, "list its workers", { cause: whyUnreachable(redis, cause) });
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Resolves when Redis answers at `url`; rejects with QueueUnreachableError. */
+export async function checkQueue(url: string): Promise<void> {
+  const redis = connect(checkQueueUrl(url));
+  redis.on("error", () => {});
+  try {
+    await redis.ping();
+  } catch (cause) {
+    throw new QueueUnreachableError(url, "check it", { cause: whyUnreachable(redis, cause) });
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -1,0 +1,376 @@
+/**
+ * `cairn run --queue` with `cairn worker` processes, all real: redis-server, an MLflow server,
+ * workers as child processes on 127.0.0.1. A flow spread over workers ends as it does in one
+ * process, in its outputs and its MLflow record; pools route tasks; a worker killed mid-task
+ * costs nothing but time; a coordinator killed is re-run from the cache; a worker whose code
+ * differs refuses the task; a cancel reaches a worker's task; and each user error says what to do.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
+import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
+import { cairnBin, cairnRun, childEnv, start, tmp, tsxScript } from "../cache/helpers.ts";
+import { markers, spreadFlow, type StartedWorker, startWorker } from "./helpers.ts";
+
+let redis: RedisServer;
+let mlflow: MlflowServer;
+const workers: StartedWorker[] = [];
+
+beforeAll(async () => {
+  [redis, mlflow] = await Promise.all([startRedisServer(), startMlflowServer()]);
+}, 180_000);
+afterEach(async () => {
+  for (const w of workers.splice(0)) {
+    w.kill("SIGKILL");
+    await w.done;
+  }
+});
+afterAll(async () => {
+  await Promise.all([redis?.stop(), mlflow?.stop()]);
+});
+
+interface Shown {
+  run: { status: string; name: string };
+  tasks: Array<{ name: string; status: string; params: Record<string, string>; tags: Record<string, string> }>;
+}
+
+/** Env of one test: its own flow name (its own queues), experiment and markers. */
+async function testEnv(name: string, extra: NodeJS.ProcessEnv = {}) {
+  const markerDir = await tmp("cairn-queue-marks-");
+  return { markerDir, env: { FLOW_NAME: name, MLFLOW_TRACKING_URI: mlflow.uri, MLFLOW_EXPERIMENT_NAME: name, MARKER_DIR: markerDir, ...extra } };
+}
+
+async function spawnWorkers(n: number, env: NodeJS.ProcessEnv, args: string[] = []): Promise<StartedWorker[]> {
+  const started = await Promise.all(Array.from({ length: n }, async () => startWorker(spreadFlow, redis.url, ["--root", await tmp("cairn-worker-root-"), ...args], env)));
+  workers.push(...started);
+  return started;
+}
+
+const show = async (runId: string, env: NodeJS.ProcessEnv, experiment: string) => {
+  const r = await start(process.execPath, [cairnBin, "show", runId, "--json", "--experiment", experiment], { env: childEnv(env) }).done;
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as Shown;
+};
+
+/** What a run records that does not depend on where it ran: task names, statuses, inputs (an artifact's run id aside). */
+const record = (shown: Shown) =>
+  shown.tasks
+    .map((t) => ({ name: t.name, status: t.status, params: Object.fromEntries(Object.entries(t.params).map(([k, v]) => [k, v.replace(/runs:\/[0-9a-f]+\//, "runs:/<run>/")])) }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+
+describe("cairn run --queue", () => {
+  it("spreads a flow over 3 workers, with the same outputs and MLflow record as in one process", async () => {
+    const { env, markerDir } = await testEnv("queue-spread", { SLEEP_MS: "500" });
+    const spawned = await spawnWorkers(3, env);
+    const queued = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    expect(queued.code, queued.stderr).toBe(0);
+    const final = queued.json.at(-1)!;
+    expect(final).toMatchObject({ type: "flow", status: "succeeded", outputs: { total: 4 + 9 + 16 + "a=4 b=9\n".length } });
+
+    // Every task ran on a worker, none in the coordinator, and more than one worker took some.
+    const ran = await markers(markerDir);
+    const workerPids = new Set(spawned.map((w) => w.child.pid!));
+    expect(Object.keys(ran).sort()).toEqual(["g1", "hold", "report", "s1", "s2", "sum"]);
+    for (const pids of Object.values(ran)) for (const pid of pids) expect(workerPids.has(pid)).toBe(true);
+    expect(new Set(Object.values(ran).flat()).size).toBeGreaterThan(1);
+    // A task's log lines reach the coordinator's events, as in one process.
+    expect(queued.stderr).toContain(`squaring 2 on pid ${ran.s1![0]}`);
+
+    // The same flow in one process, in another experiment: the same outputs and the same record.
+    const { env: localEnv } = await testEnv("queue-spread-local", { SLEEP_MS: "0", FLOW_NAME: "queue-spread" });
+    const local = await cairnRun(spreadFlow, await tmp(), [], localEnv).done;
+    expect(local.code, local.stderr).toBe(0);
+    expect(local.json.at(-1)!.outputs).toEqual(final.outputs);
+    const queuedShown = await show(String(final.runId), env, "queue-spread");
+    const localShown = await show(String(local.json.at(-1)!.runId), localEnv, "queue-spread-local");
+    expect(queuedShown.run.status).toBe(localShown.run.status);
+    expect(record(queuedShown)).toEqual(record(localShown));
+    expect(record(queuedShown).map((t) => t.status)).toEqual(Array(6).fill("FINISHED"));
+  }, 180_000);
+});
+
+/** Alive: the pid exists and is not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves once `check` holds, polling. */
+async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe("pools, dead workers, stale code, cancel", () => {
+  it("runs the items of a map and the trials of a sweep on the workers, as in one process", async () => {
+    const { env, markerDir } = await testEnv("queue-map");
+    const mapFlow = join(import.meta.dirname, "fixtures/map.flow.ts");
+    const spawned = [
+      ...(await Promise.all([0, 1].map(async () => startWorker(mapFlow, redis.url, ["--root", await tmp()], env)))),
+    ];
+    workers.push(...spawned);
+    const r = await cairnRun(mapFlow, await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1), JSON.stringify(r.json.at(-1))).toMatchObject({ status: "succeeded", outputs: { ys: [{ y: 1 }, { y: 4 }, { y: 9 }, { y: 16 }], best: 24 } });
+    const ran = await markers(markerDir);
+    expect(Object.keys(ran).sort()).toEqual(["score_0_", "score_1_", "score_2_", "score_3_", "square_0_", "square_1_", "square_2_", "square_3_"]);
+    const pids = new Set(spawned.map((w) => w.child.pid!));
+    for (const p of Object.values(ran).flat()) expect(pids.has(p)).toBe(true);
+  }, 120_000);
+
+  it("routes a pool's tasks to the workers of that pool only", async () => {
+    const { env, markerDir } = await testEnv("queue-pools", { GPU_POOL: "1" });
+    const [plain] = await spawnWorkers(1, env);
+    const [gpu] = await spawnWorkers(1, env, ["--pool", "gpu"]);
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code, r.stderr).toBe(0);
+    const ran = await markers(markerDir);
+    expect(ran.g1).toEqual([gpu!.child.pid]);
+    for (const node of ["s1", "s2", "report", "hold", "sum"]) expect(ran[node]).toEqual([plain!.child.pid]);
+  }, 120_000);
+
+  it("a worker killed mid-task: another runs the task again, the flow succeeds, the dead attempt's run is closed", async () => {
+    const holdFile = join(await tmp(), "go");
+    const { env, markerDir } = await testEnv("queue-kill", { HOLD_FILE: holdFile, CAIRN_QUEUE_LOCK_MS: "1500" });
+    const spawned = await spawnWorkers(2, env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    const first = (await markers(markerDir)).hold![0]!;
+    spawned.find((w) => w.child.pid === first)!.kill("SIGKILL");
+    await writeFile(holdFile, "go");
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { total: 37 } });
+    const holds = (await markers(markerDir)).hold!;
+    expect(holds).toHaveLength(2);
+    expect(holds).toContain(first);
+    const shown = await show(String(r.json.at(-1)!.runId), env, "queue-kill");
+    const holdRuns = shown.tasks.filter((t) => t.name === "hold").map((t) => t.status).sort();
+    expect(holdRuns).toEqual(["FAILED", "FINISHED"]);
+    expect(shown.tasks.some((t) => t.status === "RUNNING")).toBe(false);
+  }, 120_000);
+
+  it("a task that kills every worker that takes it fails as a poison task", async () => {
+    const { env } = await testEnv("queue-poison", { KILL_WORKER: "1", CAIRN_QUEUE_LOCK_MS: "1000", CAIRN_QUEUE_MAX_DEATHS: "2" });
+    await spawnWorkers(3, env);
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "failed") as { error: { name: string; message: string } };
+    expect(failed.error.name).toBe("PoisonTaskError");
+    expect(failed.error.message).toMatch(/Task "hold" was given up: the worker running it died 2 times in a row/);
+    const shown = await show(String(r.json.at(-1)!.runId), env, "queue-poison");
+    expect(shown.tasks.filter((t) => t.name === "hold").map((t) => t.status)).toEqual(["FAILED", "FAILED"]);
+  }, 120_000);
+
+  it("a worker whose checkout has other code refuses the task, naming it and its flow file", async () => {
+    const { env } = await testEnv("queue-stale");
+    const dir = await tmp("cairn-stale-checkout-");
+    const { readFile, symlink } = await import("node:fs/promises");
+    const stale = join(dir, "spread.flow.ts");
+    await writeFile(stale, (await readFile(spreadFlow, "utf8")).replace("return { y: x * x };", "return { y: x * x + 1 };"));
+    await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
+    const worker = await startWorker(stale, redis.url, ["--root", await tmp()], env);
+    workers.push(worker);
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code).toBe(1);
+    // s1 and s2 run the changed task; whichever is refused first fails the flow.
+    const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
+    expect(["s1", "s2"]).toContain(failed.task);
+    expect(failed.error.name).toBe("StaleCodeError");
+    expect(failed.error.message).toContain(`Task "${failed.task}" was not run by the worker on`);
+    expect(failed.error.message).toContain(stale);
+    expect(failed.error.message).toContain("its source");
+  }, 120_000);
+
+  it("a worker whose flow has no such task refuses it, saying its checkout differs", async () => {
+    const { env } = await testEnv("queue-unknown");
+    const dir = await tmp("cairn-unknown-checkout-");
+    const { readFile, symlink } = await import("node:fs/promises");
+    const other = join(dir, "spread.flow.ts");
+    await writeFile(other, (await readFile(spreadFlow, "utf8")).replace(`{ id: "g1" }).y`, `{ id: "g9" }).y`));
+    await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
+    workers.push(await startWorker(other, redis.url, ["--root", await tmp()], env));
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url, "--failure-policy", "continue"], env).done;
+    expect(r.code).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.task === "g1" && e.status === "failed") as { error: { name: string; message: string } };
+    expect(failed.error.name).toBe("UnknownQueuedTaskError");
+    expect(failed.error.message).toContain(`Task "g1" was not run by the worker on`);
+    expect(failed.error.message).toContain(`the flow in its ${other} has no task with that id`);
+  }, 120_000);
+
+  it("Ctrl-C on the coordinator reaches the task running on a worker", async () => {
+    const holdFile = join(await tmp(), "never");
+    const { env, markerDir } = await testEnv("queue-cancel", { HOLD_FILE: holdFile });
+    const [worker] = await spawnWorkers(1, env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    expect(r.json.at(-1)).toMatchObject({ type: "flow", status: "cancelled" });
+    expect(r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "cancelled")).toBeDefined();
+    const { readdir } = await import("node:fs/promises");
+    expect(await readdir(markerDir)).toContain("hold.aborted");
+    await worker!.waitFor(/task hold cancelled/);
+  }, 120_000);
+
+  it("Ctrl-C on the coordinator ends the process tree of a shell task running on a worker", async () => {
+    const { env, markerDir } = await testEnv("queue-tree", { DELAY_S: "20" });
+    const tree = join(import.meta.dirname, "fixtures/tree.flow.ts");
+    workers.push(await startWorker(tree, redis.url, ["--root", await tmp()], env));
+    const run = cairnRun(tree, await tmp(), ["--queue", redis.url], env);
+    const pidsFile = join(markerDir, "sh-tree.pids");
+    await until(() => existsSync(pidsFile) && readFileSync(pidsFile, "utf8").trim().split(" ").length === 2, "the tree to start");
+    const pids = readFileSync(pidsFile, "utf8").trim().split(" ").map(Number);
+    expect(pids.every(alive)).toBe(true);
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    await until(() => !pids.some(alive), "the tree to end", 15_000);
+    expect(existsSync(join(markerDir, "sh-tree.child"))).toBe(false);
+    expect(existsSync(join(markerDir, "sh-tree.done"))).toBe(false);
+  }, 120_000);
+
+  it("a coordinator killed mid-flow: the worker finishes its task, and a re-run takes every finished task from the cache", async () => {
+    const holdFile = join(await tmp(), "go");
+    const { env, markerDir } = await testEnv("queue-coordinator", { HOLD_FILE: holdFile });
+    const [worker] = await spawnWorkers(1, env);
+    const root = await tmp();
+    const run = cairnRun(spreadFlow, root, ["--queue", redis.url], env);
+    await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    run.child.kill("SIGKILL");
+    await run.done;
+    await writeFile(holdFile, "go");
+    await worker!.waitFor(/task hold succeeded/);
+    const again = await cairnRun(spreadFlow, root, ["--queue", redis.url], env).done;
+    expect(again.code, again.stderr).toBe(0);
+    const status = Object.fromEntries(again.json.filter((e) => e.type === "task" && ["cached", "succeeded"].includes(String(e.status))).map((e) => [e.task, e.status]));
+    expect(status).toEqual({ s1: "cached", s2: "cached", g1: "cached", report: "cached", hold: "cached", sum: "succeeded" });
+    expect((await markers(markerDir)).hold).toHaveLength(1);
+  }, 120_000);
+});
+
+describe("what cairn says when --queue cannot work", () => {
+  it("--queue without an MLflow server is refused, saying what to set", async () => {
+    const { env } = await testEnv("queue-no-mlflow");
+    delete (env as NodeJS.ProcessEnv).MLFLOW_TRACKING_URI;
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("QueueNeedsSharedTrackerError");
+    expect(r.stderr).toContain("Set MLFLOW_TRACKING_URI=http://<mlflow-host>:5000 for the run and for every worker");
+  }, 60_000);
+
+  it("a queue URL that is not Redis's, and one where nothing answers", async () => {
+    const { env } = await testEnv("queue-bad-url");
+    const bad = await cairnRun(spreadFlow, await tmp(), ["--queue", "http://localhost:6379"], env).done;
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`Expected the queue to be a Redis URL (redis://host:6379 or rediss://...), got "http://localhost:6379"`);
+    const dead = await cairnRun(spreadFlow, await tmp(), ["--queue", "redis://127.0.0.1:1"], env).done;
+    expect(dead.code).toBe(1);
+    expect(dead.stderr).toContain("QueueUnreachableError: The queue at redis://127.0.0.1:1 did not answer while trying to open the queue");
+  }, 60_000);
+
+  it("cairn worker needs --queue; cairn workers lists the live ones; --healthcheck says ok", async () => {
+    const { env } = await testEnv("queue-list");
+    const none = await start(process.execPath, [cairnBin, "worker", spreadFlow], { env: childEnv(env) }).done;
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("Expected --queue URL (the Redis that `cairn run --queue URL` sends tasks to), got none.");
+    const [w] = await spawnWorkers(1, env, ["--pool", "gpu", "--pool", "default"]);
+    const listed = await start(process.execPath, [cairnBin, "workers", "--queue", redis.url, "--json"], { env: childEnv(env) }).done;
+    expect(listed.code, listed.stderr).toBe(0);
+    const mine = (JSON.parse(listed.stdout) as Array<{ pid: number; pools: string[]; flow: string }>).find((x) => x.pid === w!.child.pid);
+    expect(mine).toMatchObject({ flow: "queue-list", pools: ["gpu", "default"] });
+    const health = await start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", redis.url, "--healthcheck"], { env: childEnv(env) }).done;
+    expect(health.code, health.stderr).toBe(0);
+    expect(health.stdout).toContain(`ok: flow "queue-list" loads, the queue answers`);
+    const sick = await start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", "redis://127.0.0.1:1", "--healthcheck"], { env: childEnv(env) }).done;
+    expect(sick.code).toBe(1);
+  }, 60_000);
+
+  it("cairn worker drains on SIGTERM: it finishes its task, then exits 0", async () => {
+    const holdFile = join(await tmp(), "go");
+    const { env, markerDir } = await testEnv("queue-drain", { HOLD_FILE: holdFile });
+    const [worker] = await spawnWorkers(1, env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    // `cairn workers` shows it running hold, once its next heartbeat is written.
+    await until(async () => {
+      const listed = await start(process.execPath, [cairnBin, "workers", "--queue", redis.url, "--json"], { env: childEnv(env) }).done;
+      const me = (JSON.parse(listed.stdout) as Array<{ pid: number; running: Array<{ task: string }> }>).find((x) => x.pid === worker!.child.pid);
+      return me?.running.some((r) => r.task === "hold") === true;
+    }, "cairn workers to list hold as running", 30_000);
+    worker!.child.kill("SIGTERM");
+    await worker!.waitFor(/SIGTERM: finishing the tasks running, taking no more/);
+    await writeFile(holdFile, "go");
+    const exit = await worker!.done;
+    expect(exit.code).toBe(0);
+    expect(worker!.log()).toMatch(/task hold succeeded[\s\S]*worker stopped/);
+    // It took nothing more: sum waits for another worker, which runs it.
+    await spawnWorkers(1, env);
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+  }, 120_000);
+});
+
+describe("at least once, and Redis going away", () => {
+  it("a re-run while the killed coordinator's task still runs: the second job waits for the first and reuses its result", async () => {
+    const holdFile = join(await tmp(), "go");
+    const { env, markerDir } = await testEnv("queue-twice", { HOLD_FILE: holdFile });
+    const spawned = await spawnWorkers(2, env);
+    const root = await tmp();
+    const first = cairnRun(spreadFlow, root, ["--queue", redis.url], env);
+    await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    first.child.kill("SIGKILL");
+    await first.done;
+    const again = cairnRun(spreadFlow, root, ["--queue", redis.url], env);
+    // Once the dead coordinator's lease lapses, the re-run sends hold again; a worker takes it and waits.
+    await until(() => spawned.some((w) => /task hold waiting/.test(w.log())), "hold sent again, and waiting for the first", 60_000);
+    await writeFile(holdFile, "go");
+    const r = await again.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { total: 37 } });
+    expect((await markers(markerDir)).hold).toHaveLength(1);
+  }, 120_000);
+
+  it("Redis killed while a task runs on a worker: the coordinator retries, then fails with a clear error", async () => {
+    const own = await startRedisServer();
+    try {
+      const holdFile = join(await tmp(), "never");
+      const { env, markerDir } = await testEnv("queue-redis-down", { HOLD_FILE: holdFile, CAIRN_QUEUE_DOWN_MS: "2000" });
+      const w = await startWorker(spreadFlow, own.url, ["--root", await tmp()], env);
+      workers.push(w);
+      const run = cairnRun(spreadFlow, await tmp(), ["--queue", own.url], env);
+      await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+      await own.stop();
+      const r = await run.done;
+      expect(r.code).toBe(1);
+      const failed = r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "failed") as { error: { name: string; message: string } };
+      expect(failed.error.name).toBe("QueueUnreachableError");
+      expect(failed.error.message).toContain(`The queue at ${own.url} did not answer while trying to wait for the tasks running on workers`);
+      expect(r.json.filter((e) => e.type === "task" && e.status === "succeeded").map((e) => e.task).sort()).toEqual(["g1", "report", "s1", "s2"]);
+    } finally {
+      await own.stop().catch(() => {});
+    }
+  }, 120_000);
+});
+
+describe("run({ dispatcher }) from an app", () => {
+  it("runs the flow's tasks on the workers, and the app exits by itself", async () => {
+    const { env, markerDir } = await testEnv("queue-api");
+    const [w] = await spawnWorkers(1, env);
+    const r = await tsxScript(join(import.meta.dirname, "fixtures/app.ts"), [], { ...env, QUEUE_URL: redis.url, APP_ROOT: await tmp() }).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toEqual({ total: 37 });
+    for (const pids of Object.values(await markers(markerDir))) expect(pids).toEqual([w!.child.pid]);
+  }, 120_000);
+});
