@@ -64,6 +64,24 @@ export interface RunOptions {
    * @default process.argv[1], the script Node started
    */
   source?: string;
+  /**
+   * Called once every task's run is recorded, before the flow run ends, with the status it is
+   * about to end with: what it writes to the flow run (the CLI's `cairn/report.html`) is there
+   * when the run is seen ended. Not called when tracking is off. A hook that rejects is a
+   * warning (a `log` event), not a failure of the flow.
+   */
+  beforeEnd?: (run: EndingFlowRun) => Promise<void>;
+}
+
+/** What {@link RunOptions.beforeEnd} is told. */
+export interface EndingFlowRun {
+  readonly runId: string;
+  readonly experimentId: string;
+  readonly tracker: Tracker;
+  /** The status the flow run ends with. */
+  readonly status: "FINISHED" | "FAILED" | "KILLED";
+  /** The run's cache store, still open, when the cache was on. */
+  readonly cacheStore?: CacheStore;
 }
 
 /** Cache settings of one run. */
@@ -234,6 +252,9 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     if (!Number.isInteger(limit) || limit < 1) throw new OptionError(`pools.${name}`, "an integer >= 1", limit);
     pools[name] = limit;
   }
+  if (options.beforeEnd !== undefined && typeof options.beforeEnd !== "function") {
+    throw new OptionError("beforeEnd", "a function (run) => Promise<void>", options.beforeEnd);
+  }
   const interceptors = options.interceptors ?? [];
   if (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== "function")) {
     throw new OptionError("interceptors", "an array of functions (call, next) => Promise<output>", options.interceptors);
@@ -352,7 +373,13 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     try {
       const failure = await logged;
       if (failure) throw failure;
-      await tracker.endRun(flowRunId, status === "succeeded" ? "FINISHED" : status === "cancelled" ? "KILLED" : "FAILED");
+      const ending = status === "succeeded" ? "FINISHED" : status === "cancelled" ? "KILLED" : "FAILED";
+      if (options.beforeEnd && tracker.capabilities.records) {
+        await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, ...(cache ? { cacheStore: cache.tasks.store } : {}) }).catch((e: unknown) =>
+          emitToRun({ type: "log", level: "warn", runId: flowRunId, message: `beforeEnd: ${(e as Error)?.message ?? String(e)}`, time: Date.now() }),
+        );
+      }
+      await tracker.endRun(flowRunId, ending);
       await tracker.flush();
       // A store the run opened (redis, postgres) is closed, or its connection keeps the process alive.
       if (cache?.ownStore) await cache.tasks.store.close().catch(() => {});

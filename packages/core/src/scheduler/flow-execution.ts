@@ -140,7 +140,8 @@ export class FlowExecution {
 
   private ready(state: NodeState): void {
     state.result.status = "queued";
-    this.s.emit({ type: "task", status: "queued", runId: this.s.flowRunId, task: state.node.id, time: Date.now() });
+    const time = (state.queuedAt = Date.now());
+    this.s.emit({ type: "task", status: "queued", runId: this.s.flowRunId, task: state.node.id, time });
     // The cache is asked before the task takes a slot: a hit never waits for one.
     if (this.pipeline.caches(state)) void this.lookup(state);
     else this.enqueue(state);
@@ -271,6 +272,7 @@ class NodeState implements LookupTask, PipelineTask {
   releaseLease: LookupTask["releaseLease"] = undefined;
   started: boolean | undefined = undefined;
   held: PipelineTask["held"] = undefined;
+  queuedAt: number | undefined = undefined;
   /** Its terminal event was emitted. */
   ended = false;
 
