@@ -57,7 +57,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
   try {
     if (inputs instanceof Promise) inputs = await inputs;
     if (scope.cache) inputs = await scope.cache.materialize(inputs, id);
-    const ranBecause = !scope.cache || node.task.cache === false ? "cache-off" : task.forceRun ? "forced" : "miss";
+    const ranBecause = !scope.cache ? "no-cache" : node.task.cache === false ? "cache-off" : task.forceRun ? "forced" : "miss";
     let runId = createTaskRun(scope.record, node, { ranBecause, ...(task.queuedAt !== undefined ? { queuedAt: task.queuedAt } : {}) });
     if (typeof runId !== "string") runId = await runId;
     result.runId = runId;

@@ -87,9 +87,10 @@ export const ATTEMPT_STARTS_TAG = "cairn.attempt_starts";
 /**
  * Why a task that ran was not taken from the cache: `miss`, it was looked up and no usable
  * entry was there (the nearest earlier entry tells what changed); `forced`, `--rerun` or
- * `--refresh` (or a task upstream was rerun); `cache-off`, caching was off for the run or the task.
+ * `--refresh` (or a task upstream was rerun); `cache-off`, the task turns caching off;
+ * `no-cache`, the run does (`--no-cache`, `cache: false`).
  */
-export type RanBecause = "miss" | "forced" | "cache-off";
+export type RanBecause = "miss" | "forced" | "cache-off" | "no-cache";
 
 /** What a task's run records of how it came to run, in its create request (no request of its own). */
 export interface RunFacts {

@@ -70,7 +70,7 @@ export interface RunOptions {
    * when the run is seen ended. Not called when tracking is off. A hook that rejects is a
    * warning (a `log` event), not a failure of the flow.
    */
-  beforeEnd?: (run: EndingFlowRun) => Promise<void>;
+  beforeEnd?: (run: EndingFlowRun) => Promise<unknown>;
 }
 
 /** What {@link RunOptions.beforeEnd} is told. */

@@ -1,0 +1,230 @@
+/**
+ * Where things go in a report, computed from its data alone: the graph laid out left to right
+ * by dagre (nodes, edges with the output each carries), collapsed by task name when the flow is
+ * too large to draw node by node; the critical path (the chain of tasks that set the flow's end);
+ * and the timeline's lanes (tasks packed into rows by pool, none overlapping in a row).
+ */
+import dagre from "@dagrejs/dagre";
+import type { InputEdge, ReportTask, TaskState } from "./report-data.ts";
+
+/** A node of the drawn graph: one task, or a group of tasks of one name (a map's items, a large flow). */
+export interface GraphNode {
+  /** Key of the node in the drawing. */
+  key: string;
+  label: string;
+  /** The tasks it stands for (one unless grouped). */
+  tasks: ReportTask[];
+  /** The state it is coloured by: its task's, or a group's worst. */
+  state: TaskState;
+  /** For groups: how many of its tasks are in each state. */
+  counts?: Partial<Record<TaskState, number>>;
+  critical: boolean;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** An edge of the drawn graph, with the outputs it carries. */
+export interface GraphEdge {
+  from: string;
+  to: string;
+  label: string;
+  critical: boolean;
+  points: Array<{ x: number; y: number }>;
+}
+
+export interface GraphLayout {
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+  width: number;
+  height: number;
+  /** Nodes were grouped by task name (the flow has more tasks than {@link GraphOptions.maxNodes}). */
+  grouped: boolean;
+}
+
+export interface GraphOptions {
+  /** Above this many tasks, the graph draws one node per task name. @default 300 */
+  maxNodes?: number;
+  /** Above this many nodes even when grouped, the graph is not drawn (the timeline and table still are). @default 600 */
+  maxGroups?: number;
+}
+
+/** States from the worst to the best: a group is coloured by the worst it holds. */
+const SEVERITY: TaskState[] = ["failed", "cancelled", "skipped", "running", "succeeded", "cached"];
+
+const NODE_HEIGHT = 34;
+const GROUP_HEIGHT = 48;
+const CHAR_WIDTH = 7.2;
+
+/**
+ * The graph's layout, or undefined when there are too many nodes to draw even grouped. The
+ * dagre layout is the cost of a report; a flow of more than `maxNodes` tasks is drawn one node
+ * per task name instead (a map's items, a sweep's trials share one), each with its counts.
+ */
+export function layoutGraph(tasks: readonly ReportTask[], critical: ReadonlySet<string>, options: GraphOptions = {}): GraphLayout | undefined {
+  const grouped = tasks.length > (options.maxNodes ?? 300);
+  const nodes = grouped ? groupByTask(tasks) : tasks.map((t) => single(t, critical.has(t.id)));
+  if (nodes.length > (options.maxGroups ?? 600)) return undefined;
+  const keyOf = new Map<string, string>();
+  for (const n of nodes) for (const t of n.tasks) keyOf.set(t.id, n.key);
+
+  const g = new dagre.graphlib.Graph({ multigraph: false });
+  g.setGraph({ rankdir: "LR", nodesep: 14, ranksep: 56, edgesep: 8, marginx: 8, marginy: 8, ranker: nodes.length > 150 ? "longest-path" : "network-simplex" });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const n of nodes) g.setNode(n.key, { width: n.width, height: n.height });
+  // One edge per pair of nodes, labelled with every output it carries.
+  const labels = new Map<string, Set<string>>();
+  for (const t of tasks) {
+    const to = keyOf.get(t.id)!;
+    const carried = new Map<string, string[]>();
+    for (const input of t.inputs) (carried.get(input.node) ?? carried.set(input.node, []).get(input.node)!).push(edgeLabel(input));
+    for (const dep of t.dependsOn) {
+      const from = keyOf.get(dep);
+      if (from === undefined || from === to) continue;
+      const pair = `${from}\u0000${to}`;
+      let set = labels.get(pair);
+      if (!set) labels.set(pair, (set = new Set()));
+      for (const label of carried.get(dep) ?? ["(after)"]) set.add(label);
+    }
+  }
+  for (const pair of labels.keys()) {
+    const [from, to] = pair.split("\u0000") as [string, string];
+    g.setEdge(from, to);
+  }
+  dagre.layout(g);
+  const byKey = new Map(nodes.map((n) => [n.key, n]));
+  for (const n of nodes) {
+    const placed = g.node(n.key);
+    n.x = placed.x - n.width / 2;
+    n.y = placed.y - n.height / 2;
+  }
+  const edges: GraphEdge[] = [];
+  for (const [pair, set] of labels) {
+    const [from, to] = pair.split("\u0000") as [string, string];
+    const e = g.edge(from, to);
+    const label = [...set].slice(0, 3).join(", ") + (set.size > 3 ? `, +${set.size - 3}` : "");
+    edges.push({ from, to, label, critical: byKey.get(from)!.critical && byKey.get(to)!.critical, points: e.points ?? [] });
+  }
+  const box = g.graph();
+  return { nodes, edges, width: Math.ceil(box.width ?? 0), height: Math.ceil(box.height ?? 0), grouped };
+}
+
+/**
+ * What an edge says flows along it: the upstream output's path (`rows` of `load.rows`), or, when
+ * the whole output flows, the input that takes it. An edge of `.after()` alone says `(after)`.
+ */
+export function edgeLabel(input: InputEdge): string {
+  const path = input.from.startsWith(`${input.node}.`) ? input.from.slice(input.node.length + 1) : "";
+  return path || input.input;
+}
+
+function single(t: ReportTask, critical: boolean): GraphNode {
+  const label = t.id;
+  return { key: t.id, label, tasks: [t], state: t.state, critical, x: 0, y: 0, width: textWidth(label, 110, 260), height: NODE_HEIGHT };
+}
+
+/**
+ * One node per task name, with the counts of its tasks by state. Where issue 17's maps land,
+ * a map's items (nodes of one task) collapse into one node so, also below {@link GraphOptions.maxNodes}.
+ */
+export function groupByTask(tasks: readonly ReportTask[]): GraphNode[] {
+  const groups = new Map<string, ReportTask[]>();
+  for (const t of tasks) (groups.get(t.task) ?? groups.set(t.task, []).get(t.task)!).push(t);
+  return [...groups].map(([name, members]) => {
+    const counts: Partial<Record<TaskState, number>> = {};
+    for (const m of members) counts[m.state] = (counts[m.state] ?? 0) + 1;
+    const state = SEVERITY.find((s) => counts[s]) ?? "succeeded";
+    const label = members.length > 1 ? `${name} ×${members.length}` : members[0]!.id;
+    return { key: `g:${name}`, label, tasks: members, state, counts, critical: false, x: 0, y: 0, width: textWidth(label, 130, 280), height: members.length > 1 ? GROUP_HEIGHT : NODE_HEIGHT };
+  });
+}
+
+function textWidth(label: string, min: number, max: number): number {
+  return Math.min(max, Math.max(min, Math.round(label.length * CHAR_WIDTH + 34)));
+}
+
+/**
+ * The critical path: from the task that ended last, back through the dependency that ended
+ * last, to a task with none: the chain that decided when the flow ended. Node ids, first to last.
+ */
+export function criticalPath(tasks: readonly ReportTask[]): string[] {
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  const ended = (t: ReportTask | undefined) => (t && t.state !== "skipped" && t.state !== "cancelled" ? (t.endTime ?? -Infinity) : -Infinity);
+  let last: ReportTask | undefined;
+  for (const t of tasks) if (ended(t) > ended(last)) last = t;
+  const path: string[] = [];
+  const seen = new Set<string>();
+  for (let t = last; t && !seen.has(t.id) && ended(t) > -Infinity; ) {
+    seen.add(t.id);
+    path.push(t.id);
+    let next: ReportTask | undefined;
+    for (const dep of t.dependsOn) if (ended(byId.get(dep)) > ended(next)) next = byId.get(dep);
+    t = next;
+  }
+  return path.reverse();
+}
+
+/** One bar of the timeline. */
+export interface TimelineBar {
+  task: ReportTask;
+  /** Row, counted from the top over all groups. */
+  row: number;
+}
+
+/** The timeline's rows: a group per pool (the flow's own slots first), each packed into lanes. */
+export interface TimelineLayout {
+  bars: TimelineBar[];
+  groups: Array<{ name: string; firstRow: number; rows: number }>;
+  rows: number;
+  start: number;
+  end: number;
+  /** Tasks with no bar: cache hits (a mark each, on their own row), skipped ones. */
+  hits: ReportTask[];
+  hitRow?: number;
+}
+
+/**
+ * Packs the tasks that ran into lanes: in start order, each into the first lane of its pool free
+ * since its queue time began (so queue wait and run never overlap another bar); cache hits get
+ * one row of marks.
+ */
+export function layoutTimeline(tasks: readonly ReportTask[], flowStart: number, flowEnd: number | undefined): TimelineLayout {
+  const ran = tasks.filter((t) => t.runId && (t.state === "succeeded" || t.state === "failed" || t.state === "running" || (t.state === "cancelled" && t.attempts > 0)));
+  const hits = tasks.filter((t) => t.state === "cached");
+  const byPool = new Map<string, ReportTask[]>();
+  for (const t of ran.sort((a, b) => barStart(a) - barStart(b))) {
+    const pool = t.pool ?? "";
+    (byPool.get(pool) ?? byPool.set(pool, []).get(pool)!).push(t);
+  }
+  const bars: TimelineBar[] = [];
+  const groups: TimelineLayout["groups"] = [];
+  let row = 0;
+  let end = flowEnd ?? flowStart;
+  for (const name of [...byPool.keys()].sort()) {
+    const lanes: number[] = []; // when each lane is free again
+    for (const t of byPool.get(name)!) {
+      const from = barStart(t);
+      const to = t.endTime ?? flowEnd ?? from;
+      end = Math.max(end, to);
+      let lane = lanes.findIndex((free) => free <= from);
+      if (lane < 0) lane = lanes.push(0) - 1;
+      lanes[lane] = to;
+      bars.push({ task: t, row: row + lane });
+    }
+    groups.push({ name, firstRow: row, rows: Math.max(lanes.length, 1) });
+    row += Math.max(lanes.length, 1);
+  }
+  for (const h of hits) end = Math.max(end, h.endTime ?? h.startTime);
+  const layout: TimelineLayout = { bars, groups, rows: row, start: flowStart, end: Math.max(end, flowStart + 1), hits };
+  if (hits.length) {
+    layout.hitRow = row;
+    layout.rows = row + 1;
+  }
+  return layout;
+}
+
+/** Where a task's bar begins: when it was queued, else when its run started. */
+export function barStart(t: ReportTask): number {
+  return t.queuedAt !== undefined && t.queuedAt <= t.startTime ? t.queuedAt : t.startTime;
+}
