@@ -32,6 +32,8 @@ export interface GraphEdge {
   label: string;
   critical: boolean;
   points: Array<{ x: number; y: number }>;
+  /** Where dagre left room for the label. */
+  labelAt?: { x: number; y: number };
 }
 
 export interface GraphLayout {
@@ -53,8 +55,8 @@ export interface GraphOptions {
 /** States from the worst to the best: a group is coloured by the worst it holds. */
 const SEVERITY: TaskState[] = ["failed", "cancelled", "skipped", "running", "succeeded", "cached"];
 
-const NODE_HEIGHT = 34;
-const GROUP_HEIGHT = 48;
+const NODE_HEIGHT = 36;
+const GROUP_HEIGHT = 36;
 const CHAR_WIDTH = 7.2;
 
 /**
@@ -70,7 +72,7 @@ export function layoutGraph(tasks: readonly ReportTask[], critical: ReadonlySet<
   for (const n of nodes) for (const t of n.tasks) keyOf.set(t.id, n.key);
 
   const g = new dagre.graphlib.Graph({ multigraph: false });
-  g.setGraph({ rankdir: "LR", nodesep: 14, ranksep: 56, edgesep: 8, marginx: 8, marginy: 8, ranker: nodes.length > 150 ? "longest-path" : "network-simplex" });
+  g.setGraph({ rankdir: "LR", nodesep: 14, ranksep: 28, edgesep: 8, marginx: 8, marginy: 8, ranker: nodes.length > 150 ? "longest-path" : "network-simplex" });
   g.setDefaultEdgeLabel(() => ({}));
   for (const n of nodes) g.setNode(n.key, { width: n.width, height: n.height });
   // One edge per pair of nodes, labelled with every output it carries.
@@ -88,9 +90,13 @@ export function layoutGraph(tasks: readonly ReportTask[], critical: ReadonlySet<
       for (const label of carried.get(dep) ?? ["(after)"]) set.add(label);
     }
   }
-  for (const pair of labels.keys()) {
+  const labelOf = new Map<string, string>();
+  for (const [pair, set] of labels) {
     const [from, to] = pair.split("\u0000") as [string, string];
-    g.setEdge(from, to);
+    const label = [...set].slice(0, 3).join(", ") + (set.size > 3 ? `, +${set.size - 3}` : "");
+    labelOf.set(pair, label);
+    // dagre keeps room for each label, so that labels do not sit on one another.
+    g.setEdge(from, to, { label, width: Math.min(label.length * 5.5 + 4, 160), height: 12, labelpos: "c" });
   }
   dagre.layout(g);
   const byKey = new Map(nodes.map((n) => [n.key, n]));
@@ -100,11 +106,10 @@ export function layoutGraph(tasks: readonly ReportTask[], critical: ReadonlySet<
     n.y = placed.y - n.height / 2;
   }
   const edges: GraphEdge[] = [];
-  for (const [pair, set] of labels) {
+  for (const [pair, label] of labelOf) {
     const [from, to] = pair.split("\u0000") as [string, string];
     const e = g.edge(from, to);
-    const label = [...set].slice(0, 3).join(", ") + (set.size > 3 ? `, +${set.size - 3}` : "");
-    edges.push({ from, to, label, critical: byKey.get(from)!.critical && byKey.get(to)!.critical, points: e.points ?? [] });
+    edges.push({ from, to, label, critical: byKey.get(from)!.critical && byKey.get(to)!.critical, points: e.points ?? [], ...(e.x !== undefined && e.y !== undefined ? { labelAt: { x: e.x, y: e.y } } : {}) });
   }
   const box = g.graph();
   return { nodes, edges, width: Math.ceil(box.width ?? 0), height: Math.ceil(box.height ?? 0), grouped };
@@ -121,7 +126,8 @@ export function edgeLabel(input: InputEdge): string {
 
 function single(t: ReportTask, critical: boolean): GraphNode {
   const label = t.id;
-  return { key: t.id, label, tasks: [t], state: t.state, critical, x: 0, y: 0, width: textWidth(label, 110, 260), height: NODE_HEIGHT };
+  // A cache hit's node says, on a second line, which run it came from.
+  return { key: t.id, label, tasks: [t], state: t.state, critical, x: 0, y: 0, width: textWidth(label, t.cachedFrom ? 150 : 110, 260), height: NODE_HEIGHT };
 }
 
 /**
@@ -136,7 +142,7 @@ export function groupByTask(tasks: readonly ReportTask[]): GraphNode[] {
     for (const m of members) counts[m.state] = (counts[m.state] ?? 0) + 1;
     const state = SEVERITY.find((s) => counts[s]) ?? "succeeded";
     const label = members.length > 1 ? `${name} ×${members.length}` : members[0]!.id;
-    return { key: `g:${name}`, label, tasks: members, state, counts, critical: false, x: 0, y: 0, width: textWidth(label, 130, 280), height: members.length > 1 ? GROUP_HEIGHT : NODE_HEIGHT };
+    return { key: `g:${name}`, label, tasks: members, state, counts, critical: false, x: 0, y: 0, width: textWidth(label, 170, 280), height: members.length > 1 ? GROUP_HEIGHT : NODE_HEIGHT };
   });
 }
 

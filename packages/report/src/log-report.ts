@@ -37,7 +37,7 @@ export async function buildReport(tracker: Tracker, runId: string, options: Read
 export async function logReport(run: EndingFlowRun, options: RenderOptions = {}): Promise<LoggedReport> {
   const html = await buildReport(run.tracker, run.runId, {
     ...options,
-    ending: { status: run.status, endTime: Date.now() },
+    ending: { status: run.status, endTime: run.endTime },
     ...(run.cacheStore ? { store: run.cacheStore } : {}),
   });
   const saved = await saveReport(run.tracker, run.runId, html);

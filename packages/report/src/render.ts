@@ -60,7 +60,7 @@ ${graph?.grouped ? `<p class="note">${e(tasks.length)} tasks: one node per task 
 ${critical.size ? `<p class="note">Critical path (bold): ${[...critical].map((id) => `<a href="#${anchor(tasks[index.get(id)!]!)}">${e(id)}</a>`).join(" → ")}</p>` : ""}
 </section>
 <section id="timeline"><h2>Timeline</h2>
-<p class="note"><span class="key q"></span> queued (inputs ready, waiting for a slot) · <span class="key r"></span> running · <span class="key rt"></span> an attempt that failed and was retried · ◆ cache hit</p>
+<p class="note"><span class="key q"></span> queued (from its inputs being ready: the cache lookup, then the wait for a slot) · <span class="key r"></span> running · <span class="key rt"></span> an attempt that failed and was retried · ◆ cache hit</p>
 ${timelineSvg(timeline, options.maxBars ?? 5000, anchor)}
 </section>
 ${/* Sweeps and maps (issue 17): a trial leaderboard section goes here, from the trials' runs and metrics. */ ""}
@@ -97,11 +97,13 @@ function legend(): string {
 
 function graphSvg(g: GraphLayout, anchor: (t: ReportTask) => string): string {
   const parts: string[] = [];
-  parts.push(`<svg class="graph" xmlns="http://www.w3.org/2000/svg" width="${g.width}" height="${g.height}" viewBox="0 0 ${g.width} ${g.height}" role="img" aria-label="the flow's graph">`);
-  parts.push(`<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#778"/></marker></defs>`);
+  // Up to twice the page's width a graph is shrunk to fit; a larger one keeps its size and scrolls.
+  const fit = g.width <= 2 * PAGE_WIDTH ? ' class="graph fit"' : ' class="graph"';
+  parts.push(`<svg${fit} xmlns="http://www.w3.org/2000/svg" width="${g.width}" height="${g.height}" viewBox="0 0 ${g.width} ${g.height}" role="img" aria-label="the flow's graph">`);
+  parts.push(`<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#778"/></marker></defs>`);
   for (const edge of g.edges) {
     const d = edge.points.map((p, i) => `${i ? "L" : "M"}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join("");
-    const mid = edge.points[Math.floor(edge.points.length / 2)];
+    const mid = edge.labelAt ? { x: edge.labelAt.x, y: edge.labelAt.y + 8 } : edge.points[Math.floor(edge.points.length / 2)];
     parts.push(
       `<g class="edge${edge.critical ? " crit" : ""}" data-from="${e(edge.from)}" data-to="${e(edge.to)}"><path d="${d}" marker-end="url(#arrow)"/>` +
         (mid && edge.label ? `<text x="${mid.x.toFixed(1)}" y="${(mid.y - 4).toFixed(1)}">${e(edge.label)}</text>` : "") +
@@ -112,13 +114,16 @@ function graphSvg(g: GraphLayout, anchor: (t: ReportTask) => string): string {
     const first = n.tasks[0]!;
     const href = n.tasks.length === 1 ? `#${anchor(first)}` : `#${anchor(first)}`;
     const countText = n.counts && n.tasks.length > 1 ? Object.entries(n.counts).map(([s, c]) => `${c} ${s}`).join(" · ") : "";
+    // A second line: a group's counts, or the run a cache hit came from.
+    const sub = countText || (first.state === "cached" && n.tasks.length === 1 && first.cachedFrom ? `cached from ${first.cachedFrom.runId.slice(0, 8)}` : "");
     const tip = n.tasks.length === 1 ? `${first.id}: ${first.state}${first.why[0] ? `\n${first.why[0]}` : ""}` : `${n.label}: ${countText}`;
     parts.push(
       `<g class="node st-${n.state}${n.critical ? " crit" : ""}" data-task="${e(n.tasks.length === 1 ? first.id : n.key)}" data-state="${n.state}"${n.tasks.length > 1 ? ` data-count="${n.tasks.length}"` : ""}>` +
-        `<a href="${href}"><rect x="${n.x.toFixed(1)}" y="${n.y.toFixed(1)}" width="${n.width}" height="${n.height}" rx="6"/>` +
-        `<text x="${(n.x + 10).toFixed(1)}" y="${(n.y + 21).toFixed(1)}">${e(clip(n.label, Math.floor((n.width - 20) / 7.2)))}</text>` +
-        (countText ? `<text class="counts" x="${(n.x + 10).toFixed(1)}" y="${(n.y + 38).toFixed(1)}">${e(countText)}</text>` : "") +
-        (first.state === "cached" && n.tasks.length === 1 && first.cachedFrom ? `<text class="counts" x="${(n.x + n.width - 8).toFixed(1)}" y="${(n.y + 12).toFixed(1)}" text-anchor="end">from ${e(first.cachedFrom.runId.slice(0, 8))}</text>` : "") +
+        `<a href="${href}">` +
+        (n.critical ? `<rect class="ring" x="${(n.x - 4).toFixed(1)}" y="${(n.y - 4).toFixed(1)}" width="${n.width + 8}" height="${n.height + 8}" rx="9"/>` : "") +
+        `<rect x="${n.x.toFixed(1)}" y="${n.y.toFixed(1)}" width="${n.width}" height="${n.height}" rx="6"/>` +
+        `<text x="${(n.x + 10).toFixed(1)}" y="${(n.y + (sub ? 15 : 21)).toFixed(1)}">${e(clip(n.label, Math.floor((n.width - 20) / 7.2)))}</text>` +
+        (sub ? `<text class="counts" x="${(n.x + 10).toFixed(1)}" y="${(n.y + 29).toFixed(1)}">${e(sub)}</text>` : "") +
         `<title>${e(tip)}</title></a></g>`,
     );
   }
@@ -126,6 +131,8 @@ function graphSvg(g: GraphLayout, anchor: (t: ReportTask) => string): string {
   return `<div class="scroll">${parts.join("\n")}</div>`;
 }
 
+/** The page's content width in CSS pixels (see `header,main,footer` in the CSS). */
+const PAGE_WIDTH = 1160;
 const ROW = 20;
 const LABEL_W = 110;
 const PLOT_W = 980;
@@ -285,11 +292,11 @@ a{color:#1f5fa8}.scroll{overflow:auto;max-width:100%;border:1px solid var(--line
 .badge{font-size:13px;vertical-align:middle}.fs-FINISHED{background:var(--ok)}.fs-FAILED{background:var(--bad)}.fs-KILLED{background:var(--cancel)}.fs-RUNNING{background:var(--run)}
 .chip.st-succeeded{background:var(--ok)}.chip.st-cached{background:var(--hit)}.chip.st-failed{background:var(--bad)}.chip.st-skipped{background:var(--skip)}.chip.st-cancelled{background:var(--cancel)}.chip.st-running{background:var(--run)}
 .chip.crit-key{background:#fff;color:var(--ink);border:2px solid var(--ink)}
-svg text{font:12px system-ui,sans-serif;fill:var(--ink)}
+svg text{font:12px system-ui,sans-serif;fill:var(--ink)}svg.fit{max-width:100%;height:auto;display:block}
 .graph .node rect{fill:#fff;stroke-width:2}.graph .node.st-succeeded rect{stroke:var(--ok);fill:#eaf6ef}.graph .node.st-cached rect{stroke:var(--hit);fill:#e8f1fa}
 .graph .node.st-failed rect{stroke:var(--bad);fill:#fbeaea}.graph .node.st-skipped rect{stroke:var(--skip);fill:#f3f4f5;stroke-dasharray:5 3}.graph .node.st-cancelled rect{stroke:var(--cancel);fill:#fdf4e3}.graph .node.st-running rect{stroke:var(--run)}
-.graph .node.crit rect{stroke-width:4;stroke:var(--ink)}.graph .node text.counts{font-size:10px;fill:var(--mute)}
-.graph .edge path{fill:none;stroke:#99a;stroke-width:1.3}.graph .edge.crit path{stroke:var(--ink);stroke-width:3}.graph .edge text{font-size:10px;fill:var(--mute);text-anchor:middle}
+.graph .node rect.ring{fill:none;stroke:var(--ink);stroke-width:2}.graph .node text.counts{font-size:10px;fill:var(--mute)}
+.graph .edge path{fill:none;stroke:#99a;stroke-width:1.3}.graph .edge.crit path{stroke:var(--ink);stroke-width:2.5}.graph .edge text{font-size:10px;fill:var(--mute);text-anchor:middle}
 .timeline .tick{stroke:#eef0f2}.timeline .sep{stroke:var(--line)}.timeline .axis{font-size:10px;fill:var(--mute);text-anchor:middle}.timeline .lane{font-size:11px;fill:var(--mute)}
 .timeline .q{fill:url(#none);fill:#e4e7eb;stroke:#c5cad1;stroke-dasharray:2 2}.timeline .r{fill:var(--ok)}.timeline .st-failed .r{fill:var(--bad)}.timeline .st-cancelled .r{fill:var(--cancel)}.timeline .st-running .r{fill:var(--run)}
 .timeline .r.rt,.timeline .st-failed .r.rt{fill:#f0a3a3}.timeline .retry{font-size:10px;fill:#7a1f1f}.timeline .label{font-size:10px;fill:#fff}.timeline .hit path{fill:var(--hit)}

@@ -78,8 +78,9 @@ export interface EndingFlowRun {
   readonly runId: string;
   readonly experimentId: string;
   readonly tracker: Tracker;
-  /** The status the flow run ends with. */
+  /** The status the flow run ends with, and when (epoch ms): its end time as recorded. */
   readonly status: "FINISHED" | "FAILED" | "KILLED";
+  readonly endTime: number;
   /** The run's cache store, still open, when the cache was on. */
   readonly cacheStore?: CacheStore;
 }
@@ -374,12 +375,15 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
       const failure = await logged;
       if (failure) throw failure;
       const ending = status === "succeeded" ? "FINISHED" : status === "cancelled" ? "KILLED" : "FAILED";
+      let endTime: number | undefined;
       if (options.beforeEnd && tracker.capabilities.records) {
-        await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, ...(cache ? { cacheStore: cache.tasks.store } : {}) }).catch((e: unknown) =>
+        // The hook is told the end time the run is then recorded with, so what it writes agrees with the record.
+        endTime = Date.now();
+        await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, endTime, ...(cache ? { cacheStore: cache.tasks.store } : {}) }).catch((e: unknown) =>
           emitToRun({ type: "log", level: "warn", runId: flowRunId, message: `beforeEnd: ${(e as Error)?.message ?? String(e)}`, time: Date.now() }),
         );
       }
-      await tracker.endRun(flowRunId, ending);
+      await tracker.endRun(flowRunId, ending, endTime);
       await tracker.flush();
       // A store the run opened (redis, postgres) is closed, or its connection keeps the process alive.
       if (cache?.ownStore) await cache.tasks.store.close().catch(() => {});
