@@ -45,6 +45,7 @@ const ENTRIES = {
   "dsl-kind": "dsl/src/kind.ts",
   core: "core/src/index.ts",
   "core-errors": "core/src/errors.ts",
+  report: "report/src/index.ts",
   cache: "cache/src/index.ts",
 };
 

@@ -26,6 +26,7 @@ import {
   toDot,
   toGraphJson,
   toMermaid,
+  type EndingFlowRun,
   type RunRecord,
   type Tracker,
 } from "@cairn/core";
@@ -94,6 +95,7 @@ Options:
       --secrets FILE         KEY=VALUE file of secrets for ctx.secret(); never logged.
       --no-tracking          Record nothing (no .cairn store, no MLflow).
       --no-cache             Neither look up nor store results: every task runs.
+      --no-report            Do not write the run's HTML report (cairn/report.html; see cairn report).
       --rerun TASK           Run TASK (a task name or node id) and its dependants even if cached; repeatable.
       --refresh              Run every task even if cached, and store the results again.
       --cache-strict         Fail when the shared cache (CAIRN_CACHE_URL) does not answer, instead of
@@ -286,6 +288,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       secrets: { type: "string" },
       "no-tracking": { type: "boolean" },
       "no-cache": { type: "boolean" },
+      "no-report": { type: "boolean" },
       "cache-strict": { type: "boolean" },
       rerun: { type: "string", multiple: true },
       refresh: { type: "boolean" },
@@ -321,10 +324,14 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   // The run's report is logged on the flow run before it ends (see README, "Reports").
   let report: { localPath?: string; artifactPath: string; url?: string } | undefined;
   const run = await flow.run({
-    beforeEnd: async (ending) => {
-      const { logReport } = await import("@cairn/report");
-      report = await logReport(ending);
-    },
+    ...(values["no-report"]
+      ? {}
+      : {
+          beforeEnd: async (ending: EndingFlowRun) => {
+            const { logReport } = await import("@cairn/report");
+            report = await logReport(ending);
+          },
+        }),
     params,
     ...(concurrency ? { concurrency } : {}),
     pools,

@@ -3,7 +3,16 @@
  * by dagre (nodes, edges with the output each carries), collapsed by task name when the flow is
  * too large to draw node by node; the critical path (the chain of tasks that set the flow's end);
  * and the timeline's lanes (tasks packed into rows by pool, none overlapping in a row).
+ *
+ * The layout depends on the graph's shape only (nodes, their sizes, edges and their labels), not
+ * on what happened in a run, and dagre's is the report's main cost: it is kept on disk by a digest
+ * of that shape (`$TMPDIR/cairn-<uid>/report-layouts/`, as the flow compiler keeps its output), so
+ * the runs of a flow after its first, and `cairn report` of any of them, reuse it.
  */
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
 import dagre from "@dagrejs/dagre";
 import type { InputEdge, ReportTask, TaskState } from "./report-data.ts";
 
@@ -70,11 +79,6 @@ export function layoutGraph(tasks: readonly ReportTask[], critical: ReadonlySet<
   if (nodes.length > (options.maxGroups ?? 600)) return undefined;
   const keyOf = new Map<string, string>();
   for (const n of nodes) for (const t of n.tasks) keyOf.set(t.id, n.key);
-
-  const g = new dagre.graphlib.Graph({ multigraph: false });
-  g.setGraph({ rankdir: "LR", nodesep: 14, ranksep: 28, edgesep: 8, marginx: 8, marginy: 8, ranker: nodes.length > 150 ? "longest-path" : "network-simplex" });
-  g.setDefaultEdgeLabel(() => ({}));
-  for (const n of nodes) g.setNode(n.key, { width: n.width, height: n.height });
   // One edge per pair of nodes, labelled with every output it carries.
   const labels = new Map<string, Set<string>>();
   for (const t of tasks) {
@@ -90,29 +94,86 @@ export function layoutGraph(tasks: readonly ReportTask[], critical: ReadonlySet<
       for (const label of carried.get(dep) ?? ["(after)"]) set.add(label);
     }
   }
-  const labelOf = new Map<string, string>();
-  for (const [pair, set] of labels) {
-    const [from, to] = pair.split("\u0000") as [string, string];
-    const label = [...set].slice(0, 3).join(", ") + (set.size > 3 ? `, +${set.size - 3}` : "");
-    labelOf.set(pair, label);
-    // dagre keeps room for each label, so that labels do not sit on one another.
-    g.setEdge(from, to, { label, width: Math.min(label.length * 5.5 + 4, 160), height: 12, labelpos: "c" });
-  }
-  dagre.layout(g);
+  const shape: Shape = {
+    nodes: nodes.map((n) => [n.key, n.width, n.height]),
+    edges: [...labels].map(([pair, set]) => {
+      const [from, to] = pair.split("\u0000") as [string, string];
+      return [from, to, [...set].slice(0, 3).join(", ") + (set.size > 3 ? `, +${set.size - 3}` : "")];
+    }),
+  };
+  const placed = placeGraph(shape);
   const byKey = new Map(nodes.map((n) => [n.key, n]));
-  for (const n of nodes) {
-    const placed = g.node(n.key);
-    n.x = placed.x - n.width / 2;
-    n.y = placed.y - n.height / 2;
+  nodes.forEach((n, i) => {
+    [n.x, n.y] = placed.nodes[i]!;
+  });
+  const edges: GraphEdge[] = shape.edges.map(([from, to, label], i) => {
+    const [points, labelAt] = placed.edges[i]!;
+    return { from, to, label, critical: byKey.get(from)!.critical && byKey.get(to)!.critical, points, ...(labelAt ? { labelAt } : {}) };
+  });
+  return { nodes, edges, width: placed.width, height: placed.height, grouped };
+}
+
+/** What dagre lays out: nodes (key, width, height) and edges (from, to, label). */
+interface Shape {
+  nodes: Array<[string, number, number]>;
+  edges: Array<[string, string, string]>;
+}
+
+/** Where dagre put them: each node's top-left corner, each edge's points and label, in the shape's order. */
+interface Placed {
+  nodes: Array<[number, number]>;
+  edges: Array<[Array<{ x: number; y: number }>, { x: number; y: number } | undefined]>;
+  width: number;
+  height: number;
+}
+
+/** Bumped when what is kept changes shape. */
+const LAYOUT_FORMAT = 1;
+
+function layoutDir(): string {
+  return join(tmpdir(), `cairn-${userInfo().uid}`, "report-layouts");
+}
+
+/** Lays `shape` out with dagre, or reads the layout kept for the same shape. */
+function placeGraph(shape: Shape): Placed {
+  const digest = createHash("sha256").update(JSON.stringify([LAYOUT_FORMAT, dagre.version, shape])).digest("hex");
+  const file = join(layoutDir(), `${digest}.json`);
+  try {
+    const kept = JSON.parse(readFileSync(file, "utf8")) as Placed;
+    if (kept.nodes.length === shape.nodes.length && kept.edges.length === shape.edges.length) return kept;
+  } catch {
+    // Not there yet (or unreadable): laid out now.
   }
-  const edges: GraphEdge[] = [];
-  for (const [pair, label] of labelOf) {
-    const [from, to] = pair.split("\u0000") as [string, string];
-    const e = g.edge(from, to);
-    edges.push({ from, to, label, critical: byKey.get(from)!.critical && byKey.get(to)!.critical, points: e.points ?? [], ...(e.x !== undefined && e.y !== undefined ? { labelAt: { x: e.x, y: e.y } } : {}) });
+  const g = new dagre.graphlib.Graph({ multigraph: false });
+  g.setGraph({ rankdir: "LR", nodesep: 14, ranksep: 28, edgesep: 8, marginx: 8, marginy: 8, ranker: shape.nodes.length > 150 ? "longest-path" : "network-simplex" });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const [key, width, height] of shape.nodes) g.setNode(key, { width, height });
+  // dagre keeps room for each label, so that labels do not sit on one another.
+  for (const [from, to, label] of shape.edges) g.setEdge(from, to, { label, width: Math.min(label.length * 5.5 + 4, 160), height: 12, labelpos: "c" });
+  dagre.layout(g);
+  const round = (n: number) => Math.round(n * 10) / 10;
+  const placed: Placed = {
+    nodes: shape.nodes.map(([key, width, height]) => {
+      const p = g.node(key) as { x: number; y: number };
+      return [round(p.x - width / 2), round(p.y - height / 2)];
+    }),
+    edges: shape.edges.map(([from, to]) => {
+      const e = g.edge(from, to) as { points?: Array<{ x: number; y: number }>; x?: number; y?: number };
+      return [((e.points ?? []) as Array<{ x: number; y: number }>).map((p) => ({ x: round(p.x), y: round(p.y) })), e.x !== undefined && e.y !== undefined ? { x: round(e.x), y: round(e.y) } : undefined];
+    }),
+    width: Math.ceil(g.graph().width ?? 0),
+    height: Math.ceil(g.graph().height ?? 0),
+  };
+  try {
+    // Written whole, then renamed into place: a reader never sees half of it.
+    mkdirSync(layoutDir(), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(placed));
+    renameSync(tmp, file);
+  } catch {
+    // A layout that cannot be kept is laid out again next time.
   }
-  const box = g.graph();
-  return { nodes, edges, width: Math.ceil(box.width ?? 0), height: Math.ceil(box.height ?? 0), grouped };
+  return placed;
 }
 
 /**
@@ -126,8 +187,8 @@ export function edgeLabel(input: InputEdge): string {
 
 function single(t: ReportTask, critical: boolean): GraphNode {
   const label = t.id;
-  // A cache hit's node says, on a second line, which run it came from.
-  return { key: t.id, label, tasks: [t], state: t.state, critical, x: 0, y: 0, width: textWidth(label, t.cachedFrom ? 150 : 110, 260), height: NODE_HEIGHT };
+  // Room for a second line (a cache hit's source run) whatever the state: the layout is the shape's, kept across runs.
+  return { key: t.id, label, tasks: [t], state: t.state, critical, x: 0, y: 0, width: textWidth(label, 150, 260), height: NODE_HEIGHT };
 }
 
 /**

@@ -101,8 +101,8 @@ export interface ReadReportOptions {
 /** Lines of a log's end kept; characters at most. */
 const TAIL_LINES = 40;
 const TAIL_CHARS = 6000;
-/** Earlier entries of one task compared to find the nearest (newest first). */
-const NEAREST_CANDIDATES = 200;
+/** Earlier entries of one task compared to find the nearest (newest first): bounds the work for a map's thousand items. */
+const NEAREST_CANDIDATES = 25;
 
 /**
  * Reads the report data of flow run `runId` from `tracker`. Throws ReportRunError when there is
@@ -135,7 +135,7 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
   const tasks: ReportTask[] = order.map((id) => toTask(byNode.get(id)!, graphById.get(id), sources, url));
   for (const n of missing) tasks.push(unrecordedTask(n, flowRun));
 
-  await Promise.all([explainMisses(tasks, options.store), readFailures(tracker, tasks, options.maxLogTails ?? 50)]);
+  await Promise.all([explainMisses(tasks, flowRun.startTime, options.store), readFailures(tracker, tasks, options.maxLogTails ?? 50)]);
 
   const t = flowRun.tags;
   const flowUrl = url(flowRun);
@@ -258,11 +258,12 @@ export function stateOf(run: RunRecord): TaskState {
 }
 
 /**
- * For each task that missed the cache and stored an entry: the nearest earlier entry of the
- * same task (fewest changed ingredients, among the newest earlier ones) and what changed since,
- * in the words `cairn explain` uses; "no earlier entry" when there is none.
+ * For each task that missed the cache and stored an entry: the nearest entry of the same task
+ * made before the flow run started (fewest changed ingredients, among the newest), and what
+ * changed since, in the words `cairn explain` uses; "no earlier entry" when there is none. The
+ * store is listed once for the whole report.
  */
-async function explainMisses(tasks: ReportTask[], store: CacheStore | undefined): Promise<void> {
+async function explainMisses(tasks: ReportTask[], flowStart: number, store: CacheStore | undefined): Promise<void> {
   const misses = tasks.filter((t) => (t.state === "succeeded" || t.state === "failed") && t.runId && t.why.length === 0);
   if (!misses.length) return;
   let byTask: Map<string, CacheEntry[]> | undefined;
@@ -290,11 +291,11 @@ async function explainMisses(tasks: ReportTask[], store: CacheStore | undefined)
       );
       continue;
     }
-    const earlier = byTask!
-      .get(task.task)!
-      .filter((e) => e.createdAt < own.createdAt && e.sourceRunId !== task.runId)
-      .sort((a, b) => b.createdAt - a.createdAt)
-      .slice(0, NEAREST_CANDIDATES);
+    // Newest first (the store lists so); entries of this flow run's other nodes are not "earlier".
+    const earlier: CacheEntry[] = [];
+    for (const e of byTask!.get(task.task)!) {
+      if (e.createdAt < flowStart && earlier.push(e) >= NEAREST_CANDIDATES) break;
+    }
     let best: { entry: CacheEntry; changes: ReturnType<typeof diffIngredients> } | undefined;
     for (const entry of earlier) {
       const changes = diffIngredients(entry.ingredients, own.ingredients);
