@@ -38,13 +38,17 @@ export interface GraphJsonNode {
   pool?: string;
 }
 
-/** The flow as JSON: nodes with their task kind and dependencies, the outputs each input takes, and pools. */
-export function toGraphJson(graph: FlowGraph): { flow: string; nodes: GraphJsonNode[] } {
+/**
+ * The flow as JSON: nodes with their task kind and dependencies; with `details` (the run's
+ * `cairn/graph.json`, which reports read), also the outputs each input takes, and pools.
+ */
+export function toGraphJson(graph: FlowGraph, details = false): { flow: string; nodes: GraphJsonNode[] } {
   return {
     flow: graph.definition.name,
     nodes: graph.order.map((id) => {
       const node = graph.nodes.get(id)!;
       const out: GraphJsonNode = { id, task: node.task.name, kind: node.task.kind, dependsOn: [...graph.dependencies.get(id)!] };
+      if (!details) return out;
       const inputs: NonNullable<GraphJsonNode["inputs"]> = [];
       forEachRef(node.inputs, (ref, path) => {
         if (ref.source === "node") inputs.push({ input: path, from: describeRef(ref), node: ref.target });

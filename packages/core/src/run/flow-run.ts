@@ -577,7 +577,7 @@ async function logFlowGraph(tracker: Tracker, flowRunId: string, graph: FlowGrap
   if (!tracker.capabilities.records) return;
   await writeRunFiles(tracker, flowRunId, "cairn", {
     "graph.mmd": toMermaid(graph),
-    "graph.json": JSON.stringify(toGraphJson(graph), null, 2),
+    "graph.json": JSON.stringify(toGraphJson(graph, true), null, 2),
   });
 }
 
