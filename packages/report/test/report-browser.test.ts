@@ -142,6 +142,17 @@ describe("a run's report in headless Chromium", () => {
   });
 });
 
+describe("cairn run --no-report", () => {
+  it("logs no report and says none", async () => {
+    const root = join(dir, "no-report");
+    const r = await cairn(["run", flowFile, "--root", root, "--failure-policy", "continue", "--no-report"]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stdout).not.toContain("Report:");
+    const runId = /run ([0-9a-f]{32})$/m.exec(r.stdout)![1]!;
+    await expect(stat(join(root, "artifacts", runId, "cairn", "report.html"))).rejects.toThrow(/ENOENT/);
+  });
+});
+
 describe("cairn report's errors", () => {
   it("refuses a task run, naming its flow run, and says when there is no run at all", async () => {
     const runId = /cairn\/artifacts\/([0-9a-f]{32})\//.exec(logged)![1]!;

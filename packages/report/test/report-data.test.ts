@@ -23,6 +23,7 @@ import {
   type ReportData,
   type ReportTask,
 } from "@cairn/report";
+import { flow, shell, task as defineTask } from "cairn-dag";
 import { reportFlow } from "./report-flow.ts";
 
 let root: string;
@@ -174,6 +175,29 @@ describe("the report's HTML", () => {
     expect(html).toContain(`<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">`);
     // Nothing is loaded from anywhere: no src or stylesheet link, and the only URLs are links.
     expect(html).not.toMatch(/\ssrc=|<link|@import|url\((?!#)/);
+  });
+
+  it("holds no secret: what the run recorded is masked, and the report holds only that", async () => {
+    const SECRET = "s3cr3t-report-token-4711";
+    const leaky = shell("leaky", `echo "using ${SECRET}" >&2; exit 1`);
+    const thrower = defineTask("thrower").run(async (_, ctx) => {
+      throw new Error(`bad token ${ctx.secret("CAIRN_TOKEN")}`);
+    });
+    const f = flow("report-secrets").build(() => {
+      leaky();
+      thrower();
+      return {};
+    });
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-secret-"));
+    try {
+      const result = await (await f.run({ root: dir, env: {}, secrets: { CAIRN_TOKEN: SECRET }, failurePolicy: "continue", beforeEnd: logReport })).wait();
+      const html = await readFile(join(dir, "artifacts", result.runId, "cairn", "report.html"), "utf8");
+      expect(html).toContain("using ***");
+      expect(html).toContain("bad token ***");
+      expect(html).not.toContain(SECRET);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("stays useful and bounded for 10,000 tasks: grouped graph, kept rows, every bar", () => {
