@@ -6,7 +6,7 @@
  * tail as text; a screenshot is taken; and no request leaves the file.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -24,9 +24,9 @@ let browser: { context: BrowserContext; close(): Promise<void> };
 let logged: string;
 let stdout: string;
 
-async function cairn(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cairn(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await promisify(execFile)(process.execPath, [cairnBin, ...args], { cwd: dir, env: { ...process.env, NO_COLOR: "1", MLFLOW_TRACKING_URI: "" } });
+    const r = await promisify(execFile)(process.execPath, [cairnBin, ...args], { cwd: dir, env: { ...process.env, NO_COLOR: "1", MLFLOW_TRACKING_URI: "", ...env } });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -139,6 +139,22 @@ describe("a run's report in headless Chromium", () => {
     expect(strip(html)).toBe(strip(await readFile(logged, "utf8")));
     const latest = await cairn(["report", "latest", "--root", join(dir, ".cairn"), "--out", join(dir, "latest.html")]);
     expect(latest.stdout).toContain(runId);
+  });
+
+  it("opens the report with the desktop's opener when asked (--open)", async () => {
+    // A stand-in for xdg-open that writes down what it was asked to open.
+    const bin = join(dir, "bin");
+    await mkdir(bin, { recursive: true });
+    await writeFile(join(bin, "xdg-open"), `#!/bin/sh\nprintf '%s' "$1" > "${join(dir, "opened.txt")}"\n`, { mode: 0o755 });
+    const out = join(dir, "opened.html");
+    const r = await cairn(["report", "--root", join(dir, ".cairn"), "--out", out, "--open"], { PATH: `${bin}:${process.env.PATH}` });
+    expect(r.code, r.stderr).toBe(0);
+    let opened = "";
+    for (let i = 0; i < 50 && !opened; i++) {
+      opened = await readFile(join(dir, "opened.txt"), "utf8").catch(() => "");
+      if (!opened) await new Promise((done) => setTimeout(done, 100));
+    }
+    expect(opened).toBe(out);
   });
 });
 
