@@ -32,7 +32,8 @@ try {
     const page = await browser.context.newPage();
     await page.setViewportSize({ width: 1240, height: 900 });
     await page.goto(pathToFileURL(report).href, { waitUntil: "load" });
-    await page.screenshot({ path: out, clip: { x: 0, y: 0, width: 1240, height: Math.min(1500, await page.evaluate(() => document.body.scrollHeight).catch(() => 1500)) } });
+    // The whole page but the per-task sections' tail: header, graph, timeline, table, the first reasons.
+    await page.screenshot({ path: out, fullPage: true, clip: { x: 0, y: 0, width: 1240, height: 1380 } });
   } finally {
     await browser.close();
   }

@@ -116,7 +116,7 @@ function graphSvg(g: GraphLayout, anchor: (t: ReportTask) => string): string {
     const countText = n.counts && n.tasks.length > 1 ? Object.entries(n.counts).map(([s, c]) => `${c} ${s}`).join(" · ") : "";
     // A second line: a group's counts, or the run a cache hit came from.
     const sub = countText || (first.state === "cached" && n.tasks.length === 1 && first.cachedFrom ? `cached from ${first.cachedFrom.runId.slice(0, 8)}` : "");
-    const tip = n.tasks.length === 1 ? `${first.id}: ${first.state}${first.why[0] ? `\n${first.why[0]}` : ""}` : `${n.label}: ${countText}`;
+    const tip = n.tasks.length === 1 ? `${first.id}: ${first.state}${first.why.length ? `\n${whyInShort(first)}` : ""}` : `${n.label}: ${countText}`;
     parts.push(
       `<g class="node st-${n.state}${n.critical ? " crit" : ""}" data-task="${e(n.tasks.length === 1 ? first.id : n.key)}" data-state="${n.state}"${n.tasks.length > 1 ? ` data-count="${n.tasks.length}"` : ""}>` +
         `<a href="${href}">` +
@@ -219,7 +219,7 @@ function taskSection(t: ReportTask, id: string): string {
     ? `<p>cached from run ${t.cachedFrom.url ? `<a href="${e(t.cachedFrom.url)}">${e(t.cachedFrom.runId)}</a>` : `<code>${e(t.cachedFrom.runId)}</code>`}${t.cachedFrom.name ? ` (${e(t.cachedFrom.name)})` : ""}</p>`
     : "";
   return `<details class="task st-${t.state}" id="${id}" data-task="${e(t.id)}" data-state="${t.state}"${t.state === "failed" ? " open" : ""}>
-<summary><span class="chip st-${t.state}">${t.state}</span> <b>${e(t.id)}</b>${t.task !== t.id ? ` <span class="meta">(task ${e(t.task)})</span>` : ""} <span class="meta">${e(t.why[0] ?? "")}</span></summary>
+<summary><span class="chip st-${t.state}">${t.state}</span> <b>${e(t.id)}</b>${t.task !== t.id ? ` <span class="meta">(task ${e(t.task)})</span>` : ""} <span class="meta">${e(clip(whyInShort(t), 160))}</span></summary>
 <p class="meta">${e(facts.join(" · "))} · run ${run}${t.cacheKey ? ` · key <code title="${e(t.cacheKey)}">${e(t.cacheKey.slice(0, 12))}</code>` : ""}</p>
 ${cached}
 ${t.why.length ? `<div class="why"><b>Why:</b><pre class="why-text">${e(t.why.join("\n"))}</pre></div>` : ""}
@@ -228,6 +228,12 @@ ${t.logTail ? `<div class="log"><b>Log tail</b><pre class="log-tail">${e(t.logTa
 ${t.errorText && t.state === "failed" ? `<details class="stack"><summary>error text and stack</summary><pre>${e(t.errorText)}</pre></details>` : ""}
 ${keyValues("inputs", t.params)}${keyValues("metrics", t.metrics)}
 </details>`;
+}
+
+/** Why, on one line: what changed since the nearest entry when known, else the first reason. */
+function whyInShort(t: ReportTask): string {
+  const changes = t.why.filter((line) => line.startsWith("  - ")).map((line) => line.slice(4));
+  return changes.length ? changes.join("; ") : (t.why[0] ?? "");
 }
 
 function keyValues(title: string, values: Record<string, string | number>): string {
