@@ -6,6 +6,7 @@ import * as cli from "@cairn/cli";
 import * as dsl from "@cairn/dsl";
 import * as processKinds from "@cairn/process";
 import * as mlflow from "@cairn/mlflow";
+import * as report from "@cairn/report";
 import * as facade from "cairn-dag";
 import { NeedsTsxError } from "../packages/cli/src/compile-flow.ts";
 // @ts-expect-error: a JavaScript module without types
@@ -17,7 +18,7 @@ type ErrorClass = { readonly code: string; is(value: unknown): boolean; prototyp
 /** Every error class the packages export, by name. */
 function errorClasses(): Map<string, ErrorClass> {
   const found = new Map<string, ErrorClass>();
-  for (const mod of [cache, core, dsl, processKinds, mlflow, cli] as Record<string, unknown>[]) {
+  for (const mod of [cache, core, dsl, processKinds, mlflow, report, cli] as Record<string, unknown>[]) {
     for (const [name, value] of Object.entries(mod)) {
       if (typeof value === "function" && value.prototype instanceof Error) found.set(name, value as unknown as ErrorClass);
     }

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Writable } from "node:stream";
@@ -683,7 +683,8 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
   }
   const { buildReport } = await import("@cairn/report");
   // The cache entries say what changed for the tasks that missed; without the store a miss is said plainly.
-  const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root }).catch(() => undefined);
+  // (The embedded store only where it exists: a report is no reason to make a .cairn folder.)
+  const store = env.CAIRN_CACHE_URL || existsSync(root) ? await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root }).catch(() => undefined) : undefined;
   let html: string;
   try {
     html = await buildReport(tracker, run.runId, store ? { store } : {});

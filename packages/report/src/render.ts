@@ -112,7 +112,8 @@ function graphSvg(g: GraphLayout, anchor: (t: ReportTask) => string): string {
   }
   for (const n of g.nodes) {
     const first = n.tasks[0]!;
-    const href = n.tasks.length === 1 ? `#${anchor(first)}` : `#${anchor(first)}`;
+    // A group links to its first task's section.
+    const href = `#${anchor(first)}`;
     const countText = n.counts && n.tasks.length > 1 ? Object.entries(n.counts).map(([s, c]) => `${c} ${s}`).join(" · ") : "";
     // A second line: a group's counts, or the run a cache hit came from.
     const sub = countText || (first.state === "cached" && n.tasks.length === 1 && first.cachedFrom ? `cached from ${first.cachedFrom.runId.slice(0, 8)}` : "");

@@ -161,7 +161,7 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
   };
 }
 
-function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<string, RunRecord>, url: (r: RunRecord) => string | undefined): ReportTask {
+function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<string, RunRecord>, url: (r: { experimentId: string; runId: string }) => string | undefined): ReportTask {
   const t = run.tags;
   const state = stateOf(run);
   const source = t[CACHED_FROM_TAG] ? sources.get(t[CACHED_FROM_TAG]) : undefined;
@@ -193,7 +193,7 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
   if (t[CACHED_FROM_TAG]) {
     const from = { runId: t[CACHED_FROM_TAG], experimentId: source?.experimentId ?? run.experimentId };
     const name = t[CACHED_FROM_NAME_TAG] ?? source?.name;
-    const link = url(from as RunRecord);
+    const link = url(from);
     task.cachedFrom = { runId: from.runId, ...(name ? { name } : {}), ...(link ? { url: link } : {}) };
     task.why.push(`cached: a cache entry for these inputs and code exists, from run ${from.runId}${name ? ` (${name})` : ""}`);
   }
