@@ -18,6 +18,11 @@ for (const tracking of ["off", "local"]) {
   const floor = r.floorUsPerTask === undefined ? "" : `; the floor (bare promises, same DAG) ${r.floorUsPerTask} µs/task, engine/floor ${r.ratioToFloor}`;
   rows.push([`10,000 no-op tasks, tracking ${tracking}`, `${r.usPerTask} µs/task, peak RSS ${r.peakRssMb} MB (total ${r.totalMs} ms)${floor}`, goal]);
 }
+const perTask = Number(rows[0]![1]!.split(" ")[0]);
+const mp = runBench("fan-out.ts", "map", "10000");
+rows.push(["map of 10,000 no-op items, tracking off", `${mp.usPerItem} µs/item (${(Number(mp.usPerItem) / perTask).toFixed(1)}× the per-task overhead above), peak RSS ${mp.peakRssMb} MB (total ${mp.totalMs} ms)`, "<= 2× per task, bounded memory"]);
+const sw = runBench("fan-out.ts", "sweep", "100");
+rows.push([`sweep of ${sw.trials} trials (no-op, embedded store), warm / cold`, `${sw.warmMs} ms / ${sw.coldMs} ms = ${sw.ratio}`, "warm: all hits, same best"]);
 const m = runBench("makespan.ts", "400", "8");
 rows.push([
   "400 sleeping tasks (20-60 ms), concurrency 8",

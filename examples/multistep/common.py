@@ -15,7 +15,7 @@ import tempfile
 try:
     import cairn_task  # on PYTHONPATH when Cairn starts the step
 except ImportError:  # plain `mlflow run`: the helper is in this repository
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "packages", "dsl", "python"))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "packages", "process", "python"))
     import cairn_task
 
 UNDER_CAIRN = bool(os.environ.get("CAIRN_OUTPUTS"))

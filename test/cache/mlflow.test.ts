@@ -176,7 +176,10 @@ function countingTracker(): { tracker: MlflowTracker; seen: string[] } {
   const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
   const seen: string[] = [];
   tracker.client.http.observe((e) => {
-    if (e.phase === "request") seen.push(`${e.method} ${new URL(e.url).pathname.replace(/^\/api\/2\.0\/mlflow\//, "")}`);
+    if (e.phase !== "request") return;
+    const url = new URL(e.url);
+    const listed = url.searchParams.get("path");
+    seen.push(`${e.method} ${url.pathname.replace(/^\/api\/2\.0\/mlflow\//, "")}${listed !== null ? `?path=${listed}` : ""}`);
   });
   return { tracker, seen };
 }
@@ -184,7 +187,7 @@ function countingTracker(): { tracker: MlflowTracker; seen: string[] } {
 const count = (seen: string[], request: string) => seen.filter((r) => r === request).length;
 
 describe("a cold run against the server", () => {
-  it("a fresh task reads the experiment's index once (its lookup), not again after taking its lease", async () => {
+  it("a fresh task's lookup is answered by one listing of the experiment's index: no read of its own, none after taking its lease", async () => {
     const fresh = task("cold-fresh").input<{ n: number }>().run(({ n }) => ({ x: n + 1 }));
     const f = flow("cold-fresh").build(() => ({ x: fresh({ n: Date.now() }).x }));
     const { tracker, seen } = countingTracker();
@@ -192,8 +195,10 @@ describe("a cold run against the server", () => {
     expect(cold.result.status).toBe("succeeded");
     expect(statuses(cold.result)).toEqual({ "cold-fresh": "succeeded" });
     const indexReads = seen.filter((r) => r.startsWith("GET ") && r.includes("/cairn-index/"));
+    const indexListings = seen.filter((r) => r.startsWith("GET ") && r.endsWith("/cairn-index"));
     const indexWrites = seen.filter((r) => r.startsWith("PUT ") && r.includes("/cairn-index/"));
-    expect(indexReads).toHaveLength(1);
+    expect(indexListings).toHaveLength(1);
+    expect(indexReads).toHaveLength(0);
     expect(indexWrites).toHaveLength(1);
     // The task's own run: create, one log-batch, its outputs.json, update (and the flow run's own).
     expect(count(seen, "POST runs/create")).toBe(1 + 1);
@@ -335,6 +340,39 @@ describe("a warm run against the server", () => {
       expect(seen).toEqual(["POST runs/search", "GET runs/get"]);
     } finally {
       clock.mockRestore();
+      await store.close();
+    }
+  });
+
+  it("a run's listing of the index answers misses for seconds, then is listed again and finds what another machine recorded meanwhile", async () => {
+    const t = task("listed").run(() => ({ ok: true }));
+    const f = flow("listing-fresh").build(() => ({ ok: t().ok }));
+    const { tracker, seen } = countingTracker();
+    const experimentId = await tracker.ensureExperiment("listing-fresh");
+    const rootB = await tmp();
+    const store = await CacheStore.fromUrl(undefined, { root: rootB });
+    const cache = new TaskCache(store, tracker, experimentId, rootB, {});
+    try {
+      expect(await cache.lookup("0".repeat(64))).toEqual({});
+      expect(seen.filter((r) => r.endsWith("/cairn-index"))).toHaveLength(1);
+      // Another machine (its own root) records the task meanwhile.
+      const rootA = await tmp();
+      await runCollect(f, { root: rootA, env: env() });
+      const storeA = await CacheStore.fromUrl(undefined, { root: rootA });
+      const [entry] = await storeA.list({ taskName: "listed" });
+      await storeA.close();
+      seen.length = 0;
+      expect((await cache.lookup(entry!.key)).entry).toBeUndefined();
+      expect(seen).toEqual([]); // the fresh listing says miss: no request
+      const clock = vi.spyOn(Date, "now").mockReturnValue(Date.now() + 11_000);
+      try {
+        expect((await cache.lookup(entry!.key)).entry?.sourceRunId).toBe(entry!.sourceRunId);
+      } finally {
+        clock.mockRestore();
+      }
+      expect(seen.filter((r) => r.endsWith("/cairn-index"))).toHaveLength(1);
+      expect(seen.filter((r) => r.startsWith("GET ") && r.includes("/cairn-index/"))).toHaveLength(1);
+    } finally {
       await store.close();
     }
   });

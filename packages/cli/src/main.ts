@@ -427,7 +427,11 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
     return EXIT.ok;
   }
   const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
-  const rows = plan.map((p) => [p.task, p.action === "hit" ? "cached" : "runs", p.action === "hit" ? `from run ${p.cachedFrom}` : (p.reason ?? "")]);
+  const rows = plan.map((p) => [
+    p.task,
+    p.action === "hit" ? "cached" : p.action === "skip" ? "skipped" : p.items === "unknown" ? "runs (items unknown)" : "runs",
+    p.action === "hit" && p.cachedFrom ? `from run ${p.cachedFrom}` : (p.reason ?? ""),
+  ]);
   stdout.write(table(["task", "plan", "why"], rows, c));
   const hits = plan.filter((p) => p.action === "hit").length;
   stdout.write(`\n${hits} of ${plan.length} tasks would come from the cache.\n`);

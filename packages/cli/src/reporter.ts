@@ -194,6 +194,7 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
     for (const t of tasks) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
     lines.push(`${tasks.length} tasks: ${[...counts].map(([s, n]) => `${n} ${s}`).join(", ")}`);
   }
+  for (const t of tasks) if (t.expands === "sweep" && t.outputs) lines.push("", ...leaderboard(t.task, t.outputs as SweepOutputs, c));
   const status = result.status === "succeeded" ? c.green(result.status) : result.status === "cancelled" ? c.yellow(result.status) : c.red(result.status);
   lines.push("", `Flow ${status} in ${formatDuration(result.durationMs)}, run ${result.runId}`);
   if (result.outputs && Object.keys(result.outputs as object).length) {
@@ -202,6 +203,41 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
   }
   if (view) lines.push(view);
   return `${lines.join("\n")}\n`;
+}
+
+/** What a sweep node outputs, as far as its leaderboard reads it. */
+interface SweepOutputs {
+  trial: string;
+  trials: Array<{ trial: string; params: Record<string, unknown>; metric?: number; status: string; cached: boolean }>;
+}
+
+/** Trials a leaderboard shows, best first; the rest are counted. */
+const LEADERBOARD_ROWS = 20;
+
+/** A sweep's leaderboard: trial, params, metric, status, cached; best first (the sweep's order), then the trials that did not succeed. */
+export function leaderboard(node: string, sweep: SweepOutputs, c: Colors): string[] {
+  const best = sweep.trials.find((t) => t.trial === sweep.trial);
+  const scored = sweep.trials.filter((t) => t.metric !== undefined);
+  const descending = best?.metric === Math.max(...scored.map((t) => t.metric!));
+  scored.sort((a, b) => (descending ? b.metric! - a.metric! : a.metric! - b.metric!));
+  const ordered = [...scored, ...sweep.trials.filter((t) => t.metric === undefined)];
+  const shown = ordered.slice(0, LEADERBOARD_ROWS);
+  const rows = shown.map((t) => [
+    t.trial,
+    Object.entries(t.params)
+      .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+      .join(" "),
+    t.metric === undefined ? "-" : String(t.metric),
+    t.status,
+    t.cached ? "yes" : "no",
+  ]);
+  const header = ["trial", "params", "metric", "status", "cached"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd();
+  const out = [c.bold(`Sweep ${node}: ${sweep.trials.length} trials, best ${sweep.trial}`), c.bold(line(header))];
+  for (const [i, r] of rows.entries()) out.push(shown[i]!.trial === sweep.trial ? c.green(line(r)) : line(r));
+  if (ordered.length > shown.length) out.push(c.dim(`… and ${ordered.length - shown.length} more trials`));
+  return out;
 }
 
 /**

@@ -434,3 +434,105 @@ export class TaskFileError extends CairnError {
     );
   }
 }
+
+// ---------------------------------------------------------------- maps, sweeps and conditions
+
+/** A map's `over` did not resolve to an array when the map was about to expand. */
+export class MapOverError extends CairnError {
+  static override readonly code: string = "CAIRN_MAP_OVER";
+  override name = "MapOverError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly nodeId: string,
+    /** What `over` was wired to: `listFiles.paths`, `params.items`. */
+    readonly over: string,
+    readonly got: unknown,
+  ) {
+    super(
+      `Map "${nodeId}" expected its input \`over\` (${over}) to be an array, got ${describeValue(got)}. ` +
+        `Wire \`over\` to an output or param that is a list (e.g. { paths: string[] }.paths), or wrap a single value in [ ].`,
+    );
+  }
+}
+
+/** A map has fewer items than its `minSuccess` count asks to succeed. */
+export class MinSuccessError extends CairnError {
+  static override readonly code: string = "CAIRN_MIN_SUCCESS";
+  override name = "MinSuccessError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly nodeId: string,
+    readonly minSuccess: number,
+    readonly items: number,
+  ) {
+    super(
+      `Map "${nodeId}" asks for minSuccess ${minSuccess} items, but its list has ${items}. ` +
+        `Lower minSuccess, or give it as a fraction of the list (e.g. 0.8).`,
+    );
+  }
+}
+
+/** Too many of a map's items failed (more than `minSuccess` allows; any, without it). */
+export class MapItemsFailedError extends CairnError {
+  static override readonly code: string = "CAIRN_MAP_ITEMS_FAILED";
+  override name = "MapItemsFailedError";
+  constructor(
+    readonly nodeId: string,
+    /** The failed items' node ids with their error messages. */
+    readonly failed: ReadonlyArray<{ readonly item: string; readonly message: string }>,
+    readonly required: number,
+    readonly items: number,
+  ) {
+    const shown = failed.slice(0, 5).map((f) => `"${f.item}": ${f.message}`);
+    if (failed.length > 5) shown.push(`and ${failed.length - 5} more`);
+    super(
+      `Map "${nodeId}": ${failed.length} of ${items} items failed, and ${required} had to succeed (${shown.join("; ")}). ` +
+        `Fix the failing items, or let the map tolerate failures with minSuccess (a count or a fraction).`,
+    );
+  }
+}
+
+/** A condition (`{ if: ref }`) resolved to something other than a boolean. */
+export class ConditionError extends CairnError {
+  static override readonly code: string = "CAIRN_CONDITION";
+  override name = "ConditionError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly nodeId: string,
+    readonly condition: string,
+    readonly got: unknown,
+  ) {
+    super(
+      `Task "${nodeId}" has the condition \`if: ${condition}\`, which must be a boolean, got ${describeValue(got)}. ` +
+        `Wire \`if\` to a boolean output (e.g. { passed: boolean }.passed), or compute one in a small task.`,
+    );
+  }
+}
+
+/** A sweep's selector names an output that a trial did not return as a finite number. */
+export class SelectorError extends CairnError {
+  static override readonly code: string = "CAIRN_SELECTOR";
+  override name = "SelectorError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly nodeId: string,
+    readonly trial: string,
+    readonly metric: string,
+    readonly got: unknown,
+    readonly outputs: readonly string[],
+  ) {
+    super(
+      `Sweep "${nodeId}" selects on output "${metric}", but trial "${trial}" returned ${got === undefined ? "no such output" : describeValue(got)}` +
+        ` (its outputs: ${outputs.length ? outputs.join(", ") : "none"}). ` +
+        `Select on a numeric output of the task, e.g. max("${outputs[0] ?? "accuracy"}"), or make the task return "${metric}" as a number.`,
+    );
+  }
+}

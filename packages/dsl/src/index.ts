@@ -5,9 +5,29 @@
  * @example
  * import { flow, task } from "@cairn/dsl";
  */
-export { task, makeTask, type Task, type TaskBuilder, type TaskSettings, type CacheSettings, type NodeOptions, type RetryOptions, type InferInput, type InferOutput } from "./task.ts";
+export { task, makeTask, when, type Condition, type Task, type TaskBuilder, type TaskSettings, type CacheSettings, type NodeOptions, type RetryOptions, type InferInput, type InferOutput } from "./task.ts";
 export { flow, isFlow, type Flow, type FlowBuilder, type FlowRunOptions, type ParamRefs, type InferParams, type InferFlowOutputs } from "./flow.ts";
-export type { Ref, Wire, WireInputs, Unwire, Node, Simplify } from "./types.ts";
+export type { Ref, MaybeRef, Wire, WireInputs, Unwire, Node, MaybeNode, Simplify } from "./types.ts";
+export {
+  map,
+  sweep,
+  grid,
+  list,
+  random,
+  max,
+  min,
+  EmptySpaceError,
+  type MapOptions,
+  type MapNode,
+  type SweepOptions,
+  type SweepNode,
+  type SweepTrial,
+  type SearchSpace,
+  type Selector,
+  type Range,
+  type NumericOutputs,
+  type FanOutOptions,
+} from "./fan-out.ts";
 export { http, HttpTaskError, type HttpOptions, type KindTask } from "./kinds/index.ts";
 export { addFlowHooks, type FlowHooks } from "./flow-hooks.ts";
 

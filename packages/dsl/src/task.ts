@@ -1,5 +1,6 @@
 import {
   CairnError,
+  isRef,
   type CodeFile,
   NO_RETRY,
   OptionError,
@@ -13,7 +14,7 @@ import ms from "ms";
 import { currentBuild, nodeToRef, refProxy } from "./build-context.ts";
 import { functionDependencies } from "./code-deps.ts";
 import { declaringModule, errorSource, resolveDeclaredPath } from "./declared-path.ts";
-import type { Node, OrDefault, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
+import type { MaybeNode, MaybeRef, Node, OrDefault, Ref, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
 
 /** Options of one use of a task in a flow. */
 export interface NodeOptions {
@@ -21,7 +22,22 @@ export interface NodeOptions {
   id?: string;
   /** Nodes (or node ids) that must finish first, beyond those whose outputs are wired in. */
   after?: ReadonlyArray<string | { readonly $id: string }>;
+  /**
+   * Runs the node only when this boolean holds; when it is false, the node and its dependants
+   * are skipped (reason "condition false") and the flow still succeeds. Its outputs are then
+   * typed optional (`T | undefined` in the flow's outputs).
+   * A predicate over an output: `when(ref, test)`.
+   * @example const model = train({ data: d.data }, { if: check.passed });
+   * @example const model = train({ data: d.data }, { if: when(check.rows, (n) => n > 1000) });
+   */
+  if?: Ref<boolean> | Condition;
 }
+
+/** `unknown` when an input of `W` is a {@link MaybeRef} (at its top level), else `never`. */
+type FromMaybe<W> = true extends { [K in keyof W]: W[K] extends MaybeRef<any> ? true : false }[keyof W] ? unknown : never;
+
+/** The keys of `W` that are not inputs of the task, each typed `never`: an unknown input is an error, as without generics. */
+type NoExtra<W, In> = unknown extends In ? unknown : string extends keyof In ? unknown : { [K in Exclude<keyof W, keyof In>]: never };
 
 /** Retry settings of `.retries()`. */
 export interface RetryOptions {
@@ -78,7 +94,14 @@ export interface TaskSettings<Self> {
 
 /** A finished task: call it inside `build` to add a node. */
 export interface Task<In, Out> extends TaskSettings<Task<In, Out>> {
-  (...args: {} extends In ? [inputs?: WireInputs<In>, options?: NodeOptions] : [inputs: WireInputs<In>, options?: NodeOptions]): Node<Out>;
+  /**
+   * Adds a node. With a condition (`{ if }`), or wired to an output of a node that may be
+   * skipped, its outputs may be missing: its refs are then {@link MaybeRef}s. (One signature,
+   * not overloads: a mis-wired input is reported as that input's own error.)
+   */
+  <W extends WireInputs<In> = WireInputs<In>, O extends NodeOptions = {}>(
+    ...args: {} extends In ? [inputs?: W & NoExtra<W, In>, options?: O] : [inputs: W & NoExtra<W, In>, options?: O]
+  ): O extends { if: object } ? MaybeNode<Out> : [FromMaybe<W>] extends [never] ? Node<Out> : MaybeNode<Out>;
   /** The plain definition the engine runs. */
   readonly definition: TaskDefinition;
   /** @internal Phantom types for inference helpers. */
@@ -164,32 +187,74 @@ const NO_AFTER: readonly string[] = Object.freeze([]);
 
 /** Wraps a definition as a callable task. Also used by other task kinds (scripts, notebooks, ...). */
 export function makeTask<In, Out>(definition: TaskDefinition): Task<In, Out> {
-  const call = (inputs: Record<string, unknown> = {}, options: NodeOptions = {}) => {
-    const build = currentBuild(definition.name);
-    if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs)) {
-      throw new CairnError(`Task "${definition.name}" must be called with an object of inputs, got ${typeof inputs}.`);
-    }
-    const uses = (build.uses.get(definition.name) ?? 0) + 1;
-    build.uses.set(definition.name, uses);
-    const id = options.id ?? (uses === 1 ? definition.name : `${definition.name}-${uses}`);
-    const wired: Record<string, unknown> = {};
-    for (const k of Object.keys(inputs)) {
-      const value = nodeToRef(inputs[k]);
-      // As Object.fromEntries did: an own "__proto__" input, not a prototype.
-      if (k === "__proto__") Object.defineProperty(wired, k, { value, enumerable: true, writable: true, configurable: true });
-      else wired[k] = value;
-    }
-    const node: FlowNode = {
-      id,
-      task: definition,
-      inputs: Object.freeze(wired),
-      after: options.after === undefined ? NO_AFTER : Object.freeze(options.after.map((a) => (typeof a === "string" ? a : a.$id))),
-    };
-    build.nodes.push(node);
-    return refProxy("node", id, build.buildId);
-  };
+  const call = (inputs: Record<string, unknown> = {}, options: NodeOptions = {}) => addNode(definition, inputs, options);
   const settings = settingsMethods(definition, (next) => makeTask({ ...definition, ...next }));
   return Object.assign(call, settings, { definition: Object.freeze(definition) }) as unknown as Task<In, Out>;
+}
+
+/**
+ * Adds a node of `definition` to the build in progress: its id (the task name, then `name-2`,
+ * ...), its inputs with node handles made refs, its `after` and condition, and `extra` (a map's
+ * spec). Returns the node's handle. Shared by task calls, map() and sweep().
+ */
+export function addNode(definition: TaskDefinition, inputs: Record<string, unknown>, options: NodeOptions, extra?: Pick<FlowNode, "map">): Record<string, unknown> {
+  const build = currentBuild(definition.name);
+  if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs)) {
+    throw new CairnError(`Task "${definition.name}" must be called with an object of inputs, got ${typeof inputs}.`);
+  }
+  const uses = (build.uses.get(definition.name) ?? 0) + 1;
+  build.uses.set(definition.name, uses);
+  const id = options.id ?? (uses === 1 ? definition.name : `${definition.name}-${uses}`);
+  const wired: Record<string, unknown> = {};
+  for (const k of Object.keys(inputs)) {
+    const value = nodeToRef(inputs[k]);
+    // As Object.fromEntries did: an own "__proto__" input, not a prototype.
+    if (k === "__proto__") Object.defineProperty(wired, k, { value, enumerable: true, writable: true, configurable: true });
+    else wired[k] = value;
+  }
+  const test = isCondition(options.if) ? options.if.test : undefined;
+  const condition = options.if === undefined ? undefined : isCondition(options.if) ? options.if.ref : nodeToRef(options.if);
+  if (condition !== undefined && !isRef(condition) && typeof condition !== "boolean") {
+    throw new OptionError(`task "${id}" option \`if\``, "a boolean output or param (a reference), or a boolean", options.if);
+  }
+  const node: FlowNode = {
+    id,
+    task: definition,
+    inputs: Object.freeze(wired),
+    after: options.after === undefined ? NO_AFTER : Object.freeze(options.after.map((a) => (typeof a === "string" ? a : a.$id))),
+    ...(condition !== undefined ? { condition: condition as FlowNode["condition"] & object } : {}),
+    ...(test ? { conditionTest: test as (value: unknown) => unknown } : {}),
+    ...extra,
+  };
+  build.nodes.push(node);
+  return refProxy("node", id, build.buildId);
+}
+
+declare const conditionBrand: unique symbol;
+
+/** A condition made by {@link when}: a predicate over a referenced value. */
+export interface Condition {
+  readonly ref: unknown;
+  readonly test: (value: never) => boolean;
+  readonly [conditionBrand]: true;
+}
+
+const CONDITION_MARK = Symbol.for("cairn.condition");
+
+function isCondition(value: unknown): value is Condition {
+  return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[CONDITION_MARK] === true;
+}
+
+/**
+ * A condition over an output or param: the node runs when `test` returns `true` for its value,
+ * and is skipped with its dependants when it returns `false` (anything else fails the node).
+ * @example train({ data: d.data }, { if: when(stats.rows, (n) => n >= 1000) })
+ */
+export function when<T>(ref: Ref<T>, test: (value: T) => boolean): Condition {
+  const target = nodeToRef(ref);
+  if (!isRef(target)) throw new OptionError("when() first argument", "an output or param (a reference)", ref);
+  if (typeof test !== "function") throw new OptionError("when() second argument", "a function (value) => boolean", test);
+  return Object.freeze({ ref: target, test, [CONDITION_MARK]: true }) as unknown as Condition;
 }
 
 function settingsMethods<S extends Settings & { name: string }, R>(state: S, next: (s: S) => R): TaskSettings<R> {

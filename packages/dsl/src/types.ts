@@ -3,11 +3,17 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 
 declare const refType: unique symbol;
 declare const unsetBrand: unique symbol;
+declare const maybeBrand: unique symbol;
 
 /** A typed reference to a value that exists once the flow runs: a task output or a flow param. */
 export interface Ref<T> extends RefValue {
   /** Phantom: the type of the value the reference stands for. */
   readonly [refType]: T;
+}
+
+/** A reference whose value may be missing: an output of a node that may be skipped (it has a condition). */
+export interface MaybeRef<T> extends Ref<T> {
+  readonly [maybeBrand]: true;
 }
 
 /** Marks a builder slot that was not set. */
@@ -36,7 +42,7 @@ export type WireInputs<I> = { [K in keyof I]: Wire<I[K]> };
 
 /** The value a wired value stands for: refs replaced by their types. */
 export type Unwire<T> =
-  T extends Ref<infer V> ? V : T extends Artifact ? T : T extends readonly unknown[] ? { [K in keyof T]: Unwire<T[K]> } : T extends object ? Simplify<{ [K in keyof T]: Unwire<T[K]> }> : T;
+  T extends MaybeRef<infer V> ? V | undefined : T extends Ref<infer V> ? V : T extends Artifact ? T : T extends readonly unknown[] ? { [K in keyof T]: Unwire<T[K]> } : T extends object ? Simplify<{ [K in keyof T]: Unwire<T[K]> }> : T;
 
 /** What calling a task inside `build` returns: one typed ref per output, plus the node id and the whole output. */
 export type Node<O> = (O extends Record<string, unknown> ? { readonly [K in keyof O]-?: Ref<O[K]> } : unknown) & {
@@ -44,6 +50,14 @@ export type Node<O> = (O extends Record<string, unknown> ? { readonly [K in keyo
   readonly $id: string;
   /** A reference to the whole output. */
   readonly $out: Ref<O>;
+};
+
+/** What calling a task with a condition returns: as {@link Node}, each ref a {@link MaybeRef}. */
+export type MaybeNode<O> = (O extends Record<string, unknown> ? { readonly [K in keyof O]-?: MaybeRef<O[K]> } : unknown) & {
+  /** The node's id in the flow. */
+  readonly $id: string;
+  /** A reference to the whole output, missing when the node is skipped. */
+  readonly $out: MaybeRef<O>;
 };
 
 /** The type a Standard Schema accepts. */

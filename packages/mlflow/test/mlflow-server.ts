@@ -30,6 +30,8 @@ export interface MlflowServer {
   uri: string;
   /** The temporary folder holding `mlflow.db` and `artifacts/`. */
   dir: string;
+  /** The server's process group (uvicorn and its workers), for benchmarks that read its CPU time. */
+  pgid: number;
   /** Kills the server's whole process group and removes its folder. */
   stop(): Promise<void>;
 }
@@ -113,7 +115,7 @@ async function launch(dir: string, port: number, timeoutMs: number, workers: num
     }
     try {
       const res = await fetch(`${uri}/health`, { signal: AbortSignal.timeout(2000) });
-      if (res.ok) return { uri, dir, stop };
+      if (res.ok) return { uri, dir, pgid: child.pid!, stop };
     } catch {
       // Not listening yet.
     }

@@ -1,8 +1,11 @@
 import { type IngredientChange, diffIngredients } from "@cairn/cache";
-import type { FlowDefinition } from "../definition/flow-definition.ts";
+import type { FlowDefinition, FlowNode } from "../definition/flow-definition.ts";
+import { describeRef, isRef } from "../definition/ref.ts";
+import { MapRun } from "../scheduler/map-run.ts";
+import type { TaskResult } from "../run/task-result.ts";
 import { OptionError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
-import { taskInputs } from "../pipeline/inputs.ts";
+import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 import { forcedNodes } from "./rerun.ts";
 import { type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "./task-cache.ts";
@@ -11,8 +14,8 @@ import { type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "
 export interface PlannedTask {
   /** Node id. */
   task: string;
-  /** `hit`: its outputs come from the cache; `run`: it would run. */
-  action: "hit" | "run";
+  /** `hit`: its outputs come from the cache; `run`: it would run; `skip`: its condition is false. */
+  action: "hit" | "run" | "skip";
   /** For hits: the run whose outputs are reused. */
   cachedFrom?: string;
   /** Why it would run: no entry, cache off for the task, an upstream task runs, forced. */
@@ -21,6 +24,11 @@ export interface PlannedTask {
   key?: TaskKey;
   /** An entry for the key exists, but its source run is recorded in another tracker (see {@link ForeignEntry}). */
   foreign?: ForeignEntry;
+  /** For an item of a map or sweep: the map's node id and the item's position. */
+  parent?: string;
+  item?: number;
+  /** For a map or sweep node: its number of items, or `unknown` until an upstream task has run. */
+  items?: number | "unknown";
 }
 
 /** Options of {@link planFlow}. */
@@ -40,41 +48,107 @@ export interface PlanOptions {
  * unchanged, which only running can tell (the plan says so).
  */
 export async function planFlow(definition: FlowDefinition, options: PlanOptions): Promise<PlannedTask[]> {
+  return (await planNodes(definition, options)).plan;
+}
+
+/** The plan, with the nodes it is about: the flow's and the items of the maps whose lists are known. */
+async function planNodes(definition: FlowDefinition, options: PlanOptions): Promise<{ plan: PlannedTask[]; nodes: Map<string, FlowNode> }> {
   const graph = buildFlowGraph(definition);
+  const nodes = new Map(graph.nodes);
+  const rows: PlannedTask[] = [];
   const outputs = new Map<string, unknown>();
   const plan = new Map<string, PlannedTask>();
+  /** Rows of the items of each map whose list is known. */
+  const itemRows = new Map<string, PlannedTask[]>();
   const forced = forcedNodes(graph, options.rerun ?? []);
   const isForced = (id: string) => forced?.[graph.indexed.index.get(id)!] === 1;
   // The hits' source runs are asked about in one request, not one per task.
   if (!options.refresh) options.cache.checkSourceRuns(await sourceRunsAhead(graph, options.params, options.cache, isForced));
-  for (const id of graph.order) {
-    const node = graph.nodes.get(id)!;
-    const upstreamRuns = graph.dependencies.get(id)!.find((dep) => plan.get(dep)!.action === "run");
-    if (node.task.cache === false) {
-      plan.set(id, { task: id, action: "run", reason: "caching is off for this task" });
-      continue;
-    }
-    if (upstreamRuns) {
-      plan.set(id, { task: id, action: "run", reason: `upstream task "${upstreamRuns}" runs first (it may still hit if that task's outputs come out unchanged)` });
-      continue;
-    }
+  const planOne = async (node: FlowNode, upstreamRuns: string | undefined, forcedHere: boolean): Promise<PlannedTask> => {
+    const id = node.id;
+    const place = node.item ? { parent: node.item.parent, item: node.item.index } : {};
+    if (node.task.cache === false) return { task: id, action: "run", reason: "caching is off for this task", ...place };
+    if (upstreamRuns) return { task: id, action: "run", reason: `upstream task "${upstreamRuns}" runs first (it may still hit if that task's outputs come out unchanged)`, ...place };
     const key = await options.cache.keyFor(node, await taskInputs(node, options.params, (dep) => outputs.get(dep)));
-    if (options.refresh || isForced(id)) {
-      plan.set(id, { task: id, action: "run", reason: options.refresh ? "--refresh" : "--rerun", key });
-      continue;
-    }
+    if (options.refresh || forcedHere) return { task: id, action: "run", reason: options.refresh ? "--refresh" : "--rerun", key, ...place };
     const { entry, bad, foreign } = await options.cache.lookup(key.key);
     if (entry) {
       outputs.set(id, entry.outputs.values);
-      plan.set(id, { task: id, action: "hit", cachedFrom: entry.sourceRunId, key });
-    } else if (foreign) {
-      plan.set(id, { task: id, action: "run", reason: foreignReason(foreign), key, foreign });
-    } else {
-      plan.set(id, { task: id, action: "run", reason: bad ? `its entry was unusable: ${bad.reason}` : "no cache entry for these inputs and code", key });
+      return { task: id, action: "hit", cachedFrom: entry.sourceRunId, key, ...place };
     }
+    if (foreign) return { task: id, action: "run", reason: foreignReason(foreign), key, foreign, ...place };
+    return { task: id, action: "run", reason: bad ? `its entry was unusable: ${bad.reason}` : "no cache entry for these inputs and code", key, ...place };
+  };
+  for (const id of graph.order) {
+    const node = graph.nodes.get(id)!;
+    const deps = graph.dependencies.get(id)!;
+    const skippedBy = deps.find((dep) => plan.get(dep)!.action === "skip");
+    if (skippedBy) {
+      plan.set(id, { task: id, action: "skip", reason: `upstream task "${skippedBy}" is skipped (its condition is false)` });
+      continue;
+    }
+    const upstreamRuns = deps.find((dep) => plan.get(dep)!.action === "run");
+    if (node.condition !== undefined && !upstreamRuns && conditionValue(node, options.params, (dep) => outputs.get(dep)) === false) {
+      plan.set(id, { task: id, action: "skip", reason: `its condition (${isRef(node.condition) ? describeRef(node.condition) : "false"}) is false` });
+      continue;
+    }
+    if (node.map) {
+      plan.set(id, await planMap(node, upstreamRuns, isForced(id)));
+      continue;
+    }
+    plan.set(id, await planOne(node, upstreamRuns, isForced(id)));
   }
-  return graph.order.map((id) => plan.get(id)!);
+  for (const id of graph.order) {
+    rows.push(plan.get(id)!);
+    const items = itemRows.get(id);
+    if (items) rows.push(...items);
+  }
+  return { plan: rows, nodes };
+
+  /**
+   * A map or sweep: its list, when it is known before running (a literal, a param, or the
+   * outputs of upstream hits), gives one row per item, planned as any task; otherwise the map's
+   * row says its items are unknown until the task that makes the list has run.
+   */
+  async function planMap(node: FlowNode, upstreamRuns: string | undefined, forcedHere: boolean): Promise<PlannedTask> {
+    const id = node.id;
+    const spec = node.map!;
+    // A literal list (a sweep's points) is known even when an upstream task runs first; its items then run too.
+    const items = Array.isArray(spec.over) ? spec.over : upstreamRuns ? undefined : resolveValue(spec.over, options.params, (dep) => outputs.get(dep));
+    if (!Array.isArray(items)) {
+      const over = isRef(spec.over) ? describeRef(spec.over) : "its list";
+      return { task: id, action: "run", items: "unknown", reason: `a ${spec.kind} over ${over}: its items are known once ${upstreamRuns ? `"${upstreamRuns}"` : "the flow"} runs` };
+    }
+    const base = upstreamRuns ? {} : (resolveValue(node.inputs, options.params, (dep) => outputs.get(dep)) as Record<string, unknown>);
+    const run = new MapRun(node, items, base, items.length, 1, 0);
+    const rowsHere: PlannedTask[] = [];
+    const results = new Map<string, TaskResult>();
+    for (let k = 0; k < items.length; k++) {
+      const item = run.itemNode(k);
+      nodes.set(item.id, item);
+      let row: PlannedTask;
+      try {
+        row = await planOne(item, upstreamRuns, forcedHere);
+      } catch (error) {
+        row = { task: item.id, action: "run", reason: `its key cannot be made before running: ${(error as Error).message}`, parent: id, item: k };
+      }
+      rowsHere.push(row);
+      results.set(item.id, { task: item.id, status: row.action === "hit" ? "cached" : "pending", attempts: 0 });
+      if (row.action === "hit") run.itemEnded(k, item.id, true, true, outputs.get(item.id), undefined);
+      run.next++;
+    }
+    itemRows.set(id, rowsHere);
+    const running = rowsHere.filter((r) => r.action !== "hit").length;
+    if (running > 0 || forcedHere) return { task: id, action: "run", items: items.length, reason: `${running} of its ${items.length} items run` };
+    try {
+      outputs.set(id, spec.kind === "sweep" ? run.sweepOutputs(results) : run.mapOutputs());
+    } catch (error) {
+      return { task: id, action: "run", items: items.length, reason: (error as Error).message };
+    }
+    return { task: id, action: "hit", items: items.length, reason: `all ${items.length} items come from the cache` };
+  }
 }
+
 
 /**
  * Before a run starts: its tasks' code dependencies start being read, and, with a tracker that
@@ -98,6 +172,16 @@ export async function checkAhead(
     cache.checkSourceRuns(await sourceRunsAhead(graph, params, cache, (id) => forced?.[index.get(id)!] === 1));
   } catch {
     // A guess that failed costs nothing: each lookup asks for its source run itself.
+  }
+}
+
+/** A node's condition as the run would test it, or undefined when it cannot be told before running. */
+function conditionValue(node: FlowNode, params: Record<string, unknown>, outputOf: (id: string) => unknown): unknown {
+  try {
+    const value = resolveValue(node.condition, params, outputOf);
+    return node.conditionTest ? node.conditionTest(value) : value;
+  } catch {
+    return undefined;
   }
 }
 
@@ -125,7 +209,7 @@ export async function sourceRunsAhead(
   for (const id of graph.order) {
     if (walked >= LOOK_AHEAD_NODES) break;
     const node = graph.nodes.get(id)!;
-    if (node.task.cache === false || node.task.resolveCode || skip(id)) continue;
+    if (node.map || node.task.cache === false || node.task.resolveCode || skip(id)) continue;
     if (graph.dependencies.get(id)!.some((dep) => !outputs.has(dep))) continue;
     walked++;
     try {
@@ -150,12 +234,25 @@ export interface Explanation {
 
 /** Explains one task's plan: for a miss, which ingredient changed since the nearest earlier entry. */
 export async function explainTask(definition: FlowDefinition, task: string, options: PlanOptions): Promise<Explanation> {
-  const plan = await planFlow(definition, options);
+  const { plan, nodes } = await planNodes(definition, options);
+  const unknownItem = /^(.+)\[\d+\]$/.exec(task);
+  if (unknownItem && !plan.some((p) => p.task === task)) {
+    const map = plan.find((p) => p.task === unknownItem[1] && p.items !== undefined);
+    if (map) {
+      throw new OptionError(
+        "TASK",
+        map.items === "unknown"
+          ? `an item of a map whose list is known before running; "${map.task}" is ${map.reason} (run the flow, then explain its items)`
+          : `an item of "${map.task}", which has ${map.items} (${map.task}[0] to ${map.task}[${Number(map.items) - 1}])`,
+        task,
+      );
+    }
+  }
   const planned = plan.find((p) => p.task === task) ?? plan.find((p) => definition.nodes.find((n) => n.id === p.task)?.task.name === task);
   if (!planned) {
     throw new OptionError("TASK", `a task name or node id of flow "${definition.name}" (${plan.map((p) => p.task).join(", ")})`, task);
   }
-  const node = definition.nodes.find((n) => n.id === planned.task)!;
+  const node = nodes.get(planned.task)!;
   const explanation: Explanation = { task: planned.task, planned };
   if (planned.action === "hit" || !planned.key) return explanation;
   const now = planned.key.ingredients;

@@ -148,6 +148,12 @@ export class TaskCache {
    */
   private readonly dependencies = new WeakMap<TaskDefinition, Promise<Record<string, string>>>();
   private readonly sourceRuns = new Map<string, Promise<{ run: RunRecord | undefined | typeof UNSETTLED; at: number }>>();
+  /**
+   * The tracker index's names as last listed (see `Tracker.listIndexEntries`), and when: a key
+   * not listed is a miss without a read. Listed again once older than {@link FRESH_ANSWER_MS},
+   * so that a long run meets what other machines recorded meanwhile.
+   */
+  private indexListing: { names: Promise<Set<string> | undefined>; at: number } | undefined;
   /** Names of the source runs this run has seen (verified, found by tag, or recorded here), by run id. */
   private readonly sourceNames = new Map<string, string>();
 
@@ -491,6 +497,8 @@ export class TaskCache {
    */
   private async fromTracker(key: string): Promise<CacheEntry | undefined> {
     if (this.tracker.readIndexEntry) {
+      const listed = await this.listedIndex();
+      if (listed && !listed.has(indexName(key))) return undefined;
       let text: string | undefined;
       try {
         text = await this.tracker.readIndexEntry(this.experimentId, indexName(key));
@@ -516,6 +524,17 @@ export class TaskCache {
       return { ...entry, tracker: { kind: this.tracker.kind, uri: this.tracker.uri } };
     }
     return this.fromTag(key);
+  }
+
+  /** The index's names, listed at most once per {@link FRESH_ANSWER_MS}; undefined when they cannot be listed (every key is read). */
+  private listedIndex(): Promise<Set<string> | undefined> {
+    const list = this.tracker.listIndexEntries?.bind(this.tracker);
+    if (!list) return Promise.resolve(undefined);
+    const now = Date.now();
+    if (!this.indexListing || now - this.indexListing.at > FRESH_ANSWER_MS) {
+      this.indexListing = { names: list(this.experimentId).then((names) => new Set(names), () => undefined), at: now };
+    }
+    return this.indexListing.names;
   }
 
   /** One search by tag in the flow's experiment; the manifest comes from the run's artifacts. */
@@ -556,7 +575,7 @@ export class TaskCache {
 /** A source run the tracker's answer to {@link TaskCache.checkSourceRuns} did not cover. */
 const UNSETTLED = Symbol("unsettled");
 
-/** How long an answer of checkSourceRuns stands for the source run's state. */
+/** How long an answer of checkSourceRuns stands for the source run's state, and a listing of the index for its names. */
 const FRESH_ANSWER_MS = 10_000;
 
 /** A cache entry as kept in the tracker's index. */

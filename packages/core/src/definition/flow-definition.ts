@@ -1,6 +1,7 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import type { RunScope } from "../run/run-scope.ts";
 import type { TaskContext } from "../run/task-context.ts";
+import type { RefValue } from "./ref.ts";
 
 /** Per-task cache settings; read by the cache layer. */
 export interface TaskCacheOptions {
@@ -98,6 +99,44 @@ export interface FlowNode {
   readonly inputs: Readonly<Record<string, unknown>>;
   /** Extra ordering dependencies by node id, beyond those implied by refs. */
   readonly after: readonly string[];
+  /** A map or sweep: one item node per element of `map.over`, made when the list is known. */
+  readonly map?: MapSpec;
+  /** A conditional node: it runs only when this ref resolves to `true`; `false` skips it and its dependants. */
+  readonly condition?: RefValue;
+  /** A predicate over the condition's value (`when(ref, test)`): the node runs when it returns `true`. */
+  readonly conditionTest?: (value: unknown) => unknown;
+  /** An item node, made at run time by the map node `item.parent`. */
+  readonly item?: ItemInfo;
+}
+
+/** What a map or sweep node expands into, and how its items are run and judged. */
+export interface MapSpec {
+  /** `map` over a list, or `sweep` over the points of a search space. */
+  readonly kind: "map" | "sweep";
+  /** The list: a ref (known at run time) or a literal array. */
+  readonly over: unknown;
+  /** The input each item is passed as; absent for a sweep, whose points are spread over the inputs. */
+  readonly as?: string;
+  /** Items in flight at once, beyond the flow's and the pool's limits. */
+  readonly concurrency?: number;
+  /** Items that must succeed: a count (integer >= 1) or a fraction in (0, 1]. @default every item */
+  readonly minSuccess?: number;
+  /** A sweep's selector: the numeric output to maximise or minimise. */
+  readonly select?: { readonly metric: string; readonly order: "max" | "min" };
+  /** A sweep's stop condition over one trial's outputs: no further trial starts once it holds. */
+  readonly stopWhen?: (outputs: unknown) => boolean;
+}
+
+/** Where an item node comes from. */
+export interface ItemInfo {
+  /** The map (or sweep) node's id. */
+  readonly parent: string;
+  /** Position in the list, 0-based. */
+  readonly index: number;
+  /** A sweep trial's point, as `lr=0.1,depth=3`; absent for a map. */
+  readonly key?: string;
+  /** The map's own run, the item's run's parent; the flow run when absent. */
+  readonly parentRunId?: string;
 }
 
 /** A whole flow, as the DSL hands it to the engine. */

@@ -92,6 +92,19 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
         throw error;
       }
     }
+    // A map's list and a condition are inputs of the node too, for ordering: their nodes run first.
+    const extra = node.map ? node.map.over : undefined;
+    for (const [input, value] of [["over", extra], ["if", node.condition]] as const) {
+      if (value === undefined) continue;
+      refs.length = 0;
+      collectRefs(value, refs);
+      for (const ref of refs) {
+        if (ref.source !== "node") continue;
+        const from = ref.buildId === definition.buildId ? index.get(ref.target) : undefined;
+        if (from === undefined) throw new UnknownNodeError(flowName, node.id, input, ref.target);
+        addEdge(from, i);
+      }
+    }
     for (const dep of node.after) {
       const from = index.get(dep);
       if (from === undefined) throw new UnknownNodeError(flowName, node.id, "after", dep);
@@ -100,7 +113,7 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
     const schema = node.task.inputSchema;
     const required = schema ? requiredKeys(schema) : undefined;
     for (const key of required ?? []) {
-      if (node.inputs[key] === undefined) throw new MissingInputError(flowName, node.id, key);
+      if (node.inputs[key] === undefined && !suppliedPerItem(node, key)) throw new MissingInputError(flowName, node.id, key);
     }
   }
   for (const [name, value] of Object.entries(definition.outputs)) {
@@ -128,6 +141,14 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
 }
 
 const ALLOW_REFS = { allowRefs: true } as const;
+
+/** An input a map or sweep gives each item: the map's `as`, or a key of a sweep's points. */
+function suppliedPerItem(node: FlowNode, key: string): boolean {
+  const map = node.map;
+  if (!map) return false;
+  if (map.as !== undefined) return map.as === key;
+  return Array.isArray(map.over) && map.over.some((point) => isPlainObject(point) && key in point);
+}
 
 /** A FlowGraph whose id-keyed views are made on first use: the scheduler needs only the indexed form. */
 class Graph implements FlowGraph {

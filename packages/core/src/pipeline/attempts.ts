@@ -7,7 +7,7 @@
 import pRetry from "p-retry";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { CancelledError, NonErrorThrownError, TaskTimeoutError } from "../errors.ts";
-import { noteErrorSource, type TaskStatus, toErrorInfo } from "../run/events.ts";
+import { noteErrorSource, placeNode, type TaskStatus, toErrorInfo } from "../run/events.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import type { AbandonedAttempts } from "./abandoned.ts";
 import { intercept, type TaskInterceptor } from "./intercept.ts";
@@ -58,7 +58,9 @@ function once(scope: AttemptScope, task: TaskAttempts, attempt: number): Promise
   if (task.node.task.retry.retries > 0) task.attemptStarts = task.attemptStarts ? `${task.attemptStarts},${time}` : String(time);
   if (attempt > 1) task.recorder.tag(ATTEMPT_STARTS_TAG, task.attemptStarts!);
   // One literal with every field: adding fields later gives each event a second backing store.
-  shared.emit({ type: "task", status: "running", runId: shared.flowRunId, task: task.node.id, time, taskRunId: task.runId, attempt });
+  const item = task.node.item;
+  if (item === undefined) shared.emit({ type: "task", status: "running", runId: shared.flowRunId, task: task.node.id, time, taskRunId: task.runId, attempt });
+  else shared.emit(placeNode({ type: "task", status: "running", runId: shared.flowRunId, task: task.node.id, time, taskRunId: task.runId, attempt }, task.node));
   return runAttempt(scope, task, attempt);
 }
 
@@ -93,7 +95,7 @@ async function withRetries(scope: AttemptScope, task: TaskAttempts): Promise<unk
         onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
           const cause = (error as AttemptFailure).error;
           if (retriesLeft > 0 && isRetryable(cause, flowSignal)) {
-            shared.emit({ type: "task", status: "retrying", runId: shared.flowRunId, task: node.id, time: Date.now(), attempt: attemptNumber, error: toErrorInfo(cause) });
+            shared.emit(placeNode({ type: "task", status: "retrying", runId: shared.flowRunId, task: node.id, time: Date.now(), attempt: attemptNumber, error: toErrorInfo(cause) }, node));
           }
         },
       },

@@ -33,7 +33,7 @@ export interface FlightScope {
   /** Cross-process leases held now, with their task. */
   readonly leases: Map<{ release(): Promise<void> }, Flight>;
   /** The task waits for another computation of its key. */
-  readonly waiting: (task: string) => void;
+  readonly waiting: (task: string, node?: Flight["node"]) => void;
   readonly warn: (task: string, message: string) => void;
 }
 
@@ -49,7 +49,7 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
     }
     const running = cache.inflight.get(key);
     if (running) {
-      scope.waiting(id);
+      scope.waiting(id, state.node);
       const entry = await running;
       if (entry) return entry;
       continue; // the other one failed: look again, then compute
@@ -83,7 +83,7 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
       return undefined;
     }
     // Another process computes it: wait for its entry, then look again.
-    scope.waiting(id);
+    scope.waiting(id, state.node);
     state.settleFlight(undefined);
     state.settleFlight = undefined;
     const entry = await cache.waitFor(key, scope.flowSignal);

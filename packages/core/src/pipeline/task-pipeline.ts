@@ -7,7 +7,7 @@
  */
 import { setMaxListeners } from "node:events";
 import { storeDownWarning, type TaskCache } from "../caching/task-cache.ts";
-import type { RunEvent } from "../run/events.ts";
+import { placeNode, type RunEvent } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 import { AbandonedAttempts } from "./abandoned.ts";
@@ -15,7 +15,8 @@ import { rejectOnAbort } from "./attempts.ts";
 import type { TaskInterceptor } from "./intercept.ts";
 import { type Lookup, type LookupScope, type LookupTask, lookupTask } from "./lookup.ts";
 import { type PipelineScope, type PipelineTask, type TaskOutcome, releaseTask, runTask } from "./run-task.ts";
-import { recordUnstarted, type UnstartedOutcome } from "./task-run.ts";
+import { createGroupRun, finishGroupRun, type GroupSummary, recordUnstarted, type UnstartedOutcome } from "./task-run.ts";
+import type { FlowNode } from "../definition/flow-definition.ts";
 import type { Flight } from "./single-flight.ts";
 import { RunScope } from "../run/run-scope.ts";
 
@@ -88,7 +89,7 @@ export class TaskPipeline {
         flowRunId: s.flowRunId,
         flowSignal: s.signal,
         leases: this.leases,
-        waiting: (task) => s.emit({ type: "task", status: "waiting", runId: s.flowRunId, task, time: Date.now() }),
+        waiting: (task, node) => s.emit(placeNode({ type: "task", status: "waiting", runId: s.flowRunId, task, time: Date.now() }, node ?? {})),
         warn,
         record,
         recording: this.recording,
@@ -131,6 +132,18 @@ export class TaskPipeline {
     this.recording.add(work);
     void work.finally(() => this.recording.delete(work));
     return work;
+  }
+
+  /** The run of a map or sweep node, the parent of its items' runs (task-run.ts createGroupRun). */
+  groupRun(node: FlowNode): Promise<string | undefined> {
+    return createGroupRun(this.scope.record, node);
+  }
+
+  /** Ends a map's or sweep's run with its summary, in the background: the flow waits for it at its end (`drain`). */
+  endGroup(node: FlowNode, runId: string, summary: GroupSummary): void {
+    const work = finishGroupRun(this.scope.record, runId, summary).catch((e: unknown) => this.warn(node.id, `could not record the end of its run ${runId}: ${(e as Error).message}`));
+    this.recording.add(work);
+    void work.finally(() => this.recording.delete(work));
   }
 
   /** After its outcome is dealt with: see releaseTask. Undefined when the task holds nothing to wait for. */

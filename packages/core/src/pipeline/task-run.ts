@@ -12,7 +12,7 @@ import { isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { type ErrorInfo, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import type { RunRecorder } from "../tracking/run-recorder.ts";
+import { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 
@@ -49,9 +49,10 @@ export const SKIPPED_BECAUSE_TAG = "cairn.skipped.because";
 
 /**
  * Why a task was skipped: `upstream-failed`, a task it depends on failed (failure policy
- * `continue`); `fail-fast`, a task failed and the policy stopped the flow before this one started.
+ * `continue`); `fail-fast`, a task failed and the policy stopped the flow before this one started;
+ * `condition-false`, its condition (or one of a task it depends on) was false.
  */
-export type SkipReason = "upstream-failed" | "fail-fast";
+export type SkipReason = "upstream-failed" | "fail-fast" | "condition-false";
 
 /** Characters MLflow keeps of a tag value; the error tags are cut to it here, so every tracker records the same value. */
 const TAG_VALUE_LIMIT = 8000;
@@ -72,7 +73,54 @@ function taskTags(scope: RecordScope, node: FlowNode): Record<string, string> {
     "cairn.task_kind": node.task.kind,
     ...(node.task.version ? { "cairn.task_version": node.task.version } : {}),
     ...(node.task.pool ? { [POOL_TAG]: node.task.pool } : {}),
+    ...(node.item ? itemTags(node.item) : {}),
   };
+}
+
+/** An item's tags: its map node and its place in the list (and a sweep trial's point). */
+function itemTags(item: NonNullable<FlowNode["item"]>): Record<string, string> {
+  return { "cairn.parent_node": item.parent, "cairn.item": String(item.index), ...(item.key !== undefined ? { "cairn.item_key": item.key } : {}) };
+}
+
+/**
+ * The run of a map or sweep node, the parent of its items' runs (MLflow's nested runs: flow →
+ * sweep → trials), created RUNNING when its list is known. Undefined when the tracker records nothing.
+ */
+export async function createGroupRun(scope: RecordScope, node: FlowNode): Promise<string | undefined> {
+  if (!scope.tracker.capabilities.records) return undefined;
+  const tags = { ...taskTags(scope, node), "cairn.kind": node.map!.kind };
+  return scope.tracker.createRun({ experimentId: scope.experimentId, name: node.id, parentRunId: scope.flowRunId, tags });
+}
+
+/** What a group run ends with: its status, counts, and for a sweep the best trial's params, metrics and name. */
+export interface GroupSummary {
+  readonly status: "succeeded" | "failed" | "cancelled" | "skipped";
+  readonly items: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly cached: number;
+  readonly best?: { readonly trial: string; readonly runId?: string; readonly params: Record<string, unknown>; readonly metrics: Record<string, number> };
+  readonly error?: unknown;
+}
+
+/** Ends a group run: its counts as metrics, a sweep's best trial's params and metrics, tagged with its name. */
+export async function finishGroupRun(scope: RecordScope, runId: string, summary: GroupSummary): Promise<void> {
+  const { tracker } = scope;
+  const recorder = new RunRecorder(tracker, runId, scope.secrets);
+  recorder.tag(STATUS_TAG, summary.status);
+  for (const key of ["items", "succeeded", "failed", "cached"] as const) recorder.metric(`cairn.${key}`, summary[key], 0);
+  if (summary.best) {
+    for (const [key, value] of Object.entries(summary.best.params)) recorder.param(key, typeof value === "string" ? value : JSON.stringify(value));
+    for (const [key, value] of Object.entries(summary.best.metrics)) recorder.metric(key, value, 0);
+    recorder.tag("cairn.sweep.best", summary.best.trial);
+    if (summary.best.runId) recorder.tag("cairn.sweep.best_run", summary.best.runId);
+  }
+  if (summary.error !== undefined) {
+    const tags = errorTags(summary.error, scope.secrets);
+    for (const key in tags) recorder.tag(key, tags[key]!);
+  }
+  await recorder.flush();
+  await tracker.endRun(runId, summary.status === "succeeded" ? "FINISHED" : summary.status === "failed" ? "FAILED" : "KILLED");
 }
 
 /** Of a task run: the task's named pool. */
@@ -108,7 +156,7 @@ export function createTaskRun(scope: RecordScope, node: FlowNode, facts?: RunFac
   const tags = taskTags(scope, node);
   if (facts?.queuedAt !== undefined) tags[QUEUED_AT_TAG] = String(facts.queuedAt);
   if (facts?.ranBecause !== undefined) tags[RAN_BECAUSE_TAG] = facts.ranBecause;
-  return tracker.createRun({ experimentId: scope.experimentId, name: node.id, parentRunId: scope.flowRunId, tags });
+  return tracker.createRun({ experimentId: scope.experimentId, name: node.id, parentRunId: node.item?.parentRunId ?? scope.flowRunId, tags });
 }
 
 /**
@@ -133,7 +181,7 @@ export async function recordUnstarted(scope: RecordScope, node: FlowNode, outcom
     tags[SKIPPED_REASON_TAG] = outcome.reason;
     tags[SKIPPED_BECAUSE_TAG] = outcome.because;
   }
-  const run = { experimentId: scope.experimentId, name: node.id, parentRunId: scope.flowRunId, tags };
+  const run = { experimentId: scope.experimentId, name: node.id, parentRunId: node.item?.parentRunId ?? scope.flowRunId, tags };
   if (text === undefined && tracker.recordRun) return tracker.recordRun({ ...run, status: "KILLED" });
   // A failure has a file to write: while the run is open, its tracker still knows where its artifacts go.
   const runId = await tracker.createRun(run);
@@ -292,7 +340,7 @@ export async function recordHit(
   const run = {
     experimentId: scope.experimentId,
     name: node.id,
-    parentRunId: scope.flowRunId,
+    parentRunId: node.item?.parentRunId ?? scope.flowRunId,
     tags: {
       ...taskTags(scope, node),
       [STATUS_TAG]: "cached",

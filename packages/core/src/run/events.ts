@@ -58,6 +58,12 @@ export interface TaskEvent {
   error?: ErrorInfo;
   /** For cached tasks: the run whose outputs were reused. */
   cachedFrom?: string;
+  /** For an item of a map or sweep (`task` is then `train[3]`): the map's node id. */
+  parent?: string;
+  /** For an item: its 0-based position in the map's list. */
+  item?: number;
+  /** For a sweep's trial: its point, as `lr=0.1,depth=3`. */
+  itemKey?: string;
   /** Milliseconds since the epoch. */
   time: number;
 }
@@ -93,6 +99,16 @@ export interface LogEvent {
 
 /** Anything a flow run emits. */
 export type RunEvent = TaskEvent | FlowEvent | LogEvent;
+
+/** `event` with an item node's place (parent, item, itemKey); as it is for other nodes. */
+export function placeNode(event: TaskEvent, node: { readonly item?: { readonly parent: string; readonly index: number; readonly key?: string } }): TaskEvent {
+  const item = node.item;
+  if (item === undefined) return event;
+  event.parent = item.parent;
+  event.item = item.index;
+  if (item.key !== undefined) event.itemKey = item.key;
+  return event;
+}
 
 /** Turns anything thrown into ErrorInfo. */
 export function toErrorInfo(error: unknown): ErrorInfo {

@@ -22,6 +22,23 @@ export interface TaskResult {
   error?: ErrorInfo;
   /** For cached tasks: the run whose outputs were reused. */
   cachedFrom?: string;
+  /** For an item of a map or sweep: the map's node id. */
+  parent?: string;
+  /** For an item: its 0-based position in the map's list. */
+  item?: number;
+  /** For a sweep's trial: its point, as `lr=0.1,depth=3`. */
+  itemKey?: string;
+  /** For a map or sweep node: which, so readers (the CLI's leaderboard) know its outputs' shape. */
+  expands?: "map" | "sweep";
+}
+
+/** The fields that place an item's event (parent, item, itemKey) on `event`; nothing for other tasks. */
+export function placeItem(event: TaskEvent, result: TaskResult): TaskEvent {
+  if (result.parent === undefined) return event;
+  event.parent = result.parent;
+  event.item = result.item!;
+  if (result.itemKey !== undefined) event.itemKey = result.itemKey;
+  return event;
 }
 
 /**
@@ -44,12 +61,13 @@ export function endTask(
   if (result.runId && result.durationMs !== undefined && !error && !result.cachedFrom) {
     // The common case (a task that ran and succeeded) as one literal: same fields, same order,
     // without the extra backing store that adding fields one by one gives each event.
-    return { type: "task", status, runId: flowRunId, task, time, taskRunId: result.runId, durationMs: result.durationMs };
+    const event: TaskEvent = { type: "task", status, runId: flowRunId, task, time, taskRunId: result.runId, durationMs: result.durationMs };
+    return result.parent === undefined ? event : placeItem(event, result);
   }
   const event: TaskEvent = { type: "task", status, runId: flowRunId, task, time };
   if (result.runId) event.taskRunId = result.runId;
   if (result.durationMs !== undefined) event.durationMs = result.durationMs;
   if (error) event.error = error;
   if (result.cachedFrom) event.cachedFrom = result.cachedFrom;
-  return event;
+  return placeItem(event, result);
 }

@@ -3,11 +3,17 @@
  * ready, bounded by the flow's slots and named pools' (slots.ts), highest critical-path priority first;
  * applies the failure policy and stops. What happens to one task is the task pipeline in
  * ../pipeline/ (inputs → cache lookup and single flight → task run → attempts with timeout
- * and retries → output checks → record), which needs no scheduler.
+ * and retries → output checks → record), which needs no scheduler. A map or sweep node expands
+ * into item nodes once its list is known (map-run.ts); each item goes through the same pipeline
+ * as any node, and the map ends when its items have. A node with a condition runs only when it
+ * holds; when it is false, the node and its dependants are skipped.
  */
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { TaskCache } from "../caching/task-cache.ts";
 import type { FlowGraph } from "../graph/flow-graph.ts";
+import { describeRef, type RefValue, isRef } from "../definition/ref.ts";
+import { isSerializableValue, assertSerializable } from "../definition/serializable.ts";
+import { ConditionError, MapItemsFailedError, MapOverError, MinSuccessError } from "../errors.ts";
 import { inputsOnce, resolveValue } from "../pipeline/inputs.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import type { LookupTask } from "../pipeline/lookup.ts";
@@ -15,7 +21,8 @@ import type { PipelineTask } from "../pipeline/run-task.ts";
 import { StopReason, stopInfo } from "../pipeline/stop.ts";
 import { TaskPipeline } from "../pipeline/task-pipeline.ts";
 import { Slots } from "./slots.ts";
-import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskStatus, toErrorInfo } from "../run/events.ts";
+import { MapRun, requiredItems } from "./map-run.ts";
+import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskStatus, placeNode, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { endTask, type TaskResult } from "../run/task-result.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -24,6 +31,12 @@ export type { TaskResult } from "../run/task-result.ts";
 
 /** What a flow run does when a task fails for good. */
 export type FailurePolicy = "fail-fast" | "continue";
+
+/** The error name of a task skipped because a condition was false: such a skip does not fail the flow. */
+export const CONDITION_FALSE = "ConditionFalse";
+
+/** Items of a map in flight at once when it sets no `concurrency`: the flow's limit, within these bounds. */
+const MAP_WINDOW = { min: 64, max: 1024 } as const;
 
 /** Settings of one execution, already validated. */
 export interface ExecutionSettings {
@@ -69,6 +82,8 @@ export class FlowExecution {
   /** What happens to each task (../pipeline/task-pipeline.ts). */
   readonly pipeline: TaskPipeline;
   private remaining: number;
+  /** Maps and sweeps expanding now. */
+  private readonly maps = new Set<MapRun>();
   private finished!: (status: FlowStatus) => void;
   readonly done: Promise<FlowStatus>;
 
@@ -139,9 +154,12 @@ export class FlowExecution {
   }
 
   private ready(state: NodeState): void {
+    const { node } = state;
+    if (node.condition !== undefined && !this.holds(state, node.condition)) return;
     state.result.status = "queued";
     const time = (state.queuedAt = Date.now());
-    this.s.emit({ type: "task", status: "queued", runId: this.s.flowRunId, task: state.node.id, time });
+    this.s.emit(placeNode({ type: "task", status: "queued", runId: this.s.flowRunId, task: node.id, time }, node));
+    if (node.map) return this.expand(state);
     // The cache is asked before the task takes a slot: a hit never waits for one.
     if (this.pipeline.caches(state)) void this.lookup(state);
     else this.enqueue(state);
@@ -200,17 +218,184 @@ export class FlowExecution {
   }
 
   private afterFailure(state: NodeState): void {
+    if (state.map) return; // an item: its map applies the policy (itemEnded)
     if (this.s.failurePolicy === "fail-fast") this.stop(new StopReason("fail-fast", state.node.id));
     else this.skipDependants(state, state.node.id);
   }
 
-  private skipDependants(state: NodeState, failed: string): void {
+  private skipDependants(state: NodeState, failed: string, condition?: string): void {
     for (const next of state.dependants) {
       if (next.result.status !== "pending") continue;
-      this.complete(next, "skipped", undefined, { name: "UpstreamFailed", message: `Skipped because upstream task "${failed}" did not succeed.` });
-      this.pipeline.unstarted(next, { status: "skipped", reason: "upstream-failed", because: failed });
-      this.skipDependants(next, failed);
+      if (condition === undefined) {
+        this.complete(next, "skipped", undefined, { name: "UpstreamFailed", message: `Skipped because upstream task "${failed}" did not succeed.` });
+        this.pipeline.unstarted(next, { status: "skipped", reason: "upstream-failed", because: failed });
+      } else {
+        this.complete(next, "skipped", undefined, { name: CONDITION_FALSE, message: `Skipped because the condition of upstream task "${failed}" (${condition}) is false.` });
+        this.pipeline.unstarted(next, { status: "skipped", reason: "condition-false", because: failed });
+      }
+      this.skipDependants(next, failed, condition);
     }
+  }
+
+  /**
+   * Whether a node's condition holds. When it is false, the node and its dependants are skipped
+   * (reason "condition false"); when it is not a boolean, the node fails with a ConditionError.
+   */
+  private holds(state: NodeState, condition: RefValue): boolean {
+    const id = state.node.id;
+    const test = state.node.conditionTest;
+    const text = (isRef(condition) ? describeRef(condition) : JSON.stringify(condition)) + (test ? " tested by when()" : "");
+    let value: unknown;
+    try {
+      value = this.resolve(condition);
+      if (test) value = test(value);
+    } catch (error) {
+      this.complete(state, "failed", undefined, toErrorInfo(error));
+      this.pipeline.unstarted(state, { status: "failed", error });
+      this.afterFailure(state);
+      return false;
+    }
+    if (value === true) return true;
+    if (value === false) {
+      this.complete(state, "skipped", undefined, { name: CONDITION_FALSE, message: `Skipped because its condition (${text}) is false.` });
+      this.pipeline.unstarted(state, { status: "skipped", reason: "condition-false", because: text });
+      this.skipDependants(state, id, text);
+      return false;
+    }
+    const error = new ConditionError(id, text, value);
+    this.complete(state, "failed", undefined, toErrorInfo(error));
+    this.pipeline.unstarted(state, { status: "failed", error });
+    this.afterFailure(state);
+    return false;
+  }
+
+  /**
+   * A map or sweep whose list is known: checked (an array, of serialisable items, long enough for
+   * `minSuccess`), its own run created (its items' runs nest under it), then its items started a
+   * window at a time (map-run.ts). A bad list fails the map node before any item exists.
+   */
+  private expand(state: NodeState): void {
+    const { node } = state;
+    const spec = node.map!;
+    state.started = true;
+    const started = performance.now();
+    let run: MapRun;
+    try {
+      const items = this.resolve(spec.over);
+      if (!Array.isArray(items)) throw new MapOverError(node.id, isRef(spec.over) ? describeRef(spec.over) : "a literal", items);
+      for (let k = 0; k < items.length; k++) {
+        if (!isSerializableValue(items[k])) assertSerializable(items[k], `Map "${node.id}" item ${k}`);
+      }
+      const required = requiredItems(spec, items.length);
+      if (required === undefined) throw new MinSuccessError(node.id, spec.minSuccess!, items.length);
+      const base = this.resolve(node.inputs) as Record<string, unknown>;
+      const window = spec.concurrency ?? Math.min(Math.max(this.s.concurrency, MAP_WINDOW.min), MAP_WINDOW.max);
+      run = new MapRun(node, items, base, required, window, started);
+    } catch (error) {
+      this.complete(state, "failed", started, toErrorInfo(error));
+      this.pipeline.unstarted(state, { status: "failed", error });
+      this.afterFailure(state);
+      return;
+    }
+    state.result.expands = spec.kind;
+    state.result.status = "running";
+    state.group = run;
+    this.maps.add(run);
+    this.s.emit({ type: "task", status: "running", runId: this.s.flowRunId, task: node.id, time: Date.now() });
+    this.pipeline.groupRun(node).then(
+      (runId) => {
+        run.runId = runId;
+        if (runId) state.result.runId = runId;
+        this.pump(run, state);
+      },
+      (error: unknown) => {
+        run.error = error;
+        run.halted = true;
+        this.pump(run, state);
+      },
+    );
+  }
+
+  /** Starts the map's next items while its window has room; ends the map once nothing is left in flight. */
+  private pump(run: MapRun, parent: NodeState): void {
+    if (this.controller.signal.aborted) run.halted = true;
+    while (run.canStart) {
+      const index = run.next++;
+      const item = new NodeState(run.itemNode(index), 0, parent.priority, parent.forceRun);
+      item.map = run;
+      item.parent = parent;
+      const result = item.result;
+      result.parent = parent.node.id;
+      result.item = index;
+      if (item.node.item!.key !== undefined) result.itemKey = item.node.item!.key;
+      this.results.set(item.node.id, result);
+      run.inFlight++;
+      run.active.add(item);
+      this.ready(item);
+    }
+    if (run.over) this.endMap(run, parent);
+  }
+
+  /** An item ended: its map takes its outputs or its failure, then starts the next items or ends. */
+  private itemEnded(item: NodeState, status: Exclude<TaskStatus, "pending">): void {
+    const run = item.map!;
+    run.active.delete(item);
+    const ok = status === "succeeded" || status === "cached";
+    const error = status === "failed" ? (item.result.error?.message ?? "failed") : undefined;
+    const lost = run.itemEnded(item.node.item!.index, item.node.id, ok, status === "cached", item.output, error);
+    if (lost && this.s.failurePolicy === "fail-fast") this.stop(new StopReason("fail-fast", item.node.id));
+    this.pump(run, item.parent!);
+  }
+
+  /** The map is over: its outputs (a sweep's best trial), its run ended with its summary, its status. */
+  private endMap(run: MapRun, state: NodeState): void {
+    if (state.ended) return;
+    this.maps.delete(run);
+    const node = state.node;
+    const spec = run.spec;
+    let status: "succeeded" | "failed" | "cancelled";
+    let error: unknown = run.error;
+    let summary: Parameters<TaskPipeline["endGroup"]>[2]["best"];
+    if (error === undefined && run.lost) error = new MapItemsFailedError(node.id, run.failures, run.required, run.items.length);
+    if (error !== undefined) status = "failed";
+    else if (run.next < run.items.length && !run.stoppedEarly) status = "cancelled";
+    else if (run.succeeded + run.failures.length < run.next) status = "cancelled"; // items cancelled by a stop
+    else status = "succeeded";
+    if (status === "succeeded") {
+      try {
+        if (spec.kind === "sweep") {
+          const best = run.sweepOutputs(this.results);
+          state.output = best;
+          const metrics: Record<string, number> = {};
+          if (best.outputs && typeof best.outputs === "object") {
+            for (const [k, v] of Object.entries(best.outputs)) if (typeof v === "number" && Number.isFinite(v)) metrics[k] = v;
+          }
+          const bestRun = this.results.get(best.trial)?.runId;
+          summary = { trial: best.trial, params: best.params, metrics, ...(bestRun ? { runId: bestRun } : {}) };
+        } else {
+          state.output = run.mapOutputs();
+        }
+        state.result.outputs = state.output;
+      } catch (e) {
+        status = "failed";
+        error = e;
+      }
+    }
+    if (run.runId) {
+      this.pipeline.endGroup(node, run.runId, {
+        status,
+        items: run.items.length,
+        succeeded: run.succeeded,
+        failed: run.failures.length,
+        cached: run.cached,
+        ...(summary ? { best: summary } : {}),
+        ...(error !== undefined ? { error } : {}),
+      });
+    }
+    if (status === "failed") {
+      this.complete(state, "failed", run.started, toErrorInfo(error));
+      this.afterFailure(state);
+    } else this.complete(state, status, run.started, status === "cancelled" ? stopInfo(this.controller.signal.reason) : undefined);
   }
 
   private stop(reason: StopReason): void {
@@ -229,6 +414,15 @@ export class FlowExecution {
         this.pipeline.unstarted(state, outcome);
       }
     }
+    // Items made but not started end now; their maps end once their running items have.
+    for (const run of [...this.maps]) {
+      run.halted = true;
+      for (const item of [...run.active] as NodeState[]) {
+        if (item.started || item.ended) continue;
+        this.complete(item, outcome.status, undefined, stopInfo(reason));
+        this.pipeline.unstarted(item, outcome);
+      }
+    }
     if (this.remaining === 0) this.finished(this.flowStatus());
   }
 
@@ -239,6 +433,7 @@ export class FlowExecution {
     state.ended = true;
     state.inputs = undefined; // needed until the task ends, not after: 10,000-node flows keep them all otherwise
     this.s.emit(endTask(state.result, status, started, error, this.s.secrets, this.s.flowRunId));
+    if (state.map) return this.itemEnded(state, status);
     if (status === "succeeded" || status === "cached") {
       const ready: NodeState[] = [];
       for (const next of state.dependants) {
@@ -252,7 +447,11 @@ export class FlowExecution {
   private flowStatus(): FlowStatus {
     const reason = this.controller.signal.reason;
     if (reason instanceof StopReason && reason.kind === "cancel") return "cancelled";
-    for (const r of this.results.values()) if (r.status !== "succeeded" && r.status !== "cached") return "failed";
+    for (const r of this.results.values()) {
+      if (r.status === "succeeded" || r.status === "cached" || r.parent !== undefined) continue; // an item counts through its map
+      if (r.status === "skipped" && r.error?.name === CONDITION_FALSE) continue;
+      return "failed";
+    }
     return "succeeded";
   }
 }
@@ -275,6 +474,11 @@ class NodeState implements LookupTask, PipelineTask {
   queuedAt: number | undefined = undefined;
   /** Its terminal event was emitted. */
   ended = false;
+  /** For an item: its map's run and the map's node. */
+  map: MapRun | undefined = undefined;
+  parent: NodeState | undefined = undefined;
+  /** For a map or sweep node, while and after it expands. */
+  group: MapRun | undefined = undefined;
 
   constructor(
     readonly node: FlowNode,

@@ -122,6 +122,11 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       await t.writeIndexEntry(experimentId, "k-1.json", '{"a":2}');
       expect(await t.readIndexEntry(experimentId, "k-1.json")).toBe('{"a":2}');
       expect(await t.readIndexEntry(other, "k-1.json")).toBeUndefined();
+      if (t.listIndexEntries) {
+        expect(await t.listIndexEntries(other)).toEqual([]);
+        await t.writeIndexEntry(experimentId, "k-2.json", '{"b":1}');
+        expect((await t.listIndexEntries(experimentId)).sort()).toEqual(["k-1.json", "k-2.json"]);
+      }
     });
 
     if (!records) {

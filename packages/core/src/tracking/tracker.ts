@@ -200,6 +200,12 @@ export interface Tracker {
    */
   readIndexEntry?(experimentId: string, name: string): Promise<string | undefined>;
   writeIndexEntry?(experimentId: string, name: string, text: string): Promise<void>;
+  /**
+   * The names of the index's documents, in one request whatever their number: a run lists the
+   * index once and a key whose name is not there is a miss without a read of its own.
+   * Optional beside `readIndexEntry`; without it every miss is one read.
+   */
+  listIndexEntries?(experimentId: string): Promise<string[]>;
   /** Every experiment, for listings (`cairn runs`); optional because a shared server may hold thousands. */
   listExperiments?(): Promise<ExperimentRecord[]>;
   /**

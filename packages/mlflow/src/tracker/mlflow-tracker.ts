@@ -385,6 +385,14 @@ export class MlflowTracker implements Tracker {
     await this.client.writeArtifactText(location, `${INDEX_FOLDER}/${name}`, text);
   }
 
+  /** One listing of the index folder (MLflow lists a folder that is not there as empty). */
+  async listIndexEntries(experimentId: string): Promise<string[]> {
+    const location = await this.experimentArtifacts(experimentId);
+    if (location instanceof Error) throw location;
+    const listed = await this.client.listArtifacts(location, INDEX_FOLDER);
+    return listed.filter((file) => !file.isDir).map((file) => file.path.slice(INDEX_FOLDER.length + 1));
+  }
+
   /** Sends every buffered metric; the tracker stays usable. */
   async flush(): Promise<void> {
     const results = await Promise.allSettled([...this.runs.keys()].map((runId) => this.sendPending(runId)));

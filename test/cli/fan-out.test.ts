@@ -1,0 +1,51 @@
+/**
+ * Maps and sweeps at the command line: `cairn run` ends with a sweep's leaderboard and its
+ * `--json` events place each item (parent, item, itemKey); `cairn plan` shows a map whose items
+ * are not known yet as such, and each item once they are; `cairn explain` takes an item.
+ */
+import { describe, expect, it } from "vitest";
+import { cairn, fixture, tmp } from "./helpers.ts";
+
+const file = fixture("sweep.flow.ts");
+
+describe("maps and sweeps in the CLI", () => {
+  it("plans, runs with a leaderboard and item events, then plans and explains items", async () => {
+    const cwd = await tmp("cairn-fanout-cli-");
+    const planned = await cairn(["plan", file], { cwd });
+    expect(planned.code).toBe(0);
+    expect(planned.stdout).toMatch(/measure\s+runs \(items unknown\)\s+a map over listItems\.items: its items are known once "listItems" runs/);
+    expect(planned.stdout).toMatch(/fit\[5\]\s+runs\s+no cache entry/);
+    expect(planned.stdout).toMatch(/big\s+skipped\s+its condition \(params\.n\) is false/);
+
+    const run = await cairn(["run", file], { cwd, env: { NO_COLOR: "1" } });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain("Sweep fit: 6 trials, best fit[3]");
+    expect(run.stdout).toMatch(/trial\s+params\s+metric\s+status\s+cached/);
+    expect(run.stdout).toMatch(/fit\[3\]\s+lr=0\.1 depth=5\s+5\s+succeeded\s+no/);
+    expect(run.stdout).toMatch(/^big\s+skipped/m);
+
+    const json = await cairn(["run", file, "--json"], { cwd });
+    expect(json.code).toBe(0);
+    const events = json.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events).toContainEqual(expect.objectContaining({ type: "task", task: "measure[2]", status: "cached", parent: "measure", item: 2 }));
+    expect(events).toContainEqual(expect.objectContaining({ type: "task", task: "fit[3]", status: "cached", parent: "fit", item: 3, itemKey: "lr=0.1,depth=5" }));
+
+    const again = await cairn(["plan", file, "--json"], { cwd });
+    const plan = JSON.parse(again.stdout) as Array<Record<string, unknown>>;
+    expect(plan.find((p) => p.task === "measure")).toMatchObject({ action: "hit", items: 3 });
+    expect(plan.find((p) => p.task === "measure[1]")).toMatchObject({ action: "hit", parent: "measure", item: 1 });
+
+    const wider = await cairn(["plan", file, "-p", "n=4"], { cwd });
+    expect(wider.stdout).toMatch(/measure\s+runs \(items unknown\)/);
+    const unknown = await cairn(["explain", file, "measure[0]", "-p", "n=4"], { cwd });
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain('"measure" is a map over listItems.items: its items are known once "listItems" runs (run the flow, then explain its items)');
+
+    const explained = await cairn(["explain", file, "fit[3]", "--json"], { cwd });
+    expect(explained.code, explained.stderr).toBe(0);
+    expect(JSON.parse(explained.stdout)).toMatchObject({ task: "fit[3]", planned: { action: "hit", parent: "fit", item: 3 } });
+    const missing = await cairn(["explain", file, "fit[9]"], { cwd });
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain('an item of "fit", which has 6 (fit[0] to fit[5])');
+  }, 120_000);
+});

@@ -1,0 +1,67 @@
+/**
+ * A sweep as MLflow's users expect it, read back from a real server with MLflow's own
+ * MlflowClient: a run nested under the flow's run (`mlflow.parentRunId`) with one child run per
+ * trial, and the best trial's params and metrics on the sweep's run, tagged with its name.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { flow, grid, max, sweep, task } from "cairn-dag";
+import { readWithMlflow } from "../packages/mlflow/test/mlflow-read.ts";
+import { type MlflowServer, startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
+
+let server: MlflowServer;
+let root: string;
+beforeAll(async () => {
+  server = await startMlflowServer();
+  root = await mkdtemp(join(tmpdir(), "cairn-sweep-mlflow-"));
+}, 120_000);
+afterAll(async () => {
+  await server?.stop();
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+const fit = task("fit")
+  .input<{ data: string; lr: number; depth: number }>()
+  .run(({ lr, depth }) => ({ score: Math.round((1 - Math.abs(lr - 0.1)) * depth * 100) / 100, loss: lr }));
+
+describe("a sweep recorded in MLflow", () => {
+  it("is a parent run under the flow run, with one child run per trial and the best trial on it", async () => {
+    const f = flow("sweep-mlflow").build(() => {
+      const best = sweep(fit, { with: { data: "d" }, over: grid({ lr: [0.01, 0.1, 1], depth: [3, 5] }), select: max("score") });
+      return { params: best.params, trial: best.trial };
+    });
+    const result = await (await f.run({ root, env: { MLFLOW_TRACKING_URI: server.uri } })).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.outputs).toEqual({ params: { lr: 0.1, depth: 5 }, trial: "fit[3]" });
+    const sweepRunId = result.tasks.fit!.runId!;
+    const [parent, flowRun] = await readWithMlflow(server.uri, [
+      { op: "get_run", run_id: sweepRunId },
+      { op: "get_run", run_id: result.runId },
+    ]);
+    expect(parent.tags["mlflow.parentRunId"]).toBe(result.runId);
+    expect(parent.tags["cairn.sweep.best"]).toBe("fit[3]");
+    expect(parent.tags["cairn.sweep.best_run"]).toBe(result.tasks["fit[3]"]!.runId);
+    expect(parent.params).toEqual({ lr: "0.1", depth: "5" });
+    expect(parent.metrics).toMatchObject({ score: 5, loss: 0.1, "cairn.items": 6, "cairn.succeeded": 6 });
+    expect(parent.status).toBe("FINISHED");
+    const [children] = await readWithMlflow(server.uri, [
+      { op: "search_runs", experiment_ids: [flowRun.experiment_id], filter: `tags.mlflow.parentRunId = '${sweepRunId}'` },
+    ]);
+    expect(children.map((c: { run_name: string }) => c.run_name).sort()).toEqual(["fit[0]", "fit[1]", "fit[2]", "fit[3]", "fit[4]", "fit[5]"]);
+    const best = children.find((c: { run_name: string }) => c.run_name === "fit[3]");
+    expect(best.params).toMatchObject({ lr: "0.1", depth: "5" });
+    expect(best.tags["cairn.item_key"]).toBe("lr=0.1,depth=5");
+
+    // A re-run: every trial a hit, the same best, the hits nested under the new sweep run.
+    const again = await (await f.run({ root, env: { MLFLOW_TRACKING_URI: server.uri } })).wait();
+    expect(again.outputs).toEqual(result.outputs);
+    expect(Object.values(again.tasks).filter((t) => t.parent === "fit").every((t) => t.status === "cached")).toBe(true);
+    const [hits] = await readWithMlflow(server.uri, [
+      { op: "search_runs", experiment_ids: [flowRun.experiment_id], filter: `tags.mlflow.parentRunId = '${again.tasks.fit!.runId}'` },
+    ]);
+    expect(hits).toHaveLength(6);
+    expect(hits.every((h: { tags: Record<string, string> }) => h.tags["cairn.status"] === "cached")).toBe(true);
+  }, 120_000);
+});

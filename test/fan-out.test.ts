@@ -1,0 +1,467 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import {
+  ConditionError,
+  EmptySpaceError,
+  MapItemsFailedError,
+  MapOverError,
+  MinSuccessError,
+  OptionError,
+  SelectorError,
+  flow,
+  grid,
+  list,
+  map,
+  max,
+  min,
+  random,
+  sweep,
+  task,
+  when,
+  type RunEvent,
+  type TaskEvent,
+} from "cairn-dag";
+
+const off = { tracker: false, cache: false } as const;
+
+const listOf = task("listOf")
+  .input<{ n: number }>()
+  .run(({ n }) => ({ items: Array.from({ length: n }, (_, i) => i) }));
+const square = task("square")
+  .input<{ x: number; add: number }>()
+  .run(({ x, add }) => ({ y: x * x + add }));
+const sum = task("sum")
+  .input<{ ys: Array<{ y: number }> }>()
+  .run(({ ys }) => ({ total: ys.reduce((a, b) => a + b.y, 0) }));
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cairn-fanout-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("map over a list known at run time", () => {
+  it("runs one node per item, named task[k], and outputs a typed array in item order", async () => {
+    const f = flow("map-basic")
+      .params(z.object({ n: z.number() }))
+      .build(({ params }) => {
+        const l = listOf({ n: params.n });
+        const sq = map(square, { over: l.items, as: "x", with: { add: 1 } });
+        const s = sum({ ys: sq.outputs });
+        return { ys: sq.outputs, total: s.total };
+      });
+    const events: TaskEvent[] = [];
+    const run = await f.run({ ...off, params: { n: 4 } });
+    run.on((e: RunEvent) => void (e.type === "task" && events.push(e)));
+    const result = await run.wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.outputs).toEqual({ ys: [{ y: 1 }, { y: 2 }, { y: 5 }, { y: 10 }], total: 18 });
+    expect(Object.keys(result.tasks)).toEqual(expect.arrayContaining(["square[0]", "square[3]", "square"]));
+    const item = events.find((e) => e.task === "square[2]" && e.status === "succeeded")!;
+    expect(item).toMatchObject({ parent: "square", item: 2 });
+  });
+});
+
+const tracked = () => ({ root: dir, env: {} });
+
+describe("map: lists, failures and bad input", () => {
+  it("gives [] for an empty list and runs no item", async () => {
+    const f = flow("map-empty").build(() => {
+      const l = listOf({ n: 0 });
+      const sq = map(square, { over: l.items, as: "x", with: { add: 1 } });
+      return { ys: sq.outputs };
+    });
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.outputs).toEqual({ ys: [] });
+    expect(Object.keys(result.tasks).sort()).toEqual(["listOf", "square"]);
+  });
+
+  it("fails the map with a clear error when `over` is not an array, naming node, input and what arrived", async () => {
+    const notList = task("notList").run(() => ({ items: 42 as unknown as number[] }));
+    const f = flow("map-not-array").build(() => {
+      const l = notList();
+      return { ys: map(square, { over: l.items, as: "x", with: { add: 1 } }).outputs };
+    });
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.square!.error).toMatchObject({ name: "MapOverError" });
+    expect(result.tasks.square!.error!.message).toBe(new MapOverError("square", "notList.items", 42).message);
+    expect(result.tasks.square!.error!.message).toContain('Map "square" expected its input `over` (notList.items) to be an array, got `42` (number)');
+  });
+
+  it("fails the map when an item cannot be serialized, naming the item", async () => {
+    const f = flow("map-nan").build(() => ({ ys: map(square, { over: [1, new Map() as unknown as number], as: "x", with: { add: 0 } }).outputs }));
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.square!.error!.name).toBe("NotSerializableError");
+    expect(result.tasks.square!.error!.message).toContain('Map "square" item 1');
+  });
+
+  it("fails when one item fails and lists it; with minSuccess it succeeds with the failed items listed", async () => {
+    const picky = task("picky")
+      .input<{ x: number }>()
+      .run(({ x }) => {
+        if (x === 2) throw new Error("two is bad");
+        return { x };
+      });
+    const strict = flow("map-strict").build(() => ({ xs: map(picky, { over: [0, 1, 2, 3], as: "x" }).outputs }));
+    const failed = await (await strict.run({ ...off, failurePolicy: "continue" })).wait();
+    expect(failed.status).toBe("failed");
+    expect(failed.tasks.picky!.error!.name).toBe("MapItemsFailedError");
+    expect(failed.tasks.picky!.error!.message).toContain('"picky[2]": two is bad');
+    expect(failed.tasks["picky[2]"]!.status).toBe("failed");
+
+    const tolerant = flow("map-tolerant").build(() => {
+      const m = map(picky, { over: [0, 1, 2, 3], as: "x", minSuccess: 0.75 });
+      return { xs: m.outputs, failed: m.failed };
+    });
+    const ok = await (await tolerant.run(off)).wait();
+    expect(ok.status).toBe("succeeded");
+    expect(ok.outputs).toEqual({ xs: [{ x: 0 }, { x: 1 }, undefined, { x: 3 }], failed: ["picky[2]"] });
+
+    const tooFew = flow("map-too-few").build(() => ({ xs: map(picky, { over: [0, 1, 2, 3], as: "x", minSuccess: 4 }).outputs }));
+    expect((await (await tooFew.run(off)).wait()).status).toBe("failed");
+  });
+
+  it("rejects minSuccess out of range when the flow is built, and a count larger than the list when it runs", async () => {
+    for (const bad of [0, -1, 1.5, 2.5, Number.NaN]) {
+      expect(() => flow("bad-min").build(() => ({ xs: map(square, { over: [1], as: "x", with: { add: 0 }, minSuccess: bad }).outputs }))).toThrow(OptionError);
+    }
+    expect(() => flow("bad-min").build(() => ({ xs: map(square, { over: [1], as: "x", with: { add: 0 }, minSuccess: 0 }).outputs }))).toThrow(
+      /Expected `map\(square\) `minSuccess`` to be a fraction of the items in \(0, 1\) \(0.8: 80%\) or a count, an integer >= 1, got `0` \(number\)/,
+    );
+    const f = flow("min-count").build(() => ({ xs: map(square, { over: [1, 2], as: "x", with: { add: 0 }, minSuccess: 3 }).outputs }));
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.square!.error!.message).toBe(new MinSuccessError("square", 3, 2).message);
+  });
+
+  it("caches each item by content: changing one item re-runs only it, adding items runs only the new ones", async () => {
+    let runs = 0;
+    const counted = task("counted")
+      .input<{ x: number }>()
+      .run(({ x }) => {
+        runs++;
+        return { y: x + 1 };
+      });
+    const f = flow("map-cache")
+      .params(z.object({ xs: z.array(z.number()) }))
+      .build(({ params }) => ({ ys: map(counted, { over: params.xs, as: "x" }).outputs }));
+    const go = async (xs: number[]) => {
+      runs = 0;
+      const result = await (await f.run({ ...tracked(), params: { xs } })).wait();
+      expect(result.status).toBe("succeeded");
+      return result;
+    };
+    await go([1, 2, 3]);
+    expect(runs).toBe(3);
+    const again = await go([1, 2, 3]);
+    expect(runs).toBe(0);
+    expect(again.tasks["counted[1]"]!.status).toBe("cached");
+    await go([1, 20, 3]);
+    expect(runs).toBe(1);
+    const widened = await go([1, 20, 3, 4, 5]);
+    expect(runs).toBe(2);
+    expect(widened.outputs).toEqual({ ys: [{ y: 2 }, { y: 21 }, { y: 4 }, { y: 5 }, { y: 6 }] });
+  });
+
+  it("retries an item on its own", async () => {
+    const seen = new Map<number, number>();
+    const flaky = task("flaky")
+      .input<{ x: number }>()
+      .retries(1, { minDelayMs: 1 })
+      .run(({ x }) => {
+        const n = (seen.get(x) ?? 0) + 1;
+        seen.set(x, n);
+        if (x === 1 && n === 1) throw new Error("once");
+        return { x };
+      });
+    const f = flow("map-retry").build(() => ({ xs: map(flaky, { over: [0, 1, 2], as: "x" }).outputs }));
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.tasks["flaky[1]"]!.attempts).toBe(2);
+    expect(result.tasks["flaky[0]"]!.attempts).toBe(1);
+  });
+
+  it("under fail-fast, a failed item stops the flow: items not started end cancelled, the map fails", async () => {
+    const slowFail = task("slowFail")
+      .input<{ x: number }>()
+      .run(async ({ x }, ctx) => {
+        if (x === 0) throw new Error("zero fails");
+        await new Promise((r, j) => {
+          const t = setTimeout(r, 5_000);
+          ctx.signal.addEventListener("abort", () => (clearTimeout(t), j(ctx.signal.reason)));
+        });
+        return { x };
+      });
+    const after = task("after")
+      .input<{ xs: unknown[] }>()
+      .run(() => ({ ok: true }));
+    const f = flow("map-fail-fast").build(() => {
+      const m = map(slowFail, { over: Array.from({ length: 50 }, (_, i) => i), as: "x", concurrency: 4 });
+      return { ok: after({ xs: m.outputs }).ok };
+    });
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.slowFail!.status).toBe("failed");
+    expect(result.tasks["slowFail[0]"]!.status).toBe("failed");
+    expect(result.tasks["slowFail[1]"]!.status).toBe("cancelled");
+    expect(result.tasks.after!.status).toBe("skipped");
+    expect(Object.keys(result.tasks).length).toBeLessThan(50); // items past the window were never made
+  });
+
+  it("cancels with the run: running items end cancelled, and so do the map and the flow", async () => {
+    const wait = task("wait")
+      .input<{ x: number }>()
+      .run(
+        (_, ctx) =>
+          new Promise((_r, j) => {
+            ctx.signal.addEventListener("abort", () => j(ctx.signal.reason));
+          }),
+      );
+    const f = flow("map-cancel").build(() => ({ xs: map(wait, { over: [1, 2, 3], as: "x" }).outputs }));
+    const run = await f.run(off);
+    run.on((e) => {
+      if (e.type === "task" && e.task === "wait[2]" && e.status === "running") run.cancel();
+    });
+    const result = await run.wait();
+    expect(result.status).toBe("cancelled");
+    expect(result.tasks.wait!.status).toBe("cancelled");
+    expect(result.tasks["wait[0]"]!.status).toBe("cancelled");
+  });
+
+  it("times an item out on its own", async () => {
+    const sleepy = task("sleepy")
+      .input<{ ms: number }>()
+      .timeout(50)
+      .run(
+        ({ ms }, ctx) =>
+          new Promise((r, j) => {
+            const t = setTimeout(() => r({ ms }), ms);
+            ctx.signal.addEventListener("abort", () => (clearTimeout(t), j(ctx.signal.reason)));
+          }),
+      );
+    const f = flow("map-timeout").build(() => ({ xs: map(sleepy, { over: [1, 5_000, 2], as: "ms", minSuccess: 2 }).outputs }));
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.tasks["sleepy[1]"]!.error!.name).toBe("TaskTimeoutError");
+    expect(result.outputs).toEqual({ xs: [{ ms: 1 }, undefined, { ms: 2 }] });
+  });
+
+  it("keeps at most its concurrency of items running at once", async () => {
+    let running = 0;
+    let most = 0;
+    const slow = task("slow")
+      .input<{ x: number }>()
+      .run(async ({ x }) => {
+        most = Math.max(most, ++running);
+        await new Promise((r) => setTimeout(r, 2));
+        running--;
+        return { x };
+      });
+    const f = flow("map-conc").build(() => ({ xs: map(slow, { over: Array.from({ length: 20 }, (_, i) => i), as: "x", concurrency: 3 }).outputs }));
+    const result = await (await f.run({ ...off, concurrency: 8 })).wait();
+    expect(result.status).toBe("succeeded");
+    expect(most).toBeLessThanOrEqual(3);
+    expect(most).toBeGreaterThan(0);
+  });
+});
+
+describe("conditions", () => {
+  const check = task("check")
+    .input<{ v: number }>()
+    .run(({ v }) => ({ passed: v > 0, v }));
+  const train = task("train")
+    .input<{ v: number }>()
+    .run(({ v }) => ({ model: `m${v}` }));
+  const register = task("register")
+    .input<{ model: string }>()
+    .run(({ model }) => ({ name: `reg-${model}` }));
+  const build = flow("cond")
+    .params(z.object({ v: z.number() }))
+    .build(({ params }) => {
+      const c = check({ v: params.v });
+      const t = train({ v: c.v }, { if: c.passed });
+      const r = register({ model: t.model });
+      return { model: t.model, name: r.name };
+    });
+
+  it("runs the node when the condition holds", async () => {
+    const result = await (await build.run({ ...off, params: { v: 1 } })).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.outputs).toEqual({ model: "m1", name: "reg-m1" });
+  });
+
+  it("skips the node and its dependants with reason condition false; the flow succeeds with the outputs missing", async () => {
+    const result = await (await build.run({ ...off, params: { v: -1 } })).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.tasks.train).toMatchObject({ status: "skipped", error: { name: "ConditionFalse" } });
+    expect(result.tasks.train!.error!.message).toContain("condition (check.passed) is false");
+    expect(result.tasks.register).toMatchObject({ status: "skipped", error: { name: "ConditionFalse" } });
+    expect(result.outputs).toEqual({ model: undefined, name: undefined });
+  });
+
+  it("records the skip reason on the skipped node's run", async () => {
+    const run = await build.run({ ...tracked(), cache: false, params: { v: -1 } });
+    const result = await run.wait();
+    const { LocalStore } = await import("@cairn/core");
+    const store = new LocalStore({ root: dir });
+    const rec = await store.getRun(result.tasks.train!.runId!);
+    expect(rec!.tags["cairn.skipped.reason"]).toBe("condition-false");
+    expect(rec!.tags["cairn.status"]).toBe("skipped");
+  });
+
+  it("takes a predicate over an upstream output with when()", async () => {
+    const f = flow("cond-when")
+      .params(z.object({ v: z.number() }))
+      .build(({ params }) => {
+        const c = check({ v: params.v });
+        const t = train({ v: c.v }, { if: when(c.v, (v) => v >= 10) });
+        return { model: t.model };
+      });
+    expect((await (await f.run({ ...off, params: { v: 12 } })).wait()).outputs).toEqual({ model: "m12" });
+    const low = await (await f.run({ ...off, params: { v: 3 } })).wait();
+    expect(low.status).toBe("succeeded");
+    expect(low.tasks.train).toMatchObject({ status: "skipped", error: { name: "ConditionFalse" } });
+    const broken = flow("cond-when-bad").build(() => ({ model: train({ v: 1 }, { if: when(check({ v: 1 }).v, (v) => (v > 0 ? ("yes" as unknown as boolean) : false)) }).model }));
+    const bad = await (await broken.run(off)).wait();
+    expect(bad.tasks.train!.error!.message).toContain("which must be a boolean, got \"yes\" (string)");
+    expect(() => when(3 as never, () => true)).toThrow(OptionError);
+  });
+
+  it("fails with a clear error when the condition is not a boolean", async () => {
+    const notBool = task("notBool").run(() => ({ flag: "yes" as unknown as boolean }));
+    const f = flow("cond-bad").build(() => ({ model: train({ v: 1 }, { if: notBool().flag }).model }));
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.train!.error!.name).toBe("ConditionError");
+    expect(result.tasks.train!.error!.message).toBe(new ConditionError("train", "notBool.flag", "yes").message);
+  });
+});
+
+describe("sweep", () => {
+  let trials = 0;
+  const fit = task("fit")
+    .input<{ data: string; lr: number; depth: number }>()
+    .run(({ lr, depth }) => {
+      trials++;
+      return { score: Math.round((1 - Math.abs(lr - 0.1)) * depth * 100) / 100, loss: lr };
+    });
+  const make = (lrs: number[], depths: number[]) =>
+    flow("sweep-grid").build(() => {
+      const best = sweep(fit, { with: { data: "d" }, over: grid({ lr: lrs, depth: depths }), select: max("score") });
+      return { best: best.outputs, params: best.params, trial: best.trial, trials: best.trials };
+    });
+
+  it("runs every trial, picks the best by the selector, caches trials, and widening runs only the new points", async () => {
+    trials = 0;
+    const cold = await (await make([0.01, 0.1, 1], [3, 5]).run(tracked())).wait();
+    expect(cold.status).toBe("succeeded");
+    expect(trials).toBe(6);
+    expect(cold.outputs!.params).toEqual({ lr: 0.1, depth: 5 });
+    expect(cold.outputs!.best).toEqual({ score: 5, loss: 0.1 });
+    expect(cold.outputs!.trial).toBe("fit[3]");
+    expect(cold.outputs!.trials).toHaveLength(6);
+    expect(cold.outputs!.trials[0]).toMatchObject({ trial: "fit[0]", params: { lr: 0.01, depth: 3 }, status: "succeeded", cached: false });
+
+    trials = 0;
+    const warm = await (await make([0.01, 0.1, 1], [3, 5]).run(tracked())).wait();
+    expect(trials).toBe(0);
+    expect(warm.outputs!.params).toEqual(cold.outputs!.params);
+    expect(warm.outputs!.trials.every((t) => t.cached)).toBe(true);
+
+    trials = 0;
+    const wide = await (await make([0.01, 0.1, 1], [3, 5, 8]).run(tracked())).wait();
+    expect(trials).toBe(3);
+    expect(wide.outputs!.params).toEqual({ lr: 0.1, depth: 8 });
+    expect(wide.outputs!.trials.filter((t) => !t.cached).map((t) => t.params)).toEqual([{ lr: 0.01, depth: 8 }, { lr: 0.1, depth: 8 }, { lr: 1, depth: 8 }]);
+  });
+
+  it("nests trial runs under a sweep run that carries the best trial's params, metrics and name", async () => {
+    const result = await (await make([0.01, 0.1], [3]).run({ ...tracked(), cache: false })).wait();
+    const { LocalStore } = await import("@cairn/core");
+    const store = new LocalStore({ root: dir });
+    const parent = (await store.getRun(result.tasks.fit!.runId!))!;
+    expect(parent.tags["cairn.sweep.best"]).toBe("fit[1]");
+    expect(parent.params).toMatchObject({ lr: "0.1", depth: "3" });
+    expect(parent.metrics.score).toBe(3);
+    expect(parent.tags["mlflow.parentRunId"]).toBe(result.runId);
+    const child = (await store.getRun(result.tasks["fit[0]"]!.runId!))!;
+    expect(child.tags["mlflow.parentRunId"]).toBe(result.tasks.fit!.runId);
+    expect(child.tags["cairn.parent_node"]).toBe("fit");
+  });
+
+  it("picks min, takes list and seeded random spaces (same seed, same points), and stops at stopWhen", async () => {
+    const f = flow("sweep-min").build(() => {
+      const a = sweep(fit, { with: { data: "d", depth: 1 }, over: list([{ lr: 0.5 }, { lr: 0.2 }, { lr: 0.9 }]), select: min("loss") });
+      const b = sweep(fit, { id: "rand", with: { data: "d" }, over: random({ n: 4, seed: 7, space: { lr: { min: 0.01, max: 1, log: true }, depth: [2, 4] } }), select: max("score") });
+      const c = sweep(fit, { id: "early", with: { data: "d", depth: 1 }, over: list([{ lr: 0.1 }, { lr: 0.2 }, { lr: 0.3 }]), select: max("score"), stopWhen: (o) => o.score >= 1, concurrency: 1 });
+      return { a: a.params, b: b.trials, c: c.trials, loss: a.best.loss };
+    });
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.outputs!.a).toEqual({ lr: 0.2 });
+    expect(result.outputs!.loss).toBe(0.2);
+    expect(result.outputs!.b).toHaveLength(4);
+    expect(random({ n: 4, seed: 7, space: { lr: { min: 0.01, max: 1, log: true }, depth: [2, 4] } }).points).toEqual(result.outputs!.b.map((t) => t.params));
+    expect(result.outputs!.c).toHaveLength(1);
+  });
+
+  it("fails with a clear error when the selected output is not a number (an untyped task)", async () => {
+    const untyped = task("untyped")
+      .input<{ lr: number }>()
+      .output<Record<string, unknown>>()
+      .run(({ lr }) => ({ score: `high-${lr}` }));
+    const f = flow("sweep-bad-sel").build(() => ({ p: sweep(untyped, { over: grid({ lr: [0.1] }), select: max("scor") }).params }));
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.untyped!.error!.message).toBe(new SelectorError("untyped", "untyped[0]", "scor", undefined, ["score"]).message);
+    const g = flow("sweep-bad-sel2").build(() => ({ p: sweep(untyped, { over: grid({ lr: [0.1] }), select: max("score") }).params }));
+    const r2 = await (await g.run(off)).wait();
+    expect(r2.tasks.untyped!.error!.message).toContain('returned "high-0.1" (string)');
+  });
+
+  it("rejects an empty search space and a bad selector when the flow is built", () => {
+    expect(() => grid({})).toThrow(EmptySpaceError);
+    expect(() => grid({ lr: [] })).toThrow(/The search space of grid\(\) `lr` is empty: it has no values/);
+    expect(() => list([])).toThrow(EmptySpaceError);
+    expect(() => random({ n: 3, seed: 1, space: { lr: [] } })).toThrow(EmptySpaceError);
+    expect(() => random({ n: 0, seed: 1, space: { lr: [1] } })).toThrow(OptionError);
+    expect(() =>
+      flow("bad-sweep").build(() => ({ p: sweep(fit, { with: { data: "d", depth: 1 }, over: { kind: "grid", points: [] } as never, select: max("score") }).params })),
+    ).toThrow(OptionError);
+    expect(() => flow("bad-sweep").build(() => ({ p: sweep(fit, { with: { data: "d", depth: 1 }, over: grid({ lr: [1] }), select: "score" as never }).params }))).toThrow(
+      /Expected `sweep\(fit\) `select`` to be max\("metric"\) or min\("metric"\)/,
+    );
+    expect(() => flow("bad-sweep").build(() => ({ p: sweep(fit, { with: { data: "d", depth: 1 }, over: grid({ lr: [1] }), select: max("score"), minSuccess: 7.5 }).params }))).toThrow(OptionError);
+  });
+});
+
+describe("a map of 10,000 items", () => {
+  it("succeeds with every output in order, with no more items in flight than its window", async () => {
+    let running = 0;
+    let most = 0;
+    const noop = task("noop")
+      .input<{ i: number }>()
+      .run(async ({ i }) => {
+        most = Math.max(most, ++running);
+        await Promise.resolve();
+        running--;
+        return { i };
+      });
+    const n = 10_000;
+    const f = flow("map-10k").build(() => ({ xs: map(noop, { over: Array.from({ length: n }, (_, i) => i), as: "i" }).outputs }));
+    const result = await (await f.run({ ...off, concurrency: 4 })).wait();
+    expect(result.status).toBe("succeeded");
+    const xs = result.outputs!.xs;
+    expect(xs).toHaveLength(n);
+    expect(xs.every((x, i) => x.i === i)).toBe(true);
+    expect(most).toBeLessThanOrEqual(4);
+  });
+});
