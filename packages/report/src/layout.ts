@@ -74,8 +74,8 @@ const CHAR_WIDTH = 7.2;
  * per task name instead (a map's items, a sweep's trials share one), each with its counts.
  */
 export function layoutGraph(tasks: readonly ReportTask[], critical: ReadonlySet<string>, options: GraphOptions = {}): GraphLayout | undefined {
-  const grouped = tasks.length > (options.maxNodes ?? 300);
-  const nodes = grouped ? groupByTask(tasks) : tasks.map((t) => single(t, critical.has(t.id)));
+  const grouped = tasks.filter((t) => !t.item).length > (options.maxNodes ?? 300);
+  const nodes = grouped ? groupByTask(tasks) : nodePerTask(tasks, critical);
   if (nodes.length > (options.maxGroups ?? 600)) return undefined;
   const keyOf = new Map<string, string>();
   for (const n of nodes) for (const t of n.tasks) keyOf.set(t.id, n.key);
@@ -191,10 +191,28 @@ function single(t: ReportTask, critical: boolean): GraphNode {
   return { key: t.id, label, tasks: [t], state: t.state, critical, x: 0, y: 0, width: textWidth(label, 150, 260), height: NODE_HEIGHT };
 }
 
-/**
- * One node per task name, with the counts of its tasks by state. Where issue 17's maps land,
- * a map's items (nodes of one task) collapse into one node so, also below {@link GraphOptions.maxNodes}.
- */
+/** One node per task, but a map's or sweep's items, which collapse into their map's node with their counts by state. */
+function nodePerTask(tasks: readonly ReportTask[], critical: ReadonlySet<string>): GraphNode[] {
+  const groups = new Map(tasks.filter((t) => t.group).map((t) => [t.id, [] as ReportTask[]]));
+  for (const t of tasks) if (t.item) groups.get(t.item.node)?.push(t);
+  const nodes: GraphNode[] = [];
+  for (const t of tasks) {
+    if (t.item && groups.has(t.item.node)) continue;
+    const items = groups.get(t.id);
+    if (!items) {
+      nodes.push(single(t, critical.has(t.id)));
+      continue;
+    }
+    const counts: Partial<Record<TaskState, number>> = {};
+    for (const m of items) counts[m.state] = (counts[m.state] ?? 0) + 1;
+    const state = items.length ? (SEVERITY.find((s) => counts[s]) ?? t.state) : t.state;
+    const label = `${t.id} (${t.group!.kind}) ×${items.length}`;
+    nodes.push({ key: t.id, label, tasks: [t, ...items], state, counts, critical: critical.has(t.id), x: 0, y: 0, width: textWidth(label, 170, 280), height: GROUP_HEIGHT });
+  }
+  return nodes;
+}
+
+/** One node per task name, with the counts of its tasks by state (a flow too large to draw task by task). */
 export function groupByTask(tasks: readonly ReportTask[]): GraphNode[] {
   const groups = new Map<string, ReportTask[]>();
   for (const t of tasks) (groups.get(t.task) ?? groups.set(t.task, []).get(t.task)!).push(t);
@@ -257,7 +275,8 @@ export interface TimelineLayout {
  * one row of marks.
  */
 export function layoutTimeline(tasks: readonly ReportTask[], flowStart: number, flowEnd: number | undefined): TimelineLayout {
-  const ran = tasks.filter((t) => t.runId && (t.state === "succeeded" || t.state === "failed" || t.state === "running" || (t.state === "cancelled" && t.attempts > 0)));
+  // A map's own run spans its items', which have the bars.
+  const ran = tasks.filter((t) => t.runId && !t.group && (t.state === "succeeded" || t.state === "failed" || t.state === "running" || (t.state === "cancelled" && t.attempts > 0)));
   const hits = tasks.filter((t) => t.state === "cached");
   const byPool = new Map<string, ReportTask[]>();
   for (const t of ran.sort((a, b) => barStart(a) - barStart(b))) {

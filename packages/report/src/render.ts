@@ -63,7 +63,7 @@ ${critical.size ? `<p class="note">Critical path (bold): ${[...critical].map((id
 <p class="note"><span class="key q"></span> queued (from its inputs being ready: the cache lookup, then the wait for a slot) · <span class="key r"></span> running · <span class="key rt"></span> an attempt that failed and was retried · ◆ cache hit</p>
 ${timelineSvg(timeline, options.maxBars ?? 5000, anchor)}
 </section>
-${/* Sweeps and maps (issue 17): a trial leaderboard section goes here, from the trials' runs and metrics. */ ""}
+${tasks.filter((t) => t.group?.kind === "sweep").map((s) => leaderboard(s, tasks.filter((t) => t.item?.node === s.id), anchor)).join("\n")}
 <section id="tasks"><h2>Task runs</h2>
 ${kept.length < tasks.length ? `<p class="note">Showing ${e(kept.length)} of ${e(tasks.length)} tasks: the failed ones first, then the longest.</p>` : ""}
 ${taskTable(kept, anchor)}
@@ -114,12 +114,12 @@ function graphSvg(g: GraphLayout, anchor: (t: ReportTask) => string): string {
     const first = n.tasks[0]!;
     // A group links to its first task's section.
     const href = `#${anchor(first)}`;
-    const countText = n.counts && n.tasks.length > 1 ? Object.entries(n.counts).map(([s, c]) => `${c} ${s}`).join(" · ") : "";
+    const countText = n.counts && (n.tasks.length > 1 || first.group) ? Object.entries(n.counts).map(([s, c]) => `${c} ${s}`).join(" · ") || "no items" : "";
     // A second line: a group's counts, or the run a cache hit came from.
     const sub = countText || (first.state === "cached" && n.tasks.length === 1 && first.cachedFrom ? `cached from ${first.cachedFrom.runId.slice(0, 8)}` : "");
     const tip = n.tasks.length === 1 ? `${first.id}: ${first.state}${first.why.length ? `\n${whyInShort(first)}` : ""}` : `${n.label}: ${countText}`;
     parts.push(
-      `<g class="node st-${n.state}${n.critical ? " crit" : ""}" data-task="${e(n.tasks.length === 1 ? first.id : n.key)}" data-state="${n.state}"${n.tasks.length > 1 ? ` data-count="${n.tasks.length}"` : ""}>` +
+      `<g class="node st-${n.state}${n.critical ? " crit" : ""}" data-task="${e(n.tasks.length === 1 ? first.id : n.key)}" data-state="${n.state}"${n.tasks.length > 1 || first.group ? ` data-count="${n.tasks.length - (first.group ? 1 : 0)}"` : ""}>` +
         `<a href="${href}">` +
         (n.critical ? `<rect class="ring" x="${(n.x - 4).toFixed(1)}" y="${(n.y - 4).toFixed(1)}" width="${n.width + 8}" height="${n.height + 8}" rx="9"/>` : "") +
         `<rect x="${n.x.toFixed(1)}" y="${n.y.toFixed(1)}" width="${n.width}" height="${n.height}" rx="6"/>` +
@@ -187,6 +187,28 @@ function timelineSvg(t: TimelineLayout, maxBars: number, anchor: (task: ReportTa
   parts.push("</svg>");
   const dropped = t.bars.length - bars.length;
   return `<div class="scroll">${parts.join("\n")}</div>${dropped > 0 ? `<p class="note">${e(dropped)} shorter bars left out.</p>` : ""}`;
+}
+
+/** A sweep's trials, best first by its selector (trials whose value is unknown last), linked to their runs. */
+function leaderboard(sweep: ReportTask, trials: readonly ReportTask[], anchor: (t: ReportTask) => string): string {
+  const select = sweep.group?.select;
+  const sign = select?.order === "min" ? 1 : -1;
+  const ranked = [...trials].sort((a, b) => (a.score === undefined ? 1 : 0) - (b.score === undefined ? 1 : 0) || (a.score !== undefined && b.score !== undefined ? sign * (a.score - b.score) : 0) || (a.item!.index - b.item!.index));
+  const shown = ranked.slice(0, 100);
+  const rows = shown.map((t, i) => {
+    const best = sweep.group?.best === t.id;
+    return (
+      `<tr data-trial="${e(t.id)}"${best ? ' class="best"' : ""}><td class="num">${i + 1}</td><td><a href="#${anchor(t)}">${e(t.id)}</a>${best ? " ★" : ""}</td>` +
+      `<td><code>${e(t.item?.key ?? "")}</code></td><td class="num">${t.score === undefined ? "" : e(formatNumber(t.score))}</td>` +
+      `<td><span class="chip st-${t.state}">${t.state}</span></td><td>${t.url ? `<a href="${e(t.url)}">${e(t.runId.slice(0, 12))}</a>` : `<code>${e(t.runId)}</code>`}</td></tr>`
+    );
+  });
+  const metric = select ? `${select.order} ${select.metric}` : "metric";
+  return `<section class="leaderboard" id="sweep-${anchor(sweep)}" data-sweep="${e(sweep.id)}"><h2>Sweep ${e(sweep.id)}: ${e(trials.length)} trials</h2>
+${ranked.length > shown.length ? `<p class="note">The best ${shown.length} of ${ranked.length} trials.</p>` : ""}
+<div class="scroll"><table><thead><tr><th>#</th><th>trial</th><th>point</th><th>${e(metric)}</th><th>state</th><th>run</th></tr></thead><tbody>
+${rows.join("\n")}
+</tbody></table></div></section>`;
 }
 
 function taskTable(tasks: readonly ReportTask[], anchor: (t: ReportTask) => string): string {
@@ -311,5 +333,5 @@ svg text{font:12px system-ui,sans-serif;fill:var(--ink)}svg.fit{max-width:100%;h
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f6f8;position:sticky;top:0}
 details.task{background:#fff;border:1px solid var(--line);border-left:4px solid var(--ok);border-radius:4px;margin:6px 0;padding:4px 10px}
 details.task.st-cached{border-left-color:var(--hit)}details.task.st-failed{border-left-color:var(--bad)}details.task.st-skipped{border-left-color:var(--skip)}details.task.st-cancelled{border-left-color:var(--cancel)}
-details.task:target{box-shadow:0 0 0 3px #ffd86b}summary{cursor:pointer}.error pre{background:#fbeaea}.kv code{margin-right:6px}
+details.task:target{box-shadow:0 0 0 3px #ffd86b}tr.best td{background:#fff8dd}summary{cursor:pointer}.error pre{background:#fbeaea}.kv code{margin-right:6px}
 `;

@@ -60,6 +60,12 @@ export interface ReportTask {
   params: Record<string, string>;
   dependsOn: string[];
   inputs: InputEdge[];
+  /** An item of a map or sweep: its map node, its place in the list, and a trial's point (`lr=0.1,depth=3`). */
+  item?: { node: string; index: number; key?: string };
+  /** A map or sweep node (its run is its items' parent): its kind, and a sweep's best trial and selector. */
+  group?: { kind: string; best?: string; select?: { order: "max" | "min"; metric: string } };
+  /** A sweep trial's value of its sweep's selected output (from its outputs), for the leaderboard. */
+  score?: number;
 }
 
 /** A whole report's data. */
@@ -122,20 +128,33 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
     tracker.searchRuns({ experimentIds: [experimentId], parentRunId: runId, maxResults: Number.MAX_SAFE_INTEGER }),
     readArtifact(tracker, runId, "cairn/graph.json").then((text) => (text ? parseGraph(text) : undefined)),
   ]);
+  // A map's or sweep's run holds its items' runs (MLflow's nested runs): one search per map.
+  const groups = children.filter((r) => r.tags["cairn.kind"] === "map" || r.tags["cairn.kind"] === "sweep");
+  for (const items of await Promise.all(groups.map((g) => tracker.searchRuns({ experimentIds: [experimentId], parentRunId: g.runId, maxResults: Number.MAX_SAFE_INTEGER })))) children.push(...items);
   // A node may have more than one run only when the flow run was resumed by hand; the latest wins.
   const byNode = new Map<string, RunRecord>();
   for (const run of children.sort((a, b) => a.startTime - b.startTime)) byNode.set(run.tags["cairn.node_id"] ?? run.name, run);
 
   const sources = await sourceRuns(tracker, [...byNode.values()]);
   const url = (r: { experimentId: string; runId: string }) => tracker.runUrl?.(r.experimentId, r.runId);
-  const order = graph ? graph.map((n) => n.id).filter((id) => byNode.has(id)) : [...byNode.keys()];
+  // Items follow their map node, in item order.
+  const itemsOf = new Map<string, string[]>();
+  for (const [id, run] of byNode) {
+    const parent = run.tags["cairn.parent_node"];
+    if (parent !== undefined) (itemsOf.get(parent) ?? itemsOf.set(parent, []).get(parent)!).push(id);
+  }
+  const itemIndex = (id: string) => Number(byNode.get(id)!.tags["cairn.item"] ?? 0);
+  for (const list of itemsOf.values()) list.sort((a, b) => itemIndex(a) - itemIndex(b));
+  const order = graph
+    ? graph.flatMap((n) => (byNode.has(n.id) ? [n.id, ...(itemsOf.get(n.id) ?? [])] : []))
+    : [...byNode.keys()];
   // Nodes of the graph with no run (a run cut short before they were recorded) still show, as cancelled.
   const missing = graph?.filter((n) => !byNode.has(n.id)) ?? [];
   const graphById = new Map(graph?.map((n) => [n.id, n]));
   const tasks: ReportTask[] = order.map((id) => toTask(byNode.get(id)!, graphById.get(id), sources, url));
   for (const n of missing) tasks.push(unrecordedTask(n, flowRun));
 
-  await Promise.all([explainMisses(tasks, flowRun.startTime, options.store), readFailures(tracker, tasks, options.maxLogTails ?? 50)]);
+  await Promise.all([explainMisses(tasks, flowRun.startTime, options.store), readFailures(tracker, tasks, options.maxLogTails ?? 50), readScores(tracker, tasks, sources)]);
 
   const t = flowRun.tags;
   const flowUrl = url(flowRun);
@@ -180,6 +199,17 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
     dependsOn: node?.dependsOn ?? [],
     inputs: node?.inputs ?? [],
   };
+  if (t["cairn.parent_node"] !== undefined) {
+    task.item = { node: t["cairn.parent_node"], index: Number(t["cairn.item"] ?? 0), ...(t["cairn.item_key"] !== undefined ? { key: t["cairn.item_key"] } : {}) };
+  }
+  if (t["cairn.kind"] === "map" || t["cairn.kind"] === "sweep") {
+    const select = /^(max|min):(.+)$/.exec(t["cairn.sweep.select"] ?? "");
+    task.group = {
+      kind: t["cairn.kind"],
+      ...(t["cairn.sweep.best"] ? { best: t["cairn.sweep.best"] } : {}),
+      ...(select ? { select: { order: select[1] as "max" | "min", metric: select[2]! } } : {}),
+    };
+  }
   const kind = t["cairn.task_kind"] ?? node?.kind;
   if (kind) task.kind = kind;
   const link = url(run);
@@ -324,6 +354,31 @@ async function readFailures(tracker: Tracker, tasks: ReportTask[], max: number):
       if (errorText) task.errorText = head(errorText);
       const log = stderr?.trim() ? stderr : stdout;
       if (log?.trim()) task.logTail = tail(log);
+    }),
+  );
+}
+
+/** Trials a leaderboard reads the outputs of (one read each); a larger sweep ranks the first ones. */
+const MAX_SCORED_TRIALS = 500;
+
+/**
+ * Each sweep trial's value of the selected output, from its outputs manifest (`cairn/outputs.json`:
+ * its own run's, or a hit's source run's); a trial whose value cannot be read has none.
+ */
+async function readScores(tracker: Tracker, tasks: ReportTask[], sources: Map<string, RunRecord>): Promise<void> {
+  const selectOf = new Map(tasks.filter((t) => t.group?.select).map((t) => [t.id, t.group!.select!.metric]));
+  if (!selectOf.size) return;
+  const trials = tasks.filter((t) => t.item && selectOf.has(t.item.node) && (t.state === "succeeded" || t.state === "cached")).slice(0, MAX_SCORED_TRIALS);
+  await Promise.all(
+    trials.map(async (trial) => {
+      const runId = trial.cachedFrom ? (sources.get(trial.cachedFrom.runId)?.runId ?? trial.cachedFrom.runId) : trial.runId;
+      const text = await readArtifact(tracker, runId, "cairn/outputs.json");
+      try {
+        const value = (JSON.parse(text ?? "null") as { values?: Record<string, unknown> } | null)?.values?.[selectOf.get(trial.item!.node)!];
+        if (typeof value === "number") trial.score = value;
+      } catch {
+        // Unreadable outputs: the trial is listed without its value.
+      }
     }),
   );
 }

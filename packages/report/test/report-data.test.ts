@@ -23,7 +23,7 @@ import {
   type ReportData,
   type ReportTask,
 } from "@cairn/report";
-import { flow, shell, task as defineTask } from "cairn-dag";
+import { flow, grid, map, max, shell, sweep, task as defineTask } from "cairn-dag";
 import { reportFlow } from "./report-flow.ts";
 
 let root: string;
@@ -216,3 +216,62 @@ describe("the report's HTML", () => {
 function task(id: string, start: number, end: number, dependsOn: string[] = []): ReportTask {
   return { id, task: id, state: "succeeded", runId: id.padEnd(32, "0"), startTime: start, endTime: end, attempts: 1, attemptStarts: [], why: [], metrics: {}, params: {}, dependsOn, inputs: [] };
 }
+
+describe("maps and sweeps in the report", () => {
+  it("collapses a map's items into its node with their counts, and ranks a sweep's trials by its selector", async () => {
+    const square = defineTask("square")
+      .input<{ x: number }>()
+      .run(async ({ x }) => {
+        if (x === 3) throw new Error("three is bad");
+        return { y: x * x };
+      });
+    const fit = defineTask("fit")
+      .input<{ lr: number; depth: number }>()
+      .run(async ({ lr, depth }) => ({ score: depth * 10 + (lr === 0.1 ? 5 : 0) }));
+    const f = flow("report-fanout").build(() => {
+      const squares = map(square, { over: [1, 2, 3, 4], as: "x", minSuccess: 2 });
+      const best = sweep(fit, { over: grid({ lr: [0.01, 0.1], depth: [1, 2] }), select: max("score") });
+      return { squares: squares.outputs, best: best.params };
+    });
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-fanout-"));
+    try {
+      const result = await (await f.run({ root: dir, env: {}, beforeEnd: logReport })).wait();
+      expect(result.status).toBe("succeeded");
+      const data = await readReportData(new LocalStore({ root: dir }), result.runId);
+      const squares = data.tasks.find((t) => t.id === "square")!;
+      expect(squares.group).toEqual({ kind: "map" });
+      const items = data.tasks.filter((t) => t.item?.node === "square");
+      expect(items.map((t) => [t.id, t.item!.index, t.state])).toEqual([
+        ["square[0]", 0, "succeeded"],
+        ["square[1]", 1, "succeeded"],
+        ["square[2]", 2, "failed"],
+        ["square[3]", 3, "succeeded"],
+      ]);
+      const fitGroup = data.tasks.find((t) => t.id === "fit")!;
+      expect(fitGroup.group).toMatchObject({ kind: "sweep", select: { order: "max", metric: "score" } });
+      expect(data.tasks.filter((t) => t.item?.node === "fit").map((t) => [t.item!.key, t.score])).toEqual([
+        ["lr=0.01,depth=1", 10],
+        ["lr=0.01,depth=2", 20],
+        ["lr=0.1,depth=1", 15],
+        ["lr=0.1,depth=2", 25],
+      ]);
+
+      const html = renderReport(data);
+      // One graph node per map, with its items' counts; none per item.
+      expect(html).toMatch(/<g class="node st-failed[^"]*" data-task="square" data-state="failed" data-count="4">/);
+      expect(html).toContain("3 succeeded · 1 failed");
+      expect(html).not.toMatch(/<g class="node [^"]*" data-task="square\[/);
+      // The leaderboard: best first, the best starred.
+      const board = html.slice(html.indexOf('data-sweep="fit"'));
+      const order = [...board.matchAll(/data-trial="([^"]+)"/g)].map((m) => m[1]);
+      expect(order).toEqual(["fit[3]", "fit[1]", "fit[2]", "fit[0]"]);
+      expect(fitGroup.group!.best).toBe("fit[3]");
+      expect(board).toMatch(/<tr data-trial="fit\[3\]" class="best">.*★.*lr=0\.1,depth=2.*>25</);
+      // Items have bars; the map's own run does not.
+      expect(html).toContain('<g class="bar st-failed" data-task="square[2]"');
+      expect(html).not.toContain('<g class="bar st-succeeded" data-task="square" ');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -88,7 +88,9 @@ function itemTags(item: NonNullable<FlowNode["item"]>): Record<string, string> {
  */
 export async function createGroupRun(scope: RecordScope, node: FlowNode): Promise<string | undefined> {
   if (!scope.tracker.capabilities.records) return undefined;
-  const tags = { ...taskTags(scope, node), "cairn.kind": node.map!.kind };
+  const tags: Record<string, string> = { ...taskTags(scope, node), "cairn.kind": node.map!.kind };
+  // What a report's leaderboard ranks trials by.
+  if (node.map!.select) tags["cairn.sweep.select"] = `${node.map!.select.order}:${node.map!.select.metric}`;
   return scope.tracker.createRun({ experimentId: scope.experimentId, name: node.id, parentRunId: scope.flowRunId, tags });
 }
 
