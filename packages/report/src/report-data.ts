@@ -209,6 +209,9 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
       ...(t["cairn.sweep.best"] ? { best: t["cairn.sweep.best"] } : {}),
       ...(select ? { select: { order: select[1] as "max" | "min", metric: select[2]! } } : {}),
     };
+    // Its items ran (or came from the cache), each for its own reason.
+    const items = run.metrics["cairn.items"];
+    task.why.push(`a ${t["cairn.kind"]}${items !== undefined ? ` of ${items} items` : ""}: each item ran or hit on its own${t["cairn.sweep.best"] ? `; the best trial is ${t["cairn.sweep.best"]}` : ""}`);
   }
   const kind = t["cairn.task_kind"] ?? node?.kind;
   if (kind) task.kind = kind;
