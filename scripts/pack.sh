@@ -14,7 +14,7 @@ cd "$root"
 # A fresh build: tsc -b leaves the outputs of moved or deleted sources in dist/, which would ship.
 rm -rf packages/*/dist
 pnpm --silent build
-for pkg in cache core dsl process mlflow worker cli cairn; do
+for pkg in cache core dsl process mlflow report worker cli cairn; do
   (cd "packages/$pkg" && pnpm pack --pack-destination "$out" >/dev/null)
 done
 ls "$out"/*.tgz

@@ -1,7 +1,7 @@
 /**
  * The layout's rules, checked on every `pnpm test` (so CI fails when one is broken):
  * no import cycle among the packages' modules (madge), packages depend on each other in one
- * direction only, and no package reaches into another's files or its own bin/.
+ * direction only (cairn → cli → report/mlflow → …), and no package reaches into another's files or its own bin/.
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
@@ -9,7 +9,7 @@ import madge from "madge";
 import { describe, expect, it } from "vitest";
 
 const repo = resolve(import.meta.dirname, "..");
-const PACKAGES = ["cache", "core", "dsl", "process", "mlflow", "worker", "cli", "cairn"] as const;
+const PACKAGES = ["cache", "core", "dsl", "process", "mlflow", "report", "worker", "cli", "cairn"] as const;
 /** Which workspace packages each package may import: the data flows one way. */
 const ALLOWED: Record<(typeof PACKAGES)[number], string[]> = {
   cache: [],
@@ -17,9 +17,11 @@ const ALLOWED: Record<(typeof PACKAGES)[number], string[]> = {
   dsl: ["cache", "core"],
   process: ["cache", "core", "dsl"],
   mlflow: ["cache", "core", "dsl", "process"],
+  // The report reads what a run recorded through core's Tracker contract: no kind, no MLflow client.
+  report: ["cache", "core"],
   // The queue runs tasks through core's pipeline; it never loads the CLI.
   worker: ["cache", "core"],
-  cli: ["cache", "core", "dsl", "process", "mlflow", "worker"],
+  cli: ["cache", "core", "dsl", "process", "mlflow", "report", "worker"],
   cairn: ["cli", "dsl", "process", "mlflow"],
 };
 

@@ -6,6 +6,7 @@ import * as cli from "@cairn/cli";
 import * as dsl from "@cairn/dsl";
 import * as processKinds from "@cairn/process";
 import * as mlflow from "@cairn/mlflow";
+import * as report from "@cairn/report";
 import * as worker from "@cairn/worker";
 import * as facade from "cairn-dag";
 import { NeedsTsxError } from "../packages/cli/src/compile-flow.ts";
@@ -18,7 +19,7 @@ type ErrorClass = { readonly code: string; is(value: unknown): boolean; prototyp
 /** Every error class the packages export, by name. */
 function errorClasses(): Map<string, ErrorClass> {
   const found = new Map<string, ErrorClass>();
-  for (const mod of [cache, core, dsl, processKinds, mlflow, worker, cli] as Record<string, unknown>[]) {
+  for (const mod of [cache, core, dsl, processKinds, mlflow, report, worker, cli] as Record<string, unknown>[]) {
     for (const [name, value] of Object.entries(mod)) {
       if (typeof value === "function" && value.prototype instanceof Error) found.set(name, value as unknown as ErrorClass);
     }

@@ -67,7 +67,8 @@ describe("the quickstart in a real MLflow server", () => {
     ]);
     expect(children.map((c: { run_name: string }) => c.run_name).sort()).toEqual(["evaluate", "load", "report", "split", "stats", "stats-2", "stats-3", "train"]);
     for (const child of children) expect(child.status).toBe("FINISHED");
-    expect(parentArtifacts.map((a: { path: string }) => a.path).sort()).toEqual(["cairn/graph.json", "cairn/graph.mmd"]);
+    // cairn/report.html: every `cairn run` logs its report (issue 18).
+    expect(parentArtifacts.map((a: { path: string }) => a.path).sort()).toEqual(["cairn/graph.json", "cairn/graph.mmd", "cairn/report.html"]);
 
     const train = children.find((c: { run_name: string }) => c.run_name === "train");
     expect(train.params).toMatchObject({ lr: "0.5", epochs: "200" });

@@ -21,7 +21,7 @@ describe("flags Cairn does not know, or that lack their value, exit 2 with Cairn
     [["run", ok, "--root", "--json"], /Expected a value after `--root` \(--root DIR\), got none: the next argument, `--json`, is a flag\./],
     [["run", ok, "-c", "-1"], /Expected a value after `-c` \(--concurrency N\), got `-1`, which reads as a flag\. Write --concurrency=-1/],
     [["run", ok, "--json=yes"], /Expected `--json` alone \(it is a switch and takes no value\), got `--json=yes`\./],
-    [["help", "frobnicate"], /Unknown command "frobnicate"\. Expected one of: init, run, graph, plan, explain, cache, runs, show\./],
+    [["help", "frobnicate"], /Unknown command "frobnicate"\. Expected one of: init, run, graph, plan, explain, cache, runs, show, report, worker, workers\./],
   ])("cairn %s", async (args, message) => {
     const r = await cairn(args);
     expect(r.stderr).toMatch(message);

@@ -108,6 +108,7 @@ describe("the packed packages", () => {
       "cairn-dsl-0.1.0.tgz",
       "cairn-mlflow-0.1.0.tgz",
       "cairn-process-0.1.0.tgz",
+      "cairn-report-0.1.0.tgz",
       "cairn-worker-0.1.0.tgz",
     ]);
     const list = async (tarball: string) => (await ok("tar", ["tzf", join(packed, tarball)], work)).stdout.trim().split("\n");

@@ -24,7 +24,7 @@ const PACKAGES = dirname(CLI);
 const DIST = join(CLI, ".bundle");
 const MANIFEST = join(DIST, "manifest.json");
 const FORMAT = 2;
-const PACKAGE_NAMES = ["cairn", "cli", "worker", "mlflow", "process", "dsl", "core", "cache"];
+const PACKAGE_NAMES = ["cairn", "cli", "worker", "report", "mlflow", "process", "dsl", "core", "cache"];
 /** Builds kept besides the newest: a process started on one of them may still load its chunks. */
 const KEEP_OLD_BUILDS = 2;
 
@@ -46,6 +46,7 @@ const ENTRIES = {
   "dsl-kind": "dsl/src/kind.ts",
   core: "core/src/index.ts",
   "core-errors": "core/src/errors.ts",
+  report: "report/src/index.ts",
   cache: "cache/src/index.ts",
 };
 

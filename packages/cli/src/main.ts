@@ -1,4 +1,6 @@
-import { readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { parseEnv } from "node:util";
@@ -24,6 +26,7 @@ import {
   toDot,
   toGraphJson,
   toMermaid,
+  type EndingFlowRun,
   type RunRecord,
   type Tracker,
 } from "@cairn/core";
@@ -56,8 +59,7 @@ export { EXIT };
 export { importCompiledFlow, NeedsTsxError } from "./compile-flow.ts";
 
 /** The commands, in the order the help lists them. */
-// `worker` and `workers` (the queue's) are not listed here: test/cli/flags.test.ts pins this list's words.
-const COMMANDS = ["init", "run", "graph", "plan", "explain", "cache", "runs", "show"] as const;
+const COMMANDS = ["init", "run", "graph", "plan", "explain", "cache", "runs", "show", "report", "worker", "workers"] as const;
 
 const HELP: Record<string, string> = {
   main: `cairn: run and inspect Cairn flows
@@ -73,6 +75,7 @@ Commands:
   cache ls|clear|prune   Inspect and trim the cache
   runs          List recent flow runs
   show RUN_ID   Show one flow run and its tasks, or one task run (a unique prefix of the id will do)
+  report [RUN_ID|latest]   Write a flow run's HTML report: graph, timeline, why each task ran
   worker FILE --queue URL   Take the flow's tasks from a Redis queue and run them (cairn run --queue)
   workers --queue URL       List the live workers of a queue
 
@@ -94,6 +97,7 @@ Options:
       --secrets FILE         KEY=VALUE file of secrets for ctx.secret(); never logged.
       --no-tracking          Record nothing (no .cairn store, no MLflow).
       --no-cache             Neither look up nor store results: every task runs.
+      --no-report            Do not write the run's HTML report (cairn/report.html; see cairn report).
       --rerun TASK           Run TASK (a task name or node id) and its dependants even if cached; repeatable.
       --refresh              Run every task even if cached, and store the results again.
       --cache-strict         Fail when the shared cache (CAIRN_CACHE_URL) does not answer, instead of
@@ -173,6 +177,20 @@ Options:
       --json              Print JSON (whole run ids)
       --experiment NAME   Look for a run id prefix in this experiment only
       --root DIR          Folder of Cairn's local state. Default: .cairn`,
+  report: `Usage: cairn report [RUN_ID|latest] [--out FILE] [--open] [--experiment NAME] [--root DIR]
+
+Writes the HTML report of a flow run (default: the latest): its graph coloured by status with the
+critical path, its timeline (queue wait, run time, retries), and per task its duration, attempts,
+cache key, why it ran, its error and log tail, its metrics. One file, no scripts, no network. It is
+built from what the run recorded (the tracker MLFLOW_TRACKING_URI names, else .cairn, and the cache
+entries), so it works for any past run. Every \`cairn run\` also logs it as the flow run's artifact
+cairn/report.html. RUN_ID may be a unique prefix of the id, as for \`cairn show\`.
+
+Options:
+  -o, --out FILE          Where to write it. Default: cairn-report-<first 8 digits of the run id>.html
+      --open              Open it in the default browser afterwards
+      --experiment NAME   Look for the run (or the latest) in this experiment only
+      --root DIR          Folder of Cairn's local state. Default: .cairn`,
 };
 
 /**
@@ -226,6 +244,8 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
         return await workerCommand(rest, { ...io, stdout, stderr, env });
       case "workers":
         return await workersCommand(rest, stdout);
+      case "report":
+        return await reportCommand(rest, stdout, stderr, env);
       default:
         throw new UsageError(`Unknown command "${command}". Expected one of: ${COMMANDS.join(", ")}. Run \`cairn --help\`.`);
     }
@@ -298,6 +318,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       secrets: { type: "string" },
       "no-tracking": { type: "boolean" },
       "no-cache": { type: "boolean" },
+      "no-report": { type: "boolean" },
       "cache-strict": { type: "boolean" },
       rerun: { type: "string", multiple: true },
       refresh: { type: "boolean" },
@@ -333,7 +354,17 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
 
   // Loaded only for a queue: BullMQ and its Redis client are not what a run on one machine needs.
   const dispatcher = values.queue !== undefined ? (await import("@cairn/worker")).queueDispatcher(values.queue) : undefined;
+  // The run's report is logged on the flow run before it ends (see README, "Reports").
+  let report: { localPath?: string; artifactPath: string; url?: string } | undefined;
   const run = await flow.run({
+    ...(values["no-report"]
+      ? {}
+      : {
+          beforeEnd: async (ending: EndingFlowRun) => {
+            const { logReport } = await import("@cairn/report");
+            report = await logReport(ending);
+          },
+        }),
     params,
     ...(dispatcher ? { dispatcher } : {}),
     ...(concurrency ? { concurrency } : {}),
@@ -372,6 +403,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   try {
     const result = await run.wait();
     reporter.finish(result);
+    if (report && !json) io.stdout.write(`${reportLine(report, result.runId)}\n`);
     const code = interrupted ? EXIT.interrupted : result.status === "succeeded" ? EXIT.ok : EXIT.flowFailed;
     exitDespiteAbandoned(run, code, reporter, io);
     return code;
@@ -464,6 +496,12 @@ async function workersCommand(args: string[], stdout: Writable): Promise<number>
   ]);
   stdout.write(`${table(["host", "pid", "flow", "pools", "running", "heartbeat"], rows, c)}`);
   return EXIT.ok;
+}
+
+/** Where the run's report is: its local file, or its page in MLflow's UI. */
+function reportLine(report: { localPath?: string; artifactPath: string; url?: string }, runId: string): string {
+  if (report.localPath) return `Report: ${report.localPath}`;
+  return `Report: ${report.url ?? `artifact ${report.artifactPath} of run ${runId}`} (\`cairn report ${runId}\` writes it to a file here)`;
 }
 
 /**
@@ -735,6 +773,67 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   ]);
   stdout.write(`\n${table([run.parentRunId === undefined ? "task" : "run", "status", "duration", "run id", "metrics", ""], rows, c)}`);
   return EXIT.ok;
+}
+
+async function reportCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { out: { type: "string", short: "o" }, open: { type: "boolean" }, experiment: { type: "string" }, root: { type: "string" } },
+    "report",
+  );
+  if (positionals.length > 1) throw new UsageError(`Expected one run id (or latest), got ${positionals.length}: ${positionals.join(" ")}.`);
+  const given = positionals[0] ?? "latest";
+  const root = resolve(values.root ?? ".cairn");
+  const tracker = await resolveTracker({ root, env });
+  let run: RunRecord;
+  if (given === "latest") {
+    const ids = await experimentsOf(tracker, values.experiment);
+    sayAbandoned(await closeAbandonedRuns(tracker, ids), stderr);
+    const [latest] = ids.length ? await tracker.searchRuns({ experimentIds: ids, topLevelOnly: true, maxResults: 1 }) : [];
+    if (!latest) {
+      throw new UsageError(
+        `Expected a flow run to report on, found none in ${tracker.uri}${values.experiment ? ` (experiment "${values.experiment}")` : ""}. ` +
+          "Run a flow first (cairn run FILE), or point --root or MLFLOW_TRACKING_URI where its runs are recorded.",
+      );
+    }
+    run = latest;
+  } else {
+    run = await findRun(given, {
+      tracker,
+      experimentIds: () => experimentsOf(tracker, values.experiment),
+      ...(values.experiment ? { label: `experiment "${values.experiment}"` } : {}),
+    });
+  }
+  if (run.parentRunId !== undefined) {
+    throw new UsageError(`Expected a flow run, got task run ${run.runId} ("${run.name}") of flow run ${run.parentRunId}. Run \`cairn report ${run.parentRunId}\`.`);
+  }
+  const { buildReport } = await import("@cairn/report");
+  // The cache entries say what changed for the tasks that missed; without the store a miss is said plainly.
+  // (The embedded store only where it exists: a report is no reason to make a .cairn folder.)
+  const store = env.CAIRN_CACHE_URL || existsSync(root) ? await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root }).catch(() => undefined) : undefined;
+  let html: string;
+  try {
+    html = await buildReport(tracker, run.runId, store ? { store } : {});
+  } finally {
+    await store?.close().catch(() => {});
+  }
+  const out = resolve(values.out ?? `cairn-report-${run.runId.slice(0, 8)}.html`);
+  try {
+    await writeFile(out, html);
+  } catch (error) {
+    throw new UsageError(`Cannot write the report to ${out}: ${(error as Error).message}. Pass --out FILE in a folder you can write to.`);
+  }
+  stdout.write(`Wrote the report of flow run ${run.runId} (${run.name}, ${run.status}) to ${out}\n`);
+  if (values.open) openFile(out, stderr);
+  return EXIT.ok;
+}
+
+/** Opens `file` with the desktop's default application, without waiting for it. */
+function openFile(file: string, stderr: Writable): void {
+  const [command, args] = process.platform === "darwin" ? ["open", [file]] : process.platform === "win32" ? ["cmd", ["/c", "start", "", file]] : ["xdg-open", [file]];
+  const child = spawn(command, args as string[], { detached: true, stdio: "ignore" });
+  child.on("error", (error) => stderr.write(`cairn: could not open ${file} with ${command} (${error.message}); open it in a browser yourself.\n`));
+  child.unref();
 }
 
 /** Why a task run is what it is, on its row: where a hit came from, what it failed with, what it was skipped for. */

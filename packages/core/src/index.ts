@@ -13,7 +13,7 @@ export { validateWithSchema, requiredKeys, knownKeys, type SchemaResult } from "
 export { assertSerializable } from "./definition/serializable.ts";
 
 export { buildFlowGraph, type FlowGraph } from "./graph/flow-graph.ts";
-export { toMermaid, toDot, toGraphJson } from "./graph/render.ts";
+export { toMermaid, toDot, toGraphJson, type GraphJsonNode } from "./graph/render.ts";
 
 export type { FailurePolicy, TaskResult } from "./scheduler/flow-execution.ts";
 export {
@@ -23,6 +23,7 @@ export {
   validateParams,
   openFlowCache,
   type RunOptions,
+  type EndingFlowRun,
   type CacheRunOptions,
   type FlowResult,
 } from "./run/flow-run.ts";

@@ -1,3 +1,4 @@
+import { describeRef, forEachRef } from "../definition/ref.ts";
 import type { FlowGraph } from "./flow-graph.ts";
 
 /** The flow as a mermaid `flowchart`, one line per node and edge. */
@@ -25,13 +26,36 @@ export function toDot(graph: FlowGraph): string {
   return lines.join("\n");
 }
 
-/** The flow as JSON: nodes with their task kind and dependencies. */
-export function toGraphJson(graph: FlowGraph): { flow: string; nodes: Array<{ id: string; task: string; kind: string; dependsOn: string[] }> } {
+/** One node of {@link toGraphJson}. */
+export interface GraphJsonNode {
+  id: string;
+  task: string;
+  kind: string;
+  dependsOn: string[];
+  /** Which input takes which upstream output (`load.rows`), one entry per ref; absent when it takes none. */
+  inputs?: Array<{ input: string; from: string; node: string }>;
+  /** The task's named pool, when it has one. */
+  pool?: string;
+}
+
+/**
+ * The flow as JSON: nodes with their task kind and dependencies; with `details` (the run's
+ * `cairn/graph.json`, which reports read), also the outputs each input takes, and pools.
+ */
+export function toGraphJson(graph: FlowGraph, details = false): { flow: string; nodes: GraphJsonNode[] } {
   return {
     flow: graph.definition.name,
     nodes: graph.order.map((id) => {
       const node = graph.nodes.get(id)!;
-      return { id, task: node.task.name, kind: node.task.kind, dependsOn: [...graph.dependencies.get(id)!] };
+      const out: GraphJsonNode = { id, task: node.task.name, kind: node.task.kind, dependsOn: [...graph.dependencies.get(id)!] };
+      if (!details) return out;
+      const inputs: NonNullable<GraphJsonNode["inputs"]> = [];
+      forEachRef(node.inputs, (ref, path) => {
+        if (ref.source === "node") inputs.push({ input: path, from: describeRef(ref), node: ref.target });
+      });
+      if (inputs.length) out.inputs = inputs;
+      if (node.task.pool) out.pool = node.task.pool;
+      return out;
     }),
   };
 }

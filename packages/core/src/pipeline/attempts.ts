@@ -15,6 +15,7 @@ import { checkOutputs } from "./outputs.ts";
 import { isRetryableError } from "./retryable.ts";
 import { RunningTaskContext, type SharedContext, type WorkHolder } from "./running-task-context.ts";
 import { StopReason } from "./stop.ts";
+import { ATTEMPT_STARTS_TAG } from "./task-run.ts";
 
 /** What the attempts of every task of one flow run share. */
 export interface AttemptScope {
@@ -38,6 +39,8 @@ export interface TaskAttempts {
   readonly result: { attempts: number; status: TaskStatus };
   /** Where attempts leave work that outlives them (process trees being ended). */
   readonly holder: WorkHolder;
+  /** Of a task with retries: when each attempt started (epoch ms, comma-separated), for its run's tag. */
+  attemptStarts?: string;
 }
 
 /** Runs the task's attempts; resolves with the checked output of the one that succeeded, or rejects with the last error. */
@@ -50,10 +53,14 @@ function once(scope: AttemptScope, task: TaskAttempts, attempt: number): Promise
   task.result.attempts = attempt;
   task.result.status = "running";
   const { shared } = scope;
+  const time = Date.now();
+  // A retried task's run says when each attempt began (a tag rides with its one log-batch): the report draws them.
+  if (task.node.task.retry.retries > 0) task.attemptStarts = task.attemptStarts ? `${task.attemptStarts},${time}` : String(time);
+  if (attempt > 1) task.recorder.tag(ATTEMPT_STARTS_TAG, task.attemptStarts!);
   // One literal with every field: adding fields later gives each event a second backing store.
   const item = task.node.item;
-  if (item === undefined) shared.emit({ type: "task", status: "running", runId: shared.flowRunId, task: task.node.id, time: Date.now(), taskRunId: task.runId, attempt });
-  else shared.emit(placeNode({ type: "task", status: "running", runId: shared.flowRunId, task: task.node.id, time: Date.now(), taskRunId: task.runId, attempt }, task.node));
+  if (item === undefined) shared.emit({ type: "task", status: "running", runId: shared.flowRunId, task: task.node.id, time, taskRunId: task.runId, attempt });
+  else shared.emit(placeNode({ type: "task", status: "running", runId: shared.flowRunId, task: task.node.id, time, taskRunId: task.runId, attempt }, task.node));
   return runAttempt(scope, task, attempt);
 }
 

@@ -32,6 +32,10 @@ export interface PipelineTask extends WorkHolder {
   readonly result: TaskAttempts["result"] & { runId?: string };
   /** Its cache key, when the cache is on for it. */
   key?: TaskKey;
+  /** When (epoch ms) it was queued, recorded on its run. */
+  queuedAt?: number;
+  /** --rerun / --refresh: it skipped the lookup. */
+  forceRun?: boolean;
   /** Settles the in-process single flight of `key` (see single-flight.ts). */
   settleFlight?: (entry: CacheEntry | undefined) => void;
   /** Gives up the cross-process lease on `key`. */
@@ -53,7 +57,8 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
   try {
     if (inputs instanceof Promise) inputs = await inputs;
     if (scope.cache) inputs = await scope.cache.materialize(inputs, id);
-    let runId = createTaskRun(scope.record, node);
+    const ranBecause = !scope.cache ? "no-cache" : node.task.cache === false ? "cache-off" : task.forceRun ? "forced" : "miss";
+    let runId = createTaskRun(scope.record, node, { ranBecause, ...(task.queuedAt !== undefined ? { queuedAt: task.queuedAt } : {}) });
     if (typeof runId !== "string") runId = await runId;
     result.runId = runId;
     // Every param and tag of the task's run (its inputs, its error, what it logs) leaves masked.

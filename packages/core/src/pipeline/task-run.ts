@@ -72,6 +72,7 @@ function taskTags(scope: RecordScope, node: FlowNode): Record<string, string> {
     "cairn.node_id": node.id,
     "cairn.task_kind": node.task.kind,
     ...(node.task.version ? { "cairn.task_version": node.task.version } : {}),
+    ...(node.task.pool ? { [POOL_TAG]: node.task.pool } : {}),
     ...(node.item ? itemTags(node.item) : {}),
   };
 }
@@ -87,7 +88,9 @@ function itemTags(item: NonNullable<FlowNode["item"]>): Record<string, string> {
  */
 export async function createGroupRun(scope: RecordScope, node: FlowNode): Promise<string | undefined> {
   if (!scope.tracker.capabilities.records) return undefined;
-  const tags = { ...taskTags(scope, node), "cairn.kind": node.map!.kind };
+  const tags: Record<string, string> = { ...taskTags(scope, node), "cairn.kind": node.map!.kind };
+  // What a report's leaderboard ranks trials by.
+  if (node.map!.select) tags["cairn.sweep.select"] = `${node.map!.select.order}:${node.map!.select.metric}`;
   return scope.tracker.createRun({ experimentId: scope.experimentId, name: node.id, parentRunId: scope.flowRunId, tags });
 }
 
@@ -128,13 +131,40 @@ export async function finishGroupRun(scope: RecordScope, runId: string, summary:
   await tracker.endRun(runId, summary.status === "succeeded" ? "FINISHED" : summary.status === "failed" ? "FAILED" : "KILLED");
 }
 
+/** Of a task run: the task's named pool. */
+export const POOL_TAG = "cairn.pool";
+/** Of a task run that ran: when (epoch ms) its inputs were ready and it was queued; its run starts when it got a slot. */
+export const QUEUED_AT_TAG = "cairn.queued_at";
+/** Of a task run that ran: why it was not taken from the cache ({@link RanBecause}). */
+export const RAN_BECAUSE_TAG = "cairn.ran_because";
+/** Of a task run retried: when (epoch ms) each attempt started, comma-separated. */
+export const ATTEMPT_STARTS_TAG = "cairn.attempt_starts";
+
+/**
+ * Why a task that ran was not taken from the cache: `miss`, it was looked up and no usable
+ * entry was there (the nearest earlier entry tells what changed); `forced`, `--rerun` or
+ * `--refresh` (or a task upstream was rerun); `cache-off`, the task turns caching off;
+ * `no-cache`, the run does (`--no-cache`, `cache: false`).
+ */
+export type RanBecause = "miss" | "forced" | "cache-off" | "no-cache";
+
+/** What a task's run records of how it came to run, in its create request (no request of its own). */
+export interface RunFacts {
+  readonly queuedAt?: number;
+  readonly ranBecause?: RanBecause;
+}
+
 /** Creates the task's run (RUNNING), before its first attempt. */
-export function createTaskRun(scope: RecordScope, node: FlowNode): string | Promise<string> {
+export function createTaskRun(scope: RecordScope, node: FlowNode, facts?: RunFacts): string | Promise<string> {
   const { tracker } = scope;
   const records = tracker.capabilities.records;
   // A tracker that records nothing hands out ids with no round trip through a promise.
   if (!records && tracker.newRunId) return tracker.newRunId();
-  return tracker.createRun(!records ? NO_RUN : { experimentId: scope.experimentId, name: node.id, parentRunId: node.item?.parentRunId ?? scope.flowRunId, tags: taskTags(scope, node) });
+  if (!records) return tracker.createRun(NO_RUN);
+  const tags = taskTags(scope, node);
+  if (facts?.queuedAt !== undefined) tags[QUEUED_AT_TAG] = String(facts.queuedAt);
+  if (facts?.ranBecause !== undefined) tags[RAN_BECAUSE_TAG] = facts.ranBecause;
+  return tracker.createRun({ experimentId: scope.experimentId, name: node.id, parentRunId: node.item?.parentRunId ?? scope.flowRunId, tags });
 }
 
 /**

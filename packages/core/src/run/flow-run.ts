@@ -71,6 +71,25 @@ export interface RunOptions {
    * `@cairn/worker`'s `queueDispatcher(url)` sends them to a Redis queue (`cairn run --queue`).
    */
   dispatcher?: TaskDispatcher;
+  /**
+   * Called once every task's run is recorded, before the flow run ends, with the status it is
+   * about to end with: what it writes to the flow run (the CLI's `cairn/report.html`) is there
+   * when the run is seen ended. Not called when tracking is off. A hook that rejects is a
+   * warning (a `log` event), not a failure of the flow.
+   */
+  beforeEnd?: (run: EndingFlowRun) => Promise<unknown>;
+}
+
+/** What {@link RunOptions.beforeEnd} is told. */
+export interface EndingFlowRun {
+  readonly runId: string;
+  readonly experimentId: string;
+  readonly tracker: Tracker;
+  /** The status the flow run ends with, and when (epoch ms): its end time as recorded. */
+  readonly status: "FINISHED" | "FAILED" | "KILLED";
+  readonly endTime: number;
+  /** The run's cache store, still open, when the cache was on. */
+  readonly cacheStore?: CacheStore;
 }
 
 /** Cache settings of one run. */
@@ -241,6 +260,9 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     if (!Number.isInteger(limit) || limit < 1) throw new OptionError(`pools.${name}`, "an integer >= 1", limit);
     pools[name] = limit;
   }
+  if (options.beforeEnd !== undefined && typeof options.beforeEnd !== "function") {
+    throw new OptionError("beforeEnd", "a function (run) => Promise<void>", options.beforeEnd);
+  }
   const interceptors = options.interceptors ?? [];
   if (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== "function")) {
     throw new OptionError("interceptors", "an array of functions (call, next) => Promise<output>", options.interceptors);
@@ -365,7 +387,16 @@ export async function startFlowRun<Outputs>(definition: FlowDefinition, options:
     try {
       const failure = await logged;
       if (failure) throw failure;
-      await tracker.endRun(flowRunId, status === "succeeded" ? "FINISHED" : status === "cancelled" ? "KILLED" : "FAILED");
+      const ending = status === "succeeded" ? "FINISHED" : status === "cancelled" ? "KILLED" : "FAILED";
+      let endTime: number | undefined;
+      if (options.beforeEnd && tracker.capabilities.records) {
+        // The hook is told the end time the run is then recorded with, so what it writes agrees with the record.
+        endTime = Date.now();
+        await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, endTime, ...(cache ? { cacheStore: cache.tasks.store } : {}) }).catch((e: unknown) =>
+          emitToRun({ type: "log", level: "warn", runId: flowRunId, message: `beforeEnd: ${(e as Error)?.message ?? String(e)}`, time: Date.now() }),
+        );
+      }
+      await tracker.endRun(flowRunId, ending, endTime);
       await tracker.flush();
       // A store the run opened (redis, postgres) is closed, or its connection keeps the process alive.
       if (cache?.ownStore) await cache.tasks.store.close().catch(() => {});
@@ -559,7 +590,7 @@ async function logFlowGraph(tracker: Tracker, flowRunId: string, graph: FlowGrap
   if (!tracker.capabilities.records) return;
   await writeRunFiles(tracker, flowRunId, "cairn", {
     "graph.mmd": toMermaid(graph),
-    "graph.json": JSON.stringify(toGraphJson(graph), null, 2),
+    "graph.json": JSON.stringify(toGraphJson(graph, true), null, 2),
   });
 }
 

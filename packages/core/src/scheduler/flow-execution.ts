@@ -157,7 +157,8 @@ export class FlowExecution {
     const { node } = state;
     if (node.condition !== undefined && !this.holds(state, node.condition)) return;
     state.result.status = "queued";
-    this.s.emit(placeNode({ type: "task", status: "queued", runId: this.s.flowRunId, task: node.id, time: Date.now() }, node));
+    const time = (state.queuedAt = Date.now());
+    this.s.emit(placeNode({ type: "task", status: "queued", runId: this.s.flowRunId, task: node.id, time }, node));
     if (node.map) return this.expand(state);
     // The cache is asked before the task takes a slot: a hit never waits for one.
     if (this.pipeline.caches(state)) void this.lookup(state);
@@ -470,6 +471,7 @@ class NodeState implements LookupTask, PipelineTask {
   releaseLease: LookupTask["releaseLease"] = undefined;
   started: boolean | undefined = undefined;
   held: PipelineTask["held"] = undefined;
+  queuedAt: number | undefined = undefined;
   /** Its terminal event was emitted. */
   ended = false;
   /** For an item: its map's run and the map's node. */

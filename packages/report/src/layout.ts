@@ -1,0 +1,316 @@
+/**
+ * Where things go in a report, computed from its data alone: the graph laid out left to right
+ * by dagre (nodes, edges with the output each carries), collapsed by task name when the flow is
+ * too large to draw node by node; the critical path (the chain of tasks that set the flow's end);
+ * and the timeline's lanes (tasks packed into rows by pool, none overlapping in a row).
+ *
+ * The layout depends on the graph's shape only (nodes, their sizes, edges and their labels), not
+ * on what happened in a run, and dagre's is the report's main cost: it is kept on disk by a digest
+ * of that shape (`$TMPDIR/cairn-<uid>/report-layouts/`, as the flow compiler keeps its output), so
+ * the runs of a flow after its first, and `cairn report` of any of them, reuse it.
+ */
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import dagre from "@dagrejs/dagre";
+import type { InputEdge, ReportTask, TaskState } from "./report-data.ts";
+
+/** A node of the drawn graph: one task, or a group of tasks of one name (a map's items, a large flow). */
+export interface GraphNode {
+  /** Key of the node in the drawing. */
+  key: string;
+  label: string;
+  /** The tasks it stands for (one unless grouped). */
+  tasks: ReportTask[];
+  /** The state it is coloured by: its task's, or a group's worst. */
+  state: TaskState;
+  /** For groups: how many of its tasks are in each state. */
+  counts?: Partial<Record<TaskState, number>>;
+  critical: boolean;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** An edge of the drawn graph, with the outputs it carries. */
+export interface GraphEdge {
+  from: string;
+  to: string;
+  label: string;
+  critical: boolean;
+  points: Array<{ x: number; y: number }>;
+  /** Where dagre left room for the label. */
+  labelAt?: { x: number; y: number };
+}
+
+export interface GraphLayout {
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+  width: number;
+  height: number;
+  /** Nodes were grouped by task name (the flow has more tasks than {@link GraphOptions.maxNodes}). */
+  grouped: boolean;
+}
+
+export interface GraphOptions {
+  /** Above this many tasks, the graph draws one node per task name. @default 300 */
+  maxNodes?: number;
+  /** Above this many nodes even when grouped, the graph is not drawn (the timeline and table still are). @default 600 */
+  maxGroups?: number;
+}
+
+/** States from the worst to the best: a group is coloured by the worst it holds. */
+const SEVERITY: TaskState[] = ["failed", "cancelled", "skipped", "running", "succeeded", "cached"];
+
+const NODE_HEIGHT = 36;
+const GROUP_HEIGHT = 36;
+const CHAR_WIDTH = 7.2;
+
+/**
+ * The graph's layout, or undefined when there are too many nodes to draw even grouped. The
+ * dagre layout is the cost of a report; a flow of more than `maxNodes` tasks is drawn one node
+ * per task name instead (a map's items, a sweep's trials share one), each with its counts.
+ */
+export function layoutGraph(tasks: readonly ReportTask[], critical: ReadonlySet<string>, options: GraphOptions = {}): GraphLayout | undefined {
+  const grouped = tasks.filter((t) => !t.item).length > (options.maxNodes ?? 300);
+  const nodes = grouped ? groupByTask(tasks) : nodePerTask(tasks, critical);
+  if (nodes.length > (options.maxGroups ?? 600)) return undefined;
+  const keyOf = new Map<string, string>();
+  for (const n of nodes) for (const t of n.tasks) keyOf.set(t.id, n.key);
+  // One edge per pair of nodes, labelled with every output it carries.
+  const labels = new Map<string, Set<string>>();
+  for (const t of tasks) {
+    const to = keyOf.get(t.id)!;
+    const carried = new Map<string, string[]>();
+    for (const input of t.inputs) (carried.get(input.node) ?? carried.set(input.node, []).get(input.node)!).push(edgeLabel(input));
+    for (const dep of t.dependsOn) {
+      const from = keyOf.get(dep);
+      if (from === undefined || from === to) continue;
+      const pair = `${from}\u0000${to}`;
+      let set = labels.get(pair);
+      if (!set) labels.set(pair, (set = new Set()));
+      for (const label of carried.get(dep) ?? ["(after)"]) set.add(label);
+    }
+  }
+  const shape: Shape = {
+    nodes: nodes.map((n) => [n.key, n.width, n.height]),
+    edges: [...labels].map(([pair, set]) => {
+      const [from, to] = pair.split("\u0000") as [string, string];
+      return [from, to, [...set].slice(0, 3).join(", ") + (set.size > 3 ? `, +${set.size - 3}` : "")];
+    }),
+  };
+  const placed = placeGraph(shape);
+  const byKey = new Map(nodes.map((n) => [n.key, n]));
+  nodes.forEach((n, i) => {
+    [n.x, n.y] = placed.nodes[i]!;
+  });
+  const edges: GraphEdge[] = shape.edges.map(([from, to, label], i) => {
+    const [points, labelAt] = placed.edges[i]!;
+    return { from, to, label, critical: byKey.get(from)!.critical && byKey.get(to)!.critical, points, ...(labelAt ? { labelAt } : {}) };
+  });
+  return { nodes, edges, width: placed.width, height: placed.height, grouped };
+}
+
+/** What dagre lays out: nodes (key, width, height) and edges (from, to, label). */
+interface Shape {
+  nodes: Array<[string, number, number]>;
+  edges: Array<[string, string, string]>;
+}
+
+/** Where dagre put them: each node's top-left corner, each edge's points and label, in the shape's order. */
+interface Placed {
+  nodes: Array<[number, number]>;
+  edges: Array<[Array<{ x: number; y: number }>, { x: number; y: number } | undefined]>;
+  width: number;
+  height: number;
+}
+
+/** Bumped when what is kept changes shape. */
+const LAYOUT_FORMAT = 1;
+
+function layoutDir(): string {
+  return join(tmpdir(), `cairn-${userInfo().uid}`, "report-layouts");
+}
+
+/** Lays `shape` out with dagre, or reads the layout kept for the same shape. */
+function placeGraph(shape: Shape): Placed {
+  const digest = createHash("sha256").update(JSON.stringify([LAYOUT_FORMAT, dagre.version, shape])).digest("hex");
+  const file = join(layoutDir(), `${digest}.json`);
+  try {
+    const kept = JSON.parse(readFileSync(file, "utf8")) as Placed;
+    if (kept.nodes.length === shape.nodes.length && kept.edges.length === shape.edges.length) return kept;
+  } catch {
+    // Not there yet (or unreadable): laid out now.
+  }
+  const g = new dagre.graphlib.Graph({ multigraph: false });
+  g.setGraph({ rankdir: "LR", nodesep: 14, ranksep: 28, edgesep: 8, marginx: 8, marginy: 8, ranker: shape.nodes.length > 150 ? "longest-path" : "network-simplex" });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const [key, width, height] of shape.nodes) g.setNode(key, { width, height });
+  // dagre keeps room for each label, so that labels do not sit on one another.
+  for (const [from, to, label] of shape.edges) g.setEdge(from, to, { label, width: Math.min(label.length * 5.5 + 4, 160), height: 12, labelpos: "c" });
+  dagre.layout(g);
+  const round = (n: number) => Math.round(n * 10) / 10;
+  const placed: Placed = {
+    nodes: shape.nodes.map(([key, width, height]) => {
+      const p = g.node(key) as { x: number; y: number };
+      return [round(p.x - width / 2), round(p.y - height / 2)];
+    }),
+    edges: shape.edges.map(([from, to]) => {
+      const e = g.edge(from, to) as { points?: Array<{ x: number; y: number }>; x?: number; y?: number };
+      return [((e.points ?? []) as Array<{ x: number; y: number }>).map((p) => ({ x: round(p.x), y: round(p.y) })), e.x !== undefined && e.y !== undefined ? { x: round(e.x), y: round(e.y) } : undefined];
+    }),
+    width: Math.ceil(g.graph().width ?? 0),
+    height: Math.ceil(g.graph().height ?? 0),
+  };
+  try {
+    // Written whole, then renamed into place: a reader never sees half of it.
+    mkdirSync(layoutDir(), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(placed));
+    renameSync(tmp, file);
+  } catch {
+    // A layout that cannot be kept is laid out again next time.
+  }
+  return placed;
+}
+
+/**
+ * What an edge says flows along it: the upstream output's path (`rows` of `load.rows`), or, when
+ * the whole output flows, the input that takes it. An edge of `.after()` alone says `(after)`.
+ */
+export function edgeLabel(input: InputEdge): string {
+  const path = input.from.startsWith(`${input.node}.`) ? input.from.slice(input.node.length + 1) : "";
+  return path || input.input;
+}
+
+function single(t: ReportTask, critical: boolean): GraphNode {
+  const label = t.id;
+  // Room for a second line (a cache hit's source run) whatever the state: the layout is the shape's, kept across runs.
+  return { key: t.id, label, tasks: [t], state: t.state, critical, x: 0, y: 0, width: textWidth(label, 150, 260), height: NODE_HEIGHT };
+}
+
+/** One node per task, but a map's or sweep's items, which collapse into their map's node with their counts by state. */
+function nodePerTask(tasks: readonly ReportTask[], critical: ReadonlySet<string>): GraphNode[] {
+  const groups = new Map(tasks.filter((t) => t.group).map((t) => [t.id, [] as ReportTask[]]));
+  for (const t of tasks) if (t.item) groups.get(t.item.node)?.push(t);
+  const nodes: GraphNode[] = [];
+  for (const t of tasks) {
+    if (t.item && groups.has(t.item.node)) continue;
+    const items = groups.get(t.id);
+    if (!items) {
+      nodes.push(single(t, critical.has(t.id)));
+      continue;
+    }
+    const counts: Partial<Record<TaskState, number>> = {};
+    for (const m of items) counts[m.state] = (counts[m.state] ?? 0) + 1;
+    const state = items.length ? (SEVERITY.find((s) => counts[s]) ?? t.state) : t.state;
+    const label = `${t.id} (${t.group!.kind}) ×${items.length}`;
+    nodes.push({ key: t.id, label, tasks: [t, ...items], state, counts, critical: critical.has(t.id), x: 0, y: 0, width: textWidth(label, 170, 280), height: GROUP_HEIGHT });
+  }
+  return nodes;
+}
+
+/** One node per task name, with the counts of its tasks by state (a flow too large to draw task by task). */
+export function groupByTask(tasks: readonly ReportTask[]): GraphNode[] {
+  const groups = new Map<string, ReportTask[]>();
+  for (const t of tasks) (groups.get(t.task) ?? groups.set(t.task, []).get(t.task)!).push(t);
+  return [...groups].map(([name, members]) => {
+    const counts: Partial<Record<TaskState, number>> = {};
+    for (const m of members) counts[m.state] = (counts[m.state] ?? 0) + 1;
+    const state = SEVERITY.find((s) => counts[s]) ?? "succeeded";
+    const label = members.length > 1 ? `${name} ×${members.length}` : members[0]!.id;
+    return { key: `g:${name}`, label, tasks: members, state, counts, critical: false, x: 0, y: 0, width: textWidth(label, 170, 280), height: members.length > 1 ? GROUP_HEIGHT : NODE_HEIGHT };
+  });
+}
+
+function textWidth(label: string, min: number, max: number): number {
+  return Math.min(max, Math.max(min, Math.round(label.length * CHAR_WIDTH + 34)));
+}
+
+/**
+ * The critical path: from the task that ended last, back through the dependency that ended
+ * last, to a task with none: the chain that decided when the flow ended. Node ids, first to last.
+ */
+export function criticalPath(tasks: readonly ReportTask[]): string[] {
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  const ended = (t: ReportTask | undefined) => (t && t.state !== "skipped" && t.state !== "cancelled" ? (t.endTime ?? -Infinity) : -Infinity);
+  let last: ReportTask | undefined;
+  for (const t of tasks) if (ended(t) > ended(last)) last = t;
+  const path: string[] = [];
+  const seen = new Set<string>();
+  for (let t = last; t && !seen.has(t.id) && ended(t) > -Infinity; ) {
+    seen.add(t.id);
+    path.push(t.id);
+    let next: ReportTask | undefined;
+    for (const dep of t.dependsOn) if (ended(byId.get(dep)) > ended(next)) next = byId.get(dep);
+    t = next;
+  }
+  return path.reverse();
+}
+
+/** One bar of the timeline. */
+export interface TimelineBar {
+  task: ReportTask;
+  /** Row, counted from the top over all groups. */
+  row: number;
+}
+
+/** The timeline's rows: a group per pool (the flow's own slots first), each packed into lanes. */
+export interface TimelineLayout {
+  bars: TimelineBar[];
+  groups: Array<{ name: string; firstRow: number; rows: number }>;
+  rows: number;
+  start: number;
+  end: number;
+  /** Tasks with no bar: cache hits (a mark each, on their own row), skipped ones. */
+  hits: ReportTask[];
+  hitRow?: number;
+}
+
+/**
+ * Packs the tasks that ran into lanes: in start order, each into the first lane of its pool free
+ * since its queue time began (so queue wait and run never overlap another bar); cache hits get
+ * one row of marks.
+ */
+export function layoutTimeline(tasks: readonly ReportTask[], flowStart: number, flowEnd: number | undefined): TimelineLayout {
+  // A map's own run spans its items', which have the bars.
+  const ran = tasks.filter((t) => t.runId && !t.group && (t.state === "succeeded" || t.state === "failed" || t.state === "running" || (t.state === "cancelled" && t.attempts > 0)));
+  const hits = tasks.filter((t) => t.state === "cached");
+  const byPool = new Map<string, ReportTask[]>();
+  for (const t of ran.sort((a, b) => barStart(a) - barStart(b))) {
+    const pool = t.pool ?? "";
+    (byPool.get(pool) ?? byPool.set(pool, []).get(pool)!).push(t);
+  }
+  const bars: TimelineBar[] = [];
+  const groups: TimelineLayout["groups"] = [];
+  let row = 0;
+  let end = flowEnd ?? flowStart;
+  for (const name of [...byPool.keys()].sort()) {
+    const lanes: number[] = []; // when each lane is free again
+    for (const t of byPool.get(name)!) {
+      const from = barStart(t);
+      const to = t.endTime ?? flowEnd ?? from;
+      end = Math.max(end, to);
+      let lane = lanes.findIndex((free) => free <= from);
+      if (lane < 0) lane = lanes.push(0) - 1;
+      lanes[lane] = to;
+      bars.push({ task: t, row: row + lane });
+    }
+    groups.push({ name, firstRow: row, rows: Math.max(lanes.length, 1) });
+    row += Math.max(lanes.length, 1);
+  }
+  for (const h of hits) end = Math.max(end, h.endTime ?? h.startTime);
+  const layout: TimelineLayout = { bars, groups, rows: row, start: flowStart, end: Math.max(end, flowStart + 1), hits };
+  if (hits.length) {
+    layout.hitRow = row;
+    layout.rows = row + 1;
+  }
+  return layout;
+}
+
+/** Where a task's bar begins: when it was queued, else when its run started. */
+export function barStart(t: ReportTask): number {
+  return t.queuedAt !== undefined && t.queuedAt <= t.startTime ? t.queuedAt : t.startTime;
+}

@@ -1,0 +1,67 @@
+/**
+ * The report as the artifact `cairn/report.html` of its flow run: written in place in the
+ * embedded store's artifact folder, uploaded to an MLflow server from a scratch folder
+ * otherwise. The CLI calls it at the end of every `cairn run`, before the flow run ends.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { EndingFlowRun, Tracker } from "@cairn/core";
+import { readReportData, type ReadReportOptions } from "./report-data.ts";
+import { renderReport, type RenderOptions } from "./render.ts";
+
+/** Where the report lives among a flow run's artifacts. */
+export const REPORT_ARTIFACT = "cairn/report.html";
+
+/** Where a logged report is. */
+export interface LoggedReport {
+  /** `cairn/report.html`. */
+  artifactPath: string;
+  /** The file on this machine, when the tracker keeps artifacts locally (the embedded store). */
+  localPath?: string;
+  /** Its page in the tracker's UI (MLflow's artifact view of the run), when the tracker has one. */
+  url?: string;
+  /** Its size in bytes. */
+  bytes: number;
+}
+
+/** Reads flow run `runId` from `tracker` and renders its report. */
+export async function buildReport(tracker: Tracker, runId: string, options: ReadReportOptions & RenderOptions = {}): Promise<string> {
+  return renderReport(await readReportData(tracker, runId, options), options);
+}
+
+/**
+ * Builds the report of a flow run that is ending (`RunOptions.beforeEnd`) and logs it on the run
+ * as {@link REPORT_ARTIFACT}.
+ */
+export async function logReport(run: EndingFlowRun, options: RenderOptions = {}): Promise<LoggedReport> {
+  const html = await buildReport(run.tracker, run.runId, {
+    ...options,
+    ending: { status: run.status, endTime: run.endTime },
+    ...(run.cacheStore ? { store: run.cacheStore } : {}),
+  });
+  const saved = await saveReport(run.tracker, run.runId, html);
+  const page = run.tracker.runUrl?.(run.experimentId, run.runId);
+  return page ? { ...saved, url: `${page}/artifactPath/${REPORT_ARTIFACT}` } : saved;
+}
+
+/** Logs `html` as the run's {@link REPORT_ARTIFACT}. */
+export async function saveReport(tracker: Tracker, runId: string, html: string): Promise<LoggedReport> {
+  const bytes = Buffer.byteLength(html);
+  if (tracker.artifactDir) {
+    const dir = join(tracker.artifactDir(runId), "cairn");
+    await mkdir(dir, { recursive: true });
+    const localPath = join(dir, "report.html");
+    await writeFile(localPath, html);
+    return { artifactPath: REPORT_ARTIFACT, localPath, bytes };
+  }
+  const scratch = await mkdtemp(join(tmpdir(), "cairn-report-"));
+  try {
+    const file = join(scratch, "report.html");
+    await writeFile(file, html);
+    await tracker.logArtifact(runId, file, "cairn");
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+  return { artifactPath: REPORT_ARTIFACT, bytes };
+}

@@ -1,0 +1,337 @@
+/**
+ * A report's data as one HTML file: inline CSS and SVG, no script, no request to anywhere (a
+ * Content-Security-Policy that allows none says so to the browser too), so that it reads the
+ * same in a browser, with JavaScript off, and in MLflow's sandboxed artifact view. Every text
+ * that came from a run (task names, params, errors, logs) goes through {@link escapeHtml}.
+ */
+import { barStart, criticalPath, type GraphLayout, layoutGraph, layoutTimeline, type TimelineLayout } from "./layout.ts";
+import type { ReportData, ReportTask, TaskState } from "./report-data.ts";
+
+/** Options of {@link renderReport}. */
+export interface RenderOptions {
+  /** Above this many tasks the graph groups nodes by task name. @default 300 */
+  maxGraphNodes?: number;
+  /** Rows of the task table and per-task sections kept (failed first, then the longest). @default 1000 */
+  maxRows?: number;
+  /** Bars of the timeline kept (the longest). @default 5000 */
+  maxBars?: number;
+}
+
+const STATES: TaskState[] = ["succeeded", "cached", "failed", "skipped", "cancelled", "running"];
+
+/** `text` safe inside HTML text and double- or single-quoted attributes. */
+export function escapeHtml(text: unknown): string {
+  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+}
+const e = escapeHtml;
+
+/** The report as one self-contained HTML document. */
+export function renderReport(data: ReportData, options: RenderOptions = {}): string {
+  const tasks = data.tasks;
+  const critical = new Set(criticalPath(tasks));
+  const index = new Map(tasks.map((t, i) => [t.id, i]));
+  const anchor = (t: ReportTask) => `t-${index.get(t.id)}`;
+  const kept = keptRows(tasks, options.maxRows ?? 1000);
+  const graph = layoutGraph(tasks, critical, { maxNodes: options.maxGraphNodes ?? 300 });
+  const timeline = layoutTimeline(tasks, data.flow.startTime, data.flow.endTime);
+  const counts = countStates(tasks);
+  const flow = data.flow;
+  const title = `${flow.name} · run ${flow.runId.slice(0, 8)} · ${flow.status}`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="cairn report">
+<title>${e(title)}</title>
+<style>${CSS}</style></head>
+<body>
+<header>
+<h1>${e(flow.name)} <span class="badge fs-${e(flow.status)}" data-flow-status="${e(flow.status)}">${e(flow.status)}</span></h1>
+<p class="meta">run ${flow.url ? `<a href="${e(flow.url)}">${e(flow.runId)}</a>` : `<code>${e(flow.runId)}</code>`} · started ${e(iso(flow.startTime))}${flow.endTime !== undefined ? ` · took ${e(duration(flow.endTime - flow.startTime))}` : ""} · ${e(tasks.length)} tasks · recorded in <code>${e(flow.trackerUri)}</code>${flow.user ? ` · by ${e(flow.user)}` : ""}${flow.host ? ` on ${e(flow.host)}` : ""}</p>
+${flow.source ? `<p class="meta">source <code>${e(flow.source)}</code>${flow.commit ? ` at <code>${e(flow.commit.slice(0, 12))}</code>` : ""}</p>` : ""}
+<p class="counts">${STATES.filter((s) => counts[s]).map((s) => `<span class="chip st-${s}" data-count="${s}">${counts[s]} ${s}</span>`).join(" ")}</p>
+${keyValues("params", flow.params)}${keyValues("metrics", flow.metrics)}
+</header>
+<main>
+<section id="graph"><h2>Graph</h2>
+${legend()}
+${graph ? graphSvg(graph, (t) => anchor(t)) : `<p class="note">${e(tasks.length)} tasks in ${e(new Set(tasks.map((t) => t.task)).size)} task names: too many to draw; the timeline and the table below have them all.</p>`}
+${graph?.grouped ? `<p class="note">${e(tasks.length)} tasks: one node per task name, with the count of its tasks in each state.</p>` : ""}
+${critical.size ? `<p class="note">Critical path (bold): ${[...critical].map((id) => `<a href="#${anchor(tasks[index.get(id)!]!)}">${e(id)}</a>`).join(" → ")}</p>` : ""}
+</section>
+<section id="timeline"><h2>Timeline</h2>
+<p class="note"><span class="key q"></span> queued (from its inputs being ready: the cache lookup, then the wait for a slot) · <span class="key r"></span> running · <span class="key rt"></span> an attempt that failed and was retried · ◆ cache hit</p>
+${timelineSvg(timeline, options.maxBars ?? 5000, anchor)}
+</section>
+${tasks.filter((t) => t.group?.kind === "sweep").map((s) => leaderboard(s, tasks.filter((t) => t.item?.node === s.id), anchor)).join("\n")}
+<section id="tasks"><h2>Task runs</h2>
+${kept.length < tasks.length ? `<p class="note">Showing ${e(kept.length)} of ${e(tasks.length)} tasks: the failed ones first, then the longest.</p>` : ""}
+${taskTable(kept, anchor)}
+</section>
+<section id="details"><h2>Tasks</h2>
+${kept.map((t) => taskSection(t, anchor(t))).join("\n")}
+</section>
+</main>
+<footer><p class="meta">Written by cairn report at ${e(iso(data.generatedAt))} from the run's record.</p></footer>
+</body></html>
+`;
+}
+
+function countStates(tasks: readonly ReportTask[]): Partial<Record<TaskState, number>> {
+  const counts: Partial<Record<TaskState, number>> = {};
+  for (const t of tasks) counts[t.state] = (counts[t.state] ?? 0) + 1;
+  return counts;
+}
+
+/** The tasks the table and sections show: all, or the failed ones then the longest, in flow order. */
+function keptRows(tasks: readonly ReportTask[], max: number): ReportTask[] {
+  if (tasks.length <= max) return [...tasks];
+  const rank = (t: ReportTask) => (t.state === "failed" ? Infinity : runTime(t) ?? -1);
+  const chosen = new Set([...tasks].sort((a, b) => rank(b) - rank(a)).slice(0, max));
+  return tasks.filter((t) => chosen.has(t));
+}
+
+function legend(): string {
+  return `<p class="legend">${STATES.map((s) => `<span class="chip st-${s}">${s}</span>`).join(" ")} <span class="chip crit-key">critical path</span></p>`;
+}
+
+function graphSvg(g: GraphLayout, anchor: (t: ReportTask) => string): string {
+  const parts: string[] = [];
+  // Up to twice the page's width a graph is shrunk to fit; a larger one keeps its size and scrolls.
+  const fit = g.width <= 2 * PAGE_WIDTH ? ' class="graph fit"' : ' class="graph"';
+  parts.push(`<svg${fit} xmlns="http://www.w3.org/2000/svg" width="${g.width}" height="${g.height}" viewBox="0 0 ${g.width} ${g.height}" role="img" aria-label="the flow's graph">`);
+  parts.push(`<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#778"/></marker></defs>`);
+  for (const edge of g.edges) {
+    const d = edge.points.map((p, i) => `${i ? "L" : "M"}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join("");
+    const mid = edge.labelAt ? { x: edge.labelAt.x, y: edge.labelAt.y + 8 } : edge.points[Math.floor(edge.points.length / 2)];
+    parts.push(
+      `<g class="edge${edge.critical ? " crit" : ""}" data-from="${e(edge.from)}" data-to="${e(edge.to)}"><path d="${d}" marker-end="url(#arrow)"/>` +
+        (mid && edge.label ? `<text x="${mid.x.toFixed(1)}" y="${(mid.y - 4).toFixed(1)}">${e(edge.label)}</text>` : "") +
+        `<title>${e(edge.from)} → ${e(edge.to)}: ${e(edge.label)}</title></g>`,
+    );
+  }
+  for (const n of g.nodes) {
+    const first = n.tasks[0]!;
+    // A group links to its first task's section.
+    const href = `#${anchor(first)}`;
+    const countText = n.counts && (n.tasks.length > 1 || first.group) ? Object.entries(n.counts).map(([s, c]) => `${c} ${s}`).join(" · ") || "no items" : "";
+    // A second line: a group's counts, or the run a cache hit came from.
+    const sub = countText || (first.state === "cached" && n.tasks.length === 1 && first.cachedFrom ? `cached from ${first.cachedFrom.runId.slice(0, 8)}` : "");
+    const tip = n.tasks.length === 1 ? `${first.id}: ${first.state}${first.why.length ? `\n${whyInShort(first)}` : ""}` : `${n.label}: ${countText}`;
+    parts.push(
+      `<g class="node st-${n.state}${n.critical ? " crit" : ""}" data-task="${e(n.tasks.length === 1 ? first.id : n.key)}" data-state="${n.state}"${n.tasks.length > 1 || first.group ? ` data-count="${n.tasks.length - (first.group ? 1 : 0)}"` : ""}>` +
+        `<a href="${href}">` +
+        (n.critical ? `<rect class="ring" x="${(n.x - 4).toFixed(1)}" y="${(n.y - 4).toFixed(1)}" width="${n.width + 8}" height="${n.height + 8}" rx="9"/>` : "") +
+        `<rect x="${n.x.toFixed(1)}" y="${n.y.toFixed(1)}" width="${n.width}" height="${n.height}" rx="6"/>` +
+        `<text x="${(n.x + 10).toFixed(1)}" y="${(n.y + (sub ? 15 : 21)).toFixed(1)}">${e(clip(n.label, Math.floor((n.width - 20) / 7.2)))}</text>` +
+        (sub ? `<text class="counts" x="${(n.x + 10).toFixed(1)}" y="${(n.y + 29).toFixed(1)}">${e(sub)}</text>` : "") +
+        `<title>${e(tip)}</title></a></g>`,
+    );
+  }
+  parts.push("</svg>");
+  return `<div class="scroll">${parts.join("\n")}</div>`;
+}
+
+/** The page's content width in CSS pixels (see `header,main,footer` in the CSS). */
+const PAGE_WIDTH = 1160;
+const ROW = 20;
+const LABEL_W = 110;
+const PLOT_W = 980;
+
+function timelineSvg(t: TimelineLayout, maxBars: number, anchor: (task: ReportTask) => string): string {
+  if (!t.rows) return `<p class="note">No task ran.</p>`;
+  const span = t.end - t.start;
+  const x = (ms: number) => LABEL_W + ((ms - t.start) / span) * PLOT_W;
+  const height = t.rows * ROW + 28;
+  const parts: string[] = [`<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="${LABEL_W + PLOT_W + 10}" height="${height}" role="img" aria-label="the run's timeline">`];
+  // The axis: about eight ticks at round durations.
+  const step = niceStep(span / 8);
+  for (let ms = 0; ms <= span; ms += step) {
+    const px = x(t.start + ms).toFixed(1);
+    parts.push(`<line class="tick" x1="${px}" x2="${px}" y1="0" y2="${t.rows * ROW}"/><text class="axis" x="${px}" y="${t.rows * ROW + 16}">${e(duration(ms))}</text>`);
+  }
+  for (const g of t.groups) {
+    parts.push(`<text class="lane" x="4" y="${g.firstRow * ROW + 14}">${e(g.name ? `pool ${clip(g.name, 10)}` : "slots")}</text>`);
+    if (g.firstRow) parts.push(`<line class="sep" x1="0" x2="${LABEL_W + PLOT_W}" y1="${g.firstRow * ROW}" y2="${g.firstRow * ROW}"/>`);
+  }
+  const bars = t.bars.length > maxBars ? [...t.bars].sort((a, b) => (runTime(b.task) ?? 0) - (runTime(a.task) ?? 0)).slice(0, maxBars) : t.bars;
+  for (const { task, row } of bars) {
+    const y = row * ROW + 3;
+    const from = barStart(task);
+    const end = task.endTime ?? t.end;
+    const tip = `${task.id}: ${task.state}` + (task.queuedAt !== undefined ? `, queued ${duration(task.startTime - from)}` : "") + `, ran ${duration(end - task.startTime)}` + (task.attempts > 1 ? `, ${task.attempts} attempts` : "");
+    let bar = `<g class="bar st-${task.state}" data-task="${e(task.id)}" data-state="${task.state}" data-attempts="${task.attempts}"><a href="#${anchor(task)}">`;
+    if (task.startTime > from) bar += `<rect class="q" x="${x(from).toFixed(1)}" y="${y}" width="${Math.max(x(task.startTime) - x(from), 0.5).toFixed(1)}" height="${ROW - 6}"/>`;
+    // Attempts before the last one failed and were retried; the last is coloured by the task's state.
+    const starts = task.attemptStarts.length > 1 ? task.attemptStarts : [task.startTime];
+    for (let i = 0; i < starts.length; i++) {
+      const a = i === 0 ? task.startTime : starts[i]!;
+      const b = i + 1 < starts.length ? starts[i + 1]! : end;
+      const last = i === starts.length - 1;
+      bar += `<rect class="${last ? "r" : "r rt"}" data-attempt="${i + 1}" x="${x(a).toFixed(1)}" y="${y}" width="${Math.max(x(b) - x(a), 1).toFixed(1)}" height="${ROW - 6}"/>`;
+      if (i > 0) bar += `<text class="retry" x="${(x(a) + 2).toFixed(1)}" y="${y + 11}">↻${i + 1}</text>`;
+    }
+    const w = x(end) - x(task.startTime);
+    if (w > task.id.length * 6.5 + 24) bar += `<text class="label" x="${(x(task.startTime) + 4).toFixed(1)}" y="${y + 11}">${e(task.id)}</text>`;
+    bar += `<title>${e(tip)}</title></a></g>`;
+    parts.push(bar);
+  }
+  if (t.hitRow !== undefined) {
+    parts.push(`<text class="lane" x="4" y="${t.hitRow * ROW + 14}">cache hits</text>`);
+    for (const h of t.hits.slice(0, maxBars)) {
+      const cx = x(h.endTime ?? h.startTime);
+      const cy = t.hitRow * ROW + ROW / 2;
+      parts.push(`<g class="hit st-cached" data-task="${e(h.id)}"><a href="#${anchor(h)}"><path d="M${cx.toFixed(1)},${cy - 6}l6,6l-6,6l-6,-6z"/><title>${e(h.id)}: cached from run ${e(h.cachedFrom?.runId ?? "?")}</title></a></g>`);
+    }
+  }
+  parts.push("</svg>");
+  const dropped = t.bars.length - bars.length;
+  return `<div class="scroll">${parts.join("\n")}</div>${dropped > 0 ? `<p class="note">${e(dropped)} shorter bars left out.</p>` : ""}`;
+}
+
+/** A sweep's trials, best first by its selector (trials whose value is unknown last), linked to their runs. */
+function leaderboard(sweep: ReportTask, trials: readonly ReportTask[], anchor: (t: ReportTask) => string): string {
+  const select = sweep.group?.select;
+  const sign = select?.order === "min" ? 1 : -1;
+  const ranked = [...trials].sort((a, b) => (a.score === undefined ? 1 : 0) - (b.score === undefined ? 1 : 0) || (a.score !== undefined && b.score !== undefined ? sign * (a.score - b.score) : 0) || (a.item!.index - b.item!.index));
+  const shown = ranked.slice(0, 100);
+  const rows = shown.map((t, i) => {
+    const best = sweep.group?.best === t.id;
+    return (
+      `<tr data-trial="${e(t.id)}"${best ? ' class="best"' : ""}><td class="num">${i + 1}</td><td><a href="#${anchor(t)}">${e(t.id)}</a>${best ? " ★" : ""}</td>` +
+      `<td><code>${e(t.item?.key ?? "")}</code></td><td class="num">${t.score === undefined ? "" : e(formatNumber(t.score))}</td>` +
+      `<td><span class="chip st-${t.state}">${t.state}</span></td><td>${t.url ? `<a href="${e(t.url)}">${e(t.runId.slice(0, 12))}</a>` : `<code>${e(t.runId)}</code>`}</td></tr>`
+    );
+  });
+  const metric = select ? `${select.order} ${select.metric}` : "metric";
+  return `<section class="leaderboard" id="sweep-${anchor(sweep)}" data-sweep="${e(sweep.id)}"><h2>Sweep ${e(sweep.id)}: ${e(trials.length)} trials</h2>
+${ranked.length > shown.length ? `<p class="note">The best ${shown.length} of ${ranked.length} trials.</p>` : ""}
+<div class="scroll"><table><thead><tr><th>#</th><th>trial</th><th>point</th><th>${e(metric)}</th><th>state</th><th>run</th></tr></thead><tbody>
+${rows.join("\n")}
+</tbody></table></div></section>`;
+}
+
+function taskTable(tasks: readonly ReportTask[], anchor: (t: ReportTask) => string): string {
+  const metricKeys = [...new Set(tasks.flatMap((t) => Object.keys(t.metrics)))].slice(0, 8);
+  const head = ["task", "state", "run time", "queued", "attempts", "cache key", ...metricKeys, "run"];
+  const rows = tasks.map((t) => {
+    const cells = [
+      `<td><a href="#${anchor(t)}">${e(t.id)}</a></td>`,
+      `<td><span class="chip st-${t.state}">${t.state}</span></td>`,
+      `<td class="num">${e(fmt(runTime(t)))}</td>`,
+      `<td class="num">${e(fmt(queueTime(t)))}</td>`,
+      `<td class="num">${t.attempts}</td>`,
+      `<td><code>${e(t.cacheKey?.slice(0, 12) ?? "")}</code></td>`,
+      ...metricKeys.map((k) => `<td class="num">${k in t.metrics ? e(formatNumber(t.metrics[k]!)) : ""}</td>`),
+      `<td>${t.url ? `<a href="${e(t.url)}">${e(t.runId.slice(0, 12))}</a>` : `<code>${e(t.runId)}</code>`}</td>`,
+    ];
+    return `<tr data-task="${e(t.id)}">${cells.join("")}</tr>`;
+  });
+  return `<div class="scroll"><table><thead><tr>${head.map((h) => `<th>${e(h)}</th>`).join("")}</tr></thead><tbody>\n${rows.join("\n")}\n</tbody></table></div>`;
+}
+
+function taskSection(t: ReportTask, id: string): string {
+  const facts: string[] = [];
+  facts.push(`run time ${fmt(runTime(t))}`);
+  if (queueTime(t) !== undefined) facts.push(`queued ${fmt(queueTime(t))}`);
+  facts.push(`${t.attempts} attempt${t.attempts === 1 ? "" : "s"}`);
+  if (t.kind) facts.push(`kind ${t.kind}`);
+  if (t.pool) facts.push(`pool ${t.pool}`);
+  const run = t.runId ? (t.url ? `<a href="${e(t.url)}">${e(t.runId)}</a>` : `<code>${e(t.runId)}</code>`) : "none";
+  const cached = t.cachedFrom
+    ? `<p>cached from run ${t.cachedFrom.url ? `<a href="${e(t.cachedFrom.url)}">${e(t.cachedFrom.runId)}</a>` : `<code>${e(t.cachedFrom.runId)}</code>`}${t.cachedFrom.name ? ` (${e(t.cachedFrom.name)})` : ""}</p>`
+    : "";
+  return `<details class="task st-${t.state}" id="${id}" data-task="${e(t.id)}" data-state="${t.state}"${t.state === "failed" ? " open" : ""}>
+<summary><span class="chip st-${t.state}">${t.state}</span> <b>${e(t.id)}</b>${t.task !== t.id ? ` <span class="meta">(task ${e(t.task)})</span>` : ""} <span class="meta">${e(clip(whyInShort(t), 160))}</span></summary>
+<p class="meta">${e(facts.join(" · "))} · run ${run}${t.cacheKey ? ` · key <code title="${e(t.cacheKey)}">${e(t.cacheKey.slice(0, 12))}</code>` : ""}</p>
+${cached}
+${t.why.length ? `<div class="why"><b>Why:</b><pre class="why-text">${e(t.why.join("\n"))}</pre></div>` : ""}
+${t.error ? `<div class="error"><b>${e(t.error.name)}</b>${t.error.source ? ` at <code>${e(t.error.source)}</code>` : ""}<pre class="error-text">${e(t.error.message)}</pre></div>` : ""}
+${t.logTail ? `<div class="log"><b>Log tail</b><pre class="log-tail">${e(t.logTail)}</pre></div>` : ""}
+${t.errorText && t.state === "failed" ? `<details class="stack"><summary>error text and stack</summary><pre>${e(t.errorText)}</pre></details>` : ""}
+${keyValues("inputs", t.params)}${keyValues("metrics", t.metrics)}
+</details>`;
+}
+
+/** Why, on one line: what changed since the nearest entry when known, else the first reason. */
+function whyInShort(t: ReportTask): string {
+  const changes = t.why.filter((line) => line.startsWith("  - ")).map((line) => line.slice(4));
+  return changes.length ? changes.join("; ") : (t.why[0] ?? "");
+}
+
+function keyValues(title: string, values: Record<string, string | number>): string {
+  const entries = Object.entries(values);
+  if (!entries.length) return "";
+  return `<p class="kv"><b>${e(title)}:</b> ${entries
+    .slice(0, 50)
+    .map(([k, v]) => `<code>${e(k)}=${e(clip(typeof v === "number" ? formatNumber(v) : v, 120))}</code>`)
+    .join(" ")}${entries.length > 50 ? ` … ${entries.length - 50} more` : ""}</p>\n`;
+}
+
+/** How long the task ran: its run's start (slot taken) to its end; undefined when it did not run. */
+export function runTime(t: ReportTask): number | undefined {
+  if (t.endTime === undefined || t.state === "skipped" || (t.state === "cancelled" && t.attempts === 0)) return undefined;
+  return t.state === "cached" ? 0 : Math.max(0, t.endTime - t.startTime);
+}
+
+/** How long it waited for a slot once its inputs were ready. */
+export function queueTime(t: ReportTask): number | undefined {
+  return t.queuedAt !== undefined && t.queuedAt <= t.startTime && t.state !== "cached" ? t.startTime - t.queuedAt : undefined;
+}
+
+function fmt(ms: number | undefined): string {
+  return ms === undefined ? "" : duration(ms);
+}
+
+/** `340 ms`, `1.25 s`, `2m 05s`, `1h 02m`. */
+export function duration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  const s = Math.round(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+function niceStep(raw: number): number {
+  const steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_800_000, 3_600_000];
+  return steps.find((s) => s >= raw) ?? Math.ceil(raw / 3_600_000) * 3_600_000;
+}
+
+function formatNumber(n: number): string {
+  return Number.isInteger(n) ? String(n) : Number.isFinite(n) ? String(Number(n.toPrecision(6))) : String(n);
+}
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, Math.max(1, max - 1))}…` : text;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+}
+
+const CSS = `
+:root{--ok:#2e9d5b;--hit:#3b82c4;--bad:#d64545;--skip:#9aa0a6;--cancel:#d99a1e;--run:#8e6bd1;--ink:#1d2330;--mute:#667;--line:#dde1e6}
+*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:#fafbfc}
+header,main,footer{max-width:1200px;margin:0 auto;padding:0 20px}header{padding-top:16px}
+h1{font-size:22px;margin:8px 0}h2{font-size:17px;margin:24px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
+.meta{color:var(--mute);font-size:13px;margin:2px 0}.note{color:var(--mute);font-size:13px}
+code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}pre{white-space:pre-wrap;word-break:break-word;background:#f1f3f5;padding:8px;border-radius:4px;margin:4px 0;max-height:360px;overflow:auto}
+a{color:#1f5fa8}.scroll{overflow:auto;max-width:100%;border:1px solid var(--line);background:#fff;border-radius:6px}
+.badge,.chip{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff;background:var(--mute)}
+.badge{font-size:13px;vertical-align:middle}.fs-FINISHED{background:var(--ok)}.fs-FAILED{background:var(--bad)}.fs-KILLED{background:var(--cancel)}.fs-RUNNING{background:var(--run)}
+.chip.st-succeeded{background:var(--ok)}.chip.st-cached{background:var(--hit)}.chip.st-failed{background:var(--bad)}.chip.st-skipped{background:var(--skip)}.chip.st-cancelled{background:var(--cancel)}.chip.st-running{background:var(--run)}
+.chip.crit-key{background:#fff;color:var(--ink);border:2px solid var(--ink)}
+svg text{font:12px system-ui,sans-serif;fill:var(--ink)}svg.fit{max-width:100%;height:auto;display:block}
+.graph .node rect{fill:#fff;stroke-width:2}.graph .node.st-succeeded rect{stroke:var(--ok);fill:#eaf6ef}.graph .node.st-cached rect{stroke:var(--hit);fill:#e8f1fa}
+.graph .node.st-failed rect{stroke:var(--bad);fill:#fbeaea}.graph .node.st-skipped rect{stroke:var(--skip);fill:#f3f4f5;stroke-dasharray:5 3}.graph .node.st-cancelled rect{stroke:var(--cancel);fill:#fdf4e3}.graph .node.st-running rect{stroke:var(--run)}
+.graph .node rect.ring{fill:none;stroke:var(--ink);stroke-width:2}.graph .node text.counts{font-size:10px;fill:var(--mute)}
+.graph .edge path{fill:none;stroke:#99a;stroke-width:1.3}.graph .edge.crit path{stroke:var(--ink);stroke-width:2.5}.graph .edge text{font-size:10px;fill:var(--mute);text-anchor:middle}
+.timeline .tick{stroke:#eef0f2}.timeline .sep{stroke:var(--line)}.timeline .axis{font-size:10px;fill:var(--mute);text-anchor:middle}.timeline .lane{font-size:11px;fill:var(--mute)}
+.timeline .q{fill:url(#none);fill:#e4e7eb;stroke:#c5cad1;stroke-dasharray:2 2}.timeline .r{fill:var(--ok)}.timeline .st-failed .r{fill:var(--bad)}.timeline .st-cancelled .r{fill:var(--cancel)}.timeline .st-running .r{fill:var(--run)}
+.timeline .r.rt,.timeline .st-failed .r.rt{fill:#f0a3a3}.timeline .retry{font-size:10px;fill:#7a1f1f}.timeline .label{font-size:10px;fill:#fff}.timeline .hit path{fill:var(--hit)}
+.key{display:inline-block;width:18px;height:10px;vertical-align:middle;border-radius:2px}.key.q{background:#e4e7eb;border:1px dashed #c5cad1}.key.r{background:var(--ok)}.key.rt{background:#f0a3a3}
+table{border-collapse:collapse;width:100%;font-size:13px}th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f6f8;position:sticky;top:0}
+details.task{background:#fff;border:1px solid var(--line);border-left:4px solid var(--ok);border-radius:4px;margin:6px 0;padding:4px 10px}
+details.task.st-cached{border-left-color:var(--hit)}details.task.st-failed{border-left-color:var(--bad)}details.task.st-skipped{border-left-color:var(--skip)}details.task.st-cancelled{border-left-color:var(--cancel)}
+details.task:target{box-shadow:0 0 0 3px #ffd86b}tr.best td{background:#fff8dd}summary{cursor:pointer}.error pre{background:#fbeaea}.kv code{margin-right:6px}
+`;

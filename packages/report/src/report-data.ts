@@ -1,0 +1,454 @@
+/**
+ * What a report shows, read from what a flow run recorded: the flow run and its task runs from
+ * the tracker (their `cairn.*` tags: status, attempts, queue time, why they ran, errors), the
+ * flow's graph from the run's `cairn/graph.json`, failed tasks' error text and log tails from
+ * their artifacts, cache hits' metrics from their source runs, and, for tasks that missed the
+ * cache, what changed since the nearest earlier entry of the same task (the cache store's
+ * entries). Nothing comes from a process's memory: a run of last month, or one made on another
+ * machine that records to the same MLflow server, reads the same.
+ */
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type CacheEntry, type CacheStore, diffIngredients } from "@cairn/cache";
+import { CACHED_FROM_NAME_TAG, CACHED_FROM_TAG, CACHE_KEY_TAG, type GraphJsonNode, type RunRecord, type Tracker } from "@cairn/core";
+import { ReportRunError } from "./errors.ts";
+
+/** What happened to a task, as the report colours it. */
+export type TaskState = "succeeded" | "cached" | "failed" | "skipped" | "cancelled" | "running";
+
+/** One output flowing into an input: an edge of the graph and its label. */
+export interface InputEdge {
+  /** The input (or the path inside it) that takes the value. */
+  input: string;
+  /** The upstream output, as `node.path`. */
+  from: string;
+  /** The upstream node id. */
+  node: string;
+}
+
+/** One task of the run, as the report shows it. */
+export interface ReportTask {
+  /** Node id. */
+  id: string;
+  /** The task's name (several nodes of a map share one). */
+  task: string;
+  kind?: string;
+  state: TaskState;
+  /** Its run in the tracker, and that run's page when the tracker has a UI. */
+  runId: string;
+  url?: string;
+  /** Epoch ms: queued (inputs ready), started (slot taken, run created), ended. */
+  queuedAt?: number;
+  startTime: number;
+  endTime?: number;
+  /** Attempts made; when each began (retried tasks only). */
+  attempts: number;
+  attemptStarts: number[];
+  pool?: string;
+  /** The cache key it was stored under or hit with. */
+  cacheKey?: string;
+  cachedFrom?: { runId: string; name?: string; url?: string };
+  /** Why it ran (or came from the cache), in `cairn explain`'s words, one line each. */
+  why: string[];
+  error?: { name: string; message: string; source?: string };
+  /** The end of its log (stderr, else stdout) and of its error's text, when it failed. */
+  logTail?: string;
+  errorText?: string;
+  /** Its logged metrics (a hit's: its source run's), and its inputs as params. */
+  metrics: Record<string, number>;
+  params: Record<string, string>;
+  dependsOn: string[];
+  inputs: InputEdge[];
+  /** An item of a map or sweep: its map node, its place in the list, and a trial's point (`lr=0.1,depth=3`). */
+  item?: { node: string; index: number; key?: string };
+  /** A map or sweep node (its run is its items' parent): its kind, and a sweep's best trial and selector. */
+  group?: { kind: string; best?: string; select?: { order: "max" | "min"; metric: string } };
+  /** A sweep trial's value of its sweep's selected output (from its outputs), for the leaderboard. */
+  score?: number;
+}
+
+/** A whole report's data. */
+export interface ReportData {
+  flow: {
+    runId: string;
+    name: string;
+    /** The flow run's MLflow status. */
+    status: string;
+    experimentId: string;
+    startTime: number;
+    endTime?: number;
+    url?: string;
+    params: Record<string, string>;
+    metrics: Record<string, number>;
+    /** Where the runs are recorded (a folder or a server URL without credentials). */
+    trackerUri: string;
+    host?: string;
+    user?: string;
+    source?: string;
+    commit?: string;
+  };
+  /** In the flow's topological order when its graph was recorded, else by start time. */
+  tasks: ReportTask[];
+  /** When this data was read. */
+  generatedAt: number;
+}
+
+/** Options of {@link readReportData}. */
+export interface ReadReportOptions {
+  /** The cache store whose entries explain misses; without it a miss is "no usable entry". */
+  store?: CacheStore;
+  /** The flow run is ending now with this status (the run's own record still says RUNNING). */
+  ending?: { status: string; endTime: number };
+  /** Failed tasks whose error text and log tail are read (one or two reads each). @default 50 */
+  maxLogTails?: number;
+}
+
+/** Lines of a log's end kept; characters at most. */
+const TAIL_LINES = 40;
+const TAIL_CHARS = 6000;
+/** Earlier entries of one task compared to find the nearest (newest first): bounds the work for a map's thousand items. */
+const NEAREST_CANDIDATES = 25;
+
+/**
+ * Reads the report data of flow run `runId` from `tracker`. Throws ReportRunError when there is
+ * no such run or it is a task run (naming its flow run).
+ */
+export async function readReportData(tracker: Tracker, runId: string, options: ReadReportOptions = {}): Promise<ReportData> {
+  const flowRun = await tracker.getRun(runId);
+  if (!flowRun) throw new ReportRunError(`No run ${runId} in ${tracker.uri}. List flow runs with \`cairn runs\`.`, runId);
+  if (flowRun.parentRunId !== undefined) {
+    throw new ReportRunError(
+      `Run ${runId} is a task run ("${flowRun.name}") of flow run ${flowRun.parentRunId}: a report is of a flow run. Run \`cairn report ${flowRun.parentRunId}\`.`,
+      runId,
+    );
+  }
+  const experimentId = flowRun.experimentId;
+  const [children, graph] = await Promise.all([
+    tracker.searchRuns({ experimentIds: [experimentId], parentRunId: runId, maxResults: Number.MAX_SAFE_INTEGER }),
+    readArtifact(tracker, runId, "cairn/graph.json").then((text) => (text ? parseGraph(text) : undefined)),
+  ]);
+  // A map's or sweep's run holds its items' runs (MLflow's nested runs): one search per map.
+  const groups = children.filter((r) => r.tags["cairn.kind"] === "map" || r.tags["cairn.kind"] === "sweep");
+  for (const items of await Promise.all(groups.map((g) => tracker.searchRuns({ experimentIds: [experimentId], parentRunId: g.runId, maxResults: Number.MAX_SAFE_INTEGER })))) children.push(...items);
+  // A node may have more than one run only when the flow run was resumed by hand; the latest wins.
+  const byNode = new Map<string, RunRecord>();
+  for (const run of children.sort((a, b) => a.startTime - b.startTime)) byNode.set(run.tags["cairn.node_id"] ?? run.name, run);
+
+  const sources = await sourceRuns(tracker, [...byNode.values()]);
+  const url = (r: { experimentId: string; runId: string }) => tracker.runUrl?.(r.experimentId, r.runId);
+  // Items follow their map node, in item order.
+  const itemsOf = new Map<string, string[]>();
+  for (const [id, run] of byNode) {
+    const parent = run.tags["cairn.parent_node"];
+    if (parent !== undefined) (itemsOf.get(parent) ?? itemsOf.set(parent, []).get(parent)!).push(id);
+  }
+  const itemIndex = (id: string) => Number(byNode.get(id)!.tags["cairn.item"] ?? 0);
+  for (const list of itemsOf.values()) list.sort((a, b) => itemIndex(a) - itemIndex(b));
+  const order = graph
+    ? graph.flatMap((n) => (byNode.has(n.id) ? [n.id, ...(itemsOf.get(n.id) ?? [])] : []))
+    : [...byNode.keys()];
+  // Nodes of the graph with no run (a run cut short before they were recorded) still show, as cancelled.
+  const missing = graph?.filter((n) => !byNode.has(n.id)) ?? [];
+  const graphById = new Map(graph?.map((n) => [n.id, n]));
+  const tasks: ReportTask[] = order.map((id) => toTask(byNode.get(id)!, graphById.get(id), sources, url));
+  for (const n of missing) tasks.push(unrecordedTask(n, flowRun));
+
+  await Promise.all([explainMisses(tasks, flowRun.startTime, options.store), readFailures(tracker, tasks, options.maxLogTails ?? 50), readScores(tracker, tasks, sources)]);
+
+  const t = flowRun.tags;
+  const flowUrl = url(flowRun);
+  return {
+    flow: {
+      runId,
+      name: flowRun.name,
+      status: options.ending?.status ?? flowRun.status,
+      experimentId,
+      startTime: flowRun.startTime,
+      ...((options.ending?.endTime ?? flowRun.endTime) !== undefined ? { endTime: options.ending?.endTime ?? flowRun.endTime! } : {}),
+      ...(flowUrl ? { url: flowUrl } : {}),
+      params: flowRun.params,
+      metrics: flowRun.metrics,
+      trackerUri: tracker.uri,
+      ...(t["cairn.host"] ? { host: t["cairn.host"] } : {}),
+      ...(t["mlflow.user"] ? { user: t["mlflow.user"] } : {}),
+      ...(t["mlflow.source.name"] ? { source: t["mlflow.source.name"] } : {}),
+      ...(t["mlflow.source.git.commit"] ? { commit: t["mlflow.source.git.commit"] } : {}),
+    },
+    tasks,
+    generatedAt: Date.now(),
+  };
+}
+
+function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<string, RunRecord>, url: (r: { experimentId: string; runId: string }) => string | undefined): ReportTask {
+  const t = run.tags;
+  const state = stateOf(run);
+  const source = t[CACHED_FROM_TAG] ? sources.get(t[CACHED_FROM_TAG]) : undefined;
+  const queuedAt = numberTag(t["cairn.queued_at"]);
+  const task: ReportTask = {
+    id: t["cairn.node_id"] ?? run.name,
+    task: t["cairn.task"] ?? node?.task ?? run.name,
+    state,
+    runId: run.runId,
+    startTime: run.startTime,
+    attempts: numberTag(t["cairn.attempts"]) ?? (state === "succeeded" || state === "failed" ? 1 : 0),
+    attemptStarts: (t["cairn.attempt_starts"] ?? "").split(",").map(Number).filter((n) => Number.isFinite(n) && n > 0),
+    why: [],
+    metrics: Object.keys(run.metrics).length || !source ? run.metrics : source.metrics,
+    params: Object.keys(run.params).length || !source ? run.params : source.params,
+    dependsOn: node?.dependsOn ?? [],
+    inputs: node?.inputs ?? [],
+  };
+  if (t["cairn.parent_node"] !== undefined) {
+    task.item = { node: t["cairn.parent_node"], index: Number(t["cairn.item"] ?? 0), ...(t["cairn.item_key"] !== undefined ? { key: t["cairn.item_key"] } : {}) };
+  }
+  if (t["cairn.kind"] === "map" || t["cairn.kind"] === "sweep") {
+    const select = /^(max|min):(.+)$/.exec(t["cairn.sweep.select"] ?? "");
+    task.group = {
+      kind: t["cairn.kind"],
+      ...(t["cairn.sweep.best"] ? { best: t["cairn.sweep.best"] } : {}),
+      ...(select ? { select: { order: select[1] as "max" | "min", metric: select[2]! } } : {}),
+    };
+    // Its items ran (or came from the cache), each for its own reason.
+    const items = run.metrics["cairn.items"];
+    task.why.push(`a ${t["cairn.kind"]}${items !== undefined ? ` of ${items} items` : ""}: each item ran or hit on its own${t["cairn.sweep.best"] ? `; the best trial is ${t["cairn.sweep.best"]}` : ""}`);
+  }
+  const kind = t["cairn.task_kind"] ?? node?.kind;
+  if (kind) task.kind = kind;
+  const link = url(run);
+  if (link) task.url = link;
+  if (queuedAt !== undefined) task.queuedAt = queuedAt;
+  if (run.endTime !== undefined) task.endTime = run.endTime;
+  const pool = t["cairn.pool"] ?? node?.pool;
+  if (pool) task.pool = pool;
+  const key = t[CACHE_KEY_TAG] ?? t["cairn.cache_hit_key"];
+  if (key) task.cacheKey = key;
+  if (t[CACHED_FROM_TAG]) {
+    const from = { runId: t[CACHED_FROM_TAG], experimentId: source?.experimentId ?? run.experimentId };
+    const name = t[CACHED_FROM_NAME_TAG] ?? source?.name;
+    const link = url(from);
+    task.cachedFrom = { runId: from.runId, ...(name ? { name } : {}), ...(link ? { url: link } : {}) };
+    task.why.push(`cached: a cache entry for these inputs and code exists, from run ${from.runId}${name ? ` (${name})` : ""}`);
+  }
+  const errorName = t["cairn.error.name"];
+  const error = errorName !== undefined ? { name: errorName, message: t["cairn.error.message"] ?? "" } : splitError(t["cairn.error"]);
+  if (error && state === "failed") task.error = { ...error, ...(t["cairn.error.source"] ? { source: t["cairn.error.source"] } : {}) };
+  if (state === "skipped") {
+    const because = t["cairn.skipped.because"] ?? "?";
+    task.why.push(t["cairn.skipped.reason"] === "fail-fast" ? `skipped: task "${because}" failed (fail-fast)` : `skipped: upstream task "${because}" failed`);
+  } else if (state === "cancelled") {
+    task.why.push("cancelled: the flow run was cancelled before it finished");
+  }
+  switch (t["cairn.ran_because"]) {
+    case "forced":
+      task.why.push("--rerun or --refresh: it ran whatever the cache held (it, or a task it depends on, was named)");
+      break;
+    case "cache-off":
+      task.why.push("caching is off for this task");
+      break;
+    case "no-cache":
+      task.why.push("caching was off for the run (--no-cache)");
+      break;
+  }
+  return task;
+}
+
+/** A node of the recorded graph with no run of its own. */
+function unrecordedTask(node: GraphJsonNode, flowRun: RunRecord): ReportTask {
+  return {
+    id: node.id,
+    task: node.task,
+    kind: node.kind,
+    state: flowRun.status === "RUNNING" ? "running" : "cancelled",
+    runId: "",
+    startTime: flowRun.startTime,
+    attempts: 0,
+    attemptStarts: [],
+    why: ["no run was recorded for this task"],
+    metrics: {},
+    params: {},
+    dependsOn: node.dependsOn,
+    inputs: node.inputs ?? [],
+    ...(node.pool ? { pool: node.pool } : {}),
+  };
+}
+
+/** The state of a task run from its `cairn.status` tag, else (runs recorded before it) from its MLflow status. */
+export function stateOf(run: RunRecord): TaskState {
+  const tag = run.tags["cairn.status"];
+  if (tag === "succeeded" || tag === "cached" || tag === "failed" || tag === "skipped" || tag === "cancelled") return tag;
+  if (run.tags[CACHED_FROM_TAG]) return "cached";
+  switch (run.status) {
+    case "FINISHED":
+      return "succeeded";
+    case "FAILED":
+      return "failed";
+    case "KILLED":
+      return "cancelled";
+    default:
+      return "running";
+  }
+}
+
+/**
+ * For each task that missed the cache and stored an entry: the nearest entry of the same task
+ * made before the flow run started (fewest changed ingredients, among the newest), and what
+ * changed since, in the words `cairn explain` uses; "no earlier entry" when there is none. The
+ * store is listed once for the whole report.
+ */
+async function explainMisses(tasks: ReportTask[], flowStart: number, store: CacheStore | undefined): Promise<void> {
+  const misses = tasks.filter((t) => (t.state === "succeeded" || t.state === "failed") && t.runId && t.why.length === 0);
+  if (!misses.length) return;
+  let byTask: Map<string, CacheEntry[]> | undefined;
+  if (store) {
+    try {
+      byTask = new Map();
+      for (const entry of await store.list()) {
+        const list = byTask.get(entry.taskName);
+        if (list) list.push(entry);
+        else byTask.set(entry.taskName, [entry]);
+      }
+    } catch {
+      byTask = undefined; // a store that does not answer: the plain reason below
+    }
+  }
+  for (const task of misses) {
+    const own = task.cacheKey ? byTask?.get(task.task)?.find((e) => e.key === task.cacheKey && e.sourceRunId === task.runId) : undefined;
+    if (!own) {
+      task.why.push(
+        task.state === "failed"
+          ? "no cache entry for these inputs and code (a failure stores none)"
+          : byTask
+            ? "no cache entry for these inputs and code"
+            : "no cache entry for these inputs and code (the cache store was not read)",
+      );
+      continue;
+    }
+    // Newest first (the store lists so); entries of this flow run's other nodes are not "earlier".
+    const earlier: CacheEntry[] = [];
+    for (const e of byTask!.get(task.task)!) {
+      if (e.createdAt < flowStart && earlier.push(e) >= NEAREST_CANDIDATES) break;
+    }
+    let best: { entry: CacheEntry; changes: ReturnType<typeof diffIngredients> } | undefined;
+    for (const entry of earlier) {
+      const changes = diffIngredients(entry.ingredients, own.ingredients);
+      if (!best || changes.length < best.changes.length) best = { entry, changes };
+    }
+    if (!best) {
+      task.why.push(`no earlier cache entry of task "${task.task}" exists: it had never succeeded with caching on here`);
+      continue;
+    }
+    task.why.push(`nearest earlier entry: run ${best.entry.sourceRunId}, from ${new Date(best.entry.createdAt).toISOString()}; since then:`);
+    for (const change of best.changes) task.why.push(`  - ${change.message}`);
+    if (!best.changes.length) task.why.push("  - nothing: that entry was there but unusable (evicted, expired, or its artifacts were gone)");
+  }
+}
+
+/** The error text and log tail of failed tasks (at most `max` of them, read side by side). */
+async function readFailures(tracker: Tracker, tasks: ReportTask[], max: number): Promise<void> {
+  const failed = tasks.filter((t) => t.state === "failed" && t.runId).slice(0, max);
+  await Promise.all(
+    failed.map(async (task) => {
+      const [errorText, stderr, stdout] = await Promise.all([
+        readArtifact(tracker, task.runId, "cairn/error.txt"),
+        readArtifact(tracker, task.runId, "logs/stderr.txt"),
+        readArtifact(tracker, task.runId, "logs/stdout.txt"),
+      ]);
+      if (errorText) task.errorText = head(errorText);
+      const log = stderr?.trim() ? stderr : stdout;
+      if (log?.trim()) task.logTail = tail(log);
+    }),
+  );
+}
+
+/** Trials a leaderboard reads the outputs of (one read each); a larger sweep ranks the first ones. */
+const MAX_SCORED_TRIALS = 500;
+
+/**
+ * Each sweep trial's value of the selected output, from its outputs manifest (`cairn/outputs.json`:
+ * its own run's, or a hit's source run's); a trial whose value cannot be read has none.
+ */
+async function readScores(tracker: Tracker, tasks: ReportTask[], sources: Map<string, RunRecord>): Promise<void> {
+  const selectOf = new Map(tasks.filter((t) => t.group?.select).map((t) => [t.id, t.group!.select!.metric]));
+  if (!selectOf.size) return;
+  const trials = tasks.filter((t) => t.item && selectOf.has(t.item.node) && (t.state === "succeeded" || t.state === "cached")).slice(0, MAX_SCORED_TRIALS);
+  await Promise.all(
+    trials.map(async (trial) => {
+      const runId = trial.cachedFrom ? (sources.get(trial.cachedFrom.runId)?.runId ?? trial.cachedFrom.runId) : trial.runId;
+      const text = await readArtifact(tracker, runId, "cairn/outputs.json");
+      try {
+        const value = (JSON.parse(text ?? "null") as { values?: Record<string, unknown> } | null)?.values?.[selectOf.get(trial.item!.node)!];
+        if (typeof value === "number") trial.score = value;
+      } catch {
+        // Unreadable outputs: the trial is listed without its value.
+      }
+    }),
+  );
+}
+
+/** The last {@link TAIL_LINES} lines of `text`, at most {@link TAIL_CHARS} characters. */
+export function tail(text: string): string {
+  const lines = text.replace(/\s+$/, "").split("\n");
+  let out = lines.slice(-TAIL_LINES).join("\n");
+  if (out.length > TAIL_CHARS) out = `…${out.slice(-TAIL_CHARS)}`;
+  return lines.length > TAIL_LINES ? `… (${lines.length - TAIL_LINES} lines before)\n${out}` : out;
+}
+
+function head(text: string): string {
+  const lines = text.replace(/\s+$/, "").split("\n");
+  const out = lines.slice(0, TAIL_LINES).join("\n");
+  return out.length > TAIL_CHARS ? `${out.slice(0, TAIL_CHARS)}…` : lines.length > TAIL_LINES ? `${out}\n… (${lines.length - TAIL_LINES} more lines)` : out;
+}
+
+/** An artifact's text, or undefined when the run has none at that path. */
+export async function readArtifact(tracker: Tracker, runId: string, path: string): Promise<string | undefined> {
+  if (tracker.artifactDir) return readFile(join(tracker.artifactDir(runId), ...path.split("/")), "utf8").catch(() => undefined);
+  const dir = await mkdtemp(join(tmpdir(), "cairn-report-"));
+  try {
+    const file = await tracker.downloadArtifact(runId, path, dir);
+    return await readFile(file, "utf8");
+  } catch {
+    return undefined;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function parseGraph(text: string): GraphJsonNode[] | undefined {
+  try {
+    const parsed = JSON.parse(text) as { nodes?: unknown };
+    if (!Array.isArray(parsed.nodes)) return undefined;
+    return parsed.nodes.filter((n): n is GraphJsonNode => typeof n === "object" && n !== null && typeof (n as GraphJsonNode).id === "string" && Array.isArray((n as GraphJsonNode).dependsOn));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The source runs of the cache hits among `runs`, in one request where the tracker can; gone runs are left out. */
+async function sourceRuns(tracker: Tracker, runs: readonly RunRecord[]): Promise<Map<string, RunRecord>> {
+  const ids = [...new Set(runs.map((r) => r.tags[CACHED_FROM_TAG]).filter((id): id is string => !!id))];
+  const found = new Map<string, RunRecord>();
+  if (!ids.length) return found;
+  const experiments = [...new Set(runs.map((r) => r.experimentId))];
+  const batch = tracker.getRuns ? await tracker.getRuns(ids, experiments).catch(() => new Map<string, RunRecord | undefined>()) : new Map<string, RunRecord | undefined>();
+  await Promise.all(
+    ids.map(async (id) => {
+      const run = batch.has(id) ? batch.get(id) : await tracker.getRun(id).catch(() => undefined);
+      if (run) found.set(id, run);
+    }),
+  );
+  return found;
+}
+
+function numberTag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** `Name: message` of runs recorded before the name and message had tags of their own. */
+function splitError(text: string | undefined): { name: string; message: string } | undefined {
+  if (!text) return undefined;
+  const at = text.indexOf(": ");
+  return at > 0 ? { name: text.slice(0, at), message: text.slice(at + 2) } : { name: "Error", message: text };
+}

@@ -1,0 +1,277 @@
+/**
+ * The data a report is built from, read back from what two real runs of the demo flow recorded
+ * in the embedded store (and its cache entries): every state, why each task ran, queue and run
+ * times, retries, the failed task's error and log tail, the edges and what flows along them;
+ * then the layout computed from it (critical path, timeline lanes, grouping of large flows) and
+ * the HTML (escaped, self-contained), also for synthetic flows of 10,000 tasks.
+ */
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CacheStore } from "@cairn/cache";
+import { LocalStore } from "@cairn/core";
+import {
+  criticalPath,
+  layoutGraph,
+  layoutTimeline,
+  logReport,
+  readReportData,
+  renderReport,
+  REPORT_ARTIFACT,
+  ReportRunError,
+  type ReportData,
+  type ReportTask,
+} from "@cairn/report";
+import { flow, grid, map, max, shell, sweep, task as defineTask } from "cairn-dag";
+import { reportFlow } from "./report-flow.ts";
+
+let root: string;
+let first: ReportData;
+let second: ReportData;
+let firstRunId: string;
+let secondRunId: string;
+
+const byId = (data: ReportData, id: string) => data.tasks.find((t) => t.id === id)!;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "cairn-report-data-"));
+  // As `cairn run` does: the report is logged on the flow run before it ends.
+  const run = async (n: number) => (await reportFlow.run({ params: { n }, root, env: {}, failurePolicy: "continue", beforeEnd: logReport })).wait();
+  firstRunId = (await run(1)).runId;
+  secondRunId = (await run(2)).runId;
+  const tracker = new LocalStore({ root });
+  const store = await CacheStore.fromUrl(undefined, { root });
+  try {
+    first = await readReportData(tracker, firstRunId, { store });
+    second = await readReportData(tracker, secondRunId, { store });
+  } finally {
+    await store.close();
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("the report's data, read from the record", () => {
+  it("has one task per node, in the flow's order, with the state each ended in", () => {
+    expect(Object.fromEntries(second.tasks.map((t) => [t.id, t.state]))).toEqual({
+      prepare: "succeeded",
+      steady: "cached",
+      flaky: "succeeded",
+      boom: "failed",
+      after: "skipped",
+      echo: "cached",
+    });
+    expect(second.tasks).toHaveLength(6);
+    // Topological: every task comes after the ones it depends on.
+    const at = new Map(second.tasks.map((t, i) => [t.id, i]));
+    for (const t of second.tasks) for (const dep of t.dependsOn) expect(at.get(dep)!).toBeLessThan(at.get(t.id)!);
+    expect(second.flow).toMatchObject({ runId: secondRunId, name: "report-demo", status: "FAILED", params: { n: "2" } });
+  });
+
+  it("says why each task ran, in cairn explain's words", () => {
+    expect(byId(first, "prepare").why).toEqual(['no earlier cache entry of task "prepare" exists: it had never succeeded with caching on here']);
+    expect(byId(second, "prepare").why).toEqual([expect.stringMatching(/^nearest earlier entry: run [0-9a-f]{32}, from /), "  - input `n` changed from 1 to 2"]);
+    expect(byId(second, "flaky").why).toContain("  - input `value` changed from 2 to 4");
+    expect(byId(second, "steady").why[0]).toMatch(/^cached: a cache entry for these inputs and code exists, from run [0-9a-f]{32}/);
+    expect(byId(second, "boom").why).toEqual(["no cache entry for these inputs and code (a failure stores none)"]);
+    expect(byId(second, "after").why).toEqual(['skipped: upstream task "boom" failed']);
+  });
+
+  it("links a cache hit to the run it came from, and shows that run's metrics", () => {
+    const hit = byId(second, "steady");
+    expect(hit.cachedFrom?.runId).toBe(byId(first, "steady").runId);
+    expect(hit.cacheKey).toMatch(/^[0-9a-f]{64}$/);
+    expect(hit.cacheKey).toBe(byId(first, "steady").cacheKey);
+  });
+
+  it("tells queue wait from run time, and when each attempt of a retried task began", () => {
+    for (const t of second.tasks.filter((t) => t.state === "succeeded" || t.state === "failed")) {
+      expect(t.queuedAt, t.id).toBeTypeOf("number");
+      expect(t.queuedAt!, t.id).toBeLessThanOrEqual(t.startTime);
+      expect(t.endTime!, t.id).toBeGreaterThanOrEqual(t.startTime);
+    }
+    const flaky = byId(second, "flaky");
+    expect(flaky.attempts).toBe(2);
+    expect(flaky.attemptStarts).toHaveLength(2);
+    expect(flaky.attemptStarts[1]!).toBeGreaterThan(flaky.attemptStarts[0]!);
+    expect(flaky.metrics).toEqual({ score: 46 });
+    expect(byId(second, "prepare").attemptStarts).toEqual([]);
+  });
+
+  it("keeps the failed task's error, the tail of its log and its error text", () => {
+    const boom = byId(second, "boom");
+    expect(boom.error?.name).toBe("ProcessFailedError");
+    expect(boom.logTail).toContain("disk <b>full</b> & more");
+    expect(boom.errorText).toMatch(/^ProcessFailedError: /);
+  });
+
+  it("has the edges and the outputs that flow along them", () => {
+    expect(byId(second, "flaky").dependsOn.sort()).toEqual(["prepare", "steady"]);
+    expect(byId(second, "flaky").inputs).toEqual(
+      expect.arrayContaining([
+        { input: "value", from: "prepare.value", node: "prepare" },
+        { input: "constant", from: "steady.constant", node: "steady" },
+      ]),
+    );
+    expect(byId(second, "after").inputs).toEqual([{ input: "out", from: "boom.stdout", node: "boom" }]);
+  });
+
+  it("refuses a task run and a run that does not exist, saying which flow run to ask for", async () => {
+    const tracker = new LocalStore({ root });
+    const taskRun = byId(second, "prepare").runId;
+    await expect(readReportData(tracker, taskRun)).rejects.toSatisfy((e: unknown) => ReportRunError.is(e) && (e as Error).message.includes(`cairn report ${secondRunId}`));
+    await expect(readReportData(tracker, "0".repeat(32))).rejects.toThrow(/No run 0{32} in .*cairn runs/);
+  });
+
+  it("is logged by beforeEnd as the flow run's cairn/report.html, with the status the run ends with", async () => {
+    const html = await readFile(join(root, "artifacts", secondRunId, ...REPORT_ARTIFACT.split("/")), "utf8");
+    expect(html).toMatch(/^<!doctype html>/);
+    expect(html).toContain('data-flow-status="FAILED"');
+    expect(html).toContain('data-task="after" data-state="skipped"');
+  });
+});
+
+describe("the report's layout", () => {
+  it("marks the critical path: back from the task that ended last through the dependency that ended last", () => {
+    const tasks = [task("a", 0, 10), task("b", 0, 30), task("c", 30, 40, ["a", "b"]), task("d", 0, 45)];
+    expect(criticalPath(tasks)).toEqual(["d"]);
+    tasks.push(task("e", 40, 60, ["c"]));
+    expect(criticalPath(tasks)).toEqual(["b", "c", "e"]);
+  });
+
+  it("packs the timeline into lanes per pool where no two bars overlap, queue wait included", () => {
+    const tasks = [task("a", 0, 10), task("b", 0, 10), task("c", 10, 20), { ...task("d", 5, 20), queuedAt: 2 }, { ...task("g", 0, 5), pool: "gpu" }];
+    const t = layoutTimeline(tasks, 0, 20);
+    const rowOf = (id: string) => t.bars.find((b) => b.task.id === id)!.row;
+    expect(t.groups.map((g) => g.name)).toEqual(["", "gpu"]);
+    expect(rowOf("c")).toBe(rowOf("a"));
+    expect(new Set([rowOf("a"), rowOf("b"), rowOf("d")]).size).toBe(3);
+    expect(rowOf("g")).toBe(t.groups[1]!.firstRow);
+  });
+
+  it("draws one node per task name, with counts, for a flow larger than maxNodes", () => {
+    const tasks: ReportTask[] = Array.from({ length: 50 }, (_, i) => ({ ...task(`item-${i}`, 0, 1, ["load"]), task: "item", state: i < 3 ? "failed" : "succeeded" }));
+    tasks.unshift(task("load", 0, 1));
+    const g = layoutGraph(tasks, new Set(), { maxNodes: 20 })!;
+    expect(g.grouped).toBe(true);
+    expect(g.nodes.map((n) => [n.label, n.state, n.counts])).toEqual([
+      ["load", "succeeded", { succeeded: 1 }],
+      ["item ×50", "failed", { failed: 3, succeeded: 47 }],
+    ]);
+    expect(g.edges).toHaveLength(1);
+  });
+});
+
+describe("the report's HTML", () => {
+  it("shows every text from the run as text: a param that holds <script> is no script", () => {
+    expect(byId(second, "echo").params).toEqual({ label: "<script>alert(1)</script>" });
+    const html = renderReport(second);
+    expect(html).not.toMatch(/<script/i);
+    expect(html).toContain("&lt;script&gt;alert(1)&lt;/script&gt;");
+    expect(html).toContain("disk &lt;b&gt;full&lt;/b&gt; &amp; more");
+    expect(html).toContain(`<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">`);
+    // Nothing is loaded from anywhere: no src or stylesheet link, and the only URLs are links.
+    expect(html).not.toMatch(/\ssrc=|<link|@import|url\((?!#)/);
+  });
+
+  it("holds no secret: what the run recorded is masked, and the report holds only that", async () => {
+    const SECRET = "s3cr3t-report-token-4711";
+    const leaky = shell("leaky", `echo "using ${SECRET}" >&2; exit 1`);
+    const thrower = defineTask("thrower").run(async (_, ctx) => {
+      throw new Error(`bad token ${ctx.secret("CAIRN_TOKEN")}`);
+    });
+    const f = flow("report-secrets").build(() => {
+      leaky();
+      thrower();
+      return {};
+    });
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-secret-"));
+    try {
+      const result = await (await f.run({ root: dir, env: {}, secrets: { CAIRN_TOKEN: SECRET }, failurePolicy: "continue", beforeEnd: logReport })).wait();
+      const html = await readFile(join(dir, "artifacts", result.runId, "cairn", "report.html"), "utf8");
+      expect(html).toContain("using ***");
+      expect(html).toContain("bad token ***");
+      expect(html).not.toContain(SECRET);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("stays useful and bounded for 10,000 tasks: grouped graph, kept rows, every bar", () => {
+    const tasks: ReportTask[] = [];
+    for (let i = 0; i < 10_000; i++) tasks.push({ ...task(`t-${i}`, i, i + 50, i % 100 ? [`t-${i - (i % 100)}`] : []), task: `step-${i % 7}`, state: i % 997 === 0 ? "failed" : "succeeded" });
+    const data: ReportData = { ...second, tasks, flow: { ...second.flow, startTime: 0, endTime: 10_050 } };
+    const html = renderReport(data);
+    expect(html).toContain("one node per task name");
+    expect(html).toContain("Showing 1000 of 10000 tasks");
+    expect((html.match(/<g class="node /g) ?? []).length).toBe(7);
+    expect((html.match(/<details class="task /g) ?? []).length).toBe(1000);
+    expect(html.length).toBeLessThan(6_000_000);
+  });
+});
+
+function task(id: string, start: number, end: number, dependsOn: string[] = []): ReportTask {
+  return { id, task: id, state: "succeeded", runId: id.padEnd(32, "0"), startTime: start, endTime: end, attempts: 1, attemptStarts: [], why: [], metrics: {}, params: {}, dependsOn, inputs: [] };
+}
+
+describe("maps and sweeps in the report", () => {
+  it("collapses a map's items into its node with their counts, and ranks a sweep's trials by its selector", async () => {
+    const square = defineTask("square")
+      .input<{ x: number }>()
+      .run(async ({ x }) => {
+        if (x === 3) throw new Error("three is bad");
+        return { y: x * x };
+      });
+    const fit = defineTask("fit")
+      .input<{ lr: number; depth: number }>()
+      .run(async ({ lr, depth }) => ({ score: depth * 10 + (lr === 0.1 ? 5 : 0) }));
+    const f = flow("report-fanout").build(() => {
+      const squares = map(square, { over: [1, 2, 3, 4], as: "x", minSuccess: 2 });
+      const best = sweep(fit, { over: grid({ lr: [0.01, 0.1], depth: [1, 2] }), select: max("score") });
+      return { squares: squares.outputs, best: best.params };
+    });
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-fanout-"));
+    try {
+      const result = await (await f.run({ root: dir, env: {}, beforeEnd: logReport })).wait();
+      expect(result.status).toBe("succeeded");
+      const data = await readReportData(new LocalStore({ root: dir }), result.runId);
+      const squares = data.tasks.find((t) => t.id === "square")!;
+      expect(squares.group).toEqual({ kind: "map" });
+      const items = data.tasks.filter((t) => t.item?.node === "square");
+      expect(items.map((t) => [t.id, t.item!.index, t.state])).toEqual([
+        ["square[0]", 0, "succeeded"],
+        ["square[1]", 1, "succeeded"],
+        ["square[2]", 2, "failed"],
+        ["square[3]", 3, "succeeded"],
+      ]);
+      const fitGroup = data.tasks.find((t) => t.id === "fit")!;
+      expect(fitGroup.group).toMatchObject({ kind: "sweep", select: { order: "max", metric: "score" } });
+      expect(data.tasks.filter((t) => t.item?.node === "fit").map((t) => [t.item!.key, t.score])).toEqual([
+        ["lr=0.01,depth=1", 10],
+        ["lr=0.01,depth=2", 20],
+        ["lr=0.1,depth=1", 15],
+        ["lr=0.1,depth=2", 25],
+      ]);
+
+      const html = renderReport(data);
+      // One graph node per map, with its items' counts; none per item.
+      expect(html).toMatch(/<g class="node st-failed[^"]*" data-task="square" data-state="failed" data-count="4">/);
+      expect(html).toContain("3 succeeded · 1 failed");
+      expect(html).not.toMatch(/<g class="node [^"]*" data-task="square\[/);
+      // The leaderboard: best first, the best starred.
+      const board = html.slice(html.indexOf('data-sweep="fit"'));
+      const order = [...board.matchAll(/data-trial="([^"]+)"/g)].map((m) => m[1]);
+      expect(order).toEqual(["fit[3]", "fit[1]", "fit[2]", "fit[0]"]);
+      expect(fitGroup.group!.best).toBe("fit[3]");
+      expect(board).toMatch(/<tr data-trial="fit\[3\]" class="best">.*★.*lr=0\.1,depth=2.*>25</);
+      // Items have bars; the map's own run does not.
+      expect(html).toContain('<g class="bar st-failed" data-task="square[2]"');
+      expect(html).not.toContain('<g class="bar st-succeeded" data-task="square" ');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,80 @@
+/**
+ * The report of a run recorded in a real MLflow server: `cairn run` logs it on the flow run as
+ * `cairn/report.html` (before the run ends) and prints where it is in MLflow's UI; MLflow's own
+ * client and the server's artifact download (what its artifact view fetches) give back the very
+ * file that `cairn report RUN_ID` writes from the server's record, with task runs linked to
+ * their pages in MLflow's UI.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readWithMlflow } from "../../mlflow/test/mlflow-read.ts";
+import { type MlflowServer, startMlflowServer } from "../../mlflow/test/mlflow-server.ts";
+
+const repo = resolve(import.meta.dirname, "../../..");
+const cairnBin = join(repo, "packages/cli/bin/cairn.mjs");
+const flowFile = join(import.meta.dirname, "fixtures/demo.flow.ts");
+
+let server: MlflowServer;
+let cwd: string;
+
+async function cairn(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, [cairnBin, ...args], { cwd, env: { ...process.env, MLFLOW_TRACKING_URI: server.uri, NO_COLOR: "1" } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+beforeAll(async () => {
+  server = await startMlflowServer();
+  cwd = await mkdtemp(join(tmpdir(), "cairn-report-mlflow-"));
+}, 180_000);
+
+afterAll(async () => {
+  await server?.stop();
+  await rm(cwd, { recursive: true, force: true });
+});
+
+describe("the report of a run in an MLflow server", () => {
+  it("is the flow run's cairn/report.html, the same through MLflow's artifact API as from cairn report", async () => {
+    const args = ["run", flowFile, "--failure-policy", "continue", "--experiment", "report-e2e"];
+    expect((await cairn([...args, "-p", "n=1"])).code).toBe(1);
+    const r = await cairn([...args, "-p", "n=2"]);
+    expect(r.code, r.stderr).toBe(1);
+    const [, url, runId] = /^Report: (http:\/\/\S+\/#\/experiments\/\d+\/runs\/([0-9a-f]{32})\/artifactPath\/cairn\/report\.html) /m.exec(r.stdout) ?? [];
+    expect(url, r.stdout).toBeDefined();
+    expect(r.stdout).toContain(`View run report-demo at: ${server.uri}/#/experiments/`);
+
+    const dst = await mkdtemp(join(cwd, "dl-"));
+    const [listed, downloaded, run] = await readWithMlflow(server.uri, [
+      { op: "list_artifacts", run_id: runId, path: "cairn" },
+      { op: "download_artifact", run_id: runId, path: "cairn/report.html", dst },
+      { op: "get_run", run_id: runId },
+    ]);
+    expect(listed.map((a: { path: string }) => a.path)).toContain("cairn/report.html");
+    expect(run.status).toBe("FAILED");
+    const viaClient = Buffer.from(downloaded.base64, "base64").toString("utf8");
+    // What MLflow's UI fetches to show the file in its artifact view.
+    const viaServer = await (await fetch(`${server.uri}/get-artifact?path=cairn/report.html&run_uuid=${runId}`)).text();
+    expect(viaServer).toBe(viaClient);
+
+    const out = join(cwd, "local.html");
+    const again = await cairn(["report", runId!, "--out", out]);
+    expect(again.code, again.stderr).toBe(0);
+    const local = await readFile(out, "utf8");
+    const strip = (s: string) => s.replace(/Written by cairn report at [^<]*/, "");
+    expect(strip(local)).toBe(strip(viaClient));
+
+    // Read from the server: states, reasons (the cache entries are this folder's), links to MLflow's UI.
+    expect(local).toContain('data-task="steady" data-state="cached"');
+    expect(local).toContain("input `n` changed from 1 to 2");
+    expect(local).toMatch(new RegExp(`<a href="${server.uri.replace(/[.]/g, "\\.")}/#/experiments/\\d+/runs/[0-9a-f]{32}">`));
+    expect(local).toContain("disk &lt;b&gt;full&lt;/b&gt; &amp; more");
+  });
+});
