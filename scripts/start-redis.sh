@@ -11,27 +11,11 @@
 set -euo pipefail
 
 log() { echo "start-redis: $*" >&2; }
+# shellcheck source=lib/apt-install.sh
+source "$(dirname "$0")/lib/apt-install.sh"
 
-ensure_redis_server() {
-  if command -v redis-server >/dev/null 2>&1; then return 0; fi
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-      log "redis-server is not installed and we are not root; install it with: apt-get install -y redis-server"
-      exit 1
-    fi
-  fi
-  if ! command -v apt-get >/dev/null 2>&1; then
-    log "redis-server is not installed and apt-get is not available; install redis-server with your package manager"
-    exit 1
-  fi
-  log "installing redis-server with apt-get (once per machine)"
-  # Other processes (a parallel test file) may install at the same time; apt's lock serializes them.
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 redis-server >&2
-  # Debian starts a system-wide redis on 6379 after install; we never use it, so leave it as it is.
-  command -v redis-server >/dev/null 2>&1 || { log "apt-get finished but redis-server is still missing"; exit 1; }
-}
+# Debian starts a system-wide redis on 6379 after install; we never use it, so leave it as it is.
+ensure_redis_server() { apt_install redis-server redis-server; }
 
 port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

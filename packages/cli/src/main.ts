@@ -23,6 +23,7 @@ import {
   closeAbandonedRuns,
   describeAbandonedRuns,
   resolveTracker,
+  sourceRunsOfHits,
   toDot,
   toGraphJson,
   toMermaid,
@@ -736,7 +737,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   children.sort((a, b) => a.startTime - b.startTime);
   // A cache hit's run holds no params or metrics of its own (copying them would cost a request
   // per hit): they are its source run's, read here, all in one request where the tracker can.
-  const sources = await sourceRuns(tracker, [run, ...children]);
+  const sources = await sourceRunsOfHits(tracker, [run, ...children]);
   const sourceOf = (r: RunRecord) => sources.get(r.tags[CACHED_FROM_TAG] ?? "");
   if (values.json) {
     const withSource = (r: RunRecord) => {
@@ -861,22 +862,6 @@ function formatMetrics(metrics: Record<string, number>): string {
     .join(" ");
 }
 
-/** The source runs of the cache hits among `runs`, by id: one `getRuns` where the tracker has it, else one `getRun` each; gone runs are left out. */
-async function sourceRuns(tracker: Tracker, runs: readonly RunRecord[]): Promise<Map<string, RunRecord>> {
-  const ids = [...new Set(runs.map((r) => r.tags[CACHED_FROM_TAG]).filter((id): id is string => id !== undefined && id !== ""))];
-  const found = new Map<string, RunRecord>();
-  if (!ids.length) return found;
-  const experiments = [...new Set(runs.map((r) => r.experimentId))];
-  const batch = tracker.getRuns ? await tracker.getRuns(ids, experiments).catch(() => new Map<string, RunRecord | undefined>()) : new Map<string, RunRecord | undefined>();
-  await Promise.all(
-    ids.map(async (id) => {
-      // A source in another experiment is not in the batch's answer: asked on its own.
-      const run = batch.has(id) ? batch.get(id) : await tracker.getRun(id).catch(() => undefined);
-      if (run) found.set(id, run);
-    }),
-  );
-  return found;
-}
 
 /** Prints the one line about runs a killed process left RUNNING and that were just closed; true when there were any. */
 function sayAbandoned(closed: readonly RunRecord[], stderr: Writable): boolean {

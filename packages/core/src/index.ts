@@ -28,6 +28,7 @@ export {
   type FlowResult,
 } from "./run/flow-run.ts";
 export { TaskCache, describeTracker, type ForeignEntry, CACHE_KEY_TAG, CACHED_FROM_TAG, CACHED_FROM_NAME_TAG, MANIFEST_PATH, type TaskKey, type StoredManifest } from "./caching/task-cache.ts";
+export { sourceRunsOfHits } from "./caching/source-runs.ts";
 export { planFlow, explainTask, type PlannedTask, type PlanOptions, type Explanation } from "./caching/plan.ts";
 export type { RunEvent, TaskEvent, FlowEvent, LogEvent, TaskStatus, FlowStatus, ErrorInfo } from "./run/events.ts";
 export type { TaskContext, RunLog, ArtifactWriter, TaskLogger } from "./run/task-context.ts";

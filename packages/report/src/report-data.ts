@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CacheEntry, type CacheStore, diffIngredients } from "@cairn/cache";
-import { CACHED_FROM_NAME_TAG, CACHED_FROM_TAG, CACHE_KEY_TAG, type GraphJsonNode, type RunRecord, type Tracker } from "@cairn/core";
+import { CACHED_FROM_NAME_TAG, CACHED_FROM_TAG, CACHE_KEY_TAG, type GraphJsonNode, type RunRecord, type Tracker, sourceRunsOfHits } from "@cairn/core";
 import { ReportRunError } from "./errors.ts";
 
 /** What happened to a task, as the report colours it. */
@@ -135,7 +135,7 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
   const byNode = new Map<string, RunRecord>();
   for (const run of children.sort((a, b) => a.startTime - b.startTime)) byNode.set(run.tags["cairn.node_id"] ?? run.name, run);
 
-  const sources = await sourceRuns(tracker, [...byNode.values()]);
+  const sources = await sourceRunsOfHits(tracker, [...byNode.values()]);
   const url = (r: { experimentId: string; runId: string }) => tracker.runUrl?.(r.experimentId, r.runId);
   // Items follow their map node, in item order.
   const itemsOf = new Map<string, string[]>();
@@ -424,21 +424,6 @@ function parseGraph(text: string): GraphJsonNode[] | undefined {
   }
 }
 
-/** The source runs of the cache hits among `runs`, in one request where the tracker can; gone runs are left out. */
-async function sourceRuns(tracker: Tracker, runs: readonly RunRecord[]): Promise<Map<string, RunRecord>> {
-  const ids = [...new Set(runs.map((r) => r.tags[CACHED_FROM_TAG]).filter((id): id is string => !!id))];
-  const found = new Map<string, RunRecord>();
-  if (!ids.length) return found;
-  const experiments = [...new Set(runs.map((r) => r.experimentId))];
-  const batch = tracker.getRuns ? await tracker.getRuns(ids, experiments).catch(() => new Map<string, RunRecord | undefined>()) : new Map<string, RunRecord | undefined>();
-  await Promise.all(
-    ids.map(async (id) => {
-      const run = batch.has(id) ? batch.get(id) : await tracker.getRun(id).catch(() => undefined);
-      if (run) found.set(id, run);
-    }),
-  );
-  return found;
-}
 
 function numberTag(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
