@@ -14,6 +14,11 @@ describe("options, checked where they enter", () => {
     await expect(startWorker({ ...base, pools: [""] })).rejects.toThrow("Expected `pools` to be non-empty pool names, got [\"\"].");
     await expect(startWorker({ ...base, maxDeaths: 0 })).rejects.toThrow("Expected `maxDeaths` to be an integer >= 1, got 0.");
     await expect(startWorker({ ...base, queue: "localhost:6379" })).rejects.toThrow(QueueUrlError);
+    // A mistyped scheme with a password in it: the message keeps the host, never the password.
+    const error = (await startWorker({ ...base, queue: `http://cairn:"pa'ss"@queue-host:6379` }).then(() => undefined, (e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(QueueUrlError);
+    expect(error.message).toContain("queue-host:6379");
+    expect(error.message).not.toContain("pa'ss");
     expect(() => queueDispatcher("postgres://x")).toThrow(`Expected the queue to be a Redis URL (redis://host:6379 or rediss://...), got "postgres://x".`);
   });
 
