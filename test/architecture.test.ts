@@ -22,7 +22,7 @@ const ALLOWED: Record<(typeof PACKAGES)[number], string[]> = {
   // The queue runs tasks through core's pipeline; it never loads the CLI.
   worker: ["cache", "core"],
   cli: ["cache", "core", "dsl", "process", "mlflow", "report", "worker"],
-  cairn: ["cli", "dsl", "process", "mlflow"],
+  cairn: ["cli", "dsl", "process", "mlflow", "worker"],
 };
 
 function sources(pkg: string): string[] {

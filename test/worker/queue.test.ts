@@ -364,11 +364,20 @@ describe("at least once, and Redis going away", () => {
   }, 120_000);
 });
 
-describe("run({ dispatcher }) from an app", () => {
+describe("run({ dispatcher }) and run({ queue }) from an app", () => {
   it("runs the flow's tasks on the workers, and the app exits by itself", async () => {
     const { env, markerDir } = await testEnv("queue-api");
     const [w] = await spawnWorkers(1, env);
     const r = await tsxScript(join(import.meta.dirname, "fixtures/app.ts"), [], { ...env, QUEUE_URL: redis.url, APP_ROOT: await tmp() }).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toEqual({ total: 37 });
+    for (const pids of Object.values(await markers(markerDir))) expect(pids).toEqual([w!.child.pid]);
+  }, 120_000);
+
+  it("run({ queue: url }) opens the queue itself and closes it with the run: the same outputs, and the app exits by itself", async () => {
+    const { env, markerDir } = await testEnv("queue-option");
+    const [w] = await spawnWorkers(1, env);
+    const r = await tsxScript(join(import.meta.dirname, "fixtures/app-queue.ts"), [], { ...env, QUEUE_URL: redis.url, APP_ROOT: await tmp() }).done;
     expect(r.code, r.stderr).toBe(0);
     expect(r.json.at(-1)).toEqual({ total: 37 });
     for (const pids of Object.values(await markers(markerDir))) expect(pids).toEqual([w!.child.pid]);

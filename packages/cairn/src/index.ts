@@ -8,6 +8,7 @@
  */
 import "@cairn/cli/autorun";
 import "@cairn/mlflow/register";
+import "@cairn/worker/register";
 
 export * from "@cairn/dsl";
 export * from "@cairn/process";

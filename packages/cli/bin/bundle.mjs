@@ -36,6 +36,7 @@ const ENTRIES = {
   "cli-index": "cli/src/index.ts",
   "cli-autorun": "cli/src/autorun.ts",
   worker: "worker/src/index.ts",
+  "worker-register": "worker/src/register.ts",
   mlflow: "mlflow/src/index.ts",
   "mlflow-tracker": "mlflow/src/tracker/index.ts",
   "mlflow-register": "mlflow/src/register.ts",

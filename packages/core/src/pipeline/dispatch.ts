@@ -9,8 +9,9 @@
 import { createHash } from "node:crypto";
 import type { TaskCache, TaskKey } from "../caching/task-cache.ts";
 import type { FlowNode, ItemInfo } from "../definition/flow-definition.ts";
-import { CairnError } from "../errors.ts";
+import { CairnError, OptionError } from "../errors.ts";
 import type { ErrorInfo, LogEvent } from "../run/events.ts";
+import { redactUri } from "../tracking/resolve-tracker.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 
 /** What identifies a task's code, as its cache key records it: two checkouts that agree run the same code. */
@@ -60,6 +61,39 @@ export interface TaskDispatcher {
    * ended; never rejects.
    */
   run(task: DispatchedTask, signal: AbortSignal, log: (event: LogEvent) => void): Promise<DispatchedOutcome>;
+}
+
+/** A dispatcher a run opens itself from `RunOptions.queue`, and closes when it is over. */
+export interface OwnedDispatcher extends TaskDispatcher {
+  close(): Promise<void>;
+}
+
+/** Opens the dispatcher of a queue URL (`RunOptions.queue`). */
+export type QueueFactory = (url: string) => OwnedDispatcher | Promise<OwnedDispatcher>;
+
+const queueFactories = new Map<string, QueueFactory>();
+
+/**
+ * Lets `run({ queue: url })` open URLs of these schemes (without the colon) with `factory`: how a
+ * queue package plugs in without the engine loading it ("@cairn/worker/register" does this for
+ * redis and rediss; "cairn-dag" imports it). A later registration of a scheme replaces the earlier one.
+ */
+export function registerQueueScheme(schemes: readonly string[], factory: QueueFactory): void {
+  for (const s of schemes) queueFactories.set(s.toLowerCase(), factory);
+}
+
+/** The dispatcher for `url`, by its scheme's registered factory; an OptionError names what is expected. */
+export async function openQueue(url: unknown): Promise<OwnedDispatcher> {
+  const scheme = typeof url === "string" ? /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase() : undefined;
+  const factory = scheme !== undefined ? queueFactories.get(scheme) : undefined;
+  if (!factory) {
+    const known = [...queueFactories.keys()].map((s) => `${s}://...`);
+    const expected = known.length
+      ? `a queue URL (${known.join(" or ")})`
+      : `a queue URL of a registered queue package (import "@cairn/worker/register" for redis://, as "cairn-dag" does)`;
+    throw new OptionError("queue", expected, typeof url === "string" ? redactUri(url) : url);
+  }
+  return factory(url as string);
 }
 
 /** A task run by another process failed there; `name` and `code` are those of the error it met. */

@@ -23,7 +23,7 @@ import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 import { type ErrorInfo, type FlowStatus, type RunEvent, toErrorInfo } from "./events.ts";
 import { SecretRegistry } from "./secrets.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
-import type { TaskDispatcher } from "../pipeline/dispatch.ts";
+import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
 
 /** Options of `flow.run()`; every one is checked where it enters. */
 export interface RunOptions {
@@ -71,6 +71,13 @@ export interface RunOptions {
    * `@cairn/worker`'s `queueDispatcher(url)` sends them to a Redis queue (`cairn run --queue`).
    */
   dispatcher?: TaskDispatcher;
+  /**
+   * Runs each task that misses the cache on `cairn worker` processes that take it from this
+   * queue (`redis://host:6379`, as `cairn run --queue`): the run opens the queue's dispatcher
+   * and closes it when it is over. Needs the queue package registered for the URL's scheme
+   * ("cairn-dag" registers @cairn/worker's); not with `dispatcher`.
+   */
+  queue?: string;
   /**
    * Called once every task's run is recorded, before the flow run ends, with the status it is
    * about to end with: what it writes to the flow run (the CLI's `cairn/report.html`) is there
@@ -248,6 +255,21 @@ export class FlowRun<Outputs = Record<string, unknown>> {
 
 /** Validates the options and the flow, opens the flow run in the tracker, and starts it. */
 export async function startFlowRun<Outputs>(definition: FlowDefinition, options: RunOptions = {}): Promise<FlowRun<Outputs>> {
+  if (options.queue === undefined) return startRun<Outputs>(definition, options);
+  if (options.dispatcher !== undefined) throw new OptionError("queue", "unset when `dispatcher` is given (one or the other)", options.queue);
+  const dispatcher = await openQueue(options.queue);
+  try {
+    const run = await startRun<Outputs>(definition, { ...options, dispatcher });
+    // The queue's connections end with the run, so that an app's process can exit.
+    void run.wait().finally(() => dispatcher.close().catch(() => {}));
+    return run;
+  } catch (error) {
+    await dispatcher.close().catch(() => {});
+    throw error;
+  }
+}
+
+async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions): Promise<FlowRun<Outputs>> {
   const env = options.env ?? process.env;
   const concurrency = options.concurrency ?? Math.max(4, availableParallelism());
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new OptionError("concurrency", "an integer >= 1", concurrency);
