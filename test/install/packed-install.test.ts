@@ -176,11 +176,23 @@ describe("a TypeScript project made by `cairn init`", () => {
     expect(statuses(again.stdout)).toEqual({ "make-data": "cached", fit: "cached", report: "cached" });
     const script = await ok("npm", ["run", "--silent", "flow"], project);
     expect(script.stdout).toMatch(/Outputs: \{"slope":3\.\d+/);
+    // The run's report, from the installed @cairn/report (and its layout library).
+    const logged = /Report: (\S+report\.html)/.exec(script.stdout)?.[1];
+    expect(logged, script.stdout).toBeDefined();
+    expect(readFileSync(logged!, "utf8")).toContain("<svg");
+    await ok("npx", ["cairn", "report", "latest", "--out", "latest-report.html"], project);
+    expect(readFileSync(join(project, "latest-report.html"), "utf8")).toContain("<svg");
 
     const resolved = readFileSync(loads, "utf8").trim().split("\n");
     expect(resolved).toContain(pathToFileURL(join(project, "node_modules/@cairn/cli/dist/main.js")).href);
     expect(resolved.filter((url) => url.startsWith(pathToFileURL(repo).href))).toEqual([]);
     expect(changedSince(join(project, "node_modules"), installedAt)).toEqual([]);
+  });
+
+  it("loads the queue's package (BullMQ) from the installed files: cairn workers against a Redis that is not there says so", async () => {
+    const r = await sh("npx", ["cairn", "workers", "--queue", "redis://127.0.0.1:1"], project);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain("QueueUnreachableError: The queue at redis://127.0.0.1:1 did not answer");
   });
 
   it("type-checks with the scaffold's standard tsconfig, and a mis-wired flow fails at the user's line", async () => {
