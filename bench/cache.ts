@@ -86,7 +86,7 @@ async function lookupVsRuns(): Promise<void> {
         samples.sort((a, b) => a - b);
         return { medianMs: Math.round(samples[10]! * 10) / 10, p90Ms: Math.round(samples[18]! * 10) / 10 };
       };
-      // Local miss, then one read of the experiment's index (404).
+      // Local miss, answered by the run's listing of the experiment's index (one request for the run, listed again after 10 s).
       const missing = await time((i) => cache.lookup(`missing-key-${i}`));
       // One read of an index document that is there.
       const present = await time((i) => tracker.readIndexEntry(experimentId, `prior-key-${(i * 37) % runs}.json`));
