@@ -29,6 +29,21 @@ export {
 } from "./run/flow-run.ts";
 export { TaskCache, describeTracker, type ForeignEntry, CACHE_KEY_TAG, CACHED_FROM_TAG, CACHED_FROM_NAME_TAG, MANIFEST_PATH, type TaskKey, type StoredManifest } from "./caching/task-cache.ts";
 export { sourceRunsOfHits } from "./caching/source-runs.ts";
+export { writeRunFiles, hasLocalArtifacts } from "./tracking/run-files.ts";
+export {
+  STATUS_TAG,
+  ERROR_TAG,
+  ERROR_NAME_TAG,
+  ERROR_MESSAGE_TAG,
+  ERROR_SOURCE_TAG,
+  ERROR_FILE,
+  SKIPPED_REASON_TAG,
+  SKIPPED_BECAUSE_TAG,
+  POOL_TAG,
+  QUEUED_AT_TAG,
+  RAN_BECAUSE_TAG,
+  ATTEMPT_STARTS_TAG,
+} from "./pipeline/task-run.ts";
 export { planFlow, explainTask, type PlannedTask, type PlanOptions, type Explanation } from "./caching/plan.ts";
 export type { RunEvent, TaskEvent, FlowEvent, LogEvent, TaskStatus, FlowStatus, ErrorInfo } from "./run/events.ts";
 export type { TaskContext, RunLog, ArtifactWriter, TaskLogger } from "./run/task-context.ts";

@@ -9,11 +9,10 @@
  * of that shape (`$TMPDIR/cairn-<uid>/report-layouts/`, as the flow compiler keeps its output), so
  * the runs of a flow after its first, and `cairn report` of any of them, reuse it.
  */
-import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import dagre from "@dagrejs/dagre";
+import { readSmallFile, sha256, writeFileAtomic } from "@cairn/cache";
 import type { InputEdge, ReportTask, TaskState } from "./report-data.ts";
 
 /** A node of the drawn graph: one task, or a group of tasks of one name (a map's items, a large flow). */
@@ -136,13 +135,13 @@ function layoutDir(): string {
 
 /** Lays `shape` out with dagre, or reads the layout kept for the same shape. */
 function placeGraph(shape: Shape): Placed {
-  const digest = createHash("sha256").update(JSON.stringify([LAYOUT_FORMAT, dagre.version, shape])).digest("hex");
-  const file = join(layoutDir(), `${digest}.json`);
+  const name = `${sha256(JSON.stringify([LAYOUT_FORMAT, dagre.version, shape]))}.json`;
   try {
-    const kept = JSON.parse(readFileSync(file, "utf8")) as Placed;
-    if (kept.nodes.length === shape.nodes.length && kept.edges.length === shape.edges.length) return kept;
+    const text = readSmallFile(join(layoutDir(), name));
+    const kept = text === undefined ? undefined : (JSON.parse(text) as Placed);
+    if (kept && kept.nodes.length === shape.nodes.length && kept.edges.length === shape.edges.length) return kept;
   } catch {
-    // Not there yet (or unreadable): laid out now.
+    // Unreadable: laid out now.
   }
   const g = new dagre.graphlib.Graph({ multigraph: false });
   g.setGraph({ rankdir: "LR", nodesep: 14, ranksep: 28, edgesep: 8, marginx: 8, marginy: 8, ranker: shape.nodes.length > 150 ? "longest-path" : "network-simplex" });
@@ -164,15 +163,8 @@ function placeGraph(shape: Shape): Placed {
     width: Math.ceil(g.graph().width ?? 0),
     height: Math.ceil(g.graph().height ?? 0),
   };
-  try {
-    // Written whole, then renamed into place: a reader never sees half of it.
-    mkdirSync(layoutDir(), { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(placed));
-    renameSync(tmp, file);
-  } catch {
-    // A layout that cannot be kept is laid out again next time.
-  }
+  // Written whole, then renamed into place: a reader never sees half of it. One that cannot be kept is laid out again next time.
+  void writeFileAtomic(layoutDir(), name, JSON.stringify(placed)).catch(() => {});
   return placed;
 }
 

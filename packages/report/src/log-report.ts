@@ -3,10 +3,8 @@
  * embedded store's artifact folder, uploaded to an MLflow server from a scratch folder
  * otherwise. The CLI calls it at the end of every `cairn run`, before the flow run ends.
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { EndingFlowRun, Tracker } from "@cairn/core";
+import { basename, dirname, join } from "node:path";
+import { type EndingFlowRun, hasLocalArtifacts, type Tracker, writeRunFiles } from "@cairn/core";
 import { readReportData, type ReadReportOptions } from "./report-data.ts";
 import { renderReport, type RenderOptions } from "./render.ts";
 
@@ -45,23 +43,11 @@ export async function logReport(run: EndingFlowRun, options: RenderOptions = {})
   return page ? { ...saved, url: `${page}/artifactPath/${REPORT_ARTIFACT}` } : saved;
 }
 
-/** Logs `html` as the run's {@link REPORT_ARTIFACT}. */
-export async function saveReport(tracker: Tracker, runId: string, html: string): Promise<LoggedReport> {
+/** Logs `html` as the run's {@link REPORT_ARTIFACT}, as every file of the record is written. */
+async function saveReport(tracker: Tracker, runId: string, html: string): Promise<LoggedReport> {
+  const folder = dirname(REPORT_ARTIFACT);
+  const name = basename(REPORT_ARTIFACT);
+  await writeRunFiles(tracker, runId, folder, { [name]: html });
   const bytes = Buffer.byteLength(html);
-  if (tracker.artifactDir) {
-    const dir = join(tracker.artifactDir(runId), "cairn");
-    await mkdir(dir, { recursive: true });
-    const localPath = join(dir, "report.html");
-    await writeFile(localPath, html);
-    return { artifactPath: REPORT_ARTIFACT, localPath, bytes };
-  }
-  const scratch = await mkdtemp(join(tmpdir(), "cairn-report-"));
-  try {
-    const file = join(scratch, "report.html");
-    await writeFile(file, html);
-    await tracker.logArtifact(runId, file, "cairn");
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
-  return { artifactPath: REPORT_ARTIFACT, bytes };
+  return hasLocalArtifacts(tracker) ? { artifactPath: REPORT_ARTIFACT, localPath: join(tracker.artifactDir(runId), folder, name), bytes } : { artifactPath: REPORT_ARTIFACT, bytes };
 }

@@ -11,7 +11,28 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CacheEntry, type CacheStore, diffIngredients } from "@cairn/cache";
-import { CACHED_FROM_NAME_TAG, CACHED_FROM_TAG, CACHE_KEY_TAG, type GraphJsonNode, type RunRecord, type Tracker, sourceRunsOfHits } from "@cairn/core";
+import {
+  ATTEMPT_STARTS_TAG,
+  CACHED_FROM_NAME_TAG,
+  CACHED_FROM_TAG,
+  CACHE_KEY_TAG,
+  ERROR_FILE,
+  ERROR_MESSAGE_TAG,
+  ERROR_NAME_TAG,
+  ERROR_SOURCE_TAG,
+  ERROR_TAG,
+  type GraphJsonNode,
+  MANIFEST_PATH,
+  POOL_TAG,
+  QUEUED_AT_TAG,
+  RAN_BECAUSE_TAG,
+  type RunRecord,
+  SKIPPED_BECAUSE_TAG,
+  SKIPPED_REASON_TAG,
+  STATUS_TAG,
+  type Tracker,
+  sourceRunsOfHits,
+} from "@cairn/core";
 import { ReportRunError } from "./errors.ts";
 
 /** What happened to a task, as the report colours it. */
@@ -154,7 +175,7 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
   const tasks: ReportTask[] = order.map((id) => toTask(byNode.get(id)!, graphById.get(id), sources, url));
   for (const n of missing) tasks.push(unrecordedTask(n, flowRun));
 
-  await Promise.all([explainMisses(tasks, flowRun.startTime, options.store), readFailures(tracker, tasks, options.maxLogTails ?? 50), readScores(tracker, tasks, sources)]);
+  await Promise.all([explainMisses(tasks, flowRun.startTime, options.store), readFailures(tracker, tasks, options.maxLogTails ?? 50), readScores(tracker, tasks)]);
 
   const t = flowRun.tags;
   const flowUrl = url(flowRun);
@@ -184,7 +205,7 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
   const t = run.tags;
   const state = stateOf(run);
   const source = t[CACHED_FROM_TAG] ? sources.get(t[CACHED_FROM_TAG]) : undefined;
-  const queuedAt = numberTag(t["cairn.queued_at"]);
+  const queuedAt = numberTag(t[QUEUED_AT_TAG]);
   const task: ReportTask = {
     id: t["cairn.node_id"] ?? run.name,
     task: t["cairn.task"] ?? node?.task ?? run.name,
@@ -192,7 +213,7 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
     runId: run.runId,
     startTime: run.startTime,
     attempts: numberTag(t["cairn.attempts"]) ?? (state === "succeeded" || state === "failed" ? 1 : 0),
-    attemptStarts: (t["cairn.attempt_starts"] ?? "").split(",").map(Number).filter((n) => Number.isFinite(n) && n > 0),
+    attemptStarts: (t[ATTEMPT_STARTS_TAG] ?? "").split(",").map(Number).filter((n) => Number.isFinite(n) && n > 0),
     why: [],
     metrics: Object.keys(run.metrics).length || !source ? run.metrics : source.metrics,
     params: Object.keys(run.params).length || !source ? run.params : source.params,
@@ -219,7 +240,7 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
   if (link) task.url = link;
   if (queuedAt !== undefined) task.queuedAt = queuedAt;
   if (run.endTime !== undefined) task.endTime = run.endTime;
-  const pool = t["cairn.pool"] ?? node?.pool;
+  const pool = t[POOL_TAG] ?? node?.pool;
   if (pool) task.pool = pool;
   const key = t[CACHE_KEY_TAG] ?? t["cairn.cache_hit_key"];
   if (key) task.cacheKey = key;
@@ -230,16 +251,16 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
     task.cachedFrom = { runId: from.runId, ...(name ? { name } : {}), ...(link ? { url: link } : {}) };
     task.why.push(`cached: a cache entry for these inputs and code exists, from run ${from.runId}${name ? ` (${name})` : ""}`);
   }
-  const errorName = t["cairn.error.name"];
-  const error = errorName !== undefined ? { name: errorName, message: t["cairn.error.message"] ?? "" } : splitError(t["cairn.error"]);
-  if (error && state === "failed") task.error = { ...error, ...(t["cairn.error.source"] ? { source: t["cairn.error.source"] } : {}) };
+  const errorName = t[ERROR_NAME_TAG];
+  const error = errorName !== undefined ? { name: errorName, message: t[ERROR_MESSAGE_TAG] ?? "" } : splitError(t[ERROR_TAG]);
+  if (error && state === "failed") task.error = { ...error, ...(t[ERROR_SOURCE_TAG] ? { source: t[ERROR_SOURCE_TAG] } : {}) };
   if (state === "skipped") {
-    const because = t["cairn.skipped.because"] ?? "?";
-    task.why.push(t["cairn.skipped.reason"] === "fail-fast" ? `skipped: task "${because}" failed (fail-fast)` : `skipped: upstream task "${because}" failed`);
+    const because = t[SKIPPED_BECAUSE_TAG] ?? "?";
+    task.why.push(t[SKIPPED_REASON_TAG] === "fail-fast" ? `skipped: task "${because}" failed (fail-fast)` : `skipped: upstream task "${because}" failed`);
   } else if (state === "cancelled") {
     task.why.push("cancelled: the flow run was cancelled before it finished");
   }
-  switch (t["cairn.ran_because"]) {
+  switch (t[RAN_BECAUSE_TAG]) {
     case "forced":
       task.why.push("--rerun or --refresh: it ran whatever the cache held (it, or a task it depends on, was named)");
       break;
@@ -275,7 +296,7 @@ function unrecordedTask(node: GraphJsonNode, flowRun: RunRecord): ReportTask {
 
 /** The state of a task run from its `cairn.status` tag, else (runs recorded before it) from its MLflow status. */
 export function stateOf(run: RunRecord): TaskState {
-  const tag = run.tags["cairn.status"];
+  const tag = run.tags[STATUS_TAG];
   if (tag === "succeeded" || tag === "cached" || tag === "failed" || tag === "skipped" || tag === "cancelled") return tag;
   if (run.tags[CACHED_FROM_TAG]) return "cached";
   switch (run.status) {
@@ -349,13 +370,10 @@ async function readFailures(tracker: Tracker, tasks: ReportTask[], max: number):
   const failed = tasks.filter((t) => t.state === "failed" && t.runId).slice(0, max);
   await Promise.all(
     failed.map(async (task) => {
-      const [errorText, stderr, stdout] = await Promise.all([
-        readArtifact(tracker, task.runId, "cairn/error.txt"),
-        readArtifact(tracker, task.runId, "logs/stderr.txt"),
-        readArtifact(tracker, task.runId, "logs/stdout.txt"),
-      ]);
+      const [errorText, stderr] = await Promise.all([readArtifact(tracker, task.runId, `cairn/${ERROR_FILE}`), readArtifact(tracker, task.runId, "logs/stderr.txt")]);
       if (errorText) task.errorText = head(errorText);
-      const log = stderr?.trim() ? stderr : stdout;
+      // stdout only when stderr has nothing to show.
+      const log = stderr?.trim() ? stderr : await readArtifact(tracker, task.runId, "logs/stdout.txt");
       if (log?.trim()) task.logTail = tail(log);
     }),
   );
@@ -368,14 +386,14 @@ const MAX_SCORED_TRIALS = 500;
  * Each sweep trial's value of the selected output, from its outputs manifest (`cairn/outputs.json`:
  * its own run's, or a hit's source run's); a trial whose value cannot be read has none.
  */
-async function readScores(tracker: Tracker, tasks: ReportTask[], sources: Map<string, RunRecord>): Promise<void> {
+async function readScores(tracker: Tracker, tasks: ReportTask[]): Promise<void> {
   const selectOf = new Map(tasks.filter((t) => t.group?.select).map((t) => [t.id, t.group!.select!.metric]));
   if (!selectOf.size) return;
   const trials = tasks.filter((t) => t.item && selectOf.has(t.item.node) && (t.state === "succeeded" || t.state === "cached")).slice(0, MAX_SCORED_TRIALS);
   await Promise.all(
     trials.map(async (trial) => {
-      const runId = trial.cachedFrom ? (sources.get(trial.cachedFrom.runId)?.runId ?? trial.cachedFrom.runId) : trial.runId;
-      const text = await readArtifact(tracker, runId, "cairn/outputs.json");
+      const runId = trial.cachedFrom ? trial.cachedFrom.runId : trial.runId;
+      const text = await readArtifact(tracker, runId, MANIFEST_PATH);
       try {
         const value = (JSON.parse(text ?? "null") as { values?: Record<string, unknown> } | null)?.values?.[selectOf.get(trial.item!.node)!];
         if (typeof value === "number") trial.score = value;

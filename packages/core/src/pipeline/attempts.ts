@@ -57,10 +57,8 @@ function once(scope: AttemptScope, task: TaskAttempts, attempt: number): Promise
   // A retried task's run says when each attempt began (a tag rides with its one log-batch): the report draws them.
   if (task.node.task.retry.retries > 0) task.attemptStarts = task.attemptStarts ? `${task.attemptStarts},${time}` : String(time);
   if (attempt > 1) task.recorder.tag(ATTEMPT_STARTS_TAG, task.attemptStarts!);
-  // One literal with every field: adding fields later gives each event a second backing store.
-  const item = task.node.item;
-  if (item === undefined) shared.emit({ type: "task", status: "running", runId: shared.flowRunId, task: task.node.id, time, taskRunId: task.runId, attempt });
-  else shared.emit(placeNode({ type: "task", status: "running", runId: shared.flowRunId, task: task.node.id, time, taskRunId: task.runId, attempt }, task.node));
+  // One literal with every field (placeNode adds an item's fields, and leaves any other event as it is).
+  shared.emit(placeNode({ type: "task", status: "running", runId: shared.flowRunId, task: task.node.id, time, taskRunId: task.runId, attempt }, task.node));
   return runAttempt(scope, task, attempt);
 }
 

@@ -5,9 +5,9 @@
  * that never started (failed before its run existed, skipped, cancelled), recorded already
  * over, so that every node of the flow has a run whatever happened to it.
  */
-import { dirname, resolve as resolvePath } from "node:path";
+import { basename, dirname, resolve as resolvePath } from "node:path";
 import type { CacheEntry } from "@cairn/cache";
-import { CACHED_FROM_NAME_TAG, CACHED_FROM_TAG, type StoredManifest } from "../caching/task-cache.ts";
+import { CACHED_FROM_NAME_TAG, CACHED_FROM_TAG, MANIFEST_PATH, type StoredManifest } from "../caching/task-cache.ts";
 import { isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { type ErrorInfo, toErrorInfo } from "../run/events.ts";
@@ -299,7 +299,7 @@ export async function finishTaskRun(
     writes.push(
       (async () => {
         if (!hasLocalArtifacts(tracker)) await uploadArtifacts(tracker, runId, manifest.values, resolvePath(scope.workDir, "artifacts", runId));
-        await writeRunFiles(tracker, runId, "cairn", { "outputs.json": JSON.stringify(manifest, null, 2) });
+        await writeRunFiles(tracker, runId, dirname(MANIFEST_PATH), { [basename(MANIFEST_PATH)]: JSON.stringify(manifest, null, 2) });
       })(),
     );
   }
