@@ -9,7 +9,7 @@
  */
 import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
-import { CancelledError, type DispatchedOutcome, type DispatchedTask, type LogEvent, type TaskDispatcher, type Tracker } from "@cairn/core";
+import { CancelledError, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, type Tracker } from "@cairn/core";
 import { PoisonTaskError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobProgress, STALLED_REASON } from "./job.ts";
@@ -25,9 +25,7 @@ export interface QueueDispatcherOptions {
 }
 
 /** A dispatcher on a Redis queue; `close()` when the run is over. */
-export interface QueueDispatcher extends TaskDispatcher {
-  close(): Promise<void>;
-}
+export type QueueDispatcher = OwnedDispatcher;
 
 /**
  * Sends each task of a flow run that misses the cache to `url`'s queues, for `cairn worker`
@@ -61,7 +59,6 @@ class RedisQueueDispatcher implements QueueDispatcher {
     private readonly downMs: number,
   ) {
     this.redis = connect(url);
-    this.redis.on("error", () => {}); // reported through the commands that fail and the watch below
     this.watch = setInterval(() => this.checkDown(), 500);
     this.watch.unref();
   }

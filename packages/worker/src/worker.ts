@@ -111,8 +111,6 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   const redis = connect(url);
   const subscriber = connect(url);
-  redis.on("error", () => {});
-  subscriber.on("error", () => {});
   const trackers = new Map<string, Promise<Tracker>>();
   let store: Promise<CacheStore> | undefined;
   /** One TaskCache per flow run: its scope holds that run's memos (code reads), as in the coordinator. */
@@ -239,16 +237,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   // BullMQ leaves a connection it was given open at close: these are ended here.
   const connections: Redis[] = [];
-  const workers = pools.map(
-    (pool) =>
-      new BullWorker<JobData, DispatchedOutcome>(queueName(flow.name, pool === DEFAULT_POOL ? undefined : pool), process_, {
-        connection: connections[connections.push(connect(url, { blocking: true })) - 1]!,
-        concurrency,
-        lockDuration: lockMs,
-        stalledInterval: lockMs,
-        maxStalledCount: maxDeaths - 1,
-      }),
-  );
+  const workers = pools.map((pool) => {
+    const connection = connect(url, { blocking: true });
+    connections.push(connection);
+    return new BullWorker<JobData, DispatchedOutcome>(queueName(flow.name, pool), process_, {
+      connection,
+      concurrency,
+      lockDuration: lockMs,
+      stalledInterval: lockMs,
+      maxStalledCount: maxDeaths - 1,
+    });
+  });
   for (const w of workers) w.on("error", () => {}); // the connection reconnects; a job's own error is its outcome
   await Promise.all(workers.map((w) => w.waitUntilReady()));
 

@@ -9,7 +9,6 @@ import type { WorkerRecord } from "./worker.ts";
 /** Every worker whose heartbeat is fresh, oldest first. */
 export async function listWorkers(url: string): Promise<WorkerRecord[]> {
   const redis = connect(checkQueueUrl(url));
-  redis.on("error", () => {});
   try {
     const keys: string[] = [];
     let cursor = "0";
@@ -32,7 +31,6 @@ export async function listWorkers(url: string): Promise<WorkerRecord[]> {
 /** Resolves when Redis answers at `url`; rejects with QueueUnreachableError. */
 export async function checkQueue(url: string): Promise<void> {
   const redis = connect(checkQueueUrl(url));
-  redis.on("error", () => {});
   try {
     await redis.ping();
   } catch (cause) {

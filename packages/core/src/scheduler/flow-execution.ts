@@ -11,7 +11,7 @@
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { TaskCache } from "../caching/task-cache.ts";
 import type { FlowGraph } from "../graph/flow-graph.ts";
-import { describeRef, type RefValue, isRef } from "../definition/ref.ts";
+import { describeRef, type RefValue, isPlainObject, isRef } from "../definition/ref.ts";
 import { isSerializableValue, assertSerializable } from "../definition/serializable.ts";
 import { ConditionError, MapItemsFailedError, MapOverError, MinSuccessError } from "../errors.ts";
 import { inputsOnce, resolveValue } from "../pipeline/inputs.ts";
@@ -299,7 +299,6 @@ export class FlowExecution {
     }
     state.result.expands = spec.kind;
     state.result.status = "running";
-    state.group = run;
     this.maps.add(run);
     this.s.emit({ type: "task", status: "running", runId: this.s.flowRunId, task: node.id, time: Date.now() });
     this.pipeline.groupRun(node).then(
@@ -367,7 +366,7 @@ export class FlowExecution {
           const best = run.sweepOutputs(this.results);
           state.output = best;
           const metrics: Record<string, number> = {};
-          if (best.outputs && typeof best.outputs === "object") {
+          if (isPlainObject(best.outputs)) {
             for (const [k, v] of Object.entries(best.outputs)) if (typeof v === "number" && Number.isFinite(v)) metrics[k] = v;
           }
           const bestResult = this.results.get(best.trial);
@@ -477,8 +476,6 @@ class NodeState implements LookupTask, PipelineTask {
   /** For an item: its map's run and the map's node. */
   map: MapRun | undefined = undefined;
   parent: NodeState | undefined = undefined;
-  /** For a map or sweep node, while and after it expands. */
-  group: MapRun | undefined = undefined;
 
   constructor(
     readonly node: FlowNode,

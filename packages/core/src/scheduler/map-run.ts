@@ -52,7 +52,7 @@ export interface SweepOutputs {
 }
 
 /** A sweep point as a short stable key: `lr=0.1,depth=3`. */
-export function pointKey(point: unknown): string {
+function pointKey(point: unknown): string {
   if (!isPlainObject(point)) return JSON.stringify(point);
   return Object.entries(point)
     .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)

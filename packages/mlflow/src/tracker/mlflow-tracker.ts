@@ -374,22 +374,16 @@ export class MlflowTracker implements Tracker {
    * scans the tag rows). Rejects when the experiment's artifacts are not proxied.
    */
   async readIndexEntry(experimentId: string, name: string): Promise<string | undefined> {
-    const location = await this.experimentArtifacts(experimentId);
-    if (location instanceof Error) throw location;
-    return this.client.readArtifactText(location, `${INDEX_FOLDER}/${name}`);
+    return this.client.readArtifactText(await this.indexLocation(experimentId), `${INDEX_FOLDER}/${name}`);
   }
 
   async writeIndexEntry(experimentId: string, name: string, text: string): Promise<void> {
-    const location = await this.experimentArtifacts(experimentId);
-    if (location instanceof Error) throw location;
-    await this.client.writeArtifactText(location, `${INDEX_FOLDER}/${name}`, text);
+    await this.client.writeArtifactText(await this.indexLocation(experimentId), `${INDEX_FOLDER}/${name}`, text);
   }
 
   /** One listing of the index folder (MLflow lists a folder that is not there as empty). */
   async listIndexEntries(experimentId: string): Promise<string[]> {
-    const location = await this.experimentArtifacts(experimentId);
-    if (location instanceof Error) throw location;
-    const listed = await this.client.listArtifacts(location, INDEX_FOLDER);
+    const listed = await this.client.listArtifacts(await this.indexLocation(experimentId), INDEX_FOLDER);
     return listed.filter((file) => !file.isDir).map((file) => file.path.slice(INDEX_FOLDER.length + 1));
   }
 
@@ -433,6 +427,13 @@ export class MlflowTracker implements Tracker {
    * does not proxy resolves to the error saying so, remembered like a location; a failed
    * request is not remembered, so the next call asks again.
    */
+  /** The experiment's artifact location, where its index lives; rejects when it is not proxied. */
+  private async indexLocation(experimentId: string): Promise<string> {
+    const location = await this.experimentArtifacts(experimentId);
+    if (location instanceof Error) throw location;
+    return location;
+  }
+
   private experimentArtifacts(experimentId: string): Promise<string | TrackingError> {
     let known = this.experimentLocations.get(experimentId);
     if (!known) {
