@@ -1,4 +1,4 @@
-import type { RecordedIngredients } from "./key.ts";
+import { diffIngredients, type IngredientChange, type RecordedIngredients } from "./key.ts";
 
 /** One artifact a cached task produced. */
 export interface ArtifactRecord {
@@ -58,4 +58,17 @@ export function parseCacheEntry(value: unknown, expectedKey?: string): CacheEntr
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Of `entries`, the one whose ingredients differ least from `now` (the first of equals: give
+ * them newest first), with what changed since it: what `cairn explain` and the run report tell.
+ */
+export function nearestEntry(entries: Iterable<CacheEntry>, now: RecordedIngredients): { entry: CacheEntry; changes: IngredientChange[] } | undefined {
+  let best: { entry: CacheEntry; changes: IngredientChange[] } | undefined;
+  for (const entry of entries) {
+    const changes = diffIngredients(entry.ingredients, now);
+    if (!best || changes.length < best.changes.length) best = { entry, changes };
+  }
+  return best;
 }

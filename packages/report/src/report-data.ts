@@ -10,7 +10,7 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CacheEntry, type CacheStore, diffIngredients } from "@cairn/cache";
+import { type CacheEntry, type CacheStore, nearestEntry } from "@cairn/cache";
 import {
   ATTEMPT_STARTS_TAG,
   CACHED_FROM_NAME_TAG,
@@ -350,11 +350,7 @@ async function explainMisses(tasks: ReportTask[], flowStart: number, store: Cach
     for (const e of byTask!.get(task.task)!) {
       if (e.createdAt < flowStart && earlier.push(e) >= NEAREST_CANDIDATES) break;
     }
-    let best: { entry: CacheEntry; changes: ReturnType<typeof diffIngredients> } | undefined;
-    for (const entry of earlier) {
-      const changes = diffIngredients(entry.ingredients, own.ingredients);
-      if (!best || changes.length < best.changes.length) best = { entry, changes };
-    }
+    const best = nearestEntry(earlier, own.ingredients);
     if (!best) {
       task.why.push(`no earlier cache entry of task "${task.task}" exists: it had never succeeded with caching on here`);
       continue;

@@ -1,4 +1,4 @@
-import { type IngredientChange, diffIngredients } from "@cairn/cache";
+import { type IngredientChange, nearestEntry } from "@cairn/cache";
 import type { FlowDefinition, FlowNode } from "../definition/flow-definition.ts";
 import { describeRef, isRef } from "../definition/ref.ts";
 import { MapRun } from "../scheduler/map-run.ts";
@@ -255,12 +255,7 @@ export async function explainTask(definition: FlowDefinition, task: string, opti
   const node = nodes.get(planned.task)!;
   const explanation: Explanation = { task: planned.task, planned };
   if (planned.action === "hit" || !planned.key) return explanation;
-  const now = planned.key.ingredients;
-  let best: Explanation["nearest"];
-  for (const entry of await options.cache.store.list({ taskName: node.task.name })) {
-    const changes = diffIngredients(entry.ingredients, now);
-    if (!best || changes.length < best.changes.length) best = { sourceRunId: entry.sourceRunId, createdAt: entry.createdAt, changes };
-  }
-  if (best) explanation.nearest = best;
+  const best = nearestEntry(await options.cache.store.list({ taskName: node.task.name }), planned.key.ingredients);
+  if (best) explanation.nearest = { sourceRunId: best.entry.sourceRunId, createdAt: best.entry.createdAt, changes: best.changes };
   return explanation;
 }
