@@ -1,6 +1,6 @@
 import { isAbsolute, relative } from "node:path";
 import type { Writable } from "node:stream";
-import { type ErrorInfo, isArtifact, type FlowResult, type RunEvent, type TaskStatus } from "@cairn/core";
+import { type ErrorInfo, isArtifact, type FlowResult, type RunEvent, type SweepOutputs, type TaskStatus } from "@cairn/core";
 import { createColors } from "picocolors";
 
 /** How the CLI shows a run: NDJSON events, a live display on a terminal, or plain lines. */
@@ -205,17 +205,12 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
   return `${lines.join("\n")}\n`;
 }
 
-/** What a sweep node outputs, as far as its leaderboard reads it. */
-interface SweepOutputs {
-  trial: string;
-  trials: Array<{ trial: string; params: Record<string, unknown>; metric?: number; status: string; cached: boolean }>;
-}
 
 /** Trials a leaderboard shows, best first; the rest are counted. */
 const LEADERBOARD_ROWS = 20;
 
 /** A sweep's leaderboard: trial, params, metric, status, cached; best first (the sweep's order), then the trials that did not succeed. */
-export function leaderboard(node: string, sweep: SweepOutputs, c: Colors): string[] {
+export function leaderboard(node: string, sweep: Pick<SweepOutputs, "trial" | "trials">, c: Colors): string[] {
   const best = sweep.trials.find((t) => t.trial === sweep.trial);
   const scored = sweep.trials.filter((t) => t.metric !== undefined);
   const descending = best?.metric === Math.max(...scored.map((t) => t.metric!));
