@@ -93,16 +93,18 @@ try {
       for (const phase of ["cold", "warm"] as const) {
         counts.clear();
         const cpu0 = await serverCpuMs(server.pgid);
+        const own0 = process.cpuUsage();
         const t = performance.now();
         const run = await (await f.run({ tracker, root, concurrency: 8, env: {} })).wait();
         const ms = performance.now() - t;
+        const own = process.cpuUsage(own0);
         const serverCpu = (await serverCpuMs(server.pgid)) - cpu0;
         if (run.status !== "succeeded") throw new Error(run.error?.message);
         const total = [...counts.values()].reduce((a, b) => a + b, 0);
         const key = `${v.name} ${phase}`;
         results.set(key, [...(results.get(key) ?? []), ms]);
         requests.set(key, total);
-        console.log(JSON.stringify({ version: v.name, round: r, phase, ms: Math.round(ms), requests: total, perTask: Math.round((total / n) * 100) / 100, serverCpuMsPerRequest: Math.round((serverCpu / total) * 10) / 10, byEndpoint: Object.fromEntries(counts) }));
+        console.log(JSON.stringify({ version: v.name, round: r, phase, ms: Math.round(ms), requests: total, perTask: Math.round((total / n) * 100) / 100, serverCpuMsPerRequest: Math.round((serverCpu / total) * 10) / 10, serverCpuMsPerTask: Math.round((serverCpu / n) * 10) / 10, clientCpuMsPerTask: Math.round(((own.user + own.system) / 1000 / n) * 10) / 10, byEndpoint: Object.fromEntries(counts) }));
       }
     }
   }

@@ -22,6 +22,11 @@ export async function writeRunFiles(tracker: Tracker, runId: string, folder: str
     await Promise.all(Object.entries(files).map(([name, content]) => writeFile(join(dir, name), content)));
     return;
   }
+  if (tracker.logText) {
+    // Sent at once, from memory: each is one request, and none waits for another.
+    await Promise.all(Object.entries(files).map(([name, content]) => tracker.logText!(runId, folder ? `${folder}/${name}` : name, content)));
+    return;
+  }
   const tmp = await mkdtemp(join(tmpdir(), "cairn-files-"));
   try {
     // Sent at once: each is one request, and none waits for another.

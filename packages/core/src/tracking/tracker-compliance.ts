@@ -110,6 +110,22 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect(health.ok).toBe(true);
     });
 
+    it("writes a text file as a run's artifact from memory, when it offers logText", async () => {
+      const t = await makeTracker();
+      if (!t.logText || !t.capabilities.records) return;
+      const experimentId = await t.ensureExperiment(unique("text"));
+      const runId = await t.createRun({ experimentId, name: "text" });
+      const text = `{"quote": "it's \\"x\\"", "unicode": "é✓"}`;
+      await t.logText(runId, "cairn/notes/a.json", text);
+      await t.logText(runId, "top.txt", "top");
+      await expect(t.logText(runId, "../escape.txt", "no")).rejects.toThrow(/\.\./);
+      await t.endRun(runId, "FINISHED");
+      await t.flush();
+      expect((await t.listArtifacts(runId, "cairn/notes")).map((a) => a.path)).toEqual(["cairn/notes/a.json"]);
+      expect(await readFile(await t.downloadArtifact(runId, "cairn/notes/a.json", await tmp()), "utf8")).toBe(text);
+      expect(await readFile(await t.downloadArtifact(runId, "top.txt", await tmp()), "utf8")).toBe("top");
+    });
+
     it("keeps index documents by name with its experiment, when it offers readIndexEntry and writeIndexEntry", async () => {
       const t = await makeTracker();
       expect(typeof t.readIndexEntry).toBe(typeof t.writeIndexEntry);

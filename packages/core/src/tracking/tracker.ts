@@ -187,6 +187,12 @@ export interface Tracker {
   getRuns?(runIds: readonly string[], experimentIds: readonly string[]): Promise<Map<string, RunRecord | undefined>>;
   /** Runs matching the filter, newest first. */
   searchRuns(filter: RunFilter): Promise<RunRecord[]>;
+  /**
+   * Writes a small text file (a manifest, a graph, an error) as the run's artifact `path`, from
+   * memory: one request, no temporary file. Optional; without it such files go through a
+   * temporary file and `logArtifact`.
+   */
+  logText?(runId: string, path: string, text: string): Promise<void>;
   /** Every point of one metric, in logging order. */
   getMetricHistory(runId: string, key: string): Promise<MetricPoint[]>;
   /** Lists artifacts directly under `path` (the root when omitted). */

@@ -408,13 +408,14 @@ export class MlflowClient {
     }
   }
 
-  /** Writes a small text file at `<artifactUri>/<path>`, replacing any. One request. */
-  async writeArtifactText(artifactUri: string, path: string, text: string): Promise<void> {
+  /** Writes a small text file at `<artifactUri>/<path>`, replacing any, from memory. One request. */
+  async writeArtifactText(artifactUri: string, path: string, text: string, runId?: string): Promise<void> {
     const rel = normalizeArtifactPath(path);
     await this.send({
       method: "PUT",
-      url: this.artifactUrl(artifactUri, rel),
+      url: this.artifactUrl(artifactUri, rel, runId),
       endpoint: `mlflow-artifacts PUT ${rel}`,
+      runId,
       body: () => text,
       headers: { "Content-Type": mimeType(rel), "Content-Length": String(Buffer.byteLength(text)) },
       responseType: "text",

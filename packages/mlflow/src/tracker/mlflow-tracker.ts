@@ -1,5 +1,5 @@
-import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import { readdir, stat } from "node:fs/promises";
+import { hostname } from "node:os";
 import { formatOwner, ownerIsGone, parseOwner } from "@cairn/cache";
 import { basename, join, posix, relative, sep } from "node:path";
 import PQueue from "p-queue";
@@ -218,6 +218,10 @@ export class MlflowTracker implements Tracker {
       uploads.push(queue.add(() => this.client.uploadArtifact(artifactUri, file, target, runId)));
     }
     await Promise.all(uploads);
+  }
+
+  async logText(runId: string, path: string, text: string): Promise<void> {
+    await this.client.writeArtifactText(await this.artifactUri(runId), path, text, runId);
   }
 
   async endRun(runId: string, status: Exclude<RunStatus, "RUNNING" | "SCHEDULED">, endTime?: number): Promise<void> {
@@ -469,19 +473,7 @@ export class MlflowTracker implements Tracker {
 
   /** Uploads values too long for MLflow as `cairn/long-values/<kind>/<key>.txt`. */
   private async spill(runId: string, kind: "params" | "tags", values: [string, string][]): Promise<void> {
-    const dir = await mkdtemp(join(tmpdir(), "cairn-long-values-"));
-    try {
-      const artifactUri = await this.artifactUri(runId);
-      for (const [key, value] of values) {
-        const target = longValueArtifactPath(kind, key);
-        const file = join(dir, posix.basename(target));
-        await writeFile(file, value);
-        await this.client.uploadArtifact(artifactUri, file, posix.dirname(target), runId);
-        await rm(file, { force: true });
-      }
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    for (const [key, value] of values) await this.logText(runId, longValueArtifactPath(kind, key), value);
   }
 }
 
