@@ -104,7 +104,7 @@ try {
         const key = `${v.name} ${phase}`;
         results.set(key, [...(results.get(key) ?? []), ms]);
         requests.set(key, total);
-        console.log(JSON.stringify({ version: v.name, round: r, phase, ms: Math.round(ms), requests: total, perTask: Math.round((total / n) * 100) / 100, serverCpuMsPerRequest: Math.round((serverCpu / total) * 10) / 10, serverCpuMsPerTask: Math.round((serverCpu / n) * 10) / 10, clientCpuMsPerTask: Math.round(((own.user + own.system) / 1000 / n) * 10) / 10, byEndpoint: Object.fromEntries(counts) }));
+        console.log(JSON.stringify({ version: v.name, round: r, phase, ms: Math.round(ms), requests: total, perTask: Math.round((total / n) * 100) / 100, serverCpuMsPerRequest: Math.round((serverCpu / total) * 10) / 10, serverCpuMsPerTask: Math.round((serverCpu / n) * 10) / 10, clientCpuMsPerTask: Math.round(((own.user + own.system) / 1000 / n) * 10) / 10, recordsInFlight: (tracker as { recordsInFlight?: number }).recordsInFlight ?? "3 (fixed)", byEndpoint: Object.fromEntries(counts) }));
       }
     }
   }

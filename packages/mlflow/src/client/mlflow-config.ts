@@ -31,6 +31,11 @@ export interface MlflowClientOptions {
   timeoutSeconds?: number;
   /** Wait as long as a 429's `Retry-After` asks (`MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER`). @default true */
   respectRetryAfter?: boolean;
+  /**
+   * Cache hits' records (create + update) sent at once, fixed (`CAIRN_MLFLOW_RECORDS_IN_FLIGHT`,
+   * 1 to 64). Unset, the tracker finds the number while it runs (see `AdaptiveLimit`).
+   */
+  recordsInFlight?: number;
 }
 
 /** MLflow's defaults (mlflow/environment_variables.py, MLflow 3.x). */
@@ -44,6 +49,9 @@ export const MLFLOW_HTTP_DEFAULTS = {
   /** MLflow refuses a larger backoff factor (`_MLFLOW_HTTP_REQUEST_MAX_BACKOFF_FACTOR_LIMIT`). */
   maxBackoffFactor: 120,
 } as const;
+
+/** The most cache hits' records `CAIRN_MLFLOW_RECORDS_IN_FLIGHT` may send at once. */
+export const MAX_RECORDS_IN_FLIGHT = 64;
 
 /**
  * Splits an http(s) tracking URI into the URI without credentials and the
@@ -102,6 +110,8 @@ export function mlflowOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, uri?:
   if (timeout !== undefined) options.timeoutSeconds = timeout;
   const retryAfter = readBoolean(env, "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER");
   if (retryAfter !== undefined) options.respectRetryAfter = retryAfter;
+  const inFlight = readNumber(env, "CAIRN_MLFLOW_RECORDS_IN_FLIGHT", true);
+  if (inFlight !== undefined) options.recordsInFlight = inFlight;
   checkMlflowOptions(options);
   return options;
 }
@@ -126,6 +136,12 @@ export function checkMlflowOptions(options: MlflowClientOptions): void {
   }
   if (options.backoffJitter !== undefined && !(options.backoffJitter >= 0)) {
     throw new TrackingError(`Expected MLFLOW_HTTP_REQUEST_BACKOFF_JITTER to be a number of seconds >= 0, got \`${options.backoffJitter}\`.`);
+  }
+  if (options.recordsInFlight !== undefined && !(Number.isInteger(options.recordsInFlight) && options.recordsInFlight >= 1 && options.recordsInFlight <= MAX_RECORDS_IN_FLIGHT)) {
+    throw new TrackingError(
+      `Expected CAIRN_MLFLOW_RECORDS_IN_FLIGHT to be an integer from 1 to ${MAX_RECORDS_IN_FLIGHT}, got \`${options.recordsInFlight}\`. ` +
+        "Leave it unset to let Cairn find how many the server takes.",
+    );
   }
   if (options.timeoutSeconds !== undefined && !(options.timeoutSeconds > 0)) {
     throw new TrackingError(`Expected MLFLOW_HTTP_REQUEST_TIMEOUT to be a number of seconds > 0, got \`${options.timeoutSeconds}\`.`);

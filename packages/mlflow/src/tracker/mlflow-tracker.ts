@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { formatOwner, ownerIsGone, parseOwner } from "@cairn/cache";
 import { basename, join, posix, relative, sep } from "node:path";
 import PQueue from "p-queue";
+import { AdaptiveLimit } from "./adaptive-limit.ts";
 import {
   safeRelativePath,
   TrackingError,
@@ -34,11 +35,6 @@ const INDEX_FOLDER = "cairn-index";
 /** Artifact files sent at once. */
 const UPLOAD_CONCURRENCY = 4;
 
-/**
- * Runs recorded whole (recordRun) at once. A one-worker server with SQLite writes one run at a
- * time, so more at once only queue there; three measured fastest (BENCHMARKS.md).
- */
-const RECORD_CONCURRENCY = 3;
 
 /** Run ids per `runs/search` of getRuns; keeps the filter string short. */
 const RUNS_PER_SEARCH = 100;
@@ -83,12 +79,28 @@ export class MlflowTracker implements Tracker {
   readonly client: MlflowClient;
   private readonly runs = new Map<string, RunState>();
   private readonly experimentLocations = new Map<string, Promise<string | TrackingError>>();
-  /** Runs recorded whole (cache hits), {@link RECORD_CONCURRENCY} at a time. */
-  private readonly recordQueue = new PQueue({ concurrency: RECORD_CONCURRENCY });
+  /** Runs recorded whole (cache hits), as many at a time as {@link recordLimit} finds the server takes. */
+  private readonly recordQueue: PQueue;
+  /** Unset when `recordsInFlight` fixes the number. */
+  private readonly recordLimit: AdaptiveLimit | undefined;
 
   constructor(options: MlflowClientOptions | MlflowClient) {
     this.client = options instanceof MlflowClient ? options : new MlflowClient(options);
     this.uri = this.client.uri;
+    const fixed = options instanceof MlflowClient ? undefined : options.recordsInFlight;
+    this.recordLimit = fixed === undefined ? new AdaptiveLimit() : undefined;
+    this.recordQueue = new PQueue({ concurrency: fixed ?? this.recordLimit!.limit });
+    const limit = this.recordLimit;
+    if (limit) {
+      this.client.http.observe((e) => {
+        if (e.phase === "response" && (e.status === 429 || e.status === 503)) this.recordQueue.concurrency = limit.overloaded();
+      });
+    }
+  }
+
+  /** How many cache hits' records go to the server at once now. */
+  get recordsInFlight(): number {
+    return this.recordQueue.concurrency;
   }
 
   /** A tracker configured from MLflow's environment variables; `uri` overrides `MLFLOW_TRACKING_URI`. */
@@ -150,8 +162,9 @@ export class MlflowTracker implements Tracker {
   /**
    * A run that is over (a cache hit's): create with its tags and start time, then one update to
    * its status and end time; two requests, the fewest MLflow's REST API allows (a run cannot be
-   * created finished). Hits recorded at once share {@link RECORD_CONCURRENCY} records in flight:
-   * the server writes one at a time, and more at once only queue there behind its database lock.
+   * created finished). Hits recorded at once share {@link recordsInFlight} records in flight,
+   * a number that follows what the server takes: a one-worker server writes one run at a time,
+   * and more at once only queue there behind its database lock.
    */
   async recordRun(options: FinishedRunOptions): Promise<string> {
     const { status, endTime, ...run } = options;
@@ -160,8 +173,10 @@ export class MlflowTracker implements Tracker {
     }
     const started = run.startTime ?? Date.now();
     return this.recordQueue.add(async () => {
+      const sent = performance.now();
       const runId = await this.createRun({ ...run, startTime: started });
       await this.endRun(runId, status, endTime ?? Math.max(started, Date.now()));
+      if (this.recordLimit) this.recordQueue.concurrency = this.recordLimit.sample(performance.now() - sent, this.recordQueue.size > 0);
       return runId;
     }) as Promise<string>;
   }
