@@ -129,6 +129,41 @@ describe("the quickstart in a real MLflow server", () => {
     expect(children.map((c: { status: string }) => c.status)).toEqual(["KILLED", "KILLED"]);
   });
 
+  it("SIGTERM while cache hits are being recorded: every hit's run is recorded FINISHED before the process exits", async () => {
+    const file = join(repo, "test/fixtures/hits-then-slow.flow.ts");
+    const experiment = ["--experiment", `hits-sigterm-${Date.now()}`];
+    const cold = await cairn(["run", file, "--json", ...experiment]);
+    expect(cold.code).toBe(0);
+    let sent = false;
+    let sentAt = 0;
+    // A slow server (one worker) records the 60 hits two requests each, off the tasks' path:
+    // the signal comes as soon as the hits are done, before their runs are all recorded.
+    const r = await cairn(["run", file, "--json", "-p", "waitMs=60000", ...experiment], (out, child) => {
+      if (!sent && (out.match(/"status":"cached"/g) ?? []).length >= 60) {
+        sent = true;
+        sentAt = Date.now();
+        child.kill("SIGTERM");
+      }
+    });
+    expect(sent).toBe(true);
+    expect(r.code).toBe(130);
+    const runId = flowRunIdOf(r.stdout);
+    const [parent] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: runId }]);
+    expect(parent.status).toBe("KILLED");
+    const [children] = await readWithMlflow(server.uri, [
+      { op: "search_runs", experiment_ids: [parent.experiment_id], filter: `tags.mlflow.parentRunId = '${runId}'` },
+    ]);
+    const byStatus = (children as Array<{ run_name: string; status: string; tags: Record<string, string> }>).reduce<Record<string, number>>((acc, c) => {
+      const key = `${c.status}/${c.tags["cairn.status"]}`;
+      acc[key] = (acc[key] ?? 0) + 1;
+      return acc;
+    }, {});
+    expect(byStatus).toEqual({ "FINISHED/cached": 60, "KILLED/cancelled": 1 });
+    // What this test is about: some of those runs were still being recorded when the signal came.
+    const lastHitEnd = Math.max(...(children as Array<{ end_time: number; tags: Record<string, string> }>).filter((c) => c.tags["cairn.status"] === "cached").map((c) => c.end_time));
+    expect(lastHitEnd).toBeGreaterThan(sentAt);
+  });
+
   it("an unreachable server is a clear error before any task runs", async () => {
     const cwd = await mkdtemp(join(tmpdir(), "cairn-e2e-"));
     const r = await new Promise<{ code: number | null; stderr: string; stdout: string }>((done) => {
