@@ -7,11 +7,11 @@
  * that old and new code meet the same server and the same machine load.
  *   tsx bench/mlflow-cache.ts [tasks=200] [rounds=3] [server workers=1] [other checkout]
  */
-import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
+import { serverCpuMs, startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
 
 const n = Number(process.argv[2] ?? 200);
 const rounds = Number(process.argv[3] ?? 3);
@@ -47,17 +47,6 @@ const median = (xs: number[]) => {
   return s[Math.floor(s.length / 2)]!;
 };
 
-/** CPU time (ms) of every process in the server's process group, from /proc (Linux). */
-const serverCpuMs = async (pgid: number): Promise<number> => {
-  let ticks = 0;
-  for (const pid of await readdir("/proc").catch(() => [] as string[])) {
-    if (!/^\d+$/.test(pid)) continue;
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(fields[2]) === pgid) ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return ticks * 10; // USER_HZ is 100 on Linux
-};
 
 const server = await startMlflowServer({ workers });
 try {
@@ -92,13 +81,13 @@ try {
       const root = await mkdtemp(join(tmpdir(), "cairn-bench-mlflow-cache-"));
       for (const phase of ["cold", "warm"] as const) {
         counts.clear();
-        const cpu0 = await serverCpuMs(server.pgid);
+        const cpu0 = await serverCpuMs(server);
         const own0 = process.cpuUsage();
         const t = performance.now();
         const run = await (await f.run({ tracker, root, concurrency: 8, env: {} })).wait();
         const ms = performance.now() - t;
         const own = process.cpuUsage(own0);
-        const serverCpu = (await serverCpuMs(server.pgid)) - cpu0;
+        const serverCpu = (await serverCpuMs(server)) - cpu0;
         if (run.status !== "succeeded") throw new Error(run.error?.message);
         const total = [...counts.values()].reduce((a, b) => a + b, 0);
         const key = `${v.name} ${phase}`;

@@ -9,7 +9,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,6 +34,18 @@ export interface MlflowServer {
   pgid: number;
   /** Kills the server's whole process group and removes its folder. */
   stop(): Promise<void>;
+}
+
+/** CPU time (ms) the server's processes (its process group) have used so far, from /proc (Linux). */
+export async function serverCpuMs(server: Pick<MlflowServer, "pgid">): Promise<number> {
+  let ticks = 0;
+  for (const pid of await readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(fields[2]) === server.pgid) ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks * 10; // USER_HZ is 100 on Linux
 }
 
 /** Creates .venv with scripts/setup-python.sh unless it is already there. */
