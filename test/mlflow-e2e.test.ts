@@ -110,57 +110,50 @@ describe("the quickstart in a real MLflow server", () => {
     expect(Object.fromEntries(children.map((c: { run_name: string; status: string }) => [c.run_name, c.status]))).toEqual({ ok: "FINISHED", bad: "FAILED" });
   });
 
-  it("SIGTERM ends the flow and its running tasks KILLED", async () => {
-    let sent = false;
-    const r = await cairn(["run", join(repo, "test/fixtures/slow.flow.ts"), "--json", "--no-cache"], (out, child) => {
-      if (!sent && (out.match(/"status":"running","runId":"[0-9a-f]+","task"/g) ?? []).length >= 2) {
-        sent = true;
+  /** Runs `cairn run ARGS`, sends SIGTERM once `ready(stdout)`, and reads back the flow run and its children. */
+  async function stoppedRun(args: string[], ready: (stdout: string) => boolean) {
+    let sentAt = 0;
+    const r = await cairn(["run", ...args], (out, child) => {
+      if (!sentAt && ready(out)) {
+        sentAt = Date.now();
         child.kill("SIGTERM");
       }
     });
-    expect(sent).toBe(true);
+    expect(sentAt).toBeGreaterThan(0);
     expect(r.code).toBe(130);
     const runId = flowRunIdOf(r.stdout);
     const [parent] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: runId }]);
-    expect(parent.status).toBe("KILLED");
     const [children] = await readWithMlflow(server.uri, [
       { op: "search_runs", experiment_ids: [parent.experiment_id], filter: `tags.mlflow.parentRunId = '${runId}'` },
     ]);
-    expect(children.map((c: { status: string }) => c.status)).toEqual(["KILLED", "KILLED"]);
+    return { sentAt, parent, children: children as Array<{ status: string; end_time: number; tags: Record<string, string> }> };
+  }
+
+  it("SIGTERM ends the flow and its running tasks KILLED", async () => {
+    const { parent, children } = await stoppedRun(
+      [join(repo, "test/fixtures/slow.flow.ts"), "--json", "--no-cache"],
+      (out) => (out.match(/"status":"running","runId":"[0-9a-f]+","task"/g) ?? []).length >= 2,
+    );
+    expect(parent.status).toBe("KILLED");
+    expect(children.map((c) => c.status)).toEqual(["KILLED", "KILLED"]);
   });
 
   it("SIGTERM while cache hits are being recorded: every hit's run is recorded FINISHED before the process exits", async () => {
     const file = join(repo, "test/fixtures/hits-then-slow.flow.ts");
     const experiment = ["--experiment", `hits-sigterm-${Date.now()}`];
-    const cold = await cairn(["run", file, "--json", ...experiment]);
-    expect(cold.code).toBe(0);
-    let sent = false;
-    let sentAt = 0;
+    expect((await cairn(["run", file, "--json", ...experiment])).code).toBe(0);
     // A slow server (one worker) records the 60 hits two requests each, off the tasks' path:
     // the signal comes as soon as the hits are done, before their runs are all recorded.
-    const r = await cairn(["run", file, "--json", "-p", "waitMs=60000", ...experiment], (out, child) => {
-      if (!sent && (out.match(/"status":"cached"/g) ?? []).length >= 60) {
-        sent = true;
-        sentAt = Date.now();
-        child.kill("SIGTERM");
-      }
-    });
-    expect(sent).toBe(true);
-    expect(r.code).toBe(130);
-    const runId = flowRunIdOf(r.stdout);
-    const [parent] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: runId }]);
+    const { sentAt, parent, children } = await stoppedRun(
+      [file, "--json", "-p", "waitMs=60000", ...experiment],
+      (out) => (out.match(/"status":"cached"/g) ?? []).length >= 60,
+    );
     expect(parent.status).toBe("KILLED");
-    const [children] = await readWithMlflow(server.uri, [
-      { op: "search_runs", experiment_ids: [parent.experiment_id], filter: `tags.mlflow.parentRunId = '${runId}'` },
-    ]);
-    const byStatus = (children as Array<{ run_name: string; status: string; tags: Record<string, string> }>).reduce<Record<string, number>>((acc, c) => {
-      const key = `${c.status}/${c.tags["cairn.status"]}`;
-      acc[key] = (acc[key] ?? 0) + 1;
-      return acc;
-    }, {});
+    const byStatus: Record<string, number> = {};
+    for (const c of children) byStatus[`${c.status}/${c.tags["cairn.status"]}`] = (byStatus[`${c.status}/${c.tags["cairn.status"]}`] ?? 0) + 1;
     expect(byStatus).toEqual({ "FINISHED/cached": 60, "KILLED/cancelled": 1 });
     // What this test is about: some of those runs were still being recorded when the signal came.
-    const lastHitEnd = Math.max(...(children as Array<{ end_time: number; tags: Record<string, string> }>).filter((c) => c.tags["cairn.status"] === "cached").map((c) => c.end_time));
+    const lastHitEnd = Math.max(...children.filter((c) => c.tags["cairn.status"] === "cached").map((c) => c.end_time));
     expect(lastHitEnd).toBeGreaterThan(sentAt);
   });
 
