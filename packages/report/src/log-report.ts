@@ -37,6 +37,7 @@ export async function logReport(run: EndingFlowRun, options: RenderOptions = {})
     ...options,
     ending: { status: run.status, endTime: run.endTime },
     ...(run.cacheStore ? { store: run.cacheStore } : {}),
+    ...(run.sourceRuns ? { sourceRuns: run.sourceRuns } : {}),
   });
   const saved = await saveReport(run.tracker, run.runId, html);
   const page = run.tracker.runUrl?.(run.experimentId, run.runId);

@@ -123,6 +123,8 @@ export interface ReadReportOptions {
   ending?: { status: string; endTime: number };
   /** Failed tasks whose error text and log tail are read (one or two reads each). @default 50 */
   maxLogTails?: number;
+  /** Source runs of the hits read already (by the ending run itself), by id: not asked for again. */
+  sourceRuns?: ReadonlyMap<string, RunRecord>;
 }
 
 /** Lines of a log's end kept; characters at most. */
@@ -156,7 +158,7 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
   const byNode = new Map<string, RunRecord>();
   for (const run of children.sort((a, b) => a.startTime - b.startTime)) byNode.set(run.tags["cairn.node_id"] ?? run.name, run);
 
-  const sources = await sourceRunsOfHits(tracker, [...byNode.values()]);
+  const sources = await sourceRunsOfHits(tracker, [...byNode.values()], options.sourceRuns);
   const url = (r: { experimentId: string; runId: string }) => tracker.runUrl?.(r.experimentId, r.runId);
   // Items follow their map node, in item order.
   const itemsOf = new Map<string, string[]>();

@@ -11,8 +11,11 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { readWithMlflow } from "../../mlflow/test/mlflow-read.ts";
 import { type MlflowServer, startMlflowServer } from "../../mlflow/test/mlflow-server.ts";
+import { buildReport, logReport } from "../src/index.ts";
+import { reportFlow } from "./report-flow.ts";
 
 const repo = resolve(import.meta.dirname, "../../..");
 const cairnBin = join(repo, "packages/cli/bin/cairn.mjs");
@@ -76,5 +79,33 @@ describe("the report of a run in an MLflow server", () => {
     expect(local).toContain("input `n` changed from 1 to 2");
     expect(local).toMatch(new RegExp(`<a href="${server.uri.replace(/[.]/g, "\\.")}/#/experiments/\\d+/runs/[0-9a-f]{32}">`));
     expect(local).toContain("disk &lt;b&gt;full&lt;/b&gt; &amp; more");
+  });
+
+  it("at a run's end, asks nothing about the hits' source runs: the run read them when it checked them", async () => {
+    const tracker = MlflowTracker.fromEnv({}, server.uri);
+    const options = { tracker, root: await mkdtemp(join(cwd, "api-")), failurePolicy: "continue" as const, experiment: `report-api-${Date.now()}`, env: {} };
+    await (await reportFlow.run({ ...options, params: { n: 1 } })).wait();
+    const searches: string[] = [];
+    tracker.client.http.observe((e) => {
+      if (e.phase === "request" && e.url.endsWith("/runs/search")) searches.push(e.url);
+    });
+    let atEnd = -1;
+    const run = await reportFlow.run({
+      ...options,
+      params: { n: 2 },
+      beforeEnd: async (ending) => {
+        expect([...(ending.sourceRuns?.values() ?? [])].map((r) => r.name)).toContain("steady");
+        const before = searches.length;
+        await logReport(ending);
+        atEnd = searches.length - before;
+      },
+    });
+    const result = await run.wait();
+    expect(atEnd).toBe(1); // the flow run's task runs; none for the source runs of its hits
+    // The same report from the record alone asks for them: one search more, and shows the same.
+    const before = searches.length;
+    const fromRecord = await buildReport(tracker, result.runId);
+    expect(searches.length - before).toBe(2);
+    expect(fromRecord).toContain('data-task="steady" data-state="cached"');
   });
 });

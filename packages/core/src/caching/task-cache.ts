@@ -148,6 +148,8 @@ export class TaskCache {
    */
   private readonly dependencies = new WeakMap<TaskDefinition, Promise<Record<string, string>>>();
   private readonly sourceRuns = new Map<string, Promise<{ run: RunRecord | undefined | typeof UNSETTLED; at: number }>>();
+  /** Source runs read one by one (not asked ahead, or asked again), by id: the newest answer. */
+  private readonly verifiedRuns = new Map<string, RunRecord>();
   /**
    * The tracker index's names as last listed (see `Tracker.listIndexEntries`), and when: a key
    * not listed is a miss without a read. Listed again once older than {@link FRESH_ANSWER_MS},
@@ -478,6 +480,21 @@ export class TaskCache {
     return undefined;
   }
 
+  /**
+   * The source runs this run read (asked ahead, or verified one by one), by id: what a report at
+   * the run's end shows beside its hits without asking the tracker again.
+   */
+  async readSourceRuns(): Promise<Map<string, RunRecord>> {
+    const read = new Map<string, RunRecord>(this.verifiedRuns);
+    await Promise.all(
+      [...this.sourceRuns].map(async ([id, answer]) => {
+        const { run } = await answer;
+        if (run && run !== UNSETTLED && !read.has(id)) read.set(id, run);
+      }),
+    );
+    return read;
+  }
+
   /** The source run as the tracker has it now, or undefined when it is gone; asked ahead when it could be. */
   private async sourceRun(runId: string): Promise<RunRecord | undefined> {
     const ahead = this.sourceRuns.get(runId);
@@ -487,7 +504,9 @@ export class TaskCache {
       // behind a long-running upstream task asks again.
       if (run !== UNSETTLED && Date.now() - at <= FRESH_ANSWER_MS) return run;
     }
-    return this.tracker.getRun(runId);
+    const run = await this.tracker.getRun(runId);
+    if (run) this.verifiedRuns.set(runId, run);
+    return run;
   }
 
   /**

@@ -97,6 +97,8 @@ export interface EndingFlowRun {
   readonly endTime: number;
   /** The run's cache store, still open, when the cache was on. */
   readonly cacheStore?: CacheStore;
+  /** The source runs of this run's hits as the run read them (to check them), by id, when the cache was on. */
+  readonly sourceRuns?: ReadonlyMap<string, RunRecord>;
 }
 
 /** Cache settings of one run. */
@@ -414,7 +416,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       if (options.beforeEnd && tracker.capabilities.records) {
         // The hook is told the end time the run is then recorded with, so what it writes agrees with the record.
         endTime = Date.now();
-        await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, endTime, ...(cache ? { cacheStore: cache.tasks.store } : {}) }).catch((e: unknown) =>
+        const fromCache = cache ? { cacheStore: cache.tasks.store, sourceRuns: await cache.tasks.readSourceRuns() } : {};
+        await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, endTime, ...fromCache }).catch((e: unknown) =>
           emitToRun({ type: "log", level: "warn", runId: flowRunId, message: `beforeEnd: ${(e as Error)?.message ?? String(e)}`, time: Date.now() }),
         );
       }
