@@ -35,7 +35,6 @@ const INDEX_FOLDER = "cairn-index";
 /** Artifact files sent at once. */
 const UPLOAD_CONCURRENCY = 4;
 
-
 /** Run ids per `runs/search` of getRuns; keeps the filter string short. */
 const RUNS_PER_SEARCH = 100;
 
