@@ -53,6 +53,14 @@ def finish(values, files):
     print({**values, **files})
 
 
+def add_model_args(parser):
+    """The model's arguments, as fit_model takes them: --model, --c, --n-estimators, --seed."""
+    parser.add_argument("--model", default="logreg", choices=["logreg", "forest"])
+    parser.add_argument("--c", type=float, default=1.0)
+    parser.add_argument("--n-estimators", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=42)
+
+
 def fit_model(train_path, model, c, n_estimators, seed):
     """Fits a scaled logistic regression (`model` "logreg") or a random forest on the CSV at `train_path`; returns it with its training accuracy."""
     import pandas as pd

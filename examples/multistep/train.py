@@ -1,14 +1,11 @@
 """Step 3, train: fits a scaled logistic regression (--model logreg) or a random forest (--model forest) and saves it with joblib."""
 import argparse
 
-from common import finish, fit_model, log_metrics, out_path
+from common import add_model_args, finish, fit_model, log_metrics, out_path
 
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument("--train-path", required=True)
-p.add_argument("--model", default="logreg", choices=["logreg", "forest"])
-p.add_argument("--c", type=float, default=1.0)
-p.add_argument("--n-estimators", type=int, default=100)
-p.add_argument("--seed", type=int, default=42)
+add_model_args(p)
 a = p.parse_args()
 
 import joblib  # noqa: E402

@@ -6,15 +6,12 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "multistep"))
-from common import finish, fit_model, log_metrics, out_path, scores  # noqa: E402
+from common import add_model_args, finish, fit_model, log_metrics, out_path, scores  # noqa: E402
 
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument("--train-path", required=True)
 p.add_argument("--test-path", required=True)
-p.add_argument("--model", default="logreg", choices=["logreg", "forest"])
-p.add_argument("--c", type=float, default=1.0)
-p.add_argument("--n-estimators", type=int, default=100)
-p.add_argument("--seed", type=int, default=42)
+add_model_args(p)
 a = p.parse_args()
 
 import joblib  # noqa: E402
