@@ -74,7 +74,7 @@ describe("script() with preload", () => {
     ["kills a child that ignores SIGTERM once the grace period is over", "ignore_term.py", 300],
   ])("%s", async (_, file, killGraceMs) => {
     const pidFile = join(await tempRoot(), "task.pid");
-    const slow = script("slow", { file: fixture(file), killGraceMs, preload: ["xml.dom.minidom"] }).input<{ pidFile: string }>().timeout(1500);
+    const slow = script("slow", { file: fixture(file), killGraceMs, preload: ["xml.dom.minidom"] }).input<{ pidFile: string }>().timeout(4000);
     const result = await (await flow("timeout").build(() => ({ x: slow({ pidFile }).$out })).run(await runOptions())).wait();
     expect(result.tasks.slow!.error!.name).toBe("TaskTimeoutError");
     const pid = Number(readFileSync(pidFile, "utf8"));

@@ -81,7 +81,7 @@ describe.skipIf(!hasVenv)("process logs in MLflow", () => {
   }, 60_000);
 
   it("sends the logs of an attempt that ran past its timeout, before the flow ends", async () => {
-    const t = shell("slow", "echo before the timeout; echo on stderr too >&2; sleep 30").timeout(1500);
+    const t = shell("slow", "echo before the timeout; echo on stderr too >&2; sleep 30").timeout(5000); // room for a loaded machine to start the shell
     const result = await (await flow("logs-timeout").build(() => ({ out: t().$out })).run(await options())).wait();
     expect(result.status).toBe("failed");
     expect(result.tasks.slow!.error?.name).toBe("TaskTimeoutError");

@@ -112,7 +112,7 @@ describe("script()", () => {
 
   it("ends the whole process tree on timeout: no orphan left", async () => {
     const pidFile = join(await tempRoot(), "grandchild.pid");
-    const slow = script("slow", { file: fixture("grandchild.py"), killGraceMs: 2000 }).input<{ pidFile: string }>().timeout(1500);
+    const slow = script("slow", { file: fixture("grandchild.py"), killGraceMs: 2000 }).input<{ pidFile: string }>().timeout(4000);
     const started = Date.now();
     const result = await (await flow("timeout").build(() => ({ x: slow({ pidFile }).$out })).run(await runOptions())).wait();
     expect(result.status).toBe("failed");
@@ -148,7 +148,7 @@ describe("script()", () => {
   it("escalates to SIGKILL when the tree ignores SIGTERM", async () => {
     const pidFile = join(await tempRoot(), "stubborn.pid");
     // `trap '' TERM` makes the shell and the children it starts ignore SIGTERM.
-    const stubborn = shell("stubborn", "trap '' TERM; sleep 300 & echo $! > {pidFile}; wait", { killGraceMs: 300 }).input<{ pidFile: string }>().timeout(800);
+    const stubborn = shell("stubborn", "trap '' TERM; sleep 300 & echo $! > {pidFile}; wait", { killGraceMs: 300 }).input<{ pidFile: string }>().timeout(3000);
     const result = await (await flow("stubborn").build(() => ({ x: stubborn({ pidFile }).stdout })).run(await runOptions())).wait();
     expect(result.tasks.stubborn!.error!.name).toBe("TaskTimeoutError");
     const pid = Number(readFileSync(pidFile, "utf8"));

@@ -215,6 +215,18 @@ export function endProcessGroup(pgid: number, graceMs = DEFAULT_GRACE_MS): Promi
 /** Runs one attempt of a task as a child process; see the module comment for the conventions. */
 export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<ProcessResult> {
   throwIfAborted(ctx.signal);
+  // Held from the first step, before anything is awaited: an attempt given up on while it is still
+  // setting up (a timeout on a loaded machine) keeps its task's slot until its logs are sent too.
+  let attemptDone!: () => void;
+  holdWork(ctx, new Promise<void>((resolve) => (attemptDone = resolve)));
+  try {
+    return await runHeldProcess(spec, ctx);
+  } finally {
+    attemptDone();
+  }
+}
+
+async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<ProcessResult> {
   const args = spec.args ?? [];
   const display = spec.display ?? [spec.command, ...args].map(shellQuote).join(" ");
   const graceMs = spec.killGraceMs ?? DEFAULT_GRACE_MS;
@@ -289,9 +301,6 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
   // The tree is gone once the process has exited and its group ended; the engine holds the task's
   // lease until then, also when it stopped waiting for this attempt (cancel, timeout).
   const tree = Promise.resolve(child).then(end, end);
-  // Held until the logs are sent as well, so that an abandoned attempt's upload ends before the flow.
-  let attemptDone!: () => void;
-  holdWork(ctx, new Promise<void>((resolve) => (attemptDone = resolve)));
 
   const pump = (stream: Readable | null, onLine: (line: string) => void, file: WriteStream) =>
     new Promise<void>((resolve) => {
@@ -341,7 +350,6 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
     await tree;
     await Promise.all([closeStream(stdoutLog), closeStream(stderrLog), rm(work, { recursive: true, force: true }).catch(() => {})]);
     await sendLogs(ctx);
-    attemptDone();
   }
 }
 
