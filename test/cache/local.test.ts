@@ -443,8 +443,10 @@ describe("single flight on one store", () => {
       const run = await f.run({ root, env: {} });
       const events: RunEvent[] = [];
       run.on((e) => events.push(e));
-      await sleep(700);
-      const waitingBefore = taskEvents(events).filter((e) => e.status === "waiting").length;
+      // Until all 12 say they wait (or 20 s pass): a fixed pause would be too short on a loaded machine.
+      const waiting = () => taskEvents(events).filter((e) => e.status === "waiting").length;
+      for (const until = Date.now() + 20_000; waiting() < 12 && Date.now() < until; ) await sleep(50);
+      const waitingBefore = waiting();
       const callsBefore = calls;
       await Promise.all(leases.map((l) => l.release()));
       const result = await run.wait();

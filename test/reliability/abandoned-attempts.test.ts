@@ -57,13 +57,15 @@ describe("a task that ignores its AbortSignal", () => {
     const root = await tmp();
     const late: { write?: unknown; returned?: boolean } = {};
     const calls = { n: 0 };
+    // The stray work outlasts the timeout by far more than the engine's notice (1 s), so that a
+    // timer fired late on a loaded machine still finds it running.
     const slowFirst = task("slow-first")
-      .timeout(400)
+      .timeout(1000)
       .retries(1, { minDelayMs: 0 })
       .run(async (_inputs, ctx) => {
         calls.n++;
         if (ctx.attempt === 1) {
-          await new Promise((r) => setTimeout(r, 1500)); // ignores ctx.signal
+          await new Promise((r) => setTimeout(r, 4000)); // ignores ctx.signal
           ctx.log.metric("late_metric", 1);
           late.write = await ctx.artifacts.write("model.txt", "from attempt 1").catch((e: unknown) => e);
           late.returned = true;
@@ -72,11 +74,11 @@ describe("a task that ignores its AbortSignal", () => {
         return { who: 2, model: await ctx.artifacts.write("model.txt", "from attempt 2") };
       });
     const throwsLate = task("throws-late")
-      .timeout(400)
+      .timeout(1000)
       .retries(1, { minDelayMs: 0 })
       .run(async (_inputs, ctx) => {
         if (ctx.attempt === 1) {
-          await new Promise((r) => setTimeout(r, 1500));
+          await new Promise((r) => setTimeout(r, 4000));
           throw new Error("late failure of attempt 1");
         }
         return { ok: true };

@@ -206,13 +206,14 @@ export function describeCacheStore(name: string, setup: () => Promise<StoreUnder
       it("renew keeps a lease alive past its first ttl", async (context) => {
         const cache = store(context);
         const { key } = makeEntry();
-        const lease = await cache.acquireLease(key, { ttlMs: 400, owner: "long-task" });
+        // Renewed every 500 ms for 2 s, past its 1.5 s ttl: a second of room for a loaded machine.
+        const lease = await cache.acquireLease(key, { ttlMs: 1500, owner: "long-task" });
         if (!lease.acquired) throw new Error("expected the lease");
         for (let i = 0; i < 4; i++) {
-          await sleep(150);
+          await sleep(500);
           await lease.renew();
         }
-        expect(lease.expiresAt).toBeGreaterThan(Date.now() + 200);
+        expect(lease.expiresAt).toBeGreaterThan(Date.now() + 700);
         expect(await cache.acquireLease(key, { ttlMs: 400, owner: "other" })).toMatchObject({ acquired: false, holder: "long-task" });
         await lease.release();
       });

@@ -138,7 +138,7 @@ describe("embedded store across processes", () => {
 
   it("lets another process take over from a holder that was killed", async () => {
     const key = makeEntry().key;
-    const { child, done } = startTs(fixture("lease-holder.ts"), [root, key, "800"]);
+    const { child, done } = startTs(fixture("lease-holder.ts"), [root, key, "3000"]); // held past the refusal below, also on a loaded machine
     await new Promise<void>((resolve) => child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("held") && resolve()));
     const store = await CacheStore.fromUrl(undefined, { root });
     const refused = await store.acquireLease(key, { ttlMs: 5000, owner: "me" });
