@@ -37,6 +37,17 @@ describe("mlflowOptionsFromEnv", () => {
     ).toThrow(TrackingError);
   });
 
+  it("reads CAIRN_MLFLOW_CONNECTION_REQUESTS, and refuses what is not a count of requests", () => {
+    expect(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", CAIRN_MLFLOW_CONNECTION_REQUESTS: "0" }).connectionRequests).toBe(0);
+    expect(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", CAIRN_MLFLOW_CONNECTION_REQUESTS: "50" }).connectionRequests).toBe(50);
+    expect(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x" }).connectionRequests).toBeUndefined();
+    for (const bad of ["-1", "2.5", "many", "10001"]) {
+      expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", CAIRN_MLFLOW_CONNECTION_REQUESTS: bad })).toThrow(
+        /CAIRN_MLFLOW_CONNECTION_REQUESTS.*(an integer from 0 to 10,000, got `.+`\. It is how many requests|an integer)/,
+      );
+    }
+  });
+
   it("refuses non-HTTP URIs without showing credentials", () => {
     expect(() => parseTrackingUri("sqlite:///mlflow.db")).toThrow(UnsupportedTrackingUriError);
     try {
@@ -222,6 +233,48 @@ describe("credentials and timeouts", () => {
     } finally {
       silent.closeAllConnections();
       silent.close();
+    }
+  });
+});
+
+describe("connections", () => {
+  /** A server that answers every request with an experiment and counts the connections it accepted. */
+  async function countingServer() {
+    let connections = 0;
+    const server = http.createServer((_req, res) => {
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ experiment: { experiment_id: "1", name: "x", lifecycle_stage: "active" } }));
+    });
+    server.on("connection", () => connections++);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as AddressInfo;
+    return { uri: `http://127.0.0.1:${port}`, connections: () => connections, close: () => (server.closeAllConnections(), server.close()) };
+  }
+
+  it.each([
+    ["every 5 requests", "5", 4],
+    ["never, with 0", "0", 1],
+  ])("opens a connection anew %s (CAIRN_MLFLOW_CONNECTION_REQUESTS), every request still answered", async (_, every, opened) => {
+    const server = await countingServer();
+    try {
+      const client = new MlflowClient(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: server.uri, CAIRN_MLFLOW_CONNECTION_REQUESTS: every }));
+      for (let i = 0; i < 20; i++) expect((await client.getExperimentByName("x"))?.experimentId).toBe("1");
+      expect(server.connections()).toBe(opened);
+      client.http.close();
+    } finally {
+      server.close();
+    }
+  });
+
+  it("opens one anew every 20 requests unless told", async () => {
+    const server = await countingServer();
+    try {
+      const client = new MlflowClient(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: server.uri }));
+      for (let i = 0; i < 40; i++) await client.getExperimentByName("x");
+      expect(server.connections()).toBe(2);
+      client.http.close();
+    } finally {
+      server.close();
     }
   });
 });

@@ -11,7 +11,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pRetry from "p-retry";
 import { MlflowApiError, retryAfterMs, TrackerUnreachableError, TrackingError, type RunStatus } from "@cairn/core";
-import { checkMlflowOptions, MLFLOW_HTTP_DEFAULTS, type MlflowClientOptions } from "./mlflow-config.ts";
+import { checkMlflowOptions, DEFAULT_CONNECTION_REQUESTS, MLFLOW_HTTP_DEFAULTS, type MlflowClientOptions } from "./mlflow-config.ts";
 import { type HttpResponse, HttpTransport } from "./http.ts";
 import { MLFLOW_LIMITS } from "./mlflow-limits.ts";
 import { setTimeout as delay } from "node:timers/promises";
@@ -167,7 +167,12 @@ export class MlflowClient {
     }
     // Nothing is thrown for a status (errors are read from the response), there are no
     // redirects and no proxy: MLflow's own client does the same.
-    this.http = new HttpTransport({ headers, timeoutMs: (options.timeoutSeconds ?? MLFLOW_HTTP_DEFAULTS.timeoutSeconds) * 1000, tls });
+    this.http = new HttpTransport({
+      headers,
+      timeoutMs: (options.timeoutSeconds ?? MLFLOW_HTTP_DEFAULTS.timeoutSeconds) * 1000,
+      tls,
+      connectionRequests: options.connectionRequests ?? DEFAULT_CONNECTION_REQUESTS,
+    });
   }
 
   // ------------------------------------------------------------ server

@@ -51,6 +51,12 @@ export interface HttpOptions {
   timeoutMs: number;
   headers?: Record<string, string>;
   tls?: HttpsAgentOptions;
+  /**
+   * Every this many requests, one asks the server to close its connection when it has answered
+   * (`Connection: close`), so that connections are opened anew over a run: 0 never. See
+   * `MlflowClientOptions.connectionRequests`.
+   */
+  connectionRequests?: number;
 }
 
 /** Sends requests to one server (or several) over pooled connections. */
@@ -58,6 +64,7 @@ export class HttpTransport {
   private readonly http = new HttpAgent({ keepAlive: true });
   private readonly https: HttpsAgent;
   private readonly listeners: Array<(e: HttpExchange) => void> = [];
+  private sent = 0;
 
   constructor(private readonly options: HttpOptions) {
     this.https = new HttpsAgent({ keepAlive: true, ...options.tls });
@@ -73,6 +80,8 @@ export class HttpTransport {
     for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.append(k, String(v));
     const headers: Record<string, string> = { ...this.options.headers, ...req.headers };
     if (typeof req.body === "string") headers["Content-Length"] = String(Buffer.byteLength(req.body));
+    const every = this.options.connectionRequests;
+    if (every && ++this.sent % every === 0) headers["Connection"] = "close";
     for (const l of this.listeners) l({ phase: "request", method: req.method, url: url.href });
     const send = url.protocol === "https:" ? httpsRequest : httpRequest;
     return new Promise<HttpResponse>((resolve, reject) => {

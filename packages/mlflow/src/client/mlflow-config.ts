@@ -36,6 +36,14 @@ export interface MlflowClientOptions {
    * 1 to 64). Unset, the tracker finds the number while it runs (see `AdaptiveLimit`).
    */
   recordsInFlight?: number;
+  /**
+   * Requests a keep-alive connection carries before it is closed, the next one opening anew
+   * (`CAIRN_MLFLOW_CONNECTION_REQUESTS`, 0 to 10,000; 0 never closes one). A server of several
+   * workers that share one socket (`mlflow server`'s default) gives a connection to whichever
+   * worker accepts it, often one worker all of a run's connections; connections opened anew
+   * while the others are busy reach the idle ones. @default 20
+   */
+  connectionRequests?: number;
 }
 
 /** MLflow's defaults (mlflow/environment_variables.py, MLflow 3.x). */
@@ -49,6 +57,11 @@ export const MLFLOW_HTTP_DEFAULTS = {
   /** MLflow refuses a larger backoff factor (`_MLFLOW_HTTP_REQUEST_MAX_BACKOFF_FACTOR_LIMIT`). */
   maxBackoffFactor: 120,
 } as const;
+
+/** Requests a connection carries unless `CAIRN_MLFLOW_CONNECTION_REQUESTS` says otherwise (BENCHMARKS.md, issue 16's tenth session). */
+export const DEFAULT_CONNECTION_REQUESTS = 20;
+/** The most `CAIRN_MLFLOW_CONNECTION_REQUESTS` may be. */
+export const MAX_CONNECTION_REQUESTS = 10_000;
 
 /** The most cache hits' records `CAIRN_MLFLOW_RECORDS_IN_FLIGHT` may send at once. */
 export const MAX_RECORDS_IN_FLIGHT = 64;
@@ -112,6 +125,8 @@ export function mlflowOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, uri?:
   if (retryAfter !== undefined) options.respectRetryAfter = retryAfter;
   const inFlight = readNumber(env, "CAIRN_MLFLOW_RECORDS_IN_FLIGHT", true);
   if (inFlight !== undefined) options.recordsInFlight = inFlight;
+  const perConnection = readNumber(env, "CAIRN_MLFLOW_CONNECTION_REQUESTS", true);
+  if (perConnection !== undefined) options.connectionRequests = perConnection;
   checkMlflowOptions(options);
   return options;
 }
@@ -141,6 +156,12 @@ export function checkMlflowOptions(options: MlflowClientOptions): void {
     throw new TrackingError(
       `Expected CAIRN_MLFLOW_RECORDS_IN_FLIGHT to be an integer from 1 to ${MAX_RECORDS_IN_FLIGHT}, got \`${options.recordsInFlight}\`. ` +
         "Leave it unset to let Cairn find how many the server takes.",
+    );
+  }
+  if (options.connectionRequests !== undefined && !(Number.isInteger(options.connectionRequests) && options.connectionRequests >= 0 && options.connectionRequests <= MAX_CONNECTION_REQUESTS)) {
+    throw new TrackingError(
+      `Expected CAIRN_MLFLOW_CONNECTION_REQUESTS to be an integer from 0 to ${MAX_CONNECTION_REQUESTS.toLocaleString("en")}, got \`${options.connectionRequests}\`. ` +
+        "It is how many requests a connection to the server carries before a new one is opened; 0 keeps each connection as long as it lasts.",
     );
   }
   if (options.timeoutSeconds !== undefined && !(options.timeoutSeconds > 0)) {
