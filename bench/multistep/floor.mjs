@@ -1,7 +1,8 @@
 /**
  * The floor of a warm run under Cairn's tracking contract: the requests any orchestrator must
  * make to MLflow when a flow run is a run and every task, cached or not, is a child run of it
- * (issues #3 and #4), and nothing else. No cache, no checks, no params, no graph: a bare Node
+ * (issues #3 and #4), and nothing else. No cache, no checks, no graph, params only for the tasks
+ * that run (FRESH below): a bare Node
  * process with node:http.
  *
  *   experiments/get-by-name                      open the experiment (created on first use)
@@ -12,11 +13,20 @@
  *
  * Child runs go three at a time, as Cairn records hits. Run by bench/multistep/run.ts:
  *
- *   MLFLOW_TRACKING_URI=http://127.0.0.1:5000 node bench/multistep/floor.mjs EXPERIMENT TASKS
+ *   MLFLOW_TRACKING_URI=http://127.0.0.1:5000 node bench/multistep/floor.mjs EXPERIMENT TASKS [FRESH WORK_MS]
+ *
+ * With FRESH, that many of the TASKS are tasks that run (a cold run's, a changed input's), as
+ * bench/peers/run.ts asks for its cold and changed phases: each burns WORK_MS of CPU on this
+ * thread (as a function task runs on Cairn's) and is recorded with the fewest requests a run
+ * that ran allows, its tags in the create, its params and metrics in one log-batch, then its end:
+ *
+ *   runs/create + runs/log-batch + runs/update   per task that runs, eight at a time (`-c 8`),
+ *                                                beside the hits' three
  */
 import http from "node:http";
 
-const [experimentName = "floor", taskCount = "7"] = process.argv.slice(2);
+const [experimentName = "floor", taskCount = "7", freshCount = "0", workMs = "0"] = process.argv.slice(2);
+const fresh = Math.min(Number(freshCount), Number(taskCount));
 const base = new URL(process.env.MLFLOW_TRACKING_URI ?? "http://127.0.0.1:5000");
 const agent = new http.Agent({ keepAlive: true });
 
@@ -48,7 +58,29 @@ const found = await call("GET", `experiments/get-by-name?experiment_name=${encod
 const experimentId = found.experiment?.experiment_id ?? (await call("POST", "experiments/create", { name: experimentName })).experiment_id;
 const flowRun = (await call("POST", "runs/create", { experiment_id: experimentId, run_name: "flow", start_time: Date.now() })).run.info.run_id;
 
-let next = 0;
+let nextFresh = 0;
+async function runner() {
+  while (nextFresh < fresh) {
+    const task = nextFresh++;
+    const tags = [
+      { key: "mlflow.parentRunId", value: flowRun },
+      { key: "cairn.task", value: "work" },
+    ];
+    const created = await call("POST", "runs/create", { experiment_id: experimentId, run_name: `task-${task}`, start_time: Date.now(), tags });
+    const runId = created.run.info.run_id;
+    const end = performance.now() + Number(workMs);
+    while (performance.now() < end);
+    await call("POST", "runs/log-batch", {
+      run_id: runId,
+      params: [{ key: "id", value: `task-${task}` }],
+      metrics: [{ key: "v", value: task, timestamp: Date.now(), step: 0 }],
+      tags: [{ key: "cairn.status", value: "succeeded" }],
+    });
+    await call("POST", "runs/update", { run_id: runId, status: "FINISHED", end_time: Date.now() });
+  }
+}
+
+let next = fresh;
 async function recorder() {
   while (next < Number(taskCount)) {
     const task = next++;
@@ -60,6 +92,6 @@ async function recorder() {
     await call("POST", "runs/update", { run_id: created.run.info.run_id, status: "FINISHED", end_time: Date.now() });
   }
 }
-await Promise.all([recorder(), recorder(), recorder()]);
+await Promise.all([...Array.from({ length: 8 }, runner), recorder(), recorder(), recorder()]);
 await call("POST", "runs/update", { run_id: flowRun, status: "FINISHED", end_time: Date.now() });
 agent.destroy();
