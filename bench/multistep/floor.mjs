@@ -29,10 +29,14 @@ const [experimentName = "floor", taskCount = "7", freshCount = "0", workMs = "0"
 const fresh = Math.min(Number(freshCount), Number(taskCount));
 const base = new URL(process.env.MLFLOW_TRACKING_URI ?? "http://127.0.0.1:5000");
 const agent = new http.Agent({ keepAlive: true });
+// As Cairn's client does (CAIRN_MLFLOW_CONNECTION_REQUESTS): every 20th request closes its
+// connection, so that a server's workers share the connections opened over the run.
+let sent = 0;
 
 function call(method, path, body) {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
+    const close = ++sent % 20 === 0 ? { connection: "close" } : {};
     const req = http.request(
       {
         host: base.hostname,
@@ -40,7 +44,7 @@ function call(method, path, body) {
         method,
         path: `/api/2.0/mlflow/${path}`,
         agent,
-        headers: data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {},
+        headers: { ...(data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {}), ...close },
       },
       (res) => {
         let text = "";
