@@ -41,10 +41,13 @@ describe("mlflowOptionsFromEnv", () => {
     expect(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", CAIRN_MLFLOW_CONNECTION_REQUESTS: "0" }).connectionRequests).toBe(0);
     expect(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", CAIRN_MLFLOW_CONNECTION_REQUESTS: "50" }).connectionRequests).toBe(50);
     expect(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x" }).connectionRequests).toBeUndefined();
-    for (const bad of ["-1", "2.5", "many", "10001"]) {
+    for (const bad of ["-1", "10001"]) {
       expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", CAIRN_MLFLOW_CONNECTION_REQUESTS: bad })).toThrow(
-        /CAIRN_MLFLOW_CONNECTION_REQUESTS.*(an integer from 0 to 10,000, got `.+`\. It is how many requests|an integer)/,
+        `Expected CAIRN_MLFLOW_CONNECTION_REQUESTS to be an integer from 0 to 10,000, got \`${bad}\`. Every N-th request to the server closes its connection`,
       );
+    }
+    for (const bad of ["2.5", "many"]) {
+      expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", CAIRN_MLFLOW_CONNECTION_REQUESTS: bad })).toThrow(/CAIRN_MLFLOW_CONNECTION_REQUESTS.*an integer/);
     }
   });
 
@@ -262,6 +265,31 @@ describe("connections", () => {
       expect(server.connections()).toBe(opened);
       client.http.close();
     } finally {
+      server.close();
+    }
+  });
+
+  it("drops the connection itself when the server closes it without saying so: no request meets a reset", async () => {
+    // A server that answers a request asking to close with "keep-alive", then closes the socket.
+    let connections = 0;
+    const server = http.createServer((req, res) => {
+      const close = req.headers.connection === "close";
+      res.setHeader("content-type", "application/json");
+      if (close) res.setHeader("connection", "keep-alive");
+      res.end(JSON.stringify({ experiment: { experiment_id: "1", name: "x", lifecycle_stage: "active" } }), () => close && req.socket.end());
+    });
+    server.on("connection", () => connections++);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const client = new MlflowClient(
+        mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${port}`, CAIRN_MLFLOW_CONNECTION_REQUESTS: "5", MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0" }),
+      );
+      for (let i = 0; i < 20; i++) expect((await client.getExperimentByName("x"))?.experimentId).toBe("1");
+      expect(connections).toBe(4);
+      client.http.close();
+    } finally {
+      server.closeAllConnections();
       server.close();
     }
   });

@@ -81,11 +81,16 @@ export class HttpTransport {
     const headers: Record<string, string> = { ...this.options.headers, ...req.headers };
     if (typeof req.body === "string") headers["Content-Length"] = String(Buffer.byteLength(req.body));
     const every = this.options.connectionRequests;
-    if (every && ++this.sent % every === 0) headers["Connection"] = "close";
+    const closing = Boolean(every) && ++this.sent % every! === 0;
+    if (closing) headers["Connection"] = "close";
     for (const l of this.listeners) l({ phase: "request", method: req.method, url: url.href });
     const send = url.protocol === "https:" ? httpsRequest : httpRequest;
     return new Promise<HttpResponse>((resolve, reject) => {
       const r = send(url, { method: req.method, headers, agent: url.protocol === "https:" ? this.https : this.http, ...(req.signal ? { signal: req.signal } : {}) }, (res) => {
+        // Node's agent keeps a socket unless the *response* says close: a server that ignores the
+        // header, or closes without saying so (the next request would meet a reset), is not
+        // given the chance. The socket goes once the answer is read.
+        if (closing) res.once("end", () => r.socket?.destroy());
         const done = (data: string | Readable) => {
           const out: HttpResponse = { status: res.statusCode ?? 0, statusText: res.statusMessage ?? "", headers: res.headers, data };
           for (const l of this.listeners) l({ phase: "response", method: req.method, url: url.href, status: out.status, data });

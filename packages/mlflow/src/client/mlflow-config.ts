@@ -37,8 +37,8 @@ export interface MlflowClientOptions {
    */
   recordsInFlight?: number;
   /**
-   * Requests a keep-alive connection carries before it is closed, the next one opening anew
-   * (`CAIRN_MLFLOW_CONNECTION_REQUESTS`, 0 to 10,000; 0 never closes one). A server of several
+   * Every this many requests, one closes its keep-alive connection once answered, the next one
+   * opening anew (`CAIRN_MLFLOW_CONNECTION_REQUESTS`, 0 to 10,000; 0 never closes one). A server of several
    * workers that share one socket (`mlflow server`'s default) gives a connection to whichever
    * worker accepts it, often one worker all of a run's connections; connections opened anew
    * while the others are busy reach the idle ones. @default 20
@@ -161,7 +161,7 @@ export function checkMlflowOptions(options: MlflowClientOptions): void {
   if (options.connectionRequests !== undefined && !(Number.isInteger(options.connectionRequests) && options.connectionRequests >= 0 && options.connectionRequests <= MAX_CONNECTION_REQUESTS)) {
     throw new TrackingError(
       `Expected CAIRN_MLFLOW_CONNECTION_REQUESTS to be an integer from 0 to ${MAX_CONNECTION_REQUESTS.toLocaleString("en")}, got \`${options.connectionRequests}\`. ` +
-        "It is how many requests a connection to the server carries before a new one is opened; 0 keeps each connection as long as it lasts.",
+        "Every N-th request to the server closes its connection so that a new one opens; 0 keeps each connection as long as it lasts.",
     );
   }
   if (options.timeoutSeconds !== undefined && !(options.timeoutSeconds > 0)) {
