@@ -80,8 +80,8 @@ export class HttpTransport {
     for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.append(k, String(v));
     const headers: Record<string, string> = { ...this.options.headers, ...req.headers };
     if (typeof req.body === "string") headers["Content-Length"] = String(Buffer.byteLength(req.body));
-    const every = this.options.connectionRequests;
-    const closing = Boolean(every) && ++this.sent % every! === 0;
+    const every = this.options.connectionRequests ?? 0;
+    const closing = every > 0 && ++this.sent % every === 0;
     if (closing) headers["Connection"] = "close";
     for (const l of this.listeners) l({ phase: "request", method: req.method, url: url.href });
     const send = url.protocol === "https:" ? httpsRequest : httpRequest;

@@ -139,11 +139,7 @@ export function checkMlflowOptions(options: MlflowClientOptions): void {
         "Set only one: a CA bundle to check the server's certificate, or insecure TLS to skip the check.",
     );
   }
-  if (options.maxRetries !== undefined && !(Number.isInteger(options.maxRetries) && options.maxRetries >= 0 && options.maxRetries <= MLFLOW_HTTP_DEFAULTS.maxRetriesLimit)) {
-    throw new TrackingError(
-      `Expected MLFLOW_HTTP_REQUEST_MAX_RETRIES to be an integer from 0 to ${MLFLOW_HTTP_DEFAULTS.maxRetriesLimit}, got \`${options.maxRetries}\`.`,
-    );
-  }
+  checkCount("MLFLOW_HTTP_REQUEST_MAX_RETRIES", options.maxRetries, 0, MLFLOW_HTTP_DEFAULTS.maxRetriesLimit);
   if (options.backoffFactor !== undefined && !(options.backoffFactor >= 0 && options.backoffFactor <= MLFLOW_HTTP_DEFAULTS.maxBackoffFactor)) {
     throw new TrackingError(
       `Expected MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR to be a number of seconds from 0 to ${MLFLOW_HTTP_DEFAULTS.maxBackoffFactor}, got \`${options.backoffFactor}\`.`,
@@ -152,21 +148,23 @@ export function checkMlflowOptions(options: MlflowClientOptions): void {
   if (options.backoffJitter !== undefined && !(options.backoffJitter >= 0)) {
     throw new TrackingError(`Expected MLFLOW_HTTP_REQUEST_BACKOFF_JITTER to be a number of seconds >= 0, got \`${options.backoffJitter}\`.`);
   }
-  if (options.recordsInFlight !== undefined && !(Number.isInteger(options.recordsInFlight) && options.recordsInFlight >= 1 && options.recordsInFlight <= MAX_RECORDS_IN_FLIGHT)) {
-    throw new TrackingError(
-      `Expected CAIRN_MLFLOW_RECORDS_IN_FLIGHT to be an integer from 1 to ${MAX_RECORDS_IN_FLIGHT}, got \`${options.recordsInFlight}\`. ` +
-        "Leave it unset to let Cairn find how many the server takes.",
-    );
-  }
-  if (options.connectionRequests !== undefined && !(Number.isInteger(options.connectionRequests) && options.connectionRequests >= 0 && options.connectionRequests <= MAX_CONNECTION_REQUESTS)) {
-    throw new TrackingError(
-      `Expected CAIRN_MLFLOW_CONNECTION_REQUESTS to be an integer from 0 to ${MAX_CONNECTION_REQUESTS.toLocaleString("en")}, got \`${options.connectionRequests}\`. ` +
-        "Every N-th request to the server closes its connection so that a new one opens; 0 keeps each connection as long as it lasts.",
-    );
-  }
+  checkCount("CAIRN_MLFLOW_RECORDS_IN_FLIGHT", options.recordsInFlight, 1, MAX_RECORDS_IN_FLIGHT, "Leave it unset to let Cairn find how many the server takes.");
+  checkCount(
+    "CAIRN_MLFLOW_CONNECTION_REQUESTS",
+    options.connectionRequests,
+    0,
+    MAX_CONNECTION_REQUESTS,
+    "Every N-th request to the server closes its connection so that a new one opens; 0 keeps each connection as long as it lasts.",
+  );
   if (options.timeoutSeconds !== undefined && !(options.timeoutSeconds > 0)) {
     throw new TrackingError(`Expected MLFLOW_HTTP_REQUEST_TIMEOUT to be a number of seconds > 0, got \`${options.timeoutSeconds}\`.`);
   }
+}
+
+/** Throws `TrackingError` unless `value` (from variable `name`) is unset or an integer from `min` to `max`; `hint` says what to do. */
+function checkCount(name: string, value: number | undefined, min: number, max: number, hint?: string): void {
+  if (value === undefined || (Number.isInteger(value) && value >= min && value <= max)) return;
+  throw new TrackingError(`Expected ${name} to be an integer from ${min} to ${max.toLocaleString("en")}, got \`${value}\`.${hint ? ` ${hint}` : ""}`);
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
