@@ -22,12 +22,12 @@ afterAll(async () => {
   await server?.stop();
 });
 
-function cairn(args: string[], onStdout?: (out: string, child: ChildProcess) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cairn(args: string[], onStdout?: (out: string, child: ChildProcess) => void, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise(async (done, fail) => {
     const cwd = await mkdtemp(join(tmpdir(), "cairn-e2e-"));
     const child = spawn(process.execPath, [bin, ...args], {
       cwd,
-      env: { ...process.env, MLFLOW_TRACKING_URI: server.uri, NO_COLOR: "1" },
+      env: { ...process.env, MLFLOW_TRACKING_URI: server.uri, NO_COLOR: "1", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -111,14 +111,14 @@ describe("the quickstart in a real MLflow server", () => {
   });
 
   /** Runs `cairn run ARGS`, sends SIGTERM once `ready(stdout)`, and reads back the flow run and its children. */
-  async function stoppedRun(args: string[], ready: (stdout: string) => boolean) {
+  async function stoppedRun(args: string[], ready: (stdout: string) => boolean, env: NodeJS.ProcessEnv = {}) {
     let sentAt = 0;
     const r = await cairn(["run", ...args], (out, child) => {
       if (!sentAt && ready(out)) {
         sentAt = Date.now();
         child.kill("SIGTERM");
       }
-    });
+    }, env);
     expect(sentAt).toBeGreaterThan(0);
     expect(r.code).toBe(130);
     const runId = flowRunIdOf(r.stdout);
@@ -126,7 +126,7 @@ describe("the quickstart in a real MLflow server", () => {
     const [children] = await readWithMlflow(server.uri, [
       { op: "search_runs", experiment_ids: [parent.experiment_id], filter: `tags.mlflow.parentRunId = '${runId}'` },
     ]);
-    return { sentAt, parent, children: children as Array<{ status: string; end_time: number; tags: Record<string, string> }> };
+    return { sentAt, stderr: r.stderr, parent, children: children as Array<{ status: string; end_time: number; tags: Record<string, string> }> };
   }
 
   it("SIGTERM ends the flow and its running tasks KILLED", async () => {
@@ -144,17 +144,21 @@ describe("the quickstart in a real MLflow server", () => {
     expect((await cairn(["run", file, "--json", ...experiment])).code).toBe(0);
     // A slow server (one worker) records the 60 hits two requests each, off the tasks' path:
     // the signal comes as soon as the hits are done, before their runs are all recorded.
-    const { sentAt, parent, children } = await stoppedRun(
+    const { stderr, parent, children } = await stoppedRun(
       [file, "--json", "-p", "waitMs=60000", ...experiment],
       (out) => (out.match(/"status":"cached"/g) ?? []).length >= 60,
+      { CAIRN_MLFLOW_TRACE: "1" },
     );
     expect(parent.status).toBe("KILLED");
     const byStatus: Record<string, number> = {};
     for (const c of children) byStatus[`${c.status}/${c.tags["cairn.status"]}`] = (byStatus[`${c.status}/${c.tags["cairn.status"]}`] ?? 0) + 1;
     expect(byStatus).toEqual({ "FINISHED/cached": 60, "KILLED/cancelled": 1 });
     // What this test is about: some of those runs were still being recorded when the signal came.
-    const lastHitEnd = Math.max(...children.filter((c) => c.tags["cairn.status"] === "cached").map((c) => c.end_time));
-    expect(lastHitEnd).toBeGreaterThan(sentAt);
+    // The trace (stderr, in order) after the CLI's notice: the hits' updates, beyond the two
+    // that end the cancelled task's run and the flow run.
+    const afterSignal = stderr.slice(stderr.indexOf("SIGTERM: cancelling the run"));
+    expect(afterSignal.length, stderr).toBeLessThan(stderr.length);
+    expect(afterSignal.match(/POST runs\/update -> 200/g)?.length ?? 0).toBeGreaterThan(2);
   });
 
   it("an unreachable server is a clear error before any task runs", async () => {

@@ -38,6 +38,7 @@ export async function logReport(run: EndingFlowRun, options: RenderOptions = {})
     ending: { status: run.status, endTime: run.endTime },
     ...(run.cacheStore ? { store: run.cacheStore } : {}),
     ...(run.sourceRuns ? { sourceRuns: run.sourceRuns } : {}),
+    ...(run.hits ? { hits: run.hits } : {}),
   });
   const saved = await saveReport(run.tracker, run.runId, html);
   const page = run.tracker.runUrl?.(run.experimentId, run.runId);

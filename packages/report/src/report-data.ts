@@ -4,8 +4,10 @@
  * flow's graph from the run's `cairn/graph.json`, failed tasks' error text and log tails from
  * their artifacts, cache hits' metrics from their source runs, and, for tasks that missed the
  * cache, what changed since the nearest earlier entry of the same task (the cache store's
- * entries). Nothing comes from a process's memory: a run of last month, or one made on another
- * machine that records to the same MLflow server, reads the same.
+ * entries). A run of last month, or one made on another machine that records to the same MLflow
+ * server, reads the same. The one exception is a run's own report at its end, which takes its
+ * hits' runs (each written whole by the run and by nothing else) and their source runs (read to
+ * check them) from the run instead of asking the server again; the result is the same.
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -125,6 +127,11 @@ export interface ReadReportOptions {
   maxLogTails?: number;
   /** Source runs of the hits read already (by the ending run itself), by id: not asked for again. */
   sourceRuns?: ReadonlyMap<string, RunRecord>;
+  /**
+   * All the runs of the flow run's cache hits, as the ending run recorded them (EndingFlowRun.hits):
+   * taken from here, and the tracker is asked for the other task runs only.
+   */
+  hits?: readonly RunRecord[];
 }
 
 /** Lines of a log's end kept; characters at most. */
@@ -148,12 +155,12 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
   }
   const experimentId = flowRun.experimentId;
   const [children, graph] = await Promise.all([
-    tracker.searchRuns({ experimentIds: [experimentId], parentRunId: runId, maxResults: Number.MAX_SAFE_INTEGER }),
+    childRuns(tracker, experimentId, runId, options.hits),
     readArtifact(tracker, runId, "cairn/graph.json").then((text) => (text ? parseGraph(text) : undefined)),
   ]);
   // A map's or sweep's run holds its items' runs (MLflow's nested runs): one search per map.
   const groups = children.filter((r) => r.tags["cairn.kind"] === "map" || r.tags["cairn.kind"] === "sweep");
-  for (const items of await Promise.all(groups.map((g) => tracker.searchRuns({ experimentIds: [experimentId], parentRunId: g.runId, maxResults: Number.MAX_SAFE_INTEGER })))) children.push(...items);
+  for (const items of await Promise.all(groups.map((g) => childRuns(tracker, experimentId, g.runId, options.hits)))) children.push(...items);
   // A node may have more than one run only when the flow run was resumed by hand; the latest wins.
   const byNode = new Map<string, RunRecord>();
   for (const run of children.sort((a, b) => a.startTime - b.startTime)) byNode.set(run.tags["cairn.node_id"] ?? run.name, run);
@@ -201,6 +208,17 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
     tasks,
     generatedAt: Date.now(),
   };
+}
+
+/**
+ * The runs under `parentRunId`. With the run's own `hits`, those under it come from there and
+ * the tracker is asked only for the others (whatever their `cairn.status`, or none).
+ */
+async function childRuns(tracker: Tracker, experimentId: string, parentRunId: string, hits: readonly RunRecord[] | undefined): Promise<RunRecord[]> {
+  const filter = { experimentIds: [experimentId], parentRunId, maxResults: Number.MAX_SAFE_INTEGER };
+  if (!hits) return tracker.searchRuns(filter);
+  const others = await tracker.searchRuns({ ...filter, withoutTag: { key: STATUS_TAG, value: "cached" } });
+  return [...others, ...hits.filter((h) => h.parentRunId === parentRunId)];
 }
 
 function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<string, RunRecord>, url: (r: { experimentId: string; runId: string }) => string | undefined): ReportTask {

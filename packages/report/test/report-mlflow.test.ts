@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { readWithMlflow } from "../../mlflow/test/mlflow-read.ts";
 import { type MlflowServer, startMlflowServer } from "../../mlflow/test/mlflow-server.ts";
-import { buildReport, logReport } from "../src/index.ts";
+import { buildReport, logReport, readReportData, type ReportData } from "../src/index.ts";
 import { reportFlow } from "./report-flow.ts";
 
 const repo = resolve(import.meta.dirname, "../../..");
@@ -81,7 +81,7 @@ describe("the report of a run in an MLflow server", () => {
     expect(local).toContain("disk &lt;b&gt;full&lt;/b&gt; &amp; more");
   });
 
-  it("at a run's end, asks nothing about the hits' source runs: the run read them when it checked them", async () => {
+  it("at a run's end, asks nothing about its hits' runs or their source runs: the run wrote the ones and read the others", async () => {
     const tracker = MlflowTracker.fromEnv({}, server.uri);
     const options = { tracker, root: await mkdtemp(join(cwd, "api-")), failurePolicy: "continue" as const, experiment: `report-api-${Date.now()}`, env: {} };
     await (await reportFlow.run({ ...options, params: { n: 1 } })).wait();
@@ -90,22 +90,31 @@ describe("the report of a run in an MLflow server", () => {
       if (e.phase === "request" && e.url.endsWith("/runs/search")) searches.push(e.url);
     });
     let atEnd = -1;
+    let live: ReportData | undefined;
     const run = await reportFlow.run({
       ...options,
       params: { n: 2 },
       beforeEnd: async (ending) => {
         expect([...(ending.sourceRuns?.values() ?? [])].map((r) => r.name)).toContain("steady");
+        expect(ending.hits?.map((r) => r.name).sort()).toEqual(["echo", "steady"]);
         const before = searches.length;
         await logReport(ending);
+        // The flow run's task runs that are not hits: those whose cairn.status is another, and those without one.
         atEnd = searches.length - before;
+        live = await readReportData(ending.tracker, ending.runId, { ending, ...(ending.sourceRuns ? { sourceRuns: ending.sourceRuns } : {}), ...(ending.hits ? { hits: ending.hits } : {}) });
       },
     });
     const result = await run.wait();
-    expect(atEnd).toBe(1); // the flow run's task runs; none for the source runs of its hits
+    expect(atEnd).toBe(2);
+    // What the run took from memory is what the server holds: the same tasks read from the record alone.
+    const later = await readReportData(tracker, result.runId);
+    const withoutWhy = (data: ReportData) => data.tasks.map(({ why: _, ...task }) => task);
+    expect(withoutWhy(live!)).toEqual(withoutWhy(later));
+    expect(live!.tasks.find((t) => t.id === "steady")).toMatchObject({ state: "cached", cachedFrom: { name: "steady" } });
     // The same report from the record alone asks for them: one search more, and shows the same.
     const before = searches.length;
     const fromRecord = await buildReport(tracker, result.runId);
-    expect(searches.length - before).toBe(2);
+    expect(searches.length - before).toBe(2); // the task runs, and the hits' source runs
     expect(fromRecord).toContain('data-task="steady" data-state="cached"');
   });
 });

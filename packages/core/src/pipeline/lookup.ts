@@ -8,13 +8,13 @@ import type { CacheEntry } from "@cairn/cache";
 import { isStoreDown, type TaskKey } from "../caching/task-cache.ts";
 import { isRetryableError } from "./retryable.ts";
 import { type Flight, type FlightScope, findEntry } from "./single-flight.ts";
-import { type RecordScope, recordHit } from "./task-run.ts";
+import { type HitRecords, type RecordScope, recordHit } from "./task-run.ts";
 
 /** What the lookups of one flow run share. */
 export interface LookupScope extends FlightScope {
   readonly record: RecordScope;
-  /** Runs of hits still being recorded; the flow waits for them at its end (see recordHit). */
-  readonly recording: Set<Promise<void>>;
+  /** Runs of hits being recorded (the flow waits for them at its end) and recorded (see recordHit). */
+  readonly hits: HitRecords;
 }
 
 /** One task as its lookup sees it. */
@@ -55,7 +55,7 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
     const entry = await findEntry(scope, task, key.key);
     if (flowSignal.aborted) return STOPPED;
     if (entry) {
-      await recordHit(scope.record, task.node, entry, task.result, scope.recording, scope.warn, cache.sourceRunName(entry.sourceRunId));
+      await recordHit(scope.record, task.node, entry, task.result, scope.hits, scope.warn, cache.sourceRunName(entry.sourceRunId));
       task.settleFlight?.(entry);
       await task.releaseLease?.();
       return { kind: "hit", entry };

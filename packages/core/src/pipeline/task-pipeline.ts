@@ -9,7 +9,7 @@ import { setMaxListeners } from "node:events";
 import { storeDownWarning, type TaskCache } from "../caching/task-cache.ts";
 import { placeNode, type RunEvent } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import type { Tracker } from "../tracking/tracker.ts";
+import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 import { AbandonedAttempts } from "./abandoned.ts";
 import { rejectOnAbort } from "./attempts.ts";
 import type { TaskInterceptor } from "./intercept.ts";
@@ -53,6 +53,8 @@ export class TaskPipeline {
   private readonly leases = new Map<{ release(): Promise<void> }, Flight>();
   /** Runs of cache hits, and of tasks that ended without one, still being recorded (see recordHit, `unstarted`). */
   private readonly recording = new Set<Promise<void>>();
+  /** The runs of this flow's cache hits, as recorded (see recordHit): its report reads them from here. */
+  readonly hitRuns: RunRecord[] = [];
   /** The run of a task that ended without one could not be recorded: said once, not once per task. */
   private unrecorded = false;
   /** Attempts that did not stop at their signal. */
@@ -96,7 +98,7 @@ export class TaskPipeline {
         waiting: (task, node) => s.emit(placeNode({ type: "task", status: "waiting", runId: s.flowRunId, task, time: Date.now() }, node ?? {})),
         warn,
         record,
-        recording: this.recording,
+        hits: { background: this.recording, written: this.hitRuns },
       };
       // One warning for the run, from whichever task met the dead store first.
       s.cache.onStoreDown((error) => this.warn(undefined, storeDownWarning(error, false)));

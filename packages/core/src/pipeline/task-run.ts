@@ -14,7 +14,7 @@ import { type ErrorInfo, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
-import type { Tracker } from "../tracking/tracker.ts";
+import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 
 /** Where the task runs of one flow run are recorded. */
 export interface RecordScope {
@@ -326,29 +326,43 @@ async function uploadArtifacts(tracker: Tracker, runId: string, outputs: unknown
   await Promise.all(uploads);
 }
 
+/** Where a flow run's hits are recorded: the records still being written, and those written. */
+export interface HitRecords {
+  /** Records still being written (with a server); the flow waits for them at its end. */
+  readonly background: Set<Promise<void>>;
+  /**
+   * The hits' runs as written, each whole (created FINISHED with every tag; nothing else writes
+   * to it): the run's report reads them from here rather than asking the server again.
+   */
+  readonly written: RunRecord[];
+}
+
 /**
  * Records a cache hit as a FINISHED run tagged `cairn.status=cached` and with its source
  * (`cairn.cached_from`: the id, `cairn.cached_from.name`: its name when known), all in the
  * create request: a search can filter hits and follow them to their source, whose params and
  * metrics are not copied (a request per hit). `result.runId` is set when the run exists; with
- * a server that happens in the background (`background` holds the promise: the flow waits for
- * it at its end), so dependants do not wait for it.
+ * a server that happens in the background (`records.background` holds the promise: the flow
+ * waits for it at its end), so dependants do not wait for it. The run starts and ends when the
+ * hit is found.
  */
 export async function recordHit(
   scope: RecordScope,
   node: FlowNode,
   entry: CacheEntry,
   result: { runId?: string },
-  background: Set<Promise<void>>,
+  records: HitRecords,
   warn: (task: string, message: string) => void,
   sourceName?: string,
 ): Promise<void> {
   const { tracker } = scope;
   if (!tracker.capabilities.records) return;
+  const now = Date.now();
   const run = {
     experimentId: scope.experimentId,
     name: node.id,
     parentRunId: node.item?.parentRunId ?? scope.flowRunId,
+    startTime: now,
     tags: {
       ...taskTags(scope, node),
       [STATUS_TAG]: "cached",
@@ -357,27 +371,36 @@ export async function recordHit(
       "cairn.cache_hit_key": entry.key,
     },
   };
+  const written = (runId: string) => {
+    result.runId = runId;
+    const { tags, parentRunId, ...rest } = run;
+    records.written.push({ ...rest, runId, status: "FINISHED", endTime: now, parentRunId, params: {}, metrics: {}, tags: { ...tags, "mlflow.parentRunId": parentRunId } });
+  };
   const inBackground = (work: Promise<void>) => {
-    background.add(work);
-    void work.finally(() => background.delete(work));
+    records.background.add(work);
+    void work.finally(() => records.background.delete(work));
   };
   if (tracker.recordRun && tracker.capabilities.remote) {
     // A server: the hit is complete now, and its run (two requests) is recorded in the
     // background, so dependants do not wait for it. The flow waits for all at its end.
     inBackground(
-      tracker.recordRun({ ...run, status: "FINISHED" }).then(
-        (runId) => void (result.runId = runId),
-        (e: unknown) => warn(node.id, `could not record the cache hit's run: ${(e as Error).message}`),
+      tracker.recordRun({ ...run, status: "FINISHED", endTime: now }).then(written, (e: unknown) =>
+        warn(node.id, `could not record the cache hit's run: ${(e as Error).message}`),
       ),
     );
   } else if (tracker.recordRun) {
     // One step, already FINISHED: the embedded store appends the hits recorded at once in one write.
-    result.runId = await tracker.recordRun({ ...run, status: "FINISHED" });
+    written(await tracker.recordRun({ ...run, status: "FINISHED", endTime: now }));
   } else {
     const runId = await tracker.createRun(run);
     result.runId = runId;
     // The hit is complete once its run exists; ending it (a request) goes on in the
     // background, so dependants do not wait for it. The flow waits for all at its end.
-    inBackground(tracker.endRun(runId, "FINISHED").catch((e: unknown) => warn(node.id, `could not record the cache hit's run ${runId} as FINISHED: ${(e as Error).message}`)));
+    inBackground(
+      tracker.endRun(runId, "FINISHED", now).then(
+        () => written(runId),
+        (e: unknown) => warn(node.id, `could not record the cache hit's run ${runId} as FINISHED: ${(e as Error).message}`),
+      ),
+    );
   }
 }

@@ -99,6 +99,12 @@ export interface EndingFlowRun {
   readonly cacheStore?: CacheStore;
   /** The source runs of this run's hits as the run read them (to check them), by id, when the cache was on. */
   readonly sourceRuns?: ReadonlyMap<string, RunRecord>;
+  /**
+   * The runs of this run's cache hits as it recorded them, when the cache was on: each whole
+   * (created FINISHED with every tag, and written by nothing else), so a reader of the run's
+   * task runs need not ask the tracker for them (`RunFilter.withoutTag`: `cairn.status` `cached`).
+   */
+  readonly hits?: readonly RunRecord[];
 }
 
 /** Cache settings of one run. */
@@ -416,7 +422,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       if (options.beforeEnd && tracker.capabilities.records) {
         // The hook is told the end time the run is then recorded with, so what it writes agrees with the record.
         endTime = Date.now();
-        const fromCache = cache ? { cacheStore: cache.tasks.store, sourceRuns: await cache.tasks.readSourceRuns() } : {};
+        const fromCache = cache ? { cacheStore: cache.tasks.store, sourceRuns: await cache.tasks.readSourceRuns(), hits: execution.pipeline.hitRuns } : {};
         await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, endTime, ...fromCache }).catch((e: unknown) =>
           emitToRun({ type: "log", level: "warn", runId: flowRunId, message: `beforeEnd: ${(e as Error)?.message ?? String(e)}`, time: Date.now() }),
         );

@@ -460,6 +460,25 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect(all[1]!.tags["cairn.cache_key"]).toBe("k-1");
     });
 
+    it("leaves out the runs whose tag has a value (withoutTag), keeping those without the tag, newest first, at most maxResults", async () => {
+      const t = await makeTracker();
+      const experimentId = await t.ensureExperiment(unique("without"));
+      const parent = await t.createRun({ experimentId, name: "flow" });
+      const statuses = ["cached", "succeeded", undefined, "cached", "it's \"quoted\"", "cached-not"];
+      const ids: string[] = [];
+      for (const [i, status] of statuses.entries()) {
+        ids.push(await t.createRun({ experimentId, name: `r${i}`, parentRunId: parent, startTime: 1_700_000_000_000 + i * 1000, ...(status !== undefined ? { tags: { "cairn.status": status } } : {}) }));
+      }
+      await t.createRun({ experimentId, name: "elsewhere", startTime: 1_700_000_009_000, tags: { "cairn.status": "succeeded" } });
+      const withoutTag = { key: "cairn.status", value: "cached" };
+      const others = await t.searchRuns({ experimentIds: [experimentId], parentRunId: parent, withoutTag });
+      expect(others.map((r) => r.name)).toEqual(["r5", "r4", "r2", "r1"]);
+      expect((await t.searchRuns({ experimentIds: [experimentId], parentRunId: parent, withoutTag, maxResults: 2 })).map((r) => r.name)).toEqual(["r5", "r4"]);
+      // A value a filter cannot quote exactly is left out all the same.
+      const odd = await t.searchRuns({ experimentIds: [experimentId], parentRunId: parent, withoutTag: { key: "cairn.status", value: statuses[4]! } });
+      expect(odd.map((r) => r.name)).toEqual(["r5", "r3", "r2", "r1", "r0"]);
+    });
+
     it("searches only the experiments asked for, and several at once", async () => {
       const t = await makeTracker();
       const [e1, e2, e3] = await Promise.all([t.ensureExperiment(unique("s1")), t.ensureExperiment(unique("s2")), t.ensureExperiment(unique("s3"))]);

@@ -82,6 +82,8 @@ export interface RunFilter {
   experimentIds: string[];
   /** Exact tag values. Keys may contain dots (`cairn.cache_key`). */
   tags?: Record<string, string>;
+  /** Leaves out the runs whose tag `key` is `value`; runs without the tag stay. */
+  withoutTag?: { key: string; value: string };
   /** Only children of this run. */
   parentRunId?: string;
   /** Only runs with this status. */

@@ -679,14 +679,29 @@ export function runFilter(conditions: {
   const parts: string[] = [];
   for (const [key, value] of Object.entries(conditions.tags ?? {})) parts.push(tagCondition(key, value));
   if (conditions.parentRunId !== undefined) parts.push(tagCondition("mlflow.parentRunId", conditions.parentRunId));
-  if (conditions.topLevelOnly) parts.push("tags.`mlflow.parentRunId` IS NULL");
+  if (conditions.topLevelOnly) parts.push(tagAbsentCondition("mlflow.parentRunId"));
   if (conditions.status) parts.push(`attributes.status = '${conditions.status}'`);
   return parts.join(" AND ");
 }
 
 function tagCondition(key: string, value: string): string {
+  return `${tagName(key)} ${quoteFilterValue(value)}`;
+}
+
+/** `tags.`key` != '<value>'`, or undefined when the value cannot be quoted exactly (the caller then leaves such runs out itself). */
+export function tagNotCondition(key: string, value: string): string | undefined {
+  const equal = quoteFilterValue(value);
+  return equal.startsWith("=") ? `${tagName(key)} !${equal}` : undefined;
+}
+
+/** `tags.`key` IS NULL`: runs without the tag. */
+export function tagAbsentCondition(key: string): string {
+  return `${tagName(key)} IS NULL`;
+}
+
+function tagName(key: string): string {
   if (key.includes("`")) throw new TrackingError(`Tag key ${JSON.stringify(key)} contains a backtick, which an MLflow filter cannot quote.`);
-  return `tags.\`${key}\` ${quoteFilterValue(value)}`;
+  return `tags.\`${key}\``;
 }
 
 /**

@@ -19,7 +19,7 @@ import {
   type RunStatus,
   type Tracker,
 } from "@cairn/core";
-import { MlflowClient, type MlflowMetric, type MlflowRun, normalizeArtifactPath, runFilter } from "../client/client.ts";
+import { MlflowClient, type MlflowMetric, type MlflowRun, normalizeArtifactPath, runFilter, tagAbsentCondition, tagNotCondition } from "../client/client.ts";
 import { type MlflowClientOptions, mlflowOptionsFromEnv } from "../client/mlflow-config.ts";
 import { fitMlflowValue, longValueArtifactPath, MLFLOW_LIMITS, toMlflowKey } from "../client/mlflow-limits.ts";
 
@@ -327,26 +327,32 @@ export class MlflowTracker implements Tracker {
     await this.flush();
     const tags: Record<string, string> = {};
     for (const [key, value] of Object.entries(filter.tags ?? {})) tags[toMlflowKey(key)] = value;
-    const runs = await this.client.searchRuns({
-      experimentIds: filter.experimentIds,
-      filter: runFilter({
+    const without = filter.withoutTag ? { key: toMlflowKey(filter.withoutTag.key), value: filter.withoutTag.value } : undefined;
+    const maxResults = filter.maxResults ?? 100;
+    const search = (extra?: string) => {
+      const base = runFilter({
         tags,
         ...(filter.parentRunId !== undefined ? { parentRunId: filter.parentRunId } : {}),
         ...(filter.status ? { status: filter.status } : {}),
         ...(filter.topLevelOnly ? { topLevelOnly: true } : {}),
-      }),
-      maxResults: filter.maxResults ?? 100,
-    });
+      });
+      return this.client.searchRuns({ experimentIds: filter.experimentIds, filter: [base, extra].filter(Boolean).join(" AND "), maxResults });
+    };
+    // A filter has no OR: the runs whose tag differs, and those without it, are two searches.
+    const notEqual = without ? tagNotCondition(without.key, without.value) : undefined;
+    const runs = notEqual ? (await Promise.all([search(notEqual), search(tagAbsentCondition(without!.key))])).flat() : await search();
     // The server may match a superset (values it cannot quote exactly); keep exact matches only.
-    return runs
+    const matched = runs
       .filter(
         (run) =>
           Object.entries(tags).every(([k, v]) => run.tags[k] === v) &&
+          (without === undefined || run.tags[without.key] !== without.value) &&
           (filter.parentRunId === undefined || run.tags["mlflow.parentRunId"] === filter.parentRunId) &&
           (!filter.topLevelOnly || run.tags["mlflow.parentRunId"] === undefined) &&
           (!filter.status || run.info.status === filter.status),
       )
       .map(toRecord);
+    return notEqual ? matched.sort((a, b) => b.startTime - a.startTime).slice(0, maxResults) : matched;
   }
 
   async getMetricHistory(runId: string, key: string): Promise<MetricPoint[]> {

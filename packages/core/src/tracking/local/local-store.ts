@@ -774,6 +774,7 @@ function matches(run: RunRecord, filter: RunFilter): boolean {
   if (filter.topLevelOnly && run.parentRunId !== undefined) return false;
   const tags = filter.tags ?? {};
   for (const key in tags) if (run.tags[key] !== tags[key]) return false;
+  if (filter.withoutTag && run.tags[filter.withoutTag.key] === filter.withoutTag.value) return false;
   return true;
 }
 
