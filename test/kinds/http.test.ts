@@ -110,9 +110,9 @@ describe("http()", () => {
 
   it("times out a request that never answers, and sends GET inputs as query parameters", async () => {
     plan.set("/hang", [{ status: -1, body: "" }]);
-    const t = http("hang", { url: `${base}/hang`, timeoutMs: 200, retries: 1, retryDelayMs: 1, method: "GET" });
+    const t = http("hang", { url: `${base}/hang`, timeoutMs: 1000, retries: 1, retryDelayMs: 1, method: "GET" });
     const result = await (await flow("hang").build(() => ({ x: t({ q: "a b", n: 2 }).$out })).run(await runOptions())).wait();
-    expect(result.tasks.hang!.error).toMatchObject({ name: "HttpTaskError", message: expect.stringContaining("no response within 200 ms") });
+    expect(result.tasks.hang!.error).toMatchObject({ name: "HttpTaskError", message: expect.stringContaining("no response within 1000 ms") });
     expect(seen.get("/hang")![0]!.url).toBe("/hang?q=a+b&n=2");
   });
 

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { readWithMlflow } from "../../mlflow/test/mlflow-read.ts";
 import { type MlflowServer, startMlflowServer } from "../../mlflow/test/mlflow-server.ts";
+import { flow, grid, max, sweep, task } from "cairn-dag";
 import { buildReport, logReport, readReportData, type ReportData } from "../src/index.ts";
 import { reportFlow } from "./report-flow.ts";
 
@@ -116,5 +117,35 @@ describe("the report of a run in an MLflow server", () => {
     const fromRecord = await buildReport(tracker, result.runId);
     expect(searches.length - before).toBe(2); // the task runs, and the hits' source runs
     expect(fromRecord).toContain('data-task="steady" data-state="cached"');
+  });
+  it("at a run's end, a sweep's trials that were hits come from the run too, under the sweep's run, as the record has them", async () => {
+    const fit = task("fit")
+      .input<{ lr: number; depth: number }>()
+      .run(({ lr, depth }) => ({ score: Math.round((1 - Math.abs(lr - 0.1)) * depth * 100) / 100 }));
+    const f = flow("report-sweep").build(() => {
+      const best = sweep(fit, { over: grid({ lr: [0.01, 0.1], depth: [3, 5] }), select: max("score") });
+      return { trial: best.trial };
+    });
+    const tracker = MlflowTracker.fromEnv({}, server.uri);
+    const options = { tracker, root: await mkdtemp(join(cwd, "sweep-")), experiment: `report-sweep-${Date.now()}`, env: {} };
+    expect((await (await f.run(options)).wait()).status).toBe("succeeded");
+    let live: ReportData | undefined;
+    let hits: string[] = [];
+    const result = await (
+      await f.run({
+        ...options,
+        beforeEnd: async (ending) => {
+          hits = (ending.hits ?? []).map((r) => `${r.name} under ${r.parentRunId === ending.runId ? "the flow run" : "another run"}`).sort();
+          live = await readReportData(ending.tracker, ending.runId, { ending, ...(ending.sourceRuns ? { sourceRuns: ending.sourceRuns } : {}), ...(ending.hits ? { hits: ending.hits } : {}) });
+        },
+      })
+    ).wait();
+    expect(result.status).toBe("succeeded");
+    expect(hits).toEqual(["fit[0]", "fit[1]", "fit[2]", "fit[3]"].map((name) => `${name} under another run`));
+    const later = await readReportData(tracker, result.runId);
+    const withoutWhy = (data: ReportData) => data.tasks.map(({ why: _, ...task }) => task);
+    expect(withoutWhy(live!)).toEqual(withoutWhy(later));
+    expect(live!.tasks.filter((t) => t.item).map((t) => t.state)).toEqual(["cached", "cached", "cached", "cached"]);
+    expect(live!.tasks.find((t) => t.id === "fit")?.group).toMatchObject({ kind: "sweep", best: "fit[3]" });
   });
 });
