@@ -14,7 +14,9 @@
  *   none, the changed group's), checked from the ids its tasks log;
  * - start: spawn to the first line of a one-task flow, whole process (`cairn run`);
  * - mlflow: the cache workload with Cairn tracking into a real `mlflow server` (one worker, and
- *   the server's default workers), against the same Prefect runs (its own tracking).
+ *   the server's default workers), against the same Prefect runs (its own tracking), and two
+ *   floors on each server (bench/multistep/floor.mjs): the least requests that record the runs,
+ *   and the same requests with what Cairn's record holds (its tags, params and small files).
  *
  * Prints markdown tables (figures as Cairn / peer from this run) and a JSON line last.
  *
@@ -188,14 +190,16 @@ try {
       const stamp = Date.now().toString(36);
       const all = Array.from({ length: groups * layers * width }, (_, i) => `w${Math.floor(i / (layers * width))}_${Math.floor(i / width) % layers}_${i % width}`);
       const expected = { cold: all, warm: [] as string[], changed: all.filter((id) => id.startsWith(`w${changedGroup}_`)) };
-      type Variant = { name: string; floor?: boolean; run: (state: string, phase: keyof typeof expected, round: number) => Promise<Ran> };
+      type Variant = { name: string; floor?: boolean; content?: boolean; run: (state: string, phase: keyof typeof expected, round: number) => Promise<Ran> };
       // The floor: only the requests that record a flow run and one FINISHED run per task, hits
       // included; the tasks that run in a phase (cold: all, changed: a group) do their work too
       // and are recorded as runs that ran (create, log-batch, update), the fewest MLflow allows.
-      const floorRun = (uri: string, label: string) => (_: string, phase: keyof typeof expected, round: number) =>
+      // The content floor: the same requests carrying what Cairn's record holds (its tags, params
+      // and two small files a task that runs), to tell the record's cost from the engine's.
+      const floorRun = (uri: string, label: string, mode = "least") => (_: string, phase: keyof typeof expected, round: number) =>
         runProcess(
           process.execPath,
-          [join(here, "..", "multistep", "floor.mjs"), `peers-floor-${label}-${stamp}-${round}-${phase}`, String(round ? all.length : 20), String(round ? expected[phase].length : 0), String(workMs)],
+          [join(here, "..", "multistep", "floor.mjs"), `peers-floor-${label}-${stamp}-${round}-${phase}`, String(round ? all.length : 20), String(round ? expected[phase].length : 0), String(workMs), mode],
           { MLFLOW_TRACKING_URI: uri },
         );
       const cairnRun = (env: NodeJS.ProcessEnv) => (state: string, phase: keyof typeof expected) =>
@@ -204,8 +208,10 @@ try {
       if (only.has("cache")) variants.push({ name: "Cairn, embedded store", run: cairnRun({}) });
       if (oneWorker) variants.push({ name: "Cairn, MLflow (one-worker server)", run: (s, p, r) => cairnRun({ MLFLOW_TRACKING_URI: oneWorker.uri, MLFLOW_EXPERIMENT_NAME: `peers-1w-${stamp}-${r}` })(s, p) });
       if (oneWorker) variants.push({ name: "Floor: the record's requests only (one-worker server)", floor: true, run: floorRun(oneWorker.uri, "1w") });
+      if (oneWorker) variants.push({ name: "Floor with Cairn's record content (one-worker server)", floor: true, content: true, run: floorRun(oneWorker.uri, "1w-content", "content") });
       if (stock) variants.push({ name: "Cairn, MLflow (stock server, default workers)", run: (s, p, r) => cairnRun({ MLFLOW_TRACKING_URI: stock.uri, MLFLOW_EXPERIMENT_NAME: `peers-stock-${stamp}-${r}` })(s, p) });
       if (stock) variants.push({ name: "Floor: the record's requests only (stock server)", floor: true, run: floorRun(stock.uri, "stock") });
+      if (stock) variants.push({ name: "Floor with Cairn's record content (stock server)", floor: true, content: true, run: floorRun(stock.uri, "stock-content", "content") });
       variants.push({ name: `Prefect ${versions.prefect} (INPUTS + TASK_SOURCE, local results, its own temporary server)`, run: (s, p) => peer("prefect", ["cache", ...shape.split(","), String(p === "changed" ? changedGroup : -1)], prefectEnv(join(s, "prefect"))) });
       if (only.has("cache")) variants.push({ name: `Hamilton ${versions.hamilton} (.with_cache(), sequential driver)`, run: (s, p) => peer("hamilton", ["cache", ...shape.split(","), String(p === "changed" ? changedGroup : -1)], { PEERS_STATE: s }) });
 
@@ -237,12 +243,13 @@ try {
       const prefectIndex = variants.findIndex((v) => v.name.startsWith("Prefect"));
       const med = (i: number, p: (typeof phases)[number]) => median(times[i]![p]);
       // Against the floor (issue 16's floor row): the floor's own time, the requests alone.
-      const floorFor = (name: string) => variants.findIndex((v) => v.floor && name.includes(v.name.includes("one-worker") ? "one-worker" : "stock"));
-      const floorLines = variants.flatMap((v, i) =>
-        v.name.startsWith("Cairn, MLflow") && floorFor(v.name) >= 0
-          ? [`| ${v.name} | ${phases.map((p) => ratio(med(i, p), med(floorFor(v.name), p))).join(" | ")} |`]
-          : [],
-      );
+      const floorFor = (name: string, content = false) => variants.findIndex((v) => v.floor && !v.content === !content && name.includes(v.name.includes("one-worker") ? "one-worker" : "stock"));
+      const floorLines = variants.flatMap((v, i) => {
+        if (!v.name.startsWith("Cairn, MLflow") || floorFor(v.name) < 0) return [];
+        const content = floorFor(v.name, true);
+        const against = (f: number) => phases.map((p) => (f >= 0 ? ratio(med(i, p), med(f, p)) : "")).join(" | ");
+        return [`| ${v.name} | ${against(floorFor(v.name))} | ${against(content)} |`];
+      });
       const rows = variants.map((v, i) => {
         const cells = phases.map((p) => `${fmtS(med(i, p))} s`);
         const vsPrefect = v.name.startsWith("Cairn") ? phases.map((p) => `**${ratio(med(i, p), med(prefectIndex, p))}**`) : phases.map(() => "");
@@ -258,7 +265,7 @@ try {
           `| engine | cold | warm | one input changed | cold Cairn/Prefect | warm Cairn/Prefect | changed Cairn/Prefect |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n${rows.join("\n")}\n\n` +
           (cairnIndex >= 0 && hamiltonIndex >= 0 ? `Cairn (embedded store) / Hamilton: cold ${ratio(med(cairnIndex, "cold"), med(hamiltonIndex, "cold"))}, warm ${ratio(med(cairnIndex, "warm"), med(hamiltonIndex, "warm"))}, changed ${ratio(med(cairnIndex, "changed"), med(hamiltonIndex, "changed"))}.\n\n` : "") +
           (floorLines.length
-            ? `Cairn with MLflow / the floor on the same server (bench/multistep/floor.mjs: the requests that record a flow run and one FINISHED run per task and nothing else, no cache, no checks: a hit is create + update, three at a time; a task that runs in the phase — cold all, changed group ${changedGroup}'s — burns its ${workMs} ms of CPU and is create + log-batch + update, eight at a time; every 20th request closes its connection, as Cairn's client does):\n\n| engine | cold | warm | changed |\n| --- | ---: | ---: | ---: |\n${floorLines.join("\n")}\n\n`
+            ? `Cairn with MLflow / the floor on the same server (bench/multistep/floor.mjs: the requests that record a flow run and one FINISHED run per task and nothing else, no cache, no checks: a hit is create + update, three at a time; a task that runs in the phase — cold all, changed group ${changedGroup}'s — burns its ${workMs} ms of CPU and is create + log-batch + update, eight at a time; every 20th request closes its connection, as Cairn's client does; the content floor sends the same requests with what Cairn's record holds: a hit's 16 tags, a run that ran its 14 tags, 4 params, 3 tags and two small files, the outputs manifest and the cache index entry):\n\n| engine | cold | warm | changed | cold / content floor | warm / content floor | changed / content floor |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n${floorLines.join("\n")}\n\n`
             : "") +
           `Tasks run (from the ids each engine's tasks logged; cold: all ${all.length}, warm: none, changed: the ${expected.changed.length} of group ${changedGroup}): ` +
           (checks.length ? `**mismatches:** ${checks.join("; ")}` : "every engine ran exactly the right tasks in every phase."),
