@@ -154,13 +154,14 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
     );
   }
   const experimentId = flowRun.experimentId;
+  const hits = options.hits ? groupByParent(options.hits) : undefined;
   const [children, graph] = await Promise.all([
-    childRuns(tracker, experimentId, runId, options.hits),
+    childRuns(tracker, experimentId, runId, hits),
     readArtifact(tracker, runId, "cairn/graph.json").then((text) => (text ? parseGraph(text) : undefined)),
   ]);
   // A map's or sweep's run holds its items' runs (MLflow's nested runs): one search per map.
   const groups = children.filter((r) => r.tags["cairn.kind"] === "map" || r.tags["cairn.kind"] === "sweep");
-  for (const items of await Promise.all(groups.map((g) => childRuns(tracker, experimentId, g.runId, options.hits)))) children.push(...items);
+  for (const items of await Promise.all(groups.map((g) => childRuns(tracker, experimentId, g.runId, hits)))) children.push(...items);
   // A node may have more than one run only when the flow run was resumed by hand; the latest wins.
   const byNode = new Map<string, RunRecord>();
   for (const run of children.sort((a, b) => a.startTime - b.startTime)) byNode.set(run.tags["cairn.node_id"] ?? run.name, run);
@@ -214,11 +215,17 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
  * The runs under `parentRunId`. With the run's own `hits`, those under it come from there and
  * the tracker is asked only for the others (whatever their `cairn.status`, or none).
  */
-async function childRuns(tracker: Tracker, experimentId: string, parentRunId: string, hits: readonly RunRecord[] | undefined): Promise<RunRecord[]> {
+async function childRuns(tracker: Tracker, experimentId: string, parentRunId: string, hits: ReadonlyMap<string, RunRecord[]> | undefined): Promise<RunRecord[]> {
   const filter = { experimentIds: [experimentId], parentRunId, maxResults: Number.MAX_SAFE_INTEGER };
   if (!hits) return tracker.searchRuns(filter);
   const others = await tracker.searchRuns({ ...filter, withoutTag: { key: STATUS_TAG, value: "cached" } });
-  return [...others, ...hits.filter((h) => h.parentRunId === parentRunId)];
+  return [...others, ...(hits.get(parentRunId) ?? [])];
+}
+
+function groupByParent(runs: readonly RunRecord[]): Map<string, RunRecord[]> {
+  const by = new Map<string, RunRecord[]>();
+  for (const run of runs) if (run.parentRunId !== undefined) (by.get(run.parentRunId) ?? by.set(run.parentRunId, []).get(run.parentRunId)!).push(run);
+  return by;
 }
 
 function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<string, RunRecord>, url: (r: { experimentId: string; runId: string }) => string | undefined): ReportTask {

@@ -12,6 +12,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
+import { TrackingError } from "@cairn/core";
 import { readWithMlflow } from "../../mlflow/test/mlflow-read.ts";
 import { type MlflowServer, startMlflowServer } from "../../mlflow/test/mlflow-server.ts";
 import { flow, grid, max, sweep, task } from "cairn-dag";
@@ -147,5 +148,26 @@ describe("the report of a run in an MLflow server", () => {
     expect(withoutWhy(live!)).toEqual(withoutWhy(later));
     expect(live!.tasks.filter((t) => t.item).map((t) => t.state)).toEqual(["cached", "cached", "cached", "cached"]);
     expect(live!.tasks.find((t) => t.id === "fit")?.group).toMatchObject({ kind: "sweep", best: "fit[3]" });
+  });
+  it("at a run's end, reads every task run from the server when a hit's run could not be recorded whole", async () => {
+    const tracker = MlflowTracker.fromEnv({}, server.uri);
+    const options = { tracker, root: await mkdtemp(join(cwd, "failed-hit-")), failurePolicy: "continue" as const, experiment: `report-failed-hit-${Date.now()}`, env: {} };
+    await (await reportFlow.run({ ...options, params: { n: 1 } })).wait();
+    // A fault a real server cannot be made to show on cue: one hit's record is refused.
+    const recordRun = tracker.recordRun.bind(tracker);
+    let refused = 0;
+    tracker.recordRun = async (run) => {
+      if (run.name === "steady" && !refused++) throw new TrackingError("injected: no answer");
+      return recordRun(run);
+    };
+    let told: { hits?: unknown } | undefined;
+    const run = await reportFlow.run({ ...options, params: { n: 2 }, beforeEnd: async (ending) => void (told = ending) });
+    const warnings: string[] = [];
+    run.on((e) => e.type === "log" && e.level === "warn" && warnings.push(e.message));
+    await run.wait();
+    expect(refused).toBe(1);
+    expect(warnings.join("\n")).toContain("could not record the cache hit's run: injected: no answer");
+    expect(told).toBeDefined();
+    expect(told!.hits).toBeUndefined();
   });
 });

@@ -15,7 +15,7 @@ import { rejectOnAbort } from "./attempts.ts";
 import type { TaskInterceptor } from "./intercept.ts";
 import { type Lookup, type LookupScope, type LookupTask, lookupTask } from "./lookup.ts";
 import { type PipelineScope, type PipelineTask, type TaskOutcome, releaseTask, runTask } from "./run-task.ts";
-import { createGroupRun, finishGroupRun, type GroupSummary, recordUnstarted, type UnstartedOutcome } from "./task-run.ts";
+import { createGroupRun, finishGroupRun, type GroupSummary, type HitRecords, recordUnstarted, type UnstartedOutcome } from "./task-run.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { Flight } from "./single-flight.ts";
 import { RunScope } from "../run/run-scope.ts";
@@ -53,8 +53,8 @@ export class TaskPipeline {
   private readonly leases = new Map<{ release(): Promise<void> }, Flight>();
   /** Runs of cache hits, and of tasks that ended without one, still being recorded (see recordHit, `unstarted`). */
   private readonly recording = new Set<Promise<void>>();
-  /** The runs of this flow's cache hits, as recorded (see recordHit): its report reads them from here. */
-  readonly hitRuns: RunRecord[] = [];
+  /** The records of this flow's cache hits (see recordHit); their runs are kept once keepHitRuns() is called. */
+  private readonly hits: HitRecords = { background: this.recording, written: undefined };
   /** The run of a task that ended without one could not be recorded: said once, not once per task. */
   private unrecorded = false;
   /** Attempts that did not stop at their signal. */
@@ -98,7 +98,7 @@ export class TaskPipeline {
         waiting: (task, node) => s.emit(placeNode({ type: "task", status: "waiting", runId: s.flowRunId, task, time: Date.now() }, node ?? {})),
         warn,
         record,
-        hits: { background: this.recording, written: this.hitRuns },
+        hits: this.hits,
       };
       // One warning for the run, from whichever task met the dead store first.
       s.cache.onStoreDown((error) => this.warn(undefined, storeDownWarning(error, false)));
@@ -210,6 +210,16 @@ export class TaskPipeline {
   /** The flow stopped: the leases of tasks that never started are given up now. */
   stopped(): void {
     for (const [lease, task] of this.leases) if (!task.started) void lease.release().catch(() => {});
+  }
+
+  /** Keeps the runs of this flow's cache hits as they are recorded, for {@link hitRuns}. Call before the flow starts. */
+  keepHitRuns(): void {
+    this.hits.written = [];
+  }
+
+  /** The runs of this flow's cache hits as recorded, when kept and each known whole (see HitRecords). */
+  get hitRuns(): readonly RunRecord[] | undefined {
+    return this.hits.written;
   }
 
   /** Waits for the runs of cache hits (see recordHit) and of tasks that ended without one (`unstarted`) to be recorded. */

@@ -332,10 +332,15 @@ export interface HitRecords {
   readonly background: Set<Promise<void>>;
   /**
    * The hits' runs as written, each whole (created FINISHED with every tag; nothing else writes
-   * to it): the run's report reads them from here rather than asking the server again.
+   * to it), when they are kept: the run's report reads them from here rather than asking the
+   * server again. Dropped (undefined) once one hit's run is not known whole here: its record
+   * failed (the server may hold part of it), or a tag is long enough that a tracker may cut it.
    */
-  readonly written: RunRecord[];
+  written: RunRecord[] | undefined;
 }
+
+/** Longer tag values are not kept in a hit's copy: a tracker may cut them (MLflow at 8,000 characters). */
+const KEPT_TAG_LENGTH = 5000;
 
 /**
  * Records a cache hit as a FINISHED run tagged `cairn.status=cached` and with its source
@@ -373,8 +378,14 @@ export async function recordHit(
   };
   const written = (runId: string) => {
     result.runId = runId;
+    if (!records.written) return;
     const { tags, parentRunId, ...rest } = run;
-    records.written.push({ ...rest, runId, status: "FINISHED", endTime: now, parentRunId, params: {}, metrics: {}, tags: { ...tags, "mlflow.parentRunId": parentRunId } });
+    if (Object.values(tags).some((value) => value.length > KEPT_TAG_LENGTH)) records.written = undefined;
+    else records.written.push({ ...rest, runId, status: "FINISHED", endTime: now, parentRunId, params: {}, metrics: {}, tags: { ...tags, "mlflow.parentRunId": parentRunId } });
+  };
+  const failed = (message: string) => {
+    records.written = undefined;
+    warn(node.id, message);
   };
   const inBackground = (work: Promise<void>) => {
     records.background.add(work);
@@ -385,7 +396,7 @@ export async function recordHit(
     // background, so dependants do not wait for it. The flow waits for all at its end.
     inBackground(
       tracker.recordRun({ ...run, status: "FINISHED", endTime: now }).then(written, (e: unknown) =>
-        warn(node.id, `could not record the cache hit's run: ${(e as Error).message}`),
+        failed(`could not record the cache hit's run: ${(e as Error).message}`),
       ),
     );
   } else if (tracker.recordRun) {
@@ -399,7 +410,7 @@ export async function recordHit(
     inBackground(
       tracker.endRun(runId, "FINISHED", now).then(
         () => written(runId),
-        (e: unknown) => warn(node.id, `could not record the cache hit's run ${runId} as FINISHED: ${(e as Error).message}`),
+        (e: unknown) => failed(`could not record the cache hit's run ${runId} as FINISHED: ${(e as Error).message}`),
       ),
     );
   }

@@ -100,9 +100,10 @@ export interface EndingFlowRun {
   /** The source runs of this run's hits as the run read them (to check them), by id, when the cache was on. */
   readonly sourceRuns?: ReadonlyMap<string, RunRecord>;
   /**
-   * The runs of this run's cache hits as it recorded them, when the cache was on: each whole
-   * (created FINISHED with every tag, and written by nothing else), so a reader of the run's
-   * task runs need not ask the tracker for them (`RunFilter.withoutTag`: `cairn.status` `cached`).
+   * The runs of this run's cache hits as it recorded them, with a server and the cache on: each
+   * whole (created FINISHED with every tag, and written by nothing else), so a reader of the
+   * run's task runs need not ask the tracker for them (`RunFilter.withoutTag`: `cairn.status`
+   * `cached`). Absent when one hit's run is not known whole (its record failed, a long tag).
    */
   readonly hits?: readonly RunRecord[];
 }
@@ -368,6 +369,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   };
   const execution = new FlowExecution(settings);
   if (options.dispatcher) execution.pipeline.dispatchTo(options.dispatcher);
+  // What beforeEnd is told of the hits' runs, with a server (asking it again costs a search; the embedded store's costs nothing).
+  if (options.beforeEnd && tracker.capabilities.remote) execution.pipeline.keepHitRuns();
   const started = performance.now();
 
   const body = async (emit: Listener): Promise<FlowResult<Outputs>> => {
@@ -422,7 +425,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       if (options.beforeEnd && tracker.capabilities.records) {
         // The hook is told the end time the run is then recorded with, so what it writes agrees with the record.
         endTime = Date.now();
-        const fromCache = cache ? { cacheStore: cache.tasks.store, sourceRuns: await cache.tasks.readSourceRuns(), hits: execution.pipeline.hitRuns } : {};
+        const fromCache = cache ? { cacheStore: cache.tasks.store, sourceRuns: await cache.tasks.readSourceRuns(), ...(execution.pipeline.hitRuns ? { hits: execution.pipeline.hitRuns } : {}) } : {};
         await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, endTime, ...fromCache }).catch((e: unknown) =>
           emitToRun({ type: "log", level: "warn", runId: flowRunId, message: `beforeEnd: ${(e as Error)?.message ?? String(e)}`, time: Date.now() }),
         );

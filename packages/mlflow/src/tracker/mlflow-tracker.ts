@@ -338,9 +338,11 @@ export class MlflowTracker implements Tracker {
       });
       return this.client.searchRuns({ experimentIds: filter.experimentIds, filter: [base, extra].filter(Boolean).join(" AND "), maxResults });
     };
-    // A filter has no OR: the runs whose tag differs, and those without it, are two searches.
+    // A filter has no OR: the runs whose tag differs, and those without it, are two searches. A
+    // server that refuses either (one older than `IS NULL` on tags) is asked for all of them.
     const notEqual = without ? tagNotCondition(without.key, without.value) : undefined;
-    const runs = notEqual ? (await Promise.all([search(notEqual), search(tagAbsentCondition(without!.key))])).flat() : await search();
+    const both = notEqual ? await Promise.all([search(notEqual), search(tagAbsentCondition(without!.key))]).catch(() => undefined) : undefined;
+    const runs = both ? [...new Map(both.flat().map((run) => [run.info.runId, run])).values()] : await search();
     // The server may match a superset (values it cannot quote exactly); keep exact matches only.
     const matched = runs
       .filter(
@@ -352,7 +354,7 @@ export class MlflowTracker implements Tracker {
           (!filter.status || run.info.status === filter.status),
       )
       .map(toRecord);
-    return notEqual ? matched.sort((a, b) => b.startTime - a.startTime).slice(0, maxResults) : matched;
+    return both ? matched.sort((a, b) => b.startTime - a.startTime).slice(0, maxResults) : matched;
   }
 
   async getMetricHistory(runId: string, key: string): Promise<MetricPoint[]> {
