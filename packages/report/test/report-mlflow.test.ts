@@ -170,4 +170,17 @@ describe("the report of a run in an MLflow server", () => {
     expect(told).toBeDefined();
     expect(told!.hits).toBeUndefined();
   });
+  it("at a run's end, reads every task run from the server when a hit carries a tag a tracker may cut", async () => {
+    const echo = task("echo").input<{ text: string }>().run(({ text }) => ({ length: text.length }));
+    // A sweep trial's point is its run's tag cairn.item_key: here over 5,000 characters.
+    const f = flow("report-long-tag").build(() => ({ trial: sweep(echo, { over: grid({ text: ["x".repeat(6000)] }), select: max("length") }).trial }));
+    const tracker = MlflowTracker.fromEnv({}, server.uri);
+    const options = { tracker, root: await mkdtemp(join(cwd, "long-tag-")), experiment: `report-long-tag-${Date.now()}`, env: {} };
+    expect((await (await f.run(options)).wait()).status).toBe("succeeded");
+    let told: { hits?: unknown } | undefined;
+    const result = await (await f.run({ ...options, beforeEnd: async (ending) => void (told = ending) })).wait();
+    expect(result.tasks["echo[0]"]?.status).toBe("cached");
+    expect(told).toBeDefined();
+    expect(told!.hits).toBeUndefined();
+  });
 });

@@ -239,6 +239,44 @@ describe("MlflowTracker over HTTP faults", () => {
     }
   });
 
+  it("withoutTag against a server that refuses IS NULL on tags (an older MLflow): one search of all, filtered here", async () => {
+    const target = new URL(server.uri);
+    const filters: string[] = [];
+    const proxy = await startProxy((req, res) => {
+      if (!req.url?.endsWith("/runs/search")) return false;
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        const filter = String((JSON.parse(body) as { filter?: string }).filter ?? "");
+        filters.push(filter);
+        if (filter.includes("IS NULL")) {
+          res.writeHead(400, { "Content-Type": "application/json" }).end(JSON.stringify({ error_code: "INVALID_PARAMETER_VALUE", message: "Invalid comparator 'IS NULL'" }));
+          return;
+        }
+        const upstream = http.request({ host: target.hostname, port: target.port, method: "POST", path: req.url, headers: { "content-type": "application/json" } }, (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        });
+        upstream.end(body);
+      });
+      return true;
+    });
+    try {
+      const t = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: proxy.uri });
+      const experimentId = await t.ensureExperiment("old-server-without-tag");
+      const parent = await t.createRun({ experimentId, name: "flow" });
+      for (const [i, status] of ["cached", "succeeded", undefined].entries()) {
+        await t.createRun({ experimentId, name: `r${i}`, parentRunId: parent, startTime: 1_700_000_000_000 + i, ...(status ? { tags: { "cairn.status": status } } : {}) });
+      }
+      const others = await t.searchRuns({ experimentIds: [experimentId], parentRunId: parent, withoutTag: { key: "cairn.status", value: "cached" } });
+      expect(others.map((r) => r.name)).toEqual(["r2", "r1"]);
+      expect(filters.some((f) => f.includes("IS NULL"))).toBe(true);
+      expect(filters.at(-1)).not.toMatch(/IS NULL|!=/); // the search of all, as before withoutTag
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it("gives up after MLFLOW_HTTP_REQUEST_MAX_RETRIES with an MlflowApiError naming the endpoint", async () => {
     const proxy = await startProxy((req, res) => {
       if (req.url?.includes("/runs/update")) {
