@@ -329,15 +329,13 @@ export class MlflowTracker implements Tracker {
     for (const [key, value] of Object.entries(filter.tags ?? {})) tags[toMlflowKey(key)] = value;
     const without = filter.withoutTag ? { key: toMlflowKey(filter.withoutTag.key), value: filter.withoutTag.value } : undefined;
     const maxResults = filter.maxResults ?? 100;
-    const search = (extra?: string) => {
-      const base = runFilter({
-        tags,
-        ...(filter.parentRunId !== undefined ? { parentRunId: filter.parentRunId } : {}),
-        ...(filter.status ? { status: filter.status } : {}),
-        ...(filter.topLevelOnly ? { topLevelOnly: true } : {}),
-      });
-      return this.client.searchRuns({ experimentIds: filter.experimentIds, filter: [base, extra].filter(Boolean).join(" AND "), maxResults });
-    };
+    const base = runFilter({
+      tags,
+      ...(filter.parentRunId !== undefined ? { parentRunId: filter.parentRunId } : {}),
+      ...(filter.status ? { status: filter.status } : {}),
+      ...(filter.topLevelOnly ? { topLevelOnly: true } : {}),
+    });
+    const search = (extra?: string) => this.client.searchRuns({ experimentIds: filter.experimentIds, filter: [base, extra].filter(Boolean).join(" AND "), maxResults });
     // A filter has no OR: the runs whose tag differs, and those without it, are two searches. A
     // server that refuses either (one older than `IS NULL` on tags) is asked for all of them.
     const notEqual = without ? tagNotCondition(without.key, without.value) : undefined;
