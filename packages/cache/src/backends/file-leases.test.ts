@@ -16,8 +16,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("FileLeases", () => {
   it("gives a free or expired lease to exactly one of many concurrent acquirers", async () => {
-    // Separate instances share nothing in memory; the thread pool interleaves their file calls.
-    // (With the tombstone step made non-exclusive, 64 x 300 of these rounds showed 9 double winners.)
+    // Separate instances share nothing in memory. Their calls are synchronous, so within one process
+    // they take turns; the race between processes is embedded-store.test.ts's eight racing processes.
     const contenders = Array.from({ length: 32 }, () => new FileLeases(dir));
     for (let round = 0; round < 40; round++) {
       const key = `key-${round}`;

@@ -1,4 +1,5 @@
-import { link, mkdir, open, readdir, stat, unlink, utimes, writeFile } from "node:fs/promises";
+import { closeSync, fstatSync, linkSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { CacheBackendError } from "../errors.ts";
 import type { LeaseBackend } from "../lease.ts";
@@ -61,11 +62,15 @@ function isLive(lease: CurrentLease): boolean {
  *   tombstone named after that lease's unique token with O_EXCL, so exactly
  *   one process removes a given lease, and only while it is still that lease.
  *
+ * Its file calls are synchronous, as the embedded store's are (`_files.ts`): each fs/promises
+ * call is a round trip through libuv's thread pool, dearer than the call on a file this small,
+ * and on a busy machine those threads compete with the run's own work for the cores.
+ *
  * @internal
  */
 export class FileLeases implements LeaseBackend {
   readonly dir: string;
-  private ready: Promise<unknown> | undefined;
+  private ready = false;
 
   constructor(dir: string) {
     this.dir = resolve(dir);
@@ -76,8 +81,8 @@ export class FileLeases implements LeaseBackend {
   }
 
   async tryAcquire(key: string, owner: string, ttlMs: number) {
-    this.ready ??= mkdir(this.dir, { recursive: true });
-    await this.ready;
+    if (!this.ready) mkdirSync(this.dir, { recursive: true });
+    this.ready = true;
     const token = uniqueId();
     const self = currentOwner();
     const body: LeaseFile = { owner, token, ttlMs, acquiredAt: 0, pid: self.pid, host: self.host, ...(self.start !== undefined ? { start: self.start } : {}) };
@@ -86,19 +91,19 @@ export class FileLeases implements LeaseBackend {
       const start = Date.now();
       body.acquiredAt = start;
       const temp = join(this.dir, `${TEMP_PREFIX}${uniqueId()}`);
-      await writeFile(temp, JSON.stringify(body));
+      writeFileSync(temp, JSON.stringify(body));
       try {
-        await link(temp, path);
+        linkSync(temp, path);
         return { ok: true as const, token, expiresAt: start + ttlMs };
       } catch (error) {
         if (errorCode(error) !== "EEXIST") throw error;
       } finally {
-        await unlink(temp).catch(() => {});
+        unlinkQuietly(temp);
       }
-      const current = await this.read(key);
+      const current = this.read(key);
       if (current === undefined) continue; // released meanwhile
       if (isLive(current)) return { ok: false as const, holder: current.holder, expiresAt: current.expiresAt };
-      await this.end(key, current.identity);
+      this.end(key, current.identity);
     }
     throw new CacheBackendError("embedded", this.dir, `acquire the lease on ${key}`, {
       hint: "It changed hands 50 times while we tried: a lease ttlMs far too short for this machine?",
@@ -106,28 +111,28 @@ export class FileLeases implements LeaseBackend {
   }
 
   async renew(key: string, token: string, ttlMs: number): Promise<number | undefined> {
-    const before = await this.read(key);
+    const before = this.read(key);
     if (before?.identity !== token) return undefined;
     const now = Date.now();
     try {
-      await utimes(this.pathOf(key), now / 1000, now / 1000);
+      utimesSync(this.pathOf(key), now / 1000, now / 1000);
     } catch (error) {
       if (errorCode(error) === "ENOENT") return undefined;
       throw error;
     }
     // If the lease changed hands between the read and the touch we extended the
     // new holder's lease a little, which is harmless; we only must not claim it.
-    const after = await this.read(key);
+    const after = this.read(key);
     if (after?.identity !== token) return undefined;
     return now + (after.ttlMs || ttlMs);
   }
 
   async release(key: string, token: string): Promise<void> {
-    await this.end(key, token);
+    this.end(key, token);
   }
 
   async peek(key: string) {
-    const current = await this.read(key);
+    const current = this.read(key);
     if (current === undefined || !isLive(current)) return undefined;
     return { holder: current.holder, expiresAt: current.expiresAt };
   }
@@ -145,50 +150,50 @@ export class FileLeases implements LeaseBackend {
     for (const name of names) {
       const path = join(this.dir, name);
       if (name.startsWith(".")) {
-        const info = await stat(path).catch(() => undefined);
-        if (info && now - info.mtimeMs > STALE_TOMBSTONE_MS) await unlink(path).catch(() => {});
+        const info = statQuietly(path);
+        if (info && now - info.mtimeMs > STALE_TOMBSTONE_MS) unlinkQuietly(path);
         continue;
       }
       const key = keyOfFileName(name, EXTENSION);
       if (key === undefined) continue;
-      const current = await this.read(key);
-      if (current && now - current.expiresAt > 60_000) await this.end(key, current.identity);
+      const current = this.read(key);
+      if (current && now - current.expiresAt > 60_000) this.end(key, current.identity);
     }
   }
 
   /** Removes the lease on `key` if it is still the one identified by `identity`. */
-  private async end(key: string, identity: string): Promise<void> {
+  private end(key: string, identity: string): void {
     const tombstone = join(this.dir, `.end-${fileNameOfKey(key, "")}-${identity}`);
     try {
-      await writeFile(tombstone, "", { flag: "wx" });
+      writeFileSync(tombstone, "", { flag: "wx" });
     } catch (error) {
       if (errorCode(error) !== "EEXIST") throw error;
       // Someone else is ending this very lease; if they crashed doing it, clear the way.
-      const info = await stat(tombstone).catch(() => undefined);
-      if (info && Date.now() - info.mtimeMs > STALE_TOMBSTONE_MS) await unlink(tombstone).catch(() => {});
+      const info = statQuietly(tombstone);
+      if (info && Date.now() - info.mtimeMs > STALE_TOMBSTONE_MS) unlinkQuietly(tombstone);
       return;
     }
     try {
       // Only the tombstone's owner removes this lease, and a removed token never
       // comes back, so the lease cannot change between this check and the unlink.
-      const current = await this.read(key);
-      if (current?.identity === identity) await unlink(this.pathOf(key)).catch(() => {});
+      const current = this.read(key);
+      if (current?.identity === identity) unlinkQuietly(this.pathOf(key));
     } finally {
-      await unlink(tombstone).catch(() => {});
+      unlinkQuietly(tombstone);
     }
   }
 
-  private async read(key: string): Promise<CurrentLease | undefined> {
-    let handle;
+  private read(key: string): CurrentLease | undefined {
+    let fd: number;
     try {
-      handle = await open(this.pathOf(key), "r");
+      fd = openSync(this.pathOf(key), "r");
     } catch (error) {
       if (errorCode(error) === "ENOENT") return undefined;
       throw error;
     }
     try {
-      const info = await handle.stat();
-      const text = await handle.readFile("utf8");
+      const info = fstatSync(fd);
+      const text = readFileSync(fd, "utf8");
       try {
         const lease = JSON.parse(text) as LeaseFile;
         if (typeof lease.token === "string" && typeof lease.ttlMs === "number") {
@@ -211,7 +216,23 @@ export class FileLeases implements LeaseBackend {
         expiresAt: Math.round(info.mtimeMs) + UNREADABLE_LEASE_MS,
       };
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // gone already, or never made
+  }
+}
+
+function statQuietly(path: string): { mtimeMs: number } | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
   }
 }
