@@ -42,6 +42,16 @@ describe("FileLeases", () => {
     expect(await leases.peek("k")).toMatchObject({ holder: "fresh" });
   });
 
+  it("removes a live lease at its release, leaving no file behind, for the next acquirer", async () => {
+    const leases = new FileLeases(dir);
+    const held = await leases.tryAcquire("k", "first", 60_000);
+    if (!held.ok) throw new Error("expected the lease");
+    expect(await new FileLeases(dir).tryAcquire("k", "second", 60_000)).toMatchObject({ ok: false, holder: "first" });
+    await leases.release("k", held.token);
+    expect(await readdir(dir)).toEqual([]);
+    expect(await new FileLeases(dir).tryAcquire("k", "second", 60_000)).toMatchObject({ ok: true });
+  });
+
   it("counts an unreadable lease file as held for a while, then as expired", async () => {
     const leases = new FileLeases(dir);
     await leases.tryAcquire("setup", "x", 1); // makes the folder
