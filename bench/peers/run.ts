@@ -90,6 +90,32 @@ async function runProcess(command: string, args: string[], env: NodeJS.ProcessEn
   return { wholeMs, ...(json ? { inside: JSON.parse(json) as Record<string, number> } : {}), ranIds };
 }
 
+/** The machine's busy and total CPU time so far (jiffies, from /proc/stat's first line). */
+function machineCpu(): { busy: number; total: number } {
+  const [, ...fields] = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/);
+  const n = fields.map(Number);
+  const idle = n[3]! + n[4]!; // idle + iowait
+  const total = n.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/**
+ * Waits until the machine is quiet (under 15 % busy over 2 s), at most 30 s: a stock
+ * `mlflow server` answers /health while its job consumers are still starting, a few seconds
+ * of both cores that would land on whichever run comes first.
+ */
+async function waitForQuiet(): Promise<void> {
+  const started = Date.now();
+  for (let before = machineCpu(); Date.now() - started < 30_000; ) {
+    await new Promise((r) => setTimeout(r, 2000));
+    const now = machineCpu();
+    const busy = (now.busy - before.busy) / Math.max(1, now.total - before.total);
+    before = now;
+    if (busy < 0.15) break;
+  }
+  if (Date.now() - started > 3000) log(`(waited ${((Date.now() - started) / 1000).toFixed(0)} s for the machine to be quiet)`);
+}
+
 const peer = (engine: "prefect" | "hamilton", args: string[], env: NodeJS.ProcessEnv = {}) => runProcess(peersPython, [join(here, "peer.py"), engine, ...args], env);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const r2 = (n: number) => Math.round(n * 100) / 100;
@@ -229,6 +255,7 @@ try {
         for (const phase of phases) {
           for (const [i, v] of variants.entries()) {
             log(`cache ${shape} ${phase}: ${v.name}, round ${round}/${sizes.cacheRounds}...`);
+            await waitForQuiet(); // no run pays for the one before it (a server still starting, a peer's server ending)
             const ran = await v.run(states[i]!, phase, round);
             times[i]![phase].push(ran.wholeMs);
             const want = new Set(expected[phase]);
