@@ -95,7 +95,7 @@ function machineCpu(): { busy: number; total: number } {
   const [, ...fields] = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/);
   const n = fields.map(Number);
   const idle = n[3]! + n[4]!; // idle + iowait
-  const total = n.reduce((a, b) => a + b, 0);
+  const total = n.slice(0, 8).reduce((a, b) => a + b, 0); // user..steal: guest time is already in user and nice
   return { busy: total - idle, total };
 }
 

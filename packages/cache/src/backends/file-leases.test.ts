@@ -2,6 +2,7 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { fixture, startTs } from "../../test/_child.ts";
 import { fileNameOfKey } from "./_files.ts";
 import { FileLeases } from "./file-leases.ts";
 
@@ -15,9 +16,9 @@ afterEach(async () => {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("FileLeases", () => {
-  it("gives a free or expired lease to exactly one of many concurrent acquirers", async () => {
+  it("gives a free or expired lease to exactly one of many acquirers in one process", async () => {
     // Separate instances share nothing in memory. Their calls are synchronous, so within one process
-    // they take turns; the race between processes is embedded-store.test.ts's eight racing processes.
+    // they take turns; the race between processes is the next test's.
     const contenders = Array.from({ length: 32 }, () => new FileLeases(dir));
     for (let round = 0; round < 40; round++) {
       const key = `key-${round}`;
@@ -29,6 +30,45 @@ describe("FileLeases", () => {
       expect(results.filter((r) => r.ok), `round ${round}`).toHaveLength(1);
     }
   });
+
+  it("gives each expired lease to exactly one of four processes stealing it at once", async () => {
+    const count = 600;
+    const setup = new FileLeases(dir);
+    for (let i = 0; i < count; i++) await setup.tryAcquire(`key-${i}`, "expired", 1);
+    await sleep(5);
+    const go = join(dir, ".go");
+    const end = join(dir, ".end");
+    const racers = Array.from({ length: 4 }, () => startTs(fixture("lease-stealer.ts"), [dir, go, end, String(count)]));
+    /** The first whole line of a racer's output that passes `test`; rejects when the racer ends without one. */
+    const line = ({ child, done }: (typeof racers)[number], test: (text: string) => boolean) =>
+      Promise.race([
+        new Promise<string>((resolve) => {
+          let out = "";
+          child.stdout!.on("data", (c: Buffer) => {
+            out += c.toString();
+            const found = out.split("\n").slice(0, -1).find(test);
+            if (found !== undefined) resolve(found);
+          });
+        }),
+        done.then((o): never => {
+          throw new Error(`a racer ended early (${o.code}): ${o.stderr}`);
+        }),
+      ]);
+    // Every racer loaded and spinning before the go, so that they take the same keys at the same time.
+    await Promise.all(racers.map((racer) => line(racer, (l) => l === "ready")));
+    const results = racers.map((racer) => line(racer, (l) => l.startsWith("[")));
+    await writeFile(go, "");
+    let won: number[];
+    try {
+      won = (await Promise.all(results)).flatMap((l) => JSON.parse(l) as number[]);
+    } finally {
+      // Only now may the racers end: no racer leaves before all have tried every key (a finished racer's leases would be free).
+      await writeFile(end, "");
+    }
+    for (const out of await Promise.all(racers.map(({ done }) => done))) expect(out.code, out.stderr).toBe(0);
+    expect(won.length).toBe(count);
+    expect(new Set(won).size).toBe(count);
+  }, 60_000);
 
   it("never lets a stale releaser remove a newer holder's lease", async () => {
     const leases = new FileLeases(dir);

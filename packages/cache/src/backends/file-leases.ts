@@ -9,6 +9,9 @@ import { TEMP_PREFIX, errorCode, fileNameOfKey, keyOfFileName, uniqueId } from "
 const EXTENSION = ".lease";
 /** A tombstone older than this was left by a crashed process and is removed. */
 const STALE_TOMBSTONE_MS = 30_000;
+/** How long an acquirer pauses while another process ends the expired lease it wants, and how long it waits so at most. */
+const ENDING_PAUSE_MS = 2;
+const ENDING_WAIT_MS = 5_000;
 /** How long an unreadable lease file (which writes never produce) blocks before it counts as expired. */
 const UNREADABLE_LEASE_MS = 60_000;
 
@@ -87,7 +90,10 @@ export class FileLeases implements LeaseBackend {
     const self = currentOwner();
     const body: LeaseFile = { owner, token, ttlMs, acquiredAt: 0, pid: self.pid, host: self.host, ...(self.start !== undefined ? { start: self.start } : {}) };
     const path = this.pathOf(key);
-    for (let attempt = 0; attempt < 50; attempt++) {
+    // Tries count when the lease changed hands; waits for another process's end of it do not,
+    // for up to ENDING_WAIT_MS.
+    const waitUntil = Date.now() + ENDING_WAIT_MS;
+    for (let tries = 0; tries < 50; ) {
       const start = Date.now();
       body.acquiredAt = start;
       const temp = join(this.dir, `${TEMP_PREFIX}${uniqueId()}`);
@@ -101,9 +107,19 @@ export class FileLeases implements LeaseBackend {
         unlinkQuietly(temp);
       }
       const current = this.read(key);
-      if (current === undefined) continue; // released meanwhile
+      if (current === undefined) {
+        tries++; // released meanwhile
+        continue;
+      }
       if (isLive(current)) return { ok: false as const, holder: current.holder, expiresAt: current.expiresAt };
-      this.end(key, current.identity);
+      if (this.end(key, current.identity)) {
+        tries++;
+        continue;
+      }
+      // Another process is ending that same lease (it holds the tombstone): give it a moment. The
+      // calls here take microseconds, so tries without a pause could all fall in its time slice.
+      if (Date.now() >= waitUntil) tries++;
+      await new Promise((r) => setTimeout(r, ENDING_PAUSE_MS));
     }
     throw new CacheBackendError("embedded", this.dir, `acquire the lease on ${key}`, {
       hint: "It changed hands 50 times while we tried: a lease ttlMs far too short for this machine?",
@@ -161,8 +177,11 @@ export class FileLeases implements LeaseBackend {
     }
   }
 
-  /** Removes the lease on `key` if it is still the one identified by `identity`. */
-  private end(key: string, identity: string): void {
+  /**
+   * Removes the lease on `key` if it is still the one identified by `identity`. False when
+   * another process is ending that lease (it holds the tombstone), true otherwise.
+   */
+  private end(key: string, identity: string): boolean {
     const tombstone = join(this.dir, `.end-${fileNameOfKey(key, "")}-${identity}`);
     try {
       writeFileSync(tombstone, "", { flag: "wx" });
@@ -171,7 +190,7 @@ export class FileLeases implements LeaseBackend {
       // Someone else is ending this very lease; if they crashed doing it, clear the way.
       const info = statQuietly(tombstone);
       if (info && Date.now() - info.mtimeMs > STALE_TOMBSTONE_MS) unlinkQuietly(tombstone);
-      return;
+      return false;
     }
     try {
       // Only the tombstone's owner removes this lease, and a removed token never
@@ -181,6 +200,7 @@ export class FileLeases implements LeaseBackend {
     } finally {
       unlinkQuietly(tombstone);
     }
+    return true;
   }
 
   private read(key: string): CurrentLease | undefined {
