@@ -28,3 +28,20 @@ export async function runTs(script: string, args: string[]): Promise<string> {
   if (code !== 0) throw new Error(`${script} ${args.join(" ")} exited with ${code}:\n${stderr}`);
   return stdout;
 }
+
+/** The first whole line a started script prints that passes `test`; rejects when the script ends without one. */
+export function lineFrom({ child, done }: ReturnType<typeof startTs>, test: (line: string) => boolean): Promise<string> {
+  return Promise.race([
+    new Promise<string>((resolve) => {
+      let out = "";
+      child.stdout!.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        const found = out.split("\n").slice(0, -1).find(test);
+        if (found !== undefined) resolve(found);
+      });
+    }),
+    done.then(({ code, stderr }): never => {
+      throw new Error(`the script ended (${code}) before the line awaited:\n${stderr}`);
+    }),
+  ]);
+}

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Keyv } from "keyv";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { fixture, runTs, startTs } from "../../test/_child.ts";
+import { fixture, lineFrom, runTs, startTs } from "../../test/_child.ts";
 import { makeEntry } from "../../test/store-suite.ts";
 import { CacheStore } from "../index.ts";
 import { fileNameOfKey, keyOfFileName } from "./_files.ts";
@@ -138,8 +138,9 @@ describe("embedded store across processes", () => {
 
   it("lets another process take over from a holder that was killed", async () => {
     const key = makeEntry().key;
-    const { child, done } = startTs(fixture("lease-holder.ts"), [root, key, "3000"]); // held past the refusal below, also on a loaded machine
-    await new Promise<void>((resolve) => child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("held") && resolve()));
+    const holder = startTs(fixture("lease-holder.ts"), [root, key, "3000"]); // held past the refusal below, also on a loaded machine
+    const { child, done } = holder;
+    await lineFrom(holder, (line) => line.includes("held"));
     const store = await CacheStore.fromUrl(undefined, { root });
     const refused = await store.acquireLease(key, { ttlMs: 5000, owner: "me" });
     expect(refused).toMatchObject({ acquired: false, holder: `holder-${child.pid}` });
@@ -152,8 +153,9 @@ describe("embedded store across processes", () => {
 
   it("takes over at once from a killed holder on this machine, without waiting for its lease to expire", async () => {
     const key = makeEntry().key;
-    const { child, done } = startTs(fixture("lease-holder.ts"), [root, key, "600000"]);
-    await new Promise<void>((resolve) => child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("held") && resolve()));
+    const holder = startTs(fixture("lease-holder.ts"), [root, key, "600000"]);
+    const { child, done } = holder;
+    await lineFrom(holder, (line) => line.includes("held"));
     const store = await CacheStore.fromUrl(undefined, { root });
     expect(await store.acquireLease(key, { ttlMs: 5000, owner: "me" })).toMatchObject({ acquired: false });
     child.kill("SIGKILL");

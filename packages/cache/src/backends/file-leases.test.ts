@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { fixture, startTs } from "../../test/_child.ts";
+import { fixture, lineFrom, startTs } from "../../test/_child.ts";
 import { fileNameOfKey } from "./_files.ts";
 import { FileLeases } from "./file-leases.ts";
 
@@ -39,24 +39,9 @@ describe("FileLeases", () => {
     const go = join(dir, ".go");
     const end = join(dir, ".end");
     const racers = Array.from({ length: 4 }, () => startTs(fixture("lease-stealer.ts"), [dir, go, end, String(count)]));
-    /** The first whole line of a racer's output that passes `test`; rejects when the racer ends without one. */
-    const line = ({ child, done }: (typeof racers)[number], test: (text: string) => boolean) =>
-      Promise.race([
-        new Promise<string>((resolve) => {
-          let out = "";
-          child.stdout!.on("data", (c: Buffer) => {
-            out += c.toString();
-            const found = out.split("\n").slice(0, -1).find(test);
-            if (found !== undefined) resolve(found);
-          });
-        }),
-        done.then((o): never => {
-          throw new Error(`a racer ended early (${o.code}): ${o.stderr}`);
-        }),
-      ]);
     // Every racer loaded and spinning before the go, so that they take the same keys at the same time.
-    await Promise.all(racers.map((racer) => line(racer, (l) => l === "ready")));
-    const results = racers.map((racer) => line(racer, (l) => l.startsWith("[")));
+    await Promise.all(racers.map((racer) => lineFrom(racer, (l) => l === "ready")));
+    const results = racers.map((racer) => lineFrom(racer, (l) => l.startsWith("[")));
     await writeFile(go, "");
     let won: number[];
     try {

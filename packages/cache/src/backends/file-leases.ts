@@ -9,8 +9,9 @@ import { TEMP_PREFIX, errorCode, fileNameOfKey, keyOfFileName, uniqueId } from "
 const EXTENSION = ".lease";
 /** A tombstone older than this was left by a crashed process and is removed. */
 const STALE_TOMBSTONE_MS = 30_000;
-/** How long an acquirer pauses while another process ends the expired lease it wants, and how long it waits so at most. */
+/** The pause of an acquirer while another process ends the expired lease it wants... */
 const ENDING_PAUSE_MS = 2;
+/** ...and how long such pauses go uncounted among its 50 tries. */
 const ENDING_WAIT_MS = 5_000;
 /** How long an unreadable lease file (which writes never produce) blocks before it counts as expired. */
 const UNREADABLE_LEASE_MS = 60_000;
