@@ -263,6 +263,35 @@ describe("a warm run against the server", () => {
     expect(await tracker.getRun(warm.result.runId)).toMatchObject({ status: "FINISHED" });
   });
 
+  it("asks about the hits' source runs while the flow run is still being created", async () => {
+    const a = task("early-a").input<{ n: number }>().run(({ n }) => ({ x: n + 1 }));
+    const b = task("early-b").input<{ x: number }>().run(({ x }) => ({ y: x * 2 }));
+    const f = flow("early-check").build(() => ({ y: b({ x: a({ n: 1 }).x }).y }));
+    const root = await tmp();
+    expect((await runCollect(f, { root, env: env() })).result.status).toBe("succeeded");
+
+    // A slow server, which a real one cannot be made to be on cue: the flow run's create is held
+    // until the source runs are asked about, or for 5 s.
+    const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
+    let asked: () => void = () => {};
+    const sourcesAsked = new Promise<void>((r) => (asked = r));
+    const getRuns = tracker.getRuns.bind(tracker);
+    tracker.getRuns = (ids, experiments) => (asked(), getRuns(ids, experiments));
+    const createRun = tracker.createRun.bind(tracker);
+    let heldFor = 0;
+    tracker.createRun = async (options) => {
+      if (options.parentRunId === undefined) {
+        const t0 = performance.now();
+        await Promise.race([sourcesAsked, sleep(5000)]);
+        heldFor = performance.now() - t0;
+      }
+      return createRun(options);
+    };
+    const warm = await runCollect(f, { root, env: env(), tracker });
+    expect(statuses(warm.result)).toEqual({ "early-a": "cached", "early-b": "cached" });
+    expect(heldFor).toBeLessThan(4000);
+  });
+
   it("a deleted source run in the middle of a chain is a miss, and what is below it uses the new outputs, not the old entry's", async () => {
     let bRuns = 0;
     const calls: string[] = [];

@@ -11,9 +11,10 @@ import { flow, task } from "@cairn/dsl";
 import { freePort } from "../../packages/cache/test/_free-port.ts";
 import { startPostgresServer } from "../../packages/cache/test/postgres-server.ts";
 import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
-import { type Exit, type Started, cairnRun, filesIn, finalStatus, killGroup, runCollect, statuses, tmp } from "../cache/helpers.ts";
+import { type Exit, type Started, cairnRun, filesIn, finalStatus, killGroup, runCollect, statuses, tmp, tsxScript } from "../cache/helpers.ts";
 
 const SLOW_FLOW = new URL("./fixtures/slow-redis.flow.ts", import.meta.url).pathname;
+const REFUSED_FLOW_RUN = new URL("./fixtures/refused-flow-run.ts", import.meta.url).pathname;
 
 const servers: RedisServer[] = [];
 const children: Started[] = [];
@@ -145,6 +146,20 @@ describe("redis unreachable when the run starts", () => {
     const error = await f.run({ root, env: {}, cache: { url, strict: true } }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CacheBackendError);
     expect(error).toMatchObject({ backend: "redis", operation: "connect" });
+  });
+});
+
+describe("a flow run the tracker refuses, with redis up", () => {
+  it("the run fails with the tracker's error, and the store it opened meanwhile is closed: the process exits by itself", async () => {
+    const redis = await ownRedis();
+    const started = tsxScript(REFUSED_FLOW_RUN, [await tmp(), redis.url]);
+    children.push(started);
+    // A store left open keeps its connection, and the process, alive: killed here after 20 s.
+    const timer = setTimeout(() => killGroup(started.child), 20_000);
+    const exit = await started.done.finally(() => clearTimeout(timer));
+    expect(exit.signal).toBeNull();
+    expect(exit.code, exit.stderr).toBe(0);
+    expect(exit.stdout.trim()).toBe("failed: injected: the flow run is refused");
   });
 });
 

@@ -38,7 +38,8 @@ export async function logReport(run: EndingFlowRun, options: RenderOptions = {})
     ending: { status: run.status, endTime: run.endTime },
     ...(run.cacheStore ? { store: run.cacheStore } : {}),
     ...(run.sourceRuns ? { sourceRuns: run.sourceRuns } : {}),
-    ...(run.hits ? { hits: run.hits } : {}),
+    ...(run.hits ? { hits: run.hits, ...(run.onlyHits ? { onlyHits: true } : {}) } : {}),
+    ...(run.graph !== undefined ? { graph: run.graph } : {}),
   });
   const saved = await saveReport(run.tracker, run.runId, html);
   const page = run.tracker.runUrl?.(run.experimentId, run.runId);

@@ -132,6 +132,13 @@ export interface ReadReportOptions {
    * taken from here, and the tracker is asked for the other task runs only.
    */
   hits?: readonly RunRecord[];
+  /**
+   * `hits` are every task run of the flow run (EndingFlowRun.onlyHits): the tracker is not asked
+   * for its task runs at all.
+   */
+  onlyHits?: boolean;
+  /** The text of the flow run's `cairn/graph.json` as the ending run logged it: not read back. */
+  graph?: string;
 }
 
 /** Lines of a log's end kept; characters at most. */
@@ -156,8 +163,8 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
   const experimentId = flowRun.experimentId;
   const hits = options.hits ? groupByParent(options.hits) : undefined;
   const [children, graph] = await Promise.all([
-    childRuns(tracker, experimentId, runId, hits),
-    readArtifact(tracker, runId, "cairn/graph.json").then((text) => (text ? parseGraph(text) : undefined)),
+    hits && options.onlyHits ? [...(hits.get(runId) ?? [])] : childRuns(tracker, experimentId, runId, hits),
+    (options.graph !== undefined ? Promise.resolve(options.graph) : readArtifact(tracker, runId, "cairn/graph.json")).then((text) => (text ? parseGraph(text) : undefined)),
   ]);
   // A map's or sweep's run holds its items' runs (MLflow's nested runs): one search per map.
   const groups = children.filter((r) => r.tags["cairn.kind"] === "map" || r.tags["cairn.kind"] === "sweep");

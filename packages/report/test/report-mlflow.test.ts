@@ -12,7 +12,8 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
-import { TrackingError } from "@cairn/core";
+import { type EndingFlowRun, TrackingError } from "@cairn/core";
+import * as v from "valibot";
 import { readWithMlflow } from "../../mlflow/test/mlflow-read.ts";
 import { type MlflowServer, startMlflowServer } from "../../mlflow/test/mlflow-server.ts";
 import { flow, grid, max, sweep, task } from "cairn-dag";
@@ -119,6 +120,49 @@ describe("the report of a run in an MLflow server", () => {
     expect(searches.length - before).toBe(2); // the task runs, and the hits' source runs
     expect(fromRecord).toContain('data-task="steady" data-state="cached"');
   });
+  it("at the end of a run whose every task was a hit, reads only the flow run: no search of its task runs, no graph read back", async () => {
+    const load = task("load").input<{ n: number }>().run(({ n }) => ({ rows: n * 10 }));
+    const fit = task("fit").input<{ rows: number }>().run(({ rows }) => ({ score: rows / 100 }));
+    const f = flow("report-all-hits").params(v.object({ n: v.number() })).build(({ params }) => ({ score: fit({ rows: load({ n: params.n }).rows }).score }));
+    const tracker = MlflowTracker.fromEnv({}, server.uri);
+    const options = { tracker, root: await mkdtemp(join(cwd, "all-hits-")), experiment: `report-all-hits-${Date.now()}`, env: {}, params: { n: 3 } };
+    const first = await (await f.run({ ...options, beforeEnd: async (ending) => expect(ending.onlyHits).toBeUndefined() })).wait();
+    expect(first.status).toBe("succeeded");
+    const asked: string[] = [];
+    tracker.client.http.observe((e) => {
+      if (e.phase === "request") asked.push(`${e.method} ${new URL(e.url).pathname}`);
+    });
+    let told: EndingFlowRun | undefined;
+    let atEnd: string[] = [];
+    let live: ReportData | undefined;
+    const result = await (
+      await f.run({
+        ...options,
+        beforeEnd: async (ending) => {
+          told = ending;
+          const before = asked.length;
+          await logReport(ending);
+          atEnd = asked.slice(before);
+          live = await readReportData(ending.tracker, ending.runId, {
+            ending,
+            ...(ending.hits ? { hits: ending.hits } : {}),
+            ...(ending.onlyHits ? { onlyHits: true } : {}),
+            ...(ending.graph !== undefined ? { graph: ending.graph } : {}),
+          });
+        },
+      })
+    ).wait();
+    expect(Object.values(result.tasks).map((t) => t.status)).toEqual(["cached", "cached"]);
+    expect(told?.onlyHits).toBe(true);
+    expect(JSON.parse(told!.graph!).nodes.map((n: { id: string }) => n.id)).toEqual(["load", "fit"]);
+    // The flow run read, the page written: no search of task runs, nothing read back.
+    expect(atEnd.filter((r) => r.startsWith("GET ") || r.endsWith("/runs/search"))).toEqual(["GET /api/2.0/mlflow/runs/get"]);
+    // What the run took from memory is what the server holds.
+    const later = await readReportData(tracker, result.runId);
+    const withoutWhy = (data: ReportData) => data.tasks.map(({ why: _, ...task }) => task);
+    expect(withoutWhy(live!)).toEqual(withoutWhy(later));
+    expect(live!.tasks.map((t) => `${t.id} ${t.state}`)).toEqual(["load cached", "fit cached"]);
+  });
   it("at a run's end, a sweep's trials that were hits come from the run too, under the sweep's run, as the record has them", async () => {
     const fit = task("fit")
       .input<{ lr: number; depth: number }>()
@@ -137,6 +181,8 @@ describe("the report of a run in an MLflow server", () => {
         ...options,
         beforeEnd: async (ending) => {
           hits = (ending.hits ?? []).map((r) => `${r.name} under ${r.parentRunId === ending.runId ? "the flow run" : "another run"}`).sort();
+          // Every trial a hit, but the sweep's own run is not one: its task runs are searched for.
+          expect(ending.onlyHits).toBeUndefined();
           live = await readReportData(ending.tracker, ending.runId, { ending, ...(ending.sourceRuns ? { sourceRuns: ending.sourceRuns } : {}), ...(ending.hits ? { hits: ending.hits } : {}) });
         },
       })

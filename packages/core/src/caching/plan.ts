@@ -161,11 +161,10 @@ export async function checkAhead(
   params: Record<string, unknown>,
   cache: TaskCache,
   tracker: Tracker,
-  flowRunId: string,
   refresh: boolean,
   forced: Uint8Array | undefined,
 ): Promise<void> {
-  cache.prefetchCode(new Set(graph.definition.nodes.map((n) => n.task)), flowRunId);
+  cache.prefetchCode(new Set(graph.definition.nodes.map((n) => n.task)));
   if (refresh || !tracker.getRuns) return;
   try {
     const { index } = graph.indexed;

@@ -281,7 +281,7 @@ export class TaskCache {
       codeFiles = Object.fromEntries(node.task.codeFiles.map((file, i) => [file.name, digests[i]!]));
     }
     if (node.task.codeDependencies) {
-      const found = await this.dependenciesOf(node.task, run.flowRunId ?? this.planId);
+      const found = await this.dependenciesOf(node.task);
       // What the task declares wins over what was found under the same name.
       if (Object.keys(found).length) codeFiles = { ...found, ...codeFiles };
     }
@@ -308,12 +308,12 @@ export class TaskCache {
    * Starts finding the code dependencies of `tasks` (reading and hashing their modules), so
    * that the first keys of the run do not wait for it.
    */
-  prefetchCode(tasks: Iterable<TaskDefinition>, flowRunId: string): void {
-    for (const task of tasks) if (task.codeDependencies) this.dependenciesOf(task, flowRunId).catch(() => {}); // keyFor reports it
+  prefetchCode(tasks: Iterable<TaskDefinition>): void {
+    for (const task of tasks) if (task.codeDependencies) this.dependenciesOf(task).catch(() => {}); // keyFor reports it
   }
 
   /** A task's {@link TaskDefinition.codeDependencies}, found once per flow run (a task used by many nodes asks once). */
-  private dependenciesOf(task: TaskDefinition, flowRunId: string): Promise<Record<string, string>> {
+  private dependenciesOf(task: TaskDefinition): Promise<Record<string, string>> {
     let found = this.dependencies.get(task);
     if (!found) {
       found = task.codeDependencies!(this.scope);

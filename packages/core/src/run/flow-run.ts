@@ -106,6 +106,14 @@ export interface EndingFlowRun {
    * `cached`). Absent when one hit's run is not known whole (its record failed, a long tag).
    */
   readonly hits?: readonly RunRecord[];
+  /**
+   * Every task run of this flow run is one of `hits`: each task was a cache hit, none ran, failed
+   * or was skipped, and the flow has no map or sweep (whose group runs are not hits). Nothing
+   * but this run knew the flow run's id while its tasks were recorded, so a reader needs no search.
+   */
+  readonly onlyHits?: boolean;
+  /** The text of the run's `cairn/graph.json` as it was logged at the run's start. */
+  readonly graph?: string;
 }
 
 /** Cache settings of one run. */
@@ -326,18 +334,33 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   const abandoned = closeAbandonedRuns(tracker, [experimentId]);
   // Every run of the flow, the flow's and each task's, carries MLflow's source tags (in its create request).
   const runTags = tracker.capabilities.records ? await source : undefined;
-  flowRunId = await tracker.createRun({
+  const creating = tracker.createRun({
     experimentId,
     name: definition.name,
     tags: runTags ? { ...runTags, "cairn.host": hostname(), "cairn.flow": definition.name, "cairn.kind": "flow" } : {},
   });
+  // The cache opens while the flow run is being created, and the look-ahead (the hits' keys, then
+  // one request about their source runs) starts as soon as it is open: none of it needs the run.
+  const cacheOpening = openRunCache(options.cache, root, env, tracker, experimentId, secrets).then(
+    ({ cache, storeDown }) => ({ cache, storeDown, forced: cache ? forcedNodes(graph, cache.rerun, cache.refresh) : undefined, failed: undefined }),
+    (error: unknown) => ({ cache: undefined, storeDown: undefined, forced: undefined, failed: { error } }),
+  );
+  const lookAhead = cacheOpening.then(({ cache, forced }) => cache && checkAhead(graph, params, cache.tasks, tracker, cache.refresh, forced));
+  try {
+    flowRunId = await creating;
+  } catch (error) {
+    // A store the cache opened (redis, postgres) is closed, or its connection keeps the process alive.
+    const { cache } = await cacheOpening;
+    if (cache?.ownStore) await cache.tasks.store.close().catch(() => {});
+    throw error;
+  }
   const url = tracker.runUrl?.(experimentId, flowRunId);
 
-  const { cache, storeDown } = await openRunCache(options.cache, root, env, tracker, experimentId, secrets).catch(async (error: unknown) => {
+  const { cache, storeDown, forced, failed } = await cacheOpening;
+  if (failed) {
     await tracker.endRun(flowRunId, "FAILED").catch(() => {}); // not left RUNNING by a store that is not there
-    throw error;
-  });
-  const forced = cache ? forcedNodes(graph, cache.rerun, cache.refresh) : undefined;
+    throw failed.error;
+  }
   // Entries made against another tracker are misses here: said once for the run, at the first one met.
   cache?.tasks.onForeignEntry((foreign) =>
     emitToRun({
@@ -372,6 +395,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   // What beforeEnd is told of the hits' runs, with a server (asking it again costs a search; the embedded store's costs nothing).
   if (options.beforeEnd && tracker.capabilities.remote) execution.pipeline.keepHitRuns();
   const started = performance.now();
+  // The graph as the run logs it (cairn/graph.json), and hands it to beforeEnd.
+  const graphJson = tracker.capabilities.records ? JSON.stringify(toGraphJson(graph, true), null, 2) : "";
 
   const body = async (emit: Listener): Promise<FlowResult<Outputs>> => {
     // The one door of every event (task, flow, log, warning): known secrets are masked here.
@@ -387,10 +412,10 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     const onAbort = () => execution.cancel(options.signal?.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      if (cache) await checkAhead(graph, params, cache.tasks, tracker, flowRunId, cache.refresh, forced);
+      await lookAhead;
       // The flow run's params and graph are recorded while the tasks start: nothing waits for
       // them but the flow's end. If they cannot be recorded, the flow stops and fails as before.
-      const opening = Promise.all([logFlowStart(tracker, flowRunId, params), logFlowGraph(tracker, flowRunId, graph)]);
+      const opening = Promise.all([logFlowStart(tracker, flowRunId, params), logFlowGraph(tracker, flowRunId, graph, graphJson)]);
       opening.catch((e: unknown) => execution.cancel(e));
       if (options.signal?.aborted) execution.cancel(options.signal.reason);
       execution.start();
@@ -425,8 +450,11 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       if (options.beforeEnd && tracker.capabilities.records) {
         // The hook is told the end time the run is then recorded with, so what it writes agrees with the record.
         endTime = Date.now();
-        const fromCache = cache ? { cacheStore: cache.tasks.store, sourceRuns: await cache.tasks.readSourceRuns(), ...(execution.pipeline.hitRuns ? { hits: execution.pipeline.hitRuns } : {}) } : {};
-        await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, endTime, ...fromCache }).catch((e: unknown) =>
+        const hits = execution.pipeline.hitRuns;
+        const fromCache = cache
+          ? { cacheStore: cache.tasks.store, sourceRuns: await cache.tasks.readSourceRuns(), ...(hits ? { hits, ...(onlyHits(graph, execution, hits) ? { onlyHits: true } : {}) } : {}) }
+          : {};
+        await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, endTime, graph: graphJson, ...fromCache }).catch((e: unknown) =>
           emitToRun({ type: "log", level: "warn", runId: flowRunId, message: `beforeEnd: ${(e as Error)?.message ?? String(e)}`, time: Date.now() }),
         );
       }
@@ -619,13 +647,17 @@ function collectArtifactUris(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
-/** Writes the flow's graph (mermaid and JSON) as artifacts of the flow run. */
-async function logFlowGraph(tracker: Tracker, flowRunId: string, graph: FlowGraph): Promise<void> {
+/** Writes the flow's graph (mermaid, and `json`: its toGraphJson text) as artifacts of the flow run. */
+async function logFlowGraph(tracker: Tracker, flowRunId: string, graph: FlowGraph, json: string): Promise<void> {
   if (!tracker.capabilities.records) return;
-  await writeRunFiles(tracker, flowRunId, "cairn", {
-    "graph.mmd": toMermaid(graph),
-    "graph.json": JSON.stringify(toGraphJson(graph, true), null, 2),
-  });
+  await writeRunFiles(tracker, flowRunId, "cairn", { "graph.mmd": toMermaid(graph), "graph.json": json });
+}
+
+/** Whether `hits` are all the task runs the run recorded (EndingFlowRun.onlyHits). */
+function onlyHits(graph: FlowGraph, execution: FlowExecution, hits: readonly RunRecord[]): boolean {
+  if (hits.length !== execution.results.size) return false;
+  for (const result of execution.results.values()) if (result.status !== "cached") return false;
+  return !graph.definition.nodes.some((node) => node.map);
 }
 
 /**
