@@ -125,7 +125,7 @@ describe("the packed packages", () => {
     for (const tarball of tarballs) {
       const dir = tarball.startsWith("cairn-dag-") ? "cairn" : tarball.slice("cairn-".length, -"-0.1.0.tgz".length);
       const orphans = (await list(tarball))
-        .filter((f) => /^package\/dist\/.*\.js$/.test(f))
+        .filter((f) => /^package\/dist\/.*\.js$/.test(f) && !f.startsWith("package/dist/bundle/"))
         .map((f) => f.replace(/^package\/dist\//, "").replace(/\.js$/, ".ts"))
         .filter((rel) => !existsSync(join(repo, "packages", dir, "src", rel)));
       expect(orphans).toEqual([]);
@@ -133,6 +133,12 @@ describe("the packed packages", () => {
     for (const tarball of tarballs) {
       const manifest = await ok("tar", ["xzf", join(packed, tarball), "-O", "package/package.json"], work);
       expect(manifest.stdout).not.toMatch(/workspace:|catalog:|\.\/src\//);
+      // What the exports name is there: each entry point bundled (scripts/bundle-dist.mjs), its types beside tsc's modules.
+      const files = await list(tarball);
+      for (const target of Object.values(JSON.parse(manifest.stdout).exports as Record<string, string | Record<string, string>>)) {
+        for (const file of typeof target === "string" ? [target] : Object.values(target)) expect(files, `${tarball}: ${file}`).toContain(`package/${file.slice(2)}`);
+        if (typeof target !== "string") expect(target.import).toMatch(/^\.\/dist\/bundle\/[\w-]+\.js$/);
+      }
     }
   });
 });
@@ -184,7 +190,9 @@ describe("a TypeScript project made by `cairn init`", () => {
     expect(readFileSync(join(project, "latest-report.html"), "utf8")).toContain("<svg");
 
     const resolved = readFileSync(loads, "utf8").trim().split("\n");
-    expect(resolved).toContain(pathToFileURL(join(project, "node_modules/@cairn/cli/dist/main.js")).href);
+    expect(resolved).toContain(pathToFileURL(join(project, "node_modules/@cairn/cli/dist/bundle/main.js")).href);
+    // The bundles, not tsc's one module per source file (their neighbours' files are found from tsc's paths).
+    expect(resolved.filter((url) => /node_modules\/@cairn\/\w+\/dist\/(?!bundle\/)/.test(url))).toEqual([]);
     expect(resolved.filter((url) => url.startsWith(pathToFileURL(repo).href))).toEqual([]);
     expect(changedSince(join(project, "node_modules"), installedAt)).toEqual([]);
   });

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `cairn` command. Installed from npm it runs from the package's compiled dist/; in
+// The `cairn` command. Installed from npm it runs from the package's bundled dist/bundle/; in
 // Cairn's own workspace it runs from a bundle of the TypeScript sources (./bundle.mjs builds
 // it on first use and when a source changes). Either way it compiles the flow file with the
 // esbuild tsx uses: no loader thread, so a cached re-run is over in a fraction of a second.
@@ -20,7 +20,7 @@ async function engine() {
     const { loadEsbuild } = await import("./esbuild.mjs");
     const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
     // The flow's imports of Cairn resolve through node_modules to the same dist/ files as ours.
-    return { cli: "../dist/main.js", bundle: { id: `v${version}`, sources: {}, packageDirs: [], loadEsbuild } };
+    return { cli: "../dist/bundle/main.js", bundle: { id: `v${version}`, sources: {}, packageDirs: [], loadEsbuild } };
   }
   const { ensureBundle } = await import("./bundle.mjs");
   try {
@@ -53,7 +53,7 @@ async function throughTsx() {
     return 2;
   }
   register();
-  const { main } = await import(installed ? "../dist/main.js" : "../src/main.ts");
+  const { main } = await import(installed ? "../dist/bundle/main.js" : "../src/main.ts");
   return main(args);
 }
 
