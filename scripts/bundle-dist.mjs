@@ -9,9 +9,12 @@
  * .d.ts are the types, and each bundled module keeps its `import.meta.url`, the URL of its
  * tsc file, so that it finds its neighbours (Python helpers, templates, package.json) as before.
  *
- *   node scripts/bundle-dist.mjs            # run by scripts/pack.sh after `pnpm build`
+ * No source maps: a stack frame inside Cairn names its bundle file (readable, names kept), which
+ * a map would trade for ~ms of every start that reads it (source maps are on under `cairn`).
+ *
+ *   node scripts/bundle-dist.mjs            # the second half of `pnpm build` (after tsc)
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadEsbuild } from "../packages/cli/bin/esbuild.mjs";
@@ -40,6 +43,7 @@ for (const name of PACKAGES) {
   }
   for (const [entry, file] of Object.entries(EXTRA_ENTRIES[name] ?? {})) entries[entry] = join(dir, file);
   const outdir = join(dir, "dist", "bundle");
+  rmSync(outdir, { recursive: true, force: true }); // no chunk of an earlier build ships
   await esbuild.build({
     entryPoints: entries,
     outdir,

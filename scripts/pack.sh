@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds every package (tsc: compiled ESM, .d.ts, source maps; then its entry points bundled
-# into dist/bundle/ by scripts/bundle-dist.mjs, what the exports name) and packs each with
-# `pnpm pack` into DIR (default: ./packed), the tarballs a user installs with npm:
+# Builds every package (`pnpm build`: tsc's compiled ESM, .d.ts and source maps, then its entry
+# points bundled into dist/bundle/ by scripts/bundle-dist.mjs, what the exports name) and packs
+# each with `pnpm pack` into DIR (default: ./packed), the tarballs a user installs with npm:
 #
 #   bash scripts/pack.sh /some/folder        # or: pnpm pack:all /some/folder
 #   npm install /some/folder/*.tgz           # in the user's project
@@ -15,7 +15,6 @@ cd "$root"
 # A fresh build: tsc -b leaves the outputs of moved or deleted sources in dist/, which would ship.
 rm -rf packages/*/dist
 pnpm --silent build
-node scripts/bundle-dist.mjs
 for pkg in cache core dsl process mlflow report worker cli cairn; do
   (cd "packages/$pkg" && pnpm pack --pack-destination "$out" >/dev/null)
 done

@@ -215,6 +215,11 @@ describe("what is never cached, and forcing re-runs", () => {
     await runCollect(f, { root: fresh, cache: false });
     expect(statuses((await runCollect(f, { root: fresh })).result)).toEqual({ a: "succeeded", b: "succeeded", c: "succeeded" });
     await expect(f.run({ root, env: {}, cache: { rerun: ["nope"] } })).rejects.toThrow(/Expected `rerun` to be a task name or node id of flow "force" \(a, b, c\), got "nope"/);
+    // The flow run it had created by then is ended FAILED, not left RUNNING.
+    const store = new LocalStore({ root });
+    const experimentIds = (await store.listExperiments()).map((e) => e.experimentId);
+    expect(await store.searchRuns({ experimentIds, status: "RUNNING" })).toEqual([]);
+    expect((await store.searchRuns({ experimentIds, topLevelOnly: true })).map((r) => r.status)).toContain("FAILED");
   });
 
   it("the same key twice in one flow runs once", async () => {

@@ -8,7 +8,8 @@
  */
 import { readFile, rm } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { CacheStore } from "@cairn/cache";
+import { CacheBackendError, CacheStore } from "@cairn/cache";
+import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { TaskCache } from "@cairn/core";
 import { type Artifact, flow, task } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
@@ -290,6 +291,35 @@ describe("a warm run against the server", () => {
     const warm = await runCollect(f, { root, env: env(), tracker });
     expect(statuses(warm.result)).toEqual({ "early-a": "cached", "early-b": "cached" });
     expect(heldFor).toBeLessThan(4000);
+  });
+
+  it("a shared store that fails the look-ahead's peeks is left to the run's own lookups: they still hit", async () => {
+    const redis = await startRedisServer();
+    const store = await CacheStore.fromUrl(redis.url);
+    try {
+      const a = task("peek-a").input<{ n: number }>().run(({ n }) => ({ x: n + 1 }));
+      const b = task("peek-b").input<{ x: number }>().run(({ x }) => ({ y: x * 2 }));
+      const f = flow("peek-fails").build(() => ({ y: b({ x: a({ n: 1 }).x }).y }));
+      const root = await tmp();
+      expect((await runCollect(f, { root, env: env(), cache: { store } })).result.status).toBe("succeeded");
+      // A fault a real redis cannot be made to show on cue: its peeks fail as if it were down, its lookups answer.
+      let peeks = 0;
+      store.peek = async () => {
+        peeks++;
+        throw new CacheBackendError("redis", redis.url, "peek");
+      };
+      const lookup = store.lookup.bind(store);
+      let lookups = 0;
+      store.lookup = (key) => (lookups++, lookup(key));
+      const warm = await runCollect(f, { root, env: env(), cache: { store } });
+      expect(peeks).toBe(1); // the look-ahead stops asking at the first failure
+      expect(lookups).toBe(2); // the run still uses the store: it was not taken for down
+      expect(statuses(warm.result)).toEqual({ "peek-a": "cached", "peek-b": "cached" });
+      expect(warm.warnings).toEqual([]);
+    } finally {
+      await store.close();
+      await redis.stop();
+    }
   });
 
   it("a deleted source run in the middle of a chain is a miss, and what is below it uses the new outputs, not the old entry's", async () => {

@@ -192,7 +192,7 @@ describe("a TypeScript project made by `cairn init`", () => {
     const resolved = readFileSync(loads, "utf8").trim().split("\n");
     expect(resolved).toContain(pathToFileURL(join(project, "node_modules/@cairn/cli/dist/bundle/main.js")).href);
     // The bundles, not tsc's one module per source file (their neighbours' files are found from tsc's paths).
-    expect(resolved.filter((url) => /node_modules\/@cairn\/\w+\/dist\/(?!bundle\/)/.test(url))).toEqual([]);
+    expect(resolved.filter((url) => /node_modules\/(@cairn\/\w+|cairn-dag)\/dist\/(?!bundle\/)/.test(url))).toEqual([]);
     expect(resolved.filter((url) => url.startsWith(pathToFileURL(repo).href))).toEqual([]);
     expect(changedSince(join(project, "node_modules"), installedAt)).toEqual([]);
   });

@@ -12,8 +12,8 @@ import { OptionError, TaskFileError } from "@cairn/core";
  * This package's sources, its compiled dist/, those of the packages beside it that a task's
  * function calls into or is called from (the engine, the cache, the CLI), and the CLI's workspace
  * bundle (packages/cli/.bundle/, which holds a copy of them): stack frames inside them are Cairn's
- * own, not the user's. An installed copy runs from dist/ but, with source maps on (tsx, `cairn`),
- * its frames name the files under src/; installed, the packages beside it are in node_modules,
+ * own, not the user's. An installed copy runs from dist/bundle/ (scripts/bundle-dist.mjs), whose
+ * frames name those files, under dist/; installed, the packages beside it are in node_modules,
  * whose frames are never the user's own code either.
  */
 const PACKAGE_DIR = dirname(dirname(fileURLToPath(import.meta.url)));

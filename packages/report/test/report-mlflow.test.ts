@@ -163,6 +163,23 @@ describe("the report of a run in an MLflow server", () => {
     expect(withoutWhy(live!)).toEqual(withoutWhy(later));
     expect(live!.tasks.map((t) => `${t.id} ${t.state}`)).toEqual(["load cached", "fit cached"]);
   });
+  it("at the end of a run whose graph could not be logged, is not handed the graph: the report reads what the record holds", async () => {
+    const one = task("one").run(() => ({ v: 1 }));
+    const f = flow("report-no-graph").build(() => ({ v: one().v }));
+    const tracker = MlflowTracker.fromEnv({}, server.uri);
+    // A fault a real server cannot be made to show on cue: the graph's upload is refused.
+    const logText = tracker.logText.bind(tracker);
+    tracker.logText = async (runId, path, text) => {
+      if (path === "cairn/graph.json") throw new TrackingError("injected: upload refused");
+      return logText(runId, path, text);
+    };
+    let told: EndingFlowRun | undefined;
+    const options = { tracker, root: await mkdtemp(join(cwd, "no-graph-")), experiment: `report-no-graph-${Date.now()}`, env: {} };
+    const result = await (await f.run({ ...options, beforeEnd: async (ending) => void (told = ending) })).wait();
+    expect(result.status).toBe("failed");
+    expect(told?.status).toBe("FAILED");
+    expect(told?.graph).toBeUndefined();
+  });
   it("at a run's end, a sweep's trials that were hits come from the run too, under the sweep's run, as the record has them", async () => {
     const fit = task("fit")
       .input<{ lr: number; depth: number }>()

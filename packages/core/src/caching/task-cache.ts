@@ -161,6 +161,8 @@ export class TaskCache {
 
   /** Why the shared store is no longer used by this run, once it stopped answering. */
   private down_: CacheBackendError | undefined;
+  /** A peek failed: the look-ahead stops asking (see peek). */
+  private peekFailed = false;
   /** Aborted when the store goes down: ends waits on other processes' leases at once. */
   private readonly downSignal = new AbortController();
   private downListener: ((error: CacheBackendError) => void) | undefined;
@@ -222,9 +224,15 @@ export class TaskCache {
     }
   }
 
-  /** The store's entry of `key` as it is, changing nothing (see `CacheStore.peek`); a miss once the store is down. */
+  /**
+   * The store's entry of `key` as it is, changing nothing (see `CacheStore.peek`); a miss once the
+   * store is down, or once a peek failed. A peek is a guess made before the run (the look-ahead,
+   * plan.ts), perhaps before anyone listens: a store that fails it is left to the run's own
+   * lookups, which stop using it and say so.
+   */
   peek(key: string): Promise<CacheEntry | undefined> {
-    return this.guard(() => this.store.peek(key), undefined);
+    if (this.down_ || this.peekFailed) return Promise.resolve(undefined);
+    return this.store.peek(key).catch(() => ((this.peekFailed = true), undefined));
   }
 
   /**

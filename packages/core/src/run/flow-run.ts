@@ -342,23 +342,34 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   // The cache opens while the flow run is being created, and the look-ahead (the hits' keys, then
   // one request about their source runs) starts as soon as it is open: none of it needs the run.
   const cacheOpening = openRunCache(options.cache, root, env, tracker, experimentId, secrets).then(
-    ({ cache, storeDown }) => ({ cache, storeDown, forced: cache ? forcedNodes(graph, cache.rerun, cache.refresh) : undefined, failed: undefined }),
+    ({ cache, storeDown }) => {
+      try {
+        return { cache, storeDown, forced: cache ? forcedNodes(graph, cache.rerun, cache.refresh) : undefined, failed: undefined };
+      } catch (error) {
+        return { cache, storeDown, forced: undefined, failed: { error } }; // a --rerun name the flow does not have
+      }
+    },
     (error: unknown) => ({ cache: undefined, storeDown: undefined, forced: undefined, failed: { error } }),
   );
-  const lookAhead = cacheOpening.then(({ cache, forced }) => cache && checkAhead(graph, params, cache.tasks, tracker, cache.refresh, forced));
+  // Never rejects (checkAhead does not); only reads the store and asks the tracker.
+  const lookAhead = cacheOpening.then(({ cache, forced, failed }) => (cache && !failed ? checkAhead(graph, params, cache.tasks, tracker, cache.refresh, forced) : undefined));
+  // A store the cache opened (redis, postgres) is closed when the run stops here, or its connection keeps the process alive.
+  const closeOwnStore = async (cache: ExecutionSettings["cache"]) => {
+    await lookAhead;
+    if (cache?.ownStore) await cache.tasks.store.close().catch(() => {});
+  };
   try {
     flowRunId = await creating;
   } catch (error) {
-    // A store the cache opened (redis, postgres) is closed, or its connection keeps the process alive.
-    const { cache } = await cacheOpening;
-    if (cache?.ownStore) await cache.tasks.store.close().catch(() => {});
+    await closeOwnStore((await cacheOpening).cache);
     throw error;
   }
   const url = tracker.runUrl?.(experimentId, flowRunId);
 
   const { cache, storeDown, forced, failed } = await cacheOpening;
   if (failed) {
-    await tracker.endRun(flowRunId, "FAILED").catch(() => {}); // not left RUNNING by a store that is not there
+    await closeOwnStore(cache);
+    await tracker.endRun(flowRunId, "FAILED").catch(() => {}); // not left RUNNING by a store that is not there, or a bad option
     throw failed.error;
   }
   // Entries made against another tracker are misses here: said once for the run, at the first one met.
@@ -410,6 +421,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     let status: FlowStatus;
     let error: ErrorInfo | undefined;
     const onAbort = () => execution.cancel(options.signal?.reason);
+    let graphLogged = false;
     options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       await lookAhead;
@@ -421,6 +433,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       execution.start();
       status = await execution.done;
       await opening;
+      graphLogged = true;
     } catch (e) {
       execution.cancel(e);
       await execution.done;
@@ -454,7 +467,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
         const fromCache = cache
           ? { cacheStore: cache.tasks.store, sourceRuns: await cache.tasks.readSourceRuns(), ...(hits ? { hits, ...(onlyHits(graph, execution, hits) ? { onlyHits: true } : {}) } : {}) }
           : {};
-        await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, endTime, graph: graphJson, ...fromCache }).catch((e: unknown) =>
+        await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, endTime, ...(graphLogged ? { graph: graphJson } : {}), ...fromCache }).catch((e: unknown) =>
           emitToRun({ type: "log", level: "warn", runId: flowRunId, message: `beforeEnd: ${(e as Error)?.message ?? String(e)}`, time: Date.now() }),
         );
       }
