@@ -3,8 +3,8 @@
  * The packed packages' entry points, bundled: after tsc has compiled a package into dist/ (one
  * module per source file), each entry its package.json exports name (publishConfig) is bundled
  * with esbuild into dist/bundle/ with the package's other modules (shared ones in chunks), so
- * an installed `cairn run` loads ~40 modules instead of ~125 (BENCHMARKS.md, "Start of the
- * installed command"). Imports of other packages (Cairn's own included) stay imports: each
+ * an installed `cairn run` loads ~40 modules instead of ~125 (BENCHMARKS.md, "Installed
+ * start"). Imports of other packages (Cairn's own included) stay imports: each
  * package is one copy, shared by all that use it. tsc's files stay beside the bundles: their
  * .d.ts are the types, and each bundled module keeps its `import.meta.url`, the URL of its
  * tsc file, so that it finds its neighbours (Python helpers, templates, package.json) as before.

@@ -299,7 +299,8 @@ describe("a warm run against the server", () => {
     try {
       const a = task("peek-a").input<{ n: number }>().run(({ n }) => ({ x: n + 1 }));
       const b = task("peek-b").input<{ x: number }>().run(({ x }) => ({ y: x * 2 }));
-      const f = flow("peek-fails").build(() => ({ y: b({ x: a({ n: 1 }).x }).y }));
+      const c = task("peek-c").run(() => ({ z: 3 }));
+      const f = flow("peek-fails").build(() => ({ y: b({ x: a({ n: 1 }).x }).y, z: c().z }));
       const root = await tmp();
       expect((await runCollect(f, { root, env: env(), cache: { store } })).result.status).toBe("succeeded");
       // A fault a real redis cannot be made to show on cue: its peeks fail as if it were down, its lookups answer.
@@ -312,9 +313,9 @@ describe("a warm run against the server", () => {
       let lookups = 0;
       store.lookup = (key) => (lookups++, lookup(key));
       const warm = await runCollect(f, { root, env: env(), cache: { store } });
-      expect(peeks).toBe(1); // the look-ahead stops asking at the first failure
-      expect(lookups).toBe(2); // the run still uses the store: it was not taken for down
-      expect(statuses(warm.result)).toEqual({ "peek-a": "cached", "peek-b": "cached" });
+      expect(peeks).toBe(1); // the look-ahead stops asking at the first failure (peek-c is a root it would ask about)
+      expect(lookups).toBe(3); // the run still uses the store: it was not taken for down
+      expect(statuses(warm.result)).toEqual({ "peek-a": "cached", "peek-b": "cached", "peek-c": "cached" });
       expect(warm.warnings).toEqual([]);
     } finally {
       await store.close();

@@ -163,7 +163,7 @@ describe("the report of a run in an MLflow server", () => {
     expect(withoutWhy(live!)).toEqual(withoutWhy(later));
     expect(live!.tasks.map((t) => `${t.id} ${t.state}`)).toEqual(["load cached", "fit cached"]);
   });
-  it("at the end of a run whose graph could not be logged, is not handed the graph: the report reads what the record holds", async () => {
+  it("at the end of a run whose graph could not be logged, is not handed the graph (a report then reads the record's)", async () => {
     const one = task("one").run(() => ({ v: 1 }));
     const f = flow("report-no-graph").build(() => ({ v: one().v }));
     const tracker = MlflowTracker.fromEnv({}, server.uri);

@@ -112,7 +112,7 @@ export interface EndingFlowRun {
    * but this run knew the flow run's id while its tasks were recorded, so a reader needs no search.
    */
   readonly onlyHits?: boolean;
-  /** The text of the run's `cairn/graph.json` as it was logged at the run's start. */
+  /** The text of the run's `cairn/graph.json` as it was logged at the run's start; absent when it could not be logged. */
   readonly graph?: string;
 }
 
@@ -327,6 +327,9 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   if (options.dispatcher !== undefined && (typeof options.dispatcher !== "object" || typeof options.dispatcher?.run !== "function")) {
     throw new OptionError("dispatcher", "a TaskDispatcher ({ open, run })", options.dispatcher);
   }
+  // The cache's options, and the tasks `rerun` names, are checked before anything is recorded.
+  const cacheOptions = checkCacheOption(options.cache);
+  const forced = cacheOptions ? forcedNodes(graph, cacheOptions.rerun ?? [], cacheOptions.refresh === true) : undefined;
   const { root, tracker, experimentId } = await openTracking(definition, options, env);
   // A dispatcher that cannot serve this run (no shared tracker) refuses it before anything is recorded.
   if (options.dispatcher) await options.dispatcher.open({ flowName: definition.name, tracker, env });
@@ -341,35 +344,26 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   });
   // The cache opens while the flow run is being created, and the look-ahead (the hits' keys, then
   // one request about their source runs) starts as soon as it is open: none of it needs the run.
-  const cacheOpening = openRunCache(options.cache, root, env, tracker, experimentId, secrets).then(
-    ({ cache, storeDown }) => {
-      try {
-        return { cache, storeDown, forced: cache ? forcedNodes(graph, cache.rerun, cache.refresh) : undefined, failed: undefined };
-      } catch (error) {
-        return { cache, storeDown, forced: undefined, failed: { error } }; // a --rerun name the flow does not have
-      }
-    },
-    (error: unknown) => ({ cache: undefined, storeDown: undefined, forced: undefined, failed: { error } }),
+  const cacheOpening = openRunCache(cacheOptions, root, env, tracker, experimentId, secrets).then(
+    ({ cache, storeDown }) => ({ cache, storeDown, failed: undefined }),
+    (error: unknown) => ({ cache: undefined, storeDown: undefined, failed: { error } }),
   );
-  // Never rejects (checkAhead does not); only reads the store and asks the tracker.
-  const lookAhead = cacheOpening.then(({ cache, forced, failed }) => (cache && !failed ? checkAhead(graph, params, cache.tasks, tracker, cache.refresh, forced) : undefined));
-  // A store the cache opened (redis, postgres) is closed when the run stops here, or its connection keeps the process alive.
-  const closeOwnStore = async (cache: ExecutionSettings["cache"]) => {
-    await lookAhead;
-    if (cache?.ownStore) await cache.tasks.store.close().catch(() => {});
-  };
+  // Never rejects (checkAhead catches what fails); only hashes, reads the store and asks the tracker.
+  const lookAhead = cacheOpening.then(({ cache }) => cache && checkAhead(graph, params, cache.tasks, tracker, cache.refresh, forced)).catch(() => {});
   try {
     flowRunId = await creating;
   } catch (error) {
-    await closeOwnStore((await cacheOpening).cache);
+    // A store the cache opened (redis, postgres) is closed, or its connection keeps the process alive.
+    const { cache } = await cacheOpening;
+    await lookAhead;
+    if (cache?.ownStore) await cache.tasks.store.close().catch(() => {});
     throw error;
   }
   const url = tracker.runUrl?.(experimentId, flowRunId);
 
-  const { cache, storeDown, forced, failed } = await cacheOpening;
+  const { cache, storeDown, failed } = await cacheOpening;
   if (failed) {
-    await closeOwnStore(cache);
-    await tracker.endRun(flowRunId, "FAILED").catch(() => {}); // not left RUNNING by a store that is not there, or a bad option
+    await tracker.endRun(flowRunId, "FAILED").catch(() => {}); // not left RUNNING by a store that is not there
     throw failed.error;
   }
   // Entries made against another tracker are misses here: said once for the run, at the first one met.
@@ -473,12 +467,13 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       }
       await tracker.endRun(flowRunId, ending, endTime);
       await tracker.flush();
-      // A store the run opened (redis, postgres) is closed, or its connection keeps the process alive.
-      if (cache?.ownStore) await cache.tasks.store.close().catch(() => {});
     } catch (e) {
       status = "failed";
       error = toErrorInfo(e);
       await tracker.endRun(flowRunId, "FAILED").catch(() => {});
+    } finally {
+      // A store the run opened (redis, postgres) is closed, or its connection keeps the process alive.
+      if (cache?.ownStore) await cache.tasks.store.close().catch(() => {});
     }
     const durationMs = Math.round(performance.now() - started);
     await execution.pipeline.reportAbandoned();
@@ -512,7 +507,7 @@ export async function openFlowCache(
   const { root, tracker, experimentId } = await openTracking(definition, options, env);
   const abandoned = closeAbandonedRuns(tracker, [experimentId]);
   // Strict: plan and explain are about what the store holds; a store that does not answer is their error.
-  const option = options.cache === false || options.cache === true || options.cache === undefined ? {} : options.cache;
+  const option = checkCacheOption(options.cache === false ? undefined : options.cache) ?? {};
   const cache = await openCache({ ...option, strict: true }, root, env, tracker, experimentId);
   return { tasks: cache!.tasks, params, tracker, abandoned: await abandoned };
 }
@@ -545,7 +540,7 @@ async function openTracking(
  * unless the cache is strict, no cache for this run (`storeDown` says why, for its one warning).
  */
 async function openRunCache(
-  option: RunOptions["cache"],
+  option: CacheRunOptions | undefined,
   root: string,
   env: NodeJS.ProcessEnv,
   tracker: Tracker,
@@ -561,20 +556,12 @@ async function openRunCache(
 }
 
 /** `cache.strict`, else CAIRN_CACHE_STRICT. */
-function isStrict(option: RunOptions["cache"], env: NodeJS.ProcessEnv): boolean {
-  const strict = typeof option === "object" && option !== null ? option.strict : undefined;
-  return strict ?? ["1", "true", "yes"].includes((env.CAIRN_CACHE_STRICT ?? "").toLowerCase());
+function isStrict(option: CacheRunOptions | undefined, env: NodeJS.ProcessEnv): boolean {
+  return option?.strict ?? ["1", "true", "yes"].includes((env.CAIRN_CACHE_STRICT ?? "").toLowerCase());
 }
 
-/** Opens the run's cache, or undefined when it is off. Options are checked here, where they enter. */
-async function openCache(
-  option: RunOptions["cache"],
-  root: string,
-  env: NodeJS.ProcessEnv,
-  tracker: Tracker,
-  experimentId: string,
-  secrets?: SecretRegistry,
-): Promise<ExecutionSettings["cache"]> {
+/** `RunOptions.cache` checked where it enters: its settings, or undefined when the cache is off. */
+function checkCacheOption(option: RunOptions["cache"]): CacheRunOptions | undefined {
   if (option === false) return undefined;
   const o: CacheRunOptions = option === true || option === undefined ? {} : option;
   if (typeof o !== "object" || o === null) throw new OptionError("cache", "a boolean or { url?, store?, refresh?, rerun?, strict? }", option);
@@ -582,6 +569,19 @@ async function openCache(
     throw new OptionError("cache.rerun", "an array of task names or node ids", o.rerun);
   }
   if (o.strict !== undefined && typeof o.strict !== "boolean") throw new OptionError("cache.strict", "a boolean", o.strict);
+  return o;
+}
+
+/** Opens the run's cache (options checked by {@link checkCacheOption}), or undefined when it is off. */
+async function openCache(
+  o: CacheRunOptions | undefined,
+  root: string,
+  env: NodeJS.ProcessEnv,
+  tracker: Tracker,
+  experimentId: string,
+  secrets?: SecretRegistry,
+): Promise<ExecutionSettings["cache"]> {
+  if (!o) return undefined;
   const store = o.store ?? (await CacheStore.fromUrl(o.url ?? (env.CAIRN_CACHE_URL || undefined), { root }));
   return {
     tasks: new TaskCache(store, tracker, experimentId, root, env, { strict: isStrict(o, env) }, secrets),
