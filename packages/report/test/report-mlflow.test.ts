@@ -24,6 +24,9 @@ const repo = resolve(import.meta.dirname, "../../..");
 const cairnBin = join(repo, "packages/cli/bin/cairn.mjs");
 const flowFile = join(import.meta.dirname, "fixtures/demo.flow.ts");
 
+/** A report's tasks without the reasons given for them, to compare two reads of one run. */
+const withoutWhy = (data: ReportData) => data.tasks.map(({ why: _, ...task }) => task);
+
 let server: MlflowServer;
 let cwd: string;
 
@@ -111,7 +114,6 @@ describe("the report of a run in an MLflow server", () => {
     expect(atEnd).toBe(2);
     // What the run took from memory is what the server holds: the same tasks read from the record alone.
     const later = await readReportData(tracker, result.runId);
-    const withoutWhy = (data: ReportData) => data.tasks.map(({ why: _, ...task }) => task);
     expect(withoutWhy(live!)).toEqual(withoutWhy(later));
     expect(live!.tasks.find((t) => t.id === "steady")).toMatchObject({ state: "cached", cachedFrom: { name: "steady" } });
     // The same report from the record alone asks for them: one search more, and shows the same.
@@ -159,7 +161,6 @@ describe("the report of a run in an MLflow server", () => {
     expect(atEnd.filter((r) => r.startsWith("GET ") || r.endsWith("/runs/search"))).toEqual(["GET /api/2.0/mlflow/runs/get"]);
     // What the run took from memory is what the server holds.
     const later = await readReportData(tracker, result.runId);
-    const withoutWhy = (data: ReportData) => data.tasks.map(({ why: _, ...task }) => task);
     expect(withoutWhy(live!)).toEqual(withoutWhy(later));
     expect(live!.tasks.map((t) => `${t.id} ${t.state}`)).toEqual(["load cached", "fit cached"]);
   });
@@ -207,7 +208,6 @@ describe("the report of a run in an MLflow server", () => {
     expect(result.status).toBe("succeeded");
     expect(hits).toEqual(["fit[0]", "fit[1]", "fit[2]", "fit[3]"].map((name) => `${name} under another run`));
     const later = await readReportData(tracker, result.runId);
-    const withoutWhy = (data: ReportData) => data.tasks.map(({ why: _, ...task }) => task);
     expect(withoutWhy(live!)).toEqual(withoutWhy(later));
     expect(live!.tasks.filter((t) => t.item).map((t) => t.state)).toEqual(["cached", "cached", "cached", "cached"]);
     expect(live!.tasks.find((t) => t.id === "fit")?.group).toMatchObject({ kind: "sweep", best: "fit[3]" });

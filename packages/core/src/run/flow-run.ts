@@ -353,10 +353,9 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   try {
     flowRunId = await creating;
   } catch (error) {
-    // A store the cache opened (redis, postgres) is closed, or its connection keeps the process alive.
     const { cache } = await cacheOpening;
     await lookAhead;
-    if (cache?.ownStore) await cache.tasks.store.close().catch(() => {});
+    await closeOwnStore(cache);
     throw error;
   }
   const url = tracker.runUrl?.(experimentId, flowRunId);
@@ -472,8 +471,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       error = toErrorInfo(e);
       await tracker.endRun(flowRunId, "FAILED").catch(() => {});
     } finally {
-      // A store the run opened (redis, postgres) is closed, or its connection keeps the process alive.
-      if (cache?.ownStore) await cache.tasks.store.close().catch(() => {});
+      await closeOwnStore(cache);
     }
     const durationMs = Math.round(performance.now() - started);
     await execution.pipeline.reportAbandoned();
@@ -555,6 +553,11 @@ async function openRunCache(
   }
 }
 
+/** Closes a store the run opened (redis, postgres): its connection would keep the process alive. */
+async function closeOwnStore(cache: ExecutionSettings["cache"]): Promise<void> {
+  if (cache?.ownStore) await cache.tasks.store.close().catch(() => {});
+}
+
 /** `cache.strict`, else CAIRN_CACHE_STRICT. */
 function isStrict(option: CacheRunOptions | undefined, env: NodeJS.ProcessEnv): boolean {
   return option?.strict ?? ["1", "true", "yes"].includes((env.CAIRN_CACHE_STRICT ?? "").toLowerCase());
@@ -586,7 +589,6 @@ async function openCache(
   return {
     tasks: new TaskCache(store, tracker, experimentId, root, env, { strict: isStrict(o, env) }, secrets),
     refresh: o.refresh === true,
-    rerun: o.rerun ?? [],
     ownStore: o.store === undefined,
   };
 }

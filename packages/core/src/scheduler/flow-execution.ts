@@ -56,8 +56,6 @@ export interface ExecutionSettings {
     tasks: TaskCache;
     /** Look nothing up (results are still stored). */
     refresh: boolean;
-    /** Node ids or task names that run whatever the cache holds, with their dependants. */
-    rerun: readonly string[];
     /** The nodes that skip the lookup, by position (see caching/rerun.ts); none when absent. */
     forced?: Uint8Array;
     /** The run opened the store and closes it at the end. */
