@@ -20,7 +20,13 @@
  * kind, status, its source run and key), a run that ran its 14 tags at creation, its 4 inputs
  * as params and 3 tags in the log-batch, and its two small files (the outputs manifest in the
  * run, the cache index entry in the experiment), as Cairn does for the peers' flow: the same
- * requests' content, with no engine, cache or check around them.
+ * requests' content, with no engine, cache or check around them. The flow run carries its record
+ * too: its 8 tags at creation, its params in one log-batch and its graph (`cairn/graph.json`,
+ * `cairn/graph.mmd`) beside it, and at its end its outputs (`outputs.json`, the numbers as
+ * metrics in one log-batch) and its report page (`cairn/report.html`) before the update; file
+ * sizes per task as Cairn's for examples/multistep (graph 460 + 48 bytes a task, the page 20 KB +
+ * 0.5 KB a task). Cairn's reads and checks (the abandoned-runs search, the hits' source runs, the
+ * report's `runs/get`) are not part of the record and are left out.
  *
  * With FRESH, that many of the TASKS are tasks that run (a cold run's, a changed input's), as
  * bench/peers/run.ts asks for its cold and changed phases: each burns WORK_MS of CPU on this
@@ -68,7 +74,26 @@ function call(method, path, body, api = "mlflow") {
 
 const found = await call("GET", `experiments/get-by-name?experiment_name=${encodeURIComponent(experimentName)}`);
 const experimentId = found.experiment?.experiment_id ?? (await call("POST", "experiments/create", { name: experimentName })).experiment_id;
-const flowRun = (await call("POST", "runs/create", { experiment_id: experimentId, run_name: "flow", start_time: Date.now() })).run.info.run_id;
+const flowTags = [
+  ["mlflow.source.type", "LOCAL"],
+  ["mlflow.source.name", "/work/main/bench/multistep/cairn-flow.ts"],
+  ["mlflow.user", "root"],
+  ["mlflow.source.git.commit", "0".repeat(40)],
+  ["cairn.host", "vm"],
+  ["cairn.flow", "floor"],
+  ["cairn.kind", "flow"],
+  ["cairn.owner", `vm:${process.pid}:t4792296`],
+].map(([key, value]) => ({ key, value }));
+const createdFlow = (await call("POST", "runs/create", { experiment_id: experimentId, run_name: "flow", start_time: Date.now(), ...(content ? { tags: flowTags } : {}) })).run;
+const flowRun = createdFlow.info.run_id;
+const tasks = Number(taskCount);
+const flowStart = content
+  ? Promise.all([
+      call("POST", "runs/log-batch", { run_id: flowRun, params: ["dataset", "testSize", "c", "trees", "seed"].map((key, i) => ({ key, value: String(i * 7) })), metrics: [], tags: [] }),
+      call("PUT", `artifacts/${createdFlow.info.artifact_uri.replace(/^mlflow-artifacts:\//, "")}/cairn/graph.json`, "g".repeat(460 * tasks), "mlflow-artifacts"),
+      call("PUT", `artifacts/${createdFlow.info.artifact_uri.replace(/^mlflow-artifacts:\//, "")}/cairn/graph.mmd`, "m".repeat(48 * tasks), "mlflow-artifacts"),
+    ])
+  : undefined;
 
 // `content`: what Cairn's record of the peers' flow holds (values of the same sizes).
 const hex = (n, seed) => Array.from({ length: n }, (_, i) => ((seed * 31 + i * 7) % 16).toString(16)).join("");
@@ -86,7 +111,7 @@ const common = (task) => ({
   "mlflow.parentRunId": flowRun,
 });
 const asList = (tags) => Object.entries(tags).map(([key, value]) => ({ key, value }));
-const indexFolder = content ? (await call("GET", `experiments/get?experiment_id=${experimentId}`)).experiment.artifact_location.replace(/^mlflow-artifacts:\//, "") : "";
+const indexFolder = content ? (found.experiment ?? (await call("GET", `experiments/get?experiment_id=${experimentId}`)).experiment).artifact_location.replace(/^mlflow-artifacts:\//, "") : "";
 const put = (artifactUri, path, text) => call("PUT", `artifacts/${artifactUri.replace(/^mlflow-artifacts:\//, "")}/${path}`, text, "mlflow-artifacts");
 
 let nextFresh = 0;
@@ -139,6 +164,13 @@ async function recorder() {
     await call("POST", "runs/update", { run_id: created.run.info.run_id, status: "FINISHED", end_time: Date.now() });
   }
 }
-await Promise.all([...Array.from({ length: 8 }, runner), recorder(), recorder(), recorder()]);
+await Promise.all([...Array.from({ length: 8 }, runner), recorder(), recorder(), recorder(), flowStart]);
+if (content) {
+  await Promise.all([
+    put(createdFlow.info.artifact_uri, "outputs.json", JSON.stringify({ best: "logreg", rocAuc: 0.99 })),
+    call("POST", "runs/log-batch", { run_id: flowRun, params: [], tags: [], metrics: [{ key: "rocAuc", value: 0.99, timestamp: Date.now(), step: 0 }] }),
+  ]);
+  await put(createdFlow.info.artifact_uri, "cairn/report.html", "r".repeat(20_000 + 500 * tasks));
+}
 await call("POST", "runs/update", { run_id: flowRun, status: "FINISHED", end_time: Date.now() });
 agent.destroy();

@@ -97,8 +97,8 @@ async function cairn(uri: string, experiment: string, cwd: string, steps: "scrip
 const FLOW_TASKS = 7;
 const WARM_ROUNDS = 5;
 
-async function floor(uri: string, experiment: string): Promise<Measure> {
-  const { seconds } = await run(process.execPath, [join(here, "floor.mjs"), experiment, String(FLOW_TASKS)], { MLFLOW_TRACKING_URI: uri }, workspaceRoot);
+async function floor(uri: string, experiment: string, mode: "least" | "content" = "least"): Promise<Measure> {
+  const { seconds } = await run(process.execPath, [join(here, "floor.mjs"), experiment, String(FLOW_TASKS), "0", "0", mode], { MLFLOW_TRACKING_URI: uri }, workspaceRoot);
   return { seconds, ran: 0, reused: FLOW_TASKS };
 }
 
@@ -123,6 +123,7 @@ try {
     orchestrators.push({ name, run: () => cairn(server.uri, `bench-cairn-${steps}-${stamp}`, cwd, steps) });
   }
   orchestrators.push({ name: `Floor: only the ${FLOW_TASKS + 1} runs' requests (no work, no cache)`, run: () => floor(server.uri, `bench-floor-${stamp}`) });
+  orchestrators.push({ name: `Floor with Cairn's record content (tags, params, graph, outputs, report page)`, run: () => floor(server.uri, `bench-floor-content-${stamp}`, "content") });
 
   // Cold once each; then the warm runs in rounds, one of each orchestrator per round, so that
   // the machine's drift falls on all of them alike. Warm figures are medians.
@@ -158,7 +159,16 @@ try {
     }),
     ``,
     `The floor is a bare Node process making only the requests MLflow needs to record a flow run with one FINISHED ` +
-      `child run per task (bench/multistep/floor.mjs): no orchestrator that keeps that record can be faster on this server.`,
+      `child run per task (bench/multistep/floor.mjs): no orchestrator that keeps that record can be faster on this server. ` +
+      `The floor with Cairn's record content makes the requests of the record Cairn keeps (the runs' tags, the flow's params, ` +
+      `graph, outputs and report page), still with no engine, cache or check: what Cairn adds beyond it is its own.`,
+    ...(() => {
+      const cairnRow = results.find((r) => r.name.startsWith("Cairn: script"));
+      const floors = results.filter((r) => r.name.startsWith("Floor"));
+      return cairnRow && floors.length === 2
+        ? [``, `Cairn script() warm against the floor: ${ratio(cairnRow.warm.seconds, floors[0]!.warm.seconds)}; against the floor with its record's content: ${ratio(cairnRow.warm.seconds, floors[1]!.warm.seconds)}.`]
+        : [];
+    })(),
     ``,
     `Goals: Cairn cold <= 0.5× and warm <= 0.1× the MLflow orchestrator's time. ` +
       `Machine: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(" / ")} (1 / 5 / 15 min) at the end.`,

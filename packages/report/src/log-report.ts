@@ -40,6 +40,7 @@ export async function logReport(run: EndingFlowRun, options: RenderOptions = {})
     ...(run.sourceRuns ? { sourceRuns: run.sourceRuns } : {}),
     ...(run.hits ? { hits: run.hits, ...(run.onlyHits ? { onlyHits: true } : {}) } : {}),
     ...(run.graph !== undefined ? { graph: run.graph } : {}),
+    ...(run.flowRun ? { flowRun: run.flowRun } : {}),
   });
   const saved = await saveReport(run.tracker, run.runId, html);
   const page = run.tracker.runUrl?.(run.experimentId, run.runId);

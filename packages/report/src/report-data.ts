@@ -139,6 +139,8 @@ export interface ReadReportOptions {
   onlyHits?: boolean;
   /** The text of the flow run's `cairn/graph.json` as the ending run logged it: not read back. */
   graph?: string;
+  /** The flow run as the ending run read it once its outputs were recorded (EndingFlowRun.flowRun): not read again. */
+  flowRun?: RunRecord;
 }
 
 /** Lines of a log's end kept; characters at most. */
@@ -152,7 +154,7 @@ const NEAREST_CANDIDATES = 25;
  * no such run or it is a task run (naming its flow run).
  */
 export async function readReportData(tracker: Tracker, runId: string, options: ReadReportOptions = {}): Promise<ReportData> {
-  const flowRun = await tracker.getRun(runId);
+  const flowRun = options.flowRun?.runId === runId ? options.flowRun : await tracker.getRun(runId);
   if (!flowRun) throw new ReportRunError(`No run ${runId} in ${tracker.uri}. List flow runs with \`cairn runs\`.`, runId);
   if (flowRun.parentRunId !== undefined) {
     throw new ReportRunError(

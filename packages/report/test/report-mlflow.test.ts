@@ -122,7 +122,7 @@ describe("the report of a run in an MLflow server", () => {
     expect(searches.length - before).toBe(2); // the task runs, and the hits' source runs
     expect(fromRecord).toContain('data-task="steady" data-state="cached"');
   });
-  it("at the end of a run whose every task was a hit, reads only the flow run: no search of its task runs, no graph read back", async () => {
+  it("at the end of a run whose every task was a hit, reads nothing: the flow run was read with its outputs, no search of its task runs, no graph read back", async () => {
     const load = task("load").input<{ n: number }>().run(({ n }) => ({ rows: n * 10 }));
     const fit = task("fit").input<{ rows: number }>().run(({ rows }) => ({ score: rows / 100 }));
     const f = flow("report-all-hits").params(v.object({ n: v.number() })).build(({ params }) => ({ score: fit({ rows: load({ n: params.n }).rows }).score }));
@@ -150,6 +150,7 @@ describe("the report of a run in an MLflow server", () => {
             ...(ending.hits ? { hits: ending.hits } : {}),
             ...(ending.onlyHits ? { onlyHits: true } : {}),
             ...(ending.graph !== undefined ? { graph: ending.graph } : {}),
+            ...(ending.flowRun ? { flowRun: ending.flowRun } : {}),
           });
         },
       })
@@ -157,8 +158,10 @@ describe("the report of a run in an MLflow server", () => {
     expect(Object.values(result.tasks).map((t) => t.status)).toEqual(["cached", "cached"]);
     expect(told?.onlyHits).toBe(true);
     expect(JSON.parse(told!.graph!).nodes.map((n: { id: string }) => n.id)).toEqual(["load", "fit"]);
-    // The flow run read, the page written: no search of task runs, nothing read back.
-    expect(atEnd.filter((r) => r.startsWith("GET ") || r.endsWith("/runs/search"))).toEqual(["GET /api/2.0/mlflow/runs/get"]);
+    // The flow run as read before the end: its params and its output's number as a metric.
+    expect(told?.flowRun).toMatchObject({ runId: result.runId, params: { n: "3" }, metrics: { score: 0.3 } });
+    // The page written, and nothing sent at the end but it: no read, no search, no metrics left to send.
+    expect(atEnd.filter((r) => !r.includes("/mlflow-artifacts/"))).toEqual([]);
     // What the run took from memory is what the server holds.
     const later = await readReportData(tracker, result.runId);
     expect(withoutWhy(live!)).toEqual(withoutWhy(later));

@@ -114,6 +114,13 @@ export interface EndingFlowRun {
   readonly onlyHits?: boolean;
   /** The text of the run's `cairn/graph.json` as it was logged at the run's start; absent when it could not be logged. */
   readonly graph?: string;
+  /**
+   * The flow run as the server held it once the run's params, graph and outputs were recorded
+   * (read while the hits' runs were still being written, with a server), its status still
+   * RUNNING: nothing but the run's end writes to it after that, so a reader need not ask again.
+   * Absent when it could not be read then.
+   */
+  readonly flowRun?: RunRecord;
 }
 
 /** Cache settings of one run. */
@@ -445,6 +452,14 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     }
     // The flow's outputs are logged while the runs of cache hits are still being recorded.
     const logged = outputs ? logFlowOutputs(tracker, flowRunId, outputs, secrets).then(() => undefined, (e: unknown) => e) : undefined;
+    // So is the read of the flow run that beforeEnd's report needs, with a server: both off the
+    // run's end, which is then the report's upload and the run's update (see EndingFlowRun.flowRun).
+    const recorded =
+      options.beforeEnd && tracker.capabilities.remote && tracker.capabilities.records
+        ? Promise.resolve(logged)
+            .then((failure) => (failure ? undefined : tracker.getRun(flowRunId)))
+            .catch(() => undefined)
+        : undefined;
     await execution.pipeline.drain();
     const tasks = Object.fromEntries(execution.results);
     if (!error && status !== "succeeded") error = flowError(status, tasks);
@@ -460,7 +475,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
         const fromCache = cache
           ? { cacheStore: cache.tasks.store, sourceRuns: await cache.tasks.readSourceRuns(), ...(hits ? { hits, ...(onlyHits(graph, execution, hits) ? { onlyHits: true } : {}) } : {}) }
           : {};
-        await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, endTime, ...(graphLogged ? { graph: graphJson } : {}), ...fromCache }).catch((e: unknown) =>
+        const flowRun = await recorded;
+        await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, endTime, ...(graphLogged ? { graph: graphJson } : {}), ...(flowRun ? { flowRun } : {}), ...fromCache }).catch((e: unknown) =>
           emitToRun({ type: "log", level: "warn", runId: flowRunId, message: `beforeEnd: ${(e as Error)?.message ?? String(e)}`, time: Date.now() }),
         );
       }
