@@ -363,7 +363,8 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       : {
           beforeEnd: async (ending: EndingFlowRun) => {
             const { logReport } = await import("@cairn/report");
-            report = await logReport(ending);
+            // Nothing is written to the flow run before the report: it takes the run's read of it.
+            report = await logReport(ending, { flowRunAsRead: true });
           },
         }),
     params,

@@ -28,19 +28,30 @@ export async function buildReport(tracker: Tracker, runId: string, options: Read
   return renderReport(await readReportData(tracker, runId, options), options);
 }
 
+/** Options of {@link logReport}. */
+export interface LogReportOptions extends RenderOptions {
+  /**
+   * Take the flow run as the ending run read it (EndingFlowRun.flowRun) instead of reading it
+   * again: for a hook that has written nothing to the flow run before the report, as `cairn run`'s.
+   * @default false
+   */
+  flowRunAsRead?: boolean;
+}
+
 /**
  * Builds the report of a flow run that is ending (`RunOptions.beforeEnd`) and logs it on the run
  * as {@link REPORT_ARTIFACT}.
  */
-export async function logReport(run: EndingFlowRun, options: RenderOptions = {}): Promise<LoggedReport> {
+export async function logReport(run: EndingFlowRun, options: LogReportOptions = {}): Promise<LoggedReport> {
+  const { flowRunAsRead, ...renderOptions } = options;
   const html = await buildReport(run.tracker, run.runId, {
-    ...options,
+    ...renderOptions,
     ending: { status: run.status, endTime: run.endTime },
     ...(run.cacheStore ? { store: run.cacheStore } : {}),
     ...(run.sourceRuns ? { sourceRuns: run.sourceRuns } : {}),
     ...(run.hits ? { hits: run.hits, ...(run.onlyHits ? { onlyHits: true } : {}) } : {}),
     ...(run.graph !== undefined ? { graph: run.graph } : {}),
-    ...(run.flowRun ? { flowRun: run.flowRun } : {}),
+    ...(flowRunAsRead && run.flowRun ? { flowRun: run.flowRun } : {}),
   });
   const saved = await saveReport(run.tracker, run.runId, html);
   const page = run.tracker.runUrl?.(run.experimentId, run.runId);

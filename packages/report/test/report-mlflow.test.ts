@@ -143,7 +143,7 @@ describe("the report of a run in an MLflow server", () => {
         beforeEnd: async (ending) => {
           told = ending;
           const before = asked.length;
-          await logReport(ending);
+          await logReport(ending, { flowRunAsRead: true });
           atEnd = asked.slice(before);
           live = await readReportData(ending.tracker, ending.runId, {
             ending,
@@ -166,6 +166,31 @@ describe("the report of a run in an MLflow server", () => {
     const later = await readReportData(tracker, result.runId);
     expect(withoutWhy(live!)).toEqual(withoutWhy(later));
     expect(live!.tasks.map((t) => `${t.id} ${t.state}`)).toEqual(["load cached", "fit cached"]);
+  });
+  it("made by a hook that writes to the flow run first, reads the flow run again and shows what the hook wrote", async () => {
+    const one = task("one").run(() => ({ v: 2 }));
+    const f = flow("report-hook-writes").build(() => ({ v: one().v }));
+    const tracker = MlflowTracker.fromEnv({}, server.uri);
+    let asRead: EndingFlowRun["flowRun"];
+    const result = await (
+      await f.run({
+        tracker,
+        root: await mkdtemp(join(cwd, "hook-writes-")),
+        experiment: `report-hook-writes-${Date.now()}`,
+        env: {},
+        beforeEnd: async (ending) => {
+          asRead = ending.flowRun;
+          await ending.tracker.logBatch(ending.runId, { metrics: [{ key: "cost", value: 3, step: 0, timestamp: Date.now() }] });
+          await logReport(ending);
+        },
+      })
+    ).wait();
+    expect(result.status).toBe("succeeded");
+    // The run's read came before the hook: the output's number is in it, the hook's metric is not.
+    expect(asRead?.metrics).toEqual({ v: 2 });
+    const logged = await readFile(await tracker.downloadArtifact(result.runId, "cairn/report.html", await mkdtemp(join(cwd, "hook-writes-dl-"))), "utf8");
+    expect(logged).toContain("<code>cost=3</code>");
+    expect(logged).toContain("<code>v=2</code>");
   });
   it("at the end of a run whose graph could not be logged, is not handed the graph (a report then reads the record's)", async () => {
     const one = task("one").run(() => ({ v: 1 }));

@@ -115,10 +115,12 @@ export interface EndingFlowRun {
   /** The text of the run's `cairn/graph.json` as it was logged at the run's start; absent when it could not be logged. */
   readonly graph?: string;
   /**
-   * The flow run as the server held it once the run's params, graph and outputs were recorded
-   * (read while the hits' runs were still being written, with a server), its status still
-   * RUNNING: nothing but the run's end writes to it after that, so a reader need not ask again.
-   * Absent when it could not be read then.
+   * With a server: the flow run as read once the run had recorded what it writes to it before
+   * its end (its params, its outputs and their numbers as metrics), while the hits' runs were
+   * still being written; its status still RUNNING. The run writes nothing more to it but its end,
+   * so a report made before anything else is written need not read it again
+   * (`logReport(run, { flowRunAsRead: true })`, as `cairn run` does); what this hook writes to
+   * the flow run itself is not in it. Absent when it could not be read.
    */
   readonly flowRun?: RunRecord;
 }
@@ -452,8 +454,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     }
     // The flow's outputs are logged while the runs of cache hits are still being recorded.
     const logged = outputs ? logFlowOutputs(tracker, flowRunId, outputs, secrets).then(() => undefined, (e: unknown) => e) : undefined;
-    // So is the read of the flow run that beforeEnd's report needs, with a server: both off the
-    // run's end, which is then the report's upload and the run's update (see EndingFlowRun.flowRun).
+    // So is a read of the flow run for beforeEnd, with a server (EndingFlowRun.flowRun): off the
+    // run's end, which is then, for `cairn run`'s report, its upload and the run's update.
     const recorded =
       options.beforeEnd && tracker.capabilities.remote && tracker.capabilities.records
         ? Promise.resolve(logged)
@@ -696,7 +698,8 @@ function onlyHits(graph: FlowGraph, execution: FlowExecution, hits: readonly Run
  * path, run id, artifact path, digest), as the artifact `outputs.json` at the run's root, where
  * MLflow's UI shows it first (not under `cairn/`, where a task run's `outputs.json` is its cache
  * manifest, another shape); the numbers also as metrics, which MLflow's UI compares across runs.
- * The metrics ride with the run's end.
+ * A tracker that holds metrics back sends them now (`flushRun`), while the hits' runs are still
+ * being recorded, not at the run's end; a failure to send them fails the flow, as before.
  */
 async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown, secrets: SecretRegistry): Promise<void> {
   if (!tracker.capabilities.records) return;
@@ -705,7 +708,7 @@ async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown,
     .filter((e): e is [string, number] => typeof e[1] === "number" && Number.isFinite(e[1]))
     .map(([key, value]) => ({ key, value, step: 0, timestamp: now }));
   await Promise.all([
-    metrics.length ? tracker.logBatch(runId, { metrics }) : undefined,
+    metrics.length ? tracker.logBatch(runId, { metrics }).then(() => tracker.flushRun?.(runId)) : undefined,
     writeRunFiles(tracker, runId, "", { "outputs.json": secrets.mask(JSON.stringify(outputs, null, 2)) }),
   ]);
 }

@@ -344,6 +344,18 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       await expect(t.recordRun({ experimentId, name: "x", status: "RUNNING" as never })).rejects.toBeInstanceOf(TrackingError);
     });
 
+    it("sends a run's held-back metrics when asked, when it offers flushRun: another tracker then reads them", async () => {
+      const t = await makeTracker();
+      if (!t.flushRun || !t.capabilities.sharedRuns) return;
+      const experimentId = await t.ensureExperiment(unique("flush-run"));
+      const runId = await t.createRun({ experimentId, name: "flushed" });
+      await t.logBatch(runId, { metrics: [{ key: "auc", value: 0.75, step: 0, timestamp: Date.now() }] });
+      await t.flushRun(runId);
+      const other = await makeTracker();
+      expect((await other.getRun(runId))?.metrics).toMatchObject({ auc: 0.75 });
+      await t.endRun(runId, "FINISHED");
+    });
+
     it("reads several runs at once, when it offers getRuns", async () => {
       const t = await makeTracker();
       if (!t.getRuns) return;

@@ -224,6 +224,11 @@ export interface Tracker {
    * to the runs closed. Optional; a tracker without it leaves such runs as they are.
    */
   closeAbandonedRuns?(experimentIds: readonly string[]): Promise<RunRecord[]>;
+  /**
+   * Sends what is held back for run `runId` (metrics a tracker batches) now, rejecting when it
+   * cannot be sent. Optional; a tracker that holds nothing back needs none.
+   */
+  flushRun?(runId: string): Promise<void>;
   /** Finishes pending writes; the tracker stays usable. */
   flush(): Promise<void>;
 }

@@ -412,6 +412,11 @@ export class MlflowTracker implements Tracker {
   }
 
   /** Sends every buffered metric; the tracker stays usable. */
+  /** Sends the run's buffered metrics now (one log-batch), not with its next params or its end. */
+  async flushRun(runId: string): Promise<void> {
+    await this.sendPending(runId);
+  }
+
   async flush(): Promise<void> {
     const results = await Promise.allSettled([...this.runs.keys()].map((runId) => this.sendPending(runId)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
