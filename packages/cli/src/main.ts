@@ -699,8 +699,7 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
   const limit = values.limit === undefined ? 20 : integerOption("--limit", values.limit, 1);
   const tracker = await resolveTracker({ root: resolve(values.root ?? ".cairn"), env });
   const experimentIds = await experimentsOf(tracker, values.experiment);
-  sayAbandoned(await closeAbandonedRuns(tracker, experimentIds), stderr);
-  const runs = experimentIds.length ? await tracker.searchRuns({ experimentIds, topLevelOnly: true, maxResults: limit }) : [];
+  const runs = await listClosingAbandoned(tracker, experimentIds, () => tracker.searchRuns({ experimentIds, topLevelOnly: true, maxResults: limit }), stderr);
   if (values.json) {
     stdout.write(`${JSON.stringify(runs, null, 2)}\n`);
     return EXIT.ok;
@@ -713,6 +712,21 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
   const rows = runs.map((r) => [r.runId, r.name, r.status, new Date(r.startTime).toISOString().replace("T", " ").slice(0, 19), duration(r)]);
   stdout.write(table(["run id", "flow", "status", "started", "duration"], rows, c));
   return EXIT.ok;
+}
+
+/**
+ * Closes the runs this host's dead processes left RUNNING in `experimentIds`, says so, and lists
+ * runs with `list`, each as it is after the closing. Against a server the two go side by side
+ * (one request's wait, not two in a row); the embedded store lists after closing, which may
+ * write the first record of a run killed in its first second.
+ */
+async function listClosingAbandoned(tracker: Tracker, experimentIds: string[], list: () => Promise<RunRecord[]>, stderr: Writable): Promise<RunRecord[]> {
+  const listing = () => (experimentIds.length ? list() : Promise.resolve([]));
+  const closing = closeAbandonedRuns(tracker, experimentIds);
+  const [closed, runs] = tracker.capabilities.remote ? await Promise.all([closing, listing()]) : [await closing, await listing()];
+  sayAbandoned(closed, stderr);
+  const now = new Map(closed.map((r) => [r.runId, r]));
+  return runs.map((r) => now.get(r.runId) ?? r);
 }
 
 async function showCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
@@ -790,8 +804,7 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
   let run: RunRecord;
   if (given === "latest") {
     const ids = await experimentsOf(tracker, values.experiment);
-    sayAbandoned(await closeAbandonedRuns(tracker, ids), stderr);
-    const [latest] = ids.length ? await tracker.searchRuns({ experimentIds: ids, topLevelOnly: true, maxResults: 1 }) : [];
+    const [latest] = await listClosingAbandoned(tracker, ids, () => tracker.searchRuns({ experimentIds: ids, topLevelOnly: true, maxResults: 1 }), stderr);
     if (!latest) {
       throw new UsageError(
         `Expected a flow run to report on, found none in ${tracker.uri}${values.experiment ? ` (experiment "${values.experiment}")` : ""}. ` +
