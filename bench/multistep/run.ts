@@ -14,7 +14,7 @@
  * "inside" is the orchestrator's own measure (main.py's workflow(), Cairn's flow duration).
  * Prints a markdown table.
  *
- *   pnpm bench:multistep            # or: tsx bench/multistep/run.ts [--no-project]
+ *   pnpm bench:multistep            # or: tsx bench/multistep/run.ts [--no-project] [--latency MS]
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -24,9 +24,14 @@ import { fileURLToPath } from "node:url";
 // @ts-expect-error: a JavaScript module without types
 import { ensureBundle } from "../../packages/cli/bin/bundle.mjs";
 import { startMlflowServer, venvDir, venvPython, workspaceRoot } from "../../packages/mlflow/test/mlflow-server.ts";
+import { latencyProxy } from "../latency-proxy.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const withProject = !process.argv.includes("--no-project");
+/** `--latency MS`: every orchestrator reaches the server through a proxy that holds each request MS ms (bench/latency-proxy.ts). */
+const latencyArg = process.argv.indexOf("--latency");
+const latencyMs = latencyArg > 0 ? Number(process.argv[latencyArg + 1]) : 0;
+if (!(latencyMs >= 0)) throw new Error(`--latency expects milliseconds, got ${process.argv[latencyArg + 1]}`);
 const cairnBin = join(workspaceRoot, "packages/cli/bin/cairn.mjs");
 
 interface Measure {
@@ -107,7 +112,9 @@ const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 
 // Cairn's bundle is built at install (pnpm install); a source edit since then is rebuilt here, not in the timed runs.
 await ensureBundle();
-const server = await startMlflowServer();
+const mlflowServer = await startMlflowServer();
+const proxy = latencyMs ? await latencyProxy(mlflowServer.uri, latencyMs) : undefined;
+const server = { uri: proxy?.uri ?? mlflowServer.uri };
 const dirs: string[] = [];
 try {
   const stamp = Date.now().toString(36);
@@ -171,10 +178,12 @@ try {
     })(),
     ``,
     `Goals: Cairn cold <= 0.5× and warm <= 0.1× the MLflow orchestrator's time. ` +
+      (latencyMs ? `Every request held ${latencyMs} ms by a proxy in front of the server (--latency). ` : ``) +
       `Machine: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(" / ")} (1 / 5 / 15 min) at the end.`,
   ];
   console.log(lines.join("\n"));
 } finally {
-  await server.stop();
+  await proxy?.close();
+  await mlflowServer.stop();
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 }
