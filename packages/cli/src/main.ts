@@ -722,9 +722,12 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
  */
 async function listClosingAbandoned(tracker: Tracker, experimentIds: string[], list: () => Promise<RunRecord[]>, stderr: Writable): Promise<RunRecord[]> {
   const listing = () => (experimentIds.length ? list() : Promise.resolve([]));
-  const closing = closeAbandonedRuns(tracker, experimentIds);
-  const [closed, runs] = tracker.capabilities.remote ? await Promise.all([closing, listing()]) : [await closing, await listing()];
+  const closing = closeAbandonedRuns(tracker, experimentIds); // never rejects
+  const listed = tracker.capabilities.remote ? listing() : undefined;
+  listed?.catch(() => {}); // awaited below, after the closing is said, whether or not the listing failed
+  const closed = await closing;
   sayAbandoned(closed, stderr);
+  const runs = await (listed ?? listing());
   const now = new Map(closed.map((r) => [r.runId, r]));
   return runs.map((r) => now.get(r.runId) ?? r);
 }

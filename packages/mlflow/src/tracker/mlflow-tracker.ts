@@ -411,12 +411,12 @@ export class MlflowTracker implements Tracker {
     return listed.filter((file) => !file.isDir).map((file) => file.path.slice(INDEX_FOLDER.length + 1));
   }
 
-  /** Sends every buffered metric; the tracker stays usable. */
   /** Sends the run's buffered metrics now (one log-batch), not with its next params or its end. */
   async flushRun(runId: string): Promise<void> {
     await this.sendPending(runId);
   }
 
+  /** Sends every buffered metric; the tracker stays usable. */
   async flush(): Promise<void> {
     const results = await Promise.allSettled([...this.runs.keys()].map((runId) => this.sendPending(runId)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
