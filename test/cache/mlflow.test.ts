@@ -206,6 +206,84 @@ describe("a cold run against the server", () => {
     expect(count(seen, "POST runs/log-batch")).toBe(1 + 1);
     expect(count(seen, "POST runs/update")).toBe(1 + 1);
   });
+
+  it("a task's dependants start while its run is still being closed, and the flow ends once it is", async () => {
+    let upStartedAt = 0;
+    let downStartedAt = 0;
+    const up = task("beside-up").input<{ n: number }>().run(({ n }) => ((upStartedAt = Date.now()), { x: n + 1 }));
+    const down = task("beside-down").input<{ x: number }>().run(({ x }) => ((downStartedAt = Date.now()), { y: x * 2 }));
+    const n = Date.now();
+    const f = flow("beside").build(() => ({ y: down({ x: up({ n }).x }).y }));
+    // A slow server, which a real one cannot be made to be on cue: the end of up's run is held
+    // until down has started, or for 5 s.
+    const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
+    const endRun = tracker.endRun.bind(tracker);
+    let upRunId = "";
+    let heldFor = 0;
+    let upEndedAt = 0;
+    tracker.endRun = async (runId, status, endTime) => {
+      if (runId === upRunId) {
+        const t0 = performance.now();
+        while (!downStartedAt && performance.now() - t0 < 5000) await sleep(10);
+        heldFor = performance.now() - t0;
+        await endRun(runId, status, endTime);
+        upEndedAt = Date.now();
+        return;
+      }
+      return endRun(runId, status, endTime);
+    };
+    const createRun = tracker.createRun.bind(tracker);
+    tracker.createRun = async (options) => {
+      const runId = await createRun(options);
+      if (options.name === "beside-up") upRunId = runId;
+      return runId;
+    };
+    const root = await tmp();
+    const cold = await runCollect(f, { root, env: env(), tracker });
+    expect(statuses(cold.result)).toEqual({ "beside-up": "succeeded", "beside-down": "succeeded" });
+    expect(upStartedAt).toBeGreaterThan(0);
+    expect(heldFor).toBeLessThan(4000);
+    expect(downStartedAt).toBeLessThanOrEqual(upEndedAt);
+    // The flow ended after up's run: FINISHED on the server, its entry stored.
+    expect(await tracker.getRun(upRunId)).toMatchObject({ status: "FINISHED" });
+    const warm = await runCollect(f, { root, env: env() });
+    expect(statuses(warm.result)).toEqual({ "beside-up": "cached", "beside-down": "cached" });
+  });
+
+  it("a task's run that cannot be closed beside its dependants fails the flow at its end, naming it; it has no entry and runs again", async () => {
+    let upCalls = 0;
+    const up = task("unclosed-up").input<{ n: number }>().run(({ n }) => (upCalls++, { x: n + 1 }));
+    const down = task("unclosed-down").input<{ x: number }>().run(({ x }) => ({ y: x * 2 }));
+    const n = Date.now();
+    const f = flow("unclosed").build(() => ({ y: down({ x: up({ n }).x }).y }));
+    // A fault a real server cannot be made to show on cue: the update that ends up's run FINISHED is refused.
+    const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
+    const endRun = tracker.endRun.bind(tracker);
+    const createRun = tracker.createRun.bind(tracker);
+    let upRunId = "";
+    tracker.createRun = async (options) => {
+      const runId = await createRun(options);
+      if (options.name === "unclosed-up") upRunId = runId;
+      return runId;
+    };
+    tracker.endRun = async (runId, status, endTime) => {
+      if (runId === upRunId && status === "FINISHED") throw new Error("injected: the server refused the update");
+      return endRun(runId, status, endTime);
+    };
+    const root = await tmp();
+    const cold = await runCollect(f, { root, env: env(), tracker });
+    expect(cold.result.status).toBe("failed");
+    expect(cold.result.error?.message).toMatch(/The run of task "unclosed-up" could not be recorded as finished \(injected: the server refused the update\)/);
+    expect(cold.result.error?.message).toMatch(/run the flow again/);
+    expect(cold.result.outputs).toBeUndefined();
+    expect(statuses(cold.result)).toEqual({ "unclosed-up": "succeeded", "unclosed-down": "succeeded" });
+    // Its run is not left RUNNING: ended FAILED with the error that stopped its close.
+    expect(await tracker.getRun(upRunId)).toMatchObject({ status: "FAILED" });
+    const again = await runCollect(f, { root, env: env() });
+    expect(again.result.status).toBe("succeeded");
+    expect(statuses(again.result)).toEqual({ "unclosed-up": "succeeded", "unclosed-down": "cached" });
+    expect(upCalls).toBe(2);
+  });
 });
 
 describe("a warm run against the server", () => {

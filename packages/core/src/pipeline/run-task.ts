@@ -24,6 +24,12 @@ export interface PipelineScope extends AttemptScope {
   /** The run's cache, when on. */
   readonly cache?: TaskCache;
   readonly warn: (task: string, message: string) => void;
+  /**
+   * Takes a succeeded task's closing (its run's end, its cache entry) to do beside what follows
+   * it (its dependants start, its slot is free), or refuses (false) when enough closings are
+   * under way; refused or absent, the task closes before it hands on its outputs. With a server.
+   */
+  readonly closeBeside?: (task: PipelineTask, close: () => Promise<void>) => boolean;
 }
 
 /** One task as the pipeline keeps it. */
@@ -83,15 +89,30 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       outputs = manifest.values;
       recorder.tag(CACHE_KEY_TAG, task.key.key);
     }
-    if (tracking) await finishTaskRun(scope.record, runId, recorder, result.attempts, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
-    if (cache && task.key) {
-      const entry = await cache.record(task.key, node, runId, manifest!).catch((e: unknown) => {
-        if (cache.strict && isStoreDown(e)) throw e;
-        scope.warn(id, `could not store the cache entry: ${(e as Error).message}`);
-        return undefined;
-      });
-      task.settleFlight?.(entry);
-    }
+    const [ranId, rec, values, key] = [runId, recorder, outputs, task.key];
+    const close = async (): Promise<void> => {
+      if (tracking) await finishTaskRun(scope.record, ranId, rec, result.attempts, "FINISHED", manifest ?? { values, artifacts: [] });
+      if (cache && key) {
+        const entry = await cache.record(key, node, ranId, manifest!).catch((e: unknown) => {
+          if (cache.strict && isStoreDown(e)) throw e;
+          scope.warn(id, `could not store the cache entry: ${(e as Error).message}`);
+          return undefined;
+        });
+        task.settleFlight?.(entry);
+      }
+    };
+    // An attempt given up on may still be ending its process tree: that task keeps its slot (releaseTask).
+    const beside =
+      tracking &&
+      !task.held &&
+      scope.closeBeside?.(task, () =>
+        close().catch(async (error: unknown) => {
+          await finishTaskRun(scope.record, ranId, rec, result.attempts, "FAILED", undefined, error).catch(() => {});
+          task.settleFlight?.(undefined);
+          throw error;
+        }),
+      );
+    if (!beside) await close();
     return { ok: true, outputs };
   } catch (error) {
     // A task running when the flow was stopped ends cancelled, whatever it threw on its way out.

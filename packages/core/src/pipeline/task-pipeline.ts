@@ -22,6 +22,13 @@ import { RunScope } from "../run/run-scope.ts";
 import { codeFingerprint, RemoteTaskError, type TaskDispatcher } from "./dispatch.ts";
 import { CancelledError } from "../errors.ts";
 
+/**
+ * Closings of task runs under way beside the flow at most (closeBeside): each is three or four
+ * requests; past it a task closes its run before handing on its outputs, so a slow server
+ * holds the tasks back instead of piling up requests.
+ */
+const CLOSINGS_BESIDE = 16;
+
 /** What the pipeline of a flow run is made from. */
 export interface PipelineSettings {
   readonly flowName: string;
@@ -55,6 +62,10 @@ export class TaskPipeline {
   private readonly recording = new Set<Promise<void>>();
   /** The records of this flow's cache hits (see recordHit); their runs are kept once keepHitRuns() is called. */
   private readonly hits: HitRecords = { background: this.recording, written: undefined };
+  /** Closings of succeeded tasks' runs under way beside the flow (closeBeside). */
+  private closings = 0;
+  /** Tasks whose run could not be closed beside the flow: the flow fails on them at its end. */
+  readonly unclosed: Array<{ task: string; error: unknown }> = [];
   /** The run of a task that ended without one could not be recorded: said once, not once per task. */
   private unrecorded = false;
   /** Attempts that did not stop at their signal. */
@@ -88,6 +99,8 @@ export class TaskPipeline {
       record,
       ...(s.cache ? { cache: s.cache } : {}),
       warn,
+      // With a server a run's end is requests away: a task's dependants do not wait for it.
+      ...(s.tracker.capabilities.remote ? { closeBeside: (task: PipelineTask, close: () => Promise<void>) => this.closeBeside(task, close) } : {}),
     };
     if (s.cache) {
       this.lookups = {
@@ -200,6 +213,27 @@ export class TaskPipeline {
       .catch((e: unknown) => this.warn(node.id, `could not record the end of its run ${runId}: ${(e as Error).message}`));
     this.recording.add(work);
     void work.finally(() => this.recording.delete(work));
+  }
+
+  /**
+   * A succeeded task's closing, beside what follows (PipelineScope.closeBeside), while fewer than
+   * {@link CLOSINGS_BESIDE} are under way: the flow waits for it at its end (`drain`) and fails
+   * there if it failed (`unclosed`). The task's lease is given up once its entry is stored, not
+   * with its slot, so another process waiting on the key finds the entry.
+   */
+  private closeBeside(task: PipelineTask, close: () => Promise<void>): boolean {
+    if (this.closings >= CLOSINGS_BESIDE) return false;
+    this.closings++;
+    const releaseLease = task.releaseLease;
+    task.releaseLease = undefined;
+    const work = close()
+      .catch((error: unknown) => void this.unclosed.push({ task: task.node.id, error }))
+      .then(() => releaseLease?.())
+      .catch(() => {})
+      .finally(() => this.closings--);
+    this.recording.add(work);
+    void work.finally(() => this.recording.delete(work));
+    return true;
   }
 
   /** After its outcome is dealt with: see releaseTask. Undefined when the task holds nothing to wait for. */

@@ -4,7 +4,7 @@ import { dirname, resolve as resolvePath } from "node:path";
 import type { FlowDefinition } from "../definition/flow-definition.ts";
 import { validateWithSchema, knownKeys } from "../definition/schema.ts";
 import { assertSerializable } from "../definition/serializable.ts";
-import { CairnError, OptionError, ParamError } from "../errors.ts";
+import { CairnError, OptionError, ParamError, TrackingError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { type ExecutionSettings, type FailurePolicy, FlowExecution } from "../scheduler/flow-execution.ts";
 import type { TaskResult } from "./task-result.ts";
@@ -463,6 +463,19 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
             .catch(() => undefined)
         : undefined;
     await execution.pipeline.drain();
+    // A task's run closed beside its dependants (with a server) that could not be closed: its
+    // work was done and used, but the record is not whole, so the flow fails, naming it.
+    const [unclosed] = execution.pipeline.unclosed;
+    if (unclosed && status === "succeeded") {
+      status = "failed";
+      outputs = undefined;
+      const cause = unclosed.error instanceof Error ? unclosed.error.message : String(unclosed.error);
+      error = toErrorInfo(
+        new TrackingError(
+          `The run of task "${unclosed.task}" could not be recorded as finished (${cause}); its work was done and its dependants ran, but it has no cache entry. Check the tracking server and run the flow again: that task runs again.`,
+        ),
+      );
+    }
     const tasks = Object.fromEntries(execution.results);
     if (!error && status !== "succeeded") error = flowError(status, tasks);
     try {
