@@ -273,7 +273,7 @@ describe("a cold run against the server", () => {
     const root = await tmp();
     const cold = await runCollect(f, { root, env: env(), tracker });
     expect(cold.result.status).toBe("failed");
-    expect(cold.result.error?.message).toMatch(/The run of task "unclosed-up" could not be recorded as finished \(injected: the server refused the update\)/);
+    expect(cold.result.error?.message).toMatch(/The run of task "unclosed-up" could not be closed \(injected: the server refused the update\)/);
     expect(cold.result.error?.message).toMatch(/run the flow again/);
     expect(cold.result.outputs).toBeUndefined();
     expect(statuses(cold.result)).toEqual({ "unclosed-up": "succeeded", "unclosed-down": "succeeded" });

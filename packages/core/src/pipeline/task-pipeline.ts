@@ -46,6 +46,12 @@ export interface PipelineSettings {
   readonly interceptors?: readonly TaskInterceptor[];
   /** Aborts when the flow stops, with its StopReason. */
   readonly signal: AbortSignal;
+  /**
+   * With a server, close a succeeded task's run beside its dependants (closeBeside): the flow's
+   * own pipeline, which waits for the closings at its end. Not a queue worker's, whose
+   * coordinator is answered once the run is closed and the entry stored.
+   */
+  readonly closeBeside?: boolean;
   /** Tags every task run carries (MLflow's source tags). */
   readonly runTags?: Readonly<Record<string, string>>;
 }
@@ -100,7 +106,7 @@ export class TaskPipeline {
       ...(s.cache ? { cache: s.cache } : {}),
       warn,
       // With a server a run's end is requests away: a task's dependants do not wait for it.
-      ...(s.tracker.capabilities.remote ? { closeBeside: (task: PipelineTask, close: () => Promise<void>) => this.closeBeside(task, close) } : {}),
+      ...(s.closeBeside && s.tracker.capabilities.remote ? { closeBeside: (task: PipelineTask, close: () => Promise<void>) => this.closeBeside(task, close) } : {}),
     };
     if (s.cache) {
       this.lookups = {

@@ -465,16 +465,20 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     await execution.pipeline.drain();
     // A task's run closed beside its dependants (with a server) that could not be closed: its
     // work was done and used, but the record is not whole, so the flow fails, naming it.
-    const [unclosed] = execution.pipeline.unclosed;
-    if (unclosed && status === "succeeded") {
+    const unclosed = execution.pipeline.unclosed.map(({ task, error: e }) => ({ task, cause: e instanceof Error ? e.message : String(e) }));
+    const failsFlow = unclosed[0] !== undefined && status === "succeeded";
+    if (failsFlow) {
       status = "failed";
       outputs = undefined;
-      const cause = unclosed.error instanceof Error ? unclosed.error.message : String(unclosed.error);
       error = toErrorInfo(
         new TrackingError(
-          `The run of task "${unclosed.task}" could not be recorded as finished (${cause}); its work was done and its dependants ran, but it has no cache entry. Check the tracking server and run the flow again: that task runs again.`,
+          `The run of task "${unclosed[0]!.task}" could not be closed (${unclosed[0]!.cause}): its work was done and its dependants ran, but its run is not recorded FINISHED and it has no cache entry. Check the tracking server (and the cache store) and run the flow again: that task runs again.`,
         ),
       );
+    }
+    // The flow failed or stopped already: each task whose run could not be closed is still said.
+    for (const { task, cause } of failsFlow ? unclosed.slice(1) : unclosed) {
+      emitToRun({ type: "log", level: "warn", runId: flowRunId, task, message: `its run could not be closed (${cause}): it is FAILED, with no cache entry`, time: Date.now() });
     }
     const tasks = Object.fromEntries(execution.results);
     if (!error && status !== "succeeded") error = flowError(status, tasks);

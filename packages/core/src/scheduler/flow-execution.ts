@@ -93,7 +93,7 @@ export class FlowExecution {
     const { tracker, experimentId, flowRunId, secrets, workDir, params, emit, interceptors, runTags } = s;
     const flowName = s.graph.definition.name;
     const signal = this.controller.signal;
-    this.pipeline = new TaskPipeline({ flowName, params, tracker, experimentId, flowRunId, secrets, workDir, emit, signal, ...(interceptors ? { interceptors } : {}), ...(runTags ? { runTags } : {}), ...(s.cache ? { cache: s.cache.tasks } : {}) });
+    this.pipeline = new TaskPipeline({ flowName, params, tracker, experimentId, flowRunId, secrets, workDir, emit, signal, closeBeside: true, ...(interceptors ? { interceptors } : {}), ...(runTags ? { runTags } : {}), ...(s.cache ? { cache: s.cache.tasks } : {}) });
     const list = s.graph.definition.nodes;
     const { index, dependencies, dependants, priority, order } = s.graph.indexed;
     this.index = index;
