@@ -286,6 +286,24 @@ describe("a cold run against the server", () => {
   });
 });
 
+describe("the flow's outputs against the server", () => {
+  it("output metrics that cannot be sent (flushRun refused) fail the flow with the server's error, and its run ends FAILED", async () => {
+    const one = task("flush-one").run(() => ({ score: 0.5 }));
+    const f = flow("flush-refused").build(() => ({ score: one().score }));
+    // A fault a real server cannot be made to show on cue: the log-batch of the flow's metrics is refused.
+    const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
+    tracker.flushRun = async () => {
+      throw new Error("injected: the server refused the flow's metrics");
+    };
+    let hookCalled = false;
+    const run = await runCollect(f, { root: await tmp(), env: env(), tracker, beforeEnd: async () => void (hookCalled = true) });
+    expect(run.result.status).toBe("failed");
+    expect(run.result.error?.message).toMatch(/injected: the server refused the flow's metrics/);
+    expect(hookCalled).toBe(false);
+    expect(await tracker.getRun(run.result.runId)).toMatchObject({ status: "FAILED" });
+  });
+});
+
 describe("a warm run against the server", () => {
   it("checks every source run with one search, and records each hit as a FINISHED child run (create + update) off the chain", async () => {
     let calls = 0;
