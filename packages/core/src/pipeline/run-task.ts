@@ -89,9 +89,12 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       outputs = manifest.values;
       recorder.tag(CACHE_KEY_TAG, task.key.key);
     }
-    const [ranId, rec, values, key] = [runId, recorder, outputs, task.key];
+    // Consts for the closure below, which may run after this function has returned.
+    const ranId = runId;
+    const rec = recorder;
+    const key = task.key;
     const close = async (): Promise<void> => {
-      if (tracking) await finishTaskRun(scope.record, ranId, rec, result.attempts, "FINISHED", manifest ?? { values, artifacts: [] });
+      if (tracking) await finishTaskRun(scope.record, ranId, rec, result.attempts, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
       if (cache && key) {
         const entry = await cache.record(key, node, ranId, manifest!).catch((e: unknown) => {
           if (cache.strict && isStoreDown(e)) throw e;
