@@ -4,13 +4,13 @@
  * lives on or finishes its side effects, and a re-run started right after the kill does not
  * run the task beside the killed one's tree. Real `cairn` processes, real process trees.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { flow, shell } from "cairn-dag";
 import { hasVenv, VENV_PYTHON } from "../kinds/helpers.ts";
-import { runCollect, sleep, taskEvents, tmp } from "../cache/helpers.ts";
+import { runCollect, sleep, start, taskEvents, tmp } from "../cache/helpers.ts";
 import { cairn, cairnRunKilled, reliabilityFixture } from "./helpers.ts";
 
 /** Alive: the pid exists and is not a zombie (a dead process its new parent has not reaped yet). */
@@ -25,6 +25,17 @@ function alive(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
+  }
+}
+
+/** The process group of live process `pid` (undefined once it is gone or a zombie). */
+function groupOf(pid: number): number | undefined {
+  if (!alive(pid)) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+  } catch {
+    return undefined;
   }
 }
 
@@ -98,6 +109,24 @@ describe.skipIf(process.platform === "win32")("kill -9 of cairn run", () => {
     expect(second).toEqual(["begin", second[1]]);
     expect(third).toEqual(["end", second[1]]);
     expect(second[1]).not.toBe(first[1]);
+  });
+});
+
+describe.skipIf(process.platform !== "linux")("kill -9 between a spawn and its adoption", () => {
+  it("the group a dying Node had spawned but not yet listed still dies with it", async () => {
+    // The fixture spawns a group (a shell and its child) and never adopts it, as if killed right
+    // after the spawn: only the announcement before the spawn guards it.
+    const started = start(process.execPath, ["--import", "tsx", reliabilityFixture("unadopted-group.ts")], {
+      onStdout: (out, child) => {
+        if (out.includes("\n")) child.kill("SIGKILL");
+      },
+    });
+    const exit = await started.done;
+    expect(exit.signal, exit.stderr).toBe("SIGKILL");
+    const leader = Number(exit.stdout.trim());
+    expect(leader).toBeGreaterThan(0);
+    const members = () => readdirSync("/proc").filter((p) => /^\d+$/.test(p) && groupOf(Number(p)) === leader);
+    expect(await until(() => members().length === 0, 5000), `still alive in group ${leader}: ${members().join(" ")}`).toBe(true);
   });
 });
 

@@ -23,7 +23,7 @@ import { dirname, extname, isAbsolute, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { CairnError, CancelledError, describeValue, isArtifact, isPlainObject, MlflowApiError, scopeKey, type Artifact, type RunScope, type TaskContext } from "@cairn/core";
-import { adoptProcessGroup, endProcessGroup, prepareProcessGroup, ProcessFailedError, runProcess, type ProcessSpec } from "@cairn/process/spawn";
+import { endProcessGroup, prepareProcessGroup, ProcessFailedError, runProcess, type ProcessSpec } from "@cairn/process/spawn";
 import type { MlflowClient } from "../client/client.ts";
 import { folderDigest, parseYaml } from "../project/run-project.ts";
 import { setTimeout as delay } from "node:timers/promises";
@@ -722,10 +722,10 @@ async function serve(
   const tracked = ctx.tracking.capabilities.mlflowClients;
   // Loaded on first use, as in process.ts: flows without processes never load execa.
   const { execa } = await import("execa");
-  prepareProcessGroup();
+  const guard = prepareProcessGroup();
   const child = execa(spec.python, ["-m", "mlflow", ...args], {
     cwd: spec.cwd ?? process.cwd(),
-    env: { PYTHONUNBUFFERED: "1", ...env, MLFLOW_RUN_ID: undefined, ...(tracked ? { MLFLOW_TRACKING_URI: env.MLFLOW_TRACKING_URI ?? ctx.tracking.uri } : {}) } as unknown as Record<string, string>,
+    env: { PYTHONUNBUFFERED: "1", ...env, MLFLOW_RUN_ID: undefined, ...(tracked ? { MLFLOW_TRACKING_URI: env.MLFLOW_TRACKING_URI ?? ctx.tracking.uri } : {}), ...guard.env } as unknown as Record<string, string>,
     extendEnv: true,
     detached: true,
     cleanup: false,
@@ -737,7 +737,7 @@ async function serve(
   });
   const pid = child.pid;
   // Killed with Node however Node ends (kill -9 included), like every process group Cairn starts.
-  if (pid !== undefined) adoptProcessGroup(pid);
+  guard.adopt(pid);
   const log = createWriteStream(await ctx.artifacts.path("logs/serve.txt")).on("error", () => {});
   const tail: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {

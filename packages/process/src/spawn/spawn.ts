@@ -82,34 +82,66 @@ const DEFAULT_GRACE_MS = 5000;
  * pipe gives), with no native code: PR_SET_PDEATHSIG would reach the direct child only, never
  * its subprocesses, and exists on Linux alone. The watcher does not keep Node alive, and is in
  * a session of its own, so Ctrl-C does not reach it.
+ *
+ * A group's pid is known only once the spawn returns, and its process runs from before that
+ * moment: Node dying in between would leave it unlisted. So Node announces each spawn first
+ * (`?TOKEN`), gives the group's leader `CAIRN_LIFELINE=TOKEN` in its environment, and lists it
+ * with its token (`+PGID TOKEN`) right after. A token still announced when Node dies is looked
+ * for in the environments of the live processes (`/proc`, where there is one), twice, the second
+ * time after a pause for a leader that was forked but had not exec'd yet, and that group is
+ * killed too.
  */
 const LIFELINE_SCRIPT = [
-  'groups=" "',
+  'groups=" " pending=" "',
+  // drop WORD: removes the word from the space-separated list in $v.
+  'drop() { case $v in *" $1 "*) v="${v%% "$1" *} ${v#* "$1" }" ;; esac; }',
   "while IFS= read -r line; do",
   '  case $line in',
-  '    +*) groups="$groups${line#+} " ;;',
-  '    -*) g=${line#-}; case $groups in *" $g "*) groups="${groups%% "$g" *} ${groups#* "$g" }" ;; esac ;;',
+  '    "?"*) pending="$pending${line#?} " ;;',
+  '    +*) g=${line#+}; t=${g#* }; g=${g%% *}; groups="$groups$g "; v=$pending; drop "$t"; pending=$v ;;',
+  '    -*) v=$groups; drop "${line#-}"; groups=$v ;;',
+  '    "!"*) v=$pending; drop "${line#!}"; pending=$v ;;',
   "  esac",
   "done",
   'for g in $groups; do kill -KILL "-$g" 2>/dev/null; done',
+  '[ "$pending" = " " ] && exit 0',
+  "for round in 1 2; do",
+  "  for t in $pending; do",
+  '    for f in $(grep -lzxF "CAIRN_LIFELINE=$t" /proc/[0-9]*/environ 2>/dev/null); do',
+  '      p=${f#/proc/}; p=${p%/environ}; kill -KILL "-$p" "$p" 2>/dev/null',
+  "    done",
+  "  done",
+  '  [ $round = 1 ] && sleep 0.1',
+  "done",
 ].join("\n");
 
 class Lifeline {
   private stdin: Writable | undefined;
+  private tokens = 0;
 
   /**
-   * Starts the watcher unless it runs. Called before a group is spawned: starting the watcher
-   * takes milliseconds, and a group spawned first would be unguarded for that long.
+   * Starts the watcher unless it runs, and announces a group about to be spawned: its token, for
+   * the leader's `CAIRN_LIFELINE`. Starting the watcher takes milliseconds, and a group spawned
+   * first would be unguarded for that long.
    */
-  ensure(): void {
-    if (process.platform !== "win32" && !this.stdin) this.start();
+  announce(): string {
+    const token = `${process.pid}.${++this.tokens}`;
+    if (process.platform === "win32") return token;
+    if (!this.stdin) this.start();
+    this.stdin?.write(`?${token}\n`);
+    return token;
   }
 
-  /** Lists group `pgid` with the watcher (one small write, right after the spawn); POSIX only. */
-  add(pgid: number): void {
+  /** Lists group `pgid`, spawned with `token`, with the watcher (one small write); POSIX only. */
+  add(pgid: number, token: string): void {
     if (process.platform === "win32") return;
-    if (this.stdin) this.stdin.write(`+${pgid}\n`);
+    if (this.stdin) this.stdin.write(`+${pgid} ${token}\n`);
     else this.start(); // lists every live group, this one included
+  }
+
+  /** The spawn that `token` announced failed: the watcher forgets the token. */
+  withdraw(token: string): void {
+    this.stdin?.write(`!${token}\n`);
   }
 
   /** The group is gone: the watcher forgets it (its id may be reused later). */
@@ -145,24 +177,39 @@ const lifeline = new Lifeline();
 const liveGroups = new Set<number>();
 let exitHookInstalled = false;
 
-/** Call before spawning a group that {@link adoptProcessGroup} will adopt, so that it is guarded from its first instant. */
-export function prepareProcessGroup(): void {
-  lifeline.ensure();
+/** A process group about to be spawned, guarded from its first instant: see {@link prepareProcessGroup}. */
+export interface ProcessGroupGuard {
+  /** Give this to the group's leader, on top of its environment. */
+  readonly env: Readonly<Record<string, string>>;
+  /**
+   * Adopts the spawned group (its leader's pid; undefined when the spawn failed): it is killed if
+   * this Node process exits or dies before the group ends. {@link endProcessGroup} ends it and
+   * lets it go.
+   */
+  adopt(pgid: number | undefined): void;
 }
 
 /**
- * Adopts process group `pgid` (a child spawned `detached`): it is killed if this Node process
- * exits or dies before the group ends. {@link endProcessGroup} ends it and lets it go.
+ * Call right before spawning a group (a child spawned `detached`), and adopt it right after, in
+ * the same tick: the group dies with this Node process however Node ends, even when Node dies
+ * between the spawn and the adoption.
  */
-export function adoptProcessGroup(pgid: number): void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once("exit", () => {
-      for (const g of liveGroups) signalGroup(g, "SIGKILL");
-    });
-  }
-  liveGroups.add(pgid);
-  lifeline.add(pgid);
+export function prepareProcessGroup(): ProcessGroupGuard {
+  const token = lifeline.announce();
+  return {
+    env: { CAIRN_LIFELINE: token },
+    adopt(pgid) {
+      if (pgid === undefined) return lifeline.withdraw(token);
+      if (!exitHookInstalled) {
+        exitHookInstalled = true;
+        process.once("exit", () => {
+          for (const g of liveGroups) signalGroup(g, "SIGKILL");
+        });
+      }
+      liveGroups.add(pgid);
+      lifeline.add(pgid, token);
+    },
+  };
 }
 
 function forgetGroup(pgid: number): void {
@@ -269,10 +316,10 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
   const started = performance.now();
   // Loaded on first use: execa's heap is a cost flows without processes never need to pay.
   const { execa } = await import("execa");
-  prepareProcessGroup();
+  const guard = prepareProcessGroup();
   const child = execa(spec.command, args, {
     cwd: spec.cwd ?? process.cwd(),
-    env: env as Record<string, string>,
+    env: { ...env, ...guard.env } as Record<string, string>,
     extendEnv: true,
     detached: true, // its own process group, so the whole tree can be ended
     cleanup: false, // groups are ended by the exit hook above instead
@@ -284,7 +331,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
     windowsHide: true,
   });
   const pid = child.pid;
-  if (pid !== undefined) adoptProcessGroup(pid);
+  guard.adopt(pid);
 
   let aborted = false;
   let ending: Promise<void> | undefined;
