@@ -126,7 +126,15 @@ describe.skipIf(process.platform !== "linux")("kill -9 between a spawn and its a
     const leader = Number(exit.stdout.trim());
     expect(leader).toBeGreaterThan(0);
     const members = () => readdirSync("/proc").filter((p) => /^\d+$/.test(p) && groupOf(Number(p)) === leader);
-    expect(await until(() => members().length === 0, 5000), `still alive in group ${leader}: ${members().join(" ")}`).toBe(true);
+    try {
+      expect(await until(() => members().length === 0, 5000), `still alive in group ${leader}: ${members().join(" ")}`).toBe(true);
+    } finally {
+      try {
+        process.kill(-leader, "SIGKILL"); // what a failure left, not beside the rest of the suite
+      } catch {
+        // gone, as it should be
+      }
+    }
   });
 });
 

@@ -23,6 +23,7 @@
  * them; for kill -9, which runs no hook, a lifeline watches for Node's death (see
  * {@link Lifeline}). Every process tree Cairn starts is adopted by these two.
  */
+import { randomBytes } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -87,9 +88,10 @@ const DEFAULT_GRACE_MS = 5000;
  * moment: Node dying in between would leave it unlisted. So Node announces each spawn first
  * (`?TOKEN`), gives the group's leader `CAIRN_LIFELINE=TOKEN` in its environment, and lists it
  * with its token (`+PGID TOKEN`) right after. A token still announced when Node dies is looked
- * for in the environments of the live processes (`/proc`, where there is one), twice, the second
- * time after a pause for a leader that was forked but had not exec'd yet, and that group is
- * killed too.
+ * for in the environments of the live processes (`/proc`, where there is one), four times over
+ * 1.4 s, for a leader that was forked but had not exec'd yet when Node died (its environment is
+ * still Node's until then), and that group is killed too. A token is this process's pid, a
+ * random part and a count, so no process of an earlier Node with the same pid carries it.
  */
 const LIFELINE_SCRIPT = [
   'groups=" " pending=" "',
@@ -105,19 +107,20 @@ const LIFELINE_SCRIPT = [
   "done",
   'for g in $groups; do kill -KILL "-$g" 2>/dev/null; done',
   '[ "$pending" = " " ] && exit 0',
-  "for round in 1 2; do",
+  "for pause in 0.1 0.3 1 0; do",
   "  for t in $pending; do",
   '    for f in $(grep -lzxF "CAIRN_LIFELINE=$t" /proc/[0-9]*/environ 2>/dev/null); do',
   '      p=${f#/proc/}; p=${p%/environ}; kill -KILL "-$p" "$p" 2>/dev/null',
   "    done",
   "  done",
-  '  [ $round = 1 ] && sleep 0.1',
+  '  sleep $pause',
   "done",
 ].join("\n");
 
 class Lifeline {
   private stdin: Writable | undefined;
   private tokens = 0;
+  private readonly id = randomBytes(6).toString("hex");
 
   /**
    * Starts the watcher unless it runs, and announces a group about to be spawned: its token, for
@@ -125,7 +128,7 @@ class Lifeline {
    * first would be unguarded for that long.
    */
   announce(): string {
-    const token = `${process.pid}.${++this.tokens}`;
+    const token = `${process.pid}.${this.id}.${++this.tokens}`;
     if (process.platform === "win32") return token;
     if (!this.stdin) this.start();
     this.stdin?.write(`?${token}\n`);
