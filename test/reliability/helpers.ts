@@ -3,6 +3,8 @@
  * the other commands as real processes. Builds on test/cache/helpers.ts.
  */
 import type { ChildProcess } from "node:child_process";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { type Exit, type Started, cairnBin, childEnv, jsonLines, start } from "../cache/helpers.ts";
 
@@ -49,3 +51,33 @@ export function cairn(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Exit
 /** True once `events` has a `running` event of task `task`. */
 export const taskRunning = (task: string) => (events: Array<Record<string, unknown>>) =>
   events.some((e) => e.type === "task" && e.task === task && e.status === "running");
+
+/** A loopback proxy in front of the real server at `uri`; `intercept` returns true when it answered (or holds) the request itself. */
+export async function startProxy(
+  uri: string,
+  intercept: (req: http.IncomingMessage, res: http.ServerResponse) => boolean,
+): Promise<{ uri: string; close(): Promise<void> }> {
+  const target = new URL(uri);
+  const proxy = http.createServer((req, res) => {
+    if (intercept(req, res)) return;
+    const upstream = http.request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on("error", () => res.writeHead(502).end());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+  const { port } = proxy.address() as AddressInfo;
+  return {
+    uri: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        proxy.closeAllConnections();
+        proxy.close(() => r());
+      }),
+  };
+}

@@ -5,10 +5,11 @@
  * leaves the runs of a live process alone. Real `cairn` processes, the embedded store and a
  * real MLflow server.
  */
+import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairnBin, childEnv, start, tmp } from "../cache/helpers.ts";
-import { cairn, cairnRunKilled, jsonLines, reliabilityFixture, taskRunning } from "./helpers.ts";
+import { cairn, cairnRunKilled, jsonLines, reliabilityFixture, startProxy, taskRunning } from "./helpers.ts";
 
 const flowFile = reliabilityFixture("slow-task.flow.ts");
 const CLOSED = /Closed flow run (\w+) \(slow-task\) and 1 task run as KILLED/;
@@ -145,6 +146,44 @@ describe("MLflow server, cairn run killed with -9 mid-task", () => {
     expect(reread.run.status).toBe("KILLED");
   });
 
+  it("killed while a finished task's run is still being closed: the next run runs that task again, and the half-closed run ends KILLED", async () => {
+    // A proxy holds every request that would end a run FINISHED: "prep"'s run stays open while
+    // "slow", its dependant, starts (runs close beside their dependants), and the kill lands then.
+    const held: http.ServerResponse[] = [];
+    const proxy = await startProxy(server.uri, (req, res) => {
+      if (req.url !== "/api/2.0/mlflow/runs/update") return false;
+      let body = "";
+      req.on("data", (chunk: Buffer) => (body += chunk));
+      req.on("end", () => {
+        if ((JSON.parse(body) as { status?: string }).status === "FINISHED") held.push(res);
+        else forward(server.uri, req, body, res);
+      });
+      return true;
+    });
+    const root = await tmp();
+    const experiment = { MLFLOW_EXPERIMENT_NAME: "killed-while-closing" };
+    try {
+      const killed = await cairnRunKilled(flowFile, root, taskRunning("slow"), { delayMs: 300, env: { MLFLOW_TRACKING_URI: proxy.uri, ...experiment } });
+      expect(killed.signal).toBe("SIGKILL");
+      expect(held.length).toBe(1); // prep's end, never answered
+      const flowRunId = flowRunIdOf(killed.json);
+
+      const env = { MLFLOW_TRACKING_URI: server.uri, ...experiment };
+      const again = await cairn(["run", flowFile, "--json", "--root", root], { ...env, SLOW_MS: "0" });
+      expect(again.code, again.stderr).toBe(0);
+      // prep's entry was to be stored once its run had ended: there is none, so it runs again.
+      const statuses = Object.fromEntries(again.json.filter((e) => e.type === "task" && e.status !== "running").map((e) => [e.task, e.status]));
+      expect(statuses).toEqual({ prep: "succeeded", slow: "succeeded" });
+      expect(again.stderr).toMatch(/Closed flow run \w+ \(slow-task\) and 2 task runs as KILLED/);
+      const { tasks } = JSON.parse((await cairn(["show", flowRunId, "--json"], env)).stdout) as { tasks: Run[] };
+      expect(tasks.find((t) => t.name === "prep")).toMatchObject({ status: "KILLED" });
+      expect(tasks.find((t) => t.name === "slow")).toMatchObject({ status: "KILLED" });
+    } finally {
+      for (const res of held) res.destroy();
+      await proxy.close();
+    }
+  });
+
   it("a second cairn run closes them itself", async () => {
     const root = await tmp();
     const env = { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: "second-run" };
@@ -158,3 +197,14 @@ describe("MLflow server, cairn run killed with -9 mid-task", () => {
     expect(notices[0]).toContain(flowRunId);
   });
 });
+
+/** Sends a request whose body was already read on to the server at `uri`, and its answer back. */
+function forward(uri: string, req: http.IncomingMessage, body: string, res: http.ServerResponse): void {
+  const target = new URL(uri);
+  const upstream = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } }, (up) => {
+    res.writeHead(up.statusCode ?? 502, up.headers);
+    up.pipe(res);
+  });
+  upstream.on("error", () => res.writeHead(502).end());
+  upstream.end(body);
+}

@@ -9,8 +9,7 @@
  */
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type http from "node:http";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UnsafePathError } from "@cairn/core";
@@ -19,6 +18,7 @@ import type { Artifact } from "@cairn/dsl";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairnRun, childEnv, runCollect, start, cairnBin, statuses, tmp } from "../cache/helpers.ts";
 import artifactOutputs from "./fixtures/artifact-outputs.flow.ts";
+import { startProxy } from "./helpers.ts";
 
 const FLOW_FILE = join(import.meta.dirname, "fixtures/artifact-outputs.flow.ts");
 
@@ -104,7 +104,7 @@ describe("flow outputs that are artifacts, on a machine whose hits come from the
 
   it("an artifact that cannot be downloaded is handed over as recorded, with a warning naming its runs:/ URI", async () => {
     // A proxy in front of the real server refuses every artifact download.
-    const proxy = await startProxy((req, res) => {
+    const proxy = await startProxy(server.uri, (req, res) => {
       if (req.method === "GET" && /\/mlflow-artifacts\/artifacts\/.+nested\/data\.txt/.test(req.url ?? "")) {
         res.writeHead(503, { "content-type": "application/json" }).end('{"error_code":"TEMPORARILY_UNAVAILABLE","message":"down"}');
         return true;
@@ -158,7 +158,7 @@ describe("an MLflow artifact listing that names ../", () => {
     await real.endRun(runId, "FINISHED");
 
     for (const hostile of ["../../escape.txt", "sub/../../../escape.txt", "/etc/escape.txt", "..\\..\\escape.txt", "C:\\escape.txt"]) {
-      const proxy = await startProxy((req, res) => {
+      const proxy = await startProxy(server.uri, (req, res) => {
         const url = new URL(req.url ?? "", "http://x");
         if (req.method === "GET" && url.pathname.endsWith("/mlflow-artifacts/artifacts") && url.searchParams.get("path")?.endsWith("/folder")) {
           res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ files: [{ path: "a.txt", is_dir: false, file_size: 1 }, { path: hostile, is_dir: false, file_size: 3 }] }));
@@ -183,30 +183,3 @@ describe("an MLflow artifact listing that names ../", () => {
     }
   });
 });
-
-/** A loopback proxy in front of the real server; `intercept` returns true when it answered itself. */
-async function startProxy(intercept: (req: http.IncomingMessage, res: http.ServerResponse) => boolean): Promise<{ uri: string; close(): Promise<void> }> {
-  const target = new URL(server.uri);
-  const proxy = http.createServer((req, res) => {
-    if (intercept(req, res)) return;
-    const upstream = http.request(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    upstream.on("error", () => res.writeHead(502).end());
-    req.pipe(upstream);
-  });
-  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-  const { port } = proxy.address() as AddressInfo;
-  return {
-    uri: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((r) => {
-        proxy.closeAllConnections();
-        proxy.close(() => r());
-      }),
-  };
-}
