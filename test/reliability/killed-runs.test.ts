@@ -184,6 +184,39 @@ describe("MLflow server, cairn run killed with -9 mid-task", () => {
     }
   });
 
+  it("cairn runs whose listing fails still says what it closed, then fails with the server's error", async () => {
+    const root = await tmp();
+    const experiment = { MLFLOW_EXPERIMENT_NAME: "listing-fails" };
+    const killed = await cairnRunKilled(flowFile, root, taskRunning("slow"), { delayMs: 300, env: { MLFLOW_TRACKING_URI: server.uri, ...experiment } });
+    const flowRunId = flowRunIdOf(killed.json);
+    // The listing (a search with no status in its filter) gets a 500; the search for runs left
+    // RUNNING goes through. A fault the real server cannot be made to show.
+    const proxy = await startProxy(server.uri, (req, res) => {
+      if (req.url !== "/api/2.0/mlflow/runs/search") return false;
+      let body = "";
+      req.on("data", (chunk: Buffer) => (body += chunk));
+      req.on("end", () => {
+        if (body.includes("RUNNING")) forward(server.uri, req, body, res);
+        else res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ error_code: "INTERNAL_ERROR", message: "listing refused" }));
+      });
+      return true;
+    });
+    try {
+      const listed = await cairn(["runs", "--experiment", "listing-fails", "--json"], { MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0" });
+      expect(listed.code).not.toBe(0);
+      expect(listed.stderr).toMatch(/Closed flow run (\w+) \(slow-task\) and 1 task run as KILLED/);
+      expect(listed.stderr).toContain(flowRunId);
+      expect(listed.stderr).toMatch(/listing refused|500/);
+      expect(listed.stdout).toBe("");
+    } finally {
+      await proxy.close();
+    }
+    // The closing landed: the run reads KILLED, and nothing is left to close.
+    const shown = await cairn(["show", flowRunId, "--json"], { MLFLOW_TRACKING_URI: server.uri });
+    expect(shown.stderr).not.toMatch(/Closed/);
+    expect((JSON.parse(shown.stdout) as { run: Run }).run.status).toBe("KILLED");
+  });
+
   it("a second cairn run closes them itself", async () => {
     const root = await tmp();
     const env = { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: "second-run" };
