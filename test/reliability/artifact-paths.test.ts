@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { LocalStore, UnsafePathError, safeRelativePath } from "@cairn/core";
+import { LocalStore, UnsafePathError, safeRelativePath, taskArtifactPath } from "@cairn/core";
 import { flow, task, type Artifact, type RunEvent } from "@cairn/dsl";
 import { shell } from "../../packages/process/src/index.ts";
 import { safeArtifactName } from "../../packages/process/src/current-task.ts";
@@ -57,6 +57,9 @@ const ATTACKS: [string, RegExp][] = [
   ["escape/", /empty part/],
   ["", /is empty/],
 ];
+/** Names in Cairn's own folder of each run: safe paths, refused to a task, whose file Cairn's would overwrite. */
+const RESERVED = ["cairn/outputs.json", "cairn", "cairn\\error.txt", "cairn/mine/data.csv"];
+
 /** Names that must be accepted, and their normalised form. */
 const FINE: [string, string][] = [
   ["data.csv", "data.csv"],
@@ -98,9 +101,9 @@ describe("safeRelativePath, the one rule", () => {
     }
   });
 
-  it("is the rule of both script helpers: TypeScript's currentTask and Python's cairn_task", () => {
+  it("is the rule of both script helpers (a task's names: taskArtifactPath): TypeScript's currentTask and Python's cairn_task", () => {
     const python = hasVenv ? VENV_PYTHON : "python3";
-    const names = [...ATTACKS.map(([n]) => n), ...FINE.map(([n]) => n)];
+    const names = [...ATTACKS.map(([n]) => n), ...FINE.map(([n]) => n), ...RESERVED, "cairn-notes/a.txt", "x/cairn/a.txt"];
     const helper = join(import.meta.dirname, "../../packages/process/python");
     const program = `import json, sys\nsys.path.insert(0, ${JSON.stringify(helper)})\nimport cairn_task\nout = []\nfor n in json.load(sys.stdin):\n    try:\n        out.append(cairn_task._safe(n))\n    except ValueError:\n        out.append(None)\nprint(json.dumps(out))`;
     const fromPython = JSON.parse(execFileSync(python, ["-c", program], { input: JSON.stringify(names), encoding: "utf8" })) as (string | null)[];
@@ -111,7 +114,7 @@ describe("safeRelativePath, the one rule", () => {
         return null;
       }
     };
-    const fromEngine = names.map(attempt((n) => safeRelativePath(n, { source: "test" })));
+    const fromEngine = names.map(attempt((n) => taskArtifactPath(n, { source: "test" })));
     expect(names.map(attempt(safeArtifactName))).toEqual(fromEngine);
     expect(fromPython).toEqual(fromEngine);
   });
@@ -163,6 +166,28 @@ describe("names from a task (ctx.artifacts)", () => {
     expect(await escapes(top)).toEqual([]);
   });
 
+  it.each(Object.keys(methods) as (keyof typeof methods)[])("ctx.artifacts.%s refuses names in cairn/, where Cairn's own record of the run would overwrite them", async (method) => {
+    const { root } = await sandbox();
+    const f = flow("reserved").build(() => {
+      const out: Record<string, unknown> = {};
+      RESERVED.forEach((name, i) => {
+        const t = task("writer")
+          .input<{ name: string }>()
+          .run(async ({ name }, ctx) => ({ result: await methods[method](ctx as never, name) }));
+        out[`o${i}`] = t({ name }, { id: `writer-${i}` }).result;
+      });
+      return out;
+    });
+    const result = await (await f.run({ root, cache: false, failurePolicy: "continue" })).wait();
+    RESERVED.forEach((name, i) => {
+      const r = result.tasks[`writer-${i}`]!;
+      expect(r.status, name).toBe("failed");
+      expect(r.error?.name, name).toBe("UnsafePathError");
+      expect(r.error?.message).toContain(`is in "cairn/", the folder of Cairn's own record of the run`);
+      expect(r.error?.message).toContain(`ctx.artifacts.${method}()`);
+    });
+  });
+
   it("still writes plain and nested names, and path() with no name is the folder itself", async () => {
     const { root } = await sandbox();
     const t = task("ok").run(async (_, ctx) => {
@@ -209,6 +234,19 @@ describe("names from a script (CAIRN_OUTPUTS markers)", () => {
       expect(r.error?.message).toContain(`Task "emit-${i}"`);
       expect(r.error?.message).toContain('script output "f"');
     });
+  });
+});
+
+describe("names from a script, in cairn/", () => {
+  it("refuses a marker for cairn/outputs.json, which Cairn's manifest would overwrite", async () => {
+    const { root } = await sandbox();
+    const s = shell("emit", `mkdir -p "$CAIRN_ARTIFACTS/cairn"; echo mine > "$CAIRN_ARTIFACTS/cairn/outputs.json"; printf '{"f":{"$artifact":"cairn/outputs.json"}}' > "$CAIRN_OUTPUTS"`);
+    const result = await (await flow("script-reserved").build(() => ({ o: s({}).exitCode })).run({ root, cache: false })).wait();
+    const r = result.tasks.emit!;
+    expect(r.status).toBe("failed");
+    expect(r.error?.name).toBe("UnsafePathError");
+    expect(r.error?.message).toContain('script output "f"');
+    expect(r.error?.message).toContain('is in "cairn/"');
   });
 });
 

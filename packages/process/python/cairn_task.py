@@ -74,7 +74,7 @@ def set_outputs(outputs=None, **more):
 
 
 def _safe(name):
-    """Cairn's one rule for artifact names (safeRelativePath in @cairn/core), returned with "/" between parts."""
+    """Cairn's one rule for a task's artifact names (taskArtifactPath in @cairn/core), returned with "/" between parts."""
     reason = None
     if not isinstance(name, str):
         reason = "is not a string"
@@ -93,6 +93,8 @@ def _safe(name):
             if part in ("..", ".", ""):
                 reason = 'climbs out with ".."' if part == ".." else 'has a "." or empty part'
                 break
+        if reason is None and re.split(r"[\\/]", name)[0] == "cairn":
+            reason = 'is in "cairn/", the folder of Cairn\'s own record of the run, where it would be overwritten'
     if reason:
         raise ValueError(
             "artifact name %r %s; it must be a relative path inside the artifacts folder, "

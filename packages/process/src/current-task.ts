@@ -40,9 +40,9 @@ function env(name: string): string {
 }
 
 /**
- * Cairn's one rule for artifact names (`safeRelativePath` in @cairn/core, which checks every
- * `$artifact` marker again): a relative path with "/" (or `\`) between parts; no NUL, absolute
- * path, drive, UNC prefix, or "..", "." or empty part. Returned with "/" between parts. Kept
+ * Cairn's one rule for a task's artifact names (`taskArtifactPath` in @cairn/core, which checks
+ * every `$artifact` marker again): a relative path with "/" (or `\`) between parts; no NUL,
+ * absolute path, drive, UNC prefix, or "..", "." or empty part; not in `cairn/`, Cairn's own. Returned with "/" between parts. Kept
  * here, not imported, so that a script does not load the engine; a test holds the two equal.
  * @internal Exported for that test.
  */
@@ -55,8 +55,10 @@ export function safeArtifactName(name: string): string {
   else if (/^[\\/]/.test(name)) reason = "is an absolute path";
   else if (/^[A-Za-z]:/.test(name)) reason = "starts with a drive";
   else {
-    const bad = name.split(/[\\/]/).find((p) => p === ".." || p === "." || p === "");
+    const parts = name.split(/[\\/]/);
+    const bad = parts.find((p) => p === ".." || p === "." || p === "");
     if (bad !== undefined) reason = bad === ".." ? 'climbs out with ".."' : 'has a "." or empty part';
+    else if (parts[0] === "cairn") reason = 'is in "cairn/", the folder of Cairn\'s own record of the run, where it would be overwritten';
   }
   if (reason) {
     throw new Error(

@@ -55,6 +55,22 @@ export function safeRelativePath(name: unknown, from: PathSource): string {
   return parts.join("/");
 }
 
+/** The folder of each run that holds Cairn's own record of it (its outputs manifest, inputs, error, graph, report). */
+export const RECORD_FOLDER = "cairn";
+
+/**
+ * A name a task gives its artifact (`ctx.artifacts.*`, a script's `{"$artifact": name}`): a
+ * {@link safeRelativePath} outside {@link RECORD_FOLDER}, where Cairn's own files would
+ * overwrite it (`cairn/outputs.json` is written after the task's outputs).
+ */
+export function taskArtifactPath(name: unknown, from: PathSource): string {
+  const path = safeRelativePath(name, from);
+  if (path === RECORD_FOLDER || path.startsWith(`${RECORD_FOLDER}/`)) {
+    throw new UnsafePathError(name, `is in "${RECORD_FOLDER}/", the folder of Cairn's own record of the run (its outputs manifest, inputs and error), where it would be overwritten; use another folder`, from.source, from.taskName);
+  }
+  return path;
+}
+
 /** `name` as one safe path part (no separator at all): a run id or a file name that is joined as one folder level. */
 export function safePathSegment(name: unknown, from: PathSource): string {
   const safe = safeRelativePath(name, from);

@@ -1,7 +1,7 @@
 import { mkdir, stat, writeFile } from "node:fs/promises";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import type { Artifact } from "../definition/artifact.ts";
-import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
+import { safePathSegment, safeRelativePath, taskArtifactPath } from "../definition/artifact-path.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
 import type { RunScope } from "../run/run-scope.ts";
@@ -162,7 +162,7 @@ export class RunningTaskContext implements TaskContext {
     const artifactDir = this.artifactDir;
     // Every name a task gives becomes a path here, so every one is checked here.
     const file = (name: string, source: string): Artifact => {
-      const artifactPath = safeRelativePath(name, { taskName, source });
+      const artifactPath = taskArtifactPath(name, { taskName, source });
       return { kind: "cairn.artifact", path: join(artifactDir, artifactPath), artifactPath, runId };
     };
     const checkOpen = () => {

@@ -31,7 +31,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
-import { CancelledError, holdWork, isArtifact, isPlainObject, safeRelativePath, sendArtifact, type TaskContext } from "@cairn/core";
+import { CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, taskArtifactPath, type TaskContext } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 
@@ -461,7 +461,7 @@ export async function resolveMarkers(value: unknown, path: string, artifactsDir:
     if (typeof name !== "string" || !name) {
       throw new ProcessOutputError(ctx.nodeId, `output "${where}" is an artifact marker whose name is not a non-empty string.`);
     }
-    const artifact = ctx.artifacts.file(safeRelativePath(name, { taskName: ctx.nodeId, source: `script output "${where}" (CAIRN_OUTPUTS)` }));
+    const artifact = ctx.artifacts.file(taskArtifactPath(name, { taskName: ctx.nodeId, source: `script output "${where}" (CAIRN_OUTPUTS)` }));
     try {
       const s = await stat(artifact.path);
       return { ...artifact, ...(s.isFile() ? { size: s.size } : {}) };
