@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LocalStore } from "@cairn/core";
-import { type Flow, type RunEvent, type RunOptions, type TaskEvent, flow, notebook, task } from "cairn-dag";
+import { type Flow, type RunEvent, type RunOptions, type TaskEvent, flow, notebook, shell, task } from "cairn-dag";
 import { VENV_PYTHON, hasVenv } from "../kinds/helpers.ts";
 import { REFUSED, WEIRD, cairn, filesContaining, fixture, formsIn, formsOf } from "./secret-helpers.ts";
 
@@ -110,6 +110,20 @@ describe("the engine", () => {
     expect(logs).toEqual(["joined: ***.", 'python: "***"']);
     expect(result.tasks.t!.error?.message).toBe("both ***|***");
     expect(JSON.stringify({ result, events })).not.toMatch(/secret|xyz/);
+  });
+
+  it("a secret read with a trailing \\r (from a CRLF file) is masked in a process's output and refused in its outputs", async () => {
+    const secret = "sk-live-9f8e7d6c5b4a\r";
+    const echo = shell("echo-token", `echo "token is $API_TOKEN"; echo "to stderr: $API_TOKEN" >&2`, { secrets: ["API_TOKEN"] });
+    const root = await scratch();
+    const { result, events } = await collect(flow("crlf").build(() => ({ out: echo({}).stdout })), { root, cache: false, env: { ...process.env, API_TOKEN: secret } });
+    expect(result.tasks["echo-token"]!.status).toBe("failed");
+    expect(result.tasks["echo-token"]!.error?.name).toBe("SecretLeakError");
+    const logs = events.filter((e) => e.type === "log").map((e) => (e as { message: string }).message);
+    expect(logs).toContain("token is ***");
+    expect(logs).toContain("to stderr: ***");
+    const { hits } = await filesContaining(root, ["sk-live-9f8e7d6c5b4a"]);
+    expect(hits).toEqual([]);
   });
 
   it("short secrets (under 4 characters) are refused as whole values, never masked inside text, and warned about once", async () => {

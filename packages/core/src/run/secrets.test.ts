@@ -30,6 +30,16 @@ describe("SecretRegistry", () => {
     expect(r.mask("nothing here")).toBe("nothing here");
   });
 
+  it("masks the lines of a secret at a lone \\r too (a token read from a CRLF file), and its single-quoted shell form", () => {
+    const r = registry({ CRLF: "sk-live-9f8e7d6c5b4a\r", MID: "left-half\rright-half", Q: "p'ass-word" });
+    // A process's output is read in lines that end at "\r" as well: the stored form never arrives whole.
+    expect(r.mask("token is sk-live-9f8e7d6c5b4a")).toBe("token is ***");
+    expect(r.mask("left-half")).toBe("***");
+    expect(r.mask("right-half")).toBe("***");
+    expect(r.find({ out: "token is sk-live-9f8e7d6c5b4a" })).toBe("CRLF");
+    expect(r.mask("echo 'p'\\''ass-word'")).toBe("echo '***'");
+  });
+
   it("never masks inside text with a secret under 4 characters, but refuses it as a whole value", () => {
     const r = registry({ ONE: "a", TWO: "é🔑" });
     expect(r.mask("a banana é🔑")).toBe("a banana é🔑");

@@ -212,8 +212,10 @@ export class SecretRegistry {
       if (NUMBER_CHARS.test(value)) this.numeric = true;
       return;
     }
-    // A process's output is read line by line: each line of a multi-line secret (a PEM key) is masked on its own too.
-    const lines = value.includes("\n") ? value.split(/\r?\n/).filter((line) => codePoints(line) >= MIN_MASKED_LENGTH) : [];
+    // A process's output is read line by line, and a line ends at "\n", "\r\n" or a lone "\r": each
+    // line of a multi-line secret (a PEM key), and a secret read with its file's "\r" (a token
+    // from a CRLF file), is masked on its own too.
+    const lines = /[\r\n]/.test(value) ? value.split(/\r\n|\r|\n/).filter((line) => codePoints(line) >= MIN_MASKED_LENGTH) : [];
     for (const text of [value, ...lines]) for (const form of textForms(text)) if (!this.forms.has(form)) this.forms.set(form, name);
     if ([value, ...lines].some((text) => NUMBER_CHARS.test(text))) this.numeric = true;
     // Longest first: where one secret contains another, the longer one is reported.
@@ -225,7 +227,8 @@ export class SecretRegistry {
 
 /**
  * The forms a value takes in text: itself, JSON-escaped, JSON-escaped to ASCII (Python's
- * json.dumps), and HTML-escaped as MarkupSafe (nbconvert's outputs) and Pygments (its code) write it.
+ * json.dumps), HTML-escaped as MarkupSafe (nbconvert's outputs) and Pygments (its code) write it,
+ * and single-quoted for a shell (`'` as `'\''`).
  * A value without characters that these escape has one form.
  */
 export function textForms(value: string): string[] {
@@ -233,7 +236,9 @@ export function textForms(value: string): string[] {
   // eslint-disable-next-line no-control-regex -- every non-ASCII UTF-16 unit, as Python escapes it
   const ascii = json.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   const html = (quote: string) => value.replace(/[&<>"']/g, (c) => (c === '"' ? quote : c === "'" ? "&#39;" : HTML[c]!));
-  return [...new Set([value, json, ascii, html("&#34;"), html("&quot;")])];
+  // Inside single quotes, as Cairn's own shell quoting (and most others) writes a "'".
+  const shell = value.replaceAll("'", `'\\''`);
+  return [...new Set([value, json, ascii, html("&#34;"), html("&quot;"), shell])];
 }
 
 const HTML: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
