@@ -168,6 +168,30 @@ describe("the engine", () => {
     expect(files.some((file) => file.endsWith("inputs.json"))).toBe(true);
   });
 
+  it("with caching on, the cache entry and the outputs manifest record such an input by its hash only", async () => {
+    const root = await scratch();
+    const secret = 'lit"eral-é-secret';
+    const t = task("uses").input<{ note: string; plain: string }>().run(() => ({ ok: 1 }));
+    const f = flow("literal-cached").build(() => (t({ note: `see ${secret}`, plain: "kept" }), {}));
+    const { result } = await collect(f, { root, env: {}, secrets: { LIT: secret } });
+    expect(result.status).toBe("succeeded");
+    const { hits, files } = await filesContaining(root, formsOf(secret));
+    expect(hits).toEqual([]);
+    const entries = files.filter((file) => file.includes(join("cache", "entries")) && file.endsWith(".json"));
+    const manifests = files.filter((file) => file.endsWith(join("cairn", "outputs.json")));
+    expect(entries.length).toBe(1);
+    expect(manifests.length).toBe(1);
+    for (const file of [...entries, ...manifests]) {
+      type Stored = { ingredients: { inputs: Record<string, { sha256: string; value?: unknown }> } };
+      const doc = JSON.parse(await readFile(file, "utf8")) as Stored & { value?: Stored }; // an entry file wraps the entry in "value"
+      const { inputs } = (doc.value ?? doc).ingredients;
+      expect(inputs.note).toEqual({ sha256: expect.any(String) });
+      expect(inputs.plain).toMatchObject({ value: "kept" });
+    }
+    // The same inputs are still a hit.
+    expect((await collect(f, { root, env: {}, secrets: { LIT: secret } })).result.tasks.uses!.status).toBe("cached");
+  });
+
   it.skipIf(!hasVenv)("masks what a notebook printed in the executed notebook and its HTML", async () => {
     const root = await scratch();
     const nb = notebook("nb", fixture("prints-secret.ipynb"), { python: VENV_PYTHON, secrets: ["MY_TOKEN"] });

@@ -236,7 +236,7 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
         path: `inputs.${name}`,
         before: before.value ?? { sha256: before.sha256 },
         after: after.value ?? { sha256: after.sha256 },
-        message: `input \`${name}\` changed (too large to show; sha256 ${before.sha256.slice(0, 12)} -> ${after.sha256.slice(0, 12)})`,
+        message: `input \`${name}\` changed (recorded by hash only: too large to show, or it held a secret; sha256 ${before.sha256.slice(0, 12)} -> ${after.sha256.slice(0, 12)})`,
       });
     }
   }

@@ -10,6 +10,7 @@ import {
   type LeaseResult,
   type OutputsManifest,
   type RecordedIngredients,
+  type RecordedInput,
   computeCacheKey,
   describePath,
   parseCacheEntry,
@@ -183,6 +184,20 @@ export class TaskCache {
     private readonly secrets?: Pick<SecretRegistry, "find">,
   ) {
     this.strict = policy.strict === true;
+  }
+
+  /**
+   * The ingredients of `key` as they are stored (in the entry, the index and the outputs
+   * manifest): an input whose value holds a known secret is recorded by its hash only, as a
+   * large one is, so that no record holds the secret; `cairn explain` then names the input
+   * without its value.
+   */
+  storedIngredients(key: TaskKey, secrets: Pick<SecretRegistry, "find"> | undefined = this.secrets): RecordedIngredients {
+    const { inputs } = key.ingredients;
+    const holds = (input: RecordedInput) => "value" in input && secrets!.find(input.value) !== undefined;
+    if (!secrets || !Object.values(inputs).some(holds)) return key.ingredients;
+    const scrubbed = Object.fromEntries(Object.entries(inputs).map(([name, input]) => [name, holds(input) ? { sha256: input.sha256 } : input]));
+    return { ...key.ingredients, inputs: scrubbed };
   }
 
   /** The error that made the run stop using the store, if it did. */

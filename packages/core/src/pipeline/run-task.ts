@@ -83,7 +83,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
         ...(await cache.manifest(outputs)),
         cacheKey: task.key.key,
         taskName: node.task.name,
-        ingredients: task.key.ingredients,
+        ingredients: cache.storedIngredients(task.key, secrets),
         ...(ttlMs !== undefined ? { expiresAt: Date.now() + ttlMs } : {}),
       };
       outputs = manifest.values;
@@ -92,7 +92,8 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     // Consts for the closure below, which may run after this function has returned.
     const ranId = runId;
     const rec = recorder;
-    const key = task.key;
+    // The entry stores the ingredients as the manifest does (scrubbed of secrets).
+    const key = task.key && manifest?.ingredients ? { key: task.key.key, ingredients: manifest.ingredients } : task.key;
     const close = async (): Promise<void> => {
       if (tracking) await finishTaskRun(scope.record, ranId, rec, result.attempts, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
       if (cache && key) {
