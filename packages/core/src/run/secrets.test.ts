@@ -19,6 +19,11 @@ describe("SecretRegistry", () => {
     expect(registry({ PIN: "12345678" }).find({ pin: 12345678 })).toBe("PIN");
     expect(registry({ PIN: "12345678" }).find({ n: 1234567 })).toBeUndefined();
     expect(registry({ TOKEN: "abcd1234" }).find({ n: 1234 })).toBeUndefined();
+    // A number whose digits merely contain a numeric secret is not the secret: a 4-digit PIN
+    // would otherwise refuse ordinary metrics at random.
+    expect(registry({ PIN: "4829" }).find({ loss: 0.1482917, count: 148291 })).toBeUndefined();
+    expect(registry({ PIN: "4829" }).find({ pin: 4829 })).toBe("PIN");
+    expect(registry({ PIN: "4829" }).find({ text: "pin 4829" })).toBe("PIN");
   });
 
   it("masks raw and escaped forms, overlapping secrets over their union, and each line of a multi-line secret", () => {

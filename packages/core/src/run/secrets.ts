@@ -8,8 +8,9 @@
  * - `find` / `assertClean` look at values, not at serialised text: every string, every
  *   object key and every number of a JSON value is compared with each secret, so a
  *   secret with a quote, a backslash, a newline or non-ASCII characters is found as
- *   surely as a plain one. What they guard is refused (outputs, params, tags, metric
- *   keys, flow params): nothing is half-written.
+ *   surely as a plain one (a number only when it is the secret, not when its digits merely
+ *   contain one). What they guard is refused (outputs, params, tags, metric keys, flow
+ *   params): nothing is half-written.
  * - `mask` replaces every occurrence of every known secret in a text with `***`, in
  *   its raw form and in its escaped forms (JSON as JavaScript writes it, Python's
  *   `ensure_ascii` JSON with `\uXXXX`, HTML), so a secret inside serialised text is
@@ -176,8 +177,10 @@ export class SecretRegistry {
 
   private visit(value: unknown, depth: number): string | undefined {
     if (typeof value === "string") return this.inText(value);
-    // A number's text can hold a secret only if the secret is made of a number's characters.
-    if (typeof value === "number") return this.numeric ? this.inText(String(value)) : undefined;
+    // A number is a secret when its text is one (a PIN, an account number). Not when its text
+    // merely contains one: the digits of a 4-digit PIN turn up inside ordinary metrics
+    // (0.1482917 holds 4829), and refusing those would fail flows at random.
+    if (typeof value === "number") return this.numeric ? this.known.get(String(value)) : undefined;
     if (value === null || typeof value !== "object" || depth > 1000) return undefined;
     if (Array.isArray(value)) {
       for (const item of value) {
