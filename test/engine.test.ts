@@ -375,6 +375,15 @@ describe("bad definitions are caught before anything runs", () => {
     expect(() => f.graph()).toThrow(/two nodes named "x"/);
   });
 
+  it("rejects an explicit id that is not a name: a map item's `[0]`, a slash, NUL, empty", () => {
+    for (const id of ["fit[0]", "a/b", "x\0y", "", ".hidden", "with space"]) {
+      const build = () => flow("ids").build(() => (add({ a: 1, b: 1 }, { id }), {}));
+      expect(build, id).toThrow(OptionError);
+      expect(build, id).toThrow(`Expected \`task "add" option \`id\`\` to be a non-empty string of letters, digits, \`_\`, \`.\` and \`-\``);
+    }
+    expect([...flow("ids").build(() => (add({ a: 1, b: 1 }, { id: "add_2.v-1" }), {})).graph().nodes.keys()]).toEqual(["add_2.v-1"]);
+  });
+
   it("rejects literal inputs that cannot be serialized", () => {
     const f = flow("lit").build(() => (add({ a: (() => 1) as unknown as number, b: 1 }), {}));
     expect(() => f.graph()).toThrow(/Task "add" input "a".*cannot be serialized.*got a function/);

@@ -204,6 +204,10 @@ export function addNode(definition: TaskDefinition, inputs: Record<string, unkno
   }
   const uses = (build.uses.get(definition.name) ?? 0) + 1;
   build.uses.set(definition.name, uses);
+  if (options.id !== undefined && (typeof options.id !== "string" || !TASK_NAME.test(options.id))) {
+    // As a task name: `[` and `]` are a map item's (`fit[0]`), and an id reaches run names, `--rerun` and CAIRN_TASK.
+    throw new OptionError(`task "${definition.name}" option \`id\``, "a non-empty string of letters, digits, `_`, `.` and `-`, like a task name", options.id);
+  }
   const id = options.id ?? (uses === 1 ? definition.name : `${definition.name}-${uses}`);
   const wired: Record<string, unknown> = {};
   for (const k of Object.keys(inputs)) {
