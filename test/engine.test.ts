@@ -325,6 +325,23 @@ describe("cancellation", () => {
     expect(reason).toBeDefined();
   });
 
+  it("a task cancelled while its run was being opened never starts its code", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-cancel-"));
+    try {
+      const started: string[] = [];
+      const effect = task("effect").run(() => (started.push("effect"), { ok: 1 }));
+      const run = await flow("cancel-early").build(() => (effect(), {})).run({ root, cache: false });
+      // "running" is told once the task's run is open, before its code is called: the stop lands in between.
+      run.on((e) => void (e.type === "task" && e.status === "running" && run.cancel("stop now")));
+      const r = await run.wait();
+      expect(r.status).toBe("cancelled");
+      expect(r.tasks.effect!.status).toBe("cancelled");
+      expect(started).toEqual([]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it("an external AbortSignal cancels the run", async () => {
     const ac = new AbortController();
     const wait = task("wait").run(async (_, ctx) => {

@@ -104,6 +104,9 @@ async function withRetries(scope: AttemptScope, task: TaskAttempts): Promise<unk
 }
 
 async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: number): Promise<unknown> {
+  // The flow may have stopped (cancel, fail-fast) while this attempt waited for its slot or its
+  // run: then the task's code must not start, as no side effect of it may happen after the stop.
+  if (scope.flowSignal.aborted) throw scope.flowSignal.reason;
   const { node, inputs } = task;
   const timeoutMs = node.task.timeoutMs;
   // Without a timeout the flow's own signal is the attempt's signal: no controller or listener per task.
