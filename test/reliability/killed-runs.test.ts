@@ -189,14 +189,14 @@ describe("MLflow server, cairn run killed with -9 mid-task", () => {
     const experiment = { MLFLOW_EXPERIMENT_NAME: "listing-fails" };
     const killed = await cairnRunKilled(flowFile, root, taskRunning("slow"), { delayMs: 300, env: { MLFLOW_TRACKING_URI: server.uri, ...experiment } });
     const flowRunId = flowRunIdOf(killed.json);
-    // The listing (a search with no status in its filter) gets a 500; the search for runs left
-    // RUNNING goes through. A fault the real server cannot be made to show.
+    // The listing gets a 500; the search for runs left RUNNING, and its second read of them by
+    // id, go through. A fault the real server cannot be made to show.
     const proxy = await startProxy(server.uri, (req, res) => {
       if (req.url !== "/api/2.0/mlflow/runs/search") return false;
       let body = "";
       req.on("data", (chunk: Buffer) => (body += chunk));
       req.on("end", () => {
-        if (body.includes("RUNNING")) forward(server.uri, req, body, res);
+        if (body.includes("RUNNING") || body.includes("run_id IN")) forward(server.uri, req, body, res);
         else res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ error_code: "INTERNAL_ERROR", message: "listing refused" }));
       });
       return true;
@@ -215,6 +215,56 @@ describe("MLflow server, cairn run killed with -9 mid-task", () => {
     const shown = await cairn(["show", flowRunId, "--json"], { MLFLOW_TRACKING_URI: server.uri });
     expect(shown.stderr).not.toMatch(/Closed/);
     expect((JSON.parse(shown.stdout) as { run: Run }).run.status).toBe("KILLED");
+  });
+
+  it("a run that ended FINISHED while another command's search for abandoned runs was answered is left FINISHED", async () => {
+    const experiment = { MLFLOW_EXPERIMENT_NAME: "finished-meanwhile" };
+    const root = await tmp();
+    // The live run: straight to the server, its task running for a moment.
+    let exited!: () => void;
+    const done = new Promise<void>((r) => (exited = r));
+    let sawSlow!: () => void;
+    const slowRunning = new Promise<void>((r) => (sawSlow = r));
+    const live = start(process.execPath, [cairnBin, "run", flowFile, "--json", "--root", root], {
+      env: childEnv({ MLFLOW_TRACKING_URI: server.uri, ...experiment, SLOW_MS: "1500" }),
+      onStdout: (out) => {
+        if (taskRunning("slow")(jsonLines(out))) sawSlow();
+      },
+    });
+    void live.done.then(() => exited());
+    await slowRunning;
+    // cairn runs, through a proxy that holds the answer to the search for RUNNING runs until the
+    // live run has ended its runs and exited: the answer still lists them RUNNING, their owner gone.
+    const proxy = await startProxy(server.uri, (req, res) => {
+      if (req.url !== "/api/2.0/mlflow/runs/search") return false;
+      let body = "";
+      req.on("data", (chunk: Buffer) => (body += chunk));
+      req.on("end", () => {
+        if (!body.includes("RUNNING")) return forward(server.uri, req, body, res);
+        const target = new URL(server.uri);
+        const upstream = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } }, (up) => {
+          const chunks: Buffer[] = [];
+          up.on("data", (c: Buffer) => chunks.push(c));
+          up.on("end", () => void done.then(() => res.writeHead(up.statusCode ?? 502, up.headers).end(Buffer.concat(chunks))));
+        });
+        upstream.end(body);
+      });
+      return true;
+    });
+    try {
+      const listed = await cairn(["runs", "--experiment", "finished-meanwhile", "--json"], { MLFLOW_TRACKING_URI: proxy.uri });
+      const exit = await live.done;
+      expect(exit.code, exit.stderr).toBe(0);
+      expect(listed.code, listed.stderr).toBe(0);
+      expect(listed.stderr).not.toMatch(/Closed/);
+      const flowRunId = flowRunIdOf(exit.json);
+      const { run, tasks } = JSON.parse((await cairn(["show", flowRunId, "--json"], { MLFLOW_TRACKING_URI: server.uri })).stdout) as { run: Run; tasks: Run[] };
+      expect(run.status).toBe("FINISHED");
+      expect(run.tags["cairn.abandoned"]).toBeUndefined();
+      expect(tasks.map((t) => t.status)).toEqual(["FINISHED", "FINISHED"]);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it("a second cairn run closes them itself", async () => {

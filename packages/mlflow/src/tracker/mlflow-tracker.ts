@@ -254,13 +254,21 @@ export class MlflowTracker implements Tracker {
   /**
    * One search for the RUNNING runs of these experiments that a process of this host created
    * (tags `cairn.host`, `cairn.owner`); those whose process no longer exists are tagged
-   * `cairn.abandoned` and ended KILLED. Parents and children alike carry their owner, so a
-   * killed flow's task runs are closed with it. Another host's runs are left alone.
+   * `cairn.abandoned` and ended KILLED, once a second read finds them still RUNNING (the
+   * owner may have ended them and exited while the search was answered). Parents and children
+   * alike carry their owner, so a killed flow's task runs are closed with it. Another host's
+   * runs are left alone.
    */
   async closeAbandonedRuns(experimentIds: readonly string[]): Promise<RunRecord[]> {
     if (!experimentIds.length) return [];
     const running = await this.searchRuns({ experimentIds: [...experimentIds], status: "RUNNING", tags: { [HOST_TAG]: hostname() }, maxResults: 1000 });
-    const gone = running.filter((r) => ownerIsGone(parseOwner(r.tags[OWNER_TAG])));
+    const suspects = running.filter((r) => ownerIsGone(parseOwner(r.tags[OWNER_TAG])));
+    if (!suspects.length) return [];
+    // The search answered as things stood when it ran: an owner that has ended its runs and
+    // exited since then is gone too. Read again now that the owner can no longer write, and
+    // close only what it left RUNNING.
+    const reread = await this.getRuns(suspects.map((r) => r.runId), experimentIds);
+    const gone = suspects.filter((r) => reread.get(r.runId)?.status === "RUNNING");
     const now = Date.now();
     await Promise.all(
       gone.map(async (run) => {
