@@ -267,6 +267,46 @@ describe("MLflow server, cairn run killed with -9 mid-task", () => {
     }
   });
 
+  it("SIGTERM while cairn run is still starting its flow run cancels the run: exit 130, and its runs end KILLED", async () => {
+    // The proxy holds the flow run's create until the signal has been sent: the process is then
+    // inside the start of the run, which has asked for the flow run but not yet got it.
+    let signalled!: () => void;
+    const sent = new Promise<void>((r) => (signalled = r));
+    let child: import("node:child_process").ChildProcess | undefined;
+    let held = false;
+    const proxy = await startProxy(server.uri, (req, res) => {
+      if (req.url !== "/api/2.0/mlflow/runs/create" || held) return false;
+      held = true;
+      let body = "";
+      req.on("data", (chunk: Buffer) => (body += chunk));
+      req.on("end", () => {
+        child!.kill("SIGTERM");
+        signalled();
+        void sent.then(() => setTimeout(() => forward(server.uri, req, body, res), 300));
+      });
+      return true;
+    });
+    try {
+      const root = await tmp();
+      const started = start(process.execPath, [cairnBin, "run", flowFile, "--json", "--root", root], {
+        env: childEnv({ MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_EXPERIMENT_NAME: "term-at-start", SLOW_MS: "60000" }),
+      });
+      child = started.child;
+      const exit = await started.done;
+      expect(held).toBe(true);
+      expect(exit.signal, exit.stderr).toBeNull();
+      expect(exit.code, exit.stderr).toBe(130);
+      const ended = exit.json.find((e) => e.type === "flow" && e.status !== "running");
+      expect(ended).toMatchObject({ status: "cancelled" });
+      const { run, tasks } = JSON.parse((await cairn(["show", String(ended!.runId), "--json"], { MLFLOW_TRACKING_URI: server.uri })).stdout) as { run: Run; tasks: Run[] };
+      expect(run.status).toBe("KILLED");
+      expect(run.tags["cairn.abandoned"]).toBeUndefined(); // ended by the run itself, not by a later command
+      for (const t of tasks) expect(t.status).not.toBe("RUNNING");
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it("a second cairn run closes them itself", async () => {
     const root = await tmp();
     const env = { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: "second-run" };

@@ -357,52 +357,52 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   const dispatcher = values.queue !== undefined ? (await import("@cairn/worker")).queueDispatcher(values.queue) : undefined;
   // The run's report is logged on the flow run before it ends (see README, "Reports").
   let report: { localPath?: string; artifactPath: string; url?: string } | undefined;
-  const run = await flow.run({
-    ...(values["no-report"]
-      ? {}
-      : {
-          beforeEnd: async (ending: EndingFlowRun) => {
-            const { logReport } = await import("@cairn/report");
-            // Nothing is written to the flow run before the report: it takes the run's read of it.
-            report = await logReport(ending, { flowRunAsRead: true });
-          },
-        }),
-    params,
-    ...(dispatcher ? { dispatcher } : {}),
-    ...(concurrency ? { concurrency } : {}),
-    pools,
-    ...(policy ? { failurePolicy: policy } : {}),
-    ...(values.experiment ? { experiment: values.experiment } : {}),
-    ...(secrets ? { secrets } : {}),
-    ...(values["no-tracking"] ? { tracker: false as const } : {}),
-    cache: values["no-cache"]
-      ? false
-      : { refresh: values.refresh === true, rerun: values.rerun ?? [], ...(values["cache-strict"] ? { strict: true } : {}) },
-    ...(values.root ? { root: values.root } : {}),
-    env: io.env,
-    // The flow's file (under tsx too: the autorun runs this command with it), for MLflow's source tags.
-    source: resolve(positionals[0]!),
-  }).catch(async (error: unknown) => {
-    await dispatcher?.close();
-    throw error;
-  });
-  run.on((e) => reporter.event(e));
-
-  let interrupted = false;
+  // Listened for from before the run starts: starting it creates the flow run, and a signal
+  // meanwhile must cancel it (its runs end KILLED, exit 130), not end the process as Node would.
+  let run: Awaited<ReturnType<typeof flow.run>> | undefined;
+  let interrupted: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) {
       reporter.notice(`${signal} again: exiting now; open runs may stay RUNNING.`);
       process.exit(EXIT.interrupted); // the user asked twice; this is the CLI, not the library
     }
-    interrupted = true;
+    interrupted = signal;
     reporter.notice(`${signal}: cancelling the run (press Ctrl-C again to force)...`);
-    void run.cancel(signal);
+    if (run) void run.cancel(signal);
   };
   if (io.handleSignals !== false) {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
   }
   try {
+    run = await flow.run({
+      ...(values["no-report"]
+        ? {}
+        : {
+            beforeEnd: async (ending: EndingFlowRun) => {
+              const { logReport } = await import("@cairn/report");
+              // Nothing is written to the flow run before the report: it takes the run's read of it.
+              report = await logReport(ending, { flowRunAsRead: true });
+            },
+          }),
+      params,
+      ...(dispatcher ? { dispatcher } : {}),
+      ...(concurrency ? { concurrency } : {}),
+      pools,
+      ...(policy ? { failurePolicy: policy } : {}),
+      ...(values.experiment ? { experiment: values.experiment } : {}),
+      ...(secrets ? { secrets } : {}),
+      ...(values["no-tracking"] ? { tracker: false as const } : {}),
+      cache: values["no-cache"]
+        ? false
+        : { refresh: values.refresh === true, rerun: values.rerun ?? [], ...(values["cache-strict"] ? { strict: true } : {}) },
+      ...(values.root ? { root: values.root } : {}),
+      env: io.env,
+      // The flow's file (under tsx too: the autorun runs this command with it), for MLflow's source tags.
+      source: resolve(positionals[0]!),
+    });
+    run.on((e) => reporter.event(e));
+    if (interrupted) void run.cancel(interrupted);
     const result = await run.wait();
     reporter.finish(result);
     if (report && !json) io.stdout.write(`${reportLine(report, result.runId)}\n`);
