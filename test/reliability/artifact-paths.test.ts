@@ -136,12 +136,8 @@ describe("names from a task (ctx.artifacts)", () => {
     },
   };
 
-  it.each(Object.keys(methods) as (keyof typeof methods)[])("ctx.artifacts.%s refuses every attack, and nothing is written anywhere", async (method) => {
-    const { top, root } = await sandbox();
-    // For path(), "" is the folder itself (see the next test); every other attack holds for all three.
-    const names = ATTACKS.map(([n]) => n)
-      .filter((n) => method !== "path" || n !== "")
-      .concat(`${top}/escape-absolute.txt`);
+  /** One task `writer-<i>` per name, each writing its name through ctx.artifacts.<method>; the flow's result. */
+  const writeEach = async (method: keyof typeof methods, names: string[], root: string) => {
     const f = flow("attack").build(() => {
       const out: Record<string, unknown> = {};
       names.forEach((name, i) => {
@@ -152,7 +148,16 @@ describe("names from a task (ctx.artifacts)", () => {
       });
       return out;
     });
-    const result = await (await f.run({ root, cache: false, failurePolicy: "continue" })).wait();
+    return (await f.run({ root, cache: false, failurePolicy: "continue" })).wait();
+  };
+
+  it.each(Object.keys(methods) as (keyof typeof methods)[])("ctx.artifacts.%s refuses every attack, and nothing is written anywhere", async (method) => {
+    const { top, root } = await sandbox();
+    // For path(), "" is the folder itself (see the next test); every other attack holds for all three.
+    const names = ATTACKS.map(([n]) => n)
+      .filter((n) => method !== "path" || n !== "")
+      .concat(`${top}/escape-absolute.txt`);
+    const result = await writeEach(method, names, root);
     expect(result.status).toBe("failed");
     names.forEach((name, i) => {
       const r = result.tasks[`writer-${i}`]!;
@@ -168,17 +173,7 @@ describe("names from a task (ctx.artifacts)", () => {
 
   it.each(Object.keys(methods) as (keyof typeof methods)[])("ctx.artifacts.%s refuses names in cairn/, where Cairn's own record of the run would overwrite them", async (method) => {
     const { root } = await sandbox();
-    const f = flow("reserved").build(() => {
-      const out: Record<string, unknown> = {};
-      RESERVED.forEach((name, i) => {
-        const t = task("writer")
-          .input<{ name: string }>()
-          .run(async ({ name }, ctx) => ({ result: await methods[method](ctx as never, name) }));
-        out[`o${i}`] = t({ name }, { id: `writer-${i}` }).result;
-      });
-      return out;
-    });
-    const result = await (await f.run({ root, cache: false, failurePolicy: "continue" })).wait();
+    const result = await writeEach(method, RESERVED, root);
     RESERVED.forEach((name, i) => {
       const r = result.tasks[`writer-${i}`]!;
       expect(r.status, name).toBe("failed");
