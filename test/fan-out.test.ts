@@ -189,6 +189,31 @@ describe("map: lists, failures and bad input", () => {
     expect(result.tasks["flaky[0]"]!.attempts).toBe(1);
   });
 
+  it("under continue, a failed item does not stop the map's other items: they run and are cached, then the map fails", async () => {
+    let ran = 0;
+    let fixed = false;
+    const counted = task("counted")
+      .input<{ x: number }>()
+      .run(({ x }) => {
+        ran++;
+        if (x === 2 && !fixed) throw new Error("two is bad");
+        return { x };
+      });
+    const f = flow("map-continue").build(() => ({ xs: map(counted, { over: Array.from({ length: 8 }, (_, i) => i), as: "x", concurrency: 1 }).outputs }));
+    const options = { ...tracked(), failurePolicy: "continue" as const };
+    const failed = await (await f.run(options)).wait();
+    expect(failed.status).toBe("failed");
+    expect(failed.tasks.counted!.error!.name).toBe("MapItemsFailedError");
+    expect(ran).toBe(8);
+    expect(Array.from({ length: 8 }, (_, i) => failed.tasks[`counted[${i}]`]?.status)).toEqual(["succeeded", "succeeded", "failed", ...Array(5).fill("succeeded")]);
+    // The next run computes only the item that failed.
+    ran = 0;
+    fixed = true;
+    const again = await (await f.run(options)).wait();
+    expect(again.status).toBe("succeeded");
+    expect(ran).toBe(1);
+  });
+
   it("under fail-fast, a failed item stops the flow: items not started end cancelled, the map fails", async () => {
     const slowFail = task("slowFail")
       .input<{ x: number }>()

@@ -288,7 +288,7 @@ export class FlowExecution {
       if (required === undefined) throw new MinSuccessError(node.id, spec.minSuccess!, items.length);
       const base = this.resolve(node.inputs) as Record<string, unknown>;
       const window = spec.concurrency ?? Math.min(Math.max(this.s.concurrency, MAP_WINDOW.min), MAP_WINDOW.max);
-      run = new MapRun(node, items, base, required, window, started);
+      run = new MapRun(node, items, base, required, window, started, this.s.failurePolicy === "fail-fast");
     } catch (error) {
       this.complete(state, "failed", started, toErrorInfo(error));
       this.pipeline.unstarted(state, { status: "failed", error });

@@ -103,6 +103,8 @@ export class MapRun {
     readonly window: number,
     /** When the map started, for its duration. */
     readonly started: number,
+    /** The flow's failure policy is fail-fast: a lost map starts no more items. */
+    readonly failFast = true,
   ) {
     this.spec = node.map!;
     this.outputs = new Array(items.length).fill(undefined);
@@ -162,7 +164,9 @@ export class MapRun {
     }
     if (error === undefined) return false; // cancelled or skipped: the flow stopped
     this.failures.push({ item: id, message: error });
-    if (this.lost) this.halted = true;
+    // Under fail-fast the map stops starting items once it is lost; under `continue` the rest of
+    // its items still run (their results are cached for the next run), and the map fails at its end.
+    if (this.lost && this.failFast) this.halted = true;
     return this.lost;
   }
 
