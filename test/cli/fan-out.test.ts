@@ -41,6 +41,11 @@ describe("maps and sweeps in the CLI", () => {
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toContain('"measure" is a map over listItems.items: its items are known once "listItems" runs (run the flow, then explain its items)');
 
+    const whole = await cairn(["explain", file, "measure"], { cwd });
+    expect(whole.code, whole.stderr).toBe(0);
+    expect(whole.stdout).toContain("measure would come from the cache: all 3 of its items would");
+    expect(whole.stdout).not.toContain("undefined");
+
     const explained = await cairn(["explain", file, "fit[3]", "--json"], { cwd });
     expect(explained.code, explained.stderr).toBe(0);
     expect(JSON.parse(explained.stdout)).toMatchObject({ task: "fit[3]", planned: { action: "hit", parent: "fit", item: 3 } });

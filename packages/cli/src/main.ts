@@ -588,7 +588,10 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   }
   const p = explanation.planned;
   const lines: string[] = [];
-  if (p.action === "hit") {
+  if (p.action === "hit" && p.items !== undefined) {
+    // A map or sweep: its items are what hit, each from its own run.
+    lines.push(`${p.task} would come from the cache: all ${p.items} of its items would (see \`cairn plan\`, or \`cairn explain FILE ${p.task}[0]\` for one).`);
+  } else if (p.action === "hit") {
     lines.push(`${p.task} would come from the cache: run ${p.cachedFrom} (key ${p.key?.key.slice(0, 16)}...).`);
   } else {
     lines.push(`${p.task} would run: ${p.reason}.`);
