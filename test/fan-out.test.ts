@@ -438,6 +438,32 @@ describe("sweep", () => {
     expect(result.outputs!.c).toHaveLength(1);
   });
 
+  it("with stopWhen and trials side by side, a re-run (all hits, ending at once) picks the same best and trials", async () => {
+    // Trial 0 is slow and satisfies stopWhen; trial 5 is better and ends long before it. Which
+    // trials had started when the stop came depends on the order they ended; the cut does not.
+    const scored = task("scored")
+      .input<{ i: number }>()
+      .run(async ({ i }) => {
+        await new Promise((r) => setTimeout(r, i === 0 ? 300 : 10));
+        return { score: i === 0 ? 0.6 : i === 5 ? 0.9 : 0.1 };
+      });
+    const f = flow("sweep-stop-rerun").build(() => {
+      const s = sweep(scored, { over: list(Array.from({ length: 10 }, (_, i) => ({ i }))), select: max("score"), stopWhen: (o) => o.score >= 0.6, concurrency: 2 });
+      return { trial: s.trial, metric: s.metric, trials: s.trials };
+    });
+    const first = await (await f.run(tracked())).wait();
+    const again = await (await f.run(tracked())).wait();
+    expect(first.status).toBe("succeeded");
+    // The trials up to the first, in the space's order, that satisfied stopWhen.
+    expect(first.outputs!.trial).toBe("scored[0]");
+    expect(first.outputs!.trials.map((t) => t.trial)).toEqual(["scored[0]"]);
+    expect(first.tasks["scored[5]"]!.status).toBe("succeeded"); // ran, and cached, but past the cut
+    expect(again.outputs!.trial).toBe(first.outputs!.trial);
+    expect(again.outputs!.metric).toBe(first.outputs!.metric);
+    expect(again.outputs!.trials.map((t) => [t.trial, t.metric])).toEqual(first.outputs!.trials.map((t) => [t.trial, t.metric]));
+    expect(again.outputs!.trials.every((t) => t.cached)).toBe(true);
+  });
+
   it("fails with a clear error when the selected output is not a number (an untyped task)", async () => {
     const untyped = task("untyped")
       .input<{ lr: number }>()

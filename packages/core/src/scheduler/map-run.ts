@@ -84,6 +84,8 @@ export class MapRun {
   halted = false;
   /** The sweep's stop condition held. */
   stoppedEarly = false;
+  /** The first trial, in the space's order, whose outputs satisfied the stop condition. */
+  firstSatisfied = Number.POSITIVE_INFINITY;
   /** An error the map ends with, beyond its items' (a stop condition that threw). */
   error: unknown = undefined;
   /** The map's own run, the parent of its items' runs. */
@@ -152,9 +154,14 @@ export class MapRun {
       this.succeeded++;
       if (cached) this.cached++;
       const stopWhen = this.spec.stopWhen;
-      if (stopWhen && !this.halted) {
+      // Asked of every trial that ends, also after the stop: the one that counts is the first in
+      // the space's order (see sweepOutputs), whichever ended first.
+      if (stopWhen && this.error === undefined) {
         try {
-          if (stopWhen(output) === true) this.halted = this.stoppedEarly = true;
+          if (stopWhen(output) === true) {
+            this.halted = this.stoppedEarly = true;
+            this.firstSatisfied = Math.min(this.firstSatisfied, index);
+          }
         } catch (e) {
           this.error = e;
           this.halted = true;
@@ -179,13 +186,19 @@ export class MapRun {
    * The sweep's outputs: every trial that ran and the best by the selector (ties go to the
    * earlier trial, so a re-run picks the same). Throws SelectorError when a trial that succeeded
    * has no finite number under the selected output.
+   *
+   * A sweep stopped by `stopWhen` counts the trials up to the first one, in the space's order,
+   * that satisfied it: which trials had started when the stop came depends on the order they
+   * ended (on a re-run, cache hits end at once and in order), while this cut does not, so a
+   * re-run picks the same best. Trials past the cut that ran stay cached and recorded.
    */
   sweepOutputs(results: ReadonlyMap<string, TaskResult>): SweepOutputs {
     const { metric, order } = this.spec.select!;
     const trials: SweepTrial[] = [];
     let best = -1;
     let bestValue = 0;
-    for (let k = 0; k < this.next; k++) {
+    const end = this.stoppedEarly ? Math.min(this.next, this.firstSatisfied + 1) : this.next;
+    for (let k = 0; k < end; k++) {
       const id = `${this.node.id}[${k}]`;
       const result = results.get(id);
       const status = result?.status ?? "pending";
