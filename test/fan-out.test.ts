@@ -393,19 +393,37 @@ describe("sweep", () => {
     expect(cold.outputs!.best).toEqual({ score: 5, loss: 0.1 });
     expect(cold.outputs!.trial).toBe("fit[3]");
     expect(cold.outputs!.trials).toHaveLength(6);
-    expect(cold.outputs!.trials[0]).toMatchObject({ trial: "fit[0]", params: { lr: 0.01, depth: 3 }, status: "succeeded", cached: false });
+    expect(cold.outputs!.trials[0]).toEqual({ trial: "fit[0]", params: { lr: 0.01, depth: 3 }, metric: 2.73, status: "succeeded" });
 
     trials = 0;
     const warm = await (await make([0.01, 0.1, 1], [3, 5]).run(tracked())).wait();
     expect(trials).toBe(0);
     expect(warm.outputs!.params).toEqual(cold.outputs!.params);
-    expect(warm.outputs!.trials.every((t) => t.cached)).toBe(true);
+    expect(warm.outputs!.trials.every((t) => warm.tasks[t.trial]!.status === "cached")).toBe(true);
+    // The leaderboard is what the trials gave, not how this run got it: a task fed it hits the cache.
+    expect(warm.outputs!.trials).toEqual(cold.outputs!.trials);
 
     trials = 0;
     const wide = await (await make([0.01, 0.1, 1], [3, 5, 8]).run(tracked())).wait();
     expect(trials).toBe(3);
     expect(wide.outputs!.params).toEqual({ lr: 0.1, depth: 8 });
-    expect(wide.outputs!.trials.filter((t) => !t.cached).map((t) => t.params)).toEqual([{ lr: 0.01, depth: 8 }, { lr: 0.1, depth: 8 }, { lr: 1, depth: 8 }]);
+    expect(wide.outputs!.trials.filter((t) => wide.tasks[t.trial]!.status !== "cached").map((t) => t.params)).toEqual([{ lr: 0.01, depth: 8 }, { lr: 0.1, depth: 8 }, { lr: 1, depth: 8 }]);
+  });
+
+  it("a task fed the leaderboard (trials) is a cache hit when the trials' results are the same", async () => {
+    let boards = 0;
+    const board = task("board")
+      .input<{ rows: Array<{ trial: string; metric?: number }> }>()
+      .run(({ rows }) => (boards++, { lines: rows.length }));
+    const f = flow("sweep-board").build(() => {
+      const s = sweep(fit, { with: { data: "d" }, over: grid({ lr: [0.1, 0.2], depth: [2] }), select: max("score") });
+      return { lines: board({ rows: s.trials }).lines };
+    });
+    const cold = await (await f.run(tracked())).wait();
+    const warm = await (await f.run(tracked())).wait();
+    expect(cold.status).toBe("succeeded");
+    expect(warm.tasks.board!.status).toBe("cached");
+    expect(boards).toBe(1);
   });
 
   it("nests trial runs under a sweep run that carries the best trial's params, metrics and name", async () => {
@@ -461,7 +479,7 @@ describe("sweep", () => {
     expect(again.outputs!.trial).toBe(first.outputs!.trial);
     expect(again.outputs!.metric).toBe(first.outputs!.metric);
     expect(again.outputs!.trials.map((t) => [t.trial, t.metric])).toEqual(first.outputs!.trials.map((t) => [t.trial, t.metric]));
-    expect(again.outputs!.trials.every((t) => t.cached)).toBe(true);
+    expect(again.outputs!.trials.every((t) => again.tasks[t.trial]!.status === "cached")).toBe(true);
   });
 
   it("fails with a clear error when the selected output is not a number (an untyped task)", async () => {

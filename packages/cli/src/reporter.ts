@@ -194,7 +194,7 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
     for (const t of tasks) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
     lines.push(`${tasks.length} tasks: ${[...counts].map(([s, n]) => `${n} ${s}`).join(", ")}`);
   }
-  for (const t of tasks) if (t.expands === "sweep" && t.outputs) lines.push("", ...leaderboard(t.task, t.outputs as SweepOutputs, c));
+  for (const t of tasks) if (t.expands === "sweep" && t.outputs) lines.push("", ...leaderboard(t.task, t.outputs as SweepOutputs, c, result.tasks));
   const status = result.status === "succeeded" ? c.green(result.status) : result.status === "cancelled" ? c.yellow(result.status) : c.red(result.status);
   lines.push("", `Flow ${status} in ${formatDuration(result.durationMs)}, run ${result.runId}`);
   if (result.outputs && Object.keys(result.outputs as object).length) {
@@ -209,8 +209,12 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
 /** Trials a leaderboard shows, best first; the rest are counted. */
 const LEADERBOARD_ROWS = 20;
 
-/** A sweep's leaderboard: trial, params, metric, status, cached; best first (the sweep's order), then the trials that did not succeed. */
-export function leaderboard(node: string, sweep: Pick<SweepOutputs, "trial" | "trials">, c: Colors): string[] {
+/**
+ * A sweep's leaderboard: trial, params, metric, status, cached; best first (the sweep's order),
+ * then the trials that did not succeed. Whether a trial came from the cache is its result's
+ * (`results`), not the sweep's outputs'.
+ */
+export function leaderboard(node: string, sweep: Pick<SweepOutputs, "trial" | "trials">, c: Colors, results: Readonly<Record<string, { status: string }>> = {}): string[] {
   const best = sweep.trials.find((t) => t.trial === sweep.trial);
   const scored = sweep.trials.filter((t) => t.metric !== undefined);
   const descending = best?.metric === Math.max(...scored.map((t) => t.metric!));
@@ -224,7 +228,7 @@ export function leaderboard(node: string, sweep: Pick<SweepOutputs, "trial" | "t
       .join(" "),
     t.metric === undefined ? "-" : String(t.metric),
     t.status,
-    t.cached ? "yes" : "no",
+    results[t.trial]?.status === "cached" ? "yes" : "no",
   ]);
   const header = ["trial", "params", "metric", "status", "cached"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -222,7 +222,11 @@ export type NumericOutputs<O> = unknown extends O
 
 // ---------------------------------------------------------------- sweep
 
-/** One row of a sweep's leaderboard. */
+/**
+ * One row of a sweep's leaderboard: what the trial gave, not how the run got it, so that a task
+ * fed `trials` is a cache hit when the trials' results are the same. Whether a trial ran or came
+ * from the cache, and its run, are in the flow's result under its id (`result.tasks["train[3]"]`).
+ */
 export interface SweepTrial<P> {
   /** The trial's node id, `train[3]`. */
   trial: string;
@@ -230,10 +234,8 @@ export interface SweepTrial<P> {
   params: P;
   /** The selected output, when it succeeded. */
   metric?: number;
+  /** `succeeded` (also when its outputs came from the cache), `failed`, `cancelled`, ... */
   status: string;
-  /** Its outputs came from the cache. */
-  cached: boolean;
-  runId?: string;
 }
 
 /** What `sweep` takes. */

@@ -14,7 +14,11 @@ import type { TaskResult } from "../run/task-result.ts";
 /** The `after` of item nodes: frozen, so one array serves them all. */
 const NO_AFTER: readonly string[] = Object.freeze([]);
 
-/** One row of a sweep's leaderboard. */
+/**
+ * One row of a sweep's leaderboard: what the trial gave, not how this run got it, so that a task
+ * fed the leaderboard is a cache hit when the trials' results are the same (whether the trials ran
+ * or came from the cache is in the flow's result, under each trial's id).
+ */
 export interface SweepTrial {
   /** The trial's node id, `train[3]`. */
   readonly trial: string;
@@ -22,11 +26,8 @@ export interface SweepTrial {
   readonly params: Record<string, unknown>;
   /** The selected output, when the trial succeeded. */
   readonly metric?: number;
-  readonly status: TaskResult["status"];
-  /** Its outputs came from the cache. */
-  readonly cached: boolean;
-  /** Its run, when it has one. */
-  readonly runId?: string;
+  /** `succeeded` also when its outputs came from the cache. */
+  readonly status: Exclude<TaskResult["status"], "cached">;
 }
 
 /** What a map node outputs. */
@@ -201,10 +202,10 @@ export class MapRun {
     for (let k = 0; k < end; k++) {
       const id = `${this.node.id}[${k}]`;
       const result = results.get(id);
-      const status = result?.status ?? "pending";
+      const status = result?.status === "cached" ? "succeeded" : (result?.status ?? "pending");
       const point = this.items[k] as Record<string, unknown>;
       let value: number | undefined;
-      if (status === "succeeded" || status === "cached") {
+      if (status === "succeeded") {
         const outputs = this.outputs[k];
         const got = isPlainObject(outputs) ? outputs[metric] : undefined;
         if (typeof got !== "number" || !Number.isFinite(got)) throw new SelectorError(this.node.id, id, metric, got, isPlainObject(outputs) ? Object.keys(outputs) : []);
@@ -214,7 +215,7 @@ export class MapRun {
           bestValue = got;
         }
       }
-      trials.push({ trial: id, params: point, ...(value !== undefined ? { metric: value } : {}), status, cached: status === "cached", ...(result?.runId ? { runId: result.runId } : {}) });
+      trials.push({ trial: id, params: point, ...(value !== undefined ? { metric: value } : {}), status });
     }
     return { outputs: this.outputs[best], params: this.items[best] as Record<string, unknown>, trial: `${this.node.id}[${best}]`, metric: bestValue, trials };
   }
