@@ -138,6 +138,14 @@ describe("diffIngredients", () => {
     expect(changes).toEqual([{ path: "inputs.rows", before: 500, after: 1000, message: "input `rows` changed from 500 to 1000" }]);
   });
 
+  it("goes into arrays of one length item by item, and counts the items of arrays of another", () => {
+    const rows = (m: number, n = 3) => Array.from({ length: n }, (_, i) => ({ trial: `fit[${i}]`, params: { lr: 0.1 * i, depth: 3 }, metric: i === 2 ? m : i }));
+    const changed = diffIngredients(recorded({ inputs: { rows: rows(0.5) } }), recorded({ inputs: { rows: rows(0.7) } }));
+    expect(changed.map((c) => c.message)).toEqual(["input `rows[2].metric` changed from 0.5 to 0.7"]);
+    const longer = diffIngredients(recorded({ inputs: { rows: rows(0.5) } }), recorded({ inputs: { rows: rows(0.5, 4) } }));
+    expect(longer.map((c) => c.message)[0]).toMatch(/^input `rows` changed from 3 items to 4: /);
+  });
+
   it("goes into objects, and names code, version, env, artifact, added and removed inputs", () => {
     const after = recorded({
       code: "changed",

@@ -267,6 +267,19 @@ function diffValues(before: unknown, after: unknown, path: string, label: string
     }
     return;
   }
+  // Arrays of one length item by item (`rows[3].metric changed from 0.5 to 0.7`), so that a change
+  // deep in a long list is named instead of two texts cut alike.
+  if (Array.isArray(before) && Array.isArray(after) && before.length === after.length) {
+    for (let k = 0; k < before.length; k++) {
+      if (hashValue(before[k]) === hashValue(after[k])) continue;
+      diffValues(before[k], after[k], `${path}[${k}]`, `${label}[${k}]`, out);
+    }
+    return;
+  }
+  if (Array.isArray(before) && Array.isArray(after)) {
+    out.push({ path, before, after, message: `input \`${label}\` changed from ${before.length} items to ${after.length}: ${show(before)} to ${show(after)}` });
+    return;
+  }
   let message: string;
   if (isArtifactDigest(before) && isArtifactDigest(after)) message = `input \`${label}\` is an artifact whose content changed`;
   else if (before === undefined) message = `input \`${label}\` was added with ${show(after)}`;
