@@ -171,6 +171,27 @@ describe("map: lists, failures and bad input", () => {
     expect(widened.outputs).toEqual({ ys: [{ y: 2 }, { y: 21 }, { y: 4 }, { y: 5 }, { y: 6 }] });
   });
 
+  it("--rerun of one item (square[1]) runs that item and what is downstream of the map, not its other items", async () => {
+    let ran: number[] = [];
+    const counted = task("counted")
+      .input<{ x: number }>()
+      .run(({ x }) => (ran.push(x), { y: x * x }));
+    const f = flow("map-rerun-item").build(() => {
+      const m = map(counted, { over: [1, 2, 3], as: "x" });
+      return { total: sum({ ys: m.outputs }).total };
+    });
+    await (await f.run(tracked())).wait();
+    ran = [];
+    const again = await (await f.run({ ...tracked(), cache: { rerun: ["counted[1]"] } })).wait();
+    expect(again.status).toBe("succeeded");
+    expect(ran).toEqual([2]);
+    expect(again.tasks["counted[0]"]!.status).toBe("cached");
+    expect(again.tasks["counted[1]"]!.status).toBe("succeeded");
+    expect(again.tasks.sum!.status).toBe("succeeded"); // downstream of the map runs, as with --rerun of any node
+    expect(again.outputs).toEqual({ total: 14 });
+    await expect(f.run({ ...tracked(), cache: { rerun: ["sum[0]"] } })).rejects.toThrow(/or an item of a map or sweep \(like "counted\[0\]"\), got "sum\[0\]"/);
+  });
+
   it("retries an item on its own", async () => {
     const seen = new Map<number, number>();
     const flaky = task("flaky")

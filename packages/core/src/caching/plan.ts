@@ -7,7 +7,7 @@ import { OptionError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import type { Tracker } from "../tracking/tracker.ts";
-import { forcedNodes } from "./rerun.ts";
+import { forcedItems, forcedNodes } from "./rerun.ts";
 import { type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "./task-cache.ts";
 
 /** What a task would do if the flow ran now. */
@@ -61,6 +61,7 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
   /** Rows of the items of each map whose list is known. */
   const itemRows = new Map<string, PlannedTask[]>();
   const forced = forcedNodes(graph, options.rerun ?? []);
+  const forcedItemIds = forcedItems(graph, options.rerun ?? []);
   const isForced = (id: string) => forced?.[graph.indexed.index.get(id)!] === 1;
   // The hits' source runs are asked about in one request, not one per task.
   if (!options.refresh) options.cache.checkSourceRuns(await sourceRunsAhead(graph, options.params, options.cache, isForced));
@@ -128,7 +129,7 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
       nodes.set(item.id, item);
       let row: PlannedTask;
       try {
-        row = await planOne(item, upstreamRuns, forcedHere);
+        row = await planOne(item, upstreamRuns, forcedHere || forcedItemIds?.has(item.id) === true);
       } catch (error) {
         row = { task: item.id, action: "run", reason: `its key cannot be made before running: ${(error as Error).message}`, parent: id, item: k };
       }

@@ -1,6 +1,7 @@
 /**
  * Which nodes run whatever the cache holds: `--refresh` forces every node, `--rerun NAME` the
- * nodes whose id or task name is NAME and everything downstream of them. The one place this is
+ * nodes whose id or task name is NAME and everything downstream of them; `--rerun fit[3]` that
+ * item of map `fit` and what is downstream of the map. The one place this is
  * worked out, for a run, its look-ahead and `cairn plan`.
  */
 import { OptionError } from "../errors.ts";
@@ -31,7 +32,30 @@ export function forcedNodes(graph: FlowGraph, rerun: readonly string[], refresh 
       matched = true;
       mark(i);
     }
-    if (!matched) throw new OptionError("rerun", `a task name or node id of flow "${graph.definition.name}" (${list.map((n) => n.id).join(", ")})`, name);
+    // An item of a map or sweep (`fit[3]`): the item runs (see forcedItems), and what is
+    // downstream of its map, not the map's other items.
+    const map = matched ? undefined : mapOfItem(graph, name);
+    if (map !== undefined) {
+      matched = true;
+      for (const next of dependants[map]!) mark(next);
+    }
+    if (!matched) {
+      throw new OptionError("rerun", `a task name or node id of flow "${graph.definition.name}" (${list.map((n) => n.id).join(", ")}), or an item of a map or sweep (like "${list.find((n) => n.map)?.id ?? "fit"}[0]")`, name);
+    }
   }
   return refresh ? forced.fill(1) : forced;
+}
+
+/** The items of maps and sweeps that `rerun` names (`fit[3]`): each runs whatever the cache holds. */
+export function forcedItems(graph: FlowGraph, rerun: readonly string[]): ReadonlySet<string> | undefined {
+  const items = rerun.filter((name) => !graph.indexed.index.has(name) && mapOfItem(graph, name) !== undefined);
+  return items.length ? new Set(items) : undefined;
+}
+
+/** The position of the map or sweep node whose item `name` is (`fit[3]` of map `fit`), if it is one. */
+function mapOfItem(graph: FlowGraph, name: string): number | undefined {
+  const match = /^(.+)\[(\d+)\]$/.exec(name);
+  if (!match) return undefined;
+  const i = graph.indexed.index.get(match[1]!);
+  return i !== undefined && graph.definition.nodes[i]!.map ? i : undefined;
 }

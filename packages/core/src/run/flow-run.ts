@@ -11,7 +11,7 @@ import type { TaskResult } from "./task-result.ts";
 import { type CacheBackendError, CacheStore } from "@cairn/cache";
 import { describeTracker, runAgainst, isStoreDown, localArtifacts, storeDownWarning, TaskCache } from "../caching/task-cache.ts";
 import { checkAhead } from "../caching/plan.ts";
-import { forcedNodes } from "../caching/rerun.ts";
+import { forcedItems, forcedNodes } from "../caching/rerun.ts";
 import { toGraphJson, toMermaid } from "../graph/render.ts";
 import { writeRunFiles } from "../tracking/run-files.ts";
 import { isArtifact } from "../definition/artifact.ts";
@@ -339,6 +339,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   // The cache's options, and the tasks `rerun` names, are checked before anything is recorded.
   const cacheOptions = checkCacheOption(options.cache);
   const forced = cacheOptions ? forcedNodes(graph, cacheOptions.rerun ?? [], cacheOptions.refresh === true) : undefined;
+  const forcedItemIds = cacheOptions ? forcedItems(graph, cacheOptions.rerun ?? []) : undefined;
   const { root, tracker, experimentId } = await openTracking(definition, options, env);
   // A dispatcher that cannot serve this run (no shared tracker) refuses it before anything is recorded.
   if (options.dispatcher) await options.dispatcher.open({ flowName: definition.name, tracker, env });
@@ -399,7 +400,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     secrets,
     workDir: root,
     emit: (e) => emitToRun(e),
-    ...(cache ? { cache: { ...cache, ...(forced ? { forced } : {}) } } : {}),
+    ...(cache ? { cache: { ...cache, ...(forced ? { forced } : {}), ...(forcedItemIds ? { forcedItems: forcedItemIds } : {}) } } : {}),
     ...(interceptors.length ? { interceptors } : {}),
     ...(runTags ? { runTags } : {}),
   };

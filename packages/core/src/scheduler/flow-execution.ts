@@ -58,6 +58,8 @@ export interface ExecutionSettings {
     refresh: boolean;
     /** The nodes that skip the lookup, by position (see caching/rerun.ts); none when absent. */
     forced?: Uint8Array;
+    /** Items of maps and sweeps that skip the lookup, by id (`fit[3]`). */
+    forcedItems?: ReadonlySet<string>;
     /** The run opened the store and closes it at the end. */
     ownStore?: boolean;
   };
@@ -318,7 +320,8 @@ export class FlowExecution {
     if (this.controller.signal.aborted) run.halted = true;
     while (run.canStart) {
       const index = run.next++;
-      const item = new NodeState(run.itemNode(index), 0, parent.priority, parent.forceRun);
+      const node = run.itemNode(index);
+      const item = new NodeState(node, 0, parent.priority, parent.forceRun || this.s.cache?.forcedItems?.has(node.id) === true);
       item.map = run;
       item.parent = parent;
       const result = item.result;
