@@ -140,6 +140,11 @@ describe("map: lists, failures and bad input", () => {
     const result = await (await f.run(off)).wait();
     expect(result.status).toBe("failed");
     expect(result.tasks.square!.error!.message).toBe(new MinSuccessError("square", 3, 2).message);
+    // An empty list cannot give a count of items either; a fraction of none is none.
+    const empty = flow("min-count-empty").build(() => ({ xs: map(square, { over: [] as number[], as: "x", with: { add: 0 }, minSuccess: 3 }).outputs }));
+    expect((await (await empty.run(off)).wait()).tasks.square!.error!.message).toBe(new MinSuccessError("square", 3, 0).message);
+    const fraction = flow("min-fraction-empty").build(() => ({ xs: map(square, { over: [] as number[], as: "x", with: { add: 0 }, minSuccess: 0.5 }).outputs }));
+    expect((await (await fraction.run(off)).wait()).outputs).toEqual({ xs: [] });
   });
 
   it("caches each item by content: changing one item re-runs only it, adding items runs only the new ones", async () => {
@@ -530,6 +535,10 @@ describe("sweep", () => {
       /Expected `sweep\(fit\) `select`` to be max\("metric"\) or min\("metric"\)/,
     );
     expect(() => flow("bad-sweep").build(() => ({ p: sweep(fit, { with: { data: "d", depth: 1 }, over: grid({ lr: [1] }), select: max("score"), minSuccess: 7.5 }).params }))).toThrow(OptionError);
+    // A list's points need not share keys: a clash with `with` in any of them is refused.
+    expect(() => flow("bad-sweep").build(() => ({ p: sweep(fit, { with: { data: "d" }, over: list([{ lr: 1, depth: 1 }, { lr: 2, depth: 1, data: "e" }]), select: max("score") }).params }))).toThrow(
+      /`sweep\(fit\) `with.data`` to be absent: "data" is swept/,
+    );
   });
 });
 

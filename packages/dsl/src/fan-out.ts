@@ -295,7 +295,9 @@ export function sweep<In, Out, P extends Partial<In>>(task: Task<In, Out>, optio
   }
   if (options.stopWhen !== undefined && typeof options.stopWhen !== "function") throw new OptionError(`${where} \`stopWhen\``, "a function (outputs) => boolean", options.stopWhen);
   const withInputs = (options as { with?: Record<string, unknown> }).with ?? {};
-  const clash = Object.keys(over.points[0] as object).find((k) => k in withInputs);
+  // Every point's keys: a list's points need not share them.
+  let clash: string | undefined;
+  for (const point of over.points) if ((clash = Object.keys(point as object).find((k) => k in withInputs))) break;
   if (clash) throw new OptionError(`${where} \`with.${clash}\``, `absent: "${clash}" is swept (it is in the search space)`, withInputs[clash]);
   const spec: MapSpec = {
     kind: "sweep",

@@ -66,8 +66,9 @@ function pointKey(point: unknown): string {
  */
 export function requiredItems(spec: MapSpec, items: number): number | undefined {
   const min = spec.minSuccess;
-  if (min === undefined || items === 0) return items;
+  if (min === undefined) return items;
   if (min < 1) return Math.ceil(min * items);
+  // A count asks for that many items: an empty list (or a shorter one) cannot give them.
   return min <= items ? min : undefined;
 }
 
