@@ -508,6 +508,33 @@ describe("sweep", () => {
     expect(again.outputs!.trials.every((t) => again.tasks[t.trial]!.status === "cached")).toBe(true);
   });
 
+  it("with stopWhen, a trial past the cut that fails, or that stopWhen would throw on, does not fail the sweep", async () => {
+    const risky = task("risky")
+      .input<{ i: number }>()
+      .run(async ({ i }) => {
+        await new Promise((r) => setTimeout(r, i === 0 ? 5 : 100));
+        if (i === 1) throw new Error("one fails");
+        return { score: i === 0 ? 1 : 0.5 };
+      });
+    const f = flow("sweep-past-cut").build(() => {
+      const s = sweep(risky, {
+        over: list([{ i: 0 }, { i: 1 }, { i: 2 }]),
+        select: max("score"),
+        stopWhen: (o) => {
+          if (o.score === 0.5) throw new Error("stopWhen is asked only of trials before the cut");
+          return o.score >= 1;
+        },
+        concurrency: 3,
+      });
+      return { trial: s.trial, trials: s.trials };
+    });
+    const result = await (await f.run(off)).wait(); // fail-fast, the default
+    expect(result.status, JSON.stringify(result.tasks.risky?.error)).toBe("succeeded");
+    expect(result.outputs!.trial).toBe("risky[0]");
+    expect(result.outputs!.trials.map((t) => t.trial)).toEqual(["risky[0]"]);
+    expect(result.tasks["risky[1]"]!.status).toBe("failed");
+  });
+
   it("fails with a clear error when the selected output is not a number (an untyped task)", async () => {
     const untyped = task("untyped")
       .input<{ lr: number }>()

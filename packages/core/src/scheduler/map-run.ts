@@ -76,7 +76,7 @@ export class MapRun {
   /** Each item's outputs, by position. */
   readonly outputs: unknown[];
   /** Failed items, in the order they failed. */
-  readonly failures: Array<{ item: string; message: string }> = [];
+  readonly failures: Array<{ item: string; index: number; message: string }> = [];
   /** The next item to start. */
   next = 0;
   inFlight = 0;
@@ -126,7 +126,12 @@ export class MapRun {
 
   /** Too many items failed for the map to succeed. */
   get lost(): boolean {
-    return this.failures.length > this.items.length - this.required;
+    return this.countedFailures().length > this.items.length - this.required;
+  }
+
+  /** The failures that count: for a sweep stopped by stopWhen, those up to its cut (see sweepOutputs). */
+  countedFailures(): ReadonlyArray<{ item: string; index: number; message: string }> {
+    return this.stoppedEarly ? this.failures.filter((f) => f.index <= this.firstSatisfied) : this.failures;
   }
 
   /** The node of item `index`: the map's task, its inputs with the item (or a sweep's point spread over them). */
@@ -156,9 +161,10 @@ export class MapRun {
       this.succeeded++;
       if (cached) this.cached++;
       const stopWhen = this.spec.stopWhen;
-      // Asked of every trial that ends, also after the stop: the one that counts is the first in
-      // the space's order (see sweepOutputs), whichever ended first.
-      if (stopWhen && this.error === undefined) {
+      // Asked of every trial before the cut that ends, also after the stop: the one that counts
+      // is the first in the space's order (see sweepOutputs), whichever ended first. A trial
+      // past the cut does not count, so neither does what stopWhen says of it.
+      if (stopWhen && this.error === undefined && index < this.firstSatisfied) {
         try {
           if (stopWhen(output) === true) {
             this.halted = this.stoppedEarly = true;
@@ -172,7 +178,7 @@ export class MapRun {
       return false;
     }
     if (error === undefined) return false; // cancelled or skipped: the flow stopped
-    this.failures.push({ item: id, message: error });
+    this.failures.push({ item: id, index, message: error });
     // Under fail-fast the map stops starting items once it is lost; under `continue` the rest of
     // its items still run (their results are cached for the next run), and the map fails at its end.
     if (this.lost && this.failFast) this.halted = true;
@@ -181,7 +187,7 @@ export class MapRun {
 
   /** The map's outputs, once it is over and not lost. */
   mapOutputs(): MapOutputs {
-    return { outputs: this.outputs, failed: this.failures.map((f) => f.item) };
+    return { outputs: this.outputs, failed: this.countedFailures().map((f) => f.item) };
   }
 
   /**
