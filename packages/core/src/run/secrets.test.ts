@@ -24,6 +24,8 @@ describe("SecretRegistry", () => {
     expect(registry({ PIN: "4829" }).find({ loss: 0.1482917, count: 148291 })).toBeUndefined();
     expect(registry({ PIN: "4829" }).find({ pin: 4829 })).toBe("PIN");
     expect(registry({ PIN: "4829" }).find({ text: "pin 4829" })).toBe("PIN");
+    // A numeric secret read with its file's "\r" is still that number.
+    expect(registry({ PIN: "12345678\r" }).find({ pin: 12345678 })).toBe("PIN");
   });
 
   it("masks raw and escaped forms, overlapping secrets over their union, and each line of a multi-line secret", () => {

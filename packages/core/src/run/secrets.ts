@@ -48,6 +48,8 @@ export class SecretRegistry {
   private readonly warned = new Set<string>();
   /** Some known secret is made only of characters a number's text has (digits, `.`, `e`, `+`, `-`). */
   private numeric = false;
+  /** The texts of secrets (or of their lines) that are a number's: a number whose text is one of them is that secret. */
+  private readonly numbers = new Map<string, string>();
   /** Secrets first read from the environment that a flow param turned out to carry: every ask is refused. */
   private readonly carried = new Map<string, SecretParamError>();
 
@@ -180,7 +182,7 @@ export class SecretRegistry {
     // A number is a secret when its text is one (a PIN, an account number). Not when its text
     // merely contains one: the digits of a 4-digit PIN turn up inside ordinary metrics
     // (0.1482917 holds 4829), and refusing those would fail flows at random.
-    if (typeof value === "number") return this.numeric ? this.known.get(String(value)) : undefined;
+    if (typeof value === "number") return this.numeric ? this.numbers.get(String(value)) : undefined;
     if (value === null || typeof value !== "object" || depth > 1000) return undefined;
     if (Array.isArray(value)) {
       for (const item of value) {
@@ -212,7 +214,10 @@ export class SecretRegistry {
     this.known.set(value, name);
     if (codePoints(value) < MIN_MASKED_LENGTH) {
       this.short.set(value, name);
-      if (NUMBER_CHARS.test(value)) this.numeric = true;
+      if (NUMBER_CHARS.test(value)) {
+        this.numeric = true;
+        this.numbers.set(value, name);
+      }
       return;
     }
     // A process's output is read line by line, and a line ends at "\n", "\r\n" or a lone "\r": each
@@ -220,7 +225,11 @@ export class SecretRegistry {
     // from a CRLF file), is masked on its own too.
     const lines = /[\r\n]/.test(value) ? value.split(/\r\n|\r|\n/).filter((line) => codePoints(line) >= MIN_MASKED_LENGTH) : [];
     for (const text of [value, ...lines]) for (const form of textForms(text)) if (!this.forms.has(form)) this.forms.set(form, name);
-    if ([value, ...lines].some((text) => NUMBER_CHARS.test(text))) this.numeric = true;
+    for (const text of [value, ...lines]) {
+      if (!NUMBER_CHARS.test(text)) continue;
+      this.numeric = true;
+      if (!this.numbers.has(text)) this.numbers.set(text, name);
+    }
     // Longest first: where one secret contains another, the longer one is reported.
     const sorted = [...this.forms].sort((a, b) => b[0].length - a[0].length);
     this.formList = sorted.map(([form]) => form);
