@@ -195,6 +195,8 @@ describe("map: lists, failures and bad input", () => {
     expect(again.tasks.sum!.status).toBe("succeeded"); // downstream of the map runs, as with --rerun of any node
     expect(again.outputs).toEqual({ total: 14 });
     await expect(f.run({ ...tracked(), cache: { rerun: ["sum[0]"] } })).rejects.toThrow(/or an item of a map or sweep \(like "counted\[0\]"\), got "sum\[0\]"/);
+    await expect(f.run({ ...tracked(), cache: { rerun: ["counted[01]"] } })).rejects.toThrow(/got "counted\[01\]"/);
+    await expect(f.run({ ...tracked(), cache: { rerun: ["counted[3]"] } })).rejects.toThrow('Expected `rerun` to be an item of "counted", which has 3 (counted[0] to counted[2]), got "counted[3]"');
   });
 
   it("retries an item on its own", async () => {

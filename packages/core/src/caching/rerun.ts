@@ -37,6 +37,13 @@ export function forcedNodes(graph: FlowGraph, rerun: readonly string[], refresh 
     const map = matched ? undefined : mapOfItem(graph, name);
     if (map !== undefined) {
       matched = true;
+      // A list given in the flow (a sweep's points) is known now: an item past it is refused here.
+      const node = list[map]!;
+      const over = node.map!.over;
+      const index = Number(name.slice(name.lastIndexOf("[") + 1, -1));
+      if (Array.isArray(over) && index >= over.length) {
+        throw new OptionError("rerun", `an item of "${node.id}", which has ${over.length} (${over.length ? `${node.id}[0] to ${node.id}[${over.length - 1}]` : "none"})`, name);
+      }
       for (const next of dependants[map]!) mark(next);
     }
     if (!matched) {
@@ -54,7 +61,7 @@ export function forcedItems(graph: FlowGraph, rerun: readonly string[]): Readonl
 
 /** The position of the map or sweep node whose item `name` is (`fit[3]` of map `fit`), if it is one. */
 function mapOfItem(graph: FlowGraph, name: string): number | undefined {
-  const match = /^(.+)\[(\d+)\]$/.exec(name);
+  const match = /^(.+)\[(0|[1-9]\d*)\]$/.exec(name);
   if (!match) return undefined;
   const i = graph.indexed.index.get(match[1]!);
   return i !== undefined && graph.definition.nodes[i]!.map ? i : undefined;
