@@ -192,6 +192,27 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(failed.error.message).toContain("its source");
   }, 120_000);
 
+  it("a secret one task read on a worker is known to the run's later tasks there: masked in their logs, refused in their outputs", async () => {
+    const secret = "sk-TOPSECRET-12345";
+    const { env } = await testEnv("queue-secret");
+    const file = join(import.meta.dirname, "fixtures/secret.flow.ts");
+    const started = await startWorker(file, redis.url, ["--root", await tmp()], { ...env, API_TOKEN: secret });
+    workers.push(started);
+    const logged = await cairnRun(file, await tmp(), ["--queue", redis.url], env).done;
+    expect(logged.code, logged.stderr).toBe(0);
+    expect(logged.stderr).toContain("[leak] env token is *** (18 characters)"); // --json: log lines on stderr
+    expect(logged.stdout + logged.stderr).not.toContain(secret);
+    // A worker whose `leak` returns the raw value: refused, as in one process.
+    started.kill("SIGKILL");
+    await started.done;
+    workers.push(await startWorker(file, redis.url, ["--root", await tmp()], { ...env, API_TOKEN: secret, LEAK_OUT: "1" }));
+    const leaked = await cairnRun(file, await tmp(), ["--queue", redis.url, "--no-cache"], env).done;
+    expect(leaked.code).toBe(1);
+    const failed = leaked.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string } };
+    expect(failed).toMatchObject({ task: "leak", error: { name: "SecretLeakError" } });
+    expect(leaked.stdout + leaked.stderr).not.toContain(secret);
+  }, 120_000);
+
   it("a worker whose flow has no such task refuses it, saying its checkout differs", async () => {
     const { env } = await testEnv("queue-unknown");
     const dir = await tmp("cairn-unknown-checkout-");

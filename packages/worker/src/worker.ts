@@ -25,6 +25,7 @@ import {
   localCodeFingerprint,
   resolveTracker,
   runDispatchedTask,
+  SecretRegistry,
   TaskCache,
 } from "@cairn/core";
 import { StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
@@ -115,6 +116,20 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   let store: Promise<CacheStore> | undefined;
   /** One TaskCache per flow run: its scope holds that run's memos (code reads), as in the coordinator. */
   const caches = new Map<string, Promise<TaskCache>>();
+  /** Each flow run's secrets as known here, shared by its tasks (see DispatchedRunSettings.registry). */
+  const registries = new Map<string, SecretRegistry>();
+  const registryFor = (flowRunId: string) => {
+    let r = registries.get(flowRunId);
+    if (!r) {
+      r = new SecretRegistry(options.secrets ?? {}, env, (message, id) =>
+        void redis.publish(logChannel(flowRunId), JSON.stringify({ type: "log", level: "warn", runId: flowRunId, ...(id ? { task: id } : {}), message, time: Date.now() })).catch(() => {}),
+      );
+      registries.set(flowRunId, r);
+      // Kept for a few runs at a time, as the caches are.
+      if (registries.size > 8) registries.delete(registries.keys().next().value!);
+    }
+    return r;
+  };
   /** Tasks running now, by flow run: a cancel aborts them. */
   const running = new Map<string, Set<{ controller: AbortController; task: string; since: number }>>();
 
@@ -196,7 +211,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         workDir: root,
         signal: controller.signal,
         env,
-        ...(options.secrets ? { secrets: options.secrets } : {}),
+        registry: registryFor(data.flowRunId),
         emit: (event) => {
           if (event.type === "task" && event.status === "running" && event.taskRunId && !runIds.includes(event.taskRunId)) {
             runIds.push(event.taskRunId);

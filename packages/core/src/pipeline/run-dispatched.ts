@@ -25,6 +25,12 @@ export interface DispatchedRunSettings {
   readonly signal: AbortSignal;
   readonly emit: (event: RunEvent) => void;
   readonly secrets?: Record<string, string>;
+  /**
+   * The flow run's secrets as this process knows them, shared by all its tasks of that run: a
+   * secret one task read from the environment (`ctx.secret`) is then known to the next, as in one
+   * process. Made from `secrets` and `env` for this task alone when absent.
+   */
+  readonly registry?: SecretRegistry;
   readonly env?: NodeJS.ProcessEnv;
   readonly interceptors?: readonly TaskInterceptor[];
 }
@@ -35,9 +41,11 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
   const onAbort = () => stop.abort(new StopReason("cancel", s.signal.reason));
   if (s.signal.aborted) onAbort();
   else s.signal.addEventListener("abort", onAbort, { once: true });
-  const secrets = new SecretRegistry(s.secrets, s.env ?? process.env, (message, id) =>
-    s.emit({ type: "log", level: "warn", runId: task.flowRunId, ...(id ? { task: id } : {}), message, time: Date.now() }),
-  );
+  const secrets =
+    s.registry ??
+    new SecretRegistry(s.secrets, s.env ?? process.env, (message, id) =>
+      s.emit({ type: "log", level: "warn", runId: task.flowRunId, ...(id ? { task: id } : {}), message, time: Date.now() }),
+    );
   const pipeline = new TaskPipeline({
     flowName: task.flowName,
     params: task.params,
