@@ -48,3 +48,26 @@ describe("the final --json event carries the flow's outputs", () => {
     expect(done).not.toHaveProperty("outputs");
   });
 });
+
+describe("a reader that goes away (cairn run --json | head -1)", () => {
+  it("the run goes on to its end and is recorded FINISHED; what is left to print is dropped", async () => {
+    const cwd = await tmp("cairn-cli-epipe-");
+    const { spawn } = await import("node:child_process");
+    const child = spawn(process.execPath, [join(repo, "packages/cli/bin/cairn.mjs"), "run", join(repo, "test/reliability/fixtures/slow-task.flow.ts"), "--json"], {
+      cwd,
+      env: { ...process.env, SLOW_MS: "500", MLFLOW_TRACKING_URI: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    // As `head -1` does: read the first line, then close the pipe.
+    child.stdout.once("data", () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+    expect(stderr).not.toMatch(/EPIPE/);
+    expect(code, stderr).toBe(0);
+    const runs = await cairn(["runs", "--json"], { cwd });
+    expect(runs.stderr).not.toMatch(/Closed/);
+    expect((JSON.parse(runs.stdout) as Array<{ status: string }>)[0]!.status).toBe("FINISHED");
+  });
+});
+

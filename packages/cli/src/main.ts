@@ -198,9 +198,26 @@ Options:
  * Runs the CLI with `argv` (without `node cairn`); resolves to the exit code. Calls process.exit
  * only for a second Ctrl-C, and after a run that left abandoned work running (see exitDespiteAbandoned).
  */
+const outliving = new WeakSet<Writable>();
+
+/**
+ * `cairn run ... | head -1`: once the reader of the process's output has gone (EPIPE), what is
+ * left to print is dropped, and the command goes on to its end, so that a run still ends and is
+ * recorded as it would be, instead of dying of the write error with its runs left RUNNING.
+ */
+function outliveReader(stream: Writable): void {
+  if (outliving.has(stream)) return;
+  outliving.add(stream);
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE" || error.code === "ERR_STREAM_DESTROYED") return;
+    throw error;
+  });
+}
+
 export async function main(argv: string[], io: CliIo = {}): Promise<number> {
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
+  for (const stream of [stdout, stderr]) if (stream === process.stdout || stream === process.stderr) outliveReader(stream);
   const env = io.env ?? process.env;
   const [command, ...rest] = argv;
   try {
