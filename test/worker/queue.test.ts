@@ -213,6 +213,22 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(leaked.stdout + leaked.stderr).not.toContain(secret);
   }, 120_000);
 
+  it("a worker whose checkout has another helper refuses a task without a cache key too", async () => {
+    const { env } = await testEnv("queue-stale-helper");
+    const { cp, readFile, symlink } = await import("node:fs/promises");
+    const dir = await tmp("cairn-stale-helper-");
+    const here = join(import.meta.dirname, "fixtures/helper");
+    await cp(here, dir, { recursive: true });
+    await writeFile(join(dir, "lib.ts"), (await readFile(join(here, "lib.ts"), "utf8")).replace("x * 2", "x * 3"));
+    await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
+    workers.push(await startWorker(join(dir, "helper.flow.ts"), redis.url, ["--root", await tmp()], env));
+    const r = await cairnRun(join(here, "helper.flow.ts"), await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
+    expect(failed).toMatchObject({ task: "scaled", error: { name: "StaleCodeError" } });
+    expect(failed.error.message).toMatch(/lib\.ts/);
+  }, 120_000);
+
   it("a worker whose flow has no such task refuses it, saying its checkout differs", async () => {
     const { env } = await testEnv("queue-unknown");
     const dir = await tmp("cairn-unknown-checkout-");

@@ -21,6 +21,12 @@ export interface CodeFingerprint {
   /** Content digests of its code files and dependencies, by name. */
   readonly codeFiles?: Readonly<Record<string, string>>;
   readonly taskVersion: string | null;
+  /**
+   * Made from the key's code part (the helpers and code files it reaches included), also for a
+   * task without a key (`.cache(false)`) when the run has a cache to make it with; absent, it is
+   * the task's own source only (a run with `--no-cache`).
+   */
+  readonly full?: boolean;
 }
 
 /** One task as a dispatcher gets it: everything the other process needs, in JSON, and the node itself. */
@@ -112,18 +118,32 @@ export class RemoteTaskError extends CairnError {
 export function codeFingerprint(node: FlowNode, key: TaskKey | undefined): CodeFingerprint {
   if (key) {
     const { code, codeFiles, taskVersion } = key.ingredients;
-    return { code, ...(codeFiles ? { codeFiles } : {}), taskVersion };
+    return { code, ...(codeFiles ? { codeFiles } : {}), taskVersion, full: true };
   }
   const code = createHash("sha256").update(`${node.task.kind}\0${node.task.code}`).digest("hex");
   return { code, taskVersion: node.task.version === undefined ? null : String(node.task.version) };
 }
 
 /**
- * `node`'s fingerprint in this checkout, made as the coordinator made `theirs` (from the key's
- * code part when it had a key), for a worker to compare before it runs a task.
+ * The fingerprint the coordinator sends with `node`: from its key, or, for a task without one,
+ * from the code part of the key it would have (helpers and code files included) when the run has
+ * a cache to make it with; else from its own source. Never rejects: a key that cannot be made
+ * falls back to the source, and the task meets the same error where it runs.
  */
-export async function localCodeFingerprint(node: FlowNode, theirs: { key?: TaskKey }, cache: TaskCache | undefined, flowRunId: string): Promise<CodeFingerprint> {
-  if (!theirs.key || !cache) return codeFingerprint(node, undefined);
+export async function sentCodeFingerprint(node: FlowNode, key: TaskKey | undefined, cache: TaskCache | undefined, flowRunId: string): Promise<CodeFingerprint> {
+  if (key || !cache) return codeFingerprint(node, key);
   // The code part of a key does not depend on the inputs.
-  return codeFingerprint(node, await cache.keyFor(node, {}, { flowRunId }));
+  return cache.keyFor(node, {}, { flowRunId }).then(
+    (k) => codeFingerprint(node, k),
+    () => codeFingerprint(node, undefined),
+  );
+}
+
+/**
+ * `node`'s fingerprint in this checkout, made as the coordinator made `theirs` (from the key's
+ * code part when it was), for a worker to compare before it runs a task.
+ */
+export async function localCodeFingerprint(node: FlowNode, theirs: { code: CodeFingerprint }, cache: TaskCache | undefined, flowRunId: string): Promise<CodeFingerprint> {
+  if (!theirs.code.full || !cache) return codeFingerprint(node, undefined);
+  return sentCodeFingerprint(node, undefined, cache, flowRunId);
 }

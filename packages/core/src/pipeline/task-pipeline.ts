@@ -19,7 +19,7 @@ import { createGroupRun, finishGroupRun, type GroupSummary, type HitRecords, rec
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { Flight } from "./single-flight.ts";
 import { RunScope } from "../run/run-scope.ts";
-import { codeFingerprint, RemoteTaskError, type TaskDispatcher } from "./dispatch.ts";
+import { sentCodeFingerprint, RemoteTaskError, type TaskDispatcher } from "./dispatch.ts";
 import { CancelledError } from "../errors.ts";
 
 /**
@@ -164,7 +164,7 @@ export class TaskPipeline {
           params: this.s.params,
           inputs: resolved,
           ...(task.key ? { key: task.key } : {}),
-          code: codeFingerprint(node, task.key),
+          code: await sentCodeFingerprint(node, task.key, this.s.cache, this.s.flowRunId),
           ...(this.s.runTags ? { runTags: this.s.runTags } : {}),
           node,
         },
