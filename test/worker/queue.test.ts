@@ -229,6 +229,19 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(failed.error.message).toMatch(/lib\.ts/);
   }, 120_000);
 
+  it("a worker whose value of a variable the task declares (.env) differs refuses the task, naming it", async () => {
+    const { env } = await testEnv("queue-env", { MODE: "cpu-fp32" });
+    const file = join(import.meta.dirname, "fixtures/env.flow.ts");
+    workers.push(await startWorker(file, redis.url, ["--root", await tmp()], { ...env, MODE: "gpu-fp16" }));
+    const r = await cairnRun(file, await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
+    expect(failed).toMatchObject({ task: "mode", error: { name: "StaleCodeError" } });
+    expect(failed.error.message).toContain("its environment there differs from the one the flow run was started with (environment variable MODE");
+    expect(failed.error.message).toContain("Give that worker the coordinator's values");
+    expect(failed.error.message).not.toContain("gpu-fp16");
+  }, 120_000);
+
   it("a worker whose flow has no such task refuses it, saying its checkout differs", async () => {
     const { env } = await testEnv("queue-unknown");
     const dir = await tmp("cairn-unknown-checkout-");

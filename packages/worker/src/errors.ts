@@ -59,9 +59,12 @@ export class StaleCodeError extends CairnError {
     readonly host: string,
     readonly differs: string[],
   ) {
+    const env = differs.filter((d) => d.startsWith("environment variable"));
+    const code = differs.length > env.length;
     super(
-      `Task "${nodeId}" was not run by the worker on ${host}: its code in ${flowFile} there differs from the code the flow run was started with (${differs.join(", ")}). ` +
-        `Update that worker's checkout to the coordinator's commit (and restart it), or stop it; a worker never runs other code than the run asked for.`,
+      `Task "${nodeId}" was not run by the worker on ${host}: ${code ? `its code in ${flowFile} there` : "its environment there"} differs from ${code ? "the code" : "the one"} the flow run was started with (${differs.join(", ")}). ` +
+        (code ? `Update that worker's checkout to the coordinator's commit (and restart it), or stop it; a worker never runs other code than the run asked for.` : "") +
+        (env.length ? `${code ? " " : ""}Give that worker the coordinator's values of the variables the task declares with .env() (and restart it): what it computed with others would be stored under the run's cache key.` : ""),
     );
   }
 }

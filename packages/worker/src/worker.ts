@@ -174,6 +174,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const tracker = await opening;
     const cache = await cacheFor(data, tracker);
     const differs = compareCode(data.code, await localCodeFingerprint(node, data, cache, data.flowRunId));
+    // The variables the task declares (.env) enter its key: run here with other values, it would
+    // store what they give under the coordinator's key, a wrong hit for every later run.
+    if (data.key) differs.push(...compareEnv(data.key.ingredients.env, (await cache.keyFor(node, {}, { flowRunId: data.flowRunId })).ingredients.env));
     if (differs.length) return fail(new StaleCodeError(task, file, host, differs), "refused");
 
     // Runs that workers dead under this job left RUNNING end now, before it runs again.
@@ -322,6 +325,12 @@ function compareCode(theirs: CodeFingerprint, mine: CodeFingerprint): string[] {
   const names = new Set([...Object.keys(theirs.codeFiles ?? {}), ...Object.keys(mine.codeFiles ?? {})]);
   for (const name of [...names].sort()) if (theirs.codeFiles?.[name] !== mine.codeFiles?.[name]) differs.push(`file ${name}`);
   return differs;
+}
+
+/** The declared environment variables whose values (hashed in the key) differ here from the coordinator's. */
+function compareEnv(theirs: Readonly<Record<string, string | null>>, mine: Readonly<Record<string, string | null>>): string[] {
+  const names = new Set([...Object.keys(theirs), ...Object.keys(mine)]);
+  return [...names].sort().filter((name) => theirs[name] !== mine[name]).map((name) => `environment variable ${name} (its value enters the task's cache key)`);
 }
 
 /**
