@@ -272,6 +272,8 @@ describe("pools, dead workers, stale code, cancel", () => {
     const { readdir } = await import("node:fs/promises");
     expect(await readdir(markerDir)).toContain("hold.aborted");
     await worker!.waitFor(/task hold cancelled/);
+    expect(worker!.log()).toMatch(/task hold cancelled: Cancelled: the flow run was cancelled\.\n/);
+    expect(worker!.log()).not.toContain("[object Object]");
   }, 120_000);
 
   it("Ctrl-C on the coordinator ends the process tree of a shell task running on a worker", async () => {

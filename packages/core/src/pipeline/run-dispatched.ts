@@ -11,7 +11,7 @@ import type { Tracker } from "../tracking/tracker.ts";
 import type { DispatchedOutcome, DispatchedTask } from "./dispatch.ts";
 import type { TaskInterceptor } from "./intercept.ts";
 import type { PipelineTask, TaskOutcome } from "./run-task.ts";
-import { StopReason } from "./stop.ts";
+import { StopReason, stopInfo } from "./stop.ts";
 import { TaskPipeline } from "./task-pipeline.ts";
 
 /** What a process that runs dispatched tasks brings of its own. */
@@ -67,7 +67,16 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
     await pipeline.release(state);
     const { runId, attempts } = state.result;
     if (outcome.ok) return { ok: true, outputs: outcome.outputs, ...(runId ? { runId } : {}), attempts };
-    const error = outcome.error instanceof Error ? outcome.error : new Error(String(outcome.error));
+    // A stop is told by its own error (the cancel this worker got), or as the coordinator tells it, not as "[object Object]".
+    const stopped = outcome.error instanceof StopReason ? outcome.error : undefined;
+    const error =
+      outcome.error instanceof Error
+        ? outcome.error
+        : stopped
+          ? stopped.detail instanceof Error
+            ? stopped.detail
+            : Object.assign(new Error(), stopInfo(stopped))
+          : new Error(String(outcome.error));
     const code = (error.constructor as { code?: unknown }).code;
     return {
       ok: false,
