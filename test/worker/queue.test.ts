@@ -416,6 +416,34 @@ describe("at least once, and Redis going away", () => {
   }, 120_000);
 });
 
+describe("Redis that loses its data", () => {
+  it("a flushed Redis: the coordinator fails the task whose job is gone with QueueJobLostError, instead of waiting for ever", async () => {
+    const own = await startRedisServer();
+    try {
+      const holdFile = join(await tmp(), "never");
+      const { env, markerDir } = await testEnv("queue-job-lost", { HOLD_FILE: holdFile });
+      workers.push(await startWorker(spreadFlow, own.url, ["--root", await tmp()], env));
+      const run = cairnRun(spreadFlow, await tmp(), ["--queue", own.url], env);
+      await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+      // As a restart without persistence leaves it: everything gone, Redis answering.
+      const { createConnection } = await import("node:net");
+      const { hostname, port } = new URL(own.url);
+      await new Promise<void>((resolve, reject) => {
+        const c = createConnection({ host: hostname, port: Number(port) }, () => c.write("*1\r\n$8\r\nFLUSHALL\r\n"));
+        c.once("data", () => (c.end(), resolve()));
+        c.once("error", reject);
+      });
+      const r = await run.done;
+      expect(r.code).toBe(1);
+      const failed = r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "failed") as { error: { name: string; message: string } };
+      expect(failed.error.name).toBe("QueueJobLostError");
+      expect(failed.error.message).toContain(`no longer has the job of task "hold"`);
+    } finally {
+      await own.stop().catch(() => {});
+    }
+  }, 120_000);
+});
+
 describe("run({ dispatcher }) and run({ queue }) from an app", () => {
   it("runs the flow's tasks on the workers, and the app exits by itself", async () => {
     const { env, markerDir } = await testEnv("queue-api");

@@ -10,9 +10,12 @@
 import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { CancelledError, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, type Tracker } from "@cairn/core";
-import { PoisonTaskError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
+import { PoisonTaskError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobProgress, STALLED_REASON } from "./job.ts";
+
+/** How often a waiting coordinator checks that Redis still has the job it waits on. */
+const JOB_CHECK_MS = 5_000;
 
 /** Settings of {@link queueDispatcher}. */
 export interface QueueDispatcherOptions {
@@ -80,9 +83,11 @@ class RedisQueueDispatcher implements QueueDispatcher {
     const id = jobId(task.flowRunId, task.nodeId);
     let job: Job;
     let events: QueueEvents;
+    let queue: Queue;
     try {
       const opened = await this.queueOf(queueName(task.flowName, task.pool));
       events = opened.events;
+      queue = opened.queue;
       job = await opened.queue.add(task.nodeId, data, {
         jobId: id,
         attempts: 1, // the task's own retries run in the worker; a job is sent again only when its worker dies
@@ -96,9 +101,11 @@ class RedisQueueDispatcher implements QueueDispatcher {
     return new Promise<DispatchedOutcome>((resolve, reject) => {
       const down = (error: Error) => settle(() => reject(error));
       let done = false;
+      let lookForJob: NodeJS.Timeout | undefined;
       const settle = (then: () => void) => {
         if (done) return;
         done = true;
+        clearInterval(lookForJob);
         this.waiting.delete(down);
         signal.removeEventListener("abort", onAbort);
         then();
@@ -115,6 +122,18 @@ class RedisQueueDispatcher implements QueueDispatcher {
       this.waiting.add(down);
       if (signal.aborted) onAbort();
       else signal.addEventListener("abort", onAbort, { once: true });
+      // A Redis that comes back without its data has lost the job: its end would never come.
+      // Looked for only while Redis answers (its absence is checkDown's); completed jobs are kept an hour.
+      lookForJob = setInterval(() => {
+        if (this.redis.status !== "ready") return;
+        void Job.fromId(queue, id).then(
+          (found) => {
+            if (!found) settle(() => reject(new QueueJobLostError(this.url, task.nodeId)));
+          },
+          () => {},
+        );
+      }, JOB_CHECK_MS);
+      lookForJob.unref();
       job.waitUntilFinished(events).then(
         (value: DispatchedOutcome) => settle(() => resolve(value)),
         (error: Error) => void this.failed(task, id, error).then((outcome) => settle(() => resolve(outcome)), (e: Error) => settle(() => reject(e))),

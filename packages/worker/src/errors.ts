@@ -85,6 +85,22 @@ export class UnknownQueuedTaskError extends CairnError {
   }
 }
 
+/** Redis answers, but the job of a task the coordinator waits on is gone from it (a restart without its data, a flush). */
+export class QueueJobLostError extends CairnError {
+  static override readonly code: string = "CAIRN_QUEUE_JOB_LOST";
+  override name = "QueueJobLostError";
+  constructor(
+    readonly url: string,
+    readonly nodeId: string,
+  ) {
+    super(
+      `The queue at ${redactUri(url)} no longer has the job of task "${nodeId}": Redis lost it while the task was queued or ran ` +
+        `(restarted without its data, or flushed). Its result cannot come back; run the flow again (what finished is in the cache), ` +
+        `and give that redis-server persistence (appendonly yes) if it restarts.`,
+    );
+  }
+}
+
 /** A task whose workers died under it again and again: not tried once more. */
 export class PoisonTaskError extends CairnError {
   static override readonly code: string = "CAIRN_POISON_TASK";

@@ -10,6 +10,7 @@ export { DEFAULT_POOL } from "./queue-names.ts";
 export {
   QueueNeedsSharedTrackerError,
   QueueUnreachableError,
+  QueueJobLostError,
   QueueUrlError,
   StaleCodeError,
   UnknownQueuedTaskError,
