@@ -1,0 +1,33 @@
+/**
+ * The README's first flow runs as written: copied out of the README into a folder of the
+ * workspace, run with `cairn run` (cold, then every task from the cache), and type-checked.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { cairn, repo } from "./cli/helpers.ts";
+
+const dirs: string[] = [];
+afterAll(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+
+describe("the README's first flow", () => {
+  it("runs as written with cairn run, then comes from the cache, and type-checks", async () => {
+    const readme = await readFile(join(repo, "README.md"), "utf8");
+    const code = /```ts\n(\/\/ flow\.ts\n[\s\S]*?)```/.exec(readme)?.[1];
+    expect(code, "the README's ```ts block that starts with // flow.ts").toBeDefined();
+    // Inside the workspace, so that "cairn-dag" and "zod" resolve as in a user's project.
+    const dir = await mkdtemp(join(repo, "test", ".readme-flow-"));
+    dirs.push(dir);
+    const file = join(dir, "flow.ts");
+    await writeFile(file, code!);
+    const cold = await cairn(["run", file, "-p", "rows=500", "--json"], { cwd: dir });
+    expect(cold.code, cold.stderr).toBe(0);
+    expect(cold.json.at(-1)).toMatchObject({ type: "flow", status: "succeeded", outputs: { accuracy: 0.55 } });
+    const warm = await cairn(["run", file, "-p", "rows=500", "--json"], { cwd: dir });
+    expect(warm.json.filter((e) => e.type === "task" && e.status !== "queued").map((e) => e.status)).toEqual(["cached", "cached"]);
+    // With the workspace's compiler options (strict, NodeNext), as `npm run typecheck` does in a project.
+    await writeFile(join(dir, "tsconfig.json"), JSON.stringify({ extends: "../../tsconfig.json", include: ["flow.ts"] }));
+    execFileSync(join(repo, "node_modules/.bin/tsc"), ["-p", join(dir, "tsconfig.json")], { cwd: repo, encoding: "utf8" });
+  }, 120_000);
+});
