@@ -234,7 +234,8 @@ console.log(JSON.stringify({ status: result.status, outputs: await run.outputs()
 
     writeFileSync(
       join(project, "app.ts"),
-      `import demo from "./flow.js";
+      // As the README's Embedding writes it: the scaffold's tsconfig rewrites "./flow.ts" to "./flow.js" when tsc emits.
+      `import demo from "./flow.ts";
 const run = await demo.run({ params: { rows: 40, seed: 3 } });
 const { slope, rmse } = await run.outputs();
 const typed: number = slope + rmse;

@@ -68,7 +68,7 @@ describe("cairn init", () => {
   it("appends only the .gitignore lines that are missing", async () => {
     const dir = folder({ ".gitignore": "node_modules\n.env" });
     await init(dir);
-    expect(readFileSync(join(dir, ".gitignore"), "utf8")).toBe("node_modules\n.env\n.cairn/\ndist/\n.venv/\n__pycache__/\n");
+    expect(readFileSync(join(dir, ".gitignore"), "utf8")).toBe("node_modules\n.env\n.cairn/\ndist/\n.venv/\n__pycache__/\ncairn-report-*.html\n");
   });
 
   it("exits 2 with the choices for an unknown template or a second folder", async () => {
