@@ -119,6 +119,21 @@ describe("cairn run without tsx", () => {
     const r = await cairn(["run", "missing.flow.ts"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${bad}:2:18: Could not resolve "./nowhere.ts"`);
+    expect(r.stderr).toContain("Fix the TypeScript above");
+  });
+
+  it("an import of a package that is not installed says what to install, not to fix the TypeScript", async () => {
+    const bad = join(dir, "no-package.flow.ts");
+    await writeFile(bad, `import { flow } from "cairn-dag";
+import pad from "left-pad-not-installed";
+import { a } from "@no-scope/not-installed/sub";
+export default flow("p").build(() => ({ x: pad + a }));
+`);
+    const r = await cairn(["run", "no-package.flow.ts"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${bad}:2:16: Could not resolve "left-pad-not-installed"`);
+    expect(r.stderr).toContain("Those packages are not installed where the flow is: npm install left-pad-not-installed @no-scope/not-installed (in the project beside no-package.flow.ts).");
+    expect(r.stderr).not.toContain("Fix the TypeScript above");
   });
 
   it("a flow that imports Cairn's internal modules runs through tsx instead, with one engine", async () => {

@@ -148,7 +148,12 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
       if (needsTsx) throw needsTsx.detail;
       const errors = (error as Partial<Esbuild.BuildFailure>).errors ?? [];
       const where = errors.map((e) => (e.location ? `  ${resolve(e.location.file)}:${e.location.line}:${e.location.column}: ${e.text}\n      ${e.location.lineText.trim()}` : `  ${e.text}`));
-      throw new FlowFileError(`Could not compile ${source}:\n${where.join("\n") || String(error)}\nFix the TypeScript above; \`tsx ${source}\` reports the same.`, entry);
+      // An import that names a package not installed is no TypeScript to fix: say what to install.
+      const missing = [...new Set(errors.map((e) => /^Could not resolve "((?:@[^/"]+\/)?[^./"][^/"]*)/.exec(e.text)?.[1]).filter((p): p is string => p !== undefined))];
+      const fix = missing.length
+        ? `${missing.length === 1 ? "That package is" : "Those packages are"} not installed where the flow is: npm install ${missing.join(" ")} (in the project beside ${basename(source)}).`
+        : `Fix the TypeScript above; \`tsx ${source}\` reports the same.`;
+      throw new FlowFileError(`Could not compile ${source}:\n${where.join("\n") || String(error)}\n${fix}`, entry);
     }
     await writeFileAtomic(dir, nameOf(source), result.outputFiles[0]!.text);
   }
