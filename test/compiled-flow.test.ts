@@ -122,6 +122,18 @@ describe("cairn run without tsx", () => {
     expect(r.stderr).toContain("Fix the TypeScript above");
   });
 
+  it("a flow module that throws at import is a FlowFileError naming the file and the error (exit 2), not a stack through Cairn", async () => {
+    const bad = join(dir, "throws.flow.ts");
+    await writeFile(bad, `import { flow } from "cairn-dag";
+if (!process.env.NEVER_SET_HERE) throw new Error("boom at import");
+export default flow("t").build(() => ({}));
+`);
+    const r = await cairn(["run", "throws.flow.ts"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("cairn: FlowFileError: Importing throws.flow.ts failed: its module code threw Error: boom at import.");
+    expect(r.stderr).not.toMatch(/chunk-|\.bundle/);
+  });
+
   it("an import of a package that is not installed says what to install, not to fix the TypeScript", async () => {
     const bad = join(dir, "no-package.flow.ts");
     await writeFile(bad, `import { flow } from "cairn-dag";

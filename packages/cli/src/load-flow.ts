@@ -32,7 +32,15 @@ export async function loadFlow(
   if (!preloaded && !existsSync(path)) {
     throw new FlowFileError(`Flow file ${file} does not exist (looked at ${path}). Check the path.`, path);
   }
-  const mod = preloaded ?? (await (from.importFlow ?? importFile)(path));
+  let mod: Record<string, unknown>;
+  try {
+    mod = preloaded ?? (await (from.importFlow ?? importFile)(path));
+  } catch (error) {
+    // Cairn's own errors (a build error such as an OptionError, the compile's FlowFileError) say what they are.
+    if (CairnError.is(error)) throw error;
+    const what = error instanceof Error ? `${error.name}: ${error.message}` : describeValue(error);
+    throw new FlowFileError(`Importing ${file} failed: its module code threw ${what}. Fix that code (or what it reads at import); \`tsx ${file}\` shows the same with its stack.`, path);
+  }
   const exported = mod.default;
   if (exported === undefined) {
     throw new FlowFileError(
