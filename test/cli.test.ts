@@ -92,7 +92,8 @@ describe("cairn run", () => {
     [["run", fixture("ok.flow.ts"), "--concurrency", "0"], /Expected `--concurrency` to be an integer >= 1, got `0`/],
     [["run", fixture("ok.flow.ts"), "--bogus"], /Unknown option '--bogus'.*cairn run --help/],
     [["run", fixture("ok.flow.ts"), "--secrets", "/nonexistent/secrets.env"], /Cannot read the secrets file/],
-    [["frobnicate"], /Unknown command "frobnicate"/],
+    [["frobnicate"], /Unknown command "frobnicate"\. Expected one of/],
+    [["rum", fixture("ok.flow.ts")], /Unknown command "rum"; did you mean run\?/],
     [["show"], /Expected a run id/],
   ])("exits 2 with a clear message for bad input: %s", async (args, message) => {
     const r = await cairn(args as string[]);

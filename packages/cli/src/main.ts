@@ -21,6 +21,7 @@ import {
   UnsupportedTrackingUriError,
   buildFlowGraph,
   closeAbandonedRuns,
+  closestName,
   describeAbandonedRuns,
   resolveTracker,
   sourceRunsOfHits,
@@ -264,8 +265,10 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
         return await workersCommand(rest, stdout);
       case "report":
         return await reportCommand(rest, stdout, stderr, env);
-      default:
-        throw new UsageError(`Unknown command "${command}". Expected one of: ${COMMANDS.join(", ")}. Run \`cairn --help\`.`);
+      default: {
+        const near = closestName(command, COMMANDS);
+        throw new UsageError(`Unknown command "${command}"${near ? `; did you mean ${near}?` : "."} Expected one of: ${COMMANDS.join(", ")}. Run \`cairn --help\`.`);
+      }
     }
   } catch (error) {
     // The launcher starts over through tsx (packages/cli/bin/cairn.mjs); nothing has run yet.
