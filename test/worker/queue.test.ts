@@ -347,6 +347,11 @@ describe("what cairn says when --queue cannot work", () => {
     expect(health.stdout).toContain(`ok: flow "queue-list" loads, the queue answers`);
     const sick = await start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", "redis://127.0.0.1:1", "--healthcheck"], { env: childEnv(env) }).done;
     expect(sick.code).toBe(1);
+    // Started where no Redis answers: a clear error and an exit, not a process that never takes a task.
+    const orphan = await start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", "redis://127.0.0.1:1"], { env: childEnv(env) }).done;
+    expect(orphan.code).toBe(1);
+    expect(orphan.stderr).toContain("QueueUnreachableError: The queue at redis://127.0.0.1:1 did not answer while trying to start the worker");
+    expect(orphan.stderr).not.toMatch(/MaxRetriesPerRequestError|\n\s+at /);
   }, 60_000);
 
   it("cairn worker drains on SIGTERM: it finishes its task, then exits 0", async () => {

@@ -28,9 +28,9 @@ import {
   SecretRegistry,
   TaskCache,
 } from "@cairn/core";
-import { StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
+import { QueueUnreachableError, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
 import type { JobData, JobProgress } from "./job.ts";
-import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, computingKey, connect, DEFAULT_POOL, logChannel, queueName, workerKey } from "./queue-names.ts";
+import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, computingKey, connect, DEFAULT_POOL, logChannel, queueName, whyUnreachable, workerKey } from "./queue-names.ts";
 
 /** Settings of {@link startWorker}. */
 export interface WorkerOptions {
@@ -242,7 +242,15 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }
   };
 
-  await subscriber.subscribe(CANCEL_CHANNEL);
+  try {
+    await subscriber.subscribe(CANCEL_CHANNEL);
+  } catch (cause) {
+    // Redis is not there at the start: say so and let go of the connections, which would
+    // otherwise go on reconnecting and keep a worker that never takes a task alive.
+    redis.disconnect();
+    subscriber.disconnect();
+    throw new QueueUnreachableError(url, "start the worker", { cause: whyUnreachable(subscriber, cause) });
+  }
   subscriber.on("message", (_channel: string, message: string) => {
     let flowRunId: unknown;
     try {
