@@ -242,6 +242,16 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(failed.error.message).not.toContain("gpu-fp16");
   }, 120_000);
 
+  it("a task that throws on a worker fails at the coordinator with its message and its place in the flow file", async () => {
+    const { env } = await testEnv("queue-fail");
+    const file = join(import.meta.dirname, "fixtures/fail.flow.ts");
+    workers.push(await startWorker(file, redis.url, ["--root", await tmp()], env));
+    const r = await start(process.execPath, [cairnBin, "run", file, "--root", await tmp(), "--queue", redis.url], { env: childEnv({ ...env, NO_COLOR: "1" }) }).done;
+    expect(r.code).toBe(1);
+    // As the same flow says it in one process: the message, then where in the flow file.
+    expect(r.stdout).toMatch(/boom on the worker\n\s+at \S*fail\.flow\.ts:5:\d+/);
+  }, 120_000);
+
   it("a worker whose flow has no such task refuses it, saying its checkout differs", async () => {
     const { env } = await testEnv("queue-unknown");
     const dir = await tmp("cairn-unknown-checkout-");

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import type { TaskCache, TaskKey } from "../caching/task-cache.ts";
 import type { FlowNode, ItemInfo } from "../definition/flow-definition.ts";
 import { CairnError, OptionError } from "../errors.ts";
-import type { ErrorInfo, LogEvent } from "../run/events.ts";
+import { type ErrorInfo, type LogEvent, noteErrorSource } from "../run/events.ts";
 import { redactUri } from "../tracking/resolve-tracker.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 
@@ -111,6 +111,7 @@ export class RemoteTaskError extends CairnError {
     super(info.message);
     this.name = info.name;
     this.remoteCode = info.code;
+    noteErrorSource(this, info.at);
   }
 }
 

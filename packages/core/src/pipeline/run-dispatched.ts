@@ -5,7 +5,7 @@
  */
 import type { TaskCache } from "../caching/task-cache.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
-import type { RunEvent } from "../run/events.ts";
+import { type RunEvent, toErrorInfo } from "../run/events.ts";
 import { SecretRegistry } from "../run/secrets.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 import type { DispatchedOutcome, DispatchedTask } from "./dispatch.ts";
@@ -78,9 +78,11 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
             : Object.assign(new Error(), stopInfo(stopped))
           : new Error(String(outcome.error));
     const code = (error.constructor as { code?: unknown }).code;
+    const { at } = toErrorInfo(error);
     return {
       ok: false,
-      error: { name: error.name, message: secrets.mask(error.message), ...(typeof code === "string" ? { code } : {}) },
+      // With its place in the user's code (the coordinator shows it as for a task run there).
+      error: { name: error.name, message: secrets.mask(error.message), ...(at !== undefined ? { at } : {}), ...(typeof code === "string" ? { code } : {}) },
       cancelled: outcome.cancelled,
       ...(runId ? { runId } : {}),
       attempts,
