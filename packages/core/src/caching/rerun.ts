@@ -47,7 +47,8 @@ export function forcedNodes(graph: FlowGraph, rerun: readonly string[], refresh 
       for (const next of dependants[map]!) mark(next);
     }
     if (!matched) {
-      throw new OptionError("rerun", `a task name or node id of flow "${graph.definition.name}" (${list.map((n) => n.id).join(", ")}), or an item of a map or sweep (like "${list.find((n) => n.map)?.id ?? "fit"}[0]")`, name);
+      const map = list.find((n) => n.map)?.id;
+      throw new OptionError("rerun", `a task name or node id of flow "${graph.definition.name}" (${list.map((n) => n.id).join(", ")})${map ? `, or an item of a map or sweep (like "${map}[0]")` : ""}`, name);
     }
   }
   return refresh ? forced.fill(1) : forced;
