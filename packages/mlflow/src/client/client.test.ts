@@ -214,6 +214,37 @@ describe("unreachable server", () => {
   });
 });
 
+describe("an overwhelmed server", () => {
+  it("a 400 that says its database pool timed out is sent again; any other 400 is not", async () => {
+    let calls = 0;
+    // A fault the real server shows only under load it cannot be made to reach on cue.
+    const busy = http.createServer((req, res) => {
+      calls++;
+      const pool = req.url?.includes("pool") && calls === 1;
+      res.writeHead(pool || req.url?.includes("bad") ? 400 : 200, { "content-type": "application/json" });
+      res.end(
+        pool
+          ? JSON.stringify({ error_code: "BAD_REQUEST", message: "QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00" })
+          : req.url?.includes("bad")
+            ? JSON.stringify({ error_code: "INVALID_PARAMETER_VALUE", message: "bad value" })
+            : JSON.stringify({ experiment: { experiment_id: "1", name: "x", lifecycle_stage: "active" } }),
+      );
+    });
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
+    try {
+      const { port } = busy.address() as AddressInfo;
+      const client = new MlflowClient({ uri: `http://127.0.0.1:${port}`, maxRetries: 2, backoffFactor: 0.01, backoffJitter: 0 });
+      await expect(client.getExperimentByName("pool")).resolves.toMatchObject({ experimentId: "1" });
+      expect(calls).toBe(2);
+      calls = 0;
+      await expect(client.getExperimentByName("bad")).rejects.toThrow(/bad value/);
+      expect(calls).toBe(1);
+    } finally {
+      busy.close();
+    }
+  });
+});
+
 describe("credentials and timeouts", () => {
   it("printing a tracker shows no credentials", () => {
     const t = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: "http://bob:pw-in-uri@127.0.0.1:1", MLFLOW_TRACKING_TOKEN: "tok-123" });

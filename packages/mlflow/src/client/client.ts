@@ -113,6 +113,12 @@ const API = "/api/2.0/mlflow";
 const ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts";
 /** MLflow's `_TRANSIENT_FAILURE_RESPONSE_CODES`. */
 const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+/**
+ * An overwhelmed MLflow server answers 400 when its database gives it no connection within its
+ * pool's timeout (SQLAlchemy's "QueuePool limit ... reached") or SQLite stays locked: the request
+ * wrote nothing, and the condition passes, so it is sent again as a 503 would be.
+ */
+const OVERLOADED_DATABASE = /QueuePool limit of size \d+ overflow \d+ reached|database is locked/;
 /** The SQL store keeps ±Infinity as ±DBL_MAX. */
 const DBL_MAX = Number.MAX_VALUE;
 const retryable = new WeakSet<Error>();
@@ -658,7 +664,7 @@ export class MlflowClient {
     } else {
       error = new MlflowApiError(spec.endpoint, res.status, errorCode, message, spec.runId);
     }
-    if (TRANSIENT_STATUS.has(res.status)) {
+    if (TRANSIENT_STATUS.has(res.status) || (res.status === 400 && OVERLOADED_DATABASE.test(message))) {
       retryable.add(error);
       const after = retryAfterMs(res.headers["retry-after"]);
       if (res.status === 429 && after !== undefined) Object.assign(error, { retryAfterMs: after });
