@@ -72,7 +72,7 @@ export { LocalStore, type LocalStoreOptions } from "./tracking/local/local-store
 export { resolveTracker, registerTrackerScheme, redactUri, type ResolveTrackerOptions, type TrackerFactory } from "./tracking/resolve-tracker.ts";
 export type { TaskCall, TaskInterceptor } from "./pipeline/intercept.ts";
 export { isRetryableError } from "./pipeline/retryable.ts";
-export { RemoteTaskError, codeFingerprint, localCodeFingerprint, sentCodeFingerprint, registerQueueScheme, openQueue, type OwnedDispatcher, type QueueFactory, type TaskDispatcher, type DispatchedTask, type DispatchedOutcome, type CodeFingerprint } from "./pipeline/dispatch.ts";
+export { RemoteTaskError, codeFingerprint, sentCodeFingerprint, registerQueueScheme, openQueue, type OwnedDispatcher, type QueueFactory, type TaskDispatcher, type DispatchedTask, type DispatchedOutcome, type CodeFingerprint } from "./pipeline/dispatch.ts";
 export { runDispatchedTask, type DispatchedRunSettings } from "./pipeline/run-dispatched.ts";
 export { closeAbandonedRuns, describeAbandonedRuns } from "./tracking/abandoned-runs.ts";
 // The MLflow tracker is in @cairn/mlflow; "@cairn/mlflow/register" plugs it into resolveTracker.

@@ -22,7 +22,7 @@ import {
   type RunEvent,
   type Tracker,
   CancelledError,
-  localCodeFingerprint,
+  codeFingerprint,
   resolveTracker,
   runDispatchedTask,
   SecretRegistry,
@@ -173,10 +173,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     if (!node) return fail(new UnknownQueuedTaskError(task, file, host), "refused");
     const tracker = await opening;
     const cache = await cacheFor(data, tracker);
-    const differs = compareCode(data.code, await localCodeFingerprint(node, data, cache, data.flowRunId));
+    // Made as the coordinator made its fingerprint: from the code part of the key (which does not
+    // depend on the inputs), or from the task's own source.
+    const mine = data.code.full ? await cache.keyFor(node, {}, { flowRunId: data.flowRunId }).catch(() => undefined) : undefined;
+    const differs = compareCode(data.code, codeFingerprint(node, mine));
     // The variables the task declares (.env) enter its key: run here with other values, it would
     // store what they give under the coordinator's key, a wrong hit for every later run.
-    if (data.key) differs.push(...compareEnv(data.key.ingredients.env, (await cache.keyFor(node, {}, { flowRunId: data.flowRunId })).ingredients.env));
+    if (data.key && mine) differs.push(...compareEnv(data.key.ingredients.env, mine.ingredients.env));
     if (differs.length) return fail(new StaleCodeError(task, file, host, differs), "refused");
 
     // Runs that workers dead under this job left RUNNING end now, before it runs again.

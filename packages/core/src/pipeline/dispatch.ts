@@ -139,12 +139,3 @@ export async function sentCodeFingerprint(node: FlowNode, key: TaskKey | undefin
     () => codeFingerprint(node, undefined),
   );
 }
-
-/**
- * `node`'s fingerprint in this checkout, made as the coordinator made `theirs` (from the key's
- * code part when it was), for a worker to compare before it runs a task.
- */
-export async function localCodeFingerprint(node: FlowNode, theirs: { code: CodeFingerprint }, cache: TaskCache | undefined, flowRunId: string): Promise<CodeFingerprint> {
-  if (!theirs.code.full || !cache) return codeFingerprint(node, undefined);
-  return sentCodeFingerprint(node, undefined, cache, flowRunId);
-}
