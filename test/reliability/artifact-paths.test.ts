@@ -58,7 +58,7 @@ const ATTACKS: [string, RegExp][] = [
   ["", /is empty/],
 ];
 /** Names in Cairn's own folder of each run: safe paths, refused to a task, whose file Cairn's would overwrite. */
-const RESERVED = ["cairn/outputs.json", "cairn", "cairn\\error.txt", "cairn/mine/data.csv"];
+const RESERVED = ["cairn/outputs.json", "cairn", "cairn\\error.txt", "cairn/mine/data.csv", "Cairn/outputs.json", "CAIRN"];
 
 /** Names that must be accepted, and their normalised form. */
 const FINE: [string, string][] = [

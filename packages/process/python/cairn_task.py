@@ -93,7 +93,7 @@ def _safe(name):
             if part in ("..", ".", ""):
                 reason = 'climbs out with ".."' if part == ".." else 'has a "." or empty part'
                 break
-        if reason is None and re.split(r"[\\/]", name)[0] == "cairn":
+        if reason is None and re.split(r"[\\/]", name)[0].lower() == "cairn":
             reason = 'is in "cairn/", the folder of Cairn\'s own record of the run, where it would be overwritten'
     if reason:
         raise ValueError(

@@ -58,7 +58,7 @@ export function safeArtifactName(name: string): string {
     const parts = name.split(/[\\/]/);
     const bad = parts.find((p) => p === ".." || p === "." || p === "");
     if (bad !== undefined) reason = bad === ".." ? 'climbs out with ".."' : 'has a "." or empty part';
-    else if (parts[0] === "cairn") reason = 'is in "cairn/", the folder of Cairn\'s own record of the run, where it would be overwritten';
+    else if (parts[0]!.toLowerCase() === "cairn") reason = 'is in "cairn/", the folder of Cairn\'s own record of the run, where it would be overwritten';
   }
   if (reason) {
     throw new Error(

@@ -65,7 +65,8 @@ export const RECORD_FOLDER = "cairn";
  */
 export function taskArtifactPath(name: unknown, from: PathSource): string {
   const path = safeRelativePath(name, from);
-  if (path === RECORD_FOLDER || path.startsWith(`${RECORD_FOLDER}/`)) {
+  // In any case: on a case-insensitive file system (macOS, Windows) `Cairn/` is `cairn/`.
+  if (path.split("/", 1)[0]!.toLowerCase() === RECORD_FOLDER) {
     throw new UnsafePathError(name, `is in "${RECORD_FOLDER}/", the folder of Cairn's own record of the run (its outputs manifest, inputs and error), where it would be overwritten; use another folder`, from.source, from.taskName);
   }
   return path;
