@@ -267,6 +267,29 @@ describe("MLflow server, cairn run killed with -9 mid-task", () => {
     }
   });
 
+  it("SIGTERM while cairn run is starting, and the start then fails: the error is said, and the exit is 130", async () => {
+    let child: import("node:child_process").ChildProcess | undefined;
+    // The flow run's create is refused once the signal has been sent: the start fails after it.
+    const proxy = await startProxy(server.uri, (req, res) => {
+      if (req.url !== "/api/2.0/mlflow/runs/create") return false;
+      child!.kill("SIGTERM");
+      setTimeout(() => res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ error_code: "INTERNAL_ERROR", message: "create refused" })), 300);
+      return true;
+    });
+    try {
+      const started = start(process.execPath, [cairnBin, "run", flowFile, "--json", "--root", await tmp()], {
+        env: childEnv({ MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_EXPERIMENT_NAME: "term-then-fail", MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0" }),
+      });
+      child = started.child;
+      const exit = await started.done;
+      expect(exit.signal, exit.stderr).toBeNull();
+      expect(exit.code, exit.stderr).toBe(130);
+      expect(exit.stderr).toContain("create refused");
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it("SIGTERM while cairn run is still starting its flow run cancels the run: exit 130, and its runs end KILLED", async () => {
     // The proxy holds the flow run's create until the signal has been sent: the process is then
     // inside the start of the run, which has asked for the flow run but not yet got it.

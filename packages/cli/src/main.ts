@@ -429,6 +429,14 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     const code = interrupted ? EXIT.interrupted : result.status === "succeeded" ? EXIT.ok : EXIT.flowFailed;
     exitDespiteAbandoned(run, code, reporter, io);
     return code;
+  } catch (error) {
+    // Interrupted while the run was starting, and the start then failed: said, and exit 130 as
+    // for any interrupted run (the signal, not the failure it may have caused, ends the command).
+    if (interrupted && run === undefined) {
+      reportError(error, io.stderr);
+      return EXIT.interrupted;
+    }
+    throw error;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
