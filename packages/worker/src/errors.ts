@@ -57,12 +57,15 @@ export class StaleCodeError extends CairnError {
     readonly nodeId: string,
     readonly flowFile: string,
     readonly host: string,
+    /** What of its code differs: "its source", "file lib.ts", ... */
     readonly differs: string[],
+    /** The variables it declares with .env() whose values differ (their names only). */
+    readonly envDiffers: string[] = [],
   ) {
-    const env = differs.filter((d) => d.startsWith("environment variable"));
-    const code = differs.length > env.length;
+    const code = differs.length > 0;
+    const env = envDiffers.map((name) => `environment variable ${name} (its value enters the task's cache key)`);
     super(
-      `Task "${nodeId}" was not run by the worker on ${host}: ${code ? `its code in ${flowFile} there` : "its environment there"} differs from ${code ? "the code" : "the one"} the flow run was started with (${differs.join(", ")}). ` +
+      `Task "${nodeId}" was not run by the worker on ${host}: ${code ? `its code in ${flowFile} there` : "its environment there"} differs from ${code ? "the code" : "the one"} the flow run was started with (${[...differs, ...env].join(", ")}). ` +
         (code ? `Update that worker's checkout to the coordinator's commit (and restart it), or stop it; a worker never runs other code than the run asked for.` : "") +
         (env.length ? `${code ? " " : ""}Give that worker the coordinator's values of the variables the task declares with .env() (and restart it): what it computed with others would be stored under the run's cache key.` : ""),
     );

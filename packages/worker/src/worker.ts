@@ -114,22 +114,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const subscriber = connect(url);
   const trackers = new Map<string, Promise<Tracker>>();
   let store: Promise<CacheStore> | undefined;
-  /** One TaskCache per flow run: its scope holds that run's memos (code reads), as in the coordinator. */
-  const caches = new Map<string, Promise<TaskCache>>();
-  /** Each flow run's secrets as known here, shared by its tasks (see DispatchedRunSettings.registry). */
-  const registries = new Map<string, SecretRegistry>();
-  const registryFor = (flowRunId: string) => {
-    let r = registries.get(flowRunId);
-    if (!r) {
-      r = new SecretRegistry(options.secrets ?? {}, env, (message, id) =>
-        void redis.publish(logChannel(flowRunId), JSON.stringify({ type: "log", level: "warn", runId: flowRunId, ...(id ? { task: id } : {}), message, time: Date.now() })).catch(() => {}),
-      );
-      registries.set(flowRunId, r);
-      // Kept for a few runs at a time, as the caches are.
-      if (registries.size > 8) registries.delete(registries.keys().next().value!);
-    }
-    return r;
-  };
+  /**
+   * What a flow run's tasks here share, kept for a few runs at a time (a run's are of no use to the
+   * next): its TaskCache, whose scope holds the run's memos (code reads), and its secrets as known
+   * here (see DispatchedRunSettings.registry), both as in the coordinator.
+   */
+  const runs = new Map<string, { cache: Promise<TaskCache>; secrets: SecretRegistry }>();
+  /** Sends a log line to the coordinator of `flowRunId` (masked before it gets here). */
+  const publishLog = (flowRunId: string, event: RunEvent) => void redis.publish(logChannel(flowRunId), JSON.stringify(event)).catch(() => {});
   /** Tasks running now, by flow run: a cancel aborts them. */
   const running = new Map<string, Set<{ controller: AbortController; task: string; since: number }>>();
 
@@ -142,16 +134,20 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }
     return t;
   };
-  const cacheFor = (data: JobData, tracker: Tracker) => {
-    let c = caches.get(data.flowRunId);
-    if (!c) {
+  const runOf = (data: JobData, tracker: Tracker) => {
+    let shared = runs.get(data.flowRunId);
+    if (!shared) {
       store ??= CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root });
-      c = store.then((s) => new TaskCache(s, tracker, data.experimentId, root, env, {}));
-      caches.set(data.flowRunId, c);
-      // Kept for a few runs at a time: a run's memos are of no use to the next.
-      if (caches.size > 8) caches.delete(caches.keys().next().value!);
+      shared = {
+        cache: store.then((s) => new TaskCache(s, tracker, data.experimentId, root, env, {})),
+        secrets: new SecretRegistry(options.secrets ?? {}, env, (message, id) =>
+          publishLog(data.flowRunId, { type: "log", level: "warn", runId: data.flowRunId, ...(id ? { task: id } : {}), message, time: Date.now() }),
+        ),
+      };
+      runs.set(data.flowRunId, shared);
+      if (runs.size > 8) runs.delete(runs.keys().next().value!);
     }
-    return c;
+    return shared;
   };
 
   const process_ = async (job: Job<JobData, DispatchedOutcome>): Promise<DispatchedOutcome> => {
@@ -172,15 +168,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const node = nodeOf(flow, data);
     if (!node) return fail(new UnknownQueuedTaskError(task, file, host), "refused");
     const tracker = await opening;
-    const cache = await cacheFor(data, tracker);
+    const shared = runOf(data, tracker);
+    const cache = await shared.cache;
     // Made as the coordinator made its fingerprint: from the code part of the key (which does not
     // depend on the inputs), or from the task's own source.
     const mine = data.code.full ? await cache.keyFor(node, {}, { flowRunId: data.flowRunId }).catch(() => undefined) : undefined;
     const differs = compareCode(data.code, codeFingerprint(node, mine));
     // The variables the task declares (.env) enter its key: run here with other values, it would
     // store what they give under the coordinator's key, a wrong hit for every later run.
-    if (data.key && mine) differs.push(...compareEnv(data.key.ingredients.env, mine.ingredients.env));
-    if (differs.length) return fail(new StaleCodeError(task, file, host, differs), "refused");
+    const envDiffers = data.key && mine ? compareEnv(data.key.ingredients.env, mine.ingredients.env) : [];
+    if (differs.length || envDiffers.length) return fail(new StaleCodeError(task, file, host, differs, envDiffers), "refused");
 
     // Runs that workers dead under this job left RUNNING end now, before it runs again.
     const progress = (job.progress ?? {}) as JobProgress;
@@ -217,7 +214,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         workDir: root,
         signal: controller.signal,
         env,
-        registry: registryFor(data.flowRunId),
+        registry: shared.secrets,
         emit: (event) => {
           if (event.type === "task" && event.status === "running" && event.taskRunId && !runIds.includes(event.taskRunId)) {
             runIds.push(event.taskRunId);
@@ -227,7 +224,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           if (event.type === "log") {
             tell({ type: "log", event });
             // To the coordinator's events, as the line would be in one process (masked there, and here by the task's registry).
-            void redis.publish(logChannel(data.flowRunId), JSON.stringify(event)).catch(() => {});
+            publishLog(data.flowRunId, event);
           }
         },
       });
@@ -338,10 +335,10 @@ function compareCode(theirs: CodeFingerprint, mine: CodeFingerprint): string[] {
   return differs;
 }
 
-/** The declared environment variables whose values (hashed in the key) differ here from the coordinator's. */
+/** The names of the declared environment variables whose values (hashed in the key) differ here from the coordinator's. */
 function compareEnv(theirs: Readonly<Record<string, string | null>>, mine: Readonly<Record<string, string | null>>): string[] {
   const names = new Set([...Object.keys(theirs), ...Object.keys(mine)]);
-  return [...names].sort().filter((name) => theirs[name] !== mine[name]).map((name) => `environment variable ${name} (its value enters the task's cache key)`);
+  return [...names].sort().filter((name) => theirs[name] !== mine[name]);
 }
 
 /**

@@ -34,13 +34,13 @@ export function forcedNodes(graph: FlowGraph, rerun: readonly string[], refresh 
     }
     // An item of a map or sweep (`fit[3]`): the item runs (see forcedItems), and what is
     // downstream of its map, not the map's other items.
-    const map = matched ? undefined : mapOfItem(graph, name);
-    if (map !== undefined) {
+    const item = matched ? undefined : itemOf(graph, name);
+    if (item) {
       matched = true;
       // A list given in the flow (a sweep's points) is known now: an item past it is refused here.
+      const { map, index } = item;
       const node = list[map]!;
       const over = node.map!.over;
-      const index = Number(name.slice(name.lastIndexOf("[") + 1, -1));
       if (Array.isArray(over) && index >= over.length) {
         throw new OptionError("rerun", `an item of "${node.id}", which has ${over.length} (${over.length ? `${node.id}[0] to ${node.id}[${over.length - 1}]` : "none"})`, name);
       }
@@ -56,14 +56,14 @@ export function forcedNodes(graph: FlowGraph, rerun: readonly string[], refresh 
 
 /** The items of maps and sweeps that `rerun` names (`fit[3]`): each runs whatever the cache holds. */
 export function forcedItems(graph: FlowGraph, rerun: readonly string[]): ReadonlySet<string> | undefined {
-  const items = rerun.filter((name) => !graph.indexed.index.has(name) && mapOfItem(graph, name) !== undefined);
+  const items = rerun.filter((name) => !graph.indexed.index.has(name) && itemOf(graph, name));
   return items.length ? new Set(items) : undefined;
 }
 
-/** The position of the map or sweep node whose item `name` is (`fit[3]` of map `fit`), if it is one. */
-function mapOfItem(graph: FlowGraph, name: string): number | undefined {
+/** The map or sweep node (its position) and the item's index that `name` names (`fit[3]`), if it names one. */
+function itemOf(graph: FlowGraph, name: string): { map: number; index: number } | undefined {
   const match = /^(.+)\[(0|[1-9]\d*)\]$/.exec(name);
   if (!match) return undefined;
-  const i = graph.indexed.index.get(match[1]!);
-  return i !== undefined && graph.definition.nodes[i]!.map ? i : undefined;
+  const map = graph.indexed.index.get(match[1]!);
+  return map !== undefined && graph.definition.nodes[map]!.map ? { map, index: Number(match[2]) } : undefined;
 }

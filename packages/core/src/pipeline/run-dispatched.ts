@@ -67,16 +67,7 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
     await pipeline.release(state);
     const { runId, attempts } = state.result;
     if (outcome.ok) return { ok: true, outputs: outcome.outputs, ...(runId ? { runId } : {}), attempts };
-    // A stop is told by its own error (the cancel this worker got), or as the coordinator tells it, not as "[object Object]".
-    const stopped = outcome.error instanceof StopReason ? outcome.error : undefined;
-    const error =
-      outcome.error instanceof Error
-        ? outcome.error
-        : stopped
-          ? stopped.detail instanceof Error
-            ? stopped.detail
-            : Object.assign(new Error(), stopInfo(stopped))
-          : new Error(String(outcome.error));
+    const error = asError(outcome.error);
     const code = (error.constructor as { code?: unknown }).code;
     const { at } = toErrorInfo(error);
     return {
@@ -90,4 +81,11 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
   } finally {
     s.signal.removeEventListener("abort", onAbort);
   }
+}
+
+/** What a task ended with, as an Error: a stop is told by its own error (the cancel this worker got) or as the coordinator tells it, not as "[object Object]". */
+function asError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  if (thrown instanceof StopReason) return thrown.detail instanceof Error ? thrown.detail : Object.assign(new Error(), stopInfo(thrown));
+  return new Error(String(thrown));
 }
