@@ -24,6 +24,7 @@ import {
   type RunEvent,
   type TaskEvent,
 } from "cairn-dag";
+import { openFlowCache, planFlow } from "@cairn/core";
 
 const off = { tracker: false, cache: false } as const;
 
@@ -508,6 +509,27 @@ describe("sweep", () => {
     expect(again.outputs!.metric).toBe(first.outputs!.metric);
     expect(again.outputs!.trials.map((t) => [t.trial, t.metric])).toEqual(first.outputs!.trials.map((t) => [t.trial, t.metric]));
     expect(again.outputs!.trials.every((t) => again.tasks[t.trial]!.status === "cached")).toBe(true);
+  });
+
+  it("cairn plan of a sweep whose cached trial meets stopWhen: the trials after it would not run, and the sweep comes from the cache", async () => {
+    const calls: number[] = [];
+    const probe = task("probe")
+      .input<{ i: number }>()
+      .run(({ i }) => (calls.push(i), { score: i === 1 ? 1 : 0.5 }));
+    const f = flow("sweep-stop-plan").build(() => ({
+      trial: sweep(probe, { over: list([0, 1, 2, 3].map((i) => ({ i }))), select: max("score"), stopWhen: (o) => o.score >= 1, concurrency: 1 }).trial,
+    }));
+    expect((await (await f.run(tracked())).wait()).outputs!.trial).toBe("probe[1]");
+    expect(calls).toEqual([0, 1]); // one at a time: the stop came before probe[2] started
+    const { tasks } = await openFlowCache(f.definition, { root: dir, env: {} });
+    const plan = await planFlow(f.definition, { params: {}, cache: tasks }).finally(() => tasks.store.close());
+    const rows = Object.fromEntries(plan.map((p) => [p.task, p]));
+    expect(rows.probe).toMatchObject({ action: "hit", reason: "the trials up to probe[1] (the first to meet stopWhen) are in the cache" });
+    expect(rows["probe[1]"]!.action).toBe("hit");
+    for (const past of ["probe[2]", "probe[3]"]) expect(rows[past]).toMatchObject({ action: "skip", reason: expect.stringContaining("stopWhen is met by probe[1]") });
+    const again = await (await f.run(tracked())).wait();
+    expect(again.outputs!.trial).toBe("probe[1]");
+    expect(calls).toEqual([0, 1]); // as planned: nothing ran
   });
 
   it("with stopWhen, a trial past the cut that fails, or that stopWhen would throw on, does not fail the sweep", async () => {

@@ -43,8 +43,11 @@ describe("maps and sweeps in the CLI", () => {
 
     const whole = await cairn(["explain", file, "measure"], { cwd });
     expect(whole.code, whole.stderr).toBe(0);
-    expect(whole.stdout).toContain("measure would come from the cache: all 3 of its items would");
+    expect(whole.stdout).toContain("measure would come from the cache: all 3 of its items are in the cache");
     expect(whole.stdout).not.toContain("undefined");
+    const skipped = await cairn(["explain", file, "big"], { cwd });
+    expect(skipped.code, skipped.stderr).toBe(0);
+    expect(skipped.stdout.trim()).toBe("big would not run: its condition (params.n) is false.");
 
     const explained = await cairn(["explain", file, "fit[3]", "--json"], { cwd });
     expect(explained.code, explained.stderr).toBe(0);

@@ -618,7 +618,9 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   const lines: string[] = [];
   if (p.action === "hit" && p.items !== undefined) {
     // A map or sweep: its items are what hit, each from its own run.
-    lines.push(`${p.task} would come from the cache: all ${p.items} of its items would (see \`cairn plan\`, or \`cairn explain FILE ${p.task}[0]\` for one).`);
+    lines.push(`${p.task} would come from the cache: ${p.reason} (see \`cairn plan\`, or \`cairn explain FILE ${p.task}[0]\` for one).`);
+  } else if (p.action === "skip") {
+    lines.push(`${p.task} would not run: ${p.reason}.`);
   } else if (p.action === "hit") {
     lines.push(`${p.task} would come from the cache: run ${p.cachedFrom} (key ${p.key?.key.slice(0, 16)}...).`);
   } else {

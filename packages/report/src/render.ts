@@ -189,10 +189,17 @@ function timelineSvg(t: TimelineLayout, maxBars: number, anchor: (task: ReportTa
   return `<div class="scroll">${parts.join("\n")}</div>${dropped > 0 ? `<p class="note">${e(dropped)} shorter bars left out.</p>` : ""}`;
 }
 
-/** A sweep's trials, best first by its selector (trials whose value is unknown last), linked to their runs. */
-function leaderboard(sweep: ReportTask, trials: readonly ReportTask[], anchor: (t: ReportTask) => string): string {
+/**
+ * A sweep's trials, best first by its selector (trials whose value is unknown last), linked to
+ * their runs. A sweep stopped by stopWhen ranks the trials up to the one that stopped it, as the
+ * sweep did; the trials that had started meanwhile are named below, as not counted.
+ */
+function leaderboard(sweep: ReportTask, all: readonly ReportTask[], anchor: (t: ReportTask) => string): string {
   const select = sweep.group?.select;
   const sign = select?.order === "min" ? 1 : -1;
+  const cut = /\[(\d+)\]$/.exec(sweep.group?.stoppedAt ?? "");
+  const trials = cut ? all.filter((t) => t.item!.index <= Number(cut[1])) : all;
+  const past = cut ? all.filter((t) => t.item!.index > Number(cut[1])).sort((a, b) => a.item!.index - b.item!.index) : [];
   const ranked = [...trials].sort((a, b) => (a.score === undefined ? 1 : 0) - (b.score === undefined ? 1 : 0) || (a.score !== undefined && b.score !== undefined ? sign * (a.score - b.score) : 0) || (a.item!.index - b.item!.index));
   const shown = ranked.slice(0, 100);
   const rows = shown.map((t, i) => {
@@ -204,8 +211,9 @@ function leaderboard(sweep: ReportTask, trials: readonly ReportTask[], anchor: (
     );
   });
   const metric = select ? `${select.order} ${select.metric}` : "metric";
-  return `<section class="leaderboard" id="sweep-${anchor(sweep)}" data-sweep="${e(sweep.id)}"><h2>Sweep ${e(sweep.id)}: ${e(trials.length)} trials</h2>
+  return `<section class="leaderboard" id="sweep-${anchor(sweep)}" data-sweep="${e(sweep.id)}"><h2>Sweep ${e(sweep.id)}: ${e(trials.length)} trial${trials.length === 1 ? "" : "s"}</h2>
 ${ranked.length > shown.length ? `<p class="note">The best ${shown.length} of ${ranked.length} trials.</p>` : ""}
+${cut ? `<p class="note stopped">Stopped at ${e(sweep.group!.stoppedAt!)}, the first trial to meet stopWhen.${past.length ? ` Started before that was known, and not counted: ${past.slice(0, 20).map((t) => `<a href="#${anchor(t)}" data-past-trial="${e(t.id)}">${e(t.id)}</a>`).join(", ")}${past.length > 20 ? ` and ${past.length - 20} more` : ""}.` : ""}</p>` : ""}
 <div class="scroll"><table><thead><tr><th>#</th><th>trial</th><th>point</th><th>${e(metric)}</th><th>state</th><th>run</th></tr></thead><tbody>
 ${rows.join("\n")}
 </tbody></table></div></section>`;

@@ -85,8 +85,11 @@ export interface ReportTask {
   inputs: InputEdge[];
   /** An item of a map or sweep: its map node, its place in the list, and a trial's point (`lr=0.1,depth=3`). */
   item?: { node: string; index: number; key?: string };
-  /** A map or sweep node (its run is its items' parent): its kind, and a sweep's best trial and selector. */
-  group?: { kind: string; best?: string; select?: { order: "max" | "min"; metric: string } };
+  /**
+   * A map or sweep node (its run is its items' parent): its kind, and a sweep's best trial and
+   * selector, and the trial that stopped it by meeting stopWhen (those after it do not count).
+   */
+  group?: { kind: string; best?: string; select?: { order: "max" | "min"; metric: string }; stoppedAt?: string };
   /** A sweep trial's value of its sweep's selected output (from its outputs), for the leaderboard. */
   score?: number;
 }
@@ -265,10 +268,11 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
       kind: t["cairn.kind"],
       ...(t["cairn.sweep.best"] ? { best: t["cairn.sweep.best"] } : {}),
       ...(select ? { select: { order: select[1] as "max" | "min", metric: select[2]! } } : {}),
+      ...(t["cairn.sweep.stopped_at"] ? { stoppedAt: t["cairn.sweep.stopped_at"] } : {}),
     };
     // Its items ran (or came from the cache), each for its own reason.
     const items = run.metrics["cairn.items"];
-    task.why.push(`a ${t["cairn.kind"]}${items !== undefined ? ` of ${items} items` : ""}: each item ran or hit on its own${t["cairn.sweep.best"] ? `; the best trial is ${t["cairn.sweep.best"]}` : ""}`);
+    task.why.push(`a ${t["cairn.kind"]}${items !== undefined ? ` of ${items} items` : ""}: each item ran or hit on its own${t["cairn.sweep.best"] ? `; the best trial is ${t["cairn.sweep.best"]}` : ""}${t["cairn.sweep.stopped_at"] ? `; stopped at ${t["cairn.sweep.stopped_at"]}, the first trial to meet stopWhen` : ""}`);
   }
   const kind = t["cairn.task_kind"] ?? node?.kind;
   if (kind) task.kind = kind;

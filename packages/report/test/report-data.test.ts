@@ -274,4 +274,29 @@ describe("maps and sweeps in the report", () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it("a sweep stopped by stopWhen ranks the trials up to the one that stopped it, and names the ones started meanwhile as not counted", async () => {
+    // probe[0] meets stopWhen but ends last; probe[1] and probe[2] score higher and end first.
+    const probe = defineTask("probe")
+      .input<{ i: number }>()
+      .run(async ({ i }) => (await new Promise((r) => setTimeout(r, i === 0 ? 200 : 5)), { score: i === 0 ? 1 : 5 + i }));
+    const f = flow("report-stopped").build(() => ({
+      trial: sweep(probe, { over: grid({ i: [0, 1, 2] }), select: max("score"), stopWhen: (o) => o.score <= 1, concurrency: 3 }).trial,
+    }));
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-stopped-"));
+    try {
+      const result = await (await f.run({ root: dir, env: {}, beforeEnd: logReport })).wait();
+      expect(result.outputs!.trial).toBe("probe[0]");
+      const data = await readReportData(new LocalStore({ root: dir }), result.runId);
+      expect(data.tasks.find((t) => t.id === "probe")!.group).toMatchObject({ best: "probe[0]", stoppedAt: "probe[0]" });
+      const html = renderReport(data);
+      const board = html.slice(html.indexOf('data-sweep="probe"'));
+      expect([...board.matchAll(/data-trial="([^"]+)"/g)].map((m) => m[1])).toEqual(["probe[0]"]);
+      expect(board).toContain("Sweep probe: 1 trial<");
+      expect([...board.matchAll(/data-past-trial="([^"]+)"/g)].map((m) => m[1])).toEqual(["probe[1]", "probe[2]"]);
+      expect(board).toContain("Stopped at probe[0], the first trial to meet stopWhen.");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -14,7 +14,7 @@ import { type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "
 export interface PlannedTask {
   /** Node id. */
   task: string;
-  /** `hit`: its outputs come from the cache; `run`: it would run; `skip`: its condition is false. */
+  /** `hit`: its outputs come from the cache; `run`: it would run; `skip`: its condition is false, or it is a trial past a sweep's stop. */
   action: "hit" | "run" | "skip";
   /** For hits: the run whose outputs are reused. */
   cachedFrom?: string;
@@ -139,14 +139,21 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
       run.next++;
     }
     itemRows.set(id, rowsHere);
-    const running = rowsHere.filter((r) => r.action !== "hit").length;
-    if (running > 0 || forcedHere) return { task: id, action: "run", items: items.length, reason: `${running} of its ${items.length} items run` };
+    // A hit that meets stopWhen cuts the sweep there, as in a run: the trials after it are not needed.
+    const cut = run.stoppedEarly ? run.firstSatisfied : undefined;
+    if (cut !== undefined) {
+      const reason = `stopWhen is met by ${id}[${cut}], which comes from the cache: a trial after it is not needed (one started before that is known still runs)`;
+      for (const row of rowsHere.slice(cut + 1)) if (row.action === "run") Object.assign(row, { action: "skip", reason });
+    }
+    const running = rowsHere.filter((r) => r.action === "run").length;
+    const counted = cut === undefined ? `its ${items.length} items` : `the trials up to ${id}[${cut}] (the first to meet stopWhen)`;
+    if (running > 0 || forcedHere) return { task: id, action: "run", items: items.length, reason: `${running} of ${counted} run` };
     try {
       outputs.set(id, spec.kind === "sweep" ? run.sweepOutputs(results) : run.mapOutputs());
     } catch (error) {
       return { task: id, action: "run", items: items.length, reason: (error as Error).message };
     }
-    return { task: id, action: "hit", items: items.length, reason: `all ${items.length} items come from the cache` };
+    return { task: id, action: "hit", items: items.length, reason: cut === undefined ? `all ${items.length} of its items are in the cache` : `${counted} are in the cache` };
   }
 }
 

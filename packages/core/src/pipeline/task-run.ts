@@ -108,6 +108,8 @@ export interface GroupSummary {
     readonly params: Record<string, unknown>;
     readonly metrics: Record<string, number>;
   };
+  /** A sweep stopped by stopWhen: the trial that cut it (the first, in the space's order, to meet it); the trials after it do not count. */
+  readonly stoppedAt?: string;
   readonly error?: unknown;
 }
 
@@ -123,6 +125,7 @@ export async function finishGroupRun(scope: RecordScope, runId: string, summary:
     recorder.tag("cairn.sweep.best", summary.best.trial);
     if (summary.best.result?.runId) recorder.tag("cairn.sweep.best_run", summary.best.result.runId);
   }
+  if (summary.stoppedAt !== undefined) recorder.tag("cairn.sweep.stopped_at", summary.stoppedAt);
   if (summary.error !== undefined) {
     const tags = errorTags(summary.error, scope.secrets);
     for (const key in tags) recorder.tag(key, tags[key]!);

@@ -389,6 +389,7 @@ export class FlowExecution {
         failed: run.failures.length,
         cached: run.cached,
         ...(summary ? { best: summary } : {}),
+        ...(run.stoppedEarly && status === "succeeded" ? { stoppedAt: `${node.id}[${run.firstSatisfied}]` } : {}),
         ...(error !== undefined ? { error } : {}),
       });
     }
