@@ -146,6 +146,33 @@ describe("flow outputs that are artifacts, on a machine whose hits come from the
   });
 });
 
+describe("a cache index entry that the server does not take", () => {
+  it("leaves the entry stored here (the next run hits), and the warning says other machines will run the task again", async () => {
+    const proxy = await startProxy(server.uri, (req, res) => {
+      if (req.method === "PUT" && (req.url ?? "").includes("/cairn-index/")) {
+        res.writeHead(500, { "content-type": "application/json" }).end('{"error_code":"INTERNAL_ERROR","message":"disk full"}');
+        return true;
+      }
+      return false;
+    });
+    try {
+      const root = await tmp("cairn-index-put-");
+      const proxied = { MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_EXPERIMENT_NAME: "index-put-refused", MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0" };
+      const first = await runCollect(artifactOutputs, { root, env: proxied });
+      expect(statuses(first.result)).toEqual({ produce: "succeeded" });
+      expect(first.warnings.join("\n")).toMatch(/stored the cache entry, but not its index entry in the experiment \(other machines will run this task again\): .*disk full/);
+      expect(first.warnings.join("\n")).not.toContain("could not store the cache entry");
+      const again = await runCollect(artifactOutputs, { root, env: proxied });
+      expect(statuses(again.result)).toEqual({ produce: "cached" });
+      // Another machine finds no index entry: it runs the task.
+      const other = await runCollect(artifactOutputs, { root: await tmp("cairn-index-put-other-"), env: { ...proxied, MLFLOW_TRACKING_URI: server.uri } });
+      expect(statuses(other.result)).toEqual({ produce: "succeeded" });
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 describe("an MLflow artifact listing that names ../", () => {
   it("is refused before any file is written outside the download folder", async () => {
     const real = MlflowTracker.fromEnv(env());

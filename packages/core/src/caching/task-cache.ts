@@ -429,10 +429,11 @@ export class TaskCache {
 
   /**
    * Stores the entry of a successful run: in the store, and (with MLflow) in the experiment's
-   * index, where other machines find it with one read. `undefined` when the shared store is
-   * down: nothing is stored (the index entry would point at an entry the store never got).
+   * index, where other machines find it with one read. No entry when the shared store is
+   * down: nothing is stored (the index entry would point at an entry the store never got). An
+   * index entry that could not be written leaves the stored entry, and says why in `indexError`.
    */
-  async record(key: TaskKey, node: FlowNode, runId: string, manifest: OutputsManifest): Promise<CacheEntry | undefined> {
+  async record(key: TaskKey, node: FlowNode, runId: string, manifest: OutputsManifest): Promise<{ entry?: CacheEntry; indexError?: Error }> {
     const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;
     const entry = await this.guard(() => this.store.set(
       {
@@ -445,13 +446,17 @@ export class TaskCache {
       },
       ttlMs !== undefined ? { ttlMs } : {},
     ), undefined);
-    if (!entry) return undefined;
+    if (!entry) return {};
     this.sourceNames.set(runId, node.id); // a task run is named after its node
     if (this.tracker.writeIndexEntry) {
       const doc: IndexDocument = { ...entry, ...(ttlMs !== undefined ? { expiresAt: entry.createdAt + ttlMs } : {}) };
-      await this.tracker.writeIndexEntry(this.experimentId, indexName(entry.key), JSON.stringify(doc));
+      try {
+        await this.tracker.writeIndexEntry(this.experimentId, indexName(entry.key), JSON.stringify(doc));
+      } catch (error) {
+        return { entry, indexError: error instanceof Error ? error : new Error(String(error)) };
+      }
     }
-    return entry;
+    return { entry };
   }
 
   /**

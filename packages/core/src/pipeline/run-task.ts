@@ -97,11 +97,13 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     const close = async (): Promise<void> => {
       if (tracking) await finishTaskRun(scope.record, ranId, rec, result.attempts, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
       if (cache && key) {
-        const entry = await cache.record(key, node, ranId, manifest!).catch((e: unknown) => {
+        const { entry, indexError } = await cache.record(key, node, ranId, manifest!).catch((e: unknown) => {
           if (cache.strict && isStoreDown(e)) throw e;
           scope.warn(id, `could not store the cache entry: ${(e as Error).message}`);
-          return undefined;
+          return { entry: undefined, indexError: undefined };
         });
+        // The entry is stored; only other machines, which look in the index, will not find it.
+        if (indexError) scope.warn(id, `stored the cache entry, but not its index entry in the experiment (other machines will run this task again): ${indexError.message}`);
         task.settleFlight?.(entry);
       }
     };
