@@ -139,6 +139,24 @@ describe("pools, dead workers, stale code, cancel", () => {
     for (const node of ["s1", "s2", "report", "hold", "sum"]) expect(ran[node]).toEqual([plain!.child.pid]);
   }, 120_000);
 
+  it("a task whose pool no live worker takes: the coordinator warns, naming the pool and how to start a worker, and the task runs once one starts", async () => {
+    const { env, markerDir } = await testEnv("queue-unserved", { GPU_POOL: "1" });
+    await spawnWorkers(1, env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    let err = "";
+    run.child.stderr!.on("data", (d: Buffer) => (err += d));
+    await until(() => err.includes("No live worker"), "the warning", 30_000);
+    const [gpu] = await spawnWorkers(1, env, ["--pool", "gpu"]);
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      '[g1] No live worker takes pool "gpu" of flow "queue-unserved" (its workers take "default"): task "g1" waits in the queue until one does. Start one with `cairn worker FLOW_FILE --queue URL --pool gpu`; `cairn workers --queue URL` lists the live ones.',
+    );
+    // Once per pool, and none for the pool that has a worker.
+    expect(r.stderr.split("No live worker")).toHaveLength(2);
+    expect((await markers(markerDir)).g1).toEqual([gpu!.child.pid]);
+  }, 120_000);
+
   it("a worker killed mid-task: another runs the task again, the flow succeeds, the dead attempt's run is closed", async () => {
     const holdFile = join(await tmp(), "go");
     const { env, markerDir } = await testEnv("queue-kill", { HOLD_FILE: holdFile, CAIRN_QUEUE_LOCK_MS: "1500" });

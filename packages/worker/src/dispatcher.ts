@@ -11,8 +11,9 @@ import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { CancelledError, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, type Tracker } from "@cairn/core";
 import { PoisonTaskError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
-import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
+import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobProgress, STALLED_REASON } from "./job.ts";
+import { readWorkers } from "./workers-list.ts";
 
 /** How often a waiting coordinator checks that Redis still has the job it waits on. */
 const JOB_CHECK_MS = 5_000;
@@ -56,6 +57,8 @@ class RedisQueueDispatcher implements QueueDispatcher {
   private logs: Redis | undefined;
   private readonly logDoors = new Map<string, (event: LogEvent) => void>();
   private readonly watch: NodeJS.Timeout;
+  /** Queues whose workers were looked for (see checkServed). */
+  private readonly served = new Set<string>();
 
   constructor(
     private readonly url: string,
@@ -126,6 +129,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
       // Looked for only while Redis answers (its absence is checkDown's); completed jobs are kept an hour.
       lookForJob = setInterval(() => {
         if (this.redis.status !== "ready") return;
+        void this.checkServed(task, log);
         void Job.fromId(queue, id).then(
           (found) => {
             if (!found) settle(() => reject(new QueueJobLostError(this.url, task.nodeId)));
@@ -165,6 +169,33 @@ class RedisQueueDispatcher implements QueueDispatcher {
       return { ok: false, cancelled: false, attempts: runIds.length, ...(runId ? { runId } : {}), error: { name: poison.name, message: poison.message, code: poison.code } };
     }
     return { ok: false, cancelled: false, attempts: runIds.length, ...(runId ? { runId } : {}), error: { name: "Error", message } };
+  }
+
+  /**
+   * Once per queue, for a task still waiting after its first check: warns when no live worker of
+   * the flow takes its pool, so that a run does not wait in silence for a worker never started.
+   */
+  private async checkServed(task: DispatchedTask, log: (event: LogEvent) => void): Promise<void> {
+    const name = queueName(task.flowName, task.pool);
+    if (this.served.has(name)) return;
+    this.served.add(name);
+    const workers = await readWorkers(this.redis).catch(() => undefined);
+    if (!workers) return void this.served.delete(name); // asked again at the next check
+    const pool = task.pool ?? DEFAULT_POOL;
+    const ofFlow = workers.filter((w) => w.flow === task.flowName);
+    if (ofFlow.some((w) => w.pools.includes(pool))) return;
+    const pools = [...new Set(ofFlow.flatMap((w) => w.pools))].map((p) => `"${p}"`);
+    const start = `cairn worker FLOW_FILE --queue URL${pool === DEFAULT_POOL ? "" : ` --pool ${pool}`}`;
+    log({
+      type: "log",
+      level: "warn",
+      runId: task.flowRunId,
+      task: task.nodeId,
+      time: Date.now(),
+      message:
+        `No live worker takes pool "${pool}" of flow "${task.flowName}" (${pools.length ? `its workers take ${pools.join(", ")}` : "the flow has no live worker"}): ` +
+        `task "${task.nodeId}" waits in the queue until one does. Start one with \`${start}\`; \`cairn workers --queue URL\` lists the live ones.`,
+    });
   }
 
   /** Passes the log lines workers publish for `flowRunId` to `log`, from before its first task is sent. */

@@ -2,6 +2,7 @@
  * The live workers of a queue (`cairn workers`), from the heartbeats they keep in its Redis, and
  * the reachability check behind `cairn worker --healthcheck`.
  */
+import type { Redis } from "ioredis";
 import { QueueUnreachableError } from "./errors.ts";
 import { checkQueueUrl, connect, whyUnreachable, WORKER_KEYS } from "./queue-names.ts";
 import type { WorkerRecord } from "./worker.ts";
@@ -10,22 +11,25 @@ import type { WorkerRecord } from "./worker.ts";
 export async function listWorkers(url: string): Promise<WorkerRecord[]> {
   const redis = connect(checkQueueUrl(url));
   try {
-    const keys: string[] = [];
-    let cursor = "0";
-    do {
-      const [next, found] = await redis.scan(cursor, "MATCH", WORKER_KEYS, "COUNT", 200);
-      cursor = next;
-      keys.push(...found);
-    } while (cursor !== "0");
-    const values = keys.length ? await redis.mget(keys) : [];
-    return values
-      .flatMap((v) => (v ? [JSON.parse(v) as WorkerRecord] : []))
-      .sort((a, b) => a.startedAt - b.startedAt);
+    return await readWorkers(redis);
   } catch (cause) {
     throw new QueueUnreachableError(url, "list its workers", { cause: whyUnreachable(redis, cause) });
   } finally {
     redis.disconnect();
   }
+}
+
+/** The records of the live workers, read through an open connection. */
+export async function readWorkers(redis: Redis): Promise<WorkerRecord[]> {
+  const keys: string[] = [];
+  let cursor = "0";
+  do {
+    const [next, found] = await redis.scan(cursor, "MATCH", WORKER_KEYS, "COUNT", 200);
+    cursor = next;
+    keys.push(...found);
+  } while (cursor !== "0");
+  const values = keys.length ? await redis.mget(keys) : [];
+  return values.flatMap((v) => (v ? [JSON.parse(v) as WorkerRecord] : [])).sort((a, b) => a.startedAt - b.startedAt);
 }
 
 /** Resolves when Redis answers at `url`; rejects with QueueUnreachableError. */
