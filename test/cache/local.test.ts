@@ -13,6 +13,36 @@ import { entryFiles, runCollect, sleep, statuses, taskEvents, tmp } from "./help
 
 const cachedEvent = (events: RunEvent[], task: string) => taskEvents(events, task).find((e) => e.status === "cached");
 
+describe("a task that reads the flow's params through ctx.params", () => {
+  it("runs again when a param it reads changes, and explain names the param; a task that reads none stays cached", async () => {
+    const root = await tmp();
+    const calls: string[] = [];
+    const reads = task("reads").run((_: Record<string, never>, ctx) => (calls.push("reads"), { y: 1 + Number(ctx.params.n) }));
+    const picks = task("picks").run((_: Record<string, never>, { params: { label } }) => (calls.push("picks"), { label: String(label) }));
+    const ignores = task("ignores").run(() => (calls.push("ignores"), { z: 1 }));
+    const f = flow("params-read")
+      .params<{ n: number; label: string }>()
+      .build(() => ({ y: reads({}).y, label: picks({}).label, z: ignores({}).z }));
+    const first = await runCollect(f, { root, params: { n: 1, label: "a" } });
+    expect(first.result.outputs).toEqual({ y: 2, label: "a", z: 1 });
+    const changed = await runCollect(f, { root, params: { n: 100, label: "a" } });
+    // Before, `reads` was a hit that handed back y: 2.
+    expect(changed.result.outputs).toEqual({ y: 101, label: "a", z: 1 });
+    expect(statuses(changed.result)).toEqual({ reads: "succeeded", picks: "cached", ignores: "cached" });
+    expect(calls.sort()).toEqual(["ignores", "picks", "reads", "reads"]); // reads twice, the others once
+    const { tasks } = await openFlowCache(f.definition, { root, params: { n: 7, label: "a" } });
+    try {
+      const why = await explainTask(f.definition, "reads", { params: { n: 7, label: "a" }, cache: tasks });
+      expect(why.nearest?.changes.map((c) => c.message)).toEqual(["param `n` changed from 100 to 7"]);
+    } finally {
+      await tasks.store.close();
+    }
+    const back = await runCollect(f, { root, params: { n: 1, label: "b" } });
+    expect(statuses(back.result)).toEqual({ reads: "cached", picks: "succeeded", ignores: "cached" });
+    expect(back.result.outputs).toEqual({ y: 2, label: "b", z: 1 });
+  });
+});
+
 describe("a second run", () => {
   it("is all cached: no task function runs, hits are FINISHED child runs tagged with their source", async () => {
     const root = await tmp();

@@ -179,6 +179,18 @@ describe("diffIngredients", () => {
     expect(keyOf({ codeFiles: {} })).toBe(keyOf({}));
   });
 
+  it("keys and names the params a task reads; a task that reads none keeps the key it had", () => {
+    const params = (p: Record<string, unknown>) => recorded({ params: p });
+    expect(keyOf({ params: {} })).toBe(keyOf({}));
+    expect(keyOf({ params: { n: 1 } })).not.toBe(keyOf({ params: { n: 2 } }));
+    expect(keyOf({ params: { n: 1 } })).not.toBe(keyOf({ inputs: { ...base.inputs, n: 1 } })); // a param is not an input
+    expect(diffIngredients(params({ n: 1, cfg: { lr: 0.1 } }), params({ n: 2, cfg: { lr: 0.2 } })).map((c) => `${c.path}: ${c.message}`)).toEqual([
+      "params.cfg.lr: param `cfg.lr` changed from 0.1 to 0.2",
+      "params.n: param `n` changed from 1 to 2",
+    ]);
+    expect(diffIngredients(recorded({}), params({ n: 1 })).map((c) => c.message)).toEqual(["param `n` was added"]);
+  });
+
   it("is empty for equal ingredients and reports large inputs by hash", () => {
     expect(diffIngredients(recorded({}), recorded({}))).toEqual([]);
     const big = (n: number) => ({ inputs: { rows: Array.from({ length: 500 }, (_, i) => i + n) } });

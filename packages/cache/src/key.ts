@@ -26,6 +26,11 @@ export interface CacheKeyIngredients {
   inputs: Record<string, unknown>;
   /** The environment variables the task declares, `undefined` when unset. Only hashes are kept. */
   env?: Record<string, string | undefined>;
+  /**
+   * The flow params the task's code reads (through `ctx.params`), by name: they shape its outputs
+   * as its inputs do. Absent (or empty) for a task that reads none, whose key is then what it was.
+   */
+  params?: Record<string, unknown>;
 }
 
 /** One input as recorded in an entry: its hash, and its value when small. */
@@ -51,6 +56,8 @@ export interface RecordedIngredients {
   inputs: Record<string, RecordedInput>;
   /** sha256 of each declared variable's name and value; `null` when unset. */
   env: Record<string, string | null>;
+  /** The flow params the task reads, recorded as inputs are; absent when it reads none. */
+  params?: Record<string, RecordedInput>;
 }
 
 /** Inputs whose JSON is larger than this are recorded by hash only. */
@@ -103,6 +110,11 @@ export function computeCacheKey(ingredients: CacheKeyIngredients): { key: string
     }
     recorded.codeFiles = files;
   }
+  if (ingredients.params !== undefined && Object.keys(ingredients.params).length) {
+    const params: Record<string, RecordedInput> = {};
+    for (const name of Object.keys(ingredients.params).sort()) params[name] = recordInput(ingredients.params[name]);
+    recorded.params = params;
+  }
   return { key: keyOfIngredients(recorded), ingredients: recorded };
 }
 
@@ -117,6 +129,7 @@ export function keyOfIngredients(ingredients: RecordedIngredients): string {
     env: ingredients.env,
     // Only when present, so that keys of tasks without code files are what they were.
     ...(ingredients.codeFiles ? { codeFiles: ingredients.codeFiles } : {}),
+    ...(ingredients.params ? { params: Object.fromEntries(Object.entries(ingredients.params).map(([name, param]) => [name, param.sha256])) } : {}),
   });
 }
 
@@ -221,25 +234,8 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
     changes.push({ path: `codeFiles.${name}`, before, after, message });
   }
 
-  for (const name of unionKeys(a.inputs, b.inputs)) {
-    const before = a.inputs[name];
-    const after = b.inputs[name];
-    if (before?.sha256 === after?.sha256) continue;
-    if (!before) {
-      changes.push({ path: `inputs.${name}`, before: undefined, after: after!.value, message: `input \`${name}\` was added` });
-    } else if (!after) {
-      changes.push({ path: `inputs.${name}`, before: before.value, after: undefined, message: `input \`${name}\` was removed` });
-    } else if ("value" in before && "value" in after) {
-      diffValues(before.value, after.value, `inputs.${name}`, name, changes);
-    } else {
-      changes.push({
-        path: `inputs.${name}`,
-        before: before.value ?? { sha256: before.sha256 },
-        after: after.value ?? { sha256: after.sha256 },
-        message: `input \`${name}\` changed (recorded by hash only: too large to show, or it held a secret; sha256 ${before.sha256.slice(0, 12)} -> ${after.sha256.slice(0, 12)})`,
-      });
-    }
-  }
+  diffRecorded(a.inputs, b.inputs, "inputs", "input", changes);
+  diffRecorded(a.params ?? {}, b.params ?? {}, "params", "param", changes);
 
   for (const name of unionKeys(a.env, b.env)) {
     const before = a.env[name];
@@ -259,11 +255,34 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
   return changes;
 }
 
-function diffValues(before: unknown, after: unknown, path: string, label: string, out: IngredientChange[]): void {
+/** The changes between two sets of recorded values (a task's inputs, or the params it reads), named `${noun} \`name\``. */
+function diffRecorded(a: Record<string, RecordedInput>, b: Record<string, RecordedInput>, field: string, noun: string, changes: IngredientChange[]): void {
+  for (const name of unionKeys(a, b)) {
+    const before = a[name];
+    const after = b[name];
+    if (before?.sha256 === after?.sha256) continue;
+    if (!before) {
+      changes.push({ path: `${field}.${name}`, before: undefined, after: after!.value, message: `${noun} \`${name}\` was added` });
+    } else if (!after) {
+      changes.push({ path: `${field}.${name}`, before: before.value, after: undefined, message: `${noun} \`${name}\` was removed` });
+    } else if ("value" in before && "value" in after) {
+      diffValues(before.value, after.value, `${field}.${name}`, name, changes, noun);
+    } else {
+      changes.push({
+        path: `${field}.${name}`,
+        before: before.value ?? { sha256: before.sha256 },
+        after: after.value ?? { sha256: after.sha256 },
+        message: `${noun} \`${name}\` changed (recorded by hash only: too large to show, or it held a secret; sha256 ${before.sha256.slice(0, 12)} -> ${after.sha256.slice(0, 12)})`,
+      });
+    }
+  }
+}
+
+function diffValues(before: unknown, after: unknown, path: string, label: string, out: IngredientChange[], noun = "input"): void {
   if (isPlainRecord(before) && isPlainRecord(after) && !("$artifact" in before) && !("$artifact" in after)) {
     for (const k of unionKeys(before, after)) {
       if (hashValue(before[k]) === hashValue(after[k])) continue;
-      diffValues(before[k], after[k], `${path}.${k}`, `${label}.${k}`, out);
+      diffValues(before[k], after[k], `${path}.${k}`, `${label}.${k}`, out, noun);
     }
     return;
   }
@@ -272,19 +291,19 @@ function diffValues(before: unknown, after: unknown, path: string, label: string
   if (Array.isArray(before) && Array.isArray(after) && before.length === after.length) {
     for (let k = 0; k < before.length; k++) {
       if (hashValue(before[k]) === hashValue(after[k])) continue;
-      diffValues(before[k], after[k], `${path}[${k}]`, `${label}[${k}]`, out);
+      diffValues(before[k], after[k], `${path}[${k}]`, `${label}[${k}]`, out, noun);
     }
     return;
   }
   if (Array.isArray(before) && Array.isArray(after)) {
-    out.push({ path, before, after, message: `input \`${label}\` changed from ${before.length} items to ${after.length}: ${show(before)} to ${show(after)}` });
+    out.push({ path, before, after, message: `${noun} \`${label}\` changed from ${before.length} items to ${after.length}: ${show(before)} to ${show(after)}` });
     return;
   }
   let message: string;
-  if (isArtifactDigest(before) && isArtifactDigest(after)) message = `input \`${label}\` is an artifact whose content changed`;
-  else if (before === undefined) message = `input \`${label}\` was added with ${show(after)}`;
-  else if (after === undefined) message = `input \`${label}\` was removed (was ${show(before)})`;
-  else message = `input \`${label}\` changed from ${show(before)} to ${show(after)}`;
+  if (isArtifactDigest(before) && isArtifactDigest(after)) message = `${noun} \`${label}\` is an artifact whose content changed`;
+  else if (before === undefined) message = `${noun} \`${label}\` was added with ${show(after)}`;
+  else if (after === undefined) message = `${noun} \`${label}\` was removed (was ${show(before)})`;
+  else message = `${noun} \`${label}\` changed from ${show(before)} to ${show(after)}`;
   out.push({ path, before, after, message });
 }
 

@@ -14,6 +14,7 @@ import ms from "ms";
 import { currentBuild, nodeToRef, refProxy } from "./build-context.ts";
 import { functionDependencies } from "./code-deps.ts";
 import { declaringModule, errorSource, resolveDeclaredPath } from "./declared-path.ts";
+import { paramsReadBy } from "./params-read.ts";
 import type { MaybeNode, MaybeRef, Node, OrDefault, Ref, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
 
 /** Options of one use of a task in a flow. */
@@ -171,6 +172,7 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
           const place = declaredIn();
           return place === undefined ? {} : functionDependencies(place.file, code, scope, place);
         },
+        paramsRead: () => paramsReadBy(code),
         retry: state.retry,
         ...(state.timeoutMs !== undefined ? { timeoutMs: state.timeoutMs } : {}),
         ...(state.pool !== undefined ? { pool: state.pool } : {}),

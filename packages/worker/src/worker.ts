@@ -139,7 +139,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     if (!shared) {
       store ??= CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root });
       shared = {
-        cache: store.then((s) => new TaskCache(s, tracker, data.experimentId, root, env, {})),
+        cache: store.then((s) => new TaskCache(s, tracker, data.experimentId, root, env, { params: data.params })),
         secrets: new SecretRegistry(options.secrets ?? {}, env, (message, id) =>
           publishLog(data.flowRunId, { type: "log", level: "warn", runId: data.flowRunId, ...(id ? { task: id } : {}), message, time: Date.now() }),
         ),

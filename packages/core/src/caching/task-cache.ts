@@ -105,6 +105,12 @@ export interface CacheFailurePolicy {
   strict?: boolean;
 }
 
+/** What a run's TaskCache knows of the run beyond the store. */
+export interface TaskCacheOptions extends CacheFailurePolicy {
+  /** The flow run's params: the ones a task reads through `ctx.params` enter its key ({@link TaskDefinition.paramsRead}). */
+  params?: Readonly<Record<string, unknown>>;
+}
+
 /** True for a shared store (redis, postgres) that did not answer, after the store's own retries. */
 export function isStoreDown(error: unknown): error is CacheBackendError {
   return CacheBackendError.is(error) && error.backend !== "embedded";
@@ -172,6 +178,8 @@ export class TaskCache {
   private foreignMet = false;
   /** See {@link CacheFailurePolicy.strict}. */
   readonly strict: boolean;
+  /** See {@link TaskCacheOptions.params}. */
+  private readonly params: Readonly<Record<string, unknown>>;
 
   constructor(
     readonly store: CacheStore,
@@ -179,11 +187,12 @@ export class TaskCache {
     private readonly experimentId: string,
     private readonly workDir: string,
     private readonly env: NodeJS.ProcessEnv = process.env,
-    policy: CacheFailurePolicy = {},
+    options: TaskCacheOptions = {},
     /** The run's secrets: an entry whose outputs hold one (written before it was known) is not used. */
     private readonly secrets?: Pick<SecretRegistry, "find">,
   ) {
-    this.strict = policy.strict === true;
+    this.strict = options.strict === true;
+    this.params = options.params ?? {};
   }
 
   /**
@@ -193,11 +202,12 @@ export class TaskCache {
    * without its value.
    */
   storedIngredients(key: TaskKey, secrets: Pick<SecretRegistry, "find"> | undefined = this.secrets): RecordedIngredients {
-    const { inputs } = key.ingredients;
+    const { inputs, params } = key.ingredients;
     const holds = (input: RecordedInput) => "value" in input && secrets!.find(input.value) !== undefined;
-    if (!secrets || !Object.values(inputs).some(holds)) return key.ingredients;
-    const scrubbed = Object.fromEntries(Object.entries(inputs).map(([name, input]) => [name, holds(input) ? { sha256: input.sha256 } : input]));
-    return { ...key.ingredients, inputs: scrubbed };
+    const any = (values: Record<string, RecordedInput> | undefined) => values !== undefined && Object.values(values).some(holds);
+    if (!secrets || (!any(inputs) && !any(params))) return key.ingredients;
+    const scrub = (values: Record<string, RecordedInput>) => Object.fromEntries(Object.entries(values).map(([name, input]) => [name, holds(input) ? { sha256: input.sha256 } : input]));
+    return { ...key.ingredients, inputs: scrub(inputs), ...(params ? { params: scrub(params) } : {}) };
   }
 
   /** The error that made the run stop using the store, if it did. */
@@ -317,6 +327,7 @@ export class TaskCache {
       });
       extra += `\0resolved:${resolved}`;
     }
+    const params = node.task.paramsRead ? this.paramsOf(await node.task.paramsRead()) : undefined;
     return computeCacheKey({
       taskName: node.task.name,
       ...(node.task.version !== undefined ? { taskVersion: node.task.version } : {}),
@@ -324,7 +335,16 @@ export class TaskCache {
       ...(codeFiles ? { codeFiles } : {}),
       inputs: contentInputs,
       env,
+      ...(params ? { params } : {}),
     });
+  }
+
+  /** The run's values of the params a task reads (a param the run does not set is left out). */
+  private paramsOf(read: readonly string[] | "all"): Record<string, unknown> | undefined {
+    if (read === "all") return { ...this.params };
+    const picked: Record<string, unknown> = {};
+    for (const name of read) if (Object.hasOwn(this.params, name) && this.params[name] !== undefined) picked[name] = this.params[name];
+    return picked;
   }
 
   /**

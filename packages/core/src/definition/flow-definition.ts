@@ -60,6 +60,12 @@ export interface TaskDefinition {
    */
   readonly codeDependencies?: (scope: RunScope) => Promise<Record<string, string>>;
   /**
+   * The flow params the task's code reads through `ctx.params` (the DSL's function tasks, from
+   * the function's text): their names, or `"all"` when which cannot be told (the context passed
+   * on whole, a computed name). Their values enter the cache key beside the inputs.
+   */
+  readonly paramsRead?: () => Promise<readonly string[] | "all">;
+  /**
    * The part of the code fingerprint known only when the flow runs (the registry version
    * behind `models:/name@alias`). Asked before the cache lookup and added to the key, so
    * a change behind the same name is a miss. Memoise it per `flowRunId`.

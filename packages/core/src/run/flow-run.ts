@@ -354,7 +354,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   });
   // The cache opens while the flow run is being created, and the look-ahead (the hits' keys, then
   // one request about their source runs) starts as soon as it is open: none of it needs the run.
-  const cacheOpening = openRunCache(cacheOptions, root, env, tracker, experimentId, secrets).then(
+  const cacheOpening = openRunCache(cacheOptions, root, env, tracker, experimentId, params, secrets).then(
     ({ cache, storeDown }) => ({ cache, storeDown, failed: undefined }),
     (error: unknown) => ({ cache: undefined, storeDown: undefined, failed: { error } }),
   );
@@ -542,7 +542,7 @@ export async function openFlowCache(
   const abandoned = closeAbandonedRuns(tracker, [experimentId]);
   // Strict: plan and explain are about what the store holds; a store that does not answer is their error.
   const option = checkCacheOption(options.cache === false ? undefined : options.cache) ?? {};
-  const cache = await openCache({ ...option, strict: true }, root, env, tracker, experimentId);
+  const cache = await openCache({ ...option, strict: true }, root, env, tracker, experimentId, params);
   return { tasks: cache!.tasks, params, tracker, abandoned: await abandoned };
 }
 
@@ -579,10 +579,11 @@ async function openRunCache(
   env: NodeJS.ProcessEnv,
   tracker: Tracker,
   experimentId: string,
+  params: Record<string, unknown>,
   secrets: SecretRegistry,
 ): Promise<{ cache: ExecutionSettings["cache"]; storeDown?: CacheBackendError }> {
   try {
-    return { cache: await openCache(option, root, env, tracker, experimentId, secrets) };
+    return { cache: await openCache(option, root, env, tracker, experimentId, params, secrets) };
   } catch (error) {
     if (!isStoreDown(error) || isStrict(option, env)) throw error;
     return { cache: undefined, storeDown: error };
@@ -618,12 +619,14 @@ async function openCache(
   env: NodeJS.ProcessEnv,
   tracker: Tracker,
   experimentId: string,
+  /** The run's params: the ones a task reads enter its key. */
+  params: Record<string, unknown>,
   secrets?: SecretRegistry,
 ): Promise<ExecutionSettings["cache"]> {
   if (!o) return undefined;
   const store = o.store ?? (await CacheStore.fromUrl(o.url ?? (env.CAIRN_CACHE_URL || undefined), { root }));
   return {
-    tasks: new TaskCache(store, tracker, experimentId, root, env, { strict: isStrict(o, env) }, secrets),
+    tasks: new TaskCache(store, tracker, experimentId, root, env, { strict: isStrict(o, env), params }, secrets),
     refresh: o.refresh === true,
     ownStore: o.store === undefined,
   };
