@@ -320,6 +320,25 @@ describe("bad entries are misses with a warning, never crashes", () => {
     return files[0]!;
   };
 
+  it("an entry whose artifact path names a file elsewhere (with the artifact's very bytes) or a device: the task is handed the run's own copy, or runs again", async () => {
+    for (const [elsewhere, ownCopy] of [["outside", true], ["device", true], ["outside", false]] as const) {
+      const s = await setup();
+      const file = await makeEntryFile(s.root);
+      // A file with the artifact's bytes, outside Cairn's folders: a digest check alone would pass it.
+      const target = elsewhere === "device" ? "/dev/zero" : join(await tmp(), "planted.txt");
+      if (elsewhere === "outside") await writeFile(target, "payload");
+      await writeFile(file, (await readFile(file, "utf8")).replaceAll(JSON.stringify(s.artifact.path), JSON.stringify(target)));
+      expect(await readFile(file, "utf8")).toContain(target);
+      if (!ownCopy) await rm(s.artifact.path);
+      const again = await runCollect(s.f, { root: s.root });
+      expect(again.result.status).toBe("succeeded");
+      expect(again.result.tasks.make!.status, again.warnings.join("; ")).toBe(ownCopy ? "cached" : "succeeded");
+      const handed = (again.result.tasks.make!.outputs as { file: Artifact }).file;
+      expect(handed.path).not.toBe(target);
+      if (ownCopy) expect(handed.path).toBe(s.artifact.path);
+    }
+  });
+
   it("a corrupted entry file is recomputed, and the entry is rewritten", async () => {
     const s = await setup();
     await writeFile(await makeEntryFile(s.root), "\u0000garbage{{{ not json at all");

@@ -1,6 +1,6 @@
-import { access, mkdir, readFile } from "node:fs/promises";
+import { access, mkdir, readFile, stat } from "node:fs/promises";
 import { hostname } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve as resolvePath } from "node:path";
 import {
   type AcquireLeaseOptions,
   type ArtifactRecord,
@@ -24,6 +24,7 @@ import { CodeFileError, UnsafePathError } from "../errors.ts";
 import { RunScope } from "../run/run-scope.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { isUntrackedRecord } from "../tracking/null-tracker.ts";
+import { hasLocalArtifacts } from "../tracking/run-files.ts";
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
@@ -381,6 +382,7 @@ export class TaskCache {
       fromTracker = entry !== undefined;
     }
     if (!entry) return {};
+    entry = await this.placed(entry);
     const secret = this.secrets?.find(entry.outputs.values);
     const problem = secret !== undefined ? `its outputs hold the value of secret "${secret}"` : await this.verify(entry);
     if (problem) {
@@ -500,6 +502,47 @@ export class TaskCache {
     return this.sourceNames.get(runId);
   }
 
+  /**
+   * The entry with each artifact's `path` where this machine keeps its run's artifact (the
+   * tracker's folder, the work folder's, the downloads folder), never a path the entry names
+   * elsewhere: an entry is data from a shared store or a server, and its path could name any
+   * file here (`/etc/passwd`, `/dev/zero`). Such a path is replaced by the first of those places
+   * that holds the file, else the downloads folder (the artifact is then downloaded from its run,
+   * or the entry is a miss). Names that are not safe are left for {@link verify} to refuse.
+   */
+  private async placed(entry: CacheEntry): Promise<CacheEntry> {
+    const moves: Promise<void>[] = [];
+    const place = (a: Artifact): Artifact => {
+      if (a.runId === undefined) return a;
+      let runDir: string;
+      let parts: string[];
+      try {
+        runDir = safePathSegment(a.runId, { source: "a cache entry" });
+        parts = safeRelativePath(a.artifactPath, { source: "a cache entry" }).split("/");
+      } catch {
+        return a;
+      }
+      const homes = [join(resolvePath(this.workDir, "artifacts"), runDir, ...parts), join(this.workDir, "downloads", runDir, ...parts)];
+      if (hasLocalArtifacts(this.tracker)) homes.unshift(join(this.tracker.artifactDir(runDir), ...parts));
+      if (homes.includes(resolvePath(a.path))) return a;
+      const moved = { ...a, path: homes.at(-1)! };
+      moves.push(
+        (async () => {
+          for (const home of homes) {
+            if (await exists(home)) return void (moved.path = home);
+          }
+        })(),
+      );
+      return moved;
+    };
+    const walk = (v: unknown): unknown =>
+      isArtifact(v) ? place(v) : Array.isArray(v) ? v.map(walk) : isPlainObject(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)])) : v;
+    const values = walk(entry.outputs.values);
+    if (!moves.length) return entry;
+    await Promise.all(moves);
+    return { ...entry, outputs: { ...entry.outputs, values } };
+  }
+
   /** Why the entry cannot be used, or undefined when it can. */
   private async verify(entry: CacheEntry): Promise<string | undefined> {
     const run = await this.sourceRun(entry.sourceRunId);
@@ -514,7 +557,9 @@ export class TaskCache {
     const unsafe = unsafeNames(entry, artifacts);
     if (unsafe) return unsafe;
     for (const artifact of artifacts) {
-      if (await exists(artifact.path)) {
+      const here = await stat(artifact.path).catch(() => undefined);
+      if (here && !here.isFile() && !here.isDirectory()) return `artifact ${artifact.artifactPath} of run ${artifact.runId} is not a file or a folder here`;
+      if (here) {
         const now = await describePath(artifact.path);
         if (now.digest !== artifact.digest) return `artifact ${artifact.artifactPath} of run ${artifact.runId} changed since it was cached`;
       } else if (artifact.runId && this.tracker.capabilities.sharedRuns) {
