@@ -505,6 +505,31 @@ describe("single flight on one store", () => {
     }
   };
 
+  it("an entry another process writes while this run waits for it is checked as any entry: one whose source run is not there is no hit", async () => {
+    const root = await tmp();
+    let calls = 0;
+    const made = task("made").run(() => (calls++, { v: 1 }));
+    const f = flow("waited").build(() => ({ v: made().v }));
+    const { tasks } = await openFlowCache(f.definition, { root, env: {} });
+    const key = await tasks.keyFor(f.definition.nodes[0]!, {});
+    await tasks.store.close();
+    const holder = await CacheStore.fromUrl(undefined, { root });
+    const lease = await holder.acquireLease(key.key, { ttlMs: 30_000, owner: "the test, as another process" });
+    expect(lease.acquired).toBe(true);
+    const run = await f.run({ root, env: {} });
+    const events: RunEvent[] = [];
+    run.on((e) => events.push(e));
+    for (const until = Date.now() + 20_000; !taskEvents(events, "made").some((e) => e.status === "waiting") && Date.now() < until; ) await sleep(50);
+    // The other process ends by writing an entry whose run this tracker has never seen.
+    await holder.set({ key: key.key, taskName: "made", ingredients: key.ingredients, sourceRunId: "f".repeat(32), tracker: { kind: run.tracker.kind, uri: run.tracker.uri }, outputs: { values: { v: 2 }, artifacts: [] } });
+    if (lease.acquired) await lease.release();
+    const result = await run.wait();
+    await holder.close();
+    expect(result.tasks.made!.status).toBe("succeeded");
+    expect(result.outputs).toEqual({ v: 1 });
+    expect(calls).toBe(1);
+  });
+
   it("tasks wait while another holder has their keys, and compute themselves when it gives up without entries", async () => {
     const s = await heldScenario();
     expect(s.callsBefore).toBe(0);

@@ -86,8 +86,13 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
     scope.waiting(id, state.node);
     state.settleFlight(undefined);
     state.settleFlight = undefined;
-    const entry = await cache.waitFor(key, scope.flowSignal);
-    if (entry) return entry;
+    // What it wrote is checked as any entry found in the store is (its source run, its artifacts,
+    // its tracker: another machine's embedded store is no hit here), not taken as handed over.
+    if (await cache.waitFor(key, scope.flowSignal)) {
+      const found = await cache.lookup(key, { storeOnly: true });
+      if (found.bad) scope.warn(id, `cache entry ${key.slice(0, 12)} was unusable: ${found.bad.reason}; it was evicted and the task runs`);
+      if (found.entry) return found.entry;
+    }
   }
   return undefined;
 }
