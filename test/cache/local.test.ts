@@ -339,6 +339,17 @@ describe("bad entries are misses with a warning, never crashes", () => {
     }
   });
 
+  it("an entry without its outputs' values is recomputed, not handed on as nothing", async () => {
+    const s = await setup();
+    const file = await makeEntryFile(s.root);
+    const text = await readFile(file, "utf8");
+    expect(text).toMatch(/"values":\{"file":\{[^}]*\}\},/);
+    await writeFile(file, text.replace(/"values":\{"file":\{[^}]*\}\},/, ""));
+    expect(await readFile(file, "utf8")).not.toContain('"values"');
+    const again = await expectRecovered(s);
+    expect(again.warnings.join("\n")).toMatch(/not a Cairn cache entry of this key; it was evicted/);
+  });
+
   it("a corrupted entry file is recomputed, and the entry is rewritten", async () => {
     const s = await setup();
     await writeFile(await makeEntryFile(s.root), "\u0000garbage{{{ not json at all");

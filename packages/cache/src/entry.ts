@@ -46,7 +46,8 @@ export function parseCacheEntry(value: unknown, expectedKey?: string): CacheEntr
   if (typeof taskName !== "string" || typeof sourceRunId !== "string") return undefined;
   if (!isRecord(ingredients) || !isRecord(ingredients.inputs) || !isRecord(ingredients.env)) return undefined;
   if (!isRecord(tracker) || typeof tracker.kind !== "string" || typeof tracker.uri !== "string") return undefined;
-  if (!isRecord(outputs) || !Array.isArray(outputs.artifacts)) return undefined;
+  // Without its values an entry would hand its dependants nothing at all.
+  if (!isRecord(outputs) || !Array.isArray(outputs.artifacts) || !("values" in outputs)) return undefined;
   for (const a of outputs.artifacts) {
     if (!isRecord(a) || typeof a.path !== "string" || typeof a.digest !== "string" || typeof a.size !== "number" || typeof a.artifactPath !== "string") {
       return undefined;
