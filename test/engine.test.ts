@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import { LocalStore } from "@cairn/core";
 import { z } from "zod";
@@ -26,6 +27,10 @@ const sleep = (ms: number, signal?: AbortSignal) =>
       reject(signal.reason);
     });
   });
+
+/** `promise`, or a rejection when it has not settled within `ms`: a run that hangs fails its test instead of timing it out. */
+const settles = <T>(promise: Promise<T>, ms = 5000): Promise<T> =>
+  Promise.race([promise, sleep(ms).then(() => Promise.reject(new Error(`did not settle within ${ms} ms`)))]);
 
 const add = task("add")
   .input<{ a: number; b: number }>()
@@ -278,6 +283,35 @@ describe("failures", () => {
     expect(r.tasks.weird!.error).toEqual({
       name: "NonErrorThrownError",
       message: expect.stringContaining('threw a non-Error value: "just a string" (string)'),
+    });
+  });
+
+  it("keeps the message and stack of an Error made in another realm", async () => {
+    const realm = task("realm").run(() => {
+      throw runInNewContext("new TypeError('from another realm')");
+    });
+    const r = await (await flow("realm").build(() => (realm(), {})).run(off)).wait();
+    expect(r.tasks.realm!.error).toEqual({ name: "TypeError", message: "from another realm" });
+    // The place in the user's code is read from its stack, as for an Error of this realm.
+    expect(r.tasks.realm!.error?.at).toMatch(/engine\.test\.ts:\d+:\d+$/);
+  });
+
+  it("reports an Error whose message getter throws, and the run still ends", async () => {
+    const broken = task("broken").run(() => {
+      const e = new Error("hidden");
+      Object.defineProperty(e, "message", {
+        get() {
+          throw new Error("message getter broke");
+        },
+      });
+      throw e;
+    });
+    const run = await flow("badmsg").build(() => (broken(), {})).run(off);
+    const r = await settles(run.wait());
+    expect(r.status).toBe("failed");
+    expect(r.tasks.broken!.error).toEqual({
+      name: "Error",
+      message: "an Error that could not be read (reading it threw Error: message getter broke)",
     });
   });
 

@@ -6,6 +6,7 @@
  */
 
 import { CairnError } from "@cairn/cache";
+import { isError } from "./run/events.ts";
 
 /**
  * Base class of every Cairn error, the cache's among them; `CairnError.is(error)` catches
@@ -216,7 +217,7 @@ export class CancelledError extends CairnError {
   static override readonly code: string = "CAIRN_CANCELLED";
   override name = "CancelledError";
   constructor(readonly reason?: unknown) {
-    super(`Cancelled${reason instanceof Error ? `: ${reason.message}` : reason ? `: ${String(reason)}` : ""}.`);
+    super(`Cancelled${isError(reason) ? `: ${reason.message}` : reason ? `: ${String(reason)}` : ""}.`);
   }
 }
 

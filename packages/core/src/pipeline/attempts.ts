@@ -7,7 +7,7 @@
 import pRetry from "p-retry";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { CancelledError, NonErrorThrownError, TaskTimeoutError } from "../errors.ts";
-import { noteErrorSource, placeNode, type TaskStatus, toErrorInfo } from "../run/events.ts";
+import { isError, noteErrorSource, placeNode, type TaskStatus, toErrorInfo } from "../run/events.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import type { AbandonedAttempts } from "./abandoned.ts";
 import { intercept, type TaskInterceptor } from "./intercept.ts";
@@ -153,8 +153,9 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
       }
     } catch (error) {
       // Read from the stack only now, when an attempt failed: a stack's text costs its making.
-      if (error instanceof Error && node.task.errorSource && !(signal.aborted && error === signal.reason)) noteErrorSource(error, node.task.errorSource(error));
-      if (error instanceof Error || error instanceof StopReason) throw error;
+      // isError, not instanceof: an Error made in another realm (a `vm` context) keeps its message and stack.
+      if (isError(error) && node.task.errorSource && !(signal.aborted && error === signal.reason)) noteErrorSource(error, node.task.errorSource(error));
+      if (isError(error) || error instanceof StopReason) throw error;
       throw new NonErrorThrownError(node.id, error);
     }
     const checked = checkOutputs(node, output, scope.shared.secrets);

@@ -5,7 +5,7 @@
  */
 import type { TaskCache } from "../caching/task-cache.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
-import { type RunEvent, toErrorInfo } from "../run/events.ts";
+import { isError, type RunEvent, toErrorInfo } from "../run/events.ts";
 import { SecretRegistry } from "../run/secrets.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 import type { DispatchedOutcome, DispatchedTask } from "./dispatch.ts";
@@ -68,12 +68,12 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
     const { runId, attempts } = state.result;
     if (outcome.ok) return { ok: true, outputs: outcome.outputs, ...(runId ? { runId } : {}), attempts };
     const error = asError(outcome.error);
-    const code = (error.constructor as { code?: unknown }).code;
-    const { at } = toErrorInfo(error);
+    const code = (error.constructor as { code?: unknown } | undefined)?.code;
+    const { name, message, at } = toErrorInfo(error);
     return {
       ok: false,
       // With its place in the user's code (the coordinator shows it as for a task run there).
-      error: { name: error.name, message: secrets.mask(error.message), ...(at !== undefined ? { at } : {}), ...(typeof code === "string" ? { code } : {}) },
+      error: { name, message: secrets.mask(message), ...(at !== undefined ? { at } : {}), ...(typeof code === "string" ? { code } : {}) },
       cancelled: outcome.cancelled,
       ...(runId ? { runId } : {}),
       attempts,
@@ -85,7 +85,7 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
 
 /** What a task ended with, as an Error: a stop is told by its own error (the cancel this worker got) or as the coordinator tells it, not as "[object Object]". */
 function asError(thrown: unknown): Error {
-  if (thrown instanceof Error) return thrown;
-  if (thrown instanceof StopReason) return thrown.detail instanceof Error ? thrown.detail : Object.assign(new Error(), stopInfo(thrown));
-  return new Error(String(thrown));
+  if (isError(thrown)) return thrown;
+  if (thrown instanceof StopReason) return isError(thrown.detail) ? thrown.detail : Object.assign(new Error(), stopInfo(thrown));
+  return new Error(toErrorInfo(thrown).message);
 }

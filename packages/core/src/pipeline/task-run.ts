@@ -10,7 +10,7 @@ import type { CacheEntry } from "@cairn/cache";
 import { CACHED_FROM_NAME_TAG, CACHED_FROM_TAG, MANIFEST_PATH, type StoredManifest } from "../caching/task-cache.ts";
 import { isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
-import { type ErrorInfo, toErrorInfo } from "../run/events.ts";
+import { type ErrorInfo, isError, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
@@ -266,12 +266,23 @@ export function errorText(error: unknown, secrets: SecretRegistry): string {
     if (lines.length) lines.push("", "Caused by:");
     const info = toErrorInfo(current);
     lines.push(`${info.name}: ${info.message}`);
-    if (!(current instanceof Error)) break;
+    if (!isError(current)) break;
     // The frames only: the stack's first lines repeat the message, under the name the error had when it was made.
-    for (const line of current.stack?.split("\n") ?? []) if (/^\s+at /.test(line)) lines.push(line);
-    current = current.cause;
+    const error = current;
+    const stack = readSafely(() => error.stack);
+    for (const line of typeof stack === "string" ? stack.split("\n") : []) if (/^\s+at /.test(line)) lines.push(line);
+    current = readSafely(() => error.cause);
   }
   return secrets.mask(`${lines.join("\n")}\n`);
+}
+
+/** What `read` gives, or undefined when it throws: a task's error may have getters that do, and it is still recorded. */
+function readSafely(read: () => unknown): unknown {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -3,6 +3,8 @@
  * per line: the field names and status values are a stable, documented format.
  */
 
+import { types } from "node:util";
+
 /** Status of one task in a flow run. */
 export type TaskStatus =
   | "pending"
@@ -110,12 +112,54 @@ export function placeNode(event: TaskEvent, node: { readonly item?: { readonly p
   return event;
 }
 
-/** Turns anything thrown into ErrorInfo. */
+/**
+ * Whether `value` is an Error: made by this realm's `Error` or by another's (a `vm` context, a
+ * worker's structured clone), where `instanceof Error` says no though it has its name, message
+ * and stack.
+ */
+export function isError(value: unknown): value is Error {
+  return value instanceof Error || types.isNativeError(value);
+}
+
+/**
+ * Turns anything thrown into ErrorInfo; never throws itself, as it runs where a failure is being
+ * reported and a throw there would leave the task, and the run, without an end: an Error whose
+ * `name` or `message` getter throws, or a value `String()` cannot convert (`Object.create(null)`),
+ * is described instead.
+ */
 export function toErrorInfo(error: unknown): ErrorInfo {
-  if (error instanceof Error) {
-    return withErrorSource({ name: error.name, message: error.message }, (error as { [ERROR_SOURCE]?: string })[ERROR_SOURCE]);
+  try {
+    if (isError(error)) {
+      const { name, message } = error;
+      return withErrorSource(
+        { name: typeof name === "string" ? name : String(name), message: typeof message === "string" ? message : String(message) },
+        (error as { [ERROR_SOURCE]?: string })[ERROR_SOURCE],
+      );
+    }
+    return { name: "Error", message: String(error) };
+  } catch (thrown) {
+    return { name: "Error", message: `${describeUnreadable(error)} that could not be read (reading it threw ${describeThrown(thrown)})` };
   }
-  return { name: "Error", message: String(error) };
+}
+
+/** What `value` is, from what can be read without running its code (no getter, no `toString`). */
+function describeUnreadable(value: unknown): string {
+  if (typeof value !== "object" || value === null) return `a ${typeof value}`;
+  try {
+    return isError(value) ? "an Error" : "an object";
+  } catch {
+    return "an object"; // a revoked Proxy
+  }
+}
+
+/** `thrown` in a few words for {@link toErrorInfo}'s fallback; itself guarded, as it may be as broken as the error it explains. */
+function describeThrown(thrown: unknown): string {
+  try {
+    if (isError(thrown) && typeof thrown.message === "string") return `${String(thrown.name)}: ${thrown.message}`;
+    return typeof thrown === "string" ? thrown : `a ${typeof thrown}`;
+  } catch {
+    return "an error that could not be read either";
+  }
 }
 
 /** Where the engine notes an error's place in the user's code (TaskDefinition.errorSource), for toErrorInfo. */

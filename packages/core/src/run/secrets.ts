@@ -26,7 +26,7 @@
  * secret is refused only where a whole value equals it, and a warning says so once.
  */
 import { SecretLeakError, SecretNotFoundError, SecretParamError } from "../errors.ts";
-import { type ErrorInfo, type RunEvent, withErrorSource } from "./events.ts";
+import { type ErrorInfo, isError, type RunEvent, withErrorSource } from "./events.ts";
 
 /** Secrets with fewer characters (code points) than this are matched as whole values only, never inside text. */
 export const MIN_MASKED_LENGTH = 4;
@@ -157,9 +157,13 @@ export class SecretRegistry {
 
   /** Masks the message and stack of a thrown Error in place (it is about to be reported) and returns it. */
   maskThrown(error: unknown): unknown {
-    if (this.forms.size === 0 || !(error instanceof Error)) return error;
-    error.message = this.mask(error.message);
-    if (error.stack) error.stack = this.mask(error.stack);
+    if (this.forms.size === 0 || !isError(error)) return error;
+    try {
+      error.message = this.mask(error.message);
+      if (error.stack) error.stack = this.mask(error.stack);
+    } catch {
+      // A frozen error, or one whose message is a getter, cannot be changed: it goes on as it is rather than this throwing instead.
+    }
     return error;
   }
 
