@@ -286,6 +286,28 @@ describe("failures", () => {
     });
   });
 
+  it("shows the beginning of a thrown object in the error, its secrets masked before it is cut", async () => {
+    const obj = task("obj").run(() => {
+      throw { code: 42, msg: "obj" };
+    });
+    const big = task("big").run(() => {
+      throw { items: Array.from({ length: 1000 }, (_, i) => i), text: "y".repeat(100_000) };
+    });
+    // The secret straddles the preview's cut: masked first, none of it is left.
+    const leaky = task("leaky").run(() => {
+      throw { pad: "x".repeat(175), token: "s3cr3t-value-of-some-length" };
+    });
+    const r = await (
+      await flow("nonerr-obj").build(() => (obj(), big(), leaky(), {})).run({ ...off, failurePolicy: "continue", secrets: { API_TOKEN: "s3cr3t-value-of-some-length" } })
+    ).wait();
+    expect(r.tasks.obj!.error?.message).toContain("threw a non-Error value: an object: { code: 42, msg: 'obj' }. Throw an Error");
+    const preview = r.tasks.big!.error!.message.match(/an object: (.*)\. Throw an Error/)![1]!;
+    expect(preview.length).toBeLessThanOrEqual(200);
+    expect(preview).toMatch(/^\{ items: \[ 0, 1, 2,.*…$/);
+    expect(r.tasks.leaky!.error?.message).toMatch(/an object: \{ pad: 'x+', token: '\*\*\*'/);
+    expect(JSON.stringify(r)).not.toContain("s3cr3t");
+  });
+
   it("keeps the message and stack of an Error made in another realm", async () => {
     const realm = task("realm").run(() => {
       throw runInNewContext("new TypeError('from another realm')");

@@ -5,6 +5,7 @@
  * where, and how to fix it.
  */
 
+import { inspect } from "node:util";
 import { CairnError } from "@cairn/cache";
 import { isError } from "./run/events.ts";
 
@@ -197,19 +198,53 @@ export class TaskTimeoutError extends CairnError {
   }
 }
 
-/** A task threw something that is not an Error; the thrown value is kept in `thrown`. */
+/**
+ * A task threw something that is not an Error; the thrown value is kept in `thrown`, and the
+ * message shows its beginning (an object's, an array's: `{ code: 42, msg: 'obj' }`).
+ */
 export class NonErrorThrownError extends CairnError {
   static override readonly code: string = "CAIRN_NON_ERROR_THROWN";
   override name = "NonErrorThrownError";
+  /**
+   * @param mask applied to the preview of `thrown` before it is cut to its first
+   *   {@link THROWN_PREVIEW_LENGTH} characters: a secret cut in two is no longer recognised
+   *   where the message is masked later.
+   */
   constructor(
     readonly nodeId: string,
     readonly thrown: unknown,
+    mask: (text: string) => string = (text) => text,
   ) {
     super(
-      `Task "${nodeId}" threw a non-Error value: ${describeValue(thrown)}. ` +
+      `Task "${nodeId}" threw a non-Error value: ${describeThrown(thrown, mask)}. ` +
         `Throw an Error (throw new Error("...")) so the message and stack are kept.`,
     );
   }
+}
+
+/** How much of a thrown non-Error object's text a {@link NonErrorThrownError}'s message shows. */
+const THROWN_PREVIEW_LENGTH = 200;
+
+/**
+ * `thrown` as {@link describeValue} says it, and for an object, an array or a function also
+ * its beginning as `util.inspect` shows it: what was thrown is all the user has to find the
+ * throw by, as it has no stack. Bounded however large the value (depth, items, string lengths),
+ * and never throws (a Proxy's trap may): then the description alone.
+ */
+function describeThrown(thrown: unknown, mask: (text: string) => string): string {
+  if (typeof thrown === "string") return describeValue(mask(thrown));
+  if ((typeof thrown !== "object" || thrown === null) && typeof thrown !== "function") return describeValue(thrown);
+  let what = "an object";
+  let text: string;
+  try {
+    what = describeValue(thrown);
+    // String lengths bounded past the cut, so a string cut by inspect is never cut within what is shown.
+    text = mask(inspect(thrown, { depth: 2, maxArrayLength: 20, maxStringLength: 4 * THROWN_PREVIEW_LENGTH, breakLength: Infinity, compact: true }));
+  } catch {
+    return what;
+  }
+  text = text.replace(/\s+/g, " ");
+  return `${what}: ${text.length > THROWN_PREVIEW_LENGTH ? `${text.slice(0, THROWN_PREVIEW_LENGTH - 1)}…` : text}`;
 }
 
 /** The task or flow was cancelled (run.cancel(), an AbortSignal, Ctrl-C). */

@@ -156,7 +156,8 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
       // isError, not instanceof: an Error made in another realm (a `vm` context) keeps its message and stack.
       if (isError(error) && node.task.errorSource && !(signal.aborted && error === signal.reason)) noteErrorSource(error, node.task.errorSource(error));
       if (isError(error) || error instanceof StopReason) throw error;
-      throw new NonErrorThrownError(node.id, error);
+      // Its preview is masked before it is cut: a secret cut in two would not be recognised after.
+      throw new NonErrorThrownError(node.id, error, (text) => scope.shared.secrets.mask(text));
     }
     const checked = checkOutputs(node, output, scope.shared.secrets);
     return checked instanceof Promise ? await checked : checked;
