@@ -408,6 +408,39 @@ describe("cancellation", () => {
     setTimeout(() => ac.abort(), 30);
     expect((await run.wait()).status).toBe("cancelled");
   });
+
+  it("refuses a signal that is not an AbortSignal where it enters", async () => {
+    const f = flow("badsignal").build(() => ({ s: add({ a: 1, b: 2 }).sum }));
+    for (const signal of [{}, "x"]) {
+      const started = f.run({ ...off, signal: signal as unknown as AbortSignal });
+      await expect(started).rejects.toThrow(OptionError);
+      await expect(started).rejects.toThrow(/Expected `signal` to be an AbortSignal .*, got /);
+    }
+  });
+
+  it("a run whose own code fails still ends: failed, its flow run closed FAILED, events() over", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-broken-"));
+    try {
+      // Passes the check (it has an AbortSignal's members), then throws when the run uses it.
+      const signal = { aborted: false, addEventListener: () => { throw new Error("broken signal"); }, removeEventListener: () => {} };
+      const f = flow("broken").build(() => ({ s: add({ a: 1, b: 2 }).sum }));
+      const run = await f.run({ root, cache: false, env: {}, signal: signal as unknown as AbortSignal });
+      const events: RunEvent[] = [];
+      const reading = (async () => {
+        for await (const e of run.events()) events.push(e);
+      })();
+      const r = await settles(run.wait());
+      await settles(reading);
+      expect(r.status).toBe("failed");
+      expect(r.error?.message).toMatch(/stopped on an error outside its tasks: broken signal\. The run is recorded FAILED/);
+      expect(r.tasks.add!.status).toBe("cancelled");
+      expect(run.status()).toBe("failed");
+      expect(events.at(-1)).toMatchObject({ type: "flow", status: "failed", error: r.error });
+      expect((await new LocalStore({ root }).getRun(run.runId))?.status).toBe("FAILED");
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("bad definitions are caught before anything runs", () => {

@@ -20,7 +20,7 @@ import { NullTracker } from "../tracking/null-tracker.ts";
 import { resolveTracker } from "../tracking/resolve-tracker.ts";
 import { closeAbandonedRuns, describeAbandonedRuns } from "../tracking/abandoned-runs.ts";
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
-import { type ErrorInfo, type FlowStatus, type RunEvent, toErrorInfo } from "./events.ts";
+import { type ErrorInfo, type FlowEvent, type FlowStatus, type RunEvent, toErrorInfo } from "./events.ts";
 import { SecretRegistry } from "./secrets.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
@@ -182,6 +182,7 @@ export class FlowRun<Outputs = Record<string, unknown>> {
   private readers = 0;
   private status_: FlowStatus = "running";
   private readonly result: Promise<FlowResult<Outputs>>;
+  private readonly started = performance.now();
 
   /** @internal Use `flow.run()`. */
   constructor(
@@ -193,11 +194,47 @@ export class FlowRun<Outputs = Record<string, unknown>> {
     readonly tracker: Tracker,
     private readonly execution: FlowExecution,
     body: (emit: Listener) => Promise<FlowResult<Outputs>>,
+    /** Applied to every event before anyone sees it: the run's secrets masked. */
+    private readonly mask: (event: RunEvent) => RunEvent = (event) => event,
   ) {
-    this.result = body((event) => this.emit(event)).then((r) => {
-      this.status_ = r.status;
-      return r;
-    });
+    this.result = body((event) => this.emit(event)).then(
+      (r) => {
+        this.status_ = r.status;
+        return r;
+      },
+      (thrown: unknown) => this.endBroken(thrown),
+    );
+  }
+
+  /**
+   * The body rejected: a bug of Cairn's, or an option value no check caught. The run still ends,
+   * failed, as a failed task would end it (its tasks stopped, its flow run closed FAILED, a last
+   * `flow` event, so that `events()` ends), rather than stay "running" for good with the rejection
+   * unhandled in the app's process.
+   */
+  private async endBroken(thrown: unknown): Promise<FlowResult<Outputs>> {
+    const cause = toErrorInfo(thrown);
+    try {
+      this.execution.cancel(thrown);
+      await this.execution.done;
+      await this.execution.pipeline.drain();
+    } catch {
+      // The tasks' runs are closed as far as they can be; the flow run is closed below whatever happened to them.
+    }
+    await this.tracker.endRun(this.runId, "FAILED").catch(() => {});
+    await this.tracker.flush().catch(() => {});
+    const error: ErrorInfo = {
+      name: cause.name,
+      message:
+        `Flow run ${this.runId} of "${this.flowName}" stopped on an error outside its tasks: ${cause.message}. ` +
+        `The run is recorded FAILED. Unless this comes from a value passed to run() (an option, a hook), it is a bug of Cairn's: please report it with this message.`,
+    };
+    const durationMs = Math.round(performance.now() - this.started);
+    const last = this.mask({ type: "flow", status: "failed", runId: this.runId, flow: this.flowName, durationMs, time: Date.now(), error }) as FlowEvent;
+    // Said once: a body that failed after its last event has told the run's end already.
+    if (this.status_ === "running") this.deliver(last);
+    this.status_ = "failed";
+    return { runId: this.runId, status: "failed", tasks: this.tasks(), durationMs, error: last.error ?? error };
   }
 
   /** Current status of the flow. */
@@ -266,7 +303,12 @@ export class FlowRun<Outputs = Record<string, unknown>> {
     }
   }
 
+  /** The one door of every event (task, flow, log, warning): known secrets are masked here. */
   private emit(event: RunEvent): void {
+    this.deliver(this.mask(event));
+  }
+
+  private deliver(event: RunEvent): void {
     if (event.type !== "log" || this.readers > 0) this.history.push(event);
     if (event.type === "flow" && event.status !== "running") this.status_ = event.status;
     for (const listener of this.listeners) {
@@ -277,6 +319,19 @@ export class FlowRun<Outputs = Record<string, unknown>> {
       }
     }
   }
+}
+
+/** An AbortSignal, also one of another copy of the class (a polyfill's): what the run uses of one is there. */
+function isAbortSignal(value: unknown): value is AbortSignal {
+  if (value instanceof AbortSignal) return true;
+  const signal = value as Partial<AbortSignal> | null;
+  return (
+    typeof signal === "object" &&
+    signal !== null &&
+    typeof signal.aborted === "boolean" &&
+    typeof signal.addEventListener === "function" &&
+    typeof signal.removeEventListener === "function"
+  );
 }
 
 /** Validates the options and the flow, opens the flow run in the tracker, and starts it. */
@@ -307,6 +362,10 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   for (const [name, limit] of Object.entries(options.pools ?? {})) {
     if (!Number.isInteger(limit) || limit < 1) throw new OptionError(`pools.${name}`, "an integer >= 1", limit);
     pools[name] = limit;
+  }
+  // Checked here: the run reads it only once it has started, where a wrong value would be no one's error to catch.
+  if (options.signal != null && !isAbortSignal(options.signal)) {
+    throw new OptionError("signal", "an AbortSignal (an AbortController's `signal`, or AbortSignal.timeout(ms))", options.signal);
   }
   if (options.beforeEnd !== undefined && typeof options.beforeEnd !== "function") {
     throw new OptionError("beforeEnd", "a function (run) => Promise<void>", options.beforeEnd);
@@ -413,8 +472,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   const graphJson = tracker.capabilities.records ? JSON.stringify(toGraphJson(graph, true), null, 2) : "";
 
   const body = async (emit: Listener): Promise<FlowResult<Outputs>> => {
-    // The one door of every event (task, flow, log, warning): known secrets are masked here.
-    emitToRun = (event) => emit(secrets.maskEvent(event));
+    // Masked by the run's door (FlowRun's emit), as every event is.
+    emitToRun = emit;
     // Let the caller attach listeners before the first event.
     await new Promise((r) => setImmediate(r));
     const closed = describeAbandonedRuns(await abandoned);
@@ -525,7 +584,13 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     });
     return { runId: flowRunId, status, ...(outputs ? { outputs } : {}), tasks, durationMs, ...(error ? { error } : {}) } as FlowResult<Outputs>;
   };
-  return new FlowRun<Outputs>(flowRunId, definition.name, tracker, execution, body);
+  // A body that rejects leaves the rest of its end to FlowRun; a store it opened is closed here, or its connection keeps the process alive.
+  const guarded = (emit: Listener) =>
+    body(emit).catch(async (error: unknown) => {
+      await closeOwnStore(cache);
+      throw error;
+    });
+  return new FlowRun<Outputs>(flowRunId, definition.name, tracker, execution, guarded, (event) => secrets.maskEvent(event));
 }
 
 /**
