@@ -34,4 +34,35 @@ describe("run.events()", () => {
     expect(seen.filter((e) => e.type === "log")).toHaveLength(3);
     expect(replay).toEqual(seen.filter((e) => e.type !== "log"));
   });
+
+  it("a listener that throws or rejects is a warning, once per listener, never an unhandled rejection", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const run = await f.run(off);
+      run.on(async () => {
+        throw new Error("async listener boom");
+      });
+      run.on(() => {
+        throw new Error("sync listener boom");
+      });
+      const seen: RunEvent[] = [];
+      run.on((e) => void seen.push(e));
+      const r = await run.wait();
+      await new Promise((resolve) => setImmediate(resolve)); // an unhandled rejection is reported by now
+      expect(r.status).toBe("succeeded");
+      expect(unhandled).toEqual([]);
+      const warnings = seen.filter((e) => e.type === "log" && e.level === "warn").map((e) => (e as { message: string }).message);
+      expect(warnings).toHaveLength(2);
+      expect(warnings).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/^A listener given to run\.on\(\) threw Error: sync listener boom\. The run goes on/),
+          expect.stringMatching(/^A listener given to run\.on\(\) threw Error: async listener boom\. The run goes on/),
+        ]),
+      );
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
 });

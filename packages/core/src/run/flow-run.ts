@@ -172,11 +172,17 @@ export class FlowFailedError extends CairnError {
   }
 }
 
+/**
+ * Called with every event; what it throws, or a promise it returns rejects with, is a warning (a
+ * `log` event), once. Typed `void`, not `void | Promise`, so that any function may be one (`(e) => events.push(e)`).
+ */
 type Listener = (event: RunEvent) => void;
 
 /** A running (or finished) flow: status, events, cancel, results. */
 export class FlowRun<Outputs = Record<string, unknown>> {
   private readonly listeners = new Set<Listener>();
+  /** Listeners that threw or rejected, said once each. */
+  private readonly failedListeners = new WeakSet<Listener>();
   private readonly history: RunEvent[] = [];
   /** The `events()` iterators open now. */
   private readers = 0;
@@ -313,11 +319,38 @@ export class FlowRun<Outputs = Record<string, unknown>> {
     if (event.type === "flow" && event.status !== "running") this.status_ = event.status;
     for (const listener of this.listeners) {
       try {
-        listener(event);
-      } catch {
-        // A listener's bug must not break the run; listeners own their errors.
+        const returned: unknown = listener(event);
+        // An async listener's rejection is caught as a throw is: unhandled, it would be one per
+        // event, and end the app's process mid-run where no handler is installed.
+        if (typeof (returned as PromiseLike<unknown> | undefined)?.then === "function") {
+          Promise.resolve(returned).catch((error: unknown) => this.listenerFailed(listener, error));
+        }
+      } catch (error) {
+        this.listenerFailed(listener, error);
       }
     }
+  }
+
+  /**
+   * A listener threw or rejected: a listener's bug must not break the run, but it is said, once
+   * per listener (it would fail on every event), after the event being delivered has reached
+   * every listener.
+   */
+  private listenerFailed(listener: Listener, error: unknown): void {
+    if (this.failedListeners.has(listener)) return;
+    this.failedListeners.add(listener);
+    const { name, message } = toErrorInfo(error);
+    queueMicrotask(() =>
+      this.emit({
+        type: "log",
+        level: "warn",
+        runId: this.runId,
+        message:
+          `A listener given to run.on() threw ${name}: ${message}. The run goes on: what a listener throws or rejects with is ignored ` +
+          `(said once per listener). Catch inside the listener to handle its errors.`,
+        time: Date.now(),
+      }),
+    );
   }
 }
 
