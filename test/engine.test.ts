@@ -193,6 +193,39 @@ describe("running a flow", () => {
   });
 });
 
+describe("beforeEnd", () => {
+  it("a hook that throws at once is a warning, as one that rejects; one that returns no promise is simply done", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-before-end-"));
+    try {
+      const f = flow("before-end").build(() => ({ s: add({ a: 1, b: 2 }).sum }));
+      const hooks: Array<[string, () => unknown]> = [
+        ["sync throw", () => {
+          throw new TypeError("sync boom");
+        }],
+        ["sync return", () => undefined],
+        ["rejection", async () => {
+          throw new Error("async boom");
+        }],
+      ];
+      const outcomes: Record<string, { status: string; warnings: string[]; recorded?: string }> = {};
+      for (const [label, hook] of hooks) {
+        const run = await f.run({ root, cache: false, env: {}, beforeEnd: hook });
+        const warnings: string[] = [];
+        run.on((e) => void (e.type === "log" && e.level === "warn" && warnings.push(e.message)));
+        const r = await run.wait();
+        outcomes[label] = { status: r.status, warnings, recorded: (await new LocalStore({ root }).getRun(run.runId))?.status };
+      }
+      expect(outcomes).toEqual({
+        "sync throw": { status: "succeeded", warnings: ["beforeEnd: TypeError: sync boom"], recorded: "FINISHED" },
+        "sync return": { status: "succeeded", warnings: [], recorded: "FINISHED" },
+        rejection: { status: "succeeded", warnings: ["beforeEnd: async boom"], recorded: "FINISHED" },
+      });
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("failures", () => {
   const boom = task("boom").run(() => {
     throw new Error("kaboom");

@@ -81,10 +81,11 @@ export interface RunOptions {
   /**
    * Called once every task's run is recorded, before the flow run ends, with the status it is
    * about to end with: what it writes to the flow run (the CLI's `cairn/report.html`) is there
-   * when the run is seen ended. Not called when tracking is off. A hook that rejects is a
-   * warning (a `log` event), not a failure of the flow.
+   * when the run is seen ended. Not called when tracking is off. It may be async (the run waits
+   * for its promise) or not; a hook that throws or rejects is a warning (a `log` event), not a
+   * failure of the flow.
    */
-  beforeEnd?: (run: EndingFlowRun) => Promise<unknown>;
+  beforeEnd?: (run: EndingFlowRun) => unknown;
 }
 
 /** What {@link RunOptions.beforeEnd} is told. */
@@ -588,9 +589,16 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
           ? { cacheStore: cache.tasks.store, sourceRuns: await cache.tasks.readSourceRuns(), ...(hits ? { hits, ...(onlyHits(graph, execution, hits) ? { onlyHits: true } : {}) } : {}) }
           : {};
         const flowRun = await recorded;
-        await options.beforeEnd({ runId: flowRunId, experimentId, tracker, status: ending, endTime, ...(graphLogged ? { graph: graphJson } : {}), ...(flowRun ? { flowRun } : {}), ...fromCache }).catch((e: unknown) =>
-          emitToRun({ type: "log", level: "warn", runId: flowRunId, message: `beforeEnd: ${(e as Error)?.message ?? String(e)}`, time: Date.now() }),
-        );
+        const told: EndingFlowRun = { runId: flowRunId, experimentId, tracker, status: ending, endTime, ...(graphLogged ? { graph: graphJson } : {}), ...(flowRun ? { flowRun } : {}), ...fromCache };
+        const beforeEnd = options.beforeEnd;
+        // Called inside a promise: a hook that throws at once is the same warning as one that
+        // rejects, and one that returns no promise (a sync function) is simply done.
+        await Promise.resolve()
+          .then(() => beforeEnd(told))
+          .catch((e: unknown) => {
+            const { name, message } = toErrorInfo(e);
+            emitToRun({ type: "log", level: "warn", runId: flowRunId, message: `beforeEnd: ${name === "Error" ? "" : `${name}: `}${message}`, time: Date.now() });
+          });
       }
       await tracker.endRun(flowRunId, ending, endTime);
       await tracker.flush();
