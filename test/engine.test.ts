@@ -198,14 +198,16 @@ describe("beforeEnd", () => {
     const root = await mkdtemp(join(tmpdir(), "cairn-before-end-"));
     try {
       const f = flow("before-end").build(() => ({ s: add({ a: 1, b: 2 }).sum }));
+      const syncThrow = () => {
+        throw new TypeError("sync boom");
+      };
+      const rejection = async () => {
+        throw new Error("async boom");
+      };
       const hooks: Array<[string, () => unknown]> = [
-        ["sync throw", () => {
-          throw new TypeError("sync boom");
-        }],
+        ["sync throw", syncThrow],
         ["sync return", () => undefined],
-        ["rejection", async () => {
-          throw new Error("async boom");
-        }],
+        ["rejection", rejection],
       ];
       const outcomes: Record<string, { status: string; warnings: string[]; recorded?: string }> = {};
       for (const [label, hook] of hooks) {
@@ -455,7 +457,13 @@ describe("cancellation", () => {
     const root = await mkdtemp(join(tmpdir(), "cairn-broken-"));
     try {
       // Passes the check (it has an AbortSignal's members), then throws when the run uses it.
-      const signal = { aborted: false, addEventListener: () => { throw new Error("broken signal"); }, removeEventListener: () => {} };
+      const signal = {
+        aborted: false,
+        addEventListener: () => {
+          throw new Error("broken signal");
+        },
+        removeEventListener: () => {},
+      };
       const f = flow("broken").build(() => ({ s: add({ a: 1, b: 2 }).sum }));
       const run = await f.run({ root, cache: false, env: {}, signal: signal as unknown as AbortSignal });
       const events: RunEvent[] = [];
@@ -465,7 +473,7 @@ describe("cancellation", () => {
       const r = await settles(run.wait());
       await settles(reading);
       expect(r.status).toBe("failed");
-      expect(r.error?.message).toMatch(/stopped on an error outside its tasks: broken signal\. The run is recorded FAILED/);
+      expect(r.error?.message).toMatch(/stopped on an error outside its tasks: broken signal\. The flow run is recorded FAILED/);
       expect(r.tasks.add!.status).toBe("cancelled");
       expect(run.status()).toBe("failed");
       expect(events.at(-1)).toMatchObject({ type: "flow", status: "failed", error: r.error });

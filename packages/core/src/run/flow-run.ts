@@ -228,13 +228,16 @@ export class FlowRun<Outputs = Record<string, unknown>> {
     } catch {
       // The tasks' runs are closed as far as they can be; the flow run is closed below whatever happened to them.
     }
-    await this.tracker.endRun(this.runId, "FAILED").catch(() => {});
-    await this.tracker.flush().catch(() => {});
+    const closed = await this.tracker.endRun(this.runId, "FAILED").then(
+      () => this.tracker.flush().then(() => true),
+      () => false,
+    ).catch(() => false);
     const error: ErrorInfo = {
       name: cause.name,
       message:
         `Flow run ${this.runId} of "${this.flowName}" stopped on an error outside its tasks: ${cause.message}. ` +
-        `The run is recorded FAILED. Unless this comes from a value passed to run() (an option, a hook), it is a bug of Cairn's: please report it with this message.`,
+        (closed ? "The flow run is recorded FAILED. " : `The flow run could not be closed either: ${this.tracker.uri} may show it RUNNING. `) +
+        `Unless this comes from a value passed to run() (an option, a hook), it is a bug of Cairn's: please report it with this message.`,
     };
     const durationMs = Math.round(performance.now() - this.started);
     const last = this.mask({ type: "flow", status: "failed", runId: this.runId, flow: this.flowName, durationMs, time: Date.now(), error }) as FlowEvent;
