@@ -88,6 +88,22 @@ export function runAgainst(tracker: { kind: string; uri: string }): string {
   return `against ${tracker.uri}`;
 }
 
+/**
+ * The run's one warning about foreign entries (see {@link TaskCache.onForeignEntry}). Entries of
+ * another embedded store, met through a shared store, get their own: no setting here reuses them,
+ * and the two machines overwrite each other's entries.
+ */
+export function foreignWarning(foreign: ForeignEntry): string {
+  const head = `Cache entries exist for these tasks' keys (task "${foreign.taskName}" first), but their source runs are recorded in ${describeTracker(foreign.tracker)}`;
+  if (foreign.tracker.kind === "local" && foreign.here.kind === "local") {
+    return (
+      `${head}, another folder's or machine's, met through the shared cache store: they cannot be checked from here, so those tasks run, and their entries replace those. ` +
+      `To share hits between machines, point them all at one MLflow server (MLFLOW_TRACKING_URI).`
+    );
+  }
+  return `${head}, not in ${describeTracker(foreign.here)} where this run records: they cannot be used here, so those tasks run. To reuse them, run ${runAgainst(foreign.tracker)}.`;
+}
+
 /** Why a foreign entry is not used, and how to use it. */
 export function foreignReason(foreign: ForeignEntry): string {
   return (
@@ -219,8 +235,8 @@ export class TaskCache {
   /**
    * Called once, at the first lookup that finds an entry recorded in another kind of tracker, or
    * in another server than this run's (a {@link ForeignEntry}): the move between the embedded
-   * store and a server that turns every task into a miss. Entries of other embedded stores (a
-   * teammate's, through a shared redis) are misses here as a matter of course, and not reported.
+   * store and a server that turns every task into a miss; or an entry of another embedded store
+   * met through a shared store (a teammate's `.cairn`, through a shared redis), see {@link foreignWarning}.
    */
   onForeignEntry(listener: (entry: ForeignEntry) => void): void {
     this.foreignListener = listener;
@@ -396,7 +412,8 @@ export class TaskCache {
           tracker: { kind: entry.tracker.kind, uri: entry.tracker.uri },
           here: { kind: this.tracker.kind, uri: this.tracker.uri },
         };
-        if (!this.foreignMet && (entry.tracker.kind !== this.tracker.kind || this.tracker.capabilities.sharedRuns)) {
+        // Another embedded store's entry is news only through a shared store (in its own, it is a leftover).
+        if (!this.foreignMet && (entry.tracker.kind !== this.tracker.kind || this.tracker.capabilities.sharedRuns || this.store.kind !== "embedded")) {
           this.foreignMet = true;
           this.foreignListener?.(foreign);
         }

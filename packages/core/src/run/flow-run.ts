@@ -9,7 +9,7 @@ import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { type ExecutionSettings, type FailurePolicy, FlowExecution } from "../scheduler/flow-execution.ts";
 import type { TaskResult } from "./task-result.ts";
 import { type CacheBackendError, CacheStore } from "@cairn/cache";
-import { describeTracker, runAgainst, isStoreDown, localArtifacts, storeDownWarning, TaskCache } from "../caching/task-cache.ts";
+import { foreignWarning, isStoreDown, localArtifacts, storeDownWarning, TaskCache } from "../caching/task-cache.ts";
 import { checkAhead } from "../caching/plan.ts";
 import { forcedItems, forcedNodes } from "../caching/rerun.ts";
 import { toGraphJson, toMermaid } from "../graph/render.ts";
@@ -477,10 +477,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       type: "log",
       level: "warn",
       runId: flowRunId,
-      message:
-        `Cache entries exist for these tasks' keys (task "${foreign.taskName}" first), but their source runs are recorded in ` +
-        `${describeTracker(foreign.tracker)}, not in ${describeTracker(foreign.here)} where this run records: they cannot be used here, so those tasks run. ` +
-        `To reuse them, run ${runAgainst(foreign.tracker)}.`,
+      message: foreignWarning(foreign),
       time: Date.now(),
     }),
   );
