@@ -542,6 +542,28 @@ describe("bad definitions are caught before anything runs", () => {
     await expect(f.run({ ...off, concurrency: 0 })).rejects.toThrow("Expected `concurrency` to be an integer >= 1, got `0` (number).");
   });
 
+  it("refuses a misspelt option, naming the one it likely meant, and options of the wrong type, before anything is recorded", async () => {
+    const f = flow("opts").build(() => ({}));
+    const bad = (options: unknown) => f.run(options as never);
+    await expect(bad({ ...off, concurency: 2 })).rejects.toThrow(
+      /Expected `run\(\)\.concurency` to be one of run\(\)'s options \(did you mean `concurrency`\?\): params, concurrency, .*got "concurency"/,
+    );
+    await expect(bad({ ...off, cache: { refesh: true } })).rejects.toThrow(/`cache\.refesh` to be one of cache's options \(did you mean `refresh`\?\)/);
+    await expect(bad({ ...off, cache: { refresh: "yes" } })).rejects.toThrow("Expected `cache.refresh` to be a boolean");
+    await expect(bad({ ...off, cache: { store: {} } })).rejects.toThrow("Expected `cache.store` to be a CacheStore");
+    await expect(bad("x")).rejects.toThrow("Expected `run() options` to be an object");
+    await expect(bad(null)).rejects.toThrow("Expected `run() options` to be an object");
+    await expect(bad({ tracker: "mlflow" })).rejects.toThrow("Expected `tracker` to be false (tracking off) or a Tracker");
+    await expect(bad({ ...off, root: 1 })).rejects.toThrow("Expected `root` to be the path of Cairn's state folder");
+    await expect(bad({ ...off, env: "PATH=/bin" })).rejects.toThrow("Expected `env` to be an object of environment variables");
+    await expect(bad({ ...off, secrets: "s3cret" })).rejects.toThrow("Expected `secrets` to be an object of secret values by name");
+    await expect(bad({ ...off, secrets: { A: 1 } })).rejects.toThrow("Expected `secrets.A` to be a string");
+    await expect(bad({ ...off, params: "rows=1" })).rejects.toThrow("Expected `params` to be an object of param values by name");
+    // A flow without a params schema still gets only params a run can record and hash.
+    await expect(bad({ ...off, params: { n: 1n } })).rejects.toThrow(/Flow "opts" params/);
+    await expect(bad({ ...off, params: { fn: () => 1 } })).rejects.toThrow(/Flow "opts" params/);
+  });
+
   it("rejects unknown and ill-typed params", async () => {
     const f = flow("params")
       .params(z.object({ rows: z.number() }))

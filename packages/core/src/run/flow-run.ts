@@ -22,6 +22,7 @@ import { closeAbandonedRuns, describeAbandonedRuns } from "../tracking/abandoned
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 import { type ErrorInfo, type FlowEvent, type FlowStatus, type RunEvent, toErrorInfo } from "./events.ts";
 import { SecretRegistry } from "./secrets.ts";
+import { closestName } from "../internal.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
 
@@ -371,8 +372,53 @@ function isAbortSignal(value: unknown): value is AbortSignal {
   );
 }
 
+/** The options of run(), to name a mistyped one. */
+const RUN_OPTIONS = ["params", "concurrency", "pools", "failurePolicy", "signal", "tracker", "experiment", "secrets", "root", "env", "cache", "interceptors", "source", "dispatcher", "queue", "beforeEnd"] as const;
+const CACHE_OPTIONS = ["url", "store", "refresh", "rerun", "strict"] as const;
+
+/** `options[key]` is not an option of `what`: refused, naming the one it likely meant. */
+function checkKnownKeys(options: object, known: readonly string[], what: string): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const meant = closestName(key, known);
+    throw new OptionError(`${what}.${key}`, `one of ${what}'s options${meant ? ` (did you mean \`${meant}\`?)` : ""}: ${known.join(", ")}`, key);
+  }
+}
+
+/**
+ * The options whose wrong value the run would meet only later, as a TypeError from deep inside
+ * (or not at all: a misspelt option is otherwise silently ignored), checked where they enter.
+ */
+function checkRunOptions(options: unknown): asserts options is RunOptions {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) throw new OptionError("run() options", "an object ({ params, concurrency, ... })", options);
+  checkKnownKeys(options, RUN_OPTIONS, "run()");
+  const o = options as RunOptions;
+  const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (o.params !== undefined && !isObject(o.params)) throw new OptionError("params", "an object of param values by name", o.params);
+  if (o.root !== undefined && (typeof o.root !== "string" || !o.root)) throw new OptionError("root", "the path of Cairn's state folder (a non-empty string)", o.root);
+  if (o.experiment !== undefined && (typeof o.experiment !== "string" || !o.experiment)) throw new OptionError("experiment", "an experiment name (a non-empty string)", o.experiment);
+  if (o.env !== undefined && !isObject(o.env)) throw new OptionError("env", "an object of environment variables (like process.env)", o.env);
+  if (o.secrets !== undefined) {
+    if (!isObject(o.secrets)) throw new OptionError("secrets", "an object of secret values by name", o.secrets);
+    for (const [name, value] of Object.entries(o.secrets)) if (typeof value !== "string") throw new OptionError(`secrets.${name}`, "a string", typeof value);
+  }
+  if (o.tracker !== undefined && o.tracker !== false && (!isObject(o.tracker) || typeof (o.tracker as Tracker).createRun !== "function")) {
+    throw new OptionError("tracker", "false (tracking off) or a Tracker (MlflowTracker.fromEnv(), new LocalStore(...))", o.tracker);
+  }
+  if (isObject(o.cache)) {
+    const cache = o.cache as CacheRunOptions;
+    checkKnownKeys(cache, CACHE_OPTIONS, "cache");
+    if (cache.refresh !== undefined && typeof cache.refresh !== "boolean") throw new OptionError("cache.refresh", "a boolean", cache.refresh);
+    if (cache.url !== undefined && typeof cache.url !== "string") throw new OptionError("cache.url", "a cache store URL (redis://..., postgres://...)", cache.url);
+    if (cache.store !== undefined && (!isObject(cache.store) || typeof (cache.store as CacheStore).lookup !== "function")) {
+      throw new OptionError("cache.store", "a CacheStore (await CacheStore.fromUrl(url))", cache.store);
+    }
+  }
+}
+
 /** Validates the options and the flow, opens the flow run in the tracker, and starts it. */
 export async function startFlowRun<Outputs>(definition: FlowDefinition, options: RunOptions = {}): Promise<FlowRun<Outputs>> {
+  checkRunOptions(options);
   if (options.queue === undefined) return startRun<Outputs>(definition, options);
   if (options.dispatcher !== undefined) throw new OptionError("queue", "unset when `dispatcher` is given (one or the other)", options.queue);
   const dispatcher = await openQueue(options.queue);
@@ -741,7 +787,12 @@ async function openCache(
 /** Validates params with the flow's schema; names unknown params and the ones of the wrong type. */
 export async function validateParams(definition: FlowDefinition, given: Record<string, unknown>): Promise<Record<string, unknown>> {
   const schema = definition.paramsSchema;
-  if (!schema) return given;
+  if (typeof given !== "object" || given === null || Array.isArray(given)) throw new OptionError("params", "an object of param values by name", given);
+  if (!schema) {
+    // No schema to check them against: they must still be what a run can record and hash.
+    assertSerializable(given, `Flow "${definition.name}" params`);
+    return given;
+  }
   const known = knownKeys(schema);
   if (known) {
     const unknown = Object.keys(given).filter((k) => !known.includes(k));
