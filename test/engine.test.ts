@@ -410,10 +410,22 @@ describe("cancellation", () => {
     await new Promise((r) => setTimeout(r, 50));
     const r = await run.cancel("user asked");
     expect(r.status).toBe("cancelled");
+    expect(r.error).toEqual({ name: "CancelledError", message: "The flow run was cancelled: user asked." });
     expect(run.status()).toBe("cancelled");
     expect(r.tasks.wait!.status).toBe("cancelled");
     expect(r.tasks.add!.status).toBe("cancelled");
     expect(reason).toBeDefined();
+  });
+
+  it("a run cancelled through its signal says the reason it was aborted with", async () => {
+    const wait = task("wait").run(async (_, ctx) => (await sleep(10_000, ctx.signal), {}));
+    const controller = new AbortController();
+    const run = await flow("abort-reason").build(() => (wait(), {})).run({ ...off, signal: controller.signal });
+    await new Promise((r) => setTimeout(r, 50));
+    controller.abort(new Error("the deploy window closed"));
+    const r = await run.wait();
+    expect(r.status).toBe("cancelled");
+    expect(r.error?.message).toBe("The flow run was cancelled: the deploy window closed.");
   });
 
   it("a task cancelled while its run was being opened never starts its code", async () => {

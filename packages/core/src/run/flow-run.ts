@@ -23,6 +23,7 @@ import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 import { type ErrorInfo, type FlowEvent, type FlowStatus, type RunEvent, toErrorInfo } from "./events.ts";
 import { SecretRegistry } from "./secrets.ts";
 import { closestName } from "../internal.ts";
+import { StopReason, stopInfo } from "../pipeline/stop.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
 
@@ -621,7 +622,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       emitToRun({ type: "log", level: "warn", runId: flowRunId, task, message: `its run could not be closed (${cause}): it is FAILED, with no cache entry`, time: Date.now() });
     }
     const tasks = Object.fromEntries(execution.results);
-    if (!error && status !== "succeeded") error = flowError(status, tasks);
+    if (!error && status !== "succeeded") error = flowError(status, tasks, execution.signal.reason);
     try {
       const failure = await logged;
       if (failure) throw failure;
@@ -891,8 +892,12 @@ async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown,
   ]);
 }
 
-function flowError(status: FlowStatus, tasks: Record<string, TaskResult>): ErrorInfo {
-  if (status === "cancelled") return { name: "CancelledError", message: "The flow run was cancelled." };
+function flowError(status: FlowStatus, tasks: Record<string, TaskResult>, stop: unknown): ErrorInfo {
+  if (status === "cancelled") {
+    // The reason given to `signal.abort(reason)` or `run.cancel(reason)`, when there was one.
+    const reason = stop instanceof StopReason && stop.kind === "cancel" && stop.detail !== undefined ? stopInfo(stop).message.replace(/^Cancelled: /, "").replace(/\.$/, "") : "";
+    return { name: "CancelledError", message: `The flow run was cancelled${reason ? `: ${reason}` : ""}.` };
+  }
   const failed = Object.values(tasks).filter((t) => t.status === "failed");
   return {
     name: "TaskFailed",
