@@ -11,7 +11,21 @@ import { flow, task } from "@cairn/dsl";
 import { freePort } from "../../packages/cache/test/_free-port.ts";
 import { startPostgresServer } from "../../packages/cache/test/postgres-server.ts";
 import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
-import { type Exit, type Started, cairnRun, filesIn, finalStatus, killGroup, runCollect, statuses, tmp, tsxScript } from "../cache/helpers.ts";
+import {
+  type Exit,
+  type Started,
+  cairnBin,
+  cairnRun,
+  childEnv,
+  filesIn,
+  finalStatus,
+  killGroup,
+  runCollect,
+  start,
+  statuses,
+  tmp,
+  tsxScript,
+} from "../cache/helpers.ts";
 
 const SLOW_FLOW = new URL("./fixtures/slow-redis.flow.ts", import.meta.url).pathname;
 const REFUSED_FLOW_RUN = new URL("./fixtures/refused-flow-run.ts", import.meta.url).pathname;
@@ -43,6 +57,13 @@ function runSlowFlow(root: string, env: NodeJS.ProcessEnv, onRunning: () => void
     seen = true;
     onRunning();
   });
+  children.push(started);
+  return started;
+}
+
+/** `cairn cache ls` against the store at `url`. */
+function cacheLs(url: string, root: string): Started {
+  const started = start(process.execPath, [cairnBin, "cache", "ls", "--root", root], { env: childEnv({ CAIRN_CACHE_URL: url }) });
   children.push(started);
   return started;
 }
@@ -146,6 +167,85 @@ describe("redis unreachable when the run starts", () => {
     const error = await f.run({ root, env: {}, cache: { url, strict: true } }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CacheBackendError);
     expect(error).toMatchObject({ backend: "redis", operation: "connect" });
+  });
+});
+
+// A stopped (SIGSTOP) redis is the hard case: the kernel still accepts connections and takes
+// what is written, so nothing fails; only a bound on each command's answer ends the wait.
+// Each test has its own limit, well under the hang it guards against (for ever, before).
+describe("redis stopped (SIGSTOP): it accepts connections but answers nothing", () => {
+  it("stopped while a flow runs: the flow finishes without the shared cache, with one warning", { timeout: 45_000 }, async () => {
+    const redis = await ownRedis();
+    const root = await tmp();
+    const exit = await runSlowFlow(root, { CAIRN_CACHE_URL: redis.url, SLOW_MS: "2000" }, () => redis.signal("SIGSTOP")).done;
+    expect(exit.json.at(-1)).toMatchObject({ type: "flow", status: "succeeded" });
+    expect(exit.code).toBe(0);
+    expect(["a", "slow", "after"].map((t) => finalStatus(exit.json, t))).toEqual(["succeeded", "succeeded", "succeeded"]);
+    const warned = warnings(exit);
+    expect(warned, exit.stderr).toHaveLength(1);
+    expect(warned[0]).toMatch(/The redis cache at redis:\/\/127\.0\.0\.1:\d+.* failed to .*: redis did not answer \w+ within 2000 ms.*without the shared cache/);
+    expect(exit.stderr).not.toMatch(STACK_LINE);
+    expect(exit.ms).toBeLessThan(30_000);
+  });
+
+  it("stopped while a task runs, then SIGTERM: the run ends by itself", { timeout: 45_000 }, async () => {
+    const redis = await ownRedis();
+    const root = await tmp();
+    const run = runSlowFlow(root, { CAIRN_CACHE_URL: redis.url, SLOW_MS: "60000" }, () => {
+      redis.signal("SIGSTOP");
+      setTimeout(() => run.child.kill("SIGTERM"), 300);
+    });
+    const exit = await run.done;
+    expect(exit.signal).toBeNull(); // it exited, it was not killed
+    expect(exit.code).not.toBe(0);
+    expect(exit.ms).toBeLessThan(30_000); // the task alone takes 60 s
+  });
+
+  it("stopped before the run: the run warns once and runs every task; `cairn cache ls` fails with CacheBackendError", { timeout: 45_000 }, async () => {
+    const redis = await ownRedis();
+    redis.signal("SIGSTOP");
+    const exit = await runSlowFlow(await tmp(), { CAIRN_CACHE_URL: redis.url, SLOW_MS: "10" }, () => {}).done;
+    expect(exit.json.at(-1)).toMatchObject({ type: "flow", status: "succeeded" });
+    expect(exit.code).toBe(0);
+    const warned = warnings(exit);
+    expect(warned, exit.stderr).toHaveLength(1);
+    expect(warned[0]).toMatch(/failed to connect: redis did not answer \w+ within 2000 ms.*The run goes on without the shared cache/);
+    expect(exit.ms).toBeLessThan(15_000);
+
+    const ls = await cacheLs(redis.url, await tmp()).done;
+    expect(ls.code).toBe(1);
+    expect(ls.stderr).toMatch(/^cairn: CacheBackendError: The redis cache at redis:\/\/127\.0\.0\.1:\d+\/? failed to connect: redis did not answer \w+ within 2000 ms.*Check that redis is running/);
+    expect(ls.stderr).not.toMatch(STACK_LINE);
+    expect(ls.ms).toBeLessThan(15_000);
+  });
+
+  it("the store: every operation fails with CacheBackendError within a bound, and works again once redis does", { timeout: 45_000 }, async () => {
+    const redis = await ownRedis();
+    const store = await CacheStore.fromUrl(redis.url);
+    try {
+      expect(await store.get("k1")).toBeUndefined();
+      redis.signal("SIGSTOP");
+      const operations = [
+        () => store.get("k1"),
+        () => store.list(),
+        () => store.delete("k1"),
+        () => store.acquireLease("k1", { ttlMs: 10_000, owner: "test" }),
+        () => store.waitFor("k1"),
+      ];
+      for (const operation of operations) {
+        const started = performance.now();
+        const error = await operation().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(CacheBackendError);
+        expect((error as Error).message).toMatch(/did not answer \w+ within 2000 ms/);
+        expect(performance.now() - started).toBeLessThan(6_000);
+      }
+      redis.signal("SIGCONT");
+      expect(await store.get("k1")).toBeUndefined(); // connected afresh
+      expect(await store.list()).toEqual([]);
+    } finally {
+      redis.signal("SIGCONT");
+      await store.close();
+    }
   });
 });
 

@@ -14,7 +14,12 @@ import { findBinary, freePort } from "./_free-port.ts";
 export interface RedisServer {
   port: number;
   url: string;
-  /** Kills the server and waits for it to exit. */
+  /**
+   * Sends `signal` to the server: `SIGSTOP` makes a redis that still accepts connections (the
+   * kernel takes them) but answers nothing, `SIGCONT` wakes it.
+   */
+  signal(signal: NodeJS.Signals): void;
+  /** Kills the server, stopped or not, and waits for it to exit. */
   stop(): Promise<void>;
 }
 
@@ -63,7 +68,11 @@ function launch(binary: string, port: number): Promise<RedisServer> {
   let output = "";
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      // A stopped server takes SIGTERM only once it runs again.
+      child.kill("SIGCONT");
+    }
     await exited;
   };
   return new Promise((resolve, reject) => {
@@ -75,7 +84,8 @@ function launch(binary: string, port: number): Promise<RedisServer> {
       output += chunk.toString();
       if (output.includes("Ready to accept connections")) {
         clearTimeout(timer);
-        resolve({ port, url: `redis://127.0.0.1:${port}`, stop });
+        const signal = (name: NodeJS.Signals) => void (child.exitCode === null && child.signalCode === null && child.kill(name));
+        resolve({ port, url: `redis://127.0.0.1:${port}`, signal, stop });
       }
     };
     child.stdout!.on("data", onData);

@@ -20,16 +20,18 @@ const SAYS_NOTHING = new Set([
   "Redis client is not connected or has failed to connect. This is thrown because throwOnConnectError is set to true.",
   "The client is closed",
   "The client is offline",
+  "Disconnects client",
 ]);
 
-/** A command redis has not answered within this long fails (and `CacheStore` tries it again). */
+/** A command redis has not answered within this long fails, sent or not (see {@link boundCommands}). */
 const COMMAND_TIMEOUT_MS = 2000;
 
 /**
  * @internal Opens a redis store (@keyv/redis) and checks that it answers. The client never
  * waits on a dead server: commands sent while it is disconnected fail at once instead of
- * queueing until it is back (node-redis's default, which hung a flow whose redis died), each
- * command has a timeout, and reconnecting gives up after about `connectTimeoutMs`; the next
+ * queueing until it is back (node-redis's default, which hung a flow whose redis died), every
+ * command, sent or not, fails after {@link COMMAND_TIMEOUT_MS} without an answer (see
+ * {@link boundCommands}), and reconnecting gives up after about `connectTimeoutMs`; the next
  * command then connects afresh. `CacheStore` retries a failed operation for a moment.
  */
 export async function openRedisBackend(url: string, namespace: string, connectTimeoutMs: number): Promise<CacheBackend> {
@@ -37,12 +39,11 @@ export async function openRedisBackend(url: string, namespace: string, connectTi
   const { default: KeyvRedis } = await import("@keyv/redis");
   // No `connectionTimeout` here: @keyv/redis never clears that timer, which kept every
   // process alive for its full length after the run. Connecting is bounded by the socket's
-  // timeout and the reconnect strategy instead.
+  // timeout, the reconnect strategy and the commands' bound instead.
   const store = new KeyvRedis(
     {
       url,
       disableOfflineQueue: true,
-      commandOptions: { timeout: COMMAND_TIMEOUT_MS },
       socket: { connectTimeout: connectTimeoutMs, reconnectStrategy: reconnectWithin(connectTimeoutMs) },
     },
     { namespace, throwOnConnectError: true, throwOnErrors: true },
@@ -53,13 +54,22 @@ export async function openRedisBackend(url: string, namespace: string, connectTi
   store.on("error", (error: unknown) => {
     if (error instanceof Error && !SAYS_NOTHING.has(error.message)) connectError = error;
   });
-  let client: LeaseClient;
+  // Before connecting: the handshake (CLIENT SETINFO, AUTH) is what hangs on a stopped redis.
+  boundCommands(store.client as unknown as BoundableClient, COMMAND_TIMEOUT_MS, (error) => (connectError = error));
+  // Through @keyv/redis each time, which connects again a client closed by a timed-out command.
+  const client = async () => (await store.getClient()) as unknown as LeaseClient & { isReady: boolean };
   try {
-    client = (await store.getClient()) as unknown as LeaseClient;
+    // A timed-out handshake ends connecting without an error (node-redis ignores a failed
+    // CLIENT SETINFO), with the client closed: not ready is a failure too.
+    if (!(await client()).isReady) throw new Error("not ready");
   } catch (error) {
     await store.disconnect(true).catch(() => {});
-    const why = connectError instanceof Error ? connectError.message : "no answer";
-    throw new CacheBackendError("redis", location, "connect", { cause: new Error(`${why}; gave up after ${connectTimeoutMs} ms`, { cause: error }) });
+    // A command's timeout says its own time; the connect budget is another bound.
+    const why =
+      connectError instanceof CommandTimeoutError
+        ? connectError.message
+        : `${connectError instanceof Error ? connectError.message : "no answer"}; gave up after ${connectTimeoutMs} ms`;
+    throw new CacheBackendError("redis", location, "connect", { cause: new Error(why, { cause: error }) });
   }
   connectError = undefined;
   // The client's last real error (refused, timed out, closed unexpectedly) says more than these.
@@ -77,6 +87,58 @@ export async function openRedisBackend(url: string, namespace: string, connectTi
       // Forced: a graceful QUIT waited seconds here before the process could exit.
       await store.disconnect(true).catch(() => {});
     },
+  };
+}
+
+/** The part of a node-redis 5 client that {@link boundCommands} uses. */
+interface BoundableClient {
+  readonly isOpen: boolean;
+  destroy(): void;
+  /** node-redis's own (marked internal): every command, the handshake's and MULTI's too, is added here. */
+  _getQueue?(): { addCommand(args: readonly unknown[], options?: unknown): Promise<unknown> };
+}
+
+/** A command redis did not answer in time. */
+class CommandTimeoutError extends Error {
+  override name = "CommandTimeoutError";
+  constructor(command: string, ms: number) {
+    super(`redis did not answer ${command} within ${ms} ms: it holds the connection but does not reply (stopped, hung or overloaded)`);
+  }
+}
+
+/**
+ * Makes every command of `client` fail when redis has not answered it within `ms`, and then
+ * closes the connection. node-redis 5's own `timeout` command option stops counting once the
+ * command is written to the socket, and its connect timeout covers only the TCP connect, so a
+ * redis that accepts connections but never answers (stopped with SIGSTOP, hung) held a command,
+ * and the run, for ever. Closing fails the other commands waiting on that connection at once
+ * (they would wait as long), and @keyv/redis connects afresh on the next operation.
+ */
+function boundCommands(client: BoundableClient, ms: number, onTimeout: (error: Error) => void): void {
+  const queue = client._getQueue?.();
+  if (typeof queue?.addCommand !== "function") {
+    // Refuse rather than run unbounded: a dependency update moved what this wraps.
+    throw new Error("@redis/client no longer has the command queue backends/redis.ts bounds (client._getQueue().addCommand): update boundCommands");
+  }
+  const addCommand = queue.addCommand.bind(queue);
+  queue.addCommand = (args, options) => {
+    const reply = addCommand(args, options);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new CommandTimeoutError(String(args[0]).toUpperCase(), ms);
+        reject(error);
+        onTimeout(error);
+        try {
+          if (client.isOpen) client.destroy();
+        } catch {
+          // Closed meanwhile: nothing left to close.
+        }
+      }, ms);
+      // The socket keeps the process alive while it waits; this timer need not.
+      timer.unref();
+    });
+    return Promise.race([reply, timedOut]).finally(() => clearTimeout(timer));
   };
 }
 
@@ -100,7 +162,8 @@ function reconnectWithin(budgetMs: number) {
 /** Leases as redis keys: SET NX PX to take, compare-and-delete / compare-and-expire scripts to release / renew. */
 class RedisLeases implements LeaseBackend {
   constructor(
-    private readonly client: LeaseClient,
+    /** The connected client, connecting it again when a timed-out command closed it. */
+    private readonly client: () => Promise<LeaseClient>,
     private readonly prefix: string,
   ) {}
 
@@ -112,7 +175,7 @@ class RedisLeases implements LeaseBackend {
     const token = uniqueId();
     for (let attempt = 0; attempt < 10; attempt++) {
       const start = Date.now();
-      const ok = await this.client.set(this.prefix + key, this.encode(owner, token), {
+      const ok = await (await this.client()).set(this.prefix + key, this.encode(owner, token), {
         condition: "NX",
         expiration: { type: "PX", value: ttlMs },
       });
@@ -126,16 +189,17 @@ class RedisLeases implements LeaseBackend {
 
   async renew(key: string, token: string, ttlMs: number): Promise<number | undefined> {
     const now = Date.now();
-    const ok = await this.client.eval(RENEW, { keys: [this.prefix + key], arguments: [token, String(ttlMs)] });
+    const ok = await (await this.client()).eval(RENEW, { keys: [this.prefix + key], arguments: [token, String(ttlMs)] });
     return Number(ok) === 1 ? now + ttlMs : undefined;
   }
 
   async release(key: string, token: string): Promise<void> {
-    await this.client.eval(RELEASE, { keys: [this.prefix + key], arguments: [token] });
+    await (await this.client()).eval(RELEASE, { keys: [this.prefix + key], arguments: [token] });
   }
 
   async peek(key: string) {
-    const [value, ttl] = await Promise.all([this.client.get(this.prefix + key), this.client.pTTL(this.prefix + key)]);
+    const client = await this.client();
+    const [value, ttl] = await Promise.all([client.get(this.prefix + key), client.pTTL(this.prefix + key)]);
     if (value === null || ttl === -2) return undefined;
     let holder = "unknown";
     try {
