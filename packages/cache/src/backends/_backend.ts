@@ -38,14 +38,22 @@ export interface CacheBackend {
   close(): Promise<void>;
 }
 
-/** A URL without its password, for messages. */
+/** A URL without its password, for messages; also one that does not parse. */
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = "***";
     return parsed.toString();
   } catch {
-    return url.replace(/\/\/([^:/@]*):[^@/]*@/, "//$1:***@");
+    // Unparsed, the password runs from the first `:` after `//` to the LAST `@`: a password
+    // that breaks parsing often holds `@`, `/` or `%` itself, and stopping at its first `@`
+    // printed the rest of it. An `@` further on (in a path) hides a little more, never less.
+    const start = url.indexOf("//");
+    const at = url.lastIndexOf("@");
+    if (start === -1 || at < start) return url;
+    const colon = url.indexOf(":", start + 2);
+    if (colon === -1 || colon > at) return url;
+    return `${url.slice(0, colon)}:***${url.slice(at)}`;
   }
 }
 

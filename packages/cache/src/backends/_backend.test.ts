@@ -1,0 +1,26 @@
+import { describe, expect, it } from "vitest";
+import { redactUrl } from "./_backend.ts";
+
+describe("redactUrl", () => {
+  it("hides the password of a URL that parses, keeping the user", () => {
+    expect(redactUrl("redis://:s3cret@127.0.0.1:6379")).toBe("redis://:***@127.0.0.1:6379");
+    expect(redactUrl("postgres://me:s3cret@db.example:5432/cairn")).toBe("postgres://me:***@db.example:5432/cairn");
+    expect(redactUrl("redis://127.0.0.1:6379")).toBe("redis://127.0.0.1:6379");
+  });
+
+  it("hides the whole password of a URL that does not parse, up to the last `@`", () => {
+    // The password holds `@`: a redaction that stopped at the first one printed `t%zz`.
+    expect(redactUrl('redis//:Se"cr@t%zz@host')).toBe("redis//:***@host");
+    expect(redactUrl('redis://:Se"cr@t%zz@[::1:16392')).toBe("redis://:***@[::1:16392");
+    expect(redactUrl("postgres://me:pa/ss@wo:rd@[db:5432/cairn")).toBe("postgres://me:***@[db:5432/cairn");
+    for (const url of ['redis//:Se"cr@t%zz@host', 'redis://:Se"cr@t%zz@[::1:16392', "postgres://me:pa/ss@wo:rd@[db:5432/cairn"]) {
+      expect(redactUrl(url)).not.toMatch(/Se"cr|t%zz|pa\/ss|wo:rd/);
+    }
+  });
+
+  it("leaves a URL with no password as it is", () => {
+    expect(redactUrl("not a url")).toBe("not a url");
+    expect(redactUrl("redis://[::1:6379")).toBe("redis://[::1:6379");
+    expect(redactUrl("redis://user@[::1:6379")).toBe("redis://user@[::1:6379");
+  });
+});
