@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CacheStore } from "@cairn/cache";
 import { flow, task } from "@cairn/dsl";
 import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
-import { cairnRunBounded, entryFiles, finalStatus, fixture, runCollect, statuses, tmp } from "./helpers.ts";
+import { cairnBin, cairnRunBounded, childEnv, entryFiles, finalStatus, fixture, runCollect, start, statuses, tmp } from "./helpers.ts";
 import { countMarks } from "./fixtures/markers.ts";
 
 let redis: RedisServer;
@@ -127,5 +127,25 @@ describe("a redis cache", () => {
     const after = await runCollect(f, { root, cache: { url: redis.url } });
     expect(statuses(after.result)).toEqual({ "redis-ttl": "succeeded" });
     expect(calls).toBe(2);
+  });
+});
+
+describe("a redis password with a raw `%`", () => {
+  it("the CLI refuses the URL on one line (CacheStoreUrlError, exit 2), never printing the password; percent-encoded, it works", async () => {
+    const password = 'Se"cr@t%zz';
+    const own = await startRedisServer({ args: ["--requirepass", password] });
+    try {
+      const root = await tmp();
+      const ls = (url: string) => start(process.execPath, [cairnBin, "cache", "ls", "--root", root], { env: childEnv({ CAIRN_CACHE_URL: url }) }).done;
+      const refused = await ls(`redis://:${password}@127.0.0.1:${own.port}`);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/^cairn: CacheStoreUrlError: Expected the cache URL's password to be percent-encoded, got "redis:\/\/:\*\*\*@127\.0\.0\.1:\d+".*%25 for %/);
+      expect(refused.stderr.trim().split("\n")).toHaveLength(1); // no stack
+      expect(refused.stdout + refused.stderr).not.toMatch(/Se"cr|t%zz|URIError/);
+      const encoded = await ls(`redis://:${encodeURIComponent(password)}@127.0.0.1:${own.port}`);
+      expect(encoded.code, encoded.stderr).toBe(0);
+    } finally {
+      await own.stop();
+    }
   });
 });

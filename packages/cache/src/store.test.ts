@@ -66,6 +66,30 @@ describe("CacheStore.fromUrl", () => {
     await expect(CacheStore.fromUrl("not a url")).rejects.toThrow(/not a URL/);
   });
 
+  it("refuses a password with a raw `%` without printing it; percent-encoded, it opens a real redis", async () => {
+    const password = 'Se"cr@t%zz';
+    const server = await startRedisServer({ args: ["--requirepass", password] });
+    try {
+      const raw = `redis://:${password}@127.0.0.1:${server.port}`;
+      const error = await CacheStore.fromUrl(raw).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CacheStoreUrlError);
+      expect((error as Error).message).toBe(
+        `Expected the cache URL's password to be percent-encoded, got "redis://:***@127.0.0.1:${server.port}" ` +
+          "(its password does not decode: a `%` must start an escape of UTF-8 bytes, such as %25). " +
+          "Percent-encode the password (encodeURIComponent does): %25 for %, %40 for @, %3A for :, %2F for /.",
+      );
+      expect(String((error as Error).stack)).not.toMatch(/Se"cr|t%zz/);
+      const store = await CacheStore.fromUrl(`redis://:${encodeURIComponent(password)}@127.0.0.1:${server.port}`);
+      try {
+        expect(await store.list()).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("fails clearly and quickly when redis does not answer", async () => {
     const started = Date.now();
     const error = await CacheStore.fromUrl("redis://:pw@127.0.0.1:1", { connectTimeoutMs: 1000 }).catch((e: unknown) => e);

@@ -93,12 +93,14 @@ export class CacheStore {
     checkNonNegative("retryMs", retryMs);
     if (url === undefined || url === "") return new CacheStore(openEmbeddedBackend(root, namespace));
     if (typeof url !== "string") throw new CacheOptionError("url", "a string such as redis://127.0.0.1:6379", url);
-    let protocol: string;
+    let parsed: URL;
     try {
-      protocol = new URL(url).protocol;
+      parsed = new URL(url);
     } catch (error) {
       throw new CacheStoreUrlError(redactUrl(url), { cause: error, reason: "not a URL" });
     }
+    const { protocol } = parsed;
+    checkUserInfo(url, parsed);
     if (protocol === "redis:" || protocol === "rediss:") {
       const { openRedisBackend } = await import("./backends/redis.ts");
       return new CacheStore(await openRedisBackend(url, namespace, connectTimeoutMs), retryMs);
@@ -356,6 +358,29 @@ export class CacheStore {
 /** Pauses between tries of a failed server operation (see `call`). */
 const RETRY_FIRST_PAUSE_MS = 100;
 const RETRY_MAX_PAUSE_MS = 400;
+
+/**
+ * The URL's user name and password must decode: node-redis and pg decode them with
+ * `decodeURIComponent`, which threw a bare "URI malformed" (with a stack, from deep in the
+ * client) for a raw `%` that does not start an escape. Neither part is ever printed.
+ */
+function checkUserInfo(url: string, parsed: URL): void {
+  for (const [part, value] of [
+    ["password", parsed.password],
+    ["user name", parsed.username],
+  ] as const) {
+    try {
+      decodeURIComponent(value);
+    } catch (error) {
+      throw new CacheStoreUrlError(redactUrl(url), {
+        cause: error,
+        expected: `the cache URL's ${part} to be percent-encoded`,
+        reason: `its ${part} does not decode: a \`%\` must start an escape of UTF-8 bytes, such as %25`,
+        hint: `Percent-encode the ${part} (encodeURIComponent does): %25 for %, %40 for @, %3A for :, %2F for /.`,
+      });
+    }
+  }
+}
 
 function checkKey(key: unknown): asserts key is string {
   if (typeof key !== "string" || !KEY_PATTERN.test(key)) {

@@ -29,9 +29,9 @@ const START_REDIS = fileURLToPath(new URL("../../../scripts/start-redis.sh", imp
  * Starts `redis-server --port N --save '' --appendonly no` as a child process.
  * Installs redis-server first (scripts/start-redis.sh --install, apt-get) when
  * it is missing, so a fresh machine works; fails with a clear message if that
- * is impossible.
+ * is impossible. `args` go to redis-server after those, e.g. `["--requirepass", pw]`.
  */
-export async function startRedisServer(): Promise<RedisServer> {
+export async function startRedisServer(options: { args?: string[] } = {}): Promise<RedisServer> {
   let binary = await findBinary("redis-server", ["/usr/bin", "/usr/local/bin", "/usr/sbin"]);
   if (!binary) {
     try {
@@ -51,7 +51,7 @@ export async function startRedisServer(): Promise<RedisServer> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
     try {
-      return await launch(binary, port);
+      return await launch(binary, port, options.args ?? []);
     } catch (error) {
       lastError = error; // Most likely another process took the port first.
     }
@@ -59,10 +59,10 @@ export async function startRedisServer(): Promise<RedisServer> {
   throw lastError;
 }
 
-function launch(binary: string, port: number): Promise<RedisServer> {
+function launch(binary: string, port: number, args: string[]): Promise<RedisServer> {
   const child: ChildProcess = spawn(
     binary,
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"],
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", ...args],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";
