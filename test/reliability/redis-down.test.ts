@@ -10,7 +10,7 @@ import { CacheBackendError, CacheStore } from "@cairn/cache";
 import { flow, task } from "@cairn/dsl";
 import { freePort } from "../../packages/cache/test/_free-port.ts";
 import { startPostgresServer } from "../../packages/cache/test/postgres-server.ts";
-import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
+import { type RedisServer, makeRedisFull, startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import {
   type Exit,
   type Started,
@@ -38,8 +38,8 @@ afterAll(async () => {
 });
 
 /** A redis-server of this test alone, so that stopping it touches no other test. */
-async function ownRedis(): Promise<RedisServer> {
-  const server = await startRedisServer();
+async function ownRedis(args: string[] = []): Promise<RedisServer> {
+  const server = await startRedisServer({ args });
   servers.push(server);
   return server;
 }
@@ -246,6 +246,28 @@ describe("redis stopped (SIGSTOP): it accepts connections but answers nothing", 
       redis.signal("SIGCONT");
       await store.close();
     }
+  });
+});
+
+describe("redis refuses a write (full, evicting nothing): it is up", () => {
+  it("the write fails with a warning naming redis's answer, at once, and the run keeps using the store", async () => {
+    const redis = await ownRedis(["--maxmemory-policy", "noeviction"]);
+    const root = await tmp();
+    const first = task("refused-first").run(() => ({ x: 1 }));
+    const second = task("refused-second").input<{ x: number }>().run(({ x }) => ({ y: x + 1 }));
+    const seed = flow("refused-seed").build(() => ({ y: second({ x: 1 }).y }));
+    expect(statuses((await runCollect(seed, { root, cache: { url: redis.url } })).result)).toEqual({ "refused-second": "succeeded" });
+    await makeRedisFull(redis.url);
+    const f = flow("refused").build(() => ({ y: second({ x: first().x }).y }));
+    const started = performance.now();
+    const run = await runCollect(f, { root, cache: { url: redis.url } });
+    expect(run.result.status).toBe("succeeded");
+    // After `refused-first`'s write was refused, the store still gave `refused-second`'s entry.
+    expect(statuses(run.result)).toEqual({ "refused-first": "succeeded", "refused-second": "cached" });
+    expect(run.warnings.some((w) => /could not store the cache entry: .* refused to write an entry: it answered "OOM command not allowed/.test(w))).toBe(true);
+    for (const warning of run.warnings) expect(warning).toMatch(/refused to .*: it answered "OOM command not allowed .*Redis is full/);
+    expect(run.warnings.join("\n")).not.toMatch(/without the shared cache|Check that redis is running/);
+    expect(performance.now() - started).toBeLessThan(10_000);
   });
 });
 

@@ -129,29 +129,66 @@ export class CacheStoreUrlError extends CacheError {
   }
 }
 
-/** The store could not be reached or answered with an error. */
+/**
+ * The store could not be reached, or answered with a refusal (`reply`). Only the first means
+ * that it is down: a run goes on without a store that does not answer, but keeps one that
+ * refused one operation.
+ */
 export class CacheBackendError extends CacheError {
   static override readonly code: string = "CAIRN_CACHE_BACKEND";
   override name = "CacheBackendError";
+  /**
+   * The store's own error answer when it refused the operation (redis: `OOM command not
+   * allowed ...`, `READONLY ...`, `WRONGTYPE ...`): it is up. Undefined when it did not answer.
+   */
+  readonly reply: string | undefined;
   constructor(
     readonly backend: "embedded" | "redis" | "postgres",
     /** Where the store is, with any password replaced by `***`. */
     readonly location: string,
     readonly operation: string,
-    options?: { cause?: unknown; hint?: string },
+    options?: { cause?: unknown; hint?: string; reply?: string },
   ) {
-    const cause = options?.cause instanceof Error ? `: ${options.cause.message}` : "";
     super(
-      `The ${backend} cache at ${location} failed to ${operation}${cause}. ` +
-        (options?.hint ??
-          (backend === "redis"
-            ? "Check that redis is running and reachable (scripts/start-redis.sh starts one locally)."
-            : backend === "postgres"
-              ? "Check that postgres is running and that the URL's user may create tables."
-              : "Check that the folder exists and is writable.")),
+      options?.reply !== undefined
+        ? refusedMessage(backend, location, operation, options.reply, options.hint)
+        : downMessage(backend, location, operation, options),
       options,
     );
+    this.reply = options?.reply;
   }
+}
+
+/** The message of a store that did not answer, or failed otherwise. */
+function downMessage(backend: string, location: string, operation: string, options?: { cause?: unknown; hint?: string }): string {
+  const cause = options?.cause instanceof Error ? `: ${options.cause.message}` : "";
+  return (
+    `The ${backend} cache at ${location} failed to ${operation}${cause}. ` +
+    (options?.hint ??
+      (backend === "redis"
+        ? "Check that redis is running and reachable (scripts/start-redis.sh starts one locally)."
+        : backend === "postgres"
+          ? "Check that postgres is running and that the URL's user may create tables."
+          : "Check that the folder exists and is writable."))
+  );
+}
+
+/** The message of a store that answered the operation with a refusal. */
+function refusedMessage(backend: string, location: string, operation: string, reply: string, hint?: string): string {
+  return `The ${backend} cache at ${location} refused to ${operation}: it answered ${JSON.stringify(reply)}. ${hint ?? refusalHint(backend, reply)}`;
+}
+
+/** What to do about a store's refusal, by the kind of answer (redis's first word). */
+function refusalHint(backend: string, reply: string): string {
+  const kind = reply.split(/\s/, 1)[0];
+  if (backend === "redis" && kind === "OOM") {
+    return "Redis is full: raise its maxmemory, or let it evict (maxmemory-policy allkeys-lru), or prune the cache (cairn cache prune).";
+  }
+  if (backend === "redis" && kind === "READONLY") return "The URL names a read-only replica: point it at the primary.";
+  if (backend === "redis" && kind === "WRONGTYPE") {
+    return "Another program keeps other data under the cache's keys: give the cache a database of its own (redis://host:6379/1).";
+  }
+  return `The ${backend} server is up but refused; its answer says why.`;
 }
 
 /** A value cannot be hashed or stored, e.g. it is circular or holds a BigInt. */

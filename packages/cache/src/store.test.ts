@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { startPostgresServer } from "../test/postgres-server.ts";
-import { startRedisServer } from "../test/redis-server.ts";
-import { describeCacheStore } from "../test/store-suite.ts";
+import { makeRedisFull, startRedisServer } from "../test/redis-server.ts";
+import { describeCacheStore, makeEntry } from "../test/store-suite.ts";
 import { fileNameOfKey } from "./backends/_files.ts";
 import { CacheBackendError, CacheStore, CacheStoreUrlError } from "./index.ts";
 
@@ -97,5 +97,40 @@ describe("CacheStore.fromUrl", () => {
     expect((error as Error).message).toMatch(/The redis cache at redis:\/\/:\*\*\*@127\.0\.0\.1:1 failed to connect/);
     expect((error as Error).message).toMatch(/scripts\/start-redis\.sh/);
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
+
+describe("CacheStore on a redis that refuses", () => {
+  it("a refusal redis answers (WRONGTYPE, OOM) fails that operation at once with its answer, not as a dead store", async () => {
+    const server = await startRedisServer({ args: ["--maxmemory-policy", "noeviction"] });
+    const { createClient } = await import("@keyv/redis");
+    const raw = createClient({ url: server.url });
+    await raw.connect();
+    const store = await CacheStore.fromUrl(server.url);
+    try {
+      // Another program's list where the cache keeps an entry.
+      await raw.lPush("cairn::listed", "x");
+      let started = performance.now();
+      const wrongType = await store.get("listed").catch((e: unknown) => e);
+      expect(wrongType).toBeInstanceOf(CacheBackendError);
+      expect(wrongType).toMatchObject({ backend: "redis", operation: "read an entry", reply: expect.stringMatching(/^WRONGTYPE /) });
+      expect((wrongType as Error).message).toMatch(/^The redis cache at redis:\/\/127\.0\.0\.1:\d+ refused to read an entry: it answered "WRONGTYPE .*"\. Another program .* database of its own/);
+      expect((wrongType as Error).message).not.toMatch(/Check that redis is running/);
+      expect(performance.now() - started).toBeLessThan(1000); // answered: not tried again for 1.5 s
+
+      // Full, and evicting nothing: every write is refused, reads still work.
+      await makeRedisFull(server.url);
+      started = performance.now();
+      const full = await store.set(makeEntry()).catch((e: unknown) => e);
+      expect(full).toBeInstanceOf(CacheBackendError);
+      expect(full).toMatchObject({ operation: "write an entry", reply: expect.stringMatching(/^OOM command not allowed when used memory > 'maxmemory'/) });
+      expect((full as Error).message).toMatch(/refused to write an entry: it answered "OOM command not allowed .*"\. Redis is full: raise its maxmemory/);
+      expect(performance.now() - started).toBeLessThan(1000);
+      expect(await store.get("k1")).toBeUndefined();
+    } finally {
+      await store.close();
+      await raw.destroy();
+      await server.stop();
+    }
   });
 });

@@ -338,6 +338,8 @@ export class CacheStore {
    * each try is bounded by the backend's own timeouts, so no operation waits on a dead
    * server for long. (A lease taken whose answer was lost is retried as a new try: at worst
    * the lease is then found held, by us, until it lapses: no hang, and no double holder.)
+   * A refusal the server answered with (redis out of memory, a read-only replica) fails at
+   * once with the answer in `reply`: the server is up, and asking again gets the same answer.
    */
   private async call<T>(operation: string, run: () => Promise<T>): Promise<T> {
     const deadline = this.backend.kind === "embedded" ? 0 : Date.now() + this.retryMs;
@@ -346,6 +348,8 @@ export class CacheStore {
         return await run();
       } catch (error) {
         if (CacheError.is(error)) throw error;
+        const reply = this.backend.refusal?.(error);
+        if (reply !== undefined) throw new CacheBackendError(this.backend.kind, this.backend.location, operation, { cause: error, reply });
         if (Date.now() + pause >= deadline) {
           throw new CacheBackendError(this.backend.kind, this.backend.location, operation, { cause: this.backend.explain?.(error) ?? error });
         }

@@ -59,6 +59,25 @@ export async function startRedisServer(options: { args?: string[] } = {}): Promi
   throw lastError;
 }
 
+/**
+ * Makes the server at `url`, started with `--maxmemory-policy noeviction`, full: its maxmemory
+ * becomes half the memory it uses, so it refuses every write with `OOM command not allowed when
+ * used memory > 'maxmemory'` and answers reads. (Filling it with data instead left it a few
+ * writes short or not, as clients' buffers came and went.)
+ */
+export async function makeRedisFull(url: string): Promise<void> {
+  const { createClient } = await import("@keyv/redis");
+  const client = createClient({ url });
+  await client.connect();
+  try {
+    const used = Number(/used_memory:(\d+)/.exec(await client.info("memory"))?.[1]);
+    if (!(used > 0)) throw new Error(`redis at ${url} did not report its used_memory`);
+    await client.configSet("maxmemory", String(Math.floor(used / 2)));
+  } finally {
+    client.destroy();
+  }
+}
+
 function launch(binary: string, port: number, args: string[]): Promise<RedisServer> {
   const child: ChildProcess = spawn(
     binary,

@@ -33,6 +33,11 @@ export interface CacheBackend {
   entries(): AsyncIterable<[string, unknown]>;
   /** The failure to report for `error` (an adapter's generic "not connected" becomes why it is not). */
   explain?(error: unknown): unknown;
+  /**
+   * The store's own error answer in `error` (redis: `OOM ...`, `READONLY ...`), else undefined.
+   * A store that answers is up: its refusal is not tried again nor taken for a dead store.
+   */
+  refusal?(error: unknown): string | undefined;
   /** Extra housekeeping for `prune`, e.g. temp files of crashed writers. */
   sweep?(): Promise<void>;
   close(): Promise<void>;

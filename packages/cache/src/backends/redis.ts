@@ -83,11 +83,26 @@ export async function openRedisBackend(url: string, namespace: string, connectTi
     leases: new RedisLeases(client, `${namespace}-lease:`),
     entries: entriesOf(keyv, store),
     explain,
+    refusal: replyOf,
     async close() {
       // Forced: a graceful QUIT waited seconds here before the process could exit.
       await store.disconnect(true).catch(() => {});
     },
   };
+}
+
+/**
+ * The text of redis's error reply in `error` (`OOM command not allowed ...`, `READONLY ...`,
+ * `WRONGTYPE ...`), else undefined. Known by the class's name along the prototype chain
+ * (node-redis's SimpleError and BlobError extend ErrorReply): @redis/client is @keyv/redis's
+ * dependency, not one this package may import.
+ */
+function replyOf(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  for (let proto: unknown = Object.getPrototypeOf(error); proto && proto !== Error.prototype; proto = Object.getPrototypeOf(proto)) {
+    if ((proto as { constructor?: { name?: string } }).constructor?.name === "ErrorReply") return error.message;
+  }
+  return undefined;
 }
 
 /** The part of a node-redis 5 client that {@link boundCommands} uses. */

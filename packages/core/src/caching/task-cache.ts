@@ -128,9 +128,13 @@ export interface TaskCacheOptions extends CacheFailurePolicy {
   params?: Readonly<Record<string, unknown>>;
 }
 
-/** True for a shared store (redis, postgres) that did not answer, after the store's own retries. */
+/**
+ * True for a shared store (redis, postgres) that did not answer, after the store's own retries.
+ * Not for one that answered with a refusal (`reply`: out of memory, read-only): it is up, so
+ * only that operation fails, with a warning, and the run keeps the store.
+ */
 export function isStoreDown(error: unknown): error is CacheBackendError {
-  return CacheBackendError.is(error) && error.backend !== "embedded";
+  return CacheBackendError.is(error) && error.backend !== "embedded" && error.reply === undefined;
 }
 
 /**
