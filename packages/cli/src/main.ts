@@ -39,6 +39,7 @@ import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
 import { type FlagOptions, parseFlags } from "./parse-flags.ts";
 import { parseParams } from "./parse-params.ts";
+import { printable, printableLine } from "./printable.ts";
 import { createReporter, formatDuration, type ReporterMode } from "./reporter.ts";
 import { UsageError } from "./usage-error.ts";
 
@@ -308,11 +309,11 @@ function reportError(error: unknown, stderr: Writable): number {
     CacheOptionError.is(error);
   // Errors Cairn expects (a dead cache store among them) are their message; a stack is for bugs.
   if (CairnError.is(error)) {
-    stderr.write(`cairn: ${error.name}: ${error.message}\n`);
+    stderr.write(`cairn: ${error.name}: ${printable(error.message)}\n`);
   } else if (error instanceof Error) {
-    stderr.write(`cairn: ${error.stack ?? error.message}\n`);
+    stderr.write(`cairn: ${printable(error.stack ?? error.message)}\n`);
   } else {
-    stderr.write(`cairn: ${String(error)}\n`);
+    stderr.write(`cairn: ${printable(String(error))}\n`);
   }
   return usage ? EXIT.usage : EXIT.flowFailed;
 }
@@ -642,7 +643,7 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
       }
     }
   }
-  stdout.write(`${lines.join("\n")}\n`);
+  stdout.write(`${printable(lines.join("\n"))}\n`);
   return EXIT.ok;
 }
 
@@ -799,7 +800,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
     return EXIT.ok;
   }
   const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
-  const lines = [`${c.bold(run.name)}  run ${run.runId}  ${run.status}  ${duration(run)}`];
+  const lines = [`${c.bold(printableLine(run.name))}  run ${run.runId}  ${run.status}  ${duration(run)}`];
   if (run.parentRunId !== undefined) lines.push(`task run of flow run ${run.parentRunId}`);
   const source = sourceOf(run);
   if (run.tags[CACHED_FROM_TAG]) lines.push(`cached from ${run.tags[CACHED_FROM_TAG]}${source ? ` (${source.name}, ${source.status})` : ""}`);
@@ -812,7 +813,8 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   const note = run.parentRunId !== undefined && !run.tags[CACHED_FROM_TAG] ? taskNote(run, true) : "";
   const stopped = run.tags["cairn.status"] === "skipped" || run.tags["cairn.status"] === "cancelled";
   if (note) lines.push(stopped ? note : `error: ${note}${run.tags["cairn.error.name"] !== undefined ? "\n(the whole text and its stack: artifact cairn/error.txt)" : ""}`);
-  stdout.write(`${lines.join("\n")}\n`);
+  // What the record holds is data (from a shared server, anyone's): printable, past the first line's own colours.
+  stdout.write(`${[lines[0], ...lines.slice(1).map(printable)].join("\n")}\n`);
   // A task run has no task runs below it (unless its work started runs of its own, as `mlflow run` does).
   if (run.parentRunId !== undefined && !children.length) return EXIT.ok;
   const rows = children.map((r) => [
@@ -916,7 +918,7 @@ function formatMetrics(metrics: Record<string, number>): string {
 /** Prints the one line about runs a killed process left RUNNING and that were just closed; true when there were any. */
 function sayAbandoned(closed: readonly RunRecord[], stderr: Writable): boolean {
   const line = describeAbandonedRuns(closed);
-  if (line) stderr.write(`cairn: ${line}\n`);
+  if (line) stderr.write(`cairn: ${printable(line)}\n`);
   return line !== undefined;
 }
 
@@ -930,7 +932,9 @@ async function experimentsOf(tracker: Tracker, name: string | undefined): Promis
   return (await tracker.listExperiments()).map((e) => e.experimentId);
 }
 
-function table(header: string[], rows: string[][], c: ReturnType<typeof createColors>): string {
+/** Rows of text from runs and stores (names, params, reasons, errors): each cell printable on one line (see printable.ts). */
+function table(header: string[], data: string[][], c: ReturnType<typeof createColors>): string {
+  const rows = data.map((r) => r.map(printableLine));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const fmt = (r: string[]) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd();
   return `${[c.bold(fmt(header)), ...rows.map(fmt)].join("\n")}\n`;

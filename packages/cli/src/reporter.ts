@@ -2,6 +2,7 @@ import { isAbsolute, relative } from "node:path";
 import type { Writable } from "node:stream";
 import { type ErrorInfo, isArtifact, type FlowResult, type RunEvent, type SweepOutputs, type TaskStatus } from "@cairn/core";
 import { createColors } from "picocolors";
+import { prefixLines, printable, printableLine } from "./printable.ts";
 
 /** How the CLI shows a run: NDJSON events, a live display on a terminal, or plain lines. */
 export type ReporterMode = "json" | "live" | "plain";
@@ -61,12 +62,12 @@ export async function createReporter(mode: ReporterMode, out: Writable, err: Wri
 function jsonReporter(out: Writable, err: Writable): Reporter {
   return {
     event(e) {
-      if (e.type === "log") err.write(`[${e.task ?? "flow"}] ${e.message}\n`);
+      if (e.type === "log") err.write(`${prefixLines(`[${e.task ?? "flow"}]`, e.message)}\n`);
       else out.write(`${JSON.stringify(e)}\n`);
     },
     finish() {},
     notice(message) {
-      err.write(`${message}\n`);
+      err.write(`${printable(message)}\n`);
     },
   };
 }
@@ -82,7 +83,7 @@ function plainReporter(out: Writable, c: Colors): Reporter {
   return {
     event(e) {
       if (e.type === "log") {
-        out.write(`${c.dim(`[${e.task ?? "flow"}]`)} ${e.message}\n`);
+        out.write(`${prefixLines(c.dim(`[${e.task ?? "flow"}]`), e.message)}\n`);
       } else if (e.type === "task" && e.status !== "queued") {
         const extra = [
           e.attempt && e.attempt > 1 ? `attempt ${e.attempt}` : "",
@@ -100,7 +101,7 @@ function plainReporter(out: Writable, c: Colors): Reporter {
       out.write(summary(result, c, view));
     },
     notice(message) {
-      out.write(`${c.yellow(message)}\n`);
+      out.write(`${c.yellow(printable(message))}\n`);
     },
   };
 }
@@ -146,7 +147,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
         timer.unref();
         return;
       }
-      if (e.type === "log") return printAbove(`${c.dim(`[${e.task ?? "flow"}]`)} ${e.message}`);
+      if (e.type === "log") return printAbove(prefixLines(c.dim(`[${e.task ?? "flow"}]`), e.message));
       if (e.type !== "task") return;
       if (e.status === "running" || e.status === "retrying" || e.status === "waiting") {
         const prev = active.get(e.task);
@@ -167,7 +168,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       out.write(summary(result, c, view));
     },
     notice(message) {
-      printAbove(c.yellow(message));
+      printAbove(c.yellow(printable(message)));
     },
   };
 }
@@ -224,7 +225,7 @@ export function leaderboard(node: string, sweep: Pick<SweepOutputs, "trial" | "t
   const rows = shown.map((t) => [
     t.trial,
     Object.entries(t.params)
-      .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+      .map(([k, v]) => printableLine(`${k}=${typeof v === "string" ? v : JSON.stringify(v)}`))
       .join(" "),
     t.metric === undefined ? "-" : String(t.metric),
     t.status,
@@ -246,11 +247,11 @@ export function leaderboard(node: string, sweep: Pick<SweepOutputs, "trial" | "t
  * as the process wrote them, and the closing summary shows the tail beside the task.
  */
 export function errorText(error: ErrorInfo, brief = false, cwd = process.cwd()): string {
-  let text = error.message;
+  let text = printable(error.message);
   if (brief && error.name === "ProcessFailedError") text = text.replace(/ Last \d+ lines? of stderr:\n(?: {2}\| .*\n)+/, " Its stderr is printed above. ");
   if (error.at) {
     const rel = relative(cwd, error.at);
-    text += `\n    at ${rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : error.at}`;
+    text += `\n    at ${printableLine(rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : error.at)}`;
   }
   return text;
 }

@@ -1,0 +1,36 @@
+/**
+ * Text that came from a run (a task's log line, an error message, a param, a metric's name, a
+ * record read from a shared MLflow server) made safe to print on a terminal. A control character
+ * in it would be obeyed, not shown: `ESC[2J` clears the screen, `ESC]0;...BEL` sets the window's
+ * title, `ESC]8;;url` plants a link, `\r` and `\b` rewrite what was printed. Each is shown as
+ * its escape instead (`\x1b`, `\r`), as `cat -v` or JSON would show it; the CLI's own colours
+ * are added after, around text that went through here. `--json` output needs none of this:
+ * JSON escapes control characters itself.
+ */
+
+/** C0 controls but tab and newline, DEL, and C1 controls (U+0080–U+009F, which some terminals obey too). */
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/** `text` with its control characters shown as escapes; tabs and newlines kept. */
+export function printable(text: string): string {
+  return text.replace(CONTROL, escape);
+}
+
+/** `text` on one line: newlines shown as escapes too (a table's cell, a one-line summary). */
+export function printableLine(text: string): string {
+  return printable(text).replace(/\n/g, "\\n");
+}
+
+/** Each line of `text` after `prefix`, so that a line of a task's log cannot pass for one of Cairn's. */
+export function prefixLines(prefix: string, text: string): string {
+  return printable(text)
+    .split("\n")
+    .map((line) => `${prefix} ${line}`)
+    .join("\n");
+}
+
+function escape(c: string): string {
+  if (c === "\r") return "\\r";
+  if (c === "\b") return "\\b";
+  return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+}
