@@ -34,6 +34,15 @@ describe("the final --json event carries the flow's outputs", () => {
     expect(plain.stdout).toContain(`Outputs: ${JSON.stringify({ report: artifact.path, rows: 3, nested: { label: "done", files: [artifact.path] } })}`);
   });
 
+  it("what a function task writes to stdout itself goes to stderr: stdout stays one JSON event a line", async () => {
+    const r = await cairn(["run", fixture("console-log.flow.ts"), "--json"], { cwd: await tmp("cairn-cli-json-") });
+    expect(r.code, r.stderr).toBe(0);
+    for (const line of r.stdout.trim().split("\n")) expect(() => JSON.parse(line), line).not.toThrow();
+    expect(last(r.stdout)).toMatchObject({ type: "flow", status: "succeeded", outputs: { n: 1 } });
+    expect(r.stderr).toContain("console.log from task\n");
+    expect(r.stderr).toContain("raw write from task\n");
+  });
+
   it("with tracking off too", async () => {
     const r = await cairn(["run", join(repo, "test/fixtures/ok.flow.ts"), "--json", "--no-tracking", "-p", "rows=5"]);
     expect(r.code).toBe(0);

@@ -60,16 +60,29 @@ export async function createReporter(mode: ReporterMode, out: Writable, err: Wri
 }
 
 function jsonReporter(out: Writable, err: Writable): Reporter {
+  const write = divertStdout(out, err);
   return {
     event(e) {
       if (e.type === "log") err.write(`${prefixLines(`[${e.task ?? "flow"}]`, e.message)}\n`);
-      else out.write(`${JSON.stringify(e)}\n`);
+      else write(`${JSON.stringify(e)}\n`);
     },
     finish() {},
     notice(message) {
       err.write(`${printable(message)}\n`);
     },
   };
+}
+
+/**
+ * Under `--json`, stdout is the events, one JSON object a line: what a function task writes
+ * there itself (`console.log`, in this process) would break the stream, so from now on the
+ * process's stdout writes go to stderr, beside the task's log lines. Returns the write that
+ * still reaches stdout, for the events.
+ */
+function divertStdout(out: Writable, err: Writable): (text: string) => void {
+  const write = out.write.bind(out) as (text: string) => boolean;
+  if (out === process.stdout) process.stdout.write = err.write.bind(err) as typeof process.stdout.write;
+  return (text) => void write(text);
 }
 
 /** MLflow's own clients' line for a run's page ("View run NAME at: URL"), printed at a run's start and end. */
