@@ -1,5 +1,5 @@
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CairnError, describeValue } from "@cairn/core";
 import { type Flow, isFlow } from "@cairn/dsl";
@@ -19,6 +19,9 @@ export class FlowFileError extends CairnError {
 /** How a flow file is imported: `import()` through tsx, or compiled first (`cairn` without tsx). */
 export type FlowImporter = (path: string) => Promise<Record<string, unknown>>;
 
+/** What Node (with tsx) imports as a module. */
+const FLOW_EXTENSIONS = new Set([".ts", ".mts", ".cts", ".tsx", ".js", ".mjs", ".cjs", ".jsx"]);
+
 const importFile: FlowImporter = async (path) => (await import(pathToFileURL(path).href)) as Record<string, unknown>;
 
 /** Imports a flow file (or takes the module already imported) and returns its default-exported flow. */
@@ -31,6 +34,13 @@ export async function loadFlow(
   const path = resolve(file);
   if (!preloaded && !existsSync(path)) {
     throw new FlowFileError(`Flow file ${file} does not exist (looked at ${path}). Check the path.`, path);
+  }
+  // Said before importing: Node's answer to these ("Directory import ... is not supported") reads as the file's own error.
+  if (!preloaded && statSync(path).isDirectory()) {
+    throw new FlowFileError(`Expected a flow file, got the folder ${file}. Name the flow file in it, e.g. ${join(file, "flow.ts")}.`, path);
+  }
+  if (!preloaded && !FLOW_EXTENSIONS.has(extname(path))) {
+    throw new FlowFileError(`Expected a flow file ending in ${[...FLOW_EXTENSIONS].join(", ")}, got ${file}.`, path);
   }
   let mod: Record<string, unknown>;
   try {
