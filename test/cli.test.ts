@@ -98,6 +98,7 @@ describe("cairn run", () => {
     [["frobnicate"], /Unknown command "frobnicate"\. Expected one of/],
     [["rum", fixture("ok.flow.ts")], /Unknown command "rum"; did you mean run\?/],
     [["show"], /Expected a run id/],
+    [["explain", fixture("ok.flow.ts"), "load", "stats"], /Expected one task: cairn explain FILE TASK; got 2 \("load", "stats"\)/],
   ])("exits 2 with a clear message for bad input: %s", async (args, message) => {
     const r = await cairn(args as string[]);
     expect(r.stderr).toMatch(message);

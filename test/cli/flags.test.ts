@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cairn, repo } from "./helpers.ts";
+import { cairn, repo, tmp } from "./helpers.ts";
 
 const ok = join(repo, "test/fixtures/ok.flow.ts");
 
@@ -56,5 +56,17 @@ describe("cairn graph --json", () => {
     const r = await cairn(["graph", ok, "--json", "--format", "dot"]);
     expect(r.stderr).toMatch(/Expected one format, got --json and --format dot\. Pass one of them \(--json is --format json\)\./);
     expect(r.code).toBe(2);
+  });
+});
+
+describe("cairn cache ls --task", () => {
+  it("names the task when the cache holds none of its entries, instead of calling a full cache empty", async () => {
+    const cwd = await tmp("cairn-cache-ls-");
+    expect((await cairn(["run", ok, "--root", join(cwd, ".cairn")], { cwd })).code).toBe(0);
+    const all = await cairn(["cache", "ls", "--root", join(cwd, ".cairn")], { cwd });
+    expect(all.stdout).toMatch(/^task\s+key/);
+    const none = await cairn(["cache", "ls", "--task", "nosuch", "--root", join(cwd, ".cairn")], { cwd });
+    expect(none.code).toBe(0);
+    expect(none.stdout).toBe(`No cache entries of task "nosuch" in the cache at ${join(cwd, ".cairn", "cache")}.\n`);
   });
 });

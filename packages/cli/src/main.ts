@@ -605,6 +605,7 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   );
   const [file, taskName] = positionals;
   if (!taskName) throw new UsageError("Expected a flow file and a task: cairn explain FILE TASK.");
+  if (positionals.length > 2) throw new UsageError(`Expected one task: cairn explain FILE TASK; got ${positionals.length - 1} (${positionals.slice(1).map((p) => `"${p}"`).join(", ")}). Explain them one at a time.`);
   const flow = await loadFlow(file, { importFlow });
   const params = await parseParams(flow.definition, values.param ?? []);
   const { tasks, abandoned } = await openFlowCache(flow.definition, { params, env, ...(values.root ? { root: values.root } : {}) });
@@ -665,7 +666,8 @@ async function cacheCommand(args: string[], stdout: Writable, env: NodeJS.Proces
       }
       const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
       const rows = entries.map((e) => [e.taskName, e.key.slice(0, 16), e.sourceRunId, new Date(e.createdAt).toISOString().replace("T", " ").slice(0, 19), formatBytes(e.sizeBytes)]);
-      stdout.write(rows.length ? table(["task", "key", "source run", "created", "size"], rows, c) : `The cache at ${store.location} is empty.\n`);
+      const none = values.task ? `No cache entries of task "${printable(values.task)}" in the cache at ${store.location}.` : `The cache at ${store.location} is empty.`;
+      stdout.write(rows.length ? table(["task", "key", "source run", "created", "size"], rows, c) : `${none}\n`);
     } else if (sub === "clear") {
       const removed = await store.clear(values.task ? { taskName: values.task } : {});
       stdout.write(`Removed ${removed} cache entr${removed === 1 ? "y" : "ies"}${values.task ? ` of task "${values.task}"` : ""} from ${store.location}.\n`);
