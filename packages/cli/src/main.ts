@@ -6,7 +6,6 @@ import type { Writable } from "node:stream";
 import { parseEnv } from "node:util";
 import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import bytes from "bytes";
-import ms from "ms";
 import {
   CACHED_FROM_TAG,
   CairnError,
@@ -40,6 +39,7 @@ import { NeedsTsxError } from "./compile-flow.ts";
 import { type FlagOptions, parseFlags } from "./parse-flags.ts";
 import { parseParams } from "./parse-params.ts";
 import { printable, printableLine } from "./printable.ts";
+import { parseDuration, parseSize } from "./prune-limits.ts";
 import { createReporter, formatDuration, type ReporterMode } from "./reporter.ts";
 import { UsageError } from "./usage-error.ts";
 
@@ -169,7 +169,8 @@ changed since the nearest earlier cache entry of the same task.`,
        cairn cache prune [--older-than 7d] [--max-size 5GB] [--root DIR]
 
 The store is the embedded one under --root (default .cairn), or CAIRN_CACHE_URL (redis://, postgres://).
-Durations: 500ms, 30m, 12h, 7d. Sizes: 500MB, 5GB.`,
+Durations: a number and ms, s, m, h, d or w (500ms, 30m, 12h, 7d). Sizes: a number and B, KB, MB, GB
+or TB, powers of 1024 (500MB, 5GB). Anything else is refused and nothing is removed.`,
   show: `Usage: cairn show RUN_ID [--json] [--experiment NAME] [--root DIR]
 
 Shows one flow run (status, params, metrics, and its task runs) or one task run. RUN_ID is a
@@ -656,6 +657,14 @@ async function cacheCommand(args: string[], stdout: Writable, env: NodeJS.Proces
     "cache",
   );
   if (sub !== "ls" && sub !== "clear" && sub !== "prune") throw new UsageError(`Expected cairn cache ls, clear or prune, got "cairn cache ${sub ?? ""}".`);
+  // Prune's limits are read before the store opens: a value it cannot read stops it with nothing touched.
+  const olderThan = values["older-than"];
+  const maxSize = values["max-size"];
+  if (sub === "prune" && olderThan === undefined && maxSize === undefined) {
+    throw new UsageError("Expected --older-than DURATION and/or --max-size SIZE, e.g. cairn cache prune --older-than 7d --max-size 5GB.");
+  }
+  const olderThanMs = sub !== "prune" || olderThan === undefined ? undefined : parseDuration("--older-than", olderThan);
+  const maxSizeBytes = sub !== "prune" || maxSize === undefined ? undefined : parseSize("--max-size", maxSize);
   const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root: resolve(values.root ?? ".cairn") });
   try {
     if (sub === "ls") {
@@ -672,11 +681,6 @@ async function cacheCommand(args: string[], stdout: Writable, env: NodeJS.Proces
       const removed = await store.clear(values.task ? { taskName: values.task } : {});
       stdout.write(`Removed ${removed} cache entr${removed === 1 ? "y" : "ies"}${values.task ? ` of task "${values.task}"` : ""} from ${store.location}.\n`);
     } else {
-      const olderThan = values["older-than"];
-      const maxSize = values["max-size"];
-      if (olderThan === undefined && maxSize === undefined) throw new UsageError("Expected --older-than DURATION and/or --max-size SIZE, e.g. cairn cache prune --older-than 7d --max-size 5GB.");
-      const olderThanMs = olderThan === undefined ? undefined : parseDuration("--older-than", olderThan);
-      const maxSizeBytes = maxSize === undefined ? undefined : parseSize("--max-size", maxSize);
       const r = await store.prune({ ...(olderThanMs !== undefined ? { olderThanMs } : {}), ...(maxSizeBytes !== undefined ? { maxSizeBytes } : {}) });
       stdout.write(`Removed ${r.removed} entries (${formatBytes(r.removedBytes)}); kept ${r.kept} (${formatBytes(r.keptBytes)}).\n`);
     }
@@ -684,22 +688,6 @@ async function cacheCommand(args: string[], stdout: Writable, env: NodeJS.Proces
     await store.close();
   }
   return EXIT.ok;
-}
-
-function parseDuration(flag: string, raw: string): number {
-  const value = ms(raw as ms.StringValue);
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-    throw new UsageError(`Expected \`${flag}\` to be a duration such as 30m, 12h or 7d, got \`${raw}\`.`);
-  }
-  return value;
-}
-
-function parseSize(flag: string, raw: string): number {
-  const value = bytes.parse(raw);
-  if (value === null || !Number.isFinite(value) || value < 0) {
-    throw new UsageError(`Expected \`${flag}\` to be a size such as 500MB or 5GB, got \`${raw}\`.`);
-  }
-  return value;
 }
 
 function formatBytes(n: number): string {

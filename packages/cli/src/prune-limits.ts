@@ -1,0 +1,87 @@
+/**
+ * The limits `cairn cache prune` takes: `--older-than 7d` and `--max-size 5GB`.
+ *
+ * Both are read strictly, a number and a unit from a short list, because prune deletes: the
+ * lenient readers used before (`ms`, `bytes`) read `5G` and `5,000MB` as 5 bytes and `7` as
+ * 7 ms, and a limit read too small removes every entry. Anything not in the grammar is a
+ * UsageError (exit 2) that names what was expected and what arrived, before the store is touched.
+ */
+import { UsageError } from "./usage-error.ts";
+
+/** Bytes per size unit, lower-cased. Powers of 1024, as the sizes `cairn cache ls` prints (bytes.format). */
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  b: 1,
+  kb: 1024,
+  mb: 1024 ** 2,
+  gb: 1024 ** 3,
+  tb: 1024 ** 4,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
+};
+
+/** Milliseconds per duration unit, lower-cased. */
+const DURATION_UNITS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 7 * 86_400_000,
+};
+
+/** A non-negative decimal number (no sign, no thousands separator, no exponent), then a unit of letters. */
+const AMOUNT = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$/i;
+
+/**
+ * `--max-size`: a number and one of B, KB, MB, GB, TB (powers of 1024; KiB, MiB, GiB, TiB are
+ * the same), any case. Returns whole bytes.
+ * @example parseSize("--max-size", "5GB") // 5368709120
+ */
+export function parseSize(flag: string, raw: string): number {
+  const bytes = amountOf(raw, SIZE_UNITS);
+  if (bytes === undefined) {
+    throw new UsageError(
+      `Expected \`${flag}\` to be a number and a unit (B, KB, MB, GB, TB; powers of 1024), such as 500MB or 5GB, got \`${raw}\`.` +
+        hint(raw, SIZE_UNITS, (unit) => `${unit.toUpperCase()}B`),
+    );
+  }
+  return Math.floor(bytes);
+}
+
+/**
+ * `--older-than`: a number and one of ms, s, m, h, d, w (milliseconds to weeks), any case.
+ * Returns milliseconds.
+ * @example parseDuration("--older-than", "7d") // 604800000
+ */
+export function parseDuration(flag: string, raw: string): number {
+  const millis = amountOf(raw, DURATION_UNITS);
+  if (millis === undefined) {
+    throw new UsageError(
+      `Expected \`${flag}\` to be a number and a unit (ms, s, m, h, d, w), such as 30m, 12h or 7d, got \`${raw}\`.` +
+        hint(raw, DURATION_UNITS, () => undefined),
+    );
+  }
+  return millis;
+}
+
+/** The amount `raw` says in the units' base, or undefined when it is not a number and a known unit. */
+function amountOf(raw: string, units: Readonly<Record<string, number>>): number | undefined {
+  const match = AMOUNT.exec(raw);
+  if (!match) return undefined;
+  const perUnit = Object.hasOwn(units, match[2]!.toLowerCase()) ? units[match[2]!.toLowerCase()] : undefined;
+  if (perUnit === undefined) return undefined;
+  const value = Number(match[1]) * perUnit;
+  return Number.isFinite(value) ? value : undefined;
+}
+
+/** How to fix the commonest slips: a bare number (the unit left out), and `5G` for `5GB`. */
+function hint(raw: string, units: Readonly<Record<string, number>>, longer: (unit: string) => string | undefined): string {
+  const match = AMOUNT.exec(raw);
+  if (!match) return "";
+  const [, number, unit] = match;
+  if (unit === "") return ` Add a unit: ${number}${Object.hasOwn(units, "gb") ? "GB" : "d"}, say.`;
+  const fixed = longer(unit!.toLowerCase());
+  return fixed && Object.hasOwn(units, fixed.toLowerCase()) ? ` Did you mean ${number}${fixed}?` : "";
+}

@@ -1,0 +1,50 @@
+/**
+ * `cairn cache prune` deletes: a limit it cannot read must stop it before the store is touched
+ * (exit 2), never be read as a tiny limit that removes every entry.
+ */
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cairn, repo, tmp } from "./helpers.ts";
+
+const flowFile = join(repo, "test/fixtures/ok.flow.ts");
+
+async function cachedProject(): Promise<string> {
+  const cwd = await tmp("cairn-cli-prune-");
+  const r = await cairn(["run", flowFile, "--no-report"], { cwd });
+  expect(r.code, r.stderr).toBe(0);
+  return cwd;
+}
+
+async function entries(cwd: string): Promise<number> {
+  const r = await cairn(["cache", "ls", "--json"], { cwd });
+  expect(r.code, r.stderr).toBe(0);
+  return (JSON.parse(r.stdout) as unknown[]).length;
+}
+
+describe("cairn cache prune reads its limits strictly", () => {
+  it.each([
+    ["--max-size", "5G"],
+    ["--max-size", "5,000MB"],
+    ["--max-size", "5XB"],
+    ["--older-than", "7"],
+  ])("%s %s is refused (exit 2) and removes nothing", async (flag, value) => {
+    const cwd = await cachedProject();
+    const before = await entries(cwd);
+    expect(before).toBeGreaterThan(0);
+    const r = await cairn(["cache", "prune", flag, value], { cwd });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`Expected \`${flag}\` to be a number and a unit`);
+    expect(r.stderr).toContain(`got \`${value}\``);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // a message, not a stack
+    expect(await entries(cwd)).toBe(before);
+  });
+
+  it("--max-size 5GB and --older-than 7d keep a fresh, small entry", async () => {
+    const cwd = await cachedProject();
+    const before = await entries(cwd);
+    const r = await cairn(["cache", "prune", "--max-size", "5GB", "--older-than", "7d"], { cwd });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Removed 0 entries/);
+    expect(await entries(cwd)).toBe(before);
+  });
+});
