@@ -197,30 +197,56 @@ Options:
       --root DIR          Folder of Cairn's local state. Default: .cairn`,
 };
 
+/** The process's output streams whose writes failed, with the first error: what is left to print to them is dropped. */
+const lostOutput = new WeakMap<Writable, NodeJS.ErrnoException>();
+const guarded = new WeakSet<Writable>();
+
+/** The reader of a pipe went away (`| head -1`), or the stream was already given up: not news to the user. */
+const readerGone = (error: NodeJS.ErrnoException) => error.code === "EPIPE" || error.code === "ERR_STREAM_DESTROYED";
+
+/**
+ * A write error on the process's stdout or stderr (the reader of `cairn run ... | head -1` gone:
+ * EPIPE; a full disk: ENOSPC; a dead terminal: EIO) drops what is left to print there, and the
+ * command goes on to its end, so that a run still ends and is recorded as it would be, instead of
+ * dying of an uncaught write error with its runs left RUNNING. A failure other than EPIPE is said
+ * once on stderr, when stderr still takes it; main() then fails a command whose output it was.
+ */
+function guardOutput(stream: Writable, name: "stdout" | "stderr"): void {
+  if (guarded.has(stream)) return;
+  guarded.add(stream);
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (lostOutput.has(stream)) return;
+    lostOutput.set(stream, error);
+    if (name === "stdout" && !readerGone(error) && !lostOutput.has(process.stderr)) {
+      process.stderr.write(`cairn: cannot write to stdout (${error.message}); the rest of the output is dropped (a run goes on to its end and is recorded as usual).\n`);
+    }
+  });
+}
+
 /**
  * Runs the CLI with `argv` (without `node cairn`); resolves to the exit code. Calls process.exit
  * only for a second Ctrl-C, and after a run that left abandoned work running (see exitDespiteAbandoned).
  */
-const outliving = new WeakSet<Writable>();
-
-/**
- * `cairn run ... | head -1`: once the reader of the process's output has gone (EPIPE), what is
- * left to print is dropped, and the command goes on to its end, so that a run still ends and is
- * recorded as it would be, instead of dying of the write error with its runs left RUNNING.
- */
-function outliveReader(stream: Writable): void {
-  if (outliving.has(stream)) return;
-  outliving.add(stream);
-  stream.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code === "EPIPE" || error.code === "ERR_STREAM_DESTROYED") return;
-    throw error;
-  });
-}
-
 export async function main(argv: string[], io: CliIo = {}): Promise<number> {
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
-  for (const stream of [stdout, stderr]) if (stream === process.stdout || stream === process.stderr) outliveReader(stream);
+  if (stdout === process.stdout || stderr === process.stdout) guardOutput(process.stdout, "stdout");
+  if (stdout === process.stderr || stderr === process.stderr) guardOutput(process.stderr, "stderr");
+  const code = await dispatch(argv, { ...io, stdout, stderr });
+  if (stdout !== process.stdout) return code;
+  // Node reports a failed write a tick after it: wait for that before judging the output.
+  await new Promise<void>((resolveTick) => setImmediate(resolveTick));
+  const lost = lostOutput.get(stdout);
+  // A run's code is its flow's, whose records are whole; another command's output was its work.
+  const ranFlow = argv[0] === "run" && !asksHelp(argv.slice(1));
+  return lost && !readerGone(lost) && !ranFlow ? EXIT.flowFailed : code;
+}
+
+/** `cairn COMMAND ... --help`: the command's help, whatever else is given. */
+const asksHelp = (args: readonly string[]) => args.includes("-h") || args.includes("--help");
+
+async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout" | "stderr">>): Promise<number> {
+  const { stdout, stderr } = io;
   const env = io.env ?? process.env;
   const [command, ...rest] = argv;
   try {
@@ -238,7 +264,7 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
       stdout.write(`${version()}\n`);
       return EXIT.ok;
     }
-    if (rest.includes("-h") || rest.includes("--help")) {
+    if (asksHelp(rest)) {
       const help = helpOf(command);
       if (help === undefined) throw new UsageError(`Unknown command "${command}". Run \`cairn --help\` for the list.`);
       stdout.write(`${help}\n`);
