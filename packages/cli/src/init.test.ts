@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -63,6 +63,18 @@ describe("cairn init", () => {
     await expect(init(dir)).rejects.toThrow(/package\.json is not valid JSON \(.*\)\. Fix it, then run cairn init again\./);
     const array = folder({ "package.json": "[]" });
     await expect(init(array)).rejects.toThrow(/must hold a JSON object, got an array/);
+    const nothing = folder({ "package.json": "null" });
+    await expect(init(nothing)).rejects.toThrow(/must hold a JSON object, got null\./);
+    const text = folder({ "package.json": '"x"' });
+    await expect(init(text)).rejects.toThrow(/must hold a JSON object, got a string\./);
+  });
+
+  it("refuses a target that is a file, or a file where the template needs a folder, writing nothing", async () => {
+    const dir = folder({ "notes.txt": "mine\n", steps: "a file\n" });
+    await expect(init(join(dir, "notes.txt"))).rejects.toThrow(/Expected .*notes\.txt to be a folder, or a path where one can be made, got a file\. Nothing was written\./);
+    await expect(init(join(dir, "notes.txt", "sub"))).rejects.toThrow(/got a file on its way: .*notes\.txt\./);
+    await expect(init(dir, "python")).rejects.toThrow(/cairn init would overwrite steps in /);
+    expect(readdirSync(dir).sort()).toEqual(["notes.txt", "steps"]);
   });
 
   it("appends only the .gitignore lines that are missing", async () => {

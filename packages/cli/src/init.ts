@@ -6,9 +6,15 @@
  * ran it. It never overwrites a file: when one of the files it would write exists, it
  * writes nothing and says which. package.json and .gitignore are merged into, not replaced:
  * keys and lines already there stay as they are.
+ *
+ * Everything that can be checked is checked before the first write (the target is a folder or
+ * can be made one, it and the files init merges into can be written, package.json parses), so
+ * that a refusal leaves the folder as it was; a write that fails all the same (a full disk)
+ * takes back what init had written, since a half-scaffolded folder would make the next
+ * `cairn init` refuse to overwrite the files of the failed one.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -49,7 +55,9 @@ export async function initProject(options: InitOptions): Promise<number> {
   const files = new Map<string, string>([["tsconfig.json", readTemplate("tsconfig.json")]]);
   for (const file of walk(templateDir)) files.set(relative(templateDir, file), readFileSync(file, "utf8"));
 
-  const existing = [...files.keys()].filter((file) => existsSync(join(dir, file)));
+  checkTarget(dir);
+  // A file where the template needs a folder (`steps`) is in the way as much as a file it would write.
+  const existing = [...new Set([...files.keys()].map((file) => inTheWay(dir, file)).filter((file) => file !== undefined))];
   if (existing.length > 0) {
     throw new UsageError(
       `cairn init would overwrite ${existing.join(", ")} in ${dir}, and it never overwrites a file. ` +
@@ -59,14 +67,16 @@ export async function initProject(options: InitOptions): Promise<number> {
   const pkgPath = join(dir, "package.json");
   const pkg = readPackageJson(pkgPath);
   const changes = mergePackageJson(pkg, dir, options.cairnVersion);
+  const gitignorePath = join(dir, ".gitignore");
+  const gitignore = gitignoreLines(gitignorePath);
 
-  mkdirSync(dir, { recursive: true });
-  for (const [file, text] of files) {
-    mkdirSync(dirname(join(dir, file)), { recursive: true });
-    writeFileSync(join(dir, file), text, { flag: "wx" });
-  }
-  writeFileSync(pkgPath, `${JSON.stringify(pkg, null, 2)}\n`);
-  const ignored = appendGitignore(join(dir, ".gitignore"));
+  const writes: Array<{ path: string; text: string }> = [
+    ...[...files].map(([file, text]) => ({ path: join(dir, file), text })),
+    { path: pkgPath, text: `${JSON.stringify(pkg, null, 2)}\n` },
+    ...(gitignore.missing.length ? [{ path: gitignorePath, text: gitignore.text }] : []),
+  ];
+  writeAll(dir, writes);
+  const ignored = gitignore.missing;
 
   const { stdout } = options;
   stdout.write(`Created ${[...files.keys()].join(", ")} in ${dir} (template "${options.template}": ${TEMPLATES[options.template]}).\n`);
@@ -115,14 +125,16 @@ function readPackageJson(path: string): PackageJson {
     const name = basename(dirname(path)).toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[._-]+/, "");
     return { name: name || "my-flow", private: true };
   }
+  const text = fsStep("read", path, () => readFileSync(path, "utf8"));
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(path, "utf8"));
+    parsed = JSON.parse(text);
   } catch (error) {
     throw new UsageError(`${path} is not valid JSON (${(error as Error).message}). Fix it, then run cairn init again.`);
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new UsageError(`${path} must hold a JSON object, got ${Array.isArray(parsed) ? "an array" : typeof parsed}. Fix it, then run cairn init again.`);
+    const got = parsed === null ? "null" : Array.isArray(parsed) ? "an array" : `a ${typeof parsed}`;
+    throw new UsageError(`${path} must hold a JSON object, got ${got}. Fix it, then run cairn init again.`);
   }
   return parsed as PackageJson;
 }
@@ -132,7 +144,7 @@ function mergePackageJson(pkg: PackageJson, dir: string, cairnVersion: string): 
   const changes: string[] = [];
   if (pkg.type === undefined || pkg.type === "commonjs") {
     // A flow file is an ES module; a package that is CommonJS already has .js files that would change meaning.
-    const js = pkg.type === "commonjs" ? readdirSync(dir).filter((f) => f.endsWith(".js")) : [];
+    const js = pkg.type === "commonjs" ? fsStep("list", dir, () => readdirSync(dir)).filter((f) => f.endsWith(".js")) : [];
     if (js.length > 0) {
       throw new UsageError(
         `${join(dir, "package.json")} says "type": "commonjs" and ${js.join(", ")} ${js.length === 1 ? "is" : "are"} CommonJS; Cairn's flow files are ES modules. ` +
@@ -154,13 +166,118 @@ function mergePackageJson(pkg: PackageJson, dir: string, cairnVersion: string): 
   return changes;
 }
 
-/** Appends the lines .gitignore lacks; returns them. */
-function appendGitignore(path: string): string[] {
-  const text = existsSync(path) ? readFileSync(path, "utf8") : "";
+/** The lines .gitignore lacks, and its text with them appended. */
+function gitignoreLines(path: string): { missing: string[]; text: string } {
+  const text = existsSync(path) ? fsStep("read", path, () => readFileSync(path, "utf8")) : "";
   const have = new Set(text.split(/\r?\n/).map((l) => l.trim()));
   const missing = GITIGNORE.filter((l) => !have.has(l) && !have.has(l.replace(/\/$/, "")));
-  if (missing.length) writeFileSync(path, `${text}${text && !text.endsWith("\n") ? "\n" : ""}${missing.join("\n")}\n`);
-  return missing;
+  return { missing, text: `${text}${text && !text.endsWith("\n") ? "\n" : ""}${missing.join("\n")}\n` };
+}
+
+/** `file`, or the first folder on its way, when something is already there (a folder that is a folder is not in the way). */
+function inTheWay(dir: string, file: string): string | undefined {
+  const parts = file.split(/[\\/]/);
+  for (let i = 1; i <= parts.length; i++) {
+    const path = join(dir, ...parts.slice(0, i));
+    if (!existsSync(path)) return undefined;
+    if (i === parts.length || !fsStep("look at", path, () => statSync(path)).isDirectory()) return parts.slice(0, i).join("/");
+  }
+  return undefined;
+}
+
+/**
+ * Refuses, before anything is written, a target that is not a folder (nor a path one can be made
+ * at) and one the user cannot write into, and the existing files init merges into when they
+ * cannot be written.
+ */
+function checkTarget(dir: string): void {
+  let existing = dir;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  const stat = fsStep("look at", existing, () => statSync(existing));
+  if (!stat.isDirectory()) {
+    const where = existing === dir ? "" : ` on its way: ${existing}`;
+    throw new UsageError(
+      `Expected ${dir} to be a folder, or a path where one can be made, got a file${where}. Nothing was written. Pass a folder: cairn init my-flow.`,
+    );
+  }
+  writable(existing, existing === dir ? "the folder to scaffold into" : `where ${dir} would be made`);
+  for (const name of ["package.json", ".gitignore"]) {
+    const path = join(dir, name);
+    if (existsSync(path)) writable(path, "cairn init adds to it");
+  }
+}
+
+function writable(path: string, role: string): void {
+  try {
+    accessSync(path, constants.W_OK);
+  } catch (error) {
+    throw new UsageError(
+      `Expected ${path} (${role}) to be writable, got ${reason(error)}. Nothing was written. ` +
+        `Make it writable (chmod u+w), or scaffold into another folder: cairn init my-flow.`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Writes every file (new ones with `wx`: never over a file that appeared meanwhile), making
+ * the folders they need. When a write fails, what was written is taken back (new files and
+ * folders removed, package.json and .gitignore given back their text) and the failure is a
+ * UsageError saying which file and why.
+ */
+function writeAll(dir: string, writes: ReadonlyArray<{ path: string; text: string }>): void {
+  const undo: Array<{ path: string; step: () => void }> = [];
+  let doing = "";
+  try {
+    for (const { path, text } of writes) {
+      doing = `make the folder of ${path}`;
+      const madeDir = mkdirSync(dirname(path), { recursive: true });
+      if (madeDir !== undefined) undo.push({ path: madeDir, step: () => rmSync(madeDir, { recursive: true, force: true }) });
+      doing = `write ${path}`;
+      const before = existsSync(path) ? readFileSync(path, "utf8") : undefined;
+      writeFileSync(path, text, before === undefined ? { flag: "wx" } : {});
+      undo.push({ path, step: before === undefined ? () => rmSync(path, { force: true }) : () => writeFileSync(path, before) });
+    }
+  } catch (error) {
+    const left: string[] = [];
+    for (const { path, step } of undo.reverse()) {
+      try {
+        step();
+      } catch {
+        left.push(path);
+      }
+    }
+    const undone = left.length ? `it could not take back what it wrote to ${left.join(", ")}` : `what it had written in ${dir} is taken back`;
+    throw new UsageError(`cairn init could not ${doing}: ${reason(error)}; ${undone}. Fix that, then run cairn init again.`, { cause: error });
+  }
+}
+
+/** Runs one file system step of the checks; its failure is a UsageError that says which step, on which path, and why. */
+function fsStep<T>(what: string, path: string, step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    throw new UsageError(`cairn init could not ${what} ${path}: ${reason(error)}. Nothing was written. Fix that, then run cairn init again.`, { cause: error });
+  }
+}
+
+/** A file system error in words: its code and what the code means (`EACCES (permission denied)`). */
+function reason(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code ? `${code} (${describeCode(code)})` : (error as Error).message;
+}
+
+function describeCode(code: string): string {
+  const known: Record<string, string> = {
+    EACCES: "permission denied",
+    EPERM: "operation not permitted",
+    EROFS: "read-only file system",
+    ENOSPC: "no space left on device",
+    EEXIST: "a file is already there",
+    ENOTDIR: "a part of the path is a file, not a folder",
+    EISDIR: "it is a folder, not a file",
+  };
+  return Object.hasOwn(known, code) ? known[code]! : "file system error";
 }
 
 /** The package manager that started this process (npx, pnpm dlx, yarn), else npm. */
