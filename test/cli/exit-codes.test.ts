@@ -15,6 +15,8 @@ describe("validation errors found before anything runs exit 2", () => {
     ["mlproject-missing-param.flow.ts", /MlflowProjectParameterError: .*entry point "touch": the required parameter "count" \(int\) has no value/],
     ["no-mlproject.flow.ts", /MlflowProjectError: .*there is no MLproject file in this folder/],
     ["unknown-placeholder.flow.ts", /UnknownPlaceholderError: Task "greet" uses the placeholder \{name\}, but no input is called "name"/],
+    ["bad-flow-name.flow.ts", /OptionError: Expected `flow name` to be a non-empty string of letters, digits, spaces, `_`, `\.` and `-` .*, got "evil\\u001b\]0;title\\u0007" \(string\)\./],
+    ["bad-params-schema.flow.ts", /OptionError: Expected `flow "bad-params" \.params\(\)` to be a Standard Schema \(zod, valibot, \.\.\.\), or no argument with a type parameter \(\.params<T>\(\)\), got an object\./],
   ])("cairn run %s", async (file, message) => {
     const cwd = await tmp("cairn-cli-exit-");
     const r = await cairn(["run", fixture(file)], { cwd });

@@ -1,5 +1,5 @@
 import {
-  CairnError,
+  OptionError,
   buildFlowGraph,
   startFlowRun,
   type FlowDefinition,
@@ -61,9 +61,8 @@ const FLOW_NAME = /^[A-Za-z0-9_][A-Za-z0-9_. -]*$/;
  */
 export function flow(name: string): FlowBuilder<{}, {}> {
   if (typeof name !== "string" || !FLOW_NAME.test(name)) {
-    throw new CairnError(
-      `Expected a flow name of letters, digits, spaces, \`_\`, \`.\` and \`-\`, got ${JSON.stringify(name)}.`,
-    );
+    // An OptionError, as task() throws for its name: the flow is invalid (the CLI's exit 2), not a failed run.
+    throw new OptionError("flow name", "a non-empty string of letters, digits, spaces, `_`, `.` and `-` (not starting with a space, `.` or `-`)", name);
   }
   return flowBuilder(name, undefined);
 }
@@ -72,7 +71,7 @@ function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): 
   return {
     params: (schema?: StandardSchemaV1) => {
       if (schema !== undefined && typeof (schema as Partial<StandardSchemaV1>)["~standard"]?.validate !== "function") {
-        throw new CairnError(`flow "${name}" .params() expects a Standard Schema (zod, valibot, ...) or a type parameter.`);
+        throw new OptionError(`flow "${name}" .params()`, "a Standard Schema (zod, valibot, ...), or no argument with a type parameter (.params<T>())", schema);
       }
       return flowBuilder(name, schema);
     },
