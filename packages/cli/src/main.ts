@@ -52,7 +52,7 @@ export interface CliIo {
   module?: Record<string, unknown>;
   /** How flow files are imported; default `import()` (TypeScript needs tsx registered). */
   importFlow?: FlowImporter;
-  /** Installs SIGINT/SIGTERM handlers that cancel the run. @default true */
+  /** Installs SIGINT/SIGTERM/SIGHUP handlers that cancel the run. @default true */
   handleSignals?: boolean;
 }
 
@@ -86,7 +86,7 @@ Options:
   -h, --help     Show help (also of a command: cairn help run, or cairn run --help)
   -v, --version  Show the version
 
-Exit codes: 0 flow succeeded, 1 flow failed or was cancelled, 2 usage or validation error, 130 interrupted (Ctrl-C).`,
+Exit codes: 0 flow succeeded, 1 flow failed or was cancelled, 2 usage or validation error, 130 interrupted (Ctrl-C, SIGTERM, SIGHUP).`,
   run: `Usage: cairn run FILE [options]      (same flags: tsx FILE [options])
 
 Runs the flow that FILE default-exports.
@@ -115,7 +115,7 @@ Options:
 Takes the tasks of the flow FILE default-exports from the Redis queue at URL, as \`cairn run FILE
 --queue URL\` sends them, and runs them; run it in a checkout of the same project (a task whose
 code differs from the coordinator's is refused). Records to the flow run's MLflow server.
-SIGTERM or Ctrl-C: finishes the tasks it runs, takes no more, and exits.
+SIGTERM, SIGHUP or Ctrl-C: finishes the tasks it runs, takes no more, and exits.
 
 Options:
       --queue URL        The queue's Redis (redis://host:6379)
@@ -355,6 +355,13 @@ function helpOf(command: string): string | undefined {
   return command !== "main" && Object.hasOwn(HELP, command) ? HELP[command] : undefined;
 }
 
+/**
+ * Signals that cancel a run (its runs end KILLED, exit 130) instead of ending the process as
+ * Node would with its runs left RUNNING: Ctrl-C, a supervisor's SIGTERM, and the terminal's
+ * hang-up (SIGHUP) when it is closed or an SSH session drops.
+ */
+const CANCEL_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
 async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "stderr" | "env">> & CliIo): Promise<number> {
   const { values, positionals } = parse(
     args,
@@ -410,6 +417,9 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   let run: Awaited<ReturnType<typeof flow.run>> | undefined;
   let interrupted: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
+    // A hang-up is the terminal going away (closed, SSH dropped), not the user insisting: it
+    // cancels like SIGTERM, and while a cancel is under way it changes nothing.
+    if (interrupted && signal === "SIGHUP") return;
     if (interrupted) {
       reporter.notice(`${signal} again: exiting now; open runs may stay RUNNING.`);
       process.exit(EXIT.interrupted); // the user asked twice; this is the CLI, not the library
@@ -418,10 +428,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     reporter.notice(`${signal}: cancelling the run (press Ctrl-C again to force)...`);
     if (run) void run.cancel(signal);
   };
-  if (io.handleSignals !== false) {
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-  }
+  if (io.handleSignals !== false) for (const signal of CANCEL_SIGNALS) process.on(signal, onSignal);
   try {
     run = await flow.run({
       ...(values["no-report"]
@@ -466,8 +473,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     }
     throw error;
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    for (const signal of CANCEL_SIGNALS) process.off(signal, onSignal);
     await dispatcher?.close();
   }
 }
@@ -516,12 +522,10 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
   await new Promise<void>((resolveStop) => {
     const stop = (signal: NodeJS.Signals) => {
       say(`${signal}: finishing the tasks running, taking no more`);
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
+      for (const name of CANCEL_SIGNALS) process.off(name, stop);
       resolveStop();
     };
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
+    for (const name of CANCEL_SIGNALS) process.on(name, stop);
   });
   await running.close();
   say("worker stopped");

@@ -1,0 +1,57 @@
+/**
+ * A signal that ends `cairn run` from outside cancels the run instead: running tasks are aborted,
+ * every run is closed as KILLED by the process itself (nothing is left for the next command to
+ * close), and it exits 130. SIGHUP is the terminal closing or an SSH session dropping.
+ */
+import { describe, expect, it } from "vitest";
+import { cairnBin, childEnv, jsonLines, start, tmp } from "../cache/helpers.ts";
+import { cairn, reliabilityFixture, taskRunning } from "../reliability/helpers.ts";
+
+const flowFile = reliabilityFixture("slow-task.flow.ts");
+
+describe.each(["SIGHUP", "SIGTERM"] as const)("cairn run sent %s mid-task", (signal) => {
+  it("cancels the run, closes its records as KILLED and exits 130", async () => {
+    const root = await tmp("cairn-cli-signal-");
+    let running!: () => void;
+    const slowRunning = new Promise<void>((r) => (running = r));
+    const live = start(process.execPath, [cairnBin, "run", flowFile, "--json", "--root", root], {
+      env: childEnv({ SLOW_MS: "60000" }),
+      onStdout: (out) => taskRunning("slow")(jsonLines(out)) && running(),
+    });
+    await slowRunning;
+    live.child.kill(signal);
+    const exit = await live.done;
+    expect(exit.signal).toBeNull();
+    expect(exit.code, exit.stderr).toBe(130);
+    expect(exit.stderr).toContain(`${signal}: cancelling the run`);
+    const flowEnd = exit.json.filter((e) => e.type === "flow").at(-1);
+    expect(flowEnd).toMatchObject({ status: "cancelled" });
+
+    const after = await cairn(["runs", "--json", "--root", root]);
+    expect(after.stderr).not.toMatch(/Closed/); // the run closed its own records
+    expect((JSON.parse(after.stdout) as Array<{ status: string }>).map((r) => r.status)).toEqual(["KILLED"]);
+  });
+});
+
+describe("cairn run that hangs up while it cancels", () => {
+  it("goes on cancelling: a hang-up is not a second Ctrl-C", async () => {
+    const root = await tmp("cairn-cli-signal-");
+    let running!: () => void;
+    const slowRunning = new Promise<void>((r) => (running = r));
+    const live = start(process.execPath, [cairnBin, "run", flowFile, "--json", "--root", root], {
+      env: childEnv({ SLOW_MS: "60000" }),
+      onStdout: (out) => taskRunning("slow")(jsonLines(out)) && running(),
+    });
+    await slowRunning;
+    const cancelling = new Promise<void>((r) => live.child.stderr!.on("data", (d: Buffer) => String(d).includes("SIGINT: cancelling") && r()));
+    live.child.kill("SIGINT");
+    await cancelling;
+    live.child.kill("SIGHUP");
+    const exit = await live.done;
+    expect(exit.code, exit.stderr).toBe(130);
+    expect(exit.stderr).not.toContain("again: exiting now");
+    const after = await cairn(["runs", "--json", "--root", root]);
+    expect(after.stderr).not.toMatch(/Closed/);
+    expect((JSON.parse(after.stdout) as Array<{ status: string }>).map((r) => r.status)).toEqual(["KILLED"]);
+  });
+});
