@@ -6,53 +6,77 @@ import { UsageError } from "./usage-error.ts";
  * parse (numbers, booleans, arrays) and as strings otherwise; where the schema
  * rejects the JSON reading of a value, its string reading is tried, so
  * `-p tag=123` still works for a string param.
+ *
+ * A number whose text is not the one JSON prints for it (`1.10`, `1e3`, `007`, or
+ * `12345678901234567890`, past what a double holds exactly) is offered to the schema
+ * as its text first, then as the number: a string param (`z.coerce.string()`, or a
+ * union of string and number) keeps `1.10` as typed instead of `1.1`, and a number
+ * param still takes it. Without a schema there is nothing to ask, and the number is
+ * taken, unless reading it loses digits of an integer: then the text is.
  */
 export async function parseParams(definition: FlowDefinition, pairs: readonly string[]): Promise<Record<string, unknown>> {
-  const raw: Record<string, string> = {};
+  const raw = new Map<string, string>();
   for (const pair of pairs) {
     const eq = pair.indexOf("=");
     if (eq <= 0) throw new UsageError(`Expected -p name=value, got "-p ${pair}".`);
-    raw[pair.slice(0, eq)] = pair.slice(eq + 1);
+    const name = pair.slice(0, eq);
+    raw.set(name, pair.slice(eq + 1));
   }
-  const params: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(raw)) params[k] = readValue(v);
   const schema = definition.paramsSchema;
+  const readings = new Map([...raw].map(([k, v]) => [k, readingsOf(v, schema !== undefined)]));
+  // Which reading of each value is in play; the schema moves a value it rejects on to its next one.
+  const chosen = new Map([...raw.keys()].map((k) => [k, 0]));
+  const current = (): Record<string, unknown> => {
+    const params: Record<string, unknown> = {};
+    for (const [k, r] of readings) params[k] = r.values[chosen.get(k)!];
+    return params;
+  };
+  let params = current();
   if (schema) {
-    // Where the schema rejects the JSON reading of a value, fall back to its string reading, key by key.
-    const swapped = new Set<string>();
     for (;;) {
       const r = await validateWithSchema(schema, params);
       if (r.ok) break;
-      const swap = r.paths.map((p) => p.split(".")[0]!).filter((k) => k in raw && typeof params[k] !== "string");
-      if (!swap.length) {
-        // Rejected either way: the error is about the JSON reading (`-p trees=0`: "must be >= 1",
+      const rejected = [...new Set(r.paths.map((p) => p.split(".")[0]!))].filter((k) => raw.has(k));
+      const next = rejected.filter((k) => chosen.get(k)! < readings.get(k)!.values.length - 1);
+      if (!next.length) {
+        // Rejected every way: the error is about the JSON reading (`-p trees=0`: "must be >= 1",
         // not "expected a number").
-        for (const p of r.paths) {
-          const k = p.split(".")[0]!;
-          if (swapped.has(k)) params[k] = readValue(raw[k]!);
-        }
+        for (const k of rejected) chosen.set(k, readings.get(k)!.errorReading);
+        params = current();
         break;
       }
-      for (const k of swap) {
-        params[k] = raw[k];
-        swapped.add(k);
-      }
+      for (const k of next) chosen.set(k, chosen.get(k)! + 1);
+      params = current();
     }
   }
   try {
     return await validateParams(definition, params);
   } catch (error) {
     if (!ParamError.is(error)) throw error;
-    const given = error.param && error.param in raw ? ` (got -p ${error.param}=${raw[error.param]})` : "";
+    const given = error.param !== undefined && raw.has(error.param) ? ` (got -p ${error.param}=${raw.get(error.param)})` : "";
     throw new ParamError(`${error.message}${given}`, error.flowName, error.param);
   }
 }
 
-function readValue(value: string): unknown {
-  if (value === "") return value;
+/** The readings of one `-p` value, in the order the schema is offered them, and the one an error is about. */
+interface Readings {
+  values: unknown[];
+  errorReading: number;
+}
+
+function readingsOf(value: string, hasSchema: boolean): Readings {
+  if (value === "") return { values: [value], errorReading: 0 };
+  let json: unknown;
   try {
-    return JSON.parse(value);
+    json = JSON.parse(value);
   } catch {
-    return value;
+    return { values: [value], errorReading: 0 };
   }
+  if (typeof json === "string") return { values: [json], errorReading: 0 };
+  if (typeof json === "number" && String(json) !== value) {
+    if (hasSchema) return { values: [value, json], errorReading: 1 };
+    // An integer JSON cannot hold (`12345678901234567890` reads as ...000): the text is what was meant.
+    return /^\s*-?\d+\s*$/.test(value) && !Number.isSafeInteger(json) ? { values: [value], errorReading: 0 } : { values: [json], errorReading: 0 };
+  }
+  return { values: [json, value], errorReading: 0 };
 }

@@ -1,0 +1,40 @@
+import { flow } from "@cairn/dsl";
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { parseParams } from "./parse-params.ts";
+
+const withParams = (schema: z.ZodType) => flow("f").params(schema as never).build(() => ({})).definition;
+const typedOnly = flow("f").params<{ version: string; id: string; lr: number; rows: number }>().build(() => ({})).definition;
+
+describe("parseParams keeps a value's text where JSON would change it", () => {
+  it("a string param gets the text as typed: `1.10` stays 1.10, a 20-digit id keeps its digits", async () => {
+    const schema = z.object({ version: z.coerce.string(), id: z.union([z.string(), z.number()]) });
+    expect(await parseParams(withParams(schema), ["version=1.10", "id=12345678901234567890"])).toEqual({ version: "1.10", id: "12345678901234567890" });
+    expect(await parseParams(withParams(schema), ["version=1e3", "id=-0"])).toEqual({ version: "1e3", id: "-0" });
+  });
+
+  it("a number param still takes such a text as its number, and an exact one as before", async () => {
+    const schema = z.object({ lr: z.number(), rows: z.number().int(), tags: z.array(z.string()).default([]) });
+    expect(await parseParams(withParams(schema), ["lr=0.10", "rows=1e3"])).toEqual({ lr: 0.1, rows: 1000, tags: [] });
+    expect(await parseParams(withParams(schema), ["lr=0.5", "rows=12", 'tags=["a"]'])).toEqual({ lr: 0.5, rows: 12, tags: ["a"] });
+  });
+
+  it("a union of number and string keeps an exact number a number", async () => {
+    const schema = z.object({ id: z.union([z.string(), z.number()]) });
+    expect(await parseParams(withParams(schema), ["id=42"])).toEqual({ id: 42 });
+  });
+
+  it("a value rejected every way is reported about its number reading", async () => {
+    const schema = z.object({ rows: z.number().int() });
+    await expect(parseParams(withParams(schema), ["rows=1.50"])).rejects.toThrow(/rows: Invalid input: expected int, received number.*\(got -p rows=1\.50\)/s);
+  });
+
+  it("without a schema, numbers stay numbers unless reading them loses an integer's digits", async () => {
+    expect(await parseParams(typedOnly, ["lr=0.10", "rows=5", "version=1.10", "id=12345678901234567890"])).toEqual({
+      lr: 0.1,
+      rows: 5,
+      version: 1.1,
+      id: "12345678901234567890",
+    });
+  });
+});

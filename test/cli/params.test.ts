@@ -1,0 +1,14 @@
+/** `-p NAME=VALUE` as a user types it: the value's text kept where JSON would change it. */
+import { describe, expect, it } from "vitest";
+import { cairn, fixture } from "./helpers.ts";
+
+const flowFile = fixture("exact-params.flow.ts");
+
+describe("cairn run -p", () => {
+  it("keeps 1.10 and a 20-digit id as typed for string params, and reads 0.10 as a number for a number param", async () => {
+    const r = await cairn(["run", flowFile, "--json", "--no-tracking", "-p", "version=1.10", "-p", "id=12345678901234567890", "-p", "lr=0.10"]);
+    expect(r.code, r.stderr).toBe(0);
+    const end = r.json.find((e) => e.type === "flow" && e.status === "succeeded");
+    expect(end?.outputs).toEqual({ version: "1.10", id: "12345678901234567890", lr: 0.1 });
+  });
+});
