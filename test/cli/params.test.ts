@@ -1,4 +1,4 @@
-/** `-p NAME=VALUE` as a user types it: the value's text kept where JSON would change it. */
+/** `-p NAME=VALUE` as a user types it: the value's text kept where JSON would change it, and names JavaScript would drop refused. */
 import { describe, expect, it } from "vitest";
 import { cairn, fixture } from "./helpers.ts";
 
@@ -10,5 +10,11 @@ describe("cairn run -p", () => {
     expect(r.code, r.stderr).toBe(0);
     const end = r.json.find((e) => e.type === "flow" && e.status === "succeeded");
     expect(end?.outputs).toEqual({ version: "1.10", id: "12345678901234567890", lr: 0.1 });
+  });
+
+  it("refuses -p __proto__=1 (exit 2) instead of dropping it", async () => {
+    const r = await cairn(["run", flowFile, "--no-tracking", "-p", "version=1", "-p", "__proto__=1"]);
+    expect(r.stderr).toContain('UsageError: Expected -p name=value with a param name, got "-p __proto__=1": `__proto__` cannot be a param\'s name');
+    expect(r.code).toBe(2);
   });
 });

@@ -2,6 +2,7 @@ import { flow } from "@cairn/dsl";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { parseParams } from "./parse-params.ts";
+import { UsageError } from "./usage-error.ts";
 
 const withParams = (schema: z.ZodType) => flow("f").params(schema as never).build(() => ({})).definition;
 const typedOnly = flow("f").params<{ version: string; id: string; lr: number; rows: number }>().build(() => ({})).definition;
@@ -36,5 +37,26 @@ describe("parseParams keeps a value's text where JSON would change it", () => {
       version: 1.1,
       id: "12345678901234567890",
     });
+  });
+});
+
+describe("parseParams refuses `__proto__` as a param name", () => {
+  it("with a UsageError that says why, instead of dropping it", async () => {
+    const schema = z.object({ n: z.number().default(1) }).passthrough();
+    let thrown: unknown;
+    try {
+      await parseParams(withParams(schema), ["__proto__=1"]);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(UsageError.is(thrown)).toBe(true);
+    expect((thrown as Error).message).toBe(
+      'Expected -p name=value with a param name, got "-p __proto__=1": `__proto__` cannot be a param\'s name (it is JavaScript\'s name for an object\'s prototype). Rename the param.',
+    );
+  });
+
+  it("a param named like an Object method is an ordinary param", async () => {
+    const schema = z.object({ constructor: z.string(), toString: z.string() });
+    expect(await parseParams(withParams(schema), ["constructor=a", "toString=b"])).toEqual({ constructor: "a", toString: "b" });
   });
 });

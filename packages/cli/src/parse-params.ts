@@ -20,6 +20,10 @@ export async function parseParams(definition: FlowDefinition, pairs: readonly st
     const eq = pair.indexOf("=");
     if (eq <= 0) throw new UsageError(`Expected -p name=value, got "-p ${pair}".`);
     const name = pair.slice(0, eq);
+    // Assigned into an object, `__proto__` would set its prototype: the param would vanish without a word.
+    if (name === "__proto__") {
+      throw new UsageError(`Expected -p name=value with a param name, got "-p ${pair}": \`__proto__\` cannot be a param's name (it is JavaScript's name for an object's prototype). Rename the param.`);
+    }
     raw.set(name, pair.slice(eq + 1));
   }
   const schema = definition.paramsSchema;
