@@ -9,16 +9,22 @@ import { cairn, reliabilityFixture, taskRunning } from "../reliability/helpers.t
 
 const flowFile = reliabilityFixture("slow-task.flow.ts");
 
+/** `cairn run` of a task that sleeps a minute, resolved once the task runs. */
+async function runningSlowTask() {
+  const root = await tmp("cairn-cli-signal-");
+  let running!: () => void;
+  const slowRunning = new Promise<void>((r) => (running = r));
+  const live = start(process.execPath, [cairnBin, "run", flowFile, "--json", "--root", root], {
+    env: childEnv({ SLOW_MS: "60000" }),
+    onStdout: (out) => taskRunning("slow")(jsonLines(out)) && running(),
+  });
+  await slowRunning;
+  return { root, live };
+}
+
 describe.each(["SIGHUP", "SIGTERM"] as const)("cairn run sent %s mid-task", (signal) => {
   it("cancels the run, closes its records as KILLED and exits 130", async () => {
-    const root = await tmp("cairn-cli-signal-");
-    let running!: () => void;
-    const slowRunning = new Promise<void>((r) => (running = r));
-    const live = start(process.execPath, [cairnBin, "run", flowFile, "--json", "--root", root], {
-      env: childEnv({ SLOW_MS: "60000" }),
-      onStdout: (out) => taskRunning("slow")(jsonLines(out)) && running(),
-    });
-    await slowRunning;
+    const { root, live } = await runningSlowTask();
     live.child.kill(signal);
     const exit = await live.done;
     expect(exit.signal).toBeNull();
@@ -35,14 +41,7 @@ describe.each(["SIGHUP", "SIGTERM"] as const)("cairn run sent %s mid-task", (sig
 
 describe("cairn run that hangs up while it cancels", () => {
   it("goes on cancelling: a hang-up is not a second Ctrl-C", async () => {
-    const root = await tmp("cairn-cli-signal-");
-    let running!: () => void;
-    const slowRunning = new Promise<void>((r) => (running = r));
-    const live = start(process.execPath, [cairnBin, "run", flowFile, "--json", "--root", root], {
-      env: childEnv({ SLOW_MS: "60000" }),
-      onStdout: (out) => taskRunning("slow")(jsonLines(out)) && running(),
-    });
-    await slowRunning;
+    const { root, live } = await runningSlowTask();
     const cancelling = new Promise<void>((r) => live.child.stderr!.on("data", (d: Buffer) => String(d).includes("SIGINT: cancelling") && r()));
     live.child.kill("SIGINT");
     await cancelling;
