@@ -265,6 +265,8 @@ describe("redis refuses a write (full, evicting nothing): it is up", () => {
     // After `refused-first`'s write was refused, the store still gave `refused-second`'s entry.
     expect(statuses(run.result)).toEqual({ "refused-first": "succeeded", "refused-second": "cached" });
     expect(run.warnings.some((w) => /could not store the cache entry: .* refused to write an entry: it answered "OOM command not allowed/.test(w))).toBe(true);
+    // The lease redis refused first is said as what it is, not as a failed lookup.
+    expect(run.warnings.some((w) => /^could not look up or claim its cache entry \(.* refused to acquire a lease: it answered "OOM/.test(w))).toBe(true);
     for (const warning of run.warnings) expect(warning).toMatch(/refused to .*: it answered "OOM command not allowed .*Redis is full/);
     expect(run.warnings.join("\n")).not.toMatch(/without the shared cache|Check that redis is running/);
     expect(performance.now() - started).toBeLessThan(10_000);

@@ -66,7 +66,8 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
       task.settleFlight?.(undefined);
       return { kind: "failed", error };
     }
-    scope.warn(id, `cache lookup failed (${(error as Error).message}); running it`);
+    // The lookup, or the lease that claims the key (a full redis refuses it): either way the task runs.
+    scope.warn(id, `could not look up or claim its cache entry (${(error as Error).message}); running it`);
   }
   return flowSignal.aborted ? STOPPED : MISS;
 }
