@@ -252,8 +252,14 @@ export class CancelledError extends CairnError {
   static override readonly code: string = "CAIRN_CANCELLED";
   override name = "CancelledError";
   constructor(readonly reason?: unknown) {
-    super(`Cancelled${isError(reason) ? `: ${reason.message}` : reason ? `: ${String(reason)}` : ""}.`);
+    const why = cancelReason(reason);
+    super(`Cancelled${why ? `: ${why}` : ""}.`);
   }
+}
+
+/** What a cancel was given as its reason (`run.cancel(reason)`, `signal.abort(reason)`), as text; "" for none. */
+export function cancelReason(reason: unknown): string {
+  return isError(reason) ? reason.message : reason ? String(reason) : "";
 }
 
 /**

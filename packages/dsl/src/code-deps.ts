@@ -429,6 +429,22 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
   });
 }
 
+/**
+ * The program of a function's text (`fn.toString()`): an arrow or function expression parses in
+ * parentheses, a method (`run(x) { ... }`) inside an object; undefined when neither parses.
+ */
+export async function parseFunctionText(fnText: string): Promise<{ type: "Program"; body: unknown[] } | undefined> {
+  const acorn = await import("acorn");
+  for (const wrapped of [`(${fnText})`, `({${fnText}})`]) {
+    try {
+      return acorn.parse(wrapped, { ecmaVersion: "latest", sourceType: "module" }) as unknown as { type: "Program"; body: unknown[] };
+    } catch {
+      // the other wrapping, then none
+    }
+  }
+  return undefined;
+}
+
 /** What a function's text refers to; its text as the loader made it (tsx's esbuild, or Cairn's). */
 function refsOfFunction(fnText: string): Promise<Refs> {
   let refs = functionRefs.get(fnText);
@@ -436,17 +452,8 @@ function refsOfFunction(fnText: string): Promise<Refs> {
     const id = sha256(`${SHAPE_VERSION}\0fn\0${fnText}`);
     refs = fromDisk<Refs>(`${id}.fn.json`).then(async (kept) => {
       if (kept && Array.isArray(kept.names) && Array.isArray(kept.modules)) return kept;
-      const acorn = await import("acorn");
-      // An arrow or function expression; a method (`run(x) { ... }`) parses inside an object.
-      for (const wrapped of [`(${fnText})`, `({${fnText}})`]) {
-        let program: AcornNode;
-        try {
-          program = acorn.parse(wrapped, { ecmaVersion: "latest", sourceType: "module" }) as unknown as AcornNode;
-        } catch {
-          continue;
-        }
-        return keep(`${id}.fn`, references(program));
-      }
+      const program = await parseFunctionText(fnText);
+      if (program) return keep(`${id}.fn`, references(program as unknown as AcornNode));
       // Not parsable on its own: every identifier counts.
       return { names: [...new Set(fnText.match(IDENTIFIER) ?? [])], modules: [] };
     });

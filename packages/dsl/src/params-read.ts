@@ -7,6 +7,8 @@
  * name, `arguments`), the answer is "all", and every param counts.
  */
 
+import { parseFunctionText } from "./code-deps.ts";
+
 /** The names of the params `fnText` reads through its second argument, or "all". */
 export async function paramsReadBy(fnText: string): Promise<readonly string[] | "all"> {
   if (!/\bparams\b|\barguments\b/.test(fnText)) return NONE;
@@ -24,20 +26,11 @@ const memo = new Map<string, Promise<readonly string[] | "all">>();
 type Node = { type: string; [field: string]: unknown };
 
 async function analyse(fnText: string): Promise<readonly string[] | "all"> {
-  const acorn = await import("acorn");
-  // An arrow or function expression; a method (`run(x, ctx) { ... }`) parses inside an object.
-  for (const wrapped of [`(${fnText})`, `({${fnText}})`]) {
-    let program: Node;
-    try {
-      program = acorn.parse(wrapped, { ecmaVersion: "latest", sourceType: "module" }) as unknown as Node;
-    } catch {
-      continue;
-    }
-    let fn = ((program.body as Node[])[0] as Node | undefined)?.expression as Node | undefined;
-    if (fn?.type === "ObjectExpression") fn = ((fn.properties as Node[])[0] as Node | undefined)?.value as Node | undefined;
-    if (fn && /Function/.test(fn.type)) return readsOf(fn);
-  }
-  return "all"; // not parsable on its own
+  const program = await parseFunctionText(fnText);
+  let fn = ((program?.body as Node[] | undefined)?.[0] as Node | undefined)?.expression as Node | undefined;
+  // A method parses inside an object: the function is its first property's value.
+  if (fn?.type === "ObjectExpression") fn = ((fn.properties as Node[])[0] as Node | undefined)?.value as Node | undefined;
+  return fn && /Function/.test(fn.type) ? readsOf(fn) : "all"; // not parsable on its own: every param counts
 }
 
 /** What a function reads of its second argument's `params`. */

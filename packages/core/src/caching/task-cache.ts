@@ -532,36 +532,42 @@ export class TaskCache {
    * or the entry is a miss). Names that are not safe are left for {@link verify} to refuse.
    */
   private async placed(entry: CacheEntry): Promise<CacheEntry> {
-    const moves: Promise<void>[] = [];
-    const place = (a: Artifact): Artifact => {
-      if (a.runId === undefined) return a;
-      let runDir: string;
-      let parts: string[];
-      try {
-        runDir = safePathSegment(a.runId, { source: "a cache entry" });
-        parts = safeRelativePath(a.artifactPath, { source: "a cache entry" }).split("/");
-      } catch {
-        return a;
+    // Most entries hold no artifact, or each where it belongs: their values are not copied.
+    const found: Artifact[] = [];
+    collectArtifacts(entry.outputs.values, found);
+    const moved = new Map<Artifact, string>();
+    await Promise.all(found.map(async (a) => {
+      const homes = this.homesOf(a);
+      if (!homes || homes.includes(resolvePath(a.path))) return;
+      let here = homes.at(-1)!;
+      for (const home of homes) {
+        if (await exists(home)) {
+          here = home;
+          break;
+        }
       }
-      const homes = [join(resolvePath(this.workDir, "artifacts"), runDir, ...parts), join(this.workDir, "downloads", runDir, ...parts)];
-      if (hasLocalArtifacts(this.tracker)) homes.unshift(join(this.tracker.artifactDir(runDir), ...parts));
-      if (homes.includes(resolvePath(a.path))) return a;
-      const moved = { ...a, path: homes.at(-1)! };
-      moves.push(
-        (async () => {
-          for (const home of homes) {
-            if (await exists(home)) return void (moved.path = home);
-          }
-        })(),
-      );
-      return moved;
-    };
+      moved.set(a, here);
+    }));
+    if (!moved.size) return entry;
     const walk = (v: unknown): unknown =>
-      isArtifact(v) ? place(v) : Array.isArray(v) ? v.map(walk) : isPlainObject(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)])) : v;
-    const values = walk(entry.outputs.values);
-    if (!moves.length) return entry;
-    await Promise.all(moves);
-    return { ...entry, outputs: { ...entry.outputs, values } };
+      isArtifact(v) ? (moved.has(v) ? { ...v, path: moved.get(v)! } : v) : Array.isArray(v) ? v.map(walk) : isPlainObject(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)])) : v;
+    return { ...entry, outputs: { ...entry.outputs, values: walk(entry.outputs.values) } };
+  }
+
+  /** Where this machine keeps an artifact of a run, the downloads folder last; undefined for one without a run or with unsafe names. */
+  private homesOf(a: Artifact): string[] | undefined {
+    if (a.runId === undefined) return undefined;
+    let runDir: string;
+    let parts: string[];
+    try {
+      runDir = safePathSegment(a.runId, { source: "a cache entry" });
+      parts = safeRelativePath(a.artifactPath, { source: "a cache entry" }).split("/");
+    } catch {
+      return undefined;
+    }
+    const homes = [join(resolvePath(this.workDir, "artifacts"), runDir, ...parts), join(this.workDir, "downloads", runDir, ...parts)];
+    if (hasLocalArtifacts(this.tracker)) homes.unshift(join(this.tracker.artifactDir(runDir), ...parts));
+    return homes;
   }
 
   /** Why the entry cannot be used, or undefined when it can. */

@@ -4,7 +4,7 @@ import { dirname, resolve as resolvePath } from "node:path";
 import type { FlowDefinition } from "../definition/flow-definition.ts";
 import { validateWithSchema, knownKeys } from "../definition/schema.ts";
 import { assertSerializable } from "../definition/serializable.ts";
-import { CairnError, OptionError, ParamError, TrackingError } from "../errors.ts";
+import { CairnError, cancelReason, OptionError, ParamError, TrackingError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { type ExecutionSettings, type FailurePolicy, FlowExecution } from "../scheduler/flow-execution.ts";
 import type { TaskResult } from "./task-result.ts";
@@ -23,7 +23,7 @@ import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 import { type ErrorInfo, type FlowEvent, type FlowStatus, type RunEvent, toErrorInfo } from "./events.ts";
 import { SecretRegistry } from "./secrets.ts";
 import { closestName } from "../internal.ts";
-import { StopReason, stopInfo } from "../pipeline/stop.ts";
+import { StopReason } from "../pipeline/stop.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
 
@@ -394,7 +394,6 @@ function checkRunOptions(options: unknown): asserts options is RunOptions {
   if (typeof options !== "object" || options === null || Array.isArray(options)) throw new OptionError("run() options", "an object ({ params, concurrency, ... })", options);
   checkKnownKeys(options, RUN_OPTIONS, "run()");
   const o = options as RunOptions;
-  const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
   if (o.params !== undefined && !isObject(o.params)) throw new OptionError("params", "an object of param values by name", o.params);
   if (o.root !== undefined && (typeof o.root !== "string" || !o.root)) throw new OptionError("root", "the path of Cairn's state folder (a non-empty string)", o.root);
   if (o.experiment !== undefined && (typeof o.experiment !== "string" || !o.experiment)) throw new OptionError("experiment", "an experiment name (a non-empty string)", o.experiment);
@@ -406,15 +405,12 @@ function checkRunOptions(options: unknown): asserts options is RunOptions {
   if (o.tracker !== undefined && o.tracker !== false && (!isObject(o.tracker) || typeof (o.tracker as Tracker).createRun !== "function")) {
     throw new OptionError("tracker", "false (tracking off) or a Tracker (MlflowTracker.fromEnv(), new LocalStore(...))", o.tracker);
   }
-  if (isObject(o.cache)) {
-    const cache = o.cache as CacheRunOptions;
-    checkKnownKeys(cache, CACHE_OPTIONS, "cache");
-    if (cache.refresh !== undefined && typeof cache.refresh !== "boolean") throw new OptionError("cache.refresh", "a boolean", cache.refresh);
-    if (cache.url !== undefined && typeof cache.url !== "string") throw new OptionError("cache.url", "a cache store URL (redis://..., postgres://...)", cache.url);
-    if (cache.store !== undefined && (!isObject(cache.store) || typeof (cache.store as CacheStore).lookup !== "function")) {
-      throw new OptionError("cache.store", "a CacheStore (await CacheStore.fromUrl(url))", cache.store);
-    }
-  }
+  // `cache` is checked by checkCacheOption, where run(), plan and explain all read it.
+}
+
+/** An object that is not an array: what an option of key-value pairs must be (a class instance too, e.g. a Tracker). */
+function isObject(value: unknown): value is object {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** Validates the options and the flow, opens the flow run in the tracker, and starts it. */
@@ -758,6 +754,12 @@ function checkCacheOption(option: RunOptions["cache"]): CacheRunOptions | undefi
   if (option === false) return undefined;
   const o: CacheRunOptions = option === true || option === undefined ? {} : option;
   if (typeof o !== "object" || o === null) throw new OptionError("cache", "a boolean or { url?, store?, refresh?, rerun?, strict? }", option);
+  checkKnownKeys(o, CACHE_OPTIONS, "cache");
+  if (o.refresh !== undefined && typeof o.refresh !== "boolean") throw new OptionError("cache.refresh", "a boolean", o.refresh);
+  if (o.url !== undefined && typeof o.url !== "string") throw new OptionError("cache.url", "a cache store URL (redis://..., postgres://...)", o.url);
+  if (o.store !== undefined && (!isObject(o.store) || typeof (o.store as CacheStore).lookup !== "function")) {
+    throw new OptionError("cache.store", "a CacheStore (await CacheStore.fromUrl(url))", o.store);
+  }
   if (o.rerun !== undefined && (!Array.isArray(o.rerun) || o.rerun.some((r) => typeof r !== "string"))) {
     throw new OptionError("cache.rerun", "an array of task names or node ids", o.rerun);
   }
@@ -788,7 +790,7 @@ async function openCache(
 /** Validates params with the flow's schema; names unknown params and the ones of the wrong type. */
 export async function validateParams(definition: FlowDefinition, given: Record<string, unknown>): Promise<Record<string, unknown>> {
   const schema = definition.paramsSchema;
-  if (typeof given !== "object" || given === null || Array.isArray(given)) throw new OptionError("params", "an object of param values by name", given);
+  if (!isObject(given)) throw new OptionError("params", "an object of param values by name", given);
   if (!schema) {
     // No schema to check them against: they must still be what a run can record and hash.
     assertSerializable(given, `Flow "${definition.name}" params`);
@@ -895,7 +897,7 @@ async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown,
 function flowError(status: FlowStatus, tasks: Record<string, TaskResult>, stop: unknown): ErrorInfo {
   if (status === "cancelled") {
     // The reason given to `signal.abort(reason)` or `run.cancel(reason)`, when there was one.
-    const reason = stop instanceof StopReason && stop.kind === "cancel" && stop.detail !== undefined ? stopInfo(stop).message.replace(/^Cancelled: /, "").replace(/\.$/, "") : "";
+    const reason = stop instanceof StopReason && stop.kind === "cancel" ? cancelReason(stop.detail) : "";
     return { name: "CancelledError", message: `The flow run was cancelled${reason ? `: ${reason}` : ""}.` };
   }
   const failed = Object.values(tasks).filter((t) => t.status === "failed");
