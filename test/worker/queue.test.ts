@@ -427,6 +427,41 @@ describe("at least once, and Redis going away", () => {
     expect((await markers(markerDir)).hold).toHaveLength(1);
   }, 120_000);
 
+  it("two coordinators of one flow on two machines at once (each its own store, one queue and server): every task runs once, and both flows have a run for each task", async () => {
+    const { env, markerDir } = await testEnv("queue-two-coordinators", { SLEEP_MS: "400" });
+    await spawnWorkers(2, env);
+    const [a, b] = await Promise.all([cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done, cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done]);
+    for (const r of [a, b]) {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { total: 37 } });
+    }
+    const ran = await markers(markerDir);
+    expect(Object.fromEntries(Object.entries(ran).map(([node, pids]) => [node, pids.length]))).toEqual({ s1: 1, s2: 1, g1: 1, report: 1, hold: 1, sum: 1 });
+    // Each flow run has a FINISHED run for every task: the one that computed it, or a cache hit of that run.
+    const hits: Record<string, number> = {};
+    for (const r of [a, b]) {
+      const shown = await show(String(r.json.at(-1)!.runId), env, "queue-two-coordinators");
+      expect(shown.tasks.map((t) => t.name).sort()).toEqual(["g1", "hold", "report", "s1", "s2", "sum"]);
+      for (const t of shown.tasks) {
+        expect(t.status).toBe("FINISHED");
+        if (t.tags["cairn.cached_from"]) hits[t.name] = (hits[t.name] ?? 0) + 1;
+      }
+      const cached = r.json.filter((e) => e.type === "task" && e.status === "cached").map((e) => String(e.task));
+      expect(cached.sort()).toEqual(shown.tasks.filter((t) => t.tags["cairn.cached_from"]).map((t) => t.name).sort());
+    }
+    // Each task computed once in all: a hit in one flow at most (a task the second flow looked up after it was stored is a hit there too).
+    for (const n of Object.values(hits)) expect(n).toBe(1);
+    expect(Object.keys(hits).length).toBeGreaterThan(0);
+
+    // --rerun on a third machine: s1 runs again, though a worker stored its entry just now.
+    const rerun = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url, "--rerun", "s1"], env).done;
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect((await markers(markerDir)).s1).toHaveLength(2);
+    const s1 = (await show(String(rerun.json.at(-1)!.runId), env, "queue-two-coordinators")).tasks.find((t) => t.name === "s1");
+    expect(s1?.tags["cairn.ran_because"]).toBe("forced");
+    expect(rerun.json.find((e) => e.type === "task" && e.task === "s1" && ["cached", "succeeded"].includes(String(e.status)))).toMatchObject({ status: "succeeded" });
+  }, 120_000);
+
   it("Redis killed while a task runs on a worker: the coordinator retries, then fails with a clear error", async () => {
     const own = await startRedisServer();
     try {

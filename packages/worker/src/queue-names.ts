@@ -47,6 +47,15 @@ export function computingKey(cacheKey: string): string {
   return `${PREFIX}:computing:${cacheKey}`;
 }
 
+/**
+ * Set for {@link COMPUTED_MS} once a worker stored a cache key's entry: a later job of the key
+ * (another coordinator's, whose lookup came before the entry was stored) looks it up first.
+ */
+export function computedKey(cacheKey: string): string {
+  return `${PREFIX}:computed:${cacheKey}`;
+}
+export const COMPUTED_MS = 60 * 60 * 1000;
+
 function safe(name: string): string {
   return name.replace(/[^A-Za-z0-9_-]/g, "_");
 }

@@ -30,7 +30,7 @@ import {
 } from "@cairn/core";
 import { QueueUnreachableError, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
 import type { JobData, JobProgress } from "./job.ts";
-import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, computingKey, connect, DEFAULT_POOL, logChannel, queueName, whyUnreachable, workerKey } from "./queue-names.ts";
+import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, COMPUTED_MS, computedKey, computingKey, connect, DEFAULT_POOL, logChannel, queueName, whyUnreachable, workerKey } from "./queue-names.ts";
 
 /** Settings of {@link startWorker}. */
 export interface WorkerOptions {
@@ -197,12 +197,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           tell({ type: "task", status: "waiting", task, flowRunId: data.flowRunId, message: "another job of its cache key runs; waiting for its result" }),
         );
         computing = release(redis, key, job.id!, lockMs);
-        if (waited) {
-          // Another job of the same key ran meanwhile (a second send of the task): its entry is the outcome.
-          const found = await cache.lookup(key);
+        // Another job of the same key ran meanwhile, or lately (a second send of the task, or
+        // another coordinator's run of the same flow that looked the key up before it was
+        // stored): its entry is the outcome, unless the run asked for the task to run.
+        const lately = !waited && !data.forceRun && (await redis.exists(computedKey(key)).catch(() => 0)) === 1;
+        if ((waited || lately) && !data.forceRun) {
+          const found = await cache.lookup(key, { fresh: true });
           if (found.entry) {
             tell({ type: "task", status: "reused", task, flowRunId: data.flowRunId });
-            return { ok: true, outputs: found.entry.outputs.values, runId: found.entry.sourceRunId, attempts: 0 };
+            // A run this job opened itself (on a worker since presumed dead) is the task's own run, not a hit.
+            const own = runIds.includes(found.entry.sourceRunId);
+            return { ok: true, outputs: found.entry.outputs.values, runId: found.entry.sourceRunId, attempts: 0, ...(own ? {} : { reused: true }) };
           }
         }
       }
@@ -229,6 +234,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         },
       });
       void noting; // not waited for: the outcome does not depend on it, and a late note on a finished job is harmless
+      // Said before the claim is let go: a job of the key that claims it next looks the entry up.
+      if (outcome.ok && data.key) await redis.set(computedKey(data.key.key), "1", "PX", COMPUTED_MS).catch(() => {});
       tell(
         outcome.ok
           ? { type: "task", status: "succeeded", task, flowRunId: data.flowRunId }

@@ -391,14 +391,16 @@ export class TaskCache {
    * as MLflow: `capabilities.sharedRuns`) from the experiment's index or a run tagged with the
    * key. Entries whose run or artifacts are gone or changed are evicted. `storeOnly`: the
    * store alone, as after taking the key's lease (whoever held it wrote to this same store).
+   * `fresh`: the tracker's index is read for this key even when its last listing (up to
+   * {@link FRESH_ANSWER_MS} old) did not have it, as when another process is known to have just stored it.
    */
-  async lookup(key: string, options: { storeOnly?: boolean } = {}): Promise<{ entry?: CacheEntry; bad?: BadEntry; foreign?: ForeignEntry }> {
+  async lookup(key: string, options: { storeOnly?: boolean; fresh?: boolean } = {}): Promise<{ entry?: CacheEntry; bad?: BadEntry; foreign?: ForeignEntry }> {
     const stored = await this.guard(() => this.store.lookup(key), {});
     if (stored.evicted) return { bad: { key, reason: stored.evicted } };
     let entry = stored.entry;
     let fromTracker = false;
     if (!entry && !options.storeOnly && this.tracker.capabilities.sharedRuns) {
-      entry = await this.fromTracker(key);
+      entry = await this.fromTracker(key, options.fresh === true);
       fromTracker = entry !== undefined;
     }
     if (!entry) return {};
@@ -634,9 +636,9 @@ export class TaskCache {
    * number of runs). Without an index (a tracker that has none, an experiment whose
    * artifacts are not proxied), one search by tag, whose manifest comes from the run.
    */
-  private async fromTracker(key: string): Promise<CacheEntry | undefined> {
+  private async fromTracker(key: string, fresh: boolean): Promise<CacheEntry | undefined> {
     if (this.tracker.readIndexEntry) {
-      const listed = await this.listedIndex();
+      const listed = fresh ? undefined : await this.listedIndex();
       if (listed && !listed.has(indexName(key))) return undefined;
       let text: string | undefined;
       try {

@@ -46,6 +46,8 @@ export interface DispatchedTask {
   readonly inputs: Record<string, unknown>;
   /** Its cache key, when the cache is on for it: the other process stores the entry under it. */
   readonly key?: TaskKey;
+  /** The run asked for this task to run whatever the cache holds (`--rerun`, `--refresh`): the other side never reuses an entry for it. */
+  readonly forceRun?: boolean;
   readonly code: CodeFingerprint;
   readonly runTags?: Readonly<Record<string, string>>;
   /** The node, in this process only (not to be sent). */
@@ -54,7 +56,12 @@ export interface DispatchedTask {
 
 /** How a dispatched task ended: as runTask's outcome, with its error as plain info. */
 export type DispatchedOutcome =
-  | { readonly ok: true; readonly outputs: unknown; readonly runId?: string; readonly attempts: number }
+  /**
+   * `reused`: the other side did not run the task, because another job of its key (another
+   * coordinator's) stored an entry meanwhile; `runId` is that entry's source run, and the task
+   * is a cache hit of it here.
+   */
+  | { readonly ok: true; readonly outputs: unknown; readonly runId?: string; readonly attempts: number; readonly reused?: boolean }
   | { readonly ok: false; readonly error: ErrorInfo & { code?: string }; readonly cancelled: boolean; readonly runId?: string; readonly attempts: number };
 
 /** Runs tasks somewhere else (RunOptions.dispatcher). */

@@ -49,7 +49,8 @@ export interface PipelineTask extends WorkHolder {
 }
 
 export type TaskOutcome =
-  | { readonly ok: true; readonly outputs: unknown }
+  /** `cachedFrom`: the task did not run; another process computed its key meanwhile, and this is that run's entry (a dispatched task). */
+  | { readonly ok: true; readonly outputs: unknown; readonly cachedFrom?: string }
   /** `stop`: the flow's stop reason when the task ended because the flow stopped (it is then cancelled). */
   | { readonly ok: false; readonly error: unknown; readonly cancelled: boolean; readonly stop?: unknown };
 

@@ -15,7 +15,7 @@ import { rejectOnAbort } from "./attempts.ts";
 import type { TaskInterceptor } from "./intercept.ts";
 import { type Lookup, type LookupScope, type LookupTask, lookupTask } from "./lookup.ts";
 import { type PipelineScope, type PipelineTask, type TaskOutcome, releaseTask, runTask } from "./run-task.ts";
-import { createGroupRun, finishGroupRun, type GroupSummary, type HitRecords, recordUnstarted, type UnstartedOutcome } from "./task-run.ts";
+import { createGroupRun, finishGroupRun, type GroupSummary, type HitRecords, recordHit, recordUnstarted, type UnstartedOutcome } from "./task-run.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { Flight } from "./single-flight.ts";
 import { RunScope } from "../run/run-scope.ts";
@@ -164,6 +164,7 @@ export class TaskPipeline {
           params: this.s.params,
           inputs: resolved,
           ...(task.key ? { key: task.key } : {}),
+          ...(task.forceRun ? { forceRun: true } : {}),
           code: await sentCodeFingerprint(node, task.key, this.s.cache, this.s.flowRunId),
           ...(this.s.runTags ? { runTags: this.s.runTags } : {}),
           node,
@@ -171,8 +172,14 @@ export class TaskPipeline {
         signal,
         this.s.emit,
       );
-      if (outcome.runId) result.runId = outcome.runId;
       result.attempts = outcome.attempts;
+      if (outcome.ok && outcome.reused && outcome.runId && task.key) {
+        // Another coordinator's job computed the key meanwhile: a cache hit of its run, recorded in this flow run as any hit is.
+        await recordHit(this.scope.record, node, { sourceRunId: outcome.runId, key: task.key.key }, result, this.hits, this.scope.warn);
+        task.settleFlight?.(undefined);
+        return { ok: true, outputs: outcome.outputs, cachedFrom: outcome.runId };
+      }
+      if (outcome.runId) result.runId = outcome.runId;
       task.settleFlight?.(undefined); // a waiter here looks again, and finds the entry the worker stored
       if (outcome.ok) return { ok: true, outputs: outcome.outputs };
       const stop = signal.aborted ? signal.reason : undefined;

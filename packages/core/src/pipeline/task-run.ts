@@ -368,7 +368,7 @@ const KEPT_TAG_LENGTH = 5000;
 export async function recordHit(
   scope: RecordScope,
   node: FlowNode,
-  entry: CacheEntry,
+  entry: Pick<CacheEntry, "sourceRunId" | "key">,
   result: { runId?: string },
   records: HitRecords,
   warn: (task: string, message: string) => void,

@@ -199,7 +199,8 @@ export class FlowExecution {
       const outcome = await this.pipeline.run(state, inputsOnce(state, this.s.params, this.outputOf));
       if (outcome.ok) {
         state.output = state.result.outputs = outcome.outputs;
-        this.complete(state, "succeeded", started);
+        if (outcome.cachedFrom !== undefined) state.result.cachedFrom = outcome.cachedFrom;
+        this.complete(state, outcome.cachedFrom !== undefined ? "cached" : "succeeded", started);
       } else if (outcome.cancelled) {
         this.complete(state, "cancelled", started, stopInfo(outcome.stop));
         this.pipeline.unstarted(state, { status: "cancelled" });
