@@ -113,6 +113,35 @@ describe("code a function task uses, found without .codeFiles()", () => {
     expect(scaler((await cairn("run", "factory.flow.ts")).stdout)).toBe("cached");
   });
 
+  it("a task declared at the top level counts its whole declaration: an edited output schema, or a function handed through a wrapper, re-runs it", async () => {
+    await writeFile(
+      join(dir, "chain.flow.ts"),
+      [
+        `import { flow, task } from "cairn-dag";`,
+        `import { z } from "zod";`,
+        `function timed<I, R>(f: (i: I) => R) {`,
+        `  return (i: I) => f(i);`,
+        `}`,
+        `const shaped = task("shaped").input<{ x: number }>().output(z.object({ y: z.number().transform((v) => v + 1) })).run(({ x }) => ({ y: x }));`,
+        `const wrapped = task("wrapped").input<{ x: number }>().run(timed(({ x }: { x: number }) => ({ y: x * 2 })));`,
+        `export default flow("chain").build(() => ({ s: shaped({ x: 1 }).y, w: wrapped({ x: 5 }).y }));`,
+      ].join("\n"),
+    );
+    const status = (stdout: string) => Object.fromEntries([...stdout.matchAll(/^(shaped|wrapped)\s+(succeeded|cached)\s/gm)].map((m) => [m[1], m[2]]));
+    let r = await cairn("run", "chain.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`{"s":2,"w":10}`);
+    await edit("chain.flow.ts", "v + 1", "v + 2");
+    expect((await cairn("explain", "chain.flow.ts", "shaped")).stdout).toContain("helper `shaped` of chain.flow.ts changed");
+    r = await cairn("run", "chain.flow.ts");
+    expect(status(r.stdout)).toEqual({ shaped: "succeeded", wrapped: "cached" });
+    expect(r.stdout).toContain(`{"s":3,"w":10}`);
+    await edit("chain.flow.ts", "x * 2", "x * 3");
+    r = await cairn("run", "chain.flow.ts");
+    expect(status(r.stdout)).toEqual({ shaped: "cached", wrapped: "succeeded" });
+    expect(r.stdout).toContain(`{"s":3,"w":15}`);
+  });
+
   it("a Python script counts the project's modules it imports: editing one re-runs the script, and explain names it", async () => {
     await mkdir(join(dir, "py"));
     await writeFile(join(dir, "py", "common.py"), `FACTOR = 2\n`);

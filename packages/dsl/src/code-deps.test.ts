@@ -171,8 +171,8 @@ describe("functionDependencies", () => {
     const scaler = "({ n }) => ({ n: scale(n) * k + bias })";
     const before = await deps(scaler, 5);
     expect(Object.keys(before).sort()).toEqual(["factory.ts#makeScaler", "lib/base.ts", "lib/shape.ts"]);
-    // A task declared at the top level is not inside a function: nothing more.
-    expect(await deps("() => ({})", 7)).toEqual({});
+    // A task declared at the top level: its declaring statement counts (its builder chain).
+    expect(Object.keys(await deps("() => ({})", 7))).toEqual(["factory.ts#other"]);
     expect(Object.keys(await deps("() => ({ v: k + off })", 8))).toEqual(["factory.ts#many"]);
     // Inside the build function: all of it counts, with what it names (the other tasks too: errs towards running).
     expect(Object.keys(await deps("() => ({ v: local })", 9)).sort()).toEqual(["factory.ts#default", "factory.ts#many", "factory.ts#other"]);
@@ -183,6 +183,36 @@ describe("functionDependencies", () => {
     expect(Object.keys(await deps("() => ({ t: other })", 7))).toEqual(["factory.ts#other"]);
     await files({ "factory.ts": text.replace("bias = 0", "bias = 5") });
     expect((await deps(scaler, 5))["factory.ts#makeScaler"]).not.toBe(before["factory.ts#makeScaler"]);
+  });
+
+  it("a task declared at the top level counts its declaring statement: an output schema in its chain, a schema it names, a wrapper its function is handed through", async () => {
+    const lines = [
+      `import { task } from "@cairn/dsl";`,
+      `const Out = { y: (v: number) => v * 10 };`,
+      `function timed<I, R>(f: (i: I) => R) { return (i: I) => f(i); }`,
+      `export const inline = task("inline").output({ y: (v: number) => v + 1 } as never).run(({ x }: { x: number }) => ({ y: x }));`,
+      `export const named = task("named").output(Out as never).run(({ x }: { x: number }) => ({ y: x }));`,
+      `export const wrapped = task("wrapped").run(timed(({ x }: { x: number }) => ({ y: x * 2 })));`,
+      `export const plain = task("plain").run(({ x }: { x: number }) => ({ y: x }));`,
+    ];
+    const text = lines.join("\n");
+    await files({ "top.ts": text });
+    const runAt = (line: number) => ({ line, column: lines[line - 1]!.indexOf(".run(") + 2 });
+    const deps = (line: number, fnText: string) => functionDependencies(join(dir, "top.ts"), fnText, newRun(), runAt(line));
+    const inner = "(i) => f(i)"; // what fn.toString() gives for the wrapped task: the wrapper's arrow
+    const before = { inline: await deps(4, "({ x }) => ({ y: x })"), named: await deps(5, "({ x }) => ({ y: x })"), wrapped: await deps(6, inner) };
+    expect(Object.keys(before.inline)).toEqual(["top.ts#inline"]);
+    expect(Object.keys(before.named).sort()).toEqual(["top.ts#Out", "top.ts#named"]);
+    expect(Object.keys(before.wrapped).sort()).toEqual(["top.ts#timed", "top.ts#wrapped"]);
+    await files({ "top.ts": text.replace("v + 1", "v + 2").replace("v * 10", "v * 100").replace("x * 2", "x * 3") });
+    expect(await deps(4, "({ x }) => ({ y: x })")).not.toEqual(before.inline);
+    expect(await deps(5, "({ x }) => ({ y: x })")).not.toEqual(before.named);
+    expect(await deps(6, inner)).not.toEqual(before.wrapped);
+    // A task whose statement did not change keeps its digest.
+    await files({ "top.ts": text });
+    const plain = await deps(7, "({ x }) => ({ y: x })");
+    await files({ "top.ts": text.replace("v * 10", "v * 100") });
+    expect(await deps(7, "({ x }) => ({ y: x })")).toEqual(plain);
   });
 
   it("reads each module once per flow run", async () => {

@@ -17,9 +17,11 @@
  *
  * It errs on the side of re-running: a local variable with a helper's name counts as the
  * helper, and a module that cannot be parsed counts whole (its imports are still followed).
- * A task declared inside a function (a factory, `makeTrain(model)`; a `.map()` callback; the
- * flow's build function) counts the top-level statement that holds it, with what that
- * refers to; not the arguments a factory is called with. Not followed: packages (workspace
+ * The top-level statement that declares a task counts, with what it refers to (its builder
+ * chain: an output schema, a wrapper its function is handed through). A task declared inside
+ * a function (a factory, `makeTrain(model)`; a `.map()` callback; the flow's build function)
+ * counts the top-level statement that holds it, with what that refers to; not the arguments
+ * a factory is called with. Not followed: packages (workspace
  * packages too), `import()` of a computed path, tsconfig `paths` aliases, files read at run
  * time (declare those with `.codeFiles()` or bump `.version()`).
  */
@@ -34,7 +36,7 @@ import { scopeKey, type RunScope } from "@cairn/core";
 import { loadEsbuild } from "./esbuild.ts";
 
 /** Bumped when the shapes below or the way they are worked out change. */
-const SHAPE_VERSION = 4;
+const SHAPE_VERSION = 5;
 
 /** Where a function is in the source: start line, start column, end line, end column (lines 1-based, columns 0-based). */
 type Range = [number, number, number, number];
@@ -55,11 +57,13 @@ interface ModuleShape {
    * Top-level declarations: the names each declares, the sha256 of its text with the
    * statements that change it, and what those refer to (top-level names, modules); `funcs`:
    * where the functions inside it are in the source, so that a task declared inside one
-   * counts the declaration (a factory's local variables, a `.map()` callback's).
+   * counts the declaration (a factory's local variables, a `.map()` callback's); `span`: where
+   * the statement is, so that a task declared by it at the top level counts it too (its
+   * builder chain: an output schema, a wrapper around the function).
    */
-  decls: Array<{ names: string[]; digest: string; uses: string[]; modules: string[]; funcs?: Range[] }>;
+  decls: Array<{ names: string[]; digest: string; uses: string[]; modules: string[]; funcs?: Range[]; span?: Range }>;
   /** Top-level statements that declare nothing but hold functions (`export default flow(...).build(() => ...)`). */
-  blocks?: Array<{ label: string; digest: string; uses: string[]; modules: string[]; funcs: Range[] }>;
+  blocks?: Array<{ label: string; digest: string; uses: string[]; modules: string[]; funcs: Range[]; span?: Range }>;
   /** Imports and re-exports: local names bound, names taken (`*`: all), and the specifier. */
   imports: Array<{ locals: string[]; taken: string[]; from: string }>;
 }
@@ -161,11 +165,13 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
     names.push(...refs.names);
     for (const m of refs.modules) addModule(base, m);
   }
-  // A task declared inside a function (a factory, a callback): the top-level statement holding it counts.
+  // The top-level statement that declares the task counts, with what it refers to: its builder
+  // chain (an output schema, a wrapper the function is handed through), and, for a task declared
+  // inside a function (a factory, a callback), that function's local variables.
   if (at) {
     const inside = (r: Range) => (r[0] < at.line || (r[0] === at.line && r[1] < at.column)) && (at.line < r[2] || (at.line === r[2] && at.column - 1 <= r[3]));
-    const home = own.decls.find((d) => d.funcs?.some(inside));
-    const block = home ? undefined : own.blocks?.find((b) => b.funcs.some(inside));
+    const home = own.decls.find((d) => d.funcs?.some(inside)) ?? own.decls.find((d) => d.span && inside(d.span));
+    const block = home ? undefined : own.blocks?.find((b) => b.funcs.some(inside) || (b.span && inside(b.span)));
     if (home) names.push(home.names[0]!);
     if (block) {
       deps[`${basename(file)}#${block.label}`] = block.digest;
@@ -351,7 +357,7 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     const imports = [...source.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|^\s*import\s+)["']([^"'\n]+)["']/gm)].map((m) => ({ locals: [], taken: ["*"], from: m[1]! }));
     return keep(id, { digest: sha256(source), opaque: true, decls: [], imports });
   }
-  const decls: Array<{ names: string[]; texts: string[]; uses: Set<string>; modules: Set<string>; funcs: Range[] }> = [];
+  const decls: Array<{ names: string[]; texts: string[]; uses: Set<string>; modules: Set<string>; funcs: Range[]; span: Range | undefined }> = [];
   const blocks: NonNullable<ModuleShape["blocks"]> = [];
   /** Where in the source each function inside `node` is (through esbuild's source map). */
   const functionRanges = (node: AcornNode): Range[] => {
@@ -368,6 +374,13 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     };
     visit(node);
     return ranges;
+  };
+  /** Where a top-level statement is in the source. */
+  const spanOf = (n: AcornNode): Range | undefined => {
+    if (!n.loc) return undefined;
+    const start = map.findEntry(n.loc.start.line - 1, n.loc.start.column) as { originalLine?: number; originalColumn?: number };
+    const end = map.findEntry(n.loc.end.line - 1, Math.max(0, n.loc.end.column - 1)) as { originalLine?: number; originalColumn?: number };
+    return start.originalLine !== undefined && end.originalLine !== undefined ? [start.originalLine + 1, start.originalColumn!, end.originalLine + 1, end.originalColumn!] : undefined;
   };
   const others: Array<{ text: string } & Refs> = [];
   const imports: ModuleShape["imports"] = [];
@@ -388,7 +401,7 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     } else if (declared.length && declared.some((name) => source.includes(name))) {
       // (Declarations whose names the source never spells are esbuild's helpers, __decorateClass and the like.)
       const refs = references(declaration!);
-      decls.push({ names: declared, texts: [text], uses: new Set(refs.names), modules: new Set(refs.modules), funcs: functionRanges(statement) });
+      decls.push({ names: declared, texts: [text], uses: new Set(refs.names), modules: new Set(refs.modules), funcs: functionRanges(statement), span: spanOf(statement) });
     } else if (statement.type !== "ExportNamedDeclaration") {
       const refs = references(statement);
       const funcs = functionRanges(statement);
@@ -396,7 +409,8 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
       const isDefault = statement.type === "ExportDefaultDeclaration" || declared.some((n) => n.endsWith("_default"));
       if (funcs.length) {
         const digest = sha256(text);
-        blocks.push({ label: isDefault ? "default" : `statement-${digest.slice(0, 8)}`, digest, uses: refs.names, modules: refs.modules, funcs });
+        const span = spanOf(statement);
+        blocks.push({ label: isDefault ? "default" : `statement-${digest.slice(0, 8)}`, digest, uses: refs.names, modules: refs.modules, funcs, ...(span ? { span } : {}) });
       }
       // Top-level code that declares nothing (`CFG.add = 1`, a namespace's body, a decorator
       // call): it belongs to every declaration it refers to. (`export default flow(...)` does
@@ -423,6 +437,7 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
       uses: [...d.uses].filter((n) => topLevel.has(n) && !d.names.includes(n)),
       modules: [...d.modules],
       ...(d.funcs.length ? { funcs: d.funcs } : {}),
+      ...(d.span ? { span: d.span } : {}),
     })),
     ...(blocks.length ? { blocks: blocks.map((b) => ({ ...b, uses: b.uses.filter((n) => topLevel.has(n)) })) } : {}),
     imports,
