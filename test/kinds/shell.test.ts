@@ -1,12 +1,12 @@
 import { existsSync, readFileSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { flow, task, type Artifact } from "@cairn/dsl";
-import { shell } from "../../packages/process/src/index.ts";
+import { notebook, script, shell } from "../../packages/process/src/index.ts";
 import { CommandTemplateError, UnknownPlaceholderError } from "../../packages/process/src/spawn/index.ts";
-import { runOptions, tempRoot } from "./helpers.ts";
+import { fixture, runOptions, tempRoot } from "./helpers.ts";
 
 describe("shell()", () => {
   it("substitutes {placeholders} and outputs { stdout, exitCode }", async () => {
@@ -19,6 +19,30 @@ describe("shell()", () => {
     });
     expect(await (await f.run(await runOptions())).outputs()).toEqual({ stdout: "hi|2|5", exitCode: 0 });
     expect(wc.definition).toMatchObject({ kind: "shell", code: "printf '%s|' {word} {n} && wc -c < {file}" });
+  });
+
+  it("the folder a command runs in is part of its key: the same command in another cwd runs again", async () => {
+    const root = await tempRoot();
+    for (const [dir, lines] of [["a", "x\n"], ["b", "x\ny\nz\n"]] as const) {
+      await mkdir(join(root, dir));
+      await writeFile(join(root, dir, "data.txt"), lines);
+    }
+    const counted = async (cwd: string) => {
+      const count = shell("count", "wc -l < data.txt", { cwd: join(root, cwd) });
+      const run = await flow("cwd").build(() => ({ n: count().stdout })).run({ root });
+      const result = await run.wait();
+      return { outputs: result.outputs, status: result.tasks.count?.status };
+    };
+    expect(await counted("a")).toEqual({ outputs: { n: "1" }, status: "succeeded" });
+    expect(await counted("b")).toEqual({ outputs: { n: "3" }, status: "succeeded" });
+    expect(await counted("b")).toEqual({ outputs: { n: "3" }, status: "cached" });
+    // So are a script's folder and a notebook's Python, as given.
+    const code = (t: { definition: { code?: string } }) => t.definition.code;
+    const py = fixture("echo_value.py");
+    expect(code(script("s", { file: py, cwd: "a" }))).not.toBe(code(script("s", { file: py, cwd: "b" })));
+    const nb = fixture("report.ipynb");
+    expect(code(notebook("n", nb, { cwd: "a" }))).not.toBe(code(notebook("n", nb, { cwd: "b" })));
+    expect(code(notebook("n", nb, { python: "/usr/bin/python3" }))).not.toBe(code(notebook("n", nb)));
   });
 
   it("keeps a shell-injection attempt literal", async () => {

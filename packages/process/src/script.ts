@@ -90,6 +90,8 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
   const extras = [
     ...(args.length ? [`args=${JSON.stringify(args)}`] : []),
     ...(interp !== undefined ? [`interpreter=${JSON.stringify(interp)}`] : []),
+    // The folder it runs in is part of what it computes (`wc -l < data.txt`), as given: keys stay the same across machines.
+    ...(options.cwd ? [`cwd=${JSON.stringify(options.cwd)}`] : []),
     ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),
   ];
 

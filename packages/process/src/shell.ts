@@ -37,6 +37,8 @@ export function shell(name: string, command: string, options: ShellOptions = {})
   const template = parseTemplate(command, name, { shell: true });
   const extras = [
     ...(options.shell ? [`shell=${sh}`] : []),
+    // The folder it runs in is part of what it computes (`wc -l < data.txt`), as given: keys stay the same across machines.
+    ...(options.cwd ? [`cwd=${JSON.stringify(options.cwd)}`] : []),
     ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),
   ];
   return kindTask({

@@ -51,6 +51,9 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
   const extras = [
     ...(options.kernel ? [`kernel=${options.kernel}`] : []),
     ...(options.html === false ? ["html=false"] : []),
+    // The folder it runs in is part of what it computes (`wc -l < data.txt`), as given: keys stay the same across machines.
+    ...(options.cwd ? [`cwd=${JSON.stringify(options.cwd)}`] : []),
+    ...(options.python ? [`python=${JSON.stringify(options.python)}`] : []),
     ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),
   ];
   const run = (schema: StandardSchemaV1 | undefined): TaskDefinition["run"] => async (inputs, ctx) => {
