@@ -104,6 +104,32 @@ describe("cairn run without tsx", () => {
     }
   });
 
+  it("recompiles a module edited without a change of size or mtime (cp -p, rsync -a, tar x): the new code runs, and is what the cache stores", async () => {
+    const root = join(dir, ".cairn-e");
+    expect((await cairn(["run", "flow.ts", "--root", root])).code).toBe(0);
+    const shape = join(dir, "lib", "shape.ts");
+    const before = await readFile(shape, "utf8");
+    const { stat, copyFile } = await import("node:fs/promises");
+    const { execFileSync } = await import("node:child_process");
+    const was = await stat(shape);
+    const ref = join(dir, "shape.ref");
+    await copyFile(shape, ref);
+    execFileSync("touch", ["-r", shape, ref]);
+    try {
+      await writeFile(shape, before.replace("n * 3", "n * 7"));
+      execFileSync("touch", ["-r", ref, shape]); // the mtime to the nanosecond, as cp -p keeps it
+      const after = await stat(shape);
+      expect([after.size, after.mtimeMs]).toEqual([was.size, was.mtimeMs]);
+      const r = await cairn(["run", "flow.ts", "--root", root]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(statuses(r.stdout)).toEqual(["step cached", "triple succeeded"]);
+      expect(r.stdout).toContain(`"n":14`);
+    } finally {
+      await writeFile(shape, before);
+      await rm(ref, { force: true });
+    }
+  });
+
   it("a syntax error names the file, line and column, and exits 2", async () => {
     const bad = join(dir, "bad.flow.ts");
     await writeFile(bad, `import { flow } from "cairn-dag";\nexport default flow("bad").build(() => {\n  const x = ;\n  return {};\n});\n`);

@@ -5,7 +5,9 @@
  * into a per-user temp folder, and imported by plain Node. Imports of `@cairn/*` point at
  * Cairn's bundle (the one the CLI runs from: one engine per process); packages and
  * JavaScript files are imported where they are. The compiled files are reused until one of
- * the sources changes (mtime or size).
+ * the sources changes (its content: an edit that keeps the size and the mtime, as `cp -p`,
+ * `rsync -a` or `tar x` make, is still an edit; a stale compile would store the old code's
+ * result under the new code's cache key).
  *
  * Inside a compiled module `import.meta.url`, `.filename` and `.dirname` are the source's,
  * and stack traces (with source maps on) name the source file and line: paths that tasks
@@ -40,8 +42,8 @@ export class NeedsTsxError extends CairnError {
 }
 
 interface Manifest {
-  /** Source path -> [mtimeMs, size] when compiled. */
-  sources: Record<string, [number, number]>;
+  /** Source path -> sha256 of its content when compiled. */
+  sources: Record<string, string>;
   entry: string;
 }
 
@@ -69,10 +71,7 @@ function upToDate(manifestPath: string): string | undefined {
   let manifest: Manifest;
   try {
     manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest;
-    for (const [file, [mtimeMs, size]] of Object.entries(manifest.sources)) {
-      const s = statSync(file);
-      if (s.mtimeMs !== mtimeMs || s.size !== size) return undefined;
-    }
+    for (const [file, digest] of Object.entries(manifest.sources)) if (typeof digest !== "string" || sha256(readFileSync(file)) !== digest) return undefined;
     statSync(manifest.entry);
   } catch {
     return undefined;
@@ -90,8 +89,8 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
   const skip = Symbol("resolving");
   for (let source = queue.pop(); source !== undefined; source = queue.pop()) {
     if (sources[source]) continue;
-    const { mtimeMs, size } = statSync(source);
-    sources[source] = [mtimeMs, size];
+    // Read before esbuild reads it: an edit in between makes the next run compile again.
+    sources[source] = sha256(readFileSync(source));
     const url = pathToFileURL(source).href;
     const out = outOf(source);
     let result: Esbuild.BuildResult & { outputFiles: Esbuild.OutputFile[] };
