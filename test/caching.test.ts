@@ -85,6 +85,17 @@ describe("what invalidates an entry", () => {
     expect(statuses(odd.result)).toEqual({ parity: "succeeded", report: "succeeded" });
   });
 
+  it("inputs count in their stored JSON form: a property that is undefined is no property", async () => {
+    const root = await tmp();
+    const calls: unknown[] = [];
+    const fit = task("fit").input<{ cfg: { lr: number; seed?: number } }>().run(({ cfg }) => (calls.push(cfg), { lr: cfg.lr }));
+    const f = (cfg: { lr: number; seed?: number }) => flow("stored-form").build(() => ({ lr: fit({ cfg }).lr }));
+    expect(statuses((await runCollect(f({ lr: 1, seed: undefined }), { root })).result)).toEqual({ fit: "succeeded" });
+    expect(statuses((await runCollect(f({ lr: 1 }), { root })).result)).toEqual({ fit: "cached" });
+    expect(statuses((await runCollect(f({ lr: 1, seed: 2 }), { root })).result)).toEqual({ fit: "succeeded" });
+    expect(calls).toHaveLength(2);
+  });
+
   it("an artifact counts by content: new bytes miss, the same bytes under a new path hit", async () => {
     const root = await tmp();
     let reads = 0;

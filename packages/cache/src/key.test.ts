@@ -138,6 +138,14 @@ describe("diffIngredients", () => {
     expect(changes).toEqual([{ path: "inputs.rows", before: 500, after: 1000, message: "input `rows` changed from 500 to 1000" }]);
   });
 
+  it("says an input changed where its recorded JSON shows none (a class instance whose state is private records as {})", () => {
+    const a = recorded({});
+    const as = (sha256: string) => ({ ...a, inputs: { ...a.inputs, price: { sha256, value: {} } } });
+    expect(diffIngredients(as("a".repeat(64)), as("b".repeat(64))).map((c) => c.message)).toEqual([
+      "input `price` changed in what its recorded JSON does not show (a value that is not JSON data, such as a class instance or a Set a schema made; sha256 aaaaaaaaaaaa -> bbbbbbbbbbbb)",
+    ]);
+  });
+
   it("goes into arrays of one length item by item, and counts the items of arrays of another", () => {
     const rows = (m: number, n = 3) => Array.from({ length: n }, (_, i) => ({ trial: `fit[${i}]`, params: { lr: 0.1 * i, depth: 3 }, metric: i === 2 ? m : i }));
     const changed = diffIngredients(recorded({ inputs: { rows: rows(0.5) } }), recorded({ inputs: { rows: rows(0.7) } }));

@@ -266,7 +266,18 @@ function diffRecorded(a: Record<string, RecordedInput>, b: Record<string, Record
     } else if (!after) {
       changes.push({ path: `${field}.${name}`, before: before.value, after: undefined, message: `${noun} \`${name}\` was removed` });
     } else if ("value" in before && "value" in after) {
+      const found = changes.length;
       diffValues(before.value, after.value, `${field}.${name}`, name, changes, noun);
+      // The hashes differ where the recorded JSON does not (a value that is not JSON data: a class
+      // instance, a Set): still a change, and said as one.
+      if (changes.length === found) {
+        changes.push({
+          path: `${field}.${name}`,
+          before: before.value,
+          after: after.value,
+          message: `${noun} \`${name}\` changed in what its recorded JSON does not show (a value that is not JSON data, such as a class instance or a Set a schema made; sha256 ${before.sha256.slice(0, 12)} -> ${after.sha256.slice(0, 12)})`,
+        });
+      }
     } else {
       changes.push({
         path: `${field}.${name}`,
