@@ -12,13 +12,16 @@ export const fixture = (name: string) => join(repo, "test/fixtures", name);
 
 /** A quote, a backslash, a newline, non-ASCII and an emoji (two UTF-16 units). */
 export const WEIRD = 'p"a\\ss\nwörd-🔑-end';
+/** A quote beside what HTML escapes: nbconvert escapes `<`, `>`, `&` in a cell's text output and leaves the quote. */
+export const HTML_WEIRD = 'pa<ss"wo&rd>-1';
 
 /** Every form in which `secret` could be written: raw, JSON-escaped (JS and Python's ensure_ascii), HTML-escaped, and its lines. */
 export function formsOf(secret: string): string[] {
   const json = JSON.stringify(secret).slice(1, -1);
   const ascii = json.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-  const html = [secret.replaceAll('"', "&quot;"), secret.replaceAll('"', "&#34;")];
-  return [...new Set([secret, json, ascii, ...html, ...secret.split("\n")])];
+  const escaped = secret.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+  const html = [escaped, escaped.replaceAll('"', "&quot;"), escaped.replaceAll('"', "&#34;"), secret.replaceAll('"', "&quot;"), secret.replaceAll('"', "&#34;")];
+  return [...new Set([secret, json, ascii, ...html, ...html.map((h) => JSON.stringify(h).slice(1, -1)), ...secret.split("\n")])];
 }
 
 /** Files under `dir` (recursively) whose bytes contain one of `forms`, as `file: form`. */

@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 import { LocalStore } from "@cairn/core";
 import { type Flow, type RunEvent, type RunOptions, type TaskEvent, flow, notebook, shell, task } from "cairn-dag";
 import { VENV_PYTHON, hasVenv } from "../kinds/helpers.ts";
-import { REFUSED, WEIRD, cairn, filesContaining, fixture, formsIn, formsOf } from "./secret-helpers.ts";
+import { HTML_WEIRD, REFUSED, WEIRD, cairn, filesContaining, fixture, formsIn, formsOf } from "./secret-helpers.ts";
 
 const scratch = () => mkdtemp(join(tmpdir(), "cairn-secrets-"));
 
@@ -192,7 +192,10 @@ describe("the engine", () => {
     expect((await collect(f, { root, env: {}, secrets: { LIT: secret } })).result.tasks.uses!.status).toBe("cached");
   });
 
-  it.skipIf(!hasVenv)("masks what a notebook printed in the executed notebook and its HTML", async () => {
+  it.skipIf(!hasVenv).each([
+    ["quotes, a backslash, a newline, non-ASCII", WEIRD],
+    ["a quote beside <, > and &", HTML_WEIRD],
+  ])("masks what a notebook printed in the executed notebook and its HTML (a secret with %s)", async (_, WEIRD) => {
     const root = await scratch();
     const nb = notebook("nb", fixture("prints-secret.ipynb"), { python: VENV_PYTHON, secrets: ["MY_TOKEN"] });
     const { result, events } = await collect(flow("nb-secret").build(() => {

@@ -47,6 +47,13 @@ describe("SecretRegistry", () => {
     expect(r.mask("echo 'p'\\''ass-word'")).toBe("echo '***'");
   });
 
+  it("masks a secret with quotes and <, >, & as HTML writers that leave quotes alone write it (nbconvert's outputs), also inside a notebook's JSON", () => {
+    const r = registry({ TOK: 'pa<ss"word1', AMP: "p4ss<w\"o&rd>" });
+    expect(r.mask("<pre>pa&lt;ss\"word1</pre>")).toBe("<pre>***</pre>");
+    expect(r.mask('"text/html": ["p4ss&lt;w\\"o&amp;rd&gt;"]')).toBe('"text/html": ["***"]');
+    expect(r.mask("pa&lt;ss&quot;word1 pa&lt;ss&#34;word1")).toBe("*** ***");
+  });
+
   it("never masks inside text with a secret under 4 characters, but refuses it as a whole value", () => {
     const r = registry({ ONE: "a", TWO: "é🔑" });
     expect(r.mask("a banana é🔑")).toBe("a banana é🔑");

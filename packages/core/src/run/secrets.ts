@@ -243,8 +243,9 @@ export class SecretRegistry {
 
 /**
  * The forms a value takes in text: itself, JSON-escaped, JSON-escaped to ASCII (Python's
- * json.dumps), HTML-escaped as MarkupSafe (nbconvert's outputs) and Pygments (its code) write it,
- * and single-quoted for a shell (`'` as `'\''`).
+ * json.dumps), HTML-escaped as MarkupSafe (nbconvert's outputs), Pygments (its code) and
+ * html.escape(quote=False) (a cell's text output) write it, each of those JSON-escaped too (in
+ * an .ipynb), and single-quoted for a shell (`'` as `'\''`).
  * A value without characters that these escape has one form.
  */
 export function textForms(value: string): string[] {
@@ -252,9 +253,12 @@ export function textForms(value: string): string[] {
   // eslint-disable-next-line no-control-regex -- every non-ASCII UTF-16 unit, as Python escapes it
   const ascii = json.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   const html = (quote: string) => value.replace(/[&<>"']/g, (c) => (c === '"' ? quote : c === "'" ? "&#39;" : HTML[c]!));
+  // Python's html.escape(quote=False), as nbconvert writes a cell's text output: quotes stay.
+  const htmls = [html("&#34;"), html("&quot;"), value.replace(/[&<>]/g, (c) => HTML[c]!)];
   // Inside single quotes, as Cairn's own shell quoting (and most others) writes a "'".
   const shell = value.replaceAll("'", `'\\''`);
-  return [...new Set([value, json, ascii, html("&#34;"), html("&quot;"), shell])];
+  // An HTML form inside JSON too: a notebook's text/html output in its .ipynb.
+  return [...new Set([value, json, ascii, ...htmls, ...htmls.map((h) => JSON.stringify(h).slice(1, -1)), shell])];
 }
 
 const HTML: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
