@@ -145,6 +145,32 @@ describe("script()", () => {
     expect(result.tasks["bad-marker"]!.error).toMatchObject({ name: "ProcessOutputError", message: expect.stringContaining('"nope.bin"') });
   });
 
+  it("refuses an artifact that is a link to a file or folder outside CAIRN_ARTIFACTS, naming where it points; a link inside is fine", async () => {
+    const dir = await tempRoot();
+    const outside = join(dir, "outside.txt");
+    await writeFile(outside, "host secrets");
+    const file = join(dir, "links.py");
+    await writeFile(
+      file,
+      [
+        "import os, sys, cairn_task",
+        "os.symlink(sys.argv[1], cairn_task.artifact_path('leak.txt'))",
+        "open(cairn_task.artifact_path('real.txt'), 'w').write('mine')",
+        "os.symlink(cairn_task.artifact_path('real.txt'), cairn_task.artifact_path('alias.txt'))",
+        "cairn_task.set_outputs(f=cairn_task.artifact(sys.argv[2]))",
+      ].join("\n"),
+    );
+    const run = async (target: string, name: string) => {
+      const links = script(`links-${name.replace(/\W/g, "")}`, { file, args: [target, name] });
+      return (await flow("links").build(() => ({ x: links().$out })).run(await runOptions())).wait();
+    };
+    for (const target of [outside, dir]) {
+      const result = await run(target, "leak.txt");
+      expect(result.tasks["links-leaktxt"]!.error).toMatchObject({ name: "ProcessOutputError", message: expect.stringContaining(`"leak.txt", a link to ${target}, outside CAIRN_ARTIFACTS`) });
+    }
+    expect((await run(outside, "alias.txt")).status).toBe("succeeded");
+  });
+
   it("escalates to SIGKILL when the tree ignores SIGTERM", async () => {
     const pidFile = join(await tempRoot(), "stubborn.pid");
     // `trap '' TERM` makes the shell and the children it starts ignore SIGTERM.

@@ -25,10 +25,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
-import { join } from "node:path";
+import { join, sep } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
 import { CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, taskArtifactPath, type TaskContext } from "@cairn/core";
@@ -462,9 +462,10 @@ export async function resolveMarkers(value: unknown, path: string, artifactsDir:
       throw new ProcessOutputError(ctx.nodeId, `output "${where}" is an artifact marker whose name is not a non-empty string.`);
     }
     const artifact = ctx.artifacts.file(taskArtifactPath(name, { taskName: ctx.nodeId, source: `script output "${where}" (CAIRN_OUTPUTS)` }));
+    let found: { size?: number; real: string; home: string };
     try {
       const s = await stat(artifact.path);
-      return { ...artifact, ...(s.isFile() ? { size: s.size } : {}) };
+      found = { ...(s.isFile() ? { size: s.size } : {}), real: await realpath(artifact.path), home: await realpath(artifactsDir) };
     } catch {
       throw new ProcessOutputError(
         ctx.nodeId,
@@ -472,6 +473,15 @@ export async function resolveMarkers(value: unknown, path: string, artifactsDir:
           `Write the file at artifact_path("${name}") (Python) or artifactPath("${name}") (TypeScript) before naming it.`,
       );
     }
+    // A link out of the folder would be recorded, hashed and uploaded as whatever it points to (`/etc`).
+    if (found.real !== found.home && !found.real.startsWith(found.home + sep)) {
+      throw new ProcessOutputError(
+        ctx.nodeId,
+        `output "${where}" names artifact "${name}", a link to ${found.real}, outside CAIRN_ARTIFACTS (${artifactsDir}). ` +
+          `Copy what it points to into the artifacts folder instead: an artifact is recorded, hashed and uploaded by its content.`,
+      );
+    }
+    return { ...artifact, ...(found.size !== undefined ? { size: found.size } : {}) };
   }
   const out: Record<string, unknown> = {};
   for (const k of keys) out[k] = await resolveMarkers(value[k], path ? `${path}.${k}` : k, artifactsDir, ctx);
