@@ -4,10 +4,12 @@
  * secrets masked: read back with MLflow's own MlflowClient.
  */
 import { execFile } from "node:child_process";
-import { resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { flow, script, shell, task } from "cairn-dag";
+import { flow, notebook, script, shell, task } from "cairn-dag";
 import { readWithMlflow } from "../../packages/mlflow/test/mlflow-read.ts";
 import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { fixture, hasVenv, tempRoot, VENV_PYTHON } from "./helpers.ts";
@@ -68,6 +70,22 @@ describe.skipIf(!hasVenv)("process logs in MLflow", () => {
     expect(logs["logs/stderr.txt"]).toContain("ValueError: bad things happened");
     expect(JSON.stringify(logs)).not.toContain(SECRET);
   }, 60_000);
+
+  it("sends a failing notebook's executed notebook and HTML to its run, and its error carries the cell's traceback", async () => {
+    const dir = await tempRoot();
+    const nb = JSON.parse(readFileSync(fixture("report.ipynb"), "utf8")) as { cells: Array<Record<string, unknown>> };
+    nb.cells.push({ cell_type: "code", execution_count: null, metadata: {}, outputs: [], source: ["def check(n):\n", "    raise ValueError(f'boom from cell {n}')\n", "check(7)\n"] });
+    await writeFile(join(dir, "raises.ipynb"), JSON.stringify(nb));
+    const t = notebook("raises", join(dir, "raises.ipynb"), { python: VENV_PYTHON });
+    const result = await (await flow("nb-fail").build(() => ({ x: t({ data: null }).$out })).run(await options())).wait();
+    const failed = result.tasks.raises!;
+    expect(failed.status).toBe("failed");
+    // The traceback, without the terminal's colour codes: where in the cell, and through which function.
+    expect(failed.error?.message).toMatch(/in check\b[\s\S]*ValueError: boom from cell 7/);
+    expect(failed.error?.message).not.toContain("\u001b[");
+    const [listed] = await readWithMlflow(server!.uri, [{ op: "list_artifacts", run_id: failed.runId! }]);
+    expect((listed as { path: string }[]).map((f) => f.path)).toEqual(expect.arrayContaining(["raises.ipynb", "raises.html"]));
+  }, 120_000);
 
   it("records a function task's error source as a tag MLflow shows", async () => {
     const boom = task("boom").run(() => {

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { basename, dirname, extname } from "node:path";
 import { sha256 } from "@cairn/cache";
-import type { Artifact, TaskContext } from "@cairn/core";
+import { type Artifact, sendArtifact, type TaskContext } from "@cairn/core";
 import { NotebookDependencyError } from "./errors.ts";
 import { ProcessFailedError } from "../spawn/errors.ts";
 import { runProcess, type ProcessSpec } from "../spawn/spawn.ts";
@@ -77,7 +77,12 @@ finally:
         with open(html, "w", encoding="utf-8") as f:
             f.write(body)
 if failure is not None:
-    sys.stderr.write("Cell %s raised %s: %s\n" % (failure.exec_count, failure.ename, failure.evalue))
+    import re
+    # The cell's traceback as the kernel gave it, without the terminal's colour codes.
+    tb = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", "\n".join(getattr(failure, "traceback", None) or []))
+    if tb.strip():
+        sys.stderr.write(tb.rstrip("\n") + "\n")
+    sys.stderr.write("Cell In[%s] of the executed notebook %s raised %s: %s\n" % (failure.exec_count, os.path.basename(out), failure.ename, failure.evalue))
     sys.exit(1)
 `;
 
@@ -102,6 +107,7 @@ export async function runNotebook(
   const htmlName = `${stem}.html`;
   const outPath = await ctx.artifacts.path(outName);
   const htmlPath = spec.html === false ? "" : await ctx.artifacts.path(htmlName);
+  let failed = true;
   try {
     const r = await runProcess(
       {
@@ -114,6 +120,7 @@ export async function runNotebook(
       },
       ctx,
     );
+    failed = false;
     return {
       outputs: r.outputs ?? {},
       notebook: ctx.artifacts.file(outName),
@@ -127,6 +134,14 @@ export async function runNotebook(
     throw error;
   } finally {
     await maskFiles([outPath, htmlPath], ctx);
+    // A failed attempt's run gets what its error points to (a succeeded one sends its artifacts as it closes).
+    if (failed) {
+      await Promise.all(
+        [outName, ...(htmlPath ? [htmlName] : [])].map((name) =>
+          sendArtifact(ctx, name).catch((error: unknown) => ctx.logger.warn(`could not send ${name} to the task's run: ${(error as Error).message}`)),
+        ),
+      );
+    }
   }
 }
 
