@@ -2,7 +2,7 @@
  * The code a function task reaches beyond its own text: helpers of its module and the
  * project's modules it imports from, read from files on disk (no loader involved).
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -99,6 +99,28 @@ describe("functionDependencies", () => {
     const after = await deps("mutated.ts", "() => CFG.add + NS.k");
     expect(after["mutated.ts#CFG"]).not.toBe(before["mutated.ts#CFG"]);
     expect(after["mutated.ts#NS"]).not.toBe(before["mutated.ts#NS"]);
+  });
+
+  it("top-level code that changes a helper through a function it calls counts with it; so do the modules the task's module imports for their side effects", async () => {
+    await files({
+      "lib/registry.ts": `export const scorers: Record<string, (x: number) => number> = {};\n`,
+      "lib/plugins.ts": `import { scorers } from "./registry.ts";\nscorers.double = (x) => x * 2;\n`,
+      "init.ts": [
+        `import "./lib/plugins.ts";`,
+        `import { scorers } from "./lib/registry.ts";`,
+        `const CFG = { scale: 1 };`,
+        `function init() { CFG.scale = 2; }`,
+        `init();`,
+        `export const other = 1;`,
+        `export const score = ({ x }: { x: number }) => ({ y: x * CFG.scale + scorers.double(x) });`,
+      ].join("\n"),
+    });
+    const before = await deps("init.ts", "({ x }) => ({ y: x * CFG.scale + scorers.double(x) })");
+    expect(Object.keys(before).sort()).toEqual(["init.ts#CFG", "init.ts#init", "lib/plugins.ts", "lib/registry.ts"]);
+    await files({ "init.ts": (await readFile(join(dir, "init.ts"), "utf8")).replace("CFG.scale = 2", "CFG.scale = 3") });
+    expect((await deps("init.ts", "({ x }) => ({ y: x * CFG.scale + scorers.double(x) })"))["init.ts#init"]).not.toBe(before["init.ts#init"]);
+    // A task that uses none of it still counts the side-effect import (it may register anything), and nothing else.
+    expect(Object.keys(await deps("init.ts", "() => ({ v: other })")).sort()).toEqual(["init.ts#other", "lib/plugins.ts", "lib/registry.ts"]);
   });
 
   it("names as property keys or after a dot are not references: another task's variable is not a helper", async () => {

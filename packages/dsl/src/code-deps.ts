@@ -36,7 +36,7 @@ import { scopeKey, type RunScope } from "@cairn/core";
 import { loadEsbuild } from "./esbuild.ts";
 
 /** Bumped when the shapes below or the way they are worked out change. */
-const SHAPE_VERSION = 5;
+const SHAPE_VERSION = 6;
 
 /** Where a function is in the source: start line, start column, end line, end column (lines 1-based, columns 0-based). */
 type Range = [number, number, number, number];
@@ -157,6 +157,9 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
     deps[basename(file)] = own.digest;
     for (const imp of own.imports) addModule(base, imp.from);
   }
+  // A module the task's module imports for its side effects alone (`import "./plugins.ts"`) may
+  // change anything the task uses (a registry it fills): it counts for every task of the module.
+  for (const imp of own.imports) if (!imp.locals.length && !imp.taken.length) addModule(base, imp.from);
   // Only names the module has at its top level can lead anywhere: most functions use none,
   // and are not parsed at all.
   const candidates = new Set(fnText.match(IDENTIFIER) ?? []);
@@ -418,9 +421,14 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
       if (!isDefault) others.push({ text, ...refs });
     }
   }
+  // Top-level code belongs to the declarations it names, and to those their code uses: `init()`
+  // may change what init() writes to (`CFG.scale = 2`), so CFG counts init() and init.
+  const declOf = new Map<string, (typeof decls)[number]>();
+  for (const decl of decls) for (const name of decl.names) declOf.set(name, decl);
   for (const other of others) {
-    for (const decl of decls) {
-      if (!other.names.some((n) => decl.names.includes(n))) continue;
+    const named = new Set(other.names.flatMap((n) => declOf.get(n) ?? []));
+    for (const decl of [...named]) for (const n of decl.uses) if (declOf.has(n)) named.add(declOf.get(n)!);
+    for (const decl of named) {
       decl.texts.push(other.text);
       for (const n of other.names) decl.uses.add(n);
       for (const m of other.modules) decl.modules.add(m);
