@@ -211,6 +211,11 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
   for (const t of tasks) if (t.expands === "sweep" && t.outputs) lines.push("", ...leaderboard(t.task, t.outputs as SweepOutputs, c, result.tasks));
   const status = result.status === "succeeded" ? c.green(result.status) : result.status === "cancelled" ? c.yellow(result.status) : c.red(result.status);
   lines.push("", `Flow ${status} in ${formatDuration(result.durationMs)}, run ${result.runId}`);
+  // Why, when the table above does not say it (its record could not be written, a store refused):
+  // a failed task's error is in its row already.
+  if (result.status !== "succeeded" && result.error && result.error.name !== "TaskFailed" && result.error.name !== "CancelledError") {
+    lines.push(c.red(printable(`${result.error.name}: ${result.error.message}`)));
+  }
   if (result.outputs && Object.keys(result.outputs as object).length) {
     // Artifacts show as their local path: the whole object is noise on a terminal.
     lines.push(`Outputs: ${JSON.stringify(result.outputs, (_, v: unknown) => (isArtifact(v) ? v.path : v))}`);

@@ -196,8 +196,11 @@ export async function recordUnstarted(scope: RecordScope, node: FlowNode, outcom
   if (text === undefined && tracker.recordRun) return tracker.recordRun({ ...run, status: "KILLED" });
   // A failure has a file to write: while the run is open, its tracker still knows where its artifacts go.
   const runId = await tracker.createRun(run);
-  if (text !== undefined) await writeRunFiles(tracker, runId, "cairn", { [ERROR_FILE]: text });
+  // The run ends even when its error file could not be written (its tags carry the error).
+  const written = text !== undefined ? writeRunFiles(tracker, runId, "cairn", { [ERROR_FILE]: text }).then(() => undefined, (e: unknown) => e) : undefined;
+  const unwritten = await written;
   await tracker.endRun(runId, text !== undefined ? "FAILED" : "KILLED");
+  if (unwritten !== undefined) throw unwritten;
   return runId;
 }
 
@@ -318,11 +321,14 @@ export async function finishTaskRun(
     );
   }
   // What was logged (one log-batch) and the files are separate requests that need not wait for
-  // each other; the run ends once all are in, and not when one of them failed.
+  // each other; the run ends once all are in. When one failed, a succeeded task's run is not
+  // FINISHED (its caller ends it FAILED), but a failed or cancelled one still ends as it is:
+  // never left RUNNING for a later command to call KILLED.
   const settled = await Promise.allSettled([recorder.flush(), ...writes]);
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-  if (failed) throw failed.reason;
+  if (failed && status === "FINISHED") throw failed.reason;
   await tracker.endRun(runId, status);
+  if (failed) throw failed.reason;
 }
 
 async function uploadArtifacts(tracker: Tracker, runId: string, outputs: unknown, localRoot: string): Promise<void> {

@@ -647,6 +647,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       await tracker.flush();
     } catch (e) {
       status = "failed";
+      outputs = undefined; // a failed flow hands out no outputs, whatever its tasks made
       error = toErrorInfo(e);
       await tracker.endRun(flowRunId, "FAILED").catch(() => {});
     } finally {
