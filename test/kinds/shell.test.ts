@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -108,5 +108,56 @@ describe("shell()", () => {
     expect(messages.join("\n")).not.toContain(secret);
     const stderr = readFileSync(join(options.root, "artifacts", result.tasks.sec!.runId!, "logs/stderr.txt"), "utf8");
     expect(stderr).toBe("token=***\n");
+  });
+
+  it("a line without a newline, however long, reaches the log file whole, and the logger and the error cut short", async () => {
+    // 3 MB on stderr without a newline, then a short line; 200 KB on stdout without one.
+    const code = "import sys; sys.stdout.write('y'*200000); sys.stderr.write('x'*3000000); sys.stderr.write('\\nlast words\\n'); sys.exit(1)";
+    const t = shell("long", `python3 -c ${JSON.stringify(code)}`);
+    const options = await runOptions();
+    const run = await flow("long").build(() => ({ x: t().stdout })).run(options);
+    const logs: string[] = [];
+    run.on((e) => e.type === "log" && logs.push(e.message));
+    const result = await run.wait();
+    const dir = join(options.root, "artifacts", result.tasks.long!.runId!, "logs");
+    // The log files get every byte.
+    expect(statSync(join(dir, "stderr.txt")).size).toBe(3_000_000 + 1 + "last words\n".length);
+    expect(readFileSync(join(dir, "stdout.txt"), "utf8")).toBe(`${"y".repeat(200_000)}\n`);
+    // The logger (the CLI's lines, events) gets the start of each long line and how much was cut.
+    const long = logs.filter((m) => m.startsWith("xxxx"));
+    expect(long).toHaveLength(1);
+    expect(long[0]!.length).toBeLessThan(10_000);
+    expect(long[0]).toMatch(/… \(2991808 more bytes, in logs\/stderr\.txt\)$/);
+    expect(logs.find((m) => m.startsWith("yyyy"))).toMatch(/… \(191808 more bytes, in logs\/stdout\.txt\)$/);
+    expect(logs).toContain("last words");
+    expect(logs.every((m) => m.length < 10_000)).toBe(true);
+    // The error's stderr tail is a few KB, each line cut with a note of what was cut.
+    const error = result.tasks.long!.error!;
+    expect(error.name).toBe("ProcessFailedError");
+    expect(error.message.length).toBeLessThan(6000);
+    expect(error.message).toMatch(/\| x+ … \(2999\d\d\d more bytes\)\n {2}\| last words\n/);
+  });
+
+  it("a long line is masked in its log file wherever a secret falls in it", async () => {
+    const secret = "tok-0123456789abcdef";
+    // One 420 KB line on stderr that is nearly all secrets: wherever it is cut into pieces, the cut falls in one.
+    const t = shell("masked", `python3 -c "import os, sys; sys.stderr.write((os.environ['API_TOKEN'] + '-') * 20000 + '\\n')"`, { secrets: ["API_TOKEN"] });
+    const options = await runOptions({ secrets: { API_TOKEN: secret } });
+    const run = await flow("masked").build(() => ({ x: t().stdout })).run(options);
+    const logs: string[] = [];
+    run.on((e) => e.type === "log" && logs.push(e.message));
+    const result = await run.wait();
+    expect(result.status).toBe("succeeded");
+    const text = readFileSync(join(options.root, "artifacts", result.tasks.masked!.runId!, "logs/stderr.txt"), "utf8");
+    expect(text).toBe(`${"***-".repeat(20_000)}\n`);
+    expect(logs.join("\n")).not.toContain(secret);
+  });
+
+  it("keeps a long line whole in a shell task's stdout output, and splits lines at \\n, \\r\\n and \\r", async () => {
+    const big = shell("big", `python3 -c "print('y' * 300000)"`);
+    const cr = shell("cr", "printf 'a\\rb\\r\\nc\\n'");
+    const out = await (await flow("big").build(() => ({ big: big().stdout, cr: cr().stdout })).run(await runOptions())).outputs();
+    expect(out.big).toBe("y".repeat(300_000));
+    expect(out.cr).toBe("a\nb\nc");
   });
 });

@@ -4,6 +4,39 @@
  */
 import { CairnError } from "@cairn/core";
 
+/** Characters of one stderr line in a ProcessFailedError's message (the note of what was cut included). */
+export const TAIL_LINE_CHARS = 1000;
+/** Characters of stderr in a ProcessFailedError's message, about: the last lines that fit. */
+export const TAIL_CHARS = 4000;
+
+const CUT_NOTE = / … \((\d+) more bytes\)$/;
+
+/** `line` at most TAIL_LINE_CHARS long, ending with " … (N more bytes)" when cut (N adds up an earlier note's). */
+function cutTailLine(line: string): string {
+  if (line.length <= TAIL_LINE_CHARS) return line;
+  const noted = CUT_NOTE.exec(line);
+  const text = noted ? line.slice(0, noted.index) : line;
+  const before = noted ? Number(noted[1]) : 0;
+  // Room for the note; the count has at most 16 digits.
+  let keep = TAIL_LINE_CHARS - " … ( more bytes)".length - 16;
+  const c = text.charCodeAt(keep - 1);
+  if (c >= 0xd800 && c <= 0xdbff) keep--;
+  return `${text.slice(0, keep)} … (${before + Buffer.byteLength(text.slice(keep))} more bytes)`;
+}
+
+/** The last lines of `lines` that fit in TAIL_CHARS, each cut to TAIL_LINE_CHARS; the last line always. */
+export function stderrTailForMessage(lines: readonly string[]): string[] {
+  const out: string[] = [];
+  let size = 0;
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = cutTailLine(lines[i]!);
+    size += line.length + 5;
+    if (out.length && size > TAIL_CHARS) break;
+    out.push(line);
+  }
+  return out.reverse();
+}
+
 /** A child process exited with a non-zero code or was killed by a signal. */
 export class ProcessFailedError extends CairnError {
   static override readonly code: string = "CAIRN_PROCESS_FAILED";
@@ -16,12 +49,16 @@ export class ProcessFailedError extends CairnError {
     readonly exitCode: number | undefined,
     /** Signal that ended the process (e.g. `SIGKILL`), when one did. */
     readonly signal: string | undefined,
-    /** The last lines the process wrote to stderr. */
+    /**
+     * The last lines the process wrote to stderr (masked; a line longer than 8 KB cut, with a note
+     * of how many bytes were left out). The message shows the last of them that fit in about 4 KB.
+     */
     readonly stderrTail: readonly string[],
   ) {
     const how = signal ? `was killed by ${signal}` : `exited with code ${exitCode}`;
-    const tail = stderrTail.length
-      ? ` Last ${stderrTail.length} line${stderrTail.length === 1 ? "" : "s"} of stderr:\n  | ${stderrTail.join("\n  | ")}\n`
+    const shown = stderrTailForMessage(stderrTail);
+    const tail = shown.length
+      ? ` Last ${shown.length} line${shown.length === 1 ? "" : "s"} of stderr:\n  | ${shown.join("\n  | ")}\n`
       : " It wrote nothing to stderr. ";
     super(
       `Task "${nodeId}": \`${command}\` ${how}.${tail}` +

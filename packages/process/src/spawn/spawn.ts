@@ -11,7 +11,8 @@
  *
  * stdout and stderr stream line by line to `ctx.logger` (info / warn) and, masked, into the
  * artifacts `logs/stdout.txt` and `logs/stderr.txt`; nothing of them is kept in memory but the
- * last lines of stderr (for the error). When the attempt ends, whatever its outcome, the two files
+ * last lines of stderr (for the error), and a line longer than 8 KB reaches the logger and the
+ * error cut short (see lines.ts). When the attempt ends, whatever its outcome, the two files
  * are sent to the task's run (streamed from disk) if the tracker keeps artifacts elsewhere, such as
  * an MLflow server: a failed run's logs are where its error message points. The process runs in its own process
  * group; cancel and timeout (`ctx.signal`) end the whole group: SIGTERM, then SIGKILL
@@ -29,11 +30,11 @@ import { mkdir, mkdtemp, readFile, realpath, rm, stat, writeFile } from "node:fs
 import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { join, sep } from "node:path";
-import { createInterface } from "node:readline";
-import type { Readable, Writable } from "node:stream";
+import type { Writable } from "node:stream";
 import { CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, taskArtifactPath, type TaskContext } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
+import { pumpLines, withCutNote } from "./lines.ts";
 
 /** What to run, and how. */
 export interface ProcessSpec {
@@ -309,6 +310,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
   const stderrLog = createWriteStream(await ctx.artifacts.path("logs/stderr.txt")).on("error", () => {});
   // Every secret the run knows (the task's own and any other), by the run's one masking function.
   const masked = (line: string) => ctx.mask(line);
+  /** The last lines of stderr, masked, each at most LINE_LIMIT characters and a note of what was cut. */
   const tail: string[] = [];
   const stdoutLines: string[] | undefined = spec.captureStdout ? [] : undefined;
 
@@ -345,37 +347,25 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
   };
   ctx.signal.addEventListener("abort", onAbort, { once: true });
   if (ctx.signal.aborted) onAbort();
-  // When the main process exits, whatever it left running in its group (holding our pipes open) goes too.
-  // Not awaited here: the pipes close as soon as the last real holder is gone.
-  child.once("exit", () => void end());
   // The tree is gone once the process has exited and its group ended; the engine holds the task's
   // lease until then, also when it stopped waiting for this attempt (cancel, timeout).
   const tree = Promise.resolve(child).then(end, end);
 
-  const pump = (stream: Readable | null, onLine: (line: string) => void, file: WriteStream) =>
-    new Promise<void>((resolve) => {
-      if (!stream) return resolve();
-      const rl = createInterface({ input: stream, crlfDelay: Infinity });
-      rl.on("line", (line) => {
-        onLine(line);
-        file.write(`${masked(line)}\n`);
-      });
-      rl.once("close", resolve);
-    });
+  const pumped = Promise.all([
+    child.stdout && pumpLines(child.stdout, stdoutLog, masked, (line) => ctx.logger.info(withCutNote(line.text, line.more, ", in logs/stdout.txt")), stdoutLines),
+    child.stderr &&
+      pumpLines(child.stderr, stderrLog, masked, (line) => {
+        tail.push(withCutNote(line.masked, line.more));
+        if (tail.length > tailMax) tail.shift();
+        ctx.logger.warn(withCutNote(line.text, line.more, ", in logs/stderr.txt"));
+      }),
+  ]);
+  // When the main process exits, whatever it left running in its group (holding our pipes open) goes too.
+  // Not awaited here: the pipes close as soon as the last real holder is gone.
+  child.once("exit", () => void end());
 
   try {
-    const [result] = await Promise.all([
-      child,
-      pump(child.stdout, (line) => {
-        stdoutLines?.push(line);
-        ctx.logger.info(line);
-      }, stdoutLog),
-      pump(child.stderr, (line) => {
-        tail.push(line);
-        if (tail.length > tailMax) tail.shift();
-        ctx.logger.warn(line);
-      }, stderrLog),
-    ]);
+    const [result] = await Promise.all([child, pumped]);
     const durationMs = Math.round(performance.now() - started);
 
     if (aborted || ctx.signal.aborted) throw ctx.signal.reason ?? new CancelledError();
@@ -385,7 +375,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
       });
     }
     if (result.exitCode !== 0) {
-      throw new ProcessFailedError(ctx.nodeId, display, result.exitCode, result.signal, tail.map(masked));
+      throw new ProcessFailedError(ctx.nodeId, display, result.exitCode, result.signal, tail);
     }
     const outputs = await readOutputs(outputsFile, artifactsDir, ctx);
     return {

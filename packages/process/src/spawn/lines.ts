@@ -1,0 +1,199 @@
+/**
+ * Reading a child's stdout or stderr line by line in bounded memory, whatever it writes.
+ *
+ * Lines end at `\n`, `\r\n` or a lone `\r` (a progress bar's updates are lines), as Node's
+ * readline splits them. Each line is written, masked, to its log file, and handed on (to the
+ * logger, the stderr tail) at most {@link LINE_LIMIT} characters long: a longer line is handed
+ * on as its start and a note of how many bytes were left out, while its log file still gets
+ * every byte. Such a line is never held whole: past {@link PIECE} characters it is written to
+ * the file in pieces as it arrives, masked with {@link MASK_OVERLAP} characters of what follows
+ * each cut, and a cut is moved back to where no secret spans it. Only `capture` (a shell task's
+ * stdout, its output) keeps whole lines, as it must.
+ *
+ * Short lines, nearly all of them, take one regex match, one mask and one write each, as with
+ * readline.
+ */
+import type { WriteStream } from "node:fs";
+import type { Readable } from "node:stream";
+
+/** Characters of a line that reach the logger and the stderr tail; the rest is counted, not kept. */
+export const LINE_LIMIT = 8192;
+/** A line still unfinished past this many characters is written to its log file in pieces. */
+export const PIECE = 64 * 1024;
+/** Characters kept after each cut of a long line so that a secret spanning the cut is masked whole. */
+export const MASK_OVERLAP = 16 * 1024;
+
+/** A line as it is handed on: `text` is the line, or its first {@link LINE_LIMIT} characters when `more` bytes were cut. */
+export interface Line {
+  /** The line (unmasked), or when cut, its masked start. */
+  text: string;
+  /** `text` with secrets masked (the same string when nothing was masked). */
+  masked: string;
+  /** Bytes of the line left out of `text` (0 for a whole line). */
+  more: number;
+}
+
+const LINE_END = /\r\n|\n|\r/g;
+
+const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff;
+
+/** The first `n` characters of `text`, not splitting a surrogate pair. */
+function head(text: string, n: number): string {
+  if (text.length <= n) return text;
+  return text.slice(0, isHighSurrogate(text.charCodeAt(n - 1)) ? n - 1 : n);
+}
+
+/** `text` with " … (N more bytes<where>)" when `more` bytes of its line were left out. */
+export function withCutNote(text: string, more: number, where = ""): string {
+  return more > 0 ? `${text} … (${more} more bytes${where})` : text;
+}
+
+/**
+ * Reads `stream` to its end (or until it is destroyed), writing each line to `file` masked and
+ * calling `onLine` for it; resolves when the stream is done. `capture`, when given, receives each
+ * whole line. Pauses the stream while `file` is behind, so a fast writer waits for the disk.
+ */
+export function pumpLines(
+  stream: Readable,
+  file: WriteStream,
+  mask: (text: string) => string,
+  onLine: (line: Line) => void,
+  capture?: string[],
+): Promise<void> {
+  /** The current line's start, while it is short. */
+  let pending = "";
+  /** The current line passed PIECE characters: it is being written in pieces. */
+  let long = false;
+  /** Long line: its start as handed on (masked, LINE_LIMIT characters), and the bytes after it. */
+  let start = "";
+  let more = 0;
+  /** Long line: what is not written to the file yet (unmasked). */
+  let carry = "";
+  /** Long line being captured: its pieces. */
+  let parts: string[] = [];
+  /** The last chunk ended with `\r`: a `\n` starting the next one belongs to it. */
+  let skipLF = false;
+
+  const shortLine = (text: string) => {
+    const masked = mask(text);
+    file.write(`${masked}\n`);
+    capture?.push(text);
+    if (text.length <= LINE_LIMIT) return onLine({ text, masked, more: 0 });
+    // Cut what was masked, so no secret's start is handed on unmasked.
+    const cut = head(masked, LINE_LIMIT);
+    const rawCut = head(text, LINE_LIMIT).length;
+    onLine({ text: cut, masked: cut, more: Buffer.byteLength(text) - Buffer.byteLength(text.slice(0, rawCut)) });
+  };
+
+  /** Starts writing the current line in pieces: `text` is its first PIECE+ characters. */
+  const goLong = (text: string) => {
+    long = true;
+    const raw = head(text, LINE_LIMIT);
+    start = head(mask(text.slice(0, LINE_LIMIT + MASK_OVERLAP)), LINE_LIMIT);
+    more = Buffer.byteLength(text) - Buffer.byteLength(raw);
+    carry = text;
+    if (capture) parts = [text];
+    flushLong();
+  };
+
+  const addLong = (text: string) => {
+    more += Buffer.byteLength(text);
+    carry += text;
+    if (capture) parts.push(text);
+    if (carry.length >= PIECE + MASK_OVERLAP) flushLong();
+  };
+
+  /** Writes the long line's carry but its last MASK_OVERLAP characters, cut where no secret spans. */
+  const flushLong = () => {
+    let cut = carry.length - MASK_OVERLAP;
+    if (cut <= 0) return;
+    const masked = mask(carry);
+    if (masked !== carry) cut = safeCut(carry, masked, cut, mask);
+    else if (isHighSurrogate(carry.charCodeAt(cut - 1))) cut--; // a split pair would be written as two U+FFFD
+    file.write(mask(carry.slice(0, cut)));
+    carry = carry.slice(cut);
+  };
+
+  const endLong = (text: string) => {
+    file.write(`${mask(carry + text)}\n`);
+    more += Buffer.byteLength(text);
+    if (capture) {
+      parts.push(text);
+      capture.push(parts.join(""));
+      parts = [];
+    }
+    onLine({ text: start, masked: start, more });
+    long = false;
+    carry = start = "";
+    more = 0;
+  };
+
+  const endLine = (text: string) => {
+    if (long) return endLong(text);
+    if (pending) {
+      text = pending + text;
+      pending = "";
+    }
+    shortLine(text);
+  };
+
+  const push = (chunk: string) => {
+    let at = 0;
+    if (skipLF) {
+      skipLF = false;
+      if (chunk.charCodeAt(0) === 10) at = 1;
+    }
+    LINE_END.lastIndex = at;
+    for (let m = LINE_END.exec(chunk); m !== null; m = LINE_END.exec(chunk)) {
+      endLine(chunk.slice(at, m.index));
+      at = LINE_END.lastIndex;
+    }
+    if (at === chunk.length) {
+      // A lone `\r` at the end: the line ended, but a `\n` may follow in the next chunk.
+      if (chunk.charCodeAt(at - 1) === 13) skipLF = true;
+      return;
+    }
+    const rest = at === 0 ? chunk : chunk.slice(at);
+    if (long) return addLong(rest);
+    pending += rest;
+    if (pending.length > PIECE) {
+      const text = pending;
+      pending = "";
+      goLong(text);
+    }
+  };
+
+  return new Promise<void>((resolve) => {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      if (long) endLong("");
+      else if (pending) endLine("");
+      resolve();
+    };
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk: string) => {
+      push(chunk);
+      if (file.writableNeedDrain && !stream.isPaused()) {
+        stream.pause();
+        file.once("drain", () => stream.resume());
+      }
+    });
+    stream.once("end", finish);
+    stream.once("close", finish);
+    stream.once("error", finish);
+  });
+}
+
+/**
+ * A cut at or before `cut` where no secret spans it: masking the two sides apart gives what
+ * masking the whole gave. Tries each of the 64 characters before `cut`, then every 64th back to
+ * MASK_OVERLAP; without one (a text of secrets end to end), the whole text.
+ */
+function safeCut(text: string, masked: string, cut: number, mask: (text: string) => string): number {
+  const ok = (c: number) => !isHighSurrogate(text.charCodeAt(c - 1)) && mask(text.slice(0, c)) + mask(text.slice(c)) === masked;
+  for (let d = 0; d < 64 && cut - d > 0; d++) if (ok(cut - d)) return cut - d;
+  for (let d = 64; d <= MASK_OVERLAP && cut - d > 0; d += 64) if (ok(cut - d)) return cut - d;
+  return text.length;
+}
