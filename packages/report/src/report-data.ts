@@ -9,7 +9,7 @@
  * hits' runs (each written whole by the run and by nothing else) and their source runs (read to
  * check them) from the run instead of asking the server again; the result is the same.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, open, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CacheEntry, type CacheStore, nearestEntry } from "@cairn/cache";
@@ -149,6 +149,8 @@ export interface ReadReportOptions {
 /** Lines of a log's end kept; characters at most. */
 const TAIL_LINES = 40;
 const TAIL_CHARS = 6000;
+/** Bytes of a log read for its tail: a task may write gigabytes, of which the report shows the end. */
+const TAIL_READ_BYTES = 64 * 1024;
 /** Earlier entries of one task compared to find the nearest (newest first): bounds the work for a map's thousand items. */
 const NEAREST_CANDIDATES = 25;
 
@@ -406,10 +408,13 @@ async function readFailures(tracker: Tracker, tasks: ReportTask[], max: number):
   const failed = tasks.filter((t) => t.state === "failed" && t.runId).slice(0, max);
   await Promise.all(
     failed.map(async (task) => {
-      const [errorText, stderr] = await Promise.all([readArtifact(tracker, task.runId, `cairn/${ERROR_FILE}`), readArtifact(tracker, task.runId, "logs/stderr.txt")]);
+      const [errorText, stderr] = await Promise.all([
+        readArtifact(tracker, task.runId, `cairn/${ERROR_FILE}`),
+        readArtifact(tracker, task.runId, "logs/stderr.txt", TAIL_READ_BYTES),
+      ]);
       if (errorText) task.errorText = head(errorText);
       // stdout only when stderr has nothing to show.
-      const log = stderr?.trim() ? stderr : await readArtifact(tracker, task.runId, "logs/stdout.txt");
+      const log = stderr?.trim() ? stderr : await readArtifact(tracker, task.runId, "logs/stdout.txt", TAIL_READ_BYTES);
       if (log?.trim()) task.logTail = tail(log);
     }),
   );
@@ -442,10 +447,14 @@ async function readScores(tracker: Tracker, tasks: ReportTask[]): Promise<void> 
 
 /** The last {@link TAIL_LINES} lines of `text`, at most {@link TAIL_CHARS} characters. */
 export function tail(text: string): string {
-  const lines = text.replace(/\s+$/, "").split("\n");
+  // A log read from its end (readArtifact's lastBytes) starts with what was left out of it.
+  const skipped = /^… \((\d+) bytes before\)\n/.exec(text);
+  const lines = (skipped ? text.slice(skipped[0].length) : text).replace(/\s+$/, "").split("\n");
   let out = lines.slice(-TAIL_LINES).join("\n");
   if (out.length > TAIL_CHARS) out = `…${out.slice(-TAIL_CHARS)}`;
-  return lines.length > TAIL_LINES ? `… (${lines.length - TAIL_LINES} lines before)\n${out}` : out;
+  const before = lines.length > TAIL_LINES ? `${lines.length - TAIL_LINES} lines` : "";
+  if (skipped) return `… (${before ? `${before} and ` : ""}${skipped[1]} bytes before)\n${out}`;
+  return before ? `… (${before} before)\n${out}` : out;
 }
 
 function head(text: string): string {
@@ -454,17 +463,39 @@ function head(text: string): string {
   return out.length > TAIL_CHARS ? `${out.slice(0, TAIL_CHARS)}…` : lines.length > TAIL_LINES ? `${out}\n… (${lines.length - TAIL_LINES} more lines)` : out;
 }
 
-/** An artifact's text, or undefined when the run has none at that path. */
-export async function readArtifact(tracker: Tracker, runId: string, path: string): Promise<string | undefined> {
-  if (tracker.artifactDir) return readFile(join(tracker.artifactDir(runId), ...path.split("/")), "utf8").catch(() => undefined);
+/**
+ * An artifact's text, or undefined when the run has none at that path. With `lastBytes`, only its
+ * end: a longer file is read from the first line that starts in its last `lastBytes` bytes, after
+ * a line `… (N bytes before)`.
+ */
+export async function readArtifact(tracker: Tracker, runId: string, path: string, lastBytes?: number): Promise<string | undefined> {
+  const read = (file: string) => (lastBytes === undefined ? readFile(file, "utf8") : readEnd(file, lastBytes));
+  if (tracker.artifactDir) return read(join(tracker.artifactDir(runId), ...path.split("/"))).catch(() => undefined);
   const dir = await mkdtemp(join(tmpdir(), "cairn-report-"));
   try {
     const file = await tracker.downloadArtifact(runId, path, dir);
-    return await readFile(file, "utf8");
+    return await read(file);
   } catch {
     return undefined;
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The text of the last `bytes` bytes of `file` (from its first whole line, if it has one), after a note of what was left out. */
+async function readEnd(file: string, bytes: number): Promise<string> {
+  const handle = await open(file, "r");
+  try {
+    const { size } = await handle.stat();
+    if (size <= bytes) return await handle.readFile("utf8");
+    const buffer = Buffer.alloc(bytes);
+    const { bytesRead } = await handle.read(buffer, 0, bytes, size - bytes);
+    let start = buffer.subarray(0, bytesRead).indexOf(10) + 1;
+    if (start === 0 || start === bytesRead) start = 0;
+    while (start < bytesRead && (buffer[start]! & 0xc0) === 0x80) start++; // not from the middle of a character
+    return `… (${size - bytes + start} bytes before)\n${buffer.subarray(start, bytesRead).toString("utf8")}`;
+  } finally {
+    await handle.close();
   }
 }
 

@@ -5,7 +5,7 @@
  * then the layout computed from it (critical path, timeline lanes, grouping of large flows) and
  * the HTML (escaped, self-contained), also for synthetic flows of 10,000 tasks.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,6 +24,7 @@ import {
   type ReportTask,
 } from "@cairn/report";
 import { flow, grid, map, max, shell, sweep, task as defineTask } from "cairn-dag";
+import { readArtifact, tail } from "../src/report-data.ts";
 import { reportFlow } from "./report-flow.ts";
 
 let root: string;
@@ -106,6 +107,24 @@ describe("the report's data, read from the record", () => {
     expect(boom.error?.name).toBe("ProcessFailedError");
     expect(boom.logTail).toContain("disk <b>full</b> & more");
     expect(boom.errorText).toMatch(/^ProcessFailedError: /);
+  });
+
+  it("reads only the end of a long log for its tail", async () => {
+    // A failed task's stderr of one 20 MB line and then a few short ones: the report reads 64 KB of it.
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-log-"));
+    await mkdir(join(dir, "run", "logs"), { recursive: true });
+    await writeFile(join(dir, "run", "logs", "stderr.txt"), `${"x".repeat(20_000_000)}\nTraceback (most recent call last):\nValueError: bad\n`);
+    const tracker = { artifactDir: (runId: string) => join(dir, runId) } as unknown as Parameters<typeof readArtifact>[0];
+    const text = (await readArtifact(tracker, "run", "logs/stderr.txt", 64 * 1024))!;
+    expect(text.length).toBeLessThanOrEqual(64 * 1024 + 40);
+    expect(text).toBe("… (20000001 bytes before)\nTraceback (most recent call last):\nValueError: bad\n"); // from the first whole line
+    expect(tail(text)).toBe("… (20000001 bytes before)\nTraceback (most recent call last):\nValueError: bad");
+    // A log whose end is one long line is shown from where the read began.
+    await writeFile(join(dir, "run", "logs", "stdout.txt"), "y".repeat(1_000_000));
+    const long = tail((await readArtifact(tracker, "run", "logs/stdout.txt", 64 * 1024))!);
+    expect(long).toMatch(/^… \(934464 bytes before\)\n…y{6000}$/);
+    expect(await readArtifact(tracker, "run", "logs/missing.txt", 64 * 1024)).toBeUndefined();
+    await rm(dir, { recursive: true, force: true });
   });
 
   it("has the edges and the outputs that flow along them", () => {
