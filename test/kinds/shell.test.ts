@@ -6,7 +6,7 @@ import { z } from "zod";
 import { flow, task, type Artifact } from "@cairn/dsl";
 import { notebook, script, shell } from "../../packages/process/src/index.ts";
 import { CommandTemplateError, UnknownPlaceholderError } from "../../packages/process/src/spawn/index.ts";
-import { fixture, runOptions, tempRoot } from "./helpers.ts";
+import { alive, fixture, runOptions, tempRoot } from "./helpers.ts";
 
 describe("shell()", () => {
   it("substitutes {placeholders} and outputs { stdout, exitCode }", async () => {
@@ -159,5 +159,30 @@ describe("shell()", () => {
     const out = await (await flow("big").build(() => ({ big: big().stdout, cr: cr().stdout })).run(await runOptions())).outputs();
     expect(out.big).toBe("y".repeat(300_000));
     expect(out.cr).toBe("a\nb\nc");
+  });
+
+  it("ends when its process does, even if a process it started in another session (setsid) keeps stdout open", async () => {
+    const pidFile = join(await tempRoot(), "daemon.pid");
+    // setsid puts the sleep in a session of its own, where ending the task's group cannot reach it;
+    // the command waits until it is there (its pid written) before it exits.
+    const daemon = `setsid sh -c 'echo $$ > "$PID_FILE"; exec sleep 30' & while [ ! -s "$PID_FILE" ]; do sleep 0.05; done; echo launched`;
+    const t = shell("daemon", daemon, { env: { PID_FILE: pidFile } });
+    const started = Date.now();
+    const run = await flow("daemon").build(() => ({ x: t().stdout })).run(await runOptions());
+    const warnings: string[] = [];
+    run.on((e) => e.type === "log" && e.level === "warn" && warnings.push(e.message));
+    const result = await run.wait();
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    try {
+      expect(result.status).toBe("succeeded");
+      expect(result.outputs).toEqual({ x: "launched" });
+      expect(Date.now() - started).toBeLessThan(20_000); // well before the daemon's 30 s are up
+      expect(alive(pid)).toBe(true); // it was not waited for (nor is it Cairn's to kill)
+      expect(warnings.join("\n")).toMatch(/task "daemon".*outside its process group.*stdout\/stderr[\s\S]*> \/dev\/null 2>&1/);
+    } finally {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
   });
 });

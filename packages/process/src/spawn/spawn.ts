@@ -12,8 +12,10 @@
  * stdout and stderr stream line by line to `ctx.logger` (info / warn) and, masked, into the
  * artifacts `logs/stdout.txt` and `logs/stderr.txt`; nothing of them is kept in memory but the
  * last lines of stderr (for the error), and a line longer than 8 KB reaches the logger and the
- * error cut short (see lines.ts). When the attempt ends, whatever its outcome, the two files
- * are sent to the task's run (streamed from disk) if the tracker keeps artifacts elsewhere, such as
+ * error cut short (see lines.ts). They are read until the process has exited, its group is gone,
+ * and either both pipes closed or {@link DRAIN_MS} passed (a process that left the group, such as
+ * `setsid daemon &`, may hold them open for ever: a warning says so). When the attempt ends,
+ * whatever its outcome, the two files are sent to the task's run (streamed from disk) if the tracker keeps artifacts elsewhere, such as
  * an MLflow server: a failed run's logs are where its error message points. The process runs in its own process
  * group; cancel and timeout (`ctx.signal`) end the whole group: SIGTERM, then SIGKILL
  * after a grace period. Whatever the process left running in its group when it exits
@@ -74,6 +76,13 @@ export interface ProcessResult {
 export const ARTIFACT_MARKER = "$artifact";
 
 const DEFAULT_GRACE_MS = 5000;
+
+/**
+ * How long stdout and stderr are still read once the process has exited and its group is gone.
+ * Whatever still holds them then is outside the group (`setsid`, a daemon): waiting for it to
+ * close them could take for ever.
+ */
+export const DRAIN_MS = 1500;
 
 /**
  * The watcher that kills Cairn's process groups when this Node process dies, by any means: one
@@ -360,12 +369,31 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
         ctx.logger.warn(withCutNote(line.text, line.more, ", in logs/stderr.txt"));
       }),
   ]);
-  // When the main process exits, whatever it left running in its group (holding our pipes open) goes too.
-  // Not awaited here: the pipes close as soon as the last real holder is gone.
-  child.once("exit", () => void end());
+  // When the main process exits, whatever it left running in its group (holding our pipes open) goes
+  // too. Once the group is gone the pipes close, unless a process outside the group (`setsid cmd &`,
+  // a daemon) inherited them: what it writes is not the task's, and waiting for it would keep the
+  // task running for as long as it lives. So they are read for DRAIN_MS more, then let go.
+  let heldOpen = false;
+  child.once("exit", () => {
+    void end().then(() => {
+      const timer = setTimeout(() => {
+        heldOpen = true;
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      }, DRAIN_MS);
+      void pumped.then(() => clearTimeout(timer));
+    });
+  });
 
   try {
     const [result] = await Promise.all([child, pumped]);
+    if (heldOpen) {
+      ctx.logger.warn(
+        `task "${ctx.nodeId}": its process exited, but a process outside its process group (started with setsid, or a daemon) ` +
+          `still held its stdout/stderr open; Cairn stopped reading them ${DRAIN_MS / 1000} s after the exit and left that process running. ` +
+          `Redirect that process's output so it does not inherit the task's, e.g. \`setsid mydaemon > /dev/null 2>&1 &\` (or to a log file of its own).`,
+      );
+    }
     const durationMs = Math.round(performance.now() - started);
 
     if (aborted || ctx.signal.aborted) throw ctx.signal.reason ?? new CancelledError();
