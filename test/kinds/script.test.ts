@@ -4,7 +4,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { flow, task, type Artifact, type InferInput, type InferOutput, type RunEvent } from "@cairn/dsl";
-import { script, shell } from "../../packages/process/src/index.ts";
+import { notebook, script, shell } from "../../packages/process/src/index.ts";
 import { alive, fixture, logsOf, runOptions, tempRoot, waitFor } from "./helpers.ts";
 
 const makeData = task("make-data")
@@ -108,6 +108,30 @@ describe("script()", () => {
     const bad = script("bad", { file: fixture("train.py"), interpreter: "/nonexistent/python9" });
     const result = await (await flow("bad").build(() => ({ x: bad().$out })).run(await runOptions())).wait();
     expect(result.tasks.bad!.error).toMatchObject({ name: "ProcessStartError", message: expect.stringMatching(/ENOENT.*not found/) });
+  });
+
+  it("says where a missing Python came from: CAIRN_PYTHON, or the task's option", async () => {
+    const errorOf = async (t: ReturnType<typeof script>) => {
+      const result = await (await flow("nopy").build(() => ({ x: t().$out })).run(await runOptions())).wait();
+      return result.tasks[t.definition.name]!.error!;
+    };
+    const before = process.env.CAIRN_PYTHON;
+    process.env.CAIRN_PYTHON = "/no/python3";
+    try {
+      const error = await errorOf(script("from-env", { file: fixture("train.py") }));
+      expect(error.name).toBe("ProcessStartError");
+      expect(error.message).toMatch(/"\/no\/python3" was not found.*CAIRN_PYTHON/);
+      expect(error.message).toMatch(/set CAIRN_PYTHON to .*or unset it/);
+    } finally {
+      if (before === undefined) delete process.env.CAIRN_PYTHON;
+      else process.env.CAIRN_PYTHON = before;
+    }
+    const option = await errorOf(script("from-option", { file: fixture("train.py"), interpreter: "/no/python9" }));
+    expect(option.message).toMatch(/"\/no\/python9" was not found.*task's `interpreter` option/);
+    expect(option.message).not.toContain("CAIRN_PYTHON");
+    const nb = notebook("from-notebook", fixture("report.ipynb"), { python: "/no/python8" });
+    const result = await (await flow("nopy-nb").build(() => ({ x: nb().notebook })).run(await runOptions())).wait();
+    expect(result.tasks["from-notebook"]!.error!.message).toMatch(/"\/no\/python8" was not found.*task's `python` option/);
   });
 
   it("ends the whole process tree on timeout: no orphan left", async () => {

@@ -13,7 +13,7 @@ import { runProcess } from "./spawn/spawn.ts";
 import { parseTemplate, renderArg, shellQuote, type CommandTemplate } from "./spawn/template.ts";
 import { UnknownPlaceholderError } from "./spawn/errors.ts";
 import { checkName, configDigest, fileDigest, kindTask, moduleDependencies, resolveTaskFile, type KindTask } from "@cairn/dsl/kind";
-import { checkProcessOptions, defaultPython, processEnv, pythonPath, type ProcessOptions } from "./spawn/options.ts";
+import { checkProcessOptions, findPython, optionOrigin, processEnv, pythonPath, type CommandOrigin, type ProcessOptions } from "./spawn/options.ts";
 import { pythonDependencies } from "./python/python-deps.ts";
 import { checkPreload, launchArgs, preloadServer, preloadSupported, type PreloadServer } from "./python/preload.ts";
 
@@ -48,15 +48,15 @@ function tsxImport(): string {
 }
 
 /** The command line (program and arguments before the file) for a file. */
-function launcher(file: string, interpreter: ScriptOptions["interpreter"]): { command: string; pre: string[]; label: string[] } {
+function launcher(file: string, interpreter: ScriptOptions["interpreter"]): { command: string; pre: string[]; label: string[]; origin?: CommandOrigin } {
   const ext = extname(file).toLowerCase();
   if (interpreter !== undefined) {
     const [command, ...pre] = typeof interpreter === "string" ? [interpreter] : [...interpreter];
-    return { command: command!, pre, label: [command!, ...pre] };
+    return { command: command!, pre, label: [command!, ...pre], origin: optionOrigin("interpreter") };
   }
   if (ext === ".py") {
-    const python = defaultPython();
-    return { command: python, pre: [], label: [python] };
+    const { python, origin } = findPython();
+    return { command: python, pre: [], label: [python], origin };
   }
   if (TS.has(ext)) return { command: process.execPath, pre: ["--import", tsxImport()], label: ["tsx"] };
   if (JS.has(ext)) return { command: process.execPath, pre: [], label: ["node"] };
@@ -113,7 +113,7 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
           ctx.logger.warn(`${file} changed since the flow was loaded; its cache key still uses the old content. Reload the flow to pick up the change.`);
         }
         const argv = templates.map((t) => renderArg(t, inputs, name));
-        const { command, pre, label } = launcher(file, interp);
+        const { command, pre, label, origin } = launcher(file, interp);
         const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
         const server = preload?.length && preloadSupported ? await warmPython(command, preload, ctx) : undefined;
         const r = await runProcess(
@@ -125,6 +125,7 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
             ...(options.cwd ? { cwd: options.cwd } : {}),
             ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),
             display: [...label, file, ...argv].map(shellQuote).join(" "),
+            ...(origin ? { origin } : {}),
           },
           ctx,
         );

@@ -9,7 +9,7 @@ import { existsSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import { NO_RETRY, OptionError, TaskFileError, type Artifact, type TaskDefinition } from "@cairn/core";
 import { checkName, configDigest, kindTask, resolveTaskFile, type KindTask } from "@cairn/dsl/kind";
-import { checkProcessOptions, defaultPython, processEnv, pythonPath, type ProcessOptions } from "@cairn/process/spawn";
+import { checkProcessOptions, processEnv, pythonFor, pythonPath, type ProcessOptions } from "@cairn/process/spawn";
 import { folderDigest } from "../project/run-project.ts";
 import { parseModelUri, resolveModelCode, runMlflowModel, type ModelInputFormat } from "./run-model.ts";
 
@@ -86,7 +86,7 @@ export function mlflowModel(name: string, uri: string, options: MlflowModelOptio
       const r = await runMlflowModel(
         {
           model,
-          python: options.python ?? defaultPython(),
+          ...pythonFor(options.python),
           inputs,
           env,
           ...registry,

@@ -531,6 +531,8 @@ export interface MlflowModelSpec {
   model: string;
   /** The Python with mlflow (its folder goes first on PATH: `models serve` starts uvicorn from there). */
   python: string;
+  /** Where `python` came from (the task's option, CAIRN_PYTHON, a .venv), said when it cannot start. */
+  pythonOrigin?: ProcessSpec["origin"];
   inputs: Readonly<Record<string, unknown>>;
   /** @default "predict" */
   mode?: "predict" | "serve";
@@ -660,6 +662,7 @@ async function predict(
       await runProcess(
         {
           command: spec.python,
+          ...(spec.pythonOrigin ? { origin: spec.pythonOrigin } : {}),
           args: ["-m", "mlflow", ...args],
           display: ["mlflow", ...args].join(" "),
           inputs: spec.inputs,

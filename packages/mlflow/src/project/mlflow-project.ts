@@ -24,7 +24,7 @@ import {
   type MlflowProject,
 } from "./run-project.ts";
 import { checkName, configDigest, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
-import { checkProcessOptions, defaultPython, processEnv, pythonPath, type ProcessOptions } from "@cairn/process/spawn";
+import { checkProcessOptions, processEnv, pythonFor, pythonPath, type ProcessOptions } from "@cairn/process/spawn";
 
 /** Options of `mlflowProject()`. */
 export interface MlflowProjectOptions extends ProcessOptions {
@@ -93,7 +93,7 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
       {
         project: loadMlproject(project.dir), // the file as it is now: what runs is what is checked
         entryPoint: entryPointName,
-        python: options.python ?? defaultPython(),
+        ...pythonFor(options.python),
         inputs,
         env,
         mode: options.mode ?? "auto",

@@ -381,6 +381,8 @@ export interface MlflowProjectRunSpec {
   entryPoint: string;
   /** The Python that has mlflow (used as `python -m mlflow run`; its folder goes first on PATH, so `python` in commands is this one). */
   python: string;
+  /** Where `python` came from (the task's option, CAIRN_PYTHON, a .venv), said when it cannot start. */
+  pythonOrigin?: ProcessSpec["origin"];
   inputs: Readonly<Record<string, unknown>>;
   /** Folder relative `path` inputs resolve against. @default process.cwd() */
   cwd?: string;
@@ -455,9 +457,10 @@ export async function runMlflowProject(
     for (const [k, v] of Object.entries(given)) args.push("-P", `${k}=${v}`);
     const display = ["mlflow", ...args].map(shellQuote).join(" ");
     const call = { uri: project.dir, entryPoint: ep.name, parameters: given, experimentId: ctx.tracking.experimentId, runId: ctx.runId };
+    const origin = spec.pythonOrigin ? { origin: spec.pythonOrigin } : {};
     r = spec.cli
-      ? await runProcess({ ...common, command: spec.python, args: ["-m", "mlflow", ...args], display }, ctx)
-      : await runProcess({ ...common, command: spec.python, args: ["-c", MLFLOW_RUN_DRIVER, JSON.stringify(call)], display }, ctx);
+      ? await runProcess({ ...common, ...origin, command: spec.python, args: ["-m", "mlflow", ...args], display }, ctx)
+      : await runProcess({ ...common, ...origin, command: spec.python, args: ["-c", MLFLOW_RUN_DRIVER, JSON.stringify(call)], display }, ctx);
   } else {
     const line = renderShell(template, effectiveParameters(ep, given), ctx.nodeId);
     r = await runProcess({ ...common, command: "bash", args: ["-c", line], display: line }, ctx);

@@ -10,7 +10,7 @@ import { notebookCodeCells, notebookCodeDigest, runNotebook } from "./run-notebo
 import { dirname, resolve } from "node:path";
 import { pythonDependencies } from "../python/python-deps.ts";
 import { checkName, configDigest, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
-import { checkProcessOptions, defaultPython, processEnv, pythonPath, type ProcessOptions } from "../spawn/options.ts";
+import { checkProcessOptions, processEnv, pythonFor, pythonPath, type ProcessOptions } from "../spawn/options.ts";
 
 /** Options of `notebook()`. */
 export interface NotebookOptions extends ProcessOptions {
@@ -64,7 +64,7 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
     const r = await runNotebook(
       {
         file: path,
-        python: options.python ?? defaultPython(),
+        ...pythonFor(options.python),
         inputs,
         env,
         ...(options.kernel ? { kernel: options.kernel } : {}),

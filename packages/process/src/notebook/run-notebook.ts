@@ -20,6 +20,8 @@ export interface NotebookSpec {
   file: string;
   /** The Python that has papermill and nbconvert. */
   python: string;
+  /** Where `python` came from (the task's option, CAIRN_PYTHON, a .venv), said when it cannot start. */
+  pythonOrigin?: ProcessSpec["origin"];
   /** Jupyter kernel name. @default the notebook's kernelspec, else "python3" */
   kernel?: string;
   /** Working directory of the kernel. @default the notebook's folder */
@@ -112,6 +114,7 @@ export async function runNotebook(
     const r = await runProcess(
       {
         command: spec.python,
+        ...(spec.pythonOrigin ? { origin: spec.pythonOrigin } : {}),
         args: ["-c", DRIVER, spec.file, outPath, htmlPath, spec.kernel ?? "", spec.cwd ?? dirname(spec.file)],
         display: `papermill ${spec.file}`,
         inputs: spec.inputs,

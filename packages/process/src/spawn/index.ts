@@ -6,5 +6,5 @@
  */
 export { runProcess, endProcessGroup, prepareProcessGroup, resolveMarkers, ARTIFACT_MARKER, type ProcessSpec, type ProcessResult, type ProcessGroupGuard } from "./spawn.ts";
 export { parseTemplate, checkPlaceholders, renderShell, renderArg, shellQuote, valueText, type CommandTemplate } from "./template.ts";
-export { checkProcessOptions, processEnv, defaultPython, pythonPath, PYTHON_HELPER_DIR, type ProcessOptions } from "./options.ts";
+export { checkProcessOptions, processEnv, defaultPython, findPython, optionOrigin, pythonFor, pythonPath, PYTHON_HELPER_DIR, type CommandOrigin, type ProcessOptions } from "./options.ts";
 export * from "./errors.ts";

@@ -46,22 +46,69 @@ const PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const PYTHON_HELPER_DIR = join(PACKAGE_DIR, "python");
 
 /**
- * The Python for scripts and notebooks: `$CAIRN_PYTHON`, else the active virtualenv
- * (`$VIRTUAL_ENV`), else the nearest `.venv` from the working directory up, else `python3`.
+ * Where a process's command came from, for the message when it cannot start: the program named
+ * in an error may be a value the user never typed (CAIRN_PYTHON set long ago, a .venv found).
  */
-export function defaultPython(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.CAIRN_PYTHON) return env.CAIRN_PYTHON;
+export interface CommandOrigin {
+  /** Where it came from, as a clause: "it is the value of CAIRN_PYTHON". */
+  readonly what: string;
+  /** How to fix it, as an imperative: "set CAIRN_PYTHON to ...". */
+  readonly fix: string;
+}
+
+/** The origin of a command given by a task's option (`interpreter`, `python`). */
+export function optionOrigin(option: string): CommandOrigin {
+  return { what: `it is the task's \`${option}\` option`, fix: `install it, put it on PATH, or give its full path in \`${option}\`.` };
+}
+
+const USE_ANOTHER = "or set CAIRN_PYTHON to the path of a Python that exists.";
+
+/**
+ * The Python for scripts and notebooks, and where it came from: `$CAIRN_PYTHON`, else the active
+ * virtualenv (`$VIRTUAL_ENV`), else the nearest `.venv` from the working directory up, else `python3`.
+ */
+export function findPython(env: NodeJS.ProcessEnv = process.env): { python: string; origin: CommandOrigin } {
+  if (env.CAIRN_PYTHON) {
+    return {
+      python: env.CAIRN_PYTHON,
+      origin: {
+        what: "it is the value of the environment variable CAIRN_PYTHON",
+        fix: "set CAIRN_PYTHON to the path of a Python that exists (e.g. CAIRN_PYTHON=$(command -v python3)), or unset it to use the project's .venv or python3 on PATH.",
+      },
+    };
+  }
   const inVenv = (root: string) => [join(root, "bin", "python"), join(root, "Scripts", "python.exe")].find((p) => existsSync(p));
   if (env.VIRTUAL_ENV) {
     const p = inVenv(env.VIRTUAL_ENV);
-    if (p) return p;
+    if (p) {
+      return { python: p, origin: { what: `it is the Python of the active virtualenv (VIRTUAL_ENV=${env.VIRTUAL_ENV})`, fix: `recreate that virtualenv, deactivate it, ${USE_ANOTHER}` } };
+    }
   }
   for (let d = process.cwd(); ; d = dirname(d)) {
-    const p = inVenv(join(d, ".venv"));
-    if (p) return p;
+    const venv = join(d, ".venv");
+    const p = inVenv(venv);
+    if (p) return { python: p, origin: { what: `it is the Python of the project's virtualenv ${venv}`, fix: `recreate it (python3 -m venv ${venv}) ${USE_ANOTHER}` } };
     if (dirname(d) === d) break;
   }
-  return "python3";
+  return {
+    python: "python3",
+    origin: {
+      what: `it is the default: CAIRN_PYTHON is not set, no virtualenv is active, and there is no .venv in ${process.cwd()} or a folder above it`,
+      fix: `install Python 3 with python3 on PATH, create a .venv in the project (python3 -m venv .venv), ${USE_ANOTHER}`,
+    },
+  };
+}
+
+/** The Python of a task whose `python` option is `option` (else {@link findPython}'s), and where it came from. */
+export function pythonFor(option: string | undefined): { python: string; pythonOrigin: CommandOrigin } {
+  if (option) return { python: option, pythonOrigin: optionOrigin("python") };
+  const { python, origin } = findPython();
+  return { python, pythonOrigin: origin };
+}
+
+/** The Python for scripts and notebooks (see {@link findPython}). */
+export function defaultPython(env: NodeJS.ProcessEnv = process.env): string {
+  return findPython(env).python;
 }
 
 /** PYTHONPATH with the Cairn helper folder first. */

@@ -37,6 +37,7 @@ import { CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, task
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 import { pumpLines, withCutNote } from "./lines.ts";
+import type { CommandOrigin } from "./options.ts";
 
 /** What to run, and how. */
 export interface ProcessSpec {
@@ -55,6 +56,8 @@ export interface ProcessSpec {
   killGraceMs?: number;
   /** The command as shown in errors. @default command and args, shell-quoted */
   display?: string;
+  /** Where `command` came from (CAIRN_PYTHON, a task's option, a .venv), said when it cannot start. */
+  origin?: CommandOrigin;
   /** Lines of stderr kept for the error message. @default 20 */
   tailLines?: number;
 }
@@ -398,7 +401,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
 
     if (aborted || ctx.signal.aborted) throw ctx.signal.reason ?? new CancelledError();
     if (result.failed && result.exitCode === undefined && !result.signal) {
-      throw new ProcessStartError(ctx.nodeId, display, result.code, startHint(result.code, spec.command), {
+      throw new ProcessStartError(ctx.nodeId, display, result.code, startHint(result.code, spec.command, spec.origin), {
         cause: result.cause,
       });
     }
@@ -430,7 +433,12 @@ async function sendLogs(ctx: TaskContext): Promise<void> {
   );
 }
 
-function startHint(code: string | undefined, command: string): string {
+function startHint(code: string | undefined, command: string, origin?: CommandOrigin): string {
+  if (origin) {
+    if (code === "ENOENT") return `"${command}" was not found; ${origin.what}. To fix: ${origin.fix}`;
+    if (code === "EACCES") return `"${command}" is not executable; ${origin.what}. To fix: make it executable (\`chmod +x\`), ${origin.fix}`;
+    return `${origin.what}. Check it and its permissions.`;
+  }
   if (code === "ENOENT") return `"${command}" was not found: install it, put it on PATH, or give its full path.`;
   if (code === "EACCES") return `"${command}" is not executable: \`chmod +x\` it, or give an interpreter.`;
   return "Check the command and its permissions.";
