@@ -125,6 +125,10 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     // A task running when the flow was stopped ends cancelled, whatever it threw on its way out.
     const stop = scope.flowSignal.aborted ? scope.flowSignal.reason : undefined;
     const cancelled = stop instanceof StopReason || CancelledError.is(error);
+    // Stopped while its process group is being ended (SIGTERM, then SIGKILL after killGraceMs):
+    // the flow waits for the group, and for its logs to be sent, so that the run is closed with
+    // its whole record, and `cairn` does not exit over a cleanup that is under way.
+    if (cancelled && task.held) await Promise.allSettled(task.held);
     if (result.runId && recorder) {
       await finishTaskRun(scope.record, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED", undefined, error).catch(() => {});
     }

@@ -248,7 +248,10 @@ function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
  * Ends process group `pgid`: SIGTERM now, SIGKILL after `graceMs` if anything is left.
  * Resolves once the group is gone or SIGKILL was sent. Members that already died but
  * are not yet reaped (zombies, e.g. under a PID 1 that reaps slowly) still count as the
- * group until then; they hold no pipes, so nothing waits on this promise but tests.
+ * group until then. Its polls keep Node alive (for `graceMs` at most): what awaits the group's
+ * end (the attempt, its logs' upload, a stopped flow that waits for them) must not be cut short
+ * by Node running out of work once the group's leader, and its pipes, are gone. Node exiting
+ * on purpose meanwhile (`process.exit`) still kills the group, through the exit hook.
  */
 export function endProcessGroup(pgid: number, graceMs = DEFAULT_GRACE_MS): Promise<void> {
   if (!signalGroup(pgid, "SIGTERM")) {
@@ -268,10 +271,9 @@ export function endProcessGroup(pgid: number, graceMs = DEFAULT_GRACE_MS): Promi
         forgetGroup(pgid);
         return resolve();
       }
-      // Unref'd: a pending SIGKILL never keeps Node alive; the exit hook sends it if Node exits first.
-      setTimeout(poll, 50).unref();
+      setTimeout(poll, 50);
     };
-    setTimeout(poll, 20).unref();
+    setTimeout(poll, 20);
   });
 }
 
