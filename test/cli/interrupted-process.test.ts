@@ -66,6 +66,9 @@ describe("cairn run sent SIGINT while a process task cleans up after SIGTERM", (
     // The trap's cleanup ran to its end: it sleeps 3 s, then touches the marker.
     expect(existsSync(marker), exit.stderr).toBe(true);
     expect(exit.stderr).not.toContain("Exiting without waiting");
+    expect(exit.stderr).not.toContain("Pass ctx.signal");
+    // Said while it cleans up (3 s is past the 1 s notice): not abandoned, killed after its grace.
+    expect(exit.stderr).toMatch(/Attempt 1 of task "trap": its process did not exit on SIGTERM when the flow stopped; it is killed \(SIGKILL\) after 5000 ms/);
     const logs = join(root, "artifacts", taskRunId, "logs");
     expect(await readFile(join(logs, "stdout.txt"), "utf8")).toContain("started-here\n");
     const stderr = await readFile(join(logs, "stderr.txt"), "utf8");

@@ -111,6 +111,28 @@ describe("a task that ignores its AbortSignal", () => {
     expect(calls.n).toBe(2);
   });
 
+  it("cancelled while it ignores its signal, it is said to have not stopped when the flow stopped", async () => {
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const deaf = task("deaf").run(async () => {
+      started();
+      await new Promise((r) => setTimeout(r, 4000)); // ignores ctx.signal, past the 1 s notice
+      return {};
+    });
+    const run = await flow("deaf").build(() => ({ done: deaf() })).run({ env: {}, root: await tmp() });
+    const warnings: string[] = [];
+    run.on((e) => {
+      if (e.type === "log" && e.level === "warn") warnings.push(e.message);
+    });
+    void running.then(() => run.cancel("test"));
+    const result = await run.wait();
+    expect(statuses(result)).toEqual({ deaf: "cancelled" });
+    expect(warnings).toEqual([
+      'Attempt 1 of task "deaf" did not stop when the flow stopped: abandoned. The flow does not wait for it, and what it returns, throws, ' +
+        "logs as metrics or writes as artifacts from now on is dropped. Pass ctx.signal to what the task awaits so that it stops.",
+    ]);
+  });
+
   it("a well-behaved task that stops at its signal is not reported as abandoned", async () => {
     const polite = task("polite")
       .timeout(300)
@@ -136,6 +158,12 @@ describe("a task that ignores its AbortSignal", () => {
     expect(exit.code).toBe(1);
     const failed = taskEvents(exit.json, "traps").find((e: TaskEvent) => e.status === "failed")!;
     expect(failed.error).toMatchObject({ name: "TaskTimeoutError" });
+    // A process that Cairn ends is not told to pass ctx.signal: it is said when it is killed.
+    expect(exit.stderr).toMatch(
+      /Attempt 1 of task "traps": its process did not exit on SIGTERM at the task's timeout; it is killed \(SIGKILL\) after 60000 ms \(killGraceMs\), or when cairn exits/,
+    );
+    expect(exit.stderr).toMatch(/Exiting without waiting for abandoned work still running: "traps" attempt 1 \(its process group is killed now\)/);
+    expect(exit.stderr).not.toContain("Pass ctx.signal");
     // The grace period before SIGKILL is 60 s; the CLI left long before, killing the group on its way out.
     expect(exit.ms).toBeLessThan(20_000);
     const pid = Number(await readFile(pidFile, "utf8"));

@@ -569,13 +569,19 @@ function reportLine(report: { localPath?: string; artifactPath: string; url?: st
 /**
  * Work of abandoned attempts (tasks that ignore `ctx.signal`) would keep the process alive
  * after the run, its timers and sockets beyond Cairn's reach: the CLI exits without waiting
- * for it, and process tasks' groups are killed on exit. Only for the real CLI
- * (`handleSignals`), never where the CLI runs inside another program.
+ * for it, and process groups still being ended after a timeout are killed on exit (a stopped
+ * flow waits for its process groups, up to their killGraceMs, so none is left then). Only for
+ * the real CLI (`handleSignals`), never where the CLI runs inside another program.
  */
-function exitDespiteAbandoned(run: { abandoned(): Array<{ task: string; attempt: number }> }, code: number, reporter: { notice(message: string): void }, io: CliIo): void {
+function exitDespiteAbandoned(
+  run: { abandoned(): Array<{ task: string; attempt: number; killGraceMs?: number }> },
+  code: number,
+  reporter: { notice(message: string): void },
+  io: CliIo,
+): void {
   const stray = run.abandoned();
   if (!stray.length || io.handleSignals === false) return;
-  const which = stray.map((s) => `"${s.task}" attempt ${s.attempt}`).join(", ");
+  const which = stray.map((s) => `"${s.task}" attempt ${s.attempt}${s.killGraceMs !== undefined ? " (its process group is killed now)" : ""}`).join(", ");
   reporter.notice(`Exiting without waiting for abandoned work still running: ${which}.`);
   // After main() returns and the exit code is set; the exit hook kills process groups still alive.
   setImmediate(() => process.exit(code));

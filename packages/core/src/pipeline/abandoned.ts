@@ -9,6 +9,8 @@ const ABANDONED_NOTICE_MS = 1000;
 interface StrayAttempt {
   readonly task: string;
   readonly attempt: number;
+  /** Set for an attempt whose process group Cairn is ending: SIGKILL this many ms after SIGTERM. */
+  readonly killGraceMs: number | undefined;
   /** Resolves when its work ends, however. */
   settled: Promise<void>;
   /** Epoch ms after which it counts as ignoring its signal. */
@@ -22,7 +24,9 @@ interface StrayAttempt {
  * the flow moves on. Its work may go on if the task ignores the signal: its context is closed
  * (what it logs or writes from then on goes nowhere), whatever it returns or throws later is
  * dropped, and if it is still running a moment later it is reported as abandoned, once.
- * Process tasks are ended by their executor (SIGTERM, then SIGKILL).
+ * Process tasks are ended by their executor (SIGTERM, then SIGKILL after killGraceMs): such an
+ * attempt is reported as a process that did not exit on SIGTERM, with when it is killed; when
+ * the flow stopped, the flow waits for it (run-task.ts), so it is not abandoned.
  */
 export class AbandonedAttempts {
   private readonly stray = new Set<StrayAttempt>();
@@ -32,18 +36,14 @@ export class AbandonedAttempts {
   /** Gives up on attempt `attempt` of `task`, whose `work` may still be running. */
   abandon(task: string, attempt: number, work: Promise<unknown>, ctx: RunningTaskContext): void {
     ctx.close();
-    const why = TaskTimeoutError.is(ctx.signal.reason) ? "its timeout" : "the flow stopped";
+    const timeout = TaskTimeoutError.is(ctx.signal.reason);
+    const { killGraceMs } = ctx;
     const report = () => {
       stray.report = undefined;
-      this.warn(
-        task,
-        `Attempt ${attempt} of task "${task}" did not stop at ${why}: abandoned. The flow does not wait ` +
-          `for it, and what it returns, throws, logs as metrics or writes as artifacts from now on is dropped. ` +
-          `Pass ctx.signal to what the task awaits so that it stops.`,
-      );
+      this.warn(task, killGraceMs === undefined ? abandonedMessage(task, attempt, timeout) : endingMessage(task, attempt, timeout, killGraceMs));
     };
     const gone = () => void this.stray.delete(stray);
-    const stray: StrayAttempt = { task, attempt, settled: work.then(gone, gone), noticeAt: Date.now() + ABANDONED_NOTICE_MS, report };
+    const stray: StrayAttempt = { task, attempt, killGraceMs, settled: work.then(gone, gone), noticeAt: Date.now() + ABANDONED_NOTICE_MS, report };
     this.stray.add(stray);
     // A task that honours its signal settles within a moment: only the others are reported.
     void sleep(ABANDONED_NOTICE_MS, undefined, { ref: false }).then(() => {
@@ -63,8 +63,28 @@ export class AbandonedAttempts {
     for (const stray of unreported) if (this.stray.has(stray)) stray.report?.();
   }
 
-  /** The abandoned attempts that have not ended yet. */
-  list(): Array<{ task: string; attempt: number }> {
-    return [...this.stray].map(({ task, attempt }) => ({ task, attempt }));
+  /**
+   * The abandoned attempts that have not ended yet; `killGraceMs` is set for one whose process
+   * group is being ended (after a timeout: the flow does not wait for it).
+   */
+  list(): Array<{ task: string; attempt: number; killGraceMs?: number }> {
+    return [...this.stray].map(({ task, attempt, killGraceMs }) => ({ task, attempt, ...(killGraceMs !== undefined ? { killGraceMs } : {}) }));
   }
+}
+
+/** A function task that went on after its signal: nothing can stop it but the task itself. */
+function abandonedMessage(task: string, attempt: number, timeout: boolean): string {
+  return (
+    `Attempt ${attempt} of task "${task}" did not stop ${timeout ? "at its timeout" : "when the flow stopped"}: abandoned. ` +
+    `The flow does not wait for it, and what it returns, throws, logs as metrics or writes as artifacts from now on is dropped. ` +
+    `Pass ctx.signal to what the task awaits so that it stops.`
+  );
+}
+
+/** A process task whose process group Cairn is ending: it is killed at the end of its grace. */
+function endingMessage(task: string, attempt: number, timeout: boolean, killGraceMs: number): string {
+  const head = `Attempt ${attempt} of task "${task}": its process did not exit on SIGTERM ${timeout ? "at the task's timeout" : "when the flow stopped"}; it is killed (SIGKILL) after ${killGraceMs} ms (killGraceMs)`;
+  return timeout
+    ? `${head}, or when cairn exits, whichever comes first. The flow does not wait for it; what it writes to its outputs from now on is dropped, its logs are kept.`
+    : `${head} unless it exits before. The flow waits for it, then records its logs and its run.`;
 }

@@ -6,7 +6,7 @@ import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
 import type { RunScope } from "../run/run-scope.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import { type ArtifactWriter, HOLD_WORK, SEND_ARTIFACT, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
+import { type ArtifactWriter, HOLD_WORK, type HeldWork, SEND_ARTIFACT, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -41,6 +41,8 @@ export class RunningTaskContext implements TaskContext {
   private logger_?: TaskLogger;
   /** Set when the scheduler abandoned the attempt (see {@link close}). */
   private closed = false;
+  /** Set when the attempt runs a process group that its signal ends (SIGTERM, then SIGKILL this many ms later). */
+  killGraceMs: number | undefined;
   readonly params: Record<string, unknown>;
   readonly flowRunId: string;
   readonly scope: RunScope;
@@ -62,7 +64,8 @@ export class RunningTaskContext implements TaskContext {
   }
 
   /** @internal See HOLD_WORK. */
-  [HOLD_WORK](work: Promise<unknown>): void {
+  [HOLD_WORK](work: Promise<unknown>, what: HeldWork = {}): void {
+    if (what.killGraceMs !== undefined) this.killGraceMs = what.killGraceMs;
     if (this.holder) (this.holder.held ??= []).push(work);
   }
 

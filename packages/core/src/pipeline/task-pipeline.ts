@@ -280,7 +280,7 @@ export class TaskPipeline {
   }
 
   /** Attempts abandoned at their timeout or cancellation that have not ended yet. */
-  abandoned(): Array<{ task: string; attempt: number }> {
+  abandoned(): Array<{ task: string; attempt: number; killGraceMs?: number }> {
     return this.abandonedAttempts.list();
   }
 

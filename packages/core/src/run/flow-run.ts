@@ -263,9 +263,11 @@ export class FlowRun<Outputs = Record<string, unknown>> {
    * Attempts abandoned at their timeout or at cancel, because the task did not stop when
    * `ctx.signal` aborted, whose work is still going on (the flow did not wait for them, and
    * ignores their results). A process that wants to exit once the run is over need not wait
-   * for them either: the CLI does not.
+   * for them either: the CLI does not. `killGraceMs` is set for a process task's attempt given
+   * up at its timeout whose process group is still being ended (SIGKILL that long after
+   * SIGTERM); when the flow stops, it waits for such groups instead, so none is left here.
    */
-  abandoned(): Array<{ task: string; attempt: number }> {
+  abandoned(): Array<{ task: string; attempt: number; killGraceMs?: number }> {
     return this.execution.pipeline.abandoned();
   }
 

@@ -6,13 +6,20 @@ import type { RunScope } from "./run-scope.ts";
  * @internal A context's method (absent on contexts made outside the engine) through which an
  * executor hands over work that outlives the attempt's promise, such as a process tree still
  * being ended after a cancel: the engine keeps the task's concurrency slot and single-flight
- * lease until that work settles. `Symbol.for`, so that copies of this module agree.
+ * lease until that work settles, and when the flow stops it closes the task's run only then.
+ * `Symbol.for`, so that copies of this module agree.
  */
 export const HOLD_WORK: unique symbol = Symbol.for("cairn.holdWork") as never;
 
+/** What held work is, for what the engine says of an attempt that did not stop at its signal. */
+export interface HeldWork {
+  /** The attempt runs a process group that its signal ends: SIGTERM, then SIGKILL this many ms later. */
+  killGraceMs?: number;
+}
+
 /** Hands `work` to the engine running `ctx`, if any; see {@link HOLD_WORK}. */
-export function holdWork(ctx: object, work: Promise<unknown>): void {
-  (ctx as { [HOLD_WORK]?: (work: Promise<unknown>) => void })[HOLD_WORK]?.(work);
+export function holdWork(ctx: object, work: Promise<unknown>, what: HeldWork = {}): void {
+  (ctx as { [HOLD_WORK]?: (work: Promise<unknown>, what: HeldWork) => void })[HOLD_WORK]?.(work, what);
 }
 
 /**

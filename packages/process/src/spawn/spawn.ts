@@ -283,7 +283,7 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
   // Held from the first step, before anything is awaited: an attempt given up on while it is still
   // setting up (a timeout on a loaded machine) keeps its task's slot until its logs are sent too.
   let attemptDone!: () => void;
-  holdWork(ctx, new Promise<void>((resolve) => (attemptDone = resolve)));
+  holdWork(ctx, new Promise<void>((resolve) => (attemptDone = resolve)), { killGraceMs: spec.killGraceMs ?? DEFAULT_GRACE_MS });
   try {
     return await runHeldProcess(spec, ctx);
   } finally {
