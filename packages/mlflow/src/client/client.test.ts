@@ -129,12 +129,28 @@ describe("wire values", () => {
 describe("keys and long values", () => {
   it("makes keys acceptable to MLflow", () => {
     expect(toMlflowKey("loss/val acc-1.0_x")).toBe("loss/val acc-1.0_x");
-    expect(toMlflowKey("a:b@c")).toBe("a_b_c");
-    expect(toMlflowKey("/a//b/./c/")).toBe("a/b/_/c");
-    expect(toMlflowKey("..x")).toBe("_.x");
-    expect(toMlflowKey("")).toBe("_");
+    expect(toMlflowKey("a:b@c")).toMatch(/^a_b_c-[0-9a-f]{8}$/);
+    expect(toMlflowKey("/a//b/./c/")).toMatch(/^a\/b\/_\/c-[0-9a-f]{8}$/);
+    expect(toMlflowKey("..x")).toMatch(/^_\.x-[0-9a-f]{8}$/);
+    expect(toMlflowKey("")).toMatch(/^_-[0-9a-f]{8}$/);
     expect(toMlflowKey("k".repeat(300))).toHaveLength(250);
     expect(toMlflowKey("époque")).toBe("époque");
+  });
+
+  it("keeps keys that differ only in characters MLflow refuses, or past its 250 characters, distinct", () => {
+    const keys = ["lr@val", "lr#val", "lr_val", "lr:val", "a/./b", "a/_/b", "k".repeat(300), `${"k".repeat(300)}x`, "k".repeat(250)];
+    const fitted = keys.map(toMlflowKey);
+    expect(new Set(fitted).size).toBe(keys.length);
+    for (const k of fitted) {
+      expect(k).toMatch(/^[\p{L}\p{N}_\-. /]+$/u);
+      expect(k.length).toBeLessThanOrEqual(MLFLOW_LIMITS.keyLength);
+      // A fitted key is valid: fitting it again leaves it.
+      expect(toMlflowKey(k)).toBe(k);
+    }
+    // The same key always fits to the same name (searches and later batches find it).
+    expect(toMlflowKey("lr@val")).toBe(fitted[0]);
+    expect(toMlflowKey("lr_val")).toBe("lr_val");
+    expect(toMlflowKey("k".repeat(250))).toBe("k".repeat(250));
   });
 
   it("never cuts a long value silently", () => {

@@ -2,6 +2,7 @@
  * MLflow's server-side limits (mlflow/utils/validation.py, MLflow 3.x) and how
  * Cairn fits keys and values into them.
  */
+import { createHash } from "node:crypto";
 
 /** What one MLflow server accepts. */
 export const MLFLOW_LIMITS = {
@@ -31,9 +32,13 @@ export const LONG_VALUES_FOLDER = "cairn/long-values";
  * letters, digits, `_ - . /` and space become `_`; `/`-segments that MLflow
  * would treat as path tricks (empty, `.`, `..`, a leading `..`) are fixed; the
  * result is cut to 250 characters. Keys that are already valid are unchanged.
+ * A key that had to be changed ends with `-` and 8 hex digits of its SHA-256, so
+ * keys that differ only in what was changed stay distinct (`lr@val` and `lr#val`
+ * both fitted to `lr_val` made MLflow refuse the whole batch as duplicate keys),
+ * and the same key always fits to the same name.
  *
  * @example
- * toMlflowKey("loss@val") // "loss_val"
+ * toMlflowKey("loss@val") // "loss_val-<8 hex digits>"
  */
 export function toMlflowKey(key: string): string {
   let out = key.replace(/[^\p{L}\p{N}_\-. /]/gu, "_");
@@ -44,9 +49,16 @@ export function toMlflowKey(key: string): string {
     .join("/");
   if (out.startsWith("..")) out = `_${out.slice(1)}`;
   if (out === "") out = "_";
-  if (out.length > MLFLOW_LIMITS.keyLength) out = Array.from(out).slice(0, MLFLOW_LIMITS.keyLength).join("");
-  return out;
+  const fits = Array.from(out).length <= MLFLOW_LIMITS.keyLength;
+  if (out === key && fits) return out;
+  const suffix = `-${createHash("sha256").update(key).digest("hex").slice(0, KEY_HASH_LENGTH)}`;
+  if (!fits) out = Array.from(out).slice(0, MLFLOW_LIMITS.keyLength - suffix.length).join("");
+  // A cut may end on `/` or leave `..`: the suffix joins the last segment, never a new one.
+  return `${out.replace(/\/+$/, "")}${suffix}`;
 }
+
+/** Hex digits of the original key's SHA-256 that end a key `toMlflowKey` had to change. */
+const KEY_HASH_LENGTH = 8;
 
 /** Where a param's or tag's full value goes when it is too long for MLflow. */
 export function longValueArtifactPath(kind: "params" | "tags", key: string): string {

@@ -337,6 +337,30 @@ describe("MlflowTracker over HTTP faults", () => {
   });
 });
 
+describe("MlflowTracker keys", () => {
+  it("keeps keys that differ only in characters MLflow refuses distinct: one log-batch, nothing lost", async () => {
+    const t = tracker();
+    const experimentId = await t.ensureExperiment("keys");
+    const runId = await t.createRun({ experimentId, name: "keys" });
+    await t.logBatch(runId, {
+      params: { "lr@val": "0.1", "lr#val": "0.2", lr_val: "0.3" },
+      metrics: [
+        { key: "acc@val", value: 0.5, step: 0, timestamp: Date.now() },
+        { key: "acc#val", value: 0.6, step: 0, timestamp: Date.now() },
+      ],
+      tags: { "t@x": "1", "t#x": "2" },
+    });
+    await t.endRun(runId, "FINISHED");
+    await t.flush();
+    const [run] = await pyRead([{ op: "get_run", run_id: runId }]);
+    expect(Object.values(run.params).sort()).toEqual(["0.1", "0.2", "0.3"]);
+    expect(run.params.lr_val).toBe("0.3");
+    expect(Object.values(run.metrics).sort()).toEqual([0.5, 0.6]);
+    expect(Object.keys(run.tags).filter((k) => k.startsWith("t_x"))).toHaveLength(2);
+    expect(run.status).toBe("FINISHED");
+  });
+});
+
 describe("MlflowTracker with several processes", () => {
   it("two processes creating the same new experiments at once both succeed", async () => {
     const names = Array.from({ length: 3 }, (_, i) => `race-${Date.now()}-${i}`);
