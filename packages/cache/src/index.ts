@@ -20,6 +20,7 @@ export type { CacheStoreOptions, ListOptions, PruneOptions, PruneResult } from "
 export { EmbeddedKeyvStore } from "./backends/embedded-store.ts";
 /** Small-file read shared with the embedded run store of @cairn/core (synchronous: see its comment). */
 export { readSmallFile, writeFileAtomic } from "./backends/_files.ts";
+export { redactUrl } from "./backends/_backend.ts";
 
 // Process owners (leases, runs left RUNNING by a killed process)
 export { currentOwner, formatOwner, ownerIsGone, parseOwner, processStartTime } from "./process-owner.ts";

@@ -43,23 +43,34 @@ export interface CacheBackend {
   close(): Promise<void>;
 }
 
-/** A URL without its password, for messages; also one that does not parse. */
+/**
+ * A URL without its password, for messages; also one that does not parse. The one redaction of
+ * URLs Cairn prints: cache store URLs, queue URLs and tracking URIs (`redactUri` of @cairn/core).
+ * A URL with no credentials is returned as it is.
+ */
 export function redactUrl(url: string): string {
+  let parsed: URL | undefined;
   try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
+    parsed = new URL(url);
   } catch {
-    // Unparsed, the password runs from the first `:` after `//` to the LAST `@`: a password
-    // that breaks parsing often holds `@`, `/` or `%` itself, and stopping at its first `@`
-    // printed the rest of it. An `@` further on (in a path) hides a little more, never less.
-    const start = url.indexOf("//");
-    const at = url.lastIndexOf("@");
-    if (start === -1 || at < start) return url;
-    const colon = url.indexOf(":", start + 2);
-    if (colon === -1 || colon > at) return url;
-    return `${url.slice(0, colon)}:***${url.slice(at)}`;
+    parsed = undefined;
   }
+  if (parsed?.password) {
+    parsed.password = "***";
+    return parsed.toString();
+  }
+  // Parsed without a password and no `@`: nothing to hide. Parsed with an `@` but no password,
+  // the parser took part of the password for a port and a path (`http://u:123/x@host`).
+  if (parsed && !url.includes("@")) return url;
+  // Unparsed, the password runs from the first `:` after `//` to the LAST `@`: a password
+  // that breaks parsing often holds `@`, `/` or `%` itself, and stopping at its first `@`
+  // printed the rest of it. An `@` further on (in a path) hides a little more, never less.
+  const start = url.indexOf("//");
+  const at = url.lastIndexOf("@");
+  if (start === -1 || at < start) return url;
+  const colon = url.indexOf(":", start + 2);
+  if (colon === -1 || colon > at) return url;
+  return `${url.slice(0, colon)}:***${url.slice(at)}`;
 }
 
 /** The iterator keyv builds for `store` (keyv only builds one for adapters it knows). */

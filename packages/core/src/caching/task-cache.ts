@@ -14,6 +14,7 @@ import {
   computeCacheKey,
   describePath,
   parseCacheEntry,
+  redactUrl as redactUri,
   replaceArtifacts,
 } from "@cairn/cache";
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
@@ -77,16 +78,16 @@ export interface ForeignEntry {
 /** A tracker for people: "the embedded store at .cairn", "the MLflow server at http://...". */
 export function describeTracker(tracker: { kind: string; uri: string }): string {
   if (tracker.kind === "local") return `the embedded store at ${tracker.uri}`;
-  if (tracker.kind === "mlflow") return `the MLflow server at ${tracker.uri}`;
+  if (tracker.kind === "mlflow") return `the MLflow server at ${redactUri(tracker.uri)}`;
   if (isUntrackedRecord(tracker)) return "no tracker (tracking off)";
-  return `the ${tracker.kind} tracker at ${tracker.uri}`;
+  return `the ${tracker.kind} tracker at ${redactUri(tracker.uri)}`;
 }
 
 /** How to run against `tracker`: "with MLFLOW_TRACKING_URI=http://..." or "with MLFLOW_TRACKING_URI unset". */
 export function runAgainst(tracker: { kind: string; uri: string }): string {
   if (tracker.kind === "local") return "with MLFLOW_TRACKING_URI unset";
-  if (tracker.kind === "mlflow") return `with MLFLOW_TRACKING_URI=${tracker.uri}`;
-  return `against ${tracker.uri}`;
+  if (tracker.kind === "mlflow") return `with MLFLOW_TRACKING_URI=${redactUri(tracker.uri)}`;
+  return `against ${redactUri(tracker.uri)}`;
 }
 
 /**

@@ -2,14 +2,17 @@
  * Picks the tracker from the tracking URI: the embedded store when there is
  * none, an MLflow server for http(s), and a clear error for anything else.
  */
+import { redactUrl } from "@cairn/cache";
 import { TrackingError, UnsupportedTrackingUriError } from "../errors.ts";
 import { LocalStore } from "./local/local-store.ts";
 import type { Tracker } from "./tracker.ts";
 
-/** Removes `user:password@` from a URI so it can be shown. */
-export function redactUri(raw: string): string {
-  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1");
-}
+/**
+ * A URI with its password replaced by `***` (`http://alice:***@host`), so it can be shown;
+ * also one that does not parse, whose password (holding `/`, `@` or a stray `%`) is hidden up
+ * to the last `@`. The cache's `redactUrl`: one redaction for every URL Cairn prints.
+ */
+export const redactUri: (raw: string) => string = redactUrl;
 
 /** Opens the tracker for a tracking URI of a registered scheme. */
 export type TrackerFactory = (uri: string, env: NodeJS.ProcessEnv) => Promise<Tracker>;

@@ -2,7 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
-import { TrackerUnreachableError, TrackingError, UnsupportedTrackingUriError } from "@cairn/core";
+import { MlflowApiError, redactUri, resolveTracker, TrackerUnreachableError, TrackingError, UnsupportedTrackingUriError } from "@cairn/core";
 import { freePort } from "../../test/mlflow-server.ts";
 import { chunkBatch, MlflowClient, normalizeArtifactPath, parseJson, quoteFilterValue, runFilter, toDouble, toInt } from "./client.ts";
 import { mlflowOptionsFromEnv, parseTrackingUri } from "./mlflow-config.ts";
@@ -59,6 +59,59 @@ describe("mlflowOptionsFromEnv", () => {
     } catch (error) {
       expect((error as Error).message).not.toContain("hunter2");
     }
+  });
+});
+
+describe("tracking URIs with credentials that do not parse", () => {
+  const secret = /S3cr3tPW|%zz|\/x@|at@/;
+  /** The error `fn` throws, or undefined. */
+  function thrown(fn: () => unknown): Error {
+    try {
+      fn();
+    } catch (error) {
+      return error as Error;
+    }
+    throw new Error("expected an error");
+  }
+
+  it("never shows the password: a `/` or `@` in it hides up to the last `@`", () => {
+    // The last: a password of digits and `/` parses as a port and a path.
+    for (const raw of ["http://alice:S3cr3tPW/x@127.0.0.1:5732", "sqlite://alice:S3cr3tPW@at@host/x", "postgresql://alice:S3cr3tPW/x@at@db/mlflow", "http://alice:5732/x@127.0.0.1:5732"]) {
+      expect(redactUri(raw)).not.toMatch(secret);
+      const error = thrown(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: raw }));
+      expect(TrackingError.is(error)).toBe(true);
+      expect(error.message).not.toMatch(secret);
+      expect(error.message).toContain("alice:***@");
+    }
+    expect(redactUri("sqlite://alice:S3cr3tPW@at@host/x")).toBe("sqlite://alice:***@host/x");
+    expect(redactUri("http://alice:S3cr3tPW/x@127.0.0.1:5732")).toBe("http://alice:***@127.0.0.1:5732");
+    expect(redactUri("http://127.0.0.1:5000")).toBe("http://127.0.0.1:5000");
+  });
+
+  it("an http URI that does not parse is not called a non-HTTP URI, and says to percent-encode the password", () => {
+    const error = thrown(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://alice:S3cr3tPW/x@127.0.0.1:5732" }));
+    expect(error.message).not.toContain("only over HTTP");
+    expect(error.message).toContain("%40");
+  });
+
+  it("a password with a stray `%` is a TrackingError saying to write it %25, not a URIError", () => {
+    const error = thrown(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://alice:S3cr3tPW%zz@127.0.0.1:5732" }));
+    expect(error).not.toBeInstanceOf(URIError);
+    expect(TrackingError.is(error)).toBe(true);
+    expect(error.message).toContain("%25");
+    expect(error.message).toContain("MLFLOW_TRACKING_PASSWORD");
+    expect(`${error.message}\n${error.stack}`).not.toMatch(secret);
+    expect(String(error.cause ?? "")).not.toMatch(secret);
+  });
+
+  it("resolveTracker shows a refused URI without its password", async () => {
+    const error = await resolveTracker({ uri: "sqlite://alice:S3cr3tPW@at@host/x", env: {} }).then(
+      () => new Error("resolved"),
+      (e: unknown) => e as Error,
+    );
+    expect(error).toBeInstanceOf(UnsupportedTrackingUriError);
+    expect(error.message).toContain("sqlite://alice:***@host/x");
+    expect(error.message).not.toMatch(secret);
   });
 });
 

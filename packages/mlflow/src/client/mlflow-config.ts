@@ -72,19 +72,41 @@ export const MAX_RECORDS_IN_FLIGHT = 64;
  * Throws `UnsupportedTrackingUriError` for any other scheme.
  */
 export function parseTrackingUri(raw: string): { uri: string; username?: string; password?: string } {
+  const text = raw.trim();
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text)?.[1]?.toLowerCase();
   let url: URL;
   try {
-    url = new URL(raw.trim());
+    url = new URL(text);
   } catch {
-    throw new UnsupportedTrackingUriError(redactUri(raw));
+    // An http URI that does not parse is most often one whose password holds `/`, `@` or `%`.
+    if (scheme === "http" || scheme === "https") throw unparsableHttpUri(text, "does not parse as a URL");
+    throw new UnsupportedTrackingUriError(redactUri(text));
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UnsupportedTrackingUriError(redactUri(raw));
-  const username = url.username ? decodeURIComponent(url.username) : undefined;
-  const password = url.password ? decodeURIComponent(url.password) : undefined;
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UnsupportedTrackingUriError(redactUri(text));
+  // A password with `/` parses as a port and a path (`http://u:123/x@host`): the host is then not the server.
+  if (!url.password && url.port && url.pathname.includes("@")) throw unparsableHttpUri(text, "has an `@` after a `/`");
+  let username: string | undefined;
+  let password: string | undefined;
+  try {
+    username = url.username ? decodeURIComponent(url.username) : undefined;
+    password = url.password ? decodeURIComponent(url.password) : undefined;
+  } catch {
+    // decodeURIComponent's URIError (a `%` not followed by two hex digits) would show neither the
+    // variable nor the fix; its message and stack carry no part of the URI, but are not kept.
+    throw unparsableHttpUri(text, "has a user name or password with a `%` that is not followed by two hex digits");
+  }
   const uri = `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
   return { uri, ...(username ? { username } : {}), ...(password ? { password } : {}) };
 }
 
+/** The error for an http(s) tracking URI Cairn cannot read, the password never shown. */
+function unparsableHttpUri(raw: string, why: string): TrackingError {
+  return new TrackingError(
+    `MLFLOW_TRACKING_URI is "${redactUri(raw)}", which ${why}. If it holds a user name and password, percent-encode ` +
+      `them (\`%25\` for %, \`%40\` for @, \`%2F\` for /, \`%3A\` for :), or leave them out of the URI and set ` +
+      `MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead.`,
+  );
+}
 
 /**
  * Reads MLflow's client environment variables. `uri` overrides `MLFLOW_TRACKING_URI`.
