@@ -314,6 +314,41 @@ describe("an overwhelmed server", () => {
   });
 });
 
+describe("an answer that is not MLflow's", () => {
+  it("a 200 with an HTML body (a proxy's login page) is an MlflowApiError naming the endpoint, the status and the body's start, without credentials", async () => {
+    // A fault a real server does not show: something in front of it answers 200 with a page.
+    const login = http.createServer((req, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end(`<html><head><title>Sign in</title></head><body>auth was ${req.headers.authorization} for hunter2</body></html>`);
+    });
+    await new Promise<void>((r) => login.listen(0, "127.0.0.1", r));
+    try {
+      const { port } = login.address() as AddressInfo;
+      const client = new MlflowClient(
+        mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${port}`, MLFLOW_TRACKING_USERNAME: "bob", MLFLOW_TRACKING_PASSWORD: "hunter2", MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0" }),
+      );
+      const error = await client.getExperimentByName("x").then(
+        () => new Error("resolved"),
+        (e: unknown) => e as Error,
+      );
+      expect(error).not.toBeInstanceOf(SyntaxError);
+      expect(error).toBeInstanceOf(MlflowApiError);
+      expect(error.message).toContain("experiments/get-by-name");
+      expect(error.message).toContain("HTTP 200");
+      expect(error.message).toContain(`http://127.0.0.1:${port}`);
+      expect(error.message).toContain("<html><head><title>Sign in</title>");
+      expect(error.message).toMatch(/proxy or login page/);
+      expect(error.message).toContain("MLFLOW_TRACKING_URI");
+      const basic = Buffer.from("bob:hunter2").toString("base64");
+      const everything = `${error.message}\n${error.stack}\n${JSON.stringify(error, Object.getOwnPropertyNames(error))}\n${String(error.cause ?? "")}`;
+      expect(everything).not.toContain("hunter2");
+      expect(everything).not.toContain(basic);
+    } finally {
+      login.close();
+    }
+  });
+});
+
 describe("credentials and timeouts", () => {
   it("printing a tracker shows no credentials", () => {
     const t = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: "http://bob:pw-in-uri@127.0.0.1:1", MLFLOW_TRACKING_TOKEN: "tok-123" });

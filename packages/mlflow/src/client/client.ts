@@ -147,6 +147,8 @@ export class MlflowClient {
   private readonly hasCredentials: boolean;
   /** Kept out of `http.defaults` so that printing the client or tracker shows no credentials. */
   readonly #authorization: string | undefined;
+  /** The token, password and Authorization value, masked in any answer's text the client quotes. */
+  readonly #secrets: string[] = [];
 
   constructor(options: MlflowClientOptions) {
     checkMlflowOptions(options);
@@ -163,6 +165,9 @@ export class MlflowClient {
       this.#authorization = `Basic ${Buffer.from(`${options.username ?? ""}:${options.password ?? ""}`).toString("base64")}`;
     }
     this.hasCredentials = this.#authorization !== undefined;
+    for (const secret of [options.token, options.password, this.#authorization, this.#authorization?.replace(/^\w+ /, "")]) {
+      if (secret && secret.length >= 4) this.#secrets.push(secret);
+    }
     const tls: NonNullable<ConstructorParameters<typeof HttpTransport>[0]["tls"]> = {};
     if (options.insecureTls) tls.rejectUnauthorized = false;
     if (options.serverCertPath) tls.ca = readFileSync(options.serverCertPath);
@@ -545,7 +550,41 @@ export class MlflowClient {
       ...(options.signal ? { signal: options.signal } : {}),
     });
     const text = typeof res.data === "string" ? res.data : "";
-    return text.trim() ? (parseJson(text) as Record<string, unknown>) : {};
+    if (!text.trim()) return {};
+    let parsed: unknown;
+    try {
+      parsed = parseJson(text);
+    } catch {
+      throw this.notJson(res, text, options.endpoint ?? endpoint, options.runId);
+    }
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw this.notJson(res, text, options.endpoint ?? endpoint, options.runId);
+    return parsed as Record<string, unknown>;
+  }
+
+  /** `text` with the client's credentials replaced by `***`. */
+  #mask(text: string): string {
+    for (const secret of this.#secrets) text = text.split(secret).join("***");
+    return text;
+  }
+
+  /**
+   * A success status whose body is not MLflow's JSON: most often a proxy's or single sign-on's
+   * login page in front of the server. Names the endpoint, the status and the body's start
+   * (credentials the client sends masked); not retried, as a page does not turn into an answer.
+   */
+  private notJson(res: HttpResponse, text: string, endpoint: string, runId: string | undefined): MlflowApiError {
+    let start = this.#mask(text.replace(/\s+/g, " ").trim());
+    start = start.length > 200 ? `${start.slice(0, 200)}...` : start;
+    const type = String(res.headers["content-type"] ?? "no content type");
+    return new MlflowApiError(
+      endpoint,
+      res.status,
+      "NOT_JSON",
+      `the server at ${this.uri} answered with a body that is not JSON (${type}): ${JSON.stringify(start)}. ` +
+        `This is likely a proxy or login page in front of the MLflow server, not MLflow itself: check MLFLOW_TRACKING_URI ` +
+        `(the MLflow server's own address, with any path prefix) and the credentials the proxy expects.`,
+      runId,
+    );
   }
 
   /**
@@ -662,7 +701,7 @@ export class MlflowClient {
           `set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN`,
       );
     } else {
-      error = new MlflowApiError(spec.endpoint, res.status, errorCode, message, spec.runId);
+      error = new MlflowApiError(spec.endpoint, res.status, errorCode, this.#mask(message), spec.runId);
     }
     if (TRANSIENT_STATUS.has(res.status) || (res.status === 400 && OVERLOADED_DATABASE.test(message))) {
       retryable.add(error);
