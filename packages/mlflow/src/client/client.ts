@@ -6,6 +6,7 @@
  */
 import { createReadStream, createWriteStream, readFileSync } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
 import { basename, dirname, extname } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -107,6 +108,11 @@ interface RequestSpec {
   retry?: RetryPolicy;
   /** Ends the request and its retries (the task was cancelled or timed out). */
   signal?: AbortSignal | undefined;
+  /**
+   * Runs before each retry with the error of the attempt before; an answer it returns is taken
+   * as the request's (a create that the server did carry out). Throwing fails that attempt.
+   */
+  beforeRetry?: ((previous: unknown) => Promise<HttpResponse | undefined>) | undefined;
 }
 
 const API = "/api/2.0/mlflow";
@@ -122,6 +128,10 @@ const OVERLOADED_DATABASE = /QueuePool limit of size \d+ overflow \d+ reached|da
 /** The SQL store keeps ±Infinity as ±DBL_MAX. */
 const DBL_MAX = Number.MAX_VALUE;
 const retryable = new WeakSet<Error>();
+/** The tag that makes a run's create idempotent: a random id per `createRun`, searched for before the create is sent again. */
+export const CREATE_ID_TAG = "cairn.create_id";
+/** One attempt: the search before a create's retry, inside that retry loop. */
+const NO_RETRY: RetryPolicy = { retries: 0, backoffFactor: 0, backoffJitter: 0 };
 /** A probe fails fast: a server that is down is reported in about a second, not after minutes of backoff. */
 const PING_RETRY: RetryPolicy = { retries: 2, backoffFactor: 0.25, backoffJitter: 0 };
 /** `CAIRN_MLFLOW_TRACE=1` prints one line per request to stderr (method, endpoint, start, duration), to see what a run asks of the server. */
@@ -298,14 +308,34 @@ export class MlflowClient {
 
   // ------------------------------------------------------------ runs
 
-  /** Creates a RUNNING run. */
+  /**
+   * Creates a RUNNING run, once: the request carries a random `cairn.create_id` tag, and before
+   * sending it again (after a reset, a timeout or a 5xx, when the server may have created the run
+   * and its answer was lost) the experiment is searched for a run with that tag, which is reused.
+   * The first attempt sends only the create.
+   */
   async createRun(options: { experimentId: string; runName?: string; startTime?: number; tags?: Record<string, string> }): Promise<MlflowRunInfo> {
+    const createId = randomBytes(16).toString("hex");
+    let mayExist = false;
     const r = await this.api("POST", "runs/create", {
       body: {
         experiment_id: options.experimentId,
         start_time: Math.round(options.startTime ?? Date.now()),
         ...(options.runName !== undefined ? { run_name: options.runName } : {}),
-        ...(options.tags ? { tags: entries(options.tags) } : {}),
+        tags: entries({ ...options.tags, [CREATE_ID_TAG]: createId }),
+      },
+      beforeRetry: async (previous) => {
+        // A 429, or a 400 of a database that gave the server no connection, wrote nothing; after
+        // anything else (a reset, a timeout, a 5xx, a failed search) the run may exist.
+        if (!(MlflowApiError.is(previous) && (previous.status === 429 || previous.status === 400))) mayExist = true;
+        if (!mayExist) return undefined;
+        // One attempt, no retries of its own: a search that fails fails this attempt, and the next one searches again.
+        const found = await this.api("POST", "runs/search", {
+          body: { experiment_ids: [options.experimentId], filter: runFilter({ tags: { [CREATE_ID_TAG]: createId } }), run_view_type: "ALL", max_results: 1 },
+          retry: NO_RETRY,
+        });
+        const [run] = (found.runs as unknown[] | undefined) ?? [];
+        return run === undefined ? undefined : { run };
       },
     });
     return toRun((r as { run: unknown }).run).info;
@@ -535,7 +565,17 @@ export class MlflowClient {
   private async api(
     method: "GET" | "POST",
     endpoint: string,
-    options: { runId?: string | undefined; query?: Record<string, unknown>; body?: unknown; retry?: RetryPolicy; url?: string; endpoint?: string; signal?: AbortSignal | undefined },
+    options: {
+      runId?: string | undefined;
+      query?: Record<string, unknown>;
+      body?: unknown;
+      retry?: RetryPolicy;
+      url?: string;
+      endpoint?: string;
+      signal?: AbortSignal | undefined;
+      /** Before each retry: a body to take as the answer instead of sending the request again. */
+      beforeRetry?: (previous: unknown) => Promise<Record<string, unknown> | undefined>;
+    },
   ): Promise<Record<string, unknown>> {
     const body = options.body;
     const res = await this.send({
@@ -548,6 +588,7 @@ export class MlflowClient {
       responseType: "text",
       ...(options.retry ? { retry: options.retry } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.beforeRetry ? { beforeRetry: recovered(options.beforeRetry) } : {}),
     });
     const text = typeof res.data === "string" ? res.data : "";
     if (!text.trim()) return {};
@@ -609,8 +650,13 @@ export class MlflowClient {
   private async attempts(spec: RequestSpec, consume?: (res: HttpResponse) => Promise<void>): Promise<HttpResponse> {
     const policy = spec.retry ?? this.retry;
     const base = policy.backoffFactor * 1000;
+    let previous: unknown;
     return pRetry(
-      async () => {
+      async (attemptNumber) => {
+        if (attemptNumber > 1 && spec.beforeRetry) {
+          const found = await spec.beforeRetry(previous);
+          if (found) return found;
+        }
         let res: HttpResponse;
         try {
           res = await this.http.request({
@@ -646,6 +692,7 @@ export class MlflowClient {
         ...(spec.signal ? { signal: spec.signal } : {}),
         shouldRetry: ({ error }) => !spec.signal?.aborted && retryable.has(error),
         onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
+          previous = error;
           if (!retryable.has(error) || retriesLeft <= 0) return;
           let wait = Math.random() * policy.backoffJitter * 1000;
           const retryAfter = (error as { retryAfterMs?: number }).retryAfterMs;
@@ -806,6 +853,14 @@ export interface BatchChunk {
 function metricToWire(m: MlflowMetric): { key: string; value: number | string; timestamp: number; step: number } {
   const value = Number.isNaN(m.value) ? "NaN" : m.value === Infinity ? "Infinity" : m.value === -Infinity ? "-Infinity" : m.value;
   return { key: m.key, value, timestamp: Math.round(m.timestamp), step: Math.round(m.step) };
+}
+
+/** A `beforeRetry` of `api` (a body or nothing) as the transport's (a response or nothing). */
+function recovered(recover: (previous: unknown) => Promise<Record<string, unknown> | undefined>): (previous: unknown) => Promise<HttpResponse | undefined> {
+  return async (previous) => {
+    const body = await recover(previous);
+    return body === undefined ? undefined : { status: 200, statusText: "OK", headers: {}, data: JSON.stringify(body) };
+  };
 }
 
 /** JSON.parse that also accepts the bare NaN / Infinity some servers write. */

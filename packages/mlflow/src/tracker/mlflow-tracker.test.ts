@@ -239,6 +239,64 @@ describe("MlflowTracker over HTTP faults", () => {
     }
   });
 
+  it("a create that reached the server but whose answer was lost (a reset) is not made twice: the retry finds the run by its cairn.create_id", async () => {
+    const target = new URL(server.uri);
+    let resets = 2;
+    // Passes the create on, lets the server write the run, then resets the client's connection
+    // instead of answering: a fault a real server cannot be made to show.
+    const proxy = await startProxy((req, res) => {
+      if (!(req.url?.includes("/runs/create") && resets > 0)) return false;
+      resets--;
+      const upstream = http.request(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
+        (up) => {
+          up.resume();
+          up.on("end", () => res.socket?.resetAndDestroy());
+        },
+      );
+      req.pipe(upstream);
+      return true;
+    });
+    try {
+      const t = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "0.05", MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: "0" });
+      const experimentId = await t.ensureExperiment(`idempotent-create-${randomBytes(4).toString("hex")}`);
+      const flowRunId = await t.createRun({ experimentId, name: "flow" });
+      // A cache hit's record goes through the same create.
+      const hitId = await t.recordRun({ experimentId, name: "b", parentRunId: flowRunId, tags: { "cairn.status": "cached" }, status: "FINISHED" });
+      expect(resets).toBe(0);
+      expect(proxy.hits.filter((h) => h.includes("/runs/search"))).toHaveLength(2);
+      const runs = await pyRead([{ op: "search_runs", experiment_ids: [experimentId], filter: "" }]);
+      const all = runs[0] as { run_id: string; run_name: string; status: string; tags: Record<string, string> }[];
+      expect(all.map((r) => r.run_name).sort()).toEqual(["b", "flow"]);
+      expect(all.find((r) => r.run_name === "flow")?.run_id).toBe(flowRunId);
+      expect(all.find((r) => r.run_name === "b")).toMatchObject({ run_id: hitId, status: "FINISHED" });
+      for (const r of all) expect(r.tags["cairn.create_id"]).toMatch(/^[0-9a-f]{32}$/);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("a create that never reached the server is sent again after the search finds nothing", async () => {
+    let refusals = 1;
+    const proxy = await startProxy((req, res) => {
+      if (!(req.url?.includes("/runs/create") && refusals > 0)) return false;
+      refusals--;
+      req.resume();
+      req.on("end", () => res.socket?.resetAndDestroy());
+      return true;
+    });
+    try {
+      const t = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "0.05", MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: "0" });
+      const experimentId = await t.ensureExperiment(`lost-create-${randomBytes(4).toString("hex")}`);
+      const runId = await t.createRun({ experimentId, name: "a" });
+      expect(proxy.hits.filter((h) => h.includes("/runs/"))).toEqual(["POST /api/2.0/mlflow/runs/create", "POST /api/2.0/mlflow/runs/search", "POST /api/2.0/mlflow/runs/create"]);
+      const [runs] = await pyRead([{ op: "search_runs", experiment_ids: [experimentId], filter: "" }]);
+      expect((runs as { run_id: string }[]).map((r) => r.run_id)).toEqual([runId]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it("withoutTag against a server that refuses IS NULL on tags (an older MLflow): one search of all, filtered here", async () => {
     const target = new URL(server.uri);
     const filters: string[] = [];
