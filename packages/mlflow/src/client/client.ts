@@ -325,9 +325,10 @@ export class MlflowClient {
         tags: entries({ ...options.tags, [CREATE_ID_TAG]: createId }),
       },
       beforeRetry: async (previous) => {
-        // A 429, or a 400 of a database that gave the server no connection, wrote nothing; after
-        // anything else (a reset, a timeout, a 5xx, a failed search) the run may exist.
-        if (!(MlflowApiError.is(previous) && (previous.status === 429 || previous.status === 400))) mayExist = true;
+        // A 429 or 503 (refused, or overloaded), or a 400 of a database that gave the server no
+        // connection, wrote nothing; after anything else (a reset, a timeout, another 5xx, a failed
+        // search) the run may exist.
+        if (!(MlflowApiError.is(previous) && [400, 429, 503].includes(previous.status))) mayExist = true;
         if (!mayExist) return undefined;
         // One attempt, no retries of its own: a search that fails fails this attempt, and the next one searches again.
         const found = await this.api("POST", "runs/search", {
