@@ -3,7 +3,7 @@
  * MLflow server, and `cairn run --queue` as a real process.
  */
 import type { ChildProcess } from "node:child_process";
-import { readdir } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { cairnBin, childEnv, type Exit, killGroup, repo, start } from "../cache/helpers.ts";
 
@@ -64,4 +64,11 @@ export async function markers(dir: string): Promise<Record<string, number[]>> {
     (out[node] ??= []).push(Number(pid));
   }
   return out;
+}
+
+/** How many times `node` ran, over all processes: each run appends one byte to its `<node>.<pid>` marker. */
+export async function timesRun(dir: string, node: string): Promise<number> {
+  let n = 0;
+  for (const name of await readdir(dir)) if (name.startsWith(`${node}.`) && /^\d+$/.test(name.slice(node.length + 1))) n += (await stat(join(dir, name))).size;
+  return n;
 }
