@@ -2,13 +2,17 @@
  * A Python script's own mlflow.log_* calls land in the task's run: with a real MLflow
  * server (from .venv) and the MLflow tracker.
  */
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunEvent } from "cairn-dag";
 import { flow } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { script } from "../../packages/process/src/index.ts";
 import { readWithMlflow } from "../../packages/mlflow/test/mlflow-read.ts";
 import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
-import { fixture, hasVenv, runOptions, VENV_PYTHON } from "./helpers.ts";
+import { fixture, hasVenv, runOptions, tempRoot, VENV_PYTHON } from "./helpers.ts";
+import { startProxy } from "../reliability/helpers.ts";
 
 let server: MlflowServer | undefined;
 
@@ -49,5 +53,35 @@ describe.skipIf(!hasVenv)("script() with MLflow tracking", () => {
     ]);
     expect(run2).toMatchObject({ status: "FINISHED", params: { from_script: "yes" }, tags: { "mlflow.parentRunId": result.runId } });
     expect(loss.map((m: { step: number; value: number }) => [m.step, m.value])).toEqual([[0, 0.9], [1, 0.5], [2, 0.25]]);
+  }, 60_000);
+
+  it("a password given in the tracking URI reaches the script's own MLflow client (MLFLOW_TRACKING_USERNAME/PASSWORD), masked in what it prints", async () => {
+    const password = "pa:ss/w@rd-9";
+    const expected = `Basic ${Buffer.from(`alice:${password}`).toString("base64")}`;
+    const proxy = await startProxy(server!.uri, (req, res) => {
+      if (req.headers.authorization === expected) return false;
+      req.resume();
+      res.writeHead(401, { "WWW-Authenticate": 'Basic realm="mlflow"' }).end("You are not authenticated.");
+      return true;
+    });
+    try {
+      const dir = await tempRoot();
+      const file = join(dir, "logs_itself.py");
+      await writeFile(file, "import os, mlflow\nprint('password:', os.environ.get('MLFLOW_TRACKING_PASSWORD'))\nmlflow.log_metric('from_script', 1.5)\n");
+      const uri = `http://alice:${encodeURIComponent(password)}@${new URL(proxy.uri).host}`;
+      const t = script("logs-itself", { file, interpreter: VENV_PYTHON }).cache(false);
+      const run = await flow("mlflow-auth").build(() => ({ out: t().$out })).run({ ...(await runOptions()), tracker: undefined, env: { ...process.env, MLFLOW_TRACKING_URI: uri } });
+      const events: RunEvent[] = [];
+      run.on((e) => events.push(e));
+      const result = await run.wait();
+      expect(result.status, JSON.stringify(result.tasks["logs-itself"]?.error)).toBe("succeeded");
+      const record = (await MlflowTracker.fromEnv({}, server!.uri).getRun(result.tasks["logs-itself"]!.runId!))!;
+      expect(record.metrics).toMatchObject({ from_script: 1.5 });
+      const printed = JSON.stringify(events);
+      expect(printed).toContain("password: ***");
+      expect(printed).not.toContain(password);
+    } finally {
+      await proxy.close();
+    }
   }, 60_000);
 });

@@ -48,7 +48,7 @@ export {
 export { planFlow, explainTask, type PlannedTask, type PlanOptions, type Explanation } from "./caching/plan.ts";
 export type { RunEvent, TaskEvent, FlowEvent, LogEvent, TaskStatus, FlowStatus, ErrorInfo } from "./run/events.ts";
 export type { TaskContext, RunLog, ArtifactWriter, TaskLogger } from "./run/task-context.ts";
-export { holdWork, sendArtifact } from "./run/task-context.ts";
+export { holdWork, sendArtifact, trackingEnv } from "./run/task-context.ts";
 export { retryAfterMs, closestName } from "./internal.ts";
 export { SecretRegistry, MIN_MASKED_LENGTH } from "./run/secrets.ts";
 export { RunScope, scopeKey, type ScopeKey } from "./run/run-scope.ts";

@@ -6,7 +6,7 @@ import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
 import type { RunScope } from "../run/run-scope.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import { type ArtifactWriter, HOLD_WORK, type HeldWork, SEND_ARTIFACT, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
+import { type ArtifactWriter, HOLD_WORK, type HeldWork, SEND_ARTIFACT, TRACKING_ENV, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -67,6 +67,11 @@ export class RunningTaskContext implements TaskContext {
   [HOLD_WORK](work: Promise<unknown>, what: HeldWork = {}): void {
     if (what.killGraceMs !== undefined) this.killGraceMs = what.killGraceMs;
     if (this.holder) (this.holder.held ??= []).push(work);
+  }
+
+  /** @internal See TRACKING_ENV. */
+  [TRACKING_ENV](): Readonly<Record<string, string>> {
+    return this.shared.tracker.childEnv?.() ?? {};
   }
 
   /**

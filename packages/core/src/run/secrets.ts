@@ -213,6 +213,11 @@ export class SecretRegistry {
     return undefined;
   }
 
+  /** A secret the engine itself holds (the tracker's password, handed to task processes): masked and refused as any other. */
+  addKnown(name: string, value: string): void {
+    this.remember(name, value);
+  }
+
   private remember(name: string, value: string): void {
     if (value.length === 0 || this.known.has(value)) return;
     this.known.set(value, name);

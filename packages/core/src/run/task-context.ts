@@ -39,6 +39,18 @@ export function sendArtifact(ctx: object, name: string): Promise<void> {
   return (ctx as { [SEND_ARTIFACT]?: (name: string) => Promise<void> })[SEND_ARTIFACT]?.(name) ?? Promise.resolve();
 }
 
+/**
+ * @internal A context's method through which an executor gets what a child process needs,
+ * besides `ctx.tracking.uri`, to record to the run's tracker itself (see Tracker.childEnv).
+ * `Symbol.for`, as HOLD_WORK.
+ */
+export const TRACKING_ENV: unique symbol = Symbol.for("cairn.trackingEnv") as never;
+
+/** The tracker's variables for a child process (its credentials); none for a context made outside the engine. */
+export function trackingEnv(ctx: object): Readonly<Record<string, string>> {
+  return (ctx as { [TRACKING_ENV]?: () => Readonly<Record<string, string>> })[TRACKING_ENV]?.() ?? {};
+}
+
 /** Logs params, metrics and tags to the task's run. */
 export interface RunLog {
   /** Records a param (stringified). */

@@ -141,6 +141,12 @@ export interface Tracker {
   readonly kind: "local" | "mlflow" | (string & {});
   /** Where the records live: a folder path or a URL; never contains credentials. */
   readonly uri: string;
+  /**
+   * What a task's child process needs besides `uri` to record to the same place with its own
+   * client (MLflow's credential variables, also those given in the tracking URI). Secret: the
+   * engine puts them only in a child's environment, and masks them as secrets.
+   */
+  childEnv?(): Readonly<Record<string, string>>;
   /** What this tracker can do; see {@link TrackerCapabilities}. */
   readonly capabilities: TrackerCapabilities;
   /** Checks the tracker is reachable and usable; rejects with a clear error otherwise. */

@@ -159,6 +159,8 @@ export class MlflowClient {
   readonly #authorization: string | undefined;
   /** The token, password and Authorization value, masked in any answer's text the client quotes. */
   readonly #secrets: string[] = [];
+  /** MLflow's variables that carry these credentials, for a child process's own MLflow client. */
+  readonly #childEnv: Record<string, string> = {};
 
   constructor(options: MlflowClientOptions) {
     checkMlflowOptions(options);
@@ -170,6 +172,9 @@ export class MlflowClient {
     };
     this.respectRetryAfter = options.respectRetryAfter ?? true;
     const headers: Record<string, string> = { "User-Agent": "cairn-mlflow-client" };
+    if (options.token) this.#childEnv.MLFLOW_TRACKING_TOKEN = options.token;
+    if (options.username !== undefined) this.#childEnv.MLFLOW_TRACKING_USERNAME = options.username;
+    if (options.password !== undefined) this.#childEnv.MLFLOW_TRACKING_PASSWORD = options.password;
     if (options.token) this.#authorization = `Bearer ${options.token}`;
     else if (options.username !== undefined || options.password !== undefined) {
       this.#authorization = `Basic ${Buffer.from(`${options.username ?? ""}:${options.password ?? ""}`).toString("base64")}`;
@@ -304,6 +309,15 @@ export class MlflowClient {
       pageToken = typeof r.next_page_token === "string" && r.next_page_token ? r.next_page_token : undefined;
     } while (pageToken);
     return out;
+  }
+
+  /**
+   * MLflow's variables for this client's credentials (`MLFLOW_TRACKING_USERNAME`, `..._PASSWORD`,
+   * `..._TOKEN`), also those that came in the tracking URI: a child process's MLflow client
+   * reaches the server with them, as `uri` carries none. Secret: never shown.
+   */
+  childEnv(): Readonly<Record<string, string>> {
+    return { ...this.#childEnv };
   }
 
   // ------------------------------------------------------------ runs

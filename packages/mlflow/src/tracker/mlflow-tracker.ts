@@ -97,6 +97,11 @@ export class MlflowTracker implements Tracker {
     }
   }
 
+  /** The credentials a task's process needs to log to this server itself (see MlflowClient.childEnv). */
+  childEnv(): Readonly<Record<string, string>> {
+    return this.client.childEnv();
+  }
+
   /** How many cache hits' records go to the server at once now. */
   get recordsInFlight(): number {
     return this.recordQueue.concurrency;

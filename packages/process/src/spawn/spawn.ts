@@ -33,7 +33,7 @@ import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { join, sep } from "node:path";
 import type { Writable } from "node:stream";
-import { CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, taskArtifactPath, type TaskContext } from "@cairn/core";
+import { CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, taskArtifactPath, trackingEnv, type TaskContext } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 import { pumpLines, withCutNote } from "./lines.ts";
@@ -317,7 +317,8 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
     CAIRN_ATTEMPT: String(ctx.attempt),
     // Outside MLflow, a stale MLFLOW_RUN_ID from the parent's environment must not leak into the child.
     MLFLOW_RUN_ID: tracked ? ctx.runId : undefined,
-    ...(tracked ? { MLFLOW_TRACKING_URI: ctx.tracking.uri, MLFLOW_EXPERIMENT_ID: ctx.tracking.experimentId } : {}),
+    // With the tracker's credentials: a password given in the tracking URI is not in `uri`.
+    ...(tracked ? { MLFLOW_TRACKING_URI: ctx.tracking.uri, MLFLOW_EXPERIMENT_ID: ctx.tracking.experimentId, ...trackingEnv(ctx) } : {}),
   };
 
   const stdoutLog = createWriteStream(await ctx.artifacts.path("logs/stdout.txt")).on("error", () => {}); // logs are best effort
