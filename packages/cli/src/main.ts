@@ -757,11 +757,11 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
     "runs",
   );
   const limit = values.limit === undefined ? 20 : integerOption("--limit", values.limit, 1);
-  const tracker = await resolveTracker({ root: resolve(values.root ?? ".cairn"), env });
+  const tracker = await reachableTracker({ root: resolve(values.root ?? ".cairn"), env });
   const experimentIds = await experimentsOf(tracker, values.experiment);
   const runs = await listClosingAbandoned(tracker, experimentIds, () => tracker.searchRuns({ experimentIds, topLevelOnly: true, maxResults: limit }), stderr);
   if (values.json) {
-    stdout.write(`${JSON.stringify(runs, null, 2)}\n`);
+    stdout.write(`${JSON.stringify(runs, nonFinite, 2)}\n`);
     return EXIT.ok;
   }
   if (!runs.length) {
@@ -797,7 +797,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   const given = positionals[0];
   if (!given) throw new UsageError("Expected a run id: cairn show RUN_ID (see `cairn runs`).");
   if (positionals.length > 1) throw new UsageError(`Expected one run id, got ${positionals.length}: ${positionals.join(" ")}.`);
-  const tracker = await resolveTracker({ root: resolve(values.root ?? ".cairn"), env });
+  const tracker = await reachableTracker({ root: resolve(values.root ?? ".cairn"), env });
   let closed = false;
   let run = await findRun(given, {
     tracker,
@@ -822,7 +822,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
       const source = sourceOf(r);
       return source ? { ...r, cachedFrom: { runId: source.runId, name: source.name, status: source.status, params: source.params, metrics: source.metrics } } : r;
     };
-    stdout.write(`${JSON.stringify({ run: withSource(run), tasks: children.map(withSource) }, null, 2)}\n`);
+    stdout.write(`${JSON.stringify({ run: withSource(run), tasks: children.map(withSource) }, nonFinite, 2)}\n`);
     return EXIT.ok;
   }
   const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
@@ -864,7 +864,7 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
   if (positionals.length > 1) throw new UsageError(`Expected one run id (or latest), got ${positionals.length}: ${positionals.join(" ")}.`);
   const given = positionals[0] ?? "latest";
   const root = resolve(values.root ?? ".cairn");
-  const tracker = await resolveTracker({ root, env });
+  const tracker = await reachableTracker({ root, env });
   let run: RunRecord;
   if (given === "latest") {
     const ids = await experimentsOf(tracker, values.experiment);
@@ -948,10 +948,34 @@ function sayAbandoned(closed: readonly RunRecord[], stderr: Writable): boolean {
   return line !== undefined;
 }
 
+/** A JSON replacer that writes NaN and ±Infinity as MLflow's REST API does ("NaN", "Infinity"), not as JSON's null. */
+function nonFinite(_: string, v: unknown): unknown {
+  return typeof v === "number" && !Number.isFinite(v) ? String(v) : v;
+}
+
+/**
+ * The tracker of `runs`, `show` and `report`, checked reachable first (one quick request, as
+ * `run` does): a server that is down is said at once, not after every request's retries.
+ */
+async function reachableTracker(options: Parameters<typeof resolveTracker>[0]): Promise<Tracker> {
+  const tracker = await resolveTracker(options);
+  await tracker.ping();
+  return tracker;
+}
+
 async function experimentsOf(tracker: Tracker, name: string | undefined): Promise<string[]> {
   if (name) {
     const all = tracker.listExperiments ? await tracker.listExperiments() : undefined;
-    if (all) return all.filter((e) => e.name === name).map((e) => e.experimentId);
+    if (all) {
+      const ids = all.filter((e) => e.name === name).map((e) => e.experimentId);
+      if (!ids.length) {
+        throw new UsageError(
+          `No experiment named "${name}" in ${tracker.uri} has runs to show: there is none by that name, or it was deleted ` +
+            `(\`mlflow experiments restore\` brings it back). Without --experiment, cairn lists the runs of every experiment.`,
+        );
+      }
+      return ids;
+    }
     return [await tracker.ensureExperiment(name)];
   }
   if (!tracker.listExperiments) throw new UsageError(`Pass --experiment NAME to list runs from ${tracker.uri}.`);

@@ -1,0 +1,55 @@
+/**
+ * `cairn runs`, `show` and `report` read what runs recorded: a server that is down is said at
+ * once (as `run` says it), an experiment name that names none is an error and not "no runs
+ * yet", and `show --json` writes NaN and ±Infinity metrics as MLflow's API does.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { freePort } from "../../packages/mlflow/test/mlflow-server.ts";
+import { cairn, repo } from "./helpers.ts";
+
+const made: string[] = [];
+/** A folder inside the workspace, where a flow file resolves `cairn-dag` as the examples do. */
+const tmp = async () => {
+  const dir = await mkdtemp(join(repo, "test", ".read-commands-"));
+  made.push(dir);
+  return dir;
+};
+afterAll(async () => {
+  for (const dir of made) await rm(dir, { recursive: true, force: true });
+});
+
+describe("cairn runs, show and report", () => {
+  it("against a server that does not answer, fail at once saying so (not after every request's retries)", async () => {
+    const env = { MLFLOW_TRACKING_URI: `http://127.0.0.1:${await freePort()}` };
+    const results = await Promise.all([["runs"], ["show", "0123abcd"], ["report", "latest"]].map((args) => cairn(args, { env })));
+    for (const r of results) {
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/Cannot reach the MLflow tracking server/);
+    }
+  }, 60_000); // the old code took ~250 s each: its requests' retries
+
+  it("runs --experiment with a name no experiment has is an error naming it, not an empty list", async () => {
+    const cwd = await tmp();
+    await writeFile(join(cwd, "flow.ts"), `import { flow, task } from "cairn-dag";\nconst t = task("t").run(() => ({ v: 1 }));\nexport default flow("named").build(() => ({ v: t().v }));\n`);
+    expect((await cairn(["run", "flow.ts"], { cwd })).code).toBe(0);
+    const r = await cairn(["runs", "--experiment", "no-such"], { cwd });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('No experiment named "no-such"');
+    expect((await cairn(["runs", "--experiment", "named"], { cwd })).stdout).toContain("named");
+  }, 60_000);
+
+  it("show --json writes NaN and ±Infinity metrics as strings, as MLflow's API does, not as null", async () => {
+    const cwd = await tmp();
+    await writeFile(
+      join(cwd, "flow.ts"),
+      `import { flow, task } from "cairn-dag";\nconst t = task("t").run((_, ctx) => { ctx.log.metric("nan", NaN); ctx.log.metric("inf", Infinity); ctx.log.metric("ninf", -Infinity); return {}; });\nexport default flow("odd").build(() => (t(), {}));\n`,
+    );
+    const run = await cairn(["run", "flow.ts", "--json"], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    const runId = (JSON.parse(run.stdout.trim().split("\n").at(-1)!) as { runId: string }).runId;
+    const shown = JSON.parse((await cairn(["show", runId, "--json"], { cwd })).stdout) as { tasks: Array<{ metrics: Record<string, unknown> }> };
+    expect(shown.tasks[0]!.metrics).toMatchObject({ nan: "NaN", inf: "Infinity", ninf: "-Infinity" });
+  }, 60_000);
+});
