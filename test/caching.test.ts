@@ -85,15 +85,15 @@ describe("what invalidates an entry", () => {
     expect(statuses(odd.result)).toEqual({ parity: "succeeded", report: "succeeded" });
   });
 
-  it("inputs count in their stored JSON form: a property that is undefined is no property", async () => {
+  it("an input property that is undefined counts: the task can tell it from a missing one ({ seed: 42, ...cfg })", async () => {
     const root = await tmp();
-    const calls: unknown[] = [];
-    const fit = task("fit").input<{ cfg: { lr: number; seed?: number } }>().run(({ cfg }) => (calls.push(cfg), { lr: cfg.lr }));
-    const f = (cfg: { lr: number; seed?: number }) => flow("stored-form").build(() => ({ lr: fit({ cfg }).lr }));
-    expect(statuses((await runCollect(f({ lr: 1, seed: undefined }), { root })).result)).toEqual({ fit: "succeeded" });
-    expect(statuses((await runCollect(f({ lr: 1 }), { root })).result)).toEqual({ fit: "cached" });
-    expect(statuses((await runCollect(f({ lr: 1, seed: 2 }), { root })).result)).toEqual({ fit: "succeeded" });
-    expect(calls).toHaveLength(2);
+    const fit = task("fit").input<{ cfg: { lr: number; seed?: number } }>().run(({ cfg }) => ({ seed: String({ seed: 42, ...cfg }.seed) }));
+    const f = (cfg: { lr: number; seed?: number }) => flow("undefined-input").build(() => ({ seed: fit({ cfg }).seed }));
+    const first = await runCollect(f({ lr: 1 }), { root });
+    expect(first.result.outputs).toEqual({ seed: "42" });
+    const second = await runCollect(f({ lr: 1, seed: undefined }), { root });
+    expect(statuses(second.result)).toEqual({ fit: "succeeded" });
+    expect(second.result.outputs).toEqual({ seed: "undefined" });
   });
 
   it("an artifact counts by content: new bytes miss, the same bytes under a new path hit", async () => {

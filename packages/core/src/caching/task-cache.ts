@@ -20,7 +20,6 @@ import {
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts";
 import { isPlainObject } from "../definition/ref.ts";
-import { storedForm } from "../definition/serializable.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import { CodeFileError, UnsafePathError } from "../errors.ts";
 import { RunScope } from "../run/run-scope.ts";
@@ -318,8 +317,8 @@ export class TaskCache {
    * what the task's code resolves to now (a model's registry version) counts too.
    */
   async keyFor(node: FlowNode, inputs: Record<string, unknown>, run: { flowRunId?: string; signal?: AbortSignal } = {}): Promise<TaskKey> {
-    // In their stored JSON form: `{ seed: undefined }` is `{}` to the task, and to the key.
-    const contentInputs = storedForm((await replaceArtifacts(inputs, isArtifact, artifactDigest)) as Record<string, unknown>);
+    // As the task gets them (`{ seed: undefined }` is not `{}` to `{ seed: 42, ...cfg }`).
+    const contentInputs = (await replaceArtifacts(inputs, isArtifact, artifactDigest)) as Record<string, unknown>;
     const env: Record<string, string | undefined> = {};
     for (const name of node.task.env) env[name] = this.env[name];
     let extra = node.task.cache !== false && node.task.cache.key !== undefined ? `\0cache-key:${node.task.cache.key}` : "";
