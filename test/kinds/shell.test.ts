@@ -6,7 +6,7 @@ import { z } from "zod";
 import { flow, task, type Artifact } from "@cairn/dsl";
 import { notebook, script, shell } from "../../packages/process/src/index.ts";
 import { CommandTemplateError, UnknownPlaceholderError } from "../../packages/process/src/spawn/index.ts";
-import { alive, fixture, runOptions, tempRoot } from "./helpers.ts";
+import { alive, fixture, runOptions, tempRoot, waitFor } from "./helpers.ts";
 
 describe("shell()", () => {
   it("substitutes {placeholders} and outputs { stdout, exitCode }", async () => {
@@ -44,6 +44,19 @@ describe("shell()", () => {
     expect(code(notebook("n", nb, { cwd: "a" }))).not.toBe(code(notebook("n", nb, { cwd: "b" })));
     expect(code(notebook("n", nb, { python: "/usr/bin/python3" }))).not.toBe(code(notebook("n", nb)));
   });
+
+  it("a log file that cannot be written (a full disk) does not stall the process: its output is still read to the end", async () => {
+    const { spawn } = await import("node:child_process");
+    const { createWriteStream } = await import("node:fs");
+    const { pumpLines } = await import("../../packages/process/src/spawn/lines.ts");
+    const child = spawn("sh", ["-c", "i=0; while [ $i -lt 40000 ]; do echo line-$i-padding-padding-padding; i=$((i+1)); done"], { stdio: ["ignore", "pipe", "ignore"] });
+    const file = createWriteStream("/dev/full").on("error", () => {});
+    let lines = 0;
+    const exited = new Promise<number | null>((r) => child.on("exit", r));
+    await pumpLines(child.stdout!, file, (t) => t, () => void lines++);
+    expect(await exited).toBe(0);
+    expect(lines).toBe(40000);
+  }, 30_000);
 
   it("keeps a shell-injection attempt literal", async () => {
     const marker = `/tmp/pwned-${process.pid}-${Date.now()}`;
@@ -165,8 +178,10 @@ describe("shell()", () => {
     const pidFile = join(await tempRoot(), "daemon.pid");
     // setsid puts the sleep in a session of its own, where ending the task's group cannot reach it;
     // the command waits until it is there (its pid written) before it exits.
-    const daemon = `setsid sh -c 'echo $$ > "$PID_FILE"; exec sleep 30' & while [ ! -s "$PID_FILE" ]; do sleep 0.05; done; echo launched`;
-    const t = shell("daemon", daemon, { env: { PID_FILE: pidFile } });
+    // Once the task has let its pipes go, the daemon writes to them again: it must live on (no SIGPIPE), and say so in ALIVE_FILE.
+    const daemon = `setsid sh -c 'echo $$ > "$PID_FILE"; sleep 3; echo still-here; echo alive > "$ALIVE_FILE"; exec sleep 30' & while [ ! -s "$PID_FILE" ]; do sleep 0.05; done; echo launched`;
+    const aliveFile = `${pidFile}.alive`;
+    const t = shell("daemon", daemon, { env: { PID_FILE: pidFile, ALIVE_FILE: aliveFile } });
     const started = Date.now();
     const run = await flow("daemon").build(() => ({ x: t().stdout })).run(await runOptions());
     const warnings: string[] = [];
@@ -178,6 +193,7 @@ describe("shell()", () => {
       expect(result.outputs).toEqual({ x: "launched" });
       expect(Date.now() - started).toBeLessThan(20_000); // well before the daemon's 30 s are up
       expect(alive(pid)).toBe(true); // it was not waited for (nor is it Cairn's to kill)
+      expect(await waitFor(() => existsSync(aliveFile), 10_000)).toBe(true); // its writes after the let-go did not kill it
       expect(warnings.join("\n")).toMatch(/task "daemon".*outside its process group.*stdout\/stderr[\s\S]*> \/dev\/null 2>&1/);
     } finally {
       try {

@@ -175,9 +175,15 @@ export function pumpLines(
     stream.setEncoding("utf8");
     stream.on("data", (chunk: string) => {
       push(chunk);
-      if (file.writableNeedDrain && !stream.isPaused()) {
+      // Output waits for the log file, unless the file failed (a full disk): then it is best
+      // effort, and the process must not block on a pipe nobody reads.
+      if (file.writableNeedDrain && !file.destroyed && !file.errored && !stream.isPaused()) {
         stream.pause();
-        file.once("drain", () => stream.resume());
+        const resume = () => {
+          file.off("drain", resume).off("error", resume).off("close", resume);
+          stream.resume();
+        };
+        file.on("drain", resume).on("error", resume).on("close", resume);
       }
     });
     stream.once("end", finish);

@@ -32,7 +32,7 @@ import { mkdir, mkdtemp, readFile, realpath, rm, stat, writeFile } from "node:fs
 import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { join, sep } from "node:path";
-import type { Writable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, taskArtifactPath, trackingEnv, type TaskContext } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
@@ -364,7 +364,15 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
   if (ctx.signal.aborted) onAbort();
   // The tree is gone once the process has exited and its group ended; the engine holds the task's
   // lease until then, also when it stopped waiting for this attempt (cancel, timeout).
-  const tree = Promise.resolve(child).then(end, end);
+  // How the process ended: execa's result, which waits for its pipes to close too; or, once the
+  // pipes are let go (below), its exit code and signal as the exit gave them.
+  let letGo = () => {};
+  const released = new Promise<void>((resolve) => (letGo = resolve));
+  const settled = Promise.race([
+    child,
+    released.then(() => ({ failed: child.exitCode !== 0, exitCode: child.exitCode ?? undefined, signal: child.signalCode ?? undefined, code: undefined, cause: undefined })),
+  ]);
+  const tree = settled.then(end, end);
 
   const pumped = Promise.all([
     child.stdout && pumpLines(child.stdout, stdoutLog, masked, (line) => ctx.logger.info(withCutNote(line.text, line.more, ", in logs/stdout.txt")), stdoutLines),
@@ -378,25 +386,40 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
   // When the main process exits, whatever it left running in its group (holding our pipes open) goes
   // too. Once the group is gone the pipes close, unless a process outside the group (`setsid cmd &`,
   // a daemon) inherited them: what it writes is not the task's, and waiting for it would keep the
-  // task running for as long as it lives. So they are read for DRAIN_MS more, then let go.
+  // task running for as long as it lives. So they are read for DRAIN_MS more, then let go: still
+  // read and dropped (closing them would kill that process with SIGPIPE at its next write), but
+  // no longer waited for, nor keeping Node alive.
   let heldOpen = false;
   child.once("exit", () => {
     void end().then(() => {
-      const timer = setTimeout(() => {
+      const pipes = [child.stdout, child.stderr].filter((p): p is Readable => p !== null && p !== undefined);
+      const check = () => {
+        // A pipe paused for its log file (a slow disk) holds the task's own output: not let go yet.
+        if (pipes.some((p) => !p.readableEnded && p.isPaused())) {
+          timer = setTimeout(check, DRAIN_MS);
+          return;
+        }
         heldOpen = true;
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-      }, DRAIN_MS);
+        for (const p of pipes) {
+          if (p.readableEnded) continue;
+          p.removeAllListeners("data");
+          p.on("data", () => {});
+          p.resume();
+          (p as Readable & { unref?: () => void }).unref?.();
+        }
+        letGo();
+      };
+      let timer = setTimeout(check, DRAIN_MS);
       void pumped.then(() => clearTimeout(timer));
     });
   });
 
   try {
-    const [result] = await Promise.all([child, pumped]);
+    const [result] = await Promise.all([settled, Promise.race([pumped, released])]);
     if (heldOpen) {
       ctx.logger.warn(
         `task "${ctx.nodeId}": its process exited, but a process outside its process group (started with setsid, or a daemon) ` +
-          `still held its stdout/stderr open; Cairn stopped reading them ${DRAIN_MS / 1000} s after the exit and left that process running. ` +
+          `still held its stdout/stderr open; ${DRAIN_MS / 1000} s after the exit Cairn stopped waiting for them (what it writes there is dropped) and left that process running. ` +
           `Redirect that process's output so it does not inherit the task's, e.g. \`setsid mydaemon > /dev/null 2>&1 &\` (or to a log file of its own).`,
       );
     }
