@@ -191,7 +191,7 @@ describe("keys and long values", () => {
   });
 
   it("keeps keys that differ only in characters MLflow refuses, or past its 250 characters, distinct", () => {
-    const keys = ["lr@val", "lr#val", "lr_val", "lr:val", "a/./b", "a/_/b", "k".repeat(300), `${"k".repeat(300)}x`, "k".repeat(250)];
+    const keys = ["lr@val", "lr#val", "lr_val", "lr:val", "a/./b", "a/_/b", "k".repeat(300), `${"k".repeat(300)}x`, "k".repeat(250), `${"x".repeat(249)}@`, `${"x".repeat(245)}@`];
     const fitted = keys.map(toMlflowKey);
     expect(new Set(fitted).size).toBe(keys.length);
     for (const k of fitted) {

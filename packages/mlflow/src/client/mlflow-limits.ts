@@ -52,7 +52,8 @@ export function toMlflowKey(key: string): string {
   const fits = Array.from(out).length <= MLFLOW_LIMITS.keyLength;
   if (out === key && fits) return out;
   const suffix = `-${createHash("sha256").update(key).digest("hex").slice(0, KEY_HASH_LENGTH)}`;
-  if (!fits) out = Array.from(out).slice(0, MLFLOW_LIMITS.keyLength - suffix.length).join("");
+  // With its suffix the key must still fit (a changed key of 242–250 characters did not).
+  if (Array.from(out).length > MLFLOW_LIMITS.keyLength - suffix.length) out = Array.from(out).slice(0, MLFLOW_LIMITS.keyLength - suffix.length).join("");
   // A cut may end on `/` or leave `..`: the suffix joins the last segment, never a new one.
   return `${out.replace(/\/+$/, "")}${suffix}`;
 }
