@@ -123,6 +123,27 @@ describe("functionDependencies", () => {
     expect(Object.keys(await deps("init.ts", "() => ({ v: other })")).sort()).toEqual(["init.ts#other", "lib/plugins.ts", "lib/registry.ts"]);
   });
 
+  it("a top-level call that runs the flow (pipeline.run(), main()) does not tie each task to the others' code", async () => {
+    const text = [
+      `import { flow, task } from "@cairn/dsl";`,
+      `function helpA(x: number) { return x + 1; }`,
+      `function helpB(x: number) { return x * 2; }`,
+      `const a = task("a").run(() => ({ v: helpA(1) }));`,
+      `const b = task("b").run(() => ({ v: helpB(1) }));`,
+      `const pipeline = flow("p").build(() => ({ a: a().v, b: b().v }));`,
+      `async function main() { await pipeline.run(); }`,
+      `pipeline.run();`,
+      `main();`,
+    ].join("\n");
+    await files({ "runs.ts": text });
+    const lines = text.split("\n");
+    const at = { line: 4, column: lines[3]!.indexOf(".run(") + 2 };
+    const before = await functionDependencies(join(dir, "runs.ts"), "() => ({ v: helpA(1) })", newRun(), at);
+    expect(Object.keys(before).sort()).toEqual(["runs.ts#a", "runs.ts#helpA"]);
+    await files({ "runs.ts": text.replace("x * 2", "x * 3") });
+    expect(await functionDependencies(join(dir, "runs.ts"), "() => ({ v: helpA(1) })", newRun(), at)).toEqual(before);
+  });
+
   it("names as property keys or after a dot are not references: another task's variable is not a helper", async () => {
     await files({
       "keys.ts": [

@@ -36,7 +36,7 @@ import { scopeKey, type RunScope } from "@cairn/core";
 import { loadEsbuild } from "./esbuild.ts";
 
 /** Bumped when the shapes below or the way they are worked out change. */
-const SHAPE_VERSION = 6;
+const SHAPE_VERSION = 7;
 
 /** Where a function is in the source: start line, start column, end line, end column (lines 1-based, columns 0-based). */
 type Range = [number, number, number, number];
@@ -360,7 +360,7 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     const imports = [...source.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|^\s*import\s+)["']([^"'\n]+)["']/gm)].map((m) => ({ locals: [], taken: ["*"], from: m[1]! }));
     return keep(id, { digest: sha256(source), opaque: true, decls: [], imports });
   }
-  const decls: Array<{ names: string[]; texts: string[]; uses: Set<string>; modules: Set<string>; funcs: Range[]; span: Range | undefined }> = [];
+  const decls: Array<{ names: string[]; texts: string[]; uses: Set<string>; modules: Set<string>; funcs: Range[]; span: Range | undefined; writes: string[] }> = [];
   const blocks: NonNullable<ModuleShape["blocks"]> = [];
   /** Where in the source each function inside `node` is (through esbuild's source map). */
   const functionRanges = (node: AcornNode): Range[] => {
@@ -404,7 +404,7 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     } else if (declared.length && declared.some((name) => source.includes(name))) {
       // (Declarations whose names the source never spells are esbuild's helpers, __decorateClass and the like.)
       const refs = references(declaration!);
-      decls.push({ names: declared, texts: [text], uses: new Set(refs.names), modules: new Set(refs.modules), funcs: functionRanges(statement), span: spanOf(statement) });
+      decls.push({ names: declared, texts: [text], uses: new Set(refs.names), modules: new Set(refs.modules), funcs: functionRanges(statement), span: spanOf(statement), writes: writtenNames(declaration!) });
     } else if (statement.type !== "ExportNamedDeclaration") {
       const refs = references(statement);
       const funcs = functionRanges(statement);
@@ -421,13 +421,14 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
       if (!isDefault) others.push({ text, ...refs });
     }
   }
-  // Top-level code belongs to the declarations it names, and to those their code uses: `init()`
-  // may change what init() writes to (`CFG.scale = 2`), so CFG counts init() and init.
+  // Top-level code belongs to the declarations it names, and to those the functions it names
+  // assign to: `init()` changes what init() writes (`CFG.scale = 2`), so CFG counts init() and
+  // init. (Not to all a function uses: `main()` running the flow would tie every task to all.)
   const declOf = new Map<string, (typeof decls)[number]>();
   for (const decl of decls) for (const name of decl.names) declOf.set(name, decl);
   for (const other of others) {
     const named = new Set(other.names.flatMap((n) => declOf.get(n) ?? []));
-    for (const decl of [...named]) for (const n of decl.uses) if (declOf.has(n)) named.add(declOf.get(n)!);
+    for (const decl of [...named]) for (const n of decl.writes) if (declOf.has(n)) named.add(declOf.get(n)!);
     for (const decl of named) {
       decl.texts.push(other.text);
       for (const n of other.names) decl.uses.add(n);
@@ -537,6 +538,24 @@ function references(root: AcornNode): Refs {
   };
   visit(root);
   return { names: [...names], modules: [...modules] };
+}
+
+/** The names whose value, or a part of it, `root` assigns to (`CFG.scale = 2`, `n++`, `delete M.k`): the root name of each target. */
+function writtenNames(root: AcornNode): string[] {
+  const names = new Set<string>();
+  const base = (n: AcornNode | undefined): string | undefined => {
+    while (n && n.type === "MemberExpression") n = n.object as AcornNode | undefined;
+    return n?.type === "Identifier" ? n.name : undefined;
+  };
+  const visit = (node: AcornNode): void => {
+    const target =
+      node.type === "AssignmentExpression" ? (node.left as AcornNode) : node.type === "UpdateExpression" || (node.type === "UnaryExpression" && node.operator === "delete") ? (node.argument as AcornNode) : undefined;
+    const name = base(target);
+    if (name) names.add(name);
+    for (const [, child] of childNodes(node)) visit(child);
+  };
+  visit(root);
+  return [...names];
 }
 
 /** The syntax nodes directly under `node`, each with the field that holds it. */
