@@ -959,7 +959,8 @@ function nonFinite(_: string, v: unknown): unknown {
  */
 async function reachableTracker(options: Parameters<typeof resolveTracker>[0]): Promise<Tracker> {
   const tracker = await resolveTracker(options);
-  await tracker.ping();
+  // A server only: the embedded store's ping makes its folder, which a command that reads must not.
+  if (tracker.capabilities.remote) await tracker.ping();
   return tracker;
 }
 

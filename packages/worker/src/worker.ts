@@ -144,6 +144,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           publishLog(data.flowRunId, { type: "log", level: "warn", runId: data.flowRunId, ...(id ? { task: id } : {}), message, time: Date.now() }),
         ),
       };
+      // The tracker's credentials reach task processes, as in one process: what those print of them is masked.
+      for (const [name, value] of Object.entries(tracker.childEnv?.() ?? {})) if (!name.endsWith("_USERNAME")) shared.secrets.addMasked(name, value);
       runs.set(data.flowRunId, shared);
       if (runs.size > 8) runs.delete(runs.keys().next().value!);
     }

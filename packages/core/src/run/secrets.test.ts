@@ -54,6 +54,16 @@ describe("SecretRegistry", () => {
     expect(r.mask("pa&lt;ss&quot;word1 pa&lt;ss&#34;word1")).toBe("*** ***");
   });
 
+  it("a value the engine holds (the tracker's password) is masked in text but refused nowhere; a short one is left alone", () => {
+    const r = registry({});
+    r.addMasked("MLFLOW_TRACKING_PASSWORD", "mlflow-pw");
+    r.addMasked("MLFLOW_TRACKING_TOKEN", "abc");
+    expect(r.empty).toBe(false);
+    expect(r.mask("password: mlflow-pw, token abc")).toBe("password: ***, token abc");
+    expect(r.find({ out: "mlflow-pw" })).toBeUndefined();
+    expect(() => r.assertClean({ uri: "mlflow-pw" }, "t", "its outputs")).not.toThrow();
+  });
+
   it("never masks inside text with a secret under 4 characters, but refuses it as a whole value", () => {
     const r = registry({ ONE: "a", TWO: "é🔑" });
     expect(r.mask("a banana é🔑")).toBe("a banana é🔑");

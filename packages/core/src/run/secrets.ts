@@ -64,7 +64,7 @@ export class SecretRegistry {
 
   /** True when no secret is known yet: every check and mask is then free. */
   get empty(): boolean {
-    return this.known.size === 0;
+    return this.known.size === 0 && this.forms.size === 0;
   }
 
   /**
@@ -213,9 +213,18 @@ export class SecretRegistry {
     return undefined;
   }
 
-  /** A secret the engine itself holds (the tracker's password, handed to task processes): masked and refused as any other. */
-  addKnown(name: string, value: string): void {
-    this.remember(name, value);
+  /**
+   * A value the engine itself holds (the tracker's password, handed to task processes): masked
+   * in text as secrets are, but not refused where a value carries it (a short or common password
+   * would fail tasks whose outputs merely contain its text). Shorter than
+   * MIN_MASKED_LENGTH, it is not masked either.
+   */
+  addMasked(name: string, value: string): void {
+    if (codePoints(value) < MIN_MASKED_LENGTH) return;
+    for (const form of textForms(value)) if (!this.forms.has(form)) this.forms.set(form, name);
+    const sorted = [...this.forms].sort((a, b) => b[0].length - a[0].length);
+    this.formList = sorted.map(([form]) => form);
+    this.formNames = sorted.map(([, n]) => n);
   }
 
   private remember(name: string, value: string): void {
