@@ -21,6 +21,10 @@ describe("redactUrl", () => {
   it("leaves a URL with no password as it is", () => {
     expect(redactUrl("not a url")).toBe("not a url");
     expect(redactUrl("redis://[::1:6379")).toBe("redis://[::1:6379");
-    expect(redactUrl("redis://user@[::1:6379")).toBe("redis://user@[::1:6379");
+  });
+
+  it("hides a user name given without a password: often a token (https://ghp_xxx@host)", () => {
+    expect(redactUrl("https://ghp_SECRETTOKEN1234@host/x")).toBe("https://***@host/x");
+    expect(redactUrl("redis://user@[::1:6379")).toBe("redis://***@[::1:6379");
   });
 });

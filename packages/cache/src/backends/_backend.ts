@@ -59,6 +59,11 @@ export function redactUrl(url: string): string {
     parsed.password = "***";
     return parsed.toString();
   }
+  // A user name alone is often a token (`https://ghp_xxx@host`): hidden too.
+  if (parsed?.username && url.lastIndexOf("@") > url.indexOf("//")) {
+    parsed.username = "***";
+    return parsed.toString();
+  }
   // Parsed without a password and no `@`: nothing to hide. Parsed with an `@` but no password,
   // the parser took part of the password for a port and a path (`http://u:123/x@host`).
   if (parsed && !url.includes("@")) return url;
@@ -69,7 +74,7 @@ export function redactUrl(url: string): string {
   const at = url.lastIndexOf("@");
   if (start === -1 || at < start) return url;
   const colon = url.indexOf(":", start + 2);
-  if (colon === -1 || colon > at) return url;
+  if (colon === -1 || colon > at) return `${url.slice(0, start + 2)}***${url.slice(at)}`;
   return `${url.slice(0, colon)}:***${url.slice(at)}`;
 }
 
