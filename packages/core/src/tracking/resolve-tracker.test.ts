@@ -9,7 +9,7 @@ describe("resolveTracker without a registered MLflow tracker", () => {
     const error = await resolveTracker({ env: { MLFLOW_TRACKING_URI: "http://bob:s3cr3t@mlflow.example.com:5000" } }).catch((e: unknown) => e);
     expect(TrackingError.is(error)).toBe(true);
     expect((error as Error).message).toContain('import "@cairn/mlflow/register"');
-    expect((error as Error).message).toContain("http://mlflow.example.com:5000");
+    expect((error as Error).message).toContain("http://bob:***@mlflow.example.com:5000");
     expect((error as Error).message).not.toContain("s3cr3t");
   });
 
