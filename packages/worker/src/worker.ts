@@ -236,8 +236,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         },
       });
       void noting; // not waited for: the outcome does not depend on it, and a late note on a finished job is harmless
-      // Said before the claim is let go: a job of the key that claims it next looks the entry up.
-      if (outcome.ok && data.key) await redis.set(computedKey(data.key.key), "1", "PX", COMPUTED_MS).catch(() => {});
+      // Said before the claim is let go (one connection keeps the order; nothing waits for the
+      // answer): a job of the key that claims it next looks the entry up.
+      if (outcome.ok && data.key) void redis.set(computedKey(data.key.key), "1", "PX", COMPUTED_MS).catch(() => {});
       tell(
         outcome.ok
           ? { type: "task", status: "succeeded", task, flowRunId: data.flowRunId }
