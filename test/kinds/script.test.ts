@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import { flow, task, type Artifact, type InferInput, type InferOutput, type RunEvent } from "@cairn/dsl";
 import { notebook, script, shell } from "../../packages/process/src/index.ts";
 import { alive, fixture, logsOf, runOptions, tempRoot, waitFor } from "./helpers.ts";
@@ -193,6 +194,20 @@ describe("script()", () => {
       expect(result.tasks["links-leaktxt"]!.error).toMatchObject({ name: "ProcessOutputError", message: expect.stringContaining(`"leak.txt", a link to ${target}, outside CAIRN_ARTIFACTS`) });
     }
     expect((await run(outside, "alias.txt")).status).toBe("succeeded");
+  });
+
+  it("a script with an output schema that wrote no outputs is told so, with how to write them", async () => {
+    const dir = await tempRoot();
+    const file = join(dir, "silent.py");
+    await writeFile(file, "print('done, but no set_outputs')\n");
+    const silent = script("silent", { file }).output(z.object({ model: z.string() }));
+    const result = await (await flow("silent").build(() => ({ m: silent().model })).run(await runOptions())).wait();
+    expect(result.tasks.silent!.error).toMatchObject({ name: "OutputValidationError", message: expect.stringContaining("The script wrote no outputs at all: write them with cairn_task.set_outputs") });
+    // One that wrote some, but not what its schema wants, gets the usual message.
+    await writeFile(file, "import cairn_task\ncairn_task.set_outputs({'other': 1})\n");
+    const wrong = script("wrong", { file }).output(z.object({ model: z.string() }));
+    const again = await (await flow("wrong").build(() => ({ m: wrong().model })).run(await runOptions())).wait();
+    expect(again.tasks.wrong!.error?.message).toContain("Fix what the task returns");
   });
 
   it("escalates to SIGKILL when the tree ignores SIGTERM", async () => {

@@ -174,11 +174,10 @@ export class OutputValidationError extends CairnError {
   constructor(
     readonly nodeId: string,
     readonly issues: string[],
+    /** What to do, when more is known than "fix what it returns" (a script that wrote no outputs). */
+    fix = "Fix what the task returns, or its .output() schema.",
   ) {
-    super(
-      `Task "${nodeId}" returned outputs that do not match its output schema:\n  - ${issues.join("\n  - ")}\n` +
-        `Fix what the task returns, or its .output() schema.`,
-    );
+    super(`Task "${nodeId}" returned outputs that do not match its output schema:\n  - ${issues.join("\n  - ")}\n${fix}`);
   }
 }
 

@@ -129,7 +129,7 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
           },
           ctx,
         );
-        return r.outputs ?? {};
+        return r.outputs; // undefined when it wrote none: its output schema's message says so
       },
     },
     ...(placeholders.length ? { checkCall: (inputs: Record<string, unknown>, schema?: StandardSchemaV1) => checkCallPlaceholders(name, placeholders, inputs, schema) } : {}),

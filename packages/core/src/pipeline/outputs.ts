@@ -27,7 +27,17 @@ export function checkOutputs(node: FlowNode, output: unknown, secrets: SecretReg
   // Normalised once, here: the next task sees the stored JSON form, fresh or from the cache.
   if (!schema) return storedForm(value);
   return validateWithSchema(schema, value).then((r) => {
-    if (!r.ok) throw new OutputValidationError(node.id, r.issues);
+    if (!r.ok) {
+      // A script hands back nothing when its process never wrote CAIRN_OUTPUTS: say that, not only what is missing.
+      const wroteNone = output === undefined && node.task.kind === "script";
+      throw new OutputValidationError(
+        node.id,
+        r.issues,
+        wroteNone
+          ? "The script wrote no outputs at all: write them with cairn_task.set_outputs({...}) (Python) or currentTask().setOutputs({...}) (TypeScript) before it exits, or drop its .output() schema."
+          : undefined,
+      );
+    }
     // A schema may transform what it validates (a Date from a string): that value must be JSON data too.
     if (!isSerializableValue(r.value)) assertSerializable(r.value, `Task "${node.id}" output, as its output schema returned it,`);
     return storedForm(r.value);
