@@ -145,7 +145,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         ),
       };
       // The tracker's credentials reach task processes, as in one process: what those print of them is masked.
-      for (const [name, value] of Object.entries(tracker.childEnv?.() ?? {})) if (!name.endsWith("_USERNAME")) shared.secrets.addMasked(name, value);
+      shared.secrets.maskCredentials(tracker.childEnv?.() ?? {});
       runs.set(data.flowRunId, shared);
       if (runs.size > 8) runs.delete(runs.keys().next().value!);
     }

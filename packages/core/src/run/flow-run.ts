@@ -483,7 +483,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   const forcedItemIds = cacheOptions ? forcedItems(graph, cacheOptions.rerun ?? []) : undefined;
   const { root, tracker, experimentId } = await openTracking(definition, options, env);
   // The tracker's credentials reach task processes (Tracker.childEnv): what those print of them is masked.
-  for (const [name, value] of Object.entries(tracker.childEnv?.() ?? {})) if (!name.endsWith("_USERNAME")) secrets.addMasked(name, value);
+  secrets.maskCredentials(tracker.childEnv?.() ?? {});
   // A dispatcher that cannot serve this run (no shared tracker) refuses it before anything is recorded.
   if (options.dispatcher) await options.dispatcher.open({ flowName: definition.name, tracker, env });
   // Runs a killed process left RUNNING are closed while this one opens (said once, as the first event).

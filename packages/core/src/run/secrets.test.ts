@@ -56,10 +56,9 @@ describe("SecretRegistry", () => {
 
   it("a value the engine holds (the tracker's password) is masked in text but refused nowhere; a short one is left alone", () => {
     const r = registry({});
-    r.addMasked("MLFLOW_TRACKING_PASSWORD", "mlflow-pw");
-    r.addMasked("MLFLOW_TRACKING_TOKEN", "abc");
+    r.maskCredentials({ MLFLOW_TRACKING_USERNAME: "alice-user", MLFLOW_TRACKING_PASSWORD: "mlflow-pw", MLFLOW_TRACKING_TOKEN: "abc" });
     expect(r.empty).toBe(false);
-    expect(r.mask("password: mlflow-pw, token abc")).toBe("password: ***, token abc");
+    expect(r.mask("alice-user's password: mlflow-pw, token abc")).toBe("alice-user's password: ***, token abc");
     expect(r.find({ out: "mlflow-pw" })).toBeUndefined();
     expect(() => r.assertClean({ uri: "mlflow-pw" }, "t", "its outputs")).not.toThrow();
   });

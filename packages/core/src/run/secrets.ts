@@ -214,17 +214,13 @@ export class SecretRegistry {
   }
 
   /**
-   * A value the engine itself holds (the tracker's password, handed to task processes): masked
-   * in text as secrets are, but not refused where a value carries it (a short or common password
-   * would fail tasks whose outputs merely contain its text). Shorter than
-   * MIN_MASKED_LENGTH, it is not masked either.
+   * The credentials of the run's tracker, handed to task processes (Tracker.childEnv): masked in
+   * text as secrets are, but not refused where a value carries them (a short or common password
+   * would fail tasks whose outputs merely contain its text). A user name is neither; a value
+   * shorter than MIN_MASKED_LENGTH is not masked either.
    */
-  addMasked(name: string, value: string): void {
-    if (codePoints(value) < MIN_MASKED_LENGTH) return;
-    for (const form of textForms(value)) if (!this.forms.has(form)) this.forms.set(form, name);
-    const sorted = [...this.forms].sort((a, b) => b[0].length - a[0].length);
-    this.formList = sorted.map(([form]) => form);
-    this.formNames = sorted.map(([, n]) => n);
+  maskCredentials(credentials: Readonly<Record<string, string>>): void {
+    for (const [name, value] of Object.entries(credentials)) if (!name.endsWith("_USERNAME") && codePoints(value) >= MIN_MASKED_LENGTH) this.addForms(name, [value]);
   }
 
   private remember(name: string, value: string): void {
@@ -242,12 +238,17 @@ export class SecretRegistry {
     // line of a multi-line secret (a PEM key), and a secret read with its file's "\r" (a token
     // from a CRLF file), is masked on its own too.
     const lines = /[\r\n]/.test(value) ? value.split(/\r\n|\r|\n/).filter((line) => codePoints(line) >= MIN_MASKED_LENGTH) : [];
-    for (const text of [value, ...lines]) for (const form of textForms(text)) if (!this.forms.has(form)) this.forms.set(form, name);
+    this.addForms(name, [value, ...lines]);
     for (const text of [value, ...lines]) {
       if (!NUMBER_CHARS.test(text)) continue;
       this.numeric = true;
       if (!this.numbers.has(text)) this.numbers.set(text, name);
     }
+  }
+
+  /** Masks every text form of `texts` as secret `name`. */
+  private addForms(name: string, texts: readonly string[]): void {
+    for (const text of texts) for (const form of textForms(text)) if (!this.forms.has(form)) this.forms.set(form, name);
     // Longest first: where one secret contains another, the longer one is reported.
     const sorted = [...this.forms].sort((a, b) => b[0].length - a[0].length);
     this.formList = sorted.map(([form]) => form);
