@@ -8,6 +8,7 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { hashValue } from "@cairn/cache";
 import { LocalStore } from "@cairn/core";
 import { type Flow, type RunEvent, type RunOptions, type TaskEvent, flow, notebook, shell, task } from "cairn-dag";
 import { VENV_PYTHON, hasVenv } from "../kinds/helpers.ts";
@@ -168,7 +169,7 @@ describe("the engine", () => {
     expect(files.some((file) => file.endsWith("inputs.json"))).toBe(true);
   });
 
-  it("with caching on, the cache entry and the outputs manifest record such an input by its hash only", async () => {
+  it("with caching on, the cache entry and the outputs manifest record such an input by a slow digest only, never its sha256", async () => {
     const root = await scratch();
     const secret = 'lit"eral-é-secret';
     const t = task("uses").input<{ note: string; plain: string }>().run(() => ({ ok: 1 }));
@@ -185,11 +186,15 @@ describe("the engine", () => {
       type Stored = { ingredients: { inputs: Record<string, { sha256: string; value?: unknown }> } };
       const doc = JSON.parse(await readFile(file, "utf8")) as Stored & { value?: Stored }; // an entry file wraps the entry in "value"
       const { inputs } = (doc.value ?? doc).ingredients;
-      expect(inputs.note).toEqual({ sha256: expect.any(String) });
+      expect(inputs.note).toMatchObject({ value: { "cairn.secret_digest": expect.stringMatching(/^[0-9a-f]{64}$/) } });
       expect(inputs.plain).toMatchObject({ value: "kept" });
     }
-    // The same inputs are still a hit.
+    // A sha256 of the input, which a guess at a short secret could be checked against, is nowhere.
+    expect((await filesContaining(root, [hashValue(`see ${secret}`)])).hits).toEqual([]);
+    // The same inputs are still a hit; another secret in them is a miss.
     expect((await collect(f, { root, env: {}, secrets: { LIT: secret } })).result.tasks.uses!.status).toBe("cached");
+    const other = flow("literal-cached").build(() => (t({ note: "see other-secret-value", plain: "kept" }), {}));
+    expect((await collect(other, { root, env: {}, secrets: { LIT: "other-secret-value" } })).result.tasks.uses!.status).toBe("succeeded");
   });
 
   it.skipIf(!hasVenv).each([

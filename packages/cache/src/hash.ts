@@ -1,4 +1,4 @@
-import { createHash, hash } from "node:crypto";
+import { createHash, hash, scryptSync } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -108,6 +108,28 @@ function writeCanonical(value: unknown, seen: Map<object, number>): string {
 /** Plain sha256 hex of a string or bytes. */
 export function sha256(data: string | Uint8Array): string {
   return hash("sha256", data, "hex"); // one-shot: cheaper than createHash().update().digest()
+}
+
+/** What {@link privateDigest} has computed in this process, by a sha256 of what it was given. */
+const privateDigests = new Map<string, string>();
+
+/**
+ * A digest, the same on every machine, of a value that may be private and is recorded only by
+ * its digest: a variable a task declares with `.env()`, a process task's `env`, an input that
+ * holds a secret. It is scrypt (N = 4096, r = 8: ~15 ms and 4 MiB here), not sha256, so that a
+ * short or guessable value (a PIN, a word) cannot be found again from the cache or MLflow by
+ * trying guesses at a GPU's sha256 speed. `purpose` salts it (a variable's name), so that two
+ * purposes with the same value do not share a digest. Computed once per value and process.
+ */
+export function privateDigest(value: string, purpose: string): string {
+  const memo = sha256(`${purpose}\0${value}`);
+  let digest = privateDigests.get(memo);
+  if (digest === undefined) {
+    digest = scryptSync(value, `cairn-private-v1\0${purpose}`, 32, { N: 4096, r: 8, p: 1 }).toString("hex");
+    if (privateDigests.size >= 1024) privateDigests.clear();
+    privateDigests.set(memo, digest);
+  }
+  return digest;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { scryptSync } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,8 +12,10 @@ import {
   type CacheKeyIngredients,
   diffIngredients,
   digestPath,
+  hashValue,
   keyOfIngredients,
   replaceArtifacts,
+  sha256,
 } from "./index.ts";
 
 const base: CacheKeyIngredients = {
@@ -71,6 +74,15 @@ describe("computeCacheKey", () => {
     expect(ingredients.env.A).not.toBe(ingredients.env.B);
     expect(ingredients.env.C).toBeNull();
     expect(JSON.stringify(computeCacheKey(base).ingredients)).not.toContain("s3cr3t-token");
+  });
+
+  it("records a variable by scrypt salted with its name, so a short value cannot be found by sha256 guesses", () => {
+    const { ingredients } = computeCacheKey({ ...base, env: { PIN: "4711" } });
+    // The recipe is part of every key: pinned, so that it changes only on purpose.
+    expect(ingredients.env.PIN).toBe(scryptSync("4711", "cairn-private-v1\0env\0PIN", 32, { N: 4096, r: 8, p: 1 }).toString("hex"));
+    const guesses = Array.from({ length: 10_000 }, (_, n) => String(n).padStart(4, "0"));
+    const forms = (pin: string) => [sha256(pin), sha256(`cairn-env-v1\0PIN\0${pin}`), hashValue(pin)];
+    expect(guesses.filter((pin) => forms(pin).includes(ingredients.env.PIN!))).toEqual([]);
   });
 
   it("records small inputs by value and large ones by hash only", () => {

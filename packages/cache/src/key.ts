@@ -1,5 +1,5 @@
 import { CacheOptionError, CacheValueError } from "./errors.ts";
-import { CACHE_SCHEMA_VERSION, hashValue, sha256 } from "./hash.ts";
+import { CACHE_SCHEMA_VERSION, hashValue, privateDigest, sha256 } from "./hash.ts";
 
 /** What a task's cache key is made of, as the scheduler gathers it. */
 export interface CacheKeyIngredients {
@@ -90,8 +90,9 @@ export function computeCacheKey(ingredients: CacheKeyIngredients): { key: string
     if (value !== undefined && typeof value !== "string") {
       throw new CacheOptionError(`env.${name}`, "a string or undefined", "(a non-string value, not shown)");
     }
-    // Name-bound so that two variables with the same value do not share a hash.
-    env[name] = value === undefined ? null : sha256(`cairn-env-v1\0${name}\0${value}`);
+    // Name-bound so that two variables with the same value do not share a hash; slow to
+    // reverse, since a declared variable may hold a password.
+    env[name] = value === undefined ? null : privateDigest(value, `env\0${name}`);
   }
   const recorded: RecordedIngredients = {
     schemaVersion,

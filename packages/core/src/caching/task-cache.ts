@@ -13,7 +13,9 @@ import {
   type RecordedInput,
   computeCacheKey,
   describePath,
+  hashValue,
   parseCacheEntry,
+  privateDigest,
   redactUrl as redactUri,
   replaceArtifacts,
 } from "@cairn/cache";
@@ -219,9 +221,9 @@ export class TaskCache {
 
   /**
    * The ingredients of `key` as they are stored (in the entry, the index and the outputs
-   * manifest): an input whose value holds a known secret is recorded by its hash only, as a
-   * large one is, so that no record holds the secret; `cairn explain` then names the input
-   * without its value.
+   * manifest): an input whose value holds a secret that became known after its key was made
+   * (see `digestSecrets`) is recorded by its hash only, as a large one is, so that no record
+   * holds the secret; `cairn explain` then names the input without its value.
    */
   storedIngredients(key: TaskKey, secrets: Pick<SecretRegistry, "find"> | undefined = this.secrets): RecordedIngredients {
     const { inputs, params } = key.ingredients;
@@ -318,7 +320,7 @@ export class TaskCache {
    */
   async keyFor(node: FlowNode, inputs: Record<string, unknown>, run: { flowRunId?: string; signal?: AbortSignal } = {}): Promise<TaskKey> {
     // As the task gets them (`{ seed: undefined }` is not `{}` to `{ seed: 42, ...cfg }`).
-    const contentInputs = (await replaceArtifacts(inputs, isArtifact, artifactDigest)) as Record<string, unknown>;
+    const contentInputs = digestSecrets((await replaceArtifacts(inputs, isArtifact, artifactDigest)) as Record<string, unknown>, this.secrets);
     const env: Record<string, string | undefined> = {};
     for (const name of node.task.env) env[name] = this.env[name];
     let extra = node.task.cache !== false && node.task.cache.key !== undefined ? `\0cache-key:${node.task.cache.key}` : "";
@@ -730,6 +732,22 @@ interface IndexDocument extends CacheEntry {
 /** The index document of a key. */
 function indexName(key: string): string {
   return `${key}.json`;
+}
+
+/**
+ * `inputs` with each input that holds a secret known to the run replaced by a slow digest of its
+ * value (see `privateDigest`): the key and the ingredients recorded with it are written to the
+ * cache and to MLflow, and a sha256 of a short secret could be reversed by guessing.
+ */
+function digestSecrets(inputs: Record<string, unknown>, secrets: Pick<SecretRegistry, "find"> | undefined): Record<string, unknown> {
+  if (!secrets) return inputs;
+  let digested: Record<string, unknown> | undefined;
+  for (const [name, value] of Object.entries(inputs)) {
+    if (secrets.find(value) === undefined) continue;
+    digested ??= { ...inputs };
+    digested[name] = { "cairn.secret_digest": privateDigest(hashValue(value), "input") };
+  }
+  return digested ?? inputs;
 }
 
 function artifactDigest(a: Artifact): string | Promise<string> {

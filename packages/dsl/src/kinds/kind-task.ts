@@ -5,7 +5,7 @@
  * "@cairn/dsl/kind".
  */
 import { readFileSync } from "node:fs";
-import { sha256 } from "@cairn/cache";
+import { privateDigest, sha256 } from "@cairn/cache";
 import { OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { makeTask, type NodeOptions, type RetryOptions, type Task } from "../task.ts";
@@ -109,9 +109,12 @@ export function checkName(name: string): void {
   }
 }
 
-/** A short, stable digest of config that changes what a process does (never stored in clear, values may be private). */
+/**
+ * A short, stable digest of config that changes what a process does, such as its `env`: never
+ * stored in clear, and slow to reverse (`privateDigest`), since its values may be passwords.
+ */
 export function configDigest(value: unknown): string {
-  return sha256(JSON.stringify(value)).slice(0, 16);
+  return privateDigest(JSON.stringify(value), "config").slice(0, 16);
 }
 
 /** sha256 of a file's content. */
