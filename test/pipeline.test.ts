@@ -179,6 +179,15 @@ describe("interceptors: the embedder's hooks around every attempt", () => {
     expect((await bad.wait()).tasks.ok!.error?.name).toBe("NotSerializableError");
   });
 
+  it("a task that returns a thenable that is not a Promise (a query builder) gets its value awaited, with or without interceptors", async () => {
+    const query = { then: (resolve: (rows: { rows: number[] }) => void) => resolve({ rows: [8] }) };
+    const q = task("q").run(() => query as unknown as Promise<{ rows: number[] }>);
+    const f = flow("thenable").build(() => ({ rows: q({}).rows }));
+    for (const interceptors of [[], [(_: unknown, next: () => Promise<unknown>) => next()]]) {
+      expect(await (await f.run({ ...noTracking, interceptors })).outputs()).toEqual({ rows: [8] });
+    }
+  });
+
   it("are refused when they are not functions", async () => {
     const one = task("one").run(() => ({ v: 1 }));
     const f = flow("refused").build(() => ({ v: one({}).v }));

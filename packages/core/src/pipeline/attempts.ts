@@ -139,13 +139,15 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
       const returned = interceptors?.length
         ? intercept(interceptors, { nodeId: node.id, taskName: node.task.name, kind: node.task.kind, attempt, inputs, ctx }, () => node.task.run(inputs, ctx))
         : node.task.run(inputs, ctx);
-      // A synchronous result needs no race: nothing can cancel it any more.
-      if (returned instanceof Promise) {
+      // A synchronous result needs no race: nothing can cancel it any more. Any thenable is awaited
+      // (a query builder, a Promise of another realm), as an interceptor's `next()` awaits it.
+      if (isThenable(returned)) {
+        const pending = Promise.resolve(returned);
         try {
-          output = await Promise.race([returned, aborted]);
+          output = await Promise.race([pending, aborted]);
         } catch (error) {
           // The attempt is over at its signal, whether or not the task listens to it.
-          if (signal.aborted && error === signal.reason) scope.abandoned.abandon(node.id, attempt, returned, ctx);
+          if (signal.aborted && error === signal.reason) scope.abandoned.abandon(node.id, attempt, pending, ctx);
           throw error;
         }
       } else {
@@ -179,4 +181,8 @@ function isRetryable(error: unknown, flowSignal: AbortSignal): boolean {
   if (flowSignal.aborted) return false;
   if (error instanceof StopReason || CancelledError.is(error)) return false;
   return isRetryableError(error);
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === "object" || typeof value === "function") && value !== null && typeof (value as { then?: unknown }).then === "function";
 }

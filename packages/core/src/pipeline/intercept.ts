@@ -14,7 +14,7 @@ export interface TaskCall {
   readonly nodeId: string;
   /** The task's name. */
   readonly taskName: string;
-  /** The task's kind: `function`, `script`, `shell`, `notebook`, `mlflowProject`, `mlflowModel`, `http`. */
+  /** The task's kind, as its `cairn.task_kind` tag: `function`, `script`, `shell`, `notebook`, `mlflow-project`, `mlflow-model`, `http`, or a custom kind's name. */
   readonly kind: string;
   /** 1-based. */
   readonly attempt: number;
