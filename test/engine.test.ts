@@ -226,6 +226,27 @@ describe("beforeEnd", () => {
       await rm(root, { recursive: true, force: true });
     }
   });
+
+  it("a hook that never settles does not hold the run open past a cancel: it sees its signal abort, and the run ends", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-before-end-"));
+    try {
+      const f = flow("before-end-hangs").build(() => ({ s: add({ a: 1, b: 2 }).sum }));
+      let entered!: () => void;
+      const inHook = new Promise<void>((resolve) => (entered = resolve));
+      let hookSignal: AbortSignal | undefined;
+      const run = await f.run({ root, cache: false, env: {}, beforeEnd: ({ signal }) => ((hookSignal = signal), entered(), new Promise(() => {})) });
+      const warnings: string[] = [];
+      run.on((e) => void (e.type === "log" && e.level === "warn" && warnings.push(e.message)));
+      await inHook;
+      const r = await run.cancel("enough");
+      expect(hookSignal?.aborted).toBe(true);
+      expect(r.status).toBe("succeeded");
+      expect(warnings).toEqual([expect.stringMatching(/^beforeEnd: the run was cancelled before the hook had finished/)]);
+      expect((await new LocalStore({ root }).getRun(run.runId))?.status).toBe("FINISHED");
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("failures", () => {

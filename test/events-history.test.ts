@@ -65,4 +65,25 @@ describe("run.events()", () => {
       process.off("unhandledRejection", onUnhandled);
     }
   });
+
+  it("a listener that throws at the final flow event is a process warning: no event follows the final one", async () => {
+    const warned: Error[] = [];
+    const onWarning = (w: Error) => void warned.push(w);
+    process.on("warning", onWarning);
+    try {
+      const run = await f.run(off);
+      run.on((e) => {
+        if (e.type === "flow" && e.status !== "running") throw new Error("closing boom");
+      });
+      const seen: RunEvent[] = [];
+      run.on((e) => void seen.push(e));
+      const replay = drain(run.events());
+      await run.wait();
+      await new Promise((resolve) => setImmediate(resolve));
+      for (const events of [seen, await replay]) expect(events.at(-1)).toMatchObject({ type: "flow", status: "succeeded" });
+      expect(warned.map((w) => [w.name, w.message])).toEqual([["CairnListenerWarning", expect.stringMatching(/^A listener given to run\.on\(\) threw Error: closing boom/)]]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
 });

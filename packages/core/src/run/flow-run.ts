@@ -24,6 +24,7 @@ import { type ErrorInfo, type FlowEvent, type FlowStatus, type RunEvent, toError
 import { SecretRegistry } from "./secrets.ts";
 import { closestName } from "../internal.ts";
 import { StopReason } from "../pipeline/stop.ts";
+import { rejectOnAbort } from "../pipeline/attempts.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
 
@@ -95,6 +96,8 @@ export interface EndingFlowRun {
   readonly runId: string;
   readonly experimentId: string;
   readonly tracker: Tracker;
+  /** Aborts when the run is cancelled while the hook runs (the run then ends without waiting for it). */
+  readonly signal: AbortSignal;
   /** The status the flow run ends with, and when (epoch ms): its end time as recorded. */
   readonly status: "FINISHED" | "FAILED" | "KILLED";
   readonly endTime: number;
@@ -348,17 +351,15 @@ export class FlowRun<Outputs = Record<string, unknown>> {
     if (this.failedListeners.has(listener)) return;
     this.failedListeners.add(listener);
     const { name, message } = toErrorInfo(error);
-    queueMicrotask(() =>
-      this.emit({
-        type: "log",
-        level: "warn",
-        runId: this.runId,
-        message:
-          `A listener given to run.on() threw ${name}: ${message}. The run goes on: what a listener throws or rejects with is ignored ` +
-          `(said once per listener). Catch inside the listener to handle its errors.`,
-        time: Date.now(),
-      }),
-    );
+    queueMicrotask(() => {
+      const said = `A listener given to run.on() threw ${name}: ${message}. The run goes on: what a listener throws or rejects with is ignored ` +
+        `(said once per listener). Catch inside the listener to handle its errors.`;
+      // After the final flow event no event may follow (run.events() has ended, a consumer has
+      // closed what it wrote to): said as a process warning instead.
+      const event: RunEvent = { type: "log", level: "warn", runId: this.runId, message: said, time: Date.now() };
+      if (this.status_ === "running") this.emit(event);
+      else process.emitWarning((this.mask(event) as typeof event).message, "CairnListenerWarning");
+    });
   }
 }
 
@@ -636,16 +637,22 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
           ? { cacheStore: cache.tasks.store, sourceRuns: await cache.tasks.readSourceRuns(), ...(hits ? { hits, ...(onlyHits(graph, execution, hits) ? { onlyHits: true } : {}) } : {}) }
           : {};
         const flowRun = await recorded;
-        const told: EndingFlowRun = { runId: flowRunId, experimentId, tracker, status: ending, endTime, ...(graphLogged ? { graph: graphJson } : {}), ...(flowRun ? { flowRun } : {}), ...fromCache };
+        const told: Omit<EndingFlowRun, "signal"> = { runId: flowRunId, experimentId, tracker, status: ending, endTime, ...(graphLogged ? { graph: graphJson } : {}), ...(flowRun ? { flowRun } : {}), ...fromCache };
         const beforeEnd = options.beforeEnd;
         // Called inside a promise: a hook that throws at once is the same warning as one that
-        // rejects, and one that returns no promise (a sync function) is simply done.
-        await Promise.resolve()
-          .then(() => beforeEnd(told))
+        // rejects, and one that returns no promise (a sync function) is simply done. A cancel
+        // stops the wait (the hook sees `signal` abort): a hook that never settles cannot hold
+        // the run open.
+        const cancelled = new AbortController();
+        const off = execution.onCancel((reason) => cancelled.abort(reason));
+        await Promise.race([Promise.resolve().then(() => beforeEnd({ ...told, signal: cancelled.signal })), rejectOnAbort(cancelled.signal)])
           .catch((e: unknown) => {
-            const { name, message } = toErrorInfo(e);
+            const { name, message } = cancelled.signal.aborted
+              ? { name: "Error", message: "the run was cancelled before the hook had finished; the run ended without waiting for it" }
+              : toErrorInfo(e);
             emitToRun({ type: "log", level: "warn", runId: flowRunId, message: `beforeEnd: ${name === "Error" ? "" : `${name}: `}${message}`, time: Date.now() });
-          });
+          })
+          .finally(off);
       }
       await tracker.endRun(flowRunId, ending, endTime);
       await tracker.flush();

@@ -79,6 +79,7 @@ export class FlowExecution {
   private readonly global: Slots;
   private readonly pools = new Map<string, Slots>();
   private readonly controller = new AbortController();
+  private readonly cancelListeners = new Set<(reason: unknown) => void>();
   /** What happens to each task (../pipeline/task-pipeline.ts). */
   readonly pipeline: TaskPipeline;
   private remaining: number;
@@ -129,7 +130,18 @@ export class FlowExecution {
 
   /** Cancels the run: running tasks see their signal abort, the rest end `cancelled`. */
   cancel(reason?: unknown): void {
+    for (const listener of this.cancelListeners) listener(reason);
     this.stop(new StopReason("cancel", reason));
+  }
+
+  /**
+   * Calls `listener` at every cancel from now on, also one that comes after the run stopped (a
+   * fail-fast, every task done), so that what the run's end waits on can stop waiting; returns
+   * what removes it.
+   */
+  onCancel(listener: (reason: unknown) => void): () => void {
+    this.cancelListeners.add(listener);
+    return () => this.cancelListeners.delete(listener);
   }
 
   get signal(): AbortSignal {
