@@ -14,6 +14,7 @@ import {
   ParamError,
   UnknownNodeError,
   flow,
+  http,
   task,
   type RunEvent,
   type TaskEvent,
@@ -595,6 +596,41 @@ describe("bad definitions are caught before anything runs", () => {
     // A flow without a params schema still gets only params a run can record and hash.
     await expect(bad({ ...off, params: { n: 1n } })).rejects.toThrow(/Flow "opts" params/);
     await expect(bad({ ...off, params: { fn: () => 1 } })).rejects.toThrow(/Flow "opts" params/);
+  });
+
+  it("refuses pools that are not an object, and warns of a limit given to a pool no task is in, naming the likely one", async () => {
+    const gpu = task("gpu-task").pool("gpu").run(() => ({ ok: true }));
+    const f = flow("pools").build(() => ({ ok: gpu({}).ok }));
+    for (const pools of [5, "gpu=2", new Map([["gpu", 2]])]) {
+      await expect(f.run({ ...off, pools } as never)).rejects.toThrow("Expected `pools` to be an object of limits by pool name, such as { gpu: 2 }");
+    }
+    const run = await f.run({ ...off, pools: { gpuu: 3 } });
+    const warnings: string[] = [];
+    run.on((e) => void (e.type === "log" && e.level === "warn" && warnings.push(e.message)));
+    expect((await run.wait()).status).toBe("succeeded");
+    expect(warnings).toEqual([
+      'No task of flow "pools" is in pool "gpuu" (did you mean "gpu"?): its limit is not used. Its tasks\' pools: "gpu" (a pool given no limit has 1).',
+    ]);
+  });
+
+  it("refuses timeouts and retry delays a timer cannot wait, and retry options it does not know", () => {
+    const t = task("t");
+    const at = (make: () => unknown) => {
+      try {
+        make();
+      } catch (error) {
+        return error instanceof OptionError ? error.message : `not an OptionError: ${String(error)}`;
+      }
+      return "accepted";
+    };
+    expect(at(() => t.timeout(3e9))).toMatch(/^Expected `task "t" \.timeout\(\)` to be a number of milliseconds > 0 and at most 2147483647 \(about 24\.8 days.*leave \.timeout\(\) out for no limit/);
+    expect(at(() => t.retries(2, { minDelayMs: Infinity }))).toMatch(/minDelayMs` to be a number of milliseconds from 0 to 2147483647/);
+    expect(at(() => t.retries(2, { maxDelayMs: 3e9 }))).toMatch(/maxDelayMs` to be a number of milliseconds from minDelayMs \(1000\) to 2147483647/);
+    expect(at(() => t.retries(2, { minDelay: 5 } as never))).toMatch(/Expected `task "t" \.retries\(\) minDelay` to be minDelayMs or maxDelayMs \(did you mean `minDelayMs`\?\)/);
+    expect(at(() => t.retries(2, 500 as never))).toMatch(/\.retries\(\) second argument` to be \{ minDelayMs\?, maxDelayMs\? \} or nothing/);
+    expect(at(() => t.retries(2, null as never))).toMatch(/\.retries\(\) second argument/);
+    expect(at(() => t.timeout(2_147_483_647))).toBe("accepted");
+    expect(at(() => http("h", { url: "http://127.0.0.1:1/", timeoutMs: 3e9 }))).toMatch(/timeoutMs`` to be a number of milliseconds > 0 and at most 2147483647/);
   });
 
   it("rejects unknown and ill-typed params", async () => {

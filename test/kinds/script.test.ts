@@ -105,10 +105,11 @@ describe("script()", () => {
     expect(error.message).toContain("logs/stderr.txt");
   });
 
-  it("says clearly when the interpreter does not exist", async () => {
-    const bad = script("bad", { file: fixture("train.py"), interpreter: "/nonexistent/python9" });
+  it("says clearly when the interpreter does not exist, and does not retry it", async () => {
+    const bad = script("bad", { file: fixture("train.py"), interpreter: "/nonexistent/python9" }).retries(2, { minDelayMs: 10 });
     const result = await (await flow("bad").build(() => ({ x: bad().$out })).run(await runOptions())).wait();
     expect(result.tasks.bad!.error).toMatchObject({ name: "ProcessStartError", message: expect.stringMatching(/ENOENT.*not found/) });
+    expect(result.tasks.bad!.attempts).toBe(1);
   });
 
   it("says where a missing Python came from: CAIRN_PYTHON, or the task's option", async () => {
@@ -165,9 +166,10 @@ describe("script()", () => {
     const dir = await tempRoot();
     const file = join(dir, "bad_marker.py");
     await writeFile(file, "import cairn_task\ncairn_task.set_outputs(model=cairn_task.artifact('nope.bin'))\n");
-    const bad = script("bad-marker", { file });
+    const bad = script("bad-marker", { file }).retries(2, { minDelayMs: 10 });
     const result = await (await flow("marker").build(() => ({ x: bad().$out })).run(await runOptions())).wait();
     expect(result.tasks["bad-marker"]!.error).toMatchObject({ name: "ProcessOutputError", message: expect.stringContaining('"nope.bin"') });
+    expect(result.tasks["bad-marker"]!.attempts).toBe(1); // an output error, as a function task's, is not retried
   });
 
   it("refuses an artifact that is a link to a file or folder outside CAIRN_ARTIFACTS, naming where it points; a link inside is fine", async () => {

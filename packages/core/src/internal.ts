@@ -45,3 +45,8 @@ function editDistance(a: string, b: string): number {
   }
   return d[a.length]![b.length]!;
 }
+
+/** The longest delay a Node timer keeps (2^31 − 1 ms): a longer one fires at once. */
+export const LONGEST_TIMER_MS = 2_147_483_647;
+/** {@link LONGEST_TIMER_MS} as messages name it. */
+export const LONGEST_TIMER = "2147483647 (about 24.8 days, the longest a Node timer waits)";

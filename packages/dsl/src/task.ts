@@ -1,6 +1,9 @@
 import {
   CairnError,
+  closestName,
   isRef,
+  LONGEST_TIMER,
+  LONGEST_TIMER_MS,
   type CodeFile,
   NO_RETRY,
   OptionError,
@@ -272,14 +275,26 @@ function settingsMethods<S extends Settings & { name: string }, R>(state: S, nex
     },
     retries(count, options = {}) {
       if (!Number.isInteger(count) || count < 0) throw new OptionError(where("retries"), "an integer >= 0", count);
+      if (typeof options !== "object" || options === null || Array.isArray(options)) {
+        throw new OptionError(`${where("retries")} second argument`, "{ minDelayMs?, maxDelayMs? } or nothing", options);
+      }
+      for (const key of Object.keys(options)) {
+        if (key === "minDelayMs" || key === "maxDelayMs") continue;
+        const meant = closestName(key, ["minDelayMs", "maxDelayMs"]);
+        throw new OptionError(`${where("retries")} ${key}`, `minDelayMs or maxDelayMs${meant ? ` (did you mean \`${meant}\`?)` : ""}`, key);
+      }
       const minDelayMs = options.minDelayMs ?? 1000;
       const maxDelayMs = options.maxDelayMs ?? 30_000;
-      if (!(minDelayMs >= 0)) throw new OptionError(`${where("retries")} minDelayMs`, "a number >= 0", minDelayMs);
-      if (!(maxDelayMs >= minDelayMs)) throw new OptionError(`${where("retries")} maxDelayMs`, `a number >= minDelayMs (${minDelayMs})`, maxDelayMs);
+      if (!(minDelayMs >= 0 && minDelayMs <= LONGEST_TIMER_MS)) throw new OptionError(`${where("retries")} minDelayMs`, `a number of milliseconds from 0 to ${LONGEST_TIMER}`, minDelayMs);
+      if (!(maxDelayMs >= minDelayMs && maxDelayMs <= LONGEST_TIMER_MS)) {
+        throw new OptionError(`${where("retries")} maxDelayMs`, `a number of milliseconds from minDelayMs (${minDelayMs}) to ${LONGEST_TIMER}`, maxDelayMs);
+      }
       return next({ ...state, retry: { retries: count, minDelayMs, maxDelayMs } });
     },
     timeout(ms) {
-      if (!Number.isFinite(ms) || ms <= 0) throw new OptionError(where("timeout"), "a number of milliseconds > 0", ms);
+      if (!Number.isFinite(ms) || ms <= 0 || ms > LONGEST_TIMER_MS) {
+        throw new OptionError(where("timeout"), `a number of milliseconds > 0 and at most ${LONGEST_TIMER}; leave .timeout() out for no limit`, ms);
+      }
       return next({ ...state, timeoutMs: ms });
     },
     pool(name) {

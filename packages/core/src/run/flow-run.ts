@@ -376,6 +376,22 @@ function isAbortSignal(value: unknown): value is AbortSignal {
   );
 }
 
+/**
+ * The warning for limits given to pools no task of the flow is in (a mistyped `--pool gpuu=3`
+ * would otherwise leave `gpu` at its default of 1 in silence), or undefined.
+ */
+function unusedPoolNames(definition: FlowDefinition, given: readonly string[]): string | undefined {
+  const used = [...new Set(definition.nodes.flatMap((node) => (node.task.pool ? [node.task.pool] : [])))];
+  const unused = given.filter((name) => !used.includes(name));
+  if (!unused.length) return undefined;
+  const named = unused.map((name) => {
+    const meant = closestName(name, used);
+    return `"${name}"${meant ? ` (did you mean "${meant}"?)` : ""}`;
+  });
+  return `No task of flow "${definition.name}" is in pool ${named.join(", ")}: ${unused.length === 1 ? "its limit is" : "their limits are"} not used. ` +
+    (used.length ? `Its tasks' pools: ${used.map((p) => `"${p}"`).join(", ")} (a pool given no limit has 1).` : "Its tasks name no pool (`.pool(name)`).");
+}
+
 /** The options of run(), to name a mistyped one. */
 const RUN_OPTIONS = ["params", "concurrency", "pools", "failurePolicy", "signal", "tracker", "experiment", "secrets", "root", "env", "cache", "interceptors", "source", "dispatcher", "queue", "beforeEnd"] as const;
 const CACHE_OPTIONS = ["url", "store", "refresh", "rerun", "strict"] as const;
@@ -442,10 +458,14 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     throw new OptionError("failurePolicy", `"fail-fast" or "continue"`, failurePolicy);
   }
   const pools: Record<string, number> = {};
+  if (options.pools !== undefined && !isPlainObject(options.pools)) {
+    throw new OptionError("pools", "an object of limits by pool name, such as { gpu: 2 }", options.pools);
+  }
   for (const [name, limit] of Object.entries(options.pools ?? {})) {
     if (!Number.isInteger(limit) || limit < 1) throw new OptionError(`pools.${name}`, "an integer >= 1", limit);
     pools[name] = limit;
   }
+  const unusedPools = unusedPoolNames(definition, Object.keys(pools));
   // Checked here: the run reads it only once it has started, where a wrong value would be no one's error to catch.
   if (options.signal != null && !isAbortSignal(options.signal)) {
     throw new OptionError("signal", "an AbortSignal (an AbortController's `signal`, or AbortSignal.timeout(ms))", options.signal);
@@ -562,6 +582,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     if (closed) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: closed, time: Date.now() });
     emitToRun({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, ...(url ? { url } : {}), time: Date.now() });
     if (storeDown) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: storeDownWarning(storeDown, true), time: Date.now() });
+    if (unusedPools) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: unusedPools, time: Date.now() });
     let status: FlowStatus;
     let error: ErrorInfo | undefined;
     const onAbort = () => execution.cancel(options.signal?.reason);

@@ -81,6 +81,10 @@ export class ProcessStartError extends CairnError {
   ) {
     super(`Task "${nodeId}" could not start \`${command}\`${systemCode ? ` (${systemCode})` : ""}. ${hint}`, options);
   }
+  /** A missing or unusable program fails every attempt alike; the machine's limits (processes, files, memory) may pass. */
+  override get retryable(): boolean {
+    return this.systemCode === "EAGAIN" || this.systemCode === "EMFILE" || this.systemCode === "ENFILE" || this.systemCode === "ENOMEM";
+  }
 }
 
 /** A command template or argument names a `{placeholder}` that no input provides. */
@@ -129,5 +133,9 @@ export class ProcessOutputError extends CairnError {
     detail: string,
   ) {
     super(`Task "${nodeId}" wrote outputs Cairn cannot use: ${detail}`);
+  }
+  /** An output error, as a function task's: the same code writes the same outputs again. */
+  override get retryable(): boolean {
+    return false;
   }
 }

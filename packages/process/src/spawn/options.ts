@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { OptionError, type TaskContext } from "@cairn/core";
+import { LONGEST_TIMER, LONGEST_TIMER_MS, OptionError, type TaskContext } from "@cairn/core";
 
 /** Common settings of the process kinds. */
 export interface ProcessOptions {
@@ -31,7 +31,9 @@ export function checkProcessOptions(name: string, o: ProcessOptions): void {
     throw new OptionError(where("secrets"), "an array of secret names", o.secrets);
   }
   if (o.cwd !== undefined && (typeof o.cwd !== "string" || !o.cwd)) throw new OptionError(where("cwd"), "a folder path", o.cwd);
-  if (o.killGraceMs !== undefined && !(o.killGraceMs >= 0)) throw new OptionError(where("killGraceMs"), "a number of milliseconds >= 0", o.killGraceMs);
+  if (o.killGraceMs !== undefined && !(o.killGraceMs >= 0 && o.killGraceMs <= LONGEST_TIMER_MS)) {
+    throw new OptionError(where("killGraceMs"), `a number of milliseconds from 0 to ${LONGEST_TIMER}`, o.killGraceMs);
+  }
 }
 
 /** The process environment for a run: static env, plus the secrets the task asked for (masked in its logs by ctx.mask, as every known secret). */

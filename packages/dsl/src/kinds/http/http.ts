@@ -2,7 +2,7 @@
  * `http(name, { url })`: a task that sends its inputs as JSON to an endpoint and
  * outputs the JSON response. Network errors, 429 and 5xx are retried with backoff.
  */
-import { NO_RETRY, OptionError, type TaskContext } from "@cairn/core";
+import { LONGEST_TIMER, LONGEST_TIMER_MS, NO_RETRY, OptionError, type TaskContext } from "@cairn/core";
 import { runHttp } from "./run-http.ts";
 import { checkName, kindTask, type KindTask } from "../kind-task.ts";
 
@@ -48,7 +48,9 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
   if (url.protocol !== "http:" && url.protocol !== "https:") throw new OptionError(where("url"), "an http: or https: URL", options.url);
   const method = (options.method ?? "POST").toUpperCase();
   if (!METHODS.has(method)) throw new OptionError(where("method"), [...METHODS].join(", "), options.method);
-  if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) throw new OptionError(where("timeoutMs"), "a number of milliseconds > 0", options.timeoutMs);
+  if (options.timeoutMs !== undefined && !(options.timeoutMs > 0 && options.timeoutMs <= LONGEST_TIMER_MS)) {
+    throw new OptionError(where("timeoutMs"), `a number of milliseconds > 0 and at most ${LONGEST_TIMER}`, options.timeoutMs);
+  }
   if (options.retries !== undefined && !(Number.isInteger(options.retries) && options.retries >= 0)) throw new OptionError(where("retries"), "an integer >= 0", options.retries);
   if (options.retryDelayMs !== undefined && !(options.retryDelayMs >= 0)) throw new OptionError(where("retryDelayMs"), "a number of milliseconds >= 0", options.retryDelayMs);
   const headers = options.headers;
