@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
-import { LocalStore } from "@cairn/core";
+import { LocalStore, NO_RETRY } from "@cairn/core";
+import { kindTask } from "@cairn/dsl/kind";
 import { z } from "zod";
 import {
   CycleError,
@@ -631,6 +632,30 @@ describe("bad definitions are caught before anything runs", () => {
     expect(at(() => t.retries(2, null as never))).toMatch(/\.retries\(\) second argument/);
     expect(at(() => t.timeout(2_147_483_647))).toBe("accepted");
     expect(at(() => http("h", { url: "http://127.0.0.1:1/", timeoutMs: 3e9 }))).toMatch(/timeoutMs`` to be a number of milliseconds > 0 and at most 2147483647/);
+  });
+
+  it("a kind's definition is checked where the kind makes it, naming the field: no TypeError mid-run, no key over the text \"undefined\"", () => {
+    const good = { name: "q", kind: "sql", code: "select 1", run: () => ({}), retry: NO_RETRY, cache: {}, env: [] };
+    const made = (definition: object) => {
+      try {
+        kindTask({ definition: definition as never });
+        return "accepted";
+      } catch (error) {
+        return error instanceof OptionError ? error.message : `not an OptionError: ${String(error)}`;
+      }
+    };
+    expect(made(good)).toBe("accepted");
+    const { code: _code, ...noCode } = good;
+    expect(made(noCode)).toMatch(/^Expected `task definition `code` of "q"` to be a string: the fingerprint of what the task does/);
+    const { env: _env, ...noEnv } = good;
+    expect(made(noEnv)).toMatch(/`env` of "q"` to be an array of environment variable names/);
+    const { retry: _retry, ...noRetry } = good;
+    expect(made(noRetry)).toMatch(/`retry` of "q"` to be \{ retries, minDelayMs, maxDelayMs \} \(NO_RETRY for none\)/);
+    expect(made({ ...good, kind: undefined })).toMatch(/`kind` of "q"` to be a non-empty string/);
+    expect(made({ ...good, run: undefined })).toMatch(/`run` of "q"` to be a function/);
+    expect(made({ ...good, cache: undefined })).toMatch(/`cache` of "q"` to be false or an object/);
+    expect(made({ ...good, name: "../../evil name" })).toMatch(/`task definition `name` of "..\/..\/evil name"` to be a non-empty string of letters, digits/);
+    expect(made({ ...good, name: "fit[0]" })).toMatch(/`task definition `name` of "fit\[0\]"`/);
   });
 
   it("rejects unknown and ill-typed params", async () => {

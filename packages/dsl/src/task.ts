@@ -192,9 +192,30 @@ const NO_AFTER: readonly string[] = Object.freeze([]);
 
 /** Wraps a definition as a callable task. Also used by other task kinds (scripts, notebooks, ...). */
 export function makeTask<In, Out>(definition: TaskDefinition): Task<In, Out> {
+  checkDefinition(definition);
   const call = (inputs: Record<string, unknown> = {}, options: NodeOptions = {}) => addNode(definition, inputs, options);
   const settings = settingsMethods(definition, (next) => makeTask({ ...definition, ...next }));
   return Object.assign(call, settings, { definition: Object.freeze(definition) }) as unknown as Task<In, Out>;
+}
+
+/**
+ * What the engine reads of a definition, checked where a kind (Cairn's or a plug-in's) makes it:
+ * missed here, a wrong one fails later as a TypeError deep in a run, or caches under the text
+ * "undefined" for every config.
+ */
+function checkDefinition(d: TaskDefinition): void {
+  const where = (field: string) => `task definition \`${field}\`${typeof d?.name === "string" ? ` of "${d.name}"` : ""}`;
+  if (typeof d !== "object" || d === null) throw new OptionError("task definition", "an object (see TaskDefinition)", d);
+  if (typeof d.name !== "string" || !TASK_NAME.test(d.name)) throw new OptionError(where("name"), "a non-empty string of letters, digits, `_`, `.` and `-`", d.name);
+  if (typeof d.kind !== "string" || !d.kind) throw new OptionError(where("kind"), "a non-empty string naming the kind (it is the `cairn.task_kind` tag)", d.kind);
+  if (typeof d.code !== "string") throw new OptionError(where("code"), "a string: the fingerprint of what the task does (its cache key's code)", d.code);
+  if (typeof d.run !== "function") throw new OptionError(where("run"), "a function (inputs, ctx) => outputs", d.run);
+  if (!Array.isArray(d.env) || d.env.some((name) => typeof name !== "string")) throw new OptionError(where("env"), "an array of environment variable names ([] for none)", d.env);
+  if (d.cache !== false && (typeof d.cache !== "object" || d.cache === null)) throw new OptionError(where("cache"), "false or an object ({} for the defaults)", d.cache);
+  const retry = d.retry as Partial<TaskDefinition["retry"]> | undefined;
+  if (typeof retry !== "object" || retry === null || !Number.isInteger(retry.retries)) {
+    throw new OptionError(where("retry"), "{ retries, minDelayMs, maxDelayMs } (NO_RETRY for none)", d.retry);
+  }
 }
 
 /**

@@ -350,6 +350,9 @@ export class TaskCache {
         tracking: { kind: this.tracker.kind, uri: this.tracker.uri, experimentId: this.experimentId, capabilities: this.tracker.capabilities },
         ...(run.signal ? { signal: run.signal } : {}),
       });
+      if (typeof resolved !== "string") {
+        throw new TypeError(`the task's resolveCode() must resolve to a string (what its code resolves to now, e.g. a model's version), got ${resolved === null ? "null" : typeof resolved}`);
+      }
       extra += `\0resolved:${resolved}`;
     }
     const params = node.task.paramsRead ? this.paramsOf(await node.task.paramsRead()) : undefined;

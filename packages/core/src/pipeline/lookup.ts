@@ -7,6 +7,7 @@
 import type { CacheEntry } from "@cairn/cache";
 import { isStoreDown, type TaskKey } from "../caching/task-cache.ts";
 import { isRetryableError } from "./retryable.ts";
+import { toErrorInfo } from "../run/events.ts";
 import { type Flight, type FlightScope, findEntry } from "./single-flight.ts";
 import { type HitRecords, type RecordScope, recordHit } from "./task-run.ts";
 
@@ -48,7 +49,7 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
     if (flowSignal.aborted) return STOPPED;
     // Bad inputs fail the task as they would when it runs.
     if (!isRetryableError(error)) return { kind: "failed", error };
-    scope.warn(id, `cache key not computed (${(error as Error).message}); running it`);
+    scope.warn(id, `cache key not computed (${toErrorInfo(error).message}); running it`);
     return MISS;
   }
   try {
@@ -67,7 +68,7 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
       return { kind: "failed", error };
     }
     // The lookup, or the lease that claims the key (a full redis refuses it): either way the task runs.
-    scope.warn(id, `could not look up or claim its cache entry (${(error as Error).message}); running it`);
+    scope.warn(id, `could not look up or claim its cache entry (${toErrorInfo(error).message}); running it`);
   }
   return flowSignal.aborted ? STOPPED : MISS;
 }
