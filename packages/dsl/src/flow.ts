@@ -87,7 +87,8 @@ function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): 
       const built: Flow<any, any> = {
         name,
         definition,
-        run: (options) => {
+        // Async: whatever throws at the start (a hook, a bad option) is a rejection, as the type says.
+        run: async (options) => {
           runStarted();
           return startFlowRun(definition, options as RunOptions);
         },
