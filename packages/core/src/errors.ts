@@ -378,9 +378,14 @@ export class TrackingError extends CairnError {
 export class UnsupportedTrackingUriError extends TrackingError {
   static override readonly code: string = "CAIRN_UNSUPPORTED_TRACKING_URI";
   override name = "UnsupportedTrackingUriError";
-  constructor(readonly uri: string) {
+  constructor(
+    readonly uri: string,
+    /** The schemes plug-ins registered besides http(s) (`registerTrackerScheme`). */
+    readonly registered: readonly string[] = [],
+  ) {
     super(
-      `MLFLOW_TRACKING_URI is "${uri}", but Cairn talks to MLflow only over HTTP. ` +
+      `MLFLOW_TRACKING_URI is "${uri}", but Cairn talks to MLflow only over HTTP` +
+        `${registered.length ? ` (and, through plug-ins, ${registered.map((s) => `${s}://`).join(", ")})` : ""}. ` +
         `Start a server with \`mlflow server --backend-store-uri sqlite:///mlflow.db --port 5000\` and set ` +
         `MLFLOW_TRACKING_URI=http://127.0.0.1:5000, or unset it to use the embedded store in .cairn/.`,
     );

@@ -22,4 +22,24 @@ describe("resolveTracker without a registered MLflow tracker", () => {
     });
     expect(await resolveTracker({ env: { MLFLOW_TRACKING_URI: "memo://x" } })).toBe(store);
   });
+
+  it("refuses a scheme no URI can have, warns when a registration replaces another, and names the registered schemes when none fits", async () => {
+    const store = new LocalStore({ root: "unused" });
+    const factory = async () => store;
+    expect(() => registerTrackerScheme(["my_tracker"], factory)).toThrow(/Expected `registerTrackerScheme\(\) scheme` to be a URI scheme without its colon.*\(no `_`\), got "my_tracker"/);
+    expect(() => registerTrackerScheme(["x"], "f" as never)).toThrow(/registerTrackerScheme\(\) factory/);
+    const warned: Error[] = [];
+    const onWarning = (w: Error) => void warned.push(w);
+    process.on("warning", onWarning);
+    try {
+      registerTrackerScheme(["wandb"], factory);
+      registerTrackerScheme(["wandb"], factory); // the same factory again: no warning
+      registerTrackerScheme(["WandB"], async () => store);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warned.map((w) => [w.name, w.message])).toEqual([["CairnTrackerSchemeWarning", 'The tracker for "wandb://" URIs was registered again: the later registration replaces the earlier one.']]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+    await expect(resolveTracker({ env: { MLFLOW_TRACKING_URI: "sqlite:///x.db" } })).rejects.toThrow(/only over HTTP \(and, through plug-ins, .*wandb:\/\/.*\)\./);
+  });
 });

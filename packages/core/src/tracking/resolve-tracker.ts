@@ -3,7 +3,7 @@
  * none, an MLflow server for http(s), and a clear error for anything else.
  */
 import { redactUrl } from "@cairn/cache";
-import { TrackingError, UnsupportedTrackingUriError } from "../errors.ts";
+import { OptionError, TrackingError, UnsupportedTrackingUriError } from "../errors.ts";
 import { LocalStore } from "./local/local-store.ts";
 import type { Tracker } from "./tracker.ts";
 
@@ -25,8 +25,20 @@ const factories = new Map<string, TrackerFactory>();
  * for http and https). A later registration of a scheme replaces the earlier one.
  */
 export function registerTrackerScheme(schemes: readonly string[], factory: TrackerFactory): void {
-  for (const s of schemes) factories.set(s.toLowerCase(), factory);
+  if (typeof factory !== "function") throw new OptionError("registerTrackerScheme() factory", "a function (uri, env) => Promise<Tracker>", factory);
+  for (const s of schemes) {
+    // A URI's scheme (RFC 3986): what resolveTracker reads before `://`. `my_tracker` could never match.
+    if (typeof s !== "string" || !SCHEME.test(s)) {
+      throw new OptionError("registerTrackerScheme() scheme", "a URI scheme without its colon: a letter, then letters, digits, `+`, `-` or `.` (no `_`)", s);
+    }
+    const scheme = s.toLowerCase();
+    const before = factories.get(scheme);
+    if (before && before !== factory) process.emitWarning(`The tracker for "${scheme}://" URIs was registered again: the later registration replaces the earlier one.`, "CairnTrackerSchemeWarning");
+    factories.set(scheme, factory);
+  }
 }
+
+const SCHEME = /^[a-z][a-z0-9+.-]*$/i;
 
 /** Where `resolveTracker` looks. */
 export interface ResolveTrackerOptions {
@@ -62,5 +74,5 @@ export async function resolveTracker(options: ResolveTrackerOptions = {}): Promi
         `Import Cairn from "cairn-dag" (it loads the tracker), or import "@cairn/mlflow/register" once before running a flow.`,
     );
   }
-  throw new UnsupportedTrackingUriError(redactUri(uri));
+  throw new UnsupportedTrackingUriError(redactUri(uri), [...factories.keys()].filter((s) => s !== "http" && s !== "https"));
 }
