@@ -200,6 +200,21 @@ describe("map: lists, failures and bad input", () => {
     await expect(f.run({ ...tracked(), cache: { rerun: ["counted[3]"] } })).rejects.toThrow('Expected `rerun` to be an item of "counted", which has 3 (counted[0] to counted[2]), got "counted[3]"');
   });
 
+  it("--rerun of an item past a list known only when the flow runs forces nothing, and says so", async () => {
+    const counted = task("counted-late")
+      .input<{ x: number }>()
+      .run(({ x }) => ({ y: x * x }));
+    const list = task("list").run(() => ({ xs: [1, 2] }));
+    const f = flow("map-rerun-late").build(() => ({ ys: map(counted, { over: list({}).xs, as: "x" }).outputs }));
+    await (await f.run(tracked())).wait();
+    const run = await f.run({ ...tracked(), cache: { rerun: ["counted-late[5]"] } });
+    const warnings: string[] = [];
+    run.on((e) => void (e.type === "log" && e.level === "warn" && warnings.push(e.message)));
+    const again = await run.wait();
+    expect(again.tasks["counted-late[1]"]!.status).toBe("cached");
+    expect(warnings).toEqual(['--rerun counted-late[5] forces nothing: "counted-late" has 2 items in this run (counted-late[0] to counted-late[1])']);
+  });
+
   it("retries an item on its own", async () => {
     const seen = new Map<number, number>();
     const flaky = task("flaky")

@@ -314,6 +314,7 @@ export class FlowExecution {
     state.result.status = "running";
     this.maps.add(run);
     this.s.emit({ type: "task", status: "running", runId: this.s.flowRunId, task: node.id, time: Date.now() });
+    this.warnForcedPast(node.id, run.items.length);
     this.pipeline.groupRun(node).then(
       (runId) => {
         run.runId = runId;
@@ -326,6 +327,21 @@ export class FlowExecution {
         this.pump(run, state);
       },
     );
+  }
+
+  /**
+   * `--rerun fit[7]` of a map whose list, known only now, has fewer items: nothing is forced by
+   * it, which is said (a list given in the flow was checked before the run, see caching/rerun.ts).
+   */
+  private warnForcedPast(mapId: string, length: number): void {
+    const forced = this.s.cache?.forcedItems;
+    if (!forced) return;
+    for (const id of forced) {
+      const index = id.startsWith(`${mapId}[`) && id.endsWith("]") ? Number(id.slice(mapId.length + 1, -1)) : NaN;
+      if (!(index >= length)) continue;
+      const range = length ? `${mapId}[0] to ${mapId}[${length - 1}]` : "none";
+      this.s.emit({ type: "log", level: "warn", runId: this.s.flowRunId, task: mapId, message: `--rerun ${id} forces nothing: "${mapId}" has ${length} item${length === 1 ? "" : "s"} in this run (${range})`, time: Date.now() });
+    }
   }
 
   /** Starts the map's next items while its window has room; ends the map once nothing is left in flight. */
