@@ -1,4 +1,4 @@
-import { flow } from "@cairn/dsl";
+import { flow, task } from "@cairn/dsl";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { parseParams } from "./parse-params.ts";
@@ -16,7 +16,7 @@ describe("parseParams keeps a value's text where JSON would change it", () => {
 
   it("a number param still takes such a text as its number, and an exact one as before", async () => {
     const schema = z.object({ lr: z.number(), rows: z.number().int(), tags: z.array(z.string()).default([]) });
-    expect(await parseParams(withParams(schema), ["lr=0.10", "rows=1e3"])).toEqual({ lr: 0.1, rows: 1000, tags: [] });
+    expect(await parseParams(withParams(schema), ["lr=0.10", "rows=1e3"])).toEqual({ lr: 0.1, rows: 1000 }); // the run adds the default
     expect(await parseParams(withParams(schema), ["lr=0.5", "rows=12", 'tags=["a"]'])).toEqual({ lr: 0.5, rows: 12, tags: ["a"] });
   });
 
@@ -37,6 +37,26 @@ describe("parseParams keeps a value's text where JSON would change it", () => {
       version: 1.1,
       id: "12345678901234567890",
     });
+  });
+});
+
+describe("parseParams hands the run the values as read", () => {
+  it("so a schema's transform runs once, in the run: `-p seconds=2` is 2000 ms, not 2000000; a type-changing transform works", async () => {
+    const echo = task("echo")
+      .input<{ ms: number; name: string; tags: string[] }>()
+      .run((inputs) => inputs);
+    const f = flow("twice")
+      .params(
+        z.object({
+          seconds: z.number().default(5).transform((s) => s * 1000),
+          name: z.string().default("run").transform((s) => `${s}-v2`),
+          tags: z.string().default("a,b").transform((s) => s.split(",")),
+        }),
+      )
+      .build(({ params }) => ({ out: echo({ ms: params.seconds, name: params.name, tags: params.tags }) }));
+    const outputs = async (pairs: string[]) => (await f.run({ tracker: false, cache: false, params: await parseParams(f.definition, pairs) })).outputs();
+    expect(await outputs(["seconds=2", "name=x", "tags=c,d"])).toEqual({ out: { ms: 2000, name: "x-v2", tags: ["c", "d"] } });
+    expect(await outputs([])).toEqual({ out: { ms: 5000, name: "run-v2", tags: ["a", "b"] } });
   });
 });
 

@@ -2,7 +2,8 @@ import { ParamError, validateParams, validateWithSchema, type FlowDefinition } f
 import { UsageError } from "./usage-error.ts";
 
 /**
- * Turns `-p key=value` pairs into flow params. Values are read as JSON when they
+ * Turns `-p key=value` pairs into flow params, as read (the run applies the params schema:
+ * its defaults and transforms). Values are read as JSON when they
  * parse (numbers, booleans, arrays) and as strings otherwise; where the schema
  * rejects the JSON reading of a value, its string reading is tried, so
  * `-p tag=123` still works for a string param.
@@ -54,7 +55,10 @@ export async function parseParams(definition: FlowDefinition, pairs: readonly st
     }
   }
   try {
-    return await validateParams(definition, params);
+    // Checked here, to quote the -p back in an error; handed on as read, not as the schema's
+    // output: the run validates them again, and a `.transform()` must not run twice.
+    await validateParams(definition, params);
+    return params;
   } catch (error) {
     if (!ParamError.is(error)) throw error;
     const given = error.param !== undefined && raw.has(error.param) ? ` (got -p ${error.param}=${raw.get(error.param)})` : "";
