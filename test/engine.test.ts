@@ -252,6 +252,27 @@ describe("beforeEnd", () => {
 });
 
 describe("failures", () => {
+  it("a failure or a false condition at the head of a 20,000-task chain skips the chain: no stack overflow, the run ends", async () => {
+    const one = task("one").input<{ n: number }>().run(({ n }) => ({ n: n + 1 }));
+    const gate = task("gate").run(() => ({ ok: false }));
+    const bad = task("bad").run((): { n: number } => {
+      throw new Error("head fails");
+    });
+    const chain = (head: { n: number }) => {
+      let last = one({ n: head.n });
+      for (let i = 1; i < 20_000; i++) last = one({ n: last.n });
+      return { n: last.n };
+    };
+    const conditional = flow("long-condition").build(() => chain(one({ n: 0 }, { if: gate({}).ok })));
+    const failing = flow("long-failure").build(() => chain(bad({})));
+    const skipped = await (await conditional.run(off)).wait();
+    expect(skipped.status).toBe("succeeded");
+    expect(skipped.tasks["one-20001"]!.status).toBe("skipped");
+    const failed = await (await failing.run({ ...off, failurePolicy: "continue" })).wait();
+    expect(failed.status).toBe("failed");
+    expect(failed.tasks["one-20000"]!.status).toBe("skipped");
+  }, 120_000);
+
   const boom = task("boom").run(() => {
     throw new Error("kaboom");
   });

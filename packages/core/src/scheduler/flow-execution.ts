@@ -237,7 +237,11 @@ export class FlowExecution {
   }
 
   private skipDependants(state: NodeState, failed: string, condition?: string): void {
-    for (const next of state.dependants) {
+    // Depth first, in the order recursion would take, but on a stack of its own: a chain of
+    // thousands of tasks below one failure or false condition would overflow the call stack.
+    const stack = state.dependants.slice().reverse();
+    while (stack.length) {
+      const next = stack.pop()!;
       if (next.result.status !== "pending") continue;
       if (condition === undefined) {
         this.complete(next, "skipped", undefined, { name: "UpstreamFailed", message: `Skipped because upstream task "${failed}" did not succeed.` });
@@ -246,7 +250,7 @@ export class FlowExecution {
         this.complete(next, "skipped", undefined, { name: CONDITION_FALSE, message: `Skipped because the condition of upstream task "${failed}" (${condition}) is false.` });
         this.pipeline.unstarted(next, { status: "skipped", reason: "condition-false", because: failed });
       }
-      this.skipDependants(next, failed, condition);
+      for (let i = next.dependants.length - 1; i >= 0; i--) stack.push(next.dependants[i]!);
     }
   }
 
