@@ -263,8 +263,8 @@ describe("failures", () => {
       for (let i = 1; i < 20_000; i++) last = one({ n: last.n });
       return { n: last.n };
     };
-    const conditional = flow("long-condition").build(() => chain(one({ n: 0 }, { if: gate({}).ok })));
-    const failing = flow("long-failure").build(() => chain(bad({})));
+    const conditional = flow("long-condition").build(() => chain(one({ n: 0 }, { if: gate({}).ok }) as unknown as { n: number }));
+    const failing = flow("long-failure").build(() => chain(bad({}) as unknown as { n: number }));
     const skipped = await (await conditional.run(off)).wait();
     expect(skipped.status).toBe("succeeded");
     expect(skipped.tasks["one-20001"]!.status).toBe("skipped");
