@@ -16,6 +16,7 @@ import {
   UnknownNodeError,
   flow,
   http,
+  map,
   task,
   type RunEvent,
   type TaskEvent,
@@ -677,6 +678,32 @@ describe("bad definitions are caught before anything runs", () => {
     expect(made({ ...good, cache: undefined })).toMatch(/`cache` of "q"` to be false or an object/);
     expect(made({ ...good, name: "../../evil name" })).toMatch(/`task definition `name` of "..\/..\/evil name"` to be a non-empty string of letters, digits/);
     expect(made({ ...good, name: "fit[0]" })).toMatch(/`task definition `name` of "fit\[0\]"`/);
+  });
+
+  it("a node handle inside an array or object (an input, a map's `over`, a flow output) is wired as the node's whole output, with its edge", async () => {
+    const a = task("a").run(async () => (await sleep(30), { acc: 1 }));
+    const b = task("b").run(() => ({ acc: 2 }));
+    const summarize = task("summarize")
+      .input<{ rs: { acc: number }[]; named: { first: { acc: number } } }>()
+      .run(({ rs, named }) => ({ total: rs.reduce((sum, r) => sum + r.acc, 0), first: named.first.acc }));
+    const acc = task("acc").input<{ r: { acc: number } }>().run(({ r }) => ({ v: r.acc * 10 }));
+    const f = flow("nested-handles").build(() => {
+      const x = a({});
+      const y = b({});
+      const s = summarize({ rs: [x, y], named: { first: x } });
+      return { s, pair: { first: x }, tens: map(acc, { over: [x, y], as: "r" }).outputs };
+    });
+    const graph = f.graph();
+    expect([...graph.dependencies.get("summarize")!].sort()).toEqual(["a", "b"]);
+    expect(await (await f.run(off)).outputs()).toEqual({ s: { total: 3, first: 1 }, pair: { first: { acc: 1 } }, tens: [{ v: 10 }, { v: 20 }] });
+  });
+
+  it("refuses a build that returns a node or the params whole, and `params` itself as an input: they read as objects with nothing in them", () => {
+    const one = task("one").run(() => ({ v: 1 }));
+    const echo = task("echo").input<{ p: unknown }>().run(({ p }) => ({ p }));
+    expect(() => flow("whole-node").build(() => one({}) as never)).toThrow(/build function's return` to be an object of outputs by name.*got "a task's node \(return \{ name: node \}/);
+    expect(() => flow("whole-params").build(({ params }) => params as never)).toThrow(/got "the flow's params"/);
+    expect(() => flow("params-input").build(({ params }) => (echo({ p: { all: params } }), {}))).toThrow(/one param \(`params\.rows`\); the flow's `params` as a whole is not a value/);
   });
 
   it("rejects unknown and ill-typed params", async () => {

@@ -1,4 +1,4 @@
-import { CairnError, type FlowNode, type RefValue } from "@cairn/core";
+import { CairnError, type FlowNode, isPlainObject, isRef, OptionError, type RefValue } from "@cairn/core";
 
 /** The flow build in progress: tasks called inside `build` add their nodes here. */
 export interface BuildContext {
@@ -48,13 +48,45 @@ export function currentBuild(taskName: string): BuildContext {
 }
 
 const NODE_MARK = "__cairnNode";
+/** What a ref proxy answers with what it stands for ("node" or "param"); anything else answers undefined. */
+const PROXY_MARK = Symbol("cairn.refProxy");
 
-/** A node handle returned by calling a task stands for its whole output: its `$out` ref. */
-export function nodeToRef(value: unknown): unknown {
-  if (typeof value === "object" && value !== null && (value as Record<string, unknown>)[NODE_MARK] === true) {
-    return (value as { $out: unknown }).$out;
+/** "node" for a node handle, "param" for a flow's `params`, else undefined. */
+export function proxyKind(value: unknown): "node" | "param" | undefined {
+  return typeof value === "object" && value !== null ? (value as { [PROXY_MARK]?: "node" | "param" })[PROXY_MARK] : undefined;
+}
+
+/**
+ * A value as it is wired: a node handle returned by calling a task stands for its whole output
+ * (its `$out` ref), at any depth of arrays and plain objects (`{ rs: [a, b] }`), since a handle
+ * left inside would look like an empty object, with no edge to its node. The flow's `params`
+ * itself stands for no value: refused, naming `where`.
+ */
+export function nodeToRef(value: unknown, where = "a value"): unknown {
+  if (typeof value !== "object" || value === null || isRef(value)) return value;
+  const proxy = proxyKind(value);
+  if (proxy === "node") return (value as { $out: unknown }).$out;
+  if (proxy === "param") {
+    throw new OptionError(where, "a value, a task's output or one param (`params.rows`); the flow's `params` as a whole is not a value", "the flow's params");
   }
-  return value;
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const wired = nodeToRef(value[i], where);
+      if (wired !== value[i]) (copy ??= value.slice())[i] = wired;
+    }
+    return copy ?? value;
+  }
+  if (!isPlainObject(value)) return value;
+  let copy: Record<string, unknown> | undefined;
+  for (const key of Object.keys(value)) {
+    const wired = nodeToRef(value[key], where);
+    if (wired === value[key]) continue;
+    copy ??= { ...value };
+    // An own "__proto__" stays an own property, as in the value given.
+    Object.defineProperty(copy, key, { value: wired, enumerable: true, writable: true, configurable: true });
+  }
+  return copy ?? value;
 }
 
 /** Makes a ref object; the DSL types it as Ref<T>. */
@@ -74,6 +106,7 @@ interface RefTarget {
 /** One handler for every ref proxy: 10,000-node flows made 10,000 handlers and 30,000 closures before. */
 const REF_HANDLER: ProxyHandler<RefTarget> = {
   get(t, key) {
+    if (key === PROXY_MARK) return t.source;
     if (typeof key !== "string" || key === "then" || key === "toJSON") return undefined;
     const { source, target, buildId } = t;
     if (source === "node" && key === "$id") return target;

@@ -1,5 +1,6 @@
 import {
   OptionError,
+  isRef,
   buildFlowGraph,
   startFlowRun,
   type FlowDefinition,
@@ -8,7 +9,7 @@ import {
   type RunOptions,
 } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
-import { nodeToRef, refProxy, withBuild } from "./build-context.ts";
+import { nodeToRef, proxyKind, refProxy, withBuild } from "./build-context.ts";
 import { flowBuilt, runStarted } from "./flow-hooks.ts";
 import type { Ref, SchemaInput, SchemaOutput, Unwire } from "./types.ts";
 
@@ -77,6 +78,10 @@ function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): 
     },
     build: (fn: (flow: { params: any }) => Record<string, unknown> | void) => {
       const { result, context } = withBuild(name, (ctx) => fn({ params: refProxy("param", "", ctx.buildId) }));
+      if (result !== undefined && (typeof result !== "object" || result === null || Array.isArray(result) || isRef(result) || proxyKind(result))) {
+        // A node handle or `params` returned whole would read as an object with no outputs.
+        throw new OptionError(`flow "${name}" build function's return`, "an object of outputs by name, such as { model: train(...).model, report: r }, or nothing", describeReturned(result));
+      }
       const definition: FlowDefinition = Object.freeze({
         name,
         ...(paramsSchema ? { paramsSchema } : {}),
@@ -99,6 +104,14 @@ function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): 
       return built;
     },
   };
+}
+
+/** What a build function returned that is not an object of outputs, for the error. */
+function describeReturned(result: unknown): unknown {
+  const proxy = proxyKind(result);
+  if (proxy === "param") return "the flow's params";
+  if (proxy === "node") return "a task's node (return { name: node } to make its whole output a flow output)";
+  return result;
 }
 
 const FLOW_MARK = Symbol.for("cairn.flow");
