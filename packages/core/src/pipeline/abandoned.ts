@@ -85,6 +85,6 @@ function abandonedMessage(task: string, attempt: number, timeout: boolean): stri
 function endingMessage(task: string, attempt: number, timeout: boolean, killGraceMs: number): string {
   const head = `Attempt ${attempt} of task "${task}": its process did not exit on SIGTERM ${timeout ? "at the task's timeout" : "when the flow stopped"}; it is killed (SIGKILL) after ${killGraceMs} ms (killGraceMs)`;
   return timeout
-    ? `${head}, or when cairn exits, whichever comes first. The flow does not wait for it; what it writes to its outputs from now on is dropped, its logs are kept.`
+    ? `${head}, or when cairn exits, whichever comes first. The flow does not wait for it, but the task's retry, if any, starts once it is gone; what it writes to its outputs from now on is dropped, its logs are kept.`
     : `${head} unless it exits before. The flow waits for it, then records its logs and its run.`;
 }

@@ -78,6 +78,11 @@ async function withRetries(scope: AttemptScope, task: TaskAttempts): Promise<unk
     return await pRetry(
       async (attempt) => {
         try {
+          // The attempt before may have been given up on (a timeout) while its process group is
+          // still ending (SIGTERM, then SIGKILL after killGraceMs): the next one starts when that
+          // group is gone, so that the two never run beside each other, in the task's slot and
+          // pool, writing the same artifacts and logs.
+          if (attempt > 1 && task.holder.held) await Promise.allSettled(task.holder.held);
           return await once(scope, task, attempt);
         } catch (error) {
           throw new AttemptFailure(error);

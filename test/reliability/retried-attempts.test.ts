@@ -1,0 +1,42 @@
+/**
+ * A retried attempt starts from a clean state: the attempt before it has stopped (a process
+ * group given up on at its timeout is gone), what it wrote does not reach the retry's outputs,
+ * its late writes cannot replace the retry's files, and its logs are kept beside the retry's.
+ * Real child processes and real files, in this process's flow runs.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { flow } from "@cairn/dsl";
+import { shell } from "../../packages/process/src/index.ts";
+import { runCollect, statuses, tmp } from "../cache/helpers.ts";
+
+const lines = async (file: string) => (await readFile(file, "utf8")).split("\n").filter(Boolean);
+
+describe("a retried process task", () => {
+  it("starts its next attempt only once the timed-out attempt's process group is gone, keeping its pool slot meanwhile", async () => {
+    const dir = await tmp();
+    const trace = join(dir, "trace.txt");
+    // Attempt 1 outlives its timeout and, on SIGTERM, cleans up for 1 s (well within killGraceMs),
+    // writing to its artifacts folder as a checkpoint save would.
+    const gpu = shell(
+      "gpu",
+      `trap 'echo "a$CAIRN_ATTEMPT cleanup start" >> "$TRACE"; echo "a1 checkpoint" >> "$CAIRN_ARTIFACTS/model.txt"; sleep 1; echo "a$CAIRN_ATTEMPT cleanup end" >> "$TRACE"; exit 1' TERM
+echo "a$CAIRN_ATTEMPT start" >> "$TRACE"
+if [ "$CAIRN_ATTEMPT" = 1 ]; then sleep 30 & wait; fi
+echo "model-from-attempt-$CAIRN_ATTEMPT" > "$CAIRN_ARTIFACTS/model.txt"
+echo '{"model":{"$artifact":"model.txt"}}' > "$CAIRN_OUTPUTS"`,
+      { env: { TRACE: trace } },
+    )
+      .pool("gpu")
+      .timeout(1500)
+      .retries(1, { minDelayMs: 0, maxDelayMs: 0 });
+    const f = flow("retry-after-group").build(() => ({ model: gpu().model }));
+    const { result } = await runCollect(f, { root: await tmp(), pools: { gpu: 1 } });
+    expect(statuses(result)).toEqual({ gpu: "succeeded" });
+    // Never two processes of the task at once: attempt 2 begins after attempt 1's cleanup ended.
+    expect(await lines(trace)).toEqual(["a1 start", "a1 cleanup start", "a1 cleanup end", "a2 start"]);
+    const model = (result.outputs as { model: { path: string } }).model;
+    expect(await readFile(model.path, "utf8")).toBe("model-from-attempt-2\n");
+  });
+});
