@@ -4,12 +4,15 @@
  * its late writes cannot replace the retry's files, and its logs are kept beside the retry's.
  * Real child processes and real files, in this process's flow runs.
  */
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { readdir, readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { flow } from "@cairn/dsl";
+import { type Artifact, flow, task, TaskTimeoutError } from "@cairn/dsl";
 import { shell } from "../../packages/process/src/index.ts";
 import { runCollect, statuses, tmp } from "../cache/helpers.ts";
+
+/** Blocks this thread (and so the flow's timers) for `ms`, as a task's synchronous work does. */
+const block = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 const lines = async (file: string) => (await readFile(file, "utf8")).split("\n").filter(Boolean);
 
@@ -38,5 +41,35 @@ echo '{"model":{"$artifact":"model.txt"}}' > "$CAIRN_OUTPUTS"`,
     expect(await lines(trace)).toEqual(["a1 start", "a1 cleanup start", "a1 cleanup end", "a2 start"]);
     const model = (result.outputs as { model: { path: string } }).model;
     expect(await readFile(model.path, "utf8")).toBe("model-from-attempt-2\n");
+  });
+});
+
+describe("a retried function task", () => {
+  it("ctx.artifacts.write() still running at the timeout never replaces or corrupts the file the retry wrote", async () => {
+    let late: Promise<unknown> | undefined;
+    const make = task("make")
+      .timeout(500)
+      .retries(1, { minDelayMs: 0, maxDelayMs: 0 })
+      .run(async (_inputs, ctx) => {
+        if (ctx.attempt === 1) {
+          const big = Buffer.alloc(64 * 1024 * 1024, 0x41);
+          // Its timeout passes during this synchronous work: the write starts while the attempt is
+          // still open, and goes on (chunk by chunk) after it was given up on.
+          block(800);
+          late = ctx.artifacts.write("data.bin", big).catch((error: unknown) => error);
+          await late;
+          return { data: undefined as unknown as Artifact };
+        }
+        return { data: await ctx.artifacts.write("data.bin", "GOOD\n") };
+      });
+    const f = flow("late-write").build(() => ({ data: make().data }));
+    const { result } = await runCollect(f, { root: await tmp() });
+    expect(statuses(result)).toEqual({ make: "succeeded" });
+    expect(late).toBeDefined();
+    // Attempt 1's write is told why it stopped, and leaves nothing behind.
+    expect(await late).toBeInstanceOf(TaskTimeoutError);
+    const data = (result.outputs as { data: Artifact }).data;
+    expect(await readFile(data.path, "utf8")).toBe("GOOD\n");
+    expect(await readdir(dirname(data.path))).not.toContainEqual(expect.stringMatching(/partial/));
   });
 });

@@ -1,5 +1,6 @@
-import { mkdir, stat, writeFile } from "node:fs/promises";
-import { dirname, join, resolve as resolvePath } from "node:path";
+import { randomBytes } from "node:crypto";
+import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import type { Artifact } from "../definition/artifact.ts";
 import { safePathSegment, safeRelativePath, taskArtifactPath } from "../definition/artifact-path.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
@@ -177,11 +178,22 @@ export class RunningTaskContext implements TaskContext {
       if (this.closed) throw this.signal.reason;
     };
     return (this.artifacts_ = {
-      async write(name, data) {
+      write: async (name, data) => {
         checkOpen();
         const a = file(name, "ctx.artifacts.write()");
         await mkdir(dirname(a.path), { recursive: true });
-        await writeFile(a.path, data);
+        // Written beside its place, then renamed into it: a write that the attempt's end cuts short
+        // (its signal stops it between chunks), or that ends after the attempt was given up on,
+        // never replaces or corrupts the file that a later attempt wrote under the same name.
+        const partial = join(dirname(a.path), `.${basename(a.path)}.${randomBytes(6).toString("hex")}.partial`);
+        try {
+          await writeFile(partial, data, { signal: this.signal });
+          checkOpen();
+          await rename(partial, a.path);
+        } catch (error) {
+          await rm(partial, { force: true });
+          throw this.signal.aborted ? this.signal.reason : error;
+        }
         return a;
       },
       async path(name) {
