@@ -34,12 +34,12 @@ echo '{"model":{"$artifact":"model.txt"}}' > "$CAIRN_OUTPUTS"`,
       .pool("gpu")
       .timeout(1500)
       .retries(1, { minDelayMs: 0, maxDelayMs: 0 });
-    const f = flow("retry-after-group").build(() => ({ model: gpu().model }));
+    const f = flow("retry-after-group").build(() => ({ exitCode: gpu().exitCode }));
     const { result } = await runCollect(f, { root: await tmp(), pools: { gpu: 1 } });
     expect(statuses(result)).toEqual({ gpu: "succeeded" });
     // Never two processes of the task at once: attempt 2 begins after attempt 1's cleanup ended.
     expect(await lines(trace)).toEqual(["a1 start", "a1 cleanup start", "a1 cleanup end", "a2 start"]);
-    const model = (result.outputs as { model: { path: string } }).model;
+    const model = (result.tasks.gpu!.outputs as { model: Artifact }).model;
     expect(await readFile(model.path, "utf8")).toBe("model-from-attempt-2\n");
   });
 });
