@@ -44,6 +44,32 @@ echo '{"model":{"$artifact":"model.txt"}}' > "$CAIRN_OUTPUTS"`,
   });
 });
 
+describe("a retried task's artifacts folder", () => {
+  it("starts empty: a tool that refuses an existing folder succeeds on the retry, and the failed attempt's files are set aside, not output", async () => {
+    // As mlflow.sklearn.save_model does, the task refuses a model folder that exists already;
+    // attempt 1 then fails on a transient error, after writing a file only it writes.
+    const train = shell(
+      "train",
+      `set -e
+mkdir "$CAIRN_ARTIFACTS/model"
+echo "weights of attempt $CAIRN_ATTEMPT" > "$CAIRN_ARTIFACTS/model/weights.txt"
+if [ "$CAIRN_ATTEMPT" = 1 ]; then echo partial > "$CAIRN_ARTIFACTS/half-done.txt"; echo "ConnectionError: reset by peer" >&2; exit 3; fi
+echo '{"model":{"$artifact":"model"}}' > "$CAIRN_OUTPUTS"`,
+    ).retries(1, { minDelayMs: 0, maxDelayMs: 0 });
+    const f = flow("clean-retry").build(() => ({ exitCode: train().exitCode }));
+    const { result } = await runCollect(f, { root: await tmp() });
+    expect(statuses(result)).toEqual({ train: "succeeded" });
+    expect(result.tasks.train!.attempts).toBe(2);
+    const model = (result.tasks.train!.outputs as { model: Artifact }).model;
+    const dir = dirname(model.path);
+    expect(await readFile(join(model.path, "weights.txt"), "utf8")).toBe("weights of attempt 2\n");
+    // What attempt 1 left is kept in the run's record folder, out of the task's namespace.
+    expect((await readdir(dir)).sort()).toEqual(["cairn", "logs", "model"]);
+    expect(await readFile(join(dir, "cairn", "attempts", "1", "model", "weights.txt"), "utf8")).toBe("weights of attempt 1\n");
+    expect(await readFile(join(dir, "cairn", "attempts", "1", "half-done.txt"), "utf8")).toBe("partial\n");
+  });
+});
+
 describe("a retried function task", () => {
   it("ctx.artifacts.write() still running at the timeout never replaces or corrupts the file the retry wrote", async () => {
     let late: Promise<unknown> | undefined;

@@ -4,7 +4,10 @@
  * while the error allows, and checks each attempt's output. An attempt is over at its signal
  * whether or not the task listens to it (see AbandonedAttempts).
  */
+import { mkdir, readdir, rename } from "node:fs/promises";
+import { join } from "node:path";
 import pRetry from "p-retry";
+import { RECORD_FOLDER } from "../definition/artifact-path.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { CancelledError, NonErrorThrownError, TaskTimeoutError } from "../errors.ts";
 import { isError, noteErrorSource, placeNode, type TaskStatus, toErrorInfo } from "../run/events.ts";
@@ -13,7 +16,7 @@ import type { AbandonedAttempts } from "./abandoned.ts";
 import { intercept, type TaskInterceptor } from "./intercept.ts";
 import { checkOutputs } from "./outputs.ts";
 import { isRetryableError } from "./retryable.ts";
-import { RunningTaskContext, type SharedContext, type WorkHolder } from "./running-task-context.ts";
+import { RunningTaskContext, type SharedContext, taskArtifactDir, type WorkHolder } from "./running-task-context.ts";
 import { StopReason } from "./stop.ts";
 import { ATTEMPT_STARTS_TAG } from "./task-run.ts";
 
@@ -82,7 +85,10 @@ async function withRetries(scope: AttemptScope, task: TaskAttempts): Promise<unk
           // still ending (SIGTERM, then SIGKILL after killGraceMs): the next one starts when that
           // group is gone, so that the two never run beside each other, in the task's slot and
           // pool, writing the same artifacts and logs.
-          if (attempt > 1 && task.holder.held) await Promise.allSettled(task.holder.held);
+          if (attempt > 1) {
+            if (task.holder.held) await Promise.allSettled(task.holder.held);
+            await setAsideAttemptFiles(scope, task, attempt - 1);
+          }
           return await once(scope, task, attempt);
         } catch (error) {
           throw new AttemptFailure(error);
@@ -105,6 +111,42 @@ async function withRetries(scope: AttemptScope, task: TaskAttempts): Promise<unk
     );
   } catch (error) {
     throw error instanceof AttemptFailure ? error.error : error;
+  }
+}
+
+/** Where a failed attempt's files go, in the run's own record folder: `cairn/attempts/<n>/`. */
+const ATTEMPTS_FOLDER = "attempts";
+/** The process logs, which every attempt appends to (`=== attempt N ===`): they stay in place. */
+const LOGS_FOLDER = "logs";
+
+/**
+ * Moves what attempt `attempt` left in the task's artifacts folder to `cairn/attempts/<attempt>/`,
+ * so the next attempt starts from an empty folder: a tool that refuses an existing folder
+ * (`mlflow.sklearn.save_model`, `os.makedirs`) does not fail every retry over the failed
+ * attempt's files, and those never pass for the retry's outputs. They are kept, not deleted:
+ * what the failed attempt saved is there to look at, or to resume from. `cairn/` (Cairn's
+ * record; a task cannot write there) and `logs/` stay. A failure to move them is a warning: the
+ * next attempt then sees them, as it would without this step.
+ */
+async function setAsideAttemptFiles(scope: AttemptScope, task: TaskAttempts, attempt: number): Promise<void> {
+  const { shared } = scope;
+  const dir = taskArtifactDir(shared, task.node.id, task.runId);
+  const aside = join(dir, RECORD_FOLDER, ATTEMPTS_FOLDER, String(attempt));
+  try {
+    const names = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") return []; // the attempt wrote nothing
+      throw error;
+    });
+    // In any case: on a case-insensitive file system `Cairn/` is `cairn/`.
+    const left = names.filter((name) => name.toLowerCase() !== RECORD_FOLDER && name !== LOGS_FOLDER);
+    if (!left.length) return;
+    await mkdir(aside, { recursive: true });
+    for (const name of left) await rename(join(dir, name), join(aside, name));
+  } catch (error) {
+    const message =
+      `could not move the files attempt ${attempt} left in its artifacts folder (${dir}) to ${aside} ` +
+      `(${(error as Error).message}): attempt ${attempt + 1} starts with them there. Check that folder's permissions and free space.`;
+    shared.emit({ type: "log", level: "warn", runId: shared.flowRunId, task: task.node.id, message, time: Date.now() });
   }
 }
 

@@ -32,6 +32,14 @@ export interface WorkHolder {
   held?: Promise<unknown>[];
 }
 
+/** The artifacts folder of task run `runId`: the tracker's own, or one in the work folder when the tracker keeps none locally. */
+export function taskArtifactDir(shared: SharedContext, nodeId: string, runId: string): string {
+  const { tracker, workDir } = shared;
+  return hasLocalArtifacts(tracker)
+    ? tracker.artifactDir(runId)
+    : join(resolvePath(workDir, "artifacts"), safePathSegment(runId, { taskName: nodeId, source: "the tracker's run id" }));
+}
+
 /**
  * The `ctx` of one attempt. A class with lazily made members, because most tasks
  * never log or write artifacts and the engine's budget is a few µs per task.
@@ -156,12 +164,8 @@ export class RunningTaskContext implements TaskContext {
     return (this.logger_ = { debug: line("debug"), info: line("info"), warn: line("warn"), error: line("error") });
   }
 
-  /** The task's artifacts folder: the tracker's own, or one in the work folder when the tracker keeps none locally. */
   private get artifactDir(): string {
-    const { tracker, workDir } = this.shared;
-    return hasLocalArtifacts(tracker)
-      ? tracker.artifactDir(this.runId)
-      : join(resolvePath(workDir, "artifacts"), safePathSegment(this.runId, { taskName: this.node.id, source: "the tracker's run id" }));
+    return taskArtifactDir(this.shared, this.node.id, this.runId);
   }
 
   get artifacts(): ArtifactWriter {
