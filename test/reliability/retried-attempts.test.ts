@@ -70,6 +70,24 @@ echo '{"model":{"$artifact":"model"}}' > "$CAIRN_OUTPUTS"`,
   });
 });
 
+describe("a retried process task's logs", () => {
+  it("keep every attempt's output, masked: a retry appends to logs/*.txt after a line === attempt N ===", async () => {
+    const load = shell(
+      "load",
+      `echo "attempt $CAIRN_ATTEMPT starting"
+if [ "$CAIRN_ATTEMPT" = 1 ]; then echo "Traceback: ConnectionResetError while reading shard 17 with $API_TOKEN" >&2; exit 3; fi
+echo "loaded"`,
+      { secrets: ["API_TOKEN"] },
+    ).retries(1, { minDelayMs: 0, maxDelayMs: 0 });
+    const f = flow("kept-logs").build(() => ({ exitCode: load().exitCode }));
+    const { run, result } = await runCollect(f, { root: await tmp(), env: { PATH: process.env.PATH, API_TOKEN: "s3cr3t-t0ken-4711" } });
+    expect(statuses(result)).toEqual({ load: "succeeded" });
+    const dir = (run.tracker as unknown as { artifactDir(runId: string): string }).artifactDir(result.tasks.load!.runId!);
+    expect(await readFile(join(dir, "logs", "stdout.txt"), "utf8")).toBe("attempt 1 starting\n=== attempt 2 ===\nattempt 2 starting\nloaded\n");
+    expect(await readFile(join(dir, "logs", "stderr.txt"), "utf8")).toBe("Traceback: ConnectionResetError while reading shard 17 with ***\n=== attempt 2 ===\n");
+  });
+});
+
 describe("a retried function task", () => {
   it("ctx.artifacts.write() still running at the timeout never replaces or corrupts the file the retry wrote", async () => {
     let late: Promise<unknown> | undefined;

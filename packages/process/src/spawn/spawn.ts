@@ -321,8 +321,8 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
     ...(tracked ? { MLFLOW_TRACKING_URI: ctx.tracking.uri, MLFLOW_EXPERIMENT_ID: ctx.tracking.experimentId, ...trackingEnv(ctx) } : {}),
   };
 
-  const stdoutLog = createWriteStream(await ctx.artifacts.path("logs/stdout.txt")).on("error", () => {}); // logs are best effort
-  const stderrLog = createWriteStream(await ctx.artifacts.path("logs/stderr.txt")).on("error", () => {});
+  const stdoutLog = await openLog(ctx, "logs/stdout.txt");
+  const stderrLog = await openLog(ctx, "logs/stderr.txt");
   // Every secret the run knows (the task's own and any other), by the run's one masking function.
   const masked = (line: string) => ctx.mask(line);
   /** The last lines of stderr, masked, each at most LINE_LIMIT characters and a note of what was cut. */
@@ -448,6 +448,17 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
     await Promise.all([closeStream(stdoutLog), closeStream(stderrLog), rm(work, { recursive: true, force: true }).catch(() => {})]);
     await sendLogs(ctx);
   }
+}
+
+/**
+ * Opens one of the attempt's log files. A retry appends to what the attempts before it wrote,
+ * after a line `=== attempt N ===`: a failed attempt's traceback is what its retry's reader
+ * needs, and the run keeps one file per stream (uploaded whole at each attempt's end).
+ */
+async function openLog(ctx: TaskContext, name: string): Promise<WriteStream> {
+  const log = createWriteStream(await ctx.artifacts.path(name), { flags: ctx.attempt > 1 ? "a" : "w" }).on("error", () => {}); // logs are best effort
+  if (ctx.attempt > 1) log.write(`=== attempt ${ctx.attempt} ===\n`);
+  return log;
 }
 
 /** Sends the attempt's log files to the task's run; a failure to send is a warning, never the task's outcome. */
