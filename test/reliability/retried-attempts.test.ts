@@ -117,3 +117,21 @@ describe("a retried function task", () => {
     expect(await readdir(dirname(data.path))).not.toContainEqual(expect.stringMatching(/partial/));
   });
 });
+
+describe("a retried task's params", () => {
+  it("a param whose value differs between attempts does not fail the retry: the run keeps the value of the attempt that ended it", async () => {
+    const train = task("train")
+      .retries(1, { minDelayMs: 0, maxDelayMs: 0 })
+      .run(async (_inputs, ctx) => {
+        ctx.log.param("seed", 1000 + ctx.attempt);
+        // A training loop: more points than the recorder holds before it sends them.
+        for (let step = 0; step < 1200; step++) ctx.log.metric("loss", 1 / (step + 1), step);
+        if (ctx.attempt === 1) throw new Error("ConnectionError: reset by peer");
+        return { ok: true };
+      });
+    const { run, result } = await runCollect(flow("seeded").build(() => ({ ok: train().ok })), { root: await tmp() });
+    expect(statuses(result)).toEqual({ train: "succeeded" });
+    const record = await run.tracker.getRun(result.tasks.train!.runId!);
+    expect(record!.params.seed).toBe("1002");
+  });
+});

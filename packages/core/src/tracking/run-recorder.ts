@@ -6,6 +6,10 @@ const METRIC_FLUSH_THRESHOLD = 1000;
 /**
  * Buffers what a task logs and sends it to the tracker in few requests: metrics
  * logged in a loop cost one log-batch per thousand points, plus one at the end.
+ * Params go out only with the last one ({@link flush}): a run's params are write-once (MLflow
+ * refuses a changed value), and the attempts of a retried task share one run, so a param whose
+ * value differs between attempts (a seed, a timestamp) is recorded once, as the attempt that
+ * ended the run set it, instead of failing that attempt or the run's closing.
  */
 export class RunRecorder {
   private params: Record<string, string> = {};
@@ -32,7 +36,7 @@ export class RunRecorder {
   metric(key: string, value: number, step: number): void {
     this.metrics.push({ key, value, step, timestamp: Date.now() });
     if (this.metrics.length >= METRIC_FLUSH_THRESHOLD) {
-      this.pending = this.pending.then(() => this.send()).catch((error) => {
+      this.pending = this.pending.then(() => this.send(false)).catch((error) => {
         this.failure ??= error;
       });
     }
@@ -45,10 +49,10 @@ export class RunRecorder {
     if (this.failure) throw this.failure;
   }
 
-  private async send(): Promise<void> {
-    if (!this.metrics.length && isEmpty(this.params) && isEmpty(this.tags)) return;
-    const batch: LogBatch = { params: this.masked(this.params), metrics: this.metrics, tags: this.masked(this.tags) };
-    this.params = {};
+  private async send(withParams = true): Promise<void> {
+    if (!this.metrics.length && (!withParams || isEmpty(this.params)) && isEmpty(this.tags)) return;
+    const batch: LogBatch = { params: withParams ? this.masked(this.params) : {}, metrics: this.metrics, tags: this.masked(this.tags) };
+    if (withParams) this.params = {};
     this.tags = {};
     this.metrics = [];
     await this.tracker.logBatch(this.runId, batch);
