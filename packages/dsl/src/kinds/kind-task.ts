@@ -5,7 +5,7 @@
  * "@cairn/dsl/kind".
  */
 import { readFileSync } from "node:fs";
-import { privateDigest, sha256 } from "@cairn/cache";
+import { CacheValueError, privateDigest, sha256 } from "@cairn/cache";
 import { OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { makeTask, type NodeOptions, type RetryOptions, type Task } from "../task.ts";
@@ -110,11 +110,65 @@ export function checkName(name: string): void {
 }
 
 /**
- * A short, stable digest of config that changes what a process does, such as its `env`: never
- * stored in clear, and slow to reverse (`privateDigest`), since its values may be passwords.
+ * A short, stable digest of a kind's config (what changes what its tasks do: a query, a database,
+ * a process's `env`), for `definition.code`. The same whatever the order of object keys; never
+ * stored in clear, and slow to reverse (`privateDigest`), since values may be passwords.
+ * The config must be JSON-like: strings, finite numbers, booleans, null, arrays and plain
+ * objects (an object's `undefined` property counts as absent). A function, Map, Set, class
+ * instance (a Date, a Buffer), symbol, BigInt or a cycle is refused with a CacheValueError naming
+ * its path: its content cannot be digested faithfully, so put what matters into the config
+ * instead (a version string for a function, `[...map]` for a Map, an ISO string for a Date).
+ * @example
+ * definition: { ..., code: configDigest({ db: options.db, query: options.query, version: "2" }) }
  */
 export function configDigest(value: unknown): string {
-  return privateDigest(JSON.stringify(value), "config").slice(0, 16);
+  // (`undefined` alone has no JSON text.)
+  return privateDigest(JSON.stringify(canonicalConfig(value, "config", [])) ?? "undefined", "config").slice(0, 16);
+}
+
+/** `value` with every object's keys sorted (JSON.stringify's text is then the same for any key order); throws at what is not JSON-like. */
+function canonicalConfig(value: unknown, path: string, parents: object[]): unknown {
+  const refuse = (what: string, hint: string): never => {
+    throw new CacheValueError(path, `got ${what}`, { hint: `configDigest() takes JSON-like config only: ${hint}` });
+  };
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      return Number.isFinite(value) ? value : refuse(String(value), "pass a finite number, or the value as a string.");
+    case "undefined":
+      return value;
+    case "function":
+      return refuse(`a function${value.name ? ` (${value.name})` : ""}`, "its code is not digested; put a version string (or the function's source) in the config instead, and bump it when the function changes.");
+    case "bigint":
+      return refuse(`a BigInt (${value}n)`, "pass it as a string, e.g. String(n).");
+    case "symbol":
+      return refuse(`a symbol (${String(value)})`, "pass a string instead.");
+  }
+  if (value === null) return null;
+  const object = value as object;
+  if (parents.includes(object)) return refuse("a cycle (an object that contains itself)", "pass a tree of plain values.");
+  if (Array.isArray(object)) {
+    if (Object.getPrototypeOf(object) !== Array.prototype) return refuse(`a ${describeKind(object)}`, "pass a plain array.");
+    return Array.from(object, (item, i) => canonicalConfig(item, `${path}[${i}]`, [...parents, object]));
+  }
+  const proto = Object.getPrototypeOf(object) as unknown;
+  if (object instanceof Map) return refuse("a Map", "pass [...map] (an array of [key, value] pairs) or Object.fromEntries(map).");
+  if (object instanceof Set) return refuse("a Set", "pass [...set].sort() (an array).");
+  if (proto !== Object.prototype && proto !== null) {
+    return refuse(`a ${describeKind(object)} instance`, "pass its content as plain data (a Date as date.toISOString(), a class instance as the plain object of its fields).");
+  }
+  const sorted: Record<string, unknown> = {};
+  for (const key of Object.keys(object).sort()) {
+    const item = canonicalConfig((object as Record<string, unknown>)[key], `${path}${/^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`}`, [...parents, object]);
+    if (item !== undefined) Object.defineProperty(sorted, key, { value: item, enumerable: true, writable: true, configurable: true });
+  }
+  return sorted;
+}
+
+function describeKind(value: object): string {
+  return (value.constructor as { name?: string } | undefined)?.name || "non-plain object";
 }
 
 /** sha256 of a file's content. */
