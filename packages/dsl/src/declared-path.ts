@@ -30,20 +30,61 @@ export function registerOwnDir(moduleUrl: string): void {
   for (const d of ["src", "dist"].map((d) => join(pkg, d) + sep)) if (!OWN_DIRS.includes(d)) OWN_DIRS.push(d);
 }
 
-/** A script or notebook file; throws TaskFileError when there is no such file. */
-export function resolveTaskFile(taskName: string, file: string | URL): string {
-  return resolveDeclaredPath(taskName, file, "file");
+/** What {@link resolveTaskFile} takes beyond the task name and the file. */
+export interface ResolveTaskFileOptions {
+  /**
+   * Further modules of the kind (their `import.meta.url`) whose stack frames are not the
+   * declaring module's: needed only when `resolveTaskFile()` is called from a helper module of
+   * the kind rather than from the module whose function the flow calls. The module that calls
+   * `resolveTaskFile()` is always skipped.
+   */
+  from?: string | URL | ReadonlyArray<string | URL>;
+}
+
+/**
+ * A file a task of a kind names (a script, a notebook, a query): an absolute path or a file:
+ * URL as it is; a relative path against the folder of the module that declared the task (the
+ * one that called the kind's function), then the working directory. The module that calls
+ * `resolveTaskFile()` (the kind's own) is not the declaring module, wherever it lives: a kind in
+ * the project or in a workspace package resolves its users' files, not its own. (Should the
+ * kind's function be called from its own module only, that module's folder is used.) Throws
+ * TaskFileError, listing the places it looked, when there is no such file.
+ * @example
+ * export const sqlFile = (name: string, options: { file: string }) => {
+ *   const path = resolveTaskFile(name, options.file); // next to the flow that calls sqlFile()
+ *   return kindTask({ definition: { ... } });
+ * };
+ */
+export function resolveTaskFile(taskName: string, file: string | URL, options: ResolveTaskFileOptions = {}): string {
+  const site = captureStack(resolveTaskFile);
+  const from = options.from === undefined ? [] : Array.isArray(options.from) ? options.from : [options.from as string | URL];
+  for (const m of from) {
+    if (!(m instanceof URL) && (typeof m !== "string" || !m.startsWith("file:"))) {
+      throw new OptionError(`task "${taskName}" resolveTaskFile() option \`from\``, "a module's file: URL (import.meta.url), or an array of them", m);
+    }
+  }
+  return resolvePath(taskName, file, "file", () => {
+    // The first frame is the caller of resolveTaskFile(): the kind's module (Cairn's own kinds are skipped anyway).
+    const caller = frames(site.stack ?? "").next().value;
+    const kindModules = new Set(from.map((m) => fileURLToPath(m)));
+    if (caller && !isCairnOrPackageFile(caller.file)) kindModules.add(caller.file);
+    return declaringDir(site, kindModules);
+  });
 }
 
 /** A file or folder; throws TaskFileError when it does not exist (or is not a file, for `"file"`). */
 export function resolveDeclaredPath(taskName: string, path: string | URL, want: "file" | "file or folder"): string {
+  return resolvePath(taskName, path, want, callerDir);
+}
+
+function resolvePath(taskName: string, path: string | URL, want: "file" | "file or folder", declaredIn: () => string | undefined): string {
   if (path instanceof URL || (typeof path === "string" && path.startsWith("file:"))) {
     return mustExist(taskName, String(path), fileURLToPath(path), want);
   }
   if (typeof path !== "string" || !path) throw new OptionError(`task "${taskName}" file`, "a file path or a file: URL", path);
   if (isAbsolute(path)) return mustExist(taskName, path, path, want);
   const tried: string[] = [];
-  for (const base of [callerDir(), process.cwd()]) {
+  for (const base of [declaredIn(), process.cwd()]) {
     if (!base) continue;
     const p = resolve(base, path);
     if (tried.includes(p)) continue;
@@ -68,6 +109,34 @@ function mustExist(taskName: string, given: string, p: string, want: "file" | "f
 function callerDir(): string | undefined {
   const place = firstForeignFrame(captureStack().stack ?? "", true);
   return place === undefined ? undefined : dirname(place.file);
+}
+
+/**
+ * Folder of the first frame of `site` outside Cairn, packages and `kindModules`; the folder of
+ * the first kind module's frame when there is no other (a kind used by its own module).
+ */
+function declaringDir(site: Error, kindModules: ReadonlySet<string>): string | undefined {
+  let kind: string | undefined;
+  for (const place of foreignFrames(site.stack ?? "", true)) {
+    if (!kindModules.has(place.file)) return dirname(place.file);
+    kind ??= place.file;
+  }
+  return kind === undefined ? undefined : dirname(kind);
+}
+
+/**
+ * The place that called `fn` (Cairn's own frames and packages' included), worked out when
+ * first asked, like {@link declaringModule}: where a kind's module calls `kindTask()`.
+ */
+export function callerOf(fn: (...args: never[]) => unknown): () => SourcePlace | undefined {
+  const site = captureStack(fn);
+  let place: SourcePlace | undefined | null = null;
+  return () => (place === null ? (place = frames(site.stack ?? "").next().value ?? undefined) : place);
+}
+
+/** True for a file of Cairn's own packages (or a kind package that registered its folders) or of any package in node_modules. */
+export function isCairnOrPackageFile(file: string): boolean {
+  return OWN_DIRS.some((d) => file.startsWith(d)) || file.includes(`${sep}node_modules${sep}`);
 }
 
 /** A place in a source file: line and column, both 1-based as in stack traces. */
@@ -107,24 +176,41 @@ export function errorSource(error: Error): string | undefined {
   return place === undefined ? undefined : `${place.file}:${place.line}:${place.column}`;
 }
 
-/** An error holding the stack here, deep enough to get past the DSL's own frames; its text is made when `.stack` is read. */
-function captureStack(): Error {
+/**
+ * An error holding the stack here (from the caller of `above`, when given), deep enough to get
+ * past the DSL's own frames; its text is made when `.stack` is read.
+ */
+function captureStack(above?: (...args: never[]) => unknown): Error {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 30;
   const site = new Error();
+  if (above) Error.captureStackTrace(site, above);
   Error.stackTraceLimit = limit;
   return site;
 }
 
 /** The first stack frame outside the DSL (and outside packages, with `skipPackages`). */
 function firstForeignFrame(stack: string, skipPackages: boolean): SourcePlace | undefined {
+  return foreignFrames(stack, skipPackages).next().value ?? undefined;
+}
+
+/** The stack frames outside the DSL (and outside packages, with `skipPackages`), innermost first. */
+function* foreignFrames(stack: string, skipPackages: boolean): Generator<SourcePlace, undefined> {
+  for (const place of frames(stack)) {
+    if (OWN_DIRS.some((d) => place.file.startsWith(d))) continue;
+    if (skipPackages && place.file.includes(`${sep}node_modules${sep}`)) continue;
+    yield place;
+  }
+  return undefined;
+}
+
+/** The stack frames that name a file, innermost first. */
+function* frames(stack: string): Generator<SourcePlace, undefined> {
   for (const line of stack.split("\n").slice(1)) {
     const m = /(?:\(|at )((?:file:\/\/)?\/[^()]*?):(\d+):(\d+)\)?\s*$/.exec(line);
     if (!m) continue;
     const file = m[1]!.startsWith("file:") ? fileURLToPath(m[1]!) : m[1]!;
-    if (OWN_DIRS.some((d) => file.startsWith(d))) continue;
-    if (skipPackages && file.includes(`${sep}node_modules${sep}`)) continue;
-    return { file, line: Number(m[2]), column: Number(m[3]) };
+    yield { file, line: Number(m[2]), column: Number(m[3]) };
   }
   return undefined;
 }

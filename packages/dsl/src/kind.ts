@@ -13,6 +13,7 @@ export {
   configDigest,
   fileDigest,
   resolveTaskFile,
+  type ResolveTaskFileOptions,
   type KindTask,
   type KindMethods,
   type KindSpec,

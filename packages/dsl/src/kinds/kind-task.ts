@@ -8,6 +8,8 @@ import { readFileSync } from "node:fs";
 import { CacheValueError, privateDigest, sha256 } from "@cairn/cache";
 import { OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
+import { functionDependencies } from "../code-deps.ts";
+import { callerOf, isCairnOrPackageFile, type SourcePlace } from "../declared-path.ts";
 import { makeTask, type NodeOptions, type RetryOptions, type Task } from "../task.ts";
 import type { SchemaInput, SchemaOutput } from "../types.ts";
 
@@ -57,8 +59,37 @@ export interface KindSpec {
 
 const SETTINGS = ["version", "retries", "timeout", "pool", "cache", "env", "codeFiles"] as const;
 
-/** Wraps a kind's definition as a callable, typed, copy-on-write task. */
+/**
+ * Wraps a kind's definition as a callable, typed, copy-on-write task. Call it from the kind's
+ * own function (the one a flow calls, `sql(name, options)`): when that function's module is the
+ * project's own (not a package's, nor Cairn's), its code enters the keys of the kind's tasks as a
+ * function task's does (the top-level declaration that calls `kindTask()`, what it refers to, the
+ * project modules it imports), so editing the kind re-runs its tasks. `definition.code` must still
+ * hold every option of the task that changes what it does (see {@link configDigest}).
+ */
 export function kindTask<In, Out, Extra = {}>(spec: KindSpec): KindTask<In, Out, Extra> {
+  return wrapKind({ ...spec, definition: withKindCode(spec.definition, callerOf(kindTask)) });
+}
+
+/**
+ * The definition with the kind module's code among its code dependencies (beside the ones it
+ * declares itself, such as a script's imports). Whether the module is the project's is worked
+ * out when a key is made, as for a function task: Cairn's kinds and packages' add nothing.
+ */
+function withKindCode(definition: TaskDefinition, kindModule: () => SourcePlace | undefined): TaskDefinition {
+  const own = definition.codeDependencies;
+  const runText = typeof definition.run === "function" ? definition.run.toString() : "";
+  return {
+    ...definition,
+    codeDependencies: async (scope) => {
+      const place = kindModule();
+      const kind = place === undefined || isCairnOrPackageFile(place.file) ? {} : await functionDependencies(place.file, runText, scope, place);
+      return own ? { ...kind, ...(await own(scope)) } : kind;
+    },
+  };
+}
+
+function wrapKind<In, Out, Extra>(spec: KindSpec): KindTask<In, Out, Extra> {
   const base = makeTask<In, Out>(spec.definition) as unknown as ((...a: unknown[]) => unknown) & Record<string, (...a: unknown[]) => { definition: TaskDefinition }>;
   const call = (inputs?: Record<string, unknown>, options?: NodeOptions) => {
     if (spec.checkCall && inputs && typeof inputs === "object") spec.checkCall(inputs, spec.definition.inputSchema);
@@ -67,16 +98,16 @@ export function kindTask<In, Out, Extra = {}>(spec: KindSpec): KindTask<In, Out,
   const methods: Record<string, unknown> = { definition: (base as unknown as { definition: TaskDefinition }).definition };
   for (const m of SETTINGS) {
     // The base method validates and returns a copy; keep its definition, rewrap as a kind task.
-    methods[m] = (...args: unknown[]) => kindTask({ ...spec, definition: base[m]!(...args).definition });
+    methods[m] = (...args: unknown[]) => wrapKind({ ...spec, definition: base[m]!(...args).definition });
   }
   const name = spec.definition.name;
   methods.input = (schema?: StandardSchemaV1) =>
-    kindTask({ ...spec, definition: { ...spec.definition, ...(schema ? { inputSchema: checkSchema(schema, name, "input") } : {}) } });
+    wrapKind({ ...spec, definition: { ...spec.definition, ...(schema ? { inputSchema: checkSchema(schema, name, "input") } : {}) } });
   methods.output = (schema?: StandardSchemaV1) => {
-    if (!schema) return kindTask(spec);
+    if (!schema) return wrapKind(spec);
     checkSchema(schema, name, "output");
-    if (spec.ownOutputs) return kindTask({ ...spec, definition: { ...spec.definition, run: spec.ownOutputs(schema) } });
-    return kindTask({ ...spec, definition: { ...spec.definition, outputSchema: schema } });
+    if (spec.ownOutputs) return wrapKind({ ...spec, definition: { ...spec.definition, run: spec.ownOutputs(schema) } });
+    return wrapKind({ ...spec, definition: { ...spec.definition, outputSchema: schema } });
   };
   return Object.assign(call, methods) as unknown as KindTask<In, Out, Extra>;
 }
@@ -176,4 +207,4 @@ export function fileDigest(path: string): string {
   return sha256(readFileSync(path));
 }
 
-export { resolveTaskFile } from "../declared-path.ts";
+export { resolveTaskFile, type ResolveTaskFileOptions } from "../declared-path.ts";
