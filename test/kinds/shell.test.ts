@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { sha256 } from "@cairn/cache";
-import { flow, task, type Artifact } from "@cairn/dsl";
+import { flow, grid, map, max, sweep, task, type Artifact } from "@cairn/dsl";
 import { notebook, script, shell } from "../../packages/process/src/index.ts";
 import { CommandTemplateError, UnknownPlaceholderError } from "../../packages/process/src/spawn/index.ts";
 import { alive, fixture, runOptions, tempRoot, waitFor } from "./helpers.ts";
@@ -91,6 +91,19 @@ describe("shell()", () => {
     const t = shell("greet", "echo {greeting} {name}");
     expect(() => flow("unknown").build(() => ({ x: t({ greeting: "hi" }).stdout }))).toThrow(UnknownPlaceholderError);
     expect(() => flow("unknown2").build(() => ({ x: t({ greeting: "hi" }).stdout }))).toThrow(/placeholder \{name\}.*inputs: "greeting"/);
+  });
+
+  it("rejects an unknown placeholder in build() for map() and sweep() too, advising `with`", () => {
+    const t = shell("s", "echo {x} {y}");
+    const mapped = () => flow("mapcc").build(() => ({ o: map(t, { over: [1, 2], as: "x" } as never).outputs }));
+    expect(mapped).toThrow(UnknownPlaceholderError);
+    expect(mapped).toThrow(/placeholder \{y\}.*inputs: "x".*map\(s, \{ \.\.\., with: \{ y: \.\.\. \} \}\)/);
+    const swept = () => flow("sweepcc").build(() => ({ o: sweep(t, { over: grid({ x: [1, 2] }), select: max("exitCode") } as never).outputs }));
+    expect(swept).toThrow(/placeholder \{y\}.*sweep\(s, \{ \.\.\., with: \{ y: \.\.\. \} \}\)/);
+    // Satisfied by `with`, by the item (a ref to a list known at run time), or by the space.
+    const list = task("list").run(() => ({ xs: [1, 2] }));
+    flow("mapok").build(() => ({ o: map(t, { over: list().xs, as: "x", with: { y: 2 } }).outputs }));
+    flow("sweepok").build(() => ({ o: sweep(t, { over: grid({ x: [1], y: [2] }), select: max("exitCode") }).outputs }));
   });
 
   it("rejects an unknown placeholder at run time, before the process starts", async () => {

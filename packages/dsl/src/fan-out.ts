@@ -8,6 +8,7 @@
  */
 import { CairnError, OptionError, isRef, type MapSpec } from "@cairn/core";
 import { currentBuild, makeRef, nodeToRef } from "./build-context.ts";
+import { KIND_CHECK_CALL, type KindCall } from "./kinds/kind-task.ts";
 import { addNode, type Task } from "./task.ts";
 import type { Ref, Wire, WireInputs } from "./types.ts";
 
@@ -71,7 +72,16 @@ export function map(task: Task<any, any>, options: MapOptions<any, string>): Map
   const withInputs = (options as { with?: Record<string, unknown> }).with ?? {};
   if (options.as in withInputs) throw new OptionError(`${where} \`with.${options.as}\``, `absent: each item is passed as "${options.as}"`, withInputs[options.as]);
   const spec: MapSpec = { kind: "map", over, as: options.as, ...fanOutLimits(where, options) };
+  // What a direct call of a kind task checks, with the item as the input it is passed as.
+  const item = isRef(over) ? makeRef(over.source, over.target, [...over.path, "[item]"], over.buildId) : undefined;
+  for (const value of item ? [item] : (over as unknown[])) checkKindCall(task, { ...withInputs, [options.as]: value }, { via: "map", itemInputs: [options.as] });
   return addNode(task.definition, withInputs, options, { map: spec }) as unknown as MapNode<unknown>;
+}
+
+/** Runs a kind task's build-time check of its inputs (KindSpec.checkCall), as a direct call does. */
+function checkKindCall(task: object, inputs: Record<string, unknown>, how: KindCall): void {
+  const check = (task as unknown as Record<symbol, unknown>)[KIND_CHECK_CALL];
+  if (typeof check === "function") (check as (inputs: Record<string, unknown>, how: KindCall) => void)(inputs, how);
 }
 
 // ---------------------------------------------------------------- search spaces and selectors
@@ -306,6 +316,9 @@ export function sweep<In, Out, P extends Partial<In>>(task: Task<In, Out>, optio
     ...(options.stopWhen ? { stopWhen: options.stopWhen as (o: unknown) => boolean } : {}),
     ...fanOutLimits(where, options),
   };
+  for (const point of over.points) {
+    checkKindCall(task, { ...withInputs, ...(point as object) }, { via: "sweep", itemInputs: Object.keys(point as object) });
+  }
   const handle = addNode(task.definition, withInputs, options, { map: spec });
   const id = handle.$id as string;
   const buildId = currentBuild(name).buildId;

@@ -14,6 +14,7 @@ export {
   fileDigest,
   resolveTaskFile,
   type ResolveTaskFileOptions,
+  type KindCall,
   type KindTask,
   type KindMethods,
   type KindSpec,

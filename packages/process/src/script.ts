@@ -12,7 +12,7 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { runProcess } from "./spawn/spawn.ts";
 import { parseTemplate, renderArg, shellQuote, type CommandTemplate } from "./spawn/template.ts";
 import { UnknownPlaceholderError } from "./spawn/errors.ts";
-import { checkName, configDigest, fileDigest, kindTask, moduleDependencies, resolveTaskFile, type KindTask } from "@cairn/dsl/kind";
+import { checkName, configDigest, fileDigest, kindTask, moduleDependencies, resolveTaskFile, type KindCall, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, findPython, optionOrigin, processEnv, pythonPath, type CommandOrigin, type ProcessOptions } from "./spawn/options.ts";
 import { pythonDependencies } from "./python/python-deps.ts";
 import { checkPreload, launchArgs, preloadServer, preloadSupported, type PreloadServer } from "./python/preload.ts";
@@ -132,7 +132,7 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
         return r.outputs; // undefined when it wrote none: its output schema's message says so
       },
     },
-    ...(placeholders.length ? { checkCall: (inputs: Record<string, unknown>, schema?: StandardSchemaV1) => checkCallPlaceholders(name, placeholders, inputs, schema) } : {}),
+    ...(placeholders.length ? { checkCall: (inputs: Record<string, unknown>, schema: StandardSchemaV1 | undefined, call: KindCall) => checkCallPlaceholders(name, placeholders, inputs, schema, call) } : {}),
   });
 }
 
@@ -152,10 +152,11 @@ async function warmPython(python: string, modules: readonly string[], ctx: TaskC
   }
 }
 
-/** At build(): every placeholder must name an input of the call (or a key the input schema may default). */
-export function checkCallPlaceholders(name: string, placeholders: readonly string[], inputs: Record<string, unknown>, schema?: StandardSchemaV1): void {
+/** At build(): every placeholder must name an input of the call, of a map's item or `with` (or a key the input schema may default). */
+export function checkCallPlaceholders(name: string, placeholders: readonly string[], inputs: Record<string, unknown>, schema?: StandardSchemaV1, call?: KindCall): void {
   const known = schema ? knownKeys(schema) : [];
   if (schema && !known) return; // the schema may supply defaults we cannot see; checked at run time
   const available = [...new Set([...Object.keys(inputs), ...(known ?? [])])];
-  for (const p of placeholders) if (!available.includes(p)) throw new UnknownPlaceholderError(name, p, Object.keys(inputs));
+  const via = call && call.via !== "call" ? call.via : undefined;
+  for (const p of placeholders) if (!available.includes(p)) throw new UnknownPlaceholderError(name, p, Object.keys(inputs), via);
 }

@@ -7,7 +7,7 @@ import { NO_RETRY, OptionError } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { runProcess } from "./spawn/spawn.ts";
 import { parseTemplate, renderShell } from "./spawn/template.ts";
-import { checkName, configDigest, kindTask, type KindTask } from "@cairn/dsl/kind";
+import { checkName, configDigest, kindTask, type KindCall, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, processEnv, pythonPath, type ProcessOptions } from "./spawn/options.ts";
 import { checkCallPlaceholders } from "./script.ts";
 
@@ -69,7 +69,7 @@ export function shell(name: string, command: string, options: ShellOptions = {})
       },
     },
     ...(template.placeholders.length
-      ? { checkCall: (inputs: Record<string, unknown>, schema?: StandardSchemaV1) => checkCallPlaceholders(name, template.placeholders, inputs, schema) }
+      ? { checkCall: (inputs: Record<string, unknown>, schema: StandardSchemaV1 | undefined, call: KindCall) => checkCallPlaceholders(name, template.placeholders, inputs, schema, call) }
       : {}),
   });
 }

@@ -1,6 +1,9 @@
 import { CacheValueError, privateDigest } from "@cairn/cache";
+import { NO_RETRY, type TaskDefinition } from "@cairn/core";
 import { describe, expect, it } from "vitest";
-import { configDigest } from "./kind-task.ts";
+import { grid, map, max, sweep } from "../fan-out.ts";
+import { flow } from "../flow.ts";
+import { configDigest, kindTask, type KindCall } from "./kind-task.ts";
 
 describe("configDigest()", () => {
   it("is the same for any order of object keys, at every depth, and differs when a value or an array's order does", () => {
@@ -40,5 +43,29 @@ describe("configDigest()", () => {
     const cycle: Record<string, unknown> = {};
     cycle.self = cycle;
     expect(refused(cycle)).toMatch(/`config\.self`, but got a cycle/);
+  });
+});
+
+describe("a kind's checkCall", () => {
+  const definition: TaskDefinition = { name: "k", kind: "test-kind", code: "1", retry: NO_RETRY, cache: {}, env: [], run: () => ({}) };
+  const seen: Array<{ inputs: Record<string, unknown>; call: KindCall }> = [];
+  const k = kindTask<{ x: number; y: number }, Record<string, unknown>>({
+    definition,
+    checkCall: (inputs, _schema, call) => {
+      seen.push({ inputs, call });
+      if (!("y" in inputs)) throw new Error(`no y (${call.via})`);
+    },
+  });
+
+  it("runs for map() with the item as its input and the `with` inputs, and for sweep() with each point", () => {
+    seen.length = 0;
+    expect(() => flow("m").build(() => ({ o: map(k, { over: [1, 2], as: "x" } as never).outputs }))).toThrow("no y (map)");
+    expect(() => flow("s").build(() => ({ o: sweep(k, { over: grid({ x: [1] }), select: max("m") } as never).outputs }))).toThrow("no y (sweep)");
+    seen.length = 0;
+    flow("m2").build(() => ({ o: map(k, { over: [1, 2], as: "x", with: { y: 3 } }).outputs }));
+    expect(seen).toEqual([
+      { inputs: { y: 3, x: 1 }, call: { via: "map", itemInputs: ["x"] } },
+      { inputs: { y: 3, x: 2 }, call: { via: "map", itemInputs: ["x"] } },
+    ]);
   });
 });

@@ -44,11 +44,23 @@ export interface KindMethods<In, Out, Extra> {
   output<T>(): KindTask<In, WithExtra<T, Extra>, Extra>;
 }
 
+/**
+ * How a kind's task is being used in build(), for its `checkCall`: called (`task({ ... })`), or
+ * run per item by `map()` / per point by `sweep()`, whose items fill `itemInputs` (the map's
+ * `as`, the space's keys) and whose other inputs are given as `with: { ... }`.
+ */
+export type KindCall = { readonly via: "call" } | { readonly via: "map" | "sweep"; readonly itemInputs: readonly string[] };
+
 /** How a kind runs. */
 export interface KindSpec {
   definition: TaskDefinition;
-  /** Checks the inputs object of a call in build() (e.g. template placeholders); `schema` is the input schema, if any. */
-  checkCall?: (inputs: Record<string, unknown>, schema: StandardSchemaV1 | undefined) => void;
+  /**
+   * Checks the inputs of a use in build() (e.g. template placeholders), so that a mistake fails
+   * the build rather than each run: `schema` is the input schema, if any; `call` says how the task
+   * is used (a direct call, or map()/sweep(), whose item inputs hold refs or the space's values),
+   * so that the error can say where to add an input.
+   */
+  checkCall?: (inputs: Record<string, unknown>, schema: StandardSchemaV1 | undefined, call: KindCall) => void;
   /**
    * For kinds that add outputs of their own (a notebook's `{ notebook, html }`): `.output(schema)`
    * does not go on the definition; instead the definition's run becomes `ownOutputs(schema)`,
@@ -58,6 +70,9 @@ export interface KindSpec {
 }
 
 const SETTINGS = ["version", "retries", "timeout", "pool", "cache", "env", "codeFiles"] as const;
+
+/** Where map() and sweep() find a kind task's checkCall (a Symbol.for: it works across module copies). */
+export const KIND_CHECK_CALL = Symbol.for("cairn.kind.checkCall");
 
 /**
  * Wraps a kind's definition as a callable, typed, copy-on-write task. Call it from the kind's
@@ -92,7 +107,7 @@ function withKindCode(definition: TaskDefinition, kindModule: () => SourcePlace 
 function wrapKind<In, Out, Extra>(spec: KindSpec): KindTask<In, Out, Extra> {
   const base = makeTask<In, Out>(spec.definition) as unknown as ((...a: unknown[]) => unknown) & Record<string, (...a: unknown[]) => { definition: TaskDefinition }>;
   const call = (inputs?: Record<string, unknown>, options?: NodeOptions) => {
-    if (spec.checkCall && inputs && typeof inputs === "object") spec.checkCall(inputs, spec.definition.inputSchema);
+    if (spec.checkCall && inputs && typeof inputs === "object") spec.checkCall(inputs, spec.definition.inputSchema, { via: "call" });
     return base(inputs, options);
   };
   const methods: Record<string, unknown> = { definition: (base as unknown as { definition: TaskDefinition }).definition };
@@ -109,7 +124,12 @@ function wrapKind<In, Out, Extra>(spec: KindSpec): KindTask<In, Out, Extra> {
     if (spec.ownOutputs) return wrapKind({ ...spec, definition: { ...spec.definition, run: spec.ownOutputs(schema) } });
     return wrapKind({ ...spec, definition: { ...spec.definition, outputSchema: schema } });
   };
-  return Object.assign(call, methods) as unknown as KindTask<In, Out, Extra>;
+  const task = Object.assign(call, methods);
+  if (spec.checkCall) {
+    const check = spec.checkCall;
+    Object.defineProperty(task, KIND_CHECK_CALL, { value: (inputs: Record<string, unknown>, how: KindCall) => check(inputs, spec.definition.inputSchema, how) });
+  }
+  return task as unknown as KindTask<In, Out, Extra>;
 }
 
 /** Validates the kind's own part of the outputs with `.output(schema)`, like the engine does for the whole output. */

@@ -98,11 +98,15 @@ export class UnknownPlaceholderError extends CairnError {
     readonly taskName: string,
     readonly placeholder: string,
     readonly available: readonly string[],
+    /** Used by map() or sweep(), whose other inputs are given as `with`. */
+    via?: "map" | "sweep",
   ) {
     super(
       `Task "${taskName}" uses the placeholder {${placeholder}}, but no input is called "${placeholder}" ` +
         `(inputs: ${available.length ? available.map((a) => `"${a}"`).join(", ") : "none"}). ` +
-        `Pass it when calling the task in build(), e.g. ${taskName}({ ${placeholder}: ... }), or fix the template. ` +
+        (via
+          ? `Pass it with the ${via}'s other inputs in build(), e.g. ${via}(${taskName}, { ..., with: { ${placeholder}: ... } }), or fix the template. `
+          : `Pass it when calling the task in build(), e.g. ${taskName}({ ${placeholder}: ... }), or fix the template. `) +
         `For a literal "{${placeholder}}" write "{{${placeholder}}}".`,
     );
   }
