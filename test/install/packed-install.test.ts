@@ -248,6 +248,42 @@ console.log(JSON.stringify({ status: (await run.wait()).status, finite: Number.i
     // The compiled flow is not the entry point: importing it ran nothing on its own.
     expect(compiled.stdout.trim().split("\n")).toHaveLength(1);
   });
+  it("lets the project write a task kind with cairn-dag/kind: typed, run, cached, and re-run when the kind's code changes", async () => {
+    mkdirSync(join(project, "kinds"));
+    mkdirSync(join(project, "kinded"));
+    writeFileSync(
+      join(project, "kinds/shout.ts"),
+      `import { checkName, configDigest, kindTask, NO_RETRY, runProcess, type KindTask } from "cairn-dag/kind";
+export function shout(name: string, options: { word: string }): KindTask<Record<string, never>, { text: string }> {
+  checkName(name);
+  return kindTask({
+    definition: {
+      name, kind: "shout", code: configDigest({ word: options.word }), retry: NO_RETRY, cache: {}, env: [],
+      run: async (inputs, ctx) => {
+        const r = await runProcess({ command: "echo", args: [options.word.toUpperCase() + "!"], inputs, captureStdout: true }, ctx);
+        return { text: (r.stdout ?? "").trim() };
+      },
+    },
+  });
+}
+`,
+    );
+    writeFileSync(
+      join(project, "kinded/flow.ts"),
+      `import { flow } from "cairn-dag";
+import { shout } from "../kinds/shout.ts";
+const hello = shout("hello", { word: "hi" });
+export default flow("kinded").build(() => ({ text: hello().text }));
+`,
+    );
+    await ok("npx", ["tsc", "--noEmit"], project);
+    const cold = await ok("npx", ["cairn", "run", "kinded/flow.ts", "--json"], project);
+    expect(statuses(cold.stdout)).toEqual({ hello: "succeeded" });
+    expect(statuses((await ok("npx", ["cairn", "run", "kinded/flow.ts", "--json"], project)).stdout)).toEqual({ hello: "cached" });
+    writeFileSync(join(project, "kinds/shout.ts"), readFileSync(join(project, "kinds/shout.ts"), "utf8").replace(`+ "!"`, `+ "?"`));
+    const edited = await ok("npx", ["cairn", "run", "kinded/flow.ts"], project);
+    expect(edited.stdout).toContain('Outputs: {"text":"HI?"}');
+  });
 });
 
 describe("a Python project made by `cairn init --template python`", () => {

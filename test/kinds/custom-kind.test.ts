@@ -1,5 +1,6 @@
 /**
- * A task kind written in the user's project (README "Writing a task kind"): its own code enters its tasks' keys as a function task's does (editing the kind, or a
+ * A task kind written in the user's project with `cairn-dag/kind` (README "Writing a task
+ * kind"): its own code enters its tasks' keys as a function task's does (editing the kind, or a
  * module it imports, re-runs its tasks; explain names the file), while Cairn's own kinds keep
  * their keys; and `resolveTaskFile()` in it resolves against the folder of the flow that declares
  * the task, not the kind's. Real `cairn run` processes.
@@ -20,8 +21,7 @@ beforeAll(async () => {
   await writeFile(
     join(dir, "kinds", "shout.ts"),
     [
-      `import { NO_RETRY } from "@cairn/core";`,
-      `import { checkName, configDigest, kindTask, type KindTask } from "@cairn/dsl/kind";`,
+      `import { checkName, configDigest, kindTask, NO_RETRY, type KindTask } from "cairn-dag/kind";`,
       `import { fmt } from "./lib/fmt.ts";`,
       ``,
       `export function shout(name: string, options: { word: string }): KindTask<Record<string, never>, { text: string }> {`,
@@ -44,8 +44,7 @@ beforeAll(async () => {
     join(dir, "kinds", "read-file.ts"),
     [
       `import { readFileSync } from "node:fs";`,
-      `import { NO_RETRY } from "@cairn/core";`,
-      `import { checkName, kindTask, resolveTaskFile, type KindTask } from "@cairn/dsl/kind";`,
+      `import { checkName, kindTask, NO_RETRY, resolveTaskFile, type KindTask } from "cairn-dag/kind";`,
       ``,
       `export function readFile(name: string, options: { file: string }): KindTask<Record<string, never>, { text: string }> {`,
       `  checkName(name);`,
