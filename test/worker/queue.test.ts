@@ -247,6 +247,22 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(failed.error.message).toMatch(/lib\.ts/);
   }, 120_000);
 
+  it("a worker whose checkout has another version of a project's task kind refuses its task", async () => {
+    const { env } = await testEnv("queue-stale-kind");
+    const { cp, readFile, symlink } = await import("node:fs/promises");
+    const dir = await tmp("cairn-stale-kind-");
+    const here = join(import.meta.dirname, "fixtures/kind");
+    await cp(here, dir, { recursive: true });
+    await writeFile(join(dir, "double.ts"), (await readFile(join(here, "double.ts"), "utf8")).replace("x * 2", "x * 3"));
+    await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
+    workers.push(await startWorker(join(dir, "kind.flow.ts"), redis.url, ["--root", await tmp()], env));
+    const r = await cairnRun(join(here, "kind.flow.ts"), await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
+    expect(failed).toMatchObject({ task: "doubled", error: { name: "StaleCodeError" } });
+    expect(failed.error.message).toMatch(/double\.ts/);
+  }, 120_000);
+
   it("a worker whose value of a variable the task declares (.env) differs refuses the task, naming it", async () => {
     const { env } = await testEnv("queue-env", { MODE: "cpu-fp32" });
     const file = join(import.meta.dirname, "fixtures/env.flow.ts");

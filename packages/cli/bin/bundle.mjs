@@ -23,7 +23,8 @@ const CLI = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const PACKAGES = dirname(CLI);
 const DIST = join(CLI, ".bundle");
 const MANIFEST = join(DIST, "manifest.json");
-const FORMAT = 2;
+/** Bumped when ENTRIES or the shape of a build changes, so that an older build is not used. */
+const FORMAT = 3;
 const PACKAGE_NAMES = ["cairn", "cli", "worker", "report", "mlflow", "process", "dsl", "core", "cache"];
 /** Builds kept besides the newest: a process started on one of them may still load its chunks. */
 const KEEP_OLD_BUILDS = 2;
@@ -32,6 +33,7 @@ const KEEP_OLD_BUILDS = 2;
 const ENTRIES = {
   cairn: "cairn/src/index.ts",
   "cairn-current-task": "cairn/src/current-task.ts",
+  "cairn-kind": "cairn/src/kind.ts",
   cli: "cli/src/main.ts",
   "cli-index": "cli/src/index.ts",
   "cli-autorun": "cli/src/autorun.ts",
