@@ -134,6 +134,10 @@ describe("sweep types", () => {
       sweep(train, { with: { data: "d", depth: 3 }, over: grid({ lr: ["fast"] }), select: max("rocAuc") });
       // @ts-expect-error: `depth` is neither swept nor given
       sweep(train, { with: { data: "d" }, over: grid({ lr: [0.1] }), select: max("rocAuc") });
+      // @ts-expect-error: `detph` is not an input of the task (a typo of `depth`)
+      sweep(train, { with: { data: "d", depth: 3 }, over: grid({ lr: [0.1], detph: [3, 5] }), select: max("rocAuc") });
+      // @ts-expect-error: the same in a list's points
+      sweep(train, { with: { data: "d", depth: 3 }, over: list([{ lr: 0.1, detph: 3 }]), select: max("rocAuc") });
       return {};
     });
   });

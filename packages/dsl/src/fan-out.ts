@@ -248,10 +248,16 @@ export interface SweepTrial<P> {
   status: string;
 }
 
+/**
+ * A compile error for a space axis that is no input of the task (`detph` for `depth`): a schema
+ * would strip it, and every trial would run with the default while the leaderboard named it.
+ */
+type NoUnknownAxes<P, In> = [Exclude<keyof P, keyof In>] extends [never] ? unknown : { readonly "an axis that is not an input of the task": Exclude<keyof P, keyof In> };
+
 /** What `sweep` takes. */
 export type SweepOptions<In, Out, P> = FanOutOptions & {
-  /** The search space: `grid({...})`, `list([...])` or `random({ n, seed, space })`. */
-  over: SearchSpace<P>;
+  /** The search space: `grid({...})`, `list([...])` or `random({ n, seed, space })`; each axis an input of the task. */
+  over: SearchSpace<P> & NoUnknownAxes<P, In>;
   /** Which trial is best: `max("accuracy")` or `min("loss")`, on a numeric output of the task. */
   select: Selector<NumericOutputs<Out>>;
   /** Stops starting trials once one's outputs satisfy it (trials already running finish). */
