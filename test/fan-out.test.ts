@@ -586,6 +586,29 @@ describe("sweep", () => {
     const g = flow("sweep-bad-sel2").build(() => ({ p: sweep(untyped, { over: grid({ lr: [0.1] }), select: max("score") }).params }));
     const r2 = await (await g.run(off)).wait();
     expect(r2.tasks.untyped!.error!.message).toContain('returned "high-0.1" (string)');
+    expect(r2.tasks.untyped!.error!.message).toContain('Make the task return "score" as a number (it returned no numeric output to select on).');
+    // A numeric output to suggest: that one, never the failing one or a string.
+    const mixed = task("mixed")
+      .input<{ lr: number }>()
+      .output<Record<string, unknown>>()
+      .run(({ lr }) => ({ note: "n", score: "s", loss: lr }));
+    const h = flow("sweep-bad-sel3").build(() => ({ p: sweep(mixed, { over: grid({ lr: [0.1] }), select: max("score") }).params }));
+    expect((await (await h.run(off)).wait()).tasks.mixed!.error!.message).toContain('e.g. max("loss")');
+  });
+
+  it("a stopWhen that throws fails the sweep with an error that says it was stopWhen's", async () => {
+    const t = task("stopper").input<{ lr: number }>().run(({ lr }) => ({ score: lr }));
+    const f = flow("sweep-stop-throws").build(() => ({
+      p: sweep(t, {
+        over: grid({ lr: [0.1] }),
+        select: max("score"),
+        stopWhen: () => {
+          throw new TypeError("bad stop");
+        },
+      }).params,
+    }));
+    const result = await (await f.run(off)).wait();
+    expect(result.tasks.stopper!.error!.message).toBe('Sweep "stopper": its stopWhen threw TypeError: bad stop (at the outputs of trial "stopper[0]"). Fix stopWhen, or catch inside it.');
   });
 
   it("rejects an empty search space and a bad selector when the flow is built", () => {

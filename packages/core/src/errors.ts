@@ -574,11 +574,15 @@ export class SelectorError extends CairnError {
     readonly metric: string,
     readonly got: unknown,
     readonly outputs: readonly string[],
+    /** Those of `outputs` that were finite numbers: what the selector could name instead. */
+    numeric: readonly string[] = [],
   ) {
     super(
       `Sweep "${nodeId}" selects on output "${metric}", but trial "${trial}" returned ${got === undefined ? "no such output" : describeValue(got)}` +
         ` (its outputs: ${outputs.length ? outputs.join(", ") : "none"}). ` +
-        `Select on a numeric output of the task, e.g. max("${outputs[0] ?? "accuracy"}"), or make the task return "${metric}" as a number.`,
+        (numeric.length
+          ? `Select on a numeric output of the task, e.g. max("${numeric[0]}"), or make the task return "${metric}" as a number.`
+          : `Make the task return "${metric}" as a number (it returned no numeric output to select on).`),
     );
   }
 }

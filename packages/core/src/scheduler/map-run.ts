@@ -8,7 +8,8 @@
  */
 import type { FlowNode, MapSpec } from "../definition/flow-definition.ts";
 import { isPlainObject } from "../definition/ref.ts";
-import { SelectorError } from "../errors.ts";
+import { CairnError, SelectorError } from "../errors.ts";
+import { toErrorInfo } from "../run/events.ts";
 import type { TaskResult } from "../run/task-result.ts";
 
 /** The `after` of item nodes: frozen, so one array serves them all. */
@@ -171,7 +172,9 @@ export class MapRun {
             this.firstSatisfied = Math.min(this.firstSatisfied, index);
           }
         } catch (e) {
-          this.error = e;
+          // Said as stopWhen's: its bare message would read as the sweep's own.
+          const { name, message } = toErrorInfo(e);
+          this.error = new CairnError(`Sweep "${this.node.id}": its stopWhen threw ${name}: ${message} (at the outputs of trial "${id}"). Fix stopWhen, or catch inside it.`, { cause: e });
           this.halted = true;
         }
       }
@@ -215,7 +218,7 @@ export class MapRun {
       if (status === "succeeded") {
         const outputs = this.outputs[k];
         const got = isPlainObject(outputs) ? outputs[metric] : undefined;
-        if (typeof got !== "number" || !Number.isFinite(got)) throw new SelectorError(this.node.id, id, metric, got, isPlainObject(outputs) ? Object.keys(outputs) : []);
+        if (typeof got !== "number" || !Number.isFinite(got)) throw new SelectorError(this.node.id, id, metric, got, isPlainObject(outputs) ? Object.keys(outputs) : [], isPlainObject(outputs) ? Object.keys(outputs).filter((k) => k !== metric && Number.isFinite(outputs[k])) : []);
         value = got;
         if (best < 0 || (order === "max" ? got > bestValue : got < bestValue)) {
           best = k;
