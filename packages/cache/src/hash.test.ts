@@ -68,6 +68,22 @@ describe("hashValue", () => {
     }
   });
 
+  it("gives every string its own hash, also one with a lone surrogate (which UTF-8 cannot hold)", () => {
+    const options = { algorithm: "sha256", encoding: "hex", respectType: false, unorderedObjects: true, unorderedArrays: false, unorderedSets: true } as const;
+    // "ab" and half an emoji, as `s.slice(0, 3)` leaves it, against the other half and U+FFFD.
+    const alike = [
+      ["ab\uD83D", "ab\uD83E", "ab\uFFFD", "ab\uDE00", "ab\\uD83D", "ab"],
+      [{ "\uD83D": 1 }, { "\uD83E": 1 }, { "\uFFFD": 1 }],
+      // Not JSON-like (a Date), so object-hash makes the text.
+      [{ s: "\uD83D", when: new Date(0) }, { s: "\uD83E", when: new Date(0) }, { s: "\uFFFD", when: new Date(0) }],
+    ];
+    for (const values of alike) expect(new Set(values.map(hashValue)).size).toBe(values.length);
+    // A well-formed string keeps the hash it always had, whole emoji and U+FFFD included.
+    for (const value of ["ab\uFFFD", "ab\uD83D\uDE00", { "\uFFFD": "\uD83D\uDE00" }, { s: "\uFFFD", when: new Date(0) }]) {
+      expect(hashValue(value)).toBe(objectHash({ value }, options));
+    }
+  });
+
   it("ignores object key order at every depth but not array order", () => {
     expect(hashValue({ a: 1, b: { c: 2, d: [1, 2] } })).toBe(hashValue({ b: { d: [1, 2], c: 2 }, a: 1 }));
     expect(hashValue([1, 2])).not.toBe(hashValue([2, 1]));

@@ -34,14 +34,32 @@ const OBJECT_HASH_OPTIONS = {
  * hashValue({ a: 1, b: 2 }) === hashValue({ b: 2, a: 1 }); // true
  */
 export function hashValue(value: unknown): string {
-  const text = canonicalText(value);
-  if (text !== undefined) return sha256(text);
-  try {
-    // Wrapped so that `undefined` (which object-hash refuses) hashes too.
-    return sha256(objectHash({ value }, OBJECT_HASH_OPTIONS));
-  } catch (error) {
-    throw new CacheValueError("value", `object-hash could not hash it (${(error as Error).message})`, { cause: error });
+  let text = canonicalText(value);
+  if (text === undefined) {
+    try {
+      // Wrapped so that `undefined` (which object-hash refuses) hashes too.
+      text = objectHash({ value }, OBJECT_HASH_OPTIONS);
+    } catch (error) {
+      throw new CacheValueError("value", `object-hash could not hash it (${(error as Error).message})`, { cause: error });
+    }
   }
+  return sha256(hashableText(text));
+}
+
+/** Starts the text hashed for a value holding a lone surrogate; the text of every value starts `object:`. */
+const ILL_FORMED = "ill-formed-utf16:";
+
+/**
+ * The text to hash for a value's canonical text. sha256 hashes a string's UTF-8 bytes, and UTF-8
+ * has no bytes for a lone surrogate (half of an emoji, as `s.slice(0, n)` leaves): each becomes
+ * U+FFFD, so `"ab\uD83D"`, `"ab\uD83E"` and `"ab\uFFFD"` would share one key. A text with one is
+ * hashed escaped instead (JSON escapes it as `\udXXX` and can be read back, so two texts never
+ * meet), behind a prefix no value's text has. Every other value keeps its key, so the cache schema
+ * version stays; canonicalText stays object-hash's text, for every value.
+ */
+function hashableText(text: string): string {
+  // `isWellFormed` is ES2024 (Node 20), after the ES2023 library the project is typed with.
+  return (text as string & { isWellFormed(): boolean }).isWellFormed() ? text : `${ILL_FORMED}${JSON.stringify(text)}`;
 }
 
 /** Thrown by {@link writeCanonical} at a value it leaves to object-hash. */
