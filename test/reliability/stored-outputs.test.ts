@@ -73,6 +73,35 @@ describe("a task's output, fresh and from the cache", () => {
     expect(Object.keys(first.outputs!)).toEqual(["a", "list", "nested", "whole"]); // a missing output is `undefined`, as after JSON
   });
 
+  it("an own `__proto__` key (as JSON.parse makes) stays an own key: uncached, computed and restored alike", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-stored-"));
+    scratch.push(root);
+    const seen: unknown[] = [];
+    /** What a task can tell about `v`: its own keys, its prototype, and whether `isAdmin` reads through. */
+    const report = (v: object) => ({ own: Object.keys(v), plain: Object.getPrototypeOf(v) === Object.prototype, isAdmin: "isAdmin" in v });
+    const produce = task("produce").run(() => ({ v: JSON.parse('{"__proto__": {"isAdmin": true}, "k": 2}') as { k: number }, k: 2 }));
+    const consume = task("consume")
+      .input<{ v: { k: number }; wired: { k: number } }>()
+      .run(({ v, wired }) => {
+        seen.push({ v: report(v), wired: report(wired) });
+        return { ok: true };
+      });
+    const f = flow("own-proto").build(() => {
+      const p = produce({});
+      // A literal holding the key around a wire: the wire is filled in on a copy of the literal.
+      const wired = { ...(JSON.parse('{"__proto__": {"isAdmin": true}}') as object), k: p.k };
+      consume({ v: p.v, wired });
+      return { v: p.v };
+    });
+    const uncached = await (await f.run({ root, cache: false })).wait();
+    const cold = await (await f.run({ root })).wait();
+    const warm = await (await f.run({ root, cache: { rerun: ["consume"] } })).wait();
+    expect([uncached, cold, warm].map((r) => r.tasks.produce!.status)).toEqual(["succeeded", "succeeded", "cached"]);
+    const expected = { own: ["__proto__", "k"], plain: true, isAdmin: false };
+    expect(seen).toEqual([0, 1, 2].map(() => ({ v: expected, wired: expected })));
+    for (const r of [uncached, cold, warm]) expect(report(r.outputs!.v as object)).toEqual(expected);
+  });
+
   it("an output schema's transformed value is stored in the same form, and must still be JSON data", async () => {
     const root = await mkdtemp(join(tmpdir(), "cairn-stored-"));
     scratch.push(root);

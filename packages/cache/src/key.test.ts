@@ -133,6 +133,19 @@ describe("replaceArtifacts", () => {
     expect(changed.key).not.toBe(one.key);
   });
 
+  it("keeps an own `__proto__` key (JSON.parse makes one) as an own key, so that it counts in the key", async () => {
+    const keyOf = async (json: string) => {
+      const inputs = { cfg: await replaceArtifacts(JSON.parse(json), isArtifact, () => "d") };
+      return { cfg: inputs.cfg as object, key: computeCacheKey({ taskName: "t", code: "c", inputs }).key };
+    };
+    const admin = await keyOf('{"__proto__":{"admin":true},"k":2}');
+    expect(Object.getPrototypeOf(admin.cfg)).toBe(Object.prototype);
+    expect(Object.keys(admin.cfg)).toEqual(["__proto__", "k"]);
+    expect(admin.cfg).not.toHaveProperty("admin");
+    const others = await Promise.all(['{"k":2}', '{"__proto__":{"admin":false},"k":2}', '{"__proto__":{},"k":2}'].map(keyOf));
+    expect(new Set([admin, ...others].map((o) => o.key)).size).toBe(4);
+  });
+
   it("leaves other values alone and refuses cycles", async () => {
     const date = new Date(0);
     expect(await replaceArtifacts({ a: [1, "x", null], date }, isArtifact, () => "d")).toEqual({ a: [1, "x", null], date });

@@ -184,12 +184,21 @@ export async function replaceArtifacts<A>(
     const proto = Object.getPrototypeOf(node);
     if (proto !== Object.prototype && proto !== null) return node;
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(node)) out[k] = walk(v, `${path}.${k}`, [...ancestors, node]);
+    for (const [k, v] of Object.entries(node)) setOwn(out, k, walk(v, `${path}.${k}`, [...ancestors, node]));
     return out;
   };
   const result = walk(value, "inputs", []);
   await Promise.all(pending);
   return result;
+}
+
+/**
+ * Sets an own property, also one named `__proto__` (JSON.parse makes it an own key), which an
+ * assignment would take as the object's prototype: the key would then lose it.
+ */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__") Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
 }
 
 /** One difference between two sets of recorded ingredients. */

@@ -21,7 +21,7 @@ import {
 } from "@cairn/cache";
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts";
-import { isPlainObject } from "../definition/ref.ts";
+import { isPlainObject, setOwnProperty } from "../definition/ref.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import { CodeFileError, UnsafePathError } from "../errors.ts";
 import { RunScope } from "../run/run-scope.ts";
@@ -470,7 +470,7 @@ export class TaskCache {
       if (Array.isArray(value)) return Promise.all(value.map((v, i) => walk(v, `${path}[${i}]`)));
       if (isPlainObject(value)) {
         const out: Record<string, unknown> = {};
-        for (const [k, v] of Object.entries(value)) out[k] = await walk(v, path ? `${path}.${k}` : k);
+        for (const [k, v] of Object.entries(value)) setOwnProperty(out, k, await walk(v, path ? `${path}.${k}` : k));
         return out;
       }
       return value;

@@ -56,14 +56,23 @@ export function resolveRefs(value: unknown, resolve: (ref: RefValue) => unknown)
       if (r !== item) {
         if (!out) {
           out = {};
-          for (const k of keys) out[k] = value[k];
+          for (const k of keys) setOwnProperty(out, k, value[k]);
         }
-        out[keys[i]!] = r;
+        setOwnProperty(out, keys[i]!, r);
       }
     }
     return out ?? value;
   }
   return value;
+}
+
+/**
+ * Sets an own property, also one named `__proto__` (JSON.parse makes it an own key), which an
+ * assignment would take as the object's prototype: a copy would then lose the key.
+ */
+export function setOwnProperty(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__") Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
 }
 
 /** True for `{}` literals and `Object.create(null)` objects. */

@@ -1,6 +1,6 @@
 import { NotSerializableError, describeValue } from "../errors.ts";
 import { isArtifact } from "./artifact.ts";
-import { isRef } from "./ref.ts";
+import { isRef, setOwnProperty as define } from "./ref.ts";
 
 /**
  * Throws NotSerializableError unless `value` is JSON data or Artifacts (refs are
@@ -129,10 +129,4 @@ function normalise(v: unknown): unknown {
     if (copy && stored !== undefined) define(copy, key, stored);
   }
   return copy ?? v;
-}
-
-/** Sets an own property, also one named `__proto__` (which JSON.parse makes an own property too). */
-function define(target: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === "__proto__") Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-  else target[key] = value;
 }
