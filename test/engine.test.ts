@@ -564,6 +564,21 @@ describe("bad definitions are caught before anything runs", () => {
     await expect(two.run(off)).rejects.toThrow(/Task "add" input "a" is wired to node "add", which is not part of flow "two"/);
   });
 
+  it("rejects an input or output wired to a param of another flow, which would bind to this flow's param of that name", async () => {
+    let leaked: unknown;
+    flow("one").params(z.object({ a: z.number().default(1) })).build(({ params }) => {
+      leaked = params.a;
+      return {};
+    });
+    // Flow "two" has a param `a` too, of another type: the leaked ref must not read it.
+    const two = flow("two").params(z.object({ a: z.string().default("text") })).build(() => (add({ a: leaked as number, b: 1 }), {}));
+    await expect(two.run(off)).rejects.toThrow(UnknownNodeError);
+    await expect(two.run(off)).rejects.toThrow(/Task "add" input "a" is wired to param "a" from another flow's build function, not flow "two"'s own/);
+    expect(() => two.graph()).toThrow(expect.objectContaining({ source: "param", target: "a" }));
+    const out = flow("out").params(z.object({ a: z.number() })).build(() => ({ a: leaked as number }));
+    expect(() => out.graph()).toThrow(/Task "\(flow outputs\)" input "a" is wired to param "a" from another flow's build function/);
+  });
+
   it("rejects a missing required input", () => {
     const need = task("need")
       .input(z.object({ n: z.number(), opt: z.string().optional() }))

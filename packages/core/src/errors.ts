@@ -62,7 +62,10 @@ export class DuplicateNodeError extends FlowValidationError {
   }
 }
 
-/** An input is wired to a node that is not part of the flow. */
+/**
+ * An input is wired to a node that is not part of the flow, or (`source: "param"`) to a param of
+ * another flow's build, which must not bind to this flow's param of the same name.
+ */
 export class UnknownNodeError extends FlowValidationError {
   static override readonly code: string = "CAIRN_UNKNOWN_NODE";
   override name = "UnknownNodeError";
@@ -70,11 +73,16 @@ export class UnknownNodeError extends FlowValidationError {
     flowName: string,
     readonly nodeId: string,
     readonly input: string,
+    /** The node id, or for a param ref the param's name. */
     readonly target: string,
+    readonly source: "node" | "param" = "node",
   ) {
     super(
-      `Task "${nodeId}" input "${input}" is wired to node "${target}", which is not part of flow "${flowName}". ` +
-        `Wire it to a node created inside this flow's build function (references do not carry over between flows).`,
+      source === "param"
+        ? `Task "${nodeId}" input "${input}" is wired to param "${target}" from another flow's build function, not flow "${flowName}"'s own. ` +
+            `Wire it to the \`params\` this flow's build function receives (references do not carry over between flows).`
+        : `Task "${nodeId}" input "${input}" is wired to node "${target}", which is not part of flow "${flowName}". ` +
+            `Wire it to a node created inside this flow's build function (references do not carry over between flows).`,
       flowName,
     );
   }

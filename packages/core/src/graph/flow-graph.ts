@@ -75,7 +75,11 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
     refs.length = 0;
     collectRefs(value, refs);
     for (const ref of refs) {
-      if (ref.source !== "node") continue;
+      if (ref.source !== "node") {
+        // A param ref of another flow would bind to this flow's param of the same name.
+        if (ref.buildId !== definition.buildId) throw new UnknownNodeError(flowName, list[i]!.id, input, ref.target, "param");
+        continue;
+      }
       const from = ref.buildId === definition.buildId ? index.get(ref.target) : undefined;
       if (from === undefined) throw new UnknownNodeError(flowName, list[i]!.id, input, ref.target);
       addEdge(from, i);
@@ -114,8 +118,8 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
   }
   for (const [name, value] of Object.entries(definition.outputs)) {
     forEachRef(value, (ref) => {
-      if (ref.source === "node" && (ref.buildId !== definition.buildId || !index.has(ref.target))) {
-        throw new UnknownNodeError(flowName, "(flow outputs)", name, ref.target);
+      if (ref.buildId !== definition.buildId || (ref.source === "node" && !index.has(ref.target))) {
+        throw new UnknownNodeError(flowName, "(flow outputs)", name, ref.target, ref.source);
       }
     });
   }
