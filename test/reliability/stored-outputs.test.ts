@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { flow, task } from "@cairn/dsl";
-import { storedForm } from "../../packages/core/src/definition/serializable.ts";
+import { MAX_NESTING_DEPTH, storedForm } from "../../packages/core/src/definition/serializable.ts";
 
 const scratch: string[] = [];
 afterAll(async () => {
@@ -100,6 +100,42 @@ describe("a task's output, fresh and from the cache", () => {
     const expected = { own: ["__proto__", "k"], plain: true, isAdmin: false };
     expect(seen).toEqual([0, 1, 2].map(() => ({ v: expected, wired: expected })));
     for (const r of [uncached, cold, warm]) expect(report(r.outputs!.v as object)).toEqual(expected);
+  });
+
+  it(`a value nested ${MAX_NESTING_DEPTH} deep reaches the next task, computed and restored; a deeper one is refused where it enters, naming the place and the limit`, async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-stored-"));
+    scratch.push(root);
+    /** `{ v: { c: { c: ... { leaf: 1 } } } }`, `depth` objects deep in all. */
+    const nested = (depth: number) => {
+      let o: Record<string, unknown> = { leaf: 1 };
+      for (let i = 2; i < depth; i++) o = { c: o };
+      return { v: o };
+    };
+    const produce = task("produce").input<{ depth: number }>().run(({ depth }) => nested(depth));
+    const measure = task("measure")
+      .input<{ v: unknown }>()
+      .run(({ v }) => ({ chars: JSON.stringify(v).length }));
+    const deepFlow = (depth: number) => flow("deep").build(() => ({ chars: measure({ v: produce({ depth }).v }).chars }));
+    const expected = JSON.stringify(nested(MAX_NESTING_DEPTH).v).length;
+    const cold = await (await deepFlow(MAX_NESTING_DEPTH).run({ root })).wait();
+    expect(cold.status).toBe("succeeded");
+    expect(cold.outputs).toEqual({ chars: expected });
+    const warm = await (await deepFlow(MAX_NESTING_DEPTH).run({ root, cache: { rerun: ["measure"] } })).wait();
+    expect([warm.tasks.produce!.status, warm.tasks.measure!.status, warm.outputs]).toEqual(["cached", "succeeded", { chars: expected }]);
+
+    // One level more, and far more: the producer fails, not its consumer with a bare stack overflow.
+    for (const depth of [MAX_NESTING_DEPTH + 1, 5000]) {
+      const r = await (await deepFlow(depth).run({ root })).wait();
+      expect(r.tasks.produce!.status).toBe("failed");
+      expect(r.tasks.produce!.error?.name).toBe("NotSerializableError");
+      expect(r.tasks.produce!.error?.message).toMatch(new RegExp(`^Task "produce" output at "v\\.c\\.c\\.c.*" cannot be serialized: .* nested more than ${MAX_NESTING_DEPTH} levels deep`));
+      expect(r.tasks.measure!.status).toBe("skipped");
+    }
+    // A param or an input literal as deep is refused before anything runs.
+    const withParam = flow("deep-param").params<{ cfg: unknown }>().build(({ params }) => ({ chars: measure({ v: params.cfg }).chars }));
+    await expect(withParam.run({ root, params: { cfg: nested(100_000) } })).rejects.toThrow(/Flow "deep-param" params at "cfg\.v\.c\.c.*nested more than 1000 levels deep/);
+    const literal = flow("deep-literal").build(() => ({ chars: measure({ v: nested(100_000) }).chars }));
+    expect(() => literal.graph()).toThrow(/Task "measure" input "v" at "v\.c\.c.*nested more than 1000 levels deep/);
   });
 
   it("an output schema's transformed value is stored in the same form, and must still be JSON data", async () => {

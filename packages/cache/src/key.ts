@@ -180,11 +180,19 @@ export async function replaceArtifacts<A>(
     }
     if (typeof node !== "object" || node === null) return node;
     if (ancestors.includes(node)) throw new CacheValueError(path, "it refers to itself (a cycle)");
-    if (Array.isArray(node)) return node.map((item, i) => walk(item, `${path}[${i}]`, [...ancestors, node]));
+    // One list of ancestors, pushed and popped: a copy per level made deep values quadratic in memory.
+    if (Array.isArray(node)) {
+      ancestors.push(node);
+      const out = node.map((item, i) => walk(item, `${path}[${i}]`, ancestors));
+      ancestors.pop();
+      return out;
+    }
     const proto = Object.getPrototypeOf(node);
     if (proto !== Object.prototype && proto !== null) return node;
+    ancestors.push(node);
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(node)) setOwn(out, k, walk(v, `${path}.${k}`, [...ancestors, node]));
+    for (const [k, v] of Object.entries(node)) setOwn(out, k, walk(v, `${path}.${k}`, ancestors));
+    ancestors.pop();
     return out;
   };
   const result = walk(value, "inputs", []);

@@ -3,6 +3,14 @@ import { isArtifact } from "./artifact.ts";
 import { isRef, setOwnProperty as define } from "./ref.ts";
 
 /**
+ * How deep objects and arrays may nest in a value: task inputs and outputs, map items, flow
+ * params. The walks that check, store, copy and key a value recurse once per level; a value a few
+ * thousand levels deep overflows the stack in one of them, far from the task that made it, with
+ * nothing but "Maximum call stack size exceeded". Refused here instead, where the value enters.
+ */
+export const MAX_NESTING_DEPTH = 1000;
+
+/**
  * Throws NotSerializableError unless `value` is JSON data or Artifacts (refs are
  * allowed where `allowRefs`). Strict on purpose: values that JSON would change
  * silently (NaN, Dates, Maps, class instances) would make cached outputs differ
@@ -40,6 +48,7 @@ function isSerializable(v: unknown, allowRefs: boolean, stack: object[]): boolea
   }
   if (v === null) return true;
   const obj = v as object;
+  if (stack.length >= MAX_NESTING_DEPTH && !(allowRefs && isRef(obj))) return false;
   if (Array.isArray(obj)) {
     if (stack.includes(obj)) return false;
     stack.push(obj);
@@ -76,6 +85,15 @@ function walk(v: unknown, path: string, where: string, allowRefs: boolean, stack
   if (v === null) return;
   const obj = v as object;
   if (allowRefs && isRef(obj)) return;
+  if (stack.length >= MAX_NESTING_DEPTH) {
+    // The path is as long as the value is deep: its start says where.
+    const at = path.length > 80 ? `${path.slice(0, 80)}…` : path;
+    throw new NotSerializableError(
+      where,
+      at,
+      `objects and arrays nested more than ${MAX_NESTING_DEPTH} levels deep (the limit, so that no walk over the value overflows the stack; flatten it, or keep it in a file)`,
+    );
+  }
   if (stack.includes(obj)) throw new NotSerializableError(where, path, "a circular reference");
   stack.push(obj);
   if (Array.isArray(obj)) {

@@ -89,16 +89,18 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
     const node = list[i]!;
     for (const input in node.inputs) {
       const value = node.inputs[input];
-      edgesInto(i, input, value);
-      if (isSerializableValue(value, ALLOW_REFS)) continue;
-      try {
-        assertSerializable(value, `Task "${node.id}" input "${input}"`, ALLOW_REFS);
-      } catch (error) {
-        if (NotSerializableError.is(error)) {
-          throw new FlowValidationError(`${error.message} (in flow "${flowName}")`, flowName, { cause: error });
+      // Checked first: it also bounds how deep the walk for refs goes (MAX_NESTING_DEPTH).
+      if (!isSerializableValue(value, ALLOW_REFS)) {
+        try {
+          assertSerializable(value, `Task "${node.id}" input "${input}"`, ALLOW_REFS);
+        } catch (error) {
+          if (NotSerializableError.is(error)) {
+            throw new FlowValidationError(`${error.message} (in flow "${flowName}")`, flowName, { cause: error });
+          }
+          throw error;
         }
-        throw error;
       }
+      edgesInto(i, input, value);
     }
     // A map's list and a condition are inputs of the node too, for ordering: their nodes run first.
     const extra = node.map ? node.map.over : undefined;
