@@ -1,4 +1,4 @@
-import { appendFile, type FileHandle, open } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 
 /** How long a file kept open for appends stays open without appends. */
 const IDLE_CLOSE_MS = 500;
@@ -17,6 +17,11 @@ export interface AppendOptions {
  * write per batch instead of one open/write/close per line. Each batch is one
  * `O_APPEND` write: it lands whole and in order, also when other processes append
  * to the same file.
+ *
+ * A file that does not end in a newline (half a line left by a write that failed part-way, on a
+ * full disk, or by a crash) gets one before the next batch, checked each time the file is opened:
+ * the next line then stands on its own instead of being glued to the half line, which would hide
+ * both. A failed write closes the file, so the next batch checks again.
  *
  * @internal
  */
@@ -75,25 +80,32 @@ export class JsonlAppender {
   }
 
   private async write(path: string, text: string, keepOpen: boolean): Promise<void> {
-    if (!keepOpen) {
-      await appendFile(path, text);
-      return;
-    }
     let kept = this.handles.get(path);
+    let bytes = Buffer.from(text);
     if (!kept) {
-      kept = { handle: await open(path, "a") };
+      // "a+": appends as "a" does, and the last byte can be read.
+      kept = { handle: await open(path, "a+") };
       this.handles.set(path, kept);
+      try {
+        if (await endsInsideLine(kept.handle)) bytes = Buffer.concat([NEWLINE, bytes]);
+      } catch (error) {
+        await this.closeHandle(path);
+        throw error;
+      }
     }
     if (kept.timer) clearTimeout(kept.timer);
     kept.timer = undefined;
     try {
-      const bytes = Buffer.from(text);
       let written = 0;
       // One write() for all but pathological cases; a short write is finished rather than torn.
       while (written < bytes.length) written += (await kept.handle.write(bytes, written, bytes.length - written)).bytesWritten;
     } catch (error) {
       await this.closeHandle(path);
       throw error;
+    }
+    if (!keepOpen) {
+      await this.closeHandle(path);
+      return;
     }
     kept.timer = setTimeout(() => void this.closeHandle(path), IDLE_CLOSE_MS);
     kept.timer.unref();
@@ -110,4 +122,15 @@ export class JsonlAppender {
   private release(path: string, tail: Promise<void>): void {
     if (this.tails.get(path) === tail) this.tails.delete(path);
   }
+}
+
+const NEWLINE = Buffer.from("\n");
+
+/** True when the file is not empty and its last byte is not a newline: it ends in half a line. */
+async function endsInsideLine(handle: FileHandle): Promise<boolean> {
+  const { size } = await handle.stat();
+  if (size === 0) return false;
+  const last = Buffer.alloc(1);
+  const { bytesRead } = await handle.read(last, 0, 1, size - 1);
+  return bytesRead === 1 && last[0] !== 0x0a;
 }

@@ -334,6 +334,79 @@ describe("LocalStore: runs recorded already over (cache hits), in batch files", 
   });
 });
 
+describe("LocalStore: a line left half written (a full disk, a crash mid-append)", () => {
+  it("a run appended after half a line in runs.jsonl and metrics.jsonl is listed, shown and has its metrics", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("torn-index");
+    const first = await store.createRun({ experimentId, name: "first" });
+    await store.logBatch(first, { metrics: [{ key: "m", value: 1, step: 0, timestamp: 1 }] });
+    await store.endRun(first, "FINISHED");
+    await store.flush();
+    // What a write that failed part-way on a full disk leaves: the start of a line, no newline.
+    const index = join(root, "experiments", experimentId, "runs.jsonl");
+    await appendFile(index, `{"runId":"${"9".repeat(32)}",`);
+    await appendFile(join(root, "runs", `${first}.metrics.jsonl`), `{"key":"m","val`);
+    const next = new LocalStore({ root });
+    const after = await next.createRun({ experimentId, name: "after" });
+    await next.endRun(after, "FINISHED");
+    await store.logBatch(first, { metrics: [{ key: "m", value: 2, step: 1, timestamp: 2 }] });
+    await Promise.all([store.flush(), next.flush()]);
+    const reader = new LocalStore({ root });
+    expect((await reader.searchRuns({ experimentIds: [experimentId] })).map((r) => r.name)).toEqual(["after", "first"]);
+    expect((await reader.getMetricHistory(first, "m")).map((p) => p.value)).toEqual([1, 2]);
+    // The half line stands alone: the new line starts a line of its own.
+    expect((await readFile(index, "utf8")).split("\n").at(-2)).toMatch(/^\{"runId":"[0-9a-f]{32}","name":"after"/);
+  });
+
+  it("reads a whole record glued after half a line (as a writer that did not end the half line leaves it), in runs.jsonl and batch files", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("glued");
+    const hit = await store.recordRun({ experimentId, name: "hit", status: "FINISHED", tags: { a: "1" } });
+    await store.flush();
+    const index = join(root, "experiments", experimentId, "runs.jsonl");
+    const batch = join(root, "runs", `${hit.slice(0, 16)}.batch.jsonl`);
+    const [indexLine, batchLine] = [(await readFile(index, "utf8")).trim(), (await readFile(batch, "utf8")).trim()];
+    await writeFile(index, `{"runId":"${"9".repeat(32)}","na${indexLine}\n`);
+    await writeFile(batch, `{"runId":"${"9".repeat(32)}","tags":{"x":${batchLine}\n`);
+    const reader = new LocalStore({ root });
+    expect(await reader.getRun(hit)).toMatchObject({ name: "hit", status: "FINISHED", tags: { a: "1" } });
+    expect((await reader.searchRuns({ experimentIds: [experimentId] })).map((r) => r.runId)).toEqual([hit]);
+  });
+
+  it("a run whose process is killed -9 after it was appended to a torn runs.jsonl is closed as KILLED by the next process", async () => {
+    const root = await tmp();
+    const experimentId = await new LocalStore({ root }).ensureExperiment("torn-killed");
+    await appendFile(join(root, "experiments", experimentId, "runs.jsonl"), `{"runId":"${"9".repeat(32)}",`);
+    const code = `
+      import { LocalStore } from ${JSON.stringify(storeModule)};
+      const store = new LocalStore({ root: ${JSON.stringify(root)} });
+      const id = await store.createRun({ experimentId: ${JSON.stringify(experimentId)}, name: "flow" });
+      await store.flush();
+      process.stdout.write(id + "\\n");
+      setInterval(() => {}, 1000);
+    `;
+    const runId = await new Promise<string>((done, fail) => {
+      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: repo, stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      let id = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes("\n") && !id) {
+          id = out.trim();
+          child.kill("SIGKILL");
+        }
+      });
+      child.on("error", fail);
+      child.on("close", (_code, signal) => (signal === "SIGKILL" ? done(id) : fail(new Error(`writer exited with ${_code}, not killed`))));
+    });
+    const next = new LocalStore({ root });
+    expect((await next.closeAbandonedRuns()).map((r) => r.runId)).toEqual([runId]);
+    expect(await next.searchRuns({ experimentIds: [experimentId] })).toMatchObject([{ runId, status: "KILLED" }]);
+  });
+});
+
 async function file(name: string): Promise<string> {
   const path = join(await tmp(), `${name}.txt`);
   await writeFile(path, name);

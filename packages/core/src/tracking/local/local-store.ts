@@ -806,12 +806,26 @@ function decodeNumber(value: number | string | null): number {
   return typeof value === "number" ? value : value === null ? Number.NaN : Number(value);
 }
 
+/**
+ * One line of a `.jsonl` file, or undefined when it holds no whole record. A line cut short (a
+ * crash or a full disk mid-append) names nothing whole; when a later append was written straight
+ * after it (by a writer that did not end the half line first), the record at the end is whole and
+ * is kept: the shortest tail starting at `{"` that parses.
+ */
 function parseLine<T>(raw: string): T | undefined {
   if (!raw) return undefined;
   try {
     return JSON.parse(raw) as T;
   } catch {
-    return undefined; // a line cut short by a crash mid-append names nothing whole
+    for (let at = raw.lastIndexOf('{"'); at > 0; at = raw.lastIndexOf('{"', at - 1)) {
+      try {
+        const value: unknown = JSON.parse(raw.slice(at));
+        if (value !== null && typeof value === "object" && !Array.isArray(value)) return value as T;
+      } catch {
+        // not a whole record from here: try an earlier start
+      }
+    }
+    return undefined;
   }
 }
 
