@@ -78,7 +78,7 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
       return { task: id, action: "hit", cachedFrom: entry.sourceRunId, key, ...place };
     }
     if (foreign) return { task: id, action: "run", reason: foreignReason(foreign), key, foreign, ...place };
-    return { task: id, action: "run", reason: bad ? `its entry was unusable: ${bad.reason}` : "no cache entry for these inputs and code", key, ...place };
+    return { task: id, action: "run", reason: bad ? (bad.kept ? `its entry was not used: ${bad.reason}` : `its entry was unusable: ${bad.reason}`) : "no cache entry for these inputs and code", key, ...place };
   };
   for (const id of graph.order) {
     const node = graph.nodes.get(id)!;

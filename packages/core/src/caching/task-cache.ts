@@ -58,6 +58,11 @@ export interface StoredManifest extends OutputsManifest {
 export interface BadEntry {
   key: string;
   reason: string;
+  /**
+   * The entry could not be checked (its source run could not be read: a file the store cannot
+   * read, a server that failed): nothing says it is bad, so it stays, and is a miss this time.
+   */
+  kept?: true;
 }
 
 /**
@@ -413,7 +418,12 @@ export class TaskCache {
     if (!entry) return {};
     entry = await this.placed(entry);
     const secret = this.secrets?.find(entry.outputs.values);
-    const problem = secret !== undefined ? `its outputs hold the value of secret "${secret}"` : await this.verify(entry);
+    let problem: string | undefined;
+    try {
+      problem = secret !== undefined ? `its outputs hold the value of secret "${secret}"` : await this.verify(entry);
+    } catch (error) {
+      return { bad: { key, reason: `it could not be checked: ${(error as Error).message.replace(/\.$/, "")}`, kept: true } };
+    }
     if (problem) {
       // An entry another tracker recorded (a teammate's local store, through a shared redis)
       // cannot be checked from here: it is a miss here, but stays for whoever can use it.

@@ -6,7 +6,7 @@
  */
 import type { CacheEntry } from "@cairn/cache";
 import type { FlowNode } from "../definition/flow-definition.ts";
-import type { TaskCache } from "../caching/task-cache.ts";
+import type { BadEntry, TaskCache } from "../caching/task-cache.ts";
 
 /** A computing task's lease on its key lasts this long unless renewed (every third of it). */
 const LEASE_TTL_MS = 10_000;
@@ -44,7 +44,7 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
   for (let round = 0; round < 3; round++) {
     if (!state.forceRun) {
       const found = await cache.lookup(key);
-      if (found.bad) scope.warn(id, `cache entry ${key.slice(0, 12)} was unusable: ${found.bad.reason}; it was evicted and the task runs`);
+      if (found.bad) scope.warn(id, badEntryWarning(key, found.bad));
       if (found.entry) return found.entry;
     }
     const running = cache.inflight.get(key);
@@ -90,9 +90,16 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
     // its tracker: another machine's embedded store is no hit here), not taken as handed over.
     if (await cache.waitFor(key, scope.flowSignal)) {
       const found = await cache.lookup(key, { storeOnly: true });
-      if (found.bad) scope.warn(id, `cache entry ${key.slice(0, 12)} was unusable: ${found.bad.reason}; it was evicted and the task runs`);
+      if (found.bad) scope.warn(id, badEntryWarning(key, found.bad));
       if (found.entry) return found.entry;
     }
   }
   return undefined;
+}
+
+/** What a task's log says of an entry it could not use. */
+function badEntryWarning(key: string, bad: BadEntry): string {
+  return bad.kept
+    ? `cache entry ${key.slice(0, 12)} was not used: ${bad.reason}; it is kept, and the task runs`
+    : `cache entry ${key.slice(0, 12)} was unusable: ${bad.reason}; it was evicted and the task runs`;
 }

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { appendFile, mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -204,6 +204,23 @@ describe("LocalStore", () => {
     const other = new LocalStore({ root });
     expect(await other.getRun(runId)).toMatchObject({ status: "RUNNING", name: "long" });
     expect((await other.searchRuns({ experimentIds: [experimentId] })).map((r) => r.runId)).toEqual([runId]);
+  });
+
+  it("a run file or folder that cannot be read is a TrackingError naming it; only a missing one is no run", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("unreadable");
+    const runId = await store.createRun({ experimentId, name: "r" });
+    await store.endRun(runId, "FINISHED");
+    expect(await store.getRun("0".repeat(32))).toBeUndefined();
+    const path = join(root, "runs", `${runId}.json`);
+    await rm(path);
+    await mkdir(path); // EISDIR on read (as root, modes would not stop a read)
+    await expect(store.getRun(runId)).rejects.toThrow(new RegExp(`Cannot read ${path}.*EISDIR`));
+    await expect(store.searchRuns({ experimentIds: [experimentId] })).rejects.toThrow(`${runId}.json`);
+    const other = await tmp();
+    await writeFile(join(other, "experiments"), "not a folder");
+    await expect(new LocalStore({ root: other }).listExperiments()).rejects.toThrow(/Cannot read .*experiments.*ENOTDIR/);
   });
 
   it("lists experiments by name", async () => {

@@ -229,7 +229,8 @@ export class LocalStore implements Tracker {
 
   /** Every experiment in the store, by name. */
   async listExperiments(): Promise<ExperimentRecord[]> {
-    const ids = await readdir(join(this.uri, "experiments")).catch(() => [] as string[]);
+    const dir = join(this.uri, "experiments");
+    const ids = await readdir(dir).catch(ifAbsent(dir, [] as string[]));
     const all = await Promise.all(ids.map((id) => this.getExperiment(id)));
     return all.filter((e): e is ExperimentRecord => e !== undefined).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
@@ -419,7 +420,7 @@ export class LocalStore implements Tracker {
       if (!EXPERIMENT_ID.test(experimentId)) continue;
       const path = this.indexPath(experimentId);
       await this.appender.settled(path);
-      const text = await readFile(path, "utf8").catch(() => "");
+      const text = await readFile(path, "utf8").catch(ifAbsent(path, ""));
       for (const raw of text.split("\n")) {
         const line = parseLine<IndexLine>(raw);
         if (!line || seen.has(line.runId)) continue;
@@ -436,8 +437,9 @@ export class LocalStore implements Tracker {
     for (let i = 0; i < candidates.length && out.length < max; ) {
       // Without a status or tag condition every readable run counts, so read no more than needed.
       const size = narrowing ? READ_CONCURRENCY : Math.min(READ_CONCURRENCY, max - out.length);
-      // A damaged run file hides that run only, not the whole listing.
-      const runs = await Promise.all(candidates.slice(i, i + size).map((c) => this.getRun(c.line.runId).catch(() => undefined)));
+      // A damaged run file hides that run only, not the whole listing; one that cannot be read
+      // (its permissions, a folder in its place) fails the listing, naming it: what it holds is unknown.
+      const runs = await Promise.all(candidates.slice(i, i + size).map((c) => this.getRun(c.line.runId).catch(ifDamaged(undefined))));
       i += size;
       for (const run of runs) {
         if (!run || !matches(run, filter)) continue;
@@ -452,7 +454,7 @@ export class LocalStore implements Tracker {
     if (typeof runId !== "string" || !RUN_ID.test(runId)) return [];
     const path = this.runPath(runId, ".metrics.jsonl");
     await this.appender.settled(path);
-    const text = await readFile(path, "utf8").catch(() => "");
+    const text = await readFile(path, "utf8").catch(ifAbsent(path, ""));
     const points: MetricPoint[] = [];
     for (const raw of text.split("\n")) {
       const p = parseLine<{ key: string; value: number | string; step: number; timestamp: number }>(raw);
@@ -619,10 +621,12 @@ export class LocalStore implements Tracker {
     const known = read?.runs.get(runId);
     if (known) return copyOf(known);
     let fd: number;
+    const path = this.batchPath(batchId);
     try {
-      fd = openSync(this.batchPath(batchId), "r");
-    } catch {
-      return undefined; // no such batch: the run is not (yet) on disk
+      fd = openSync(path, "r");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined; // no such batch: the run is not (yet) on disk
+      throw unreadable(path, error);
     }
     try {
       const size = fstatSync(fd).size;
@@ -829,13 +833,17 @@ function parseLine<T>(raw: string): T | undefined {
   }
 }
 
-/** The parsed file, or undefined when it does not exist (or cannot be read). */
+/**
+ * The parsed file, or undefined when it does not exist. A file that exists but cannot be read
+ * (its permissions, a folder in its place, too many open files) is a TrackingError naming it:
+ * taking it for absent would call a run that exists gone (and evict the cache entries it backs).
+ */
 async function readJson<T>(path: string): Promise<T | undefined> {
   let text: string | undefined;
   try {
     text = readSmallFile(path);
-  } catch {
-    return undefined;
+  } catch (error) {
+    throw unreadable(path, error);
   }
   if (text === undefined) return undefined;
   try {
@@ -844,6 +852,36 @@ async function readJson<T>(path: string): Promise<T | undefined> {
     // Files are replaced whole, so this is damage from outside (a disk error, an edit), not a write in progress.
     throw new TrackingError(`${path} is not valid JSON (${(error as Error).message}); restore or delete it.`, { cause: error });
   }
+}
+
+/** The error for a file or folder of the store that exists (or may) but cannot be read. */
+function unreadable(path: string, error: unknown): TrackingError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const fix =
+    code === "EISDIR" || code === "ENOTDIR"
+      ? "something else stands where Cairn expects it (a folder for a file, or a file for a folder); move it away or restore what was there"
+      : code === "EACCES" || code === "EPERM"
+        ? "check its permissions (this user must be able to read it)"
+        : code === "EMFILE" || code === "ENFILE"
+          ? "too many files are open at once; raise the limit (`ulimit -n`) or try again"
+          : "check the file and the disk it is on, then try again";
+  return new TrackingError(`Cannot read ${path} in Cairn's local store: ${(error as Error).message}; ${fix}.`, { cause: error });
+}
+
+/** For a `.catch` of a read: `fallback` when the path does not exist, else the error naming it. */
+function ifAbsent<T>(path: string, fallback: T): (error: unknown) => T {
+  return (error) => {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return fallback;
+    throw unreadable(path, error);
+  };
+}
+
+/** For a `.catch` of a run's read: `fallback` when the file is damaged (not valid JSON), else the error. */
+function ifDamaged<T>(fallback: T): (error: unknown) => T {
+  return (error) => {
+    if ((error as Error).cause instanceof SyntaxError) return fallback;
+    throw error;
+  };
 }
 
 /** A value for an error message. */

@@ -1,0 +1,62 @@
+/**
+ * The embedded store (`.cairn`) under damage from outside: files that cannot be read are named,
+ * never taken for absent (which would evict the cache entries they back).
+ */
+import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { cairn, repo } from "./helpers.ts";
+
+const made: string[] = [];
+/** A folder inside the workspace, where a flow file resolves `cairn-dag` as the examples do. */
+const tmp = async () => {
+  const dir = await mkdtemp(join(repo, "test", ".store-damage-"));
+  made.push(dir);
+  return dir;
+};
+afterAll(async () => {
+  for (const dir of made) await rm(dir, { recursive: true, force: true });
+});
+
+/** A folder with a one-task flow `damage` that has run once: its flow run and its task's run. */
+async function ranOnce(): Promise<{ cwd: string; flowRun: string; taskRun: string }> {
+  const cwd = await tmp();
+  await writeFile(join(cwd, "flow.ts"), `import { flow, task } from "cairn-dag";\nconst a = task("a").run(() => ({ v: 1 }));\nexport default flow("damage").build(() => ({ v: a().v }));\n`);
+  const run = await cairn(["run", "flow.ts", "--json"], { cwd });
+  expect(run.code, run.stderr).toBe(0);
+  const flowRun = (JSON.parse(run.stdout.trim().split("\n").at(-1)!) as { runId: string }).runId;
+  const taskRun = (await readdir(join(cwd, ".cairn", "runs"))).find((n) => n.endsWith(".json") && !n.startsWith(flowRun))!.slice(0, -".json".length);
+  return { cwd, flowRun, taskRun };
+}
+
+describe("a run file that cannot be read", () => {
+  it("keeps the cache entry it backs (a miss while it cannot be read, a hit again once it can), and show and runs name the file", async () => {
+    const { cwd, flowRun, taskRun } = await ranOnce();
+    const runFile = join(cwd, ".cairn", "runs", `${taskRun}.json`);
+    const saved = join(cwd, "saved.json");
+    await rename(runFile, saved);
+    // A folder where the run file belongs: reading it fails with EISDIR (as root, modes would not).
+    await mkdir(runFile);
+    const plan = await cairn(["plan", "flow.ts"], { cwd });
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain(`${taskRun}.json`);
+    expect(plan.stdout).toMatch(/could not be checked/);
+    expect(plan.stdout).not.toMatch(/no longer exists/);
+    const show = await cairn(["show", taskRun], { cwd });
+    expect(show.code).not.toBe(0);
+    expect(show.stderr).toContain(`${taskRun}.json`);
+    expect(show.stderr).toMatch(/EISDIR/);
+    // The flow run's file in its place: the listing names it instead of saying "no flow runs yet".
+    const flowFile = join(cwd, ".cairn", "runs", `${flowRun}.json`);
+    await rm(flowFile);
+    await mkdir(flowFile);
+    const runs = await cairn(["runs"], { cwd });
+    expect(runs.code).not.toBe(0);
+    expect(runs.stderr).toContain(`${flowRun}.json`);
+    // Restored: the entry was kept, so the task is a hit again.
+    await rm(runFile, { recursive: true });
+    await rename(saved, runFile);
+    const again = await cairn(["plan", "flow.ts"], { cwd });
+    expect(again.stdout).toMatch(new RegExp(`a\\s+cached\\s+from run ${taskRun}`));
+  }, 60_000);
+});
