@@ -3,6 +3,7 @@
  * never taken for absent (which would evict the cache entries they back).
  */
 import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cairn, repo } from "./helpers.ts";
@@ -58,5 +59,37 @@ describe("a run file that cannot be read", () => {
     await rename(saved, runFile);
     const again = await cairn(["plan", "flow.ts"], { cwd });
     expect(again.stdout).toMatch(new RegExp(`a\\s+cached\\s+from run ${taskRun}`));
+  }, 60_000);
+});
+
+describe("an experiment's meta.json damaged or deleted", () => {
+  it("runs still lists every experiment's runs, naming the file; the flow's next run writes it again; no MLflow hint without a server", async () => {
+    const { cwd, flowRun } = await ranOnce();
+    await writeFile(join(cwd, "other.ts"), `import { flow, task } from "cairn-dag";\nconst b = task("b").run(() => ({ v: 2 }));\nexport default flow("other").build(() => ({ v: b().v }));\n`);
+    const other = await cairn(["run", "other.ts", "--json"], { cwd });
+    expect(other.code, other.stderr).toBe(0);
+    const otherRun = (JSON.parse(other.stdout.trim().split("\n").at(-1)!) as { runId: string }).runId;
+    const experiments = join(cwd, ".cairn", "experiments");
+    const damaged = (await readdir(experiments)).find((id) => readFileSync(join(experiments, id, "meta.json"), "utf8").includes('"damage"'))!;
+    const meta = join(experiments, damaged, "meta.json");
+    await writeFile(meta, '{"na');
+    const runs = await cairn(["runs"], { cwd });
+    expect(runs.code, runs.stderr).toBe(0);
+    expect(runs.stdout).toContain(flowRun);
+    expect(runs.stdout).toContain(otherRun);
+    expect(runs.stderr).toContain(meta);
+    // Deleted, as the old message advised: the runs are still there.
+    await rm(meta);
+    const named = await cairn(["runs", "--experiment", "damage"], { cwd });
+    expect(named.code, named.stderr).toBe(0);
+    expect(named.stdout).toContain(flowRun);
+    const none = await cairn(["runs", "--experiment", "no-such"], { cwd });
+    expect(none.stderr).toContain('No experiment named "no-such"');
+    expect(none.stderr).not.toMatch(/mlflow/);
+    // Damaged again: the next run of the flow writes it whole.
+    await writeFile(meta, '{"na');
+    expect((await cairn(["run", "flow.ts"], { cwd })).code).toBe(0);
+    expect(JSON.parse(readFileSync(meta, "utf8"))).toMatchObject({ experimentId: damaged, name: "damage" });
+    expect((await cairn(["runs"], { cwd })).stderr).not.toContain("meta.json");
   }, 60_000);
 });

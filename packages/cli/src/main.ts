@@ -758,7 +758,7 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
   );
   const limit = values.limit === undefined ? 20 : integerOption("--limit", values.limit, 1);
   const tracker = await reachableTracker({ root: resolve(values.root ?? ".cairn"), env });
-  const experimentIds = await experimentsOf(tracker, values.experiment);
+  const experimentIds = await experimentsOf(tracker, values.experiment, stderr);
   const runs = await listClosingAbandoned(tracker, experimentIds, () => tracker.searchRuns({ experimentIds, topLevelOnly: true, maxResults: limit }), stderr);
   if (values.json) {
     stdout.write(`${JSON.stringify(runs, nonFinite, 2)}\n`);
@@ -803,7 +803,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
     tracker,
     // A run killed in its first second may have no record yet but its index line: closing it writes one.
     experimentIds: async () => {
-      const ids = await experimentsOf(tracker, values.experiment);
+      const ids = await experimentsOf(tracker, values.experiment, stderr);
       closed = sayAbandoned(await closeAbandonedRuns(tracker, ids), stderr);
       return ids;
     },
@@ -867,7 +867,7 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
   const tracker = await reachableTracker({ root, env });
   let run: RunRecord;
   if (given === "latest") {
-    const ids = await experimentsOf(tracker, values.experiment);
+    const ids = await experimentsOf(tracker, values.experiment, stderr);
     const [latest] = await listClosingAbandoned(tracker, ids, () => tracker.searchRuns({ experimentIds: ids, topLevelOnly: true, maxResults: 1 }), stderr);
     if (!latest) {
       throw new UsageError(
@@ -879,7 +879,7 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
   } else {
     run = await findRun(given, {
       tracker,
-      experimentIds: () => experimentsOf(tracker, values.experiment),
+      experimentIds: () => experimentsOf(tracker, values.experiment, stderr),
       ...(values.experiment ? { label: `experiment "${values.experiment}"` } : {}),
     });
   }
@@ -964,15 +964,18 @@ async function reachableTracker(options: Parameters<typeof resolveTracker>[0]): 
   return tracker;
 }
 
-async function experimentsOf(tracker: Tracker, name: string | undefined): Promise<string[]> {
+async function experimentsOf(tracker: Tracker, name: string | undefined, stderr: Writable): Promise<string[]> {
+  // An experiment whose record is damaged is left out of the listing, said once, not a failure of every listing.
+  const warn = (message: string) => stderr.write(`cairn: ${printable(message)}\n`);
   if (name) {
-    const all = tracker.listExperiments ? await tracker.listExperiments() : undefined;
+    const all = tracker.listExperiments ? await tracker.listExperiments({ warn }) : undefined;
     if (all) {
       const ids = all.filter((e) => e.name === name).map((e) => e.experimentId);
       if (!ids.length) {
         throw new UsageError(
-          `No experiment named "${name}" in ${tracker.uri} has runs to show: there is none by that name, or it was deleted ` +
-            `(\`mlflow experiments restore\` brings it back). Without --experiment, cairn lists the runs of every experiment.`,
+          `No experiment named "${name}" in ${tracker.uri} has runs to show: there is none by that name` +
+            (tracker.capabilities.remote ? ", or it was deleted (`mlflow experiments restore` brings it back)" : "") +
+            ". Without --experiment, cairn lists the runs of every experiment.",
         );
       }
       return ids;
@@ -980,7 +983,7 @@ async function experimentsOf(tracker: Tracker, name: string | undefined): Promis
     return [await tracker.ensureExperiment(name)];
   }
   if (!tracker.listExperiments) throw new UsageError(`Pass --experiment NAME to list runs from ${tracker.uri}.`);
-  return (await tracker.listExperiments()).map((e) => e.experimentId);
+  return (await tracker.listExperiments({ warn })).map((e) => e.experimentId);
 }
 
 /** Rows of text from runs and stores (names, params, reasons, errors): each cell printable on one line (see printable.ts). */

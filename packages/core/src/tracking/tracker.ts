@@ -220,8 +220,11 @@ export interface Tracker {
    * Optional beside `readIndexEntry`; without it every miss is one read.
    */
   listIndexEntries?(experimentId: string): Promise<string[]>;
-  /** Every experiment, for listings (`cairn runs`); optional because a shared server may hold thousands. */
-  listExperiments?(): Promise<ExperimentRecord[]>;
+  /**
+   * Every experiment, for listings (`cairn runs`); optional because a shared server may hold thousands.
+   * `warn` is told of each experiment left out because its record is damaged or cannot be read.
+   */
+  listExperiments?(options?: { warn?: (message: string) => void }): Promise<ExperimentRecord[]>;
   /**
    * Closes the runs that processes of this host left RUNNING and that no longer exist (killed
    * with -9, crashed): each becomes KILLED with an end time and the tag `cairn.abandoned` saying

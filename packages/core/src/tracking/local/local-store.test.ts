@@ -223,6 +223,28 @@ describe("LocalStore", () => {
     await expect(new LocalStore({ root: other }).listExperiments()).rejects.toThrow(/Cannot read .*experiments.*ENOTDIR/);
   });
 
+  it("lists an experiment whose meta.json is damaged by the name its runs prove, and leaves out (with a warning) one they do not", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const named = await store.ensureExperiment("flow-a");
+    await store.endRun(await store.createRun({ experimentId: named, name: "flow-a" }), "FINISHED");
+    const custom = await store.ensureExperiment("custom name");
+    await store.endRun(await store.createRun({ experimentId: custom, name: "flow-b" }), "FINISHED");
+    await store.ensureExperiment("fine");
+    await store.flush();
+    await writeFile(join(root, "experiments", named, "meta.json"), '{"na');
+    await writeFile(join(root, "experiments", custom, "meta.json"), "");
+    const warnings: string[] = [];
+    const listed = await new LocalStore({ root }).listExperiments({ warn: (m) => warnings.push(m) });
+    expect(listed).toEqual([
+      { experimentId: expect.any(String), name: "fine" },
+      { experimentId: named, name: "flow-a" },
+    ]);
+    expect(warnings).toHaveLength(2);
+    expect(warnings.join("\n")).toContain(join(root, "experiments", custom, "meta.json"));
+    expect(warnings.join("\n")).toMatch(/writes the file again/);
+  });
+
   it("lists experiments by name", async () => {
     const store = new LocalStore({ root: await tmp() });
     expect(await store.listExperiments()).toEqual([]);

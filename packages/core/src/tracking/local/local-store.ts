@@ -210,7 +210,8 @@ export class LocalStore implements Tracker {
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         // Some file systems have no hard links; rename is atomic too and the content is the same but for the time.
-        if (code !== "EEXIST") await rename(tmp, meta);
+        // A file there that is damaged (not valid JSON) is replaced: this run writes it again.
+        if (code !== "EEXIST" || (await readJson(meta).then(() => false, (e: unknown) => (e as Error).cause instanceof SyntaxError))) await rename(tmp, meta);
       } finally {
         await unlink(tmp).catch(() => {});
       }
@@ -227,11 +228,16 @@ export class LocalStore implements Tracker {
     return meta && { experimentId: meta.experimentId, name: meta.name };
   }
 
-  /** Every experiment in the store, by name. */
-  async listExperiments(): Promise<ExperimentRecord[]> {
+  /**
+   * Every experiment in the store, by name. One whose `meta.json` is damaged or missing gets its
+   * name back from its runs (the id is the name's hash, so a run named after the experiment, as a
+   * flow run is, proves it); failing that it is left out, and `warn` is told: one experiment's
+   * damage never hides the others.
+   */
+  async listExperiments(options: { warn?: (message: string) => void } = {}): Promise<ExperimentRecord[]> {
     const dir = join(this.uri, "experiments");
     const ids = await readdir(dir).catch(ifAbsent(dir, [] as string[]));
-    const all = await Promise.all(ids.map((id) => this.getExperiment(id)));
+    const all = await Promise.all(ids.filter((id) => EXPERIMENT_ID.test(id)).map((id) => this.listedExperiment(id, options.warn)));
     return all.filter((e): e is ExperimentRecord => e !== undefined).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -548,6 +554,38 @@ export class LocalStore implements Tracker {
   }
 
   // ------------------------------------------------------------ internals
+
+  /** An experiment as listExperiments shows it (see there), or undefined to leave it out. */
+  private async listedExperiment(experimentId: string, warn: ((message: string) => void) | undefined): Promise<ExperimentRecord | undefined> {
+    const meta = join(this.uri, "experiments", experimentId, "meta.json");
+    let problem: string;
+    try {
+      const found = await this.getExperiment(experimentId);
+      if (found) return found;
+      problem = "is missing";
+    } catch (error) {
+      if (!((error as Error).cause instanceof SyntaxError)) {
+        warn?.(`${(error as Error).message.replace(/\.$/, "")}; the runs of experiment ${experimentId} are not listed until it can be read.`);
+        return undefined;
+      }
+      problem = "is not valid JSON";
+    }
+    const index = this.indexPath(experimentId);
+    const text = await readFile(index, "utf8").catch(() => "");
+    if (!text) return undefined; // an experiment folder with no runs: nothing to list
+    for (const raw of text.split("\n")) {
+      const name = parseLine<IndexLine>(raw)?.name;
+      if (typeof name === "string" && sha256(name).slice(0, 16) === experimentId) {
+        warn?.(`${meta} ${problem}; the experiment's name, "${name}", was read from its runs. The flow's next run in this store writes the file again.`);
+        return { experimentId, name };
+      }
+    }
+    warn?.(
+      `${meta} ${problem}, and no run in ${index} tells the experiment's name: its runs are not listed. ` +
+        `The flow's next run in this store writes the file again (or write it yourself: {"experimentId":"${experimentId}","name":"<experiment name>"}).`,
+    );
+    return undefined;
+  }
 
   /** `live/<writer>.json`. */
   private livePath(writer: string): string {
