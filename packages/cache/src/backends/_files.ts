@@ -58,16 +58,17 @@ export async function writeFileAtomic(dir: string, name: string, data: string): 
   const fs = data.length < SMALL_FILE_BYTES ? syncFs : asyncFs;
   const temp = join(dir, `${TEMP_PREFIX}${uniqueId()}`);
   try {
-    await fs.writeFile(temp, data);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    // The folder was removed under us (e.g. `rm -rf .cairn`): make it again once.
-    await fs.makeDir(dir);
-    await fs.writeFile(temp, data);
-  }
-  try {
+    try {
+      await fs.writeFile(temp, data);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      // The folder was removed under us (e.g. `rm -rf .cairn`): make it again once.
+      await fs.makeDir(dir);
+      await fs.writeFile(temp, data);
+    }
     await fs.rename(temp, join(dir, name));
   } catch (error) {
+    // Also a write that failed part-way (a full disk): its partial temp file would stay for good.
     await fs.unlink(temp).catch(() => {});
     throw error;
   }

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -243,6 +243,19 @@ describe("LocalStore", () => {
     expect(warnings).toHaveLength(2);
     expect(warnings.join("\n")).toContain(join(root, "experiments", custom, "meta.json"));
     expect(warnings.join("\n")).toMatch(/writes the file again/);
+  });
+
+  it("leaves no meta.json temp file when its write fails part-way (a file size limit: a real EFBIG after 512 bytes)", async () => {
+    const root = await tmp();
+    const code = `
+      import { LocalStore } from ${JSON.stringify(storeModule)};
+      await new LocalStore({ root: ${JSON.stringify(root)} }).ensureExperiment("x".repeat(600)).then(() => console.log("made"), (error) => console.log(error.cause?.code));
+    `;
+    const child = spawnSync("sh", ["-c", `ulimit -f 1 && exec "${process.execPath}" --import tsx --input-type=module -e '${code.replaceAll("'", "'\\''")}'`], { cwd: repo, encoding: "utf8" });
+    expect(child.stderr).toBe("");
+    expect(child.stdout.trim()).toBe("EFBIG");
+    const [experiment] = await readdir(join(root, "experiments"));
+    expect(await readdir(join(root, "experiments", experiment!))).toEqual([]);
   });
 
   it("lists experiments by name", async () => {

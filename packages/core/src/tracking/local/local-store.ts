@@ -204,14 +204,15 @@ export class LocalStore implements Tracker {
       // meta.json appears whole or not at all: written aside, then linked in place. When
       // another process won the race, link fails with EEXIST and its file (same name) stands.
       const tmp = join(dir, `meta.json.${process.pid}.${tmpCounter++}.tmp`);
-      await writeFile(tmp, JSON.stringify({ experimentId, name, creationTime: Date.now() }));
       try {
-        await link(tmp, meta);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        // Some file systems have no hard links; rename is atomic too and the content is the same but for the time.
-        // A file there that is damaged (not valid JSON) is replaced: this run writes it again.
-        if (code !== "EEXIST" || (await readJson(meta).then(() => false, (e: unknown) => (e as Error).cause instanceof SyntaxError))) await rename(tmp, meta);
+        // Inside the try: a write that fails part-way (a full disk) leaves no temp file either.
+        await writeFile(tmp, JSON.stringify({ experimentId, name, creationTime: Date.now() }));
+        await link(tmp, meta).catch(async (error: unknown) => {
+          const code = (error as NodeJS.ErrnoException).code;
+          // Some file systems have no hard links; rename is atomic too and the content is the same but for the time.
+          // A file there that is damaged (not valid JSON) is replaced: this run writes it again.
+          if (code !== "EEXIST" || (await readJson(meta).then(() => false, (e: unknown) => (e as Error).cause instanceof SyntaxError))) await rename(tmp, meta);
+        });
       } finally {
         await unlink(tmp).catch(() => {});
       }
