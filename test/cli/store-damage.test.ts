@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from "node:fs/promises
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { cairnBin, childEnv, start } from "../cache/helpers.ts";
 import { cairn, repo } from "./helpers.ts";
 
 const made: string[] = [];
@@ -91,5 +92,19 @@ describe("an experiment's meta.json damaged or deleted", () => {
     expect((await cairn(["run", "flow.ts"], { cwd })).code).toBe(0);
     expect(JSON.parse(readFileSync(meta, "utf8"))).toMatchObject({ experimentId: damaged, name: "damage" });
     expect((await cairn(["runs"], { cwd })).stderr).not.toContain("meta.json");
+  }, 60_000);
+});
+
+describe("a write of the run's record that fails (a full disk)", () => {
+  it("names the file and the run, and the report's failure in the CLI's words (not the engine's beforeEnd)", async () => {
+    const cwd = await tmp();
+    await writeFile(join(cwd, "flow.ts"), `import { flow, task } from "cairn-dag";\nconst a = task("a").run(() => ({ v: 1 }));\nexport default flow("full").build(() => ({ v: a().v }));\n`);
+    // A file size limit of 8 KB (a real EFBIG, as ENOSPC would be): the run's small files fit, its report does not.
+    const r = await start("sh", ["-c", `ulimit -f 16 && exec "${process.execPath}" "${cairnBin}" run flow.ts --json`], { cwd, env: childEnv() }).done;
+    expect(r.code, r.stderr).toBe(0);
+    const flowRun = r.json.find((e) => e.type === "flow")!.runId as string;
+    expect(r.stderr).toContain(`could not write the run's report (cairn/report.html): Cannot write ${join(cwd, ".cairn", "artifacts", flowRun, "cairn", "report.html")} of run ${flowRun}`);
+    expect(r.stderr).toMatch(/EFBIG/);
+    expect(r.stderr).not.toMatch(/beforeEnd/);
   }, 60_000);
 });

@@ -435,9 +435,14 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
         ? {}
         : {
             beforeEnd: async (ending: EndingFlowRun) => {
-              const { logReport } = await import("@cairn/report");
-              // Nothing is written to the flow run before the report: it takes the run's read of it.
-              report = await logReport(ending, { flowRunAsRead: true });
+              const { logReport, REPORT_ARTIFACT } = await import("@cairn/report");
+              try {
+                // Nothing is written to the flow run before the report: it takes the run's read of it.
+                report = await logReport(ending, { flowRunAsRead: true });
+              } catch (error) {
+                // Said here in the CLI's words: the engine would name its hook (`beforeEnd`), which a `cairn run` user never set.
+                reporter.notice(`[flow] could not write the run's report (${REPORT_ARTIFACT}): ${(error as Error).message}`);
+              }
             },
           }),
       params,

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { TrackingError } from "../errors.ts";
 import type { Tracker } from "./tracker.ts";
 
 /** A tracker that can hand out a run's artifact folder, so files are written in place instead of copied. */
@@ -18,8 +19,12 @@ export async function writeRunFiles(tracker: Tracker, runId: string, folder: str
   if (!tracker.capabilities.records) return;
   if (hasLocalArtifacts(tracker)) {
     const dir = join(tracker.artifactDir(runId), folder);
-    await mkdir(dir, { recursive: true });
-    await Promise.all(Object.entries(files).map(([name, content]) => writeFile(join(dir, name), content)));
+    // fs errors name no path (`ENOSPC: no space left on device, write`): say which file of which run.
+    const failed = (path: string) => (error: unknown) => {
+      throw new TrackingError(`Cannot write ${path} of run ${runId} in ${tracker.uri}: ${(error as Error).message}.`, { cause: error });
+    };
+    await mkdir(dir, { recursive: true }).catch(failed(dir));
+    await Promise.all(Object.entries(files).map(([name, content]) => writeFile(join(dir, name), content).catch(failed(join(dir, name)))));
     return;
   }
   if (tracker.logText) {
