@@ -1,4 +1,5 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { describe, expect, it } from "vitest";
 import { currentOwner, formatOwner, ownerIsGone, parseOwner, processStartTime } from "./process-owner.ts";
@@ -25,5 +26,25 @@ describe("process owners", () => {
     const parent = processStartTime(process.ppid)!;
     expect(ownerIsGone({ host: hostname(), pid: process.ppid, start: parent })).toBe(false);
     expect(ownerIsGone({ host: hostname(), pid: process.ppid, start: parent + 1 })).toBe(true);
+  });
+
+  it.runIf(processStartTime("self") !== undefined)("a process killed -9 whose parent does not reap it (a zombie) is gone", async () => {
+    // sh starts `sleep 60` in the background, says its pid, and becomes `sleep 120`, which never waits for it.
+    const parent = spawn("sh", ["-c", "sleep 60 & echo $!; exec sleep 120"], { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      const pid = Number(await new Promise<string>((done) => parent.stdout.once("data", (d: Buffer) => done(d.toString().trim()))));
+      const owner = { host: hostname(), pid, start: processStartTime(pid)! };
+      expect(ownerIsGone(owner)).toBe(false);
+      process.kill(pid, "SIGKILL");
+      const state = () => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]![0];
+      while (state() !== "Z") await new Promise((r) => setTimeout(r, 10));
+      // A real zombie: it still has its pid (kill 0 succeeds) and its start time.
+      expect(() => process.kill(pid, 0)).not.toThrow();
+      expect(processStartTime(pid)).toBe(owner.start);
+      expect(ownerIsGone(owner)).toBe(true);
+      expect(ownerIsGone({ host: owner.host, pid })).toBe(true);
+    } finally {
+      parent.kill("SIGKILL");
+    }
   });
 });

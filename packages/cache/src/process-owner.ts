@@ -21,8 +21,8 @@ export interface ProcessOwner {
   start?: number;
 }
 
-/** The start time of process `pid` (clock ticks since boot), or undefined where /proc cannot tell. */
-export function processStartTime(pid: number | "self"): number | undefined {
+/** The fields of `/proc/<pid>/stat` after the command name (the first is field 3, the state), or undefined where /proc cannot tell. */
+function procStat(pid: number | "self"): string[] | undefined {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -30,8 +30,12 @@ export function processStartTime(pid: number | "self"): number | undefined {
     return undefined;
   }
   // The command name (field 2) may hold spaces and parentheses: count fields after its last ")".
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const start = Number(fields[19]); // field 22 of the whole line
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** The start time of process `pid` (clock ticks since boot), or undefined where /proc cannot tell. */
+export function processStartTime(pid: number | "self"): number | undefined {
+  const start = Number(procStat(pid)?.[19]); // field 22 of the whole line
   return Number.isSafeInteger(start) ? start : undefined;
 }
 
@@ -61,8 +65,10 @@ export function parseOwner(text: unknown): ProcessOwner | undefined {
 
 /**
  * True when `owner` is a process of this machine that no longer exists: no process has its
- * pid, or the one that has it started at another time (the pid was reused). False for this
- * process, for another host's processes, and whenever it cannot be told.
+ * pid, the one that has it started at another time (the pid was reused), or it has ended and
+ * waits only for its parent to reap it (a zombie, state Z or X in /proc: a `kill -9`'d process
+ * whose parent does not wait for it). False for this process, for another host's processes,
+ * and whenever it cannot be told.
  */
 export function ownerIsGone(owner: ProcessOwner | undefined): boolean {
   if (!owner || owner.host !== hostname() || owner.pid === process.pid) return false;
@@ -72,7 +78,11 @@ export function ownerIsGone(owner: ProcessOwner | undefined): boolean {
     // EPERM: it exists, as another user's process.
     return (error as NodeJS.ErrnoException).code === "ESRCH";
   }
+  // kill(pid, 0) succeeds on a zombie, whose start time is still its own.
+  const stat = procStat(owner.pid);
+  if (stat === undefined) return false;
+  if (stat[0] === "Z" || stat[0] === "X") return true;
   if (owner.start === undefined) return false;
-  const start = processStartTime(owner.pid);
-  return start !== undefined && start !== owner.start;
+  const start = Number(stat[19]);
+  return Number.isSafeInteger(start) && start !== owner.start;
 }
