@@ -164,6 +164,16 @@ describe("LocalStore", () => {
     expect(await store.getRun(runId)).toMatchObject({ status: "KILLED", endTime: 5, tags: { late: "yes" } });
   });
 
+  it("ends a run no earlier than it started when the clock stepped back during it", async () => {
+    const store = new LocalStore({ root: await tmp() });
+    const experimentId = await store.ensureExperiment("clock");
+    // Started by a clock an hour ahead of the one that ends it (an NTP step back).
+    const startTime = Date.now() + 3_600_000;
+    const runId = await store.createRun({ experimentId, name: "r", startTime });
+    await store.endRun(runId, "FINISHED");
+    expect(await new LocalStore({ root: store.uri }).getRun(runId)).toMatchObject({ startTime, endTime: startTime });
+  });
+
   it("refuses to change a param, as MLflow does; the same value again is fine", async () => {
     const store = new LocalStore({ root: await tmp() });
     const runId = await store.createRun({ experimentId: await store.ensureExperiment("params"), name: "r" });

@@ -399,13 +399,14 @@ export class LocalStore implements Tracker {
     }
   }
 
-  async endRun(runId: string, status: FinalStatus, endTime = Date.now()): Promise<void> {
+  async endRun(runId: string, status: FinalStatus, endTime?: number): Promise<void> {
     if (status !== "FINISHED" && status !== "FAILED" && status !== "KILLED") {
       throw new TrackingError(`LocalStore.endRun expects status FINISHED, FAILED or KILLED, got ${show(status)}.`);
     }
     const owned = this.owned.get(runId) ?? (await this.adopt(runId, "endRun"));
     owned.state.status = status;
-    owned.state.endTime = endTime;
+    // Now, but never before the start (a clock stepped back during the run), as recordRun and closeRunsOf do.
+    owned.state.endTime = endTime ?? Math.max(Date.now(), owned.state.startTime);
     await this.persist(owned);
   }
 
