@@ -3,7 +3,9 @@
  * never taken for absent (which would evict the cache entries they back).
  */
 import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from "node:fs/promises";
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cairnBin, childEnv, start } from "../cache/helpers.ts";
@@ -106,5 +108,39 @@ describe("a write of the run's record that fails (a full disk)", () => {
     expect(r.stderr).toContain(`could not write the run's report (cairn/report.html): Cannot write ${join(cwd, ".cairn", "artifacts", flowRun, "cairn", "report.html")} of run ${flowRun}`);
     expect(r.stderr).toMatch(/EFBIG/);
     expect(r.stderr).not.toMatch(/beforeEnd/);
+  }, 60_000);
+});
+
+/**
+ * Whether `chattr +i` makes a folder read-only here (root ignores modes; an immutable folder
+ * refuses even root's writes, with EPERM): ext4 and the like, as root. Elsewhere the test is skipped.
+ */
+function canFreeze(): boolean {
+  const dir = mkdtempSync(join(tmpdir(), "cairn-freeze-"));
+  const frozen = spawnSync("chattr", ["+i", dir]).status === 0;
+  if (frozen) spawnSync("chattr", ["-i", dir]);
+  rmSync(dir, { recursive: true, force: true });
+  return frozen;
+}
+
+describe("a read-only .cairn", () => {
+  it.runIf(canFreeze())("plan and explain read it (they write nothing); run says it cannot write there, naming --root", async () => {
+    const { cwd, taskRun } = await ranOnce();
+    const store = join(cwd, ".cairn");
+    expect(spawnSync("chattr", ["-R", "+i", store]).status).toBe(0);
+    try {
+      const plan = await cairn(["plan", "flow.ts"], { cwd });
+      expect(plan.code, plan.stderr).toBe(0);
+      expect(plan.stdout).toMatch(new RegExp(`a\\s+cached\\s+from run ${taskRun}`));
+      const explain = await cairn(["explain", "flow.ts", "a"], { cwd });
+      expect(explain.code, explain.stderr).toBe(0);
+      expect(explain.stdout).toContain(`would come from the cache: run ${taskRun}`);
+      const run = await cairn(["run", "flow.ts"], { cwd });
+      expect(run.code).not.toBe(0);
+      expect(run.stderr).toContain(`Cannot use ${store} as Cairn's local store`);
+      expect(run.stderr).toContain("--root");
+    } finally {
+      spawnSync("chattr", ["-R", "-i", store]);
+    }
   }, 60_000);
 });

@@ -720,7 +720,8 @@ export async function openFlowCache(
 ): Promise<{ tasks: TaskCache; params: Record<string, unknown>; tracker: Tracker; abandoned: RunRecord[] }> {
   const env = options.env ?? process.env;
   const params = await validateParams(definition, options.params ?? {});
-  const { root, tracker, experimentId } = await openTracking(definition, options, env);
+  // Nothing is recorded: a store that can be read is enough (a read-only `.cairn` is fine).
+  const { root, tracker, experimentId } = await openTracking(definition, options, env, { readOnly: true });
   const abandoned = closeAbandonedRuns(tracker, [experimentId]);
   // Strict: plan and explain are about what the store holds; a store that does not answer is their error.
   const option = checkCacheOption(options.cache === false ? undefined : options.cache) ?? {};
@@ -728,11 +729,15 @@ export async function openFlowCache(
   return { tasks: cache!.tasks, params, tracker, abandoned: await abandoned };
 }
 
-/** The tracker a run records to (checked reachable) and its experiment, from the options and MLflow's variables. */
+/**
+ * The tracker a run records to (checked reachable) and its experiment, from the options and MLflow's
+ * variables. `readOnly`: for commands that only read; a local store is then not checked writable.
+ */
 async function openTracking(
   definition: FlowDefinition,
   options: RunOptions,
   env: NodeJS.ProcessEnv,
+  { readOnly = false }: { readOnly?: boolean } = {},
 ): Promise<{ root: string; tracker: Tracker; experimentId: string }> {
   const root = resolvePath(options.root ?? ".cairn");
   const tracker: Tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? (await resolveTracker({ root, env })));
@@ -745,7 +750,8 @@ async function openTracking(
     // The lookup of the experiment is the reachability check too: one request, not two.
     experimentId = await tracker.openExperiment(experimentName);
   } else {
-    await tracker.ping();
+    // The embedded store's ping checks its folder is writable, which reading does not need.
+    if (!readOnly || tracker.capabilities.remote) await tracker.ping();
     experimentId = await tracker.ensureExperiment(experimentName);
   }
   return { root, tracker, experimentId };

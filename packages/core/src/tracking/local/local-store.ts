@@ -185,7 +185,7 @@ export class LocalStore implements Tracker {
     } catch (error) {
       throw new TrackingError(
         `Cannot use ${this.uri} as Cairn's local store: ${(error as Error).message}. ` +
-          `Point it at a writable folder (the \`root\` option), or set MLFLOW_TRACKING_URI to use an MLflow server.`,
+          `Point it at a writable folder (\`--root DIR\` on the command line, the \`root\` option in code), or set MLFLOW_TRACKING_URI to use an MLflow server.`,
         { cause: error },
       );
     }
@@ -199,6 +199,12 @@ export class LocalStore implements Tracker {
     if (this.knownExperiments.has(experimentId)) return experimentId;
     const dir = join(this.uri, "experiments", experimentId);
     const meta = join(dir, "meta.json");
+    // There already (the usual case): nothing to write, so a read-only store works for reading commands.
+    const found = await readJson<ExperimentRecord>(meta).catch(() => undefined);
+    if (found?.experimentId === experimentId && found.name === name) {
+      this.knownExperiments.add(experimentId);
+      return experimentId;
+    }
     try {
       await mkdir(dir, { recursive: true });
       // meta.json appears whole or not at all: written aside, then linked in place. When
