@@ -2,6 +2,7 @@
  * `cairn cache prune` deletes: a limit it cannot read must stop it before the store is touched
  * (exit 2), never be read as a tiny limit that removes every entry.
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cairn, repo, tmp } from "./helpers.ts";
@@ -46,5 +47,21 @@ describe("cairn cache prune reads its limits strictly", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/Removed 0 entries/);
     expect(await entries(cwd)).toBe(before);
+  });
+});
+
+describe("cairn cache prune says what it frees", () => {
+  it("the removed entries' records; their artifacts stay with their runs, and it says so", async () => {
+    const cwd = await tmp("cairn-cli-prune-");
+    const run = await cairn(["run", join(repo, "test/cli/fixtures/artifact-output.flow.ts"), "--no-report", "--json"], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    const [entry] = JSON.parse((await cairn(["cache", "ls", "--json"], { cwd })).stdout) as Array<{ sourceRunId: string }>;
+    const artifact = join(cwd, ".cairn", "artifacts", entry!.sourceRunId, "report.txt");
+    expect(existsSync(artifact)).toBe(true);
+    const r = await cairn(["cache", "prune", "--max-size", "0B"], { cwd });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Removed 1 entry \(their records, [\d.]+ (B|KB)\); kept 0 entries/);
+    expect(r.stdout).toContain(`The 7 B of artifacts of the removed entries stay with their runs (in ${join(cwd, ".cairn", "artifacts")})`);
+    expect(existsSync(artifact)).toBe(true);
   });
 });

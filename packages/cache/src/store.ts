@@ -48,10 +48,18 @@ export interface PruneOptions {
   maxSizeBytes?: number;
 }
 
-/** What {@link CacheStore.prune} did. */
+/**
+ * What {@link CacheStore.prune} did. Sizes are entries' `sizeBytes` (their artifacts plus their
+ * values), what `maxSizeBytes` limits; prune deletes entries' records only, so of `removedBytes`
+ * it frees `removedRecordBytes`: the artifacts belong to the entries' source runs and stay.
+ */
 export interface PruneResult {
   removed: number;
   removedBytes: number;
+  /** The removed entries' records as stored (JSON): what prune freed. */
+  removedRecordBytes: number;
+  /** The removed entries' artifacts, which stay with their source runs. */
+  removedArtifactBytes: number;
   kept: number;
   keptBytes: number;
 }
@@ -236,12 +244,14 @@ export class CacheStore {
     if (options.maxSizeBytes !== undefined) checkNonNegative("maxSizeBytes", options.maxSizeBytes);
     const now = Date.now();
     const oldestFirst = (await this.list()).reverse();
-    const result: PruneResult = { removed: 0, removedBytes: 0, kept: 0, keptBytes: 0 };
+    const result: PruneResult = { removed: 0, removedBytes: 0, removedRecordBytes: 0, removedArtifactBytes: 0, kept: 0, keptBytes: 0 };
     const keep: CacheEntry[] = [];
     const remove = async (entry: CacheEntry) => {
       if (await this.delete(entry.key)) {
         result.removed++;
         result.removedBytes += entry.sizeBytes;
+        result.removedRecordBytes += Buffer.byteLength(JSON.stringify(entry));
+        for (const artifact of entry.outputs.artifacts) result.removedArtifactBytes += artifact.size;
       }
     };
     for (const entry of oldestFirst) {

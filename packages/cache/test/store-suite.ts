@@ -154,9 +154,12 @@ export function describeCacheStore(name: string, setup: () => Promise<StoreUnder
       const e1 = await cache.set(makeEntry("t", { createdAt: now - 3000, sizeBytes: 100 }));
       const e2 = await cache.set(makeEntry("t", { createdAt: now - 2000, sizeBytes: 100 }));
       const e3 = await cache.set(makeEntry("t", { createdAt: now - 1000, sizeBytes: 100 }));
-      expect(await cache.prune({ olderThanMs: 86_400_000 })).toEqual({ removed: 1, removedBytes: 100, kept: 3, keptBytes: 300 });
+      const pruned = await cache.prune({ olderThanMs: 86_400_000 });
+      expect(pruned).toEqual({ removed: 1, removedBytes: 100, removedRecordBytes: expect.any(Number), removedArtifactBytes: 1234, kept: 3, keptBytes: 300 });
+      // What prune frees is the entry's record (its JSON), not its artifacts: those are its run's.
+      expect(pruned.removedRecordBytes).toBe(Buffer.byteLength(JSON.stringify(old)));
       expect(await cache.get(old.key)).toBeUndefined();
-      expect(await cache.prune({ maxSizeBytes: 150 })).toEqual({ removed: 2, removedBytes: 200, kept: 1, keptBytes: 100 });
+      expect(await cache.prune({ maxSizeBytes: 150 })).toMatchObject({ removed: 2, removedBytes: 200, removedArtifactBytes: 2468, kept: 1, keptBytes: 100 });
       expect(await cache.get(e1.key)).toBeUndefined();
       expect(await cache.get(e2.key)).toBeUndefined();
       expect(await cache.get(e3.key)).toBeDefined();

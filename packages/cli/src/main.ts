@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { parseEnv } from "node:util";
 import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
@@ -723,7 +723,15 @@ async function cacheCommand(args: string[], stdout: Writable, env: NodeJS.Proces
       stdout.write(`Removed ${removed} cache entr${removed === 1 ? "y" : "ies"}${values.task ? ` of task "${values.task}"` : ""} from ${store.location}.\n`);
     } else {
       const r = await store.prune({ ...(olderThanMs !== undefined ? { olderThanMs } : {}), ...(maxSizeBytes !== undefined ? { maxSizeBytes } : {}) });
-      stdout.write(`Removed ${r.removed} entries (${formatBytes(r.removedBytes)}); kept ${r.kept} (${formatBytes(r.keptBytes)}).\n`);
+      const entries = (n: number) => `${n} entr${n === 1 ? "y" : "ies"}`;
+      stdout.write(`Removed ${entries(r.removed)} (their records, ${formatBytes(r.removedRecordBytes)}); kept ${entries(r.kept)} (${formatBytes(r.keptBytes)} with their artifacts).\n`);
+      if (r.removedArtifactBytes > 0) {
+        // Prune deletes cache entries, never a run's record: the artifacts are the runs' outputs.
+        stdout.write(
+          `The ${formatBytes(r.removedArtifactBytes)} of artifacts of the removed entries stay with their runs ` +
+            `(${env.MLFLOW_TRACKING_URI ? "on the MLflow server" : `in ${join(resolve(values.root ?? ".cairn"), "artifacts")}`}): prune frees the cache's records, not the runs' outputs.\n`,
+        );
+      }
     }
   } finally {
     await store.close();
