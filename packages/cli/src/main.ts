@@ -613,8 +613,9 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
     "plan",
   );
   const flow = await loadFlow(positionals[0], { importFlow });
-  const params = await parseParams(flow.definition, values.param ?? []);
-  const { tasks, abandoned } = await openFlowCache(flow.definition, { params, env, ...(values.root ? { root: values.root } : {}) });
+  const given = await parseParams(flow.definition, values.param ?? []);
+  // The params as the run would see them (the schema's defaults and transforms applied once).
+  const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...(values.root ? { root: values.root } : {}) });
   sayAbandoned(abandoned, stderr);
   const plan = await planFlow(flow.definition, { params, cache: tasks, rerun: values.rerun ?? [], refresh: values.refresh === true }).finally(() => tasks.store.close());
   if (values.json) {
@@ -649,8 +650,8 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   if (!taskName) throw new UsageError("Expected a flow file and a task: cairn explain FILE TASK.");
   if (positionals.length > 2) throw new UsageError(`Expected one task: cairn explain FILE TASK; got ${positionals.length - 1} (${positionals.slice(1).map((p) => `"${p}"`).join(", ")}). Explain them one at a time.`);
   const flow = await loadFlow(file, { importFlow });
-  const params = await parseParams(flow.definition, values.param ?? []);
-  const { tasks, abandoned } = await openFlowCache(flow.definition, { params, env, ...(values.root ? { root: values.root } : {}) });
+  const given = await parseParams(flow.definition, values.param ?? []);
+  const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...(values.root ? { root: values.root } : {}) });
   sayAbandoned(abandoned, stderr);
   const explanation = await explainTask(flow.definition, taskName, { params, cache: tasks }).finally(() => tasks.store.close());
   if (values.json) {
