@@ -246,6 +246,14 @@ describe("beforeEnd", () => {
       expect(r.status).toBe("succeeded");
       expect(warnings).toEqual([expect.stringMatching(/^beforeEnd: the run was cancelled before the hook had finished/)]);
       expect((await new LocalStore({ root }).getRun(run.runId))?.status).toBe("FINISHED");
+      // The same through the run's own signal, aborted while the hook runs.
+      const controller = new AbortController();
+      let enteredAgain!: () => void;
+      const inHookAgain = new Promise<void>((resolve) => (enteredAgain = resolve));
+      const again = await f.run({ root, cache: false, env: {}, signal: controller.signal, beforeEnd: () => (enteredAgain(), new Promise(() => {})) });
+      await inHookAgain;
+      controller.abort("enough");
+      expect((await again.wait()).status).toBe("succeeded");
     } finally {
       await rm(root, { recursive: true, force: true });
     }

@@ -665,7 +665,11 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
         // stops the wait (the hook sees `signal` abort): a hook that never settles cannot hold
         // the run open.
         const cancelled = new AbortController();
-        const off = execution.onCancel((reason) => cancelled.abort(reason));
+        const offCancel = execution.onCancel((reason) => cancelled.abort(reason));
+        // The run's own `signal` too, when it aborts while the hook runs (its listener above is gone by now).
+        const onSignal = () => cancelled.abort(options.signal?.reason);
+        options.signal?.addEventListener("abort", onSignal, { once: true });
+        const off = () => (offCancel(), options.signal?.removeEventListener("abort", onSignal));
         await Promise.race([Promise.resolve().then(() => beforeEnd({ ...told, signal: cancelled.signal })), rejectOnAbort(cancelled.signal)])
           .catch((e: unknown) => {
             const { name, message } = cancelled.signal.aborted
