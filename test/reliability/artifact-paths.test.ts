@@ -203,6 +203,15 @@ describe("names from a task (ctx.artifacts)", () => {
     expect(out.c.path).toBe(join(out.a.path, "..", "..", "w", "z.txt"));
     expect(await readFile(out.b.path, "utf8")).toBe("1");
   });
+
+  it("writes a name as long as the file system takes (255 bytes), with nothing left beside it", async () => {
+    const { root } = await sandbox();
+    const name = `${"n".repeat(251)}.txt`;
+    const t = task("long").run(async (_, ctx) => ({ a: await ctx.artifacts.write(name, "long") }));
+    const out = await (await flow("long").build(() => ({ a: t({}).a })).run({ root, cache: false })).outputs();
+    expect(await readFile(out.a.path, "utf8")).toBe("long");
+    expect((await readdir(join(out.a.path, ".."))).filter((f) => f !== "cairn")).toEqual([name]);
+  });
 });
 
 describe("names from a script (CAIRN_OUTPUTS markers)", () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { basename, dirname, join, resolve as resolvePath } from "node:path";
+import { dirname, join, resolve as resolvePath } from "node:path";
 import type { Artifact } from "../definition/artifact.ts";
 import { safePathSegment, safeRelativePath, taskArtifactPath } from "../definition/artifact-path.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
@@ -189,7 +189,7 @@ export class RunningTaskContext implements TaskContext {
         // Written beside its place, then renamed into it: a write that the attempt's end cuts short
         // (its signal stops it between chunks), or that ends after the attempt was given up on,
         // never replaces or corrupts the file that a later attempt wrote under the same name.
-        const partial = join(dirname(a.path), `.${basename(a.path)}.${randomBytes(6).toString("hex")}.partial`);
+        const partial = join(dirname(a.path), `.cairn-${randomBytes(6).toString("hex")}.partial`);
         try {
           await writeFile(partial, data, { signal: this.signal });
           checkOpen();
