@@ -5,7 +5,7 @@
  * "@cairn/dsl/kind".
  */
 import { readFileSync } from "node:fs";
-import { CacheValueError, privateDigest, sha256 } from "@cairn/cache";
+import { CacheValueError, sha256 } from "@cairn/cache";
 import { OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { functionDependencies } from "../code-deps.ts";
@@ -163,7 +163,9 @@ export function checkName(name: string): void {
 /**
  * A short, stable digest of a kind's config (what changes what its tasks do: a query, a database,
  * a process's `env`), for `definition.code`. The same whatever the order of object keys; never
- * stored in clear, and slow to reverse (`privateDigest`), since values may be passwords.
+ * stored in clear. A sha256, computed where the task is declared (every load of the flow, every
+ * worker): a secret does not belong in config but in the kind's `secrets` (read with
+ * `ctx.secret()` when the task runs), whose values never enter a key.
  * The config must be JSON-like: strings, finite numbers, booleans, null, arrays and plain
  * objects (an object's `undefined` property counts as absent). A function, Map, Set, class
  * instance (a Date, a Buffer), symbol, BigInt or a cycle is refused with a CacheValueError naming
@@ -174,7 +176,7 @@ export function checkName(name: string): void {
  */
 export function configDigest(value: unknown): string {
   // (`undefined` alone has no JSON text.)
-  return privateDigest(JSON.stringify(canonicalConfig(value, "config", [])) ?? "undefined", "config").slice(0, 16);
+  return sha256(JSON.stringify(canonicalConfig(value, "config", [])) ?? "undefined").slice(0, 16);
 }
 
 /** `value` with every object's keys sorted (JSON.stringify's text is then the same for any key order); throws at what is not JSON-like. */
