@@ -726,7 +726,14 @@ describe("bad definitions are caught before anything runs", () => {
     const echo = task("echo").input<{ p: unknown }>().run(({ p }) => ({ p }));
     expect(() => flow("whole-node").build(() => one({}) as never)).toThrow(/build function's return` to be an object of outputs by name.*got "a task's node \(return \{ name: node \}/);
     expect(() => flow("whole-params").build(({ params }) => params as never)).toThrow(/got "the flow's params"/);
-    expect(() => flow("params-input").build(({ params }) => (echo({ p: { all: params } }), {}))).toThrow(/one param \(`params\.rows`\); the flow's `params` as a whole is not a value/);
+    expect(() => flow("params-input").build(({ params }) => (echo({ p: { all: params } }), {}))).toThrow(
+      /^Expected `task "echo" input `p`` to be a value, a task's output or one param \(`params\.rows`\); the flow's `params` as a whole is not a value/,
+    );
+    expect(() => flow("params-if").build(({ params }) => (echo({ p: 1 }, { if: params as never }), {}))).toThrow(/^Expected `task "echo" option `if`` to be a value/);
+    // A literal deeper than any value may nest is refused by the check that names it, not a stack overflow.
+    let deep: unknown = 1;
+    for (let i = 0; i < 20_000; i++) deep = [deep];
+    expect(() => flow("deep-literal").build(() => (echo({ p: deep }), {})).graph()).toThrow(/1000/);
   });
 
   it("rejects unknown and ill-typed params", async () => {

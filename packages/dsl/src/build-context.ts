@@ -62,8 +62,9 @@ export function proxyKind(value: unknown): "node" | "param" | undefined {
  * left inside would look like an empty object, with no edge to its node. The flow's `params`
  * itself stands for no value: refused, naming `where`.
  */
-export function nodeToRef(value: unknown, where = "a value"): unknown {
-  if (typeof value !== "object" || value === null || isRef(value)) return value;
+export function nodeToRef(value: unknown, where = "a value", depth = 0): unknown {
+  // Deeper than any value may nest (MAX_NESTING_DEPTH): left as it is, for the check that refuses it to name it.
+  if (typeof value !== "object" || value === null || isRef(value) || depth > 1000) return value;
   const proxy = proxyKind(value);
   if (proxy === "node") return (value as { $out: unknown }).$out;
   if (proxy === "param") {
@@ -72,7 +73,7 @@ export function nodeToRef(value: unknown, where = "a value"): unknown {
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
-      const wired = nodeToRef(value[i], where);
+      const wired = nodeToRef(value[i], where, depth + 1);
       if (wired !== value[i]) (copy ??= value.slice())[i] = wired;
     }
     return copy ?? value;
@@ -80,7 +81,7 @@ export function nodeToRef(value: unknown, where = "a value"): unknown {
   if (!isPlainObject(value)) return value;
   let copy: Record<string, unknown> | undefined;
   for (const key of Object.keys(value)) {
-    const wired = nodeToRef(value[key], where);
+    const wired = nodeToRef(value[key], where, depth + 1);
     if (wired === value[key]) continue;
     copy ??= { ...value };
     // An own "__proto__" stays an own property, as in the value given.

@@ -142,6 +142,16 @@ describe("sweep types", () => {
     });
   });
 
+  it("takes an axis of one member of a union of inputs", () => {
+    const either = task("either")
+      .input<{ mode: "a"; depth: number } | { mode: "b"; width: number }>()
+      .run(() => ({ score: 1 }));
+    flow("s5").build(() => {
+      sweep(either, { with: { mode: "b" }, over: grid({ width: [1, 2] }), select: max("score") });
+      return {};
+    });
+  });
+
   it("lets any selector through for a task whose outputs are not typed", () => {
     const untyped = task("untyped")
       .input<{ lr: number }>()

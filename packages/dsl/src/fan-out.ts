@@ -67,7 +67,7 @@ export function map(task: Task<any, any>, options: MapOptions<any, string>): Map
   const where = `map(${name})`;
   if (typeof options !== "object" || options === null) throw new OptionError(`${where} options`, "{ over, as, with?, concurrency?, minSuccess? }", options);
   if (typeof options.as !== "string" || !options.as) throw new OptionError(`${where} \`as\``, "the name of the task input each item is passed as", options.as);
-  const over = nodeToRef(options.over);
+  const over = nodeToRef(options.over, `map(${name}) \`over\``);
   if (!isRef(over) && !Array.isArray(over)) throw new OptionError(`${where} \`over\``, "an output or param that is an array, or an array", options.over);
   const withInputs = (options as { with?: Record<string, unknown> }).with ?? {};
   if (options.as in withInputs) throw new OptionError(`${where} \`with.${options.as}\``, `absent: each item is passed as "${options.as}"`, withInputs[options.as]);
@@ -252,7 +252,9 @@ export interface SweepTrial<P> {
  * A compile error for a space axis that is no input of the task (`detph` for `depth`): a schema
  * would strip it, and every trial would run with the default while the leaderboard named it.
  */
-type NoUnknownAxes<P, In> = [Exclude<keyof P, keyof In>] extends [never] ? unknown : { readonly "an axis that is not an input of the task": Exclude<keyof P, keyof In> };
+type NoUnknownAxes<P, In> = [Exclude<keyof P, KeysOfAny<In>>] extends [never] ? unknown : { readonly "an axis that is not an input of the task": Exclude<keyof P, KeysOfAny<In>> };
+/** The keys of every member of a union (`keyof` of a union gives only the keys all members share). */
+type KeysOfAny<T> = T extends unknown ? keyof T : never;
 
 /** What `sweep` takes. */
 export type SweepOptions<In, Out, P> = FanOutOptions & {
