@@ -1,4 +1,4 @@
-import { createHash, hash, scryptSync } from "node:crypto";
+import { createHash, hash, scrypt, scryptSync } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -133,8 +133,7 @@ const privateDigests = new Map<string, string>();
 
 /**
  * A digest, the same on every machine, of a value that may be private and is recorded only by
- * its digest: a variable a task declares with `.env()`, a process task's `env`, an input that
- * holds a secret. It is scrypt (N = 4096, r = 8: ~15 ms and 4 MiB here), not sha256, so that a
+ * its digest: a variable a task declares with `.env()`, an input that holds a secret. It is scrypt (N = 4096, r = 8: ~15 ms and 4 MiB here), not sha256, so that a
  * short or guessable value (a PIN, a word) cannot be found again from the cache or MLflow by
  * trying guesses at a GPU's sha256 speed. `purpose` salts it (a variable's name), so that two
  * purposes with the same value do not share a digest. Computed once per value and process.
@@ -143,11 +142,42 @@ export function privateDigest(value: string, purpose: string): string {
   const memo = sha256(`${purpose}\0${value}`);
   let digest = privateDigests.get(memo);
   if (digest === undefined) {
-    digest = scryptSync(value, `cairn-private-v1\0${purpose}`, 32, { N: 4096, r: 8, p: 1 }).toString("hex");
-    if (privateDigests.size >= 1024) privateDigests.clear();
-    privateDigests.set(memo, digest);
+    digest = scryptSync(value, `cairn-private-v1\0${purpose}`, 32, SCRYPT).toString("hex");
+    remember(memo, digest);
   }
   return digest;
+}
+
+/**
+ * {@link privateDigest} off the event loop (on libuv's thread pool, several at once): what a run
+ * awaits before it makes a key, so that the key's own `privateDigest` finds it computed.
+ */
+export function privateDigestAsync(value: string, purpose: string): Promise<string> {
+  const memo = sha256(`${purpose}\0${value}`);
+  const known = privateDigests.get(memo);
+  if (known !== undefined) return Promise.resolve(known);
+  let pending = computing.get(memo);
+  if (!pending) {
+    pending = new Promise<string>((resolve, reject) =>
+      scrypt(value, `cairn-private-v1\0${purpose}`, 32, SCRYPT, (error, key) => (error ? reject(error) : resolve(key.toString("hex")))),
+    ).then(
+      (digest) => (computing.delete(memo), remember(memo, digest), digest),
+      (error: unknown) => {
+        computing.delete(memo);
+        throw error;
+      },
+    );
+    computing.set(memo, pending);
+  }
+  return pending;
+}
+
+const SCRYPT = { N: 4096, r: 8, p: 1 } as const;
+const computing = new Map<string, Promise<string>>();
+
+function remember(memo: string, digest: string): void {
+  if (privateDigests.size >= 4096) privateDigests.clear();
+  privateDigests.set(memo, digest);
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   digestPath,
   hashValue,
   keyOfIngredients,
+  privateDigestAsync,
   replaceArtifacts,
   sha256,
 } from "./index.ts";
@@ -76,13 +77,18 @@ describe("computeCacheKey", () => {
     expect(JSON.stringify(computeCacheKey(base).ingredients)).not.toContain("s3cr3t-token");
   });
 
-  it("records a variable by scrypt salted with its name, so a short value cannot be found by sha256 guesses", () => {
+  it("records a variable by scrypt salted with its name, so a short value cannot be found by sha256 guesses", async () => {
     const { ingredients } = computeCacheKey({ ...base, env: { PIN: "4711" } });
     // The recipe is part of every key: pinned, so that it changes only on purpose.
     expect(ingredients.env.PIN).toBe(scryptSync("4711", "cairn-private-v1\0env\0PIN", 32, { N: 4096, r: 8, p: 1 }).toString("hex"));
     const guesses = Array.from({ length: 10_000 }, (_, n) => String(n).padStart(4, "0"));
     const forms = (pin: string) => [sha256(pin), sha256(`cairn-env-v1\0PIN\0${pin}`), hashValue(pin)];
     expect(guesses.filter((pin) => forms(pin).includes(ingredients.env.PIN!))).toEqual([]);
+    // Made off the event loop (as a run does before it makes a key), it is the same digest.
+    expect(await Promise.all([privateDigestAsync("4712", "env\0PIN"), privateDigestAsync("4712", "env\0PIN")])).toEqual([
+      computeCacheKey({ ...base, env: { PIN: "4712" } }).ingredients.env.PIN,
+      computeCacheKey({ ...base, env: { PIN: "4712" } }).ingredients.env.PIN,
+    ]);
   });
 
   it("records small inputs by value and large ones by hash only", () => {

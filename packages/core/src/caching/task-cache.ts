@@ -15,7 +15,7 @@ import {
   describePath,
   hashValue,
   parseCacheEntry,
-  privateDigest,
+  privateDigestAsync,
   redactUrl as redactUri,
   replaceArtifacts,
 } from "@cairn/cache";
@@ -325,9 +325,11 @@ export class TaskCache {
    */
   async keyFor(node: FlowNode, inputs: Record<string, unknown>, run: { flowRunId?: string; signal?: AbortSignal } = {}): Promise<TaskKey> {
     // As the task gets them (`{ seed: undefined }` is not `{}` to `{ seed: 42, ...cfg }`).
-    const contentInputs = digestSecrets((await replaceArtifacts(inputs, isArtifact, artifactDigest)) as Record<string, unknown>, this.secrets);
+    const contentInputs = await digestSecrets((await replaceArtifacts(inputs, isArtifact, artifactDigest)) as Record<string, unknown>, this.secrets);
     const env: Record<string, string | undefined> = {};
     for (const name of node.task.env) env[name] = this.env[name];
+    // Their slow digests made off the event loop, several at once; computeCacheKey then finds them made.
+    await Promise.all(Object.entries(env).map(([name, value]) => (value === undefined ? undefined : privateDigestAsync(value, `env\0${name}`))));
     let extra = node.task.cache !== false && node.task.cache.key !== undefined ? `\0cache-key:${node.task.cache.key}` : "";
     let codeFiles: Record<string, string> | undefined;
     if (node.task.codeFiles?.length) {
@@ -752,13 +754,13 @@ function indexName(key: string): string {
  * value (see `privateDigest`): the key and the ingredients recorded with it are written to the
  * cache and to MLflow, and a sha256 of a short secret could be reversed by guessing.
  */
-function digestSecrets(inputs: Record<string, unknown>, secrets: Pick<SecretRegistry, "find"> | undefined): Record<string, unknown> {
+async function digestSecrets(inputs: Record<string, unknown>, secrets: Pick<SecretRegistry, "find"> | undefined): Promise<Record<string, unknown>> {
   if (!secrets) return inputs;
   let digested: Record<string, unknown> | undefined;
   for (const [name, value] of Object.entries(inputs)) {
     if (secrets.find(value) === undefined) continue;
     digested ??= { ...inputs };
-    digested[name] = { "cairn.secret_digest": privateDigest(hashValue(value), "input") };
+    digested[name] = { "cairn.secret_digest": await privateDigestAsync(hashValue(value), "input") };
   }
   return digested ?? inputs;
 }
