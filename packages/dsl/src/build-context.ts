@@ -60,15 +60,15 @@ export function proxyKind(value: unknown): "node" | "param" | undefined {
  * A value as it is wired: a node handle returned by calling a task stands for its whole output
  * (its `$out` ref), at any depth of arrays and plain objects (`{ rs: [a, b] }`), since a handle
  * left inside would look like an empty object, with no edge to its node. The flow's `params`
- * itself stands for no value: refused, naming `where`.
+ * itself stands for no value: refused, naming `where()` (made only then: this runs for every input of every node).
  */
-export function nodeToRef(value: unknown, where = "a value", depth = 0): unknown {
+export function nodeToRef(value: unknown, where: () => string = () => "a value", depth = 0): unknown {
   // Deeper than any value may nest (MAX_NESTING_DEPTH): left as it is, for the check that refuses it to name it.
   if (typeof value !== "object" || value === null || isRef(value) || depth > 1000) return value;
   const proxy = proxyKind(value);
   if (proxy === "node") return (value as { $out: unknown }).$out;
   if (proxy === "param") {
-    throw new OptionError(where, "a value, a task's output or one param (`params.rows`); the flow's `params` as a whole is not a value", "the flow's params");
+    throw new OptionError(where(), "a value, a task's output or one param (`params.rows`); the flow's `params` as a whole is not a value", "the flow's params");
   }
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;

@@ -67,7 +67,7 @@ export function map(task: Task<any, any>, options: MapOptions<any, string>): Map
   const where = `map(${name})`;
   if (typeof options !== "object" || options === null) throw new OptionError(`${where} options`, "{ over, as, with?, concurrency?, minSuccess? }", options);
   if (typeof options.as !== "string" || !options.as) throw new OptionError(`${where} \`as\``, "the name of the task input each item is passed as", options.as);
-  const over = nodeToRef(options.over, `map(${name}) \`over\``);
+  const over = nodeToRef(options.over, () => `map(${name}) \`over\``);
   if (!isRef(over) && !Array.isArray(over)) throw new OptionError(`${where} \`over\``, "an output or param that is an array, or an array", options.over);
   const withInputs = (options as { with?: Record<string, unknown> }).with ?? {};
   if (options.as in withInputs) throw new OptionError(`${where} \`with.${options.as}\``, `absent: each item is passed as "${options.as}"`, withInputs[options.as]);

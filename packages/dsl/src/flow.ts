@@ -86,7 +86,7 @@ function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): 
         name,
         ...(paramsSchema ? { paramsSchema } : {}),
         nodes: Object.freeze([...context.nodes]),
-        outputs: Object.freeze(Object.fromEntries(Object.entries(result ?? {}).map(([k, v]) => [k, nodeToRef(v, `flow "${name}" output \`${k}\``)]))),
+        outputs: Object.freeze(Object.fromEntries(Object.entries(result ?? {}).map(([k, v]) => [k, nodeToRef(v, () => `flow "${name}" output \`${k}\``)]))),
         buildId: context.buildId,
       });
       const built: Flow<any, any> = {

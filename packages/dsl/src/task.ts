@@ -237,13 +237,13 @@ export function addNode(definition: TaskDefinition, inputs: Record<string, unkno
   const id = options.id ?? (uses === 1 ? definition.name : `${definition.name}-${uses}`);
   const wired: Record<string, unknown> = {};
   for (const k of Object.keys(inputs)) {
-    const value = nodeToRef(inputs[k], `task "${definition.name}" input \`${k}\``);
+    const value = nodeToRef(inputs[k], () => `task "${definition.name}" input \`${k}\``);
     // As Object.fromEntries did: an own "__proto__" input, not a prototype.
     if (k === "__proto__") Object.defineProperty(wired, k, { value, enumerable: true, writable: true, configurable: true });
     else wired[k] = value;
   }
   const test = isCondition(options.if) ? options.if.test : undefined;
-  const condition = options.if === undefined ? undefined : isCondition(options.if) ? options.if.ref : nodeToRef(options.if, `task "${id}" option \`if\``);
+  const condition = options.if === undefined ? undefined : isCondition(options.if) ? options.if.ref : nodeToRef(options.if, () => `task "${id}" option \`if\``);
   if (condition !== undefined && !isRef(condition) && typeof condition !== "boolean") {
     throw new OptionError(`task "${id}" option \`if\``, "a boolean output or param (a reference), or a boolean", options.if);
   }
@@ -281,7 +281,7 @@ function isCondition(value: unknown): value is Condition {
  * @example train({ data: d.data }, { if: when(stats.rows, (n) => n >= 1000) })
  */
 export function when<T>(ref: Ref<T>, test: (value: T) => boolean): Condition {
-  const target = nodeToRef(ref, "when() first argument");
+  const target = nodeToRef(ref, () => "when() first argument");
   if (!isRef(target)) throw new OptionError("when() first argument", "an output or param (a reference)", ref);
   if (typeof test !== "function") throw new OptionError("when() second argument", "a function (value) => boolean", test);
   return Object.freeze({ ref: target, test, [CONDITION_MARK]: true }) as unknown as Condition;
