@@ -5,7 +5,10 @@
  * leaves the runs of a live process alone. Real `cairn` processes, the embedded store and a
  * real MLflow server.
  */
+import { readFileSync } from "node:fs";
+import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import http from "node:http";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairnBin, childEnv, start, tmp } from "../cache/helpers.ts";
@@ -107,6 +110,38 @@ describe("embedded store, a second cairn run after kill -9", () => {
     const after = await cairn(["runs", "--json", "--root", root]);
     expect(after.stderr).not.toMatch(/Closed/);
     expect((JSON.parse(after.stdout) as Run[])[0]!.status).toBe("KILLED");
+  });
+});
+
+describe("embedded store, a killed run's task record that cannot be read when the next command closes the run", () => {
+  it("is left as it is, not replaced by a KILLED record, with a warning naming its file; the next command after it is restored leaves it FINISHED", async () => {
+    const root = await tmp();
+    // After 1.5 s, prep's run file says FINISHED and the flow's and slow's say RUNNING.
+    const killed = await cairnRunKilled(flowFile, root, taskRunning("slow"), { delayMs: 1500 });
+    const flowRunId = flowRunIdOf(killed.json);
+    const runsDir = join(root, "runs");
+    const files = (await readdir(runsDir)).filter((n) => /^[0-9a-f]{32}\.json$/.test(n));
+    const prepFile = join(runsDir, files.find((n) => JSON.parse(readFileSync(join(runsDir, n), "utf8")).name === "prep")!);
+    expect(JSON.parse(readFileSync(prepFile, "utf8")).status).toBe("FINISHED");
+    const saved = `${prepFile}.saved`;
+    await rename(prepFile, saved);
+    await mkdir(prepFile); // a folder in its place: EISDIR on read (as root, modes would not stop a read)
+
+    const listed = await cairn(["runs", "--json", "--root", root]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stderr).toMatch(CLOSED);
+    expect(listed.stderr).toContain(`cairn: Cannot read ${prepFile}`);
+    expect(listed.stderr).toMatch(/\("prep"\) is left as it is, not closed as KILLED/);
+    expect((JSON.parse(listed.stdout) as Run[])[0]).toMatchObject({ runId: flowRunId, status: "KILLED" });
+
+    await rm(prepFile, { recursive: true });
+    await rename(saved, prepFile);
+    const shown = await cairn(["show", flowRunId, "--json", "--root", root]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stderr).toBe("");
+    const { tasks } = JSON.parse(shown.stdout) as { tasks: Run[] };
+    expect(Object.fromEntries(tasks.map((t) => [t.name, t.status]))).toEqual({ prep: "FINISHED", slow: "KILLED" });
+    expect(tasks.find((t) => t.name === "prep")!.tags["cairn.abandoned"]).toBeUndefined();
   });
 });
 

@@ -796,7 +796,7 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
  */
 async function listClosingAbandoned(tracker: Tracker, experimentIds: string[], list: () => Promise<RunRecord[]>, stderr: Writable): Promise<RunRecord[]> {
   const listing = () => (experimentIds.length ? list() : Promise.resolve([]));
-  const closing = closeAbandonedRuns(tracker, experimentIds); // never rejects
+  const closing = closeAbandonedRuns(tracker, experimentIds, { warn: warnOn(stderr) }); // never rejects
   const listed = tracker.capabilities.remote ? listing() : undefined;
   listed?.catch(() => {}); // awaited below, after the closing is said, whether or not the listing failed
   const closed = await closing;
@@ -818,12 +818,12 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
     // A run killed in its first second may have no record yet but its index line: closing it writes one.
     experimentIds: async () => {
       const ids = await experimentsOf(tracker, values.experiment, stderr);
-      closed = sayAbandoned(await closeAbandonedRuns(tracker, ids), stderr);
+      closed = sayAbandoned(await closeAbandonedRuns(tracker, ids, { warn: warnOn(stderr) }), stderr);
       return ids;
     },
     ...(values.experiment ? { label: `experiment "${values.experiment}"` } : {}),
   });
-  if (!closed && sayAbandoned(await closeAbandonedRuns(tracker, [run.experimentId]), stderr)) run = (await tracker.getRun(run.runId)) ?? run;
+  if (!closed && sayAbandoned(await closeAbandonedRuns(tracker, [run.experimentId], { warn: warnOn(stderr) }), stderr)) run = (await tracker.getRun(run.runId)) ?? run;
   const runId = run.runId;
   const children = await tracker.searchRuns({ experimentIds: [run.experimentId], parentRunId: runId, maxResults: 10_000 });
   children.sort((a, b) => a.startTime - b.startTime);
@@ -978,9 +978,14 @@ async function reachableTracker(options: Parameters<typeof resolveTracker>[0]): 
   return tracker;
 }
 
+/** A store's warning (a damaged record, a run left unclosed), said on stderr as one line. */
+function warnOn(stderr: Writable): (message: string) => void {
+  return (message) => stderr.write(`cairn: ${printable(message)}\n`);
+}
+
 async function experimentsOf(tracker: Tracker, name: string | undefined, stderr: Writable): Promise<string[]> {
   // An experiment whose record is damaged is left out of the listing, said once, not a failure of every listing.
-  const warn = (message: string) => stderr.write(`cairn: ${printable(message)}\n`);
+  const warn = warnOn(stderr);
   if (name) {
     const all = tracker.listExperiments ? await tracker.listExperiments({ warn }) : undefined;
     if (all) {

@@ -12,15 +12,16 @@ const looked = new Set<string>();
 /**
  * Asks the tracker to close the runs its dead processes left RUNNING in `experimentIds`; resolves
  * to the runs closed (parents first). Never rejects: a tracker that cannot do it now leaves them
- * for the next command, and the caller's work goes on.
+ * for the next command, and the caller's work goes on. `warn` is told of runs left as they are
+ * because their record cannot be read (the tracker's own default otherwise).
  */
-export async function closeAbandonedRuns(tracker: Tracker, experimentIds: readonly string[]): Promise<RunRecord[]> {
+export async function closeAbandonedRuns(tracker: Tracker, experimentIds: readonly string[], options?: { warn?: (message: string) => void }): Promise<RunRecord[]> {
   if (!tracker.closeAbandonedRuns) return [];
   const fresh = experimentIds.filter((id) => !looked.has(`${tracker.uri}\0${id}`));
   if (!fresh.length && experimentIds.length) return [];
   for (const id of fresh) looked.add(`${tracker.uri}\0${id}`);
   try {
-    return await tracker.closeAbandonedRuns(fresh);
+    return await tracker.closeAbandonedRuns(fresh, options);
   } catch {
     for (const id of fresh) looked.delete(`${tracker.uri}\0${id}`);
     return [];

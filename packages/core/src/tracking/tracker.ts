@@ -230,9 +230,10 @@ export interface Tracker {
    * with -9, crashed): each becomes KILLED with an end time and the tag `cairn.abandoned` saying
    * why, and its RUNNING children with it. Looks in `experimentIds` (a store that knows where its
    * writers worked may look beyond them). Runs of other hosts' processes are left alone. Resolves
-   * to the runs closed. Optional; a tracker without it leaves such runs as they are.
+   * to the runs closed. Optional; a tracker without it leaves such runs as they are. `warn` is
+   * told of each run left as it is because its record cannot be read now.
    */
-  closeAbandonedRuns?(experimentIds: readonly string[]): Promise<RunRecord[]>;
+  closeAbandonedRuns?(experimentIds: readonly string[], options?: { warn?: (message: string) => void }): Promise<RunRecord[]>;
   /**
    * Sends what is held back for run `runId` (metrics a tracker batches) now, rejecting when it
    * cannot be sent. Optional; a tracker that holds nothing back needs none.

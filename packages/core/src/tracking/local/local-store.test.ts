@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -467,6 +467,61 @@ describe("LocalStore: a line left half written (a full disk, a crash mid-append)
     expect((await next.closeAbandonedRuns()).map((r) => r.runId)).toEqual([runId]);
     expect(await next.searchRuns({ experimentIds: [experimentId] })).toMatchObject([{ runId, status: "KILLED" }]);
   });
+});
+
+describe("LocalStore: closing the runs of a process killed -9", () => {
+  it("leaves a run whose file cannot be read as it is (never a fresh KILLED record over a finished run), warns naming it, and a later store closes the rest", async () => {
+    const root = await tmp();
+    // A real writer: a flow run, a task that finished with a param and a metric, and one still running, then kill -9.
+    const code = `
+      import { LocalStore } from ${JSON.stringify(storeModule)};
+      const store = new LocalStore({ root: ${JSON.stringify(root)} });
+      const experimentId = await store.ensureExperiment("killed-unreadable");
+      const flow = await store.createRun({ experimentId, name: "killed-unreadable" });
+      const fast = await store.createRun({ experimentId, name: "fast", parentRunId: flow });
+      await store.logBatch(fast, { params: { lr: "0.1" }, metrics: [{ key: "acc", value: 0.93 }] });
+      await store.endRun(fast, "FINISHED");
+      const slow = await store.createRun({ experimentId, name: "slow", parentRunId: flow });
+      await store.flush();
+      process.stdout.write(JSON.stringify({ flow, fast, slow }) + "\\n");
+      setInterval(() => {}, 1000);
+    `;
+    const ids = await new Promise<{ flow: string; fast: string; slow: string }>((done, fail) => {
+      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: repo, stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes("\n")) child.kill("SIGKILL");
+      });
+      child.on("error", fail);
+      child.on("close", (_code, signal) => (signal === "SIGKILL" ? done(JSON.parse(out)) : fail(new Error(`writer exited with ${_code}, not killed`))));
+    });
+    const fastFile = join(root, "runs", `${ids.fast}.json`);
+    const saved = join(root, "fast.json.saved");
+    await rename(fastFile, saved);
+    await mkdir(fastFile); // EISDIR on read; as root, modes would not stop a read
+    const [live] = await readdir(join(root, "live"));
+
+    const warnings: string[] = [];
+    const closer = new LocalStore({ root });
+    expect((await closer.closeAbandonedRuns(undefined, { warn: (m) => warnings.push(m) })).map((r) => r.runId)).toEqual([ids.flow, ids.slow]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(fastFile);
+    expect(warnings[0]).toMatch(/EISDIR/);
+    expect(warnings[0]).toContain(`Run ${ids.fast} ("fast") is left as it is`);
+    // The writer's live file is back under its own name, for a later closer.
+    expect(await readdir(join(root, "live"))).toEqual([live]);
+
+    // Readable again: the next store finds nothing left to close, and the finished run is whole.
+    await rm(fastFile, { recursive: true });
+    await rename(saved, fastFile);
+    const next = new LocalStore({ root });
+    expect(await next.closeAbandonedRuns(undefined, { warn: (m) => warnings.push(m) })).toEqual([]);
+    expect(warnings).toHaveLength(1);
+    expect(await readdir(join(root, "live"))).toEqual([]);
+    expect(await next.getRun(ids.fast)).toMatchObject({ status: "FINISHED", params: { lr: "0.1" }, metrics: { acc: 0.93 } });
+    expect(await next.getRun(ids.slow)).toMatchObject({ status: "KILLED" });
+  }, 30_000);
 });
 
 async function file(name: string): Promise<string> {

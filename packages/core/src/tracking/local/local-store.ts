@@ -533,8 +533,13 @@ export class LocalStore implements Tracker {
    * and the tag `cairn.abandoned` saying why. Resolves to the runs closed, parents first.
    * Cheap when there is nothing to close: one listing of the small `live/` folder. Runs of
    * another host's processes are left alone: nothing here can tell whether those still run.
+   * A run whose record exists but cannot be read now (its permissions, a folder in its place,
+   * too many open files) is left as it is, and `warn` is told, naming the file (by default, a
+   * process warning): what it holds is unknown, and it may be a finished run. Its writer's
+   * `live/` file stays, so a later instance tries again.
    */
-  async closeAbandonedRuns(_experimentIds?: readonly string[]): Promise<RunRecord[]> {
+  async closeAbandonedRuns(_experimentIds?: readonly string[], options: { warn?: (message: string) => void } = {}): Promise<RunRecord[]> {
+    const warn = options.warn ?? ((message: string) => process.emitWarning(message, "CairnStoreWarning"));
     const dir = join(this.uri, "live");
     const names = await readdir(dir).catch(() => [] as string[]);
     const closed: RunRecord[] = [];
@@ -553,10 +558,16 @@ export class LocalStore implements Tracker {
         continue; // another process claimed it first
       }
       const experiments = ((await readJson<{ experiments?: unknown }>(claimed).catch(() => undefined))?.experiments ?? []) as unknown[];
+      let whole = true;
       for (const experimentId of experiments) {
-        if (typeof experimentId === "string" && EXPERIMENT_ID.test(experimentId)) closed.push(...(await this.closeRunsOf(writer, experimentId)));
+        if (typeof experimentId !== "string" || !EXPERIMENT_ID.test(experimentId)) continue;
+        const done = await this.closeRunsOf(writer, experimentId, warn);
+        closed.push(...done.closed);
+        whole &&= done.whole;
       }
-      await unlink(claimed).catch(() => {});
+      // A run left unread keeps the file under its writer's name, for the next instance to close.
+      if (whole) await unlink(claimed).catch(() => {});
+      else await rename(claimed, join(dir, name)).catch(() => {});
     }
     return closed;
   }
@@ -614,9 +625,24 @@ export class LocalStore implements Tracker {
     });
   }
 
-  /** Closes as KILLED the RUNNING runs `writer` (a process that is gone) created in `experimentId`. */
-  private async closeRunsOf(writer: string, experimentId: string): Promise<RunRecord[]> {
-    const text = await readFile(this.indexPath(experimentId), "utf8").catch(() => "");
+  /**
+   * Closes as KILLED the RUNNING runs `writer` (a process that is gone) created in `experimentId`.
+   * `whole` is false when a file could not be read (not missing: unreadable), so that some of its
+   * runs may still be RUNNING; `warn` was told which.
+   */
+  private async closeRunsOf(writer: string, experimentId: string, warn: (message: string) => void): Promise<{ closed: RunRecord[]; whole: boolean }> {
+    const index = this.indexPath(experimentId);
+    let text: string;
+    try {
+      text = await readFile(index, "utf8").catch(ifAbsent(index, ""));
+    } catch (error) {
+      warn(
+        `${(error as Error).message.replace(/\.$/, "")}. The runs a killed process left RUNNING in experiment ${experimentId} stay so: ` +
+          `the next process that opens this store closes them once the file can be read.`,
+      );
+      return { closed: [], whole: false };
+    }
+    let whole = true;
     const closed: RunRecord[] = [];
     const now = Date.now();
     const owner = parseOwner(writer);
@@ -626,7 +652,19 @@ export class LocalStore implements Tracker {
     for (const raw of text.split("\n")) {
       const line = parseLine<IndexLine>(raw);
       if (!line || line.writer !== writer || !RUN_ID.test(line.runId)) continue;
-      const file = await this.readRunFile(line.runId).catch(() => undefined);
+      let file: (RunState & { writer: string }) | undefined;
+      try {
+        // Damaged (not valid JSON) counts as absent: there is nothing in it to keep.
+        file = await this.readRunFile(line.runId).catch(ifDamaged(undefined));
+      } catch (error) {
+        // It exists but cannot be read: it may be a finished run, whose params and metrics a KILLED record would replace.
+        warn(
+          `${(error as Error).message.replace(/\.$/, "")}. Run ${line.runId} ("${line.name}") is left as it is, not closed as KILLED: what the file ` +
+            `holds is unknown, and a finished run's params and metrics would be lost. The next process that opens this store closes it, if it was left RUNNING, once the file can be read.`,
+        );
+        whole = false;
+        continue;
+      }
       if (file && file.status !== "RUNNING" && file.status !== "SCHEDULED") continue;
       // Killed before its run file was written: what its index line says is all there is.
       const tags: Record<string, string> = { "mlflow.runName": line.name, ...(line.parentRunId ? { "mlflow.parentRunId": line.parentRunId } : {}) };
@@ -638,7 +676,8 @@ export class LocalStore implements Tracker {
       closed.push(toRecord(state));
     }
     // Parents first, then by start.
-    return closed.sort((a, b) => (a.parentRunId === undefined ? 0 : 1) - (b.parentRunId === undefined ? 0 : 1) || a.startTime - b.startTime);
+    closed.sort((a, b) => (a.parentRunId === undefined ? 0 : 1) - (b.parentRunId === undefined ? 0 : 1) || a.startTime - b.startTime);
+    return { closed, whole };
   }
 
   /** `runs/<runId><suffix>`, for a checked run id. */
