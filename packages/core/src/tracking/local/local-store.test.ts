@@ -255,6 +255,44 @@ describe("LocalStore", () => {
     expect(warnings.join("\n")).toMatch(/writes the file again/);
   });
 
+  it("takes a meta.json that is valid JSON but not the experiment's record ({}, [], another id or name) for damaged: listed by its runs' name with a warning, and written again", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const wrong = {
+      "meta-object": () => "{}",
+      "meta-array": () => "[]",
+      "meta-id": () => JSON.stringify({ experimentId: "0".repeat(16), name: "meta-id" }),
+      "meta-name": (id: string) => JSON.stringify({ experimentId: id, name: "another name" }),
+    };
+    const ids: Record<string, string> = {};
+    for (const name of Object.keys(wrong)) {
+      ids[name] = await store.ensureExperiment(name);
+      await store.endRun(await store.createRun({ experimentId: ids[name]!, name }), "FINISHED");
+    }
+    await store.flush();
+    const metaOf = (name: string) => join(root, "experiments", ids[name]!, "meta.json");
+    for (const [name, text] of Object.entries(wrong)) await writeFile(metaOf(name), text(ids[name]!));
+
+    const warnings: string[] = [];
+    const reader = new LocalStore({ root });
+    expect((await reader.listExperiments({ warn: (m) => warnings.push(m) })).map((e) => [e.experimentId, e.name])).toEqual(
+      Object.keys(wrong).sort().map((name) => [ids[name], name]),
+    );
+    expect(warnings).toHaveLength(4);
+    for (const name of Object.keys(wrong)) expect(warnings.join("\n")).toContain(`${metaOf(name)} is not this experiment's record`);
+    await expect(reader.getExperiment(ids["meta-object"]!)).rejects.toThrow(`${metaOf("meta-object")} is not this experiment's record`);
+
+    // The flow's next run (ensureExperiment in a new process's store) writes each file again.
+    const next = new LocalStore({ root });
+    for (const name of Object.keys(wrong)) {
+      expect(await next.ensureExperiment(name)).toBe(ids[name]);
+      expect(JSON.parse(await readFile(metaOf(name), "utf8"))).toMatchObject({ experimentId: ids[name], name });
+    }
+    const after: string[] = [];
+    expect(await new LocalStore({ root }).listExperiments({ warn: (m) => after.push(m) })).toHaveLength(4);
+    expect(after).toEqual([]);
+  });
+
   it("leaves no meta.json temp file when its write fails part-way (a file size limit: a real EFBIG after 512 bytes)", async () => {
     const root = await tmp();
     const code = `

@@ -87,6 +87,8 @@ type FinalStatus = Exclude<RunStatus, "RUNNING" | "SCHEDULED">;
 /** Tag of a run closed as KILLED because its process was gone, saying so. */
 export const ABANDONED_TAG = "cairn.abandoned";
 
+/** What a meta.json that parses but is not its experiment's record is, for messages. */
+const NOT_THE_RECORD = 'is not this experiment\'s record (an object with its "experimentId" and a "name" whose sha256 begins with that id)';
 const RUN_ID = /^[0-9a-f]{32}$/;
 const EXPERIMENT_ID = /^[0-9a-f]{16}$/;
 /** How long a run's changes may stay in memory only; endRun and flush write at once. */
@@ -216,8 +218,9 @@ export class LocalStore implements Tracker {
         await link(tmp, meta).catch(async (error: unknown) => {
           const code = (error as NodeJS.ErrnoException).code;
           // Some file systems have no hard links; rename is atomic too and the content is the same but for the time.
-          // A file there that is damaged (not valid JSON) is replaced: this run writes it again.
-          if (code !== "EEXIST" || (await readJson(meta).then(() => false, (e: unknown) => (e as Error).cause instanceof SyntaxError))) await rename(tmp, meta);
+          // A file there that is damaged (not valid JSON, or not this experiment's record) is replaced: this run writes it again.
+          const damaged = () => readJson(meta).then((found) => !isRecordOf(found, experimentId), (e: unknown) => (e as Error).cause instanceof SyntaxError);
+          if (code !== "EEXIST" || (await damaged())) await rename(tmp, meta);
         });
       } finally {
         await unlink(tmp).catch(() => {});
@@ -231,8 +234,11 @@ export class LocalStore implements Tracker {
 
   async getExperiment(experimentId: string): Promise<ExperimentRecord | undefined> {
     if (!EXPERIMENT_ID.test(experimentId)) return undefined;
-    const meta = await readJson<ExperimentRecord>(join(this.uri, "experiments", experimentId, "meta.json"));
-    return meta && { experimentId: meta.experimentId, name: meta.name };
+    const path = join(this.uri, "experiments", experimentId, "meta.json");
+    const meta = await readJson<unknown>(path);
+    if (meta === undefined) return undefined;
+    if (!isRecordOf(meta, experimentId)) throw new TrackingError(`${path} ${NOT_THE_RECORD}; restore or delete it.`);
+    return { experimentId, name: meta.name };
   }
 
   /**
@@ -579,9 +585,9 @@ export class LocalStore implements Tracker {
     const meta = join(this.uri, "experiments", experimentId, "meta.json");
     let problem: string;
     try {
-      const found = await this.getExperiment(experimentId);
-      if (found) return found;
-      problem = "is missing";
+      const found = await readJson<unknown>(meta);
+      if (isRecordOf(found, experimentId)) return { experimentId, name: found.name };
+      problem = found === undefined ? "is missing" : NOT_THE_RECORD;
     } catch (error) {
       if (!((error as Error).cause instanceof SyntaxError)) {
         warn?.(`${(error as Error).message.replace(/\.$/, "")}; the runs of experiment ${experimentId} are not listed until it can be read.`);
@@ -836,6 +842,17 @@ export class LocalStore implements Tracker {
 /** A run read from a batch file, with params and tags of its own: the one kept for later reads must not change (a run adopted to be written again changes its copy). */
 function copyOf(run: RunFile | undefined): RunFile | undefined {
   return run && { ...run, params: { ...run.params }, tags: { ...run.tags } };
+}
+
+/**
+ * Whether `meta` (a parsed meta.json) is the record of experiment `experimentId`: an object with
+ * that id and a name whose hash it is. Anything else (`{}`, `[]`, another experiment's record)
+ * would otherwise hide the experiment's runs behind an id or name that is not theirs.
+ */
+function isRecordOf(meta: unknown, experimentId: string): meta is ExperimentRecord {
+  if (meta === null || typeof meta !== "object" || Array.isArray(meta)) return false;
+  const { experimentId: id, name } = meta as Partial<ExperimentRecord>;
+  return id === experimentId && typeof name === "string" && sha256(name).slice(0, 16) === experimentId;
 }
 
 /** A RunRecord the caller may keep and change. */
