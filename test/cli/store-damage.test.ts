@@ -34,7 +34,7 @@ async function ranOnce(): Promise<{ cwd: string; flowRun: string; taskRun: strin
 }
 
 describe("a run file that cannot be read", () => {
-  it("keeps the cache entry it backs (a miss while it cannot be read, a hit again once it can), and show and runs name the file", async () => {
+  it("keeps the cache entry it backs (a miss while it cannot be read, a hit again once it can; a run meanwhile replaces it), and show and runs name the file", async () => {
     const { cwd, flowRun, taskRun } = await ranOnce();
     const runFile = join(cwd, ".cairn", "runs", `${taskRun}.json`);
     const saved = join(cwd, "saved.json");
@@ -62,6 +62,15 @@ describe("a run file that cannot be read", () => {
     await rename(saved, runFile);
     const again = await cairn(["plan", "flow.ts"], { cwd });
     expect(again.stdout).toMatch(new RegExp(`a\\s+cached\\s+from run ${taskRun}`));
+    // A run while it cannot be read: the task runs, and its result replaces the entry (same key).
+    await rename(runFile, saved);
+    await mkdir(runFile);
+    const rerun = await cairn(["run", "flow.ts", "--json"], { cwd });
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(rerun.stdout + rerun.stderr).toMatch(/was not used: .*; the task runs, and its result replaces the entry/);
+    expect(rerun.stdout + rerun.stderr).not.toMatch(/it is kept/);
+    const [entry] = JSON.parse((await cairn(["cache", "ls", "--json"], { cwd })).stdout) as Array<{ sourceRunId: string }>;
+    expect(entry!.sourceRunId).not.toBe(taskRun);
   }, 60_000);
 });
 

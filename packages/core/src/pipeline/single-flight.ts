@@ -100,6 +100,6 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
 /** What a task's log says of an entry it could not use. */
 function badEntryWarning(key: string, bad: BadEntry): string {
   return bad.kept
-    ? `cache entry ${key.slice(0, 12)} was not used: ${bad.reason}; it is kept, and the task runs`
+    ? `cache entry ${key.slice(0, 12)} was not used: ${bad.reason}; the task runs, and its result replaces the entry`
     : `cache entry ${key.slice(0, 12)} was unusable: ${bad.reason}; it was evicted and the task runs`;
 }
