@@ -148,8 +148,33 @@ describe("a read-only .cairn", () => {
       expect(run.code).not.toBe(0);
       expect(run.stderr).toContain(`Cannot use ${store} as Cairn's local store`);
       expect(run.stderr).toContain("--root");
+      // An experiment not in the store yet: plan must create it, and says why it cannot.
+      const other = await cairn(["plan", "flow.ts"], { cwd, env: { MLFLOW_EXPERIMENT_NAME: "other" } });
+      expect(other.code).not.toBe(0);
+      expect(other.stderr).toContain(`Cannot use ${store} as Cairn's local store: EPERM`);
+      expect(other.stderr).toContain("--root");
     } finally {
       spawnSync("chattr", ["-R", "-i", store]);
     }
   }, 60_000);
+
+  it.runIf(canMountReadOnly())("on a read-only file system, plan for an experiment not in the store yet names EROFS, not mkdir's ENOENT", async () => {
+    const { cwd } = await ranOnce();
+    const store = join(cwd, ".cairn");
+    // A read-only bind mount of the store, in a mount namespace of its own: only this cairn sees it.
+    const script = `mount --bind "${store}" "${store}" && mount -o remount,bind,ro "${store}" && exec "${process.execPath}" "${cairnBin}" plan flow.ts`;
+    const r = await start("unshare", ["-m", "sh", "-c", script], { cwd, env: childEnv({ MLFLOW_EXPERIMENT_NAME: "other" }) }).done;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`Cannot use ${store} as Cairn's local store: EROFS`);
+    expect(r.stderr).toContain("--root");
+    expect(r.stderr).not.toMatch(/ENOENT/);
+  }, 60_000);
 });
+
+/** Whether a read-only bind mount can be made in a mount namespace of its own (root, with unshare). Elsewhere the test is skipped. */
+function canMountReadOnly(): boolean {
+  const dir = mkdtempSync(join(tmpdir(), "cairn-ro-"));
+  const made = spawnSync("unshare", ["-m", "sh", "-c", `mount --bind "${dir}" "${dir}" && mount -o remount,bind,ro "${dir}" && ! touch "${dir}/x" 2>/dev/null`]).status === 0;
+  rmSync(dir, { recursive: true, force: true });
+  return made;
+}

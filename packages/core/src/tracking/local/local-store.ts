@@ -185,11 +185,7 @@ export class LocalStore implements Tracker {
       await mkdir(this.uri, { recursive: true });
       await access(this.uri, constants.W_OK);
     } catch (error) {
-      throw new TrackingError(
-        `Cannot use ${this.uri} as Cairn's local store: ${(error as Error).message}. ` +
-          `Point it at a writable folder (\`--root DIR\` on the command line, the \`root\` option in code), or set MLFLOW_TRACKING_URI to use an MLflow server.`,
-        { cause: error },
-      );
+      throw this.unusable(error);
     }
   }
 
@@ -207,8 +203,13 @@ export class LocalStore implements Tracker {
       this.knownExperiments.add(experimentId);
       return experimentId;
     }
+    await mkdir(dir, { recursive: true }).catch(async (error: unknown) => {
+      // mkdir's own error may hide the cause: on a read-only file system a recursive mkdir says ENOENT.
+      const denied = await this.notWritable();
+      if (denied) throw this.unusable(denied);
+      throw new TrackingError(`Cannot create experiment "${name}" in ${this.uri}: ${(error as Error).message}.`, { cause: error });
+    });
     try {
-      await mkdir(dir, { recursive: true });
       // meta.json appears whole or not at all: written aside, then linked in place. When
       // another process won the race, link fails with EEXIST and its file (same name) stands.
       const tmp = join(dir, `meta.json.${process.pid}.${tmpCounter++}.tmp`);
@@ -579,6 +580,27 @@ export class LocalStore implements Tracker {
   }
 
   // ------------------------------------------------------------ internals
+
+  /** The error for a store folder this process cannot write to, saying where to point it instead. */
+  private unusable(error: unknown): TrackingError {
+    return new TrackingError(
+      `Cannot use ${this.uri} as Cairn's local store: ${(error as Error).message}. ` +
+        `Point it at a writable folder (\`--root DIR\` on the command line, the \`root\` option in code), or set MLFLOW_TRACKING_URI to use an MLflow server.`,
+      { cause: error },
+    );
+  }
+
+  /** Why the store's folder cannot be written to (its nearest existing parent's, when it does not exist yet), or undefined when it can. */
+  private async notWritable(): Promise<unknown> {
+    for (let dir = this.uri; ; dir = dirname(dir)) {
+      try {
+        await access(dir, constants.W_OK);
+        return undefined;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT" || dirname(dir) === dir) return error;
+      }
+    }
+  }
 
   /** An experiment as listExperiments shows it (see there), or undefined to leave it out. */
   private async listedExperiment(experimentId: string, warn: ((message: string) => void) | undefined): Promise<ExperimentRecord | undefined> {
