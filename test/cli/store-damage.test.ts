@@ -106,6 +106,23 @@ describe("an experiment's meta.json damaged or deleted", () => {
   }, 60_000);
 });
 
+describe("an experiment's meta.json that cannot be read", () => {
+  it("leaves its runs out with a warning, and runs says that no runs could be listed, not that there are none yet", async () => {
+    const { cwd } = await ranOnce();
+    const experiments = join(cwd, ".cairn", "experiments");
+    const [id] = await readdir(experiments);
+    const meta = join(experiments, id!, "meta.json");
+    await rm(meta);
+    await mkdir(meta); // EISDIR on read: nothing can be read from it, not even damage
+    const runs = await cairn(["runs"], { cwd });
+    expect(runs.code, runs.stderr).toBe(0);
+    expect(runs.stderr).toContain(meta);
+    expect(runs.stderr).toContain(`the runs of experiment ${id} are not listed`);
+    expect(runs.stdout).toBe(`No flow runs could be listed in ${join(cwd, ".cairn")}: the runs of experiment ${id} were left out, as the warning above says.\n`);
+    expect(runs.stdout).not.toMatch(/yet/);
+  }, 60_000);
+});
+
 describe("a write of the run's record that fails (a full disk)", () => {
   it("names the file and the run, and the report's failure in the CLI's words (not the engine's beforeEnd)", async () => {
     const cwd = await tmp();

@@ -772,14 +772,22 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
   );
   const limit = values.limit === undefined ? 20 : integerOption("--limit", values.limit, 1);
   const tracker = await reachableTracker({ root: resolve(values.root ?? ".cairn"), env });
-  const experimentIds = await experimentsOf(tracker, values.experiment, stderr);
+  const leftOut: string[] = [];
+  const experimentIds = await experimentsOf(tracker, values.experiment, stderr, leftOut);
   const runs = await listClosingAbandoned(tracker, experimentIds, () => tracker.searchRuns({ experimentIds, topLevelOnly: true, maxResults: limit }), stderr);
   if (values.json) {
     stdout.write(`${JSON.stringify(runs, nonFinite, 2)}\n`);
     return EXIT.ok;
   }
   if (!runs.length) {
-    stdout.write(`No flow runs yet in ${tracker.uri}.\n`);
+    // Runs may well exist in the experiments left out: "yet" would say there are none.
+    const n = leftOut.length;
+    stdout.write(
+      n
+        ? `No flow runs could be listed in ${tracker.uri}: the runs of ${n === 1 ? "experiment" : `${n} experiments`} ${leftOut.join(", ")} ` +
+            `were left out, as the warning${n === 1 ? "" : "s"} above say${n === 1 ? "s" : ""}.\n`
+        : `No flow runs yet in ${tracker.uri}.\n`,
+    );
     return EXIT.ok;
   }
   const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
@@ -983,9 +991,14 @@ function warnOn(stderr: Writable): (message: string) => void {
   return (message) => stderr.write(`cairn: ${printable(message)}\n`);
 }
 
-async function experimentsOf(tracker: Tracker, name: string | undefined, stderr: Writable): Promise<string[]> {
+/** The experiments to list runs of; `leftOut` gets the ids of those left out because their record is damaged or cannot be read. */
+async function experimentsOf(tracker: Tracker, name: string | undefined, stderr: Writable, leftOut: string[] = []): Promise<string[]> {
   // An experiment whose record is damaged is left out of the listing, said once, not a failure of every listing.
-  const warn = warnOn(stderr);
+  const say = warnOn(stderr);
+  const warn = (message: string, experiment: { experimentId: string; listed: boolean }) => {
+    say(message);
+    if (!experiment.listed) leftOut.push(experiment.experimentId);
+  };
   if (name) {
     const all = tracker.listExperiments ? await tracker.listExperiments({ warn }) : undefined;
     if (all) {

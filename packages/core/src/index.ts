@@ -66,6 +66,7 @@ export type {
   FinishedRunOptions,
   ArtifactInfo,
   ExperimentRecord,
+  ExperimentWarning,
 } from "./tracking/tracker.ts";
 export { NullTracker } from "./tracking/null-tracker.ts";
 export { LocalStore, type LocalStoreOptions } from "./tracking/local/local-store.ts";

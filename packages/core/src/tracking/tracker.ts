@@ -100,6 +100,9 @@ export interface ExperimentRecord {
   name: string;
 }
 
+/** Told by {@link Tracker.listExperiments} of an experiment whose record is damaged or cannot be read. */
+export type ExperimentWarning = (message: string, experiment: { experimentId: string; listed: boolean }) => void;
+
 /**
  * What a tracker can do beyond the methods every tracker has, declared so that the engine asks
  * for what it needs instead of for a tracker by name (as keyv's adapters declare theirs). What
@@ -222,9 +225,10 @@ export interface Tracker {
   listIndexEntries?(experimentId: string): Promise<string[]>;
   /**
    * Every experiment, for listings (`cairn runs`); optional because a shared server may hold thousands.
-   * `warn` is told of each experiment left out because its record is damaged or cannot be read.
+   * `warn` is told of each experiment whose record is damaged or cannot be read, and whether it
+   * was left out of the listing (`listed: false`) or listed all the same.
    */
-  listExperiments?(options?: { warn?: (message: string) => void }): Promise<ExperimentRecord[]>;
+  listExperiments?(options?: { warn?: ExperimentWarning }): Promise<ExperimentRecord[]>;
   /**
    * Closes the runs that processes of this host left RUNNING and that no longer exist (killed
    * with -9, crashed): each becomes KILLED with an end time and the tag `cairn.abandoned` saying

@@ -10,6 +10,7 @@ import type {
   ArtifactInfo,
   CreateRunOptions,
   ExperimentRecord,
+  ExperimentWarning,
   FinishedRunOptions,
   LogBatch,
   MetricPoint,
@@ -248,7 +249,7 @@ export class LocalStore implements Tracker {
    * flow run is, proves it); failing that it is left out, and `warn` is told: one experiment's
    * damage never hides the others.
    */
-  async listExperiments(options: { warn?: (message: string) => void } = {}): Promise<ExperimentRecord[]> {
+  async listExperiments(options: { warn?: ExperimentWarning } = {}): Promise<ExperimentRecord[]> {
     const dir = join(this.uri, "experiments");
     const ids = await readdir(dir).catch(ifAbsent(dir, [] as string[]));
     const all = await Promise.all(ids.filter((id) => EXPERIMENT_ID.test(id)).map((id) => this.listedExperiment(id, options.warn)));
@@ -603,7 +604,7 @@ export class LocalStore implements Tracker {
   }
 
   /** An experiment as listExperiments shows it (see there), or undefined to leave it out. */
-  private async listedExperiment(experimentId: string, warn: ((message: string) => void) | undefined): Promise<ExperimentRecord | undefined> {
+  private async listedExperiment(experimentId: string, warn: ExperimentWarning | undefined): Promise<ExperimentRecord | undefined> {
     const meta = join(this.uri, "experiments", experimentId, "meta.json");
     let problem: string;
     try {
@@ -612,7 +613,7 @@ export class LocalStore implements Tracker {
       problem = found === undefined ? "is missing" : NOT_THE_RECORD;
     } catch (error) {
       if (!((error as Error).cause instanceof SyntaxError)) {
-        warn?.(`${(error as Error).message.replace(/\.$/, "")}; the runs of experiment ${experimentId} are not listed until it can be read.`);
+        warn?.(`${(error as Error).message.replace(/\.$/, "")}; the runs of experiment ${experimentId} are not listed until it can be read.`, { experimentId, listed: false });
         return undefined;
       }
       problem = "is not valid JSON";
@@ -623,13 +624,14 @@ export class LocalStore implements Tracker {
     for (const raw of text.split("\n")) {
       const name = parseLine<IndexLine>(raw)?.name;
       if (typeof name === "string" && sha256(name).slice(0, 16) === experimentId) {
-        warn?.(`${meta} ${problem}; the experiment's name, "${name}", was read from its runs. The flow's next run in this store writes the file again.`);
+        warn?.(`${meta} ${problem}; the experiment's name, "${name}", was read from its runs. The flow's next run in this store writes the file again.`, { experimentId, listed: true });
         return { experimentId, name };
       }
     }
     warn?.(
       `${meta} ${problem}, and no run in ${index} tells the experiment's name: its runs are not listed. ` +
         `The flow's next run in this store writes the file again (or write it yourself: {"experimentId":"${experimentId}","name":"<experiment name>"}).`,
+      { experimentId, listed: false },
     );
     return undefined;
   }
