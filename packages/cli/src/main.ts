@@ -24,6 +24,7 @@ import {
   describeAbandonedRuns,
   resolveTracker,
   sourceRunsOfHits,
+  trackingUriOf,
   toDot,
   toGraphJson,
   toMermaid,
@@ -725,12 +726,18 @@ async function cacheCommand(args: string[], stdout: Writable, env: NodeJS.Proces
     } else {
       const r = await store.prune({ ...(olderThanMs !== undefined ? { olderThanMs } : {}), ...(maxSizeBytes !== undefined ? { maxSizeBytes } : {}) });
       const entries = (n: number) => `${n} entr${n === 1 ? "y" : "ies"}`;
-      stdout.write(`Removed ${entries(r.removed)} (their records, ${formatBytes(r.removedRecordBytes)}); kept ${entries(r.kept)} (${formatBytes(r.keptBytes)} with their artifacts).\n`);
+      const one = r.removed === 1;
+      stdout.write(
+        `Removed ${entries(r.removed)} (${one ? "its record" : "their records"}, ${formatBytes(r.removedRecordBytes)}); ` +
+          `kept ${entries(r.kept)} (${formatBytes(r.keptBytes)} with ${r.kept === 1 ? "its" : "their"} artifacts).\n`,
+      );
       if (r.removedArtifactBytes > 0) {
         // Prune deletes cache entries, never a run's record: the artifacts are the runs' outputs.
+        // Where they are is where the tracker is: the same test of MLFLOW_TRACKING_URI as resolveTracker's.
+        const where = trackingUriOf({ env }) ? "on the MLflow server" : `in ${join(resolve(values.root ?? ".cairn"), "artifacts")}`;
         stdout.write(
-          `The ${formatBytes(r.removedArtifactBytes)} of artifacts of the removed entries stay with their runs ` +
-            `(${env.MLFLOW_TRACKING_URI ? "on the MLflow server" : `in ${join(resolve(values.root ?? ".cairn"), "artifacts")}`}): prune frees the cache's records, not the runs' outputs.\n`,
+          `The ${formatBytes(r.removedArtifactBytes)} of artifacts of the removed ${one ? "entry stay with its run" : "entries stay with their runs"} ` +
+            `(${where}): prune frees the cache's records, not the runs' outputs.\n`,
         );
       }
     }

@@ -70,7 +70,7 @@ export type {
 } from "./tracking/tracker.ts";
 export { NullTracker } from "./tracking/null-tracker.ts";
 export { LocalStore, type LocalStoreOptions } from "./tracking/local/local-store.ts";
-export { resolveTracker, registerTrackerScheme, redactUri, type ResolveTrackerOptions, type TrackerFactory } from "./tracking/resolve-tracker.ts";
+export { resolveTracker, trackingUriOf, registerTrackerScheme, redactUri, type ResolveTrackerOptions, type TrackerFactory } from "./tracking/resolve-tracker.ts";
 export type { TaskCall, TaskInterceptor } from "./pipeline/intercept.ts";
 export { isRetryableError } from "./pipeline/retryable.ts";
 export { RemoteTaskError, codeFingerprint, sentCodeFingerprint, registerQueueScheme, openQueue, type OwnedDispatcher, type QueueFactory, type TaskDispatcher, type DispatchedTask, type DispatchedOutcome, type CodeFingerprint } from "./pipeline/dispatch.ts";

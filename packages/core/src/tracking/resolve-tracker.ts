@@ -51,6 +51,14 @@ export interface ResolveTrackerOptions {
 }
 
 /**
+ * The tracking URI {@link resolveTracker} goes by (`options.uri`, else `MLFLOW_TRACKING_URI`,
+ * trimmed), or undefined when none is set (empty or whitespace only): then it is the embedded store.
+ */
+export function trackingUriOf(options: Pick<ResolveTrackerOptions, "uri" | "env"> = {}): string | undefined {
+  return (options.uri ?? (options.env ?? process.env).MLFLOW_TRACKING_URI ?? "").trim() || undefined;
+}
+
+/**
  * The tracker for a tracking URI (`options.uri`, else `MLFLOW_TRACKING_URI`):
  * - none → the embedded `LocalStore` in `root`;
  * - `http://` / `https://` → an `MlflowTracker`, configured from MLflow's environment variables;
@@ -63,7 +71,7 @@ export interface ResolveTrackerOptions {
  */
 export async function resolveTracker(options: ResolveTrackerOptions = {}): Promise<Tracker> {
   const env = options.env ?? process.env;
-  const uri = (options.uri ?? env.MLFLOW_TRACKING_URI ?? "").trim();
+  const uri = trackingUriOf({ ...options, env });
   if (!uri) return new LocalStore({ root: options.root ?? ".cairn" });
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri)?.[1]?.toLowerCase();
   const factory = scheme ? factories.get(scheme) : undefined;
