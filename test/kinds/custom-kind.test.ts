@@ -81,6 +81,8 @@ const root = () => join(dir, ".cairn");
 const cairn = (...args: string[]) => start(process.execPath, [cairnBin, ...args, "--root", root()], { cwd: dir, env: childEnv({ CAIRN_NO_AUTORUN: "0" }) }).done;
 /** Task -> succeeded | cached, from a run's summary table. */
 const statuses = (stdout: string) => Object.fromEntries([...stdout.matchAll(/^(hello|echo)\s+(succeeded|cached)\s/gm)].map((m) => [m[1], m[2]]));
+/** Every task -> succeeded | cached, from a run's summary table. */
+const taskStatuses = (stdout: string) => Object.fromEntries([...stdout.matchAll(/^(?!Flow\s)(\S+)\s+(succeeded|cached)\s/gm)].map((m) => [m[1], m[2]]));
 
 async function edit(file: string, from: string, to: string): Promise<void> {
   const path = join(dir, file);
@@ -114,6 +116,70 @@ describe("a kind written in the project", () => {
     await edit("flows/flow.ts", `LABEL = "one"`, `LABEL = "two"`);
     r = await cairn("run", "flows/flow.ts");
     expect(statuses(r.stdout)).toEqual({ hello: "cached", echo: "cached" });
+  });
+
+  it("re-runs a kind built through a helper, in the kind's module or in another, when the kind's code changes", async () => {
+    await writeFile(
+      join(dir, "kinds", "upper.ts"),
+      [
+        `import { checkName, configDigest, kindTask, NO_RETRY, type KindTask, type TaskDefinition } from "cairn-dag/kind";`,
+        ``,
+        `function make<Out>(name: string, code: string, run: TaskDefinition["run"]): KindTask<Record<string, unknown>, Out> {`,
+        `  checkName(name);`,
+        `  return kindTask({ definition: { name, kind: "upper", retry: NO_RETRY, cache: {}, env: [], code, run } });`,
+        `}`,
+        `export function upper(name: string, word: string): KindTask<Record<string, unknown>, { w: string }> {`,
+        `  return make(name, configDigest({ word }), async () => ({ w: word.toUpperCase() }));`,
+        `}`,
+      ].join("\n"),
+    );
+    await writeFile(
+      join(dir, "kinds", "base.ts"),
+      [
+        `import { kindTask, NO_RETRY, type KindTask, type TaskDefinition } from "cairn-dag/kind";`,
+        `export function makeKind<Out>(name: string, kind: string, run: TaskDefinition["run"]): KindTask<Record<string, unknown>, Out> {`,
+        `  return kindTask({ definition: { name, kind, code: "v1", retry: NO_RETRY, cache: {}, env: [], run } });`,
+        `}`,
+      ].join("\n"),
+    );
+    await writeFile(
+      join(dir, "kinds", "times.ts"),
+      [
+        `import { makeKind } from "./base.ts";`,
+        `const factor = 2;`,
+        `export const times = (name: string, x: number) => makeKind<{ y: number }>(name, "times", async () => ({ y: x * factor }));`,
+      ].join("\n"),
+    );
+    await writeFile(
+      join(dir, "flows", "helpers.flow.ts"),
+      [
+        `import { flow } from "cairn-dag";`,
+        `import { times } from "../kinds/times.ts";`,
+        `import { upper } from "../kinds/upper.ts";`,
+        `const u = upper("u", "hi");`,
+        // Declared inside build(): the kind's frames end at the flow's build function.
+        `export default flow("helpers").build(() => ({ w: u({}).w, y: times("t", 5)({}).y }));`,
+      ].join("\n"),
+    );
+    const runIt = async () => {
+      const r = await cairn("run", "flows/helpers.flow.ts");
+      expect(r.code, r.stderr).toBe(0);
+      return { statuses: taskStatuses(r.stdout), outputs: r.stdout.match(/^Outputs: (.*)$/m)?.[1] };
+    };
+    expect(await runIt()).toEqual({ statuses: { u: "succeeded", t: "succeeded" }, outputs: `{"w":"HI","y":10}` });
+
+    // The run function's body, in a kind built through a helper of its own module.
+    await edit("kinds/upper.ts", "word.toUpperCase()", "word.toLowerCase()");
+    expect((await cairn("explain", "flows/helpers.flow.ts", "u")).stdout).toContain("helper `run` of kind upper changed");
+    expect(await runIt()).toEqual({ statuses: { u: "succeeded", t: "cached" }, outputs: `{"w":"hi","y":10}` });
+
+    // A constant of the kind's module, the kind being built by a helper in another module.
+    await edit("kinds/times.ts", "factor = 2", "factor = 3");
+    expect((await cairn("explain", "flows/helpers.flow.ts", "t")).stdout).toContain("helper `factor` of times.ts changed");
+    expect(await runIt()).toEqual({ statuses: { u: "cached", t: "succeeded" }, outputs: `{"w":"hi","y":15}` });
+
+    // Nothing changed: the keys are stable from one process to the next.
+    expect(await runIt()).toEqual({ statuses: { u: "cached", t: "cached" }, outputs: `{"w":"hi","y":15}` });
   });
 
   it("resolveTaskFile() in it resolves against the folder of the flow that declares the task, and says where it looked", async () => {

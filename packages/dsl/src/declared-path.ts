@@ -125,13 +125,33 @@ function declaringDir(site: Error, kindModules: ReadonlySet<string>): string | u
 }
 
 /**
- * The place that called `fn` (Cairn's own frames and packages' included), worked out when
- * first asked, like {@link declaringModule}: where a kind's module calls `kindTask()`.
+ * The project's frames that lead to the call of `fn`, innermost (its caller) first, worked out
+ * when first asked, like {@link declaringModule}: the code of a kind that builds its task
+ * through helpers (see {@link projectFrames}). Empty when `fn`'s caller is Cairn's or a package's.
  */
-export function callerOf(fn: (...args: never[]) => unknown): () => SourcePlace | undefined {
+export function projectCallersOf(fn: (...args: never[]) => unknown): () => readonly SourcePlace[] {
   const site = captureStack(fn);
-  let place: SourcePlace | undefined | null = null;
-  return () => (place === null ? (place = frames(site.stack ?? "").next().value ?? undefined) : place);
+  let places: readonly SourcePlace[] | undefined;
+  return () => (places ??= projectFrames(site.stack ?? ""));
+}
+
+/**
+ * The consecutive frames of the project's own code at the top of `stack`, innermost first: up
+ * to the first frame that is Cairn's or a package's, Node's own (the module loader: what is
+ * below it imported the module, it did not call this code), or an `at async` one (an importer
+ * or a caller waiting on a promise, not the code that made this call). Empty when the top
+ * frame is not the project's (a kind of Cairn's or a package's). The last one is the
+ * outermost: the flow file's top level or build function, for a task the flow declares.
+ */
+function projectFrames(stack: string): SourcePlace[] {
+  const found: SourcePlace[] = [];
+  for (const frame of stackFrames(stack)) {
+    if (frame.async || frame.node) break;
+    if (!frame.place) continue; // a native frame (Array.prototype.map): its caller comes next
+    if (isCairnOrPackageFile(frame.place.file)) break;
+    found.push(frame.place);
+  }
+  return found;
 }
 
 /** True for a file of Cairn's own packages (or a kind package that registered its folders) or of any package in node_modules. */
@@ -206,11 +226,16 @@ function* foreignFrames(stack: string, skipPackages: boolean): Generator<SourceP
 
 /** The stack frames that name a file, innermost first. */
 function* frames(stack: string): Generator<SourcePlace, undefined> {
+  for (const frame of stackFrames(stack)) if (frame.place) yield frame.place;
+  return undefined;
+}
+
+/** Every stack frame, innermost first: the file it names (if any), whether it is `at async` and whether it is Node's own (`node:`). */
+function* stackFrames(stack: string): Generator<{ place: SourcePlace | undefined; async: boolean; node: boolean }, undefined> {
   for (const line of stack.split("\n").slice(1)) {
     const m = /(?:\(|at )((?:file:\/\/)?\/[^()]*?):(\d+):(\d+)\)?\s*$/.exec(line);
-    if (!m) continue;
-    const file = m[1]!.startsWith("file:") ? fileURLToPath(m[1]!) : m[1]!;
-    yield { file, line: Number(m[2]), column: Number(m[3]) };
+    const place = m ? { file: m[1]!.startsWith("file:") ? fileURLToPath(m[1]!) : m[1]!, line: Number(m[2]), column: Number(m[3]) } : undefined;
+    yield { place, async: /^\s*at async /.test(line), node: /(?:\(|at )node:/.test(line) };
   }
   return undefined;
 }

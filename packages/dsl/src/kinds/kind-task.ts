@@ -5,11 +5,12 @@
  * "@cairn/dsl/kind".
  */
 import { readFileSync } from "node:fs";
+import { dirname, relative, resolve, sep } from "node:path";
 import { CacheValueError, sha256 } from "@cairn/cache";
 import { OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { functionDependencies } from "../code-deps.ts";
-import { callerOf, isCairnOrPackageFile, type SourcePlace } from "../declared-path.ts";
+import { projectCallersOf, type SourcePlace } from "../declared-path.ts";
 import { makeTask, type NodeOptions, type RetryOptions, type Task } from "../task.ts";
 import type { SchemaInput, SchemaOutput } from "../types.ts";
 
@@ -76,32 +77,58 @@ export const KIND_CHECK_CALL = Symbol.for("cairn.kind.checkCall");
 
 /**
  * Wraps a kind's definition as a callable, typed, copy-on-write task. Call it from the kind's
- * own function (the one a flow calls, `sql(name, options)`): when that function's module is the
- * project's own (not a package's, nor Cairn's), its code enters the keys of the kind's tasks as a
- * function task's does (the top-level declaration that calls `kindTask()`, what it refers to, the
- * project modules it imports), so editing the kind re-runs its tasks. `definition.code` must still
- * hold every option of the task that changes what it does (see {@link configDigest}).
+ * own function (the one a flow calls, `sql(name, options)`), directly or through helpers: when
+ * its caller is the project's own code (not a package's, nor Cairn's), the kind's code enters the
+ * keys of its tasks: the text of `definition.run`, and, as for a function task, the top-level
+ * declaration of each of the project's frames on the stack between `kindTask()` and the code
+ * that declares the task (the helper that calls `kindTask()`, the kind's function), what they
+ * and the run function refer to, and the project modules they import; so editing the kind
+ * re-runs its tasks. The declaring statement itself (the flow's `const q = sql(...)`, its build
+ * function) is the kind's user, not its code: only the names the run function uses count from
+ * it. `definition.code` must still hold every option of the task that changes what it does
+ * (see {@link configDigest}).
  */
 export function kindTask<In, Out, Extra = {}>(spec: KindSpec): KindTask<In, Out, Extra> {
-  return wrapKind({ ...spec, definition: withKindCode(spec.definition, callerOf(kindTask)) });
+  return wrapKind({ ...spec, definition: withKindCode(spec.definition, projectCallersOf(kindTask)) });
 }
 
 /**
- * The definition with the kind module's code among its code dependencies (beside the ones it
- * declares itself, such as a script's imports). Whether the module is the project's is worked
- * out when a key is made, as for a function task: Cairn's kinds and packages' add nothing.
+ * The definition with the kind's code among its code dependencies (beside the ones it declares
+ * itself, such as a script's imports). The frames are read when a key is made, as for a function
+ * task: a kind whose `kindTask()` is called by Cairn's code or a package's has none, and adds
+ * nothing. Names found from a frame in another module than the first are made relative to the
+ * first's folder, so that two modules' `index.ts#make` stay apart.
  */
-function withKindCode(definition: TaskDefinition, kindModule: () => SourcePlace | undefined): TaskDefinition {
+function withKindCode(definition: TaskDefinition, kindFrames: () => readonly SourcePlace[]): TaskDefinition {
   const own = definition.codeDependencies;
   const runText = typeof definition.run === "function" ? definition.run.toString() : "";
   return {
     ...definition,
     codeDependencies: async (scope) => {
-      const place = kindModule();
-      const kind = place === undefined || isCairnOrPackageFile(place.file) ? {} : await functionDependencies(place.file, runText, scope, place);
+      const places = kindFrames();
+      const kind: Record<string, string> = {};
+      if (places.length) {
+        // The run function's text wherever it is written (a helper may hand it on from another module).
+        kind[`kind ${definition.kind}#run`] = sha256(runText);
+        const base = dirname(places[0]!.file);
+        for (const [i, place] of places.entries()) {
+          // The outermost frame declares the task (unless kindTask() is called there directly).
+          const declaring = i > 0 && i === places.length - 1;
+          const found = await functionDependencies(place.file, runText, scope, declaring ? undefined : place);
+          for (const [name, digest] of Object.entries(found)) kind[place.file === places[0]!.file ? name : rebased(name, place.file, base)] = digest;
+        }
+      }
       return own ? { ...kind, ...(await own(scope)) } : kind;
     },
   };
+}
+
+/** A code-dependency name found for a function of `file` (`x.ts#helper`, `lib/y.ts`, by path from its folder), by path from `base` instead. */
+function rebased(name: string, file: string, base: string): string {
+  const self = file.slice(file.lastIndexOf(sep) + 1);
+  const toBase = (path: string) => relative(base, path).split(sep).join("/");
+  if (name === self || name.startsWith(`${self}#`)) return toBase(file) + name.slice(self.length);
+  return toBase(resolve(dirname(file), name));
 }
 
 function wrapKind<In, Out, Extra>(spec: KindSpec): KindTask<In, Out, Extra> {
