@@ -1,14 +1,16 @@
 /**
  * A task kind written in the user's project with `cairn-dag/kind` (README "Writing a task
- * kind"): its own code enters its tasks' keys as a function task's does (editing the kind, or a
- * module it imports, re-runs its tasks; explain names the file), while Cairn's own kinds keep
- * their keys; and `resolveTaskFile()` in it resolves against the folder of the flow that declares
- * the task, not the kind's. Real `cairn run` processes.
+ * kind"): its own code enters its tasks' keys as a function task's does (editing the kind, a
+ * helper it is built through, or a module it imports, re-runs its tasks; explain names the
+ * file), while Cairn's own kinds keep their keys; and `resolveTaskFile()` in it looks for a
+ * relative file next to the module that declares the task, then next to the kind, then in the
+ * working directory, refusing a name found next to both with different contents. Real `cairn
+ * run` processes.
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cairnBin, childEnv, repo, start } from "../cache/helpers.ts";
+import { cairnBin, childEnv, repo, start, tsxScript } from "../cache/helpers.ts";
 
 let dir: string;
 
@@ -183,7 +185,6 @@ describe("a kind written in the project", () => {
   });
 
   it("resolveTaskFile() in it resolves against the folder of the flow that declares the task, and says where it looked", async () => {
-    await writeFile(join(dir, "kinds", "q.txt"), "the kind's folder (wrong)\n");
     await writeFile(join(dir, "flows", "sub", "q.txt"), "the flow's folder\n");
     let r = await cairn("run", "flows/sub/read.flow.ts");
     expect(r.code, r.stderr).toBe(0);
@@ -192,6 +193,103 @@ describe("a kind written in the project", () => {
     await rm(join(dir, "flows", "sub", "q.txt"));
     r = await cairn("run", "flows/sub/read.flow.ts");
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain(`TaskFileError: Task "q": the file "./q.txt" does not exist (looked at "${join(dir, "flows", "sub", "q.txt")}", "${join(dir, "q.txt")}")`);
+    expect(r.stderr).toContain(
+      `TaskFileError: Task "q": the file "./q.txt" does not exist (looked at "${join(dir, "flows", "sub", "q.txt")}", "${join(dir, "kinds", "q.txt")}", "${join(dir, "q.txt")}")`,
+    );
+  });
+
+  it("resolveTaskFile() in a kind defined in the flow file resolves next to the flow, under the workspace CLI and under a dynamic import()", async () => {
+    await mkdir(join(dir, "scripts"), { recursive: true });
+    await writeFile(
+      join(dir, "flows", "self.flow.ts"),
+      [
+        `import { readFileSync } from "node:fs";`,
+        `import { flow } from "cairn-dag";`,
+        `import { checkName, kindTask, NO_RETRY, resolveTaskFile, type KindTask } from "cairn-dag/kind";`,
+        ``,
+        `function cat(name: string, file: string): KindTask<Record<string, never>, { text: string }> {`,
+        `  checkName(name);`,
+        `  const path = resolveTaskFile(name, file);`,
+        `  return kindTask({ definition: { name, kind: "cat", code: path, retry: NO_RETRY, cache: false, env: [], run: () => ({ text: readFileSync(path, "utf8").trim() }) } });`,
+        `}`,
+        `const top = cat("top", "./a.txt");`,
+        `export default flow("self").build(() => ({ top: top().text, inner: cat("inner", "./a.txt")().text }));`,
+      ].join("\n"),
+    );
+    await writeFile(join(dir, "flows", "a.txt"), "next to the flow\n");
+    await writeFile(join(dir, "a.txt"), "the working directory (wrong)\n");
+    await writeFile(join(dir, "scripts", "a.txt"), "the runner's folder (wrong)\n");
+    await writeFile(
+      join(dir, "scripts", "run.ts"),
+      [
+        `const { default: f } = await import("../flows/self.flow.ts");`,
+        `const run = await f.run({ root: process.argv[2], cache: false });`,
+        `console.log("Outputs: " + JSON.stringify(await run.outputs()));`,
+      ].join("\n"),
+    );
+    try {
+      const r = await cairn("run", "flows/self.flow.ts");
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`Outputs: {"top":"next to the flow","inner":"next to the flow"}`);
+
+      const d = await tsxScript(join(dir, "scripts", "run.ts"), [join(dir, ".cairn-dyn")]).done;
+      expect(d.code, d.stderr).toBe(0);
+      expect(d.stdout).toContain(`Outputs: {"top":"next to the flow","inner":"next to the flow"}`);
+    } finally {
+      await rm(join(dir, "a.txt"));
+    }
+  });
+
+  it("resolveTaskFile() finds a kind's own file next to the kind, refuses a name found next to both, and sees through a kind that wraps another", async () => {
+    await mkdir(join(dir, "kinds", "wrap"), { recursive: true });
+    await writeFile(
+      join(dir, "kinds", "own-file.ts"),
+      [
+        `import { readFileSync } from "node:fs";`,
+        `import { checkName, kindTask, NO_RETRY, resolveTaskFile, type KindTask } from "cairn-dag/kind";`,
+        ``,
+        `export function ownFile(name: string): KindTask<Record<string, never>, { text: string }> {`,
+        `  checkName(name);`,
+        `  const path = resolveTaskFile(name, "./own.txt");`,
+        `  return kindTask({ definition: { name, kind: "own-file", code: path, retry: NO_RETRY, cache: false, env: [], run: () => ({ text: readFileSync(path, "utf8").trim() }) } });`,
+        `}`,
+      ].join("\n"),
+    );
+    await writeFile(join(dir, "kinds", "own.txt"), "the kind's own file\n");
+    // A kind built on another (read-file.ts), in a folder of its own.
+    await writeFile(
+      join(dir, "kinds", "wrap", "fancy.ts"),
+      `import { readFile } from "../read-file.ts";\nexport const fancyRead = (name: string, file: string) => readFile(name, { file });\n`,
+    );
+    await writeFile(join(dir, "kinds", "wrap", "w.txt"), "the wrapper's folder (wrong)\n");
+    await writeFile(join(dir, "flows", "w.txt"), "next to the flow\n");
+    await writeFile(
+      join(dir, "flows", "files.flow.ts"),
+      [
+        `import { flow } from "cairn-dag";`,
+        `import { ownFile } from "../kinds/own-file.ts";`,
+        `import { fancyRead } from "../kinds/wrap/fancy.ts";`,
+        `const own = ownFile("own");`,
+        `const w = fancyRead("w", "./w.txt");`,
+        `export default flow("files").build(() => ({ own: own().text, w: w().text }));`,
+      ].join("\n"),
+    );
+    let r = await cairn("run", "flows/files.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`Outputs: {"own":"the kind's own file","w":"next to the flow"}`);
+
+    // The flow's folder holds another file of that name: which one is meant is unclear.
+    await writeFile(join(dir, "flows", "own.txt"), "the flow's own.txt\n");
+    r = await cairn("run", "flows/files.flow.ts");
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`TaskFileError: Task "own": the file "./own.txt" is in more than one of the folders`);
+    expect(r.stderr).toContain(`"${join(dir, "flows", "own.txt")}", "${join(dir, "kinds", "own.txt")}"`);
+    expect(r.stderr).toContain(`new URL("./file", import.meta.url)`);
+
+    // As the README says: a kind names its own files by URL.
+    await edit("kinds/own-file.ts", `resolveTaskFile(name, "./own.txt")`, `resolveTaskFile(name, new URL("./own.txt", import.meta.url))`);
+    r = await cairn("run", "flows/files.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`Outputs: {"own":"the kind's own file","w":"next to the flow"}`);
   });
 });

@@ -1,23 +1,26 @@
 /**
  * Paths given where a task is declared (a script, a notebook, extra code files) resolve
  * like an import: against the folder of the module that declared the task, else the
- * working directory. Absolute paths and file: URLs are taken as they are.
+ * working directory; a kind of the project's own also looks next to itself. Absolute paths
+ * and file: URLs are taken as they are. Also where, on the stack, the user's code is: the
+ * declaring module, and the project frames that build a kind's task.
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { OptionError, TaskFileError } from "@cairn/core";
 
 /**
  * This package's sources, its compiled dist/, those of the packages beside it that a task's
- * function calls into or is called from (the engine, the cache, the CLI), and the CLI's workspace
- * bundle (packages/cli/.bundle/, which holds a copy of them): stack frames inside them are Cairn's
- * own, not the user's. An installed copy runs from dist/bundle/ (scripts/bundle-dist.mjs), whose
- * frames name those files, under dist/; installed, the packages beside it are in node_modules,
- * whose frames are never the user's own code either.
+ * function calls into or is called from (the engine, the cache, the CLI), the CLI's workspace
+ * bundle (packages/cli/.bundle/, which holds a copy of them) and its bin/ (the `cairn` script,
+ * which imports the flow): stack frames inside them are Cairn's own, not the user's. An
+ * installed copy runs from dist/bundle/ (scripts/bundle-dist.mjs), whose frames name those
+ * files, under dist/; installed, the packages beside it are in node_modules, whose frames are
+ * never the user's own code either.
  */
 const PACKAGE_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
-const OWN_DIRS = ["src", "dist", "../cli/.bundle", ...["core", "cache", "cli"].flatMap((p) => [`../${p}/src`, `../${p}/dist`])].map(
+const OWN_DIRS = ["src", "dist", "../cli/.bundle", "../cli/bin", ...["core", "cache", "cli"].flatMap((p) => [`../${p}/src`, `../${p}/dist`])].map(
   (d) => join(PACKAGE_DIR, d) + sep,
 );
 
@@ -33,25 +36,33 @@ export function registerOwnDir(moduleUrl: string): void {
 /** What {@link resolveTaskFile} takes beyond the task name and the file. */
 export interface ResolveTaskFileOptions {
   /**
-   * Further modules of the kind (their `import.meta.url`) whose stack frames are not the
-   * declaring module's: needed only when `resolveTaskFile()` is called from a helper module of
-   * the kind rather than from the module whose function the flow calls. The module that calls
-   * `resolveTaskFile()` is always skipped.
+   * Further modules of the kind (their `import.meta.url`). No longer needed: every module on
+   * the stack between the declaring module and `resolveTaskFile()` counts as the kind's. Still
+   * checked (a module's file: URL), so that code passing it keeps working.
+   * @deprecated
    */
   from?: string | URL | ReadonlyArray<string | URL>;
 }
 
 /**
  * A file a task of a kind names (a script, a notebook, a query): an absolute path or a file:
- * URL as it is; a relative path against the folder of the module that declared the task (the
- * one that called the kind's function), then the working directory. The module that calls
- * `resolveTaskFile()` (the kind's own) is not the declaring module, wherever it lives: a kind in
- * the project or in a workspace package resolves its users' files, not its own. (Should the
- * kind's function be called from its own module only, that module's folder is used.) Throws
+ * URL as it is. A relative path, for a kind of the project's own (the module calling
+ * `resolveTaskFile()` is not Cairn's nor a package's), is looked for in the folder of the
+ * module that declares the task, then in the folder of the module that calls
+ * `resolveTaskFile()` (the kind's), then in the working directory. The declaring module is the
+ * outermost of the project's modules on the stack: the flow file for a task declared at its
+ * top level or in its build(), the module whose top-level code calls the kind's function
+ * otherwise; every module between it and `resolveTaskFile()` (a helper, a kind the kind wraps)
+ * counts as the kind's, and a kind used in its own module has only its own folder. A path
+ * found next to both the declaring module and the kind, with different contents, is refused
+ * (TaskFileError naming both): a kind's own files are meant to be passed as
+ * `new URL("./helper.sh", import.meta.url)`. Cairn's kinds and packages' look next to the
+ * first module outside Cairn and packages, then in the working directory. Throws
  * TaskFileError, listing the places it looked, when there is no such file.
  * @example
  * export const sqlFile = (name: string, options: { file: string }) => {
  *   const path = resolveTaskFile(name, options.file); // next to the flow that calls sqlFile()
+ *   const helper = resolveTaskFile(name, new URL("./helper.sh", import.meta.url)); // next to this module
  *   return kindTask({ definition: { ... } });
  * };
  */
@@ -64,34 +75,72 @@ export function resolveTaskFile(taskName: string, file: string | URL, options: R
     }
   }
   return resolvePath(taskName, file, "file", () => {
-    // The first frame is the caller of resolveTaskFile(): the kind's module (Cairn's own kinds are skipped anyway).
-    const caller = frames(site.stack ?? "").next().value;
-    const kindModules = new Set(from.map((m) => fileURLToPath(m)));
-    if (caller && !isCairnOrPackageFile(caller.file)) kindModules.add(caller.file);
-    return declaringDir(site, kindModules);
+    const kind = projectFrames(site.stack ?? "");
+    // Cairn's own kinds (script, notebook, the MLflow kinds) and packages' resolve as they always have.
+    if (!kind.length) return { folders: [dirOf(firstForeignFrame(site.stack ?? "", true))], oneOnly: false };
+    return { folders: [dirname(kind.at(-1)!.file), dirname(kind[0]!.file)], oneOnly: true };
   });
 }
 
 /** A file or folder; throws TaskFileError when it does not exist (or is not a file, for `"file"`). */
 export function resolveDeclaredPath(taskName: string, path: string | URL, want: "file" | "file or folder"): string {
-  return resolvePath(taskName, path, want, callerDir);
+  return resolvePath(taskName, path, want, () => ({ folders: [callerDir()], oneOnly: false }));
 }
 
-function resolvePath(taskName: string, path: string | URL, want: "file" | "file or folder", declaredIn: () => string | undefined): string {
+/**
+ * Where a relative path is looked for before the working directory, in order; with `oneOnly`,
+ * a path found in more than one of them must be the same file (the same content) in each.
+ */
+interface SearchFolders {
+  folders: Array<string | undefined>;
+  oneOnly: boolean;
+}
+
+function resolvePath(taskName: string, path: string | URL, want: "file" | "file or folder", searchIn: () => SearchFolders): string {
   if (path instanceof URL || (typeof path === "string" && path.startsWith("file:"))) {
     return mustExist(taskName, String(path), fileURLToPath(path), want);
   }
   if (typeof path !== "string" || !path) throw new OptionError(`task "${taskName}" file`, "a file path or a file: URL", path);
   if (isAbsolute(path)) return mustExist(taskName, path, path, want);
+  const { folders, oneOnly } = searchIn();
   const tried: string[] = [];
-  for (const base of [declaredIn(), process.cwd()]) {
+  const found: string[] = [];
+  for (const base of folders) {
     if (!base) continue;
     const p = resolve(base, path);
     if (tried.includes(p)) continue;
     tried.push(p);
+    if (existsSync(p)) found.push(p);
+    if (found.length && !oneOnly) break;
+  }
+  if (found.length > 1 && !sameFiles(found)) {
+    throw new TaskFileError(
+      taskName,
+      path,
+      found,
+      "is in more than one of the folders it is looked for in (next to the module that declares the task, next to the kind), with different contents",
+    );
+  }
+  if (found.length) return mustExist(taskName, path, found[0]!, want);
+  // The working directory comes last, for every kind: a file next to the modules shadows it.
+  const p = resolve(process.cwd(), path);
+  if (!tried.includes(p)) {
+    tried.push(p);
     if (existsSync(p)) return mustExist(taskName, path, p, want);
   }
   throw new TaskFileError(taskName, path, tried);
+}
+
+/** True when every path is a file with the same content as the first. */
+function sameFiles(paths: readonly string[]): boolean {
+  try {
+    const [first, ...rest] = paths.map((p) => (statSync(p).isFile() ? p : undefined));
+    if (first === undefined || rest.some((p) => p === undefined || statSync(p).size !== statSync(first).size)) return false;
+    const content = readFileSync(first);
+    return rest.every((p) => readFileSync(p!).equals(content));
+  } catch {
+    return false; // gone or unreadable since: not known to be the same
+  }
 }
 
 function mustExist(taskName: string, given: string, p: string, want: "file" | "file or folder"): string {
@@ -107,21 +156,11 @@ function mustExist(taskName: string, given: string, p: string, want: "file" | "f
 
 /** Folder of the first stack frame outside the DSL and packages: the module that declared the task. */
 function callerDir(): string | undefined {
-  const place = firstForeignFrame(captureStack().stack ?? "", true);
-  return place === undefined ? undefined : dirname(place.file);
+  return dirOf(firstForeignFrame(captureStack().stack ?? "", true));
 }
 
-/**
- * Folder of the first frame of `site` outside Cairn, packages and `kindModules`; the folder of
- * the first kind module's frame when there is no other (a kind used by its own module).
- */
-function declaringDir(site: Error, kindModules: ReadonlySet<string>): string | undefined {
-  let kind: string | undefined;
-  for (const place of foreignFrames(site.stack ?? "", true)) {
-    if (!kindModules.has(place.file)) return dirname(place.file);
-    kind ??= place.file;
-  }
-  return kind === undefined ? undefined : dirname(kind);
+function dirOf(place: SourcePlace | undefined): string | undefined {
+  return place === undefined ? undefined : dirname(place.file);
 }
 
 /**
