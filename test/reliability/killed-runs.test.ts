@@ -134,6 +134,12 @@ describe("embedded store, a killed run's task record that cannot be read when th
     expect(listed.stderr).toMatch(/\("prep"\) is left as it is, not closed as KILLED/);
     expect((JSON.parse(listed.stdout) as Run[])[0]).toMatchObject({ runId: flowRunId, status: "KILLED" });
 
+    // The next run says it too, among its own warnings (not as a bare process warning).
+    const next = await cairn(["run", flowFile, "--root", root, "--no-report"], { SLOW_MS: "10" });
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.stdout).toMatch(/^\[flow\] Cannot read .*\("prep"\) is left as it is, not closed as KILLED/m);
+    expect(next.stderr).not.toContain("Warning:");
+
     await rm(prepFile, { recursive: true });
     await rename(saved, prepFile);
     const shown = await cairn(["show", flowRunId, "--json", "--root", root]);

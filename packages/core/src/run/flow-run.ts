@@ -508,7 +508,9 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   // A dispatcher that cannot serve this run (no shared tracker) refuses it before anything is recorded.
   if (options.dispatcher) await options.dispatcher.open({ flowName: definition.name, tracker, env });
   // Runs a killed process left RUNNING are closed while this one opens (said once, as the first event).
-  const abandoned = closeAbandonedRuns(tracker, [experimentId]);
+  // What the closer could not close (a record it cannot read) is said with the run's first events.
+  const closerWarnings: string[] = [];
+  const abandoned = closeAbandonedRuns(tracker, [experimentId], { warn: (message) => closerWarnings.push(message) });
   // Every run of the flow, the flow's and each task's, carries MLflow's source tags (in its create request).
   const runTags = tracker.capabilities.records ? await source : undefined;
   const creating = tracker.createRun({
@@ -580,6 +582,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     await new Promise((r) => setImmediate(r));
     const closed = describeAbandonedRuns(await abandoned);
     if (closed) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: closed, time: Date.now() });
+    for (const message of closerWarnings) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
     emitToRun({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, ...(url ? { url } : {}), time: Date.now() });
     if (storeDown) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: storeDownWarning(storeDown, true), time: Date.now() });
     if (unusedPools) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: unusedPools, time: Date.now() });
