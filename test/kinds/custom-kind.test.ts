@@ -198,6 +198,34 @@ describe("a kind written in the project", () => {
     );
   });
 
+  it("resolveTaskFile() finds the flow's file when the flow declares the task in an async function after an await", async () => {
+    await writeFile(join(dir, "flows", "sub", "q.txt"), "after an await\n");
+    // A kind made by an async function that awaits first: the flow's frame is then an `at async` one.
+    await writeFile(
+      join(dir, "kinds", "read-later.ts"),
+      `import { readFile } from "./read-file.ts";\nexport async function readFileLater(name: string, options: { file: string }) {\n  await new Promise((resolve) => setTimeout(resolve, 1));\n  return readFile(name, options);\n}\n`,
+    );
+    await writeFile(
+      join(dir, "flows", "sub", "awaited.flow.ts"),
+      [
+        `import { flow } from "cairn-dag";`,
+        `import { readFileLater } from "../../kinds/read-later.ts";`,
+        `async function setup() {`,
+        `  return await readFileLater("q", { file: "./q.txt" });`,
+        `}`,
+        `const q = await setup();`,
+        `export default flow("awaited").build(() => ({ text: q().text }));`,
+      ].join("\n"),
+    );
+    try {
+      const r = await cairn("run", "flows/sub/awaited.flow.ts");
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`"text":"after an await"`);
+    } finally {
+      await rm(join(dir, "flows", "sub", "q.txt"));
+    }
+  });
+
   it("resolveTaskFile() in a kind defined in the flow file resolves next to the flow, under the workspace CLI and under a dynamic import()", async () => {
     await mkdir(join(dir, "scripts"), { recursive: true });
     await writeFile(

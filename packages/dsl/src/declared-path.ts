@@ -177,18 +177,25 @@ export function projectCallersOf(fn: (...args: never[]) => unknown): () => reado
 /**
  * The consecutive frames of the project's own code at the top of `stack`, innermost first: up
  * to the first frame that is Cairn's or a package's, Node's own (the module loader: what is
- * below it imported the module, it did not call this code), or an `at async` one (an importer
- * or a caller waiting on a promise, not the code that made this call). Empty when the top
+ * below it imported the module, it did not call this code), or the first `at async` one (an
+ * async function of the project that awaited before making this call counts, as the outermost;
+ * one of Node's or Cairn's, an importer, ends the list). Empty when the top
  * frame is not the project's (a kind of Cairn's or a package's). The last one is the
  * outermost: the flow file's top level or build function, for a task the flow declares.
  */
 function projectFrames(stack: string): SourcePlace[] {
   const found: SourcePlace[] = [];
   for (const frame of stackFrames(stack)) {
-    if (frame.async || frame.node) break;
-    if (!frame.place) continue; // a native frame (Array.prototype.map): its caller comes next
+    if (frame.node) break;
+    if (!frame.place) {
+      if (frame.async) break;
+      continue; // a native frame (Array.prototype.map): its caller comes next
+    }
     if (isCairnOrPackageFile(frame.place.file)) break;
+    // An async function of the project that awaited before this call (`const a = await setup()`
+    // in the flow): it is the outermost caller the stack still shows, so it counts, and ends it.
     found.push(frame.place);
+    if (frame.async) break;
   }
   return found;
 }
