@@ -560,6 +560,43 @@ describe("LocalStore: closing the runs of a process killed -9", () => {
     expect(await next.getRun(ids.fast)).toMatchObject({ status: "FINISHED", params: { lr: "0.1" }, metrics: { acc: 0.93 } });
     expect(await next.getRun(ids.slow)).toMatchObject({ status: "KILLED" });
   }, 30_000);
+
+  it("puts back a dead writer's live file it cannot read, instead of deleting it and leaving the writer's runs RUNNING for good", async () => {
+    const root = await tmp();
+    const code = `
+      import { LocalStore } from ${JSON.stringify(storeModule)};
+      const store = new LocalStore({ root: ${JSON.stringify(root)} });
+      const experimentId = await store.ensureExperiment("killed-live");
+      const flow = await store.createRun({ experimentId, name: "killed-live" });
+      await store.flush();
+      process.stdout.write(JSON.stringify({ flow }) + "\\n");
+      setInterval(() => {}, 1000);
+    `;
+    const ids = await new Promise<{ flow: string }>((done, fail) => {
+      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: repo, stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes("\n")) child.kill("SIGKILL");
+      });
+      child.on("error", fail);
+      child.on("close", (_code, signal) => (signal === "SIGKILL" ? done(JSON.parse(out)) : fail(new Error(`writer exited with ${_code}, not killed`))));
+    });
+    const [live] = await readdir(join(root, "live"));
+    const liveFile = join(root, "live", live!);
+    const saved = join(root, "live.saved");
+    await rename(liveFile, saved);
+    await mkdir(liveFile); // EISDIR on read
+    const warnings: string[] = [];
+    expect(await new LocalStore({ root }).closeAbandonedRuns(undefined, { warn: (m) => warnings.push(m) })).toEqual([]);
+    expect(warnings).toEqual([expect.stringMatching(/EISDIR.*the runs its writer left RUNNING are closed once it can be read/)]);
+    expect(await readdir(join(root, "live"))).toEqual([live]);
+    await rm(liveFile, { recursive: true });
+    await rename(saved, liveFile);
+    const next = new LocalStore({ root });
+    expect((await next.closeAbandonedRuns()).map((r) => r.runId)).toEqual([ids.flow]);
+    expect(await next.getRun(ids.flow)).toMatchObject({ status: "KILLED" });
+  }, 30_000);
 });
 
 async function file(name: string): Promise<string> {

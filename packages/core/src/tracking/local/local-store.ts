@@ -565,8 +565,14 @@ export class LocalStore implements Tracker {
       } catch {
         continue; // another process claimed it first
       }
-      const experiments = ((await readJson<{ experiments?: unknown }>(claimed).catch(() => undefined))?.experiments ?? []) as unknown[];
       let whole = true;
+      // A live file that cannot be read (EMFILE, a damaged one) names no experiment: put back, not
+      // deleted, or its writer's runs would stay RUNNING for good.
+      const experiments = ((await readJson<{ experiments?: unknown }>(claimed).catch((error: unknown) => {
+        whole = false;
+        warn(`${(error as Error).message}: the runs its writer left RUNNING are closed once it can be read.`);
+        return undefined;
+      }))?.experiments ?? []) as unknown[];
       for (const experimentId of experiments) {
         if (typeof experimentId !== "string" || !EXPERIMENT_ID.test(experimentId)) continue;
         const done = await this.closeRunsOf(writer, experimentId, warn);
