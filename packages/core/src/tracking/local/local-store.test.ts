@@ -524,16 +524,7 @@ describe("LocalStore: closing the runs of a process killed -9", () => {
       process.stdout.write(JSON.stringify({ flow, fast, slow }) + "\\n");
       setInterval(() => {}, 1000);
     `;
-    const ids = await new Promise<{ flow: string; fast: string; slow: string }>((done, fail) => {
-      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: repo, stdio: ["ignore", "pipe", "inherit"] });
-      let out = "";
-      child.stdout.on("data", (chunk: Buffer) => {
-        out += chunk.toString();
-        if (out.includes("\n")) child.kill("SIGKILL");
-      });
-      child.on("error", fail);
-      child.on("close", (_code, signal) => (signal === "SIGKILL" ? done(JSON.parse(out)) : fail(new Error(`writer exited with ${_code}, not killed`))));
-    });
+    const ids = await killedWriter<{ flow: string; fast: string; slow: string }>(code);
     const fastFile = join(root, "runs", `${ids.fast}.json`);
     const saved = join(root, "fast.json.saved");
     await rename(fastFile, saved);
@@ -572,16 +563,7 @@ describe("LocalStore: closing the runs of a process killed -9", () => {
       process.stdout.write(JSON.stringify({ flow }) + "\\n");
       setInterval(() => {}, 1000);
     `;
-    const ids = await new Promise<{ flow: string }>((done, fail) => {
-      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: repo, stdio: ["ignore", "pipe", "inherit"] });
-      let out = "";
-      child.stdout.on("data", (chunk: Buffer) => {
-        out += chunk.toString();
-        if (out.includes("\n")) child.kill("SIGKILL");
-      });
-      child.on("error", fail);
-      child.on("close", (_code, signal) => (signal === "SIGKILL" ? done(JSON.parse(out)) : fail(new Error(`writer exited with ${_code}, not killed`))));
-    });
+    const ids = await killedWriter<{ flow: string }>(code);
     const [live] = await readdir(join(root, "live"));
     const liveFile = join(root, "live", live!);
     const saved = join(root, "live.saved");
@@ -598,6 +580,20 @@ describe("LocalStore: closing the runs of a process killed -9", () => {
     expect(await next.getRun(ids.flow)).toMatchObject({ status: "KILLED" });
   }, 30_000);
 });
+
+/** Runs `code` (a module that writes to a store, prints its run ids as one JSON line, then waits) in a process, and kills it -9 once it has printed; resolves to what it printed. */
+function killedWriter<T>(code: string): Promise<T> {
+  return new Promise<T>((done, fail) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: repo, stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes("\n")) child.kill("SIGKILL");
+    });
+    child.on("error", fail);
+    child.on("close", (_code, signal) => (signal === "SIGKILL" ? done(JSON.parse(out) as T) : fail(new Error(`writer exited with ${_code}, not killed`))));
+  });
+}
 
 async function file(name: string): Promise<string> {
   const path = join(await tmp(), `${name}.txt`);
