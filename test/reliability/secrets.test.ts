@@ -221,6 +221,28 @@ describe("the engine", () => {
     expect(formsIn(JSON.stringify(events), WEIRD)).toEqual([]);
   }, 120_000);
 
+  it.skipIf(!hasVenv)("masks the executed notebook of an attempt given up on at its timeout before the retry moves it aside", async () => {
+    const root = await scratch();
+    const dir = await scratch();
+    const file = join(dir, "leak.ipynb");
+    const cell = (source: string) => ({ cell_type: "code", execution_count: null, metadata: {}, outputs: [], source });
+    const cells = [
+      // A large output first, so that masking the executed notebook takes a while.
+      cell(`import os\nfrom IPython.display import display\ndisplay({"text/plain": "y" * 8_000_000}, raw=True)\nprint("token is", os.environ["MY_TOKEN"])`),
+      cell(`import os, time\nif os.environ.get("CAIRN_ATTEMPT") == "1":\n    time.sleep(60)\nprint("done")`),
+    ];
+    await writeFile(file, JSON.stringify({ cells, metadata: { kernelspec: { name: "python3", display_name: "Python 3", language: "python" } }, nbformat: 4, nbformat_minor: 5 }));
+    const nb = notebook("nb", file, { python: VENV_PYTHON, secrets: ["MY_TOKEN"], html: false }).retries(1, { minDelayMs: 10 }).timeout(15_000);
+    const { result } = await collect(flow("nb-timeout-secret").build(() => ({ n: nb().notebook })), { root, env: {}, secrets: { MY_TOKEN: "s3cr3t-T0KEN-xyz" }, cache: false });
+    expect(result.status).toBe("succeeded");
+    const { hits, files } = await filesContaining(root, formsOf("s3cr3t-T0KEN-xyz"));
+    expect(hits).toEqual([]);
+    // The first attempt's notebook is there, set aside, and it printed the token (masked).
+    const first = files.find((f) => f.endsWith(join("cairn", "attempts", "1", "leak.ipynb")));
+    expect(first).toBeDefined();
+    expect(await readFile(first!, "utf8")).toContain("token is ***");
+  }, 180_000);
+
   it("masks errors of retried attempts, results and FlowFailedError; refuses params before the run exists", async () => {
     const secret = "tok\\en\"-\n-ü";
     const t = task("t")

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { basename, dirname, extname } from "node:path";
 import { sha256 } from "@cairn/cache";
-import { type Artifact, sendArtifact, type TaskContext } from "@cairn/core";
+import { type Artifact, holdWork, sendArtifact, type TaskContext } from "@cairn/core";
 import { NotebookDependencyError } from "./errors.ts";
 import { ProcessFailedError } from "../spawn/errors.ts";
 import { runProcess, type ProcessSpec } from "../spawn/spawn.ts";
@@ -110,6 +110,10 @@ export async function runNotebook(
   const outPath = await ctx.artifacts.path(outName);
   const htmlPath = spec.html === false ? "" : await ctx.artifacts.path(htmlName);
   let failed = true;
+  // Held until the executed notebook is masked and sent, after the process: an attempt given up on
+  // (a timeout) is not followed by the next one, which moves this one's files aside, before then.
+  let release!: () => void;
+  holdWork(ctx, new Promise<void>((resolve) => (release = resolve)));
   try {
     const r = await runProcess(
       {
@@ -136,14 +140,18 @@ export async function runNotebook(
     }
     throw error;
   } finally {
-    await maskFiles([outPath, htmlPath], ctx);
-    // A failed attempt's run gets what its error points to (a succeeded one sends its artifacts as it closes).
-    if (failed) {
-      await Promise.all(
-        [outName, ...(htmlPath ? [htmlName] : [])].map((name) =>
-          sendArtifact(ctx, name).catch((error: unknown) => ctx.logger.warn(`could not send ${name} to the task's run: ${(error as Error).message}`)),
-        ),
-      );
+    try {
+      await maskFiles([outPath, htmlPath], ctx);
+      // A failed attempt's run gets what its error points to (a succeeded one sends its artifacts as it closes).
+      if (failed) {
+        await Promise.all(
+          [outName, ...(htmlPath ? [htmlName] : [])].map((name) =>
+            sendArtifact(ctx, name).catch((error: unknown) => ctx.logger.warn(`could not send ${name} to the task's run: ${(error as Error).message}`)),
+          ),
+        );
+      }
+    } finally {
+      release();
     }
   }
 }
