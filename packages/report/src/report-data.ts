@@ -413,11 +413,19 @@ async function readFailures(tracker: Tracker, tasks: ReportTask[], max: number):
         readArtifact(tracker, task.runId, "logs/stderr.txt", TAIL_READ_BYTES),
       ]);
       if (errorText) task.errorText = head(errorText);
-      // stdout only when stderr has nothing to show.
-      const log = stderr?.trim() ? stderr : await readArtifact(tracker, task.runId, "logs/stdout.txt", TAIL_READ_BYTES);
+      // The last attempt's part (a retry appends after `=== attempt N ===`); stdout's only when stderr's has nothing to show.
+      const own = stderr === undefined ? undefined : lastAttempt(stderr);
+      const log = own?.trim() ? own : lastAttempt((await readArtifact(tracker, task.runId, "logs/stdout.txt", TAIL_READ_BYTES)) ?? "");
       if (log?.trim()) task.logTail = tail(log);
     }),
   );
+}
+
+/** What a log holds after its last `=== attempt N ===` line (all of it when there is none): the attempt the task ended with. */
+function lastAttempt(log: string): string {
+  const marks = [...log.matchAll(/^=== attempt \d+ ===$/gm)];
+  const last = marks.at(-1);
+  return last === undefined ? log : log.slice(last.index + last[0].length).replace(/^\r?\n/, "");
 }
 
 /** Trials a leaderboard reads the outputs of (one read each); a larger sweep ranks the first ones. */

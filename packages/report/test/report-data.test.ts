@@ -127,6 +127,16 @@ describe("the report's data, read from the record", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it("shows a retried task's last attempt as its log tail: stdout's, when its stderr holds only the attempt line", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-retried-"));
+    const fails = shell("fails", 'echo "Traceback: the real error (attempt $CAIRN_ATTEMPT)"; exit 2').retries(1, { minDelayMs: 10 });
+    const run = await flow("retried-log").build(() => ({ out: fails().stdout })).run({ root: dir, cache: false, env: {} });
+    expect((await run.wait()).status).toBe("failed");
+    const data = await readReportData(new LocalStore({ root: dir }), run.runId);
+    expect(data.tasks.find((t) => t.id === "fails")!.logTail).toBe("Traceback: the real error (attempt 2)");
+    await rm(dir, { recursive: true, force: true });
+  });
+
   it("has the edges and the outputs that flow along them", () => {
     expect(byId(second, "flaky").dependsOn.sort()).toEqual(["prepare", "steady"]);
     expect(byId(second, "flaky").inputs).toEqual(
