@@ -215,6 +215,21 @@ describe("a task run for every node, in the embedded store", () => {
     await expectEveryOutcomeRecorded(result, runs, async (runId) => readFile(await store.downloadArtifact(runId, "cairn/error.txt", await tmp()), "utf8"));
   });
 
+  it("a task that logged its inputs itself, spelled its own way (a script's mlflow.log_param), succeeds: its values stand", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    // What a script's own MLflow client does: write the run's params straight to the tracker, as Python spells them.
+    const selfLogging = task("self-logging")
+      .input<{ flag: boolean; ratio: number }>()
+      .run(async ({ flag, ratio }, ctx) => {
+        await store.logBatch(ctx.runId, { params: { flag: flag ? "True" : "False", ratio: "1e-07" } });
+        return { ok: ratio > 0 };
+      });
+    const { result } = await runCollect(flow("self-logging").build(() => ({ ok: selfLogging({ flag: true, ratio: 1e-7 }).ok })), { root, tracker: store, cache: false });
+    expect(result.status, JSON.stringify(result.error)).toBe("succeeded");
+    expect((await taskRuns(store, result.runId)).get("self-logging")).toMatchObject({ status: "FINISHED", params: { flag: "True", ratio: "1e-07" } });
+  });
+
   it("fail-fast: the tasks the stop skipped and cancelled have KILLED runs naming the failed task", async () => {
     const root = await tmp();
     const f = flow("ff-records").build(() => {

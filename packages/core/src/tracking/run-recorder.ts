@@ -55,7 +55,15 @@ export class RunRecorder {
     if (withParams) this.params = {};
     this.tags = {};
     this.metrics = [];
-    await this.tracker.logBatch(this.runId, batch);
+    try {
+      await this.tracker.logBatch(this.runId, batch);
+    } catch (error) {
+      if (!withParams || isEmpty(batch.params ?? {}) || !isParamChange(error)) throw error;
+      // The task logged some of these params itself, in its own spelling (a script's
+      // `mlflow.log_param("flag", True)` is "True", Cairn's input param "true"): its values stand,
+      // and the rest of the batch is sent without Cairn's params.
+      await this.tracker.logBatch(this.runId, { ...batch, params: {} });
+    }
   }
 
   private masked(record: Record<string, string>): Record<string, string> {
@@ -70,4 +78,11 @@ export class RunRecorder {
 function isEmpty(record: Record<string, string>): boolean {
   for (const _ in record) return false;
   return true;
+}
+
+/** A tracker's refusal to change a param a run already has (MLflow's, or the embedded store's). */
+function isParamChange(error: unknown): boolean {
+  const e = error as { errorCode?: unknown; serverMessage?: unknown; message?: unknown } | null;
+  if (typeof e?.serverMessage === "string" && /changing param values is not allowed/i.test(e.serverMessage)) return true;
+  return typeof e?.message === "string" && /params are write-once/.test(e.message);
 }
