@@ -17,6 +17,7 @@ export {
   CairnError,
   OptionError,
   TaskFileError,
+  holdWork,
   type KindCall,
   type KindMethods,
   type KindSpec,

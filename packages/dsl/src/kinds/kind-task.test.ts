@@ -69,3 +69,31 @@ describe("a kind's checkCall", () => {
     ]);
   });
 });
+
+describe("holdWork() from @cairn/dsl/kind (and cairn-dag/kind)", () => {
+  it("makes a retry wait for work of the attempt before that goes on after its run threw", async () => {
+    const { holdWork } = await import("../kind.ts");
+    const order: string[] = [];
+    const held = kindTask<Record<string, never>, { ok: boolean }>({
+      definition: {
+        name: "held",
+        kind: "held",
+        code: "v1",
+        retry: { retries: 1, minDelayMs: 1, maxDelayMs: 1 },
+        cache: false,
+        env: [],
+        run: async (_inputs, ctx) => {
+          if (ctx.attempt === 1) {
+            holdWork(ctx, new Promise((resolve) => setTimeout(() => resolve(order.push("attempt 1's work done")), 300)));
+            throw new Error("first attempt fails");
+          }
+          order.push("attempt 2");
+          return { ok: true };
+        },
+      },
+    });
+    const result = await (await flow("held").build(() => ({ ok: held({}).ok })).run({ tracker: false, cache: false })).wait();
+    expect(result.status).toBe("succeeded");
+    expect(order).toEqual(["attempt 1's work done", "attempt 2"]);
+  });
+});
