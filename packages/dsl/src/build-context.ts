@@ -1,4 +1,4 @@
-import { CairnError, type FlowNode, isPlainObject, isRef, OptionError, type RefValue } from "@cairn/core";
+import { CairnError, type FlowNode, isPlainObject, isRef, OptionError, type RefValue, setOwnProperty } from "@cairn/core";
 
 /** The flow build in progress: tasks called inside `build` add their nodes here. */
 export interface BuildContext {
@@ -84,8 +84,7 @@ export function nodeToRef(value: unknown, where: () => string = () => "a value",
     const wired = nodeToRef(value[key], where, depth + 1);
     if (wired === value[key]) continue;
     copy ??= { ...value };
-    // An own "__proto__" stays an own property, as in the value given.
-    Object.defineProperty(copy, key, { value: wired, enumerable: true, writable: true, configurable: true });
+    setOwnProperty(copy, key, wired); // an own "__proto__" stays an own property, as in the value given
   }
   return copy ?? value;
 }

@@ -7,6 +7,7 @@ import {
   type CodeFile,
   NO_RETRY,
   OptionError,
+  setOwnProperty,
   type FlowNode,
   type TaskCacheOptions,
   type TaskContext,
@@ -239,8 +240,7 @@ export function addNode(definition: TaskDefinition, inputs: Record<string, unkno
   for (const k of Object.keys(inputs)) {
     const value = nodeToRef(inputs[k], () => `task "${definition.name}" input \`${k}\``);
     // As Object.fromEntries did: an own "__proto__" input, not a prototype.
-    if (k === "__proto__") Object.defineProperty(wired, k, { value, enumerable: true, writable: true, configurable: true });
-    else wired[k] = value;
+    setOwnProperty(wired, k, value);
   }
   const test = isCondition(options.if) ? options.if.test : undefined;
   const condition = options.if === undefined ? undefined : isCondition(options.if) ? options.if.ref : nodeToRef(options.if, () => `task "${id}" option \`if\``);

@@ -756,13 +756,13 @@ function indexName(key: string): string {
  */
 async function digestSecrets(inputs: Record<string, unknown>, secrets: Pick<SecretRegistry, "find"> | undefined): Promise<Record<string, unknown>> {
   if (!secrets) return inputs;
-  let digested: Record<string, unknown> | undefined;
-  for (const [name, value] of Object.entries(inputs)) {
-    if (secrets.find(value) === undefined) continue;
-    digested ??= { ...inputs };
-    digested[name] = { "cairn.secret_digest": await privateDigestAsync(hashValue(value), "input") };
-  }
-  return digested ?? inputs;
+  const holding = Object.entries(inputs).filter(([, value]) => secrets.find(value) !== undefined);
+  if (!holding.length) return inputs;
+  // Side by side on the thread pool.
+  const digests = await Promise.all(holding.map(([, value]) => privateDigestAsync(hashValue(value), "input")));
+  const digested = { ...inputs };
+  holding.forEach(([name], i) => (digested[name] = { "cairn.secret_digest": digests[i] }));
+  return digested;
 }
 
 function artifactDigest(a: Artifact): string | Promise<string> {
