@@ -120,6 +120,12 @@ describe("an experiment's meta.json that cannot be read", () => {
     expect(runs.stderr).toContain(`the runs of experiment ${id} are not listed`);
     expect(runs.stdout).toBe(`No flow runs could be listed in ${join(cwd, ".cairn")}: the runs of experiment ${id} were left out, as the warning above says.\n`);
     expect(runs.stdout).not.toMatch(/yet/);
+    // Asked for by name, the experiment is not said to be missing: its record could not be read.
+    const named = await cairn(["runs", "--experiment", "damage"], { cwd });
+    expect(named.code).toBe(2);
+    expect(named.stderr).toContain(`the runs of experiment ${id} are not listed`);
+    expect(named.stderr).toMatch(/there is none by that name among those whose record could be read, and 1 experiment could not be read \(the warning above\)/);
+    expect(named.stderr).not.toMatch(/there is none by that name\./);
   }, 60_000);
 });
 

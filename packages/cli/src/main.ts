@@ -1007,14 +1007,21 @@ async function experimentsOf(tracker: Tracker, name: string | undefined, stderr:
     if (!experiment.listed) leftOut.push(experiment.experimentId);
   };
   if (name) {
+    const before = leftOut.length;
     const all = tracker.listExperiments ? await tracker.listExperiments({ warn }) : undefined;
     if (all) {
       const ids = all.filter((e) => e.name === name).map((e) => e.experimentId);
       if (!ids.length) {
+        // An experiment left out because its record cannot be read may be the one asked for: its name is unknown.
+        const unread = leftOut.length - before;
         throw new UsageError(
-          `No experiment named "${name}" in ${tracker.uri} has runs to show: there is none by that name` +
-            (tracker.capabilities.remote ? ", or it was deleted (`mlflow experiments restore` brings it back)" : "") +
-            ". Without --experiment, cairn lists the runs of every experiment.",
+          `No experiment named "${name}" in ${tracker.uri} has runs to show: ` +
+            (unread > 0
+              ? `there is none by that name among those whose record could be read, and ${unread === 1 ? "1 experiment" : `${unread} experiments`} could not be read (the warning above); once it can be read, try again`
+              : "there is none by that name" +
+                (tracker.capabilities.remote ? ", or it was deleted (`mlflow experiments restore` brings it back)" : "") +
+                ". Without --experiment, cairn lists the runs of every experiment") +
+            ".",
         );
       }
       return ids;
