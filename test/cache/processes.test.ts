@@ -144,6 +144,32 @@ describe("kill -9 after cache hits were recorded", () => {
   });
 });
 
+describe("two --refresh runs at once", () => {
+  it("the second waits for the first's computation and takes its new entry, never the entry both were asked to replace", async () => {
+    const { root, markers, file, env } = await slowAfterFast();
+    const prime = await cairnRun(file, root, [], { ...env, SLOW_MS: "10" }).done;
+    expectOk(prime);
+    const old = taskEvents(prime.json, "slow").find((e) => e.status === "succeeded")!.taskRunId;
+    // The second starts once the first computes "slow" (4 s), holding its lease.
+    let second: Promise<Exit> | undefined;
+    const first = await cairnRun(file, root, ["--refresh"], env, (out) => {
+      if (!second && out.split("\n").some((l) => l.includes('"status":"running"') && l.includes('"task":"slow"'))) second = cairnRun(file, root, ["--refresh"], env).done;
+    }).done;
+    expectOk(first);
+    expect(second).toBeDefined();
+    const other = await second!;
+    expectOk(other);
+    const fresh = taskEvents(first.json, "slow").find((e) => e.status === "succeeded")!.taskRunId;
+    const statuses = taskEvents(other.json, "slow").map((e) => e.status);
+    expect(statuses).toContain("waiting");
+    // Before, the wait ended at once on the old entry: "cached" from the run both had been told to replace.
+    expect(finalStatus(other.json, "slow")).toBe("cached");
+    expect(taskEvents(other.json, "slow").find((e) => e.status === "cached")!.cachedFrom).toBe(fresh);
+    expect(fresh).not.toBe(old);
+    expect((await countMarks(markers)).slow).toBe(2); // the prime and the first refresh
+  });
+});
+
 describe("the CLI's cache flags", () => {
   const file = fixture("force.flow.ts");
   const statusesOf = (exit: Exit) => Object.fromEntries(["a", "b", "c"].map((t) => [t, finalStatus(exit.json, t)]));

@@ -3,6 +3,7 @@
  * entry instead of computing it again. A lease expires after `ttlMs` unless
  * renewed, so a crashed holder never blocks anyone for long.
  */
+import type { CacheEntry } from "./entry.ts";
 
 /** The caller now holds the lease on a key. */
 export interface HeldLease {
@@ -46,6 +47,12 @@ export interface WaitForOptions {
    * @default 200
    */
   pollMs?: number;
+  /**
+   * An entry to wait past: the one a forced task (`--refresh`, `--rerun`) is replacing. The wait
+   * ends with an entry that differs from it (the holder's), or with `undefined` once the lease is
+   * free and the store still holds this one.
+   */
+  replacing?: CacheEntry;
 }
 
 /**

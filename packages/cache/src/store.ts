@@ -320,14 +320,16 @@ export class CacheStore {
     checkKey(key);
     const pollMs = options.pollMs ?? 200;
     checkPositiveInteger("pollMs", pollMs);
-    const { signal } = options;
+    const { signal, replacing } = options;
+    const fresh = (entry: CacheEntry | undefined) =>
+      entry && !(replacing && entry.sourceRunId === replacing.sourceRunId && entry.createdAt === replacing.createdAt) ? entry : undefined;
     for (;;) {
       signal?.throwIfAborted();
-      const entry = await this.get(key);
+      const entry = fresh(await this.get(key));
       if (entry) return entry;
       const holder = await this.call("read a lease", () => this.backend.leases.peek(key));
       // The holder writes its entry before it releases, so look once more.
-      if (!holder) return this.get(key);
+      if (!holder) return fresh(await this.get(key));
       try {
         await sleep(pollMs, undefined, { signal });
       } catch (error) {

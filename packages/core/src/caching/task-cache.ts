@@ -307,12 +307,15 @@ export class TaskCache {
   /**
    * Waits while another process computes `key` (see `CacheStore.waitFor`); `undefined` (compute
    * it yourself) once the store is down, even while waiting: a wait never outlives the store.
+   * `replacing`: the task is forced (`--refresh`, `--rerun`), so the entry in the store now is the
+   * one it replaces, never its result: only the entry the other process writes ends the wait.
    */
-  async waitFor(key: string, signal: AbortSignal): Promise<CacheEntry | undefined> {
+  async waitFor(key: string, signal: AbortSignal, options: { replacing?: boolean } = {}): Promise<CacheEntry | undefined> {
     if (this.down_) return undefined;
     const both = AbortSignal.any([signal, this.downSignal.signal]);
     try {
-      return await this.guard(() => this.store.waitFor(key, { signal: both }), undefined);
+      const replacing = options.replacing ? await this.guard(() => this.store.get(key), undefined) : undefined;
+      return await this.guard(() => this.store.waitFor(key, { signal: both, replacing }), undefined);
     } catch (error) {
       if (this.down_ && !signal.aborted) return undefined;
       throw error;

@@ -88,7 +88,8 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
     state.settleFlight = undefined;
     // What it wrote is checked as any entry found in the store is (its source run, its artifacts,
     // its tracker: another machine's embedded store is no hit here), not taken as handed over.
-    if (await cache.waitFor(key, scope.flowSignal)) {
+    // A forced task waits for the other's entry, never taking the one it was asked to replace.
+    if (await cache.waitFor(key, scope.flowSignal, { replacing: state.forceRun })) {
       const found = await cache.lookup(key, { storeOnly: true });
       if (found.bad) scope.warn(id, badEntryWarning(key, found.bad));
       if (found.entry) return found.entry;
