@@ -16,7 +16,7 @@ describe("flags Cairn does not know, or that lack their value, exit 2 with Cairn
     [["graph", ok, "--fromat", "dot"], /Unknown option '--fromat' for cairn graph; did you mean --format\? cairn graph takes: -f\/--format, --json, -h\/--help\./],
     [["runs", "--limt", "3"], /Unknown option '--limt' for cairn runs; did you mean --limit\?/],
     [["show", "abcd", "--frobnicate"], /Unknown option '--frobnicate' for cairn show\. cairn show takes: /],
-    [["cache", "ls", "--tsk", "a"], /Unknown option '--tsk' for cairn cache; did you mean --task\?/],
+    [["cache", "ls", "--tsk", "a"], /Unknown option '--tsk' for cairn cache ls; did you mean --task\?.* Run `cairn help cache`/],
     [["run", ok, "--experiment"], /Expected a value after `--experiment` \(--experiment NAME\), got none\. Run `cairn help run`/],
     [["run", ok, "--root", "--json"], /Expected a value after `--root` \(--root DIR\), got none: the next argument, `--json`, is a flag\./],
     [["run", ok, "-c", "-1"], /Expected a value after `-c` \(--concurrency N\), got `-1`, which reads as a flag\. Write --concurrency=-1/],
@@ -68,5 +68,29 @@ describe("cairn cache ls --task", () => {
     const none = await cairn(["cache", "ls", "--task", "nosuch", "--root", join(cwd, ".cairn")], { cwd });
     expect(none.code).toBe(0);
     expect(none.stdout).toBe(`No cache entries of task "nosuch" in the cache at ${join(cwd, ".cairn", "cache")}.\n`);
+  });
+});
+
+describe("each cairn cache subcommand takes its own flags only", () => {
+  it("refuses another subcommand's flag and stray arguments, with the store untouched", async () => {
+    const cwd = await tmp("cairn-cache-flags-");
+    const root = join(cwd, ".cairn");
+    expect((await cairn(["run", ok, "--root", root], { cwd })).code).toBe(0);
+    const count = async () => (JSON.parse((await cairn(["cache", "ls", "--json", "--root", root], { cwd })).stdout) as unknown[]).length;
+    const before = await count();
+    expect(before).toBeGreaterThan(0);
+    for (const [args, message] of [
+      // Before, clear took --older-than and ignored it: every entry, however new, was removed.
+      [["cache", "clear", "--older-than", "7d"], /Unknown option '--older-than' for cairn cache clear\. cairn cache clear takes: --task, --root, -h\/--help\./],
+      // And prune took --task and ignored it: every task's entries were pruned.
+      [["cache", "prune", "--task", "double", "--max-size", "1B"], /Unknown option '--task' for cairn cache prune\. cairn cache prune takes: --root, --older-than, --max-size/],
+      [["cache", "ls", "--max-size", "1B"], /Unknown option '--max-size' for cairn cache ls\./],
+      [["cache", "clear", "double"], /Expected no arguments after `cairn cache clear` but its flags, got "double"\. Run `cairn help cache`/],
+    ] as const) {
+      const r = await cairn([...args, "--root", root], { cwd });
+      expect(r.stderr).toMatch(message);
+      expect(r.code).toBe(2);
+    }
+    expect(await count()).toBe(before);
   });
 });

@@ -694,12 +694,15 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
 
 async function cacheCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv): Promise<number> {
   const [sub, ...rest] = args;
-  const { values } = parse(
-    rest,
-    { task: { type: "string" }, json: { type: "boolean" }, root: { type: "string" }, "older-than": { type: "string" }, "max-size": { type: "string" } },
-    "cache",
-  );
   if (sub !== "ls" && sub !== "clear" && sub !== "prune") throw new UsageError(`Expected cairn cache ls, clear or prune, got "cairn cache ${sub ?? ""}".`);
+  // Each subcommand takes its own flags only: `clear --older-than 7d` cleared everything before.
+  const { values, positionals } = parseFlags(rest, CACHE_FLAGS[sub], { command: `cache ${sub}`, help: HELP.cache, helpCommand: "cache" }) as {
+    values: { task?: string; json?: boolean; root?: string; "older-than"?: string; "max-size"?: string };
+    positionals: string[];
+  };
+  if (positionals.length) {
+    throw new UsageError(`Expected no arguments after \`cairn cache ${sub}\` but its flags, got ${positionals.map((p) => `"${printableLine(p)}"`).join(" ")}. Run \`cairn help cache\` for what each subcommand takes.`);
+  }
   // Prune's limits are read before the store opens: a value it cannot read stops it with nothing touched.
   const olderThan = values["older-than"];
   const maxSize = values["max-size"];
@@ -746,6 +749,13 @@ async function cacheCommand(args: string[], stdout: Writable, env: NodeJS.Proces
   }
   return EXIT.ok;
 }
+
+/** The flags of each `cairn cache` subcommand. */
+const CACHE_FLAGS = {
+  ls: { task: { type: "string" }, json: { type: "boolean" }, root: { type: "string" } },
+  clear: { task: { type: "string" }, root: { type: "string" } },
+  prune: { root: { type: "string" }, "older-than": { type: "string" }, "max-size": { type: "string" } },
+} as const satisfies Record<string, FlagOptions>;
 
 function formatBytes(n: number): string {
   return bytes.format(n, { unitSeparator: " " }) ?? `${n} B`;

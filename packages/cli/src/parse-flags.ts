@@ -21,6 +21,8 @@ export interface FlagContext {
   command: string;
   /** The command's help text: a flag's value is named as it names it (`--root DIR`). */
   help?: string;
+  /** The command whose help describes these flags, when it is not `command` itself (`cache` for `cache clear`). */
+  helpCommand?: string;
 }
 
 /**
@@ -93,5 +95,6 @@ function valueName(flag: string, help: string | undefined): string {
 }
 
 function helpHint(context: FlagContext): string {
-  return `Run \`cairn help ${context.command}\` (or \`cairn ${context.command} --help\`) for what each flag does.`;
+  const command = context.helpCommand ?? context.command;
+  return `Run \`cairn help ${command}\` (or \`cairn ${command} --help\`) for what each flag does.`;
 }
