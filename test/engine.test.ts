@@ -677,6 +677,10 @@ describe("bad definitions are caught before anything runs", () => {
     expect(at(() => t.retries(2, null as never))).toMatch(/\.retries\(\) second argument/);
     expect(at(() => t.timeout(2_147_483_647))).toBe("accepted");
     expect(at(() => http("h", { url: "http://127.0.0.1:1/", timeoutMs: 3e9 }))).toMatch(/timeoutMs`` to be a number of milliseconds > 0 and at most 2147483647/);
+    // .cache() keys it does not know were ignored: `{ ttlMs: 1 }`, as the README once spelt it, kept entries for good.
+    expect(at(() => t.cache({ ttlMs: 1 } as never))).toMatch(/Expected `task "t" \.cache\(\) ttlMs` to be ttl \(milliseconds or a duration such as "7d"\) or key \(did you mean `ttl`\?\)/);
+    expect(at(() => t.cache({ kye: "v2" } as never))).toMatch(/\.cache\(\) kye` to be .*did you mean `key`/);
+    expect(at(() => t.cache({ ttl: "7d", key: "v2" }))).toBe("accepted");
   });
 
   it("a kind's definition is checked where the kind makes it, naming the field: no TypeError mid-run, no key over the text \"undefined\"", () => {

@@ -324,7 +324,13 @@ function settingsMethods<S extends Settings & { name: string }, R>(state: S, nex
     },
     cache(options) {
       if (options === false) return next({ ...state, cache: false });
-      if (typeof options !== "object" || options === null) throw new OptionError(where("cache"), "false or { ttl?, key? }", options);
+      if (typeof options !== "object" || options === null || Array.isArray(options)) throw new OptionError(where("cache"), "false or { ttl?, key? }", options);
+      // A key it does not know was ignored: `{ ttlMs: 1 }` kept entries for good.
+      for (const key of Object.keys(options)) {
+        if (key === "ttl" || key === "key") continue;
+        const meant = key.toLowerCase().startsWith("ttl") ? "ttl" : closestName(key, ["ttl", "key"]);
+        throw new OptionError(`${where("cache")} ${key}`, `ttl (milliseconds or a duration such as "7d") or key${meant ? ` (did you mean \`${meant}\`?)` : ""}`, key);
+      }
       const ttlMs = typeof options.ttl === "string" ? ms(options.ttl as ms.StringValue) : options.ttl;
       if (ttlMs !== undefined && !(typeof ttlMs === "number" && ttlMs > 0)) {
         throw new OptionError(`${where("cache")} ttl`, 'milliseconds > 0 or a duration such as "12h" or "7d"', options.ttl);
