@@ -1,6 +1,7 @@
 /**
  * The README's first flow runs as written: copied out of the README into a folder of the
- * workspace, run with `cairn run` (cold, then every task from the cache), and type-checked.
+ * workspace, run with `cairn run` (cold, then every task from the cache), and type-checked,
+ * with the Embedding section's block that runs it from code.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -26,8 +27,13 @@ describe("the README's first flow", () => {
     expect(cold.json.at(-1)).toMatchObject({ type: "flow", status: "succeeded", outputs: { accuracy: 0.55 } });
     const warm = await cairn(["run", file, "-p", "rows=500", "--json"], { cwd: dir });
     expect(warm.json.filter((e) => e.type === "task" && e.status !== "queued").map((e) => e.status)).toEqual(["cached", "cached"]);
-    // With the workspace's compiler options (strict, NodeNext), as `npm run typecheck` does in a project.
-    await writeFile(join(dir, "tsconfig.json"), JSON.stringify({ extends: "../../tsconfig.json", include: ["flow.ts"] }));
+    // The Embedding section's block, which imports that flow, type-checks beside it.
+    const embedding = /### Embedding\n\n```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(embedding, "the README's ```ts block under ### Embedding").toBeDefined();
+    await writeFile(join(dir, "embed.ts"), `declare const signal: AbortSignal;\n${embedding!}export {};\n`);
+    // With the workspace's compiler options (strict, NodeNext, noUncheckedIndexedAccess as `cairn init`'s),
+    // as `npm run typecheck` does in a project.
+    await writeFile(join(dir, "tsconfig.json"), JSON.stringify({ extends: "../../tsconfig.json", include: ["flow.ts", "embed.ts"] }));
     execFileSync(join(repo, "node_modules/.bin/tsc"), ["-p", join(dir, "tsconfig.json")], { cwd: repo, encoding: "utf8" });
   }, 120_000);
 });
