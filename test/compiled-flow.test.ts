@@ -200,6 +200,71 @@ export default flow("p").build(() => ({ x: pad + a }));
     expect(mixed.stdout).toContain(`Outputs: {"v":2}`);
   });
 
+  it("imports a package anew once it resolves elsewhere or its package.json changed (an npm install of another version)", async () => {
+    const sub = await mkdtemp(join(dir, "pkg-"));
+    const pkg = join(sub, "node_modules", "mylib");
+    const version = async (folder: string, v: number, file = `v${v}.js`) => {
+      await mkdir(folder, { recursive: true });
+      await writeFile(join(folder, "package.json"), JSON.stringify({ name: "mylib", version: `${v}.0.0`, type: "module", exports: `./${file}` }));
+      await writeFile(join(folder, file), `export const factor = ${v};\n`);
+    };
+    await version(pkg, 1);
+    await writeFile(
+      join(sub, "flow.ts"),
+      `import { flow, task } from "cairn-dag";\nimport { factor } from "mylib";\nconst t = task("t").input<{ f: number }>().run(({ f }) => ({ y: 10 * f }));\nexport default flow("pkg").build(() => ({ y: t({ f: factor }).y }));\n`,
+    );
+    const run = () => start(process.execPath, [cairnBin, "run", "flow.ts"], { cwd: sub, env: env() }).done;
+    expect((await run()).stdout).toContain(`Outputs: {"y":10}`);
+    // npm installs 2.0.0 over it: the old version's file is still there, and the compiled import named it.
+    await version(pkg, 2);
+    const upgraded = await run();
+    expect(upgraded.code, upgraded.stderr).toBe(0);
+    expect(upgraded.stdout).toContain(`Outputs: {"y":20}`);
+    // pnpm links node_modules/mylib to another version's folder: the same package.json text, elsewhere.
+    const { rename, symlink } = await import("node:fs/promises");
+    const store = join(sub, "store");
+    await mkdir(store);
+    await rename(pkg, join(store, "mylib@2"));
+    await version(join(store, "mylib@3"), 2);
+    await writeFile(join(store, "mylib@3", "v2.js"), `export const factor = 3;\n`);
+    await symlink(join(store, "mylib@3"), pkg);
+    expect((await run()).stdout).toContain(`Outputs: {"y":30}`);
+  });
+
+  it("never imports what another user put in the compiled flows' folder", async () => {
+    const { chown, chmod, readdir, stat } = await import("node:fs/promises");
+    const tmp = await mkdtemp(join(tmpdir(), "cairn-foreign-tmp-"));
+    const base = join(tmp, `cairn-${process.getuid!()}`);
+    await mkdir(base);
+    try {
+      await chown(base, 65534, 65534); // nobody's, and anyone's to write in
+    } catch {
+      console.info("[skip] chown needs root: the foreign folder cannot be made");
+      return;
+    }
+    await chmod(base, 0o777);
+    const run = () => cairn(["run", "flow.ts", "--root", join(dir, ".cairn-g")], { TMPDIR: tmp });
+    const first = await run();
+    expect(first.code, first.stderr).toBe(0);
+    // Whatever the run made in the foreign folder, its manifests are now planted with code of the other user's.
+    const flows = join(base, "flows");
+    const planted = join(tmp, "ran");
+    for (const id of await readdir(flows).catch(() => [] as string[])) {
+      const folder = join(flows, id);
+      await writeFile(join(folder, "planted.mjs"), `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(planted)}, "planted code ran");\nexport default undefined;\n`);
+      for (const name of (await readdir(folder)).filter((n) => n.endsWith(".json"))) {
+        await writeFile(join(folder, name), JSON.stringify({ sources: {}, packages: [], entry: join(folder, "planted.mjs") }));
+      }
+    }
+    const second = await run();
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toContain(`"n":6`);
+    await expect(stat(planted)).rejects.toThrow(/ENOENT/);
+    // What it compiled instead went to a folder of its own, gone with it.
+    expect((await readdir(tmp)).filter((n) => n.startsWith("cairn-flow-"))).toEqual([]);
+    await rm(tmp, { recursive: true, force: true });
+  });
+
   it("CAIRN_LOADER=tsx runs everything through tsx", async () => {
     const r = await cairn(["run", "flow.ts", "--root", join(dir, ".cairn-f")], { CAIRN_LOADER: "tsx" });
     expect(r.code).toBe(0);

@@ -19,7 +19,7 @@ export { CacheStore } from "./store.ts";
 export type { CacheStoreOptions, ListOptions, PruneOptions, PruneResult } from "./store.ts";
 export { EmbeddedKeyvStore } from "./backends/embedded-store.ts";
 /** Small-file read shared with the embedded run store of @cairn/core (synchronous: see its comment). */
-export { readSmallFile, writeFileAtomic } from "./backends/_files.ts";
+export { privateTempDir, readSmallFile, writeFileAtomic } from "./backends/_files.ts";
 export { redactUrl } from "./backends/_backend.ts";
 
 // Process owners (leases, runs left RUNNING by a killed process)

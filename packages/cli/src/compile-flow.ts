@@ -7,18 +7,21 @@
  * JavaScript files are imported where they are. The compiled files are reused until one of
  * the sources changes (its content: an edit that keeps the size and the mtime, as `cp -p`,
  * `rsync -a` or `tar x` make, is still an edit; a stale compile would store the old code's
- * result under the new code's cache key).
+ * result under the new code's cache key), or until a package they import resolves elsewhere or
+ * changes its package.json (an `npm install` of another version: the compiled import names the old
+ * version's file). They live in a folder of this user's that no one else can write to: a compiled
+ * file is imported, so one planted in a shared temp folder would run as the user.
  *
  * Inside a compiled module `import.meta.url`, `.filename` and `.dirname` are the source's,
  * and stack traces (with source maps on) name the source file and line: paths that tasks
  * declare resolve as they do under tsx.
  */
-import { readFileSync, realpathSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
 import { isBuiltin } from "node:module";
-import { tmpdir, userInfo } from "node:os";
+import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
-import { CairnError, sha256, writeFileAtomic } from "@cairn/cache";
+import { CairnError, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
 import type * as Esbuild from "esbuild";
 import { FlowFileError } from "./load-flow.ts";
 
@@ -44,7 +47,20 @@ export class NeedsTsxError extends CairnError {
 interface Manifest {
   /** Source path -> sha256 of its content when compiled. */
   sources: Record<string, string>;
+  /** The packages the sources import by name, as Node found them when compiled. */
+  packages?: PackageFound[];
   entry: string;
+}
+
+/** Where a bare import (`zod`, `@scope/pkg/sub`) found its package, from the folder of the module importing it. */
+interface PackageFound {
+  from: string;
+  name: string;
+  /** The first `node_modules/<name>` up from `from` (what Node takes), and its real path. */
+  at: string;
+  real: string;
+  /** sha256 of its package.json: another version, or other `exports`, is another file to import. */
+  digest: string;
 }
 
 const TS = /\.(?:ts|mts|tsx)$/;
@@ -59,24 +75,61 @@ export async function importCompiledFlow(path: string, bundle: CairnBundle): Pro
     return import(pathToFileURL(path).href); // the CLI says the file does not exist
   }
   if (!TS.test(real)) throw new NeedsTsxError(`${path} is not TypeScript: JavaScript flow files load through tsx as before.`);
-  const dir = join(tmpdir(), `cairn-${userInfo().uid}`, "flows", bundle.id);
+  const dir = privateTempDir(join("flows", bundle.id)) ?? ownFolder();
   const manifestPath = `${sha256(real)}.json`;
-  const entry = upToDate(join(dir, manifestPath)) ?? (await compile(real, dir, manifestPath, bundle));
+  const entry = upToDate(dir, join(dir, manifestPath)) ?? (await compile(real, dir, manifestPath, bundle));
   // Stack traces name the TypeScript source: task files resolve against its folder.
   process.setSourceMapsEnabled(true);
   return import(pathToFileURL(entry).href);
 }
 
-function upToDate(manifestPath: string): string | undefined {
+/** The shared folder is not this user's alone (another user made it first): compiled afresh into a folder of this process's own, removed at its exit. */
+function ownFolder(): string {
+  const dir = mkdtempSync(join(tmpdir(), "cairn-flow-"));
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function upToDate(dir: string, manifestPath: string): string | undefined {
   let manifest: Manifest;
   try {
     manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest;
+    if (typeof manifest.entry !== "string" || dirname(manifest.entry) !== dir || !Array.isArray(manifest.packages)) return undefined;
     for (const [file, digest] of Object.entries(manifest.sources)) if (typeof digest !== "string" || sha256(readFileSync(file)) !== digest) return undefined;
+    for (const found of manifest.packages) {
+      const now = findPackage(found.from, found.name);
+      if (!now || now.at !== found.at || now.real !== found.real || now.digest !== found.digest) return undefined;
+    }
     statSync(manifest.entry);
   } catch {
     return undefined;
   }
   return manifest.entry;
+}
+
+/** The package a bare import of `name` from a module in `from` resolves to, as Node looks for it; undefined when there is none. */
+function findPackage(from: string, name: string): PackageFound | undefined {
+  for (let d = from; ; d = dirname(d)) {
+    const at = join(d, "node_modules", name);
+    if (existsSync(at)) {
+      const real = realpathSync(at);
+      let digest = "none";
+      try {
+        digest = sha256(readFileSync(join(real, "package.json")));
+      } catch {
+        // a folder without a package.json (Node then looks for index.js): its place still counts
+      }
+      return { from, name, at, real, digest };
+    }
+    if (dirname(d) === d) return undefined;
+  }
+}
+
+/** The package name of a bare import (`zod/v4` gives `zod`, `@scope/pkg/x` gives `@scope/pkg`); undefined for a path, `#imports` or a URL. */
+function packageName(specifier: string): string | undefined {
+  if (/^[./#]|^[a-zA-Z][a-zA-Z+.-]*:/.test(specifier)) return undefined;
+  const parts = specifier.split("/");
+  return specifier.startsWith("@") ? (parts.length > 1 ? `${parts[0]}/${parts[1]}` : undefined) : parts[0];
 }
 
 /** Compiles `entry` and the TypeScript it imports into `dir`; `manifest` is the name of its manifest there. */
@@ -85,6 +138,7 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
   const nameOf = (source: string) => `${sha256(source).slice(0, 16)}-${basename(source).replace(TS, "")}.mjs`;
   const outOf = (source: string) => join(dir, nameOf(source));
   const sources: Manifest["sources"] = {};
+  const packages = new Map<string, PackageFound>();
   const queue = [entry];
   const skip = Symbol("resolving");
   for (let source = queue.pop(); source !== undefined; source = queue.pop()) {
@@ -130,7 +184,12 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
                 if (bundle.packageDirs.some((d) => target.startsWith(d))) {
                   throw new NeedsTsxError(`${args.importer} imports ${args.path}, a module of Cairn's that is not one of its entries.`);
                 }
-                if (target.includes(`${sep}node_modules${sep}`)) return { path: pathToFileURL(target).href, external: true };
+                if (target.includes(`${sep}node_modules${sep}`)) {
+                  const name = packageName(args.path);
+                  const found = name === undefined ? undefined : findPackage(args.resolveDir, name);
+                  if (found) packages.set(`${found.from}\0${found.name}`, found);
+                  return { path: pathToFileURL(target).href, external: true };
+                }
                 // A JavaScript module of the project may import @cairn/* itself (and be CommonJS):
                 // tsx loads such a flow as it always did.
                 if (SCRIPT.test(target)) throw new NeedsTsxError(`${args.importer} imports ${args.path}, a JavaScript module of the project.`);
@@ -156,7 +215,7 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
     }
     await writeFileAtomic(dir, nameOf(source), result.outputFiles[0]!.text);
   }
-  const written: Manifest = { sources, entry: outOf(entry) };
+  const written: Manifest = { sources, packages: [...packages.values()], entry: outOf(entry) };
   await writeFileAtomic(dir, manifest, JSON.stringify(written));
   return written.entry;
 }

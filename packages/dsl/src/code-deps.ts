@@ -26,12 +26,11 @@
  * time (declare those with `.codeFiles()` or bump `.version()`).
  */
 import { type Stats, statSync } from "node:fs";
-import { mkdir, readFile, stat } from "node:fs/promises";
-import { tmpdir, userInfo } from "node:os";
+import { readFile } from "node:fs/promises";
 import { SourceMap } from "node:module";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { sha256, writeFileAtomic } from "@cairn/cache";
+import { privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
 import { scopeKey, type RunScope } from "@cairn/core";
 import { loadEsbuild } from "./esbuild.ts";
 
@@ -602,32 +601,26 @@ function patternNames(node: AcornNode | undefined | null): string[] {
 
 // ------------------------------------------------------------------ kept on disk
 
-const DISK = join(tmpdir(), `cairn-${userInfo().uid}`, "code-deps");
-let diskUsable: Promise<boolean> | undefined;
+let DISK: string | undefined | null = null;
 
-/** The folder is used only when it is this user's and no one else can write to it (it could be made by another user first). */
-function disk(): Promise<boolean> {
-  diskUsable ??= mkdir(DISK, { recursive: true, mode: 0o700 })
-    .then(() => stat(dirname(DISK)))
-    .then(async (parent) => {
-      const own = await stat(DISK);
-      const uid = process.getuid?.();
-      return uid === undefined || [parent, own].every((s) => s.uid === uid && (s.mode & 0o022) === 0);
-    })
-    .catch(() => false);
-  return diskUsable;
+/** The folder, when it is this user's and no one else can write to it (see privateTempDir). */
+function disk(): string | undefined {
+  if (DISK === null) DISK = privateTempDir("code-deps");
+  return DISK;
 }
 
 async function fromDisk<T>(name: string): Promise<T | undefined> {
-  if (!(await disk())) return undefined;
+  const dir = disk();
+  if (!dir) return undefined;
   try {
-    return JSON.parse(await readFile(join(DISK, name), "utf8")) as T;
+    return JSON.parse(await readFile(join(dir, name), "utf8")) as T;
   } catch {
     return undefined; // not worked out yet, or torn: worked out again
   }
 }
 
 async function keep<T>(id: string, value: T): Promise<T> {
-  if (await disk()) await writeFileAtomic(DISK, `${id}.json`, JSON.stringify(value)).catch(() => {});
+  const dir = disk();
+  if (dir) await writeFileAtomic(dir, `${id}.json`, JSON.stringify(value)).catch(() => {});
   return value;
 }

@@ -9,10 +9,9 @@
  * of that shape (`$TMPDIR/cairn-<uid>/report-layouts/`, as the flow compiler keeps its output), so
  * the runs of a flow after its first, and `cairn report` of any of them, reuse it.
  */
-import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import dagre from "@dagrejs/dagre";
-import { readSmallFile, sha256, writeFileAtomic } from "@cairn/cache";
+import { privateTempDir, readSmallFile, sha256, writeFileAtomic } from "@cairn/cache";
 import type { InputEdge, ReportTask, TaskState } from "./report-data.ts";
 
 /** A node of the drawn graph: one task, or a group of tasks of one name (a map's items, a large flow). */
@@ -129,15 +128,20 @@ interface Placed {
 /** Bumped when what is kept changes shape. */
 const LAYOUT_FORMAT = 1;
 
-function layoutDir(): string {
-  return join(tmpdir(), `cairn-${userInfo().uid}`, "report-layouts");
+let layouts: string | undefined | null = null;
+
+/** The folder of kept layouts, when it is this user's alone (see privateTempDir): a planted layout would be drawn into the report. */
+function layoutDir(): string | undefined {
+  if (layouts === null) layouts = privateTempDir("report-layouts");
+  return layouts;
 }
 
 /** Lays `shape` out with dagre, or reads the layout kept for the same shape. */
 function placeGraph(shape: Shape): Placed {
   const name = `${sha256(JSON.stringify([LAYOUT_FORMAT, dagre.version, shape]))}.json`;
+  const dir = layoutDir();
   try {
-    const text = readSmallFile(join(layoutDir(), name));
+    const text = dir === undefined ? undefined : readSmallFile(join(dir, name));
     const kept = text === undefined ? undefined : (JSON.parse(text) as Placed);
     if (kept && kept.nodes.length === shape.nodes.length && kept.edges.length === shape.edges.length) return kept;
   } catch {
@@ -164,7 +168,7 @@ function placeGraph(shape: Shape): Placed {
     height: Math.ceil(g.graph().height ?? 0),
   };
   // Written whole, then renamed into place: a reader never sees half of it. One that cannot be kept is laid out again next time.
-  void writeFileAtomic(layoutDir(), name, JSON.stringify(placed)).catch(() => {});
+  if (dir !== undefined) void writeFileAtomic(dir, name, JSON.stringify(placed)).catch(() => {});
   return placed;
 }
 

@@ -1,7 +1,8 @@
 /** @internal File helpers shared by the embedded store and the file leases. */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { mkdir, rename, unlink, writeFile } from "node:fs/promises";
+import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 
 /** Prefix of temporary files; readers skip every name starting with a dot. */
@@ -110,3 +111,27 @@ export function readSmallFile(path: string): string | undefined {
 export function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;
 }
+
+/**
+ * `<tmp>/cairn-<uid>/<sub>`, made for this user alone, or `undefined` when it cannot be trusted:
+ * the temp folder is shared, so another user may have made `cairn-<uid>` first (or a link by
+ * that name) to plant files that Cairn would then read, or import. Trusted only when it is a real
+ * folder of this user's that no one else can write to (where there are no uids, as on Windows, as made).
+ */
+export function privateTempDir(sub: string): string | undefined {
+  const base = join(tmpdir(), `cairn-${userInfo().uid}`);
+  const dir = join(base, sub);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const uid = process.getuid?.();
+    if (uid === undefined) return dir;
+    for (const path of [base, dir]) {
+      const s = lstatSync(path);
+      if (!s.isDirectory() || s.uid !== uid || (s.mode & 0o022) !== 0) return undefined;
+    }
+    return dir;
+  } catch {
+    return undefined;
+  }
+}
+
