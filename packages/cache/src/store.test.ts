@@ -13,6 +13,7 @@ describeCacheStore("embedded", async () => {
   return {
     store: await CacheStore.fromUrl(undefined, { root }),
     corrupt: (key) => writeFile(join(root, "cache", "entries", fileNameOfKey(`cairn:${key}`, ".json")), '{"value": {"key": tr'),
+    open: (namespace) => CacheStore.fromUrl(undefined, { root, namespace }),
     dispose: () => rm(root, { recursive: true, force: true }),
   };
 });
@@ -21,10 +22,17 @@ describeCacheStore("redis", async () => {
   const server = await startRedisServer();
   const { default: KeyvRedis } = await import("@keyv/redis");
   const raw = new KeyvRedis(server.url, { namespace: "cairn" });
+  const opened: CacheStore[] = [];
   return {
     store: await CacheStore.fromUrl(server.url),
     corrupt: (key) => raw.set(key, "not json {"),
+    open: async (namespace) => {
+      const store = await CacheStore.fromUrl(server.url, { namespace });
+      opened.push(store);
+      return store;
+    },
     dispose: async () => {
+      for (const store of opened) await store.close();
       await raw.disconnect();
       await server.stop();
     },
@@ -41,6 +49,8 @@ describeCacheStore("postgres", async () => {
   return {
     store,
     corrupt: (key) => raw.set(`cairn:${key}`, "not json {"),
+    // Never closed alone: closing any of them ends the pool they all share (store.close() does).
+    open: (namespace) => CacheStore.fromUrl(server.url, { namespace }),
     dispose: async () => {
       await store.close();
       await server.stop();

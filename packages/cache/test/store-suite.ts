@@ -3,7 +3,7 @@
  * like keyv's test-suite: one set of promises, checked against real stores.
  *
  * @example
- * describeCacheStore("redis", async () => ({ store: await CacheStore.fromUrl(url), corrupt }));
+ * describeCacheStore("redis", async () => ({ store: await CacheStore.fromUrl(url), corrupt, open: (namespace) => CacheStore.fromUrl(url, { namespace }) }));
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,6 +21,11 @@ export interface StoreUnderTest {
   corrupt(key: string): Promise<void>;
   /** Frees what the factory made (servers stay up; the test file stops them). */
   dispose?(): Promise<void>;
+  /**
+   * Opens another store on the same folder or server under `namespace`, as a second project
+   * sharing it would. The factory closes it in `dispose`.
+   */
+  open(namespace: string): Promise<CacheStore>;
 }
 
 /** A fresh entry of `taskName` with a unique key. */
@@ -144,6 +149,22 @@ export function describeCacheStore(name: string, setup: () => Promise<StoreUnder
       expect((await cache.list()).map((e) => e.key)).toEqual([b1.key]);
       expect(await cache.clear()).toBe(1);
       expect(await cache.list()).toEqual([]);
+    });
+
+    it("clear() removes its own namespace's entries only, also beside a name that differs by a `_`", async (context) => {
+      const cache = store(context);
+      // `_` is a wildcard of SQL's LIKE: `team_a:%` also matches `team-a:...`.
+      const teamA = await subject!.open("team_a");
+      const other = await subject!.open("team-a");
+      await teamA.set(makeEntry());
+      const theirs = await other.set(makeEntry());
+      const mine = await cache.set(makeEntry());
+      expect(await teamA.clear()).toBe(1);
+      expect(await teamA.list()).toEqual([]);
+      expect(await other.list()).toEqual([theirs]);
+      expect(await cache.get(mine.key)).toEqual(mine);
+      expect(await other.clear()).toBe(1);
+      expect(await cache.delete(mine.key)).toBe(true);
     });
 
     it("prunes by age and then by size, oldest first", async (context) => {

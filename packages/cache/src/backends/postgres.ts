@@ -20,9 +20,21 @@ const QUERY_TIMEOUT_MS = 5000;
 export async function openPostgresBackend(url: string, namespace: string, connectTimeoutMs: number): Promise<CacheBackend> {
   const location = redactUrl(url);
   const { default: KeyvPostgres } = await import("@keyv/postgres");
+  class NamespacedKeyvPostgres extends KeyvPostgres {
+    /**
+     * Removes the rows of this namespace only. The adapter's own clear() does not escape the
+     * namespace in its LIKE pattern, so `_` matched any character: clearing `team_a` also
+     * removed the entries of `team-a`, another project sharing the database. Its iterator
+     * escapes them, so this removes the rows `CacheStore.list` sees, no more.
+     */
+    override async clear(): Promise<void> {
+      const pattern = this.namespace === undefined ? "%" : `${escapeLike(this.namespace)}:%`;
+      await this.query(`DELETE FROM ${this.opts.schema}.${this.opts.table} WHERE key LIKE $1`, [pattern]);
+    }
+  }
   // iterationLimit: the adapter lists 10 rows per query by default, slow for `cairn cache ls`.
   // The rest goes to pg's Pool.
-  const store = new KeyvPostgres({
+  const store = new NamespacedKeyvPostgres({
     uri: url,
     iterationLimit: 500,
     connectionTimeoutMillis: connectTimeoutMs,
@@ -55,6 +67,11 @@ export async function openPostgresBackend(url: string, namespace: string, connec
       await store.disconnect().catch(() => {});
     },
   };
+}
+
+/** `text` matched literally by LIKE, whose default escape character is the backslash. */
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, "\\$&");
 }
 
 async function createLeaseTable(query: Query): Promise<void> {
