@@ -14,6 +14,7 @@ describeCacheStore("embedded", async () => {
     store: await CacheStore.fromUrl(undefined, { root }),
     corrupt: (key) => writeFile(join(root, "cache", "entries", fileNameOfKey(`cairn:${key}`, ".json")), '{"value": {"key": tr'),
     open: (namespace) => CacheStore.fromUrl(undefined, { root, namespace }),
+    leasesIgnoreNamespace: "the embedded store's leases are one folder's (<root>/cache/leases), whatever the namespace",
     dispose: () => rm(root, { recursive: true, force: true }),
   };
 });

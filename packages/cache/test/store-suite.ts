@@ -26,6 +26,8 @@ export interface StoreUnderTest {
    * sharing it would. The factory closes it in `dispose`.
    */
   open(namespace: string): Promise<CacheStore>;
+  /** Why this store's leases are shared by every namespace, when they are. */
+  leasesIgnoreNamespace?: string;
 }
 
 /** A fresh entry of `taskName` with a unique key. */
@@ -240,6 +242,26 @@ export function describeCacheStore(name: string, setup: () => Promise<StoreUnder
         expect(lease.expiresAt).toBeGreaterThan(Date.now() + 700);
         expect(await cache.acquireLease(key, { ttlMs: 400, owner: "other" })).toMatchObject({ acquired: false, holder: "long-task" });
         await lease.release();
+      });
+
+      it("a lease holds its key in its own namespace only", async (context) => {
+        const cache = store(context);
+        if (subject!.leasesIgnoreNamespace) context.skip(subject!.leasesIgnoreNamespace);
+        const other = await subject!.open("other-project");
+        const { key } = makeEntry();
+        const mine = await cache.acquireLease(key, { ttlMs: 10_000, owner: "project-a" });
+        const theirs = await other.acquireLease(key, { ttlMs: 10_000, owner: "project-b" });
+        if (!mine.acquired || !theirs.acquired) throw new Error(`expected both leases, got ${JSON.stringify({ mine, theirs })}`);
+        // Within a namespace a lease still excludes, and renew and release find their own row.
+        expect(await other.acquireLease(key, { ttlMs: 10_000, owner: "project-b2" })).toMatchObject({ acquired: false, holder: "project-b" });
+        await theirs.renew();
+        await theirs.release();
+        expect(await other.waitFor(key, { pollMs: 20 })).toBeUndefined();
+        const next = await other.acquireLease(key, { ttlMs: 10_000, owner: "project-b2" });
+        expect(next.acquired).toBe(true);
+        expect(await cache.acquireLease(key, { ttlMs: 10_000, owner: "project-a2" })).toMatchObject({ acquired: false, holder: "project-a" });
+        if (next.acquired) await next.release();
+        await mine.release();
       });
 
       it("waitFor resolves with the entry the holder writes", async (context) => {

@@ -58,7 +58,7 @@ export async function openPostgresBackend(url: string, namespace: string, connec
     kind: "postgres",
     location,
     keyv,
-    leases: new PostgresLeases(query),
+    leases: new PostgresLeases(query, `${namespace}:`),
     entries: entriesOf(keyv, store),
     async sweep() {
       await query(`DELETE FROM cairn_leases WHERE expires_at < ${NOW_MS} - 3600000`);
@@ -89,9 +89,15 @@ async function createLeaseTable(query: Query): Promise<void> {
 /**
  * Leases as rows: insert, or take over a row whose expiry has passed, in one
  * INSERT ... ON CONFLICT DO UPDATE ... WHERE, which postgres runs atomically per row.
+ * A row's key is `<namespace>:<key>`, so projects sharing the database never wait on each
+ * other's leases (redis's lease keys carry the namespace too). Neither part holds a `:`.
  */
 class PostgresLeases implements LeaseBackend {
-  constructor(private readonly query: Query) {}
+  constructor(
+    private readonly query: Query,
+    /** Prepended to every key: the namespace and a `:`. */
+    private readonly prefix: string,
+  ) {}
 
   async tryAcquire(key: string, owner: string, ttlMs: number) {
     const token = uniqueId();
@@ -101,7 +107,7 @@ class PostgresLeases implements LeaseBackend {
          ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, token = excluded.token, expires_at = excluded.expires_at
          WHERE cairn_leases.expires_at <= ${NOW_MS}
          RETURNING expires_at`,
-        [key, owner, token, ttlMs],
+        [this.prefix + key, owner, token, ttlMs],
       );
       if (taken[0]) return { ok: true as const, token, expiresAt: Number(taken[0].expires_at) };
       const current = await this.peek(key);
@@ -113,19 +119,19 @@ class PostgresLeases implements LeaseBackend {
   async renew(key: string, token: string, ttlMs: number): Promise<number | undefined> {
     const rows = await this.query(
       `UPDATE cairn_leases SET expires_at = ${NOW_MS} + $3 WHERE key = $1 AND token = $2 RETURNING expires_at`,
-      [key, token, ttlMs],
+      [this.prefix + key, token, ttlMs],
     );
     return rows[0] ? Number(rows[0].expires_at) : undefined;
   }
 
   async release(key: string, token: string): Promise<void> {
-    await this.query("DELETE FROM cairn_leases WHERE key = $1 AND token = $2", [key, token]);
+    await this.query("DELETE FROM cairn_leases WHERE key = $1 AND token = $2", [this.prefix + key, token]);
   }
 
   async peek(key: string) {
     const rows = await this.query(
       `SELECT owner, expires_at FROM cairn_leases WHERE key = $1 AND expires_at > ${NOW_MS}`,
-      [key],
+      [this.prefix + key],
     );
     const row = rows[0];
     return row ? { holder: String(row.owner), expiresAt: Number(row.expires_at) } : undefined;
