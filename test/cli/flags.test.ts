@@ -94,3 +94,24 @@ describe("each cairn cache subcommand takes its own flags only", () => {
     expect(await count()).toBe(before);
   });
 });
+
+describe("--no-tracking", () => {
+  it("records no runs but uses the cache; a run that records replaces its entries, saying why, not that a run was lost", async () => {
+    const cwd = await tmp("cairn-no-tracking-");
+    const root = join(cwd, ".cairn");
+    const untracked = await cairn(["run", ok, "--root", root, "--no-tracking", "--json"], { cwd });
+    expect(untracked.code, untracked.stderr).toBe(0);
+    expect((await cairn(["runs", "--root", root], { cwd })).stdout).toMatch(/^No flow runs yet/);
+    const again = await cairn(["run", ok, "--root", root, "--no-tracking", "--json"], { cwd });
+    expect(again.json.filter((e) => e.type === "task" && e.status === "cached").map((e) => e.task)).toEqual(["double", "double-2"]);
+    const tracked = await cairn(["run", ok, "--root", root, "--json"], { cwd });
+    expect(tracked.code, tracked.stderr).toBe(0);
+    const said = tracked.stdout + tracked.stderr;
+    // Before: "its source run ... no longer exists", as if the store had lost a run.
+    expect(said).toMatch(/its source run [0-9a-f]{32} was never recorded \(a run with tracking off, --no-tracking, stored it\)/);
+    expect(said).not.toMatch(/no longer exists/);
+    expect(tracked.json.filter((e) => e.type === "task" && e.status === "succeeded").map((e) => e.task)).toEqual(["double", "double-2"]);
+    const warm = await cairn(["run", ok, "--root", root, "--json"], { cwd });
+    expect(warm.json.filter((e) => e.type === "task" && e.status === "cached").map((e) => e.task)).toEqual(["double", "double-2"]);
+  });
+});

@@ -99,7 +99,7 @@ Options:
       --failure-policy P     fail-fast (default): stop at the first failure; continue: finish independent branches.
       --experiment NAME      Experiment to record into. Default: MLFLOW_EXPERIMENT_NAME, else the flow's name.
       --secrets FILE         KEY=VALUE file of secrets for ctx.secret(); never logged.
-      --no-tracking          Record nothing (no .cairn store, no MLflow).
+      --no-tracking          Record no runs (no embedded store runs, no MLflow); the cache is still used.
       --no-cache             Neither look up nor store results: every task runs.
       --no-report            Do not write the run's HTML report (cairn/report.html; see cairn report).
       --rerun TASK           Run TASK (a task name or node id) and its dependants even if cached; repeatable.

@@ -599,6 +599,8 @@ export class TaskCache {
     const run = await this.sourceRun(entry.sourceRunId);
     if (run) this.sourceNames.set(run.runId, run.name);
     if (this.tracker.capabilities.records) {
+      // Not "gone": a run with tracking off stored it, and a run that records needs a source run to point at.
+      if (!run && isUntrackedRecord(entry.tracker)) return `its source run ${entry.sourceRunId} was never recorded (a run with tracking off, --no-tracking, stored it), and a run that records needs its source run`;
       if (!run) return `its source run ${entry.sourceRunId} no longer exists in ${this.tracker.uri}`;
       if (run.status !== "FINISHED") return `its source run ${entry.sourceRunId} is ${run.status}, not FINISHED`;
     }
