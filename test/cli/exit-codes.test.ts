@@ -32,6 +32,16 @@ describe("validation errors found before anything runs exit 2", () => {
     expect(r.code).toBe(2);
   });
 
+  it.each([
+    ["a flow file that does not exist", ["worker", "no-such.flow.ts", "--queue", "redis://127.0.0.1:1"], /FlowFileError/],
+    ["a queue URL that is not redis://", ["worker", join(repo, "test/fixtures/ok.flow.ts"), "--queue", "http://x"], /QueueUrlError/],
+  ])("cairn worker --healthcheck with %s exits 2, as its help says (a Redis that does not answer: 1)", async (_, args, message) => {
+    const r = await cairn([...args, "--healthcheck"]);
+    expect(r.stderr).toMatch(message);
+    expect(r.code).toBe(2);
+    expect((await cairn(["help", "worker"])).stdout).toMatch(/exit 1 when\s+Redis does not answer, 2 when the flow does not load or URL is not redis:\/\//);
+  });
+
   it("a task that fails while running still exits 1", async () => {
     const r = await cairn(["run", join(repo, "test/fixtures/fails.flow.ts"), "--no-tracking"]);
     expect(r.code).toBe(1);

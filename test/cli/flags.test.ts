@@ -20,6 +20,8 @@ describe("flags Cairn does not know, or that lack their value, exit 2 with Cairn
     [["run", ok, "--experiment"], /Expected a value after `--experiment` \(--experiment NAME\), got none\. Run `cairn help run`/],
     [["run", ok, "--root", "--json"], /Expected a value after `--root` \(--root DIR\), got none: the next argument, `--json`, is a flag\./],
     [["run", ok, "-c", "-1"], /Expected a value after `-c` \(--concurrency N\), got `-1`, which reads as a flag\. Write --concurrency=-1/],
+    [["run", ok, "--pool", "gpu=2=3"], /Expected `--pool gpu` to be an integer >= 1, got `2=3`\./],
+    [["run", ok, "--pool", "=2"], /Expected --pool NAME=N, got "--pool =2"\./],
     [["run", ok, "--json=yes"], /Expected `--json` alone \(it is a switch and takes no value\), got `--json=yes`\./],
     [["help", "frobnicate"], /Unknown command "frobnicate"\. Expected one of: init, run, graph, plan, explain, cache, runs, show, report, worker, workers\./],
   ])("cairn %s", async (args, message) => {
@@ -39,6 +41,14 @@ describe("cairn help COMMAND", () => {
       expect(viaHelp.stdout).toMatch(new RegExp(`^Usage: cairn ${command}`));
       expect(viaHelp.stdout).toBe(viaFlag.stdout);
     }
+  });
+});
+
+describe("cairn help runs", () => {
+  it("gives --experiment as a filter, not as required: without it runs lists every experiment's runs, on a server too", async () => {
+    const r = await cairn(["help", "runs"]);
+    expect(r.stdout).toMatch(/--experiment NAME\s+Only this experiment's runs\. Default: every experiment's\n/);
+    expect(r.stdout).not.toMatch(/required/);
   });
 });
 

@@ -123,7 +123,8 @@ Options:
       --pool NAME        Take only this pool's tasks; repeatable. Default: the tasks that name no pool
                          (--pool default names those too).
   -c, --concurrency N    Tasks it runs at once, per pool. Default: 1
-      --healthcheck      Check the flow loads and Redis answers, print ok and exit 0 (1 when not)
+      --healthcheck      Check the flow loads and Redis answers, print ok and exit 0; exit 1 when
+                         Redis does not answer, 2 when the flow does not load or URL is not redis://
       --secrets FILE     KEY=VALUE file of secrets for ctx.secret(); never logged.
       --root DIR         Folder of Cairn's local state. Default: .cairn`,
   workers: `Usage: cairn workers --queue URL [--json]
@@ -153,7 +154,7 @@ Options:
 Lists recent flow runs, newest first, from the tracker MLFLOW_TRACKING_URI names (the .cairn store when unset).
 
 Options:
-      --experiment NAME   Only this experiment (required with an MLflow server)
+      --experiment NAME   Only this experiment's runs. Default: every experiment's
   -n, --limit N           At most N runs. Default: 20
       --json              Print JSON
       --root DIR          Folder of Cairn's local state. Default: .cairn`,
@@ -389,9 +390,11 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   const concurrency = values.concurrency === undefined ? undefined : integerOption("--concurrency", values.concurrency, 1);
   const pools: Record<string, number> = {};
   for (const pair of values.pool ?? []) {
-    const [name, limit] = pair.split("=");
-    if (!name || limit === undefined) throw new UsageError(`Expected --pool NAME=N, got "--pool ${pair}".`);
-    pools[name] = integerOption(`--pool ${name}`, limit, 1);
+    // Split at the first "=" only: `gpu=2=3` is a limit of `2=3`, refused, not a pool of 2.
+    const at = pair.indexOf("=");
+    const name = at < 0 ? "" : pair.slice(0, at);
+    if (!name) throw new UsageError(`Expected --pool NAME=N, got "--pool ${pair}".`);
+    pools[name] = integerOption(`--pool ${name}`, pair.slice(at + 1), 1);
   }
   const policy = values["failure-policy"];
   if (policy !== undefined && policy !== "fail-fast" && policy !== "continue") {
