@@ -28,6 +28,16 @@ function errorClasses(): Map<string, ErrorClass> {
   return found;
 }
 
+/** The classes the README's Errors table names, in its first column. */
+function readmeErrorClasses(): string[] {
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const section = readme.slice(readme.indexOf("\n## Errors"), readme.indexOf("\n## ", readme.indexOf("\n## Errors") + 1));
+  return [...section.matchAll(/^\| (.+?) \|/gm)].flatMap(([, cell]) => [...cell!.matchAll(/`(\w+)`/g)].map(([, n]) => n!));
+}
+
+/** The launcher's own error: `cairn` catches it and starts over through tsx, so no user code meets it. */
+const LAUNCHER_ONLY = new Set(["NeedsTsxError"]);
+
 describe("Cairn's errors", () => {
   it("are all Cairn errors, each class with a code of its own", () => {
     const classes = errorClasses();
@@ -43,9 +53,7 @@ describe("Cairn's errors", () => {
   });
 
   it("include every class of the README's error table", () => {
-    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-    const section = readme.slice(readme.indexOf("\n## Errors"), readme.indexOf("\n## ", readme.indexOf("\n## Errors") + 1));
-    const named = [...section.matchAll(/^\| (.+?) \|/gm)].flatMap(([, cell]) => [...cell!.matchAll(/`(\w+)`/g)].map(([, n]) => n!));
+    const named = readmeErrorClasses();
     expect(named.length).toBeGreaterThan(30);
     const classes = errorClasses();
     for (const name of named) expect(classes.get(name)?.code, `${name} has a code`).toMatch(/^CAIRN_/);
@@ -81,6 +89,25 @@ describe("Cairn's errors", () => {
     expect(facade.NonRetryableError).toBe(NonRetryableError);
     expect(facade.CairnError).toBe(cache.CairnError);
     expect(core.CairnError).toBe(cache.CairnError);
+  });
+
+  it("are exported by cairn-dag, each class of the README's error table (README: import everything from cairn-dag)", () => {
+    const exported = facade as unknown as Record<string, unknown>;
+    const classes = errorClasses();
+    const missing = readmeErrorClasses().filter((name) => !LAUNCHER_ONLY.has(name) && exported[name] !== classes.get(name));
+    expect(missing, "README error classes cairn-dag does not export").toEqual([]);
+  });
+
+  it("that cairn-dag exports are each in the README's error table, and its internal message helpers are not exported", () => {
+    // CairnError, the base of them all, is what the section's first sentence is about.
+    const listed = new Set([...readmeErrorClasses(), "CairnError"]);
+    const exported = Object.entries(facade as unknown as Record<string, unknown>);
+    const unlisted = exported.filter(([name, value]) => typeof value === "function" && value.prototype instanceof Error && !listed.has(name)).map(([name]) => name);
+    expect(unlisted, "error classes cairn-dag exports that the README's table leaves out").toEqual([]);
+    for (const helper of ["cancelReason", "describeValue"]) {
+      expect(helper in facade, `cairn-dag exports ${helper}`).toBe(false);
+      expect(helper in dsl, `@cairn/dsl exports ${helper}`).toBe(false);
+    }
   });
 });
 

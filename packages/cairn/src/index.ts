@@ -13,4 +13,15 @@ import "@cairn/worker/register";
 export * from "@cairn/dsl";
 export * from "@cairn/process";
 export * from "@cairn/mlflow";
-export { cli, EXIT, FlowFileError, UsageError, RunIdError, type CliIo } from "@cairn/cli";
+export { cli, EXIT, FlowFileError, UsageError, RunIdError, ReportRunError, type CliIo } from "@cairn/cli";
+// The queue's errors, which a run with `queue` raises; from their own module, so that BullMQ loads only for a queue.
+export {
+  QueueNeedsSharedTrackerError,
+  QueueUnreachableError,
+  QueueJobLostError,
+  QueueUrlError,
+  StaleCodeError,
+  UnknownQueuedTaskError,
+  PoisonTaskError,
+  WorkerOptionError,
+} from "@cairn/worker/errors";

@@ -39,6 +39,7 @@ const ENTRIES = {
   "cli-autorun": "cli/src/autorun.ts",
   worker: "worker/src/index.ts",
   "worker-register": "worker/src/register.ts",
+  "worker-errors": "worker/src/errors.ts",
   mlflow: "mlflow/src/index.ts",
   "mlflow-tracker": "mlflow/src/tracker/index.ts",
   "mlflow-register": "mlflow/src/register.ts",
@@ -50,6 +51,7 @@ const ENTRIES = {
   core: "core/src/index.ts",
   "core-errors": "core/src/errors.ts",
   report: "report/src/index.ts",
+  "report-errors": "report/src/errors.ts",
   cache: "cache/src/index.ts",
 };
 

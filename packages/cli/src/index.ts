@@ -10,6 +10,8 @@ export { EXIT } from "./exit.ts";
 export { RunIdError } from "./find-run.ts";
 export { FlowFileError } from "./load-flow.ts";
 export { UsageError } from "./usage-error.ts";
+// The report's error for a run id that is no flow run; from its own module, so that the renderer is not loaded with this.
+export { ReportRunError } from "@cairn/report/errors";
 import type { CliIo } from "./main.ts";
 export type { CliIo };
 

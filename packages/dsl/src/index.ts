@@ -55,4 +55,39 @@ export {
   type Tracker,
   type TrackerCapabilities,
 } from "@cairn/core";
-export * from "@cairn/core/errors";
+// The error classes by name: core's errors module also holds message helpers that are not API.
+export {
+  CairnError,
+  FlowValidationError,
+  CycleError,
+  DuplicateNodeError,
+  UnknownNodeError,
+  MissingInputError,
+  NotSerializableError,
+  ParamError,
+  OptionError,
+  InputValidationError,
+  OutputValidationError,
+  TaskTimeoutError,
+  NonErrorThrownError,
+  CancelledError,
+  NonRetryableError,
+  SecretNotFoundError,
+  SecretLeakError,
+  SecretParamError,
+  UnsafePathError,
+  TrackingError,
+  UnsupportedTrackingUriError,
+  TrackerUnreachableError,
+  MlflowApiError,
+  CodeFileError,
+  TaskFileError,
+  MapOverError,
+  MinSuccessError,
+  MapItemsFailedError,
+  ConditionError,
+  SelectorError,
+} from "@cairn/core/errors";
+// What a run can raise beyond the definition's errors: a task that failed on a worker, the cache store's failures.
+export { RemoteTaskError } from "@cairn/core";
+export { CacheError, CacheStoreUrlError, CacheOptionError, CacheValueError, CacheBackendError, LeaseLostError } from "@cairn/cache";
