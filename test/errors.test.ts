@@ -46,6 +46,8 @@ describe("Cairn's errors", () => {
     for (const [name, cls] of classes) {
       expect(Object.hasOwn(cls, "code"), `${name} sets its own code`).toBe(true);
       expect(cls.code, name).toMatch(/^CAIRN_[A-Z_]+$/);
+      // As the README says: CAIRN_ and the name in capitals without Error (QueueNeedsSharedTrackerError was CAIRN_QUEUE_TRACKER).
+      if (name !== "CairnError") expect(cls.code, name).toBe(`CAIRN_${name.replace(/Error$/, "").replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()}`);
       expect(byCode.get(cls.code), `${name} and ${byCode.get(cls.code)} share ${cls.code}`).toBeUndefined();
       byCode.set(cls.code, name);
       expect(cls === (CairnError as unknown) || cls.prototype instanceof CairnError, `${name} extends CairnError`).toBe(true);

@@ -321,7 +321,7 @@ const VALIDATION_CODES: ReadonlySet<string> = new Set([
   "CAIRN_UNKNOWN_PLACEHOLDER",
   // The queue's (@cairn/worker, loaded only with --queue): a bad URL or option, a run its workers could not share.
   "CAIRN_QUEUE_URL",
-  "CAIRN_QUEUE_TRACKER",
+  "CAIRN_QUEUE_NEEDS_SHARED_TRACKER",
   "CAIRN_WORKER_OPTION",
 ]);
 

@@ -7,7 +7,7 @@ import { redactUri } from "@cairn/core";
 
 /** `--queue` / `queueDispatcher()` cannot serve this run: the workers could not share its record. */
 export class QueueNeedsSharedTrackerError extends CairnError {
-  static override readonly code: string = "CAIRN_QUEUE_TRACKER";
+  static override readonly code: string = "CAIRN_QUEUE_NEEDS_SHARED_TRACKER";
   override name = "QueueNeedsSharedTrackerError";
   constructor(
     readonly flowName: string,
