@@ -125,3 +125,21 @@ describe("--no-tracking", () => {
     expect(warm.json.filter((e) => e.type === "task" && e.status === "cached").map((e) => e.task)).toEqual(["double", "double-2"]);
   });
 });
+
+describe("NO_COLOR and FORCE_COLOR", () => {
+  it("FORCE_COLOR=0 is off and an empty NO_COLOR is unset, in run and in the commands that print tables", async () => {
+    const cwd = await tmp("cairn-colours-");
+    const root = join(cwd, ".cairn");
+    const ansi = /\u001b\[/;
+    // childEnv sets NO_COLOR=1; each case says what it wants.
+    const run = (env: NodeJS.ProcessEnv) => cairn(["run", ok, "--root", root], { cwd, env });
+    expect((await run({ NO_COLOR: "", FORCE_COLOR: "1" })).stdout).toMatch(ansi);
+    // Before, FORCE_COLOR=0 turned colours on in a pipe.
+    expect((await run({ NO_COLOR: "", FORCE_COLOR: "0" })).stdout).not.toMatch(ansi);
+    expect((await run({ NO_COLOR: "", FORCE_COLOR: "false" })).stdout).not.toMatch(ansi);
+    expect((await run({ NO_COLOR: "1", FORCE_COLOR: "1" })).stdout).not.toMatch(ansi);
+    // runs ignored FORCE_COLOR.
+    expect((await cairn(["runs", "--root", root], { cwd, env: { NO_COLOR: "", FORCE_COLOR: "1" } })).stdout).toMatch(ansi);
+    expect((await cairn(["runs", "--root", root], { cwd, env: { NO_COLOR: "", FORCE_COLOR: "0" } })).stdout).not.toMatch(ansi);
+  });
+});

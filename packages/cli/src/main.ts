@@ -409,7 +409,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   });
   const json = values.json === true;
   const mode: ReporterMode = json ? "json" : (io.stdout as NodeJS.WriteStream).isTTY && io.env.TERM !== "dumb" ? "live" : "plain";
-  const useColor = !json && !("NO_COLOR" in io.env) && ((io.stdout as NodeJS.WriteStream).isTTY === true || "FORCE_COLOR" in io.env);
+  const useColor = !json && colorsOn(io.env, io.stdout);
   const reporter = await createReporter(mode, io.stdout, io.stderr, useColor);
 
   // Loaded only for a queue: BullMQ and its Redis client are not what a run on one machine needs.
@@ -626,7 +626,7 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
     stdout.write(`${JSON.stringify(plan.map(({ key, ...p }) => ({ ...p, ...(key ? { key: key.key } : {}) })), null, 2)}\n`);
     return EXIT.ok;
   }
-  const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
+  const c = createColors(colorsOn(env, stdout));
   const rows = plan.map((p) => [
     p.task,
     p.action === "hit" ? "cached" : p.action === "skip" ? "skipped" : p.items === "unknown" ? "runs (items unknown)" : "runs",
@@ -722,7 +722,7 @@ async function cacheCommand(args: string[], stdout: Writable, env: NodeJS.Proces
         stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
         return EXIT.ok;
       }
-      const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
+      const c = createColors(colorsOn(env, stdout));
       const rows = entries.map((e) => [e.taskName, e.key.slice(0, 16), e.sourceRunId, new Date(e.createdAt).toISOString().replace("T", " ").slice(0, 19), formatBytes(e.sizeBytes)]);
       const none = values.task ? `No cache entries of task "${printable(values.task)}" in the cache at ${store.location}.` : `The cache at ${store.location} is empty.`;
       stdout.write(rows.length ? table(["task", "key", "source run", "created", "size"], rows, c) : `${none}\n`);
@@ -810,7 +810,7 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
     );
     return EXIT.ok;
   }
-  const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
+  const c = createColors(colorsOn(env, stdout));
   const rows = runs.map((r) => [r.runId, r.name, r.status, new Date(r.startTime).toISOString().replace("T", " ").slice(0, 19), duration(r)]);
   stdout.write(table(["run id", "flow", "status", "started", "duration"], rows, c));
   return EXIT.ok;
@@ -867,7 +867,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
     stdout.write(`${JSON.stringify({ run: withSource(run), tasks: children.map(withSource) }, nonFinite, 2)}\n`);
     return EXIT.ok;
   }
-  const c = createColors(!("NO_COLOR" in env) && (stdout as NodeJS.WriteStream).isTTY === true);
+  const c = createColors(colorsOn(env, stdout));
   const lines = [`${c.bold(printableLine(run.name))}  run ${run.runId}  ${run.status}  ${duration(run)}`];
   if (run.parentRunId !== undefined) lines.push(`task run of flow run ${run.parentRunId}`);
   const source = sourceOf(run);
@@ -1004,6 +1004,18 @@ async function reachableTracker(options: Parameters<typeof resolveTracker>[0]): 
   // A server only: the embedded store's ping makes its folder, which a command that reads must not.
   if (tracker.capabilities.remote) await tracker.ping();
   return tracker;
+}
+
+/**
+ * Whether to colour what goes to `stream`: never with a non-empty NO_COLOR (no-color.org); with
+ * FORCE_COLOR set, unless it is `0` or `false` (so `FORCE_COLOR=0` turns colours off, as in Node
+ * and chalk); else when the stream is a terminal.
+ */
+function colorsOn(env: NodeJS.ProcessEnv, stream: Writable): boolean {
+  if (env.NO_COLOR) return false;
+  const force = env.FORCE_COLOR;
+  if (force !== undefined) return force !== "0" && force.toLowerCase() !== "false";
+  return (stream as NodeJS.WriteStream).isTTY === true;
 }
 
 /** A store's warning (a damaged record, a run left unclosed), said on stderr as one line. */
