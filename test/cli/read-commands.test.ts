@@ -53,3 +53,28 @@ describe("cairn runs, show and report", () => {
     expect(shown.tasks[0]!.metrics).toMatchObject({ nan: "NaN", inf: "Infinity", ninf: "-Infinity" });
   }, 60_000);
 });
+
+describe("cairn plan and explain take the run's --secrets and --experiment", () => {
+  it("plan says cached for a task whose input holds a secret of the run's --secrets file, as the run finds it; explain too", async () => {
+    const cwd = await tmp();
+    await writeFile(join(cwd, "secrets.env"), "LIT=lit-eral-secret-value\n");
+    await writeFile(
+      join(cwd, "flow.ts"),
+      `import { flow, task } from "cairn-dag";\nconst t = task("uses").input<{ note: string }>().run(() => ({ ok: 1 }));\nexport default flow("lit").build(() => ({ ok: t({ note: "see lit-eral-secret-value" }).ok }));\n`,
+    );
+    const args = ["--secrets", "secrets.env", "--experiment", "mine"];
+    expect((await cairn(["run", "flow.ts", ...args], { cwd })).code).toBe(0);
+    const again = await cairn(["run", "flow.ts", ...args], { cwd });
+    expect(again.stdout).toMatch(/uses\s+cached/);
+    // Before, plan refused --secrets and, without it, said the task would run: the key holds the secret's slow digest.
+    const plan = await cairn(["plan", "flow.ts", ...args], { cwd });
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/uses\s+cached\s+from run [0-9a-f]{32}/);
+    const explain = await cairn(["explain", "flow.ts", "uses", ...args], { cwd });
+    expect(explain.code, explain.stderr).toBe(0);
+    expect(explain.stdout).toMatch(/^uses would come from the cache: run [0-9a-f]{32}/);
+    expect(plan.stdout + explain.stdout).not.toContain("lit-eral-secret-value");
+    // Without the run's secrets the key is another one, as the README says.
+    expect((await cairn(["plan", "flow.ts", "--experiment", "mine"], { cwd })).stdout).toMatch(/uses\s+runs/);
+  });
+});

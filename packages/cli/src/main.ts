@@ -29,6 +29,7 @@ import {
   toGraphJson,
   toMermaid,
   type EndingFlowRun,
+  type RunOptions,
   type RunRecord,
   type Tracker,
 } from "@cairn/core";
@@ -159,13 +160,15 @@ Options:
       --json              Print JSON
       --root DIR          Folder of Cairn's local state. Default: .cairn`,
   plan: `Usage: cairn plan FILE [-p NAME=VALUE]... [--rerun TASK]... [--refresh] [--json] [--root DIR]
+                  [--experiment NAME] [--secrets FILE]
 
 Shows, without running anything, which tasks would come from the cache and which would run, and why.
 A task below one that runs is shown as running: only running can tell whether its inputs come out unchanged.`,
-  explain: `Usage: cairn explain FILE TASK [-p NAME=VALUE]... [--json] [--root DIR]
+  explain: `Usage: cairn explain FILE TASK [-p NAME=VALUE]... [--json] [--root DIR] [--experiment NAME] [--secrets FILE]
 
 Says whether TASK would hit the cache; for a miss, which ingredients (code, version, inputs, env)
-changed since the nearest earlier cache entry of the same task.`,
+changed since the nearest earlier cache entry of the same task. Pass the --experiment and --secrets
+the run is given: a task whose input holds a secret has a key that depends on it.`,
   cache: `Usage: cairn cache ls [--task NAME] [--json] [--root DIR]
        cairn cache clear [--task NAME] [--root DIR]
        cairn cache prune [--older-than 7d] [--max-size 5GB] [--root DIR]
@@ -613,13 +616,21 @@ async function graphCommand(args: string[], stdout: Writable, importFlow?: FlowI
 async function planCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv, importFlow?: FlowImporter): Promise<number> {
   const { values, positionals } = parse(
     args,
-    { param: { type: "string", short: "p", multiple: true }, rerun: { type: "string", multiple: true }, refresh: { type: "boolean" }, json: { type: "boolean" }, root: { type: "string" } },
+    {
+      param: { type: "string", short: "p", multiple: true },
+      rerun: { type: "string", multiple: true },
+      refresh: { type: "boolean" },
+      json: { type: "boolean" },
+      root: { type: "string" },
+      experiment: { type: "string" },
+      secrets: { type: "string" },
+    },
     "plan",
   );
   const flow = await loadFlow(positionals[0], { importFlow });
   const given = await parseParams(flow.definition, values.param ?? []);
   // The params as the run would see them (the schema's defaults and transforms applied once).
-  const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...(values.root ? { root: values.root } : {}) });
+  const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...readingOptions(values) });
   sayAbandoned(abandoned, stderr);
   const plan = await planFlow(flow.definition, { params, cache: tasks, rerun: values.rerun ?? [], refresh: values.refresh === true }).finally(() => tasks.store.close());
   if (values.json) {
@@ -644,10 +655,22 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
   return EXIT.ok;
 }
 
+/**
+ * What plan and explain take of `cairn run`'s flags to look where the run would: its store, its
+ * experiment, and its secrets (an input that holds one enters the key by its slow digest).
+ */
+function readingOptions(values: { root?: string; experiment?: string; secrets?: string }): RunOptions {
+  return {
+    ...(values.root ? { root: values.root } : {}),
+    ...(values.experiment ? { experiment: values.experiment } : {}),
+    ...(values.secrets ? { secrets: readSecrets(values.secrets) } : {}),
+  };
+}
+
 async function explainCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv, importFlow?: FlowImporter): Promise<number> {
   const { values, positionals } = parse(
     args,
-    { param: { type: "string", short: "p", multiple: true }, json: { type: "boolean" }, root: { type: "string" } },
+    { param: { type: "string", short: "p", multiple: true }, json: { type: "boolean" }, root: { type: "string" }, experiment: { type: "string" }, secrets: { type: "string" } },
     "explain",
   );
   const [file, taskName] = positionals;
@@ -655,7 +678,7 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   if (positionals.length > 2) throw new UsageError(`Expected one task: cairn explain FILE TASK; got ${positionals.length - 1} (${positionals.slice(1).map((p) => `"${p}"`).join(", ")}). Explain them one at a time.`);
   const flow = await loadFlow(file, { importFlow });
   const given = await parseParams(flow.definition, values.param ?? []);
-  const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...(values.root ? { root: values.root } : {}) });
+  const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...readingOptions(values) });
   sayAbandoned(abandoned, stderr);
   const explanation = await explainTask(flow.definition, taskName, { params, cache: tasks }).finally(() => tasks.store.close());
   if (values.json) {

@@ -732,7 +732,9 @@ export async function openFlowCache(
   const abandoned = closeAbandonedRuns(tracker, [experimentId]);
   // Strict: plan and explain are about what the store holds; a store that does not answer is their error.
   const option = checkCacheOption(options.cache === false ? undefined : options.cache) ?? {};
-  const cache = await openCache({ ...option, strict: true }, root, env, tracker, experimentId, params);
+  // The run's file secrets: an input that holds one enters its key by its slow digest, as in the run.
+  const secrets = new SecretRegistry(options.secrets, env);
+  const cache = await openCache({ ...option, strict: true }, root, env, tracker, experimentId, params, secrets);
   return { tasks: cache!.tasks, params, tracker, abandoned: await abandoned };
 }
 
