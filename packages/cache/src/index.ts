@@ -23,7 +23,7 @@ export { privateTempDir, readSmallFile, writeFileAtomic } from "./backends/_file
 export { redactUrl } from "./backends/_backend.ts";
 
 // Process owners (leases, runs left RUNNING by a killed process)
-export { currentOwner, formatOwner, ownerIsGone, parseOwner, processStartTime } from "./process-owner.ts";
+export { currentOwner, formatOwner, ownerIsAlive, ownerIsGone, parseOwner, processStartTime } from "./process-owner.ts";
 export type { ProcessOwner } from "./process-owner.ts";
 
 // Single-flight leases

@@ -2,7 +2,10 @@ import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { describe, expect, it } from "vitest";
-import { currentOwner, formatOwner, ownerIsGone, parseOwner, processStartTime } from "./process-owner.ts";
+import { currentOwner, formatOwner, ownerIsAlive, ownerIsGone, parseOwner, processStartTime } from "./process-owner.ts";
+
+/** Whether this machine lets us start a process in a PID namespace of its own (root, or user namespaces allowed). */
+const canUnshare = spawnSync("unshare", ["-p", "-f", "--mount-proc", "true"]).status === 0;
 
 describe("process owners", () => {
   it("round-trip through their text form, extra parts after it ignored", () => {
@@ -10,6 +13,8 @@ describe("process owners", () => {
     expect(parseOwner(formatOwner(me))).toEqual(me);
     expect(parseOwner(`${formatOwner(me)}:ab12cd34`)).toEqual(me);
     expect(parseOwner("host:12:ab12cd34")).toEqual({ host: "host", pid: 12 }); // the older form, without a start time
+    expect(parseOwner("host:12:t345:ab12cd34")).toEqual({ host: "host", pid: 12, start: 345 }); // the older form, without a pid space
+    expect(parseOwner("host:12:t345:s0badf00d:ab12cd34")).toEqual({ host: "host", pid: 12, start: 345, space: "0badf00d" });
     for (const bad of ["", "host", "host:x", "host:-3", ":12", 42, undefined]) expect(parseOwner(bad)).toBeUndefined();
   });
 
@@ -19,6 +24,7 @@ describe("process owners", () => {
     expect(ownerIsGone(currentOwner())).toBe(false);
     expect(ownerIsGone({ host: hostname(), pid: process.ppid })).toBe(false);
     expect(ownerIsGone({ host: `not-${hostname()}`, pid: ended })).toBe(false);
+    expect(ownerIsGone({ host: hostname(), pid: ended, space: "0badf00d" })).toBe(false); // another container's pid, or an earlier boot's
     expect(ownerIsGone(undefined)).toBe(false);
   });
 
@@ -46,5 +52,31 @@ describe("process owners", () => {
     } finally {
       parent.kill("SIGKILL");
     }
+  });
+
+  it.runIf(currentOwner().space !== undefined)("another live process of this machine is alive; this one, an ended one, a reused pid and another pid space's are not", () => {
+    const parent = { host: hostname(), pid: process.ppid, start: processStartTime(process.ppid)!, space: currentOwner().space! };
+    expect(ownerIsAlive(parent)).toBe(true);
+    expect(ownerIsAlive({ ...parent, start: parent.start + 1 })).toBe(false);
+    expect(ownerIsAlive({ ...parent, space: "0badf00d" })).toBe(false);
+    expect(ownerIsAlive({ host: parent.host, pid: parent.pid, start: parent.start })).toBe(false); // no space recorded: cannot tell
+    expect(ownerIsAlive(currentOwner())).toBe(false);
+    const ended = spawnSync(process.execPath, ["-e", ""]).pid!;
+    expect(ownerIsAlive({ ...parent, pid: ended })).toBe(false);
+  });
+
+  it.runIf(currentOwner().space !== undefined)("a process of another PID namespace with this host name is never judged by its pid here", (context) => {
+    if (!canUnshare) context.skip("`unshare -p -f --mount-proc` is not permitted here (needs root or user namespaces)");
+    // Docker's --network host and Kubernetes' hostNetwork give a container the host's name and pids of its own.
+    const script = `import("${new URL("./process-owner.ts", import.meta.url).href}").then((m) => console.log(m.formatOwner()))`;
+    const out = spawnSync("unshare", ["-p", "-f", "--mount-proc", process.execPath, "--import", "tsx", "-e", script], { encoding: "utf8" });
+    expect(out.status, out.stderr).toBe(0);
+    const owner = parseOwner(out.stdout.trim())!;
+    expect(owner).toMatchObject({ host: hostname(), pid: 1 }); // the namespace's first process
+    expect(owner.space).toBeDefined();
+    expect(owner.space).not.toBe(currentOwner().space);
+    // Here pid 1 is another process, started at another time: it used to look like a reused pid, so the owner looked gone.
+    expect(ownerIsGone(owner)).toBe(false);
+    expect(ownerIsAlive(owner)).toBe(false);
   });
 });

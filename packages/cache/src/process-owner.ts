@@ -4,13 +4,18 @@
  * that finds it can tell a live owner from a killed one: single-flight leases are taken over at
  * once instead of at their expiry, and runs left RUNNING by a `kill -9` are closed as KILLED.
  *
- * An owner is `host:pid:t<start>`, where `start` is the process's start time in clock ticks
+ * An owner is `host:pid:t<start>:s<space>`. `start` is the process's start time in clock ticks
  * since boot (`/proc/<pid>/stat`, Linux); it tells the owner from a later process that got the
- * same pid. Where there is no `/proc` the start is left out and a reused pid looks alive, which
- * only means waiting as if the owner were alive. Owners of another host are never judged gone:
- * nothing on this machine can tell.
+ * same pid. `space` names which pids its pid is one of: a digest of the machine's boot id and
+ * the process's PID namespace. Containers that share the host's name (Docker's `--network
+ * host`, Kubernetes' `hostNetwork`) and a project folder each count pids of their own, so a pid
+ * of another space says nothing about the process that has that pid here. Where there is no
+ * `/proc` the start and space are left out and a reused pid looks alive, which only means
+ * waiting as if the owner were alive. Owners of another host, or of another space, are never
+ * judged gone: nothing here can tell.
  */
-import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { readFileSync, readlinkSync } from "node:fs";
 import { hostname } from "node:os";
 
 /** A process, as recorded in what it owns. */
@@ -19,6 +24,11 @@ export interface ProcessOwner {
   pid: number;
   /** Start time in clock ticks since boot, where the system tells it. */
   start?: number;
+  /**
+   * Which pids `pid` is one of: 8 hex digits of a digest of the boot id and the PID namespace
+   * (`/proc/sys/kernel/random/boot_id`, `/proc/self/ns/pid`), where the system tells them.
+   */
+  space?: string;
 }
 
 /** The fields of `/proc/<pid>/stat` after the command name (the first is field 3, the state), or undefined where /proc cannot tell. */
@@ -39,28 +49,59 @@ export function processStartTime(pid: number | "self"): number | undefined {
   return Number.isSafeInteger(start) ? start : undefined;
 }
 
+/**
+ * This process's pid space (see {@link ProcessOwner.space}), or undefined where /proc cannot tell:
+ * also when the /proc mounted is another PID namespace's (`/proc/self` is not our pid), whose
+ * process files would describe other processes than the pids we count.
+ */
+function pidSpace(): string | undefined {
+  try {
+    if (readlinkSync("/proc/self") !== String(process.pid)) return undefined;
+    const namespace = readlinkSync("/proc/self/ns/pid");
+    const boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    return createHash("sha256").update(`${boot} ${namespace}`).digest("hex").slice(0, 8);
+  } catch {
+    return undefined;
+  }
+}
+
 let self: ProcessOwner | undefined;
 
 /** This process. */
 export function currentOwner(): ProcessOwner {
   if (self?.pid === process.pid) return self;
-  const start = processStartTime("self");
-  return (self = { host: hostname(), pid: process.pid, ...(start !== undefined ? { start } : {}) });
+  const space = pidSpace();
+  // Without its space, /proc may describe other pids than ours: its start time would be another process's.
+  const start = space !== undefined ? processStartTime("self") : undefined;
+  return (self = { host: hostname(), pid: process.pid, ...(start !== undefined ? { start } : {}), ...(space !== undefined ? { space } : {}) });
 }
 
-/** `host:pid:t<start>` (or `host:pid` without a start time). */
+/** `host:pid:t<start>:s<space>` (the parts the system does not tell left out). */
 export function formatOwner(owner: ProcessOwner = currentOwner()): string {
-  return `${owner.host}:${owner.pid}${owner.start !== undefined ? `:t${owner.start}` : ""}`;
+  return `${owner.host}:${owner.pid}${owner.start !== undefined ? `:t${owner.start}` : ""}${owner.space !== undefined ? `:s${owner.space}` : ""}`;
 }
 
-/** Reads what {@link formatOwner} wrote (extra `:`-separated parts after it are ignored); undefined for anything else. */
+/**
+ * Reads what {@link formatOwner} wrote, also in its older forms without a space or start time
+ * (extra `:`-separated parts after it are ignored); undefined for anything else.
+ */
 export function parseOwner(text: unknown): ProcessOwner | undefined {
   if (typeof text !== "string") return undefined;
-  const [host, pid, start] = text.split(":");
+  const [host, pid, ...rest] = text.split(":");
   const n = Number(pid);
   if (!host || !pid || !/^\d+$/.test(pid) || !Number.isSafeInteger(n) || n <= 0) return undefined;
-  const t = start !== undefined && /^t\d+$/.test(start) ? Number(start.slice(1)) : undefined;
-  return { host, pid: n, ...(t !== undefined ? { start: t } : {}) };
+  const t = rest[0] !== undefined && /^t\d+$/.test(rest[0]) ? Number(rest.shift()!.slice(1)) : undefined;
+  const space = rest[0] !== undefined && /^s[0-9a-f]{8}$/.test(rest[0]) ? rest[0].slice(1) : undefined;
+  return { host, pid: n, ...(t !== undefined ? { start: t } : {}), ...(space !== undefined ? { space } : {}) };
+}
+
+/**
+ * True when `owner`'s pid counts the processes this one sees: same host, and the same boot and
+ * PID namespace, or an owner recorded without its space (older Cairn, no /proc) on this host,
+ * judged as before. False for another container's process that shares the host's name.
+ */
+function inThisPidSpace(owner: ProcessOwner): boolean {
+  return owner.host === hostname() && (owner.space === undefined || owner.space === currentOwner().space);
 }
 
 /**
@@ -68,10 +109,11 @@ export function parseOwner(text: unknown): ProcessOwner | undefined {
  * pid, the one that has it started at another time (the pid was reused), or it has ended and
  * waits only for its parent to reap it (a zombie, state Z or X in /proc: a `kill -9`'d process
  * whose parent does not wait for it). False for this process, for another host's processes,
- * and whenever it cannot be told.
+ * for another PID namespace's or boot's (see {@link ProcessOwner.space}), and whenever it
+ * cannot be told.
  */
 export function ownerIsGone(owner: ProcessOwner | undefined): boolean {
-  if (!owner || owner.host !== hostname() || owner.pid === process.pid) return false;
+  if (!owner || !inThisPidSpace(owner) || owner.pid === process.pid) return false;
   try {
     process.kill(owner.pid, 0);
   } catch (error) {
@@ -85,4 +127,18 @@ export function ownerIsGone(owner: ProcessOwner | undefined): boolean {
   if (owner.start === undefined) return false;
   const start = Number(stat[19]);
   return Number.isSafeInteger(start) && start !== owner.start;
+}
+
+/**
+ * True when `owner` is provably another process of this machine that still runs: the same
+ * host, boot and PID namespace, and its pid held by a live process (not a zombie) that started
+ * when it did. False for this process, and whenever it cannot be told: another host or pid
+ * space, no /proc, an owner recorded without its start time or space.
+ */
+export function ownerIsAlive(owner: ProcessOwner | undefined): boolean {
+  if (!owner || owner.start === undefined || owner.space === undefined) return false;
+  if (!inThisPidSpace(owner) || owner.pid === process.pid) return false;
+  const stat = procStat(owner.pid);
+  if (stat === undefined || stat[0] === "Z" || stat[0] === "X") return false;
+  return Number(stat[19]) === owner.start;
 }

@@ -262,7 +262,8 @@ export class MlflowTracker implements Tracker {
    * `cairn.abandoned` and ended KILLED, once a second read finds them still RUNNING (the
    * owner may have ended them and exited while the search was answered). Parents and children
    * alike carry their owner, so a killed flow's task runs are closed with it. Another host's
-   * runs are left alone.
+   * runs are left alone, and so are another PID namespace's or boot's (see @cairn/cache's
+   * process-owner.ts).
    */
   async closeAbandonedRuns(experimentIds: readonly string[]): Promise<RunRecord[]> {
     if (!experimentIds.length) return [];

@@ -540,7 +540,8 @@ export class LocalStore implements Tracker {
    * process no longer exists): each becomes KILLED, with an end time (now: when it was found)
    * and the tag `cairn.abandoned` saying why. Resolves to the runs closed, parents first.
    * Cheap when there is nothing to close: one listing of the small `live/` folder. Runs of
-   * another host's processes are left alone: nothing here can tell whether those still run.
+   * another host's processes, or of another PID namespace's or boot's under this host name (a
+   * container with the host's name), are left alone: nothing here can tell whether those still run.
    * A run whose record exists but cannot be read now (its permissions, a folder in its place,
    * too many open files) is left as it is, and `warn` is told, naming the file (by default, a
    * process warning): what it holds is unknown, and it may be a finished run. Its writer's
