@@ -9,9 +9,17 @@ export function fixture(name: string): string {
   return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 }
 
-/** Starts `node --import tsx script ...args`; the child is ours to wait for or kill. */
-export function startTs(script: string, args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { cwd: PACKAGE_DIR, stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * Starts `node --import tsx script ...args`, under `wrapper` when given (`["unshare", "-p", ...]`);
+ * the child is ours to wait for or kill.
+ */
+export function startTs(
+  script: string,
+  args: string[],
+  wrapper: string[] = [],
+): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+  const command = [...wrapper, process.execPath, "--import", "tsx", script, ...args];
+  const child = spawn(command[0]!, command.slice(1), { cwd: PACKAGE_DIR, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -6,7 +7,7 @@ import { Keyv } from "keyv";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { fixture, lineFrom, runTs, startTs } from "../../test/_child.ts";
 import { makeEntry } from "../../test/store-suite.ts";
-import { CacheStore } from "../index.ts";
+import { CacheStore, currentOwner } from "../index.ts";
 import { fileNameOfKey, keyOfFileName } from "./_files.ts";
 import { EmbeddedKeyvStore } from "./embedded-store.ts";
 
@@ -19,6 +20,8 @@ afterEach(async () => {
 });
 
 const entriesDir = () => join(root, "cache", "entries");
+/** Whether this machine lets us start a process in a PID namespace of its own (root, or user namespaces allowed). */
+const canUnshare = spawnSync("unshare", ["-p", "-f", "--mount-proc", "true"]).status === 0;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("file names of keys", () => {
@@ -122,10 +125,10 @@ describe("embedded store across processes", () => {
   });
 
   it("gives each lease to exactly one of eight racing processes, free or expired", async () => {
-    const store = await CacheStore.fromUrl(undefined, { root });
     const keys = Array.from({ length: 12 }, () => makeEntry().key);
-    // Half the keys start with a lease that has already expired, so the racers must steal it.
-    for (const key of keys.slice(0, 6)) await store.acquireLease(key, { ttlMs: 1, owner: "expired" });
+    // Half the keys start with a lease that has already expired, so the racers must steal it; its
+    // holder is gone, as a live holder of this machine keeps it.
+    await runTs(fixture("expired-leases.ts"), [join(root, "cache", "leases"), ...keys.slice(0, 6)]);
     await sleep(20);
     const startAt = Date.now() + 1500; // after every racer has loaded
     const racers = Array.from({ length: 8 }, () => runTs(fixture("lease-racer.ts"), [root, "8", String(startAt), "60", "30000", ...keys]));
@@ -163,5 +166,44 @@ describe("embedded store across processes", () => {
     // The lease has ten minutes left, but its process is gone.
     expect(await store.waitFor(key, { pollMs: 25 })).toBeUndefined();
     expect((await store.acquireLease(key, { ttlMs: 5000, owner: "me" })).acquired).toBe(true);
+  });
+
+  it.runIf(currentOwner().space !== undefined)("keeps an expired lease whose holder is a live process of this machine that could not renew it", async () => {
+    // Its event loop is busy (CPU-bound work in a function task): it did not crash, and taking
+    // its lease would compute the key twice at once. Expiry decides only for holders nothing
+    // here can check (another host or container), as for redis and postgres.
+    const key = makeEntry().key;
+    const release = join(root, "release");
+    const holder = startTs(fixture("lease-busy-holder.ts"), [root, key, "200", release]);
+    try {
+      await lineFrom(holder, (line) => line === "held");
+      const store = await CacheStore.fromUrl(undefined, { root });
+      await sleep(400); // its 200 ms are over, unrenewed
+      expect(await store.acquireLease(key, { ttlMs: 5000, owner: "me" })).toMatchObject({ acquired: false, holder: `holder-${holder.child.pid}` });
+      const waiting = store.waitFor(key, { pollMs: 25 });
+      await sleep(200);
+      await writeFile(release, "");
+      expect(await waiting).toBeUndefined(); // ends at the release, not before
+      expect((await holder.done).stdout).toContain("released");
+      expect((await store.acquireLease(key, { ttlMs: 5000, owner: "me" })).acquired).toBe(true);
+    } finally {
+      holder.child.kill("SIGKILL");
+    }
+  });
+
+  it.runIf(currentOwner().space !== undefined)("never takes the live lease of a holder in another PID namespace with this host name", async (context) => {
+    if (!canUnshare) context.skip("`unshare -p -f --mount-proc` is not permitted here (needs root or user namespaces)");
+    // A container with the host's name (Docker's --network host, Kubernetes' hostNetwork) sharing
+    // the project folder: its pid says nothing about the process with that pid here.
+    const key = makeEntry().key;
+    const holder = startTs(fixture("lease-holder.ts"), [root, key, "600000"], ["unshare", "-p", "-f", "--kill-child", "--mount-proc"]);
+    try {
+      await lineFrom(holder, (line) => line.includes("held"));
+      const store = await CacheStore.fromUrl(undefined, { root });
+      expect(await store.acquireLease(key, { ttlMs: 5000, owner: "me" })).toMatchObject({ acquired: false, holder: "holder-1" });
+      expect(await store.peek(key)).toBeUndefined(); // no entry: still being computed
+    } finally {
+      holder.child.kill("SIGKILL");
+    }
   });
 });

@@ -3,7 +3,7 @@ import { readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { CacheBackendError } from "../errors.ts";
 import type { LeaseBackend } from "../lease.ts";
-import { currentOwner, ownerIsGone } from "../process-owner.ts";
+import { type ProcessOwner, currentOwner, ownerIsAlive, ownerIsGone } from "../process-owner.ts";
 import { TEMP_PREFIX, errorCode, fileNameOfKey, keyOfFileName, uniqueId } from "./_files.ts";
 
 const EXTENSION = ".lease";
@@ -25,6 +25,8 @@ interface LeaseFile {
   host: string;
   /** The holder's start time (see process-owner.ts), so that a reused pid is not taken for it. */
   start?: number;
+  /** The holder's pid space (see process-owner.ts), so that another container's pid is not taken for it. */
+  space?: string;
 }
 
 interface CurrentLease {
@@ -37,21 +39,28 @@ interface CurrentLease {
   pid?: number;
   host?: string;
   start?: number;
+  space?: string;
+}
+
+/** The lease's holder, when the file says. */
+function holderOf(lease: CurrentLease): ProcessOwner | undefined {
+  if (lease.pid === undefined || lease.host === undefined) return undefined;
+  return { host: lease.host, pid: lease.pid, ...(lease.start !== undefined ? { start: lease.start } : {}), ...(lease.space !== undefined ? { space: lease.space } : {}) };
 }
 
 /**
- * True when the lease's holder is a process of this machine that no longer exists (killed,
- * crashed): its lease is over now, not when it expires. Its task processes die with it (see
- * core's executors/process.ts); a pid reused by another process is told apart by its start time.
+ * True while the lease holds. A holder that is a process of this machine that no longer exists
+ * (killed, crashed) has lost it now, not when it expires: its task processes die with it (see
+ * core's executors/process.ts), and a pid reused by another process is told apart by its start
+ * time. A holder that is provably another live process of this machine keeps it past its
+ * expiry: it did not crash, it could not renew (a function task's synchronous work blocks the
+ * event loop its renewals run on), and taking the lease would compute the key twice at once.
+ * Expiry decides for holders nothing here can check (another host, container or boot; no /proc).
  */
-function holderIsGone(lease: CurrentLease): boolean {
-  if (lease.pid === undefined || lease.host === undefined) return false;
-  return ownerIsGone({ host: lease.host, pid: lease.pid, ...(lease.start !== undefined ? { start: lease.start } : {}) });
-}
-
-/** True while the lease holds: not expired, and its holder is alive. */
 function isLive(lease: CurrentLease): boolean {
-  return lease.expiresAt > Date.now() && !holderIsGone(lease);
+  const holder = holderOf(lease);
+  if (ownerIsGone(holder)) return false;
+  return lease.expiresAt > Date.now() || ownerIsAlive(holder);
 }
 
 /**
@@ -89,7 +98,16 @@ export class FileLeases implements LeaseBackend {
     this.ready = true;
     const token = uniqueId();
     const self = currentOwner();
-    const body: LeaseFile = { owner, token, ttlMs, acquiredAt: 0, pid: self.pid, host: self.host, ...(self.start !== undefined ? { start: self.start } : {}) };
+    const body: LeaseFile = {
+      owner,
+      token,
+      ttlMs,
+      acquiredAt: 0,
+      pid: self.pid,
+      host: self.host,
+      ...(self.start !== undefined ? { start: self.start } : {}),
+      ...(self.space !== undefined ? { space: self.space } : {}),
+    };
     const path = this.pathOf(key);
     // Tries count when the lease changed hands; waits for another process's end of it do not,
     // for up to ENDING_WAIT_MS.
@@ -154,7 +172,7 @@ export class FileLeases implements LeaseBackend {
     return { holder: current.holder, expiresAt: current.expiresAt };
   }
 
-  /** Removes leases expired for over a minute, stale tombstones and temp files. */
+  /** Removes leases expired for over a minute (but not a live holder's, see isLive), stale tombstones and temp files. */
   async sweep(): Promise<void> {
     let names: string[];
     try {
@@ -174,7 +192,7 @@ export class FileLeases implements LeaseBackend {
       const key = keyOfFileName(name, EXTENSION);
       if (key === undefined) continue;
       const current = this.read(key);
-      if (current && now - current.expiresAt > 60_000) this.end(key, current.identity);
+      if (current && now - current.expiresAt > 60_000 && !isLive(current)) this.end(key, current.identity);
     }
   }
 
@@ -225,6 +243,7 @@ export class FileLeases implements LeaseBackend {
             expiresAt: Math.round(info.mtimeMs) + lease.ttlMs,
             ...(typeof lease.pid === "number" && typeof lease.host === "string" ? { pid: lease.pid, host: lease.host } : {}),
             ...(typeof lease.start === "number" ? { start: lease.start } : {}),
+            ...(typeof lease.space === "string" ? { space: lease.space } : {}),
           };
         }
       } catch {
