@@ -516,6 +516,41 @@ describe("single flight on one store", () => {
     }
   };
 
+  it("a task whose lease another process took over while it computed warns that the key may be computed twice", async () => {
+    // As with redis or postgres when synchronous work keeps the event loop from renewing the lease
+    // past its ttl: the renewal finds the lease gone. It used to be swallowed without a word.
+    const root = await tmp();
+    const leasesDir = join(root, "cache", "leases");
+    let key = "";
+    let other: HeldLease | undefined;
+    const taken = task("taken").run(async () => {
+      for (const name of await readdir(leasesDir)) await rm(join(leasesDir, name), { force: true });
+      const lease = await (await CacheStore.fromUrl(undefined, { root })).acquireLease(key, { ttlMs: 30_000, owner: "another process" });
+      if (!lease.acquired) throw new Error("expected to take the lease over");
+      other = lease;
+      await sleep(600); // renewals every 100 ms (a third of CAIRN_LEASE_TTL_MS)
+      return { v: 1 };
+    });
+    const f = flow("taken-over").build(() => ({ v: taken().v }));
+    const { tasks } = await openFlowCache(f.definition, { root, env: {} });
+    key = (await tasks.keyFor(f.definition.nodes[0]!, {})).key;
+    await tasks.store.close();
+    const { result, warnings } = await runCollect(f, { root, env: { CAIRN_LEASE_TTL_MS: "300" } });
+    await other?.release();
+    expect(result.tasks.taken!.status).toBe("succeeded");
+    const lost = warnings.filter((w) => w.includes("single-flight lease"));
+    expect(lost).toHaveLength(1); // once, not at every renewal
+    expect(lost[0]).toContain(`its single-flight lease on cache key ${key.slice(0, 12)} was lost while it computed`);
+    expect(lost[0]).toContain("another process may be computing the same key now");
+  });
+
+  it("refuses a CAIRN_LEASE_TTL_MS that is not a number of milliseconds, naming it", async () => {
+    const f = flow("ttl").build(() => ({ v: task("t").run(() => ({ v: 1 }))().v }));
+    await expect(f.run({ root: await tmp(), env: { CAIRN_LEASE_TTL_MS: "10s" } })).rejects.toThrow(
+      'Expected `CAIRN_LEASE_TTL_MS` to be an integer of milliseconds >= 100 (how long a single-flight lease lasts unrenewed; default 10000), got "10s"',
+    );
+  });
+
   it("an entry another process writes while this run waits for it is checked as any entry: one whose source run is not there is no hit", async () => {
     const root = await tmp();
     let calls = 0;

@@ -23,7 +23,7 @@ import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts";
 import { isPlainObject, setOwnProperty } from "../definition/ref.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
-import { CodeFileError, UnsafePathError } from "../errors.ts";
+import { CodeFileError, OptionError, UnsafePathError } from "../errors.ts";
 import { RunScope } from "../run/run-scope.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { isUntrackedRecord } from "../tracking/null-tracker.ts";
@@ -136,6 +136,17 @@ export interface TaskCacheOptions extends CacheFailurePolicy {
   params?: Readonly<Record<string, unknown>>;
 }
 
+/** `CAIRN_LEASE_TTL_MS`, checked where it enters: undefined when unset. */
+function leaseTtlFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const text = env.CAIRN_LEASE_TTL_MS;
+  if (text === undefined || text === "") return undefined;
+  const ms = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(ms) || ms < 100) {
+    throw new OptionError("CAIRN_LEASE_TTL_MS", "an integer of milliseconds >= 100 (how long a single-flight lease lasts unrenewed; default 10000)", text);
+  }
+  return ms;
+}
+
 /**
  * True for a shared store (redis, postgres) that did not answer, after the store's own retries.
  * Not for one that answered with a refusal (`reply`: out of memory, read-only): it is up, so
@@ -207,6 +218,8 @@ export class TaskCache {
   private foreignMet = false;
   /** See {@link CacheFailurePolicy.strict}. */
   readonly strict: boolean;
+  /** How long a single-flight lease lasts unrenewed: `CAIRN_LEASE_TTL_MS`, else the lookup's default. */
+  readonly leaseTtlMs: number | undefined;
   /** See {@link TaskCacheOptions.params}. */
   private readonly params: Readonly<Record<string, unknown>>;
 
@@ -222,6 +235,7 @@ export class TaskCache {
   ) {
     this.strict = options.strict === true;
     this.params = options.params ?? {};
+    this.leaseTtlMs = leaseTtlFromEnv(env);
   }
 
   /**

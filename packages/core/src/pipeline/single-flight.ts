@@ -4,11 +4,11 @@
  * processes through a lease in the store, renewed while the task computes. A task that finds
  * the key being computed waits for that entry (`waiting`), then looks again.
  */
-import type { CacheEntry } from "@cairn/cache";
+import { type CacheEntry, LeaseLostError } from "@cairn/cache";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { BadEntry, TaskCache } from "../caching/task-cache.ts";
 
-/** A computing task's lease on its key lasts this long unless renewed (every third of it). */
+/** A computing task's lease on its key lasts this long unless renewed (every third of it); CAIRN_LEASE_TTL_MS sets another. */
 const LEASE_TTL_MS = 10_000;
 
 /** What the lookup keeps on the task it looks up for. */
@@ -60,7 +60,8 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
       cache.inflight.delete(key);
       settle(entry);
     };
-    const lease = await cache.acquireLease(key, { ttlMs: LEASE_TTL_MS, owner: `${cache.owner} ${scope.flowRunId} ${id}` });
+    const ttlMs = cache.leaseTtlMs ?? LEASE_TTL_MS;
+    const lease = await cache.acquireLease(key, { ttlMs, owner: `${cache.owner} ${scope.flowRunId} ${id}` });
     if (lease.acquired) {
       // Someone may have written the entry and let go between our lookup and our lease. Leases
       // live in the store, and whoever held this one wrote its entry there first: the store
@@ -72,13 +73,31 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
         state.settleFlight = undefined;
         return late;
       }
-      scope.leases.set(lease, state);
-      const renew = setInterval(() => void lease.renew().catch(() => {}), LEASE_TTL_MS / 3);
+      // A renewal that fails to reach the store is tried again at the next one; a lease found
+      // lost (not let go by this run: the flow's stop releases those of tasks never started) is
+      // said, once: another process may be computing the key beside this task.
+      let letGo = false;
+      const renew = setInterval(
+        () =>
+          void lease.renew().catch((error: unknown) => {
+            if (letGo || !LeaseLostError.is(error)) return;
+            clearInterval(renew);
+            scope.warn(id, leaseLostWarning(key, ttlMs));
+          }),
+        ttlMs / 3,
+      );
       renew.unref();
+      const held = {
+        release: () => {
+          letGo = true;
+          clearInterval(renew);
+          return lease.release();
+        },
+      };
+      scope.leases.set(held, state);
       state.releaseLease = async () => {
-        clearInterval(renew);
-        scope.leases.delete(lease);
-        await lease.release().catch(() => {});
+        scope.leases.delete(held);
+        await held.release().catch(() => {});
       };
       return undefined;
     }
@@ -96,6 +115,16 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
     }
   }
   return undefined;
+}
+
+/** What a task's log says when its lease was found taken over or gone while it computed. */
+function leaseLostWarning(key: string, ttlMs: number): string {
+  return (
+    `its single-flight lease on cache key ${key.slice(0, 12)} was lost while it computed: it went unrenewed for over ${ttlMs / 1000} s ` +
+    `(synchronous work blocking the event loop, a paused process, a store that did not answer) and was taken over or released, ` +
+    `so another process may be computing the same key now; the task goes on, and the last to finish writes the entry. ` +
+    `Move long synchronous work off the main thread (a worker thread, a process task), or raise CAIRN_LEASE_TTL_MS.`
+  );
 }
 
 /** What a task's log says of an entry it could not use. */
