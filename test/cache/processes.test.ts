@@ -3,14 +3,14 @@
  * resume, and the CLI's --rerun / --refresh / --no-cache. Marker files count how
  * often each task really ran, whatever process ran it.
  */
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { readdir } from "node:fs/promises";
+import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CacheStore, type CacheEntry } from "@cairn/cache";
 import { countMarks } from "./fixtures/markers.ts";
-import { type Exit, cairnRun, entryFiles, finalStatus, fixture, killGroup, taskEvents, tmp, tsxScript } from "./helpers.ts";
+import { type Exit, cairnBin, cairnRun, childEnv, entryFiles, finalStatus, fixture, killGroup, sleep, start, taskEvents, tmp, tsxScript } from "./helpers.ts";
 
 /** slow-after-fast.flow.ts in fresh folders: "fast" ends at once, "slow" runs 4 s, long enough to be killed in. */
 async function slowAfterFast() {
@@ -67,6 +67,85 @@ describe("two processes on one store at once", () => {
     for (const file of await entryFiles(root)) expect(() => JSON.parse(readFileSync(file, "utf8"))).not.toThrow();
     expect(await entryFiles(root)).toHaveLength(2); // fast and slow
     expect((await readdir(join(root, "cache", "entries"))).filter((n) => !n.endsWith(".json"))).toEqual([]); // no temp file left half-written beside them
+  });
+});
+
+describe("a run that holds the key, and a second run that meets it while it computes", () => {
+  /**
+   * held.flow.ts in fresh folders. `first(env, wrapper)` starts a run under `wrapper` (e.g.
+   * unshare) and resolves once its task "held" works; `second()` then starts a plain run and
+   * resolves with its exit, after releasing "held" once the second's task waits or runs.
+   */
+  async function heldScenario(env: NodeJS.ProcessEnv = {}) {
+    const root = await tmp();
+    const markers = await tmp();
+    const release = join(await tmp(), "release");
+    const file = fixture("held.flow.ts");
+    const shared = { MARKER_DIR: markers, RELEASE_FILE: release, ...env };
+    return {
+      markers,
+      async first(extra: NodeJS.ProcessEnv, wrapper: string[] = []) {
+        const started = start(wrapper[0] ?? process.execPath, [...wrapper.slice(1), ...(wrapper.length ? [process.execPath] : []), cairnBin, "run", file, "--json", "--root", root], {
+          env: childEnv({ ...shared, ...extra }),
+        });
+        for (const until = Date.now() + 30_000; !(await countMarks(markers)).held; await sleep(25)) {
+          if (Date.now() > until) throw new Error(`the first run's task never started:\n${(await Promise.race([started.done, sleep(10)]))?.stderr ?? ""}`);
+        }
+        return started;
+      },
+      async second() {
+        let met = false;
+        const run = cairnRun(file, root, [], shared, (out) => {
+          if (met || !out.split("\n").some((l) => l.includes('"task":"held"') && /"status":"(waiting|running)"/.test(l))) return;
+          met = true;
+          void writeFile(release, "");
+        });
+        const exit = await run.done;
+        await writeFile(release, ""); // also when it ended before meeting the task
+        return exit;
+      },
+    };
+  }
+
+  const canUnshare = spawnSync("unshare", ["-p", "-f", "--mount-proc", "true"]).status === 0;
+
+  it("in another PID namespace with this host name (a container with --network host): the second waits for it, and closes none of its runs", async (context) => {
+    if (!canUnshare) context.skip("`unshare -p -f --mount-proc` is not permitted here (needs root or user namespaces)");
+    const scenario = await heldScenario();
+    const first = await scenario.first({}, ["unshare", "-p", "-f", "--kill-child", "--mount-proc"]);
+    try {
+      const second = await scenario.second();
+      const one = await first.done;
+      expectOk(one);
+      expectOk(second);
+      // Before, the second judged the first's pid (1 in its namespace) by this namespace's pid 1:
+      // "gone", so it closed the first's live runs as KILLED and took its lease.
+      expect(`${second.stdout}${second.stderr}`).not.toMatch(/KILLED/);
+      expect((await countMarks(scenario.markers)).held).toBe(1);
+      expect(taskEvents(second.json, "held").map((e) => e.status)).toContain("waiting");
+      expect(finalStatus(second.json, "held")).toBe("cached");
+      expect(taskEvents(second.json, "held").find((e) => e.status === "cached")!.cachedFrom).toBe(taskEvents(one.json, "held").find((e) => e.status === "succeeded")!.taskRunId);
+      expect(flowEvents(one).at(-1)).toMatchObject({ status: "succeeded" });
+    } finally {
+      killGroup(first.child);
+    }
+  });
+
+  it("busy in synchronous code past its lease's ttl, on this machine: the second waits for it instead of computing the key beside it", async () => {
+    const scenario = await heldScenario({ BUSY: "1" });
+    // The first's lease lasts 300 ms unrenewed, and its event loop is blocked until the release.
+    const first = await scenario.first({ CAIRN_LEASE_TTL_MS: "300" });
+    try {
+      const second = await scenario.second();
+      const one = await first.done;
+      expectOk(one);
+      expectOk(second);
+      expect((await countMarks(scenario.markers)).held).toBe(1);
+      expect(finalStatus(second.json, "held")).toBe("cached");
+      expect(`${one.stdout}${one.stderr}`).not.toContain("single-flight lease");
+    } finally {
+      killGroup(first.child);
+    }
   });
 });
 
