@@ -541,7 +541,7 @@ describe("single flight on one store", () => {
     const lost = warnings.filter((w) => w.includes("single-flight lease"));
     expect(lost).toHaveLength(1); // once, not at every renewal
     expect(lost[0]).toContain(`its single-flight lease on cache key ${key.slice(0, 12)} was lost while it computed`);
-    expect(lost[0]).toContain("another process may be computing the same key now");
+    expect(lost[0]).toContain("another process may have taken it and be computing the same key now");
   });
 
   it("refuses a CAIRN_LEASE_TTL_MS that is not a number of milliseconds, naming it", async () => {

@@ -121,8 +121,8 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
 function leaseLostWarning(key: string, ttlMs: number): string {
   return (
     `its single-flight lease on cache key ${key.slice(0, 12)} was lost while it computed: it went unrenewed for over ${ttlMs / 1000} s ` +
-    `(synchronous work blocking the event loop, a paused process, a store that did not answer) and was taken over or released, ` +
-    `so another process may be computing the same key now; the task goes on, and the last to finish writes the entry. ` +
+    `(synchronous work blocking the event loop, a paused process, a store that did not answer) and lapsed, ` +
+    `so another process may have taken it and be computing the same key now; the task goes on, and the last to finish writes the entry. ` +
     `Move long synchronous work off the main thread (a worker thread, a process task), or raise CAIRN_LEASE_TTL_MS.`
   );
 }
