@@ -14,7 +14,7 @@ describe("process owners", () => {
     expect(parseOwner(`${formatOwner(me)}:ab12cd34`)).toEqual(me);
     expect(parseOwner("host:12:ab12cd34")).toEqual({ host: "host", pid: 12 }); // the older form, without a start time
     expect(parseOwner("host:12:t345:ab12cd34")).toEqual({ host: "host", pid: 12, start: 345 }); // the older form, without a pid space
-    expect(parseOwner("host:12:t345:s0badf00d:ab12cd34")).toEqual({ host: "host", pid: 12, start: 345, space: "0badf00d" });
+    expect(parseOwner("host:12:t345:s0badf00d0bad:ab12cd34")).toEqual({ host: "host", pid: 12, start: 345, space: "0badf00d0bad" });
     for (const bad of ["", "host", "host:x", "host:-3", ":12", 42, undefined]) expect(parseOwner(bad)).toBeUndefined();
   });
 
@@ -24,7 +24,13 @@ describe("process owners", () => {
     expect(ownerIsGone(currentOwner())).toBe(false);
     expect(ownerIsGone({ host: hostname(), pid: process.ppid })).toBe(false);
     expect(ownerIsGone({ host: `not-${hostname()}`, pid: ended })).toBe(false);
-    expect(ownerIsGone({ host: hostname(), pid: ended, space: "0badf00d" })).toBe(false); // another container's pid, or an earlier boot's
+    const space = currentOwner().space;
+    if (space !== undefined) {
+      // Another PID namespace of this boot (a container with the host's name): nothing here can tell.
+      expect(ownerIsGone({ host: hostname(), pid: process.ppid, space: `${space.slice(0, 6)}0badf0` })).toBe(false);
+      // An earlier boot of this machine: its processes are all gone, whatever its pids are now.
+      expect(ownerIsGone({ host: hostname(), pid: process.ppid, space: `0badf0${space.slice(6)}` })).toBe(true);
+    }
     expect(ownerIsGone(undefined)).toBe(false);
   });
 
@@ -58,7 +64,7 @@ describe("process owners", () => {
     const parent = { host: hostname(), pid: process.ppid, start: processStartTime(process.ppid)!, space: currentOwner().space! };
     expect(ownerIsAlive(parent)).toBe(true);
     expect(ownerIsAlive({ ...parent, start: parent.start + 1 })).toBe(false);
-    expect(ownerIsAlive({ ...parent, space: "0badf00d" })).toBe(false);
+    expect(ownerIsAlive({ ...parent, space: "0badf00d0bad" })).toBe(false);
     expect(ownerIsAlive({ host: parent.host, pid: parent.pid, start: parent.start })).toBe(false); // no space recorded: cannot tell
     expect(ownerIsAlive(currentOwner())).toBe(false);
     const ended = spawnSync(process.execPath, ["-e", ""]).pid!;
@@ -75,6 +81,7 @@ describe("process owners", () => {
     expect(owner).toMatchObject({ host: hostname(), pid: 1 }); // the namespace's first process
     expect(owner.space).toBeDefined();
     expect(owner.space).not.toBe(currentOwner().space);
+    expect(owner.space!.slice(0, 6)).toBe(currentOwner().space!.slice(0, 6)); // the same boot
     // Here pid 1 is another process, started at another time: it used to look like a reused pid, so the owner looked gone.
     expect(ownerIsGone(owner)).toBe(false);
     expect(ownerIsAlive(owner)).toBe(false);

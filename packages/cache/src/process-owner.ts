@@ -11,8 +11,8 @@
  * host`, Kubernetes' `hostNetwork`) and a project folder each count pids of their own, so a pid
  * of another space says nothing about the process that has that pid here. Where there is no
  * `/proc` the start and space are left out and a reused pid looks alive, which only means
- * waiting as if the owner were alive. Owners of another host, or of another space, are never
- * judged gone: nothing here can tell.
+ * waiting as if the owner were alive. Owners of another host, or of another PID namespace of
+ * this boot, are never judged gone: nothing here can tell. An owner of an earlier boot is gone.
  */
 import { createHash } from "node:crypto";
 import { readFileSync, readlinkSync } from "node:fs";
@@ -25,8 +25,9 @@ export interface ProcessOwner {
   /** Start time in clock ticks since boot, where the system tells it. */
   start?: number;
   /**
-   * Which pids `pid` is one of: 8 hex digits of a digest of the boot id and the PID namespace
-   * (`/proc/sys/kernel/random/boot_id`, `/proc/self/ns/pid`), where the system tells them.
+   * Which pids `pid` is one of: 6 hex digits of a digest of the boot id, then 6 of the boot id
+   * and the PID namespace (`/proc/sys/kernel/random/boot_id`, `/proc/self/ns/pid`), where the
+   * system tells them.
    */
   space?: string;
 }
@@ -59,7 +60,8 @@ function pidSpace(): string | undefined {
     if (readlinkSync("/proc/self") !== String(process.pid)) return undefined;
     const namespace = readlinkSync("/proc/self/ns/pid");
     const boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
-    return createHash("sha256").update(`${boot} ${namespace}`).digest("hex").slice(0, 8);
+    const digest = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 6);
+    return `${digest(boot)}${digest(`${boot} ${namespace}`)}`;
   } catch {
     return undefined;
   }
@@ -91,7 +93,7 @@ export function parseOwner(text: unknown): ProcessOwner | undefined {
   const n = Number(pid);
   if (!host || !pid || !/^\d+$/.test(pid) || !Number.isSafeInteger(n) || n <= 0) return undefined;
   const t = rest[0] !== undefined && /^t\d+$/.test(rest[0]) ? Number(rest.shift()!.slice(1)) : undefined;
-  const space = rest[0] !== undefined && /^s[0-9a-f]{8}$/.test(rest[0]) ? rest[0].slice(1) : undefined;
+  const space = rest[0] !== undefined && /^s[0-9a-f]{12}$/.test(rest[0]) ? rest[0].slice(1) : undefined;
   return { host, pid: n, ...(t !== undefined ? { start: t } : {}), ...(space !== undefined ? { space } : {}) };
 }
 
@@ -109,11 +111,18 @@ function inThisPidSpace(owner: ProcessOwner): boolean {
  * pid, the one that has it started at another time (the pid was reused), or it has ended and
  * waits only for its parent to reap it (a zombie, state Z or X in /proc: a `kill -9`'d process
  * whose parent does not wait for it). False for this process, for another host's processes,
- * for another PID namespace's or boot's (see {@link ProcessOwner.space}), and whenever it
- * cannot be told.
+ * for another PID namespace's (see {@link ProcessOwner.space}), and whenever it
+ * cannot be told. An owner of an earlier boot of this machine (the same name, another boot id)
+ * is gone: two machines that share a name and a folder are taken for one, as they always were.
  */
 export function ownerIsGone(owner: ProcessOwner | undefined): boolean {
-  if (!owner || !inThisPidSpace(owner) || owner.pid === process.pid) return false;
+  if (!owner || owner.host !== hostname() || owner.pid === process.pid) return false;
+  const here = currentOwner().space;
+  if (owner.space !== undefined && here !== undefined && owner.space !== here) {
+    // A boot of this machine that is over: none of its processes still runs. Another PID
+    // namespace of this boot (a container with the host's name): nothing here can tell.
+    return owner.space.slice(0, 6) !== here.slice(0, 6);
+  }
   try {
     process.kill(owner.pid, 0);
   } catch (error) {
