@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -54,8 +54,51 @@ describe("cairn init", () => {
     expect(pkg(empty).type).toBe("module");
 
     const cjs = folder({ "package.json": JSON.stringify({ name: "x", type: "commonjs" }), "index.js": "module.exports = 1;\n" });
-    await expect(init(cjs)).rejects.toThrow(/says "type": "commonjs" and index\.js is CommonJS; Cairn's flow files are ES modules\. Scaffold into a new folder/);
+    await expect(init(cjs)).rejects.toThrow(/says "type": "commonjs" and index\.js is CommonJS; Cairn's flow files are ES modules, and "type": "module" would break it\. Scaffold into a new folder/);
     expect(pkg(cjs).type).toBe("commonjs");
+  });
+
+  it("refuses a package without \"type\" (CommonJS too) that has .js files, and one whose .js files are in subfolders", async () => {
+    const untyped = folder({ "package.json": JSON.stringify({ name: "legacy", main: "index.js" }), "index.js": "const path = require(\"path\");\n" });
+    await expect(init(untyped)).rejects.toThrow(/package\.json has no "type", which means CommonJS, and index\.js is CommonJS; Cairn's flow files are ES modules, and "type": "module" would break it\. Scaffold into a new folder/);
+    expect(pkg(untyped).type).toBeUndefined();
+    expect(existsSync(join(untyped, "flow.ts"))).toBe(false);
+
+    const nested = folder({ "package.json": JSON.stringify({ name: "x", type: "commonjs" }) });
+    mkdirSync(join(nested, "src/lib"), { recursive: true });
+    for (const name of ["a", "b", "c", "d", "e"]) writeFileSync(join(nested, "src/lib", `${name}.js`), "module.exports = 1;\n");
+    await expect(init(nested)).rejects.toThrow(/says "type": "commonjs" and src\/lib\/a\.js, src\/lib\/b\.js, src\/lib\/c\.js, \.\.\. are CommonJS;/);
+    expect(pkg(nested).type).toBe("commonjs");
+  });
+
+  it("switches a package without \"type\" to ESM when its only .js files are installed, built, or another package's", async () => {
+    const dir = folder({ "package.json": JSON.stringify({ name: "x" }) });
+    for (const sub of ["node_modules/dep", "dist", "build", ".venv/lib", "tools/vendored"]) {
+      mkdirSync(join(dir, sub), { recursive: true });
+      writeFileSync(join(dir, sub, "index.js"), "module.exports = 1;\n");
+    }
+    writeFileSync(join(dir, "tools/vendored/package.json"), "{}\n");
+    await init(dir);
+    expect(pkg(dir).type).toBe("module");
+  });
+
+  it("says what to run next in the commands of the package manager that started it", async () => {
+    const said = async (agent: string | undefined) => {
+      const stdout = new PassThrough();
+      let text = "";
+      stdout.on("data", (d: Buffer) => (text += d));
+      const env = agent === undefined ? {} : { npm_config_user_agent: agent };
+      await initProject({ dir: folder(), template: "ts", install: false, cairnVersion: "0.1.0", stdout, stderr: new PassThrough(), env });
+      return text.slice(text.indexOf("Next:"));
+    };
+    const npm = await said(undefined);
+    expect(npm).toContain("  npx cairn run flow.ts   # run the flow (again: every task comes from the cache)\n");
+    expect(npm).toContain("  npm run typecheck       # tsc --noEmit\n");
+    const pnpm = await said("pnpm/10.34.9 npm/? node/v20.20.2 linux x64");
+    expect(pnpm).toContain("  pnpm exec cairn run flow.ts   # run the flow (again: every task comes from the cache)\n");
+    expect(pnpm).toContain("  pnpm exec cairn plan flow.ts  # what would run, and why\n");
+    expect(pnpm).toContain("  pnpm run typecheck            # tsc --noEmit\n");
+    expect(pnpm).not.toMatch(/ npx | npm run /);
   });
 
   it("says which package.json is broken", async () => {

@@ -84,19 +84,21 @@ export async function initProject(options: InitOptions): Promise<number> {
   if (ignored.length) stdout.write(`Added to .gitignore: ${ignored.join(" ")}\n`);
 
   let code = 0;
+  const pm = packageManager(options.env);
   if (options.install !== false) {
-    const pm = packageManager(options.env);
     stdout.write(`Installing with ${pm}...\n`);
     code = await install(pm, dir, options.env);
     if (code !== 0) options.stderr.write(`cairn: \`${pm} install\` exited with ${code}; run it yourself in ${dir}.\n`);
   }
   const cd = dir === resolve(".") ? "" : `  cd ${relative(process.cwd(), dir) || dir}\n`;
-  stdout.write(
-    `\nNext:\n${cd}` +
-      `  npx cairn run flow.ts       # run the flow (again: every task comes from the cache)\n` +
-      `  npx cairn plan flow.ts      # what would run, and why\n` +
-      `  npm run typecheck           # tsc --noEmit\n`,
-  );
+  const { exec, script } = COMMANDS_OF[pm];
+  const next: Array<[string, string]> = [
+    [`${exec} run flow.ts`, "run the flow (again: every task comes from the cache)"],
+    [`${exec} plan flow.ts`, "what would run, and why"],
+    [`${script} typecheck`, "tsc --noEmit"],
+  ];
+  const width = Math.max(...next.map(([command]) => command.length)) + 2;
+  stdout.write(`\nNext:\n${cd}${next.map(([command, what]) => `  ${command.padEnd(width)}# ${what}\n`).join("")}`);
   return code;
 }
 
@@ -143,11 +145,13 @@ function readPackageJson(path: string): PackageJson {
 function mergePackageJson(pkg: PackageJson, dir: string, cairnVersion: string): string[] {
   const changes: string[] = [];
   if (pkg.type === undefined || pkg.type === "commonjs") {
-    // A flow file is an ES module; a package that is CommonJS already has .js files that would change meaning.
-    const js = pkg.type === "commonjs" ? fsStep("list", dir, () => readdirSync(dir)).filter((f) => f.endsWith(".js")) : [];
+    // A flow file is an ES module; in a CommonJS package (a missing "type" is CommonJS too) its .js files would change meaning.
+    const js = existsSync(join(dir, "package.json")) ? commonJsFiles(dir) : [];
     if (js.length > 0) {
+      const says = pkg.type === "commonjs" ? `says "type": "commonjs"` : `has no "type", which means CommonJS,`;
+      const listed = js.length > JS_FILES_NAMED ? `${js.slice(0, JS_FILES_NAMED).join(", ")}, ...` : js.join(", ");
       throw new UsageError(
-        `${join(dir, "package.json")} says "type": "commonjs" and ${js.join(", ")} ${js.length === 1 ? "is" : "are"} CommonJS; Cairn's flow files are ES modules. ` +
+        `${join(dir, "package.json")} ${says} and ${listed} ${js.length === 1 ? "is" : "are"} CommonJS; Cairn's flow files are ES modules, and "type": "module" would break ${js.length === 1 ? "it" : "them"}. ` +
           `Scaffold into a new folder (cairn init my-flow), or set "type": "module" yourself.`,
       );
     }
@@ -164,6 +168,30 @@ function mergePackageJson(pkg: PackageJson, dir: string, cairnVersion: string): 
   add("dependencies", { "cairn-dag": `^${cairnVersion}`, ...DEPENDENCIES }, "dependencies");
   add("devDependencies", DEV_DEPENDENCIES, "devDependencies");
   return changes;
+}
+
+/** Folders that hold no code of the package's own: installed, built or tool state. */
+const NOT_THE_PACKAGES = new Set(["node_modules", "dist", "build", ".git", ".venv", ".cairn"]);
+/** How many .js files the refusal names; looking stops at the next one. */
+const JS_FILES_NAMED = 3;
+
+/**
+ * The package's .js files (relative paths, at most JS_FILES_NAMED + 1), in `dir` and its subfolders
+ * but those of NOT_THE_PACKAGES and those that are packages of their own (a package.json decides
+ * for its folder).
+ */
+function commonJsFiles(dir: string): string[] {
+  const found: string[] = [];
+  const visit = (folder: string): void => {
+    for (const entry of fsStep("list", folder, () => readdirSync(folder, { withFileTypes: true }))) {
+      if (found.length > JS_FILES_NAMED) return;
+      const path = join(folder, entry.name);
+      if (entry.isFile() && entry.name.endsWith(".js")) found.push(relative(dir, path));
+      else if (entry.isDirectory() && !NOT_THE_PACKAGES.has(entry.name) && !existsSync(join(path, "package.json"))) visit(path);
+    }
+  };
+  visit(dir);
+  return found;
 }
 
 /** The lines .gitignore lacks, and its text with them appended. */
@@ -279,6 +307,13 @@ function describeCode(code: string): string {
   };
   return Object.hasOwn(known, code) ? known[code]! : "file system error";
 }
+
+/** How each package manager runs the project's `cairn` and its package.json scripts. */
+const COMMANDS_OF = {
+  npm: { exec: "npx cairn", script: "npm run" },
+  pnpm: { exec: "pnpm exec cairn", script: "pnpm run" },
+  yarn: { exec: "yarn cairn", script: "yarn run" },
+} as const;
 
 /** The package manager that started this process (npx, pnpm dlx, yarn), else npm. */
 function packageManager(env: NodeJS.ProcessEnv): "npm" | "pnpm" | "yarn" {
