@@ -265,6 +265,39 @@ export default flow("p").build(() => ({ x: pad + a }));
     await rm(tmp, { recursive: true, force: true });
   });
 
+  it("in a CommonJS package: a flow importing the project's CommonJS module runs through tsx; __dirname says why it fails compiled and runs with CAIRN_LOADER=tsx", async () => {
+    const cjs = join(dir, "cjs");
+    await mkdir(cjs);
+    await writeFile(join(cjs, "package.json"), `{ "name": "cjs-project", "type": "commonjs" }\n`);
+    await writeFile(join(cjs, "helper.js"), "exports.factor = 3;\n");
+    await writeFile(
+      join(cjs, "flow.ts"),
+      `import { flow, task } from "cairn-dag";\nimport { factor } from "./helper.js";\n` +
+        `const t = task("t").input<{ x: number }>().run(async ({ x }) => ({ y: x * factor }));\nexport default flow("jsdep").build(() => ({ y: t({ x: 10 }).y }));\n`,
+    );
+    const run = (file: string, extra?: NodeJS.ProcessEnv) => start(process.execPath, [cairnBin, "run", file, "--root", join(dir, ".cairn-h")], { cwd: cjs, env: env(extra) }).done;
+    const imported = await run("flow.ts");
+    expect(imported.stderr).toBe("");
+    expect(imported.stdout).toContain(`Outputs: {"y":30}`);
+
+    await writeFile(
+      join(cjs, "dir.flow.ts"),
+      `import { flow, task } from "cairn-dag";\nconst where = __dirname;\n` +
+        `const t = task("t").run(async () => ({ where }));\nexport default flow("dir").build(() => ({ where: t().where }));\n`,
+    );
+    const compiled = await run("dir.flow.ts");
+    expect(compiled.code).toBe(2);
+    expect(compiled.stderr).toContain(
+      `cairn: FlowFileError: Importing dir.flow.ts failed: its module code threw ReferenceError: __dirname is not defined in ES module scope. ` +
+        `\`cairn\` compiles dir.flow.ts as an ES module, but tsx runs it as CommonJS (${join(cjs, "package.json")} says "type": "commonjs", not "type": "module"); `,
+    );
+    expect(compiled.stderr).toContain("use import.meta.dirname, import.meta.filename and createRequire(import.meta.url) instead, or load it as tsx does: CAIRN_LOADER=tsx cairn ...");
+    expect(compiled.stderr).not.toContain("shows the same");
+    const viaTsx = await run("dir.flow.ts", { CAIRN_LOADER: "tsx" });
+    expect(viaTsx.stderr).toBe("");
+    expect(viaTsx.stdout).toContain(`Outputs: {"where":${JSON.stringify(cjs)}}`);
+  });
+
   it("CAIRN_LOADER=tsx runs everything through tsx", async () => {
     const r = await cairn(["run", "flow.ts", "--root", join(dir, ".cairn-f")], { CAIRN_LOADER: "tsx" });
     expect(r.code).toBe(0);

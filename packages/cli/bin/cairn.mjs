@@ -45,14 +45,17 @@ async function compiled() {
 }
 
 async function throughTsx() {
-  let register;
+  let hooks;
   try {
-    ({ register } = await import("tsx/esm/api"));
+    // Both, as `tsx flow.ts` has them: a .ts file in a CommonJS package is loaded as CommonJS
+    // (and may require the project's .js modules); with the ES module hooks alone Node
+    // require()s the flow as an ES module from itself (ERR_REQUIRE_CYCLE_MODULE).
+    hooks = await Promise.all([import("tsx/cjs/api"), import("tsx/esm/api")]);
   } catch {
     process.stderr.write("cairn: this flow needs tsx (a JavaScript flow file, or CAIRN_LOADER=tsx), and tsx is not installed. Install it: npm install --save-dev tsx\n");
     return 2;
   }
-  register();
+  for (const { register } of hooks) register();
   const { main } = await import(installed ? "../dist/bundle/main.js" : "../src/main.ts");
   return main(args);
 }

@@ -1,2 +1,3 @@
 /** See esbuild.mjs. */
+export const TSX_MISSING: "CAIRN_TSX_MISSING";
 export function loadEsbuild(): typeof import("esbuild");

@@ -1,5 +1,5 @@
-import { existsSync, statSync } from "node:fs";
-import { extname, join, resolve } from "node:path";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CairnError, describeValue } from "@cairn/core";
 import { type Flow, isFlow } from "@cairn/dsl";
@@ -23,6 +23,44 @@ export type FlowImporter = (path: string) => Promise<Record<string, unknown>>;
 const FLOW_EXTENSIONS = new Set([".ts", ".mts", ".cts", ".tsx", ".js", ".mjs", ".cjs", ".jsx"]);
 
 const importFile: FlowImporter = async (path) => (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+
+/** `code` of the error the launcher's compiler throws when tsx is not installed (packages/cli/bin/esbuild.mjs). */
+const TSX_MISSING = "CAIRN_TSX_MISSING";
+
+/**
+ * Why Node (and tsx) take the TypeScript file at `path` for CommonJS, in words, or undefined
+ * when it is an ES module: a .cts file, or a .ts/.tsx file whose nearest package.json does not
+ * say "type": "module".
+ */
+function commonJsScope(path: string): string | undefined {
+  const ext = extname(path);
+  if (ext === ".cts") return "a .cts file is CommonJS";
+  if (ext !== ".ts" && ext !== ".tsx") return undefined;
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const pkg = join(dir, "package.json");
+    if (existsSync(pkg)) {
+      let type: unknown;
+      try {
+        type = (JSON.parse(readFileSync(pkg, "utf8")) as { type?: unknown }).type;
+      } catch {
+        return undefined; // Node would have said so first
+      }
+      return type === "module" ? undefined : `${pkg} says ${type === undefined ? `no "type"` : `"type": ${JSON.stringify(type)}`}, not "type": "module"`;
+    }
+    if (dirname(dir) === dir) return `no package.json above it says "type": "module"`;
+  }
+}
+
+/**
+ * The default export of a module tsx loaded as CommonJS (a .ts file in a CommonJS package):
+ * Node gives `module.exports` as the default, where esbuild's translation of the ES module
+ * keeps the file's own default export at `.default` beside `__esModule: true`.
+ */
+function unwrapCommonJs(exported: unknown): unknown {
+  if (typeof exported !== "object" || exported === null || isFlow(exported)) return exported;
+  const exports = exported as { __esModule?: unknown; default?: unknown };
+  return exports.__esModule === true ? exports.default : exported;
+}
 
 /** Imports a flow file (or takes the module already imported) and returns its default-exported flow. */
 export async function loadFlow(
@@ -48,10 +86,22 @@ export async function loadFlow(
   } catch (error) {
     // Cairn's own errors (a build error such as an OptionError, the compile's FlowFileError) say what they are.
     if (CairnError.is(error)) throw error;
+    // The launcher's compiler (bin/esbuild.mjs) says that tsx, whose esbuild it uses, is not installed: nothing of the flow ran.
+    if ((error as { code?: unknown } | undefined)?.code === TSX_MISSING) throw new FlowFileError(`Cannot load ${file}: ${(error as Error).message}`, path);
     const what = error instanceof Error ? `${error.name}: ${error.message}` : describeValue(error);
-    throw new FlowFileError(`Importing ${file} failed: its module code threw ${what}. Fix that code (or what it reads at import); \`tsx ${file}\` shows the same with its stack.`, path);
+    const threw = `Importing ${file} failed: its module code threw ${what}.`;
+    // Compiled, the flow is an ES module; tsx runs a .ts file of a CommonJS package as CommonJS, which may not fail alike.
+    const commonJs = from.importFlow ? commonJsScope(path) : undefined;
+    if (commonJs === undefined) throw new FlowFileError(`${threw} Fix that code (or what it reads at import); \`tsx ${file}\` shows the same with its stack.`, path);
+    const globals = /is not defined in ES module scope/.test(what)
+      ? "there __dirname, __filename, require and module exist, not in an ES module: use import.meta.dirname, import.meta.filename and createRequire(import.meta.url) instead, "
+      : "so `tsx` may not fail the same way: fix that code (or what it reads at import), ";
+    throw new FlowFileError(
+      `${threw} \`cairn\` compiles ${file} as an ES module, but tsx runs it as CommonJS (${commonJs}); ${globals}or load it as tsx does: CAIRN_LOADER=tsx cairn ...`,
+      path,
+    );
   }
-  const exported = mod.default;
+  const exported = unwrapCommonJs(mod.default);
   if (exported === undefined) {
     throw new FlowFileError(
       `${file} has no default export. Export the flow to run: \`export default flow("name").build(...)\`.`,

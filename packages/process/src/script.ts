@@ -6,12 +6,12 @@
 import { createRequire } from "node:module";
 import { readFile } from "node:fs/promises";
 import { dirname, extname } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { NO_RETRY, OptionError, knownKeys, type TaskContext } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { runProcess } from "./spawn/spawn.ts";
 import { parseTemplate, renderArg, shellQuote, type CommandTemplate } from "./spawn/template.ts";
-import { UnknownPlaceholderError } from "./spawn/errors.ts";
+import { ProcessStartError, UnknownPlaceholderError } from "./spawn/errors.ts";
 import { checkName, configDigest, fileDigest, kindTask, moduleDependencies, resolveTaskFile, type KindCall, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, findPython, optionOrigin, processEnv, pythonPath, type CommandOrigin, type ProcessOptions } from "./spawn/options.ts";
 import { pythonDependencies } from "./python/python-deps.ts";
@@ -42,13 +42,31 @@ const TS = new Set([".ts", ".mts", ".cts", ".tsx"]);
 const JS = new Set([".js", ".mjs", ".cjs"]);
 
 let tsxLoader: string | undefined;
-/** file: URL of tsx's loader, for `node --import <loader> file.ts` (one Node process, no tsx CLI wrapper). */
-function tsxImport(): string {
-  return (tsxLoader ??= pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href);
+/**
+ * file: URL of tsx's loader, for `node --import <loader> file.ts` (one Node process, no tsx CLI
+ * wrapper). tsx is a peer dependency, which npm leaves out with --legacy-peer-deps: without
+ * it, the task fails saying what to install.
+ */
+function tsxImport(nodeId: string, file: string): string {
+  if (tsxLoader) return tsxLoader;
+  let loader: string;
+  try {
+    loader = createRequire(import.meta.url).resolve("tsx");
+  } catch (error) {
+    throw new ProcessStartError(
+      nodeId,
+      ["tsx", file].map(shellQuote).join(" "),
+      undefined,
+      `A .ts script runs with tsx, a peer dependency of cairn-dag, and tsx is not installed (Node did not find it from ${dirname(fileURLToPath(import.meta.url))}). ` +
+        "Install it in the project: npm install --save-dev tsx; or give the task an `interpreter`.",
+      { cause: error },
+    );
+  }
+  return (tsxLoader = pathToFileURL(loader).href);
 }
 
 /** The command line (program and arguments before the file) for a file. */
-function launcher(file: string, interpreter: ScriptOptions["interpreter"]): { command: string; pre: string[]; label: string[]; origin?: CommandOrigin } {
+function launcher(nodeId: string, file: string, interpreter: ScriptOptions["interpreter"]): { command: string; pre: string[]; label: string[]; origin?: CommandOrigin } {
   const ext = extname(file).toLowerCase();
   if (interpreter !== undefined) {
     const [command, ...pre] = typeof interpreter === "string" ? [interpreter] : [...interpreter];
@@ -58,7 +76,7 @@ function launcher(file: string, interpreter: ScriptOptions["interpreter"]): { co
     const { python, origin } = findPython();
     return { command: python, pre: [], label: [python], origin };
   }
-  if (TS.has(ext)) return { command: process.execPath, pre: ["--import", tsxImport()], label: ["tsx"] };
+  if (TS.has(ext)) return { command: process.execPath, pre: ["--import", tsxImport(nodeId, file)], label: ["tsx"] };
   if (JS.has(ext)) return { command: process.execPath, pre: [], label: ["node"] };
   if (ext === ".sh") return { command: "bash", pre: [], label: ["bash"] };
   return { command: file, pre: [], label: [] };
@@ -113,7 +131,7 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
           ctx.logger.warn(`${file} changed since the flow was loaded; its cache key still uses the old content. Reload the flow to pick up the change.`);
         }
         const argv = templates.map((t) => renderArg(t, inputs, name));
-        const { command, pre, label, origin } = launcher(file, interp);
+        const { command, pre, label, origin } = launcher(ctx.nodeId, file, interp);
         const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
         const server = preload?.length && preloadSupported ? await warmPython(command, preload, ctx) : undefined;
         const r = await runProcess(
