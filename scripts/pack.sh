@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds every package (`pnpm build`: tsc's compiled ESM, .d.ts and source maps, then its entry
+# Builds every package (`pnpm build`: tsc's compiled ESM and .d.ts, then its entry
 # points bundled into dist/bundle/ by scripts/bundle-dist.mjs, what the exports name) and packs
 # each with `pnpm pack` into DIR (default: ./packed), the tarballs a user installs with npm:
 #

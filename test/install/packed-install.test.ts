@@ -47,12 +47,13 @@ function statuses(stdout: string): Record<string, string> {
   return out;
 }
 
-/** A project folder with the packed tarballs installed by npm. */
-async function installedProject(name: string): Promise<string> {
+/** A project folder with the packed tarballs installed by npm (into `packageJson`, when given; with `npmFlags`). */
+async function installedProject(name: string, { packageJson, npmFlags = [] }: { packageJson?: object; npmFlags?: string[] } = {}): Promise<string> {
   const dir = join(work, name);
   mkdirSync(dir);
+  if (packageJson) writeFileSync(join(dir, "package.json"), `${JSON.stringify(packageJson, null, 2)}\n`);
   const tarballs = readdirSync(packed).filter((f) => f.endsWith(".tgz")).map((f) => join(packed, f));
-  await ok("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", ...tarballs], dir);
+  await ok("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", ...npmFlags, ...tarballs], dir);
   return dir;
 }
 
@@ -113,14 +114,15 @@ describe("the packed packages", () => {
     ]);
     const list = async (tarball: string) => (await ok("tar", ["tzf", join(packed, tarball)], work)).stdout.trim().split("\n");
     const dsl = await list("cairn-dsl-0.1.0.tgz");
-    expect(dsl).toEqual(expect.arrayContaining(["package/dist/index.js", "package/dist/index.d.ts", "package/dist/index.js.map", "package/dist/kind.d.ts"]));
+    expect(dsl).toEqual(expect.arrayContaining(["package/dist/index.js", "package/dist/index.d.ts", "package/dist/kind.d.ts"]));
     const processKinds = await list("cairn-process-0.1.0.tgz");
     expect(processKinds).toEqual(expect.arrayContaining(["package/dist/index.js", "package/dist/spawn/index.d.ts", "package/python/cairn_task.py", "package/python/cairn_preload.py"]));
     const mlflow = await list("cairn-mlflow-0.1.0.tgz");
     expect(mlflow).toEqual(expect.arrayContaining(["package/dist/index.js", "package/dist/tracker/index.d.ts", "package/dist/register.js"]));
     const cli = await list("cairn-cli-0.1.0.tgz");
     expect(cli).toEqual(expect.arrayContaining(["package/dist/main.js", "package/dist/index.d.ts", "package/bin/cairn.mjs", "package/templates/ts/flow.ts"]));
-    for (const tarball of tarballs) expect((await list(tarball)).filter((f) => /\.test(-d)?\.|\/src\/|tsbuildinfo|\/test\/|\.bundle/.test(f))).toEqual([]);
+    // No source maps either: they would point at the sources, which are not shipped.
+    for (const tarball of tarballs) expect((await list(tarball)).filter((f) => /\.test(-d)?\.|\/src\/|tsbuildinfo|\/test\/|\.bundle|\.map$/.test(f))).toEqual([]);
     // Every compiled module has its source: nothing left in dist/ by a file moved or deleted since.
     for (const tarball of tarballs) {
       const dir = tarball.startsWith("cairn-dag-") ? "cairn" : tarball.slice("cairn-".length, -"-0.1.0.tgz".length);
@@ -346,6 +348,91 @@ export default flow("more").build(() => ({ title: report({ title: "installed", f
     expect(last.status).toBe("succeeded");
     const human = await ok("npx", ["cairn", "run", "more/flow.ts"], project, { CAIRN_PYTHON: VENV_PYTHON });
     expect(human.stdout).toContain('Outputs: {"title":"installed","alpha":0.25}');
+  });
+});
+
+describe("a CommonJS project (npm init -y writes \"type\": \"commonjs\") with a flow.ts and no cairn init", () => {
+  let project: string;
+
+  beforeAll(async () => {
+    project = await installedProject("cjs-project", { packageJson: { name: "cjs-project", version: "1.0.0", type: "commonjs" } });
+  }, 300_000);
+
+  it("runs a flow that imports the project's CommonJS module, as tsx does", async () => {
+    writeFileSync(join(project, "helper.js"), "exports.factor = 3;\n");
+    writeFileSync(
+      join(project, "flow.ts"),
+      `import { flow, task } from "cairn-dag";
+import { factor } from "./helper.js";
+const t = task("t").input<{ x: number }>().run(async ({ x }) => ({ y: x * factor }));
+export default flow("jsdep").build(() => ({ y: t({ x: 10 }).y }));
+`,
+    );
+    const ran = await ok("npx", ["cairn", "run", "flow.ts", "--no-cache"], project);
+    expect(ran.stdout).toContain(`Outputs: {"y":30}`);
+  });
+
+  it("says why __dirname fails under cairn (an ES module there, CommonJS under tsx), and runs it as tsx does with CAIRN_LOADER=tsx", async () => {
+    writeFileSync(
+      join(project, "dir.flow.ts"),
+      `import { flow, task } from "cairn-dag";
+const where = __dirname;
+const t = task("t").run(async () => ({ where }));
+export default flow("dir").build(() => ({ where: t().where }));
+`,
+    );
+    const compiled = await sh("npx", ["cairn", "run", "dir.flow.ts", "--no-cache"], project);
+    expect(compiled.code).toBe(2);
+    expect(compiled.stderr).toContain("ReferenceError: __dirname is not defined in ES module scope. `cairn` compiles dir.flow.ts as an ES module, but tsx runs it as CommonJS");
+    expect(compiled.stderr).not.toContain("shows the same");
+    const viaTsx = await ok("npx", ["cairn", "run", "dir.flow.ts", "--no-cache"], project, { CAIRN_LOADER: "tsx" });
+    expect(viaTsx.stdout).toContain(`Outputs: {"where":${JSON.stringify(project)}}`);
+  });
+});
+
+describe("a project installed without the peer dependency tsx (npm install --legacy-peer-deps)", () => {
+  let project: string;
+
+  beforeAll(async () => {
+    project = await installedProject("no-peers", { packageJson: { name: "no-peers", version: "1.0.0", type: "module" }, npmFlags: ["--legacy-peer-deps"] });
+    expect(existsSync(join(project, "node_modules/tsx"))).toBe(false);
+  }, 300_000);
+
+  it("cairn run and cairn plan of a TypeScript flow say that tsx is missing and how to install it, not that the flow's code threw", async () => {
+    writeFileSync(
+      join(project, "flow.ts"),
+      `import { flow, task } from "cairn-dag";
+const one = task("one").run(async () => ({ v: 1 }));
+export default flow("no-peers").build(() => ({ v: one().v }));
+`,
+    );
+    for (const command of ["run", "plan"]) {
+      const r = await sh("npx", ["cairn", command, "flow.ts"], project);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain("cairn: FlowFileError: Cannot load flow.ts: cairn compiles TypeScript flow files with the esbuild of tsx, a peer dependency of cairn-dag, and tsx is not installed");
+      expect(r.stderr).toContain("Install it in the project: npm install --save-dev tsx");
+      expect(r.stderr).not.toContain("module code threw");
+    }
+  });
+
+  it("a .ts script task in an app fails saying that tsx is missing and how to install it", async () => {
+    writeFileSync(join(project, "step.ts"), `console.log("step");\n`);
+    writeFileSync(
+      join(project, "app.mjs"),
+      `import { flow, script } from "cairn-dag";
+const step = script("step", { file: "step.ts" });
+const demo = flow("embedded").build(() => { step({}); return {}; });
+const run = await demo.run({ tracker: false, cache: false });
+const result = await run.wait();
+console.log(JSON.stringify({ status: result.status, error: result.tasks.step?.error }));
+`,
+    );
+    const r = await ok("node", ["app.mjs"], project);
+    const { status, error } = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { status: string; error: { name: string; message: string } };
+    expect(status).toBe("failed");
+    expect(error.name).toBe("ProcessStartError");
+    expect(error.message).toContain(`Task "step" could not start \`tsx ${join(project, "step.ts")}\`. A .ts script runs with tsx, a peer dependency of cairn-dag, and tsx is not installed`);
+    expect(error.message).toContain("Install it in the project: npm install --save-dev tsx; or give the task an `interpreter`.");
   });
 });
 
