@@ -47,7 +47,7 @@ function commonJsScope(path: string): string | undefined {
       }
       return type === "module" ? undefined : `${pkg} says ${type === undefined ? `no "type"` : `"type": ${JSON.stringify(type)}`}, not "type": "module"`;
     }
-    if (dirname(dir) === dir) return `no package.json above it says "type": "module"`;
+    if (dirname(dir) === dir) return `no package.json is above it to say "type": "module"`;
   }
 }
 
