@@ -161,6 +161,20 @@ describe("the quickstart in a real MLflow server", () => {
     expect(afterSignal.match(/POST runs\/update -> 200/g)?.length ?? 0).toBeGreaterThan(2);
   });
 
+  it("CAIRN_MLFLOW_TRACE=1 prints one line per request; 0 (or false, or empty) prints none", async () => {
+    const file = join(repo, "test/fixtures/ok.flow.ts");
+    const experiment = ["--experiment", `trace-${Date.now()}`];
+    const on = await cairn(["run", file, ...experiment], undefined, { CAIRN_MLFLOW_TRACE: "1" });
+    expect(on.code, on.stderr).toBe(0);
+    expect(on.stderr).toMatch(/POST runs\/update -> 200/);
+    // Before, any value turned it on: CAIRN_MLFLOW_TRACE=0 traced every request.
+    for (const value of ["0", "false", ""]) {
+      const off = await cairn(["run", file, ...experiment], undefined, { CAIRN_MLFLOW_TRACE: value });
+      expect(off.code, off.stderr).toBe(0);
+      expect(off.stderr, `CAIRN_MLFLOW_TRACE=${value}`).not.toMatch(/ -> \d{3}/);
+    }
+  });
+
   it("an unreachable server is a clear error before any task runs", async () => {
     const cwd = await mkdtemp(join(tmpdir(), "cairn-e2e-"));
     const r = await new Promise<{ code: number | null; stderr: string; stdout: string }>((done) => {

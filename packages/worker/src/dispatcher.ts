@@ -11,7 +11,7 @@ import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { CancelledError, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, type Tracker } from "@cairn/core";
 import { PoisonTaskError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
-import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
+import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobProgress, STALLED_REASON } from "./job.ts";
 import { readWorkers } from "./workers-list.ts";
 
@@ -39,7 +39,7 @@ export type QueueDispatcher = OwnedDispatcher;
  * try { await myFlow.run({ dispatcher }).outputs(); } finally { await dispatcher.close(); }
  */
 export function queueDispatcher(url: string, options: QueueDispatcherOptions = {}): QueueDispatcher {
-  return new RedisQueueDispatcher(checkQueueUrl(url), options.downMs ?? (Number(process.env.CAIRN_QUEUE_DOWN_MS) || 30_000));
+  return new RedisQueueDispatcher(checkQueueUrl(url), options.downMs ?? integerFromEnv(process.env, "CAIRN_QUEUE_DOWN_MS", 30_000));
 }
 
 class RedisQueueDispatcher implements QueueDispatcher {

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
-import { QueueUrlError } from "./errors.ts";
+import { QueueUrlError, WorkerOptionError } from "./errors.ts";
 
 /** The pool of tasks that name none, and of workers started without `--pool`. */
 export const DEFAULT_POOL = "default";
@@ -89,3 +89,16 @@ const lastErrors = new WeakMap<Redis, Error>();
 export function whyUnreachable(redis: Redis, failure: unknown): unknown {
   return lastErrors.get(redis) ?? failure;
 }
+
+/**
+ * The integer `env[name]` holds, or `fallback` when it is unset or empty. Anything else (`30s`,
+ * `0`, `-1`) is refused naming the variable: a typo once fell back to the default unseen.
+ */
+export function integerFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 1): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min) throw new WorkerOptionError(name, `an integer >= ${min} (milliseconds or a count, as the README's variables table says; unset for ${fallback})`, raw);
+  return n;
+}
+

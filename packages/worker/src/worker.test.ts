@@ -22,6 +22,20 @@ describe("options, checked where they enter", () => {
     expect(() => queueDispatcher("postgres://x")).toThrow(`Expected the queue to be a Redis URL (redis://host:6379 or rediss://...), got "postgres://x".`);
   });
 
+  it("a CAIRN_QUEUE_* variable that is no integer >= 1 is refused naming it, not taken as the default", async () => {
+    const base = { flow: f.definition, file: "flow.ts", queue: "redis://127.0.0.1:1" };
+    await expect(startWorker({ ...base, env: { CAIRN_QUEUE_LOCK_MS: "30s" } })).rejects.toThrow(/^Expected `CAIRN_QUEUE_LOCK_MS` to be an integer >= 1 .*, got "30s"\.$/);
+    await expect(startWorker({ ...base, env: { CAIRN_QUEUE_MAX_DEATHS: "0" } })).rejects.toThrow(WorkerOptionError);
+    const saved = process.env.CAIRN_QUEUE_DOWN_MS;
+    process.env.CAIRN_QUEUE_DOWN_MS = "-5";
+    try {
+      expect(() => queueDispatcher("redis://127.0.0.1:1")).toThrow(/`CAIRN_QUEUE_DOWN_MS` to be an integer >= 1/);
+    } finally {
+      if (saved === undefined) delete process.env.CAIRN_QUEUE_DOWN_MS;
+      else process.env.CAIRN_QUEUE_DOWN_MS = saved;
+    }
+  });
+
   it("queue names and job ids hold no `:` (BullMQ's separator), and a task of a run is one job", () => {
     expect(queueName("my flow:v2", undefined)).toBe("cairn.my_flow_v2.default");
     expect(queueName("f", "gpu")).toBe("cairn.f.gpu");

@@ -30,7 +30,7 @@ import {
 } from "@cairn/core";
 import { QueueUnreachableError, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
 import type { JobData, JobProgress } from "./job.ts";
-import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, COMPUTED_MS, computedKey, computingKey, connect, DEFAULT_POOL, logChannel, queueName, whyUnreachable, workerKey } from "./queue-names.ts";
+import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, COMPUTED_MS, computedKey, computingKey, connect, DEFAULT_POOL, integerFromEnv, logChannel, queueName, whyUnreachable, workerKey } from "./queue-names.ts";
 
 /** Settings of {@link startWorker}. */
 export interface WorkerOptions {
@@ -101,8 +101,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   for (const pool of pools) if (typeof pool !== "string" || !pool) throw new WorkerOptionError("pools", "non-empty pool names", options.pools);
   const concurrency = options.concurrency ?? 1;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new WorkerOptionError("concurrency", "an integer >= 1", concurrency);
-  const lockMs = options.lockMs ?? (Number(env.CAIRN_QUEUE_LOCK_MS) || 30_000);
-  const maxDeaths = options.maxDeaths ?? (Number(env.CAIRN_QUEUE_MAX_DEATHS) || 3);
+  const lockMs = options.lockMs ?? integerFromEnv(env, "CAIRN_QUEUE_LOCK_MS", 30_000);
+  const maxDeaths = options.maxDeaths ?? integerFromEnv(env, "CAIRN_QUEUE_MAX_DEATHS", 3);
   if (!Number.isInteger(maxDeaths) || maxDeaths < 1) throw new WorkerOptionError("maxDeaths", "an integer >= 1", maxDeaths);
   const root = resolvePath(options.root ?? ".cairn");
   const host = hostname();

@@ -135,7 +135,7 @@ const NO_RETRY: RetryPolicy = { retries: 0, backoffFactor: 0, backoffJitter: 0 }
 /** A probe fails fast: a server that is down is reported in about a second, not after minutes of backoff. */
 const PING_RETRY: RetryPolicy = { retries: 2, backoffFactor: 0.25, backoffJitter: 0 };
 /** `CAIRN_MLFLOW_TRACE=1` prints one line per request to stderr (method, endpoint, start, duration), to see what a run asks of the server. */
-const TRACE = Boolean(process.env.CAIRN_MLFLOW_TRACE);
+const TRACE = !["", "0", "false", "no", "off"].includes((process.env.CAIRN_MLFLOW_TRACE ?? "").trim().toLowerCase());
 
 /**
  * MLflow REST client. Every method rejects with a `TrackingError` subclass:
