@@ -279,10 +279,39 @@ describe("a cold run against the server", () => {
     expect(statuses(cold.result)).toEqual({ "unclosed-up": "succeeded", "unclosed-down": "succeeded" });
     // Its run is not left RUNNING: ended FAILED with the error that stopped its close.
     expect(await tracker.getRun(upRunId)).toMatchObject({ status: "FAILED" });
+    expect(cold.result.error?.message).toMatch(/is not recorded FINISHED \(it is recorded FAILED\)/);
     const again = await runCollect(f, { root, env: env() });
     expect(again.result.status).toBe("succeeded");
     expect(statuses(again.result)).toEqual({ "unclosed-up": "succeeded", "unclosed-down": "cached" });
     expect(upCalls).toBe(2);
+  });
+});
+
+describe("a task's run that cannot be closed, nor marked FAILED", () => {
+  it("is said to stay RUNNING until the next command closes it, not to be FAILED", async () => {
+    const up = task("stuck-up").run(() => ({ x: 1 }));
+    const down = task("stuck-down").input<{ x: number }>().run(({ x }) => ({ y: x * 2 }));
+    const f = flow(`stuck-${Date.now()}`).build(() => ({ y: down({ x: up().x }).y }));
+    // The server stops answering the updates of up's run, whatever their status (as a server that died mid-run).
+    const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
+    const endRun = tracker.endRun.bind(tracker);
+    const createRun = tracker.createRun.bind(tracker);
+    let upRunId = "";
+    tracker.createRun = async (options) => {
+      const runId = await createRun(options);
+      if (options.name === "stuck-up") upRunId = runId;
+      return runId;
+    };
+    tracker.endRun = async (runId, status, endTime) => {
+      if (runId === upRunId) throw new Error("injected: the server does not answer");
+      return endRun(runId, status, endTime);
+    };
+    const run = await runCollect(f, { root: await tmp(), env: env(), tracker });
+    expect(run.result.status).toBe("failed");
+    // Before: "it is FAILED", of a run the server still had RUNNING.
+    expect(run.result.error?.message).toMatch(/could not be marked FAILED either, so it stays RUNNING until the next cairn command in this experiment closes it as KILLED/);
+    expect(run.result.error?.message).not.toMatch(/recorded FAILED/);
+    expect(await tracker.getRun(upRunId)).toMatchObject({ status: "RUNNING" });
   });
 });
 

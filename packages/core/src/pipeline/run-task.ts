@@ -18,6 +18,14 @@ import type { WorkHolder } from "./running-task-context.ts";
 import { StopReason } from "./stop.ts";
 import { createTaskRun, finishTaskRun, logInputs, type RecordScope } from "./task-run.ts";
 
+/** A succeeded task's run that could not be closed beside the flow: why, and whether it was left RUNNING (not even marked FAILED). */
+export class RunNotClosed {
+  constructor(
+    readonly cause: unknown,
+    readonly leftRunning: boolean,
+  ) {}
+}
+
 /** What every task of one flow run shares on its way through the pipeline. */
 export interface PipelineScope extends AttemptScope {
   readonly record: RecordScope;
@@ -114,9 +122,13 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       !task.held &&
       scope.closeBeside?.(task, () =>
         close().catch(async (error: unknown) => {
-          await finishTaskRun(scope.record, ranId, rec, result.attempts, "FAILED", undefined, error).catch(() => {});
+          // Marked FAILED when the server takes that; else it stays RUNNING (the next command's closer ends it).
+          const marked = await finishTaskRun(scope.record, ranId, rec, result.attempts, "FAILED", undefined, error).then(
+            () => true,
+            () => false,
+          );
           task.settleFlight?.(undefined);
-          throw error;
+          throw new RunNotClosed(error, !marked);
         }),
       );
     if (!beside) await close();

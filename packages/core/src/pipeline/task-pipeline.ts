@@ -14,7 +14,7 @@ import { AbandonedAttempts } from "./abandoned.ts";
 import { rejectOnAbort } from "./attempts.ts";
 import type { TaskInterceptor } from "./intercept.ts";
 import { type Lookup, type LookupScope, type LookupTask, lookupTask } from "./lookup.ts";
-import { type PipelineScope, type PipelineTask, type TaskOutcome, releaseTask, runTask } from "./run-task.ts";
+import { type PipelineScope, type PipelineTask, RunNotClosed, type TaskOutcome, releaseTask, runTask } from "./run-task.ts";
 import { createGroupRun, finishGroupRun, type GroupSummary, type HitRecords, recordHit, recordUnstarted, type UnstartedOutcome } from "./task-run.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { Flight } from "./single-flight.ts";
@@ -71,7 +71,7 @@ export class TaskPipeline {
   /** Closings of succeeded tasks' runs under way beside the flow (closeBeside). */
   private closings = 0;
   /** Tasks whose run could not be closed beside the flow: the flow fails on them at its end. */
-  readonly unclosed: Array<{ task: string; error: unknown }> = [];
+  readonly unclosed: Array<{ task: string; error: unknown; leftRunning: boolean }> = [];
   /** The run of a task that ended without one could not be recorded: said once, not once per task. */
   private unrecorded = false;
   /** Attempts that did not stop at their signal. */
@@ -240,7 +240,10 @@ export class TaskPipeline {
     const releaseLease = task.releaseLease;
     task.releaseLease = undefined;
     const work = close()
-      .catch((error: unknown) => void this.unclosed.push({ task: task.node.id, error }))
+      .catch((error: unknown) => {
+        const why = error instanceof RunNotClosed ? error : new RunNotClosed(error, false);
+        this.unclosed.push({ task: task.node.id, error: why.cause, leftRunning: why.leftRunning });
+      })
       .then(() => releaseLease?.())
       .catch(() => {})
       .finally(() => this.closings--);

@@ -631,20 +631,25 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     await execution.pipeline.drain();
     // A task's run closed beside its dependants (with a server) that could not be closed: its
     // work was done and used, but the record is not whole, so the flow fails, naming it.
-    const unclosed = execution.pipeline.unclosed.map(({ task, error: e }) => ({ task, cause: e instanceof Error ? e.message : String(e) }));
+    const unclosed = execution.pipeline.unclosed.map(({ task, error: e, leftRunning }) => ({ task, cause: e instanceof Error ? e.message : String(e), leftRunning }));
+    /** Where such a run stands: marked FAILED, or (the server not answering that either) left RUNNING for the next command to close. */
+    const standing = (u: { leftRunning: boolean }) =>
+      u.leftRunning
+        ? "it could not be marked FAILED either, so it stays RUNNING until the next cairn command in this experiment closes it as KILLED"
+        : "it is recorded FAILED";
     const failsFlow = unclosed[0] !== undefined && status === "succeeded";
     if (failsFlow) {
       status = "failed";
       outputs = undefined;
       error = toErrorInfo(
         new TrackingError(
-          `The run of task "${unclosed[0]!.task}" could not be closed (${unclosed[0]!.cause}): its work was done and its dependants ran, but its run is not recorded FINISHED and it has no cache entry. Check the tracking server (and the cache store) and run the flow again: that task runs again.`,
+          `The run of task "${unclosed[0]!.task}" could not be closed (${unclosed[0]!.cause}): its work was done and its dependants ran, but its run is not recorded FINISHED (${standing(unclosed[0]!)}) and it has no cache entry. Check the tracking server (and the cache store) and run the flow again: that task runs again.`,
         ),
       );
     }
     // The flow failed or stopped already: each task whose run could not be closed is still said.
-    for (const { task, cause } of failsFlow ? unclosed.slice(1) : unclosed) {
-      emitToRun({ type: "log", level: "warn", runId: flowRunId, task, message: `its run could not be closed (${cause}): it is FAILED, with no cache entry`, time: Date.now() });
+    for (const u of failsFlow ? unclosed.slice(1) : unclosed) {
+      emitToRun({ type: "log", level: "warn", runId: flowRunId, task: u.task, message: `its run could not be closed (${u.cause}): ${standing(u)}, with no cache entry`, time: Date.now() });
     }
     const tasks = Object.fromEntries(execution.results);
     if (!error && status !== "succeeded") error = flowError(status, tasks, execution.signal.reason);
