@@ -331,6 +331,42 @@ describe("MLflow server, cairn run killed with -9 mid-task", () => {
     }
   });
 
+  it("SIGTERM while the run's report is being uploaded: cairn exits 130 at once, not when the upload ends", async () => {
+    // The proxy holds the report's upload for as long as the test wants: a server that hangs.
+    let child: import("node:child_process").ChildProcess | undefined;
+    const held: http.ServerResponse[] = [];
+    let released = false;
+    const proxy = await startProxy(server.uri, (req, res) => {
+      if (req.method !== "PUT" || !req.url?.endsWith("/cairn/report.html")) return false;
+      held.push(res);
+      req.resume();
+      child!.kill("SIGTERM");
+      return true;
+    });
+    const release = () => {
+      released = true;
+      for (const res of held) res.writeHead(200).end("{}");
+    };
+    // Released after 45 s at the latest, so that the old code ends too (and fails below).
+    const deadline = setTimeout(release, 45_000);
+    try {
+      const started = start(process.execPath, [cairnBin, "run", flowFile, "--json", "--root", await tmp()], {
+        env: childEnv({ MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_EXPERIMENT_NAME: "term-at-report", SLOW_MS: "0" }),
+      });
+      child = started.child;
+      const exit = await started.done;
+      const whileHeld = !released;
+      expect(held.length).toBe(1);
+      expect(exit.code, exit.stderr).toBe(130);
+      // Before, the process lived until the upload ended, though it had said the run ended without waiting for the report.
+      expect(whileHeld, "cairn exited while the report's upload was still held").toBe(true);
+    } finally {
+      clearTimeout(deadline);
+      release();
+      await proxy.close();
+    }
+  }, 90_000);
+
   it("SIGTERM while cairn run is still starting its flow run cancels the run: exit 130, and its runs end KILLED", async () => {
     // The proxy holds the flow run's create until the signal has been sent: the process is then
     // inside the start of the run, which has asked for the flow run but not yet got it.

@@ -423,6 +423,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   // meanwhile must cancel it (its runs end KILLED, exit 130), not end the process as Node would.
   let run: Awaited<ReturnType<typeof flow.run>> | undefined;
   let interrupted: NodeJS.Signals | undefined;
+  let exitAfterClose: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     // A hang-up is the terminal going away (closed, SSH dropped), not the user insisting: it
     // cancels like SIGTERM, and while a cancel is under way it changes nothing.
@@ -475,6 +476,9 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     if (report && !json) io.stdout.write(`${reportLine(report, result.runId)}\n`);
     const code = interrupted ? EXIT.interrupted : result.status === "succeeded" ? EXIT.ok : EXIT.flowFailed;
     exitDespiteAbandoned(run, code, reporter, io);
+    // Cancelled: the run ended without waiting for its report (said above), whose upload to a server
+    // that hangs would keep the process alive past the signal. Nothing else is left to wait for.
+    if (interrupted && io.handleSignals !== false) exitAfterClose = code;
     return code;
   } catch (error) {
     // Interrupted while the run was starting, and the start then failed: said, and exit 130 as
@@ -487,6 +491,8 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   } finally {
     for (const signal of CANCEL_SIGNALS) process.off(signal, onSignal);
     await dispatcher?.close();
+    const code = exitAfterClose;
+    if (code !== undefined) setImmediate(() => process.exit(code));
   }
 }
 
