@@ -26,6 +26,9 @@ export { redactUrl } from "./backends/_backend.ts";
 export { currentOwner, formatOwner, ownerIsAlive, ownerIsGone, parseOwner, processStartTime } from "./process-owner.ts";
 export type { ProcessOwner } from "./process-owner.ts";
 
+// Partial downloads (written beside their place, renamed there once whole)
+export { partialPath, sweepDeadPartials } from "./partial-files.ts";
+
 // Single-flight leases
 export type { AcquireLeaseOptions, HeldLease, LeaseRefusal, LeaseResult, WaitForOptions } from "./lease.ts";
 
