@@ -11,6 +11,7 @@ import { basename, dirname, extname } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pRetry from "p-retry";
+import { partialPath } from "@cairn/cache";
 import { MlflowApiError, retryAfterMs, TrackerUnreachableError, TrackingError, type RunStatus } from "@cairn/core";
 import { checkMlflowOptions, DEFAULT_CONNECTION_REQUESTS, MLFLOW_HTTP_DEFAULTS, type MlflowClientOptions } from "./mlflow-config.ts";
 import { type HttpResponse, HttpTransport } from "./http.ts";
@@ -505,12 +506,15 @@ export class MlflowClient {
     return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
-  /** Downloads one artifact file to `destFile`, streaming it (written to a temporary name, then renamed). */
+  /**
+   * Downloads one artifact file to `destFile`, streaming it (written to a partial name that
+   * names this process, then renamed: see `partialPath` of @cairn/cache).
+   */
   async downloadArtifactFile(artifactUri: string, path: string, destFile: string, runId?: string): Promise<void> {
     const rel = normalizeArtifactPath(path);
     const url = this.artifactUrl(artifactUri, rel, runId);
     await mkdir(dirname(destFile), { recursive: true });
-    const partial = `${destFile}.part-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    const partial = partialPath(destFile);
     try {
       await this.send(
         { method: "GET", url, endpoint: `mlflow-artifacts GET ${rel}`, runId, responseType: "stream" },

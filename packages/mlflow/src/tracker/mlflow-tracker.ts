@@ -1,6 +1,6 @@
-import { readdir, stat } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { hostname } from "node:os";
-import { formatOwner, ownerIsGone, parseOwner } from "@cairn/cache";
+import { formatOwner, ownerIsGone, parseOwner, partialPath, sweepDeadPartials } from "@cairn/cache";
 import { basename, join, posix, relative, sep } from "node:path";
 import PQueue from "p-queue";
 import { AdaptiveLimit } from "./adaptive-limit.ts";
@@ -379,10 +379,19 @@ export class MlflowTracker implements Tracker {
     return files.map((f) => (f.fileSize !== undefined ? { path: f.path, isDir: f.isDir, size: f.fileSize } : { path: f.path, isDir: f.isDir }));
   }
 
+  /**
+   * A file is streamed to a partial name and renamed over `target`. A folder is downloaded
+   * whole into a partial sibling folder, then renamed to `target`: a process killed part-way
+   * leaves no half folder under the artifact's name (it would be taken for the artifact). A
+   * folder already at `target` when ours is whole (another process's download of the same
+   * artifact, which may be read by now) is kept, and ours removed. The partial leftovers of
+   * killed processes in `destDir` are removed first.
+   */
   async downloadArtifact(runId: string, path: string, destDir: string): Promise<string> {
     const rel = normalizeArtifactPath(path);
     const artifactUri = await this.artifactUri(runId);
     const target = join(destDir, basename(rel) || "artifacts");
+    await sweepDeadPartials(destDir);
     const entries = await this.client.listArtifacts(artifactUri, rel, runId);
     if (!entries.length) {
       await this.client.downloadArtifactFile(artifactUri, rel, target, runId);
@@ -396,12 +405,38 @@ export class MlflowTracker implements Tracker {
       }
     };
     await walk(entries);
-    // The listing is the server's word: each file's place under `target` is a name, checked
-    // before it becomes a path (a listed "../x" would otherwise land outside `target`).
+    // The listing is the server's word: each file's place in the folder is a name, checked
+    // before it becomes a path (a listed "../x" would otherwise land outside the folder).
     const from = { source: `MLflow's artifact listing of run ${runId} at ${this.uri}` };
-    const places = files.map((file) => join(target, ...safeRelativePath(file.startsWith(`${rel}/`) ? file.slice(rel.length + 1) : file, from).split("/")));
-    const queue = new PQueue({ concurrency: UPLOAD_CONCURRENCY });
-    await Promise.all(files.map((file, i) => queue.add(() => this.client.downloadArtifactFile(artifactUri, file, places[i]!, runId))));
+    const names = files.map((file) => safeRelativePath(file.startsWith(`${rel}/`) ? file.slice(rel.length + 1) : file, from).split("/"));
+    const partial = partialPath(target);
+    try {
+      await mkdir(partial, { recursive: true });
+      const queue = new PQueue({ concurrency: UPLOAD_CONCURRENCY });
+      // Every download ends before the partial folder is removed (one still running would make
+      // it again); after a failure, those not started yet are skipped.
+      let failed = false;
+      const results = await Promise.allSettled(
+        files.map((file, i) =>
+          queue.add(async () => {
+            if (failed) return;
+            await this.client.downloadArtifactFile(artifactUri, file, join(partial, ...names[i]!), runId).catch((error: unknown) => {
+              failed = true;
+              throw error;
+            });
+          }),
+        ),
+      );
+      const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failure) throw failure.reason;
+      await rename(partial, target).catch((error: NodeJS.ErrnoException) => {
+        // A folder there now was placed whole, by this rename in another download (the cache
+        // removes a copy whose digest does not match before it downloads): keep it.
+        if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
+      });
+    } finally {
+      await rm(partial, { recursive: true, force: true });
+    }
     return target;
   }
 
