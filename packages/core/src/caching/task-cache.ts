@@ -1,4 +1,4 @@
-import { access, mkdir, readFile, stat } from "node:fs/promises";
+import { access, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import {
@@ -15,6 +15,7 @@ import {
   describePath,
   hashValue,
   parseCacheEntry,
+  partialPath,
   privateDigestAsync,
   redactUrl as redactUri,
   replaceArtifacts,
@@ -608,6 +609,12 @@ export class TaskCache {
     return homes;
   }
 
+  /** True when the artifact's `path` is its copy in this machine's downloads folder (see {@link placed}). */
+  private isDownload(a: Artifact): boolean {
+    const download = this.homesOf(a)?.at(-1);
+    return download !== undefined && resolvePath(download) === resolvePath(a.path);
+  }
+
   /** Why the entry cannot be used, or undefined when it can. */
   private async verify(entry: CacheEntry): Promise<string | undefined> {
     const run = await this.sourceRun(entry.sourceRunId);
@@ -624,12 +631,17 @@ export class TaskCache {
     const unsafe = unsafeNames(entry, artifacts);
     if (unsafe) return unsafe;
     for (const artifact of artifacts) {
-      const here = await stat(artifact.path).catch(() => undefined);
+      let here = await stat(artifact.path).catch(() => undefined);
       if (here && !here.isFile() && !here.isDirectory()) return `artifact ${artifact.artifactPath} of run ${artifact.runId} is not a file or a folder here`;
-      if (here) {
-        const now = await describePath(artifact.path);
-        if (now.digest !== artifact.digest) return `artifact ${artifact.artifactPath} of run ${artifact.runId} changed since it was cached`;
-      } else if (artifact.runId && this.tracker.capabilities.sharedRuns) {
+      if (here && (await describePath(artifact.path)).digest !== artifact.digest) {
+        if (!this.isDownload(artifact)) return `artifact ${artifact.artifactPath} of run ${artifact.runId} changed since it was cached`;
+        // Our own copy, not the artifact: a folder half downloaded by a killed process (before
+        // folders were placed whole), or edited since. It counts as absent and is downloaded again.
+        await discardCopy(artifact.path);
+        here = undefined;
+      }
+      if (here) continue;
+      if (artifact.runId && this.tracker.capabilities.sharedRuns) {
         const parent = dirname(artifact.artifactPath);
         const listed = await this.tracker.listArtifacts(artifact.runId, parent === "." ? undefined : parent);
         if (!listed.some((a) => a.path === artifact.artifactPath)) return `artifact ${artifact.artifactPath} of run ${artifact.runId} is missing`;
@@ -792,7 +804,8 @@ function artifactDigest(a: Artifact): string | Promise<string> {
  * `value` with every Artifact readable on this machine: one whose `path` does not exist here
  * (recorded on another machine, found through the MLflow index) is downloaded from its run into
  * `<workDir>/downloads/<run id>/<artifact path>`, or taken from there when an earlier download
- * with the same digest is present, and its `path` points at the local copy. Artifacts that
+ * with the same digest is present (one with another digest is removed and downloaded again),
+ * and its `path` points at the local copy. Artifacts that
  * exist, or that no tracker can give, are left as they are. Used for a task's inputs and for the
  * flow's outputs, so that what a task reads and what the user is handed are local files.
  */
@@ -813,9 +826,15 @@ export async function localArtifacts<T>(value: T, tracker: Tracker, workDir: str
           const parts = artifactPath.split("/");
           const dest = join(workDir, "downloads", runDir, ...parts.slice(0, -1));
           const copy = join(dest, parts.at(-1)!);
-          if (v.digest && (await exists(copy)) && (await describePath(copy)).digest === v.digest) {
-            out.path = copy;
-            return;
+          if (await exists(copy)) {
+            // A copy that vanishes while it is read (another process discards it) is no match.
+            if (v.digest && (await describePath(copy).then((d) => d.digest, () => undefined)) === v.digest) {
+              out.path = copy;
+              return;
+            }
+            // An older download that is not this artifact (half a folder, edited): a download
+            // keeps a folder it finds in place, so this one goes first.
+            await discardCopy(copy);
           }
           await mkdir(dest, { recursive: true });
           out.path = await tracker.downloadArtifact(runDir, artifactPath, dest);
@@ -853,6 +872,21 @@ function collectArtifacts(value: unknown, out: Artifact[]): void {
   if (isArtifact(value)) out.push(value);
   else if (Array.isArray(value)) for (const v of value) collectArtifacts(v, out);
   else if (isPlainObject(value)) for (const v of Object.values(value)) collectArtifacts(v, out);
+}
+
+/**
+ * Removes a copy in the downloads folder: renamed aside first (a partial name, swept by a later
+ * download if this process dies before the removal ends), so no process sees it half removed.
+ */
+async function discardCopy(path: string): Promise<void> {
+  const aside = partialPath(path);
+  try {
+    await rename(path, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return; // another process discarded it first
+    throw error;
+  }
+  await rm(aside, { recursive: true, force: true });
 }
 
 async function exists(path: string): Promise<boolean> {
