@@ -5,22 +5,31 @@
  *   server's index: `run.outputs()`, the CLI's `Outputs:` line and the `--json` flow event hand
  *   out local files, downloaded on the way;
  * - class 1: a poisoned index entry and a hostile artifact listing (a proxy rewrites the real
- *   server's answer: MLflow itself never lists `..`) cannot put a file outside its folder.
+ *   server's answer: MLflow itself never lists `..`) cannot put a file outside its folder;
+ * - class 3: a folder artifact's download cut short (a run killed with -9 while a proxy holds
+ *   one of its files, or the half folder such a kill left before folders were placed whole) is
+ *   no change of the artifact: the hit is used, the folder downloaded again whole, and the
+ *   leftovers of dead downloads are removed.
  */
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import type http from "node:http";
+import { hostname } from "node:os";
 import { join, relative } from "node:path";
+import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { currentOwner, formatOwner, processStartTime } from "@cairn/cache";
 import { UnsafePathError } from "@cairn/core";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import type { Artifact } from "@cairn/dsl";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
-import { cairnRun, childEnv, runCollect, start, cairnBin, statuses, tmp } from "../cache/helpers.ts";
+import { cairnRun, childEnv, finalStatus, runCollect, start, cairnBin, statuses, tmp } from "../cache/helpers.ts";
 import artifactOutputs from "./fixtures/artifact-outputs.flow.ts";
-import { startProxy } from "./helpers.ts";
+import { cairnRunKilled, startProxy } from "./helpers.ts";
 
 const FLOW_FILE = join(import.meta.dirname, "fixtures/artifact-outputs.flow.ts");
+const FOLDER_FLOW = join(import.meta.dirname, "fixtures/folder-artifact.flow.ts");
 
 let server: MlflowServer;
 beforeAll(async () => {
@@ -207,6 +216,135 @@ describe("an MLflow artifact listing that names ../", () => {
       } finally {
         await proxy.close();
       }
+    }
+  });
+});
+
+/** Every file under `dir` (relative path → size in bytes). */
+async function sizes(dir: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) out[relative(dir, join(e.parentPath, e.name))] = (await stat(join(e.parentPath, e.name))).size;
+  }
+  return out;
+}
+
+/** Folder `d` as folder-artifact.flow.ts writes it. */
+const WHOLE_D = { "f1.txt": 700, "f2.txt": 1400, "f3.txt": 2100, "f4.txt": 2800, "f5.txt": 3500, "sub/deep.txt": 4 };
+/** What its `use` task returns for the whole folder. */
+const USED_WHOLE = { files: 6, bytes: 10504 };
+
+describe("a folder artifact whose download was cut short", () => {
+  let makeRunId = "";
+  beforeAll(async () => {
+    // Machine A computes `make` through the CLI (the code fingerprint the later CLI runs have), and goes away with its disk.
+    const rootA = await tmp("cairn-folder-a-");
+    const a = await cairnRun(FOLDER_FLOW, rootA, [], env()).done;
+    expect(a.code, a.stderr).toBe(0);
+    makeRunId = a.json.find((e) => e.type === "task" && e.task === "make" && e.status === "succeeded")!.taskRunId as string;
+    await rm(rootA, { recursive: true, force: true });
+  });
+
+  /** `cairn run` of the folder flow on `root`, checked to use A's `make` and to read the whole folder. */
+  async function expectHitAndWholeFolder(root: string): Promise<void> {
+    const r = await cairnRun(FOLDER_FLOW, root, [], env()).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(`${r.stdout}${r.stderr}`).not.toMatch(/unusable|changed since it was cached/);
+    expect(finalStatus(r.json, "make")).toBe("cached");
+    expect(finalStatus(r.json, "use")).toBe("succeeded");
+    expect((r.json.find((e) => e.type === "flow" && e.status === "succeeded") as { outputs?: unknown }).outputs).toEqual(USED_WHOLE);
+    expect(await sizes(join(root, "downloads", makeRunId, "d"))).toEqual(WHOLE_D);
+  }
+
+  it("a run killed with -9 mid-download leaves no folder under the artifact's name; the next run uses the hit, downloads it whole and removes the leftover", async () => {
+    const root = await tmp("cairn-folder-k-");
+    let held = false;
+    // f3.txt is never answered: the download is in progress when the run is killed.
+    const proxy = await startProxy(server.uri, (req) => {
+      if (req.method !== "GET" || !/\/mlflow-artifacts\/artifacts\/.+\/d\/f3\.txt$/.test(req.url ?? "")) return false;
+      held = true;
+      return true;
+    });
+    try {
+      await cairnRunKilled(FOLDER_FLOW, root, () => held, { poll: true, env: { MLFLOW_TRACKING_URI: proxy.uri } });
+    } finally {
+      await proxy.close();
+    }
+    const left = await readdir(join(root, "downloads", makeRunId));
+    expect(left, "a half folder never has the artifact's name").not.toContain("d");
+    expect(left.filter((name) => name.startsWith("d.part-"))).toHaveLength(1);
+
+    await expectHitAndWholeFolder(root);
+    expect(await readdir(join(root, "downloads", makeRunId))).toEqual(["d"]);
+  });
+
+  it("a half folder in downloads/ (as a kill left it before folders were placed whole) counts as absent: the hit is used and the folder downloaded again", async () => {
+    const root = await tmp("cairn-folder-c-");
+    const runDir = join(root, "downloads", makeRunId);
+    await mkdir(join(runDir, "d"), { recursive: true });
+    await writeFile(join(runDir, "d", "f1.txt"), "file 1\n".repeat(100));
+    await writeFile(join(runDir, "d", "f2.txt"), "file 2\n".repeat(37)); // cut mid-file
+    // Leftovers of downloads: of a process that has exited (removed), and of one that still runs (kept).
+    const exited = spawn(process.execPath, ["-e", ""]);
+    await once(exited, "exit");
+    const dead = formatOwner({ host: hostname(), pid: exited.pid! });
+    const sleeper = spawn("sleep", ["60"]);
+    try {
+      const live = formatOwner({ host: hostname(), pid: sleeper.pid!, start: processStartTime(sleeper.pid!)!, space: currentOwner().space! });
+      await mkdir(join(runDir, `d.part-${dead}-0123456789ab`));
+      await writeFile(join(runDir, `d.part-${dead}-0123456789ab`, "f1.txt"), "file 1\n");
+      await writeFile(join(runDir, `other.txt.part-${dead}-ba9876543210`), "half");
+      await mkdir(join(runDir, `d.part-${live}-00000000000a`));
+
+      await expectHitAndWholeFolder(root);
+      expect((await readdir(runDir)).sort()).toEqual(["d", `d.part-${live}-00000000000a`]);
+    } finally {
+      sleeper.kill("SIGKILL");
+    }
+  });
+
+  it("two downloads of one folder at once both get it whole, a folder already in place is kept, and a failed download leaves nothing", async () => {
+    const dest = await tmp("cairn-folder-two-");
+    const [one, two] = await Promise.all([MlflowTracker.fromEnv(env()).downloadArtifact(makeRunId, "d", dest), MlflowTracker.fromEnv(env()).downloadArtifact(makeRunId, "d", dest)]);
+    expect([one, two]).toEqual([join(dest, "d"), join(dest, "d")]);
+    expect(await sizes(join(dest, "d"))).toEqual(WHOLE_D);
+    expect(await readdir(dest)).toEqual(["d"]);
+
+    // Another download into the same place keeps the files a reader may already have open.
+    const before = (await stat(join(dest, "d", "f1.txt"))).ino;
+    await MlflowTracker.fromEnv(env()).downloadArtifact(makeRunId, "d", dest);
+    expect((await stat(join(dest, "d", "f1.txt"))).ino).toBe(before);
+    expect(await readdir(dest)).toEqual(["d"]);
+
+    // f3.txt fails while f1.txt, asked at the same time, is held until that failure was sent: the
+    // download fails only once f1.txt's has ended (it would otherwise write into the partial
+    // folder after its removal), and leaves nothing.
+    let release = () => {};
+    const f3Failed = new Promise<void>((r) => (release = r));
+    let f1Ended = false;
+    const proxy = await startProxy(server.uri, (req, res) => {
+      if (req.method !== "GET") return false;
+      if (/\/d\/f3\.txt$/.test(req.url ?? "")) {
+        res.writeHead(404, { "content-type": "application/json" }).end('{"error_code":"RESOURCE_DOES_NOT_EXIST","message":"gone"}', release);
+        return true;
+      }
+      if (!/\/d\/f1\.txt$/.test(req.url ?? "")) return false;
+      void f3Failed.then(async () => {
+        const upstream = await fetch(`${server.uri}${req.url}`);
+        res.writeHead(upstream.status).end(Buffer.from(await upstream.arrayBuffer()), () => (f1Ended = true));
+      });
+      return true;
+    });
+    try {
+      const empty = await tmp("cairn-folder-failed-");
+      const failed = await MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0" })
+        .downloadArtifact(makeRunId, "d", empty)
+        .then(() => false, () => true);
+      expect(failed).toBe(true);
+      expect(f1Ended, "the failure waits for the downloads under way").toBe(true);
+      expect(await readdir(empty)).toEqual([]);
+    } finally {
+      await proxy.close();
     }
   });
 });
