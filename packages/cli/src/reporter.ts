@@ -276,10 +276,12 @@ export function errorText(error: ErrorInfo, brief = false, cwd = process.cwd()):
 
 /** `850ms`, `1.2s`, `3m 05s`. */
 export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
-  const m = Math.floor(ms / 60_000);
-  return `${m}m ${String(Math.round((ms % 60_000) / 1000)).padStart(2, "0")}s`;
+  // Rounded to the unit shown before it is split: 119.6 s is `2m 00s`, never `1m 60s`.
+  if (Math.round(ms) < 1000) return `${Math.round(ms)}ms`;
+  const tenths = Math.round(ms / 100);
+  if (tenths < 600) return `${(tenths / 10).toFixed(1)}s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
 }
 
 function time(t: number): string {
