@@ -173,6 +173,10 @@ export class TaskPipeline {
         this.s.emit,
       );
       result.attempts = outcome.attempts;
+      // The check runTask makes (checkOutputs): a worker knows an environment secret only once a
+      // task asks for it, this run knows its --secrets file from the start. Outputs that carry one
+      // are neither handed on nor printed.
+      if (outcome.ok) this.s.secrets.assertClean(outcome.outputs, node.id, "its outputs");
       if (outcome.ok && outcome.reused && outcome.runId && task.key) {
         // Another coordinator's job computed the key meanwhile: a cache hit of its run, recorded in this flow run as any hit is.
         await recordHit(this.scope.record, node, { sourceRunId: outcome.runId, key: task.key.key }, result, this.hits, this.scope.warn);
