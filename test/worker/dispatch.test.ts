@@ -98,6 +98,83 @@ describe("what the coordinator does with a worker's answer", () => {
     expect(r.json.at(-1)).toMatchObject({ type: "flow", status: "failed" });
     expect(r.stdout + r.stderr).not.toContain(secret);
   }, 120_000);
+
+  it("a finished run leaves none of its jobs (inputs, outputs) in Redis, and the queue's events stream is kept short", async () => {
+    const { env } = await testEnv("dispatch-clean");
+    await spawnWorkers(1, env);
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { total: 37 } });
+    expect(await jobKeys(redis.url, "dispatch-clean")).toEqual([]);
+    expect(await redisCli(redis.url, "HGET", "bull:cairn.dispatch-clean.default:meta", "opts.maxLenEvents")).toBe('"1000"');
+  }, 120_000);
 });
 
+describe("dead workers, as the coordinator sees them", () => {
+  it("a worker killed mid-task, then the flow cancelled before another takes the task: its run is closed KILLED with the reason, none stays RUNNING", async () => {
+    const holdFile = join(await tmp(), "never");
+    const { env, markerDir } = await testEnv("dispatch-dead-cancel", { HOLD_FILE: holdFile, CAIRN_QUEUE_LOCK_MS: "1500", CAIRN_QUEUE_DOWN_MS: "10000" });
+    const [worker] = await spawnWorkers(1, env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    // Its run is noted on the job before the worker dies (JobProgress.runIds).
+    await until(async () => {
+      for (const key of await jobKeys(redis.url, "dispatch-dead-cancel")) if ((await redisCli(redis.url, "HGET", key, "progress")).includes("runIds")) return true;
+      return false;
+    }, "hold's run noted on its job");
+    const pid = worker!.child.pid!;
+    worker!.kill("SIGKILL");
+    await worker!.done;
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.json.at(-1)).toMatchObject({ type: "flow", status: "cancelled" });
+    const runs = await mlflowRuns("dispatch-dead-cancel");
+    expect(runs.filter((t) => t.status === "RUNNING")).toEqual([]);
+    const dead = runs.find((t) => t.name === "hold" && t.tags["cairn.abandoned"]);
+    expect(dead?.status).toBe("KILLED");
+    expect(dead?.tags["cairn.abandoned"]).toContain(`Its worker (pid ${pid} on `);
+    expect(dead?.tags["cairn.abandoned"]).toContain("the flow run was cancelled before another worker took the task");
+  }, 120_000);
 
+  it("a task whose workers die: the coordinator says the task is sent again, and the run it closes FAILED says why", async () => {
+    const { env } = await testEnv("dispatch-poison", { KILL_WORKER: "1", CAIRN_QUEUE_LOCK_MS: "1000", CAIRN_QUEUE_MAX_DEATHS: "2" });
+    const spawned = await spawnWorkers(3, env);
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    expect(r.code).toBe(1);
+    const pids = spawned.map((w) => w.child.pid!);
+    // Once: after the first death the task is sent again; after the second it is given up (PoisonTaskError says so).
+    const warnings = r.stderr.split("\n").filter((l) => l.includes("stopped answering"));
+    expect(warnings, r.stderr).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^\[hold\] The worker running task "hold" \(pid (\d+) on \S+\) stopped answering for longer than its lock \(CAIRN_QUEUE_LOCK_MS\), killed or crashed: task "hold" is sent again, to the next worker that takes it\.$/);
+    expect(pids).toContain(Number(/pid (\d+)/.exec(warnings[0]!)![1]));
+    const holds = (await mlflowRuns("dispatch-poison")).filter((t) => t.name === "hold");
+    expect(holds.map((t) => t.status)).toEqual(["FAILED", "FAILED"]);
+    const closed = holds.find((t) => t.tags["cairn.abandoned"]?.includes("given up as a poison task"));
+    expect(closed?.tags["cairn.abandoned"], JSON.stringify(holds)).toMatch(/^Its worker \(pid \d+ on \S+\) stopped answering while it ran task "hold", killed or crashed, and the task was given up as a poison task \(PoisonTaskError\)\. Closed as FAILED by the coordinator/);
+  }, 120_000);
+});
+
+describe("Redis that loses its data, and --healthcheck", () => {
+  it("a task whose job Redis lost fails with QueueJobLostError alone: no warning that no worker takes its pool", async () => {
+    const own = await startRedisServer();
+    try {
+      const holdFile = join(await tmp(), "never");
+      const { env, markerDir } = await testEnv("dispatch-lost", { HOLD_FILE: holdFile });
+      const [worker] = await spawnWorkers(1, env, spreadFlow, own.url);
+      const run = cairnRun(spreadFlow, await tmp(), ["--queue", own.url], env);
+      await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+      // The worker cannot write its heartbeat again before the coordinator looks: as after a restart, before its next beat.
+      worker!.kill("SIGSTOP");
+      await redisCli(own.url, "FLUSHALL");
+      const r = await run.done;
+      expect(r.code).toBe(1);
+      const failed = r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "failed") as { error: { name: string } };
+      expect(failed.error.name).toBe("QueueJobLostError");
+      expect(r.stderr).not.toContain("No live worker");
+    } finally {
+      await own.stop().catch(() => {});
+    }
+  }, 120_000);
+
+});

@@ -5,10 +5,14 @@
  * needs many): the scheduler stays in this process, and a job is sent only once its inputs are
  * ready. A cancel is published to every worker and marks the run cancelled in Redis; a job whose
  * workers died under it too often fails as a poison task, and the task runs its dead attempts
- * left RUNNING are closed.
+ * left RUNNING are closed, saying why (also when the run is cancelled before another worker takes
+ * the job again). A job is removed once its outcome is here: task outputs do not stay in Redis.
  */
+import { hostname } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
+import { parseOwner } from "@cairn/cache";
 import { CancelledError, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, type Tracker } from "@cairn/core";
 import { PoisonTaskError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
@@ -17,6 +21,22 @@ import { readWorkers } from "./workers-list.ts";
 
 /** How often a waiting coordinator checks that Redis still has the job it waits on. */
 const JOB_CHECK_MS = 5_000;
+
+/**
+ * How long a worker's heartbeat record lives (three of its beats, worker.ts): after Redis comes
+ * back, a live worker may not have written its record again for this long.
+ */
+const WORKER_RECORD_MS = 6_000;
+
+/**
+ * Events kept in a queue's stream (BullMQ keeps 10 000): each `completed` event holds a task's
+ * outputs. The coordinator reads the stream as events come; one that fell behind (Redis away
+ * for a while) reads a finished job's outcome from the job itself (see run).
+ */
+const EVENTS_MAX_LEN = 1_000;
+
+/** The tag that says why a task run was closed by another process than its own (as MLflow's closeAbandonedRuns writes it). */
+const ABANDONED_TAG = "cairn.abandoned";
 
 /** Settings of {@link queueDispatcher}. */
 export interface QueueDispatcherOptions {
@@ -59,12 +79,23 @@ class RedisQueueDispatcher implements QueueDispatcher {
   private readonly watch: NodeJS.Timeout;
   /** Queues whose workers were looked for (see checkServed). */
   private readonly served = new Set<string>();
+  /** When Redis last came back after a disconnect (see checkServed). */
+  private reconnectedAt: number | undefined;
+  /** Jobs waited on, by id: told when BullMQ gives the job of a dead worker to another. */
+  private readonly stalls = new Map<string, () => void>();
+  /** Removals of finished jobs under way: close() waits for them. */
+  private readonly removing = new Set<Promise<unknown>>();
 
   constructor(
     private readonly url: string,
     private readonly downMs: number,
   ) {
     this.redis = connect(url);
+    let connected = false;
+    this.redis.on("ready", () => {
+      if (connected) this.reconnectedAt = Date.now();
+      connected = true;
+    });
     this.watch = setInterval(() => this.checkDown(), 500);
     this.watch.unref();
   }
@@ -94,7 +125,8 @@ class RedisQueueDispatcher implements QueueDispatcher {
       job = await opened.queue.add(task.nodeId, data, {
         jobId: id,
         attempts: 1, // the task's own retries run in the worker; a job is sent again only when its worker dies
-        removeOnComplete: { age: 3600 },
+        // Removed as soon as its outcome is here (settle); this clears the jobs of a coordinator that died.
+        removeOnComplete: { age: 300 },
         removeOnFail: { age: 24 * 3600 },
       });
     } catch (cause) {
@@ -102,51 +134,76 @@ class RedisQueueDispatcher implements QueueDispatcher {
     }
     const cancelled = (): DispatchedOutcome => ({ ok: false, cancelled: true, attempts: 0, error: { name: "CancelledError", message: new CancelledError(signal.reason).message } });
     return new Promise<DispatchedOutcome>((resolve, reject) => {
-      const down = (error: Error) => settle(() => reject(error));
+      const down = (error: Error) => settle(() => reject(error), false);
       let done = false;
       let lookForJob: NodeJS.Timeout | undefined;
-      const settle = (then: () => void) => {
+      /** `then` once; `remove`: the outcome is here, and the job (its inputs, its outputs) leaves Redis. */
+      const settle = (then: () => void, remove = true) => {
         if (done) return;
         done = true;
         clearInterval(lookForJob);
         this.waiting.delete(down);
+        this.stalls.delete(id);
         signal.removeEventListener("abort", onAbort);
+        // A job a worker still holds (a cancel it did not answer) stays, and goes with removeOnComplete.
+        if (remove) {
+          const removal = queue.remove(id).catch(() => {});
+          this.removing.add(removal);
+          void removal.finally(() => this.removing.delete(removal));
+        }
         then();
       };
+      const failedJob = (error: Error) => void this.failed(task, id, error).then((outcome) => settle(() => resolve(outcome)), (e: Error) => settle(() => reject(e), false));
       const onAbort = () => {
         void this.cancel(task.flowRunId).then(async () => {
-          // A job no worker took yet is taken back; one that runs ends there, and says so.
-          const removed = await job.remove().then(() => true, () => false);
-          if (removed) settle(() => resolve(cancelled()));
-          // A worker that died with it may never say: the run does not wait for it for ever.
-          else setTimeout(() => settle(() => resolve(cancelled())), this.downMs).unref();
+          // A job no worker holds (not taken yet, or its worker died and its lock lapsed) is taken
+          // back, and the runs its dead workers left RUNNING are closed: no worker will. One a
+          // worker runs ends there, and says so; a worker that died with it may never say, and its
+          // lock lapses within CAIRN_QUEUE_LOCK_MS: asked again each second, for downMs at most.
+          const end = Date.now() + this.downMs;
+          while (!done) {
+            const held = await Job.fromId(queue, id).catch(() => undefined);
+            if (await queue.remove(id).then((n) => n === 1, () => false)) {
+              await this.closeDeadRuns(runIdsOf(held), "KILLED", (worker) => `Its worker${worker} stopped answering while it ran task "${task.nodeId}", killed or crashed, and the flow run was cancelled before another worker took the task.`);
+              return settle(() => resolve(cancelled()));
+            }
+            if (Date.now() >= end) return settle(() => resolve(cancelled()));
+            await sleep(1000, undefined, { ref: false });
+          }
         });
       };
       this.waiting.add(down);
       if (signal.aborted) onAbort();
       else signal.addEventListener("abort", onAbort, { once: true });
+      this.stalls.set(id, () => void this.sentAgain(task, queue, id, log));
       // A Redis that comes back without its data has lost the job: its end would never come.
-      // Looked for only while Redis answers (its absence is checkDown's); completed jobs are kept an hour.
+      // Looked for only while Redis answers (its absence is checkDown's).
       lookForJob = setInterval(() => {
         if (this.redis.status !== "ready") return;
-        void this.checkServed(task, log);
         void Job.fromId(queue, id).then(
           (found) => {
-            if (!found) settle(() => reject(new QueueJobLostError(this.url, task.nodeId)));
+            if (done) return;
+            if (!found) return settle(() => reject(new QueueJobLostError(this.url, task.nodeId)), false);
+            // Its end was trimmed from the events stream before this process read it (see EVENTS_MAX_LEN).
+            if (found.finishedOn) {
+              if (found.failedReason) failedJob(new Error(found.failedReason));
+              else settle(() => resolve(found.returnvalue as DispatchedOutcome));
+              return;
+            }
+            // Not right after a reconnect: the workers' records may have gone with Redis's data.
+            if (this.reconnectedAt === undefined || Date.now() - this.reconnectedAt >= WORKER_RECORD_MS) void this.checkServed(task, log, () => !done);
           },
           () => {},
         );
       }, JOB_CHECK_MS);
       lookForJob.unref();
-      job.waitUntilFinished(events).then(
-        (value: DispatchedOutcome) => settle(() => resolve(value)),
-        (error: Error) => void this.failed(task, id, error).then((outcome) => settle(() => resolve(outcome)), (e: Error) => settle(() => reject(e))),
-      );
+      job.waitUntilFinished(events).then((value: DispatchedOutcome) => settle(() => resolve(value)), failedJob);
     });
   }
 
   async close(): Promise<void> {
     clearInterval(this.watch);
+    await Promise.allSettled([...this.removing]);
     const opened = await Promise.allSettled(this.queues.values());
     await Promise.allSettled(opened.flatMap((o) => (o.status === "fulfilled" ? [o.value.events.close(), o.value.queue.close()] : [])));
     for (const c of this.connections) c.disconnect();
@@ -159,12 +216,16 @@ class RedisQueueDispatcher implements QueueDispatcher {
     const message = error.message;
     const queue = (await this.queueOf(queueName(task.flowName, task.pool))).queue;
     const job = await Job.fromId(queue, id).catch(() => undefined);
-    const progress = (job?.progress ?? {}) as JobProgress;
-    const runIds = Array.isArray(progress.runIds) ? progress.runIds : [];
+    const runIds = runIdsOf(job);
+    const poisoned = message.includes(STALLED_REASON);
     // The runs its dead workers left RUNNING end now: none stays RUNNING for ever.
-    if (this.tracker) await Promise.allSettled(runIds.map((runId) => this.tracker!.endRun(runId, "FAILED")));
+    await this.closeDeadRuns(runIds, "FAILED", (worker) =>
+      poisoned
+        ? `Its worker${worker} stopped answering while it ran task "${task.nodeId}", killed or crashed, and the task was given up as a poison task (PoisonTaskError).`
+        : `Its worker${worker} failed the job of task "${task.nodeId}" without closing this run: ${message}`,
+    );
     const runId = runIds.at(-1);
-    if (message.includes(STALLED_REASON)) {
+    if (poisoned) {
       const poison = new PoisonTaskError(task.nodeId, job?.stalledCounter || runIds.length, message);
       return { ok: false, cancelled: false, attempts: runIds.length, ...(runId ? { runId } : {}), error: { name: poison.name, message: poison.message, code: poison.code } };
     }
@@ -172,15 +233,58 @@ class RedisQueueDispatcher implements QueueDispatcher {
   }
 
   /**
+   * Closes the runs of `runIds` that workers which died under a job left RUNNING (a run closed
+   * already, by the worker that took the job next, is left as it is), each tagged with `why`,
+   * given its worker (` (pid 123 on host-a)`): a run closed by another process says so, as a
+   * killed coordinator's runs do.
+   */
+  private async closeDeadRuns(runIds: readonly string[], status: "FAILED" | "KILLED", why: (worker: string) => string): Promise<void> {
+    const tracker = this.tracker;
+    if (!tracker || !runIds.length) return;
+    await Promise.allSettled(
+      runIds.map(async (runId) => {
+        const run = await tracker.getRun(runId).catch(() => undefined);
+        if (run && run.status !== "RUNNING") return;
+        const reason = `${why(describeOwner(run?.tags["cairn.owner"]))} Closed as ${status} by the coordinator (pid ${process.pid} on ${hostname()}) at ${new Date().toISOString()}.`;
+        await tracker.logBatch(runId, { tags: { [ABANDONED_TAG]: reason } }).catch(() => {});
+        await tracker.endRun(runId, status);
+      }),
+    );
+  }
+
+  /**
+   * BullMQ gave the job of a worker that stopped answering to the queue again: said on the task,
+   * which would otherwise only take longer. Not said of a job that is given up instead (its
+   * workers died too often): its PoisonTaskError says it.
+   */
+  private async sentAgain(task: DispatchedTask, queue: Queue, id: string, log: (event: LogEvent) => void): Promise<void> {
+    const job = await Job.fromId(queue, id).catch(() => undefined);
+    if (!job || job.deferredFailure || !this.stalls.has(id)) return;
+    const runId = runIdsOf(job).at(-1);
+    const run = runId && this.tracker ? await this.tracker.getRun(runId).catch(() => undefined) : undefined;
+    log({
+      type: "log",
+      level: "warn",
+      runId: task.flowRunId,
+      task: task.nodeId,
+      time: Date.now(),
+      message:
+        `The worker running task "${task.nodeId}"${describeOwner(run?.tags["cairn.owner"])} stopped answering for longer than its lock (CAIRN_QUEUE_LOCK_MS), killed or crashed: ` +
+        `task "${task.nodeId}" is sent again, to the next worker that takes it.`,
+    });
+  }
+
+  /**
    * Once per queue, for a task still waiting after its first check: warns when no live worker of
    * the flow takes its pool, so that a run does not wait in silence for a worker never started.
    */
-  private async checkServed(task: DispatchedTask, log: (event: LogEvent) => void): Promise<void> {
+  private async checkServed(task: DispatchedTask, log: (event: LogEvent) => void, waits: () => boolean): Promise<void> {
     const name = queueName(task.flowName, task.pool);
     if (this.served.has(name)) return;
     this.served.add(name);
     const workers = await readWorkers(this.redis).catch(() => undefined);
-    if (!workers) return void this.served.delete(name); // asked again at the next check
+    // Asked again at the next check; a task that ended meanwhile (failed, its job lost) waits for nothing.
+    if (!workers || !waits()) return void this.served.delete(name);
     const pool = task.pool ?? DEFAULT_POOL;
     const ofFlow = workers.filter((w) => w.flow === task.flowName);
     if (ofFlow.some((w) => w.pools.includes(pool))) return;
@@ -234,10 +338,11 @@ class RedisQueueDispatcher implements QueueDispatcher {
         const commands = connect(this.url);
         const blocking = connect(this.url, { blocking: true });
         this.connections.push(commands, blocking);
-        const queue = new Queue(name, { connection: commands });
+        const queue = new Queue(name, { connection: commands, streams: { events: { maxLen: EVENTS_MAX_LEN } } });
         const events = new QueueEvents(name, { connection: blocking });
         queue.on("error", () => {});
         events.on("error", () => {});
+        events.on("stalled", ({ jobId }) => this.stalls.get(jobId)?.());
         // Listening before the first job is sent: its end is not missed.
         await events.waitUntilReady();
         return { queue, events };
@@ -259,4 +364,16 @@ class RedisQueueDispatcher implements QueueDispatcher {
     const error = new QueueUnreachableError(this.url, "wait for the tasks running on workers", { cause: `unreachable for ${Math.round((Date.now() - this.downSince) / 1000)} s` });
     for (const fail of [...this.waiting]) fail(error);
   }
+}
+
+/** The task runs a job's workers opened (JobProgress.runIds), oldest first. */
+function runIdsOf(job: Job | undefined): string[] {
+  const progress = (job?.progress ?? {}) as JobProgress;
+  return Array.isArray(progress.runIds) ? progress.runIds.filter((r): r is string => typeof r === "string") : [];
+}
+
+/** ` (pid 123 on host-a)`, from a run's `cairn.owner` tag; empty when it has none. */
+function describeOwner(tag: string | undefined): string {
+  const owner = parseOwner(tag);
+  return owner ? ` (pid ${owner.pid} on ${owner.host})` : "";
 }
