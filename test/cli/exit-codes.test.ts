@@ -39,7 +39,7 @@ describe("validation errors found before anything runs exit 2", () => {
     const r = await cairn([...args, "--healthcheck"]);
     expect(r.stderr).toMatch(message);
     expect(r.code).toBe(2);
-    expect((await cairn(["help", "worker"])).stdout).toMatch(/exit 1 when\s+Redis does not answer, 2 when the flow does not load or URL is not redis:\/\//);
+    expect((await cairn(["help", "worker"])).stdout).toMatch(/1 when Redis does not answer or no such worker beats; 2 when\s+the flow does not load or URL is not redis:\/\//);
   });
 
   it("a task that fails while running still exits 1", async () => {

@@ -177,4 +177,20 @@ describe("Redis that loses its data, and --healthcheck", () => {
     }
   }, 120_000);
 
+  it("--healthcheck passes while its worker beats, and fails once the worker is stopped, or for a pool it does not take", async () => {
+    const { env } = await testEnv("dispatch-health");
+    const [worker] = await spawnWorkers(1, env);
+    const health = (...args: string[]) => start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", redis.url, "--healthcheck", ...args], { env: childEnv(env) }).done;
+    const ok = await health();
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(new RegExp(`^ok: flow "dispatch-health" loads, the queue answers, and its worker here beats: \\S+-${worker!.child.pid}-\\S+ \\(`));
+    const otherPool = await health("--pool", "gpu");
+    expect(otherPool.code).toBe(1);
+    expect(otherPool.stderr).toContain(`No live worker of flow "dispatch-health" for pool "gpu" on this host`);
+    worker!.kill("SIGSTOP");
+    let last = ok;
+    await until(async () => (last = await health()).code === 1, "the check to fail for the stopped worker", 30_000);
+    expect(last.stderr).toContain(`No live worker of flow "dispatch-health" for pool "default" on this host`);
+    expect(last.stderr).toContain("`cairn workers --queue URL` lists the live ones");
+  }, 120_000);
 });

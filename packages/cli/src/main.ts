@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { parseEnv } from "node:util";
@@ -124,8 +125,11 @@ Options:
       --pool NAME        Take only this pool's tasks; repeatable. Default: the tasks that name no pool
                          (--pool default names those too).
   -c, --concurrency N    Tasks it runs at once, per pool. Default: 1
-      --healthcheck      Check the flow loads and Redis answers, print ok and exit 0; exit 1 when
-                         Redis does not answer, 2 when the flow does not load or URL is not redis://
+      --healthcheck      Check that a worker of this flow (and of these pools) runs on this host: its
+                         heartbeat in Redis is at most 6 s old (a stopped or stuck one fails). Exit 0
+                         and print ok; 1 when Redis does not answer or no such worker beats; 2 when
+                         the flow does not load or URL is not redis://. A liveness probe, run beside
+                         the worker; \`cairn workers\` lists every live worker.
       --secrets FILE     KEY=VALUE file of secrets for ctx.secret(); never logged.
       --root DIR         Folder of Cairn's local state. Default: .cairn`,
   workers: `Usage: cairn workers --queue URL [--json]
@@ -517,7 +521,22 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
   const flow = await loadFlow(positionals[0], io);
   if (values.healthcheck) {
     await worker.checkQueue(values.queue);
-    io.stdout.write(`ok: flow "${flow.definition.name}" loads, the queue answers\n`);
+    // The worker this check is run beside (a liveness probe runs in its container): one of this
+    // flow and pools on this host whose heartbeat record has not expired. A worker stopped or
+    // stuck (its event loop blocked) writes none, and fails it.
+    const name = flow.definition.name;
+    const pools = values.pool?.length ? values.pool : [worker.DEFAULT_POOL];
+    const here = hostname();
+    const live = (await worker.listWorkers(values.queue)).filter((w) => w.host === here && w.flow === name && pools.every((p) => w.pools.includes(p)));
+    if (!live.length) {
+      io.stderr.write(
+        `No live worker of flow "${name}" for pool ${pools.map((p) => `"${p}"`).join(", ")} on this host (${here}): none has written its heartbeat to the queue in the last 6 s. ` +
+          `A worker that is stopped, stuck (its event loop blocked) or not started yet fails this check; \`cairn workers --queue URL\` lists the live ones.\n`,
+      );
+      return EXIT.flowFailed;
+    }
+    const beats = live.map((w) => `${w.id} (${formatDuration(Date.now() - w.beatAt)} ago)`).join(", ");
+    io.stdout.write(`ok: flow "${name}" loads, the queue answers, and its worker here beats: ${beats}\n`);
     return EXIT.ok;
   }
   const file = positionals[0]!;
