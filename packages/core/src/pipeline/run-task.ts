@@ -123,9 +123,14 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       scope.closeBeside?.(task, () =>
         close().catch(async (error: unknown) => {
           // Marked FAILED when the server takes that; else it stays RUNNING (the next command's closer ends it).
+          // A FAILED close whose file writes failed may still have ended the run: the tracker says which.
           const marked = await finishTaskRun(scope.record, ranId, rec, result.attempts, "FAILED", undefined, error).then(
             () => true,
-            () => false,
+            () =>
+              scope.record.tracker.getRun(ranId).then(
+                (run) => run !== undefined && run.status !== "RUNNING",
+                () => false,
+              ),
           );
           task.settleFlight?.(undefined);
           throw new RunNotClosed(error, !marked);
