@@ -287,7 +287,10 @@ export class NonRetryableError extends CairnError {
   }
 }
 
-/** A secret was asked for and is not set. */
+/**
+ * A secret was asked for and is not set; or, with `worker`, a secret the flow run knows from the
+ * start (its --secrets file) is not set on the worker that took the task.
+ */
 export class SecretNotFoundError extends CairnError {
   static override readonly code: string = "CAIRN_SECRET_NOT_FOUND";
   override name = "SecretNotFoundError";
@@ -297,10 +300,16 @@ export class SecretNotFoundError extends CairnError {
   constructor(
     readonly secret: string,
     readonly nodeId: string,
+    /** The worker (its id, as `cairn workers` lists it) that lacks a secret the run's coordinator knows. */
+    readonly worker?: string,
   ) {
     super(
-      `Task "${nodeId}" asked for secret "${secret}", which is not set. ` +
-        `Set the environment variable ${secret}, or put ${secret}=... in a file passed with --secrets FILE (or run({ secrets })).`,
+      worker === undefined
+        ? `Task "${nodeId}" asked for secret "${secret}", which is not set. ` +
+            `Set the environment variable ${secret}, or put ${secret}=... in a file passed with --secrets FILE (or run({ secrets })).`
+        : `Task "${nodeId}" was not run by worker ${worker}: the flow run knows secret "${secret}" from its --secrets file (or run({ secrets })), ` +
+            `and that worker has no value for it, so it could not refuse an output or mask a log line that carries it. ` +
+            `Set the environment variable ${secret} for that worker, or put ${secret}=... in the file it is started with (cairn worker --secrets FILE), and restart it.`,
     );
   }
 }

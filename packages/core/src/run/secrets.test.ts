@@ -71,6 +71,17 @@ describe("SecretRegistry", () => {
     expect(r.find("banana")).toBeUndefined();
   });
 
+  it("learns a secret from the environment without a task asking for it (a worker, from the names its job carries); false when it is not set", () => {
+    const r = new SecretRegistry({ FILED: "from-the-file-1" }, { API_TOKEN: "tok-9f8e7d6c5b4a", EMPTY: "" });
+    expect(r.find({ conf: "tok-9f8e7d6c5b4a" })).toBeUndefined();
+    expect(r.learn("API_TOKEN")).toBe(true);
+    expect(() => r.assertClean({ conf: "tok-9f8e7d6c5b4a" }, "leak", "its outputs")).toThrow(SecretLeakError);
+    expect(r.mask("config is tok-9f8e7d6c5b4a")).toBe("config is ***");
+    expect(r.learn("FILED")).toBe(true);
+    expect(r.learn("MISSING")).toBe(false);
+    expect(r.learn("EMPTY")).toBe(false);
+  });
+
   it("an empty secret is not set, and is never matched", () => {
     const r = registry({ EMPTY: "" });
     expect(r.empty).toBe(true);

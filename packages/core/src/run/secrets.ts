@@ -99,6 +99,18 @@ export class SecretRegistry {
     return value;
   }
 
+  /**
+   * Knows secret `name` from now on, from the file or the environment, without a task asking for
+   * it: a worker learns so the secrets its flow run's coordinator knew from the start. False when
+   * it is unset or empty here.
+   */
+  learn(name: string): boolean {
+    const value = this.fromFile[name] ?? this.env[name];
+    if (value === undefined || value === "") return false;
+    this.remember(name, value);
+    return true;
+  }
+
   /** The name of a known secret that `value` (any JSON data: strings, keys, numbers, nested) carries, or undefined. */
   find(value: unknown): string | undefined {
     if (this.known.size === 0) return undefined;
