@@ -5,13 +5,16 @@
  * costs nothing but time; a coordinator killed is re-run from the cache; a worker whose code
  * differs refuses the task; a cancel reaches a worker's task; and each user error says what to do.
  */
+import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairnBin, cairnRun, childEnv, start, tmp, tsxScript } from "../cache/helpers.ts";
+import { startProxy } from "../reliability/helpers.ts";
 import { markers, spreadFlow, type StartedWorker, startWorker, timesRun } from "./helpers.ts";
 
 let redis: RedisServer;
@@ -46,6 +49,49 @@ async function spawnWorkers(n: number, env: NodeJS.ProcessEnv, args: string[] = 
   const started = await Promise.all(Array.from({ length: n }, async () => startWorker(spreadFlow, redis.url, ["--root", await tmp("cairn-worker-root-"), ...args], env)));
   workers.push(...started);
   return started;
+}
+
+/** A started worker's id, as its first log line and `cairn workers` say it. */
+const workerId = (w: StartedWorker) => /worker (\S+) ready/.exec(w.log())![1]!;
+
+/** One command to the test's redis-server, through redis-cli; its stdout. */
+const redisCli = async (...args: string[]) => (await promisify(execFile)("redis-cli", ["-u", redis.url, ...args])).stdout;
+
+/** The keys of the test's Redis whose values (strings, hashes, lists, streams: whatever BullMQ keeps) hold `text`. */
+async function redisKeysHolding(text: string): Promise<string[]> {
+  const keys = (await promisify(execFile)("redis-cli", ["-u", redis.url, "--scan"])).stdout.split("\n").filter(Boolean);
+  const holding: string[] = [];
+  for (const key of keys) {
+    const type = (await redisCli("TYPE", key)).trim();
+    const read = { string: ["GET", key], hash: ["HGETALL", key], list: ["LRANGE", key, "0", "-1"], stream: ["XRANGE", key, "-", "+"], zset: ["ZRANGE", key, "0", "-1"], set: ["SMEMBERS", key] }[type];
+    if (read && (await redisCli(...read)).includes(text)) holding.push(key);
+  }
+  return holding;
+}
+
+/** The files under `dir` whose text holds `text`. */
+async function filesHolding(dir: string, text: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    if ((await readFile(path, "utf8").catch(() => "")).includes(text)) found.push(path);
+  }
+  return found;
+}
+
+/** The task runs of flow run `flowRunId`, read from MLflow itself (a `cairn` command would close the runs of dead processes first). */
+async function taskRuns(experiment: string, flowRunId: string): Promise<Array<{ name: string; status: string; tags: Record<string, string> }>> {
+  const api = `${mlflow.uri}/api/2.0/mlflow`;
+  const { experiment: e } = (await (await fetch(`${api}/experiments/get-by-name?experiment_name=${encodeURIComponent(experiment)}`)).json()) as { experiment: { experiment_id: string } };
+  const found = (await (
+    await fetch(`${api}/runs/search`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ experiment_ids: [e.experiment_id], filter: `tags.mlflow.parentRunId = '${flowRunId}'`, max_results: 1000 }),
+    })
+  ).json()) as { runs?: Array<{ info: { run_name: string; status: string }; data: { tags?: Array<{ key: string; value: string }> } }> };
+  return (found.runs ?? []).map((r) => ({ name: r.info.run_name, status: r.info.status, tags: Object.fromEntries((r.data.tags ?? []).map((t) => [t.key, t.value])) }));
 }
 
 const show = async (runId: string, env: NodeJS.ProcessEnv, experiment: string) => {
@@ -176,6 +222,35 @@ describe("pools, dead workers, stale code, cancel", () => {
     const holdRuns = shown.tasks.filter((t) => t.name === "hold").map((t) => t.status).sort();
     expect(holdRuns).toEqual(["FAILED", "FINISHED"]);
     expect(shown.tasks.some((t) => t.status === "RUNNING")).toBe(false);
+    // The dead attempt's run says why it failed, naming the worker that died (as a killed coordinator's runs do).
+    const dead = shown.tasks.find((t) => t.name === "hold" && t.status === "FAILED")!;
+    const deadId = workerId(spawned.find((w) => w.child.pid === first)!);
+    expect(dead.tags["cairn.worker"]).toBe(deadId);
+    expect(dead.tags["cairn.abandoned"]).toContain(`Its worker (${deadId}, pid ${first} on `);
+    expect(dead.tags["cairn.abandoned"]).toContain("closed as FAILED by worker");
+  }, 120_000);
+
+  it("a worker killed mid-task, then Ctrl-C before another took the job: the worker that takes it next closes the dead attempt's run KILLED, saying why", async () => {
+    const holdFile = join(await tmp(), "never");
+    const { env, markerDir } = await testEnv("queue-kill-cancel", { HOLD_FILE: holdFile, CAIRN_QUEUE_DOWN_MS: "1000" });
+    // A lock long enough that the coordinator's cancel finds the dead worker's job still locked (it cannot take it back).
+    const [dead] = await spawnWorkers(1, { ...env, CAIRN_QUEUE_LOCK_MS: "10000" });
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    const deadPid = dead!.child.pid!;
+    dead!.kill("SIGKILL");
+    await dead!.done;
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    const flowRunId = String(r.json.at(-1)!.runId);
+    const [next] = await spawnWorkers(1, { ...env, CAIRN_QUEUE_LOCK_MS: "1000" });
+    await next!.waitFor(/task hold cancelled/);
+    const holds = (await taskRuns("queue-kill-cancel", flowRunId)).filter((t) => t.name === "hold");
+    const deadRun = holds.find((t) => t.tags["cairn.owner"]?.split(":")[1] === String(deadPid));
+    expect(deadRun?.status).toBe("KILLED");
+    expect(deadRun?.tags["cairn.abandoned"]).toContain(`pid ${deadPid} on `);
+    expect(holds.filter((t) => t.status === "RUNNING")).toEqual([]);
   }, 120_000);
 
   it("a task that kills every worker that takes it fails as a poison task", async () => {
@@ -197,7 +272,8 @@ describe("pools, dead workers, stale code, cancel", () => {
     const stale = join(dir, "spread.flow.ts");
     await writeFile(stale, (await readFile(spreadFlow, "utf8")).replace("return { y: x * x };", "return { y: x * x + 1 };"));
     await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
-    const worker = await startWorker(stale, redis.url, ["--root", await tmp()], env);
+    // Given as a relative path: the message has the absolute one, which tells two checkouts on one host apart.
+    const worker = await startWorker(relative(process.cwd(), stale), redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "1000" });
     workers.push(worker);
     const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
     expect(r.code).toBe(1);
@@ -205,9 +281,32 @@ describe("pools, dead workers, stale code, cancel", () => {
     const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
     expect(["s1", "s2"]).toContain(failed.task);
     expect(failed.error.name).toBe("StaleCodeError");
-    expect(failed.error.message).toContain(`Task "${failed.task}" was not run by the worker on`);
-    expect(failed.error.message).toContain(stale);
+    expect(failed.error.message).toContain(`Task "${failed.task}" was not run by worker ${workerId(worker)} (on `);
+    expect(failed.error.message).toContain(`its code in ${stale} there differs`);
     expect(failed.error.message).toContain("its source");
+    expect(failed.error.message).toMatch(/No live worker with the run's code took the task within \d+ s\./);
+    // It was handed back before it failed, and the coordinator was told so.
+    expect(worker.log()).toMatch(/task s[12] refused: its code here differs \(its source, [^)]*\); handed back to the queue for a worker with the run's code\n/);
+    expect(r.stderr).toContain(`Worker ${workerId(worker)} (on `);
+  }, 120_000);
+
+  it("a worker whose code differs hands the task back: a worker with the run's code, started meanwhile, runs it and the flow succeeds", async () => {
+    const { env, markerDir } = await testEnv("queue-stale-hand-back");
+    const dir = await tmp("cairn-stale-checkout-");
+    const { symlink } = await import("node:fs/promises");
+    const stale = join(dir, "spread.flow.ts");
+    await writeFile(stale, (await readFile(spreadFlow, "utf8")).replace("return { y: x * x };", "return { y: x * x + 1 };"));
+    await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
+    const old = await startWorker(stale, redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "120000" });
+    workers.push(old);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    await old.waitFor(/task s[12] refused: .*handed back to the queue/);
+    const [good] = await spawnWorkers(1, env);
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { total: 37 } });
+    const ran = await markers(markerDir);
+    expect([...ran.s1!, ...ran.s2!]).toEqual([good!.child.pid, good!.child.pid]);
   }, 120_000);
 
   it("a secret one task read on a worker is known to the run's later tasks there: masked in their logs, refused in their outputs", async () => {
@@ -231,6 +330,79 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(leaked.stdout + leaked.stderr).not.toContain(secret);
   }, 120_000);
 
+  it("a secret the coordinator knows from the start is known on the worker before its task runs: an output carrying its value is refused there and written nowhere", async () => {
+    const token = "tok-9f8e7d6c5b4a-3e2d";
+    const { env } = await testEnv("queue-secret-names");
+    const app = join(import.meta.dirname, "fixtures/app-secrets.ts");
+    const file = join(import.meta.dirname, "fixtures/secret-names.flow.ts");
+    const root = await tmp();
+    // CONF_VAL happens to hold the token; the task never asks for the secret.
+    const worker = await startWorker(file, redis.url, ["--root", root], { ...env, API_TOKEN: token, CONF_VAL: token });
+    workers.push(worker);
+    const r = await tsxScript(app, [], { ...env, QUEUE_URL: redis.url, APP_ROOT: await tmp(), APP_TOKEN: token }).done;
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.json.at(-1)).toMatchObject({ error: { name: "SecretLeakError" } });
+    expect(r.stdout + r.stderr + worker.log()).not.toContain(token);
+    // Not in the worker's cache entries or files, not in Redis (job hashes, event streams), not in MLflow.
+    expect(await filesHolding(root, token)).toEqual([]);
+    expect(await redisKeysHolding(token)).toEqual([]);
+    const api = `${mlflow.uri}/api/2.0/mlflow`;
+    const { experiment } = (await (await fetch(`${api}/experiments/get-by-name?experiment_name=queue-secret-names`)).json()) as { experiment: { experiment_id: string } };
+    const runs = await (await fetch(`${api}/runs/search`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ experiment_ids: [experiment.experiment_id] }) })).text();
+    expect(runs).toContain("SecretLeakError");
+    expect(runs).not.toContain(token);
+
+    // A worker that has no value for it does not run the task, and says which worker and what to set.
+    worker.kill("SIGKILL");
+    await worker.done;
+    const bare = await startWorker(file, redis.url, ["--root", await tmp()], { ...env, CONF_VAL: "plain" });
+    workers.push(bare);
+    const missing = await tsxScript(app, [], { ...env, QUEUE_URL: redis.url, APP_ROOT: await tmp(), APP_TOKEN: token, SALT: "1" }).done;
+    expect(missing.code, missing.stderr).toBe(1);
+    const error = (missing.json.at(-1) as { error: { name: string; message: string } }).error;
+    expect(error.name).toBe("SecretNotFoundError");
+    expect(error.message).toContain(`Task "leak" was not run by worker ${workerId(bare)} (on `);
+    expect(error.message).toContain(`the flow run knows secret "API_TOKEN" from its --secrets file`);
+    expect(error.message).toContain("Set the environment variable API_TOKEN for that worker");
+  }, 120_000);
+
+  it("a worker whose MLFLOW_TRACKING_URI carries the server's user name and password records with them; one that names another host says so", async () => {
+    const password = "s3cret:pw/9";
+    const expected = `Basic ${Buffer.from(`alice:${password}`).toString("base64")}`;
+    const proxy = await startProxy(mlflow.uri, (req, res) => {
+      if (req.headers.authorization === expected) return false;
+      req.resume();
+      res.writeHead(401, { "WWW-Authenticate": 'Basic realm="mlflow"' }).end("You are not authenticated.");
+      return true;
+    });
+    try {
+      const host = new URL(proxy.uri).host;
+      const uri = `http://alice:${encodeURIComponent(password)}@${host}`;
+      const { env } = await testEnv("queue-auth", { MLFLOW_TRACKING_URI: uri });
+      const [worker] = await spawnWorkers(1, env);
+      const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { total: 37 } });
+      expect(r.stdout + r.stderr + worker!.log()).not.toContain(password);
+
+      // The same server under another name: its credentials are not sent there, and the coordinator is told why.
+      worker!.kill("SIGKILL");
+      await worker!.done;
+      const other = `http://alice:${encodeURIComponent(password)}@localhost:${new URL(proxy.uri).port}`;
+      const elsewhereWorker = await startWorker(spreadFlow, redis.url, ["--root", await tmp()], { ...env, MLFLOW_TRACKING_URI: other });
+      workers.push(elsewhereWorker);
+      const elsewhere = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url, "--no-cache"], env).done;
+      expect(elsewhere.code).toBe(1);
+      expect(elsewhere.stderr).toContain(
+        `The MLFLOW_TRACKING_URI of worker ${workerId(elsewhereWorker)} names another server (http://localhost:${new URL(proxy.uri).port}) than the flow run records to (http://${host}): ` +
+          `its task runs go to the flow run's server, without the credentials in the worker's URI`,
+      );
+      expect(elsewhere.stdout + elsewhere.stderr).not.toContain(password);
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
+
   it("a worker whose checkout has another helper refuses a task without a cache key too", async () => {
     const { env } = await testEnv("queue-stale-helper");
     const { cp, readFile, symlink } = await import("node:fs/promises");
@@ -239,7 +411,7 @@ describe("pools, dead workers, stale code, cancel", () => {
     await cp(here, dir, { recursive: true });
     await writeFile(join(dir, "lib.ts"), (await readFile(join(here, "lib.ts"), "utf8")).replace("x * 2", "x * 3"));
     await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
-    workers.push(await startWorker(join(dir, "helper.flow.ts"), redis.url, ["--root", await tmp()], env));
+    workers.push(await startWorker(join(dir, "helper.flow.ts"), redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "1000" }));
     const r = await cairnRun(join(here, "helper.flow.ts"), await tmp(), ["--queue", redis.url], env).done;
     expect(r.code).toBe(1);
     const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
@@ -255,7 +427,7 @@ describe("pools, dead workers, stale code, cancel", () => {
     await cp(here, dir, { recursive: true });
     await writeFile(join(dir, "double.ts"), (await readFile(join(here, "double.ts"), "utf8")).replace("x * 2", "x * 3"));
     await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
-    workers.push(await startWorker(join(dir, "kind.flow.ts"), redis.url, ["--root", await tmp()], env));
+    workers.push(await startWorker(join(dir, "kind.flow.ts"), redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "1000" }));
     const r = await cairnRun(join(here, "kind.flow.ts"), await tmp(), ["--queue", redis.url], env).done;
     expect(r.code).toBe(1);
     const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
@@ -266,7 +438,7 @@ describe("pools, dead workers, stale code, cancel", () => {
   it("a worker whose value of a variable the task declares (.env) differs refuses the task, naming it", async () => {
     const { env } = await testEnv("queue-env", { MODE: "cpu-fp32" });
     const file = join(import.meta.dirname, "fixtures/env.flow.ts");
-    workers.push(await startWorker(file, redis.url, ["--root", await tmp()], { ...env, MODE: "gpu-fp16" }));
+    workers.push(await startWorker(file, redis.url, ["--root", await tmp()], { ...env, MODE: "gpu-fp16", CAIRN_QUEUE_STALE_GRACE_MS: "1000" }));
     const r = await cairnRun(file, await tmp(), ["--queue", redis.url], env).done;
     expect(r.code).toBe(1);
     const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
@@ -279,11 +451,13 @@ describe("pools, dead workers, stale code, cancel", () => {
   it("a task that throws on a worker fails at the coordinator with its message and its place in the flow file", async () => {
     const { env } = await testEnv("queue-fail");
     const file = join(import.meta.dirname, "fixtures/fail.flow.ts");
-    workers.push(await startWorker(file, redis.url, ["--root", await tmp()], env));
+    const worker = await startWorker(file, redis.url, ["--root", await tmp()], env);
+    workers.push(worker);
     const r = await start(process.execPath, [cairnBin, "run", file, "--root", await tmp(), "--queue", redis.url], { env: childEnv({ ...env, NO_COLOR: "1" }) }).done;
     expect(r.code).toBe(1);
-    // As the same flow says it in one process: the message, then where in the flow file.
-    expect(r.stdout).toMatch(/boom on the worker\n\s+at \S*fail\.flow\.ts:5:\d+/);
+    // As the same flow says it in one process: the message (naming the worker that ran it), then where in the flow file.
+    expect(r.stdout).toContain(`boom on the worker (on worker ${workerId(worker)})\n`);
+    expect(r.stdout).toMatch(/boom on the worker \(on worker \S+\)\n\s+at \S*fail\.flow\.ts:5:\d+/);
   }, 120_000);
 
   it("a worker whose flow has no such task refuses it, saying its checkout differs", async () => {
@@ -293,12 +467,13 @@ describe("pools, dead workers, stale code, cancel", () => {
     const other = join(dir, "spread.flow.ts");
     await writeFile(other, (await readFile(spreadFlow, "utf8")).replace(`{ id: "g1" }).y`, `{ id: "g9" }).y`));
     await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
-    workers.push(await startWorker(other, redis.url, ["--root", await tmp()], env));
+    const worker = await startWorker(other, redis.url, ["--root", await tmp()], env);
+    workers.push(worker);
     const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url, "--failure-policy", "continue"], env).done;
     expect(r.code).toBe(1);
     const failed = r.json.find((e) => e.type === "task" && e.task === "g1" && e.status === "failed") as { error: { name: string; message: string } };
     expect(failed.error.name).toBe("UnknownQueuedTaskError");
-    expect(failed.error.message).toContain(`Task "g1" was not run by the worker on`);
+    expect(failed.error.message).toContain(`Task "g1" was not run by worker ${workerId(worker)} (on `);
     expect(failed.error.message).toContain(`the flow in its ${other} has no task with that id`);
   }, 120_000);
 
@@ -318,6 +493,26 @@ describe("pools, dead workers, stale code, cancel", () => {
     await worker!.waitFor(/task hold cancelled/);
     expect(worker!.log()).toMatch(/task hold cancelled: Cancelled: the flow run was cancelled\.\n/);
     expect(worker!.log()).not.toContain("[object Object]");
+  }, 120_000);
+
+  it("a cancel whose message the worker missed (its subscriber was reconnecting) still stops the task there: the worker looks up the run's cancel mark while it runs", async () => {
+    const holdFile = join(await tmp(), "never");
+    const { env, markerDir } = await testEnv("queue-cancel-missed", { HOLD_FILE: holdFile });
+    const [worker] = await spawnWorkers(1, env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    let flowRunId: string | undefined;
+    await until(async () => {
+      const record = JSON.parse((await redisCli("GET", `cairn:worker:${workerId(worker!)}`)).trim() || "{}") as { running?: Array<{ task: string; flowRunId: string }> };
+      flowRunId = record.running?.find((t) => t.task === "hold")?.flowRunId;
+      return flowRunId !== undefined;
+    }, "the worker's heartbeat to list hold");
+    // The mark the coordinator's cancel leaves in Redis, without the message that goes with it: as a subscriber that was reconnecting misses it.
+    await redisCli("SET", `cairn:cancelled:${flowRunId}`, "1", "PX", "600000");
+    await until(() => existsSync(join(markerDir, "hold.aborted")), "hold to see its signal abort", 30_000);
+    await worker!.waitFor(/task hold cancelled/);
+    run.child.kill("SIGINT");
+    await run.done;
   }, 120_000);
 
   it("Ctrl-C on the coordinator ends the process tree of a shell task running on a worker", async () => {

@@ -49,26 +49,48 @@ export class QueueUrlError extends CairnError {
   }
 }
 
-/** The worker's checkout has other code for a task than the coordinator's: it refuses to run it. */
+/** Which worker: its id, as `cairn workers` lists it (`<host>-<pid>-<random>`), and its host. */
+export interface WorkerIdentity {
+  readonly id: string;
+  readonly host: string;
+}
+
+/**
+ * The worker's checkout has other code for a task than the coordinator's: it refuses to run it.
+ * Raised once no live worker of the task's pool with the run's code took the job within the
+ * grace period (each worker whose code differs hands it back until then).
+ */
 export class StaleCodeError extends CairnError {
   static override readonly code: string = "CAIRN_STALE_CODE";
   override name = "StaleCodeError";
+  /** The host of the worker that refused it last. */
+  readonly host: string;
+  /** The id of the worker that refused it last, as `cairn workers` lists it. */
+  readonly workerId: string;
   constructor(
     readonly nodeId: string,
+    /** The worker's flow file, absolute. */
     readonly flowFile: string,
-    readonly host: string,
+    worker: WorkerIdentity,
     /** What of its code differs: "its source", "file lib.ts", ... */
     readonly differs: string[],
     /** The variables it declares with .env() whose values differ (their names only). */
     readonly envDiffers: string[] = [],
+    /** The workers that refused it, by id, and how long it waited for another (ms). */
+    readonly refused: { by: readonly string[]; waitedMs: number } = { by: [worker.id], waitedMs: 0 },
   ) {
     const code = differs.length > 0;
     const env = envDiffers.map((name) => `environment variable ${name} (its value enters the task's cache key)`);
+    const others = refused.by.filter((id) => id !== worker.id);
     super(
-      `Task "${nodeId}" was not run by the worker on ${host}: ${code ? `its code in ${flowFile} there` : "its environment there"} differs from ${code ? "the code" : "the one"} the flow run was started with (${[...differs, ...env].join(", ")}). ` +
+      `Task "${nodeId}" was not run by worker ${worker.id} (on ${worker.host}): ${code ? `its code in ${flowFile} there` : "its environment there"} differs from ${code ? "the code" : "the one"} the flow run was started with (${[...differs, ...env].join(", ")}). ` +
+        `No live worker with the run's ${code ? "code" : "environment"} took the task within ${Math.round(refused.waitedMs / 1000)} s` +
+        `${others.length ? ` (worker${others.length === 1 ? "" : "s"} ${others.join(", ")} refused it too)` : ""}. ` +
         (code ? `Update that worker's checkout to the coordinator's commit (and restart it), or stop it; a worker never runs other code than the run asked for.` : "") +
         (env.length ? `${code ? " " : ""}Give that worker the coordinator's values of the variables the task declares with .env() (and restart it): what it computed with others would be stored under the run's cache key.` : ""),
     );
+    this.host = worker.host;
+    this.workerId = worker.id;
   }
 }
 
@@ -76,15 +98,22 @@ export class StaleCodeError extends CairnError {
 export class UnknownQueuedTaskError extends CairnError {
   static override readonly code: string = "CAIRN_UNKNOWN_QUEUED_TASK";
   override name = "UnknownQueuedTaskError";
+  /** The host of the worker that refused it. */
+  readonly host: string;
+  /** The id of the worker that refused it, as `cairn workers` lists it. */
+  readonly workerId: string;
   constructor(
     readonly nodeId: string,
+    /** The worker's flow file, absolute. */
     readonly flowFile: string,
-    readonly host: string,
+    worker: WorkerIdentity,
   ) {
     super(
-      `Task "${nodeId}" was not run by the worker on ${host}: the flow in its ${flowFile} has no task with that id. ` +
+      `Task "${nodeId}" was not run by worker ${worker.id} (on ${worker.host}): the flow in its ${flowFile} has no task with that id. ` +
         `Its checkout is older or newer than the coordinator's; update it to the same commit and restart the worker.`,
     );
+    this.host = worker.host;
+    this.workerId = worker.id;
   }
 }
 

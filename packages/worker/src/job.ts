@@ -1,16 +1,34 @@
 /**
- * A job on a Cairn queue, as both sides read it: its data (a dispatched task without its node),
- * what its worker notes on it while it runs (the task runs it opened, so that the runs of a
- * worker that died are closed), and BullMQ's reason for a job whose workers died too often.
+ * A job on a Cairn queue, as both sides read it: its data (a dispatched task without its node,
+ * and the names of the secrets the run knows from the start), what its workers note on it (the
+ * task runs it opened, so that the runs of a worker that died are closed; the workers whose code
+ * differed, so that it is handed to another before it fails), and BullMQ's reason for a job whose
+ * workers died too often.
  */
 import type { DispatchedTask } from "@cairn/core";
 
 /** The job's data: JSON, everything a worker needs besides its own checkout. */
-export type JobData = Omit<DispatchedTask, "node">;
+export type JobData = Omit<DispatchedTask, "node"> & {
+  /**
+   * The names (never the values) of the secrets the coordinator knows from the start (its
+   * `--secrets FILE`, `run({ secrets })`): the worker reads each from its own environment or
+   * `--secrets FILE` before the task starts, so that an output or log line carrying one is
+   * refused or masked there, as in one process. A name the worker cannot find fails the task
+   * (SecretNotFoundError naming the worker).
+   */
+  readonly secretNames?: readonly string[];
+};
 
 /** Noted on the job as its task's runs open: one per worker that took it. */
 export interface JobProgress {
   runIds?: string[];
+  /**
+   * The workers (their ids, as `cairn workers` lists them) whose checkout has other code for the
+   * task and that handed the job back, when the first did (epoch ms), and how many times it was
+   * handed back: it fails with StaleCodeError once every live worker of its pool refused it and
+   * the grace period is over.
+   */
+  stale?: { since: number; by: string[]; times: number };
 }
 
 /** BullMQ's failed reason for a job that stalled more often than a worker's `maxStalledCount`. */

@@ -26,6 +26,8 @@ describe("options, checked where they enter", () => {
     const base = { flow: f.definition, file: "flow.ts", queue: "redis://127.0.0.1:1" };
     await expect(startWorker({ ...base, env: { CAIRN_QUEUE_LOCK_MS: "30s" } })).rejects.toThrow(/^Expected `CAIRN_QUEUE_LOCK_MS` to be an integer >= 1 .*, got "30s"\.$/);
     await expect(startWorker({ ...base, env: { CAIRN_QUEUE_MAX_DEATHS: "0" } })).rejects.toThrow(WorkerOptionError);
+    await expect(startWorker({ ...base, env: { CAIRN_QUEUE_STALE_GRACE_MS: "15s" } })).rejects.toThrow(/^Expected `CAIRN_QUEUE_STALE_GRACE_MS` to be an integer >= 1 .*, got "15s"\.$/);
+    await expect(startWorker({ ...base, staleGraceMs: 0 })).rejects.toThrow("Expected `staleGraceMs` to be an integer >= 1, got 0.");
     const saved = process.env.CAIRN_QUEUE_DOWN_MS;
     process.env.CAIRN_QUEUE_DOWN_MS = "-5";
     try {

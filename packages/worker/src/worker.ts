@@ -2,18 +2,21 @@
  * The worker's side of a queue (`cairn worker FLOW --queue URL`): a process that loaded a flow
  * file takes its tasks' jobs from the queues of its pools and runs each through core's
  * runDispatchedTask (the same runTask the coordinator would run), recording to the flow run's
- * MLflow server. Before it runs one, it checks that the task's code here is the code the run was
- * started with, and it closes the runs a worker that died under the same job left RUNNING. A job
- * of a cache key another job computes now waits for that one's entry instead of running twice.
- * It keeps a heartbeat in Redis (`cairn workers`), aborts a task when its flow run is cancelled,
- * and on close finishes what it runs and takes nothing more.
+ * MLflow server. Before it runs one, it closes the runs a worker that died under the same job
+ * left RUNNING, checks that the task's code here is the code the run was started with (a job it
+ * must refuse goes back to the queue for another worker first), and learns the secrets the
+ * coordinator knows from the start. A job of a cache key another job computes now waits for that
+ * one's entry instead of running twice. It keeps a heartbeat in Redis (`cairn workers`), aborts a
+ * task when its flow run is cancelled (told at once, and looked up while the task runs, for a
+ * message lost while its connection was down), and on close finishes what it runs and takes
+ * nothing more.
  */
 import { hostname } from "node:os";
 import { resolve as resolvePath } from "node:path";
 import { randomUUID } from "node:crypto";
-import { type Job, Worker as BullWorker } from "bullmq";
+import { DelayedError, type Job, Worker as BullWorker } from "bullmq";
 import type { Redis } from "ioredis";
-import { CacheStore } from "@cairn/cache";
+import { CacheStore, parseOwner } from "@cairn/cache";
 import {
   type CodeFingerprint,
   type DispatchedOutcome,
@@ -25,11 +28,13 @@ import {
   codeFingerprint,
   resolveTracker,
   runDispatchedTask,
+  SecretNotFoundError,
   SecretRegistry,
   TaskCache,
 } from "@cairn/core";
 import { QueueUnreachableError, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
 import type { JobData, JobProgress } from "./job.ts";
+import { readWorkers } from "./workers-list.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, COMPUTED_MS, computedKey, computingKey, connect, DEFAULT_POOL, integerFromEnv, logChannel, queueName, whyUnreachable, workerKey } from "./queue-names.ts";
 
 /** Settings of {@link startWorker}. */
@@ -58,6 +63,13 @@ export interface WorkerOptions {
   lockMs?: number;
   /** A task whose workers died this many times in a row fails as a poison task. @default 3, or CAIRN_QUEUE_MAX_DEATHS */
   maxDeaths?: number;
+  /**
+   * How long a task whose code differs here is handed back to the queue for a worker with the
+   * run's code, once every live worker of its pool refused it (a worker of the new commit may be
+   * starting), before it fails with StaleCodeError.
+   * @default 15000, or CAIRN_QUEUE_STALE_GRACE_MS
+   */
+  staleGraceMs?: number;
   /** What the worker does, for its log. */
   onEvent?: (event: WorkerEvent) => void;
 }
@@ -92,6 +104,13 @@ export interface RunningWorker {
 }
 
 const HEARTBEAT_MS = 2000;
+/** The first wait of a job handed back for another worker; doubled at each hand-back, up to {@link MAX_HAND_BACK_MS}. */
+const HAND_BACK_MS = 500;
+const MAX_HAND_BACK_MS = 4000;
+/** Tag naming the worker that ran a task's run (its id, as `cairn workers` lists it). */
+const WORKER_TAG = "cairn.worker";
+/** Tag of a run closed because the process that ran it is gone (as a killed coordinator's are), saying why. */
+const ABANDONED_TAG = "cairn.abandoned";
 
 /** Starts taking `options.flow`'s tasks from the queue. */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
@@ -104,11 +123,15 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const lockMs = options.lockMs ?? integerFromEnv(env, "CAIRN_QUEUE_LOCK_MS", 30_000);
   const maxDeaths = options.maxDeaths ?? integerFromEnv(env, "CAIRN_QUEUE_MAX_DEATHS", 3);
   if (!Number.isInteger(maxDeaths) || maxDeaths < 1) throw new WorkerOptionError("maxDeaths", "an integer >= 1", maxDeaths);
+  const staleGraceMs = options.staleGraceMs ?? integerFromEnv(env, "CAIRN_QUEUE_STALE_GRACE_MS", 15_000);
+  if (!Number.isInteger(staleGraceMs) || staleGraceMs < 1) throw new WorkerOptionError("staleGraceMs", "an integer >= 1", staleGraceMs);
   const root = resolvePath(options.root ?? ".cairn");
   const host = hostname();
   const id = `${host}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const tell = options.onEvent ?? (() => {});
-  const { flow, file } = options;
+  const { flow } = options;
+  // Absolute in messages: two checkouts on one host are told apart.
+  const file = resolvePath(options.file);
 
   const redis = connect(url);
   const subscriber = connect(url);
@@ -128,7 +151,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const trackerFor = (uri: string) => {
     let t = trackers.get(uri);
     if (!t) {
-      t = resolveTracker({ root, env: { ...env, MLFLOW_TRACKING_URI: uri } });
+      t = resolveTracker({ root, env: trackerEnv(env, uri, id).env });
       t.catch(() => trackers.delete(uri));
       trackers.set(uri, t);
     }
@@ -146,13 +169,67 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       };
       // The tracker's credentials reach task processes, as in one process: what those print of them is masked.
       shared.secrets.maskCredentials(tracker.childEnv?.() ?? {});
+      const { note } = trackerEnv(env, data.tracker.uri, id);
+      if (note) {
+        const event: RunEvent = { type: "log", level: "warn", runId: data.flowRunId, message: note, time: Date.now() };
+        tell({ type: "log", event });
+        publishLog(data.flowRunId, event);
+      }
       runs.set(data.flowRunId, shared);
       if (runs.size > 8) runs.delete(runs.keys().next().value!);
     }
     return shared;
   };
 
-  const process_ = async (job: Job<JobData, DispatchedOutcome>): Promise<DispatchedOutcome> => {
+  /**
+   * Closes the runs that workers dead under this job left RUNNING (KILLED when its flow run was
+   * cancelled, else FAILED), each tagged with the worker that died, as a killed coordinator's
+   * runs are; a run already closed (by the coordinator, or an earlier take of the job) is left as it is.
+   */
+  const closeDeadRuns = async (runIds: readonly string[], opening: Promise<Tracker>, status: "FAILED" | "KILLED") => {
+    if (!runIds.length) return;
+    const tracker = await opening.catch(() => undefined);
+    if (!tracker) return;
+    await Promise.allSettled(
+      runIds.map(async (runId) => {
+        const run = await tracker.getRun(runId).catch(() => undefined);
+        if (run && run.status !== "RUNNING") return;
+        const owner = parseOwner(run?.tags["cairn.owner"]);
+        const who = [run?.tags[WORKER_TAG], owner ? `pid ${owner.pid} on ${owner.host}` : undefined].filter(Boolean).join(", ");
+        const reason =
+          `Its worker${who ? ` (${who})` : ""} stopped while running it (killed, crashed, or cut off from Redis for longer than CAIRN_QUEUE_LOCK_MS); ` +
+          `closed as ${status} by worker ${id} at ${new Date().toISOString()}, which took the task's job ${status === "KILLED" ? "after its flow run was cancelled" : "to run it again"}.`;
+        await tracker.logBatch(runId, { tags: { [ABANDONED_TAG]: reason } }).catch(() => {});
+        await tracker.endRun(runId, status);
+      }),
+    );
+  };
+
+  /**
+   * A job whose code differs here goes back to the queue for another worker, which BullMQ gives
+   * it to as to any: true when it was handed back. Not when every live worker of its pool has
+   * refused it and the grace period since the first refusal is over: then it fails here.
+   */
+  const handBack = async (job: Job<JobData, DispatchedOutcome>, token: string | undefined, progress: JobProgress): Promise<{ handed: boolean; stale: Required<JobProgress>["stale"] }> => {
+    const now = Date.now();
+    const stale = { since: progress.stale?.since ?? now, by: [...new Set([...(progress.stale?.by ?? []), id])], times: (progress.stale?.times ?? 0) + 1 };
+    const pool = job.data.pool ?? DEFAULT_POOL;
+    const live = await readWorkers(redis).catch(() => undefined);
+    // Unknown (Redis did not answer): as if another could take it.
+    const untried = live ? live.filter((w) => w.flow === flow.name && w.pools.includes(pool) && !stale.by.includes(w.id)) : [undefined];
+    if (!untried.length && now - stale.since >= staleGraceMs) return { handed: false, stale };
+    if (!token) return { handed: false, stale };
+    try {
+      await job.updateProgress({ ...progress, stale } as object);
+      const wait = Math.min(HAND_BACK_MS * 2 ** (stale.times - 1), MAX_HAND_BACK_MS);
+      await job.moveToDelayed(now + wait, token);
+      return { handed: true, stale };
+    } catch {
+      return { handed: false, stale }; // the job cannot go back (Redis away): it fails here, as before
+    }
+  };
+
+  const process_ = async (job: Job<JobData, DispatchedOutcome>, token?: string): Promise<DispatchedOutcome> => {
     const data = job.data;
     const task = data.nodeId;
     const fail = (error: Error & { code?: string }, status: "failed" | "refused"): DispatchedOutcome => {
@@ -163,12 +240,18 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const cancelledRun = redis.exists(cancelledKey(data.flowRunId)).catch(() => 0);
     const opening = trackerFor(data.tracker.uri);
     opening.catch(() => {}); // awaited below, once the task is known to run
+    const progress = (job.progress && typeof job.progress === "object" ? job.progress : {}) as JobProgress;
+    const runIds = Array.isArray(progress.runIds) ? [...progress.runIds] : [];
     if (await cancelledRun) {
+      // The runs of workers that died under it end first: nothing else would close them.
+      await closeDeadRuns(runIds, opening, "KILLED");
       tell({ type: "task", status: "cancelled", task, flowRunId: data.flowRunId });
       return { ok: false, cancelled: true, attempts: 0, error: { name: "CancelledError", message: new CancelledError("the flow run was cancelled").message } };
     }
+    // Runs that workers dead under this job left RUNNING end now, before it runs again (or is refused).
+    await closeDeadRuns(runIds, opening, "FAILED");
     const node = nodeOf(flow, data);
-    if (!node) return fail(new UnknownQueuedTaskError(task, file, host), "refused");
+    if (!node) return fail(new UnknownQueuedTaskError(task, file, { id, host }), "refused");
     const tracker = await opening;
     const shared = runOf(data, tracker);
     const cache = await shared.cache;
@@ -179,12 +262,26 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     // The variables the task declares (.env) enter its key: run here with other values, it would
     // store what they give under the coordinator's key, a wrong hit for every later run.
     const envDiffers = data.key && mine ? compareEnv(data.key.ingredients.env, mine.ingredients.env) : [];
-    if (differs.length || envDiffers.length) return fail(new StaleCodeError(task, file, host, differs, envDiffers), "refused");
-
-    // Runs that workers dead under this job left RUNNING end now, before it runs again.
-    const progress = (job.progress ?? {}) as JobProgress;
-    const runIds = Array.isArray(progress.runIds) ? [...progress.runIds] : [];
-    await Promise.allSettled(runIds.map((runId) => tracker.endRun(runId, "FAILED")));
+    if (differs.length || envDiffers.length) {
+      const { handed, stale } = await handBack(job, token, progress);
+      if (handed) {
+        const what = differs.length ? "code" : "environment";
+        const why = `its ${what} here differs (${[...differs, ...envDiffers.map((n) => `environment variable ${n}`)].join(", ")}); handed back to the queue for a worker with the run's ${what}`;
+        tell({ type: "task", status: "refused", task, flowRunId: data.flowRunId, message: why });
+        // Said once per job on the coordinator: its task waits, and why.
+        if (!progress.stale) {
+          publishLog(data.flowRunId, { type: "log", level: "warn", runId: data.flowRunId, task, time: Date.now(), message: `Worker ${id} (on ${host}, ${file}) did not run task "${task}": ${why}.` });
+        }
+        // BullMQ's way to say the job was moved (to delayed) by its processor.
+        throw new DelayedError();
+      }
+      return fail(new StaleCodeError(task, file, { id, host }, differs, envDiffers, { by: stale.by, waitedMs: Date.now() - stale.since }), "refused");
+    }
+    // The secrets the coordinator knew from the start are known here before the task starts: an
+    // output that carries one is refused before anything is written (cache entry, MLflow, Redis).
+    for (const name of Array.isArray(data.secretNames) ? data.secretNames : []) {
+      if (!shared.secrets.learn(name)) return fail(new SecretNotFoundError(name, task, `${id} (on ${host})`), "failed");
+    }
 
     const controller = new AbortController();
     const entry = { controller, task, since: Date.now() };
@@ -215,7 +312,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       }
       tell({ type: "task", status: "started", task, flowRunId: data.flowRunId });
       let noting = Promise.resolve();
-      const outcome = await runDispatchedTask(node, data, {
+      const outcome = await runDispatchedTask(node, { ...data, runTags: { ...data.runTags, [WORKER_TAG]: id } }, {
         tracker,
         cache,
         workDir: root,
@@ -225,7 +322,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         emit: (event) => {
           if (event.type === "task" && event.status === "running" && event.taskRunId && !runIds.includes(event.taskRunId)) {
             runIds.push(event.taskRunId);
-            const noted: JobProgress = { runIds: [...runIds] };
+            const noted: JobProgress = { ...progress, runIds: [...runIds] };
             noting = noting.then(() => job.updateProgress(noted as object)).catch(() => {});
           }
           if (event.type === "log") {
@@ -244,6 +341,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           ? { type: "task", status: "succeeded", task, flowRunId: data.flowRunId }
           : { type: "task", status: outcome.cancelled ? "cancelled" : "failed", task, flowRunId: data.flowRunId, message: outcome.error.message },
       );
+      // Which worker ran a task that failed: on a fleet where one machine lacks a package, a failure there reads as a bug otherwise.
+      if (!outcome.ok && !outcome.cancelled) return { ...outcome, error: { ...outcome.error, message: `${outcome.error.message} (on worker ${id})` } };
       return outcome;
     } finally {
       set.delete(entry);
@@ -261,6 +360,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     subscriber.disconnect();
     throw new QueueUnreachableError(url, "start the worker", { cause: whyUnreachable(subscriber, cause) });
   }
+  const cancelRun = (flowRunId: string) => {
+    for (const entry of running.get(flowRunId) ?? []) entry.controller.abort(new CancelledError("the flow run was cancelled"));
+  };
   subscriber.on("message", (_channel: string, message: string) => {
     let flowRunId: unknown;
     try {
@@ -268,8 +370,20 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     } catch {
       return;
     }
-    for (const entry of running.get(String(flowRunId)) ?? []) entry.controller.abort(new CancelledError("the flow run was cancelled"));
+    cancelRun(String(flowRunId));
   });
+  /**
+   * A cancel is published once, and a subscriber that was reconnecting then never hears it: the
+   * mark the coordinator leaves in Redis is looked up for the runs whose tasks run here, at each
+   * heartbeat and as soon as the subscriber is back.
+   */
+  const lookForCancels = async () => {
+    const ids = [...running.keys()];
+    if (!ids.length) return;
+    const marked = await Promise.all(ids.map((flowRunId) => redis.exists(cancelledKey(flowRunId)).catch(() => 0)));
+    ids.forEach((flowRunId, i) => marked[i] && cancelRun(flowRunId));
+  };
+  subscriber.on("ready", () => void lookForCancels());
 
   // BullMQ leaves a connection it was given open at close: these are ended here.
   const connections: Redis[] = [];
@@ -304,7 +418,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     await redis.set(workerKey(id), JSON.stringify(record), "PX", HEARTBEAT_MS * 3).catch(() => {});
   };
   await beat();
-  const heartbeat = setInterval(() => void beat(), HEARTBEAT_MS);
+  const heartbeat = setInterval(() => void Promise.all([beat(), lookForCancels()]), HEARTBEAT_MS);
   tell({ type: "ready", id, pools });
 
   let closing: Promise<void> | undefined;
@@ -377,5 +491,51 @@ function release(redis: Redis, cacheKey: string, owner: string, lockMs: number):
   return async () => {
     clearInterval(renew);
     if ((await redis.get(key).catch(() => null)) === owner) await redis.del(key).catch(() => {});
+  };
+}
+
+/**
+ * The environment the worker opens the flow run's tracker (`uri`, sent without credentials) with.
+ * Its own MLFLOW_TRACKING_URI, when it names the same server, keeps its credentials: as it is
+ * when only the credentials differ, else they go on as MLFLOW_TRACKING_USERNAME/PASSWORD (unless
+ * those are set) when the host is the same. A worker whose URI names another host records to
+ * the run's server without them, and `note` says so.
+ */
+function trackerEnv(env: NodeJS.ProcessEnv, uri: string, worker: string): { env: NodeJS.ProcessEnv; note?: string } {
+  const sent = { ...env, MLFLOW_TRACKING_URI: uri };
+  const own = env.MLFLOW_TRACKING_URI?.trim();
+  if (!own) return { env: sent };
+  let mine: URL;
+  let theirs: URL;
+  try {
+    mine = new URL(own);
+    theirs = new URL(uri);
+  } catch {
+    return { env: sent }; // not URLs (a local store's path): the run's URI as it came
+  }
+  const bare = (u: URL) => `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, "")}`;
+  if (bare(mine) === uri) return { env };
+  if (mine.host.toLowerCase() === theirs.host.toLowerCase()) {
+    const decode = (part: string) => {
+      try {
+        return decodeURIComponent(part);
+      } catch {
+        return part;
+      }
+    };
+    return {
+      env: {
+        ...sent,
+        ...(mine.username && !env.MLFLOW_TRACKING_USERNAME ? { MLFLOW_TRACKING_USERNAME: decode(mine.username) } : {}),
+        ...(mine.password && !env.MLFLOW_TRACKING_PASSWORD ? { MLFLOW_TRACKING_PASSWORD: decode(mine.password) } : {}),
+      },
+    };
+  }
+  return {
+    env: sent,
+    note:
+      `The MLFLOW_TRACKING_URI of worker ${worker} names another server (${bare(mine)}) than the flow run records to (${uri}): its task runs go to the flow run's server` +
+      `${mine.username || mine.password ? ", without the credentials in the worker's URI (they are sent only to the host they name)" : ""}. ` +
+      `Give the worker the coordinator's MLFLOW_TRACKING_URI (and MLFLOW_TRACKING_USERNAME/PASSWORD if the server asks for them).`,
   };
 }
