@@ -50,6 +50,8 @@ export interface DispatchedTask {
   readonly forceRun?: boolean;
   readonly code: CodeFingerprint;
   readonly runTags?: Readonly<Record<string, string>>;
+  /** The names (never the values) of the secrets the run was given up front: the other side reads each before the task starts, so that an output carrying one is refused there. */
+  readonly secretNames?: readonly string[];
   /** The node, in this process only (not to be sent). */
   readonly node: FlowNode;
 }

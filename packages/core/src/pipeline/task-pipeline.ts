@@ -167,6 +167,7 @@ export class TaskPipeline {
           ...(task.forceRun ? { forceRun: true } : {}),
           code: await sentCodeFingerprint(node, task.key, this.s.cache, this.s.flowRunId),
           ...(this.s.runTags ? { runTags: this.s.runTags } : {}),
+          ...(this.s.secrets.givenNames.length ? { secretNames: this.s.secrets.givenNames } : {}),
           node,
         },
         signal,

@@ -62,6 +62,11 @@ export class SecretRegistry {
     for (const [name, value] of Object.entries(fromFile)) this.remember(name, value);
   }
 
+  /** The names of the secrets given up front (`--secrets FILE`, `run({ secrets })`), never their values: what a worker must know before it runs a task of this run. */
+  get givenNames(): string[] {
+    return Object.keys(this.fromFile);
+  }
+
   /** True when no secret is known yet: every check and mask is then free. */
   get empty(): boolean {
     return this.known.size === 0 && this.forms.size === 0;
