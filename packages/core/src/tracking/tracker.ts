@@ -243,6 +243,20 @@ export interface Tracker {
    * cannot be sent. Optional; a tracker that holds nothing back needs none.
    */
   flushRun?(runId: string): Promise<void>;
+  /**
+   * The run recording here was cancelled: until the returned function is called, each request
+   * gets a short deadline (one try of a few seconds) instead of the full retry policy, and those
+   * under way stop retrying, so that closing the runs does not hold the process for minutes
+   * against a server that does not answer. Optional: a tracker whose writes cannot wait on a
+   * server needs none.
+   */
+  hurry?(): () => void;
+  /**
+   * The ids of the runs this tracker created and has not ended (their end failed, or is under
+   * way): what may stay RUNNING, for the next command's closer, if the process exits now.
+   * Optional; a tracker without it tells nothing.
+   */
+  openRuns?(): readonly string[];
   /** Finishes pending writes; the tracker stays usable. */
   flush(): Promise<void>;
 }

@@ -17,6 +17,7 @@ import { checkMlflowOptions, DEFAULT_CONNECTION_REQUESTS, MLFLOW_HTTP_DEFAULTS, 
 import { type HttpResponse, HttpTransport } from "./http.ts";
 import { MLFLOW_LIMITS } from "./mlflow-limits.ts";
 import { setTimeout as delay } from "node:timers/promises";
+import { setMaxListeners } from "node:events";
 
 /** An experiment as MLflow returns it. */
 export interface MlflowExperiment {
@@ -129,13 +130,32 @@ const OVERLOADED_DATABASE = /QueuePool limit of size \d+ overflow \d+ reached|da
 /** The SQL store keeps ±Infinity as ±DBL_MAX. */
 const DBL_MAX = Number.MAX_VALUE;
 const retryable = new WeakSet<Error>();
+/** Errors of requests that got no answer at all (refused, reset, timed out): what opens the circuit breaker. */
+const unanswered = new WeakSet<Error>();
+/** Of those, a connection reset (often a pooled connection the server had closed): tried again at once on a new one, also when requests are tried once. */
+const resets = new WeakSet<Error>();
+/** The signals of one span between cancels; see `MlflowClient.#cut`. */
+function newCut(): { waits: AbortController; attempts: AbortController } {
+  const cut = { waits: new AbortController(), attempts: new AbortController() };
+  // Every request under way listens to them: thousands at once are no leak.
+  setMaxListeners(0, cut.waits.signal, cut.attempts.signal);
+  return cut;
+}
 /** The tag that makes a run's create idempotent: a random id per `createRun`, searched for before the create is sent again. */
 export const CREATE_ID_TAG = "cairn.create_id";
 /** One attempt: the search before a create's retry, inside that retry loop. */
 const NO_RETRY: RetryPolicy = { retries: 0, backoffFactor: 0, backoffJitter: 0 };
 /** A probe fails fast: a server that is down is reported in about a second, not after minutes of backoff. */
+/** While the breaker is open or the run is being cancelled: one try (and one more at once after a reset connection). */
+const ONE_TRY: RetryPolicy = { retries: 1, backoffFactor: 0, backoffJitter: 0 };
 const PING_RETRY: RetryPolicy = { retries: 2, backoffFactor: 0.25, backoffJitter: 0 };
-/** `CAIRN_MLFLOW_TRACE=1` prints one line per request to stderr (method, endpoint, start, duration), to see what a run asks of the server. */
+/**
+ * Once the run is cancelled (`hurry()`), a request makes one try of at most this long, and an
+ * attempt under way is ended this long after the cancel: closing the runs may not hold the
+ * process for the minutes the retry policy allows (a supervisor's SIGTERM ends in SIGKILL).
+ */
+export const HURRIED_ATTEMPT_MS = 5000;
+/** `CAIRN_MLFLOW_TRACE=1` prints one line per request to stderr (method, endpoint, outcome, start, duration, tries), to see what a run asks of the server. */
 const TRACE = !["", "0", "false", "no", "off"].includes((process.env.CAIRN_MLFLOW_TRACE ?? "").trim().toLowerCase());
 
 /**
@@ -162,6 +182,20 @@ export class MlflowClient {
   readonly #secrets: string[] = [];
   /** MLflow's variables that carry these credentials, for a child process's own MLflow client. */
   readonly #childEnv: Record<string, string> = {};
+  /**
+   * The circuit breaker: set when a request used up its retries without an answer (refused,
+   * reset, timed out), cleared by the next answer of any status. While set, each request makes
+   * one try: a server that is down fails the run's requests in turn, not minutes each.
+   */
+  #unreachable = false;
+  /** Holders of `hurry()`: while any, each request makes one short try. */
+  #hurries = 0;
+  /**
+   * Aborted at `hurry()` (`waits`: the backoff before a retry ends at once) and
+   * {@link HURRIED_ATTEMPT_MS} later (`attempts`: those then still under way end); replaced then,
+   * for the requests sent after the hurry is over.
+   */
+  #cut = newCut();
 
   constructor(options: MlflowClientOptions) {
     checkMlflowOptions(options);
@@ -200,6 +234,28 @@ export class MlflowClient {
       tls,
       connectionRequests: options.connectionRequests ?? DEFAULT_CONNECTION_REQUESTS,
     });
+  }
+
+  /**
+   * The run was cancelled: until the returned function is called, each request makes one try of
+   * at most {@link HURRIED_ATTEMPT_MS} (no retries), a request waiting to retry makes its one
+   * try now, and an attempt under way is ended {@link HURRIED_ATTEMPT_MS} after this call.
+   * What cannot be written then fails with `TrackerUnreachableError`, and a run left RUNNING is
+   * for the next command's closer. Calls nest; the client is as before once every one is released.
+   */
+  hurry(): () => void {
+    if (this.#hurries++ === 0) {
+      const cut = this.#cut;
+      this.#cut = newCut();
+      cut.waits.abort();
+      setTimeout(() => cut.attempts.abort(), HURRIED_ATTEMPT_MS).unref();
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#hurries--;
+    };
   }
 
   // ------------------------------------------------------------ server
@@ -655,91 +711,131 @@ export class MlflowClient {
     if (!TRACE) return this.attempts(spec, consume);
     const started = performance.now();
     let outcome = "error";
+    const tally = { tries: 0 };
     try {
-      const res = await this.attempts(spec, consume);
+      const res = await this.attempts(spec, consume, tally);
       outcome = String(res.status);
       return res;
     } finally {
       const ms = performance.now() - started;
       // Method, endpoint and timings only: never a header, body or query (credentials, values).
-      process.stderr.write(`[cairn mlflow] at ${started.toFixed(1)} ms ${spec.method} ${spec.endpoint} -> ${outcome} in ${ms.toFixed(1)} ms\n`);
+      process.stderr.write(
+        `[cairn mlflow] at ${started.toFixed(1)} ms ${spec.method} ${spec.endpoint} -> ${outcome} in ${ms.toFixed(1)} ms (${tally.tries} ${tally.tries === 1 ? "try" : "tries"})\n`,
+      );
     }
   }
 
-  private async attempts(spec: RequestSpec, consume?: (res: HttpResponse) => Promise<void>): Promise<HttpResponse> {
-    const policy = spec.retry ?? this.retry;
+  /** `tally.tries` counts the attempts made, for the trace. */
+  private async attempts(spec: RequestSpec, consume?: (res: HttpResponse) => Promise<void>, tally?: { tries: number }): Promise<HttpResponse> {
+    // One try while the server is known down (the breaker is open) or the run is being cancelled.
+    const policy = this.#unreachable || this.#hurries > 0 ? ONE_TRY : (spec.retry ?? this.retry);
     const base = policy.backoffFactor * 1000;
+    const cut = this.#cut;
     let previous: unknown;
-    return pRetry(
-      async (attemptNumber) => {
-        if (attemptNumber > 1 && spec.beforeRetry) {
-          const found = await spec.beforeRetry(previous);
-          if (found) return found;
-        }
-        let res: HttpResponse;
-        try {
-          res = await this.http.request({
-            method: spec.method,
-            url: spec.url,
-            query: spec.params,
-            body: spec.body?.(),
-            headers: { ...spec.headers, ...(this.#authorization ? { Authorization: this.#authorization } : {}) },
-            responseType: spec.responseType,
-            signal: spec.signal,
-          });
-        } catch (error) {
-          throw this.networkError(error, spec);
-        }
-        if (res.status >= 200 && res.status < 300) {
-          if (consume) {
-            try {
-              await consume(res);
-            } catch (error) {
-              throw this.networkError(error, spec);
+    let attempts = 0;
+    /** The attempt before was ended by the deadline of a cancelled run: it was the request's last. */
+    let cutShort = false;
+    /** Made the one quick try again that a reset connection gets while requests are tried once. */
+    let reopened = false;
+    /** Decided once per failed attempt, before its backoff: a cancel during the wait does not undo a retry already due. */
+    let again = false;
+    const retrying = (error: unknown): boolean => {
+      if (spec.signal?.aborted || !retryable.has(error as Error) || cutShort) return false;
+      const once = this.#hurries > 0 || (this.#unreachable && unanswered.has(error as Error));
+      if (!once) return true;
+      // A pooled connection the server had closed: the request never reached it, and a new
+      // connection costs no wait (a server that is down refuses it at once).
+      if (reopened || !resets.has(error as Error)) return false;
+      reopened = true;
+      return true;
+    };
+    try {
+      return await pRetry(
+        async (attemptNumber) => {
+          attempts = attemptNumber;
+          if (tally) tally.tries = attemptNumber;
+          if (attemptNumber > 1 && spec.beforeRetry) {
+            const found = await spec.beforeRetry(previous);
+            if (found) return found;
+          }
+          // Ended at HURRIED_ATTEMPT_MS: of its own when sent once the run was cancelled, else that long after the cancel.
+          const limit = this.#hurries > 0 ? AbortSignal.timeout(HURRIED_ATTEMPT_MS) : cut.attempts.signal;
+          let res: HttpResponse;
+          try {
+            res = await this.http.request({
+              method: spec.method,
+              url: spec.url,
+              query: spec.params,
+              body: spec.body?.(),
+              headers: { ...spec.headers, ...(this.#authorization ? { Authorization: this.#authorization } : {}) },
+              responseType: spec.responseType,
+              signal: spec.signal ? AbortSignal.any([spec.signal, limit]) : limit,
+            });
+          } catch (error) {
+            if (limit.aborted) cutShort = true;
+            throw this.networkError(error, spec, limit);
+          }
+          // Any answer, whatever its status, shows the server is there again.
+          this.#unreachable = false;
+          if (res.status >= 200 && res.status < 300) {
+            if (consume) {
+              try {
+                await consume(res);
+              } catch (error) {
+                if (limit.aborted) cutShort = true;
+                throw this.networkError(error, spec, limit);
+              }
             }
+            return res;
           }
-          return res;
-        }
-        throw await this.statusError(res, spec);
-      },
-      {
-        retries: policy.retries,
-        factor: 2,
-        minTimeout: base,
-        maxTimeout: Math.max(base, 120_000),
-        randomize: false,
-        ...(spec.signal ? { signal: spec.signal } : {}),
-        shouldRetry: ({ error }) => !spec.signal?.aborted && retryable.has(error),
-        onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
-          previous = error;
-          if (!retryable.has(error) || retriesLeft <= 0) return;
-          let wait = Math.random() * policy.backoffJitter * 1000;
-          const retryAfter = (error as { retryAfterMs?: number }).retryAfterMs;
-          if (this.respectRetryAfter && retryAfter !== undefined) {
-            const scheduled = Math.min(base * 2 ** (attemptNumber - 1), 120_000);
-            wait = Math.max(wait, Math.min(retryAfter, 300_000) - scheduled);
-          }
-          if (wait > 0) await delay(wait);
+          throw await this.statusError(res, spec);
         },
-      },
-    );
+        {
+          retries: policy.retries,
+          // The backoff is waited in onFailedAttempt, where a cancel (hurry) can end it.
+          minTimeout: 0,
+          maxTimeout: 0,
+          ...(spec.signal ? { signal: spec.signal } : {}),
+          shouldRetry: () => again,
+          onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
+            previous = error;
+            again = retriesLeft > 0 && retrying(error);
+            if (!again || policy === ONE_TRY || reopened) return;
+            let wait = Math.min(base * 2 ** (attemptNumber - 1), 120_000);
+            const jitter = Math.random() * policy.backoffJitter * 1000;
+            const retryAfter = (error as { retryAfterMs?: number }).retryAfterMs;
+            wait += this.respectRetryAfter && retryAfter !== undefined ? Math.max(jitter, Math.min(retryAfter, 300_000) - wait) : jitter;
+            if (wait > 0) await delay(wait, undefined, { signal: spec.signal ? AbortSignal.any([spec.signal, cut.waits.signal]) : cut.waits.signal }).catch(() => {});
+          },
+        },
+      );
+    } catch (error) {
+      // Every retry used up without an answer: the server counts as down until it answers again.
+      if (unanswered.has(error as Error) && !spec.signal?.aborted && policy.retries > 0 && policy !== ONE_TRY && attempts > policy.retries) this.#unreachable = true;
+      throw error;
+    }
   }
 
   /** A request that got no answer: unreachable, reset, timed out. Never carries the request config (credentials). */
-  private networkError(error: unknown, spec: RequestSpec): TrackingError {
+  private networkError(error: unknown, spec: RequestSpec, limit: AbortSignal): TrackingError {
     if (TrackingError.is(error)) return error;
     const e = error as { code?: string; message?: string };
     const code = e.code ?? "";
     const detail =
-      code === "ECONNREFUSED"
+      limit.aborted && !spec.signal?.aborted
+        ? `no answer within ${HURRIED_ATTEMPT_MS / 1000} s on ${spec.endpoint}, the limit for a request once the run is cancelled`
+        : code === "ECONNREFUSED"
         ? "connection refused"
         : code === "ENOTFOUND" || code === "EAI_AGAIN"
           ? "host not found"
           : code === "ECONNABORTED" || code === "ETIMEDOUT"
             ? `no answer within the timeout (MLFLOW_HTTP_REQUEST_TIMEOUT) on ${spec.endpoint}`
             : `${code || "network error"}: ${e.message ?? String(error)} on ${spec.endpoint}`;
-    const out = new TrackerUnreachableError(this.uri, detail, { cause: new Error(`${code} ${e.message ?? ""}`.trim()) });
+    const once = this.#unreachable ? " (tried once: an earlier request got no answer after its retries, so requests are tried once until the server answers again)" : "";
+    const out = new TrackerUnreachableError(this.uri, detail + once, { cause: new Error(`${code} ${e.message ?? ""}`.trim()) });
     retryable.add(out);
+    unanswered.add(out);
+    if (code === "ECONNRESET" || code === "EPIPE") resets.add(out);
     return out;
   }
 

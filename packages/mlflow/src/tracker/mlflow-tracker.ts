@@ -77,6 +77,8 @@ export class MlflowTracker implements Tracker {
   /** The REST client; `client.http.observe(listener)` sees every request. */
   readonly client: MlflowClient;
   private readonly runs = new Map<string, RunState>();
+  /** Runs created here whose end has not been recorded (yet, or because the request failed). */
+  private readonly open = new Set<string>();
   private readonly experimentLocations = new Map<string, Promise<string | TrackingError>>();
   /** Runs recorded whole (cache hits), as many at a time as {@link recordLimit} finds the server takes. */
   private readonly recordQueue: PQueue;
@@ -110,6 +112,16 @@ export class MlflowTracker implements Tracker {
   /** A tracker configured from MLflow's environment variables; `uri` overrides `MLFLOW_TRACKING_URI`. */
   static fromEnv(env: NodeJS.ProcessEnv = process.env, uri?: string): MlflowTracker {
     return new MlflowTracker(mlflowOptionsFromEnv(env, uri));
+  }
+
+  /** The run was cancelled: each request makes one short try until the returned function is called (see MlflowClient.hurry). */
+  hurry(): () => void {
+    return this.client.hurry();
+  }
+
+  /** Runs this tracker created whose end it has not recorded: those may stay RUNNING if the process exits now. */
+  openRuns(): string[] {
+    return [...this.open];
   }
 
   /** Checks the server answers, with a few quick retries; rejects with `TrackerUnreachableError`. */
@@ -159,6 +171,7 @@ export class MlflowTracker implements Tracker {
       tags,
     });
     this.runs.set(info.runId, { artifactUri: info.artifactUri, metrics: [], chain: Promise.resolve() });
+    this.open.add(info.runId);
     if (spills.length) await this.spill(info.runId, "tags", spills);
     return info.runId;
   }
@@ -253,6 +266,7 @@ export class MlflowTracker implements Tracker {
     // The run is ended even when its last metrics could not be sent.
     await this.client.updateRun(runId, { status, endTime: endTime ?? Date.now() });
     this.runs.delete(runId);
+    this.open.delete(runId);
     if (failure) throw failure;
   }
 
