@@ -428,16 +428,20 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   let run: Awaited<ReturnType<typeof flow.run>> | undefined;
   let interrupted: NodeJS.Signals | undefined;
   let exitAfterClose: number | undefined;
+  // Given to the run: a signal while it starts stops it before its flow run is created, and
+  // hurries the tracker's requests (one short try each) from then on.
+  const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     // A hang-up is the terminal going away (closed, SSH dropped), not the user insisting: it
     // cancels like SIGTERM, and while a cancel is under way it changes nothing.
     if (interrupted && signal === "SIGHUP") return;
     if (interrupted) {
-      reporter.notice(`${signal} again: exiting now; open runs may stay RUNNING.`);
+      reporter.notice(`${signal} again: exiting now; open runs may stay RUNNING (the next cairn command closes them as KILLED).`);
       process.exit(EXIT.interrupted); // the user asked twice; this is the CLI, not the library
     }
     interrupted = signal;
     reporter.notice(`${signal}: cancelling the run (press Ctrl-C again to force)...`);
+    stop.abort(signal);
     if (run) void run.cancel(signal);
   };
   if (io.handleSignals !== false) for (const signal of CANCEL_SIGNALS) process.on(signal, onSignal);
@@ -458,6 +462,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
             },
           }),
       params,
+      signal: stop.signal,
       ...(dispatcher ? { dispatcher } : {}),
       ...(concurrency ? { concurrency } : {}),
       pools,

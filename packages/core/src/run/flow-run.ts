@@ -4,7 +4,7 @@ import { dirname, resolve as resolvePath } from "node:path";
 import type { FlowDefinition } from "../definition/flow-definition.ts";
 import { validateWithSchema, knownKeys } from "../definition/schema.ts";
 import { assertSerializable } from "../definition/serializable.ts";
-import { CairnError, cancelReason, OptionError, ParamError, TrackingError } from "../errors.ts";
+import { CairnError, CancelledError, cancelReason, OptionError, ParamError, TrackingError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { type ExecutionSettings, type FailurePolicy, FlowExecution } from "../scheduler/flow-execution.ts";
 import type { TaskResult } from "./task-result.ts";
@@ -208,6 +208,8 @@ export class FlowRun<Outputs = Record<string, unknown>> {
     body: (emit: Listener) => Promise<FlowResult<Outputs>>,
     /** Applied to every event before anyone sees it: the run's secrets masked. */
     private readonly mask: (event: RunEvent) => RunEvent = (event) => event,
+    /** Told of every `cancel()`, before the tasks are: the run's requests are hurried from then on. */
+    private readonly cancelling: () => void = () => {},
   ) {
     this.result = body((event) => this.emit(event)).then(
       (r) => {
@@ -288,6 +290,7 @@ export class FlowRun<Outputs = Record<string, unknown>> {
 
   /** Cancels the run; running tasks see `ctx.signal` abort. Resolves like `wait()`. */
   cancel(reason?: unknown): Promise<FlowResult<Outputs>> {
+    this.cancelling();
     this.execution.cancel(reason);
     return this.result;
   }
@@ -502,7 +505,39 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   const cacheOptions = checkCacheOption(options.cache);
   const forced = cacheOptions ? forcedNodes(graph, cacheOptions.rerun ?? [], cacheOptions.refresh === true) : undefined;
   const forcedItemIds = cacheOptions ? forcedItems(graph, cacheOptions.rerun ?? []) : undefined;
-  const { root, tracker, experimentId } = await openTracking(definition, options, env);
+  // A cancel from here on (the run's signal, run.cancel(); not the stop on a failure) hurries the
+  // tracker's requests (Tracker.hurry): one short try each, so that a server that does not answer
+  // cannot hold the cancelled run for minutes.
+  let opened: Tracker | undefined;
+  let hurried: (() => void) | undefined;
+  const hurry = () => void (opened && (hurried ??= opened.hurry?.() ?? (() => {})));
+  try {
+    options.signal?.addEventListener("abort", hurry, { once: true });
+  } catch {
+    // A signal that cannot be listened to fails the run where the run listens to it, once started.
+  }
+  const settled = () => {
+    options.signal?.removeEventListener("abort", hurry);
+    hurried?.();
+  };
+  let tracking: Awaited<ReturnType<typeof openTracking>>;
+  try {
+    tracking = await openTracking(definition, options, env, {
+      opened: (t) => {
+        opened = t;
+        if (options.signal?.aborted) hurry();
+      },
+    });
+  } catch (error) {
+    settled();
+    throw error;
+  }
+  const { root, tracker, experimentId } = tracking;
+  // Cancelled before the flow run was asked for: nothing is recorded, nothing is left to close.
+  if (options.signal?.aborted) {
+    settled();
+    throw new CancelledError(startCancelled(options.signal.reason));
+  }
   // The tracker's credentials reach task processes (Tracker.childEnv): what those print of them is masked.
   secrets.maskCredentials(tracker.childEnv?.() ?? {});
   // A dispatcher that cannot serve this run (no shared tracker) refuses it before anything is recorded.
@@ -532,6 +567,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     const { cache } = await cacheOpening;
     await lookAhead;
     await closeOwnStore(cache);
+    settled();
     throw error;
   }
   const url = tracker.runUrl?.(experimentId, flowRunId);
@@ -539,6 +575,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   const { cache, storeDown, failed } = await cacheOpening;
   if (failed) {
     await tracker.endRun(flowRunId, "FAILED").catch(() => {}); // not left RUNNING by a store that is not there
+    settled();
     throw failed.error;
   }
   // Entries made against another tracker are misses here: said once for the run, at the first one met.
@@ -697,6 +734,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     } finally {
       await closeOwnStore(cache);
     }
+    const left = leftOpen(tracker, flowRunId, execution.results);
+    if (left) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: left, time: Date.now() });
     const durationMs = Math.round(performance.now() - started);
     await execution.pipeline.reportAbandoned();
     if (error) error = secrets.maskError(error);
@@ -715,11 +754,13 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   };
   // A body that rejects leaves the rest of its end to FlowRun; a store it opened is closed here, or its connection keeps the process alive.
   const guarded = (emit: Listener) =>
-    body(emit).catch(async (error: unknown) => {
-      await closeOwnStore(cache);
-      throw error;
-    });
-  return new FlowRun<Outputs>(flowRunId, definition.name, tracker, execution, guarded, (event) => secrets.maskEvent(event));
+    body(emit)
+      .catch(async (error: unknown) => {
+        await closeOwnStore(cache);
+        throw error;
+      })
+      .finally(settled);
+  return new FlowRun<Outputs>(flowRunId, definition.name, tracker, execution, guarded, (event) => secrets.maskEvent(event), hurry);
 }
 
 /**
@@ -751,10 +792,11 @@ async function openTracking(
   definition: FlowDefinition,
   options: RunOptions,
   env: NodeJS.ProcessEnv,
-  { readOnly = false }: { readOnly?: boolean } = {},
+  { readOnly = false, opened }: { readOnly?: boolean; opened?: (tracker: Tracker) => void } = {},
 ): Promise<{ root: string; tracker: Tracker; experimentId: string }> {
   const root = resolvePath(options.root ?? ".cairn");
   const tracker: Tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? (await resolveTracker({ root, env })));
+  opened?.(tracker);
   const experimentName = options.experiment ?? env.MLFLOW_EXPERIMENT_NAME ?? definition.name;
   let experimentId: string;
   if (env.MLFLOW_EXPERIMENT_ID && !options.experiment) {
@@ -945,6 +987,27 @@ async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown,
     metrics.length ? tracker.logBatch(runId, { metrics }).then(() => tracker.flushRun?.(runId)) : undefined,
     writeRunFiles(tracker, runId, "", { "outputs.json": secrets.mask(JSON.stringify(outputs, null, 2)) }),
   ]);
+}
+
+/** The reason of a run cancelled while it was opening its tracker, before its flow run was asked for. */
+function startCancelled(reason: unknown): string {
+  const why = cancelReason(reason);
+  return `${why ? `${why}, ` : ""}while the run was starting, before its flow run was created; nothing was recorded`;
+}
+
+/**
+ * The warning for the runs of this flow run the tracker could not end (Tracker.openRuns): they
+ * stay RUNNING until the next run or command that opens the experiment on this host, once this
+ * process has exited, closes them as KILLED. Undefined when every one was ended.
+ */
+function leftOpen(tracker: Tracker, flowRunId: string, results: ReadonlyMap<string, TaskResult>): string | undefined {
+  const open = new Set(tracker.openRuns?.() ?? []);
+  if (!open.size) return undefined;
+  const runs = [...results.values()].filter((r) => r.runId !== undefined && open.has(r.runId)).map((r) => `task "${r.task}" (${r.runId})`);
+  if (open.has(flowRunId)) runs.unshift(`the flow run (${flowRunId})`);
+  if (!runs.length) return undefined;
+  return `${runs.length === 1 ? "This run" : `These ${runs.length} runs`} could not be closed (${tracker.uri} did not take their end) and may stay RUNNING: ${runs.join(", ")}. ` +
+    `Once this process has exited, the next run or command on this host that opens the experiment (cairn run, cairn runs) closes them as KILLED.`;
 }
 
 function flowError(status: FlowStatus, tasks: Record<string, TaskResult>, stop: unknown): ErrorInfo {

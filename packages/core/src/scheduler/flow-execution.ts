@@ -86,6 +86,8 @@ export class FlowExecution {
   /** Maps and sweeps expanding now. */
   private readonly maps = new Set<MapRun>();
   private finished!: (status: FlowStatus) => void;
+  /** start() was called: a cancel before it records no run for the tasks, none of which started. */
+  private walking = false;
   readonly done: Promise<FlowStatus>;
 
   constructor(private readonly s: ExecutionSettings) {
@@ -117,6 +119,7 @@ export class FlowExecution {
 
   /** Starts the walk; `done` resolves with the flow's status. */
   start(): void {
+    this.walking = true;
     if (this.remaining === 0) return this.finished("succeeded");
     // Topological order, as the ready set was made before.
     const roots: NodeState[] = [];
@@ -439,13 +442,16 @@ export class FlowExecution {
     this.global.clear();
     for (const pool of this.pools.values()) pool.clear();
     const outcome = reason.kind === "cancel" ? ({ status: "cancelled" } as const) : ({ status: "skipped", reason: "fail-fast", because: String(reason.detail) } as const);
+    // A run cancelled before it started its tasks records none of them: its flow run alone,
+    // KILLED (a cancel is most often a hurry to be gone, and the server may not be answering).
+    const record = this.walking || reason.kind !== "cancel";
     for (const i of this.s.graph.indexed.order) {
       const state = this.states[i]!;
       const status = state.result.status;
       // A task that took its slot ends through its run (runNode), cancelled, whatever its status says yet.
       if ((status === "pending" || status === "queued") && !state.started) {
         this.complete(state, outcome.status, undefined, stopInfo(reason));
-        this.pipeline.unstarted(state, outcome);
+        if (record) this.pipeline.unstarted(state, outcome);
       }
     }
     // Items made but not started end now; their maps end once their running items have.
