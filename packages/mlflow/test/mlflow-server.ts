@@ -55,8 +55,17 @@ export function ensurePythonVenv(): void {
 }
 
 /** Starts `mlflow server` and resolves once `/health` answers. */
-export async function startMlflowServer(options: { timeoutMs?: number; /** uvicorn workers; 1 unless told (benchmarks try more). */ workers?: number } = {}): Promise<MlflowServer> {
+export async function startMlflowServer(
+  options: {
+    timeoutMs?: number;
+    /** uvicorn workers; 1 unless told (benchmarks try more). */
+    workers?: number;
+    /** Start again on a killed server's folder and port: its runs are still there. */
+    again?: Pick<MlflowServer, "dir" | "uri">;
+  } = {},
+): Promise<MlflowServer> {
   ensurePythonVenv();
+  if (options.again) return launch(options.again.dir, Number(new URL(options.again.uri).port), options.timeoutMs ?? 120_000, options.workers ?? 1);
   const dir = await mkdtemp(join(tmpdir(), "cairn-mlflow-"));
   let lastError: unknown;
   // A free port can be taken between the check and the bind; try a few.
