@@ -231,6 +231,44 @@ export default flow("p").build(() => ({ x: pad + a }));
     expect((await run()).stdout).toContain(`Outputs: {"y":30}`);
   });
 
+  it("imports a linked workspace package anew once its package.json points elsewhere (npm link, a pnpm workspace)", async () => {
+    const { symlink } = await import("node:fs/promises");
+    const ws = await mkdtemp(join(dir, "ws-"));
+    const pkg = join(ws, "mypkg");
+    await mkdir(pkg);
+    await writeFile(join(pkg, "package.json"), JSON.stringify({ name: "mypkg", type: "module", exports: { ".": "./a.ts" } }));
+    await writeFile(join(pkg, "a.ts"), `export const which: string = "A";\n`);
+    await writeFile(join(pkg, "b.ts"), `export const which: string = "B";\n`);
+    const app = join(ws, "app");
+    await mkdir(join(app, "node_modules"), { recursive: true });
+    await symlink(pkg, join(app, "node_modules", "mypkg"));
+    await writeFile(join(app, "flow.ts"), `import { flow, task } from "cairn-dag";\nimport { which } from "mypkg";\nconst t = task("t").input<{ w: string }>().run(({ w }) => ({ w }));\nexport default flow("linked").build(() => ({ w: t({ w: which }).w }));\n`);
+    const run = () => start(process.execPath, [cairnBin, "run", "flow.ts"], { cwd: app, env: env() }).done;
+    expect((await run()).stdout).toContain(`Outputs: {"w":"A"}`);
+    await writeFile(join(pkg, "package.json"), JSON.stringify({ name: "mypkg", type: "module", exports: { ".": "./b.ts" } }));
+    // Before, only packages inside node_modules were followed: the linked one kept its old entry.
+    expect((await run()).stdout).toContain(`Outputs: {"w":"B"}`);
+  });
+
+  it("a compiled flows' folder of the user's own that its group could write to (made under umask 002) is made private, emptied and used", async () => {
+    const { chmod, readdir, stat } = await import("node:fs/promises");
+    const tmp = await mkdtemp(join(tmpdir(), "cairn-umask-tmp-"));
+    const base = join(tmp, `cairn-${process.getuid!()}`);
+    await mkdir(join(base, "flows"), { recursive: true });
+    await chmod(base, 0o775);
+    await writeFile(join(base, "planted.mjs"), "throw new Error('planted');\n");
+    const run = () => cairn(["run", "flow.ts", "--root", join(dir, ".cairn-h")], { TMPDIR: tmp });
+    const first = await run();
+    expect(first.code, first.stderr).toBe(0);
+    expect((await stat(base)).mode & 0o777).toBe(0o700);
+    expect(await readdir(base)).not.toContain("planted.mjs");
+    // Used, not passed over for a folder of the process's own at every start.
+    expect((await readdir(join(base, "flows"))).length).toBe(1);
+    expect((await readdir(tmp)).filter((n) => n.startsWith("cairn-flow-"))).toEqual([]);
+    expect((await run()).code).toBe(0);
+    await rm(tmp, { recursive: true, force: true });
+  });
+
   it("never imports what another user put in the compiled flows' folder", async () => {
     const { chown, chmod, readdir, stat } = await import("node:fs/promises");
     const tmp = await mkdtemp(join(tmpdir(), "cairn-foreign-tmp-"));

@@ -547,8 +547,10 @@ describe("single flight on one store", () => {
   it("refuses a CAIRN_LEASE_TTL_MS that is not a number of milliseconds, naming it", async () => {
     const f = flow("ttl").build(() => ({ v: task("t").run(() => ({ v: 1 }))().v }));
     await expect(f.run({ root: await tmp(), env: { CAIRN_LEASE_TTL_MS: "10s" } })).rejects.toThrow(
-      'Expected `CAIRN_LEASE_TTL_MS` to be an integer of milliseconds >= 100 (how long a single-flight lease lasts unrenewed; default 10000), got "10s"',
+      'Expected `CAIRN_LEASE_TTL_MS` to be an integer of milliseconds from 100 to 86400000 (a day; how long a single-flight lease lasts unrenewed; default 10000), got "10s"',
     );
+    // Above a day its renewal timer (a third of it) would pass what a timer can wait: Node fired it every millisecond.
+    await expect(f.run({ root: await tmp(), env: { CAIRN_LEASE_TTL_MS: "99999999999" } })).rejects.toThrow(/CAIRN_LEASE_TTL_MS` to be an integer of milliseconds from 100 to 86400000/);
   });
 
   it("an entry another process writes while this run waits for it is checked as any entry: one whose source run is not there is no hit", async () => {

@@ -118,6 +118,9 @@ function inThisPidSpace(owner: ProcessOwner): boolean {
 export function ownerIsGone(owner: ProcessOwner | undefined): boolean {
   if (!owner || owner.host !== hostname() || owner.pid === process.pid) return false;
   const here = currentOwner().space;
+  // An owner that knew its pid space, judged from a process that cannot tell its own (a /proc of
+  // another PID namespace mounted here): its pids are not ours to look up.
+  if (owner.space !== undefined && here === undefined) return false;
   if (owner.space !== undefined && here !== undefined && owner.space !== here) {
     // A boot of this machine that is over: none of its processes still runs. Another PID
     // namespace of this boot (a container with the host's name): nothing here can tell.

@@ -184,12 +184,13 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
                 if (bundle.packageDirs.some((d) => target.startsWith(d))) {
                   throw new NeedsTsxError(`${args.importer} imports ${args.path}, a module of Cairn's that is not one of its entries.`);
                 }
-                if (target.includes(`${sep}node_modules${sep}`)) {
-                  const name = packageName(args.path);
-                  const found = name === undefined ? undefined : findPackage(args.resolveDir, name);
-                  if (found) packages.set(`${found.from}\0${found.name}`, found);
-                  return { path: pathToFileURL(target).href, external: true };
-                }
+                // Where a bare import resolves is the package's to say (its package.json, where its
+                // link points): recorded for every one, also a workspace package or an `npm link`
+                // compiled here as the project's TypeScript.
+                const name = packageName(args.path);
+                const pkg = name === undefined ? undefined : findPackage(args.resolveDir, name);
+                if (pkg) packages.set(`${pkg.from}\0${pkg.name}`, pkg);
+                if (target.includes(`${sep}node_modules${sep}`)) return { path: pathToFileURL(target).href, external: true };
                 // A JavaScript module of the project may import @cairn/* itself (and be CommonJS):
                 // tsx loads such a flow as it always did.
                 if (SCRIPT.test(target)) throw new NeedsTsxError(`${args.importer} imports ${args.path}, a JavaScript module of the project.`);

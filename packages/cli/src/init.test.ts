@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -54,20 +54,20 @@ describe("cairn init", () => {
     expect(pkg(empty).type).toBe("module");
 
     const cjs = folder({ "package.json": JSON.stringify({ name: "x", type: "commonjs" }), "index.js": "module.exports = 1;\n" });
-    await expect(init(cjs)).rejects.toThrow(/says "type": "commonjs" and index\.js is CommonJS; Cairn's flow files are ES modules, and "type": "module" would break it\. Scaffold into a new folder/);
+    await expect(init(cjs)).rejects.toThrow(/says "type": "commonjs" and index\.js is read as CommonJS; Cairn's flow files are ES modules, and "type": "module" would make Node read it as ES modules \(a require\(\) or module\.exports there then fails\)\. Scaffold into a new folder/);
     expect(pkg(cjs).type).toBe("commonjs");
   });
 
   it("refuses a package without \"type\" (CommonJS too) that has .js files, and one whose .js files are in subfolders", async () => {
     const untyped = folder({ "package.json": JSON.stringify({ name: "legacy", main: "index.js" }), "index.js": "const path = require(\"path\");\n" });
-    await expect(init(untyped)).rejects.toThrow(/package\.json has no "type", which means CommonJS, and index\.js is CommonJS; Cairn's flow files are ES modules, and "type": "module" would break it\. Scaffold into a new folder/);
+    await expect(init(untyped)).rejects.toThrow(/package\.json has no "type", which means CommonJS, and index\.js is read as CommonJS; Cairn's flow files are ES modules, and "type": "module" would make Node read it as ES modules/);
     expect(pkg(untyped).type).toBeUndefined();
     expect(existsSync(join(untyped, "flow.ts"))).toBe(false);
 
     const nested = folder({ "package.json": JSON.stringify({ name: "x", type: "commonjs" }) });
     mkdirSync(join(nested, "src/lib"), { recursive: true });
     for (const name of ["a", "b", "c", "d", "e"]) writeFileSync(join(nested, "src/lib", `${name}.js`), "module.exports = 1;\n");
-    await expect(init(nested)).rejects.toThrow(/says "type": "commonjs" and src\/lib\/a\.js, src\/lib\/b\.js, src\/lib\/c\.js, \.\.\. are CommonJS;/);
+    await expect(init(nested)).rejects.toThrow(/says "type": "commonjs" and src\/lib\/a\.js, src\/lib\/b\.js, src\/lib\/c\.js, \.\.\. are read as CommonJS;/);
     expect(pkg(nested).type).toBe("commonjs");
   });
 
@@ -80,6 +80,32 @@ describe("cairn init", () => {
     writeFileSync(join(dir, "tools/vendored/package.json"), "{}\n");
     await init(dir);
     expect(pkg(dir).type).toBe("module");
+  });
+
+  it("refuses a folder with .js files and no package.json (CommonJS too); skips folders it cannot list and browser assets", async () => {
+    const bare = folder({ "index.js": "const path = require(\"path\");\n" });
+    await expect(init(bare)).rejects.toThrow(/has no package\.json \(so its \.js files are read as CommonJS, unless one above says "type": "module"\) and index\.js is read as CommonJS/);
+    expect(existsSync(join(bare, "package.json"))).toBe(false);
+
+    const site = folder({ "package.json": JSON.stringify({ name: "site" }) });
+    for (const sub of ["public", "venv/lib/site-packages/plotly", "coverage"]) {
+      mkdirSync(join(site, sub), { recursive: true });
+      writeFileSync(join(site, sub, "app.js"), "window.x = 1;\n");
+    }
+    await init(site);
+    expect(pkg(site).type).toBe("module");
+  });
+
+  it.skipIf(process.getuid?.() === 0)("skips a subfolder it cannot list (a database's data folder of another user)", async () => {
+    const dir = folder({ "package.json": JSON.stringify({ name: "app" }) });
+    mkdirSync(join(dir, "pgdata"));
+    chmodSync(join(dir, "pgdata"), 0o000);
+    try {
+      await init(dir);
+      expect(pkg(dir).type).toBe("module");
+    } finally {
+      chmodSync(join(dir, "pgdata"), 0o755);
+    }
   });
 
   it("says what to run next in the commands of the package manager that started it", async () => {

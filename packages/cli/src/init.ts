@@ -14,7 +14,7 @@
  * `cairn init` refuse to overwrite the files of the failed one.
  */
 import { spawn } from "node:child_process";
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, constants, type Dirent, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -146,12 +146,16 @@ function mergePackageJson(pkg: PackageJson, dir: string, cairnVersion: string): 
   const changes: string[] = [];
   if (pkg.type === undefined || pkg.type === "commonjs") {
     // A flow file is an ES module; in a CommonJS package (a missing "type" is CommonJS too) its .js files would change meaning.
-    const js = existsSync(join(dir, "package.json")) ? commonJsFiles(dir) : [];
+    // Without a package.json of its own, the folder's .js files follow the nearest one above (none: CommonJS).
+    const own = existsSync(join(dir, "package.json"));
+    const js = existsSync(dir) && (own || nearestPackageType(dirname(dir)) !== "module") ? commonJsFiles(dir) : [];
     if (js.length > 0) {
-      const says = pkg.type === "commonjs" ? `says "type": "commonjs"` : `has no "type", which means CommonJS,`;
+      const says = !own
+        ? `${dir} has no package.json (so its .js files are read as CommonJS, unless one above says "type": "module")`
+        : `${join(dir, "package.json")} ${pkg.type === "commonjs" ? `says "type": "commonjs"` : `has no "type", which means CommonJS,`}`;
       const listed = js.length > JS_FILES_NAMED ? `${js.slice(0, JS_FILES_NAMED).join(", ")}, ...` : js.join(", ");
       throw new UsageError(
-        `${join(dir, "package.json")} ${says} and ${listed} ${js.length === 1 ? "is" : "are"} CommonJS; Cairn's flow files are ES modules, and "type": "module" would break ${js.length === 1 ? "it" : "them"}. ` +
+        `${says} and ${listed} ${js.length === 1 ? "is" : "are"} read as CommonJS; Cairn's flow files are ES modules, and "type": "module" would make Node read ${js.length === 1 ? "it" : "them"} as ES modules (a require() or module.exports there then fails). ` +
           `Scaffold into a new folder (cairn init my-flow), or set "type": "module" yourself.`,
       );
     }
@@ -170,8 +174,28 @@ function mergePackageJson(pkg: PackageJson, dir: string, cairnVersion: string): 
   return changes;
 }
 
-/** Folders that hold no code of the package's own: installed, built or tool state. */
-const NOT_THE_PACKAGES = new Set(["node_modules", "dist", "build", ".git", ".venv", ".cairn"]);
+/** Folders that hold no code of the package's own that Node runs: installed, built, tool state, Python environments, browser assets. */
+const NOT_THE_PACKAGES = new Set([
+  "node_modules", "dist", "build", "out", "coverage", ".git", ".venv", "venv", "env", ".tox", "__pycache__", ".cairn", ".next", ".nuxt", ".cache", "public", "static",
+]);
+/** Entries looked at at most: a folder of data is not searched to its end. */
+const ENTRIES_LOOKED_AT = 20_000;
+
+/** The "type" of the nearest package.json in `dir` or above it, or undefined when none says one (or there is none). */
+function nearestPackageType(dir: string): string | undefined {
+  for (let d = dir; ; d = dirname(d)) {
+    const path = join(d, "package.json");
+    if (existsSync(path)) {
+      try {
+        const type = (JSON.parse(readFileSync(path, "utf8")) as PackageJson).type;
+        return typeof type === "string" ? type : undefined;
+      } catch {
+        return undefined;
+      }
+    }
+    if (dirname(d) === d) return undefined;
+  }
+}
 /** How many .js files the refusal names; looking stops at the next one. */
 const JS_FILES_NAMED = 3;
 
@@ -182,9 +206,20 @@ const JS_FILES_NAMED = 3;
  */
 function commonJsFiles(dir: string): string[] {
   const found: string[] = [];
+  let seen = 0;
   const visit = (folder: string): void => {
-    for (const entry of fsStep("list", folder, () => readdirSync(folder, { withFileTypes: true }))) {
-      if (found.length > JS_FILES_NAMED) return;
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(folder, { withFileTypes: true });
+    } catch (error) {
+      // A subfolder this user cannot list (a database's data folder of another uid) holds nothing it could break.
+      if (folder !== dir && ["EACCES", "EPERM", "ELOOP", "ENOENT", "ENOTDIR"].includes((error as NodeJS.ErrnoException).code ?? "")) return;
+      return void fsStep("list", folder, () => {
+        throw error;
+      });
+    }
+    for (const entry of entries) {
+      if (found.length > JS_FILES_NAMED || ++seen > ENTRIES_LOOKED_AT) return;
       const path = join(folder, entry.name);
       if (entry.isFile() && entry.name.endsWith(".js")) found.push(relative(dir, path));
       else if (entry.isDirectory() && !NOT_THE_PACKAGES.has(entry.name) && !existsSync(join(path, "package.json"))) visit(path);

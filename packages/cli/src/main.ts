@@ -500,8 +500,10 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   } finally {
     for (const signal of CANCEL_SIGNALS) process.off(signal, onSignal);
     await dispatcher?.close();
+    // Not at once: what is still queued for a pipe would be lost. The process ends by itself once
+    // its output is written; the timer (which does not hold it) ends one kept alive by a hung upload.
     const code = exitAfterClose;
-    if (code !== undefined) setImmediate(() => process.exit(code));
+    if (code !== undefined) setTimeout(() => process.exit(code), 2000).unref();
   }
 }
 

@@ -1,6 +1,6 @@
 /** @internal File helpers shared by the embedded store and the file leases. */
 import { randomBytes } from "node:crypto";
-import { lstatSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { mkdir, rename, unlink, writeFile } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -127,7 +127,14 @@ export function privateTempDir(sub: string): string | undefined {
     if (uid === undefined) return dir;
     for (const path of [base, dir]) {
       const s = lstatSync(path);
-      if (!s.isDirectory() || s.uid !== uid || (s.mode & 0o022) !== 0) return undefined;
+      if (!s.isDirectory() || s.uid !== uid) return undefined;
+      if ((s.mode & 0o022) !== 0) {
+        // This user's, made by an older Cairn under a umask such as 002: others of its group could
+        // write in it, so what it holds is not trusted. Made private and emptied, it is used again.
+        chmodSync(path, 0o700);
+        for (const name of readdirSync(path)) rmSync(join(path, name), { recursive: true, force: true });
+        if (path === base) mkdirSync(dir, { recursive: true, mode: 0o700 });
+      }
     }
     return dir;
   } catch {

@@ -142,8 +142,9 @@ function leaseTtlFromEnv(env: NodeJS.ProcessEnv): number | undefined {
   const text = env.CAIRN_LEASE_TTL_MS;
   if (text === undefined || text === "") return undefined;
   const ms = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(ms) || ms < 100) {
-    throw new OptionError("CAIRN_LEASE_TTL_MS", "an integer of milliseconds >= 100 (how long a single-flight lease lasts unrenewed; default 10000)", text);
+  // At most a day: the lease is renewed every third of it, and a timer cannot wait past 2^31-1 ms (Node fires it at once).
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(ms) || ms < 100 || ms > 86_400_000) {
+    throw new OptionError("CAIRN_LEASE_TTL_MS", "an integer of milliseconds from 100 to 86400000 (a day; how long a single-flight lease lasts unrenewed; default 10000)", text);
   }
   return ms;
 }
