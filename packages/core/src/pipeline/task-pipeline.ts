@@ -259,7 +259,17 @@ export class TaskPipeline {
 
   /** After its outcome is dealt with: see releaseTask. Undefined when the task holds nothing to wait for. */
   release(task: PipelineTask): Promise<void> | undefined {
-    return task.held || task.releaseLease ? releaseTask(task) : undefined;
+    if (!task.held && !task.releaseLease) return undefined;
+    const work = releaseTask(task);
+    // A lease given up at once is waited for by the flow's end (drain), before it closes the store
+    // it opened: given up after, it reconnected to redis, and the open socket kept the process alive.
+    // One that waits for an abandoned attempt's processes is not: the flow does not wait for those.
+    if (!task.held) {
+      const tracked = work.catch(() => {});
+      this.recording.add(tracked);
+      void tracked.finally(() => this.recording.delete(tracked));
+    }
+    return work;
   }
 
   /** The flow stopped: the leases of tasks that never started are given up now. */
