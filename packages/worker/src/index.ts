@@ -4,7 +4,8 @@
  * (`cairn worker`); `listWorkers()` reads the live ones (`cairn workers`).
  */
 export { queueDispatcher, type QueueDispatcher, type QueueDispatcherOptions } from "./dispatcher.ts";
-export { startWorker, type WorkerOptions, type WorkerEvent, type WorkerRecord, type RunningWorker } from "./worker.ts";
+export { startWorker, type WorkerOptions, type WorkerEvent, type RunningWorker } from "./worker.ts";
+export type { WorkerRecord } from "./workers-list.ts";
 export { listWorkers, checkQueue } from "./workers-list.ts";
 export { DEFAULT_POOL } from "./queue-names.ts";
 export {

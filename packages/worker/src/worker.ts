@@ -34,7 +34,7 @@ import {
 } from "@cairn/core";
 import { QueueUnreachableError, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
 import type { JobData, JobProgress } from "./job.ts";
-import { readWorkers } from "./workers-list.ts";
+import { readWorkers, type WorkerRecord } from "./workers-list.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, COMPUTED_MS, computedKey, computingKey, connect, DEFAULT_POOL, integerFromEnv, logChannel, queueName, whyUnreachable, workerKey } from "./queue-names.ts";
 
 /** Settings of {@link startWorker}. */
@@ -80,21 +80,6 @@ export type WorkerEvent =
   | { readonly type: "task"; readonly status: "started"; readonly task: string; readonly flowRunId: string }
   | { readonly type: "task"; readonly status: "succeeded" | "failed" | "cancelled" | "refused" | "reused" | "waiting"; readonly task: string; readonly flowRunId: string; readonly message?: string }
   | { readonly type: "log"; readonly event: RunEvent };
-
-/** A live worker's record in Redis, as `cairn workers` lists it. */
-export interface WorkerRecord {
-  id: string;
-  host: string;
-  pid: number;
-  flow: string;
-  file: string;
-  pools: string[];
-  concurrency: number;
-  running: Array<{ task: string; flowRunId: string; since: number }>;
-  startedAt: number;
-  /** Epoch ms of its last heartbeat. */
-  beatAt: number;
-}
 
 /** A started worker. */
 export interface RunningWorker {

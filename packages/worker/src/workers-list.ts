@@ -5,7 +5,21 @@
 import type { Redis } from "ioredis";
 import { QueueUnreachableError } from "./errors.ts";
 import { checkQueueUrl, connect, whyUnreachable, WORKER_KEYS } from "./queue-names.ts";
-import type { WorkerRecord } from "./worker.ts";
+
+/** A live worker's record in Redis, as `cairn workers` lists it. */
+export interface WorkerRecord {
+  id: string;
+  host: string;
+  pid: number;
+  flow: string;
+  file: string;
+  pools: string[];
+  concurrency: number;
+  running: Array<{ task: string; flowRunId: string; since: number }>;
+  startedAt: number;
+  /** Epoch ms of its last heartbeat. */
+  beatAt: number;
+}
 
 /** Every worker whose heartbeat is fresh, oldest first. */
 export async function listWorkers(url: string): Promise<WorkerRecord[]> {
