@@ -10,36 +10,22 @@ import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
-import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
+import { describe, expect, it } from "vitest";
+import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { cairnBin, cairnRun, childEnv, start, tmp } from "../cache/helpers.ts";
-import { markers, spreadFlow, type StartedWorker, startWorker } from "./helpers.ts";
+import { markers, spreadFlow, type StartedWorker, startWorker, useQueueServers } from "./helpers.ts";
 
-let redis: RedisServer;
-let mlflow: MlflowServer;
-const workers: StartedWorker[] = [];
-
-beforeAll(async () => {
-  [redis, mlflow] = await Promise.all([startRedisServer(), startMlflowServer()]);
-}, 180_000);
-afterEach(async () => {
-  for (const w of workers.splice(0)) {
-    w.kill("SIGKILL");
-    await w.done;
-  }
-});
-afterAll(async () => {
-  await Promise.all([redis?.stop(), mlflow?.stop()]);
-});
+/** A real redis-server and mlflow server for the file; the workers a test starts are killed after it. */
+const servers = useQueueServers();
+const { workers } = servers;
 
 /** Env of one test: its own flow name (its own queues), experiment and markers. */
 async function testEnv(name: string, extra: NodeJS.ProcessEnv = {}) {
   const markerDir = await tmp("cairn-dispatch-marks-");
-  return { markerDir, env: { FLOW_NAME: name, MLFLOW_TRACKING_URI: mlflow.uri, MLFLOW_EXPERIMENT_NAME: name, MARKER_DIR: markerDir, ...extra } };
+  return { markerDir, env: { FLOW_NAME: name, MLFLOW_TRACKING_URI: servers.mlflow.uri, MLFLOW_EXPERIMENT_NAME: name, MARKER_DIR: markerDir, ...extra } };
 }
 
-async function spawnWorkers(n: number, env: NodeJS.ProcessEnv, file = spreadFlow, url = redis.url): Promise<StartedWorker[]> {
+async function spawnWorkers(n: number, env: NodeJS.ProcessEnv, file = spreadFlow, url = servers.redis.url): Promise<StartedWorker[]> {
   const started = await Promise.all(Array.from({ length: n }, async () => startWorker(file, url, ["--root", await tmp("cairn-worker-root-")], env)));
   workers.push(...started);
   return started;
@@ -73,9 +59,9 @@ interface MlflowRun {
   tags: Record<string, string>;
 }
 async function mlflowRuns(experiment: string): Promise<MlflowRun[]> {
-  const got = (await (await fetch(`${mlflow.uri}/api/2.0/mlflow/experiments/get-by-name?experiment_name=${encodeURIComponent(experiment)}`)).json()) as { experiment: { experiment_id: string } };
+  const got = (await (await fetch(`${servers.mlflow.uri}/api/2.0/mlflow/experiments/get-by-name?experiment_name=${encodeURIComponent(experiment)}`)).json()) as { experiment: { experiment_id: string } };
   const found = (await (
-    await fetch(`${mlflow.uri}/api/2.0/mlflow/runs/search`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ experiment_ids: [got.experiment.experiment_id], max_results: 1000 }) })
+    await fetch(`${servers.mlflow.uri}/api/2.0/mlflow/runs/search`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ experiment_ids: [got.experiment.experiment_id], max_results: 1000 }) })
   ).json()) as { runs?: Array<{ info: { run_name: string; status: string }; data: { tags?: Array<{ key: string; value: string }> } }> };
   return (found.runs ?? []).map((r) => ({ name: r.info.run_name, status: r.info.status, tags: Object.fromEntries((r.data.tags ?? []).map((t) => [t.key, t.value])) }));
 }
@@ -89,7 +75,7 @@ describe("what the coordinator does with a worker's answer", () => {
     await writeFile(secrets, `API_TOKEN=${secret}\n`);
     // The worker has the secret in its environment, as the README says to give it; the task never asks for it.
     await spawnWorkers(1, { ...env, API_TOKEN: secret, CONF_VAL: secret }, file);
-    const r = await cairnRun(file, await tmp(), ["--queue", redis.url, "--secrets", secrets], env).done;
+    const r = await cairnRun(file, await tmp(), ["--queue", servers.redis.url, "--secrets", secrets], env).done;
     expect(r.code, r.stderr).toBe(1);
     const failed = r.json.find((e) => e.type === "task" && e.task === "leak" && e.status === "failed") as { error: { name: string; message: string } } | undefined;
     expect(failed?.error.name, JSON.stringify(r.json)).toBe("SecretLeakError");
@@ -102,11 +88,11 @@ describe("what the coordinator does with a worker's answer", () => {
   it("a finished run leaves none of its jobs (inputs, outputs) in Redis, and the queue's events stream is kept short", async () => {
     const { env } = await testEnv("dispatch-clean");
     await spawnWorkers(1, env);
-    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env).done;
     expect(r.code, r.stderr).toBe(0);
     expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { total: 37 } });
-    expect(await jobKeys(redis.url, "dispatch-clean")).toEqual([]);
-    expect(await redisCli(redis.url, "HGET", "bull:cairn.dispatch-clean.default:meta", "opts.maxLenEvents")).toBe('"1000"');
+    expect(await jobKeys(servers.redis.url, "dispatch-clean")).toEqual([]);
+    expect(await redisCli(servers.redis.url, "HGET", "bull:cairn.dispatch-clean.default:meta", "opts.maxLenEvents")).toBe('"1000"');
   }, 120_000);
 });
 
@@ -115,11 +101,11 @@ describe("dead workers, as the coordinator sees them", () => {
     const holdFile = join(await tmp(), "never");
     const { env, markerDir } = await testEnv("dispatch-dead-cancel", { HOLD_FILE: holdFile, CAIRN_QUEUE_LOCK_MS: "1500", CAIRN_QUEUE_DOWN_MS: "10000" });
     const [worker] = await spawnWorkers(1, env);
-    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env);
     await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
     // Its run is noted on the job before the worker dies (JobProgress.runIds).
     await until(async () => {
-      for (const key of await jobKeys(redis.url, "dispatch-dead-cancel")) if ((await redisCli(redis.url, "HGET", key, "progress")).includes("runIds")) return true;
+      for (const key of await jobKeys(servers.redis.url, "dispatch-dead-cancel")) if ((await redisCli(servers.redis.url, "HGET", key, "progress")).includes("runIds")) return true;
       return false;
     }, "hold's run noted on its job");
     const pid = worker!.child.pid!;
@@ -140,7 +126,7 @@ describe("dead workers, as the coordinator sees them", () => {
   it("a task whose workers die: the coordinator says the task is sent again, and the run it closes FAILED says why", async () => {
     const { env } = await testEnv("dispatch-poison", { KILL_WORKER: "1", CAIRN_QUEUE_LOCK_MS: "1000", CAIRN_QUEUE_MAX_DEATHS: "2" });
     const spawned = await spawnWorkers(3, env);
-    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env).done;
     expect(r.code).toBe(1);
     const pids = spawned.map((w) => w.child.pid!);
     // Once: after the first death the task is sent again; after the second it is given up (PoisonTaskError says so).
@@ -180,7 +166,7 @@ describe("Redis that loses its data, and --healthcheck", () => {
   it("--healthcheck passes while its worker beats, and fails once the worker is stopped, or for a pool it does not take", async () => {
     const { env } = await testEnv("dispatch-health");
     const [worker] = await spawnWorkers(1, env);
-    const health = (...args: string[]) => start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", redis.url, "--healthcheck", ...args], { env: childEnv(env) }).done;
+    const health = (...args: string[]) => start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", servers.redis.url, "--healthcheck", ...args], { env: childEnv(env) }).done;
     const ok = await health();
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(new RegExp(`^ok: flow "dispatch-health" loads, the queue answers, and its worker here beats: \\S+-${worker!.child.pid}-\\S+ \\(`));

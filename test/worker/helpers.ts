@@ -5,6 +5,9 @@
 import type { ChildProcess } from "node:child_process";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { afterAll, afterEach, beforeAll } from "vitest";
+import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
+import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairnBin, childEnv, type Exit, killGroup, repo, start } from "../cache/helpers.ts";
 
 export const spreadFlow = join(repo, "test/worker/fixtures/spread.flow.ts");
@@ -72,3 +75,35 @@ export async function timesRun(dir: string, node: string): Promise<number> {
   for (const name of await readdir(dir)) if (name.startsWith(`${node}.`) && /^\d+$/.test(name.slice(node.length + 1))) n += (await stat(join(dir, name))).size;
   return n;
 }
+
+/**
+ * A real redis-server and mlflow server, started before the file's tests and stopped after them;
+ * `workers` holds the workers a test starts, killed after each test.
+ */
+export function useQueueServers(): { readonly redis: RedisServer; readonly mlflow: MlflowServer; readonly workers: StartedWorker[] } {
+  let redis: RedisServer | undefined;
+  let mlflow: MlflowServer | undefined;
+  const workers: StartedWorker[] = [];
+  beforeAll(async () => {
+    [redis, mlflow] = await Promise.all([startRedisServer(), startMlflowServer()]);
+  }, 180_000);
+  afterEach(async () => {
+    for (const w of workers.splice(0)) {
+      w.kill("SIGKILL");
+      await w.done;
+    }
+  });
+  afterAll(async () => {
+    await Promise.all([redis?.stop(), mlflow?.stop()]);
+  });
+  return {
+    get redis() {
+      return redis!;
+    },
+    get mlflow() {
+      return mlflow!;
+    },
+    workers,
+  };
+}
+

@@ -10,29 +10,15 @@ import { existsSync, readFileSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
-import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
+import { describe, expect, it } from "vitest";
+import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { cairnBin, cairnRun, childEnv, start, tmp, tsxScript } from "../cache/helpers.ts";
 import { startProxy } from "../reliability/helpers.ts";
-import { markers, spreadFlow, type StartedWorker, startWorker, timesRun } from "./helpers.ts";
+import { markers, spreadFlow, type StartedWorker, startWorker, timesRun, useQueueServers } from "./helpers.ts";
 
-let redis: RedisServer;
-let mlflow: MlflowServer;
-const workers: StartedWorker[] = [];
-
-beforeAll(async () => {
-  [redis, mlflow] = await Promise.all([startRedisServer(), startMlflowServer()]);
-}, 180_000);
-afterEach(async () => {
-  for (const w of workers.splice(0)) {
-    w.kill("SIGKILL");
-    await w.done;
-  }
-});
-afterAll(async () => {
-  await Promise.all([redis?.stop(), mlflow?.stop()]);
-});
+/** A real redis-server and mlflow server for the file; the workers a test starts are killed after it. */
+const servers = useQueueServers();
+const { workers } = servers;
 
 interface Shown {
   run: { status: string; name: string };
@@ -42,11 +28,11 @@ interface Shown {
 /** Env of one test: its own flow name (its own queues), experiment and markers. */
 async function testEnv(name: string, extra: NodeJS.ProcessEnv = {}) {
   const markerDir = await tmp("cairn-queue-marks-");
-  return { markerDir, env: { FLOW_NAME: name, MLFLOW_TRACKING_URI: mlflow.uri, MLFLOW_EXPERIMENT_NAME: name, MARKER_DIR: markerDir, ...extra } };
+  return { markerDir, env: { FLOW_NAME: name, MLFLOW_TRACKING_URI: servers.mlflow.uri, MLFLOW_EXPERIMENT_NAME: name, MARKER_DIR: markerDir, ...extra } };
 }
 
 async function spawnWorkers(n: number, env: NodeJS.ProcessEnv, args: string[] = []): Promise<StartedWorker[]> {
-  const started = await Promise.all(Array.from({ length: n }, async () => startWorker(spreadFlow, redis.url, ["--root", await tmp("cairn-worker-root-"), ...args], env)));
+  const started = await Promise.all(Array.from({ length: n }, async () => startWorker(spreadFlow, servers.redis.url, ["--root", await tmp("cairn-worker-root-"), ...args], env)));
   workers.push(...started);
   return started;
 }
@@ -55,11 +41,11 @@ async function spawnWorkers(n: number, env: NodeJS.ProcessEnv, args: string[] = 
 const workerId = (w: StartedWorker) => /worker (\S+) ready/.exec(w.log())![1]!;
 
 /** One command to the test's redis-server, through redis-cli; its stdout. */
-const redisCli = async (...args: string[]) => (await promisify(execFile)("redis-cli", ["-u", redis.url, ...args])).stdout;
+const redisCli = async (...args: string[]) => (await promisify(execFile)("redis-cli", ["-u", servers.redis.url, ...args])).stdout;
 
 /** The keys of the test's Redis whose values (strings, hashes, lists, streams: whatever BullMQ keeps) hold `text`. */
 async function redisKeysHolding(text: string): Promise<string[]> {
-  const keys = (await promisify(execFile)("redis-cli", ["-u", redis.url, "--scan"])).stdout.split("\n").filter(Boolean);
+  const keys = (await promisify(execFile)("redis-cli", ["-u", servers.redis.url, "--scan"])).stdout.split("\n").filter(Boolean);
   const holding: string[] = [];
   for (const key of keys) {
     const type = (await redisCli("TYPE", key)).trim();
@@ -82,7 +68,7 @@ async function filesHolding(dir: string, text: string): Promise<string[]> {
 
 /** The task runs of flow run `flowRunId`, read from MLflow itself (a `cairn` command would close the runs of dead processes first). */
 async function taskRuns(experiment: string, flowRunId: string): Promise<Array<{ name: string; status: string; tags: Record<string, string> }>> {
-  const api = `${mlflow.uri}/api/2.0/mlflow`;
+  const api = `${servers.mlflow.uri}/api/2.0/mlflow`;
   const { experiment: e } = (await (await fetch(`${api}/experiments/get-by-name?experiment_name=${encodeURIComponent(experiment)}`)).json()) as { experiment: { experiment_id: string } };
   const found = (await (
     await fetch(`${api}/runs/search`, {
@@ -110,7 +96,7 @@ describe("cairn run --queue", () => {
   it("spreads a flow over 3 workers, with the same outputs and MLflow record as in one process", async () => {
     const { env, markerDir } = await testEnv("queue-spread", { SLEEP_MS: "500" });
     const spawned = await spawnWorkers(3, env);
-    const queued = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    const queued = await cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env).done;
     expect(queued.code, queued.stderr).toBe(0);
     const final = queued.json.at(-1)!;
     expect(final).toMatchObject({ type: "flow", status: "succeeded", outputs: { total: 4 + 9 + 16 + "a=4 b=9\n".length } });
@@ -162,10 +148,10 @@ describe("pools, dead workers, stale code, cancel", () => {
     const { env, markerDir } = await testEnv("queue-map");
     const mapFlow = join(import.meta.dirname, "fixtures/map.flow.ts");
     const spawned = [
-      ...(await Promise.all([0, 1].map(async () => startWorker(mapFlow, redis.url, ["--root", await tmp()], env)))),
+      ...(await Promise.all([0, 1].map(async () => startWorker(mapFlow, servers.redis.url, ["--root", await tmp()], env)))),
     ];
     workers.push(...spawned);
-    const r = await cairnRun(mapFlow, await tmp(), ["--queue", redis.url], env).done;
+    const r = await cairnRun(mapFlow, await tmp(), ["--queue", servers.redis.url], env).done;
     expect(r.code, r.stderr).toBe(0);
     expect(r.json.at(-1), JSON.stringify(r.json.at(-1))).toMatchObject({ status: "succeeded", outputs: { ys: [{ y: 1 }, { y: 4 }, { y: 9 }, { y: 16 }], best: 24 } });
     const ran = await markers(markerDir);
@@ -178,7 +164,7 @@ describe("pools, dead workers, stale code, cancel", () => {
     const { env, markerDir } = await testEnv("queue-pools", { GPU_POOL: "1" });
     const [plain] = await spawnWorkers(1, env);
     const [gpu] = await spawnWorkers(1, env, ["--pool", "gpu"]);
-    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env).done;
     expect(r.code, r.stderr).toBe(0);
     const ran = await markers(markerDir);
     expect(ran.g1).toEqual([gpu!.child.pid]);
@@ -188,7 +174,7 @@ describe("pools, dead workers, stale code, cancel", () => {
   it("a task whose pool no live worker takes: the coordinator warns, naming the pool and how to start a worker, and the task runs once one starts", async () => {
     const { env, markerDir } = await testEnv("queue-unserved", { GPU_POOL: "1" });
     await spawnWorkers(1, env);
-    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env);
     let err = "";
     run.child.stderr!.on("data", (d: Buffer) => (err += d));
     await until(() => err.includes("No live worker"), "the warning", 30_000);
@@ -207,7 +193,7 @@ describe("pools, dead workers, stale code, cancel", () => {
     const holdFile = join(await tmp(), "go");
     const { env, markerDir } = await testEnv("queue-kill", { HOLD_FILE: holdFile, CAIRN_QUEUE_LOCK_MS: "1500" });
     const spawned = await spawnWorkers(2, env);
-    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env);
     await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
     const first = (await markers(markerDir)).hold![0]!;
     spawned.find((w) => w.child.pid === first)!.kill("SIGKILL");
@@ -235,7 +221,7 @@ describe("pools, dead workers, stale code, cancel", () => {
     const { env, markerDir } = await testEnv("queue-kill-cancel", { HOLD_FILE: holdFile, CAIRN_QUEUE_DOWN_MS: "1000" });
     // A lock long enough that the coordinator's cancel finds the dead worker's job still locked (it cannot take it back).
     const [dead] = await spawnWorkers(1, { ...env, CAIRN_QUEUE_LOCK_MS: "10000" });
-    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env);
     await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
     const deadPid = dead!.child.pid!;
     dead!.kill("SIGKILL");
@@ -256,7 +242,7 @@ describe("pools, dead workers, stale code, cancel", () => {
   it("a task that kills every worker that takes it fails as a poison task", async () => {
     const { env } = await testEnv("queue-poison", { KILL_WORKER: "1", CAIRN_QUEUE_LOCK_MS: "1000", CAIRN_QUEUE_MAX_DEATHS: "2" });
     await spawnWorkers(3, env);
-    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env).done;
     expect(r.code).toBe(1);
     const failed = r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "failed") as { error: { name: string; message: string } };
     expect(failed.error.name).toBe("PoisonTaskError");
@@ -273,9 +259,9 @@ describe("pools, dead workers, stale code, cancel", () => {
     await writeFile(stale, (await readFile(spreadFlow, "utf8")).replace("return { y: x * x };", "return { y: x * x + 1 };"));
     await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
     // Given as a relative path: the message has the absolute one, which tells two checkouts on one host apart.
-    const worker = await startWorker(relative(process.cwd(), stale), redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "1000" });
+    const worker = await startWorker(relative(process.cwd(), stale), servers.redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "1000" });
     workers.push(worker);
-    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env).done;
     expect(r.code).toBe(1);
     // s1 and s2 run the changed task; whichever is refused first fails the flow.
     const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
@@ -297,9 +283,9 @@ describe("pools, dead workers, stale code, cancel", () => {
     const stale = join(dir, "spread.flow.ts");
     await writeFile(stale, (await readFile(spreadFlow, "utf8")).replace("return { y: x * x };", "return { y: x * x + 1 };"));
     await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
-    const old = await startWorker(stale, redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "120000" });
+    const old = await startWorker(stale, servers.redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "120000" });
     workers.push(old);
-    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env);
     await old.waitFor(/task s[12] refused: .*handed back to the queue/);
     const [good] = await spawnWorkers(1, env);
     const r = await run.done;
@@ -313,17 +299,17 @@ describe("pools, dead workers, stale code, cancel", () => {
     const secret = "sk-TOPSECRET-12345";
     const { env } = await testEnv("queue-secret");
     const file = join(import.meta.dirname, "fixtures/secret.flow.ts");
-    const started = await startWorker(file, redis.url, ["--root", await tmp()], { ...env, API_TOKEN: secret });
+    const started = await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...env, API_TOKEN: secret });
     workers.push(started);
-    const logged = await cairnRun(file, await tmp(), ["--queue", redis.url], env).done;
+    const logged = await cairnRun(file, await tmp(), ["--queue", servers.redis.url], env).done;
     expect(logged.code, logged.stderr).toBe(0);
     expect(logged.stderr).toContain("[leak] env token is *** (18 characters)"); // --json: log lines on stderr
     expect(logged.stdout + logged.stderr).not.toContain(secret);
     // A worker whose `leak` returns the raw value: refused, as in one process.
     started.kill("SIGKILL");
     await started.done;
-    workers.push(await startWorker(file, redis.url, ["--root", await tmp()], { ...env, API_TOKEN: secret, LEAK_OUT: "1" }));
-    const leaked = await cairnRun(file, await tmp(), ["--queue", redis.url, "--no-cache"], env).done;
+    workers.push(await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...env, API_TOKEN: secret, LEAK_OUT: "1" }));
+    const leaked = await cairnRun(file, await tmp(), ["--queue", servers.redis.url, "--no-cache"], env).done;
     expect(leaked.code).toBe(1);
     const failed = leaked.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string } };
     expect(failed).toMatchObject({ task: "leak", error: { name: "SecretLeakError" } });
@@ -337,16 +323,16 @@ describe("pools, dead workers, stale code, cancel", () => {
     const file = join(import.meta.dirname, "fixtures/secret-names.flow.ts");
     const root = await tmp();
     // CONF_VAL happens to hold the token; the task never asks for the secret.
-    const worker = await startWorker(file, redis.url, ["--root", root], { ...env, API_TOKEN: token, CONF_VAL: token });
+    const worker = await startWorker(file, servers.redis.url, ["--root", root], { ...env, API_TOKEN: token, CONF_VAL: token });
     workers.push(worker);
-    const r = await tsxScript(app, [], { ...env, QUEUE_URL: redis.url, APP_ROOT: await tmp(), APP_TOKEN: token }).done;
+    const r = await tsxScript(app, [], { ...env, QUEUE_URL: servers.redis.url, APP_ROOT: await tmp(), APP_TOKEN: token }).done;
     expect(r.code, r.stderr).toBe(1);
     expect(r.json.at(-1)).toMatchObject({ error: { name: "SecretLeakError" } });
     expect(r.stdout + r.stderr + worker.log()).not.toContain(token);
     // Not in the worker's cache entries or files, not in Redis (job hashes, event streams), not in MLflow.
     expect(await filesHolding(root, token)).toEqual([]);
     expect(await redisKeysHolding(token)).toEqual([]);
-    const api = `${mlflow.uri}/api/2.0/mlflow`;
+    const api = `${servers.mlflow.uri}/api/2.0/mlflow`;
     const { experiment } = (await (await fetch(`${api}/experiments/get-by-name?experiment_name=queue-secret-names`)).json()) as { experiment: { experiment_id: string } };
     const runs = await (await fetch(`${api}/runs/search`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ experiment_ids: [experiment.experiment_id] }) })).text();
     expect(runs).toContain("SecretLeakError");
@@ -355,9 +341,9 @@ describe("pools, dead workers, stale code, cancel", () => {
     // A worker that has no value for it does not run the task, and says which worker and what to set.
     worker.kill("SIGKILL");
     await worker.done;
-    const bare = await startWorker(file, redis.url, ["--root", await tmp()], { ...env, CONF_VAL: "plain" });
+    const bare = await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...env, CONF_VAL: "plain" });
     workers.push(bare);
-    const missing = await tsxScript(app, [], { ...env, QUEUE_URL: redis.url, APP_ROOT: await tmp(), APP_TOKEN: token, SALT: "1" }).done;
+    const missing = await tsxScript(app, [], { ...env, QUEUE_URL: servers.redis.url, APP_ROOT: await tmp(), APP_TOKEN: token, SALT: "1" }).done;
     expect(missing.code, missing.stderr).toBe(1);
     const error = (missing.json.at(-1) as { error: { name: string; message: string } }).error;
     expect(error.name).toBe("SecretNotFoundError");
@@ -369,7 +355,7 @@ describe("pools, dead workers, stale code, cancel", () => {
   it("a worker whose MLFLOW_TRACKING_URI carries the server's user name and password records with them; one that names another host says so", async () => {
     const password = "s3cret:pw/9";
     const expected = `Basic ${Buffer.from(`alice:${password}`).toString("base64")}`;
-    const proxy = await startProxy(mlflow.uri, (req, res) => {
+    const proxy = await startProxy(servers.mlflow.uri, (req, res) => {
       if (req.headers.authorization === expected) return false;
       req.resume();
       res.writeHead(401, { "WWW-Authenticate": 'Basic realm="mlflow"' }).end("You are not authenticated.");
@@ -380,7 +366,7 @@ describe("pools, dead workers, stale code, cancel", () => {
       const uri = `http://alice:${encodeURIComponent(password)}@${host}`;
       const { env } = await testEnv("queue-auth", { MLFLOW_TRACKING_URI: uri });
       const [worker] = await spawnWorkers(1, env);
-      const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+      const r = await cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env).done;
       expect(r.code, r.stderr).toBe(0);
       expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { total: 37 } });
       expect(r.stdout + r.stderr + worker!.log()).not.toContain(password);
@@ -389,9 +375,9 @@ describe("pools, dead workers, stale code, cancel", () => {
       worker!.kill("SIGKILL");
       await worker!.done;
       const other = `http://alice:${encodeURIComponent(password)}@localhost:${new URL(proxy.uri).port}`;
-      const elsewhereWorker = await startWorker(spreadFlow, redis.url, ["--root", await tmp()], { ...env, MLFLOW_TRACKING_URI: other });
+      const elsewhereWorker = await startWorker(spreadFlow, servers.redis.url, ["--root", await tmp()], { ...env, MLFLOW_TRACKING_URI: other });
       workers.push(elsewhereWorker);
-      const elsewhere = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url, "--no-cache"], env).done;
+      const elsewhere = await cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url, "--no-cache"], env).done;
       expect(elsewhere.code).toBe(1);
       expect(elsewhere.stderr).toContain(
         `The MLFLOW_TRACKING_URI of worker ${workerId(elsewhereWorker)} names another server (http://localhost:${new URL(proxy.uri).port}) than the flow run records to (http://${host}): ` +
@@ -411,8 +397,8 @@ describe("pools, dead workers, stale code, cancel", () => {
     await cp(here, dir, { recursive: true });
     await writeFile(join(dir, "lib.ts"), (await readFile(join(here, "lib.ts"), "utf8")).replace("x * 2", "x * 3"));
     await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
-    workers.push(await startWorker(join(dir, "helper.flow.ts"), redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "1000" }));
-    const r = await cairnRun(join(here, "helper.flow.ts"), await tmp(), ["--queue", redis.url], env).done;
+    workers.push(await startWorker(join(dir, "helper.flow.ts"), servers.redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "1000" }));
+    const r = await cairnRun(join(here, "helper.flow.ts"), await tmp(), ["--queue", servers.redis.url], env).done;
     expect(r.code).toBe(1);
     const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
     expect(failed).toMatchObject({ task: "scaled", error: { name: "StaleCodeError" } });
@@ -427,8 +413,8 @@ describe("pools, dead workers, stale code, cancel", () => {
     await cp(here, dir, { recursive: true });
     await writeFile(join(dir, "double.ts"), (await readFile(join(here, "double.ts"), "utf8")).replace("x * 2", "x * 3"));
     await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
-    workers.push(await startWorker(join(dir, "kind.flow.ts"), redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "1000" }));
-    const r = await cairnRun(join(here, "kind.flow.ts"), await tmp(), ["--queue", redis.url], env).done;
+    workers.push(await startWorker(join(dir, "kind.flow.ts"), servers.redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "1000" }));
+    const r = await cairnRun(join(here, "kind.flow.ts"), await tmp(), ["--queue", servers.redis.url], env).done;
     expect(r.code).toBe(1);
     const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
     expect(failed).toMatchObject({ task: "doubled", error: { name: "StaleCodeError" } });
@@ -438,8 +424,8 @@ describe("pools, dead workers, stale code, cancel", () => {
   it("a worker whose value of a variable the task declares (.env) differs refuses the task, naming it", async () => {
     const { env } = await testEnv("queue-env", { MODE: "cpu-fp32" });
     const file = join(import.meta.dirname, "fixtures/env.flow.ts");
-    workers.push(await startWorker(file, redis.url, ["--root", await tmp()], { ...env, MODE: "gpu-fp16", CAIRN_QUEUE_STALE_GRACE_MS: "1000" }));
-    const r = await cairnRun(file, await tmp(), ["--queue", redis.url], env).done;
+    workers.push(await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...env, MODE: "gpu-fp16", CAIRN_QUEUE_STALE_GRACE_MS: "1000" }));
+    const r = await cairnRun(file, await tmp(), ["--queue", servers.redis.url], env).done;
     expect(r.code).toBe(1);
     const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
     expect(failed).toMatchObject({ task: "mode", error: { name: "StaleCodeError" } });
@@ -451,9 +437,9 @@ describe("pools, dead workers, stale code, cancel", () => {
   it("a task that throws on a worker fails at the coordinator with its message and its place in the flow file", async () => {
     const { env } = await testEnv("queue-fail");
     const file = join(import.meta.dirname, "fixtures/fail.flow.ts");
-    const worker = await startWorker(file, redis.url, ["--root", await tmp()], env);
+    const worker = await startWorker(file, servers.redis.url, ["--root", await tmp()], env);
     workers.push(worker);
-    const r = await start(process.execPath, [cairnBin, "run", file, "--root", await tmp(), "--queue", redis.url], { env: childEnv({ ...env, NO_COLOR: "1" }) }).done;
+    const r = await start(process.execPath, [cairnBin, "run", file, "--root", await tmp(), "--queue", servers.redis.url], { env: childEnv({ ...env, NO_COLOR: "1" }) }).done;
     expect(r.code).toBe(1);
     // As the same flow says it in one process: the message (naming the worker that ran it), then where in the flow file.
     expect(r.stdout).toContain(`boom on the worker (on worker ${workerId(worker)})\n`);
@@ -467,9 +453,9 @@ describe("pools, dead workers, stale code, cancel", () => {
     const other = join(dir, "spread.flow.ts");
     await writeFile(other, (await readFile(spreadFlow, "utf8")).replace(`{ id: "g1" }).y`, `{ id: "g9" }).y`));
     await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
-    const worker = await startWorker(other, redis.url, ["--root", await tmp()], env);
+    const worker = await startWorker(other, servers.redis.url, ["--root", await tmp()], env);
     workers.push(worker);
-    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url, "--failure-policy", "continue"], env).done;
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url, "--failure-policy", "continue"], env).done;
     expect(r.code).toBe(1);
     const failed = r.json.find((e) => e.type === "task" && e.task === "g1" && e.status === "failed") as { error: { name: string; message: string } };
     expect(failed.error.name).toBe("UnknownQueuedTaskError");
@@ -481,7 +467,7 @@ describe("pools, dead workers, stale code, cancel", () => {
     const holdFile = join(await tmp(), "never");
     const { env, markerDir } = await testEnv("queue-cancel", { HOLD_FILE: holdFile });
     const [worker] = await spawnWorkers(1, env);
-    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env);
     await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
     run.child.kill("SIGINT");
     const r = await run.done;
@@ -499,7 +485,7 @@ describe("pools, dead workers, stale code, cancel", () => {
     const holdFile = join(await tmp(), "never");
     const { env, markerDir } = await testEnv("queue-cancel-missed", { HOLD_FILE: holdFile });
     const [worker] = await spawnWorkers(1, env);
-    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env);
     await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
     let flowRunId: string | undefined;
     await until(async () => {
@@ -518,8 +504,8 @@ describe("pools, dead workers, stale code, cancel", () => {
   it("Ctrl-C on the coordinator ends the process tree of a shell task running on a worker", async () => {
     const { env, markerDir } = await testEnv("queue-tree", { DELAY_S: "20" });
     const tree = join(import.meta.dirname, "fixtures/tree.flow.ts");
-    workers.push(await startWorker(tree, redis.url, ["--root", await tmp()], env));
-    const run = cairnRun(tree, await tmp(), ["--queue", redis.url], env);
+    workers.push(await startWorker(tree, servers.redis.url, ["--root", await tmp()], env));
+    const run = cairnRun(tree, await tmp(), ["--queue", servers.redis.url], env);
     const pidsFile = join(markerDir, "sh-tree.pids");
     await until(() => existsSync(pidsFile) && readFileSync(pidsFile, "utf8").trim().split(" ").length === 2, "the tree to start");
     const pids = readFileSync(pidsFile, "utf8").trim().split(" ").map(Number);
@@ -537,13 +523,13 @@ describe("pools, dead workers, stale code, cancel", () => {
     const { env, markerDir } = await testEnv("queue-coordinator", { HOLD_FILE: holdFile });
     const [worker] = await spawnWorkers(1, env);
     const root = await tmp();
-    const run = cairnRun(spreadFlow, root, ["--queue", redis.url], env);
+    const run = cairnRun(spreadFlow, root, ["--queue", servers.redis.url], env);
     await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
     run.child.kill("SIGKILL");
     await run.done;
     await writeFile(holdFile, "go");
     await worker!.waitFor(/task hold succeeded/);
-    const again = await cairnRun(spreadFlow, root, ["--queue", redis.url], env).done;
+    const again = await cairnRun(spreadFlow, root, ["--queue", servers.redis.url], env).done;
     expect(again.code, again.stderr).toBe(0);
     const status = Object.fromEntries(again.json.filter((e) => e.type === "task" && ["cached", "succeeded"].includes(String(e.status))).map((e) => [e.task, e.status]));
     expect(status).toEqual({ s1: "cached", s2: "cached", g1: "cached", report: "cached", hold: "cached", sum: "succeeded" });
@@ -555,7 +541,7 @@ describe("what cairn says when --queue cannot work", () => {
   it("--queue without an MLflow server is refused, saying what to set", async () => {
     const { env } = await testEnv("queue-no-mlflow");
     delete (env as NodeJS.ProcessEnv).MLFLOW_TRACKING_URI;
-    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done;
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env).done;
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("QueueNeedsSharedTrackerError");
     expect(r.stderr).toContain("Set MLFLOW_TRACKING_URI=http://<mlflow-host>:5000 for the run and for every worker");
@@ -577,11 +563,11 @@ describe("what cairn says when --queue cannot work", () => {
     expect(none.code).toBe(2);
     expect(none.stderr).toContain("Expected --queue URL (the Redis that `cairn run --queue URL` sends tasks to), got none.");
     const [w] = await spawnWorkers(1, env, ["--pool", "gpu", "--pool", "default"]);
-    const listed = await start(process.execPath, [cairnBin, "workers", "--queue", redis.url, "--json"], { env: childEnv(env) }).done;
+    const listed = await start(process.execPath, [cairnBin, "workers", "--queue", servers.redis.url, "--json"], { env: childEnv(env) }).done;
     expect(listed.code, listed.stderr).toBe(0);
     const mine = (JSON.parse(listed.stdout) as Array<{ pid: number; pools: string[]; flow: string }>).find((x) => x.pid === w!.child.pid);
     expect(mine).toMatchObject({ flow: "queue-list", pools: ["gpu", "default"] });
-    const health = await start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", redis.url, "--healthcheck"], { env: childEnv(env) }).done;
+    const health = await start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", servers.redis.url, "--healthcheck"], { env: childEnv(env) }).done;
     expect(health.code, health.stderr).toBe(0);
     expect(health.stdout).toContain(`ok: flow "queue-list" loads, the queue answers`);
     const sick = await start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", "redis://127.0.0.1:1", "--healthcheck"], { env: childEnv(env) }).done;
@@ -597,11 +583,11 @@ describe("what cairn says when --queue cannot work", () => {
     const holdFile = join(await tmp(), "go");
     const { env, markerDir } = await testEnv("queue-drain", { HOLD_FILE: holdFile });
     const [worker] = await spawnWorkers(1, env);
-    const run = cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env);
     await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
     // `cairn workers` shows it running hold, once its next heartbeat is written.
     await until(async () => {
-      const listed = await start(process.execPath, [cairnBin, "workers", "--queue", redis.url, "--json"], { env: childEnv(env) }).done;
+      const listed = await start(process.execPath, [cairnBin, "workers", "--queue", servers.redis.url, "--json"], { env: childEnv(env) }).done;
       const me = (JSON.parse(listed.stdout) as Array<{ pid: number; running: Array<{ task: string }> }>).find((x) => x.pid === worker!.child.pid);
       return me?.running.some((r) => r.task === "hold") === true;
     }, "cairn workers to list hold as running", 30_000);
@@ -624,11 +610,11 @@ describe("at least once, and Redis going away", () => {
     const { env, markerDir } = await testEnv("queue-twice", { HOLD_FILE: holdFile });
     const spawned = await spawnWorkers(2, env);
     const root = await tmp();
-    const first = cairnRun(spreadFlow, root, ["--queue", redis.url], env);
+    const first = cairnRun(spreadFlow, root, ["--queue", servers.redis.url], env);
     await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
     first.child.kill("SIGKILL");
     await first.done;
-    const again = cairnRun(spreadFlow, root, ["--queue", redis.url], env);
+    const again = cairnRun(spreadFlow, root, ["--queue", servers.redis.url], env);
     // Once the dead coordinator's lease lapses, the re-run sends hold again; a worker takes it and waits.
     await until(() => spawned.some((w) => /task hold waiting/.test(w.log())), "hold sent again, and waiting for the first", 60_000);
     await writeFile(holdFile, "go");
@@ -641,7 +627,7 @@ describe("at least once, and Redis going away", () => {
   it("two coordinators of one flow on two machines at once (each its own store, one queue and server): every task runs once, and both flows have a run for each task", async () => {
     const { env, markerDir } = await testEnv("queue-two-coordinators", { SLEEP_MS: "400" });
     await spawnWorkers(2, env);
-    const [a, b] = await Promise.all([cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done, cairnRun(spreadFlow, await tmp(), ["--queue", redis.url], env).done]);
+    const [a, b] = await Promise.all([cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env).done, cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env).done]);
     for (const r of [a, b]) {
       expect(r.code, r.stderr).toBe(0);
       expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { total: 37 } });
@@ -665,7 +651,7 @@ describe("at least once, and Redis going away", () => {
     expect(Object.keys(hits).length).toBeGreaterThan(0);
 
     // --rerun on a third machine: s1 runs again, though a worker stored its entry just now.
-    const rerun = await cairnRun(spreadFlow, await tmp(), ["--queue", redis.url, "--rerun", "s1"], env).done;
+    const rerun = await cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url, "--rerun", "s1"], env).done;
     expect(rerun.code, rerun.stderr).toBe(0);
     expect(await timesRun(markerDir, "s1")).toBe(2);
     const s1 = (await show(String(rerun.json.at(-1)!.runId), env, "queue-two-coordinators")).tasks.find((t) => t.name === "s1");
@@ -727,7 +713,7 @@ describe("run({ dispatcher }) and run({ queue }) from an app", () => {
   it("runs the flow's tasks on the workers, and the app exits by itself", async () => {
     const { env, markerDir } = await testEnv("queue-api");
     const [w] = await spawnWorkers(1, env);
-    const r = await tsxScript(join(import.meta.dirname, "fixtures/app.ts"), [], { ...env, QUEUE_URL: redis.url, APP_ROOT: await tmp() }).done;
+    const r = await tsxScript(join(import.meta.dirname, "fixtures/app.ts"), [], { ...env, QUEUE_URL: servers.redis.url, APP_ROOT: await tmp() }).done;
     expect(r.code, r.stderr).toBe(0);
     expect(r.json.at(-1)).toEqual({ total: 37 });
     for (const pids of Object.values(await markers(markerDir))) expect(pids).toEqual([w!.child.pid]);
@@ -736,7 +722,7 @@ describe("run({ dispatcher }) and run({ queue }) from an app", () => {
   it("run({ queue: url }) opens the queue itself and closes it with the run: the same outputs, and the app exits by itself", async () => {
     const { env, markerDir } = await testEnv("queue-option");
     const [w] = await spawnWorkers(1, env);
-    const r = await tsxScript(join(import.meta.dirname, "fixtures/app-queue.ts"), [], { ...env, QUEUE_URL: redis.url, APP_ROOT: await tmp() }).done;
+    const r = await tsxScript(join(import.meta.dirname, "fixtures/app-queue.ts"), [], { ...env, QUEUE_URL: servers.redis.url, APP_ROOT: await tmp() }).done;
     expect(r.code, r.stderr).toBe(0);
     expect(r.json.at(-1)).toEqual({ total: 37 });
     for (const pids of Object.values(await markers(markerDir))) expect(pids).toEqual([w!.child.pid]);

@@ -262,16 +262,13 @@ class RedisQueueDispatcher implements QueueDispatcher {
     if (!job || job.deferredFailure || !this.stalls.has(id)) return;
     const runId = runIdsOf(job).at(-1);
     const run = runId && this.tracker ? await this.tracker.getRun(runId).catch(() => undefined) : undefined;
-    log({
-      type: "log",
-      level: "warn",
-      runId: task.flowRunId,
-      task: task.nodeId,
-      time: Date.now(),
-      message:
+    log(
+      warning(
+        task,
         `The worker running task "${task.nodeId}"${describeOwner(run?.tags["cairn.owner"])} stopped answering for longer than its lock (CAIRN_QUEUE_LOCK_MS), killed or crashed: ` +
-        `task "${task.nodeId}" is sent again, to the next worker that takes it.`,
-    });
+          `task "${task.nodeId}" is sent again, to the next worker that takes it.`,
+      ),
+    );
   }
 
   /**
@@ -290,16 +287,13 @@ class RedisQueueDispatcher implements QueueDispatcher {
     if (ofFlow.some((w) => w.pools.includes(pool))) return;
     const pools = [...new Set(ofFlow.flatMap((w) => w.pools))].map((p) => `"${p}"`);
     const start = `cairn worker FLOW_FILE --queue URL${pool === DEFAULT_POOL ? "" : ` --pool ${pool}`}`;
-    log({
-      type: "log",
-      level: "warn",
-      runId: task.flowRunId,
-      task: task.nodeId,
-      time: Date.now(),
-      message:
+    log(
+      warning(
+        task,
         `No live worker takes pool "${pool}" of flow "${task.flowName}" (${pools.length ? `its workers take ${pools.join(", ")}` : "the flow has no live worker"}): ` +
-        `task "${task.nodeId}" waits in the queue until one does. Start one with \`${start}\`; \`cairn workers --queue URL\` lists the live ones.`,
-    });
+          `task "${task.nodeId}" waits in the queue until one does. Start one with \`${start}\`; \`cairn workers --queue URL\` lists the live ones.`,
+      ),
+    );
   }
 
   /** Passes the log lines workers publish for `flowRunId` to `log`, from before its first task is sent. */
@@ -376,4 +370,9 @@ function runIdsOf(job: Job | undefined): string[] {
 function describeOwner(tag: string | undefined): string {
   const owner = parseOwner(tag);
   return owner ? ` (pid ${owner.pid} on ${owner.host})` : "";
+}
+
+/** A warning on `task`'s line of its flow run. */
+function warning(task: DispatchedTask, message: string): LogEvent {
+  return { type: "log", level: "warn", runId: task.flowRunId, task: task.nodeId, time: Date.now(), message };
 }
