@@ -257,19 +257,7 @@ describe("a cold run against the server", () => {
     const n = Date.now();
     const f = flow("unclosed").build(() => ({ y: down({ x: up({ n }).x }).y }));
     // A fault a real server cannot be made to show on cue: the update that ends up's run FINISHED is refused.
-    const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
-    const endRun = tracker.endRun.bind(tracker);
-    const createRun = tracker.createRun.bind(tracker);
-    let upRunId = "";
-    tracker.createRun = async (options) => {
-      const runId = await createRun(options);
-      if (options.name === "unclosed-up") upRunId = runId;
-      return runId;
-    };
-    tracker.endRun = async (runId, status, endTime) => {
-      if (runId === upRunId && status === "FINISHED") throw new Error("injected: the server refused the update");
-      return endRun(runId, status, endTime);
-    };
+    const { tracker, runIdOf } = refusingEnds("unclosed-up", (status) => status === "FINISHED", "injected: the server refused the update");
     const root = await tmp();
     const cold = await runCollect(f, { root, env: env(), tracker });
     expect(cold.result.status).toBe("failed");
@@ -278,7 +266,7 @@ describe("a cold run against the server", () => {
     expect(cold.result.outputs).toBeUndefined();
     expect(statuses(cold.result)).toEqual({ "unclosed-up": "succeeded", "unclosed-down": "succeeded" });
     // Its run is not left RUNNING: ended FAILED with the error that stopped its close.
-    expect(await tracker.getRun(upRunId)).toMatchObject({ status: "FAILED" });
+    expect(await tracker.getRun(runIdOf())).toMatchObject({ status: "FAILED" });
     expect(cold.result.error?.message).toMatch(/is not recorded FINISHED \(it is recorded FAILED\)/);
     const again = await runCollect(f, { root, env: env() });
     expect(again.result.status).toBe("succeeded");
@@ -287,31 +275,40 @@ describe("a cold run against the server", () => {
   });
 });
 
+/**
+ * A tracker of the test's server whose `endRun` of the run of task `name` throws `message` for the
+ * statuses `refuses` picks: a fault a real server cannot be made to show on cue. `runIdOf()` is that run's id.
+ */
+function refusingEnds(name: string, refuses: (status: string) => boolean, message: string) {
+  const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
+  const endRun = tracker.endRun.bind(tracker);
+  const createRun = tracker.createRun.bind(tracker);
+  let runId = "";
+  tracker.createRun = async (options) => {
+    const id = await createRun(options);
+    if (options.name === name) runId = id;
+    return id;
+  };
+  tracker.endRun = async (id, status, endTime) => {
+    if (id === runId && refuses(status)) throw new Error(message);
+    return endRun(id, status, endTime);
+  };
+  return { tracker, runIdOf: () => runId };
+}
+
 describe("a task's run that cannot be closed, nor marked FAILED", () => {
   it("is said to stay RUNNING until the next command closes it, not to be FAILED", async () => {
     const up = task("stuck-up").run(() => ({ x: 1 }));
     const down = task("stuck-down").input<{ x: number }>().run(({ x }) => ({ y: x * 2 }));
     const f = flow(`stuck-${Date.now()}`).build(() => ({ y: down({ x: up().x }).y }));
     // The server stops answering the updates of up's run, whatever their status (as a server that died mid-run).
-    const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
-    const endRun = tracker.endRun.bind(tracker);
-    const createRun = tracker.createRun.bind(tracker);
-    let upRunId = "";
-    tracker.createRun = async (options) => {
-      const runId = await createRun(options);
-      if (options.name === "stuck-up") upRunId = runId;
-      return runId;
-    };
-    tracker.endRun = async (runId, status, endTime) => {
-      if (runId === upRunId) throw new Error("injected: the server does not answer");
-      return endRun(runId, status, endTime);
-    };
+    const { tracker, runIdOf } = refusingEnds("stuck-up", () => true, "injected: the server does not answer");
     const run = await runCollect(f, { root: await tmp(), env: env(), tracker });
     expect(run.result.status).toBe("failed");
     // Before: "it is FAILED", of a run the server still had RUNNING.
     expect(run.result.error?.message).toMatch(/could not be marked FAILED either, so it stays RUNNING until the next cairn command in this experiment closes it as KILLED/);
     expect(run.result.error?.message).not.toMatch(/recorded FAILED/);
-    expect(await tracker.getRun(upRunId)).toMatchObject({ status: "RUNNING" });
+    expect(await tracker.getRun(runIdOf())).toMatchObject({ status: "RUNNING" });
   });
 });
 

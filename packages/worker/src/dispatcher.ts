@@ -17,6 +17,7 @@ import { CancelledError, type DispatchedOutcome, type DispatchedTask, type LogEv
 import { PoisonTaskError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobProgress, STALLED_REASON } from "./job.ts";
+import { closeDeadRuns } from "./dead-runs.ts";
 import { readWorkers } from "./workers-list.ts";
 
 /** How often a waiting coordinator checks that Redis still has the job it waits on. */
@@ -34,9 +35,6 @@ const WORKER_RECORD_MS = 6_000;
  * for a while) reads a finished job's outcome from the job itself (see run).
  */
 const EVENTS_MAX_LEN = 1_000;
-
-/** The tag that says why a task run was closed by another process than its own (as MLflow's closeAbandonedRuns writes it). */
-const ABANDONED_TAG = "cairn.abandoned";
 
 /** Settings of {@link queueDispatcher}. */
 export interface QueueDispatcherOptions {
@@ -232,24 +230,10 @@ class RedisQueueDispatcher implements QueueDispatcher {
     return { ok: false, cancelled: false, attempts: runIds.length, ...(runId ? { runId } : {}), error: { name: "Error", message } };
   }
 
-  /**
-   * Closes the runs of `runIds` that workers which died under a job left RUNNING (a run closed
-   * already, by the worker that took the job next, is left as it is), each tagged with `why`,
-   * given its worker (` (pid 123 on host-a)`): a run closed by another process says so, as a
-   * killed coordinator's runs do.
-   */
+  /** {@link closeDeadRuns} with this process's tracker, each run's reason `why` its worker (` (pid 123 on host-a)`) stopped, and who closed it. */
   private async closeDeadRuns(runIds: readonly string[], status: "FAILED" | "KILLED", why: (worker: string) => string): Promise<void> {
-    const tracker = this.tracker;
-    if (!tracker || !runIds.length) return;
-    await Promise.allSettled(
-      runIds.map(async (runId) => {
-        const run = await tracker.getRun(runId).catch(() => undefined);
-        if (run && run.status !== "RUNNING") return;
-        const reason = `${why(describeOwner(run?.tags["cairn.owner"]))} Closed as ${status} by the coordinator (pid ${process.pid} on ${hostname()}) at ${new Date().toISOString()}.`;
-        await tracker.logBatch(runId, { tags: { [ABANDONED_TAG]: reason } }).catch(() => {});
-        await tracker.endRun(runId, status);
-      }),
-    );
+    if (!this.tracker || !runIds.length) return;
+    await closeDeadRuns(this.tracker, runIds, status, (run) => `${why(describeOwner(run?.tags["cairn.owner"]))} Closed as ${status} by the coordinator (pid ${process.pid} on ${hostname()}) at ${new Date().toISOString()}.`);
   }
 
   /**

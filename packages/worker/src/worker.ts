@@ -34,6 +34,7 @@ import {
 } from "@cairn/core";
 import { QueueUnreachableError, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
 import type { JobData, JobProgress } from "./job.ts";
+import { closeDeadRuns } from "./dead-runs.ts";
 import { readWorkers, type WorkerRecord } from "./workers-list.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, COMPUTED_MS, computedKey, computingKey, connect, DEFAULT_POOL, integerFromEnv, logChannel, queueName, whyUnreachable, workerKey } from "./queue-names.ts";
 
@@ -94,8 +95,6 @@ const HAND_BACK_MS = 500;
 const MAX_HAND_BACK_MS = 4000;
 /** Tag naming the worker that ran a task's run (its id, as `cairn workers` lists it). */
 const WORKER_TAG = "cairn.worker";
-/** Tag of a run closed because the process that ran it is gone (as a killed coordinator's are), saying why. */
-const ABANDONED_TAG = "cairn.abandoned";
 
 /** Starts taking `options.flow`'s tasks from the queue. */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
@@ -171,23 +170,18 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
    * cancelled, else FAILED), each tagged with the worker that died, as a killed coordinator's
    * runs are; a run already closed (by the coordinator, or an earlier take of the job) is left as it is.
    */
-  const closeDeadRuns = async (runIds: readonly string[], opening: Promise<Tracker>, status: "FAILED" | "KILLED") => {
+  const closeRunsOfDead = async (runIds: readonly string[], opening: Promise<Tracker>, status: "FAILED" | "KILLED") => {
     if (!runIds.length) return;
     const tracker = await opening.catch(() => undefined);
     if (!tracker) return;
-    await Promise.allSettled(
-      runIds.map(async (runId) => {
-        const run = await tracker.getRun(runId).catch(() => undefined);
-        if (run && run.status !== "RUNNING") return;
-        const owner = parseOwner(run?.tags["cairn.owner"]);
-        const who = [run?.tags[WORKER_TAG], owner ? `pid ${owner.pid} on ${owner.host}` : undefined].filter(Boolean).join(", ");
-        const reason =
-          `Its worker${who ? ` (${who})` : ""} stopped while running it (killed, crashed, or cut off from Redis for longer than CAIRN_QUEUE_LOCK_MS); ` +
-          `closed as ${status} by worker ${id} at ${new Date().toISOString()}, which took the task's job ${status === "KILLED" ? "after its flow run was cancelled" : "to run it again"}.`;
-        await tracker.logBatch(runId, { tags: { [ABANDONED_TAG]: reason } }).catch(() => {});
-        await tracker.endRun(runId, status);
-      }),
-    );
+    await closeDeadRuns(tracker, runIds, status, (run) => {
+      const owner = parseOwner(run?.tags["cairn.owner"]);
+      const who = [run?.tags[WORKER_TAG], owner ? `pid ${owner.pid} on ${owner.host}` : undefined].filter(Boolean).join(", ");
+      return (
+        `Its worker${who ? ` (${who})` : ""} stopped while running it (killed, crashed, or cut off from Redis for longer than CAIRN_QUEUE_LOCK_MS); ` +
+        `closed as ${status} by worker ${id} at ${new Date().toISOString()}, which took the task's job ${status === "KILLED" ? "after its flow run was cancelled" : "to run it again"}.`
+      );
+    });
   };
 
   /**
@@ -229,12 +223,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const runIds = Array.isArray(progress.runIds) ? [...progress.runIds] : [];
     if (await cancelledRun) {
       // The runs of workers that died under it end first: nothing else would close them.
-      await closeDeadRuns(runIds, opening, "KILLED");
+      await closeRunsOfDead(runIds, opening, "KILLED");
       tell({ type: "task", status: "cancelled", task, flowRunId: data.flowRunId });
       return { ok: false, cancelled: true, attempts: 0, error: { name: "CancelledError", message: new CancelledError("the flow run was cancelled").message } };
     }
     // Runs that workers dead under this job left RUNNING end now, before it runs again (or is refused).
-    await closeDeadRuns(runIds, opening, "FAILED");
+    await closeRunsOfDead(runIds, opening, "FAILED");
     const node = nodeOf(flow, data);
     if (!node) return fail(new UnknownQueuedTaskError(task, file, { id, host }), "refused");
     const tracker = await opening;
