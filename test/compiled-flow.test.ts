@@ -303,9 +303,9 @@ export default flow("p").build(() => ({ x: pad + a }));
     await rm(tmp, { recursive: true, force: true });
   });
 
-  it("in a CommonJS package: a flow importing the project's CommonJS module runs through tsx; __dirname says why it fails compiled and runs with CAIRN_LOADER=tsx", async () => {
+  it("in a CommonJS package: a flow importing the project's CommonJS module runs through tsx; __dirname, __filename and require are the module's own, as under tsx; module.exports says why it fails", async () => {
     const cjs = join(dir, "cjs");
-    await mkdir(cjs);
+    await mkdir(join(cjs, "lib"), { recursive: true });
     await writeFile(join(cjs, "package.json"), `{ "name": "cjs-project", "type": "commonjs" }\n`);
     await writeFile(join(cjs, "helper.js"), "exports.factor = 3;\n");
     await writeFile(
@@ -318,22 +318,45 @@ export default flow("p").build(() => ({ x: pad + a }));
     expect(imported.stderr).toBe("");
     expect(imported.stdout).toContain(`Outputs: {"y":30}`);
 
+    // A module of the project in a subfolder: its own folder and file, and a require beside it.
+    await writeFile(join(cjs, "lib", "settings.json"), `{ "factor": 4 }\n`);
+    await writeFile(
+      join(cjs, "lib", "paths.ts"),
+      `export const here = __dirname;\nexport const file = __filename;\nexport const factor = (require("./settings.json") as { factor: number }).factor;\n`,
+    );
     await writeFile(
       join(cjs, "dir.flow.ts"),
-      `import { flow, task } from "cairn-dag";\nconst where = __dirname;\n` +
-        `const t = task("t").run(async () => ({ where }));\nexport default flow("dir").build(() => ({ where: t().where }));\n`,
+      `import { flow, task } from "cairn-dag";\nimport { here, file, factor } from "./lib/paths";\nconst top = __dirname;\n` +
+        `const t = task("t").run(async () => ({ where: { top, inTask: __dirname, file: __filename, here, helper: file, factor } }));\n` +
+        `const d = task("d").run(async () => ({ dir: __dirname }));\n` +
+        `export default flow("dir").build(() => ({ where: t().where, dir: d().dir }));\n`,
     );
+    const where = `${JSON.stringify({ top: cjs, inTask: cjs, file: join(cjs, "dir.flow.ts"), here: join(cjs, "lib"), helper: join(cjs, "lib", "paths.ts"), factor: 4 })},"dir":${JSON.stringify(cjs)}`;
     const compiled = await run("dir.flow.ts");
-    expect(compiled.code).toBe(2);
-    expect(compiled.stderr).toContain(
-      `cairn: FlowFileError: Importing dir.flow.ts failed: its module code threw ReferenceError: __dirname is not defined in ES module scope. ` +
-        `\`cairn\` compiles dir.flow.ts as an ES module, but tsx runs it as CommonJS (${join(cjs, "package.json")} says "type": "commonjs", not "type": "module"); `,
-    );
-    expect(compiled.stderr).toContain("use import.meta.dirname, import.meta.filename and createRequire(import.meta.url) instead, or load it as tsx does: CAIRN_LOADER=tsx cairn ...");
-    expect(compiled.stderr).not.toContain("shows the same");
+    expect(compiled.stderr).toBe("");
+    expect(compiled.stdout).toContain(`Outputs: {"where":${where}}`);
     const viaTsx = await run("dir.flow.ts", { CAIRN_LOADER: "tsx" });
     expect(viaTsx.stderr).toBe("");
-    expect(viaTsx.stdout).toContain(`Outputs: {"where":${JSON.stringify(cjs)}}`);
+    expect(viaTsx.stdout).toContain(`Outputs: {"where":${where}}`);
+    // A task's text names __dirname under both: tsx's run hit what cairn's stored.
+    expect(viaTsx.stdout).toMatch(/\bd +cached/);
+
+    // Which format tsx gives the module is its package.json's to say: made an ES module, the flow is compiled again, without them.
+    await writeFile(join(cjs, "package.json"), `{ "name": "cjs-project", "type": "module" }\n`);
+    const esm = await run("dir.flow.ts");
+    expect(esm.code).toBe(2);
+    expect(esm.stderr).toContain("ReferenceError: __dirname is not defined in ES module scope");
+    await writeFile(join(cjs, "package.json"), `{ "name": "cjs-project", "type": "commonjs" }\n`);
+
+    await writeFile(join(cjs, "exports.flow.ts"), `import { flow, task } from "cairn-dag";\nmodule.exports.extra = 1;\nexport default flow("exp").build(() => ({}));\n`);
+    const exportsFlow = await run("exports.flow.ts");
+    expect(exportsFlow.code).toBe(2);
+    expect(exportsFlow.stderr).toContain(
+      `cairn: FlowFileError: Importing exports.flow.ts failed: its module code threw ReferenceError: module is not defined in ES module scope. ` +
+        `\`cairn\` compiles exports.flow.ts as an ES module, but tsx runs it as CommonJS (${join(cjs, "package.json")} says "type": "commonjs", not "type": "module"); `,
+    );
+    expect(exportsFlow.stderr).toContain("there module and exports exist, not in an ES module (`cairn` gives such a module its __dirname, __filename and require, not these): use `export` instead, or load it as tsx does: CAIRN_LOADER=tsx cairn ...");
+    expect(exportsFlow.stderr).not.toContain("shows the same");
   });
 
   it("CAIRN_LOADER=tsx runs everything through tsx", async () => {

@@ -14,7 +14,10 @@
  *
  * Inside a compiled module `import.meta.url`, `.filename` and `.dirname` are the source's,
  * and stack traces (with source maps on) name the source file and line: paths that tasks
- * declare resolve as they do under tsx.
+ * declare resolve as they do under tsx. A module tsx would run as CommonJS (a .ts file of a
+ * package without "type": "module", a .cts file) also has the `__dirname`, `__filename` and
+ * `require` it has there (the source's; `require` made by `createRequire`): declared at the
+ * top of the compiled file, so a function's text, its code fingerprint, names them as under tsx.
  */
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
 import { isBuiltin } from "node:module";
@@ -23,7 +26,7 @@ import { basename, dirname, join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CairnError, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
 import type * as Esbuild from "esbuild";
-import { FlowFileError } from "./load-flow.ts";
+import { commonJsScope, FlowFileError } from "./load-flow.ts";
 
 /** Cairn's bundle, as packages/cli/bin/bundle.mjs describes it, or the installed package's compiled dist/. */
 export interface CairnBundle {
@@ -146,6 +149,13 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
     // Read before esbuild reads it: an edit in between makes the next run compile again.
     sources[source] = sha256(readFileSync(source));
     const url = pathToFileURL(source).href;
+    // Whether the module is CommonJS to tsx is its package.json's to say: an edit there compiles again.
+    const commonJs = commonJsScope(source);
+    if (commonJs?.packageJson && !sources[commonJs.packageJson]) sources[commonJs.packageJson] = sha256(readFileSync(commonJs.packageJson));
+    // esbuild turns a module's own top-level `const __dirname = ...` into a `var` (no clash) and renames its own `require`.
+    const cjsGlobals = commonJs
+      ? `import{createRequire as __cairnCreateRequire}from"node:module";var __filename=${JSON.stringify(source)},__dirname=${JSON.stringify(dirname(source))},require=__cairnCreateRequire(${JSON.stringify(url)});`
+      : "";
     const out = outOf(source);
     let result: Esbuild.BuildResult & { outputFiles: Esbuild.OutputFile[] };
     try {
@@ -166,7 +176,7 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
         mainFields: ["main"],
         logLevel: "silent",
         banner: {
-          js: `import.meta.url=${JSON.stringify(url)};import.meta.filename=${JSON.stringify(source)};import.meta.dirname=${JSON.stringify(dirname(source))};`,
+          js: `import.meta.url=${JSON.stringify(url)};import.meta.filename=${JSON.stringify(source)};import.meta.dirname=${JSON.stringify(dirname(source))};${cjsGlobals}`,
         },
         plugins: [
           {
@@ -190,11 +200,13 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
                 const name = packageName(args.path);
                 const pkg = name === undefined ? undefined : findPackage(args.resolveDir, name);
                 if (pkg) packages.set(`${pkg.from}\0${pkg.name}`, pkg);
-                if (target.includes(`${sep}node_modules${sep}`)) return { path: pathToFileURL(target).href, external: true };
+                // `require` (of a CommonJS module, above) takes a path, `import` a URL.
+                const external = args.kind === "require-call" || args.kind === "require-resolve" ? target : pathToFileURL(target).href;
+                if (target.includes(`${sep}node_modules${sep}`)) return { path: external, external: true };
                 // A JavaScript module of the project may import @cairn/* itself (and be CommonJS):
                 // tsx loads such a flow as it always did.
                 if (SCRIPT.test(target)) throw new NeedsTsxError(`${args.importer} imports ${args.path}, a JavaScript module of the project.`);
-                if (!TS.test(target)) return { path: pathToFileURL(target).href, external: true };
+                if (!TS.test(target)) return { path: external, external: true };
                 queue.push(target);
                 return { path: pathToFileURL(outOf(target)).href, external: true };
               });

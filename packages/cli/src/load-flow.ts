@@ -30,11 +30,11 @@ const TSX_MISSING = "CAIRN_TSX_MISSING";
 /**
  * Why Node (and tsx) take the TypeScript file at `path` for CommonJS, in words, or undefined
  * when it is an ES module: a .cts file, or a .ts/.tsx file whose nearest package.json does not
- * say "type": "module".
+ * say "type": "module". `packageJson` is that package.json, when there is one.
  */
-function commonJsScope(path: string): string | undefined {
+export function commonJsScope(path: string): { why: string; packageJson?: string } | undefined {
   const ext = extname(path);
-  if (ext === ".cts") return "a .cts file is CommonJS";
+  if (ext === ".cts") return { why: "a .cts file is CommonJS" };
   if (ext !== ".ts" && ext !== ".tsx") return undefined;
   for (let dir = dirname(path); ; dir = dirname(dir)) {
     const pkg = join(dir, "package.json");
@@ -45,9 +45,10 @@ function commonJsScope(path: string): string | undefined {
       } catch {
         return undefined; // Node would have said so first
       }
-      return type === "module" ? undefined : `${pkg} says ${type === undefined ? `no "type"` : `"type": ${JSON.stringify(type)}`}, not "type": "module"`;
+      if (type === "module") return undefined;
+      return { why: `${pkg} says ${type === undefined ? `no "type"` : `"type": ${JSON.stringify(type)}`}, not "type": "module"`, packageJson: pkg };
     }
-    if (dirname(dir) === dir) return `no package.json is above it to say "type": "module"`;
+    if (dirname(dir) === dir) return { why: `no package.json is above it to say "type": "module"` };
   }
 }
 
@@ -91,10 +92,10 @@ export async function loadFlow(
     const what = error instanceof Error ? `${error.name}: ${error.message}` : describeValue(error);
     const threw = `Importing ${file} failed: its module code threw ${what}.`;
     // Compiled, the flow is an ES module; tsx runs a .ts file of a CommonJS package as CommonJS, which may not fail alike.
-    const commonJs = from.importFlow ? commonJsScope(path) : undefined;
+    const commonJs = from.importFlow ? commonJsScope(path)?.why : undefined;
     if (commonJs === undefined) throw new FlowFileError(`${threw} Fix that code (or what it reads at import); \`tsx ${file}\` shows the same with its stack.`, path);
     const globals = /is not defined in ES module scope/.test(what)
-      ? "there __dirname, __filename, require and module exist, not in an ES module: use import.meta.dirname, import.meta.filename and createRequire(import.meta.url) instead, "
+      ? "there module and exports exist, not in an ES module (`cairn` gives such a module its __dirname, __filename and require, not these): use `export` instead, "
       : "so `tsx` may not fail the same way: fix that code (or what it reads at import), ";
     throw new FlowFileError(
       `${threw} \`cairn\` compiles ${file} as an ES module, but tsx runs it as CommonJS (${commonJs}); ${globals}or load it as tsx does: CAIRN_LOADER=tsx cairn ...`,
