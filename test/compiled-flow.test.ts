@@ -130,6 +130,57 @@ describe("cairn run without tsx", () => {
     }
   });
 
+  it("a flow with an import() of a computed path runs through tsx: an edit of a file it may name, or one added beside them, is what runs", async () => {
+    const folder = join(dir, "computed");
+    await mkdir(join(folder, "plugins"), { recursive: true });
+    await writeFile(join(folder, "plugins", "double.ts"), `export const f = (x: number) => x * 2;\n`);
+    await writeFile(
+      join(folder, "flow.ts"),
+      `import { flow, task } from "cairn-dag";\n` +
+        `const a = task("a").input<{ x: number; name: string }>().codeFiles("./plugins").run(async ({ x, name }) => ({ y: (await import(\`./plugins/\${name}.ts\`)).f(x) as number }));\n` +
+        `export default flow("computed").params<{ name: string }>().build(({ params }) => ({ y: a({ x: 10, name: params.name }).y }));\n`,
+    );
+    const run = (...args: string[]) => start(process.execPath, [cairnBin, "run", "flow.ts", "--root", join(dir, ".cairn-k"), ...(args.includes("-p") ? [] : ["-p", "name=double"]), ...args], { cwd: folder, env: env() }).done;
+    const first = await run();
+    expect(first.stderr).toBe("");
+    expect(first.stdout).toContain(`Outputs: {"y":20}`);
+    // Compiled, esbuild would copy plugins/*.ts into the flow's file: the old code would run, and be stored under the new key.
+    await writeFile(join(folder, "plugins", "double.ts"), `export const f = (x: number) => x * 3;\n`);
+    const edited = await run();
+    expect(edited.stdout).toMatch(/\ba +succeeded/);
+    expect(edited.stdout).toContain(`Outputs: {"y":30}`);
+    expect((await run("--no-cache")).stdout).toContain(`Outputs: {"y":30}`);
+    await writeFile(join(folder, "plugins", "added.ts"), `export const f = (x: number) => x * 7;\n`);
+    expect((await run("-p", "name=added")).stdout).toContain(`Outputs: {"y":70}`);
+  });
+
+  it("compiles anew when a tsconfig's paths (or what it extends) point an import elsewhere, or a tsconfig appears", async () => {
+    const folder = join(dir, "paths");
+    await mkdir(join(folder, "v1"), { recursive: true });
+    await mkdir(join(folder, "v2"));
+    await mkdir(join(folder, "v3"));
+    await writeFile(join(folder, "v1", "f.ts"), `export const f = (x: number) => x * 2;\n`);
+    await writeFile(join(folder, "v2", "f.ts"), `export const f = (x: number) => x * 3;\n`);
+    await writeFile(join(folder, "v3", "f.ts"), `export const f = (x: number) => x * 4;\n`);
+    await writeFile(join(folder, "f.ts"), `export const f = (x: number) => x * 5;\n`);
+    await writeFile(
+      join(folder, "flow.ts"),
+      `import { flow, task } from "cairn-dag";\nimport { f } from "@impl/f.ts";\n` +
+        `const a = task("a").input<{ x: number }>().run(({ x }) => ({ y: f(x) }));\nexport default flow("paths").build(() => ({ y: a({ x: 10 }).y }));\n`,
+    );
+    const run = () => start(process.execPath, [cairnBin, "run", "flow.ts", "--root", join(dir, ".cairn-l"), "--no-cache"], { cwd: folder, env: env() }).done;
+    const paths = (to: string) => JSON.stringify({ compilerOptions: { baseUrl: ".", paths: { "@impl/*": [to] } } });
+    // No tsconfig yet: the import does not resolve.
+    expect((await run()).code).toBe(2);
+    await writeFile(join(folder, "tsconfig.json"), `{ // as tsc writes them\n  "extends": "./tsconfig.base.json",\n}\n`);
+    await writeFile(join(folder, "tsconfig.base.json"), paths("./v1/*"));
+    expect((await run()).stdout).toContain(`Outputs: {"y":20}`);
+    await writeFile(join(folder, "tsconfig.base.json"), paths("./v2/*"));
+    expect((await run()).stdout).toContain(`Outputs: {"y":30}`);
+    await writeFile(join(folder, "tsconfig.json"), paths("./v3/*"));
+    expect((await run()).stdout).toContain(`Outputs: {"y":40}`);
+  });
+
   it("a syntax error names the file, line and column, and exits 2", async () => {
     const bad = join(dir, "bad.flow.ts");
     await writeFile(bad, `import { flow } from "cairn-dag";\nexport default flow("bad").build(() => {\n  const x = ;\n  return {};\n});\n`);

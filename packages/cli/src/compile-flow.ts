@@ -50,6 +50,12 @@ export class NeedsTsxError extends CairnError {
 interface Manifest {
   /** Source path -> sha256 of its content when compiled. */
   sources: Record<string, string>;
+  /**
+   * The tsconfig.json and jsconfig.json files esbuild may have read for the sources (every one
+   * from a source's folder up, and what they extend) -> sha256, or null where there was none:
+   * their `paths` say where an import resolves.
+   */
+  configs?: Record<string, string | null>;
   /** The packages the sources import by name, as Node found them when compiled. */
   packages?: PackageFound[];
   entry: string;
@@ -97,8 +103,9 @@ function upToDate(dir: string, manifestPath: string): string | undefined {
   let manifest: Manifest;
   try {
     manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest;
-    if (typeof manifest.entry !== "string" || dirname(manifest.entry) !== dir || !Array.isArray(manifest.packages)) return undefined;
+    if (typeof manifest.entry !== "string" || dirname(manifest.entry) !== dir || !Array.isArray(manifest.packages) || !manifest.configs) return undefined;
     for (const [file, digest] of Object.entries(manifest.sources)) if (typeof digest !== "string" || sha256(readFileSync(file)) !== digest) return undefined;
+    for (const [file, digest] of Object.entries(manifest.configs)) if (digestOrNull(file) !== digest) return undefined;
     for (const found of manifest.packages) {
       const now = findPackage(found.from, found.name);
       if (!now || now.at !== found.at || now.real !== found.real || now.digest !== found.digest) return undefined;
@@ -108,6 +115,53 @@ function upToDate(dir: string, manifestPath: string): string | undefined {
     return undefined;
   }
   return manifest.entry;
+}
+
+/** sha256 of the file's content, or null when there is no such file. */
+function digestOrNull(file: string): string | null {
+  try {
+    return sha256(readFileSync(file));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Records in `configs` the tsconfig.json and jsconfig.json files on the way up from `folder`
+ * (present or not: one made later is another compile) and, for those there, what they extend.
+ */
+function recordConfigs(folder: string, configs: Record<string, string | null>): void {
+  const record = (file: string): void => {
+    if (file in configs) return;
+    const digest = digestOrNull(file);
+    configs[file] = digest;
+    if (digest === null) return;
+    let extended: unknown;
+    try {
+      // JSON with comments and trailing commas, as TypeScript reads it: what cannot be read counts by its digest alone.
+      const text = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\/|("(?:\\.|[^"\\])*")|\/\/[^\n]*/g, (_, str: string | undefined) => str ?? "").replace(/,(\s*[}\]])/g, "$1");
+      extended = (JSON.parse(text) as { extends?: unknown }).extends;
+    } catch {
+      return;
+    }
+    for (const name of (Array.isArray(extended) ? extended : [extended]).filter((e): e is string => typeof e === "string")) {
+      const base = dirname(file);
+      if (/^\.{1,2}(?:\/|$)|^\//.test(name)) {
+        const target = resolve(base, name);
+        record(target.endsWith(".json") ? target : `${target}.json`);
+      } else {
+        // A package's config (`@tsconfig/node20/tsconfig.json`): where Node finds the package is what counts.
+        const pkg = packageName(name);
+        const found = pkg === undefined ? undefined : findPackage(base, pkg);
+        if (found) record(join(found.real, name.slice(pkg!.length) || "tsconfig.json"));
+      }
+    }
+  };
+  for (let d = folder; ; d = dirname(d)) {
+    record(join(d, "tsconfig.json"));
+    record(join(d, "jsconfig.json"));
+    if (dirname(d) === d) return;
+  }
 }
 
 /** The package a bare import of `name` from a module in `from` resolves to, as Node looks for it; undefined when there is none. */
@@ -141,6 +195,7 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
   const nameOf = (source: string) => `${sha256(source).slice(0, 16)}-${basename(source).replace(TS, "")}.mjs`;
   const outOf = (source: string) => join(dir, nameOf(source));
   const sources: Manifest["sources"] = {};
+  const configs: NonNullable<Manifest["configs"]> = {};
   const packages = new Map<string, PackageFound>();
   const queue = [entry];
   const skip = Symbol("resolving");
@@ -148,6 +203,7 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
     if (sources[source]) continue;
     // Read before esbuild reads it: an edit in between makes the next run compile again.
     sources[source] = sha256(readFileSync(source));
+    recordConfigs(dirname(source), configs);
     const url = pathToFileURL(source).href;
     // Whether the module is CommonJS to tsx is its package.json's to say: an edit there compiles again.
     const commonJs = commonJsScope(source);
@@ -163,6 +219,7 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
         entryPoints: [source],
         outfile: out,
         write: false,
+        metafile: true,
         bundle: true,
         // tsx's options for a module: the same esbuild gives the same text for each function.
         format: "esm",
@@ -226,9 +283,17 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
         : `Fix the TypeScript above; \`tsx ${source}\` reports the same.`;
       throw new FlowFileError(`Could not compile ${source}:\n${where.join("\n") || String(error)}\n${fix}`, entry);
     }
+    // Every import goes through the plugin above and stays its own file. An import() or require()
+    // of a template literal (`./plugins/${name}.ts`) does not: esbuild copies each file it may name
+    // into this one, where no later edit of theirs (or file added beside them) would be seen, and
+    // the function's text is not tsx's. tsx loads such a flow as it always did.
+    const copied = Object.keys(result.metafile!.inputs).map((input) => resolve(input)).filter((input) => input !== source);
+    if (copied.length > 0) {
+      throw new NeedsTsxError(`${source} imports ${copied.join(", ")} through an import() or require() of a computed path, which only tsx loads as written.`);
+    }
     await writeFileAtomic(dir, nameOf(source), result.outputFiles[0]!.text);
   }
-  const written: Manifest = { sources, packages: [...packages.values()], entry: outOf(entry) };
+  const written: Manifest = { sources, configs, packages: [...packages.values()], entry: outOf(entry) };
   await writeFileAtomic(dir, manifest, JSON.stringify(written));
   return written.entry;
 }
