@@ -23,8 +23,8 @@ export interface GraphNode {
   tasks: ReportTask[];
   /** The state it is coloured by: its task's, or a group's worst. */
   state: TaskState;
-  /** For groups: how many of its tasks are in each state. */
-  counts?: Partial<Record<TaskState, number>>;
+  /** For groups: how many of its tasks are in each state (and of a map's list, how many never began). */
+  counts?: Partial<Record<TaskState | "not started", number>>;
   critical: boolean;
   x: number;
   y: number;
@@ -60,7 +60,7 @@ export interface GraphOptions {
 }
 
 /** States from the worst to the best: a group is coloured by the worst it holds. */
-const SEVERITY: TaskState[] = ["failed", "cancelled", "skipped", "running", "succeeded", "cached"];
+const SEVERITY: TaskState[] = ["failed", "cancelled", "skipped", "running", "waiting", "succeeded", "cached"];
 
 const NODE_HEIGHT = 36;
 const GROUP_HEIGHT = 36;
@@ -199,10 +199,13 @@ function nodePerTask(tasks: readonly ReportTask[], critical: ReadonlySet<string>
       nodes.push(single(t, critical.has(t.id)));
       continue;
     }
-    const counts: Partial<Record<TaskState, number>> = {};
+    const counts: NonNullable<GraphNode["counts"]> = {};
     for (const m of items) counts[m.state] = (counts[m.state] ?? 0) + 1;
     const state = items.length ? (SEVERITY.find((s) => counts[s]) ?? t.state) : t.state;
-    const label = `${t.id} (${t.group!.kind}) ×${items.length}`;
+    // Its run counts its list (cairn.items): the items a stopped map never began have no run.
+    const total = Math.max(items.length, t.metrics["cairn.items"] ?? 0);
+    if (total > items.length) counts["not started"] = total - items.length;
+    const label = `${t.id} (${t.group!.kind}) ×${total}`;
     nodes.push({ key: t.id, label, tasks: [t, ...items], state, counts, critical: critical.has(t.id), x: 0, y: 0, width: textWidth(label, 170, 280), height: GROUP_HEIGHT });
   }
   return nodes;
@@ -251,6 +254,8 @@ export interface TimelineBar {
   task: ReportTask;
   /** Row, counted from the top over all groups. */
   row: number;
+  /** Where its queue wait is drawn from: its queue time, or later when the lane's bar before it was still running then. */
+  queueFrom: number;
 }
 
 /** The timeline's rows: a group per pool (the flow's own slots first), each packed into lanes. */
@@ -266,9 +271,12 @@ export interface TimelineLayout {
 }
 
 /**
- * Packs the tasks that ran into lanes: in start order, each into the first lane of its pool free
- * since its queue time began (so queue wait and run never overlap another bar); cache hits get
- * one row of marks.
+ * Packs the tasks that ran into lanes: in queue order, each into the first lane of its pool free
+ * since its queue time began (so its queue wait and run overlap no other bar), else the first
+ * free when its run started, its wait drawn from when that lane became free (its tooltip says the
+ * whole wait); so a pool has as many lanes as it had tasks running at once, however many waited.
+ * Cache hits get one row of marks. `flowEnd`: the flow's end, or for a flow still running the
+ * report's time, where running bars end.
  */
 export function layoutTimeline(tasks: readonly ReportTask[], flowStart: number, flowEnd: number | undefined): TimelineLayout {
   // A map's own run spans its items', which have the bars.
@@ -290,9 +298,11 @@ export function layoutTimeline(tasks: readonly ReportTask[], flowStart: number, 
       const to = t.endTime ?? flowEnd ?? from;
       end = Math.max(end, to);
       let lane = lanes.findIndex((free) => free <= from);
-      if (lane < 0) lane = lanes.push(0) - 1;
+      if (lane < 0) lane = lanes.findIndex((free) => free <= t.startTime);
+      if (lane < 0) lane = lanes.push(from) - 1;
+      const queueFrom = Math.max(from, lanes[lane]!);
       lanes[lane] = to;
-      bars.push({ task: t, row: row + lane });
+      bars.push({ task: t, row: row + lane, queueFrom });
     }
     groups.push({ name, firstRow: row, rows: Math.max(lanes.length, 1) });
     row += Math.max(lanes.length, 1);

@@ -17,7 +17,7 @@ export interface RenderOptions {
   maxBars?: number;
 }
 
-const STATES: TaskState[] = ["succeeded", "cached", "failed", "skipped", "cancelled", "running"];
+const STATES: TaskState[] = ["succeeded", "cached", "failed", "skipped", "cancelled", "running", "waiting"];
 
 /** `text` safe inside HTML text and double- or single-quoted attributes. */
 export function escapeHtml(text: unknown): string {
@@ -32,10 +32,16 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
   const index = new Map(tasks.map((t, i) => [t.id, i]));
   const anchor = (t: ReportTask) => `t-${index.get(t.id)}`;
   const kept = keptRows(tasks, options.maxRows ?? 1000);
+  const shown = new Set(kept);
   const graph = layoutGraph(tasks, critical, { maxNodes: options.maxGraphNodes ?? 300 });
-  const timeline = layoutTimeline(tasks, data.flow.startTime, data.flow.endTime);
-  const counts = countStates(tasks);
   const flow = data.flow;
+  // A flow still running: its running bars end at the report's time.
+  const timeline = layoutTimeline(tasks, flow.startTime, flow.endTime ?? (flow.status === "RUNNING" ? data.generatedAt : undefined));
+  const counts = countStates(tasks);
+  // Each state's count links to its first task with a section; the failed ones are named too.
+  const firstIn = new Map<TaskState, ReportTask>();
+  for (const t of kept) if (!firstIn.has(t.state)) firstIn.set(t.state, t);
+  const failed = kept.filter((t) => t.state === "failed" && !t.group);
   const title = `${flow.name} · run ${flow.runId.slice(0, 8)} · ${flow.status}`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -49,13 +55,16 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
 <h1>${e(flow.name)} <span class="badge fs-${e(flow.status)}" data-flow-status="${e(flow.status)}">${e(flow.status)}</span></h1>
 <p class="meta">run ${flow.url ? `<a href="${e(flow.url)}">${e(flow.runId)}</a>` : `<code>${e(flow.runId)}</code>`} · started ${e(iso(flow.startTime))}${flow.endTime !== undefined ? ` · took ${e(duration(flow.endTime - flow.startTime))}` : ""} · ${e(tasks.length)} tasks · recorded in <code>${e(flow.trackerUri)}</code>${flow.user ? ` · by ${e(flow.user)}` : ""}${flow.host ? ` on ${e(flow.host)}` : ""}</p>
 ${flow.source ? `<p class="meta">source <code>${e(flow.source)}</code>${flow.commit ? ` at <code>${e(flow.commit.slice(0, 12))}</code>` : ""}</p>` : ""}
-<p class="counts">${STATES.filter((s) => counts[s]).map((s) => `<span class="chip st-${s}" data-count="${s}">${counts[s]} ${s}</span>`).join(" ")}</p>
+<p class="counts">${STATES.filter((s) => counts[s])
+    .map((s) => (firstIn.has(s) ? `<a class="chip st-${s}" data-count="${s}" href="#${anchor(firstIn.get(s)!)}">${counts[s]} ${s}</a>` : `<span class="chip st-${s}" data-count="${s}">${counts[s]} ${s}</span>`))
+    .join(" ")}</p>
+${failed.length ? `<p class="failed-list">Failed: ${failed.slice(0, 20).map((t) => `<a href="#${anchor(t)}" data-failed="${e(t.id)}">${e(clip(t.id, 80))}</a>`).join(", ")}${failed.length > 20 ? ` and ${e(failed.length - 20)} more (in the table below)` : ""}</p>` : ""}
 ${keyValues("params", flow.params)}${keyValues("metrics", flow.metrics)}
 </header>
 <main>
 <section id="graph"><h2>Graph</h2>
 ${legend()}
-${graph ? graphSvg(graph, (t) => anchor(t)) : `<p class="note">${e(tasks.length)} tasks in ${e(new Set(tasks.map((t) => t.task)).size)} task names: too many to draw; the timeline and the table below have them all.</p>`}
+${graph ? graphSvg(graph, (t) => anchor(t), shown) : `<p class="note">${e(tasks.length)} tasks in ${e(new Set(tasks.map((t) => t.task)).size)} task names: too many to draw; the timeline and the table below have them all.</p>`}
 ${graph?.grouped ? `<p class="note">${e(tasks.length)} tasks: one node per task name, with the count of its tasks in each state.</p>` : ""}
 ${critical.size ? `<p class="note">Critical path (bold): ${[...critical].map((id) => `<a href="#${anchor(tasks[index.get(id)!]!)}">${e(id)}</a>`).join(" → ")}</p>` : ""}
 </section>
@@ -65,7 +74,7 @@ ${timelineSvg(timeline, options.maxBars ?? 5000, anchor)}
 </section>
 ${tasks.filter((t) => t.group?.kind === "sweep").map((s) => leaderboard(s, tasks.filter((t) => t.item?.node === s.id), anchor)).join("\n")}
 <section id="tasks"><h2>Task runs</h2>
-${kept.length < tasks.length ? `<p class="note">Showing ${e(kept.length)} of ${e(tasks.length)} tasks: the failed ones first, then the longest.</p>` : ""}
+${kept.length < tasks.length ? `<p class="note">Showing ${e(kept.length)} of ${e(tasks.length)} tasks: the failed ones first, then the longest of the others, in flow order.</p>` : ""}
 ${taskTable(kept, anchor)}
 </section>
 <section id="details"><h2>Tasks</h2>
@@ -83,19 +92,19 @@ function countStates(tasks: readonly ReportTask[]): Partial<Record<TaskState, nu
   return counts;
 }
 
-/** The tasks the table and sections show: all, or the failed ones then the longest, in flow order. */
+/** The tasks the table and sections show: all in flow order, or the failed ones first, then the longest of the rest in flow order. */
 function keptRows(tasks: readonly ReportTask[], max: number): ReportTask[] {
   if (tasks.length <= max) return [...tasks];
   const rank = (t: ReportTask) => (t.state === "failed" ? Infinity : runTime(t) ?? -1);
   const chosen = new Set([...tasks].sort((a, b) => rank(b) - rank(a)).slice(0, max));
-  return tasks.filter((t) => chosen.has(t));
+  return [...tasks.filter((t) => chosen.has(t) && t.state === "failed"), ...tasks.filter((t) => chosen.has(t) && t.state !== "failed")];
 }
 
 function legend(): string {
   return `<p class="legend">${STATES.map((s) => `<span class="chip st-${s}">${s}</span>`).join(" ")} <span class="chip crit-key">critical path</span></p>`;
 }
 
-function graphSvg(g: GraphLayout, anchor: (t: ReportTask) => string): string {
+function graphSvg(g: GraphLayout, anchor: (t: ReportTask) => string, shown: ReadonlySet<ReportTask>): string {
   const parts: string[] = [];
   // Up to twice the page's width a graph is shrunk to fit; a larger one keeps its size and scrolls.
   const fit = g.width <= 2 * PAGE_WIDTH ? ' class="graph fit"' : ' class="graph"';
@@ -112,8 +121,9 @@ function graphSvg(g: GraphLayout, anchor: (t: ReportTask) => string): string {
   }
   for (const n of g.nodes) {
     const first = n.tasks[0]!;
-    // A group links to its first task's section.
-    const href = `#${anchor(first)}`;
+    // A group links to the section of a task in the state it is drawn in (its failed one, say), else of its first.
+    const target = n.tasks.find((t) => t.state === n.state && !t.group && shown.has(t)) ?? first;
+    const href = `#${anchor(target)}`;
     const countText = n.counts && (n.tasks.length > 1 || first.group) ? Object.entries(n.counts).map(([s, c]) => `${c} ${s}`).join(" · ") || "no items" : "";
     // A second line: a group's counts, or the run a cache hit came from.
     const sub = countText || (first.state === "cached" && n.tasks.length === 1 && first.cachedFrom ? `cached from ${first.cachedFrom.runId.slice(0, 8)}` : "");
@@ -155,13 +165,14 @@ function timelineSvg(t: TimelineLayout, maxBars: number, anchor: (task: ReportTa
     if (g.firstRow) parts.push(`<line class="sep" x1="0" x2="${LABEL_W + PLOT_W}" y1="${g.firstRow * ROW}" y2="${g.firstRow * ROW}"/>`);
   }
   const bars = t.bars.length > maxBars ? [...t.bars].sort((a, b) => (runTime(b.task) ?? 0) - (runTime(a.task) ?? 0)).slice(0, maxBars) : t.bars;
-  for (const { task, row } of bars) {
+  for (const { task, row, queueFrom } of bars) {
     const y = row * ROW + 3;
     const from = barStart(task);
     const end = task.endTime ?? t.end;
     const tip = `${task.id}: ${task.state}` + (task.queuedAt !== undefined ? `, queued ${duration(task.startTime - from)}` : "") + `, ran ${duration(end - task.startTime)}` + (task.attempts > 1 ? `, ${task.attempts} attempts` : "");
     let bar = `<g class="bar st-${task.state}" data-task="${e(task.id)}" data-state="${task.state}" data-attempts="${task.attempts}"><a href="#${anchor(task)}">`;
-    if (task.startTime > from) bar += `<rect class="q" x="${x(from).toFixed(1)}" y="${y}" width="${Math.max(x(task.startTime) - x(from), 0.5).toFixed(1)}" height="${ROW - 6}"/>`;
+    // The wait is drawn from when the lane was free (the tooltip says all of it).
+    if (task.startTime > queueFrom) bar += `<rect class="q" x="${x(queueFrom).toFixed(1)}" y="${y}" width="${Math.max(x(task.startTime) - x(queueFrom), 0.5).toFixed(1)}" height="${ROW - 6}"/>`;
     // Attempts before the last one failed and were retried; the last is coloured by the task's state.
     const starts = task.attemptStarts.length > 1 ? task.attemptStarts : [task.startTime];
     for (let i = 0; i < starts.length; i++) {
@@ -328,10 +339,12 @@ a{color:#1f5fa8}.scroll{overflow:auto;max-width:100%;border:1px solid var(--line
 .badge,.chip{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff;background:var(--mute)}
 .badge{font-size:13px;vertical-align:middle}.fs-FINISHED{background:var(--ok)}.fs-FAILED{background:var(--bad)}.fs-KILLED{background:var(--cancel)}.fs-RUNNING{background:var(--run)}
 .chip.st-succeeded{background:var(--ok)}.chip.st-cached{background:var(--hit)}.chip.st-failed{background:var(--bad)}.chip.st-skipped{background:var(--skip)}.chip.st-cancelled{background:var(--cancel)}.chip.st-running{background:var(--run)}
-.chip.crit-key{background:#fff;color:var(--ink);border:2px solid var(--ink)}
+.chip.crit-key{background:#fff;color:var(--ink);border:2px solid var(--ink)}.chip.st-waiting{background:#fff;color:var(--ink);border:1px dashed var(--mute)}a.chip{text-decoration:none}a.chip.st-waiting{color:var(--ink)}
+.failed-list{margin:4px 0;font-size:13px}.failed-list a{color:var(--bad);font-weight:600}
+h1,summary,.note,.meta,.failed-list{overflow-wrap:anywhere}td{max-width:420px;overflow:hidden;text-overflow:ellipsis}
 svg text{font:12px system-ui,sans-serif;fill:var(--ink)}svg.fit{max-width:100%;height:auto;display:block}
 .graph .node rect{fill:#fff;stroke-width:2}.graph .node.st-succeeded rect{stroke:var(--ok);fill:#eaf6ef}.graph .node.st-cached rect{stroke:var(--hit);fill:#e8f1fa}
-.graph .node.st-failed rect{stroke:var(--bad);fill:#fbeaea}.graph .node.st-skipped rect{stroke:var(--skip);fill:#f3f4f5;stroke-dasharray:5 3}.graph .node.st-cancelled rect{stroke:var(--cancel);fill:#fdf4e3}.graph .node.st-running rect{stroke:var(--run)}
+.graph .node.st-failed rect{stroke:var(--bad);fill:#fbeaea}.graph .node.st-skipped rect{stroke:var(--skip);fill:#f3f4f5;stroke-dasharray:5 3}.graph .node.st-cancelled rect{stroke:var(--cancel);fill:#fdf4e3}.graph .node.st-running rect{stroke:var(--run)}.graph .node.st-waiting rect{stroke:var(--mute);stroke-dasharray:2 3}
 .graph .node rect.ring{fill:none;stroke:var(--ink);stroke-width:2}.graph .node text.counts{font-size:10px;fill:var(--mute)}
 .graph .edge path{fill:none;stroke:#99a;stroke-width:1.3}.graph .edge.crit path{stroke:var(--ink);stroke-width:2.5}.graph .edge text{font-size:10px;fill:var(--mute);text-anchor:middle}
 .timeline .tick{stroke:#eef0f2}.timeline .sep{stroke:var(--line)}.timeline .axis{font-size:10px;fill:var(--mute);text-anchor:middle}.timeline .lane{font-size:11px;fill:var(--mute)}
@@ -340,6 +353,6 @@ svg text{font:12px system-ui,sans-serif;fill:var(--ink)}svg.fit{max-width:100%;h
 .key{display:inline-block;width:18px;height:10px;vertical-align:middle;border-radius:2px}.key.q{background:#e4e7eb;border:1px dashed #c5cad1}.key.r{background:var(--ok)}.key.rt{background:#f0a3a3}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f6f8;position:sticky;top:0}
 details.task{background:#fff;border:1px solid var(--line);border-left:4px solid var(--ok);border-radius:4px;margin:6px 0;padding:4px 10px}
-details.task.st-cached{border-left-color:var(--hit)}details.task.st-failed{border-left-color:var(--bad)}details.task.st-skipped{border-left-color:var(--skip)}details.task.st-cancelled{border-left-color:var(--cancel)}
+details.task.st-cached{border-left-color:var(--hit)}details.task.st-failed{border-left-color:var(--bad)}details.task.st-skipped{border-left-color:var(--skip)}details.task.st-cancelled{border-left-color:var(--cancel)}details.task.st-running{border-left-color:var(--run)}details.task.st-waiting{border-left:1px dashed var(--mute)}
 details.task:target{box-shadow:0 0 0 3px #ffd86b}tr.best td{background:#fff8dd}summary{cursor:pointer}.error pre{background:#fbeaea}.kv code{margin-right:6px}
 `;

@@ -38,7 +38,8 @@ import {
 import { ReportRunError } from "./errors.ts";
 
 /** What happened to a task, as the report colours it. */
-export type TaskState = "succeeded" | "cached" | "failed" | "skipped" | "cancelled" | "running";
+/** `waiting`: a task of a flow still running that has not started (no run of its own yet). */
+export type TaskState = "succeeded" | "cached" | "failed" | "skipped" | "cancelled" | "running" | "waiting";
 
 /** One output flowing into an input: an edge of the graph and its label. */
 export interface InputEdge {
@@ -322,12 +323,12 @@ function unrecordedTask(node: GraphJsonNode, flowRun: RunRecord): ReportTask {
     id: node.id,
     task: node.task,
     kind: node.kind,
-    state: flowRun.status === "RUNNING" ? "running" : "cancelled",
+    state: flowRun.status === "RUNNING" ? "waiting" : "cancelled",
     runId: "",
     startTime: flowRun.startTime,
     attempts: 0,
     attemptStarts: [],
-    why: ["no run was recorded for this task"],
+    why: [flowRun.status === "RUNNING" ? "not started yet: it had no run when the report was written" : "no run was recorded for this task"],
     metrics: {},
     params: {},
     dependsOn: node.dependsOn,

@@ -181,6 +181,20 @@ describe("the report's layout", () => {
     expect(rowOf("g")).toBe(t.groups[1]!.firstRow);
   });
 
+  it("gives a pool as many lanes as it had tasks running at once, however many waited: 999 tasks queued at once, 4 slots", () => {
+    // Each task queued at 0 and ran in its turn, four at a time, 10 ms each.
+    const tasks = Array.from({ length: 999 }, (_, i) => ({ ...task(`t-${i}`, Math.floor(i / 4) * 10, Math.floor(i / 4) * 10 + 10), queuedAt: 0 }));
+    const t = layoutTimeline(tasks, 0, 2500);
+    expect(t.rows).toBe(4);
+    // A wait is drawn from when its lane was free, never over the bar before it in the lane.
+    const byRow = new Map<number, typeof t.bars>();
+    for (const b of t.bars) byRow.set(b.row, [...(byRow.get(b.row) ?? []), b]);
+    for (const bars of byRow.values()) {
+      for (let i = 1; i < bars.length; i++) expect(bars[i]!.queueFrom).toBeGreaterThanOrEqual(bars[i - 1]!.task.endTime!);
+    }
+    expect(t.bars[0]!.queueFrom).toBe(0);
+  });
+
   it("draws one node per task name, with counts, for a flow larger than maxNodes", () => {
     const tasks: ReportTask[] = Array.from({ length: 50 }, (_, i) => ({ ...task(`item-${i}`, 0, 1, ["load"]), task: "item", state: i < 3 ? "failed" : "succeeded" }));
     tasks.unshift(task("load", 0, 1));
@@ -239,6 +253,85 @@ describe("the report's HTML", () => {
     expect((html.match(/<g class="node /g) ?? []).length).toBe(7);
     expect((html.match(/<details class="task /g) ?? []).length).toBe(1000);
     expect(html.length).toBeLessThan(6_000_000);
+  });
+});
+
+describe("finding what failed, and a flow still running", () => {
+  const wide = (n: number, failedAt: number): ReportTask[] => {
+    const tasks = Array.from({ length: n }, (_, i): ReportTask => ({ ...task(`leaf-${i}`, i, i + 5), task: "leaf", ...(i === failedAt ? { state: "failed" as const, error: { name: "Error", message: "leaf broke" } } : {}) }));
+    tasks.push({ ...task("sum", n, n + 5, tasks.map((t) => t.id)), state: "skipped" });
+    return tasks;
+  };
+
+  it("links each state's count and names the failed tasks at the top; a grouped node links to its failed task", () => {
+    const tasks = wide(999, 777);
+    const html = renderReport({ ...second, tasks, flow: { ...second.flow, startTime: 0, endTime: 2000, status: "FAILED" } });
+    const anchorOf = (id: string) => new RegExp(`<details class="task st-\\w+" id="(t-\\d+)" data-task="${id}"`).exec(html)![1];
+    const failedAnchor = anchorOf("leaf-777");
+    expect(html).toContain(`<a class="chip st-failed" data-count="failed" href="#${failedAnchor}">1 failed</a>`);
+    expect(html).toContain(`<p class="failed-list">Failed: <a href="#${failedAnchor}" data-failed="leaf-777">leaf-777</a></p>`);
+    expect(html).toContain(`<a class="chip st-succeeded" data-count="succeeded" href="#${anchorOf("leaf-0")}">998 succeeded</a>`);
+    // The graph groups the leaves into one red node: it leads to the failed leaf, not to the first.
+    expect(html).toMatch(new RegExp(`<g class="node st-failed" data-task="g:leaf"[^>]*><a href="#${failedAnchor}">`));
+    // The header comes before the graph: the failed task is reached from the top of the page.
+    expect(html.indexOf('class="failed-list"')).toBeLessThan(html.indexOf('id="graph"'));
+  });
+
+  it("above the rows kept, lists the failed tasks first in the table", () => {
+    const tasks = wide(1500, 1200);
+    const html = renderReport({ ...second, tasks, flow: { ...second.flow, startTime: 0, endTime: 3000, status: "FAILED" } });
+    expect(html).toContain("Showing 1000 of 1501 tasks: the failed ones first");
+    const firstRow = /<tbody>\n<tr data-task="([^"]+)"/.exec(html)![1];
+    expect(firstRow).toBe("leaf-1200");
+  });
+
+  it("read while the flow runs: a task that has not started is waiting, the one running is running", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const slow = defineTask("slow").run(async () => {
+      started();
+      await gate;
+      return { v: 1 };
+    });
+    const after = defineTask("after").input<{ v: number }>().run(async ({ v }) => ({ v }));
+    const f = flow("report-live").build(() => ({ v: after({ v: slow().v }).v }));
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-live-"));
+    try {
+      const run = await f.run({ root: dir, env: {}, cache: false });
+      await running;
+      // The flow's and the task's runs are written as they start: read until both are there.
+      const read = async (): Promise<ReportData> => {
+        for (;;) {
+          const data = await readReportData(new LocalStore({ root: dir }), run.runId).catch((error: unknown) => (ReportRunError.is(error) ? undefined : Promise.reject(error)));
+          if (data && byId(data, "slow")?.state === "running") return data;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
+      const live = await read().finally(release);
+      expect((await run.wait()).status).toBe("succeeded");
+      expect(live.flow.status).toBe("RUNNING");
+      expect(live.tasks.map((t) => [t.id, t.state])).toEqual([["slow", "running"], ["after", "waiting"]]);
+      expect(byId(live, "after").why).toEqual(["not started yet: it had no run when the report was written"]);
+    } finally {
+      release();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a flow still running: tasks without a run are waiting, not running, and running bars end at the report's time", () => {
+    const tasks: ReportTask[] = [
+      { ...task("quick", 0, 100) },
+      { ...task("slow", 100, 0), endTime: undefined, state: "running" },
+      { ...task("after", 0, 0, ["slow"]), runId: "", endTime: undefined, attempts: 0, state: "waiting", why: ["not started yet: it had no run when the report was written"] },
+    ];
+    const { endTime: _, ...running } = second.flow;
+    const html = renderReport({ ...second, generatedAt: 3100, tasks, flow: { ...running, startTime: 0, status: "RUNNING" } });
+    expect(html).toContain(`<span class="chip st-waiting" data-count="waiting">1 waiting</span>`.replace("<span", "<a").replace("</span>", "</a>").replace(' data-count="waiting">', ` data-count="waiting" href="#t-2">`));
+    expect(html).toContain("slow: running, ran 3.00 s");
+    expect(html).not.toContain(`<g class="bar st-waiting" data-task="after"`);
+    expect(html).toContain(`<g class="node st-waiting" data-task="after" data-state="waiting">`);
   });
 });
 
