@@ -35,4 +35,28 @@ describe("which params a function task reads", () => {
     })).toBe("all");
     expect(await read("(i, ctx) => ctx.params.n +")).toBe("all"); // does not parse
   });
+
+  it("says all when the context reaches a helper or a wrapper, whose reads are not looked into", async () => {
+    const train = (i: any, ctx: any) => i.x * ctx.params.lr;
+    expect(await read((i: any, ctx: any) => helper(ctx))).toBe("all"); // the text never says params
+    expect(await read((i: any, c: any) => train(i, c))).toBe("all");
+    expect(await read((...args: [any, any]) => train(...args))).toBe("all");
+    expect(await read((i: any, ...more: [any]) => train(i, ...more))).toBe("all");
+    expect(await read((...[i, c]: [any, any]) => train(i, c))).toBe("all");
+    // What `.run(timed(train))` hands the engine: the wrapper's own function.
+    const timed = <A extends unknown[], R>(f: (...args: A) => R) => (...args: A): R => f(...args);
+    expect(await read(timed(train))).toBe("all");
+    // A bound function's text is `[native code]`.
+    expect(await read(train.bind(null))).toBe("all");
+    expect(await read(function (this: unknown, i: any, ctx: any) {
+      // eslint-disable-next-line prefer-rest-params
+      return [ctx.logger, helper(arguments)];
+    })).toBe("all");
+  });
+
+  it("reads none when a rest or a context is there but never reaches a helper", async () => {
+    expect(await read((i: any, ...unused: any[]) => i.x)).toEqual([]);
+    expect(await read((i: any, ctx: any) => [i.x, ctx.logger, ctx.signal])).toEqual([]);
+    expect(await read((i: any, ctx: any) => helper(i) ?? ctx.params.lr)).toEqual(["lr"]);
+  });
 });

@@ -1,17 +1,23 @@
 /**
  * Which flow params a function task reads through its context (`ctx.params.lr`,
  * `({ x }, { params }) => params.lr`), found from the function's text, so that their values
- * enter the task's cache key (TaskDefinition.paramsRead). A task whose text never says
- * `params` costs one regular expression. Like the code analysis beside it, it errs towards
- * running again: when which params cannot be told (the context passed on whole, a computed
- * name, `arguments`), the answer is "all", and every param counts.
+ * enter the task's cache key (TaskDefinition.paramsRead). Like the code analysis beside it, it
+ * errs towards running again: when which params cannot be told, the answer is "all", and every
+ * param counts. That is so when the context is handed on whole (`(i, ctx) => train(i, ctx)`),
+ * taken with a rest parameter (`(...args) => f(...args)`, what a wrapper such as `timed(fn)`
+ * returns), read through a computed name or `arguments`, or when the text does not show the code
+ * (a bound function's `[native code]`): a helper's reads are not looked into. A function whose
+ * text can reach no context (no second parameter, no rest, no `arguments`, which needs a comma,
+ * `...` or the word) costs one regular expression.
  */
 
 import { parseFunctionText } from "./code-deps.ts";
 
 /** The names of the params `fnText` reads through its second argument, or "all". */
 export async function paramsReadBy(fnText: string): Promise<readonly string[] | "all"> {
-  if (!/\bparams\b|\barguments\b/.test(fnText)) return NONE;
+  // The context is the second argument: reaching it takes a second parameter (a comma), a rest
+  // (`...`), `arguments` or `params` by name; a native function's text shows nothing.
+  if (!/\bparams\b|\barguments\b|,|\.\.\.|\[native code\]/.test(fnText)) return NONE;
   let fn = memo.get(fnText);
   if (!fn) {
     fn = analyse(fnText);
@@ -36,9 +42,18 @@ async function analyse(fnText: string): Promise<readonly string[] | "all"> {
 /** What a function reads of its second argument's `params`. */
 function readsOf(fn: Node): readonly string[] | "all" {
   const params = fn.params as Node[];
+  // `arguments` holds the context whatever the parameters are (a nested function's own counts too: erring towards all).
+  if (uses(fn, "arguments", "whole") === "all") return "all";
+  const rest = params.findIndex((p) => p.type === "RestElement");
+  if (rest !== -1 && rest <= 1) {
+    // `(...args)` or `(i, ...more)`: the rest holds the context; used at all, which params cannot be told.
+    const argument = params[rest]!.argument as Node;
+    if (argument.type !== "Identifier") return "all"; // `(...[i, ctx])`
+    return uses({ ...fn, params: params.filter((_, i) => i !== rest) }, argument.name as string, "whole") === "all" ? "all" : NONE;
+  }
   const others = { ...fn, params: params.filter((_, i) => i !== 1) };
   let ctx = params[1];
-  if (!ctx) return uses(others, "arguments", "whole") === "all" ? "all" : NONE;
+  if (!ctx) return NONE;
   if (ctx.type === "AssignmentPattern") ctx = ctx.left as Node;
   if (ctx.type === "Identifier") return uses(others, ctx.name as string, "ctx");
   if (ctx.type === "ObjectPattern") return fromPattern(ctx, others);
