@@ -1,9 +1,13 @@
+import { createHash } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { flow } from "@cairn/dsl";
 import { http } from "../../packages/dsl/src/kinds/http/http.ts";
+import { cairnBin, childEnv, repo, start } from "../cache/helpers.ts";
 import { runOptions } from "./helpers.ts";
 
 interface Seen {
@@ -25,6 +29,11 @@ beforeAll(async () => {
     req.on("data", (c) => (body += c));
     req.on("end", () => {
       const path = new URL(req.url!, "http://x").pathname;
+      if (path === "/version") {
+        // Answers with the header that chose the API version.
+        res.writeHead(200, { "content-type": "application/json" });
+        return res.end(JSON.stringify({ version: req.headers["x-api-version"] ?? null }));
+      }
       const list = seen.get(path) ?? [];
       list.push({ method: req.method!, url: req.url!, headers: req.headers, body });
       seen.set(path, list);
@@ -65,7 +74,7 @@ describe("http()", () => {
     expect(calls[2]).toMatchObject({ method: "POST", body: JSON.stringify({ text: "buy now" }) });
     expect(calls[2]!.headers.authorization).toBe("Bearer tok-123456");
     expect(calls[2]!.headers["content-type"]).toBe("application/json");
-    // the fingerprint is method + URL, never headers
+    // the code is method + URL; headers enter the key by digest only (below)
     expect(score.definition).toMatchObject({ kind: "http", code: `POST ${base}/score` });
     expect(JSON.stringify(score.definition)).not.toContain("tok-123456");
   });
@@ -121,5 +130,74 @@ describe("http()", () => {
     const t = http("html", { url: `${base}/html` });
     const result = await (await flow("html").build(() => ({ x: t().$out })).run(await runOptions())).wait();
     expect(result.tasks.html!.error!.message).toMatch(/expected a JSON response, got text\/html/);
+  });
+});
+
+describe("http() headers in the cache key", () => {
+  let dir: string;
+  beforeAll(async () => {
+    // Inside the workspace, so that `cairn-dag` resolves as it does for the examples.
+    dir = await mkdtemp(join(repo, "test", ".http-headers-"));
+    await writeFile(
+      join(dir, "flow.ts"),
+      [
+        `import { flow, http } from "cairn-dag";`,
+        `const api = http("api", { url: "${base}/version", headers: { "X-API-Version": "v-one", Authorization: "Bearer tok-first-41" } });`,
+        `const fn = http("fn", { url: "${base}/version", headers: () => ({ "X-API-Version": "f-one" }) });`,
+        `export default flow("headers").build(() => ({ api: api({}).version, fn: fn({}).version }));`,
+      ].join("\n"),
+    );
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  const root = () => join(dir, ".cairn");
+  const cairn = (...args: string[]) => start(process.execPath, [cairnBin, ...args, "--root", root()], { cwd: dir, env: childEnv({ CAIRN_NO_AUTORUN: "0" }) }).done;
+  const statuses = (stdout: string) => Object.fromEntries([...stdout.matchAll(/^(api|fn)\s+(succeeded|cached)\s/gm)].map((m) => [m[1], m[2]]));
+  async function edit(from: string, to: string): Promise<void> {
+    const text = await readFile(join(dir, "flow.ts"), "utf8");
+    expect(text).toContain(from);
+    await writeFile(join(dir, "flow.ts"), text.replace(from, to));
+  }
+  /** The text of every file under the run's root: the cache entries, the local tracker's runs, logs. */
+  async function everythingStored(): Promise<string> {
+    const texts: string[] = [];
+    for (const entry of await readdir(root(), { recursive: true, withFileTypes: true })) {
+      if (entry.isFile()) texts.push(await readFile(join(entry.parentPath, entry.name), "latin1"));
+    }
+    return texts.join("\n");
+  }
+
+  it("a changed header value or header function is a miss, which explain names without the value", async () => {
+    let r = await cairn("run", "flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`{"api":"v-one","fn":"f-one"}`);
+    expect(statuses((await cairn("run", "flow.ts")).stdout)).toEqual({ api: "cached", fn: "cached" });
+
+    await edit(`"X-API-Version": "v-one"`, `"X-API-Version": "v-two"`);
+    const why = await cairn("explain", "flow.ts", "api");
+    expect(why.stdout).toContain("request header `x-api-version` changed");
+    const whyJson = await cairn("explain", "flow.ts", "api", "--json");
+    expect(`${why.stdout}${why.stderr}${whyJson.stdout}`).not.toMatch(/v-one|v-two|tok-first/);
+    r = await cairn("run", "flow.ts");
+    expect(statuses(r.stdout)).toEqual({ api: "succeeded", fn: "cached" });
+    expect(r.stdout).toContain(`{"api":"v-two","fn":"f-one"}`);
+
+    // A credential: its change counts too, and it is written nowhere, in clear or as a plain sha256.
+    await edit("tok-first-41", "tok-second-42");
+    expect((await cairn("explain", "flow.ts", "api")).stdout).toContain("request header `authorization` changed");
+    r = await cairn("run", "flow.ts");
+    expect(statuses(r.stdout)).toEqual({ api: "succeeded", fn: "cached" });
+    expect(`${r.stdout}${r.stderr}`).not.toMatch(/tok-first|tok-second/);
+    const stored = await everythingStored();
+    expect(stored).toContain("x-api-version"); // the names are there, as explain shows them
+    expect(stored).not.toMatch(/tok-first|tok-second/); // (the versions are the tasks' outputs)
+    expect(stored).not.toContain(createHash("sha256").update("Bearer tok-second-42").digest("hex"));
+
+    // A header function counts by its text.
+    await edit(`"X-API-Version": "f-one"`, `"X-API-Version": "f-two"`);
+    expect((await cairn("explain", "flow.ts", "fn")).stdout).toContain("the function that makes the request headers changed");
+    r = await cairn("run", "flow.ts");
+    expect(statuses(r.stdout)).toEqual({ api: "cached", fn: "succeeded" });
+    expect(r.stdout).toContain(`{"api":"v-two","fn":"f-two"}`);
   });
 });

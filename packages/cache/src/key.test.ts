@@ -218,6 +218,16 @@ describe("diffIngredients", () => {
     expect(keyOf({ codeFiles: {} })).toBe(keyOf({}));
   });
 
+  it("names an http task's request headers, which enter as code files, by name and never by value", () => {
+    const files = (f: Record<string, string>) => recorded({ codeFiles: f });
+    const before = files({ "http header x-api-version": "d1", "http headers()": "f1" });
+    expect(diffIngredients(before, files({ "http header x-api-version": "d2", "http header accept": "a1", "http headers()": "f2" })).map((c) => c.message)).toEqual([
+      "request header `accept` was added",
+      "request header `x-api-version` changed",
+      "the function that makes the request headers changed",
+    ]);
+  });
+
   it("keys and names the params a task reads; a task that reads none keeps the key it had", () => {
     const params = (p: Record<string, unknown>) => recorded({ params: p });
     expect(keyOf({ params: {} })).toBe(keyOf({}));

@@ -245,9 +245,14 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
     const before = filesA[name];
     const after = filesB[name];
     if (before === after) continue;
-    // Found by the DSL: `flow.ts#readJson` is a helper of the task's module.
+    // Found by the DSL: `flow.ts#readJson` is a helper of the task's module; `http header accept`
+    // and `http headers()` an http task's headers (private digests: a value may be a credential).
     const hash = name.lastIndexOf("#");
-    const what = hash > 0 ? `helper \`${name.slice(hash + 1)}\` of ${name.slice(0, hash)}` : `code file \`${name}\``;
+    const what =
+      name.startsWith("http header ") ? `request header \`${name.slice("http header ".length)}\``
+      : name === "http headers()" ? "the function that makes the request headers"
+      : hash > 0 ? `helper \`${name.slice(hash + 1)}\` of ${name.slice(0, hash)}`
+      : `code file \`${name}\``;
     const message = before === undefined ? `${what} was added` : after === undefined ? `${what} was removed` : `${what} changed`;
     changes.push({ path: `codeFiles.${name}`, before, after, message });
   }

@@ -2,6 +2,7 @@
  * `http(name, { url })`: a task that sends its inputs as JSON to an endpoint and
  * outputs the JSON response. Network errors, 429 and 5xx are retried with backoff.
  */
+import { privateDigestAsync } from "@cairn/cache";
 import { LONGEST_TIMER, LONGEST_TIMER_MS, NO_RETRY, OptionError, type TaskContext } from "@cairn/core";
 import { runHttp } from "./run-http.ts";
 import { checkName, kindTask, type KindTask } from "../kind-task.ts";
@@ -15,7 +16,9 @@ export interface HttpOptions {
   /**
    * Request headers, or a function of the task context that returns them, so that secrets
    * stay out of the definition: `(ctx) => ({ Authorization: \`Bearer ${ctx.secret("TOKEN")}\` })`.
-   * Headers never enter the code fingerprint, logs or errors.
+   * They choose what the endpoint answers (an API version, a tenant, a format), so they enter
+   * the cache key: each header's value by a private digest (it may be a credential), or the
+   * function's text, never what it returns (`ctx.secret()` values stay out). Never in logs or errors.
    */
   headers?: Readonly<Record<string, string>> | ((ctx: TaskContext) => Readonly<Record<string, string>>);
   /** Timeout of one request, in ms. @default 30000 */
@@ -66,6 +69,7 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
       retry: NO_RETRY,
       cache: {},
       env: [],
+      codeDependencies: () => headersDigests(headers),
       run: (inputs, ctx) =>
         runHttp(
           {
@@ -81,4 +85,25 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
         ),
     },
   });
+}
+
+/**
+ * What the headers add to the key, read when it is made: one entry per header, by its name
+ * (lower-cased: HTTP does not tell case) and a private digest of its value, or the digest of the
+ * function's text. Named `http header <name>` and `http headers()`: `cairn explain` words these
+ * ("request header `x-api-version` changed") without a value (see diffIngredients).
+ */
+async function headersDigests(headers: HttpOptions["headers"]): Promise<Record<string, string>> {
+  if (headers === undefined) return {};
+  if (typeof headers === "function") return { "http headers()": await privateDigestAsync(headers.toString(), "http headers()") };
+  const values = new Map<string, string[]>();
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    values.set(lower, [...(values.get(lower) ?? []), String(value)]);
+  }
+  const entries = await Promise.all(
+    // `Accept` and `accept` both given: both values count.
+    [...values].map(async ([name, [one, ...more]]) => [`http header ${name}`, await privateDigestAsync(more.length ? JSON.stringify([one, ...more]) : one!, `http header\0${name}`)] as const),
+  );
+  return Object.fromEntries(entries);
 }
