@@ -7,7 +7,7 @@ import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CacheStore, type CacheEntry, type HeldLease } from "@cairn/cache";
-import { explainTask, openFlowCache } from "@cairn/core";
+import { explainTask, openFlowCache, planFlow } from "@cairn/core";
 import { type Artifact, LocalStore, type RunEvent, flow, task } from "@cairn/dsl";
 import { entryFiles, runCollect, sleep, statuses, taskEvents, tmp } from "./helpers.ts";
 
@@ -365,6 +365,26 @@ describe("bad entries are misses with a warning, never crashes", () => {
     const again = await runCollect(s.f, { root: s.root });
     expect(again.result.tasks.make!.status).toBe("succeeded");
     expect(again.events.some((e) => e.type === "log" && e.level === "warn" && e.task === "make" && /not valid JSON; it was evicted/.test(String(e.message)))).toBe(true);
+  });
+
+  it("planFlow and explainTask report a bad entry and leave it in the store (they only read); the run then evicts it", async () => {
+    for (const damage of ["corrupt", "artifact"] as const) {
+      const s = await setup();
+      const file = await makeEntryFile(s.root);
+      if (damage === "corrupt") await writeFile(file, "\u0000garbage{{{ not json at all");
+      else await rm(s.artifact.path);
+      const before = await readFile(file, "utf8");
+      const { tasks } = await openFlowCache(s.f.definition, { root: s.root, env: {} });
+      const plan = await planFlow(s.f.definition, { params: {}, cache: tasks });
+      const why = damage === "corrupt" ? /its entry was unusable: its stored value is not valid JSON/ : /its entry was unusable: artifact .*out\.txt is missing/;
+      expect(plan.find((p) => p.task === "make")).toMatchObject({ action: "run", reason: expect.stringMatching(why) });
+      expect((await explainTask(s.f.definition, "make", { params: {}, cache: tasks })).planned.reason).toMatch(why);
+      await tasks.store.close();
+      // Before, the plan deleted the entry file.
+      expect(await readFile(file, "utf8")).toBe(before);
+      const again = await expectRecovered(s);
+      expect(again.warnings.join("\n")).toMatch(/it was evicted/);
+    }
   });
 
   it("a missing artifact: recomputed, with a warning that says why", async () => {

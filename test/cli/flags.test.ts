@@ -124,6 +124,31 @@ describe("--no-tracking", () => {
     const warm = await cairn(["run", ok, "--root", root, "--json"], { cwd });
     expect(warm.json.filter((e) => e.type === "task" && e.status === "cached").map((e) => e.task)).toEqual(["double", "double-2"]);
   });
+
+  it("plan and explain leave its entries in the store, and with --no-tracking judge them as a --no-tracking run does", async () => {
+    const cwd = await tmp("cairn-no-tracking-plan-");
+    const root = join(cwd, ".cairn");
+    expect((await cairn(["run", ok, "--root", root, "--no-tracking"], { cwd })).code).toBe(0);
+    const entries = async () => (JSON.parse((await cairn(["cache", "ls", "--json", "--root", root], { cwd })).stdout) as unknown[]).length;
+    expect(await entries()).toBe(2);
+    // Judged for a run that records: the entries are not its to use, but they are not removed.
+    const plan = await cairn(["plan", ok, "--root", root], { cwd });
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/double\s+runs\s+its entry was unusable: its source run [0-9a-f]{32} was never recorded/);
+    expect(plan.stdout).toContain("0 of 2 tasks would come from the cache.");
+    const explain = await cairn(["explain", ok, "double", "--root", root], { cwd });
+    expect(explain.code, explain.stderr).toBe(0);
+    expect(explain.stdout).toMatch(/double would run: its entry was unusable/);
+    // Before, plan and explain deleted them, and the next --no-tracking run recomputed both.
+    expect(await entries()).toBe(2);
+    const planned = await cairn(["plan", ok, "--root", root, "--no-tracking"], { cwd });
+    expect(planned.code, planned.stderr).toBe(0);
+    expect(planned.stdout).toContain("2 of 2 tasks would come from the cache.");
+    const explained = await cairn(["explain", ok, "double-2", "--root", root, "--no-tracking"], { cwd });
+    expect(explained.stdout).toMatch(/^double-2 would come from the cache: run [0-9a-f]{32}/);
+    const again = await cairn(["run", ok, "--root", root, "--no-tracking", "--json"], { cwd });
+    expect(again.json.filter((e) => e.type === "task" && e.status === "cached").map((e) => e.task)).toEqual(["double", "double-2"]);
+  });
 });
 
 describe("NO_COLOR and FORCE_COLOR", () => {

@@ -38,6 +38,8 @@ export interface ListOptions {
   taskName?: string;
   /** At most this many, newest first. */
   limit?: number;
+  /** Malformed entries are skipped but left in the store (for callers that only read, as `cairn explain`). */
+  keep?: boolean;
 }
 
 /** Options of {@link CacheStore.prune}; both may be given. */
@@ -138,14 +140,16 @@ export class CacheStore {
   /**
    * Like {@link get}, but says why a stored value was evicted instead of returned
    * (it did not parse, or is not a cache entry of this key), so callers can warn.
+   * `keep`: such a value is reported the same way but left in the store, for callers
+   * that only read (`cairn plan`, `cairn explain`).
    */
-  async lookup(key: string): Promise<{ entry?: CacheEntry; evicted?: string }> {
+  async lookup(key: string, options: { keep?: boolean } = {}): Promise<{ entry?: CacheEntry; evicted?: string }> {
     checkKey(key);
     const value = await this.call("read an entry", () => this.backend.keyv.get(key));
     if (value === undefined || value === null) return {};
     const entry = parseCacheEntry(value, key);
     if (entry) return { entry };
-    await this.delete(key);
+    if (options.keep !== true) await this.delete(key);
     return { evicted: value === CORRUPT ? "its stored value is not valid JSON" : "its stored value is not a Cairn cache entry of this key" };
   }
 
@@ -207,7 +211,7 @@ export class CacheStore {
 
   /**
    * Every live entry, newest first (for `cairn cache ls`). Reads each entry,
-   * so it costs one read per entry; malformed and expired entries are evicted.
+   * so it costs one read per entry; malformed (unless `keep`) and expired entries are evicted.
    */
   async list(options: ListOptions = {}): Promise<CacheEntry[]> {
     if (options.limit !== undefined) checkPositiveInteger("limit", options.limit);
@@ -219,7 +223,7 @@ export class CacheStore {
         if (entry === undefined) bad.push(key);
         else if (options.taskName === undefined || entry.taskName === options.taskName) entries.push(entry);
       }
-      for (const key of bad) await this.backend.keyv.delete(key);
+      if (options.keep !== true) for (const key of bad) await this.backend.keyv.delete(key);
     });
     entries.sort((a, b) => b.createdAt - a.createdAt);
     return options.limit === undefined ? entries : entries.slice(0, options.limit);

@@ -128,6 +128,18 @@ export function describeCacheStore(name: string, setup: () => Promise<StoreUnder
       expect(await cache.lookup(entry.key)).toEqual({});
     });
 
+    it("lookup() and list() with keep: a corrupt value is reported (lookup) or skipped (list) but stays for a reader that may change things", async (context) => {
+      const cache = store(context);
+      const entry = makeEntry();
+      await cache.set(entry);
+      await subject!.corrupt(entry.key);
+      expect(await cache.lookup(entry.key, { keep: true })).toEqual({ evicted: "its stored value is not valid JSON" });
+      expect(await cache.lookup(entry.key, { keep: true })).toEqual({ evicted: "its stored value is not valid JSON" });
+      expect((await cache.list({ keep: true })).map((e) => e.key)).not.toContain(entry.key);
+      expect(await cache.lookup(entry.key)).toEqual({ evicted: "its stored value is not valid JSON" });
+      expect(await cache.lookup(entry.key)).toEqual({});
+    });
+
     it("never stores env values, only their hashes", async (context) => {
       const cache = store(context);
       const entry = makeEntry();

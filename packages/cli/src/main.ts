@@ -164,15 +164,19 @@ Options:
       --json              Print JSON
       --root DIR          Folder of Cairn's local state. Default: .cairn`,
   plan: `Usage: cairn plan FILE [-p NAME=VALUE]... [--rerun TASK]... [--refresh] [--json] [--root DIR]
-                  [--experiment NAME] [--secrets FILE]
+                  [--experiment NAME] [--secrets FILE] [--no-tracking]
 
 Shows, without running anything, which tasks would come from the cache and which would run, and why.
-A task below one that runs is shown as running: only running can tell whether its inputs come out unchanged.`,
+A task below one that runs is shown as running: only running can tell whether its inputs come out unchanged.
+Nothing is changed: an entry it judges unusable stays in the store. --no-tracking judges for a run
+given --no-tracking (whose entries a run that records does not use).`,
   explain: `Usage: cairn explain FILE TASK [-p NAME=VALUE]... [--json] [--root DIR] [--experiment NAME] [--secrets FILE]
+                  [--no-tracking]
 
 Says whether TASK would hit the cache; for a miss, which ingredients (code, version, inputs, env)
-changed since the nearest earlier cache entry of the same task. Pass the --experiment and --secrets
-the run is given: a task whose input holds a secret has a key that depends on it.`,
+changed since the nearest earlier cache entry of the same task. Pass the --experiment, --secrets and
+--no-tracking the run is given: a task whose input holds a secret has a key that depends on it, and
+an entry a --no-tracking run stored is used only by such runs. Nothing is changed.`,
   cache: `Usage: cairn cache ls [--task NAME] [--json] [--root DIR]
        cairn cache clear [--task NAME] [--root DIR]
        cairn cache prune [--older-than 7d] [--max-size 5GB] [--root DIR]
@@ -656,6 +660,7 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
       root: { type: "string" },
       experiment: { type: "string" },
       secrets: { type: "string" },
+      "no-tracking": { type: "boolean" },
     },
     "plan",
   );
@@ -689,11 +694,13 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
 
 /**
  * What plan and explain take of `cairn run`'s flags to look where the run would: its store, its
- * experiment, and its secrets (an input that holds one enters the key by its slow digest).
+ * experiment, its secrets (an input that holds one enters the key by its slow digest), and whether
+ * it records (an entry a `--no-tracking` run stored serves only such runs).
  */
-function readingOptions(values: { root?: string; experiment?: string; secrets?: string }): RunOptions {
+function readingOptions(values: { root?: string; experiment?: string; secrets?: string; "no-tracking"?: boolean }): RunOptions {
   return {
     ...(values.root ? { root: values.root } : {}),
+    ...(values["no-tracking"] ? { tracker: false as const } : {}),
     ...(values.experiment ? { experiment: values.experiment } : {}),
     ...(values.secrets ? { secrets: readSecrets(values.secrets) } : {}),
   };
@@ -702,7 +709,14 @@ function readingOptions(values: { root?: string; experiment?: string; secrets?: 
 async function explainCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv, importFlow?: FlowImporter): Promise<number> {
   const { values, positionals } = parse(
     args,
-    { param: { type: "string", short: "p", multiple: true }, json: { type: "boolean" }, root: { type: "string" }, experiment: { type: "string" }, secrets: { type: "string" } },
+    {
+      param: { type: "string", short: "p", multiple: true },
+      json: { type: "boolean" },
+      root: { type: "string" },
+      experiment: { type: "string" },
+      secrets: { type: "string" },
+      "no-tracking": { type: "boolean" },
+    },
     "explain",
   );
   const [file, taskName] = positionals;

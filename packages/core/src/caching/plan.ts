@@ -72,7 +72,8 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
     if (upstreamRuns) return { task: id, action: "run", reason: `upstream task "${upstreamRuns}" runs first (it may still hit if that task's outputs come out unchanged)`, ...place };
     const key = await options.cache.keyFor(node, await taskInputs(node, options.params, (dep) => outputs.get(dep)));
     if (options.refresh || forcedHere) return { task: id, action: "run", reason: options.refresh ? "--refresh" : "--rerun", key, ...place };
-    const { entry, bad, foreign } = await options.cache.lookup(key.key);
+    // Only read: an entry this command judges unusable may be one another mode of run uses.
+    const { entry, bad, foreign } = await options.cache.lookup(key.key, { readOnly: true });
     if (entry) {
       outputs.set(id, entry.outputs.values);
       return { task: id, action: "hit", cachedFrom: entry.sourceRunId, key, ...place };
@@ -262,7 +263,7 @@ export async function explainTask(definition: FlowDefinition, task: string, opti
   const node = nodes.get(planned.task)!;
   const explanation: Explanation = { task: planned.task, planned };
   if (planned.action === "hit" || !planned.key) return explanation;
-  const best = nearestEntry(await options.cache.store.list({ taskName: node.task.name }), planned.key.ingredients);
+  const best = nearestEntry(await options.cache.store.list({ taskName: node.task.name, keep: true }), planned.key.ingredients);
   if (best) explanation.nearest = { sourceRunId: best.entry.sourceRunId, createdAt: best.entry.createdAt, changes: best.changes };
   return explanation;
 }

@@ -426,9 +426,14 @@ export class TaskCache {
    * store alone, as after taking the key's lease (whoever held it wrote to this same store).
    * `fresh`: the tracker's index is read for this key even when its last listing (up to
    * {@link FRESH_ANSWER_MS} old) did not have it, as when another process is known to have just stored it.
+   * `readOnly`: nothing changes (for `cairn plan` and `cairn explain`, which only read): a bad
+   * entry is reported but stays, an entry found in the tracker is not copied into the store, and a
+   * download that no longer matches stays on disk. An entry one mode cannot use may be another's
+   * (a `--no-tracking` run's entry, judged by a run that records).
    */
-  async lookup(key: string, options: { storeOnly?: boolean; fresh?: boolean } = {}): Promise<{ entry?: CacheEntry; bad?: BadEntry; foreign?: ForeignEntry }> {
-    const stored = await this.guard(() => this.store.lookup(key), {});
+  async lookup(key: string, options: { storeOnly?: boolean; fresh?: boolean; readOnly?: boolean } = {}): Promise<{ entry?: CacheEntry; bad?: BadEntry; foreign?: ForeignEntry }> {
+    const readOnly = options.readOnly === true;
+    const stored = await this.guard(() => this.store.lookup(key, { keep: readOnly }), {});
     if (stored.evicted) return { bad: { key, reason: stored.evicted } };
     let entry = stored.entry;
     let fromTracker = false;
@@ -441,7 +446,7 @@ export class TaskCache {
     const secret = this.secrets?.find(entry.outputs.values);
     let problem: string | undefined;
     try {
-      problem = secret !== undefined ? `its outputs hold the value of secret "${secret}"` : await this.verify(entry);
+      problem = secret !== undefined ? `its outputs hold the value of secret "${secret}"` : await this.verify(entry, readOnly);
     } catch (error) {
       return { bad: { key, reason: `it could not be checked: ${(error as Error).message.replace(/\.$/, "")}`, kept: true } };
     }
@@ -463,10 +468,10 @@ export class TaskCache {
         }
         return { foreign };
       }
-      await this.guard(() => this.store.delete(key), false).catch(() => false);
+      if (!readOnly) await this.guard(() => this.store.delete(key), false).catch(() => false);
       return { bad: { key, reason: problem } };
     }
-    if (fromTracker) {
+    if (fromTracker && !readOnly) {
       // Later lookups stay local, and expire when the original would have.
       const left = this.trackerExpiry.get(key);
       await this.guard(() => this.store.set(entry, left !== undefined ? { ttlMs: Math.max(1, left - Date.now()) } : {}), undefined).catch(() => undefined);
@@ -616,8 +621,8 @@ export class TaskCache {
     return download !== undefined && resolvePath(download) === resolvePath(a.path);
   }
 
-  /** Why the entry cannot be used, or undefined when it can. */
-  private async verify(entry: CacheEntry): Promise<string | undefined> {
+  /** Why the entry cannot be used, or undefined when it can. `readOnly`: a stale download is not discarded (see {@link lookup}). */
+  private async verify(entry: CacheEntry, readOnly: boolean): Promise<string | undefined> {
     const run = await this.sourceRun(entry.sourceRunId);
     if (run) this.sourceNames.set(run.runId, run.name);
     if (this.tracker.capabilities.records) {
@@ -638,7 +643,7 @@ export class TaskCache {
         if (!this.isDownload(artifact)) return `artifact ${artifact.artifactPath} of run ${artifact.runId} changed since it was cached`;
         // Our own copy, not the artifact: a folder half downloaded by a killed process (before
         // folders were placed whole), or edited since. It counts as absent and is downloaded again.
-        await discardCopy(artifact.path);
+        if (!readOnly) await discardCopy(artifact.path);
         here = undefined;
       }
       if (here) continue;
