@@ -99,6 +99,32 @@ describe("pythonDependencies", () => {
     expect({ ...after, "util.py": "" }).toEqual({ ...before, "util.py": "" });
   });
 
+  it("follows imports continued with a backslash, and an import after a comment that ends in one", async () => {
+    const code = [
+      `from regpkg import first, \\`,
+      `    second`,
+      `import util, \\`,
+      `    tried`,
+      `from \\`,
+      `  pkg.deep.leaf import y`,
+      `import os, \\\r`,
+      `    semi`,
+      `# a comment is not continued: C:\\`,
+      `import plug`,
+    ].join("\n");
+    expect(Object.keys(await deps(code)).sort()).toEqual([
+      "pkg/__init__.py",
+      "pkg/deep/leaf.py",
+      "plug.py",
+      "regpkg/__init__.py",
+      "regpkg/first.py",
+      "regpkg/second.py",
+      "semi.py",
+      "tried.py",
+      "util.py",
+    ]);
+  });
+
   it("finds nothing for a script that imports only packages", async () => {
     expect(await deps(`import pandas as pd\nfrom sklearn import datasets\n`)).toEqual({});
   });

@@ -72,9 +72,24 @@ function read(reads: Reads, path: string, root: string): Promise<{ digest: strin
   return file;
 }
 
-/** The project files the import statements of `text` load; `here` is the folder of the file the text is in. */
+/** A backslash at a line's end: the statement goes on on the next line (`from pkg import a, \`). */
+const CONTINUED = /\\\r?\n/g;
+
+/**
+ * The project files the import statements of `text` load; `here` is the folder of the file the text is in.
+ * A text with backslash-continued lines is read twice, as written and with those lines joined:
+ * joined, `from pkg import a, \` + `b` names `b`; as written, an import after a comment that ends
+ * in a backslash still counts (a comment is not continued, and joining would hide that import).
+ */
 function importedFiles(text: string, root: string, here: string): string[] {
   const found = new Set<string>();
+  if (text.search(CONTINUED) !== -1) addImported(text.replace(CONTINUED, " "), root, here, found);
+  addImported(text, root, here, found);
+  return [...found];
+}
+
+/** Adds to `found` the project files the import statements of `text` load. */
+function addImported(text: string, root: string, here: string, found: Set<string>): void {
   for (const m of text.matchAll(DYNAMIC)) for (const f of modulePath(root, m[1]!.split("."))) found.add(f);
   for (const m of text.matchAll(IMPORT)) {
     for (const part of m[1]!.split(",")) {
@@ -101,7 +116,6 @@ function importedFiles(text: string, root: string, here: string): string[] {
       if (name && /^\w+$/.test(name)) for (const f of modulePath(pkg, [name])) found.add(f);
     }
   }
-  return [...found];
 }
 
 /** The files `import a.b.c` runs from `base`: a.py or a/__init__.py, then a/b..., stopping where the project has none. */
