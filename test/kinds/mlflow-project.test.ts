@@ -127,6 +127,41 @@ describe("the code fingerprint of a project folder", () => {
   });
 });
 
+describe("what an MLflow project task's key holds", () => {
+  const git = (repo: string, ...args: string[]) => execFileSync("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", "-C", repo, ...args], { encoding: "utf8" }).trim();
+
+  it("a file git ignores in a clean checkout counts: a changed local config runs the project again; what a run writes to mlruns/ or a virtualenv changes nothing", async () => {
+    const root = await tempRoot();
+    const repo = join(root, "repo");
+    const dir = join(repo, "proj");
+    await mkdir(join(dir, "venv"), { recursive: true });
+    await writeFile(join(dir, "MLproject"), `name: ignored\nentry_points:\n  main:\n    command: "mkdir -p mlruns && date +%s%N > mlruns/stamp && cat config.json > \\"$CAIRN_OUTPUTS\\""\n`);
+    await writeFile(join(dir, ".gitignore"), "config.json\nmlruns/\nvenv/\n");
+    await writeFile(join(dir, "config.json"), `{"factor": 1}`);
+    await writeFile(join(dir, "venv", "pyvenv.cfg"), "home = /usr/bin\n");
+    git(repo, "init", "-q");
+    git(repo, "add", ".");
+    git(repo, "commit", "-q", "-m", "project");
+    const runIt = async () => {
+      const p = mlflowProject("p", { uri: dir }).output<{ factor: number }>();
+      const result = await (await flow("ignored").build(() => ({ factor: p({}).factor })).run({ root })).wait();
+      return { outputs: result.outputs, status: result.tasks.p?.status, code: p.definition.code };
+    };
+    expect(await runIt()).toMatchObject({ outputs: { factor: 1 }, status: "succeeded" });
+    await writeFile(join(dir, "config.json"), `{"factor": 99}`);
+    expect(git(repo, "status", "--porcelain")).toBe(""); // git sees nothing
+    expect(await runIt()).toMatchObject({ outputs: { factor: 99 }, status: "succeeded" });
+    // The run rewrote mlruns/stamp; a file of the virtualenv changes too: neither is the project's code.
+    await writeFile(join(dir, "venv", "installed.txt"), "numpy");
+    const last = await runIt();
+    expect(last).toMatchObject({ outputs: { factor: 99 }, status: "cached" });
+    // Still the cheap tree id of a clean checkout (and its commit), plus the digest of the ignored files.
+    expect(last.code).toMatch(/^mlflow-project:git-tree:[0-9a-f]{40}\+ignored:[0-9a-f]{64};/);
+    expect(projectFingerprint(dir).gitCommit).toBe(git(repo, "rev-parse", "HEAD"));
+    await rm(root, { recursive: true, force: true });
+  });
+});
+
 let server: MlflowServer | undefined;
 
 describe.skipIf(!hasVenv)("mlflowProject() with an MLflow server: `mlflow run` inside the task's run", () => {

@@ -316,13 +316,16 @@ export function effectiveParameters(entryPoint: MlflowEntryPoint, given: Readonl
 
 // ------------------------------------------------------------------ fingerprint
 
-/** Folders and files that never enter a project's content digest. */
+/** Folders and files that never enter a project's content digest; a virtualenv (a folder holding `pyvenv.cfg`, whatever its name) neither. */
 const SKIP_DIRS = new Set([".git", "mlruns", "mlartifacts", "__pycache__", ".cairn", "node_modules", ".venv", ".ipynb_checkpoints", ".pytest_cache"]);
 const SKIP_FILE = /\.py[co]$/;
 
 /** What a project's code is. */
 export interface ProjectFingerprint {
-  /** For the cache key: `git-tree:<tree id of the folder>` for a clean git checkout, else `sha256:<content digest>`. */
+  /**
+   * For the cache key: `git-tree:<tree id of the folder>` for a clean git checkout, followed by
+   * `+ignored:<digest>` when files git ignores are in it, else `sha256:<content digest>`.
+   */
   readonly code: string;
   /** HEAD commit, when the folder is a clean git checkout. */
   readonly gitCommit?: string;
@@ -330,22 +333,35 @@ export interface ProjectFingerprint {
 
 /**
  * The code fingerprint of a project folder: when it is inside a git repository and
- * `git status --porcelain` shows nothing under it, the git tree id of the folder (the
- * same files give the same id, whatever else the repository's commits change) and the
- * HEAD commit; otherwise a digest of its content (sorted relative paths and the sha256
- * of each file; .git, mlruns, __pycache__, .cairn, node_modules, .venv skipped).
+ * `git status --porcelain` shows no change and no untracked file under it, the git tree id of
+ * the folder (the same files give the same id, whatever else the repository's commits change)
+ * and the HEAD commit, plus a digest of the files under it that git ignores (a local config
+ * or data file the project reads); otherwise a digest of its content (sorted relative paths and
+ * the sha256 of each file). Both leave out .git, mlruns, __pycache__, .cairn, node_modules,
+ * .venv and any other virtualenv, so what a run writes there changes nothing.
  */
 export function projectFingerprint(dir: string): ProjectFingerprint {
   const git = gitState(dir);
-  if (git) return { code: `git-tree:${git.tree}`, gitCommit: git.commit };
+  if (git) return { code: `git-tree:${git.tree}${git.ignored.length ? `+ignored:${sha256(git.ignored.join("\n"))}` : ""}`, gitCommit: git.commit };
   return { code: `sha256:${folderDigest(dir)}` };
 }
 
-function gitState(dir: string): { commit: string; tree: string } | undefined {
-  const run = (args: string[]) => execFileSync("git", ["-C", dir, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 10_000 }).trim();
+function gitState(dir: string): { commit: string; tree: string; ignored: string[] } | undefined {
+  const run = (args: string[]) => execFileSync("git", ["-C", dir, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 10_000 });
   try {
-    if (run(["status", "--porcelain", "--untracked-files=all", "--", "."]) !== "") return undefined;
-    return { commit: run(["rev-parse", "HEAD"]), tree: run(["rev-parse", "HEAD:./"]) };
+    // `--ignored=matching` names an ignored folder in one line (`.venv/`) without git walking into it.
+    const status = run(["status", "--porcelain", "-z", "--untracked-files=all", "--ignored=matching", "--", "."]).split("\0").filter(Boolean);
+    if (status.some((entry) => !entry.startsWith("!! "))) return undefined; // a change or an untracked file
+    const [prefix = "", commit = "", tree = ""] = run(["rev-parse", "--show-prefix", "HEAD", "HEAD:./"]).split("\n");
+    // Git ignores them, the project may still read them: their content counts as a folder's content does.
+    const ignored: string[] = [];
+    for (const entry of status) {
+      const rel = entry.slice(3 + prefix.length).replace(/\/$/, "");
+      const parts = rel.split("/");
+      if (parts.some((p) => SKIP_DIRS.has(p)) || SKIP_FILE.test(parts.at(-1)!)) continue;
+      digestEntries(join(dir, rel), rel, ignored);
+    }
+    return { commit, tree, ignored: ignored.sort() };
   } catch {
     return undefined; // not a git checkout, no commit yet, or no git
   }
@@ -354,23 +370,23 @@ function gitState(dir: string): { commit: string; tree: string } | undefined {
 /** sha256 over the sorted relative paths and file digests of a folder (see SKIP_DIRS). */
 export function folderDigest(dir: string): string {
   const entries: string[] = [];
-  const walk = (abs: string, rel: string) => {
-    for (const name of readdirSync(abs).sort()) {
-      const path = join(abs, name);
-      const relPath = rel ? `${rel}/${name}` : name;
-      const s = lstatSync(path);
-      if (s.isDirectory()) {
-        if (!SKIP_DIRS.has(name)) walk(path, relPath);
-      } else if (s.isSymbolicLink()) {
-        entries.push(`${relPath}\0link:${readlinkSync(path)}`);
-      } else if (s.isFile() && !SKIP_FILE.test(name)) {
-        entries.push(`${relPath}\0${sha256(readFileSync(path))}`);
-      }
-    }
-  };
-  walk(resolve(dir), "");
+  for (const name of readdirSync(resolve(dir))) digestEntries(join(resolve(dir), name), name, entries);
   entries.sort();
   return sha256(entries.join("\n"));
+}
+
+/** Adds `<relative path>\0<sha256>` for the file at `abs`, or for every file under the folder at `abs` (see SKIP_DIRS). */
+function digestEntries(abs: string, rel: string, entries: string[]): void {
+  const name = basename(abs);
+  const s = lstatSync(abs);
+  if (s.isDirectory()) {
+    if (SKIP_DIRS.has(name) || existsSync(join(abs, "pyvenv.cfg"))) return;
+    for (const child of readdirSync(abs)) digestEntries(join(abs, child), `${rel}/${child}`, entries);
+  } else if (s.isSymbolicLink()) {
+    entries.push(`${rel}\0link:${readlinkSync(abs)}`);
+  } else if (s.isFile() && !SKIP_FILE.test(name)) {
+    entries.push(`${rel}\0${sha256(readFileSync(abs))}`);
+  }
 }
 
 // ------------------------------------------------------------------ running
