@@ -160,6 +160,29 @@ describe("what an MLflow project task's key holds", () => {
     expect(projectFingerprint(dir).gitCommit).toBe(git(repo, "rev-parse", "HEAD"));
     await rm(root, { recursive: true, force: true });
   });
+
+  it("the folder relative path inputs resolve against, and the Python, are part of it: the same project with another cwd runs again", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), `name: words\nentry_points:\n  main:\n    parameters:\n      data_file: path\n    command: "printf '{\\"words\\": %s}' $(wc -w < {data_file}) > \\"$CAIRN_OUTPUTS\\""\n`);
+    for (const [folder, words] of [["d1", "a b c"], ["d2", "a b c d e"]] as const) {
+      await mkdir(join(root, folder));
+      await writeFile(join(root, folder, "data.txt"), words);
+    }
+    const counted = async (cwd: string) => {
+      const p = mlflowProject("p", { uri: dir, cwd: join(root, cwd) }).output<{ words: number }>();
+      const result = await (await flow("cwd").build(() => ({ words: p({ data_file: "data.txt" }).words })).run({ root })).wait();
+      return { outputs: result.outputs, status: result.tasks.p?.status };
+    };
+    expect(await counted("d1")).toEqual({ outputs: { words: 3 }, status: "succeeded" });
+    expect(await counted("d2")).toEqual({ outputs: { words: 5 }, status: "succeeded" });
+    expect(await counted("d2")).toEqual({ outputs: { words: 5 }, status: "cached" });
+    const code = (python?: string) => mlflowProject("p", { uri: dir, ...(python ? { python } : {}) }).definition.code;
+    expect(code("/usr/bin/python3")).not.toBe(code());
+    expect(code("/usr/bin/python3")).not.toBe(code("/opt/other/bin/python"));
+    await rm(root, { recursive: true, force: true });
+  });
 });
 
 let server: MlflowServer | undefined;

@@ -80,6 +80,9 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
   const extras = [
     `entry=${entryPointName}`,
     ...(options.mode === "direct" ? ["mode=direct"] : []),
+    // Relative `path` inputs resolve against it, and the Python's libraries run the project: both are part of what it computes, as given.
+    ...(options.cwd ? [`cwd=${JSON.stringify(options.cwd)}`] : []),
+    ...(options.python ? [`python=${JSON.stringify(options.python)}`] : []),
     ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),
   ];
 
