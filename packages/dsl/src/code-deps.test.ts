@@ -123,6 +123,71 @@ describe("functionDependencies", () => {
     expect(Object.keys(await deps("init.ts", "() => ({ v: other })")).sort()).toEqual(["init.ts#other", "lib/plugins.ts", "lib/registry.ts"]);
   });
 
+  it("top-level code that changes a constant through a method, or hands it to a call, counts with it; so does a declaration whose initialiser calls a function that changes it", async () => {
+    const text = [
+      `const CFG: Record<string, number> = {};`,
+      `function setDefaults() { Object.assign(CFG, { scale: 2 }); }`,
+      `setDefaults();`,
+      `const plugins = new Map<string, (x: number) => number>();`,
+      `function register(name: string, f: (x: number) => number) { plugins.set(name, f); }`,
+      `register("double", (x) => x * 2);`,
+      `const LIMITS = { max: 1 };`,
+      `function setup() { LIMITS.max = 3; return true; }`,
+      `export const ready = setup();`,
+      `const order: string[] = [];`,
+      `export const size = order.push("a");`,
+      `console.log("loaded");`,
+    ].join("\n");
+    await files({ "writers.ts": text });
+    const uses = { CFG: "() => CFG.scale", plugins: `() => plugins.get("double")(1)`, LIMITS: "() => LIMITS.max", order: "() => order.length" };
+    const before = Object.fromEntries(await Promise.all(Object.entries(uses).map(async ([k, fn]) => [k, await deps("writers.ts", fn)] as const)));
+    expect(Object.keys(before.CFG!).sort()).toEqual(["writers.ts#CFG", "writers.ts#setDefaults"]);
+    expect(Object.keys(before.plugins!).sort()).toEqual(["writers.ts#plugins", "writers.ts#register"]);
+    expect(Object.keys(before.LIMITS!).sort()).toEqual(["writers.ts#LIMITS", "writers.ts#ready", "writers.ts#setup"]);
+    expect(Object.keys(before.order!).sort()).toEqual(["writers.ts#order", "writers.ts#size"]);
+    for (const [name, from, to] of [["CFG", "scale: 2", "scale: 3"], ["plugins", "x * 2", "x * 5"], ["LIMITS", "max = 3", "max = 7"], ["order", `push("a")`, `push("b")`]] as const) {
+      await files({ "writers.ts": text.replace(from, to) });
+      expect(await deps("writers.ts", uses[name]), name).not.toEqual(before[name]);
+    }
+  });
+
+  it("code that only reads a constant, or hands it to a call that changes nothing, does not become part of it: tasks sharing a registry, a schema or a wrapper stay apart", async () => {
+    const lines = [
+      `import { task } from "@cairn/dsl";`,
+      `import { z } from "zod";`,
+      `import { join } from "node:path";`,
+      `const plugins = new Map<string, (x: number) => number>([["double", (x) => x * 2]]);`,
+      `const Row = z.object({ y: z.number() });`,
+      `const Other = z.object({ z: z.number() });`,
+      `const ROOT = "/data";`,
+      `const DATA = join(ROOT, "in");`,
+      `function timed<I, R>(f: (i: I) => R) { return (i: I) => f(i); }`,
+      `function train({ x }: { x: number }) { return { y: x }; }`,
+      `export const names = JSON.stringify([...plugins.keys()]);`,
+      `export const a = task("a").output(Row).run(({ x }: { x: number }) => ({ y: plugins.get("double")!(x) + ROOT.length }));`,
+      `export const b = task("b").output(Row).run(({ x }: { x: number }) => ({ y: plugins.get("double")!(x) * 2 }));`,
+      `export const c = task("c").run(timed(train));`,
+      `export const d = task("d").run(timed(train));`,
+    ];
+    const text = lines.join("\n");
+    await files({ "readers.ts": text });
+    const at = (line: number) => ({ line, column: lines[line - 1]!.lastIndexOf(".run(") + 2 });
+    const depsAt = (fn: string, line: number) => functionDependencies(join(dir, "readers.ts"), fn, newRun(), at(line));
+    const aFn = `({ x }) => ({ y: plugins.get("double")(x) + ROOT.length })`;
+    const before = { a: await depsAt(aFn, 12), c: await depsAt("(i) => f(i)", 14) };
+    expect(Object.keys(before.a).sort()).toEqual(["readers.ts#ROOT", "readers.ts#Row", "readers.ts#a", "readers.ts#plugins"]);
+    expect(Object.keys(before.c).sort()).toEqual(["readers.ts#c", "readers.ts#timed", "readers.ts#train"]);
+    // Another task's declaration, another schema, what a constant is read into: none of it counts.
+    let edited = text;
+    for (const [from, to] of [["(x) * 2 }", "(x) * 3 }"], ["z: z.number()", "z: z.string()"], [`"in"`, `"out"`], [`task("d")`, `task("d").retries(2)`]] as const) {
+      expect(edited).toContain(from);
+      edited = edited.replace(from, to);
+    }
+    await files({ "readers.ts": edited });
+    expect(await depsAt(aFn, 12)).toEqual(before.a);
+    expect(await depsAt("(i) => f(i)", 14)).toEqual(before.c);
+  });
+
   it("a top-level call that runs the flow (pipeline.run(), main()) does not tie each task to the others' code", async () => {
     const text = [
       `import { flow, task } from "@cairn/dsl";`,

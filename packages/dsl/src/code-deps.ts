@@ -1,9 +1,8 @@
 /**
  * What a function task's code reaches beyond its own text, found without the user declaring
  * it: the top-level declarations of its module that the function uses (helpers, constants,
- * what those use in turn, and the top-level statements that change them), and the
- * project's own modules and data files it imports, statically or with a literal `import()`
- * or `require()`, with everything those import. Each enters the cache key as a code file
+ * what those use in turn, and the top-level statements that may change them), and the project's own modules and data files it imports, statically or with a
+ * literal `import()` or `require()`, with everything those import. Each enters the cache key as a code file
  * named `flow.ts#readJson` (a declaration) or `lib/shape.ts` (a module, by path from the
  * task's module), so editing a helper re-runs the tasks that use it and `cairn explain`
  * names it.
@@ -27,7 +26,7 @@
  */
 import { type Stats, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { SourceMap } from "node:module";
+import { isBuiltin, SourceMap } from "node:module";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
@@ -35,7 +34,7 @@ import { scopeKey, type RunScope } from "@cairn/core";
 import { loadEsbuild } from "./esbuild.ts";
 
 /** Bumped when the shapes below or the way they are worked out change. */
-const SHAPE_VERSION = 7;
+const SHAPE_VERSION = 8;
 
 /** Where a function is in the source: start line, start column, end line, end column (lines 1-based, columns 0-based). */
 type Range = [number, number, number, number];
@@ -359,7 +358,9 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     const imports = [...source.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|^\s*import\s+)["']([^"'\n]+)["']/gm)].map((m) => ({ locals: [], taken: ["*"], from: m[1]! }));
     return keep(id, { digest: sha256(source), opaque: true, decls: [], imports });
   }
-  const decls: Array<{ names: string[]; texts: string[]; uses: Set<string>; modules: Set<string>; funcs: Range[]; span: Range | undefined; writes: string[] }> = [];
+  /** `refs`: what the statement itself refers to; `runs`: evaluating it runs code (`const ready = setup()`, not `function f() {}`). */
+  type Decl = { names: string[]; texts: string[]; uses: Set<string>; modules: Set<string>; funcs: Range[]; span: Range | undefined; writes: string[]; refs?: Refs; runs?: boolean };
+  const decls: Decl[] = [];
   const blocks: NonNullable<ModuleShape["blocks"]> = [];
   /** Where in the source each function inside `node` is (through esbuild's source map). */
   const functionRanges = (node: AcornNode): Range[] => {
@@ -384,8 +385,24 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     const end = map.findEntry(n.loc.end.line - 1, Math.max(0, n.loc.end.column - 1)) as { originalLine?: number; originalColumn?: number };
     return start.originalLine !== undefined && end.originalLine !== undefined ? [start.originalLine + 1, start.originalColumn!, end.originalLine + 1, end.originalColumn!] : undefined;
   };
-  const others: Array<{ text: string } & Refs> = [];
+  const others: Array<{ text: string; writes: string[] } & Refs> = [];
   const imports: ModuleShape["imports"] = [];
+  // What writtenNames needs first: where each import comes from (imports are hoisted), and
+  // which top-level functions change none of their parameters (`timed(train)` leaves train as it is).
+  const importFrom = new Map<string, string>();
+  for (const statement of program.body) if (statement.type === "ImportDeclaration") for (const s of statement.specifiers ?? []) importFrom.set(s.local!.name!, String(statement.source!.value));
+  const keepers = new Set<string>();
+  for (const statement of program.body) {
+    const node = statement.type === "ExportNamedDeclaration" || statement.type === "ExportDefaultDeclaration" ? statement.declaration : statement;
+    const functions: Array<[string, AcornNode]> =
+      node?.type === "FunctionDeclaration" && node.id?.name
+        ? [[node.id.name, node]]
+        : node?.type === "VariableDeclaration"
+          ? (node.declarations ?? []).flatMap((d): Array<[string, AcornNode]> => (d.id?.type === "Identifier" && isFunction(d.init as AcornNode | null) ? [[d.id.name!, d.init as AcornNode]] : []))
+          : [];
+    for (const [name, fn] of functions) if (!changesParameters(fn, { keepers: new Set(), importFrom })) keepers.add(name);
+  }
+  const context: WriteContext = { keepers, importFrom };
   for (const statement of program.body) {
     const text = code.slice(statement.start, statement.end);
     const declaration = statement.type === "ExportNamedDeclaration" || statement.type === "ExportDefaultDeclaration" ? statement.declaration : statement;
@@ -403,7 +420,8 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     } else if (declared.length && declared.some((name) => source.includes(name))) {
       // (Declarations whose names the source never spells are esbuild's helpers, __decorateClass and the like.)
       const refs = references(declaration!);
-      decls.push({ names: declared, texts: [text], uses: new Set(refs.names), modules: new Set(refs.modules), funcs: functionRanges(statement), span: spanOf(statement), writes: writtenNames(declaration!) });
+      const runs = declaration!.type === "VariableDeclaration" && (declaration!.declarations ?? []).some((d) => d.init && !isFunction(d.init as AcornNode) && (d.init as AcornNode).type !== "Literal");
+      decls.push({ names: declared, texts: [text], uses: new Set(refs.names), modules: new Set(refs.modules), funcs: functionRanges(statement), span: spanOf(statement), writes: writtenNames(declaration!, context), refs, runs });
     } else if (statement.type !== "ExportNamedDeclaration") {
       const refs = references(statement);
       const funcs = functionRanges(statement);
@@ -417,22 +435,42 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
       // Top-level code that declares nothing (`CFG.add = 1`, a namespace's body, a decorator
       // call): it belongs to every declaration it refers to. (`export default flow(...)` does
       // not: editing the flow's build function is no edit of the helpers it names.)
-      if (!isDefault) others.push({ text, ...refs });
+      if (!isDefault) others.push({ text, writes: writtenNames(statement, context), ...refs });
     }
   }
   // Top-level code belongs to the declarations it names, and to those the functions it names
-  // assign to: `init()` changes what init() writes (`CFG.scale = 2`), so CFG counts init() and
+  // may change: `init()` changes what init() writes (`CFG.scale = 2`), so CFG counts init() and
   // init. (Not to all a function uses: `main()` running the flow would tie every task to all.)
-  const declOf = new Map<string, (typeof decls)[number]>();
+  const declOf = new Map<string, Decl>();
   for (const decl of decls) for (const name of decl.names) declOf.set(name, decl);
-  for (const other of others) {
-    const named = new Set(other.names.flatMap((n) => declOf.get(n) ?? []));
-    for (const decl of [...named]) for (const n of decl.writes) if (declOf.has(n)) named.add(declOf.get(n)!);
-    for (const decl of named) {
-      decl.texts.push(other.text);
-      for (const n of other.names) decl.uses.add(n);
-      for (const m of other.modules) decl.modules.add(m);
+  /** The declarations code changes: those it writes, and those the functions it names write (one call deep). */
+  const changedBy = (named: Iterable<Decl>, writes: string[]): Set<Decl> => {
+    const changed = new Set(writes.flatMap((n) => declOf.get(n) ?? []));
+    for (const decl of named) for (const n of decl.writes) if (declOf.has(n)) changed.add(declOf.get(n)!);
+    return changed;
+  };
+  const attach = (to: Iterable<Decl>, text: string, refs: Refs) => {
+    for (const decl of to) {
+      decl.texts.push(text);
+      for (const n of refs.names) decl.uses.add(n);
+      for (const m of refs.modules) decl.modules.add(m);
     }
+  };
+  for (const other of others) {
+    const named = other.names.flatMap((n) => declOf.get(n) ?? []);
+    attach(new Set([...named, ...changedBy(named, other.writes)]), other.text, other);
+  }
+  // A declaration whose initialiser runs code belongs to what that code may change
+  // (`export const ready = setup()`, `const n = plugins.set(...)`), not to all it names: a task's
+  // declaration names its helpers, which do not become part of it.
+  for (const decl of decls) {
+    if (!decl.runs) continue;
+    const changed = changedBy(
+      decl.refs!.names.flatMap((n) => declOf.get(n) ?? []).filter((d) => d !== decl),
+      decl.writes,
+    );
+    changed.delete(decl);
+    attach(changed, decl.texts[0]!, decl.refs!);
   }
   // What the module loads with a literal import() or require() counts when the module counts whole.
   for (const from of new Set([...decls.flatMap((d) => [...d.modules]), ...others.flatMap((o) => o.modules)])) imports.push({ locals: [], taken: ["*"], from });
@@ -539,22 +577,115 @@ function references(root: AcornNode): Refs {
   return { names: [...names], modules: [...modules] };
 }
 
-/** The names whose value, or a part of it, `root` assigns to (`CFG.scale = 2`, `n++`, `delete M.k`): the root name of each target. */
-function writtenNames(root: AcornNode): string[] {
+/** What `writtenNames` needs to know of the module: its top-level functions that change none of their parameters, and where each import comes from. */
+interface WriteContext {
+  keepers: ReadonlySet<string>;
+  importFrom: ReadonlyMap<string, string>;
+}
+
+/**
+ * Methods of built-in objects that change nothing (a Map's `get`, an array's `map`), and a
+ * schema's `parse`: calling one on a constant is no change of it, so tasks that only read a
+ * registry do not become part of it.
+ */
+const READING_METHODS = new Set(
+  (
+    "get has at keys values entries forEach map filter find findIndex findLast findLastIndex some every reduce reduceRight includes indexOf lastIndexOf " +
+    "join slice concat flat flatMap toString toLocaleString valueOf toJSON toFixed toPrecision charAt charCodeAt codePointAt startsWith endsWith split " +
+    "trim trimStart trimEnd toLowerCase toUpperCase padStart padEnd repeat replace replaceAll match matchAll search substring normalize localeCompare " +
+    "toSorted toReversed toSpliced with hasOwnProperty getTime toISOString parse safeParse parseAsync safeParseAsync"
+  ).split(" "),
+);
+/** Globals whose functions change nothing they are given. */
+const KEEPING_GLOBALS = new Set(["JSON", "Math", "console", "String", "Number", "Boolean", "structuredClone"]);
+
+/**
+ * The names whose value, or a part of it, `root` may change: the root name of each target it
+ * assigns to, updates or deletes (`CFG.scale = 2`, `n++`, `delete M.k`); of each object it calls
+ * a method on (`plugins.set(...)`, `arr.push(...)`; not a reading method, `plugins.get(...)`, nor
+ * a package's function, `z.object(...)`); and of each object it hands to a call that may change
+ * what it is given (`Object.assign(CFG, ...)`, `register(CFG)`; not a function of the module that
+ * changes none of its parameters, Cairn's builders, Node's modules, `JSON.stringify`). When
+ * unsure, a call counts as a change: a needless re-run is better than a stale result.
+ */
+function writtenNames(root: AcornNode, context: WriteContext): string[] {
   const names = new Set<string>();
-  const base = (n: AcornNode | undefined): string | undefined => {
-    while (n && n.type === "MemberExpression") n = n.object as AcornNode | undefined;
-    return n?.type === "Identifier" ? n.name : undefined;
+  const isPackage = (name: string) => {
+    const from = context.importFrom.get(name);
+    return from !== undefined && !/^(?:\.\.?\/|\/|file:)/.test(from);
+  };
+  const keepsArguments = (callee: AcornNode): boolean => {
+    if (callee.type === "Identifier" && context.keepers.has(callee.name!)) return true;
+    const name = baseName(callee, true);
+    if (name === undefined) return false;
+    const from = context.importFrom.get(name);
+    if (from === undefined) return KEEPING_GLOBALS.has(name);
+    return from === "cairn-dag" || from.startsWith("cairn-dag/") || from.startsWith("@cairn/") || isBuiltin(from);
   };
   const visit = (node: AcornNode): void => {
     const target =
       node.type === "AssignmentExpression" ? (node.left as AcornNode) : node.type === "UpdateExpression" || (node.type === "UnaryExpression" && node.operator === "delete") ? (node.argument as AcornNode) : undefined;
-    const name = base(target);
+    const name = baseName(target, false);
     if (name) names.add(name);
+    if ((node.type === "CallExpression" || node.type === "NewExpression") && node.callee) {
+      const callee = node.callee;
+      if (node.type === "CallExpression" && callee.type === "MemberExpression") {
+        const method = callee.computed ? undefined : (callee.property as AcornNode | undefined)?.name;
+        const receiver = baseName(callee.object as AcornNode, false);
+        if (receiver && !(method && READING_METHODS.has(method)) && !isPackage(receiver)) names.add(receiver);
+      }
+      if (!keepsArguments(callee)) for (const argument of node.arguments ?? []) for (const handed of handedNames(argument)) names.add(handed);
+    }
     for (const [, child] of childNodes(node)) visit(child);
   };
   visit(root);
   return [...names];
+}
+
+/** The name at the root of `a.b.c` (and, `throughCalls`, of `a.b().c`); undefined for `this`, a literal, a call's result. */
+function baseName(node: AcornNode | undefined, throughCalls: boolean): string | undefined {
+  while (node && (node.type === "MemberExpression" || node.type === "ChainExpression" || (throughCalls && node.type === "CallExpression"))) {
+    node = (node.type === "MemberExpression" ? node.object : node.type === "ChainExpression" ? node.expression : node.callee) as AcornNode | undefined;
+  }
+  return node?.type === "Identifier" ? node.name : undefined;
+}
+
+/** The names of the objects an argument may hand over: `CFG`, `CFG.sub`, `{ into: CFG }`, `[...list]`, `a ?? B`. */
+function handedNames(node: AcornNode | null | undefined): string[] {
+  if (!node) return [];
+  switch (node.type) {
+    case "Identifier":
+    case "MemberExpression":
+    case "ChainExpression": {
+      const name = baseName(node, false);
+      return name ? [name] : [];
+    }
+    case "SpreadElement":
+      return handedNames(node.argument as AcornNode);
+    case "ObjectExpression":
+      return ((node.properties as AcornNode[]) ?? []).flatMap((p) => handedNames((p.type === "SpreadElement" ? p.argument : p.value) as AcornNode));
+    case "ArrayExpression":
+      return ((node.elements as Array<AcornNode | null>) ?? []).flatMap((e) => handedNames(e));
+    case "ConditionalExpression":
+      return [...handedNames(node.consequent as AcornNode), ...handedNames(node.alternate as AcornNode)];
+    case "LogicalExpression":
+      return [...handedNames(node.left as AcornNode), ...handedNames(node.right as AcornNode)];
+    case "AssignmentExpression":
+      return handedNames(node.right as AcornNode);
+    case "SequenceExpression":
+      return handedNames((node.expressions as AcornNode[]).at(-1));
+    default:
+      return [];
+  }
+}
+
+/**
+ * Whether a top-level function may change what it is given: it changes one of its parameters,
+ * or `arguments`, as `writtenNames` tells (handing one on to another call counts).
+ */
+function changesParameters(fn: AcornNode, context: WriteContext): boolean {
+  const params = new Set(["arguments", ...((fn.params as AcornNode[]) ?? []).flatMap((p) => patternNames(p))]);
+  return writtenNames(fn.body as AcornNode, context).some((n) => params.has(n));
 }
 
 /** The syntax nodes directly under `node`, each with the field that holds it. */
@@ -564,6 +695,10 @@ function* childNodes(node: AcornNode): Generator<[string, AcornNode]> {
       if (child && typeof child === "object" && typeof (child as AcornNode).type === "string") yield [key, child as AcornNode];
     }
   }
+}
+
+function isFunction(node: AcornNode | null | undefined): boolean {
+  return node?.type === "ArrowFunctionExpression" || node?.type === "FunctionExpression" || node?.type === "ClassExpression";
 }
 
 function isKeyed(type: string): boolean {
