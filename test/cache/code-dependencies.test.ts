@@ -142,6 +142,54 @@ describe("code a function task uses, found without .codeFiles()", () => {
     expect(r.stdout).toContain(`{"s":3,"w":15}`);
   });
 
+  it("top-level setup that changes what a task uses re-runs it: a method call, Object.assign, `const ready = setup()`, an imported config overridden in the flow", async () => {
+    await mkdir(join(dir, "conf"));
+    await writeFile(join(dir, "conf", "config.ts"), `export const SHARED = { scale: 2 };\n`);
+    await writeFile(
+      join(dir, "setup.flow.ts"),
+      [
+        `import { flow, task } from "cairn-dag";`,
+        `import { SHARED } from "./conf/config.ts";`,
+        `SHARED.scale = 3;`,
+        `const CFG: Record<string, number> = {};`,
+        `function setDefaults() { Object.assign(CFG, { scale: 2 }); }`,
+        `setDefaults();`,
+        `const plugins = new Map<string, (x: number) => number>();`,
+        `function register(name: string, f: (x: number) => number) { plugins.set(name, f); }`,
+        `register("double", (x) => x * 2);`,
+        `const LIMITS = { max: 1 };`,
+        `function setup() { LIMITS.max = 3; return true; }`,
+        `export const ready = setup();`,
+        `console.log("loaded");`,
+        `const assigned = task("assigned").input<{ x: number }>().run(({ x }) => ({ y: x * CFG.scale! }));`,
+        `const registered = task("registered").input<{ x: number }>().run(({ x }) => ({ y: plugins.get("double")!(x) }));`,
+        `const limited = task("limited").input<{ x: number }>().run(({ x }) => ({ y: x * LIMITS.max }));`,
+        `const overridden = task("overridden").input<{ x: number }>().run(({ x }) => ({ y: x * SHARED.scale }));`,
+        `const plain = task("plain").input<{ x: number }>().run(({ x }) => ({ y: x + 1 }));`,
+        `export default flow("setup").build(() => ({`,
+        `  a: assigned({ x: 10 }).y, r: registered({ x: 10 }).y, l: limited({ x: 10 }).y, o: overridden({ x: 10 }).y, p: plain({ x: 10 }).y,`,
+        `}));`,
+      ].join("\n"),
+    );
+    const status = (stdout: string) => Object.fromEntries([...stdout.matchAll(/^(assigned|registered|limited|overridden|plain)\s+(succeeded|cached)\s/gm)].map((m) => [m[1], m[2]]));
+    let r = await cairn("run", "setup.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`{"a":20,"r":20,"l":30,"o":30,"p":11}`);
+    await edit("setup.flow.ts", "scale: 2 }", "scale: 3 }");
+    await edit("setup.flow.ts", "x * 2);", "x * 5);");
+    await edit("setup.flow.ts", "max = 3", "max = 7");
+    await edit("setup.flow.ts", "SHARED.scale = 3", "SHARED.scale = 7");
+    expect((await cairn("explain", "setup.flow.ts", "overridden")).stdout).toContain("helper `SHARED` of setup.flow.ts changed");
+    r = await cairn("run", "setup.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(status(r.stdout)).toEqual({ assigned: "succeeded", registered: "succeeded", limited: "succeeded", overridden: "succeeded", plain: "cached" });
+    expect(r.stdout).toContain(`{"a":30,"r":50,"l":70,"o":70,"p":11}`);
+    // An unrelated top-level statement re-runs none of them.
+    await edit("setup.flow.ts", `console.log("loaded");`, `console.log("loaded!");`);
+    r = await cairn("run", "setup.flow.ts");
+    expect(status(r.stdout)).toEqual({ assigned: "cached", registered: "cached", limited: "cached", overridden: "cached", plain: "cached" });
+  });
+
   it("a Python script counts the project's modules it imports: editing one re-runs the script, and explain names it", async () => {
     await mkdir(join(dir, "py"));
     await writeFile(join(dir, "py", "common.py"), `FACTOR = 2\n`);

@@ -188,6 +188,27 @@ describe("functionDependencies", () => {
     expect(await depsAt("(i) => f(i)", 14)).toEqual(before.c);
   });
 
+  it("top-level code of the task's module that changes an imported name counts with it, beside the module it comes from", async () => {
+    const text = [
+      `import { CFG, LIMITS, unrelated } from "./lib/config.ts";`,
+      `import { settings } from "some-package";`,
+      `CFG.scale = 3;`,
+      `Object.assign(LIMITS, { max: 2 });`,
+      `settings.factor = 4;`,
+      `console.log(unrelated, CFG);`,
+    ].join("\n");
+    await files({ "lib/config.ts": `export const CFG = { scale: 2 };\nexport const LIMITS = { max: 1 };\nexport const unrelated = 0;\n`, "override.ts": text });
+    const fn = "() => CFG.scale * LIMITS.max * settings.factor";
+    const before = await deps("override.ts", fn);
+    expect(Object.keys(before).sort()).toEqual(["lib/config.ts", "override.ts#CFG", "override.ts#LIMITS", "override.ts#settings"]);
+    for (const [from, to] of [["scale = 3", "scale = 7"], ["max: 2", "max: 5"], ["factor = 4", "factor = 8"]] as const) {
+      await files({ "override.ts": text.replace(from, to) });
+      expect(await deps("override.ts", fn), from).not.toEqual(before);
+    }
+    // Reading an imported name changes nothing: a task that uses `unrelated` counts its module alone.
+    expect(Object.keys(await deps("override.ts", "() => unrelated"))).toEqual(["lib/config.ts"]);
+  });
+
   it("a top-level call that runs the flow (pipeline.run(), main()) does not tie each task to the others' code", async () => {
     const text = [
       `import { flow, task } from "@cairn/dsl";`,

@@ -1,7 +1,8 @@
 /**
  * What a function task's code reaches beyond its own text, found without the user declaring
  * it: the top-level declarations of its module that the function uses (helpers, constants,
- * what those use in turn, and the top-level statements that may change them), and the project's own modules and data files it imports, statically or with a
+ * what those use in turn, and the top-level statements that may change them or a name it
+ * imports), and the project's own modules and data files it imports, statically or with a
  * literal `import()` or `require()`, with everything those import. Each enters the cache key as a code file
  * named `flow.ts#readJson` (a declaration) or `lib/shape.ts` (a module, by path from the
  * task's module), so editing a helper re-runs the tasks that use it and `cairn explain`
@@ -441,8 +442,18 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
   // Top-level code belongs to the declarations it names, and to those the functions it names
   // may change: `init()` changes what init() writes (`CFG.scale = 2`), so CFG counts init() and
   // init. (Not to all a function uses: `main()` running the flow would tie every task to all.)
+  // An imported name is changed only by code that may write it (`CFG.scale = 3`, CFG imported):
+  // each has a declaration of its own here, which holds that code (`flow.ts#CFG`), and counts
+  // beside the module it comes from.
   const declOf = new Map<string, Decl>();
   for (const decl of decls) for (const name of decl.names) declOf.set(name, decl);
+  const imported = new Set<Decl>();
+  for (const local of importFrom.keys()) {
+    if (declOf.has(local)) continue;
+    const decl: Decl = { names: [local], texts: [], uses: new Set(), modules: new Set(), funcs: [], span: undefined, writes: [] };
+    declOf.set(local, decl);
+    imported.add(decl);
+  }
   /** The declarations code changes: those it writes, and those the functions it names write (one call deep). */
   const changedBy = (named: Iterable<Decl>, writes: string[]): Set<Decl> => {
     const changed = new Set(writes.flatMap((n) => declOf.get(n) ?? []));
@@ -457,7 +468,7 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     }
   };
   for (const other of others) {
-    const named = other.names.flatMap((n) => declOf.get(n) ?? []);
+    const named = other.names.flatMap((n) => declOf.get(n) ?? []).filter((d) => !imported.has(d));
     attach(new Set([...named, ...changedBy(named, other.writes)]), other.text, other);
   }
   // A declaration whose initialiser runs code belongs to what that code may change
@@ -472,6 +483,7 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     changed.delete(decl);
     attach(changed, decl.texts[0]!, decl.refs!);
   }
+  for (const decl of imported) if (decl.texts.length) decls.push(decl);
   // What the module loads with a literal import() or require() counts when the module counts whole.
   for (const from of new Set([...decls.flatMap((d) => [...d.modules]), ...others.flatMap((o) => o.modules)])) imports.push({ locals: [], taken: ["*"], from });
   const topLevel = new Set([...decls.flatMap((d) => d.names), ...imports.flatMap((i) => i.locals)]);
