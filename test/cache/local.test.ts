@@ -536,6 +536,35 @@ describe("single flight on one store", () => {
     }
   };
 
+  it("a flow that stops while its tasks claim their keys (fail-fast) lets every claim go: no lease is left, and the next run computes them", async () => {
+    const root = await tmp();
+    const t = task("t")
+      .input<{ n: number }>()
+      .run(({ n }) => ({ n }));
+    const bad = task("bad")
+      .cache(false)
+      .run(() => {
+        throw new Error("fails at once");
+      });
+    const f = flow("stops-while-claiming").build(() => {
+      bad();
+      for (let n = 0; n < 20; n++) t({ n });
+      return {};
+    });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const failed = await runCollect(f, { root });
+      expect(failed.result.status).toBe("failed");
+      // Every claim is given up with the run: none is left renewed for ever, for the next run to wait on.
+      expect(await readdir(join(root, "cache", "leases")).catch(() => [])).toEqual([]);
+    }
+    const ok = flow("stops-while-claiming").build(() => {
+      for (let n = 0; n < 20; n++) t({ n });
+      return {};
+    });
+    const next = await runCollect(ok, { root });
+    expect(next.result.status).toBe("succeeded");
+  });
+
   it("a task whose lease another process took over while it computed warns that the key may be computed twice", async () => {
     // As with redis or postgres when synchronous work keeps the event loop from renewing the lease
     // past its ttl: the renewal finds the lease gone. It used to be swallowed without a word.

@@ -54,7 +54,7 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
   }
   try {
     const entry = await findEntry(scope, task, key.key);
-    if (flowSignal.aborted) return STOPPED;
+    if (flowSignal.aborted) return stopped(task, entry);
     if (entry) {
       await recordHit(scope.record, task.node, entry, task.result, scope.hits, scope.warn, cache.sourceRunName(entry.sourceRunId));
       task.settleFlight?.(entry);
@@ -62,7 +62,7 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
       return { kind: "hit", entry };
     }
   } catch (error) {
-    if (flowSignal.aborted) return STOPPED;
+    if (flowSignal.aborted) return stopped(task, undefined);
     if (cache.strict && isStoreDown(error)) {
       task.settleFlight?.(undefined);
       return { kind: "failed", error };
@@ -70,5 +70,18 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
     // The lookup, or the lease that claims the key (a full redis refuses it): either way the task runs.
     scope.warn(id, `could not look up or claim its cache entry (${toErrorInfo(error).message}); running it`);
   }
-  return flowSignal.aborted ? STOPPED : MISS;
+  return flowSignal.aborted ? stopped(task, undefined) : MISS;
+}
+
+/**
+ * The flow stopped while the task looked up its entry, after it may have claimed the key: the
+ * flow's stop gave up only the leases claimed before it, so this one is let go here (kept, it
+ * would be renewed for ever, and every later run of the key, here or elsewhere, would wait).
+ */
+async function stopped(task: LookupTask, entry: CacheEntry | undefined): Promise<Lookup> {
+  task.settleFlight?.(entry);
+  task.settleFlight = undefined;
+  await task.releaseLease?.();
+  task.releaseLease = undefined;
+  return STOPPED;
 }
