@@ -9,7 +9,9 @@ import { readFileSync } from "node:fs";
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import http from "node:http";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { LocalStore } from "@cairn/core";
+import { flow, task } from "cairn-dag";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairnBin, childEnv, start, tmp } from "../cache/helpers.ts";
 import { cairn, cairnRunKilled, jsonLines, reliabilityFixture, startProxy, taskRunning } from "./helpers.ts";
@@ -86,6 +88,24 @@ describe("embedded store, a second cairn run after kill -9", () => {
     const shown = JSON.parse((await cairn(["show", flowRunId, "--json", "--root", root])).stdout) as { run: Run; tasks: Run[] };
     expect(shown.run.status).toBe("KILLED");
     expect(shown.tasks.find((t) => t.name === "slow")?.status).toBe("KILLED");
+  });
+
+  it("an app that lives on closes the runs of a process killed after its first flow.run(), at a flow.run() once a minute has passed", async () => {
+    const root = await tmp();
+    const quick = task("quick").run(() => ({ n: 1 }));
+    const inApp = flow("slow-task").build(() => ({ n: quick().n }));
+    expect((await (await inApp.run({ root, env: {}, cache: false })).wait()).status).toBe("succeeded");
+    const killed = await cairnRunKilled(flowFile, root, taskRunning("slow"), { delayMs: 200 });
+    const flowRunId = flowRunIdOf(killed.json);
+    // A minute on (LOOK_AGAIN_MS in core/src/tracking/abandoned-runs.ts): the app looks at the store again.
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 61_000 });
+    try {
+      expect((await (await inApp.run({ root, env: {}, cache: false })).wait()).status).toBe("succeeded");
+      // Read the store as it is now, here: the app's own run closed them (a cairn command would close them itself).
+      expect((await new LocalStore({ root }).getRun(flowRunId))?.status).toBe("KILLED");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("leaves the runs of a process that is still running alone", async () => {

@@ -6,8 +6,15 @@
  */
 import type { RunRecord, Tracker } from "./tracker.ts";
 
-/** Stores and experiments already looked at by this process: a second look finds nothing new to close but costs a request. */
-const looked = new Set<string>();
+/**
+ * Stores and experiments this process looked at, and when: a second look in the same command
+ * finds nothing new to close but costs a request. A process that lives on (an app that runs flows
+ * on request) looks again once {@link LOOK_AGAIN_MS} have passed, for the runs of processes that
+ * died since.
+ */
+const looked = new Map<string, number>();
+/** How long a look at a store or experiment stands, in a process that lives on. */
+export const LOOK_AGAIN_MS = 60_000;
 
 /**
  * Asks the tracker to close the runs its dead processes left RUNNING in `experimentIds`; resolves
@@ -17,9 +24,10 @@ const looked = new Set<string>();
  */
 export async function closeAbandonedRuns(tracker: Tracker, experimentIds: readonly string[], options?: { warn?: (message: string) => void }): Promise<RunRecord[]> {
   if (!tracker.closeAbandonedRuns) return [];
-  const fresh = experimentIds.filter((id) => !looked.has(`${tracker.uri}\0${id}`));
+  const now = Date.now();
+  const fresh = experimentIds.filter((id) => !(now - (looked.get(`${tracker.uri}\0${id}`) ?? -Infinity) < LOOK_AGAIN_MS));
   if (!fresh.length && experimentIds.length) return [];
-  for (const id of fresh) looked.add(`${tracker.uri}\0${id}`);
+  for (const id of fresh) looked.set(`${tracker.uri}\0${id}`, now);
   try {
     return await tracker.closeAbandonedRuns(fresh, options);
   } catch {
