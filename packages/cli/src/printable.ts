@@ -2,14 +2,19 @@
  * Text that came from a run (a task's log line, an error message, a param, a metric's name, a
  * record read from a shared MLflow server) made safe to print on a terminal. A control character
  * in it would be obeyed, not shown: `ESC[2J` clears the screen, `ESC]0;...BEL` sets the window's
- * title, `ESC]8;;url` plants a link, `\r` and `\b` rewrite what was printed. Each is shown as
- * its escape instead (`\x1b`, `\r`), as `cat -v` or JSON would show it; the CLI's own colours
- * are added after, around text that went through here. `--json` output needs none of this:
- * JSON escapes control characters itself.
+ * title, `ESC]8;;url` plants a link, `\r` and `\b` rewrite what was printed, and a bidi override
+ * (U+202E) shows the text after it reversed, so that what is read is not what was written. Each
+ * is shown as its escape instead (`\x1b`, `\r`, `\u202e`), as `cat -v` or JSON would show it; the
+ * CLI's own colours are added after, around text that went through here. `--json` output needs
+ * none of this: JSON escapes control characters itself.
  */
 
-/** C0 controls but tab and newline, DEL, and C1 controls (U+0080–U+009F, which some terminals obey too). */
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+/**
+ * C0 controls but tab and newline, DEL, C1 controls (U+0080–U+009F, which some terminals obey
+ * too), and the bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), which
+ * reorder the text that follows them (the "Trojan Source" trick).
+ */
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 /** `text` with its control characters shown as escapes; tabs and newlines kept. */
 export function printable(text: string): string {
@@ -32,5 +37,6 @@ export function prefixLines(prefix: string, text: string): string {
 function escape(c: string): string {
   if (c === "\r") return "\\r";
   if (c === "\b") return "\\b";
-  return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  const code = c.charCodeAt(0);
+  return code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, "0")}`;
 }
