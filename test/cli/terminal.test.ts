@@ -40,4 +40,11 @@ describe("text from a run on a terminal", () => {
     expect(failed.stdout).not.toMatch(OBEYED);
     expect(failed.stdout).toContain("ERR:\\x1b[2J\\x1b]0;pwned");
   }, 60_000);
+
+  it("a task's error of several lines: each line after the first carries the task's prefix, in the plain view", async () => {
+    const run = await cairn(["run", fixture("prints-itself.flow.ts"), "--no-cache"], { env: { NO_COLOR: "1" } });
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toMatch(/ ✗ failed +fail +\d+ms +boom\n\[fail\] 00:00:00 ✓ succeeded {2}notreal\n\[fail\] {3}✓ succeeded notreal\n {4}at \S*prints-itself\.flow\.ts:\d+:\d+\n/);
+    expect(run.stdout).not.toMatch(/^(\d\d:\d\d:\d\d | {2})?✓ succeeded +notreal/m);
+  }, 60_000);
 });

@@ -102,7 +102,7 @@ function plainReporter(out: Writable, c: Colors): Reporter {
           e.attempt && e.attempt > 1 ? `attempt ${e.attempt}` : "",
           e.durationMs !== undefined ? formatDuration(e.durationMs) : "",
           e.cachedFrom ? `from ${e.cachedFrom}` : "",
-          e.error ? errorText(e.error, true) : "",
+          e.error ? errorOnLine(e.task, e.error, c) : "",
         ].filter(Boolean);
         out.write(`${time(e.time)} ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}${extra.length ? `  ${c.dim(extra.join("  "))}` : ""}\n`);
       } else if (e.type === "flow" && e.status === "running") {
@@ -123,32 +123,59 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
   const style = statusStyle(c);
   const active = new Map<string, { status: TaskStatus; since: number; attempt?: number }>();
   const counts = new Map<TaskStatus, number>();
+  const terminal = out as Partial<NodeJS.WriteStream>;
   let flowName = "";
   let view: string | undefined;
   let flowStart = Date.now();
   let timer: NodeJS.Timeout | undefined;
   const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
   let frame = 0;
-
-  const render = () => {
-    frame = (frame + 1) % frames.length;
-    const done = ["succeeded", "cached", "failed", "skipped", "cancelled"].reduce((n, s) => n + (counts.get(s as TaskStatus) ?? 0), 0);
-    const lines = [
-      `${c.cyan(frames[frame]!)} ${c.bold(flowName)}  ${done} done · ${active.size} running` +
-        `${counts.get("failed") ? ` · ${c.red(`${counts.get("failed")} failed`)}` : ""}  ${c.dim(formatDuration(Date.now() - flowStart))}`,
-    ];
-    const shown = [...active].slice(0, 12);
-    for (const [task, a] of shown) {
-      lines.push(`  ${style[a.status](`${SYMBOL[a.status]} ${a.status.padEnd(9)}`)} ${task}${a.attempt && a.attempt > 1 ? c.dim(` attempt ${a.attempt}`) : ""}  ${c.dim(formatDuration(Date.now() - a.since))}`);
+  // True while the reporter writes itself: those writes pass the diversion below untouched.
+  let drawing = false;
+  const draw = (paint: () => void) => {
+    const was = drawing;
+    drawing = true;
+    try {
+      paint();
+    } finally {
+      drawing = was;
     }
-    if (active.size > shown.length) lines.push(c.dim(`  … and ${active.size - shown.length} more`));
-    log(lines.join("\n"));
   };
-  const printAbove = (line: string) => {
-    log.clear();
-    out.write(`${line}\n`);
-    render();
-  };
+
+  // The block fits the terminal as it is now: a line cut to its width and no more lines than its
+  // height. log-update erases the lines it wrote, not the rows they took: a line that wraps, or a
+  // block taller than the screen (whose top scrolls away), leaves a stale copy behind each frame.
+  const render = () =>
+    draw(() => {
+      frame = (frame + 1) % frames.length;
+      const width = Math.max(1, (terminal.columns ?? 80) - 1);
+      const height = terminal.rows ?? 24;
+      const done = ["succeeded", "cached", "failed", "skipped", "cancelled"].reduce((n, s) => n + (counts.get(s as TaskStatus) ?? 0), 0);
+      const failed = counts.get("failed");
+      const lines = [
+        fitLine(
+          [[frames[frame]!, c.cyan], [" "], [flowName, c.bold], [`  ${done} done · ${active.size} running`], [failed ? ` · ${failed} failed` : "", c.red], ["  "], [formatDuration(Date.now() - flowStart), c.dim]],
+          width,
+        ),
+      ];
+      // The header, the task lines, "… and N more" and the empty line log-update ends on.
+      const shown = [...active].slice(0, Math.max(0, Math.min(12, height - 3)));
+      for (const [task, a] of shown) {
+        const status: Part = [`${SYMBOL[a.status]} ${a.status.padEnd(9)}`, style[a.status]];
+        lines.push(fitLine([["  "], status, [` ${task}`], [a.attempt && a.attempt > 1 ? ` attempt ${a.attempt}` : "", c.dim], ["  "], [formatDuration(Date.now() - a.since), c.dim]], width));
+      }
+      if (active.size > shown.length && lines.length < height - 1) lines.push(fitLine([[`  … and ${active.size - shown.length} more`, c.dim]], width));
+      log(lines.join("\n"));
+    });
+  /** Erases the block, has `write` print, and draws the block again below what it printed. */
+  const above = (write: () => void) =>
+    draw(() => {
+      log.clear();
+      write();
+      render();
+    });
+  const printAbove = (line: string) => above(() => out.write(`${line}\n`));
+  let restore = () => {};
 
   return {
     event(e) {
@@ -156,6 +183,9 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
         flowName = e.flow;
         flowStart = e.time;
         if (e.url) out.write(`${(view = viewRun(e.flow, e.url, c))}\n`);
+        // From now on there is a block to keep: until the run's end (finish), nothing else is drawn.
+        if (out === process.stdout) restore = divertAbove(above, () => drawing);
+        terminal.on?.("resize", render);
         timer = setInterval(render, 100);
         timer.unref();
         return;
@@ -165,24 +195,85 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       if (e.status === "running" || e.status === "retrying" || e.status === "waiting") {
         const prev = active.get(e.task);
         active.set(e.task, { status: e.status, since: prev?.since ?? e.time, ...(e.attempt ? { attempt: e.attempt } : {}) });
-        if (e.status === "retrying") printAbove(`  ${style.retrying(`${SYMBOL.retrying} retrying `)} ${e.task}  ${c.dim(e.error ? errorText(e.error, true) : "")}`);
+        if (e.status === "retrying") printAbove(`  ${style.retrying(`${SYMBOL.retrying} retrying `)} ${e.task}  ${c.dim(e.error ? errorOnLine(e.task, e.error, c) : "")}`);
         return;
       }
       if (e.status === "queued") return;
       active.delete(e.task);
       counts.set(e.status, (counts.get(e.status) ?? 0) + 1);
-      const extra = [e.durationMs !== undefined ? formatDuration(e.durationMs) : "", e.error ? errorText(e.error, true) : ""].filter(Boolean).join("  ");
+      const extra = [e.durationMs !== undefined ? formatDuration(e.durationMs) : "", e.error ? errorOnLine(e.task, e.error, c) : ""].filter(Boolean).join("  ");
       printAbove(`  ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}  ${c.dim(extra)}`);
     },
     finish(result) {
       if (timer) clearInterval(timer);
-      log.clear();
-      log.done();
+      terminal.off?.("resize", render);
+      draw(() => {
+        log.clear();
+        log.done();
+      });
+      restore();
       out.write(summary(result, c, view));
     },
     notice(message) {
       printAbove(c.yellow(printable(message)));
     },
+  };
+}
+
+/** A piece of a line of the live block: its text, and the colour it is shown in. */
+type Part = readonly [text: string, colour?: (s: string) => string];
+
+/**
+ * `parts` as one line of at most `width` columns, its end cut and marked `…` when longer. Counted
+ * in code points: the block holds ASCII names (task ids and flow names allow no other) and
+ * one-column symbols.
+ */
+function fitLine(parts: readonly Part[], width: number): string {
+  const length = parts.reduce((n, [text]) => n + [...text].length, 0);
+  if (length <= width) return parts.map(([text, colour]) => (colour ? colour(text) : text)).join("");
+  let room = width - 1;
+  let line = "";
+  for (const [text, colour] of parts) {
+    const kept = [...text].slice(0, room).join("");
+    room -= [...kept].length;
+    if (kept) line += colour ? colour(kept) : kept;
+  }
+  return `${line}…`;
+}
+
+/**
+ * In the live view, what the process writes to stdout or stderr itself (a function task's
+ * `console.log` or `console.error`, a warning of Node's or of the CLI's) is printed above the
+ * block, through `above`: written between two frames, it would be erased with the block by the
+ * next one (log-update erases as many lines as it wrote last, from where the cursor is). Whole
+ * lines are printed as they arrive; the start of a line waits for its end, or for the run's end.
+ * stderr is diverted when it is the terminal too. `drawing` says when a write is the reporter's
+ * own (log-update's frames, cli-cursor's), which passes. Returns the function that puts the
+ * streams' own `write` back, printing what waits.
+ */
+function divertAbove(above: (write: () => void) => void, drawing: () => boolean): () => void {
+  const streams = [process.stdout, ...(process.stderr.isTTY ? [process.stderr] : [])];
+  const restores = streams.map((stream) => {
+    const original = stream.write;
+    const write = (text: string) => void original.call(stream, text);
+    let waiting = "";
+    stream.write = function (this: NodeJS.WriteStream, chunk: unknown, encoding?: unknown, callback?: unknown) {
+      if (drawing()) return original.apply(this, [chunk, encoding, callback] as Parameters<typeof original>);
+      const done = typeof encoding === "function" ? encoding : callback;
+      const text = waiting + (typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString(typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8"));
+      const end = text.lastIndexOf("\n") + 1;
+      waiting = text.slice(end);
+      if (end) above(() => write(text.slice(0, end)));
+      if (typeof done === "function") process.nextTick(done as () => void);
+      return true;
+    } as typeof stream.write;
+    return () => {
+      stream.write = original;
+      if (waiting) write(waiting);
+    };
+  });
+  return () => {
+    for (const restore of restores) restore();
   };
 }
 
@@ -259,14 +350,25 @@ export function leaderboard(node: string, sweep: Pick<SweepOutputs, "trial" | "t
 }
 
 /**
+ * A task's error on its line of the plain or live view: each line after the message's first
+ * carries the task's `[task]` prefix, as its log lines do, so that none passes for a line of
+ * Cairn's own (`00:00:00 ✓ succeeded  other`); the place it was raised at stays Cairn's own line.
+ */
+function errorOnLine(task: string, error: ErrorInfo, c: Colors): string {
+  return errorText(error, true, process.cwd(), `${c.dim(`[${task}]`)} `);
+}
+
+/**
  * A task's error as the human views show it: with the place in the user's code it was raised at
  * (relative to the working directory when inside it). `brief` (a task's own line, printed right
  * after the task's output) leaves out a failed process's stderr tail: the views printed those lines
  * as the process wrote them, and the closing summary shows the tail beside the task.
+ * `continuation` starts each line of the message after its first.
  */
-export function errorText(error: ErrorInfo, brief = false, cwd = process.cwd()): string {
+export function errorText(error: ErrorInfo, brief = false, cwd = process.cwd(), continuation = ""): string {
   let text = printable(error.message);
   if (brief && error.name === "ProcessFailedError") text = text.replace(/ Last \d+ lines? of stderr:\n(?: {2}\| .*\n)+/, " Its stderr is printed above. ");
+  if (continuation) text = text.split("\n").join(`\n${continuation}`);
   if (error.at) {
     const rel = relative(cwd, error.at);
     text += `\n    at ${printableLine(rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : error.at)}`;

@@ -1,0 +1,69 @@
+/**
+ * `cairn run` on a real terminal: tmux's, a terminal emulator with a scrollback, read back as the
+ * user would see it once the run is over. The live view keeps what a task prints itself, and
+ * fits a small terminal.
+ */
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { cairnBin, childEnv } from "../cache/helpers.ts";
+import { fixture, tmp } from "./helpers.ts";
+
+const run = promisify(execFile);
+const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * `cairn ...args` in a `cols`×`rows` tmux window, in a fresh folder; once it has exited, the
+ * whole window (its scrollback and its screen, wrapped lines joined) and the exit code.
+ */
+async function onTerminal(args: string[], cols: number, rows: number): Promise<{ screen: string; code: number }> {
+  const cwd = await tmp("cairn-live-");
+  const socket = join(cwd, "tmux.sock");
+  const tmux = (...a: string[]) => run("tmux", ["-S", socket, "-f", "/dev/null", ...a], { env: childEnv(), cwd });
+  const command = `${[process.execPath, cairnBin, ...args].map(quote).join(" ")}; echo $? > code; tmux -S ${quote(socket)} wait-for -S done; sleep 600`;
+  await tmux("new-session", "-d", "-x", String(cols), "-y", String(rows), command);
+  try {
+    await tmux("set-option", "-g", "history-limit", "10000");
+    await tmux("wait-for", "done");
+    const { stdout } = await tmux("capture-pane", "-p", "-J", "-S", "-");
+    return { screen: stdout, code: Number(await readFile(join(cwd, "code"), "utf8")) };
+  } finally {
+    await tmux("kill-server").catch(() => {});
+  }
+}
+
+const count = (text: string, line: string) => text.split("\n").filter((l) => l === line).length;
+
+describe("the live view", () => {
+  it("keeps what a task prints itself (console.log, console.error, a line in pieces) on the screen, once each, above the view", async () => {
+    const { screen, code } = await onTerminal(["run", fixture("prints-itself.flow.ts"), "--no-cache"], 80, 24);
+    expect(code, screen).toBe(1);
+    for (const i of [0, 1, 2, 3]) {
+      for (const k of [0, 1, 2]) {
+        expect(count(screen, `task ${i} out ${k}`), screen).toBe(1);
+        expect(count(screen, `task ${i} err ${k}`), screen).toBe(1);
+      }
+      expect(count(screen, `task ${i} in two pieces`), screen).toBe(1);
+    }
+    // No frame of the view is left behind: it is erased at the end, before the summary.
+    expect(screen).not.toMatch(/\d+ done · \d+ running/);
+    // A task's error: its lines after the first carry the task's prefix, so none passes for a line of Cairn's own.
+    expect(screen).toContain("boom\n[fail] 00:00:00 ✓ succeeded  notreal\n[fail]   ✓ succeeded notreal\n");
+    expect(screen).not.toMatch(/^(00:00:00 | {2})?✓ succeeded +notreal/m);
+  }, 60_000);
+
+  it("fits a small terminal: lines cut to its width, no more lines than its height, no stale copies in the scrollback", async () => {
+    const { screen, code } = await onTerminal(["run", fixture("many-long-ids.flow.ts"), "--no-cache", "-c", "16"], 40, 12);
+    expect(code, screen).toBe(0);
+    expect(screen).not.toMatch(/done · \d+ running/);
+    expect(screen).not.toMatch(/▶ running/);
+    for (let i = 0; i < 16; i++) {
+      const id = `train_segment_${String(i).padStart(2, "0")}_model`;
+      expect(count(screen, `[${id}] item ${i} started`), screen).toBe(1);
+      expect(screen.split("\n").filter((l) => l.startsWith(`  ✓ succeeded ${id}`)), screen).toHaveLength(1);
+    }
+  }, 60_000);
+});
+
