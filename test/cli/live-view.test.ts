@@ -1,7 +1,8 @@
 /**
- * `cairn run` on a real terminal: tmux's, a terminal emulator with a scrollback, read back as the
- * user would see it once the run is over. The live view keeps what a task prints itself, and
- * fits a small terminal.
+ * `cairn run` on a real terminal: tmux's (a terminal emulator with a scrollback, read back as
+ * the user would see it once the run is over), and `script`'s (a terminal whose bytes are read
+ * as written). The live view keeps what a task prints itself, fits a small terminal, and
+ * `TERM=dumb` gets plain lines without colours.
  */
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
@@ -67,3 +68,23 @@ describe("the live view", () => {
   }, 60_000);
 });
 
+describe("TERM=dumb", () => {
+  /** `cairn ...args` under `script`: on a terminal, its bytes as written. */
+  async function bytesOnTerminal(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+    const cwd = await tmp("cairn-dumb-");
+    const command = [process.execPath, cairnBin, ...args].map(quote).join(" ");
+    const { stdout } = await run("script", ["-qfec", command, "/dev/null"], { cwd, env: childEnv(env) });
+    return stdout;
+  }
+
+  it("gets plain lines without colours on a terminal; FORCE_COLOR still turns them on", async () => {
+    const args = ["run", fixture("../../fixtures/ok.flow.ts"), "--no-cache"];
+    const dumb = await bytesOnTerminal(args, { TERM: "dumb", NO_COLOR: undefined });
+    expect(dumb).toContain("Flow succeeded");
+    expect(dumb).not.toContain("\u001b[");
+    const forced = await bytesOnTerminal(args, { TERM: "dumb", NO_COLOR: undefined, FORCE_COLOR: "1" });
+    expect(forced).toContain("\u001b[32msucceeded");
+    // Another terminal gets them, as before.
+    expect(await bytesOnTerminal(args, { TERM: "xterm", NO_COLOR: undefined })).toContain("\u001b[32msucceeded");
+  }, 60_000);
+});

@@ -1078,13 +1078,14 @@ async function reachableTracker(options: Parameters<typeof resolveTracker>[0]): 
 /**
  * Whether to colour what goes to `stream`: never with a non-empty NO_COLOR (no-color.org); with
  * FORCE_COLOR set, unless it is `0` or `false` (so `FORCE_COLOR=0` turns colours off, as in Node
- * and chalk); else when the stream is a terminal.
+ * and chalk); else when the stream is a terminal that is not `TERM=dumb` (one that shows escape
+ * codes as text, as Emacs's shell does; picocolors, chalk and git say so too).
  */
 function colorsOn(env: NodeJS.ProcessEnv, stream: Writable): boolean {
   if (env.NO_COLOR) return false;
   const force = env.FORCE_COLOR;
   if (force !== undefined) return force !== "0" && force.toLowerCase() !== "false";
-  return (stream as NodeJS.WriteStream).isTTY === true;
+  return (stream as NodeJS.WriteStream).isTTY === true && env.TERM !== "dumb";
 }
 
 /** A store's warning (a damaged record, a run left unclosed), said on stderr as one line. */
