@@ -446,6 +446,21 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(r.stdout).toMatch(/boom on the worker \(on worker \S+\)\n\s+at \S*fail\.flow\.ts:5:\d+/);
   }, 120_000);
 
+  it("a worker prints a task's warning and error as text, never obeyed, and their further lines under the task's prefix", async () => {
+    const { env } = await testEnv("queue-hostile");
+    const file = join(import.meta.dirname, "fixtures/hostile.flow.ts");
+    const worker = await startWorker(file, servers.redis.url, ["--root", await tmp()], env);
+    workers.push(worker);
+    const r = await start(process.execPath, [cairnBin, "run", file, "--root", await tmp(), "--queue", servers.redis.url], { env: childEnv(env) }).done;
+    expect(r.code).toBe(1);
+    await worker.waitFor(/task shout failed/);
+    const log = worker.log();
+    expect(log).not.toMatch(/[\u001b\u0007]/);
+    expect(log).toMatch(/Z shout: warn line \\x1b\]0;PWNED-TITLE\\x07\\x1b\[2J\\x1b\[31mRED\\x1b\[0m\n\[shout\] worker stopped\n/);
+    expect(log).toMatch(/Z task shout failed: boom \\x1b\[2J\\x1b\[H\\x1b\[32mfake ok\\x1b\[0m\n\[shout\] worker stopped/);
+    expect(log).not.toMatch(/^worker stopped/m);
+  }, 120_000);
+
   it("a worker whose flow has no such task refuses it, saying its checkout differs", async () => {
     const { env } = await testEnv("queue-unknown");
     const dir = await tmp("cairn-unknown-checkout-");

@@ -552,6 +552,9 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
   }
   const file = positionals[0]!;
   const say = (line: string) => io.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  // A task's message or log line is the run's text (see printable.ts): printable, and each line
+  // after its first under the task's prefix, so that none passes for a line of the worker's own.
+  const runText = (task: string, text: string) => printable(text).split("\n").join(`\n[${task}] `);
   const running = await worker.startWorker({
     flow: flow.definition,
     file,
@@ -563,8 +566,8 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
     ...(secrets ? { secrets } : {}),
     onEvent: (e) => {
       if (e.type === "ready") say(`worker ${e.id} ready: flow "${flow.definition.name}" (${file}), pools ${e.pools.join(", ")}`);
-      else if (e.type === "task") say(`task ${e.task} ${e.status}${"message" in e && e.message ? `: ${e.message}` : ""}`);
-      else if (e.event.type === "log" && e.event.level !== "info") say(`${e.event.task ? `${e.event.task}: ` : ""}${e.event.message}`);
+      else if (e.type === "task") say(`task ${e.task} ${e.status}${"message" in e && e.message ? `: ${runText(e.task, e.message)}` : ""}`);
+      else if (e.event.type === "log" && e.event.level !== "info") say(`${e.event.task ? `${e.event.task}: ` : ""}${runText(e.event.task ?? "flow", e.event.message)}`);
     },
   });
   await new Promise<void>((resolveStop) => {
