@@ -14,7 +14,8 @@ const OBEYED = /[\u001b\u0007\r\b\u009b]/;
 describe("text from a run on a terminal", () => {
   it("is shown with its control characters escaped, and a log message's lines each carry the task's prefix", async () => {
     const cwd = await tmp("cairn-terminal-");
-    const param = "PARAM:\u001b]0;title\u0007\u001b[31m";
+    // A newline in a param, shown by `cairn show`, must not add a line of its own.
+    const param = "PARAM:\u001b]0;title\u0007\u001b[31m\nstatus: FINISHED (faked)";
     const run = await cairn(["run", file, "-p", `note=${param}`], { cwd, env: { NO_COLOR: "1" } });
     expect(run.code).toBe(1); // the flow fails, as the fixture means it to
     for (const text of [run.stdout, run.stderr]) expect(text).not.toMatch(OBEYED);
@@ -30,7 +31,8 @@ describe("text from a run on a terminal", () => {
     const shown = await cairn(["show", flowRun.runId], { cwd, env: { NO_COLOR: "1" } });
     expect(shown.code, shown.stderr).toBe(0);
     expect(shown.stdout).not.toMatch(OBEYED);
-    expect(shown.stdout).toContain("note=PARAM:\\x1b]0;title\\x07\\x1b[31m");
+    expect(shown.stdout).toContain("note=PARAM:\\x1b]0;title\\x07\\x1b[31m\\nstatus: FINISHED (faked)");
+    expect(shown.stdout).not.toMatch(/^status: FINISHED/m);
     const speak = (JSON.parse((await cairn(["show", flowRun.runId, "--json"], { cwd })).stdout) as { tasks: Array<{ name: string; runId: string }> }).tasks.find((t) => t.name === "speak")!;
     const task = await cairn(["show", speak.runId], { cwd, env: { NO_COLOR: "1" } });
     expect(task.stdout).not.toMatch(OBEYED);

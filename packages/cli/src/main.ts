@@ -943,17 +943,18 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   const lines = [`${c.bold(printableLine(run.name))}  run ${run.runId}  ${run.status}  ${duration(run)}`];
   if (run.parentRunId !== undefined) lines.push(`task run of flow run ${run.parentRunId}`);
   const source = sourceOf(run);
-  if (run.tags[CACHED_FROM_TAG]) lines.push(`cached from ${run.tags[CACHED_FROM_TAG]}${source ? ` (${source.name}, ${source.status})` : ""}`);
+  if (run.tags[CACHED_FROM_TAG]) lines.push(`cached from ${printableLine(run.tags[CACHED_FROM_TAG])}${source ? ` (${printableLine(source.name)}, ${source.status})` : ""}`);
   lines.push(`started ${new Date(run.startTime).toISOString()}`);
   const from = source ? ` (of source run ${source.runId})` : "";
   const params = source && !Object.keys(run.params).length ? source.params : run.params;
   const metrics = source && !Object.keys(run.metrics).length ? source.metrics : run.metrics;
-  if (Object.keys(params).length) lines.push(`params${params === run.params ? "" : from}: ${Object.entries(params).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  if (Object.keys(params).length) lines.push(`params${params === run.params ? "" : from}: ${Object.entries(params).map(([k, v]) => printableLine(`${k}=${v}`)).join(" ")}`);
   if (Object.keys(metrics).length) lines.push(`metrics${metrics === run.metrics ? "" : from}: ${formatMetrics(metrics)}`);
   const note = run.parentRunId !== undefined && !run.tags[CACHED_FROM_TAG] ? taskNote(run, true) : "";
   const stopped = run.tags["cairn.status"] === "skipped" || run.tags["cairn.status"] === "cancelled";
   if (note) lines.push(stopped ? note : `error: ${note}${run.tags["cairn.error.name"] !== undefined ? "\n(the whole text and its stack: artifact cairn/error.txt)" : ""}`);
-  // What the record holds is data (from a shared server, anyone's): printable, past the first line's own colours.
+  // What the record holds is data (from a shared server, anyone's): printable, past the first line's
+  // own colours; a name or value on one line (params, metrics), so that none can add lines of its own.
   stdout.write(`${[lines[0], ...lines.slice(1).map(printable)].join("\n")}\n`);
   // A task run has no task runs below it (unless its work started runs of its own, as `mlflow run` does).
   if (run.parentRunId !== undefined && !children.length) return EXIT.ok;
@@ -1050,7 +1051,7 @@ function taskNote(r: RunRecord, full = false): string {
 /** `k=v k=v`, numbers as they are. */
 function formatMetrics(metrics: Record<string, number>): string {
   return Object.entries(metrics)
-    .map(([k, v]) => `${k}=${v}`)
+    .map(([k, v]) => printableLine(`${k}=${v}`))
     .join(" ");
 }
 
