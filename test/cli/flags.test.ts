@@ -23,6 +23,9 @@ describe("flags Cairn does not know, or that lack their value, exit 2 with Cairn
     [["run", ok, "--pool", "gpu=2=3"], /Expected `--pool gpu` to be an integer >= 1, got `2=3`\./],
     [["run", ok, "--pool", "=2"], /Expected --pool NAME=N, got "--pool =2"\./],
     [["run", ok, "--json=yes"], /Expected `--json` alone \(it is a switch and takes no value\), got `--json=yes`\./],
+    // Dropped unread under --no-cache, a mistyped --rerun would pass unseen.
+    [["run", ok, "--no-cache", "--rerun", "dubble"], /Expected either --no-cache or --rerun, got both: --no-cache neither looks up nor stores results, so --rerun would change nothing\. Drop --rerun to run every task without the cache, or --no-cache to use it\./],
+    [["run", ok, "--refresh", "--no-cache", "--cache-strict"], /Expected either --no-cache or --refresh, --cache-strict, got both: .* so --refresh and --cache-strict would change nothing\./],
     [["help", "frobnicate"], /Unknown command "frobnicate"\. Expected one of: init, run, graph, plan, explain, cache, runs, show, report, worker, workers\./],
   ])("cairn %s", async (args, message) => {
     const r = await cairn(args);

@@ -102,7 +102,8 @@ Options:
       --experiment NAME      Experiment to record into. Default: MLFLOW_EXPERIMENT_NAME, else the flow's name.
       --secrets FILE         KEY=VALUE file of secrets for ctx.secret(); never logged.
       --no-tracking          Record no runs (no embedded store runs, no MLflow); the cache is still used.
-      --no-cache             Neither look up nor store results: every task runs.
+      --no-cache             Neither look up nor store results: every task runs. Not with --rerun,
+                             --refresh or --cache-strict, which it would make do nothing.
       --no-report            Do not write the run's HTML report (cairn/report.html; see cairn report).
       --rerun TASK           Run TASK (a task name or node id) and its dependants even if cached; repeatable.
       --refresh              Run every task even if cached, and store the results again.
@@ -398,6 +399,14 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     "run",
   );
   if (positionals.length > 1) throw new UsageError(`Expected one flow file, got ${positionals.length}: ${positionals.join(" ")}.`);
+  // The cache's options would be dropped unread under --no-cache: a mistyped --rerun would pass unseen.
+  const cacheFlags = [values.rerun ? "--rerun" : "", values.refresh ? "--refresh" : "", values["cache-strict"] ? "--cache-strict" : ""].filter(Boolean);
+  if (values["no-cache"] && cacheFlags.length) {
+    throw new UsageError(
+      `Expected either --no-cache or ${cacheFlags.join(", ")}, got both: --no-cache neither looks up nor stores results, so ${cacheFlags.join(" and ")} would change nothing. ` +
+        `Drop ${cacheFlags.join(" and ")} to run every task without the cache, or --no-cache to use it.`,
+    );
+  }
   const concurrency = values.concurrency === undefined ? undefined : integerOption("--concurrency", values.concurrency, 1);
   const pools: Record<string, number> = {};
   for (const pair of values.pool ?? []) {
