@@ -481,6 +481,22 @@ describe("cancellation", () => {
     expect(r.error?.message).toBe("The flow run was cancelled: the deploy window closed.");
   });
 
+  it("a run cancelled with an object for its reason says what it holds, not [object Object]", async () => {
+    const wait = task("wait").run(async (_, ctx) => (await sleep(10_000, ctx.signal), {}));
+    for (const [reason, said] of [
+      [{ code: "deploy", by: "ops" }, "The flow run was cancelled: { code: 'deploy', by: 'ops' }."],
+      [{ message: "the window closed" }, "The flow run was cancelled: the window closed."],
+    ] as const) {
+      const controller = new AbortController();
+      const run = await flow("abort-object").build(() => (wait(), {})).run({ ...off, signal: controller.signal });
+      await new Promise((r) => setTimeout(r, 50));
+      controller.abort(reason);
+      const r = await run.wait();
+      expect(r.status).toBe("cancelled");
+      expect(r.error?.message).toBe(said);
+    }
+  });
+
   it("a task cancelled while its run was being opened never starts its code", async () => {
     const root = await mkdtemp(join(tmpdir(), "cairn-cancel-"));
     try {

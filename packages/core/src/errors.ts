@@ -266,7 +266,14 @@ export class CancelledError extends CairnError {
 
 /** What a cancel was given as its reason (`run.cancel(reason)`, `signal.abort(reason)`), as text; "" for none. */
 export function cancelReason(reason: unknown): string {
-  return isError(reason) ? reason.message : reason ? String(reason) : "";
+  if (isError(reason)) return reason.message;
+  if (!reason) return "";
+  if (typeof reason !== "object") return String(reason);
+  // An object given as the reason: its own message, else what it holds (not "[object Object]").
+  const message = (reason as { message?: unknown }).message;
+  if (typeof message === "string" && message) return message;
+  const text = inspect(reason, { depth: 2, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 200 });
+  return text.length > 300 ? `${text.slice(0, 297)}...` : text;
 }
 
 /**
