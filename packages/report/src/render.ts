@@ -19,9 +19,16 @@ export interface RenderOptions {
 
 const STATES: TaskState[] = ["succeeded", "cached", "failed", "skipped", "cancelled", "running", "waiting"];
 
-/** `text` safe inside HTML text and double- or single-quoted attributes. */
+/**
+ * `text` safe inside HTML text and double- or single-quoted attributes. The bidi embeddings,
+ * overrides and isolates (U+202A–U+202E, U+2066–U+2069) are shown as their escapes (`\u202e`),
+ * as the terminal shows them: one would show the text after it reversed, so that what is read
+ * is not what the run recorded.
+ */
 export function escapeHtml(text: unknown): string {
-  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+  return String(text)
+    .replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!)
+    .replace(/[\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
 }
 const e = escapeHtml;
 

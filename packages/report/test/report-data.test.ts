@@ -220,6 +220,13 @@ describe("the report's HTML", () => {
     expect(html).not.toMatch(/\ssrc=|<link|@import|url\((?!#)/);
   });
 
+  it("shows a bidi override in a run's text as its escape, so the text reads as recorded", () => {
+    const tasks = [{ ...task("t", 0, 5), state: "failed" as const, error: { name: "Error", message: "\u202eevil RTL\u202c ok" } }];
+    const html = renderReport({ ...second, tasks, flow: { ...second.flow, startTime: 0, endTime: 10 } });
+    expect(html).not.toMatch(/[\u202a-\u202e\u2066-\u2069]/);
+    expect(html).toContain("\\u202eevil RTL\\u202c ok");
+  });
+
   it("holds no secret: what the run recorded is masked, and the report holds only that", async () => {
     const SECRET = "s3cr3t-report-token-4711";
     const leaky = shell("leaky", `echo "using ${SECRET}" >&2; exit 1`);
