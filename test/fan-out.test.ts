@@ -124,7 +124,14 @@ describe("map: lists, failures and bad input", () => {
     });
     const ok = await (await tolerant.run(off)).wait();
     expect(ok.status).toBe("succeeded");
-    expect(ok.outputs).toEqual({ xs: [{ x: 0 }, { x: 1 }, undefined, { x: 3 }], failed: ["picky[2]"] });
+    expect(ok.outputs).toEqual({ xs: [{ x: 0 }, { x: 1 }, null, { x: 3 }], failed: ["picky[2]"] });
+    // What a task fed the outputs receives: `null` in the failed item's slot, as on a queue worker
+    // (test/worker/queue.test.ts), where its inputs pass through JSON.
+    const seen = task("seen")
+      .input<{ xs: Array<{ x: number } | null> }>()
+      .run(({ xs }) => ({ slots: xs.map((x) => (x === null ? "null" : x === undefined ? "undefined" : "item")) }));
+    const fed = flow("map-tolerant-fed").build(() => ({ slots: seen({ xs: map(picky, { over: [0, 1, 2, 3], as: "x", minSuccess: 0.75 }).outputs }).slots }));
+    expect((await (await fed.run(off)).wait()).outputs).toEqual({ slots: ["item", "item", "null", "item"] });
 
     const tooFew = flow("map-too-few").build(() => ({ xs: map(picky, { over: [0, 1, 2, 3], as: "x", minSuccess: 4 }).outputs }));
     expect((await (await tooFew.run(off)).wait()).status).toBe("failed");
@@ -320,7 +327,7 @@ describe("map: lists, failures and bad input", () => {
     const result = await (await f.run(off)).wait();
     expect(result.status).toBe("succeeded");
     expect(result.tasks["sleepy[1]"]!.error!.name).toBe("TaskTimeoutError");
-    expect(result.outputs).toEqual({ xs: [{ ms: 1 }, undefined, { ms: 2 }] });
+    expect(result.outputs).toEqual({ xs: [{ ms: 1 }, null, { ms: 2 }] });
   });
 
   it("keeps at most its concurrency of items running at once", async () => {

@@ -160,6 +160,19 @@ describe("pools, dead workers, stale code, cancel", () => {
     for (const p of Object.values(ran).flat()) expect(pids.has(p)).toBe(true);
   }, 120_000);
 
+  it("with minSuccess, a failed item's slot in the map's outputs is null for a task on a worker, as in one process", async () => {
+    const { env } = await testEnv("queue-map-min");
+    const file = join(import.meta.dirname, "fixtures/map-min.flow.ts");
+    const expected = { status: "succeeded", outputs: { slots: ["a", "null", "c"], failed: ["work[1]"] } };
+    const alone = await cairnRun(file, await tmp(), [], env).done;
+    expect(alone.code, alone.stderr).toBe(0);
+    expect(alone.json.at(-1), JSON.stringify(alone.json.at(-1))).toMatchObject(expected);
+    workers.push(await startWorker(file, servers.redis.url, ["--root", await tmp()], env));
+    const queued = await cairnRun(file, await tmp(), ["--queue", servers.redis.url], env).done;
+    expect(queued.code, queued.stderr).toBe(0);
+    expect(queued.json.at(-1), JSON.stringify(queued.json.at(-1))).toMatchObject(expected);
+  }, 120_000);
+
   it("routes a pool's tasks to the workers of that pool only", async () => {
     const { env, markerDir } = await testEnv("queue-pools", { GPU_POOL: "1" });
     const [plain] = await spawnWorkers(1, env);

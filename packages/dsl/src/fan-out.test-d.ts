@@ -33,7 +33,7 @@ describe("map types", () => {
   it("types the outputs with holes when minSuccess lets items fail", () => {
     flow("m2").build(() => {
       const stats = map(featureStats, { over: ["a"], as: "path", with: { cols: 1 }, minSuccess: 0.8 });
-      expectTypeOf(stats.outputs).toEqualTypeOf<Ref<Array<{ path: string; mean: number } | undefined>>>();
+      expectTypeOf(stats.outputs).toEqualTypeOf<Ref<Array<{ path: string; mean: number } | null>>>();
       return {};
     });
   });

@@ -41,7 +41,10 @@ export type MapOptions<In, K extends keyof In> = FanOutOptions & {
 
 /** What calling `map` returns: refs to its outputs, in item order. */
 export interface MapNode<Items> {
-  /** Each item's outputs, in item order (with `minSuccess`, `undefined` where an item failed). */
+  /**
+   * Each item's outputs, in item order (with `minSuccess`, `null` where an item failed, in one
+   * process as on a queue worker, where the inputs pass through JSON).
+   */
   readonly outputs: Ref<Items>;
   /** The node ids of the items that failed (only with `minSuccess`). */
   readonly failed: Ref<string[]>;
@@ -60,7 +63,7 @@ export interface MapNode<Items> {
  * const stats = map(featureStats, { over: files.paths, as: "path", with: { cols: params.cols } });
  * const ok = check({ stats: stats.outputs });
  */
-export function map<In, Out, K extends keyof In & string>(task: Task<In, Out>, options: MapOptions<In, K> & { minSuccess: number }): MapNode<Array<Out | undefined>>;
+export function map<In, Out, K extends keyof In & string>(task: Task<In, Out>, options: MapOptions<In, K> & { minSuccess: number }): MapNode<Array<Out | null>>;
 export function map<In, Out, K extends keyof In & string>(task: Task<In, Out>, options: MapOptions<In, K>): MapNode<Out[]>;
 export function map(task: Task<any, any>, options: MapOptions<any, string>): MapNode<unknown> {
   const name = taskName(task, "map");

@@ -33,7 +33,10 @@ export interface SweepTrial {
 
 /** What a map node outputs. */
 export interface MapOutputs {
-  /** Each item's outputs, in item order; `undefined` where an item failed (with `minSuccess`). */
+  /**
+   * Each item's outputs, in item order; `null` where an item failed (with `minSuccess`): what a
+   * task on a queue worker receives through JSON, so the map's outputs read the same everywhere.
+   */
   readonly outputs: unknown[];
   /** The node ids of the items that failed. */
   readonly failed: string[];
@@ -74,7 +77,7 @@ export function requiredItems(spec: MapSpec, items: number): number | undefined 
 }
 
 export class MapRun {
-  /** Each item's outputs, by position. */
+  /** Each item's outputs, by position; `null` until it succeeds (see MapOutputs.outputs). */
   readonly outputs: unknown[];
   /** Failed items, in the order they failed. */
   readonly failures: Array<{ item: string; index: number; message: string }> = [];
@@ -112,7 +115,7 @@ export class MapRun {
     readonly failFast = true,
   ) {
     this.spec = node.map!;
-    this.outputs = new Array(items.length).fill(undefined);
+    this.outputs = new Array(items.length).fill(null);
   }
 
   /** More items may start now. */
