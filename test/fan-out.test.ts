@@ -24,7 +24,7 @@ import {
   type RunEvent,
   type TaskEvent,
 } from "cairn-dag";
-import { openFlowCache, planFlow } from "@cairn/core";
+import { FlowValidationError, NotSerializableError, buildFlowGraph, openFlowCache, planFlow } from "@cairn/core";
 
 const off = { tracker: false, cache: false } as const;
 
@@ -96,12 +96,34 @@ describe("map: lists, failures and bad input", () => {
     expect(result.tasks.square!.error!.message).toContain('Map "square" expected its input `over` (notList.items) to be an array, got `42` (number)');
   });
 
-  it("fails the map when an item cannot be serialized, naming the item", async () => {
-    const f = flow("map-nan").build(() => ({ ys: map(square, { over: [1, new Map() as unknown as number], as: "x", with: { add: 0 } }).outputs }));
-    const result = await (await f.run(off)).wait();
-    expect(result.status).toBe("failed");
-    expect(result.tasks.square!.error!.name).toBe("NotSerializableError");
-    expect(result.tasks.square!.error!.message).toContain('Map "square" item 1');
+  it("refuses a literal list, or a condition, that is not JSON data when the flow is built, naming the place (a circular or over-deep one too: no stack overflow)", async () => {
+    const refused = (build: () => Record<string, unknown>) => {
+      try {
+        flow("map-bad-literal").build(build).graph();
+      } catch (error) {
+        expect(FlowValidationError.is(error), String(error)).toBe(true);
+        expect((error as Error).cause).toBeInstanceOf(NotSerializableError);
+        return (error as Error).message;
+      }
+      throw new Error("the flow was not refused");
+    };
+    expect(refused(() => ({ ys: map(square, { over: [1, new Map() as unknown as number], as: "x", with: { add: 0 } }).outputs }))).toMatch(/^Map "square" `over` at "\[1\]" cannot be serialized: .*got a Map instance.* \(in flow "map-bad-literal"\)$/);
+    const circular: Record<string, unknown> = { a: 1 };
+    circular.self = circular;
+    expect(refused(() => ({ ys: map(square, { over: [circular as never], as: "x", with: { add: 0 } }).outputs }))).toMatch(/^Map "square" `over` at "\[0\]\.self" cannot be serialized: .*got a circular reference/);
+    let deep: unknown = 1;
+    for (let i = 0; i < 20_000; i++) deep = [deep];
+    expect(refused(() => ({ ys: map(square, { over: [deep as never], as: "x", with: { add: 0 } }).outputs }))).toMatch(/^Map "square" `over` at "\[0\]\[0\].*nested more than 1000 levels deep/);
+    expect(refused(() => ({ best: sweep(square, { over: list([{ x: 1, add: circular as never }]), select: max("y") }).best.y }))).toMatch(/^Sweep "square" `over` at "\[0\]\.add\.self" cannot be serialized/);
+    // A condition is a ref or a boolean in the DSL; one given as a circular literal through the
+    // definition is refused the same way.
+    const plain = flow("cond-literal")
+      .params(z.object({ go: z.boolean() }))
+      .build(({ params }) => ({ y: square({ x: 1, add: 0 }, { if: params.go }).y })).definition;
+    const bad = { ...plain, nodes: plain.nodes.map((n) => ({ ...n, condition: circular as never })) };
+    expect(() => buildFlowGraph(bad)).toThrow(/^Task "square" condition \(`if`\) at "self" cannot be serialized: .*got a circular reference/);
+    // `cairn run` refuses it before anything runs.
+    await expect(flow("map-circular-run").build(() => ({ ys: map(square, { over: [circular as never], as: "x", with: { add: 0 } }).outputs })).run(off)).rejects.toThrow(FlowValidationError);
   });
 
   it("fails when one item fails and lists it; with minSuccess it succeeds with the failed items listed", async () => {

@@ -85,27 +85,35 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
       addEdge(from, i);
     }
   };
+  /** Throws FlowValidationError for a value that failed isSerializableValue, naming where it is and what in it fails. */
+  const refuse = (value: unknown, where: string) => {
+    try {
+      assertSerializable(value, where, ALLOW_REFS);
+    } catch (error) {
+      if (NotSerializableError.is(error)) {
+        throw new FlowValidationError(`${error.message} (in flow "${flowName}")`, flowName, { cause: error });
+      }
+      throw error;
+    }
+  };
   for (let i = 0; i < n; i++) {
     const node = list[i]!;
+    // Each literal is checked before it is walked for refs: the check also bounds how deep that
+    // walk goes (MAX_NESTING_DEPTH), and catches cycles, which would overflow its stack.
     for (const input in node.inputs) {
       const value = node.inputs[input];
-      // Checked first: it also bounds how deep the walk for refs goes (MAX_NESTING_DEPTH).
-      if (!isSerializableValue(value, ALLOW_REFS)) {
-        try {
-          assertSerializable(value, `Task "${node.id}" input "${input}"`, ALLOW_REFS);
-        } catch (error) {
-          if (NotSerializableError.is(error)) {
-            throw new FlowValidationError(`${error.message} (in flow "${flowName}")`, flowName, { cause: error });
-          }
-          throw error;
-        }
-      }
+      if (!isSerializableValue(value, ALLOW_REFS)) refuse(value, `Task "${node.id}" input "${input}"`);
       edgesInto(i, input, value);
     }
     // A map's list and a condition are inputs of the node too, for ordering: their nodes run first.
-    const extra = node.map ? node.map.over : undefined;
-    for (const [input, value] of [["over", extra], ["if", node.condition]] as const) {
-      if (value !== undefined) edgesInto(i, input, value);
+    const map = node.map;
+    if (map) {
+      if (!isSerializableValue(map.over, ALLOW_REFS)) refuse(map.over, `${map.kind === "sweep" ? "Sweep" : "Map"} "${node.id}" \`over\``);
+      edgesInto(i, "over", map.over);
+    }
+    if (node.condition !== undefined) {
+      if (!isSerializableValue(node.condition, ALLOW_REFS)) refuse(node.condition, `Task "${node.id}" condition (\`if\`)`);
+      edgesInto(i, "if", node.condition);
     }
     for (const dep of node.after) {
       const from = index.get(dep);
