@@ -229,19 +229,51 @@ describe("map: lists, failures and bad input", () => {
     await expect(f.run({ ...tracked(), cache: { rerun: ["counted[3]"] } })).rejects.toThrow('Expected `rerun` to be an item of "counted", which has 3 (counted[0] to counted[2]), got "counted[3]"');
   });
 
-  it("--rerun of an item past a list known only when the flow runs forces nothing, and says so", async () => {
+  it("--rerun of an item past a list known only when the flow runs forces nothing, not what is downstream of the map either, and says so; plan agrees", async () => {
     const counted = task("counted-late")
       .input<{ x: number }>()
       .run(({ x }) => ({ y: x * x }));
     const list = task("list").run(() => ({ xs: [1, 2] }));
-    const f = flow("map-rerun-late").build(() => ({ ys: map(counted, { over: list({}).xs, as: "x" }).outputs }));
+    const f = flow("map-rerun-late").build(() => {
+      const m = map(counted, { over: list({}).xs, as: "x" });
+      return { total: sum({ ys: m.outputs }).total };
+    });
     await (await f.run(tracked())).wait();
     const run = await f.run({ ...tracked(), cache: { rerun: ["counted-late[5]"] } });
     const warnings: string[] = [];
     run.on((e) => void (e.type === "log" && e.level === "warn" && warnings.push(e.message)));
     const again = await run.wait();
     expect(again.tasks["counted-late[1]"]!.status).toBe("cached");
+    expect(again.tasks.sum!.status).toBe("cached");
     expect(warnings).toEqual(['--rerun counted-late[5] forces nothing: "counted-late" has 2 items in this run (counted-late[0] to counted-late[1])']);
+    const planned = async (rerun: string[]) => {
+      const { tasks } = await openFlowCache(f.definition, { root: dir, env: {} });
+      const plan = await planFlow(f.definition, { params: {}, cache: tasks, rerun }).finally(() => tasks.store.close());
+      return Object.fromEntries(plan.map((p) => [p.task, p]));
+    };
+    const past = await planned(["counted-late[5]"]);
+    expect(past.sum!.action).toBe("hit");
+    expect(past["counted-late"]).toMatchObject({ action: "hit", reason: expect.stringContaining(warnings[0]!) });
+    // An item the list has forces what is downstream of the map once the list is known, in the plan as in the run.
+    const inList = await planned(["counted-late[1]"]);
+    expect([inList["counted-late[1]"]!.action, inList.sum!.action]).toEqual(["run", "run"]);
+    const forced = await (await f.run({ ...tracked(), cache: { rerun: ["counted-late[1]"] } })).wait();
+    expect([forced.tasks["counted-late[0]"]!.status, forced.tasks["counted-late[1]"]!.status, forced.tasks.sum!.status]).toEqual(["cached", "succeeded", "succeeded"]);
+  });
+
+  it("--rerun of an item past a list a param gives is refused before the run, as for a literal list; plan refuses it too", async () => {
+    const counted = task("counted-param")
+      .input<{ x: number }>()
+      .run(({ x }) => ({ y: x * x }));
+    const f = flow("map-rerun-param")
+      .params(z.object({ xs: z.array(z.number()) }))
+      .build(({ params }) => ({ total: sum({ ys: map(counted, { over: params.xs, as: "x" }).outputs }).total }));
+    const message = 'Expected `rerun` to be an item of "counted-param", which has 2 (counted-param[0] to counted-param[1], from params.xs), got "counted-param[5]"';
+    await expect(f.run({ ...tracked(), params: { xs: [1, 2] }, cache: { rerun: ["counted-param[5]"] } })).rejects.toThrow(message);
+    const { tasks } = await openFlowCache(f.definition, { root: dir, env: {}, params: { xs: [1, 2] } });
+    await expect(planFlow(f.definition, { params: { xs: [1, 2] }, cache: tasks, rerun: ["counted-param[5]"] }).finally(() => tasks.store.close())).rejects.toThrow(message);
+    const ok = await (await f.run({ ...tracked(), params: { xs: [1, 2] }, cache: { rerun: ["counted-param[1]"] } })).wait();
+    expect(ok.status).toBe("succeeded");
   });
 
   it("retries an item on its own", async () => {

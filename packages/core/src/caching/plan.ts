@@ -7,7 +7,7 @@ import { OptionError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import type { Tracker } from "../tracking/tracker.ts";
-import { forcedItems, forcedNodes } from "./rerun.ts";
+import { forcedItems, forcedNodes, forcedOf, itemPastList } from "./rerun.ts";
 import { type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "./task-cache.ts";
 
 /** What a task would do if the flow ran now. */
@@ -60,7 +60,7 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
   const plan = new Map<string, PlannedTask>();
   /** Rows of the items of each map whose list is known. */
   const itemRows = new Map<string, PlannedTask[]>();
-  const forced = forcedNodes(graph, options.rerun ?? []);
+  const forced = forcedNodes(graph, options.rerun ?? [], false, options.params);
   const forcedItemIds = forcedItems(graph, options.rerun ?? []);
   const isForced = (id: string) => forced?.[graph.indexed.index.get(id)!] === 1;
   // The hits' source runs are asked about in one request, not one per task.
@@ -148,13 +148,16 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
     }
     const running = rowsHere.filter((r) => r.action === "run").length;
     const counted = cut === undefined ? `its ${items.length} items` : `the trials up to ${id}[${cut}] (the first to meet stopWhen)`;
-    if (running > 0 || forcedHere) return { task: id, action: "run", items: items.length, reason: `${running} of ${counted} run` };
+    // An item past a list known only now forces nothing, in the run as here (which the run warns).
+    const past = forcedOf(forcedItemIds, id).filter((f) => f.index >= items.length);
+    const note = past.map((f) => `; ${itemPastList(f.item, id, items.length)}`).join("");
+    if (running > 0 || forcedHere) return { task: id, action: "run", items: items.length, reason: `${running} of ${counted} run${note}` };
     try {
       outputs.set(id, spec.kind === "sweep" ? run.sweepOutputs(results) : run.mapOutputs());
     } catch (error) {
       return { task: id, action: "run", items: items.length, reason: (error as Error).message };
     }
-    return { task: id, action: "hit", items: items.length, reason: cut === undefined ? `all ${items.length} of its items are in the cache` : `${counted} are in the cache` };
+    return { task: id, action: "hit", items: items.length, reason: `${cut === undefined ? `all ${items.length} of its items are in the cache` : `${counted} are in the cache`}${note}` };
   }
 }
 

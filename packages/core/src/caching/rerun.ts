@@ -1,17 +1,22 @@
 /**
  * Which nodes run whatever the cache holds: `--refresh` forces every node, `--rerun NAME` the
  * nodes whose id or task name is NAME and everything downstream of them; `--rerun fit[3]` that
- * item of map `fit` and what is downstream of the map. The one place this is
- * worked out, for a run, its look-ahead and `cairn plan`.
+ * item of map `fit` and what is downstream of the map, once the item is known to exist: here when
+ * the map's list is known before the run (a literal or a param), else when the map starts
+ * (scheduler/flow-execution.ts), so that an item past the list forces nothing. The one place this
+ * is worked out, for a run, its look-ahead and `cairn plan`.
  */
+import { describeRef, isRef } from "../definition/ref.ts";
 import { OptionError } from "../errors.ts";
 import type { FlowGraph } from "../graph/flow-graph.ts";
+import { resolveValue } from "../pipeline/inputs.ts";
 
 /**
  * The forced nodes by position in the definition (1: forced), or undefined when none is.
- * Throws OptionError for a name that is neither a node id nor a task name of the flow.
+ * Throws OptionError for a name that is neither a node id nor a task name of the flow, or for an
+ * item past a list known before the run (a literal, or a param in `params`).
  */
-export function forcedNodes(graph: FlowGraph, rerun: readonly string[], refresh = false): Uint8Array | undefined {
+export function forcedNodes(graph: FlowGraph, rerun: readonly string[], refresh = false, params?: Readonly<Record<string, unknown>>): Uint8Array | undefined {
   const list = graph.definition.nodes;
   if (!refresh && !rerun.length) return undefined;
   const forced = new Uint8Array(list.length);
@@ -37,14 +42,17 @@ export function forcedNodes(graph: FlowGraph, rerun: readonly string[], refresh 
     const item = matched ? undefined : itemOf(graph, name);
     if (item) {
       matched = true;
-      // A list given in the flow (a sweep's points) is known now: an item past it is refused here.
+      // A list given in the flow (a sweep's points) or by a param is known now: an item past it
+      // is refused here; one in it forces what is downstream of the map. A list an upstream task
+      // makes is known when the map starts, which forces that then (or says it forces nothing).
       const { map, index } = item;
       const node = list[map]!;
-      const over = node.map!.over;
-      if (Array.isArray(over) && index >= over.length) {
-        throw new OptionError("rerun", `an item of "${node.id}", which has ${over.length} (${over.length ? `${node.id}[0] to ${node.id}[${over.length - 1}]` : "none"})`, name);
+      const over = knownList(node.map!.over, params);
+      if (over && index >= over.length) {
+        const given = isRef(node.map!.over) ? `, from ${describeRef(node.map!.over)}` : "";
+        throw new OptionError("rerun", `an item of "${node.id}", which has ${over.length} (${itemRange(node.id, over.length)}${given})`, name);
       }
-      for (const next of dependants[map]!) mark(next);
+      if (over) for (const next of dependants[map]!) mark(next);
     }
     if (!matched) {
       const map = list.find((n) => n.map)?.id;
@@ -66,4 +74,31 @@ function itemOf(graph: FlowGraph, name: string): { map: number; index: number } 
   if (!match) return undefined;
   const map = graph.indexed.index.get(match[1]!);
   return map !== undefined && graph.definition.nodes[map]!.map ? { map, index: Number(match[2]) } : undefined;
+}
+
+/** The items of map `id` among `forced` (forcedItems), with their positions. */
+export function forcedOf(forced: ReadonlySet<string> | undefined, id: string): Array<{ item: string; index: number }> {
+  const out: Array<{ item: string; index: number }> = [];
+  for (const item of forced ?? []) {
+    if (item.startsWith(`${id}[`) && item.endsWith("]")) out.push({ item, index: Number(item.slice(id.length + 1, -1)) });
+  }
+  return out;
+}
+
+/** `fit[0] to fit[4]`, or `none`: the items a list of `length` gives map `id`. */
+export function itemRange(id: string, length: number): string {
+  return length ? `${id}[0] to ${id}[${length - 1}]` : "none";
+}
+
+/** What `--rerun fit[7]` of an item past a list known only when the map starts says (the scheduler warns it, `cairn plan` shows it). */
+export function itemPastList(item: string, id: string, length: number): string {
+  return `--rerun ${item} forces nothing: "${id}" has ${length} item${length === 1 ? "" : "s"} in this run (${itemRange(id, length)})`;
+}
+
+/** A map's list when it is known before the run: a literal array, or a param's value; undefined otherwise. */
+function knownList(over: unknown, params: Readonly<Record<string, unknown>> | undefined): readonly unknown[] | undefined {
+  if (Array.isArray(over)) return over;
+  if (!params || !isRef(over) || over.source !== "param") return undefined;
+  const value = resolveValue(over, params as Record<string, unknown>, () => undefined);
+  return Array.isArray(value) ? value : undefined; // not an array: the map fails when it starts (MapOverError)
 }

@@ -503,7 +503,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   }
   // The cache's options, and the tasks `rerun` names, are checked before anything is recorded.
   const cacheOptions = checkCacheOption(options.cache);
-  const forced = cacheOptions ? forcedNodes(graph, cacheOptions.rerun ?? [], cacheOptions.refresh === true) : undefined;
+  const forced = cacheOptions ? forcedNodes(graph, cacheOptions.rerun ?? [], cacheOptions.refresh === true, params) : undefined;
   const forcedItemIds = cacheOptions ? forcedItems(graph, cacheOptions.rerun ?? []) : undefined;
   // A cancel from here on (the run's signal, run.cancel(); not the stop on a failure) hurries the
   // tracker's requests (Tracker.hurry): one short try each, so that a server that does not answer

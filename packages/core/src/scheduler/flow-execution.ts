@@ -9,6 +9,7 @@
  * holds; when it is false, the node and its dependants are skipped.
  */
 import type { FlowNode } from "../definition/flow-definition.ts";
+import { forcedOf, itemPastList } from "../caching/rerun.ts";
 import type { TaskCache } from "../caching/task-cache.ts";
 import type { FlowGraph } from "../graph/flow-graph.ts";
 import { describeRef, type RefValue, isPlainObject, isRef } from "../definition/ref.ts";
@@ -321,7 +322,7 @@ export class FlowExecution {
     state.result.status = "running";
     this.maps.add(run);
     this.s.emit({ type: "task", status: "running", runId: this.s.flowRunId, task: node.id, time: Date.now() });
-    this.warnForcedPast(node.id, run.items.length);
+    this.forceItems(state, run.items.length);
     this.pipeline.groupRun(node).then(
       (runId) => {
         run.runId = runId;
@@ -337,17 +338,27 @@ export class FlowExecution {
   }
 
   /**
-   * `--rerun fit[7]` of a map whose list, known only now, has fewer items: nothing is forced by
-   * it, which is said (a list given in the flow was checked before the run, see caching/rerun.ts).
+   * `--rerun fit[3]` of this map, whose list is known now: an item in it forces what is downstream
+   * of the map (a list known before the run did so already, caching/rerun.ts); an item past it
+   * forces nothing, which is said.
    */
-  private warnForcedPast(mapId: string, length: number): void {
-    const forced = this.s.cache?.forcedItems;
-    if (!forced) return;
-    for (const id of forced) {
-      const index = id.startsWith(`${mapId}[`) && id.endsWith("]") ? Number(id.slice(mapId.length + 1, -1)) : NaN;
-      if (!(index >= length)) continue;
-      const range = length ? `${mapId}[0] to ${mapId}[${length - 1}]` : "none";
-      this.s.emit({ type: "log", level: "warn", runId: this.s.flowRunId, task: mapId, message: `--rerun ${id} forces nothing: "${mapId}" has ${length} item${length === 1 ? "" : "s"} in this run (${range})`, time: Date.now() });
+  private forceItems(state: NodeState, length: number): void {
+    const mapId = state.node.id;
+    for (const { item, index } of forcedOf(this.s.cache?.forcedItems, mapId)) {
+      if (index < length) this.forceDownstream(state);
+      else this.s.emit({ type: "log", level: "warn", runId: this.s.flowRunId, task: mapId, message: itemPastList(item, mapId, length), time: Date.now() });
+    }
+  }
+
+  /** Everything downstream of `state` skips the lookup, as `--rerun` of a node forces its dependants. */
+  private forceDownstream(state: NodeState): void {
+    const stack = state.dependants.slice();
+    while (stack.length) {
+      const next = stack.pop()!;
+      // A forced node's dependants are forced with it: in caching/rerun.ts as here.
+      if (next.forceRun) continue;
+      next.forceRun = true;
+      stack.push(...next.dependants);
     }
   }
 
