@@ -30,6 +30,8 @@ describe("maps and sweeps in the CLI", () => {
     expect(events).toContainEqual(expect.objectContaining({ type: "task", task: "measure[2]", status: "cached", parent: "measure", item: 2 }));
     expect(events).toContainEqual(expect.objectContaining({ type: "task", task: "fit[3]", status: "cached", parent: "fit", item: 3, itemKey: "lr=0.1,depth=5" }));
 
+    const table = await cairn(["plan", file], { cwd, env: { NO_COLOR: "1" } });
+    expect(table.stdout).toMatch(/^measure\s+items cached\s+all 3 of its items are in the cache$/m);
     const again = await cairn(["plan", file, "--json"], { cwd });
     const plan = JSON.parse(again.stdout) as Array<Record<string, unknown>>;
     expect(plan.find((p) => p.task === "measure")).toMatchObject({ action: "hit", items: 3 });
@@ -43,7 +45,7 @@ describe("maps and sweeps in the CLI", () => {
 
     const whole = await cairn(["explain", file, "measure"], { cwd });
     expect(whole.code, whole.stderr).toBe(0);
-    expect(whole.stdout).toContain("measure would come from the cache: all 3 of its items are in the cache");
+    expect(whole.stdout).toContain("measure would run no item: all 3 of its items are in the cache. A run reports it succeeded: it has no cache entry of its own, its items have.");
     expect(whole.stdout).not.toContain("undefined");
     const skipped = await cairn(["explain", file, "big"], { cwd });
     expect(skipped.code, skipped.stderr).toBe(0);
@@ -55,5 +57,40 @@ describe("maps and sweeps in the CLI", () => {
     const missing = await cairn(["explain", file, "fit[9]"], { cwd });
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toContain('an item of "fit", which has 6 (fit[0] to fit[5])');
+  }, 120_000);
+
+  it("plan and explain say of a map what the run then does: an empty list, every item cached, a list known before the run", async () => {
+    const cwd = await tmp("cairn-fanout-words-");
+    const mapFile = fixture("param-map.flow.ts");
+    const env = { NO_COLOR: "1" };
+    const explained = await cairn(["explain", mapFile, "work", "-p", 'items=["a","b"]'], { cwd, env });
+    expect(explained.code, explained.stderr).toBe(0);
+    expect(explained.stdout.trim()).toBe("work would run: 2 of its 2 items run. See `cairn plan` for each item, or `cairn explain FILE work[0]` for one.");
+
+    const empty = ["-p", "items=[]"];
+    const planned = await cairn(["plan", mapFile, ...empty], { cwd, env });
+    expect(planned.stdout).toMatch(/^work\s+no items\s+its list is empty$/m);
+    expect(planned.stdout).toContain("0 of 2 tasks would come from the cache.");
+    const emptyWhy = await cairn(["explain", mapFile, "work", ...empty], { cwd, env });
+    expect(emptyWhy.stdout.trim()).toBe("work would run no item: its list is empty. A run reports it succeeded: it has no cache entry of its own, its items have.");
+    const ran = await cairn(["run", mapFile, ...empty], { cwd, env });
+    expect(ran.stdout).toMatch(/^work\s+succeeded/m);
+
+    // Every item cached: plan counts as the run does (the map node succeeded, not cached).
+    const two = ["-p", 'items=["a","b"]'];
+    expect((await cairn(["run", mapFile, ...two], { cwd, env })).code).toBe(0);
+    const warm = await cairn(["plan", mapFile, ...two], { cwd, env });
+    expect(warm.stdout).toMatch(/^work\s+items cached\s+all 2 of its items are in the cache$/m);
+    expect(warm.stdout).toContain("3 of 4 tasks would come from the cache.");
+    const rerun = await cairn(["run", mapFile, ...two, "--json"], { cwd });
+    const ended = rerun.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.type === "task" && e.status !== "queued" && e.status !== "running");
+    expect(ended.map((e) => [e.task, e.status]).sort()).toEqual([["reduce", "cached"], ["work", "succeeded"], ["work[0]", "cached"], ["work[1]", "cached"]]);
+
+    // --rerun of an item past the param's list: refused by plan as by run, before anything runs.
+    for (const command of ["plan", "run"]) {
+      const past = await cairn([command, mapFile, ...two, "--rerun", "work[5]"], { cwd, env });
+      expect(past.code).not.toBe(0);
+      expect(past.stderr).toContain('Expected `rerun` to be an item of "work", which has 2 (work[0] to work[1], from params.items), got "work[5]"');
+    }
   }, 120_000);
 });

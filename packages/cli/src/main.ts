@@ -687,13 +687,15 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
     return EXIT.ok;
   }
   const c = createColors(colorsOn(env, stdout));
+  // A map or sweep none of whose items runs has no cache entry of its own: the run reports it
+  // `succeeded`, so it is not said or counted as cached here either.
   const rows = plan.map((p) => [
     p.task,
-    p.action === "hit" ? "cached" : p.action === "skip" ? "skipped" : p.items === "unknown" ? "runs (items unknown)" : "runs",
+    p.action === "hit" ? (p.items === undefined ? "cached" : p.items === 0 ? "no items" : "items cached") : p.action === "skip" ? "skipped" : p.items === "unknown" ? "runs (items unknown)" : "runs",
     p.action === "hit" && p.cachedFrom ? `from run ${p.cachedFrom}` : (p.reason ?? ""),
   ]);
   stdout.write(table(["task", "plan", "why"], rows, c));
-  const hits = plan.filter((p) => p.action === "hit").length;
+  const hits = plan.filter((p) => p.action === "hit" && p.items === undefined).length;
   stdout.write(`\n${hits} of ${plan.length} tasks would come from the cache.\n`);
   const foreign = plan.filter((p) => p.foreign);
   if (foreign.length) {
@@ -746,16 +748,19 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   }
   const p = explanation.planned;
   const lines: string[] = [];
+  const items = typeof p.items === "number" && p.items > 0 ? ` See \`cairn plan\` for each item, or \`cairn explain FILE ${p.task}[0]\` for one.` : "";
   if (p.action === "hit" && p.items !== undefined) {
-    // A map or sweep: its items are what hit, each from its own run.
-    lines.push(`${p.task} would come from the cache: ${p.reason} (see \`cairn plan\`, or \`cairn explain FILE ${p.task}[0]\` for one).`);
+    // A map or sweep: its items are what hit, each from its own run; the map has no entry of its own.
+    lines.push(`${p.task} would run no item: ${p.reason}. A run reports it succeeded: it has no cache entry of its own, its items have.${items}`);
   } else if (p.action === "skip") {
     lines.push(`${p.task} would not run: ${p.reason}.`);
   } else if (p.action === "hit") {
     lines.push(`${p.task} would come from the cache: run ${p.cachedFrom} (key ${p.key?.key.slice(0, 16)}...).`);
   } else {
-    lines.push(`${p.task} would run: ${p.reason}.`);
-    if (!p.key) {
+    lines.push(`${p.task} would run: ${p.reason}.${items}`);
+    if (p.items !== undefined) {
+      // A map or sweep has no key: each item has its own, which `cairn explain FILE map[k]` explains.
+    } else if (!p.key) {
       lines.push("Its inputs are known only once the upstream tasks have run, so its key cannot be computed yet.");
     } else if (!explanation.nearest) {
       lines.push(`No earlier cache entry of task "${p.task}" exists: it has never succeeded with caching on here.`);

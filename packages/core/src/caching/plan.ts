@@ -14,7 +14,12 @@ import { type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "
 export interface PlannedTask {
   /** Node id. */
   task: string;
-  /** `hit`: its outputs come from the cache; `run`: it would run; `skip`: its condition is false, or it is a trial past a sweep's stop. */
+  /**
+   * `hit`: its outputs come from the cache; `run`: it would run; `skip`: its condition is false, or
+   * it is a trial past a sweep's stop. For a map or sweep node (`items` set), `hit` says that none
+   * of its items runs (each hits, or the list is empty): the node has no cache entry of its own, and
+   * a run reports it `succeeded`.
+   */
   action: "hit" | "run" | "skip";
   /** For hits: the run whose outputs are reused. */
   cachedFrom?: string;
@@ -157,7 +162,8 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
     } catch (error) {
       return { task: id, action: "run", items: items.length, reason: (error as Error).message };
     }
-    return { task: id, action: "hit", items: items.length, reason: `${cut === undefined ? `all ${items.length} of its items are in the cache` : `${counted} are in the cache`}${note}` };
+    const why = !items.length ? "its list is empty" : cut === undefined ? `all ${items.length} of its items are in the cache` : `${counted} are in the cache`;
+    return { task: id, action: "hit", items: items.length, reason: `${why}${note}` };
   }
 }
 
