@@ -12,6 +12,7 @@ import { flow, task } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { mlflowProject } from "../../packages/mlflow/src/project/mlflow-project.ts";
 import { folderDigest, MlflowProjectError, MlflowProjectParameterError, projectFingerprint } from "../../packages/mlflow/src/project/run-project.ts";
+import { CommandTemplateError } from "../../packages/process/src/spawn/index.ts";
 import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { fixture, hasVenv, runOptions, tempRoot, VENV_PYTHON } from "./helpers.ts";
 
@@ -56,6 +57,16 @@ describe("mlflowProject(): parameters are checked before anything starts", () =>
     const error = errorOf(() => mlflowProject("x", { uri: PROJECT, entryPoint: "mian" }));
     expect(error).toBeInstanceOf(MlflowProjectError);
     expect(error.message).toContain(`there is no entry point "mian" (did you mean "main"?). Entry points: "main", "log", "touch".`);
+  });
+
+  it("a parameter in a here-document's body is refused when the task is declared, before `bash -c` could run it", async () => {
+    const dir = join(await tempRoot(), "heredoc-project");
+    await mkdir(dir);
+    const command = 'python - <<EOF\nprint("msg is", {msg})\nEOF\n';
+    await writeFile(join(dir, "MLproject"), `name: heredoc\nentry_points:\n  main:\n    parameters: {msg: string}\n    command: ${JSON.stringify(command)}\n`);
+    const error = errorOf(() => mlflowProject("h", { uri: dir }));
+    expect(error).toBeInstanceOf(CommandTemplateError);
+    expect(error.message).toContain("the placeholder {msg} is in the body of the here-document <<EOF (line 2)");
   });
 
   it("a value that arrives from upstream with the wrong type fails the task before the command starts", async () => {

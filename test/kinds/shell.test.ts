@@ -84,6 +84,37 @@ describe("shell()", () => {
     expect(ok.definition.code).toContain("awk");
   });
 
+  it("refuses a placeholder in a here-document's body, and keeps a value passed through the environment literal", async () => {
+    const marker = `/tmp/pwned-heredoc-${process.pid}-${Date.now()}`;
+    const unquoted = (() => {
+      try {
+        return shell("h1", "cat <<EOF\nvalue: {x}\nEOF");
+      } catch (error) {
+        return error as Error;
+      }
+    })();
+    // The old parser let this through, and `$(touch ...)` ran inside the body.
+    expect(unquoted).toBeInstanceOf(CommandTemplateError);
+    expect((unquoted as Error).message).toContain("the placeholder {x} is in the body of the here-document <<EOF (line 2), where the shell still runs $(...)");
+    expect((unquoted as Error).message).toContain(`x={x} python - <<'EOF' with os.environ["x"]`);
+    expect(() => shell("h2", "cat <<-EOF\n\tvalue: {x}\n\tEOF")).toThrow(/here-document <<-EOF/);
+    expect(() => shell("h3", "python - <<'EOF'\nprint({x})\nEOF")).toThrow(/<<'EOF' \(line 2\), where nothing is expanded: the value would arrive with Cairn's shell quotes/);
+    // What the message advises runs, and the value stays literal; quotes and {{x}} in a body are text.
+    const safe = shell("safe", "x={x} sh <<'EOF'\nprintf '%s|{{x}}|' \"$x\"\nEOF\ncat <<END\nit's done\nEND").input<{ x: string }>();
+    const f = flow("heredoc").build(() => ({ out: safe({ x: `$(touch ${marker})` }).stdout }));
+    expect(await (await f.run(await runOptions())).outputs()).toEqual({ out: `$(touch ${marker})|{x}|it's done` });
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it("ignores quotes in a shell comment and refuses a placeholder there, whose value would never arrive", async () => {
+    const named = shell("named", "echo {a} # the user's name").input<{ a: string }>();
+    const f = flow("comment").build(() => ({ out: named({ a: "Ann Lee" }).stdout }));
+    expect(await (await f.run(await runOptions())).outputs()).toEqual({ out: "Ann Lee" });
+    expect(() => shell("c2", "echo {a} # was {b}")).toThrow(/the placeholder \{b\} is in a shell comment \(after the "#" on line 1\)/);
+    // `#` inside a word or `${#VAR}` starts no comment.
+    expect(shell("c3", "echo a#{a} ${#HOME}").definition.code).toContain("a#{a}");
+  });
+
   it("rejects an unknown placeholder when the task is called in build()", () => {
     const t = shell("greet", "echo {greeting} {name}");
     expect(() => flow("unknown").build(() => ({ x: t({ greeting: "hi" }).stdout }))).toThrow(UnknownPlaceholderError);

@@ -32,6 +32,14 @@ describe("command templates", () => {
     expect(parseTemplate(`echo \\'{v}`, "t", { shell: true }).placeholders).toEqual(["v"]); // an escaped quote is not a quote
   });
 
+  it("finds here-document bodies as the shell does: after their line, in order, up to the delimiter; not in arithmetic or here-strings", () => {
+    const shell = { shell: true };
+    expect(() => parseTemplate("cat <<A <<'B'\nfoo\nA\n{x}\nB\n", "t", shell)).toThrow(/here-document <<'B' \(line 4\)/);
+    expect(parseTemplate("cat <<A; echo {x}\nit's\nA\necho {y}", "t", shell).placeholders).toEqual(["x", "y"]);
+    expect(parseTemplate("echo $((1<<2)) <<<{x}\necho {y}", "t", shell).placeholders).toEqual(["x", "y"]);
+    expect(renderShell(parseTemplate("cat <<-E\n\t${HOME} {{x}}\n\tE\necho {x}", "t", shell), { x: "a b" }, "t")).toBe("cat <<-E\n\t${HOME} {x}\n\tE\necho 'a b'");
+  });
+
   it("does not quote argv arguments (no shell involved)", () => {
     expect(renderArg(parseTemplate("--path={p}", "t", { shell: false }), { p: "a b'c" }, "t")).toBe("--path=a b'c");
     expect(() => renderArg(parseTemplate("{missing}", "t", { shell: false }), { p: 1 }, "t")).toThrow(/UnknownPlaceholder|placeholder \{missing\}/);

@@ -3,8 +3,11 @@
  *
  * - `{name}` (letters, digits, `_`, `-`) is a placeholder, replaced by the input `name`.
  * - In a shell command every value is shell-quoted, so a value is always one literal
- *   word and never shell code; a placeholder inside quotes in the template is refused,
- *   because quoting there would be undone.
+ *   word and never shell code. A placeholder where that quoting would not hold is
+ *   refused: inside quotes (the quoting would be undone) and in a here-document's body
+ *   (`<<EOF` still runs `$(...)`; `<<'EOF'` would keep Cairn's quotes as text).
+ * - A `#` at the start of a word begins a shell comment: quotes there mean nothing, and a
+ *   placeholder there is refused, since its value would never reach the command.
  * - `{{name}}` is a literal `{name}`; `${VAR}` and any other braces (awk, brace
  *   expansion) are left as they are.
  */
@@ -23,29 +26,72 @@ export interface CommandTemplate {
   readonly placeholders: readonly string[];
 }
 
+/** A here-document whose body starts after the current line: `<<EOF`, `<<-EOF`, `<<'EOF'`. */
+interface HereDoc {
+  /** The redirection as written, e.g. `<<'EOF'`. */
+  readonly written: string;
+  readonly delimiter: string;
+  /** `<<-`: leading tabs are stripped from body lines, the delimiter's line included. */
+  readonly dash: boolean;
+  /** Any part of the word quoted: the body is not expanded. */
+  readonly quoted: boolean;
+}
+
+/** Characters that end a shell word (besides blanks and newlines). */
+const OPERATOR = new Set([";", "&", "|", "(", ")", "<", ">"]);
+
 /**
  * Parses a template. With `shell: true`, refuses placeholders inside single or double
- * quotes, where the quoting of values would not protect them.
+ * quotes, in a here-document's body or in a comment, where the quoting of values would
+ * not protect them or they would never be used.
  */
 export function parseTemplate(source: string, taskName: string, options: { shell: boolean }): CommandTemplate {
   const parts: Part[] = [];
   const placeholders: string[] = [];
   let text = "";
   let quote: "'" | '"' | undefined;
+  let comment = false;
+  /** Open `((`/`$((` parentheses: `<<` there is a shift, not a here-document. */
+  let arithmetic = 0;
+  let escaped = -1; // index of the last backslash-escaped character
+  const pending: HereDoc[] = [];
+  const refuse = (detail: string): never => {
+    throw new CommandTemplateError(taskName, source, detail);
+  };
   for (let i = 0; i < source.length; i++) {
     const c = source[i]!;
     if (options.shell) {
-      if (quote === "'") {
+      if (comment) {
+        if (c === "\n") comment = false;
+      } else if (quote === "'") {
         if (c === "'") quote = undefined;
       } else if (c === "\\") {
         // An escaped character is literal; copy it with the backslash.
         text += c + (source[i + 1] ?? "");
         i++;
+        escaped = i;
         continue;
       } else if (c === quote) {
         quote = undefined;
       } else if (!quote && (c === "'" || c === '"')) {
         quote = c;
+      } else if (!quote && c === "#" && wordStart(source, i, escaped)) {
+        comment = true;
+      } else if (!quote && c === "(" && (arithmetic > 0 || source[i + 1] === "(")) {
+        arithmetic++;
+      } else if (!quote && c === ")" && arithmetic > 0) {
+        arithmetic--;
+      } else if (!quote && !arithmetic && c === "<" && source[i + 1] === "<" && source[i + 2] !== "<" && source[i - 1] !== "<") {
+        const doc = hereDoc(source, i);
+        if (doc) pending.push(doc);
+      }
+      if (c === "\n" && !quote && pending.length) {
+        // The bodies of this line's here-documents follow it, one after the other.
+        text += c;
+        i = hereDocBodies(source, i + 1, pending.splice(0), (line, doc, lineNumber) => {
+          text += bodyLine(line, doc, lineNumber, refuse);
+        });
+        continue;
       }
     }
     if (c === "{") {
@@ -61,10 +107,14 @@ export function parseTemplate(source: string, taskName: string, options: { shell
       const end = source.indexOf("}", i + 1);
       const name = end > 0 ? source.slice(i + 1, end) : "";
       if (source[i - 1] !== "$" && IDENT.test(name)) {
+        if (comment) {
+          refuse(
+            `the placeholder {${name}} is in a shell comment (after the "#" on line ${lineOf(source, i)}), so its value would never reach ` +
+              `the command. Move it out of the comment, write {{${name}}} for a literal "{${name}}", or escape the "#" as "\\#" if it is not meant to start a comment.`,
+          );
+        }
         if (quote) {
-          throw new CommandTemplateError(
-            taskName,
-            source,
+          refuse(
             `the placeholder {${name}} is inside ${quote === "'" ? "single" : "double"} quotes. Remove the quotes ` +
               `around it: Cairn quotes every value itself, and quoting it again would let the value run as shell code.`,
           );
@@ -80,10 +130,96 @@ export function parseTemplate(source: string, taskName: string, options: { shell
     text += c;
   }
   if (quote && options.shell) {
-    throw new CommandTemplateError(taskName, source, `a ${quote === "'" ? "single" : "double"} quote is not closed.`);
+    refuse(`a ${quote === "'" ? "single" : "double"} quote is not closed.`);
   }
   if (text) parts.push({ text });
   return { source, parts, placeholders };
+}
+
+/** True when `source[i]` starts a shell word: first, or after a blank, newline or operator that is not escaped. */
+function wordStart(source: string, i: number, escaped: number): boolean {
+  if (i === 0) return true;
+  const before = source[i - 1]!;
+  return escaped !== i - 1 && (before === " " || before === "\t" || before === "\n" || OPERATOR.has(before));
+}
+
+/** The here-document redirection starting at `source[i] === "<<"`, or undefined when no word follows. */
+function hereDoc(source: string, i: number): HereDoc | undefined {
+  let j = i + 2;
+  const dash = source[j] === "-";
+  if (dash) j++;
+  while (source[j] === " " || source[j] === "\t") j++;
+  let delimiter = "";
+  let quoted = false;
+  let quote: string | undefined;
+  for (; j < source.length; j++) {
+    const c = source[j]!;
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else delimiter += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      quoted = true;
+    } else if (c === "\\") {
+      quoted = true;
+      delimiter += source[++j] ?? "";
+    } else if (c === " " || c === "\t" || c === "\n" || OPERATOR.has(c)) {
+      break;
+    } else {
+      delimiter += c;
+    }
+  }
+  if (!delimiter && !quoted) return undefined;
+  return { written: source.slice(i, j), delimiter, dash, quoted };
+}
+
+/**
+ * Hands each body line of `docs` (in order, starting at `from`) to `onLine`, delimiter
+ * lines included, and returns the index of the last character consumed.
+ */
+function hereDocBodies(source: string, from: number, docs: readonly HereDoc[], onLine: (line: string, doc: HereDoc | undefined, lineNumber: number) => void): number {
+  let at = from;
+  for (const doc of docs) {
+    while (at < source.length) {
+      const newline = source.indexOf("\n", at);
+      const end = newline < 0 ? source.length : newline + 1;
+      const line = source.slice(at, end);
+      const bare = line.endsWith("\n") ? line.slice(0, -1) : line;
+      const closes = (doc.dash ? bare.replace(/^\t+/, "") : bare) === doc.delimiter;
+      onLine(line, closes ? undefined : doc, lineOf(source, at));
+      at = end;
+      if (closes) break;
+    }
+  }
+  return at - 1;
+}
+
+/**
+ * One line of a here-document body (`doc` undefined for the delimiter line): `{{name}}`
+ * becomes `{name}`, a placeholder is refused.
+ */
+function bodyLine(line: string, doc: HereDoc | undefined, lineNumber: number, refuse: (detail: string) => never): string {
+  if (!doc) return line;
+  return line.replace(/(\$?)\{(\{?)([A-Za-z_][A-Za-z0-9_-]*)\}(\}?)/g, (all, dollar: string, open: string, name: string, close: string) => {
+    if (dollar) return all; // ${VAR}
+    if (open && close) return `{${name}}`;
+    const variable = name.replaceAll("-", "_");
+    return refuse(
+      `the placeholder {${name}} is in the body of the here-document ${doc.written} (line ${lineNumber}), ` +
+        (doc.quoted
+          ? `where nothing is expanded: the value would arrive with Cairn's shell quotes as part of the text. `
+          : `where the shell still runs $(...) and backticks, so Cairn's quoting cannot keep the value from running as shell code. `) +
+        `Pass the value as an argument or an environment variable instead, and read it in the body, e.g. ` +
+        `${variable}={${name}} python - <<'${doc.delimiter || "EOF"}' with os.environ["${variable}"] (or "$${variable}" in a shell body).`,
+    );
+  });
+}
+
+/** The 1-based line of `source[i]`. */
+function lineOf(source: string, i: number): number {
+  let n = 1;
+  for (let k = 0; k < i; k++) if (source[k] === "\n") n++;
+  return n;
 }
 
 /** Throws UnknownPlaceholderError for the first placeholder `available` does not name. */
