@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
@@ -88,6 +88,18 @@ describe("script()", () => {
     const echo = script("echo", { file: fixture("echo_value.py"), args: ["--value", "{value}", "n={n}"] }).input<{ value: string; n: number }>();
     const f = flow("args").build(() => ({ out: echo({ value: "a b; c", n: 3 }).$out }));
     expect(await (await f.run(await runOptions())).outputs()).toEqual({ out: { value: "a b; c", argv: ["--value", "a b; c", "n=3"] } });
+  });
+
+  it("a task's own PYTHONPATH comes after Cairn's helper: both its modules and cairn_task import", async () => {
+    const dir = await tempRoot();
+    await mkdir(join(dir, "lib"));
+    await writeFile(join(dir, "lib", "mylib.py"), "NAME = 'mylib'\n");
+    const file = join(dir, "uses_lib.py");
+    await writeFile(file, "import mylib, cairn_task\ncairn_task.set_outputs(lib=mylib.NAME)\n");
+    const uses = script("uses-lib", { file, cwd: dir, env: { PYTHONPATH: "lib" } });
+    const result = await (await flow("pythonpath").build(() => ({ x: uses().$out })).run(await runOptions())).wait();
+    expect(result.tasks["uses-lib"]!.error).toBeUndefined(); // was ModuleNotFoundError: No module named 'cairn_task'
+    expect(result.outputs).toEqual({ x: { lib: "mylib" } });
   });
 
   it("turns a non-zero exit into a task failure carrying the tail of stderr", async () => {

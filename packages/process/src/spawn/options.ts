@@ -4,7 +4,7 @@
  * that runs Python children, with Cairn's helper module on its path.
  */
 import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LONGEST_TIMER, LONGEST_TIMER_MS, OptionError, type TaskContext } from "@cairn/core";
 
@@ -36,9 +36,16 @@ export function checkProcessOptions(name: string, o: ProcessOptions): void {
   }
 }
 
-/** The process environment for a run: static env, plus the secrets the task asked for (masked in its logs by ctx.mask, as every known secret). */
+/**
+ * The process environment for a run: static env, plus the secrets the task asked for (masked in its
+ * logs by ctx.mask, as every known secret). A task's own PYTHONPATH comes after Cairn's helper
+ * folder (`extra`'s first entry) rather than replacing it, so `import cairn_task` keeps working.
+ */
 export function processEnv(o: ProcessOptions, ctx: TaskContext, extra: Record<string, string | undefined> = {}) {
   const env: Record<string, string | undefined> = { ...extra, ...o.env };
+  if (extra.PYTHONPATH !== undefined && o.env?.PYTHONPATH !== undefined) {
+    env.PYTHONPATH = o.env.PYTHONPATH ? `${PYTHON_HELPER_DIR}${delimiter}${o.env.PYTHONPATH}` : PYTHON_HELPER_DIR;
+  }
   for (const s of o.secrets ?? []) env[s] = ctx.secret(s);
   return { env };
 }
@@ -115,5 +122,5 @@ export function defaultPython(env: NodeJS.ProcessEnv = process.env): string {
 
 /** PYTHONPATH with the Cairn helper folder first. */
 export function pythonPath(env: NodeJS.ProcessEnv = process.env): string {
-  return env.PYTHONPATH ? `${PYTHON_HELPER_DIR}${process.platform === "win32" ? ";" : ":"}${env.PYTHONPATH}` : PYTHON_HELPER_DIR;
+  return env.PYTHONPATH ? `${PYTHON_HELPER_DIR}${delimiter}${env.PYTHONPATH}` : PYTHON_HELPER_DIR;
 }
