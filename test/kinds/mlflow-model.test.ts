@@ -106,6 +106,16 @@ describe.skipIf(!hasVenv)("mlflowModel() against a registry", () => {
     expect(result.tasks.score!.error?.message).toContain(`missing column "b" (double, required)`);
   });
 
+  it("a missing working folder is named, in predict and in serve mode, before any process starts", async () => {
+    const missing = `/nonexistent-cairn-model-cwd-${process.pid}`;
+    for (const mode of ["serve", "predict"] as const) {
+      const score = mlflowModel("score", "models:/tiny/1", { python: VENV_PYTHON, mode, cwd: missing });
+      const result = await (await flow(`nocwd-${mode}`).build(() => ({ out: score({ data: ROWS }).$out })).run(await runOptions({ tracker, cache: false }))).wait();
+      expect(result.tasks.score!.error?.name).toBe("ProcessStartError");
+      expect(result.tasks.score!.error?.message).toContain(`Its working folder ${missing} (the task's \`cwd\` option) does not exist`);
+    }
+  }, 60_000);
+
   it("a version the registry does not have lists the ones it has", async () => {
     const score = mlflowModel("score", "models:/tiny/9", { python: VENV_PYTHON });
     const result = await (await flow("missing").build(() => ({ out: score({ data: ROWS }).$out })).run(await runOptions({ tracker, cache: false }))).wait();

@@ -124,6 +124,26 @@ describe("script()", () => {
     expect(result.tasks.bad!.attempts).toBe(1);
   });
 
+  it("a missing working folder is named as such, not blamed on the interpreter or /bin/sh", async () => {
+    const root = await tempRoot();
+    await writeFile(join(root, "a-file"), "");
+    const errorOf = async (t: { (): { $out?: unknown; stdout?: unknown; notebook?: unknown }; definition: { name: string } }) => {
+      const result = await (await flow("nocwd").build(() => ({ x: t() as never })).run(await runOptions())).wait();
+      return result.tasks[t.definition.name]!.error!;
+    };
+    const missing = join(root, "data-dir-missing");
+    for (const t of [script("s", { file: fixture("train.py"), cwd: missing }), shell("sh", "ls", { cwd: missing }), notebook("nb", fixture("report.ipynb"), { cwd: missing })]) {
+      const error = await errorOf(t);
+      expect(error.name).toBe("ProcessStartError");
+      expect(error.message).toContain(`Its working folder ${missing} (the task's \`cwd\` option) does not exist: create it, or fix the task's \`cwd\` option.`);
+      expect(error.message).not.toMatch(/was not found|recreate/);
+    }
+    const relative = await errorOf(shell("rel", "ls", { cwd: join("no-such-dir", "x") }));
+    expect(relative.message).toContain(`Its working folder ${join(process.cwd(), "no-such-dir", "x")} (the task's \`cwd\` option, "no-such-dir/x" from ${process.cwd()}) does not exist`);
+    const file = await errorOf(shell("file", "ls", { cwd: join(root, "a-file") }));
+    expect(file.message).toContain(`Its working folder ${join(root, "a-file")} (the task's \`cwd\` option) is not a folder`);
+  });
+
   it("says where a missing Python came from: CAIRN_PYTHON, or the task's option", async () => {
     const errorOf = async (t: ReturnType<typeof script>) => {
       const result = await (await flow("nopy").build(() => ({ x: t().$out })).run(await runOptions())).wait();

@@ -23,7 +23,7 @@ import { dirname, extname, isAbsolute, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { CairnError, CancelledError, describeValue, isArtifact, isPlainObject, MlflowApiError, scopeKey, type Artifact, type RunScope, type TaskContext } from "@cairn/core";
-import { endProcessGroup, prepareProcessGroup, ProcessFailedError, runProcess, type ProcessSpec } from "@cairn/process/spawn";
+import { checkWorkingFolder, endProcessGroup, prepareProcessGroup, ProcessFailedError, runProcess, type ProcessSpec } from "@cairn/process/spawn";
 import type { MlflowClient } from "../client/client.ts";
 import { folderDigest, parseYaml } from "../project/run-project.ts";
 import { setTimeout as delay } from "node:timers/promises";
@@ -722,6 +722,7 @@ async function serve(
   const url = `http://127.0.0.1:${port}`;
   const args = ["models", "serve", "-m", model.uri, "-h", "127.0.0.1", "-p", String(port), "-w", "1", "--env-manager", "local"];
   const display = ["mlflow", ...args].join(" ");
+  if (spec.cwd !== undefined) await checkWorkingFolder(ctx.nodeId, display, spec.cwd);
   const tracked = ctx.tracking.capabilities.mlflowClients;
   // Loaded on first use, as in process.ts: flows without processes never load execa.
   const { execa } = await import("execa");

@@ -463,6 +463,7 @@ export async function runMlflowProject(
     inputs: spec.inputs,
     env,
     cwd: project.dir,
+    cwdOrigin: `the folder of the MLflow project "${project.name}"`,
     ...(spec.killGraceMs !== undefined ? { killGraceMs: spec.killGraceMs } : {}),
   };
   let r;

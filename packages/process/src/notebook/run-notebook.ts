@@ -12,7 +12,7 @@ import { sha256 } from "@cairn/cache";
 import { type Artifact, holdWork, sendArtifact, type TaskContext } from "@cairn/core";
 import { NotebookDependencyError } from "./errors.ts";
 import { ProcessFailedError } from "../spawn/errors.ts";
-import { runProcess, type ProcessSpec } from "../spawn/spawn.ts";
+import { checkWorkingFolder, runProcess, type ProcessSpec } from "../spawn/spawn.ts";
 
 /** What to run. */
 export interface NotebookSpec {
@@ -104,6 +104,8 @@ export async function runNotebook(
   spec: NotebookSpec,
   ctx: TaskContext,
 ): Promise<{ outputs: Record<string, unknown>; notebook: Artifact; html?: Artifact }> {
+  // papermill changes into it inside the driver, too late for a clear message.
+  if (spec.cwd !== undefined) await checkWorkingFolder(ctx.nodeId, `papermill ${spec.file}`, spec.cwd);
   const stem = basename(spec.file, extname(spec.file));
   const outName = `${stem}.ipynb`;
   const htmlName = `${stem}.html`;

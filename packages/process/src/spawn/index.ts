@@ -4,7 +4,7 @@
  * templates and the options every process kind shares. For kinds that run a process
  * (@cairn/mlflow's project and model kinds); not what a flow file imports.
  */
-export { runProcess, endProcessGroup, prepareProcessGroup, resolveMarkers, ARTIFACT_MARKER, type ProcessSpec, type ProcessResult, type ProcessGroupGuard } from "./spawn.ts";
+export { runProcess, endProcessGroup, prepareProcessGroup, resolveMarkers, checkWorkingFolder, ARTIFACT_MARKER, type ProcessSpec, type ProcessResult, type ProcessGroupGuard } from "./spawn.ts";
 export { parseTemplate, checkPlaceholders, renderShell, renderArg, shellQuote, valueText, type CommandTemplate } from "./template.ts";
 export { checkProcessOptions, processEnv, defaultPython, findPython, optionOrigin, pythonFor, pythonPath, PYTHON_HELPER_DIR, type CommandOrigin, type ProcessOptions } from "./options.ts";
 export * from "./errors.ts";

@@ -31,7 +31,7 @@ import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir, mkdtemp, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
-import { join, sep } from "node:path";
+import { join, resolve, sep } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, taskArtifactPath, trackingEnv, type TaskContext } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
@@ -46,6 +46,8 @@ export interface ProcessSpec {
   args?: readonly string[];
   /** Working directory. @default process.cwd() */
   cwd?: string;
+  /** Where `cwd` came from, said when it is not a folder. @default "the task's `cwd` option" */
+  cwdOrigin?: string;
   /** Environment variables on top of the parent's; `undefined` removes one. */
   env?: Readonly<Record<string, string | undefined>>;
   /** The inputs, written as JSON to the file in `CAIRN_INPUTS`. */
@@ -296,6 +298,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
   const display = spec.display ?? [spec.command, ...args].map(shellQuote).join(" ");
   const graceMs = spec.killGraceMs ?? DEFAULT_GRACE_MS;
   const tailMax = spec.tailLines ?? 20;
+  if (spec.cwd !== undefined) await checkWorkingFolder(ctx.nodeId, display, spec.cwd, spec.cwdOrigin);
 
   const artifactsDir = await ctx.artifacts.path("");
   await mkdir(artifactsDir, { recursive: true });
@@ -468,6 +471,24 @@ async function sendLogs(ctx: TaskContext): Promise<void> {
       sendArtifact(ctx, name).catch((error: unknown) => ctx.logger.warn(`could not send ${name} to the task's run: ${(error as Error).message}`)),
     ),
   );
+}
+
+/**
+ * Throws ProcessStartError unless `cwd` is a folder. A spawn in a missing folder fails with the
+ * same ENOENT as a missing program, which would blame the interpreter (and advise recreating a venv).
+ */
+export async function checkWorkingFolder(nodeId: string, command: string, cwd: string, origin = "the task's `cwd` option"): Promise<void> {
+  const folder = resolve(cwd);
+  let code: string;
+  try {
+    if ((await stat(folder)).isDirectory()) return;
+    code = "ENOTDIR";
+  } catch (error) {
+    code = (error as NodeJS.ErrnoException).code ?? "ENOENT";
+  }
+  const what = code === "ENOTDIR" ? "is not a folder" : code === "ENOENT" ? "does not exist" : `cannot be used (${code})`;
+  const given = folder === cwd ? "" : `, "${cwd}" from ${process.cwd()}`;
+  throw new ProcessStartError(nodeId, command, code, `Its working folder ${folder} (${origin}${given}) ${what}: create it, or fix ${origin}.`);
 }
 
 function startHint(code: string | undefined, command: string, origin?: CommandOrigin): string {
