@@ -500,8 +500,11 @@ export class MlflowClient {
    * `artifactUri` is a run's `mlflow-artifacts:` URI.
    */
   async uploadArtifact(artifactUri: string, localFile: string, artifactPath?: string, runId?: string): Promise<void> {
-    const info = await stat(localFile);
     const rel = joinArtifactPath(artifactPath, basename(localFile));
+    const info = await stat(localFile).catch((error: unknown) => {
+      throw localReadError(localFile, `mlflow-artifacts PUT ${rel}`, error);
+    });
+    if (!info.isFile()) throw localReadError(localFile, `mlflow-artifacts PUT ${rel}`, "it is not a file (a folder, FIFO, socket or device)");
     const url = this.artifactUrl(artifactUri, rel, runId);
     await this.send({
       method: "PUT",
@@ -761,17 +764,22 @@ export class MlflowClient {
           // Ended at HURRIED_ATTEMPT_MS: of its own when sent once the run was cancelled, else that long after the cancel.
           const limit = this.#hurries > 0 ? AbortSignal.timeout(HURRIED_ATTEMPT_MS) : cut.attempts.signal;
           let res: HttpResponse;
+          const body = spec.body?.();
+          // An error of the body's own stream (a local file that cannot be read) is no network's: not retried, breaker untouched.
+          let bodyError: unknown;
+          if (body && typeof body !== "string") body.once("error", (error) => (bodyError ??= error));
           try {
             res = await this.http.request({
               method: spec.method,
               url: spec.url,
               query: spec.params,
-              body: spec.body?.(),
+              body,
               headers: { ...spec.headers, ...(this.#authorization ? { Authorization: this.#authorization } : {}) },
               responseType: spec.responseType,
               signal: spec.signal ? AbortSignal.any([spec.signal, limit]) : limit,
             });
           } catch (error) {
+            if (bodyError !== undefined) throw localReadError((body as { path?: unknown }).path, spec.endpoint, bodyError);
             if (limit.aborted) cutShort = true;
             throw this.networkError(error, spec, limit);
           }
@@ -872,6 +880,22 @@ export class MlflowClient {
     }
     return error;
   }
+}
+
+/**
+ * A local file to upload could not be read (EISDIR, ENOENT, EACCES): the machine's problem, not
+ * the server's, so it is not retried, and it says which file and why.
+ */
+function localReadError(file: unknown, endpoint: string, cause: unknown): TrackingError {
+  const what = typeof file === "string" ? file : Buffer.isBuffer(file) ? file.toString() : "the local file";
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  const message = (cause as Error | undefined)?.message ?? String(cause);
+  const why = typeof cause === "string" || typeof code !== "string" || message.startsWith(code) ? message : `${code}: ${message}`;
+  return new TrackingError(
+    `Cannot read ${what} to upload it (${endpoint}): ${why}. This is a local file problem, not the MLflow server's: ` +
+      `check that the file exists, is a regular file and is readable.`,
+    typeof cause === "string" ? undefined : { cause },
+  );
 }
 
 // ------------------------------------------------------------ wire format

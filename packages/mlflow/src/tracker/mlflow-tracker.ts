@@ -1,4 +1,4 @@
-import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, readlink, realpath, rename, rm, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { formatOwner, ownerIsGone, parseOwner, partialPath, sweepDeadPartials } from "@cairn/cache";
 import { basename, join, posix, relative, sep } from "node:path";
@@ -244,7 +244,7 @@ export class MlflowTracker implements Tracker {
     const rootFolder = posix.join(folder ?? "", basename(localPath));
     const queue = new PQueue({ concurrency: UPLOAD_CONCURRENCY });
     const uploads: Promise<void>[] = [];
-    for (const file of await listFiles(localPath)) {
+    for (const file of await listFiles(localPath, localPath)) {
       const rel = relative(localPath, file).split(sep);
       const target = posix.join(rootFolder, ...rel.slice(0, -1));
       uploads.push(queue.add(() => this.client.uploadArtifact(artifactUri, file, target, runId)));
@@ -593,12 +593,34 @@ function toRecord(run: MlflowRun): RunRecord {
   return record;
 }
 
-async function listFiles(dir: string): Promise<string[]> {
+/**
+ * The files under `dir`, to upload folder `root`. A link is followed: to a file, it is uploaded as
+ * that file's content; to a folder, the folder is walked, unless it is one being walked already (a
+ * loop). A dangling link, or anything that is neither a file nor a folder (a FIFO would block the
+ * upload), is refused, naming it: streaming it would fail, or hang, only once the upload is under way.
+ */
+async function listFiles(dir: string, root: string, walking: readonly string[] = []): Promise<string[]> {
+  const refuse = (path: string, why: string) =>
+    new TrackingError(`Cannot upload the folder ${root} as an artifact: ${relative(root, path) || "."} ${why}. Remove it from the folder, or replace it by the file it stands for.`);
+  const chain = [...walking, await realpath(dir)];
   const out: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const full = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await listFiles(full)));
-    else if (entry.isFile() || entry.isSymbolicLink()) out.push(full);
+    if (entry.isDirectory()) {
+      out.push(...(await listFiles(full, root, chain)));
+      continue;
+    }
+    if (entry.isFile()) {
+      out.push(full);
+      continue;
+    }
+    if (!entry.isSymbolicLink()) throw refuse(full, "is neither a file nor a folder (a FIFO, socket or device)");
+    const target = await stat(full).catch(() => undefined);
+    if (!target) throw refuse(full, `is a link to ${await readlink(full)}, which does not exist`);
+    if (target.isFile()) out.push(full);
+    else if (!target.isDirectory()) throw refuse(full, `is a link to ${await realpath(full)}, which is neither a file nor a folder`);
+    else if (chain.includes(await realpath(full))) throw refuse(full, `is a link to ${await realpath(full)}, a folder it is itself in (a loop)`);
+    else out.push(...(await listFiles(full, root, chain)));
   }
   return out;
 }

@@ -28,7 +28,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
-import { mkdir, mkdtemp, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { join, resolve, sep } from "node:path";
@@ -534,6 +534,54 @@ async function readOutputs(file: string, artifactsDir: string, ctx: TaskContext)
   return (await resolveMarkers(value, "", artifactsDir, ctx)) as Record<string, unknown>;
 }
 
+/** True when real path `path` is `folder` or inside it. */
+function within(path: string, folder: string): boolean {
+  return path === folder || path.startsWith(folder + sep);
+}
+
+/**
+ * The first entry of folder `dir` (its path shown after `shown`) that would not upload as content
+ * of the artifacts folder, described with what to do; undefined when there is none. Entries are
+ * taken as they are (lstat): a link is followed only to check where it leads. `chain`: the real
+ * paths of the folders walked into so far, where a link back to one of them would loop.
+ */
+async function unfitEntry(dir: string, home: string, shown: string, chain: readonly string[] = [home]): Promise<string | undefined> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    return `"${shown || "."}", which Cairn cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): fix its permissions`;
+  }
+  for (const entry of entries) {
+    const full = join(dir, entry.name);
+    const rel = `${shown}${entry.name}`;
+    if (entry.isFile()) continue;
+    if (entry.isDirectory()) {
+      const bad = await unfitEntry(full, home, `${rel}/`, [...chain, join(chain.at(-1)!, entry.name)]);
+      if (bad) return bad;
+      continue;
+    }
+    if (!entry.isSymbolicLink()) return `"${rel}", which is neither a file nor a folder (a FIFO, socket or device): remove it`;
+    const target = await readlink(full);
+    let real: string;
+    try {
+      real = await realpath(full);
+    } catch {
+      return `"${rel}", a link to ${target}, which does not exist: remove the link, or put the file it names in its place`;
+    }
+    if (!within(real, home)) return `"${rel}", a link to ${real}, outside CAIRN_ARTIFACTS: copy what it points to into the folder instead`;
+    const s = await stat(real);
+    if (s.isDirectory()) {
+      if (chain.includes(real)) return `"${rel}", a link to ${real}, a folder it is itself in (a loop): remove it`;
+      const bad = await unfitEntry(full, home, `${rel}/`, [...chain, real]);
+      if (bad) return bad;
+    } else if (!s.isFile()) {
+      return `"${rel}", a link to ${real}, which is neither a file nor a folder (a FIFO, socket or device): remove it`;
+    }
+  }
+  return undefined;
+}
+
 /** Replaces `{"$artifact": "name"}` markers by the Artifacts of files in the artifacts folder. */
 export async function resolveMarkers(value: unknown, path: string, artifactsDir: string, ctx: TaskContext): Promise<unknown> {
   if (Array.isArray(value)) return Promise.all(value.map((v, i) => resolveMarkers(v, `${path}[${i}]`, artifactsDir, ctx)));
@@ -546,10 +594,16 @@ export async function resolveMarkers(value: unknown, path: string, artifactsDir:
       throw new ProcessOutputError(ctx.nodeId, `output "${where}" is an artifact marker whose name is not a non-empty string.`);
     }
     const artifact = ctx.artifacts.file(taskArtifactPath(name, { taskName: ctx.nodeId, source: `script output "${where}" (CAIRN_OUTPUTS)` }));
-    let found: { size?: number; real: string; home: string };
+    let found: { size?: number; folder: boolean; other: boolean; real: string; home: string };
     try {
       const s = await stat(artifact.path);
-      found = { ...(s.isFile() ? { size: s.size } : {}), real: await realpath(artifact.path), home: await realpath(artifactsDir) };
+      found = {
+        ...(s.isFile() ? { size: s.size } : {}),
+        folder: s.isDirectory(),
+        other: !s.isFile() && !s.isDirectory(),
+        real: await realpath(artifact.path),
+        home: await realpath(artifactsDir),
+      };
     } catch {
       throw new ProcessOutputError(
         ctx.nodeId,
@@ -558,11 +612,23 @@ export async function resolveMarkers(value: unknown, path: string, artifactsDir:
       );
     }
     // A link out of the folder would be recorded, hashed and uploaded as whatever it points to (`/etc`).
-    if (found.real !== found.home && !found.real.startsWith(found.home + sep)) {
+    if (!within(found.real, found.home)) {
       throw new ProcessOutputError(
         ctx.nodeId,
         `output "${where}" names artifact "${name}", a link to ${found.real}, outside CAIRN_ARTIFACTS (${artifactsDir}). ` +
           `Copy what it points to into the artifacts folder instead: an artifact is recorded, hashed and uploaded by its content.`,
+      );
+    }
+    if (found.other) {
+      throw new ProcessOutputError(ctx.nodeId, `output "${where}" names artifact "${name}", which is neither a file nor a folder (a FIFO, socket or device). Write a file instead.`);
+    }
+    // What is inside a folder is uploaded too: the same holds for each entry.
+    const bad = found.folder ? await unfitEntry(artifact.path, found.home, "", [found.home, found.real]) : undefined;
+    if (bad) {
+      throw new ProcessOutputError(
+        ctx.nodeId,
+        `output "${where}" names artifact "${name}", a folder holding ${bad} (CAIRN_ARTIFACTS is ${artifactsDir}). ` +
+          `An artifact is recorded, hashed and uploaded by its content, so a folder may hold only files, folders and links to them inside CAIRN_ARTIFACTS.`,
       );
     }
     return { ...artifact, ...(found.size !== undefined ? { size: found.size } : {}) };
