@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { formatDuration } from "./reporter.ts";
+import { createColors } from "picocolors";
+import { formatDuration, summary } from "./reporter.ts";
 
 describe("formatDuration", () => {
   it("rounds the whole duration before splitting it, so a unit never shows its own limit", () => {
@@ -15,5 +16,21 @@ describe("formatDuration", () => {
     expect(formatDuration(59_940)).toBe("59.9s");
     expect(formatDuration(185_000)).toBe("3m 05s");
     expect(formatDuration(3_601_000)).toBe("60m 01s");
+  });
+});
+
+describe("the summary's Outputs line", () => {
+  const result = (outputs: unknown) => ({ status: "succeeded", runId: "r1", durationMs: 5, tasks: {}, outputs }) as unknown as Parameters<typeof summary>[0];
+  const outputsLine = (outputs: unknown) => summary(result(outputs), createColors(false)).split("\n").find((l) => l.startsWith("Outputs: "))!;
+
+  it("cuts a large value, saying how much more there is and where it is whole", () => {
+    const line = outputsLine({ items: Array.from({ length: 1000 }, (_, i) => `item-${i}`) });
+    expect(line.length).toBeLessThan(2100);
+    expect(line).toMatch(/… \(\d+ more characters; --json prints them whole\)$/);
+    expect(outputsLine({ n: 1 })).toBe(`Outputs: {"n":1}`);
+  });
+
+  it("shows control characters and bidi overrides in a value as escapes", () => {
+    expect(outputsLine({ s: "a\u009b2Jb\u202ec" })).toBe(`Outputs: {"s":"a\\x9b2Jb\\u202ec"}`);
   });
 });

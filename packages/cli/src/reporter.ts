@@ -308,13 +308,19 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
     lines.push(c.red(printable(`${result.error.name}: ${result.error.message}`)));
   }
   if (result.outputs && Object.keys(result.outputs as object).length) {
-    // Artifacts show as their local path: the whole object is noise on a terminal.
-    lines.push(`Outputs: ${JSON.stringify(result.outputs, (_, v: unknown) => (isArtifact(v) ? v.path : v))}`);
+    // Artifacts show as their local path: the whole object is noise on a terminal. A large value
+    // (a thousand items' map) is cut: --json hands the outputs over whole.
+    const text = JSON.stringify(result.outputs, (_, v: unknown) => (isArtifact(v) ? v.path : v));
+    const cut = text.length > MAX_OUTPUTS_LINE ? `${text.slice(0, MAX_OUTPUTS_LINE)}… (${text.length - MAX_OUTPUTS_LINE} more characters; --json prints them whole)` : text;
+    lines.push(`Outputs: ${printableLine(cut)}`);
   }
   if (view) lines.push(view);
   return `${lines.join("\n")}\n`;
 }
 
+
+/** Characters of the `Outputs:` line; the rest is counted. */
+const MAX_OUTPUTS_LINE = 2000;
 
 /** Trials a leaderboard shows, best first; the rest are counted. */
 const LEADERBOARD_ROWS = 20;
