@@ -357,6 +357,62 @@ describe("credentials and timeouts", () => {
     expect(printed).not.toContain("pw-in-uri");
   });
 
+  it("a server that accepts connections and never answers costs one timeout, not one per request: the others wait for it, then are not sent", async () => {
+    let received = 0;
+    const silent = http.createServer(() => {
+      received++;
+    });
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const client = new MlflowClient(
+        mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${port}`, MLFLOW_HTTP_REQUEST_TIMEOUT: "0.3", MLFLOW_HTTP_REQUEST_MAX_RETRIES: "1", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "0" }),
+      );
+      // Its retries used up without an answer: the server counts as down.
+      await expect(client.getRun("0123456789abcdef")).rejects.toThrow(/no answer within the timeout/);
+      expect(received).toBe(2);
+      // Eight at once (a flow's tasks): one is sent to see whether it is back; the rest wait for it and are not sent.
+      const errors = await Promise.all(Array.from({ length: 8 }, () => client.getRun("0123456789abcdef").then(() => undefined, (e: unknown) => e as Error)));
+      expect(received).toBe(3);
+      expect(errors.every((e) => e instanceof TrackerUnreachableError)).toBe(true);
+      expect(errors.filter((e) => /no answer within the timeout/.test(e!.message))).toHaveLength(1);
+      expect(errors.filter((e) => /runs\/get not sent: an earlier request got no answer after its retries, and the one sent since to see whether the server is back got none either/.test(e!.message))).toHaveLength(7);
+      // Nor is one sent just after.
+      await expect(client.getRun("0123456789abcdef")).rejects.toThrow(/not sent/);
+      expect(received).toBe(3);
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
+  });
+
+  it("once the server answers again, requests go out as before", async () => {
+    let answer = false;
+    let received = 0;
+    const server = http.createServer((_req, res) => {
+      received++;
+      if (!answer) return;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ experiment: { experiment_id: "1", name: "x", lifecycle_stage: "active" } }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const client = new MlflowClient(
+        mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${port}`, MLFLOW_HTTP_REQUEST_TIMEOUT: "0.3", MLFLOW_HTTP_REQUEST_MAX_RETRIES: "1", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "0" }),
+      );
+      await expect(client.getExperimentByName("x")).rejects.toThrow(/no answer/);
+      answer = true;
+      // The one sent to see whether it is back gets its answer; those that waited for it are then sent too.
+      const found = await Promise.all(Array.from({ length: 4 }, () => client.getExperimentByName("x")));
+      expect(found.map((e) => e?.experimentId)).toEqual(["1", "1", "1", "1"]);
+      expect(received).toBe(2 + 4);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it("MLFLOW_HTTP_REQUEST_TIMEOUT bounds a request to a server that never answers", async () => {
     const silent = http.createServer(() => {});
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));

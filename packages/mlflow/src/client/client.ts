@@ -155,6 +155,8 @@ const PING_RETRY: RetryPolicy = { retries: 2, backoffFactor: 0.25, backoffJitter
  * process for the minutes the retry policy allows (a supervisor's SIGTERM ends in SIGKILL).
  */
 export const HURRIED_ATTEMPT_MS = 5000;
+/** After the one request sent while the server is known down got no answer, how long the others are refused without being sent. */
+const SHUT_MS = 5000;
 /** `CAIRN_MLFLOW_TRACE=1` prints one line per request to stderr (method, endpoint, outcome, start, duration, tries), to see what a run asks of the server. */
 const TRACE = !["", "0", "false", "no", "off"].includes((process.env.CAIRN_MLFLOW_TRACE ?? "").trim().toLowerCase());
 
@@ -188,6 +190,14 @@ export class MlflowClient {
    * one try: a server that is down fails the run's requests in turn, not minutes each.
    */
   #unreachable = false;
+  /**
+   * While the breaker is set, one request at a time is sent, to see whether the server is back
+   * (this one, settled when it ends); the others wait for its outcome. When it got no answer, the
+   * requests until `#shutUntil` are not sent at all: a server that accepts connections and never
+   * answers (hung, or a firewall that drops packets) costs one timeout, not one per request.
+   */
+  #probe: Promise<void> | undefined;
+  #shutUntil = 0;
   /** Holders of `hurry()`: while any, each request makes one short try. */
   #hurries = 0;
   /**
@@ -711,6 +721,51 @@ export class MlflowClient {
    * `consume` reads a successful streamed response inside the retry loop.
    */
   private async send(spec: RequestSpec, consume?: (res: HttpResponse) => Promise<void>): Promise<HttpResponse> {
+    const probed = await this.gate(spec);
+    if (probed) {
+      try {
+        return await this.traced(spec, consume);
+      } finally {
+        probed();
+      }
+    }
+    return this.traced(spec, consume);
+  }
+
+  /**
+   * While the server is known down: waits for the request finding out whether it is back, or
+   * makes this one that request (the function returned ends it), or refuses to send it at all
+   * when the last such request got no answer less than {@link SHUT_MS} ago.
+   */
+  private async gate(spec: RequestSpec): Promise<(() => void) | undefined> {
+    for (;;) {
+      if (!this.#unreachable || this.#hurries > 0) return undefined;
+      if (performance.now() < this.#shutUntil) throw this.notSent(spec);
+      if (!this.#probe) {
+        let settle!: () => void;
+        this.#probe = new Promise((r) => (settle = r));
+        return () => {
+          this.#probe = undefined;
+          if (this.#unreachable) this.#shutUntil = performance.now() + SHUT_MS;
+          settle();
+        };
+      }
+      await this.#probe;
+    }
+  }
+
+  /** A request not sent because the server is known down and the last request tried got no answer. */
+  private notSent(spec: RequestSpec): TrackingError {
+    const out = new TrackerUnreachableError(
+      this.uri,
+      `${spec.endpoint} not sent: an earlier request got no answer after its retries, and the one sent since to see whether the server is back got none either (the next is sent ${SHUT_MS / 1000} s after it)`,
+    );
+    retryable.add(out);
+    unanswered.add(out);
+    return out;
+  }
+
+  private async traced(spec: RequestSpec, consume?: (res: HttpResponse) => Promise<void>): Promise<HttpResponse> {
     if (!TRACE) return this.attempts(spec, consume);
     const started = performance.now();
     let outcome = "error";
