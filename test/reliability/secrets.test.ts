@@ -87,6 +87,30 @@ describe("cairn run with a secret of quotes, backslashes, newlines and non-ASCII
   });
 });
 
+describe("cairn run with a Python script that prints its secrets quoted", () => {
+  it.skipIf(!hasVenv)("masks them as repr, ascii(), bytes, %r, shlex.quote/join and printf %q write them, each line of a multi-line one too (terminal, logs, error, run files, report)", async () => {
+    const cwd = await scratch();
+    // Both quote kinds: Python's repr escapes the ' (\'), shlex writes it as '"'"'.
+    await writeFile(join(cwd, "s.env"), "TOKEN=`Sup3r'se\"cret$(x)-value-42`\n");
+    const env = { CAIRN_PYTHON: VENV_PYTHON, MINE: "it's-my-pa55word", PEM: "first-k3y-L1NE'of\"key-1\nsecond-k3y-L1NE-2\nthird'k3y-L1NE-3" };
+    const r = await cairn(["run", fixture("secret-quoting.flow.ts"), "--secrets", "s.env"], cwd, env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("returned non-zero exit status 1");
+    // Every form keeps these characters as they are: none of them left means nothing leaked, not even a part.
+    const parts = ["Sup3r", "value-42", "pa55word", "k3y-L1NE"];
+    expect(parts.filter((part) => (r.stdout + r.stderr).includes(part))).toEqual([]);
+    const { hits, files } = await filesContaining(join(cwd, ".cairn"), parts);
+    expect(hits).toEqual([]);
+    for (const name of ["stdout.txt", "stderr.txt", "error.txt", "report.html"]) expect(files.some((f) => f.endsWith(name))).toBe(true);
+    const stdout = await readFile(files.find((f) => f.endsWith("stdout.txt"))!, "utf8");
+    expect(stdout).toContain("{'user': 'bob', 'password': '***'}");
+    expect(stdout).toContain("f-string: '***' ascii: '***' bytes: b'***'");
+    expect(stdout).toContain("logged '***'");
+    expect(stdout).toContain("shlex: '***' mysql '-p***'");
+    expect(stdout).toContain("printf-q: *** $'***'");
+  }, 60_000);
+});
+
 describe("the engine", () => {
   const off = { tracker: false, cache: false } as const;
   const collect = async (f: Flow<any, any>, options: RunOptions) => {

@@ -47,6 +47,22 @@ describe("SecretRegistry", () => {
     expect(r.mask("echo 'p'\\''ass-word'")).toBe("echo '***'");
   });
 
+  it("masks a secret as Python's repr, ascii() and bytes, shlex.quote and bash's printf %q write it, each line of a multi-line one too, and nothing shorter", () => {
+    const r = registry({ BOTH: `pa'ss"word-42`, ONE: "it's-my-pa55word", ML: `Sup3r'se"cret\\x-é\nsecond-LINE-tok`, TINY: "a'b" });
+    expect(r.mask(`{'password': 'pa\\'ss"word-42'}`)).toBe("{'password': '***'}");
+    expect(r.mask(`mysql -p'it'"'"'s-my-pa55word' 'pa'"'"'ss"word-42'`)).toBe("mysql -p'***' '***'");
+    expect(r.mask(`printf: pa\\'ss\\"word-42`)).toBe("printf: ***");
+    // The whole multi-line value on one line (repr, ascii(), bytes, printf %q's $'…'), and its first line alone.
+    expect(r.mask(`'Sup3r\\'se"cret\\\\x-é\\nsecond-LINE-tok'`)).toBe("'***'");
+    expect(r.mask(`'Sup3r\\'se"cret\\\\x-\\xe9\\nsecond-LINE-tok'`)).toBe("'***'");
+    expect(r.mask(`b'Sup3r\\'se"cret\\\\x-\\xc3\\xa9\\nsecond-LINE-tok'`)).toBe("b'***'");
+    expect(r.mask(`$'Sup3r\\'se"cret\\\\x-é\\nsecond-LINE-tok'`)).toBe("$'***'");
+    expect(r.mask(`['Sup3r\\'se"cret\\\\x-é', 'second-LINE-tok']`)).toBe("['***', '***']");
+    // A 3-character secret has no form inside text, whatever its quotes: "a'b" as repr or shlex writes it stays.
+    expect(r.mask(`"a'b" 'a'"'"'b' a\\'b`)).toBe(`"a'b" 'a'"'"'b' a\\'b`);
+    for (const value of ["x-y", "it's", `a"b'c-d`]) for (const form of textForms(value)) expect(form.length).toBeGreaterThanOrEqual(value.length);
+  });
+
   it("masks a secret with quotes and <, >, & as HTML writers that leave quotes alone write it (nbconvert's outputs), also inside a notebook's JSON", () => {
     const r = registry({ TOK: 'pa<ss"word1', AMP: "p4ss<w\"o&rd>" });
     expect(r.mask("<pre>pa&lt;ss\"word1</pre>")).toBe("<pre>***</pre>");

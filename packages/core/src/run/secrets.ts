@@ -12,9 +12,9 @@
  *   contain one). What they guard is refused (outputs, params, tags, metric keys, flow
  *   params): nothing is half-written.
  * - `mask` replaces every occurrence of every known secret in a text with `***`, in
- *   its raw form and in its escaped forms (JSON as JavaScript writes it, Python's
- *   `ensure_ascii` JSON with `\uXXXX`, HTML), so a secret inside serialised text is
- *   masked too. Overlapping secrets are masked over their union. The engine calls it where
+ *   its raw form, quoted as Python and shells print a string (repr, shlex, printf %q) and
+ *   in the escaped forms of each (JSON as JavaScript writes it, Python's `ensure_ascii`
+ *   JSON with `\uXXXX`, HTML), so a secret inside serialised or printed text is masked too. Overlapping secrets are masked over their union. The engine calls it where
  *   strings leave it: events (hence the CLI, `--json`, `run.on`), task errors in
  *   results and in the tracker, process logs.
  *
@@ -274,23 +274,106 @@ export class SecretRegistry {
 }
 
 /**
- * The forms a value takes in text: itself, JSON-escaped, JSON-escaped to ASCII (Python's
- * json.dumps), HTML-escaped as MarkupSafe (nbconvert's outputs), Pygments (its code) and
- * html.escape(quote=False) (a cell's text output) write it, each of those JSON-escaped too (in
- * an .ipynb), and single-quoted for a shell (`'` as `'\''`).
- * A value without characters that these escape has one form.
+ * The forms a value takes in text: how a program writes it (itself, or quoted as Python and the
+ * shell quote a string: see {@link quotedForms}), each as it is then stored: itself, JSON-escaped,
+ * JSON-escaped to ASCII (Python's json.dumps), HTML-escaped as MarkupSafe (nbconvert's outputs),
+ * Pygments (its code) and html.escape(quote=False) (a cell's text output) write it, and each HTML
+ * form JSON-escaped too (in an .ipynb). A value without characters that these escape has one form.
  */
 export function textForms(value: string): string[] {
-  const json = JSON.stringify(value).slice(1, -1);
-  // eslint-disable-next-line no-control-regex -- every non-ASCII UTF-16 unit, as Python escapes it
-  const ascii = json.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-  const html = (quote: string) => value.replace(/[&<>"']/g, (c) => (c === '"' ? quote : c === "'" ? "&#39;" : HTML[c]!));
-  // Python's html.escape(quote=False), as nbconvert writes a cell's text output: quotes stay.
-  const htmls = [html("&#34;"), html("&quot;"), value.replace(/[&<>]/g, (c) => HTML[c]!)];
-  // Inside single quotes, as Cairn's own shell quoting (and most others) writes a "'".
-  const shell = value.replaceAll("'", `'\\''`);
-  // An HTML form inside JSON too: a notebook's text/html output in its .ipynb.
-  return [...new Set([value, json, ascii, ...htmls, ...htmls.map((h) => JSON.stringify(h).slice(1, -1)), shell])];
+  const forms = new Set<string>();
+  for (const written of [value, ...quotedForms(value)]) {
+    const json = JSON.stringify(written).slice(1, -1);
+    // eslint-disable-next-line no-control-regex -- every non-ASCII UTF-16 unit, as Python escapes it
+    const ascii = json.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+    const html = (quote: string) => written.replace(/[&<>"']/g, (c) => (c === '"' ? quote : c === "'" ? "&#39;" : HTML[c]!));
+    // Python's html.escape(quote=False), as nbconvert writes a cell's text output: quotes stay.
+    const htmls = [html("&#34;"), html("&quot;"), written.replace(/[&<>]/g, (c) => HTML[c]!)];
+    for (const form of [written, json, ascii, ...htmls, ...htmls.map((h) => JSON.stringify(h).slice(1, -1))]) forms.add(form);
+  }
+  return [...forms];
+}
+
+/**
+ * The value as a Python or shell program quotes it, without the surrounding quotes (they depend on
+ * the value): Python's repr (`print` of a dict or list, `%r`, `{x!r}`, logging's args, a
+ * CalledProcessError's command), with `'` escaped (repr does so when the value holds both quote
+ * kinds, and a line of a multi-line secret sits in its whole value's repr) and not; ascii(); the
+ * repr of its UTF-8 bytes; shlex.quote/shlex.join (`'` as `'"'"'`); `'\''` (Cairn's own shell
+ * quoting, bash's `${x@Q}` and `set -x`); and bash's `printf %q` (a backslash before each special
+ * character, or `$'…'` when the value holds a control character). Each is at least as long as the
+ * value, so a secret's form never matches text its value would not.
+ */
+function quotedForms(value: string): string[] {
+  return [
+    pythonRepr(value, false, false),
+    pythonRepr(value, true, false),
+    pythonRepr(value, false, true),
+    pythonRepr(value, true, true),
+    pythonBytesRepr(value, false),
+    pythonBytesRepr(value, true),
+    value.replaceAll("'", `'"'"'`),
+    value.replaceAll("'", `'\\''`),
+    // eslint-disable-next-line no-control-regex -- bash's printf %q switches to $'…' for control characters
+    /[\x00-\x1f\x7f]/.test(value) ? bashAnsiC(value) : bashBackslashed(value),
+  ];
+}
+
+/** Characters Python's str.isprintable() refuses (other than the space): repr escapes them. */
+const PY_UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u;
+const PY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** Python's `\xNN`, `\uNNNN` or `\UNNNNNNNN` for code point `c`. */
+function pythonHex(c: number): string {
+  return c < 0x100 ? `\\x${c.toString(16).padStart(2, "0")}` : c < 0x10000 ? `\\u${c.toString(16).padStart(4, "0")}` : `\\U${c.toString(16).padStart(8, "0")}`;
+}
+
+/** The inside of Python's repr(value) (ascii(value) when `ascii`), with `'` escaped when `quote`. */
+function pythonRepr(value: string, quote: boolean, ascii: boolean): string {
+  let out = "";
+  for (const c of value) {
+    const code = c.codePointAt(0)!;
+    if (PY_ESCAPES[c]) out += PY_ESCAPES[c];
+    else if (c === "'" && quote) out += "\\'";
+    else if (code < 0x20 || code === 0x7f || (code > 0x7f && (ascii || (c !== " " && PY_UNPRINTABLE.test(c))))) out += pythonHex(code);
+    else out += c;
+  }
+  return out;
+}
+
+/** The inside of Python's repr(value.encode()) (b'\xc3\xa9' for "é"), with `'` escaped when `quote`. */
+function pythonBytesRepr(value: string, quote: boolean): string {
+  let out = "";
+  for (const byte of Buffer.from(value, "utf8")) {
+    const c = String.fromCharCode(byte);
+    out += PY_ESCAPES[c] ?? (c === "'" && quote ? "\\'" : byte < 0x20 || byte >= 0x7f ? pythonHex(byte) : c);
+  }
+  return out;
+}
+
+/** What bash's printf %q puts a backslash before (`#` and `~` only where they would start a word or a tilde expansion). */
+const BASH_SPECIAL = new Set(" \t\n'\"\\|&;()<>!{}*[?]^$`,");
+
+function bashBackslashed(value: string): string {
+  let out = "";
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!;
+    const special = BASH_SPECIAL.has(c) || (c === "#" && i === 0) || (c === "~" && (i === 0 || value[i - 1] === "=" || value[i - 1] === ":"));
+    out += special ? `\\${c}` : c;
+  }
+  return out;
+}
+
+const BASH_ESCAPES: Record<string, string> = { "\x07": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v", "\x1b": "\\E", "\\": "\\\\", "'": "\\'" };
+
+/** The inside of bash's `$'…'` quoting (printf %q of a value with control characters). */
+function bashAnsiC(value: string): string {
+  let out = "";
+  for (const c of value) {
+    const code = c.codePointAt(0)!;
+    out += BASH_ESCAPES[c] ?? (code < 0x20 || code === 0x7f ? `\\${code.toString(8).padStart(3, "0")}` : c);
+  }
+  return out;
 }
 
 const HTML: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
