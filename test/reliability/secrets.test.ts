@@ -75,6 +75,15 @@ describe("cairn run with a secret of quotes, backslashes, newlines and non-ASCII
     expect((await filesContaining(cwd, formsOf(secret).filter((f) => !f.includes("'")))).hits.filter((h) => !h.includes("secrets.env"))).toEqual([]);
   });
 
+  it("refuses a secrets file line whose value Node's dotenv parser would cut (exit 2), naming the file and line, never the value", async () => {
+    const cwd = await scratch();
+    await writeFile(join(cwd, "cut.env"), `OK=fine-value\nTOKEN="Sup3r'se\\"cret-value-42"\n`);
+    const r = await cairn(["run", fixture("ok.flow.ts"), "--secrets", "cut.env"], cwd);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('UsageError: The secrets file cut.env, line 2, is not read as written: the value of TOKEN ends at the next " (\\" is not an escape)');
+    expect(r.stderr + r.stdout).not.toMatch(/Sup3r|value-42/);
+  });
+
   it("a param carrying a secret read from the environment fails every task that asks for it", async () => {
     const cwd = await scratch();
     const r = await cairn(["run", fixture("secret-leaks.flow.ts"), "--failure-policy", "continue", "--json", "-p", `note=${WEIRD}`], cwd, { MY_TOKEN: WEIRD });

@@ -4,7 +4,6 @@ import { writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import type { Writable } from "node:stream";
-import { parseEnv } from "node:util";
 import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import bytes from "bytes";
 import {
@@ -45,6 +44,7 @@ import { printable, printableLine } from "./printable.ts";
 import { parseDuration, parseSize } from "./prune-limits.ts";
 import { createReporter, formatDuration, type ReporterMode } from "./reporter.ts";
 import { UsageError } from "./usage-error.ts";
+import { parseSecretsFile } from "./secrets-file.ts";
 
 /** Where the CLI reads and writes; tests pass their own. */
 export interface CliIo {
@@ -1172,7 +1172,7 @@ function readSecrets(file: string): Record<string, string> {
   } catch (error) {
     throw new UsageError(`Cannot read the secrets file ${file}: ${(error as Error).message}. Pass a KEY=VALUE file with --secrets.`);
   }
-  return parseEnv(text) as Record<string, string>;
+  return parseSecretsFile(file, text);
 }
 
 function version(): string {
