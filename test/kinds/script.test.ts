@@ -244,6 +244,46 @@ describe("script()", () => {
     expect(again.tasks.wrong!.error?.message).toContain("Fix what the task returns");
   });
 
+  it("an output a script with .output<T>() (a type only) never wrote fails the task that takes it, naming the script, the output and what it wrote", async () => {
+    const dir = await tempRoot();
+    const file = join(dir, "noout.py");
+    await writeFile(file, "print('forgot outputs')\n");
+    const trainer = script("trainer", { file }).output<{ modelPath: string; n: number }>();
+    const evaluate = shell("evaluate", "echo {model}");
+    const doubled = task("double").input<{ n: number }>().run(({ n }) => ({ doubled: n * 2 }));
+    const f = flow("noout").build(() => {
+      const t = trainer({});
+      return { s: evaluate({ model: t.modelPath }).stdout, d: doubled({ n: t.n }).doubled };
+    });
+    const options = await runOptions({ failurePolicy: "continue" });
+    for (const status of ["succeeded", "cached"]) {
+      const result = await (await f.run(options)).wait();
+      expect(result.tasks.trainer!.status).toBe(status);
+      expect(result.tasks.evaluate!.error).toMatchObject({
+        name: "MissingOutputError",
+        message: expect.stringContaining('Task "evaluate" takes trainer.modelPath, but task "trainer" has no output "modelPath" (its outputs: none): it ended without writing it. Make "trainer" write it (with cairn_task.set_outputs({...}) in Python'),
+      });
+      expect(result.tasks.double!.error?.message).toContain('task "trainer" has no output "n" (its outputs: none)');
+    }
+    // One that wrote some outputs, but not the one taken: they are named.
+    await writeFile(file, "import cairn_task\ncairn_task.set_outputs({'model': 'm.pkl', 'n': 2})\n");
+    const result = await (await f.run(await runOptions({ failurePolicy: "continue" }))).wait();
+    expect(result.tasks.evaluate!.error?.message).toContain('task "trainer" has no output "modelPath" (its outputs: "model", "n")');
+    expect(result.tasks.double!.outputs).toEqual({ doubled: 4 });
+  });
+
+  it("an output an .output(schema) lets be absent, and a function task's undefined output, are still undefined downstream", async () => {
+    const dir = await tempRoot();
+    const file = join(dir, "some.py");
+    await writeFile(file, "import cairn_task\ncairn_task.set_outputs({'model': 'm.pkl'})\n");
+    const checked = script("checked", { file }).output(z.object({ model: z.string(), note: z.string().optional() }));
+    const maybe = task("maybe").run(() => ({ note: undefined as string | undefined }));
+    const show = task("show").input<{ a?: string; b?: string }>().run(({ a, b }) => ({ text: `${a ?? "none"}/${b ?? "none"}` }));
+    const f = flow("optional").build(() => ({ text: show({ a: checked({}).note, b: maybe({}).note }).text }));
+    const result = await (await f.run(await runOptions())).wait();
+    expect(result.tasks.show!.outputs).toEqual({ text: "none/none" });
+  });
+
   it("escalates to SIGKILL when the tree ignores SIGTERM", async () => {
     const pidFile = join(await tempRoot(), "stubborn.pid");
     // `trap '' TERM` makes the shell and the children it starts ignore SIGTERM.

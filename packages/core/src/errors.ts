@@ -172,6 +172,36 @@ export class InputValidationError extends CairnError {
   }
 }
 
+/**
+ * A task refers to an output that a process task (script, notebook, ...) never wrote: the
+ * referring task (or the map, or the condition) fails, naming the task and what it did write.
+ */
+export class MissingOutputError extends CairnError {
+  static override readonly code: string = "CAIRN_MISSING_OUTPUT";
+  override name = "MissingOutputError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    /** The task that did not write the output. */
+    readonly upstream: string,
+    /** The output's name. */
+    readonly output: string,
+    /** The outputs it did write. */
+    readonly outputs: readonly string[],
+    /** How that task writes its outputs (its kind's words). */
+    writesOutputs: string,
+    /** The task that refers to it, when known. */
+    readonly nodeId?: string,
+  ) {
+    super(
+      `${nodeId === undefined ? "" : `Task "${nodeId}" takes ${upstream}.${output}, but `}task "${upstream}" has no output "${output}" ` +
+        `(its outputs: ${outputs.length ? outputs.map((o) => `"${o}"`).join(", ") : "none"}): it ended without writing it. ` +
+        `Make "${upstream}" write it (${writesOutputs}), or give "${upstream}" an .output(schema) to have its outputs checked when it ends.`,
+    );
+  }
+}
+
 /** A task's outputs failed its output schema. */
 export class OutputValidationError extends CairnError {
   static override readonly code: string = "CAIRN_OUTPUT_VALIDATION";

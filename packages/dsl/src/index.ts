@@ -68,6 +68,7 @@ export {
   OptionError,
   InputValidationError,
   OutputValidationError,
+  MissingOutputError,
   TaskTimeoutError,
   NonErrorThrownError,
   CancelledError,

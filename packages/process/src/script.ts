@@ -118,6 +118,7 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
       name,
       kind: "script",
       code: [`sha256:${digest}`, ...extras].join(";"),
+      writesOutputs: "with cairn_task.set_outputs({...}) in Python, currentTask().setOutputs({...}) in TypeScript, or as JSON written to $CAIRN_OUTPUTS, before it exits",
       // The project's modules it imports: Python's from its folder (its sys.path[0]), or a TypeScript/JavaScript script's.
       codeDependencies: async (scope) =>
         extname(file) === ".py"

@@ -46,6 +46,7 @@ export function shell(name: string, command: string, options: ShellOptions = {})
       name,
       kind: "shell",
       code: [command, ...extras].join("\n#cairn:"),
+      writesOutputs: "as JSON written to $CAIRN_OUTPUTS; without that file its outputs are stdout and exitCode",
       retry: NO_RETRY,
       cache: {},
       env: [],

@@ -77,6 +77,13 @@ export interface TaskDefinition {
    * failed attempt; the DSL's function tasks have it (an executor's errors are Cairn's own).
    */
   readonly errorSource?: (error: Error) => string | undefined;
+  /**
+   * Set by kinds whose outputs are JSON their process writes (a script's
+   * `cairn_task.set_outputs()`): how it writes them, said in messages. An output another task
+   * refers to that the process never wrote is then a MissingOutputError, not `undefined` (unless
+   * an output schema checked the outputs: an output it lets be absent is `undefined`).
+   */
+  readonly writesOutputs?: string;
 }
 
 /** A file or folder a task's code depends on. */

@@ -3,15 +3,30 @@
  * validated by its input schema. The one place refs are resolved, for a run (inputs and flow
  * outputs), its look-ahead and `cairn plan` (where cache entries stand for upstream outputs).
  */
-import type { FlowNode } from "../definition/flow-definition.ts";
-import { type RefValue, resolveRefs } from "../definition/ref.ts";
+import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts";
+import { isPlainObject, type RefValue, resolveRefs } from "../definition/ref.ts";
 import { validateWithSchema } from "../definition/schema.ts";
-import { InputValidationError } from "../errors.ts";
+import { InputValidationError, MissingOutputError } from "../errors.ts";
 
-/** `value` with every ref replaced: a param's value, or an upstream node's output (`outputOf`), then the ref's path. */
-export function resolveValue(value: unknown, params: Record<string, unknown>, outputOf: (id: string) => unknown): unknown {
+/**
+ * `value` with every ref replaced: a param's value, or an upstream node's output (`outputOf`), then
+ * the ref's path. With `taskOf`, a ref to an output that a process task never wrote (one of
+ * {@link TaskDefinition.writesOutputs}) throws MissingOutputError naming `nodeId`, the task that
+ * refers to it; without, it is `undefined` (`cairn plan`, which only looks).
+ */
+export function resolveValue(
+  value: unknown,
+  params: Record<string, unknown>,
+  outputOf: (id: string) => unknown,
+  taskOf?: (id: string) => TaskDefinition | undefined,
+  nodeId?: string,
+): unknown {
   return resolveRefs(value, (ref: RefValue) => {
     let v = ref.source === "param" ? params[ref.target] : outputOf(ref.target);
+    if (taskOf && ref.source === "node" && ref.path.length && isPlainObject(v) && !Object.hasOwn(v, ref.path[0]!)) {
+      const task = taskOf(ref.target);
+      if (task?.writesOutputs && !task.outputSchema) throw new MissingOutputError(ref.target, ref.path[0]!, Object.keys(v), task.writesOutputs, nodeId);
+    }
     for (const key of ref.path) v = v == null ? undefined : (v as Record<string, unknown>)[key];
     return v;
   });
@@ -22,8 +37,9 @@ export function taskInputs(
   node: FlowNode,
   params: Record<string, unknown>,
   outputOf: (id: string) => unknown,
+  taskOf?: (id: string) => TaskDefinition | undefined,
 ): Record<string, unknown> | Promise<Record<string, unknown>> {
-  const raw = resolveValue(node.inputs, params, outputOf) as Record<string, unknown>;
+  const raw = resolveValue(node.inputs, params, outputOf, taskOf, node.id) as Record<string, unknown>;
   return node.task.inputSchema ? validateInputs(node, raw) : raw;
 }
 
@@ -44,10 +60,11 @@ export function inputsOnce(
   task: { readonly node: FlowNode; inputs?: Record<string, unknown> },
   params: Record<string, unknown>,
   outputOf: (id: string) => unknown,
+  taskOf?: (id: string) => TaskDefinition | undefined,
 ): Record<string, unknown> | Promise<Record<string, unknown>> {
   if (task.inputs) return task.inputs;
   try {
-    const inputs = taskInputs(task.node, params, outputOf);
+    const inputs = taskInputs(task.node, params, outputOf, taskOf);
     if (inputs instanceof Promise) return inputs.then((v) => (task.inputs = v));
     return (task.inputs = inputs);
   } catch (error) {

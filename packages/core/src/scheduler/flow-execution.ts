@@ -8,7 +8,7 @@
  * as any node, and the map ends when its items have. A node with a condition runs only when it
  * holds; when it is false, the node and its dependants are skipped.
  */
-import type { FlowNode } from "../definition/flow-definition.ts";
+import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts";
 import { forcedOf, itemPastList } from "../caching/rerun.ts";
 import type { TaskCache } from "../caching/task-cache.ts";
 import type { FlowGraph } from "../graph/flow-graph.ts";
@@ -158,9 +158,20 @@ export class FlowExecution {
     return i === undefined ? undefined : this.states[i]!.output;
   };
 
-  /** Resolves refs to params and upstream outputs. */
+  /** The task of a node. */
+  private readonly taskOf = (id: string): TaskDefinition | undefined => {
+    const i = this.index.get(id);
+    return i === undefined ? undefined : this.states[i]!.node.task;
+  };
+
+  /** Resolves refs to params and upstream outputs (an output a process task never wrote is `undefined`). */
   resolve(value: unknown): unknown {
     return resolveValue(value, this.s.params, this.outputOf);
+  }
+
+  /** Resolves refs as `resolve`, for node `nodeId`: an output a process task never wrote throws MissingOutputError. */
+  private resolveFor(value: unknown, nodeId: string): unknown {
+    return resolveValue(value, this.s.params, this.outputOf, this.taskOf, nodeId);
   }
 
   /** Queues nodes that became ready together, highest priority first: a free slot goes to the first one added. */
@@ -184,7 +195,7 @@ export class FlowExecution {
   /** The cache stage (../pipeline/lookup.ts): a hit completes the task `cached`, a miss queues it. */
   private async lookup(state: NodeState): Promise<void> {
     const started = performance.now();
-    const found = await this.pipeline.lookup(state, inputsOnce(state, this.s.params, this.outputOf));
+    const found = await this.pipeline.lookup(state, inputsOnce(state, this.s.params, this.outputOf, this.taskOf));
     if (found.kind === "miss") return this.enqueue(state);
     if (found.kind === "failed") {
       this.complete(state, "failed", started, toErrorInfo(found.error));
@@ -212,7 +223,7 @@ export class FlowExecution {
       if (this.controller.signal.aborted) return; // stop() already settled it
       state.started = true;
       const started = performance.now();
-      const outcome = await this.pipeline.run(state, inputsOnce(state, this.s.params, this.outputOf));
+      const outcome = await this.pipeline.run(state, inputsOnce(state, this.s.params, this.outputOf, this.taskOf));
       if (outcome.ok) {
         state.output = state.result.outputs = outcome.outputs;
         if (outcome.cachedFrom !== undefined) state.result.cachedFrom = outcome.cachedFrom;
@@ -268,7 +279,7 @@ export class FlowExecution {
     const text = (isRef(condition) ? describeRef(condition) : JSON.stringify(condition)) + (test ? " tested by when()" : "");
     let value: unknown;
     try {
-      value = this.resolve(condition);
+      value = this.resolveFor(condition, id);
       if (test) value = test(value);
     } catch (error) {
       this.complete(state, "failed", undefined, toErrorInfo(error));
@@ -302,14 +313,14 @@ export class FlowExecution {
     const started = performance.now();
     let run: MapRun;
     try {
-      const items = this.resolve(spec.over);
+      const items = this.resolveFor(spec.over, node.id);
       if (!Array.isArray(items)) throw new MapOverError(node.id, isRef(spec.over) ? describeRef(spec.over) : "a literal", items);
       for (let k = 0; k < items.length; k++) {
         if (!isSerializableValue(items[k])) assertSerializable(items[k], `Map "${node.id}" item ${k}`);
       }
       const required = requiredItems(spec, items.length);
       if (required === undefined) throw new MinSuccessError(node.id, spec.minSuccess!, items.length);
-      const base = this.resolve(node.inputs) as Record<string, unknown>;
+      const base = this.resolveFor(node.inputs, node.id) as Record<string, unknown>;
       const window = spec.concurrency ?? Math.min(Math.max(this.s.concurrency, MAP_WINDOW.min), MAP_WINDOW.max);
       run = new MapRun(node, items, base, required, window, started, this.s.failurePolicy === "fail-fast");
     } catch (error) {

@@ -148,7 +148,8 @@ function wrapKind<In, Out, Extra>(spec: KindSpec): KindTask<In, Out, Extra> {
   methods.output = (schema?: StandardSchemaV1) => {
     if (!schema) return wrapKind(spec);
     checkSchema(schema, name, "output");
-    if (spec.ownOutputs) return wrapKind({ ...spec, definition: { ...spec.definition, run: spec.ownOutputs(schema) } });
+    // The schema checks the outputs the kind's process writes: one it lets be absent is not a missing one.
+    if (spec.ownOutputs) return wrapKind({ ...spec, definition: { ...spec.definition, run: spec.ownOutputs(schema), writesOutputs: undefined } });
     return wrapKind({ ...spec, definition: { ...spec.definition, outputSchema: schema } });
   };
   const task = Object.assign(call, methods);

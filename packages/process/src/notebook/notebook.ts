@@ -83,6 +83,7 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
       name,
       kind: "notebook",
       code: [`sha256:${digest}`, ...extras].join(";"),
+      writesOutputs: "with cairn_task.set_outputs({...}) in a cell",
       // The project's Python modules its cells import, from the kernel's working directory.
       codeDependencies: async (scope) => {
         let cells: string[];
