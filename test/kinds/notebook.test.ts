@@ -1,13 +1,14 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { flow, task, type Artifact } from "@cairn/dsl";
 import { notebook } from "../../packages/process/src/index.ts";
 import { notebookCodeDigest } from "../../packages/process/src/notebook/run-notebook.ts";
-import { fixture, hasVenv, runOptions, tempRoot, VENV_PYTHON } from "./helpers.ts";
+import { type Exit, cairnBin, childEnv, start } from "../cache/helpers.ts";
+import { fixture, hasVenv, runOptions, tempRoot, VENV_PYTHON, waitFor } from "./helpers.ts";
 
 const data = task("data").run(async (_, ctx) => ({ data: await ctx.artifacts.write("rows.json", "[1, 2, 3, 4]") }));
 
@@ -73,5 +74,79 @@ describe.skipIf(!hasVenv)("notebook()", () => {
     const t = notebook("raises", join(dir, "raises.ipynb"), { python: VENV_PYTHON });
     const result = await (await flow("raises").build(() => ({ x: t({ data: null }).$out })).run(await runOptions())).wait();
     expect(result.tasks.raises!.error).toMatchObject({ name: "ProcessFailedError", message: expect.stringContaining("ValueError: no good") });
+    // Counted as in raises.ipynb (a markdown cell, the parameters, two code cells, this one), not with the injected parameters cell.
+    expect(result.tasks.raises!.error?.message).toContain(`Cell 5 of raises.ipynb ("raise ValueError('no good')") raised ValueError: no good (In[5] of the executed notebook)`);
+  }, 120_000);
+
+  it("says which cell the kernel died in, as the notebook counts it, and how it ended", async () => {
+    const dir = await tempRoot();
+    const nb = JSON.parse(readFileSync(fixture("report.ipynb"), "utf8")) as { cells: Array<Record<string, unknown>> };
+    nb.cells.splice(2, 0, { cell_type: "code", execution_count: null, metadata: {}, outputs: [], source: ["import os; print('dying', flush=True); os._exit(3)\n"] });
+    await writeFile(join(dir, "dies.ipynb"), JSON.stringify(nb));
+    const t = notebook("dies", join(dir, "dies.ipynb"), { python: VENV_PYTHON });
+    const result = await (await flow("dies").build(() => ({ x: t({ data: null }).$out })).run(await runOptions())).wait();
+    const message = result.tasks.dies!.error?.message ?? "";
+    expect(message).toContain(`The kernel died while running cell 3 of dies.ipynb ("import os; print('dying', flush=True); os._exit(3)") (it exited with code 3): it may have run out of memory or crashed.`);
+    // papermill's and asyncio's frames are not the message.
+    expect(message).not.toContain("DeadKernelError");
+    expect(message).not.toContain("Traceback");
+  }, 120_000);
+});
+
+describe.skipIf(!hasVenv)("what a notebook's cell starts (the kernel has a session of its own)", () => {
+  const flowFile = fixture("spawns.flow.ts");
+  const leftovers: number[] = [];
+  afterEach(() => {
+    for (const pid of leftovers.splice(0)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone, as it should be
+      }
+    }
+  });
+  const running = (name: string) => {
+    try {
+      return execFileSync("pgrep", ["-f", name], { encoding: "utf8" }).trim() !== "";
+    } catch {
+      return false; // pgrep exits 1 when nothing matches
+    }
+  };
+
+  /** `cairn run` of spawns.flow.ts; `interrupt`: SIGINT once the cell said it started its process. */
+  async function run(env: NodeJS.ProcessEnv, interrupt: boolean): Promise<{ exit: Exit; name: string; pid: number }> {
+    const root = await tempRoot();
+    const name = `cairn-nb-orphan-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    const pidFile = join(root, "sleep.pid");
+    const live = start(process.execPath, [cairnBin, "run", flowFile, "--json", "--root", root], {
+      env: childEnv({ ...env, CAIRN_PYTHON: VENV_PYTHON, ORPHAN_NAME: name, PID_FILE: pidFile }),
+    });
+    let err = "";
+    live.child.stderr!.on("data", (d: Buffer) => {
+      err += d;
+      if (interrupt && err.includes("[spawn] spawned")) {
+        interrupt = false;
+        live.child.kill("SIGINT");
+      }
+    });
+    const exit = await live.done;
+    const pid = Number(await readFile(pidFile, "utf8").catch(() => "0"));
+    if (pid > 0) leftovers.push(pid);
+    return { exit, name, pid };
+  }
+
+  it("ends it when the task times out", async () => {
+    const { exit, name, pid } = await run({ NB_TIMEOUT_MS: "15000" }, false);
+    expect(exit.stderr).toContain("[spawn] spawned");
+    expect(exit.json.find((e) => e.type === "task" && e.status === "failed")?.error).toMatchObject({ name: "TaskTimeoutError" });
+    expect(pid).toBeGreaterThan(0);
+    expect(await waitFor(() => !running(name), 5000)).toBe(true);
+  }, 120_000);
+
+  it("ends it when cairn run gets Ctrl-C", async () => {
+    const { exit, name, pid } = await run({}, true);
+    expect(exit.code, exit.stderr).toBe(130);
+    expect(pid).toBeGreaterThan(0);
+    expect(await waitFor(() => !running(name), 5000)).toBe(true);
   }, 120_000);
 });

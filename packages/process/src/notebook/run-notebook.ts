@@ -33,6 +33,9 @@ export interface NotebookSpec {
   killGraceMs?: number;
 }
 
+/** The process executor's time from SIGTERM to SIGKILL when the task sets none. */
+const DEFAULT_KILL_GRACE_MS = 5000;
+
 /** Exit code of the driver when papermill / nbconvert / the kernel is missing. */
 const MISSING_EXIT = 97;
 const MISSING_MARK = "CAIRN_MISSING_MODULES";
@@ -40,11 +43,18 @@ const MISSING_MARK = "CAIRN_MISSING_MODULES";
 /**
  * The driver: one Python process runs papermill and then nbconvert (one interpreter
  * start-up instead of two), and says precisely what is missing.
- * argv: source, output notebook, html path ("" for none), kernel ("" for default), cwd.
+ * argv: source, output notebook, html path ("" for none), kernel ("" for default), cwd, grace (s).
+ *
+ * jupyter_client starts the kernel in a session of its own, out of the process group Cairn
+ * ends: the driver ends the kernel's group itself (SIGTERM, then SIGKILL after the grace) when it
+ * is told to stop and when it exits, so nothing a cell started outlives the task. A cell is
+ * named as the user counts it: its place in the source notebook, the injected parameters cell
+ * left out.
  */
 const DRIVER = String.raw`
-import json, logging, os, sys
-src, out, html, kernel, cwd = sys.argv[1:6]
+import atexit, json, logging, os, signal, sys, time
+src, out, html, kernel, cwd, grace = sys.argv[1:7]
+grace = float(grace)
 missing = []
 for mod in ("papermill", "nbconvert", "nbformat"):
     try:
@@ -56,6 +66,63 @@ if missing:
     sys.exit(${MISSING_EXIT})
 import papermill as pm
 from jupyter_client.kernelspec import NoSuchKernel
+import jupyter_client.provisioning.local_provisioner as local_provisioner
+from nbclient.exceptions import DeadKernelError
+from papermill.engines import NotebookExecutionManager
+
+kernels = []
+launch = local_provisioner.launch_kernel
+def launch_kernel(cmd, **kwargs):
+    proc = launch(cmd, **kwargs)
+    kernels.append(proc)
+    return proc
+local_provisioner.launch_kernel = launch_kernel
+
+def group_alive(proc):
+    proc.poll()  # reaps the kernel, or its zombie keeps the group alive
+    try:
+        os.killpg(proc.pid, 0)
+        return True
+    except OSError:
+        return False
+
+def end_kernels():
+    # The kernel leads its session, so its process group's id is its pid.
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for proc in kernels:
+            try:
+                os.killpg(proc.pid, sig)
+            except OSError:
+                pass
+        end = time.monotonic() + grace
+        while sig == signal.SIGTERM and time.monotonic() < end and any(group_alive(p) for p in kernels):
+            time.sleep(0.05)
+atexit.register(end_kernels)
+
+def stop(signum, frame):
+    end_kernels()
+    os._exit(128 + signum)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+
+running = {}
+cell_start = NotebookExecutionManager.cell_start
+def track_cell(self, cell, cell_index=None, **kwargs):
+    # A copy: papermill inserts its error cells into the notebook once a cell fails.
+    running.update(cells=list(self.nb.cells), index=cell_index)
+    return cell_start(self, cell, cell_index=cell_index, **kwargs)
+NotebookExecutionManager.cell_start = track_cell
+
+def user_cell(index):
+    """Cell 'index' of the executed notebook as the user counts it in the source: 'cell 3 of x.ipynb ("first line")'."""
+    cells = running.get("cells")
+    if cells is None or index is None or index >= len(cells):
+        return "a cell of %s" % os.path.basename(src)
+    injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    number = index + 1 - len([i for i in injected if i < index])
+    first = next((l.strip() for l in cells[index].source.splitlines() if l.strip()), "")
+    return "cell %d of %s%s" % (number, os.path.basename(src), ' ("%s")' % (first[:60] + ("..." if len(first) > 60 else "")) if first else "")
+
 logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 with open(os.environ["CAIRN_INPUTS"]) as f:
     params = json.load(f)
@@ -63,6 +130,7 @@ nb = json.load(open(src))
 if not kernel and not nb.get("metadata", {}).get("kernelspec", {}).get("name"):
     kernel = "python3"
 failure = None
+dead = False
 try:
     pm.execute_notebook(src, out, parameters=params, kernel_name=kernel or None, log_output=True,
                         progress_bar=False, cwd=cwd or None)
@@ -71,6 +139,8 @@ except NoSuchKernel as e:
     sys.exit(${MISSING_EXIT})
 except pm.PapermillExecutionError as e:
     failure = e
+except DeadKernelError:
+    dead = True
 finally:
     if html and os.path.exists(out):
         import nbformat
@@ -84,7 +154,13 @@ if failure is not None:
     tb = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", "\n".join(getattr(failure, "traceback", None) or []))
     if tb.strip():
         sys.stderr.write(tb.rstrip("\n") + "\n")
-    sys.stderr.write("Cell In[%s] of the executed notebook %s raised %s: %s\n" % (failure.exec_count, os.path.basename(out), failure.ename, failure.evalue))
+    where = user_cell(failure.cell_index)
+    sys.stderr.write("%s raised %s: %s (In[%s] of the executed notebook)\n" % (where[:1].upper() + where[1:], failure.ename, failure.evalue, failure.exec_count))
+    sys.exit(1)
+if dead:
+    code = next((p.poll() for p in kernels if p.poll() is not None), None)
+    how = "" if code is None else " (it exited with code %d)" % code if code >= 0 else " (it was killed by %s)" % signal.Signals(-code).name
+    sys.stderr.write("The kernel died while running %s%s: it may have run out of memory or crashed.\n" % (user_cell(running.get("index")), how))
     sys.exit(1)
 `;
 
@@ -121,7 +197,8 @@ export async function runNotebook(
       {
         command: spec.python,
         ...(spec.pythonOrigin ? { origin: spec.pythonOrigin } : {}),
-        args: ["-c", DRIVER, spec.file, outPath, htmlPath, spec.kernel ?? "", spec.cwd ?? dirname(spec.file)],
+        // The driver ends the kernel's process group within half the task's grace, before Cairn's SIGKILL ends the driver.
+        args: ["-c", DRIVER, spec.file, outPath, htmlPath, spec.kernel ?? "", spec.cwd ?? dirname(spec.file), String((spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS) / 2000)],
         display: `papermill ${spec.file}`,
         inputs: spec.inputs,
         ...(spec.env ? { env: spec.env } : {}),
