@@ -37,7 +37,7 @@ async function compiled() {
   if (!found) return undefined;
   const { main, importCompiledFlow, NeedsTsxError } = await import(found.cli);
   try {
-    return await main(args, { importFlow: (path) => importCompiledFlow(path, found.bundle) });
+    return await main(args, { importFlow: (path) => importCompiledFlow(path, found.bundle), handleSignals: true });
   } catch (error) {
     if (NeedsTsxError.is(error)) return undefined;
     throw error;
@@ -57,7 +57,7 @@ async function throughTsx() {
   }
   for (const { register } of hooks) register();
   const { main } = await import(installed ? "../dist/bundle/main.js" : "../src/main.ts");
-  return main(args);
+  return main(args, { handleSignals: true });
 }
 
 process.exitCode = (await compiled()) ?? (await throughTsx());

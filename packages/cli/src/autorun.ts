@@ -35,7 +35,8 @@ function scheduleAutorun(caller: () => string | undefined): void {
       const mod = (await import(pathToFileURL(entry).href)) as Record<string, unknown>;
       if (runStarted) return;
       const { main } = await import("./main.ts");
-      process.exitCode = await main(["run", entry, ...process.argv.slice(2)], { module: mod });
+      // The flow file is the program here: Ctrl-C cancels its run, as under `cairn run`.
+      process.exitCode = await main(["run", entry, ...process.argv.slice(2)], { module: mod, handleSignals: true });
     })();
   });
 }

@@ -17,6 +17,8 @@ export type { CliIo };
 
 /**
  * Runs the `cairn` CLI with `argv` (without `node cairn`); resolves to the exit code.
+ * It leaves the process to its app: no signal handlers, no `process.exit` (pass
+ * `io.handleSignals: true` to act as the `cairn` command does, which may end the process).
  * The CLI (reporter, log-update, ...) is loaded on the first call: a program that only
  * runs flows does not pay for it.
  */

@@ -55,7 +55,13 @@ export interface CliIo {
   module?: Record<string, unknown>;
   /** How flow files are imported; default `import()` (TypeScript needs tsx registered). */
   importFlow?: FlowImporter;
-  /** Installs SIGINT/SIGTERM/SIGHUP handlers that cancel the run. @default true */
+  /**
+   * Acts as the process's own command: SIGINT/SIGTERM/SIGHUP handlers cancel the run (a second
+   * one, or a run cancelled by one, ends the process), and a run that leaves abandoned work
+   * running ends the process with its exit code. Only the `cairn` bin and `tsx flow.ts` turn it
+   * on; `cli()` in an app leaves the app's signals and its process alone.
+   * @default false
+   */
   handleSignals?: boolean;
 }
 
@@ -238,15 +244,17 @@ function guardOutput(stream: Writable, name: "stdout" | "stderr"): void {
 }
 
 /**
- * Runs the CLI with `argv` (without `node cairn`); resolves to the exit code. Calls process.exit
- * only for a second Ctrl-C, and after a run that left abandoned work running (see exitDespiteAbandoned).
+ * Runs the CLI with `argv` (without `node cairn`); resolves to the exit code. Only with
+ * `handleSignals` (the `cairn` bin, `tsx flow.ts`) does it call process.exit: for a second
+ * Ctrl-C, and after a run that left abandoned work running (see exitDespiteAbandoned).
  */
 export async function main(argv: string[], io: CliIo = {}): Promise<number> {
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
   if (stdout === process.stdout || stderr === process.stdout) guardOutput(process.stdout, "stdout");
   if (stdout === process.stderr || stderr === process.stderr) guardOutput(process.stderr, "stderr");
-  const code = await dispatch(argv, { ...io, stdout, stderr });
+  // Off unless asked for: an app's cli() must neither take its signals nor end its process.
+  const code = await dispatch(argv, { ...io, stdout, stderr, handleSignals: io.handleSignals === true });
   if (stdout !== process.stdout) return code;
   // Node reports a failed write a tick after it: wait for that before judging the output.
   await new Promise<void>((resolveTick) => setImmediate(resolveTick));
