@@ -5,10 +5,12 @@
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { start, childEnv, repo, tmp } from "../cache/helpers.ts";
 
 const app = join(repo, "test/cli/fixtures/embed/app-cli.ts");
+const tsxLoader = pathToFileURL(join(repo, "node_modules/tsx/dist/loader.mjs")).href;
 
 describe("cli() embedded in an app", () => {
   it("resolves after a run that left abandoned work running, and the app's process goes on to its own end", async () => {
@@ -45,6 +47,40 @@ describe("cli() embedded in an app", () => {
     expect(exit.stdout).toContain("[app] own SIGTERM handler ran");
     expect(exit.stdout + exit.stderr).not.toContain("cancelling the run");
     expect(exit.stdout).toContain("[app] cli() resolved 0");
+    expect(exit.stdout).toContain("[app] exiting with code 0");
+    expect(exit.code).toBe(0);
+  });
+});
+
+/**
+ * `tsx flow.ts` runs the flow a file default-exports (README, Embedding); an app's entry module
+ * that builds flows without default-exporting one is left alone, its own flags and exit code too.
+ */
+describe("the autorun of an app's entry module", () => {
+  /** `node --import tsx FILE ...args` with the autorun on (childEnv turns it off). */
+  const entry = async (file: string, args: string[]) => {
+    const root = await tmp("cairn-embed-autorun-");
+    const env = childEnv({ APP_ROOT: root });
+    delete env.CAIRN_NO_AUTORUN;
+    // tsx named by its file: the working folder, where an unwanted run would write .cairn/, is outside the workspace.
+    return start(process.execPath, ["--import", tsxLoader, join(repo, "test/cli/fixtures/embed", file), ...args], { cwd: root, env }).done;
+  };
+
+  it("leaves a server that builds a flow inline and runs it on request alone: no error, exit 0, its own flags", async () => {
+    const exit = await entry("server-inline.ts", ["--port", "8080"]);
+    expect(exit.stderr).toBe("");
+    expect(exit.stdout).toContain('[app] served {"b":2}');
+    // Evaluated once (the autorun's look at the module reads the loaded one), with the app's argv.
+    expect(exit.stdout.match(/module evaluated/g)).toEqual(["module evaluated"]);
+    expect(exit.stdout).toContain('[app] module evaluated with ["--port","8080"]');
+    expect(exit.stdout).toContain("[app] exiting with code 0");
+    expect(exit.code).toBe(0);
+  });
+
+  it("leaves an entry module whose default export is not a flow alone", async () => {
+    const exit = await entry("app-default-export.ts", ["--verbose"]);
+    expect(exit.stderr).toBe("");
+    expect(exit.stdout).not.toMatch(/flow served started|Unknown option/);
     expect(exit.stdout).toContain("[app] exiting with code 0");
     expect(exit.code).toBe(0);
   });

@@ -1,15 +1,16 @@
 /**
  * `tsx flow.ts` runs the file's default-exported flow: when a flow is built by the
  * entry-point module, the CLI's `run` command is started for that file once the
- * module has finished loading. Importing the file from an app or from `cairn run`
- * does nothing, and neither does a file that starts a run of its own.
+ * module has finished loading, if its default export is a flow. Importing the file from
+ * an app or from `cairn run` does nothing, and neither does a file that starts a run of
+ * its own, nor an app's entry module that builds flows without default-exporting one.
  *
  * Importing this module registers the behaviour with the DSL; `cairn-dag` imports it, so a
  * flow file that imports `cairn-dag` runs itself under tsx.
  */
 import { realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
-import { addFlowHooks } from "@cairn/dsl";
+import { addFlowHooks, isFlow } from "@cairn/dsl";
 
 let scheduled = false;
 let runStarted = false;
@@ -34,6 +35,9 @@ function scheduleAutorun(caller: () => string | undefined): void {
       // starts its own run is then known to have done so, and is left alone.
       const mod = (await import(pathToFileURL(entry).href)) as Record<string, unknown>;
       if (runStarted) return;
+      // An app's entry module that builds a flow to run later (a server) is no flow file.
+      const { unwrapCommonJs } = await import("./load-flow.ts");
+      if (!isFlow(unwrapCommonJs(mod.default))) return;
       const { main } = await import("./main.ts");
       // The flow file is the program here: Ctrl-C cancels its run, as under `cairn run`.
       process.exitCode = await main(["run", entry, ...process.argv.slice(2)], { module: mod, handleSignals: true });

@@ -57,7 +57,7 @@ export function commonJsScope(path: string): { why: string; packageJson?: string
  * Node gives `module.exports` as the default, where esbuild's translation of the ES module
  * keeps the file's own default export at `.default` beside `__esModule: true`.
  */
-function unwrapCommonJs(exported: unknown): unknown {
+export function unwrapCommonJs(exported: unknown): unknown {
   if (typeof exported !== "object" || exported === null || isFlow(exported)) return exported;
   const exports = exported as { __esModule?: unknown; default?: unknown };
   return exports.__esModule === true ? exports.default : exported;
