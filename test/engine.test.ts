@@ -10,7 +10,9 @@ import { z } from "zod";
 import {
   CycleError,
   DuplicateNodeError,
+  FlowValidationError,
   MissingInputError,
+  NotSerializableError,
   OptionError,
   ParamError,
   UnknownNodeError,
@@ -630,6 +632,20 @@ describe("bad definitions are caught before anything runs", () => {
   it("rejects literal inputs that cannot be serialized", () => {
     const f = flow("lit").build(() => (add({ a: (() => 1) as unknown as number, b: 1 }), {}));
     expect(() => f.graph()).toThrow(/Task "add" input "a".*cannot be serialized.*got a function/);
+  });
+
+  it("rejects a literal input that is not JSON data before anything runs, naming the task, the input, the flow and the place in it (the README's FlowValidationError, its cause a NotSerializableError)", async () => {
+    const nan = flow("nan").build(() => (add({ a: NaN, b: 1 }), {}));
+    const error = await nan.run(off).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(FlowValidationError.is(error)).toBe(true);
+    expect(NotSerializableError.is((error as Error).cause)).toBe(true);
+    // The literal itself has no path inside it: not `at ""`.
+    expect((error as Error).message).toMatch(/^Task "add" input "a" at "\(the whole input\)" cannot be serialized: .*got NaN \(number\).* \(in flow "nan"\)$/);
+    const nested = flow("nested").build(() => (add({ a: { deep: [1, Infinity] } as unknown as number, b: 1 }), {}));
+    expect(() => nested.graph()).toThrow(/^Task "add" input "a" at "deep\[1\]" cannot be serialized: .*got Infinity \(number\).* \(in flow "nested"\)$/);
   });
 
   it("rejects a bad concurrency with what was expected and what arrived", async () => {

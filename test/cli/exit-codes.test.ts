@@ -1,7 +1,7 @@
 /**
  * What is found before anything runs is a validation error, exit 2 (README, "The `cairn` CLI"):
  * a script or notebook file that does not exist, an MLflow project's missing required
- * parameter or MLproject file, a command template naming no input. The flow fails to build, so no run is created.
+ * parameter or MLproject file, a command template naming no input, an input literal that is not JSON data. The flow fails to build, so no run is created.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -16,6 +16,7 @@ describe("validation errors found before anything runs exit 2", () => {
     ["no-mlproject.flow.ts", /MlflowProjectError: .*there is no MLproject file in this folder/],
     ["unknown-placeholder.flow.ts", /UnknownPlaceholderError: Task "greet" uses the placeholder \{name\}, but no input is called "name"/],
     ["bad-flow-name.flow.ts", /OptionError: Expected `flow name` to be a non-empty string of letters, digits, spaces, `_`, `\.` and `-` .*, got "evil\\u001b\]0;title\\u0007" \(string\)\./],
+    ["nan-input.flow.ts", /FlowValidationError: Task "t" input "n" at "\(the whole input\)" cannot be serialized: .*got NaN \(number\).* \(in flow "nan-input"\)/],
     ["bad-params-schema.flow.ts", /OptionError: Expected `flow "bad-params" \.params\(\)` to be a Standard Schema \(zod, valibot, \.\.\.\), or no argument with a type parameter \(\.params<T>\(\)\), got an object\./],
   ])("cairn run %s", async (file, message) => {
     const cwd = await tmp("cairn-cli-exit-");

@@ -91,7 +91,9 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
       assertSerializable(value, where, ALLOW_REFS);
     } catch (error) {
       if (NotSerializableError.is(error)) {
-        throw new FlowValidationError(`${error.message} (in flow "${flowName}")`, flowName, { cause: error });
+        // The literal itself, not a part of it, has no path: said as an output's check says it.
+        const cause = error.path === "" ? new NotSerializableError(error.where, "(the whole input)", error.got) : error;
+        throw new FlowValidationError(`${cause.message} (in flow "${flowName}")`, flowName, { cause });
       }
       throw error;
     }
