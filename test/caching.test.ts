@@ -14,7 +14,7 @@ const repo = resolve(import.meta.dirname, "..");
 const tmp = () => mkdtemp(join(tmpdir(), "cairn-caching-"));
 const statuses = (r: FlowResult<unknown>) => Object.fromEntries(Object.entries(r.tasks).map(([id, t]) => [id, t.status]));
 
-async function runCollect(f: { run: (o: object) => Promise<{ on: (l: (e: RunEvent) => void) => void; wait: () => Promise<FlowResult<unknown>> }> }, options: object) {
+async function runCollect(f: { run: (o: any) => Promise<{ on: (l: (e: RunEvent) => void) => void; wait: () => Promise<FlowResult<unknown>> }> }, options: object) {
   const run = await f.run({ env: {}, ...options });
   const events: RunEvent[] = [];
   run.on((e) => events.push(e));

@@ -21,16 +21,22 @@ export interface Flow<ParamsIn = Record<string, unknown>, Outputs = Record<strin
   readonly name: string;
   /** The plain definition the engine runs. */
   readonly definition: FlowDefinition;
-  /** Validates the flow, opens its run in the tracker, and starts it; resolves to the run handle. */
-  run(options?: FlowRunOptions<ParamsIn>): Promise<FlowRun<Outputs>>;
+  /**
+   * Validates the flow, opens its run in the tracker, and starts it; resolves to the run handle.
+   * `options` and its `params` may be left out only when every param is optional or defaulted.
+   */
+  run(...options: RunArgs<ParamsIn>): Promise<FlowRun<Outputs>>;
   /** The validated graph; throws the same errors `run` would, without running anything. */
   graph(): FlowGraph;
   /** @internal Phantom types for inference helpers. */
   readonly __types?: { params: ParamsIn; outputs: Outputs };
 }
 
-/** `run()` options with typed params. */
-export type FlowRunOptions<ParamsIn> = Omit<RunOptions, "params"> & { params?: ParamsIn };
+/** `run()` options with typed params: `params` is required when the params schema has a required key. */
+export type FlowRunOptions<ParamsIn> = Omit<RunOptions, "params"> & ({} extends ParamsIn ? { params?: ParamsIn } : { params: ParamsIn });
+
+/** `run()`'s argument: optional only when no param is required (`{}` is valid params). */
+type RunArgs<ParamsIn> = {} extends ParamsIn ? [options?: FlowRunOptions<ParamsIn>] : [options: FlowRunOptions<ParamsIn>];
 
 /** A flow being declared. */
 export interface FlowBuilder<ParamsIn, Params> {
@@ -93,7 +99,7 @@ function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): 
         name,
         definition,
         // Async: whatever throws at the start (a hook, a bad option) is a rejection, as the type says.
-        run: async (options) => {
+        run: async (options?: FlowRunOptions<any>) => {
           runStarted();
           return startFlowRun(definition, options as RunOptions);
         },
