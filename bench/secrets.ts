@@ -5,10 +5,15 @@
  * with its third argument (secrets known).
  *   tsx bench/secrets.ts
  */
-import { SecretRegistry } from "../packages/core/src/run/secrets.ts";
+import { SecretRegistry, textForms } from "../packages/core/src/run/secrets.ts";
 
-const registry = (n: number, escaped: boolean) =>
-  new SecretRegistry(Object.fromEntries(Array.from({ length: n }, (_, i) => [`S${i}`, escaped ? `bench-secret-${i}-"quoted"\\-é` : `bench-secret-${i}-plain`])), {});
+/** The secrets: plain words, the same with a quote, a backslash and a non-ASCII letter, and a token (random letters and digits) with them. */
+const KINDS = {
+  plain: (i: number) => `bench-secret-${i}-plain`,
+  escaped: (i: number) => `bench-secret-${i}-"quoted"\\-é`,
+  token: (i: number) => `tok_9f8a7b6c5d4e3f2a1b0c${i}-"q"\\-é`,
+};
+const registry = (n: number, kind: keyof typeof KINDS) => new SecretRegistry(Object.fromEntries(Array.from({ length: n }, (_, i) => [`S${i}`, KINDS[kind](i)])), {});
 const output = {
   model: { kind: "cairn.artifact", path: "/home/u/project/.cairn/artifacts/0123456789abcdef0123456789abcdef/model.pkl", artifactPath: "model.pkl", runId: "0123456789abcdef0123456789abcdef" },
   accuracy: 0.93,
@@ -25,14 +30,14 @@ function ns(f: () => void, n = 200_000): number {
   return Math.round(((performance.now() - t) * 1e6) / n);
 }
 
-for (const escaped of [false, true]) {
+for (const kind of Object.keys(KINDS) as Array<keyof typeof KINDS>) {
   for (const n of [0, 1, 3, 10]) {
-    const r = registry(n, escaped);
+    const r = registry(n, kind);
     console.log(
       JSON.stringify({
         bench: "secrets",
         secrets: n,
-        kind: escaped ? "with quote, backslash, non-ASCII (5 forms each)" : "plain (1 form each)",
+        kind: `${kind} (${textForms(KINDS[kind](0)).length} form${textForms(KINDS[kind](0)).length === 1 ? "" : "s"} each)`,
         checkOutputNs: ns(() => r.assertClean(output, "t", "its outputs")),
         maskLineNs: ns(() => r.mask(line)),
         maskErrorNs: ns(() => r.maskError(error)),

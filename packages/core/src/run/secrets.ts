@@ -43,6 +43,17 @@ export class SecretRegistry {
   /** The keys and values of `forms`, longest first, as arrays: the checks run per string of every output. */
   private formList: string[] = [];
   private formNames: string[] = [];
+  /**
+   * Per form, the longest run of ASCII letters and digits of the text it was made from (3 or more),
+   * which every form of that text holds as it is (quoting and escaping change only the other
+   * characters): a text without it holds none of those forms, so one search stands for them all.
+   */
+  private anchors: string[] = [];
+  /** Per form, the index of its anchor in `anchors`, or -1 for none. */
+  private formAnchors: number[] = [];
+  /** Some form has no anchor: it is searched for in every text. */
+  private anchorless = false;
+  private readonly anchorOf = new Map<string, string | undefined>();
   /** Secrets shorter than MIN_MASKED_LENGTH: value -> name; matched as whole values only. */
   private readonly short = new Map<string, string>();
   private readonly warned = new Set<string>();
@@ -142,7 +153,13 @@ export class SecretRegistry {
   mask(text: string): string {
     if (this.forms.size === 0 || text.length === 0) return text;
     let spans: number[] | undefined;
-    for (const form of this.formList) {
+    const held = this.anchorsIn(text);
+    if (held === undefined) return text;
+    const forms = this.formList;
+    for (let f = 0; f < forms.length; f++) {
+      const form = forms[f]!;
+      const a = this.formAnchors[f]!;
+      if (a >= 0 && !held[a]) continue;
       for (let i = text.indexOf(form); i !== -1; i = text.indexOf(form, i + 1)) (spans ??= []).push(i, i + form.length);
     }
     if (!spans) return text;
@@ -225,9 +242,23 @@ export class SecretRegistry {
       if (exact !== undefined) return exact;
     }
     const forms = this.formList;
+    const held = this.anchorsIn(text);
+    if (held === undefined) return undefined;
     // Longest first: once the text is shorter than a form, only the shorter forms remain to try.
-    for (let i = 0; i < forms.length; i++) if (forms[i]!.length <= text.length && text.includes(forms[i]!)) return this.formNames[i];
+    for (let i = 0; i < forms.length; i++) {
+      const a = this.formAnchors[i]!;
+      if ((a < 0 || held[a]) && forms[i]!.length <= text.length && text.includes(forms[i]!)) return this.formNames[i];
+    }
     return undefined;
+  }
+
+  /** Which anchors `text` holds (each searched once); undefined when it holds none and every form has one: no form can be in it. */
+  private anchorsIn(text: string): boolean[] | undefined {
+    const anchors = this.anchors;
+    const held = new Array<boolean>(anchors.length);
+    let any = this.anchorless;
+    for (let k = 0; k < anchors.length; k++) any = (held[k] = text.includes(anchors[k]!)) || any;
+    return any ? held : undefined;
   }
 
   /**
@@ -265,11 +296,25 @@ export class SecretRegistry {
 
   /** Masks every text form of `texts` as secret `name`. */
   private addForms(name: string, texts: readonly string[]): void {
-    for (const text of texts) for (const form of textForms(text)) if (!this.forms.has(form)) this.forms.set(form, name);
+    for (const text of texts) {
+      const run = (text.match(/[A-Za-z0-9]+/g) ?? []).reduce((a, b) => (b.length > a.length ? b : a), "");
+      for (const form of textForms(text)) {
+        if (this.forms.has(form)) continue;
+        this.forms.set(form, name);
+        this.anchorOf.set(form, run.length >= 3 && run !== form ? run : undefined);
+      }
+    }
     // Longest first: where one secret contains another, the longer one is reported.
     const sorted = [...this.forms].sort((a, b) => b[0].length - a[0].length);
     this.formList = sorted.map(([form]) => form);
     this.formNames = sorted.map(([, n]) => n);
+    this.anchors = [...new Set([...this.anchorOf.values()].filter((a): a is string => a !== undefined))];
+    const index = new Map(this.anchors.map((a, k) => [a, k]));
+    this.formAnchors = sorted.map(([form]) => {
+      const anchor = this.anchorOf.get(form);
+      return anchor === undefined ? -1 : index.get(anchor)!;
+    });
+    this.anchorless = this.formAnchors.includes(-1);
   }
 }
 
