@@ -114,6 +114,15 @@ describe("cairn run", () => {
     }
   });
 
+  it("tsx on a file that re-exports a flow built in another module runs it, as cairn run does", async () => {
+    for (const [cmd, args] of [[tsx, [fixture("reexport/a.flow.ts"), "--no-cache"]], [process.execPath, [bin, "run", fixture("reexport/a.flow.ts"), "--no-cache"]]] as const) {
+      const r = await run(cmd, [...args]);
+      expect(r.stderr, cmd).toBe("");
+      expect(r.stdout, cmd).toContain(`Outputs: {"text":"from the shared module"}`);
+      expect(r.code, cmd).toBe(0);
+    }
+  });
+
   it("prints help for every command", async () => {
     for (const cmd of ["run", "graph", "runs", "show"]) {
       const r = await cairn([cmd, "--help"]);

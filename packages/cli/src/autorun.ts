@@ -9,6 +9,7 @@
  * flow file that imports `cairn-dag` runs itself under tsx.
  */
 import { realpathSync } from "node:fs";
+import { sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { addFlowHooks, isFlow } from "@cairn/dsl";
 
@@ -22,12 +23,21 @@ addFlowHooks({
   built: (_flow, caller) => scheduleAutorun(caller),
 });
 
-/** Schedules the autorun when the module that built a flow is the entry point. */
+/** A file Node or tsx runs as a module, outside any package: where a flow file may re-export a flow built elsewhere. */
+const PROJECT_MODULE = /\.(?:[cm]?ts|tsx|[cm]?js|jsx)$/;
+
+/**
+ * Schedules the autorun when the module that built a flow is the entry point, or may
+ * default-export it from another module (`export { train as default } from "./flows.ts"`): an
+ * entry module of the project's own, not a tool's (a test runner's, Cairn's bin), which a
+ * look at its default export then tells apart.
+ */
 function scheduleAutorun(caller: () => string | undefined): void {
   if (scheduled || process.env.CAIRN_NO_AUTORUN === "1") return;
   const entry = realPath(process.argv[1]);
+  if (!entry) return;
   // The stack is read only here, once a flow could still be run on its own.
-  if (!entry || realPath(caller()) !== entry) return;
+  if (realPath(caller()) !== entry && (!PROJECT_MODULE.test(entry) || entry.includes(`${sep}node_modules${sep}`) || isCairnBin(entry))) return;
   scheduled = true;
   setImmediate(() => {
     void (async () => {
@@ -43,6 +53,11 @@ function scheduleAutorun(caller: () => string | undefined): void {
       process.exitCode = await main(["run", entry, ...process.argv.slice(2)], { module: mod, handleSignals: true });
     })();
   });
+}
+
+/** Cairn's own launcher (packages/cli/bin/), which runs flows itself. */
+function isCairnBin(file: string): boolean {
+  return file.endsWith(`${sep}cli${sep}bin${sep}cairn.mjs`);
 }
 
 function realPath(file: string | undefined): string | undefined {
