@@ -20,7 +20,7 @@ export type { CacheStoreOptions, ListOptions, PruneOptions, PruneResult } from "
 export { EmbeddedKeyvStore } from "./backends/embedded-store.ts";
 /** Small-file read shared with the embedded run store of @cairn/core (synchronous: see its comment). */
 export { privateTempDir, readSmallFile, writeFileAtomic } from "./backends/_files.ts";
-export { redactUrl } from "./backends/_backend.ts";
+export { hasUnencodedUserInfo, redactUrl } from "./backends/_backend.ts";
 
 // Process owners (leases, runs left RUNNING by a killed process)
 export { currentOwner, formatOwner, ownerIsAlive, ownerIsGone, parseOwner, processStartTime } from "./process-owner.ts";

@@ -78,7 +78,8 @@ describe("CacheStore.fromUrl", () => {
   });
 
   it("refuses a password with a raw `%` without printing it; percent-encoded, it opens a real redis", async () => {
-    const password = 'Se"cr@t%zz';
+    // (With an `@` as well, it is refused for that first: see the test below.)
+    const password = 'Se"cr:t%zz';
     const server = await startRedisServer({ args: ["--requirepass", password] });
     try {
       const raw = `redis://:${password}@127.0.0.1:${server.port}`;
@@ -99,6 +100,52 @@ describe("CacheStore.fromUrl", () => {
     } finally {
       await server.stop();
     }
+  });
+
+  it("refuses a URL whose password holds an unencoded `@` then `#`, `/` or `?`, never showing it", async () => {
+    // These parse, with part of the password as the host: they connected to host `ss` (or `r`)
+    // and printed `ss#word` in the error.
+    for (const [url, shown] of [
+      ["redis://user:p@ss#word@127.0.0.1:1", "redis://user:***@127.0.0.1:1"],
+      [`postgres://cairn:p"q@r#s't@127.0.0.1:1/cairn`, "postgres://cairn:***@127.0.0.1:1/cairn"],
+      ["redis://:p@ss/wo#rd@127.0.0.1:1", "redis://:***@127.0.0.1:1"],
+    ] as const) {
+      const error = await CacheStore.fromUrl(url, { connectTimeoutMs: 500 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CacheStoreUrlError);
+      expect((error as Error).message).toBe(
+        `Expected the cache URL's user name and password to be percent-encoded, got ${JSON.stringify(shown)} ` +
+          "(it holds more than one `@`, or a `#`, `/` or `?` before its last `@`, so part of the password would be read as the host). " +
+          "Percent-encode the user name and password (encodeURIComponent does): %40 for @, %23 for #, %2F for /, %3F for ?, %3A for :, %25 for %.",
+      );
+      expect(`${(error as Error).message}\n${(error as Error).stack}`).not.toMatch(/ss#word|r#s't|wo#rd/);
+    }
+  });
+
+  it("a redis or postgres URL that does not parse says so and to percent-encode, not that the scheme is wrong", async () => {
+    const error = await CacheStore.fromUrl("redis://:pw@[::1:6379").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheStoreUrlError);
+    expect((error as Error).message).toBe(
+      'Expected a redis:// URL that parses, got "redis://:***@[::1:6379" (it does not parse as a URL). ' +
+        "Percent-encode the user name and password (encodeURIComponent does): %40 for @, %23 for #, %2F for /, %3F for ?, %3A for :, %25 for %.",
+    );
+    // `#` alone in the password: it does not parse either, and is refused the same way.
+    const hash = await CacheStore.fromUrl("redis://:abc#def@127.0.0.1:1").catch((e: unknown) => e);
+    expect((hash as Error).message).toMatch(/^Expected the cache URL's user name and password to be percent-encoded, got "redis:\/\/:\*\*\*@127\.0\.0\.1:1".*%23 for #/);
+    expect((hash as Error).message).not.toMatch(/start with redis|abc|def/);
+  });
+
+  it("refuses a redis URL whose path is not a database number with a CacheStoreUrlError, not node-redis's TypeError", async () => {
+    const error = await CacheStore.fromUrl("redis://127.0.0.1:1/abc", { connectTimeoutMs: 500 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheStoreUrlError);
+    expect((error as Error).message).toBe(
+      'Expected the path of a redis cache URL to be a database number (redis://host:6379/1) or nothing, got "redis://127.0.0.1:1/abc" ' +
+        '(its path is "/abc"). Give a database number, or leave the path out for database 0.',
+    );
+    // What the check lets through is still read by node-redis, whose synchronous throw is a URL error too.
+    const { openRedisBackend } = await import("./backends/redis.ts");
+    const direct = await openRedisBackend("redis://:pw@127.0.0.1:1/abc", "cairn", 500).catch((e: unknown) => e);
+    expect(direct).toBeInstanceOf(CacheStoreUrlError);
+    expect((direct as Error).message).toMatch(/^Expected a redis cache URL node-redis can read .*, got "redis:\/\/:\*\*\*@127\.0\.0\.1:1\/abc" \(Invalid pathname\)/);
   });
 
   it("fails clearly and quickly when redis does not answer", async () => {

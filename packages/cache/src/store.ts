@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { CORRUPT, type CacheBackend, redactUrl } from "./backends/_backend.ts";
+import { CORRUPT, type CacheBackend, hasUnencodedUserInfo, redactUrl } from "./backends/_backend.ts";
 import { openEmbeddedBackend } from "./backends/embedded.ts";
 import { type CacheEntry, type NewCacheEntry, parseCacheEntry } from "./entry.ts";
 import { CacheBackendError, CacheError, CacheOptionError, CacheStoreUrlError, CacheValueError, LeaseLostError } from "./errors.ts";
@@ -103,15 +103,42 @@ export class CacheStore {
     checkNonNegative("retryMs", retryMs);
     if (url === undefined || url === "") return new CacheStore(openEmbeddedBackend(root, namespace));
     if (typeof url !== "string") throw new CacheOptionError("url", "a string such as redis://127.0.0.1:6379", url);
+    const scheme = /^(rediss?|postgres(?:ql)?):\/\//i.exec(url)?.[1]?.toLowerCase();
+    if (hasUnencodedUserInfo(url)) {
+      // It may parse, but with part of the password as the host: it would connect elsewhere
+      // (and print that part in the error).
+      throw new CacheStoreUrlError(redactUrl(url), {
+        expected: "the cache URL's user name and password to be percent-encoded",
+        reason: "it holds more than one `@`, or a `#`, `/` or `?` before its last `@`, so part of the password would be read as the host",
+        hint: PERCENT_ENCODE_HINT,
+      });
+    }
     let parsed: URL;
     try {
       parsed = new URL(url);
     } catch (error) {
+      // A known scheme that does not parse: most often a password holding `#`, `:` or `%`.
+      if (scheme !== undefined) {
+        throw new CacheStoreUrlError(redactUrl(url), {
+          cause: error,
+          expected: `a ${scheme}:// URL that parses`,
+          reason: "it does not parse as a URL",
+          hint: PERCENT_ENCODE_HINT,
+        });
+      }
       throw new CacheStoreUrlError(redactUrl(url), { cause: error, reason: "not a URL" });
     }
     const { protocol } = parsed;
     checkUserInfo(url, parsed);
     if (protocol === "redis:" || protocol === "rediss:") {
+      // The path names a database by number; node-redis threw a bare TypeError for any other.
+      if (!/^\/?\d*$/.test(parsed.pathname)) {
+        throw new CacheStoreUrlError(redactUrl(url), {
+          expected: "the path of a redis cache URL to be a database number (redis://host:6379/1) or nothing",
+          reason: `its path is ${JSON.stringify(parsed.pathname)}`,
+          hint: "Give a database number, or leave the path out for database 0.",
+        });
+      }
       const { openRedisBackend } = await import("./backends/redis.ts");
       return new CacheStore(await openRedisBackend(url, namespace, connectTimeoutMs), retryMs);
     }
@@ -376,6 +403,10 @@ export class CacheStore {
     }
   }
 }
+
+/** How to write a user name or password into a store URL. */
+const PERCENT_ENCODE_HINT =
+  "Percent-encode the user name and password (encodeURIComponent does): %40 for @, %23 for #, %2F for /, %3F for ?, %3A for :, %25 for %.";
 
 /** Pauses between tries of a failed server operation (see `call`). */
 const RETRY_FIRST_PAUSE_MS = 100;

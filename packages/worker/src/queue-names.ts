@@ -4,6 +4,7 @@
  * one way to open a connection. Both sides import these, so a name is written once.
  */
 import { createHash } from "node:crypto";
+import { hasUnencodedUserInfo } from "@cairn/cache";
 import { Redis, type RedisOptions } from "ioredis";
 import { QueueUrlError, WorkerOptionError } from "./errors.ts";
 
@@ -63,6 +64,13 @@ function safe(name: string): string {
 /** Checks `url` where it enters. */
 export function checkQueueUrl(url: unknown): string {
   if (typeof url !== "string" || !/^rediss?:\/\/./.test(url)) throw new QueueUrlError(url);
+  // It may parse, with part of the password as the host: Redis's "ENOTFOUND <that part>" printed it.
+  if (hasUnencodedUserInfo(url)) {
+    throw new QueueUrlError(url, {
+      reason: "it holds more than one `@`, or a `#`, `/` or `?` before its last `@`, so part of the password would be read as the host",
+      hint: "Percent-encode the user name and password (encodeURIComponent does): %40 for @, %23 for #, %2F for /, %3F for ?, %3A for :, %25 for %.",
+    });
+  }
   return url;
 }
 

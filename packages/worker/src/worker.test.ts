@@ -19,6 +19,15 @@ describe("options, checked where they enter", () => {
     expect(error).toBeInstanceOf(QueueUrlError);
     expect(error.message).toContain("queue-host:6379");
     expect(error.message).not.toContain("pa'ss");
+    // A password with `@` then `#` parses with part of it as the host (ENOTFOUND printed it): refused first.
+    const split = (await startWorker({ ...base, queue: "redis://user:p@ss#word@127.0.0.1:1" }).then(() => undefined, (e: unknown) => e)) as Error;
+    expect(split).toBeInstanceOf(QueueUrlError);
+    expect(split.message).toBe(
+      'Expected the queue to be a Redis URL (redis://host:6379 or rediss://...), got "redis://user:***@127.0.0.1:1" ' +
+        "(it holds more than one `@`, or a `#`, `/` or `?` before its last `@`, so part of the password would be read as the host). " +
+        "Percent-encode the user name and password (encodeURIComponent does): %40 for @, %23 for #, %2F for /, %3F for ?, %3A for :, %25 for %.",
+    );
+    expect(() => queueDispatcher("redis://:p@ss#word@127.0.0.1:1")).toThrow(QueueUrlError);
     expect(() => queueDispatcher("postgres://x")).toThrow(`Expected the queue to be a Redis URL (redis://host:6379 or rediss://...), got "postgres://x".`);
   });
 

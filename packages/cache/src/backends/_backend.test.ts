@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { redactUrl } from "./_backend.ts";
+import { hasUnencodedUserInfo, redactUrl } from "./_backend.ts";
 
 describe("redactUrl", () => {
   it("hides the password of a URL that parses, keeping the user", () => {
@@ -26,5 +26,26 @@ describe("redactUrl", () => {
   it("hides a user name given without a password: often a token (https://ghp_xxx@host)", () => {
     expect(redactUrl("https://ghp_SECRETTOKEN1234@host/x")).toBe("https://***@host/x");
     expect(redactUrl("redis://user@[::1:6379")).toBe("redis://***@[::1:6379");
+  });
+
+  it("hides the whole password of a URL that parses only by cutting it short (`@` then `#`, `/` or `?`)", () => {
+    // WHATWG reads `user:p@ss` as the authority and `#word@host` as a fragment: password `p`.
+    expect(redactUrl("redis://user:p@ss#word@127.0.0.1:6379")).toBe("redis://user:***@127.0.0.1:6379");
+    expect(redactUrl(`postgres://cairn:p"q@r#s't@127.0.0.1:5432/cairn`)).toBe("postgres://cairn:***@127.0.0.1:5432/cairn");
+    expect(redactUrl("http://alice:Hunter2@Secret#Tail@127.0.0.1:5000")).toBe("http://alice:***@127.0.0.1:5000");
+    expect(redactUrl("redis://:p@ss/wo#rd@127.0.0.1:6379")).toBe("redis://:***@127.0.0.1:6379");
+    expect(redactUrl("redis://tok@en?x@host")).toBe("redis://***@host");
+    for (const url of ["redis://user:p@ss#word@h", `postgres://cairn:p"q@r#s't@h/db`, "http://alice:Hunter2@Secret#Tail@h", "redis://:p@ss/wo#rd@h"]) {
+      expect(redactUrl(url)).not.toMatch(/ss#word|r#s't|Secret|Tail|ss\/wo|rd@h.*rd/);
+    }
+  });
+
+  it("tells a URL whose user info holds an unencoded `@`, `#`, `/` or `?` from a plain one", () => {
+    for (const url of ["redis://user:p@ss#word@host", "redis://:abc#def@host", "redis://:a/b@host", "redis://:a?b@host", "redis://a@b@host"]) {
+      expect(hasUnencodedUserInfo(url)).toBe(true);
+    }
+    for (const url of ["redis://:p%40ss%23word@host:6379/1", "redis://host:6379", "postgres://me:pw@db/cairn?sslmode=require", "not a url"]) {
+      expect(hasUnencodedUserInfo(url)).toBe(false);
+    }
   });
 });

@@ -51,7 +51,10 @@ export interface CacheBackend {
 export function redactUrl(url: string): string {
   let parsed: URL | undefined;
   try {
-    parsed = new URL(url);
+    // A URL whose password holds an unencoded `@`, `#`, `/` or `?` may parse, with the password
+    // cut short and the rest of it taken for the host or a fragment (`redis://u:p@ss#word@host`
+    // parses with password `p`): never trusted, it is masked by the unparsed rule below.
+    parsed = hasUnencodedUserInfo(url) ? undefined : new URL(url);
   } catch {
     parsed = undefined;
   }
@@ -76,6 +79,20 @@ export function redactUrl(url: string): string {
   const colon = url.indexOf(":", start + 2);
   if (colon === -1 || colon > at) return `${url.slice(0, start + 2)}***${url.slice(at)}`;
   return `${url.slice(0, colon)}:***${url.slice(at)}`;
+}
+
+/**
+ * Whether the text after `//` holds more than one `@`, or a `#`, `/` or `?` before its last `@`:
+ * the user name or password holds one of them unencoded, and the URL would be read with part of
+ * the password as its host (`redis://u:p@ss#word@host` names host `ss`). Such a URL is refused
+ * (percent-encode them: %40 for @, %23 for #, %2F for /, %3F for ?), never opened.
+ */
+export function hasUnencodedUserInfo(url: string): boolean {
+  const start = url.indexOf("//");
+  if (start === -1) return false;
+  const rest = url.slice(start + 2);
+  const at = rest.lastIndexOf("@");
+  return at !== -1 && (rest.indexOf("@") !== at || /[#/?]/.test(rest.slice(0, at)));
 }
 
 /** The iterator keyv builds for `store` (keyv only builds one for adapters it knows). */

@@ -1,5 +1,5 @@
 import { Keyv } from "keyv";
-import { CacheBackendError } from "../errors.ts";
+import { CacheBackendError, CacheStoreUrlError } from "../errors.ts";
 import type { LeaseBackend } from "../lease.ts";
 import { uniqueId } from "./_files.ts";
 import { type CacheBackend, entriesOf, jsonSerialization, redactUrl } from "./_backend.ts";
@@ -40,14 +40,25 @@ export async function openRedisBackend(url: string, namespace: string, connectTi
   // No `connectionTimeout` here: @keyv/redis never clears that timer, which kept every
   // process alive for its full length after the run. Connecting is bounded by the socket's
   // timeout, the reconnect strategy and the commands' bound instead.
-  const store = new KeyvRedis(
-    {
-      url,
-      disableOfflineQueue: true,
-      socket: { connectTimeout: connectTimeoutMs, reconnectStrategy: reconnectWithin(connectTimeoutMs) },
-    },
-    { namespace, throwOnConnectError: true, throwOnErrors: true },
-  );
+  let store: InstanceType<typeof KeyvRedis>;
+  try {
+    store = new KeyvRedis(
+      {
+        url,
+        disableOfflineQueue: true,
+        socket: { connectTimeout: connectTimeoutMs, reconnectStrategy: reconnectWithin(connectTimeoutMs) },
+      },
+      { namespace, throwOnConnectError: true, throwOnErrors: true },
+    );
+  } catch (error) {
+    // node-redis reads the URL here and throws synchronously (`TypeError: Invalid pathname`)
+    // for one CacheStore.fromUrl let through: a URL error, without a stack.
+    throw new CacheStoreUrlError(location, {
+      cause: error,
+      expected: "a redis cache URL node-redis can read (redis://[user:password@]host:port[/database])",
+      reason: error instanceof Error ? error.message : String(error),
+    });
+  }
   // Errors surface as rejections of our calls; the event says why connecting failed, which
   // @keyv/redis's own rejection ("not connected or has failed to connect") does not.
   let connectError: unknown;

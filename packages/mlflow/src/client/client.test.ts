@@ -88,6 +88,19 @@ describe("tracking URIs with credentials that do not parse", () => {
     expect(redactUri("http://127.0.0.1:5000")).toBe("http://127.0.0.1:5000");
   });
 
+  it("refuses a URI whose password holds `@` then `#`: it parses, with part of the password as the host", () => {
+    // It used to parse as host `secret` and fail as "Cannot reach the MLflow tracking server at http://secret".
+    const error = thrown(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://alice:Hunter2@Secret#Tail@127.0.0.1:5777" }));
+    expect(TrackingError.is(error)).toBe(true);
+    expect(error.message).toBe(
+      'MLFLOW_TRACKING_URI is "http://alice:***@127.0.0.1:5777", which has more than one `@`, or a `#`, `/` or `?` before its last `@`, ' +
+        "so part of the password would be read as the host. If it holds a user name and password, percent-encode them " +
+        "(`%25` for %, `%40` for @, `%23` for #, `%2F` for /, `%3A` for :), or leave them out of the URI and set " +
+        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead.",
+    );
+    expect(`${error.message}\n${error.stack}`).not.toMatch(/Hunter2|Secret|Tail/i);
+  });
+
   it("an http URI that does not parse is not called a non-HTTP URI, and says to percent-encode the password", () => {
     const error = thrown(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://alice:S3cr3tPW/x@127.0.0.1:5732" }));
     expect(error.message).not.toContain("only over HTTP");

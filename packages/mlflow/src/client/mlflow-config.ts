@@ -3,6 +3,7 @@
  * environment variables so that a shell set up for the Python client works
  * unchanged.
  */
+import { hasUnencodedUserInfo } from "@cairn/cache";
 import { redactUri, TrackingError, UnsupportedTrackingUriError } from "@cairn/core";
 
 /** Connection settings of an `MlflowClient`. */
@@ -74,6 +75,11 @@ export const MAX_RECORDS_IN_FLIGHT = 64;
 export function parseTrackingUri(raw: string): { uri: string; username?: string; password?: string } {
   const text = raw.trim();
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text)?.[1]?.toLowerCase();
+  // A password with an unencoded `@`, `#`, `/` or `?` may parse, with part of it as the host
+  // (`http://u:p@ss#word@host` names host `ss`): refused before it reaches a connection error.
+  if ((scheme === "http" || scheme === "https") && hasUnencodedUserInfo(text)) {
+    throw unparsableHttpUri(text, "has more than one `@`, or a `#`, `/` or `?` before its last `@`, so part of the password would be read as the host");
+  }
   let url: URL;
   try {
     url = new URL(text);
@@ -103,7 +109,7 @@ export function parseTrackingUri(raw: string): { uri: string; username?: string;
 function unparsableHttpUri(raw: string, why: string): TrackingError {
   return new TrackingError(
     `MLFLOW_TRACKING_URI is "${redactUri(raw)}", which ${why}. If it holds a user name and password, percent-encode ` +
-      `them (\`%25\` for %, \`%40\` for @, \`%2F\` for /, \`%3A\` for :), or leave them out of the URI and set ` +
+      `them (\`%25\` for %, \`%40\` for @, \`%23\` for #, \`%2F\` for /, \`%3A\` for :), or leave them out of the URI and set ` +
       `MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead.`,
   );
 }
