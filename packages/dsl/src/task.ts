@@ -332,8 +332,14 @@ function settingsMethods<S extends Settings & { name: string }, R>(state: S, nex
         throw new OptionError(`${where("cache")} ${key}`, `ttl (milliseconds or a duration such as "7d") or key${meant ? ` (did you mean \`${meant}\`?)` : ""}`, key);
       }
       const ttlMs = typeof options.ttl === "string" ? ms(options.ttl as ms.StringValue) : options.ttl;
-      if (ttlMs !== undefined && !(typeof ttlMs === "number" && ttlMs > 0)) {
-        throw new OptionError(`${where("cache")} ttl`, 'milliseconds > 0 or a duration such as "12h" or "7d"', options.ttl);
+      // A whole number, as the store keeps it: `Infinity` or `1.5` (`"2.5ms"`) passed here, and
+      // then no entry of the task was ever stored, each run warning only.
+      if (ttlMs !== undefined && !(typeof ttlMs === "number" && Number.isSafeInteger(ttlMs) && ttlMs > 0)) {
+        throw new OptionError(
+          `${where("cache")} ttl`,
+          'a whole number of milliseconds >= 1 or a duration of whole milliseconds such as "12h" or "7d" (leave ttl out for entries that never expire)',
+          options.ttl,
+        );
       }
       if (options.key !== undefined && typeof options.key !== "string") throw new OptionError(`${where("cache")} key`, "a string", options.key);
       const cache: TaskCacheOptions = { ...(ttlMs !== undefined ? { ttlMs } : {}), ...(options.key !== undefined ? { key: options.key } : {}) };
