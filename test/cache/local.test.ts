@@ -565,9 +565,11 @@ describe("single flight on one store", () => {
     expect(next.result.status).toBe("succeeded");
   });
 
-  it("a task whose lease another process took over while it computed warns that the key may be computed twice", async () => {
-    // As with redis or postgres when synchronous work keeps the event loop from renewing the lease
-    // past its ttl: the renewal finds the lease gone. It used to be swallowed without a word.
+  /**
+   * Runs a task whose lease file is removed and taken by "another process" while it computes,
+   * after `block` (synchronous work, as long as it says); CAIRN_LEASE_TTL_MS is 300 ms.
+   */
+  async function leaseTakenOver(block: () => void) {
     const root = await tmp();
     const leasesDir = join(root, "cache", "leases");
     let key = "";
@@ -577,6 +579,7 @@ describe("single flight on one store", () => {
       const lease = await (await CacheStore.fromUrl(undefined, { root })).acquireLease(key, { ttlMs: 30_000, owner: "another process" });
       if (!lease.acquired) throw new Error("expected to take the lease over");
       other = lease;
+      block();
       await sleep(600); // renewals every 100 ms (a third of CAIRN_LEASE_TTL_MS)
       return { v: 1 };
     });
@@ -589,8 +592,28 @@ describe("single flight on one store", () => {
     expect(result.tasks.taken!.status).toBe("succeeded");
     const lost = warnings.filter((w) => w.includes("single-flight lease"));
     expect(lost).toHaveLength(1); // once, not at every renewal
-    expect(lost[0]).toContain(`its single-flight lease on cache key ${key.slice(0, 12)} was lost while it computed`);
+    expect(lost[0]).toContain(`its single-flight lease on cache key ${key.slice(0, 12)} was lost while it computed: at renewal the lease was gone or held by another token; `);
     expect(lost[0]).toContain("another process may have taken it and be computing the same key now");
+    return lost[0]!;
+  }
+
+  it("a task whose lease was lost while renewed in time blames the store, not a blocked event loop", async () => {
+    // As when redis restarts empty, is flushed or evicts the lease key: it used to say "it went
+    // unrenewed for over 0.3 s (synchronous work blocking the event loop ...)" and to raise the ttl.
+    const warning = await leaseTakenOver(() => {});
+    expect(warning).toContain(
+      "it was renewed within its 0.3 s ttl, so it did not lapse here: the store lost or evicted it (a restart without persistence, FLUSHALL, " +
+        "an eviction policy such as allkeys-lru) or it was released or taken by another process.",
+    );
+    expect(warning).not.toMatch(/unrenewed|event loop|CAIRN_LEASE_TTL_MS/);
+  });
+
+  it("a task whose lease lapsed while its event loop was blocked past the ttl says how long it went unrenewed", async () => {
+    const warning = await leaseTakenOver(() => {
+      for (const until = Date.now() + 700; Date.now() < until; ); // synchronous work past the 300 ms ttl
+    });
+    expect(warning).toMatch(/; it had gone unrenewed for \d+\.\d s, longer than its 0\.3 s ttl \(synchronous work blocking the event loop, a paused process, a store that did not answer\), and lapsed\. /);
+    expect(warning).toContain("raise CAIRN_LEASE_TTL_MS");
   });
 
   it("refuses a CAIRN_LEASE_TTL_MS that is not a number of milliseconds, naming it", async () => {

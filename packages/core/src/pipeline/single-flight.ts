@@ -61,6 +61,8 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
       settle(entry);
     };
     const ttlMs = cache.leaseTtlMs ?? LEASE_TTL_MS;
+    // When the lease was last asked for and granted: the store counts its ttl from about then.
+    let renewedAt = Date.now();
     const lease = await cache.acquireLease(key, { ttlMs, owner: `${cache.owner} ${scope.flowRunId} ${id}` });
     if (lease.acquired) {
       // Someone may have written the entry and let go between our lookup and our lease. Leases
@@ -77,15 +79,17 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
       // lost (not let go by this run: the flow's stop releases those of tasks never started) is
       // said, once: another process may be computing the key beside this task.
       let letGo = false;
-      const renew = setInterval(
-        () =>
-          void lease.renew().catch((error: unknown) => {
+      const renew = setInterval(() => {
+        const sent = Date.now();
+        void lease.renew().then(
+          () => void (renewedAt = Math.max(renewedAt, sent)),
+          (error: unknown) => {
             if (letGo || !LeaseLostError.is(error)) return;
             clearInterval(renew);
-            scope.warn(id, leaseLostWarning(key, ttlMs));
-          }),
-        ttlMs / 3,
-      );
+            scope.warn(id, leaseLostWarning(key, ttlMs, sent - renewedAt));
+          },
+        );
+      }, ttlMs / 3);
       renew.unref();
       const held = {
         release: () => {
@@ -117,13 +121,26 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
   return undefined;
 }
 
-/** What a task's log says when its lease was found taken over or gone while it computed. */
-function leaseLostWarning(key: string, ttlMs: number): string {
+/**
+ * What a task's log says when its lease was found taken over or gone while it computed. Only
+ * that is known; a cause is named by what this process saw: the time since its last renewal
+ * when that was longer than the ttl (it lapsed), else the store's side (it lost or evicted the
+ * key: a restart without persistence, FLUSHALL, an eviction policy), where a longer ttl is no help.
+ */
+function leaseLostWarning(key: string, ttlMs: number, unrenewedMs: number): string {
+  const why =
+    unrenewedMs > ttlMs
+      ? `it had gone unrenewed for ${(unrenewedMs / 1000).toFixed(1)} s, longer than its ${ttlMs / 1000} s ttl ` +
+        `(synchronous work blocking the event loop, a paused process, a store that did not answer), and lapsed`
+      : `it was renewed within its ${ttlMs / 1000} s ttl, so it did not lapse here: the store lost or evicted it ` +
+        `(a restart without persistence, FLUSHALL, an eviction policy such as allkeys-lru) or it was released or taken by another process`;
+  const fix =
+    unrenewedMs > ttlMs
+      ? `Move long synchronous work off the main thread (a worker thread, a process task), or raise CAIRN_LEASE_TTL_MS.`
+      : `Give the cache a store that keeps its keys (redis with persistence and maxmemory-policy noeviction).`;
   return (
-    `its single-flight lease on cache key ${key.slice(0, 12)} was lost while it computed: it went unrenewed for over ${ttlMs / 1000} s ` +
-    `(synchronous work blocking the event loop, a paused process, a store that did not answer) and lapsed, ` +
-    `so another process may have taken it and be computing the same key now; the task goes on, and the last to finish writes the entry. ` +
-    `Move long synchronous work off the main thread (a worker thread, a process task), or raise CAIRN_LEASE_TTL_MS.`
+    `its single-flight lease on cache key ${key.slice(0, 12)} was lost while it computed: at renewal the lease was gone or held by another token; ${why}. ` +
+    `So another process may have taken it and be computing the same key now; the task goes on, and the last to finish writes the entry. ${fix}`
   );
 }
 
