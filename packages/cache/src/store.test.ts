@@ -1,7 +1,10 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { setTimeout as sleep } from "node:timers/promises";
+import { pathToFileURL } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fixture, runTs } from "../test/_child.ts";
 import { startPostgresServer } from "../test/postgres-server.ts";
 import { makeRedisFull, startRedisServer } from "../test/redis-server.ts";
 import { describeCacheStore, makeEntry } from "../test/store-suite.ts";
@@ -192,3 +195,77 @@ describe("CacheStore on a redis that refuses", () => {
     }
   });
 });
+
+/** One operation (skewed-store.ts) by another process whose clock runs `ms` off, as another machine's may. */
+async function onSkewedMachine(ms: number, url: string, ...args: string[]): Promise<Record<string, unknown>> {
+  const preload = `${pathToFileURL(fixture("skew-clock.mjs")).href}?ms=${ms}`;
+  return JSON.parse(await runTs(fixture("skewed-store.ts"), [url, ...args], ["--import", preload])) as Record<string, unknown>;
+}
+
+const HOUR = 3_600_000;
+
+for (const kind of ["redis", "postgres"] as const) {
+  describe(`entries' ttl in a ${kind} store shared by machines whose clocks differ`, () => {
+    // keyv stamped each entry with the writer's clock and deleted it on a read whose clock said
+    // it had passed: expiry is the store's own (redis: PX; postgres: the database's clock).
+    let server: { url: string; stop(): Promise<void> } | undefined;
+    let skip: string | undefined;
+    beforeAll(async () => {
+      const started = kind === "redis" ? await startRedisServer() : await startPostgresServer();
+      if ("skip" in started) skip = started.skip;
+      else server = started;
+    }, 120_000);
+    afterAll(() => server?.stop());
+    const url = (context: { skip: (note?: string) => void }): string => {
+      if (!server) context.skip(skip);
+      return server!.url;
+    };
+    const fresh = (what: string) => `skew-${what}-${Math.random().toString(36).slice(2, 10)}`;
+
+    it("an entry written by a machine whose clock is 2 h behind lives out its 1 h ttl for the others", async (context) => {
+      const at = url(context);
+      const key = fresh("behind");
+      const { now } = await onSkewedMachine(-2 * HOUR, at, "set", key, String(HOUR));
+      expect(now as number).toBeLessThan(Date.now() - HOUR); // the writer's clock was behind
+      const store = await CacheStore.fromUrl(at);
+      try {
+        expect(await store.get(key)).toMatchObject({ key });
+        expect((await store.list()).map((entry) => entry.key)).toContain(key);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("a machine whose clock is 2 h ahead neither misses nor deletes a live entry by reading or listing it", async (context) => {
+      const at = url(context);
+      const key = fresh("ahead");
+      const store = await CacheStore.fromUrl(at);
+      try {
+        await store.set(makeEntry("train", { key }), { ttlMs: HOUR });
+        expect((await onSkewedMachine(2 * HOUR, at, "list")).keys).toContain(key);
+        expect(await onSkewedMachine(2 * HOUR, at, "get", key)).toEqual({ found: true });
+        expect(await store.get(key)).toMatchObject({ key }); // still in the shared store
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("an entry still expires, by the store's clock, for every machine; prune removes it from the store", async (context) => {
+      const at = url(context);
+      const key = fresh("expired");
+      const store = await CacheStore.fromUrl(at);
+      try {
+        await store.set(makeEntry("train", { key }), { ttlMs: 1 });
+        await sleep(50); // past its 1 ms by any clock
+        expect(await store.get(key)).toBeUndefined();
+        expect((await store.list()).map((entry) => entry.key)).not.toContain(key);
+        expect(await onSkewedMachine(-2 * HOUR, at, "get", key)).toEqual({ found: false });
+        await store.prune();
+        // Gone from the store itself, not only skipped (redis drops it on its own).
+        expect(await store.delete(key)).toBe(false);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+}

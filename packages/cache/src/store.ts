@@ -44,7 +44,10 @@ export interface ListOptions {
 
 /** Options of {@link CacheStore.prune}; both may be given. */
 export interface PruneOptions {
-  /** Remove entries created more than this many ms ago. */
+  /**
+   * Remove entries created more than this many ms ago: by this process's clock, against each
+   * entry's `createdAt` stamped by its writer's (a shared store's writers' clocks may differ).
+   */
   olderThanMs?: number;
   /** Then remove the oldest entries until the total `sizeBytes` is at most this. */
   maxSizeBytes?: number;

@@ -10,15 +10,16 @@ export function fixture(name: string): string {
 }
 
 /**
- * Starts `node --import tsx script ...args`, under `wrapper` when given (`["unshare", "-p", ...]`);
- * the child is ours to wait for or kill.
+ * Starts `node ...nodeArgs --import tsx script ...args`, under `wrapper` when given
+ * (`["unshare", "-p", ...]`); the child is ours to wait for or kill.
  */
 export function startTs(
   script: string,
   args: string[],
   wrapper: string[] = [],
+  nodeArgs: string[] = [],
 ): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const command = [...wrapper, process.execPath, "--import", "tsx", script, ...args];
+  const command = [...wrapper, process.execPath, ...nodeArgs, "--import", "tsx", script, ...args];
   const child = spawn(command[0]!, command.slice(1), { cwd: PACKAGE_DIR, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
@@ -30,9 +31,9 @@ export function startTs(
   return { child, done };
 }
 
-/** Runs a script to its end; rejects when it exits non-zero. */
-export async function runTs(script: string, args: string[]): Promise<string> {
-  const { code, stdout, stderr } = await startTs(script, args).done;
+/** Runs a script to its end (`nodeArgs` go to node, e.g. a preload); rejects when it exits non-zero. */
+export async function runTs(script: string, args: string[], nodeArgs: string[] = []): Promise<string> {
+  const { code, stdout, stderr } = await startTs(script, args, [], nodeArgs).done;
   if (code !== 0) throw new Error(`${script} ${args.join(" ")} exited with ${code}:\n${stderr}`);
   return stdout;
 }

@@ -22,6 +22,23 @@ export const jsonSerialization = {
   },
 } as const;
 
+/**
+ * The (de)serializers of a store that machines share (redis, postgres): as {@link jsonSerialization},
+ * without keyv's `expires`. keyv stamps it with the writer's clock and, on a read by a clock that
+ * says it has passed, deletes the key: a writer whose clock ran behind made an entry dead for
+ * everyone while redis kept it, and a reader whose clock ran ahead wiped live entries from the
+ * shared store by listing them. The store's own clock judges expiry instead (redis: the key's
+ * `PX`; postgres: the database's clock); an `expires` of an entry written before is ignored too.
+ */
+export const sharedStoreSerialization = {
+  serialize: (data: { value?: unknown }) => JSON.stringify({ value: data.value }),
+  deserialize: (text: string) => {
+    const parsed = jsonSerialization.deserialize(text);
+    delete (parsed as { expires?: unknown }).expires;
+    return parsed;
+  },
+} as const;
+
 /** @internal One opened store: entries through keyv, leases, and housekeeping. */
 export interface CacheBackend {
   kind: "embedded" | "redis" | "postgres";
@@ -29,7 +46,10 @@ export interface CacheBackend {
   location: string;
   keyv: Keyv;
   leases: LeaseBackend;
-  /** Iterates `[key, value]` of every live entry; expired ones are removed on the way. */
+  /**
+   * Iterates `[key, value]` of every live entry. Expired ones are skipped: the embedded store
+   * removes them on the way; redis has removed them itself; postgres leaves them to `sweep`.
+   */
   entries(): AsyncIterable<[string, unknown]>;
   /** The failure to report for `error` (an adapter's generic "not connected" becomes why it is not). */
   explain?(error: unknown): unknown;

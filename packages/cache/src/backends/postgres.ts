@@ -2,12 +2,23 @@ import { Keyv } from "keyv";
 import { CacheBackendError } from "../errors.ts";
 import type { LeaseBackend } from "../lease.ts";
 import { uniqueId } from "./_files.ts";
-import { type CacheBackend, entriesOf, jsonSerialization, redactUrl } from "./_backend.ts";
+import { type CacheBackend, entriesOf, redactUrl, sharedStoreSerialization } from "./_backend.ts";
 
 type Query = (sql: string, values?: unknown[]) => Promise<Array<Record<string, unknown>>>;
 
 /** Epoch ms on the database's clock, so every client judges expiry alike. */
 const NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/**
+ * An entry's expiry in its stored text, epoch ms on the database's clock: the last member of the
+ * outer object (`{"value":{...},"expires":N}`), which is the only place a digit can stand just
+ * before the final `}` (the value is an object). Entries written by keyv before hold the same
+ * member, stamped by the writer's clock. For postgres (POSIX regex) and JavaScript alike.
+ */
+const EXPIRES_PATTERN = ',"expires":([0-9]{1,15})[}]$';
+const EXPIRES = new RegExp(EXPIRES_PATTERN);
+/** SQL: the row `value` has not expired by the database's clock (no expiry: it never does). */
+const LIVE = `COALESCE(substring(value from '${EXPIRES_PATTERN}')::bigint > ${NOW_MS}, true)`;
 
 /** A query postgres has not answered within this long fails (and `CacheStore` tries it again). */
 const QUERY_TIMEOUT_MS = 5000;
@@ -28,8 +39,49 @@ export async function openPostgresBackend(url: string, namespace: string, connec
      * escapes them, so this removes the rows `CacheStore.list` sees, no more.
      */
     override async clear(): Promise<void> {
-      const pattern = this.namespace === undefined ? "%" : `${escapeLike(this.namespace)}:%`;
-      await this.query(`DELETE FROM ${this.opts.schema}.${this.opts.table} WHERE key LIKE $1`, [pattern]);
+      await this.query(`DELETE FROM ${this.table} WHERE key LIKE $1`, [this.pattern]);
+    }
+
+    /*
+     * Expiry by the database's clock, as the leases': keyv judged it by each client's clock and
+     * deleted the entry on a read whose clock said it had passed (see sharedStoreSerialization).
+     * `set` stamps the expiry in SQL; `get` and `iterator` skip an expired entry, never deleting
+     * it (a reader decides nothing for the others); prune's sweep removes it, by the same clock.
+     */
+    override async set(key: string, value: string, ttl?: number): Promise<void> {
+      const stamped = `CASE WHEN $3::bigint IS NULL THEN $2 ELSE left($2, -1) || ',"expires":' || (${NOW_MS} + $3::bigint) || '}' END`;
+      await this.query(
+        `INSERT INTO ${this.table} (key, value) VALUES ($1, ${stamped}) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        [key, value, typeof ttl === "number" ? ttl : null],
+      );
+    }
+
+    override async get(key: string): Promise<string | undefined> {
+      const rows = await this.query(`SELECT value FROM ${this.table} WHERE key = $1 AND ${LIVE}`, [key]);
+      return rows[0]?.value as string | undefined;
+    }
+
+    override async *iterator(namespace?: string): AsyncGenerator<[string, string]> {
+      const [row] = await this.query(`SELECT ${NOW_MS} AS now`);
+      const now = Number(row?.now);
+      for await (const [key, value] of super.iterator(namespace) as AsyncIterable<[string, string]>) {
+        const expires = typeof value === "string" ? EXPIRES.exec(value)?.[1] : undefined;
+        if (expires === undefined || Number(expires) > now) yield [key, value];
+      }
+    }
+
+    /** Removes the entries of this namespace that have expired by the database's clock. */
+    async sweepExpired(): Promise<void> {
+      await this.query(`DELETE FROM ${this.table} WHERE key LIKE $1 AND NOT ${LIVE}`, [this.pattern]);
+    }
+
+    private get table(): string {
+      return `${this.opts.schema}.${this.opts.table}`;
+    }
+
+    /** LIKE pattern of this namespace's keys. */
+    private get pattern(): string {
+      return this.namespace === undefined ? "%" : `${escapeLike(this.namespace)}:%`;
     }
   }
   // iterationLimit: the adapter lists 10 rows per query by default, slow for `cairn cache ls`.
@@ -52,7 +104,7 @@ export async function openPostgresBackend(url: string, namespace: string, connec
     await store.disconnect().catch(() => {});
     throw new CacheBackendError("postgres", location, "connect", { cause: errors[0] ?? error });
   }
-  const keyv = new Keyv({ store, namespace, throwOnErrors: true, ...jsonSerialization });
+  const keyv = new Keyv({ store, namespace, throwOnErrors: true, ...sharedStoreSerialization });
   keyv.on("error", () => {});
   return {
     kind: "postgres",
@@ -61,6 +113,7 @@ export async function openPostgresBackend(url: string, namespace: string, connec
     leases: new PostgresLeases(query, `${namespace}:`),
     entries: entriesOf(keyv, store),
     async sweep() {
+      await store.sweepExpired();
       await query(`DELETE FROM cairn_leases WHERE expires_at < ${NOW_MS} - 3600000`);
     },
     async close() {

@@ -2,7 +2,7 @@ import { Keyv } from "keyv";
 import { CacheBackendError, CacheStoreUrlError } from "../errors.ts";
 import type { LeaseBackend } from "../lease.ts";
 import { uniqueId } from "./_files.ts";
-import { type CacheBackend, entriesOf, jsonSerialization, redactUrl } from "./_backend.ts";
+import { type CacheBackend, entriesOf, redactUrl, sharedStoreSerialization } from "./_backend.ts";
 
 /** The few commands the leases use, typed once (node-redis's own types are a union of client kinds). */
 interface LeaseClient {
@@ -85,7 +85,8 @@ export async function openRedisBackend(url: string, namespace: string, connectTi
   connectError = undefined;
   // The client's last real error (refused, timed out, closed unexpectedly) says more than these.
   const explain = (error: unknown) => (error instanceof Error && SAYS_NOTHING.has(error.message) && connectError) || error;
-  const keyv = new Keyv({ store, namespace, useKeyPrefix: false, throwOnErrors: true, ...jsonSerialization });
+  // An entry's ttl is redis's PX alone, judged by redis's clock (see sharedStoreSerialization).
+  const keyv = new Keyv({ store, namespace, useKeyPrefix: false, throwOnErrors: true, ...sharedStoreSerialization });
   keyv.on("error", () => {});
   return {
     kind: "redis",
