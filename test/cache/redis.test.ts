@@ -138,7 +138,8 @@ describe("a redis cache", () => {
 
 describe("a redis password with a raw `%`", () => {
   it("the CLI refuses the URL on one line (CacheStoreUrlError, exit 2), never printing the password; percent-encoded, it works", async () => {
-    const password = 'Se"cr@t%zz';
+    // (With an `@` as well, it is refused for that first: see the next test.)
+    const password = 'Se"cr:t%zz';
     const own = await startRedisServer({ args: ["--requirepass", password] });
     try {
       const root = await tmp();
@@ -153,5 +154,20 @@ describe("a redis password with a raw `%`", () => {
     } finally {
       await own.stop();
     }
+  });
+
+  it("the CLI refuses on one line a password with `@` then `#` (it parsed with part of it as the host) and a path that is no database number", async () => {
+    const root = await tmp();
+    const ls = (url: string) => start(process.execPath, [cairnBin, "cache", "ls", "--root", root], { env: childEnv({ CAIRN_CACHE_URL: url }) }).done;
+    const split = await ls("redis://user:p@ss#word@127.0.0.1:1");
+    expect(split.code).toBe(2);
+    expect(split.stderr).toMatch(/^cairn: CacheStoreUrlError: Expected the cache URL's user name and password to be percent-encoded, got "redis:\/\/user:\*\*\*@127\.0\.0\.1:1".*%23 for #/);
+    expect(split.stderr.trim().split("\n")).toHaveLength(1);
+    expect(split.stdout + split.stderr).not.toMatch(/ss#word|ENOTFOUND/);
+    // node-redis threw `TypeError: Invalid pathname` with a stack (exit 1).
+    const path = await ls("redis://127.0.0.1:1/abc");
+    expect(path.code).toBe(2);
+    expect(path.stderr).toMatch(/^cairn: CacheStoreUrlError: Expected the path of a redis cache URL to be a database number/);
+    expect(path.stderr.trim().split("\n")).toHaveLength(1);
   });
 });
