@@ -54,7 +54,10 @@ export interface RetryOptions {
 
 /** What `.cache()` takes. */
 export interface CacheSettings {
-  /** Entries expire after this long: milliseconds, or a duration such as "30m", "12h", "7d". */
+  /**
+   * Entries expire after this long, by the store's clock: whole milliseconds >= 1, or a duration
+   * such as "30m", "12h", "7d". Leave it out for entries that never expire (`Infinity` is refused).
+   */
   ttl?: number | string;
   /** Extra value mixed into the cache key, e.g. a data snapshot date. */
   key?: string;
