@@ -714,13 +714,25 @@ describe("bad definitions are caught before anything runs", () => {
     expect(at(() => t.cache({ kye: "v2" } as never))).toMatch(/\.cache\(\) kye` to be .*did you mean `key`/);
     expect(at(() => t.cache({ ttl: "7d", key: "v2" }))).toBe("accepted");
     // A ttl the store cannot keep (not a whole number of ms) was accepted, then no entry was ever stored.
-    for (const [ttl, got] of [[Infinity, "`Infinity` (number)"], [1.5, "`1.5` (number)"], ["2.5ms", '"2.5ms" (string)'], [0, "`0` (number)"]] as const) {
+    // And a duration it could not read ("10mss", a bare "7", "1M" meant as a month, "") was taken for no ttl: entries never expired.
+    for (const [ttl, got] of [
+      [Infinity, "`Infinity` (number)"],
+      [1.5, "`1.5` (number)"],
+      ["2.5ms", '"2.5ms" (string)'],
+      [0, "`0` (number)"],
+      ["10mss", '"10mss" (string)'],
+      ["one day", '"one day" (string)'],
+      ["7", '"7" (string)'],
+      ["1M", '"1M" (string)'],
+      ["", '"" (string)'],
+    ] as const) {
       expect(at(() => t.cache({ ttl }))).toBe(
         `Expected \`task "t" .cache() ttl\` to be a whole number of milliseconds >= 1 or a duration of whole milliseconds such as "12h" or "7d" ` +
           `(leave ttl out for entries that never expire), got ${got}.`,
       );
     }
     expect(at(() => t.cache({ ttl: "1.5h" }))).toBe("accepted");
+    for (const ttl of ["12h", "7d", "90 s", "2 weeks", "1m", " 30m "]) expect(at(() => t.cache({ ttl })), ttl).toBe("accepted");
   });
 
   it("a kind's definition is checked where the kind makes it, naming the field: no TypeError mid-run, no key over the text \"undefined\"", () => {

@@ -157,6 +157,20 @@ export function task(name: string): TaskBuilder {
   return builder({ name, retry: NO_RETRY, cache: {}, env: [] });
 }
 
+/**
+ * Milliseconds of a duration such as "12h", "7d" or "90 s" (ms's units: ms, s, m, h, d, w, y and
+ * their long names); NaN for a text that is not a number and a unit: a bare number ("7", ms's
+ * milliseconds), a unit it does not know, or "M" (a month to many; ms takes it for minutes).
+ */
+function durationMs(text: string): number {
+  if (!/^\s*\d*\.?\d+\s*[a-z]+\s*$/i.test(text) || /\dM\s*$|\sM\s*$/.test(text)) return NaN;
+  try {
+    return ms(text.trim() as ms.StringValue) ?? NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 function builder(state: BuilderState): TaskBuilder<any, any, any> {
   return {
     ...settingsMethods(state, builder),
@@ -334,10 +348,11 @@ function settingsMethods<S extends Settings & { name: string }, R>(state: S, nex
         const meant = key.toLowerCase().startsWith("ttl") ? "ttl" : closestName(key, ["ttl", "key"]);
         throw new OptionError(`${where("cache")} ${key}`, `ttl (milliseconds or a duration such as "7d") or key${meant ? ` (did you mean \`${meant}\`?)` : ""}`, key);
       }
-      const ttlMs = typeof options.ttl === "string" ? ms(options.ttl as ms.StringValue) : options.ttl;
+      const ttlMs = typeof options.ttl === "string" ? durationMs(options.ttl) : options.ttl;
       // A whole number, as the store keeps it: `Infinity` or `1.5` (`"2.5ms"`) passed here, and
-      // then no entry of the task was ever stored, each run warning only.
-      if (ttlMs !== undefined && !(typeof ttlMs === "number" && Number.isSafeInteger(ttlMs) && ttlMs > 0)) {
+      // then no entry of the task was ever stored, each run warning only; a duration not read
+      // (`"10mss"`, `"one day"`) was taken for no ttl at all, and its entries never expired.
+      if (options.ttl !== undefined && !(typeof ttlMs === "number" && Number.isSafeInteger(ttlMs) && ttlMs > 0)) {
         throw new OptionError(
           `${where("cache")} ttl`,
           'a whole number of milliseconds >= 1 or a duration of whole milliseconds such as "12h" or "7d" (leave ttl out for entries that never expire)',
