@@ -692,6 +692,218 @@ describe("sweep", () => {
   });
 });
 
+describe("sweep with stopWhen: the verdict does not depend on which trial ends first", () => {
+  // Each trial waits on its gate (when it has one); a listener opens a gate on another trial's
+  // end, so the order trials end in is set by the test, not by timers.
+  const gates = new Map<number, { promise: Promise<void>; open: () => void }>();
+  const gate = (i: number) => {
+    let open!: () => void;
+    const promise = new Promise<void>((r) => (open = r));
+    gates.set(i, { promise, open });
+    return gates.get(i)!;
+  };
+  let scores: number[] = [];
+  const race = task("race")
+    .input<{ i: number }>()
+    .run(async ({ i }) => {
+      await gates.get(i)?.promise;
+      if (i === 1) throw new Error("trial 1 diverged");
+      return { score: scores[i]! };
+    });
+  const f = flow("sweep-race").build(() => {
+    const s = sweep(race, { over: list([0, 1, 2, 3].map((i) => ({ i }))), select: max("score"), stopWhen: (o) => o.score >= 1, concurrency: 2 });
+    return { trial: s.trial, trials: s.trials };
+  });
+  /** Runs the sweep (fail-fast, the default), opening `gated`'s gate once `after` has ended with `status`. */
+  const runOrdered = async (gated: number, after: string, status: string) => {
+    gates.clear();
+    const g = gate(gated);
+    const run = await f.run(off);
+    run.on((e: RunEvent) => void (e.type === "task" && e.task === after && e.status === status && g.open()));
+    return run.wait();
+  };
+
+  it("a failure after the trial that meets stopWhen does not count, whether it ends before that trial or after it", async () => {
+    scores = [1, 0, 0.5, 0.5];
+    const failedFirst = await runOrdered(0, "race[1]", "failed"); // the reviewer's D0=400
+    const stoppedFirst = await runOrdered(1, "race[0]", "succeeded"); // D0=10
+    for (const result of [failedFirst, stoppedFirst]) {
+      expect(result.status, JSON.stringify(result.tasks.race?.error)).toBe("succeeded");
+      expect(result.outputs!.trial).toBe("race[0]");
+      expect(result.outputs!.trials.map((t) => t.trial)).toEqual(["race[0]"]);
+      expect(result.tasks["race[1]"]!.status).toBe("failed");
+    }
+  });
+
+  it("a failure counts once every trial before it has ended without meeting stopWhen: then fail-fast stops the flow", async () => {
+    scores = [0.5, 0, 0.5, 0.5];
+    const result = await runOrdered(0, "race[1]", "failed");
+    expect(result.status).toBe("failed");
+    expect(result.tasks.race!.error!.name).toBe("MapItemsFailedError");
+    expect(result.tasks.race!.error!.message).toContain('"race[1]": trial 1 diverged');
+  });
+});
+
+describe("sweep: minSuccess once stopWhen cut the sweep", () => {
+  const cut = task("cut")
+    .input<{ i: number; bad: number }>()
+    .run(({ i, bad }) => {
+      if (i < bad) throw new Error(`trial ${i} failed`);
+      return { score: i };
+    });
+  const make = (bad: number, minSuccess: number, stopAt: number) =>
+    flow(`sweep-cut-${bad}-${minSuccess}-${stopAt}`).build(() => {
+      const s = sweep(cut, { with: { bad }, over: list(Array.from({ length: 10 }, (_, i) => ({ i }))), select: max("score"), stopWhen: (o) => o.score >= stopAt, concurrency: 1, minSuccess });
+      return { trial: s.trial, trials: s.trials };
+    });
+
+  it("a fraction is of the trials up to the cut: 0.8 with 2 of the 3 counted failed fails the sweep", async () => {
+    const result = await (await make(2, 0.8, 2).run(off)).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.cut!.error!.message).toBe(
+      new MapItemsFailedError("cut", [{ item: "cut[0]", message: "trial 0 failed" }, { item: "cut[1]", message: "trial 1 failed" }], 3, 3, "cut[2]").message,
+    );
+    expect(result.tasks.cut!.error!.message).toContain('2 of the 3 trials up to "cut[2]" (the first to meet stopWhen; those after it do not count) failed, and 3 had to succeed');
+    // 0.5 of the 2 counted is 1: one failure is allowed.
+    const half = await (await make(1, 0.5, 1).run(off)).wait();
+    expect(half.status).toBe("succeeded");
+    expect(half.outputs!.trials.map((t) => [t.trial, t.status])).toEqual([["cut[0]", "failed"], ["cut[1]", "succeeded"]]);
+  });
+
+  it("a count is capped at the trials up to the cut", async () => {
+    // 5 must succeed, but the first trial meets stopWhen: 1 of 1 counted is enough.
+    expect((await (await make(0, 5, 0).run(off)).wait()).outputs!.trial).toBe("cut[0]");
+    // 5 of 10 allows 5 failures over the list; cut at cut[1], min(5, 2) = 2 must succeed, and cut[0] failed.
+    const two = await (await make(1, 5, 1).run(off)).wait();
+    expect(two.status).toBe("failed");
+    expect(two.tasks.cut!.error!.message).toContain("1 of the 2 trials up to \"cut[1]\"");
+  });
+});
+
+describe("sweep: a trial with no number under the selected output", () => {
+  const fito = task("fito")
+    .input<{ i: number }>()
+    .output<{ score?: number; loss: number | null }>()
+    .run(async ({ i }) => (i === 1 ? { loss: null } : { score: i, loss: i }));
+  const make = (minSuccess?: number) =>
+    flow(`sweep-opt-${minSuccess}`).build(() => {
+      const s = sweep(fito, { over: list([0, 1, 2].map((i) => ({ i }))), select: max("score"), ...(minSuccess !== undefined ? { minSuccess } : {}) });
+      return { trial: s.trial, trials: s.trials };
+    });
+
+  it("counts as failed for minSuccess: the sweep picks the best of the others", async () => {
+    const result = await (await make(0.5).run(off)).wait();
+    expect(result.status, JSON.stringify(result.tasks.fito?.error)).toBe("succeeded");
+    expect(result.outputs!.trial).toBe("fito[2]");
+    expect(result.outputs!.trials.map((t) => [t.trial, t.metric])).toEqual([["fito[0]", 0], ["fito[1]", undefined], ["fito[2]", 2]]);
+    expect(result.tasks["fito[1]"]!.status).toBe("succeeded"); // the task itself did not fail
+  });
+
+  it("without minSuccess it fails the sweep as a failed trial would, naming it; SelectorError only when no trial has a value", async () => {
+    const result = await (await make().run(off)).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.fito!.error!.name).toBe("MapItemsFailedError");
+    expect(result.tasks.fito!.error!.message).toContain('"fito[1]": its output "score" is missing, not a finite number for max("score") to rank');
+    const none = task("none")
+      .input<{ i: number }>()
+      .output<{ score?: number; loss: number }>()
+      .run(({ i }) => ({ loss: i }));
+    const g = flow("sweep-opt-none").build(() => ({ t: sweep(none, { over: list([0, 1].map((i) => ({ i }))), select: max("score"), minSuccess: 0.5 }).trial }));
+    const r = await (await g.run(off)).wait();
+    expect(r.tasks.none!.error!.message).toBe(new SelectorError("none", "none[0]", "score", undefined, ["loss"], ["loss"]).message);
+  });
+});
+
+describe("sweep: stopWhen's answer and the trials' keys", () => {
+  const t = task("keyed")
+    .input<{ x: unknown }>()
+    .run(({ x }) => ({ score: typeof x === "number" ? x : 0 }));
+
+  it("a stopWhen that returns no boolean (a truthy number, a Promise) fails the sweep saying so", async () => {
+    for (const [said, words] of [
+      [() => 1, "its stopWhen returned `1` (number), not a boolean (at the outputs of trial \"keyed[0]\"). Return true to stop the sweep or false to go on"],
+      [async () => true, "its stopWhen returned a Promise, not a boolean (at the outputs of trial \"keyed[0]\"). stopWhen cannot be async"],
+    ] as const) {
+      const f = flow("sweep-stop-said").build(() => ({ p: sweep(t, { over: list([{ x: 1 }, { x: 2 }]), select: max("score"), stopWhen: said as never, concurrency: 1 }).trial }));
+      const result = await (await f.run(off)).wait();
+      expect(result.status).toBe("failed");
+      expect(result.tasks.keyed!.error!.message).toContain(words);
+    }
+  });
+
+  it("quotes a string that could read as another value in cairn.item_key, and leaves out a key with no value", async () => {
+    const f = flow("sweep-keys").build(() => ({ trials: sweep(t, { over: list([{ x: "1" }, { x: 1 }, { x: "a,k=v" }, { x: "adam" }, { x: "true" }]), select: max("score") }).trials }));
+    const result = await (await f.run(off)).wait();
+    expect([0, 1, 2, 3, 4].map((k) => result.tasks[`keyed[${k}]`]!.itemKey)).toEqual(['x="1"', "x=1", 'x="a,k=v"', "x=adam", 'x="true"']);
+
+    const g = flow("sweep-undefined").build(() => {
+      const s = sweep(t, { over: grid({ x: [undefined, 1] }), select: min("score") });
+      return { trials: s.trials, params: s.params };
+    });
+    const r = await (await g.run({ root: dir, env: {}, cache: false })).wait();
+    expect(r.tasks["keyed[0]"]!.itemKey).toBe("");
+    expect(r.outputs!.trials[0]!.params).toEqual({});
+    expect(Object.keys(r.outputs!.trials[0]!.params)).toEqual([]);
+    const { LocalStore } = await import("@cairn/core");
+    const sweepRun = (await new LocalStore({ root: dir }).getRun(r.tasks.keyed!.runId!))!;
+    expect(sweepRun.tags["cairn.sweep.best"]).toBe("keyed[0]");
+    expect(sweepRun.params).toEqual({});
+  });
+});
+
+describe("random() integer ranges", () => {
+  it("with int and log draws log-uniform integers inside the range", () => {
+    const ks = random({ n: 2000, seed: 1, space: { k: { min: 1, max: 1000, int: true, log: true } } }).points.map((p) => p.k);
+    expect(ks.every((k) => Number.isInteger(k) && k >= 1 && k <= 1000)).toBe(true);
+    // Log-uniform over [0.5, 1000.5]: log(10.5/0.5) / log(1000.5/0.5), 40%, are 10 or less (uniform integers: 1%).
+    const small = ks.filter((k) => k <= 10).length / ks.length;
+    expect(small).toBeGreaterThan(0.35);
+    expect(small).toBeLessThan(0.45);
+  });
+
+  it("with int draws integers of ceil(min)..floor(max), and refuses a range that holds none", () => {
+    const ks = new Set(random({ n: 500, seed: 1, space: { k: { min: 0.5, max: 2.5, int: true } } }).points.map((p) => p.k));
+    expect([...ks].sort()).toEqual([1, 2]);
+    // Integer bounds draw what they drew before (the same trials, the same cache keys).
+    expect(random({ n: 5, seed: 3, space: { k: { min: 2, max: 9, int: true } } }).points.map((p) => p.k)).toEqual([7, 2, 5, 2, 8]);
+    expect(() => random({ n: 3, seed: 1, space: { k: { min: 0.2, max: 0.8, int: true } } })).toThrow(
+      "Expected `random() `space.k`` to be a range that holds an integer with int: true (0.2..0.8 holds none), got an object.",
+    );
+  });
+});
+
+describe("cairn plan of a sweep whose stopWhen fails on a cached trial", () => {
+  it("plans the sweep as failing with stopWhen's error, and the trials after that one as not started", async () => {
+    const ran: number[] = [];
+    const probe = task("probe7")
+      .input<{ i: number }>()
+      .run(({ i }) => (ran.push(i), { score: i }));
+    const make = (throwing: boolean) =>
+      flow("sweep-plan-throw").build(() => ({
+        t: sweep(probe, {
+          over: list([0, 1, 2, 3].map((i) => ({ i }))),
+          select: max("score"),
+          concurrency: 1,
+          stopWhen: (o) => {
+            if (throwing && o.score === 1) throw new Error("boom in stopWhen");
+            return o.score >= 2;
+          },
+        }).trial,
+      }));
+    expect((await (await make(false).run(tracked())).wait()).outputs!.t).toBe("probe7[2]"); // caches probe7[0..2]
+    const f = make(true);
+    const { tasks } = await openFlowCache(f.definition, { root: dir, env: {} });
+    const plan = await planFlow(f.definition, { params: {}, cache: tasks }).finally(() => tasks.store.close());
+    const rows = Object.fromEntries(plan.map((p) => [p.task, p]));
+    expect(rows.probe7).toMatchObject({ action: "run", reason: expect.stringContaining('fails, from what the cache holds: Sweep "probe7": its stopWhen threw Error: boom in stopWhen (at the outputs of trial "probe7[1]")') });
+    expect(rows["probe7[3]"]).toMatchObject({ action: "skip", reason: "not started: the sweep fails at probe7[1], which comes from the cache" });
+    ran.length = 0;
+    const result = await (await f.run(tracked())).wait();
+    expect(result.status).toBe("failed");
+    expect(ran).toEqual([]); // as planned
+  });
+});
+
 describe("a map of 10,000 items", () => {
   it("succeeds with every output in order, with no more items in flight than its window", async () => {
     let running = 0;

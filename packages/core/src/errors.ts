@@ -585,12 +585,16 @@ export class MapItemsFailedError extends CairnError {
     /** The failed items' node ids with their error messages. */
     readonly failed: ReadonlyArray<{ readonly item: string; readonly message: string }>,
     readonly required: number,
+    /** The items the map was judged on: its list, or a sweep's trials up to `stoppedAt`. */
     readonly items: number,
+    /** A sweep cut by stopWhen: the trial that cut it; `required` is of the trials up to it. */
+    readonly stoppedAt?: string,
   ) {
     const shown = failed.slice(0, 5).map((f) => `"${f.item}": ${f.message}`);
     if (failed.length > 5) shown.push(`and ${failed.length - 5} more`);
+    const counted = stoppedAt === undefined ? `${items} items` : `the ${items} trials up to "${stoppedAt}" (the first to meet stopWhen; those after it do not count)`;
     super(
-      `Map "${nodeId}": ${failed.length} of ${items} items failed, and ${required} had to succeed (${shown.join("; ")}). ` +
+      `Map "${nodeId}": ${failed.length} of ${counted} failed, and ${required} had to succeed (${shown.join("; ")}). ` +
         `Fix the failing items, or let the map tolerate failures with minSuccess (a count or a fraction).`,
     );
   }

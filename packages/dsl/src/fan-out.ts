@@ -120,7 +120,8 @@ export function grid<const G extends Record<string, readonly unknown[]>>(axes: G
     const values = axes[name];
     if (!Array.isArray(values)) throw new OptionError(`grid() \`${name}\``, "an array of values", values);
     if (!values.length) throw new EmptySpaceError(`grid() \`${name}\``, "it has no values", `grid({ ${name}: [ ... ] })`);
-    points = points.flatMap((p) => values.map((v) => ({ ...p, [name]: v })));
+    // An undefined value is no value: the trial does not get the input (its default applies), and its point has no key for it.
+    points = points.flatMap((p) => values.map((v) => (v === undefined ? { ...p } : { ...p, [name]: v })));
   }
   return space("grid", points) as never;
 }
@@ -135,10 +136,13 @@ export function list<P extends Record<string, unknown>>(points: readonly P[]): S
   points.forEach((p, i) => {
     if (typeof p !== "object" || p === null || Array.isArray(p)) throw new OptionError(`list() point ${i}`, "an object of input name -> value", p);
   });
-  return space("list", points.map((p) => ({ ...p }))) as never;
+  return space("list", points.map(definedOnly)) as never;
 }
 
-/** A range `random` draws numbers from; `int` draws integers, `log` draws evenly on a log scale. */
+/**
+ * A range `random` draws numbers from; `int` draws integers (of `ceil(min)..floor(max)`, which must
+ * hold one), `log` draws evenly on a log scale (with `int`, log-uniform integers).
+ */
 export interface Range {
   readonly min: number;
   readonly max: number;
@@ -162,6 +166,8 @@ export function random<const S extends Record<string, readonly unknown[] | Range
       if (!axis.length) throw new EmptySpaceError(`random() \`space.${name}\``, "it has no choices", `space: { ${name}: [1, 2] }`);
     } else if (!isRange(axis)) {
       throw new OptionError(`random() \`space.${name}\``, "an array of choices or { min, max, int?, log? } with min <= max (min > 0 for log)", axis);
+    } else if (axis.int && Math.ceil(axis.min) > Math.floor(axis.max)) {
+      throw new OptionError(`random() \`space.${name}\``, `a range that holds an integer with int: true (${axis.min}..${axis.max} holds none)`, axis);
     }
   }
   const next = mulberry32(seed);
@@ -170,10 +176,12 @@ export function random<const S extends Record<string, readonly unknown[] | Range
     const point: Record<string, unknown> = {};
     for (const [name, axis] of Object.entries(axes)) {
       const u = next();
-      if (Array.isArray(axis)) point[name] = axis[Math.floor(u * axis.length)];
-      else {
+      if (Array.isArray(axis)) {
+        const choice = axis[Math.floor(u * axis.length)];
+        if (choice !== undefined) point[name] = choice;
+      } else {
         const r = axis as Range;
-        if (r.int) point[name] = Math.min(r.max, Math.floor(r.min + u * (r.max - r.min + 1)));
+        if (r.int) point[name] = drawInt(r, u);
         else point[name] = Number((r.log ? Math.exp(Math.log(r.min) + u * (Math.log(r.max) - Math.log(r.min))) : r.min + u * (r.max - r.min)).toPrecision(6));
       }
     }
@@ -182,10 +190,29 @@ export function random<const S extends Record<string, readonly unknown[] | Range
   return space("random", points) as never;
 }
 
+/** A point without its undefined values: the trial does not get those inputs, and neither its key nor its params name them. */
+function definedOnly<P extends Record<string, unknown>>(point: P): P {
+  const out: Record<string, unknown> = {};
+  for (const key in point) if (point[key] !== undefined) out[key] = point[key];
+  return out as P;
+}
+
 function isRange(value: unknown): value is Range {
   if (typeof value !== "object" || value === null) return false;
   const { min, max, log } = value as Range;
   return Number.isFinite(min) && Number.isFinite(max) && min <= max && (!log || min > 0);
+}
+
+/**
+ * An integer of `ceil(min)..floor(max)` from `u` in [0, 1): each equally likely, or with `log`
+ * evenly on a log scale (Optuna's `suggest_int(log=True)`: drawn from [lo - 0.5, hi + 0.5] and
+ * rounded, so each integer gets the share of the log scale nearest to it).
+ */
+function drawInt(r: Range, u: number): number {
+  const lo = Math.ceil(r.min);
+  const hi = Math.floor(r.max);
+  const drawn = r.log ? Math.round(Math.exp(Math.log(lo - 0.5) + u * (Math.log(hi + 0.5) - Math.log(lo - 0.5)))) : lo + Math.floor(u * (hi - lo + 1));
+  return Math.min(hi, Math.max(lo, drawn));
 }
 
 /** A small seeded generator (mulberry32): the same seed gives the same points on every machine. */

@@ -1,7 +1,8 @@
 import { type IngredientChange, nearestEntry } from "@cairn/cache";
 import type { FlowDefinition, FlowNode } from "../definition/flow-definition.ts";
 import { describeRef, isRef } from "../definition/ref.ts";
-import { MapRun } from "../scheduler/map-run.ts";
+import { MapItemsFailedError } from "../errors.ts";
+import { MapRun, requiredItems } from "../scheduler/map-run.ts";
 import type { TaskResult } from "../run/task-result.ts";
 import { OptionError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
@@ -127,7 +128,7 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
       return { task: id, action: "run", items: "unknown", reason: `a ${spec.kind} over ${over}: its items are known once ${upstreamRuns ? `"${upstreamRuns}"` : "the flow"} runs` };
     }
     const base = upstreamRuns ? {} : (resolveValue(node.inputs, options.params, (dep) => outputs.get(dep)) as Record<string, unknown>);
-    const run = new MapRun(node, items, base, items.length, 1, 0);
+    const run = new MapRun(node, items, base, requiredItems(spec, items.length) ?? items.length, 1, 0);
     const rowsHere: PlannedTask[] = [];
     const results = new Map<string, TaskResult>();
     for (let k = 0; k < items.length; k++) {
@@ -145,6 +146,15 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
       run.next++;
     }
     itemRows.set(id, rowsHere);
+    // A hit that stopWhen throws on (or that cannot be ranked, beyond what minSuccess allows)
+    // fails the sweep as in a run, at once: the trials after it do not start.
+    const failure = run.error ?? (run.lost ? (run.selectorError() ?? new MapItemsFailedError(id, [...run.countedFailures()], run.requiredNow(), run.countedItems())) : undefined);
+    if (failure !== undefined) {
+      const at = run.errorAt ?? run.countedFailures().reduce((last, f) => Math.max(last, f.index), 0);
+      const message = (failure as Error).message;
+      for (const row of rowsHere.slice(at + 1)) if (row.action === "run") Object.assign(row, { action: "skip", reason: `not started: the ${spec.kind} fails at ${id}[${at}], which comes from the cache` });
+      return { task: id, action: "run", items: items.length, reason: `fails, from what the cache holds: ${message}` };
+    }
     // A hit that meets stopWhen cuts the sweep there, as in a run: the trials after it are not needed.
     const cut = run.stoppedEarly ? run.firstSatisfied : undefined;
     if (cut !== undefined) {

@@ -120,7 +120,7 @@ export async function finishGroupRun(scope: RecordScope, runId: string, summary:
   recorder.tag(STATUS_TAG, summary.status);
   for (const key of ["items", "succeeded", "failed", "cached"] as const) recorder.metric(`cairn.${key}`, summary[key], 0);
   if (summary.best) {
-    for (const [key, value] of Object.entries(summary.best.params)) recorder.param(key, typeof value === "string" ? value : JSON.stringify(value));
+    for (const [key, value] of Object.entries(summary.best.params)) if (value !== undefined) recorder.param(key, typeof value === "string" ? value : JSON.stringify(value));
     for (const [key, value] of Object.entries(summary.best.metrics)) recorder.metric(key, value, 0);
     recorder.tag("cairn.sweep.best", summary.best.trial);
     if (summary.best.result?.runId) recorder.tag("cairn.sweep.best_run", summary.best.result.runId);

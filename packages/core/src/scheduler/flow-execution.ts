@@ -414,7 +414,9 @@ export class FlowExecution {
     let status: "succeeded" | "failed" | "cancelled";
     let error: unknown = run.error;
     let summary: Parameters<TaskPipeline["endGroup"]>[2]["best"];
-    if (error === undefined && run.lost) error = new MapItemsFailedError(node.id, [...run.countedFailures()], run.required, run.items.length);
+    if (error === undefined && run.lost) {
+      error = run.selectorError() ?? new MapItemsFailedError(node.id, [...run.countedFailures()], run.requiredNow(), run.countedItems(), run.stoppedEarly ? `${node.id}[${run.firstSatisfied}]` : undefined);
+    }
     if (error !== undefined) status = "failed";
     else if (run.next < run.items.length && !run.stoppedEarly) status = "cancelled";
     else if (run.succeeded + run.failures.length < run.next) status = "cancelled"; // items cancelled by a stop
