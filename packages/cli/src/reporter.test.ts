@@ -34,3 +34,34 @@ describe("the summary's Outputs line", () => {
     expect(outputsLine({ s: "a\u009b2Jb\u202ec" })).toBe(`Outputs: {"s":"a\\x9b2Jb\\u202ec"}`);
   });
 });
+
+describe("a sweep's leaderboard", () => {
+  const lines = (text: string) => text.split("\n");
+
+  it("ranks by the sweep's selector, as the sweep did: min(loss) puts the smallest first", async () => {
+    const { flow, list, min, sweep, task } = await import("@cairn/dsl");
+    const fit = task("fit")
+      .input<{ lr: number }>()
+      .run(({ lr }) => ({ loss: lr }));
+    const f = flow("leaderboard-min").build(() => ({ t: sweep(fit, { over: list([{ lr: 0.3 }, { lr: 0.1 }, { lr: 0.2 }]), select: min("loss") }).trial }));
+    const result = await (await f.run({ tracker: false, cache: false })).wait();
+    expect(result.tasks.fit!.select).toEqual({ metric: "loss", order: "min" });
+    const all = lines(summary(result, createColors(false)));
+    const rows = all.slice(all.findIndex((l) => l.startsWith("Sweep fit:")) + 2, all.findIndex((l) => l.startsWith("Sweep fit:")) + 5);
+    expect(rows.map((r) => r.split(/\s+/)[0])).toEqual(["fit[1]", "fit[2]", "fit[0]"]);
+  });
+
+  it("lists a sweep of 150,000 trials (no spread of every metric into one call: it overflowed the stack)", () => {
+    const trials = Array.from({ length: 150_000 }, (_, i) => ({ trial: `fit[${i}]`, params: { i }, metric: i % 1000, status: "succeeded" as const }));
+    const result = {
+      status: "succeeded",
+      runId: "r1",
+      durationMs: 5,
+      tasks: { fit: { task: "fit", status: "succeeded", attempts: 0, expands: "sweep", select: { metric: "score", order: "max" }, outputs: { trial: "fit[999]", trials } } },
+    } as unknown as Parameters<typeof summary>[0];
+    const text = summary(result, createColors(false));
+    expect(text).toContain("Sweep fit: 150000 trials, best fit[999]");
+    expect(lines(text).find((l) => l.startsWith("fit["))).toMatch(/^fit\[999\]\s+i=999\s+999\s/);
+    expect(text).toContain("… and 149980 more trials");
+  });
+});

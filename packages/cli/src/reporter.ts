@@ -299,7 +299,7 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
     for (const t of tasks) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
     lines.push(`${tasks.length} tasks: ${[...counts].map(([s, n]) => `${n} ${s}`).join(", ")}`);
   }
-  for (const t of tasks) if (t.expands === "sweep" && t.outputs) lines.push("", ...leaderboard(t.task, t.outputs as SweepOutputs, c, result.tasks));
+  for (const t of tasks) if (t.expands === "sweep" && t.outputs) lines.push("", ...leaderboard(t.task, t.outputs as SweepOutputs, c, result.tasks, t.select?.order));
   const status = result.status === "succeeded" ? c.green(result.status) : result.status === "cancelled" ? c.yellow(result.status) : c.red(result.status);
   lines.push("", `Flow ${status} in ${formatDuration(result.durationMs)}, run ${result.runId}`);
   // Why, when the table above does not say it (its record could not be written, a store refused):
@@ -326,20 +326,27 @@ const MAX_OUTPUTS_LINE = 2000;
 const LEADERBOARD_ROWS = 20;
 
 /**
- * A sweep's leaderboard: trial, params, metric, status, cached; best first (the sweep's order),
- * then the trials that did not succeed. Whether a trial came from the cache is its result's
- * (`results`), not the sweep's outputs'.
+ * A sweep's leaderboard: trial, params, metric, status, cached; best first by the sweep's
+ * selector (`order`, its TaskResult's `select.order`; `max` when not given), then the trials
+ * that did not succeed. Whether a trial came from the cache is its result's (`results`), not
+ * the sweep's outputs'.
  */
-export function leaderboard(node: string, sweep: Pick<SweepOutputs, "trial" | "trials">, c: Colors, results: Readonly<Record<string, { status: string }>> = {}): string[] {
-  const best = sweep.trials.find((t) => t.trial === sweep.trial);
+export function leaderboard(
+  node: string,
+  sweep: Pick<SweepOutputs, "trial" | "trials">,
+  c: Colors,
+  results: Readonly<Record<string, { status: string }>> = {},
+  order: "max" | "min" = "max",
+): string[] {
   const scored = sweep.trials.filter((t) => t.metric !== undefined);
-  const descending = best?.metric === Math.max(...scored.map((t) => t.metric!));
-  scored.sort((a, b) => (descending ? b.metric! - a.metric! : a.metric! - b.metric!));
+  // A stable sort: ties keep the space's order, in which the sweep broke them.
+  scored.sort((a, b) => (order === "max" ? b.metric! - a.metric! : a.metric! - b.metric!));
   const ordered = [...scored, ...sweep.trials.filter((t) => t.metric === undefined)];
   const shown = ordered.slice(0, LEADERBOARD_ROWS);
   const rows = shown.map((t) => [
     t.trial,
     Object.entries(t.params)
+      .filter(([, v]) => v !== undefined)
       .map(([k, v]) => printableLine(`${k}=${typeof v === "string" ? v : JSON.stringify(v)}`))
       .join(" "),
     t.metric === undefined ? "-" : String(t.metric),

@@ -30,6 +30,8 @@ export interface TaskResult {
   itemKey?: string;
   /** For a map or sweep node: which, so readers (the CLI's leaderboard) know its outputs' shape. */
   expands?: "map" | "sweep";
+  /** For a sweep node: its selector, so readers rank its trials as it did (best first). */
+  select?: { readonly metric: string; readonly order: "max" | "min" };
 }
 
 /** The fields that place an item's event (parent, item, itemKey) on `event`; nothing for other tasks. */

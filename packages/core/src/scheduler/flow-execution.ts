@@ -330,6 +330,7 @@ export class FlowExecution {
       return;
     }
     state.result.expands = spec.kind;
+    if (spec.select) state.result.select = spec.select;
     state.result.status = "running";
     this.maps.add(run);
     this.s.emit({ type: "task", status: "running", runId: this.s.flowRunId, task: node.id, time: Date.now() });
