@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flow, grid, max, sweep, task } from "cairn-dag";
+import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { readWithMlflow } from "../packages/mlflow/test/mlflow-read.ts";
 import { type MlflowServer, startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
 
@@ -67,5 +68,35 @@ describe("a sweep recorded in MLflow", () => {
     const [againParent] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: again.tasks.fit!.runId! }]);
     expect(againParent.tags["cairn.sweep.best"]).toBe("fit[3]");
     expect(againParent.tags["cairn.sweep.best_run"]).toBe(again.tasks["fit[3]"]!.runId);
+    // That run is a hit's (no params, no metrics): the run that computed the best trial is named too.
+    expect(againParent.tags["cairn.sweep.best_source_run"]).toBe(result.tasks["fit[3]"]!.runId);
+    expect(parent.tags["cairn.sweep.best_source_run"]).toBeUndefined();
+  }, 120_000);
+
+  it("logs each trial's selected output as a metric on its run, in the log-batch its closing sends anyway", async () => {
+    const tracker = MlflowTracker.fromEnv({}, server.uri);
+    let batches = 0;
+    tracker.client.http.observe((e) => void (e.phase === "request" && e.url.endsWith("/runs/log-batch") && batches++));
+    const make = (depths: number[]) =>
+      flow("sweep-mlflow-metrics").build(() => ({ trial: sweep(fit, { with: { data: "d" }, over: grid({ lr: [0.01, 0.1, 1], depth: depths }), select: max("score") }).trial }));
+    const countBatches = async (depths: number[]) => {
+      batches = 0;
+      const result = await (await make(depths).run({ tracker, root, cache: false, env: {} })).wait();
+      expect(result.status).toBe("succeeded");
+      return { result, batches };
+    };
+    const six = await countBatches([3, 5]);
+    const nine = await countBatches([3, 5, 8]);
+    // One log-batch a trial, as before: the metric rides in it.
+    expect(nine.batches - six.batches).toBe(3);
+    const [children] = await readWithMlflow(server.uri, [{ op: "search_runs", experiment_ids: [(await readWithMlflow(server.uri, [{ op: "get_run", run_id: six.result.runId }]))[0].experiment_id], filter: `tags.mlflow.parentRunId = '${six.result.tasks.fit!.runId}'` }]);
+    expect(Object.fromEntries(children.map((c: { run_name: string; metrics: Record<string, number> }) => [c.run_name, c.metrics]))).toEqual({
+      "fit[0]": { score: 2.73 },
+      "fit[1]": { score: 4.55 },
+      "fit[2]": { score: 3 },
+      "fit[3]": { score: 5 },
+      "fit[4]": { score: 0.3 },
+      "fit[5]": { score: 0.5 },
+    });
   }, 120_000);
 });

@@ -148,6 +148,8 @@ export interface ItemInfo {
   readonly index: number;
   /** A sweep trial's point, as `lr=0.1,depth=3`; absent for a map. */
   readonly key?: string;
+  /** A sweep trial's selected output: logged as a metric on its run when the trial ran. */
+  readonly metric?: string;
   /** The map's own run, the item's run's parent; the flow run when absent. */
   readonly parentRunId?: string;
 }

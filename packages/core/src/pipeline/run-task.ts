@@ -98,6 +98,13 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       outputs = manifest.values;
       recorder.tag(CACHE_KEY_TAG, task.key.key);
     }
+    // A sweep trial's selected output, as MLflow's users sort and compare a sweep's child runs
+    // (Optuna's and Ray Tune's callbacks log it so): in the log-batch its run's closing sends anyway.
+    const selected = node.item?.metric;
+    if (tracking && selected !== undefined) {
+      const value = (outputs as Record<string, unknown> | null)?.[selected];
+      if (typeof value === "number" && Number.isFinite(value)) recorder.metric(selected, value, 0);
+    }
     // Consts for the closure below, which may run after this function has returned.
     const ranId = runId;
     const rec = recorder;

@@ -103,8 +103,8 @@ export interface GroupSummary {
   readonly cached: number;
   readonly best?: {
     readonly trial: string;
-    /** The best trial's result, whose `runId` a cache hit gets once its run is recorded (in the background). */
-    readonly result?: { readonly runId?: string };
+    /** The best trial's result, whose `runId` a cache hit gets once its run is recorded (in the background); a hit's `cachedFrom`. */
+    readonly result?: { readonly runId?: string; readonly cachedFrom?: string };
     readonly params: Record<string, unknown>;
     readonly metrics: Record<string, number>;
   };
@@ -124,6 +124,8 @@ export async function finishGroupRun(scope: RecordScope, runId: string, summary:
     for (const [key, value] of Object.entries(summary.best.metrics)) recorder.metric(key, value, 0);
     recorder.tag("cairn.sweep.best", summary.best.trial);
     if (summary.best.result?.runId) recorder.tag("cairn.sweep.best_run", summary.best.result.runId);
+    // A hit's run holds neither params nor metrics: the run that computed the best trial does.
+    if (summary.best.result?.cachedFrom) recorder.tag("cairn.sweep.best_source_run", summary.best.result.cachedFrom);
   }
   if (summary.stoppedAt !== undefined) recorder.tag("cairn.sweep.stopped_at", summary.stoppedAt);
   if (summary.error !== undefined) {

@@ -200,7 +200,7 @@ export class MapRun {
       item: {
         parent: this.node.id,
         index,
-        ...(spec.kind === "sweep" ? { key: pointKey(item) } : {}),
+        ...(spec.kind === "sweep" ? { key: pointKey(item), metric: spec.select!.metric } : {}),
         ...(this.runId !== undefined ? { parentRunId: this.runId } : {}),
       },
     };
