@@ -229,8 +229,16 @@ function leaderboard(sweep: ReportTask, all: readonly ReportTask[], anchor: (t: 
     );
   });
   const metric = select ? `${select.order} ${select.metric}` : "metric";
+  // Trials whose value was not read (records made before trials logged it, past the reads a report makes): the best among them is not known.
+  const unread = sweep.group?.unread ?? 0;
+  const scored = ranked.filter((t) => t.score !== undefined).length;
+  const note = unread
+    ? `Ranked by the ${scored} trial${scored === 1 ? "" : "s"} whose value was read, of ${ranked.length}; the value of ${unread} was not (their runs do not carry it as a metric, and a report reads at most 500 trials' outputs), so a better trial may be among those listed last.${shown.length < ranked.length ? ` ${shown.length} shown.` : ""}`
+    : ranked.length > shown.length
+      ? `The best ${shown.length} of ${ranked.length} trials.`
+      : "";
   return `<section class="leaderboard" id="sweep-${anchor(sweep)}" data-sweep="${e(sweep.id)}"><h2>Sweep ${e(sweep.id)}: ${e(trials.length)} trial${trials.length === 1 ? "" : "s"}</h2>
-${ranked.length > shown.length ? `<p class="note">The best ${shown.length} of ${ranked.length} trials.</p>` : ""}
+${note ? `<p class="note">${e(note)}</p>` : ""}
 ${cut ? `<p class="note stopped">Stopped at ${e(sweep.group!.stoppedAt!)}, the first trial to meet stopWhen.${past.length ? ` Started before that was known, and not counted: ${past.slice(0, 20).map((t) => `<a href="#${anchor(t)}" data-past-trial="${e(t.id)}">${e(t.id)}</a>`).join(", ")}${past.length > 20 ? ` and ${past.length - 20} more` : ""}.` : ""}</p>` : ""}
 <div class="scroll"><table><thead><tr><th>#</th><th>trial</th><th>point</th><th>${e(metric)}</th><th>state</th><th>run</th></tr></thead><tbody>
 ${rows.join("\n")}

@@ -90,7 +90,7 @@ export interface ReportTask {
    * A map or sweep node (its run is its items' parent): its kind, and a sweep's best trial and
    * selector, and the trial that stopped it by meeting stopWhen (those after it do not count).
    */
-  group?: { kind: string; best?: string; select?: { order: "max" | "min"; metric: string }; stoppedAt?: string };
+  group?: { kind: string; best?: string; select?: { order: "max" | "min"; metric: string }; stoppedAt?: string; unread?: number };
   /** A sweep trial's value of its sweep's selected output (from its outputs), for the leaderboard. */
   score?: number;
 }
@@ -429,17 +429,34 @@ function lastAttempt(log: string): string {
   return last === undefined ? log : log.slice(last.index + last[0].length).replace(/^\r?\n/, "");
 }
 
-/** Trials a leaderboard reads the outputs of (one read each); a larger sweep ranks the first ones. */
+/** Trials whose outputs a report reads for their value (one read each) when their runs do not carry it as a metric. */
 const MAX_SCORED_TRIALS = 500;
 
 /**
- * Each sweep trial's value of the selected output, from its outputs manifest (`cairn/outputs.json`:
- * its own run's, or a hit's source run's); a trial whose value cannot be read has none.
+ * Each sweep trial's value of the selected output: the metric its run logged when it ran (a
+ * hit's, its source run's), which the report has read already; else, for runs recorded before
+ * trials logged it, from its outputs manifest (`cairn/outputs.json`), one read each, for at most
+ * {@link MAX_SCORED_TRIALS} trials, the sweep's best (`cairn.sweep.best`) first. How many trials'
+ * values were left unread is the sweep's `group.unread`: its leaderboard then does not claim to
+ * show the best. A trial whose value cannot be read has none.
  */
 async function readScores(tracker: Tracker, tasks: ReportTask[]): Promise<void> {
-  const selectOf = new Map(tasks.filter((t) => t.group?.select).map((t) => [t.id, t.group!.select!.metric]));
-  if (!selectOf.size) return;
-  const trials = tasks.filter((t) => t.item && selectOf.has(t.item.node) && (t.state === "succeeded" || t.state === "cached")).slice(0, MAX_SCORED_TRIALS);
+  const sweeps = new Map(tasks.filter((t) => t.group?.select).map((t) => [t.id, t]));
+  if (!sweeps.size) return;
+  const unscored: ReportTask[] = [];
+  for (const t of tasks) {
+    if (!t.item || !sweeps.has(t.item.node) || (t.state !== "succeeded" && t.state !== "cached")) continue;
+    const value = t.metrics[sweeps.get(t.item.node)!.group!.select!.metric];
+    if (typeof value === "number" && Number.isFinite(value)) t.score = value;
+    else unscored.push(t);
+  }
+  const isBest = (t: ReportTask) => sweeps.get(t.item!.node)!.group!.best === t.id;
+  const trials = [...unscored.filter(isBest), ...unscored.filter((t) => !isBest(t))].slice(0, MAX_SCORED_TRIALS);
+  for (const t of unscored.slice(trials.length)) {
+    const group = sweeps.get(t.item!.node)!.group!;
+    group.unread = (group.unread ?? 0) + 1;
+  }
+  const selectOf = new Map([...sweeps].map(([id, t]) => [id, t.group!.select!.metric]));
   await Promise.all(
     trials.map(async (trial) => {
       const runId = trial.cachedFrom ? trial.cachedFrom.runId : trial.runId;

@@ -404,6 +404,44 @@ describe("maps and sweeps in the report", () => {
     }
   });
 
+  it("ranks every trial of a sweep over 500 trials by the metric each trial's run logged, the real best first; without those metrics it does not claim the best", async () => {
+    const big = defineTask("big")
+      .input<{ a: number; b: number }>()
+      .run(({ a, b }) => ({ score: a * 100 + b }));
+    const f = flow("report-big-sweep").build(() => ({ trial: sweep(big, { over: grid({ a: Array.from({ length: 30 }, (_, i) => i), b: Array.from({ length: 20 }, (_, i) => i) }), select: max("score") }).trial }));
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-big-"));
+    try {
+      const result = await (await f.run({ root: dir, env: {}, cache: false })).wait();
+      expect(result.outputs!.trial).toBe("big[599]");
+      const store = new LocalStore({ root: dir });
+      const data = await readReportData(store, result.runId);
+      expect(data.tasks.filter((t) => t.item?.node === "big" && t.score === undefined)).toEqual([]);
+      const board = (html: string) => html.slice(html.indexOf('data-sweep="big"'));
+      const html = board(renderReport(data));
+      expect([...html.matchAll(/data-trial="([^"]+)"/g)].slice(0, 3).map((m) => m[1])).toEqual(["big[599]", "big[598]", "big[597]"]);
+      expect(html).toMatch(/<tr data-trial="big\[599\]" class="best">.*★/);
+      expect(html).toContain("The best 100 of 600 trials.");
+
+      // Runs recorded before trials logged their metric: the report reads 500 trials' outputs, the best first, and says the rest were not read.
+      const before = new Proxy(store, {
+        get(target, key) {
+          if (key === "searchRuns") return async (filter: Parameters<LocalStore["searchRuns"]>[0]) => (await target.searchRuns(filter)).map((r) => (r.tags["cairn.parent_node"] ? { ...r, metrics: {} } : r));
+          const value = Reflect.get(target, key) as unknown;
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const old = await readReportData(before, result.runId);
+      expect(old.tasks.find((t) => t.id === "big")!.group!.unread).toBe(100);
+      expect(old.tasks.find((t) => t.id === "big[599]")!.score).toBe(2919);
+      const oldHtml = board(renderReport(old));
+      expect(oldHtml).toMatch(/<tr data-trial="big\[599\]" class="best">.*★/);
+      expect(oldHtml).not.toContain("The best");
+      expect(oldHtml).toContain("Ranked by the 500 trials whose value was read, of 600; the value of 100 was not");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it("a sweep stopped by stopWhen ranks the trials up to the one that stopped it, and names the ones started meanwhile as not counted", async () => {
     // probe[0] meets stopWhen but ends last; probe[1] and probe[2] score higher and end first.
     const probe = defineTask("probe")
