@@ -120,8 +120,7 @@ export function grid<const G extends Record<string, readonly unknown[]>>(axes: G
     const values = axes[name];
     if (!Array.isArray(values)) throw new OptionError(`grid() \`${name}\``, "an array of values", values);
     if (!values.length) throw new EmptySpaceError(`grid() \`${name}\``, "it has no values", `grid({ ${name}: [ ... ] })`);
-    // An undefined value is no value: the trial does not get the input (its default applies), and its point has no key for it.
-    points = points.flatMap((p) => values.map((v) => (v === undefined ? { ...p } : { ...p, [name]: v })));
+    points = points.flatMap((p) => values.map((v) => ({ ...p, [name]: v })));
   }
   return space("grid", points) as never;
 }
@@ -136,7 +135,7 @@ export function list<P extends Record<string, unknown>>(points: readonly P[]): S
   points.forEach((p, i) => {
     if (typeof p !== "object" || p === null || Array.isArray(p)) throw new OptionError(`list() point ${i}`, "an object of input name -> value", p);
   });
-  return space("list", points.map(definedOnly)) as never;
+  return space("list", points.map((p) => ({ ...p }))) as never;
 }
 
 /**
@@ -176,10 +175,8 @@ export function random<const S extends Record<string, readonly unknown[] | Range
     const point: Record<string, unknown> = {};
     for (const [name, axis] of Object.entries(axes)) {
       const u = next();
-      if (Array.isArray(axis)) {
-        const choice = axis[Math.floor(u * axis.length)];
-        if (choice !== undefined) point[name] = choice;
-      } else {
+      if (Array.isArray(axis)) point[name] = axis[Math.floor(u * axis.length)];
+      else {
         const r = axis as Range;
         if (r.int) point[name] = drawInt(r, u);
         else point[name] = Number((r.log ? Math.exp(Math.log(r.min) + u * (Math.log(r.max) - Math.log(r.min))) : r.min + u * (r.max - r.min)).toPrecision(6));
@@ -188,13 +185,6 @@ export function random<const S extends Record<string, readonly unknown[] | Range
     points.push(point);
   }
   return space("random", points) as never;
-}
-
-/** A point without its undefined values: the trial does not get those inputs, and neither its key nor its params name them. */
-function definedOnly<P extends Record<string, unknown>>(point: P): P {
-  const out: Record<string, unknown> = {};
-  for (const key in point) if (point[key] !== undefined) out[key] = point[key];
-  return out as P;
 }
 
 function isRange(value: unknown): value is Range {
