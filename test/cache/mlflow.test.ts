@@ -6,7 +6,9 @@
  * "Machines" are temp roots; the first machine's root is deleted before the second
  * runs, so nothing can be read from its disk.
  */
-import { readFile, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { CacheBackendError, CacheStore } from "@cairn/cache";
 import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
@@ -169,6 +171,95 @@ describe("entries checked against the server", () => {
     expect(calls).toBe(2);
     expect(statuses(again.result)).toEqual({ "failed-source": "succeeded" });
     expect(again.warnings.some((w) => w.includes(`source run ${source} is FAILED, not FINISHED`))).toBe(true);
+  });
+});
+
+describe("an artifact whose copy on the server changed since it was cached", () => {
+  /** produce writes data.txt; consume reads it. `flowA` runs produce alone, `flowB` both. */
+  function artifactFlows(name: string, n: number) {
+    const calls = { produce: 0, consume: 0 };
+    const produce = task(`${name}-produce`)
+      .input<{ n: number }>()
+      .run(async ({ n }, ctx) => (calls.produce++, { data: await ctx.artifacts.write("data.txt", `value-${n}\n`) }));
+    const consume = task(`${name}-consume`)
+      .input<{ data: Artifact }>()
+      .run(async ({ data }) => (calls.consume++, { text: (await readFile(data.path, "utf8")).trim() }));
+    const flowA = flow(name).build(() => ({ data: produce({ n }).data }));
+    const flowB = flow(name).build(() => ({ text: consume({ data: produce({ n }).data }).text }));
+    return { calls, flowA, flowB };
+  }
+
+  /** Machine A computes produce, then goes away with its disk; the server's copy of data.txt is then replaced by `bytes`. */
+  async function producedThenTampered(f: ReturnType<typeof artifactFlows>, bytes: string) {
+    const rootA = await tmp("cairn-tamper-a-");
+    const a = await runCollect(f.flowA, { root: rootA, env: env() });
+    expect(a.result.status).toBe("succeeded");
+    await rm(rootA, { recursive: true, force: true });
+    const tracker = MlflowTracker.fromEnv(env());
+    const source = (await tracker.getRun(Object.values(a.result.tasks)[0]!.runId!))!;
+    const key = source.tags["cairn.cache_key"]!;
+    await writeFile(join(server.dir, "artifacts", source.experimentId, source.runId, "artifacts", "data.txt"), bytes);
+    return { tracker, source, key };
+  }
+
+  it("is hashed when downloaded: a task never reads bytes of another digest, the hit's entry is evicted there and from the index, and the next run computes it", async () => {
+    const f = artifactFlows("tamper-same-size", 61);
+    // The same size as "value-61\n": the listing's size cannot tell.
+    const { tracker, source, key } = await producedThenTampered(f, "TAMPERED\n");
+
+    // Machine B: an empty root; produce is a hit through the index; consume runs and reads its artifact.
+    const rootB = await tmp("cairn-tamper-b-");
+    const b = await runCollect(f.flowB, { root: rootB, env: env() });
+    expect(statuses(b.result)).toEqual({ "tamper-same-size-produce": "cached", "tamper-same-size-consume": "failed" });
+    expect(f.calls).toEqual({ produce: 1, consume: 0 }); // consume never ran on the other bytes
+    const error = b.result.tasks["tamper-same-size-consume"]!.error!;
+    expect(error.name).toBe("ArtifactMismatchError");
+    expect(error.message).toContain(`artifact data.txt of run ${source.runId}, downloaded from ${server.uri}, is not the artifact its record names`);
+    expect(error.message).toMatch(/The cache entry that holds it \(task "tamper-same-size-produce", key [0-9a-f]{12}\) was evicted: run the flow again/);
+    expect(existsSync(join(rootB, "downloads", source.runId, "data.txt"))).toBe(false);
+    // Gone from B's store and from the experiment's index, where every machine would find it again.
+    expect(await tracker.readIndexEntry!(source.experimentId, `${key}.json`)).toBeUndefined();
+    expect(await entryFiles(rootB)).toEqual([]);
+
+    // The next run computes produce, and consume reads what produce wrote.
+    const b2 = await runCollect(f.flowB, { root: rootB, env: env() });
+    expect(statuses(b2.result)).toEqual({ "tamper-same-size-produce": "succeeded", "tamper-same-size-consume": "succeeded" });
+    expect(b2.result.outputs).toEqual({ text: "value-61" });
+    expect(f.calls).toEqual({ produce: 2, consume: 1 });
+
+    // Machine C: everything is a hit, and no record holds the other bytes.
+    const c = await runCollect(f.flowB, { root: await tmp("cairn-tamper-c-"), env: env() });
+    expect(statuses(c.result)).toEqual({ "tamper-same-size-produce": "cached", "tamper-same-size-consume": "cached" });
+    expect(c.result.outputs).toEqual({ text: "value-61" });
+    for (const name of await tracker.listIndexEntries!(source.experimentId)) {
+      expect(await tracker.readIndexEntry!(source.experimentId, name)).not.toContain("TAMPERED");
+    }
+  });
+
+  it("of another size than its entry's is an unusable entry at the lookup: the task runs again in the same run", async () => {
+    const f = artifactFlows("tamper-other-size", 62);
+    const { source } = await producedThenTampered(f, "TAMPERED, and longer\n");
+    const b = await runCollect(f.flowB, { root: await tmp("cairn-tamper-d-"), env: env() });
+    expect(statuses(b.result)).toEqual({ "tamper-other-size-produce": "succeeded", "tamper-other-size-consume": "succeeded" });
+    expect(b.result.outputs).toEqual({ text: "value-62" });
+    expect(f.calls).toEqual({ produce: 2, consume: 1 });
+    expect(b.warnings.join("\n")).toContain(
+      `was unusable: artifact data.txt of run ${source.runId} is 21 bytes on ${server.uri}, not the 9 bytes it was cached with (the server's copy was changed or damaged); it was evicted and the task runs`,
+    );
+  });
+
+  it("in the flow's outputs is handed over as recorded, not downloaded, and the hit's entry is evicted", async () => {
+    const f = artifactFlows("tamper-output", 63);
+    const { tracker, source, key } = await producedThenTampered(f, "TAMPERED\n");
+    const root = await tmp("cairn-tamper-e-");
+    const b = await runCollect(f.flowA, { root, env: env() });
+    expect(statuses(b.result)).toEqual({ "tamper-output-produce": "cached" });
+    expect(b.warnings.join("\n")).toMatch(/Flow output "data" is handed over as recorded, not downloaded: .*is not the artifact its record names.*was evicted/);
+    expect(existsSync(join(root, "downloads", source.runId, "data.txt"))).toBe(false);
+    expect(await tracker.readIndexEntry!(source.experimentId, `${key}.json`)).toBeUndefined();
+    const again = await runCollect(f.flowA, { root, env: env() });
+    expect(statuses(again.result)).toEqual({ "tamper-output-produce": "succeeded" });
+    expect(await readFile(((await again.run.outputs()) as { data: Artifact }).data.path, "utf8")).toBe("value-63\n");
   });
 });
 

@@ -482,6 +482,41 @@ export class MlflowApiError extends TrackingError {
   }
 }
 
+/**
+ * An artifact downloaded from the tracker (a cache hit's, recorded on another machine) is not the
+ * artifact its record names: its sha256 differs from the digest the run recorded (the server's
+ * copy was changed or damaged). The copy is removed; a task never reads it. Not retried: the
+ * server would hand the same bytes again.
+ */
+export class ArtifactMismatchError extends CairnError {
+  static override readonly code: string = "CAIRN_ARTIFACT_MISMATCH";
+  override name = "ArtifactMismatchError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    /** The artifact's path within its run's artifacts. */
+    readonly artifactPath: string,
+    readonly runId: string,
+    /** Where it was downloaded from (the tracking URI, credentials removed). */
+    readonly trackerUri: string,
+    /** The sha256 its record holds. */
+    readonly expected: string,
+    /** The sha256 of what was downloaded. */
+    readonly actual: string,
+    /** What became of the cache entries that hold it, and what to do: said after the mismatch. */
+    readonly outcome: string,
+    /** The task (its node id) whose input it is, when one is. */
+    readonly taskName?: string,
+  ) {
+    super(
+      `${taskName !== undefined ? `Task "${taskName}": ` : ""}artifact ${artifactPath} of run ${runId}, downloaded from ${trackerUri}, is not the artifact its record names: ` +
+        `its sha256 is ${actual.slice(0, 12)}..., the run recorded ${expected.slice(0, 12)}... (the server's copy was changed or damaged since). ` +
+        `The download was removed and nothing read it.${outcome ? ` ${outcome}` : ""}`,
+    );
+  }
+}
+
 /** Describes a value for an error message: `0 (number)`, `"abc" (string)`, `a function`. */
 export function describeValue(value: unknown): string {
   if (value === null) return "null";

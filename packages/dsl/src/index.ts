@@ -81,6 +81,7 @@ export {
   UnsupportedTrackingUriError,
   TrackerUnreachableError,
   MlflowApiError,
+  ArtifactMismatchError,
   CodeFileError,
   TaskFileError,
   MapOverError,

@@ -24,7 +24,7 @@ import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts";
 import { isPlainObject, setOwnProperty } from "../definition/ref.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
-import { CodeFileError, OptionError, UnsafePathError } from "../errors.ts";
+import { ArtifactMismatchError, CodeFileError, OptionError, UnsafePathError } from "../errors.ts";
 import { RunScope } from "../run/run-scope.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { isUntrackedRecord } from "../tracking/null-tracker.ts";
@@ -205,6 +205,11 @@ export class TaskCache {
    * so that a long run meets what other machines recorded meanwhile.
    */
   private indexListing: { names: Promise<Set<string> | undefined>; at: number } | undefined;
+  /**
+   * The hits this run took, by the artifacts their outputs hold (see {@link artifactId}): whose
+   * entries a download that does not match evicts (see {@link evictHolders}).
+   */
+  private readonly hitArtifacts = new Map<string, Set<{ key: string; taskName: string }>>();
   /** Names of the source runs this run has seen (verified, found by tag, or recorded here), by run id. */
   private readonly sourceNames = new Map<string, string>();
 
@@ -471,6 +476,7 @@ export class TaskCache {
       if (!readOnly) await this.guard(() => this.store.delete(key), false).catch(() => false);
       return { bad: { key, reason: problem } };
     }
+    if (!readOnly) this.heldBy(entry);
     if (fromTracker && !readOnly) {
       // Later lookups stay local, and expire when the original would have.
       const left = this.trackerExpiry.get(key);
@@ -552,7 +558,48 @@ export class TaskCache {
    * in the tracker (a hit from another machine) is downloaded into the work folder.
    */
   materialize<T>(inputs: T, taskName?: string): Promise<T> {
-    return localArtifacts(inputs, this.tracker, this.workDir, taskName);
+    return localArtifacts(inputs, this.tracker, this.workDir, taskName, (artifact) => this.evictHolders(artifact));
+  }
+
+  /**
+   * A download of `artifact` did not match its digest, after the hits that hold it were decided:
+   * their entries are evicted, from the store and from the tracker's index (where a later run
+   * would find them again), so that the next run computes them. Says what became of them.
+   */
+  private async evictHolders(artifact: Artifact): Promise<string> {
+    const holders = [...(this.hitArtifacts.get(artifactId(artifact)) ?? [])];
+    if (!holders.length) return "";
+    const kept: string[] = [];
+    await Promise.all(
+      holders.map(async ({ key }) => {
+        await this.guard(() => this.store.delete(key), false).catch(() => false);
+        const removed = this.tracker.deleteIndexEntry
+          ? await this.tracker.deleteIndexEntry(this.experimentId, indexName(key)).then(() => true, () => false)
+          : !this.tracker.readIndexEntry;
+        if (!removed) kept.push(key);
+      }),
+    );
+    const tasks = [...new Set(holders.map((h) => h.taskName))];
+    const named = tasks.map((t) => `"${t}"`).join(", ");
+    const entries = holders.map((h) => `task "${h.taskName}", key ${h.key.slice(0, 12)}`).join("; ");
+    const head = `The cache entr${holders.length === 1 ? "y" : "ies"} that hold${holders.length === 1 ? "s" : ""} it (${entries}) ${holders.length === 1 ? "was" : "were"} evicted`;
+    if (!kept.length) return `${head}: run the flow again and ${named} ${tasks.length === 1 ? "runs" : "run"} again.`;
+    return (
+      `${head} from the cache store, but ${kept.length === 1 ? "its entry" : `${kept.length} of them`} could not be removed from the experiment's index on ${redactUri(this.tracker.uri)}, ` +
+      `where the next run finds ${kept.length === 1 ? "it" : "them"} again: force ${named} to run again (--rerun ${tasks[0]}).`
+    );
+  }
+
+  /** Notes the artifacts of a hit (see {@link hitArtifacts}). */
+  private heldBy(entry: CacheEntry): void {
+    const artifacts: Artifact[] = [];
+    collectArtifacts(entry.outputs.values, artifacts);
+    for (const a of artifacts) {
+      if (a.runId === undefined) continue;
+      let holders = this.hitArtifacts.get(artifactId(a));
+      if (!holders) this.hitArtifacts.set(artifactId(a), (holders = new Set()));
+      if (![...holders].some((h) => h.key === entry.key)) holders.add({ key: entry.key, taskName: entry.taskName });
+    }
   }
 
   /** True for an entry recorded through another tracker than this one (not for tracking off). */
@@ -649,8 +696,12 @@ export class TaskCache {
       if (here) continue;
       if (artifact.runId && this.tracker.capabilities.sharedRuns) {
         const parent = dirname(artifact.artifactPath);
-        const listed = await this.tracker.listArtifacts(artifact.runId, parent === "." ? undefined : parent);
-        if (!listed.some((a) => a.path === artifact.artifactPath)) return `artifact ${artifact.artifactPath} of run ${artifact.runId} is missing`;
+        const listed = (await this.tracker.listArtifacts(artifact.runId, parent === "." ? undefined : parent)).find((a) => a.path === artifact.artifactPath);
+        if (!listed) return `artifact ${artifact.artifactPath} of run ${artifact.runId} is missing`;
+        // The listing's size is free; the digest is checked when a task downloads it (localArtifacts).
+        if (!listed.isDir && listed.size !== undefined && artifact.size !== undefined && listed.size !== artifact.size) {
+          return `artifact ${artifact.artifactPath} of run ${artifact.runId} is ${listed.size} bytes on ${redactUri(this.tracker.uri)}, not the ${artifact.size} bytes it was cached with (the server's copy was changed or damaged)`;
+        }
       } else {
         return `artifact ${artifact.path} is missing`;
       }
@@ -781,6 +832,11 @@ interface IndexDocument extends CacheEntry {
   expiresAt?: number;
 }
 
+/** An artifact as its run holds it, whatever machine's path it has. */
+function artifactId(a: Artifact): string {
+  return `${a.runId ?? ""}\0${a.artifactPath}`;
+}
+
 /** The index document of a key. */
 function indexName(key: string): string {
   return `${key}.json`;
@@ -814,8 +870,16 @@ function artifactDigest(a: Artifact): string | Promise<string> {
  * and its `path` points at the local copy. Artifacts that
  * exist, or that no tracker can give, are left as they are. Used for a task's inputs and for the
  * flow's outputs, so that what a task reads and what the user is handed are local files.
+ * A download whose digest is not the artifact's (the server's copy changed or damaged) is removed
+ * and rejects with an ArtifactMismatchError, which ends with what `onMismatch` says it did about it.
  */
-export async function localArtifacts<T>(value: T, tracker: Tracker, workDir: string, taskName?: string): Promise<T> {
+export async function localArtifacts<T>(
+  value: T,
+  tracker: Tracker,
+  workDir: string,
+  taskName?: string,
+  onMismatch?: (artifact: Artifact) => Promise<string>,
+): Promise<T> {
   if (!tracker.capabilities.records) return value;
   const fetches: Promise<void>[] = [];
   const walk = (v: unknown): unknown => {
@@ -843,7 +907,17 @@ export async function localArtifacts<T>(value: T, tracker: Tracker, workDir: str
             await discardCopy(copy);
           }
           await mkdir(dest, { recursive: true });
-          out.path = await tracker.downloadArtifact(runDir, artifactPath, dest);
+          const downloaded = await tracker.downloadArtifact(runDir, artifactPath, dest);
+          if (v.digest) {
+            // What the server hands over is checked as a copy on disk is: a task never reads other bytes than its record names.
+            const got = (await describePath(downloaded)).digest;
+            if (got !== v.digest) {
+              await discardCopy(downloaded);
+              const outcome = (await onMismatch?.(v).catch((e: unknown) => `Its cache entries could not be evicted: ${(e as Error).message}`)) ?? "";
+              throw new ArtifactMismatchError(artifactPath, v.runId, redactUri(tracker.uri), v.digest, got, outcome, taskName);
+            }
+          }
+          out.path = downloaded;
         })(),
       );
       return out;

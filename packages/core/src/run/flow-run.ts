@@ -4,7 +4,7 @@ import { dirname, resolve as resolvePath } from "node:path";
 import type { FlowDefinition } from "../definition/flow-definition.ts";
 import { validateWithSchema, knownKeys } from "../definition/schema.ts";
 import { assertSerializable } from "../definition/serializable.ts";
-import { CairnError, CancelledError, cancelReason, OptionError, ParamError, TrackingError } from "../errors.ts";
+import { ArtifactMismatchError, CairnError, CancelledError, cancelReason, OptionError, ParamError, TrackingError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { type ExecutionSettings, type FailurePolicy, FlowExecution } from "../scheduler/flow-execution.ts";
 import type { TaskResult } from "./task-result.ts";
@@ -651,7 +651,9 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     if (status === "succeeded") {
       outputs = execution.resolve(definition.outputs) as Outputs;
       // What the user is handed must resolve: an artifact of a hit found through the server is downloaded here.
-      outputs = await localFlowOutputs(outputs, tracker, root, (message) =>
+      // Through the cache when on: a download that does not match its digest evicts the hits that hold it.
+      const local = cache ? (value: unknown) => cache.tasks.materialize(value) : (value: unknown) => localArtifacts(value, tracker, root);
+      outputs = await localFlowOutputs(outputs, tracker, local, (message) =>
         emit({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() }),
       );
     }
@@ -932,14 +934,18 @@ async function logFlowStart(tracker: Tracker, runId: string, params: Record<stri
  * The flow's outputs with every artifact a local file (see localArtifacts). An artifact that
  * cannot be downloaded is left as recorded, and `warn` says where it lives: its `runs:/` URI.
  */
-async function localFlowOutputs<T>(outputs: T, tracker: Tracker, root: string, warn: (message: string) => void): Promise<T> {
+async function localFlowOutputs<T>(outputs: T, tracker: Tracker, local: (value: unknown) => Promise<unknown>, warn: (message: string) => void): Promise<T> {
   if (!tracker.capabilities.records || !isPlainObject(outputs)) return outputs;
   const entries = await Promise.all(
     Object.entries(outputs).map(async ([name, value]) => {
       try {
-        return [name, await localArtifacts(value, tracker, root)] as const;
+        return [name, await local(value)] as const;
       } catch (error) {
         const where = collectArtifactUris(value).join(", ");
+        if (ArtifactMismatchError.is(error)) {
+          warn(`Flow output "${name}" is handed over as recorded, not downloaded: ${(error as Error).message}`);
+          return [name, value] as const;
+        }
         warn(`Flow output "${name}" could not be downloaded (${(error as Error).message}); it lives at ${where} in ${tracker.uri}.`);
         return [name, value] as const;
       }

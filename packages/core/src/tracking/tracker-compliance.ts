@@ -143,6 +143,12 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
         await t.writeIndexEntry(experimentId, "k-2.json", '{"b":1}');
         expect((await t.listIndexEntries(experimentId)).sort()).toEqual(["k-1.json", "k-2.json"]);
       }
+      if (t.deleteIndexEntry) {
+        await t.deleteIndexEntry(experimentId, "k-1.json");
+        await t.deleteIndexEntry(experimentId, "k-1.json"); // none there: resolves all the same
+        expect(await t.readIndexEntry(experimentId, "k-1.json")).toBeUndefined();
+        if (t.listIndexEntries) expect(await t.listIndexEntries(experimentId)).toEqual(["k-2.json"]);
+      }
     });
 
     if (!records) {

@@ -218,6 +218,12 @@ export interface Tracker {
   readIndexEntry?(experimentId: string, name: string): Promise<string | undefined>;
   writeIndexEntry?(experimentId: string, name: string, text: string): Promise<void>;
   /**
+   * Removes the index document `name` (`cairn cache clear` and `prune`, an entry found bad after
+   * its hit); resolves as well when there is none. Optional beside `writeIndexEntry`: without
+   * it, the index keeps what the store no longer has.
+   */
+  deleteIndexEntry?(experimentId: string, name: string): Promise<void>;
+  /**
    * The names of the index's documents, in one request whatever their number: a run lists the
    * index once and a key whose name is not there is a miss without a read of its own.
    * Optional beside `readIndexEntry`; without it every miss is one read.

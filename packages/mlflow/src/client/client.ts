@@ -96,7 +96,7 @@ export interface RetryPolicy {
 }
 
 interface RequestSpec {
-  method: "GET" | "POST" | "PUT";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   /** Absolute URL. */
   url: string;
   /** Named in errors, e.g. `runs/create`. */
@@ -551,6 +551,21 @@ export class MlflowClient {
       headers: { "Content-Type": mimeType(rel), "Content-Length": String(Buffer.byteLength(text)) },
       responseType: "text",
     });
+  }
+
+  /**
+   * Removes the file or folder at `<artifactUri>/<path>` through the artifact proxy (MLflow's
+   * `DELETE /api/2.0/mlflow-artifacts/artifacts/<path>`); one that is not there is no error.
+   * One request.
+   */
+  async deleteArtifact(artifactUri: string, path: string, runId?: string): Promise<void> {
+    const rel = normalizeArtifactPath(path);
+    try {
+      await this.send({ method: "DELETE", url: this.artifactUrl(artifactUri, rel, runId), endpoint: `mlflow-artifacts DELETE ${rel}`, runId, responseType: "text" });
+    } catch (error) {
+      if (MlflowApiError.is(error) && error.status === 404) return;
+      throw error;
+    }
   }
 
   /** Lists the artifacts directly under `path` (the root when omitted); a file or a missing path lists as []. */

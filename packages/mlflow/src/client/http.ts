@@ -10,7 +10,7 @@ import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions, request as
 import type { Readable } from "node:stream";
 
 export interface HttpRequest {
-  method: "GET" | "POST" | "PUT";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   /** Absolute URL; `query` is added to it. */
   url: string;
   query?: Record<string, unknown> | undefined;

@@ -468,6 +468,11 @@ export class MlflowTracker implements Tracker {
     await this.client.writeArtifactText(await this.indexLocation(experimentId), `${INDEX_FOLDER}/${name}`, text);
   }
 
+  /** One DELETE through the artifact proxy (MLflow answers 200 for a file that is not there). */
+  async deleteIndexEntry(experimentId: string, name: string): Promise<void> {
+    await this.client.deleteArtifact(await this.indexLocation(experimentId), `${INDEX_FOLDER}/${name}`);
+  }
+
   /** One listing of the index folder (MLflow lists a folder that is not there as empty). */
   async listIndexEntries(experimentId: string): Promise<string[]> {
     const listed = await this.client.listArtifacts(await this.indexLocation(experimentId), INDEX_FOLDER);
