@@ -2,6 +2,8 @@
  * The cache on a real redis-server (one per file): selected by `cache: { url }`
  * or by CAIRN_CACHE_URL, entries live in redis and not in the embedded store.
  */
+import { readFile, rename } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CacheStore } from "@cairn/cache";
 import { flow, task } from "@cairn/dsl";
@@ -121,6 +123,50 @@ describe("a redis cache", () => {
     expect(againA.result.status).toBe("succeeded");
     expect(againA.warnings).toHaveLength(1);
     expect(againA.warnings[0]).toContain(`recorded in the embedded store at ${rootB}, another folder's or machine's`);
+  });
+
+  it("machines whose stores sit at the same path (CI runners) tell each other's entries apart by the store's id: foreign, said once, not evicted as gone", async () => {
+    const calls = { n: 0 };
+    const f = makeFlow("redis-same-path", calls);
+    const top = await tmp();
+    const root = join(top, ".cairn");
+    const a = await runCollect(f, { root, cache: { url: redis.url } });
+    expect(a.result.status).toBe("succeeded");
+    const idA = (await readFile(join(root, "store-id"), "utf8")).trim();
+    expect(idA).toMatch(/^[0-9a-f]{16}$/);
+    const store = await CacheStore.fromUrl(redis.url);
+    try {
+      const [entryA] = await store.list({ taskName: "square-redis-same-path" });
+      expect(entryA!.tracker).toEqual({ kind: "local", uri: root, id: idA });
+
+      // "Machine B": the same path, its own empty .cairn.
+      await rename(root, join(top, ".cairn-machine-a"));
+      const b = await runCollect(f, { root, cache: { url: redis.url } });
+      expect(statuses(b.result)).toEqual({ "square-redis-same-path": "succeeded", "add-redis-same-path": "succeeded" });
+      const idB = (await readFile(join(root, "store-id"), "utf8")).trim();
+      expect(idB).not.toBe(idA);
+      expect(b.warnings).toEqual([
+        `Cache entries exist for these tasks' keys (task "square-redis-same-path" first), but their source runs are recorded in the embedded store at ${root} ` +
+          `(store id ${idA}; the store at this path here is ${idB}), another folder's or machine's, met through the shared cache store: they cannot be checked from here, ` +
+          "so those tasks run, and their entries replace those. To share hits between machines, point them all at one MLflow server (MLFLOW_TRACKING_URI).",
+      ]);
+      expect(b.warnings.join("\n")).not.toContain("no longer exists");
+      const [entryB] = await store.list({ taskName: "square-redis-same-path" });
+      expect(entryB!.tracker).toEqual({ kind: "local", uri: root, id: idB });
+      // B's own next run hits its own entries.
+      const again = await runCollect(f, { root, cache: { url: redis.url } });
+      expect(statuses(again.result)).toEqual({ "square-redis-same-path": "cached", "add-redis-same-path": "cached" });
+      expect(again.warnings).toEqual([]);
+
+      // An entry written before stores had ids (no id in its tracker) is still a hit for its own store.
+      await store.set({ ...entryB!, tracker: { kind: "local", uri: root } });
+      const old = await runCollect(f, { root, cache: { url: redis.url } });
+      expect(old.result.tasks["square-redis-same-path"]!.status).toBe("cached");
+      expect(old.warnings).toEqual([]);
+      expect(calls.n).toBe(4);
+    } finally {
+      await store.close();
+    }
   });
 
   it("a ttl is honoured by redis", async () => {

@@ -26,8 +26,11 @@ export interface CacheEntry {
   ingredients: RecordedIngredients;
   /** The run whose outputs this entry reuses. */
   sourceRunId: string;
-  /** Where that run is recorded. */
-  tracker: { kind: string; uri: string };
+  /**
+   * Where that run is recorded. `id`: the embedded store's own id (see `LocalStore.storeId`),
+   * which tells two machines' stores at the same path apart; absent on entries made before it.
+   */
+  tracker: { kind: string; uri: string; id?: string };
   outputs: OutputsManifest;
   /** Epoch ms. */
   createdAt: number;

@@ -76,14 +76,14 @@ export interface ForeignEntry {
   key: string;
   taskName: string;
   sourceRunId: string;
-  /** Where the entry's source run is recorded. */
-  tracker: { kind: string; uri: string };
+  /** Where the entry's source run is recorded (`id`: another embedded store's id, see `Tracker.storeId`). */
+  tracker: { kind: string; uri: string; id?: string };
   /** Where this run or command records. */
-  here: { kind: string; uri: string };
+  here: { kind: string; uri: string; id?: string };
 }
 
 /** A tracker for people: "the embedded store at .cairn", "the MLflow server at http://...". */
-export function describeTracker(tracker: { kind: string; uri: string }): string {
+export function describeTracker(tracker: { kind: string; uri: string; id?: string }): string {
   if (tracker.kind === "local") return `the embedded store at ${tracker.uri}`;
   if (tracker.kind === "mlflow") return `the MLflow server at ${redactUri(tracker.uri)}`;
   if (isUntrackedRecord(tracker)) return "no tracker (tracking off)";
@@ -103,7 +103,7 @@ export function runAgainst(tracker: { kind: string; uri: string }): string {
  * and the two machines overwrite each other's entries.
  */
 export function foreignWarning(foreign: ForeignEntry): string {
-  const head = `Cache entries exist for these tasks' keys (task "${foreign.taskName}" first), but their source runs are recorded in ${describeTracker(foreign.tracker)}`;
+  const head = `Cache entries exist for these tasks' keys (task "${foreign.taskName}" first), but their source runs are recorded in ${describeTracker(foreign.tracker)}${sameUriOtherStore(foreign)}`;
   if (foreign.tracker.kind === "local" && foreign.here.kind === "local") {
     return (
       `${head}, another folder's or machine's, met through the shared cache store: they cannot be checked from here, so those tasks run, and their entries replace those. ` +
@@ -113,8 +113,24 @@ export function foreignWarning(foreign: ForeignEntry): string {
   return `${head}, not in ${describeTracker(foreign.here)} where this run records: they cannot be used here, so those tasks run. To reuse them, run ${runAgainst(foreign.tracker)}.`;
 }
 
+/**
+ * For an entry of another embedded store at this one's path (another machine's checkout at the
+ * same path): the two ids, which tell them apart. Empty otherwise.
+ */
+function sameUriOtherStore(foreign: ForeignEntry): string {
+  const { tracker, here } = foreign;
+  if (tracker.kind !== here.kind || tracker.uri !== here.uri || tracker.id === undefined) return "";
+  return ` (store id ${tracker.id}; the store at this path here is ${here.id ?? "another"})`;
+}
+
 /** Why a foreign entry is not used, and how to use it. */
 export function foreignReason(foreign: ForeignEntry): string {
+  if (foreign.tracker.kind === "local" && foreign.here.kind === "local") {
+    return (
+      `its entry's source run ${foreign.sourceRunId} is recorded in ${describeTracker(foreign.tracker)}${sameUriOtherStore(foreign)}, another folder's or machine's, ` +
+      `met through the shared cache store: it cannot be checked from here`
+    );
+  }
   return (
     `its entry's source run ${foreign.sourceRunId} is recorded in another tracker, ${describeTracker(foreign.tracker)}, ` +
     `not in ${describeTracker(foreign.here)} where this one records; run ${runAgainst(foreign.tracker)} to reuse it`
@@ -213,6 +229,8 @@ export class TaskCache {
   /** Names of the source runs this run has seen (verified, found by tag, or recorded here), by run id. */
   private readonly sourceNames = new Map<string, string>();
 
+  /** See {@link storeId}. */
+  private storeId_: Promise<string | undefined> | undefined;
   /** Why the shared store is no longer used by this run, once it stopped answering. */
   private down_: CacheBackendError | undefined;
   /** A peek failed: the look-ahead stops asking (see peek). */
@@ -458,13 +476,14 @@ export class TaskCache {
     if (problem) {
       // An entry another tracker recorded (a teammate's local store, through a shared redis)
       // cannot be checked from here: it is a miss here, but stays for whoever can use it.
-      if (!fromTracker && this.isForeign(entry)) {
+      const hereId = await this.storeId();
+      if (!fromTracker && this.isForeign(entry, hereId)) {
         const foreign: ForeignEntry = {
           key,
           taskName: entry.taskName,
           sourceRunId: entry.sourceRunId,
-          tracker: { kind: entry.tracker.kind, uri: entry.tracker.uri },
-          here: { kind: this.tracker.kind, uri: this.tracker.uri },
+          tracker: { kind: entry.tracker.kind, uri: entry.tracker.uri, ...(typeof entry.tracker.id === "string" ? { id: entry.tracker.id } : {}) },
+          here: { kind: this.tracker.kind, uri: this.tracker.uri, ...(hereId !== undefined ? { id: hereId } : {}) },
         };
         // Another embedded store's entry is news only through a shared store (in its own, it is a leftover).
         if (!this.foreignMet && (entry.tracker.kind !== this.tracker.kind || this.tracker.capabilities.sharedRuns || this.store.kind !== "embedded")) {
@@ -529,13 +548,14 @@ export class TaskCache {
    */
   async record(key: TaskKey, node: FlowNode, runId: string, manifest: OutputsManifest): Promise<{ entry?: CacheEntry; indexError?: Error }> {
     const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;
+    const id = await this.storeId();
     const entry = await this.guard(() => this.store.set(
       {
         key: key.key,
         taskName: node.task.name,
         ingredients: key.ingredients,
         sourceRunId: runId,
-        tracker: { kind: this.tracker.kind, uri: this.tracker.uri },
+        tracker: { kind: this.tracker.kind, uri: this.tracker.uri, ...(id !== undefined ? { id } : {}) },
         outputs: { values: manifest.values, artifacts: manifest.artifacts },
       },
       ttlMs !== undefined ? { ttlMs } : {},
@@ -602,9 +622,21 @@ export class TaskCache {
     }
   }
 
-  /** True for an entry recorded through another tracker than this one (not for tracking off). */
-  private isForeign(entry: CacheEntry): boolean {
-    return !isUntrackedRecord(entry.tracker) && (entry.tracker.kind !== this.tracker.kind || entry.tracker.uri !== this.tracker.uri);
+  /**
+   * True for an entry recorded through another tracker than this one (not for tracking off): of
+   * another kind or uri, or another store at this uri (both ids known and different: entries made
+   * before stores had ids are told apart by their uri alone, as then).
+   */
+  private isForeign(entry: CacheEntry, hereId: string | undefined): boolean {
+    if (isUntrackedRecord(entry.tracker)) return false;
+    if (entry.tracker.kind !== this.tracker.kind || entry.tracker.uri !== this.tracker.uri) return true;
+    return typeof entry.tracker.id === "string" && hereId !== undefined && entry.tracker.id !== hereId;
+  }
+
+  /** This tracker's store id (see `Tracker.storeId`), asked once; undefined for a tracker without one. */
+  private storeId(): Promise<string | undefined> {
+    this.storeId_ ??= this.tracker.storeId ? this.tracker.storeId().catch(() => undefined) : Promise.resolve(undefined);
+    return this.storeId_;
   }
 
   /**

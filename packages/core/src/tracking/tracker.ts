@@ -173,6 +173,13 @@ export interface Tracker {
   newRunId?(): string;
   /** The page of a run in the tracker's web UI, for people to open. Optional: a tracker without a UI has none. */
   runUrl?(experimentId: string, runId: string): string;
+  /**
+   * A random id of this store, made once and kept with it: tells it from another store at the
+   * same `uri` (two machines' `.cairn` at the same project path), so that a cache entry recorded
+   * in the other is known as foreign. Optional: a tracker whose `uri` alone names it (a server)
+   * needs none. Undefined when the store has none and cannot keep one (read-only).
+   */
+  storeId?(): Promise<string | undefined>;
   /** The local folder of a run's artifacts; offered exactly when `capabilities.localArtifacts` is true. */
   artifactDir?(runId: string): string;
   /**

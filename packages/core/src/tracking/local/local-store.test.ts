@@ -315,6 +315,24 @@ describe("LocalStore", () => {
   });
 });
 
+describe("LocalStore: its id", () => {
+  it("is made once in store-id and read back by every instance at that path; a store elsewhere, or a new one at the same path, has another", async () => {
+    const root = await tmp();
+    const [first, racing] = await Promise.all([new LocalStore({ root }).storeId(), new LocalStore({ root }).storeId()]);
+    expect(first).toMatch(/^[0-9a-f]{16}$/);
+    expect(racing).toBe(first); // racing makers agree: the first file stands
+    expect((await readFile(join(root, "store-id"), "utf8")).trim()).toBe(first);
+    expect(await new LocalStore({ root }).storeId()).toBe(first);
+    expect(await new LocalStore({ root: await tmp() }).storeId()).not.toBe(first);
+    // Another machine's checkout at the same path: the same uri, another id.
+    await rm(root, { recursive: true, force: true });
+    expect(await new LocalStore({ root }).storeId()).not.toBe(first);
+    // A damaged file is replaced.
+    await writeFile(join(root, "store-id"), "not an id");
+    expect(await new LocalStore({ root }).storeId()).toMatch(/^[0-9a-f]{16}$/);
+  });
+});
+
 describe("LocalStore: runs recorded already over (cache hits), in batch files", () => {
   it("writes no run file per run: one line each in one batch file, read back by another store", async () => {
     const root = await tmp();

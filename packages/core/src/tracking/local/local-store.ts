@@ -92,6 +92,7 @@ export const ABANDONED_TAG = "cairn.abandoned";
 const NOT_THE_RECORD = 'is not this experiment\'s record (an object with its "experimentId" and a "name" whose sha256 begins with that id)';
 const RUN_ID = /^[0-9a-f]{32}$/;
 const EXPERIMENT_ID = /^[0-9a-f]{16}$/;
+const STORE_ID = /^[0-9a-f]{16}$/;
 /** How long a run's changes may stay in memory only; endRun and flush write at once. */
 const PERSIST_DELAY_MS = 1000;
 /** Run files read at once by searchRuns. */
@@ -114,6 +115,7 @@ let tmpCounter = 0;
  *                               batchId is the first 16 hex digits of each such run's id
  * artifacts/<runId>/            the run's artifacts; tasks may write here directly (artifactDir)
  * live/<writer>.json            while a store instance has runs RUNNING: the experiments it created runs in
+ * store-id                      a random id, written once: tells this store from another at the same path (storeId)
  * ```
  *
  * Run files sit side by side rather than in a folder per run: creating files and
@@ -148,6 +150,8 @@ export class LocalStore implements Tracker {
   readonly capabilities: TrackerCapabilities = Object.freeze({ records: true, localArtifacts: true, sharedRuns: false, mlflowClients: false, remote: false });
   /** Absolute path of the store's folder. */
   readonly uri: string;
+  /** See {@link storeId}: read (or made) once per instance. */
+  private id: Promise<string | undefined> | undefined;
   /** Names this instance in the runs it writes. */
   private readonly writer = `${formatOwner()}:${randomUUID().slice(0, 8)}`;
   /** Experiments this instance's `live/` file lists; empty when there is no such file. */
@@ -174,6 +178,36 @@ export class LocalStore implements Tracker {
     this.uri = resolve(options.root);
     this.runsPrefix = join(this.uri, "runs") + sep;
     this.experimentsPrefix = join(this.uri, "experiments") + sep;
+  }
+
+  /**
+   * The store's id: 16 random hex digits in `<root>/store-id`, made by the first call that finds
+   * none (racing makers agree: the file is linked in place whole, and the first stands). Two
+   * machines' stores at the same path (CI runners' `/home/runner/work/x/x/.cairn`) have the same
+   * uri, not the same id. Undefined when the store cannot be written to and has none.
+   */
+  storeId(): Promise<string | undefined> {
+    this.id ??= (async () => {
+      const path = join(this.uri, "store-id");
+      const read = () => readFile(path, "utf8").then((text) => (STORE_ID.test(text.trim()) ? text.trim() : undefined), () => undefined);
+      const found = await read();
+      if (found) return found;
+      const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`;
+      try {
+        await mkdir(this.uri, { recursive: true });
+        await writeFile(tmp, `${randomBytes(8).toString("hex")}\n`);
+        await link(tmp, path).catch(async (error: unknown) => {
+          // No hard links here: rename is atomic too. A damaged file (not an id) is replaced.
+          if ((error as NodeJS.ErrnoException).code !== "EEXIST" || (await read()) === undefined) await rename(tmp, path);
+        });
+      } catch {
+        return undefined; // a store that cannot be written to: its entries carry no id, as before ids
+      } finally {
+        await unlink(tmp).catch(() => {});
+      }
+      return read();
+    })();
+    return this.id;
   }
 
   /** The run's artifact folder; the engine lets tasks write into it directly instead of copying. */
