@@ -16,7 +16,7 @@ import { TaskCache } from "@cairn/core";
 import { type Artifact, flow, task } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
-import { entryFiles, runCollect, sleep, statuses, tmp } from "./helpers.ts";
+import { cairnBin, childEnv, entryFiles, runCollect, sleep, start, statuses, tmp } from "./helpers.ts";
 
 let server: MlflowServer;
 let startMs = 0;
@@ -260,6 +260,61 @@ describe("an artifact whose copy on the server changed since it was cached", () 
     const again = await runCollect(f.flowA, { root, env: env() });
     expect(statuses(again.result)).toEqual({ "tamper-output-produce": "succeeded" });
     expect(await readFile(((await again.run.outputs()) as { data: Artifact }).data.path, "utf8")).toBe("value-63\n");
+  });
+});
+
+describe("cairn cache clear and prune with the server", () => {
+  const cache = (args: string[]) => start(process.execPath, [cairnBin, "cache", ...args], { env: childEnv(env()) }).done;
+
+  it("remove the index entries of the keys they remove, so the next run computes them; ls and a clear elsewhere say what the index keeps", async () => {
+    const calls = { n: 0 };
+    const first = task("cleared-first").input<{ x: number }>().run(({ x }) => (calls.n++, { y: x + 1 }));
+    const second = task("cleared-second").input<{ y: number }>().run(({ y }) => (calls.n++, { z: y * 2 }));
+    const f = flow("cache-cleared").build(() => ({ z: second({ y: first({ x: 1 }).y }).z }));
+    const root = await tmp("cairn-cleared-");
+    const a = await runCollect(f, { root, env: env() });
+    expect(a.result.status).toBe("succeeded");
+    const tracker = MlflowTracker.fromEnv(env());
+    const experimentId = (await tracker.getRun(a.result.runId))!.experimentId;
+    expect(await tracker.listIndexEntries!(experimentId)).toHaveLength(2);
+
+    const ls = await cache(["ls", "--root", root]);
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout).toContain(`Entries kept in the experiments' indexes on the MLflow server at ${server.uri} (cairn-index/) are not listed here; a run hits those too`);
+
+    // A clear from another root (an empty store): nothing of the index is removed, and it says what stays.
+    const elsewhere = await cache(["clear", "--root", await tmp("cairn-cleared-other-")]);
+    expect(elsewhere.code, elsewhere.stderr).toBe(0);
+    expect(elsewhere.stdout).toContain(
+      `2 other entries remain in the index of experiment "cache-cleared" (${experimentId}) on the MLflow server at ${server.uri}, not in this store (recorded through another cache store: another machine's, another --root): ` +
+        "a run hits them (shown as cached); to recompute, run with --refresh, or --rerun TASK.",
+    );
+    expect(await tracker.listIndexEntries!(experimentId)).toHaveLength(2);
+
+    const clear = await cache(["clear", "--root", root]);
+    expect(clear.code, clear.stderr).toBe(0);
+    expect(clear.stdout).toContain(`Removed 2 entries from the index of experiment "cache-cleared" (${experimentId}) on the MLflow server at ${server.uri}.`);
+    expect(await tracker.listIndexEntries!(experimentId)).toEqual([]);
+    const b = await runCollect(f, { root, env: env() });
+    expect(statuses(b.result)).toEqual({ "cleared-first": "succeeded", "cleared-second": "succeeded" });
+    expect(calls.n).toBe(4);
+
+    // clear --task removes that task's entry only, here and in the index.
+    const one = await cache(["clear", "--task", "cleared-second", "--root", root]);
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout).toContain(`Removed 1 entry from the index of experiment "cache-cleared" (${experimentId})`);
+    expect(await tracker.listIndexEntries!(experimentId)).toHaveLength(1);
+    const c = await runCollect(f, { root, env: env() });
+    expect(statuses(c.result)).toEqual({ "cleared-first": "cached", "cleared-second": "succeeded" });
+
+    // prune as well: what it removes from the store goes from the index.
+    const prune = await cache(["prune", "--older-than", "0s", "--root", root]);
+    expect(prune.code, prune.stderr).toBe(0);
+    expect(prune.stdout).toContain(`Removed 2 entries from the index of experiment "cache-cleared" (${experimentId})`);
+    expect(await tracker.listIndexEntries!(experimentId)).toEqual([]);
+    const d = await runCollect(f, { root, env: env() });
+    expect(statuses(d.result)).toEqual({ "cleared-first": "succeeded", "cleared-second": "succeeded" });
+    expect(calls.n).toBe(7);
   });
 });
 

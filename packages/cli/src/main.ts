@@ -4,7 +4,7 @@ import { writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import type { Writable } from "node:stream";
-import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
+import { CacheOptionError, CacheStore, CacheStoreUrlError, redactUrl } from "@cairn/cache";
 import bytes from "bytes";
 import {
   CACHED_FROM_TAG,
@@ -22,6 +22,8 @@ import {
   closeAbandonedRuns,
   closestName,
   describeAbandonedRuns,
+  removeIndexEntries,
+  type IndexCleanup,
   resolveTracker,
   sourceRunsOfHits,
   trackingUriOf,
@@ -189,6 +191,9 @@ an entry a --no-tracking run stored is used only by such runs. Nothing is change
        cairn cache prune [--older-than 7d] [--max-size 5GB] [--root DIR]
 
 The store is the embedded one under --root (default .cairn), or CAIRN_CACHE_URL (redis://, postgres://).
+With MLFLOW_TRACKING_URI, entries are also kept in each experiment's index on the server, where a run
+finds a key the store lacks: clear and prune remove the index entries of the keys they remove; ls lists
+the store only.
 Durations: a number and ms, s, m, h, d or w (500ms, 30m, 12h, 7d). Sizes: a number and B, KB, MB, GB
 or TB, powers of 1024 (500MB, 5GB). Anything else is refused and nothing is removed.`,
   show: `Usage: cairn show RUN_ID [--json] [--experiment NAME] [--root DIR]
@@ -304,7 +309,7 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
       case "explain":
         return await explainCommand(rest, stdout, stderr, env, io.importFlow);
       case "cache":
-        return await cacheCommand(rest, stdout, env);
+        return await cacheCommand(rest, stdout, stderr, env);
       case "runs":
         return await runsCommand(rest, stdout, stderr, env);
       case "show":
@@ -789,7 +794,7 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   return EXIT.ok;
 }
 
-async function cacheCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv): Promise<number> {
+async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== "ls" && sub !== "clear" && sub !== "prune") throw new UsageError(`Expected cairn cache ls, clear or prune, got "cairn cache ${sub ?? ""}".`);
   // Each subcommand takes its own flags only: `clear --older-than 7d` cleared everything before.
@@ -808,22 +813,34 @@ async function cacheCommand(args: string[], stdout: Writable, env: NodeJS.Proces
   }
   const olderThanMs = sub !== "prune" || olderThan === undefined ? undefined : parseDuration("--older-than", olderThan);
   const maxSizeBytes = sub !== "prune" || maxSize === undefined ? undefined : parseSize("--max-size", maxSize);
+  // With a server, entries are also in each experiment's index, where a run finds a key the store lacks.
+  const server = trackingUriOf({ env });
   const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root: resolve(values.root ?? ".cairn") });
+  let code: number = EXIT.ok;
   try {
     if (sub === "ls") {
       const entries = await store.list(values.task ? { taskName: values.task } : {});
+      const unlisted = server
+        ? `Entries kept in the experiments' indexes on the MLflow server at ${redactUrl(server)} (cairn-index/) are not listed here; a run hits those too (\`cairn plan\` shows what it would hit).`
+        : undefined;
       if (values.json) {
         stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
+        if (unlisted) stderr.write(`${unlisted}\n`);
         return EXIT.ok;
       }
       const c = createColors(colorsOn(env, stdout));
       const rows = entries.map((e) => [e.taskName, e.key.slice(0, 16), e.sourceRunId, new Date(e.createdAt).toISOString().replace("T", " ").slice(0, 19), formatBytes(e.sizeBytes)]);
       const none = values.task ? `No cache entries of task "${printable(values.task)}" in the cache at ${store.location}.` : `The cache at ${store.location} is empty.`;
       stdout.write(rows.length ? table(["task", "key", "source run", "created", "size"], rows, c) : `${none}\n`);
+      if (unlisted) stdout.write(`${unlisted}\n`);
     } else if (sub === "clear") {
-      const removed = await store.clear(values.task ? { taskName: values.task } : {});
+      const filter = values.task ? { taskName: values.task } : {};
+      const keys = server ? new Set((await store.list(filter)).map((e) => e.key)) : undefined;
+      const removed = await store.clear(filter);
       stdout.write(`Removed ${removed} cache entr${removed === 1 ? "y" : "ies"}${values.task ? ` of task "${values.task}"` : ""} from ${store.location}.\n`);
+      if (server) code = await clearIndexes(server, keys!, { root: resolve(values.root ?? ".cairn"), env, stdout, stderr, othersToo: !values.task });
     } else {
+      const before = server ? (await store.list()).map((e) => e.key) : [];
       const r = await store.prune({ ...(olderThanMs !== undefined ? { olderThanMs } : {}), ...(maxSizeBytes !== undefined ? { maxSizeBytes } : {}) });
       const entries = (n: number) => `${n} entr${n === 1 ? "y" : "ies"}`;
       const one = r.removed === 1;
@@ -840,11 +857,57 @@ async function cacheCommand(args: string[], stdout: Writable, env: NodeJS.Proces
             `(${where}): prune frees the cache's records, not the runs' outputs.\n`,
         );
       }
+      if (server) {
+        const left = new Set((await store.list()).map((e) => e.key));
+        code = await clearIndexes(server, new Set(before.filter((k) => !left.has(k))), { root: resolve(values.root ?? ".cairn"), env, stdout, stderr, othersToo: false });
+      }
     }
   } finally {
     await store.close();
   }
-  return EXIT.ok;
+  return code;
+}
+
+/**
+ * After `cache clear` or `prune` with MLFLOW_TRACKING_URI: removes the index entries of the keys
+ * the store no longer has from every experiment's index on the server (else the next run finds
+ * them there, and the command is undone), and says what stays there and how to recompute it.
+ * `othersToo`: also say how many entries of other keys stay (a whole clear). Exit 1 when entries
+ * of removed keys stay.
+ */
+async function clearIndexes(
+  server: string,
+  keys: ReadonlySet<string>,
+  o: { root: string; env: NodeJS.ProcessEnv; stdout: Writable; stderr: Writable; othersToo: boolean },
+): Promise<number> {
+  const where = `on the MLflow server at ${redactUrl(server)}`;
+  const recompute = "a run hits them (shown as cached); to recompute, run with --refresh, or --rerun TASK";
+  const entries = (n: number) => `${n} entr${n === 1 ? "y" : "ies"}`;
+  let cleanups: IndexCleanup[];
+  try {
+    cleanups = keys.size || o.othersToo ? await removeIndexEntries(await reachableTracker({ root: o.root, env: o.env }), keys) : [];
+  } catch (error) {
+    o.stderr.write(
+      `cairn: could not remove the index entries of the ${entries(keys.size)} removed from the experiments' indexes ${where}: ${(error as Error).message.replace(/\.$/, "")}. ` +
+        `Those that are there stay, and ${recompute}.\n`,
+    );
+    return EXIT.flowFailed;
+  }
+  let code: number = EXIT.ok;
+  for (const c of cleanups) {
+    const experiment = `experiment "${printableLine(c.experiment)}" (${c.experimentId})`;
+    if (c.removed) o.stdout.write(`Removed ${entries(c.removed)} from the index of ${experiment} ${where}.\n`);
+    if (c.kept) {
+      o.stderr.write(`cairn: ${entries(c.kept)} of the removed keys remain in the index of ${experiment} ${where} (${c.keptBecause}): ${recompute}.\n`);
+      code = EXIT.flowFailed;
+    }
+    if (o.othersToo && c.others) {
+      o.stdout.write(
+        `${c.others} other ${c.others === 1 ? "entry remains" : "entries remain"} in the index of ${experiment} ${where}, not in this store (recorded through another cache store: another machine's, another --root): ${recompute}.\n`,
+      );
+    }
+  }
+  return code;
 }
 
 /** The flags of each `cairn cache` subcommand. */

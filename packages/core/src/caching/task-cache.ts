@@ -874,6 +874,55 @@ function indexName(key: string): string {
   return `${key}.json`;
 }
 
+/** What {@link removeIndexEntries} did in one experiment's index. */
+export interface IndexCleanup {
+  experimentId: string;
+  /** The experiment's name, for people. */
+  experiment: string;
+  /** Index documents of the keys removed. */
+  removed: number;
+  /** Documents of the keys that stay, and why (the tracker cannot delete them, or a delete failed). */
+  kept: number;
+  keptBecause?: string;
+  /** Documents of other keys in the index. */
+  others: number;
+}
+
+/**
+ * Removes the index documents of `keys` from every experiment's index of `tracker` (see
+ * `Tracker.writeIndexEntry`): what `cairn cache clear` and `prune` remove from the store would
+ * otherwise be found there by the next run. Lists each experiment's index once, then deletes what
+ * matches. An experiment without an index (its artifacts not proxied) is left out. Resolves to
+ * each experiment whose index holds anything. A tracker without an index resolves to [].
+ */
+export async function removeIndexEntries(tracker: Tracker, keys: ReadonlySet<string>): Promise<IndexCleanup[]> {
+  if (!tracker.readIndexEntry || !tracker.listIndexEntries || !tracker.listExperiments) return [];
+  const out: IndexCleanup[] = [];
+  for (const { experimentId, name } of await tracker.listExperiments()) {
+    const names = await tracker.listIndexEntries(experimentId).catch(() => undefined);
+    if (!names?.length) continue;
+    const matching = names.filter((n) => n.endsWith(".json") && keys.has(n.slice(0, -".json".length)));
+    const cleanup: IndexCleanup = { experimentId, experiment: name, removed: 0, kept: 0, others: names.length - matching.length };
+    if (!tracker.deleteIndexEntry) {
+      cleanup.kept = matching.length;
+      cleanup.keptBecause = `the ${tracker.kind} tracker cannot remove index documents`;
+    }
+    // A few at a time: a server is not sent thousands of requests at once.
+    for (let i = 0; tracker.deleteIndexEntry && i < matching.length; i += 16) {
+      const results = await Promise.allSettled(matching.slice(i, i + 16).map((n) => tracker.deleteIndexEntry!(experimentId, n)));
+      for (const r of results) {
+        if (r.status === "fulfilled") cleanup.removed++;
+        else {
+          cleanup.kept++;
+          cleanup.keptBecause ??= (r.reason as Error).message;
+        }
+      }
+    }
+    out.push(cleanup);
+  }
+  return out;
+}
+
 /**
  * `inputs` with each input that holds a secret known to the run replaced by a slow digest of its
  * value (see `privateDigest`): the key and the ingredients recorded with it are written to the
