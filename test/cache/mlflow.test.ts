@@ -236,6 +236,29 @@ describe("an artifact whose copy on the server changed since it was cached", () 
     }
   });
 
+  it("read by a process that did not decide the hit (a task on a worker): the entry of the run that wrote it is evicted all the same", async () => {
+    const f = artifactFlows("tamper-worker", 64);
+    const { tracker, source, key } = await producedThenTampered(f, "TAMPERED\n");
+    const text = (await tracker.readIndexEntry!(source.experimentId, `${key}.json`))!;
+    const data = (JSON.parse(text) as { outputs: { values: { data: Artifact } } }).outputs.values.data;
+    const root = await tmp("cairn-tamper-worker-");
+    const store = await CacheStore.fromUrl(undefined, { root });
+    try {
+      // A TaskCache as a worker has it: nothing looked up in it; the input comes from the coordinator.
+      const cache = new TaskCache(store, tracker, source.experimentId, root, {});
+      const reading = cache.materialize({ data }, "tamper-worker-consume");
+      await expect(reading).rejects.toThrow(/^Task "tamper-worker-consume": artifact data\.txt of run [0-9a-f]+, downloaded from .* is not the artifact its record names/);
+      await expect(reading).rejects.toThrow(/The cache entry that holds it \(task "tamper-worker-produce", key [0-9a-f]{12}\) was evicted/);
+      expect(await tracker.readIndexEntry!(source.experimentId, `${key}.json`)).toBeUndefined();
+      expect(existsSync(join(root, "downloads", source.runId, "data.txt"))).toBe(false);
+    } finally {
+      await store.close();
+    }
+    const again = await runCollect(f.flowB, { root: await tmp("cairn-tamper-worker-b-"), env: env() });
+    expect(statuses(again.result)).toEqual({ "tamper-worker-produce": "succeeded", "tamper-worker-consume": "succeeded" });
+    expect(again.result.outputs).toEqual({ text: "value-64" });
+  });
+
   it("of another size than its entry's is an unusable entry at the lookup: the task runs again in the same run", async () => {
     const f = artifactFlows("tamper-other-size", 62);
     const { source } = await producedThenTampered(f, "TAMPERED, and longer\n");

@@ -584,25 +584,45 @@ export class TaskCache {
   /**
    * A download of `artifact` did not match its digest, after the hits that hold it were decided:
    * their entries are evicted, from the store and from the tracker's index (where a later run
-   * would find them again), so that the next run computes them. Says what became of them.
+   * would find them again), so that the next run computes them. Those are the hits of this run
+   * that hold it, and the entry of the run that wrote it (found by its key tag), while that entry
+   * still names that run: a task on a worker reads what the flow's coordinator decided was a hit.
+   * Says what became of them.
    */
   private async evictHolders(artifact: Artifact): Promise<string> {
-    const holders = [...(this.hitArtifacts.get(artifactId(artifact)) ?? [])];
-    if (!holders.length) return "";
+    // key → its task, and where its entry goes from (the writer's entry only where it still names the writer).
+    const holders = new Map<string, { taskName: string; store: boolean; index: boolean }>();
+    for (const h of this.hitArtifacts.get(artifactId(artifact)) ?? []) holders.set(h.key, { taskName: h.taskName, store: true, index: true });
+    const writer = artifact.runId !== undefined ? await this.tracker.getRun(artifact.runId).catch(() => undefined) : undefined;
+    const key = writer?.tags[CACHE_KEY_TAG];
+    if (writer && key && !holders.has(key)) {
+      const [stored, indexed] = await Promise.all([
+        this.guard(() => this.store.peek(key), undefined).catch(() => undefined),
+        this.tracker.readIndexEntry?.(this.experimentId, indexName(key)).then(
+          (text) => (text === undefined ? undefined : (JSON.parse(text) as { sourceRunId?: unknown }).sourceRunId),
+          () => undefined,
+        ),
+      ]);
+      const store = stored?.sourceRunId === writer.runId;
+      const index = indexed === writer.runId;
+      if (store || index) holders.set(key, { taskName: stored?.taskName ?? writer.tags["cairn.task"] ?? writer.name, store, index });
+    }
+    if (!holders.size) return "";
     const kept: string[] = [];
     await Promise.all(
-      holders.map(async ({ key }) => {
-        await this.guard(() => this.store.delete(key), false).catch(() => false);
+      [...holders].map(async ([key, where]) => {
+        if (where.store) await this.guard(() => this.store.delete(key), false).catch(() => false);
+        if (!where.index) return;
         const removed = this.tracker.deleteIndexEntry
           ? await this.tracker.deleteIndexEntry(this.experimentId, indexName(key)).then(() => true, () => false)
           : !this.tracker.readIndexEntry;
         if (!removed) kept.push(key);
       }),
     );
-    const tasks = [...new Set(holders.map((h) => h.taskName))];
+    const tasks = [...new Set([...holders.values()].map((h) => h.taskName))];
     const named = tasks.map((t) => `"${t}"`).join(", ");
-    const entries = holders.map((h) => `task "${h.taskName}", key ${h.key.slice(0, 12)}`).join("; ");
-    const head = `The cache entr${holders.length === 1 ? "y" : "ies"} that hold${holders.length === 1 ? "s" : ""} it (${entries}) ${holders.length === 1 ? "was" : "were"} evicted`;
+    const entries = [...holders].map(([key, h]) => `task "${h.taskName}", key ${key.slice(0, 12)}`).join("; ");
+    const head = `The cache entr${holders.size === 1 ? "y" : "ies"} that hold${holders.size === 1 ? "s" : ""} it (${entries}) ${holders.size === 1 ? "was" : "were"} evicted`;
     if (!kept.length) return `${head}: run the flow again and ${named} ${tasks.length === 1 ? "runs" : "run"} again.`;
     return (
       `${head} from the cache store, but ${kept.length === 1 ? "its entry" : `${kept.length} of them`} could not be removed from the experiment's index on ${redactUri(this.tracker.uri)}, ` +
