@@ -4,7 +4,7 @@ import { writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import type { Writable } from "node:stream";
-import { CacheOptionError, CacheStore, CacheStoreUrlError, redactUrl } from "@cairn/cache";
+import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import bytes from "bytes";
 import {
   CACHED_FROM_TAG,
@@ -821,7 +821,7 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
     if (sub === "ls") {
       const entries = await store.list(values.task ? { taskName: values.task } : {});
       const unlisted = server
-        ? `Entries kept in the experiments' indexes on the MLflow server at ${redactUrl(server)} (cairn-index/) are not listed here; a run hits those too (\`cairn plan\` shows what it would hit).`
+        ? `Entries kept in the experiments' indexes on ${describeTracker({ kind: "mlflow", uri: server })} (cairn-index/) are not listed here; a run hits those too (\`cairn plan\` shows what it would hit).`
         : undefined;
       if (values.json) {
         stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
@@ -880,7 +880,7 @@ async function clearIndexes(
   keys: ReadonlySet<string>,
   o: { root: string; env: NodeJS.ProcessEnv; stdout: Writable; stderr: Writable; othersToo: boolean },
 ): Promise<number> {
-  const where = `on the MLflow server at ${redactUrl(server)}`;
+  const where = `on ${describeTracker({ kind: "mlflow", uri: server })}`;
   const recompute = "a run hits them (shown as cached); to recompute, run with --refresh, or --rerun TASK";
   const entries = (n: number) => `${n} entr${n === 1 ? "y" : "ies"}`;
   let cleanups: IndexCleanup[];
