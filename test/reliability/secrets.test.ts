@@ -291,7 +291,8 @@ describe("the engine", () => {
     const thrown = await (await f.run({ ...off, secrets: { TOKEN: secret } })).outputs().catch((e: Error) => e.message);
     expect(thrown).toContain("denied: ***");
 
-    const p = flow("with-params").params<{ note: string }>().build(() => (t(), {}));
+    // A param the flow reads: one it does not read is refused as unknown first.
+    const p = flow("with-params").params<{ note: string }>().build(({ params }) => (t(), { note: params.note }));
     await expect(p.run({ ...off, params: { note: `x${secret}` }, secrets: { TOKEN: secret } })).rejects.toMatchObject({
       name: "SecretParamError",
       param: "note",

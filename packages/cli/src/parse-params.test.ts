@@ -5,7 +5,9 @@ import { parseParams } from "./parse-params.ts";
 import { UsageError } from "./usage-error.ts";
 
 const withParams = (schema: z.ZodType) => flow("f").params(schema as never).build(() => ({})).definition;
-const typedOnly = flow("f").params<{ version: string; id: string; lr: number; rows: number }>().build(() => ({})).definition;
+const typedOnly = flow("f")
+  .params<{ version: string; id: string; lr: number; rows: number }>()
+  .build(({ params }) => ({ version: params.version, id: params.id, lr: params.lr, rows: params.rows })).definition;
 
 describe("parseParams keeps a value's text where JSON would change it", () => {
   it("a string param gets the text as typed: `1.10` stays 1.10, a 20-digit id keeps its digits", async () => {

@@ -53,10 +53,19 @@ export class DuplicateNodeError extends FlowValidationError {
   constructor(
     flowName: string,
     readonly nodeId: string,
+    /**
+     * The task one of the two nodes got its id from without an `{ id }` (`load` for its second
+     * call's `load-2`), when the other was given it: the user may not know the first is there.
+     */
+    automaticOf?: string,
   ) {
     super(
-      `Flow "${flowName}" has two nodes named "${nodeId}". Node ids must be unique: ` +
-        `give one of them another id, e.g. task(args, { id: "${nodeId}-2" }).`,
+      automaticOf === undefined
+        ? `Flow "${flowName}" has two nodes named "${nodeId}". Node ids must be unique: ` +
+            `give one of them another id, e.g. task(args, { id: "${nodeId}-2" }).`
+        : `Flow "${flowName}" has two nodes named "${nodeId}": one given as { id: "${nodeId}" }, the other a call of task "${automaticOf}" ` +
+            `without an { id }, which gets the id "${nodeId}" (calls of a task get its name, then ${automaticOf}-2, ${automaticOf}-3, ...). ` +
+            `Node ids must be unique: give the { id } another name, e.g. { id: "${automaticOf}-other" }, or give that call an { id } of its own.`,
       flowName,
     );
   }
@@ -76,9 +85,22 @@ export class UnknownNodeError extends FlowValidationError {
     /** The node id, or for a param ref the param's name. */
     readonly target: string,
     readonly source: "node" | "param" = "node",
+    /**
+     * `after`: the node is named in the task's `after` option (`input` is then "after"), not wired
+     * to an input; with `meant`, this flow's node likely meant (a typo), with `otherFlow`, the
+     * node is a handle made by another flow's build.
+     */
+    options: { after?: boolean; meant?: string; otherFlow?: boolean } = {},
   ) {
     super(
-      source === "param"
+      options.after
+        ? options.otherFlow
+          ? `Task "${nodeId}" option \`after\` names node "${target}" of another flow's build function, not one of flow "${flowName}"'s own. ` +
+            `Pass a node made inside this flow's build function (nodes do not carry over between flows).`
+          : `Task "${nodeId}" option \`after\` names node "${target}", which is not part of flow "${flowName}"` +
+            `${options.meant !== undefined ? ` (did you mean "${options.meant}"?)` : ""}. ` +
+            `Name a node of this flow: the node a task call returned, or its id (the task's name, then name-2, name-3, ..., or the { id } it was given).`
+        : source === "param"
         ? `Task "${nodeId}" input "${input}" is wired to param "${target}" from another flow's build function, not flow "${flowName}"'s own. ` +
             `Wire it to the \`params\` this flow's build function receives (references do not carry over between flows).`
         : `Task "${nodeId}" input "${input}" is wired to node "${target}", which is not part of flow "${flowName}". ` +
@@ -114,12 +136,15 @@ export class NotSerializableError extends CairnError {
   }
   constructor(
     readonly where: string,
+    /** Where in the value, `a.b[0]`; empty for the value itself. */
     readonly path: string,
     readonly got: string,
+    /** How to fix it, when writing it as an artifact does not apply (a param). */
+    fix = "Convert it to plain data, or write it with ctx.artifacts.write().",
   ) {
     super(
-      `${where} at "${path}" cannot be serialized: expected JSON data (string, finite number, boolean, null, ` +
-        `plain object, array) or an Artifact, got ${got}. Convert it to plain data, or write it with ctx.artifacts.write().`,
+      `${where}${path ? ` at "${path}"` : ""} cannot be serialized: expected JSON data (string, finite number, boolean, null, ` +
+        `plain object, array) or an Artifact, got ${got}. ${fix}`,
     );
   }
 }
@@ -147,8 +172,10 @@ export class OptionError extends CairnError {
     readonly option: string,
     readonly expected: string,
     readonly got: unknown,
+    /** The message, where "Expected `option` to be ..., got ..." does not say it (a misuse in build(), not a bad value). */
+    message?: string,
   ) {
-    super(`Expected \`${option}\` to be ${expected}, got ${describeValue(got)}.`);
+    super(message ?? `Expected \`${option}\` to be ${expected}, got ${describeValue(got)}.`);
   }
 }
 

@@ -16,12 +16,18 @@ export const MAX_NESTING_DEPTH = 1000;
  * silently (NaN, Dates, Maps, class instances) would make cached outputs differ
  * from fresh ones.
  */
-export function assertSerializable(value: unknown, where: string, options: { allowRefs?: boolean } = {}): void {
+export function assertSerializable(value: unknown, where: string, options: { allowRefs?: boolean; fix?: string } = {}): void {
   const allowRefs = options.allowRefs === true;
   // The common case, every input and output of every task, walks without making path strings;
   // only a value that fails is walked again to name the place.
   if (isSerializable(value, allowRefs, [])) return;
-  walk(value, "", where, allowRefs, []);
+  try {
+    walk(value, "", where, allowRefs, []);
+  } catch (error) {
+    // The fix the error says by default (write it as an artifact) is a task's; a param's is not that.
+    if (options.fix !== undefined && NotSerializableError.is(error)) throw new NotSerializableError(error.where, error.path, error.got, options.fix);
+    throw error;
+  }
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   NotSerializableError,
   UnknownNodeError,
 } from "../errors.ts";
+import { closestName } from "../internal.ts";
 
 /** A validated flow: nodes by id, edges, a topological order and scheduling priorities. */
 export interface FlowGraph {
@@ -119,7 +120,7 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
     }
     for (const dep of node.after) {
       const from = index.get(dep);
-      if (from === undefined) throw new UnknownNodeError(flowName, node.id, "after", dep);
+      if (from === undefined) throw new UnknownNodeError(flowName, node.id, "after", dep, "node", afterTypo(dep, index.keys()));
       addEdge(from, i);
     }
     const schema = node.task.inputSchema;
@@ -129,6 +130,8 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
     }
   }
   for (const [name, value] of Object.entries(definition.outputs)) {
+    // As an input literal: the build function's own values are stored, and handed to the caller, as they are.
+    if (!isSerializableValue(value, ALLOW_REFS)) refuse(value, `Flow output "${name}"`);
     forEachRef(value, (ref) => {
       if (ref.buildId !== definition.buildId || (ref.source === "node" && !index.has(ref.target))) {
         throw new UnknownNodeError(flowName, "(flow outputs)", name, ref.target, ref.source);
@@ -153,6 +156,12 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
 }
 
 const ALLOW_REFS = { allowRefs: true } as const;
+
+/** What UnknownNodeError says of an `after` id that is no node's: the id likely meant. */
+function afterTypo(id: string, ids: Iterable<string>): { after: true; meant?: string } {
+  const meant = closestName(id, ids);
+  return meant === undefined ? { after: true } : { after: true, meant };
+}
 
 /** An input a map or sweep gives each item: the map's `as`, or a key of a sweep's points. */
 function suppliedPerItem(node: FlowNode, key: string): boolean {

@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import { dirname, resolve as resolvePath } from "node:path";
 import type { FlowDefinition } from "../definition/flow-definition.ts";
 import { validateWithSchema, knownKeys } from "../definition/schema.ts";
-import { assertSerializable } from "../definition/serializable.ts";
+import { assertSerializable, isSerializableValue } from "../definition/serializable.ts";
 import { ArtifactMismatchError, CairnError, CancelledError, cancelReason, OptionError, ParamError, TrackingError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { type ExecutionSettings, type FailurePolicy, FlowExecution } from "../scheduler/flow-execution.ts";
@@ -15,7 +15,7 @@ import { forcedItems, forcedNodes } from "../caching/rerun.ts";
 import { toGraphJson, toMermaid } from "../graph/render.ts";
 import { writeRunFiles } from "../tracking/run-files.ts";
 import { isArtifact } from "../definition/artifact.ts";
-import { isPlainObject } from "../definition/ref.ts";
+import { forEachRef, isPlainObject } from "../definition/ref.ts";
 import { NullTracker } from "../tracking/null-tracker.ts";
 import { resolveTracker } from "../tracking/resolve-tracker.ts";
 import { closeAbandonedRuns, describeAbandonedRuns } from "../tracking/abandoned-runs.ts";
@@ -890,7 +890,23 @@ export async function validateParams(definition: FlowDefinition, given: Record<s
   if (!isObject(given)) throw new OptionError("params", "an object of param values by name", given);
   if (!schema) {
     // No schema to check them against: they must still be what a run can record and hash.
-    assertSerializable(given, `Flow "${definition.name}" params`);
+    assertSerializable(given, `Flow "${definition.name}" params`, PARAMS_FIX);
+    // Nor names to check them against, but which params the flow reads is known (most often):
+    // a param it does not read is a typo (`-p flg=true`) that would change nothing, without a word.
+    const read = Object.keys(given).length ? await paramsReadBy(definition) : "all";
+    if (read !== "all") {
+      const unread = Object.keys(given).filter((k) => !read.has(k));
+      if (unread.length) {
+        const meant = closestName(unread[0]!, read);
+        throw new ParamError(
+          `Flow "${definition.name}" has no param ${unread.map((k) => `"${k}"`).join(", ")}${meant ? ` (did you mean "${meant}"?)` : ""}: ` +
+            `neither its build function nor any of its tasks reads it. The params it reads: ${[...read].sort().join(", ") || "(none)"}. ` +
+            `Without a params schema, a flow takes the params it reads; declare them with .params(schema) to have them checked and defaulted.`,
+          definition.name,
+          unread[0],
+        );
+      }
+    }
     return given;
   }
   const known = knownKeys(schema);
@@ -915,8 +931,42 @@ export async function validateParams(definition: FlowDefinition, given: Record<s
     );
   }
   const params = r.value as Record<string, unknown>;
-  assertSerializable(params, `Flow "${definition.name}" params`);
+  assertSerializable(params, `Flow "${definition.name}" params`, PARAMS_FIX);
   return params;
+}
+
+/** How to fix a param that is not JSON data (not as a task's output: there is no artifact to write it to). */
+const PARAMS_FIX = { fix: "Give params as JSON data (strings, numbers, booleans, null, arrays, plain objects)." };
+
+/**
+ * The names of the params a flow reads: those its build function wires in (a param ref in an
+ * input, a map's list, a condition or an output) and those its tasks read through their context
+ * (TaskDefinition.paramsRead; a task without it reads none, as its cache key says); "all" when
+ * a task's cannot be told (its context handed on whole).
+ */
+async function paramsReadBy(definition: FlowDefinition): Promise<ReadonlySet<string> | "all"> {
+  const read = new Set<string>();
+  const note = (value: unknown) => {
+    // A circular or over-deep literal would overflow the walk: the flow's graph refuses it, naming it.
+    if (!isSerializableValue(value, { allowRefs: true })) return;
+    forEachRef(value, (ref) => {
+      if (ref.source === "param") read.add(ref.target);
+    });
+  };
+  const tasks = new Set<FlowDefinition["nodes"][number]["task"]>();
+  for (const node of definition.nodes) {
+    for (const input in node.inputs) note(node.inputs[input]);
+    if (node.map) note(node.map.over);
+    if (node.condition !== undefined) note(node.condition);
+    tasks.add(node.task);
+  }
+  for (const name in definition.outputs) note(definition.outputs[name]);
+  for (const task of tasks) {
+    const names = task.paramsRead ? await task.paramsRead() : [];
+    if (names === "all") return "all";
+    for (const n of names) read.add(n);
+  }
+  return read;
 }
 
 async function logFlowStart(tracker: Tracker, runId: string, params: Record<string, unknown>): Promise<void> {
