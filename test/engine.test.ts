@@ -614,10 +614,10 @@ describe("bad definitions are caught before anything runs", () => {
     expect(() => f.graph()).toThrow(/Task "need" in flow "miss" is missing its required input "n"/);
   });
 
-  it("rejects duplicate node ids", () => {
-    const f = flow("dup").build(() => (add({ a: 1, b: 1 }, { id: "x" }), add({ a: 1, b: 1 }, { id: "x" }), {}));
-    expect(() => f.graph()).toThrow(DuplicateNodeError);
-    expect(() => f.graph()).toThrow(/two nodes named "x"/);
+  it("rejects duplicate node ids, at the second one's call", () => {
+    const build = () => flow("dup").build(() => (add({ a: 1, b: 1 }, { id: "x" }), add({ a: 1, b: 1 }, { id: "x" }), {}));
+    expect(build).toThrow(DuplicateNodeError);
+    expect(build).toThrow(/two nodes named "x"/);
   });
 
   it("rejects an explicit id that is not a name: a map item's `[0]`, a slash, NUL, empty", () => {

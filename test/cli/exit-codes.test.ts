@@ -18,6 +18,9 @@ describe("validation errors found before anything runs exit 2", () => {
     ["bad-flow-name.flow.ts", /OptionError: Expected `flow name` to be a non-empty string of letters, digits, spaces, `_`, `\.` and `-` .*, got "evil\\u001b\]0;title\\u0007" \(string\)\./],
     ["nan-input.flow.ts", /FlowValidationError: Task "t" input "n" at "\(the whole input\)" cannot be serialized: .*got NaN \(number\).* \(in flow "nan-input"\)/],
     ["bad-params-schema.flow.ts", /OptionError: Expected `flow "bad-params" \.params\(\)` to be a Standard Schema \(zod, valibot, \.\.\.\), or no argument with a type parameter \(\.params<T>\(\)\), got an object\./],
+    // Found while the flow is built, at the flow file's line (the CLI compiles it; source maps give the .ts line).
+    ["task-outside-build.flow.ts", /OptionError: Task "load" was called outside a flow's build function \(at \S*task-outside-build\.flow\.ts:5:1\)\./],
+    ["ref-in-string.flow.ts", /OptionError: `params\.dir` is a reference to a value known only when the flow runs \(at \S*ref-in-string\.flow\.ts:11:\d+\): inside build\(\) it cannot be put into a string/],
   ])("cairn run %s", async (file, message) => {
     const cwd = await tmp("cairn-cli-exit-");
     const r = await cairn(["run", fixture(file)], { cwd });

@@ -12,6 +12,19 @@ describe("cairn run -p", () => {
     expect(end?.outputs).toEqual({ version: "1.10", id: "12345678901234567890", lr: 0.1 });
   });
 
+  it("refuses, for a flow without a params schema, a -p the flow never reads (exit 2), naming the one likely meant", async () => {
+    const typed = fixture("typed-params.flow.ts");
+    const r = await cairn(["run", typed, "--no-tracking", "-p", "n=2", "-p", "flg=true"]);
+    expect(r.stderr).toContain(
+      'ParamError: Flow "typed-params" has no param "flg" (did you mean "flag"?): neither its build function nor any of its tasks reads it. The params it reads: flag, n.',
+    );
+    expect(r.stderr).toContain("(got -p flg=true)");
+    expect(r.code).toBe(2);
+    const ok = await cairn(["run", typed, "--json", "--no-tracking", "-p", "n=2", "-p", "flag=true"]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.json.find((e) => e.type === "flow" && e.status === "succeeded")?.outputs).toEqual({ doubled: 4, flag: true });
+  });
+
   it("refuses -p __proto__=1 (exit 2) instead of dropping it", async () => {
     const r = await cairn(["run", flowFile, "--no-tracking", "-p", "version=1", "-p", "__proto__=1"]);
     expect(r.stderr).toContain('UsageError: Expected -p name=value with a param name, got "-p __proto__=1": `__proto__` cannot be a param\'s name');

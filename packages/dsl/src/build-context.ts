@@ -1,4 +1,5 @@
-import { CairnError, type FlowNode, isPlainObject, isRef, OptionError, type RefValue, setOwnProperty } from "@cairn/core";
+import { describeRef, type FlowNode, isPlainObject, isRef, OptionError, type RefValue, setOwnProperty, type TaskDefinition } from "@cairn/core";
+import { atUserCode } from "./declared-path.ts";
 
 /** The flow build in progress: tasks called inside `build` add their nodes here. */
 export interface BuildContext {
@@ -7,6 +8,10 @@ export interface BuildContext {
   readonly nodes: FlowNode[];
   /** How many nodes each task name has produced, for automatic ids. */
   readonly uses: Map<string, number>;
+  /** The ids taken so far, each with the task whose call got it without an `{ id }` (undefined: it was given). */
+  readonly ids: Map<string, string | undefined>;
+  /** The first task definition of each name, to tell a second one that would share its cache entries. */
+  readonly tasks: Map<string, TaskDefinition>;
 }
 
 let current: BuildContext | undefined;
@@ -14,19 +19,26 @@ let nextBuildId = 1;
 
 /** Runs `fn` with a fresh build context and returns what it returned plus the nodes it made. */
 export function withBuild<R>(flowName: string, fn: (ctx: BuildContext) => R): { result: R; context: BuildContext } {
+  // OptionErrors, as every mistake in a flow's declaration: the flow is invalid (the CLI's exit 2), nothing ran.
   if (current) {
-    throw new CairnError(
-      `Flow "${flowName}" was built inside the build function of flow "${current.flowName}". ` +
+    throw new OptionError(
+      `flow "${flowName}" build()`,
+      "called at the top level of a module",
+      undefined,
+      `Flow "${flowName}" was built inside the build function of flow "${current.flowName}"${atUserCode()}. ` +
         `Build flows at the top level of a module, one after another.`,
     );
   }
-  const context: BuildContext = { buildId: nextBuildId++, flowName, nodes: [], uses: new Map() };
+  const context: BuildContext = { buildId: nextBuildId++, flowName, nodes: [], uses: new Map(), ids: new Map(), tasks: new Map() };
   current = context;
   try {
     const result = fn(context);
     if (result instanceof Promise) {
-      throw new CairnError(
-        `The build function of flow "${flowName}" returned a Promise. build() must be synchronous: ` +
+      throw new OptionError(
+        `flow "${flowName}" build function`,
+        "a synchronous function",
+        result,
+        `The build function of flow "${flowName}" returned a Promise${atUserCode()}. build() must be synchronous: ` +
           `it only wires tasks together; do the async work inside tasks.`,
       );
     }
@@ -39,8 +51,11 @@ export function withBuild<R>(flowName: string, fn: (ctx: BuildContext) => R): { 
 /** The build in progress; throws a clear error when a task is called outside of one. */
 export function currentBuild(taskName: string): BuildContext {
   if (!current) {
-    throw new CairnError(
-      `Task "${taskName}" was called outside a flow's build function. Call tasks inside ` +
+    throw new OptionError(
+      `task "${taskName}" call`,
+      "inside a flow's build function",
+      undefined,
+      `Task "${taskName}" was called outside a flow's build function${atUserCode()}. Call tasks inside ` +
         `flow("name").build(({ params }) => { ... }) to add them to that flow; to run one task on its own, use a one-task flow.`,
     );
   }
@@ -89,10 +104,46 @@ export function nodeToRef(value: unknown, where: () => string = () => "a value",
   return copy ?? value;
 }
 
-/** Makes a ref object; the DSL types it as Ref<T>. */
-export function makeRef(source: "node" | "param", target: string, path: string[], buildId: number): RefValue {
-  return Object.freeze({ __cairnRef: true as const, source, target, path: Object.freeze(path), buildId });
+/**
+ * The error for a reference turned into a string or a number inside build() (`${params.dir}/x`,
+ * `d.rows * 2`): it stands for a value known only when the flow runs, and would otherwise be the
+ * text "[object Object]" or NaN, silently.
+ */
+function usedAsValue(what: string, input: string): OptionError {
+  return new OptionError(
+    `${what} in build()`,
+    "passed to a task as an input",
+    undefined,
+    `\`${what}\` is a reference to a value known only when the flow runs${atUserCode()}: inside build() it cannot be ` +
+      `put into a string, used in arithmetic or compared. Pass it to a task as an input (\`{ ${input}: ${what} }\`) ` +
+      `and build the string, or compute with it, in that task's function.`,
+  );
 }
+
+/** A ref's Symbol.toPrimitive: one function for every ref, which names the ref it is called on. */
+function refToPrimitive(this: RefValue): never {
+  throw usedAsValue(describeRef(this), this.path.at(-1) ?? this.target);
+}
+
+/** Symbol.toPrimitive of a node handle, `params` or a sweep's `best`, which stand for `what`. */
+export function proxyToPrimitive(what: string, input: string): () => never {
+  return () => {
+    throw usedAsValue(what, input);
+  };
+}
+
+/**
+ * Makes a ref object; the DSL types it as Ref<T>. Its Symbol.toPrimitive refuses it in a string
+ * or arithmetic; a symbol key, not enumerable, unseen by JSON, `Object.keys` and hashing.
+ */
+export function makeRef(source: "node" | "param", target: string, path: string[], buildId: number): RefValue {
+  const ref = { __cairnRef: true as const, source, target, path: Object.freeze(path), buildId };
+  Object.defineProperty(ref, Symbol.toPrimitive, TO_PRIMITIVE);
+  return Object.freeze(ref);
+}
+
+/** Not enumerable, not writable: one descriptor for every ref (a 10,000-node flow makes tens of thousands). */
+const TO_PRIMITIVE: PropertyDescriptor = Object.freeze({ value: refToPrimitive });
 
 /** What a ref proxy stands for; its target object. Hidden: the proxy reports no own keys. */
 interface RefTarget {
@@ -107,6 +158,9 @@ interface RefTarget {
 const REF_HANDLER: ProxyHandler<RefTarget> = {
   get(t, key) {
     if (key === PROXY_MARK) return t.source;
+    // Only the symbol: a template literal, `+` and String() ask it first, and `toString` or
+    // `valueOf` stays what any other name is, a param or an output that may be named so.
+    if (key === Symbol.toPrimitive) return t.source === "param" ? proxyToPrimitive("params", "params") : proxyToPrimitive(t.target, t.target);
     if (typeof key !== "string" || key === "then" || key === "toJSON") return undefined;
     const { source, target, buildId } = t;
     if (source === "node" && key === "$id") return target;

@@ -6,7 +6,7 @@
  * declaring module, and the project frames that build a kind's task.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { dirname, isAbsolute, join, resolve, sep } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { OptionError, TaskFileError } from "@cairn/core";
 
@@ -240,6 +240,18 @@ export function errorSource(error: Error): string | undefined {
   if (typeof stack !== "string") return undefined;
   const place = firstForeignFrame(stack, true);
   return place === undefined ? undefined : `${place.file}:${place.line}:${place.column}`;
+}
+
+/**
+ * Where the user's code is making the call in progress: ` (at flow.ts:4:12)`, the first stack
+ * frame outside Cairn and packages, relative to the working directory when inside it; empty
+ * when the stack shows none. For build-time errors, which are not a task's (no `error.at`).
+ */
+export function atUserCode(): string {
+  const place = firstForeignFrame(captureStack().stack ?? "", true);
+  if (place === undefined) return "";
+  const rel = relative(process.cwd(), place.file);
+  return ` (at ${rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : place.file}:${place.line}:${place.column})`;
 }
 
 /**

@@ -7,7 +7,7 @@
  * `list`, `random`) and selectors (`max`, `min`) are plain data checked where they are made.
  */
 import { CairnError, OptionError, isRef, type MapSpec } from "@cairn/core";
-import { currentBuild, makeRef, nodeToRef } from "./build-context.ts";
+import { currentBuild, makeRef, nodeToRef, proxyToPrimitive } from "./build-context.ts";
 import { KIND_CHECK_CALL, type KindCall } from "./kinds/kind-task.ts";
 import { addNode, type Task } from "./task.ts";
 import type { Ref, Wire, WireInputs } from "./types.ts";
@@ -354,6 +354,7 @@ export function sweep<In, Out, P extends Partial<In>>(task: Task<In, Out>, optio
   // `best.best.model`: a ref to the best trial's output `model` (path outputs.model of the sweep's node).
   const best = new Proxy(Object.create(null) as object, {
     get: (_, key) => {
+      if (key === Symbol.toPrimitive) return proxyToPrimitive(`${id}.best`, "best");
       if (typeof key !== "string" || key === "then" || key === "toJSON") return undefined;
       let ref = refs.get(key);
       if (!ref) refs.set(key, (ref = makeRef("node", id, ["outputs", key], buildId)));

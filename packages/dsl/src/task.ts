@@ -1,23 +1,25 @@
 import {
-  CairnError,
   closestName,
+  DuplicateNodeError,
   isRef,
   LONGEST_TIMER,
   LONGEST_TIMER_MS,
   type CodeFile,
   NO_RETRY,
   OptionError,
+  type RefValue,
   setOwnProperty,
   type FlowNode,
   type TaskCacheOptions,
   type TaskContext,
   type TaskDefinition,
+  UnknownNodeError,
 } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import ms from "ms";
-import { currentBuild, nodeToRef, refProxy } from "./build-context.ts";
+import { type BuildContext, currentBuild, nodeToRef, proxyKind, refProxy } from "./build-context.ts";
 import { functionDependencies } from "./code-deps.ts";
-import { declaringModule, errorSource, resolveDeclaredPath } from "./declared-path.ts";
+import { atUserCode, declaringModule, errorSource, resolveDeclaredPath, type SourcePlace } from "./declared-path.ts";
 import { paramsReadBy } from "./params-read.ts";
 import type { MaybeNode, MaybeRef, Node, OrDefault, Ref, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
 
@@ -180,6 +182,7 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
       if (typeof fn !== "function") throw new OptionError(`task "${state.name}" .run()`, "a function", fn);
       const code = fn.toString();
       const declaredIn = declaringModule();
+      if (!declaredAt.has(fn as TaskDefinition["run"])) declaredAt.set(fn as TaskDefinition["run"], declaredIn);
       return makeTask({
         name: state.name,
         kind: "function",
@@ -244,8 +247,9 @@ function checkDefinition(d: TaskDefinition): void {
 export function addNode(definition: TaskDefinition, inputs: Record<string, unknown>, options: NodeOptions, extra?: Pick<FlowNode, "map">): Record<string, unknown> {
   const build = currentBuild(definition.name);
   if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs)) {
-    throw new CairnError(`Task "${definition.name}" must be called with an object of inputs, got ${typeof inputs}.`);
+    throw new OptionError(`task "${definition.name}" inputs`, "an object of inputs by name, e.g. load({ rows: 5 })", inputs);
   }
+  checkSameNameTask(build, definition);
   const uses = (build.uses.get(definition.name) ?? 0) + 1;
   build.uses.set(definition.name, uses);
   if (options.id !== undefined && (typeof options.id !== "string" || !TASK_NAME.test(options.id))) {
@@ -253,6 +257,16 @@ export function addNode(definition: TaskDefinition, inputs: Record<string, unkno
     throw new OptionError(`task "${definition.name}" option \`id\``, "a non-empty string of letters, digits, `_`, `.` and `-`, like a task name", options.id);
   }
   const id = options.id ?? (uses === 1 ? definition.name : `${definition.name}-${uses}`);
+  // Found here, where it is known which id was given and which a call got without one (the
+  // graph, which checks any definition, cannot tell), and at the line of the call.
+  const automatic = options.id === undefined ? definition.name : undefined;
+  if (build.ids.has(id)) {
+    const other = build.ids.get(id);
+    const dup = new DuplicateNodeError(build.flowName, id, (other === undefined) !== (automatic === undefined) ? (other ?? automatic) : undefined);
+    dup.message += atUserCode();
+    throw dup;
+  }
+  build.ids.set(id, automatic);
   const wired: Record<string, unknown> = {};
   for (const k of Object.keys(inputs)) {
     const value = nodeToRef(inputs[k], () => `task "${definition.name}" input \`${k}\``);
@@ -268,7 +282,7 @@ export function addNode(definition: TaskDefinition, inputs: Record<string, unkno
     id,
     task: definition,
     inputs: Object.freeze(wired),
-    after: options.after === undefined ? NO_AFTER : Object.freeze(options.after.map((a) => (typeof a === "string" ? a : a.$id))),
+    after: options.after === undefined ? NO_AFTER : Object.freeze(afterIds(options.after, build, id)),
     ...(condition !== undefined ? { condition: condition as FlowNode["condition"] & object } : {}),
     ...(test ? { conditionTest: test as (value: unknown) => unknown } : {}),
     ...extra,
@@ -276,6 +290,55 @@ export function addNode(definition: TaskDefinition, inputs: Record<string, unkno
   build.nodes.push(node);
   return refProxy("node", id, build.buildId);
 }
+
+/** The node ids of an `after` option; a node handle made by another flow's build is refused, as a ref of one is. */
+function afterIds(after: NodeOptions["after"], build: BuildContext, id: string): string[] {
+  if (!Array.isArray(after)) throw new OptionError(`task "${id}" option \`after\``, "an array of nodes or node ids", after);
+  return after.map((a) => {
+    if (typeof a === "string") return a;
+    // A handle of another flow would bind to this flow's node of the same id.
+    if (proxyKind(a) === "node" && (a as unknown as { $out: RefValue }).$out.buildId !== build.buildId) {
+      const error = new UnknownNodeError(build.flowName, id, "after", a.$id, "node", { after: true, otherFlow: true });
+      error.message += atUserCode();
+      throw error;
+    }
+    const target = typeof a === "object" && a !== null ? a.$id : undefined;
+    if (typeof target !== "string") throw new OptionError(`task "${id}" option \`after\``, "an array of nodes or node ids", a);
+    return target;
+  });
+}
+
+/**
+ * Refuses a second function task of a name whose first, in this flow, has the same code but
+ * another function (a factory's: `makeScale(2)`, `makeScale(3)`): what the function closes over
+ * is not in the cache key, so the two would share cache entries, and the second get the first's
+ * result. The same function (a copy made by `.retries()` and the like), another version, cache
+ * key or declared code files, or a declaration in another module, has a key of its own.
+ */
+function checkSameNameTask(build: BuildContext, definition: TaskDefinition): void {
+  const first = build.tasks.get(definition.name);
+  if (!first) {
+    build.tasks.set(definition.name, definition);
+    return;
+  }
+  if (first.run === definition.run || first.kind !== "function" || definition.kind !== "function" || first.code !== definition.code) return;
+  if (first.cache === false || definition.cache === false || first.cache.key !== definition.cache.key || first.version !== definition.version) return;
+  if (JSON.stringify(first.codeFiles ?? []) !== JSON.stringify(definition.codeFiles ?? []) || first.env.join() !== definition.env.join()) return;
+  const [a, b] = [declaredAt.get(first.run)?.(), declaredAt.get(definition.run)?.()];
+  if (a && b && a.file !== b.file) return; // each module's own code enters its key
+  throw new OptionError(
+    `task "${definition.name}"`,
+    "one task per name in a flow",
+    undefined,
+    `Flow "${build.flowName}" uses two different tasks named "${definition.name}" with the same code${atUserCode()}: their functions ` +
+      `differ only in what they close over (made by one factory function called twice?), which is not part of a task's ` +
+      `cache key, so they would share cache entries and one would get the other's result. Give each its own name ` +
+      `(task(\`${definition.name}-\${arg}\`) in the factory) or .version(), or pass what differs as an input.`,
+  );
+}
+
+/** Where each function task's function was declared (`.run(fn)`), worked out when asked. */
+const declaredAt = new WeakMap<TaskDefinition["run"], () => SourcePlace | undefined>();
 
 declare const conditionBrand: unique symbol;
 
