@@ -104,8 +104,8 @@ describe("literal flow outputs the build function returns", () => {
   it.each([
     ["a class instance", { m: new Model() }, "m", /got a Model instance/],
     ["a function, nested", { r: { f: () => 1 } }, "r", /Flow output "r" at "f" cannot be serialized.*got a function/],
-    ["NaN", { n: NaN }, "n", /Flow output "n" cannot be serialized.*got NaN \(number\)/],
-    ["a BigInt", { b: 1n }, "b", /Flow output "b" cannot be serialized.*got `1` \(bigint\)/],
+    ["NaN", { n: NaN }, "n", /Flow output "n" at "\(the whole output\)" cannot be serialized.*got NaN \(number\)/],
+    ["a BigInt", { b: 1n }, "b", /Flow output "b" at "\(the whole output\)" cannot be serialized.*got `1` \(bigint\)/],
     ["a Date in an array", { d: [new Date(0)] }, "d", /Flow output "d" at "\[0\]" cannot be serialized.*got a Date instance/],
   ])("are refused like input literals when the flow is checked: %s", async (_, outputs, name, message) => {
     const f = flow("lit-out").build(() => outputs as Record<string, unknown>);
@@ -239,10 +239,11 @@ describe("messages", () => {
     expect(message).toMatch(/\(at test\/build-mistakes\.test\.ts:\d+:\d+\)$/);
   });
 
-  it("a value that is not JSON data at the top of an input names no empty path; a param's does not suggest an artifact", async () => {
+  it("a value that is not JSON data names no empty path; a param's does not suggest an artifact", async () => {
     const error = thrown(() => flow("nan").build(() => (echo({ value: NaN }), {})).graph());
-    expect((error as Error).message).toMatch(/^Task "echo" input "value" cannot be serialized: .*got NaN \(number\)/);
-    expect((error as Error).message).not.toContain('at ""');
+    expect((error as Error).message).toMatch(/^Task "echo" input "value" at "\(the whole input\)" cannot be serialized: .*got NaN \(number\)/);
+    // Where nothing names the value itself, no `at ""` is said.
+    expect(new NotSerializableError('Map "m" item 0', "", "NaN (number)").message).toMatch(/^Map "m" item 0 cannot be serialized: expected JSON data/);
     const param = await flow("p").build(() => ({})).run({ ...off, params: { x: () => 1 } }).catch((e: unknown) => e);
     expect(NotSerializableError.is(param)).toBe(true);
     expect((param as Error).message).toBe(

@@ -131,7 +131,16 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
   }
   for (const [name, value] of Object.entries(definition.outputs)) {
     // As an input literal: the build function's own values are stored, and handed to the caller, as they are.
-    if (!isSerializableValue(value, ALLOW_REFS)) refuse(value, `Flow output "${name}"`);
+    if (!isSerializableValue(value, ALLOW_REFS)) {
+      try {
+        assertSerializable(value, `Flow output "${name}"`, ALLOW_REFS);
+      } catch (error) {
+        if (!NotSerializableError.is(error)) throw error;
+        // The output itself, not a part of it, has no path: said as a task output's check says it.
+        const cause = error.path === "" ? new NotSerializableError(error.where, "(the whole output)", error.got) : error;
+        throw new FlowValidationError(`${cause.message} (in flow "${flowName}")`, flowName, { cause });
+      }
+    }
     forEachRef(value, (ref) => {
       if (ref.buildId !== definition.buildId || (ref.source === "node" && !index.has(ref.target))) {
         throw new UnknownNodeError(flowName, "(flow outputs)", name, ref.target, ref.source);
