@@ -515,6 +515,22 @@ describe("sweep", () => {
     expect(wide.outputs!.trials.filter((t) => wide.tasks[t.trial]!.status !== "cached").map((t) => t.params)).toEqual([{ lr: 0.01, depth: 8 }, { lr: 0.1, depth: 8 }, { lr: 1, depth: 8 }]);
   });
 
+  it("s.params.lr, s.outputs.score and s.trials.length read one step into the best trial's point, outputs and trials", async () => {
+    const use = task("use")
+      .input<{ lr: number; score: number; count: number; first: string }>()
+      .run((inputs) => inputs);
+    const f = flow("sweep-deep").build(() => {
+      const s = sweep(fit, { with: { data: "d" }, over: grid({ lr: [0.01, 0.1, 1], depth: [3] }), select: max("score") });
+      // As an Optuna user writes study.best_params["lr"]: the types allow only whole refs, plain JavaScript any read.
+      const deep = s as unknown as { params: { lr: number }; outputs: { score: number }; trials: { length: number; 0: { trial: string } } };
+      return { used: use({ lr: deep.params.lr, score: deep.outputs.score, count: deep.trials.length, first: deep.trials[0].trial }).lr, params: s.params };
+    });
+    const result = await (await f.run(off)).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.tasks.use!.outputs).toEqual({ lr: 0.1, score: 3, count: 3, first: "fit[0]" });
+    expect(result.outputs).toEqual({ used: 0.1, params: { lr: 0.1, depth: 3 } });
+  });
+
   it("a task fed the leaderboard (trials) is a cache hit when the trials' results are the same", async () => {
     let boards = 0;
     const board = task("board")

@@ -6,7 +6,7 @@
  * is known, each with its own cache key, run, retries and timeout. The search spaces (`grid`,
  * `list`, `random`) and selectors (`max`, `min`) are plain data checked where they are made.
  */
-import { CairnError, OptionError, isRef, type MapSpec } from "@cairn/core";
+import { CairnError, OptionError, isRef, type MapSpec, type RefValue } from "@cairn/core";
 import { currentBuild, makeRef, nodeToRef, proxyToPrimitive } from "./build-context.ts";
 import { KIND_CHECK_CALL, type KindCall } from "./kinds/kind-task.ts";
 import { addNode, type Task } from "./task.ts";
@@ -361,7 +361,33 @@ export function sweep<In, Out, P extends Partial<In>>(task: Task<In, Out>, optio
       return ref;
     },
   });
-  return new Proxy(handle, { get: (target, key) => (key === "best" ? best : Reflect.get(target, key)) }) as unknown as SweepNode<Out, P>;
+  // `s.params.lr`, `s.outputs.model`, `s.trials.length`: what Optuna users write
+  // (`study.best_params["lr"]`). A ref is a frozen object, where such a read gave undefined,
+  // wired in as a literal; each of these reads a ref one step deeper instead.
+  const deeper = new Map<string, unknown>();
+  return new Proxy(handle, {
+    get: (target, key) => {
+      if (key === "best") return best;
+      const ref = Reflect.get(target, key);
+      if (typeof key !== "string" || !DEEP_KEYS.has(key) || !isRef(ref)) return ref;
+      let deep = deeper.get(key);
+      if (!deep) deeper.set(key, (deep = deepRef(ref, buildId)));
+      return deep;
+    },
+  }) as unknown as SweepNode<Out, P>;
+}
+
+/** The parts of a sweep's outputs that hold objects or arrays, where `s.params.lr` reads one step deeper. */
+const DEEP_KEYS = new Set(["params", "outputs", "trials"]);
+
+/** `ref`, where reading a property it does not have gives a ref to that property of its value (and so on down). */
+function deepRef(ref: RefValue, buildId: number): unknown {
+  return new Proxy(ref, {
+    get: (target, key) => {
+      if (typeof key !== "string" || key in target || key === "then" || key === "toJSON") return Reflect.get(target, key);
+      return deepRef(makeRef(target.source, target.target, [...target.path, key], buildId), buildId);
+    },
+  });
 }
 
 /** A search space with no points: a sweep over it would run nothing. */
