@@ -529,6 +529,22 @@ describe("sweep", () => {
     expect(result.status).toBe("succeeded");
     expect(result.tasks.use!.outputs).toEqual({ lr: 0.1, score: 3, count: 3, first: "fit[0]" });
     expect(result.outputs).toEqual({ used: 0.1, params: { lr: 0.1, depth: 3 } });
+
+    // Names a ref has fields of its own by (path, source, target) are the values' too.
+    const named = task("named")
+      .input<{ target: number }>()
+      .run(({ target }) => ({ path: `/models/${target}`, source: "trained", score: target }));
+    const echo = task("echo")
+      .input<{ path: string; source: string; target: number }>()
+      .run((inputs) => inputs);
+    const g = flow("sweep-deep-names").build(() => {
+      const s = sweep(named, { over: list([{ target: 1 }, { target: 2 }]), select: max("score") });
+      const deep = s as unknown as { params: { target: number }; outputs: { path: string; source: string } };
+      return { echoed: echo({ path: deep.outputs.path, source: deep.outputs.source, target: deep.params.target }).path };
+    });
+    const named2 = await (await g.run(off)).wait();
+    expect(named2.status).toBe("succeeded");
+    expect(named2.tasks.echo!.outputs).toEqual({ path: "/models/2", source: "trained", target: 2 });
   });
 
   it("a task fed the leaderboard (trials) is a cache hit when the trials' results are the same", async () => {

@@ -79,7 +79,10 @@ export function proxyKind(value: unknown): "node" | "param" | undefined {
  */
 export function nodeToRef(value: unknown, where: () => string = () => "a value", depth = 0): unknown {
   // Deeper than any value may nest (MAX_NESTING_DEPTH): left as it is, for the check that refuses it to name it.
-  if (typeof value !== "object" || value === null || isRef(value) || depth > 1000) return value;
+  if (typeof value !== "object" || value === null || depth > 1000) return value;
+  const plain = DEEP_REFS.get(value);
+  if (plain) return plain;
+  if (isRef(value)) return value;
   const proxy = proxyKind(value);
   if (proxy === "node") return (value as { $out: unknown }).$out;
   if (proxy === "param") {
@@ -131,6 +134,25 @@ export function proxyToPrimitive(what: string, input: string): () => never {
     throw usedAsValue(what, input);
   };
 }
+
+/**
+ * A ref whose every property is a ref one step deeper (`best.params.lr`: a sweep's point, outputs,
+ * trials); wired anywhere, it is its plain ref (nodeToRef looks it up here first). Its own fields
+ * are not readable through it: an output may be called `path` or `source`.
+ */
+export function deepRef(ref: RefValue): unknown {
+  // Its target is an empty object of its own: a frozen ref's fields would have to be returned as they are.
+  const proxy = new Proxy(Object.create(null) as object, {
+    get: (_, key) => {
+      if (typeof key !== "string") return Reflect.get(ref, key);
+      if (key === "then" || key === "toJSON") return undefined;
+      return deepRef(makeRef(ref.source, ref.target, [...ref.path, key], ref.buildId));
+    },
+  });
+  DEEP_REFS.set(proxy, ref);
+  return proxy;
+}
+const DEEP_REFS = new WeakMap<object, RefValue>();
 
 /**
  * Makes a ref object; the DSL types it as Ref<T>. Its Symbol.toPrimitive refuses it in a string

@@ -6,8 +6,8 @@
  * is known, each with its own cache key, run, retries and timeout. The search spaces (`grid`,
  * `list`, `random`) and selectors (`max`, `min`) are plain data checked where they are made.
  */
-import { CairnError, OptionError, isRef, type MapSpec, type RefValue } from "@cairn/core";
-import { currentBuild, makeRef, nodeToRef, proxyToPrimitive } from "./build-context.ts";
+import { CairnError, OptionError, isRef, type MapSpec } from "@cairn/core";
+import { currentBuild, deepRef, makeRef, nodeToRef, proxyToPrimitive } from "./build-context.ts";
 import { KIND_CHECK_CALL, type KindCall } from "./kinds/kind-task.ts";
 import { addNode, type Task } from "./task.ts";
 import type { Ref, Wire, WireInputs } from "./types.ts";
@@ -371,7 +371,7 @@ export function sweep<In, Out, P extends Partial<In>>(task: Task<In, Out>, optio
       const ref = Reflect.get(target, key);
       if (typeof key !== "string" || !DEEP_KEYS.has(key) || !isRef(ref)) return ref;
       let deep = deeper.get(key);
-      if (!deep) deeper.set(key, (deep = deepRef(ref, buildId)));
+      if (!deep) deeper.set(key, (deep = deepRef(ref)));
       return deep;
     },
   }) as unknown as SweepNode<Out, P>;
@@ -380,15 +380,6 @@ export function sweep<In, Out, P extends Partial<In>>(task: Task<In, Out>, optio
 /** The parts of a sweep's outputs that hold objects or arrays, where `s.params.lr` reads one step deeper. */
 const DEEP_KEYS = new Set(["params", "outputs", "trials"]);
 
-/** `ref`, where reading a property it does not have gives a ref to that property of its value (and so on down). */
-function deepRef(ref: RefValue, buildId: number): unknown {
-  return new Proxy(ref, {
-    get: (target, key) => {
-      if (typeof key !== "string" || key in target || key === "then" || key === "toJSON") return Reflect.get(target, key);
-      return deepRef(makeRef(target.source, target.target, [...target.path, key], buildId), buildId);
-    },
-  });
-}
 
 /** A search space with no points: a sweep over it would run nothing. */
 export class EmptySpaceError extends CairnError {
