@@ -55,9 +55,9 @@ function scheduleAutorun(caller: () => string | undefined): void {
   });
 }
 
-/** Cairn's own launcher (packages/cli/bin/), which runs flows itself. */
+/** Cairn's own launcher (`bin/cairn.mjs` of @cairn/cli or cairn-dag), which runs flows itself. */
 function isCairnBin(file: string): boolean {
-  return file.endsWith(`${sep}cli${sep}bin${sep}cairn.mjs`);
+  return file.endsWith(`${sep}bin${sep}cairn.mjs`);
 }
 
 function realPath(file: string | undefined): string | undefined {

@@ -1,5 +1,8 @@
+import { mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { MlflowApiError, redactUri, resolveTracker, TrackerUnreachableError, TrackingError, UnsupportedTrackingUriError } from "@cairn/core";
@@ -424,6 +427,97 @@ describe("credentials and timeouts", () => {
       server.closeAllConnections();
       server.close();
     }
+  });
+
+  describe("while it counts as down, the request that finds out whether it is back", () => {
+    /** A lookup with a signal of its own, as a model kind's requests carry their task's. */
+    const withSignal = (client: MlflowClient, signal: AbortSignal) =>
+      (client as unknown as { api: (m: string, e: string, o: object) => Promise<unknown> }).api("GET", "experiments/get-by-name", { query: { experiment_name: "x" }, signal });
+    /** A server that resets connections ("down"), never answers ("hang"), or answers, its artifact downloads held until `finish` is called. */
+    async function moody() {
+      const state = { mode: "down" as "down" | "hang" | "ok", finish: () => {} };
+      const server = http.createServer((req, res) => {
+        if (state.mode === "down") return void req.socket.destroy();
+        if (state.mode === "hang") return;
+        if (req.url!.includes("mlflow-artifacts")) {
+          // Its answer comes after the other request was made (which then waits for it), its body later still.
+          state.finish = () => res.end(Buffer.alloc(1024));
+          setTimeout(() => {
+            res.writeHead(200, { "content-type": "application/octet-stream" });
+            res.write(Buffer.alloc(1024));
+          }, 300);
+          return;
+        }
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ experiment: { experiment_id: "1", name: "x", lifecycle_stage: "active" } }));
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      const { port } = server.address() as AddressInfo;
+      const client = new MlflowClient({ uri: `http://127.0.0.1:${port}`, maxRetries: 1, backoffFactor: 0, backoffJitter: 0, timeoutSeconds: 30 });
+      await expect(client.getExperimentByName("x")).rejects.toBeInstanceOf(TrackerUnreachableError);
+      const close = () => {
+        server.closeAllConnections();
+        server.close();
+      };
+      return { state, client, close };
+    }
+
+    it("a create reset on the way searches for its run without waiting on itself", async () => {
+      const { client, close } = await moody();
+      try {
+        // Its retry searches first (the run may have been made): it is that search's own request, no deadlock.
+        await expect(client.createRun({ experimentId: "0" })).rejects.toBeInstanceOf(TrackerUnreachableError);
+      } finally {
+        close();
+      }
+    });
+
+    it("lets the others go once it has its answer, not once its body is read", async () => {
+      const { state, client, close } = await moody();
+      try {
+        state.mode = "ok";
+        const dir = await mkdtemp(join(tmpdir(), "cairn-probe-"));
+        let downloaded = false;
+        const download = client.downloadArtifactFile("mlflow-artifacts:/1/abc/artifacts", "model.bin", join(dir, "model.bin")).then(() => (downloaded = true));
+        await new Promise((r) => setTimeout(r, 100));
+        await expect(client.getExperimentByName("x")).resolves.toMatchObject({ experimentId: "1" });
+        expect(downloaded).toBe(false);
+        state.finish();
+        await download;
+        await rm(dir, { recursive: true, force: true });
+      } finally {
+        close();
+      }
+    });
+
+    it("a request waiting for it ends at its own signal; one ended by its own signal keeps no other from being sent", async () => {
+      const { state, client, close } = await moody();
+      try {
+        state.mode = "hang";
+        let settled = false;
+        const probe = client.getExperimentByName("x").then(
+          () => (settled = true),
+          () => (settled = true),
+        );
+        await new Promise((r) => setTimeout(r, 50));
+        const waiting = withSignal(client, AbortSignal.timeout(100));
+        await expect(waiting).rejects.toThrow();
+        expect(settled).toBe(false);
+        close();
+        await probe;
+      } finally {
+        close();
+      }
+      const again = await moody();
+      try {
+        again.state.mode = "hang";
+        await expect(withSignal(again.client, AbortSignal.timeout(100))).rejects.toThrow();
+        again.state.mode = "ok";
+        await expect(again.client.getExperimentByName("x")).resolves.toMatchObject({ experimentId: "1" });
+      } finally {
+        again.close();
+      }
+    });
   });
 
   it("MLFLOW_HTTP_REQUEST_TIMEOUT bounds a request to a server that never answers", async () => {

@@ -115,6 +115,8 @@ interface RequestSpec {
    * as the request's (a create that the server did carry out). Throwing fails that attempt.
    */
   beforeRetry?: ((previous: unknown) => Promise<HttpResponse | undefined>) | undefined;
+  /** Sent from inside another request's retry loop (its `beforeRetry`): never waits for the request that checks whether the server is back, which may be that one. */
+  ungated?: boolean;
 }
 
 const API = "/api/2.0/mlflow";
@@ -196,7 +198,7 @@ export class MlflowClient {
    * requests until `#shutUntil` are not sent at all: a server that accepts connections and never
    * answers (hung, or a firewall that drops packets) costs one timeout, not one per request.
    */
-  #probe: Promise<void> | undefined;
+  #probe: { done: Promise<void>; release: (noAnswer: boolean) => void } | undefined;
   #shutUntil = 0;
   /** Holders of `hurry()`: while any, each request makes one short try. */
   #hurries = 0;
@@ -415,6 +417,7 @@ export class MlflowClient {
         const found = await this.api("POST", "runs/search", {
           body: { experiment_ids: [options.experimentId], filter: runFilter({ tags: { [CREATE_ID_TAG]: createId } }), run_view_type: "ALL", max_results: 1 },
           retry: NO_RETRY,
+          ungated: true,
         });
         const [run] = (found.runs as unknown[] | undefined) ?? [];
         return run === undefined ? undefined : { run };
@@ -678,6 +681,7 @@ export class MlflowClient {
       signal?: AbortSignal | undefined;
       /** Before each retry: a body to take as the answer instead of sending the request again. */
       beforeRetry?: (previous: unknown) => Promise<Record<string, unknown> | undefined>;
+      ungated?: boolean;
     },
   ): Promise<Record<string, unknown>> {
     const body = options.body;
@@ -692,6 +696,7 @@ export class MlflowClient {
       ...(options.retry ? { retry: options.retry } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.beforeRetry ? { beforeRetry: recovered(options.beforeRetry) } : {}),
+      ...(options.ungated ? { ungated: true } : {}),
     });
     const text = typeof res.data === "string" ? res.data : "";
     if (!text.trim()) return {};
@@ -736,36 +741,47 @@ export class MlflowClient {
    * `consume` reads a successful streamed response inside the retry loop.
    */
   private async send(spec: RequestSpec, consume?: (res: HttpResponse) => Promise<void>): Promise<HttpResponse> {
-    const probed = await this.gate(spec);
-    if (probed) {
-      try {
-        return await this.traced(spec, consume);
-      } finally {
-        probed();
-      }
+    const release = await this.gate(spec);
+    if (!release) return this.traced(spec, consume);
+    let noAnswer = false;
+    try {
+      return await this.traced(spec, consume);
+    } catch (error) {
+      // Only a request that got no answer keeps the others from being sent: not one ended by its own signal, or a local file it could not read.
+      noAnswer = unanswered.has(error as Error) && !spec.signal?.aborted;
+      throw error;
+    } finally {
+      release(noAnswer);
     }
-    return this.traced(spec, consume);
   }
 
   /**
-   * While the server is known down: waits for the request finding out whether it is back, or
+   * While the server is known down: waits for the request finding out whether it is back (until
+   * it gets an answer or none, this request's own signal ends it, or the run is cancelled), or
    * makes this one that request (the function returned ends it), or refuses to send it at all
    * when the last such request got no answer less than {@link SHUT_MS} ago.
    */
-  private async gate(spec: RequestSpec): Promise<(() => void) | undefined> {
+  private async gate(spec: RequestSpec): Promise<((noAnswer: boolean) => void) | undefined> {
     for (;;) {
-      if (!this.#unreachable || this.#hurries > 0) return undefined;
+      if (!this.#unreachable || this.#hurries > 0 || spec.ungated || spec.signal?.aborted) return undefined;
       if (performance.now() < this.#shutUntil) throw this.notSent(spec);
-      if (!this.#probe) {
-        let settle!: () => void;
-        this.#probe = new Promise((r) => (settle = r));
-        return () => {
-          this.#probe = undefined;
-          if (this.#unreachable) this.#shutUntil = performance.now() + SHUT_MS;
-          settle();
+      const probe = this.#probe;
+      if (!probe) {
+        let resolve!: () => void;
+        const made = {
+          done: new Promise<void>((r) => (resolve = r)),
+          release: (noAnswer: boolean) => {
+            if (this.#probe !== made) return;
+            this.#probe = undefined;
+            if (noAnswer && this.#unreachable) this.#shutUntil = performance.now() + SHUT_MS;
+            resolve();
+          },
         };
+        this.#probe = made;
+        return made.release;
       }
-      await this.#probe;
+      const ends = [this.#cut.waits.signal, ...(spec.signal ? [spec.signal] : [])];
+      await untilDoneOrAborted(probe.done, AbortSignal.any(ends));
     }
   }
 
@@ -853,8 +869,10 @@ export class MlflowClient {
             if (limit.aborted) cutShort = true;
             throw this.networkError(error, spec, limit);
           }
-          // Any answer, whatever its status, shows the server is there again.
+          // Any answer, whatever its status, shows the server is there again: the requests waiting
+          // for the one sent to find out go at once, not once its body has been read.
           this.#unreachable = false;
+          this.#probe?.release(false);
           if (res.status >= 200 && res.status < 300) {
             if (consume) {
               try {
@@ -1062,6 +1080,19 @@ export interface BatchChunk {
 function metricToWire(m: MlflowMetric): { key: string; value: number | string; timestamp: number; step: number } {
   const value = Number.isNaN(m.value) ? "NaN" : m.value === Infinity ? "Infinity" : m.value === -Infinity ? "-Infinity" : m.value;
   return { key: m.key, value, timestamp: Math.round(m.timestamp), step: Math.round(m.step) };
+}
+
+/** Resolves when `done` does or `signal` aborts, whichever is first; never rejects. */
+function untilDoneOrAborted(done: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const onAbort = () => resolve();
+    signal.addEventListener("abort", onAbort, { once: true });
+    void done.then(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    });
+  });
 }
 
 /** A `beforeRetry` of `api` (a body or nothing) as the transport's (a response or nothing). */
