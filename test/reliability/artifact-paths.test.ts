@@ -138,12 +138,12 @@ describe("names from a task (ctx.artifacts)", () => {
 
   /** One task `writer-<i>` per name, each writing its name through ctx.artifacts.<method>; the flow's result. */
   const writeEach = async (method: keyof typeof methods, names: string[], root: string) => {
+    const t = task("writer")
+      .input<{ name: string }>()
+      .run(async ({ name }, ctx) => ({ result: await methods[method](ctx as never, name) }));
     const f = flow("attack").build(() => {
       const out: Record<string, unknown> = {};
       names.forEach((name, i) => {
-        const t = task("writer")
-          .input<{ name: string }>()
-          .run(async ({ name }, ctx) => ({ result: await methods[method](ctx as never, name) }));
         out[`o${i}`] = t({ name }, { id: `writer-${i}` }).result;
       });
       return out;
