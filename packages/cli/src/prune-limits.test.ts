@@ -61,4 +61,16 @@ describe("parseDuration (cairn cache prune --older-than)", () => {
     expect(message).toContain("Expected `--older-than` to be a number and a unit (ms, s, m, h, d, w)");
     expect(message).toContain(`got \`${raw}\``);
   });
+
+  // `6M` was read as 6 minutes, and prune then removed every entry older than that: months are no unit.
+  it("refuses M, and says to write months as days", () => {
+    expect(refusal(() => parseDuration("--older-than", "6M"))).toBe(
+      "Expected `--older-than` to be a number and a unit (ms, s, m, h, d, w), such as 30m, 12h or 7d, got `6M`. Months are no unit: write days (180d), or m for minutes.",
+    );
+    expect(parseDuration("--older-than", "6m")).toBe(6 * 60_000);
+  });
+
+  it("says to add a unit to a bare number", () => {
+    expect(refusal(() => parseDuration("--older-than", "7"))).toMatch(/ Add a unit: 7d, say\.$/);
+  });
 });

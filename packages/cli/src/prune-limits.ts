@@ -6,6 +6,7 @@
  * 7 ms, and a limit read too small removes every entry. Anything not in the grammar is a
  * UsageError (exit 2) that names what was expected and what arrived, before the store is touched.
  */
+import { durationMs } from "@cairn/core";
 import { UsageError } from "./usage-error.ts";
 
 /** Bytes per size unit, lower-cased. Powers of 1024, as the sizes `cairn cache ls` prints (bytes.format). */
@@ -21,16 +22,6 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
   tib: 1024 ** 4,
 };
 
-/** Milliseconds per duration unit, lower-cased. */
-const DURATION_UNITS: Readonly<Record<string, number>> = {
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-  w: 7 * 86_400_000,
-};
-
 /** A non-negative decimal number (no sign, no thousands separator, no exponent), then a unit of letters. */
 const AMOUNT = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$/i;
 
@@ -44,23 +35,23 @@ export function parseSize(flag: string, raw: string): number {
   if (bytes === undefined) {
     throw new UsageError(
       `Expected \`${flag}\` to be a number and a unit (B, KB, MB, GB, TB; powers of 1024), such as 500MB or 5GB, got \`${raw}\`.` +
-        hint(raw, SIZE_UNITS, (unit) => `${unit.toUpperCase()}B`),
+        hint(raw, "GB", (number, unit) => (Object.hasOwn(SIZE_UNITS, `${unit.toLowerCase()}b`) ? ` Did you mean ${number}${unit.toUpperCase()}B?` : "")),
     );
   }
   return Math.floor(bytes);
 }
 
 /**
- * `--older-than`: a number and one of ms, s, m, h, d, w (milliseconds to weeks), any case.
- * Returns milliseconds.
+ * `--older-than`: a number and one of ms, s, m, h, d, w (milliseconds to weeks), any case but
+ * `M`: a month to many, which the lenient reader took for minutes. Returns milliseconds.
  * @example parseDuration("--older-than", "7d") // 604800000
  */
 export function parseDuration(flag: string, raw: string): number {
-  const millis = amountOf(raw, DURATION_UNITS);
+  const millis = durationMs(raw);
   if (millis === undefined) {
     throw new UsageError(
       `Expected \`${flag}\` to be a number and a unit (ms, s, m, h, d, w), such as 30m, 12h or 7d, got \`${raw}\`.` +
-        hint(raw, DURATION_UNITS, () => undefined),
+        hint(raw, "d", (number, unit) => (unit === "M" ? ` Months are no unit: write days (${Number(number) * 30}d), or m for minutes.` : "")),
     );
   }
   return millis;
@@ -76,12 +67,10 @@ function amountOf(raw: string, units: Readonly<Record<string, number>>): number 
   return Number.isFinite(value) ? value : undefined;
 }
 
-/** How to fix the commonest slips: a bare number (the unit left out), and `5G` for `5GB`. */
-function hint(raw: string, units: Readonly<Record<string, number>>, longer: (unit: string) => string | undefined): string {
+/** How to fix the commonest slips: a bare number (the unit left out, `unitToAdd` suggested), and what `unitHint` says of a unit given. */
+function hint(raw: string, unitToAdd: string, unitHint: (number: string, unit: string) => string): string {
   const match = AMOUNT.exec(raw);
   if (!match) return "";
   const [, number, unit] = match;
-  if (unit === "") return ` Add a unit: ${number}${Object.hasOwn(units, "gb") ? "GB" : "d"}, say.`;
-  const fixed = longer(unit!.toLowerCase());
-  return fixed && Object.hasOwn(units, fixed.toLowerCase()) ? ` Did you mean ${number}${fixed}?` : "";
+  return unit === "" ? ` Add a unit: ${number}${unitToAdd}, say.` : unitHint(number!, unit!);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { closestName, retryAfterMs } from "./internal.ts";
+import { closestName, durationMs, retryAfterMs } from "./internal.ts";
 
 describe("closestName", () => {
   it("names the candidate a typo meant, a swap of neighbours being one edit, case ignored", () => {
@@ -21,5 +21,35 @@ describe("retryAfterMs", () => {
     expect(retryAfterMs(new Date(Date.now() + 60_000).toUTCString())).toBeGreaterThan(50_000);
     expect(retryAfterMs("soon")).toBeUndefined();
     expect(retryAfterMs(undefined)).toBeUndefined();
+  });
+});
+
+describe("durationMs", () => {
+  it("reads a number and one of ms, s, m, h, d, w, any case", () => {
+    expect(durationMs("500ms")).toBe(500);
+    expect(durationMs("90 s")).toBe(90_000);
+    expect(durationMs(" 30m ")).toBe(30 * 60_000);
+    expect(durationMs("1.5h")).toBe(5_400_000);
+    expect(durationMs("7D")).toBe(7 * 86_400_000);
+    expect(durationMs("2w")).toBe(14 * 86_400_000);
+    expect(durationMs(".5s")).toBe(500);
+  });
+
+  it("reads the long names and years only when asked to, as .cache({ ttl }) took them from ms", () => {
+    expect(durationMs("2 weeks")).toBeUndefined();
+    expect(durationMs("1y")).toBeUndefined();
+    expect(durationMs("2 weeks", { longUnits: true })).toBe(14 * 86_400_000);
+    expect(durationMs("90 secs", { longUnits: true })).toBe(90_000);
+    expect(durationMs("1y", { longUnits: true })).toBe(365.25 * 86_400_000);
+    expect(durationMs("3 Hours", { longUnits: true })).toBe(3 * 3_600_000);
+  });
+
+  it("reads nothing else: a bare number, a sign, an exponent, a separator, an unknown unit, or M (a month to many, not minutes)", () => {
+    for (const text of ["7", "-7d", "+7d", "1e3s", "1,5d", "10mss", "one day", "d", "", "1M", "6 M", "toString", "constructor"]) {
+      expect(durationMs(text), text).toBeUndefined();
+      expect(durationMs(text, { longUnits: true }), text).toBeUndefined();
+    }
+    expect(durationMs("1m")).toBe(60_000);
+    expect(durationMs("1Ms")).toBe(1);
   });
 });

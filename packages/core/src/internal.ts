@@ -1,6 +1,7 @@
 /**
  * Small helpers Cairn's packages share, so that each is written once: reading a `Retry-After`
- * header, and finding the name a typo meant. Exported from @cairn/core for the other packages;
+ * header, finding the name a typo meant, and reading a duration (`.cache({ ttl: "7d" })`,
+ * `cairn cache prune --older-than 7d`). Exported from @cairn/core for the other packages;
  * not part of what a flow file uses.
  */
 
@@ -50,3 +51,39 @@ function editDistance(a: string, b: string): number {
 export const LONGEST_TIMER_MS = 2_147_483_647;
 /** {@link LONGEST_TIMER_MS} as messages name it. */
 export const LONGEST_TIMER = "2147483647 (about 24.8 days, the longest a Node timer waits)";
+
+/** Milliseconds per duration unit, lower-cased: what every reader of a duration takes. */
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
+
+/** With the long spellings the `ms` package read, which `.cache({ ttl })` took before: `"2 weeks"`, `"90 secs"`, `"1y"` (365.25 days). */
+const LONG_DURATION_UNITS: Readonly<Record<string, number>> = {
+  ...DURATION_UNITS,
+  msec: 1, msecs: 1, millisecond: 1, milliseconds: 1,
+  sec: 1000, secs: 1000, second: 1000, seconds: 1000,
+  min: 60_000, mins: 60_000, minute: 60_000, minutes: 60_000,
+  hr: 3_600_000, hrs: 3_600_000, hour: 3_600_000, hours: 3_600_000,
+  day: 86_400_000, days: 86_400_000,
+  week: 7 * 86_400_000, weeks: 7 * 86_400_000,
+  y: 365.25 * 86_400_000, yr: 365.25 * 86_400_000, yrs: 365.25 * 86_400_000, year: 365.25 * 86_400_000, years: 365.25 * 86_400_000,
+};
+
+/** A non-negative decimal number (no sign, no thousands separator, no exponent), then a unit of letters. */
+const DURATION = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$/i;
+
+/**
+ * Milliseconds of a duration: a number and one of ms, s, m, h, d, w, any case (`"12h"`, `"7d"`,
+ * `"1.5h"`, `"90 s"`); with `longUnits`, also their long names and years (`"2 weeks"`, `"1y"`).
+ * Undefined for anything else, so that each caller words its own error: a bare number (ms? days?),
+ * a sign, a unit not in the list, and `M`, which is no unit (months, to many; not minutes).
+ * Not rounded: a caller that needs whole milliseconds checks.
+ * @example durationMs("7d") // 604800000
+ */
+export function durationMs(text: string, options: { longUnits?: boolean } = {}): number | undefined {
+  const match = DURATION.exec(text);
+  if (!match || match[2] === "M") return undefined;
+  const units = options.longUnits ? LONG_DURATION_UNITS : DURATION_UNITS;
+  const unit = match[2]!.toLowerCase();
+  if (!Object.hasOwn(units, unit)) return undefined;
+  const value = Number(match[1]) * units[unit]!;
+  return Number.isFinite(value) ? value : undefined;
+}

@@ -1,6 +1,7 @@
 import {
   closestName,
   DuplicateNodeError,
+  durationMs,
   isRef,
   LONGEST_TIMER,
   LONGEST_TIMER_MS,
@@ -16,7 +17,6 @@ import {
   UnknownNodeError,
 } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
-import ms from "ms";
 import { type BuildContext, currentBuild, nodeToRef, proxyKind, refProxy } from "./build-context.ts";
 import { functionDependencies } from "./code-deps.ts";
 import { atUserCode, declaringModule, errorSource, resolveDeclaredPath, type SourcePlace } from "./declared-path.ts";
@@ -157,20 +157,6 @@ export function task(name: string): TaskBuilder {
     throw new OptionError("task name", "a non-empty string of letters, digits, `_`, `.` and `-`", name);
   }
   return builder({ name, retry: NO_RETRY, cache: {}, env: [] });
-}
-
-/**
- * Milliseconds of a duration such as "12h", "7d" or "90 s" (ms's units: ms, s, m, h, d, w, y and
- * their long names); NaN for a text that is not a number and a unit: a bare number ("7", ms's
- * milliseconds), a unit it does not know, or "M" (a month to many; ms takes it for minutes).
- */
-function durationMs(text: string): number {
-  if (!/^\s*\d*\.?\d+\s*[a-z]+\s*$/i.test(text) || /\dM\s*$|\sM\s*$/.test(text)) return NaN;
-  try {
-    return ms(text.trim() as ms.StringValue) ?? NaN;
-  } catch {
-    return NaN;
-  }
 }
 
 function builder(state: BuilderState): TaskBuilder<any, any, any> {
@@ -411,7 +397,8 @@ function settingsMethods<S extends Settings & { name: string }, R>(state: S, nex
         const meant = key.toLowerCase().startsWith("ttl") ? "ttl" : closestName(key, ["ttl", "key"]);
         throw new OptionError(`${where("cache")} ${key}`, `ttl (milliseconds or a duration such as "7d") or key${meant ? ` (did you mean \`${meant}\`?)` : ""}`, key);
       }
-      const ttlMs = typeof options.ttl === "string" ? durationMs(options.ttl) : options.ttl;
+      // ms's long spellings too ("2 weeks", "1y"): flows were written against them.
+      const ttlMs = typeof options.ttl === "string" ? durationMs(options.ttl, { longUnits: true }) : options.ttl;
       // A whole number, as the store keeps it: `Infinity` or `1.5` (`"2.5ms"`) passed here, and
       // then no entry of the task was ever stored, each run warning only; a duration not read
       // (`"10mss"`, `"one day"`) was taken for no ttl at all, and its entries never expired.
