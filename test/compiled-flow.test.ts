@@ -181,6 +181,37 @@ describe("cairn run without tsx", () => {
     expect((await run()).stdout).toContain(`Outputs: {"y":40}`);
   });
 
+  it("compiles anew when a tsconfig extended through a package name (@tsconfig/node20, a subpath) changes", async () => {
+    const folder = join(dir, "pkg-extends");
+    const shared = join(folder, "node_modules", "@acme", "tsconfig");
+    await mkdir(shared, { recursive: true });
+    for (const v of [1, 2, 3]) {
+      await mkdir(join(folder, `v${v}`));
+      await writeFile(join(folder, `v${v}`, "f.ts"), `export const f = (x: number) => x * ${v + 1};\n`);
+    }
+    await writeFile(
+      join(folder, "flow.ts"),
+      `import { flow, task } from "cairn-dag";\nimport { f } from "@impl/f.ts";\n` +
+        `const a = task("a").input<{ x: number }>().run(({ x }) => ({ y: f(x) }));\nexport default flow("pkg-extends").build(() => ({ y: a({ x: 10 }).y }));\n`,
+    );
+    const run = () => start(process.execPath, [cairnBin, "run", "flow.ts", "--root", join(dir, ".cairn-l"), "--no-cache"], { cwd: folder, env: env() }).done;
+    const paths = (to: string) => JSON.stringify({ compilerOptions: { paths: { "@impl/*": [to] } } });
+    const project = (base: string) => JSON.stringify({ extends: base, compilerOptions: { baseUrl: "." } });
+    await writeFile(join(shared, "package.json"), JSON.stringify({ name: "@acme/tsconfig", version: "1.0.0" }));
+    // The package's own tsconfig.json, as `@tsconfig/node20` is extended.
+    await writeFile(join(shared, "tsconfig.json"), paths("./v1/*"));
+    await writeFile(join(folder, "tsconfig.json"), project("@acme/tsconfig"));
+    expect((await run()).stdout).toContain(`Outputs: {"y":20}`);
+    await writeFile(join(shared, "tsconfig.json"), paths("./v2/*"));
+    expect((await run()).stdout).toContain(`Outputs: {"y":30}`);
+    // A file of the package by its path (`@tsconfig/strictest/tsconfig.json`, `@acme/tsconfig/strict.json`).
+    await writeFile(join(shared, "strict.json"), paths("./v3/*"));
+    await writeFile(join(folder, "tsconfig.json"), project("@acme/tsconfig/strict.json"));
+    expect((await run()).stdout).toContain(`Outputs: {"y":40}`);
+    await writeFile(join(shared, "strict.json"), paths("./v1/*"));
+    expect((await run()).stdout).toContain(`Outputs: {"y":20}`);
+  });
+
   it("a syntax error names the file, line and column, and exits 2", async () => {
     const bad = join(dir, "bad.flow.ts");
     await writeFile(bad, `import { flow } from "cairn-dag";\nexport default flow("bad").build(() => {\n  const x = ;\n  return {};\n});\n`);
