@@ -5,7 +5,7 @@ import { join } from "node:path";
 import objectHash from "object-hash";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { canonicalText } from "./hash.ts";
-import { describePath, digestFile, digestPath, hashValue, sha256 } from "./index.ts";
+import { describePath, digestFile, digestFileSync, digestPath, hashValue, sha256 } from "./index.ts";
 
 let dir: string;
 beforeEach(async () => {
@@ -105,6 +105,7 @@ describe("digestFile / digestPath", () => {
     const data = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
     await writeFile(file, data);
     expect(await digestFile(file)).toBe(sha256(data));
+    expect(digestFileSync(file)).toBe(sha256(data));
     expect(await digestPath(file)).toBe(sha256(data));
     expect(execFileSync("sha256sum", [file]).toString().split(" ")[0]).toBe(await digestFile(file));
   });

@@ -1,5 +1,5 @@
 import { createHash, hash, scrypt, scryptSync } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, readFileSync } from "node:fs";
 import { lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import objectHash from "object-hash";
@@ -188,6 +188,14 @@ export async function digestFile(path: string): Promise<string> {
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return hash.digest("hex");
+}
+
+/**
+ * {@link digestFile} read whole and at once: for the small files (sources, configs, package.json)
+ * that are checked where nothing can wait, as a flow is compiled or a kind is declared.
+ */
+export function digestFileSync(path: string): string {
+  return sha256(readFileSync(path));
 }
 
 /** What {@link describePath} learns about a file or folder. */

@@ -5,7 +5,7 @@
  */
 
 // Hashing
-export { CACHE_SCHEMA_VERSION, describePath, digestFile, digestPath, hashValue, privateDigest, privateDigestAsync, sha256 } from "./hash.ts";
+export { CACHE_SCHEMA_VERSION, describePath, digestFile, digestFileSync, digestPath, hashValue, privateDigest, privateDigestAsync, sha256 } from "./hash.ts";
 export type { PathDescription } from "./hash.ts";
 
 // Cache keys

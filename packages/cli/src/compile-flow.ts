@@ -24,7 +24,7 @@ import { isBuiltin } from "node:module";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
-import { CairnError, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
+import { CairnError, digestFileSync, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
 import type * as Esbuild from "esbuild";
 import { commonJsScope, FlowFileError } from "./load-flow.ts";
 
@@ -104,7 +104,7 @@ function upToDate(dir: string, manifestPath: string): string | undefined {
   try {
     manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest;
     if (typeof manifest.entry !== "string" || dirname(manifest.entry) !== dir || !Array.isArray(manifest.packages) || !manifest.configs) return undefined;
-    for (const [file, digest] of Object.entries(manifest.sources)) if (typeof digest !== "string" || sha256(readFileSync(file)) !== digest) return undefined;
+    for (const [file, digest] of Object.entries(manifest.sources)) if (typeof digest !== "string" || digestFileSync(file) !== digest) return undefined;
     for (const [file, digest] of Object.entries(manifest.configs)) if (digestOrNull(file) !== digest) return undefined;
     for (const found of manifest.packages) {
       const now = findPackage(found.from, found.name);
@@ -120,7 +120,7 @@ function upToDate(dir: string, manifestPath: string): string | undefined {
 /** sha256 of the file's content, or null when there is no such file. */
 function digestOrNull(file: string): string | null {
   try {
-    return sha256(readFileSync(file));
+    return digestFileSync(file);
   } catch {
     return null;
   }
@@ -170,13 +170,8 @@ function findPackage(from: string, name: string): PackageFound | undefined {
     const at = join(d, "node_modules", name);
     if (existsSync(at)) {
       const real = realpathSync(at);
-      let digest = "none";
-      try {
-        digest = sha256(readFileSync(join(real, "package.json")));
-      } catch {
-        // a folder without a package.json (Node then looks for index.js): its place still counts
-      }
-      return { from, name, at, real, digest };
+      // A folder without a package.json (Node then looks for index.js): its place still counts.
+      return { from, name, at, real, digest: digestOrNull(join(real, "package.json")) ?? "none" };
     }
     if (dirname(d) === d) return undefined;
   }
@@ -202,12 +197,12 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
   for (let source = queue.pop(); source !== undefined; source = queue.pop()) {
     if (sources[source]) continue;
     // Read before esbuild reads it: an edit in between makes the next run compile again.
-    sources[source] = sha256(readFileSync(source));
+    sources[source] = digestFileSync(source);
     recordConfigs(dirname(source), configs);
     const url = pathToFileURL(source).href;
     // Whether the module is CommonJS to tsx is its package.json's to say: an edit there compiles again.
     const commonJs = commonJsScope(source);
-    if (commonJs?.packageJson && !sources[commonJs.packageJson]) sources[commonJs.packageJson] = sha256(readFileSync(commonJs.packageJson));
+    if (commonJs?.packageJson && !sources[commonJs.packageJson]) sources[commonJs.packageJson] = digestFileSync(commonJs.packageJson);
     // esbuild turns a module's own top-level `const __dirname = ...` into a `var` (no clash) and renames its own `require`.
     const cjsGlobals = commonJs
       ? `import{createRequire as __cairnCreateRequire}from"node:module";var __filename=${JSON.stringify(source)},__dirname=${JSON.stringify(dirname(source))},require=__cairnCreateRequire(${JSON.stringify(url)});`

@@ -4,7 +4,6 @@
  * `makeTask`; task names, file resolution and digests. Kind packages import it from
  * "@cairn/dsl/kind".
  */
-import { readFileSync } from "node:fs";
 import { dirname, relative, resolve, sep } from "node:path";
 import { CacheValueError, sha256 } from "@cairn/cache";
 import { OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
@@ -252,9 +251,7 @@ function describeKind(value: object): string {
   return (value.constructor as { name?: string } | undefined)?.name || "non-plain object";
 }
 
-/** sha256 of a file's content. */
-export function fileDigest(path: string): string {
-  return sha256(readFileSync(path));
-}
+/** sha256 of a file's content: @cairn/cache's digestFileSync, by the name kinds know it. */
+export { digestFileSync as fileDigest } from "@cairn/cache";
 
 export { resolveTaskFile, type ResolveTaskFileOptions } from "../declared-path.ts";

@@ -22,7 +22,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
-import { sha256 } from "@cairn/cache";
+import { digestFileSync, sha256 } from "@cairn/cache";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { CairnError, closestName, describeValue, isArtifact, isPlainObject, type TaskContext } from "@cairn/core";
 import { parseTemplate, renderShell, runProcess, shellQuote, type CommandTemplate, type ProcessSpec } from "@cairn/process/spawn";
@@ -385,7 +385,7 @@ function digestEntries(abs: string, rel: string, entries: string[]): void {
   } else if (s.isSymbolicLink()) {
     entries.push(`${rel}\0link:${readlinkSync(abs)}`);
   } else if (s.isFile() && !SKIP_FILE.test(name)) {
-    entries.push(`${rel}\0${sha256(readFileSync(abs))}`);
+    entries.push(`${rel}\0${digestFileSync(abs)}`);
   }
 }
 
