@@ -1,10 +1,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
+import { getEventListeners } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { MlflowApiError, redactUri, resolveTracker, TrackerUnreachableError, TrackingError, UnsupportedTrackingUriError } from "@cairn/core";
 import { freePort } from "../../test/mlflow-server.ts";
 import { chunkBatch, MlflowClient, normalizeArtifactPath, parseJson, quoteFilterValue, runFilter, toDouble, toInt } from "./client.ts";
@@ -486,6 +487,28 @@ describe("credentials and timeouts", () => {
         await download;
         await rm(dir, { recursive: true, force: true });
       } finally {
+        close();
+      }
+    });
+
+    it("the requests that waited for its answer leave no listener on what they waited on: a long-lived client waits there again and again", async () => {
+      const { state, client, close } = await moody();
+      // Without a signal of their own, the only signals these requests combine are the ones they wait on.
+      const waitedOn: AbortSignal[] = [];
+      const any = AbortSignal.any.bind(AbortSignal);
+      const spy = vi.spyOn(AbortSignal, "any").mockImplementation((signals) => {
+        const signal = any(signals);
+        waitedOn.push(signal);
+        return signal;
+      });
+      try {
+        state.mode = "ok";
+        const found = await Promise.all(Array.from({ length: 4 }, () => client.getExperimentByName("x")));
+        expect(found.map((e) => e?.experimentId)).toEqual(["1", "1", "1", "1"]);
+        expect(waitedOn.length).toBeGreaterThan(0);
+        expect(waitedOn.map((signal) => getEventListeners(signal, "abort").length)).toEqual(waitedOn.map(() => 0));
+      } finally {
+        spy.mockRestore();
         close();
       }
     });

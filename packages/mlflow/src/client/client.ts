@@ -1082,7 +1082,11 @@ function metricToWire(m: MlflowMetric): { key: string; value: number | string; t
   return { key: m.key, value, timestamp: Math.round(m.timestamp), step: Math.round(m.step) };
 }
 
-/** Resolves when `done` does or `signal` aborts, whichever is first; never rejects. */
+/**
+ * Resolves when `done` does or `signal` aborts, whichever is first; never rejects. Not
+ * `Promise.race([done, once(signal, "abort")])`: when `done` wins, once()'s listener stays on the
+ * signal until the run ends, one per wait while the server is down (client.test.ts counts them).
+ */
 function untilDoneOrAborted(done: Promise<void>, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
