@@ -181,7 +181,7 @@ describe("cairn run without tsx", () => {
     expect((await run()).stdout).toContain(`Outputs: {"y":40}`);
   });
 
-  it("compiles anew when a tsconfig extended through a package name (@tsconfig/node20, a subpath) changes", async () => {
+  it("compiles anew when a tsconfig extended through a package name (@tsconfig/node20, a subpath with or without .json, the package.json tsconfig field) changes", async () => {
     const folder = join(dir, "pkg-extends");
     const shared = join(folder, "node_modules", "@acme", "tsconfig");
     await mkdir(shared, { recursive: true });
@@ -209,6 +209,18 @@ describe("cairn run without tsx", () => {
     await writeFile(join(folder, "tsconfig.json"), project("@acme/tsconfig/strict.json"));
     expect((await run()).stdout).toContain(`Outputs: {"y":40}`);
     await writeFile(join(shared, "strict.json"), paths("./v1/*"));
+    expect((await run()).stdout).toContain(`Outputs: {"y":20}`);
+    // The same file without `.json`, as TypeScript and esbuild read `@acme/tsconfig/strict`.
+    await writeFile(join(folder, "tsconfig.json"), project("@acme/tsconfig/strict"));
+    expect((await run()).stdout).toContain(`Outputs: {"y":20}`);
+    await writeFile(join(shared, "strict.json"), paths("./v2/*"));
+    expect((await run()).stdout).toContain(`Outputs: {"y":30}`);
+    // The package.json's `tsconfig` field names the file the package's name extends.
+    await writeFile(join(shared, "base.json"), paths("./v3/*"));
+    await writeFile(join(shared, "package.json"), JSON.stringify({ name: "@acme/tsconfig", version: "1.0.0", tsconfig: "base.json" }));
+    await writeFile(join(folder, "tsconfig.json"), project("@acme/tsconfig"));
+    expect((await run()).stdout).toContain(`Outputs: {"y":40}`);
+    await writeFile(join(shared, "base.json"), paths("./v1/*"));
     expect((await run()).stdout).toContain(`Outputs: {"y":20}`);
   });
 

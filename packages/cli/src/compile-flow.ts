@@ -150,10 +150,11 @@ function recordConfigs(folder: string, configs: Record<string, string | null>): 
         const target = resolve(base, name);
         record(target.endsWith(".json") ? target : `${target}.json`);
       } else {
-        // A package's config (`@tsconfig/node20/tsconfig.json`): where Node finds the package is what counts.
+        // A package's config: where Node finds the package counts, and every file the resolver may
+        // read there (absent ones too: one made later is another compile).
         const pkg = packageName(name);
         const found = pkg === undefined ? undefined : findPackage(base, pkg);
-        if (found) record(join(found.real, name.slice(pkg!.length) || "tsconfig.json"));
+        if (found) for (const file of packageConfigFiles(found.real, name.slice(pkg!.length))) record(file);
       }
     }
   };
@@ -162,6 +163,27 @@ function recordConfigs(folder: string, configs: Record<string, string | null>): 
     record(join(d, "jsconfig.json"));
     if (dirname(d) === d) return;
   }
+}
+
+/**
+ * The files `extends: "<package><subpath>"` may be read from, in the package at `real`: a subpath
+ * as written, with `.json` added, or as a folder's `tsconfig.json` (`@acme/tsconfig/strict` is
+ * `strict.json`); no subpath, the file the package.json's `tsconfig` field names (the package.json
+ * too, so a change of that field counts), else its `tsconfig.json`.
+ */
+function packageConfigFiles(real: string, subpath: string): string[] {
+  if (subpath) {
+    const target = join(real, subpath);
+    return target.endsWith(".json") ? [target] : [target, `${target}.json`, join(target, "tsconfig.json")];
+  }
+  const files = [join(real, "package.json"), join(real, "tsconfig.json")];
+  try {
+    const field = (JSON.parse(readFileSync(files[0]!, "utf8")) as { tsconfig?: unknown }).tsconfig;
+    if (typeof field === "string") files.push(resolve(real, field));
+  } catch {
+    // no package.json, or not JSON: its digest alone counts
+  }
+  return files;
 }
 
 /** The package a bare import of `name` from a module in `from` resolves to, as Node looks for it; undefined when there is none. */
