@@ -272,6 +272,31 @@ describe("script()", () => {
     expect(result.tasks.double!.outputs).toEqual({ doubled: 4 });
   });
 
+  it("a flow output that a process task never wrote fails the flow, naming the flow output, the task and what it wrote", async () => {
+    const writer = shell("writer", `echo '{"a": 1}' > "$CAIRN_OUTPUTS"`).output<{ a: number; b: number }>();
+    const f = flow("flow-output-missing").build(() => {
+      const w = writer({});
+      return { a: w.a, b: w.b };
+    });
+    // Run, then a cache hit of the same writer: the flow fails alike, the writer's own result stands.
+    const options = await runOptions();
+    for (const status of ["succeeded", "cached"]) {
+      const result = await (await f.run(options)).wait();
+      expect(result.tasks.writer!.status).toBe(status);
+      expect(result.status).toBe("failed");
+      expect(result.outputs).toBeUndefined();
+      expect(result.error).toMatchObject({
+        name: "MissingOutputError",
+        message: expect.stringContaining('Flow output "b" is writer.b, but task "writer" has no output "b" (its outputs: "a"): it ended without writing it. Make "writer" write it (as JSON written to $CAIRN_OUTPUTS'),
+      });
+    }
+    // An output an .output(schema) lets be absent is undefined, and the flow succeeds.
+    const checked = shell("checked", `echo '{"a": 1}' > "$CAIRN_OUTPUTS"`).output(z.object({ a: z.number(), b: z.number().optional() }));
+    const ok = await (await flow("flow-output-optional").build(() => ({ b: checked({}).b })).run(await runOptions())).wait();
+    expect(ok.status).toBe("succeeded");
+    expect(ok.outputs).toEqual({ b: undefined });
+  });
+
   it("an output an .output(schema) lets be absent, and a function task's undefined output, are still undefined downstream", async () => {
     const dir = await tempRoot();
     const file = join(dir, "some.py");

@@ -200,8 +200,9 @@ export class InputValidationError extends CairnError {
 }
 
 /**
- * A task refers to an output that a process task (script, notebook, ...) never wrote: the
- * referring task (or the map, or the condition) fails, naming the task and what it did write.
+ * A task or a flow output refers to an output that a process task (script, notebook, ...) never
+ * wrote: the referring task (or the map, or the condition) fails, or the flow does (a flow
+ * output), naming the task and what it did write.
  */
 export class MissingOutputError extends CairnError {
   static override readonly code: string = "CAIRN_MISSING_OUTPUT";
@@ -220,9 +221,13 @@ export class MissingOutputError extends CairnError {
     writesOutputs: string,
     /** The task that refers to it, when known. */
     readonly nodeId?: string,
+    /** The flow output that refers to it, when that is what does. */
+    readonly flowOutput?: string,
   ) {
+    const by =
+      flowOutput !== undefined ? `Flow output "${flowOutput}" is ${upstream}.${output}, but ` : nodeId !== undefined ? `Task "${nodeId}" takes ${upstream}.${output}, but ` : "";
     super(
-      `${nodeId === undefined ? "" : `Task "${nodeId}" takes ${upstream}.${output}, but `}task "${upstream}" has no output "${output}" ` +
+      `${by}task "${upstream}" has no output "${output}" ` +
         `(its outputs: ${outputs.length ? outputs.map((o) => `"${o}"`).join(", ") : "none"}): it ended without writing it. ` +
         `Make "${upstream}" write it (${writesOutputs}), or give "${upstream}" an .output(schema) to have its outputs checked when it ends.`,
     );

@@ -649,7 +649,15 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     }
     let outputs: Outputs | undefined;
     if (status === "succeeded") {
-      outputs = execution.resolve(definition.outputs) as Outputs;
+      try {
+        outputs = execution.resolveOutputs(definition.outputs) as Outputs;
+      } catch (e) {
+        // A flow output that a process task never wrote (MissingOutputError): the flow fails, as a task taking it would.
+        status = "failed";
+        error = toErrorInfo(e);
+      }
+    }
+    if (outputs) {
       // What the user is handed must resolve: an artifact of a hit found through the server is downloaded here.
       // Through the cache when on: a download that does not match its digest evicts the hits that hold it.
       const local = cache ? (value: unknown) => cache.tasks.materialize(value) : (value: unknown) => localArtifacts(value, tracker, root);

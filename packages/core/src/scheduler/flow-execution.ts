@@ -164,9 +164,12 @@ export class FlowExecution {
     return i === undefined ? undefined : this.states[i]!.node.task;
   };
 
-  /** Resolves refs to params and upstream outputs (an output a process task never wrote is `undefined`). */
-  resolve(value: unknown): unknown {
-    return resolveValue(value, this.s.params, this.outputOf);
+  /**
+   * The flow's outputs, resolved: one that is an output a process task never wrote throws
+   * MissingOutputError naming that flow output, as a task taking it would fail.
+   */
+  resolveOutputs(outputs: Readonly<Record<string, unknown>>): Record<string, unknown> {
+    return Object.fromEntries(Object.entries(outputs).map(([name, value]) => [name, resolveValue(value, this.s.params, this.outputOf, this.taskOf, undefined, name)]));
   }
 
   /** Resolves refs as `resolve`, for node `nodeId`: an output a process task never wrote throws MissingOutputError. */
