@@ -114,6 +114,15 @@ describe("cairn run", () => {
     }
   });
 
+  it("tsx on a file that default-exports a flow without .build(...) says so, as cairn run does (exit 2)", async () => {
+    for (const [cmd, args] of [[tsx, [fixture("unbuilt.flow.ts")]], [process.execPath, [bin, "run", fixture("unbuilt.flow.ts")]]] as const) {
+      const r = await run(cmd, [...args]);
+      expect(r.stderr, cmd).toMatch(/The default export of .*unbuilt\.flow\.ts is flow\("unbuilt"\) without \.build\(\.\.\.\), so no flow to run\. Export the result of flow\("unbuilt"\)\.build\(\.\.\.\)/);
+      expect(r.stdout, cmd).toBe("");
+      expect(r.code, cmd).toBe(2);
+    }
+  });
+
   it("tsx on a file that re-exports a flow built in another module runs it, as cairn run does", async () => {
     for (const [cmd, args] of [[tsx, [fixture("reexport/a.flow.ts"), "--no-cache"]], [process.execPath, [bin, "run", fixture("reexport/a.flow.ts"), "--no-cache"]]] as const) {
       const r = await run(cmd, [...args]);

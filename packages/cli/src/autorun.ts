@@ -1,7 +1,8 @@
 /**
- * `tsx flow.ts` runs the file's default-exported flow: when a flow is built by the
+ * `tsx flow.ts` runs the file's default-exported flow: when a flow is declared or built by the
  * entry-point module, the CLI's `run` command is started for that file once the
- * module has finished loading, if its default export is a flow. Importing the file from
+ * module has finished loading, if its default export is a flow, or a flow declared and not
+ * built (`export default flow("x")`), which `run` refuses, saying so. Importing the file from
  * an app or from `cairn run` does nothing, and neither does a file that starts a run of
  * its own, nor an app's entry module that builds flows without default-exporting one.
  *
@@ -11,7 +12,7 @@
 import { realpathSync } from "node:fs";
 import { sep } from "node:path";
 import { pathToFileURL } from "node:url";
-import { addFlowHooks, isFlow } from "@cairn/dsl";
+import { addFlowHooks, flowBuilderName, isFlow } from "@cairn/dsl";
 
 let scheduled = false;
 let runStarted = false;
@@ -20,6 +21,7 @@ addFlowHooks({
   runStarted: () => {
     runStarted = true;
   },
+  declared: (caller) => scheduleAutorun(caller),
   built: (_flow, caller) => scheduleAutorun(caller),
 });
 
@@ -45,9 +47,11 @@ function scheduleAutorun(caller: () => string | undefined): void {
       // starts its own run is then known to have done so, and is left alone.
       const mod = (await import(pathToFileURL(entry).href)) as Record<string, unknown>;
       if (runStarted) return;
-      // An app's entry module that builds a flow to run later (a server) is no flow file.
+      // An app's entry module that builds a flow to run later (a server) is no flow file; one that
+      // default-exports a flow it never built is, and `run` says what is missing, as `cairn run` does.
       const { unwrapCommonJs } = await import("./load-flow.ts");
-      if (!isFlow(unwrapCommonJs(mod.default))) return;
+      const exported = unwrapCommonJs(mod.default);
+      if (!isFlow(exported) && flowBuilderName(exported) === undefined) return;
       const { main } = await import("./main.ts");
       // The flow file is the program here: Ctrl-C cancels its run, as under `cairn run`.
       process.exitCode = await main(["run", entry, ...process.argv.slice(2)], { module: mod, handleSignals: true });

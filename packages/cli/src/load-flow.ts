@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CairnError, describeValue } from "@cairn/core";
-import { type Flow, isFlow } from "@cairn/dsl";
+import { type Flow, flowBuilderName, isFlow } from "@cairn/dsl";
 
 /** The flow file is missing, or does not default-export a flow. */
 export class FlowFileError extends CairnError {
@@ -106,6 +106,14 @@ export async function loadFlow(
   if (exported === undefined) {
     throw new FlowFileError(
       `${file} has no default export. Export the flow to run: \`export default flow("name").build(...)\`.`,
+      path,
+    );
+  }
+  const unbuilt = flowBuilderName(exported);
+  if (unbuilt !== undefined) {
+    throw new FlowFileError(
+      `The default export of ${file} is flow("${unbuilt}") without .build(...), so no flow to run. ` +
+        `Export the result of flow("${unbuilt}").build(...), whose function wires the tasks and returns the outputs.`,
       path,
     );
   }

@@ -6,6 +6,8 @@
 import { declaringModule } from "./declared-path.ts";
 
 export interface FlowHooks {
+  /** A flow was declared (`flow(name)`), before it is built, if it ever is; `caller()` as for `built`. */
+  declared?(caller: () => string | undefined): void;
   /** A flow was built; `caller()` is the module that built it (the first stack frame outside the DSL), worked out when asked. */
   built?(flow: unknown, caller: () => string | undefined): void;
   /** A flow run was started in this process. */
@@ -17,6 +19,14 @@ const registered: FlowHooks[] = [];
 /** Adds hooks for every flow built or run from now on in this process. */
 export function addFlowHooks(hooks: FlowHooks): void {
   registered.push(hooks);
+}
+
+/** @internal Called by flow(). */
+export function flowDeclared(): void {
+  if (!registered.length) return;
+  const place = declaringModule();
+  const caller = () => place()?.file;
+  for (const h of registered) h.declared?.(caller);
 }
 
 /** @internal Called by build(). */

@@ -10,7 +10,7 @@ import {
 } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { nodeToRef, proxyKind, refProxy, withBuild } from "./build-context.ts";
-import { flowBuilt, runStarted } from "./flow-hooks.ts";
+import { flowBuilt, flowDeclared, runStarted } from "./flow-hooks.ts";
 import type { Ref, SchemaInput, SchemaOutput, Unwire } from "./types.ts";
 
 /** Refs to the flow's params, one per param. */
@@ -71,11 +71,14 @@ export function flow(name: string): FlowBuilder<{}, {}> {
     // An OptionError, as task() throws for its name: the flow is invalid (the CLI's exit 2), not a failed run.
     throw new OptionError("flow name", "a non-empty string of letters, digits, spaces, `_`, `.` and `-` (not starting with a space, `.` or `-`)", name);
   }
-  return flowBuilder(name, undefined);
+  const builder = flowBuilder(name, undefined);
+  // Before build(): a flow file that default-exports the builder (no .build(...)) is told so under tsx too.
+  flowDeclared();
+  return builder;
 }
 
 function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): FlowBuilder<any, any> {
-  return {
+  const builder: FlowBuilder<any, any> = {
     params: (schema?: StandardSchemaV1) => {
       if (schema !== undefined && typeof (schema as Partial<StandardSchemaV1>)["~standard"]?.validate !== "function") {
         throw new OptionError(`flow "${name}" .params()`, "a Standard Schema (zod, valibot, ...), or no argument with a type parameter (.params<T>())", schema);
@@ -110,6 +113,8 @@ function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): 
       return built;
     },
   };
+  Object.defineProperty(builder, FLOW_BUILDER_MARK, { value: name });
+  return builder;
 }
 
 /** What a build function returned that is not an object of outputs, for the error. */
@@ -129,4 +134,16 @@ function markFlow(f: Flow<any, any>): void {
 /** True when `value` is a flow built with `flow().build()`. */
 export function isFlow(value: unknown): value is Flow<any, any> {
   return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[FLOW_MARK] === true;
+}
+
+const FLOW_BUILDER_MARK = Symbol.for("cairn.flowBuilder");
+
+/**
+ * The flow's name when `value` is a flow being declared, `flow("name")` or its `.params(...)`,
+ * not built: what a flow file that left out `.build(...)` default-exports. Undefined otherwise.
+ */
+export function flowBuilderName(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const name = (value as Record<symbol, unknown>)[FLOW_BUILDER_MARK];
+  return typeof name === "string" ? name : undefined;
 }

@@ -6,7 +6,7 @@
  * import { flow, task } from "@cairn/dsl";
  */
 export { task, makeTask, when, type Condition, type Task, type TaskBuilder, type TaskSettings, type CacheSettings, type NodeOptions, type RetryOptions, type InferInput, type InferOutput } from "./task.ts";
-export { flow, isFlow, type Flow, type FlowBuilder, type FlowRunOptions, type ParamRefs, type InferParams, type InferFlowOutputs } from "./flow.ts";
+export { flow, isFlow, flowBuilderName, type Flow, type FlowBuilder, type FlowRunOptions, type ParamRefs, type InferParams, type InferFlowOutputs } from "./flow.ts";
 export type { Ref, MaybeRef, Wire, WireInputs, Unwire, Node, MaybeNode, Simplify } from "./types.ts";
 export {
   map,
