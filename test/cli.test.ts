@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -205,12 +206,35 @@ describe("runs recorded in the embedded store", () => {
     const last = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { type: string; status: string; runId: string };
     expect(last).toMatchObject({ type: "flow", status: "cancelled" });
     const show = JSON.parse((await cairn(["show", last.runId, "--json"], { cwd })).stdout) as {
-      run: { status: string };
+      run: { status: string; tags: Record<string, string> };
       tasks: Array<{ status: string }>;
     };
     expect(show.run.status).toBe("KILLED");
+    // Why it was cancelled, recorded on the flow run.
+    expect(show.run.tags["cairn.cancel_reason"]).toBe("SIGINT");
     expect(show.tasks).toHaveLength(2);
     for (const t of show.tasks) expect(t.status).toBe("KILLED");
+  });
+
+  it("Ctrl-C: the summary's last lines say the run was cancelled and why, and so does its report's header", async () => {
+    const cwd = await mkdtemp(join(tmpdir(), "cairn-sigint-"));
+    let sent = false;
+    const r = await cairn(["run", fixture("slow.flow.ts")], {
+      cwd,
+      onStdout: (out, child) => {
+        if (!sent && (out.match(/▶ running/g) ?? []).length >= 2) {
+          sent = true;
+          child.kill("SIGINT");
+        }
+      },
+    });
+    expect(sent).toBe(true);
+    expect(r.code).toBe(130);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines.at(-3)).toMatch(/^Flow cancelled in \S+, run [0-9a-f]{32}$/);
+    expect(lines.at(-2)).toBe("The flow run was cancelled: SIGINT.");
+    const report = lines.at(-1)!.replace(/^Report: /, "");
+    expect(readFileSync(report, "utf8")).toContain('<p class="cancel-reason" data-cancel-reason>Cancelled: SIGINT</p>');
   });
 
   it("a secret from --secrets reaches the task and is never written to the store", async () => {

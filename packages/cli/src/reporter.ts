@@ -303,8 +303,10 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
   const status = result.status === "succeeded" ? c.green(result.status) : result.status === "cancelled" ? c.yellow(result.status) : c.red(result.status);
   lines.push("", `Flow ${status} in ${formatDuration(result.durationMs)}, run ${result.runId}`);
   // Why, when the table above does not say it (its record could not be written, a store refused):
-  // a failed task's error is in its row already.
-  if (result.status !== "succeeded" && result.error && result.error.name !== "TaskFailed" && result.error.name !== "CancelledError") {
+  // a failed task's error is in its row already. A cancelled run says why, when it was given a reason.
+  if (result.status === "cancelled" && result.error?.name === "CancelledError") {
+    lines.push(c.yellow(printable(result.error.message)));
+  } else if (result.status !== "succeeded" && result.error && result.error.name !== "TaskFailed" && result.error.name !== "CancelledError") {
     lines.push(c.red(printable(`${result.error.name}: ${result.error.message}`)));
   }
   if (result.outputs && Object.keys(result.outputs as object).length) {

@@ -22,6 +22,7 @@ export {
   startFlowRun,
   validateParams,
   openFlowCache,
+  CANCEL_REASON_TAG,
   type RunOptions,
   type EndingFlowRun,
   type CacheRunOptions,

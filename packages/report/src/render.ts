@@ -60,6 +60,7 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
 <body>
 <header>
 <h1>${e(flow.name)} <span class="badge fs-${e(flow.status)}" data-flow-status="${e(flow.status)}">${e(flow.status)}</span></h1>
+${flow.cancelReason !== undefined ? `<p class="cancel-reason" data-cancel-reason>Cancelled: ${e(clip(flow.cancelReason, 1000))}</p>` : ""}
 <p class="meta">run ${flow.url ? `<a href="${e(flow.url)}">${e(flow.runId)}</a>` : `<code>${e(flow.runId)}</code>`} · started ${e(iso(flow.startTime))}${flow.endTime !== undefined ? ` · took ${e(duration(flow.endTime - flow.startTime))}` : ""} · ${e(tasks.length)} tasks · recorded in <code>${e(flow.trackerUri)}</code>${flow.user ? ` · by ${e(flow.user)}` : ""}${flow.host ? ` on ${e(flow.host)}` : ""}</p>
 ${flow.source ? `<p class="meta">source <code>${e(flow.source)}</code>${flow.commit ? ` at <code>${e(flow.commit.slice(0, 12))}</code>` : ""}</p>` : ""}
 <p class="counts">${STATES.filter((s) => counts[s])
@@ -355,8 +356,8 @@ a{color:#1f5fa8}.scroll{overflow:auto;max-width:100%;border:1px solid var(--line
 .badge{font-size:13px;vertical-align:middle}.fs-FINISHED{background:var(--ok)}.fs-FAILED{background:var(--bad)}.fs-KILLED{background:var(--cancel)}.fs-RUNNING{background:var(--run)}
 .chip.st-succeeded{background:var(--ok)}.chip.st-cached{background:var(--hit)}.chip.st-failed{background:var(--bad)}.chip.st-skipped{background:var(--skip)}.chip.st-cancelled{background:var(--cancel)}.chip.st-running{background:var(--run)}
 .chip.crit-key{background:#fff;color:var(--ink);border:2px solid var(--ink)}.chip.st-waiting{background:#fff;color:var(--ink);border:1px dashed var(--mute)}a.chip{text-decoration:none}a.chip.st-waiting{color:var(--ink)}
-.failed-list{margin:4px 0;font-size:13px}.failed-list a{color:var(--bad);font-weight:600}
-h1,summary,.note,.meta,.failed-list{overflow-wrap:anywhere}td{max-width:420px;overflow:hidden;text-overflow:ellipsis}
+.failed-list{margin:4px 0;font-size:13px}.cancel-reason{margin:4px 0;font-size:13px;color:#8a5d00}.failed-list a{color:var(--bad);font-weight:600}
+h1,summary,.note,.meta,.failed-list,.cancel-reason{overflow-wrap:anywhere}td{max-width:420px;overflow:hidden;text-overflow:ellipsis}
 svg text{font:12px system-ui,sans-serif;fill:var(--ink)}svg.fit{max-width:100%;height:auto;display:block}
 .graph .node rect{fill:#fff;stroke-width:2}.graph .node.st-succeeded rect{stroke:var(--ok);fill:#eaf6ef}.graph .node.st-cached rect{stroke:var(--hit);fill:#e8f1fa}
 .graph .node.st-failed rect{stroke:var(--bad);fill:#fbeaea}.graph .node.st-skipped rect{stroke:var(--skip);fill:#f3f4f5;stroke-dasharray:5 3}.graph .node.st-cancelled rect{stroke:var(--cancel);fill:#fdf4e3}.graph .node.st-running rect{stroke:var(--run)}.graph .node.st-waiting rect{stroke:var(--mute);stroke-dasharray:2 3}

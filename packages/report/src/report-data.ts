@@ -18,6 +18,7 @@ import {
   CACHED_FROM_NAME_TAG,
   CACHED_FROM_TAG,
   CACHE_KEY_TAG,
+  CANCEL_REASON_TAG,
   ERROR_FILE,
   ERROR_MESSAGE_TAG,
   ERROR_NAME_TAG,
@@ -102,6 +103,8 @@ export interface ReportData {
     name: string;
     /** The flow run's MLflow status. */
     status: string;
+    /** Why it was cancelled, when it was and a reason was given (its `cairn.cancel_reason` tag). */
+    cancelReason?: string;
     experimentId: string;
     startTime: number;
     endTime?: number;
@@ -209,6 +212,7 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
       runId,
       name: flowRun.name,
       status: options.ending?.status ?? flowRun.status,
+      ...(t[CANCEL_REASON_TAG] ? { cancelReason: t[CANCEL_REASON_TAG] } : {}),
       experimentId,
       startTime: flowRun.startTime,
       ...((options.ending?.endTime ?? flowRun.endTime) !== undefined ? { endTime: options.ending?.endTime ?? flowRun.endTime! } : {}),

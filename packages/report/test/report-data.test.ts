@@ -250,6 +250,39 @@ describe("the report's HTML", () => {
     }
   });
 
+  it("a cancelled run says why in its record (cairn.cancel_reason) and its report's header, masked as errors are", async () => {
+    const SECRET = "s3cr3t-cancel-token-0815";
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const hold = defineTask("hold").run(async (_, ctx) => {
+      started();
+      await new Promise((_r, fail) => ctx.signal.addEventListener("abort", () => fail(ctx.signal.reason), { once: true }));
+      return {};
+    });
+    const f = flow("report-cancelled").build(() => (hold(), {}));
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-cancel-"));
+    try {
+      const run = await f.run({ root: dir, env: {}, cache: false, secrets: { CAIRN_TOKEN: SECRET }, beforeEnd: logReport });
+      await running;
+      const result = await run.cancel(`the deploy window closed (token ${SECRET})`);
+      expect(result.status).toBe("cancelled");
+      const record = await new LocalStore({ root: dir }).getRun(result.runId);
+      expect(record?.status).toBe("KILLED");
+      expect(record?.tags["cairn.cancel_reason"]).toBe("the deploy window closed (token ***)");
+      const html = await readFile(join(dir, "artifacts", result.runId, "cairn", "report.html"), "utf8");
+      expect(html).toContain('<p class="cancel-reason" data-cancel-reason>Cancelled: the deploy window closed (token ***)</p>');
+      expect(html).not.toContain(SECRET);
+      // Cancelled with no reason: no tag, and the header says nothing more than its status.
+      const again = await f.run({ root: dir, env: {}, cache: false, beforeEnd: logReport });
+      await running;
+      const bare = await again.cancel();
+      expect((await new LocalStore({ root: dir }).getRun(bare.runId))?.tags["cairn.cancel_reason"]).toBeUndefined();
+      expect(await readFile(join(dir, "artifacts", bare.runId, "cairn", "report.html"), "utf8")).not.toContain("data-cancel-reason");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("stays useful and bounded for 10,000 tasks: grouped graph, kept rows, every bar", () => {
     const tasks: ReportTask[] = [];
     for (let i = 0; i < 10_000; i++) tasks.push({ ...task(`t-${i}`, i, i + 50, i % 100 ? [`t-${i - (i % 100)}`] : []), task: `step-${i % 7}`, state: i % 997 === 0 ? "failed" : "succeeded" });

@@ -665,8 +665,11 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
         emit({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() }),
       );
     }
-    // The flow's outputs are logged while the runs of cache hits are still being recorded.
-    const logged = outputs ? logFlowOutputs(tracker, flowRunId, outputs, secrets).then(() => undefined, (e: unknown) => e) : undefined;
+    // The flow's outputs are logged while the runs of cache hits are still being recorded; so is
+    // why a cancelled flow was cancelled, before the read of its run for the report (below).
+    const why = status === "cancelled" ? stopCancelReason(execution.signal.reason) : "";
+    const logging = outputs ? logFlowOutputs(tracker, flowRunId, outputs, secrets) : why ? logCancelReason(tracker, flowRunId, why, secrets) : undefined;
+    const logged = logging?.then(() => undefined, (e: unknown) => e);
     // So is a read of the flow run for beforeEnd, with a server (EndingFlowRun.flowRun): off the
     // run's end, which is then, for `cairn run`'s report, its upload and the run's update.
     const recorded =
@@ -1053,6 +1056,25 @@ async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown,
   ]);
 }
 
+/** The reason given to `signal.abort(reason)` or `run.cancel(reason)` (`SIGINT` under the CLI), as text; "" for none. */
+function stopCancelReason(stop: unknown): string {
+  return stop instanceof StopReason && stop.kind === "cancel" ? cancelReason(stop.detail) : "";
+}
+
+/**
+ * The tag of a cancelled flow run that says why it was cancelled: the reason given to
+ * `run.cancel(reason)` or `signal.abort(reason)` (`SIGINT`, `SIGTERM` under the CLI), masked,
+ * cut at 4,000 characters. Absent when none was given.
+ */
+export const CANCEL_REASON_TAG = "cairn.cancel_reason";
+
+/** Records why the flow run was cancelled ({@link CANCEL_REASON_TAG}), masked as its errors are. */
+async function logCancelReason(tracker: Tracker, runId: string, reason: string, secrets: SecretRegistry): Promise<void> {
+  if (!tracker.capabilities.records) return;
+  const text = secrets.mask(reason);
+  await tracker.logBatch(runId, { tags: { [CANCEL_REASON_TAG]: text.length > 4000 ? `${text.slice(0, 3999)}…` : text } });
+}
+
 /** The reason of a run cancelled while it was opening its tracker, before its flow run was asked for. */
 function startCancelled(reason: unknown): string {
   const why = cancelReason(reason);
@@ -1076,8 +1098,7 @@ function leftOpen(tracker: Tracker, flowRunId: string, results: ReadonlyMap<stri
 
 function flowError(status: FlowStatus, tasks: Record<string, TaskResult>, stop: unknown): ErrorInfo {
   if (status === "cancelled") {
-    // The reason given to `signal.abort(reason)` or `run.cancel(reason)`, when there was one.
-    const reason = stop instanceof StopReason && stop.kind === "cancel" ? cancelReason(stop.detail) : "";
+    const reason = stopCancelReason(stop);
     return { name: "CancelledError", message: `The flow run was cancelled${reason ? `: ${reason}` : ""}.` };
   }
   const failed = Object.values(tasks).filter((t) => t.status === "failed");
