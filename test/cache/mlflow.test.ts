@@ -339,6 +339,28 @@ describe("cairn cache clear and prune with the server", () => {
     expect(statuses(d.result)).toEqual({ "cleared-first": "succeeded", "cleared-second": "succeeded" });
     expect(calls.n).toBe(7);
   });
+
+  it("clear --task removes every index entry of that task, also those of keys this store never had (another machine's)", async () => {
+    const kept = task("task-kept").input<{ x: number }>().run(({ x }) => ({ y: x + 1 }));
+    const gone = task("task-gone").input<{ y: number }>().run(({ y }) => ({ z: y * 2 }));
+    const f = flow("cache-cleared-task").params<{ x: number }>().build(({ params }) => ({ z: gone({ y: kept({ x: params.x }).y }).z }));
+    // Machine A computes two inputs: two keys of each task in the index.
+    const rootA = await tmp("cairn-cleared-task-a-");
+    for (const x of [1, 2]) expect((await runCollect(f, { root: rootA, env: env(), params: { x } })).result.status).toBe("succeeded");
+    const tracker = MlflowTracker.fromEnv(env());
+    const experimentId = (await tracker.listExperiments!()).find((e) => e.name === "cache-cleared-task")!.experimentId;
+    expect(await tracker.listIndexEntries!(experimentId)).toHaveLength(4);
+
+    // Machine B, whose store never had them, clears the task: its two entries leave the index, the other task's stay.
+    const one = await cache(["clear", "--task", "task-gone", "--root", await tmp("cairn-cleared-task-b-")]);
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout).toContain('Removed 0 cache entries of task "task-gone"');
+    expect(one.stdout).toContain(`Removed 2 entries from the index of experiment "cache-cleared-task" (${experimentId}) on the MLflow server at ${server.uri}.`);
+    expect(await tracker.listIndexEntries!(experimentId)).toHaveLength(2);
+    // A third machine: the cleared task runs, the other one is found in the index.
+    const c = await runCollect(f, { root: await tmp("cairn-cleared-task-c-"), env: env(), params: { x: 2 } });
+    expect(statuses(c.result)).toEqual({ "task-kept": "cached", "task-gone": "succeeded" });
+  });
 });
 
 /** A tracker for this file's server that notes every request it sends, as `METHOD path`. */

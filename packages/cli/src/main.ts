@@ -192,8 +192,8 @@ an entry a --no-tracking run stored is used only by such runs. Nothing is change
 
 The store is the embedded one under --root (default .cairn), or CAIRN_CACHE_URL (redis://, postgres://).
 With MLFLOW_TRACKING_URI, entries are also kept in each experiment's index on the server, where a run
-finds a key the store lacks: clear and prune remove the index entries of the keys they remove; ls lists
-the store only.
+finds a key the store lacks: clear and prune remove the index entries of the keys they remove (clear
+--task: every entry of that task, also of keys the store never had); ls lists the store only.
 Durations: a number and ms, s, m, h, d or w (500ms, 30m, 12h, 7d). Sizes: a number and B, KB, MB, GB
 or TB, powers of 1024 (500MB, 5GB). Anything else is refused and nothing is removed.`,
   show: `Usage: cairn show RUN_ID [--json] [--experiment NAME] [--root DIR]
@@ -838,7 +838,7 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
       const keys = server ? new Set((await store.list(filter)).map((e) => e.key)) : undefined;
       const removed = await store.clear(filter);
       stdout.write(`Removed ${removed} cache entr${removed === 1 ? "y" : "ies"}${values.task ? ` of task "${values.task}"` : ""} from ${store.location}.\n`);
-      if (server) code = await clearIndexes(server, keys!, { root: resolve(values.root ?? ".cairn"), env, stdout, stderr, othersToo: !values.task });
+      if (server) code = await clearIndexes(server, keys!, { root: resolve(values.root ?? ".cairn"), env, stdout, stderr, othersToo: !values.task, ...(values.task ? { taskName: values.task } : {}) });
     } else {
       const before = server ? (await store.list()).map((e) => e.key) : [];
       const r = await store.prune({ ...(olderThanMs !== undefined ? { olderThanMs } : {}), ...(maxSizeBytes !== undefined ? { maxSizeBytes } : {}) });
@@ -872,23 +872,27 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
  * After `cache clear` or `prune` with MLFLOW_TRACKING_URI: removes the index entries of the keys
  * the store no longer has from every experiment's index on the server (else the next run finds
  * them there, and the command is undone), and says what stays there and how to recompute it.
- * `othersToo`: also say how many entries of other keys stay (a whole clear). Exit 1 when entries
- * of removed keys stay.
+ * `othersToo`: also say how many entries of other keys stay (a whole clear). `taskName` (`clear
+ * --task`): also every entry of that task's keys, the store's or not. Exit 1 when entries of
+ * removed keys stay.
  */
 async function clearIndexes(
   server: string,
   keys: ReadonlySet<string>,
-  o: { root: string; env: NodeJS.ProcessEnv; stdout: Writable; stderr: Writable; othersToo: boolean },
+  o: { root: string; env: NodeJS.ProcessEnv; stdout: Writable; stderr: Writable; othersToo: boolean; taskName?: string },
 ): Promise<number> {
   const where = `on ${describeTracker({ kind: "mlflow", uri: server })}`;
   const recompute = "a run hits them (shown as cached); to recompute, run with --refresh, or --rerun TASK";
   const entries = (n: number) => `${n} entr${n === 1 ? "y" : "ies"}`;
   let cleanups: IndexCleanup[];
   try {
-    cleanups = keys.size || o.othersToo ? await removeIndexEntries(await reachableTracker({ root: o.root, env: o.env }), keys) : [];
+    cleanups =
+      keys.size || o.othersToo || o.taskName !== undefined
+        ? await removeIndexEntries(await reachableTracker({ root: o.root, env: o.env }), keys, o.taskName !== undefined ? { taskName: o.taskName } : {})
+        : [];
   } catch (error) {
     o.stderr.write(
-      `cairn: could not remove the index entries of the ${entries(keys.size)} removed from the experiments' indexes ${where}: ${(error as Error).message.replace(/\.$/, "")}. ` +
+      `cairn: could not remove the index entries of ${o.taskName !== undefined ? `task "${printableLine(o.taskName)}"` : `the ${entries(keys.size)} removed`} from the experiments' indexes ${where}: ${(error as Error).message.replace(/\.$/, "")}. ` +
         `Those that are there stay, and ${recompute}.\n`,
     );
     return EXIT.flowFailed;

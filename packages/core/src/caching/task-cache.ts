@@ -33,6 +33,10 @@ import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
 export const CACHE_KEY_TAG = "cairn.cache_key";
+/** The tag of a cache hit's run: the key it was found by. */
+const HIT_KEY_TAG = "cairn.cache_hit_key";
+/** The tag of every task run: the task's name (what a cache entry's `taskName` is). */
+const TASK_TAG = "cairn.task";
 /** The tag of a run that reused another run's outputs: the source run's id. */
 export const CACHED_FROM_TAG = "cairn.cached_from";
 /** The source run's name (its node id), beside {@link CACHED_FROM_TAG}, for people reading the tags. */
@@ -912,16 +916,21 @@ export interface IndexCleanup {
  * Removes the index documents of `keys` from every experiment's index of `tracker` (see
  * `Tracker.writeIndexEntry`): what `cairn cache clear` and `prune` remove from the store would
  * otherwise be found there by the next run. Lists each experiment's index once, then deletes what
- * matches. An experiment without an index (its artifacts not proxied) is left out. Resolves to
- * each experiment whose index holds anything. A tracker without an index resolves to [].
+ * matches. With `taskName` (`cairn cache clear --task`), also every key of that task's runs in
+ * the experiment, whether or not the store had it (an entry another machine's store made): the
+ * index's documents are named by key alone, so it is the runs that are searched by the task's
+ * tag, one search of an experiment whose index holds anything, rather than each document read.
+ * An experiment without an index (its artifacts not proxied) is left out. Resolves to each
+ * experiment whose index holds anything. A tracker without an index resolves to [].
  */
-export async function removeIndexEntries(tracker: Tracker, keys: ReadonlySet<string>): Promise<IndexCleanup[]> {
+export async function removeIndexEntries(tracker: Tracker, keys: ReadonlySet<string>, options: { taskName?: string } = {}): Promise<IndexCleanup[]> {
   if (!tracker.readIndexEntry || !tracker.listIndexEntries || !tracker.listExperiments) return [];
   const out: IndexCleanup[] = [];
   for (const { experimentId, name } of await tracker.listExperiments()) {
     const names = await tracker.listIndexEntries(experimentId).catch(() => undefined);
     if (!names?.length) continue;
-    const matching = names.filter((n) => n.endsWith(".json") && keys.has(n.slice(0, -".json".length)));
+    const wanted = options.taskName === undefined ? keys : new Set([...keys, ...(await keysOfTask(tracker, experimentId, options.taskName))]);
+    const matching = names.filter((n) => n.endsWith(".json") && wanted.has(n.slice(0, -".json".length)));
     const cleanup: IndexCleanup = { experimentId, experiment: name, removed: 0, kept: 0, others: names.length - matching.length };
     if (!tracker.deleteIndexEntry) {
       cleanup.kept = matching.length;
@@ -941,6 +950,15 @@ export async function removeIndexEntries(tracker: Tracker, keys: ReadonlySet<str
     out.push(cleanup);
   }
   return out;
+}
+
+/**
+ * The cache keys of task `taskName`'s runs in the experiment: those that stored an entry
+ * ({@link CACHE_KEY_TAG}) and the hits ({@link HIT_KEY_TAG}); every run of the task, page by page.
+ */
+async function keysOfTask(tracker: Tracker, experimentId: string, taskName: string): Promise<string[]> {
+  const runs = await tracker.searchRuns({ experimentIds: [experimentId], tags: { [TASK_TAG]: taskName }, maxResults: Number.MAX_SAFE_INTEGER });
+  return runs.flatMap((r) => [r.tags[CACHE_KEY_TAG], r.tags[HIT_KEY_TAG]].filter((k): k is string => k !== undefined));
 }
 
 /**
