@@ -1,6 +1,6 @@
 import { type IngredientChange, nearestEntry } from "@cairn/cache";
 import type { FlowDefinition, FlowNode } from "../definition/flow-definition.ts";
-import { describeRef, isRef } from "../definition/ref.ts";
+import { describeRef, forEachRef, isRef } from "../definition/ref.ts";
 import { MapItemsFailedError } from "../errors.ts";
 import { MapRun, requiredItems } from "../scheduler/map-run.ts";
 import type { TaskResult } from "../run/task-result.ts";
@@ -96,7 +96,9 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
       continue;
     }
     const upstreamRuns = deps.find((dep) => plan.get(dep)!.action === "run");
-    if (node.condition !== undefined && !upstreamRuns && conditionValue(node, options.params, (dep) => outputs.get(dep)) === false) {
+    // A condition is known before running when every output it reads is (a param, a hit's
+    // outputs), whatever else runs upstream: the run tests it as soon as those exist.
+    if (node.condition !== undefined && readsKnownOutputs(node.condition, outputs) && conditionValue(node, options.params, (dep) => outputs.get(dep)) === false) {
       plan.set(id, { task: id, action: "skip", reason: `its condition (${isRef(node.condition) ? describeRef(node.condition) : "false"}) is false` });
       continue;
     }
@@ -200,6 +202,15 @@ export async function checkAhead(
   } catch {
     // A guess that failed costs nothing: each lookup asks for its source run itself.
   }
+}
+
+/** True when every node output `value` refers to is known (params always are). */
+function readsKnownOutputs(value: unknown, outputs: Map<string, unknown>): boolean {
+  let known = true;
+  forEachRef(value, (ref) => {
+    if (ref.source === "node" && !outputs.has(ref.target)) known = false;
+  });
+  return known;
 }
 
 /** A node's condition as the run would test it, or undefined when it cannot be told before running. */

@@ -1,0 +1,41 @@
+/**
+ * `planFlow` and `explainTask` against what a run then does, on the embedded store: every test
+ * plans, then runs, and compares the plan's actions with the run's statuses.
+ */
+import { describe, expect, it } from "vitest";
+import { explainTask, openFlowCache, planFlow, type PlannedTask } from "@cairn/core";
+import { flow, map, task } from "@cairn/dsl";
+import { runCollect, statuses, tmp } from "./helpers.ts";
+
+type Definable = { definition: Parameters<typeof planFlow>[0] };
+
+/** The plan of `f` over the store at `root`. */
+async function planOf(f: Definable, root: string, params: Record<string, unknown> = {}, more: { rerun?: string[]; refresh?: boolean } = {}): Promise<PlannedTask[]> {
+  const { tasks, params: parsed } = await openFlowCache(f.definition, { root, params, env: {} });
+  return planFlow(f.definition, { params: parsed, cache: tasks, ...more }).finally(() => tasks.store.close());
+}
+
+const actions = (plan: PlannedTask[]) => Object.fromEntries(plan.map((p) => [p.task, p.action]));
+
+describe("plan predicts what the run does", () => {
+  it("a condition that reads params only is tested even when an upstream task runs", async () => {
+    const root = await tmp();
+    const a = task("a").input<{ n: number }>().run(({ n }) => ({ y: n + 1 }));
+    const b = task("b").input<{ y: number }>().run(({ y }) => ({ z: y * 2 }));
+    const c = task("c").input<{ z: number }>().run(({ z }) => ({ w: z + 1 }));
+    const f = flow("cond-known")
+      .params<{ n: number; publish: boolean }>()
+      .build(({ params }) => {
+        const x = a({ n: params.n });
+        const y = b({ y: x.y }, { if: params.publish });
+        return { w: c({ z: y.z }).w };
+      });
+    const params = { n: 1, publish: false };
+    const plan = await planOf(f, root, params);
+    // Before, b and c were planned "run" ("it may still hit"), as a ran.
+    expect(actions(plan)).toEqual({ a: "run", b: "skip", c: "skip" });
+    expect(plan.find((p) => p.task === "b")!.reason).toMatch(/its condition \(params\.publish\) is false/);
+    const { result } = await runCollect(f, { root, params });
+    expect(statuses(result)).toEqual({ a: "succeeded", b: "skipped", c: "skipped" });
+  });
+});
