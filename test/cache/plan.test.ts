@@ -39,3 +39,37 @@ describe("plan predicts what the run does", () => {
     expect(statuses(result)).toEqual({ a: "succeeded", b: "skipped", c: "skipped" });
   });
 });
+
+describe("a key that appears twice in one flow", () => {
+  it("is planned to run once, the other node as taking its entry, as the run does", async () => {
+    const root = await tmp();
+    const sq = task("sq").input<{ x: number }>().run(({ x }) => ({ y: x * x }));
+    const add = task("add").input<{ a: number; b: number }>().run(({ a, b }) => ({ s: a + b }));
+    const f = flow("twice").build(() => {
+      const a = sq({ x: 3 });
+      const b = sq({ x: 3 });
+      return { s: add({ a: a.y, b: b.y }).s };
+    });
+    const plan = await planOf(f, root);
+    // Before, sq-2 was planned "run" too.
+    expect(actions(plan)).toEqual({ sq: "run", "sq-2": "hit", add: "run" });
+    expect(plan.find((p) => p.task === "sq-2")!.reason).toBe('same key as "sq", computed once in this run');
+    expect(plan.find((p) => p.task === "add")!.reason).toMatch(/upstream task "sq" runs first/);
+    const { result } = await runCollect(f, { root });
+    expect(statuses(result)).toEqual({ sq: "succeeded", "sq-2": "cached", add: "succeeded" });
+  });
+
+  it("in a map's items: the first computes it, the others take its entry", async () => {
+    const root = await tmp();
+    const sq = task("sq").input<{ x: number }>().run(({ x }) => ({ y: x * x }));
+    const f = flow("twice-map")
+      .params<{ items: number[] }>()
+      .build(({ params }) => ({ ys: map(sq, { over: params.items, as: "x" }).outputs }));
+    const params = { items: [7, 7, 7] };
+    const plan = await planOf(f, root, params);
+    expect(actions(plan)).toEqual({ sq: "run", "sq[0]": "run", "sq[1]": "hit", "sq[2]": "hit" });
+    expect(plan.find((p) => p.task === "sq")!.reason).toBe("1 of its 3 items run");
+    const { result } = await runCollect(f, { root, params });
+    expect(statuses(result)).toMatchObject({ "sq[0]": "succeeded", "sq[1]": "cached", "sq[2]": "cached" });
+  });
+});

@@ -71,12 +71,27 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
   const isForced = (id: string) => forced?.[graph.indexed.index.get(id)!] === 1;
   // The hits' source runs are asked about in one request, not one per task.
   if (!options.refresh) options.cache.checkSourceRuns(await sourceRunsAhead(graph, options.params, options.cache, isForced));
+  /** Keys planned to run, with the node that computes each: a run computes a key once, the other nodes of that key take its entry. */
+  const running = new Map<string, string>();
+  /** Nodes planned as hits whose outputs come from a node of the same key that runs first: their dependants wait for it. */
+  const waitsFor = new Map<string, string>();
   const planOne = async (node: FlowNode, upstreamRuns: string | undefined, forcedHere: boolean): Promise<PlannedTask> => {
     const id = node.id;
     const place = node.item ? { parent: node.item.parent, item: node.item.index } : {};
     if (node.task.cache === false) return { task: id, action: "run", reason: "caching is off for this task", ...place };
     if (upstreamRuns) return { task: id, action: "run", reason: `upstream task "${upstreamRuns}" runs first (it may still hit if that task's outputs come out unchanged)`, ...place };
     const key = await options.cache.keyFor(node, await taskInputs(node, options.params, (dep) => outputs.get(dep)));
+    const computedBy = running.get(key.key);
+    if (computedBy !== undefined) {
+      waitsFor.set(id, computedBy);
+      return { task: id, action: "hit", reason: `same key as "${computedBy}", computed once in this run`, key, ...place };
+    }
+    const planned = await planLookup(node, key, forcedHere, place);
+    if (planned.action === "run") running.set(key.key, id);
+    return planned;
+  };
+  const planLookup = async (node: FlowNode, key: TaskKey, forcedHere: boolean, place: Pick<PlannedTask, "parent" | "item">): Promise<PlannedTask> => {
+    const id = node.id;
     if (options.refresh || forcedHere) return { task: id, action: "run", reason: options.refresh ? "--refresh" : "--rerun", key, ...place };
     // Only read: an entry this command judges unusable may be one another mode of run uses.
     const { entry, bad, foreign } = await options.cache.lookup(key.key, { readOnly: true });
@@ -95,7 +110,7 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
       plan.set(id, { task: id, action: "skip", reason: `upstream task "${skippedBy}" is skipped (its condition is false)` });
       continue;
     }
-    const upstreamRuns = deps.find((dep) => plan.get(dep)!.action === "run");
+    const upstreamRuns = deps.find((dep) => plan.get(dep)!.action === "run") ?? deps.map((dep) => waitsFor.get(dep)).find((by) => by !== undefined);
     // A condition is known before running when every output it reads is (a param, a hit's
     // outputs), whatever else runs upstream: the run tests it as soon as those exist.
     if (node.condition !== undefined && readsKnownOutputs(node.condition, outputs) && conditionValue(node, options.params, (dep) => outputs.get(dep)) === false) {
@@ -144,10 +159,12 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
       }
       rowsHere.push(row);
       results.set(item.id, { task: item.id, status: row.action === "hit" ? "cached" : "pending", attempts: 0 });
-      if (row.action === "hit") run.itemEnded(k, item.id, true, true, outputs.get(item.id), undefined);
+      if (row.action === "hit" && !waitsFor.has(item.id)) run.itemEnded(k, item.id, true, true, outputs.get(item.id), undefined);
       run.next++;
     }
     itemRows.set(id, rowsHere);
+    // An item that takes the entry of a node of the same key running first is known only then.
+    const waiting = rowsHere.map((r) => waitsFor.get(r.task)).find((by) => by !== undefined);
     // A hit that stopWhen throws on (or that cannot be ranked, beyond what minSuccess allows)
     // fails the sweep as in a run, at once: the trials after it do not start.
     const failure = run.error ?? (run.lost ? (run.selectorError() ?? new MapItemsFailedError(id, [...run.countedFailures()], run.requiredNow(), run.countedItems())) : undefined);
@@ -163,12 +180,16 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
       const reason = `stopWhen is met by ${id}[${cut}], which comes from the cache: a trial after it is not needed (one started before that is known still runs)`;
       for (const row of rowsHere.slice(cut + 1)) if (row.action === "run") Object.assign(row, { action: "skip", reason });
     }
-    const running = rowsHere.filter((r) => r.action === "run").length;
+    const runs = rowsHere.filter((r) => r.action === "run").length;
     const counted = cut === undefined ? `its ${items.length} items` : `the trials up to ${id}[${cut}] (the first to meet stopWhen)`;
     // An item past a list known only now forces nothing, in the run as here (which the run warns).
     const past = forcedOf(forcedItemIds, id).filter((f) => f.index >= items.length);
     const note = past.map((f) => `; ${itemPastList(f.item, id, items.length)}`).join("");
-    if (running > 0 || forcedHere) return { task: id, action: "run", items: items.length, reason: `${running} of ${counted} run${note}` };
+    if (runs > 0 || forcedHere) return { task: id, action: "run", items: items.length, reason: `${runs} of ${counted} run${note}` };
+    if (waiting !== undefined) {
+      waitsFor.set(id, waiting);
+      return { task: id, action: "hit", items: items.length, reason: `none of its ${items.length} items runs: each is in the cache or has the key of "${waiting}", which runs first${note}` };
+    }
     try {
       outputs.set(id, spec.kind === "sweep" ? run.sweepOutputs(results) : run.mapOutputs());
     } catch (error) {
