@@ -73,3 +73,25 @@ describe("a key that appears twice in one flow", () => {
     expect(statuses(result)).toMatchObject({ "sq[0]": "succeeded", "sq[1]": "cached", "sq[2]": "cached" });
   });
 });
+
+describe("forced tasks", () => {
+  it("a dependant of a --rerun task, or any task under --refresh, is planned forced, never 'may still hit'", async () => {
+    const root = await tmp();
+    const load = task("load").run(() => ({ n: 1 }));
+    const helped = task("helped").input<{ n: number }>().run(({ n }) => ({ m: n + 1 }));
+    const down = task("down").input<{ m: number }>().run(({ m }) => ({ k: m + 1 }));
+    const f = flow("forced").build(() => ({ k: down({ m: helped({ n: load({}).n }).m }).k }));
+    await runCollect(f, { root });
+    const rerun = await planOf(f, root, {}, { rerun: ["load"] });
+    // Before, helped and down said "upstream task ... runs first (it may still hit ...)".
+    expect(rerun.map((p) => [p.task, p.action, p.reason])).toEqual([
+      ["load", "run", "--rerun"],
+      ["helped", "run", "--rerun load (a dependant of it)"],
+      ["down", "run", "--rerun load (a dependant of it)"],
+    ]);
+    const refresh = await planOf(f, root, {}, { refresh: true });
+    expect(refresh.map((p) => p.reason)).toEqual(["--refresh", "--refresh", "--refresh"]);
+    const { result } = await runCollect(f, { root, cache: { rerun: ["load"] } });
+    expect(statuses(result)).toEqual({ load: "succeeded", helped: "succeeded", down: "succeeded" });
+  });
+});

@@ -79,6 +79,8 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
     const id = node.id;
     const place = node.item ? { parent: node.item.parent, item: node.item.index } : {};
     if (node.task.cache === false) return { task: id, action: "run", reason: "caching is off for this task", ...place };
+    // A forced task runs whatever its upstream tasks hand it: it cannot hit, even on unchanged outputs.
+    if (upstreamRuns && (options.refresh || forcedHere)) return { task: id, action: "run", reason: forcedReason(node), ...place };
     if (upstreamRuns) return { task: id, action: "run", reason: `upstream task "${upstreamRuns}" runs first (it may still hit if that task's outputs come out unchanged)`, ...place };
     const key = await options.cache.keyFor(node, await taskInputs(node, options.params, (dep) => outputs.get(dep)));
     const computedBy = running.get(key.key);
@@ -92,7 +94,7 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
   };
   const planLookup = async (node: FlowNode, key: TaskKey, forcedHere: boolean, place: Pick<PlannedTask, "parent" | "item">): Promise<PlannedTask> => {
     const id = node.id;
-    if (options.refresh || forcedHere) return { task: id, action: "run", reason: options.refresh ? "--refresh" : "--rerun", key, ...place };
+    if (options.refresh || forcedHere) return { task: id, action: "run", reason: forcedReason(node), key, ...place };
     // Only read: an entry this command judges unusable may be one another mode of run uses.
     const { entry, bad, foreign } = await options.cache.lookup(key.key, { readOnly: true });
     if (entry) {
@@ -101,6 +103,20 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
     }
     if (foreign) return { task: id, action: "run", reason: foreignReason(foreign), key, foreign, ...place };
     return { task: id, action: "run", reason: bad ? (bad.kept ? `its entry was not used: ${bad.reason}` : `its entry was unusable: ${bad.reason}`) : "no cache entry for these inputs and code", key, ...place };
+  };
+  /** Why a forced node runs: `--refresh`, `--rerun` (named itself), or the `--rerun` of a task it depends on. */
+  const forcedBy = new Map<string, Uint8Array | undefined>();
+  const forcedReason = (node: FlowNode): string => {
+    if (options.refresh) return "--refresh";
+    const rerun = options.rerun ?? [];
+    const named = (name: string) => name === node.id || name === node.task.name || name === node.item?.parent;
+    if (rerun.some(named) || forcedItemIds?.has(node.id)) return "--rerun";
+    const at = graph.indexed.index.get(node.item?.parent ?? node.id)!;
+    const upstream = rerun.filter((name) => {
+      if (!forcedBy.has(name)) forcedBy.set(name, forcedNodes(graph, [name], false, options.params));
+      return forcedBy.get(name)?.[at] === 1;
+    });
+    return `--rerun ${upstream.join(", --rerun ")} (a dependant of ${upstream.length > 1 ? "them" : "it"})`;
   };
   for (const id of graph.order) {
     const node = graph.nodes.get(id)!;
