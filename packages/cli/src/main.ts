@@ -708,8 +708,10 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
     p.action === "hit" && p.cachedFrom ? `from run ${p.cachedFrom}` : (p.reason ?? ""),
   ]);
   stdout.write(table(["task", "plan", "why"], rows, c));
-  const hits = plan.filter((p) => p.action === "hit" && p.items === undefined).length;
-  stdout.write(`\n${hits} of ${plan.length} tasks would come from the cache.\n`);
+  // A map's or sweep's own row is no task that could come from the cache (its items are): not counted.
+  const counted = plan.filter((p) => p.items === undefined);
+  const hits = counted.filter((p) => p.action === "hit").length;
+  stdout.write(`\n${hits} of ${counted.length} tasks would come from the cache.\n`);
   const foreign = plan.filter((p) => p.foreign);
   if (foreign.length) {
     const where = [...new Set(foreign.map((p) => describeTracker(p.foreign!.tracker)))].join(" and ");
