@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { explainTask, openFlowCache, planFlow, type PlannedTask } from "@cairn/core";
 import { flow, map, task } from "@cairn/dsl";
+import { z } from "zod";
 import { runCollect, statuses, tmp } from "./helpers.ts";
 
 type Definable = { definition: Parameters<typeof planFlow>[0] };
@@ -93,5 +94,26 @@ describe("forced tasks", () => {
     expect(refresh.map((p) => p.reason)).toEqual(["--refresh", "--refresh", "--refresh"]);
     const { result } = await runCollect(f, { root, cache: { rerun: ["load"] } });
     expect(statuses(result)).toEqual({ load: "succeeded", helped: "succeeded", down: "succeeded" });
+  });
+});
+
+describe("a task whose inputs its schema refuses", () => {
+  it("is planned to fail, with the rest of the flow, instead of failing the whole plan", async () => {
+    const root = await tmp();
+    const other = task("other").run(() => ({ v: 1 }));
+    const positive = task("positive")
+      .input(z.object({ n: z.number().positive() }))
+      .run(({ n }) => ({ m: n * 2 }));
+    const after = task("after").input<{ m: number }>().run(({ m }) => ({ k: m + 1 }));
+    const f = flow("bad-inputs")
+      .params<{ n: number }>()
+      .build(({ params }) => ({ v: other({}).v, k: after({ m: positive({ n: params.n }).m }).k }));
+    // Before, planFlow threw the task's InputValidationError.
+    const plan = await planOf(f, root, { n: -1 });
+    expect(plan.map((p) => [p.task, p.action])).toEqual([["other", "run"], ["positive", "run"], ["after", "skip"]]);
+    expect(plan.find((p) => p.task === "positive")!.reason).toMatch(/^fails before it starts: its inputs do not match its input schema \(.*n.*\)$/);
+    expect(plan.find((p) => p.task === "after")!.reason).toBe('not started: upstream task "positive" fails');
+    const { result } = await runCollect(f, { root, params: { n: -1 } });
+    expect(statuses(result)).toMatchObject({ positive: "failed", after: "skipped" });
   });
 });

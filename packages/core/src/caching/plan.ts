@@ -1,7 +1,7 @@
 import { type IngredientChange, nearestEntry } from "@cairn/cache";
 import type { FlowDefinition, FlowNode } from "../definition/flow-definition.ts";
 import { describeRef, forEachRef, isRef } from "../definition/ref.ts";
-import { MapItemsFailedError } from "../errors.ts";
+import { InputValidationError, MapItemsFailedError } from "../errors.ts";
 import { MapRun, requiredItems } from "../scheduler/map-run.ts";
 import type { TaskResult } from "../run/task-result.ts";
 import { OptionError } from "../errors.ts";
@@ -24,7 +24,7 @@ export interface PlannedTask {
   action: "hit" | "run" | "skip";
   /** For hits: the run whose outputs are reused. */
   cachedFrom?: string;
-  /** Why it would run: no entry, cache off for the task, an upstream task runs, forced. */
+  /** Why it would run: no entry, cache off for the task, an upstream task runs, forced, its inputs fail its schema. */
   reason?: string;
   /** Its cache key, when its inputs are known before running. */
   key?: TaskKey;
@@ -104,6 +104,8 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
     if (foreign) return { task: id, action: "run", reason: foreignReason(foreign), key, foreign, ...place };
     return { task: id, action: "run", reason: bad ? (bad.kept ? `its entry was not used: ${bad.reason}` : `its entry was unusable: ${bad.reason}`) : "no cache entry for these inputs and code", key, ...place };
   };
+  /** Nodes that fail before they start (inputs their schema refuses), and those below them. */
+  const failing = new Set<string>();
   /** Why a forced node runs: `--refresh`, `--rerun` (named itself), or the `--rerun` of a task it depends on. */
   const forcedBy = new Map<string, Uint8Array | undefined>();
   const forcedReason = (node: FlowNode): string => {
@@ -137,7 +139,21 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
       plan.set(id, await planMap(node, upstreamRuns, isForced(id)));
       continue;
     }
-    plan.set(id, await planOne(node, upstreamRuns, isForced(id)));
+    const failedBy = deps.find((dep) => failing.has(dep));
+    if (failedBy) {
+      failing.add(id);
+      plan.set(id, { task: id, action: "skip", reason: `not started: upstream task "${failedBy}" fails` });
+      continue;
+    }
+    try {
+      plan.set(id, await planOne(node, upstreamRuns, isForced(id)));
+    } catch (error) {
+      // Inputs the task's schema refuses fail the task in the run, before it starts: planned so,
+      // with the rest of the flow, not as a failure of the whole plan.
+      if (!(error instanceof InputValidationError)) throw error;
+      failing.add(id);
+      plan.set(id, { task: id, action: "run", reason: `fails before it starts: its inputs do not match its input schema (${error.issues.join("; ")})` });
+    }
   }
   for (const id of graph.order) {
     rows.push(plan.get(id)!);
