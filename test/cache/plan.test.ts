@@ -2,11 +2,12 @@
  * `planFlow` and `explainTask` against what a run then does, on the embedded store: every test
  * plans, then runs, and compares the plan's actions with the run's statuses.
  */
+import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { explainTask, openFlowCache, planFlow, type PlannedTask } from "@cairn/core";
 import { flow, map, task } from "@cairn/dsl";
 import { z } from "zod";
-import { runCollect, statuses, tmp } from "./helpers.ts";
+import { entryFiles, runCollect, sleep, statuses, tmp } from "./helpers.ts";
 
 type Definable = { definition: Parameters<typeof planFlow>[0] };
 
@@ -117,3 +118,35 @@ describe("a task whose inputs its schema refuses", () => {
     expect(statuses(result)).toMatchObject({ positive: "failed", after: "skipped" });
   });
 });
+
+describe("plan and explain only read", () => {
+  it("an expired entry is said to have expired, and stays in the store (keyv's get and iterator deleted it)", async () => {
+    const root = await tmp();
+    const short = task("short").cache({ ttl: 200 }).run(() => ({ ok: true }));
+    const gone = task("gone").cache({ ttl: 200 }).run(() => ({ n: 1 }));
+    const f = flow("ttl-read").build(() => ({ ok: short({}).ok, n: gone({}).n }));
+    const first = await runCollect(f, { root });
+    await sleep(400);
+    const before = await snapshot(root);
+    expect(before.size).toBe(2);
+    const plan = await planOf(f, root);
+    const sourceRun = first.result.tasks.short!.runId;
+    expect(plan.find((p) => p.task === "short")).toMatchObject({
+      action: "run",
+      reason: expect.stringMatching(new RegExp(`^its entry, stored by run ${sourceRun} at \\S+, expired at \\S+ \\(the task's ttl\\)$`)),
+    });
+    const { tasks } = await openFlowCache(f.definition, { root, env: {} });
+    const why = await explainTask(f.definition, "short", { params: {}, cache: tasks }).finally(() => tasks.store.close());
+    expect(why.planned.reason).toMatch(/expired at/);
+    // Before, the plan deleted both entry files.
+    expect(await snapshot(root)).toEqual(before);
+    const again = await runCollect(f, { root });
+    expect(statuses(again.result)).toEqual({ short: "succeeded", gone: "succeeded" });
+  });
+});
+
+/** Entry file → its text, of the embedded store under `root`. */
+async function snapshot(root: string): Promise<Map<string, string>> {
+  const files = await entryFiles(root);
+  return new Map(await Promise.all(files.map(async (f) => [f, await readFile(f, "utf8")] as [string, string])));
+}

@@ -32,13 +32,21 @@ export interface CacheStoreOptions {
   retryMs?: number;
 }
 
+/** An entry found past its `ttl` by a read that only looks (see {@link CacheStore.lookup}); it stays in the store. */
+export interface ExpiredEntry {
+  /** When it expired, epoch ms. */
+  at: number;
+  /** The entry as stored, when it parses. */
+  entry?: CacheEntry;
+}
+
 /** Options of {@link CacheStore.list}. */
 export interface ListOptions {
   /** Only entries of this task. */
   taskName?: string;
   /** At most this many, newest first. */
   limit?: number;
-  /** Malformed entries are skipped but left in the store (for callers that only read, as `cairn explain`). */
+  /** Malformed and expired entries are skipped but left in the store (for callers that only read, as `cairn explain`). */
   keep?: boolean;
 }
 
@@ -171,11 +179,23 @@ export class CacheStore {
    * Like {@link get}, but says why a stored value was evicted instead of returned
    * (it did not parse, or is not a cache entry of this key), so callers can warn.
    * `keep`: such a value is reported the same way but left in the store, for callers
-   * that only read (`cairn plan`, `cairn explain`).
+   * that only read (`cairn plan`, `cairn explain`); so is an expired one (`expired`), which a
+   * read without `keep` deletes, as keyv does (the embedded store; redis and postgres judge
+   * expiry themselves, and an expired entry there is absent).
    */
-  async lookup(key: string, options: { keep?: boolean } = {}): Promise<{ entry?: CacheEntry; evicted?: string }> {
+  async lookup(key: string, options: { keep?: boolean } = {}): Promise<{ entry?: CacheEntry; evicted?: string; expired?: ExpiredEntry }> {
     checkKey(key);
-    const value = await this.call("read an entry", () => this.backend.keyv.get(key));
+    let value: unknown;
+    if (options.keep === true) {
+      const stored = await this.readStored(key);
+      if (stored?.expires !== undefined && stored.expires <= Date.now()) {
+        const entry = parseCacheEntry(stored.value, key);
+        return { expired: { at: stored.expires, ...(entry ? { entry } : {}) } };
+      }
+      value = stored?.value;
+    } else {
+      value = await this.call("read an entry", () => this.backend.keyv.get(key));
+    }
     if (value === undefined || value === null) return {};
     const entry = parseCacheEntry(value, key);
     if (entry) return { entry };
@@ -189,9 +209,21 @@ export class CacheStore {
    */
   async peek(key: string): Promise<CacheEntry | undefined> {
     checkKey(key);
-    const value = await this.call("read an entry", () => this.backend.keyv.get(key));
-    if (value === undefined || value === null) return undefined;
-    return parseCacheEntry(value, key);
+    const stored = await this.readStored(key);
+    if (stored === undefined || stored.value === undefined || stored.value === null) return undefined;
+    if (stored.expires !== undefined && stored.expires <= Date.now()) return undefined;
+    return parseCacheEntry(stored.value, key);
+  }
+
+  /**
+   * The stored value of `key` with its expiry, deleting nothing: keyv's `get` deletes a value it
+   * finds expired (the embedded store's), which a reader that only looks must not do.
+   */
+  private async readStored(key: string): Promise<{ value: unknown; expires?: number } | undefined> {
+    const backend = this.backend;
+    if (backend.readStored) return this.call("read an entry", () => backend.readStored!(key));
+    const value = await this.call("read an entry", () => backend.keyv.get(key));
+    return value === undefined ? undefined : { value };
   }
 
   /**
@@ -248,7 +280,15 @@ export class CacheStore {
     const entries: CacheEntry[] = [];
     await this.call("list entries", async () => {
       const bad: string[] = [];
-      for await (const [key, value] of this.backend.entries()) {
+      // Only reading (`keep`): expired entries are skipped, not deleted as keyv's iterator does.
+      const stored = options.keep === true ? this.backend.storedEntries?.bind(this.backend) : undefined;
+      const now = Date.now();
+      const live = stored
+        ? (async function* () {
+            for await (const [key, s] of stored()) if (s.expires === undefined || s.expires > now) yield [key, s.value] as [string, unknown];
+          })()
+        : this.backend.entries();
+      for await (const [key, value] of live) {
         const entry = parseCacheEntry(value, key);
         if (entry === undefined) bad.push(key);
         else if (options.taskName === undefined || entry.taskName === options.taskName) entries.push(entry);

@@ -39,6 +39,12 @@ export const sharedStoreSerialization = {
   },
 } as const;
 
+/** @internal A value as stored: the entry, and when it expires (epoch ms) if it does. */
+export interface StoredValue {
+  value: unknown;
+  expires?: number;
+}
+
 /** @internal One opened store: entries through keyv, leases, and housekeeping. */
 export interface CacheBackend {
   kind: "embedded" | "redis" | "postgres";
@@ -51,6 +57,14 @@ export interface CacheBackend {
    * removes them on the way; redis has removed them itself; postgres leaves them to `sweep`.
    */
   entries(): AsyncIterable<[string, unknown]>;
+  /**
+   * For a store whose expiry keyv judges (the embedded one: `expires` inside the value), which
+   * deletes an expired value when `keyv.get` or its iterator meets it: reads that change nothing,
+   * giving the value with its `expires`, so read-only callers see an expired entry, and leave it.
+   * Without these, reads through keyv delete nothing (the store judges expiry itself).
+   */
+  readStored?(key: string): Promise<StoredValue | undefined>;
+  storedEntries?(): AsyncIterable<[string, StoredValue]>;
   /** The failure to report for `error` (an adapter's generic "not connected" becomes why it is not). */
   explain?(error: unknown): unknown;
   /**

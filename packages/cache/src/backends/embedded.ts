@@ -1,6 +1,6 @@
 import { join, resolve } from "node:path";
 import { Keyv } from "keyv";
-import { type CacheBackend, entriesOf, jsonSerialization } from "./_backend.ts";
+import { type CacheBackend, type StoredValue, entriesOf, jsonSerialization } from "./_backend.ts";
 import { EmbeddedKeyvStore } from "./embedded-store.ts";
 import { FileLeases } from "./file-leases.ts";
 
@@ -19,10 +19,23 @@ export function openEmbeddedBackend(root: string, namespace: string): CacheBacke
     keyv,
     leases,
     entries: entriesOf(keyv, store),
+    async readStored(key) {
+      const raw = await store.get<string>(`${namespace}:${key}`);
+      return raw === undefined ? undefined : stored(raw);
+    },
+    async *storedEntries() {
+      for await (const [key, raw] of store.iterator<string>(namespace)) yield [String(key).slice(namespace.length + 1), stored(raw)];
+    },
     async sweep() {
       await store.removeStaleTempFiles(STALE_TEMP_MS);
       await leases.sweep();
     },
     async close() {},
   };
+}
+
+/** A raw stored value as keyv would deserialize it, without keyv's deletion of an expired one. */
+function stored(raw: unknown): StoredValue {
+  const data = (typeof raw === "string" ? jsonSerialization.deserialize(raw) : raw) as { value?: unknown; expires?: unknown };
+  return { value: data?.value, ...(typeof data?.expires === "number" ? { expires: data.expires } : {}) };
 }

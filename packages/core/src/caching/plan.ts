@@ -1,4 +1,4 @@
-import { type IngredientChange, nearestEntry } from "@cairn/cache";
+import { type ExpiredEntry, type IngredientChange, nearestEntry } from "@cairn/cache";
 import type { FlowDefinition, FlowNode } from "../definition/flow-definition.ts";
 import { describeRef, forEachRef, isRef } from "../definition/ref.ts";
 import { InputValidationError, MapItemsFailedError } from "../errors.ts";
@@ -96,12 +96,13 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
     const id = node.id;
     if (options.refresh || forcedHere) return { task: id, action: "run", reason: forcedReason(node), key, ...place };
     // Only read: an entry this command judges unusable may be one another mode of run uses.
-    const { entry, bad, foreign } = await options.cache.lookup(key.key, { readOnly: true });
+    const { entry, bad, foreign, expired } = await options.cache.lookup(key.key, { readOnly: true });
     if (entry) {
       outputs.set(id, entry.outputs.values);
       return { task: id, action: "hit", cachedFrom: entry.sourceRunId, key, ...place };
     }
     if (foreign) return { task: id, action: "run", reason: foreignReason(foreign), key, foreign, ...place };
+    if (expired) return { task: id, action: "run", reason: expiredReason(expired), key, ...place };
     return { task: id, action: "run", reason: bad ? (bad.kept ? `its entry was not used: ${bad.reason}` : `its entry was unusable: ${bad.reason}`) : "no cache entry for these inputs and code", key, ...place };
   };
   /** Nodes that fail before they start (inputs their schema refuses), and those below them. */
@@ -255,6 +256,12 @@ export async function checkAhead(
   } catch {
     // A guess that failed costs nothing: each lookup asks for its source run itself.
   }
+}
+
+/** Why an entry past its ttl is not used: when it expired, and which run stored it when. */
+function expiredReason(expired: ExpiredEntry): string {
+  const by = expired.entry ? `, stored by run ${expired.entry.sourceRunId} at ${new Date(expired.entry.createdAt).toISOString()},` : "";
+  return `its entry${by} expired at ${new Date(expired.at).toISOString()} (the task's ttl)`;
 }
 
 /** True when every node output `value` refers to is known (params always are). */

@@ -6,6 +6,7 @@ import {
   type ArtifactRecord,
   CacheBackendError,
   type CacheEntry,
+  type ExpiredEntry,
   type CacheStore,
   type LeaseResult,
   type OutputsManifest,
@@ -454,11 +455,11 @@ export class TaskCache {
    * `fresh`: the tracker's index is read for this key even when its last listing (up to
    * {@link FRESH_ANSWER_MS} old) did not have it, as when another process is known to have just stored it.
    * `readOnly`: nothing changes (for `cairn plan` and `cairn explain`, which only read): a bad
-   * entry is reported but stays, an entry found in the tracker is not copied into the store, and a
+   * or expired entry is reported (`bad`, `expired`) but stays, an entry found in the tracker is not copied into the store, and a
    * download that no longer matches stays on disk. An entry one mode cannot use may be another's
    * (a `--no-tracking` run's entry, judged by a run that records).
    */
-  async lookup(key: string, options: { storeOnly?: boolean; fresh?: boolean; readOnly?: boolean } = {}): Promise<{ entry?: CacheEntry; bad?: BadEntry; foreign?: ForeignEntry }> {
+  async lookup(key: string, options: { storeOnly?: boolean; fresh?: boolean; readOnly?: boolean } = {}): Promise<{ entry?: CacheEntry; bad?: BadEntry; foreign?: ForeignEntry; expired?: ExpiredEntry }> {
     const readOnly = options.readOnly === true;
     const stored = await this.guard(() => this.store.lookup(key, { keep: readOnly }), {});
     if (stored.evicted) return { bad: { key, reason: stored.evicted } };
@@ -468,7 +469,8 @@ export class TaskCache {
       entry = await this.fromTracker(key, options.fresh === true);
       fromTracker = entry !== undefined;
     }
-    if (!entry) return {};
+    // Only a read that only looks sees an expired entry (one that runs deletes it): said, not taken.
+    if (!entry) return stored.expired ? { expired: stored.expired } : {};
     entry = await this.placed(entry);
     const secret = this.secrets?.find(entry.outputs.values);
     let problem: string | undefined;
