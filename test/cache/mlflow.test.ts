@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { CacheBackendError, CacheStore } from "@cairn/cache";
 import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
-import { TaskCache } from "@cairn/core";
+import { TaskCache, explainTask, openFlowCache, planFlow } from "@cairn/core";
 import { type Artifact, flow, task } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
@@ -130,6 +130,23 @@ describe("a second machine on the same mlflow server", () => {
     const other = await runCollect(f, { root: await tmp(), env: env() });
     expect(statuses(other.result)).toEqual({ sometimes: "succeeded" });
     expect(calls).toBe(2);
+  });
+});
+
+describe("plan and explain against the server", () => {
+  it("create no experiment: a name with no experiment is planned from the store alone, and stays absent", async () => {
+    const t = task("t").run(() => ({ v: 1 }));
+    const f = flow("plan-creates-nothing").build(() => ({ v: t({}).v }));
+    const experiment = `never-ran-${Date.now()}`;
+    const root = await tmp();
+    const { tasks, params } = await openFlowCache(f.definition, { root, env: env(), experiment });
+    const plan = await planFlow(f.definition, { params, cache: tasks });
+    await explainTask(f.definition, "t", { params, cache: tasks }).finally(() => tasks.store.close());
+    expect(plan).toMatchObject([{ task: "t", action: "run", reason: `no cache entry for these inputs and code (experiment "${experiment}" does not exist yet)` }]);
+    // Before, the plan created the experiment on the server.
+    const found = await fetch(`${server.uri}/api/2.0/mlflow/experiments/get-by-name?experiment_name=${experiment}`);
+    expect(found.status).toBe(404);
+    expect(((await found.json()) as { error_code: string }).error_code).toBe("RESOURCE_DOES_NOT_EXIST");
   });
 });
 

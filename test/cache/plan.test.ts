@@ -3,11 +3,12 @@
  * plans, then runs, and compares the plan's actions with the run's statuses.
  */
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { explainTask, openFlowCache, planFlow, type PlannedTask } from "@cairn/core";
 import { flow, map, task } from "@cairn/dsl";
 import { z } from "zod";
-import { entryFiles, runCollect, sleep, statuses, tmp } from "./helpers.ts";
+import { entryFiles, filesIn, runCollect, sleep, statuses, tmp } from "./helpers.ts";
 
 type Definable = { definition: Parameters<typeof planFlow>[0] };
 
@@ -142,6 +143,24 @@ describe("plan and explain only read", () => {
     expect(await snapshot(root)).toEqual(before);
     const again = await runCollect(f, { root });
     expect(statuses(again.result)).toEqual({ short: "succeeded", gone: "succeeded" });
+  });
+});
+
+describe("plan and explain create no experiment", () => {
+  it("on a fresh folder, the embedded store is left without the experiment, and everything is planned from the store", async () => {
+    const root = await tmp();
+    const t = task("t").run(() => ({ v: 1 }));
+    const f = flow("never-ran").build(() => ({ v: t({}).v }));
+    const plan = await planOf(f, root);
+    expect(plan).toMatchObject([{ task: "t", action: "run", reason: 'no cache entry for these inputs and code (experiment "never-ran" does not exist yet)' }]);
+    const { tasks } = await openFlowCache(f.definition, { root, env: {} });
+    await explainTask(f.definition, "t", { params: {}, cache: tasks }).finally(() => tasks.store.close());
+    // Before, plan wrote experiments/<id>/meta.json.
+    expect(await filesIn(join(root, "experiments"))).toEqual([]);
+    const { result } = await runCollect(f, { root });
+    expect(result.status).toBe("succeeded");
+    expect(await filesIn(join(root, "experiments"))).toHaveLength(1);
+    expect(actions(await planOf(f, root))).toEqual({ t: "hit" });
   });
 });
 

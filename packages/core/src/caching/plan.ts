@@ -103,7 +103,7 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
     }
     if (foreign) return { task: id, action: "run", reason: foreignReason(foreign), key, foreign, ...place };
     if (expired) return { task: id, action: "run", reason: expiredReason(expired), key, ...place };
-    return { task: id, action: "run", reason: bad ? (bad.kept ? `its entry was not used: ${bad.reason}` : `its entry was unusable: ${bad.reason}`) : "no cache entry for these inputs and code", key, ...place };
+    return { task: id, action: "run", reason: bad ? (bad.kept ? `its entry was not used: ${bad.reason}` : `its entry was unusable: ${bad.reason}`) : `no cache entry for these inputs and code${options.cache.missingExperiment !== undefined ? ` (experiment "${options.cache.missingExperiment}" does not exist yet)` : ""}`, key, ...place };
   };
   /** Nodes that fail before they start (inputs their schema refuses), and those below them. */
   const failing = new Set<string>();

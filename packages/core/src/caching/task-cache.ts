@@ -156,6 +156,11 @@ export interface CacheFailurePolicy {
 export interface TaskCacheOptions extends CacheFailurePolicy {
   /** The flow run's params: the ones a task reads through `ctx.params` enter its key ({@link TaskDefinition.paramsRead}). */
   params?: Readonly<Record<string, unknown>>;
+  /**
+   * The name of the flow's experiment when it does not exist yet (`cairn plan` and `explain` do not
+   * create it): the tracker holds nothing of it, so only the store is read.
+   */
+  missingExperiment?: string;
 }
 
 /** `CAIRN_LEASE_TTL_MS`, checked where it enters: undefined when unset. */
@@ -250,6 +255,8 @@ export class TaskCache {
   readonly strict: boolean;
   /** How long a single-flight lease lasts unrenewed: `CAIRN_LEASE_TTL_MS`, else the lookup's default. */
   readonly leaseTtlMs: number | undefined;
+  /** See {@link TaskCacheOptions.missingExperiment}. */
+  readonly missingExperiment: string | undefined;
   /** See {@link TaskCacheOptions.params}. */
   private readonly params: Readonly<Record<string, unknown>>;
 
@@ -264,6 +271,7 @@ export class TaskCache {
     private readonly secrets?: Pick<SecretRegistry, "find">,
   ) {
     this.strict = options.strict === true;
+    this.missingExperiment = options.missingExperiment;
     this.params = options.params ?? {};
     this.leaseTtlMs = leaseTtlFromEnv(env);
   }
@@ -465,7 +473,7 @@ export class TaskCache {
     if (stored.evicted) return { bad: { key, reason: stored.evicted } };
     let entry = stored.entry;
     let fromTracker = false;
-    if (!entry && !options.storeOnly && this.tracker.capabilities.sharedRuns) {
+    if (!entry && !options.storeOnly && this.tracker.capabilities.sharedRuns && this.missingExperiment === undefined) {
       entry = await this.fromTracker(key, options.fresh === true);
       fromTracker = entry !== undefined;
     }
@@ -517,7 +525,7 @@ export class TaskCache {
    * uses the answers; a run the answer does not cover is asked about on its own, as before.
    */
   checkSourceRuns(runIds: Iterable<string>): void {
-    if (!this.tracker.getRuns || !this.tracker.capabilities.records) return;
+    if (!this.tracker.getRuns || !this.tracker.capabilities.records || this.missingExperiment !== undefined) return;
     const ids = [...new Set(runIds)].filter((id) => !this.sourceRuns.has(id));
     if (!ids.length) return;
     // A failed search settles nothing: each lookup then asks getRun, whose failure it reports.

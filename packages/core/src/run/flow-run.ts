@@ -787,13 +787,13 @@ export async function openFlowCache(
   const env = options.env ?? process.env;
   const params = await validateParams(definition, options.params ?? {});
   // Nothing is recorded: a store that can be read is enough (a read-only `.cairn` is fine).
-  const { root, tracker, experimentId } = await openTracking(definition, options, env, { readOnly: true });
-  const abandoned = closeAbandonedRuns(tracker, [experimentId]);
+  const { root, tracker, experimentId, missing } = await openTracking(definition, options, env, { readOnly: true });
+  const abandoned = missing === undefined ? closeAbandonedRuns(tracker, [experimentId]) : Promise.resolve([]);
   // Strict: plan and explain are about what the store holds; a store that does not answer is their error.
   const option = checkCacheOption(options.cache === false ? undefined : options.cache) ?? {};
   // The run's file secrets: an input that holds one enters its key by its slow digest, as in the run.
   const secrets = new SecretRegistry(options.secrets, env);
-  const cache = await openCache({ ...option, strict: true }, root, env, tracker, experimentId, params, secrets);
+  const cache = await openCache({ ...option, strict: true }, root, env, tracker, experimentId, params, secrets, missing);
   return { tasks: cache!.tasks, params, tracker, abandoned: await abandoned };
 }
 
@@ -806,7 +806,7 @@ async function openTracking(
   options: RunOptions,
   env: NodeJS.ProcessEnv,
   { readOnly = false, opened }: { readOnly?: boolean; opened?: (tracker: Tracker) => void } = {},
-): Promise<{ root: string; tracker: Tracker; experimentId: string }> {
+): Promise<{ root: string; tracker: Tracker; experimentId: string; missing?: string }> {
   const root = resolvePath(options.root ?? ".cairn");
   const tracker: Tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? (await resolveTracker({ root, env })));
   opened?.(tracker);
@@ -815,6 +815,11 @@ async function openTracking(
   if (env.MLFLOW_EXPERIMENT_ID && !options.experiment) {
     await tracker.ping();
     experimentId = env.MLFLOW_EXPERIMENT_ID;
+  } else if (readOnly && tracker.findExperiment) {
+    // Reading creates nothing: an experiment not there yet (a typo in --experiment) stays absent.
+    const found = await tracker.findExperiment(experimentName);
+    if (found === undefined) return { root, tracker, experimentId: "", missing: experimentName };
+    experimentId = found;
   } else if (tracker.openExperiment) {
     // The lookup of the experiment is the reachability check too: one request, not two.
     experimentId = await tracker.openExperiment(experimentName);
@@ -885,11 +890,14 @@ async function openCache(
   /** The run's params: the ones a task reads enter its key. */
   params: Record<string, unknown>,
   secrets?: SecretRegistry,
+  /** The name of the experiment when it does not exist yet (plan, explain): see {@link TaskCacheOptions.missingExperiment}. */
+  missingExperiment?: string,
 ): Promise<ExecutionSettings["cache"]> {
   if (!o) return undefined;
   const store = o.store ?? (await CacheStore.fromUrl(o.url ?? (env.CAIRN_CACHE_URL || undefined), { root }));
+  const missing = missingExperiment !== undefined ? { missingExperiment } : {};
   return {
-    tasks: new TaskCache(store, tracker, experimentId, root, env, { strict: isStrict(o, env), params }, secrets),
+    tasks: new TaskCache(store, tracker, experimentId, root, env, { strict: isStrict(o, env), params, ...missing }, secrets),
     refresh: o.refresh === true,
     ownStore: o.store === undefined,
   };

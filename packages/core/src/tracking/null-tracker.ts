@@ -36,6 +36,9 @@ export class NullTracker implements Tracker {
   async openExperiment(_name: string): Promise<string> {
     return "0";
   }
+  async findExperiment(_name: string): Promise<string | undefined> {
+    return "0";
+  }
   async getExperiment(experimentId: string): Promise<ExperimentRecord | undefined> {
     return { experimentId, name: "none" };
   }

@@ -161,6 +161,12 @@ export interface Tracker {
    * run starts. Optional; callers fall back to the two calls.
    */
   openExperiment?(name: string): Promise<string>;
+  /**
+   * The id of the experiment with this name, or undefined when there is none: creates nothing
+   * (for commands that only read: `cairn plan`, `cairn explain`). Checks the tracker is reachable,
+   * as `ping()` does. Optional; callers fall back to `ensureExperiment`.
+   */
+  findExperiment?(name: string): Promise<string | undefined>;
   /** Returns the experiment, or undefined when there is none with this id. */
   getExperiment(experimentId: string): Promise<ExperimentRecord | undefined>;
   /** Creates a RUNNING run and returns its id. */

@@ -302,6 +302,21 @@ export class MlflowClient {
     return activeExperimentId(toExperiment(r.experiment));
   }
 
+  /**
+   * As {@link openExperiment}, creating nothing: the id of the active experiment with this name,
+   * or undefined when there is none (for commands that only read).
+   */
+  async findExperiment(name: string, policy: RetryPolicy = PING_RETRY): Promise<string | undefined> {
+    let r: Record<string, unknown>;
+    try {
+      r = await this.api("GET", "experiments/get-by-name", { query: { experiment_name: name }, retry: policy });
+    } catch (error) {
+      if (MlflowApiError.is(error) && error.errorCode === "RESOURCE_DOES_NOT_EXIST") return undefined;
+      throw this.notAnswering(error);
+    }
+    return activeExperimentId(toExperiment(r.experiment));
+  }
+
   /** The error of a probe that got no MLflow answer: a 404 / 405 means the address is not an MLflow server. */
   private notAnswering(error: unknown): unknown {
     if (MlflowApiError.is(error) && (error.status === 404 || error.status === 405)) {

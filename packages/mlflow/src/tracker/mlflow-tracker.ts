@@ -138,6 +138,11 @@ export class MlflowTracker implements Tracker {
     return this.client.openExperiment(name);
   }
 
+  /** One lookup by name, which is the probe too; creates nothing. */
+  async findExperiment(name: string): Promise<string | undefined> {
+    return this.client.findExperiment(name);
+  }
+
   async getExperiment(experimentId: string): Promise<ExperimentRecord | undefined> {
     const e = await this.client.getExperiment(experimentId);
     return e && { experimentId: e.experimentId, name: e.name };

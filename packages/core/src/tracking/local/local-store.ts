@@ -268,6 +268,17 @@ export class LocalStore implements Tracker {
     return experimentId;
   }
 
+  /** The experiment's id when its record is there; nothing is written, so a read-only store is fine. */
+  async findExperiment(name: string): Promise<string | undefined> {
+    if (typeof name !== "string" || name.trim() === "") {
+      throw new TrackingError(`LocalStore.findExperiment expects a non-empty experiment name, got ${show(name)}.`);
+    }
+    const experimentId = sha256(name).slice(0, 16);
+    if (this.knownExperiments.has(experimentId)) return experimentId;
+    const found = await readJson<ExperimentRecord>(join(this.uri, "experiments", experimentId, "meta.json")).catch(() => undefined);
+    return found?.experimentId === experimentId && found.name === name ? experimentId : undefined;
+  }
+
   async getExperiment(experimentId: string): Promise<ExperimentRecord | undefined> {
     if (!EXPERIMENT_ID.test(experimentId)) return undefined;
     const path = join(this.uri, "experiments", experimentId, "meta.json");
