@@ -150,6 +150,27 @@ describe("plan and explain against the server", () => {
   });
 });
 
+describe("explain on a second machine", () => {
+  it("compares a miss with the entries in the experiment's index, as plan finds hits there, and names where it looked", async () => {
+    const fit = task("fit").input<{ lr: number }>().run(({ lr }) => ({ score: lr * 2 }));
+    const f = flow(`explain-index-${Date.now()}`)
+      .params<{ lr: number }>()
+      .build(({ params }) => ({ score: fit({ lr: params.lr }).score }));
+    await runCollect(f, { root: await tmp("cairn-machine-a-"), env: env(), params: { lr: 0.1 } });
+    // Machine B: an empty root; the entry is in the server's index only.
+    const rootB = await tmp("cairn-machine-b-");
+    const open = (lr: number) => openFlowCache(f.definition, { root: rootB, env: env(), params: { lr } });
+    const warm = await open(0.1);
+    expect((await planFlow(f.definition, { params: warm.params, cache: warm.tasks }).finally(() => warm.tasks.store.close()))[0]).toMatchObject({ action: "hit" });
+    const cold = await open(0.5);
+    const why = await explainTask(f.definition, "fit", { params: cold.params, cache: cold.tasks }).finally(() => cold.tasks.store.close());
+    // Before: no nearest entry ("it has never succeeded with caching on here").
+    expect(why.nearest?.changes.map((c) => c.message)).toEqual(["input `lr` changed from 0.1 to 0.5"]);
+    expect(why.planned.reason).toBe("no cache entry for these inputs and code: input `lr` changed from 0.1 to 0.5");
+    expect(why.searched).toMatch(new RegExp(`^the cache store at .*cache and the index of experiment \\d+ in ${server.uri}$`));
+  });
+});
+
 describe("entries checked against the server", () => {
   it("an entry past its ttl is recomputed with mlflow too", async () => {
     let calls = 0;

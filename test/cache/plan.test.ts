@@ -164,6 +164,39 @@ describe("plan and explain create no experiment", () => {
   });
 });
 
+describe("why a miss runs", () => {
+  it("plan gives the first change since the nearest earlier entry, as explain does", async () => {
+    const root = await tmp();
+    const fit = task("fit").input<{ lr: number; depth: number }>().run(({ lr, depth }) => ({ score: lr * depth }));
+    const f = flow("why-plan")
+      .params<{ lr: number; depth: number }>()
+      .build(({ params }) => ({ score: fit({ lr: params.lr, depth: params.depth }).score }));
+    await runCollect(f, { root, params: { lr: 0.1, depth: 3 } });
+    // Before, every miss said only "no cache entry for these inputs and code".
+    expect((await planOf(f, root, { lr: 0.2, depth: 3 }))[0]!.reason).toBe("no cache entry for these inputs and code: input `lr` changed from 0.1 to 0.2");
+    expect((await planOf(f, root, { lr: 0.2, depth: 4 }))[0]!.reason).toBe("no cache entry for these inputs and code: input `depth` changed from 3 to 4 (+1 more)");
+    const { result } = await runCollect(f, { root, params: { lr: 0.2, depth: 3 } });
+    expect(statuses(result)).toEqual({ fit: "succeeded" });
+  });
+
+  it("a new item of a map is said to be new, not explained by another item's entry", async () => {
+    const root = await tmp();
+    const sq = task("sq").input<{ x: number }>().run(({ x }) => ({ y: x * x }));
+    const f = flow("new-item")
+      .params<{ items: number[] }>()
+      .build(({ params }) => ({ ys: map(sq, { over: params.items, as: "x" }).outputs }));
+    await runCollect(f, { root, params: { items: [1, 2, 3] } });
+    const params = { items: [1, 2, 3, 4] };
+    const plan = await planOf(f, root, params);
+    expect(plan.find((p) => p.task === "sq[3]")).toMatchObject({ action: "run", reason: "no cache entry for these inputs and code: a new item of sq (x = 4): no entry for it yet" });
+    const { tasks } = await openFlowCache(f.definition, { root, params, env: {} });
+    const why = await explainTask(f.definition, "sq[3]", { params, cache: tasks }).finally(() => tasks.store.close());
+    // Before: "input `x` changed from 2 to 4", from sq[1]'s entry.
+    expect(why.nearest).toBeUndefined();
+    expect(why.newItem).toBe("a new item of sq (x = 4): no entry for it yet");
+  });
+});
+
 /** Entry file → its text, of the embedded store under `root`. */
 async function snapshot(root: string): Promise<Map<string, string>> {
   const files = await entryFiles(root);

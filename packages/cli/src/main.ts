@@ -777,8 +777,11 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
       // A map or sweep has no key: each item has its own, which `cairn explain FILE map[k]` explains.
     } else if (!p.key) {
       lines.push("Its inputs are known only once the upstream tasks have run, so its key cannot be computed yet.");
+    } else if (explanation.newItem) {
+      lines.push(`It is ${explanation.newItem}.`);
     } else if (!explanation.nearest) {
-      lines.push(`No earlier cache entry of task "${p.task}" exists: it has never succeeded with caching on here.`);
+      // Said of where it looked, not "never succeeded": another store, or one whose entries expired, may hold it.
+      lines.push(`No earlier cache entry of task "${p.task}" in ${explanation.searched ?? "the cache store"}.`);
     } else {
       const n = explanation.nearest;
       lines.push(`Nearest earlier entry: run ${n.sourceRunId}, from ${new Date(n.createdAt).toISOString()}. Since then:`);

@@ -1,4 +1,4 @@
-import { type ExpiredEntry, type IngredientChange, nearestEntry } from "@cairn/cache";
+import { type CacheEntry, type ExpiredEntry, type IngredientChange, nearestEntry } from "@cairn/cache";
 import type { FlowDefinition, FlowNode } from "../definition/flow-definition.ts";
 import { describeRef, forEachRef, isRef } from "../definition/ref.ts";
 import { InputValidationError, MapItemsFailedError } from "../errors.ts";
@@ -58,7 +58,10 @@ export async function planFlow(definition: FlowDefinition, options: PlanOptions)
 }
 
 /** The plan, with the nodes it is about: the flow's and the items of the maps whose lists are known. */
-async function planNodes(definition: FlowDefinition, options: PlanOptions): Promise<{ plan: PlannedTask[]; nodes: Map<string, FlowNode> }> {
+async function planNodes(
+  definition: FlowDefinition,
+  options: PlanOptions,
+): Promise<{ plan: PlannedTask[]; nodes: Map<string, FlowNode>; nearest: (node: FlowNode, key: TaskKey) => Promise<Nearest> }> {
   const graph = buildFlowGraph(definition);
   const nodes = new Map(graph.nodes);
   const rows: PlannedTask[] = [];
@@ -103,8 +106,23 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
     }
     if (foreign) return { task: id, action: "run", reason: foreignReason(foreign), key, foreign, ...place };
     if (expired) return { task: id, action: "run", reason: expiredReason(expired), key, ...place };
-    return { task: id, action: "run", reason: bad ? (bad.kept ? `its entry was not used: ${bad.reason}` : `its entry was unusable: ${bad.reason}`) : `no cache entry for these inputs and code${options.cache.missingExperiment !== undefined ? ` (experiment "${options.cache.missingExperiment}" does not exist yet)` : ""}`, key, ...place };
+    if (bad) return { task: id, action: "run", reason: bad.kept ? `its entry was not used: ${bad.reason}` : `its entry was unusable: ${bad.reason}`, key, ...place };
+    if (options.cache.missingExperiment !== undefined) {
+      return { task: id, action: "run", reason: `no cache entry for these inputs and code (experiment "${options.cache.missingExperiment}" does not exist yet)`, key, ...place };
+    }
+    // The first change since the nearest earlier entry, as explain gives it: the entries are listed once per task.
+    const near = await nearestOf(node, key, earlierEntries, itemInputOf(node));
+    const since = near.newItem ?? (near.nearest?.changes.length ? `${near.nearest.changes[0]!.message}${near.nearest.changes.length > 1 ? ` (+${near.nearest.changes.length - 1} more)` : ""}` : undefined);
+    return { task: id, action: "run", reason: `no cache entry for these inputs and code${since ? `: ${since}` : ""}`, key, ...place };
   };
+  const earlier = new Map<string, Promise<{ entries: CacheEntry[]; searched: string }>>();
+  const earlierEntries = (taskName: string) => {
+    let found = earlier.get(taskName);
+    if (!found) earlier.set(taskName, (found = options.cache.earlierEntries(taskName)));
+    return found;
+  };
+  /** The input an item of a map is handed its element as. */
+  const itemInputOf = (node: FlowNode) => (node.item ? graph.nodes.get(node.item.parent)?.map?.as : undefined);
   /** Nodes that fail before they start (inputs their schema refuses), and those below them. */
   const failing = new Set<string>();
   /** Why a forced node runs: `--refresh`, `--rerun` (named itself), or the `--rerun` of a task it depends on. */
@@ -161,7 +179,7 @@ async function planNodes(definition: FlowDefinition, options: PlanOptions): Prom
     const items = itemRows.get(id);
     if (items) rows.push(...items);
   }
-  return { plan: rows, nodes };
+  return { plan: rows, nodes, nearest: (node, key) => nearestOf(node, key, earlierEntries, itemInputOf(node)) };
 
   /**
    * A map or sweep: its list, when it is known before running (a literal, a param, or the
@@ -258,6 +276,40 @@ export async function checkAhead(
   }
 }
 
+/** What a miss is compared with: the nearest earlier entry of its task, or, for an item of a map no entry has the item of, that it is new. */
+interface Nearest {
+  nearest?: { sourceRunId: string; createdAt: number; changes: IngredientChange[] };
+  /** `a new item of sq (x = 4): no entry for it yet`. */
+  newItem?: string;
+  /** Where earlier entries were looked for. */
+  searched: string;
+}
+
+/**
+ * The nearest earlier entry of the node's task. For an item of a map, only entries with the same
+ * item (its `as` input) count: another item's entry is no history of this one.
+ */
+async function nearestOf(node: FlowNode, key: TaskKey, earlierEntries: (taskName: string) => Promise<{ entries: CacheEntry[]; searched: string }>, itemInput: string | undefined): Promise<Nearest> {
+  const name = node.task.name;
+  const { entries, searched } = await earlierEntries(name);
+  let candidates = entries;
+  if (itemInput !== undefined) {
+    const mine = key.ingredients.inputs[itemInput];
+    candidates = entries.filter((e) => e.ingredients.inputs?.[itemInput]?.sha256 === mine?.sha256);
+    if (!candidates.length) {
+      const shown = mine && "value" in mine ? ` (${itemInput} = ${short(JSON.stringify(mine.value))})` : "";
+      return { newItem: `a new item of ${node.item?.parent ?? name}${shown}: no entry for it yet`, searched };
+    }
+  }
+  const best = nearestEntry(candidates, key.ingredients);
+  return { ...(best ? { nearest: { sourceRunId: best.entry.sourceRunId, createdAt: best.entry.createdAt, changes: best.changes } } : {}), searched };
+}
+
+/** A value shown in a sentence: cut at 40 characters. */
+function short(text: string): string {
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+}
+
 /** Why an entry past its ttl is not used: when it expired, and which run stored it when. */
 function expiredReason(expired: ExpiredEntry): string {
   const by = expired.entry ? `, stored by run ${expired.entry.sourceRunId} at ${new Date(expired.entry.createdAt).toISOString()},` : "";
@@ -328,11 +380,15 @@ export interface Explanation {
   planned: PlannedTask;
   /** The earlier entry closest to now (fewest changed ingredients), if any. */
   nearest?: { sourceRunId: string; createdAt: number; changes: IngredientChange[] };
+  /** For an item of a map that no earlier entry has the item of: `a new item of sq (x = 4): no entry for it yet`. */
+  newItem?: string;
+  /** Where earlier entries were looked for: the cache store, and the experiment's index when the tracker has one. */
+  searched?: string;
 }
 
 /** Explains one task's plan: for a miss, which ingredient changed since the nearest earlier entry. */
 export async function explainTask(definition: FlowDefinition, task: string, options: PlanOptions): Promise<Explanation> {
-  const { plan, nodes } = await planNodes(definition, options);
+  const { plan, nodes, nearest } = await planNodes(definition, options);
   const unknownItem = /^(.+)\[\d+\]$/.exec(task);
   if (unknownItem && !plan.some((p) => p.task === task)) {
     const map = plan.find((p) => p.task === unknownItem[1] && p.items !== undefined);
@@ -353,7 +409,5 @@ export async function explainTask(definition: FlowDefinition, task: string, opti
   const node = nodes.get(planned.task)!;
   const explanation: Explanation = { task: planned.task, planned };
   if (planned.action === "hit" || !planned.key) return explanation;
-  const best = nearestEntry(await options.cache.store.list({ taskName: node.task.name, keep: true }), planned.key.ingredients);
-  if (best) explanation.nearest = { sourceRunId: best.entry.sourceRunId, createdAt: best.entry.createdAt, changes: best.changes };
-  return explanation;
+  return { ...explanation, ...(await nearest(node, planned.key)) };
 }

@@ -840,6 +840,41 @@ export class TaskCache {
     return this.fromTag(key);
   }
 
+  /**
+   * The earlier entries of a task that a miss can be compared with, deleting nothing: the
+   * store's, and (a tracker other machines record to) the experiment's index, where another
+   * machine's entries are, which a run hits too. `searched` names where they were looked for.
+   * At most {@link INDEX_READS_MAX} index documents are read; entries past their ttl are left out.
+   */
+  async earlierEntries(taskName: string): Promise<{ entries: CacheEntry[]; searched: string }> {
+    const entries = await this.store.list({ taskName, keep: true });
+    let searched = `the cache store at ${this.store.location}`;
+    const { readIndexEntry, listIndexEntries } = this.tracker;
+    if (!readIndexEntry || !listIndexEntries || !this.tracker.capabilities.sharedRuns || this.missingExperiment !== undefined) return { entries, searched };
+    const names = (await listIndexEntries.call(this.tracker, this.experimentId).catch(() => undefined)) ?? [];
+    const known = new Set(entries.map((e) => indexName(e.key)));
+    const toRead = names.filter((n) => !known.has(n)).slice(0, INDEX_READS_MAX);
+    const now = Date.now();
+    for (let i = 0; i < toRead.length; i += 16) {
+      const texts = await Promise.all(toRead.slice(i, i + 16).map((n) => readIndexEntry.call(this.tracker, this.experimentId, n).catch(() => undefined)));
+      for (const [j, text] of texts.entries()) {
+        let doc: unknown;
+        try {
+          doc = text === undefined ? undefined : JSON.parse(text);
+        } catch {
+          continue;
+        }
+        if (!isPlainObject(doc)) continue;
+        const { expiresAt, ...rest } = doc as unknown as IndexDocument;
+        const entry = parseCacheEntry(rest, toRead[i + j]!.replace(/\.json$/, ""));
+        if (entry && entry.taskName === taskName && (expiresAt === undefined || expiresAt > now)) entries.push(entry);
+      }
+    }
+    entries.sort((a, b) => b.createdAt - a.createdAt);
+    searched += ` and the index of experiment ${this.experimentId} in ${this.tracker.uri}`;
+    return { entries, searched };
+  }
+
   /** The index's names, listed at most once per {@link FRESH_ANSWER_MS}; undefined when they cannot be listed (every key is read). */
   private listedIndex(): Promise<Set<string> | undefined> {
     const list = this.tracker.listIndexEntries?.bind(this.tracker);
@@ -891,6 +926,9 @@ const UNSETTLED = Symbol("unsettled");
 
 /** How long an answer of checkSourceRuns stands for the source run's state, and a listing of the index for its names. */
 const FRESH_ANSWER_MS = 10_000;
+
+/** Index documents {@link TaskCache.earlierEntries} reads at most: one request each. */
+const INDEX_READS_MAX = 500;
 
 /** A cache entry as kept in the tracker's index. */
 interface IndexDocument extends CacheEntry {
