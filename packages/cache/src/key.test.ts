@@ -240,6 +240,20 @@ describe("diffIngredients", () => {
     expect(diffIngredients(recorded({}), params({ n: 1 })).map((c) => c.message)).toEqual(["param `n` was added"]);
   });
 
+  it("shows long values where they differ, so that before and after never read the same", () => {
+    const file = (v: number) => recorded({ inputs: { file: `/mnt/datasets/customers/exports/2024/region-eu/monthly/customers_v${v}.csv` } });
+    expect(diffIngredients(file(1), file(2)).map((c) => c.message)).toEqual([
+      'input `file` changed from .../customers_v1.csv" to .../customers_v2.csv" (they differ from character 67 on)',
+    ]);
+    // Differing near the start: the part around it, the common end dropped.
+    const sql = (t: string) => recorded({ inputs: { q: `select * from ${t} where region = 'eu' and month between 1 and 12 order by id` } });
+    expect(diffIngredients(sql("a"), sql("b")).map((c) => c.message)).toEqual([
+      "input `q` changed from ...lect * from a where regio... to ...lect * from b where regio... (they differ from character 15 on)",
+    ]);
+    // Short values stay whole.
+    expect(diffIngredients(recorded({ inputs: { n: "abc" } }), recorded({ inputs: { n: "abd" } })).map((c) => c.message)).toEqual(['input `n` changed from "abc" to "abd"']);
+  });
+
   it("is empty for equal ingredients and reports large inputs by hash", () => {
     expect(diffIngredients(recorded({}), recorded({}))).toEqual([]);
     const big = (n: number) => ({ inputs: { rows: Array.from({ length: 500 }, (_, i) => i + n) } });

@@ -232,7 +232,7 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
   const changes: IngredientChange[] = [];
   const scalar = (field: "schemaVersion" | "taskName" | "taskVersion", label: string) => {
     if (a[field] !== b[field]) {
-      changes.push({ path: field, before: a[field], after: b[field], message: `${label} changed from ${show(a[field])} to ${show(b[field])}` });
+      changes.push({ path: field, before: a[field], after: b[field], message: `${label} changed ${fromTo(a[field], b[field])}` });
     }
   };
   scalar("schemaVersion", "cache schema version");
@@ -330,14 +330,14 @@ function diffValues(before: unknown, after: unknown, path: string, label: string
     return;
   }
   if (Array.isArray(before) && Array.isArray(after)) {
-    out.push({ path, before, after, message: `${noun} \`${label}\` changed from ${before.length} items to ${after.length}: ${show(before)} to ${show(after)}` });
+    out.push({ path, before, after, message: `${noun} \`${label}\` changed from ${before.length} items to ${after.length}: ${fromTo(before, after).slice("from ".length)}` });
     return;
   }
   let message: string;
   if (isArtifactDigest(before) && isArtifactDigest(after)) message = `${noun} \`${label}\` is an artifact whose content changed`;
   else if (before === undefined) message = `${noun} \`${label}\` was added with ${show(after)}`;
   else if (after === undefined) message = `${noun} \`${label}\` was removed (was ${show(before)})`;
-  else message = `${noun} \`${label}\` changed from ${show(before)} to ${show(after)}`;
+  else message = `${noun} \`${label}\` changed ${fromTo(before, after)}`;
   out.push({ path, before, after, message });
 }
 
@@ -353,7 +353,40 @@ function unionKeys(a: object, b: object): string[] {
   return [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
 }
 
+/** Longest value text a message shows whole. */
+const SHOWN_MAX = 60;
+/** Characters kept on each side of where two long values differ. */
+const SHOWN_CONTEXT = 12;
+
 function show(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+  return text.length > SHOWN_MAX ? `${text.slice(0, SHOWN_MAX - 3)}...` : text;
+}
+
+/**
+ * `from X to Y` for a value that changed. Long texts are shown around where they differ, their
+ * common start and end dropped (`"...customers_v1.csv"` to `"...customers_v2.csv"`, with the
+ * character where they part): cut each from its start, two paths or queries that differ near
+ * their end read the same.
+ */
+function fromTo(before: unknown, after: unknown): string {
+  const a = JSON.stringify(before) ?? String(before);
+  const b = JSON.stringify(after) ?? String(after);
+  if (a.length <= SHOWN_MAX && b.length <= SHOWN_MAX) return `from ${a} to ${b}`;
+  let prefix = 0;
+  while (prefix < a.length && prefix < b.length && a[prefix] === b[prefix]) prefix++;
+  let suffix = 0;
+  while (suffix < a.length - prefix && suffix < b.length - prefix && a[a.length - 1 - suffix] === b[b.length - 1 - suffix]) suffix++;
+  const start = Math.max(0, prefix - SHOWN_CONTEXT);
+  const cut = (text: string): string => {
+    const end = Math.min(text.length, text.length - suffix + SHOWN_CONTEXT);
+    let shown = text.slice(start, end);
+    if (shown.length > SHOWN_MAX) shown = `${shown.slice(0, SHOWN_MAX - 3)}...`;
+    else if (end < text.length) shown += "...";
+    return (start > 0 ? "..." : "") + shown;
+  };
+  // Counted in the value itself for two strings (not in their JSON, quotes and escapes).
+  let at = prefix;
+  if (typeof before === "string" && typeof after === "string") for (at = 0; at < before.length && before[at] === after[at]; ) at++;
+  return `from ${cut(a)} to ${cut(b)}${start > 0 ? ` (they differ from character ${at + 1} on)` : ""}`;
 }
