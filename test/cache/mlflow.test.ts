@@ -434,6 +434,9 @@ describe("a cold run against the server", () => {
     expect(count(seen, "POST runs/create")).toBe(1 + 1);
     expect(count(seen, "POST runs/log-batch")).toBe(1 + 1);
     expect(count(seen, "POST runs/update")).toBe(1 + 1);
+    // Why it missed, as its lookup saw it, goes in that log-batch (the run report reads it).
+    const run = await tracker.getRun(cold.result.tasks["cold-fresh"]!.runId!);
+    expect(JSON.parse(run!.tags["cairn.miss_reason"]!)).toEqual({ kind: "new", store: expect.any(String) });
   });
 
   it("a task's dependants start while its run is still being closed, and the flow ends once it is", async () => {

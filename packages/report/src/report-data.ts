@@ -26,6 +26,9 @@ import {
   ERROR_TAG,
   type GraphJsonNode,
   MANIFEST_PATH,
+  MISS_REASON_TAG,
+  type MissReason,
+  parseMissReason,
   POOL_TAG,
   QUEUED_AT_TAG,
   RAN_BECAUSE_TAG,
@@ -317,8 +320,36 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
     case "no-cache":
       task.why.push("caching was off for the run (--no-cache)");
       break;
+    case "miss": {
+      // What its lookup met, recorded then (runs recorded before this tag: rebuilt, see explainMisses).
+      const reason = parseMissReason(t[MISS_REASON_TAG]);
+      if (reason) task.why.push(...missWords(reason, task));
+      break;
+    }
   }
   return task;
+}
+
+/** A recorded miss reason in the report's words (those of `cairn explain`). */
+function missWords(reason: MissReason, task: { task: string }): string[] {
+  switch (reason.kind) {
+    case "unusable":
+      return [`its cache entry for these inputs and code was there but unusable: ${reason.reason}${reason.evicted ? "; it was evicted" : "; it was left in the store"}`];
+    case "foreign":
+      return [`the cache entry for these inputs and code was recorded in another tracker (${reason.tracker.kind} ${reason.tracker.uri}), whose runs this run could not check`];
+    case "new":
+      return [`no earlier cache entry of task "${task.task}" was in the store (${reason.store}) when it ran: it had not succeeded there with caching on, or its entries had expired or been removed`];
+    case "unlisted":
+      return [`no cache entry for these inputs and code (the store could not be listed to say more: ${reason.error})`];
+    case "changed": {
+      const { nearest } = reason;
+      const lines = [`nearest earlier entry: run ${nearest.runId}, from ${new Date(nearest.createdAt).toISOString()}; since then:`];
+      for (const change of nearest.changes) lines.push(`  - ${change}`);
+      if (nearest.more) lines.push(`  - and ${nearest.more} more`);
+      if (!nearest.changes.length) lines.push("  - nothing: an entry with these ingredients was listed, but the lookup did not find it usable (it expired, or was removed meanwhile)");
+      return lines;
+    }
+  }
 }
 
 /** A node of the recorded graph with no run of its own. */

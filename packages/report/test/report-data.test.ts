@@ -23,6 +23,7 @@ import {
   type ReportData,
   type ReportTask,
 } from "@cairn/report";
+import { z } from "zod";
 import { flow, grid, map, max, shell, sweep, task as defineTask } from "cairn-dag";
 import { readArtifact, tail } from "../src/report-data.ts";
 import { reportFlow } from "./report-flow.ts";
@@ -73,12 +74,47 @@ describe("the report's data, read from the record", () => {
   });
 
   it("says why each task ran, in cairn explain's words", () => {
-    expect(byId(first, "prepare").why).toEqual(['no earlier cache entry of task "prepare" exists: it had never succeeded with caching on here']);
+    expect(byId(first, "prepare").why).toEqual([
+      `no earlier cache entry of task "prepare" was in the store (${join(root, "cache")}) when it ran: it had not succeeded there with caching on, or its entries had expired or been removed`,
+    ]);
     expect(byId(second, "prepare").why).toEqual([expect.stringMatching(/^nearest earlier entry: run [0-9a-f]{32}, from /), "  - input `n` changed from 1 to 2"]);
     expect(byId(second, "flaky").why).toContain("  - input `value` changed from 2 to 4");
     expect(byId(second, "steady").why[0]).toMatch(/^cached: a cache entry for these inputs and code exists, from run [0-9a-f]{32}/);
-    expect(byId(second, "boom").why).toEqual(["no cache entry for these inputs and code (a failure stores none)"]);
+    expect(byId(second, "boom").why).toEqual([expect.stringMatching(/^no earlier cache entry of task "boom" was in the store/)]);
     expect(byId(second, "after").why).toEqual(['skipped: upstream task "boom" failed']);
+  });
+
+  it("says why a task missed as its lookup saw it, not as the store reads later: an unusable entry, evicted and replaced, is named, and an old run's report keeps its story", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-why-"));
+    const make = defineTask("make")
+      .input<{ p: number }>()
+      .run(async ({ p }, ctx) => ({ out: await ctx.artifacts.write("out.txt", `p=${p}`) }));
+    const f = flow("report-why")
+      .params(z.object({ p: z.number().default(1) }))
+      .build(({ params }) => ({ out: make({ p: params.p }).out }));
+    const run = async (p: number, cache: object = {}) => (await f.run({ params: { p }, root: dir, env: {}, cache })).wait();
+    const tracker = new LocalStore({ root: dir });
+    const store = await CacheStore.fromUrl(undefined, { root: dir });
+    const why = async (runId: string) => (await readReportData(tracker, runId, { store })).tasks.find((t) => t.id === "make")!.why;
+    try {
+      const one = await run(1);
+      const two = await run(2);
+      expect(await why(two.runId)).toEqual([expect.stringMatching(/^nearest earlier entry: run /), "  - input `p` changed from 1 to 2"]);
+      // The entry of p=1 loses its artifact: the next run of p=1 cannot use it, evicts it and stores its own.
+      await rm(join(tracker.artifactDir(one.tasks.make!.runId!), "out.txt"));
+      const three = await run(1);
+      expect(three.tasks.make!.status).toBe("succeeded");
+      const told = await why(three.runId);
+      expect(told).toEqual([expect.stringMatching(/^its cache entry for these inputs and code was there but unusable: .*out\.txt.*; it was evicted$/)]);
+      // A later forced run replaces the entry of that key again: the report of run three tells the same.
+      await run(1, { rerun: ["make"] });
+      expect(await why(three.runId)).toEqual(told);
+      // And run two's, whose nearest entry has since been replaced twice.
+      expect(await why(two.runId)).toEqual([expect.stringMatching(/^nearest earlier entry: run /), "  - input `p` changed from 1 to 2"]);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("links a cache hit to the run it came from, and shows that run's metrics", () => {

@@ -15,6 +15,7 @@ import {
   computeCacheKey,
   describePath,
   hashValue,
+  nearestEntry,
   parseCacheEntry,
   partialPath,
   privateDigestAsync,
@@ -27,6 +28,7 @@ import { isPlainObject, setOwnProperty } from "../definition/ref.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import { ArtifactMismatchError, CodeFileError, OptionError, UnsafePathError } from "../errors.ts";
 import { RunScope } from "../run/run-scope.ts";
+import { missReasonTag, type MissReason } from "./miss-reason.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { isUntrackedRecord } from "../tracking/null-tracker.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
@@ -207,6 +209,9 @@ export function storeDownWarning(error: CacheBackendError, atStart: boolean): st
  * and waits on other processes' leases end. Under {@link CacheFailurePolicy.strict} the
  * error is thrown instead.
  */
+/** Of a task's earlier entries, the newest this many are compared with (as the run report did). */
+const NEAREST_CANDIDATES = 25;
+
 export class TaskCache {
   /** Keys being computed in this process, so one flow computes each key once. */
   readonly inflight = new Map<string, Promise<CacheEntry | undefined>>();
@@ -259,6 +264,10 @@ export class TaskCache {
   readonly missingExperiment: string | undefined;
   /** See {@link TaskCacheOptions.params}. */
   private readonly params: Readonly<Record<string, unknown>>;
+  /** When this run began: entries made since are its own, never "earlier" (see {@link missReason}). */
+  private readonly startedAt = Date.now();
+  /** The store's entries made before this run, by task, newest first: listed once, at the run's first miss. */
+  private earlier: Promise<Map<string, CacheEntry[]>> | undefined;
 
   constructor(
     readonly store: CacheStore,
@@ -274,6 +283,39 @@ export class TaskCache {
     this.missingExperiment = options.missingExperiment;
     this.params = options.params ?? {};
     this.leaseTtlMs = leaseTtlFromEnv(env);
+  }
+
+  /**
+   * Why a task missed, from what its lookup met (`unused`: an entry it could not use), else
+   * from the task's nearest entry made before this run (one listing of the store for the whole
+   * run, at its first miss, before this run's entries could replace the ones it compares with):
+   * the value of `MISS_REASON_TAG` its run records. Never rejects.
+   */
+  async missReason(key: TaskKey, taskName: string, unused: { readonly bad?: BadEntry; readonly foreign?: ForeignEntry } | undefined): Promise<string> {
+    let reason: MissReason;
+    if (unused?.bad) reason = { kind: "unusable", reason: unused.bad.reason, evicted: unused.bad.kept !== true };
+    else if (unused?.foreign) reason = { kind: "foreign", tracker: { kind: unused.foreign.tracker.kind, uri: unused.foreign.tracker.uri } };
+    else {
+      try {
+        this.earlier ??= this.store.list({ keep: true }).then((entries) => {
+          const byTask = new Map<string, CacheEntry[]>();
+          for (const entry of entries) {
+            if (entry.createdAt >= this.startedAt) continue;
+            const list = byTask.get(entry.taskName);
+            if (!list) byTask.set(entry.taskName, [entry]);
+            else if (list.length < NEAREST_CANDIDATES) list.push(entry);
+          }
+          return byTask;
+        });
+        const best = nearestEntry((await this.earlier).get(taskName) ?? [], this.storedIngredients(key));
+        reason = best
+          ? { kind: "changed", nearest: { runId: best.entry.sourceRunId, createdAt: best.entry.createdAt, changes: best.changes.map((c) => c.message) } }
+          : { kind: "new", store: this.store.location };
+      } catch (error) {
+        reason = { kind: "unlisted", error: (error as Error).message };
+      }
+    }
+    return missReasonTag(reason);
   }
 
   /**

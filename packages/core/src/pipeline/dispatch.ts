@@ -48,6 +48,8 @@ export interface DispatchedTask {
   readonly key?: TaskKey;
   /** The run asked for this task to run whatever the cache holds (`--rerun`, `--refresh`): the other side never reuses an entry for it. */
   readonly forceRun?: boolean;
+  /** Why it missed the cache (the value of `MISS_REASON_TAG`), as the lookup here found: its run records it. */
+  readonly missReason?: string;
   readonly code: CodeFingerprint;
   readonly runTags?: Readonly<Record<string, string>>;
   /** The names (never the values) of the secrets the run was given up front: the other side reads each before the task starts, so that an output carrying one is refused there. */

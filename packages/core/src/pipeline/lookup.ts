@@ -22,6 +22,8 @@ export interface LookupScope extends FlightScope {
 export interface LookupTask extends Flight {
   readonly result: { runId?: string };
   key?: TaskKey;
+  /** A miss: why, as its run records it (the value of `MISS_REASON_TAG`), made while the task waits and runs. */
+  missReason?: Promise<string>;
 }
 
 /**
@@ -70,7 +72,11 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
     // The lookup, or the lease that claims the key (a full redis refuses it): either way the task runs.
     scope.warn(id, `could not look up or claim its cache entry (${toErrorInfo(error).message}); running it`);
   }
-  return flowSignal.aborted ? stopped(task, undefined) : MISS;
+  if (flowSignal.aborted) return stopped(task, undefined);
+  // Recorded now, from what this lookup met: the report, written later, finds the store changed
+  // (the entry it could not use evicted, then replaced by this run's own).
+  if (!task.forceRun && scope.record.tracker.capabilities.records) task.missReason = cache.missReason(key, task.node.task.name, task.unused);
+  return MISS;
 }
 
 /**

@@ -61,7 +61,7 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
     ...(s.interceptors ? { interceptors: s.interceptors } : {}),
     ...(task.runTags ? { runTags: task.runTags } : {}),
   });
-  const state: PipelineTask = { node, result: { status: "running", attempts: 0 }, ...(task.key ? { key: task.key } : {}), ...(task.forceRun ? { forceRun: true } : {}) };
+  const state: PipelineTask = { node, result: { status: "running", attempts: 0 }, ...(task.key ? { key: task.key } : {}), ...(task.forceRun ? { forceRun: true } : {}), ...(task.missReason !== undefined ? { missReason: task.missReason } : {}) };
   try {
     const outcome: TaskOutcome = await pipeline.run(state, task.inputs);
     await pipeline.release(state);

@@ -8,6 +8,7 @@
  * (TaskPipeline.unstarted). The caller (the scheduler;
  * a worker process) decides what the outcome means for the flow, then calls releaseTask.
  */
+import { MISS_REASON_TAG } from "../caching/miss-reason.ts";
 import { CACHE_KEY_TAG, isStoreDown, type StoredManifest, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
 import type { CacheEntry } from "@cairn/cache";
 import { CancelledError } from "../errors.ts";
@@ -50,6 +51,8 @@ export interface PipelineTask extends WorkHolder {
   queuedAt?: number;
   /** --rerun / --refresh: it skipped the lookup. */
   forceRun?: boolean;
+  /** Why it missed the cache (see miss-reason.ts): recorded on its run in the log-batch that closes it. */
+  missReason?: Promise<string> | string;
   /** Settles the in-process single flight of `key` (see single-flight.ts). */
   settleFlight?: (entry: CacheEntry | undefined) => void;
   /** Gives up the cross-process lease on `key`. */
@@ -105,6 +108,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       const value = (outputs as Record<string, unknown> | null)?.[selected];
       if (typeof value === "number" && Number.isFinite(value)) recorder.metric(selected, value, 0);
     }
+    if (task.missReason !== undefined) recorder.tag(MISS_REASON_TAG, await task.missReason);
     // Consts for the closure below, which may run after this function has returned.
     const ranId = runId;
     const rec = recorder;
@@ -154,6 +158,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     // its whole record, and `cairn` does not exit over a cleanup that is under way.
     if (cancelled && task.held) await Promise.allSettled(task.held);
     if (result.runId && recorder) {
+      if (task.missReason !== undefined) recorder.tag(MISS_REASON_TAG, await task.missReason);
       await finishTaskRun(scope.record, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED", undefined, error).catch(() => {});
     }
     task.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself

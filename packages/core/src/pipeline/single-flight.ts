@@ -6,7 +6,7 @@
  */
 import { type CacheEntry, LeaseLostError } from "@cairn/cache";
 import type { FlowNode } from "../definition/flow-definition.ts";
-import type { BadEntry, TaskCache } from "../caching/task-cache.ts";
+import type { BadEntry, ForeignEntry, TaskCache } from "../caching/task-cache.ts";
 
 /** A computing task's lease on its key lasts this long unless renewed (every third of it); CAIRN_LEASE_TTL_MS sets another. */
 const LEASE_TTL_MS = 10_000;
@@ -22,6 +22,8 @@ export interface Flight {
   releaseLease?: () => Promise<void>;
   /** The task began to run: its lease is given up by its run, once its processes are gone. */
   started?: boolean;
+  /** What its last lookup met that it could not use: why it misses (see miss-reason.ts). */
+  unused?: { readonly bad?: BadEntry; readonly foreign?: ForeignEntry };
 }
 
 /** What the lookups of one flow run share. */
@@ -46,6 +48,7 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
       const found = await cache.lookup(key);
       if (found.bad) scope.warn(id, badEntryWarning(key, found.bad));
       if (found.entry) return found.entry;
+      if (found.bad || found.foreign) state.unused = found;
     }
     const running = cache.inflight.get(key);
     if (running) {

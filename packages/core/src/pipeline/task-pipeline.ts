@@ -165,6 +165,7 @@ export class TaskPipeline {
           inputs: resolved,
           ...(task.key ? { key: task.key } : {}),
           ...(task.forceRun ? { forceRun: true } : {}),
+          ...(task.missReason !== undefined ? { missReason: await task.missReason } : {}),
           code: await sentCodeFingerprint(node, task.key, this.s.cache, this.s.flowRunId),
           ...(this.s.runTags ? { runTags: this.s.runTags } : {}),
           ...(this.s.secrets.givenNames.length ? { secretNames: this.s.secrets.givenNames } : {}),

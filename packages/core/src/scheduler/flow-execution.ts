@@ -538,6 +538,8 @@ class NodeState implements LookupTask, PipelineTask {
   settleFlight: LookupTask["settleFlight"] = undefined;
   releaseLease: LookupTask["releaseLease"] = undefined;
   started: boolean | undefined = undefined;
+  unused: LookupTask["unused"] = undefined;
+  missReason: LookupTask["missReason"] = undefined;
   held: PipelineTask["held"] = undefined;
   queuedAt: number | undefined = undefined;
   /** Its terminal event was emitted. */
