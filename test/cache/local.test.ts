@@ -222,6 +222,26 @@ describe("declared code files", () => {
     }
   });
 
+  it("a changed .cache({ key }) is named as such, not as changed code", async () => {
+    const root = await tmp();
+    let calls = 0;
+    const salted = (salt: string) => task("salted").cache({ key: salt }).run(() => (calls++, { ok: true }));
+    const withSalt = (salt: string) => flow("salted").build(() => ({ ok: salted(salt)().ok }));
+    await runCollect(withSalt("v1"), { root });
+    const f = withSalt("v2");
+    const { tasks } = await openFlowCache(f.definition, { root });
+    try {
+      const why = await explainTask(f.definition, "salted", { params: {}, cache: tasks });
+      expect(why.planned.action).toBe("run");
+      expect(why.nearest?.changes.map((c) => [c.path, c.message])).toEqual([["cacheKey", 'cache key (`.cache({ key })`) changed from "v1" to "v2"']]);
+    } finally {
+      await tasks.store.close();
+    }
+    expect(statuses((await runCollect(f, { root })).result)).toEqual({ salted: "succeeded" });
+    expect(statuses((await runCollect(withSalt("v1"), { root })).result)).toEqual({ salted: "cached" });
+    expect(calls).toBe(2);
+  });
+
   it("a declared file that does not exist is an error where the task is declared; one deleted before the run fails the task", async () => {
     const dir = await tmp();
     // Relative paths resolve against the declaring module's folder, like an import.

@@ -240,6 +240,22 @@ describe("diffIngredients", () => {
     expect(diffIngredients(recorded({}), params({ n: 1 })).map((c) => c.message)).toEqual(["param `n` was added"]);
   });
 
+  it("names a changed cache key or resolved code apart from the code, without changing any key", () => {
+    const parts = (cacheKey?: string, resolved?: string, own = "fn") =>
+      recorded({ code: `function\0${own}${cacheKey !== undefined ? `\0cache-key:${cacheKey}` : ""}${resolved !== undefined ? `\0resolved:${resolved}` : ""}`, codeParts: { own, ...(cacheKey !== undefined ? { cacheKey } : {}), ...(resolved !== undefined ? { resolved } : {}) } });
+    // The key hashes the code whole, as before the parts were recorded.
+    const { codeParts: _, ...without } = parts("v1");
+    expect(keyOfIngredients(parts("v1"))).toBe(keyOfIngredients(without));
+    expect(diffIngredients(parts("v1"), parts("v2")).map((c) => c.message)).toEqual(['cache key (`.cache({ key })`) changed from "v1" to "v2"']);
+    expect(diffIngredients(parts(undefined, "models:/churn/3"), parts(undefined, "models:/churn/4")).map((c) => c.message)).toEqual([
+      'what the task\'s code resolves to (a model alias now naming another version, say) changed from "models:/churn/3" to "models:/churn/4"',
+    ]);
+    expect(diffIngredients(parts("v1", undefined, "fn"), parts("v2", undefined, "fn2")).map((c) => c.path)).toEqual(["code", "cacheKey"]);
+    expect(diffIngredients(parts(undefined), parts("v1")).map((c) => c.message)).toEqual(['cache key (`.cache({ key })`) was added: "v1"']);
+    // An entry made before the parts were recorded: only "code changed" can be said.
+    expect(diffIngredients(without, parts("v2")).map((c) => c.message)).toEqual(["code changed"]);
+  });
+
   it("shows long values where they differ, so that before and after never read the same", () => {
     const file = (v: number) => recorded({ inputs: { file: `/mnt/datasets/customers/exports/2024/region-eu/monthly/customers_v${v}.csv` } });
     expect(diffIngredients(file(1), file(2)).map((c) => c.message)).toEqual([

@@ -14,6 +14,13 @@ export interface CacheKeyIngredients {
    */
   code: string;
   /**
+   * What `code` is made of, to say which part changed; not part of the key (the key hashes
+   * `code` whole, as it did before these were recorded). `own`: the task's own code (its
+   * function's text, a script's digest); `cacheKey`: the task's `.cache({ key })`; `resolved`:
+   * what its code resolved to when the key was made (a model alias's version).
+   */
+  codeParts?: { own: string; cacheKey?: string; resolved?: string };
+  /**
    * Content digests of the files the task declares its code depends on, by the name the
    * task gave them (`.codeFiles("./lib/features.ts")`); each is its own ingredient, so an
    * explanation can name the file that changed.
@@ -51,6 +58,12 @@ export interface RecordedIngredients {
   taskVersion: string | null;
   /** sha256 of the code fingerprint. */
   code: string;
+  /**
+   * What the code fingerprint is made of (not part of the key): sha256 of the task's own code,
+   * and its `.cache({ key })` and what its code resolved to, as they were. Absent on entries made
+   * before it was recorded: a change is then only "code changed".
+   */
+  codeParts?: RecordedCodeParts;
   /** Content digest of each declared code file, by name; absent when the task declares none. */
   codeFiles?: Record<string, string>;
   inputs: Record<string, RecordedInput>;
@@ -58,6 +71,14 @@ export interface RecordedIngredients {
   env: Record<string, string | null>;
   /** The flow params the task reads, recorded as inputs are; absent when it reads none. */
   params?: Record<string, RecordedInput>;
+}
+
+/** See {@link RecordedIngredients.codeParts}. */
+export interface RecordedCodeParts {
+  /** sha256 of the task's own code. */
+  own: string;
+  cacheKey?: string;
+  resolved?: string;
 }
 
 /** Inputs whose JSON is larger than this are recorded by hash only. */
@@ -102,6 +123,14 @@ export function computeCacheKey(ingredients: CacheKeyIngredients): { key: string
     inputs: recordedInputs,
     env,
   };
+  const parts = ingredients.codeParts;
+  if (parts !== undefined) {
+    recorded.codeParts = {
+      own: sha256(parts.own),
+      ...(parts.cacheKey !== undefined ? { cacheKey: parts.cacheKey } : {}),
+      ...(parts.resolved !== undefined ? { resolved: parts.resolved } : {}),
+    };
+  }
   if (ingredients.codeFiles !== undefined && Object.keys(ingredients.codeFiles).length) {
     const files: Record<string, string> = {};
     for (const name of Object.keys(ingredients.codeFiles).sort()) {
@@ -211,7 +240,7 @@ function setOwn(target: Record<string, unknown>, key: string, value: unknown): v
 
 /** One difference between two sets of recorded ingredients. */
 export interface IngredientChange {
-  /** `schemaVersion`, `taskName`, `taskVersion`, `code`, `codeFiles.<name>`, `inputs.rows`, `inputs.config.lr`, `env.API_URL`. */
+  /** `schemaVersion`, `taskName`, `taskVersion`, `code`, `cacheKey`, `resolved`, `codeFiles.<name>`, `inputs.rows`, `inputs.config.lr`, `env.API_URL`. */
   path: string;
   /** The value before; `undefined` when added. Env and code changes show hashes only. */
   before: unknown;
@@ -238,7 +267,7 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
   scalar("schemaVersion", "cache schema version");
   scalar("taskName", "task name");
   scalar("taskVersion", "task version");
-  if (a.code !== b.code) changes.push({ path: "code", before: a.code, after: b.code, message: "code changed" });
+  if (a.code !== b.code) diffCode(a, b, changes);
   const filesA = a.codeFiles ?? {};
   const filesB = b.codeFiles ?? {};
   for (const name of unionKeys(filesA, filesB)) {
@@ -276,6 +305,29 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
     });
   }
   return changes;
+}
+
+/**
+ * The code fingerprint differs: which of its parts did, when both record them (a changed
+ * `.cache({ key })` or a model alias that moved is no change of code); else "code changed".
+ */
+function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: IngredientChange[]): void {
+  const pa = a.codeParts;
+  const pb = b.codeParts;
+  const found = changes.length;
+  if (pa && pb) {
+    if (pa.own !== pb.own) changes.push({ path: "code", before: a.code, after: b.code, message: "code changed" });
+    const part = (field: "cacheKey" | "resolved", what: string) => {
+      const before = pa[field];
+      const after = pb[field];
+      if (before === after) return;
+      const message = before === undefined ? `${what} was added: ${show(after)}` : after === undefined ? `${what} was removed (was ${show(before)})` : `${what} changed ${fromTo(before, after)}`;
+      changes.push({ path: field, before, after, message });
+    };
+    part("cacheKey", "cache key (`.cache({ key })`)");
+    part("resolved", "what the task's code resolves to (a model alias now naming another version, say)");
+  }
+  if (changes.length === found) changes.push({ path: "code", before: a.code, after: b.code, message: "code changed" });
 }
 
 /** The changes between two sets of recorded values (a task's inputs, or the params it reads), named `${noun} \`name\``. */

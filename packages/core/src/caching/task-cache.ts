@@ -325,12 +325,15 @@ export class TaskCache {
    * holds the secret; `cairn explain` then names the input without its value.
    */
   storedIngredients(key: TaskKey, secrets: Pick<SecretRegistry, "find"> | undefined = this.secrets): RecordedIngredients {
-    const { inputs, params } = key.ingredients;
+    const { inputs, params, codeParts } = key.ingredients;
     const holds = (input: RecordedInput) => "value" in input && secrets!.find(input.value) !== undefined;
     const any = (values: Record<string, RecordedInput> | undefined) => values !== undefined && Object.values(values).some(holds);
-    if (!secrets || (!any(inputs) && !any(params))) return key.ingredients;
+    // A cache key or resolved code that holds a secret leaves the parts out: a change is then "code changed".
+    const partHolds = codeParts !== undefined && secrets !== undefined && secrets.find([codeParts.cacheKey, codeParts.resolved]) !== undefined;
+    if (!secrets || (!any(inputs) && !any(params) && !partHolds)) return key.ingredients;
     const scrub = (values: Record<string, RecordedInput>) => Object.fromEntries(Object.entries(values).map(([name, input]) => [name, holds(input) ? { sha256: input.sha256 } : input]));
-    return { ...key.ingredients, inputs: scrub(inputs), ...(params ? { params: scrub(params) } : {}) };
+    const { codeParts: _, ...rest } = key.ingredients;
+    return { ...(partHolds ? rest : key.ingredients), inputs: scrub(inputs), ...(params ? { params: scrub(params) } : {}) };
   }
 
   /** The error that made the run stop using the store, if it did. */
@@ -427,7 +430,9 @@ export class TaskCache {
     for (const name of node.task.env) env[name] = this.env[name];
     // Their slow digests made off the event loop, several at once; computeCacheKey then finds them made.
     await Promise.all(Object.entries(env).map(([name, value]) => (value === undefined ? undefined : privateDigestAsync(value, `env\0${name}`))));
-    let extra = node.task.cache !== false && node.task.cache.key !== undefined ? `\0cache-key:${node.task.cache.key}` : "";
+    const cacheKey = node.task.cache !== false ? node.task.cache.key : undefined;
+    let extra = cacheKey !== undefined ? `\0cache-key:${cacheKey}` : "";
+    let resolvedTo: string | undefined;
     let codeFiles: Record<string, string> | undefined;
     if (node.task.codeFiles?.length) {
       const digests = await Promise.all(
@@ -458,12 +463,15 @@ export class TaskCache {
         throw new TypeError(`the task's resolveCode() must resolve to a string (what its code resolves to now, e.g. a model's version), got ${resolved === null ? "null" : typeof resolved}`);
       }
       extra += `\0resolved:${resolved}`;
+      resolvedTo = resolved;
     }
     const params = node.task.paramsRead ? this.paramsOf(await node.task.paramsRead()) : undefined;
+    const own = `${node.task.kind}\0${node.task.code}`;
     return computeCacheKey({
       taskName: node.task.name,
       ...(node.task.version !== undefined ? { taskVersion: node.task.version } : {}),
-      code: `${node.task.kind}\0${node.task.code}${extra}`,
+      code: `${own}${extra}`,
+      codeParts: { own, ...(cacheKey !== undefined ? { cacheKey: String(cacheKey) } : {}), ...(resolvedTo !== undefined ? { resolved: resolvedTo } : {}) },
       ...(codeFiles ? { codeFiles } : {}),
       inputs: contentInputs,
       env,
