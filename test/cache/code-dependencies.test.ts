@@ -132,7 +132,7 @@ describe("code a function task uses, found without .codeFiles()", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`{"s":2,"w":10}`);
     await edit("chain.flow.ts", "v + 1", "v + 2");
-    expect((await cairn("explain", "chain.flow.ts", "shaped")).stdout).toContain("helper `shaped` of chain.flow.ts changed");
+    expect((await cairn("explain", "chain.flow.ts", "shaped")).stdout).toContain("the declaration of task `shaped` in chain.flow.ts changed (its settings or builder chain, not its function)");
     r = await cairn("run", "chain.flow.ts");
     expect(status(r.stdout)).toEqual({ shaped: "succeeded", wrapped: "cached" });
     expect(r.stdout).toContain(`{"s":3,"w":10}`);
@@ -140,6 +140,34 @@ describe("code a function task uses, found without .codeFiles()", () => {
     r = await cairn("run", "chain.flow.ts");
     expect(status(r.stdout)).toEqual({ shaped: "cached", wrapped: "succeeded" });
     expect(r.stdout).toContain(`{"s":3,"w":15}`);
+  });
+
+  it("explain calls a task's own declaration and the build function it is declared in by those names, and one edit of its function one change", async () => {
+    await writeFile(
+      join(dir, "decl.flow.ts"),
+      [
+        `import { flow, task } from "cairn-dag";`,
+        `const down = task("down").input<{ x: number }>().retries(0).run(({ x }) => ({ y: x + 1 }));`,
+        `export default flow("decl").build(() => {`,
+        `  const inner = task("inner").run(() => ({ z: 1 }));`,
+        `  return { y: down({ x: 1 }).y, z: inner().z };`,
+        `});`,
+      ].join("\n"),
+    );
+    const since = async (node: string) => {
+      const out = (await cairn("explain", "decl.flow.ts", node)).stdout;
+      return out.slice(out.indexOf("Since then:") + "Since then:".length).trim().split("\n").map((l) => l.trim());
+    };
+    let r = await cairn("run", "decl.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    await edit("decl.flow.ts", "x + 1", "x + 2");
+    expect(await since("down")).toEqual(["- the function of task `down` changed (in its declaration in decl.flow.ts)"]);
+    expect((await cairn("run", "decl.flow.ts")).code).toBe(0);
+    await edit("decl.flow.ts", ".retries(0)", ".retries(1)");
+    expect(await since("down")).toEqual(["- the declaration of task `down` in decl.flow.ts changed (its settings or builder chain, not its function)"]);
+    expect((await cairn("run", "decl.flow.ts")).code).toBe(0);
+    await edit("decl.flow.ts", "down({ x: 1 })", "down({ x: 1 + 0 })");
+    expect(await since("inner")).toEqual(["- the flow's build function in decl.flow.ts changed (task `inner` is declared in it)"]);
   });
 
   it("top-level setup that changes what a task uses re-runs it: a method call, Object.assign, `const ready = setup()`, an imported config overridden in the flow", async () => {
@@ -209,6 +237,11 @@ describe("code a function task uses, found without .codeFiles()", () => {
     r = await py("run", "script.flow.ts");
     expect(step(r.stdout)).toBe("succeeded");
     expect(r.stdout).toContain(`"v":3`);
+    // The script's own file: named, not a bare "code changed".
+    await edit("py/step.py", `{"v": FACTOR}`, `{"v": FACTOR + 1}`);
+    const why = (await py("explain", "script.flow.ts", "step")).stdout;
+    expect(why).toContain("script `step.py` changed (its content, or its options: args, interpreter, cwd, env)");
+    expect(why).not.toContain("code changed");
   });
 
   it("comments, types and other tasks' code change nothing; tsx and cairn read the same dependencies", async () => {

@@ -19,7 +19,7 @@ export interface CacheKeyIngredients {
    * function's text, a script's digest); `cacheKey`: the task's `.cache({ key })`; `resolved`:
    * what its code resolved to when the key was made (a model alias's version).
    */
-  codeParts?: { own: string; cacheKey?: string; resolved?: string };
+  codeParts?: { own: string; cacheKey?: string; resolved?: string; what?: string; declaration?: string };
   /**
    * Content digests of the files the task declares its code depends on, by the name the
    * task gave them (`.codeFiles("./lib/features.ts")`); each is its own ingredient, so an
@@ -79,7 +79,18 @@ export interface RecordedCodeParts {
   own: string;
   cacheKey?: string;
   resolved?: string;
+  /** What the task's own code is, in words (``script `step.py` ``); absent: the task's function. */
+  what?: string;
+  /** The name, among `codeFiles`, of the code that declares the task (its statement, or the build function it is declared in). */
+  declaration?: string;
 }
+
+/**
+ * Under this symbol a code-dependencies record (code-file name -> digest) may name its entry
+ * that holds the task's own declaration. A symbol is no name of the record (`Object.keys`), so
+ * it never enters the key: it only lets `explain` call that entry the task's declaration.
+ */
+export const DECLARATION_ENTRY = Symbol.for("cairn.code.declaration");
 
 /** Inputs whose JSON is larger than this are recorded by hash only. */
 export const RECORDED_VALUE_MAX_BYTES = 1024;
@@ -129,6 +140,8 @@ export function computeCacheKey(ingredients: CacheKeyIngredients): { key: string
       own: sha256(parts.own),
       ...(parts.cacheKey !== undefined ? { cacheKey: parts.cacheKey } : {}),
       ...(parts.resolved !== undefined ? { resolved: parts.resolved } : {}),
+      ...(parts.what !== undefined ? { what: parts.what } : {}),
+      ...(parts.declaration !== undefined ? { declaration: parts.declaration } : {}),
     };
   }
   if (ingredients.codeFiles !== undefined && Object.keys(ingredients.codeFiles).length) {
@@ -267,13 +280,22 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
   scalar("schemaVersion", "cache schema version");
   scalar("taskName", "task name");
   scalar("taskVersion", "task version");
-  if (a.code !== b.code) diffCode(a, b, changes);
   const filesA = a.codeFiles ?? {};
   const filesB = b.codeFiles ?? {};
+  // The entry that declares the task, as the newer record names it: said as its declaration, and
+  // one change with its function when both changed (the declaration holds the function's text).
+  const declaration = b.codeParts?.declaration ?? a.codeParts?.declaration;
+  const declarationChanged = declaration !== undefined && filesA[declaration] !== undefined && filesB[declaration] !== undefined && filesA[declaration] !== filesB[declaration];
+  if (a.code !== b.code) diffCode(a, b, changes, declarationChanged ? declaration : undefined);
   for (const name of unionKeys(filesA, filesB)) {
     const before = filesA[name];
     const after = filesB[name];
     if (before === after) continue;
+    if (name === declaration && declarationChanged) {
+      if (changes.some((c) => c.path === "code" && c.after === b.code)) continue; // said with the function
+      changes.push({ path: `codeFiles.${name}`, before, after, message: declarationWords(name, b.taskName, false) });
+      continue;
+    }
     // Found by the DSL: `flow.ts#readJson` is a helper of the task's module; `http header accept`
     // and `http headers()` an http task's headers (private digests: a value may be a credential).
     const hash = name.lastIndexOf("#");
@@ -311,12 +333,18 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
  * The code fingerprint differs: which of its parts did, when both record them (a changed
  * `.cache({ key })` or a model alias that moved is no change of code); else "code changed".
  */
-function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: IngredientChange[]): void {
+function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: IngredientChange[], declaration: string | undefined): void {
   const pa = a.codeParts;
   const pb = b.codeParts;
   const found = changes.length;
   if (pa && pb) {
-    if (pa.own !== pb.own) changes.push({ path: "code", before: a.code, after: b.code, message: "code changed" });
+    if (pa.own !== pb.own) {
+      const message =
+        pb.what !== undefined ? `${pb.what} changed (its content, or its options: args, interpreter, cwd, env)`
+        : declaration !== undefined ? declarationWords(declaration, b.taskName, true)
+        : "code changed";
+      changes.push({ path: "code", before: a.code, after: b.code, message });
+    }
     const part = (field: "cacheKey" | "resolved", what: string) => {
       const before = pa[field];
       const after = pb[field];
@@ -328,6 +356,25 @@ function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: Ingre
     part("resolved", "what the task's code resolves to (a model alias now naming another version, say)");
   }
   if (changes.length === found) changes.push({ path: "code", before: a.code, after: b.code, message: "code changed" });
+}
+
+/**
+ * The code that declares a task, changed: its top-level statement (settings, builder chain), the
+ * flow's build function it is declared in, or another top-level statement that holds it.
+ * `withFunction`: the task's function changed too, and is said in the same change.
+ */
+function declarationWords(name: string, taskName: string, withFunction: boolean): string {
+  const hash = name.lastIndexOf("#");
+  const file = name.slice(0, hash);
+  const label = name.slice(hash + 1);
+  const where =
+    label === "default" ? `the flow's build function in ${file}`
+    : label.startsWith("statement-") ? `the top-level statement of ${file} that declares it`
+    : `its declaration in ${file}`;
+  if (withFunction) return `the function of task \`${taskName}\` changed (in ${where})`;
+  if (label === "default") return `the flow's build function in ${file} changed (task \`${taskName}\` is declared in it)`;
+  if (label.startsWith("statement-")) return `the top-level statement of ${file} that declares task \`${taskName}\` changed`;
+  return `the declaration of task \`${taskName}\` in ${file} changed (its settings or builder chain, not its function)`;
 }
 
 /** The changes between two sets of recorded values (a task's inputs, or the params it reads), named `${noun} \`name\``. */

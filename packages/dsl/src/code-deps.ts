@@ -30,7 +30,7 @@ import { readFile } from "node:fs/promises";
 import { isBuiltin, SourceMap } from "node:module";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
+import { DECLARATION_ENTRY, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
 import { scopeKey, type RunScope } from "@cairn/core";
 import { loadEsbuild } from "./esbuild.ts";
 
@@ -174,9 +174,14 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
     const inside = (r: Range) => (r[0] < at.line || (r[0] === at.line && r[1] < at.column)) && (at.line < r[2] || (at.line === r[2] && at.column - 1 <= r[3]));
     const home = own.decls.find((d) => d.funcs?.some(inside)) ?? own.decls.find((d) => d.span && inside(d.span));
     const block = home ? undefined : own.blocks?.find((b) => b.funcs.some(inside) || (b.span && inside(b.span)));
-    if (home) names.push(home.names[0]!);
+    // Named for explain (a symbol: no name of the record, so not in the key).
+    if (home) {
+      names.push(home.names[0]!);
+      Object.assign(deps, { [DECLARATION_ENTRY]: `${basename(file)}#${home.names.join(",")}` });
+    }
     if (block) {
       deps[`${basename(file)}#${block.label}`] = block.digest;
+      Object.assign(deps, { [DECLARATION_ENTRY]: `${basename(file)}#${block.label}` });
       names.push(...block.uses);
       for (const m of block.modules) addModule(base, m);
     }

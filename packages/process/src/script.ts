@@ -5,7 +5,7 @@
  */
 import { createRequire } from "node:module";
 import { readFile } from "node:fs/promises";
-import { dirname, extname } from "node:path";
+import { basename, dirname, extname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { NO_RETRY, OptionError, knownKeys, type TaskContext } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
@@ -118,6 +118,7 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
       name,
       kind: "script",
       code: [`sha256:${digest}`, ...extras].join(";"),
+      codeName: `script \`${basename(file)}\``,
       writesOutputs: "with cairn_task.set_outputs({...}) in Python, currentTask().setOutputs({...}) in TypeScript, or as JSON written to $CAIRN_OUTPUTS, before it exits",
       // The project's modules it imports: Python's from its folder (its sys.path[0]), or a TypeScript/JavaScript script's.
       codeDependencies: async (scope) =>

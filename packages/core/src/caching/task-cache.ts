@@ -13,6 +13,7 @@ import {
   type RecordedIngredients,
   type RecordedInput,
   computeCacheKey,
+  DECLARATION_ENTRY,
   describePath,
   hashValue,
   nearestEntry,
@@ -434,6 +435,7 @@ export class TaskCache {
     let extra = cacheKey !== undefined ? `\0cache-key:${cacheKey}` : "";
     let resolvedTo: string | undefined;
     let codeFiles: Record<string, string> | undefined;
+    let declaration: string | undefined;
     if (node.task.codeFiles?.length) {
       const digests = await Promise.all(
         node.task.codeFiles.map(({ path }) =>
@@ -449,6 +451,7 @@ export class TaskCache {
     }
     if (node.task.codeDependencies) {
       const found = await this.dependenciesOf(node.task);
+      declaration = (found as { [DECLARATION_ENTRY]?: string })[DECLARATION_ENTRY];
       // What the task declares wins over what was found under the same name.
       if (Object.keys(found).length) codeFiles = { ...found, ...codeFiles };
     }
@@ -471,7 +474,13 @@ export class TaskCache {
       taskName: node.task.name,
       ...(node.task.version !== undefined ? { taskVersion: node.task.version } : {}),
       code: `${own}${extra}`,
-      codeParts: { own, ...(cacheKey !== undefined ? { cacheKey: String(cacheKey) } : {}), ...(resolvedTo !== undefined ? { resolved: resolvedTo } : {}) },
+      codeParts: {
+        own,
+        ...(cacheKey !== undefined ? { cacheKey: String(cacheKey) } : {}),
+        ...(resolvedTo !== undefined ? { resolved: resolvedTo } : {}),
+        ...(node.task.codeName !== undefined ? { what: node.task.codeName } : {}),
+        ...(declaration !== undefined && codeFiles?.[declaration] !== undefined ? { declaration } : {}),
+      },
       ...(codeFiles ? { codeFiles } : {}),
       inputs: contentInputs,
       env,

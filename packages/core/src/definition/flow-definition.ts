@@ -37,6 +37,8 @@ export interface TaskDefinition {
   readonly run: (inputs: Record<string, unknown>, ctx: TaskContext) => unknown;
   /** Code fingerprint source: the function's source text, or a script's content digest. */
   readonly code: string;
+  /** What `code` is, in `explain`'s words when it changes (``script `step.py` ``); absent: the task's function. Not in the key. */
+  readonly codeName?: string;
   readonly retry: RetryPolicy;
   /** Timeout of one attempt, in ms. */
   readonly timeoutMs?: number;
