@@ -93,6 +93,10 @@ describe("what the coordinator does with a worker's answer", () => {
     expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { total: 37 } });
     expect(await jobKeys(servers.redis.url, "dispatch-clean")).toEqual([]);
     expect(await redisCli(servers.redis.url, "HGET", "bull:cairn.dispatch-clean.default:meta", "opts.maxLenEvents")).toBe('"1000"');
+    // Why each task missed, as the coordinator's lookup saw it, is on the run the worker recorded.
+    const ran = (await mlflowRuns("dispatch-clean")).filter((t) => t.tags["cairn.ran_because"] === "miss");
+    expect(ran.length).toBeGreaterThan(0);
+    for (const t of ran) expect(JSON.parse(t.tags["cairn.miss_reason"] ?? "{}"), t.name).toMatchObject({ kind: "new" });
   }, 120_000);
 });
 
