@@ -1,9 +1,11 @@
 /**
  * A write that fails after the checks passed (a full disk, a file system gone read-only) takes
  * back what `cairn init` had written, so that running it again once the cause is fixed works.
- * The failure is simulated: node:fs's writeFileSync fails for package.json in this file.
+ * The failure is simulated as a full disk shows it: node:fs's writeFileSync, for the file named
+ * (or a temp sibling of it), writes the first part of the text and then fails, so the file it
+ * opened is left cut off (empty for a short text).
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -12,11 +14,13 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 const failing = vi.hoisted(() => ({ name: undefined as string | undefined }));
 vi.mock("node:fs", async (importOriginal) => {
   const fs = await importOriginal<typeof import("node:fs")>();
-  const writeFileSync: typeof fs.writeFileSync = (path, ...rest) => {
-    if (failing.name && String(path).endsWith(failing.name)) {
-      throw Object.assign(new Error(`ENOSPC: no space left on device, open '${String(path)}'`), { code: "ENOSPC" });
+  const writeFileSync: typeof fs.writeFileSync = (path, data, options) => {
+    const name = String(path).split(/[\\/]/).pop()!;
+    if (failing.name && (name === failing.name || name.startsWith(`.${failing.name}.`))) {
+      fs.writeFileSync(path, String(data).slice(0, Math.floor(String(data).length / 2)), options);
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
     }
-    return fs.writeFileSync(path, ...rest);
+    return fs.writeFileSync(path, data, options);
   };
   return { ...fs, default: { ...fs, writeFileSync }, writeFileSync };
 });
@@ -49,6 +53,27 @@ describe("cairn init whose write fails midway", () => {
     failing.name = undefined;
     await init(dir, "python");
     expect(readdirSync(dir).sort()).toEqual([".gitignore", "flow.ts", "package.json", "steps", "tsconfig.json"]);
+  });
+
+  it("never cuts off the user's package.json, and removes a new file whose write failed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cairn-init-"));
+    dirs.push(dir);
+    const mine = `${JSON.stringify({ name: "myapp", version: "1.2.3", scripts: { test: "echo hi" } }, null, 2)}\n`;
+    writeFileSync(join(dir, "package.json"), mine);
+    chmodSync(join(dir, "package.json"), 0o640);
+    failing.name = "package.json";
+    await expect(init(dir)).rejects.toThrow(/^cairn init could not write .*package\.json: ENOSPC \(no space left on device\); what it had written in .* is taken back\./);
+    expect(readdirSync(dir)).toEqual(["package.json"]);
+    expect(readFileSync(join(dir, "package.json"), "utf8")).toBe(mine);
+
+    failing.name = "tsconfig.json"; // the first write, of a file that was not there
+    await expect(init(dir)).rejects.toThrow(/could not write .*tsconfig\.json: ENOSPC/);
+    expect(readdirSync(dir)).toEqual(["package.json"]);
+
+    failing.name = undefined;
+    await init(dir);
+    expect(JSON.parse(readFileSync(join(dir, "package.json"), "utf8"))).toMatchObject({ name: "myapp", scripts: { test: "echo hi", flow: "cairn run flow.ts" } });
+    expect(statSync(join(dir, "package.json")).mode & 0o777).toBe(0o640);
   });
 
   it("in a folder it made, removes the folder", async () => {

@@ -14,7 +14,20 @@
  * `cairn init` refuse to overwrite the files of the failed one.
  */
 import { spawn } from "node:child_process";
-import { accessSync, constants, type Dirent, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  type Dirent,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -283,10 +296,11 @@ function writable(path: string, role: string): void {
 }
 
 /**
- * Writes every file (new ones with `wx`: never over a file that appeared meanwhile), making
- * the folders they need. When a write fails, what was written is taken back (new files and
- * folders removed, package.json and .gitignore given back their text) and the failure is a
- * UsageError saying which file and why.
+ * Writes every file (new ones with `wx`: never over a file that appeared meanwhile; package.json
+ * and .gitignore through a temp sibling renamed over them), making the folders they need. When a
+ * write fails, what was written is taken back (new files and folders removed, the one whose write
+ * failed too, package.json and .gitignore given back their text) and the failure is a UsageError
+ * saying which file and why.
  */
 function writeAll(dir: string, writes: ReadonlyArray<{ path: string; text: string }>): void {
   const undo: Array<{ path: string; step: () => void }> = [];
@@ -297,9 +311,28 @@ function writeAll(dir: string, writes: ReadonlyArray<{ path: string; text: strin
       const madeDir = mkdirSync(dirname(path), { recursive: true });
       if (madeDir !== undefined) undo.push({ path: madeDir, step: () => rmSync(madeDir, { recursive: true, force: true }) });
       doing = `write ${path}`;
-      const before = existsSync(path) ? readFileSync(path, "utf8") : undefined;
-      writeFileSync(path, text, before === undefined ? { flag: "wx" } : {});
-      undo.push({ path, step: before === undefined ? () => rmSync(path, { force: true }) : () => writeFileSync(path, before) });
+      if (!existsSync(path)) {
+        const remove = { path, step: () => rmSync(path, { force: true }) };
+        try {
+          writeFileSync(path, text, { flag: "wx" });
+        } catch (error) {
+          // A write can fail after `wx` made the file (a full disk): the cut or empty file is ours to
+          // remove. EEXIST alone means the file is someone else's, which appeared meanwhile.
+          if ((error as NodeJS.ErrnoException).code !== "EEXIST") undo.push(remove);
+          throw error;
+        }
+        undo.push(remove);
+      } else {
+        // The user's own file (package.json, .gitignore) is never cut off: the new text goes to a
+        // sibling first, which replaces the file only once it is whole (through a symlink, its target).
+        const before = readFileSync(path, "utf8");
+        const target = realpathSync(path);
+        const temp = join(dirname(target), `.${basename(target)}.cairn-init-${process.pid}`);
+        undo.push({ path: temp, step: () => rmSync(temp, { force: true }) });
+        writeFileSync(temp, text, { flag: "wx", mode: statSync(target).mode & 0o7777 });
+        renameSync(temp, target);
+        undo.push({ path, step: () => writeFileSync(target, before) });
+      }
     }
   } catch (error) {
     const left: string[] = [];
