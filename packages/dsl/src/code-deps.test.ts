@@ -2,7 +2,8 @@
  * The code a function task reaches beyond its own text: helpers of its module and the
  * project's modules it imports from, read from files on disk (no loader involved).
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -364,5 +365,38 @@ describe("functionDependencies", () => {
     // Run b's reads did not replace run a's: a still sees what it read first.
     expect(await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", a)).toEqual(first);
     expect(await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", b)).toEqual(second);
+  });
+});
+
+/** A uid with no passwd entry (a container's `docker run --user 54321`), when this test can switch to one: root, with util-linux's setpriv. */
+const uidWithoutPasswd = ((): number | undefined => {
+  if (process.getuid?.() !== 0 || spawnSync("setpriv", ["--version"]).status !== 0) return undefined;
+  for (let uid = 54321; uid < 54400; uid++) if (spawnSync("getent", ["passwd", String(uid)]).status === 2) return uid;
+  return undefined;
+})();
+
+describe.skipIf(uidWithoutPasswd === undefined)("under a uid with no passwd entry", () => {
+  it("works out the same dependencies (the same keys) as under a uid that has one, with its own private temp folder", async () => {
+    const uid = uidWithoutPasswd!;
+    const code = `
+      import { RunScope } from "@cairn/core";
+      import { privateTempDir } from "@cairn/cache";
+      import { functionDependencies } from ${JSON.stringify(join(import.meta.dirname, "code-deps.ts"))};
+      const found = await functionDependencies(${JSON.stringify(join(dir, "flow.ts"))}, "({ n }) => ({ n: bump(n) })", new RunScope());
+      console.log(JSON.stringify({ found, temp: privateTempDir("t") }));
+    `;
+    await chmod(dir, 0o755); // mkdtemp made it for root alone
+    const child = spawnSync("setpriv", [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", process.execPath, "--import", "tsx", "--input-type=module", "-e", code], {
+      cwd: import.meta.dirname,
+      encoding: "utf8",
+      env: { ...process.env, HOME: undefined },
+    });
+    await rm(join(tmpdir(), `cairn-${uid}`), { recursive: true, force: true });
+    await rm(join(tmpdir(), `tsx-${uid}`), { recursive: true, force: true });
+    expect(child.stderr).toBe("");
+    const { found, temp } = JSON.parse(child.stdout) as { found: Record<string, string>; temp: string };
+    expect(temp).toBe(join(tmpdir(), `cairn-${uid}`, "t"));
+    expect(found).toEqual(await deps("flow.ts", "({ n }) => ({ n: bump(n) })"));
+    expect(Object.keys(found).sort()).toEqual(["flow.ts#OFFSET,UNUSED", "flow.ts#bump"]);
   });
 });

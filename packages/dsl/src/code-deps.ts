@@ -757,7 +757,14 @@ let DISK: string | undefined | null = null;
 
 /** The folder, when it is this user's and no one else can write to it (see privateTempDir). */
 function disk(): string | undefined {
-  if (DISK === null) DISK = privateTempDir("code-deps");
+  if (DISK === null) {
+    try {
+      DISK = privateTempDir("code-deps");
+    } catch {
+      // Only a speed-up: without it the analysis is the same, so the keys are too.
+      DISK = undefined;
+    }
+  }
   return DISK;
 }
 

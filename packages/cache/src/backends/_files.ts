@@ -119,11 +119,13 @@ export function errorCode(error: unknown): string | undefined {
  * folder of this user's that no one else can write to (where there are no uids, as on Windows, as made).
  */
 export function privateTempDir(sub: string): string | undefined {
-  const base = join(tmpdir(), `cairn-${userInfo().uid}`);
-  const dir = join(base, sub);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // userInfo() throws for a uid with no passwd entry (a container's `--user 1234`); getuid does
+    // not, and gives the same number where there are uids (userInfo's -1 is for Windows).
     const uid = process.getuid?.();
+    const base = join(tmpdir(), `cairn-${uid ?? userInfo().uid}`);
+    const dir = join(base, sub);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (uid === undefined) return dir;
     for (const path of [base, dir]) {
       const s = lstatSync(path);
