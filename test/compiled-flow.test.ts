@@ -254,6 +254,29 @@ export default flow("t").build(() => ({}));
     expect(r.stderr).not.toMatch(/chunk-|\.bundle/);
   });
 
+  it("a TMPDIR it cannot compile into (not a folder; a write cut off by a file size limit) is named as where it failed, not blamed on the flow's code", async () => {
+    const file = join(dir, "not-a-folder");
+    await writeFile(file, "");
+    const notDir = await cairn(["run", "flow.ts", "--root", join(dir, ".cairn-tmp")], { TMPDIR: join(file, "sub") });
+    expect(notDir.code).toBe(2);
+    expect(notDir.stderr).toContain(
+      `cairn: FlowFileError: Cairn could not compile ${join(dir, "flow.ts")} into ${join(file, "sub")} (its folder for compiled flows, in TMPDIR): ENOTDIR: not a directory, mkdtemp`,
+    );
+    expect(notDir.stderr).toContain("Point TMPDIR at a folder you can write to");
+    expect(notDir.stderr).not.toContain("module code threw");
+
+    // ulimit -f counts 512-byte blocks: the compiled flow's write fails part-way with a real EFBIG, as on a full disk.
+    const temp = await mkdtemp(join(tmpdir(), "cairn-tmpdir-"));
+    const limited = await start("sh", ["-c", `ulimit -f 1 && exec "$0" "$@"`, process.execPath, cairnBin, "run", "flow.ts", "--root", join(dir, ".cairn-tmp")], {
+      cwd: dir,
+      env: env({ TMPDIR: temp }),
+    }).done;
+    await rm(temp, { recursive: true, force: true });
+    expect(limited.code).toBe(2);
+    expect(limited.stderr).toMatch(new RegExp(`Cairn could not compile ${join(dir, "flow.ts")} into ${join(temp, "cairn-\\d+", "flows")}/\\S+ \\(its folder for compiled flows, in TMPDIR\\): EFBIG: file too large, write\\.`));
+    expect(limited.stderr).not.toContain("module code threw");
+  });
+
   it("an import of a package that is not installed says what to install, not to fix the TypeScript", async () => {
     const bad = join(dir, "no-package.flow.ts");
     await writeFile(bad, `import { flow } from "cairn-dag";

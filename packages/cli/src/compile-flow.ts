@@ -84,12 +84,40 @@ export async function importCompiledFlow(path: string, bundle: CairnBundle): Pro
     return import(pathToFileURL(path).href); // the CLI says the file does not exist
   }
   if (!TS.test(real)) throw new NeedsTsxError(`${path} is not TypeScript: JavaScript flow files load through tsx as before.`);
-  const dir = privateTempDir(join("flows", bundle.id)) ?? ownFolder();
+  const dir = inTemp(path, tmpdir(), () => privateTempDir(join("flows", bundle.id)) ?? ownFolder());
   const manifestPath = `${sha256(real)}.json`;
   const entry = upToDate(dir, join(dir, manifestPath)) ?? (await compile(real, dir, manifestPath, bundle));
   // Stack traces name the TypeScript source: task files resolve against its folder.
   process.setSourceMapsEnabled(true);
   return import(pathToFileURL(entry).href);
+}
+
+/**
+ * Runs a step of writing the compiled flow into `dir` (under $TMPDIR). Its file system failure
+ * (a full or read-only TMPDIR, no file descriptors left) is Cairn's, not the flow code's: a
+ * FlowFileError that names the folder and says what to change.
+ */
+function inTemp<T>(flowFile: string, dir: string, step: () => T): T {
+  try {
+    const result = step();
+    return result instanceof Promise ? (result.catch((error: unknown) => tempFailure(flowFile, dir, error)) as T) : result;
+  } catch (error) {
+    return tempFailure(flowFile, dir, error);
+  }
+}
+
+/** The FlowFileError for a failed step of {@link inTemp}; Cairn's own errors, and errors without a code, as they are. */
+function tempFailure(flowFile: string, dir: string, error: unknown): never {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (CairnError.is(error) || typeof code !== "string") throw error;
+  const fix =
+    code === "EMFILE" || code === "ENFILE"
+      ? "The process ran out of file descriptors: raise the limit (ulimit -n) and run again."
+      : code === "ENOSPC" || code === "EDQUOT"
+        ? "Free space there, or point TMPDIR at a folder with room."
+        : "Point TMPDIR at a folder you can write to, or make that one writable.";
+  const message = (error as Error).message.replace(/\.$/, "");
+  throw new FlowFileError(`Cairn could not compile ${flowFile} into ${dir} (its folder for compiled flows, in TMPDIR): ${message}. ${fix}`, flowFile);
 }
 
 /** The shared folder is not this user's alone (another user made it first): compiled afresh into a folder of this process's own, removed at its exit. */
@@ -308,9 +336,10 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
     if (copied.length > 0) {
       throw new NeedsTsxError(`${source} imports ${copied.join(", ")} through an import() or require() of a computed path, which only tsx loads as written.`);
     }
-    await writeFileAtomic(dir, nameOf(source), result.outputFiles[0]!.text);
+    const text = result.outputFiles[0]!.text;
+    await inTemp(entry, dir, () => writeFileAtomic(dir, nameOf(source), text));
   }
   const written: Manifest = { sources, configs, packages: [...packages.values()], entry: outOf(entry) };
-  await writeFileAtomic(dir, manifest, JSON.stringify(written));
+  await inTemp(entry, dir, () => writeFileAtomic(dir, manifest, JSON.stringify(written)));
   return written.entry;
 }

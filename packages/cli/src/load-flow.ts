@@ -90,6 +90,11 @@ export async function loadFlow(
     // The launcher's compiler (bin/esbuild.mjs) says that tsx, whose esbuild it uses, is not installed: nothing of the flow ran.
     if ((error as { code?: unknown } | undefined)?.code === TSX_MISSING) throw new FlowFileError(`Cannot load ${file}: ${(error as Error).message}`, path);
     const what = error instanceof Error ? `${error.name}: ${error.message}` : describeValue(error);
+    // Loading the flow's imports (a package of many files, such as zod) used up the process's file descriptors: no fault of its code.
+    const code = (error as { code?: unknown } | undefined)?.code;
+    if (code === "EMFILE" || code === "ENFILE") {
+      throw new FlowFileError(`Importing ${file} failed: the process ran out of file descriptors (${what}). Raise the limit (ulimit -n) and run again.`, path);
+    }
     const threw = `Importing ${file} failed: its module code threw ${what}.`;
     // Compiled, the flow is an ES module; tsx runs a .ts file of a CommonJS package as CommonJS, which may not fail alike.
     const commonJs = from.importFlow ? commonJsScope(path)?.why : undefined;
