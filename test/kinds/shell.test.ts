@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -251,5 +251,51 @@ describe("shell()", () => {
         process.kill(pid, "SIGKILL");
       } catch {}
     }
+  });
+});
+
+describe("a process task whose TMPDIR cannot take its temp folder or inputs", () => {
+  it("fails naming the folder or file and TMPDIR, and leaves no cairn-task-* folder behind", async () => {
+    const temp = await tempRoot();
+    const notAFolder = join(temp, "not-a-folder");
+    await writeFile(notAFolder, "");
+    const root = await tempRoot();
+    // The child runs the flow twice: under a file size limit of 512 bytes (ulimit -f counts blocks)
+    // the 2000-character inputs are cut off part-way by a real EFBIG, as a full disk cuts them; then
+    // with TMPDIR a file, where no folder can be made.
+    const code = `
+      import { flow } from "@cairn/dsl";
+      import { shell } from ${JSON.stringify(join(import.meta.dirname, "../../packages/process/src/index.ts"))};
+      const echo = shell("echo", "echo {text}");
+      const f = flow("tmp").build(() => ({ out: echo({ text: "x".repeat(2000) }).stdout }));
+      for (const dir of [${JSON.stringify(join(temp, "tmp"))}, ${JSON.stringify(join(notAFolder, "tmp"))}]) {
+        process.env.TMPDIR = dir;
+        const result = await (await f.run({ tracker: false, root: ${JSON.stringify(root)}, cache: false })).wait();
+        console.log(JSON.stringify({ status: result.tasks.echo.status, error: result.tasks.echo.error?.name + ": " + result.tasks.echo.error?.message }));
+      }
+    `;
+    await mkdir(join(temp, "tmp"));
+    const { spawnSync } = await import("node:child_process");
+    const child = spawnSync("sh", ["-c", `ulimit -f 1 && exec "${process.execPath}" --import tsx --input-type=module -e '${code.replaceAll("'", "'\\''")}'`], {
+      cwd: import.meta.dirname,
+      encoding: "utf8",
+    });
+    expect(child.stderr).toBe("");
+    const [full, notDir] = child.stdout.trim().split("\n").map((line) => JSON.parse(line) as { status: string; error: string });
+    expect(full).toEqual({
+      status: "failed",
+      error: expect.stringMatching(
+        new RegExp(
+          `^ProcessStartError: Task "echo" could not start \`.*\` \\(EFBIG\\)\\. Cairn could not write the task's inputs to ${join(temp, "tmp")}/cairn-task-\\w+/inputs\\.json \\(TMPDIR is ${join(temp, "tmp")}\\): EFBIG: file too large, write\\. Point TMPDIR at a folder you can write to\\.$`,
+        ),
+      ),
+    });
+    expect(notDir).toEqual({
+      status: "failed",
+      error: expect.stringContaining(`Cairn could not write the task's temp folder (TMPDIR is ${join(notAFolder, "tmp")}): ENOTDIR: not a directory, mkdtemp`),
+    });
+    expect(readdirSync(join(temp, "tmp"))).toEqual([]);
+    await rm(temp, { recursive: true, force: true });
+    await rm(root, { recursive: true, force: true });
   });
 });

@@ -302,10 +302,29 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
 
   const artifactsDir = await ctx.artifacts.path("");
   await mkdir(artifactsDir, { recursive: true });
-  const work = await mkdtemp(join(tmpdir(), "cairn-task-"));
+  const notWritten = (what: string, error: unknown) => {
+    const code = (error as NodeJS.ErrnoException).code;
+    const fix =
+      code === "ENOSPC" || code === "EDQUOT"
+        ? `Free space there, or point TMPDIR at a folder with room.`
+        : code === "EMFILE" || code === "ENFILE"
+          ? "The process ran out of file descriptors: raise the limit (ulimit -n)."
+          : "Point TMPDIR at a folder you can write to.";
+    return new ProcessStartError(ctx.nodeId, display, code, `Cairn could not write ${what} (TMPDIR is ${tmpdir()}): ${(error as Error).message}. ${fix}`, { cause: error });
+  };
+  const work = await mkdtemp(join(tmpdir(), "cairn-task-")).catch((error: unknown) => {
+    throw notWritten("the task's temp folder", error);
+  });
+  // Until the process is started, a failed step removes the temp folder (which holds the
+  // inputs) and closes the logs here: the finally that does it once it runs is not reached yet.
+  const opened: WriteStream[] = [];
+  const setUpFailed = async (error: unknown): Promise<never> => {
+    await Promise.all([...opened.map(closeStream), rm(work, { recursive: true, force: true }).catch(() => {})]);
+    throw error;
+  };
   const inputsFile = join(work, "inputs.json");
   const outputsFile = join(work, "outputs.json");
-  await writeFile(inputsFile, JSON.stringify(spec.inputs));
+  await writeFile(inputsFile, JSON.stringify(spec.inputs)).catch((error: unknown) => setUpFailed(notWritten(`the task's inputs to ${inputsFile}`, error)));
 
   const tracked = ctx.tracking.capabilities.mlflowClients;
   const env: Record<string, string | undefined> = {
@@ -324,21 +343,21 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
     ...(tracked ? { MLFLOW_TRACKING_URI: ctx.tracking.uri, MLFLOW_EXPERIMENT_ID: ctx.tracking.experimentId, ...trackingEnv(ctx) } : {}),
   };
 
-  const stdoutLog = await openLog(ctx, "logs/stdout.txt");
-  const stderrLog = await openLog(ctx, "logs/stderr.txt");
+  const stdoutLog = await openLog(ctx, "logs/stdout.txt").catch(setUpFailed);
+  opened.push(stdoutLog);
+  const stderrLog = await openLog(ctx, "logs/stderr.txt").catch(setUpFailed);
+  opened.push(stderrLog);
   // Every secret the run knows (the task's own and any other), by the run's one masking function.
   const masked = (line: string) => ctx.mask(line);
   /** The last lines of stderr, masked, each at most LINE_LIMIT characters and a note of what was cut. */
   const tail: string[] = [];
   const stdoutLines: string[] | undefined = spec.captureStdout ? [] : undefined;
 
-  if (ctx.signal.aborted) {
-    await Promise.all([closeStream(stdoutLog), closeStream(stderrLog), rm(work, { recursive: true, force: true })]);
-    throw ctx.signal.reason ?? new CancelledError();
-  }
+  if (ctx.signal.aborted) await setUpFailed(ctx.signal.reason ?? new CancelledError());
   const started = performance.now();
   // Loaded on first use: execa's heap is a cost flows without processes never need to pay.
-  const { execa } = await import("execa");
+  const { execa } = await import("execa").catch(setUpFailed);
+  // execa reports a process that cannot start in its result, not by throwing.
   const guard = prepareProcessGroup();
   const child = execa(spec.command, args, {
     cwd: spec.cwd ?? process.cwd(),
