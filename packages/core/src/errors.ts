@@ -322,7 +322,7 @@ export class CancelledError extends CairnError {
   override name = "CancelledError";
   constructor(readonly reason?: unknown) {
     const why = cancelReason(reason);
-    super(`Cancelled${why ? `: ${why}` : ""}.`);
+    super(`Cancelled${why ? `: ${why.replace(/\.$/, "")}` : ""}.`);
   }
 }
 

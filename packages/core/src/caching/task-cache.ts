@@ -1,4 +1,4 @@
-import { access, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { access, readFile, rename, rm, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import {
@@ -28,6 +28,7 @@ import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts"
 import { isPlainObject, setOwnProperty } from "../definition/ref.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import { ArtifactMismatchError, CodeFileError, OptionError, UnsafePathError } from "../errors.ts";
+import { makeFolder } from "../make-folder.ts";
 import { RunScope } from "../run/run-scope.ts";
 import { missReasonTag, type MissReason } from "./miss-reason.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
@@ -955,7 +956,7 @@ export class TaskCache {
     });
     if (!run) return undefined;
     const dir = join(this.workDir, "downloads", safePathSegment(run.runId, { source: `MLflow's search for cache key ${key}` }));
-    await mkdir(dir, { recursive: true });
+    await makeFolder(dir);
     try {
       const file = await this.tracker.downloadArtifact(run.runId, MANIFEST_PATH, dir);
       const manifest = JSON.parse(await readFile(file, "utf8")) as StoredManifest;
@@ -1132,7 +1133,7 @@ export async function localArtifacts<T>(
             // keeps a folder it finds in place, so this one goes first.
             await discardCopy(copy);
           }
-          await mkdir(dest, { recursive: true });
+          await makeFolder(dest);
           const downloaded = await tracker.downloadArtifact(runDir, artifactPath, dest);
           if (v.digest) {
             // What the server hands over is checked as a copy on disk is: a task never reads other bytes than its record names.

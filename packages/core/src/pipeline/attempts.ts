@@ -4,12 +4,13 @@
  * while the error allows, and checks each attempt's output. An attempt is over at its signal
  * whether or not the task listens to it (see AbandonedAttempts).
  */
-import { mkdir, readdir, rename } from "node:fs/promises";
+import { readdir, rename } from "node:fs/promises";
 import { join } from "node:path";
 import pRetry from "p-retry";
 import { RECORD_FOLDER } from "../definition/artifact-path.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { CancelledError, NonErrorThrownError, TaskTimeoutError } from "../errors.ts";
+import { makeFolder } from "../make-folder.ts";
 import { isError, noteErrorSource, placeNode, type TaskStatus, toErrorInfo } from "../run/events.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import type { AbandonedAttempts } from "./abandoned.ts";
@@ -140,7 +141,7 @@ async function setAsideAttemptFiles(scope: AttemptScope, task: TaskAttempts, att
     // In any case: on a case-insensitive file system `Cairn/` is `cairn/`.
     const left = names.filter((name) => name.toLowerCase() !== RECORD_FOLDER && name !== LOGS_FOLDER);
     if (!left.length) return;
-    await mkdir(aside, { recursive: true });
+    await makeFolder(aside);
     for (const name of left) await rename(join(dir, name), join(aside, name));
   } catch (error) {
     const message =

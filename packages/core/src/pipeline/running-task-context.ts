@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import type { Artifact } from "../definition/artifact.ts";
+import { makeFolder } from "../make-folder.ts";
 import { safePathSegment, safeRelativePath, taskArtifactPath } from "../definition/artifact-path.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
@@ -185,7 +186,7 @@ export class RunningTaskContext implements TaskContext {
       write: async (name, data) => {
         checkOpen();
         const a = file(name, "ctx.artifacts.write()");
-        await mkdir(dirname(a.path), { recursive: true });
+        await makeFolder(dirname(a.path));
         // Written beside its place, then renamed into it: a write that the attempt's end cuts short
         // (its signal stops it between chunks), or that ends after the attempt was given up on,
         // never replaces or corrupts the file that a later attempt wrote under the same name.
@@ -204,11 +205,11 @@ export class RunningTaskContext implements TaskContext {
         checkOpen();
         // No name (or "") is the folder itself, for tools that fill a folder.
         if (name === "" || name === undefined) {
-          await mkdir(artifactDir, { recursive: true });
+          await makeFolder(artifactDir);
           return artifactDir;
         }
         const p = file(name, "ctx.artifacts.path()").path;
-        await mkdir(dirname(p), { recursive: true });
+        await makeFolder(dirname(p));
         return p;
       },
       file: (name) => file(name, "ctx.artifacts.file()"),

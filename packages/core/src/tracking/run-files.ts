@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { TrackingError } from "../errors.ts";
+import { makeFolder } from "../make-folder.ts";
 import type { Tracker } from "./tracker.ts";
 
 /** A tracker that can hand out a run's artifact folder, so files are written in place instead of copied. */
@@ -21,9 +22,9 @@ export async function writeRunFiles(tracker: Tracker, runId: string, folder: str
     const dir = join(tracker.artifactDir(runId), folder);
     // fs errors name no path (`ENOSPC: no space left on device, write`): say which file of which run.
     const failed = (path: string) => (error: unknown) => {
-      throw new TrackingError(`Cannot write ${path} of run ${runId} in ${tracker.uri}: ${(error as Error).message}.`, { cause: error });
+      throw new TrackingError(`Cannot write ${path} of run ${runId} in ${tracker.uri}: ${(error as Error).message.replace(/\.$/, "")}.`, { cause: error });
     };
-    await mkdir(dir, { recursive: true }).catch(failed(dir));
+    await makeFolder(dir).catch(failed(dir));
     await Promise.all(Object.entries(files).map(([name, content]) => writeFile(join(dir, name), content).catch(failed(join(dir, name)))));
     return;
   }

@@ -5,6 +5,7 @@ import { basename, dirname, join, resolve, sep } from "node:path";
 import { formatOwner, ownerIsGone, parseOwner, readSmallFile, sha256, writeFileAtomic } from "@cairn/cache";
 import { safePathSegment, safeRelativePath } from "../../definition/artifact-path.ts";
 import { TrackingError } from "../../errors.ts";
+import { makeFolder } from "../../make-folder.ts";
 import type {
   TrackerCapabilities,
   ArtifactInfo,
@@ -443,12 +444,12 @@ export class LocalStore implements Tracker {
     });
     try {
       if (info.isDirectory()) {
-        await mkdir(destDir, { recursive: true });
+        await makeFolder(destDir);
         await cp(localPath, dest, { recursive: true });
       } else {
         const owned = this.owned.get(runId);
         if (!owned?.folders?.has(destDir)) {
-          await mkdir(destDir, { recursive: true });
+          await makeFolder(destDir);
           if (owned) (owned.folders ??= new Set()).add(destDir);
         }
         await copyFile(localPath, dest);
@@ -557,7 +558,7 @@ export class LocalStore implements Tracker {
       if (info.isDirectory()) {
         await cp(source, dest, { recursive: true });
       } else {
-        await mkdir(destDir, { recursive: true });
+        await makeFolder(destDir);
         await copyFile(source, dest);
       }
     } catch (error) {
