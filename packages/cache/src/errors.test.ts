@@ -53,3 +53,19 @@ describe("CairnError, the one error root", () => {
     expect(MyError.is(new CairnError("x"))).toBe(false);
   });
 });
+
+describe("CacheBackendError of the embedded store", () => {
+  const failure = (operation: string, code: string, text: string) =>
+    new CacheBackendError("embedded", "/p/.cairn/cache", operation, { cause: Object.assign(new Error(`${code}: ${text}, write`), { code }) }).message;
+
+  it("says what to do by the file system's error: a full disk, a file another user keeps private, a read-only file system", () => {
+    expect(failure("write an entry", "ENOSPC", "no space left on device")).toBe(
+      "The embedded cache at /p/.cairn/cache failed to write an entry: ENOSPC: no space left on device, write. The disk (or your quota) is full: free space on it.",
+    );
+    expect(failure("read an entry", "EACCES", "permission denied")).toMatch(/failed to read an entry: EACCES: .* This user may not read it: a file written by another user under a private umask \(077\)/);
+    expect(failure("write an entry", "EACCES", "permission denied")).toMatch(/This user may not write there: make the folder writable/);
+    expect(failure("write an entry", "EROFS", "read-only file system")).toMatch(/Its file system is read-only: point the cache at a writable folder\.$/);
+    for (const code of ["ENOSPC", "EACCES", "EROFS"]) expect(failure("read an entry", code, "x")).not.toContain("exists and is writable");
+    expect(failure("write an entry", "EIO", "i/o error")).toMatch(/Check that the folder exists and is writable\.$/);
+  });
+});

@@ -169,8 +169,21 @@ function downMessage(backend: string, location: string, operation: string, optio
         ? "Check that redis is running and reachable (scripts/start-redis.sh starts one locally)."
         : backend === "postgres"
           ? "Check that postgres is running and that the URL's user may create tables."
-          : "Check that the folder exists and is writable."))
+          : folderHint(operation, options?.cause)))
   );
+}
+
+/** What to do about an embedded store's failure, by the file system's error code. */
+function folderHint(operation: string, cause: unknown): string {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "ENOSPC" || code === "EDQUOT") return "The disk (or your quota) is full: free space on it.";
+  if (code === "EROFS") return "Its file system is read-only: point the cache at a writable folder.";
+  if ((code === "EACCES" || code === "EPERM") && /^(read|list)/.test(operation)) {
+    return "This user may not read it: a file written by another user under a private umask (077) is theirs alone; make the folder's files group-readable (chmod -R g+rX), or give each user a cache of their own.";
+  }
+  if (code === "EACCES" || code === "EPERM") return "This user may not write there: make the folder writable (chmod -R u+w, or g+w for a shared one), or point the cache elsewhere.";
+  if (code === "EMFILE" || code === "ENFILE") return "The process ran out of file descriptors: raise the limit (ulimit -n).";
+  return "Check that the folder exists and is writable.";
 }
 
 /** The message of a store that answered the operation with a refusal. */

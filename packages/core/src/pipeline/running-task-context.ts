@@ -197,7 +197,7 @@ export class RunningTaskContext implements TaskContext {
           await rename(partial, a.path);
         } catch (error) {
           await rm(partial, { force: true });
-          throw this.signal.aborted ? this.signal.reason : error;
+          throw this.signal.aborted ? this.signal.reason : artifactNotWritten(name, a.path, error);
         }
         return a;
       },
@@ -215,4 +215,16 @@ export class RunningTaskContext implements TaskContext {
       file: (name) => file(name, "ctx.artifacts.file()"),
     });
   }
+}
+
+/**
+ * A failed `ctx.artifacts.write()` in words that name the artifact and its path: fs errors name
+ * neither (`ENOSPC: no space left on device, write`). Keeps the fs error's `code`, and it as cause.
+ */
+function artifactNotWritten(name: string, path: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code !== "string") return error;
+  const fix = code === "ENOSPC" || code === "EDQUOT" ? " The disk that holds it (or your quota) is full: free space on it." : "";
+  const message = `ctx.artifacts.write(${JSON.stringify(name)}) could not write ${path}: ${(error as Error).message.replace(/\.$/, "")}.${fix}`;
+  return Object.assign(new Error(message, { cause: error }), { code });
 }
