@@ -44,6 +44,7 @@ describe.each([
     const listed = await cairn(["runs", "--json", "--root", root]);
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stderr).toMatch(CLOSED);
+    expect(listed.stderr).toContain("no longer exists (killed, crashed, or it could not write the run's closing record: a full disk)");
     expect(listed.stderr.match(/Closed/g)).toHaveLength(1);
     const runs = JSON.parse(listed.stdout) as Run[];
     expect(runs).toHaveLength(1);
@@ -61,7 +62,8 @@ describe.each([
     expect(byName.prep!.status).toBe("FINISHED");
     expect(byName.slow).toMatchObject({ status: "KILLED" });
     expect(byName.slow!.endTime).toBeDefined();
-    expect(byName.slow!.tags["cairn.abandoned"]).toMatch(/ended without closing it/);
+    // Killed or crashed, or (with no process to tell) a closing record that a full disk refused: the tag does not claim to know which.
+    expect(byName.slow!.tags["cairn.abandoned"]).toMatch(/ended without closing it: killed, crashed, or its closing record could not be written \(a full disk\)/);
 
     // A later, successful run of the same flow does not bring them back to RUNNING.
     const again = await cairn(["run", flowFile, "--json", "--root", root], { SLOW_MS: "0" });
@@ -150,6 +152,7 @@ describe("embedded store, a killed run's task record that cannot be read when th
     const listed = await cairn(["runs", "--json", "--root", root]);
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stderr).toMatch(CLOSED);
+    expect(listed.stderr).toContain("no longer exists (killed, crashed, or it could not write the run's closing record: a full disk)");
     expect(listed.stderr).toContain(`cairn: Cannot read ${prepFile}`);
     expect(listed.stderr).toMatch(/\("prep"\) is left as it is, not closed as KILLED/);
     expect((JSON.parse(listed.stdout) as Run[])[0]).toMatchObject({ runId: flowRunId, status: "KILLED" });
@@ -188,6 +191,7 @@ describe("MLflow server, cairn run killed with -9 mid-task", () => {
     const listed = await cairn(["runs", "--experiment", "slow-task", "--json"], env);
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stderr).toMatch(CLOSED);
+    expect(listed.stderr).toContain("no longer exists (killed, crashed, or it could not write the run's closing record: a full disk)");
     const runs = JSON.parse(listed.stdout) as Run[];
     expect(runs.find((r) => r.runId === flowRunId)).toMatchObject({ status: "KILLED" });
 

@@ -46,6 +46,6 @@ export function describeAbandonedRuns(runs: readonly RunRecord[]): string | unde
   if (tasks) parts.push(`${tasks} task run${tasks === 1 ? "" : "s"}`);
   return (
     `Closed ${parts.join(" and ")} as KILLED: ${runs.length === 1 ? "it was" : "they were"} left RUNNING by a process of this host ` +
-    `that no longer exists (killed or crashed). The tag cairn.abandoned on each says which.`
+    `that no longer exists (killed, crashed, or it could not write the run's closing record: a full disk). The tag cairn.abandoned on each says which.`
   );
 }

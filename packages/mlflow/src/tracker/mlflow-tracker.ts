@@ -299,7 +299,7 @@ export class MlflowTracker implements Tracker {
       gone.map(async (run) => {
         const owner = parseOwner(run.tags[OWNER_TAG])!;
         const reason =
-          `Its process (pid ${owner.pid} on ${owner.host}) ended without closing it, killed or crashed; ` +
+          `Its process (pid ${owner.pid} on ${owner.host}) ended without closing it: killed, crashed, or its closing record could not be sent (the server could not be reached); ` +
           `closed as KILLED by process ${process.pid} at ${new Date(now).toISOString()}.`;
         await this.client.logBatch(run.runId, { params: [], metrics: [], tags: [{ key: ABANDONED_TAG, value: reason }] });
         await this.client.updateRun(run.runId, { status: "KILLED", endTime: Math.max(now, run.startTime) });

@@ -730,7 +730,7 @@ export class LocalStore implements Tracker {
     const now = Date.now();
     const owner = parseOwner(writer);
     const reason =
-      `Its process (pid ${owner?.pid} on ${owner?.host}) ended without closing it, killed or crashed; ` +
+      `Its process (pid ${owner?.pid} on ${owner?.host}) ended without closing it: killed, crashed, or its closing record could not be written (a full disk); ` +
       `closed as KILLED by process ${process.pid} at ${new Date(now).toISOString()}.`;
     for (const raw of text.split("\n")) {
       const line = parseLine<IndexLine>(raw);
