@@ -55,8 +55,9 @@ describe("a run file that cannot be read", () => {
     await rm(flowFile);
     await mkdir(flowFile);
     const runs = await cairn(["runs"], { cwd });
-    expect(runs.code).not.toBe(0);
+    expect(runs.code, runs.stderr).toBe(0);
     expect(runs.stderr).toContain(`${flowRun}.json`);
+    expect(runs.stdout).toBe(`No flow runs could be listed in ${join(cwd, ".cairn")}: 1 run could not be read, as the warning above says.\n`);
     // Restored: the entry was kept, so the task is a hit again.
     await rm(runFile, { recursive: true });
     await rename(saved, runFile);
@@ -196,6 +197,20 @@ describe("a read-only .cairn", () => {
     expect(r.stderr).toContain("--root");
     expect(r.stderr).not.toMatch(/ENOENT/);
   }, 60_000);
+
+  it("cairn runs lists the runs that can be read, and names the one that cannot (another user's file under umask 077), instead of failing whole", async () => {
+    const { cwd, flowRun } = await ranOnce();
+    const second = await cairn(["run", "flow.ts", "--json"], { cwd });
+    const secondRun = (JSON.parse(second.stdout.trim().split("\n").at(-1)!) as { runId: string }).runId;
+    const flowFile = join(cwd, ".cairn", "runs", `${flowRun}.json`);
+    await rm(flowFile);
+    await mkdir(flowFile); // EISDIR on read: as root, modes would not stop a read
+    const runs = await cairn(["runs"], { cwd });
+    expect(runs.code, runs.stderr).toBe(0);
+    expect(runs.stderr).toMatch(new RegExp(`^cairn: Cannot read ${flowFile}.*EISDIR.*; run ${flowRun} is not listed until it can be read\\.\n$`));
+    expect(runs.stdout).toContain(secondRun);
+    expect(runs.stdout).not.toContain(flowRun);
+  });
 });
 
 /** Whether a read-only bind mount can be made in a mount namespace of its own (root, with unshare). Elsewhere the test is skipped. */

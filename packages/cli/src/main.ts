@@ -960,7 +960,14 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
   const tracker = await reachableTracker({ root: resolve(values.root ?? ".cairn"), env });
   const leftOut: string[] = [];
   const experimentIds = await experimentsOf(tracker, values.experiment, stderr, leftOut);
-  const runs = await listClosingAbandoned(tracker, experimentIds, () => tracker.searchRuns({ experimentIds, topLevelOnly: true, maxResults: limit }), stderr);
+  // A run whose file cannot be read is said and left out, not a failure of the whole listing.
+  const unread: string[] = [];
+  const say = warnOn(stderr);
+  const warn = (message: string, run: { runId: string }) => {
+    say(message);
+    unread.push(run.runId);
+  };
+  const runs = await listClosingAbandoned(tracker, experimentIds, () => tracker.searchRuns({ experimentIds, topLevelOnly: true, maxResults: limit, warn }), stderr);
   if (values.json) {
     stdout.write(`${JSON.stringify(runs, nonFinite, 2)}\n`);
     return EXIT.ok;
@@ -972,7 +979,9 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
       n
         ? `No flow runs could be listed in ${tracker.uri}: the runs of ${n === 1 ? "experiment" : `${n} experiments`} ${leftOut.join(", ")} ` +
             `were left out, as the warning${n === 1 ? "" : "s"} above say${n === 1 ? "s" : ""}.\n`
-        : `No flow runs yet in ${tracker.uri}.\n`,
+        : unread.length
+          ? `No flow runs could be listed in ${tracker.uri}: ${unread.length === 1 ? "1 run" : `${unread.length} runs`} could not be read, as the warning${unread.length === 1 ? "" : "s"} above say${unread.length === 1 ? "s" : ""}.\n`
+          : `No flow runs yet in ${tracker.uri}.\n`,
     );
     return EXIT.ok;
   }

@@ -92,6 +92,11 @@ export interface RunFilter {
   topLevelOnly?: boolean;
   /** At most this many, newest first. @default 100 */
   maxResults?: number;
+  /**
+   * Told of a run whose record exists but cannot be read (its permissions, a folder in its
+   * place), which is then left out. Without it such a run fails the search, naming its file.
+   */
+  warn?: (message: string, run: { runId: string }) => void;
 }
 
 /** An experiment as read back from a tracker. */

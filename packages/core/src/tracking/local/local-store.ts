@@ -506,8 +506,16 @@ export class LocalStore implements Tracker {
       // Without a status or tag condition every readable run counts, so read no more than needed.
       const size = narrowing ? READ_CONCURRENCY : Math.min(READ_CONCURRENCY, max - out.length);
       // A damaged run file hides that run only, not the whole listing; one that cannot be read
-      // (its permissions, a folder in its place) fails the listing, naming it: what it holds is unknown.
-      const runs = await Promise.all(candidates.slice(i, i + size).map((c) => this.getRun(c.line.runId).catch(ifDamaged(undefined))));
+      // (its permissions, a folder in its place) fails the listing, naming it: what it holds is
+      // unknown. Unless the caller would rather be told and list the others (`cairn runs`).
+      const unread = (runId: string) => (error: unknown) => {
+        if (!filter.warn) throw error;
+        filter.warn(`${(error as Error).message.replace(/\.$/, "")}; run ${runId} is not listed until it can be read.`, { runId });
+        return undefined;
+      };
+      const runs = await Promise.all(
+        candidates.slice(i, i + size).map((c) => this.getRun(c.line.runId).catch(ifDamaged(undefined)).catch(unread(c.line.runId))),
+      );
       i += size;
       for (const run of runs) {
         if (!run || !matches(run, filter)) continue;
