@@ -3,10 +3,11 @@
  * once (as `run` says it), an experiment name that names none is an error and not "no runs
  * yet", and `show --json` writes NaN and ±Infinity metrics as MLflow's API does.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../../packages/mlflow/test/mlflow-server.ts";
+import { cairnBin, childEnv, start } from "../cache/helpers.ts";
 import { cairn, repo } from "./helpers.ts";
 
 const made: string[] = [];
@@ -76,5 +77,22 @@ describe("cairn plan and explain take the run's --secrets and --experiment", () 
     expect(plan.stdout + explain.stdout).not.toContain("lit-eral-secret-value");
     // Without the run's secrets the key is another one, as the README says.
     expect((await cairn(["plan", "flow.ts", "--experiment", "mine"], { cwd })).stdout).toMatch(/uses\s+runs/);
+  });
+
+  it("report --out over an existing file leaves it whole when the write fails part-way (a full disk), with no temp file beside it", async () => {
+    const cwd = await tmp();
+    await writeFile(join(cwd, "flow.ts"), `import { flow, task } from "cairn-dag";\nconst t = task("t").run(() => ({ v: 1 }));\nexport default flow("rep").build(() => ({ v: t().v }));\n`);
+    expect((await cairn(["run", "flow.ts"], { cwd })).code).toBe(0);
+    const out = join(cwd, "report.html");
+    await writeFile(out, "the report of last week\n");
+    // ulimit -f counts 512-byte blocks: the report's write fails after the first with a real EFBIG, as a full disk cuts it.
+    const r = await start("sh", ["-c", `ulimit -f 1 && exec "$0" "$@"`, process.execPath, cairnBin, "report", "latest", "--out", out], { cwd, env: childEnv() }).done;
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`^cairn: UsageError: Cannot write the report to ${out}: EFBIG: file too large, write\\. Pass --out FILE in a folder you can write to; a file already there is left as it was\\.\\n$`));
+    expect(await readFile(out, "utf8")).toBe("the report of last week\n");
+    expect((await readdir(cwd)).filter((name) => name.includes("report.html"))).toEqual(["report.html"]);
+    const written = await cairn(["report", "latest", "--out", out], { cwd });
+    expect(written.code, written.stderr).toBe(0);
+    expect(await readFile(out, "utf8")).toMatch(/^<!doctype html>/i);
   });
 });

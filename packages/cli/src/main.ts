@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { rename, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import bytes from "bytes";
@@ -1116,9 +1116,19 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
   }
   const out = resolve(values.out ?? `cairn-report-${run.runId.slice(0, 8)}.html`);
   try {
-    await writeFile(out, html);
+    // Written beside it, then renamed over it: a write that fails (a full disk) leaves a report already there whole.
+    const target = existsSync(out) ? realpathSync(out) : out;
+    const temp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
+    try {
+      await writeFile(temp, html, { flag: "wx" });
+      await rename(temp, target);
+    } finally {
+      await rm(temp, { force: true }).catch(() => {});
+    }
   } catch (error) {
-    throw new UsageError(`Cannot write the report to ${out}: ${(error as Error).message}. Pass --out FILE in a folder you can write to.`);
+    const code = (error as NodeJS.ErrnoException).code;
+    const fix = code === "ENOSPC" || code === "EDQUOT" ? "Free space there, or pass --out FILE on another disk" : "Pass --out FILE in a folder you can write to";
+    throw new UsageError(`Cannot write the report to ${out}: ${(error as Error).message.replace(/\.$/, "")}. ${fix}; a file already there is left as it was.`, { cause: error });
   }
   stdout.write(`Wrote the report of flow run ${run.runId} (${run.name}, ${run.status}) to ${out}\n`);
   if (values.open) openFile(out, stderr);
