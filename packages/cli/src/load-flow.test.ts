@@ -2,11 +2,19 @@
  * loadFlow's words for an import that failed for a reason outside the flow's code.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const repo = resolve(import.meta.dirname, "../../..");
+
+/** A uid with no passwd entry, when this test can switch to one (root, with util-linux's setpriv): root reads every folder. */
+const uidWithoutPasswd = ((): number | undefined => {
+  if (process.getuid?.() !== 0 || spawnSync("setpriv", ["--version"]).status !== 0) return undefined;
+  for (let uid = 54321; uid < 54400; uid++) if (spawnSync("getent", ["passwd", String(uid)]).status === 2) return uid;
+  return undefined;
+})();
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(repo, "test", ".load-flow-"));
@@ -31,6 +39,27 @@ describe("loadFlow", () => {
     });
     expect(child.stdout.trim()).toMatch(
       new RegExp(`^FlowFileError: Importing ${join(dir, "flow.ts")} failed: the process ran out of file descriptors \\(Error: EMFILE: too many open files, open '[^']+'\\)\\. Raise the limit \\(ulimit -n\\) and run again\\.$`),
+    );
+  });
+
+  it.skipIf(uidWithoutPasswd === undefined)("a flow file behind a folder this user may not enter is said so (EACCES), not that it does not exist", async () => {
+    const locked = join(dir, "locked");
+    await mkdir(locked, { mode: 0o700 }); // root's alone
+    await writeFile(join(locked, "flow.ts"), "export default 1;\n");
+    await chmod(dir, 0o755);
+    const file = join(locked, "flow.ts");
+    const code = `
+      const { loadFlow } = await import(${JSON.stringify(join(import.meta.dirname, "load-flow.ts"))});
+      await loadFlow(${JSON.stringify(file)}).catch((error) => console.log(error.name + ": " + error.message));
+    `;
+    const uid = String(uidWithoutPasswd);
+    const child = spawnSync("setpriv", [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", process.execPath, "--import", "tsx", "--input-type=module", "-e", code], {
+      cwd: repo,
+      encoding: "utf8",
+    });
+    await rm(join(tmpdir(), `tsx-${uid}`), { recursive: true, force: true });
+    expect(child.stdout.trim()).toBe(
+      `FlowFileError: Cannot look at flow file ${file}: EACCES: permission denied, stat '${file}'. A folder on its way cannot be entered by this user: check its permissions (ls -ld each folder).`,
     );
   });
 });

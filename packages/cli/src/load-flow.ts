@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, type Stats, statSync } from "node:fs";
 import { dirname, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CairnError, describeValue } from "@cairn/core";
@@ -71,11 +71,20 @@ export async function loadFlow(
   const preloaded = from.module;
   if (!file) throw new FlowFileError("Expected a flow file, e.g. `cairn run flow.ts`; got none.", "");
   const path = resolve(file);
-  if (!preloaded && !existsSync(path)) {
-    throw new FlowFileError(`Flow file ${file} does not exist (looked at ${path}). Check the path.`, path);
+  let stat: Stats | undefined;
+  if (!preloaded) {
+    try {
+      stat = statSync(path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") throw new FlowFileError(`Flow file ${file} does not exist (looked at ${path}). Check the path.`, path);
+      // A folder on its way this user may not enter (EACCES) is no missing file: say what stopped the look.
+      const fix = code === "EACCES" || code === "EPERM" ? " A folder on its way cannot be entered by this user: check its permissions (ls -ld each folder)." : "";
+      throw new FlowFileError(`Cannot look at flow file ${file}${file === path ? "" : ` (${path})`}: ${(error as Error).message}.${fix}`, path);
+    }
   }
   // Said before importing: Node's answer to these ("Directory import ... is not supported") reads as the file's own error.
-  if (!preloaded && statSync(path).isDirectory()) {
+  if (stat?.isDirectory()) {
     throw new FlowFileError(`Expected a flow file, got the folder ${file}. Name the flow file in it, e.g. ${join(file, "flow.ts")}.`, path);
   }
   if (!preloaded && !FLOW_EXTENSIONS.has(extname(path))) {
