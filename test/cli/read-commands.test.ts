@@ -3,7 +3,7 @@
  * once (as `run` says it), an experiment name that names none is an error and not "no runs
  * yet", and `show --json` writes NaN and ±Infinity metrics as MLflow's API does.
  */
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../../packages/mlflow/test/mlflow-server.ts";
@@ -94,5 +94,16 @@ describe("cairn plan and explain take the run's --secrets and --experiment", () 
     const written = await cairn(["report", "latest", "--out", out], { cwd });
     expect(written.code, written.stderr).toBe(0);
     expect(await readFile(out, "utf8")).toMatch(/^<!doctype html>/i);
+  });
+
+  it("prints the Report: path of a project folder whose name holds an escape sequence and a newline escaped, on one line", async () => {
+    const cwd = await tmp();
+    const odd = join(cwd, "esc\u001b[31mRED\u001b[0m\nline");
+    await mkdir(odd);
+    await writeFile(join(odd, "flow.ts"), `import { flow, task } from "cairn-dag";\nconst t = task("t").run(() => ({ v: 1 }));\nexport default flow("odd").build(() => ({ v: t().v }));\n`);
+    const r = await cairn(["run", "flow.ts"], { cwd: odd });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^Report: ${cwd}/esc\\\\x1b\\[31mRED\\\\x1b\\[0m\\\\nline/\\.cairn/artifacts/[0-9a-f]{32}/cairn/report\\.html$`, "m"));
+    expect(r.stdout).not.toContain("\u001b");
   });
 });

@@ -635,8 +635,9 @@ async function workersCommand(args: string[], stdout: Writable): Promise<number>
 
 /** Where the run's report is: its local file, or its page in MLflow's UI. */
 function reportLine(report: { localPath?: string; artifactPath: string; url?: string }, runId: string): string {
-  if (report.localPath) return `Report: ${report.localPath}`;
-  return `Report: ${report.url ?? `artifact ${report.artifactPath} of run ${runId}`} (\`cairn report ${runId}\` writes it to a file here)`;
+  // The path comes from the project's folder name (a cloned repository's): its control characters and newlines are shown, not obeyed.
+  if (report.localPath) return `Report: ${printableLine(report.localPath)}`;
+  return `Report: ${printableLine(report.url ?? `artifact ${report.artifactPath} of run ${runId}`)} (\`cairn report ${runId}\` writes it to a file here)`;
 }
 
 /**
