@@ -106,4 +106,23 @@ describe("cairn plan and explain take the run's --secrets and --experiment", () 
     expect(r.stdout).toMatch(new RegExp(`^Report: ${cwd}/esc\\\\x1b\\[31mRED\\\\x1b\\[0m\\\\nline/\\.cairn/artifacts/[0-9a-f]{32}/cairn/report\\.html$`, "m"));
     expect(r.stdout).not.toContain("\u001b");
   });
+
+  it("plan and run from another folder say when a .cairn beside the flow file holds its entries and the working directory has none", async () => {
+    const cwd = await tmp();
+    await writeFile(join(cwd, "flow.ts"), `import { flow, task } from "cairn-dag";\nconst t = task("t").run(() => ({ v: 1 }));\nexport default flow("beside").build(() => ({ v: t().v }));\n`);
+    const first = await cairn(["run", "flow.ts"], { cwd });
+    expect(first.stderr).toBe("");
+    const sub = join(cwd, "sub");
+    await mkdir(sub);
+    const note = `cairn: note: using ${join(sub, ".cairn")} (.cairn in the working directory, new); ${join(cwd, ".cairn")}, beside ../flow.ts, has runs and cache entries of its own: pass --root ${join(cwd, ".cairn")} to use them.\n`;
+    const plan = await cairn(["plan", "../flow.ts"], { cwd: sub });
+    expect(plan.stderr).toBe(note);
+    expect(plan.stdout).toMatch(/t\s+run/);
+    expect((await cairn(["plan", "../flow.ts", "--root", join(cwd, ".cairn")], { cwd: sub })).stderr).toBe("");
+    await rm(join(sub, ".cairn"), { recursive: true, force: true }); // plan's lookup made it
+    const run = await cairn(["run", "../flow.ts"], { cwd: sub });
+    expect(run.stderr).toBe(note);
+    // Once the working directory has its own, it is the user's choice: no note.
+    expect((await cairn(["run", "../flow.ts"], { cwd: sub })).stderr).toBe("");
+  });
 });

@@ -118,7 +118,8 @@ Options:
       --cache-strict         Fail when the shared cache (CAIRN_CACHE_URL) does not answer, instead of
                              going on without it with a warning (also CAIRN_CACHE_STRICT=1).
       --json                 Print one JSON event per line on stdout (see README, "Events").
-      --root DIR             Folder of Cairn's local state. Default: .cairn
+      --root DIR             Folder of Cairn's local state. Default: .cairn in the working directory
+                             (not the flow file's folder).
       --queue URL            Run the tasks on \`cairn worker\` processes that take them from this Redis
                              queue (redis://host:6379); needs MLFLOW_TRACKING_URI set to an MLflow server.
   -h, --help                 Show this help`,
@@ -140,7 +141,7 @@ Options:
                          the flow does not load or URL is not redis://. A liveness probe, run beside
                          the worker; \`cairn workers\` lists every live worker.
       --secrets FILE     KEY=VALUE file of secrets for ctx.secret(); never logged.
-      --root DIR         Folder of Cairn's local state. Default: .cairn`,
+      --root DIR         Folder of Cairn's local state. Default: .cairn in the working directory`,
   workers: `Usage: cairn workers --queue URL [--json]
 
 Lists the live workers of the queue at URL: host, pid, flow, pools, running tasks, last heartbeat.`,
@@ -171,7 +172,7 @@ Options:
       --experiment NAME   Only this experiment's runs. Default: every experiment's
   -n, --limit N           At most N runs. Default: 20
       --json              Print JSON
-      --root DIR          Folder of Cairn's local state. Default: .cairn`,
+      --root DIR          Folder of Cairn's local state. Default: .cairn in the working directory`,
   plan: `Usage: cairn plan FILE [-p NAME=VALUE]... [--rerun TASK]... [--refresh] [--json] [--root DIR]
                   [--experiment NAME] [--secrets FILE] [--no-tracking]
 
@@ -205,7 +206,7 @@ git takes a short commit id); a prefix is looked for in every experiment, or in 
 Options:
       --json              Print JSON (whole run ids)
       --experiment NAME   Look for a run id prefix in this experiment only
-      --root DIR          Folder of Cairn's local state. Default: .cairn`,
+      --root DIR          Folder of Cairn's local state. Default: .cairn in the working directory`,
   report: `Usage: cairn report [RUN_ID|latest] [--out FILE] [--open] [--experiment NAME] [--root DIR]
 
 Writes the HTML report of a flow run (default: the latest): its graph coloured by status with the
@@ -219,7 +220,7 @@ Options:
   -o, --out FILE          Where to write it. Default: cairn-report-<first 8 digits of the run id>.html
       --open              Open it in the default browser afterwards
       --experiment NAME   Look for the run (or the latest) in this experiment only
-      --root DIR          Folder of Cairn's local state. Default: .cairn`,
+      --root DIR          Folder of Cairn's local state. Default: .cairn in the working directory`,
 };
 
 /** The process's output streams whose writes failed, with the first error: what is left to print to them is dropped. */
@@ -412,6 +413,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     "run",
   );
   if (positionals.length > 1) throw new UsageError(`Expected one flow file, got ${positionals.length}: ${positionals.join(" ")}.`);
+  noteOtherRoot(positionals[0], values.root, io.stderr);
   // The cache's options would be dropped unread under --no-cache: a mistyped --rerun would pass unseen.
   const cacheFlags = [values.rerun ? "--rerun" : "", values.refresh ? "--refresh" : "", values["cache-strict"] ? "--cache-strict" : ""].filter(Boolean);
   if (values["no-cache"] && cacheFlags.length) {
@@ -633,6 +635,19 @@ async function workersCommand(args: string[], stdout: Writable): Promise<number>
   return EXIT.ok;
 }
 
+/**
+ * Says when the default state folder (`.cairn` in the working directory) is not there but one sits
+ * beside the flow file: `cd sub && cairn run ../flow.ts` would start an empty store and run every
+ * task again, where `--root ../.cairn` holds this flow's entries.
+ */
+function noteOtherRoot(file: string | undefined, root: string | undefined, stderr: Writable): void {
+  if (root !== undefined || file === undefined) return;
+  const here = resolve(".cairn");
+  const beside = join(dirname(resolve(file)), ".cairn");
+  if (beside === here || existsSync(here) || !existsSync(beside)) return;
+  stderr.write(`cairn: ${printableLine(`note: using ${here} (.cairn in the working directory, new); ${beside}, beside ${file}, has runs and cache entries of its own: pass --root ${beside} to use them.`)}\n`);
+}
+
 /** Where the run's report is: its local file, or its page in MLflow's UI. */
 function reportLine(report: { localPath?: string; artifactPath: string; url?: string }, runId: string): string {
   // The path comes from the project's folder name (a cloned repository's): its control characters and newlines are shown, not obeyed.
@@ -690,6 +705,7 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
     },
     "plan",
   );
+  noteOtherRoot(positionals[0], values.root, stderr);
   const flow = await loadFlow(positionals[0], { importFlow });
   const given = await parseParams(flow.definition, values.param ?? []);
   // The params as the run would see them (the schema's defaults and transforms applied once).
