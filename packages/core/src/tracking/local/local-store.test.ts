@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -618,3 +618,15 @@ async function file(name: string): Promise<string> {
   await writeFile(path, name);
   return path;
 }
+
+describe("a root that is a symbolic link to nothing", () => {
+  it("says it is a link and where it points, not only mkdir's ENOENT", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-dangling-"));
+    const root = join(dir, ".cairn");
+    await symlink(join(dir, "gone", "store"), root);
+    await expect(new LocalStore({ root }).ping()).rejects.toThrow(
+      `Cannot use ${root} as Cairn's local store: ENOENT: no such file or directory, mkdir '${root}'; it is a symbolic link to ${join(dir, "gone", "store")}, which does not exist: create that folder, or remove the link. Point it at a writable folder`,
+    );
+    await rm(dir, { recursive: true, force: true });
+  });
+});

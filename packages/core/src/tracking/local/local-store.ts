@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, statSync } from "node:fs";
 import { access, copyFile, cp, link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { formatOwner, ownerIsGone, parseOwner, readSmallFile, sha256, writeFileAtomic } from "@cairn/cache";
@@ -646,7 +646,7 @@ export class LocalStore implements Tracker {
   /** The error for a store folder this process cannot write to, saying where to point it instead. */
   private unusable(error: unknown): TrackingError {
     return new TrackingError(
-      `Cannot use ${this.uri} as Cairn's local store: ${(error as Error).message}. ` +
+      `Cannot use ${this.uri} as Cairn's local store: ${(error as Error).message.replace(/\.$/, "")}${danglingLink(this.uri)}. ` +
         `Point it at a writable folder (\`--root DIR\` on the command line, the \`root\` option in code), or set MLFLOW_TRACKING_URI to use an MLflow server.`,
       { cause: error },
     );
@@ -921,6 +921,24 @@ export class LocalStore implements Tracker {
       metrics[key] = { value: decodeNumber(m.value), step: m.step, timestamp: m.timestamp };
     }
     return { ...file, metrics };
+  }
+}
+
+/**
+ * `; it is a symbolic link to X, which does not exist` when `path` is a link whose target is
+ * missing (mkdir through it says only ENOENT), else "".
+ */
+function danglingLink(path: string): string {
+  try {
+    if (!lstatSync(path).isSymbolicLink()) return "";
+    try {
+      statSync(path);
+      return "";
+    } catch {
+      return `; it is a symbolic link to ${readlinkSync(path)}, which does not exist: create that folder, or remove the link`;
+    }
+  } catch {
+    return "";
   }
 }
 
