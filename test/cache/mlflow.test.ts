@@ -171,6 +171,27 @@ describe("explain on a second machine", () => {
   });
 });
 
+describe("plan against a shared index", () => {
+  it("reads each index document once for all its tasks' reasons, not once per task", async () => {
+    const steps = ["a1", "a2", "a3", "a4"].map((name) => task(name).input<{ n: number }>().run(({ n }) => ({ y: n + 1 })));
+    const f = flow(`plan-index-once-${Date.now()}`)
+      .params<{ n: number }>()
+      .build(({ params }) => Object.fromEntries(steps.map((s, i) => [`y${i}`, s({ n: params.n }).y])));
+    for (const n of [1, 2]) await runCollect(f, { root: await tmp("cairn-machine-a-"), env: env(), params: { n } });
+    // Machine B (an empty root): every task misses, each compared with the index's entries.
+    const { tasks, params } = await openFlowCache(f.definition, { root: await tmp("cairn-machine-b-"), env: env(), params: { n: 3 } });
+    const reads = vi.spyOn(MlflowTracker.prototype, "readIndexEntry");
+    try {
+      const plan = await planFlow(f.definition, { params, cache: tasks }).finally(() => tasks.store.close());
+      expect(plan.map((r) => r.reason)).toEqual(steps.map(() => "no cache entry for these inputs and code: input `n` changed from 2 to 3"));
+      // 8 documents (4 tasks, 2 runs), each read once; before, each task read all 8 (32).
+      expect(reads).toHaveBeenCalledTimes(8);
+    } finally {
+      reads.mockRestore();
+    }
+  });
+});
+
 describe("entries checked against the server", () => {
   it("an entry past its ttl is recomputed with mlflow too", async () => {
     let calls = 0;

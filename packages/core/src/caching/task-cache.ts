@@ -270,6 +270,8 @@ export class TaskCache {
   private readonly startedAt = Date.now();
   /** The store's entries made before this run, by task, newest first: listed once, at the run's first miss. */
   private earlier: Promise<Map<string, CacheEntry[]>> | undefined;
+  /** The experiment's index documents by task, read once for a plan's or explain's comparisons (see {@link earlierEntries}). */
+  private indexDocuments: Promise<{ byTask: Map<string, CacheEntry[]>; read: number; listed: number }> | undefined;
 
   constructor(
     readonly store: CacheStore,
@@ -908,15 +910,31 @@ export class TaskCache {
    */
   async earlierEntries(taskName: string): Promise<{ entries: CacheEntry[]; searched: string }> {
     const entries = await this.store.list({ taskName, keep: true });
-    let searched = `the cache store at ${this.store.location}`;
     const { readIndexEntry, listIndexEntries } = this.tracker;
-    if (!readIndexEntry || !listIndexEntries || !this.tracker.capabilities.sharedRuns || this.missingExperiment !== undefined) return { entries, searched };
-    const names = (await listIndexEntries.call(this.tracker, this.experimentId).catch(() => undefined)) ?? [];
-    const known = new Set(entries.map((e) => indexName(e.key)));
-    const toRead = names.filter((n) => !known.has(n)).slice(0, INDEX_READS_MAX);
+    if (!readIndexEntry || !listIndexEntries || !this.tracker.capabilities.sharedRuns || this.missingExperiment !== undefined) {
+      return { entries, searched: `the cache store at ${this.store.location}` };
+    }
+    this.indexDocuments ??= this.readIndexDocuments();
+    const index = await this.indexDocuments;
+    const known = new Set(entries.map((e) => e.key));
+    for (const entry of index.byTask.get(taskName) ?? []) if (!known.has(entry.key)) entries.push(entry);
+    entries.sort((a, b) => b.createdAt - a.createdAt);
+    const part = index.listed > index.read ? ` (${index.read} of its ${index.listed} documents read)` : "";
+    return { entries, searched: `the cache store at ${this.store.location} and the index of experiment ${this.experimentId} in ${this.tracker.uri}${part}` };
+  }
+
+  /**
+   * The experiment's index documents, by task, read once for all the tasks a plan or explain
+   * compares (one request each, at most {@link INDEX_READS_MAX}): its names say only the key,
+   * so a task's documents are known once read. Entries past their ttl are left out.
+   */
+  private async readIndexDocuments(): Promise<{ byTask: Map<string, CacheEntry[]>; read: number; listed: number }> {
+    const byTask = new Map<string, CacheEntry[]>();
+    const names = (await this.tracker.listIndexEntries!.call(this.tracker, this.experimentId).catch(() => undefined)) ?? [];
+    const toRead = names.slice(0, INDEX_READS_MAX);
     const now = Date.now();
     for (let i = 0; i < toRead.length; i += 16) {
-      const texts = await Promise.all(toRead.slice(i, i + 16).map((n) => readIndexEntry.call(this.tracker, this.experimentId, n).catch(() => undefined)));
+      const texts = await Promise.all(toRead.slice(i, i + 16).map((n) => this.tracker.readIndexEntry!.call(this.tracker, this.experimentId, n).catch(() => undefined)));
       for (const [j, text] of texts.entries()) {
         let doc: unknown;
         try {
@@ -927,12 +945,13 @@ export class TaskCache {
         if (!isPlainObject(doc)) continue;
         const { expiresAt, ...rest } = doc as unknown as IndexDocument;
         const entry = parseCacheEntry(rest, toRead[i + j]!.replace(/\.json$/, ""));
-        if (entry && entry.taskName === taskName && (expiresAt === undefined || expiresAt > now)) entries.push(entry);
+        if (!entry || (expiresAt !== undefined && expiresAt <= now)) continue;
+        const list = byTask.get(entry.taskName);
+        if (list) list.push(entry);
+        else byTask.set(entry.taskName, [entry]);
       }
     }
-    entries.sort((a, b) => b.createdAt - a.createdAt);
-    searched += ` and the index of experiment ${this.experimentId} in ${this.tracker.uri}`;
-    return { entries, searched };
+    return { byTask, read: toRead.length, listed: names.length };
   }
 
   /** The index's names, listed at most once per {@link FRESH_ANSWER_MS}; undefined when they cannot be listed (every key is read). */
