@@ -8,7 +8,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { CacheStore } from "@cairn/cache";
 import { LocalStore } from "@cairn/core";
 import {
@@ -113,6 +113,28 @@ describe("the report's data, read from the record", () => {
       expect(await why(two.runId)).toEqual([expect.stringMatching(/^nearest earlier entry: run /), "  - input `p` changed from 1 to 2"]);
     } finally {
       await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a store that does not answer its listing holds no task back: dependants run, and the miss is recorded as unlisted", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-unlisted-"));
+    const first = defineTask("first").input<{ p: number }>().run(({ p }) => ({ v: p + 1 }));
+    const second = defineTask("second").input<{ v: number }>().run(({ v }) => ({ w: v * 2 }));
+    const f = flow("report-unlisted")
+      .params(z.object({ p: z.number().default(1) }))
+      .build(({ params }) => ({ w: second({ v: first({ p: params.p }).v }).w }));
+    // A shared store that never answers a listing (a fault a real one shows only when huge or stuck).
+    const list = vi.spyOn(CacheStore.prototype, "list").mockImplementation(() => new Promise(() => {}));
+    try {
+      const result = await (await f.run({ root: dir, env: {} })).wait();
+      expect(result.status).toBe("succeeded");
+      expect(result.outputs).toEqual({ w: 4 });
+      const tracker = new LocalStore({ root: dir });
+      const tags = (await tracker.getRun(result.tasks.first!.runId!))!.tags;
+      expect(JSON.parse(tags["cairn.miss_reason"]!)).toEqual({ kind: "unlisted", error: expect.stringMatching(/took longer than 5 s to list/) });
+    } finally {
+      list.mockRestore();
       await rm(dir, { recursive: true, force: true });
     }
   });

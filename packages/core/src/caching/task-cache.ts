@@ -270,6 +270,8 @@ export class TaskCache {
   private readonly startedAt = Date.now();
   /** The store's entries made before this run, by task, newest first: listed once, at the run's first miss. */
   private earlier: Promise<Map<string, CacheEntry[]>> | undefined;
+  /** When the misses stop waiting for {@link earlier}: {@link MISS_REASON_LIST_MS} after it began. */
+  private earlierBy: number | undefined;
   /** The experiment's index documents by task, read once for a plan's or explain's comparisons (see {@link earlierEntries}). */
   private indexDocuments: Promise<{ byTask: Map<string, CacheEntry[]>; read: number; listed: number }> | undefined;
 
@@ -301,6 +303,7 @@ export class TaskCache {
     else if (unused?.foreign) reason = { kind: "foreign", tracker: { kind: unused.foreign.tracker.kind, uri: unused.foreign.tracker.uri } };
     else {
       try {
+        this.earlierBy ??= Date.now() + MISS_REASON_LIST_MS;
         this.earlier ??= this.store.list({ keep: true }).then((entries) => {
           const byTask = new Map<string, CacheEntry[]>();
           for (const entry of entries) {
@@ -311,7 +314,9 @@ export class TaskCache {
           }
           return byTask;
         });
-        const best = nearestEntry((await this.earlier).get(taskName) ?? [], this.storedIngredients(key));
+        const earlier = await withinMs(this.earlier, this.earlierBy - Date.now());
+        if (earlier === undefined) return missReasonTag({ kind: "unlisted", error: `the cache store at ${this.store.location} took longer than ${MISS_REASON_LIST_MS / 1000} s to list (cairn explain compares with it)` });
+        const best = nearestEntry(earlier.get(taskName) ?? [], this.storedIngredients(key));
         reason = best
           ? { kind: "changed", nearest: { runId: best.entry.sourceRunId, createdAt: best.entry.createdAt, changes: best.changes.map((c) => c.message) } }
           : { kind: "new", store: this.store.location };
@@ -1005,6 +1010,26 @@ const UNSETTLED = Symbol("unsettled");
 
 /** How long an answer of checkSourceRuns stands for the source run's state, and a listing of the index for its names. */
 const FRESH_ANSWER_MS = 10_000;
+
+/**
+ * How long a miss's reason waits for the store's listing (see {@link TaskCache.missReason}): a
+ * large shared store (40,000 entries in redis: 1.3 s) must not hold the runs' closings for long.
+ */
+const MISS_REASON_LIST_MS = 5_000;
+
+/** What `promise` gives within `ms` (none: only if it has already settled), else undefined (the promise goes on). */
+async function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, ms), undefined);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Index documents {@link TaskCache.earlierEntries} reads at most: one request each. */
 const INDEX_READS_MAX = 500;

@@ -108,13 +108,15 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       const value = (outputs as Record<string, unknown> | null)?.[selected];
       if (typeof value === "number" && Number.isFinite(value)) recorder.metric(selected, value, 0);
     }
-    if (task.missReason !== undefined) recorder.tag(MISS_REASON_TAG, await task.missReason);
     // Consts for the closure below, which may run after this function has returned.
     const ranId = runId;
     const rec = recorder;
+    const missReason = task.missReason;
     // The entry stores the ingredients as the manifest does (scrubbed of secrets).
     const key = task.key && manifest?.ingredients ? { key: task.key.key, ingredients: manifest.ingredients } : task.key;
     const close = async (): Promise<void> => {
+      // In the closing, beside the dependants (the store's listing it may wait for is no input of theirs).
+      if (missReason !== undefined) rec.tag(MISS_REASON_TAG, await missReason);
       if (tracking) await finishTaskRun(scope.record, ranId, rec, result.attempts, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
       if (cache && key) {
         const { entry, indexError } = await cache.record(key, node, ranId, manifest!).catch((e: unknown) => {
@@ -158,7 +160,9 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     // its whole record, and `cairn` does not exit over a cleanup that is under way.
     if (cancelled && task.held) await Promise.allSettled(task.held);
     if (result.runId && recorder) {
-      if (task.missReason !== undefined) recorder.tag(MISS_REASON_TAG, await task.missReason);
+      // A cancelled run closes at once: its reason only if the store's listing has already answered.
+      const reason = task.missReason === undefined ? undefined : await (cancelled ? Promise.race([task.missReason, Promise.resolve(undefined)]) : task.missReason);
+      if (reason !== undefined) recorder.tag(MISS_REASON_TAG, reason);
       await finishTaskRun(scope.record, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED", undefined, error).catch(() => {});
     }
     task.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
