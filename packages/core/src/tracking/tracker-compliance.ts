@@ -412,6 +412,25 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect(await t.getMetricHistory(runId, "never-logged")).toEqual([]);
     });
 
+    it("keeps a batch whole when a param or tag value holds half an emoji, which reads back as U+FFFD", async () => {
+      const t = await makeTracker();
+      const experimentId = await t.ensureExperiment(unique("surrogate"));
+      // `slice` cuts 😀 in half: a lone high surrogate. MLflow stored such a param as '' and
+      // dropped every tag and metric of its batch, answering 200.
+      const cut = "model 😀 best".slice(0, 7);
+      const runId = await t.createRun({ experimentId, name: "r", tags: { label: cut } });
+      await t.logBatch(runId, {
+        params: { title: cut, good: "ok" },
+        tags: { note: `\uDE00${cut}`, "cairn.status": "succeeded" },
+        metrics: [{ key: "m", value: 1, step: 0, timestamp: 1 }],
+      });
+      await t.flush();
+      const run = (await t.getRun(runId))!;
+      expect(run.params).toMatchObject({ title: "model \uFFFD", good: "ok" });
+      expect(run.tags).toMatchObject({ label: "model \uFFFD", note: "\uFFFDmodel \uFFFD", "cairn.status": "succeeded" });
+      expect(run.metrics).toMatchObject({ m: 1 });
+    });
+
     it("keeps the value at the highest step as a metric's latest, as MLflow does", async () => {
       const t = await makeTracker();
       const runId = await t.createRun({ experimentId: await t.ensureExperiment(unique("latest")), name: "r" });

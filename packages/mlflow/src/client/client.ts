@@ -491,9 +491,13 @@ export class MlflowClient {
     return out.slice(0, max);
   }
 
-  /** Logs metrics, params and tags, split into requests that fit MLflow's limits. */
+  /**
+   * Logs metrics, params and tags, split into requests that fit MLflow's limits. Keys and values
+   * are made well-formed first (see {@link entries}).
+   */
   async logBatch(runId: string, batch: MlflowBatch): Promise<void> {
-    for (const chunk of chunkBatch(batch)) {
+    const wellFormed = { ...batch, params: batch.params?.map(wellFormedEntry), tags: batch.tags?.map(wellFormedEntry) };
+    for (const chunk of chunkBatch(wellFormed)) {
       await this.api("POST", "runs/log-batch", {
         runId,
         body: {
@@ -1199,8 +1203,17 @@ function toRun(raw: unknown): MlflowRun {
   return { info, params, metrics, tags };
 }
 
+/**
+ * A record as MLflow's key/value entries, well-formed: a lone UTF-16 surrogate (half an emoji,
+ * as `s.slice(0, n)` can leave) becomes U+FFFD. MLflow answers 200 to a log-batch holding one but
+ * stores that value as `''` and drops the batch's tags and metrics (cairn.status among them).
+ */
 function entries(record: Record<string, string>): { key: string; value: string }[] {
-  return Object.entries(record).map(([key, value]) => ({ key, value }));
+  return Object.entries(record).map(([key, value]) => wellFormedEntry({ key, value }));
+}
+
+function wellFormedEntry(entry: { key: string; value: string }): { key: string; value: string } {
+  return { key: entry.key.toWellFormed(), value: String(entry.value).toWellFormed() };
 }
 
 function activeExperimentId(e: MlflowExperiment): string {

@@ -312,7 +312,7 @@ export class LocalStore implements Tracker {
     const startTime = options.startTime ?? Date.now();
     const tags: Record<string, string> = { "mlflow.runName": name };
     const given = options.tags ?? {};
-    for (const key in given) tags[key] = String(given[key]);
+    for (const key in given) tags[key] = storedValue(given[key]);
     if (parentRunId !== undefined) tags["mlflow.parentRunId"] = parentRunId;
     const state: RunState = { runId, experimentId, name, status: "RUNNING", startTime, params: {}, tags, metrics: {} };
     const owned: OwnedRun = { state, again: false };
@@ -359,7 +359,7 @@ export class LocalStore implements Tracker {
     const endTime = options.endTime ?? Math.max(startTime, Date.now());
     const tags: Record<string, string> = { "mlflow.runName": name };
     const given = options.tags ?? {};
-    for (const key in given) tags[key] = String(given[key]);
+    for (const key in given) tags[key] = storedValue(given[key]);
     if (parentRunId !== undefined) tags["mlflow.parentRunId"] = parentRunId;
     const file: RunFile = { runId, experimentId, name, status, startTime, endTime, params: {}, tags, metrics: {}, writer: this.writer };
     const line: IndexLine = parentRunId === undefined ? { runId, name, startTime } : { runId, name, startTime, parentRunId };
@@ -391,7 +391,7 @@ export class LocalStore implements Tracker {
     const params = batch.params ?? {};
     // Checked before anything is applied, so a rejected batch changes nothing.
     for (const key in params) {
-      const value = String(params[key]);
+      const value = storedValue(params[key]);
       const before = state.params[key];
       if (before !== undefined && before !== value) {
         throw new TrackingError(
@@ -411,9 +411,9 @@ export class LocalStore implements Tracker {
       points.push({ key, value, step, timestamp });
       lines += `${JSON.stringify({ key, value: encodeNumber(value), step, timestamp })}\n`;
     }
-    for (const key in params) state.params[key] = String(params[key]);
+    for (const key in params) state.params[key] = storedValue(params[key]);
     const tags = batch.tags ?? {};
-    for (const key in tags) state.tags[key] = String(tags[key]);
+    for (const key in tags) state.tags[key] = storedValue(tags[key]);
     for (const { key, ...point } of points) {
       const latest = state.metrics[key];
       if (!latest || isLater(point, latest)) state.metrics[key] = point;
@@ -1094,4 +1094,12 @@ function show(value: unknown): string {
   if (typeof value === "string") return `"${value}"`;
   if (value === undefined || value === null || typeof value === "number" || typeof value === "boolean") return `\`${String(value)}\` (${value === null ? "null" : typeof value})`;
   return typeof value;
+}
+
+/**
+ * A param's or tag's value as it is kept: a string, well-formed (a lone UTF-16 surrogate, half an
+ * emoji cut by `s.slice(0, n)`, becomes U+FFFD), so it reads back as MLflow's tracker records it.
+ */
+function storedValue(value: unknown): string {
+  return String(value).toWellFormed();
 }
