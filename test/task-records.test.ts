@@ -206,7 +206,46 @@ async function expectEveryOutcomeRecorded(result: FlowResult<unknown>, runs: Map
   expect(JSON.stringify([...runs.values()]) + text).not.toContain(SECRET);
 }
 
+/**
+ * A task that logs a metric at step -1 (MLflow keeps it), then, when `step` is not an integer, one
+ * no tracker keeps: the task fails at that call, and nothing after it runs.
+ */
+const baseline = task("baseline")
+  .input<{ step: number }>()
+  .run(({ step }, ctx) => {
+    ctx.log.metric("baseline", 0.1, -1);
+    ctx.log.metric("loss", 0.5, step);
+    return { r: step };
+  });
+const metricFlow = flow("metric-steps").build(() => {
+  const good = baseline({ step: 0 }, { id: "good" });
+  const bad = baseline({ step: 0.5 }, { id: "bad" });
+  add({ a: good.r }, { id: "after-good", after: [bad] });
+  return {};
+});
+
+/** What every tracker holds of `metricFlow`'s run: the same outcome, whatever the tracker. */
+async function expectMetricsChecked(tracker: Tracker, result: FlowResult<unknown>) {
+  expect(result.status).toBe("failed");
+  expect(result.tasks.good!.status).toBe("succeeded");
+  expect(result.tasks.bad).toMatchObject({ status: "failed", error: { name: "MetricError" } });
+  expect(result.tasks.bad!.error!.message).toMatch(/^Metric "loss" has step `0.5` \(number\); expected an integer \(negative ones too, as in MLflow\)/);
+  expect(result.tasks["after-good"]!.status).toBe("skipped");
+  expect(result.error?.message).not.toMatch(/could not be closed|tracking server/);
+  const runs = await taskRuns(tracker, result.runId);
+  expect(runs.get("good")).toMatchObject({ status: "FINISHED", params: { step: "0" }, metrics: { baseline: 0.1, loss: 0.5 } });
+  expect((await tracker.getMetricHistory(runs.get("good")!.runId, "baseline")).map((p) => p.step)).toEqual([-1]);
+  // The failed task keeps its input param and the metric logged before the bad one.
+  expect(runs.get("bad")).toMatchObject({ status: "FAILED", params: { step: "0.5" }, metrics: { baseline: 0.1 }, tags: { "cairn.status": "failed", "cairn.error.name": "MetricError" } });
+}
+
 describe("a task run for every node, in the embedded store", () => {
+  it("a metric no tracker keeps fails its task at the call, a negative step is kept", async () => {
+    const root = await tmp();
+    const { result } = await runCollect(metricFlow, { root, cache: false, failurePolicy: "continue" });
+    await expectMetricsChecked(new LocalStore({ root }), result);
+  });
+
   it("failed, failed in validation, skipped and succeeded tasks each have a run that says what happened and why", async () => {
     const root = await tmp();
     const { result } = await runCollect(everyOutcome, { root, failurePolicy: "continue", secrets: { API_TOKEN: SECRET } });
@@ -253,6 +292,12 @@ describe("a task run for every node, in a real MLflow server", () => {
   });
   afterAll(async () => {
     await server?.stop();
+  });
+
+  it("a metric no tracker keeps fails its task at the call, a negative step is kept, as in the embedded store", async () => {
+    const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
+    const { result } = await runCollect(metricFlow, { root: await tmp(), tracker, cache: false, failurePolicy: "continue" });
+    await expectMetricsChecked(tracker, result);
   });
 
   it("records what happened to each task, as MLflow's own client reads it, at a stated cost in requests", async () => {

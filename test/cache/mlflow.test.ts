@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { CacheBackendError, CacheStore } from "@cairn/cache";
 import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
-import { TaskCache, explainTask, openFlowCache, planFlow } from "@cairn/core";
+import { MetricError, TaskCache, explainTask, openFlowCache, planFlow } from "@cairn/core";
 import { type Artifact, flow, task } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
@@ -526,13 +526,26 @@ describe("a cold run against the server", () => {
     expect(statuses(again.result)).toEqual({ "unclosed-up": "succeeded", "unclosed-down": "cached" });
     expect(upCalls).toBe(2);
   });
+
+  it("a close that Cairn refused for what the task logged does not send the user to the server", async () => {
+    const up = task("refused-up").run(() => ({ x: 1 }));
+    const down = task("refused-down").input<{ x: number }>().run(({ x }) => ({ y: x * 2 }));
+    const f = flow(`refused-${Date.now()}`).build(() => ({ y: down({ x: up().x }).y }));
+    // As a tracker that checks a metric only when it sends the run's buffered points, at its close.
+    const { tracker } = refusingEnds("refused-up", (status) => status === "FINISHED", new MetricError("loss", "step", 0.5));
+    const run = await runCollect(f, { root: await tmp(), env: env(), tracker });
+    expect(run.result.status).toBe("failed");
+    expect(run.result.error?.message).toMatch(/The run of task "refused-up" could not be closed \(Metric "loss" has step `0.5` \(number\)/);
+    expect(run.result.error?.message).toMatch(/Cairn refused what the task logged, not the tracking server: fix what it logs/);
+    expect(run.result.error?.message).not.toMatch(/Check the tracking server|that task runs again/);
+  });
 });
 
 /**
  * A tracker of the test's server whose `endRun` of the run of task `name` throws `message` for the
  * statuses `refuses` picks: a fault a real server cannot be made to show on cue. `runIdOf()` is that run's id.
  */
-function refusingEnds(name: string, refuses: (status: string) => boolean, message: string) {
+function refusingEnds(name: string, refuses: (status: string) => boolean, message: string | Error) {
   const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
   const endRun = tracker.endRun.bind(tracker);
   const createRun = tracker.createRun.bind(tracker);
@@ -543,7 +556,7 @@ function refusingEnds(name: string, refuses: (status: string) => boolean, messag
     return id;
   };
   tracker.endRun = async (id, status, endTime) => {
-    if (id === runId && refuses(status)) throw new Error(message);
+    if (id === runId && refuses(status)) throw typeof message === "string" ? new Error(message) : message;
     return endRun(id, status, endTime);
   };
   return { tracker, runIdOf: () => runId };

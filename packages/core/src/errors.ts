@@ -460,6 +460,31 @@ export class TrackingError extends CairnError {
   override name = "TrackingError";
 }
 
+/**
+ * A metric that no tracker keeps: a key that is not a non-empty string, a value that is not a
+ * number (NaN and ±Infinity are numbers), or a step that is not an integer (negative ones are,
+ * as in MLflow). Thrown where the metric is logged (`ctx.log.metric`), so the task fails there
+ * and not the closing of its run; trackers check it again with the same words.
+ */
+export class MetricError extends TrackingError {
+  static override readonly code: string = "CAIRN_METRIC";
+  override name = "MetricError";
+  constructor(
+    readonly key: unknown,
+    /** Which of the metric's parts is wrong. */
+    readonly part: "key" | "value" | "step",
+    readonly got: unknown,
+  ) {
+    super(
+      part === "key"
+        ? `A metric's key must be a non-empty string, got ${describeValue(got)}. Name the metric: ctx.log.metric("loss", 0.3).`
+        : part === "value"
+          ? `Metric "${String(key)}" has value ${describeValue(got)}; expected a number (NaN and Infinity are kept). Convert it first (Number(x)), or log it as a tag.`
+          : `Metric "${String(key)}" has step ${describeValue(got)}; expected an integer (negative ones too, as in MLflow). Round it (Math.round(x)), or leave the step out for 0.`,
+    );
+  }
+}
+
 /** The tracking URI names something Cairn cannot talk to (a `sqlite:` or `file:` URI, an unknown scheme). */
 export class UnsupportedTrackingUriError extends TrackingError {
   static override readonly code: string = "CAIRN_UNSUPPORTED_TRACKING_URI";

@@ -70,6 +70,7 @@ export type {
   ExperimentRecord,
   ExperimentWarning,
 } from "./tracking/tracker.ts";
+export { checkMetric } from "./tracking/tracker.ts";
 export { NullTracker } from "./tracking/null-tracker.ts";
 export { LocalStore, type LocalStoreOptions } from "./tracking/local/local-store.ts";
 export { resolveTracker, trackingUriOf, registerTrackerScheme, redactUri, type ResolveTrackerOptions, type TrackerFactory } from "./tracking/resolve-tracker.ts";

@@ -78,6 +78,7 @@ export {
   SecretParamError,
   UnsafePathError,
   TrackingError,
+  MetricError,
   UnsupportedTrackingUriError,
   TrackerUnreachableError,
   MlflowApiError,

@@ -4,7 +4,7 @@ import { dirname, resolve as resolvePath } from "node:path";
 import type { FlowDefinition } from "../definition/flow-definition.ts";
 import { validateWithSchema, knownKeys } from "../definition/schema.ts";
 import { assertSerializable, isSerializableValue } from "../definition/serializable.ts";
-import { ArtifactMismatchError, CairnError, CancelledError, cancelReason, OptionError, ParamError, TrackingError } from "../errors.ts";
+import { ArtifactMismatchError, CairnError, CancelledError, cancelReason, MetricError, OptionError, ParamError, TrackingError } from "../errors.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { type ExecutionSettings, type FailurePolicy, FlowExecution } from "../scheduler/flow-execution.ts";
 import type { TaskResult } from "./task-result.ts";
@@ -681,7 +681,13 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     await execution.pipeline.drain();
     // A task's run closed beside its dependants (with a server) that could not be closed: its
     // work was done and used, but the record is not whole, so the flow fails, naming it.
-    const unclosed = execution.pipeline.unclosed.map(({ task, error: e, leftRunning }) => ({ task, cause: e instanceof Error ? e.message : String(e), leftRunning }));
+    const unclosed = execution.pipeline.unclosed.map(({ task, error: e, leftRunning }) => ({
+      task,
+      cause: e instanceof Error ? e.message : String(e),
+      leftRunning,
+      // Cairn refused what was logged: no server is at fault, and a rerun logs the same.
+      refused: MetricError.is(e),
+    }));
     /** Where such a run stands: marked FAILED, or (the server not answering that either) left RUNNING for the next command to close. */
     const standing = (u: { leftRunning: boolean }) =>
       u.leftRunning
@@ -693,7 +699,10 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       outputs = undefined;
       error = toErrorInfo(
         new TrackingError(
-          `The run of task "${unclosed[0]!.task}" could not be closed (${unclosed[0]!.cause}): its work was done and its dependants ran, but its run is not recorded FINISHED (${standing(unclosed[0]!)}) and it has no cache entry. Check the tracking server (and the cache store) and run the flow again: that task runs again.`,
+          `The run of task "${unclosed[0]!.task}" could not be closed (${unclosed[0]!.cause}): its work was done and its dependants ran, but its run is not recorded FINISHED (${standing(unclosed[0]!)}) and it has no cache entry. ` +
+            (unclosed[0]!.refused
+              ? `Cairn refused what the task logged, not the tracking server: fix what it logs, and run the flow again.`
+              : `Check the tracking server (and the cache store) and run the flow again: that task runs again.`),
         ),
       );
     }

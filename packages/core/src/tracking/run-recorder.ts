@@ -1,4 +1,4 @@
-import type { LogBatch, MetricPoint, Tracker } from "./tracker.ts";
+import { checkMetric, type LogBatch, type MetricPoint, type Tracker } from "./tracker.ts";
 
 /** Metrics buffered before a flush is started in the background. */
 const METRIC_FLUSH_THRESHOLD = 1000;
@@ -33,7 +33,9 @@ export class RunRecorder {
     this.tags[key] = value;
   }
 
+  /** Throws a `MetricError` at once for a metric no tracker keeps, instead of failing the run's closing. */
   metric(key: string, value: number, step: number): void {
+    checkMetric(key, value, step);
     this.metrics.push({ key, value, step, timestamp: Date.now() });
     if (this.metrics.length >= METRIC_FLUSH_THRESHOLD) {
       this.pending = this.pending.then(() => this.send(false)).catch((error) => {

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { FlowNode } from "../definition/flow-definition.ts";
-import { TrackingError } from "../errors.ts";
+import { MetricError, TrackingError } from "../errors.ts";
 import { createTaskRun, finishTaskRun, type RecordScope, recordUnstarted } from "../pipeline/task-run.ts";
 import { SecretRegistry } from "../run/secrets.ts";
 import { RunRecorder } from "./run-recorder.ts";
@@ -458,11 +458,29 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect((await t.getMetricHistory(runId, "small"))[0]!.value).toBe(-Infinity);
     });
 
-    it("rejects a metric step that is not an integer >= 0 with a TrackingError", async () => {
+    it("keeps negative metric steps, as MLflow does, and rejects a step that is not an integer or a value that is not a number with a MetricError", async () => {
       const t = await makeTracker();
       const runId = await t.createRun({ experimentId: await t.ensureExperiment(unique("step")), name: "r" });
-      await expect(t.logBatch(runId, { metrics: [{ key: "m", value: 1, step: -1, timestamp: 1 }] })).rejects.toBeInstanceOf(TrackingError);
-      await expect(t.logBatch(runId, { metrics: [{ key: "m", value: 1, step: 1.5, timestamp: 1 }] })).rejects.toBeInstanceOf(TrackingError);
+      // "Epoch -1": before training. MLflow's own client logs it.
+      await t.logBatch(runId, { params: { p: "1" }, metrics: [{ key: "baseline", value: 0.1, step: -1, timestamp: 1 }, { key: "baseline", value: 0.2, step: 0, timestamp: 2 }] });
+      await t.flush();
+      expect((await t.getMetricHistory(runId, "baseline")).map((p) => [p.step, p.value])).toEqual([[-1, 0.1], [0, 0.2]]);
+      expect((await t.getRun(runId))!.params).toEqual({ p: "1" });
+      for (const bad of [{ step: 1.5 }, { value: true as unknown as number }, { value: "1" as unknown as number }]) {
+        const error = await t.logBatch(runId, { metrics: [{ key: "m", value: 1, step: 0, timestamp: 1, ...bad }] }).catch((e: unknown) => e);
+        expect(MetricError.is(error), String(error)).toBe(true);
+        expect(error).toBeInstanceOf(TrackingError);
+        expect((error as Error).message).toMatch(/^Metric "m" has (step `1.5` \(number\); expected an integer|value (`true` \(boolean\)|"1" \(string\)); expected a number)/);
+      }
+    });
+
+    it("refuses a metric no tracker keeps where a task logs it, through its recorder, naming what is wrong", async () => {
+      const t = await makeTracker();
+      const recorder = new RunRecorder(t, await t.createRun({ experimentId: await t.ensureExperiment(unique("recorder")), name: "r" }));
+      expect(() => recorder.metric("loss", 0.1, -2)).not.toThrow();
+      expect(() => recorder.metric("loss", 0.1, 0.5)).toThrow(/^Metric "loss" has step `0.5` \(number\); expected an integer \(negative ones too, as in MLflow\)/);
+      expect(() => recorder.metric("flag", true as unknown as number, 0)).toThrow(/^Metric "flag" has value `true` \(boolean\); expected a number/);
+      expect(() => recorder.metric("", 1, 0)).toThrow(/^A metric's key must be a non-empty string, got "" \(string\)/);
     });
 
     it("overwrites a tag set at creation", async () => {

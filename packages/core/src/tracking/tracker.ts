@@ -6,6 +6,8 @@
  * Every implementation runs the compliance suite in `tracker-compliance.ts`.
  */
 
+import { MetricError } from "../errors.ts";
+
 /** MLflow's run statuses. */
 export type RunStatus = "RUNNING" | "SCHEDULED" | "FINISHED" | "FAILED" | "KILLED";
 
@@ -15,10 +17,21 @@ export interface MetricPoint {
   key: string;
   /** Numeric value; NaN and ±Infinity are allowed, as in MLflow. */
   value: number;
-  /** Step, an integer >= 0. @default 0 */
+  /** Step, an integer; negative ones are kept, as MLflow keeps them. @default 0 */
   step: number;
   /** Milliseconds since the epoch. */
   timestamp: number;
+}
+
+/**
+ * Throws a {@link MetricError} for a metric no tracker keeps (see there); what MLflow's own client
+ * accepts passes, a negative step among them. `ctx.log.metric` checks here, at the call, and every
+ * tracker's `logBatch` again, with the same words.
+ */
+export function checkMetric(key: unknown, value: unknown, step: unknown): void {
+  if (typeof key !== "string" || key === "") throw new MetricError(key, "key", key);
+  if (typeof value !== "number") throw new MetricError(key, "value", value);
+  if (!Number.isSafeInteger(step)) throw new MetricError(key, "step", step);
 }
 
 /** What one `logBatch` call records. */

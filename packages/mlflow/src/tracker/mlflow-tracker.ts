@@ -5,6 +5,7 @@ import { basename, join, posix, relative, sep } from "node:path";
 import PQueue from "p-queue";
 import { AdaptiveLimit } from "./adaptive-limit.ts";
 import {
+  checkMetric,
   safeRelativePath,
   TrackingError,
   type TrackerCapabilities,
@@ -577,12 +578,7 @@ export class MlflowTracker implements Tracker {
 
 function toWireMetric(m: MetricPoint, now: number): MlflowMetric {
   const step = m.step ?? 0;
-  if (!Number.isInteger(step) || step < 0) {
-    throw new TrackingError(`Metric "${m.key}" has step \`${String(step)}\`; MLflow expects an integer >= 0.`);
-  }
-  if (typeof m.value !== "number") {
-    throw new TrackingError(`Metric "${m.key}" has value ${JSON.stringify(m.value)}; MLflow expects a number.`);
-  }
+  checkMetric(m.key, m.value, step);
   return { key: toMlflowKey(m.key), value: m.value, step, timestamp: Math.round(m.timestamp ?? now) };
 }
 

@@ -20,6 +20,7 @@ import type {
   RunStatus,
   Tracker,
 } from "../tracker.ts";
+import { checkMetric } from "../tracker.ts";
 import { JsonlAppender } from "./jsonl-appender.ts";
 
 /** Options of {@link LocalStore}. */
@@ -404,9 +405,7 @@ export class LocalStore implements Tracker {
     let lines = "";
     for (const m of batch.metrics ?? []) {
       const { key, value, step = 0, timestamp = Date.now() } = m;
-      if (typeof key !== "string" || key === "") throw new TrackingError(`LocalStore.logBatch: a metric key must be a non-empty string, got ${show(key)}.`);
-      if (typeof value !== "number") throw new TrackingError(`LocalStore.logBatch: metric "${key}" has value ${show(value)}; expected a number.`);
-      if (!Number.isInteger(step) || step < 0) throw new TrackingError(`LocalStore.logBatch: metric "${key}" has step ${show(step)}; expected an integer >= 0.`);
+      checkMetric(key, value, step);
       if (!Number.isFinite(timestamp)) throw new TrackingError(`LocalStore.logBatch: metric "${key}" has timestamp ${show(timestamp)}; expected milliseconds since the epoch.`);
       points.push({ key, value, step, timestamp });
       lines += `${JSON.stringify({ key, value: encodeNumber(value), step, timestamp })}\n`;
