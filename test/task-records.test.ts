@@ -239,7 +239,28 @@ async function expectMetricsChecked(tracker: Tracker, result: FlowResult<unknown
   expect(runs.get("bad")).toMatchObject({ status: "FAILED", params: { step: "0.5" }, metrics: { baseline: 0.1 }, tags: { "cairn.status": "failed", "cairn.error.name": "MetricError" } });
 }
 
+/** A flow whose `query` param is longer than a param is logged (500 characters), and `limit`, short. */
+const longParamFlow = flow("long-param")
+  .params(z.object({ query: z.string(), limit: z.number().default(5) }))
+  .build(({ params }) => ({ n: add({ a: params.limit }).a }));
+const longQuery = `SELECT id FROM customers WHERE ${Array.from({ length: 60 }, (_, i) => `region = ${i}`).join(" OR ")}`;
+
+/** What every tracker holds of `longParamFlow`'s run: each param, the long one's value whole in cairn/params.json. */
+async function expectLongParamKept(tracker: Tracker, result: FlowResult<unknown>, artifact: (runId: string, path: string) => Promise<string>) {
+  expect(result.status, JSON.stringify(result.error)).toBe("succeeded");
+  expect(longQuery.length).toBeGreaterThan(500);
+  expect((await tracker.getRun(result.runId))!.params).toEqual({ query: "(too long for a param: see artifact cairn/params.json)", limit: "5" });
+  expect(JSON.parse(await artifact(result.runId, "cairn/params.json"))).toEqual({ query: longQuery, limit: 5 });
+}
+
 describe("a task run for every node, in the embedded store", () => {
+  it("a flow param too long for a param is on the flow run, pointing at cairn/params.json, which holds every param whole", async () => {
+    const root = await tmp();
+    const { result } = await runCollect(longParamFlow, { root, cache: false, params: { query: longQuery } });
+    const store = new LocalStore({ root });
+    await expectLongParamKept(store, result, async (runId, path) => readFile(await store.downloadArtifact(runId, path, await tmp()), "utf8"));
+  });
+
   it("a metric no tracker keeps fails its task at the call, a negative step is kept", async () => {
     const root = await tmp();
     const { result } = await runCollect(metricFlow, { root, cache: false, failurePolicy: "continue" });
@@ -292,6 +313,15 @@ describe("a task run for every node, in a real MLflow server", () => {
   });
   afterAll(async () => {
     await server?.stop();
+  });
+
+  it("a flow param too long for a param is on the flow run, pointing at cairn/params.json, as in the embedded store", async () => {
+    const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: server.uri });
+    const { result } = await runCollect(longParamFlow, { root: await tmp(), tracker, cache: false, params: { query: longQuery } });
+    await expectLongParamKept(tracker, result, async (runId, path) => {
+      const [file] = await readWithMlflow(server.uri, [{ op: "download_artifact", run_id: runId, path, dst: await tmp() }]);
+      return Buffer.from(file.base64, "base64").toString("utf8");
+    });
   });
 
   it("a metric no tracker keeps fails its task at the call, a negative step is kept, as in the embedded store", async () => {

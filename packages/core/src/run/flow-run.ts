@@ -632,7 +632,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       await lookAhead;
       // The flow run's params and graph are recorded while the tasks start: nothing waits for
       // them but the flow's end. If they cannot be recorded, the flow stops and fails as before.
-      const opening = Promise.all([logFlowStart(tracker, flowRunId, params), logFlowGraph(tracker, flowRunId, graph, graphJson)]);
+      const opening = Promise.all([logFlowStart(tracker, flowRunId, params, secrets), logFlowGraph(tracker, flowRunId, graph, graphJson)]);
       opening.catch((e: unknown) => execution.cancel(e));
       if (options.signal?.aborted) execution.cancel(options.signal.reason);
       execution.start();
@@ -997,16 +997,29 @@ async function paramsReadBy(definition: FlowDefinition): Promise<ReadonlySet<str
   return read;
 }
 
-async function logFlowStart(tracker: Tracker, runId: string, params: Record<string, unknown>): Promise<void> {
+async function logFlowStart(tracker: Tracker, runId: string, params: Record<string, unknown>, secrets: SecretRegistry): Promise<void> {
   if (!tracker.capabilities.records) return; // params are not flattened for nothing
   const flat: Record<string, string> = {};
+  let needsFile = false;
   for (const [k, v] of Object.entries(params)) {
     if (v === undefined) continue;
     const s = typeof v === "string" ? v : JSON.stringify(v);
-    if (s.length <= 500) flat[k] = s;
+    // As a task's inputs (logInputs): no value is cut or left out; a long one's param points at the file holding all.
+    if (s.length <= FLOW_PARAM_VALUE_LIMIT) flat[k] = s;
+    else {
+      flat[k] = `(too long for a param: see artifact cairn/${FLOW_PARAMS_FILE})`;
+      needsFile = true;
+    }
   }
-  await tracker.logBatch(runId, { params: flat });
+  // Only a run with a long param pays the upload; it goes beside the params.
+  const file = needsFile ? writeRunFiles(tracker, runId, "cairn", { [FLOW_PARAMS_FILE]: secrets.mask(JSON.stringify(params, null, 2)) }) : undefined;
+  await Promise.all([tracker.logBatch(runId, { params: flat }), file]);
 }
+
+/** Longest flow param value logged as a param, as for a task's inputs; longer ones go whole to `cairn/params.json`. */
+const FLOW_PARAM_VALUE_LIMIT = 500;
+/** The flow run's artifact (under `cairn/`) holding every param whole, when one is too long for a param. */
+const FLOW_PARAMS_FILE = "params.json";
 
 /**
  * The flow's outputs with every artifact a local file (see localArtifacts). An artifact that
