@@ -192,6 +192,19 @@ describe("what a flow run records in an MLflow server, read with MlflowClient", 
     expect(shown.tasks.map((t) => t.cachedFrom?.metrics)).toEqual(shown.tasks.map((t) => ({ x: (byName.get(t.name) as { metrics: { x: number } }).metrics.x })));
   });
 
+  it("an experiment whose artifacts the server does not proxy is refused when opened, exit 2, before any run is created, saying what to change", async () => {
+    // What `mlflow server --default-artifact-root DIR` gives every new experiment: a folder clients write to directly.
+    const location = join(server.dir, "direct-artifacts");
+    const api = async (path: string, body: object) =>
+      (await (await fetch(`${server.uri}/api/2.0/mlflow/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })).json()) as Record<string, unknown>;
+    const created = String((await api("experiments/create", { name: "direct", artifact_location: location })).experiment_id);
+    const refused = await cairn(["run", ok, "--experiment", "direct"], { cwd: await tmp("cairn-record-direct-"), env });
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(`cairn: ArtifactLocationError: MLflow experiment "direct" (id ${created}) keeps its artifacts at "${location}", which Cairn cannot write`);
+    expect(refused.stderr).toContain("Start the server with `--artifacts-destination <folder or s3://...>` instead of `--default-artifact-root`");
+    expect((await api("runs/search", { experiment_ids: [created], run_view_type: "ALL" })).runs).toBeUndefined();
+  });
+
   it("plan, explain and run say when the cache entries live in another tracker, and which", async () => {
     // The entries of `cwd` were made against the server; the embedded store cannot check their runs.
     const plan = await cairn(["plan", ok], { cwd });

@@ -18,6 +18,7 @@ import {
   ParamError,
   SecretRegistry,
   UnsupportedTrackingUriError,
+  ArtifactLocationError,
   buildFlowGraph,
   closeAbandonedRuns,
   closestName,
@@ -360,6 +361,7 @@ function reportError(error: unknown, stderr: Writable): number {
     ParamError.is(error) ||
     OptionError.is(error) ||
     UnsupportedTrackingUriError.is(error) ||
+    ArtifactLocationError.is(error) ||
     CacheStoreUrlError.is(error) ||
     CacheOptionError.is(error);
   // Errors Cairn expects (a dead cache store among them) are their message; a stack is for bugs.

@@ -540,6 +540,31 @@ export class MlflowApiError extends TrackingError {
 }
 
 /**
+ * The MLflow experiment a flow would record to keeps its artifacts where Cairn cannot write them:
+ * a location the server does not proxy (a folder, `s3://…`: what `mlflow server
+ * --default-artifact-root` or `artifact_location=` gives), which MLflow's clients write to
+ * directly. Cairn writes a run's artifacts only through the server's artifact proxy
+ * (`mlflow-artifacts:`). Refused when the experiment is opened, before any run is created.
+ */
+export class ArtifactLocationError extends TrackingError {
+  static override readonly code: string = "CAIRN_ARTIFACT_LOCATION";
+  override name = "ArtifactLocationError";
+  constructor(
+    readonly experiment: string,
+    readonly experimentId: string,
+    readonly artifactLocation: string,
+  ) {
+    super(
+      `MLflow experiment "${experiment}" (id ${experimentId}) keeps its artifacts at "${artifactLocation}", which Cairn cannot write: ` +
+        `it writes artifacts only through the MLflow server's artifact proxy (an mlflow-artifacts: location), and the server gives this ` +
+        `experiment a location its clients write to directly. Start the server with \`--artifacts-destination <folder or s3://...>\` ` +
+        `instead of \`--default-artifact-root\` (or with \`--default-artifact-root mlflow-artifacts:/\`), then record to a new experiment ` +
+        `(MLFLOW_EXPERIMENT_NAME): an experiment keeps the artifact location it was created with.`,
+    );
+  }
+}
+
+/**
  * An artifact downloaded from the tracker (a cache hit's, recorded on another machine) is not the
  * artifact its record names: its sha256 differs from the digest the run recorded (the server's
  * copy was changed or damaged). The copy is removed; a task never reads it. Not retried: the

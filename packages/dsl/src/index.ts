@@ -79,6 +79,7 @@ export {
   UnsafePathError,
   TrackingError,
   MetricError,
+  ArtifactLocationError,
   UnsupportedTrackingUriError,
   TrackerUnreachableError,
   MlflowApiError,

@@ -12,7 +12,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pRetry from "p-retry";
 import { partialPath } from "@cairn/cache";
-import { MlflowApiError, retryAfterMs, TrackerUnreachableError, TrackingError, type RunStatus } from "@cairn/core";
+import { ArtifactLocationError, MlflowApiError, retryAfterMs, TrackerUnreachableError, TrackingError, type RunStatus } from "@cairn/core";
 import { checkMlflowOptions, DEFAULT_CONNECTION_REQUESTS, MLFLOW_HTTP_DEFAULTS, type MlflowClientOptions } from "./mlflow-config.ts";
 import { type HttpResponse, HttpTransport } from "./http.ts";
 import { MLFLOW_LIMITS } from "./mlflow-limits.ts";
@@ -296,10 +296,33 @@ export class MlflowClient {
       r = await this.api("GET", "experiments/get-by-name", { query: { experiment_name: name }, retry: policy });
     } catch (error) {
       // The server answered: there is no such experiment yet.
-      if (MlflowApiError.is(error) && error.errorCode === "RESOURCE_DOES_NOT_EXIST") return this.createOrReadExperiment(name);
+      if (MlflowApiError.is(error) && error.errorCode === "RESOURCE_DOES_NOT_EXIST") {
+        // The create's answer is the id alone: one read, once per experiment, says where its artifacts go.
+        const id = await this.createOrReadExperiment(name);
+        const created = await this.getExperiment(id);
+        if (created) this.assertProxied(created);
+        return id;
+      }
       throw this.notAnswering(error);
     }
-    return activeExperimentId(toExperiment(r.experiment));
+    const experiment = toExperiment(r.experiment);
+    const id = activeExperimentId(experiment);
+    this.assertProxied(experiment);
+    return id;
+  }
+
+  /**
+   * Refuses an experiment whose artifacts Cairn cannot write (see ArtifactLocationError), before
+   * any run is created in it: its flows would all fail at their first artifact.
+   */
+  private assertProxied(experiment: MlflowExperiment): void {
+    const location = experiment.artifactLocation;
+    if (location === undefined) return;
+    try {
+      this.artifactRoot(location); // throws when not an mlflow-artifacts: location
+    } catch {
+      throw new ArtifactLocationError(experiment.name, experiment.experimentId, location);
+    }
   }
 
   /**
@@ -652,8 +675,8 @@ export class MlflowClient {
     }
     throw new TrackingError(
       `Run ${runId ?? ""} keeps its artifacts at "${artifactUri}", which Cairn can reach only through the MLflow server's ` +
-        `artifact proxy (an mlflow-artifacts: URI). Start the server with artifact serving on (the default; ` +
-        `\`--artifacts-destination\` sets where files go) and use an experiment created since, ` +
+        `artifact proxy (an mlflow-artifacts: URI). Start the server with \`--artifacts-destination <folder or s3://...>\` instead of ` +
+        `\`--default-artifact-root\` (or with \`--default-artifact-root mlflow-artifacts:/\`) and use an experiment created since, ` +
         `whose artifact location is mlflow-artifacts:/...`,
     );
   }

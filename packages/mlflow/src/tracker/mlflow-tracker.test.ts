@@ -501,8 +501,8 @@ describe("MlflowTracker request budget", () => {
     const name = `open-${randomBytes(4).toString("hex")}`;
     const seenFirst = countRequests(t);
     const created = await t.openExperiment(name);
-    // The first time: the lookup answers "no such experiment", then one create.
-    expect(seenFirst).toEqual(["GET /api/2.0/mlflow/experiments/get-by-name", "POST /api/2.0/mlflow/experiments/create"]);
+    // The first time: the lookup answers "no such experiment", then one create, and one read of where its artifacts go.
+    expect(seenFirst).toEqual(["GET /api/2.0/mlflow/experiments/get-by-name", "POST /api/2.0/mlflow/experiments/create", "GET /api/2.0/mlflow/experiments/get"]);
     const again = tracker();
     const seen = countRequests(again);
     expect(await again.openExperiment(name)).toBe(created);
