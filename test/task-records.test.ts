@@ -163,6 +163,10 @@ describe("one terminal event per task", () => {
     expect(result.status).toBe("cancelled");
     expectOneTerminalEach(events, result);
     for (const t of Object.values(result.tasks)) expect(t.status).toBe("cancelled");
+    // The flow's run says why it ended, as a failed task's run does (no tag of failed tasks: none failed).
+    const flowRun = (await new LocalStore({ root }).getRun(result.runId))!;
+    expect(flowRun).toMatchObject({ status: "KILLED", tags: { "cairn.error.name": "CancelledError", "cairn.error.message": "The flow run was cancelled: stop now." } });
+    expect(flowRun.tags["cairn.error.tasks"]).toBeUndefined();
   });
 });
 
@@ -184,7 +188,7 @@ const everyOutcome = flow("every-outcome").build(() => {
 });
 
 /** What every tracker must hold of `everyOutcome`'s run. */
-async function expectEveryOutcomeRecorded(result: FlowResult<unknown>, runs: Map<string, RunRecord>, errorFile: (runId: string) => Promise<string>) {
+async function expectEveryOutcomeRecorded(result: FlowResult<unknown>, runs: Map<string, RunRecord>, errorFile: (runId: string) => Promise<string>, flowRun: RunRecord) {
   expect([...runs.keys()].sort()).toEqual(Object.keys(result.tasks).sort());
   for (const [id, t] of Object.entries(result.tasks)) {
     expect(t.runId, id).toBeDefined();
@@ -199,6 +203,11 @@ async function expectEveryOutcomeRecorded(result: FlowResult<unknown>, runs: Map
     expect(runs.get(id)).toMatchObject({ status: "KILLED", tags: { "cairn.status": "skipped", "cairn.skipped.reason": "upstream-failed", "cairn.skipped.because": "boom" } });
   }
   expect(runs.get("fine")).toMatchObject({ status: "FINISHED", tags: { "cairn.status": "succeeded" } });
+  // The flow's run says why the flow failed, and which tasks failed, masked as theirs are.
+  expect(flowRun).toMatchObject({ status: "FAILED", tags: { "cairn.error.name": "TaskFailed", "cairn.error.tasks": "boom,invalid" } });
+  expect(flowRun.tags["cairn.error.message"]).toMatch(/^task "boom" failed: auth failed for \*\*\*; task "invalid" failed: /);
+  expect(flowRun.tags["cairn.error"]).toBe(`TaskFailed: ${flowRun.tags["cairn.error.message"]}`);
+  expect(JSON.stringify(flowRun)).not.toContain(SECRET);
   const text = await errorFile(result.tasks.boom!.runId!);
   expect(text).toMatch(/^Error: auth failed for \*\*\*\n {4}at /);
   expect(text).toContain("task-records.test.ts");
@@ -272,7 +281,7 @@ describe("a task run for every node, in the embedded store", () => {
     const { result } = await runCollect(everyOutcome, { root, failurePolicy: "continue", secrets: { API_TOKEN: SECRET } });
     const store = new LocalStore({ root });
     const runs = await taskRuns(store, result.runId);
-    await expectEveryOutcomeRecorded(result, runs, async (runId) => readFile(await store.downloadArtifact(runId, "cairn/error.txt", await tmp()), "utf8"));
+    await expectEveryOutcomeRecorded(result, runs, async (runId) => readFile(await store.downloadArtifact(runId, "cairn/error.txt", await tmp()), "utf8"), (await store.getRun(result.runId))!);
   });
 
   it("a task that logged its inputs itself, spelled its own way (a script's mlflow.log_param), succeeds: its values stand", async () => {
@@ -343,7 +352,7 @@ describe("a task run for every node, in a real MLflow server", () => {
       const dst = await tmp();
       const [file] = await readWithMlflow(server.uri, [{ op: "download_artifact", run_id: runId, path: "cairn/error.txt", dst }]);
       return Buffer.from(file.base64, "base64").toString("utf8");
-    });
+    }, (await tracker.getRun(result.runId))!);
 
     // MLflow's own client agrees: status, and the tags a search can filter on.
     const experimentId = runs.get("boom")!.experimentId;

@@ -521,6 +521,11 @@ describe("a cold run against the server", () => {
     // Its run is not left RUNNING: ended FAILED with the error that stopped its close.
     expect(await tracker.getRun(runIdOf())).toMatchObject({ status: "FAILED" });
     expect(cold.result.error?.message).toMatch(/is not recorded FINISHED \(it is recorded FAILED\)/);
+    // The flow's run says so too: no task failed, and without it the tracker had no word of why.
+    const flowRun = (await tracker.getRun(cold.result.runId))!;
+    expect(flowRun).toMatchObject({ status: "FAILED", tags: { "cairn.error.name": "TrackingError" } });
+    expect(flowRun.tags["cairn.error.message"]).toMatch(/^The run of task "unclosed-up" could not be closed/);
+    expect(flowRun.tags["cairn.error.tasks"]).toBeUndefined();
     const again = await runCollect(f, { root, env: env() });
     expect(again.result.status).toBe("succeeded");
     expect(statuses(again.result)).toEqual({ "unclosed-up": "succeeded", "unclosed-down": "cached" });

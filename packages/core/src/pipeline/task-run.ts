@@ -39,6 +39,8 @@ export const ERROR_NAME_TAG = "cairn.error.name";
 export const ERROR_MESSAGE_TAG = "cairn.error.message";
 /** Of a failed function task's run: `file:line:column` in the user's code where its error was raised (ErrorInfo.at). */
 export const ERROR_SOURCE_TAG = "cairn.error.source";
+/** Of a failed or cancelled flow's run: the ids of its tasks that failed, comma-separated (its error tags say why the flow ended). */
+export const ERROR_TASKS_TAG = "cairn.error.tasks";
 /** Artifact (under `cairn/`) of a failed task's run: its error's whole text, its stack and causes, masked. */
 export const ERROR_FILE = "error.txt";
 /** What happened to the task, on every task run: `succeeded`, `failed`, `skipped`, `cancelled` (`cached` on a hit's run). */
@@ -247,6 +249,25 @@ export function errorTags(error: unknown, secrets: SecretRegistry): Record<strin
   const info = secrets.maskError(toErrorInfo(error));
   const tags = { [ERROR_TAG]: errorTag(info), [ERROR_NAME_TAG]: fitTag(info.name), [ERROR_MESSAGE_TAG]: fitTag(info.message) };
   return info.at === undefined ? tags : { ...tags, [ERROR_SOURCE_TAG]: fitTag(info.at) };
+}
+
+/**
+ * The tags of a failed or cancelled flow's run: why it ended (its error's name and message, as a
+ * task's, masked and cut to what a tag keeps) and which tasks failed. The flow run has no error
+ * file: a cut value says how long it was, and each failed task's run holds its whole error.
+ */
+export function flowErrorTags(error: ErrorInfo, failedTasks: readonly string[], secrets: SecretRegistry): Record<string, string> {
+  const info = secrets.maskError(error);
+  const cut = (value: string) => {
+    if (value.length <= TAG_VALUE_LIMIT) return value;
+    const note = `... [${value.length} characters]`;
+    let head = value.slice(0, TAG_VALUE_LIMIT - note.length);
+    if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
+    return head + note;
+  };
+  const tags: Record<string, string> = { [ERROR_TAG]: errorTag(info), [ERROR_NAME_TAG]: cut(info.name), [ERROR_MESSAGE_TAG]: cut(info.message) };
+  if (failedTasks.length) tags[ERROR_TASKS_TAG] = cut(failedTasks.join(","));
+  return tags;
 }
 
 /** `value`, or its beginning and where the whole text is when it is longer than a tag keeps. */

@@ -24,6 +24,7 @@ import { type ErrorInfo, type FlowEvent, type FlowStatus, type RunEvent, toError
 import { SecretRegistry } from "./secrets.ts";
 import { closestName } from "../internal.ts";
 import { StopReason } from "../pipeline/stop.ts";
+import { flowErrorTags } from "../pipeline/task-run.ts";
 import { rejectOnAbort } from "../pipeline/attempts.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
@@ -746,12 +747,17 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
           })
           .finally(off);
       }
+      // A flow that did not succeed says why on its run, with the request before its end: the
+      // errors of the flow itself (its record, a run that could not be closed) are nowhere else in
+      // the tracker. Not written, the run still ends, with the error the flow ended with.
+      if (error && tracker.capabilities.records) await tracker.logBatch(flowRunId, { tags: flowErrorTags(error, failedTasks(tasks), secrets) }).catch(() => {});
       await tracker.endRun(flowRunId, ending, endTime);
       await tracker.flush();
     } catch (e) {
       status = "failed";
       outputs = undefined; // a failed flow hands out no outputs, whatever its tasks made
       error = toErrorInfo(e);
+      if (tracker.capabilities.records) await tracker.logBatch(flowRunId, { tags: flowErrorTags(error, failedTasks(tasks), secrets) }).catch(() => {});
       await tracker.endRun(flowRunId, "FAILED").catch(() => {});
     } finally {
       await closeOwnStore(cache);
@@ -1124,6 +1130,14 @@ function leftOpen(tracker: Tracker, flowRunId: string, results: ReadonlyMap<stri
   if (!runs.length) return undefined;
   return `${runs.length === 1 ? "This run" : `These ${runs.length} runs`} could not be closed (${tracker.uri} did not take their end) and may stay RUNNING: ${runs.join(", ")}. ` +
     `Once this process has exited, the next run or command on this host that opens the experiment (cairn run, cairn runs) closes them as KILLED.`;
+}
+
+/** The ids of the flow's tasks that failed, sorted (a map's items count through their map). */
+function failedTasks(tasks: Record<string, TaskResult>): string[] {
+  return Object.values(tasks)
+    .filter((t) => t.status === "failed" && t.parent === undefined)
+    .map((t) => t.task)
+    .sort();
 }
 
 function flowError(status: FlowStatus, tasks: Record<string, TaskResult>, stop: unknown): ErrorInfo {
