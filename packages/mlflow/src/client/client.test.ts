@@ -199,7 +199,10 @@ describe("wire values", () => {
 describe("keys and long values", () => {
   it("makes keys acceptable to MLflow", () => {
     expect(toMlflowKey("loss/val acc-1.0_x")).toBe("loss/val acc-1.0_x");
-    expect(toMlflowKey("a:b@c")).toMatch(/^a_b_c-[0-9a-f]{8}$/);
+    expect(toMlflowKey("a:b@c")).toMatch(/^a:b_c-[0-9a-f]{8}$/);
+    // MLflow takes `:` (its own clients log `val:loss` as it is): kept, so both spell the key alike.
+    expect(toMlflowKey("val:loss")).toBe("val:loss");
+    expect(toMlflowKey("eval/acc:top1")).toBe("eval/acc:top1");
     expect(toMlflowKey("/a//b/./c/")).toMatch(/^a\/b\/_\/c-[0-9a-f]{8}$/);
     expect(toMlflowKey("..x")).toMatch(/^_\.x-[0-9a-f]{8}$/);
     expect(toMlflowKey("")).toMatch(/^_-[0-9a-f]{8}$/);
@@ -212,7 +215,7 @@ describe("keys and long values", () => {
     const fitted = keys.map(toMlflowKey);
     expect(new Set(fitted).size).toBe(keys.length);
     for (const k of fitted) {
-      expect(k).toMatch(/^[\p{L}\p{N}_\-. /]+$/u);
+      expect(k).toMatch(/^[\p{L}\p{N}_\-. /:]+$/u);
       expect(k.length).toBeLessThanOrEqual(MLFLOW_LIMITS.keyLength);
       // A fitted key is valid: fitting it again leaves it.
       expect(toMlflowKey(k)).toBe(k);

@@ -29,7 +29,8 @@ export const LONG_VALUES_FOLDER = "cairn/long-values";
 
 /**
  * Makes a metric, param or tag key acceptable to MLflow: characters other than
- * letters, digits, `_ - . /` and space become `_`; `/`-segments that MLflow
+ * letters, digits, `_ - . / :` and space become `_` (MLflow takes `:` on a server
+ * that does not run on Windows, and its own clients log `val:loss` as it is); `/`-segments that MLflow
  * would treat as path tricks (empty, `.`, `..`, a leading `..`) are fixed; the
  * result is cut to 250 characters. Keys that are already valid are unchanged.
  * A key that had to be changed ends with `-` and 8 hex digits of its SHA-256, so
@@ -41,7 +42,12 @@ export const LONG_VALUES_FOLDER = "cairn/long-values";
  * toMlflowKey("loss@val") // "loss_val-<8 hex digits>"
  */
 export function toMlflowKey(key: string): string {
-  let out = key.replace(/[^\p{L}\p{N}_\-. /]/gu, "_");
+  return fitKey(key, /[^\p{L}\p{N}_\-. /:]/gu);
+}
+
+/** `key` with the characters `refused` matches made `_`, its path tricks fixed, cut to fit; see {@link toMlflowKey}. */
+function fitKey(key: string, refused: RegExp): string {
+  let out = key.replace(refused, "_");
   out = out
     .split("/")
     .filter((segment) => segment !== "")
@@ -63,7 +69,8 @@ const KEY_HASH_LENGTH = 8;
 
 /** Where a param's or tag's full value goes when it is too long for MLflow. */
 export function longValueArtifactPath(kind: "params" | "tags", key: string): string {
-  return `${LONG_VALUES_FOLDER}/${kind}/${toMlflowKey(key)}.txt`;
+  // A file name without `:` (a key may hold one), which some artifact stores refuse in a path.
+  return `${LONG_VALUES_FOLDER}/${kind}/${fitKey(key, /[^\p{L}\p{N}_\-. /]/gu)}.txt`;
 }
 
 /**

@@ -108,6 +108,8 @@ describe("MlflowTracker, read back by MLflow's Python client", () => {
     await t.logBatch(child, { params: { lr: "0.1", "model.depth": "3" }, tags: { "cairn.task": "train" } });
     for (let step = 0; step < 5; step++) await t.logBatch(child, { metrics: [{ key: "loss", value: 1 / (step + 1), step, timestamp: 1000 + step }] });
     await t.logBatch(child, { metrics: [{ key: "odd", value: Number.NaN, step: 0, timestamp: 1 }, { key: "big", value: Infinity, step: 0, timestamp: 1 }] });
+    // Keys with `:` as MLflow's own clients log them (mlflow.log_metric("val:loss", ...)).
+    await t.logBatch(child, { metrics: [{ key: "val:loss", value: 0.3, step: 0, timestamp: 1 }], tags: { "team:owner": "ml" } });
 
     const bytes = randomBytes(4096);
     await writeFile(join(work, "model.bin"), bytes);
@@ -131,8 +133,8 @@ describe("MlflowTracker, read back by MLflow's Python client", () => {
       status: "FINISHED",
       end_time: 5000,
       params: { lr: "0.1", "model.depth": "3" },
-      metrics: { loss: 0.2, odd: "nan" },
-      tags: { "mlflow.parentRunId": parent, "cairn.task": "train", "cairn.cache_key": "it's \"k\"", "mlflow.runName": "train" },
+      metrics: { loss: 0.2, odd: "nan", "val:loss": 0.3 },
+      tags: { "mlflow.parentRunId": parent, "cairn.task": "train", "cairn.cache_key": "it's \"k\"", "mlflow.runName": "train", "team:owner": "ml" },
     });
     expect(history.map((p: { step: number; value: number }) => [p.step, p.value])).toEqual([0, 1, 2, 3, 4].map((s) => [s, 1 / (s + 1)]));
     expect(rootList.map((f: { path: string }) => f.path)).toEqual(["models", "report"]);
