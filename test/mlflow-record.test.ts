@@ -205,6 +205,27 @@ describe("what a flow run records in an MLflow server, read with MlflowClient", 
     expect((await api("runs/search", { experiment_ids: [created], run_view_type: "ALL" })).runs).toBeUndefined();
   });
 
+  it("a flow whose own record cannot be made (MLFLOW_EXPERIMENT_ID names an experiment whose artifacts are not proxied) fails, its tasks stopped as failed, not cancelled", async () => {
+    const api = async (path: string, body: object) =>
+      (await (await fetch(`${server.uri}/api/2.0/mlflow/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })).json()) as Record<string, unknown>;
+    const created = String((await api("experiments/create", { name: "direct-by-id", artifact_location: join(server.dir, "direct-by-id") })).experiment_id);
+    const run = await cairn(["run", ok, "--json"], { cwd: await tmp("cairn-record-direct-id-"), env: { ...env, MLFLOW_EXPERIMENT_ID: created } });
+    expect(run.code, run.stderr).toBe(1);
+    const all = events(run.stdout) as Array<Event & { task?: string; error?: { name: string; message: string } }>;
+    const ended = all.filter((e) => e.type === "flow" && e.status !== "running");
+    expect(ended).toMatchObject([{ status: "failed", error: { name: "TrackingError" } }]);
+    // No task was cancelled by anyone: those the failure stopped say the flow failed, and why.
+    const tasks = all.filter((e) => e.type === "task" && ["cancelled", "skipped", "failed", "succeeded"].includes(e.status!));
+    expect(tasks.length).toBeGreaterThan(0);
+    for (const t of tasks) expect(t.error?.name).not.toBe("CancelledError");
+    for (const t of tasks.filter((e) => e.status === "cancelled")) expect(t.error?.message).toMatch(/^Stopped because the flow failed: TrackingError: .*--artifacts-destination/);
+    // The flow run says why it failed (a search finds it), not only the terminal.
+    const flowRunId = all[0]!.runId!;
+    const [flowRun] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: flowRunId }]);
+    expect(flowRun).toMatchObject({ status: "FAILED", tags: { "cairn.error.name": "TrackingError" } });
+    expect(flowRun.tags["cairn.error.message"]).toContain("artifact proxy");
+  });
+
   it("plan, explain and run say when the cache entries live in another tracker, and which", async () => {
     // The entries of `cwd` were made against the server; the embedded store cannot check their runs.
     const plan = await cairn(["plan", ok], { cwd });

@@ -7,7 +7,8 @@ import { type ErrorInfo, toErrorInfo } from "../run/events.ts";
  */
 export class StopReason {
   constructor(
-    readonly kind: "cancel" | "fail-fast",
+    /** `flow-failed`: the flow failed outside its tasks (its own record could not be made); `detail` is the error. */
+    readonly kind: "cancel" | "fail-fast" | "flow-failed",
     readonly detail: unknown,
   ) {}
 }
@@ -17,6 +18,10 @@ export function stopInfo(reason: unknown): ErrorInfo {
   if (reason instanceof StopReason) {
     if (reason.kind === "fail-fast") {
       return { name: "FailFast", message: `Stopped because task "${String(reason.detail)}" failed and the failure policy is fail-fast.` };
+    }
+    if (reason.kind === "flow-failed") {
+      const { name, message } = toErrorInfo(reason.detail);
+      return { name: "FlowFailed", message: `Stopped because the flow failed: ${name}: ${message}` };
     }
     return toErrorInfo(new CancelledError(reason.detail));
   }

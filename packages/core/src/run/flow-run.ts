@@ -634,7 +634,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       // The flow run's params and graph are recorded while the tasks start: nothing waits for
       // them but the flow's end. If they cannot be recorded, the flow stops and fails as before.
       const opening = Promise.all([logFlowStart(tracker, flowRunId, params, secrets), logFlowGraph(tracker, flowRunId, graph, graphJson)]);
-      opening.catch((e: unknown) => execution.cancel(e));
+      // A failure, not a cancel: the tasks it stops say the flow failed, and why.
+      opening.catch((e: unknown) => execution.fail(e));
       if (options.signal?.aborted) execution.cancel(options.signal.reason);
       execution.start();
       status = await execution.done;

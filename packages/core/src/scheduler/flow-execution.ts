@@ -139,6 +139,14 @@ export class FlowExecution {
   }
 
   /**
+   * Stops the run because the flow failed outside its tasks (`error`): as a cancel stops it, but
+   * the tasks it ends carry that error (`FlowFailed`), not a cancel, and the flow ends `failed`.
+   */
+  fail(error: unknown): void {
+    this.stop(new StopReason("flow-failed", error));
+  }
+
+  /**
    * Calls `listener` at every cancel from now on, also one that comes after the run stopped (a
    * fail-fast, every task done), so that what the run's end waits on can stop waiting; returns
    * what removes it.
@@ -469,7 +477,7 @@ export class FlowExecution {
     this.pipeline.stopped();
     this.global.clear();
     for (const pool of this.pools.values()) pool.clear();
-    const outcome = reason.kind === "cancel" ? ({ status: "cancelled" } as const) : ({ status: "skipped", reason: "fail-fast", because: String(reason.detail) } as const);
+    const outcome = reason.kind !== "fail-fast" ? ({ status: "cancelled" } as const) : ({ status: "skipped", reason: "fail-fast", because: String(reason.detail) } as const);
     // A run cancelled before it started its tasks records none of them: its flow run alone,
     // KILLED (a cancel is most often a hurry to be gone, and the server may not be answering).
     const record = this.walking || reason.kind !== "cancel";
