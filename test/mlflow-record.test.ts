@@ -226,6 +226,16 @@ describe("what a flow run records in an MLflow server, read with MlflowClient", 
     expect(flowRun.tags["cairn.error.message"]).toContain("artifact proxy");
   });
 
+  it("MLFLOW_EXPERIMENT_ID and MLFLOW_EXPERIMENT_NAME that name two experiments are refused, exit 2, as MLflow's client refuses them", async () => {
+    const [record] = await readWithMlflow(server.uri, [{ op: "experiment_by_name", name: "record" }]);
+    const id = String(record.experiment_id);
+    const refused = await cairn(["run", ok], { cwd: await tmp("cairn-record-two-"), env: { ...env, MLFLOW_EXPERIMENT_ID: id, MLFLOW_EXPERIMENT_NAME: "someone-else" } });
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(`MLFLOW_EXPERIMENT_ID is "${id}", the experiment "record", but MLFLOW_EXPERIMENT_NAME is "someone-else": they name two experiments.`);
+    const agreeing = await cairn(["run", ok], { cwd: await tmp("cairn-record-two-"), env: { ...env, MLFLOW_EXPERIMENT_ID: id, MLFLOW_EXPERIMENT_NAME: "record" } });
+    expect(agreeing.code, agreeing.stderr).toBe(0);
+  });
+
   it("plan, explain and run say when the cache entries live in another tracker, and which", async () => {
     // The entries of `cwd` were made against the server; the embedded store cannot check their runs.
     const plan = await cairn(["plan", ok], { cwd });

@@ -831,6 +831,19 @@ async function openTracking(
   if (env.MLFLOW_EXPERIMENT_ID && !options.experiment) {
     await tracker.ping();
     experimentId = env.MLFLOW_EXPERIMENT_ID;
+    if (env.MLFLOW_EXPERIMENT_NAME) {
+      // Both set, they must name one experiment, as MLflow's own client requires: else the run would go to the id's without a word.
+      const named = await tracker.getExperiment(experimentId);
+      if (named && named.name !== env.MLFLOW_EXPERIMENT_NAME) {
+        throw new OptionError(
+          "MLFLOW_EXPERIMENT_ID",
+          `the id of experiment "${env.MLFLOW_EXPERIMENT_NAME}" (MLFLOW_EXPERIMENT_NAME)`,
+          experimentId,
+          `MLFLOW_EXPERIMENT_ID is "${experimentId}", the experiment "${named.name}", but MLFLOW_EXPERIMENT_NAME is "${env.MLFLOW_EXPERIMENT_NAME}": ` +
+            `they name two experiments. Unset one of them (or pass --experiment NAME); MLflow's own client refuses the same.`,
+        );
+      }
+    }
   } else if (readOnly && tracker.findExperiment) {
     // Reading creates nothing: an experiment not there yet (a typo in --experiment) stays absent.
     const found = await tracker.findExperiment(experimentName);
