@@ -270,6 +270,27 @@ describe("a task run for every node, in the embedded store", () => {
     await expectLongParamKept(store, result, async (runId, path) => readFile(await store.downloadArtifact(runId, path, await tmp()), "utf8"));
   });
 
+  it("a task cannot change its input's param nor detach its run from the flow: refused at the call, the record keeps Cairn's", async () => {
+    const root = await tmp();
+    const relog = task("relog")
+      .input<{ n: number; how: string }>()
+      .run(({ n, how }, ctx) => {
+        ctx.log.param("n", n); // the same value: nothing to refuse
+        if (how === "param") ctx.log.param("n", n + 1);
+        if (how === "tag") ctx.log.tag("mlflow.parentRunId", "0".repeat(32));
+        return { n };
+      });
+    const f = flow("relog").build(() => ({ p: relog({ n: 3, how: "param" }, { id: "by-param" }).n, t: relog({ n: 3, how: "tag" }, { id: "by-tag" }).n }));
+    const { result } = await runCollect(f, { root, cache: false, failurePolicy: "continue" });
+    expect(result.tasks["by-param"]).toMatchObject({ status: "failed", error: { name: "OptionError" } });
+    expect(result.tasks["by-param"]!.error!.message).toMatch(/^Param "n" is the task's input "n", which Cairn logs as it was given/);
+    expect(result.tasks["by-tag"]).toMatchObject({ status: "failed", error: { name: "OptionError" } });
+    expect(result.tasks["by-tag"]!.error!.message).toMatch(/^Tag "mlflow.parentRunId" is Cairn's/);
+    const runs = await taskRuns(new LocalStore({ root }), result.runId);
+    expect(runs.get("by-param")!.params.n).toBe("3");
+    expect(runs.get("by-tag")!.parentRunId).toBe(result.runId);
+  });
+
   it("a metric no tracker keeps fails its task at the call, a negative step is kept", async () => {
     const root = await tmp();
     const { result } = await runCollect(metricFlow, { root, cache: false, failurePolicy: "continue" });

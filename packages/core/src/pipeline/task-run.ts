@@ -233,7 +233,7 @@ export function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>
     }
     // Masked by the recorder: inputs wired from literals, or from a param that carries a secret read from
     // the environment before it was known, may hold one. Masked, not refused: the task did not put it there.
-    recorder.param(key, text);
+    recorder.inputParam(key, text);
   }
   return needsFile ? secrets.mask(JSON.stringify(inputs, null, 2)) : undefined;
 }

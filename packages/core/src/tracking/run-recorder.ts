@@ -1,4 +1,8 @@
+import { OptionError } from "../errors.ts";
 import { checkMetric, type LogBatch, type MetricPoint, type Tracker } from "./tracker.ts";
+
+/** MLflow's tag naming a run's parent; set by Cairn when it creates the run. */
+const PARENT_TAG = "mlflow.parentRunId";
 
 /** Metrics buffered before a flush is started in the background. */
 const METRIC_FLUSH_THRESHOLD = 1000;
@@ -13,6 +17,8 @@ const METRIC_FLUSH_THRESHOLD = 1000;
  */
 export class RunRecorder {
   private params: Record<string, string> = {};
+  /** The params of the task's inputs, by key. */
+  private readonly inputs = new Map<string, string>();
   private tags: Record<string, string> = {};
   private metrics: MetricPoint[] = [];
   private pending: Promise<void> = Promise.resolve();
@@ -25,11 +31,40 @@ export class RunRecorder {
     private readonly secrets?: { readonly empty: boolean; mask(text: string): string },
   ) {}
 
+  /**
+   * A param the task logs. One that would change an input's param (a key {@link inputParam} set)
+   * throws an `OptionError`: the run's record would lose the value its cache key was made of.
+   */
   param(key: string, value: string): void {
+    const input = this.inputs.get(key);
+    if (input !== undefined && input !== value) {
+      throw new OptionError(
+        `param "${key}"`,
+        "a key that is not one of the task's inputs",
+        key,
+        `Param "${key}" is the task's input "${key}", which Cairn logs as it was given (the cache key was made of it); ` +
+          `a param is written once, so the task cannot log another value there. Log it under another key (ctx.log.param("${key}_used", ...)), or as a tag or metric.`,
+      );
+    }
     this.params[key] = value;
   }
 
+  /** An input's param (logInputs): the value stands, and the task cannot log another under its key. */
+  inputParam(key: string, value: string): void {
+    this.inputs.set(key, value);
+    this.params[key] = value;
+  }
+
+  /** A tag the task logs; `mlflow.parentRunId` is Cairn's (the run's place in the flow's tree) and throws an `OptionError`. */
   tag(key: string, value: string): void {
+    if (key === PARENT_TAG) {
+      throw new OptionError(
+        `tag "${PARENT_TAG}"`,
+        "a tag other than mlflow.parentRunId",
+        key,
+        `Tag "${PARENT_TAG}" is Cairn's: it places the task's run under its flow's run, and a task that set it would detach its run from the flow. Log the run you mean under another tag.`,
+      );
+    }
     this.tags[key] = value;
   }
 
