@@ -67,3 +67,17 @@ describe("cairn cache prune says what it frees", () => {
     expect(existsSync(artifact)).toBe(true);
   });
 });
+
+describe("cairn cache clear --task with an empty value", () => {
+  // `cairn cache clear --task "$TASK"` with TASK unset: it emptied the whole cache.
+  it.each([[["--task", ""]], [["--task="]], [["--task", "  "]]])("cache clear %j is refused (exit 2) and removes nothing", async (flags) => {
+    const cwd = await cachedProject();
+    const before = await entries(cwd);
+    expect(before).toBeGreaterThan(0);
+    const r = await cairn(["cache", "clear", ...flags], { cwd });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("Expected `--task NAME` to have a value, got an empty one");
+    expect(r.stderr).toContain("(for `cache clear --task`: every task)");
+    expect(await entries(cwd)).toBe(before);
+  });
+});

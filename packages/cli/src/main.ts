@@ -843,7 +843,7 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
   let code: number = EXIT.ok;
   try {
     if (sub === "ls") {
-      const entries = await store.list(values.task ? { taskName: values.task } : {});
+      const entries = await store.list(values.task !== undefined ? { taskName: values.task } : {});
       const unlisted = server
         ? `Entries kept in the experiments' indexes on ${describeTracker({ kind: "mlflow", uri: server })} (cairn-index/) are not listed here; a run hits those too (\`cairn plan\` shows what it would hit).`
         : undefined;
@@ -854,15 +854,15 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
       }
       const c = createColors(colorsOn(env, stdout));
       const rows = entries.map((e) => [e.taskName, e.key.slice(0, 16), e.sourceRunId, new Date(e.createdAt).toISOString().replace("T", " ").slice(0, 19), formatBytes(e.sizeBytes)]);
-      const none = values.task ? `No cache entries of task "${printable(values.task)}" in the cache at ${store.location}.` : `The cache at ${store.location} is empty.`;
+      const none = values.task !== undefined ? `No cache entries of task "${printable(values.task)}" in the cache at ${store.location}.` : `The cache at ${store.location} is empty.`;
       stdout.write(rows.length ? table(["task", "key", "source run", "created", "size"], rows, c) : `${none}\n`);
       if (unlisted) stdout.write(`${unlisted}\n`);
     } else if (sub === "clear") {
-      const filter = values.task ? { taskName: values.task } : {};
+      const filter = values.task !== undefined ? { taskName: values.task } : {};
       const keys = server ? new Set((await store.list(filter)).map((e) => e.key)) : undefined;
       const removed = await store.clear(filter);
-      stdout.write(`Removed ${removed} cache entr${removed === 1 ? "y" : "ies"}${values.task ? ` of task "${values.task}"` : ""} from ${store.location}.\n`);
-      if (server) code = await clearIndexes(server, keys!, { root: resolve(values.root ?? ".cairn"), env, stdout, stderr, othersToo: !values.task, ...(values.task ? { taskName: values.task } : {}) });
+      stdout.write(`Removed ${removed} cache entr${removed === 1 ? "y" : "ies"}${values.task !== undefined ? ` of task "${values.task}"` : ""} from ${store.location}.\n`);
+      if (server) code = await clearIndexes(server, keys!, { root: resolve(values.root ?? ".cairn"), env, stdout, stderr, othersToo: values.task === undefined, ...(values.task !== undefined ? { taskName: values.task } : {}) });
     } else {
       const before = server ? (await store.list()).map((e) => e.key) : [];
       const r = await store.prune({ ...(olderThanMs !== undefined ? { olderThanMs } : {}), ...(maxSizeBytes !== undefined ? { maxSizeBytes } : {}) });

@@ -64,3 +64,9 @@ describe("nearestFlag", () => {
     expect(nearestFlag(given, options)).toBeUndefined();
   });
 });
+
+describe("parseFlags, empty values", () => {
+  it.each([[["--experiment", ""]], [["--experiment="]], [["--experiment", " \t"]], [["-p", ""]], [["--param="]]])("%j is refused, naming the flag", (args) => {
+    expect(messageOf(args)).toMatch(/^Expected `--(experiment NAME|param NAME=VALUE)` to have a value, got an empty one \(`-{1,2}(experiment|p|param)[= ]".*"`\), often a shell variable that is not set\./);
+  });
+});

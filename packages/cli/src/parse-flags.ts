@@ -1,7 +1,9 @@
 /**
  * A command's flags, read with node:util's `parseArgs`, but with Cairn's own words for a
  * command line it refuses: an unknown flag (what was given, the flags the command knows, the
- * nearest one when it looks like a typo), a flag without its value, a value given to a switch.
+ * nearest one when it looks like a typo), a flag without its value, a value given to a switch,
+ * an empty value (a script's unset `$TASK` in `cache clear --task "$TASK"` would otherwise mean
+ * "every task").
  * The tokens are checked first without `strict`, so that each problem is known by what it is
  * rather than by the text of Node's message; the strict parse then types the values.
  */
@@ -50,6 +52,14 @@ export function parseFlags<const O extends FlagOptions>(args: string[], options:
             ? `Expected a value after \`${token.rawName}\` (${form}), got none: the next argument, \`${token.value}\`, is a flag. ${helpHint(context)}`
             : `Expected a value after \`${token.rawName}\` (${form}), got \`${token.value}\`, which reads as a flag. ` +
                 `Write ${flag}=${token.value} to pass a value that starts with "-". ${helpHint(context)}`,
+        );
+      }
+      // No flag takes "" for "none": read as unset, `--task ""` cleared every task's entries and
+      // `--secrets ""` ran without the file. Leaving the flag out is how to say "none".
+      if (token.value.trim() === "") {
+        throw new UsageError(
+          `Expected \`${form}\` to have a value, got an empty one (\`${token.rawName}${token.inlineValue ? "=" : " "}${JSON.stringify(token.value)}\`), ` +
+            `often a shell variable that is not set. Give a value; leaving ${flag} out means its default (for \`cache clear --task\`: every task). ${helpHint(context)}`,
         );
       }
     } else if (token.inlineValue) {
