@@ -109,7 +109,8 @@ Options:
       --pool NAME=N          Limit of a named pool; repeat for more. Default 1 per pool.
       --failure-policy P     fail-fast (default): stop at the first failure; continue: finish independent branches.
       --experiment NAME      Experiment to record into. Default: MLFLOW_EXPERIMENT_NAME, else the flow's name.
-      --secrets FILE         KEY=VALUE file of secrets for ctx.secret(); never logged.
+      --secrets FILE         KEY=VALUE file of secrets for ctx.secret(); never logged. Repeat for more
+                             files: all are read, in order; a key in a later file wins.
       --no-tracking          Record no runs (no embedded store runs, no MLflow); the cache is still used.
       --no-cache             Neither look up nor store results: every task runs. Not with --rerun,
                              --refresh or --cache-strict, which it would make do nothing.
@@ -141,7 +142,8 @@ Options:
                          and print ok; 1 when Redis does not answer or no such worker beats; 2 when
                          the flow does not load or URL is not redis://. A liveness probe, run beside
                          the worker; \`cairn workers\` lists every live worker.
-      --secrets FILE     KEY=VALUE file of secrets for ctx.secret(); never logged.
+      --secrets FILE     KEY=VALUE file of secrets for ctx.secret(); never logged. Repeatable: a key in
+                         a later file wins.
       --root DIR         Folder of Cairn's local state. Default: .cairn in the working directory`,
   workers: `Usage: cairn workers --queue URL [--json]
 
@@ -401,7 +403,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       pool: { type: "string", multiple: true },
       "failure-policy": { type: "string" },
       experiment: { type: "string" },
-      secrets: { type: "string" },
+      secrets: { type: "string", multiple: true },
       "no-tracking": { type: "boolean" },
       "no-cache": { type: "boolean" },
       "no-report": { type: "boolean" },
@@ -431,6 +433,9 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     const at = pair.indexOf("=");
     const name = at < 0 ? "" : pair.slice(0, at);
     if (!name) throw new UsageError(`Expected --pool NAME=N, got "--pool ${pair}".`);
+    if (Object.hasOwn(pools, name)) {
+      throw new UsageError(`Expected one --pool ${name}=N, got two (\`--pool ${name}=${pools[name]}\`, \`--pool ${pair}\`): which limit was meant cannot be told. Give --pool ${name} once.`);
+    }
     pools[name] = integerOption(`--pool ${name}`, pair.slice(at + 1), 1);
   }
   const policy = values["failure-policy"];
@@ -545,7 +550,7 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
       pool: { type: "string", multiple: true },
       concurrency: { type: "string", short: "c" },
       healthcheck: { type: "boolean" },
-      secrets: { type: "string" },
+      secrets: { type: "string", multiple: true },
       root: { type: "string" },
     },
     "worker",
@@ -702,7 +707,7 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
       json: { type: "boolean" },
       root: { type: "string" },
       experiment: { type: "string" },
-      secrets: { type: "string" },
+      secrets: { type: "string", multiple: true },
       "no-tracking": { type: "boolean" },
     },
     "plan",
@@ -745,7 +750,7 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
  * experiment, its secrets (an input that holds one enters the key by its slow digest), and whether
  * it records (an entry a `--no-tracking` run stored serves only such runs).
  */
-function readingOptions(values: { root?: string; experiment?: string; secrets?: string; "no-tracking"?: boolean }): RunOptions {
+function readingOptions(values: { root?: string; experiment?: string; secrets?: string[]; "no-tracking"?: boolean }): RunOptions {
   return {
     ...(values.root ? { root: values.root } : {}),
     ...(values["no-tracking"] ? { tracker: false as const } : {}),
@@ -762,7 +767,7 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
       json: { type: "boolean" },
       root: { type: "string" },
       experiment: { type: "string" },
-      secrets: { type: "string" },
+      secrets: { type: "string", multiple: true },
       "no-tracking": { type: "boolean" },
     },
     "explain",
@@ -1283,14 +1288,20 @@ function integerOption(flag: string, raw: string, min: number): number {
   return n;
 }
 
-function readSecrets(file: string): Record<string, string> {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    throw new UsageError(`Cannot read the secrets file ${file}: ${(error as Error).message}. Pass a KEY=VALUE file with --secrets.`);
+/** The secrets of every `--secrets FILE`, read in the order given: a key in a later file wins. */
+function readSecrets(files: readonly string[]): Record<string, string> {
+  const entries: Array<[string, string]> = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      throw new UsageError(`Cannot read the secrets file ${file}: ${(error as Error).message}. Pass a KEY=VALUE file with --secrets.`);
+    }
+    entries.push(...Object.entries(parseSecretsFile(file, text)));
   }
-  return parseSecretsFile(file, text);
+  // fromEntries, not assignment: a key `__proto__` stays a key.
+  return Object.fromEntries(entries);
 }
 
 function version(): string {

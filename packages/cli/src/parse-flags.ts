@@ -2,8 +2,8 @@
  * A command's flags, read with node:util's `parseArgs`, but with Cairn's own words for a
  * command line it refuses: an unknown flag (what was given, the flags the command knows, the
  * nearest one when it looks like a typo), a flag without its value, a value given to a switch,
- * an empty value (a script's unset `$TASK` in `cache clear --task "$TASK"` would otherwise mean
- * "every task").
+ * a flag that takes one value given twice, an empty value (a script's unset `$TASK` in
+ * `cache clear --task "$TASK"` would otherwise mean "every task").
  * The tokens are checked first without `strict`, so that each problem is known by what it is
  * rather than by the text of Node's message; the strict parse then types the values.
  */
@@ -35,6 +35,9 @@ export interface FlagContext {
  */
 export function parseFlags<const O extends FlagOptions>(args: string[], options: O, context: FlagContext): ParsedFlags<O> {
   const { tokens } = parseArgs({ args, options, allowPositionals: true, strict: false, tokens: true });
+  // The values of each flag given so far: parseArgs keeps the last of a flag given twice without a
+  // word, so a wrapper's own `--older-than 1ms` silently overrode the user's `30d`.
+  const seen = new Map<string, string[]>();
   for (const token of tokens) {
     if (token.kind !== "option") continue;
     const spec = Object.hasOwn(options, token.name) ? options[token.name] : undefined;
@@ -60,6 +63,14 @@ export function parseFlags<const O extends FlagOptions>(args: string[], options:
         throw new UsageError(
           `Expected \`${form}\` to have a value, got an empty one (\`${token.rawName}${token.inlineValue ? "=" : " "}${JSON.stringify(token.value)}\`), ` +
             `often a shell variable that is not set. Give a value; leaving ${flag} out means its default (for \`cache clear --task\`: every task). ${helpHint(context)}`,
+        );
+      }
+      const given = [...(seen.get(token.name) ?? []), token.value];
+      seen.set(token.name, given);
+      if (given.length > 1 && !spec.multiple) {
+        throw new UsageError(
+          `Expected \`${flag}\` once, got it twice (${given.map((v) => `\`${v}\``).join(", ")}): ` +
+            `only one can apply, and which one was meant cannot be told. Give ${flag} once. ${helpHint(context)}`,
         );
       }
     } else if (token.inlineValue) {

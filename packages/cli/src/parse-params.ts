@@ -25,6 +25,9 @@ export async function parseParams(definition: FlowDefinition, pairs: readonly st
     if (name === "__proto__") {
       throw new UsageError(`Expected -p name=value with a param name, got "-p ${pair}": \`__proto__\` cannot be a param's name (it is JavaScript's name for an object's prototype). Rename the param.`);
     }
+    if (raw.has(name)) {
+      throw new UsageError(`Expected one -p ${name}=..., got two (\`-p ${name}=${raw.get(name)}\`, \`-p ${pair}\`): which value was meant cannot be told. Give -p ${name} once.`);
+    }
     raw.set(name, pair.slice(eq + 1));
   }
   const schema = definition.paramsSchema;
