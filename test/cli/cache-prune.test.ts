@@ -59,7 +59,7 @@ describe("cairn cache prune says what it frees", () => {
     const artifact = join(cwd, ".cairn", "artifacts", entry!.sourceRunId, "report.txt");
     expect(existsSync(artifact)).toBe(true);
     // MLFLOW_TRACKING_URI of blanks is unset, as for every command: the artifacts are in the embedded store.
-    const r = await cairn(["cache", "prune", "--max-size", "0B"], { cwd, env: { MLFLOW_TRACKING_URI: "  " } });
+    const r = await cairn(["cache", "prune", "--max-size", "1B"], { cwd, env: { MLFLOW_TRACKING_URI: "  " } });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^Removed 1 entry \(its record, [\d.]+ (B|KB)\); kept 0 entries/);
     expect(r.stdout).toContain(`The 7 B of artifacts of the removed entry stay with its run (in ${join(cwd, ".cairn", "artifacts")})`);

@@ -23,7 +23,6 @@ describe("parseSize (cairn cache prune --max-size)", () => {
     ["1.5GB", 1.5 * 1024 ** 3],
     ["5GiB", 5 * 1024 ** 3],
     ["2TB", 2 * 1024 ** 4],
-    ["0B", 0],
   ])("reads %s", (raw, bytes) => {
     expect(parseSize("--max-size", raw)).toBe(bytes);
   });
@@ -72,5 +71,28 @@ describe("parseDuration (cairn cache prune --older-than)", () => {
 
   it("says to add a unit to a bare number", () => {
     expect(refusal(() => parseDuration("--older-than", "7"))).toMatch(/ Add a unit: 7d, say\.$/);
+  });
+});
+
+describe("a limit of zero (it removes every entry)", () => {
+  it.each([
+    ["--older-than", "0d"],
+    ["--older-than", "0ms"],
+    ["--older-than", "0.0s"],
+    ["--max-size", "0B"],
+    ["--max-size", "0.5B"],
+  ])("%s %s is refused, pointing at cache clear", (flag, raw) => {
+    const parse = flag === "--max-size" ? parseSize : parseDuration;
+    expect(refusal(() => parse(flag, raw))).toBe(
+      `Expected \`${flag}\` to be above zero, got \`${raw}\`: a limit of zero removes every entry of the cache. ` +
+        "To remove every entry, run `cairn cache clear`; else give a limit above zero.",
+    );
+  });
+
+  it("a bare 0 is not told to add a unit to it (0d would be refused as well)", () => {
+    const message = refusal(() => parseDuration("--older-than", "0"));
+    expect(message).not.toMatch(/0d/);
+    expect(message).toMatch(/Add a unit to a number above zero\./);
+    expect(refusal(() => parseSize("--max-size", "0"))).not.toMatch(/0GB/);
   });
 });

@@ -5,6 +5,8 @@
  * lenient readers used before (`ms`, `bytes`) read `5G` and `5,000MB` as 5 bytes and `7` as
  * 7 ms, and a limit read too small removes every entry. Anything not in the grammar is a
  * UsageError (exit 2) that names what was expected and what arrived, before the store is touched.
+ * A limit of zero (`0d`, `0B`) is refused too: it removes every entry, which `cairn cache clear`
+ * says plainly.
  */
 import { durationMs } from "@cairn/core";
 import { UsageError } from "./usage-error.ts";
@@ -27,7 +29,7 @@ const AMOUNT = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$/i;
 
 /**
  * `--max-size`: a number and one of B, KB, MB, GB, TB (powers of 1024; KiB, MiB, GiB, TiB are
- * the same), any case. Returns whole bytes.
+ * the same), any case, above zero. Returns whole bytes.
  * @example parseSize("--max-size", "5GB") // 5368709120
  */
 export function parseSize(flag: string, raw: string): number {
@@ -38,12 +40,12 @@ export function parseSize(flag: string, raw: string): number {
         hint(raw, "GB", (number, unit) => (Object.hasOwn(SIZE_UNITS, `${unit.toLowerCase()}b`) ? ` Did you mean ${number}${unit.toUpperCase()}B?` : "")),
     );
   }
-  return Math.floor(bytes);
+  return aboveZero(flag, raw, Math.floor(bytes));
 }
 
 /**
  * `--older-than`: a number and one of ms, s, m, h, d, w (milliseconds to weeks), any case but
- * `M`: a month to many, which the lenient reader took for minutes. Returns milliseconds.
+ * `M` (a month to many, which the lenient reader took for minutes), above zero. Returns milliseconds.
  * @example parseDuration("--older-than", "7d") // 604800000
  */
 export function parseDuration(flag: string, raw: string): number {
@@ -54,7 +56,16 @@ export function parseDuration(flag: string, raw: string): number {
         hint(raw, "d", (number, unit) => (unit === "M" ? ` Months are no unit: write days (${Number(number) * 30}d), or m for minutes.` : "")),
     );
   }
-  return millis;
+  return aboveZero(flag, raw, millis);
+}
+
+/** `amount`, unless it is zero: a limit of nothing removes every entry. */
+function aboveZero(flag: string, raw: string, amount: number): number {
+  if (amount > 0) return amount;
+  throw new UsageError(
+    `Expected \`${flag}\` to be above zero, got \`${raw}\`: a limit of zero removes every entry of the cache. ` +
+      "To remove every entry, run `cairn cache clear`; else give a limit above zero.",
+  );
 }
 
 /** The amount `raw` says in the units' base, or undefined when it is not a number and a known unit. */
@@ -72,5 +83,7 @@ function hint(raw: string, unitToAdd: string, unitHint: (number: string, unit: s
   const match = AMOUNT.exec(raw);
   if (!match) return "";
   const [, number, unit] = match;
-  return unit === "" ? ` Add a unit: ${number}${unitToAdd}, say.` : unitHint(number!, unit!);
+  // Not `0d`: a limit of zero is refused as well (it would remove every entry).
+  if (unit === "") return Number(number) > 0 ? ` Add a unit: ${number}${unitToAdd}, say.` : " Add a unit to a number above zero.";
+  return unitHint(number!, unit!);
 }
