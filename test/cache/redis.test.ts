@@ -213,7 +213,7 @@ describe("a redis password with a raw `%`", () => {
     // node-redis threw `TypeError: Invalid pathname` with a stack (exit 1).
     const path = await ls("redis://127.0.0.1:1/abc");
     expect(path.code).toBe(2);
-    expect(path.stderr).toMatch(/^cairn: CacheStoreUrlError: Expected the path of a redis cache URL to be a database number/);
+    expect(path.stderr).toMatch(/^cairn: CacheStoreUrlError: Expected the path of a redis URL to be a database number/);
     expect(path.stderr.trim().split("\n")).toHaveLength(1);
   });
 });

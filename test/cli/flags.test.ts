@@ -26,6 +26,13 @@ describe("flags Cairn does not know, or that lack their value, exit 2 with Cairn
     // Dropped unread under --no-cache, a mistyped --rerun would pass unseen.
     [["run", ok, "--no-cache", "--rerun", "dubble"], /Expected either --no-cache or --rerun, got both: --no-cache neither looks up nor stores results, so --rerun would change nothing\. Drop --rerun to run every task without the cache, or --no-cache to use it\./],
     [["run", ok, "--refresh", "--no-cache", "--cache-strict"], /Expected either --no-cache or --refresh, --cache-strict, got both: .* so --refresh and --cache-strict would change nothing\./],
+    // ioredis read `/abc` as `SELECT NaN`: an uncaught ReplyError and its stack, exit 1 ("unhealthy" for --healthcheck).
+    [["run", ok, "--queue", "redis://127.0.0.1:1/abc"], /QueueUrlError: Expected the path of a redis URL to be a database number .*\(the queue URL\), got "redis:\/\/127\.0\.0\.1:1\/abc"/],
+    [["worker", ok, "--queue", "redis://127.0.0.1:1/abc", "--healthcheck"], /QueueUrlError: Expected the path of a redis URL to be a database number/],
+    [["worker", ok, "--queue", "redis://127.0.0.1:1/abc"], /QueueUrlError: Expected the path of a redis URL to be a database number/],
+    [["workers", "--queue", "redis://127.0.0.1:1/abc"], /QueueUrlError: Expected the path of a redis URL to be a database number/],
+    // Read as port 6379 by ioredis: another Redis, used without a word.
+    [["workers", "--queue", "redis://127.0.0.1:notaport"], /QueueUrlError: Expected the port of a redis:\/\/ URL to be a number from 1 to 65535 \(the queue URL\), got "redis:\/\/127\.0\.0\.1:notaport" \(its port is "notaport"\)/],
     [["help", "frobnicate"], /Unknown command "frobnicate"\. Expected one of: init, run, graph, plan, explain, cache, runs, show, report, worker, workers\./],
   ])("cairn %s", async (args, message) => {
     const r = await cairn(args);

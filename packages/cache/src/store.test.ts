@@ -141,7 +141,7 @@ describe("CacheStore.fromUrl", () => {
     const error = await CacheStore.fromUrl("redis://127.0.0.1:1/abc", { connectTimeoutMs: 500 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CacheStoreUrlError);
     expect((error as Error).message).toBe(
-      'Expected the path of a redis cache URL to be a database number (redis://host:6379/1) or nothing, got "redis://127.0.0.1:1/abc" ' +
+      'Expected the path of a redis URL to be a database number (redis://host:6379/1) or nothing, got "redis://127.0.0.1:1/abc" ' +
         '(its path is "/abc"). Give a database number, or leave the path out for database 0.',
     );
     // What the check lets through is still read by node-redis, whose synchronous throw is a URL error too.

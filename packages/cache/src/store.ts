@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { CORRUPT, type CacheBackend, hasUnencodedUserInfo, redactUrl } from "./backends/_backend.ts";
+import { PERCENT_ENCODE_HINT, redisUrlProblem, unparsedUrlProblem } from "./store-url.ts";
 import { openEmbeddedBackend } from "./backends/embedded.ts";
 import { type CacheEntry, type NewCacheEntry, parseCacheEntry } from "./entry.ts";
 import { CacheBackendError, CacheError, CacheOptionError, CacheStoreUrlError, CacheValueError, LeaseLostError } from "./errors.ts";
@@ -128,28 +129,16 @@ export class CacheStore {
     try {
       parsed = new URL(url);
     } catch (error) {
-      // A known scheme that does not parse: most often a password holding `#`, `:` or `%`.
-      if (scheme !== undefined) {
-        throw new CacheStoreUrlError(redactUrl(url), {
-          cause: error,
-          expected: `a ${scheme}:// URL that parses`,
-          reason: "it does not parse as a URL",
-          hint: PERCENT_ENCODE_HINT,
-        });
-      }
+      // A known scheme that does not parse: a port that is not one, or a password holding `#`, `:` or `%`.
+      if (scheme !== undefined) throw new CacheStoreUrlError(redactUrl(url), { cause: error, ...unparsedUrlProblem(url, scheme) });
       throw new CacheStoreUrlError(redactUrl(url), { cause: error, reason: "not a URL" });
     }
     const { protocol } = parsed;
     checkUserInfo(url, parsed);
     if (protocol === "redis:" || protocol === "rediss:") {
-      // The path names a database by number; node-redis threw a bare TypeError for any other.
-      if (!/^\/?\d*$/.test(parsed.pathname)) {
-        throw new CacheStoreUrlError(redactUrl(url), {
-          expected: "the path of a redis cache URL to be a database number (redis://host:6379/1) or nothing",
-          reason: `its path is ${JSON.stringify(parsed.pathname)}`,
-          hint: "Give a database number, or leave the path out for database 0.",
-        });
-      }
+      // The port and the path (a database by number; node-redis threw a bare TypeError for any other).
+      const problem = redisUrlProblem(url);
+      if (problem) throw new CacheStoreUrlError(redactUrl(url), problem);
       const { openRedisBackend } = await import("./backends/redis.ts");
       return new CacheStore(await openRedisBackend(url, namespace, connectTimeoutMs), retryMs);
     }
@@ -447,9 +436,6 @@ export class CacheStore {
   }
 }
 
-/** How to write a user name or password into a store URL. */
-const PERCENT_ENCODE_HINT =
-  "Percent-encode the user name and password (encodeURIComponent does): %40 for @, %23 for #, %2F for /, %3F for ?, %3A for :, %25 for %.";
 
 /** Pauses between tries of a failed server operation (see `call`). */
 const RETRY_FIRST_PAUSE_MS = 100;

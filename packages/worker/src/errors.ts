@@ -43,10 +43,10 @@ export class QueueUnreachableError extends CairnError {
 export class QueueUrlError extends CairnError {
   static override readonly code: string = "CAIRN_QUEUE_URL";
   override name = "QueueUrlError";
-  constructor(url: unknown, options: { reason?: string; hint?: string } = {}) {
+  constructor(url: unknown, options: { reason?: string; hint?: string; expected?: string } = {}) {
     // A URL's password never reaches the message: a mistyped scheme still carries it.
     super(
-      `Expected the queue to be a Redis URL (redis://host:6379 or rediss://...), got ${JSON.stringify(typeof url === "string" ? redactUri(url) : url)}` +
+      `Expected ${options.expected ?? "the queue to be a Redis URL (redis://host:6379 or rediss://...)"}, got ${JSON.stringify(typeof url === "string" ? redactUri(url) : url)}` +
         `${options.reason ? ` (${options.reason})` : ""}.${options.hint ? ` ${options.hint}` : ""}`,
     );
   }

@@ -4,7 +4,7 @@
  * one way to open a connection. Both sides import these, so a name is written once.
  */
 import { createHash } from "node:crypto";
-import { hasUnencodedUserInfo } from "@cairn/cache";
+import { redisUrlProblem } from "@cairn/cache";
 import { Redis, type RedisOptions } from "ioredis";
 import { QueueUrlError, WorkerOptionError } from "./errors.ts";
 
@@ -61,16 +61,16 @@ function safe(name: string): string {
   return name.replace(/[^A-Za-z0-9_-]/g, "_");
 }
 
-/** Checks `url` where it enters. */
+/**
+ * Checks `url` where it enters, by the cache store's rules for a redis URL: ioredis read a port
+ * that is not a number as 6379 (another Redis, used without a word) and a path that is not a
+ * database number as `SELECT NaN` (a crash, exit 1: "unhealthy" to a supervisor).
+ */
 export function checkQueueUrl(url: unknown): string {
   if (typeof url !== "string" || !/^rediss?:\/\/./.test(url)) throw new QueueUrlError(url);
-  // It may parse, with part of the password as the host: Redis's "ENOTFOUND <that part>" printed it.
-  if (hasUnencodedUserInfo(url)) {
-    throw new QueueUrlError(url, {
-      reason: "it holds more than one `@`, or a `#`, `/` or `?` before its last `@`, so part of the password would be read as the host",
-      hint: "Percent-encode the user name and password (encodeURIComponent does): %40 for @, %23 for #, %2F for /, %3F for ?, %3A for :, %25 for %.",
-    });
-  }
+  // Unencoded user info may parse, with part of the password as the host: Redis's "ENOTFOUND <that part>" printed it.
+  const problem = redisUrlProblem(url);
+  if (problem) throw new QueueUrlError(url, { ...problem, expected: `${problem.expected} (the queue URL)` });
   return url;
 }
 

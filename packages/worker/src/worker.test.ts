@@ -4,6 +4,7 @@ import { queueDispatcher } from "./dispatcher.ts";
 import { QueueUrlError, WorkerOptionError } from "./errors.ts";
 import { jobId, queueName } from "./queue-names.ts";
 import { startWorker } from "./worker.ts";
+import { checkQueue, listWorkers } from "./workers-list.ts";
 
 const f = flow("options").build(() => ({ y: task("t").run(() => ({ y: 1 }))().y }));
 
@@ -23,12 +24,26 @@ describe("options, checked where they enter", () => {
     const split = (await startWorker({ ...base, queue: "redis://user:p@ss#word@127.0.0.1:1" }).then(() => undefined, (e: unknown) => e)) as Error;
     expect(split).toBeInstanceOf(QueueUrlError);
     expect(split.message).toBe(
-      'Expected the queue to be a Redis URL (redis://host:6379 or rediss://...), got "redis://user:***@127.0.0.1:1" ' +
+      'Expected the URL\'s user name and password to be percent-encoded (the queue URL), got "redis://user:***@127.0.0.1:1" ' +
         "(it holds more than one `@`, or a `#`, `/` or `?` before its last `@`, so part of the password would be read as the host). " +
         "Percent-encode the user name and password (encodeURIComponent does): %40 for @, %23 for #, %2F for /, %3F for ?, %3A for :, %25 for %.",
     );
     expect(() => queueDispatcher("redis://:p@ss#word@127.0.0.1:1")).toThrow(QueueUrlError);
     expect(() => queueDispatcher("postgres://x")).toThrow(`Expected the queue to be a Redis URL (redis://host:6379 or rediss://...), got "postgres://x".`);
+  });
+
+  // ioredis read `:notaport` as 6379 (another Redis, used without a word) and `/abc` as `SELECT NaN` (a crash).
+  it.each([
+    ["redis://127.0.0.1:6379/abc", 'Expected the path of a redis URL to be a database number (redis://host:6379/1) or nothing (the queue URL), got "redis://127.0.0.1:6379/abc" (its path is "/abc"). Give a database number'],
+    ["redis://127.0.0.1:notaport", 'Expected the port of a redis:// URL to be a number from 1 to 65535 (the queue URL), got "redis://127.0.0.1:notaport" (its port is "notaport"). Give the port in digits, or leave `:PORT` out for 6379.'],
+    ["redis://127.0.0.1:99999", '(its port is "99999")'],
+    ["rediss://127.0.0.1:0", 'Expected the port of a rediss:// URL to be a number from 1 to 65535 (the queue URL), got "rediss://127.0.0.1:0" (its port is "0")'],
+  ])("the queue URL %s is refused with a QueueUrlError before anything connects", async (queue, reason) => {
+    expect(() => queueDispatcher(queue)).toThrow(QueueUrlError);
+    expect(() => queueDispatcher(queue)).toThrow(reason);
+    await expect(startWorker({ flow: f.definition, file: "flow.ts", queue })).rejects.toThrow(reason);
+    await expect(listWorkers(queue)).rejects.toThrow(QueueUrlError);
+    await expect(checkQueue(queue)).rejects.toThrow(QueueUrlError);
   });
 
   it("a CAIRN_QUEUE_* variable that is no integer >= 1 is refused naming it, not taken as the default", async () => {
