@@ -710,6 +710,18 @@ describe("sweep", () => {
     expect(() => list([])).toThrow(EmptySpaceError);
     expect(() => random({ n: 3, seed: 1, space: { lr: [] } })).toThrow(EmptySpaceError);
     expect(() => random({ n: 0, seed: 1, space: { lr: [1] } })).toThrow(OptionError);
+    // Past the bound, the points (built at declaration) ran the process out of memory: 1e308 is an integer.
+    for (const n of [1e308, 2 ** 53 + 1, 100_001]) {
+      expect(() => random({ n, seed: 1, space: { lr: [1] } })).toThrow(
+        `Expected \`random() \`n\`\` to be an integer from 1 to 100000 (the number of points, each a trial with its own run and cache entry), got \`${n}\` (number).`,
+      );
+    }
+    expect(random({ n: 100_000, seed: 1, space: { lr: [1] } }).points).toHaveLength(100_000);
+    const axis = Array.from({ length: 400 }, (_, i) => i);
+    expect(() => grid({ a: axis, b: axis, c: axis })).toThrow(
+      "Expected grid() to hold at most 100000 points (each a trial with its own run and cache entry), got 160000. Give its axes fewer values, or draw a sample of the combinations with random({ n, seed, space }).",
+    );
+    expect(() => list(Array.from({ length: 100_001 }, () => ({ lr: 1 })))).toThrow("Expected list() to hold at most 100000 points");
     expect(() =>
       flow("bad-sweep").build(() => ({ p: sweep(fit, { with: { data: "d", depth: 1 }, over: { kind: "grid", points: [] } as never, select: max("score") }).params })),
     ).toThrow(OptionError);

@@ -102,6 +102,22 @@ export interface SearchSpace<P> {
 
 const SPACE_MARK = Symbol.for("cairn.searchSpace");
 
+/**
+ * The most points a search space holds. Each point is a trial with its own run and cache entry,
+ * and the points are built at declaration: `random({ n: 1e308 })` passed the integer check and
+ * ran the process out of memory, where a bound is a message.
+ */
+export const MAX_SPACE_POINTS = 100_000;
+
+function tooManyPoints(where: string, count: number, fix: string): OptionError {
+  return new OptionError(
+    where,
+    `at most ${MAX_SPACE_POINTS} points`,
+    count,
+    `Expected ${where} to hold at most ${MAX_SPACE_POINTS} points (each a trial with its own run and cache entry), got ${count}. ${fix}`,
+  );
+}
+
 function space<P>(kind: SearchSpace<P>["kind"], points: P[]): SearchSpace<P> {
   return Object.freeze({ kind, points: Object.freeze(points), [SPACE_MARK]: true }) as SearchSpace<P>;
 }
@@ -120,6 +136,8 @@ export function grid<const G extends Record<string, readonly unknown[]>>(axes: G
     const values = axes[name];
     if (!Array.isArray(values)) throw new OptionError(`grid() \`${name}\``, "an array of values", values);
     if (!values.length) throw new EmptySpaceError(`grid() \`${name}\``, "it has no values", `grid({ ${name}: [ ... ] })`);
+    const count = points.length * values.length;
+    if (count > MAX_SPACE_POINTS) throw tooManyPoints("grid()", count, "Give its axes fewer values, or draw a sample of the combinations with random({ n, seed, space }).");
     points = points.flatMap((p) => values.map((v) => ({ ...p, [name]: v })));
   }
   return space("grid", points) as never;
@@ -132,6 +150,7 @@ export function grid<const G extends Record<string, readonly unknown[]>>(axes: G
 export function list<P extends Record<string, unknown>>(points: readonly P[]): SearchSpace<P> {
   if (!Array.isArray(points)) throw new OptionError("list()", "an array of points (objects of input name -> value)", points);
   if (!points.length) throw new EmptySpaceError("list([])", "it has no points", "list([{ lr: 0.1 }])");
+  if (points.length > MAX_SPACE_POINTS) throw tooManyPoints("list()", points.length, "Split the sweep in several, or give fewer points.");
   points.forEach((p, i) => {
     if (typeof p !== "object" || p === null || Array.isArray(p)) throw new OptionError(`list() point ${i}`, "an object of input name -> value", p);
   });
@@ -157,7 +176,7 @@ export interface Range {
  */
 export function random<const S extends Record<string, readonly unknown[] | Range>>(options: { n: number; seed: number; space: S }): SearchSpace<{ -readonly [K in keyof S]: S[K] extends readonly (infer E)[] ? Widen<E> : number }> {
   const { n, seed, space: axes } = (options ?? {}) as { n: number; seed: number; space: S };
-  if (!Number.isInteger(n) || n < 1) throw new OptionError("random() `n`", "an integer >= 1 (the number of points)", n);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_SPACE_POINTS) throw new OptionError("random() `n`", `an integer from 1 to ${MAX_SPACE_POINTS} (the number of points, each a trial with its own run and cache entry)`, n);
   if (!Number.isInteger(seed)) throw new OptionError("random() `seed`", "an integer", seed);
   if (typeof axes !== "object" || axes === null || !Object.keys(axes).length) throw new EmptySpaceError("random() `space`", "it has no inputs", "random({ n: 10, seed: 1, space: { lr: { min: 0.001, max: 1 } } })");
   for (const [name, axis] of Object.entries(axes)) {
