@@ -48,18 +48,33 @@ describe("options, checked where they enter", () => {
 
   it("a CAIRN_QUEUE_* variable that is no integer >= 1 is refused naming it, not taken as the default", async () => {
     const base = { flow: f.definition, file: "flow.ts", queue: "redis://127.0.0.1:1" };
-    await expect(startWorker({ ...base, env: { CAIRN_QUEUE_LOCK_MS: "30s" } })).rejects.toThrow(/^Expected `CAIRN_QUEUE_LOCK_MS` to be an integer >= 1 .*, got "30s"\.$/);
+    await expect(startWorker({ ...base, env: { CAIRN_QUEUE_LOCK_MS: "30s" } })).rejects.toThrow(/^Expected `CAIRN_QUEUE_LOCK_MS` to be a whole number of milliseconds from 1 to 2147483647 .*, got "30s"\.$/);
     await expect(startWorker({ ...base, env: { CAIRN_QUEUE_MAX_DEATHS: "0" } })).rejects.toThrow(WorkerOptionError);
-    await expect(startWorker({ ...base, env: { CAIRN_QUEUE_STALE_GRACE_MS: "15s" } })).rejects.toThrow(/^Expected `CAIRN_QUEUE_STALE_GRACE_MS` to be an integer >= 1 .*, got "15s"\.$/);
-    await expect(startWorker({ ...base, staleGraceMs: 0 })).rejects.toThrow("Expected `staleGraceMs` to be an integer >= 1, got 0.");
+    await expect(startWorker({ ...base, env: { CAIRN_QUEUE_STALE_GRACE_MS: "15s" } })).rejects.toThrow(/^Expected `CAIRN_QUEUE_STALE_GRACE_MS` to be a whole number of milliseconds from 1 .*, got "15s"\.$/);
+    await expect(startWorker({ ...base, staleGraceMs: 0 })).rejects.toThrow("Expected `staleGraceMs` to be an integer from 1 to 2147483647, got 0.");
     const saved = process.env.CAIRN_QUEUE_DOWN_MS;
     process.env.CAIRN_QUEUE_DOWN_MS = "-5";
     try {
-      expect(() => queueDispatcher("redis://127.0.0.1:1")).toThrow(/`CAIRN_QUEUE_DOWN_MS` to be an integer >= 1/);
+      expect(() => queueDispatcher("redis://127.0.0.1:1")).toThrow(/`CAIRN_QUEUE_DOWN_MS` to be a whole number of milliseconds from 1 to 2147483647/);
     } finally {
       if (saved === undefined) delete process.env.CAIRN_QUEUE_DOWN_MS;
       else process.env.CAIRN_QUEUE_DOWN_MS = saved;
     }
+  });
+
+  // Past 2147483647 Node's timers fire after 1 ms: BullMQ's stalled check ran in a loop, ~480 Redis commands a second.
+  it.each(["3000000000", "2147483648", "0x10", "1e3", "1.5"])("CAIRN_QUEUE_LOCK_MS=%s is refused", async (raw) => {
+    const base = { flow: f.definition, file: "flow.ts", queue: "redis://127.0.0.1:1" };
+    await expect(startWorker({ ...base, env: { CAIRN_QUEUE_LOCK_MS: raw } })).rejects.toThrow(
+      `Expected \`CAIRN_QUEUE_LOCK_MS\` to be a whole number of milliseconds from 1 to 2147483647 (about 24.8 days, the longest a timer waits), in digits; unset for 30000, got "${raw}".`,
+    );
+    await expect(startWorker({ ...base, env: { CAIRN_QUEUE_STALE_GRACE_MS: raw } })).rejects.toThrow(WorkerOptionError);
+    await expect(startWorker({ ...base, lockMs: 3e9 })).rejects.toThrow("Expected `lockMs` to be an integer from 1 to 2147483647, got 3000000000.");
+  });
+
+  it("CAIRN_QUEUE_MAX_DEATHS is a count: digits only, no timer bound", async () => {
+    const base = { flow: f.definition, file: "flow.ts", queue: "redis://127.0.0.1:1" };
+    await expect(startWorker({ ...base, env: { CAIRN_QUEUE_MAX_DEATHS: "0x10" } })).rejects.toThrow('Expected `CAIRN_QUEUE_MAX_DEATHS` to be an integer >= 1, in digits; unset for 3, got "0x10".');
   });
 
   it("queue names and job ids hold no `:` (BullMQ's separator), and a task of a run is one job", () => {
