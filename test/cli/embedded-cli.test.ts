@@ -85,3 +85,30 @@ describe("the autorun of an app's entry module", () => {
     expect(exit.code).toBe(0);
   });
 });
+
+describe("CAIRN_NO_AUTORUN is read as a switch", () => {
+  /** `node --import tsx ok.flow.ts` with CAIRN_NO_AUTORUN set to `value`. */
+  const autorun = async (value: string) => {
+    const cwd = await tmp("cairn-no-autorun-");
+    const env = childEnv({ CAIRN_NO_AUTORUN: value });
+    return { cwd, exit: await start(process.execPath, ["--import", tsxLoader, join(repo, "test/fixtures/ok.flow.ts")], { cwd, env }).done };
+  };
+
+  // Only "1" stopped the run: the spellings a user most likely writes ran the flow, side effects and all.
+  it.each(["true", "YES", " 1 ", "on"])("CAIRN_NO_AUTORUN=%j runs nothing", async (value) => {
+    const { exit } = await autorun(value);
+    expect(exit.stdout).not.toMatch(/started|succeeded/);
+    expect(exit.stderr).toBe("");
+    expect(exit.code).toBe(0);
+  });
+
+  it("a value that is no switch runs nothing and is refused naming the variable, exit 2", async () => {
+    const { exit } = await autorun("maybe");
+    expect(exit.stdout).not.toMatch(/started|succeeded/);
+    expect(exit.stderr).toContain(
+      'cairn: OptionError: Expected `CAIRN_NO_AUTORUN` to be 1, true, yes or on to turn it on; 0, false, no, off or empty (or unset) to turn it off; any case, got "maybe" (string). The flow was not run.',
+    );
+    expect(exit.code).toBe(2);
+  });
+});
+

@@ -12,7 +12,9 @@
 import { realpathSync } from "node:fs";
 import { sep } from "node:path";
 import { pathToFileURL } from "node:url";
+import { booleanFromEnv } from "@cairn/core";
 import { addFlowHooks, flowBuilderName, isFlow } from "@cairn/dsl";
+import { EXIT } from "./exit.ts";
 
 let scheduled = false;
 let runStarted = false;
@@ -35,12 +37,21 @@ const PROJECT_MODULE = /\.(?:[cm]?ts|tsx|[cm]?js|jsx)$/;
  * look at its default export then tells apart.
  */
 function scheduleAutorun(caller: () => string | undefined): void {
-  if (scheduled || process.env.CAIRN_NO_AUTORUN === "1") return;
+  if (scheduled) return;
   const entry = realPath(process.argv[1]);
   if (!entry) return;
   // The stack is read only here, once a flow could still be run on its own.
   if (realPath(caller()) !== entry && (!PROJECT_MODULE.test(entry) || entry.includes(`${sep}node_modules${sep}`) || isCairnBin(entry))) return;
   scheduled = true;
+  // Only "1" stopped the run before: `CAIRN_NO_AUTORUN=true` ran the flow, side effects and all.
+  // A value that cannot be read runs nothing: the variable exists to stop a run.
+  try {
+    if (booleanFromEnv(process.env, "CAIRN_NO_AUTORUN")) return;
+  } catch (error) {
+    process.stderr.write(`cairn: ${(error as Error).name}: ${(error as Error).message} The flow was not run.\n`);
+    process.exitCode = EXIT.usage;
+    return;
+  }
   setImmediate(() => {
     void (async () => {
       // Waits for the module to finish evaluating (top-level await included): a script that

@@ -21,6 +21,7 @@ import {
   ArtifactLocationError,
   buildFlowGraph,
   closeAbandonedRuns,
+  booleanFromEnv,
   closestName,
   describeAbandonedRuns,
   removeIndexEntries,
@@ -295,6 +296,11 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
       stdout.write(`${version()}\n`);
       return EXIT.ok;
     }
+    // Cairn's switches, refused before anything runs when they hold a value that is no switch
+    // (`CAIRN_CACHE_STRICT=on` was read as off): the run reads the first two from `env`.
+    booleanFromEnv(env, "CAIRN_CACHE_STRICT");
+    booleanFromEnv(process.env, "CAIRN_MLFLOW_TRACE");
+    booleanFromEnv(process.env, "CAIRN_NO_AUTORUN");
     if (asksHelp(rest)) {
       const help = helpOf(command);
       if (help === undefined) throw new UsageError(`Unknown command "${command}". Run \`cairn --help\` for the list.`);

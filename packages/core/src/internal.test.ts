@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { closestName, durationMs, retryAfterMs } from "./internal.ts";
+import { OptionError } from "./errors.ts";
+import { booleanFromEnv, closestName, durationMs, retryAfterMs } from "./internal.ts";
 
 describe("closestName", () => {
   it("names the candidate a typo meant, a swap of neighbours being one edit, case ignored", () => {
@@ -51,5 +52,23 @@ describe("durationMs", () => {
     }
     expect(durationMs("1m")).toBe(60_000);
     expect(durationMs("1Ms")).toBe(1);
+  });
+});
+
+describe("booleanFromEnv", () => {
+  it.each(["1", "true", "TRUE", "Yes", "on", " 1 "])("%j is on", (raw) => {
+    expect(booleanFromEnv({ X: raw }, "X")).toBe(true);
+  });
+
+  it.each(["0", "false", "No", "OFF", "", "  "])("%j is off, and so is unset", (raw) => {
+    expect(booleanFromEnv({ X: raw }, "X")).toBe(false);
+    expect(booleanFromEnv({}, "X")).toBe(false);
+  });
+
+  it.each(["2", "ture", "enabled", "y"])("%j is refused, naming the variable", (raw) => {
+    expect(() => booleanFromEnv({ CAIRN_CACHE_STRICT: raw }, "CAIRN_CACHE_STRICT")).toThrow(OptionError);
+    expect(() => booleanFromEnv({ CAIRN_CACHE_STRICT: raw }, "CAIRN_CACHE_STRICT")).toThrow(
+      `Expected \`CAIRN_CACHE_STRICT\` to be 1, true, yes or on to turn it on; 0, false, no, off or empty (or unset) to turn it off; any case, got "${raw}" (string).`,
+    );
   });
 });

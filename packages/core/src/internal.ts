@@ -4,6 +4,7 @@
  * `cairn cache prune --older-than 7d`). Exported from @cairn/core for the other packages;
  * not part of what a flow file uses.
  */
+import { OptionError } from "./errors.ts";
 
 /** A `Retry-After` header (seconds or an HTTP date) as milliseconds from now; `undefined` when absent or unreadable. */
 export function retryAfterMs(header: unknown): number | undefined {
@@ -86,4 +87,23 @@ export function durationMs(text: string, options: { longUnits?: boolean } = {}):
   if (!Object.hasOwn(units, unit)) return undefined;
   const value = Number(match[1]) * units[unit]!;
   return Number.isFinite(value) ? value : undefined;
+}
+
+/** The spellings {@link booleanFromEnv} reads, lower-cased and trimmed. */
+const ENV_TRUE = ["1", "true", "yes", "on"];
+const ENV_FALSE = ["", "0", "false", "no", "off"];
+
+/**
+ * The switch `env[name]` holds: `1`, `true`, `yes`, `on` are true; `0`, `false`, `no`, `off`,
+ * empty or unset are false; any case, spaces around ignored. Anything else is an OptionError
+ * naming the variable: `CAIRN_NO_AUTORUN=true` once ran the flow and `CAIRN_CACHE_STRICT=on`
+ * was lenient, each without a word. Every boolean variable of Cairn is read through this.
+ * @example booleanFromEnv(process.env, "CAIRN_CACHE_STRICT") // true for "Yes"
+ */
+export function booleanFromEnv(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name];
+  const value = (raw ?? "").trim().toLowerCase();
+  if (ENV_TRUE.includes(value)) return true;
+  if (ENV_FALSE.includes(value)) return false;
+  throw new OptionError(name, "1, true, yes or on to turn it on; 0, false, no, off or empty (or unset) to turn it off; any case", raw);
 }

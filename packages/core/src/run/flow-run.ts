@@ -22,7 +22,7 @@ import { closeAbandonedRuns, describeAbandonedRuns } from "../tracking/abandoned
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 import { type ErrorInfo, type FlowEvent, type FlowStatus, type RunEvent, toErrorInfo } from "./events.ts";
 import { SecretRegistry } from "./secrets.ts";
-import { closestName } from "../internal.ts";
+import { booleanFromEnv, closestName } from "../internal.ts";
 import { StopReason } from "../pipeline/stop.ts";
 import { flowErrorTags } from "../pipeline/task-run.ts";
 import { rejectOnAbort } from "../pipeline/attempts.ts";
@@ -888,7 +888,7 @@ async function closeOwnStore(cache: ExecutionSettings["cache"]): Promise<void> {
 
 /** `cache.strict`, else CAIRN_CACHE_STRICT. */
 function isStrict(option: CacheRunOptions | undefined, env: NodeJS.ProcessEnv): boolean {
-  return option?.strict ?? ["1", "true", "yes"].includes((env.CAIRN_CACHE_STRICT ?? "").toLowerCase());
+  return option?.strict ?? booleanFromEnv(env, "CAIRN_CACHE_STRICT");
 }
 
 /** `RunOptions.cache` checked where it enters: its settings, or undefined when the cache is off. */

@@ -12,7 +12,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pRetry from "p-retry";
 import { partialPath } from "@cairn/cache";
-import { ArtifactLocationError, MlflowApiError, retryAfterMs, TrackerUnreachableError, TrackingError, type RunStatus } from "@cairn/core";
+import { ArtifactLocationError, booleanFromEnv, MlflowApiError, retryAfterMs, TrackerUnreachableError, TrackingError, type RunStatus } from "@cairn/core";
 import { checkMlflowOptions, DEFAULT_CONNECTION_REQUESTS, MLFLOW_HTTP_DEFAULTS, type MlflowClientOptions } from "./mlflow-config.ts";
 import { type HttpResponse, HttpTransport } from "./http.ts";
 import { MLFLOW_LIMITS } from "./mlflow-limits.ts";
@@ -160,7 +160,17 @@ export const HURRIED_ATTEMPT_MS = 5000;
 /** After the one request sent while the server is known down got no answer, how long the others are refused without being sent. */
 const SHUT_MS = 5000;
 /** `CAIRN_MLFLOW_TRACE=1` prints one line per request to stderr (method, endpoint, outcome, start, duration, tries), to see what a run asks of the server. */
-const TRACE = !["", "0", "false", "no", "off"].includes((process.env.CAIRN_MLFLOW_TRACE ?? "").trim().toLowerCase());
+const TRACE = traceFromEnv();
+
+/** CAIRN_MLFLOW_TRACE, read when Cairn is loaded: a value it cannot read is said once and leaves tracing off (`cairn` refuses it, exit 2). */
+function traceFromEnv(): boolean {
+  try {
+    return booleanFromEnv(process.env, "CAIRN_MLFLOW_TRACE");
+  } catch (error) {
+    process.stderr.write(`cairn: ${(error as Error).message} MLflow requests are not traced.\n`);
+    return false;
+  }
+}
 
 /**
  * MLflow REST client. Every method rejects with a `TrackingError` subclass:

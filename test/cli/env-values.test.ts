@@ -1,0 +1,30 @@
+/**
+ * Cairn's and MLflow's variables given values they cannot read: refused before anything runs,
+ * exit 2, naming the variable, never read as another value without a word.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cairn, repo, tmp } from "./helpers.ts";
+
+const ok = join(repo, "test/fixtures/ok.flow.ts");
+
+describe("boolean variables", () => {
+  // `on`, `2`, `ture` were read as "not strict": a user who asked for strict got the lenient run.
+  it.each([["CAIRN_CACHE_STRICT", "ture"], ["CAIRN_CACHE_STRICT", "2"], ["CAIRN_MLFLOW_TRACE", "maybe"], ["CAIRN_NO_AUTORUN", "sure"]])(
+    "%s=%s is refused (exit 2) before anything runs",
+    async (name, value) => {
+      const cwd = await tmp("cairn-cli-env-");
+      const r = await cairn(["run", ok, "--no-report"], { cwd, env: { [name]: value } });
+      expect(r.stderr).toContain(`OptionError: Expected \`${name}\` to be 1, true, yes or on to turn it on; 0, false, no, off or empty (or unset) to turn it off; any case, got "${value}"`);
+      expect(r.code).toBe(2);
+      expect(existsSync(join(cwd, ".cairn"))).toBe(false);
+    },
+  );
+
+  it("CAIRN_CACHE_STRICT=on is strict: a cache store that does not answer fails the run instead of running without it", async () => {
+    const r = await cairn(["run", ok, "--no-report"], { env: { CAIRN_CACHE_STRICT: "on", CAIRN_CACHE_URL: "redis://127.0.0.1:1" } });
+    expect(r.stderr).not.toMatch(/The run goes on without the shared cache/);
+    expect(r.code).not.toBe(0);
+  });
+});
