@@ -28,3 +28,22 @@ describe("boolean variables", () => {
     expect(r.code).not.toBe(0);
   });
 });
+
+describe("MLflow variables Cairn cannot use are a usage error (exit 2), not a failed flow (exit 1)", () => {
+  // Exit 1 told a CI job that retries on 1 to retry a configuration error for ever.
+  it.each([
+    [{ MLFLOW_HTTP_REQUEST_MAX_RETRIES: "-1" }, "Expected MLFLOW_HTTP_REQUEST_MAX_RETRIES to be an integer from 0 to 10"],
+    [{ MLFLOW_HTTP_REQUEST_TIMEOUT: "10s" }, "MLFLOW_HTTP_REQUEST_TIMEOUT"],
+    [{ MLFLOW_TRACKING_INSECURE_TLS: "yes" }, "Expected MLFLOW_TRACKING_INSECURE_TLS to be true, false, 1 or 0"],
+    [{ MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER: "yes" }, "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER"],
+    [{ CAIRN_MLFLOW_RECORDS_IN_FLIGHT: "0" }, "Expected CAIRN_MLFLOW_RECORDS_IN_FLIGHT to be an integer from 1 to 64"],
+    [{ CAIRN_MLFLOW_CONNECTION_REQUESTS: "1.5" }, "CAIRN_MLFLOW_CONNECTION_REQUESTS"],
+    [{ MLFLOW_TRACKING_URI: "http://" }, 'MLFLOW_TRACKING_URI is "http://", which does not parse as a URL'],
+    [{ MLFLOW_TRACKING_URI: "http://u:p%zz@host" }, "with a `%` that is not followed by two hex digits"],
+  ])("%j", async (env, message) => {
+    const r = await cairn(["run", ok, "--no-report"], { env: { MLFLOW_TRACKING_URI: "http://127.0.0.1:1", ...env } });
+    expect(r.stderr).toContain("cairn: TrackingConfigError: ");
+    expect(r.stderr).toContain(message);
+    expect(r.code).toBe(2);
+  });
+});

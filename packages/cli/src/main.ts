@@ -17,6 +17,7 @@ import {
   OptionError,
   ParamError,
   SecretRegistry,
+  TrackingConfigError,
   UnsupportedTrackingUriError,
   ArtifactLocationError,
   buildFlowGraph,
@@ -370,6 +371,7 @@ function reportError(error: unknown, stderr: Writable): number {
     OptionError.is(error) ||
     UnsupportedTrackingUriError.is(error) ||
     ArtifactLocationError.is(error) ||
+    TrackingConfigError.is(error) ||
     CacheStoreUrlError.is(error) ||
     CacheOptionError.is(error);
   // Errors Cairn expects (a dead cache store among them) are their message; a stack is for bugs.

@@ -485,6 +485,16 @@ export class MetricError extends TrackingError {
   }
 }
 
+/**
+ * A tracking setting that cannot be used (an MLflow variable such as MLFLOW_HTTP_REQUEST_TIMEOUT,
+ * the tracking URI, a client option): a mistake in the configuration, refused before anything
+ * runs, which retrying does not fix. `cairn` exits 2 for it, not 1 as for a server's failure.
+ */
+export class TrackingConfigError extends TrackingError {
+  static override readonly code: string = "CAIRN_TRACKING_CONFIG";
+  override name = "TrackingConfigError";
+}
+
 /** The tracking URI names something Cairn cannot talk to (a `sqlite:` or `file:` URI, an unknown scheme). */
 export class UnsupportedTrackingUriError extends TrackingError {
   static override readonly code: string = "CAIRN_UNSUPPORTED_TRACKING_URI";

@@ -4,7 +4,7 @@
  * unchanged.
  */
 import { hasUnencodedUserInfo } from "@cairn/cache";
-import { redactUri, TrackingError, UnsupportedTrackingUriError } from "@cairn/core";
+import { redactUri, TrackingConfigError, UnsupportedTrackingUriError } from "@cairn/core";
 
 /** Connection settings of an `MlflowClient`. */
 export interface MlflowClientOptions {
@@ -106,8 +106,8 @@ export function parseTrackingUri(raw: string): { uri: string; username?: string;
 }
 
 /** The error for an http(s) tracking URI Cairn cannot read, the password never shown. */
-function unparsableHttpUri(raw: string, why: string): TrackingError {
-  return new TrackingError(
+function unparsableHttpUri(raw: string, why: string): TrackingConfigError {
+  return new TrackingConfigError(
     `MLFLOW_TRACKING_URI is "${redactUri(raw)}", which ${why}. If it holds a user name and password, percent-encode ` +
       `them (\`%25\` for %, \`%40\` for @, \`%23\` for #, \`%2F\` for /, \`%3A\` for :), or leave them out of the URI and set ` +
       `MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead.`,
@@ -123,7 +123,7 @@ function unparsableHttpUri(raw: string, why: string): TrackingError {
 export function mlflowOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, uri?: string): MlflowClientOptions {
   const rawUri = uri ?? env.MLFLOW_TRACKING_URI;
   if (!rawUri) {
-    throw new TrackingError(
+    throw new TrackingConfigError(
       "MLFLOW_TRACKING_URI is not set. Set it to the MLflow server's URL, e.g. MLFLOW_TRACKING_URI=http://127.0.0.1:5000.",
     );
   }
@@ -159,22 +159,22 @@ export function mlflowOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, uri?:
   return options;
 }
 
-/** Checks options where they enter; throws `TrackingError` naming the variable and the fix. */
+/** Checks options where they enter; throws `TrackingConfigError` naming the variable and the fix. */
 export function checkMlflowOptions(options: MlflowClientOptions): void {
   if (options.insecureTls && options.serverCertPath) {
-    throw new TrackingError(
+    throw new TrackingConfigError(
       "MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH are both set. " +
         "Set only one: a CA bundle to check the server's certificate, or insecure TLS to skip the check.",
     );
   }
   checkCount("MLFLOW_HTTP_REQUEST_MAX_RETRIES", options.maxRetries, 0, MLFLOW_HTTP_DEFAULTS.maxRetriesLimit);
   if (options.backoffFactor !== undefined && !(options.backoffFactor >= 0 && options.backoffFactor <= MLFLOW_HTTP_DEFAULTS.maxBackoffFactor)) {
-    throw new TrackingError(
+    throw new TrackingConfigError(
       `Expected MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR to be a number of seconds from 0 to ${MLFLOW_HTTP_DEFAULTS.maxBackoffFactor}, got \`${options.backoffFactor}\`.`,
     );
   }
   if (options.backoffJitter !== undefined && !(options.backoffJitter >= 0)) {
-    throw new TrackingError(`Expected MLFLOW_HTTP_REQUEST_BACKOFF_JITTER to be a number of seconds >= 0, got \`${options.backoffJitter}\`.`);
+    throw new TrackingConfigError(`Expected MLFLOW_HTTP_REQUEST_BACKOFF_JITTER to be a number of seconds >= 0, got \`${options.backoffJitter}\`.`);
   }
   checkCount("CAIRN_MLFLOW_RECORDS_IN_FLIGHT", options.recordsInFlight, 1, MAX_RECORDS_IN_FLIGHT, "Leave it unset to let Cairn find how many the server takes.");
   checkCount(
@@ -185,14 +185,14 @@ export function checkMlflowOptions(options: MlflowClientOptions): void {
     "Every N-th request to the server closes its connection so that a new one opens; 0 keeps each connection as long as it lasts.",
   );
   if (options.timeoutSeconds !== undefined && !(options.timeoutSeconds > 0)) {
-    throw new TrackingError(`Expected MLFLOW_HTTP_REQUEST_TIMEOUT to be a number of seconds > 0, got \`${options.timeoutSeconds}\`.`);
+    throw new TrackingConfigError(`Expected MLFLOW_HTTP_REQUEST_TIMEOUT to be a number of seconds > 0, got \`${options.timeoutSeconds}\`.`);
   }
 }
 
-/** Throws `TrackingError` unless `value` (from variable `name`) is unset or an integer from `min` to `max`; `hint` says what to do. */
+/** Throws `TrackingConfigError` unless `value` (from variable `name`) is unset or an integer from `min` to `max`; `hint` says what to do. */
 function checkCount(name: string, value: number | undefined, min: number, max: number, hint?: string): void {
   if (value === undefined || (Number.isInteger(value) && value >= min && value <= max)) return;
-  throw new TrackingError(`Expected ${name} to be an integer from ${min} to ${max.toLocaleString("en")}, got \`${value}\`.${hint ? ` ${hint}` : ""}`);
+  throw new TrackingConfigError(`Expected ${name} to be an integer from ${min} to ${max.toLocaleString("en")}, got \`${value}\`.${hint ? ` ${hint}` : ""}`);
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -205,7 +205,7 @@ function readBoolean(env: NodeJS.ProcessEnv, name: string): boolean | undefined 
   const v = raw.trim().toLowerCase();
   if (v === "true" || v === "1") return true;
   if (v === "false" || v === "0") return false;
-  throw new TrackingError(`Expected ${name} to be true, false, 1 or 0, got ${JSON.stringify(raw)}.`);
+  throw new TrackingConfigError(`Expected ${name} to be true, false, 1 or 0, got ${JSON.stringify(raw)}.`);
 }
 
 function readNumber(env: NodeJS.ProcessEnv, name: string, integer: boolean): number | undefined {
@@ -213,7 +213,7 @@ function readNumber(env: NodeJS.ProcessEnv, name: string, integer: boolean): num
   if (raw === undefined) return undefined;
   const n = Number(raw.trim());
   if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new TrackingError(`Expected ${name} to be ${integer ? "an integer" : "a number"}, got ${JSON.stringify(raw)}.`);
+    throw new TrackingConfigError(`Expected ${name} to be ${integer ? "an integer" : "a number"}, got ${JSON.stringify(raw)}.`);
   }
   return n;
 }
