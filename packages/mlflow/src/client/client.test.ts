@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { describe, expect, it, vi } from "vitest";
-import { MlflowApiError, redactUri, resolveTracker, TrackerUnreachableError, TrackingError, UnsupportedTrackingUriError } from "@cairn/core";
+import { MlflowApiError, redactUri, resolveTracker, TrackerUnreachableError, TrackingConfigError, TrackingError, UnsupportedTrackingUriError } from "@cairn/core";
 import { freePort } from "../../test/mlflow-server.ts";
 import { chunkBatch, MlflowClient, normalizeArtifactPath, parseJson, quoteFilterValue, runFilter, toDouble, toInt } from "./client.ts";
 import { mlflowOptionsFromEnv, parseTrackingUri } from "./mlflow-config.ts";
@@ -39,6 +39,29 @@ describe("mlflowOptionsFromEnv", () => {
     expect(() =>
       mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "https://x", MLFLOW_TRACKING_INSECURE_TLS: "1", MLFLOW_TRACKING_SERVER_CERT_PATH: "/ca.pem" }),
     ).toThrow(TrackingError);
+  });
+
+  // Blank was Number("") = 0 (no retries, no backoff, connections never recycled) without a word; 0x5 was 5.
+  it.each(["MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "CAIRN_MLFLOW_CONNECTION_REQUESTS", "MLFLOW_HTTP_REQUEST_TIMEOUT", "CAIRN_MLFLOW_RECORDS_IN_FLIGHT"])(
+    "%s: blank and hex are refused, quoting what was given",
+    (name) => {
+      expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", [name]: " " })).toThrow(
+        new RegExp(`^Expected ${name} to be an? (integer, in digits|number, in decimal), got " " \\(blank\\)\\. Unset it for the default, or give a value\\.$`),
+      );
+      expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", [name]: "0x5" })).toThrow(new RegExp(`^Expected ${name} to be .*, got "0x5"\\.$`));
+      expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", [name]: " " })).toThrow(TrackingConfigError);
+    },
+  );
+
+  // Past Node's longest timer: a TimeoutOverflowWarning on the user's stderr, or ERR_OUT_OF_RANGE blamed on the server.
+  it("MLFLOW_HTTP_REQUEST_TIMEOUT and _BACKOFF_JITTER are at most 2147483 s", () => {
+    expect(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", MLFLOW_HTTP_REQUEST_TIMEOUT: "2147483" }).timeoutSeconds).toBe(2147483);
+    for (const raw of ["2147484", "3000000", "1e308"]) {
+      expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", MLFLOW_HTTP_REQUEST_TIMEOUT: raw })).toThrow(
+        `Expected MLFLOW_HTTP_REQUEST_TIMEOUT to be a number of seconds above 0, at most 2147483 (about 24.8 days, the longest a Node timer waits), got \`${Number(raw)}\`.`,
+      );
+      expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: raw })).toThrow(/^Expected MLFLOW_HTTP_REQUEST_BACKOFF_JITTER to be a number of seconds from 0 to 2147483 /);
+    }
   });
 
   it("reads CAIRN_MLFLOW_CONNECTION_REQUESTS, and refuses what is not a count of requests", () => {

@@ -4,7 +4,7 @@
  * unchanged.
  */
 import { hasUnencodedUserInfo } from "@cairn/cache";
-import { redactUri, TrackingConfigError, UnsupportedTrackingUriError } from "@cairn/core";
+import { LONGEST_TIMER_MS, redactUri, TrackingConfigError, UnsupportedTrackingUriError } from "@cairn/core";
 
 /** Connection settings of an `MlflowClient`. */
 export interface MlflowClientOptions {
@@ -159,6 +159,9 @@ export function mlflowOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, uri?:
   return options;
 }
 
+/** The longest time in seconds a Node timer waits: a longer one fires at once or throws. */
+const LONGEST_TIMER_SECONDS = Math.floor(LONGEST_TIMER_MS / 1000);
+
 /** Checks options where they enter; throws `TrackingConfigError` naming the variable and the fix. */
 export function checkMlflowOptions(options: MlflowClientOptions): void {
   if (options.insecureTls && options.serverCertPath) {
@@ -173,8 +176,10 @@ export function checkMlflowOptions(options: MlflowClientOptions): void {
       `Expected MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR to be a number of seconds from 0 to ${MLFLOW_HTTP_DEFAULTS.maxBackoffFactor}, got \`${options.backoffFactor}\`.`,
     );
   }
-  if (options.backoffJitter !== undefined && !(options.backoffJitter >= 0)) {
-    throw new TrackingConfigError(`Expected MLFLOW_HTTP_REQUEST_BACKOFF_JITTER to be a number of seconds >= 0, got \`${options.backoffJitter}\`.`);
+  if (options.backoffJitter !== undefined && !(options.backoffJitter >= 0 && options.backoffJitter <= LONGEST_TIMER_SECONDS)) {
+    throw new TrackingConfigError(
+      `Expected MLFLOW_HTTP_REQUEST_BACKOFF_JITTER to be a number of seconds from 0 to ${LONGEST_TIMER_SECONDS} (about 24.8 days, the longest a Node timer waits), got \`${options.backoffJitter}\`.`,
+    );
   }
   checkCount("CAIRN_MLFLOW_RECORDS_IN_FLIGHT", options.recordsInFlight, 1, MAX_RECORDS_IN_FLIGHT, "Leave it unset to let Cairn find how many the server takes.");
   checkCount(
@@ -184,8 +189,11 @@ export function checkMlflowOptions(options: MlflowClientOptions): void {
     MAX_CONNECTION_REQUESTS,
     "Every N-th request to the server closes its connection so that a new one opens; 0 keeps each connection as long as it lasts.",
   );
-  if (options.timeoutSeconds !== undefined && !(options.timeoutSeconds > 0)) {
-    throw new TrackingConfigError(`Expected MLFLOW_HTTP_REQUEST_TIMEOUT to be a number of seconds > 0, got \`${options.timeoutSeconds}\`.`);
+  // Past the longest timer, Node warned on stderr and cut it short, or threw ERR_OUT_OF_RANGE reported as an unreachable server.
+  if (options.timeoutSeconds !== undefined && !(options.timeoutSeconds > 0 && options.timeoutSeconds <= LONGEST_TIMER_SECONDS)) {
+    throw new TrackingConfigError(
+      `Expected MLFLOW_HTTP_REQUEST_TIMEOUT to be a number of seconds above 0, at most ${LONGEST_TIMER_SECONDS} (about 24.8 days, the longest a Node timer waits), got \`${options.timeoutSeconds}\`.`,
+    );
   }
 }
 
@@ -208,12 +216,19 @@ function readBoolean(env: NodeJS.ProcessEnv, name: string): boolean | undefined 
   throw new TrackingConfigError(`Expected ${name} to be true, false, 1 or 0, got ${JSON.stringify(raw)}.`);
 }
 
+/** Decimal text, as MLflow's client reads it (Python's `int` and `float`): no hex (`0x5`) or binary, which `Number()` reads. */
+const INTEGER_TEXT = /^\s*[+-]?\d+\s*$/;
+const NUMBER_TEXT = /^\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*$/;
+
 function readNumber(env: NodeJS.ProcessEnv, name: string, integer: boolean): number | undefined {
   const raw = nonEmpty(env[name]);
   if (raw === undefined) return undefined;
+  const expected = integer ? "an integer, in digits" : "a number, in decimal";
+  // Blank read as Number("") is 0: MLFLOW_HTTP_REQUEST_MAX_RETRIES=" " meant no retries without a word. MLflow's client refuses it.
+  if (raw.trim() === "") throw new TrackingConfigError(`Expected ${name} to be ${expected}, got ${JSON.stringify(raw)} (blank). Unset it for the default, or give a value.`);
   const n = Number(raw.trim());
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new TrackingConfigError(`Expected ${name} to be ${integer ? "an integer" : "a number"}, got ${JSON.stringify(raw)}.`);
+  if (!(integer ? INTEGER_TEXT : NUMBER_TEXT).test(raw) || !Number.isFinite(n)) {
+    throw new TrackingConfigError(`Expected ${name} to be ${expected}, got ${JSON.stringify(raw)}.`);
   }
   return n;
 }
