@@ -107,3 +107,16 @@ export function booleanFromEnv(env: NodeJS.ProcessEnv, name: string): boolean {
   if (ENV_FALSE.includes(value)) return false;
   throw new OptionError(name, "1, true, yes or on to turn it on; 0, false, no, off or empty (or unset) to turn it off; any case", raw);
 }
+
+/**
+ * `options[key]` is not an option of `what`: refused, naming the one it likely meant. A
+ * misspelt option (`concurency`, `timeout` for `timeoutMs`) is otherwise ignored without a word.
+ * @example checkKnownKeys({ concurency: 2 }, ["concurrency"], "map(fit)") // OptionError: ... did you mean `concurrency`?
+ */
+export function checkKnownKeys(options: object, known: readonly string[], what: string): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const meant = closestName(key, known);
+    throw new OptionError(`${what}.${key}`, `one of ${what}'s options${meant ? ` (did you mean \`${meant}\`?)` : ""}: ${known.join(", ")}`, key);
+  }
+}

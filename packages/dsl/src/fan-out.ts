@@ -6,7 +6,7 @@
  * is known, each with its own cache key, run, retries and timeout. The search spaces (`grid`,
  * `list`, `random`) and selectors (`max`, `min`) are plain data checked where they are made.
  */
-import { CairnError, OptionError, isRef, type MapSpec } from "@cairn/core";
+import { CairnError, checkKnownKeys, OptionError, isRef, type MapSpec } from "@cairn/core";
 import { currentBuild, deepRef, makeRef, nodeToRef, proxyToPrimitive } from "./build-context.ts";
 import { KIND_CHECK_CALL, type KindCall } from "./kinds/kind-task.ts";
 import { addNode, type Task } from "./task.ts";
@@ -30,6 +30,11 @@ export interface FanOutOptions {
    */
   minSuccess?: number;
 }
+
+/** The keys of a map's and a sweep's options (`if` as for any node), to name a misspelt one. */
+const FAN_OUT_OPTIONS = ["with", "id", "after", "if", "concurrency", "minSuccess"] as const;
+const MAP_OPTIONS = ["over", "as", ...FAN_OUT_OPTIONS];
+const SWEEP_OPTIONS = ["over", "select", "stopWhen", ...FAN_OUT_OPTIONS];
 
 /** What `map` takes: the list, the input each item is passed as, and the task's other inputs. */
 export type MapOptions<In, K extends keyof In> = FanOutOptions & {
@@ -69,6 +74,7 @@ export function map(task: Task<any, any>, options: MapOptions<any, string>): Map
   const name = taskName(task, "map");
   const where = `map(${name})`;
   if (typeof options !== "object" || options === null) throw new OptionError(`${where} options`, "{ over, as, with?, concurrency?, minSuccess? }", options);
+  checkKnownKeys(options, MAP_OPTIONS, where);
   if (typeof options.as !== "string" || !options.as) throw new OptionError(`${where} \`as\``, "the name of the task input each item is passed as", options.as);
   const over = nodeToRef(options.over, () => `map(${name}) \`over\``);
   if (!isRef(over) && !Array.isArray(over)) throw new OptionError(`${where} \`over\``, "an output or param that is an array, or an array", options.over);
@@ -341,6 +347,7 @@ export function sweep<In, Out, P extends Partial<In>>(task: Task<In, Out>, optio
   const name = taskName(task, "sweep");
   const where = `sweep(${name})`;
   if (typeof options !== "object" || options === null) throw new OptionError(`${where} options`, "{ over, select, with?, stopWhen?, concurrency?, minSuccess? }", options);
+  checkKnownKeys(options, SWEEP_OPTIONS, where);
   const over = options.over as SearchSpace<unknown> | undefined;
   if (!over || (over as unknown as Record<symbol, unknown>)[SPACE_MARK] !== true) {
     throw new OptionError(`${where} \`over\``, "a search space: grid({...}), list([...]) or random({ n, seed, space })", options.over);

@@ -92,7 +92,7 @@ function launcher(nodeId: string, file: string, interpreter: ScriptOptions["inte
 export function script(name: string, options: ScriptOptions): KindTask<Record<string, unknown>, Record<string, unknown>> {
   checkName(name);
   if (typeof options !== "object" || options === null) throw new OptionError(`script "${name}" options`, "{ file, interpreter?, args?, env?, preload? }", options);
-  checkProcessOptions(name, options);
+  checkProcessOptions(name, options, { kind: "script", keys: ["file", "interpreter", "args", "preload"] });
   const interp = options.interpreter;
   if (interp !== undefined && !(typeof interp === "string" ? interp : interp.length && interp.every((s) => typeof s === "string" && s))) {
     throw new OptionError(`task "${name}" option \`interpreter\``, "a program name or a non-empty array of strings", interp);

@@ -32,7 +32,7 @@ export type ShellOutputs = {
 export function shell(name: string, command: string, options: ShellOptions = {}): KindTask<Record<string, unknown>, ShellOutputs> {
   checkName(name);
   if (typeof command !== "string" || !command.trim()) throw new OptionError(`shell "${name}" command`, "a non-empty command template", command);
-  checkProcessOptions(name, options);
+  checkProcessOptions(name, options, { kind: "shell", keys: ["shell"] });
   const sh = options.shell ?? "/bin/sh";
   const template = parseTemplate(command, name, { shell: true });
   const extras = [

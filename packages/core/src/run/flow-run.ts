@@ -22,7 +22,7 @@ import { closeAbandonedRuns, describeAbandonedRuns } from "../tracking/abandoned
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 import { type ErrorInfo, type FlowEvent, type FlowStatus, type RunEvent, toErrorInfo } from "./events.ts";
 import { SecretRegistry } from "./secrets.ts";
-import { booleanFromEnv, closestName } from "../internal.ts";
+import { booleanFromEnv, checkKnownKeys, closestName } from "../internal.ts";
 import { StopReason } from "../pipeline/stop.ts";
 import { flowErrorTags } from "../pipeline/task-run.ts";
 import { rejectOnAbort } from "../pipeline/attempts.ts";
@@ -399,15 +399,6 @@ function unusedPoolNames(definition: FlowDefinition, given: readonly string[]): 
 /** The options of run(), to name a mistyped one. */
 const RUN_OPTIONS = ["params", "concurrency", "pools", "failurePolicy", "signal", "tracker", "experiment", "secrets", "root", "env", "cache", "interceptors", "source", "dispatcher", "queue", "beforeEnd"] as const;
 const CACHE_OPTIONS = ["url", "store", "refresh", "rerun", "strict"] as const;
-
-/** `options[key]` is not an option of `what`: refused, naming the one it likely meant. */
-function checkKnownKeys(options: object, known: readonly string[], what: string): void {
-  for (const key of Object.keys(options)) {
-    if (known.includes(key)) continue;
-    const meant = closestName(key, known);
-    throw new OptionError(`${what}.${key}`, `one of ${what}'s options${meant ? ` (did you mean \`${meant}\`?)` : ""}: ${known.join(", ")}`, key);
-  }
-}
 
 /**
  * The options whose wrong value the run would meet only later, as a TypeError from deep inside

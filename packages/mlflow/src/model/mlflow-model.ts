@@ -53,7 +53,7 @@ const FORMATS = new Set(["dataframe_split", "dataframe_records", "instances"]);
 export function mlflowModel(name: string, uri: string, options: MlflowModelOptions = {}): KindTask<MlflowModelInputs, MlflowModelOutputs> {
   checkName(name);
   if (typeof options !== "object" || options === null) throw new OptionError(`mlflowModel "${name}" options`, "{ mode?, format?, python?, registryUri? }", options);
-  checkProcessOptions(name, options);
+  checkProcessOptions(name, options, { kind: "mlflowModel", keys: ["mode", "format", "python", "registryUri", "startTimeoutMs"] });
   const where = (k: string) => `task "${name}" option \`${k}\``;
   if (options.mode !== undefined && !MODES.has(options.mode)) throw new OptionError(where("mode"), `"predict" or "serve"`, options.mode);
   if (options.format !== undefined && !FORMATS.has(options.format)) throw new OptionError(where("format"), `"dataframe_split", "dataframe_records" or "instances"`, options.format);

@@ -65,7 +65,7 @@ export type MlflowProjectOutputs = {
 export function mlflowProject(name: string, options: MlflowProjectOptions): KindTask<Record<string, unknown>, MlflowProjectOutputs, MlflowProjectOutputs> {
   checkName(name);
   if (typeof options !== "object" || options === null) throw new OptionError(`mlflowProject "${name}" options`, "{ uri, entryPoint?, env?, python? }", options);
-  checkProcessOptions(name, options);
+  checkProcessOptions(name, options, { kind: "mlflowProject", keys: ["uri", "entryPoint", "python", "mode", "cli"] });
   const where = (k: string) => `task "${name}" option \`${k}\``;
   const entryPointName = options.entryPoint ?? "main";
   if (typeof entryPointName !== "string" || !entryPointName) throw new OptionError(where("entryPoint"), "an entry point name", options.entryPoint);

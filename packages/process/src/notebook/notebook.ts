@@ -37,7 +37,7 @@ export type NotebookOutputs = {
  */
 export function notebook(name: string, file: string | URL, options: NotebookOptions = {}): KindTask<Record<string, unknown>, NotebookOutputs, NotebookOutputs> {
   checkName(name);
-  checkProcessOptions(name, options);
+  checkProcessOptions(name, options, { kind: "notebook", keys: ["kernel", "python", "html"] });
   if (options.kernel !== undefined && (typeof options.kernel !== "string" || !options.kernel)) {
     throw new OptionError(`task "${name}" option \`kernel\``, "a Jupyter kernel name", options.kernel);
   }

@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { LONGEST_TIMER, LONGEST_TIMER_MS, OptionError, type TaskContext } from "@cairn/core";
+import { checkKnownKeys, LONGEST_TIMER, LONGEST_TIMER_MS, OptionError, type TaskContext } from "@cairn/core";
 
 /** Common settings of the process kinds. */
 export interface ProcessOptions {
@@ -20,9 +20,16 @@ export interface ProcessOptions {
   killGraceMs?: number;
 }
 
-/** Checks the shared process options. */
-export function checkProcessOptions(name: string, o: ProcessOptions): void {
+/** The keys of {@link ProcessOptions}. */
+const PROCESS_OPTIONS = ["env", "secrets", "cwd", "killGraceMs"] as const;
+
+/**
+ * Checks the shared process options; with `kind`, also that every key is one of them or of the
+ * kind's own `keys` (a misspelt `timout` or `killGrace` was ignored without a word).
+ */
+export function checkProcessOptions(name: string, o: ProcessOptions, kind?: { kind: string; keys: readonly string[] }): void {
   const where = (k: string) => `task "${name}" option \`${k}\``;
+  if (kind && typeof o === "object" && o !== null) checkKnownKeys(o, [...kind.keys, ...PROCESS_OPTIONS], `${kind.kind}("${name}")`);
   if (o.env !== undefined) {
     if (typeof o.env !== "object" || o.env === null) throw new OptionError(where("env"), "an object of strings", o.env);
     for (const [k, v] of Object.entries(o.env)) if (typeof v !== "string") throw new OptionError(where(`env.${k}`), "a string", v);

@@ -3,7 +3,7 @@
  * outputs the JSON response. Network errors, 429 and 5xx are retried with backoff.
  */
 import { privateDigestAsync } from "@cairn/cache";
-import { LONGEST_TIMER, LONGEST_TIMER_MS, NO_RETRY, OptionError, type TaskContext } from "@cairn/core";
+import { checkKnownKeys, LONGEST_TIMER, LONGEST_TIMER_MS, NO_RETRY, OptionError, type TaskContext } from "@cairn/core";
 import { runHttp } from "./run-http.ts";
 import { checkName, kindTask, type KindTask } from "../kind-task.ts";
 
@@ -42,6 +42,7 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
   checkName(name);
   const where = (k: string) => `task "${name}" option \`${k}\``;
   if (typeof options !== "object" || options === null) throw new OptionError(`http "${name}" options`, "{ url, method?, headers?, timeoutMs?, retries? }", options);
+  checkKnownKeys(options, ["url", "method", "headers", "timeoutMs", "retries", "retryDelayMs"], `http("${name}")`);
   let url: URL;
   try {
     url = new URL(options.url);

@@ -1,0 +1,55 @@
+/**
+ * A misspelt option of a fan-out or a task kind is refused where it is declared, naming the
+ * option it likely meant, as run(), .retries() and .cache() already did: `timeout` for `timeoutMs`
+ * left the 30 s default in force, `concurency` the flow's concurrency, without a word.
+ */
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { flow, grid, http, map, max, mlflowModel, mlflowProject, notebook, OptionError, script, shell, sweep, task } from "cairn-dag";
+
+const repo = join(import.meta.dirname, "..");
+const fit = task("fit")
+  .input<{ lr: number; depth: number }>()
+  .run(({ lr }) => ({ score: lr }));
+
+/** The OptionError message `declare` throws. */
+function refusal(declare: () => unknown): string {
+  try {
+    declare();
+  } catch (error) {
+    expect(OptionError.is(error)).toBe(true);
+    return (error as Error).message;
+  }
+  throw new Error("expected the options to be refused");
+}
+
+describe("misspelt options are refused at declaration, naming the one meant", () => {
+  it("map and sweep", () => {
+    expect(refusal(() => flow("m").build(() => ({ o: map(fit, { over: [1, 2], as: "lr", with: { depth: 1 }, concurency: 2 } as never).outputs })))).toMatch(
+      /^Expected `map\(fit\)\.concurency` to be one of map\(fit\)'s options \(did you mean `concurrency`\?\): over, as, with, id, after, if, concurrency, minSuccess, got "concurency"/,
+    );
+    expect(refusal(() => flow("m").build(() => ({ o: map(fit, { over: [1], as: "lr", with: { depth: 1 }, width: {} } as never).outputs })))).toMatch(/^Expected `map\(fit\)\.width` to be one of map\(fit\)'s options \(did you mean `with`\?\): /);
+    expect(
+      refusal(() => flow("s").build(() => ({ o: sweep(fit, { over: grid({ lr: [1] }), with: { depth: 1 }, select: max("score"), concurency: 2 } as never).params }))),
+    ).toMatch(/^Expected `sweep\(fit\)\.concurency` to be one of sweep\(fit\)'s options \(did you mean `concurrency`\?\)/);
+  });
+
+  it("http, shell, script, notebook, mlflowModel, mlflowProject", () => {
+    expect(refusal(() => http("h", { url: "http://127.0.0.1:1/x", timeout: 5 } as never))).toMatch(
+      /^Expected `http\("h"\)\.timeout` to be one of http\("h"\)'s options \(did you mean `timeoutMs`\?\): url, method, headers, timeoutMs, retries, retryDelayMs, got "timeout"/,
+    );
+    expect(refusal(() => shell("s", "echo", { killGrace: 5 } as never))).toMatch(/^Expected `shell\("s"\)\.killGrace` to be one of shell\("s"\)'s options \(did you mean `killGraceMs`\?\)/);
+    const file = join(repo, "test/kinds/fixtures/echo_value.py");
+    expect(refusal(() => script("s", { file, timout: 5 } as never))).toMatch(/^Expected `script\("s"\)\.timout` to be one of script\("s"\)'s options/);
+    expect(refusal(() => script("s", { file, interpeter: "python2" } as never))).toMatch(/\(did you mean `interpreter`\?\)/);
+    expect(refusal(() => notebook("n", join(repo, "test/fixtures/prints-secret.ipynb"), { kernal: "python3" } as never))).toMatch(/\(did you mean `kernel`\?\)/);
+    expect(refusal(() => mlflowModel("m", "models:/tiny/1", { startTimeout: 5 } as never))).toMatch(/^Expected `mlflowModel\("m"\)\.startTimeout` .*\(did you mean `startTimeoutMs`\?\)/);
+    expect(refusal(() => mlflowProject("p", { uri: join(repo, "test/kinds/fixtures/mlproject"), entrypoint: "main" } as never))).toMatch(/\(did you mean `entryPoint`\?\)/);
+  });
+
+  it("every documented option is still taken", () => {
+    expect(() => http("h", { url: "http://127.0.0.1:1/x", method: "GET", headers: {}, timeoutMs: 5, retries: 1, retryDelayMs: 1 })).not.toThrow();
+    expect(() => shell("s", "echo", { shell: "/bin/sh", env: {}, secrets: [], cwd: ".", killGraceMs: 1 })).not.toThrow();
+    expect(() => mlflowModel("m", "models:/tiny/1", { mode: "predict", format: "dataframe_records", registryUri: "http://x", startTimeoutMs: 5 })).not.toThrow();
+  });
+});
