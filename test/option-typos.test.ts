@@ -53,3 +53,18 @@ describe("misspelt options are refused at declaration, naming the one meant", ()
     expect(() => mlflowModel("m", "models:/tiny/1", { mode: "predict", format: "dataframe_records", registryUri: "http://x", startTimeoutMs: 5 })).not.toThrow();
   });
 });
+
+describe("http's retryDelayMs", () => {
+  // A delay above 10 s was cut to 10 s without a word: retryDelayMs: 60_000 for a rate limit waited 10 s.
+  it.each([10_001, 60_000, 3e9])("%d is refused: each wait is at most 10 s", (retryDelayMs) => {
+    expect(refusal(() => http("h", { url: "http://127.0.0.1:1/x", retryDelayMs }))).toBe(
+      `Expected \`task "h" option \`retryDelayMs\`\` to be a number of milliseconds from 0 to 10000 (each wait between tries doubles up to 10 s, a server's Retry-After too); ` +
+        `for longer waits, retry the whole task with .retries(n, { minDelayMs }), got \`${retryDelayMs}\` (number).`,
+    );
+  });
+
+  it("10000 is taken", () => {
+    expect(() => http("h", { url: "http://127.0.0.1:1/x", retryDelayMs: 10_000 })).not.toThrow();
+  });
+});
+

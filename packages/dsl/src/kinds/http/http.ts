@@ -25,9 +25,12 @@ export interface HttpOptions {
   timeoutMs?: number;
   /** Retries after a network error, 429 or 5xx, with exponential backoff (Retry-After is honoured). @default 3 */
   retries?: number;
-  /** Delay before the first retry, in ms; doubles each time. @default 500 */
+  /** Delay before the first retry, in ms; doubles each time, each wait at most 10000 (a server's Retry-After too). @default 500 */
   retryDelayMs?: number;
 }
+
+/** The longest wait between two tries of a request (run-http's `maxDelayMs` default). */
+const HTTP_MAX_RETRY_DELAY_MS = 10_000;
 
 const METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]);
 
@@ -56,7 +59,14 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
     throw new OptionError(where("timeoutMs"), `a number of milliseconds > 0 and at most ${LONGEST_TIMER}`, options.timeoutMs);
   }
   if (options.retries !== undefined && !(Number.isInteger(options.retries) && options.retries >= 0)) throw new OptionError(where("retries"), "an integer >= 0", options.retries);
-  if (options.retryDelayMs !== undefined && !(options.retryDelayMs >= 0)) throw new OptionError(where("retryDelayMs"), "a number of milliseconds >= 0", options.retryDelayMs);
+  // Each wait is capped at 10 s (a Retry-After too): a larger first delay was cut to 10 s without a word.
+  if (options.retryDelayMs !== undefined && !(options.retryDelayMs >= 0 && options.retryDelayMs <= HTTP_MAX_RETRY_DELAY_MS)) {
+    throw new OptionError(
+      where("retryDelayMs"),
+      `a number of milliseconds from 0 to ${HTTP_MAX_RETRY_DELAY_MS} (each wait between tries doubles up to 10 s, a server's Retry-After too); for longer waits, retry the whole task with .retries(n, { minDelayMs })`,
+      options.retryDelayMs,
+    );
+  }
   const headers = options.headers;
   if (headers !== undefined && typeof headers !== "function" && (typeof headers !== "object" || headers === null)) {
     throw new OptionError(where("headers"), "an object of strings or a function (ctx) => headers", headers);
