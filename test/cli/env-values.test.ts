@@ -47,3 +47,26 @@ describe("MLflow variables Cairn cannot use are a usage error (exit 2), not a fa
     expect(r.code).toBe(2);
   });
 });
+
+describe("MLFLOW_EXPERIMENT_NAME and MLFLOW_EXPERIMENT_ID", () => {
+  // A blank name reached the store: "LocalStore.ensureExperiment expects a non-empty experiment name", exit 1.
+  it.each([[{ MLFLOW_EXPERIMENT_NAME: "" }], [{ MLFLOW_EXPERIMENT_NAME: "  " }], [{ MLFLOW_EXPERIMENT_ID: " " }]])("%j is unset, as MLflow reads it: the run records into the flow's experiment", async (env) => {
+    const cwd = await tmp("cairn-cli-env-");
+    const r = await cairn(["run", ok, "--no-report"], { cwd, env });
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code, r.stderr).toBe(0);
+    const runs = await cairn(["runs", "--experiment", "ok", "--json"], { cwd });
+    expect(JSON.parse(runs.stdout)).toHaveLength(1);
+  });
+
+  // Reached the store's API: "LocalStore.createRun: "abc" is not an experiment id of the local store; get one from ensureExperiment()", exit 1.
+  it.each(["abc", "-1", "../../../escape"])("MLFLOW_EXPERIMENT_ID=%s is refused naming the variable (exit 2)", async (id) => {
+    const cwd = await tmp("cairn-cli-env-");
+    const r = await cairn(["run", ok, "--no-report"], { cwd, env: { MLFLOW_EXPERIMENT_ID: id } });
+    expect(r.stderr).toContain(
+      `OptionError: Expected MLFLOW_EXPERIMENT_ID to be an experiment id (16 hex digits, as the embedded store gives them), got ${JSON.stringify(id)}. Unset it, or set MLFLOW_EXPERIMENT_NAME (or --experiment) to name the experiment instead.`,
+    );
+    expect(r.code).toBe(2);
+  });
+});
+

@@ -410,7 +410,7 @@ function checkRunOptions(options: unknown): asserts options is RunOptions {
   const o = options as RunOptions;
   if (o.params !== undefined && !isObject(o.params)) throw new OptionError("params", "an object of param values by name", o.params);
   if (o.root !== undefined && (typeof o.root !== "string" || !o.root)) throw new OptionError("root", "the path of Cairn's state folder (a non-empty string)", o.root);
-  if (o.experiment !== undefined && (typeof o.experiment !== "string" || !o.experiment)) throw new OptionError("experiment", "an experiment name (a non-empty string)", o.experiment);
+  if (o.experiment !== undefined && (typeof o.experiment !== "string" || !o.experiment.trim())) throw new OptionError("experiment", "an experiment name (a string that is not blank)", o.experiment);
   if (o.env !== undefined && !isObject(o.env)) throw new OptionError("env", "an object of environment variables (like process.env)", o.env);
   if (o.secrets !== undefined) {
     if (!isObject(o.secrets)) throw new OptionError("secrets", "an object of secret values by name", o.secrets);
@@ -817,20 +817,24 @@ async function openTracking(
   const root = resolvePath(options.root ?? ".cairn");
   const tracker: Tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? (await resolveTracker({ root, env })));
   opened?.(tracker);
-  const experimentName = options.experiment ?? env.MLFLOW_EXPERIMENT_NAME ?? definition.name;
+  // Blank is unset, as MLflow reads them: a blank name reached the store's API ("expects a non-empty experiment name").
+  const experimentName = options.experiment ?? (env.MLFLOW_EXPERIMENT_NAME?.trim() || undefined) ?? definition.name;
+  const envExperimentId = env.MLFLOW_EXPERIMENT_ID?.trim() || undefined;
   let experimentId: string;
-  if (env.MLFLOW_EXPERIMENT_ID && !options.experiment) {
+  if (envExperimentId && !options.experiment) {
+    checkExperimentId(envExperimentId, tracker);
     await tracker.ping();
-    experimentId = env.MLFLOW_EXPERIMENT_ID;
-    if (env.MLFLOW_EXPERIMENT_NAME) {
+    experimentId = envExperimentId;
+    const envExperimentName = env.MLFLOW_EXPERIMENT_NAME?.trim();
+    if (envExperimentName) {
       // Both set, they must name one experiment, as MLflow's own client requires: else the run would go to the id's without a word.
       const named = await tracker.getExperiment(experimentId);
-      if (named && named.name !== env.MLFLOW_EXPERIMENT_NAME) {
+      if (named && named.name !== envExperimentName) {
         throw new OptionError(
           "MLFLOW_EXPERIMENT_ID",
-          `the id of experiment "${env.MLFLOW_EXPERIMENT_NAME}" (MLFLOW_EXPERIMENT_NAME)`,
+          `the id of experiment "${envExperimentName}" (MLFLOW_EXPERIMENT_NAME)`,
           experimentId,
-          `MLFLOW_EXPERIMENT_ID is "${experimentId}", the experiment "${named.name}", but MLFLOW_EXPERIMENT_NAME is "${env.MLFLOW_EXPERIMENT_NAME}": ` +
+          `MLFLOW_EXPERIMENT_ID is "${experimentId}", the experiment "${named.name}", but MLFLOW_EXPERIMENT_NAME is "${envExperimentName}": ` +
             `they name two experiments. Unset one of them (or pass --experiment NAME); MLflow's own client refuses the same.`,
         );
       }
@@ -849,6 +853,24 @@ async function openTracking(
     experimentId = await tracker.ensureExperiment(experimentName);
   }
   return { root, tracker, experimentId };
+}
+
+/** The forms of experiment id each tracker gives out: MLflow's are digits, the embedded store's 16 hex digits. */
+const EXPERIMENT_ID_FORMS: Readonly<Record<string, { pattern: RegExp; form: string }>> = {
+  mlflow: { pattern: /^\d+$/, form: "digits, as MLflow gives them" },
+  local: { pattern: /^[0-9a-f]{16}$/, form: "16 hex digits, as the embedded store gives them" },
+};
+
+/** MLFLOW_EXPERIMENT_ID checked before it is used: `abc` or `../x` reached the store's API, whose message named neither the variable nor the fix. */
+function checkExperimentId(id: string, tracker: Tracker): void {
+  const known = Object.hasOwn(EXPERIMENT_ID_FORMS, tracker.kind) ? EXPERIMENT_ID_FORMS[tracker.kind] : undefined;
+  if (!known || known.pattern.test(id)) return;
+  throw new OptionError(
+    "MLFLOW_EXPERIMENT_ID",
+    `an experiment id (${known.form})`,
+    id,
+    `Expected MLFLOW_EXPERIMENT_ID to be an experiment id (${known.form}), got ${JSON.stringify(id)}. Unset it, or set MLFLOW_EXPERIMENT_NAME (or --experiment) to name the experiment instead.`,
+  );
 }
 
 /**
