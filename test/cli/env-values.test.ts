@@ -70,3 +70,16 @@ describe("MLFLOW_EXPERIMENT_NAME and MLFLOW_EXPERIMENT_ID", () => {
   });
 });
 
+describe("certificate paths that cannot be read", () => {
+  // A bare "Error: ENOENT: no such file or directory, open '/nonexistent'", exit 1, naming neither variable.
+  it.each([
+    ["MLFLOW_TRACKING_SERVER_CERT_PATH", "a PEM CA bundle"],
+    ["MLFLOW_TRACKING_CLIENT_CERT_PATH", "one PEM file holding the client certificate and its key"],
+  ])("%s=/nonexistent is refused naming the variable (exit 2)", async (name, what) => {
+    const missing = join(await tmp("cairn-cli-cert-"), "nonexistent.pem");
+    const r = await cairn(["run", ok, "--no-report"], { env: { MLFLOW_TRACKING_URI: "https://127.0.0.1:1", [name]: missing } });
+    expect(r.stderr).toContain(`cairn: TrackingConfigError: ${name} is ${missing}, which cannot be read (ENOENT): point it at ${what}, or unset it.`);
+    expect(r.code).toBe(2);
+  });
+});
+

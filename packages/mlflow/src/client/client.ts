@@ -12,7 +12,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pRetry from "p-retry";
 import { partialPath } from "@cairn/cache";
-import { ArtifactLocationError, booleanFromEnv, MlflowApiError, retryAfterMs, TrackerUnreachableError, TrackingError, type RunStatus } from "@cairn/core";
+import { ArtifactLocationError, booleanFromEnv, MlflowApiError, retryAfterMs, TrackerUnreachableError, TrackingConfigError, TrackingError, type RunStatus } from "@cairn/core";
 import { checkMlflowOptions, DEFAULT_CONNECTION_REQUESTS, MLFLOW_HTTP_DEFAULTS, type MlflowClientOptions } from "./mlflow-config.ts";
 import { type HttpResponse, HttpTransport } from "./http.ts";
 import { MLFLOW_LIMITS } from "./mlflow-limits.ts";
@@ -172,6 +172,16 @@ function traceFromEnv(): boolean {
   }
 }
 
+/** A certificate file a variable names; one that cannot be read is a TrackingConfigError naming the variable (a bare ENOENT named neither). */
+function readPem(variable: string, path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new TrackingConfigError(`${variable} is ${path}, which cannot be read (${code}): point it at ${what}, or unset it.`, { cause: error });
+  }
+}
+
 /**
  * MLflow REST client. Every method rejects with a `TrackingError` subclass:
  * `MlflowApiError` when the server answers with an error body,
@@ -242,9 +252,9 @@ export class MlflowClient {
     }
     const tls: NonNullable<ConstructorParameters<typeof HttpTransport>[0]["tls"]> = {};
     if (options.insecureTls) tls.rejectUnauthorized = false;
-    if (options.serverCertPath) tls.ca = readFileSync(options.serverCertPath);
+    if (options.serverCertPath) tls.ca = readPem("MLFLOW_TRACKING_SERVER_CERT_PATH", options.serverCertPath, "a PEM CA bundle");
     if (options.clientCertPath) {
-      const pem = readFileSync(options.clientCertPath);
+      const pem = readPem("MLFLOW_TRACKING_CLIENT_CERT_PATH", options.clientCertPath, "one PEM file holding the client certificate and its key");
       tls.cert = pem;
       tls.key = pem;
     }
