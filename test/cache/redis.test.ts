@@ -216,4 +216,23 @@ describe("a redis password with a raw `%`", () => {
     expect(path.stderr).toMatch(/^cairn: CacheStoreUrlError: Expected the path of a redis URL to be a database number/);
     expect(path.stderr.trim().split("\n")).toHaveLength(1);
   });
+
+  it("names CAIRN_CACHE_URL, says a port that is not one is the port (not the password), and refuses a database the server lacks (exit 2)", async () => {
+    const root = await tmp();
+    const ls = (url: string) => start(process.execPath, [cairnBin, "cache", "ls", "--root", root], { env: childEnv({ CAIRN_CACHE_URL: url }) }).done;
+    const port = await ls("redis://127.0.0.1:notaport");
+    expect(port.stderr).toContain(
+      'cairn: CacheStoreUrlError: Expected the port of a redis:// URL to be a number from 1 to 65535, got "redis://127.0.0.1:notaport" from CAIRN_CACHE_URL (its port is "notaport"). Give the port in digits, or leave `:PORT` out for 6379.',
+    );
+    expect(port.stderr).not.toMatch(/Percent-encode/);
+    expect(port.code).toBe(2);
+    expect((await ls("redis://127.0.0.1:99999")).stderr).toContain('(its port is "99999")');
+    expect((await ls(" ")).stderr).toContain('got " " from CAIRN_CACHE_URL');
+    // Reported as an outage ("failed to connect ... Check that redis is running"), and the run went on without the cache.
+    const db = await ls(`${redis.url}/99`);
+    expect(db.stderr).toContain(`Expected the path of a redis URL to be a database number the server has, got "${redis.url}/99" from CAIRN_CACHE_URL (the server answered "ERR DB index is out of range")`);
+    expect(db.code).toBe(2);
+    const run = await runCollect(makeFlow("redis-db", { n: 0 }), { root, cache: { url: `${redis.url}/99` } }).catch((e: unknown) => e);
+    expect((run as Error).message).toContain('from run({ cache: { url } }) (the server answered "ERR DB index is out of range")');
+  });
 });

@@ -108,20 +108,23 @@ export class CacheStoreUrlError extends CacheError {
   constructor(
     /** The URL as given, with any password replaced by `***`. */
     readonly url: string,
-    options?: {
+    readonly details?: {
       cause?: unknown;
       reason?: string;
       /** What was expected of the URL, when not its scheme. */
       expected?: string;
       /** How to fix it, when not by naming another store. */
       hint?: string;
+      /** Where the URL came from: `CAIRN_CACHE_URL`, `cache.url`. */
+      source?: string;
     },
   ) {
+    const options = details;
     super(
       `Expected ${
         options?.expected ??
         "the cache URL to start with redis://, rediss://, postgres:// or postgresql:// (or no URL for the embedded store under .cairn/cache)"
-      }, got ${JSON.stringify(url)}` +
+      }, got ${JSON.stringify(url)}${options?.source ? ` from ${options.source}` : ""}` +
         `${options?.reason ? ` (${options.reason})` : ""}. ` +
         (options?.hint ?? `Fix the URL, e.g. redis://127.0.0.1:6379 or postgres://user@host:5432/db, or leave it unset.`),
       options,

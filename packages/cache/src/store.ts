@@ -24,6 +24,8 @@ export interface CacheStoreOptions {
    * @default 1500
    */
   connectTimeoutMs?: number;
+  /** Where `url` came from, for messages: `CAIRN_CACHE_URL`, `cache.url`. */
+  source?: string;
   /**
    * How long a redis or postgres operation that failed is tried again before it fails
    * with `CacheBackendError`, in ms (a server that restarts within it is not noticed).
@@ -103,6 +105,15 @@ export class CacheStore {
    * Checks that a server store answers before returning.
    */
   static async fromUrl(url?: string, options: CacheStoreOptions = {}): Promise<CacheStore> {
+    const { source } = options;
+    if (source === undefined) return CacheStore.open(url, options);
+    // The message names where the URL came from: the caller knows, the URL does not.
+    return CacheStore.open(url, options).catch((error: unknown) => {
+      throw CacheStoreUrlError.is(error) && !error.details?.source ? new CacheStoreUrlError(error.url, { ...error.details, cause: error.details?.cause, source }) : error;
+    });
+  }
+
+  private static async open(url: string | undefined, options: CacheStoreOptions): Promise<CacheStore> {
     const namespace = options.namespace ?? "cairn";
     if (typeof namespace !== "string" || !NAMESPACE_PATTERN.test(namespace)) {
       throw new CacheOptionError("namespace", "1 to 64 letters, digits, `_` or `-`", namespace);

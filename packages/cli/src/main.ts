@@ -852,7 +852,7 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
   const maxSizeBytes = sub !== "prune" || maxSize === undefined ? undefined : parseSize("--max-size", maxSize);
   // With a server, entries are also in each experiment's index, where a run finds a key the store lacks.
   const server = trackingUriOf({ env });
-  const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root: resolve(values.root ?? ".cairn") });
+  const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root: resolve(values.root ?? ".cairn"), source: "CAIRN_CACHE_URL" });
   let code: number = EXIT.ok;
   try {
     if (sub === "ls") {

@@ -145,7 +145,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const runOf = (data: JobData, tracker: Tracker) => {
     let shared = runs.get(data.flowRunId);
     if (!shared) {
-      store ??= CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root });
+      store ??= CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root, source: "CAIRN_CACHE_URL" });
       shared = {
         cache: store.then((s) => new TaskCache(s, tracker, data.experimentId, root, env, { params: data.params })),
         secrets: new SecretRegistry(options.secrets ?? {}, env, (message, id) =>

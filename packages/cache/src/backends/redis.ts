@@ -75,6 +75,15 @@ export async function openRedisBackend(url: string, namespace: string, connectTi
     if (!(await client()).isReady) throw new Error("not ready");
   } catch (error) {
     await store.disconnect(true).catch(() => {});
+    // A database the server does not have is the URL's mistake, not an outage: the run went on without the cache.
+    if (connectError instanceof Error && /\bDB index is out of range\b/i.test(connectError.message)) {
+      throw new CacheStoreUrlError(location, {
+        cause: connectError,
+        expected: "the path of a redis URL to be a database number the server has",
+        reason: `the server answered "${connectError.message}"`,
+        hint: "Give a number below the server's `databases` setting (16 by default: 0 to 15), or leave the path out for database 0.",
+      });
+    }
     // A command's timeout says its own time; the connect budget is another bound.
     const why =
       connectError instanceof CommandTimeoutError

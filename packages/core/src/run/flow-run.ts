@@ -936,7 +936,7 @@ async function openCache(
   missingExperiment?: string,
 ): Promise<ExecutionSettings["cache"]> {
   if (!o) return undefined;
-  const store = o.store ?? (await CacheStore.fromUrl(o.url ?? (env.CAIRN_CACHE_URL || undefined), { root }));
+  const store = o.store ?? (await CacheStore.fromUrl(o.url ?? (env.CAIRN_CACHE_URL || undefined), { root, source: o.url !== undefined ? "run({ cache: { url } })" : "CAIRN_CACHE_URL" }));
   const missing = missingExperiment !== undefined ? { missingExperiment } : {};
   return {
     tasks: new TaskCache(store, tracker, experimentId, root, env, { strict: isStrict(o, env), params, ...missing }, secrets),
