@@ -83,3 +83,14 @@ describe("certificate paths that cannot be read", () => {
   });
 });
 
+describe("variable names that are almost one Cairn reads", () => {
+  // Ignored without a word: the run used the embedded store.
+  it("are said once when cairn starts, naming the one meant; the command goes on", async () => {
+    const r = await cairn(["runs"], { env: { CAIRN_CACHE_URI: "redis://127.0.0.1:1", MLFLOW_TRACKING_URL: "http://127.0.0.1:1" } });
+    expect(r.stderr.match(/warning/g)).toHaveLength(2);
+    expect(r.stderr).toContain("cairn: warning: CAIRN_CACHE_URI is not a variable Cairn or MLflow reads (did you mean CAIRN_CACHE_URL?): it is ignored.\n");
+    expect(r.stderr).toContain("cairn: warning: MLFLOW_TRACKING_URL is not a variable Cairn or MLflow reads (did you mean MLFLOW_TRACKING_URI?): it is ignored.\n");
+    expect(r.code).toBe(0);
+  });
+});
+

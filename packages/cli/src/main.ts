@@ -49,6 +49,7 @@ import { printable, printableLine } from "./printable.ts";
 import { parseDuration, parseSize } from "./prune-limits.ts";
 import { createReporter, formatDuration, type ReporterMode } from "./reporter.ts";
 import { UsageError } from "./usage-error.ts";
+import { misspeltVariables } from "./env-names.ts";
 import { parseSecretsFile } from "./secrets-file.ts";
 
 /** Where the CLI reads and writes; tests pass their own. */
@@ -302,6 +303,7 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
     booleanFromEnv(env, "CAIRN_CACHE_STRICT");
     booleanFromEnv(process.env, "CAIRN_MLFLOW_TRACE");
     booleanFromEnv(process.env, "CAIRN_NO_AUTORUN");
+    for (const line of misspeltVariables(env)) stderr.write(`cairn: warning: ${line}\n`);
     if (asksHelp(rest)) {
       const help = helpOf(command);
       if (help === undefined) throw new UsageError(`Unknown command "${command}". Run \`cairn --help\` for the list.`);
