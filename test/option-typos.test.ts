@@ -68,3 +68,25 @@ describe("http's retryDelayMs", () => {
   });
 });
 
+describe("names that can never match", () => {
+  it(".pool() takes a pool name, as a task's name is written", () => {
+    for (const name of [" ", "gpu=2", ""]) expect(refusal(() => fit.pool(name))).toMatch(/^Expected `task "fit" \.pool\(\)` to be a pool name: letters, digits, `_`, `.` and `-`, like a task name, got /);
+    expect(() => fit.pool("gpu.large")).not.toThrow();
+  });
+
+  // A variable that can never be set entered the key as absent.
+  it(".env() takes variable names, not `$HOME` or `my var`", () => {
+    for (const name of ["$HOME", "my var", "A=B", ""]) expect(refusal(() => fit.env(name))).toMatch(/^Expected `task "fit" \.env\(\)` to be environment variable names, without `\$`, `=` or spaces \(`\$HOME` is written HOME\)/);
+    expect(() => fit.env("HOME", "ProgramFiles(x86)")).not.toThrow();
+  });
+});
+
+describe("run()'s root and experiment", () => {
+  // A folder named " " was created.
+  it("are refused when blank", async () => {
+    const f = flow("blank").build(() => ({ s: fit({ lr: 1, depth: 1 }).score }));
+    await expect(f.run({ root: " ", tracker: false })).rejects.toThrow("Expected `root` to be the path of Cairn's state folder (a string that is not blank), got \" \" (string).");
+    await expect(f.run({ experiment: " \t", tracker: false })).rejects.toThrow("Expected `experiment` to be an experiment name (a string that is not blank)");
+  });
+});
+

@@ -146,6 +146,8 @@ interface BuilderState extends Settings {
 }
 
 const TASK_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+/** A name a process environment can hold: no `=`, `$`, whitespace or NUL. */
+const ENV_NAME = /^[^\s=$\0]+$/;
 
 /**
  * Declares a task.
@@ -385,7 +387,8 @@ function settingsMethods<S extends Settings & { name: string }, R>(state: S, nex
       return next({ ...state, timeoutMs: ms });
     },
     pool(name) {
-      if (typeof name !== "string" || !name) throw new OptionError(where("pool"), "a non-empty string", name);
+      // As a task's name: `.pool(" ")` named a pool no `--pool NAME=N` could be written for.
+      if (typeof name !== "string" || !TASK_NAME.test(name)) throw new OptionError(where("pool"), "a pool name: letters, digits, `_`, `.` and `-`, like a task name", name);
       return next({ ...state, pool: name });
     },
     cache(options) {
@@ -414,7 +417,10 @@ function settingsMethods<S extends Settings & { name: string }, R>(state: S, nex
       return next({ ...state, cache });
     },
     env(...names) {
-      for (const n of names) if (typeof n !== "string" || !n) throw new OptionError(where("env"), "environment variable names", n);
+      // `.env("$HOME")` or `.env("my var")` named a variable that can never be set: it entered the key as absent.
+      for (const n of names) {
+        if (typeof n !== "string" || !ENV_NAME.test(n)) throw new OptionError(where("env"), "environment variable names, without `$`, `=` or spaces (`$HOME` is written HOME)", n);
+      }
       return next({ ...state, env: [...new Set([...state.env, ...names])].sort() });
     },
     codeFiles(...paths) {

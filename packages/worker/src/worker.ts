@@ -96,12 +96,20 @@ const MAX_HAND_BACK_MS = 4000;
 /** Tag naming the worker that ran a task's run (its id, as `cairn workers` lists it). */
 const WORKER_TAG = "cairn.worker";
 
+/** A pool's name, as `.pool()` takes it. */
+const POOL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
 /** Starts taking `options.flow`'s tasks from the queue. */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const url = checkQueueUrl(options.queue);
   const env = options.env ?? process.env;
   const pools = [...new Set(options.pools?.length ? options.pools : [DEFAULT_POOL])];
-  for (const pool of pools) if (typeof pool !== "string" || !pool) throw new WorkerOptionError("pools", "non-empty pool names", options.pools);
+  for (const pool of pools) {
+    if (typeof pool !== "string" || !POOL_NAME.test(pool)) {
+      // `--pool gpu=2` (cairn run's form) made a worker of a pool literally named "gpu=2", which no task names.
+      throw new WorkerOptionError("pools", `pool names (letters, digits, \`_\`, \`.\` and \`-\`, as .pool() takes them)${typeof pool === "string" && pool.includes("=") ? `; a worker takes a pool's name only (--pool ${pool.split("=")[0]}): its limit is cairn run's --pool NAME=N` : ""}`, options.pools);
+    }
+  }
   const concurrency = options.concurrency ?? 1;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new WorkerOptionError("concurrency", "an integer >= 1", concurrency);
   const lockMs = options.lockMs ?? integerFromEnv(env, "CAIRN_QUEUE_LOCK_MS", 30_000);

@@ -409,7 +409,7 @@ function checkRunOptions(options: unknown): asserts options is RunOptions {
   checkKnownKeys(options, RUN_OPTIONS, "run()");
   const o = options as RunOptions;
   if (o.params !== undefined && !isObject(o.params)) throw new OptionError("params", "an object of param values by name", o.params);
-  if (o.root !== undefined && (typeof o.root !== "string" || !o.root)) throw new OptionError("root", "the path of Cairn's state folder (a non-empty string)", o.root);
+  if (o.root !== undefined && (typeof o.root !== "string" || !o.root.trim())) throw new OptionError("root", "the path of Cairn's state folder (a string that is not blank)", o.root);
   if (o.experiment !== undefined && (typeof o.experiment !== "string" || !o.experiment.trim())) throw new OptionError("experiment", "an experiment name (a string that is not blank)", o.experiment);
   if (o.env !== undefined && !isObject(o.env)) throw new OptionError("env", "an object of environment variables (like process.env)", o.env);
   if (o.secrets !== undefined) {

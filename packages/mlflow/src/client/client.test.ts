@@ -26,6 +26,14 @@ describe("mlflowOptionsFromEnv", () => {
     expect(o).toMatchObject({ uri: "https://mlflow.example.com/prefix", token: "tok", insecureTls: true, maxRetries: 3, backoffFactor: 0.5, timeoutSeconds: 30 });
   });
 
+  it("refuses a tracking URI with a query or a fragment, which were dropped without a word", () => {
+    expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://host:5750?x=1" })).toThrow(
+      'MLFLOW_TRACKING_URI is "http://host:5750?x=1", which has a query (?x=1): requests go to its path, and a query or fragment is no part of them. Leave it out.',
+    );
+    expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://host:5750/#frag" })).toThrow(TrackingConfigError);
+    expect(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://host:5750/" }).uri).toBe("http://host:5750");
+  });
+
   it("moves credentials out of the URI", () => {
     const o = mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://alice:s%3Acret@127.0.0.1:5000" });
     expect(o).toMatchObject({ uri: "http://127.0.0.1:5000", username: "alice", password: "s:cret" });

@@ -101,6 +101,12 @@ export function parseTrackingUri(raw: string): { uri: string; username?: string;
     // variable nor the fix; its message and stack carry no part of the URI, but are not kept.
     throw unparsableHttpUri(text, "has a user name or password with a `%` that is not followed by two hex digits");
   }
+  // Dropped without a word before: a server behind a proxy that routes by query would get other requests than meant.
+  if (url.search || url.hash) {
+    throw new TrackingConfigError(
+      `MLFLOW_TRACKING_URI is "${redactUri(text)}", which has a ${url.search ? `query (${url.search})` : `fragment (${url.hash})`}: requests go to its path, and a query or fragment is no part of them. Leave it out.`,
+    );
+  }
   const uri = `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
   return { uri, ...(username ? { username } : {}), ...(password ? { password } : {}) };
 }
