@@ -229,7 +229,7 @@ describe("what is never cached, and forcing re-runs", () => {
     const experimentIds = (await store.listExperiments()).map((e) => e.experimentId);
     const flowRuns = async () => (await store.searchRuns({ experimentIds, topLevelOnly: true })).map((r) => r.status);
     const before = await flowRuns();
-    await expect(f.run({ root, env: {}, cache: { rerun: ["nope"] } })).rejects.toThrow(/Expected `rerun` to be a task name or node id of flow "force" \(a, b, c\), got "nope"/);
+    await expect(f.run({ root, env: {}, cache: { rerun: ["nope"] } })).rejects.toThrow(/Expected `rerun` to be a task name or node id of flow "force": a, b, c, got "nope"/);
     // Refused before anything is recorded: no flow run, RUNNING or otherwise.
     expect(await flowRuns()).toEqual(before);
   });

@@ -20,7 +20,7 @@ describe("flags Cairn does not know, or that lack their value, exit 2 with Cairn
     [["run", ok, "--experiment"], /Expected a value after `--experiment` \(--experiment NAME\), got none\. Run `cairn help run`/],
     [["run", ok, "--root", "--json"], /Expected a value after `--root` \(--root DIR\), got none: the next argument, `--json`, is a flag\./],
     [["run", ok, "-c", "-1"], /Expected a value after `-c` \(--concurrency N\), got `-1`, which reads as a flag\. Write --concurrency=-1/],
-    [["run", ok, "--pool", "gpu=2=3"], /Expected `--pool gpu` to be an integer >= 1, got `2=3`\./],
+    [["run", ok, "--pool", "gpu=2=3"], /Expected `--pool gpu` to be an integer >= 1, got `2=3`\. Give the pool's limit in digits \(--pool gpu=2\), or leave it out for 1\./],
     [["run", ok, "--pool", "=2"], /Expected --pool NAME=N, got "--pool =2"\./],
     [["run", ok, "--json=yes"], /Expected `--json` alone \(it is a switch and takes no value\), got `--json=yes`\./],
     // Dropped unread under --no-cache, a mistyped --rerun would pass unseen.
@@ -33,6 +33,14 @@ describe("flags Cairn does not know, or that lack their value, exit 2 with Cairn
     [["workers", "--queue", "redis://127.0.0.1:1/abc"], /QueueUrlError: Expected the path of a redis URL to be a database number/],
     // Read as port 6379 by ioredis: another Redis, used without a word.
     [["workers", "--queue", "redis://127.0.0.1:notaport"], /QueueUrlError: Expected the port of a redis:\/\/ URL to be a number from 1 to 65535 \(the queue URL\), got "redis:\/\/127\.0\.0\.1:notaport" \(its port is "notaport"\)/],
+    // `-p=n=5` was "-p =n=5", `-c=4` "got `=4`": a short flag takes its value after a space.
+    [["run", ok, "-p=rows=5"], /Expected `-p NAME=VALUE` with its value after a space, got `-p=rows=5`: a short flag takes no `=`\. Write -p rows=5 or --param=rows=5\./],
+    [["run", ok, "-c=4"], /Expected `-c N` with its value after a space, got `-c=4`: a short flag takes no `=`\. Write -c 4 or --concurrency=4\./],
+    // Said what the flag is and its default.
+    [["run", ok, "-c", "0"], /Expected `--concurrency` to be an integer >= 1, got `0`\. Give how many tasks run at once in digits \(-c 8\), or leave it out for the default: 4, or the CPU count if larger\./],
+    [["runs", "-n", "x"], /Expected `--limit` to be an integer >= 1, got `x`\. Give how many runs to list in digits \(-n 50\), or leave it out for 20\./],
+    // The engine's option name (`rerun`) was said, and no nearest task.
+    [["run", ok, "--rerun", "doubel"], /UsageError: Expected `--rerun TASK` to be a task name or node id of flow "ok" \(did you mean "double"\?\): double, double-2, got "doubel"\./],
     [["help", "frobnicate"], /Unknown command "frobnicate"\. Expected one of: init, run, graph, plan, explain, cache, runs, show, report, worker, workers\./],
   ])("cairn %s", async (args, message) => {
     const r = await cairn(args);

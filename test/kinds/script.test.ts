@@ -156,6 +156,11 @@ describe("script()", () => {
       expect(error.name).toBe("ProcessStartError");
       expect(error.message).toMatch(/"\/no\/python3" was not found.*CAIRN_PYTHON/);
       expect(error.message).toMatch(/set CAIRN_PYTHON to .*or unset it/);
+      // A folder was "not executable: make it executable (chmod +x)", which would not help.
+      process.env.CAIRN_PYTHON = "/usr/bin";
+      const folder = await errorOf(script("from-env-folder", { file: fixture("train.py") }));
+      expect(folder.message).toMatch(/"\/usr\/bin" is a folder, not a program; .*CAIRN_PYTHON.*\. To fix: give the program in it \(\/usr\/bin\/python3, say\), /);
+      expect(folder.message).not.toMatch(/chmod/);
     } finally {
       if (before === undefined) delete process.env.CAIRN_PYTHON;
       else process.env.CAIRN_PYTHON = before;

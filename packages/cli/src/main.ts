@@ -363,7 +363,9 @@ const VALIDATION_CODES: ReadonlySet<string> = new Set([
   "CAIRN_WORKER_OPTION",
 ]);
 
-function reportError(error: unknown, stderr: Writable): number {
+function reportError(thrown: unknown, stderr: Writable): number {
+  // The engine names its option (`rerun`); a `cairn` user gave a flag.
+  const error = OptionError.is(thrown) && thrown.option === "rerun" ? new UsageError(`Expected \`--rerun TASK\` to be ${thrown.expected}, got ${JSON.stringify(thrown.got)}.`) : thrown;
   const usage =
     (CairnError.is(error) && VALIDATION_CODES.has(error.code)) ||
     UsageError.is(error) ||
@@ -436,7 +438,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
         `Drop ${cacheFlags.join(" and ")} to run every task without the cache, or --no-cache to use it.`,
     );
   }
-  const concurrency = values.concurrency === undefined ? undefined : integerOption("--concurrency", values.concurrency, 1);
+  const concurrency = values.concurrency === undefined ? undefined : integerOption("--concurrency", values.concurrency, 1, "Give how many tasks run at once in digits (-c 8), or leave it out for the default: 4, or the CPU count if larger.");
   const pools: Record<string, number> = {};
   for (const pair of values.pool ?? []) {
     // Split at the first "=" only: `gpu=2=3` is a limit of `2=3`, refused, not a pool of 2.
@@ -446,7 +448,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     if (Object.hasOwn(pools, name)) {
       throw new UsageError(`Expected one --pool ${name}=N, got two (\`--pool ${name}=${pools[name]}\`, \`--pool ${pair}\`): which limit was meant cannot be told. Give --pool ${name} once.`);
     }
-    pools[name] = integerOption(`--pool ${name}`, pair.slice(at + 1), 1);
+    pools[name] = integerOption(`--pool ${name}`, pair.slice(at + 1), 1, `Give the pool's limit in digits (--pool ${name}=2), or leave it out for 1.`);
   }
   const policy = values["failure-policy"];
   if (policy !== undefined && policy !== "fail-fast" && policy !== "continue") {
@@ -567,7 +569,7 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
   );
   if (positionals.length > 1) throw new UsageError(`Expected one flow file, got ${positionals.length}: ${positionals.join(" ")}.`);
   if (values.queue === undefined) throw new UsageError(`Expected --queue URL (the Redis that \`cairn run --queue URL\` sends tasks to), got none.`);
-  const concurrency = values.concurrency === undefined ? 1 : integerOption("--concurrency", values.concurrency, 1);
+  const concurrency = values.concurrency === undefined ? 1 : integerOption("--concurrency", values.concurrency, 1, "Give how many tasks this worker runs at once per pool in digits (-c 2), or leave it out for 1.");
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
   const worker = await import("@cairn/worker");
   const flow = await loadFlow(positionals[0], io);
@@ -990,7 +992,7 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
     { experiment: { type: "string" }, limit: { type: "string", short: "n" }, json: { type: "boolean" }, root: { type: "string" } },
     "runs",
   );
-  const limit = values.limit === undefined ? 20 : integerOption("--limit", values.limit, 1);
+  const limit = values.limit === undefined ? 20 : integerOption("--limit", values.limit, 1, "Give how many runs to list in digits (-n 50), or leave it out for 20.");
   const tracker = await reachableTracker({ root: resolve(values.root ?? ".cairn"), env });
   const leftOut: string[] = [];
   const experimentIds = await experimentsOf(tracker, values.experiment, stderr, leftOut);
@@ -1290,10 +1292,11 @@ function duration(r: RunRecord): string {
   return r.endTime ? formatDuration(r.endTime - r.startTime) : r.status === "RUNNING" ? "running" : "-";
 }
 
-function integerOption(flag: string, raw: string, min: number): number {
+/** `raw` as an integer >= `min`; `fix` says what the flag means and its default, for the message. */
+function integerOption(flag: string, raw: string, min: number, fix?: string): number {
   const n = Number(raw);
   if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min) {
-    throw new UsageError(`Expected \`${flag}\` to be an integer >= ${min}, got \`${raw}\`.`);
+    throw new UsageError(`Expected \`${flag}\` to be an integer >= ${min}, got \`${raw}\`.${fix ? ` ${fix}` : ""}`);
   }
   return n;
 }

@@ -48,6 +48,13 @@ export function parseFlags<const O extends FlagOptions>(args: string[], options:
       if (token.value === undefined) {
         throw new UsageError(`Expected a value after \`${token.rawName}\` (${form}), got none. ${helpHint(context)}`);
       }
+      // `-p=n=5` is -p with the value `=n=5`: a short flag takes its value after a space, or attached without `=`.
+      if (token.inlineValue && !token.rawName.startsWith("--") && token.value.startsWith("=")) {
+        throw new UsageError(
+          `Expected \`${token.rawName} ${valueName(token.name, context.help)}\` with its value after a space, got \`${args[token.index]}\`: a short flag takes no \`=\`. ` +
+            `Write ${token.rawName} ${token.value.slice(1)} or ${flag}=${token.value.slice(1)}. ${helpHint(context)}`,
+        );
+      }
       // parseArgs takes the next argument as the value even when it is a flag: `--experiment --json`.
       if (!token.inlineValue && token.value.startsWith("-")) {
         throw new UsageError(

@@ -28,7 +28,7 @@ describe("forcedNodes", () => {
 
   it("forces every node on refresh, after checking the names", () => {
     expect(forcedIds(forcedNodes(graph, [], true))).toEqual(ids);
-    expect(() => forcedNodes(graph, ["nope"], true)).toThrow(`Expected \`rerun\` to be a task name or node id of flow "rerun" (${ids.join(", ")}), got "nope"`);
+    expect(() => forcedNodes(graph, ["nope"], true)).toThrow(`Expected \`rerun\` to be a task name or node id of flow "rerun": ${ids.join(", ")}, got "nope"`);
     // An item id of a node that is not a map is no item.
     expect(() => forcedNodes(graph, [`${ids[1]}[0]`])).toThrow(/Expected `rerun` to be/);
   });

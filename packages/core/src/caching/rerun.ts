@@ -8,6 +8,7 @@
  */
 import { describeRef, isRef } from "../definition/ref.ts";
 import { OptionError } from "../errors.ts";
+import { closestName } from "../internal.ts";
 import type { FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue } from "../pipeline/inputs.ts";
 
@@ -56,7 +57,12 @@ export function forcedNodes(graph: FlowGraph, rerun: readonly string[], refresh 
     }
     if (!matched) {
       const map = list.find((n) => n.map)?.id;
-      throw new OptionError("rerun", `a task name or node id of flow "${graph.definition.name}" (${list.map((n) => n.id).join(", ")})${map ? `, or an item of a map or sweep (like "${map}[0]")` : ""}`, name);
+      const meant = closestName(name, list.map((n) => n.id));
+      throw new OptionError(
+        "rerun",
+        `a task name or node id of flow "${graph.definition.name}"${meant ? ` (did you mean "${meant}"?)` : ""}: ${list.map((n) => n.id).join(", ")}${map ? `, or an item of a map or sweep (like "${map}[0]")` : ""}`,
+        name,
+      );
     }
   }
   return refresh ? forced.fill(1) : forced;

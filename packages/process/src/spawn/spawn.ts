@@ -27,7 +27,7 @@
  * {@link Lifeline}). Every process tree Cairn starts is adopted by these two.
  */
 import { randomBytes } from "node:crypto";
-import { createWriteStream, type WriteStream } from "node:fs";
+import { createWriteStream, statSync, type WriteStream } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
@@ -511,6 +511,10 @@ export async function checkWorkingFolder(nodeId: string, command: string, cwd: s
 }
 
 function startHint(code: string | undefined, command: string, origin?: CommandOrigin): string {
+  // A folder cannot be run either (EACCES), and `chmod +x` would not help: it is the folder of the program.
+  if (code === "EACCES" && isFolder(command)) {
+    return `"${command}" is a folder, not a program${origin ? `; ${origin.what}` : ""}. To fix: give the program in it (${join(command, "python3")}, say)${origin ? `, ${origin.fix}` : "."}`;
+  }
   if (origin) {
     if (code === "ENOENT") return `"${command}" was not found; ${origin.what}. To fix: ${origin.fix}`;
     if (code === "EACCES") return `"${command}" is not executable; ${origin.what}. To fix: make it executable (\`chmod +x\`), ${origin.fix}`;
@@ -655,4 +659,12 @@ export async function resolveMarkers(value: unknown, path: string, artifactsDir:
   const out: Record<string, unknown> = {};
   for (const k of keys) out[k] = await resolveMarkers(value[k], path ? `${path}.${k}` : k, artifactsDir, ctx);
   return out;
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
