@@ -80,6 +80,7 @@ export {
   TrackingError,
   MetricError,
   ArtifactLocationError,
+  TrackingConfigError,
   UnsupportedTrackingUriError,
   TrackerUnreachableError,
   MlflowApiError,
