@@ -10,6 +10,7 @@
  * check them) from the run instead of asking the server again; the result is the same.
  */
 import { mkdtemp, open, readFile, rm } from "node:fs/promises";
+import { setImmediate } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CacheEntry, type CacheStore, nearestEntry } from "@cairn/cache";
@@ -160,6 +161,8 @@ const TAIL_CHARS = 6000;
 const TAIL_READ_BYTES = 64 * 1024;
 /** Earlier entries of one task compared to find the nearest (newest first): bounds the work for a map's thousand items. */
 const NEAREST_CANDIDATES = 25;
+/** Misses explained between two turns of the event loop. */
+const YIELD_EVERY = 500;
 
 /**
  * Reads the report data of flow run `runId` from `tracker`. Throws ReportRunError when there is
@@ -398,37 +401,41 @@ export function stateOf(run: RunRecord): TaskState {
 async function explainMisses(tasks: ReportTask[], flowStart: number, store: CacheStore | undefined): Promise<void> {
   const misses = tasks.filter((t) => (t.state === "succeeded" || t.state === "failed") && t.runId && t.why.length === 0);
   if (!misses.length) return;
-  let byTask: Map<string, CacheEntry[]> | undefined;
+  // Indexed once: a map's thousands of misses each look up their own entry and their task's
+  // earlier ones without reading the whole listing again (that was O(misses x entries)).
+  let own: Map<string, CacheEntry> | undefined;
+  const earlierOf = new Map<string, CacheEntry[]>();
   if (store) {
     try {
-      byTask = new Map();
+      own = new Map();
+      // Newest first (the store lists so); entries of this flow run's other nodes are not "earlier".
       for (const entry of await store.list()) {
-        const list = byTask.get(entry.taskName);
-        if (list) list.push(entry);
-        else byTask.set(entry.taskName, [entry]);
+        const id = `${entry.key}\0${entry.sourceRunId}`;
+        if (!own.has(id)) own.set(id, entry);
+        if (entry.createdAt >= flowStart) continue;
+        const earlier = earlierOf.get(entry.taskName);
+        if (!earlier) earlierOf.set(entry.taskName, [entry]);
+        else if (earlier.length < NEAREST_CANDIDATES) earlier.push(entry);
       }
     } catch {
-      byTask = undefined; // a store that does not answer: the plain reason below
+      own = undefined; // a store that does not answer: the plain reason below
     }
   }
-  for (const task of misses) {
-    const own = task.cacheKey ? byTask?.get(task.task)?.find((e) => e.key === task.cacheKey && e.sourceRunId === task.runId) : undefined;
-    if (!own) {
+  for (const [i, task] of misses.entries()) {
+    // A turn of the event loop now and then: a cancel (Ctrl-C) of the run whose report this is is heard.
+    if (i > 0 && i % YIELD_EVERY === 0) await setImmediate();
+    const entry = task.cacheKey ? own?.get(`${task.cacheKey}\0${task.runId}`) : undefined;
+    if (!entry) {
       task.why.push(
         task.state === "failed"
           ? "no cache entry for these inputs and code (a failure stores none)"
-          : byTask
+          : own
             ? "no cache entry for these inputs and code"
             : "no cache entry for these inputs and code (the cache store was not read)",
       );
       continue;
     }
-    // Newest first (the store lists so); entries of this flow run's other nodes are not "earlier".
-    const earlier: CacheEntry[] = [];
-    for (const e of byTask!.get(task.task)!) {
-      if (e.createdAt < flowStart && earlier.push(e) >= NEAREST_CANDIDATES) break;
-    }
-    const best = nearestEntry(earlier, own.ingredients);
+    const best = nearestEntry(earlierOf.get(task.task) ?? [], entry.ingredients);
     if (!best) {
       task.why.push(`no earlier cache entry of task "${task.task}" exists: it had never succeeded with caching on here`);
       continue;

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { CacheStore } from "@cairn/cache";
-import { LocalStore } from "@cairn/core";
+import { LocalStore, MISS_REASON_TAG, type RunFilter, type RunRecord } from "@cairn/core";
 import {
   criticalPath,
   layoutGraph,
@@ -138,6 +138,56 @@ describe("the report's data, read from the record", () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it("rebuilds the miss reasons of runs recorded without them from one indexed listing: a map's misses each read their own entry and at most 25 earlier ones, not the whole store", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-misses-"));
+    const item = defineTask("item")
+      .input<{ i: number }>()
+      .run(({ i }) => ({ v: i * 2 }));
+    const list = defineTask("list")
+      .input<{ n: number }>()
+      .run(({ n }) => ({ xs: Array.from({ length: n }, (_, i) => i) }));
+    const f = flow("report-misses")
+      .params(z.object({ n: z.number() }))
+      .build(({ params }) => ({ vs: map(item, { over: list({ n: params.n }).xs, as: "i" }).outputs }));
+    const run = async (n: number) => (await f.run({ params: { n }, root: dir, env: {} })).wait();
+    // A run recorded before the miss reason was a tag: its tasks carry none.
+    const local = new LocalStore({ root: dir });
+    const untagged = (r: RunRecord | undefined) => r && { ...r, tags: Object.fromEntries(Object.entries(r.tags).filter(([k]) => k !== MISS_REASON_TAG)) };
+    const tracker = new Proxy(local, {
+      get(target, name, receiver) {
+        if (name === "searchRuns") return async (filter: RunFilter) => (await target.searchRuns(filter)).map((r) => untagged(r)!);
+        if (name === "getRun") return async (runId: string) => untagged(await target.getRun(runId));
+        const value = Reflect.get(target, name, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const store = await CacheStore.fromUrl(undefined, { root: dir });
+    try {
+      await run(200);
+      const two = await run(600);
+      // Every read of an entry's key or time counted: the old scan read them misses x entries times.
+      let reads = 0;
+      const entries = (await store.list()).map((e) => {
+        const counted = { ...e };
+        for (const field of ["key", "createdAt"] as const) Object.defineProperty(counted, field, { get: () => (reads++, e[field]) });
+        return counted;
+      });
+      const counting = { list: async () => entries } as unknown as CacheStore;
+      const data = await readReportData(tracker, two.runId, { store: counting });
+      const items = data.tasks.filter((t) => t.item?.node === "item");
+      expect(items).toHaveLength(600);
+      expect(items.find((t) => t.item!.index === 10)!.state).toBe("cached");
+      const missed = items.find((t) => t.item!.index === 300)!;
+      expect(missed.state).toBe("succeeded");
+      expect(missed.why).toEqual([expect.stringMatching(/^nearest earlier entry: run [0-9a-f]{32}, from /), expect.stringMatching(/^  - input `i` changed from \d+ to 300$/)]);
+      expect(entries.length).toBeGreaterThan(600);
+      expect(reads).toBeLessThan(10 * entries.length);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it("links a cache hit to the run it came from, and shows that run's metrics", () => {
     const hit = byId(second, "steady");

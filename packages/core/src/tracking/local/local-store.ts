@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, statSync } from "node:fs";
 import { access, copyFile, cp, link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve, sep } from "node:path";
+import { setImmediate } from "node:timers/promises";
 import { formatOwner, ownerIsGone, parseOwner, readSmallFile, sha256, writeFileAtomic } from "@cairn/cache";
 import { safePathSegment, safeRelativePath } from "../../definition/artifact-path.ts";
 import { TrackingError } from "../../errors.ts";
@@ -99,6 +100,8 @@ const STORE_ID = /^[0-9a-f]{16}$/;
 const PERSIST_DELAY_MS = 1000;
 /** Run files read at once by searchRuns. */
 const READ_CONCURRENCY = 64;
+/** Run files searchRuns reads between two turns of the event loop (they are read synchronously: see readJson). */
+const READS_PER_TURN = 1024;
 /** Runs recorded whole (recordRun) per batch file before the next batch file is started. */
 const BATCH_RUNS = 1000;
 
@@ -502,6 +505,8 @@ export class LocalStore implements Tracker {
     const narrowing = filter.status !== undefined || (filter.tags !== undefined && Object.keys(filter.tags).length > 0);
     const out: RunRecord[] = [];
     for (let i = 0; i < candidates.length && out.length < max; ) {
+      // A listing of 50,000 runs would otherwise hold the event loop for seconds: signals (Ctrl-C) wait.
+      if (i > 0 && i % READS_PER_TURN < READ_CONCURRENCY) await setImmediate();
       // Without a status or tag condition every readable run counts, so read no more than needed.
       const size = narrowing ? READ_CONCURRENCY : Math.min(READ_CONCURRENCY, max - out.length);
       // A damaged run file hides that run only, not the whole listing; one that cannot be read
