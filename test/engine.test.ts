@@ -579,6 +579,28 @@ describe("bad definitions are caught before anything runs", () => {
     expect(() => f.graph()).toThrow(/Flow "cyc" has a cycle: a -> b -> c -> a/);
   });
 
+  it("names a cycle through thousands of nodes as it names a short one, not as a stack overflow", () => {
+    const n = 5000;
+    const f = flow("long-cyc").build(() => {
+      let prev = add({ a: 0, b: 1 }, { after: [`add-${n}`] });
+      for (let i = 1; i < n; i++) prev = add({ a: prev.sum, b: 1 });
+      return {};
+    });
+    let error: unknown;
+    try {
+      f.graph();
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(CycleError);
+    const cycle = (error as CycleError).cycle;
+    expect(cycle).toHaveLength(n);
+    // In edge order, from the smallest id: add -> add-2 -> ... -> add-5000 -> add.
+    expect(cycle.slice(0, 3)).toEqual(["add", "add-2", "add-3"]);
+    expect(cycle.at(-1)).toBe(`add-${n}`);
+    expect((error as Error).message).toMatch(/^Flow "long-cyc" has a cycle: add -> add-2 -> add-3 -> .* -> add-5000 -> add\. /);
+  });
+
   it("rejects an input wired to a node of another flow", async () => {
     let leaked: unknown;
     flow("one").build(() => {

@@ -1,4 +1,3 @@
-import { Graph as Graphlib, alg } from "@dagrejs/graphlib";
 import type { FlowDefinition, FlowNode } from "../definition/flow-definition.ts";
 import { type RefValue, forEachRef, isPlainObject, isRef } from "../definition/ref.ts";
 import { requiredKeys } from "../definition/schema.ts";
@@ -150,9 +149,14 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
 
   const order = topologicalOrder(dependencies, dependants);
   if (order.length < n) {
-    const byId = new Map<string, string[]>();
-    for (let i = 0; i < n; i++) byId.set(list[i]!.id, dependants[i]!.map((j) => list[j]!.id));
-    throw new CycleError(flowName, findCycle(byId));
+    throw new CycleError(
+      flowName,
+      findCycle(
+        list.map((node) => node.id),
+        dependencies,
+        order,
+      ),
+    );
   }
   const priority = new Uint32Array(n);
   for (let k = n - 1; k >= 0; k--) {
@@ -250,25 +254,30 @@ function topologicalOrder(dependencies: ReadonlyArray<readonly number[]>, depend
   return order;
 }
 
-/** One concrete cycle, as node ids in edge order, found inside a strongly connected component. */
-function findCycle(dependants: Map<string, string[]>): string[] {
-  const graph = new Graphlib({ directed: true });
-  for (const [from, tos] of dependants) {
-    graph.setNode(from);
-    for (const to of tos) graph.setEdge(from, to);
-  }
-  const components = alg.tarjan(graph).filter((c: string[]) => c.length > 1 || graph.hasEdge(c[0]!, c[0]!));
-  const component = new Set<string>(components[0] ?? []);
-  const start = [...component].sort()[0]!;
-  // Walk successors inside the component until a node repeats; the repeat closes the cycle.
-  const path: string[] = [];
-  const index = new Map<string, number>();
-  let current = start;
-  while (!index.has(current)) {
-    index.set(current, path.length);
+/**
+ * One concrete cycle, as node ids in edge order, beginning at its smallest id. Every node Kahn's
+ * algorithm left unordered waits on another left one, so walking dependencies among them (the
+ * smallest id first) must repeat a node; the repeat closes a cycle. A loop, not a recursion: a
+ * cycle through thousands of nodes is reported as a short one is, not as a stack overflow.
+ */
+function findCycle(ids: readonly string[], dependencies: ReadonlyArray<readonly number[]>, order: readonly number[]): string[] {
+  const ordered = new Uint8Array(ids.length);
+  for (const i of order) ordered[i] = 1;
+  const smallest = (candidates: Iterable<number>) => {
+    let best = -1;
+    for (const i of candidates) if (!ordered[i] && (best < 0 || ids[i]! < ids[best]!)) best = i;
+    return best;
+  };
+  const seenAt = new Map<number, number>();
+  const path: number[] = [];
+  let current = smallest(ids.keys());
+  while (!seenAt.has(current)) {
+    seenAt.set(current, path.length);
     path.push(current);
-    const next = ((graph.successors(current) as string[]) ?? []).filter((s) => component.has(s)).sort()[0]!;
-    current = next;
+    current = smallest(dependencies[current]!);
   }
-  return path.slice(index.get(current));
+  // The walk went against the edges: reversed, the loop is in edge order.
+  const cycle = path.slice(seenAt.get(current)).reverse().map((i) => ids[i]!);
+  const first = cycle.indexOf(cycle.reduce((a, b) => (b < a ? b : a)));
+  return [...cycle.slice(first), ...cycle.slice(0, first)];
 }
