@@ -3,12 +3,13 @@
  * form, whether it was just computed or restored from the cache. The engine runs twice over
  * one embedded store; the downstream task runs both times and reports exactly what it got.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { flow, task } from "@cairn/dsl";
+import { script } from "@cairn/process";
 import { MAX_NESTING_DEPTH, storedForm } from "../../packages/core/src/definition/serializable.ts";
 
 const scratch: string[] = [];
@@ -136,6 +137,29 @@ describe("a task's output, fresh and from the cache", () => {
     await expect(withParam.run({ root, params: { cfg: nested(100_000) } })).rejects.toThrow(/Flow "deep-param" params at "cfg\.v\.c\.c.*nested more than 1000 levels deep/);
     const literal = flow("deep-literal").build(() => ({ chars: measure({ v: nested(100_000) }).chars }));
     expect(() => literal.graph()).toThrow(/Task "measure" input "v" at "v\.c\.c.*nested more than 1000 levels deep/);
+  });
+
+  it("a process's CAIRN_OUTPUTS nested deeper than the limit is refused as a function's output is, naming the task and the place, not by a stack overflow", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-stored-"));
+    scratch.push(root);
+    const file = join(root, "deep-out.mjs");
+    await writeFile(
+      file,
+      `import { writeFileSync } from "node:fs";\nconst d = Number(process.argv[2]);\nwriteFileSync(process.env.CAIRN_OUTPUTS, '{"v":' + "[".repeat(d) + "1" + "]".repeat(d) + "}");\n`,
+    );
+    const deep = script("deep", { file, args: ["{depth}"] })
+      .input<{ depth: number }>()
+      .output<{ v: unknown }>();
+    const use = task("use")
+      .input<{ v: unknown }>()
+      .run(({ v }) => ({ ok: typeof v }));
+    for (const depth of [MAX_NESTING_DEPTH + 1, 5000]) {
+      const r = await (await flow("deep-process").build(() => ({ ok: use({ v: deep({ depth }).v }).ok })).run({ root, env: {} })).wait();
+      expect(r.tasks.deep!.status).toBe("failed");
+      expect(r.tasks.deep!.error?.name).toBe("NotSerializableError");
+      expect(r.tasks.deep!.error?.message).toMatch(new RegExp(`^Task "deep" output at "v\\[0\\]\\[0\\].*" cannot be serialized: .* nested more than ${MAX_NESTING_DEPTH} levels deep`));
+      expect(r.tasks.use!.status).toBe("skipped");
+    }
   });
 
   it("an output schema's transformed value is stored in the same form, and must still be JSON data", async () => {

@@ -33,7 +33,7 @@ import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { join, resolve, sep } from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, taskArtifactPath, trackingEnv, type TaskContext } from "@cairn/core";
+import { assertSerializable, CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, taskArtifactPath, trackingEnv, type TaskContext } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 import { pumpLines, withCutNote } from "./lines.ts";
@@ -554,6 +554,9 @@ async function readOutputs(file: string, artifactsDir: string, ctx: TaskContext)
   if (!isPlainObject(value)) {
     throw new ProcessOutputError(ctx.nodeId, `CAIRN_OUTPUTS must hold a JSON object of named outputs, got ${Array.isArray(value) ? "an array" : typeof value}.`);
   }
+  // Parsed JSON is JSON data; only its depth can fail, and resolveMarkers recurses once per level:
+  // a value nested past the limit is refused here, named as any task output is, not by a stack overflow.
+  assertSerializable(value, `Task "${ctx.nodeId}" output`);
   return (await resolveMarkers(value, "", artifactsDir, ctx)) as Record<string, unknown>;
 }
 
