@@ -284,6 +284,34 @@ describe("failures", () => {
     expect(failed.tasks["one-20000"]!.status).toBe("skipped");
   }, 120_000);
 
+  it("a failed flow's error names the first failed tasks in node order, each map's items after it by index, each message clipped, and counts the rest", async () => {
+    const items = 60;
+    const bad = task("bad")
+      .input<{ i: number }>()
+      .run(async ({ i }) => {
+        // Later items end first: the message must not follow the order they ended in.
+        await sleep((items - i) * 2);
+        throw new Error(`item ${i} broke: ${"x".repeat(2000)}`);
+      });
+    const before = task("before").run(() => {
+      throw new Error("first node broke");
+    });
+    const f = flow("many-failed").build(() => {
+      before({});
+      return { vs: map(bad, { over: Array.from({ length: items }, (_, i) => i), as: "i" }).outputs };
+    });
+    const r = await (await f.run({ ...off, failurePolicy: "continue", concurrency: items })).wait();
+    expect(r.status).toBe("failed");
+    const message = r.error!.message;
+    expect(message.length).toBeLessThan(3000);
+    const named = [...message.matchAll(/task "([^"]+)" failed: /g)].map((m) => m[1]);
+    expect(named).toEqual(["before", "bad", "bad[0]", "bad[1]", "bad[2]"]);
+    expect(message).toMatch(/; task "bad\[0\]" failed: item 0 broke: x{400,}\.\.\.; /);
+    expect(message).toMatch(/; and 57 more failed tasks$/);
+    // The map's own error lists its items by index too.
+    expect(r.tasks.bad!.error!.message).toMatch(/^Map "bad": 60 of 60 items failed, and 60 had to succeed \("bad\[0\]": item 0 broke: .*; "bad\[1\]": item 1 broke/);
+  });
+
   const boom = task("boom").run(() => {
     throw new Error("kaboom");
   });

@@ -704,7 +704,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       emitToRun({ type: "log", level: "warn", runId: flowRunId, task: u.task, message: `its run could not be closed (${u.cause}): ${standing(u)}, with no cache entry`, time: Date.now() });
     }
     const tasks = Object.fromEntries(execution.results);
-    if (!error && status !== "succeeded") error = flowError(status, tasks, execution.signal.reason);
+    if (!error && status !== "succeeded") error = flowError(status, tasks, execution.signal.reason, graph.indexed.index);
     try {
       const failure = await logged;
       if (failure) throw failure;
@@ -1167,19 +1167,28 @@ function failedTasks(tasks: Record<string, TaskResult>): string[] {
     .sort();
 }
 
-function flowError(status: FlowStatus, tasks: Record<string, TaskResult>, stop: unknown): ErrorInfo {
+function flowError(status: FlowStatus, tasks: Record<string, TaskResult>, stop: unknown, nodeOrder: ReadonlyMap<string, number>): ErrorInfo {
   if (status === "cancelled") {
     const reason = stopCancelReason(stop);
     return { name: "CancelledError", message: `The flow run was cancelled${reason ? `: ${reason}` : ""}.` };
   }
-  const failed = Object.values(tasks).filter((t) => t.status === "failed");
-  return {
-    name: "TaskFailed",
-    message: failed.length
-      ? failed.map((t) => `task "${t.task}" failed: ${t.error?.message}`).join("; ")
-      : "Some tasks did not succeed.",
-  };
+  // In the flow's node order, each map's items after it in item order: the same message whichever task ended first.
+  const at = (t: TaskResult) => [nodeOrder.get(t.parent ?? t.task) ?? nodeOrder.size, t.parent === undefined ? -1 : (t.item ?? 0)] as const;
+  const failed = Object.values(tasks)
+    .filter((t) => t.status === "failed")
+    .map((t) => ({ t, at: at(t) }))
+    .sort((a, b) => a.at[0] - b.at[0] || a.at[1] - b.at[1])
+    .map(({ t }) => t);
+  // Bounded as a map's own error is: 5,000 failed items once made one line of 9 MB.
+  const clip = (m: string) => (m.length > FAILED_MESSAGE_CHARS ? `${m.slice(0, FAILED_MESSAGE_CHARS - 3)}...` : m);
+  const shown = failed.slice(0, FAILED_TASKS_SHOWN).map((t) => `task "${t.task}" failed: ${clip(t.error?.message ?? "")}`);
+  if (failed.length > FAILED_TASKS_SHOWN) shown.push(`and ${failed.length - FAILED_TASKS_SHOWN} more failed tasks`);
+  return { name: "TaskFailed", message: failed.length ? shown.join("; ") : "Some tasks did not succeed." };
 }
+
+/** Failed tasks a failed flow's error names (the rest are counted), and the characters kept of each one's message. */
+const FAILED_TASKS_SHOWN = 5;
+const FAILED_MESSAGE_CHARS = 500;
 
 /**
  * MLflow's source tags, as its own clients set them: who ran which file (`mlflow.source.name`,

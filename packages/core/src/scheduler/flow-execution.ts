@@ -427,7 +427,8 @@ export class FlowExecution {
     let error: unknown = run.error;
     let summary: Parameters<TaskPipeline["endGroup"]>[2]["best"];
     if (error === undefined && run.lost) {
-      error = run.selectorError() ?? new MapItemsFailedError(node.id, [...run.countedFailures()], run.requiredNow(), run.countedItems(), run.stoppedEarly ? `${node.id}[${run.firstSatisfied}]` : undefined);
+      // Its failures by item index, not in the order they ended: the same message every time.
+      error = run.selectorError() ?? new MapItemsFailedError(node.id, [...run.countedFailures()].sort((a, b) => a.index - b.index), run.requiredNow(), run.countedItems(), run.stoppedEarly ? `${node.id}[${run.firstSatisfied}]` : undefined);
     }
     if (error !== undefined) status = "failed";
     else if (run.next < run.items.length && !run.stoppedEarly) status = "cancelled";
