@@ -25,6 +25,13 @@ describe("cairn run -p", () => {
     expect(ok.json.find((e) => e.type === "flow" && e.status === "succeeded")?.outputs).toEqual({ doubled: 4, flag: true });
   });
 
+  it("refuses a -p value nested deeper than the limit as a bad param (exit 2), naming the param and the place", async () => {
+    const deep = `${"[".repeat(5000)}1${"]".repeat(5000)}`;
+    const r = await cairn(["run", fixture("typed-params.flow.ts"), "--no-tracking", "-p", `n=${deep}`, "-p", "flag=true"]);
+    expect(r.stderr).toMatch(/NotSerializableError: Flow "typed-params" params at "n\[0\]\[0\].*" cannot be serialized: .*nested more than 1000 levels deep/);
+    expect(r.code).toBe(2);
+  });
+
   it("refuses -p __proto__=1 (exit 2) instead of dropping it", async () => {
     const r = await cairn(["run", flowFile, "--no-tracking", "-p", "version=1", "-p", "__proto__=1"]);
     expect(r.stderr).toContain('UsageError: Expected -p name=value with a param name, got "-p __proto__=1": `__proto__` cannot be a param\'s name');

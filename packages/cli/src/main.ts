@@ -357,6 +357,9 @@ const VALIDATION_CODES: ReadonlySet<string> = new Set([
   "CAIRN_MLFLOW_PROJECT_PARAMETER",
   "CAIRN_COMMAND_TEMPLATE",
   "CAIRN_UNKNOWN_PLACEHOLDER",
+  // Out of a command only before anything runs (a task's output that is not JSON data fails that task):
+  // a param (`-p`) that is not JSON data or is nested past the limit, a bad param as a wrong type is.
+  "CAIRN_NOT_SERIALIZABLE",
   // The queue's (@cairn/worker, loaded only with --queue): a bad URL or option, a run its workers could not share.
   "CAIRN_QUEUE_URL",
   "CAIRN_QUEUE_NEEDS_SHARED_TRACKER",
