@@ -110,6 +110,16 @@ describe("digestFile / digestPath", () => {
     expect(execFileSync("sha256sum", [file]).toString().split(" ")[0]).toBe(await digestFile(file));
   });
 
+  it("matches sha256sum for small files read whole, empty and at the 1 MiB boundary, as for streamed ones", async () => {
+    for (const size of [0, 8, 1024 * 1024 - 1, 1024 * 1024, 1024 * 1024 + 1]) {
+      const file = join(dir, `sized-${size}.bin`);
+      const data = Buffer.alloc(size, size % 251);
+      await writeFile(file, data);
+      expect(await digestFile(file), `${size} bytes`).toBe(sha256(data));
+      expect(execFileSync("sha256sum", [file]).toString().split(" ")[0], `${size} bytes`).toBe(await digestFile(file));
+    }
+  });
+
   it("digests a folder by sorted relative paths and contents, whatever the creation order", async () => {
     const make = async (name: string, order: string[]) => {
       const root = join(dir, name);

@@ -1,6 +1,6 @@
 import { createHash, hash, scrypt, scryptSync } from "node:crypto";
 import { createReadStream, readFileSync } from "node:fs";
-import { lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
+import { lstat, readdir, readFile, readlink, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import objectHash from "object-hash";
 import { CacheValueError } from "./errors.ts";
@@ -185,10 +185,16 @@ function remember(memo: string, digest: string): void {
  * Never holds the whole file in memory.
  */
 export async function digestFile(path: string): Promise<string> {
+  // A small file in one read: a stream allocates its whole highWaterMark for every read, however
+  // few bytes the file holds, and a task's thousands of small artifacts made that the cost.
+  if ((await stat(path)).size <= WHOLE_READ_BYTES) return sha256(await readFile(path));
   const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { highWaterMark: WHOLE_READ_BYTES })) hash.update(chunk as Buffer);
   return hash.digest("hex");
 }
+
+/** Files up to this size are read whole to be digested; larger ones are streamed in chunks of it. */
+const WHOLE_READ_BYTES = 1 << 20;
 
 /**
  * {@link digestFile} read whole and at once: for the small files (sources, configs, package.json)
