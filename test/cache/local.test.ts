@@ -718,3 +718,42 @@ describe("single flight on one store", () => {
     expect(statuses(second.result)).toEqual({ window: "cached" });
   });
 });
+
+describe("the outputs manifest", () => {
+  it("hands back JSON outputs as they are, and copies only the way to each artifact, digested, leaving the outputs it was given unchanged", async () => {
+    const { TaskCache } = await import("@cairn/core");
+    const root = await tmp();
+    const store = await CacheStore.fromUrl(undefined, { root });
+    try {
+      const cache = new TaskCache(store, new LocalStore({ root }), "0000000000000000", root, {});
+      const rows = Array.from({ length: 1000 }, (_, i) => ({ id: i, tags: ["a", "b"] }));
+      const plain = { rows, n: 3, nested: { deep: [rows[0]] } };
+      const none = await cache.manifest(plain);
+      expect(none.values).toBe(plain);
+      expect(none.artifacts).toEqual([]);
+
+      await writeFile(join(root, "one.txt"), "one\n");
+      await writeFile(join(root, "two.txt"), "two\n");
+      const one = { kind: "cairn.artifact", path: join(root, "one.txt"), artifactPath: "one.txt" } as const;
+      const two = { kind: "cairn.artifact", path: join(root, "two.txt"), artifactPath: "two.txt" } as const;
+      const outputs = { rows, files: [{ name: "a", file: one }, { name: "b" }], model: two };
+      const before = JSON.stringify(outputs);
+      const { values, artifacts } = (await cache.manifest(outputs)) as { values: typeof outputs & { files: Array<{ file?: Artifact }>; model: Artifact }; artifacts: unknown[] };
+      const { createHash } = await import("node:crypto");
+      const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+      expect(artifacts).toEqual([
+        { path: "files[0].file", digest: sha("one\n"), size: 4, artifactPath: "one.txt" },
+        { path: "model", digest: sha("two\n"), size: 4, artifactPath: "two.txt" },
+      ]);
+      expect(values.model).toEqual({ ...two, digest: sha("two\n"), size: 4 });
+      expect(values.files[0]!.file).toEqual({ ...one, digest: sha("one\n"), size: 4 });
+      // Off the way to an artifact, the values are those given; the given outputs did not change.
+      expect(values.rows).toBe(rows);
+      expect(values.files[1]).toBe(outputs.files[1]);
+      expect(values).not.toBe(outputs);
+      expect(JSON.stringify(outputs)).toBe(before);
+    } finally {
+      await store.close();
+    }
+  });
+});

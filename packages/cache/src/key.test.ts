@@ -99,6 +99,29 @@ describe("computeCacheKey", () => {
     expect(ingredients.inputs.n).toEqual({ sha256: expect.any(String) });
   });
 
+  it("records an input by value exactly when its JSON is at most 1,024 bytes, and does not write a large one's JSON whole to find out", () => {
+    const recorded = (value: unknown) => computeCacheKey({ ...base, inputs: { v: value } }).ingredients.inputs.v!;
+    const text = (bytes: number) => "a".repeat(bytes - 2); // a JSON string of `bytes` bytes
+    expect(recorded(text(1024)).value).toBe(text(1024));
+    expect(recorded(text(1025))).not.toHaveProperty("value");
+    // Bytes, not characters: 341 three-byte characters are 1,025 bytes of JSON, 340 are 1,022.
+    expect(recorded("€".repeat(340)).value).toBe("€".repeat(340));
+    expect(recorded("€".repeat(341))).not.toHaveProperty("value");
+    // What JSON leaves out or writes its own way is not counted against it.
+    const sparse = Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`k${i}`, undefined]));
+    expect(recorded(sparse).value).toEqual({});
+    expect(recorded([new Date(0)]).value).toEqual(["1970-01-01T00:00:00.000Z"]);
+    expect(recorded({ a: [1, { b: "x".repeat(1000) }] }).value).toEqual({ a: [1, { b: "x".repeat(1000) }] });
+    expect(recorded({ a: [1, { b: "x".repeat(1020) }] })).not.toHaveProperty("value");
+    // A large value is hashed (every item read once), never also stringified whole.
+    let reads = 0;
+    const rows = Array.from({ length: 20_000 }, (_, i) => Object.defineProperty({}, "id", { get: () => (reads++, i), enumerable: true }));
+    const big = recorded(rows);
+    expect(big).not.toHaveProperty("value");
+    expect(big.sha256).toBe(hashValue(rows.map((_, i) => ({ id: i }))));
+    expect(reads).toBeLessThan(1.5 * rows.length);
+  });
+
   it("rejects missing parts where they enter", () => {
     expect(() => computeCacheKey({ ...base, taskName: "" })).toThrow(CacheOptionError);
     expect(() => computeCacheKey({ ...base, code: undefined as unknown as string })).toThrow(/Expected `code` to be a string/);

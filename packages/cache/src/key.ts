@@ -178,6 +178,8 @@ export function keyOfIngredients(ingredients: RecordedIngredients): string {
 
 function recordInput(value: unknown): RecordedInput {
   const recorded: RecordedInput = { sha256: hashValue(value) };
+  // A value whose JSON is surely larger is not stringified whole only to be measured.
+  if (jsonBytesAtLeast(value, RECORDED_VALUE_MAX_BYTES + 1) > RECORDED_VALUE_MAX_BYTES) return recorded;
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
@@ -186,6 +188,59 @@ function recordInput(value: unknown): RecordedInput {
   }
   if (json !== undefined && Buffer.byteLength(json) <= RECORDED_VALUE_MAX_BYTES) recorded.value = JSON.parse(json);
   return recorded;
+}
+
+/**
+ * A lower bound of the bytes of `JSON.stringify(value)` (UTF-8), counted until it reaches
+ * `enough`: a string is at least its length and its quotes, an array or object its brackets,
+ * separators and entries. Stops early, so a 13 MB value costs a few hundred steps. Where JSON
+ * may leave a value out or write it its own way (undefined, a function, a class instance,
+ * `toJSON`), it counts nothing.
+ */
+function jsonBytesAtLeast(value: unknown, enough: number): number {
+  let bytes = 0;
+  const count = (v: unknown): void => {
+    if (bytes >= enough) return;
+    switch (typeof v) {
+      case "string":
+        bytes += v.length + 2;
+        return;
+      case "number":
+      case "boolean":
+        bytes += 1;
+        return;
+      case "object": {
+        if (v === null) {
+          bytes += 4;
+          return;
+        }
+        // Only arrays and plain objects: JSON writes others its own way (toJSON, a boxed string).
+        const proto = Object.getPrototypeOf(v) as unknown;
+        if (!Array.isArray(v) && proto !== Object.prototype && proto !== null) return;
+        if (typeof (v as { toJSON?: unknown }).toJSON === "function") return;
+        // Every level counts its brackets first: a cycle ends the count too.
+        bytes += 2;
+        if (Array.isArray(v)) {
+          bytes += Math.max(0, v.length - 1);
+          for (let i = 0; i < v.length && bytes < enough; i++) count(v[i]);
+          return;
+        }
+        for (const key in v) {
+          if (bytes >= enough) return;
+          if (!Object.hasOwn(v, key)) continue;
+          const item = (v as Record<string, unknown>)[key];
+          if (item === undefined || typeof item === "function" || typeof item === "symbol") continue;
+          bytes += key.length + 3;
+          count(item);
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  };
+  count(value);
+  return bytes;
 }
 
 /** What stands for an artifact in the inputs of a cache key. */
