@@ -122,6 +122,24 @@ describe("computeCacheKey", () => {
     expect(reads).toBeLessThan(1.5 * rows.length);
   });
 
+  it("hashes a value handed to many tasks once, given where to remember it, and keys it as without", () => {
+    let reads = 0;
+    const rows = Array.from({ length: 5000 }, (_, i) => Object.defineProperty({}, "id", { get: () => (reads++, i), enumerable: true }));
+    const alone = computeCacheKey({ ...base, inputs: { rows, k: 1 } });
+    const aloneSecond = computeCacheKey({ ...base, inputs: { rows, k: 2 } });
+    const digests = new WeakMap<object, string>();
+    reads = 0;
+    const first = computeCacheKey({ ...base, inputs: { rows, k: 1 } }, { digests });
+    const afterFirst = reads;
+    const second = computeCacheKey({ ...base, inputs: { rows, k: 2 } }, { digests });
+    expect(first).toEqual(alone);
+    expect(second.ingredients.inputs.rows).toEqual(alone.ingredients.inputs.rows);
+    expect(second).toEqual(aloneSecond);
+    // The second consumer read none of the rows (the first read each once, to hash them).
+    expect(afterFirst).toBeGreaterThanOrEqual(rows.length);
+    expect(reads).toBe(afterFirst);
+  });
+
   it("rejects missing parts where they enter", () => {
     expect(() => computeCacheKey({ ...base, taskName: "" })).toThrow(CacheOptionError);
     expect(() => computeCacheKey({ ...base, code: undefined as unknown as string })).toThrow(/Expected `code` to be a string/);
@@ -173,6 +191,18 @@ describe("replaceArtifacts", () => {
     expect(admin.cfg).not.toHaveProperty("admin");
     const others = await Promise.all(['{"k":2}', '{"__proto__":{"admin":false},"k":2}', '{"__proto__":{},"k":2}'].map(keyOf));
     expect(new Set([admin, ...others].map((o) => o.key)).size).toBe(4);
+  });
+
+  it("hands back a value that holds no artifact as it is, and copies only the way to those it replaces", async () => {
+    const rows = Array.from({ length: 1000 }, (_, i) => ({ id: i }));
+    const inputs = { rows, n: 5, cfg: { lr: 0.1 } };
+    expect(await replaceArtifacts(inputs, isArtifact, () => "d")).toBe(inputs);
+    const mixed = { rows, files: [new Artifact("a"), { keep: 1 }] };
+    const replaced = (await replaceArtifacts(mixed, isArtifact, () => "d")) as { rows: unknown; files: unknown[] };
+    expect(replaced).toEqual({ rows, files: [{ $artifact: "d" }, { keep: 1 }] });
+    expect(replaced.rows).toBe(rows);
+    expect(replaced.files[1]).toBe(mixed.files[1]);
+    expect(mixed.files[0]).toBeInstanceOf(Artifact);
   });
 
   it("leaves other values alone and refuses cycles", async () => {

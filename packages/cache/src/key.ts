@@ -102,7 +102,17 @@ export const RECORDED_VALUE_MAX_BYTES = 1024;
  * @example
  * const { key, ingredients } = computeCacheKey({ taskName: "train", code: fnSource, inputs: { rows: 500 } });
  */
-export function computeCacheKey(ingredients: CacheKeyIngredients): { key: string; ingredients: RecordedIngredients } {
+/** Options of {@link computeCacheKey}. */
+export interface CacheKeyOptions {
+  /**
+   * The hashes of input (and param) values already hashed, by the value: an object handed to many
+   * tasks (an upstream output, in every consumer's inputs) is hashed once. Only for values that
+   * do not change once hashed, as a run's stored outputs do not; the key is the same either way.
+   */
+  digests?: WeakMap<object, string>;
+}
+
+export function computeCacheKey(ingredients: CacheKeyIngredients, options: CacheKeyOptions = {}): { key: string; ingredients: RecordedIngredients } {
   const { taskName, code, inputs } = ingredients;
   if (typeof taskName !== "string" || taskName === "") {
     throw new CacheOptionError("taskName", "a non-empty string", taskName);
@@ -115,7 +125,7 @@ export function computeCacheKey(ingredients: CacheKeyIngredients): { key: string
   }
   const schemaVersion = ingredients.schemaVersion ?? CACHE_SCHEMA_VERSION;
   const recordedInputs: Record<string, RecordedInput> = {};
-  for (const name of Object.keys(inputs).sort()) recordedInputs[name] = recordInput(inputs[name]);
+  for (const name of Object.keys(inputs).sort()) recordedInputs[name] = recordInput(inputs[name], options.digests);
   const env: Record<string, string | null> = {};
   for (const name of Object.keys(ingredients.env ?? {}).sort()) {
     const value = ingredients.env![name];
@@ -155,7 +165,7 @@ export function computeCacheKey(ingredients: CacheKeyIngredients): { key: string
   }
   if (ingredients.params !== undefined && Object.keys(ingredients.params).length) {
     const params: Record<string, RecordedInput> = {};
-    for (const name of Object.keys(ingredients.params).sort()) params[name] = recordInput(ingredients.params[name]);
+    for (const name of Object.keys(ingredients.params).sort()) params[name] = recordInput(ingredients.params[name], options.digests);
     recorded.params = params;
   }
   return { key: keyOfIngredients(recorded), ingredients: recorded };
@@ -176,8 +186,13 @@ export function keyOfIngredients(ingredients: RecordedIngredients): string {
   });
 }
 
-function recordInput(value: unknown): RecordedInput {
-  const recorded: RecordedInput = { sha256: hashValue(value) };
+function recordInput(value: unknown, digests: WeakMap<object, string> | undefined): RecordedInput {
+  let sha = typeof value === "object" && value !== null ? digests?.get(value) : undefined;
+  if (sha === undefined) {
+    sha = hashValue(value);
+    if (typeof value === "object" && value !== null) digests?.set(value, sha);
+  }
+  const recorded: RecordedInput = { sha256: sha };
   // A value whose JSON is surely larger is not stringified whole only to be measured.
   if (jsonBytesAtLeast(value, RECORDED_VALUE_MAX_BYTES + 1) > RECORDED_VALUE_MAX_BYTES) return recorded;
   let json: string | undefined;
@@ -262,9 +277,16 @@ export async function replaceArtifacts<A>(
   digestOf: (artifact: A) => string | Promise<string>,
 ): Promise<unknown> {
   const pending: Promise<void>[] = [];
-  const walk = (node: unknown, path: string, ancestors: object[]): unknown => {
+  // The path to where the walk is, as parts (`inputs`, `[3]`, `.rows`): joined only for a message.
+  const at: string[] = ["inputs"];
+  // One list of ancestors, pushed and popped: a copy per level made deep values quadratic in memory.
+  const ancestors: object[] = [];
+  // Copies are made at the first change only: a value that holds no artifact is handed back as
+  // it is, so that the digest of an upstream output can be remembered by the object (see computeCacheKey).
+  const walk = (node: unknown): unknown => {
     if (isArtifact(node)) {
       const replaced = { $artifact: "" } satisfies ArtifactDigest;
+      const path = at.join("");
       pending.push(
         Promise.resolve(digestOf(node)).then((digest) => {
           if (typeof digest !== "string" || digest === "") {
@@ -276,23 +298,43 @@ export async function replaceArtifacts<A>(
       return replaced;
     }
     if (typeof node !== "object" || node === null) return node;
-    if (ancestors.includes(node)) throw new CacheValueError(path, "it refers to itself (a cycle)");
-    // One list of ancestors, pushed and popped: a copy per level made deep values quadratic in memory.
+    if (ancestors.includes(node)) throw new CacheValueError(at.join(""), "it refers to itself (a cycle)");
     if (Array.isArray(node)) {
       ancestors.push(node);
-      const out = node.map((item, i) => walk(item, `${path}[${i}]`, ancestors));
+      let out: unknown[] | undefined;
+      for (let i = 0; i < node.length; i++) {
+        if (!(i in node)) continue; // a hole stays one
+        at.push(`[${i}]`);
+        const item: unknown = node[i];
+        const r = walk(item);
+        at.pop();
+        if (r !== item) (out ??= node.slice())[i] = r;
+      }
       ancestors.pop();
-      return out;
+      return out ?? node;
     }
     const proto = Object.getPrototypeOf(node);
     if (proto !== Object.prototype && proto !== null) return node;
     ancestors.push(node);
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(node)) setOwn(out, k, walk(v, `${path}.${k}`, ancestors));
+    let out: Record<string, unknown> | undefined;
+    const keys = Object.keys(node);
+    for (const k of keys) {
+      at.push(`.${k}`);
+      const item = (node as Record<string, unknown>)[k];
+      const r = walk(item);
+      at.pop();
+      if (r !== item) {
+        if (!out) {
+          out = {};
+          for (const key of keys) setOwn(out, key, (node as Record<string, unknown>)[key]);
+        }
+        setOwn(out, k, r);
+      }
+    }
     ancestors.pop();
-    return out;
+    return out ?? node;
   };
-  const result = walk(value, "inputs", []);
+  const result = walk(value);
   await Promise.all(pending);
   return result;
 }

@@ -271,6 +271,12 @@ export class TaskCache {
   private readonly params: Readonly<Record<string, unknown>>;
   /** When this run began: entries made since are its own, never "earlier" (see {@link missReason}). */
   private readonly startedAt = Date.now();
+  /**
+   * The hashes of the input values keyed so far, by the value: an upstream output fed to twenty
+   * tasks is hashed once, not twenty times. Outputs are not changed once stored (storedForm), nor
+   * are the flow's literals and params.
+   */
+  private readonly inputDigests = new WeakMap<object, string>();
   /** The store's entries made before this run, by task, newest first: listed once, at the run's first miss. */
   private earlier: Promise<Map<string, CacheEntry[]>> | undefined;
   /** When the misses stop waiting for {@link earlier}: {@link MISS_REASON_LIST_MS} after it began. */
@@ -496,7 +502,7 @@ export class TaskCache {
       inputs: contentInputs,
       env,
       ...(params ? { params } : {}),
-    });
+    }, { digests: this.inputDigests });
   }
 
   /** The run's values of the params a task reads (a param the run does not set is left out). */
