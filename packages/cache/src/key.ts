@@ -208,7 +208,7 @@ function recordInput(value: unknown, digests: WeakMap<object, string> | undefine
 /**
  * A lower bound of the bytes of `JSON.stringify(value)` (UTF-8), counted until it reaches
  * `enough`: a string is at least its length and its quotes, an array or object its brackets,
- * separators and entries. Stops early, so a 13 MB value costs a few hundred steps. Where JSON
+ * separators and entries. Stops early: a large value is not walked whole. Where JSON
  * may leave a value out or write it its own way (undefined, a function, a class instance,
  * `toJSON`), it counts nothing.
  */

@@ -612,8 +612,7 @@ export class TaskCache {
   /**
    * Adds digests and sizes to every artifact in the outputs, and builds the manifest. The
    * outputs are walked once, synchronously, and copied only along the way to an artifact: an
-   * output of JSON data alone is handed back as it is (a 13 MB output once cost a promise, a copy
-   * and a path string per value, 7 s).
+   * output of JSON data alone is handed back as it is, with no promise, copy or path string per value.
    */
   async manifest(outputs: unknown): Promise<{ values: unknown; artifacts: ArtifactRecord[] }> {
     const found: Array<{ artifact: Artifact; path: string; copy: Record<string, unknown> }> = [];
@@ -655,7 +654,7 @@ export class TaskCache {
       return value;
     };
     const values = walk(outputs);
-    // A few files digested at a time: a list of 10,000 artifacts once opened 10,000 files at once (EMFILE).
+    // A few files digested at a time: an output of thousands of artifacts must not open them all at once (EMFILE).
     const digests = new PQueue({ concurrency: DIGESTS_AT_ONCE });
     const artifacts = await Promise.all(
       found.map(async ({ artifact, path, copy }): Promise<ArtifactRecord> => {

@@ -1179,7 +1179,7 @@ function flowError(status: FlowStatus, tasks: Record<string, TaskResult>, stop: 
     .map((t) => ({ t, at: at(t) }))
     .sort((a, b) => a.at[0] - b.at[0] || a.at[1] - b.at[1])
     .map(({ t }) => t);
-  // Bounded as a map's own error is: 5,000 failed items once made one line of 9 MB.
+  // Bounded as a map's own error is: thousands of failed items would make one line of megabytes.
   const clip = (m: string) => (m.length > FAILED_MESSAGE_CHARS ? `${m.slice(0, FAILED_MESSAGE_CHARS - 3)}...` : m);
   const shown = failed.slice(0, FAILED_TASKS_SHOWN).map((t) => `task "${t.task}" failed: ${clip(t.error?.message ?? "")}`);
   if (failed.length > FAILED_TASKS_SHOWN) shown.push(`and ${failed.length - FAILED_TASKS_SHOWN} more failed tasks`);

@@ -505,7 +505,7 @@ export class LocalStore implements Tracker {
     const narrowing = filter.status !== undefined || (filter.tags !== undefined && Object.keys(filter.tags).length > 0);
     const out: RunRecord[] = [];
     for (let i = 0; i < candidates.length && out.length < max; ) {
-      // A listing of 50,000 runs would otherwise hold the event loop for seconds: signals (Ctrl-C) wait.
+      // A long listing would otherwise hold the event loop from start to end: signals (Ctrl-C) would wait.
       if (i > 0 && i % READS_PER_TURN < READ_CONCURRENCY) await setImmediate();
       // Without a status or tag condition every readable run counts, so read no more than needed.
       const size = narrowing ? READ_CONCURRENCY : Math.min(READ_CONCURRENCY, max - out.length);
