@@ -109,8 +109,11 @@ describe("the MLflow server dies while a task runs", () => {
     await killed;
     expect(exit.code, exit.stderr).toBe(1);
     const flowRunId = exit.json.find((e) => e.type === "flow")!.runId as string;
-    expect(exit.json.find((e) => e.type === "flow" && e.status !== "running")).toMatchObject({ status: "failed" });
-    expect(exit.stderr).toContain("Cannot reach the MLflow tracking server");
+    const ended = exit.json.find((e) => e.type === "flow" && e.status !== "running");
+    expect(ended).toMatchObject({ status: "failed" });
+    // Said as the flow's error (the task's run could not be closed) or, when the server died while
+    // an earlier task's closing was under way, also in a warning: which of them is a race.
+    expect(`${JSON.stringify(ended)}\n${exit.stderr}`).toContain("Cannot reach the MLflow tracking server");
     // The trace (CAIRN_MLFLOW_TRACE): each request's start, duration and tries, on one clock.
     const requests = [...exit.stderr.matchAll(/\[cairn mlflow\] at ([\d.]+) ms (.+?) -> (\S+) in ([\d.]+) ms \((\d+) tr(?:y|ies)\)/g)].map((m) => ({
       start: Number(m[1]),
