@@ -91,7 +91,7 @@ describe("maps and sweeps in the CLI", () => {
     for (const command of ["plan", "run"]) {
       const past = await cairn([command, mapFile, ...two, "--rerun", "work[5]"], { cwd, env });
       expect(past.code).not.toBe(0);
-      expect(past.stderr).toContain('Expected `rerun` to be an item of "work", which has 2 (work[0] to work[1], from params.items), got "work[5]"');
+      expect(past.stderr).toContain('Expected `--rerun TASK` to be an item of "work", which has 2 (work[0] to work[1], from params.items), got "work[5]"');
     }
   }, 120_000);
 });
