@@ -150,6 +150,30 @@ describe("plan and explain against the server", () => {
   });
 });
 
+describe("plan without a readable index", () => {
+  it("finds another machine's entry by its run's tag and reads its manifest without writing into the root", async () => {
+    const t = task("t").input<{ n: number }>().run(({ n }) => ({ v: n * 2 }));
+    const f = flow(`plan-no-index-${Date.now()}`)
+      .params<{ n: number }>()
+      .build(({ params }) => ({ v: t({ n: params.n }).v }));
+    await runCollect(f, { root: await tmp("cairn-machine-a-"), env: env(), params: { n: 1 } });
+    const rootB = await tmp("cairn-machine-b-");
+    const { tasks, params } = await openFlowCache(f.definition, { root: rootB, env: env(), params: { n: 1 } });
+    // The index cannot be read (a fault the real server shows only when its artifact store fails):
+    // the lookup falls back to one search by tag, whose manifest comes from the run's artifacts.
+    const reads = vi.spyOn(MlflowTracker.prototype, "readIndexEntry").mockRejectedValue(new Error("index unreadable"));
+    try {
+      const plan = await planFlow(f.definition, { params, cache: tasks }).finally(() => tasks.store.close());
+      expect(plan).toMatchObject([{ task: "t", action: "hit" }]);
+      expect(reads).toHaveBeenCalled();
+      // Before, the manifest was downloaded into <root>/downloads/<run id>: a write by a command that only reads.
+      expect(existsSync(join(rootB, "downloads"))).toBe(false);
+    } finally {
+      reads.mockRestore();
+    }
+  });
+});
+
 describe("explain on a second machine", () => {
   it("compares a miss with the entries in the experiment's index, as plan finds hits there, and names where it looked", async () => {
     const fit = task("fit").input<{ lr: number }>().run(({ lr }) => ({ score: lr * 2 }));

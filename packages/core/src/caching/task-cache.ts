@@ -1,5 +1,5 @@
-import { access, readFile, rename, rm, stat } from "node:fs/promises";
-import { hostname } from "node:os";
+import { access, mkdtemp, readFile, rename, rm, stat } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import PQueue from "p-queue";
 import {
@@ -550,7 +550,7 @@ export class TaskCache {
     let entry = stored.entry;
     let fromTracker = false;
     if (!entry && !options.storeOnly && this.tracker.capabilities.sharedRuns && this.missingExperiment === undefined) {
-      entry = await this.fromTracker(key, options.fresh === true);
+      entry = await this.fromTracker(key, options.fresh === true, readOnly);
       fromTracker = entry !== undefined;
     }
     // Only a read that only looks sees an expired entry (one that runs deletes it): said, not taken.
@@ -922,7 +922,7 @@ export class TaskCache {
    * number of runs). Without an index (a tracker that has none, an experiment whose
    * artifacts are not proxied), one search by tag, whose manifest comes from the run.
    */
-  private async fromTracker(key: string, fresh: boolean): Promise<CacheEntry | undefined> {
+  private async fromTracker(key: string, fresh: boolean, readOnly: boolean): Promise<CacheEntry | undefined> {
     if (this.tracker.readIndexEntry) {
       const listed = fresh ? undefined : await this.listedIndex();
       if (listed && !listed.has(indexName(key))) return undefined;
@@ -930,7 +930,7 @@ export class TaskCache {
       try {
         text = await this.tracker.readIndexEntry(this.experimentId, indexName(key));
       } catch {
-        return this.fromTag(key);
+        return this.fromTag(key, readOnly);
       }
       if (text === undefined) return undefined;
       let doc: unknown;
@@ -950,7 +950,7 @@ export class TaskCache {
       // Recorded through this same server, whatever address the recording machine used for it.
       return { ...entry, tracker: { kind: this.tracker.kind, uri: this.tracker.uri } };
     }
-    return this.fromTag(key);
+    return this.fromTag(key, readOnly);
   }
 
   /**
@@ -1016,8 +1016,11 @@ export class TaskCache {
     return this.indexListing.names;
   }
 
-  /** One search by tag in the flow's experiment; the manifest comes from the run's artifacts. */
-  private async fromTag(key: string): Promise<CacheEntry | undefined> {
+  /**
+   * One search by tag in the flow's experiment; the manifest comes from the run's artifacts,
+   * into `<workDir>/downloads`, or (`readOnly`: plan, explain) a temporary folder removed after.
+   */
+  private async fromTag(key: string, readOnly = false): Promise<CacheEntry | undefined> {
     const [run] = await this.tracker.searchRuns({
       experimentIds: [this.experimentId],
       tags: { [CACHE_KEY_TAG]: key },
@@ -1025,8 +1028,9 @@ export class TaskCache {
       maxResults: 1,
     });
     if (!run) return undefined;
-    const dir = join(this.workDir, "downloads", safePathSegment(run.runId, { source: `MLflow's search for cache key ${key}` }));
-    await makeFolder(dir);
+    const segment = safePathSegment(run.runId, { source: `MLflow's search for cache key ${key}` });
+    const dir = readOnly ? await mkdtemp(join(tmpdir(), "cairn-manifest-")) : join(this.workDir, "downloads", segment);
+    if (!readOnly) await makeFolder(dir);
     try {
       const file = await this.tracker.downloadArtifact(run.runId, MANIFEST_PATH, dir);
       const manifest = JSON.parse(await readFile(file, "utf8")) as StoredManifest;
@@ -1047,6 +1051,8 @@ export class TaskCache {
       };
     } catch {
       return undefined; // a run without a readable manifest is no cache entry
+    } finally {
+      if (readOnly) await rm(dir, { recursive: true, force: true });
     }
   }
 }
