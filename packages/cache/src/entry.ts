@@ -64,6 +64,25 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** Of a task's earlier entries, the newest this many are compared with: bounds the work for a map's thousands of items. */
+const NEAREST_CANDIDATES = 25;
+
+/**
+ * The entries made before `before` (epoch ms), by task name, at most {@link NEAREST_CANDIDATES}
+ * each, in the order given (newest first, as stores list): what a miss is compared with by
+ * {@link nearestEntry}. Entries made since are the run's own, never "earlier".
+ */
+export function earlierByTask(entries: Iterable<CacheEntry>, before: number): Map<string, CacheEntry[]> {
+  const byTask = new Map<string, CacheEntry[]>();
+  for (const entry of entries) {
+    if (entry.createdAt >= before) continue;
+    const list = byTask.get(entry.taskName);
+    if (!list) byTask.set(entry.taskName, [entry]);
+    else if (list.length < NEAREST_CANDIDATES) list.push(entry);
+  }
+  return byTask;
+}
+
 /**
  * Of `entries`, the one whose ingredients differ least from `now` (the first of equals: give
  * them newest first), with what changed since it: what `cairn explain` and the run report tell.

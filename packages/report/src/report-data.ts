@@ -13,7 +13,7 @@ import { mkdtemp, open, readFile, rm } from "node:fs/promises";
 import { setImmediate } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CacheEntry, type CacheStore, nearestEntry } from "@cairn/cache";
+import { type CacheEntry, type CacheStore, earlierByTask, nearestEntry } from "@cairn/cache";
 import {
   ATTEMPT_STARTS_TAG,
   CACHED_FROM_NAME_TAG,
@@ -159,8 +159,6 @@ const TAIL_LINES = 40;
 const TAIL_CHARS = 6000;
 /** Bytes of a log read for its tail: a task may write gigabytes, of which the report shows the end. */
 const TAIL_READ_BYTES = 64 * 1024;
-/** Earlier entries of one task compared to find the nearest (newest first): bounds the work for a map's thousand items. */
-const NEAREST_CANDIDATES = 25;
 /** Misses explained between two turns of the event loop. */
 const YIELD_EVERY = 500;
 
@@ -404,19 +402,17 @@ async function explainMisses(tasks: ReportTask[], flowStart: number, store: Cach
   // Indexed once: a map's thousands of misses each look up their own entry and their task's
   // earlier ones without reading the whole listing again (that was O(misses x entries)).
   let own: Map<string, CacheEntry> | undefined;
-  const earlierOf = new Map<string, CacheEntry[]>();
+  let earlierOf = new Map<string, CacheEntry[]>();
   if (store) {
     try {
       own = new Map();
       // Newest first (the store lists so); entries of this flow run's other nodes are not "earlier".
-      for (const entry of await store.list()) {
+      const entries = await store.list();
+      for (const entry of entries) {
         const id = `${entry.key}\0${entry.sourceRunId}`;
         if (!own.has(id)) own.set(id, entry);
-        if (entry.createdAt >= flowStart) continue;
-        const earlier = earlierOf.get(entry.taskName);
-        if (!earlier) earlierOf.set(entry.taskName, [entry]);
-        else if (earlier.length < NEAREST_CANDIDATES) earlier.push(entry);
       }
+      earlierOf = earlierByTask(entries, flowStart);
     } catch {
       own = undefined; // a store that does not answer: the plain reason below
     }

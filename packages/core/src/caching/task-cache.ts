@@ -17,6 +17,7 @@ import {
   DECLARATION_ENTRY,
   describePath,
   hashValue,
+  earlierByTask,
   nearestEntry,
   parseCacheEntry,
   partialPath,
@@ -212,8 +213,6 @@ export function storeDownWarning(error: CacheBackendError, atStart: boolean): st
  * and waits on other processes' leases end. Under {@link CacheFailurePolicy.strict} the
  * error is thrown instead.
  */
-/** Of a task's earlier entries, the newest this many are compared with (as the run report did). */
-const NEAREST_CANDIDATES = 25;
 /** Artifacts of one output digested at a time (a folder digests 8 of its files at a time in turn). */
 const DIGESTS_AT_ONCE = 16;
 
@@ -313,16 +312,7 @@ export class TaskCache {
     else {
       try {
         this.earlierBy ??= Date.now() + MISS_REASON_LIST_MS;
-        this.earlier ??= this.store.list({ keep: true }).then((entries) => {
-          const byTask = new Map<string, CacheEntry[]>();
-          for (const entry of entries) {
-            if (entry.createdAt >= this.startedAt) continue;
-            const list = byTask.get(entry.taskName);
-            if (!list) byTask.set(entry.taskName, [entry]);
-            else if (list.length < NEAREST_CANDIDATES) list.push(entry);
-          }
-          return byTask;
-        });
+        this.earlier ??= this.store.list({ keep: true }).then((entries) => earlierByTask(entries, this.startedAt));
         const earlier = await withinMs(this.earlier, this.earlierBy - Date.now());
         if (earlier === undefined) return missReasonTag({ kind: "unlisted", error: `the cache store at ${this.store.location} took longer than ${MISS_REASON_LIST_MS / 1000} s to list (cairn explain compares with it)` });
         const best = nearestEntry(earlier.get(taskName) ?? [], this.storedIngredients(key));
