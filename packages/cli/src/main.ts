@@ -25,6 +25,7 @@ import {
   booleanFromEnv,
   closestName,
   describeAbandonedRuns,
+  KIND_TAG,
   removeIndexEntries,
   type IndexCleanup,
   resolveTracker,
@@ -35,6 +36,7 @@ import {
   toMermaid,
   type EndingFlowRun,
   type RunOptions,
+  type RunFilter,
   type RunRecord,
   type Tracker,
 } from "@cairn/core";
@@ -173,6 +175,7 @@ Options:
   runs: `Usage: cairn runs [--experiment NAME] [--limit N] [--json]
 
 Lists recent flow runs, newest first, from the tracker MLFLOW_TRACKING_URI names (the .cairn store when unset).
+On an MLflow server, runs other programs made in the same experiments are left out, and counted.
 
 Options:
       --experiment NAME   Only this experiment's runs. Default: every experiment's
@@ -1006,9 +1009,13 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
     say(message);
     unread.push(run.runId);
   };
-  const runs = await listClosingAbandoned(tracker, experimentIds, () => tracker.searchRuns({ experimentIds, topLevelOnly: true, maxResults: limit, warn }), stderr);
+  const others = countOtherRuns(tracker, experimentIds);
+  others.catch(() => {}); // awaited below, once the listing is out
+  const runs = await listClosingAbandoned(tracker, experimentIds, () => tracker.searchRuns({ experimentIds, ...flowRunsOnly(tracker), maxResults: limit, warn }), stderr);
+  const otherLine = describeOtherRuns(await others);
   if (values.json) {
     stdout.write(`${JSON.stringify(runs, nonFinite, 2)}\n`);
+    if (otherLine) stderr.write(`cairn: ${otherLine}\n`);
     return EXIT.ok;
   }
   if (!runs.length) {
@@ -1022,12 +1029,42 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
           ? `No flow runs could be listed in ${tracker.uri}: ${unread.length === 1 ? "1 run" : `${unread.length} runs`} could not be read, as the warning${unread.length === 1 ? "" : "s"} above say${unread.length === 1 ? "s" : ""}.\n`
           : `No flow runs yet in ${tracker.uri}.\n`,
     );
+    if (otherLine) stdout.write(`${otherLine}\n`);
     return EXIT.ok;
   }
   const c = createColors(colorsOn(env, stdout));
   const rows = runs.map((r) => [r.runId, r.name, r.status, new Date(r.startTime).toISOString().replace("T", " ").slice(0, 19), duration(r)]);
   stdout.write(table(["run id", "flow", "status", "started", "duration"], rows, c));
+  if (otherLine) stdout.write(`${otherLine}\n`);
   return EXIT.ok;
+}
+
+/** The runs not Cairn's that `cairn runs` counts, at most: each costs its whole record in the answer. */
+const OTHER_RUNS_COUNTED = 100;
+
+/**
+ * The condition that keeps a listing to Cairn's flow runs. A server MLflow's own clients use may
+ * hold top-level runs Cairn did not make (a script's `mlflow.start_run()` in the same experiment),
+ * without the {@link KIND_TAG} every flow run is created with. The embedded store holds Cairn's runs
+ * only, and there a flow run killed in its first second is recorded from its index line alone,
+ * without its tags: filtering would hide it.
+ */
+function flowRunsOnly(tracker: Tracker): Pick<RunFilter, "topLevelOnly" | "tags"> {
+  return tracker.capabilities.mlflowClients ? { topLevelOnly: true, tags: { [KIND_TAG]: "flow" } } : { topLevelOnly: true };
+}
+
+/** How many top-level runs of `experimentIds` {@link flowRunsOnly} leaves out, up to {@link OTHER_RUNS_COUNTED}. */
+async function countOtherRuns(tracker: Tracker, experimentIds: string[]): Promise<number> {
+  if (!tracker.capabilities.mlflowClients || !experimentIds.length) return 0;
+  const others = await tracker.searchRuns({ experimentIds, topLevelOnly: true, withoutTag: { key: KIND_TAG, value: "flow" }, maxResults: OTHER_RUNS_COUNTED });
+  return others.length;
+}
+
+/** The line that says runs were left out of a listing as not Cairn's, so that none is hidden silently; undefined for none. */
+function describeOtherRuns(count: number): string | undefined {
+  if (!count) return undefined;
+  const how = count >= OTHER_RUNS_COUNTED ? `${OTHER_RUNS_COUNTED} or more runs` : count === 1 ? "1 run" : `${count} runs`;
+  return `Not listed: ${how} that Cairn did not make (without the tag ${KIND_TAG}=flow its flow runs carry: another program's, such as a script's mlflow.start_run()).`;
 }
 
 /**
@@ -1125,7 +1162,7 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
   let run: RunRecord;
   if (given === "latest") {
     const ids = await experimentsOf(tracker, values.experiment, stderr);
-    const [latest] = await listClosingAbandoned(tracker, ids, () => tracker.searchRuns({ experimentIds: ids, topLevelOnly: true, maxResults: 1 }), stderr);
+    const [latest] = await listClosingAbandoned(tracker, ids, () => tracker.searchRuns({ experimentIds: ids, ...flowRunsOnly(tracker), maxResults: 1 }), stderr);
     if (!latest) {
       throw new UsageError(
         `Expected a flow run to report on, found none in ${tracker.uri}${values.experiment ? ` (experiment "${values.experiment}")` : ""}. ` +

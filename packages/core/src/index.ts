@@ -33,6 +33,7 @@ export { sourceRunsOfHits } from "./caching/source-runs.ts";
 export type { SweepOutputs, SweepTrial } from "./scheduler/map-run.ts";
 export { writeRunFiles, hasLocalArtifacts } from "./tracking/run-files.ts";
 export {
+  KIND_TAG,
   STATUS_TAG,
   ERROR_TAG,
   ERROR_NAME_TAG,

@@ -43,6 +43,12 @@ export const ERROR_SOURCE_TAG = "cairn.error.source";
 export const ERROR_TASKS_TAG = "cairn.error.tasks";
 /** Artifact (under `cairn/`) of a failed task's run: its error's whole text, its stack and causes, masked. */
 export const ERROR_FILE = "error.txt";
+/**
+ * What a run of Cairn's is: `flow` on a flow's run, set in its create request (how `cairn runs`
+ * tells Cairn's flow runs from the runs other code makes in the same MLflow experiment), `map`
+ * or `sweep` on the run of a fan-out node, the parent of its items' runs.
+ */
+export const KIND_TAG = "cairn.kind";
 /** What happened to the task, on every task run: `succeeded`, `failed`, `skipped`, `cancelled` (`cached` on a hit's run). */
 export const STATUS_TAG = "cairn.status";
 /** Why a skipped task did not run ({@link SkipReason}), and the node whose failure caused it. */
@@ -90,7 +96,7 @@ function itemTags(item: NonNullable<FlowNode["item"]>): Record<string, string> {
  */
 export async function createGroupRun(scope: RecordScope, node: FlowNode): Promise<string | undefined> {
   if (!scope.tracker.capabilities.records) return undefined;
-  const tags: Record<string, string> = { ...taskTags(scope, node), "cairn.kind": node.map!.kind };
+  const tags: Record<string, string> = { ...taskTags(scope, node), [KIND_TAG]: node.map!.kind };
   // What a report's leaderboard ranks trials by.
   if (node.map!.select) tags["cairn.sweep.select"] = `${node.map!.select.order}:${node.map!.select.metric}`;
   return scope.tracker.createRun({ experimentId: scope.experimentId, name: node.id, parentRunId: scope.flowRunId, tags });

@@ -24,7 +24,7 @@ import { type ErrorInfo, type FlowEvent, type FlowStatus, type RunEvent, toError
 import { SecretRegistry } from "./secrets.ts";
 import { booleanFromEnv, checkKnownKeys, closestName } from "../internal.ts";
 import { StopReason } from "../pipeline/stop.ts";
-import { flowErrorTags } from "../pipeline/task-run.ts";
+import { KIND_TAG, flowErrorTags } from "../pipeline/task-run.ts";
 import { rejectOnAbort } from "../pipeline/attempts.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
@@ -543,7 +543,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   const creating = tracker.createRun({
     experimentId,
     name: definition.name,
-    tags: runTags ? { ...runTags, "cairn.host": hostname(), "cairn.flow": definition.name, "cairn.kind": "flow" } : {},
+    tags: runTags ? { ...runTags, "cairn.host": hostname(), "cairn.flow": definition.name, [KIND_TAG]: "flow" } : {},
   });
   // The cache opens while the flow run is being created, and the look-ahead (the hits' keys, then
   // one request about their source runs) starts as soon as it is open: none of it needs the run.
