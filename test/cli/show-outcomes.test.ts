@@ -1,8 +1,9 @@
 /**
- * `cairn show` of a flow run lists every task, skipped ones too, with why each one failed or was
- * skipped; `cairn show` of a failed task run prints its error whole. On the embedded store and
- * on a real MLflow server.
+ * `cairn show` of a flow run says why it failed or was cancelled, and lists every task, skipped
+ * ones too, with why each one failed or was skipped; `cairn show` of a failed task run prints its
+ * error whole. On the embedded store and on a real MLflow server.
  */
+import { flow, task } from "cairn-dag";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairn, fixture, tmp } from "./helpers.ts";
@@ -21,6 +22,8 @@ async function expectShown(env: NodeJS.ProcessEnv): Promise<void> {
 
   const shown = await cairn(["show", flowRunId], { cwd, env });
   expect(shown.code).toBe(0);
+  // The flow run's own error (its cairn.error tags), under its header.
+  expect(shown.stdout).toMatch(/^started .*\nerror: TaskFailed: task "boom" failed: the source table is empty\nsecond line of the message; task "invalid" failed: /m);
   const row = (name: string) => shown.stdout.split("\n").find((l) => l.startsWith(`${name} `)) ?? `(no row for ${name})`;
   expect(row("boom")).toMatch(/ FAILED .* Error: the source table is empty\.\.\.$/);
   expect(row("after-boom")).toMatch(/ KILLED .* skipped: upstream task "boom" failed$/);
@@ -37,9 +40,34 @@ async function expectShown(env: NodeJS.ProcessEnv): Promise<void> {
   expect((await cairn(["show", skipped.runId], { cwd, env })).stdout).toContain('skipped: upstream task "boom" failed');
 }
 
-describe("cairn show: why each task failed or was skipped", () => {
+/** A flow run cancelled with a reason that holds a secret: `cairn show` prints the reason as it was recorded, masked. */
+async function expectCancelShown(env: NodeJS.ProcessEnv): Promise<void> {
+  const SECRET = "s3cr3t-show-cancel-4711";
+  let started!: () => void;
+  const running = new Promise<void>((r) => (started = r));
+  const hold = task("hold").run(async (_, ctx) => {
+    started();
+    await new Promise((_r, fail) => ctx.signal.addEventListener("abort", () => fail(ctx.signal.reason), { once: true }));
+    return {};
+  });
+  const root = await tmp("cairn-cli-show-cancel-");
+  const run = await flow("show-cancelled").build(() => (hold(), {})).run({ root, env, cache: false, secrets: { CAIRN_TOKEN: SECRET } });
+  await running;
+  const result = await run.cancel(`the deploy window closed (token ${SECRET})`);
+  expect(result.status).toBe("cancelled");
+  const shown = await cairn(["show", result.runId, "--root", root], { env });
+  expect(shown.code, shown.stderr).toBe(0);
+  expect(shown.stdout).toMatch(/^started .*\ncancelled: the deploy window closed \(token \*\*\*\)\n/m);
+  expect(shown.stdout).not.toContain(SECRET);
+}
+
+describe("cairn show: why the flow and each task failed or were skipped or cancelled", () => {
   it("on the embedded store", async () => {
     await expectShown({});
+  });
+
+  it("a cancelled flow run's reason, on the embedded store", async () => {
+    await expectCancelShown({});
   });
 
   describe("on a real MLflow server", () => {
@@ -53,6 +81,10 @@ describe("cairn show: why each task failed or was skipped", () => {
 
     it("reads the same from the server", async () => {
       await expectShown({ MLFLOW_TRACKING_URI: server.uri });
+    });
+
+    it("a cancelled flow run's reason", async () => {
+      await expectCancelShown({ MLFLOW_TRACKING_URI: server.uri });
     });
   });
 });

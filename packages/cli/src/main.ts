@@ -8,6 +8,7 @@ import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import bytes from "bytes";
 import {
   CACHED_FROM_TAG,
+  CANCEL_REASON_TAG,
   CairnError,
   describeTracker,
   explainTask,
@@ -208,9 +209,10 @@ Durations: a number and ms, s, m, h, d or w (500ms, 30m, 12h, 7d). Sizes: a numb
 or TB, powers of 1024 (500MB, 5GB). Anything else is refused and nothing is removed.`,
   show: `Usage: cairn show RUN_ID [--json] [--experiment NAME] [--root DIR]
 
-Shows one flow run (status, params, metrics, and its task runs) or one task run. RUN_ID is a
-run id, or its first ${MIN_PREFIX} or more hex digits when no other run's id starts with them (as
-git takes a short commit id); a prefix is looked for in every experiment, or in --experiment's.
+Shows one flow run (status, params, metrics, why it failed or was cancelled, and its task runs) or
+one task run. RUN_ID is a run id, or its first ${MIN_PREFIX} or more hex digits when no other run's id
+starts with them (as git takes a short commit id); a prefix is looked for in every experiment, or
+in --experiment's.
 
 Options:
       --json              Print JSON (whole run ids)
@@ -1132,6 +1134,8 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   const note = run.parentRunId !== undefined && !run.tags[CACHED_FROM_TAG] ? taskNote(run, true) : "";
   const stopped = run.tags["cairn.status"] === "skipped" || run.tags["cairn.status"] === "cancelled";
   if (note) lines.push(stopped ? note : `error: ${note}${run.tags["cairn.error.name"] !== undefined ? "\n(the whole text and its stack: artifact cairn/error.txt)" : ""}`);
+  const ending = run.parentRunId === undefined ? flowEnding(run) : "";
+  if (ending) lines.push(ending);
   // What the record holds is data (from a shared server, anyone's): printable, past the first line's
   // own colours; a name or value on one line (params, metrics), so that none can add lines of its own.
   stdout.write(`${[lines[0], ...lines.slice(1).map(printable)].join("\n")}\n`);
@@ -1219,6 +1223,25 @@ function openFile(file: string, stderr: Writable): void {
   child.unref();
 }
 
+/**
+ * Why a flow run ended as it did, as its record says: the reason it was cancelled with, or the
+ * error it failed with (both masked when they were recorded). A cancelled run's error repeats its
+ * reason, so only the reason is said; "" for a run that succeeded or is still running.
+ */
+function flowEnding(r: RunRecord): string {
+  const reason = r.tags[CANCEL_REASON_TAG];
+  if (reason) return `cancelled: ${reason}`;
+  const error = errorOf(r);
+  return error ? `error: ${error}` : "";
+}
+
+/** `Name: message` of a failed run's error, from its tags; "" when it has none. */
+function errorOf(r: RunRecord): string {
+  const t = r.tags;
+  // Runs recorded before the name and message had tags of their own carry `cairn.error` only.
+  return (t["cairn.error.name"] !== undefined ? `${t["cairn.error.name"]}: ${t["cairn.error.message"] ?? ""}` : t["cairn.error"]) ?? "";
+}
+
 /** Why a task run is what it is, on its row: where a hit came from, what it failed with, what it was skipped for. */
 function taskNote(r: RunRecord, full = false): string {
   const t = r.tags;
@@ -1228,8 +1251,7 @@ function taskNote(r: RunRecord, full = false): string {
     return t["cairn.skipped.reason"] === "fail-fast" ? `skipped: task "${because}" failed (fail-fast)` : `skipped: upstream task "${because}" failed`;
   }
   if (t["cairn.status"] === "cancelled") return "cancelled";
-  // Runs recorded before the name and message had tags of their own carry `cairn.error` only.
-  const error = t["cairn.error.name"] !== undefined ? `${t["cairn.error.name"]}: ${t["cairn.error.message"] ?? ""}` : t["cairn.error"];
+  const error = errorOf(r);
   if (!error) return "";
   if (full) return error;
   // One line on a row; `cairn show` of the task run prints it whole.
