@@ -88,6 +88,19 @@ describe("cairn show with the embedded store", () => {
     expect(r.code).toBe(2);
   });
 
+  it("cairn runs given a run id (or a name) refuses it and says what to run instead, rather than listing every run", async () => {
+    const task = shown((await cairn(["show", first, "--json"], { cwd })).stdout).tasks[0]!;
+    const byId = await cairn(["runs", task.runId], { cwd });
+    expect(byId.code).toBe(2);
+    expect(byId.stdout).toBe("");
+    expect(byId.stderr).toContain(
+      `Expected no arguments after \`cairn runs\` but its flags, got "${task.runId}". To see one run, a flow run or a task run, run \`cairn show ${task.runId}\`.`,
+    );
+    const byName = await cairn(["runs", "ok"], { cwd });
+    expect(byName.code).toBe(2);
+    expect(byName.stderr).toContain('got "ok". To list one experiment\'s flow runs, run `cairn runs --experiment ok`.');
+  });
+
   it("--experiment narrows where a prefix is looked for", async () => {
     const elsewhere = await cairn(["show", first.slice(0, 8), "--experiment", "other"], { cwd });
     // No experiment has that name: said as such (it could be a typo, or deleted), not as a missing run.

@@ -995,11 +995,12 @@ async function initCommand(args: string[], stdout: Writable, stderr: Writable, e
 }
 
 async function runsCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parse(
+  const { values, positionals } = parse(
     args,
     { experiment: { type: "string" }, limit: { type: "string", short: "n" }, json: { type: "boolean" }, root: { type: "string" } },
     "runs",
   );
+  if (positionals.length) throw new UsageError(runsArgumentMessage(positionals));
   const limit = values.limit === undefined ? 20 : integerOption("--limit", values.limit, 1, "Give how many runs to list in digits (-n 50), or leave it out for 20.");
   const tracker = await reachableTracker({ root: resolve(values.root ?? ".cairn"), env });
   const leftOut: string[] = [];
@@ -1039,6 +1040,19 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
   stdout.write(table(["run id", "flow", "status", "started", "duration"], rows, c));
   if (otherLine) stdout.write(`${otherLine}\n`);
   return EXIT.ok;
+}
+
+/**
+ * What `cairn runs` says of an argument (it takes flags only), which it once ignored, listing every
+ * run: a run id was meant for `cairn show`, a name most likely for `--experiment`.
+ */
+function runsArgumentMessage(positionals: string[]): string {
+  const given = positionals.map((p) => `"${printableLine(p)}"`).join(" ");
+  const first = printableLine(positionals[0]!);
+  const hint = /^[0-9a-f]{4,32}$/i.test(first)
+    ? `To see one run, a flow run or a task run, run \`cairn show ${first}\`.`
+    : `To list one experiment's flow runs, run \`cairn runs --experiment ${first}\`.`;
+  return `Expected no arguments after \`cairn runs\` but its flags, got ${given}. ${hint}`;
 }
 
 /** The runs not Cairn's that `cairn runs` counts, at most: each costs its whole record in the answer. */
