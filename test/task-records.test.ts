@@ -14,6 +14,7 @@ import { LocalStore, type RunRecord, type Tracker } from "@cairn/core";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { flow, task, type FlowResult, type RunEvent } from "cairn-dag";
 import { readWithMlflow } from "../packages/mlflow/test/mlflow-read.ts";
+import { cairn } from "./cli/helpers.ts";
 import { type MlflowServer, startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
 
 const TERMINAL = new Set(["succeeded", "cached", "failed", "skipped", "cancelled"]);
@@ -333,6 +334,56 @@ describe("a task run for every node, in the embedded store", () => {
     expect(runs.get("after")).toMatchObject({ status: "KILLED", tags: { "cairn.status": "skipped", "cairn.skipped.reason": "fail-fast", "cairn.skipped.because": "boom" } });
     expect(runs.get("long")).toMatchObject({ status: "KILLED", tags: { "cairn.status": "cancelled" } });
     expect(runs.get("boom")).toMatchObject({ status: "FAILED", tags: { "cairn.status": "failed" } });
+  });
+
+  it("a flow whose own record a server refuses while its tasks run: the running task is cancelled, the one not started skipped, neither as if someone cancelled it", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    let started!: () => void;
+    const longStarted = new Promise<void>((resolve) => (started = resolve));
+    let flowRunId: string | undefined;
+    // The embedded store, recording as a server does (its flow record sent while the tasks start), that refuses the flow run's params once `long` runs.
+    const tracker = new Proxy(store, {
+      get(target, key, receiver) {
+        if (key === "capabilities") return { ...target.capabilities, remote: true };
+        if (key === "createRun") {
+          return async (options: Parameters<Tracker["createRun"]>[0]) => {
+            const id = await target.createRun(options);
+            if (options.parentRunId === undefined) flowRunId ??= id;
+            return id;
+          };
+        }
+        if (key === "logBatch") {
+          return async (runId: string, batch: Parameters<Tracker["logBatch"]>[1]) => {
+            if (runId !== flowRunId || !batch.params) return target.logBatch(runId, batch);
+            await longStarted;
+            throw new Error("the server refused the params");
+          };
+        }
+        const value = Reflect.get(target, key, receiver) as unknown;
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const watched = task("long").run(async (_, ctx) => {
+      started();
+      await sleep(10_000, ctx.signal);
+      return { a: 1 };
+    });
+    const f = flow("record-refused").build(() => {
+      add({ a: watched().a }, { id: "after" });
+      return {};
+    });
+    const { events, result } = await runCollect(f, { tracker, root, cache: false });
+    expectOneTerminalEach(events, result);
+    expect(result).toMatchObject({ status: "failed", error: { message: "the server refused the params" } });
+    expect(result.tasks.long).toMatchObject({ status: "cancelled", error: { name: "FlowFailed", message: "Stopped because the flow failed: Error: the server refused the params" } });
+    expect(result.tasks.after).toMatchObject({ status: "skipped", error: { name: "FlowFailed", message: "Skipped because the flow failed before this task started (the flow's error says why)." } });
+    const runs = await taskRuns(store, result.runId);
+    expect(runs.get("after")).toMatchObject({ status: "KILLED", tags: { "cairn.status": "skipped", "cairn.skipped.reason": "flow-failed", "cairn.skipped.because": result.runId } });
+    expect(runs.get("long")).toMatchObject({ status: "KILLED", tags: { "cairn.status": "cancelled" } });
+    // cairn show words it: not an upstream task, the flow.
+    const shown = await cairn(["show", result.runId, "--root", root]);
+    expect(shown.stdout).toMatch(new RegExp(`after .* skipped: the flow failed before it started \\(its run ${result.runId} says why\\)`));
   });
 });
 

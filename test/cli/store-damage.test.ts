@@ -220,3 +220,69 @@ function canMountReadOnly(): boolean {
   rmSync(dir, { recursive: true, force: true });
   return made;
 }
+
+describe("a store that cannot take the flow run's own record", () => {
+  /** A folder with a two-task flow `opening` (b reads a) that has run once, so that its store exists. */
+  async function ranTwoTasks(): Promise<string> {
+    const cwd = await tmp();
+    await writeFile(
+      join(cwd, "flow.ts"),
+      `import { flow, task } from "cairn-dag";\nconst a = task("a").run(() => ({ v: 1 }));\nconst b = task("b").run(({ v }: { v: number }) => ({ w: v + 1 }));\nexport default flow("opening").build(() => ({ w: b({ v: a().v }).w }));\n`,
+    );
+    const run = await cairn(["run", "flow.ts"], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    return cwd;
+  }
+
+  /** What a run that could not record itself must show: the flow failed with `error`, no task started, none cancelled, none recorded. */
+  async function expectNothingStarted(cwd: string, r: { code: number | null; json: Array<Record<string, unknown>>; stderr: string }, error: RegExp): Promise<void> {
+    expect(r.code, r.stderr).toBe(1);
+    const tasks = r.json.filter((e) => e.type === "task") as Array<{ task: string; status: string; error?: { name: string; message: string } }>;
+    expect(tasks.filter((e) => e.status === "running" || e.status === "cancelled")).toEqual([]);
+    const ended = tasks.filter((e) => e.status === "skipped");
+    expect(ended.map((e) => e.task).sort()).toEqual(["a", "b"]);
+    for (const t of ended) expect(t.error).toEqual({ name: "FlowFailed", message: "Skipped because the flow failed before this task started (the flow's error says why)." });
+    const flowEnd = r.json.find((e) => e.type === "flow" && e.status !== "running") as { status: string; runId: string; error: { name: string; message: string } };
+    expect(flowEnd.status).toBe("failed");
+    expect(flowEnd.error.name).toBe("TrackingError");
+    expect(flowEnd.error.message).toMatch(error);
+    // The flow run's index line is the only line this run added: its tasks got no runs.
+    const [experiment] = await readdir(join(cwd, ".cairn", "experiments"));
+    const lines = readFileSync(join(cwd, ".cairn", "experiments", experiment!, "runs.jsonl"), "utf8").trim().split("\n");
+    expect(lines.filter((l) => (JSON.parse(l) as { runId: string }).runId === flowEnd.runId)).toHaveLength(1);
+    expect(lines.filter((l) => (JSON.parse(l) as { parentRunId?: string }).parentRunId === flowEnd.runId)).toEqual([]);
+  }
+
+  it("a file where its artifacts folder belongs: the flow fails before any task starts, naming the path, the error and the fix; its tasks are skipped, not cancelled", async () => {
+    const cwd = await ranTwoTasks();
+    const artifacts = join(cwd, ".cairn", "artifacts");
+    await rm(artifacts, { recursive: true });
+    await writeFile(artifacts, "in the way\n");
+    const r = await cairn(["run", "flow.ts", "--no-cache", "--json"], { cwd });
+    await expectNothingStarted(cwd, r, new RegExp(`^Cannot write ${artifacts}/[0-9a-f]{32}/cairn of run [0-9a-f]{32} in ${join(cwd, ".cairn")}: ENOTDIR: .*; something else stands where Cairn expects it \\(a folder for a file, or a file for a folder\\); move it away or restore what was there\\.$`));
+    // The terminal says the same: nothing cancelled, the error once under "Flow failed".
+    const plain = await cairn(["run", "flow.ts", "--no-cache"], { cwd });
+    expect(plain.code).toBe(1);
+    expect(plain.stdout).not.toMatch(/cancelled/);
+    expect(plain.stdout).toMatch(/skipped\s+a\s+Skipped because the flow failed before this task started/);
+    expect(plain.stdout).toMatch(/Flow failed in .*\nTrackingError: Cannot write .*ENOTDIR.*move it away/);
+  }, 60_000);
+
+  it("a file where its runs folder belongs: the flow fails before any task starts, naming it", async () => {
+    const cwd = await ranTwoTasks();
+    const runs = join(cwd, ".cairn", "runs");
+    await rm(runs, { recursive: true });
+    await writeFile(runs, "in the way\n");
+    const r = await cairn(["run", "flow.ts", "--json"], { cwd });
+    await expectNothingStarted(cwd, r, new RegExp(`^LocalStore: cannot write run [0-9a-f]{32} to ${join(cwd, ".cairn")}: ENOTDIR: not a directory, open '${runs}/.*'; something else stands where`));
+  }, 60_000);
+
+  it.runIf(canMountReadOnly())("a read-only artifacts folder (the rest of the store writable): the flow fails before any task starts, naming EROFS and where to point the store", async () => {
+    const cwd = await ranTwoTasks();
+    const artifacts = join(cwd, ".cairn", "artifacts");
+    // A read-only bind mount of the artifacts folder, in a mount namespace of its own: only this cairn sees it.
+    const script = `mount --bind "${artifacts}" "${artifacts}" && mount -o remount,bind,ro "${artifacts}" && exec "${process.execPath}" "${cairnBin}" run flow.ts --no-cache --json`;
+    const r = await start("unshare", ["-m", "sh", "-c", script], { cwd, env: childEnv() }).done;
+    await expectNothingStarted(cwd, r, new RegExp(`^Cannot write ${artifacts}/[0-9a-f]{32}/cairn of run .*: EROFS: read-only file system, [a-z]+ '${artifacts}.*'; its file system is read-only: point the store at a writable folder \\(\`--root DIR\` on the command line, the \`root\` option in code\\)\\.$`));
+  }, 60_000);
+});

@@ -1262,7 +1262,9 @@ function taskNote(r: RunRecord, full = false): string {
   if (t["cairn.cached_from"]) return `cached from ${t["cairn.cached_from"]}`;
   if (t["cairn.status"] === "skipped") {
     const because = t["cairn.skipped.because"];
-    return t["cairn.skipped.reason"] === "fail-fast" ? `skipped: task "${because}" failed (fail-fast)` : `skipped: upstream task "${because}" failed`;
+    const reason = t["cairn.skipped.reason"];
+    if (reason === "flow-failed") return `skipped: the flow failed before it started (its run ${because} says why)`;
+    return reason === "fail-fast" ? `skipped: task "${because}" failed (fail-fast)` : `skipped: upstream task "${because}" failed`;
   }
   if (t["cairn.status"] === "cancelled") return "cancelled";
   const error = errorOf(r);

@@ -307,7 +307,14 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
   if (error && state === "failed") task.error = { ...error, ...(t[ERROR_SOURCE_TAG] ? { source: t[ERROR_SOURCE_TAG] } : {}) };
   if (state === "skipped") {
     const because = t[SKIPPED_BECAUSE_TAG] ?? "?";
-    task.why.push(t[SKIPPED_REASON_TAG] === "fail-fast" ? `skipped: task "${because}" failed (fail-fast)` : `skipped: upstream task "${because}" failed`);
+    const reason = t[SKIPPED_REASON_TAG];
+    task.why.push(
+      reason === "flow-failed"
+        ? "skipped: the flow failed before it started (the flow's error says why)"
+        : reason === "fail-fast"
+          ? `skipped: task "${because}" failed (fail-fast)`
+          : `skipped: upstream task "${because}" failed`,
+    );
   } else if (state === "cancelled") {
     task.why.push("cancelled: the flow run was cancelled before it finished");
   }

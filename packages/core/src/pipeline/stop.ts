@@ -13,6 +13,18 @@ export class StopReason {
   ) {}
 }
 
+/**
+ * The error a task that a stop ended before it started carries: as {@link stopInfo}, but a flow
+ * that failed outside its tasks is named, not quoted: its error is the flow's, said once, not
+ * once for each of its tasks.
+ */
+export function notStartedInfo(reason: unknown): ErrorInfo {
+  if (reason instanceof StopReason && reason.kind === "flow-failed") {
+    return { name: "FlowFailed", message: "Skipped because the flow failed before this task started (the flow's error says why)." };
+  }
+  return stopInfo(reason);
+}
+
 /** The error a task ended by a stop carries. */
 export function stopInfo(reason: unknown): ErrorInfo {
   if (reason instanceof StopReason) {

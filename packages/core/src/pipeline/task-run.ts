@@ -51,16 +51,17 @@ export const ERROR_FILE = "error.txt";
 export const KIND_TAG = "cairn.kind";
 /** What happened to the task, on every task run: `succeeded`, `failed`, `skipped`, `cancelled` (`cached` on a hit's run). */
 export const STATUS_TAG = "cairn.status";
-/** Why a skipped task did not run ({@link SkipReason}), and the node whose failure caused it. */
+/** Why a skipped task did not run ({@link SkipReason}), and the node whose failure caused it (the flow run's id for `flow-failed`). */
 export const SKIPPED_REASON_TAG = "cairn.skipped.reason";
 export const SKIPPED_BECAUSE_TAG = "cairn.skipped.because";
 
 /**
  * Why a task was skipped: `upstream-failed`, a task it depends on failed (failure policy
  * `continue`); `fail-fast`, a task failed and the policy stopped the flow before this one started;
- * `condition-false`, its condition (or one of a task it depends on) was false.
+ * `condition-false`, its condition (or one of a task it depends on) was false; `flow-failed`, the
+ * flow failed outside its tasks (its own record could not be made) before this one started.
  */
-export type SkipReason = "upstream-failed" | "fail-fast" | "condition-false";
+export type SkipReason = "upstream-failed" | "fail-fast" | "condition-false" | "flow-failed";
 
 /** Characters MLflow keeps of a tag value; the error tags are cut to it here, so every tracker records the same value. */
 const TAG_VALUE_LIMIT = 8000;

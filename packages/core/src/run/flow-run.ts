@@ -622,11 +622,17 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       await lookAhead;
-      // The flow run's params and graph are recorded while the tasks start: nothing waits for
-      // them but the flow's end. If they cannot be recorded, the flow stops and fails as before.
-      const opening = Promise.all([logFlowStart(tracker, flowRunId, params, secrets), logFlowGraph(tracker, flowRunId, graph, graphJson)]);
+      // The flow run's own record: its params and graph, and in the embedded store its run file
+      // (else written only at its end, or a second in).
+      const opening = Promise.all([logFlowStart(tracker, flowRunId, params, secrets), logFlowGraph(tracker, flowRunId, graph, graphJson)]).then(() =>
+        tracker.capabilities.remote ? undefined : tracker.flush(),
+      );
       // A failure, not a cancel: the tasks it stops say the flow failed, and why.
       opening.catch((e: unknown) => execution.fail(e));
+      // A server's record is made while the tasks start: a round trip nothing but the flow's end
+      // waits for. The embedded store's is a few local writes, made first: a store that cannot be
+      // written (a file where a folder belongs, a full disk) fails the flow before any task starts.
+      if (!tracker.capabilities.remote) await opening;
       if (options.signal?.aborted) execution.cancel(options.signal.reason);
       execution.start();
       status = await execution.done;

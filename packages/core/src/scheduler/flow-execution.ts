@@ -19,7 +19,7 @@ import { inputsOnce, resolveValue } from "../pipeline/inputs.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import type { LookupTask } from "../pipeline/lookup.ts";
 import type { PipelineTask } from "../pipeline/run-task.ts";
-import { StopReason, stopInfo } from "../pipeline/stop.ts";
+import { notStartedInfo, StopReason, stopInfo } from "../pipeline/stop.ts";
 import { TaskPipeline } from "../pipeline/task-pipeline.ts";
 import { Slots } from "./slots.ts";
 import { MapRun, requiredItems } from "./map-run.ts";
@@ -478,16 +478,24 @@ export class FlowExecution {
     this.pipeline.stopped();
     this.global.clear();
     for (const pool of this.pools.values()) pool.clear();
-    const outcome = reason.kind !== "fail-fast" ? ({ status: "cancelled" } as const) : ({ status: "skipped", reason: "fail-fast", because: String(reason.detail) } as const);
-    // A run cancelled before it started its tasks records none of them: its flow run alone,
-    // KILLED (a cancel is most often a hurry to be gone, and the server may not be answering).
-    const record = this.walking || reason.kind !== "cancel";
+    // A task stopped before it started was not cancelled by anyone unless the stop is a cancel:
+    // it is skipped, because of the task that failed, or of the flow run (whose error says why).
+    const outcome =
+      reason.kind === "cancel"
+        ? ({ status: "cancelled" } as const)
+        : reason.kind === "fail-fast"
+          ? ({ status: "skipped", reason: "fail-fast", because: String(reason.detail) } as const)
+          : ({ status: "skipped", reason: "flow-failed", because: this.s.flowRunId } as const);
+    // A run stopped before it started its tasks records none of them: its flow run alone, KILLED
+    // when cancelled (most often a hurry to be gone, and the server may not be answering), FAILED
+    // when its own record could not be made (the store that would take theirs).
+    const record = this.walking;
     for (const i of this.s.graph.indexed.order) {
       const state = this.states[i]!;
       const status = state.result.status;
       // A task that took its slot ends through its run (runNode), cancelled, whatever its status says yet.
       if ((status === "pending" || status === "queued") && !state.started) {
-        this.complete(state, outcome.status, undefined, stopInfo(reason));
+        this.complete(state, outcome.status, undefined, notStartedInfo(reason));
         if (record) this.pipeline.unstarted(state, outcome);
       }
     }
@@ -496,7 +504,7 @@ export class FlowExecution {
       run.halted = true;
       for (const item of [...run.active] as NodeState[]) {
         if (item.started || item.ended) continue;
-        this.complete(item, outcome.status, undefined, stopInfo(reason));
+        this.complete(item, outcome.status, undefined, notStartedInfo(reason));
         this.pipeline.unstarted(item, outcome);
       }
     }

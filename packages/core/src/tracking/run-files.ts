@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { TrackingError } from "../errors.ts";
 import { makeFolder } from "../make-folder.ts";
+import { fsFix } from "./local/fs-fix.ts";
 import type { Tracker } from "./tracker.ts";
 
 /** A tracker that can hand out a run's artifact folder, so files are written in place instead of copied. */
@@ -20,9 +21,11 @@ export async function writeRunFiles(tracker: Tracker, runId: string, folder: str
   if (!tracker.capabilities.records) return;
   if (hasLocalArtifacts(tracker)) {
     const dir = join(tracker.artifactDir(runId), folder);
-    // fs errors name no path (`ENOSPC: no space left on device, write`): say which file of which run.
+    // fs errors name no path (`ENOSPC: no space left on device, write`) and no fix: say which file of which run, and what to do.
     const failed = (path: string) => (error: unknown) => {
-      throw new TrackingError(`Cannot write ${path} of run ${runId} in ${tracker.uri}: ${(error as Error).message.replace(/\.$/, "")}.`, { cause: error });
+      throw new TrackingError(`Cannot write ${path} of run ${runId} in ${tracker.uri}: ${(error as Error).message.replace(/\.$/, "")}; ${fsFix(error, "write")}.`, {
+        cause: error,
+      });
     };
     await makeFolder(dir).catch(failed(dir));
     await Promise.all(Object.entries(files).map(([name, content]) => writeFile(join(dir, name), content).catch(failed(join(dir, name)))));

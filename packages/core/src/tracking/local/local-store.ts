@@ -7,6 +7,7 @@ import { formatOwner, ownerIsGone, parseOwner, readSmallFile, sha256, writeFileA
 import { safePathSegment, safeRelativePath } from "../../definition/artifact-path.ts";
 import { TrackingError } from "../../errors.ts";
 import { makeFolder } from "../../make-folder.ts";
+import { fsFix, POINT_ELSEWHERE } from "./fs-fix.ts";
 import type {
   TrackerCapabilities,
   ArtifactInfo,
@@ -333,7 +334,7 @@ export class LocalStore implements Tracker {
       throw new TrackingError(
         missing
           ? `LocalStore.createRun: there is no experiment ${experimentId} in ${this.uri}; get an id from ensureExperiment().`
-          : `LocalStore.createRun: cannot record run "${name}" in ${this.uri}: ${(error as Error).message}.`,
+          : `LocalStore.createRun: cannot record run "${name}" in ${this.uri}: ${(error as Error).message}; ${fsFix(error, "write")}.`,
         { cause: error },
       );
     }
@@ -378,13 +379,13 @@ export class LocalStore implements Tracker {
       throw new TrackingError(
         error.code === "ENOENT"
           ? `LocalStore.recordRun: there is no experiment ${experimentId} in ${this.uri}; get an id from ensureExperiment().`
-          : `LocalStore.recordRun: cannot record run "${name}" in ${this.uri}: ${error.message}.`,
+          : `LocalStore.recordRun: cannot record run "${name}" in ${this.uri}: ${error.message}; ${fsFix(error, "write")}.`,
         { cause: error },
       );
     }
     if (recorded.status === "rejected") {
       const error = recorded.reason as Error;
-      throw new TrackingError(`LocalStore.recordRun: cannot write run "${name}" to ${this.uri}: ${error.message}.`, { cause: error });
+      throw new TrackingError(`LocalStore.recordRun: cannot write run "${name}" to ${this.uri}: ${error.message}; ${fsFix(error, "write")}.`, { cause: error });
     }
     return runId;
   }
@@ -651,7 +652,7 @@ export class LocalStore implements Tracker {
   private unusable(error: unknown): TrackingError {
     return new TrackingError(
       `Cannot use ${this.uri} as Cairn's local store: ${(error as Error).message.replace(/\.$/, "")}${danglingLink(this.uri)}. ` +
-        `Point it at a writable folder (\`--root DIR\` on the command line, the \`root\` option in code), or set MLFLOW_TRACKING_URI to use an MLflow server.`,
+        `Point it at a writable folder (${POINT_ELSEWHERE}), or set MLFLOW_TRACKING_URI to use an MLflow server.`,
       { cause: error },
     );
   }
@@ -898,7 +899,7 @@ export class LocalStore implements Tracker {
     };
     owned.writing = write().catch((error: unknown) => {
       owned.failed = true;
-      throw new TrackingError(`LocalStore: cannot write run ${owned.state.runId} to ${this.uri}: ${(error as Error).message}.`, { cause: error });
+      throw new TrackingError(`LocalStore: cannot write run ${owned.state.runId} to ${this.uri}: ${(error as Error).message}; ${fsFix(error, "write")}.`, { cause: error });
     });
     return owned.writing;
   }
@@ -1065,16 +1066,7 @@ async function readJson<T>(path: string): Promise<T | undefined> {
 
 /** The error for a file or folder of the store that exists (or may) but cannot be read. */
 function unreadable(path: string, error: unknown): TrackingError {
-  const code = (error as NodeJS.ErrnoException).code;
-  const fix =
-    code === "EISDIR" || code === "ENOTDIR"
-      ? "something else stands where Cairn expects it (a folder for a file, or a file for a folder); move it away or restore what was there"
-      : code === "EACCES" || code === "EPERM"
-        ? "check its permissions (this user must be able to read it)"
-        : code === "EMFILE" || code === "ENFILE"
-          ? "too many files are open at once; raise the limit (`ulimit -n`) or try again"
-          : "check the file and the disk it is on, then try again";
-  return new TrackingError(`Cannot read ${path} in Cairn's local store: ${(error as Error).message}; ${fix}.`, { cause: error });
+  return new TrackingError(`Cannot read ${path} in Cairn's local store: ${(error as Error).message}; ${fsFix(error, "read")}.`, { cause: error });
 }
 
 /** For a `.catch` of a read: `fallback` when the path does not exist, else the error naming it. */
