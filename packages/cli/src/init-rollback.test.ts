@@ -11,12 +11,19 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
-const failing = vi.hoisted(() => ({ name: undefined as string | undefined }));
+const failing = vi.hoisted(() => ({
+  name: undefined as string | undefined,
+  /** A file whose writes fail too once the write of `name` has failed: the disk is full for the rollback as well. */
+  then: undefined as string | undefined,
+  tripped: false,
+}));
 vi.mock("node:fs", async (importOriginal) => {
   const fs = await importOriginal<typeof import("node:fs")>();
+  const is = (name: string, file: string | undefined) => file !== undefined && (name === file || name.startsWith(`.${file}.`));
   const writeFileSync: typeof fs.writeFileSync = (path, data, options) => {
     const name = String(path).split(/[\\/]/).pop()!;
-    if (failing.name && (name === failing.name || name.startsWith(`.${failing.name}.`))) {
+    if (is(name, failing.name) || (failing.tripped && is(name, failing.then))) {
+      failing.tripped = true;
       fs.writeFileSync(path, String(data).slice(0, Math.floor(String(data).length / 2)), options);
       throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
     }
@@ -30,6 +37,8 @@ const { initProject } = await import("./init.ts");
 const dirs: string[] = [];
 afterEach(() => {
   failing.name = undefined;
+  failing.then = undefined;
+  failing.tripped = false;
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
@@ -74,6 +83,24 @@ describe("cairn init whose write fails midway", () => {
     await init(dir);
     expect(JSON.parse(readFileSync(join(dir, "package.json"), "utf8"))).toMatchObject({ name: "myapp", scripts: { test: "echo hi", flow: "cairn run flow.ts" } });
     expect(statSync(join(dir, "package.json")).mode & 0o777).toBe(0o640);
+  });
+
+  it("gives package.json back its text through a temp file: a restore the disk cuts off leaves it whole (the new text), never cut", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cairn-init-"));
+    dirs.push(dir);
+    const mine = `${JSON.stringify({ name: "myapp", version: "1.2.3", scripts: { test: "echo hi" } }, null, 2)}\n`;
+    writeFileSync(join(dir, "package.json"), mine);
+    chmodSync(join(dir, "package.json"), 0o640);
+    failing.name = ".gitignore"; // written after package.json: the rollback gives package.json back its text...
+    failing.then = "package.json"; // ...on a disk that is full for that write too
+    await expect(init(dir)).rejects.toThrow(
+      new RegExp(`^cairn init could not write ${join(dir, ".gitignore")}: ENOSPC \\(no space left on device\\); it could not take back what it wrote to ${join(dir, "package.json")}\\. Fix that, then run cairn init again\\.$`),
+    );
+    // Whole, as cairn init wrote it (with its script added), its mode kept; no temp file left beside it.
+    const kept = readFileSync(join(dir, "package.json"), "utf8");
+    expect(JSON.parse(kept)).toMatchObject({ name: "myapp", version: "1.2.3", scripts: { test: "echo hi", flow: "cairn run flow.ts" } });
+    expect(statSync(join(dir, "package.json")).mode & 0o777).toBe(0o640);
+    expect(readdirSync(dir).sort()).toEqual(["package.json"]);
   });
 
   it("in a folder it made, removes the folder", async () => {

@@ -327,11 +327,11 @@ function writeAll(dir: string, writes: ReadonlyArray<{ path: string; text: strin
         // sibling first, which replaces the file only once it is whole (through a symlink, its target).
         const before = readFileSync(path, "utf8");
         const target = realpathSync(path);
-        const temp = join(dirname(target), `.${basename(target)}.cairn-init-${process.pid}`);
-        undo.push({ path: temp, step: () => rmSync(temp, { force: true }) });
-        writeFileSync(temp, text, { flag: "wx", mode: statSync(target).mode & 0o7777 });
-        renameSync(temp, target);
-        undo.push({ path, step: () => writeFileSync(target, before) });
+        const mode = statSync(target).mode & 0o7777;
+        undo.push({ path: tempOf(target), step: () => rmSync(tempOf(target), { force: true }) });
+        replaceWhole(target, text, mode);
+        // Given back its text the same way: a restore cut off (a full disk, a crash) would lose it.
+        undo.push({ path, step: () => replaceWhole(target, before, mode) });
       }
     }
   } catch (error) {
@@ -345,6 +345,31 @@ function writeAll(dir: string, writes: ReadonlyArray<{ path: string; text: strin
     }
     const undone = left.length ? `it could not take back what it wrote to ${left.join(", ")}` : `what it had written in ${dir} is taken back`;
     throw new UsageError(`cairn init could not ${doing}: ${reason(error)}; ${undone}. Fix that, then run cairn init again.`, { cause: error });
+  }
+}
+
+/** The temp sibling through which `target` is replaced. */
+function tempOf(target: string): string {
+  return join(dirname(target), `.${basename(target)}.cairn-init-${process.pid}`);
+}
+
+/**
+ * Replaces `target` with `text` through its temp sibling, renamed over it once whole, with `mode`:
+ * a write that fails leaves `target` as it was. A temp the failure left is removed (the caller's
+ * undo removes it too, should that fail).
+ */
+function replaceWhole(target: string, text: string, mode: number): void {
+  const temp = tempOf(target);
+  try {
+    writeFileSync(temp, text, { flag: "wx", mode });
+    renameSync(temp, target);
+  } catch (error) {
+    try {
+      rmSync(temp, { force: true });
+    } catch {
+      // The write's error is the one to tell; the undo step for the temp tries again.
+    }
+    throw error;
   }
 }
 
