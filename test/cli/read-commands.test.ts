@@ -3,7 +3,7 @@
  * once (as `run` says it), an experiment name that names none is an error and not "no runs
  * yet", and `show --json` writes NaN and ±Infinity metrics as MLflow's API does.
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../../packages/mlflow/test/mlflow-server.ts";
@@ -94,6 +94,26 @@ describe("cairn plan and explain take the run's --secrets and --experiment", () 
     const written = await cairn(["report", "latest", "--out", out], { cwd });
     expect(written.code, written.stderr).toBe(0);
     expect(await readFile(out, "utf8")).toMatch(/^<!doctype html>/i);
+  });
+
+  it("report --out over an existing file keeps its mode (0600 stays private, 0666 is not cut by the umask); a new file gets 0666 & ~umask", async () => {
+    const cwd = await tmp();
+    await writeFile(join(cwd, "flow.ts"), `import { flow, task } from "cairn-dag";\nconst t = task("t").run(() => ({ v: 1 }));\nexport default flow("rep").build(() => ({ v: t().v }));\n`);
+    expect((await cairn(["run", "flow.ts"], { cwd })).code).toBe(0);
+    const umask = 0o022;
+    const report = (out: string) => start("sh", ["-c", `umask 022 && exec "$0" "$@"`, process.execPath, cairnBin, "report", "latest", "--out", out], { cwd, env: childEnv() }).done;
+    for (const mode of [0o600, 0o666, 0o640]) {
+      const out = join(cwd, `kept-${mode.toString(8)}.html`);
+      await writeFile(out, "the report of last week\n");
+      await chmod(out, mode);
+      const r = await report(out);
+      expect(r.code, r.stderr).toBe(0);
+      expect(await readFile(out, "utf8")).toMatch(/^<!doctype html>/i);
+      expect([out, (await stat(out)).mode & 0o7777]).toEqual([out, mode]);
+    }
+    const fresh = join(cwd, "new.html");
+    expect((await report(fresh)).code).toBe(0);
+    expect((await stat(fresh)).mode & 0o7777).toBe(0o666 & ~umask);
   });
 
   it("prints the Report: path of a project folder whose name holds an escape sequence and a newline escaped, on one line", async () => {

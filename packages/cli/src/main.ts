@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
-import { rename, rm, writeFile } from "node:fs/promises";
+import { chmod, rename, rm, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Writable } from "node:stream";
@@ -1214,7 +1214,11 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
     const target = existsSync(out) ? realpathSync(out) : out;
     const temp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
     try {
+      const existing = await stat(target).catch(() => undefined);
       await writeFile(temp, html, { flag: "wx" });
+      // A file already there keeps its mode (a private 0600 one stays private, a shared 0664 one shared);
+      // a new one has the usual 0666 & ~umask. Set after the write: the umask would mask a mode given to it.
+      if (existing) await chmod(temp, existing.mode & 0o7777);
       await rename(temp, target);
     } finally {
       await rm(temp, { force: true }).catch(() => {});
