@@ -103,6 +103,24 @@ describe("cairn init whose write fails midway", () => {
     expect(readdirSync(dir).sort()).toEqual(["package.json"]);
   });
 
+  it("keeps package.json's mode whatever the umask (0666 stays 0666), written and given back", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cairn-init-"));
+    dirs.push(dir);
+    writeFileSync(join(dir, "package.json"), '{ "name": "shared" }\n');
+    chmodSync(join(dir, "package.json"), 0o666);
+    const umask = process.umask(0o022);
+    try {
+      failing.name = ".gitignore";
+      await expect(init(dir)).rejects.toThrow(/could not write .*\.gitignore: ENOSPC/);
+      expect(statSync(join(dir, "package.json")).mode & 0o777).toBe(0o666);
+      failing.name = undefined;
+      await init(dir);
+      expect(statSync(join(dir, "package.json")).mode & 0o777).toBe(0o666);
+    } finally {
+      process.umask(umask);
+    }
+  });
+
   it("in a folder it made, removes the folder", async () => {
     const parent = mkdtempSync(join(tmpdir(), "cairn-init-"));
     dirs.push(parent);

@@ -16,6 +16,7 @@
 import { spawn } from "node:child_process";
 import {
   accessSync,
+  chmodSync,
   constants,
   type Dirent,
   existsSync,
@@ -362,6 +363,7 @@ function replaceWhole(target: string, text: string, mode: number): void {
   const temp = tempOf(target);
   try {
     writeFileSync(temp, text, { flag: "wx", mode });
+    chmodSync(temp, mode); // the umask cut the mode given to the write: a 0664 file would become 0644
     renameSync(temp, target);
   } catch (error) {
     try {
