@@ -420,7 +420,7 @@ export default flow("p").build(() => ({ x: pad + a }));
     await rm(tmp, { recursive: true, force: true });
   });
 
-  it("in a CommonJS package: a flow importing the project's CommonJS module runs through tsx; __dirname, __filename and require are the module's own, as under tsx; module.exports says why it fails", async () => {
+  it("in a CommonJS package: a flow runs through tsx, as `tsx flow.ts` runs it: __dirname, __filename, require and module.exports are the module's own", async () => {
     const cjs = join(dir, "cjs");
     await mkdir(join(cjs, "lib"), { recursive: true });
     await writeFile(join(cjs, "package.json"), `{ "name": "cjs-project", "type": "commonjs" }\n`);
@@ -467,13 +467,48 @@ export default flow("p").build(() => ({ x: pad + a }));
 
     await writeFile(join(cjs, "exports.flow.ts"), `import { flow, task } from "cairn-dag";\nmodule.exports.extra = 1;\nexport default flow("exp").build(() => ({}));\n`);
     const exportsFlow = await run("exports.flow.ts");
-    expect(exportsFlow.code).toBe(2);
-    expect(exportsFlow.stderr).toContain(
-      `cairn: FlowFileError: Importing exports.flow.ts failed: its module code threw ReferenceError: module is not defined in ES module scope. ` +
-        `\`cairn\` compiles exports.flow.ts as an ES module, but tsx runs it as CommonJS (${join(cjs, "package.json")} says "type": "commonjs", not "type": "module"); `,
+    expect(exportsFlow.stderr).toBe("");
+    expect(exportsFlow.code).toBe(0);
+  });
+
+  it("in a CommonJS package: tsx flow.ts and cairn run flow.ts hit each other's entries for tasks whose functions use imported names (tsx writes them import_<module>.<name>)", async () => {
+    const project = join(dir, "cjs-fingerprints");
+    await mkdir(join(project, "lib"), { recursive: true });
+    const typed = (type: string) => writeFile(join(project, "package.json"), `{ "name": "cjs-fingerprints", "type": "${type}" }\n`);
+    await writeFile(join(project, "lib", "shape.ts"), `export const scale = (n: number): number => n * 3;\nexport default function shift(n: number): number { return n + 1; }\n`);
+    await writeFile(
+      join(project, "flow.ts"),
+      [
+        `import { flow, task } from "cairn-dag";`,
+        `import { readFileSync } from "node:fs";`,
+        `import shift, { scale as times } from "./lib/shape.ts";`,
+        `const t = task("t").input<{ x: number }>().run(async ({ x }) => ({ y: times(shift(x)) }));`,
+        `const u = task("u").input<{ x: number }>().run(async ({ x }) => ({ y: x + Number(typeof readFileSync === "function") }));`,
+        `export default flow("cjsfp").build(() => ({ y: t({ x: 1 }).y, z: u({ x: 1 }).y }));`,
+      ].join("\n"),
     );
-    expect(exportsFlow.stderr).toContain("there module and exports exist, not in an ES module (`cairn` gives such a module its __dirname, __filename and require, not these): use `export` instead, or load it as tsx does: CAIRN_LOADER=tsx cairn ...");
-    expect(exportsFlow.stderr).not.toContain("shows the same");
+    const viaTsx = (root: string) => start(tsx, ["flow.ts", "--root", join(project, root)], { cwd: project, env: env() }).done;
+    const viaCairn = (root: string) => start(process.execPath, [cairnBin, "run", "flow.ts", "--root", join(project, root)], { cwd: project, env: env() }).done;
+    const tasks = (stdout: string) => [...stdout.matchAll(/^(t|u)\s+(succeeded|cached)\s/gm)].map((m) => `${m[1]} ${m[2]}`).sort();
+    const expectRan = async (ran: Promise<{ code: number | null; stdout: string; stderr: string }>, status: "succeeded" | "cached") => {
+      const r = await ran;
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toContain(`Outputs: {"y":6,"z":2}`);
+      expect(tasks(r.stdout)).toEqual([`t ${status}`, `u ${status}`]);
+    };
+
+    await typed("commonjs");
+    await expectRan(viaTsx(".tsx-first"), "succeeded");
+    await expectRan(viaCairn(".tsx-first"), "cached");
+    await expectRan(viaCairn(".cairn-first"), "succeeded");
+    await expectRan(viaTsx(".cairn-first"), "cached");
+
+    // Compiled as an ES module first: a package.json that then says "commonjs" is seen (the compiled module is not reused).
+    await typed("module");
+    await expectRan(viaCairn(".esm"), "succeeded");
+    await typed("commonjs");
+    await expectRan(viaTsx(".flipped"), "succeeded");
+    await expectRan(viaCairn(".flipped"), "cached");
   });
 
   it("CAIRN_LOADER=tsx runs everything through tsx", async () => {

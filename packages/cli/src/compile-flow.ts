@@ -14,10 +14,11 @@
  *
  * Inside a compiled module `import.meta.url`, `.filename` and `.dirname` are the source's,
  * and stack traces (with source maps on) name the source file and line: paths that tasks
- * declare resolve as they do under tsx. A module tsx would run as CommonJS (a .ts file of a
- * package without "type": "module", a .cts file) also has the `__dirname`, `__filename` and
- * `require` it has there (the source's; `require` made by `createRequire`): declared at the
- * top of the compiled file, so a function's text, its code fingerprint, names them as under tsx.
+ * declare resolve as they do under tsx. A module tsx runs as CommonJS (a .ts file of a package
+ * without "type": "module", a .cts file) is not compiled here: tsx turns each imported name in
+ * it into `import_<module>.<name>`, so a task's function has another text, another code
+ * fingerprint, than compiled as an ES module, and `cairn run` would miss what `tsx flow.ts`
+ * cached (and a coordinator's workers would find its code stale). Such a flow loads through tsx.
  */
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
 import { isBuiltin } from "node:module";
@@ -53,7 +54,8 @@ interface Manifest {
   /**
    * The tsconfig.json and jsconfig.json files esbuild may have read for the sources (every one
    * from a source's folder up, and what they extend) -> sha256, or null where there was none:
-   * their `paths` say where an import resolves.
+   * their `paths` say where an import resolves. Also the package.json files from a source's
+   * folder up to the first there: its "type" says whether tsx runs the source as CommonJS.
    */
   configs?: Record<string, string | null>;
   /** The packages the sources import by name, as Node found them when compiled. */
@@ -194,6 +196,19 @@ function recordConfigs(folder: string, configs: Record<string, string | null>): 
 }
 
 /**
+ * Records in `configs` the package.json files from `folder` up to the first there (absent ones
+ * too): its "type" says whether tsx runs a module of the folder as CommonJS, so a change of it,
+ * or a package.json made nearer, is another compile (or a load through tsx).
+ */
+function recordPackageScope(folder: string, configs: Record<string, string | null>): void {
+  for (let d = folder; ; d = dirname(d)) {
+    const file = join(d, "package.json");
+    if (!(file in configs)) configs[file] = digestOrNull(file);
+    if (configs[file] !== null || dirname(d) === d) return;
+  }
+}
+
+/**
  * The files `extends: "<package><subpath>"` may be read from, in the package at `real`: a subpath
  * as written, with `.json` added, or as a folder's `tsconfig.json` (`@acme/tsconfig/strict` is
  * `strict.json`); no subpath, the file the package.json's `tsconfig` field names (the package.json
@@ -249,14 +264,12 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
     // Read before esbuild reads it: an edit in between makes the next run compile again.
     sources[source] = digestFileSync(source);
     recordConfigs(dirname(source), configs);
-    const url = pathToFileURL(source).href;
-    // Whether the module is CommonJS to tsx is its package.json's to say: an edit there compiles again.
+    recordPackageScope(dirname(source), configs);
     const commonJs = commonJsScope(source);
-    if (commonJs?.packageJson && !sources[commonJs.packageJson]) sources[commonJs.packageJson] = digestFileSync(commonJs.packageJson);
-    // esbuild turns a module's own top-level `const __dirname = ...` into a `var` (no clash) and renames its own `require`.
-    const cjsGlobals = commonJs
-      ? `import{createRequire as __cairnCreateRequire}from"node:module";var __filename=${JSON.stringify(source)},__dirname=${JSON.stringify(dirname(source))},require=__cairnCreateRequire(${JSON.stringify(url)});`
-      : "";
+    if (commonJs) {
+      throw new NeedsTsxError(`${source} is CommonJS to tsx (${commonJs.why}): its tasks have tsx's code fingerprints only when tsx compiles it.`);
+    }
+    const url = pathToFileURL(source).href;
     const out = outOf(source);
     let result: Esbuild.BuildResult & { outputFiles: Esbuild.OutputFile[] };
     try {
@@ -278,7 +291,7 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
         mainFields: ["main"],
         logLevel: "silent",
         banner: {
-          js: `import.meta.url=${JSON.stringify(url)};import.meta.filename=${JSON.stringify(source)};import.meta.dirname=${JSON.stringify(dirname(source))};${cjsGlobals}`,
+          js: `import.meta.url=${JSON.stringify(url)};import.meta.filename=${JSON.stringify(source)};import.meta.dirname=${JSON.stringify(dirname(source))};`,
         },
         plugins: [
           {

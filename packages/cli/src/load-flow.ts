@@ -30,9 +30,9 @@ const TSX_MISSING = "CAIRN_TSX_MISSING";
 /**
  * Why Node (and tsx) take the TypeScript file at `path` for CommonJS, in words, or undefined
  * when it is an ES module: a .cts file, or a .ts/.tsx file whose nearest package.json does not
- * say "type": "module". `packageJson` is that package.json, when there is one.
+ * say "type": "module".
  */
-export function commonJsScope(path: string): { why: string; packageJson?: string } | undefined {
+export function commonJsScope(path: string): { why: string } | undefined {
   const ext = extname(path);
   if (ext === ".cts") return { why: "a .cts file is CommonJS" };
   if (ext !== ".ts" && ext !== ".tsx") return undefined;
@@ -46,7 +46,7 @@ export function commonJsScope(path: string): { why: string; packageJson?: string
         return undefined; // Node would have said so first
       }
       if (type === "module") return undefined;
-      return { why: `${pkg} says ${type === undefined ? `no "type"` : `"type": ${JSON.stringify(type)}`}, not "type": "module"`, packageJson: pkg };
+      return { why: `${pkg} says ${type === undefined ? `no "type"` : `"type": ${JSON.stringify(type)}`}, not "type": "module"` };
     }
     if (dirname(dir) === dir) return { why: `no package.json is above it to say "type": "module"` };
   }
@@ -104,17 +104,7 @@ export async function loadFlow(
     if (code === "EMFILE" || code === "ENFILE") {
       throw new FlowFileError(`Importing ${file} failed: the process ran out of file descriptors (${what}). Raise the limit (ulimit -n) and run again.`, path);
     }
-    const threw = `Importing ${file} failed: its module code threw ${what}.`;
-    // Compiled, the flow is an ES module; tsx runs a .ts file of a CommonJS package as CommonJS, which may not fail alike.
-    const commonJs = from.importFlow ? commonJsScope(path)?.why : undefined;
-    if (commonJs === undefined) throw new FlowFileError(`${threw} Fix that code (or what it reads at import); \`tsx ${file}\` shows the same with its stack.`, path);
-    const globals = /is not defined in ES module scope/.test(what)
-      ? "there module and exports exist, not in an ES module (`cairn` gives such a module its __dirname, __filename and require, not these): use `export` instead, "
-      : "so `tsx` may not fail the same way: fix that code (or what it reads at import), ";
-    throw new FlowFileError(
-      `${threw} \`cairn\` compiles ${file} as an ES module, but tsx runs it as CommonJS (${commonJs}); ${globals}or load it as tsx does: CAIRN_LOADER=tsx cairn ...`,
-      path,
-    );
+    throw new FlowFileError(`Importing ${file} failed: its module code threw ${what}. Fix that code (or what it reads at import); \`tsx ${file}\` shows the same with its stack.`, path);
   }
   const exported = unwrapCommonJs(mod.default);
   if (exported === undefined) {
