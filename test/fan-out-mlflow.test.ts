@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { flow, grid, max, sweep, task } from "cairn-dag";
+import { flow, grid, map, max, sweep, task } from "cairn-dag";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { readWithMlflow } from "../packages/mlflow/test/mlflow-read.ts";
 import { type MlflowServer, startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
@@ -45,7 +45,7 @@ describe("a sweep recorded in MLflow", () => {
     expect(parent.tags["cairn.sweep.best"]).toBe("fit[3]");
     expect(parent.tags["cairn.sweep.best_run"]).toBe(result.tasks["fit[3]"]!.runId);
     expect(parent.params).toEqual({ lr: "0.1", depth: "5" });
-    expect(parent.metrics).toMatchObject({ score: 5, loss: 0.1, "cairn.items": 6, "cairn.succeeded": 6 });
+    expect(parent.metrics).toMatchObject({ score: 5, loss: 0.1, "cairn.items": 6, "cairn.succeeded": 6, "cairn.not_started": 0 });
     expect(parent.status).toBe("FINISHED");
     const [children] = await readWithMlflow(server.uri, [
       { op: "search_runs", experiment_ids: [flowRun.experiment_id], filter: `tags.mlflow.parentRunId = '${sweepRunId}'` },
@@ -71,6 +71,24 @@ describe("a sweep recorded in MLflow", () => {
     // That run is a hit's (no params, no metrics): the run that computed the best trial is named too.
     expect(againParent.tags["cairn.sweep.best_source_run"]).toBe(result.tasks["fit[3]"]!.runId);
     expect(parent.tags["cairn.sweep.best_source_run"]).toBeUndefined();
+  }, 120_000);
+
+  it("a map stopped by a failed item counts on its run the items that never started, which have no run of their own", async () => {
+    const held = task("held")
+      .input<{ x: number }>()
+      .run(async ({ x }, ctx) => {
+        if (x === 0) throw new Error("zero fails");
+        await new Promise((_r, j) => ctx.signal.addEventListener("abort", () => j(ctx.signal.reason)));
+        return { x };
+      });
+    const f = flow("map-not-started-mlflow").build(() => ({ xs: map(held, { over: Array.from({ length: 30 }, (_, i) => i), as: "x", concurrency: 2 }).outputs }));
+    const result = await (await f.run({ root, cache: false, env: { MLFLOW_TRACKING_URI: server.uri } })).wait();
+    expect(result.status).toBe("failed");
+    const mapRunId = result.tasks.held!.runId!;
+    const [mapRun] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: mapRunId }]);
+    expect(mapRun.metrics).toMatchObject({ "cairn.items": 30, "cairn.failed": 1, "cairn.not_started": 28 });
+    const [items] = await readWithMlflow(server.uri, [{ op: "search_runs", experiment_ids: [mapRun.experiment_id], filter: `tags.mlflow.parentRunId = '${mapRunId}'` }]);
+    expect(items.map((r: { run_name: string }) => r.run_name).sort()).toEqual(["held[0]", "held[1]"]);
   }, 120_000);
 
   it("logs each trial's selected output as a metric on its run, in the log-batch its closing sends anyway", async () => {

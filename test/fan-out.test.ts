@@ -366,6 +366,36 @@ describe("map: lists, failures and bad input", () => {
     expect(result.tasks["wait[0]"]!.status).toBe("cancelled");
   });
 
+  it("a map stopped with items left (fail-fast, a cancel) counts the items that never started, on its result and its run (cairn.not_started): they have no run of their own", async () => {
+    const held = task("held")
+      .input<{ x: number }>()
+      .run(async ({ x }, ctx) => {
+        if (x === 0) throw new Error("zero fails");
+        await new Promise((_r, j) => ctx.signal.addEventListener("abort", () => j(ctx.signal.reason)));
+        return { x };
+      });
+    const { LocalStore } = await import("@cairn/core");
+    const store = new LocalStore({ root: dir });
+    const runOf = async (result: { tasks: Record<string, { runId?: string } | undefined> }) => (await store.getRun(result.tasks.held!.runId!))!;
+
+    const failing = flow("map-not-started").build(() => ({ xs: map(held, { over: Array.from({ length: 30 }, (_, i) => i), as: "x", concurrency: 2 }).outputs }));
+    const failed = await (await failing.run({ ...tracked(), cache: false })).wait();
+    expect(failed.status).toBe("failed");
+    expect(Object.keys(failed.tasks).filter((id) => id.startsWith("held["))).toEqual(["held[0]", "held[1]"]);
+    expect(failed.tasks.held!.notStarted).toBe(28);
+    expect((await runOf(failed)).metrics).toMatchObject({ "cairn.items": 30, "cairn.failed": 1, "cairn.not_started": 28 });
+
+    const cancelling = flow("map-not-started-cancel").build(() => ({ xs: map(held, { over: Array.from({ length: 10 }, (_, i) => i + 1), as: "x", concurrency: 2 }).outputs }));
+    const run = await cancelling.run({ ...tracked(), cache: false });
+    run.on((e) => {
+      if (e.type === "task" && e.task === "held[1]" && e.status === "running") run.cancel();
+    });
+    const cancelled = await run.wait();
+    expect(cancelled.status).toBe("cancelled");
+    expect(cancelled.tasks.held!.notStarted).toBe(8);
+    expect((await runOf(cancelled)).metrics).toMatchObject({ "cairn.items": 10, "cairn.not_started": 8 });
+  });
+
   it("times an item out on its own", async () => {
     const sleepy = task("sleepy")
       .input<{ ms: number }>()

@@ -35,6 +35,26 @@ describe("the summary's Outputs line", () => {
   });
 });
 
+describe("the summary's rows", () => {
+  it("says under a stopped map's row how many of its items did not start (they have no row of their own)", () => {
+    const result = {
+      status: "failed",
+      runId: "r1",
+      durationMs: 5,
+      tasks: {
+        sq: { task: "sq", status: "failed", attempts: 0, expands: "map", notStarted: 197, error: { name: "MapItemsFailedError", message: "Map \"sq\": 1 of 200 items failed" } },
+        "sq[1]": { task: "sq[1]", status: "failed", attempts: 1, parent: "sq", item: 1, error: { name: "Error", message: "bad item" } },
+      },
+    } as unknown as Parameters<typeof summary>[0];
+    const lines = summary(result, createColors(false)).split("\n");
+    const row = lines.findIndex((l) => l.startsWith("sq "));
+    expect(lines.slice(row + 1, row + 3).map((l) => l.trim())).toEqual([
+      `Map "sq": 1 of 200 items failed`,
+      "197 items did not start (no run of their own; the map's run counts them: cairn.not_started)",
+    ]);
+  });
+});
+
 describe("a sweep's leaderboard", () => {
   const lines = (text: string) => text.split("\n");
 

@@ -290,7 +290,8 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
     for (const t of rows) {
       lines.push(
         `${t.task.padEnd(width)}  ${style[t.status](t.status.padEnd(10))}  ${(t.durationMs !== undefined ? formatDuration(t.durationMs) : "-").padStart(9)}  ${t.runId ?? "-"}` +
-          (t.status === "failed" && t.error ? `\n${" ".repeat(width + 2)}${c.red(errorText(t.error).split("\n").join(`\n${" ".repeat(width + 2)}`))}` : ""),
+          (t.status === "failed" && t.error ? `\n${" ".repeat(width + 2)}${c.red(errorText(t.error).split("\n").join(`\n${" ".repeat(width + 2)}`))}` : "") +
+          (t.notStarted && t.status !== "succeeded" ? `\n${" ".repeat(width + 2)}${notStartedLine(t.notStarted)}` : ""),
       );
     }
   }
@@ -320,6 +321,11 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
   return `${lines.join("\n")}\n`;
 }
 
+
+/** A stopped map's items that never started: no row of their own, so said under the map's. */
+function notStartedLine(n: number): string {
+  return `${n} ${n === 1 ? "item" : "items"} did not start (no run of their own; the map's run counts them: cairn.not_started)`;
+}
 
 /** Characters of the `Outputs:` line; the rest is counted. */
 const MAX_OUTPUTS_LINE = 2000;

@@ -110,6 +110,8 @@ export interface GroupSummary {
   readonly succeeded: number;
   readonly failed: number;
   readonly cached: number;
+  /** Items that never started and have no run of their own (MapRun.notStarted). */
+  readonly notStarted: number;
   readonly best?: {
     readonly trial: string;
     /** The best trial's result, whose `runId` a cache hit gets once its run is recorded (in the background); a hit's `cachedFrom`. */
@@ -128,6 +130,7 @@ export async function finishGroupRun(scope: RecordScope, runId: string, summary:
   const recorder = new RunRecorder(tracker, runId, scope.secrets);
   recorder.tag(STATUS_TAG, summary.status);
   for (const key of ["items", "succeeded", "failed", "cached"] as const) recorder.metric(`cairn.${key}`, summary[key], 0);
+  recorder.metric("cairn.not_started", summary.notStarted, 0);
   if (summary.best) {
     for (const [key, value] of Object.entries(summary.best.params)) if (value !== undefined) recorder.param(key, typeof value === "string" ? value : JSON.stringify(value));
     for (const [key, value] of Object.entries(summary.best.metrics)) recorder.metric(key, value, 0);

@@ -30,6 +30,12 @@ export interface TaskResult {
   itemKey?: string;
   /** For a map or sweep node: which, so readers (the CLI's leaderboard) know its outputs' shape. */
   expands?: "map" | "sweep";
+  /**
+   * For a map or sweep node that stopped before starting all its items (the flow failed or was
+   * cancelled, too many items failed, a sweep's stopWhen held): how many never started. They
+   * have no result, event or run of their own; the map's run counts them (`cairn.not_started`).
+   */
+  notStarted?: number;
   /** For a sweep node: its selector, so readers rank its trials as it did (best first). */
   select?: { readonly metric: string; readonly order: "max" | "min" };
 }

@@ -461,11 +461,13 @@ export class FlowExecution {
         succeeded: run.succeeded,
         failed: run.failures.length,
         cached: run.cached,
+        notStarted: run.notStarted,
         ...(summary ? { best: summary } : {}),
         ...(run.stoppedEarly && status === "succeeded" ? { stoppedAt: `${node.id}[${run.firstSatisfied}]` } : {}),
         ...(error !== undefined ? { error } : {}),
       });
     }
+    if (run.notStarted > 0) state.result.notStarted = run.notStarted;
     if (status === "failed") {
       this.complete(state, "failed", run.started, toErrorInfo(error));
       this.afterFailure(state);

@@ -147,6 +147,16 @@ export class MapRun {
     return !this.halted && this.next < this.items.length && this.inFlight < this.window;
   }
 
+  /**
+   * Items never started because the map stopped first (the flow failed or was cancelled, too many
+   * items failed, a sweep's stopWhen held): they have no node, result, event or run of their own,
+   * so the map's run counts them. One run each would be up to 20,000 MLflow requests for a
+   * 10,000-item map, at the end of a run that failed or is being cancelled.
+   */
+  get notStarted(): number {
+    return this.items.length - this.next;
+  }
+
   /** Nothing is in flight and nothing more will start. */
   get over(): boolean {
     return this.inFlight === 0 && (this.halted || this.next >= this.items.length);
