@@ -3,6 +3,7 @@
  * once (as `run` says it), an experiment name that names none is an error and not "no runs
  * yet", and `show --json` writes NaN and ±Infinity metrics as MLflow's API does.
  */
+import { spawnSync } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -114,6 +115,23 @@ describe("cairn plan and explain take the run's --secrets and --experiment", () 
     const fresh = join(cwd, "new.html");
     expect((await report(fresh)).code).toBe(0);
     expect((await stat(fresh)).mode & 0o7777).toBe(0o666 & ~umask);
+  });
+
+  it("report --out to what is not a file (a named pipe, /dev/stdout) writes into it, and leaves it what it was: renamed over, /dev/null became a file for the whole machine", async () => {
+    const cwd = await tmp();
+    await writeFile(join(cwd, "flow.ts"), `import { flow, task } from "cairn-dag";\nconst t = task("t").run(() => ({ v: 1 }));\nexport default flow("rep").build(() => ({ v: t().v }));\n`);
+    expect((await cairn(["run", "flow.ts"], { cwd })).code).toBe(0);
+    const fifo = join(cwd, "report.pipe");
+    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    const reader = start("cat", [fifo], { cwd, env: childEnv() }).done;
+    const r = await cairn(["report", "latest", "--out", fifo], { cwd });
+    expect(r.code, r.stderr).toBe(0);
+    expect((await reader).stdout).toMatch(/^<!doctype html>/i);
+    expect((await stat(fifo)).isFIFO()).toBe(true);
+    expect((await readdir(cwd)).filter((name) => name.includes("report.pipe"))).toEqual(["report.pipe"]);
+    const toStdout = await start("sh", ["-c", `exec "$0" "$@" | cat`, process.execPath, cairnBin, "report", "latest", "--out", "/dev/stdout"], { cwd, env: childEnv() }).done;
+    expect(toStdout.code, toStdout.stderr).toBe(0);
+    expect(toStdout.stdout).toMatch(/^<!doctype html>/i);
   });
 
   it("prints the Report: path of a project folder whose name holds an escape sequence and a newline escaped, on one line", async () => {

@@ -1211,17 +1211,23 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
   const out = resolve(values.out ?? `cairn-report-${run.runId.slice(0, 8)}.html`);
   try {
     // Written beside it, then renamed over it: a write that fails (a full disk) leaves a report already there whole.
-    const target = existsSync(out) ? realpathSync(out) : out;
-    const temp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
-    try {
-      const existing = await stat(target).catch(() => undefined);
-      await writeFile(temp, html, { flag: "wx" });
-      // A file already there keeps its mode (a private 0600 one stays private, a shared 0664 one shared);
-      // a new one has the usual 0666 & ~umask. Set after the write: the umask would mask a mode given to it.
-      if (existing) await chmod(temp, existing.mode & 0o7777);
-      await rename(temp, target);
-    } finally {
-      await rm(temp, { force: true }).catch(() => {});
+    const existing = await stat(out).catch(() => undefined);
+    if (existing && !existing.isFile()) {
+      // Not a file (/dev/null, /dev/stdout, a named pipe): written to as it is. A file renamed over
+      // it would replace the device or pipe itself (as root, /dev/null for the whole machine).
+      await writeFile(out, html);
+    } else {
+      const target = existing ? realpathSync(out) : out;
+      const temp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
+      try {
+        await writeFile(temp, html, { flag: "wx" });
+        // A file already there keeps its mode (a private 0600 one stays private, a shared 0664 one shared);
+        // a new one has the usual 0666 & ~umask. Set after the write: the umask would mask a mode given to it.
+        if (existing) await chmod(temp, existing.mode & 0o7777);
+        await rename(temp, target);
+      } finally {
+        await rm(temp, { force: true }).catch(() => {});
+      }
     }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
