@@ -670,6 +670,36 @@ describe("single flight on one store", () => {
     expect(calls).toBe(1);
   });
 
+  it("a task whose waited-for entry turns out unusable records why it missed: that entry and what was wrong with it, not a plain miss", async () => {
+    const root = await tmp();
+    const made = task("made").run(() => ({ v: 1 }));
+    const f = flow("waited-unusable").build(() => ({ v: made().v }));
+    const { tasks } = await openFlowCache(f.definition, { root, env: {} });
+    const key = await tasks.keyFor(f.definition.nodes[0]!, {});
+    await tasks.store.close();
+    const holder = await CacheStore.fromUrl(undefined, { root });
+    const lease = await holder.acquireLease(key.key, { ttlMs: 30_000, owner: "the test, as another process" });
+    expect(lease.acquired).toBe(true);
+    const run = await f.run({ root, env: {} });
+    const events: RunEvent[] = [];
+    run.on((e) => events.push(e));
+    for (const until = Date.now() + 20_000; !taskEvents(events, "made").some((e) => e.status === "waiting") && Date.now() < until; ) await sleep(50);
+    const gone = "f".repeat(32);
+    await holder.set({ key: key.key, taskName: "made", ingredients: key.ingredients, sourceRunId: gone, tracker: { kind: run.tracker.kind, uri: run.tracker.uri }, outputs: { values: { v: 2 }, artifacts: [] } });
+    if (lease.acquired) await lease.release();
+    const result = await run.wait();
+    await holder.close();
+    expect(result.tasks.made!.status).toBe("succeeded");
+    const recorded = await new LocalStore({ root }).getRun(result.tasks.made!.runId!);
+    // Before, it read {"kind":"new",...}: the entry it waited for, and evicted, was not said.
+    expect(JSON.parse(recorded!.tags["cairn.miss_reason"]!)).toEqual({
+      kind: "unusable",
+      reason: expect.stringContaining(`its source run ${gone} no longer exists`),
+      evicted: true,
+      waited: true,
+    });
+  });
+
   it("tasks wait while another holder has their keys, and compute themselves when it gives up without entries", async () => {
     const s = await heldScenario();
     expect(s.callsBefore).toBe(0);

@@ -341,8 +341,10 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
 /** A recorded miss reason in the report's words (those of `cairn explain`). */
 function missWords(reason: MissReason, task: { task: string }): string[] {
   switch (reason.kind) {
-    case "unusable":
-      return [`its cache entry for these inputs and code was there but unusable: ${reason.reason}${reason.evicted ? "; it was evicted" : "; it was left in the store"}`];
+    case "unusable": {
+      const which = reason.waited ? "the cache entry for these inputs and code that another process computed while this run waited for it" : "its cache entry for these inputs and code";
+      return [`${which} was there but unusable: ${reason.reason}${reason.evicted ? "; it was evicted" : "; it was left in the store"}`];
+    }
     case "foreign":
       return [`the cache entry for these inputs and code was recorded in another tracker (${reason.tracker.kind} ${reason.tracker.uri}), whose runs this run could not check`];
     case "new":

@@ -117,6 +117,32 @@ describe("the report's data, read from the record", () => {
     }
   });
 
+  it("says of an entry another process computed while the run waited on its lease, and that was unusable, that it was that entry", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-waited-"));
+    const once = defineTask("once").run(() => ({ v: 1 }));
+    const f = flow("report-waited").build(() => ({ v: once({}).v }));
+    const tracker = new LocalStore({ root: dir });
+    // As a run records it when the entry it waited for (another process's lease) is unusable.
+    const waited = JSON.stringify({ kind: "unusable", reason: "artifact out.txt of run abc is missing", evicted: true, waited: true });
+    const retagged = (r: RunRecord | undefined) => r && (r.tags[MISS_REASON_TAG] ? { ...r, tags: { ...r.tags, [MISS_REASON_TAG]: waited } } : r);
+    const reading = new Proxy(tracker, {
+      get(target, name, receiver) {
+        if (name === "searchRuns") return async (filter: RunFilter) => (await target.searchRuns(filter)).map((r) => retagged(r)!);
+        if (name === "getRun") return async (runId: string) => retagged(await target.getRun(runId));
+        const value = Reflect.get(target, name, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    try {
+      const run = await (await f.run({ root: dir, env: {} })).wait();
+      expect((await readReportData(reading, run.runId, {})).tasks.find((t) => t.id === "once")!.why).toEqual([
+        "the cache entry for these inputs and code that another process computed while this run waited for it was there but unusable: artifact out.txt of run abc is missing; it was evicted",
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("a store that does not answer its listing holds no task back: dependants run, and the miss is recorded as unlisted", async () => {
     const dir = await mkdtemp(join(tmpdir(), "cairn-report-unlisted-"));
     const first = defineTask("first").input<{ p: number }>().run(({ p }) => ({ v: p + 1 }));

@@ -11,14 +11,15 @@ export const MISS_REASON_TAG = "cairn.miss_reason";
 
 /**
  * `unusable`: an entry of its key was there, but could not be used (`evicted`: it was removed;
- * else it stays, as one that could not be checked). `foreign`: the entry of its key was recorded
+ * else it stays, as one that could not be checked; `waited`: another process wrote it while
+ * this task waited for that process to compute the key). `foreign`: the entry of its key was recorded
  * in another tracker. `changed`: none was there; `nearest` is the task's entry, made before the
  * flow run started, whose ingredients differ least, with what changed since. `new`: none was
  * there, and the store (`store`: where) held no earlier entry of the task. `unlisted`: none was
  * there, and the store could not be listed to say more (`error`).
  */
 export type MissReason =
-  | { readonly kind: "unusable"; readonly reason: string; readonly evicted: boolean }
+  | { readonly kind: "unusable"; readonly reason: string; readonly evicted: boolean; readonly waited?: true }
   | { readonly kind: "foreign"; readonly tracker: { readonly kind: string; readonly uri: string } }
   | { readonly kind: "changed"; readonly nearest: { readonly runId: string; readonly createdAt: number; readonly changes: readonly string[]; readonly more?: number } }
   | { readonly kind: "new"; readonly store: string }
@@ -50,7 +51,7 @@ export function parseMissReason(text: string | undefined): MissReason | undefine
   const r = value as Record<string, unknown>;
   switch (r.kind) {
     case "unusable":
-      return typeof r.reason === "string" ? { kind: "unusable", reason: r.reason, evicted: r.evicted === true } : undefined;
+      return typeof r.reason === "string" ? { kind: "unusable", reason: r.reason, evicted: r.evicted === true, ...(r.waited === true ? { waited: true as const } : {}) } : undefined;
     case "foreign": {
       const t = r.tracker as Record<string, unknown> | null;
       return typeof t?.kind === "string" && typeof t.uri === "string" ? { kind: "foreign", tracker: { kind: t.kind, uri: t.uri } } : undefined;

@@ -78,6 +78,16 @@ export interface BadEntry {
 }
 
 /**
+ * What a task's lookup met for its key and could not use: why it misses (see `MissReason`).
+ * `waited`: the entry another process wrote while this task waited for it (its lease).
+ */
+export interface UnusedEntry {
+  readonly bad?: BadEntry;
+  readonly foreign?: ForeignEntry;
+  readonly waited?: true;
+}
+
+/**
  * An entry for the key exists, but its source run is recorded in another tracker than the one
  * this run or command uses (made against an MLflow server, read now with the embedded store, or
  * the other way round): it cannot be checked from here, so it is a miss here, and stays for
@@ -305,9 +315,9 @@ export class TaskCache {
    * run, at its first miss, before this run's entries could replace the ones it compares with):
    * the value of `MISS_REASON_TAG` its run records. Never rejects.
    */
-  async missReason(key: TaskKey, taskName: string, unused: { readonly bad?: BadEntry; readonly foreign?: ForeignEntry } | undefined): Promise<string> {
+  async missReason(key: TaskKey, taskName: string, unused: UnusedEntry | undefined): Promise<string> {
     let reason: MissReason;
-    if (unused?.bad) reason = { kind: "unusable", reason: unused.bad.reason, evicted: unused.bad.kept !== true };
+    if (unused?.bad) reason = { kind: "unusable", reason: unused.bad.reason, evicted: unused.bad.kept !== true, ...(unused.waited ? { waited: true as const } : {}) };
     else if (unused?.foreign) reason = { kind: "foreign", tracker: { kind: unused.foreign.tracker.kind, uri: unused.foreign.tracker.uri } };
     else {
       try {

@@ -6,7 +6,7 @@
  */
 import { type CacheEntry, LeaseLostError } from "@cairn/cache";
 import type { FlowNode } from "../definition/flow-definition.ts";
-import type { BadEntry, ForeignEntry, TaskCache } from "../caching/task-cache.ts";
+import type { BadEntry, TaskCache, UnusedEntry } from "../caching/task-cache.ts";
 
 /** A computing task's lease on its key lasts this long unless renewed (every third of it); CAIRN_LEASE_TTL_MS sets another. */
 const LEASE_TTL_MS = 10_000;
@@ -23,7 +23,7 @@ export interface Flight {
   /** The task began to run: its lease is given up by its run, once its processes are gone. */
   started?: boolean;
   /** What its last lookup met that it could not use: why it misses (see miss-reason.ts). */
-  unused?: { readonly bad?: BadEntry; readonly foreign?: ForeignEntry };
+  unused?: UnusedEntry;
 }
 
 /** What the lookups of one flow run share. */
@@ -71,7 +71,10 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
       // Someone may have written the entry and let go between our lookup and our lease. Leases
       // live in the store, and whoever held this one wrote its entry there first: the store
       // alone is asked (the tracker's index was read a moment ago, and reading it costs a request).
-      const late = state.forceRun ? undefined : (await cache.lookup(key, { storeOnly: true })).entry;
+      const again = state.forceRun ? undefined : await cache.lookup(key, { storeOnly: true });
+      if (again?.bad) scope.warn(id, badEntryWarning(key, again.bad));
+      if (again?.bad || again?.foreign) state.unused = again;
+      const late = again?.entry;
       if (late) {
         await lease.release().catch(() => {});
         state.settleFlight(late);
@@ -119,6 +122,8 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
       const found = await cache.lookup(key, { storeOnly: true });
       if (found.bad) scope.warn(id, badEntryWarning(key, found.bad));
       if (found.entry) return found.entry;
+      // Evicted now, the next round's lookup finds nothing: why this task computes it is said here.
+      if (found.bad || found.foreign) state.unused = { ...found, waited: true };
     }
   }
   return undefined;
