@@ -229,6 +229,23 @@ describe("entries checked against the server", () => {
     expect(statuses(after.result)).toEqual({ "mlflow-ttl": "succeeded" });
   });
 
+  it("an entry past its ttl in the experiment's index is said to have expired, on another machine too (before: a plain miss)", async () => {
+    const t = task("index-ttl").cache({ ttl: 300 }).run(() => ({ ok: true }));
+    const f = flow(`index-ttl-${Date.now()}`).build(() => ({ ok: t().ok }));
+    const first = await runCollect(f, { root: await tmp("cairn-machine-a-"), env: env() });
+    await sleep(500);
+    // Machine B's store is empty: only the index holds the entry, past its ttl.
+    const rootB = await tmp("cairn-machine-b-");
+    const { tasks, params } = await openFlowCache(f.definition, { root: rootB, env: env() });
+    const plan = await planFlow(f.definition, { params, cache: tasks }).finally(() => tasks.store.close());
+    const sourceRun = first.result.tasks["index-ttl"]!.runId!;
+    expect(plan[0]!.reason).toMatch(new RegExp(`^its entry from run ${sourceRun} expired \\d+ ms ago \\(ttl 300 ms, at \\S+Z\\)$`));
+    const after = await runCollect(f, { root: rootB, env: env() });
+    expect(statuses(after.result)).toEqual({ "index-ttl": "succeeded" });
+    const run = await after.run.tracker.getRun(after.result.tasks["index-ttl"]!.runId!);
+    expect(JSON.parse(run!.tags["cairn.miss_reason"]!)).toEqual({ kind: "expired", at: expect.any(Number), seenAt: expect.any(Number), runId: sourceRun, createdAt: expect.any(Number) });
+  });
+
   it("an entry whose source run was deleted in mlflow is recomputed, with a warning", async () => {
     let calls = 0;
     const t = task("deleted-source").run(() => (calls++, { ok: true }));

@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { explainTask, openFlowCache, planFlow, type PlannedTask } from "@cairn/core";
-import { flow, map, task } from "@cairn/dsl";
+import { flow, LocalStore, map, task } from "@cairn/dsl";
 import { z } from "zod";
 import { entryFiles, filesIn, runCollect, sleep, statuses, tmp } from "./helpers.ts";
 
@@ -121,7 +121,7 @@ describe("a task whose inputs its schema refuses", () => {
 });
 
 describe("plan and explain only read", () => {
-  it("an expired entry is said to have expired, and stays in the store (keyv's get and iterator deleted it)", async () => {
+  it("an expired entry is said to have expired (which run made it, how long ago, its ttl), and stays in the store (keyv's get and iterator deleted it)", async () => {
     const root = await tmp();
     const short = task("short").cache({ ttl: 200 }).run(() => ({ ok: true }));
     const gone = task("gone").cache({ ttl: 200 }).run(() => ({ n: 1 }));
@@ -134,15 +134,21 @@ describe("plan and explain only read", () => {
     const sourceRun = first.result.tasks.short!.runId;
     expect(plan.find((p) => p.task === "short")).toMatchObject({
       action: "run",
-      reason: expect.stringMatching(new RegExp(`^its entry, stored by run ${sourceRun} at \\S+, expired at \\S+ \\(the task's ttl\\)$`)),
+      reason: expect.stringMatching(new RegExp(`^its entry from run ${sourceRun} expired \\d+ ms ago \\(ttl 2\\d\\d ms, at \\S+Z\\)$`)),
+      expired: { at: expect.any(Number), sourceRunId: sourceRun, createdAt: expect.any(Number) },
     });
     const { tasks } = await openFlowCache(f.definition, { root, env: {} });
     const why = await explainTask(f.definition, "short", { params: {}, cache: tasks }).finally(() => tasks.store.close());
-    expect(why.planned.reason).toMatch(/expired at/);
+    expect(why.planned.reason).toMatch(/expired \d+ ms ago/);
+    // Nothing is compared: the entry of these very ingredients is there, past its ttl.
+    expect(why.nearest).toBeUndefined();
     // Before, the plan deleted both entry files.
     expect(await snapshot(root)).toEqual(before);
     const again = await runCollect(f, { root });
     expect(statuses(again.result)).toEqual({ short: "succeeded", gone: "succeeded" });
+    // The run's lookup deletes it, and records why the task missed: it expired (before, "new": no earlier entry).
+    const recorded = await new LocalStore({ root }).getRun(again.result.tasks.short!.runId!);
+    expect(JSON.parse(recorded!.tags["cairn.miss_reason"]!)).toEqual({ kind: "expired", at: expect.any(Number), seenAt: expect.any(Number), runId: sourceRun, createdAt: expect.any(Number) });
   });
 });
 

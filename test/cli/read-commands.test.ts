@@ -164,3 +164,24 @@ describe("cairn plan and explain take the run's --secrets and --experiment", () 
     expect((await cairn(["run", "../flow.ts"], { cwd: sub })).stderr).toBe("");
   });
 });
+
+describe("cairn explain names the true cause of a miss", () => {
+  it("an entry past its ttl: which run made it, how long ago it expired, its ttl; no 'earlier entry' hunt, and nothing on disk changes", async () => {
+    const cwd = await tmp();
+    await writeFile(join(cwd, "flow.ts"), `import { flow, task } from "cairn-dag";\nconst t = task("brief").cache({ ttl: "1s" }).run(() => ({ v: 1 }));\nexport default flow("brief").build(() => ({ v: t().v }));\n`);
+    const run = await cairn(["run", "flow.ts", "--json"], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    const runId = (run.stdout.split("\n").map((l) => (l ? JSON.parse(l) : {})) as Array<{ status?: string; taskRunId?: string }>).find((e) => e.status === "succeeded" && e.taskRunId)!.taskRunId;
+    await new Promise((r) => setTimeout(r, 1500));
+    const entries = join(cwd, ".cairn", "cache", "entries");
+    const before = await readdir(entries);
+    const explain = await cairn(["explain", "flow.ts", "brief"], { cwd });
+    expect(explain.code, explain.stderr).toBe(0);
+    expect(explain.stdout.split("\n")).toEqual([
+      expect.stringMatching(new RegExp(`^brief would run: its entry from run ${runId} expired [\\d.]+ (?:ms|s) ago \\(ttl 1 s, at \\S+Z\\)\\.$`)),
+      "Nothing else changed: its inputs and code are that entry's. A run deletes it and computes them again (`.cache({ ttl })` sets how long entries last).",
+      "",
+    ]);
+    expect(await readdir(entries)).toEqual(before);
+  });
+});

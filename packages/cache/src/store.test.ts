@@ -22,6 +22,28 @@ describeCacheStore("embedded", async () => {
   };
 });
 
+describe("the embedded store's lookup of an entry past its ttl", () => {
+  it("says it expired (which run made it, when): a lookup deletes it, a read that only looks (keep) leaves it", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-cache-"));
+    const store = await CacheStore.fromUrl(undefined, { root });
+    try {
+      const entry = makeEntry();
+      await store.set(entry, { ttlMs: 50 });
+      await sleep(100);
+      const kept = await store.lookup(entry.key, { keep: true });
+      expect(kept).toEqual({ expired: { at: expect.any(Number), entry: expect.objectContaining({ key: entry.key, sourceRunId: entry.sourceRunId }) } });
+      // Before, keyv's get deleted it and the lookup said nothing: a plain miss.
+      const looked = await store.lookup(entry.key);
+      expect(looked.expired?.entry?.sourceRunId).toBe(entry.sourceRunId);
+      expect(looked.expired!.at).toBe(kept.expired!.at);
+      expect(await store.lookup(entry.key, { keep: true })).toEqual({});
+    } finally {
+      await store.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describeCacheStore("redis", async () => {
   const server = await startRedisServer();
   const { default: KeyvRedis } = await import("@keyv/redis");

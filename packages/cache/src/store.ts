@@ -35,7 +35,7 @@ export interface CacheStoreOptions {
   retryMs?: number;
 }
 
-/** An entry found past its `ttl` by a read that only looks (see {@link CacheStore.lookup}); it stays in the store. */
+/** An entry found past its `ttl` by a lookup (see {@link CacheStore.lookup}): a read that only looks leaves it in the store, another deletes it. */
 export interface ExpiredEntry {
   /** When it expired, epoch ms. */
   at: number;
@@ -177,18 +177,20 @@ export class CacheStore {
 
   /**
    * Like {@link get}, but says why a stored value was evicted instead of returned
-   * (it did not parse, or is not a cache entry of this key), so callers can warn.
-   * `keep`: such a value is reported the same way but left in the store, for callers
-   * that only read (`cairn plan`, `cairn explain`); so is an expired one (`expired`), which a
-   * read without `keep` deletes, as keyv does (the embedded store; redis and postgres judge
-   * expiry themselves, and an expired entry there is absent).
+   * (it did not parse, or is not a cache entry of this key), so callers can warn, and
+   * reports an entry past its ttl (`expired`: which run made it, when it expired), which
+   * is deleted, as keyv does (the embedded store; redis and postgres judge expiry
+   * themselves, and an expired entry there is absent), so that a miss can say why.
+   * `keep`: nothing is deleted, for callers that only read (`cairn plan`, `cairn explain`).
    */
   async lookup(key: string, options: { keep?: boolean } = {}): Promise<{ entry?: CacheEntry; evicted?: string; expired?: ExpiredEntry }> {
     checkKey(key);
     let value: unknown;
-    if (options.keep === true) {
+    if (options.keep === true || this.backend.readStored) {
       const stored = await this.readStored(key);
       if (stored?.expires !== undefined && stored.expires <= Date.now()) {
+        // keyv's get deletes it without a word: read as it is, then deleted here.
+        if (options.keep !== true) await this.delete(key);
         const entry = parseCacheEntry(stored.value, key);
         return { expired: { at: stored.expires, ...(entry ? { entry } : {}) } };
       }

@@ -47,7 +47,7 @@ export {
   RAN_BECAUSE_TAG,
   ATTEMPT_STARTS_TAG,
 } from "./pipeline/task-run.ts";
-export { MISS_REASON_TAG, parseMissReason, type MissReason } from "./caching/miss-reason.ts";
+export { MISS_REASON_TAG, expiredWords, parseMissReason, type MissReason } from "./caching/miss-reason.ts";
 export { planFlow, explainTask, type PlannedTask, type PlanOptions, type Explanation } from "./caching/plan.ts";
 export type { RunEvent, TaskEvent, FlowEvent, LogEvent, TaskStatus, FlowStatus, ErrorInfo } from "./run/events.ts";
 export type { TaskContext, RunLog, ArtifactWriter, TaskLogger } from "./run/task-context.ts";

@@ -25,6 +25,7 @@ import {
   ERROR_NAME_TAG,
   ERROR_SOURCE_TAG,
   ERROR_TAG,
+  expiredWords,
   type GraphJsonNode,
   MANIFEST_PATH,
   MISS_REASON_TAG,
@@ -345,6 +346,8 @@ function missWords(reason: MissReason, task: { task: string }): string[] {
       const which = reason.waited ? "the cache entry for these inputs and code that another process computed while this run waited for it" : "its cache entry for these inputs and code";
       return [`${which} was there but unusable: ${reason.reason}${reason.evicted ? "; it was evicted" : "; it was left in the store"}`];
     }
+    case "expired":
+      return [`its cache entry for these inputs and code ${expiredWords(reason, "before this run looked it up")}`];
     case "foreign":
       return [`the cache entry for these inputs and code was recorded in another tracker (${reason.tracker.kind} ${reason.tracker.uri}), whose runs this run could not check`];
     case "new":

@@ -117,6 +117,25 @@ describe("the report's data, read from the record", () => {
     }
   });
 
+  it("says of an entry past its ttl that it expired: its run, how long before the lookup, its ttl", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-expired-"));
+    const short = defineTask("short").cache({ ttl: 200 }).run(() => ({ v: 1 }));
+    const f = flow("report-expired").build(() => ({ v: short({}).v }));
+    const tracker = new LocalStore({ root: dir });
+    try {
+      const one = await (await f.run({ root: dir, env: {} })).wait();
+      await new Promise((r) => setTimeout(r, 400));
+      const two = await (await f.run({ root: dir, env: {} })).wait();
+      expect(two.tasks.short!.status).toBe("succeeded");
+      // Before: "no earlier cache entry ... or its entries had expired or been removed".
+      expect((await readReportData(tracker, two.runId, {})).tasks.find((t) => t.id === "short")!.why).toEqual([
+        expect.stringMatching(new RegExp(`^its cache entry for these inputs and code from run ${one.tasks.short!.runId} expired \\d+ ms before this run looked it up \\(ttl 2\\d\\d ms, at \\S+Z\\)$`)),
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("says of an entry another process computed while the run waited on its lease, and that was unusable, that it was that entry", async () => {
     const dir = await mkdtemp(join(tmpdir(), "cairn-report-waited-"));
     const once = defineTask("once").run(() => ({ v: 1 }));

@@ -6,20 +6,25 @@
  * words them.
  */
 
+import type { ExpiredEntry } from "@cairn/cache";
+
 /** Of a task run that missed the cache: JSON of its {@link MissReason}. */
 export const MISS_REASON_TAG = "cairn.miss_reason";
 
 /**
  * `unusable`: an entry of its key was there, but could not be used (`evicted`: it was removed;
  * else it stays, as one that could not be checked; `waited`: another process wrote it while
- * this task waited for that process to compute the key). `foreign`: the entry of its key was recorded
- * in another tracker. `changed`: none was there; `nearest` is the task's entry, made before the
+ * this task waited for that process to compute the key). `expired`: the entry of its key was
+ * past the task's `ttl` (`at`: when it expired; `seenAt`: when the lookup met it; `runId` and
+ * `createdAt`: the run that made it, and when, unless the entry did not parse). `foreign`: the
+ * entry of its key was recorded in another tracker. `changed`: none was there; `nearest` is the task's entry, made before the
  * flow run started, whose ingredients differ least, with what changed since. `new`: none was
  * there, and the store (`store`: where) held no earlier entry of the task. `unlisted`: none was
  * there, and the store could not be listed to say more (`error`).
  */
 export type MissReason =
   | { readonly kind: "unusable"; readonly reason: string; readonly evicted: boolean; readonly waited?: true }
+  | { readonly kind: "expired"; readonly at: number; readonly seenAt: number; readonly runId?: string; readonly createdAt?: number }
   | { readonly kind: "foreign"; readonly tracker: { readonly kind: string; readonly uri: string } }
   | { readonly kind: "changed"; readonly nearest: { readonly runId: string; readonly createdAt: number; readonly changes: readonly string[]; readonly more?: number } }
   | { readonly kind: "new"; readonly store: string }
@@ -52,6 +57,15 @@ export function parseMissReason(text: string | undefined): MissReason | undefine
   switch (r.kind) {
     case "unusable":
       return typeof r.reason === "string" ? { kind: "unusable", reason: r.reason, evicted: r.evicted === true, ...(r.waited === true ? { waited: true as const } : {}) } : undefined;
+    case "expired":
+      if (typeof r.at !== "number" || typeof r.seenAt !== "number") return undefined;
+      return {
+        kind: "expired",
+        at: r.at,
+        seenAt: r.seenAt,
+        ...(typeof r.runId === "string" ? { runId: r.runId } : {}),
+        ...(typeof r.createdAt === "number" ? { createdAt: r.createdAt } : {}),
+      };
     case "foreign": {
       const t = r.tracker as Record<string, unknown> | null;
       return typeof t?.kind === "string" && typeof t.uri === "string" ? { kind: "foreign", tracker: { kind: t.kind, uri: t.uri } } : undefined;
@@ -68,4 +82,39 @@ export function parseMissReason(text: string | undefined): MissReason | undefine
     default:
       return undefined;
   }
+}
+
+/** The reason of a miss whose entry was past its ttl, met at `seenAt`. */
+export function expiredMiss(expired: ExpiredEntry, seenAt: number): Extract<MissReason, { kind: "expired" }> {
+  const made = expired.entry ? { runId: expired.entry.sourceRunId, createdAt: expired.entry.createdAt } : {};
+  return { kind: "expired", at: expired.at, seenAt, ...made };
+}
+
+/**
+ * What became of an entry past its ttl, after the words that name it (`its entry`): `from run
+ * <id> expired 2 h ago (ttl 1 d, at <time>)`. `before`: what "ago" counts from (`ago`: now;
+ * `before this run looked it up`).
+ */
+export function expiredWords(expired: Omit<Extract<MissReason, { kind: "expired" }>, "kind">, before = "ago"): string {
+  const from = expired.runId !== undefined ? `from run ${expired.runId} ` : "";
+  // The store counts the ttl from its write, a moment after the entry's createdAt: a rough span says it.
+  const ttl = expired.createdAt !== undefined && expired.at > expired.createdAt ? `ttl ${roughDuration(expired.at - expired.createdAt)}, ` : "";
+  return `${from}expired ${roughDuration(Math.max(0, expired.seenAt - expired.at))} ${before} (${ttl}at ${new Date(expired.at).toISOString()})`;
+}
+
+/** A span in the largest unit it fills, to a tenth below ten: `200 ms`, `1.5 s`, `40 min`, `2 h`, `1 d`. */
+export function roughDuration(ms: number): string {
+  for (const [size, unit] of SPAN_UNITS) if (ms >= size) return `${rounded(ms / size)} ${unit}`;
+  return `${rounded(ms)} ms`;
+}
+
+const SPAN_UNITS: ReadonlyArray<readonly [number, string]> = [
+  [86_400_000, "d"],
+  [3_600_000, "h"],
+  [60_000, "min"],
+  [1000, "s"],
+];
+
+function rounded(n: number): string {
+  return n < 10 ? String(Math.round(n * 10) / 10) : String(Math.round(n));
 }

@@ -10,6 +10,7 @@ import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 import { forcedItems, forcedNodes, forcedOf, itemPastList } from "./rerun.ts";
 import { type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "./task-cache.ts";
+import { expiredMiss, expiredWords } from "./miss-reason.ts";
 
 /** What a task would do if the flow ran now. */
 export interface PlannedTask {
@@ -30,6 +31,11 @@ export interface PlannedTask {
   key?: TaskKey;
   /** An entry for the key exists, but its source run is recorded in another tracker (see {@link ForeignEntry}). */
   foreign?: ForeignEntry;
+  /**
+   * An entry for the key exists, but it is past the task's `ttl` (a run deletes it; plan and
+   * explain leave it): when it expired, and the run that stored it when (unless it does not parse).
+   */
+  expired?: { at: number; sourceRunId?: string; createdAt?: number };
   /** For an item of a map or sweep: the map's node id and the item's position. */
   parent?: string;
   item?: number;
@@ -105,7 +111,10 @@ async function planNodes(
       return { task: id, action: "hit", cachedFrom: entry.sourceRunId, key, ...place };
     }
     if (foreign) return { task: id, action: "run", reason: foreignReason(foreign), key, foreign, ...place };
-    if (expired) return { task: id, action: "run", reason: expiredReason(expired), key, ...place };
+    if (expired) {
+      const made = expired.entry ? { sourceRunId: expired.entry.sourceRunId, createdAt: expired.entry.createdAt } : {};
+      return { task: id, action: "run", reason: expiredReason(expired), key, expired: { at: expired.at, ...made }, ...place };
+    }
     if (bad) return { task: id, action: "run", reason: bad.kept ? `its entry was not used: ${bad.reason}` : `its entry was unusable: ${bad.reason}`, key, ...place };
     if (options.cache.missingExperiment !== undefined) {
       return { task: id, action: "run", reason: `no cache entry for these inputs and code (experiment "${options.cache.missingExperiment}" does not exist yet)`, key, ...place };
@@ -310,10 +319,9 @@ function short(text: string): string {
   return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }
 
-/** Why an entry past its ttl is not used: when it expired, and which run stored it when. */
+/** Why an entry past its ttl is not used: which run stored it, when it expired, its ttl. */
 function expiredReason(expired: ExpiredEntry): string {
-  const by = expired.entry ? `, stored by run ${expired.entry.sourceRunId} at ${new Date(expired.entry.createdAt).toISOString()},` : "";
-  return `its entry${by} expired at ${new Date(expired.at).toISOString()} (the task's ttl)`;
+  return `its entry ${expiredWords(expiredMiss(expired, Date.now()))}`;
 }
 
 /** True when every node output `value` refers to is known (params always are). */
@@ -408,6 +416,7 @@ export async function explainTask(definition: FlowDefinition, task: string, opti
   }
   const node = nodes.get(planned.task)!;
   const explanation: Explanation = { task: planned.task, planned };
-  if (planned.action === "hit" || !planned.key) return explanation;
+  // An entry of these very ingredients exists, past its ttl: nothing changed since, nothing to compare.
+  if (planned.action === "hit" || !planned.key || planned.expired) return explanation;
   return { ...explanation, ...(await nearest(node, planned.key)) };
 }

@@ -32,7 +32,7 @@ import { safePathSegment, safeRelativePath } from "../definition/artifact-path.t
 import { ArtifactMismatchError, CodeFileError, OptionError, UnsafePathError } from "../errors.ts";
 import { makeFolder } from "../make-folder.ts";
 import { RunScope } from "../run/run-scope.ts";
-import { missReasonTag, type MissReason } from "./miss-reason.ts";
+import { expiredMiss, missReasonTag, type MissReason } from "./miss-reason.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { isUntrackedRecord } from "../tracking/null-tracker.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
@@ -84,6 +84,8 @@ export interface BadEntry {
 export interface UnusedEntry {
   readonly bad?: BadEntry;
   readonly foreign?: ForeignEntry;
+  /** Its entry was past the task's `ttl`. */
+  readonly expired?: ExpiredEntry;
   readonly waited?: true;
 }
 
@@ -319,6 +321,7 @@ export class TaskCache {
     let reason: MissReason;
     if (unused?.bad) reason = { kind: "unusable", reason: unused.bad.reason, evicted: unused.bad.kept !== true, ...(unused.waited ? { waited: true as const } : {}) };
     else if (unused?.foreign) reason = { kind: "foreign", tracker: { kind: unused.foreign.tracker.kind, uri: unused.foreign.tracker.uri } };
+    else if (unused?.expired) reason = expiredMiss(unused.expired, Date.now());
     else {
       try {
         this.earlierBy ??= Date.now() + MISS_REASON_LIST_MS;
@@ -538,9 +541,10 @@ export class TaskCache {
    * store alone, as after taking the key's lease (whoever held it wrote to this same store).
    * `fresh`: the tracker's index is read for this key even when its last listing (up to
    * {@link FRESH_ANSWER_MS} old) did not have it, as when another process is known to have just stored it.
-   * `readOnly`: nothing changes (for `cairn plan` and `cairn explain`, which only read): a bad
-   * or expired entry is reported (`bad`, `expired`) but stays, an entry found in the tracker is not copied into the store, and a
-   * download that no longer matches stays on disk. An entry one mode cannot use may be another's
+   * An entry past the task's ttl (in the store, or the tracker's) is reported (`expired`), and
+   * deleted from the store. `readOnly`: nothing changes (for `cairn plan` and `cairn explain`,
+   * which only read): a bad or expired entry is reported (`bad`, `expired`) but stays, an entry
+   * found in the tracker is not copied into the store, and a download that no longer matches stays on disk. An entry one mode cannot use may be another's
    * (a `--no-tracking` run's entry, judged by a run that records).
    */
   async lookup(key: string, options: { storeOnly?: boolean; fresh?: boolean; readOnly?: boolean } = {}): Promise<{ entry?: CacheEntry; bad?: BadEntry; foreign?: ForeignEntry; expired?: ExpiredEntry }> {
@@ -548,13 +552,16 @@ export class TaskCache {
     const stored = await this.guard(() => this.store.lookup(key, { keep: readOnly }), {});
     if (stored.evicted) return { bad: { key, reason: stored.evicted } };
     let entry = stored.entry;
+    let expired = stored.expired;
     let fromTracker = false;
     if (!entry && !options.storeOnly && this.tracker.capabilities.sharedRuns && this.missingExperiment === undefined) {
-      entry = await this.fromTracker(key, options.fresh === true, readOnly);
+      const found = await this.fromTracker(key, options.fresh === true, readOnly);
+      entry = found?.entry;
+      expired ??= found?.expired;
       fromTracker = entry !== undefined;
     }
-    // Only a read that only looks sees an expired entry (one that runs deletes it): said, not taken.
-    if (!entry) return stored.expired ? { expired: stored.expired } : {};
+    // An entry past its ttl: said, not taken.
+    if (!entry) return expired ? { expired } : {};
     entry = await this.placed(entry);
     const secret = this.secrets?.find(entry.outputs.values);
     let problem: string | undefined;
@@ -922,7 +929,7 @@ export class TaskCache {
    * number of runs). Without an index (a tracker that has none, an experiment whose
    * artifacts are not proxied), one search by tag, whose manifest comes from the run.
    */
-  private async fromTracker(key: string, fresh: boolean, readOnly: boolean): Promise<CacheEntry | undefined> {
+  private async fromTracker(key: string, fresh: boolean, readOnly: boolean): Promise<TrackerEntry | undefined> {
     if (this.tracker.readIndexEntry) {
       const listed = fresh ? undefined : await this.listedIndex();
       if (listed && !listed.has(indexName(key))) return undefined;
@@ -944,11 +951,11 @@ export class TaskCache {
       const entry = parseCacheEntry(rest, key);
       if (!entry) return undefined;
       if (expiresAt !== undefined) {
-        if (expiresAt <= Date.now()) return undefined; // past the task's ttl
+        if (expiresAt <= Date.now()) return { expired: { at: expiresAt, entry } }; // past the task's ttl
         this.trackerExpiry.set(key, expiresAt);
       }
       // Recorded through this same server, whatever address the recording machine used for it.
-      return { ...entry, tracker: { kind: this.tracker.kind, uri: this.tracker.uri } };
+      return { entry: { ...entry, tracker: { kind: this.tracker.kind, uri: this.tracker.uri } } };
     }
     return this.fromTag(key, readOnly);
   }
@@ -1020,7 +1027,7 @@ export class TaskCache {
    * One search by tag in the flow's experiment; the manifest comes from the run's artifacts,
    * into `<workDir>/downloads`, or (`readOnly`: plan, explain) a temporary folder removed after.
    */
-  private async fromTag(key: string, readOnly = false): Promise<CacheEntry | undefined> {
+  private async fromTag(key: string, readOnly = false): Promise<TrackerEntry | undefined> {
     const [run] = await this.tracker.searchRuns({
       experimentIds: [this.experimentId],
       tags: { [CACHE_KEY_TAG]: key },
@@ -1035,11 +1042,7 @@ export class TaskCache {
       const file = await this.tracker.downloadArtifact(run.runId, MANIFEST_PATH, dir);
       const manifest = JSON.parse(await readFile(file, "utf8")) as StoredManifest;
       if (manifest.cacheKey !== key || !manifest.ingredients) return undefined;
-      if (manifest.expiresAt !== undefined) {
-        if (manifest.expiresAt <= Date.now()) return undefined; // past the task's ttl
-        this.trackerExpiry.set(key, manifest.expiresAt);
-      }
-      return {
+      const entry: CacheEntry = {
         key,
         taskName: manifest.taskName ?? run.tags["cairn.task"] ?? run.name,
         ingredients: manifest.ingredients,
@@ -1049,6 +1052,11 @@ export class TaskCache {
         createdAt: run.endTime ?? run.startTime,
         sizeBytes: manifest.artifacts.reduce((n, a) => n + a.size, 0),
       };
+      if (manifest.expiresAt !== undefined) {
+        if (manifest.expiresAt <= Date.now()) return { expired: { at: manifest.expiresAt, entry } }; // past the task's ttl
+        this.trackerExpiry.set(key, manifest.expiresAt);
+      }
+      return { entry };
     } catch {
       return undefined; // a run without a readable manifest is no cache entry
     } finally {
@@ -1056,6 +1064,9 @@ export class TaskCache {
     }
   }
 }
+
+/** What the tracker holds for a key: its entry, or one past the task's ttl. */
+type TrackerEntry = { entry: CacheEntry; expired?: undefined } | { entry?: undefined; expired: ExpiredEntry };
 
 /** A source run the tracker's answer to {@link TaskCache.checkSourceRuns} did not cover. */
 const UNSETTLED = Symbol("unsettled");

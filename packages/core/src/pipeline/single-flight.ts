@@ -48,7 +48,7 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
       const found = await cache.lookup(key);
       if (found.bad) scope.warn(id, badEntryWarning(key, found.bad));
       if (found.entry) return found.entry;
-      if (found.bad || found.foreign) state.unused = found;
+      if (found.bad || found.foreign || found.expired) state.unused = found;
     }
     const running = cache.inflight.get(key);
     if (running) {
