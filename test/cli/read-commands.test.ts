@@ -184,4 +184,32 @@ describe("cairn explain names the true cause of a miss", () => {
     ]);
     expect(await readdir(entries)).toEqual(before);
   });
+
+  it("a task whose inputs fail its schema, or whose caching is off, is not said to wait on upstream tasks; one below a task that runs is", async () => {
+    const cwd = await tmp();
+    await writeFile(
+      join(cwd, "flow.ts"),
+      [
+        `import { flow, task } from "cairn-dag";`,
+        `import { z } from "zod";`,
+        `const positive = task("positive").input(z.object({ n: z.number().positive() })).run(({ n }) => ({ m: n }));`,
+        `const loose = task("loose").cache(false).run(() => ({ v: 1 }));`,
+        `const up = task("up").run(() => ({ k: 1 }));`,
+        `const down = task("down").input<{ k: number }>().run(({ k }) => ({ j: k }));`,
+        `export default flow("refused").build(() => ({ m: positive({ n: -1 }).m, v: loose().v, j: down({ k: up().k }).j }));`,
+      ].join("\n"),
+    );
+    const explain = async (task: string) => {
+      const r = await cairn(["explain", "flow.ts", task], { cwd });
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout.trim().split("\n");
+    };
+    // Before, each also said "Its inputs are known only once the upstream tasks have run": they have none.
+    expect(await explain("positive")).toEqual([expect.stringMatching(/^positive would run: fails before it starts: its inputs do not match its input schema \(.*\)\.$/)]);
+    expect(await explain("loose")).toEqual(["loose would run: caching is off for this task."]);
+    expect(await explain("down")).toEqual([
+      'down would run: upstream task "up" runs first (it may still hit if that task\'s outputs come out unchanged).',
+      "Its inputs are known only once the upstream tasks have run, so its key cannot be computed yet.",
+    ]);
+  });
 });

@@ -820,7 +820,8 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
     if (p.items !== undefined) {
       // A map or sweep has no key: each item has its own, which `cairn explain FILE map[k]` explains.
     } else if (!p.key) {
-      lines.push("Its inputs are known only once the upstream tasks have run, so its key cannot be computed yet.");
+      // Else the reason says it all: caching off, inputs its schema refuses, a key that cannot be made.
+      if (p.upstream !== undefined) lines.push("Its inputs are known only once the upstream tasks have run, so its key cannot be computed yet.");
     } else if (p.expired) {
       lines.push("Nothing else changed: its inputs and code are that entry's. A run deletes it and computes them again (`.cache({ ttl })` sets how long entries last).");
     } else if (explanation.newItem) {

@@ -29,6 +29,8 @@ export interface PlannedTask {
   reason?: string;
   /** Its cache key, when its inputs are known before running. */
   key?: TaskKey;
+  /** The upstream task that runs first, when that is why its key is not known yet (its inputs come from it). */
+  upstream?: string;
   /** An entry for the key exists, but its source run is recorded in another tracker (see {@link ForeignEntry}). */
   foreign?: ForeignEntry;
   /**
@@ -89,8 +91,8 @@ async function planNodes(
     const place = node.item ? { parent: node.item.parent, item: node.item.index } : {};
     if (node.task.cache === false) return { task: id, action: "run", reason: "caching is off for this task", ...place };
     // A forced task runs whatever its upstream tasks hand it: it cannot hit, even on unchanged outputs.
-    if (upstreamRuns && (options.refresh || forcedHere)) return { task: id, action: "run", reason: forcedReason(node), ...place };
-    if (upstreamRuns) return { task: id, action: "run", reason: `upstream task "${upstreamRuns}" runs first (it may still hit if that task's outputs come out unchanged)`, ...place };
+    if (upstreamRuns && (options.refresh || forcedHere)) return { task: id, action: "run", reason: forcedReason(node), upstream: upstreamRuns, ...place };
+    if (upstreamRuns) return { task: id, action: "run", reason: `upstream task "${upstreamRuns}" runs first (it may still hit if that task's outputs come out unchanged)`, upstream: upstreamRuns, ...place };
     const key = await options.cache.keyFor(node, await taskInputs(node, options.params, (dep) => outputs.get(dep)));
     const computedBy = running.get(key.key);
     if (computedBy !== undefined) {
