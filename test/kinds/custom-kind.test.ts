@@ -172,7 +172,7 @@ describe("a kind written in the project", () => {
 
     // The run function's body, in a kind built through a helper of its own module.
     await edit("kinds/upper.ts", "word.toUpperCase()", "word.toLowerCase()");
-    expect((await cairn("explain", "flows/helpers.flow.ts", "u")).stdout).toContain("helper `run` of kind upper changed");
+    expect((await cairn("explain", "flows/helpers.flow.ts", "u")).stdout).toContain("the run function of kind `upper` changed");
     expect(await runIt()).toEqual({ statuses: { u: "succeeded", t: "cached" }, outputs: `{"w":"hi","y":10}` });
 
     // A constant of the kind's module, the kind being built by a helper in another module.
@@ -182,6 +182,41 @@ describe("a kind written in the project", () => {
 
     // Nothing changed: the keys are stable from one process to the next.
     expect(await runIt()).toEqual({ statuses: { u: "cached", t: "cached" }, outputs: `{"w":"hi","y":15}` });
+  });
+
+  it("explain calls the declaration of a task made by kindTask() where it is declared that (not a helper), its run function's edit one change, and its `code` its own", async () => {
+    await writeFile(
+      join(dir, "flows", "direct.flow.ts"),
+      [
+        `import { flow } from "cairn-dag";`,
+        `import { kindTask, NO_RETRY, type KindTask } from "cairn-dag/kind";`,
+        `const direct: KindTask<Record<string, never>, { n: number }> = kindTask({ definition: { name: "direct", kind: "direct", code: "v1", retry: NO_RETRY, cache: {}, env: [], run: () => ({ n: 1 }) } });`,
+        `export default flow("direct").build(() => {`,
+        `  const inner: KindTask<Record<string, never>, { m: number }> = kindTask({ definition: { name: "inner", kind: "inner", code: "v1", retry: NO_RETRY, cache: {}, env: [], run: () => ({ m: 1 }) } });`,
+        `  return { n: direct().n, m: inner().m, k: 0 };`,
+        `});`,
+      ].join("\n"),
+    );
+    const since = async (node: string) => {
+      const out = (await cairn("explain", "flows/direct.flow.ts", node)).stdout;
+      return out.slice(out.indexOf("Since then:") + "Since then:".length).trim().split("\n").map((l) => l.trim());
+    };
+    const run = async () => expect((await cairn("run", "flows/direct.flow.ts")).code).toBe(0);
+    await run();
+    // Before: "helper `direct` of direct.flow.ts changed" and "helper `run` of kind direct changed".
+    await edit("flows/direct.flow.ts", "({ n: 1 })", "({ n: 2 })");
+    expect(await since("direct")).toEqual(["- the function of task `direct` changed (in its declaration in direct.flow.ts)"]);
+    await run();
+    await edit("flows/direct.flow.ts", `retry: NO_RETRY, cache: {}, env: [], run: () => ({ n: 2 })`, `retry: { ...NO_RETRY }, cache: {}, env: [], run: () => ({ n: 2 })`);
+    expect(await since("direct")).toEqual(["- the declaration of task `direct` in direct.flow.ts changed (its settings or builder chain, not its function)"]);
+    await run();
+    // Before: "code changed" and "helper `direct` of direct.flow.ts changed".
+    await edit("flows/direct.flow.ts", `kind: "direct", code: "v1"`, `kind: "direct", code: "v2"`);
+    expect(await since("direct")).toEqual(["- the `code` of task `direct` (kind `direct`) changed: what its definition's `code` holds (its options, config or version)"]);
+    await run();
+    // Declared in the build function. Before: "helper `default` of direct.flow.ts changed".
+    await edit("flows/direct.flow.ts", "k: 0", "k: 1");
+    expect(await since("inner")).toEqual(["- the flow's build function in direct.flow.ts changed (task `inner` is declared in it)"]);
   });
 
   it("resolveTaskFile() in it resolves against the folder of the flow that declares the task, and says where it looked", async () => {

@@ -92,6 +92,19 @@ export interface RecordedCodeParts {
  */
 export const DECLARATION_ENTRY = Symbol.for("cairn.code.declaration");
 
+/**
+ * The code-file name under which a kind defined in the project records its run function's text
+ * (`kind sql#run`): `explain` calls it the kind's run function, and knows the task is a kind's.
+ */
+export function kindRunEntry(kind: string): string {
+  return `kind ${kind}#run`;
+}
+
+/** The kind whose run function `name` is ({@link kindRunEntry}), or undefined. */
+function kindOfRunEntry(name: string): string | undefined {
+  return name.startsWith("kind ") && name.endsWith("#run") ? name.slice("kind ".length, -"#run".length) : undefined;
+}
+
 /** Inputs whose JSON is larger than this are recorded by hash only. */
 export const RECORDED_VALUE_MAX_BYTES = 1024;
 
@@ -383,22 +396,35 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
   // one change with its function when both changed (the declaration holds the function's text).
   const declaration = b.codeParts?.declaration ?? a.codeParts?.declaration;
   const declarationChanged = declaration !== undefined && filesA[declaration] !== undefined && filesB[declaration] !== undefined && filesA[declaration] !== filesB[declaration];
-  if (a.code !== b.code) diffCode(a, b, changes, declarationChanged ? declaration : undefined);
+  // A task of a kind defined in the project: its run function is recorded on its own, and its own
+  // code is the kind's `code` (options, config), not a function.
+  const kindRun = unionKeys(filesA, filesB).find((name) => kindOfRunEntry(name) !== undefined);
+  const kind = kindRun === undefined ? undefined : kindOfRunEntry(kindRun);
+  const runChanged = kindRun !== undefined && filesA[kindRun] !== undefined && filesB[kindRun] !== undefined && filesA[kindRun] !== filesB[kindRun];
+  if (a.code !== b.code) diffCode(a, b, changes, declarationChanged ? declaration : undefined, kind);
   for (const name of unionKeys(filesA, filesB)) {
     const before = filesA[name];
     const after = filesB[name];
     if (before === after) continue;
     if (name === declaration && declarationChanged) {
-      if (changes.some((c) => c.path === "code" && c.after === b.code)) continue; // said with the function
+      // Its run function is written in it: one change, the task's function (as a function task's).
+      if (kind !== undefined && runChanged) {
+        changes.push({ path: `codeFiles.${name}`, before, after, message: declarationWords(name, b.taskName, true) });
+        continue;
+      }
+      if (changes.some((c) => c.path === "code" && c.after === b.code)) continue; // said with the function, or the kind's `code` written in it
       changes.push({ path: `codeFiles.${name}`, before, after, message: declarationWords(name, b.taskName, false) });
       continue;
     }
-    // Found by the DSL: `flow.ts#readJson` is a helper of the task's module; `http header accept`
-    // and `http headers()` an http task's headers (private digests: a value may be a credential).
+    if (name === kindRun && runChanged && declarationChanged) continue; // said with its declaration
+    // Found by the DSL: `flow.ts#readJson` is a helper of the task's module; `kind sql#run` a
+    // kind's run function; `http header accept` and `http headers()` an http task's headers
+    // (private digests: a value may be a credential).
     const hash = name.lastIndexOf("#");
     const what =
       name.startsWith("http header ") ? `request header \`${name.slice("http header ".length)}\``
       : name === "http headers()" ? "the function that makes the request headers"
+      : name === kindRun ? `the run function of kind \`${kind}\``
       : hash > 0 ? `helper \`${name.slice(hash + 1)}\` of ${name.slice(0, hash)}`
       : `code file \`${name}\``;
     const message = before === undefined ? `${what} was added` : after === undefined ? `${what} was removed` : `${what} changed`;
@@ -430,7 +456,7 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
  * The code fingerprint differs: which of its parts did, when both record them (a changed
  * `.cache({ key })` or a model alias that moved is no change of code); else "code changed".
  */
-function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: IngredientChange[], declaration: string | undefined): void {
+function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: IngredientChange[], declaration: string | undefined, kind: string | undefined): void {
   const pa = a.codeParts;
   const pb = b.codeParts;
   const found = changes.length;
@@ -438,6 +464,7 @@ function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: Ingre
     if (pa.own !== pb.own) {
       const message =
         pb.what !== undefined ? `${pb.what} changed (its content, or its options: args, interpreter, cwd, env)`
+        : kind !== undefined ? `the \`code\` of task \`${b.taskName}\` (kind \`${kind}\`) changed: what its definition's \`code\` holds (its options, config or version)`
         : declaration !== undefined ? declarationWords(declaration, b.taskName, true)
         : "code changed";
       changes.push({ path: "code", before: a.code, after: b.code, message });

@@ -5,7 +5,7 @@
  * "@cairn/dsl/kind".
  */
 import { dirname, relative, resolve, sep } from "node:path";
-import { CacheValueError, sha256 } from "@cairn/cache";
+import { CacheValueError, DECLARATION_ENTRY, kindRunEntry, sha256 } from "@cairn/cache";
 import { OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { functionDependencies } from "../code-deps.ts";
@@ -108,13 +108,18 @@ function withKindCode(definition: TaskDefinition, kindFrames: () => readonly Sou
       const kind: Record<string, string> = {};
       if (places.length) {
         // The run function's text wherever it is written (a helper may hand it on from another module).
-        kind[`kind ${definition.kind}#run`] = sha256(runText);
+        kind[kindRunEntry(definition.kind)] = sha256(runText);
         const base = dirname(places[0]!.file);
         for (const [i, place] of places.entries()) {
           // The outermost frame declares the task (unless kindTask() is called there directly).
           const declaring = i > 0 && i === places.length - 1;
           const found = await functionDependencies(place.file, runText, scope, declaring ? undefined : place);
           for (const [name, digest] of Object.entries(found)) kind[place.file === places[0]!.file ? name : rebased(name, place.file, base)] = digest;
+          // kindTask() called where the task is declared: that statement (or build function) is the
+          // task's own declaration, named so by explain (a symbol: not in the key). Called from a
+          // kind's function, the frame is the kind's code, whatever task it declares.
+          const own = (found as { [DECLARATION_ENTRY]?: string })[DECLARATION_ENTRY];
+          if (places.length === 1 && own !== undefined) Object.assign(kind, { [DECLARATION_ENTRY]: own });
         }
       }
       return own ? { ...kind, ...(await own(scope)) } : kind;
