@@ -46,6 +46,19 @@ describe("model URIs and MLflow's schema errors", () => {
     expect(rephraseMlflowSchemaError("Traceback: KeyError")).toBeUndefined();
   });
 
+  it("a moved alias is said as one, in the versions the key records: not as the fingerprint's differing part", () => {
+    const at = (version: number, run = "a".repeat(32), created = "1700000000000") => `models:/churn/${version};run=${run};source=models:/m-${version};created=${created}`;
+    const alias = mlflowModel("score", "models:/churn@champion").definition;
+    expect(alias.describeResolved?.(at(3), at(4))).toBe("model alias `churn@champion` moved from version 3 to version 4");
+    expect(alias.describeResolved?.(at(3), at(3, "b".repeat(32), "1700000000001"))).toBe(
+      "version 3 of model `churn` (alias `champion`) is another model than before: it was registered again (another run, source or creation time)",
+    );
+    const pinned = mlflowModel("score", "models:/churn/3").definition;
+    expect(pinned.describeResolved?.(at(3), at(3, "b".repeat(32)))).toBe("version 3 of model `churn` is another model than before: it was registered again (another run, source or creation time)");
+    // What it cannot read (a runs:/ or logged model's fingerprint) is left to the generic words.
+    expect(alias.describeResolved?.("runs:/abc/model;model=m-1", "runs:/abc/model;model=m-2")).toBeUndefined();
+  });
+
   it("a registry URI without an MLflow server says how to get one", async () => {
     const score = mlflowModel("score", "models:/tiny/1");
     const result = await (await flow("no-registry").build(() => ({ out: score({ data: ROWS }).$out })).run(await runOptions({ cache: false }))).wait();
@@ -173,5 +186,9 @@ describe.skipIf(!hasVenv)("mlflowModel() against a registry", () => {
     const third = await (await scoring.run(options)).wait();
     expect(third.tasks.score!.status).toBe("succeeded"); // a new version behind the alias is a miss
     expect((third.outputs as { out: unknown }).out).toEqual({ predictions: [1, 0], modelVersion: "2" });
+    // Why, as its lookup saw it: the alias moved, in the versions the key records (before: the
+    // fingerprint's differing part, `what the task's code resolves to ... changed from ".../1;run=...`).
+    const why = JSON.parse((await tracker.client.getRun(third.tasks.score!.runId!))!.tags["cairn.miss_reason"]!) as { kind: string; nearest?: { changes: string[] } };
+    expect(why).toMatchObject({ kind: "changed", nearest: { changes: ["model alias `tiny@champion` moved from version 1 to version 2"] } });
   }, 180_000);
 });

@@ -1,4 +1,4 @@
-import { diffIngredients, type IngredientChange, type RecordedIngredients } from "./key.ts";
+import { type DiffOptions, diffIngredients, type IngredientChange, type RecordedIngredients } from "./key.ts";
 
 /** One artifact a cached task produced. */
 export interface ArtifactRecord {
@@ -87,10 +87,10 @@ export function earlierByTask(entries: Iterable<CacheEntry>, before: number): Ma
  * Of `entries`, the one whose ingredients differ least from `now` (the first of equals: give
  * them newest first), with what changed since it: what `cairn explain` and the run report tell.
  */
-export function nearestEntry(entries: Iterable<CacheEntry>, now: RecordedIngredients): { entry: CacheEntry; changes: IngredientChange[] } | undefined {
+export function nearestEntry(entries: Iterable<CacheEntry>, now: RecordedIngredients, options: DiffOptions = {}): { entry: CacheEntry; changes: IngredientChange[] } | undefined {
   let best: { entry: CacheEntry; changes: IngredientChange[] } | undefined;
   for (const entry of entries) {
-    const changes = diffIngredients(entry.ingredients, now);
+    const changes = diffIngredients(entry.ingredients, now, options);
     if (!best || changes.length < best.changes.length) best = { entry, changes };
   }
   return best;

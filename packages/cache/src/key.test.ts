@@ -305,6 +305,12 @@ describe("diffIngredients", () => {
     ]);
     expect(diffIngredients(parts("v1", undefined, "fn"), parts("v2", undefined, "fn2")).map((c) => c.path)).toEqual(["code", "cacheKey"]);
     expect(diffIngredients(parts(undefined), parts("v1")).map((c) => c.message)).toEqual(['cache key (`.cache({ key })`) was added: "v1"']);
+    // The task's own words for what its code resolved to, from the two recorded values.
+    const moved = (before: string, after: string) => `alias moved from ${before.split("/").at(-1)} to ${after.split("/").at(-1)}`;
+    expect(diffIngredients(parts(undefined, "models:/churn/3"), parts(undefined, "models:/churn/4"), { resolvedChange: moved }).map((c) => c.message)).toEqual(["alias moved from 3 to 4"]);
+    expect(diffIngredients(parts(undefined, "a"), parts(undefined, "b"), { resolvedChange: () => undefined }).map((c) => c.message)).toEqual([
+      'what the task\'s code resolves to (a model alias now naming another version, say) changed from "a" to "b"',
+    ]);
     // An entry made before the parts were recorded: only "code changed" can be said.
     expect(diffIngredients(without, parts("v2")).map((c) => c.message)).toEqual(["code changed"]);
   });

@@ -373,6 +373,15 @@ export interface IngredientChange {
   message: string;
 }
 
+/** Options of {@link diffIngredients}. */
+export interface DiffOptions {
+  /**
+   * Words for a change of what the task's code resolved to (`codeParts.resolved`), from the two
+   * recorded values: the task knows what they mean (a model version); undefined for the generic words.
+   */
+  resolvedChange?: (before: string, after: string) => string | undefined;
+}
+
 /**
  * Explains why two keys differ, ingredient by ingredient.
  *
@@ -380,7 +389,7 @@ export interface IngredientChange {
  * diffIngredients(old.ingredients, now.ingredients)
  * // [{ path: "inputs.rows", before: 500, after: 1000, message: "input `rows` changed from 500 to 1000" }]
  */
-export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients): IngredientChange[] {
+export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients, options: DiffOptions = {}): IngredientChange[] {
   const changes: IngredientChange[] = [];
   const scalar = (field: "schemaVersion" | "taskName" | "taskVersion", label: string) => {
     if (a[field] !== b[field]) {
@@ -401,7 +410,7 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
   const kindRun = unionKeys(filesA, filesB).find((name) => kindOfRunEntry(name) !== undefined);
   const kind = kindRun === undefined ? undefined : kindOfRunEntry(kindRun);
   const runChanged = kindRun !== undefined && filesA[kindRun] !== undefined && filesB[kindRun] !== undefined && filesA[kindRun] !== filesB[kindRun];
-  if (a.code !== b.code) diffCode(a, b, changes, declarationChanged ? declaration : undefined, kind);
+  if (a.code !== b.code) diffCode(a, b, changes, declarationChanged ? declaration : undefined, kind, options);
   for (const name of unionKeys(filesA, filesB)) {
     const before = filesA[name];
     const after = filesB[name];
@@ -456,7 +465,7 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients):
  * The code fingerprint differs: which of its parts did, when both record them (a changed
  * `.cache({ key })` or a model alias that moved is no change of code); else "code changed".
  */
-function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: IngredientChange[], declaration: string | undefined, kind: string | undefined): void {
+function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: IngredientChange[], declaration: string | undefined, kind: string | undefined, options: DiffOptions): void {
   const pa = a.codeParts;
   const pb = b.codeParts;
   const found = changes.length;
@@ -473,7 +482,8 @@ function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: Ingre
       const before = pa[field];
       const after = pb[field];
       if (before === after) return;
-      const message = before === undefined ? `${what} was added: ${show(after)}` : after === undefined ? `${what} was removed (was ${show(before)})` : `${what} changed ${fromTo(before, after)}`;
+      const told = field === "resolved" && before !== undefined && after !== undefined ? options.resolvedChange?.(before, after) : undefined;
+      const message = told ?? (before === undefined ? `${what} was added: ${show(after)}` : after === undefined ? `${what} was removed (was ${show(before)})` : `${what} changed ${fromTo(before, after)}`);
       changes.push({ path: field, before, after, message });
     };
     part("cacheKey", "cache key (`.cache({ key })`)");

@@ -9,7 +9,7 @@ import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 import { forcedItems, forcedNodes, forcedOf, itemPastList } from "./rerun.ts";
-import { type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "./task-cache.ts";
+import { diffOptionsOf, type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "./task-cache.ts";
 import { expiredMiss, expiredWords } from "./miss-reason.ts";
 
 /** What a task would do if the flow ran now. */
@@ -312,7 +312,7 @@ async function nearestOf(node: FlowNode, key: TaskKey, earlierEntries: (taskName
       return { newItem: `a new item of ${node.item?.parent ?? name}${shown}: no entry for it yet`, searched };
     }
   }
-  const best = nearestEntry(candidates, key.ingredients);
+  const best = nearestEntry(candidates, key.ingredients, diffOptionsOf(node.task));
   return { ...(best ? { nearest: { sourceRunId: best.entry.sourceRunId, createdAt: best.entry.createdAt, changes: best.changes } } : {}), searched };
 }
 

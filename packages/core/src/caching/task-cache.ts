@@ -9,6 +9,7 @@ import {
   type CacheEntry,
   type ExpiredEntry,
   type CacheStore,
+  type DiffOptions,
   type LeaseResult,
   type OutputsManifest,
   type RecordedIngredients,
@@ -317,7 +318,7 @@ export class TaskCache {
    * run, at its first miss, before this run's entries could replace the ones it compares with):
    * the value of `MISS_REASON_TAG` its run records. Never rejects.
    */
-  async missReason(key: TaskKey, taskName: string, unused: UnusedEntry | undefined): Promise<string> {
+  async missReason(key: TaskKey, task: Pick<TaskDefinition, "name" | "describeResolved">, unused: UnusedEntry | undefined): Promise<string> {
     let reason: MissReason;
     if (unused?.bad) reason = { kind: "unusable", reason: unused.bad.reason, evicted: unused.bad.kept !== true, ...(unused.waited ? { waited: true as const } : {}) };
     else if (unused?.foreign) reason = { kind: "foreign", tracker: { kind: unused.foreign.tracker.kind, uri: unused.foreign.tracker.uri } };
@@ -328,7 +329,7 @@ export class TaskCache {
         this.earlier ??= this.store.list({ keep: true }).then((entries) => earlierByTask(entries, this.startedAt));
         const earlier = await withinMs(this.earlier, this.earlierBy - Date.now());
         if (earlier === undefined) return missReasonTag({ kind: "unlisted", error: `the cache store at ${this.store.location} took longer than ${MISS_REASON_LIST_MS / 1000} s to list (cairn explain compares with it)` });
-        const best = nearestEntry(earlier.get(taskName) ?? [], this.storedIngredients(key));
+        const best = nearestEntry(earlier.get(task.name) ?? [], this.storedIngredients(key), diffOptionsOf(task));
         reason = best
           ? { kind: "changed", nearest: { runId: best.entry.sourceRunId, createdAt: best.entry.createdAt, changes: best.changes.map((c) => c.message) } }
           : { kind: "new", store: this.store.location };
@@ -1063,6 +1064,22 @@ export class TaskCache {
       if (readOnly) await rm(dir, { recursive: true, force: true });
     }
   }
+}
+
+/** How a task's miss is compared with its earlier entries: in its own words for what its code resolved to. */
+export function diffOptionsOf(task: Pick<TaskDefinition, "describeResolved">): DiffOptions {
+  const words = task.describeResolved;
+  if (!words) return {};
+  // A task's words never fail the comparison: the generic ones stand in.
+  return {
+    resolvedChange: (before, after) => {
+      try {
+        return words(before, after);
+      } catch {
+        return undefined;
+      }
+    },
+  };
 }
 
 /** What the tracker holds for a key: its entry, or one past the task's ttl. */

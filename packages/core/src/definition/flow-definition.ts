@@ -74,6 +74,12 @@ export interface TaskDefinition {
    */
   readonly resolveCode?: (ctx: ResolveCodeContext) => Promise<string>;
   /**
+   * Words for a change between two values {@link resolveCode} gave, as the keys record them
+   * (`model alias \`churn@champion\` moved from version 3 to version 4`), for `explain` and the
+   * run report; undefined (or absent) for the generic words, which show where the two differ.
+   */
+  readonly describeResolved?: (before: string, after: string) => string | undefined;
+  /**
    * Where in the user's own code an error an attempt threw was raised: `file:line:column` of
    * its first stack frame outside Cairn and outside packages, or undefined. Asked once per
    * failed attempt; the DSL's function tasks have it (an executor's errors are Cairn's own).

@@ -75,7 +75,7 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
   if (flowSignal.aborted) return stopped(task, undefined);
   // Recorded now, from what this lookup met: the report, written later, finds the store changed
   // (the entry it could not use evicted, then replaced by this run's own).
-  if (!task.forceRun && scope.record.tracker.capabilities.records) task.missReason = cache.missReason(key, task.node.task.name, task.unused);
+  if (!task.forceRun && scope.record.tracker.capabilities.records) task.missReason = cache.missReason(key, task.node.task, task.unused);
   return MISS;
 }
 

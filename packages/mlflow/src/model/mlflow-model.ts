@@ -11,7 +11,7 @@ import { NO_RETRY, OptionError, TaskFileError, type Artifact, type TaskDefinitio
 import { checkName, configDigest, kindTask, resolveTaskFile, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, processEnv, pythonFor, pythonPath, type ProcessOptions } from "@cairn/process/spawn";
 import { folderDigest } from "../project/run-project.ts";
-import { parseModelUri, resolveModelCode, runMlflowModel, type ModelInputFormat } from "./run-model.ts";
+import { describeModelChange, parseModelUri, resolveModelCode, runMlflowModel, type ModelInputFormat } from "./run-model.ts";
 
 /** Options of `mlflowModel()`. */
 export interface MlflowModelOptions extends ProcessOptions {
@@ -81,6 +81,8 @@ export function mlflowModel(name: string, uri: string, options: MlflowModelOptio
     // The version behind a models:/ or runs:/ URI is known only when the flow runs: it enters
     // the cache key, so a new version behind the same alias is a miss.
     resolveCode: (ctx) => resolveModelCode(model, ctx, registry),
+    // The version an alias named is in what the key records: a move is said as one.
+    describeResolved: (before, after) => describeModelChange(ref, before, after),
     run: async (inputs, ctx) => {
       const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
       const r = await runMlflowModel(

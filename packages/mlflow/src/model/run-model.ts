@@ -593,6 +593,28 @@ export async function resolveModelCode(
   return (await resolveModelOnce(model, ctx, options)).fingerprint;
 }
 
+/**
+ * A change of a registry model's fingerprint ({@link resolveModel}) in words, for `explain` and
+ * the run report: an alias that moved (`model alias \`churn@champion\` moved from version 3 to
+ * version 4`), or a version registered again. Undefined for what it cannot read (a `runs:/` or
+ * logged model's fingerprint), which keeps the generic words.
+ */
+export function describeModelChange(ref: ModelRef, before: string, after: string): string | undefined {
+  if (ref.kind !== "alias" && ref.kind !== "version") return undefined;
+  const a = registryFingerprint(before);
+  const b = registryFingerprint(after);
+  if (!a || !b || a.name !== ref.name || b.name !== ref.name) return undefined;
+  if (a.version !== b.version) return ref.kind === "alias" ? `model alias \`${ref.name}@${ref.alias}\` moved from version ${a.version} to version ${b.version}` : undefined;
+  const alias = ref.kind === "alias" ? ` (alias \`${ref.alias}\`)` : "";
+  return `version ${b.version} of model \`${ref.name}\`${alias} is another model than before: it was registered again (another run, source or creation time)`;
+}
+
+/** The name and version a registry model's fingerprint holds (see {@link resolveModel}), or undefined. */
+function registryFingerprint(fingerprint: string): { name: string; version: string } | undefined {
+  const m = /^models:\/(.+)\/(\d+);run=[^;]*;source=.*;created=[^;]*$/s.exec(fingerprint);
+  return m ? { name: m[1]!, version: m[2]! } : undefined;
+}
+
 /** Runs one attempt of a model task; see the module comment. */
 export async function runMlflowModel(spec: MlflowModelSpec, ctx: TaskContext): Promise<{ predictions: unknown[]; modelVersion?: string; model: ResolvedModel }> {
   const format = spec.format ?? "dataframe_split";
