@@ -21,8 +21,8 @@ export { EmbeddedKeyvStore } from "./backends/embedded-store.ts";
 /** Small-file read shared with the embedded run store of @cairn/core (synchronous: see its comment). */
 export { privateTempDir, readSmallFile, writeFileAtomic } from "./backends/_files.ts";
 export { hasUnencodedUserInfo, redactUrl } from "./backends/_backend.ts";
-export { redisUrlProblem } from "./store-url.ts";
-export type { UrlProblem } from "./store-url.ts";
+export { parseStoreUrl } from "./store-url.ts";
+export type { ParsedStoreUrl, StoreScheme, UrlProblem } from "./store-url.ts";
 
 // Process owners (leases, runs left RUNNING by a killed process)
 export { currentOwner, formatOwner, ownerIsAlive, ownerIsGone, parseOwner, processStartTime } from "./process-owner.ts";

@@ -173,6 +173,15 @@ describe("CacheStore.fromUrl", () => {
     expect((direct as Error).message).toMatch(/^Expected a redis cache URL node-redis can read .*, got "redis:\/\/:\*\*\*@127\.0\.0\.1:1\/abc" \(Invalid pathname\)/);
   });
 
+  it("refuses a postgres URL whose port is 0 by its port, as a redis one, instead of trying to connect there", async () => {
+    const error = await CacheStore.fromUrl("postgres://127.0.0.1:0/cairn", { connectTimeoutMs: 500 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheStoreUrlError);
+    expect((error as Error).message).toBe(
+      'Expected the port of a postgres:// URL to be a number from 1 to 65535, got "postgres://127.0.0.1:0/cairn" (its port is "0"). ' +
+        "Give the port in digits, or leave `:PORT` out for 5432.",
+    );
+  });
+
   it("fails clearly and quickly when redis does not answer", async () => {
     const started = Date.now();
     const error = await CacheStore.fromUrl("redis://:pw@127.0.0.1:1", { connectTimeoutMs: 1000 }).catch((e: unknown) => e);

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { CORRUPT, type CacheBackend, hasUnencodedUserInfo, redactUrl } from "./backends/_backend.ts";
-import { PERCENT_ENCODE_HINT, redisUrlProblem, unparsedUrlProblem } from "./store-url.ts";
+import { CORRUPT, type CacheBackend, redactUrl } from "./backends/_backend.ts";
+import { parseStoreUrl } from "./store-url.ts";
 import { openEmbeddedBackend } from "./backends/embedded.ts";
 import { type CacheEntry, type NewCacheEntry, parseCacheEntry } from "./entry.ts";
 import { CacheBackendError, CacheError, CacheOptionError, CacheStoreUrlError, CacheValueError, LeaseLostError } from "./errors.ts";
@@ -126,38 +126,15 @@ export class CacheStore {
     checkNonNegative("retryMs", retryMs);
     if (url === undefined || url === "") return new CacheStore(openEmbeddedBackend(root, namespace));
     if (typeof url !== "string") throw new CacheOptionError("url", "a string such as redis://127.0.0.1:6379", url);
-    const scheme = /^(rediss?|postgres(?:ql)?):\/\//i.exec(url)?.[1]?.toLowerCase();
-    if (hasUnencodedUserInfo(url)) {
-      // It may parse, but with part of the password as the host: it would connect elsewhere
-      // (and print that part in the error).
-      throw new CacheStoreUrlError(redactUrl(url), {
-        expected: "the cache URL's user name and password to be percent-encoded",
-        reason: "it holds more than one `@`, or a `#`, `/` or `?` before its last `@`, so part of the password would be read as the host",
-        hint: PERCENT_ENCODE_HINT,
-      });
-    }
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch (error) {
-      // A known scheme that does not parse: a port that is not one, or a password holding `#`, `:` or `%`.
-      if (scheme !== undefined) throw new CacheStoreUrlError(redactUrl(url), { cause: error, ...unparsedUrlProblem(url, scheme) });
-      throw new CacheStoreUrlError(redactUrl(url), { cause: error, reason: "not a URL" });
-    }
-    const { protocol } = parsed;
-    checkUserInfo(url, parsed);
-    if (protocol === "redis:" || protocol === "rediss:") {
-      // The port and the path (a database by number; node-redis threw a bare TypeError for any other).
-      const problem = redisUrlProblem(url);
-      if (problem) throw new CacheStoreUrlError(redactUrl(url), problem);
+    // The queue reads its redis URL by the same rules (parseStoreUrl), so the two agree on a URL.
+    const store = parseStoreUrl(url, "cache URL");
+    if (store.problem) throw new CacheStoreUrlError(redactUrl(url), { ...(store.cause === undefined ? {} : { cause: store.cause }), ...store.problem });
+    if (store.scheme === "redis" || store.scheme === "rediss") {
       const { openRedisBackend } = await import("./backends/redis.ts");
       return new CacheStore(await openRedisBackend(url, namespace, connectTimeoutMs), retryMs);
     }
-    if (protocol === "postgres:" || protocol === "postgresql:") {
-      const { openPostgresBackend } = await import("./backends/postgres.ts");
-      return new CacheStore(await openPostgresBackend(url, namespace, connectTimeoutMs), retryMs);
-    }
-    throw new CacheStoreUrlError(redactUrl(url), { reason: `unsupported scheme ${protocol}` });
+    const { openPostgresBackend } = await import("./backends/postgres.ts");
+    return new CacheStore(await openPostgresBackend(url, namespace, connectTimeoutMs), retryMs);
   }
 
   /** Which kind of store this is. */
@@ -453,29 +430,6 @@ export class CacheStore {
 /** Pauses between tries of a failed server operation (see `call`). */
 const RETRY_FIRST_PAUSE_MS = 100;
 const RETRY_MAX_PAUSE_MS = 400;
-
-/**
- * The URL's user name and password must decode: node-redis and pg decode them with
- * `decodeURIComponent`, which threw a bare "URI malformed" (with a stack, from deep in the
- * client) for a raw `%` that does not start an escape. Neither part is ever printed.
- */
-function checkUserInfo(url: string, parsed: URL): void {
-  for (const [part, value] of [
-    ["password", parsed.password],
-    ["user name", parsed.username],
-  ] as const) {
-    try {
-      decodeURIComponent(value);
-    } catch (error) {
-      throw new CacheStoreUrlError(redactUrl(url), {
-        cause: error,
-        expected: `the cache URL's ${part} to be percent-encoded`,
-        reason: `its ${part} does not decode: a \`%\` must start an escape of UTF-8 bytes, such as %25`,
-        hint: `Percent-encode the ${part} (encodeURIComponent does): %25 for %, %40 for @, %3A for :, %2F for /.`,
-      });
-    }
-  }
-}
 
 function checkKey(key: unknown): asserts key is string {
   if (typeof key !== "string" || !KEY_PATTERN.test(key)) {

@@ -4,7 +4,7 @@
  * one way to open a connection. Both sides import these, so a name is written once.
  */
 import { createHash } from "node:crypto";
-import { redisUrlProblem } from "@cairn/cache";
+import { parseStoreUrl } from "@cairn/cache";
 import { Redis, type RedisOptions } from "ioredis";
 import { QueueUrlError, WorkerOptionError } from "./errors.ts";
 
@@ -62,15 +62,16 @@ function safe(name: string): string {
 }
 
 /**
- * Checks `url` where it enters, by the cache store's rules for a redis URL: ioredis read a port
+ * Checks `url` where it enters, by the cache store's rules (the one `parseStoreUrl`): ioredis read a port
  * that is not a number as 6379 (another Redis, used without a word) and a path that is not a
- * database number as `SELECT NaN` (a crash, exit 1: "unhealthy" to a supervisor).
+ * database number as `SELECT NaN` (a crash, exit 1: "unhealthy" to a supervisor), and threw a bare
+ * "URI malformed" for a password holding a raw `%`.
  */
 export function checkQueueUrl(url: unknown): string {
   if (typeof url !== "string" || !/^rediss?:\/\/./.test(url)) throw new QueueUrlError(url);
   // Unencoded user info may parse, with part of the password as the host: Redis's "ENOTFOUND <that part>" printed it.
-  const problem = redisUrlProblem(url);
-  if (problem) throw new QueueUrlError(url, { ...problem, expected: `${problem.expected} (the queue URL)` });
+  const { problem } = parseStoreUrl(url);
+  if (problem) throw new QueueUrlError(url, { ...problem, ...(problem.expected === undefined ? {} : { expected: `${problem.expected} (the queue URL)` }) });
   return url;
 }
 

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import { flow, task } from "@cairn/dsl";
 import { queueDispatcher } from "./dispatcher.ts";
 import { QueueUrlError, WorkerOptionError } from "./errors.ts";
-import { jobId, queueName } from "./queue-names.ts";
+import { checkQueueUrl, jobId, queueName } from "./queue-names.ts";
 import { startWorker } from "./worker.ts";
 import { checkQueue, listWorkers } from "./workers-list.ts";
 
@@ -49,6 +50,32 @@ describe("options, checked where they enter", () => {
     await expect(startWorker({ flow: f.definition, file: "flow.ts", queue })).rejects.toThrow(reason);
     await expect(listWorkers(queue)).rejects.toThrow(QueueUrlError);
     await expect(checkQueue(queue)).rejects.toThrow(QueueUrlError);
+  });
+
+  // One parser for both (parseStoreUrl): ioredis threw a bare "URI malformed" for a raw `%` the cache store refused.
+  it.each([
+    ["redis://:pa%zz@127.0.0.1:1", "password to be percent-encoded"],
+    ["redis://us%er:pw@127.0.0.1:1", "user name to be percent-encoded"],
+    ["redis://user:p@ss#word@127.0.0.1:1", "user name and password to be percent-encoded"],
+    ["redis://:pw@[::1:6379", "a redis:// URL that parses"],
+    ["redis://127.0.0.1:0", "the port of a redis:// URL"],
+    ["rediss://127.0.0.1:6379/abc", "the path of a redis URL"],
+  ])("the redis URL %s is refused alike by the queue and the cache store, naming which", async (url, expected) => {
+    const queue = (() => {
+      try {
+        checkQueueUrl(url);
+      } catch (error) {
+        return error;
+      }
+    })() as Error;
+    expect(queue).toBeInstanceOf(QueueUrlError);
+    expect(queue.message).toContain(expected);
+    expect(queue.message).toContain("(the queue URL)");
+    expect(() => queueDispatcher(url)).toThrow(QueueUrlError);
+    const cache = (await CacheStore.fromUrl(url, { connectTimeoutMs: 500 }).catch((e: unknown) => e)) as Error;
+    expect(cache).toBeInstanceOf(CacheStoreUrlError);
+    expect(cache.message).toContain(expected);
+    for (const message of [queue.message, cache.message]) expect(message).not.toMatch(/pa%zz|ss#word/);
   });
 
   it("a CAIRN_QUEUE_* variable that is no integer >= 1 is refused naming it, not taken as the default", async () => {
