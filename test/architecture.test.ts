@@ -69,3 +69,14 @@ describe("the packages' layout", () => {
     expect(wrong).toEqual([]);
   });
 });
+
+describe("constants written once", () => {
+  // A second copy drifts: the worker had its own MAX_TIMER_MS beside core's LONGEST_TIMER_MS.
+  it("the longest Node timer is @cairn/core's LONGEST_TIMER_MS, written only in core/src/internal.ts", () => {
+    const home = join(repo, "packages/core/src/internal.ts");
+    const copies = PACKAGES.flatMap((pkg) => sources(pkg))
+      .filter((file) => file !== home && /\b(2_?147_?483_?647|0x7fffffff)\b|2\s*\*\*\s*31/i.test(readFileSync(file, "utf8")))
+      .map((file) => relative(repo, file));
+    expect(copies).toEqual([]);
+  });
+});

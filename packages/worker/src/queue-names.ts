@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { parseStoreUrl } from "@cairn/cache";
+import { LONGEST_TIMER, LONGEST_TIMER_MS } from "@cairn/core";
 import { Redis, type RedisOptions } from "ioredis";
 import { QueueUrlError, WorkerOptionError } from "./errors.ts";
 
@@ -99,26 +100,24 @@ export function whyUnreachable(redis: Redis, failure: unknown): unknown {
   return lastErrors.get(redis) ?? failure;
 }
 
-/** The longest time a Node timer takes: a longer one fires after 1 ms (BullMQ's stalled check did, in a loop). */
-export const MAX_TIMER_MS = 2_147_483_647;
-
 /**
  * The integer `env[name]` holds, or `fallback` when it is unset or empty. Anything else (`30s`,
  * `0`, `-1`, `0x10`, `1e3`) is refused naming the variable: a typo once fell back to the default
- * unseen. A `_MS` variable is milliseconds, at most {@link MAX_TIMER_MS}.
+ * unseen. A `_MS` variable is milliseconds, at most `LONGEST_TIMER_MS`: a longer timer fires after
+ * 1 ms (BullMQ's stalled check did, in a loop).
  */
 export function integerFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 1): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === "") return fallback;
   const millis = name.endsWith("_MS");
-  const max = millis ? MAX_TIMER_MS : Number.MAX_SAFE_INTEGER;
+  const max = millis ? LONGEST_TIMER_MS : Number.MAX_SAFE_INTEGER;
   const n = Number(raw);
   // Digits only: Number() also reads `0x10` (16) and `1e3`.
   if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max) {
     throw new WorkerOptionError(
       name,
       millis
-        ? `a whole number of milliseconds from ${min} to ${MAX_TIMER_MS} (about 24.8 days, the longest a timer waits), in digits; unset for ${fallback}`
+        ? `a whole number of milliseconds from ${min} to ${LONGEST_TIMER}, in digits; unset for ${fallback}`
         : `an integer >= ${min}, in digits; unset for ${fallback}`,
       raw,
     );

@@ -98,7 +98,7 @@ describe("options, checked where they enter", () => {
   it.each(["3000000000", "2147483648", "0x10", "1e3", "1.5"])("CAIRN_QUEUE_LOCK_MS=%s is refused", async (raw) => {
     const base = { flow: f.definition, file: "flow.ts", queue: "redis://127.0.0.1:1" };
     await expect(startWorker({ ...base, env: { CAIRN_QUEUE_LOCK_MS: raw } })).rejects.toThrow(
-      `Expected \`CAIRN_QUEUE_LOCK_MS\` to be a whole number of milliseconds from 1 to 2147483647 (about 24.8 days, the longest a timer waits), in digits; unset for 30000, got "${raw}".`,
+      `Expected \`CAIRN_QUEUE_LOCK_MS\` to be a whole number of milliseconds from 1 to 2147483647 (about 24.8 days, the longest a Node timer waits), in digits; unset for 30000, got "${raw}".`,
     );
     await expect(startWorker({ ...base, env: { CAIRN_QUEUE_STALE_GRACE_MS: raw } })).rejects.toThrow(WorkerOptionError);
     await expect(startWorker({ ...base, lockMs: 3e9 })).rejects.toThrow("Expected `lockMs` to be an integer from 1 to 2147483647, got 3000000000.");

@@ -26,6 +26,7 @@ import {
   type Tracker,
   CancelledError,
   codeFingerprint,
+  LONGEST_TIMER_MS,
   resolveTracker,
   runDispatchedTask,
   SecretNotFoundError,
@@ -36,7 +37,7 @@ import { QueueUnreachableError, StaleCodeError, UnknownQueuedTaskError, WorkerOp
 import type { JobData, JobProgress } from "./job.ts";
 import { closeDeadRuns } from "./dead-runs.ts";
 import { readWorkers, type WorkerRecord } from "./workers-list.ts";
-import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, COMPUTED_MS, computedKey, computingKey, connect, DEFAULT_POOL, integerFromEnv, logChannel, MAX_TIMER_MS, queueName, whyUnreachable, workerKey } from "./queue-names.ts";
+import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, COMPUTED_MS, computedKey, computingKey, connect, DEFAULT_POOL, integerFromEnv, logChannel, queueName, whyUnreachable, workerKey } from "./queue-names.ts";
 
 /** Settings of {@link startWorker}. */
 export interface WorkerOptions {
@@ -113,11 +114,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const concurrency = options.concurrency ?? 1;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new WorkerOptionError("concurrency", "an integer >= 1", concurrency);
   const lockMs = options.lockMs ?? integerFromEnv(env, "CAIRN_QUEUE_LOCK_MS", 30_000);
-  if (!Number.isInteger(lockMs) || lockMs < 1 || lockMs > MAX_TIMER_MS) throw new WorkerOptionError("lockMs", `an integer from 1 to ${MAX_TIMER_MS}`, lockMs);
+  if (!Number.isInteger(lockMs) || lockMs < 1 || lockMs > LONGEST_TIMER_MS) throw new WorkerOptionError("lockMs", `an integer from 1 to ${LONGEST_TIMER_MS}`, lockMs);
   const maxDeaths = options.maxDeaths ?? integerFromEnv(env, "CAIRN_QUEUE_MAX_DEATHS", 3);
   if (!Number.isInteger(maxDeaths) || maxDeaths < 1) throw new WorkerOptionError("maxDeaths", "an integer >= 1", maxDeaths);
   const staleGraceMs = options.staleGraceMs ?? integerFromEnv(env, "CAIRN_QUEUE_STALE_GRACE_MS", 15_000);
-  if (!Number.isInteger(staleGraceMs) || staleGraceMs < 1 || staleGraceMs > MAX_TIMER_MS) throw new WorkerOptionError("staleGraceMs", `an integer from 1 to ${MAX_TIMER_MS}`, staleGraceMs);
+  if (!Number.isInteger(staleGraceMs) || staleGraceMs < 1 || staleGraceMs > LONGEST_TIMER_MS) throw new WorkerOptionError("staleGraceMs", `an integer from 1 to ${LONGEST_TIMER_MS}`, staleGraceMs);
   const root = resolvePath(options.root ?? ".cairn");
   const host = hostname();
   const id = `${host}-${process.pid}-${randomUUID().slice(0, 8)}`;
