@@ -741,6 +741,21 @@ describe("bad definitions are caught before anything runs", () => {
     ]);
   });
 
+  // Only `cairn` said it: an app that embeds the engine ran on the embedded store, or a lenient cache, without a word.
+  it("says a variable a typo away from one Cairn reads as a warning of the run, once per process", async () => {
+    const f = flow("typo").build(() => ({}));
+    const env = { ...process.env, CAIRN_CACHE_STRCT: "1" };
+    const warningsOf = async () => {
+      const run = await f.run({ ...off, env });
+      const warnings: string[] = [];
+      run.on((e) => void (e.type === "log" && e.level === "warn" && warnings.push(e.message)));
+      expect((await run.wait()).status).toBe("succeeded");
+      return warnings.filter((w) => w.includes("CAIRN_CACHE_STRCT"));
+    };
+    expect(await warningsOf()).toEqual(["CAIRN_CACHE_STRCT is not a variable Cairn or MLflow reads (did you mean CAIRN_CACHE_STRICT?): it is ignored."]);
+    expect(await warningsOf()).toEqual([]);
+  });
+
   it("refuses timeouts and retry delays a timer cannot wait, and retry options it does not know", () => {
     const t = task("t");
     const at = (make: () => unknown) => {

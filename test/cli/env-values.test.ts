@@ -92,5 +92,12 @@ describe("variable names that are almost one Cairn reads", () => {
     expect(r.stderr).toContain("cairn: warning: MLFLOW_TRACKING_URL is not a variable Cairn or MLflow reads (did you mean MLFLOW_TRACKING_URI?): it is ignored.\n");
     expect(r.code).toBe(0);
   });
+
+  it("are said once by cairn run, not again by the run it starts (which says them for an app that calls run())", async () => {
+    const r = await cairn(["run", ok, "--no-report"], { cwd: await tmp("cairn-cli-env-"), env: { CAIRN_CACHE_URI: "redis://127.0.0.1:1" } });
+    // The run's warnings are printed on stdout (plain), the CLI's on stderr: counted in both.
+    expect(`${r.stdout}${r.stderr}`.match(/CAIRN_CACHE_URI is not a variable Cairn or MLflow reads/g)).toHaveLength(1);
+    expect(r.code).toBe(0);
+  });
 });
 

@@ -33,6 +33,7 @@ import {
   sourceRunsOfHits,
   trackingUriOf,
   toDot,
+  unsaidMisspeltVariables,
   toGraphJson,
   toMermaid,
   type EndingFlowRun,
@@ -52,7 +53,6 @@ import { printable, printableLine } from "./printable.ts";
 import { parseDuration, parseSize } from "./prune-limits.ts";
 import { createReporter, formatDuration, type ReporterMode } from "./reporter.ts";
 import { UsageError } from "./usage-error.ts";
-import { misspeltVariables } from "./env-names.ts";
 import { parseSecretsFile } from "./secrets-file.ts";
 
 /** Where the CLI reads and writes; tests pass their own. */
@@ -308,7 +308,8 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
     booleanFromEnv(env, "CAIRN_CACHE_STRICT");
     booleanFromEnv(process.env, "CAIRN_MLFLOW_TRACE");
     booleanFromEnv(process.env, "CAIRN_NO_AUTORUN");
-    for (const line of misspeltVariables(env)) stderr.write(`cairn: warning: ${line}\n`);
+    // Marked as said: the run this command may start does not say them again.
+    for (const line of unsaidMisspeltVariables(env)) stderr.write(`cairn: warning: ${line}\n`);
     if (asksHelp(rest)) {
       const help = helpOf(command);
       if (help === undefined) throw new UsageError(`Unknown command "${command}". Run \`cairn --help\` for the list.`);

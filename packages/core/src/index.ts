@@ -54,6 +54,7 @@ export type { TaskContext, RunLog, ArtifactWriter, TaskLogger } from "./run/task
 export { holdWork, sendArtifact, trackingEnv } from "./run/task-context.ts";
 export { retryAfterMs, closestName, durationMs, booleanFromEnv, checkKnownKeys, LONGEST_TIMER_MS, LONGEST_TIMER } from "./internal.ts";
 export { SecretRegistry, MIN_MASKED_LENGTH } from "./run/secrets.ts";
+export { misspeltVariables, unsaidMisspeltVariables } from "./run/env-names.ts";
 export { RunScope, scopeKey, type ScopeKey } from "./run/run-scope.ts";
 
 export type {

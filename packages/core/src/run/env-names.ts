@@ -2,10 +2,12 @@
  * Variable names that are almost one Cairn or MLflow reads: `CAIRN_CACHE_URI` for
  * `CAIRN_CACHE_URL`, `MLFLOW_TRACKING_URL` for `MLFLOW_TRACKING_URI`. Such a variable is
  * ignored, and the run falls back to the embedded store or a lenient cache without a word;
- * `cairn` says so once when it starts. Only `CAIRN_*` names and MLflow's tracking, experiment
- * and HTTP ones are looked at: MLflow reads many other `MLFLOW_*` variables Cairn does not list.
+ * so each is said once per process: by `cairn` when it starts, and by run() with its first
+ * events, for an app that embeds the engine. Only `CAIRN_*` names and MLflow's tracking,
+ * experiment and HTTP ones are looked at: MLflow reads many other `MLFLOW_*` variables Cairn
+ * does not list.
  */
-import { closestName } from "@cairn/core";
+import { closestName } from "../internal.ts";
 
 /** The variables Cairn reads or sets (README, Environment variables and Processes). */
 const CAIRN_VARIABLES = [
@@ -87,5 +89,21 @@ export function misspeltVariables(env: NodeJS.ProcessEnv): string[] {
     const meant = tail === undefined ? undefined : BY_TAIL.get(tail);
     if (meant) lines.push(`${name} is not a variable Cairn or MLflow reads (did you mean ${meant}?): it is ignored.`);
   }
+  return lines;
+}
+
+/**
+ * Per process, not per run: a typo in the environment is the same for every run of the process,
+ * and said more than once (by `cairn` when it starts, then by the run it starts) it is noise.
+ */
+const said = new Set<string>();
+
+/**
+ * {@link misspeltVariables} of `env` that this process has not said yet, marked as said: whoever
+ * asks first (the CLI at its start, else run()) says them, and no one again.
+ */
+export function unsaidMisspeltVariables(env: NodeJS.ProcessEnv): string[] {
+  const lines = misspeltVariables(env).filter((line) => !said.has(line));
+  for (const line of lines) said.add(line);
   return lines;
 }
