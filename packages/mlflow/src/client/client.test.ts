@@ -49,6 +49,23 @@ describe("mlflowOptionsFromEnv", () => {
     ).toThrow(TrackingError);
   });
 
+  // A variable left from an https setup, naming a file since gone, failed an http run with TrackingConfigError (exit 2).
+  it("does not read the certificate variables for an http URI: a missing file fails https only", () => {
+    const missing = join(tmpdir(), "cairn-no-such-dir", "gone.pem");
+    const stale = { MLFLOW_TRACKING_SERVER_CERT_PATH: missing, MLFLOW_TRACKING_CLIENT_CERT_PATH: missing, MLFLOW_TRACKING_INSECURE_TLS: "1" };
+    const plain = mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://127.0.0.1:1", ...stale });
+    expect(plain).not.toHaveProperty("serverCertPath");
+    expect(plain).not.toHaveProperty("clientCertPath");
+    expect(new MlflowClient(plain).uri).toBe("http://127.0.0.1:1");
+    // Given to the client directly, over http they are not read either.
+    expect(new MlflowClient({ uri: "http://127.0.0.1:1", serverCertPath: missing, clientCertPath: missing, insecureTls: true }).uri).toBe("http://127.0.0.1:1");
+    const { MLFLOW_TRACKING_INSECURE_TLS: _, ...certs } = stale;
+    expect(() => new MlflowClient(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "https://127.0.0.1:1", ...certs }))).toThrow(
+      `MLFLOW_TRACKING_SERVER_CERT_PATH is ${missing}, which cannot be read (ENOENT)`,
+    );
+    expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "https://127.0.0.1:1", ...stale })).toThrow(TrackingConfigError);
+  });
+
   // Blank was Number("") = 0 (no retries, no backoff, connections never recycled) without a word; 0x5 was 5.
   it.each(["MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "CAIRN_MLFLOW_CONNECTION_REQUESTS", "MLFLOW_HTTP_REQUEST_TIMEOUT", "CAIRN_MLFLOW_RECORDS_IN_FLIGHT"])(
     "%s: blank and hex are refused, quoting what was given",

@@ -13,7 +13,7 @@ import { pipeline } from "node:stream/promises";
 import pRetry from "p-retry";
 import { partialPath } from "@cairn/cache";
 import { ArtifactLocationError, booleanFromEnv, MlflowApiError, retryAfterMs, TrackerUnreachableError, TrackingConfigError, TrackingError, type RunStatus } from "@cairn/core";
-import { checkMlflowOptions, DEFAULT_CONNECTION_REQUESTS, MLFLOW_HTTP_DEFAULTS, type MlflowClientOptions } from "./mlflow-config.ts";
+import { checkMlflowOptions, DEFAULT_CONNECTION_REQUESTS, isHttps, MLFLOW_HTTP_DEFAULTS, type MlflowClientOptions } from "./mlflow-config.ts";
 import { type HttpResponse, HttpTransport } from "./http.ts";
 import { MLFLOW_LIMITS } from "./mlflow-limits.ts";
 import { setTimeout as delay } from "node:timers/promises";
@@ -252,8 +252,10 @@ export class MlflowClient {
     }
     const tls: NonNullable<ConstructorParameters<typeof HttpTransport>[0]["tls"]> = {};
     if (options.insecureTls) tls.rejectUnauthorized = false;
-    if (options.serverCertPath) tls.ca = readPem("MLFLOW_TRACKING_SERVER_CERT_PATH", options.serverCertPath, "a PEM CA bundle");
-    if (options.clientCertPath) {
+    // Read for https only: over http they are unused, and a file since gone must not fail the run.
+    const secure = isHttps(this.uri);
+    if (secure && options.serverCertPath) tls.ca = readPem("MLFLOW_TRACKING_SERVER_CERT_PATH", options.serverCertPath, "a PEM CA bundle");
+    if (secure && options.clientCertPath) {
       const pem = readPem("MLFLOW_TRACKING_CLIENT_CERT_PATH", options.clientCertPath, "one PEM file holding the client certificate and its key");
       tls.cert = pem;
       tls.key = pem;

@@ -18,9 +18,9 @@ export interface MlflowClientOptions {
   password?: string;
   /** Skip TLS certificate checks (`MLFLOW_TRACKING_INSECURE_TLS`). @default false */
   insecureTls?: boolean;
-  /** CA bundle (PEM) used to check the server's certificate (`MLFLOW_TRACKING_SERVER_CERT_PATH`). */
+  /** CA bundle (PEM) used to check the server's certificate (`MLFLOW_TRACKING_SERVER_CERT_PATH`); not read for an http `uri`. */
   serverCertPath?: string;
-  /** Client certificate and key, one PEM file (`MLFLOW_TRACKING_CLIENT_CERT_PATH`). */
+  /** Client certificate and key, one PEM file (`MLFLOW_TRACKING_CLIENT_CERT_PATH`); not read for an http `uri`. */
   clientCertPath?: string;
   /** Retries after network errors, 408, 429 and 5xx (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`). @default 7 */
   maxRetries?: number;
@@ -143,10 +143,14 @@ export function mlflowOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, uri?:
   if (password) options.password = password;
   const insecure = readBoolean(env, "MLFLOW_TRACKING_INSECURE_TLS");
   if (insecure !== undefined) options.insecureTls = insecure;
-  const serverCert = nonEmpty(env.MLFLOW_TRACKING_SERVER_CERT_PATH);
-  if (serverCert) options.serverCertPath = serverCert;
-  const clientCert = nonEmpty(env.MLFLOW_TRACKING_CLIENT_CERT_PATH);
-  if (clientCert) options.clientCertPath = clientCert;
+  // Certificates are TLS's: an http server is reached without them, so a variable left from an
+  // https setup, naming a file since gone, does not fail an http run (MLflow's client ignores them there too).
+  if (isHttps(parsed.uri)) {
+    const serverCert = nonEmpty(env.MLFLOW_TRACKING_SERVER_CERT_PATH);
+    if (serverCert) options.serverCertPath = serverCert;
+    const clientCert = nonEmpty(env.MLFLOW_TRACKING_CLIENT_CERT_PATH);
+    if (clientCert) options.clientCertPath = clientCert;
+  }
   const retries = readNumber(env, "MLFLOW_HTTP_REQUEST_MAX_RETRIES", true);
   if (retries !== undefined) options.maxRetries = retries;
   const factor = readNumber(env, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", false);
@@ -170,7 +174,8 @@ const LONGEST_TIMER_SECONDS = Math.floor(LONGEST_TIMER_MS / 1000);
 
 /** Checks options where they enter; throws `TrackingConfigError` naming the variable and the fix. */
 export function checkMlflowOptions(options: MlflowClientOptions): void {
-  if (options.insecureTls && options.serverCertPath) {
+  // Over http neither is used (see mlflowOptionsFromEnv): no conflict to refuse.
+  if (options.insecureTls && options.serverCertPath && isHttps(options.uri)) {
     throw new TrackingConfigError(
       "MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH are both set. " +
         "Set only one: a CA bundle to check the server's certificate, or insecure TLS to skip the check.",
@@ -207,6 +212,11 @@ export function checkMlflowOptions(options: MlflowClientOptions): void {
 function checkCount(name: string, value: number | undefined, min: number, max: number, hint?: string): void {
   if (value === undefined || (Number.isInteger(value) && value >= min && value <= max)) return;
   throw new TrackingConfigError(`Expected ${name} to be an integer from ${min} to ${max.toLocaleString("en")}, got \`${value}\`.${hint ? ` ${hint}` : ""}`);
+}
+
+/** Whether requests to `uri` go over TLS, where certificates are used. */
+export function isHttps(uri: string): boolean {
+  return /^https:/i.test(uri);
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
