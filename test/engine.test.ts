@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
-import { LocalStore, NO_RETRY } from "@cairn/core";
+import { LocalStore, NO_RETRY, type Tracker, TrackingError } from "@cairn/core";
 import { kindTask } from "@cairn/dsl/kind";
 import { z } from "zod";
 import {
@@ -466,6 +466,43 @@ describe("failures", () => {
     expect(r.tasks.fn!.error?.name).toBe("NotSerializableError");
     expect(r.tasks.fn!.error?.message).toMatch(/Task "fn" output at "f" cannot be serialized.*got a function/);
     expect(r.tasks.circ!.error?.message).toMatch(/at "self".*circular reference/);
+  });
+
+  // Its task runs said `cancelled` when nothing was cancelled. (On an MLflow server this was an
+  // experiment by MLFLOW_EXPERIMENT_ID whose artifacts are not proxied, now refused when opened.)
+  it("a flow whose own record (its graph) cannot be made fails, stopping its tasks as failed by it, not as cancelled", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-own-record-"));
+    const store = new LocalStore({ root: join(root, "store") });
+    // The store as a server's tracker (files go through logArtifact), refusing the flow run's graph files.
+    const capabilities = { ...store.capabilities, localArtifacts: false };
+    const tracker = new Proxy(store, {
+      get(target, key) {
+        if (key === "capabilities") return capabilities;
+        if (key === "artifactDir" || key === "logText") return undefined;
+        const value = Reflect.get(target, key, target);
+        if (key === "logArtifact") {
+          return async (runId: string, path: string, artifactPath?: string) => {
+            if (/[/\\]graph\.(mmd|json)$/.test(path)) throw new TrackingError("the graph's upload was refused");
+            return (value as Tracker["logArtifact"]).call(target, runId, path, artifactPath);
+          };
+        }
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const slow = task("slow").run(async (_: unknown, ctx) => {
+      await sleep(10_000, ctx.signal);
+      return { n: 1 };
+    });
+    const after = task("after").input<{ n: number }>().run(({ n }) => ({ n }));
+    const run = await flow("own-record").build(() => ({ n: after({ n: slow({}).n }).n })).run({ tracker, cache: false, root });
+    const r = await settles(run.wait(), 8000);
+    expect(r.status).toBe("failed");
+    expect(r.error).toMatchObject({ name: "TrackingError", message: "the graph's upload was refused" });
+    expect(r.tasks.slow).toMatchObject({ status: "cancelled", error: { name: "FlowFailed", message: "Stopped because the flow failed: TrackingError: the graph's upload was refused" } });
+    for (const t of Object.values(r.tasks)) expect(t.error?.name).not.toBe("CancelledError");
+    // The flow run says why it failed, for a search, not only the caller.
+    expect(await store.getRun(run.runId)).toMatchObject({ status: "FAILED", tags: { "cairn.error.name": "TrackingError" } });
+    await rm(root, { recursive: true, force: true });
   });
 
   it("validates inputs with the task's schema at run time", async () => {

@@ -205,25 +205,20 @@ describe("what a flow run records in an MLflow server, read with MlflowClient", 
     expect((await api("runs/search", { experiment_ids: [created], run_view_type: "ALL" })).runs).toBeUndefined();
   });
 
-  it("a flow whose own record cannot be made (MLFLOW_EXPERIMENT_ID names an experiment whose artifacts are not proxied) fails, its tasks stopped as failed, not cancelled", async () => {
+  // The id was not checked: the flow run was created, and failed at its first artifact (exit 1).
+  it("an experiment given by MLFLOW_EXPERIMENT_ID whose artifacts the server does not proxy is refused when opened too, exit 2, before any run is created", async () => {
     const api = async (path: string, body: object) =>
       (await (await fetch(`${server.uri}/api/2.0/mlflow/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })).json()) as Record<string, unknown>;
-    const created = String((await api("experiments/create", { name: "direct-by-id", artifact_location: join(server.dir, "direct-by-id") })).experiment_id);
-    const run = await cairn(["run", ok, "--json"], { cwd: await tmp("cairn-record-direct-id-"), env: { ...env, MLFLOW_EXPERIMENT_ID: created } });
-    expect(run.code, run.stderr).toBe(1);
-    const all = events(run.stdout) as Array<Event & { task?: string; error?: { name: string; message: string } }>;
-    const ended = all.filter((e) => e.type === "flow" && e.status !== "running");
-    expect(ended).toMatchObject([{ status: "failed", error: { name: "TrackingError" } }]);
-    // No task was cancelled by anyone: those the failure stopped say the flow failed, and why.
-    const tasks = all.filter((e) => e.type === "task" && ["cancelled", "skipped", "failed", "succeeded"].includes(e.status!));
-    expect(tasks.length).toBeGreaterThan(0);
-    for (const t of tasks) expect(t.error?.name).not.toBe("CancelledError");
-    for (const t of tasks.filter((e) => e.status === "cancelled")) expect(t.error?.message).toMatch(/^Stopped because the flow failed: TrackingError: .*--artifacts-destination/);
-    // The flow run says why it failed (a search finds it), not only the terminal.
-    const flowRunId = all[0]!.runId!;
-    const [flowRun] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: flowRunId }]);
-    expect(flowRun).toMatchObject({ status: "FAILED", tags: { "cairn.error.name": "TrackingError" } });
-    expect(flowRun.tags["cairn.error.message"]).toContain("artifact proxy");
+    const location = join(server.dir, "direct-by-id");
+    const created = String((await api("experiments/create", { name: "direct-by-id", artifact_location: location })).experiment_id);
+    const refused = await cairn(["run", ok, "--json"], { cwd: await tmp("cairn-record-direct-id-"), env: { ...env, MLFLOW_EXPERIMENT_ID: created } });
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(`cairn: ArtifactLocationError: MLflow experiment "direct-by-id" (id ${created}) keeps its artifacts at "${location}", which Cairn cannot write`);
+    expect(refused.stdout).toBe("");
+    expect((await api("runs/search", { experiment_ids: [created], run_view_type: "ALL" })).runs).toBeUndefined();
+    // Only reading (plan) it is not refused: nothing would be written.
+    const plan = await cairn(["plan", ok], { cwd: await tmp("cairn-record-direct-id-"), env: { ...env, MLFLOW_EXPERIMENT_ID: created } });
+    expect(plan.code, plan.stderr).toBe(0);
   });
 
   it("MLFLOW_EXPERIMENT_ID and MLFLOW_EXPERIMENT_NAME that name two experiments are refused, exit 2, as MLflow's client refuses them", async () => {

@@ -19,7 +19,7 @@ import { forEachRef, isPlainObject } from "../definition/ref.ts";
 import { NullTracker } from "../tracking/null-tracker.ts";
 import { resolveTracker } from "../tracking/resolve-tracker.ts";
 import { closeAbandonedRuns, describeAbandonedRuns } from "../tracking/abandoned-runs.ts";
-import type { RunRecord, Tracker } from "../tracking/tracker.ts";
+import type { ExperimentRecord, RunRecord, Tracker } from "../tracking/tracker.ts";
 import { type ErrorInfo, type FlowEvent, type FlowStatus, type RunEvent, toErrorInfo } from "./events.ts";
 import { SecretRegistry } from "./secrets.ts";
 import { booleanFromEnv, checkKnownKeys, closestName } from "../internal.ts";
@@ -832,21 +832,25 @@ async function openTracking(
   let experimentId: string;
   if (envExperimentId && !options.experiment) {
     checkExperimentId(envExperimentId, tracker);
-    await tracker.ping();
     experimentId = envExperimentId;
     const envExperimentName = env.MLFLOW_EXPERIMENT_NAME?.trim();
-    if (envExperimentName) {
-      // Both set, they must name one experiment, as MLflow's own client requires: else the run would go to the id's without a word.
-      const named = await tracker.getExperiment(experimentId);
-      if (named && named.name !== envExperimentName) {
-        throw new OptionError(
-          "MLFLOW_EXPERIMENT_ID",
-          `the id of experiment "${envExperimentName}" (MLFLOW_EXPERIMENT_NAME)`,
-          experimentId,
-          `MLFLOW_EXPERIMENT_ID is "${experimentId}", the experiment "${named.name}", but MLFLOW_EXPERIMENT_NAME is "${envExperimentName}": ` +
-            `they name two experiments. Unset one of them (or pass --experiment NAME); MLflow's own client refuses the same.`,
-        );
-      }
+    let named: ExperimentRecord | undefined;
+    if (!readOnly && tracker.openExperimentById) {
+      // Checked as an experiment given by name is (MLflow: its artifacts proxied), before any run is created in it.
+      named = await tracker.openExperimentById(experimentId);
+    } else {
+      await tracker.ping();
+      if (envExperimentName) named = await tracker.getExperiment(experimentId);
+    }
+    // Both set, they must name one experiment, as MLflow's own client requires: else the run would go to the id's without a word.
+    if (envExperimentName && named && named.name !== envExperimentName) {
+      throw new OptionError(
+        "MLFLOW_EXPERIMENT_ID",
+        `the id of experiment "${envExperimentName}" (MLFLOW_EXPERIMENT_NAME)`,
+        experimentId,
+        `MLFLOW_EXPERIMENT_ID is "${experimentId}", the experiment "${named.name}", but MLFLOW_EXPERIMENT_NAME is "${envExperimentName}": ` +
+          `they name two experiments. Unset one of them (or pass --experiment NAME); MLflow's own client refuses the same.`,
+      );
     }
   } else if (readOnly && tracker.findExperiment) {
     // Reading creates nothing: an experiment not there yet (a typo in --experiment) stays absent.

@@ -284,6 +284,15 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect(await t.getExperiment(a)).toEqual({ experimentId: a, name: exp });
     });
 
+    it("opens an experiment by id as getExperiment reads it, when it offers openExperimentById", async () => {
+      const t = await makeTracker();
+      if (!t.openExperimentById) return;
+      const exp = unique("by-id");
+      const id = await t.ensureExperiment(exp);
+      expect(await t.openExperimentById(id)).toEqual({ experimentId: id, name: exp });
+      expect(await t.openExperimentById("987654321")).toBeUndefined();
+    });
+
     it("returns undefined for an unknown experiment", async () => {
       const t = await makeTracker();
       expect(await t.getExperiment("987654321")).toBeUndefined();

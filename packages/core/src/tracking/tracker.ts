@@ -187,6 +187,13 @@ export interface Tracker {
   findExperiment?(name: string): Promise<string | undefined>;
   /** Returns the experiment, or undefined when there is none with this id. */
   getExperiment(experimentId: string): Promise<ExperimentRecord | undefined>;
+  /**
+   * `ping()` then `getExperiment(experimentId)`, in one round trip where the tracker can, refusing
+   * an experiment it cannot record runs to as {@link openExperiment} does (MLflow's:
+   * `ArtifactLocationError`): how a flow run starts in the experiment `MLFLOW_EXPERIMENT_ID` names.
+   * Optional; callers fall back to the two calls.
+   */
+  openExperimentById?(experimentId: string): Promise<ExperimentRecord | undefined>;
   /** Creates a RUNNING run and returns its id. */
   createRun(options: CreateRunOptions): Promise<string>;
   /**

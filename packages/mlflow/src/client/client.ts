@@ -334,6 +334,25 @@ export class MlflowClient {
   }
 
   /**
+   * The experiment with this id, refused as {@link openExperiment} refuses one by name when Cairn
+   * cannot write its artifacts, or undefined when the server has none: the read is the probe too
+   * (with ping's quick retries), so a flow run on `MLFLOW_EXPERIMENT_ID` starts with one round trip.
+   */
+  async openExperimentById(experimentId: string, policy: RetryPolicy = PING_RETRY): Promise<MlflowExperiment | undefined> {
+    let r: Record<string, unknown>;
+    try {
+      r = await this.api("GET", "experiments/get", { query: { experiment_id: experimentId }, retry: policy });
+    } catch (error) {
+      // The server answered: there is no such experiment (the run's create then says so, as before).
+      if (MlflowApiError.is(error) && error.errorCode === "RESOURCE_DOES_NOT_EXIST") return undefined;
+      throw this.notAnswering(error, "experiments/get");
+    }
+    const experiment = toExperiment(r.experiment);
+    this.assertProxied(experiment);
+    return experiment;
+  }
+
+  /**
    * Refuses an experiment whose artifacts Cairn cannot write (see ArtifactLocationError), before
    * any run is created in it: its flows would all fail at their first artifact.
    */
@@ -363,9 +382,9 @@ export class MlflowClient {
   }
 
   /** The error of a probe that got no MLflow answer: a 404 / 405 means the address is not an MLflow server. */
-  private notAnswering(error: unknown): unknown {
+  private notAnswering(error: unknown, endpoint = "experiments/get-by-name"): unknown {
     if (MlflowApiError.is(error) && (error.status === 404 || error.status === 405)) {
-      return new TrackerUnreachableError(this.uri, `HTTP ${error.status} on ${API}/experiments/get-by-name; is this an MLflow tracking server?`, {
+      return new TrackerUnreachableError(this.uri, `HTTP ${error.status} on ${API}/${endpoint}; is this an MLflow tracking server?`, {
         cause: error,
       });
     }

@@ -149,6 +149,12 @@ export class MlflowTracker implements Tracker {
     return e && { experimentId: e.experimentId, name: e.name };
   }
 
+  /** One read by id, which is the probe too; refuses an experiment whose artifacts are not proxied (`ArtifactLocationError`). */
+  async openExperimentById(experimentId: string): Promise<ExperimentRecord | undefined> {
+    const e = await this.client.openExperimentById(experimentId);
+    return e && { experimentId: e.experimentId, name: e.name };
+  }
+
   async listExperiments(): Promise<ExperimentRecord[]> {
     return (await this.client.searchExperiments()).map((e) => ({ experimentId: e.experimentId, name: e.name }));
   }
