@@ -470,7 +470,7 @@ describe("failures", () => {
 
   // Its task runs said `cancelled` when nothing was cancelled. (On an MLflow server this was an
   // experiment by MLFLOW_EXPERIMENT_ID whose artifacts are not proxied, now refused when opened.)
-  it("a flow whose own record (its graph) cannot be made fails, stopping its tasks as failed by it, not as cancelled", async () => {
+  it("a flow whose own record (its graph) cannot be made fails, its tasks skipped by the failure, not cancelled", async () => {
     const root = await mkdtemp(join(tmpdir(), "cairn-own-record-"));
     const store = new LocalStore({ root: join(root, "store") });
     // The store as a server's tracker (files go through logArtifact), refusing the flow run's graph files.
@@ -498,7 +498,8 @@ describe("failures", () => {
     const r = await settles(run.wait(), 8000);
     expect(r.status).toBe("failed");
     expect(r.error).toMatchObject({ name: "TrackingError", message: "the graph's upload was refused" });
-    expect(r.tasks.slow).toMatchObject({ status: "cancelled", error: { name: "FlowFailed", message: "Stopped because the flow failed: TrackingError: the graph's upload was refused" } });
+    // The record is made before the first task starts: the tasks are skipped by the failure, not cancelled.
+    expect(r.tasks.slow).toMatchObject({ status: "skipped", error: { name: "FlowFailed", message: "Skipped because the flow failed before this task started (the flow's error says why)." } });
     for (const t of Object.values(r.tasks)) expect(t.error?.name).not.toBe("CancelledError");
     // The flow run says why it failed, for a search, not only the caller.
     expect(await store.getRun(run.runId)).toMatchObject({ status: "FAILED", tags: { "cairn.error.name": "TrackingError" } });
