@@ -261,6 +261,30 @@ describe("what a flow run records in an MLflow server, read with MlflowClient", 
     expect(back.stdout).toContain("run with MLFLOW_TRACKING_URI unset to reuse it");
   }, 120_000);
 
+  it("tracking through the server, then the embedded store, then the server again: the third run hits from the experiment's index, and so does the embedded store after it", async () => {
+    const dir = await tmp("cairn-record-switch-");
+    const tracked = await cairn(["run", ok, "--json", "--experiment", "switch"], { cwd: dir, env });
+    expect(tracked.code, tracked.stderr).toBe(0);
+    const taskEnds = (stdout: string) => events(stdout).filter((e) => e.type === "task" && (e.status === "succeeded" || e.status === "cached"));
+    const sources = taskEnds(tracked.stdout).map((e) => (e as { taskRunId?: string }).taskRunId);
+    expect(taskEnds(tracked.stdout).map((e) => e.status)).toEqual(["succeeded", "succeeded"]);
+    // The embedded store cannot check the server's runs: its tasks run, and their entries replace those in the store.
+    const embedded = await cairn(["run", ok, "--json"], { cwd: dir });
+    expect(taskEnds(embedded.stdout).map((e) => e.status)).toEqual(["succeeded", "succeeded"]);
+
+    // Before, the store's entries (the embedded store's) were all that was read: "recorded in another tracker, ... run with MLFLOW_TRACKING_URI unset".
+    const plan = JSON.parse((await cairn(["plan", ok, "--json", "--experiment", "switch"], { cwd: dir, env })).stdout) as Array<{ action: string; cachedFrom?: string; foreign?: unknown }>;
+    expect(plan.map((p) => [p.action, p.cachedFrom, p.foreign])).toEqual(sources.map((s) => ["hit", s, undefined]));
+    const again = await cairn(["run", ok, "--json", "--experiment", "switch"], { cwd: dir, env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(taskEnds(again.stdout).map((e) => e.status)).toEqual(["cached", "cached"]);
+    expect(again.stderr).not.toContain("another tracker");
+    expect(again.stderr).not.toContain("Cache entries exist");
+    // The embedded store's entries stayed for it: switching back hits there too.
+    const back = await cairn(["run", ok, "--json"], { cwd: dir });
+    expect(taskEnds(back.stdout).map((e) => e.status)).toEqual(["cached", "cached"]);
+  }, 180_000);
+
   it.skipIf(!hasVenv)("examples/multistep registers its model linked to the run that logged it, and puts every output on the flow run", async () => {
     const example = join(repo, "examples/multistep/flow.ts");
     const where = await tmp("cairn-record-multistep-");

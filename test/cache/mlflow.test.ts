@@ -272,6 +272,27 @@ describe("entries checked against the server", () => {
     expect(statuses(again.result)).toEqual({ "failed-source": "succeeded" });
     expect(again.warnings.some((w) => w.includes(`source run ${source} is FAILED, not FINISHED`))).toBe(true);
   });
+
+  it("an entry a run with tracking off wrote over the server's is replaced by the experiment's index entry: a hit, planned and run", async () => {
+    let calls = 0;
+    const t = task("untracked-over").run(() => (calls++, { ok: true }));
+    const f = flow("mlflow-untracked-over").build(() => ({ ok: t().ok }));
+    const root = await tmp();
+    const first = await runCollect(f, { root, env: env() });
+    const source = first.result.tasks["untracked-over"]!.runId!;
+    // The app's run without a tracker, forced: its entry, with no source run a server knows, replaces the store's.
+    await runCollect(f, { root, env: env(), tracker: false, cache: { refresh: true } });
+    expect(calls).toBe(2);
+    const { tasks } = await openFlowCache(f.definition, { root, env: env() });
+    const plan = await planFlow(f.definition, { params: {}, cache: tasks }).finally(() => tasks.store.close());
+    expect(plan).toMatchObject([{ task: "untracked-over", action: "hit", cachedFrom: source }]);
+    // Before, the store's entry was "unusable (...never recorded...), evicted and the task runs".
+    const again = await runCollect(f, { root, env: env() });
+    expect(calls).toBe(2);
+    expect(statuses(again.result)).toEqual({ "untracked-over": "cached" });
+    expect(again.result.tasks["untracked-over"]!.cachedFrom).toBe(source);
+    expect(again.warnings).toEqual([]);
+  });
 });
 
 describe("an artifact whose copy on the server changed since it was cached", () => {
@@ -831,7 +852,10 @@ describe("a warm run against the server", () => {
       const late = await cache.lookup(entry!.key);
       expect(late.entry).toBeUndefined();
       expect(late.bad?.reason).toBe(`its source run ${source} is FAILED, not FINISHED`);
-      expect(seen).toEqual(["POST runs/search", "GET runs/get"]);
+      expect(seen.slice(0, 2)).toEqual(["POST runs/search", "GET runs/get"]);
+      // Then the experiment's index, as for a missing key (another machine may have computed the
+      // key since); its entry names the same failed run, which is not asked about again.
+      expect(seen.slice(2).filter((r) => !r.includes("experiments/get") && !r.includes("/cairn-index"))).toEqual([]);
     } finally {
       clock.mockRestore();
       await store.close();

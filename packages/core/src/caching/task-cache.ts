@@ -106,6 +106,9 @@ export interface ForeignEntry {
   here: { kind: string; uri: string; id?: string };
 }
 
+/** What a lookup makes of one entry it found: usable (`entry`), or why not. */
+type Checked = { entry: CacheEntry; bad?: undefined; foreign?: undefined } | { entry?: undefined; bad: BadEntry; foreign?: undefined } | { entry?: undefined; bad?: undefined; foreign: ForeignEntry };
+
 /** A tracker for people: "the embedded store at .cairn", "the MLflow server at http://...". */
 export function describeTracker(tracker: { kind: string; uri: string; id?: string }): string {
   if (tracker.kind === "local") return `the embedded store at ${tracker.uri}`;
@@ -538,7 +541,9 @@ export class TaskCache {
   /**
    * A usable entry for `key`: from the store, else (a tracker other machines record to, such
    * as MLflow: `capabilities.sharedRuns`) from the experiment's index or a run tagged with the
-   * key. Entries whose run or artifacts are gone or changed are evicted. `storeOnly`: the
+   * key. The index is read too when the store's entry cannot be used here: one a run with
+   * another tracker (the embedded store, tracking off) wrote over the one this tracker's run
+   * made. Entries whose run or artifacts are gone or changed are evicted. `storeOnly`: the
    * store alone, as after taking the key's lease (whoever held it wrote to this same store).
    * `fresh`: the tracker's index is read for this key even when its last listing (up to
    * {@link FRESH_ANSWER_MS} old) did not have it, as when another process is known to have just stored it.
@@ -551,19 +556,47 @@ export class TaskCache {
   async lookup(key: string, options: { storeOnly?: boolean; fresh?: boolean; readOnly?: boolean } = {}): Promise<{ entry?: CacheEntry; bad?: BadEntry; foreign?: ForeignEntry; expired?: ExpiredEntry }> {
     const readOnly = options.readOnly === true;
     const stored = await this.guard(() => this.store.lookup(key, { keep: readOnly }), {});
-    if (stored.evicted) return { bad: { key, reason: stored.evicted } };
-    let entry = stored.entry;
-    let expired = stored.expired;
-    let fromTracker = false;
-    if (!entry && !options.storeOnly && this.tracker.capabilities.sharedRuns && this.missingExperiment === undefined) {
-      const found = await this.fromTracker(key, options.fresh === true, readOnly);
-      entry = found?.entry;
-      expired ??= found?.expired;
-      fromTracker = entry !== undefined;
+    const inStore: Checked | undefined = stored.evicted ? { bad: { key, reason: stored.evicted } } : stored.entry ? await this.checked(key, stored.entry, false, readOnly) : undefined;
+    if (inStore?.entry) return { entry: inStore.entry };
+    const asksTracker = !options.storeOnly && this.tracker.capabilities.sharedRuns && this.missingExperiment === undefined;
+    // A tracker that fails this second look leaves the store's answer (the look is a chance, not a duty).
+    const answer = asksTracker ? await this.fromTracker(key, options.fresh === true, readOnly).catch((error: unknown) => (inStore ? undefined : Promise.reject(error))) : undefined;
+    const found = answer?.entry;
+    const expired = stored.expired ?? answer?.expired;
+    // The index's entry of the same source run as the store's bad one is as bad: not checked twice.
+    const same = found !== undefined && stored.entry !== undefined && inStore?.bad !== undefined && found.sourceRunId === stored.entry.sourceRunId;
+    const inTracker = found && !same ? await this.checked(key, found, true, readOnly) : undefined;
+    if (inTracker?.entry) {
+      if (!readOnly && !inStore?.foreign) {
+        // Later lookups stay local, and expire when the original would have. A foreign entry
+        // stays in the store instead, for the tracker it belongs to: switching back hits there too.
+        const left = this.trackerExpiry.get(key);
+        await this.guard(() => this.store.set(inTracker.entry, left !== undefined ? { ttlMs: Math.max(1, left - Date.now()) } : {}), undefined).catch(() => undefined);
+      }
+      return { entry: inTracker.entry };
     }
+    // What the store holds is said first: it is what a run with the other setting would use.
+    const unused = inStore ?? inTracker;
+    if (unused?.foreign && !this.foreignMet) {
+      // Another embedded store's entry is news only through a shared store (in its own, it is a leftover).
+      const { tracker } = unused.foreign;
+      if (tracker.kind !== this.tracker.kind || this.tracker.capabilities.sharedRuns || this.store.kind !== "embedded") {
+        this.foreignMet = true;
+        this.foreignListener?.(unused.foreign);
+      }
+    }
+    if (unused) return unused;
     // An entry past its ttl: said, not taken.
-    if (!entry) return expired ? { expired } : {};
-    entry = await this.placed(entry);
+    return expired ? { expired } : {};
+  }
+
+  /**
+   * Whether `entry` (the store's, or `fromTracker`: found in the tracker) can be used here: the
+   * entry as placed on this machine, else why not. A bad entry of the store is evicted (unless
+   * `readOnly`); one recorded in another tracker is not (see {@link ForeignEntry}).
+   */
+  private async checked(key: string, found: CacheEntry, fromTracker: boolean, readOnly: boolean): Promise<Checked> {
+    const entry = await this.placed(found);
     const secret = this.secrets?.find(entry.outputs.values);
     let problem: string | undefined;
     try {
@@ -571,35 +604,26 @@ export class TaskCache {
     } catch (error) {
       return { bad: { key, reason: `it could not be checked: ${(error as Error).message.replace(/\.$/, "")}`, kept: true } };
     }
-    if (problem) {
-      // An entry another tracker recorded (a teammate's local store, through a shared redis)
-      // cannot be checked from here: it is a miss here, but stays for whoever can use it.
-      const hereId = await this.storeId();
-      if (!fromTracker && this.isForeign(entry, hereId)) {
-        const foreign: ForeignEntry = {
+    if (!problem) {
+      if (!readOnly) this.heldBy(entry);
+      return { entry };
+    }
+    // An entry another tracker recorded (a teammate's local store, through a shared redis)
+    // cannot be checked from here: it is a miss here, but stays for whoever can use it.
+    const hereId = await this.storeId();
+    if (!fromTracker && this.isForeign(entry, hereId)) {
+      return {
+        foreign: {
           key,
           taskName: entry.taskName,
           sourceRunId: entry.sourceRunId,
           tracker: { kind: entry.tracker.kind, uri: entry.tracker.uri, ...(typeof entry.tracker.id === "string" ? { id: entry.tracker.id } : {}) },
           here: { kind: this.tracker.kind, uri: this.tracker.uri, ...(hereId !== undefined ? { id: hereId } : {}) },
-        };
-        // Another embedded store's entry is news only through a shared store (in its own, it is a leftover).
-        if (!this.foreignMet && (entry.tracker.kind !== this.tracker.kind || this.tracker.capabilities.sharedRuns || this.store.kind !== "embedded")) {
-          this.foreignMet = true;
-          this.foreignListener?.(foreign);
-        }
-        return { foreign };
-      }
-      if (!readOnly) await this.guard(() => this.store.delete(key), false).catch(() => false);
-      return { bad: { key, reason: problem } };
+        },
+      };
     }
-    if (!readOnly) this.heldBy(entry);
-    if (fromTracker && !readOnly) {
-      // Later lookups stay local, and expire when the original would have.
-      const left = this.trackerExpiry.get(key);
-      await this.guard(() => this.store.set(entry, left !== undefined ? { ttlMs: Math.max(1, left - Date.now()) } : {}), undefined).catch(() => undefined);
-    }
-    return { entry };
+    if (!readOnly && !fromTracker) await this.guard(() => this.store.delete(key), false).catch(() => false);
+    return { bad: { key, reason: problem } };
   }
 
   /**
