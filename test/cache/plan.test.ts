@@ -57,7 +57,7 @@ describe("a key that appears twice in one flow", () => {
     // Before, sq-2 was planned "run" too.
     expect(actions(plan)).toEqual({ sq: "run", "sq-2": "hit", add: "run" });
     expect(plan.find((p) => p.task === "sq-2")!.reason).toBe('same key as "sq", computed once in this run');
-    expect(plan.find((p) => p.task === "add")!.reason).toMatch(/upstream task "sq" runs first/);
+    expect(plan.find((p) => p.task === "add")!.reason).toBe('no cache entry of this task yet, whatever upstream task "sq" hands it');
     const { result } = await runCollect(f, { root });
     expect(statuses(result)).toEqual({ sq: "succeeded", "sq-2": "cached", add: "succeeded" });
   });
@@ -96,6 +96,34 @@ describe("forced tasks", () => {
     expect(refresh.map((p) => p.reason)).toEqual(["--refresh", "--refresh", "--refresh"]);
     const { result } = await runCollect(f, { root, cache: { rerun: ["load"] } });
     expect(statuses(result)).toEqual({ load: "succeeded", helped: "succeeded", down: "succeeded" });
+  });
+});
+
+describe("a task below one that runs", () => {
+  it("whose own code no entry has runs whatever it is handed, and plan and explain say what changed; with its code unchanged it may still hit", async () => {
+    const root = await tmp();
+    const a1 = task("a").input<{ n: number }>().run(({ n }) => ({ v: n + 1 }));
+    const a2 = task("a").input<{ n: number }>().run(({ n }) => ({ v: n + 2 }));
+    const b1 = task("b").input<{ v: number }>().run(({ v }) => ({ w: v * 2 }));
+    const b2 = task("b").input<{ v: number }>().run(({ v }) => ({ w: v * 3 }));
+    const make = (a: typeof a1, b: typeof b1) => flow("below").build(() => ({ w: b({ v: a({ n: 1 }).v }).w }));
+    await runCollect(make(a1, b1), { root });
+
+    const onlyUpstream = await planOf(make(a2, b1), root);
+    expect(onlyUpstream.find((p) => p.task === "b")!.reason).toBe('upstream task "a" runs first (it may still hit if that task\'s outputs come out unchanged)');
+
+    const both = make(a2, b2);
+    const plan = await planOf(both, root);
+    // Before: 'upstream task "a" runs first (it may still hit ...)', though b's own code changed.
+    const reason = plan.find((p) => p.task === "b")!.reason!;
+    expect(reason).toMatch(/^no cache entry matches it, whatever upstream task "a" hands it: /);
+    expect(reason).toMatch(/changed/);
+    expect(reason).not.toMatch(/input/);
+    const { tasks, params } = await openFlowCache(both.definition, { root, params: {}, env: {} });
+    const explained = await explainTask(both.definition, "b", { params, cache: tasks }).finally(() => tasks.store.close());
+    expect(explained.nearest?.changes.map((c) => c.path)).toEqual(["code"]);
+    const { result } = await runCollect(both, { root });
+    expect(statuses(result)).toEqual({ a: "succeeded", b: "succeeded" });
   });
 });
 

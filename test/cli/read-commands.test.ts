@@ -80,6 +80,27 @@ describe("cairn plan and explain take the run's --secrets and --experiment", () 
     expect((await cairn(["plan", "flow.ts", "--experiment", "mine"], { cwd })).stdout).toMatch(/uses\s+runs/);
   });
 
+  it("plan and explain of a task below one that runs say what changed in its own code, not that it may still hit", async () => {
+    const cwd = await tmp();
+    const flowFile = (up: number, times: number) =>
+      `import { flow, task } from "cairn-dag";\n` +
+      `const a = task("a").input<{ n: number }>().run(({ n }) => ({ v: n + ${up} }));\n` +
+      `const b = task("b").input<{ v: number }>().run(({ v }) => ({ w: v * ${times} }));\n` +
+      `export default flow("below").build(() => ({ w: b({ v: a({ n: 1 }).v }).w }));\n`;
+    await writeFile(join(cwd, "flow.ts"), flowFile(1, 2));
+    expect((await cairn(["run", "flow.ts"], { cwd })).code).toBe(0);
+    await writeFile(join(cwd, "flow.ts"), flowFile(2, 3));
+    const plan = await cairn(["plan", "flow.ts"], { cwd });
+    expect(plan.code, plan.stderr).toBe(0);
+    // Before: `b runs  upstream task "a" runs first (it may still hit if that task's outputs come out unchanged)`.
+    expect(plan.stdout).toMatch(/^b\s+runs\s+no cache entry matches it, whatever upstream task "a" hands it: the function of task `b` changed/m);
+    const explain = await cairn(["explain", "flow.ts", "b"], { cwd });
+    expect(explain.code, explain.stderr).toBe(0);
+    // Before: "Its inputs are known only once the upstream tasks have run, so its key cannot be computed yet."
+    expect(explain.stdout).toMatch(/^Nearest earlier entry: run [0-9a-f]{32}, from .*\. Since then, whatever its inputs turn out to be:\n {2}- the function of task `b` changed/m);
+    expect(explain.stdout).not.toContain("cannot be computed yet");
+  });
+
   it("report --out over an existing file leaves it whole when the write fails part-way (a full disk), with no temp file beside it", async () => {
     const cwd = await tmp();
     await writeFile(join(cwd, "flow.ts"), `import { flow, task } from "cairn-dag";\nconst t = task("t").run(() => ({ v: 1 }));\nexport default flow("rep").build(() => ({ v: t().v }));\n`);

@@ -820,6 +820,14 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
     lines.push(`${p.task} would run: ${p.reason}.${items}`);
     if (p.items !== undefined) {
       // A map or sweep has no key: each item has its own, which `cairn explain FILE map[k]` explains.
+    } else if (!p.key && explanation.nearest) {
+      // Below a task that runs, with its own code (or params, env) changed: the changes known now.
+      const n = explanation.nearest;
+      lines.push(`Nearest earlier entry: run ${n.sourceRunId}, from ${new Date(n.createdAt).toISOString()}. Since then, whatever its inputs turn out to be:`);
+      for (const change of n.changes) lines.push(`  - ${change.message}`);
+      lines.push("Its inputs are known only once the upstream tasks have run.");
+    } else if (!p.key && explanation.searched) {
+      lines.push(`No earlier cache entry of task "${p.task}" in ${explanation.searched}, whatever its inputs turn out to be (they are known only once the upstream tasks have run).`);
     } else if (!p.key) {
       // Else the reason says it all: caching off, inputs its schema refuses, a key that cannot be made.
       if (p.upstream !== undefined) lines.push("Its inputs are known only once the upstream tasks have run, so its key cannot be computed yet.");

@@ -1,4 +1,4 @@
-import { type CacheEntry, type ExpiredEntry, type IngredientChange, nearestEntry } from "@cairn/cache";
+import { type CacheEntry, diffIngredients, type ExpiredEntry, type IngredientChange, nearestEntry } from "@cairn/cache";
 import type { FlowDefinition, FlowNode } from "../definition/flow-definition.ts";
 import { describeRef, forEachRef, isRef } from "../definition/ref.ts";
 import { InputValidationError, MapItemsFailedError } from "../errors.ts";
@@ -69,7 +69,7 @@ export async function planFlow(definition: FlowDefinition, options: PlanOptions)
 async function planNodes(
   definition: FlowDefinition,
   options: PlanOptions,
-): Promise<{ plan: PlannedTask[]; nodes: Map<string, FlowNode>; nearest: (node: FlowNode, key: TaskKey) => Promise<Nearest> }> {
+): Promise<{ plan: PlannedTask[]; nodes: Map<string, FlowNode>; nearest: (node: FlowNode, key: TaskKey) => Promise<Nearest>; known: Map<string, Nearest> }> {
   const graph = buildFlowGraph(definition);
   const nodes = new Map(graph.nodes);
   const rows: PlannedTask[] = [];
@@ -86,13 +86,23 @@ async function planNodes(
   const running = new Map<string, string>();
   /** Nodes planned as hits whose outputs come from a node of the same key that runs first: their dependants wait for it. */
   const waitsFor = new Map<string, string>();
+  /** Nodes below a task that runs whose own code (or params, env) no earlier entry has: what differs (see {@link knownChanges}). */
+  const known = new Map<string, Nearest>();
   const planOne = async (node: FlowNode, upstreamRuns: string | undefined, forcedHere: boolean): Promise<PlannedTask> => {
     const id = node.id;
     const place = node.item ? { parent: node.item.parent, item: node.item.index } : {};
     if (node.task.cache === false) return { task: id, action: "run", reason: "caching is off for this task", ...place };
     // A forced task runs whatever its upstream tasks hand it: it cannot hit, even on unchanged outputs.
     if (upstreamRuns && (options.refresh || forcedHere)) return { task: id, action: "run", reason: forcedReason(node), upstream: upstreamRuns, ...place };
-    if (upstreamRuns) return { task: id, action: "run", reason: `upstream task "${upstreamRuns}" runs first (it may still hit if that task's outputs come out unchanged)`, upstream: upstreamRuns, ...place };
+    if (upstreamRuns) {
+      const changed = await knownChanges(node, options.cache, earlierEntries).catch(() => undefined);
+      if (!changed) return { task: id, action: "run", reason: `upstream task "${upstreamRuns}" runs first (it may still hit if that task's outputs come out unchanged)`, upstream: upstreamRuns, ...place };
+      known.set(id, changed);
+      const whatever = `whatever upstream task "${upstreamRuns}" hands it`;
+      const changes = changed.nearest?.changes;
+      const reason = changes ? `no cache entry matches it, ${whatever}: ${changes[0]!.message}${changes.length > 1 ? ` (+${changes.length - 1} more)` : ""}` : `no cache entry of this task yet, ${whatever}`;
+      return { task: id, action: "run", reason, upstream: upstreamRuns, ...place };
+    }
     const key = await options.cache.keyFor(node, await taskInputs(node, options.params, (dep) => outputs.get(dep)));
     const computedBy = running.get(key.key);
     if (computedBy !== undefined) {
@@ -126,7 +136,7 @@ async function planNodes(
     const since = near.newItem ?? (near.nearest?.changes.length ? `${near.nearest.changes[0]!.message}${near.nearest.changes.length > 1 ? ` (+${near.nearest.changes.length - 1} more)` : ""}` : undefined);
     return { task: id, action: "run", reason: `no cache entry for these inputs and code${since ? `: ${since}` : ""}`, key, ...place };
   };
-  const earlier = new Map<string, Promise<{ entries: CacheEntry[]; searched: string }>>();
+  const earlier = new Map<string, Promise<{ entries: CacheEntry[]; searched: string; complete: boolean }>>();
   const earlierEntries = (taskName: string) => {
     let found = earlier.get(taskName);
     if (!found) earlier.set(taskName, (found = options.cache.earlierEntries(taskName)));
@@ -190,7 +200,7 @@ async function planNodes(
     const items = itemRows.get(id);
     if (items) rows.push(...items);
   }
-  return { plan: rows, nodes, nearest: (node, key) => nearestOf(node, key, earlierEntries, itemInputOf(node)) };
+  return { plan: rows, nodes, nearest: (node, key) => nearestOf(node, key, earlierEntries, itemInputOf(node)), known };
 
   /**
    * A map or sweep: its list, when it is known before running (a literal, a param, or the
@@ -316,6 +326,27 @@ async function nearestOf(node: FlowNode, key: TaskKey, earlierEntries: (taskName
   return { ...(best ? { nearest: { sourceRunId: best.entry.sourceRunId, createdAt: best.entry.createdAt, changes: best.changes } } : {}), searched };
 }
 
+/**
+ * For a node whose inputs are known only once an upstream task has run: what already differs,
+ * whatever those inputs turn out to be (its code and code files, the params it reads, its env,
+ * its version), from every earlier entry of its task, with the nearest of them (none: the task
+ * has no entry). Undefined when an entry agrees on all of these (the node may still hit), or when
+ * not every entry a run could hit was read. Inputs known now (literals, params) are left out:
+ * the task's input schema may change them before they are keyed.
+ */
+async function knownChanges(node: FlowNode, cache: TaskCache, earlierEntries: (taskName: string) => Promise<{ entries: CacheEntry[]; searched: string; complete: boolean }>): Promise<Nearest | undefined> {
+  const { entries, searched, complete } = await earlierEntries(node.task.name);
+  if (!complete) return undefined;
+  const now = (await cache.keyFor(node, {})).ingredients;
+  let best: { entry: CacheEntry; changes: IngredientChange[] } | undefined;
+  for (const entry of entries) {
+    const changes = diffIngredients(entry.ingredients, now).filter((c) => !c.path.startsWith("inputs."));
+    if (!changes.length) return undefined;
+    if (!best || changes.length < best.changes.length) best = { entry, changes };
+  }
+  return { ...(best ? { nearest: { sourceRunId: best.entry.sourceRunId, createdAt: best.entry.createdAt, changes: best.changes } } : {}), searched };
+}
+
 /** A value shown in a sentence: cut at 40 characters. */
 function short(text: string): string {
   return text.length > 40 ? `${text.slice(0, 37)}...` : text;
@@ -398,7 +429,7 @@ export interface Explanation {
 
 /** Explains one task's plan: for a miss, which ingredient changed since the nearest earlier entry. */
 export async function explainTask(definition: FlowDefinition, task: string, options: PlanOptions): Promise<Explanation> {
-  const { plan, nodes, nearest } = await planNodes(definition, options);
+  const { plan, nodes, nearest, known } = await planNodes(definition, options);
   const unknownItem = /^(.+)\[\d+\]$/.exec(task);
   if (unknownItem && !plan.some((p) => p.task === task)) {
     const map = plan.find((p) => p.task === unknownItem[1] && p.items !== undefined);
@@ -419,6 +450,7 @@ export async function explainTask(definition: FlowDefinition, task: string, opti
   const node = nodes.get(planned.task)!;
   const explanation: Explanation = { task: planned.task, planned };
   // An entry of these very ingredients exists, past its ttl: nothing changed since, nothing to compare.
-  if (planned.action === "hit" || !planned.key || planned.expired) return explanation;
+  // Below a task that runs: what already differs, whatever its inputs, when plan found that.
+  if (planned.action === "hit" || !planned.key || planned.expired) return { ...explanation, ...known.get(planned.task) };
   return { ...explanation, ...(await nearest(node, planned.key)) };
 }

@@ -297,7 +297,7 @@ export class TaskCache {
   /** When the misses stop waiting for {@link earlier}: {@link MISS_REASON_LIST_MS} after it began. */
   private earlierBy: number | undefined;
   /** The experiment's index documents by task, read once for a plan's or explain's comparisons (see {@link earlierEntries}). */
-  private indexDocuments: Promise<{ byTask: Map<string, CacheEntry[]>; read: number; listed: number }> | undefined;
+  private indexDocuments: Promise<IndexDocuments> | undefined;
 
   constructor(
     readonly store: CacheStore,
@@ -990,12 +990,16 @@ export class TaskCache {
    * store's, and (a tracker other machines record to) the experiment's index, where another
    * machine's entries are, which a run hits too. `searched` names where they were looked for.
    * At most {@link INDEX_READS_MAX} index documents are read; entries past their ttl are left out.
+   * `complete`: these are all the entries a run of the task could hit (every index document was
+   * read, or there is no index to read), so a key that none of them has is a miss.
    */
-  async earlierEntries(taskName: string): Promise<{ entries: CacheEntry[]; searched: string }> {
+  async earlierEntries(taskName: string): Promise<{ entries: CacheEntry[]; searched: string; complete: boolean }> {
     const entries = await this.store.list({ taskName, keep: true });
     const { readIndexEntry, listIndexEntries } = this.tracker;
     if (!readIndexEntry || !listIndexEntries || !this.tracker.capabilities.sharedRuns || this.missingExperiment !== undefined) {
-      return { entries, searched: `the cache store at ${this.store.location}` };
+      // A tracker other machines record to, without an index, is searched by tag at a lookup: not listed here.
+      const complete = !this.tracker.capabilities.sharedRuns || this.missingExperiment !== undefined;
+      return { entries, searched: `the cache store at ${this.store.location}`, complete };
     }
     this.indexDocuments ??= this.readIndexDocuments();
     const index = await this.indexDocuments;
@@ -1003,7 +1007,7 @@ export class TaskCache {
     for (const entry of index.byTask.get(taskName) ?? []) if (!known.has(entry.key)) entries.push(entry);
     entries.sort((a, b) => b.createdAt - a.createdAt);
     const part = index.listed > index.read ? ` (${index.read} of its ${index.listed} documents read)` : "";
-    return { entries, searched: `the cache store at ${this.store.location} and the index of experiment ${this.experimentId} in ${this.tracker.uri}${part}` };
+    return { entries, searched: `the cache store at ${this.store.location} and the index of experiment ${this.experimentId} in ${this.tracker.uri}${part}`, complete: index.complete };
   }
 
   /**
@@ -1011,13 +1015,17 @@ export class TaskCache {
    * compares (one request each, at most {@link INDEX_READS_MAX}): its names say only the key,
    * so a task's documents are known once read. Entries past their ttl are left out.
    */
-  private async readIndexDocuments(): Promise<{ byTask: Map<string, CacheEntry[]>; read: number; listed: number }> {
+  private async readIndexDocuments(): Promise<IndexDocuments> {
     const byTask = new Map<string, CacheEntry[]>();
-    const names = (await this.tracker.listIndexEntries!.call(this.tracker, this.experimentId).catch(() => undefined)) ?? [];
+    const listed = await this.tracker.listIndexEntries!.call(this.tracker, this.experimentId).catch(() => undefined);
+    const names = listed ?? [];
     const toRead = names.slice(0, INDEX_READS_MAX);
     const now = Date.now();
+    let complete = listed !== undefined && toRead.length === names.length;
     for (let i = 0; i < toRead.length; i += 16) {
-      const texts = await Promise.all(toRead.slice(i, i + 16).map((n) => this.tracker.readIndexEntry!.call(this.tracker, this.experimentId, n).catch(() => undefined)));
+      const texts = await Promise.all(
+        toRead.slice(i, i + 16).map((n) => this.tracker.readIndexEntry!.call(this.tracker, this.experimentId, n).catch(() => ((complete = false), undefined))),
+      );
       for (const [j, text] of texts.entries()) {
         let doc: unknown;
         try {
@@ -1034,7 +1042,7 @@ export class TaskCache {
         else byTask.set(entry.taskName, [entry]);
       }
     }
-    return { byTask, read: toRead.length, listed: names.length };
+    return { byTask, read: toRead.length, listed: names.length, complete };
   }
 
   /** The index's names, listed at most once per {@link FRESH_ANSWER_MS}; undefined when they cannot be listed (every key is read). */
@@ -1133,6 +1141,14 @@ async function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | undefin
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The experiment's index read whole for {@link TaskCache.earlierEntries}; `complete`: listed, and every document read. */
+interface IndexDocuments {
+  byTask: Map<string, CacheEntry[]>;
+  read: number;
+  listed: number;
+  complete: boolean;
 }
 
 /** Index documents {@link TaskCache.earlierEntries} reads at most: one request each. */
