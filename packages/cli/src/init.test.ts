@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { initProject } from "./init.ts";
@@ -125,6 +125,26 @@ describe("cairn init", () => {
     expect(pnpm).toContain("  pnpm exec cairn plan flow.ts  # what would run, and why\n");
     expect(pnpm).toContain("  pnpm run typecheck            # tsc --noEmit\n");
     expect(pnpm).not.toMatch(/ npx | npm run /);
+  });
+
+  it("whose install fails says how to install Cairn there instead of what to run next, which could not work", async () => {
+    // An npm that fails as the registry's answers for cairn-dag, which is not on npm yet.
+    const bin = folder({ npm: "#!/bin/sh\necho 'npm error 404 Not Found - GET https://registry.npmjs.org/cairn-dag - Not found' >&2\nexit 1\n" });
+    chmodSync(join(bin, "npm"), 0o755);
+    const dir = join(folder(), "other");
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = "";
+    let err = "";
+    stdout.on("data", (d: Buffer) => (out += d));
+    stderr.on("data", (d: Buffer) => (err += d));
+    const code = await initProject({ dir, template: "ts", cairnVersion: "0.1.0", stdout, stderr, env: { PATH: bin } });
+    expect(code).toBe(1);
+    // Before: "Next:\n  cd ...\n  npx cairn run flow.ts", where npx fetches the registry's unrelated `cairn`.
+    expect(out).not.toContain("Next:");
+    expect(err).toContain(`cairn: \`npm install\` exited with 1 in ${dir}, so Cairn is not installed there, and \`npx cairn\` there would fetch the npm registry's package named \`cairn\`, which is someone else's.`);
+    expect(err).toContain(`install there the tarballs that \`pnpm pack:all DIR\` makes in a clone of Cairn (README: "Until it is on npm"), then run the flow:\n  cd ${relative(process.cwd(), dir)}\n  npm install DIR/*.tgz\n  npx cairn run flow.ts\n`);
+    expect(err).toContain("Otherwise fix what npm said above, run `npm install` there again, then `npx cairn run flow.ts`.");
   });
 
   it("says which package.json is broken", async () => {

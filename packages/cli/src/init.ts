@@ -99,13 +99,17 @@ export async function initProject(options: InitOptions): Promise<number> {
 
   let code = 0;
   const pm = packageManager(options.env);
+  const cd = dir === resolve(".") ? "" : `  cd ${relative(process.cwd(), dir) || dir}\n`;
+  const { exec, script } = COMMANDS_OF[pm];
   if (options.install !== false) {
     stdout.write(`Installing with ${pm}...\n`);
     code = await install(pm, dir, options.env);
-    if (code !== 0) options.stderr.write(`cairn: \`${pm} install\` exited with ${code}; run it yourself in ${dir}.\n`);
+    // No "Next" steps: without the install, `npx cairn` there fetches the registry's unrelated `cairn`.
+    if (code !== 0) {
+      options.stderr.write(installFailed(pm, dir, code, cd));
+      return code;
+    }
   }
-  const cd = dir === resolve(".") ? "" : `  cd ${relative(process.cwd(), dir) || dir}\n`;
-  const { exec, script } = COMMANDS_OF[pm];
   const next: Array<[string, string]> = [
     [`${exec} run flow.ts`, "run the flow (again: every task comes from the cache)"],
     [`${exec} plan flow.ts`, "what would run, and why"],
@@ -114,6 +118,22 @@ export async function initProject(options: InitOptions): Promise<number> {
   const width = Math.max(...next.map(([command]) => command.length)) + 2;
   stdout.write(`\nNext:\n${cd}${next.map(([command, what]) => `  ${command.padEnd(width)}# ${what}\n`).join("")}`);
   return code;
+}
+
+/**
+ * What to do when the install failed, in the commands of `pm`: most often it could not find
+ * cairn-dag on the registry (not published yet), and the tarballs are installed instead.
+ */
+function installFailed(pm: keyof typeof COMMANDS_OF, dir: string, code: number, cd: string): string {
+  const tarballs =
+    pm === "npm" ? "npm install DIR/*.tgz" : pm === "pnpm" ? "pnpm add DIR/cairn-dag-*.tgz   # with pnpm.overrides for the @cairn/* tarballs, as the README shows" : "yarn add DIR/cairn-dag-*.tgz";
+  return (
+    `cairn: \`${pm} install\` exited with ${code} in ${dir}, so Cairn is not installed there, and \`${COMMANDS_OF[pm].exec}\` there ` +
+    `${pm === "npm" ? "would fetch the npm registry's package named `cairn`, which is someone else's" : "finds no cairn"}. If the install could not find cairn-dag (404: Cairn is not on npm yet), ` +
+    `install there the tarballs that \`pnpm pack:all DIR\` makes in a clone of Cairn (README: "Until it is on npm"), then run the flow:\n` +
+    `${cd}  ${tarballs}\n  ${COMMANDS_OF[pm].exec} run flow.ts\n` +
+    `Otherwise fix what ${pm} said above, run \`${pm} install\` there again, then \`${COMMANDS_OF[pm].exec} run flow.ts\`.\n`
+  );
 }
 
 function readTemplate(name: string): string {
