@@ -745,10 +745,13 @@ describe("bad definitions are caught before anything runs", () => {
   it("refuses a misspelt option, naming the one it likely meant, and options of the wrong type, before anything is recorded", async () => {
     const f = flow("opts").build(() => ({}));
     const bad = (options: unknown) => f.run(options as never);
-    await expect(bad({ ...off, concurency: 2 })).rejects.toThrow(
-      /Expected `run\(\)\.concurency` to be one of run\(\)'s options \(did you mean `concurrency`\?\): params, concurrency, .*got "concurency"/,
-    );
-    await expect(bad({ ...off, cache: { refesh: true } })).rejects.toThrow(/`cache\.refesh` to be one of cache's options \(did you mean `refresh`\?\)/);
+    // Before, the message ended `got "concurency" (string)`: the key quoted where a value is.
+    const typo = await bad({ ...off, concurency: 2 }).then(() => undefined, (error: unknown) => error as OptionError);
+    expect(typo).toBeInstanceOf(OptionError);
+    expect(typo!.message).toMatch(/^run\(\) has no option `concurency` \(did you mean `concurrency`\?\)\. Its options: params, concurrency, .*, beforeEnd\. Rename it to `concurrency`, or remove it\.$/);
+    expect(typo!.message).not.toContain("got");
+    expect(typo).toMatchObject({ option: "run().concurency", got: "concurency" });
+    await expect(bad({ ...off, cache: { refesh: true } })).rejects.toThrow(/^cache has no option `refesh` \(did you mean `refresh`\?\)\. Its options: url, store, refresh, rerun, strict\./);
     await expect(bad({ ...off, cache: { refresh: "yes" } })).rejects.toThrow("Expected `cache.refresh` to be a boolean");
     await expect(bad({ ...off, cache: { store: {} } })).rejects.toThrow("Expected `cache.store` to be a CacheStore");
     await expect(bad("x")).rejects.toThrow("Expected `run() options` to be an object");

@@ -111,12 +111,15 @@ export function booleanFromEnv(env: NodeJS.ProcessEnv, name: string): boolean {
 /**
  * `options[key]` is not an option of `what`: refused, naming the one it likely meant. A
  * misspelt option (`concurency`, `timeout` for `timeoutMs`) is otherwise ignored without a word.
- * @example checkKnownKeys({ concurency: 2 }, ["concurrency"], "map(fit)") // OptionError: ... did you mean `concurrency`?
+ * The message is about the key, not its value ("got ..." would quote the key as if it were one).
+ * @example checkKnownKeys({ concurency: 2 }, ["concurrency"], "map(fit)") // OptionError: map(fit) has no option `concurency` (did you mean `concurrency`?) ...
  */
 export function checkKnownKeys(options: object, known: readonly string[], what: string): void {
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue;
     const meant = closestName(key, known);
-    throw new OptionError(`${what}.${key}`, `one of ${what}'s options${meant ? ` (did you mean \`${meant}\`?)` : ""}: ${known.join(", ")}`, key);
+    const expected = `one of ${what}'s options${meant ? ` (did you mean \`${meant}\`?)` : ""}: ${known.join(", ")}`;
+    const fix = meant ? `Rename it to \`${meant}\`, or remove it.` : "Remove it, or use one of those.";
+    throw new OptionError(`${what}.${key}`, expected, key, `${what} has no option \`${key}\`${meant ? ` (did you mean \`${meant}\`?)` : ""}. Its options: ${known.join(", ")}. ${fix}`);
   }
 }
