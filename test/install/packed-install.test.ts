@@ -161,7 +161,7 @@ describe("a TypeScript project made by `cairn init`", () => {
     expect(pkg.type).toBe("module");
     expect(pkg.scripts).toMatchObject({ flow: "cairn run flow.ts", typecheck: "tsc --noEmit" });
     expect(Object.keys(pkg.devDependencies).sort()).toEqual(["@types/node", "tsx", "typescript"]);
-    expect(JSON.parse(readFileSync(join(project, "tsconfig.json"), "utf8")).compilerOptions.strict).toBe(true);
+    expect(JSON.parse(readFileSync(join(project, "tsconfig.json"), "utf8")).compilerOptions).toMatchObject({ strict: true, sourceMap: true });
     expect(readFileSync(join(project, ".gitignore"), "utf8")).toContain(".cairn/");
     const again = await sh("npx", ["cairn", "init", "--no-install"], project);
     expect(again.code).toBe(2);
@@ -249,6 +249,40 @@ console.log(JSON.stringify({ status: (await run.wait()).status, finite: Number.i
     expect(JSON.parse(compiled.stdout)).toEqual({ status: "succeeded", finite: true });
     // The compiled flow is not the entry point: importing it ran nothing on its own.
     expect(compiled.stdout.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("a TypeScript app compiled by tsc (the scaffold's tsconfig writes source maps) hits what `cairn run` stored, and runs again what an edit changed once compiled", async () => {
+    mkdirSync(join(project, "deployed"));
+    cpSync(join(project, "flow.ts"), join(project, "deployed/flow.ts"));
+    writeFileSync(
+      join(project, "deployed/app.ts"),
+      `import demo from "./flow.ts";
+const run = await demo.run({ params: { rows: 500 } });
+const result = await run.wait();
+console.log(JSON.stringify(Object.fromEntries(Object.entries(result.tasks).map(([id, t]) => [id, t.status]))));
+`,
+    );
+    const all = (status: string) => ({ "make-data": status, fit: status, report: status });
+    const cli = await ok("npx", ["cairn", "run", "deployed/flow.ts", "-p", "rows=500", "--json"], project);
+    expect(statuses(cli.stdout)).toEqual(all("succeeded"));
+    await ok("npx", ["tsc"], project);
+    const app = await ok("node", ["dist/deployed/app.js"], project);
+    expect(JSON.parse(app.stdout)).toEqual(all("cached"));
+    expect(app.stderr).toBe("");
+
+    // Edited after compiling: what runs is the compiled code, which counts as the JavaScript it is (its source no longer says what it does).
+    const source = readFileSync(join(project, "deployed/flow.ts"), "utf8");
+    writeFileSync(join(project, "deployed/flow.ts"), source.replace("const slope = sxy / sxx;", "const slope = (sxy / sxx) * 2;"));
+    const stale = await ok("node", ["dist/deployed/app.js"], project);
+    expect(JSON.parse(stale.stdout)).toEqual(all("succeeded"));
+    expect(stale.stderr).toContain("CairnCompiledSourceWarning: dist/deployed/flow.js counts in cache keys as the JavaScript it is, not as its source deployed/flow.ts: deployed/flow.ts was changed after");
+    // Compiled again: only the edited task and the one its new outputs feed run; `cairn run` then hits them all.
+    await ok("npx", ["tsc"], project);
+    const edited = await ok("node", ["dist/deployed/app.js"], project);
+    expect(JSON.parse(edited.stdout)).toEqual({ "make-data": "cached", fit: "succeeded", report: "succeeded" });
+    expect(edited.stderr).toBe("");
+    const after = await ok("npx", ["cairn", "run", "deployed/flow.ts", "-p", "rows=500", "--json"], project);
+    expect(statuses(after.stdout)).toEqual(all("cached"));
   });
   it("lets the project write a task kind with cairn-dag/kind: typed, run, cached, and re-run when the kind's code changes", async () => {
     mkdirSync(join(project, "kinds"));

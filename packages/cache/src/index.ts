@@ -9,7 +9,7 @@ export { CACHE_SCHEMA_VERSION, describePath, digestFile, digestFileSync, digestP
 export type { PathDescription } from "./hash.ts";
 
 // Cache keys
-export { computeCacheKey, DECLARATION_ENTRY, diffIngredients, keyOfIngredients, kindRunEntry, replaceArtifacts, RECORDED_VALUE_MAX_BYTES } from "./key.ts";
+export { computeCacheKey, DECLARATION_ENTRY, diffIngredients, keyOfIngredients, kindRunEntry, replaceArtifacts, RECORDED_VALUE_MAX_BYTES, SOURCE_CODE_ENTRY } from "./key.ts";
 export type { ArtifactDigest, CacheKeyIngredients, CacheKeyOptions, DiffOptions, IngredientChange, RecordedIngredients, RecordedInput } from "./key.ts";
 
 // Entries and the store

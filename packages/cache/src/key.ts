@@ -105,6 +105,15 @@ function kindOfRunEntry(name: string): string | undefined {
   return name.startsWith("kind ") && name.endsWith("#run") ? name.slice("kind ".length, -"#run".length) : undefined;
 }
 
+/**
+ * Under this symbol a code-dependencies record may give the task's own code as the source its
+ * module was compiled from has it, when that is not its `code`: a function that tsc compiled, read
+ * as tsx gives its text from the TypeScript source. It then stands for `code` in the key, so that
+ * the compiled app and `cairn run` or tsx of the source share cache entries. A symbol, so never
+ * a name of the record.
+ */
+export const SOURCE_CODE_ENTRY = Symbol.for("cairn.code.source");
+
 /** Inputs whose JSON is larger than this are recorded by hash only. */
 export const RECORDED_VALUE_MAX_BYTES = 1024;
 

@@ -24,18 +24,23 @@
  * a factory is called with. Not followed: packages (workspace
  * packages too), `import()` of a computed path, tsconfig `paths` aliases, files read at run
  * time (declare those with `.codeFiles()` or bump `.version()`).
+ *
+ * A module tsc compiled (with a source map naming its TypeScript file) is read as that source
+ * while the JavaScript is what tsc makes of the sources as they are (`asWritten`): the app tsc
+ * compiled then has the keys `cairn run` and tsx give the source.
  */
 import { type Stats, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { isBuiltin, SourceMap } from "node:module";
-import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DECLARATION_ENTRY, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
 import { scopeKey, type RunScope } from "@cairn/core";
 import { loadEsbuild } from "./esbuild.ts";
+import { onlySource, parseSourceMap, sourceMapPlace } from "./source-map-comment.ts";
 
 /** Bumped when the shapes below or the way they are worked out change. */
-const SHAPE_VERSION = 8;
+const SHAPE_VERSION = 9;
 
 /** Where a function is in the source: start line, start column, end line, end column (lines 1-based, columns 0-based). */
 type Range = [number, number, number, number];
@@ -50,6 +55,12 @@ interface Refs {
 interface ModuleShape {
   /** sha256 of the module's text as esbuild strips it; of its raw text when it is not code or cannot be parsed. */
   digest: string;
+  /**
+   * When the module imports by a TypeScript path (`./shape.ts`): the sha256 of that text with
+   * those paths written as tsc's `rewriteRelativeImportExtensions` writes them (`./shape.js`),
+   * so that it compares with the module tsc compiled from it. Absent: `digest` compares.
+   */
+  comparable?: string;
   /** Set when it cannot be parsed: it counts whole, also for the tasks it declares. */
   opaque?: true;
   /**
@@ -86,13 +97,27 @@ const shapes = new Map<string, Promise<ModuleShape>>();
 const functionRefs = new Map<string, Promise<Refs>>();
 /** Reads of one flow run, kept on its scope: its tasks share them; the next run reads again. */
 interface Reads {
+  texts: Map<string, Promise<string | undefined>>;
   shapes: Map<string, Promise<ModuleShape | undefined>>;
   resolved: Map<string, string | undefined>;
   tsconfigs: Map<string, Promise<string | undefined>>;
   closures: Map<string, Promise<Closure>>;
+  sourceMaps: Map<string, Promise<FoundSourceMap | undefined>>;
+  compiled: Map<string, Promise<Compiled | undefined>>;
+  printed: Map<string, Promise<string | undefined>>;
 }
 const READS = scopeKey<Reads>("cairn code-deps reads");
-const readsOf = (scope: RunScope): Reads => scope.state(READS, () => ({ shapes: new Map(), resolved: new Map(), tsconfigs: new Map(), closures: new Map() }));
+const readsOf = (scope: RunScope): Reads =>
+  scope.state(READS, () => ({
+    texts: new Map(),
+    shapes: new Map(),
+    resolved: new Map(),
+    tsconfigs: new Map(),
+    closures: new Map(),
+    sourceMaps: new Map(),
+    compiled: new Map(),
+    printed: new Map(),
+  }));
 
 /**
  * The code dependencies of a function declared in `file`, whose text is `fnText`: code-file
@@ -128,6 +153,209 @@ export async function moduleDependencies(file: string, scope: RunScope): Promise
     // esbuild or acorn could not be loaded: the script's own digest still counts.
   }
   return deps;
+}
+
+// ------------------------------------------------------------------ modules compiled by tsc
+
+/** A function as the source of its module has it. */
+export interface WrittenFunction {
+  /** Where it is declared (line and column 1-based, as in stack traces): in the TypeScript source, for a module compiled from one. */
+  place: { file: string; line: number; column: number };
+  /** Its text: as tsx gives it from the source, when it is found there; else as given. */
+  fnText: string;
+}
+
+/** JavaScript that a compiler may have written, with a source map naming its TypeScript. */
+const COMPILED = /\.(?:js|mjs|cjs)$/;
+const TYPESCRIPT = /\.(?:ts|mts|cts|tsx)$/;
+
+/**
+ * A function declared at `place` (a stack frame's file, line and column), whose text is `fnText`,
+ * as the source of its module has it. When the module is JavaScript compiled by tsc with a source
+ * map (`sourceMap`: a `.js.map` beside it; `inlineSourceMap`) that names one TypeScript file, which
+ * is there, and every module of the project it loads was compiled from the sources as they are
+ * now (each compared as esbuild strips it, with the TypeScript paths of imports as tsc rewrites
+ * them; each data file the same at its place beside the sources): the place in that file, and
+ * the function's text as tsx gives it from there. Its code fingerprint is then the one `cairn
+ * run` and tsx make of the source, so an app compiled by tsc shares their cache entries.
+ * Otherwise as given: the JavaScript that runs is what counts. A module compiled from another
+ * version of its sources (edited since) says so in a CairnCompiledSourceWarning, once per
+ * module and process.
+ */
+export async function asWritten(place: WrittenFunction["place"], fnText: string, scope: RunScope): Promise<WrittenFunction> {
+  const given = { place, fnText };
+  if (!COMPILED.test(place.file) || isPackageFile(place.file)) return given;
+  try {
+    const r = readsOf(scope);
+    const compiled = await compiledFrom(r, place.file);
+    if (!compiled) return given;
+    if ("reason" in compiled) {
+      warnOnce(place.file, compiled.source, compiled.reason);
+      return given;
+    }
+    const at = compiled.map.findEntry(place.line - 1, place.column - 1) as { originalLine?: number; originalColumn?: number };
+    if (at.originalLine === undefined || at.originalColumn === undefined) return given;
+    const text = await printedInSource(r, compiled.source, fnText);
+    return { place: { file: compiled.source, line: at.originalLine + 1, column: at.originalColumn + 1 }, fnText: text ?? fnText };
+  } catch {
+    return given; // esbuild or acorn could not be loaded: the JavaScript counts as it is
+  }
+}
+
+/** A compiled module's source map, when it names one TypeScript file of the project that is there. */
+interface FoundSourceMap {
+  source: string;
+  map: SourceMap;
+}
+
+/** A compiled module read as its source (`map`), or why it cannot be (`reason`). */
+type Compiled = FoundSourceMap | { source: string; reason: string };
+
+/** Once per flow run for each compiled module that declares tasks. */
+function compiledFrom(r: Reads, file: string): Promise<Compiled | undefined> {
+  let compiled = r.compiled.get(file);
+  if (!compiled) {
+    compiled = (async () => {
+      const found = await sourceMapOf(r, file);
+      if (!found) return undefined;
+      const reason = await disagreement(r, file, found.source);
+      return reason === undefined ? found : { source: found.source, reason };
+    })();
+    r.compiled.set(file, compiled);
+  }
+  return compiled;
+}
+
+function sourceMapOf(r: Reads, file: string): Promise<FoundSourceMap | undefined> {
+  let found = r.sourceMaps.get(file);
+  if (!found) {
+    found = (async () => {
+      const text = await textOf(r, file);
+      const place = text === undefined ? undefined : sourceMapPlace(file, text);
+      if (!place) return undefined;
+      const payload = parseSourceMap("inline" in place ? place.inline : ((await textOf(r, place.file)) ?? ""));
+      const source = payload && onlySource(payload, "inline" in place ? file : place.file);
+      if (!source || !TYPESCRIPT.test(source) || isPackageFile(source) || !isFile(source)) return undefined;
+      try {
+        return { source, map: new SourceMap(payload as ConstructorParameters<typeof SourceMap>[0]) };
+      } catch {
+        return undefined; // mappings it cannot read: as without a map
+      }
+    })();
+    r.sourceMaps.set(file, found);
+  }
+  return found;
+}
+
+/**
+ * Why the program `jsFile` loads was not compiled from the sources as they are now; undefined
+ * when it was: every module of the project it reaches (itself too) has a source map naming the
+ * TypeScript file at the same place in the source tree as it has in the compiled one, the two
+ * the same as esbuild strips them; every data file it imports is at its place there, the same.
+ * The sources' own imports then lead to those same files.
+ */
+async function disagreement(r: Reads, jsFile: string, tsFile: string): Promise<string | undefined> {
+  const counterpart = (path: string) => resolve(dirname(tsFile), relative(dirname(jsFile), path));
+  for (const [path, digest] of (await closureOf(r, jsFile, jsFile)).files) {
+    if (!LOADERS[extname(path)]) {
+      if ((await shapeOf(r, counterpart(path)))?.digest !== digest) return `${shown(counterpart(path))} is not the same as ${shown(path)}, which the compiled code imports`;
+      continue;
+    }
+    const source = path === jsFile ? tsFile : (await sourceMapOf(r, path))?.source;
+    if (source === undefined) return `${shown(path)}, which it imports, has no source map naming its TypeScript file`;
+    if (withoutExtension(source) !== withoutExtension(counterpart(path))) return `the source map of ${shown(path)} names ${shown(source)}, not a file at its place beside ${shown(tsFile)}`;
+    const [compiled, written] = await Promise.all([shapeOf(r, path), shapeOf(r, source)]);
+    if (!compiled || !written || (compiled.comparable ?? compiled.digest) !== (written.comparable ?? written.digest)) return differs(source, path);
+  }
+  return undefined;
+}
+
+function withoutExtension(path: string): string {
+  return path.slice(0, path.length - extname(path).length);
+}
+
+/** Why a source and the module compiled from it differ, as far as can be told. */
+function differs(source: string, compiled: string): string {
+  const changedSince = (statOrUndefined(source)?.mtimeMs ?? 0) > (statOrUndefined(compiled)?.mtimeMs ?? Infinity);
+  return changedSince
+    ? `${shown(source)} was changed after ${shown(compiled)} was compiled from it`
+    : `${shown(source)} and ${shown(compiled)} differ beyond types and comments (compiled from another version of it, or compiled otherwise than esbuild would: an enum, decorators, a target below ES2022)`;
+}
+
+/** A path as the user would type it: relative to the working directory when inside it. */
+function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
+}
+
+/** Compiled modules warned about: once per process, for an app that runs its flow many times. */
+const warned = new Set<string>();
+
+function warnOnce(file: string, source: string, reason: string): void {
+  if (warned.has(file)) return;
+  warned.add(file);
+  process.emitWarning(
+    `${shown(file)} counts in cache keys as the JavaScript it is, not as its source ${shown(source)}: ${reason}. ` +
+      `Its tasks share no cache entries with \`cairn run\` or tsx of the sources while the two differ: compile again after an edit.`,
+    "CairnCompiledSourceWarning",
+  );
+}
+
+/** tsx's options for a module (format, target, minifyWhitespace, keepNames): esbuild prints a function as tsx gives its text. */
+function tsxOptions(loader: "ts" | "tsx" | "js" | "jsx", tsconfig: string | undefined) {
+  return { loader, format: "esm", target: `node${process.versions.node}`, minifyWhitespace: true, keepNames: true, ...(tsconfig ? { tsconfigRaw: tsconfig } : {}) } as const;
+}
+
+/**
+ * `fnText` (the text tsc wrote of a function) as tsx gives it from the TypeScript module `file`:
+ * printed by the esbuild tsx uses with tsx's options, and found in that module printed so (it is
+ * then that function's text under tsx); undefined when it is not found there (a function of
+ * another module, or one tsc wrote otherwise than esbuild reads it). Kept on disk by content.
+ */
+async function printedInSource(r: Reads, file: string, fnText: string): Promise<string | undefined> {
+  const source = await textOf(r, file);
+  const loader = LOADERS[extname(file)];
+  if (source === undefined || !loader) return undefined;
+  const tsconfig = await tsconfigFor(r, dirname(file));
+  const id = sha256(`${SHAPE_VERSION}\0as-tsx\0${loadEsbuild().version}\0${process.versions.node}\0${loader}\0${tsconfig ?? ""}\0${source}\0${fnText}`);
+  const kept = await fromDisk<{ text?: unknown }>(`${id}.tsx.json`);
+  if (kept && (typeof kept.text === "string" || kept.text === null)) return kept.text ?? undefined;
+  const [printed, module] = await Promise.all([printFunction(fnText, tsconfig), printedModule(r, file, source, loader, tsconfig)]);
+  const text = printed !== undefined && module?.includes(printed) ? printed : null;
+  await keep(`${id}.tsx`, { text });
+  return text ?? undefined;
+}
+
+/** The module as tsx prints it; once per flow run. */
+function printedModule(r: Reads, file: string, source: string, loader: "ts" | "tsx" | "js" | "jsx", tsconfig: string | undefined): Promise<string | undefined> {
+  let printed = r.printed.get(file);
+  if (!printed) {
+    printed = loadEsbuild()
+      .transform(source, tsxOptions(loader, tsconfig))
+      .then(
+        (out) => out.code,
+        () => undefined, // what tsx could not compile either
+      );
+    r.printed.set(file, printed);
+  }
+  return printed;
+}
+
+/** A function's text printed on its own as tsx prints it in its module: an arrow or function in parentheses, a method (`run(x) { ... }`) in an object. */
+async function printFunction(fnText: string, tsconfig: string | undefined): Promise<string | undefined> {
+  const acorn = await import("acorn");
+  for (const [open, close] of [["(", ")"], ["({", "})"]] as const) {
+    try {
+      const code = (await loadEsbuild().transform(`${open}${fnText}${close};`, tsxOptions("js", tsconfig))).code;
+      const program = acorn.parse(code, { ecmaVersion: "latest", sourceType: "module" }) as unknown as { body: AcornNode[] };
+      const expression = program.body.at(-1)?.expression as AcornNode | undefined;
+      const node = open === "(" ? expression : (expression?.properties as AcornNode[] | undefined)?.[0];
+      return node ? code.slice(node.start, node.end) : undefined;
+    } catch {
+      // the other wrapping, then none
+    }
+  }
+  return undefined;
 }
 
 /** Reads are shared by the tasks of one flow run; a new run reads again. */
@@ -312,13 +540,19 @@ function shapeOf(r: Reads, path: string): Promise<ModuleShape | undefined> {
   return shape;
 }
 
-async function readShape(r: Reads, path: string): Promise<ModuleShape | undefined> {
-  let source: string;
-  try {
-    source = await readFile(path, "utf8");
-  } catch {
-    return undefined;
+/** The text of a file in this flow run; undefined when it cannot be read. */
+function textOf(r: Reads, path: string): Promise<string | undefined> {
+  let text = r.texts.get(path);
+  if (!text) {
+    text = readFile(path, "utf8").catch(() => undefined);
+    r.texts.set(path, text);
   }
+  return text;
+}
+
+async function readShape(r: Reads, path: string): Promise<ModuleShape | undefined> {
+  const source = await textOf(r, path);
+  if (source === undefined) return undefined;
   const loader = LOADERS[extname(path)];
   // A data file (JSON, text) counts as it is.
   if (!loader) return { digest: sha256(source), decls: [], imports: [] };
@@ -492,8 +726,10 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
   // What the module loads with a literal import() or require() counts when the module counts whole.
   for (const from of new Set([...decls.flatMap((d) => [...d.modules]), ...others.flatMap((o) => o.modules)])) imports.push({ locals: [], taken: ["*"], from });
   const topLevel = new Set([...decls.flatMap((d) => d.names), ...imports.flatMap((i) => i.locals)]);
+  const comparable = asCompiledImports(code, program as unknown as AcornNode);
   return keep(id, {
     digest: sha256(code),
+    ...(comparable !== code ? { comparable: sha256(comparable) } : {}),
     decls: decls.map((d) => ({
       names: d.names,
       digest: sha256(d.texts.join("\n")),
@@ -505,6 +741,25 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     ...(blocks.length ? { blocks: blocks.map((b) => ({ ...b, uses: b.uses.filter((n) => topLevel.has(n)) })) } : {}),
     imports,
   });
+}
+
+/** What tsc's `rewriteRelativeImportExtensions` makes of a relative path to a TypeScript module. */
+const TS_IMPORT = /^(\.\.?\/.*)\.(tsx?|mts|cts)$/;
+const COMPILED_EXTENSION: Record<string, string> = { ts: ".js", tsx: ".js", mts: ".mjs", cts: ".cjs" };
+
+/** `code` with each import, re-export and literal `import()` of a TypeScript path written as tsc writes it compiled (`./shape.ts` as `./shape.js`). */
+function asCompiledImports(code: string, program: AcornNode): string {
+  const rewrites: Array<[number, number, string]> = [];
+  const visit = (node: AcornNode): void => {
+    const source = node.type === "ImportDeclaration" || node.type === "ImportExpression" || node.type === "ExportAllDeclaration" || node.type === "ExportNamedDeclaration" ? node.source : undefined;
+    const m = source?.type === "Literal" && typeof source.value === "string" ? TS_IMPORT.exec(source.value) : null;
+    if (m) rewrites.push([source!.start, source!.end, JSON.stringify(`${m[1]}${COMPILED_EXTENSION[m[2]!]}`)]);
+    for (const [, child] of childNodes(node)) visit(child);
+  };
+  visit(program);
+  let out = code;
+  for (const [start, end, text] of rewrites.sort((a, b) => b[0] - a[0])) out = out.slice(0, start) + text + out.slice(end);
+  return out;
 }
 
 /**

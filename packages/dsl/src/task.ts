@@ -16,9 +16,10 @@ import {
   type TaskDefinition,
   UnknownNodeError,
 } from "@cairn/core";
+import { SOURCE_CODE_ENTRY } from "@cairn/cache";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { type BuildContext, currentBuild, nodeToRef, proxyKind, refProxy } from "./build-context.ts";
-import { functionDependencies } from "./code-deps.ts";
+import { asWritten, functionDependencies } from "./code-deps.ts";
 import { atUserCode, declaringModule, errorSource, resolveDeclaredPath, type SourcePlace } from "./declared-path.ts";
 import { paramsReadBy } from "./params-read.ts";
 import type { MaybeNode, MaybeRef, Node, OrDefault, Ref, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
@@ -182,7 +183,11 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
         code,
         codeDependencies: async (scope) => {
           const place = declaredIn();
-          return place === undefined ? {} : functionDependencies(place.file, code, scope, place);
+          if (place === undefined) return {};
+          // A module tsc compiled counts as its TypeScript source, as `cairn run` and tsx count it.
+          const written = await asWritten(place, code, scope);
+          const found = await functionDependencies(written.place.file, written.fnText, scope, written.place);
+          return written.fnText === code ? found : Object.assign(found, { [SOURCE_CODE_ENTRY]: written.fnText });
         },
         paramsRead: () => paramsReadBy(code),
         retry: state.retry,

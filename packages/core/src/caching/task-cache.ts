@@ -16,6 +16,7 @@ import {
   type RecordedInput,
   computeCacheKey,
   DECLARATION_ENTRY,
+  SOURCE_CODE_ENTRY,
   describePath,
   hashValue,
   earlierByTask,
@@ -473,9 +474,11 @@ export class TaskCache {
       );
       codeFiles = Object.fromEntries(node.task.codeFiles.map((file, i) => [file.name, digests[i]!]));
     }
+    let sourceCode: string | undefined;
     if (node.task.codeDependencies) {
       const found = await this.dependenciesOf(node.task);
       declaration = (found as { [DECLARATION_ENTRY]?: string })[DECLARATION_ENTRY];
+      sourceCode = (found as { [SOURCE_CODE_ENTRY]?: string })[SOURCE_CODE_ENTRY];
       // What the task declares wins over what was found under the same name.
       if (Object.keys(found).length) codeFiles = { ...found, ...codeFiles };
     }
@@ -493,7 +496,8 @@ export class TaskCache {
       resolvedTo = resolved;
     }
     const params = node.task.paramsRead ? this.paramsOf(await node.task.paramsRead()) : undefined;
-    const own = `${node.task.kind}\0${node.task.code}`;
+    // The task's code as its source has it, for a module compiled by tsc (its text is tsc's).
+    const own = `${node.task.kind}\0${typeof sourceCode === "string" ? sourceCode : node.task.code}`;
     return computeCacheKey({
       taskName: node.task.name,
       ...(node.task.version !== undefined ? { taskVersion: node.task.version } : {}),

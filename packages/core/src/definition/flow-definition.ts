@@ -58,7 +58,9 @@ export interface TaskDefinition {
    * Code the task's function uses beyond its own text, found without being declared (the
    * DSL's function tasks: helpers and constants of its module, the project's modules it
    * imports from): code-file name -> content digest, added to the key beside `codeFiles`.
-   * Asked once per flow run, with the run's scope (files are read once per run too).
+   * Asked once per flow run, with the run's scope (files are read once per run too). Under
+   * `SOURCE_CODE_ENTRY` (@cairn/cache) it may give the task's code as the source its module was
+   * compiled from has it, which then stands for `code` in the key.
    */
   readonly codeDependencies?: (scope: RunScope) => Promise<Record<string, string>>;
   /**

@@ -8,7 +8,7 @@ import { dirname, relative, resolve, sep } from "node:path";
 import { CacheValueError, DECLARATION_ENTRY, kindRunEntry, sha256 } from "@cairn/cache";
 import { OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
-import { functionDependencies } from "../code-deps.ts";
+import { asWritten, functionDependencies } from "../code-deps.ts";
 import { projectCallersOf, type SourcePlace } from "../declared-path.ts";
 import { makeTask, type NodeOptions, type RetryOptions, type Task } from "../task.ts";
 import type { SchemaInput, SchemaOutput } from "../types.ts";
@@ -104,17 +104,18 @@ function withKindCode(definition: TaskDefinition, kindFrames: () => readonly Sou
   return {
     ...definition,
     codeDependencies: async (scope) => {
-      const places = kindFrames();
+      // Modules tsc compiled count as their TypeScript sources, as `cairn run` and tsx count them.
+      const places = await Promise.all(kindFrames().map((place) => asWritten(place, runText, scope)));
       const kind: Record<string, string> = {};
       if (places.length) {
         // The run function's text wherever it is written (a helper may hand it on from another module).
-        kind[kindRunEntry(definition.kind)] = sha256(runText);
-        const base = dirname(places[0]!.file);
-        for (const [i, place] of places.entries()) {
+        kind[kindRunEntry(definition.kind)] = sha256(places.find((p) => p.fnText !== runText)?.fnText ?? runText);
+        const base = dirname(places[0]!.place.file);
+        for (const [i, { place, fnText }] of places.entries()) {
           // The outermost frame declares the task (unless kindTask() is called there directly).
           const declaring = i > 0 && i === places.length - 1;
-          const found = await functionDependencies(place.file, runText, scope, declaring ? undefined : place);
-          for (const [name, digest] of Object.entries(found)) kind[place.file === places[0]!.file ? name : rebased(name, place.file, base)] = digest;
+          const found = await functionDependencies(place.file, fnText, scope, declaring ? undefined : place);
+          for (const [name, digest] of Object.entries(found)) kind[place.file === places[0]!.place.file ? name : rebased(name, place.file, base)] = digest;
           // kindTask() called where the task is declared: that statement (or build function) is the
           // task's own declaration, named so by explain (a symbol: not in the key). Called from a
           // kind's function, the frame is the kind's code, whatever task it declares.

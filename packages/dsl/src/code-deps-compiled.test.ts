@@ -1,0 +1,169 @@
+/**
+ * A function of a module that tsc compiled counts as its TypeScript source, when tsc wrote a
+ * source map and the sources are as it compiled them: the same place, text and code
+ * dependencies as tsx gives from the source. Compiled by the workspace's tsc, run by plain node
+ * and by tsx, as real processes.
+ */
+import { execFileSync } from "node:child_process";
+import { cp, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { RunScope } from "@cairn/core";
+import { asWritten, functionDependencies } from "./code-deps.ts";
+
+const repo = resolve(import.meta.dirname, "../../..");
+let dir: string;
+
+/** What `declare(fn)` saw of a function: where it was declared (the caller's stack frame) and its text. */
+interface Declared {
+  place: { file: string; line: number; column: number };
+  fnText: string;
+}
+
+const FLOW = [
+  `import { scale } from "./lib/shape.ts";`,
+  `import { declare } from "./declare.ts";`,
+  ``,
+  `type In = { n: number };`,
+  `/** A helper. */`,
+  `function bump(n: number): number {`,
+  `  return n + 1;`,
+  `}`,
+  ``,
+  `export const triple = declare(async ({ n }: In) => {`,
+  `  const m: number = bump(n);`,
+  `  return { n: scale(m) };`,
+  `});`,
+  `export const plain = declare(({ n }: In) => ({ n }));`,
+  ``,
+].join("\n");
+
+const TSCONFIG = {
+  compilerOptions: {
+    target: "ES2022",
+    module: "NodeNext",
+    moduleResolution: "NodeNext",
+    strict: true,
+    skipLibCheck: true,
+    verbatimModuleSyntax: true,
+    rewriteRelativeImportExtensions: true,
+    types: [],
+    outDir: "dist",
+    sourceMap: true,
+  },
+  include: ["*.ts", "lib/*.ts"],
+};
+
+async function write(tree: Record<string, string>): Promise<void> {
+  for (const [name, text] of Object.entries(tree)) {
+    await mkdir(join(dir, name, ".."), { recursive: true });
+    await writeFile(join(dir, name), text);
+  }
+}
+
+function tsc(...args: string[]): void {
+  execFileSync(join(repo, "node_modules/.bin/tsc"), ["-p", join(dir, "tsconfig.json"), ...args], { encoding: "utf8" });
+}
+
+/** The functions `entry` declares, as a real process run by `runner` (node, or tsx) sees them. */
+function declared(runner: string, entry: string): { triple: Declared; plain: Declared } {
+  const code = `const m = await import(${JSON.stringify(join(dir, entry))}); console.log(JSON.stringify({ triple: m.triple, plain: m.plain }));`;
+  return JSON.parse(execFileSync(runner, ["--input-type=module", "-e", code], { cwd: dir, encoding: "utf8" }));
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cairn-compiled-"));
+  await write({
+    "package.json": `{ "type": "module" }\n`,
+    "tsconfig.json": JSON.stringify(TSCONFIG),
+    "lib/shape.ts": `export const scale = (n: number): number => n * 3;\n`,
+    // The caller's frame, as the DSL's declaringModule() takes it: file, line and column of the call.
+    "declare.ts": [
+      `export function declare(fn: (...args: any[]) => unknown) {`,
+      `  const frame = /\\((.*):(\\d+):(\\d+)\\)$|at (.*):(\\d+):(\\d+)$/.exec(new Error().stack!.split("\\n")[2]!.trim())!;`,
+      `  const [file, line, column] = frame[1] ? [frame[1], frame[2], frame[3]] : [frame[4], frame[5], frame[6]];`,
+      `  return { place: { file: file!.replace("file://", ""), line: Number(line), column: Number(column) }, fnText: fn.toString() };`,
+      `}`,
+      ``,
+    ].join("\n"),
+    "flow.ts": FLOW,
+  });
+  tsc();
+}, 60_000);
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("a function of a module compiled by tsc", () => {
+  it("counts as its TypeScript source: the place, the text and the code dependencies tsx gives", async () => {
+    const compiled = declared(process.execPath, "dist/flow.js");
+    const source = declared(join(repo, "node_modules/.bin/tsx"), "flow.ts");
+    expect(compiled.triple.place.file).toBe(join(dir, "dist/flow.js"));
+    expect(source.triple.place.file).toBe(join(dir, "flow.ts"));
+    expect(compiled.triple.fnText).not.toBe(source.triple.fnText); // tsc's text, not esbuild's
+    for (const name of ["triple", "plain"] as const) {
+      const written = await asWritten(compiled[name].place, compiled[name].fnText, new RunScope());
+      expect(written.place.file).toBe(join(dir, "flow.ts"));
+      expect(written.place.line).toBe(source[name].place.line);
+      expect(written.fnText).toBe(source[name].fnText);
+      const fromSource = await functionDependencies(source[name].place.file, source[name].fnText, new RunScope(), source[name].place);
+      expect(await functionDependencies(written.place.file, written.fnText, new RunScope(), written.place)).toEqual(fromSource);
+    }
+    expect(Object.keys(await functionDependencies(join(dir, "flow.ts"), source.triple.fnText, new RunScope(), source.triple.place)).sort()).toEqual([
+      "declare.ts",
+      "flow.ts#bump",
+      "flow.ts#triple",
+      "lib/shape.ts",
+    ]);
+  });
+
+  it("also with the source map inline (inlineSourceMap)", async () => {
+    tsc("--sourceMap", "false", "--inlineSourceMap", "--outDir", join(dir, "inline"));
+    const compiled = declared(process.execPath, "inline/flow.js");
+    const written = await asWritten(compiled.triple.place, compiled.triple.fnText, new RunScope());
+    expect(written.place.file).toBe(join(dir, "flow.ts"));
+    expect(written.fnText).toBe(declared(join(repo, "node_modules/.bin/tsx"), "flow.ts").triple.fnText);
+  });
+
+  it("counts as the JavaScript it is without a source map, or when its sources are not there", async () => {
+    tsc("--sourceMap", "false", "--outDir", join(dir, "nomap"));
+    const compiled = declared(process.execPath, "nomap/flow.js");
+    expect(await asWritten(compiled.triple.place, compiled.triple.fnText, new RunScope())).toEqual(compiled.triple);
+
+    await cp(join(dir, "dist"), join(dir, "moved"), { recursive: true });
+    const moved = declared(process.execPath, "moved/flow.js");
+    const map = join(dir, "moved/flow.js.map");
+    await writeFile(map, (await readFile(map, "utf8")).replace("../flow.ts", "../gone/flow.ts"));
+    expect(await asWritten(moved.triple.place, moved.triple.fnText, new RunScope())).toEqual(moved.triple);
+  });
+
+  it("counts as the JavaScript it is when a source was edited after tsc compiled it, and says why once", async () => {
+    await cp(join(dir, "dist"), join(dir, "stale"), { recursive: true, preserveTimestamps: false });
+    const compiled = declared(process.execPath, "stale/flow.js");
+    const warn = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
+    try {
+      // An edit of a module it imports, with an mtime older than the compiled file (as `cp -p` or `git checkout` of an older file leaves).
+      await write({ "lib/shape.ts": `export const scale = (n: number): number => n * 4;\n` });
+      await utimes(join(dir, "lib/shape.ts"), new Date(2001, 0, 1), new Date(2001, 0, 1));
+      expect(await asWritten(compiled.triple.place, compiled.triple.fnText, new RunScope())).toEqual(compiled.triple);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(String(warn.mock.calls[0]![0])).toContain("lib/shape.ts and");
+      expect(warn.mock.calls[0]![1]).toBe("CairnCompiledSourceWarning");
+      // A comment or a type is no edit of the code.
+      await write({ "lib/shape.ts": `// the factor\nexport const scale = (n: number /* any */): number => n * 3;\n` });
+      expect((await asWritten(compiled.triple.place, compiled.triple.fnText, new RunScope())).place.file).toBe(join(dir, "flow.ts"));
+      // An edit of the task's own module, newer than the compiled file.
+      await write({ "flow.ts": FLOW.replace("n + 1", "n + 2") });
+      expect(await asWritten(compiled.plain.place, compiled.plain.fnText, new RunScope())).toEqual(compiled.plain);
+      expect(await asWritten(compiled.triple.place, compiled.triple.fnText, new RunScope())).toEqual(compiled.triple);
+      // Once per compiled module and process.
+      expect(warn).toHaveBeenCalledTimes(1);
+    } finally {
+      await write({ "flow.ts": FLOW, "lib/shape.ts": `export const scale = (n: number): number => n * 3;\n` });
+    }
+  });
+});
