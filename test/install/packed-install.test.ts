@@ -269,6 +269,9 @@ console.log(JSON.stringify(Object.fromEntries(Object.entries(result.tasks).map((
     const app = await ok("node", ["dist/deployed/app.js"], project);
     expect(JSON.parse(app.stdout)).toEqual(all("cached"));
     expect(app.stderr).toBe("");
+    // Node showing stack frames at the sources changes nothing.
+    const mapped = await ok("node", ["--enable-source-maps", "dist/deployed/app.js"], project);
+    expect(JSON.parse(mapped.stdout)).toEqual(all("cached"));
 
     // Edited after compiling: what runs is the compiled code, which counts as the JavaScript it is (its source no longer says what it does).
     const source = readFileSync(join(project, "deployed/flow.ts"), "utf8");
@@ -276,6 +279,9 @@ console.log(JSON.stringify(Object.fromEntries(Object.entries(result.tasks).map((
     const stale = await ok("node", ["dist/deployed/app.js"], project);
     expect(JSON.parse(stale.stdout)).toEqual(all("succeeded"));
     expect(stale.stderr).toContain("CairnCompiledSourceWarning: dist/deployed/flow.js counts in cache keys as the JavaScript it is, not as its source deployed/flow.ts: deployed/flow.ts was changed after");
+    // The same under --enable-source-maps, where Node shows the edited source: what ran counts.
+    const staleMapped = await ok("node", ["--enable-source-maps", "dist/deployed/app.js"], project);
+    expect(JSON.parse(staleMapped.stdout)).toEqual(all("cached"));
     // Compiled again: only the edited task and the one its new outputs feed run; `cairn run` then hits them all.
     await ok("npx", ["tsc"], project);
     const edited = await ok("node", ["dist/deployed/app.js"], project);
@@ -319,6 +325,17 @@ export default flow("kinded").build(() => ({ text: hello().text }));
     writeFileSync(join(project, "kinds/shout.ts"), readFileSync(join(project, "kinds/shout.ts"), "utf8").replace(`+ "!"`, `+ "?"`));
     const edited = await ok("npx", ["cairn", "run", "kinded/flow.ts"], project);
     expect(edited.stdout).toContain('Outputs: {"text":"HI?"}');
+    // Compiled by tsc, an app running that flow hits the entry: the kind's code counts as its source too.
+    writeFileSync(
+      join(project, "kinded/app.ts"),
+      `import kinded from "./flow.ts";
+const result = await (await kinded.run()).wait();
+console.log(JSON.stringify(result.tasks.hello?.status));
+`,
+    );
+    await ok("npx", ["tsc"], project);
+    expect((await ok("node", ["dist/kinded/app.js"], project)).stdout.trim()).toBe('"cached"');
+    expect((await ok("node", ["--enable-source-maps", "dist/kinded/app.js"], project)).stdout.trim()).toBe('"cached"');
   });
 });
 

@@ -26,6 +26,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CairnError, digestFileSync, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
+import { registerCompiledFlowDir } from "@cairn/dsl";
 import type * as Esbuild from "esbuild";
 import { commonJsScope, FlowFileError } from "./load-flow.ts";
 
@@ -89,8 +90,9 @@ export async function importCompiledFlow(path: string, bundle: CairnBundle): Pro
   const dir = inTemp(path, tmpdir(), () => privateTempDir(join("flows", bundle.id)) ?? ownFolder());
   const manifestPath = `${sha256(real)}.json`;
   const entry = upToDate(dir, join(dir, manifestPath)) ?? (await compile(real, dir, manifestPath, bundle));
-  // Stack traces name the TypeScript source: task files resolve against its folder.
+  // Stack traces name the TypeScript source: task files resolve against its folder, and tasks count there, as under tsx.
   process.setSourceMapsEnabled(true);
+  registerCompiledFlowDir(dir);
   return import(pathToFileURL(entry).href);
 }
 

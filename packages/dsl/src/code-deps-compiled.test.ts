@@ -67,9 +67,9 @@ function tsc(...args: string[]): void {
 }
 
 /** The functions `entry` declares, as a real process run by `runner` (node, or tsx) sees them. */
-function declared(runner: string, entry: string): { triple: Declared; plain: Declared } {
+function declared(runner: string, entry: string, flags: string[] = []): { triple: Declared; plain: Declared } {
   const code = `const m = await import(${JSON.stringify(join(dir, entry))}); console.log(JSON.stringify({ triple: m.triple, plain: m.plain }));`;
-  return JSON.parse(execFileSync(runner, ["--input-type=module", "-e", code], { cwd: dir, encoding: "utf8" }));
+  return JSON.parse(execFileSync(runner, [...flags, "--input-type=module", "-e", code], { cwd: dir, encoding: "utf8" }));
 }
 
 beforeAll(async () => {
@@ -121,6 +121,15 @@ describe("a function of a module compiled by tsc", () => {
     ]);
   });
 
+  it("also when Node showed the frame at the source (--enable-source-maps): from the place in the JavaScript beside it", async () => {
+    const compiled = declared(process.execPath, "dist/flow.js");
+    const shown = declared(process.execPath, "dist/flow.js", ["--enable-source-maps"]);
+    expect(shown.triple.place.file).toBe(join(dir, "flow.ts"));
+    const written = await asWritten({ ...shown.triple.place, generated: compiled.triple.place }, compiled.triple.fnText, new RunScope());
+    expect(written).toEqual(await asWritten(compiled.triple.place, compiled.triple.fnText, new RunScope()));
+    expect(written.place.file).toBe(join(dir, "flow.ts"));
+  });
+
   it("also with the source map inline (inlineSourceMap)", async () => {
     tsc("--sourceMap", "false", "--inlineSourceMap", "--outDir", join(dir, "inline"));
     const compiled = declared(process.execPath, "inline/flow.js");
@@ -160,6 +169,9 @@ describe("a function of a module compiled by tsc", () => {
       await write({ "flow.ts": FLOW.replace("n + 1", "n + 2") });
       expect(await asWritten(compiled.plain.place, compiled.plain.fnText, new RunScope())).toEqual(compiled.plain);
       expect(await asWritten(compiled.triple.place, compiled.triple.fnText, new RunScope())).toEqual(compiled.triple);
+      // Node showing the frame at the edited source (--enable-source-maps): the JavaScript that ran counts, not the source.
+      const shown = { ...compiled.triple.place, file: join(dir, "flow.ts"), generated: compiled.triple.place };
+      expect(await asWritten(shown, compiled.triple.fnText, new RunScope())).toEqual(compiled.triple);
       // Once per compiled module and process.
       expect(warn).toHaveBeenCalledTimes(1);
     } finally {

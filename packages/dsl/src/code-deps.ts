@@ -157,10 +157,17 @@ export async function moduleDependencies(file: string, scope: RunScope): Promise
 
 // ------------------------------------------------------------------ modules compiled by tsc
 
+/** A place in a module: line and column 1-based, as in stack traces. */
+interface Place {
+  file: string;
+  line: number;
+  column: number;
+}
+
 /** A function as the source of its module has it. */
 export interface WrittenFunction {
-  /** Where it is declared (line and column 1-based, as in stack traces): in the TypeScript source, for a module compiled from one. */
-  place: { file: string; line: number; column: number };
+  /** Where it is declared: in the TypeScript source, for a module compiled from one. */
+  place: Place;
   /** Its text: as tsx gives it from the source, when it is found there; else as given. */
   fnText: string;
 }
@@ -170,30 +177,32 @@ const COMPILED = /\.(?:js|mjs|cjs)$/;
 const TYPESCRIPT = /\.(?:ts|mts|cts|tsx)$/;
 
 /**
- * A function declared at `place` (a stack frame's file, line and column), whose text is `fnText`,
- * as the source of its module has it. When the module is JavaScript compiled by tsc with a source
- * map (`sourceMap`: a `.js.map` beside it; `inlineSourceMap`) that names one TypeScript file, which
- * is there, and every module of the project it loads was compiled from the sources as they are
- * now (each compared as esbuild strips it, with the TypeScript paths of imports as tsc rewrites
- * them; each data file the same at its place beside the sources): the place in that file, and
- * the function's text as tsx gives it from there. Its code fingerprint is then the one `cairn
- * run` and tsx make of the source, so an app compiled by tsc shares their cache entries.
- * Otherwise as given: the JavaScript that runs is what counts. A module compiled from another
- * version of its sources (edited since) says so in a CairnCompiledSourceWarning, once per
- * module and process.
+ * A function declared at `place` (a stack frame's file, line and column; with `generated`, where
+ * the JavaScript that ran is, when Node showed the frame through a source map), whose text is
+ * `fnText`, as the source of its module has it. When the module that ran is JavaScript compiled
+ * by tsc with a source map (`sourceMap`: a `.js.map` beside it; `inlineSourceMap`) that names one
+ * TypeScript file, which is there, and every module of the project it loads was compiled from
+ * the sources as they are now (each compared as esbuild strips it, with the TypeScript paths of
+ * imports as tsc rewrites them; each data file the same at its place beside the sources): the
+ * place in that file, and the function's text as tsx gives it from there. Its code fingerprint is
+ * then the one `cairn run` and tsx make of the source, so an app compiled by tsc shares their
+ * cache entries. Otherwise the place in the JavaScript that runs, which is what counts. A module
+ * compiled from another version of its sources (edited since) says so in a
+ * CairnCompiledSourceWarning, once per module and process.
  */
-export async function asWritten(place: WrittenFunction["place"], fnText: string, scope: RunScope): Promise<WrittenFunction> {
-  const given = { place, fnText };
-  if (!COMPILED.test(place.file) || isPackageFile(place.file)) return given;
+export async function asWritten(place: Place & { generated?: Place }, fnText: string, scope: RunScope): Promise<WrittenFunction> {
+  const ran = place.generated && COMPILED.test(place.generated.file) ? place.generated : place;
+  const given = { place: { file: ran.file, line: ran.line, column: ran.column }, fnText };
+  if (!COMPILED.test(ran.file) || isPackageFile(ran.file)) return given;
   try {
     const r = readsOf(scope);
-    const compiled = await compiledFrom(r, place.file);
+    const compiled = await compiledFrom(r, ran.file);
     if (!compiled) return given;
     if ("reason" in compiled) {
-      warnOnce(place.file, compiled.source, compiled.reason);
+      warnOnce(ran.file, compiled.source, compiled.reason);
       return given;
     }
-    const at = compiled.map.findEntry(place.line - 1, place.column - 1) as { originalLine?: number; originalColumn?: number };
+    const at = compiled.map.findEntry(ran.line - 1, ran.column - 1) as { originalLine?: number; originalColumn?: number };
     if (at.originalLine === undefined || at.originalColumn === undefined) return given;
     const text = await printedInSource(r, compiled.source, fnText);
     return { place: { file: compiled.source, line: at.originalLine + 1, column: at.originalColumn + 1 }, fnText: text ?? fnText };

@@ -170,8 +170,18 @@ function dirOf(place: SourcePlace | undefined): string | undefined {
  */
 export function projectCallersOf(fn: (...args: never[]) => unknown): () => readonly SourcePlace[] {
   const site = captureStack(fn);
+  // As in declaringModule: where the JavaScript that ran is, when Node shows its frames at their sources.
+  const ran = process.sourceMapsEnabled ? captureStack(fn) : undefined;
   let places: readonly SourcePlace[] | undefined;
-  return () => (places ??= projectFrames(site.stack ?? ""));
+  return () => (places ??= withGeneratedFrames(projectFrames(site.stack ?? ""), ran));
+}
+
+/** Each of `places` with where its frame is in the JavaScript that ran (`ran`: the same stack, captured beside it), when that is another file. */
+function withGeneratedFrames(places: SourcePlace[], ran: Error | undefined): SourcePlace[] {
+  if (ran === undefined || !places.length) return places;
+  const generated = projectFrames(unmappedStack(ran));
+  if (generated.length !== places.length) return places; // not the same frames: none is paired
+  return places.map((place, i) => generatedOf(place, generated[i]!));
 }
 
 /**
@@ -210,18 +220,68 @@ export interface SourcePlace {
   file: string;
   line: number;
   column: number;
+  /**
+   * Where the frame is in the JavaScript that ran, when Node showed it at another file through a
+   * source map (`node --enable-source-maps dist/app.js` shows tsc's `dist/flow.js` as `flow.ts`);
+   * asked for with {@link declaringModule}'s `generated`. Absent when the two are one file (tsx,
+   * which shows a module at its own file), and for the flows the CLI compiles, which count at their sources.
+   */
+  generated?: { file: string; line: number; column: number };
 }
 
 /**
  * Where a task is being declared (the module and line of the `.run()` call), worked out
  * when first asked: the stack is captured now (a few microseconds) and read only if the
  * task's key is ever made. A frame in a package counts (a task declared by a library is the
- * library's).
+ * library's). With `generated`, and source maps on, also where the JavaScript that ran is
+ * (see {@link SourcePlace.generated}).
  */
-export function declaringModule(): () => SourcePlace | undefined {
+export function declaringModule(options: { generated?: boolean } = {}): () => SourcePlace | undefined {
   const site = captureStack();
+  // Node formats a stack through source maps only when the program sets no Error.prepareStackTrace:
+  // a second capture, formatted with one of this module's, keeps the places in the JavaScript.
+  const ran = options.generated && process.sourceMapsEnabled ? captureStack() : undefined;
   let place: SourcePlace | undefined | null = null;
-  return () => (place === null ? (place = firstForeignFrame(site.stack ?? "", false)) : place);
+  return () => (place === null ? (place = withGenerated(firstForeignFrame(site.stack ?? "", false), ran)) : place);
+}
+
+/** Folders the CLI compiles flows into: on globalThis, as the CLI's copy of this module and the flow's may be two. */
+const CLI_COMPILED = Symbol.for("cairn.cli-compiled-flow-dirs");
+
+/**
+ * @internal Called by the CLI for the folder it compiles flow files into (`cairn run`, `cairn
+ * worker`): their modules' frames, shown through their source maps at the flow's sources, count
+ * there, as they do under tsx.
+ */
+export function registerCompiledFlowDir(dir: string): void {
+  const dirs = ((globalThis as Record<symbol, Set<string> | undefined>)[CLI_COMPILED] ??= new Set());
+  dirs.add(dir.endsWith(sep) ? dir : dir + sep);
+}
+
+/** `place` with where its frame is in the JavaScript that ran (`ran`, the same stack captured beside it), when that is another file. */
+function withGenerated(place: SourcePlace | undefined, ran: Error | undefined): SourcePlace | undefined {
+  if (place === undefined || ran === undefined) return place;
+  const generated = firstForeignFrame(unmappedStack(ran), false);
+  return generated === undefined ? place : generatedOf(place, generated);
+}
+
+/** `place` with `generated` as where its frame is in the JavaScript that ran, when that is another file and not one of the CLI's compiled flows. */
+function generatedOf(place: SourcePlace, generated: SourcePlace): SourcePlace {
+  const cliCompiled = (globalThis as Record<symbol, Set<string> | undefined>)[CLI_COMPILED];
+  if (generated.file === place.file || [...(cliCompiled ?? [])].some((d) => generated.file.startsWith(d))) return place;
+  return { ...place, generated: { file: generated.file, line: generated.line, column: generated.column } };
+}
+
+/** The text of `site`'s stack with each frame at its place in the code that ran, not mapped through source maps. */
+function unmappedStack(site: Error): string {
+  const prepare = Error.prepareStackTrace;
+  Error.prepareStackTrace = (error: Error, frames: NodeJS.CallSite[]) =>
+    [error.name, ...frames.map((f) => `    at ${f.isAsync() ? "async " : ""}${f.getFileName() ? `f (${f.getFileName()}:${f.getLineNumber()}:${f.getColumnNumber()})` : "<anonymous>"}`)].join("\n");
+  try {
+    return site.stack ?? "";
+  } finally {
+    Error.prepareStackTrace = prepare;
+  }
 }
 
 /**

@@ -30,6 +30,7 @@ export {
 } from "./fan-out.ts";
 export { http, HttpTaskError, type HttpOptions, type KindTask } from "./kinds/index.ts";
 export { addFlowHooks, type FlowHooks } from "./flow-hooks.ts";
+export { registerCompiledFlowDir } from "./declared-path.ts";
 
 export {
   isArtifact,

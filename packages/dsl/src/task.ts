@@ -170,7 +170,7 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
     run: (fn: (inputs: any, ctx: TaskContext) => unknown) => {
       if (typeof fn !== "function") throw new OptionError(`task "${state.name}" .run()`, "a function", fn);
       const code = fn.toString();
-      const declaredIn = declaringModule();
+      const declaredIn = declaringModule({ generated: true });
       if (!declaredAt.has(fn as TaskDefinition["run"])) declaredAt.set(fn as TaskDefinition["run"], declaredIn);
       return makeTask({
         name: state.name,
