@@ -76,7 +76,7 @@ export interface FlowEvent {
   status: FlowStatus;
   runId: string;
   flow: string;
-  /** For finished flows. */
+  /** For finished flows: from the flow run's start to the end time it is recorded with (FlowResult.durationMs). */
   durationMs?: number;
   /**
    * For a succeeded flow: its outputs, as `run.outputs()` gives them (every artifact a local

@@ -162,6 +162,10 @@ export interface FlowResult<Outputs = Record<string, unknown>> {
   outputs?: Outputs;
   /** Per task, by node id. */
   tasks: Record<string, TaskResult>;
+  /**
+   * From the flow run's start to the end time its record is given (once its tasks and outputs are
+   * done, before `beforeEnd`'s report): what `cairn runs`, `cairn show` and the report show too.
+   */
   durationMs: number;
   /** Why the flow did not succeed. */
   error?: ErrorInfo;
@@ -541,9 +545,14 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   const abandoned = closeAbandonedRuns(tracker, [experimentId], { warn: (message) => closerWarnings.push(message) });
   // Every run of the flow, the flow's and each task's, carries MLflow's source tags (in its create request).
   const runTags = tracker.capabilities.records ? await source : undefined;
+  // The flow run's start as recorded, given rather than left to the tracker: the run's duration
+  // (the summary's `Flow succeeded in`, the flow event's durationMs) is counted from it to the end
+  // time it is recorded with, so that `cairn runs`, `cairn show` and the report say the same.
+  const startTime = Date.now();
   const creating = tracker.createRun({
     experimentId,
     name: definition.name,
+    startTime,
     tags: runTags ? { ...runTags, "cairn.host": hostname(), "cairn.flow": definition.name, [KIND_TAG]: "flow" } : {},
   });
   // The cache opens while the flow run is being created, and the look-ahead (the hits' keys, then
@@ -601,7 +610,6 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   if (options.dispatcher) execution.pipeline.dispatchTo(options.dispatcher);
   // What beforeEnd is told of the hits' runs, with a server (asking it again costs a search; the embedded store's costs nothing).
   if (options.beforeEnd && tracker.capabilities.remote) execution.pipeline.keepHitRuns();
-  const started = performance.now();
   // The graph as the run logs it (cairn/graph.json), and hands it to beforeEnd.
   const graphJson = tracker.capabilities.records ? JSON.stringify(toGraphJson(graph, true), null, 2) : "";
 
@@ -714,14 +722,16 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     }
     const tasks = Object.fromEntries(execution.results);
     if (!error && status !== "succeeded") error = flowError(status, tasks, execution.signal.reason, graph.indexed.index);
+    // The end the run is recorded with, once its work and outputs are done: the report (beforeEnd)
+    // states it, so it is taken before the report is written, and the run's duration ends here.
+    let endTime: number | undefined;
     try {
       const failure = await logged;
       if (failure) throw failure;
       const ending = status === "succeeded" ? "FINISHED" : status === "cancelled" ? "KILLED" : "FAILED";
-      let endTime: number | undefined;
+      endTime = Date.now();
       if (options.beforeEnd && tracker.capabilities.records) {
         // The hook is told the end time the run is then recorded with, so what it writes agrees with the record.
-        endTime = Date.now();
         const hits = execution.pipeline.hitRuns;
         const fromCache = cache
           ? { cacheStore: cache.tasks.store, sourceRuns: await cache.tasks.readSourceRuns(), ...(hits ? { hits, ...(onlyHits(graph, execution, hits) ? { onlyHits: true } : {}) } : {}) }
@@ -759,13 +769,14 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       outputs = undefined; // a failed flow hands out no outputs, whatever its tasks made
       error = toErrorInfo(e);
       if (tracker.capabilities.records) await tracker.logBatch(flowRunId, { tags: flowErrorTags(error, failedTasks(tasks), secrets) }).catch(() => {});
-      await tracker.endRun(flowRunId, "FAILED").catch(() => {});
+      endTime ??= Date.now();
+      await tracker.endRun(flowRunId, "FAILED", endTime).catch(() => {});
     } finally {
       await closeOwnStore(cache);
     }
     const left = leftOpen(tracker, flowRunId, execution.results);
     if (left) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: left, time: Date.now() });
-    const durationMs = Math.round(performance.now() - started);
+    const durationMs = Math.max(0, endTime - startTime);
     await execution.pipeline.reportAbandoned();
     if (error) error = secrets.maskError(error);
     emitToRun({
