@@ -4,6 +4,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { formatDuration } from "../packages/cli/src/reporter.ts";
 
 const repo = resolve(import.meta.dirname, "..");
 const bin = join(repo, "packages/cli/bin/cairn.mjs");
@@ -173,20 +174,34 @@ describe("runs recorded in the embedded store", () => {
     ]);
   });
 
-  it("cairn show lists the cached tasks of a re-run, each a FINISHED run with its source", async () => {
+  it("cairn show lists the cached tasks of a re-run as cached, each with its source run and the duration the run's table gave it", async () => {
     const cwd = await mkdtemp(join(tmpdir(), "cairn-runs-cached-"));
     const runIdOf = (r: { stdout: string }) => (JSON.parse(r.stdout.split("\n")[0]!) as { runId: string }).runId;
-    type Shown = { run: { status: string }; tasks: Array<{ name: string; status: string; runId: string; tags: Record<string, string> }> };
+    type Run = { name: string; status: string; runId: string; startTime: number; endTime: number; tags: Record<string, string> };
+    type Shown = { run: { status: string }; tasks: Run[] };
     const first = runIdOf(await cairn(["run", fixture("ok.flow.ts"), "--json"], { cwd }));
-    const second = runIdOf(await cairn(["run", fixture("ok.flow.ts"), "--json"], { cwd }));
+    const rerun = await cairn(["run", fixture("ok.flow.ts"), "--json"], { cwd });
+    const second = runIdOf(rerun);
     const sources = (JSON.parse((await cairn(["show", first, "--json"], { cwd })).stdout) as Shown).tasks;
     const shown = JSON.parse((await cairn(["show", second, "--json"], { cwd })).stdout) as Shown;
     expect(shown.run.status).toBe("FINISHED");
+    // Recorded FINISHED (MLflow's status), tagged with its source.
     expect(shown.tasks.map((t) => [t.name, t.status, t.tags["cairn.cached_from"]]).sort()).toEqual(
       sources.map((t) => [t.name, "FINISHED", t.runId]).sort(),
     );
-    const plain = await cairn(["show", second], { cwd });
-    for (const t of sources) expect(plain.stdout).toContain(`cached from ${t.runId}`);
+    const events = rerun.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { type: string; task?: string; status: string; time: number });
+    const plain = (await cairn(["show", second], { cwd })).stdout;
+    expect(plain).toMatch(/^task\s+status\s+duration\s+run id\s+cached from\s+metrics$/m);
+    for (const hit of shown.tasks) {
+      // A hit's run starts when its lookup did (when it was queued) and ends when it was found.
+      const queued = events.find((e) => e.type === "task" && e.task === hit.name && e.status === "queued")!;
+      expect(hit.startTime).toBe(queued.time);
+      expect(hit.endTime).toBeGreaterThanOrEqual(hit.startTime);
+      const source = sources.find((t) => t.name === hit.name)!;
+      // As the run's own table has it: `cached`, with its duration; its source run beside its id.
+      expect(plain).toMatch(new RegExp(`^${hit.name}\\s+cached\\s+${formatDuration(hit.endTime - hit.startTime)}\\s+${hit.runId}\\s+${source.runId}\\s+x=`, "m"));
+    }
+    expect(plain).not.toContain("FINISHED  0ms");
   });
 
   it("Ctrl-C cancels cleanly: exit 130 and no run left RUNNING", async () => {

@@ -1147,7 +1147,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
     return EXIT.ok;
   }
   const c = createColors(colorsOn(env, stdout));
-  const lines = [`${c.bold(printableLine(run.name))}  run ${run.runId}  ${run.status}  ${duration(run)}`];
+  const lines = [`${c.bold(printableLine(run.name))}  run ${run.runId}  ${shownStatus(run)}  ${duration(run)}`];
   if (run.parentRunId !== undefined) lines.push(`task run of flow run ${run.parentRunId}`);
   const source = sourceOf(run);
   if (run.tags[CACHED_FROM_TAG]) lines.push(`cached from ${printableLine(run.tags[CACHED_FROM_TAG])}${source ? ` (${printableLine(source.name)}, ${source.status})` : ""}`);
@@ -1167,15 +1167,20 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   stdout.write(`${[lines[0], ...lines.slice(1).map(printable)].join("\n")}\n`);
   // A task run has no task runs below it (unless its work started runs of its own, as `mlflow run` does).
   if (run.parentRunId !== undefined && !children.length) return EXIT.ok;
+  // A hit's source run in a column of its own, beside its run id, when there are hits: as the
+  // run's own lines say `cached … from RUN`, not after its metrics at the end of a long line.
+  const hits = children.some((r) => r.tags[CACHED_FROM_TAG]);
   const rows = children.map((r) => [
     r.name,
-    r.status,
+    shownStatus(r),
     duration(r),
     r.runId,
+    ...(hits ? [r.tags[CACHED_FROM_TAG] ?? ""] : []),
     formatMetrics(Object.keys(r.metrics).length ? r.metrics : (sourceOf(r)?.metrics ?? {})),
     taskNote(r),
   ]);
-  stdout.write(`\n${table([run.parentRunId === undefined ? "task" : "run", "status", "duration", "run id", "metrics", ""], rows, c)}`);
+  const header = [run.parentRunId === undefined ? "task" : "run", "status", "duration", "run id", ...(hits ? ["cached from"] : []), "metrics", ""];
+  stdout.write(`\n${table(header, rows, c)}`);
   return EXIT.ok;
 }
 
@@ -1278,10 +1283,18 @@ function errorOf(r: RunRecord): string {
   return (t["cairn.error.name"] !== undefined ? `${t["cairn.error.name"]}: ${t["cairn.error.message"] ?? ""}` : t["cairn.error"]) ?? "";
 }
 
-/** Why a task run is what it is, on its row: where a hit came from, what it failed with, what it was skipped for. */
+/**
+ * A run's status as `cairn show` prints it: MLflow's (FINISHED, FAILED, KILLED), but `cached` for a
+ * cache hit's run, as the run's own table says it (its record is FINISHED: MLflow knows no other).
+ */
+function shownStatus(r: RunRecord): string {
+  return r.tags[CACHED_FROM_TAG] ? "cached" : r.status;
+}
+
+/** Why a task run is what it is, on its row: what it failed with, what it was skipped for (a hit's source has its column). */
 function taskNote(r: RunRecord, full = false): string {
   const t = r.tags;
-  if (t["cairn.cached_from"]) return `cached from ${t["cairn.cached_from"]}`;
+  if (t[CACHED_FROM_TAG]) return "";
   if (t["cairn.status"] === "skipped") {
     const because = t["cairn.skipped.because"];
     const reason = t["cairn.skipped.reason"];

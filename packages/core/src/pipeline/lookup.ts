@@ -24,6 +24,8 @@ export interface LookupTask extends Flight {
   key?: TaskKey;
   /** A miss: why, as its run records it (the value of `MISS_REASON_TAG`), made while the task waits and runs. */
   missReason?: Promise<string>;
+  /** When the task was queued (ms since the epoch), which its lookup starts at: a hit's run starts then. */
+  readonly queuedAt?: number | undefined;
 }
 
 /**
@@ -58,7 +60,7 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
     const entry = await findEntry(scope, task, key.key);
     if (flowSignal.aborted) return stopped(task, entry);
     if (entry) {
-      await recordHit(scope.record, task.node, entry, task.result, scope.hits, scope.warn, cache.sourceRunName(entry.sourceRunId));
+      await recordHit(scope.record, task.node, entry, task.result, scope.hits, scope.warn, cache.sourceRunName(entry.sourceRunId), task.queuedAt);
       task.settleFlight?.(entry);
       await task.releaseLease?.();
       return { kind: "hit", entry };

@@ -401,8 +401,9 @@ const KEPT_TAG_LENGTH = 5000;
  * create request: a search can filter hits and follow them to their source, whose params and
  * metrics are not copied (a request per hit). `result.runId` is set when the run exists; with
  * a server that happens in the background (`records.background` holds the promise: the flow
- * waits for it at its end), so dependants do not wait for it. The run starts and ends when the
- * hit is found.
+ * waits for it at its end), so dependants do not wait for it. The run starts when the task's
+ * lookup began (`lookupStart`; else when the hit is found) and ends when the hit is found: the
+ * duration the run's own table shows for the hit, which `cairn show` then shows too.
  */
 export async function recordHit(
   scope: RecordScope,
@@ -412,6 +413,7 @@ export async function recordHit(
   records: HitRecords,
   warn: (task: string, message: string) => void,
   sourceName?: string,
+  lookupStart?: number,
 ): Promise<void> {
   const { tracker } = scope;
   if (!tracker.capabilities.records) return;
@@ -420,7 +422,7 @@ export async function recordHit(
     experimentId: scope.experimentId,
     name: node.id,
     parentRunId: node.item?.parentRunId ?? scope.flowRunId,
-    startTime: now,
+    startTime: Math.min(lookupStart ?? now, now),
     tags: {
       ...taskTags(scope, node),
       [STATUS_TAG]: "cached",
