@@ -3,9 +3,13 @@
  * every run is closed as KILLED by the process itself (nothing is left for the next command to
  * close), and it exits 130. SIGHUP is the terminal closing or an SSH session dropping.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cairnBin, childEnv, jsonLines, start, tmp } from "../cache/helpers.ts";
+import { cairnBin, childEnv, jsonLines, killGroup, start, tmp } from "../cache/helpers.ts";
+import { waitFor } from "../kinds/helpers.ts";
 import { cairn, reliabilityFixture, taskRunning } from "../reliability/helpers.ts";
+import { fixture } from "./helpers.ts";
 
 const flowFile = reliabilityFixture("slow-task.flow.ts");
 
@@ -52,5 +56,32 @@ describe("cairn run that hangs up while it cancels", () => {
     const after = await cairn(["runs", "--json", "--root", root]);
     expect(after.stderr).not.toMatch(/Closed/);
     expect((JSON.parse(after.stdout) as Array<{ status: string }>).map((r) => r.status)).toEqual(["KILLED"]);
+  });
+});
+
+describe("cairn run sent a signal while it still starts (its flow file loading)", () => {
+  it.each(["SIGINT", "SIGTERM"] as const)("%s to its process group: one line says the run was cancelled before it started, exit 130, nothing recorded", async (signal) => {
+    const dir = await tmp("cairn-cli-signal-starting-");
+    const root = join(dir, ".cairn");
+    const loading = join(dir, "loading");
+    const live = start(process.execPath, [cairnBin, "run", fixture("slow-load.flow.ts"), "--root", root], {
+      cwd: dir,
+      env: childEnv({ LOADING_FILE: loading }),
+    });
+    const guard = setTimeout(() => killGroup(live.child), 60_000);
+    try {
+      expect(await waitFor(() => existsSync(loading), 30_000)).toBe(true);
+      // To the whole group, as the terminal sends Ctrl-C.
+      process.kill(-live.child.pid!, signal);
+      const exit = await live.done;
+      expect(exit.signal).toBeNull();
+      expect(exit.code).toBe(130);
+      expect(exit.stderr).toBe(`cairn: ${signal}: cancelled before the run started; nothing was run or recorded.\n`);
+      expect(exit.stdout).toBe("");
+      // Nothing left behind: no store made, so no run RUNNING in it.
+      expect(existsSync(root)).toBe(false);
+    } finally {
+      clearTimeout(guard);
+    }
   });
 });

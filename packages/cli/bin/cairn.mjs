@@ -10,6 +10,25 @@ import { sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const args = process.argv.slice(2);
+
+/**
+ * Ctrl-C (or SIGTERM, SIGHUP) while `cairn run` still starts: Cairn and the flow file loading,
+ * before the run listens for them itself. Node would end the process without a word; nothing has
+ * been run, recorded or written yet, so it says so in one line and exits 130 (interrupted) at once.
+ * The run takes the signals over (`startingSignalHandler`) once it can cancel cleanly.
+ */
+const STARTING_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"];
+function cancelledWhileStarting(signal) {
+  try {
+    process.stderr.write(`cairn: ${signal}: cancelled before the run started; nothing was run or recorded.\n`);
+  } catch {
+    // A terminal that hung up takes no more output; the exit code says it.
+  }
+  process.exit(130);
+}
+if (args[0] === "run") for (const signal of STARTING_SIGNALS) process.on(signal, cancelledWhileStarting);
+/** What main() is told of the process: it acts as the `cairn` command (see CliIo). */
+const asCommand = { handleSignals: true, startingSignalHandler: cancelledWhileStarting };
 /** An installed copy lives in node_modules and ships dist/, not sources; nothing may be written there. */
 const installed = fileURLToPath(import.meta.url).split(sep).includes("node_modules");
 
@@ -37,7 +56,7 @@ async function compiled() {
   if (!found) return undefined;
   const { main, importCompiledFlow, NeedsTsxError } = await import(found.cli);
   try {
-    return await main(args, { importFlow: (path) => importCompiledFlow(path, found.bundle), handleSignals: true });
+    return await main(args, { ...asCommand, importFlow: (path) => importCompiledFlow(path, found.bundle) });
   } catch (error) {
     if (NeedsTsxError.is(error)) return undefined;
     throw error;
@@ -57,7 +76,7 @@ async function throughTsx() {
   }
   for (const { register } of hooks) register();
   const { main } = await import(installed ? "../dist/bundle/main.js" : "../src/main.ts");
-  return main(args, { handleSignals: true });
+  return main(args, asCommand);
 }
 
 process.exitCode = (await compiled()) ?? (await throughTsx());

@@ -72,6 +72,12 @@ export interface CliIo {
    * @default false
    */
   handleSignals?: boolean;
+  /**
+   * @internal The `cairn` bin's handler of SIGINT, SIGTERM and SIGHUP while the command starts (it
+   * says a run was cancelled before it started, and exits): `run` removes it once its own cancel
+   * handlers are in place, before the run is started. Only with `handleSignals`.
+   */
+  startingSignalHandler?: (signal: NodeJS.Signals) => void;
 }
 
 import { EXIT } from "./exit.ts";
@@ -500,7 +506,12 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     stop.abort(signal);
     if (run) void run.cancel(signal);
   };
-  if (io.handleSignals !== false) for (const signal of CANCEL_SIGNALS) process.on(signal, onSignal);
+  if (io.handleSignals !== false) {
+    for (const signal of CANCEL_SIGNALS) process.on(signal, onSignal);
+    // Until now a signal ended the process at once (the flow loading: nothing to cancel yet); from now on it cancels the run.
+    const starting = io.startingSignalHandler;
+    if (starting) for (const signal of CANCEL_SIGNALS) process.off(signal, starting);
+  }
   try {
     run = await flow.run({
       ...(values["no-report"]
