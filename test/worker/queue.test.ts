@@ -354,7 +354,7 @@ describe("pools, dead workers, stale code, cancel", () => {
     // A worker that has no value for it does not run the task, and says which worker and what to set.
     worker.kill("SIGKILL");
     await worker.done;
-    const bare = await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...env, CONF_VAL: "plain" });
+    const bare = await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...env, CONF_VAL: "plain", CAIRN_QUEUE_STALE_GRACE_MS: "1000" });
     workers.push(bare);
     const missing = await tsxScript(app, [], { ...env, QUEUE_URL: servers.redis.url, APP_ROOT: await tmp(), APP_TOKEN: token, SALT: "1" }).done;
     expect(missing.code, missing.stderr).toBe(1);
@@ -362,7 +362,26 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(error.name).toBe("SecretNotFoundError");
     expect(error.message).toContain(`Task "leak" was not run by worker ${workerId(bare)} (on `);
     expect(error.message).toContain(`the flow run knows secret "API_TOKEN" from its --secrets file`);
+    expect(error.message).toMatch(/No live worker with a value for it took the task within \d+ s\./);
     expect(error.message).toContain("Set the environment variable API_TOKEN for that worker");
+    expect(bare.log()).toContain(`task leak refused: it has no value for secret "API_TOKEN"; handed back to the queue for a worker that has one`);
+  }, 120_000);
+
+  it("a worker that has no value for a secret of the run hands the task back: a worker that has it, started meanwhile, runs it", async () => {
+    const token = "tok-1a2b3c4d5e6f-7a8b";
+    const { env } = await testEnv("queue-secret-hand-back");
+    const app = join(import.meta.dirname, "fixtures/app-secrets.ts");
+    const file = join(import.meta.dirname, "fixtures/secret-names.flow.ts");
+    const bare = await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...env, CONF_VAL: "plain" });
+    workers.push(bare);
+    const run = tsxScript(app, [], { ...env, QUEUE_URL: servers.redis.url, APP_ROOT: await tmp(), APP_TOKEN: token });
+    await bare.waitFor(/task leak refused: it has no value for secret "API_TOKEN"; handed back/);
+    const good = await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...env, API_TOKEN: token, CONF_VAL: "plain" });
+    workers.push(good);
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toMatchObject({ outputs: { conf: "plain" } });
+    expect(good.log()).toMatch(/task leak succeeded/);
   }, 120_000);
 
   it("a worker whose MLFLOW_TRACKING_URI carries the server's user name and password records with them; one that names another host says so", async () => {
@@ -481,7 +500,7 @@ describe("pools, dead workers, stale code, cancel", () => {
     const other = join(dir, "spread.flow.ts");
     await writeFile(other, (await readFile(spreadFlow, "utf8")).replace(`{ id: "g1" }).y`, `{ id: "g9" }).y`));
     await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
-    const worker = await startWorker(other, servers.redis.url, ["--root", await tmp()], env);
+    const worker = await startWorker(other, servers.redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "1000" });
     workers.push(worker);
     const r = await cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url, "--failure-policy", "continue"], env).done;
     expect(r.code).toBe(1);
@@ -489,6 +508,27 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(failed.error.name).toBe("UnknownQueuedTaskError");
     expect(failed.error.message).toContain(`Task "g1" was not run by worker ${workerId(worker)} (on `);
     expect(failed.error.message).toContain(`the flow in its ${other} has no task with that id`);
+    expect(failed.error.message).toMatch(/No live worker whose flow has it took the task within \d+ s\./);
+    expect(failed.error.message).toContain("another project's flow of the same name on the same Redis");
+  }, 120_000);
+
+  it("a worker whose flow has no such task (another project's flow of the same name) hands it back: a worker whose flow has it runs it", async () => {
+    const { env, markerDir } = await testEnv("queue-unknown-hand-back");
+    const dir = await tmp("cairn-unknown-checkout-");
+    const { symlink } = await import("node:fs/promises");
+    const other = join(dir, "spread.flow.ts");
+    await writeFile(other, (await readFile(spreadFlow, "utf8")).replace(`{ id: "g1" }).y`, `{ id: "g9" }).y`));
+    await symlink(join(spreadFlow, "../../../../node_modules"), join(dir, "node_modules"));
+    const wrong = await startWorker(other, servers.redis.url, ["--root", await tmp()], env);
+    workers.push(wrong);
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env);
+    await wrong.waitFor(/task g1 refused: the flow in its .* has no task with that id; handed back to the queue for a worker whose flow has it/);
+    const [good] = await spawnWorkers(1, env);
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { total: 37 } });
+    expect((await markers(markerDir)).g1).toEqual([good!.child.pid]);
+    expect(r.stderr).toContain(`Worker ${workerId(wrong)} (on `);
   }, 120_000);
 
   it("Ctrl-C on the coordinator reaches the task running on a worker", async () => {

@@ -371,6 +371,8 @@ export class SecretNotFoundError extends CairnError {
     readonly nodeId: string,
     /** The worker (its id, as `cairn workers` lists it) that lacks a secret the run's coordinator knows. */
     readonly worker?: string,
+    /** With `worker`: how long the task waited for a worker that has it, and which others refused it (a sentence). */
+    waited?: string,
   ) {
     super(
       worker === undefined
@@ -378,6 +380,7 @@ export class SecretNotFoundError extends CairnError {
             `Set the environment variable ${secret}, or put ${secret}=... in a file passed with --secrets FILE (or run({ secrets })).`
         : `Task "${nodeId}" was not run by worker ${worker}: the flow run knows secret "${secret}" from its --secrets file (or run({ secrets })), ` +
             `and that worker has no value for it, so it could not refuse an output or mask a log line that carries it. ` +
+            (waited ? `${waited} ` : "") +
             `Set the environment variable ${secret} for that worker, or put ${secret}=... in the file it is started with (cairn worker --secrets FILE), and restart it.`,
     );
   }

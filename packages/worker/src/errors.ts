@@ -59,6 +59,29 @@ export interface WorkerIdentity {
 }
 
 /**
+ * The workers that handed a job back before the last one refused it, by id, each with why
+ * (`its code differs (its source)`), and how long it waited for another (ms).
+ */
+export interface Refusals {
+  readonly by: readonly string[];
+  readonly waitedMs: number;
+  readonly why?: Readonly<Record<string, string>>;
+}
+
+/**
+ * How long a refused task waited, and which other workers refused it and why: the end of the
+ * message of every error a worker fails a task with once no live worker took it.
+ */
+export function refusedSentence(refused: Refusals, selfId: string, whom: string): string {
+  const others = refused.by.filter((id) => id !== selfId);
+  const named = others.map((id) => `${id}${refused.why?.[id] ? ` (${refused.why[id]})` : ""}`);
+  return (
+    `No live worker ${whom} took the task within ${Math.round(refused.waitedMs / 1000)} s` +
+    `${named.length ? ` (worker${named.length === 1 ? "" : "s"} ${named.join(", ")} refused it too)` : ""}.`
+  );
+}
+
+/**
  * The worker's checkout has other code for a task than the coordinator's: it refuses to run it.
  * Raised once no live worker of the task's pool with the run's code took the job within the
  * grace period (each worker whose code differs hands it back until then).
@@ -80,15 +103,13 @@ export class StaleCodeError extends CairnError {
     /** The variables it declares with .env() whose values differ (their names only). */
     readonly envDiffers: string[] = [],
     /** The workers that refused it, by id, and how long it waited for another (ms). */
-    readonly refused: { by: readonly string[]; waitedMs: number } = { by: [worker.id], waitedMs: 0 },
+    readonly refused: Refusals = { by: [worker.id], waitedMs: 0 },
   ) {
     const code = differs.length > 0;
     const env = envDiffers.map((name) => `environment variable ${name} (its value enters the task's cache key)`);
-    const others = refused.by.filter((id) => id !== worker.id);
     super(
       `Task "${nodeId}" was not run by worker ${worker.id} (on ${worker.host}): ${code ? `its code in ${flowFile} there` : "its environment there"} differs from ${code ? "the code" : "the one"} the flow run was started with (${[...differs, ...env].join(", ")}). ` +
-        `No live worker with the run's ${code ? "code" : "environment"} took the task within ${Math.round(refused.waitedMs / 1000)} s` +
-        `${others.length ? ` (worker${others.length === 1 ? "" : "s"} ${others.join(", ")} refused it too)` : ""}. ` +
+        `${refusedSentence(refused, worker.id, `with the run's ${code ? "code" : "environment"}`)} ` +
         (code ? `Update that worker's checkout to the coordinator's commit (and restart it), or stop it; a worker never runs other code than the run asked for.` : "") +
         (env.length ? `${code ? " " : ""}Give that worker the coordinator's values of the variables the task declares with .env() (and restart it): what it computed with others would be stored under the run's cache key.` : ""),
     );
@@ -97,7 +118,10 @@ export class StaleCodeError extends CairnError {
   }
 }
 
-/** The worker's flow file has no such task. */
+/**
+ * The worker's flow file has no such task. Raised, as StaleCodeError, once no live worker of the
+ * task's pool whose flow has it took the job within the grace period.
+ */
 export class UnknownQueuedTaskError extends CairnError {
   static override readonly code: string = "CAIRN_UNKNOWN_QUEUED_TASK";
   override name = "UnknownQueuedTaskError";
@@ -110,10 +134,14 @@ export class UnknownQueuedTaskError extends CairnError {
     /** The worker's flow file, absolute. */
     readonly flowFile: string,
     worker: WorkerIdentity,
+    /** The workers that refused it, and how long it waited for another. */
+    readonly refused: Refusals = { by: [worker.id], waitedMs: 0 },
   ) {
     super(
       `Task "${nodeId}" was not run by worker ${worker.id} (on ${worker.host}): the flow in its ${flowFile} has no task with that id. ` +
-        `Its checkout is older or newer than the coordinator's; update it to the same commit and restart the worker.`,
+        `${refusedSentence(refused, worker.id, "whose flow has it")} ` +
+        `That worker's checkout is older or newer than the coordinator's (update it to the same commit and restart it), ` +
+        `or it is another project's flow of the same name on the same Redis (queues are named by the flow's name: give the flows distinct names).`,
     );
     this.host = worker.host;
     this.workerId = worker.id;

@@ -13,8 +13,8 @@ export type JobData = Omit<DispatchedTask, "node"> & {
    * The names (never the values) of the secrets the coordinator knows from the start (its
    * `--secrets FILE`, `run({ secrets })`): the worker reads each from its own environment or
    * `--secrets FILE` before the task starts, so that an output or log line carrying one is
-   * refused or masked there, as in one process. A name the worker cannot find fails the task
-   * (SecretNotFoundError naming the worker).
+   * refused or masked there, as in one process. A worker that cannot find a name hands the job
+   * back for another, as for code that differs (SecretNotFoundError naming the worker once none took it).
    */
   readonly secretNames?: readonly string[];
 };
@@ -23,12 +23,13 @@ export type JobData = Omit<DispatchedTask, "node"> & {
 export interface JobProgress {
   runIds?: string[];
   /**
-   * The workers (their ids, as `cairn workers` lists them) whose checkout has other code for the
-   * task and that handed the job back, when the first did (epoch ms), and how many times it was
-   * handed back: it fails with StaleCodeError once every live worker of its pool refused it and
-   * the grace period is over.
+   * The workers (their ids, as `cairn workers` lists them) that could not run the task (other
+   * code for it, no such task in their flow, no value for a secret of the run) and handed the job
+   * back, each with why, when the first did (epoch ms), and how many times it was handed back: it
+   * fails (StaleCodeError, UnknownQueuedTaskError, SecretNotFoundError) once every live worker of
+   * its pool refused it and the grace period is over.
    */
-  stale?: { since: number; by: string[]; times: number };
+  stale?: { since: number; by: string[]; times: number; why?: Record<string, string> };
 }
 
 /** BullMQ's failed reason for a job that stalled more often than a worker's `maxStalledCount`. */

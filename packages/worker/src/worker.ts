@@ -33,7 +33,7 @@ import {
   SecretRegistry,
   TaskCache,
 } from "@cairn/core";
-import { QueueUnreachableError, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
+import { QueueUnreachableError, type Refusals, refusedSentence, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
 import type { JobData, JobProgress } from "./job.ts";
 import { closeDeadRuns } from "./dead-runs.ts";
 import { readWorkers, type WorkerRecord } from "./workers-list.ts";
@@ -195,13 +195,21 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   };
 
   /**
-   * A job whose code differs here goes back to the queue for another worker, which BullMQ gives
+   * A job this worker cannot run (its code differs here, its flow here has no such task, a secret
+   * of the run has no value here) goes back to the queue for another worker, which BullMQ gives
    * it to as to any: true when it was handed back. Not when every live worker of its pool has
-   * refused it and the grace period since the first refusal is over: then it fails here.
+   * refused it and the grace period since the first refusal is over: then it fails here. Two
+   * projects on one Redis whose flows share a name share its queues: a worker of the other one
+   * hands the job back as a worker of an older commit does.
    */
-  const handBack = async (job: Job<JobData, DispatchedOutcome>, token: string | undefined, progress: JobProgress): Promise<{ handed: boolean; stale: Required<JobProgress>["stale"] }> => {
+  const handBack = async (job: Job<JobData, DispatchedOutcome>, token: string | undefined, progress: JobProgress, why: string): Promise<{ handed: boolean; stale: Required<JobProgress>["stale"] }> => {
     const now = Date.now();
-    const stale = { since: progress.stale?.since ?? now, by: [...new Set([...(progress.stale?.by ?? []), id])], times: (progress.stale?.times ?? 0) + 1 };
+    const stale = {
+      since: progress.stale?.since ?? now,
+      by: [...new Set([...(progress.stale?.by ?? []), id])],
+      times: (progress.stale?.times ?? 0) + 1,
+      why: { ...progress.stale?.why, [id]: why },
+    };
     const pool = job.data.pool ?? DEFAULT_POOL;
     const live = await readWorkers(redis).catch(() => undefined);
     // Unknown (Redis did not answer): as if another could take it.
@@ -237,10 +245,29 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       tell({ type: "task", status: "cancelled", task, flowRunId: data.flowRunId });
       return { ok: false, cancelled: true, attempts: 0, error: { name: "CancelledError", message: new CancelledError("the flow run was cancelled").message } };
     }
+    /**
+     * Hands the job back for another worker (`why` says what this one lacks, `forWhom` which
+     * worker could run it), or, once none took it within the grace period, fails the task with
+     * the error `failWith` makes from the refusals.
+     */
+    const refuse = async (why: string, forWhom: string, failWith: (refused: Refusals) => Error & { code?: string }): Promise<DispatchedOutcome> => {
+      const { handed, stale } = await handBack(job, token, progress, why);
+      if (!handed) return fail(failWith({ by: stale.by, waitedMs: Date.now() - stale.since, why: stale.why }), "refused");
+      const said = `${why}; handed back to the queue for ${forWhom}`;
+      tell({ type: "task", status: "refused", task, flowRunId: data.flowRunId, message: said });
+      // Said once per job on the coordinator: its task waits, and why.
+      if (!progress.stale) {
+        publishLog(data.flowRunId, { type: "log", level: "warn", runId: data.flowRunId, task, time: Date.now(), message: `Worker ${id} (on ${host}, ${file}) did not run task "${task}": ${said}.` });
+      }
+      // BullMQ's way to say the job was moved (to delayed) by its processor.
+      throw new DelayedError();
+    };
     // Runs that workers dead under this job left RUNNING end now, before it runs again (or is refused).
     await closeRunsOfDead(runIds, opening, "FAILED");
     const node = nodeOf(flow, data);
-    if (!node) return fail(new UnknownQueuedTaskError(task, file, { id, host }), "refused");
+    if (!node) {
+      return refuse(`the flow in its ${file} has no task with that id`, "a worker whose flow has it", (refused) => new UnknownQueuedTaskError(task, file, { id, host }, refused));
+    }
     const tracker = await opening;
     const shared = runOf(data, tracker);
     const cache = await shared.cache;
@@ -252,24 +279,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     // store what they give under the coordinator's key, a wrong hit for every later run.
     const envDiffers = data.key && mine ? compareEnv(data.key.ingredients.env, mine.ingredients.env) : [];
     if (differs.length || envDiffers.length) {
-      const { handed, stale } = await handBack(job, token, progress);
-      if (handed) {
-        const what = differs.length ? "code" : "environment";
-        const why = `its ${what} here differs (${[...differs, ...envDiffers.map((n) => `environment variable ${n}`)].join(", ")}); handed back to the queue for a worker with the run's ${what}`;
-        tell({ type: "task", status: "refused", task, flowRunId: data.flowRunId, message: why });
-        // Said once per job on the coordinator: its task waits, and why.
-        if (!progress.stale) {
-          publishLog(data.flowRunId, { type: "log", level: "warn", runId: data.flowRunId, task, time: Date.now(), message: `Worker ${id} (on ${host}, ${file}) did not run task "${task}": ${why}.` });
-        }
-        // BullMQ's way to say the job was moved (to delayed) by its processor.
-        throw new DelayedError();
-      }
-      return fail(new StaleCodeError(task, file, { id, host }, differs, envDiffers, { by: stale.by, waitedMs: Date.now() - stale.since }), "refused");
+      const what = differs.length ? "code" : "environment";
+      const why = `its ${what} here differs (${[...differs, ...envDiffers.map((n) => `environment variable ${n}`)].join(", ")})`;
+      return refuse(why, `a worker with the run's ${what}`, (refused) => new StaleCodeError(task, file, { id, host }, differs, envDiffers, refused));
     }
     // The secrets the coordinator knew from the start are known here before the task starts: an
     // output that carries one is refused before anything is written (cache entry, MLflow, Redis).
     for (const name of Array.isArray(data.secretNames) ? data.secretNames : []) {
-      if (!shared.secrets.learn(name)) return fail(new SecretNotFoundError(name, task, `${id} (on ${host})`), "failed");
+      if (!shared.secrets.learn(name)) {
+        return refuse(`it has no value for secret "${name}"`, "a worker that has one", (refused) => new SecretNotFoundError(name, task, `${id} (on ${host})`, refusedSentence(refused, id, "with a value for it")));
+      }
     }
 
     const controller = new AbortController();
