@@ -127,6 +127,26 @@ describe("dead workers, as the coordinator sees them", () => {
     expect(dead?.tags["cairn.abandoned"]).toContain("the flow run was cancelled before another worker took the task");
   }, 120_000);
 
+  it("a dead worker's task is sent again within 1.1 times CAIRN_QUEUE_LOCK_MS of its death, not up to twice the lock", async () => {
+    const lockMs = 8000;
+    const { env, markerDir } = await testEnv("dispatch-resend-delay", { CAIRN_QUEUE_LOCK_MS: String(lockMs), CAIRN_QUEUE_MAX_DEATHS: "3" });
+    // The first worker dies as `hold` starts; the second starts 2 s later, so that its stalled
+    // checks (BullMQ's) begin after the death, as on a fleet whose check came just before it.
+    const [dying] = await spawnWorkers(1, { ...env, KILL_WORKER: "1" });
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env);
+    await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+    const died = Date.now();
+    await dying!.done;
+    await new Promise((r) => setTimeout(r, 2000));
+    const [next] = await spawnWorkers(1, env);
+    await next!.waitFor(/task hold started/, 60_000);
+    const delay = Date.now() - died;
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    // The lock lapses at most lockMs after the death, a check sees it within a tenth of that; the rest is the new worker's start of the task.
+    expect(delay).toBeLessThan(lockMs * 1.1 + 1500);
+  }, 120_000);
+
   it("a task whose workers die: the coordinator says the task is sent again, and the run it closes FAILED says why", async () => {
     const { env } = await testEnv("dispatch-poison", { KILL_WORKER: "1", CAIRN_QUEUE_LOCK_MS: "1000", CAIRN_QUEUE_MAX_DEATHS: "2" });
     const spawned = await spawnWorkers(3, env);
