@@ -195,7 +195,8 @@ describe("pools, dead workers, stale code, cancel", () => {
     const r = await run.done;
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(
-      '[g1] No live worker takes pool "gpu" of flow "queue-unserved" (its workers take "default"): task "g1" waits in the queue until one does. Start one with `cairn worker FLOW_FILE --queue URL --pool gpu`; `cairn workers --queue URL` lists the live ones.',
+      // The flow's file and the queue as the run was given them: a command to paste.
+      `[g1] No live worker takes pool "gpu" of flow "queue-unserved" (its workers take "default"): task "g1" waits in the queue until one does. Start one with \`cairn worker ${spreadFlow} --queue ${servers.redis.url} --pool gpu\`; \`cairn workers --queue ${servers.redis.url}\` lists the live ones.`,
     );
     // Once per pool, and none for the pool that has a worker.
     expect(r.stderr.split("No live worker")).toHaveLength(2);
@@ -259,7 +260,9 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(r.code).toBe(1);
     const failed = r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "failed") as { error: { name: string; message: string } };
     expect(failed.error.name).toBe("PoisonTaskError");
-    expect(failed.error.message).toMatch(/Task "hold" was given up: the worker running it died 2 times in a row/);
+    expect(failed.error.message).toMatch(/Task "hold" was given up: the worker running it died 2 times in a row \(each stopped renewing the task's lock for longer than CAIRN_QUEUE_LOCK_MS, and CAIRN_QUEUE_MAX_DEATHS was reached\)\. /);
+    // In Cairn's words, not BullMQ's.
+    expect(failed.error.message).not.toContain("allowable");
     const shown = await show(String(r.json.at(-1)!.runId), env, "queue-poison");
     expect(shown.tasks.filter((t) => t.name === "hold").map((t) => t.status)).toEqual(["FAILED", "FAILED"]);
   }, 120_000);

@@ -482,7 +482,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   const reporter = await createReporter(mode, io.stdout, io.stderr, useColor);
 
   // Loaded only for a queue: BullMQ and its Redis client are not what a run on one machine needs.
-  const dispatcher = values.queue !== undefined ? (await import("@cairn/worker")).queueDispatcher(values.queue) : undefined;
+  const dispatcher = values.queue !== undefined ? (await import("@cairn/worker")).queueDispatcher(values.queue, { flowFile: positionals[0] }) : undefined;
   // The run's report is logged on the flow run before it ends (see README, "Reports").
   let report: { localPath?: string; artifactPath: string; url?: string } | undefined;
   // Listened for from before the run starts: starting it creates the flow run, and a signal

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { parseOwner } from "@cairn/cache";
-import { CancelledError, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, type Tracker } from "@cairn/core";
+import { CancelledError, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, redactUri, type Tracker } from "@cairn/core";
 import { PoisonTaskError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobProgress, STALLED_REASON } from "./job.ts";
@@ -44,6 +44,8 @@ export interface QueueDispatcherOptions {
    * @default 30000, or CAIRN_QUEUE_DOWN_MS
    */
   downMs?: number;
+  /** The flow's file, as the coordinator was given it (`cairn run FILE`): named in the command that starts a worker, when none takes a task's pool. */
+  flowFile?: string;
 }
 
 /** A dispatcher on a Redis queue; `close()` when the run is over. */
@@ -57,7 +59,7 @@ export type QueueDispatcher = OwnedDispatcher;
  * try { await myFlow.run({ dispatcher }).outputs(); } finally { await dispatcher.close(); }
  */
 export function queueDispatcher(url: string, options: QueueDispatcherOptions = {}): QueueDispatcher {
-  return new RedisQueueDispatcher(checkQueueUrl(url), options.downMs ?? integerFromEnv(process.env, "CAIRN_QUEUE_DOWN_MS", 30_000));
+  return new RedisQueueDispatcher(checkQueueUrl(url), options.downMs ?? integerFromEnv(process.env, "CAIRN_QUEUE_DOWN_MS", 30_000), options.flowFile);
 }
 
 class RedisQueueDispatcher implements QueueDispatcher {
@@ -87,6 +89,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
   constructor(
     private readonly url: string,
     private readonly downMs: number,
+    private readonly flowFile?: string,
   ) {
     this.redis = connect(url);
     let connected = false;
@@ -270,12 +273,14 @@ class RedisQueueDispatcher implements QueueDispatcher {
     const ofFlow = workers.filter((w) => w.flow === task.flowName);
     if (ofFlow.some((w) => w.pools.includes(pool))) return;
     const pools = [...new Set(ofFlow.flatMap((w) => w.pools))].map((p) => `"${p}"`);
-    const start = `cairn worker FLOW_FILE --queue URL${pool === DEFAULT_POOL ? "" : ` --pool ${pool}`}`;
+    // The run's own file and queue when known (an app's run does not say which file its flow is in).
+    const url = shellWord(redactUri(this.url));
+    const start = `cairn worker ${this.flowFile ? shellWord(this.flowFile) : "FLOW_FILE"} --queue ${url}${pool === DEFAULT_POOL ? "" : ` --pool ${pool}`}`;
     log(
       warning(
         task,
         `No live worker takes pool "${pool}" of flow "${task.flowName}" (${pools.length ? `its workers take ${pools.join(", ")}` : "the flow has no live worker"}): ` +
-          `task "${task.nodeId}" waits in the queue until one does. Start one with \`${start}\`; \`cairn workers --queue URL\` lists the live ones.`,
+          `task "${task.nodeId}" waits in the queue until one does. Start one with \`${start}\`; \`cairn workers --queue ${url}\` lists the live ones.`,
       ),
     );
   }
@@ -359,4 +364,9 @@ function describeOwner(tag: string | undefined): string {
 /** A warning on `task`'s line of its flow run. */
 function warning(task: DispatchedTask, message: string): LogEvent {
   return { type: "log", level: "warn", runId: task.flowRunId, task: task.nodeId, time: Date.now(), message };
+}
+
+/** `word` as one shell word: as it is when it needs no quoting, else in single quotes. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

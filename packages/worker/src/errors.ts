@@ -171,10 +171,11 @@ export class PoisonTaskError extends CairnError {
   constructor(
     readonly nodeId: string,
     readonly deaths: number,
+    /** BullMQ's reason for the failed job, kept for callers; the message says it in Cairn's words. */
     readonly reason: string,
   ) {
     super(
-      `Task "${nodeId}" was given up: the worker running it died ${deaths} times in a row (${reason}). ` +
+      `Task "${nodeId}" was given up: the worker running it died ${deaths} times in a row (each stopped renewing the task's lock for longer than CAIRN_QUEUE_LOCK_MS, and CAIRN_QUEUE_MAX_DEATHS was reached). ` +
         `A task that kills its process (out of memory, a crash in native code) would go on killing workers; ` +
         `run it alone with \`cairn run\` without --queue to see why, or raise its worker's memory.`,
     );
