@@ -165,6 +165,59 @@ describe("dead workers, as the coordinator sees them", () => {
   }, 120_000);
 });
 
+describe("a Redis that stops answering (SIGSTOP) while tasks run", () => {
+  it("the coordinator fails the waiting tasks with QueueUnreachableError once Redis gave no answer for CAIRN_QUEUE_DOWN_MS, while it is still stopped", async () => {
+    const own = await startRedisServer();
+    try {
+      const holdFile = join(await tmp(), "never");
+      const { env, markerDir } = await testEnv("dispatch-hung", { HOLD_FILE: holdFile, CAIRN_QUEUE_DOWN_MS: "3000" });
+      await spawnWorkers(1, env, spreadFlow, own.url);
+      let out = "";
+      const run = cairnRun(spreadFlow, await tmp(), ["--queue", own.url], env, (o) => (out = o));
+      await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+      own.signal("SIGSTOP");
+      const stopped = Date.now();
+      // Its connection stays open: only an unanswered request tells.
+      await until(() => /"status":"failed","runId":"[^"]+","task":"hold"/.test(out), "hold to fail while Redis is stopped", 20_000);
+      expect(Date.now() - stopped).toBeLessThan(10_000);
+      own.signal("SIGCONT");
+      const r = await run.done;
+      expect(r.code).toBe(1);
+      const failed = r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "failed") as { error: { name: string; message: string } };
+      expect(failed.error.name).toBe("QueueUnreachableError");
+      expect(failed.error.message).toContain("connected, but no answer for 3 s: the server is stopped or hung");
+    } finally {
+      own.signal("SIGCONT");
+      await own.stop().catch(() => {});
+    }
+  }, 120_000);
+
+  it("a worker whose lock lapsed while Redis did not answer is not said to have died: the message says Redis did not answer", async () => {
+    const own = await startRedisServer();
+    try {
+      const holdFile = join(await tmp(), "go");
+      const { env, markerDir } = await testEnv("dispatch-hung-lock", { HOLD_FILE: holdFile, CAIRN_QUEUE_LOCK_MS: "2000", CAIRN_QUEUE_DOWN_MS: "60000" });
+      await spawnWorkers(1, env, spreadFlow, own.url);
+      const run = cairnRun(spreadFlow, await tmp(), ["--queue", own.url], env);
+      await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+      own.signal("SIGSTOP");
+      await new Promise((r) => setTimeout(r, 4000));
+      own.signal("SIGCONT");
+      await new Promise((r) => setTimeout(r, 3000));
+      await writeFile(holdFile, "go");
+      const r = await run.done;
+      expect(r.code, r.stderr).toBe(0);
+      const said = r.stderr.split("\n").filter((l) => l.includes("sent again"));
+      expect(said, r.stderr).toHaveLength(1);
+      expect(said[0]).toMatch(/^\[hold\] The lock of the worker running task "hold" \(pid \d+ on \S+\) lapsed while the queue's Redis \(redis:\/\/[^)]+\) did not answer for [4-9] s \(stopped, hung or overloaded\), so the worker could not renew it; it may well be alive/);
+      expect(r.stderr).not.toContain("killed or crashed");
+    } finally {
+      own.signal("SIGCONT");
+      await own.stop().catch(() => {});
+    }
+  }, 120_000);
+});
+
 describe("Redis that loses its data, and --healthcheck", () => {
   it("a task whose job Redis lost fails with QueueJobLostError alone: no warning that no worker takes its pool", async () => {
     const own = await startRedisServer();

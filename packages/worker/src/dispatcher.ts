@@ -29,6 +29,11 @@ const JOB_CHECK_MS = 5_000;
  */
 const WORKER_RECORD_MS = 6_000;
 
+/** A ping unanswered this long is Redis not answering (it answers in well under a millisecond). */
+const SILENCE_MS = 2_000;
+/** A job sent again this soon after Redis answers again is taken to be one whose lock lapsed while Redis was silent. */
+const LATELY_MS = 10_000;
+
 /**
  * Events kept in a queue's stream (BullMQ keeps 10 000): each `completed` event holds a task's
  * outputs. The coordinator reads the stream as events come; one that fell behind (Redis away
@@ -73,6 +78,14 @@ class RedisQueueDispatcher implements QueueDispatcher {
   /** Waits to end when Redis stays down (see downMs). */
   private readonly waiting = new Set<(error: Error) => void>();
   private downSince: number | undefined;
+  /**
+   * When the oldest ping still unanswered was sent: a stopped or hung redis-server keeps its
+   * connection "ready" and answers nothing, which the connection's status never shows.
+   */
+  private unansweredSince: number | undefined;
+  private pinging = false;
+  /** The last time Redis did not answer for {@link SILENCE_MS} or longer, once it answered again. */
+  private silence: { from: number; to: number } | undefined;
   /** Reads the log lines workers publish, one channel per flow run (see logChannel). */
   private logs: Redis | undefined;
   private readonly logDoors = new Map<string, (event: LogEvent) => void>();
@@ -245,17 +258,50 @@ class RedisQueueDispatcher implements QueueDispatcher {
    * workers died too often): its PoisonTaskError says it.
    */
   private async sentAgain(task: DispatchedTask, queue: Queue, id: string, log: (event: LogEvent) => void): Promise<void> {
+    // Asked before the reads below, which a Redis that answers again makes quick.
+    const silent = this.silentLately();
     const job = await Job.fromId(queue, id).catch(() => undefined);
     if (!job || job.deferredFailure || !this.stalls.has(id)) return;
     const runId = runIdsOf(job).at(-1);
     const run = runId && this.tracker ? await this.tracker.getRun(runId).catch(() => undefined) : undefined;
+    const worker = describeOwner(run?.tags["cairn.owner"]);
     log(
       warning(
         task,
-        `The worker running task "${task.nodeId}"${describeOwner(run?.tags["cairn.owner"])} stopped answering for longer than its lock (CAIRN_QUEUE_LOCK_MS), killed or crashed: ` +
-          `task "${task.nodeId}" is sent again, to the next worker that takes it.`,
+        silent
+          ? // The worker could not renew its lock through a Redis that did not answer: it is not known dead.
+            `The lock of the worker running task "${task.nodeId}"${worker} lapsed while the queue's Redis (${redactUri(this.url)}) did not answer for ${Math.round(silent / 1000)} s (stopped, hung or overloaded), ` +
+            `so the worker could not renew it; it may well be alive, but the queue takes a lapsed lock as a dead worker: task "${task.nodeId}" is sent again, to the next worker that takes it, and what the first one finishes is not used.`
+          : `The worker running task "${task.nodeId}"${worker} stopped answering for longer than its lock (CAIRN_QUEUE_LOCK_MS), killed or crashed: ` +
+            `task "${task.nodeId}" is sent again, to the next worker that takes it.`,
       ),
     );
+  }
+
+  /** How long (ms) Redis did not answer, when it does not now or did not until lately; undefined when it answered throughout. */
+  private silentLately(): number | undefined {
+    const now = Date.now();
+    if (this.unansweredSince !== undefined && now - this.unansweredSince >= SILENCE_MS) return now - this.unansweredSince;
+    if (this.silence && now - this.silence.to <= LATELY_MS) return this.silence.to - this.silence.from;
+    return undefined;
+  }
+
+  /** Pings Redis, one ping at a time: {@link unansweredSince} holds while one goes unanswered. */
+  private probe(): void {
+    if (this.pinging || this.redis.status !== "ready") return;
+    this.pinging = true;
+    this.unansweredSince ??= Date.now();
+    void this.redis
+      .ping()
+      .then(
+        () => {
+          const since = this.unansweredSince;
+          if (since !== undefined && Date.now() - since >= SILENCE_MS) this.silence = { from: since, to: Date.now() };
+          this.unansweredSince = undefined;
+        },
+        () => {}, // the connection dropped: its status says so (see checkDown)
+      )
+      .finally(() => (this.pinging = false));
   }
 
   /**
@@ -336,15 +382,23 @@ class RedisQueueDispatcher implements QueueDispatcher {
     return opened;
   }
 
-  /** Redis down for longer than downMs: every wait ends with QueueUnreachableError. */
+  /**
+   * Redis down, or connected but silent (stopped, hung), for longer than downMs: every wait ends
+   * with QueueUnreachableError.
+   */
   private checkDown(): void {
-    if (!this.waiting.size || this.redis.status === "ready" || this.redis.status === "wait") {
+    if (!this.waiting.size) {
       this.downSince = undefined;
       return;
     }
-    this.downSince ??= Date.now();
-    if (Date.now() - this.downSince < this.downMs) return;
-    const error = new QueueUnreachableError(this.url, "wait for the tasks running on workers", { cause: `unreachable for ${Math.round((Date.now() - this.downSince) / 1000)} s` });
+    this.probe();
+    if (this.redis.status === "ready" || this.redis.status === "wait") this.downSince = undefined;
+    else this.downSince ??= Date.now();
+    const since = Math.min(this.downSince ?? Infinity, this.unansweredSince ?? Infinity);
+    const now = Date.now();
+    if (now - since < this.downMs) return;
+    const cause = this.downSince === since ? `unreachable for ${Math.round((now - since) / 1000)} s` : `connected, but no answer for ${Math.round((now - since) / 1000)} s: the server is stopped or hung`;
+    const error = new QueueUnreachableError(this.url, "wait for the tasks running on workers", { cause });
     for (const fail of [...this.waiting]) fail(error);
   }
 }
