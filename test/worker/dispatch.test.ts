@@ -54,6 +54,7 @@ async function jobKeys(url: string, flow: string): Promise<string[]> {
 
 /** A task run as the MLflow server has it, read from its REST API (not through `cairn show`, which closes a dead process's runs itself). */
 interface MlflowRun {
+  runId: string;
   name: string;
   status: string;
   tags: Record<string, string>;
@@ -62,8 +63,8 @@ async function mlflowRuns(experiment: string): Promise<MlflowRun[]> {
   const got = (await (await fetch(`${servers.mlflow.uri}/api/2.0/mlflow/experiments/get-by-name?experiment_name=${encodeURIComponent(experiment)}`)).json()) as { experiment: { experiment_id: string } };
   const found = (await (
     await fetch(`${servers.mlflow.uri}/api/2.0/mlflow/runs/search`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ experiment_ids: [got.experiment.experiment_id], max_results: 1000 }) })
-  ).json()) as { runs?: Array<{ info: { run_name: string; status: string }; data: { tags?: Array<{ key: string; value: string }> } }> };
-  return (found.runs ?? []).map((r) => ({ name: r.info.run_name, status: r.info.status, tags: Object.fromEntries((r.data.tags ?? []).map((t) => [t.key, t.value])) }));
+  ).json()) as { runs?: Array<{ info: { run_id: string; run_name: string; status: string }; data: { tags?: Array<{ key: string; value: string }> } }> };
+  return (found.runs ?? []).map((r) => ({ runId: r.info.run_id, name: r.info.run_name, status: r.info.status, tags: Object.fromEntries((r.data.tags ?? []).map((t) => [t.key, t.value])) }));
 }
 
 describe("what the coordinator does with a worker's answer", () => {
@@ -103,7 +104,7 @@ describe("what the coordinator does with a worker's answer", () => {
 describe("dead workers, as the coordinator sees them", () => {
   it("a worker killed mid-task, then the flow cancelled before another takes the task: its run is closed KILLED with the reason, none stays RUNNING", async () => {
     const holdFile = join(await tmp(), "never");
-    const { env, markerDir } = await testEnv("dispatch-dead-cancel", { HOLD_FILE: holdFile, CAIRN_QUEUE_LOCK_MS: "1500", CAIRN_QUEUE_DOWN_MS: "10000" });
+    const { env, markerDir } = await testEnv("dispatch-dead-cancel", { HOLD_FILE: holdFile, CAIRN_QUEUE_LOCK_MS: "5000", CAIRN_QUEUE_DOWN_MS: "20000" });
     const [worker] = await spawnWorkers(1, env);
     const run = cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env);
     await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
@@ -125,6 +126,11 @@ describe("dead workers, as the coordinator sees them", () => {
     expect(dead?.status).toBe("KILLED");
     expect(dead?.tags["cairn.abandoned"]).toContain(`Its worker (pid ${pid} on `);
     expect(dead?.tags["cairn.abandoned"]).toContain("the flow run was cancelled before another worker took the task");
+    // One run for the task: the worker's, which the flow run shows, not a second one of the coordinator's.
+    expect(runs.filter((t) => t.name === "hold").map((t) => t.runId)).toEqual([dead!.runId]);
+    expect(r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "cancelled")).toMatchObject({ taskRunId: dead!.runId });
+    // The wait for the dead worker's lock is said, not sat through in silence.
+    expect(r.stderr).toMatch(/Cancelling: the worker running task "hold" has not stopped yet; waiting for it to, or for its lock to lapse if it died \(CAIRN_QUEUE_LOCK_MS\), 1\d s more at most \(CAIRN_QUEUE_DOWN_MS\)\./);
   }, 120_000);
 
   it("a dead worker's task is sent again within 1.1 times CAIRN_QUEUE_LOCK_MS of its death, not up to twice the lock", async () => {
@@ -232,9 +238,13 @@ describe("Redis that loses its data, and --healthcheck", () => {
       await redisCli(own.url, "FLUSHALL");
       const r = await run.done;
       expect(r.code).toBe(1);
-      const failed = r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "failed") as { error: { name: string } };
+      const failed = r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "failed") as { error: { name: string }; taskRunId?: string };
       expect(failed.error.name).toBe("QueueJobLostError");
       expect(r.stderr).not.toContain("No live worker");
+      // The run the worker opened went unnamed with the job: found by its tags, it is the task's one run.
+      const holds = (await mlflowRuns("dispatch-lost")).filter((t) => t.name === "hold");
+      expect(holds.map((t) => t.runId)).toEqual([failed.taskRunId]);
+      expect(holds[0]!.tags["cairn.worker"]).toBeTruthy();
     } finally {
       await own.stop().catch(() => {});
     }

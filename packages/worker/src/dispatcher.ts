@@ -29,6 +29,11 @@ const JOB_CHECK_MS = 5_000;
  */
 const WORKER_RECORD_MS = 6_000;
 
+/** How long a cancel waits on a running task's worker in silence before it says what it waits for. */
+const CANCEL_QUIET_MS = 2_000;
+/** The tag naming the worker that opened a task run (set by the worker). */
+const WORKER_TAG = "cairn.worker";
+
 /** A ping unanswered this long is Redis not answering (it answers in well under a millisecond). */
 const SILENCE_MS = 2_000;
 /** A job sent again this soon after Redis answers again is taken to be one whose lock lapsed while Redis was silent. */
@@ -146,11 +151,14 @@ class RedisQueueDispatcher implements QueueDispatcher {
     } catch (cause) {
       throw new QueueUnreachableError(this.url, `send task "${task.nodeId}"`, { cause });
     }
-    const cancelled = (): DispatchedOutcome => ({ ok: false, cancelled: true, attempts: 0, error: { name: "CancelledError", message: new CancelledError(signal.reason).message } });
+    /** `runId`: the run a worker opened for the task, which the flow run then shows instead of making one of its own. */
+    const cancelled = (runId?: string): DispatchedOutcome => ({ ok: false, cancelled: true, attempts: 0, ...(runId ? { runId } : {}), error: { name: "CancelledError", message: new CancelledError(signal.reason).message } });
     return new Promise<DispatchedOutcome>((resolve, reject) => {
       const down = (error: Error) => settle(() => reject(error), false);
       let done = false;
       let lookForJob: NodeJS.Timeout | undefined;
+      /** The job was found gone: the run its worker opened is being looked up. */
+      let losing = false;
       /** `then` once; `remove`: the outcome is here, and the job (its inputs, its outputs) leaves Redis. */
       const settle = (then: () => void, remove = true) => {
         if (done) return;
@@ -175,13 +183,25 @@ class RedisQueueDispatcher implements QueueDispatcher {
           // worker runs ends there, and says so; a worker that died with it may never say, and its
           // lock lapses within CAIRN_QUEUE_LOCK_MS: asked again each second, for downMs at most.
           const end = Date.now() + this.downMs;
+          let told = false;
           while (!done) {
             const held = await Job.fromId(queue, id).catch(() => undefined);
             if (await queue.remove(id).then((n) => n === 1, () => false)) {
               await this.closeDeadRuns(runIdsOf(held), "KILLED", (worker) => `Its worker${worker} stopped answering while it ran task "${task.nodeId}", killed or crashed, and the flow run was cancelled before another worker took the task.`);
-              return settle(() => resolve(cancelled()));
+              return settle(() => resolve(cancelled(runIdsOf(held).at(-1))));
             }
-            if (Date.now() >= end) return settle(() => resolve(cancelled()));
+            if (Date.now() >= end) return settle(() => resolve(cancelled(runIdsOf(held).at(-1))));
+            // A worker that answers stops its task within a second or two: past that, the wait is said, or Ctrl-C looks stuck.
+            if (!told && Date.now() >= end - this.downMs + CANCEL_QUIET_MS) {
+              told = true;
+              log(
+                warning(
+                  task,
+                  `Cancelling: the worker running task "${task.nodeId}" has not stopped yet; waiting for it to, or for its lock to lapse if it died (CAIRN_QUEUE_LOCK_MS), ` +
+                    `${Math.ceil((end - Date.now()) / 1000)} s more at most (CAIRN_QUEUE_DOWN_MS).`,
+                ),
+              );
+            }
             await sleep(1000, undefined, { ref: false });
           }
         });
@@ -197,7 +217,11 @@ class RedisQueueDispatcher implements QueueDispatcher {
         void Job.fromId(queue, id).then(
           (found) => {
             if (done) return;
-            if (!found) return settle(() => reject(new QueueJobLostError(this.url, task.nodeId)), false);
+            if (!found) {
+              if (!losing) void this.jobLost(task).then((outcome) => settle(() => resolve(outcome), false));
+              losing = true;
+              return;
+            }
             // Its end was trimmed from the events stream before this process read it (see EVENTS_MAX_LEN).
             if (found.finishedOn) {
               if (found.failedReason) failedJob(new Error(found.failedReason));
@@ -244,6 +268,26 @@ class RedisQueueDispatcher implements QueueDispatcher {
       return { ok: false, cancelled: false, attempts: runIds.length, ...(runId ? { runId } : {}), error: { name: poison.name, message: poison.message, code: poison.code } };
     }
     return { ok: false, cancelled: false, attempts: runIds.length, ...(runId ? { runId } : {}), error: { name: "Error", message } };
+  }
+
+  /**
+   * The outcome of a task whose job Redis lost (QueueJobLostError), with the run a worker opened
+   * for it when there is one: its id went with the job, so it is looked up by its tags. The flow
+   * run shows that run rather than making a second, empty one.
+   */
+  private async jobLost(task: DispatchedTask): Promise<DispatchedOutcome> {
+    const error = new QueueJobLostError(this.url, task.nodeId);
+    const runId = await this.workerRunOf(task);
+    return { ok: false, cancelled: false, attempts: runId ? 1 : 0, ...(runId ? { runId } : {}), error: { name: error.name, message: error.message, code: error.code } };
+  }
+
+  /** The newest run a worker opened for `task` in its flow run (tagged `cairn.worker`, a child of the flow run or of its map's run); undefined when none or unknown. */
+  private async workerRunOf(task: DispatchedTask): Promise<string | undefined> {
+    if (!this.tracker) return undefined;
+    const runs = await this.tracker
+      .searchRuns({ experimentIds: [task.experimentId], parentRunId: task.item?.parentRunId ?? task.flowRunId, tags: { "cairn.node_id": task.nodeId }, maxResults: 20 })
+      .catch(() => []);
+    return runs.filter((r) => r.tags[WORKER_TAG]).sort((a, b) => b.startTime - a.startTime)[0]?.runId;
   }
 
   /** {@link closeDeadRuns} with this process's tracker, each run's reason `why` its worker (` (pid 123 on host-a)`) stopped, and who closed it. */
