@@ -7,7 +7,7 @@
  */
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
@@ -144,6 +144,21 @@ async function until(check: () => Promise<boolean> | boolean, what: string, time
 }
 
 describe("pools, dead workers, stale code, cancel", () => {
+  it("a flow output written on a worker with its own --root is handed over from the coordinator's downloads, and outlives the worker's cleanup", async () => {
+    const { env } = await testEnv("queue-artifact-out");
+    const workerRoot = await tmp("cairn-worker-root-");
+    workers.push(await startWorker(join(import.meta.dirname, "fixtures/artifact-out.flow.ts"), servers.redis.url, ["--root", workerRoot], env));
+    const root = await tmp();
+    const r = await cairnRun(join(import.meta.dirname, "fixtures/artifact-out.flow.ts"), root, ["--queue", servers.redis.url], env).done;
+    expect(r.code, r.stderr).toBe(0);
+    const final = r.json.at(-1)! as { outputs: { model: { path: string }; chars: number } };
+    expect(final.outputs.chars).toBe("weights v1\n".length);
+    // This root's own copy (a hard link on one file system), not the path in the worker's folder.
+    expect(final.outputs.model.path.startsWith(join(root, "downloads") + "/"), final.outputs.model.path).toBe(true);
+    await rm(workerRoot, { recursive: true, force: true });
+    expect(await readFile(final.outputs.model.path, "utf8")).toBe("weights v1\n");
+  }, 180_000);
+
   it("runs the items of a map and the trials of a sweep on the workers, as in one process", async () => {
     const { env, markerDir } = await testEnv("queue-map");
     const mapFlow = join(import.meta.dirname, "fixtures/map.flow.ts");

@@ -1,4 +1,4 @@
-import { access, mkdtemp, readFile, rename, rm, stat } from "node:fs/promises";
+import { access, copyFile, link, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import PQueue from "p-queue";
@@ -861,20 +861,9 @@ export class TaskCache {
     return { ...entry, outputs: { ...entry.outputs, values: walk(entry.outputs.values) } };
   }
 
-  /** Where this machine keeps an artifact of a run, the downloads folder last; undefined for one without a run or with unsafe names. */
+  /** Where this machine keeps an artifact of a run (see {@link artifactHomes}). */
   private homesOf(a: Artifact): string[] | undefined {
-    if (a.runId === undefined) return undefined;
-    let runDir: string;
-    let parts: string[];
-    try {
-      runDir = safePathSegment(a.runId, { source: "a cache entry" });
-      parts = safeRelativePath(a.artifactPath, { source: "a cache entry" }).split("/");
-    } catch {
-      return undefined;
-    }
-    const homes = [join(resolvePath(this.workDir, "artifacts"), runDir, ...parts), join(this.workDir, "downloads", runDir, ...parts)];
-    if (hasLocalArtifacts(this.tracker)) homes.unshift(join(this.tracker.artifactDir(runDir), ...parts));
-    return homes;
+    return artifactHomes(a, this.tracker, this.workDir);
   }
 
   /** True when the artifact's `path` is its copy in this machine's downloads folder (see {@link placed}). */
@@ -1253,6 +1242,70 @@ async function digestSecrets(inputs: Record<string, unknown>, secrets: Pick<Secr
   return digested;
 }
 
+/**
+ * Where this root keeps an artifact of a run: the tracker's folder, the work folder's
+ * `artifacts/<run>/`, its `downloads/<run>/` last; undefined for one without a run or with unsafe names.
+ */
+function artifactHomes(a: Artifact, tracker: Tracker, workDir: string): string[] | undefined {
+  if (a.runId === undefined) return undefined;
+  let runDir: string;
+  let parts: string[];
+  try {
+    runDir = safePathSegment(a.runId, { source: "a cache entry" });
+    parts = safeRelativePath(a.artifactPath, { source: "a cache entry" }).split("/");
+  } catch {
+    return undefined;
+  }
+  const homes = [join(resolvePath(workDir, "artifacts"), runDir, ...parts), join(workDir, "downloads", runDir, ...parts)];
+  if (hasLocalArtifacts(tracker)) homes.unshift(join(tracker.artifactDir(runDir), ...parts));
+  return homes;
+}
+
+/** True when `a.path` is where this root keeps it (see {@link artifactHomes}); also for one whose names cannot be checked here. */
+function atHome(a: Artifact, tracker: Tracker, workDir: string): boolean {
+  const homes = artifactHomes(a, tracker, workDir);
+  return !homes || homes.some((home) => resolvePath(home) === resolvePath(a.path));
+}
+
+/**
+ * Places the file or folder at `from` (another root's copy of the artifact on this machine: a
+ * worker's `--root`) at `copy` in this root's downloads, hard-linked file by file (free on one
+ * file system, and it outlives the other root's cleanup), copied where links cannot be made.
+ * True when it was placed and its digest is `digest`; false (nothing placed) when it is not:
+ * the other copy was edited or removed since, and the artifact is downloaded from its run instead.
+ */
+async function placeLocalCopy(from: string, copy: string, digest: string): Promise<boolean> {
+  const partial = partialPath(copy);
+  try {
+    await linkTree(from, partial);
+    if ((await describePath(partial)).digest !== digest) return false;
+    await rename(partial, copy).catch((error: NodeJS.ErrnoException) => {
+      // A folder there now was placed whole by another process: keep it.
+      if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
+    });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await rm(partial, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/**
+ * `to` as a copy of the file or folder `from`, each file a hard link, or a copy across file
+ * systems. Anything else (a device, a pipe, a link: the path is data from another process) is refused.
+ */
+async function linkTree(from: string, to: string): Promise<void> {
+  const what = await lstat(from);
+  if (what.isFile()) {
+    await link(from, to).catch(() => copyFile(from, to));
+    return;
+  }
+  if (!what.isDirectory()) throw new Error(`${from} is not a file or a folder`);
+  await mkdir(to);
+  for (const entry of await readdir(from, { withFileTypes: true })) await linkTree(join(from, entry.name), join(to, entry.name));
+}
+
 function artifactDigest(a: Artifact): string | Promise<string> {
   return a.digest ?? describePath(a.path).then((d) => d.digest);
 }
@@ -1262,8 +1315,9 @@ function artifactDigest(a: Artifact): string | Promise<string> {
  * (recorded on another machine, found through the MLflow index) is downloaded from its run into
  * `<workDir>/downloads/<run id>/<artifact path>`, or taken from there when an earlier download
  * with the same digest is present (one with another digest is removed and downloaded again),
- * and its `path` points at the local copy. Artifacts that
- * exist, or that no tracker can give, are left as they are. Used for a task's inputs and for the
+ * and its `path` points at the local copy. One whose `path` is another root's on this machine
+ * (a worker's `--root`) is placed there too, hard-linked, when its digest is the artifact's
+ * (else downloaded). Artifacts where this root keeps them, or that no tracker can give, are left as they are. Used for a task's inputs and for the
  * flow's outputs, so that what a task reads and what the user is handed are local files.
  * A download whose digest is not the artifact's (the server's copy changed or damaged) is removed
  * and rejects with an ArtifactMismatchError, which ends with what `onMismatch` says it did about it.
@@ -1282,7 +1336,9 @@ export async function localArtifacts<T>(
       const out = { ...v } as { -readonly [K in keyof Artifact]: Artifact[K] };
       fetches.push(
         (async () => {
-          if (await exists(v.path)) return;
+          const present = await exists(v.path);
+          // Where this root keeps it: used as it is, unread (a hit in one root costs no hashing).
+          if (present && atHome(v, tracker, workDir)) return;
           if (!v.runId) return;
           // Both come from a cache entry or another machine's record: names, checked before they become a path.
           const from = { ...(taskName !== undefined ? { taskName } : {}), source: `the record of run ${JSON.stringify(v.runId)}` };
@@ -1302,6 +1358,12 @@ export async function localArtifacts<T>(
             await discardCopy(copy);
           }
           await makeFolder(dest);
+          // Another root's copy on this machine (a worker's --root): placed in this root's
+          // downloads, where the other root's cleanup or edits cannot reach the path handed on.
+          if (present && v.digest && (await placeLocalCopy(v.path, copy, v.digest))) {
+            out.path = copy;
+            return;
+          }
           const downloaded = await tracker.downloadArtifact(runDir, artifactPath, dest);
           if (v.digest) {
             // What the server hands over is checked as a copy on disk is: a task never reads other bytes than its record names.
