@@ -413,14 +413,17 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients, 
   // The entry that declares the task, as the newer record names it: said as its declaration, and
   // one change with its function when both changed (the declaration holds the function's text).
   const declaration = b.codeParts?.declaration ?? a.codeParts?.declaration;
-  const declarationChanged = declaration !== undefined && filesA[declaration] !== undefined && filesB[declaration] !== undefined && filesA[declaration] !== filesB[declaration];
+  /** The code file `name` is in both records, with other contents. */
+  const changedIn = (name: string | undefined) => name !== undefined && filesA[name] !== undefined && filesB[name] !== undefined && filesA[name] !== filesB[name];
+  const declarationChanged = changedIn(declaration);
   // A task of a kind defined in the project: its run function is recorded on its own, and its own
   // code is the kind's `code` (options, config), not a function.
-  const kindRun = unionKeys(filesA, filesB).find((name) => kindOfRunEntry(name) !== undefined);
+  const names = unionKeys(filesA, filesB);
+  const kindRun = names.find((name) => kindOfRunEntry(name) !== undefined);
   const kind = kindRun === undefined ? undefined : kindOfRunEntry(kindRun);
-  const runChanged = kindRun !== undefined && filesA[kindRun] !== undefined && filesB[kindRun] !== undefined && filesA[kindRun] !== filesB[kindRun];
+  const runChanged = changedIn(kindRun);
   if (a.code !== b.code) diffCode(a, b, changes, declarationChanged ? declaration : undefined, kind, options);
-  for (const name of unionKeys(filesA, filesB)) {
+  for (const name of names) {
     const before = filesA[name];
     const after = filesB[name];
     if (before === after) continue;

@@ -52,7 +52,7 @@ export { planFlow, explainTask, type PlannedTask, type PlanOptions, type Explana
 export type { RunEvent, TaskEvent, FlowEvent, LogEvent, TaskStatus, FlowStatus, ErrorInfo } from "./run/events.ts";
 export type { TaskContext, RunLog, ArtifactWriter, TaskLogger } from "./run/task-context.ts";
 export { holdWork, sendArtifact, trackingEnv } from "./run/task-context.ts";
-export { retryAfterMs, closestName, durationMs, booleanFromEnv, checkKnownKeys, LONGEST_TIMER_MS, LONGEST_TIMER } from "./internal.ts";
+export { retryAfterMs, closestName, durationMs, booleanFromEnv, checkKnownKeys, LONGEST_TIMER_MS, LONGEST_TIMER, shellQuote } from "./internal.ts";
 export { SecretRegistry, MIN_MASKED_LENGTH } from "./run/secrets.ts";
 export { misspeltVariables, unsaidMisspeltVariables } from "./run/env-names.ts";
 export { RunScope, scopeKey, type ScopeKey } from "./run/run-scope.ts";

@@ -123,3 +123,10 @@ export function checkKnownKeys(options: object, known: readonly string[], what: 
     throw new OptionError(`${what}.${key}`, expected, key, `${what} has no option \`${key}\`${meant ? ` (did you mean \`${meant}\`?)` : ""}. Its options: ${known.join(", ")}. ${fix}`);
   }
 }
+
+/** Quotes `s` as one POSIX shell word; plain words stay readable. */
+export function shellQuote(s: string): string {
+  if (s === "") return "''";
+  if (/^[A-Za-z0-9_\/.,:=@%+-]+$/.test(s)) return s;
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}

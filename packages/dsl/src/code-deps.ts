@@ -32,10 +32,11 @@
 import { type Stats, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { isBuiltin, SourceMap } from "node:module";
-import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DECLARATION_ENTRY, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
 import { scopeKey, type RunScope } from "@cairn/core";
+import { shown } from "./declared-path.ts";
 import { loadEsbuild } from "./esbuild.ts";
 import { onlySource, parseSourceMap, sourceMapPlace } from "./source-map-comment.ts";
 
@@ -222,38 +223,28 @@ type Compiled = FoundSourceMap | { source: string; reason: string };
 
 /** Once per flow run for each compiled module that declares tasks. */
 function compiledFrom(r: Reads, file: string): Promise<Compiled | undefined> {
-  let compiled = r.compiled.get(file);
-  if (!compiled) {
-    compiled = (async () => {
-      const found = await sourceMapOf(r, file);
-      if (!found) return undefined;
-      const reason = await disagreement(r, file, found.source);
-      return reason === undefined ? found : { source: found.source, reason };
-    })();
-    r.compiled.set(file, compiled);
-  }
-  return compiled;
+  return memo(r.compiled, file, async () => {
+    const found = await sourceMapOf(r, file);
+    if (!found) return undefined;
+    const reason = await disagreement(r, file, found.source);
+    return reason === undefined ? found : { source: found.source, reason };
+  });
 }
 
 function sourceMapOf(r: Reads, file: string): Promise<FoundSourceMap | undefined> {
-  let found = r.sourceMaps.get(file);
-  if (!found) {
-    found = (async () => {
-      const text = await textOf(r, file);
-      const place = text === undefined ? undefined : sourceMapPlace(file, text);
-      if (!place) return undefined;
-      const payload = parseSourceMap("inline" in place ? place.inline : ((await textOf(r, place.file)) ?? ""));
-      const source = payload && onlySource(payload, "inline" in place ? file : place.file);
-      if (!source || !TYPESCRIPT.test(source) || isPackageFile(source) || !isFile(source)) return undefined;
-      try {
-        return { source, map: new SourceMap(payload as ConstructorParameters<typeof SourceMap>[0]) };
-      } catch {
-        return undefined; // mappings it cannot read: as without a map
-      }
-    })();
-    r.sourceMaps.set(file, found);
-  }
-  return found;
+  return memo(r.sourceMaps, file, async () => {
+    const text = await textOf(r, file);
+    const place = text === undefined ? undefined : sourceMapPlace(file, text);
+    if (!place) return undefined;
+    const payload = parseSourceMap("inline" in place ? place.inline : ((await textOf(r, place.file)) ?? ""));
+    const source = payload && onlySource(payload, "inline" in place ? file : place.file);
+    if (!source || !TYPESCRIPT.test(source) || isPackageFile(source) || !isFile(source)) return undefined;
+    try {
+      return { source, map: new SourceMap(payload as ConstructorParameters<typeof SourceMap>[0]) };
+    } catch {
+      return undefined; // mappings it cannot read: as without a map
+    }
+  });
 }
 
 /**
@@ -289,12 +280,6 @@ function differs(source: string, compiled: string): string {
   return changedSince
     ? `${shown(source)} was changed after ${shown(compiled)} was compiled from it`
     : `${shown(source)} and ${shown(compiled)} differ beyond types and comments (compiled from another version of it, or compiled otherwise than esbuild would: an enum, decorators, a target below ES2022)`;
-}
-
-/** A path as the user would type it: relative to the working directory when inside it. */
-function shown(path: string): string {
-  const rel = relative(process.cwd(), path);
-  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
 }
 
 /** Compiled modules warned about: once per process, for an app that runs its flow many times. */
@@ -337,17 +322,12 @@ async function printedInSource(r: Reads, file: string, fnText: string): Promise<
 
 /** The module as tsx prints it; once per flow run. */
 function printedModule(r: Reads, file: string, source: string, loader: "ts" | "tsx" | "js" | "jsx", tsconfig: string | undefined): Promise<string | undefined> {
-  let printed = r.printed.get(file);
-  if (!printed) {
-    printed = loadEsbuild()
-      .transform(source, tsxOptions(loader, tsconfig))
-      .then(
-        (out) => out.code,
-        () => undefined, // what tsx could not compile either
-      );
-    r.printed.set(file, printed);
-  }
-  return printed;
+  return memo(r.printed, file, () => loadEsbuild()
+    .transform(source, tsxOptions(loader, tsconfig))
+    .then(
+      (out) => out.code,
+      () => undefined, // what tsx could not compile either
+    ));
 }
 
 /** A function's text printed on its own as tsx prints it in its module: an arrow or function in parentheses, a method (`run(x) { ... }`) in an object. */
@@ -551,12 +531,7 @@ function shapeOf(r: Reads, path: string): Promise<ModuleShape | undefined> {
 
 /** The text of a file in this flow run; undefined when it cannot be read. */
 function textOf(r: Reads, path: string): Promise<string | undefined> {
-  let text = r.texts.get(path);
-  if (!text) {
-    text = readFile(path, "utf8").catch(() => undefined);
-    r.texts.set(path, text);
-  }
-  return text;
+  return memo(r.texts, path, () => readFile(path, "utf8").catch(() => undefined));
 }
 
 async function readShape(r: Reads, path: string): Promise<ModuleShape | undefined> {
@@ -1045,5 +1020,15 @@ async function fromDisk<T>(name: string): Promise<T | undefined> {
 async function keep<T>(id: string, value: T): Promise<T> {
   const dir = disk();
   if (dir) await writeFileAtomic(dir, `${id}.json`, JSON.stringify(value)).catch(() => {});
+  return value;
+}
+
+/** `map`'s value for `key`, made by `make` the first time it is asked for (a promise: asked once per flow run). */
+function memo<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = make();
+    map.set(key, value);
+  }
   return value;
 }

@@ -310,8 +310,13 @@ export function errorSource(error: Error): string | undefined {
 export function atUserCode(): string {
   const place = firstForeignFrame(captureStack().stack ?? "", true);
   if (place === undefined) return "";
-  const rel = relative(process.cwd(), place.file);
-  return ` (at ${rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : place.file}:${place.line}:${place.column})`;
+  return ` (at ${shown(place.file)}:${place.line}:${place.column})`;
+}
+
+/** A path as the user would type it: relative to the working directory when inside it. */
+export function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
 }
 
 /**

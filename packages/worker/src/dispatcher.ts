@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { parseOwner } from "@cairn/cache";
-import { CancelledError, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, redactUri, type Tracker } from "@cairn/core";
+import { CancelledError, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, redactUri, shellQuote, type Tracker } from "@cairn/core";
 import { PoisonTaskError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobProgress, STALLED_REASON } from "./job.ts";
@@ -364,8 +364,8 @@ class RedisQueueDispatcher implements QueueDispatcher {
     if (ofFlow.some((w) => w.pools.includes(pool))) return;
     const pools = [...new Set(ofFlow.flatMap((w) => w.pools))].map((p) => `"${p}"`);
     // The run's own file and queue when known (an app's run does not say which file its flow is in).
-    const url = shellWord(redactUri(this.url));
-    const start = `cairn worker ${this.flowFile ? shellWord(this.flowFile) : "FLOW_FILE"} --queue ${url}${pool === DEFAULT_POOL ? "" : ` --pool ${pool}`}`;
+    const url = shellQuote(redactUri(this.url));
+    const start = `cairn worker ${this.flowFile ? shellQuote(this.flowFile) : "FLOW_FILE"} --queue ${url}${pool === DEFAULT_POOL ? "" : ` --pool ${pool}`}`;
     log(
       warning(
         task,
@@ -462,9 +462,4 @@ function describeOwner(tag: string | undefined): string {
 /** A warning on `task`'s line of its flow run. */
 function warning(task: DispatchedTask, message: string): LogEvent {
   return { type: "log", level: "warn", runId: task.flowRunId, task: task.nodeId, time: Date.now(), message };
-}
-
-/** `word` as one shell word: as it is when it needs no quoting, else in single quotes. */
-function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

@@ -103,7 +103,7 @@ export function expiredWords(expired: Omit<Extract<MissReason, { kind: "expired"
 }
 
 /** A span in the largest unit it fills, to a tenth below ten: `200 ms`, `1.5 s`, `40 min`, `2 h`, `1 d`. */
-export function roughDuration(ms: number): string {
+function roughDuration(ms: number): string {
   for (const [size, unit] of SPAN_UNITS) if (ms >= size) return `${rounded(ms / size)} ${unit}`;
   return `${rounded(ms)} ms`;
 }

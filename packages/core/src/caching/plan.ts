@@ -100,7 +100,7 @@ async function planNodes(
       known.set(id, changed);
       const whatever = `whatever upstream task "${upstreamRuns}" hands it`;
       const changes = changed.nearest?.changes;
-      const reason = changes ? `no cache entry matches it, ${whatever}: ${changes[0]!.message}${changes.length > 1 ? ` (+${changes.length - 1} more)` : ""}` : `no cache entry of this task yet, ${whatever}`;
+      const reason = changes ? `no cache entry matches it, ${whatever}: ${firstChange(changes)}` : `no cache entry of this task yet, ${whatever}`;
       return { task: id, action: "run", reason, upstream: upstreamRuns, ...place };
     }
     const key = await options.cache.keyFor(node, await taskInputs(node, options.params, (dep) => outputs.get(dep)));
@@ -133,7 +133,7 @@ async function planNodes(
     }
     // The first change since the nearest earlier entry, as explain gives it: the entries are listed once per task.
     const near = await nearestOf(node, key, earlierEntries, itemInputOf(node));
-    const since = near.newItem ?? (near.nearest?.changes.length ? `${near.nearest.changes[0]!.message}${near.nearest.changes.length > 1 ? ` (+${near.nearest.changes.length - 1} more)` : ""}` : undefined);
+    const since = near.newItem ?? (near.nearest?.changes.length ? firstChange(near.nearest.changes) : undefined);
     return { task: id, action: "run", reason: `no cache entry for these inputs and code${since ? `: ${since}` : ""}`, key, ...place };
   };
   const earlier = new Map<string, Promise<{ entries: CacheEntry[]; searched: string; complete: boolean }>>();
@@ -322,8 +322,17 @@ async function nearestOf(node: FlowNode, key: TaskKey, earlierEntries: (taskName
       return { newItem: `a new item of ${node.item?.parent ?? name}${shown}: no entry for it yet`, searched };
     }
   }
-  const best = nearestEntry(candidates, key.ingredients, diffOptionsOf(node.task));
+  return toNearest(nearestEntry(candidates, key.ingredients, diffOptionsOf(node.task)), searched);
+}
+
+/** The nearest earlier entry as plan and explain give it (none: no entry), and where they looked. */
+function toNearest(best: { entry: CacheEntry; changes: IngredientChange[] } | undefined, searched: string): Nearest {
   return { ...(best ? { nearest: { sourceRunId: best.entry.sourceRunId, createdAt: best.entry.createdAt, changes: best.changes } } : {}), searched };
+}
+
+/** The first of `changes` (at least one), and how many more: "script `train.py` changed (+2 more)". */
+function firstChange(changes: IngredientChange[]): string {
+  return `${changes[0]!.message}${changes.length > 1 ? ` (+${changes.length - 1} more)` : ""}`;
 }
 
 /**
@@ -344,7 +353,7 @@ async function knownChanges(node: FlowNode, cache: TaskCache, earlierEntries: (t
     if (!changes.length) return undefined;
     if (!best || changes.length < best.changes.length) best = { entry, changes };
   }
-  return { ...(best ? { nearest: { sourceRunId: best.entry.sourceRunId, createdAt: best.entry.createdAt, changes: best.changes } } : {}), searched };
+  return toNearest(best, searched);
 }
 
 /** A value shown in a sentence: cut at 40 characters. */

@@ -119,8 +119,8 @@ function withKindCode(definition: TaskDefinition, kindFrames: () => readonly Sou
           // kindTask() called where the task is declared: that statement (or build function) is the
           // task's own declaration, named so by explain (a symbol: not in the key). Called from a
           // kind's function, the frame is the kind's code, whatever task it declares.
-          const own = (found as { [DECLARATION_ENTRY]?: string })[DECLARATION_ENTRY];
-          if (places.length === 1 && own !== undefined) Object.assign(kind, { [DECLARATION_ENTRY]: own });
+          const declaration = (found as { [DECLARATION_ENTRY]?: string })[DECLARATION_ENTRY];
+          if (places.length === 1 && declaration !== undefined) Object.assign(kind, { [DECLARATION_ENTRY]: declaration });
         }
       }
       return own ? { ...kind, ...(await own(scope)) } : kind;

@@ -11,7 +11,7 @@
  * - `{{name}}` is a literal `{name}`; `${VAR}` and any other braces (awk, brace
  *   expansion) are left as they are.
  */
-import { isArtifact } from "@cairn/core";
+import { isArtifact, shellQuote } from "@cairn/core";
 import { CommandTemplateError, UnknownPlaceholderError } from "./errors.ts";
 
 type Part = { text: string } | { placeholder: string };
@@ -254,9 +254,5 @@ export function valueText(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** Quotes `s` as one POSIX shell word; plain words stay readable. */
-export function shellQuote(s: string): string {
-  if (s === "") return "''";
-  if (/^[A-Za-z0-9_\/.,:=@%+-]+$/.test(s)) return s;
-  return `'${s.replaceAll("'", `'\\''`)}'`;
-}
+/** One POSIX shell word (@cairn/core's, which the queue's hints use too). */
+export { shellQuote };
