@@ -253,7 +253,7 @@ function packageName(specifier: string): string | undefined {
 
 /** Compiles `entry` and the TypeScript it imports into `dir`; `manifest` is the name of its manifest there. */
 async function compile(entry: string, dir: string, manifest: string, bundle: CairnBundle): Promise<string> {
-  let esbuild: ReturnType<CairnBundle["loadEsbuild"]> | undefined;
+  const esbuild = bundle.loadEsbuild();
   const nameOf = (source: string) => `${sha256(source).slice(0, 16)}-${basename(source).replace(TS, "")}.mjs`;
   const outOf = (source: string) => join(dir, nameOf(source));
   const sources: Manifest["sources"] = {};
@@ -263,7 +263,7 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
   const skip = Symbol("resolving");
   for (let source = queue.pop(); source !== undefined; source = queue.pop()) {
     if (sources[source]) continue;
-    // First: a CommonJS flow (its entry) goes to tsx on every run, before any reading or esbuild.
+    // First: a CommonJS flow (its entry) goes to tsx on every run, before any reading.
     const commonJs = commonJsScope(source);
     if (commonJs) {
       throw new NeedsTsxError(`${source} is CommonJS to tsx (${commonJs.why}): its tasks have tsx's code fingerprints only when tsx compiles it.`);
@@ -276,7 +276,7 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
     const out = outOf(source);
     let result: Esbuild.BuildResult & { outputFiles: Esbuild.OutputFile[] };
     try {
-      result = await (esbuild ??= bundle.loadEsbuild()).build({
+      result = await esbuild.build({
         entryPoints: [source],
         outfile: out,
         write: false,
