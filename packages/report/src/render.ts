@@ -267,7 +267,8 @@ function taskTable(tasks: readonly ReportTask[], anchor: (t: ReportTask) => stri
 
 function taskSection(t: ReportTask, id: string): string {
   const facts: string[] = [];
-  facts.push(`run time ${fmt(runTime(t))}`);
+  // A task that did not run (skipped, cancelled before it started) has no run time to give.
+  if (runTime(t) !== undefined) facts.push(`run time ${fmt(runTime(t))}`);
   if (queueTime(t) !== undefined) facts.push(`queued ${fmt(queueTime(t))}`);
   facts.push(`${t.attempts} attempt${t.attempts === 1 ? "" : "s"}`);
   if (t.kind) facts.push(`kind ${t.kind}`);
@@ -303,10 +304,13 @@ function keyValues(title: string, values: Record<string, string | number>): stri
     .join(" ")}${entries.length > 50 ? ` … ${entries.length - 50} more` : ""}</p>\n`;
 }
 
-/** How long the task ran: its run's start (slot taken) to its end; undefined when it did not run. */
+/**
+ * How long the task ran: its run's start (slot taken) to its end; a cache hit's, its lookup (its
+ * run starts when the lookup does), as the run's table and `cairn show` say; undefined when it did not run.
+ */
 export function runTime(t: ReportTask): number | undefined {
   if (t.endTime === undefined || t.state === "skipped" || (t.state === "cancelled" && t.attempts === 0)) return undefined;
-  return t.state === "cached" ? 0 : Math.max(0, t.endTime - t.startTime);
+  return Math.max(0, t.endTime - t.startTime);
 }
 
 /** How long it waited for a slot once its inputs were ready. */

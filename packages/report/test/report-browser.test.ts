@@ -13,6 +13,7 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BrowserContext, Page } from "playwright-core";
+import { duration } from "../src/render.ts";
 import { launchChromium } from "./chromium.ts";
 
 const repo = resolve(import.meta.dirname, "../../..");
@@ -116,6 +117,24 @@ describe("a run's report in headless Chromium", () => {
     expect(await page.locator('#tasks tr[data-task="flaky"] td').nth(4).textContent()).toBe("2");
     const href = await page.locator('#tasks tr[data-task="boom"] a').first().getAttribute("href");
     expect(await page.locator(`${href} > summary`).textContent()).toContain("boom");
+    await page.close();
+  });
+
+  it("gives each task the run time cairn show gives it: a cache hit its lookup's, a skipped task none", async () => {
+    const runId = /cairn\/artifacts\/([0-9a-f]{32})\//.exec(logged)![1]!;
+    const shown = await cairn(["show", runId, "--root", join(dir, ".cairn"), "--json"]);
+    expect(shown.code, shown.stderr).toBe(0);
+    const records = (JSON.parse(shown.stdout) as { tasks: Array<{ name: string; startTime: number; endTime: number }> }).tasks;
+    const { page } = await open(logged);
+    for (const task of ["prepare", "steady", "flaky", "boom", "echo"]) {
+      const record = records.find((r) => r.name === task)!;
+      // A hit's too: its run starts at its lookup (the report once said 0 for every hit).
+      const said = duration(record.endTime - record.startTime);
+      expect(await page.locator(`#tasks tr[data-task="${task}"] td`).nth(2).textContent(), task).toBe(said);
+      expect(await page.locator(`details[data-task="${task}"] > p.meta`).textContent(), task).toMatch(new RegExp(`^run time ${said} · `));
+    }
+    expect(await page.locator('#tasks tr[data-task="after"] td').nth(2).textContent()).toBe("");
+    expect(await page.locator('details[data-task="after"] > p.meta').textContent()).toMatch(/^0 attempts · /);
     await page.close();
   });
 
