@@ -6,7 +6,7 @@
 import { basename, dirname, join } from "node:path";
 import { type EndingFlowRun, hasLocalArtifacts, type Tracker, writeRunFiles } from "@cairn/core";
 import { readReportData, type ReadReportOptions } from "./report-data.ts";
-import { renderReport, type RenderOptions } from "./render.ts";
+import { renderReportInTurns, type RenderOptions } from "./render.ts";
 
 /** Where the report lives among a flow run's artifacts. */
 export const REPORT_ARTIFACT = "cairn/report.html";
@@ -23,9 +23,9 @@ export interface LoggedReport {
   bytes: number;
 }
 
-/** Reads flow run `runId` from `tracker` and renders its report. */
+/** Reads flow run `runId` from `tracker` and renders its report (between turns of the event loop: a large one takes a while). */
 export async function buildReport(tracker: Tracker, runId: string, options: ReadReportOptions & RenderOptions = {}): Promise<string> {
-  return renderReport(await readReportData(tracker, runId, options), options);
+  return renderReportInTurns(await readReportData(tracker, runId, options), options);
 }
 
 /** Options of {@link logReport}. */

@@ -4,6 +4,7 @@
  * same in a browser, with JavaScript off, and in MLflow's sandboxed artifact view. Every text
  * that came from a run (task names, params, errors, logs) goes through {@link escapeHtml}.
  */
+import { setImmediate } from "node:timers/promises";
 import { barStart, criticalPath, type GraphLayout, layoutGraph, layoutTimeline, type TimelineLayout } from "./layout.ts";
 import type { ReportData, ReportTask, TaskState } from "./report-data.ts";
 
@@ -34,16 +35,53 @@ const e = escapeHtml;
 
 /** The report as one self-contained HTML document. */
 export function renderReport(data: ReportData, options: RenderOptions = {}): string {
+  const parts = reportParts(data, options);
+  for (;;) {
+    const next = parts.next();
+    if (next.done) return next.value;
+  }
+}
+
+/**
+ * {@link renderReport}'s document, the same to the byte, made between turns of the event loop: a
+ * flow of 10,000 tasks takes ~200 ms of CPU to render (more on a busy machine), which would
+ * otherwise hold up all else the process does at the end of a run (its display, a Ctrl-C, the
+ * tracker's requests under way) at once.
+ */
+export async function renderReportInTurns(data: ReportData, options: RenderOptions = {}): Promise<string> {
+  const parts = reportParts(data, options);
+  for (;;) {
+    const next = parts.next();
+    if (next.done) return next.value;
+    await setImmediate();
+  }
+}
+
+/** Rows, bars or sections made between two turns of the event loop. */
+const TURN_EVERY = 250;
+
+/** The report's document, yielding where a turn of the event loop may come (between steps, and every {@link TURN_EVERY} items of the long lists). */
+function* reportParts(data: ReportData, options: RenderOptions): Generator<void, string> {
   const tasks = data.tasks;
   const critical = new Set(criticalPath(tasks));
   const index = new Map(tasks.map((t, i) => [t.id, i]));
   const anchor = (t: ReportTask) => `t-${index.get(t.id)}`;
   const kept = keptRows(tasks, options.maxRows ?? 1000);
   const shown = new Set(kept);
+  yield;
   const graph = layoutGraph(tasks, critical, { maxNodes: options.maxGraphNodes ?? 300 });
+  const graphHtml = graph ? graphSvg(graph, (t) => anchor(t), shown) : undefined;
+  yield;
   const flow = data.flow;
   // A flow still running: its running bars end at the report's time.
   const timeline = layoutTimeline(tasks, flow.startTime, flow.endTime ?? (flow.status === "RUNNING" ? data.generatedAt : undefined));
+  const timelineHtml = yield* timelineSvg(timeline, options.maxBars ?? 5000, anchor);
+  const tableHtml = yield* taskTable(kept, anchor);
+  const sections: string[] = [];
+  for (const t of kept) {
+    sections.push(taskSection(t, anchor(t)));
+    if (sections.length % TURN_EVERY === 0) yield;
+  }
   const counts = countStates(tasks);
   // Each state's count links to its first task with a section; the failed ones are named too.
   const firstIn = new Map<TaskState, ReportTask>();
@@ -72,21 +110,21 @@ ${keyValues("params", flow.params)}${keyValues("metrics", flow.metrics)}
 <main>
 <section id="graph"><h2>Graph</h2>
 ${legend()}
-${graph ? graphSvg(graph, (t) => anchor(t), shown) : `<p class="note">${e(tasks.length)} tasks in ${e(new Set(tasks.map((t) => t.task)).size)} task names: too many to draw; the timeline and the table below have them all.</p>`}
+${graphHtml ?? `<p class="note">${e(tasks.length)} tasks in ${e(new Set(tasks.map((t) => t.task)).size)} task names: too many to draw; the timeline and the table below have them all.</p>`}
 ${graph?.grouped ? `<p class="note">${e(tasks.length)} tasks: one node per task name, with the count of its tasks in each state.</p>` : ""}
 ${critical.size ? `<p class="note">Critical path (bold): ${[...critical].map((id) => `<a href="#${anchor(tasks[index.get(id)!]!)}">${e(id)}</a>`).join(" → ")}</p>` : ""}
 </section>
 <section id="timeline"><h2>Timeline</h2>
 <p class="note"><span class="key q"></span> queued (from its inputs being ready: the cache lookup, then the wait for a slot) · <span class="key r"></span> running · <span class="key rt"></span> an attempt that failed and was retried · ◆ cache hit</p>
-${timelineSvg(timeline, options.maxBars ?? 5000, anchor)}
+${timelineHtml}
 </section>
 ${tasks.filter((t) => t.group?.kind === "sweep").map((s) => leaderboard(s, tasks.filter((t) => t.item?.node === s.id), anchor)).join("\n")}
 <section id="tasks"><h2>Task runs</h2>
 ${kept.length < tasks.length ? `<p class="note">Showing ${e(kept.length)} of ${e(tasks.length)} tasks: the failed ones first, then the longest of the others, in flow order.</p>` : ""}
-${taskTable(kept, anchor)}
+${tableHtml}
 </section>
 <section id="details"><h2>Tasks</h2>
-${kept.map((t) => taskSection(t, anchor(t))).join("\n")}
+${sections.join("\n")}
 </section>
 </main>
 <footer><p class="meta">Written by cairn report at ${e(iso(data.generatedAt))} from the run's record.</p></footer>
@@ -156,7 +194,7 @@ const ROW = 20;
 const LABEL_W = 110;
 const PLOT_W = 980;
 
-function timelineSvg(t: TimelineLayout, maxBars: number, anchor: (task: ReportTask) => string): string {
+function* timelineSvg(t: TimelineLayout, maxBars: number, anchor: (task: ReportTask) => string): Generator<void, string> {
   if (!t.rows) return `<p class="note">No task ran.</p>`;
   const span = t.end - t.start;
   const x = (ms: number) => LABEL_W + ((ms - t.start) / span) * PLOT_W;
@@ -194,6 +232,7 @@ function timelineSvg(t: TimelineLayout, maxBars: number, anchor: (task: ReportTa
     if (w > task.id.length * 6.5 + 24) bar += `<text class="label" x="${(x(task.startTime) + 4).toFixed(1)}" y="${y + 11}">${e(task.id)}</text>`;
     bar += `<title>${e(tip)}</title></a></g>`;
     parts.push(bar);
+    if (parts.length % TURN_EVERY === 0) yield;
   }
   if (t.hitRow !== undefined) {
     parts.push(`<text class="lane" x="4" y="${t.hitRow * ROW + 14}">cache hits</text>`);
@@ -246,10 +285,11 @@ ${rows.join("\n")}
 </tbody></table></div></section>`;
 }
 
-function taskTable(tasks: readonly ReportTask[], anchor: (t: ReportTask) => string): string {
+function* taskTable(tasks: readonly ReportTask[], anchor: (t: ReportTask) => string): Generator<void, string> {
   const metricKeys = [...new Set(tasks.flatMap((t) => Object.keys(t.metrics)))].slice(0, 8);
   const head = ["task", "state", "run time", "queued", "attempts", "cache key", ...metricKeys, "run"];
-  const rows = tasks.map((t) => {
+  const rows: string[] = [];
+  for (const t of tasks) {
     const cells = [
       `<td><a href="#${anchor(t)}">${e(t.id)}</a></td>`,
       `<td><span class="chip st-${t.state}">${t.state}</span></td>`,
@@ -260,8 +300,9 @@ function taskTable(tasks: readonly ReportTask[], anchor: (t: ReportTask) => stri
       ...metricKeys.map((k) => `<td class="num">${k in t.metrics ? e(formatNumber(t.metrics[k]!)) : ""}</td>`),
       `<td>${t.url ? `<a href="${e(t.url)}">${e(t.runId.slice(0, 12))}</a>` : `<code>${e(t.runId)}</code>`}</td>`,
     ];
-    return `<tr data-task="${e(t.id)}">${cells.join("")}</tr>`;
-  });
+    rows.push(`<tr data-task="${e(t.id)}">${cells.join("")}</tr>`);
+    if (rows.length % TURN_EVERY === 0) yield;
+  }
   return `<div class="scroll"><table><thead><tr>${head.map((h) => `<th>${e(h)}</th>`).join("")}</tr></thead><tbody>\n${rows.join("\n")}\n</tbody></table></div>`;
 }
 
