@@ -79,4 +79,17 @@ describe("constants written once", () => {
       .map((file) => relative(repo, file));
     expect(copies).toEqual([]);
   });
+
+  // Two copies, kept equal here: a source may not import bin/ (above), and the command's first
+  // line cannot wait for Cairn's TypeScript to load before it listens (packages/cli/bin/cairn.mjs).
+  it("the signals cairn run listens for while it starts are those that cancel the run", () => {
+    const list = (file: string, name: string) => {
+      const found = new RegExp(`const ${name} = (\\[[^\\]]*\\])`).exec(readFileSync(join(repo, file), "utf8"))?.[1];
+      expect(found, `${name} in ${file}`).toBeDefined();
+      return JSON.parse(found!) as string[];
+    };
+    const starting = list("packages/cli/bin/cairn.mjs", "STARTING_SIGNALS");
+    expect(starting).toContain("SIGINT");
+    expect(starting).toEqual(list("packages/cli/src/main.ts", "CANCEL_SIGNALS"));
+  });
 });

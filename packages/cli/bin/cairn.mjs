@@ -17,6 +17,7 @@ const args = process.argv.slice(2);
  * been run, recorded or written yet, so it says so in one line and exits 130 (interrupted) at once.
  * The run takes the signals over (`startingSignalHandler`) once it can cancel cleanly.
  */
+// main.ts's CANCEL_SIGNALS, copied: a source may not import bin/ (test/architecture.test.ts keeps the two equal).
 const STARTING_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"];
 function cancelledWhileStarting(signal) {
   try {

@@ -417,7 +417,8 @@ function helpOf(command: string): string | undefined {
 /**
  * Signals that cancel a run (its runs end KILLED, exit 130) instead of ending the process as
  * Node would with its runs left RUNNING: Ctrl-C, a supervisor's SIGTERM, and the terminal's
- * hang-up (SIGHUP) when it is closed or an SSH session drops.
+ * hang-up (SIGHUP) when it is closed or an SSH session drops. bin/cairn.mjs listens for the same
+ * ones while Cairn loads (STARTING_SIGNALS; test/architecture.test.ts keeps the two equal).
  */
 const CANCEL_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
