@@ -26,6 +26,7 @@ import {
   booleanFromEnv,
   closestName,
   describeAbandonedRuns,
+  DURATION_TAG,
   KIND_TAG,
   removeIndexEntries,
   type IndexCleanup,
@@ -1413,7 +1414,13 @@ function table(header: string[], data: string[][], c: ReturnType<typeof createCo
   return `${[c.bold(fmt(header)), ...rows.map(fmt)].join("\n")}\n`;
 }
 
+/**
+ * A run's duration as the run's summary said it: a task run's own work (DURATION_TAG), which its
+ * record's span also holds its creation and closing; else (a flow run, a hit) its record's span.
+ */
 function duration(r: RunRecord): string {
+  const own = r.tags[DURATION_TAG] === undefined ? undefined : Number(r.tags[DURATION_TAG]);
+  if (own !== undefined && Number.isFinite(own)) return formatDuration(own);
   return r.endTime ? formatDuration(r.endTime - r.startTime) : r.status === "RUNNING" ? "running" : "-";
 }
 

@@ -215,7 +215,7 @@ function* timelineSvg(t: TimelineLayout, maxBars: number, anchor: (task: ReportT
     const y = row * ROW + 3;
     const from = barStart(task);
     const end = task.endTime ?? t.end;
-    const tip = `${task.id}: ${task.state}` + (task.queuedAt !== undefined ? `, queued ${duration(task.startTime - from)}` : "") + `, ran ${duration(end - task.startTime)}` + (task.attempts > 1 ? `, ${task.attempts} attempts` : "");
+    const tip = `${task.id}: ${task.state}` + (task.queuedAt !== undefined ? `, queued ${duration(task.startTime - from)}` : "") + `, ran ${duration(task.durationMs ?? end - task.startTime)}` + (task.attempts > 1 ? `, ${task.attempts} attempts` : "");
     let bar = `<g class="bar st-${task.state}" data-task="${e(task.id)}" data-state="${task.state}" data-attempts="${task.attempts}"><a href="#${anchor(task)}">`;
     // The wait is drawn from when the lane was free (the tooltip says all of it).
     if (task.startTime > queueFrom) bar += `<rect class="q" x="${x(queueFrom).toFixed(1)}" y="${y}" width="${Math.max(x(task.startTime) - x(queueFrom), 0.5).toFixed(1)}" height="${ROW - 6}"/>`;
@@ -346,12 +346,14 @@ function keyValues(title: string, values: Record<string, string | number>): stri
 }
 
 /**
- * How long the task ran: its run's start (slot taken) to its end; a cache hit's, its lookup (its
- * run starts when the lookup does), as the run's table and `cairn show` say; undefined when it did not run.
+ * How long the task ran: its own work as its run recorded it (the run's summary's figure), else
+ * (a run recorded before it was) its run's start (slot taken) to its end; a cache hit's, its lookup
+ * (its run starts when the lookup does), as the run's table and `cairn show` say; undefined when it did not run.
  */
 export function runTime(t: ReportTask): number | undefined {
   if (t.endTime === undefined || t.state === "skipped" || (t.state === "cancelled" && t.attempts === 0)) return undefined;
-  return Math.max(0, t.endTime - t.startTime);
+  if (t.state === "cached") return Math.max(0, t.endTime - t.startTime);
+  return t.durationMs ?? Math.max(0, t.endTime - t.startTime);
 }
 
 /** How long it waited for a slot once its inputs were ready. */

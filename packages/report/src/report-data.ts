@@ -33,6 +33,7 @@ import {
   parseMissReason,
   POOL_TAG,
   QUEUED_AT_TAG,
+  DURATION_TAG,
   RAN_BECAUSE_TAG,
   type RunRecord,
   SKIPPED_BECAUSE_TAG,
@@ -72,6 +73,8 @@ export interface ReportTask {
   queuedAt?: number;
   startTime: number;
   endTime?: number;
+  /** Its own work in ms, as the run's summary said it (DURATION_TAG): its attempts' wall time, not its record's. */
+  durationMs?: number;
   /** Attempts made; when each began (retried tasks only). */
   attempts: number;
   attemptStarts: number[];
@@ -292,6 +295,8 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
   if (link) task.url = link;
   if (queuedAt !== undefined) task.queuedAt = queuedAt;
   if (run.endTime !== undefined) task.endTime = run.endTime;
+  const durationMs = numberTag(t[DURATION_TAG]);
+  if (durationMs !== undefined) task.durationMs = durationMs;
   const pool = t[POOL_TAG] ?? node?.pool;
   if (pool) task.pool = pool;
   const key = t[CACHE_KEY_TAG] ?? t["cairn.cache_hit_key"];

@@ -58,15 +58,18 @@ export interface DispatchedTask {
   readonly node: FlowNode;
 }
 
-/** How a dispatched task ended: as runTask's outcome, with its error as plain info. */
+/**
+ * How a dispatched task ended: as runTask's outcome, with its error as plain info, and its
+ * duration (its attempts' wall time, TaskResult.durationMs) when an attempt started.
+ */
 export type DispatchedOutcome =
   /**
    * `reused`: the other side did not run the task, because another job of its key (another
    * coordinator's) stored an entry meanwhile; `runId` is that entry's source run, and the task
    * is a cache hit of it here.
    */
-  | { readonly ok: true; readonly outputs: unknown; readonly runId?: string; readonly attempts: number; readonly reused?: boolean }
-  | { readonly ok: false; readonly error: ErrorInfo & { code?: string }; readonly cancelled: boolean; readonly runId?: string; readonly attempts: number };
+  | { readonly ok: true; readonly outputs: unknown; readonly runId?: string; readonly attempts: number; readonly durationMs?: number; readonly reused?: boolean }
+  | { readonly ok: false; readonly error: ErrorInfo & { code?: string }; readonly cancelled: boolean; readonly runId?: string; readonly attempts: number; readonly durationMs?: number };
 
 /** Runs tasks somewhere else (RunOptions.dispatcher). */
 export interface TaskDispatcher {

@@ -65,8 +65,9 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
   try {
     const outcome: TaskOutcome = await pipeline.run(state, task.inputs);
     await pipeline.release(state);
-    const { runId, attempts } = state.result;
-    if (outcome.ok) return { ok: true, outputs: outcome.outputs, ...(runId ? { runId } : {}), attempts };
+    const { runId, attempts, durationMs } = state.result;
+    const ran = { ...(runId ? { runId } : {}), attempts, ...(durationMs !== undefined ? { durationMs } : {}) };
+    if (outcome.ok) return { ok: true, outputs: outcome.outputs, ...ran };
     const error = asError(outcome.error);
     const code = (error.constructor as { code?: unknown } | undefined)?.code;
     const { name, message, at } = toErrorInfo(error);
@@ -75,8 +76,7 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
       // With its place in the user's code (the coordinator shows it as for a task run there).
       error: { name, message: secrets.mask(message), ...(at !== undefined ? { at } : {}), ...(typeof code === "string" ? { code } : {}) },
       cancelled: outcome.cancelled,
-      ...(runId ? { runId } : {}),
-      attempts,
+      ...ran,
     };
   } finally {
     s.signal.removeEventListener("abort", onAbort);

@@ -12,12 +12,13 @@ import { MISS_REASON_TAG } from "../caching/miss-reason.ts";
 import { CACHE_KEY_TAG, isStoreDown, type StoredManifest, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
 import type { CacheEntry } from "@cairn/cache";
 import { CancelledError } from "../errors.ts";
+import { elapsedMs } from "../run/task-result.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
 import { writeRunFiles } from "../tracking/run-files.ts";
 import { type AttemptScope, runAttempts, type TaskAttempts } from "./attempts.ts";
 import type { WorkHolder } from "./running-task-context.ts";
 import { StopReason } from "./stop.ts";
-import { createTaskRun, finishTaskRun, logInputs, type RecordScope } from "./task-run.ts";
+import { createTaskRun, DURATION_TAG, finishTaskRun, logInputs, type RecordScope } from "./task-run.ts";
 
 /** A succeeded task's run that could not be closed beside the flow: why, and whether it was left RUNNING (not even marked FAILED). */
 export class RunNotClosed {
@@ -44,7 +45,8 @@ export interface PipelineScope extends AttemptScope {
 /** One task as the pipeline keeps it. */
 export interface PipelineTask extends WorkHolder {
   readonly node: TaskAttempts["node"];
-  readonly result: TaskAttempts["result"] & { runId?: string };
+  /** `durationMs`: its attempts' wall time, set once they are over (TaskResult.durationMs). */
+  readonly result: TaskAttempts["result"] & { runId?: string; durationMs?: number };
   /** Its cache key, when the cache is on for it. */
   key?: TaskKey;
   /** When (epoch ms) it was queued, recorded on its run. */
@@ -86,7 +88,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       const inputsFile = logInputs(recorder, inputs, secrets);
       if (inputsFile) await writeRunFiles(tracker, runId, "cairn", { "inputs.json": inputsFile });
     }
-    let outputs = await runAttempts(scope, { node, inputs, runId, recorder, result, holder: task });
+    let outputs = await timedAttempts(scope, { node, inputs, runId, recorder, result, holder: task }, tracking);
     let manifest: StoredManifest | undefined;
     const cache = scope.cache;
     if (cache && task.key) {
@@ -167,6 +169,22 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     }
     task.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
     return { ok: false, error, cancelled, stop };
+  }
+}
+
+/**
+ * The task's attempts, timed: its duration is its own work, not its record's creation before
+ * them or its closing after (outputs uploaded, cache entry stored), which with a server can
+ * take many times a short task's work. Its run carries the same figure ({@link DURATION_TAG}),
+ * for `cairn show` and the report, in the log-batch that closes it.
+ */
+async function timedAttempts(scope: PipelineScope, task: TaskAttempts & { readonly result: PipelineTask["result"] }, tracking: boolean): Promise<unknown> {
+  const started = performance.now();
+  try {
+    return await runAttempts(scope, task);
+  } finally {
+    const durationMs = (task.result.durationMs = elapsedMs(started));
+    if (tracking) task.recorder.tag(DURATION_TAG, String(durationMs));
   }
 }
 

@@ -175,6 +175,7 @@ export class TaskPipeline {
         this.s.emit,
       );
       result.attempts = outcome.attempts;
+      if (outcome.durationMs !== undefined) result.durationMs = outcome.durationMs;
       // The check runTask makes (checkOutputs): a worker knows an environment secret only once a
       // task asks for it, this run knows its --secrets file from the start. Outputs that carry one
       // are neither handed on nor printed.

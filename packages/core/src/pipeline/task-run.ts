@@ -156,6 +156,12 @@ export const QUEUED_AT_TAG = "cairn.queued_at";
 export const RAN_BECAUSE_TAG = "cairn.ran_because";
 /** Of a task run retried: when (epoch ms) each attempt started, comma-separated. */
 export const ATTEMPT_STARTS_TAG = "cairn.attempt_starts";
+/**
+ * Of a task run that started an attempt: the task's duration in ms, as the run's result and
+ * events give it: its own work, from its first attempt's start to its last attempt's end. The
+ * run's start and end times span its record too (created, outputs uploaded, cache entry stored).
+ */
+export const DURATION_TAG = "cairn.duration_ms";
 
 /**
  * Why a task that ran was not taken from the cache: `miss`, it was looked up and no usable

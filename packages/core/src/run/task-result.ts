@@ -15,7 +15,11 @@ export interface TaskResult {
   runId?: string;
   /** Attempts made (0 when it never ran). */
   attempts: number;
-  /** Wall time from start of the first attempt to the end, in ms. */
+  /**
+   * The task's own work, in ms: wall time from its first attempt's start to its last attempt's
+   * end (retries and their waits included), not its record's creation or closing; none when no
+   * attempt started. A cache hit's: its lookup; a map's or sweep's: from its list to its last item.
+   */
   durationMs?: number;
   /** Outputs, for succeeded and cached tasks. */
   outputs?: unknown;
@@ -49,8 +53,14 @@ export function placeItem(event: TaskEvent, result: TaskResult): TaskEvent {
   return event;
 }
 
+/** Milliseconds since `started` (a `performance.now()`), to the microsecond. */
+export function elapsedMs(started: number): number {
+  return Math.round((performance.now() - started) * 1000) / 1000;
+}
+
 /**
- * Ends `result` with `status` (its duration since `started`, when it started; its error with
+ * Ends `result` with `status` (its duration since `started`, when given: a task that ran has its
+ * own already, its attempts' (run-task.ts); its error with
  * known secrets masked, as its run's tag is) and returns the task's event.
  */
 export function endTask(
@@ -62,7 +72,7 @@ export function endTask(
   flowRunId: string,
 ): TaskEvent {
   result.status = status;
-  if (started !== undefined) result.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+  if (started !== undefined) result.durationMs = elapsedMs(started);
   if (error) result.error = error = secrets.maskError(error);
   const time = Date.now();
   const task = result.task;

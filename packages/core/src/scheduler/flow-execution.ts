@@ -235,15 +235,20 @@ export class FlowExecution {
       state.started = true;
       const started = performance.now();
       const outcome = await this.pipeline.run(state, inputsOnce(state, this.s.params, this.outputOf, this.taskOf));
+      // A task that ran has its duration from the pipeline (its attempts'); one another process
+      // computed meanwhile (a hit) has its wait for that, as a hit found by the lookup has its lookup.
       if (outcome.ok) {
         state.output = state.result.outputs = outcome.outputs;
-        if (outcome.cachedFrom !== undefined) state.result.cachedFrom = outcome.cachedFrom;
-        this.complete(state, outcome.cachedFrom !== undefined ? "cached" : "succeeded", started);
+        if (outcome.cachedFrom === undefined) this.complete(state, "succeeded", undefined);
+        else {
+          state.result.cachedFrom = outcome.cachedFrom;
+          this.complete(state, "cached", started);
+        }
       } else if (outcome.cancelled) {
-        this.complete(state, "cancelled", started, stopInfo(outcome.stop));
+        this.complete(state, "cancelled", undefined, stopInfo(outcome.stop));
         this.pipeline.unstarted(state, { status: "cancelled" });
       } else {
-        this.complete(state, "failed", started, toErrorInfo(outcome.error));
+        this.complete(state, "failed", undefined, toErrorInfo(outcome.error));
         // Failed before its run was created (its inputs): recorded now, beside the failure policy, not before it.
         this.pipeline.unstarted(state, { status: "failed", error: outcome.error });
         this.afterFailure(state);

@@ -1,0 +1,124 @@
+/**
+ * A task's duration is its own work: from its first attempt's start to its last attempt's end,
+ * retries and their waits included, not the bookkeeping around it (its run created, what it
+ * logged and its outputs sent, its run ended, its cache entry stored). With MLflow on, that
+ * bookkeeping once made a task of a few milliseconds show tens of them. The result, its event,
+ * its run's `cairn.duration_ms` and `cairn show` say the same figure. The tracker is a real
+ * LocalStore whose every write waits WRITE_MS first; a dispatched task's duration is measured
+ * where it runs and sent back with its outcome.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { DURATION_TAG, LocalStore, runDispatchedTask, type TaskDispatcher, type Tracker } from "@cairn/core";
+import { flow, task, type TaskEvent } from "cairn-dag";
+import { formatDuration } from "../packages/cli/src/reporter.ts";
+import { cairn } from "./cli/helpers.ts";
+
+/** How long each write of the tracker takes: far longer than the tasks' own work. */
+const WRITE_MS = 700;
+const WRITES = new Set(["createRun", "recordRun", "logBatch", "logArtifact", "logText", "endRun", "writeIndexEntry"]);
+
+/** `store`, whose writes each take WRITE_MS longer. */
+function slowWrites(store: LocalStore): Tracker {
+  return new Proxy(store, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver);
+      if (typeof value !== "function") return value;
+      const bound = (value as (...a: unknown[]) => unknown).bind(target);
+      if (typeof key !== "string" || !WRITES.has(key)) return bound;
+      return async (...args: unknown[]) => {
+        await new Promise((r) => setTimeout(r, WRITE_MS));
+        return bound(...args);
+      };
+    },
+  });
+}
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+describe("a task's duration", () => {
+  it("is its attempts' time, retries included, not its record's slow writes; its run and cairn show say the same", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-task-duration-"));
+    dirs.push(root);
+    const quick = task("quick").run(() => ({ n: 1 }));
+    let tries = 0;
+    const retried = task("retried")
+      .retries(1, { minDelayMs: 300, maxDelayMs: 300 })
+      .run(() => {
+        if (++tries === 1) throw new Error("first attempt fails");
+        return { n: 2 };
+      });
+    const broken = task("broken").run((): { n: number } => {
+      throw new Error("always fails");
+    });
+    const f = flow("durations").build(() => {
+      quick({});
+      retried({});
+      broken({});
+      return {};
+    });
+    const run = await f.run({ root, tracker: slowWrites(new LocalStore({ root })), cache: false, failurePolicy: "continue", env: {} });
+    const ended = new Map<string, TaskEvent>();
+    run.on((e) => {
+      if (e.type === "task" && (e.status === "succeeded" || e.status === "failed")) ended.set(e.task, e);
+    });
+    const result = await run.wait();
+    expect(result.tasks.quick?.status).toBe("succeeded");
+    expect(result.tasks.retried).toMatchObject({ status: "succeeded", attempts: 2 });
+    expect(result.tasks.broken?.status).toBe("failed");
+
+    const quickMs = result.tasks.quick!.durationMs!;
+    expect(quickMs).toBeLessThan(WRITE_MS);
+    // The wait between its attempts is the task's own: it counts.
+    expect(result.tasks.retried!.durationMs!).toBeGreaterThanOrEqual(300);
+    expect(result.tasks.retried!.durationMs!).toBeLessThan(300 + WRITE_MS);
+    expect(result.tasks.broken!.durationMs!).toBeLessThan(WRITE_MS);
+
+    const store = new LocalStore({ root });
+    for (const id of ["quick", "retried", "broken"]) {
+      const taskResult = result.tasks[id]!;
+      expect(ended.get(id)?.durationMs, id).toBe(taskResult.durationMs);
+      const recorded = await store.getRun(taskResult.runId!);
+      expect(recorded?.tags[DURATION_TAG], id).toBe(String(taskResult.durationMs));
+    }
+
+    // `cairn show` of the flow run: each task's row says the figure the run's summary said.
+    const shown = await cairn(["show", run.runId, "--root", root], { cwd: root });
+    expect(shown.code, shown.stderr).toBe(0);
+    for (const id of ["quick", "retried", "broken"]) {
+      const row = shown.stdout.split("\n").find((l) => l.startsWith(`${id} `));
+      expect(row?.split(/\s+/)[2], shown.stdout).toBe(formatDuration(result.tasks[id]!.durationMs!));
+    }
+  });
+
+  it("of a dispatched task is measured where it runs, not the coordinator's wait for it", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-task-duration-"));
+    dirs.push(root);
+    const tracker = slowWrites(new LocalStore({ root }));
+    // A worker in this process: the task's run and attempts as `cairn worker` makes them.
+    const dispatcher: TaskDispatcher = {
+      open: () => {},
+      run: (sent, signal, log) =>
+        runDispatchedTask(sent.node, sent, {
+          tracker,
+          workDir: root,
+          signal,
+          emit: (e) => {
+            if (e.type === "log") log(e);
+          },
+        }),
+    };
+    const f = flow("dispatched-duration").build(() => ({ n: task("quick").run(() => ({ n: 1 }))({}).n }));
+    const run = await f.run({ root, tracker, cache: false, dispatcher, env: {} });
+    const result = await run.wait();
+    expect(result.status).toBe("succeeded");
+    const quick = result.tasks.quick!;
+    expect(quick.durationMs!).toBeLessThan(WRITE_MS);
+    expect((await new LocalStore({ root }).getRun(quick.runId!))?.tags[DURATION_TAG]).toBe(String(quick.durationMs));
+  });
+});
