@@ -33,7 +33,7 @@ import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { join, resolve, sep } from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { assertSerializable, CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, taskArtifactPath, trackingEnv, type TaskContext } from "@cairn/core";
+import { assertSerializable, CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, type Artifact, taskArtifactPath, trackingEnv, type TaskContext } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 import { pumpLines, withCutNote } from "./lines.ts";
@@ -608,60 +608,119 @@ async function unfitEntry(dir: string, home: string, shown: string, chain: reado
   return undefined;
 }
 
-/** Replaces `{"$artifact": "name"}` markers by the Artifacts of files in the artifacts folder. */
+/**
+ * Replaces `{"$artifact": "name"}` markers by the Artifacts of files in the artifacts folder, in a
+ * copy of `value`. The walk is synchronous and only the markers wait (for their files, all at
+ * once): an output of 100,000 values is not 100,000 promises. When several markers are wrong, the
+ * first in the output's order is the error.
+ */
 export async function resolveMarkers(value: unknown, path: string, artifactsDir: string, ctx: TaskContext): Promise<unknown> {
-  if (Array.isArray(value)) return Promise.all(value.map((v, i) => resolveMarkers(v, `${path}[${i}]`, artifactsDir, ctx)));
-  if (!isPlainObject(value) || isArtifact(value)) return value;
+  const holder: Record<string, unknown> = {};
+  const walk: MarkerWalk = { path, at: [], markers: [] };
+  copyFindingMarkers(value, holder, "value", walk);
+  const { markers } = walk;
+  const settled = await Promise.allSettled(markers.map((m) => resolveMarker(m.name, m.where, artifactsDir, ctx)));
+  for (let i = 0; i < markers.length; i++) {
+    const done = settled[i]!;
+    if (done.status === "rejected") throw done.reason;
+    markers[i]!.into[markers[i]!.key] = done.value;
+  }
+  return holder.value;
+}
+
+/** The walk of one output: the keys down to the value at hand (its place is spelt only for a marker), the markers found. */
+interface MarkerWalk {
+  /** Where the walked value is in the output (`""`: it is the output). */
+  readonly path: string;
+  readonly at: (string | number)[];
+  readonly markers: FoundMarker[];
+}
+
+/** A marker found in an output, and the place in the copy its Artifact goes. */
+interface FoundMarker {
+  readonly name: unknown;
+  /** Its place in the output, for messages: `metrics.files[2]`. */
+  readonly where: string;
+  readonly into: Record<string | number, unknown>;
+  readonly key: string | number;
+}
+
+/** Puts a copy of `value` at `into[key]`, its markers left for resolveMarkers to put in. */
+function copyFindingMarkers(value: unknown, into: Record<string | number, unknown>, key: string | number, walk: MarkerWalk): void {
+  if (Array.isArray(value)) {
+    const out: unknown[] = new Array(value.length);
+    into[key] = out;
+    for (let i = 0; i < value.length; i++) {
+      walk.at.push(i);
+      copyFindingMarkers(value[i], out as unknown as Record<number, unknown>, i, walk);
+      walk.at.pop();
+    }
+    return;
+  }
+  if (!isPlainObject(value) || isArtifact(value)) {
+    into[key] = value;
+    return;
+  }
   const keys = Object.keys(value);
   if (keys.length === 1 && keys[0] === ARTIFACT_MARKER) {
-    const name = value[ARTIFACT_MARKER];
-    const where = path || "(the whole output)";
-    if (typeof name !== "string" || !name) {
-      throw new ProcessOutputError(ctx.nodeId, `output "${where}" is an artifact marker whose name is not a non-empty string.`);
-    }
-    const artifact = ctx.artifacts.file(taskArtifactPath(name, { taskName: ctx.nodeId, source: `script output "${where}" (CAIRN_OUTPUTS)` }));
-    let found: { size?: number; folder: boolean; other: boolean; real: string; home: string };
-    try {
-      const s = await stat(artifact.path);
-      found = {
-        ...(s.isFile() ? { size: s.size } : {}),
-        folder: s.isDirectory(),
-        other: !s.isFile() && !s.isDirectory(),
-        real: await realpath(artifact.path),
-        home: await realpath(artifactsDir),
-      };
-    } catch {
-      throw new ProcessOutputError(
-        ctx.nodeId,
-        `output "${where}" names artifact "${name}", but there is no such file in CAIRN_ARTIFACTS (${artifactsDir}). ` +
-          `Write the file at artifact_path("${name}") (Python) or artifactPath("${name}") (TypeScript) before naming it.`,
-      );
-    }
-    // A link out of the folder would be recorded, hashed and uploaded as whatever it points to (`/etc`).
-    if (!within(found.real, found.home)) {
-      throw new ProcessOutputError(
-        ctx.nodeId,
-        `output "${where}" names artifact "${name}", a link to ${found.real}, outside CAIRN_ARTIFACTS (${artifactsDir}). ` +
-          `Copy what it points to into the artifacts folder instead: an artifact is recorded, hashed and uploaded by its content.`,
-      );
-    }
-    if (found.other) {
-      throw new ProcessOutputError(ctx.nodeId, `output "${where}" names artifact "${name}", which is neither a file nor a folder (a FIFO, socket or device). Write a file instead.`);
-    }
-    // What is inside a folder is uploaded too: the same holds for each entry.
-    const bad = found.folder ? await unfitEntry(artifact.path, found.home, "", [found.home, found.real]) : undefined;
-    if (bad) {
-      throw new ProcessOutputError(
-        ctx.nodeId,
-        `output "${where}" names artifact "${name}", a folder holding ${bad} (CAIRN_ARTIFACTS is ${artifactsDir}). ` +
-          `An artifact is recorded, hashed and uploaded by its content, so a folder may hold only files, folders and links to them inside CAIRN_ARTIFACTS.`,
-      );
-    }
-    return { ...artifact, ...(found.size !== undefined ? { size: found.size } : {}) };
+    let where = walk.path;
+    for (const k of walk.at) where = typeof k === "number" ? `${where}[${k}]` : where ? `${where}.${k}` : k;
+    walk.markers.push({ name: value[ARTIFACT_MARKER], where: where || "(the whole output)", into, key });
+    return;
   }
   const out: Record<string, unknown> = {};
-  for (const k of keys) out[k] = await resolveMarkers(value[k], path ? `${path}.${k}` : k, artifactsDir, ctx);
-  return out;
+  into[key] = out;
+  for (const k of keys) {
+    walk.at.push(k);
+    copyFindingMarkers(value[k], out, k, walk);
+    walk.at.pop();
+  }
+}
+
+/** The Artifact a marker names, checked: a file or a folder of them, inside the artifacts folder. */
+async function resolveMarker(name: unknown, where: string, artifactsDir: string, ctx: TaskContext): Promise<Artifact> {
+  if (typeof name !== "string" || !name) {
+    throw new ProcessOutputError(ctx.nodeId, `output "${where}" is an artifact marker whose name is not a non-empty string.`);
+  }
+  const artifact = ctx.artifacts.file(taskArtifactPath(name, { taskName: ctx.nodeId, source: `script output "${where}" (CAIRN_OUTPUTS)` }));
+  let found: { size?: number; folder: boolean; other: boolean; real: string; home: string };
+  try {
+    const s = await stat(artifact.path);
+    found = {
+      ...(s.isFile() ? { size: s.size } : {}),
+      folder: s.isDirectory(),
+      other: !s.isFile() && !s.isDirectory(),
+      real: await realpath(artifact.path),
+      home: await realpath(artifactsDir),
+    };
+  } catch {
+    throw new ProcessOutputError(
+      ctx.nodeId,
+      `output "${where}" names artifact "${name}", but there is no such file in CAIRN_ARTIFACTS (${artifactsDir}). ` +
+        `Write the file at artifact_path("${name}") (Python) or artifactPath("${name}") (TypeScript) before naming it.`,
+    );
+  }
+  // A link out of the folder would be recorded, hashed and uploaded as whatever it points to (`/etc`).
+  if (!within(found.real, found.home)) {
+    throw new ProcessOutputError(
+      ctx.nodeId,
+      `output "${where}" names artifact "${name}", a link to ${found.real}, outside CAIRN_ARTIFACTS (${artifactsDir}). ` +
+        `Copy what it points to into the artifacts folder instead: an artifact is recorded, hashed and uploaded by its content.`,
+    );
+  }
+  if (found.other) {
+    throw new ProcessOutputError(ctx.nodeId, `output "${where}" names artifact "${name}", which is neither a file nor a folder (a FIFO, socket or device). Write a file instead.`);
+  }
+  // What is inside a folder is uploaded too: the same holds for each entry.
+  const bad = found.folder ? await unfitEntry(artifact.path, found.home, "", [found.home, found.real]) : undefined;
+  if (bad) {
+    throw new ProcessOutputError(
+      ctx.nodeId,
+      `output "${where}" names artifact "${name}", a folder holding ${bad} (CAIRN_ARTIFACTS is ${artifactsDir}). ` +
+        `An artifact is recorded, hashed and uploaded by its content, so a folder may hold only files, folders and links to them inside CAIRN_ARTIFACTS.`,
+    );
+  }
+  return { ...artifact, ...(found.size !== undefined ? { size: found.size } : {}) };
 }
 
 function isFolder(path: string): boolean {
