@@ -236,8 +236,8 @@ function sourceMapOf(r: Reads, file: string): Promise<FoundSourceMap | undefined
     const text = await textOf(r, file);
     const place = text === undefined ? undefined : sourceMapPlace(file, text);
     if (!place) return undefined;
-    const payload = parseSourceMap("inline" in place ? place.inline : ((await textOf(r, place.file)) ?? ""));
-    const source = payload && onlySource(payload, "inline" in place ? file : place.file);
+    const payload = parseSourceMap(place.inline ?? (await textOf(r, place.file)) ?? "");
+    const source = payload && onlySource(payload, place.file);
     if (!source || !TYPESCRIPT.test(source) || isPackageFile(source) || !isFile(source)) return undefined;
     try {
       return { source, map: new SourceMap(payload as ConstructorParameters<typeof SourceMap>[0]) };

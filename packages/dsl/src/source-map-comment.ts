@@ -9,8 +9,14 @@ import { fileURLToPath } from "node:url";
 
 const COMMENT = "//# sourceMappingURL=";
 
-/** Where a module's source map is: its text (inline), or the file that holds it. */
-export type SourceMapPlace = { inline: string } | { file: string };
+/**
+ * Where a module's source map is. `file`: the file its sources are resolved against, the map's
+ * (for an inline map, the module's own); `inline`: an inline map's text, else the map is `file`'s.
+ */
+export interface SourceMapPlace {
+  readonly file: string;
+  readonly inline?: string;
+}
 
 /** The source map named by the last line of a module's text; undefined when it names none, or a URL that is not a file or data. */
 export function sourceMapPlace(moduleFile: string, text: string): SourceMapPlace | undefined {
@@ -23,7 +29,7 @@ export function sourceMapPlace(moduleFile: string, text: string): SourceMapPlace
   if (data) {
     const payload = url.slice(data[0].length);
     try {
-      return { inline: data[1] ? Buffer.from(payload, "base64").toString("utf8") : decodeURIComponent(payload) };
+      return { file: moduleFile, inline: data[1] ? Buffer.from(payload, "base64").toString("utf8") : decodeURIComponent(payload) };
     } catch {
       return undefined;
     }
