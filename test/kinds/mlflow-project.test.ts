@@ -101,6 +101,23 @@ describe.skipIf(!hasVenv)("mlflowProject() without MLflow tracking: the command 
   });
 });
 
+describe("the environment of an MLflow project's process", () => {
+  it("turns MLflow's artifact download progress bar off (a tqdm bar is ten log lines per download), unless the user set it", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), `name: bar\nentry_points:\n  main:\n    command: "printf '{\\"bar\\": \\"%s\\"}' \\"$MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR\\" > \\"$CAIRN_OUTPUTS\\""\n`);
+    const bar = async (env?: Record<string, string>) => {
+      const p = mlflowProject("p", { uri: dir, ...(env ? { env } : {}) }).output<{ bar: string }>();
+      const result = await (await flow("bar").build(() => ({ bar: p({}).bar })).run(await runOptions({ cache: false }))).wait();
+      return result.outputs;
+    };
+    expect(await bar()).toEqual({ bar: "false" });
+    expect(await bar({ MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR: "true" })).toEqual({ bar: "true" });
+    await rm(root, { recursive: true, force: true });
+  });
+});
+
 describe("the code fingerprint of a project folder", () => {
   it("is the git tree of a clean checkout, else a digest of the content that skips mlruns and __pycache__", async () => {
     const repo = join(await tempRoot(), "repo");

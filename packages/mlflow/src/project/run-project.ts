@@ -454,6 +454,7 @@ export async function runMlflowProject(
   if (spec.gitCommit) ctx.log.tag("mlflow.source.git.commit", spec.gitCommit);
 
   const env: Record<string, string | undefined> = { ...spec.env };
+  quietArtifactDownloads(env);
   if (spec.python.includes("/")) {
     const bin = dirname(isAbsolute(spec.python) ? spec.python : resolve(spec.python));
     const path = env.PATH ?? process.env.PATH;
@@ -486,6 +487,18 @@ export async function runMlflowProject(
 }
 
 // ------------------------------------------------------------------ helpers
+
+const PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR";
+
+/**
+ * MLflow draws a tqdm bar for every artifact download (a step reading the previous step's
+ * outputs): about ten carriage-return lines each, which the task's log keeps line by line.
+ * Off for the step's process unless the user set the variable (the task's `env` or Cairn's own).
+ */
+function quietArtifactDownloads(env: Record<string, string | undefined>): void {
+  if (PROGRESS_BAR in env || process.env[PROGRESS_BAR] !== undefined) return;
+  env[PROGRESS_BAR] = "false";
+}
 
 /** ` (did you mean "x"?)` for a close name, else "". */
 function suggest(name: string, names: readonly string[]): string {
