@@ -244,6 +244,16 @@ describe.skipIf(!hasVenv)("mlflowProject() with an MLflow server: `mlflow run` i
     expect(runs.map((r) => r.info.runId).sort()).toEqual([result.runId, taskRunId].sort());
   }, 120_000);
 
+  it("the task's run holds every parameter the entry point ran with, its defaults too, as `mlflow run` logs them", async () => {
+    const tracker = MlflowTracker.fromEnv({}, server!.uri);
+    const main = mlflowProject("main", { uri: PROJECT, python: VENV_PYTHON });
+    const f = flow("project-defaults").build(() => ({ out: main({ alpha: 1, label: "given" }).$out }));
+    const result = await (await f.run(await runOptions({ tracker, cache: false }))).wait();
+    expect(result.error).toBeUndefined();
+    const run = (await tracker.client.getRun(result.tasks.main!.runId!))!;
+    expect(run.params).toEqual({ alpha: "1", label: "given", epochs: "3", data: "data.txt" });
+  }, 120_000);
+
   it("cli: true starts `python -m mlflow run` itself, in the task's run too", async () => {
     const tracker = MlflowTracker.fromEnv({}, server!.uri);
     const main = mlflowProject("main", { uri: PROJECT, python: VENV_PYTHON, cli: true }).output<{ mlflow_run_id: string; epochs: number }>();

@@ -452,6 +452,7 @@ export async function runMlflowProject(
   ctx.log.tag("mlflow.project.backend", "local");
   ctx.log.tag("mlflow.project.env", "local");
   if (spec.gitCommit) ctx.log.tag("mlflow.source.git.commit", spec.gitCommit);
+  logDefaults(ep, spec.inputs, given, ctx);
 
   const env: Record<string, string | undefined> = { ...spec.env };
   quietArtifactDownloads(env);
@@ -487,6 +488,17 @@ export async function runMlflowProject(
 }
 
 // ------------------------------------------------------------------ helpers
+
+/**
+ * The defaults the entry point runs with, as params of the task's run: `mlflow run` logs every
+ * parameter's value, given or default, but not into a run it is handed (`--run-id`), and Cairn
+ * logs only the inputs. Not in the cache key (a default is the MLproject's, whose content is).
+ */
+function logDefaults(ep: MlflowEntryPoint, inputs: Readonly<Record<string, unknown>>, given: Readonly<Record<string, string>>, ctx: TaskContext): void {
+  for (const [name, value] of Object.entries(effectiveParameters(ep, given))) {
+    if (inputs[name] === undefined && !Object.hasOwn(given, name)) ctx.log.param(name, value);
+  }
+}
 
 const PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR";
 
