@@ -189,6 +189,43 @@ describe("what an MLflow project task's key holds", () => {
     await rm(root, { recursive: true, force: true });
   });
 
+  it("the flow's TypeScript in the project folder is not part of it: editing the flow or adding another runs no step again, in git or not", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), `name: ts\nentry_points:\n  main:\n    command: "cat step.txt > /dev/null && echo '{}' > \\"$CAIRN_OUTPUTS\\""\n`);
+    await writeFile(join(dir, "step.txt"), "v1");
+    await writeFile(join(dir, "flow.ts"), "// the flow\n");
+    const status = async () => {
+      const p = mlflowProject("p", { uri: dir });
+      const result = await (await flow("ts").build(() => ({ out: p({}).$out })).run({ root })).wait();
+      return result.tasks.p?.status;
+    };
+    expect(await status()).toBe("succeeded");
+    await writeFile(join(dir, "flow.ts"), "// the flow, a comment edited\n");
+    await writeFile(join(dir, "flow2.ts"), "export {};\n");
+    await writeFile(join(dir, "types.d.mts"), "export {};\n");
+    expect(await status()).toBe("cached");
+    await writeFile(join(dir, "step.txt"), "v2"); // the project's own file still counts
+    expect(await status()).toBe("succeeded");
+
+    git(root, "init", "-q");
+    git(root, "add", ".");
+    git(root, "commit", "-q", "-m", "project");
+    expect(projectFingerprint(dir).code).toMatch(/^git-files:/);
+    expect(await status()).toBe("succeeded"); // another kind of fingerprint: a clean checkout's
+    await writeFile(join(dir, "flow.ts"), "// edited, not committed\n");
+    await writeFile(join(dir, "flow3.ts"), "export {};\n");
+    await rm(join(dir, "flow2.ts"));
+    expect(await status()).toBe("cached");
+    git(root, "add", ".");
+    git(root, "commit", "-q", "-m", "flow");
+    expect(await status()).toBe("cached");
+    await writeFile(join(dir, "step.txt"), "v3");
+    expect(await status()).toBe("succeeded");
+    await rm(root, { recursive: true, force: true });
+  });
+
   it("the folder relative path inputs resolve against, and the Python, are part of it: the same project with another cwd runs again", async () => {
     const root = await tempRoot();
     const dir = join(root, "proj");

@@ -320,10 +320,30 @@ export function effectiveParameters(entryPoint: MlflowEntryPoint, given: Readonl
 const SKIP_DIRS = new Set([".git", "mlruns", "mlartifacts", "__pycache__", ".cairn", "node_modules", ".venv", ".ipynb_checkpoints", ".pytest_cache"]);
 const SKIP_FILE = /\.py[co]$/;
 
+/**
+ * TypeScript files never enter a project's digest either: they are the flow's own code, which the
+ * usual layout keeps in the project folder (flow.ts, steps.ts), and the tasks' keys hold already
+ * (the code that declares them). An entry point's Python does not run them, so editing the flow,
+ * or adding another flow beside it, does not run every step again. A step that reads one as data
+ * declares it with `.codeFiles()`.
+ */
+const FLOW_CODE = /\.[mc]?ts$/;
+
+/** `path` (relative, `/`-separated) is one of the flow's TypeScript files (see FLOW_CODE). */
+function isFlowCode(path: string): boolean {
+  return FLOW_CODE.test(path);
+}
+
+/** A digest entry (`<relative path>\0<sha256>`) that is not the flow's TypeScript (a project's digest only: a model's folder counts whole). */
+function notFlowCode(entry: string): boolean {
+  return !isFlowCode(entry.slice(0, entry.indexOf("\0")));
+}
+
 /** What a project's code is. */
 export interface ProjectFingerprint {
   /**
-   * For the cache key: `git-tree:<tree id of the folder>` for a clean git checkout, followed by
+   * For the cache key: `git-tree:<tree id of the folder>` for a clean git checkout (`git-files:<digest>`
+   * of its listing without the flow's TypeScript when it holds some), followed by
    * `+ignored:<digest>` when files git ignores are in it, else `sha256:<content digest>`.
    */
   readonly code: string;
@@ -338,41 +358,47 @@ export interface ProjectFingerprint {
  * and the HEAD commit, plus a digest of the files under it that git ignores (a local config
  * or data file the project reads); otherwise a digest of its content (sorted relative paths and
  * the sha256 of each file). Both leave out .git, mlruns, __pycache__, .cairn, node_modules,
- * .venv and any other virtualenv, so what a run writes there changes nothing.
+ * .venv and any other virtualenv, so what a run writes there changes nothing, and the flow's
+ * TypeScript (FLOW_CODE), changed, new or committed.
  */
 export function projectFingerprint(dir: string): ProjectFingerprint {
   const git = gitState(dir);
-  if (git) return { code: `git-tree:${git.tree}${git.ignored.length ? `+ignored:${sha256(git.ignored.join("\n"))}` : ""}`, gitCommit: git.commit };
-  return { code: `sha256:${folderDigest(dir)}` };
+  if (git) return { code: `${git.tree}${git.ignored.length ? `+ignored:${sha256(git.ignored.join("\n"))}` : ""}`, gitCommit: git.commit };
+  return { code: `sha256:${folderDigest(dir, notFlowCode)}` };
 }
 
+/** `tree`: `git-tree:<id>`, or `git-files:<digest>` of its listing when the flow's TypeScript (FLOW_CODE) is in it. */
 function gitState(dir: string): { commit: string; tree: string; ignored: string[] } | undefined {
   const run = (args: string[]) => execFileSync("git", ["-C", dir, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 10_000 });
   try {
     // `--ignored=matching` names an ignored folder in one line (`.venv/`) without git walking into it.
     const status = run(["status", "--porcelain", "-z", "--untracked-files=all", "--ignored=matching", "--", "."]).split("\0").filter(Boolean);
-    if (status.some((entry) => !entry.startsWith("!! "))) return undefined; // a change or an untracked file
+    // A change or an untracked file; the flow's TypeScript, changed or new, is no change of the project.
+    if (status.some((entry) => !entry.startsWith("!! ") && !isFlowCode(entry))) return undefined;
     const [prefix = "", commit = "", tree = ""] = run(["rev-parse", "--show-prefix", "HEAD", "HEAD:./"]).split("\n");
+    const listed = run(["ls-tree", "-r", "-z", "--full-tree", tree]).split("\0").filter(Boolean); // `<mode> <type> <id>\t<path>`
+    const kept = listed.filter((line) => !isFlowCode(line.slice(line.indexOf("\t") + 1)));
     // Git ignores them, the project may still read them: their content counts as a folder's content does.
     const ignored: string[] = [];
     for (const entry of status) {
+      if (!entry.startsWith("!! ")) continue; // the flow's TypeScript, changed or new
       const rel = entry.slice(3 + prefix.length).replace(/\/$/, "");
       const parts = rel.split("/");
       if (parts.some((p) => SKIP_DIRS.has(p)) || SKIP_FILE.test(parts.at(-1)!)) continue;
       digestEntries(join(dir, rel), rel, ignored);
     }
-    return { commit, tree, ignored: ignored.sort() };
+    return { commit, tree: kept.length === listed.length ? `git-tree:${tree}` : `git-files:${sha256(kept.join("\n"))}`, ignored: ignored.filter(notFlowCode).sort() };
   } catch {
     return undefined; // not a git checkout, no commit yet, or no git
   }
 }
 
-/** sha256 over the sorted relative paths and file digests of a folder (see SKIP_DIRS). */
-export function folderDigest(dir: string): string {
+/** sha256 over the sorted relative paths and file digests of a folder (see SKIP_DIRS); only the entries `keep` keeps, when given. */
+export function folderDigest(dir: string, keep?: (entry: string) => boolean): string {
   const entries: string[] = [];
   for (const name of readdirSync(resolve(dir))) digestEntries(join(resolve(dir), name), name, entries);
   entries.sort();
-  return sha256(entries.join("\n"));
+  return sha256((keep ? entries.filter(keep) : entries).join("\n"));
 }
 
 /** Adds `<relative path>\0<sha256>` for the file at `abs`, or for every file under the folder at `abs` (see SKIP_DIRS). */
