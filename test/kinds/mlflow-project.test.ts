@@ -8,10 +8,10 @@ import { existsSync } from "node:fs";
 import { cp, mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { flow, task } from "@cairn/dsl";
+import { flow, LocalStore, task } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { mlflowProject } from "../../packages/mlflow/src/project/mlflow-project.ts";
-import { folderDigest, MlflowProjectError, MlflowProjectParameterError, projectFingerprint } from "../../packages/mlflow/src/project/run-project.ts";
+import { folderDigest, MlflowProjectError, MlflowProjectParameterError, PROJECT_FILES_RECORDED, projectFingerprint } from "../../packages/mlflow/src/project/run-project.ts";
 import { CommandTemplateError } from "../../packages/process/src/spawn/index.ts";
 import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { fixture, hasVenv, runOptions, tempRoot, VENV_PYTHON } from "./helpers.ts";
@@ -223,6 +223,46 @@ describe("what an MLflow project task's key holds", () => {
     expect(await status()).toBe("cached");
     await writeFile(join(dir, "step.txt"), "v3");
     expect(await status()).toBe("succeeded");
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("a miss names the project files that changed, in a git checkout or not; a folder of many files says how many", async () => {
+    const root = await tempRoot();
+    const repo = join(root, "repo");
+    const dir = join(repo, "proj");
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, "MLproject"), `name: named\nentry_points:\n  main:\n    command: "cat train.txt > /dev/null && echo '{}' > \\"$CAIRN_OUTPUTS\\""\n`);
+    await writeFile(join(dir, "train.txt"), "v1");
+    await writeFile(join(dir, "evaluate.txt"), "v1");
+    await writeFile(join(dir, ".gitignore"), "local.cfg\n");
+    await writeFile(join(dir, "local.cfg"), "a");
+    const changes = async () => {
+      const p = mlflowProject("p", { uri: dir });
+      const result = await (await flow("named").build(() => ({ out: p({}).$out })).run({ root })).wait();
+      expect(result.tasks.p?.status).toBe("succeeded");
+      const run = await new LocalStore({ root }).getRun(result.tasks.p!.runId!);
+      const reason = JSON.parse(run!.tags["cairn.miss_reason"]!) as { kind: string; nearest?: { changes: string[] } };
+      return reason.nearest?.changes ?? reason.kind;
+    };
+    expect(await changes()).toBe("new");
+    await writeFile(join(dir, "train.txt"), "v2");
+    expect(await changes()).toEqual(["project file `train.txt` changed"]);
+
+    git(repo, "init", "-q");
+    git(repo, "add", ".");
+    git(repo, "commit", "-q", "-m", "project");
+    await changes(); // the clean checkout's fingerprint: every file by its git blob
+    await writeFile(join(dir, "train.txt"), "v3"); // now a changed checkout, counted by content: only this file differs
+    expect(await changes()).toEqual(["project file `train.txt` changed"]);
+    await writeFile(join(dir, "local.cfg"), "b");
+    await writeFile(join(dir, "new.txt"), "n");
+    expect(await changes()).toEqual(["2 project files changed: `local.cfg`, `new.txt` (added)"]);
+
+    await mkdir(join(dir, "data"));
+    await Promise.all(Array.from({ length: PROJECT_FILES_RECORDED }, (_, i) => writeFile(join(dir, "data", `${i}.txt`), String(i))));
+    await changes();
+    await writeFile(join(dir, "data", "0.txt"), "changed");
+    expect(await changes()).toEqual([`project files changed (${PROJECT_FILES_RECORDED + 6} files: too many to record which)`]);
     await rm(root, { recursive: true, force: true });
   });
 

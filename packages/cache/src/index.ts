@@ -10,7 +10,7 @@ export type { PathDescription } from "./hash.ts";
 
 // Cache keys
 export { computeCacheKey, DECLARATION_ENTRY, diffIngredients, keyOfIngredients, kindRunEntry, replaceArtifacts, RECORDED_VALUE_MAX_BYTES, SOURCE_CODE_ENTRY } from "./key.ts";
-export type { ArtifactDigest, CacheKeyIngredients, CacheKeyOptions, DiffOptions, IngredientChange, RecordedIngredients, RecordedInput } from "./key.ts";
+export type { ArtifactDigest, CacheKeyIngredients, CodeContents, CacheKeyOptions, DiffOptions, IngredientChange, RecordedIngredients, RecordedInput } from "./key.ts";
 
 // Entries and the store
 export type { ArtifactRecord, CacheEntry, NewCacheEntry, OutputsManifest } from "./entry.ts";

@@ -315,6 +315,23 @@ describe("diffIngredients", () => {
     expect(diffIngredients(without, parts("v2")).map((c) => c.message)).toEqual(["code changed"]);
   });
 
+  it("names the files of a folder digest that changed (an MLflow project's), the first few of many, without changing any key", () => {
+    const project = (files: Record<string, string> | number, own = `mlflow-project:${JSON.stringify(files)}`) =>
+      recorded({ code: own, codeParts: { own, contents: { noun: "project file", files } } });
+    const v1 = { MLproject: "m1", "train.py": "t1", "evaluate.py": "e1" };
+    const { codeParts: _, ...without } = project(v1);
+    expect(keyOfIngredients(project(v1))).toBe(keyOfIngredients(without));
+    const said = (a: ReturnType<typeof project>, b: ReturnType<typeof project>) => diffIngredients(a, b).map((c) => `${c.path}: ${c.message}`);
+    expect(said(project(v1), project({ ...v1, "train.py": "t2" }))).toEqual(["code: project file `train.py` changed"]);
+    expect(said(project(v1), project({ ...v1, "common.py": "c1" }))).toEqual(["code: project file `common.py` was added"]);
+    const many = { MLproject: "m2", "train.py": "t2", "common.py": "c1", "d.py": "d1", "e.py": "e1" };
+    expect(said(project(v1), project(many))).toEqual(["code: 6 project files changed: `MLproject`, `common.py` (added), `d.py` (added) and 3 more"]);
+    // The same files, other options (an entry point, a Python): no file is named.
+    expect(said(project(v1), project(v1, "other options"))).toEqual(["code: code changed"]);
+    // Too many files to record one by one: only their count was.
+    expect(said(project(900), project(901))).toEqual(["code: project files changed (901 files: too many to record which)"]);
+  });
+
   it("shows long values where they differ, so that before and after never read the same", () => {
     const file = (v: number) => recorded({ inputs: { file: `/mnt/datasets/customers/exports/2024/region-eu/monthly/customers_v${v}.csv` } });
     expect(diffIngredients(file(1), file(2)).map((c) => c.message)).toEqual([

@@ -19,7 +19,7 @@ export interface CacheKeyIngredients {
    * function's text, a script's digest); `cacheKey`: the task's `.cache({ key })`; `resolved`:
    * what its code resolved to when the key was made (a model alias's version).
    */
-  codeParts?: { own: string; cacheKey?: string; resolved?: string; what?: string; declaration?: string };
+  codeParts?: { own: string; cacheKey?: string; resolved?: string; what?: string; declaration?: string; contents?: CodeContents };
   /**
    * Content digests of the files the task declares its code depends on, by the name the
    * task gave them (`.codeFiles("./lib/features.ts")`); each is its own ingredient, so an
@@ -83,7 +83,22 @@ export interface RecordedCodeParts {
   what?: string;
   /** The name, among `codeFiles`, of the code that declares the task (its statement, or the build function it is declared in). */
   declaration?: string;
+  /** The files the task's own code is a digest of (an MLflow project's folder), to name the ones that changed. */
+  contents?: CodeContents;
 }
+
+/**
+ * The files a task's own code is one digest of (an MLflow project's folder), file by file: not in
+ * the key, which holds the digest. `noun` names one in words (`project file`); `files`: relative
+ * path -> a short digest of its content, or only how many there are when they are too many to record.
+ */
+export interface CodeContents {
+  noun: string;
+  files: Record<string, string> | number;
+}
+
+/** Changed files named in one change; the rest are counted. */
+const NAMED_FILES = 3;
 
 /**
  * Under this symbol a code-dependencies record (code-file name -> digest) may name its entry
@@ -174,6 +189,7 @@ export function computeCacheKey(ingredients: CacheKeyIngredients, options: Cache
       ...(parts.resolved !== undefined ? { resolved: parts.resolved } : {}),
       ...(parts.what !== undefined ? { what: parts.what } : {}),
       ...(parts.declaration !== undefined ? { declaration: parts.declaration } : {}),
+      ...(parts.contents !== undefined ? { contents: parts.contents } : {}),
     };
   }
   if (ingredients.codeFiles !== undefined && Object.keys(ingredients.codeFiles).length) {
@@ -484,10 +500,11 @@ function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: Ingre
   if (pa && pb) {
     if (pa.own !== pb.own) {
       const message =
-        pb.what !== undefined ? `${pb.what} changed (its content, or its options: args, interpreter, cwd, env)`
+        contentsChange(pa.contents, pb.contents) ??
+        (pb.what !== undefined ? `${pb.what} changed (its content, or its options: args, interpreter, cwd, env)`
         : kind !== undefined ? `the \`code\` of task \`${b.taskName}\` (kind \`${kind}\`) changed: what its definition's \`code\` holds (its options, config or version)`
         : declaration !== undefined ? declarationWords(declaration, b.taskName, true)
-        : "code changed";
+        : "code changed");
       changes.push({ path: "code", before: a.code, after: b.code, message });
     }
     const part = (field: "cacheKey" | "resolved", what: string) => {
@@ -502,6 +519,38 @@ function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: Ingre
     part("resolved", "what the task's code resolves to (a model alias now naming another version, say)");
   }
   if (changes.length === found) changes.push({ path: "code", before: a.code, after: b.code, message: "code changed" });
+}
+
+/**
+ * The files of the task's code that changed, when both records hold them: ``project file `train.py`
+ * changed``, the first few of many and how many more; undefined when neither record has them or
+ * none differs (then its options changed).
+ */
+function contentsChange(a: CodeContents | undefined, b: CodeContents | undefined): string | undefined {
+  if (!isCodeContents(a) || !isCodeContents(b)) return undefined;
+  if (typeof a.files === "number" || typeof b.files === "number") {
+    const count = typeof b.files === "number" ? b.files : Object.keys(b.files).length;
+    return `${b.noun}s changed (${count} files: too many to record which)`;
+  }
+  const before = a.files;
+  const after = b.files;
+  const changed = unionKeys(before, after).filter((name) => before[name] !== after[name]).sort();
+  if (!changed.length) return undefined;
+  const said = (name: string) => `\`${name}\`${before[name] === undefined ? " (added)" : after[name] === undefined ? " (removed)" : ""}`;
+  if (changed.length === 1) {
+    const name = changed[0]!;
+    return `${b.noun} \`${name}\` ${before[name] === undefined ? "was added" : after[name] === undefined ? "was removed" : "changed"}`;
+  }
+  const named = changed.slice(0, NAMED_FILES).map(said).join(", ");
+  const more = changed.length - NAMED_FILES;
+  return `${changed.length} ${b.noun}s changed: ${named}${more > 0 ? ` and ${more} more` : ""}`;
+}
+
+/** An entry written by another version may hold anything there. */
+function isCodeContents(value: unknown): value is CodeContents {
+  if (typeof value !== "object" || value === null) return false;
+  const { noun, files } = value as Record<string, unknown>;
+  return typeof noun === "string" && (typeof files === "number" || (typeof files === "object" && files !== null));
 }
 
 /**

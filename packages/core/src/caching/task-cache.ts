@@ -507,6 +507,7 @@ export class TaskCache {
         ...(cacheKey !== undefined ? { cacheKey: String(cacheKey) } : {}),
         ...(resolvedTo !== undefined ? { resolved: resolvedTo } : {}),
         ...(node.task.codeName !== undefined ? { what: node.task.codeName } : {}),
+        ...(node.task.codeContents !== undefined ? { contents: { noun: node.task.codeContents.noun, files: node.task.codeContents.files } } : {}),
         ...(declaration !== undefined && codeFiles?.[declaration] !== undefined ? { declaration } : {}),
       },
       ...(codeFiles ? { codeFiles } : {}),

@@ -39,6 +39,13 @@ export interface TaskDefinition {
   readonly code: string;
   /** What `code` is, in `explain`'s words when it changes (``script `step.py` ``); absent: the task's function. Not in the key. */
   readonly codeName?: string;
+  /**
+   * When `code` holds one digest of many files (an MLflow project's folder): those files one by
+   * one (relative path -> a short content digest, or only their count when too many), recorded
+   * with the key's ingredients, not in the key, so `explain` names the files that changed. `noun`
+   * names one (`project file`).
+   */
+  readonly codeContents?: { readonly noun: string; readonly files: Readonly<Record<string, string>> | number };
   readonly retry: RetryPolicy;
   /** Timeout of one attempt, in ms. */
   readonly timeoutMs?: number;

@@ -117,6 +117,7 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
       name,
       kind: "mlflow-project",
       code: [`mlflow-project:${fingerprint.code}`, ...extras].join(";"),
+      codeContents: { noun: "project file", files: fingerprint.files },
       writesOutputs: "with cairn_task.set_outputs({...}) in Python, or as JSON written to $CAIRN_OUTPUTS, before its entry point exits",
       retry: NO_RETRY,
       cache: {},

@@ -349,7 +349,16 @@ export interface ProjectFingerprint {
   readonly code: string;
   /** HEAD commit, when the folder is a clean git checkout. */
   readonly gitCommit?: string;
+  /**
+   * What `code` is made of, file by file, to name the files that changed (not in the key):
+   * relative path -> a short digest (of the git blob of a file unchanged since HEAD, else of its
+   * content), or only how many when more than {@link PROJECT_FILES_RECORDED}.
+   */
+  readonly files: Record<string, string> | number;
 }
+
+/** Files of a project recorded one by one with its cache entries; a larger folder's only counted (an entry of each run keeps them). */
+export const PROJECT_FILES_RECORDED = 500;
 
 /**
  * The code fingerprint of a project folder: when it is inside a git repository and
@@ -363,21 +372,57 @@ export interface ProjectFingerprint {
  */
 export function projectFingerprint(dir: string): ProjectFingerprint {
   const git = gitState(dir);
-  if (git) return { code: `${git.tree}${git.ignored.length ? `+ignored:${sha256(git.ignored.join("\n"))}` : ""}`, gitCommit: git.commit };
-  return { code: `sha256:${folderDigest(dir, notFlowCode)}` };
+  if (git?.clean) {
+    const code = `${git.tree}${git.ignored.length ? `+ignored:${sha256(git.ignored.join("\n"))}` : ""}`;
+    return { code, gitCommit: git.commit, files: fileDigests([...git.blobs].map(([rel, id]) => `${rel}\0${id}`).concat(git.ignored)) };
+  }
+  const entries: string[] = [];
+  const code = `sha256:${folderDigest(dir, notFlowCode, entries)}`;
+  // A file as it is in HEAD has its blob's id, as in a clean checkout: only the files that changed since differ.
+  return { code, files: fileDigests(entries.map((e) => blobOf(e, git?.blobs))) };
 }
 
-/** `tree`: `git-tree:<id>`, or `git-files:<digest>` of its listing when the flow's TypeScript (FLOW_CODE) is in it. */
-function gitState(dir: string): { commit: string; tree: string; ignored: string[] } | undefined {
+/** `<relative path>\0<git blob id>` for a file unchanged since HEAD, else the entry. */
+function blobOf(entry: string, blobs: ReadonlyMap<string, string> | undefined): string {
+  const rel = entry.slice(0, entry.indexOf("\0"));
+  const id = blobs?.get(rel);
+  return id === undefined ? entry : `${rel}\0${id}`;
+}
+
+/** Digest entries (`<relative path>\0<digest>`) as a path -> short digest record, or their count when too many. */
+function fileDigests(entries: readonly string[]): Record<string, string> | number {
+  if (entries.length > PROJECT_FILES_RECORDED) return entries.length;
+  const files: Record<string, string> = {};
+  for (const entry of entries) {
+    const cut = entry.indexOf("\0");
+    files[entry.slice(0, cut)] = sha256(entry.slice(cut + 1)).slice(0, 12);
+  }
+  return files;
+}
+
+/**
+ * `clean`: no change and no untracked file under `dir`, but the flow's TypeScript; `tree`: then
+ * `git-tree:<id>`, or `git-files:<digest>` of its listing when the flow's TypeScript (FLOW_CODE) is
+ * in it. `blobs`: the files unchanged since HEAD, by relative path, with their blob ids.
+ */
+type GitState = { clean: true; commit: string; tree: string; ignored: string[]; blobs: Map<string, string> } | { clean: false; blobs: Map<string, string> };
+
+function gitState(dir: string): GitState | undefined {
   const run = (args: string[]) => execFileSync("git", ["-C", dir, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 10_000 });
   try {
     // `--ignored=matching` names an ignored folder in one line (`.venv/`) without git walking into it.
     const status = run(["status", "--porcelain", "-z", "--untracked-files=all", "--ignored=matching", "--", "."]).split("\0").filter(Boolean);
-    // A change or an untracked file; the flow's TypeScript, changed or new, is no change of the project.
-    if (status.some((entry) => !entry.startsWith("!! ") && !isFlowCode(entry))) return undefined;
     const [prefix = "", commit = "", tree = ""] = run(["rev-parse", "--show-prefix", "HEAD", "HEAD:./"]).split("\n");
     const listed = run(["ls-tree", "-r", "-z", "--full-tree", tree]).split("\0").filter(Boolean); // `<mode> <type> <id>\t<path>`
     const kept = listed.filter((line) => !isFlowCode(line.slice(line.indexOf("\t") + 1)));
+    const changed = new Set(status.filter((entry) => !entry.startsWith("!! ")).map((entry) => entry.slice(3 + prefix.length)));
+    const blobs = new Map<string, string>();
+    for (const line of kept) {
+      const rel = line.slice(line.indexOf("\t") + 1);
+      if (!changed.has(rel)) blobs.set(rel, line.slice(0, line.indexOf("\t")).split(" ")[2]!);
+    }
+    // A change or an untracked file; the flow's TypeScript, changed or new, is no change of the project.
+    if (status.some((entry) => !entry.startsWith("!! ") && !isFlowCode(entry))) return { clean: false, blobs };
     // Git ignores them, the project may still read them: their content counts as a folder's content does.
     const ignored: string[] = [];
     for (const entry of status) {
@@ -387,18 +432,23 @@ function gitState(dir: string): { commit: string; tree: string; ignored: string[
       if (parts.some((p) => SKIP_DIRS.has(p)) || SKIP_FILE.test(parts.at(-1)!)) continue;
       digestEntries(join(dir, rel), rel, ignored);
     }
-    return { commit, tree: kept.length === listed.length ? `git-tree:${tree}` : `git-files:${sha256(kept.join("\n"))}`, ignored: ignored.filter(notFlowCode).sort() };
+    return { clean: true, commit, tree: kept.length === listed.length ? `git-tree:${tree}` : `git-files:${sha256(kept.join("\n"))}`, ignored: ignored.filter(notFlowCode).sort(), blobs };
   } catch {
     return undefined; // not a git checkout, no commit yet, or no git
   }
 }
 
-/** sha256 over the sorted relative paths and file digests of a folder (see SKIP_DIRS); only the entries `keep` keeps, when given. */
-export function folderDigest(dir: string, keep?: (entry: string) => boolean): string {
+/**
+ * sha256 over the sorted relative paths and file digests of a folder (see SKIP_DIRS); only the
+ * entries `keep` keeps, when given; those it counts are added to `kept`.
+ */
+export function folderDigest(dir: string, keep?: (entry: string) => boolean, kept: string[] = []): string {
   const entries: string[] = [];
   for (const name of readdirSync(resolve(dir))) digestEntries(join(resolve(dir), name), name, entries);
   entries.sort();
-  return sha256((keep ? entries.filter(keep) : entries).join("\n"));
+  const counted = keep ? entries.filter(keep) : entries;
+  for (const entry of counted) kept.push(entry);
+  return sha256(counted.join("\n"));
 }
 
 /** Adds `<relative path>\0<sha256>` for the file at `abs`, or for every file under the folder at `abs` (see SKIP_DIRS). */
