@@ -217,6 +217,7 @@ describe("what an MLflow project task's key holds", () => {
     await writeFile(join(dir, "flow.ts"), "// edited, not committed\n");
     await writeFile(join(dir, "flow3.ts"), "export {};\n");
     await rm(join(dir, "flow2.ts"));
+    expect(projectFingerprint(dir).code).toMatch(/^git-files:/); // still the clean checkout's, not the content's (which an older entry matches)
     expect(await status()).toBe("cached");
     git(root, "add", ".");
     git(root, "commit", "-q", "-m", "flow");
