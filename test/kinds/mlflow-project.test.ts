@@ -291,6 +291,37 @@ describe("what an MLflow project task's key holds", () => {
   });
 });
 
+describe.skipIf(!hasVenv)("what an MLflow project's own mlflow calls write, with no MLFLOW_TRACKING_URI", () => {
+  const git = (repo: string, ...args: string[]) => execFileSync("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", "-C", repo, ...args], { encoding: "utf8" }).trim();
+
+  it("mlflow.db (MLflow 3's default store, in the project folder) and a `cairn report` page there change nothing: the next run is a hit, in a plain folder and in a git checkout", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), `name: logs\nentry_points:\n  main:\n    command: "python step.py"\n`);
+    await writeFile(join(dir, "step.py"), `import mlflow, cairn_task\nmlflow.log_metric("acc", 0.9)\ncairn_task.set_outputs(acc=0.9)\n`);
+    const runIt = async () => {
+      const p = mlflowProject("p", { uri: dir, python: VENV_PYTHON }).output<{ acc: number }>();
+      const result = await (await flow("logs").build(() => ({ acc: p({}).acc })).run({ root })).wait();
+      return { outputs: result.outputs, status: result.tasks.p?.status, code: p.definition.code };
+    };
+    expect(await runIt()).toMatchObject({ outputs: { acc: 0.9 }, status: "succeeded" });
+    expect(existsSync(join(dir, "mlflow.db"))).toBe(true); // the step's own mlflow wrote it
+    await writeFile(join(dir, "cairn-report-0123abcd.html"), "<html></html>");
+    expect(await runIt()).toMatchObject({ status: "cached" });
+
+    // A clean checkout: the untracked mlflow.db and report leave it clean, its tree id the fingerprint.
+    await writeFile(join(dir, ".gitignore"), "mlruns/\n");
+    git(dir, "init", "-q");
+    git(dir, "add", "MLproject", "step.py", ".gitignore");
+    git(dir, "commit", "-q", "-m", "project");
+    const first = await runIt();
+    expect(first.code).toMatch(/^mlflow-project:git-tree:/);
+    expect(await runIt()).toMatchObject({ status: "cached", code: first.code });
+    await rm(root, { recursive: true, force: true });
+  }, 120_000);
+});
+
 let server: MlflowServer | undefined;
 
 describe.skipIf(!hasVenv)("mlflowProject() with an MLflow server: `mlflow run` inside the task's run", () => {

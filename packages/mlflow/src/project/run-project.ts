@@ -318,7 +318,18 @@ export function effectiveParameters(entryPoint: MlflowEntryPoint, given: Readonl
 
 /** Folders and files that never enter a project's content digest; a virtualenv (a folder holding `pyvenv.cfg`, whatever its name) neither. */
 const SKIP_DIRS = new Set([".git", "mlruns", "mlartifacts", "__pycache__", ".cairn", "node_modules", ".venv", ".ipynb_checkpoints", ".pytest_cache"]);
-const SKIP_FILE = /\.py[co]$/;
+/**
+ * Compiled Python; MLflow 3's default store (`sqlite:///mlflow.db`, with SQLite's journal files),
+ * which a step's own `mlflow.log_*` creates in the project folder when no tracking URI is set; and
+ * `cairn report`'s page, written to the working directory: what a run writes is not the project's code.
+ */
+const SKIP_FILE = /\.py[co]$|^mlflow\.db(-journal|-wal|-shm)?$|^cairn-report-.*\.html$/;
+
+/** A path (relative to the project folder) that never enters its fingerprint. */
+function skipped(rel: string): boolean {
+  const parts = rel.split("/");
+  return parts.some((p) => SKIP_DIRS.has(p)) || SKIP_FILE.test(parts.at(-1)!);
+}
 
 /**
  * TypeScript files never enter a project's digest either: they are the flow's own code, which the
@@ -362,13 +373,14 @@ export const PROJECT_FILES_RECORDED = 500;
 
 /**
  * The code fingerprint of a project folder: when it is inside a git repository and
- * `git status --porcelain` shows no change and no untracked file under it, the git tree id of
+ * `git status --porcelain` shows no change and no untracked file under it (but those left out
+ * below), the git tree id of
  * the folder (the same files give the same id, whatever else the repository's commits change)
  * and the HEAD commit, plus a digest of the files under it that git ignores (a local config
  * or data file the project reads); otherwise a digest of its content (sorted relative paths and
  * the sha256 of each file). Both leave out .git, mlruns, __pycache__, .cairn, node_modules,
- * .venv and any other virtualenv, so what a run writes there changes nothing, and the flow's
- * TypeScript (FLOW_CODE), changed, new or committed.
+ * .venv and any other virtualenv, MLflow's default store mlflow.db and `cairn report`'s pages,
+ * so what a run writes there changes nothing, and the flow's TypeScript (FLOW_CODE), changed, new or committed.
  */
 export function projectFingerprint(dir: string): ProjectFingerprint {
   const git = gitState(dir);
@@ -413,6 +425,7 @@ function gitState(dir: string): GitState | undefined {
     // `--ignored=matching` names an ignored folder in one line (`.venv/`) without git walking into it.
     const status = run(["status", "--porcelain", "-z", "--untracked-files=all", "--ignored=matching", "--", "."]).split("\0").filter(Boolean);
     const [prefix = "", commit = "", tree = ""] = run(["rev-parse", "--show-prefix", "HEAD", "HEAD:./"]).split("\n");
+    const relative = (entry: string) => entry.slice(3 + prefix.length).replace(/\/$/, "");
     const listed = run(["ls-tree", "-r", "-z", "--full-tree", tree]).split("\0").filter(Boolean); // `<mode> <type> <id>\t<path>`
     const kept = listed.filter((line) => !isFlowCode(line.slice(line.indexOf("\t") + 1)));
     const changed = new Set(status.filter((entry) => !entry.startsWith("!! ")).map((entry) => entry.slice(3 + prefix.length)));
@@ -421,15 +434,16 @@ function gitState(dir: string): GitState | undefined {
       const rel = line.slice(line.indexOf("\t") + 1);
       if (!changed.has(rel)) blobs.set(rel, line.slice(0, line.indexOf("\t")).split(" ")[2]!);
     }
-    // A change or an untracked file; the flow's TypeScript, changed or new, is no change of the project.
-    if (status.some((entry) => !entry.startsWith("!! ") && !isFlowCode(entry))) return { clean: false, blobs };
+    // A change or an untracked file; the flow's TypeScript, changed or new, is no change of the
+    // project, nor an untracked file a run writes (mlflow.db, mlruns/: not in the tree either).
+    const runWrote = (entry: string) => entry.startsWith("?? ") && skipped(relative(entry));
+    if (status.some((entry) => !entry.startsWith("!! ") && !isFlowCode(entry) && !runWrote(entry))) return { clean: false, blobs };
     // Git ignores them, the project may still read them: their content counts as a folder's content does.
     const ignored: string[] = [];
     for (const entry of status) {
       if (!entry.startsWith("!! ")) continue; // the flow's TypeScript, changed or new
-      const rel = entry.slice(3 + prefix.length).replace(/\/$/, "");
-      const parts = rel.split("/");
-      if (parts.some((p) => SKIP_DIRS.has(p)) || SKIP_FILE.test(parts.at(-1)!)) continue;
+      const rel = relative(entry);
+      if (skipped(rel)) continue;
       digestEntries(join(dir, rel), rel, ignored);
     }
     return { clean: true, commit, tree: kept.length === listed.length ? `git-tree:${tree}` : `git-files:${sha256(kept.join("\n"))}`, ignored: ignored.filter(notFlowCode).sort(), blobs };
