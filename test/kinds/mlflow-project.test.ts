@@ -5,7 +5,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { cp, mkdir, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flow, LocalStore, task } from "@cairn/dsl";
@@ -264,6 +264,55 @@ describe("what an MLflow project task's key holds", () => {
     await changes();
     await writeFile(join(dir, "data", "0.txt"), "changed");
     expect(await changes()).toEqual([`project files changed (${PROJECT_FILES_RECORDED + 6} files: too many to record which)`]);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("a link out of the project folder counts by its target's content, in a plain folder and in a clean checkout: a shrunk shared data file runs the project again", async () => {
+    const root = await tempRoot();
+    const repo = join(root, "repo");
+    const dir = join(repo, "proj");
+    await mkdir(join(dir, "data"), { recursive: true });
+    await mkdir(join(root, "shared"));
+    const rows = (n: number) => writeFile(join(root, "shared", "iris.csv"), "5.1,3.5\n".repeat(n));
+    await rows(150);
+    await symlink("../../../shared/iris.csv", join(dir, "data", "iris.csv"));
+    await writeFile(join(dir, "MLproject"), `name: linked\nentry_points:\n  main:\n    command: "printf '{\\"rows\\": %s}' $(wc -l < data/iris.csv) > \\"$CAIRN_OUTPUTS\\""\n`);
+    const runIt = async () => {
+      const p = mlflowProject("p", { uri: dir }).output<{ rows: number }>();
+      const result = await (await flow("linked").build(() => ({ rows: p({}).rows })).run({ root })).wait();
+      return { outputs: result.outputs, status: result.tasks.p?.status, code: p.definition.code };
+    };
+    expect(await runIt()).toMatchObject({ outputs: { rows: 150 }, status: "succeeded" });
+    await rows(75);
+    expect(await runIt()).toMatchObject({ outputs: { rows: 75 }, status: "succeeded" });
+    expect(await runIt()).toMatchObject({ outputs: { rows: 75 }, status: "cached" });
+
+    // Committed, git records the link by its target's name: the target's content is added to the tree id.
+    git(repo, "init", "-q");
+    git(repo, "add", ".");
+    git(repo, "commit", "-q", "-m", "project");
+    expect(await runIt()).toMatchObject({ outputs: { rows: 75 }, code: expect.stringMatching(/^mlflow-project:git-tree:[0-9a-f]{40}\+linked:[0-9a-f]{64};/) });
+    await rows(50);
+    expect(git(repo, "status", "--porcelain")).toBe(""); // git sees nothing
+    expect(await runIt()).toMatchObject({ outputs: { rows: 50 }, status: "succeeded" });
+    expect(await runIt()).toMatchObject({ outputs: { rows: 50 }, status: "cached" });
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("a link to a file of the project keeps counting by its name; a dangling one counts once its target is there", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), `name: links\nentry_points:\n  main:\n    command: "true"\n`);
+    await writeFile(join(dir, "a.csv"), "1\n");
+    await symlink("a.csv", join(dir, "b.csv"));
+    await symlink("../elsewhere.csv", join(dir, "c.csv"));
+    const before = projectFingerprint(dir).code;
+    await writeFile(join(root, "elsewhere.csv"), "2\n");
+    const appeared = projectFingerprint(dir).code;
+    expect(appeared).not.toBe(before);
+    await writeFile(join(root, "elsewhere.csv"), "3\n");
+    expect(projectFingerprint(dir).code).not.toBe(appeared);
     await rm(root, { recursive: true, force: true });
   });
 

@@ -19,9 +19,9 @@
  * CAIRN_OUTPUTS, plus `{ runId }`.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
-import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { digestFileSync, sha256 } from "@cairn/cache";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { CairnError, closestName, describeValue, isArtifact, isPlainObject, type TaskContext } from "@cairn/core";
@@ -385,8 +385,9 @@ export const PROJECT_FILES_RECORDED = 500;
 export function projectFingerprint(dir: string): ProjectFingerprint {
   const git = gitState(dir);
   if (git?.clean) {
-    const code = `${git.tree}${git.ignored.length ? `+ignored:${sha256(git.ignored.join("\n"))}` : ""}`;
-    return { code, gitCommit: git.commit, files: fileDigests([...git.blobs].map(([rel, id]) => `${rel}\0${id}`).concat(git.ignored)) };
+    const ignored = git.ignored.length ? `+ignored:${sha256(git.ignored.join("\n"))}` : "";
+    const linked = git.linked.length ? `+linked:${sha256(git.linked.join("\n"))}` : "";
+    return { code: `${git.tree}${ignored}${linked}`, gitCommit: git.commit, files: fileDigests([...git.blobs].map(([rel, id]) => `${rel}\0${id}`).concat(git.ignored, git.linked)) };
   }
   const entries: string[] = [];
   const code = `sha256:${folderDigest(dir, notFlowCode, entries)}`;
@@ -415,9 +416,12 @@ function fileDigests(entries: readonly string[]): Record<string, string> | numbe
 /**
  * `clean`: no change and no untracked file under `dir`, but the flow's TypeScript; `tree`: then
  * `git-tree:<id>`, or `git-files:<digest>` of its listing when the flow's TypeScript (FLOW_CODE) is
- * in it. `blobs`: the files unchanged since HEAD, by relative path, with their blob ids.
+ * in it; `linked`: what the committed links out of the folder point to (git records a link by its
+ * target's name). `blobs`: the files unchanged since HEAD, by relative path, with their blob ids.
  */
-type GitState = { clean: true; commit: string; tree: string; ignored: string[]; blobs: Map<string, string> } | { clean: false; blobs: Map<string, string> };
+type GitState =
+  | { clean: true; commit: string; tree: string; ignored: string[]; linked: string[]; blobs: Map<string, string> }
+  | { clean: false; blobs: Map<string, string> };
 
 function gitState(dir: string): GitState | undefined {
   const run = (args: string[]) => execFileSync("git", ["-C", dir, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 10_000 });
@@ -439,14 +443,25 @@ function gitState(dir: string): GitState | undefined {
     const runWrote = (entry: string) => entry.startsWith("?? ") && skipped(relative(entry));
     if (status.some((entry) => !entry.startsWith("!! ") && !isFlowCode(entry) && !runWrote(entry))) return { clean: false, blobs };
     // Git ignores them, the project may still read them: their content counts as a folder's content does.
+    const root = realpathSync(dir);
     const ignored: string[] = [];
     for (const entry of status) {
       if (!entry.startsWith("!! ")) continue; // the flow's TypeScript, changed or new
       const rel = relative(entry);
       if (skipped(rel)) continue;
-      digestEntries(join(dir, rel), rel, ignored);
+      digestEntries(join(dir, rel), rel, ignored, root);
     }
-    return { clean: true, commit, tree: kept.length === listed.length ? `git-tree:${tree}` : `git-files:${sha256(kept.join("\n"))}`, ignored: ignored.filter(notFlowCode).sort(), blobs };
+    // Git records a link by its target's name: a committed link out of the folder adds what it points to.
+    const linked: string[] = [];
+    for (const entry of run(["ls-files", "-s", "-z", "--", "."]).split("\0")) {
+      if (!entry.startsWith("120000 ")) continue;
+      const rel = entry.slice(entry.indexOf("\t") + 1);
+      if (skipped(rel)) continue;
+      const target = followedLink(join(dir, rel), root);
+      if (target !== undefined) digestTarget(target, rel, linked, root, []);
+    }
+    const listing = kept.length === listed.length ? `git-tree:${tree}` : `git-files:${sha256(kept.join("\n"))}`;
+    return { clean: true, commit, tree: listing, ignored: ignored.filter(notFlowCode).sort(), linked: linked.sort(), blobs };
   } catch {
     return undefined; // not a git checkout, no commit yet, or no git
   }
@@ -458,25 +473,68 @@ function gitState(dir: string): GitState | undefined {
  */
 export function folderDigest(dir: string, keep?: (entry: string) => boolean, kept: string[] = []): string {
   const entries: string[] = [];
-  for (const name of readdirSync(resolve(dir))) digestEntries(join(resolve(dir), name), name, entries);
+  const root = realpathSync(resolve(dir));
+  for (const name of readdirSync(resolve(dir))) digestEntries(join(resolve(dir), name), name, entries, root);
   entries.sort();
   const counted = keep ? entries.filter(keep) : entries;
   for (const entry of counted) kept.push(entry);
   return sha256(counted.join("\n"));
 }
 
-/** Adds `<relative path>\0<sha256>` for the file at `abs`, or for every file under the folder at `abs` (see SKIP_DIRS). */
-function digestEntries(abs: string, rel: string, entries: string[]): void {
+/**
+ * Adds `<relative path>\0<sha256>` for the file at `abs`, or for every file under the folder at `abs` (see SKIP_DIRS).
+ * `root`: the project folder's real path; `seen`: the real paths of the linked folders the walk is in (a cycle stops).
+ */
+function digestEntries(abs: string, rel: string, entries: string[], root: string, seen: readonly string[] = []): void {
   const name = basename(abs);
   const s = lstatSync(abs);
   if (s.isDirectory()) {
     if (SKIP_DIRS.has(name) || existsSync(join(abs, "pyvenv.cfg"))) return;
-    for (const child of readdirSync(abs)) digestEntries(join(abs, child), `${rel}/${child}`, entries);
+    for (const child of readdirSync(abs)) digestEntries(join(abs, child), `${rel}/${child}`, entries, root, seen);
   } else if (s.isSymbolicLink()) {
-    entries.push(`${rel}\0link:${readlinkSync(abs)}`);
+    const target = followedLink(abs, root);
+    if (target === undefined) entries.push(`${rel}\0link:${readlinkSync(abs)}`);
+    else digestTarget(target, rel, entries, root, seen);
   } else if (s.isFile() && !SKIP_FILE.test(name)) {
     entries.push(`${rel}\0${digestFileSync(abs)}`);
   }
+}
+
+/**
+ * The real path a link counts by, or undefined when its name is enough: a link to a file or folder
+ * of the project that counts itself (not one left out), or a dangling one (whose target, once there,
+ * counts). A link out of the folder (`data/iris.csv -> ../../shared/iris.csv`) counts by its target's
+ * content, as a `.codeFiles()` folder's links do: an edit there runs the project again.
+ */
+function followedLink(abs: string, root: string): string | undefined {
+  let real: string;
+  try {
+    real = realpathSync(abs);
+  } catch {
+    return undefined; // dangling
+  }
+  const inside = relative(root, real);
+  const counted = inside === "" || (inside !== ".." && !inside.startsWith("../") && !isAbsolute(inside) && !skipped(inside) && !inVirtualenv(root, inside));
+  return counted ? undefined : real;
+}
+
+/** The file or folder a link points to, under the link's own relative path. */
+function digestTarget(real: string, rel: string, entries: string[], root: string, seen: readonly string[]): void {
+  const s = statSync(real);
+  if (s.isFile()) {
+    entries.push(`${rel}\0${digestFileSync(real)}`);
+  } else if (s.isDirectory() && seen.includes(real)) {
+    entries.push(`${rel}\0link-cycle`);
+  } else if (s.isDirectory()) {
+    for (const child of readdirSync(real)) digestEntries(join(real, child), `${rel}/${child}`, entries, root, [...seen, real]);
+  }
+}
+
+/** A path of the project (relative) under a virtualenv, which the digest leaves out. */
+function inVirtualenv(root: string, rel: string): boolean {
+  const parts = rel.split("/");
+  for (let i = 1; i < parts.length; i++) if (existsSync(join(root, ...parts.slice(0, i), "pyvenv.cfg"))) return true;
+  return false;
 }
 
 // ------------------------------------------------------------------ running
