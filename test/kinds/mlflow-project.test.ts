@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { cp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { explainTask, openFlowCache, planFlow } from "@cairn/core";
 import { flow, LocalStore, task } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { mlflowProject } from "../../packages/mlflow/src/project/mlflow-project.ts";
@@ -296,6 +297,41 @@ describe("what an MLflow project task's key holds", () => {
     expect(git(repo, "status", "--porcelain")).toBe(""); // git sees nothing
     expect(await runIt()).toMatchObject({ outputs: { rows: 50 }, status: "succeeded" });
     expect(await runIt()).toMatchObject({ outputs: { rows: 50 }, status: "cached" });
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("a `path` parameter counts by the content of the file it names: a data file outside the project, edited, runs it again, and plan and explain name the file", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    const data = join(root, "iris.csv");
+    await writeFile(data, "5.1,3.5\n".repeat(150));
+    await writeFile(join(dir, "MLproject"), `name: rows\nentry_points:\n  main:\n    parameters:\n      data_file: path\n    command: "printf '{\\"rows\\": %s}' $(wc -l < {data_file}) > \\"$CAIRN_OUTPUTS\\""\n`);
+    const p = mlflowProject("p", { uri: dir }).output<{ rows: number }>();
+    const f = flow("rows").params<{ data: string }>().build(({ params }) => ({ rows: p({ data_file: params.data }).rows }));
+    const runIt = async () => {
+      const result = await (await f.run({ root, params: { data } })).wait();
+      return { outputs: result.outputs, status: result.tasks.p?.status };
+    };
+    expect(await runIt()).toEqual({ outputs: { rows: 150 }, status: "succeeded" });
+    await writeFile(data, "5.1,3.5\n".repeat(76));
+    const { tasks, params } = await openFlowCache(f.definition, { root, params: { data }, env: {} });
+    const [planned] = await planFlow(f.definition, { params, cache: tasks });
+    const explained = await explainTask(f.definition, "p", { params, cache: tasks }).finally(() => tasks.store.close());
+    expect(planned!.action).toBe("run");
+    expect(planned!.reason).toContain(`file \`data_file\` (${data}) changed`);
+    expect(explained.nearest?.changes.map((c) => c.message)).toEqual([`file \`data_file\` (${data}) changed`]);
+    expect(await runIt()).toEqual({ outputs: { rows: 76 }, status: "succeeded" });
+    expect(await runIt()).toEqual({ outputs: { rows: 76 }, status: "cached" });
+    // A folder counts by its content too.
+    const folder = join(root, "rows-dir");
+    await mkdir(folder);
+    await writeFile(join(folder, "a.csv"), "x\n");
+    const d = mlflowProject("d", { uri: dir });
+    const digest = async () => (await d.definition.inputFiles!({ data_file: folder })).data_file;
+    const before = await digest();
+    await writeFile(join(folder, "a.csv"), "x\ny\n");
+    expect(await digest()).not.toBe(before);
     await rm(root, { recursive: true, force: true });
   });
 

@@ -10,6 +10,7 @@ import {
   CacheValueError,
   computeCacheKey,
   type CacheKeyIngredients,
+  type RecordedIngredients,
   diffIngredients,
   digestPath,
   hashValue,
@@ -220,6 +221,14 @@ describe("diffIngredients", () => {
   it("says which input changed, from what to what", () => {
     const changes = diffIngredients(recorded({}), recorded({ inputs: { ...base.inputs, rows: 1000 } }));
     expect(changes).toEqual([{ path: "inputs.rows", before: 500, after: 1000, message: "input `rows` changed from 500 to 1000" }]);
+  });
+
+  it("names an input that counts by its file's content as the file: its content changed, it names another file, or it counts by content where the earlier entry had its path only", () => {
+    const file = (digest: string, path = "/abs/iris.csv") => recorded({ inputs: { data: { $file: digest, path } } });
+    const messages = (a: RecordedIngredients, b: RecordedIngredients) => diffIngredients(a, b).map((c) => c.message);
+    expect(messages(file("a"), file("b"))).toEqual(["file `data` (/abs/iris.csv) changed"]);
+    expect(messages(file("a"), file("a", "/abs/other.csv"))).toEqual(['input `data` changed from "/abs/iris.csv" to "/abs/other.csv"']);
+    expect(messages(recorded({ inputs: { data: "/abs/iris.csv" } }), file("a"))).toEqual(["file `data` (/abs/iris.csv) now counts by its content (the earlier entry counted its path only)"]);
   });
 
   it("says an input changed where its recorded JSON shows none (a class instance whose state is private records as {})", () => {

@@ -607,6 +607,11 @@ function diffRecorded(a: Record<string, RecordedInput>, b: Record<string, Record
 }
 
 function diffValues(before: unknown, after: unknown, path: string, label: string, out: IngredientChange[], noun = "input"): void {
+  const file = fileChange(before, after, label, noun);
+  if (file !== undefined) {
+    out.push({ path, before, after, message: file });
+    return;
+  }
   if (isPlainRecord(before) && isPlainRecord(after) && !("$artifact" in before) && !("$artifact" in after)) {
     for (const k of unionKeys(before, after)) {
       if (hashValue(before[k]) === hashValue(after[k])) continue;
@@ -637,6 +642,31 @@ function diffValues(before: unknown, after: unknown, path: string, label: string
 
 function isPlainRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** What stands for an input that names a file the task reads (TaskDefinition.inputFiles in @cairn/core): its value, and the file's content digest. */
+interface FileDigest {
+  $file: string;
+  path: unknown;
+}
+
+function isFileDigest(value: unknown): value is FileDigest {
+  return isPlainRecord(value) && typeof value.$file === "string" && "path" in value;
+}
+
+/** Words for a change of an input that counts by its file's content (``file `data` (/abs/iris.csv) changed``); undefined when neither side does. */
+function fileChange(before: unknown, after: unknown, label: string, noun: string): string | undefined {
+  const a = isFileDigest(before) ? before : undefined;
+  const b = isFileDigest(after) ? after : undefined;
+  if (!a && !b) return undefined;
+  const pathA = a ? a.path : before;
+  const pathB = b ? b.path : after;
+  const named = (p: unknown) => (typeof p === "string" ? p : show(p));
+  if (hashValue(pathA) !== hashValue(pathB)) return `${noun} \`${label}\` changed ${fromTo(pathA, pathB)}`;
+  if (a && b) return `file \`${label}\` (${named(pathB)}) changed`;
+  return b
+    ? `file \`${label}\` (${named(pathB)}) now counts by its content (the earlier entry counted its path only)`
+    : `file \`${label}\` (${named(pathA)}) is no longer counted by its content apart (it is now in the project folder, or names nothing)`;
 }
 
 function isArtifactDigest(value: unknown): value is ArtifactDigest {

@@ -451,7 +451,8 @@ export class TaskCache {
    */
   async keyFor(node: FlowNode, inputs: Record<string, unknown>, run: { flowRunId?: string; signal?: AbortSignal } = {}): Promise<TaskKey> {
     // As the task gets them (`{ seed: undefined }` is not `{}` to `{ seed: 42, ...cfg }`).
-    const contentInputs = await digestSecrets((await replaceArtifacts(inputs, isArtifact, artifactDigest)) as Record<string, unknown>, this.secrets);
+    let contentInputs = await digestSecrets((await replaceArtifacts(inputs, isArtifact, artifactDigest)) as Record<string, unknown>, this.secrets);
+    if (node.task.inputFiles) contentInputs = withFileContents(contentInputs, await node.task.inputFiles(inputs));
     const env: Record<string, string | undefined> = {};
     for (const name of node.task.env) env[name] = this.env[name];
     // Their slow digests made off the event loop, several at once; computeCacheKey then finds them made.
@@ -1232,6 +1233,15 @@ async function keysOfTask(tracker: Tracker, experimentId: string, taskName: stri
  * value (see `privateDigest`): the key and the ingredients recorded with it are written to the
  * cache and to MLflow, and a sha256 of a short secret could be reversed by guessing.
  */
+/** The inputs with each one `files` names as `{ $file: <content digest>, path: <its value> }` (see TaskDefinition.inputFiles). */
+function withFileContents(inputs: Record<string, unknown>, files: Readonly<Record<string, string>>): Record<string, unknown> {
+  const named = Object.keys(files).filter((name) => Object.hasOwn(inputs, name) && typeof files[name] === "string");
+  if (!named.length) return inputs;
+  const out = { ...inputs };
+  for (const name of named) out[name] = { $file: files[name], path: inputs[name] };
+  return out;
+}
+
 async function digestSecrets(inputs: Record<string, unknown>, secrets: Pick<SecretRegistry, "find"> | undefined): Promise<Record<string, unknown>> {
   if (!secrets) return inputs;
   const holding = Object.entries(inputs).filter(([, value]) => secrets.find(value) !== undefined);

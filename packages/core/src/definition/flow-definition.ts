@@ -77,6 +77,13 @@ export interface TaskDefinition {
    */
   readonly paramsRead?: () => Promise<readonly string[] | "all">;
   /**
+   * Inputs that name a local file or folder the task reads (an MLflow project's `path`
+   * parameters): input name -> the content digest of what it names now, from the task's resolved
+   * inputs. Each enters the key beside the input's value (`{ $file: digest, path: value }`), so an
+   * edited data file is a miss, and `explain` names the file. An input it leaves out counts as its value.
+   */
+  readonly inputFiles?: (inputs: Readonly<Record<string, unknown>>) => Promise<Readonly<Record<string, string>>>;
+  /**
    * The part of the code fingerprint known only when the flow runs (the registry version
    * behind `models:/name@alias`). Asked before the cache lookup and added to the key, so
    * a change behind the same name is a miss. Memoise it per `flowRunId`.

@@ -19,6 +19,7 @@ import {
   getEntryPoint,
   loadMlproject,
   MlflowProjectError,
+  pathParameterDigests,
   projectFingerprint,
   runMlflowProject,
   type MlflowProject,
@@ -119,6 +120,8 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
       code: [`mlflow-project:${fingerprint.code}`, ...extras].join(";"),
       codeContents: { noun: "project file", files: fingerprint.files },
       writesOutputs: "with cairn_task.set_outputs({...}) in Python, or as JSON written to $CAIRN_OUTPUTS, before its entry point exits",
+      // A `path` parameter counts by the content of the file it names, beside its text.
+      inputFiles: (inputs) => pathParameterDigests(project, entryPoint, inputs, options.cwd),
       retry: NO_RETRY,
       cache: {},
       env: [],

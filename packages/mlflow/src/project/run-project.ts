@@ -20,9 +20,10 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { digestFileSync, sha256 } from "@cairn/cache";
+import { digestFile, digestFileSync, sha256 } from "@cairn/cache";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { CairnError, closestName, describeValue, isArtifact, isPlainObject, type TaskContext } from "@cairn/core";
 import { parseTemplate, renderShell, runProcess, shellQuote, type CommandTemplate, type ProcessSpec } from "@cairn/process/spawn";
@@ -279,17 +280,14 @@ function paramValue(p: MlflowProjectParameter, value: unknown, o: CheckInputsOpt
       let local: string | undefined;
       if (isArtifact(value)) local = value.path;
       else if (typeof value === "string" && value) {
-        const scheme = SCHEME.exec(value)?.[1];
-        if (scheme && scheme.length > 1 && scheme !== "file") {
-          if (o.remotePaths === false) {
-            return {
-              expected: "a local file or folder",
-              hint: `A remote URI is downloaded by \`mlflow run\`, which Cairn uses only when the flow is tracked by an MLflow server; pass a local path or an upstream Artifact.`,
-            };
-          }
-          return value;
+        local = localPath(value, o.cwd);
+        if (local === undefined && o.remotePaths === false) {
+          return {
+            expected: "a local file or folder",
+            hint: `A remote URI is downloaded by \`mlflow run\`, which Cairn uses only when the flow is tracked by an MLflow server; pass a local path or an upstream Artifact.`,
+          };
         }
-        local = scheme === "file" ? fileURLToPath(value) : resolve(o.cwd ?? process.cwd(), value);
+        if (local === undefined) return value;
       } else return { expected: "a path (a string or an Artifact)" };
       if (o.checkPaths !== false && !existsSync(local)) return { expected: "an existing file or folder", hint: `Nothing exists at ${local}.` };
       return local;
@@ -302,6 +300,37 @@ function paramValue(p: MlflowProjectParameter, value: unknown, o: CheckInputsOpt
       }
       return { expected: "a URI with a scheme (s3://..., runs:/..., file:///...) or an Artifact" };
   }
+}
+
+/** The local file a `path` value names (a file: URL, or a path resolved against `cwd`); undefined for a remote URI (s3:, runs:). */
+function localPath(value: string, cwd: string | undefined): string | undefined {
+  const scheme = SCHEME.exec(value)?.[1];
+  if (scheme && scheme.length > 1 && scheme !== "file") return undefined;
+  return scheme === "file" ? fileURLToPath(value) : resolve(cwd ?? process.cwd(), value);
+}
+
+/**
+ * For the cache key: the content digest of the local file or folder each given `path` parameter
+ * names, by parameter (a folder as {@link folderDigest} counts it), so an edited data file outside
+ * the project runs it again. Left out: a file of the project (its fingerprint counts it), a remote
+ * URI, an Artifact (it counts by content already), a value that names nothing (the run says so).
+ */
+export async function pathParameterDigests(project: MlflowProject, entryPoint: MlflowEntryPoint, inputs: Readonly<Record<string, unknown>>, cwd?: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const root = realpathSync(project.dir);
+  for (const p of entryPoint.parameters) {
+    const value = inputs[p.name];
+    const local = p.type === "path" && typeof value === "string" && value ? localPath(value, cwd) : undefined;
+    if (local === undefined) continue;
+    try {
+      const real = realpathSync(local);
+      if (countedByProject(real, root)) continue;
+      out[p.name] = (await stat(real)).isDirectory() ? folderDigest(real) : await digestFile(real);
+    } catch {
+      // Nothing there (yet): the run refuses it, naming the path.
+    }
+  }
+  return out;
 }
 
 /** The values every placeholder of the command gets: the given ones, else the defaults. */
@@ -513,9 +542,13 @@ function followedLink(abs: string, root: string): string | undefined {
   } catch {
     return undefined; // dangling
   }
+  return countedByProject(real, root) ? undefined : real;
+}
+
+/** The real path `real` is the project folder (real path `root`) or a file or folder of it that its fingerprint counts. */
+function countedByProject(real: string, root: string): boolean {
   const inside = relative(root, real);
-  const counted = inside === "" || (inside !== ".." && !inside.startsWith("../") && !isAbsolute(inside) && !skipped(inside) && !inVirtualenv(root, inside));
-  return counted ? undefined : real;
+  return inside === "" || (inside !== ".." && !inside.startsWith("../") && !isAbsolute(inside) && !skipped(inside) && !inVirtualenv(root, inside));
 }
 
 /** The file or folder a link points to, under the link's own relative path. */
