@@ -22,6 +22,7 @@ import {
   pathParameterDigests,
   projectFingerprint,
   runMlflowProject,
+  unusedEnvironmentWarning,
   type MlflowProject,
 } from "./run-project.ts";
 import { checkName, configDigest, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
@@ -93,11 +94,15 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
       ctx.logger.warn(`${project.dir} changed since the flow was loaded; its cache key still uses the old content. Reload the flow to pick up the change.`);
     }
     const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
+    const current = loadMlproject(project.dir); // the file as it is now: what runs is what is checked
+    const python = pythonFor(options.python);
+    const unusedEnv = unusedEnvironmentWarning(current, python.python, python.pythonOrigin.what);
+    if (unusedEnv) ctx.logger.warn(unusedEnv);
     const r = await runMlflowProject(
       {
-        project: loadMlproject(project.dir), // the file as it is now: what runs is what is checked
+        project: current,
         entryPoint: entryPointName,
-        ...pythonFor(options.python),
+        ...python,
         inputs,
         env,
         mode: options.mode ?? "auto",

@@ -59,6 +59,8 @@ export interface MlflowProject {
   readonly entryPoints: Readonly<Record<string, MlflowEntryPoint>>;
   /** `conda_env`, `python_env` or `docker_env` when the project declares one (Cairn always uses `--env-manager local`). */
   readonly environment?: string;
+  /** The file `conda_env` or `python_env` names (`python_env.yaml`), as written. */
+  readonly environmentFile?: string;
 }
 
 /** The MLproject file is missing or invalid, or names no such entry point. */
@@ -171,7 +173,24 @@ export function loadMlproject(dir: string): MlflowProject {
     entryPoints[epName] = { name: epName, command: ep.command, parameters };
   }
   const environment = ENV_KEYS.find((k) => doc[k] !== undefined);
-  return { name, dir: folder, file, entryPoints, ...(environment ? { environment } : {}) };
+  const environmentFile = environment ? doc[environment] : undefined;
+  return { name, dir: folder, file, entryPoints, ...(environment ? { environment } : {}), ...(typeof environmentFile === "string" ? { environmentFile } : {}) };
+}
+
+/**
+ * Words for a project that declares a Python environment (`python_env`, `conda_env`), which Cairn
+ * does not create: its entry point runs under the local Python, as `mlflow run --env-manager local`
+ * runs it. Undefined for a project that declares none (or `docker_env`, which `mlflow run` honours).
+ */
+export function unusedEnvironmentWarning(project: MlflowProject, python: string, origin: string | undefined): string | undefined {
+  if (project.environment !== "python_env" && project.environment !== "conda_env") return undefined;
+  const file = project.environmentFile ? ` (${project.environmentFile})` : "";
+  const which = python.includes("/") ? `${python}, first on PATH` : `\`${python}\` as PATH finds it`;
+  return (
+    `MLflow project "${project.name}" declares ${project.environment}${file}, which Cairn does not create: ` +
+    `its entry point runs under the local Python (as \`mlflow run --env-manager local\` does), ${which}${origin ? ` (${origin})` : ""}, ` +
+    `with the packages installed there. Install what ${project.environmentFile ?? "it"} lists into that Python, or give the task \`python\` (or CAIRN_PYTHON) for one that has them.`
+  );
 }
 
 /** The entry point, or MlflowProjectError listing the valid ones. */
