@@ -39,6 +39,15 @@ const FLOW = [
   ``,
 ].join("\n");
 
+const DECLARE = [
+  `export function declare(fn: (...args: any[]) => unknown) {`,
+  `  const frame = /\\((.*):(\\d+):(\\d+)\\)$|at (.*):(\\d+):(\\d+)$/.exec(new Error().stack!.split("\\n")[2]!.trim())!;`,
+  `  const [file, line, column] = frame[1] ? [frame[1], frame[2], frame[3]] : [frame[4], frame[5], frame[6]];`,
+  `  return { place: { file: file!.replace("file://", ""), line: Number(line), column: Number(column) }, fnText: fn.toString() };`,
+  `}`,
+  ``,
+].join("\n");
+
 const TSCONFIG = {
   compilerOptions: {
     target: "ES2022",
@@ -79,14 +88,7 @@ beforeAll(async () => {
     "tsconfig.json": JSON.stringify(TSCONFIG),
     "lib/shape.ts": `export const scale = (n: number): number => n * 3;\n`,
     // The caller's frame, as the DSL's declaringModule() takes it: file, line and column of the call.
-    "declare.ts": [
-      `export function declare(fn: (...args: any[]) => unknown) {`,
-      `  const frame = /\\((.*):(\\d+):(\\d+)\\)$|at (.*):(\\d+):(\\d+)$/.exec(new Error().stack!.split("\\n")[2]!.trim())!;`,
-      `  const [file, line, column] = frame[1] ? [frame[1], frame[2], frame[3]] : [frame[4], frame[5], frame[6]];`,
-      `  return { place: { file: file!.replace("file://", ""), line: Number(line), column: Number(column) }, fnText: fn.toString() };`,
-      `}`,
-      ``,
-    ].join("\n"),
+    "declare.ts": DECLARE,
     "flow.ts": FLOW,
   });
   tsc();
@@ -176,6 +178,69 @@ describe("a function of a module compiled by tsc", () => {
       expect(warn).toHaveBeenCalledTimes(1);
     } finally {
       await write({ "flow.ts": FLOW, "lib/shape.ts": `export const scale = (n: number): number => n * 3;\n` });
+    }
+  });
+});
+
+/** A project of its own (`tree`, with declare.ts), compiled by the workspace's tsc from its tsconfig.json. */
+async function compiledProject(tree: Record<string, string>): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), "cairn-compiled-"));
+  projects.push(root);
+  for (const [name, text] of Object.entries({ "package.json": `{ "type": "module" }\n`, "declare.ts": DECLARE, ...tree })) {
+    await mkdir(join(root, name, ".."), { recursive: true });
+    await writeFile(join(root, name), text);
+  }
+  execFileSync(join(repo, "node_modules/.bin/tsc"), ["-p", join(root, "tsconfig.json")], { encoding: "utf8" });
+  return root;
+}
+const projects: string[] = [];
+afterAll(async () => {
+  for (const root of projects) await rm(root, { recursive: true, force: true });
+});
+
+/** What the task `t` of flow.ts counts as in the app tsc compiled, beside what tsx gives from the source, and the warnings said. */
+async function compiledAndSource(root: string) {
+  const load = (runner: string, entry: string): Declared => {
+    const code = `const m = await import(${JSON.stringify(join(root, entry))}); console.log(JSON.stringify(m.t));`;
+    return JSON.parse(execFileSync(runner, ["--input-type=module", "-e", code], { cwd: root, encoding: "utf8" }));
+  };
+  const compiled = load(process.execPath, "dist/flow.js");
+  const source = load(join(repo, "node_modules/.bin/tsx"), "flow.ts");
+  const warn = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
+  const written = await asWritten(compiled.place, compiled.fnText, new RunScope());
+  const warnings = warn.mock.calls.map((call) => String(call[0]));
+  warn.mockRestore();
+  return {
+    written: { ...written, deps: await functionDependencies(written.place.file, written.fnText, new RunScope(), written.place) },
+    source: { ...source, deps: await functionDependencies(source.place.file, source.fnText, new RunScope(), source.place) },
+    warnings,
+  };
+}
+
+const flowWith = (top: string, result: string) => `import { declare } from "./declare.ts";\n${top}\nexport const t = declare(async ({ n }: { n: number }) => ({ n: ${result} }));\n`;
+
+describe("an app tsc compiled from a tsconfig of another shape", () => {
+  it("shares entries when its tsconfig extends a base, of the repo or a package, that sets what esbuild reads (verbatimModuleSyntax: an import kept)", async () => {
+    const { outDir: _, ...base } = TSCONFIG.compilerOptions;
+    const bases = {
+      file: { "tsconfig.base.json": JSON.stringify({ compilerOptions: base }) },
+      package: {
+        "node_modules/@acme/tsconfig/package.json": `{ "name": "@acme/tsconfig", "tsconfig": "node.json" }\n`,
+        "node_modules/@acme/tsconfig/node.json": JSON.stringify({ compilerOptions: base }),
+      },
+    };
+    for (const [kind, extended] of [["file", "./tsconfig.base"], ["package", "@acme/tsconfig"]] as const) {
+      const root = await compiledProject({
+        ...bases[kind],
+        "tsconfig.json": `{\n  // the project's own\n  "extends": "${extended}",\n  "compilerOptions": { "outDir": "dist" },\n  "include": ["*.ts", "lib/*.ts"],\n}\n`,
+        "lib/setup.ts": `export const unit = 1;\n(globalThis as any).ready = true;\n`,
+        "lib/unit.ts": `export const half = 0.5;\n`,
+        "flow.ts": flowWith(`import { unit } from "./lib/setup.ts";\nimport { half } from "./lib/unit.ts";`, "n + half"),
+      });
+      const { written, source, warnings } = await compiledAndSource(root);
+      expect(warnings, kind).toEqual([]);
+      expect(written, kind).toEqual(source);
+      expect(Object.keys(source.deps).sort()).toEqual(["declare.ts", "flow.ts#t", "lib/unit.ts"]);
     }
   });
 });

@@ -9,7 +9,7 @@
  * names it.
  *
  * Modules are compared as esbuild strips them (types and comments gone; the nearest
- * tsconfig.json applies, as under tsx): a comment or a type annotation changes nothing.
+ * tsconfig.json applies, with what it extends, as under tsx): a comment or a type annotation changes nothing.
  * Names count where the code refers to them, not as property keys or after a dot. What a
  * module is made of is worked out once per content, with esbuild and acorn, and kept under
  * `$TMPDIR/cairn-<uid>/code-deps/` (used only when the folder is this user's alone); a flow
@@ -39,6 +39,7 @@ import { scopeKey, type RunScope } from "@cairn/core";
 import { shown } from "./declared-path.ts";
 import { loadEsbuild } from "./esbuild.ts";
 import { onlySource, parseSourceMap, sourceMapPlace } from "./source-map-comment.ts";
+import { withExtended } from "./tsconfig-extends.ts";
 
 /** Bumped when the shapes below or the way they are worked out change. */
 const SHAPE_VERSION = 9;
@@ -553,14 +554,18 @@ async function readShape(r: Reads, path: string): Promise<ModuleShape | undefine
   return shape;
 }
 
-/** The text of the tsconfig.json nearest to `dir`, as tsx would apply it. */
+/** The text of the tsconfig.json nearest to `dir`, as tsx would apply it (with what it extends merged in). */
 function tsconfigFor(r: Reads, dir: string): Promise<string | undefined> {
   let found = r.tsconfigs.get(dir);
   if (!found) {
-    found = readFile(join(dir, "tsconfig.json"), "utf8").catch(() => {
-      const parent = dirname(dir);
-      return parent === dir || isPackageFile(`${dir}${sep}`) ? undefined : tsconfigFor(r, parent);
-    });
+    const file = join(dir, "tsconfig.json");
+    found = readFile(file, "utf8").then(
+      (text) => withExtended(file, text, (path) => textOf(r, path)),
+      () => {
+        const parent = dirname(dir);
+        return parent === dir || isPackageFile(`${dir}${sep}`) ? undefined : tsconfigFor(r, parent);
+      },
+    );
     r.tsconfigs.set(dir, found);
   }
   return found;
