@@ -5,7 +5,7 @@
  * and by tsx, as real processes.
  */
 import { execFileSync } from "node:child_process";
-import { cp, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -182,10 +182,14 @@ describe("a function of a module compiled by tsc", () => {
   });
 });
 
-/** A project of its own (`tree`, with declare.ts), compiled by the workspace's tsc from its tsconfig.json. */
-async function compiledProject(tree: Record<string, string>): Promise<string> {
+/** A project of its own (`tree`, with declare.ts), compiled by the workspace's tsc from its tsconfig.json; with `typescript` installed in it, as a devDependency. */
+async function compiledProject(tree: Record<string, string>, { typescript = false } = {}): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), "cairn-compiled-"));
   projects.push(root);
+  if (typescript) {
+    await mkdir(join(root, "node_modules"));
+    await symlink(join(repo, "node_modules/typescript"), join(root, "node_modules/typescript"));
+  }
   for (const [name, text] of Object.entries({ "package.json": `{ "type": "module" }\n`, "declare.ts": DECLARE, ...tree })) {
     await mkdir(join(root, name, ".."), { recursive: true });
     await writeFile(join(root, name), text);
@@ -242,5 +246,54 @@ describe("an app tsc compiled from a tsconfig of another shape", () => {
       expect(written, kind).toEqual(source);
       expect(Object.keys(source.deps).sort()).toEqual(["declare.ts", "flow.ts#t", "lib/unit.ts"]);
     }
+  });
+});
+
+describe("an app with code tsc writes otherwise than esbuild", () => {
+  const tsconfig = JSON.stringify(TSCONFIG);
+  const cases: Record<string, { top: string; result: string; helper?: string }> = {
+    // tsx writes a member of the module's own enum as its value (Color.Green as 2): the function's text differs too, and holds the value.
+    enum: { top: `enum Color { Red = 1, Green }`, result: "n + Color.Green" },
+    namespace: { top: `namespace Util { export const k = 2; export function f(n: number) { return n * k; } }`, result: "Util.f(n)", helper: "flow.ts#Util" },
+    "parameter properties": { top: `class Box { constructor(public readonly v: number, private w = 2) {} get total() { return this.v * this.w; } }`, result: "new Box(n).total", helper: "flow.ts#Box" },
+    decorators: { top: `function logged<T>(v: T, _c: ClassMethodDecoratorContext): T { return v; }\nclass K { @logged f(n: number) { return n; } }`, result: "new K().f(n)", helper: "flow.ts#K" },
+  };
+
+  it("shares entries with the sources when the project's TypeScript compiles them to that code (an enum, a namespace, parameter properties, decorators)", async () => {
+    for (const [name, { top, result, helper }] of Object.entries(cases)) {
+      const root = await compiledProject({ "tsconfig.json": tsconfig, "flow.ts": flowWith(top, result) }, { typescript: true });
+      const { written, source, warnings } = await compiledAndSource(root);
+      expect(warnings, name).toEqual([]);
+      expect(written, name).toEqual(source);
+      if (helper) expect(Object.keys(source.deps), name).toContain(helper);
+    }
+  });
+
+  it("also for such code in a module it imports (an enum of lib/)", async () => {
+    const root = await compiledProject(
+      { "tsconfig.json": tsconfig, "lib/color.ts": `export enum Color { Red = 1 }\n`, "flow.ts": flowWith(`import { Color } from "./lib/color.ts";`, "n + Color.Red") },
+      { typescript: true },
+    );
+    const { written, source, warnings } = await compiledAndSource(root);
+    expect(warnings).toEqual([]);
+    expect(written).toEqual(source);
+  });
+
+  it("counts as the JavaScript it is when TypeScript is not installed beside the sources, and the warning says to install it", async () => {
+    const root = await compiledProject({ "tsconfig.json": tsconfig, "flow.ts": flowWith(cases.enum!.top, cases.enum!.result) });
+    const { written, warnings } = await compiledAndSource(root);
+    expect(written.place.file).toBe(join(root, "dist/flow.js"));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`flow.ts and ${join(root, "dist/flow.js")} differ beyond types and comments, and no \`typescript\` package is installed where the sources are`);
+    expect(warnings[0]).toContain("install it beside them (a devDependency is enough)");
+  });
+
+  it("counts as the JavaScript it is when compiled with other options than its tsconfig's: no entry of the sources is taken for it", async () => {
+    const root = await compiledProject({ "tsconfig.json": tsconfig, "flow.ts": flowWith(cases.namespace!.top, cases.namespace!.result) }, { typescript: true });
+    // The tsconfig changed since (its target lowered): tsc would no longer write what is in dist/.
+    await writeFile(join(root, "tsconfig.json"), JSON.stringify({ ...TSCONFIG, compilerOptions: { ...TSCONFIG.compilerOptions, target: "ES2015" } }));
+    const { written, warnings } = await compiledAndSource(root);
+    expect(written.place.file).toBe(join(root, "dist/flow.js"));
+    expect(warnings[0]).toContain("the project's TypeScript does not compile the one into the other with the options of the tsconfig.json nearest to it");
   });
 });

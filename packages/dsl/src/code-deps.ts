@@ -39,6 +39,7 @@ import { scopeKey, type RunScope } from "@cairn/core";
 import { shown } from "./declared-path.ts";
 import { loadEsbuild } from "./esbuild.ts";
 import { onlySource, parseSourceMap, sourceMapPlace } from "./source-map-comment.ts";
+import { tscEmit } from "./tsc-emit.ts";
 import { withExtended } from "./tsconfig-extends.ts";
 
 /** Bumped when the shapes below or the way they are worked out change. */
@@ -185,7 +186,8 @@ const TYPESCRIPT = /\.(?:ts|mts|cts|tsx)$/;
  * by tsc with a source map (`sourceMap`: a `.js.map` beside it; `inlineSourceMap`) that names one
  * TypeScript file, which is there, and every module of the project it loads was compiled from
  * the sources as they are now (each compared as esbuild strips it, with the TypeScript paths of
- * imports as tsc rewrites them; each data file the same at its place beside the sources): the
+ * imports as tsc rewrites them, or else with what the project's TypeScript emits for it; each
+ * data file the same at its place beside the sources): the
  * place in that file, and the function's text as tsx gives it from there. Its code fingerprint is
  * then the one `cairn run` and tsx make of the source, so an app compiled by tsc shares their
  * cache entries. Otherwise the place in the JavaScript that runs, which is what counts. A module
@@ -206,7 +208,7 @@ export async function asWritten(place: Place & { generated?: Place }, fnText: st
     }
     const at = compiled.map.findEntry(ran.line - 1, ran.column - 1) as { originalLine?: number; originalColumn?: number };
     if (at.originalLine === undefined || at.originalColumn === undefined) return given;
-    const text = await printedInSource(r, compiled.source, fnText);
+    const text = (await printedInSource(r, compiled.source, fnText)) ?? (await printedAtPlace(r, ran.file, compiled, fnText));
     return { place: { file: compiled.source, line: at.originalLine + 1, column: at.originalColumn + 1 }, fnText: text ?? fnText };
   } catch {
     return given; // esbuild or acorn could not be loaded: the JavaScript counts as it is
@@ -266,9 +268,35 @@ async function disagreement(r: Reads, jsFile: string, tsFile: string): Promise<s
     if (source === undefined) return `${shown(path)}, which it imports, has no source map naming its TypeScript file`;
     if (withoutExtension(source) !== withoutExtension(counterpart(path))) return `the source map of ${shown(path)} names ${shown(source)}, not a file at its place beside ${shown(tsFile)}`;
     const [compiled, written] = await Promise.all([shapeOf(r, path), shapeOf(r, source)]);
-    if (!compiled || !written || (compiled.comparable ?? compiled.digest) !== (written.comparable ?? written.digest)) return differs(source, path);
+    const same = compiled && written && (compiled.comparable ?? compiled.digest) === (written.comparable ?? written.digest);
+    if (!same) {
+      const emitted = await emittedByTsc(r, source, path);
+      if (emitted !== true) return differs(source, path, emitted === undefined);
+    }
   }
   return undefined;
+}
+
+/**
+ * Whether `jsFile` is what the project's own tsc emits for `tsFile` as it is now (the two
+ * compared as esbuild strips them): for what tsc writes otherwise than esbuild (an enum, a
+ * namespace, parameter properties, decorators, a lower target), where the comparison with the
+ * source fails. Undefined when there is no TypeScript where the sources are to ask.
+ */
+async function emittedByTsc(r: Reads, tsFile: string, jsFile: string): Promise<boolean | undefined> {
+  const [source, compiled] = await Promise.all([textOf(r, tsFile), textOf(r, jsFile)]);
+  if (source === undefined || compiled === undefined) return false;
+  const emitted = tscEmit(tsFile, source);
+  if (emitted === undefined) return undefined;
+  const strip = (text: string) =>
+    loadEsbuild()
+      .transform(text, { loader: "js", format: "esm", target: "es2022", minifyWhitespace: true })
+      .then(
+        (out) => out.code,
+        () => undefined,
+      );
+  const [a, b] = await Promise.all([strip(emitted), strip(compiled)]);
+  return a !== undefined && a === b;
 }
 
 function withoutExtension(path: string): string {
@@ -276,11 +304,13 @@ function withoutExtension(path: string): string {
 }
 
 /** Why a source and the module compiled from it differ, as far as can be told. */
-function differs(source: string, compiled: string): string {
+function differs(source: string, compiled: string, noTypeScript: boolean): string {
   const changedSince = (statOrUndefined(source)?.mtimeMs ?? 0) > (statOrUndefined(compiled)?.mtimeMs ?? Infinity);
-  return changedSince
-    ? `${shown(source)} was changed after ${shown(compiled)} was compiled from it`
-    : `${shown(source)} and ${shown(compiled)} differ beyond types and comments (compiled from another version of it, or compiled otherwise than esbuild would: an enum, decorators, a target below ES2022)`;
+  if (changedSince) return `${shown(source)} was changed after ${shown(compiled)} was compiled from it`;
+  const pair = `${shown(source)} and ${shown(compiled)} differ beyond types and comments`;
+  return noTypeScript
+    ? `${pair}, and no \`typescript\` package is installed where the sources are to tell whether tsc compiled the one from the other (what tsc writes otherwise than esbuild: an enum, a namespace, parameter properties, decorators, a target below ES2022); install it beside them (a devDependency is enough)`
+    : `${pair}, and the project's TypeScript does not compile the one into the other with the options of the tsconfig.json nearest to it (compiled from another version of it, with another tsconfig, or with a const enum of another module inlined)`;
 }
 
 /** Compiled modules warned about: once per process, for an app that runs its flow many times. */
@@ -319,6 +349,42 @@ async function printedInSource(r: Reads, file: string, fnText: string): Promise<
   const text = printed !== undefined && module?.includes(printed) ? printed : null;
   await keep(`${id}.tsx`, { text });
   return text ?? undefined;
+}
+
+/**
+ * `fnText` as tsx gives it, found by where it is: the function that starts in the source where
+ * the compiled module's one text of it (`jsFile` holds it once) starts, as the source map says;
+ * in the module as tsx prints it, the function that starts there. For a function whose text tsx
+ * writes otherwise than tsc (tsx writes an enum's member of the same module as its value,
+ * `Color.Red` as `1`): the modules are known to be compiled from the sources as they are, so the
+ * place names that very function. Undefined when the place cannot be told.
+ */
+async function printedAtPlace(r: Reads, jsFile: string, compiled: FoundSourceMap, fnText: string): Promise<string | undefined> {
+  const js = await textOf(r, jsFile);
+  const at = js?.indexOf(fnText) ?? -1;
+  if (js === undefined || at < 0 || js.indexOf(fnText, at + 1) >= 0) return undefined;
+  const before = js.slice(0, at).split("\n");
+  const [line, column] = [before.length - 1, before.at(-1)!.length];
+  const entry = compiled.map.findEntry(line, column) as { generatedLine?: number; generatedColumn?: number; originalLine?: number; originalColumn?: number };
+  if (entry.generatedLine !== line || entry.generatedColumn !== column || entry.originalLine === undefined) return undefined;
+  const source = await textOf(r, compiled.source);
+  const loader = LOADERS[extname(compiled.source)];
+  if (source === undefined || !loader) return undefined;
+  const tsconfig = await tsconfigFor(r, dirname(compiled.source));
+  const [out, acorn] = await Promise.all([loadEsbuild().transform(source, { ...tsxOptions(loader, tsconfig), sourcemap: "external", sourcefile: compiled.source }), import("acorn")]);
+  const map = new SourceMap(JSON.parse(out.map));
+  const found: string[] = [];
+  const visit = (n: AcornNode): void => {
+    if ((n.type === "FunctionExpression" || n.type === "ArrowFunctionExpression" || n.type === "FunctionDeclaration") && n.loc) {
+      const from = map.findEntry(n.loc.start.line - 1, n.loc.start.column) as typeof entry;
+      // A mapping of the function's own start (not of a token before it) to the same place.
+      const own = from.generatedLine === n.loc.start.line - 1 && from.generatedColumn === n.loc.start.column;
+      if (own && from.originalLine === entry.originalLine && from.originalColumn === entry.originalColumn) found.push(out.code.slice(n.start, n.end));
+    }
+    for (const [, child] of childNodes(n)) visit(child);
+  };
+  visit(acorn.parse(out.code, { ecmaVersion: "latest", sourceType: "module", locations: true }) as unknown as AcornNode);
+  return found.length === 1 ? found[0] : undefined;
 }
 
 /** The module as tsx prints it; once per flow run. */
