@@ -79,6 +79,12 @@ export interface CliIo {
    * handlers are in place, before the run is started. Only with `handleSignals`.
    */
   startingSignalHandler?: (signal: NodeJS.Signals) => void;
+  /**
+   * Stops a `worker` command when aborted, as SIGTERM stops the `cairn worker` process: it
+   * finishes the tasks it runs, takes no more, and resolves to 0. An app's worker has no other
+   * way to stop: without `handleSignals` it leaves the app's signals to the app.
+   */
+  signal?: AbortSignal;
 }
 
 import { EXIT } from "./exit.ts";
@@ -635,17 +641,31 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
       else if (e.event.type === "log" && e.event.level !== "info") say(`${e.event.task ? `${e.event.task}: ` : ""}${runText(e.event.task ?? "flow", e.event.message)}`);
     },
   });
-  await new Promise<void>((resolveStop) => {
-    const stop = (signal: NodeJS.Signals) => {
-      say(`${signal}: finishing the tasks running, taking no more`);
-      for (const name of CANCEL_SIGNALS) process.off(name, stop);
-      resolveStop();
-    };
-    for (const name of CANCEL_SIGNALS) process.on(name, stop);
-  });
+  say(`${await stopAsked(io)}: finishing the tasks running, taking no more`);
   await running.close();
   say("worker stopped");
   return EXIT.ok;
+}
+
+/**
+ * Resolves, with what asked, once the worker is to stop: `io.signal` aborted, or, as the `cairn`
+ * command (`handleSignals`), SIGINT, SIGTERM or SIGHUP. A worker in an app takes none of the
+ * app's signals: a Ctrl-C meant for the app would have stopped it unseen, and the app's own
+ * handlers would have run beside its.
+ */
+function stopAsked(io: CliIo): Promise<string> {
+  return new Promise((resolveStop) => {
+    const signals = io.handleSignals ? CANCEL_SIGNALS : [];
+    const stop = (why: string) => {
+      for (const name of signals) process.off(name, stop);
+      io.signal?.removeEventListener("abort", aborted);
+      resolveStop(why);
+    };
+    const aborted = () => stop("io.signal aborted");
+    for (const name of signals) process.on(name, stop);
+    if (io.signal?.aborted) aborted();
+    else io.signal?.addEventListener("abort", aborted, { once: true });
+  });
 }
 
 async function workersCommand(args: string[], stdout: Writable): Promise<number> {
