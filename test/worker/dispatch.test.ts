@@ -13,7 +13,7 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { cairnBin, cairnRun, childEnv, start, tmp } from "../cache/helpers.ts";
-import { markers, spreadFlow, type StartedWorker, startWorker, useQueueServers } from "./helpers.ts";
+import { markers, spreadFlow, type StartedWorker, startWorker, timesRun, useQueueServers } from "./helpers.ts";
 
 /** A real redis-server and mlflow server for the file; the workers a test starts are killed after it. */
 const servers = useQueueServers();
@@ -217,6 +217,40 @@ describe("a Redis that stops answering (SIGSTOP) while tasks run", () => {
       expect(said, r.stderr).toHaveLength(1);
       expect(said[0]).toMatch(/^\[hold\] The lock of the worker running task "hold" \(pid \d+ on \S+\) lapsed while the queue's Redis \(redis:\/\/[^)]+\) did not answer for [4-9] s \(stopped, hung or overloaded\), so the worker could not renew it; it may well be alive/);
       expect(r.stderr).not.toContain("killed or crashed");
+    } finally {
+      own.signal("SIGCONT");
+      await own.stop().catch(() => {});
+    }
+  }, 120_000);
+});
+
+describe("a Redis that stops answering for less than CAIRN_QUEUE_DOWN_MS", () => {
+  it("a live worker whose lock lapsed meanwhile: its result is taken when it finishes, and no other worker runs the task a second time", async () => {
+    const own = await startRedisServer();
+    try {
+      const holdFile = join(await tmp(), "go");
+      const { env, markerDir } = await testEnv("dispatch-frozen-once", { HOLD_FILE: holdFile, CAIRN_QUEUE_LOCK_MS: "2000", CAIRN_QUEUE_DOWN_MS: "60000" });
+      // Two: the idle one takes the job as soon as its lock has lapsed, while the first still runs it.
+      const spawned = await spawnWorkers(2, env, spreadFlow, own.url);
+      const run = cairnRun(spreadFlow, await tmp(), ["--queue", own.url], env);
+      await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+      own.signal("SIGSTOP");
+      await new Promise((r) => setTimeout(r, 4000));
+      own.signal("SIGCONT");
+      // The idle worker takes the job again (its lock lapsed), while the first still runs the task.
+      await until(() => spawned.some((w) => /task hold waiting: worker \S+ still runs it \(its lock lapsed\); its outcome is taken when it ends/.test(w.log())) || (markers(markerDir).then((m) => (m.hold?.length ?? 0) > 1)), "hold taken again", 10_000);
+      // Put off and taken again meanwhile, more than once.
+      await new Promise((r) => setTimeout(r, 5000));
+      await writeFile(holdFile, "go");
+      const r = await run.done;
+      expect(r.code, r.stderr).toBe(0);
+      expect(await timesRun(markerDir, "hold"), spawned.map((w) => w.log()).join("\n---\n")).toBe(1);
+      const holds = (await mlflowRuns("dispatch-frozen-once")).filter((t) => t.name === "hold");
+      expect(holds.map((t) => t.status)).toEqual(["FINISHED"]);
+      expect(r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "succeeded")).toMatchObject({ taskRunId: holds[0]!.runId });
+      // Handed on by the job's next taker, and gone from Redis once the job completed.
+      expect(spawned.map((w) => w.log()).join("\n")).toMatch(/task hold reused: the outcome of worker \S+, which ran it while its lock lapsed/);
+      expect(await redisCli(own.url, "--scan", "--pattern", "cairn:outcome:*")).toBe("");
     } finally {
       own.signal("SIGCONT");
       await own.stop().catch(() => {});

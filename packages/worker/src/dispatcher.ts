@@ -315,7 +315,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
         silent
           ? // The worker could not renew its lock through a Redis that did not answer: it is not known dead.
             `The lock of the worker running task "${task.nodeId}"${worker} lapsed while the queue's Redis (${redactUri(this.url)}) did not answer for ${Math.round(silent / 1000)} s (stopped, hung or overloaded), ` +
-            `so the worker could not renew it; it may well be alive, but the queue takes a lapsed lock as a dead worker: task "${task.nodeId}" is sent again, to the next worker that takes it, and what the first one finishes is not used.`
+            `so the worker could not renew it; it may well be alive: task "${task.nodeId}" is sent again, and the next worker that takes it waits while that worker's heartbeat says it runs the task, then takes its outcome (or runs it, if the worker died).`
           : `The worker running task "${task.nodeId}"${worker} stopped answering for longer than its lock (CAIRN_QUEUE_LOCK_MS), killed or crashed: ` +
             `task "${task.nodeId}" is sent again, to the next worker that takes it.`,
       ),

@@ -58,6 +58,16 @@ export function computedKey(cacheKey: string): string {
 }
 export const COMPUTED_MS = 60 * 60 * 1000;
 
+/**
+ * Left by a worker that finished a job whose lock had lapsed (Redis did not answer for longer than
+ * the lock), so that BullMQ no longer took its outcome: the job's next taker hands this outcome
+ * back instead of running the task a second time. Kept {@link KEPT_OUTCOME_MS} at most.
+ */
+export function keptOutcomeKey(jobId: string): string {
+  return `${PREFIX}:outcome:${jobId}`;
+}
+export const KEPT_OUTCOME_MS = 60 * 60 * 1000;
+
 function safe(name: string): string {
   return name.replace(/[^A-Za-z0-9_-]/g, "_");
 }

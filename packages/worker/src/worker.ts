@@ -6,7 +6,9 @@
  * left RUNNING, checks that the task's code here is the code the run was started with (a job it
  * must refuse goes back to the queue for another worker first), and learns the secrets the
  * coordinator knows from the start. A job of a cache key another job computes now waits for that
- * one's entry instead of running twice. It keeps a heartbeat in Redis (`cairn workers`), aborts a
+ * one's entry instead of running twice, and a job taken again after its lock lapsed while its
+ * worker, alive, still runs it (Redis did not answer for a while) waits for that worker's outcome.
+ * It keeps a heartbeat in Redis (`cairn workers`), aborts a
  * task when its flow run is cancelled (told at once, and looked up while the task runs, for a
  * message lost while its connection was down), and on close finishes what it runs and takes
  * nothing more.
@@ -37,7 +39,23 @@ import { QueueUnreachableError, type Refusals, refusedSentence, StaleCodeError, 
 import type { JobData, JobProgress } from "./job.ts";
 import { closeDeadRuns } from "./dead-runs.ts";
 import { readWorkers, type WorkerRecord } from "./workers-list.ts";
-import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, COMPUTED_MS, computedKey, computingKey, connect, DEFAULT_POOL, integerFromEnv, logChannel, queueName, whyUnreachable, workerKey } from "./queue-names.ts";
+import {
+  CANCEL_CHANNEL,
+  cancelledKey,
+  checkQueueUrl,
+  COMPUTED_MS,
+  computedKey,
+  computingKey,
+  connect,
+  DEFAULT_POOL,
+  integerFromEnv,
+  KEPT_OUTCOME_MS,
+  keptOutcomeKey,
+  logChannel,
+  queueName,
+  whyUnreachable,
+  workerKey,
+} from "./queue-names.ts";
 
 /** Settings of {@link startWorker}. */
 export interface WorkerOptions {
@@ -226,7 +244,84 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }
   };
 
+  /** Jobs whose outcome this worker took from the worker that ran them (see keptOutcome): their kept outcome goes once they complete. */
+  const handedOn = new Set<string>();
+  /** Jobs this worker put off while another ran them (see putOff), told once each. */
+  const putOffTold = new Set<string>();
+
+  /**
+   * The outcome a worker left for this job when it finished it after its lock had lapsed (see
+   * keepIfLockLost), which this worker hands on as its own, as the coordinator waits for it.
+   */
+  const keptOutcome = async (job: Job<JobData, DispatchedOutcome>): Promise<DispatchedOutcome | undefined> => {
+    const raw = await redis.get(keptOutcomeKey(job.id!)).catch(() => null);
+    if (!raw) return undefined;
+    let kept: { worker: string; outcome: DispatchedOutcome };
+    try {
+      kept = JSON.parse(raw) as typeof kept;
+    } catch {
+      return undefined;
+    }
+    handedOn.add(job.id!);
+    const { nodeId: task, flowRunId } = job.data;
+    tell({ type: "task", status: "reused", task, flowRunId, message: `the outcome of worker ${kept.worker}, which ran it while its lock lapsed` });
+    return kept.outcome;
+  };
+
+  /**
+   * The live worker (this one too) that runs `data`'s task now, if one does: a job whose lock
+   * lapsed while Redis did not answer (stopped, hung) is given to the next worker although its
+   * first one, alive, goes on running it. Read from the heartbeat records, which name the tasks
+   * each worker runs; a dead worker's record outlives it by 6 s at most, and Redis not answering
+   * reads as none (the task runs, as before).
+   */
+  const runnerOf = async (data: JobData): Promise<string | undefined> => {
+    if ([...(running.get(data.flowRunId) ?? [])].some((e) => e.task === data.nodeId)) return id;
+    const live = await readWorkers(redis).catch(() => []);
+    return live.find((w) => w.id !== id && w.running.some((r) => r.flowRunId === data.flowRunId && r.task === data.nodeId))?.id;
+  };
+
+  /**
+   * Hands the job back to the queue for a while, as its worker `runner` still runs it: taken
+   * again, its outcome is there (see keptOutcome), or its runner died and it runs. False when it
+   * cannot go back (Redis away): it runs here, as before.
+   */
+  const putOff = async (job: Job<JobData, DispatchedOutcome>, token: string | undefined, runner: string): Promise<boolean> => {
+    if (!token) return false;
+    try {
+      await job.moveToDelayed(Date.now() + HEARTBEAT_MS, token);
+    } catch {
+      return false;
+    }
+    if (!putOffTold.has(job.id!)) {
+      if (putOffTold.size > 1000) putOffTold.clear();
+      putOffTold.add(job.id!);
+      tell({ type: "task", status: "waiting", task: job.data.nodeId, flowRunId: job.data.flowRunId, message: `worker ${runner} still runs it (its lock lapsed); its outcome is taken when it ends` });
+    }
+    return true;
+  };
+
+  /**
+   * A job whose lock lapsed while this worker ran it (Redis did not answer for longer than the
+   * lock) is no longer this worker's to complete, and BullMQ drops what it returns: its outcome
+   * is left in Redis instead, for the job's next taker to hand on, so that the task does not run
+   * a second time. Asked of every job as it ends (one script call): the lapse is not always
+   * reported before the end.
+   */
+  const keepIfLockLost = async (job: Job<JobData, DispatchedOutcome>, token: string | undefined, outcome: DispatchedOutcome): Promise<void> => {
+    if (!token || (await job.extendLock(token, lockMs).catch(() => 0)) === 1) return;
+    await redis.set(keptOutcomeKey(job.id!), JSON.stringify({ worker: id, outcome }), "PX", KEPT_OUTCOME_MS).catch(() => {});
+    // A worker that put the job off (see putOff) takes it at once.
+    await job.promote().catch(() => {});
+  };
+
   const process_ = async (job: Job<JobData, DispatchedOutcome>, token?: string): Promise<DispatchedOutcome> => {
+    const outcome = await runJob(job, token);
+    await keepIfLockLost(job, token, outcome);
+    return outcome;
+  };
+
+  const runJob = async (job: Job<JobData, DispatchedOutcome>, token?: string): Promise<DispatchedOutcome> => {
     const data = job.data;
     const task = data.nodeId;
     const fail = (error: Error & { code?: string }, status: "failed" | "refused"): DispatchedOutcome => {
@@ -262,6 +357,15 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       // BullMQ's way to say the job was moved (to delayed) by its processor.
       throw new DelayedError();
     };
+    // Taken again after its lock lapsed (BullMQ's stalled check): its worker may be alive, and
+    // have finished it, or still run it.
+    if (job.stalledCounter > 0) {
+      const kept = await keptOutcome(job);
+      if (kept) return kept;
+      const runner = await runnerOf(data);
+      // BullMQ's way to say the job was moved (to delayed) by its processor.
+      if (runner && (await putOff(job, token, runner))) throw new DelayedError();
+    }
     // Runs that workers dead under this job left RUNNING end now, before it runs again (or is refused).
     await closeRunsOfDead(runIds, opening, "FAILED");
     const node = nodeOf(flow, data);
@@ -406,7 +510,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       maxStalledCount: maxDeaths - 1,
     });
   });
-  for (const w of workers) w.on("error", () => {}); // the connection reconnects; a job's own error is its outcome
+  for (const w of workers) {
+    w.on("error", () => {}); // the connection reconnects; a job's own error is its outcome
+    w.on("completed", (job) => {
+      if (handedOn.delete(job.id!)) void redis.del(keptOutcomeKey(job.id!)).catch(() => {});
+    });
+  }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
 
   const startedAt = Date.now();
