@@ -549,6 +549,30 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(r.stderr).toContain(`Worker ${workerId(wrong)} (on `);
   }, 120_000);
 
+  it("a job one worker refused goes to an idle worker that has not refused it at its next turn, not back to the one that refused it", async () => {
+    const { env } = await testEnv("queue-refused-goes-on", { CAIRN_QUEUE_STALE_GRACE_MS: "60000" });
+    const file = join(import.meta.dirname, "fixtures/one.flow.ts");
+    // Started first, it waits on the queue longest, and Redis gives each run's job to it first.
+    const wrong = await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...env, TASK_ID: "other" });
+    workers.push(wrong);
+    const good = await startWorker(file, servers.redis.url, ["--root", await tmp()], env);
+    workers.push(good);
+    const at = (line: string) => Date.parse(line.slice(0, 24));
+    const waits: number[] = [];
+    for (let n = 1; n <= 4; n++) {
+      const [wrongFrom, goodFrom] = [wrong.log().length, good.log().length];
+      const r = await cairnRun(file, await tmp(), ["--queue", servers.redis.url, "-p", `n=${n}`], env).done;
+      expect(r.code, r.stderr).toBe(0);
+      const refused = wrong.log().slice(wrongFrom).split("\n").filter((l) => l.includes("task only refused"));
+      const started = good.log().slice(goodFrom).split("\n").find((l) => l.includes("task only started"));
+      expect(started, good.log()).toBeDefined();
+      // Refused once at most: the idle worker takes it when it is next given out (a hand-back waits 0.5 s first).
+      expect(refused.length, wrong.log()).toBeLessThanOrEqual(1);
+      if (refused[0]) waits.push(at(started!) - at(refused[0]));
+    }
+    for (const wait of waits) expect(wait, String(waits)).toBeLessThan(1500);
+  }, 120_000);
+
   it("Ctrl-C on the coordinator reaches the task running on a worker", async () => {
     const holdFile = join(await tmp(), "never");
     const { env, markerDir } = await testEnv("queue-cancel", { HOLD_FILE: holdFile });

@@ -16,6 +16,7 @@
 import { hostname } from "node:os";
 import { resolve as resolvePath } from "node:path";
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { DelayedError, type Job, Worker as BullWorker } from "bullmq";
 import type { Redis } from "ioredis";
 import { CacheStore, parseOwner } from "@cairn/cache";
@@ -218,9 +219,15 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
    * it to as to any: true when it was handed back. Not when every live worker of its pool has
    * refused it and the grace period since the first refusal is over: then it fails here. Two
    * projects on one Redis whose flows share a name share its queues: a worker of the other one
-   * hands the job back as a worker of an older commit does.
+   * hands the job back as a worker of an older commit does. `holdMs`: how long this worker keeps
+   * the slot the job took when an untried worker idles (see refuse).
    */
-  const handBack = async (job: Job<JobData, DispatchedOutcome>, token: string | undefined, progress: JobProgress, why: string): Promise<{ handed: boolean; stale: Required<JobProgress>["stale"] }> => {
+  const handBack = async (
+    job: Job<JobData, DispatchedOutcome>,
+    token: string | undefined,
+    progress: JobProgress,
+    why: string,
+  ): Promise<{ handed: boolean; stale: Required<JobProgress>["stale"]; holdMs?: number }> => {
     const now = Date.now();
     const stale = {
       since: progress.stale?.since ?? now,
@@ -238,7 +245,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       await job.updateProgress({ ...progress, stale } as object);
       const wait = Math.min(HAND_BACK_MS * 2 ** (stale.times - 1), MAX_HAND_BACK_MS);
       await job.moveToDelayed(now + wait, token);
-      return { handed: true, stale };
+      const idle = untried.some((w) => w && w.running.length < w.concurrency);
+      return { handed: true, stale, ...(idle ? { holdMs: wait + HAND_BACK_MS } : {}) };
     } catch {
       return { handed: false, stale }; // the job cannot go back (Redis away): it fails here, as before
     }
@@ -346,7 +354,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
      * the error `failWith` makes from the refusals.
      */
     const refuse = async (why: string, forWhom: string, failWith: (refused: Refusals) => Error & { code?: string }): Promise<DispatchedOutcome> => {
-      const { handed, stale } = await handBack(job, token, progress, why);
+      const { handed, stale, holdMs } = await handBack(job, token, progress, why);
       if (!handed) return fail(failWith({ by: stale.by, waitedMs: Date.now() - stale.since, why: stale.why }), "refused");
       const said = `${why}; handed back to the queue for ${forWhom}`;
       tell({ type: "task", status: "refused", task, flowRunId: data.flowRunId, message: said });
@@ -354,6 +362,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       if (!progress.stale) {
         publishLog(data.flowRunId, { type: "log", level: "warn", runId: data.flowRunId, task, time: Date.now(), message: `Worker ${id} (on ${host}, ${file}) did not run task "${task}": ${said}.` });
       }
+      // A worker that has not refused the job idles: this one keeps the slot until that one has
+      // taken it. Free, it would wake with that one when the job is given out again and take it
+      // back as often as not, for seconds, while the other idled. (A worker with more slots
+      // still has its others free: it keeps one out of the race.)
+      if (holdMs) await sleep(holdMs);
       // BullMQ's way to say the job was moved (to delayed) by its processor.
       throw new DelayedError();
     };
