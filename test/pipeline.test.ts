@@ -42,6 +42,7 @@ async function scope(): Promise<{ scope: PipelineScope; tracker: Tracker; events
         tracker,
         workDir: root,
         secrets,
+        env: {},
         paramsCheck: { flowName: "pipeline", values: {} },
         emit,
       },

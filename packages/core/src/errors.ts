@@ -386,6 +386,31 @@ export class SecretNotFoundError extends CairnError {
   }
 }
 
+/**
+ * A task read an environment variable through `ctx.env()` that it does not declare with
+ * `.env()`: only declared variables enter its cache key, so a result computed with its value
+ * would be reused under another.
+ */
+export class UndeclaredEnvError extends CairnError {
+  static override readonly code: string = "CAIRN_UNDECLARED_ENV";
+  override name = "UndeclaredEnvError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly variable: string,
+    readonly nodeId: string,
+    /** The variables the task declares, sorted. */
+    readonly declared: readonly string[],
+  ) {
+    super(
+      `Task "${nodeId}" read environment variable ${JSON.stringify(variable)} with ctx.env(), but it does not declare it ` +
+        `(${declared.length ? `it declares ${declared.join(", ")}` : "it declares none"}): only declared variables enter the task's cache key, ` +
+        `so its result would be reused whatever the value. Declare it on the task: .env(${JSON.stringify(variable)}).`,
+    );
+  }
+}
+
 /** A task tried to output, log or tag the value of a secret (compared by value, in keys and values alike). */
 export class SecretLeakError extends CairnError {
   static override readonly code: string = "CAIRN_SECRET_LEAK";

@@ -77,6 +77,7 @@ export {
   SecretNotFoundError,
   SecretLeakError,
   SecretParamError,
+  UndeclaredEnvError,
   UnsafePathError,
   TrackingError,
   MetricError,

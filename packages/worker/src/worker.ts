@@ -72,7 +72,7 @@ export interface WorkerOptions {
   concurrency?: number;
   /** Folder of Cairn's local state (downloads, the embedded cache store). @default ".cairn" */
   root?: string;
-  /** Environment for MLflow and Cairn variables and the tasks' secrets. @default process.env */
+  /** Environment for MLflow and Cairn variables, the tasks' secrets, and the variables tasks declare with `.env()` (their keys here, and what the tasks see). @default process.env */
   env?: NodeJS.ProcessEnv;
   /** Secrets by name, besides the environment. */
   secrets?: Record<string, string>;

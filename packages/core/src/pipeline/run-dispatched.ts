@@ -31,6 +31,7 @@ export interface DispatchedRunSettings {
    * process. Made from `secrets` and `env` for this task alone when absent.
    */
   readonly registry?: SecretRegistry;
+  /** Its environment (default `process.env`): its tasks are keyed with it (its cache's) and read it. */
   readonly env?: NodeJS.ProcessEnv;
   readonly interceptors?: readonly TaskInterceptor[];
 }
@@ -53,6 +54,7 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
     experimentId: task.experimentId,
     flowRunId: task.flowRunId,
     secrets,
+    env: s.env ?? process.env,
     workDir: s.workDir,
     // Masked here, as the coordinator's door masks its events: a log line leaves this process masked.
     emit: (event) => s.emit(secrets.maskEvent(event)),

@@ -8,10 +8,11 @@ import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
 import type { RunScope } from "../run/run-scope.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import { type ArtifactWriter, HOLD_WORK, type HeldWork, SEND_ARTIFACT, TRACKING_ENV, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
+import { type ArtifactWriter, DECLARED_ENV, HOLD_WORK, type HeldWork, SEND_ARTIFACT, TRACKING_ENV, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
+import { UndeclaredEnvError } from "../errors.ts";
 
 /** What every task context of one flow run shares; made once per run, not per task. */
 export interface SharedContext {
@@ -23,6 +24,8 @@ export interface SharedContext {
   /** Folder for task artifacts when the tracker keeps none locally. */
   readonly workDir: string;
   readonly secrets: SecretRegistry;
+  /** The run's environment (`run({ env })`, else `process.env`): what the cache keys the variables a task declares with. */
+  readonly env: NodeJS.ProcessEnv;
   /** The flow's params, checked against a secret first read from the environment (see SecretRegistry.get). */
   readonly paramsCheck: { flowName: string; values: Record<string, unknown> };
   readonly emit: (event: RunEvent) => void;
@@ -84,6 +87,13 @@ export class RunningTaskContext implements TaskContext {
     return this.shared.tracker.childEnv?.() ?? {};
   }
 
+  /** @internal See DECLARED_ENV. */
+  [DECLARED_ENV](): Readonly<Record<string, string | undefined>> {
+    const env: Record<string, string | undefined> = {};
+    for (const name of this.node.task.env) env[name] = this.shared.env[name];
+    return env;
+  }
+
   /**
    * @internal See SEND_ARTIFACT. Not refused once the attempt is closed: what an abandoned
    * attempt sends is its own record (its process's logs, after a timeout), not an output. An empty
@@ -122,6 +132,12 @@ export class RunningTaskContext implements TaskContext {
 
   get taskName(): string {
     return this.node.task.name;
+  }
+
+  env(name: string): string | undefined {
+    // Only what the cache key holds: a read of another variable would make a result the key cannot tell apart.
+    if (!this.node.task.env.includes(name)) throw new UndeclaredEnvError(String(name), this.node.id, this.node.task.env);
+    return this.shared.env[name];
   }
 
   secret(name: string): string {

@@ -37,6 +37,8 @@ export interface PipelineSettings {
   readonly experimentId: string;
   readonly flowRunId: string;
   readonly secrets: SecretRegistry;
+  /** The run's environment: the cache keys the variables a task declares with it, and the task reads them from it (ctx.env, a child's environment). */
+  readonly env: NodeJS.ProcessEnv;
   /** Folder for task artifacts when the tracker keeps none locally. */
   readonly workDir: string;
   /** The run's cache, when on. */
@@ -95,6 +97,7 @@ export class TaskPipeline {
         tracker: s.tracker,
         workDir: s.workDir,
         secrets: s.secrets,
+        env: s.env,
         paramsCheck: { flowName: s.flowName, values: s.params },
         emit: s.emit,
       },

@@ -29,6 +29,7 @@ import { rejectOnAbort } from "../pipeline/attempts.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
 import { unsaidMisspeltVariables } from "./env-names.ts";
+import { processEnvReaderWarnings } from "./env-readers.ts";
 
 /** Options of `flow.run()`; every one is checked where it enters. */
 export interface RunOptions {
@@ -600,6 +601,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     experimentId,
     flowRunId,
     secrets,
+    env,
     workDir: root,
     emit: (e) => emitToRun(e),
     ...(cache ? { cache: { ...cache, ...(forced ? { forced } : {}), ...(forcedItemIds ? { forcedItems: forcedItemIds } : {}) } } : {}),
@@ -623,6 +625,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     for (const message of closerWarnings) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
     // A variable a typo away from one Cairn reads is ignored: said, unless this process said it already (`cairn` does when it starts).
     for (const message of unsaidMisspeltVariables(env)) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
+    for (const message of processEnvReaderWarnings(definition, env)) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
     emitToRun({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, ...(url ? { url } : {}), time: Date.now() });
     if (storeDown) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: storeDownWarning(storeDown, true), time: Date.now() });
     if (unusedPools) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: unusedPools, time: Date.now() });

@@ -51,6 +51,18 @@ export function trackingEnv(ctx: object): Readonly<Record<string, string>> {
   return (ctx as { [TRACKING_ENV]?: () => Readonly<Record<string, string>> })[TRACKING_ENV]?.() ?? {};
 }
 
+/**
+ * @internal A context's method through which an executor gets the variables its task declares
+ * with `.env()`, as the run's environment gives them (`undefined`: unset there): what entered the
+ * task's cache key, for the child process it starts. `Symbol.for`, as HOLD_WORK.
+ */
+export const DECLARED_ENV: unique symbol = Symbol.for("cairn.declaredEnv") as never;
+
+/** The task's declared variables as the run gives them (see DECLARED_ENV); none for a context made outside the engine. */
+export function declaredEnv(ctx: object): Readonly<Record<string, string | undefined>> {
+  return (ctx as { [DECLARED_ENV]?: () => Readonly<Record<string, string | undefined>> })[DECLARED_ENV]?.() ?? {};
+}
+
 /** Logs params, metrics and tags to the task's run. */
 export interface RunLog {
   /** Records a param (stringified). */
@@ -110,6 +122,14 @@ export interface TaskContext<Params = Record<string, unknown>> {
   readonly logger: TaskLogger;
   /** Where this run is recorded, for child processes that log to it themselves (MLFLOW_RUN_ID and friends). */
   readonly tracking: TrackingInfo;
+  /**
+   * The value of environment variable `name` in the run's environment (`run({ env })`, else
+   * `process.env`), as it entered the task's cache key; `undefined` when it is unset there. Only
+   * the variables the task declares with `.env()` can be read: another name throws
+   * UndeclaredEnvError. Read it instead of `process.env` when a run is given its own `env`.
+   * @example task("fetch").env("REGION").run((_, ctx) => ({ region: ctx.env("REGION") ?? "eu" }))
+   */
+  env(name: string): string | undefined;
   /** A secret from the environment or the secrets file. Never logged; outputs, params, tags and metric keys carrying it are refused. */
   secret(name: string): string;
   /**

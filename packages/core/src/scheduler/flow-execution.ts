@@ -50,6 +50,8 @@ export interface ExecutionSettings {
   experimentId: string;
   flowRunId: string;
   secrets: SecretRegistry;
+  /** The run's environment (see PipelineSettings.env). */
+  env: NodeJS.ProcessEnv;
   /** Folder for task artifacts when the tracker keeps none locally. */
   workDir: string;
   /** The cache, when on. */
@@ -96,10 +98,10 @@ export class FlowExecution {
     for (const [name, limit] of Object.entries(s.pools)) this.pools.set(name, new Slots(limit));
     this.remaining = s.graph.order.length;
     this.done = new Promise((resolve) => (this.finished = resolve));
-    const { tracker, experimentId, flowRunId, secrets, workDir, params, emit, interceptors, runTags } = s;
+    const { tracker, experimentId, flowRunId, secrets, env, workDir, params, emit, interceptors, runTags } = s;
     const flowName = s.graph.definition.name;
     const signal = this.controller.signal;
-    this.pipeline = new TaskPipeline({ flowName, params, tracker, experimentId, flowRunId, secrets, workDir, emit, signal, closeBeside: true, ...(interceptors ? { interceptors } : {}), ...(runTags ? { runTags } : {}), ...(s.cache ? { cache: s.cache.tasks } : {}) });
+    this.pipeline = new TaskPipeline({ flowName, params, tracker, experimentId, flowRunId, secrets, env, workDir, emit, signal, closeBeside: true, ...(interceptors ? { interceptors } : {}), ...(runTags ? { runTags } : {}), ...(s.cache ? { cache: s.cache.tasks } : {}) });
     const list = s.graph.definition.nodes;
     const { index, dependencies, dependants, priority, order } = s.graph.indexed;
     this.index = index;

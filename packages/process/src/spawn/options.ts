@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { checkKnownKeys, LONGEST_TIMER, LONGEST_TIMER_MS, OptionError, type TaskContext } from "@cairn/core";
+import { checkKnownKeys, declaredEnv, LONGEST_TIMER, LONGEST_TIMER_MS, OptionError, type TaskContext } from "@cairn/core";
 
 /** Common settings of the process kinds. */
 export interface ProcessOptions {
@@ -44,14 +44,20 @@ export function checkProcessOptions(name: string, o: ProcessOptions, kind?: { ki
 }
 
 /**
- * The process environment for a run: static env, plus the secrets the task asked for (masked in its
- * logs by ctx.mask, as every known secret). A task's own PYTHONPATH comes after Cairn's helper
- * folder (`extra`'s first entry) rather than replacing it, so `import cairn_task` keeps working.
+ * The process environment for a run: the variables the task declares with `.env()` as the run's
+ * environment gives them (what its cache key holds: `run({ env })` may differ from `process.env`,
+ * which the child starts from, and a variable unset there is unset for the child), then its static
+ * env, plus the secrets the task asked for (masked in its logs by ctx.mask, as every known
+ * secret). A task's own PYTHONPATH comes after Cairn's helper folder (`extra`'s first entry)
+ * rather than replacing it, so `import cairn_task` keeps working.
  */
 export function processEnv(o: ProcessOptions, ctx: TaskContext, extra: Record<string, string | undefined> = {}) {
-  const env: Record<string, string | undefined> = { ...extra, ...o.env };
-  if (extra.PYTHONPATH !== undefined && o.env?.PYTHONPATH !== undefined) {
-    env.PYTHONPATH = o.env.PYTHONPATH ? `${PYTHON_HELPER_DIR}${delimiter}${o.env.PYTHONPATH}` : PYTHON_HELPER_DIR;
+  const declared = declaredEnv(ctx);
+  const env: Record<string, string | undefined> = { ...extra, ...declared, ...o.env };
+  const ownPythonPath = o.env?.PYTHONPATH !== undefined || "PYTHONPATH" in declared;
+  if (extra.PYTHONPATH !== undefined && ownPythonPath) {
+    const own = o.env?.PYTHONPATH ?? declared.PYTHONPATH;
+    env.PYTHONPATH = own ? `${PYTHON_HELPER_DIR}${delimiter}${own}` : PYTHON_HELPER_DIR;
   }
   for (const s of o.secrets ?? []) env[s] = ctx.secret(s);
   return { env };
