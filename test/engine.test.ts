@@ -426,6 +426,36 @@ describe("failures", () => {
     expect(JSON.stringify(r)).not.toContain("s3cr3t");
   });
 
+  it("turns a thrown Proxy whose getPrototypeOf trap throws into NonErrorThrownError, not the trap's error; with retries and an interceptor too", async () => {
+    const trapped = () =>
+      new Proxy(
+        { what: "proxy" },
+        {
+          getPrototypeOf() {
+            throw new Error("the trap's own error");
+          },
+        },
+      );
+    const plain = task("plain").run(() => {
+      throw trapped();
+    });
+    const retried = task("retried")
+      .retries(1, { minDelayMs: 0, maxDelayMs: 0 })
+      .run(() => {
+        throw trapped();
+      });
+    const r = await (
+      await flow("nonerr-proxy")
+        .build(() => (plain(), retried(), {}))
+        .run({ ...off, failurePolicy: "continue", interceptors: [(_, next) => next()] })
+    ).wait();
+    for (const name of ["plain", "retried"]) {
+      expect(r.tasks[name]!.error?.name, name).toBe("NonErrorThrownError");
+      expect(r.tasks[name]!.error?.message, name).toContain(`Task "${name}" threw a non-Error value`);
+    }
+    expect(r.tasks.retried!.attempts).toBe(2);
+  });
+
   it("keeps the message and stack of an Error made in another realm", async () => {
     const realm = task("realm").run(() => {
       throw runInNewContext("new TypeError('from another realm')");

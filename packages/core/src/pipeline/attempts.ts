@@ -18,7 +18,7 @@ import { intercept, type TaskInterceptor } from "./intercept.ts";
 import { checkOutputs } from "./outputs.ts";
 import { isRetryableError } from "./retryable.ts";
 import { RunningTaskContext, type SharedContext, taskArtifactDir, type WorkHolder } from "./running-task-context.ts";
-import { StopReason } from "./stop.ts";
+import { isStopReason } from "./stop.ts";
 import { ATTEMPT_STARTS_TAG } from "./task-run.ts";
 
 /** What the attempts of every task of one flow run share. */
@@ -205,7 +205,7 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
       // Read from the stack only now, when an attempt failed: a stack's text costs its making.
       // isError, not instanceof: an Error made in another realm (a `vm` context) keeps its message and stack.
       if (isError(error) && node.task.errorSource && !(signal.aborted && error === signal.reason)) noteErrorSource(error, node.task.errorSource(error));
-      if (isError(error) || error instanceof StopReason) throw error;
+      if (isError(error) || isStopReason(error)) throw error;
       // Its preview is masked before it is cut: a secret cut in two would not be recognised after.
       throw new NonErrorThrownError(node.id, error, (text) => scope.shared.secrets.mask(text));
     }
@@ -227,7 +227,7 @@ export function rejectOnAbort(signal: AbortSignal): Promise<never> {
 
 function isRetryable(error: unknown, flowSignal: AbortSignal): boolean {
   if (flowSignal.aborted) return false;
-  if (error instanceof StopReason || CancelledError.is(error)) return false;
+  if (isStopReason(error) || CancelledError.is(error)) return false;
   return isRetryableError(error);
 }
 

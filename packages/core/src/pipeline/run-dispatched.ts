@@ -11,7 +11,7 @@ import type { Tracker } from "../tracking/tracker.ts";
 import type { DispatchedOutcome, DispatchedTask } from "./dispatch.ts";
 import type { TaskInterceptor } from "./intercept.ts";
 import type { PipelineTask, TaskOutcome } from "./run-task.ts";
-import { StopReason, stopInfo } from "./stop.ts";
+import { isStopReason, StopReason, stopInfo } from "./stop.ts";
 import { TaskPipeline } from "./task-pipeline.ts";
 
 /** What a process that runs dispatched tasks brings of its own. */
@@ -88,6 +88,6 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
 /** What a task ended with, as an Error: a stop is told by its own error (the cancel this worker got) or as the coordinator tells it, not as "[object Object]". */
 function asError(thrown: unknown): Error {
   if (isError(thrown)) return thrown;
-  if (thrown instanceof StopReason) return isError(thrown.detail) ? thrown.detail : Object.assign(new Error(), stopInfo(thrown));
+  if (isStopReason(thrown)) return isError(thrown.detail) ? thrown.detail : Object.assign(new Error(), stopInfo(thrown));
   return new Error(toErrorInfo(thrown).message);
 }

@@ -17,7 +17,7 @@ import { RunRecorder } from "../tracking/run-recorder.ts";
 import { writeRunFiles } from "../tracking/run-files.ts";
 import { type AttemptScope, runAttempts, type TaskAttempts } from "./attempts.ts";
 import type { WorkHolder } from "./running-task-context.ts";
-import { StopReason } from "./stop.ts";
+import { isStopReason } from "./stop.ts";
 import { createTaskRun, DURATION_TAG, finishTaskRun, logInputs, type RecordScope } from "./task-run.ts";
 
 /** A succeeded task's run that could not be closed beside the flow: why, and whether it was left RUNNING (not even marked FAILED). */
@@ -156,7 +156,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
   } catch (error) {
     // A task running when the flow was stopped ends cancelled, whatever it threw on its way out.
     const stop = scope.flowSignal.aborted ? scope.flowSignal.reason : undefined;
-    const cancelled = stop instanceof StopReason || CancelledError.is(error);
+    const cancelled = isStopReason(stop) || CancelledError.is(error);
     // Stopped while its process group is being ended (SIGTERM, then SIGKILL after killGraceMs):
     // the flow waits for the group, and for its logs to be sent, so that the run is closed with
     // its whole record, and `cairn` does not exit over a cleanup that is under way.

@@ -14,12 +14,25 @@ export class StopReason {
 }
 
 /**
+ * Whether `value` is a {@link StopReason}. Never throws: what a task threw is asked, and a Proxy
+ * whose `getPrototypeOf` trap throws would throw out of `instanceof` instead of failing the task
+ * with NonErrorThrownError.
+ */
+export function isStopReason(value: unknown): value is StopReason {
+  try {
+    return value instanceof StopReason;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The error a task that a stop ended before it started carries: as {@link stopInfo}, but a flow
  * that failed outside its tasks is named, not quoted: its error is the flow's, said once, not
  * once for each of its tasks.
  */
 export function notStartedInfo(reason: unknown): ErrorInfo {
-  if (reason instanceof StopReason && reason.kind === "flow-failed") {
+  if (isStopReason(reason) && reason.kind === "flow-failed") {
     return { name: "FlowFailed", message: "Skipped because the flow failed before this task started (the flow's error says why)." };
   }
   return stopInfo(reason);
@@ -27,7 +40,7 @@ export function notStartedInfo(reason: unknown): ErrorInfo {
 
 /** The error a task ended by a stop carries. */
 export function stopInfo(reason: unknown): ErrorInfo {
-  if (reason instanceof StopReason) {
+  if (isStopReason(reason)) {
     if (reason.kind === "fail-fast") {
       return { name: "FailFast", message: `Stopped because task "${String(reason.detail)}" failed and the failure policy is fail-fast.` };
     }

@@ -115,10 +115,15 @@ export function placeNode(event: TaskEvent, node: { readonly item?: { readonly p
 /**
  * Whether `value` is an Error: made by this realm's `Error` or by another's (a `vm` context, a
  * worker's structured clone), where `instanceof Error` says no though it has its name, message
- * and stack.
+ * and stack. Never throws: a task may throw a Proxy whose `getPrototypeOf` trap throws, which
+ * `instanceof` runs; such a value is no Error.
  */
 export function isError(value: unknown): value is Error {
-  return value instanceof Error || types.isNativeError(value);
+  try {
+    return value instanceof Error || types.isNativeError(value);
+  } catch {
+    return false;
+  }
 }
 
 /**
