@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { getEventListeners } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -621,6 +622,37 @@ describe("cancellation", () => {
     const run = await flow("signal").build(() => (wait(), {})).run({ ...off, signal: ac.signal });
     setTimeout(() => ac.abort(), 30);
     expect((await run.wait()).status).toBe("cancelled");
+  });
+
+  it("one AbortSignal given to many runs at once holds one listener of Cairn's: no MaxListenersExceededWarning; aborting it cancels every run, and runs that end leave none", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => void warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      const wait = task("wait").run(async (_, ctx) => {
+        await sleep(10_000, ctx.signal);
+        return {};
+      });
+      const waiting = flow("shared-signal").build(() => (wait(), {}));
+      const quick = flow("shared-signal-quick").build(() => ({ s: add({ a: 1, b: 2 }).sum }));
+      const app = new AbortController();
+      // Runs that end by themselves take theirs away.
+      const done = await Promise.all(Array.from({ length: 15 }, () => quick.run({ ...off, signal: app.signal })));
+      expect((await Promise.all(done.map((r) => r.wait()))).map((r) => r.status)).toEqual(Array(15).fill("succeeded"));
+      expect(getEventListeners(app.signal, "abort")).toHaveLength(0);
+
+      const runs = await Promise.all(Array.from({ length: 15 }, () => waiting.run({ ...off, signal: app.signal })));
+      await sleep(100);
+      expect(getEventListeners(app.signal, "abort")).toHaveLength(1);
+      app.abort(new Error("app shutting down"));
+      const results = await Promise.all(runs.map((r) => r.wait()));
+      expect(results.map((r) => r.status)).toEqual(Array(15).fill("cancelled"));
+      expect(results[0]!.error?.message).toContain("app shutting down");
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((w) => w.name === "MaxListenersExceededWarning")).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
   });
 
   it("refuses a signal that is not an AbortSignal where it enters", async () => {

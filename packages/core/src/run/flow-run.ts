@@ -30,6 +30,7 @@ import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
 import { unsaidMisspeltVariables } from "./env-names.ts";
 import { processEnvReaderWarnings } from "./env-readers.ts";
+import { onAbort } from "./abort-listeners.ts";
 
 /** Options of `flow.run()`; every one is checked where it enters. */
 export interface RunOptions {
@@ -509,13 +510,14 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   let opened: Tracker | undefined;
   let hurried: (() => void) | undefined;
   const hurry = () => void (opened && (hurried ??= opened.hurry?.() ?? (() => {})));
+  let offHurry: (() => void) | undefined;
   try {
-    options.signal?.addEventListener("abort", hurry, { once: true });
+    if (options.signal) offHurry = onAbort(options.signal, hurry);
   } catch {
     // A signal that cannot be listened to fails the run where the run listens to it, once started.
   }
   const settled = () => {
-    options.signal?.removeEventListener("abort", hurry);
+    offHurry?.();
     hurried?.();
   };
   let tracking: Awaited<ReturnType<typeof openTracking>>;
@@ -631,9 +633,9 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     if (unusedPools) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: unusedPools, time: Date.now() });
     let status: FlowStatus;
     let error: ErrorInfo | undefined;
-    const onAbort = () => execution.cancel(options.signal?.reason);
+    const cancelOnAbort = () => execution.cancel(options.signal?.reason);
     let graphLogged = false;
-    options.signal?.addEventListener("abort", onAbort, { once: true });
+    const offAbort = options.signal ? onAbort(options.signal, cancelOnAbort) : undefined;
     try {
       await lookAhead;
       // The flow run's own record: its params and graph, and in the embedded store its run file
@@ -658,7 +660,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       status = "failed";
       error = toErrorInfo(e);
     } finally {
-      options.signal?.removeEventListener("abort", onAbort);
+      offAbort?.();
     }
     let outputs: Outputs | undefined;
     if (status === "succeeded") {
@@ -750,8 +752,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
         const offCancel = execution.onCancel((reason) => cancelled.abort(reason));
         // The run's own `signal` too, when it aborts while the hook runs (its listener above is gone by now).
         const onSignal = () => cancelled.abort(options.signal?.reason);
-        options.signal?.addEventListener("abort", onSignal, { once: true });
-        const off = () => (offCancel(), options.signal?.removeEventListener("abort", onSignal));
+        const offSignal = options.signal ? onAbort(options.signal, onSignal) : undefined;
+        const off = () => (offCancel(), offSignal?.());
         await Promise.race([Promise.resolve().then(() => beforeEnd({ ...told, signal: cancelled.signal })), rejectOnAbort(cancelled.signal)])
           .catch((e: unknown) => {
             const { name, message } = cancelled.signal.aborted
