@@ -5,8 +5,8 @@
  */
 import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { CacheStore, type CacheEntry, type HeldLease } from "@cairn/cache";
+import { describe, expect, it, vi } from "vitest";
+import { CacheStore, type CacheEntry, computeCacheKey, EmbeddedKeyvStore, type HeldLease } from "@cairn/cache";
 import { explainTask, openFlowCache, planFlow } from "@cairn/core";
 import { type Artifact, LocalStore, type RunEvent, flow, task } from "@cairn/dsl";
 import { entryFiles, runCollect, sleep, statuses, taskEvents, tmp } from "./helpers.ts";
@@ -785,5 +785,44 @@ describe("the outputs manifest", () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe("why a task missed, in a store that holds other flows' entries", () => {
+  it("reads none of another flow's 1,000 entries, at each run's miss and at eight runs' at once, and still names the nearest entry of its own", async () => {
+    const root = await tmp();
+    const reads = task("reads").run((_: Record<string, never>, ctx) => ({ y: Number(ctx.params.n) + 1 }));
+    const twice = task("twice").input<{ y: number }>().run(({ y }) => ({ z: y * 2 }));
+    const f = flow("miss-among-others").params<{ n: number }>().build(() => ({ z: twice({ y: reads({}).y }).z }));
+    const first = await runCollect(f, { root, params: { n: 1 } });
+    expect(statuses(first.result)).toEqual({ reads: "succeeded", twice: "succeeded" });
+    const store = await CacheStore.fromUrl(undefined, { root });
+    const others = new Set<string>();
+    for (let i = 0; i < 1000; i++) {
+      const { key, ingredients } = computeCacheKey({ taskName: `other-${i % 10}`, code: "() => {}", inputs: { i }, env: {} });
+      await store.set({ key, taskName: `other-${i % 10}`, ingredients, sourceRunId: "r".repeat(32), tracker: { kind: "local", uri: "file:///elsewhere" }, outputs: { values: { i }, artifacts: [] } });
+      others.add(key);
+    }
+    await store.close();
+    const read: string[] = [];
+    const get = EmbeddedKeyvStore.prototype.get;
+    const spy = vi.spyOn(EmbeddedKeyvStore.prototype, "get").mockImplementation(function (this: EmbeddedKeyvStore, key: string) {
+      read.push(key.slice(key.indexOf(":") + 1));
+      return get.call(this, key);
+    });
+    try {
+      const second = await runCollect(f, { root, params: { n: 2 } });
+      const recorded = await new LocalStore({ root }).getRun(second.result.tasks.reads!.runId!);
+      expect(JSON.parse(recorded!.tags["cairn.miss_reason"]!)).toEqual({
+        kind: "changed",
+        nearest: { runId: first.result.tasks.reads!.runId, createdAt: expect.any(Number), changes: ["param `n` changed from 1 to 2"] },
+      });
+      const eight = await Promise.all([3, 4, 5, 6, 7, 8, 9, 10].map((n) => runCollect(f, { root, params: { n } })));
+      expect(eight.map((r) => r.result.status)).toEqual(Array(8).fill("succeeded"));
+    } finally {
+      spy.mockRestore();
+    }
+    // Before, each run's first miss read every entry of the store to say why it missed.
+    expect(read.filter((key) => others.has(key))).toEqual([]);
   });
 });

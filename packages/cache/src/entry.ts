@@ -65,7 +65,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** Of a task's earlier entries, the newest this many are compared with: bounds the work for a map's thousands of items. */
-const NEAREST_CANDIDATES = 25;
+export const NEAREST_CANDIDATES = 25;
 
 /**
  * The entries made before `before` (epoch ms), by task name, at most {@link NEAREST_CANDIDATES}

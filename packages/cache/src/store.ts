@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { CORRUPT, type CacheBackend, redactUrl } from "./backends/_backend.ts";
+import { CORRUPT, type CacheBackend, type StoredValue, redactUrl } from "./backends/_backend.ts";
 import { parseStoreUrl } from "./store-url.ts";
 import { openEmbeddedBackend } from "./backends/embedded.ts";
 import { type CacheEntry, type NewCacheEntry, parseCacheEntry } from "./entry.ts";
@@ -49,6 +49,15 @@ export interface ListOptions {
   taskName?: string;
   /** At most this many, newest first. */
   limit?: number;
+  /** Only entries created before this time (epoch ms): those a run that began then could compare with. */
+  before?: number;
+  /**
+   * With `taskName` and `keep`: read through the store's index by task, where it keeps one (the
+   * embedded store), so that no other task's entry is read, and with a `limit`, about that many.
+   * It leaves out entries that a Cairn from before the index wrote after the store's first such
+   * listing: for a miss's reason, which explains, not for what decides.
+   */
+  indexed?: boolean;
   /** Malformed and expired entries are skipped but left in the store (for callers that only read, as `cairn explain`). */
   keep?: boolean;
 }
@@ -140,6 +149,14 @@ export class CacheStore {
   /** Which kind of store this is. */
   get kind(): "embedded" | "redis" | "postgres" {
     return this.backend.kind;
+  }
+
+  /**
+   * Whether {@link list} with `taskName`, `keep` and `indexed` reads that task's entries alone
+   * (the embedded store's index by task); else it reads every entry, as a listing of all does.
+   */
+  get indexesTasks(): boolean {
+    return this.backend.storedEntriesOf !== undefined;
   }
 
   /** Where the store is (a folder or a URL without its password), for messages. */
@@ -240,7 +257,12 @@ export class CacheStore {
         entry.sizeBytes ??
         entry.outputs.artifacts.reduce((sum, artifact) => sum + (artifact.size || 0), 0) + Buffer.byteLength(valuesJson ?? ""),
     };
-    await this.call("write an entry", () => this.backend.keyv.set(entry.key, stored, options.ttlMs));
+    const backend = this.backend;
+    await this.call("write an entry", async () => {
+      // Indexed first: a marker without its entry is skipped, an entry without one is found by reading it.
+      await backend.noteEntry?.(stored);
+      return backend.keyv.set(entry.key, stored, options.ttlMs);
+    });
     return stored;
   }
 
@@ -253,9 +275,15 @@ export class CacheStore {
   /**
    * Every live entry, newest first (for `cairn cache ls`). Reads each entry,
    * so it costs one read per entry; malformed (unless `keep`) and expired entries are evicted.
+   * A task's entries, only read through the index (`taskName`, `keep` and `indexed`), cost a read
+   * of that task's entries alone in the embedded store, and with a `limit`, of about that many.
    */
   async list(options: ListOptions = {}): Promise<CacheEntry[]> {
     if (options.limit !== undefined) checkPositiveInteger("limit", options.limit);
+    if (options.before !== undefined && !Number.isFinite(options.before)) throw new CacheOptionError("before", "a time in epoch ms", options.before);
+    const { taskName, before } = options;
+    const storedOf = this.backend.storedEntriesOf?.bind(this.backend);
+    if (options.indexed === true && options.keep === true && taskName !== undefined && storedOf) return this.listIndexed(storedOf(taskName, before), taskName, options);
     const entries: CacheEntry[] = [];
     await this.call("list entries", async () => {
       const bad: string[] = [];
@@ -270,12 +298,31 @@ export class CacheStore {
       for await (const [key, value] of live) {
         const entry = parseCacheEntry(value, key);
         if (entry === undefined) bad.push(key);
-        else if (options.taskName === undefined || entry.taskName === options.taskName) entries.push(entry);
+        else if ((taskName === undefined || entry.taskName === taskName) && (before === undefined || entry.createdAt < before)) entries.push(entry);
       }
       if (options.keep !== true) for (const key of bad) await this.backend.keyv.delete(key);
     });
     entries.sort((a, b) => b.createdAt - a.createdAt);
     return options.limit === undefined ? entries : entries.slice(0, options.limit);
+  }
+
+  /**
+   * {@link list} of one task's entries, only read, from a store's index by task: newest first
+   * as indexed, so that `limit` stops the reads.
+   */
+  private async listIndexed(stored: AsyncIterable<[string, StoredValue]>, taskName: string, options: ListOptions): Promise<CacheEntry[]> {
+    const entries: CacheEntry[] = [];
+    const now = Date.now();
+    await this.call("list entries", async () => {
+      for await (const [key, s] of stored) {
+        if (s.expires !== undefined && s.expires <= now) continue;
+        const entry = parseCacheEntry(s.value, key);
+        if (entry === undefined || entry.taskName !== taskName || (options.before !== undefined && entry.createdAt >= options.before)) continue;
+        entries.push(entry);
+        if (options.limit !== undefined && entries.length >= options.limit) break;
+      }
+    });
+    return entries.sort((a, b) => b.createdAt - a.createdAt);
   }
 
   /** Removes every entry, or only those of `taskName`; returns how many were removed. */

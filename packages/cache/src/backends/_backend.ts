@@ -65,6 +65,14 @@ export interface CacheBackend {
    */
   readStored?(key: string): Promise<StoredValue | undefined>;
   storedEntries?(): AsyncIterable<[string, StoredValue]>;
+  /**
+   * For a store that keeps an index of its entries by task (the embedded one): as
+   * {@link storedEntries}, of `taskName`'s entries made before `before` only, newest first,
+   * reading no entry of another task. Without it, a task's entries are found by reading all.
+   */
+  storedEntriesOf?(taskName: string, before?: number): AsyncIterable<[string, StoredValue]>;
+  /** Records `entry` in that index; called before the entry is written. */
+  noteEntry?(entry: { key: string; taskName: string; createdAt: number }): Promise<void>;
   /** The failure to report for `error` (an adapter's generic "not connected" becomes why it is not). */
   explain?(error: unknown): unknown;
   /**

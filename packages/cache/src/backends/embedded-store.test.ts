@@ -1,10 +1,10 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Keyv } from "keyv";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { fixture, lineFrom, runTs, startTs } from "../../test/_child.ts";
 import { makeEntry } from "../../test/store-suite.ts";
 import { CacheStore, currentOwner } from "../index.ts";
@@ -89,6 +89,66 @@ describe("EmbeddedKeyvStore (keyv adapter)", () => {
     const entry = makeEntry();
     await store.set(entry);
     expect(await store.get(entry.key)).toBeDefined();
+  });
+});
+
+describe("a task's entries listed through the index by task", () => {
+  /** The keys the embedded store reads while `list` runs. */
+  async function keysRead<T>(list: () => Promise<T>): Promise<{ result: T; read: string[] }> {
+    const read: string[] = [];
+    const get = EmbeddedKeyvStore.prototype.get;
+    const spy = vi.spyOn(EmbeddedKeyvStore.prototype, "get").mockImplementation(function (this: EmbeddedKeyvStore, key: string) {
+      read.push(key.slice(key.indexOf(":") + 1));
+      return get.call(this, key);
+    });
+    try {
+      return { result: await list(), read };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  async function fill(store: CacheStore, taskName: string, count: number, createdAt = 1_000): Promise<string[]> {
+    const keys: string[] = [];
+    for (let i = 0; i < count; i++) keys.push((await store.set(makeEntry(taskName, { createdAt: createdAt + i }))).key);
+    return keys;
+  }
+
+  it("reads none of another task's 1,000 entries, and of its own only the newest `limit` made `before`", async () => {
+    const store = await CacheStore.fromUrl(undefined, { root });
+    const others = new Set(await fill(store, "other-flow-task", 1000));
+    const mine = await fill(store, "train", 40);
+    await store.list({ taskName: "train", keep: true, indexed: true }); // marks what came before the index: nothing here
+    const { result, read } = await keysRead(() => store.list({ taskName: "train", keep: true, indexed: true, before: 1_030, limit: 25 }));
+    expect(read.filter((key) => others.has(key))).toEqual([]);
+    expect(read.length).toBeLessThanOrEqual(32);
+    // What the listing of every entry gives, filtered as a miss would.
+    expect(result.map((e) => e.key)).toEqual(mine.slice(5, 30).reverse());
+    const whole = (await store.list({ keep: true })).filter((e) => e.taskName === "train" && e.createdAt < 1_030).slice(0, 25);
+    expect(result).toEqual(whole);
+  });
+
+  it("marks the entries made before the index once, then reads only the task's own; a deleted entry is left out, and prune sweeps its marker", async () => {
+    const store = await CacheStore.fromUrl(undefined, { root });
+    const others = new Set(await fill(store, "other-flow-task", 50));
+    const mine = await fill(store, "train", 3);
+    // As a Cairn without the index left the store.
+    await rm(join(root, "cache", "index"), { recursive: true });
+    const first = await keysRead(() => store.list({ taskName: "train", keep: true, indexed: true }));
+    expect(first.result.map((e) => e.key)).toEqual([...mine].reverse());
+    const again = await CacheStore.fromUrl(undefined, { root }); // another process: the marks are on disk
+    const second = await keysRead(() => again.list({ taskName: "train", keep: true, indexed: true }));
+    expect(second.result.map((e) => e.key)).toEqual([...mine].reverse());
+    expect(second.read.filter((key) => others.has(key))).toEqual([]);
+    await again.delete(mine[2]!);
+    expect((await again.list({ taskName: "train", keep: true, indexed: true })).map((e) => e.key)).toEqual([mine[1], mine[0]]);
+    const task = (await readdir(join(root, "cache", "index", "cairn"))).find((name) => !name.startsWith(".") && createHash("sha256").update("train").digest("hex").startsWith(name))!;
+    const markers = () => readdir(join(root, "cache", "index", "cairn", task));
+    expect(await markers()).toHaveLength(3);
+    await again.set(makeEntry("train", { key: mine[0]!, createdAt: 5_000 })); // the same key again: a newer marker
+    for (const name of await markers()) await utimes(join(root, "cache", "index", "cairn", task, name), new Date(0), new Date(0));
+    await again.prune();
+    expect((await markers()).sort()).toEqual([`1001-${mine[1]}`, `5000-${mine[0]}`]);
   });
 });
 

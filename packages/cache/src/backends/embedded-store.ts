@@ -111,7 +111,8 @@ export class EmbeddedKeyvStore extends EventEmitter implements KeyvStoreAdapter 
 
   async disconnect(): Promise<void> {}
 
-  private async *keys(namespace?: string): AsyncGenerator<string> {
+  /** The keys of `namespace` (all when none), from the files' names: reads no entry. */
+  async *keys(namespace?: string): AsyncGenerator<string> {
     const prefix = namespace ? `${namespace}:` : "";
     for (const name of await this.names()) {
       const key = keyOfFileName(name, EXTENSION);

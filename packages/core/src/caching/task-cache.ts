@@ -20,6 +20,7 @@ import {
   describePath,
   hashValue,
   earlierByTask,
+  NEAREST_CANDIDATES,
   nearestEntry,
   parseCacheEntry,
   partialPath,
@@ -293,10 +294,14 @@ export class TaskCache {
    * are the flow's literals and params.
    */
   private readonly inputDigests = new WeakMap<object, string>();
-  /** The store's entries made before this run, by task, newest first: listed once, at the run's first miss. */
-  private earlier: Promise<Map<string, CacheEntry[]>> | undefined;
-  /** When the misses stop waiting for {@link earlier}: {@link MISS_REASON_LIST_MS} after it began. */
-  private earlierBy: number | undefined;
+  /**
+   * The store's entries made before this run, newest first, of each task that missed: listed once
+   * a task, at its first miss, and that task's only, by a store that indexes its entries by task
+   * (the embedded one reads no other task's entries for it); else all of them once, at the run's
+   * first miss (under {@link ALL_TASKS}), for every task. `by`: when the misses stop waiting,
+   * {@link MISS_REASON_LIST_MS} after it began.
+   */
+  private readonly earlier = new Map<string, { byTask: Promise<Map<string, CacheEntry[]>>; by: number }>();
   /** The experiment's index documents by task, read once for a plan's or explain's comparisons (see {@link earlierEntries}). */
   private indexDocuments: Promise<IndexDocuments> | undefined;
 
@@ -318,9 +323,9 @@ export class TaskCache {
 
   /**
    * Why a task missed, from what its lookup met (`unused`: an entry it could not use), else
-   * from the task's nearest entry made before this run (one listing of the store for the whole
-   * run, at its first miss, before this run's entries could replace the ones it compares with):
-   * the value of `MISS_REASON_TAG` its run records. Never rejects.
+   * from the task's nearest entry made before this run (listed at its first miss, before this
+   * run's entries could replace the ones it compares with, see {@link earlier}): the value of
+   * `MISS_REASON_TAG` its run records. Never rejects.
    */
   async missReason(key: TaskKey, task: Pick<TaskDefinition, "name" | "describeResolved">, unused: UnusedEntry | undefined): Promise<string> {
     let reason: MissReason;
@@ -329,9 +334,8 @@ export class TaskCache {
     else if (unused?.expired) reason = expiredMiss(unused.expired, Date.now());
     else {
       try {
-        this.earlierBy ??= Date.now() + MISS_REASON_LIST_MS;
-        this.earlier ??= this.store.list({ keep: true }).then((entries) => earlierByTask(entries, this.startedAt));
-        const earlier = await withinMs(this.earlier, this.earlierBy - Date.now());
+        const listing = this.earlierOf(task.name);
+        const earlier = await withinMs(listing.byTask, listing.by - Date.now());
         if (earlier === undefined) return missReasonTag({ kind: "unlisted", error: `the cache store at ${this.store.location} took longer than ${MISS_REASON_LIST_MS / 1000} s to list (cairn explain compares with it)` });
         const best = nearestEntry(earlier.get(task.name) ?? [], this.storedIngredients(key), diffOptionsOf(task));
         reason = best
@@ -342,6 +346,21 @@ export class TaskCache {
       }
     }
     return missReasonTag(reason);
+  }
+
+  /** The listing a miss of `taskName` compares with (see {@link earlier}), begun at the first miss that needs it. */
+  private earlierOf(taskName: string): { byTask: Promise<Map<string, CacheEntry[]>>; by: number } {
+    const indexed = this.store.indexesTasks;
+    const name = indexed ? taskName : ALL_TASKS;
+    let listing = this.earlier.get(name);
+    if (!listing) {
+      const entries = indexed
+        ? this.store.list({ taskName, keep: true, indexed, before: this.startedAt, limit: NEAREST_CANDIDATES })
+        : this.store.list({ keep: true });
+      listing = { byTask: entries.then((e) => earlierByTask(e, this.startedAt)), by: Date.now() + MISS_REASON_LIST_MS };
+      this.earlier.set(name, listing);
+    }
+    return listing;
   }
 
   /**
@@ -1123,6 +1142,9 @@ const FRESH_ANSWER_MS = 10_000;
  * large shared store (40,000 entries in redis: 1.3 s) must not hold the runs' closings for long.
  */
 const MISS_REASON_LIST_MS = 5_000;
+
+/** Where {@link TaskCache.earlier} keeps the one listing of a store without an index by task (no task name is empty). */
+const ALL_TASKS = "";
 
 /** What `promise` gives within `ms` (none: only if it has already settled), else undefined (the promise goes on). */
 async function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
