@@ -825,4 +825,23 @@ describe("why a task missed, in a store that holds other flows' entries", () => 
     // Before, each run's first miss read every entry of the store to say why it missed.
     expect(read.filter((key) => others.has(key))).toEqual([]);
   });
+
+  it("eight runs that miss at once in one process share one listing of a store without an index by task (redis, postgres), not eight", async () => {
+    const { TaskCache } = await import("@cairn/core");
+    const root = await tmp();
+    const keyOf = (n: number) => computeCacheKey({ taskName: "t", code: "() => {}", inputs: { n }, env: {} });
+    const earlier = keyOf(0);
+    const entry: CacheEntry = { ...earlier, taskName: "t", sourceRunId: "e".repeat(32), tracker: { kind: "local", uri: "file:///x" }, outputs: { values: {}, artifacts: [] }, createdAt: Date.now() - 60_000, sizeBytes: 2 };
+    let listings = 0;
+    // As redis and postgres list: every entry read, for each listing.
+    const store = { kind: "redis", location: "redis://127.0.0.1:1", namespace: "cairn", indexesTasks: false, list: async () => (listings++, await sleep(100), [entry]) } as unknown as CacheStore;
+    const runs = Array.from({ length: 8 }, () => new TaskCache(store, new LocalStore({ root }), "0000000000000000", root, {}));
+    const reasons = await Promise.all(runs.map((cache, i) => cache.missReason(keyOf(i + 1), { name: "t" }, undefined)));
+    expect(reasons.map((r) => JSON.parse(r).nearest?.changes)).toEqual(Array.from({ length: 8 }, (_, i) => [`input \`n\` changed from 0 to ${i + 1}`]));
+    // Before, each run listed the whole store: eight listings.
+    expect(listings).toBe(1);
+    // Once that listing is done, a later run lists again: it sees the entries made since.
+    await new TaskCache(store, new LocalStore({ root }), "0000000000000000", root, {}).missReason(keyOf(9), { name: "t" }, undefined);
+    expect(listings).toBe(2);
+  });
 });

@@ -106,6 +106,8 @@ export class CacheStore {
   private constructor(
     private readonly backend: CacheBackend,
     private readonly retryMs = 0,
+    /** The prefix of its keys (see {@link CacheStoreOptions.namespace}). */
+    readonly namespace = "cairn",
   ) {}
 
   /**
@@ -133,17 +135,17 @@ export class CacheStore {
     checkPositiveInteger("connectTimeoutMs", connectTimeoutMs);
     const retryMs = options.retryMs ?? 1500;
     checkNonNegative("retryMs", retryMs);
-    if (url === undefined || url === "") return new CacheStore(openEmbeddedBackend(root, namespace));
+    if (url === undefined || url === "") return new CacheStore(openEmbeddedBackend(root, namespace), 0, namespace);
     if (typeof url !== "string") throw new CacheOptionError("url", "a string such as redis://127.0.0.1:6379", url);
     // The queue reads its redis URL by the same rules (parseStoreUrl), so the two agree on a URL.
     const store = parseStoreUrl(url, "cache URL");
     if (store.problem) throw new CacheStoreUrlError(redactUrl(url), { ...(store.cause === undefined ? {} : { cause: store.cause }), ...store.problem });
     if (store.scheme === "redis" || store.scheme === "rediss") {
       const { openRedisBackend } = await import("./backends/redis.ts");
-      return new CacheStore(await openRedisBackend(url, namespace, connectTimeoutMs), retryMs);
+      return new CacheStore(await openRedisBackend(url, namespace, connectTimeoutMs), retryMs, namespace);
     }
     const { openPostgresBackend } = await import("./backends/postgres.ts");
-    return new CacheStore(await openPostgresBackend(url, namespace, connectTimeoutMs), retryMs);
+    return new CacheStore(await openPostgresBackend(url, namespace, connectTimeoutMs), retryMs, namespace);
   }
 
   /** Which kind of store this is. */

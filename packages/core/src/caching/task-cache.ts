@@ -356,7 +356,7 @@ export class TaskCache {
     if (!listing) {
       const entries = indexed
         ? this.store.list({ taskName, keep: true, indexed, before: this.startedAt, limit: NEAREST_CANDIDATES })
-        : this.store.list({ keep: true });
+        : listWhole(this.store);
       listing = { byTask: entries.then((e) => earlierByTask(e, this.startedAt)), by: Date.now() + MISS_REASON_LIST_MS };
       this.earlier.set(name, listing);
     }
@@ -1142,6 +1142,28 @@ const FRESH_ANSWER_MS = 10_000;
  * large shared store (40,000 entries in redis: 1.3 s) must not hold the runs' closings for long.
  */
 const MISS_REASON_LIST_MS = 5_000;
+
+/**
+ * Listings of whole stores (those without an index by task: redis, postgres) under way in this
+ * process, by store: the runs that miss meanwhile, as a service's concurrent runs do, share one
+ * instead of each reading every entry. Dropped once settled: a later run lists again. So a run
+ * that joins a listing begun before it began compares with the entries made until the listing
+ * began, not with the few made in between (a miss's reason explains; it decides nothing).
+ */
+const wholeListings = new Map<string, Promise<CacheEntry[]>>();
+
+/** The store's entries, only read: the listing under way in this process if there is one (see {@link wholeListings}). */
+function listWhole(store: CacheStore): Promise<CacheEntry[]> {
+  const id = `${store.kind} ${store.location} ${store.namespace}`;
+  let listing = wholeListings.get(id);
+  if (!listing) {
+    const begun = store.list({ keep: true });
+    const drop = () => void (wholeListings.get(id) === begun && wholeListings.delete(id));
+    begun.then(drop, drop);
+    wholeListings.set(id, (listing = begun));
+  }
+  return listing;
+}
 
 /** Where {@link TaskCache.earlier} keeps the one listing of a store without an index by task (no task name is empty). */
 const ALL_TASKS = "";
