@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { explainTask, openFlowCache, planFlow, type PlannedTask } from "@cairn/core";
 import { flow, LocalStore, map, task } from "@cairn/dsl";
+import { kindTask, NO_RETRY } from "@cairn/dsl/kind";
 import { z } from "zod";
 import { entryFiles, filesIn, runCollect, sleep, statuses, tmp } from "./helpers.ts";
 
@@ -124,6 +125,37 @@ describe("a task below one that runs", () => {
     expect(explained.nearest?.changes.map((c) => c.path)).toEqual(["code"]);
     const { result } = await runCollect(both, { root });
     expect(statuses(result)).toEqual({ a: "succeeded", b: "succeeded" });
+  });
+
+  it("whose code resolves to something else (a model alias that moved) is said in the task's own words, as explain and the run say it", async () => {
+    const root = await tmp();
+    let version = 1;
+    // A kind whose code resolves when the flow runs, worded by the task as mlflowModel's alias is.
+    const score = kindTask<{ v: number }, { s: number }>({
+      definition: {
+        name: "score",
+        kind: "alias-model",
+        code: "alias-model:champion",
+        retry: NO_RETRY,
+        cache: {},
+        env: [],
+        resolveCode: async () => `version=${version}`,
+        describeResolved: (before, after) => `model alias \`champion\` moved from ${before.replace("=", " ")} to ${after.replace("=", " ")}`,
+        run: (inputs) => ({ s: (inputs as { v: number }).v * version }),
+      },
+    });
+    const a1 = task("a").input<{ n: number }>().run(({ n }) => ({ v: n + 1 }));
+    const a2 = task("a").input<{ n: number }>().run(({ n }) => ({ v: n + 2 }));
+    const make = (a: typeof a1) => flow("below-alias").build(() => ({ s: score({ v: a({ n: 1 }).v }).s }));
+    await runCollect(make(a1), { root });
+    version = 2;
+    const moved = make(a2);
+    const plan = await planOf(moved, root);
+    // Before: the generic words, `what the task's code resolves to (a model alias now naming another version, say) changed from "version=1" to "version=2"`.
+    expect(plan.find((p) => p.task === "score")!.reason).toBe('no cache entry matches it, whatever upstream task "a" hands it: model alias `champion` moved from version 1 to version 2');
+    const { tasks, params } = await openFlowCache(moved.definition, { root, params: {}, env: {} });
+    const explained = await explainTask(moved.definition, "score", { params, cache: tasks }).finally(() => tasks.store.close());
+    expect(explained.nearest?.changes.map((c) => c.message)).toContain("model alias `champion` moved from version 1 to version 2");
   });
 });
 

@@ -347,9 +347,11 @@ async function knownChanges(node: FlowNode, cache: TaskCache, earlierEntries: (t
   const { entries, searched, complete } = await earlierEntries(node.task.name);
   if (!complete) return undefined;
   const now = (await cache.keyFor(node, {})).ingredients;
+  // In the task's own words, as explain and the run's miss reason say it (a model alias that moved).
+  const options = diffOptionsOf(node.task);
   let best: { entry: CacheEntry; changes: IngredientChange[] } | undefined;
   for (const entry of entries) {
-    const changes = diffIngredients(entry.ingredients, now).filter((c) => !c.path.startsWith("inputs."));
+    const changes = diffIngredients(entry.ingredients, now, options).filter((c) => !c.path.startsWith("inputs."));
     if (!changes.length) return undefined;
     if (!best || changes.length < best.changes.length) best = { entry, changes };
   }
