@@ -700,6 +700,69 @@ describe("single flight on one store", () => {
     });
   });
 
+  /** A flow of one task, its key, another process's entry of that key, and the miss reason a run of it records. */
+  async function expiredScenario(name: string) {
+    const root = await tmp();
+    const made = task("made").run(() => ({ v: 1 }));
+    const f = flow(name).build(() => ({ v: made().v }));
+    const { tasks } = await openFlowCache(f.definition, { root, env: {} });
+    const key = await tasks.keyFor(f.definition.nodes[0]!, {});
+    await tasks.store.close();
+    const other = "e".repeat(32);
+    const entry = { key: key.key, taskName: "made", ingredients: key.ingredients, sourceRunId: other, tracker: { kind: "local", uri: root }, outputs: { values: { v: 2 }, artifacts: [] } };
+    const missReason = async (result: { tasks: Record<string, { runId?: string } | undefined> }) =>
+      JSON.parse((await new LocalStore({ root }).getRun(result.tasks.made!.runId!))!.tags["cairn.miss_reason"]!) as unknown;
+    return { root, f, key, other, entry, missReason };
+  }
+
+  it("an entry past its ttl when met after waiting on another process's lease is said to have expired, not a plain miss", async () => {
+    const { root, f, key, other, entry, missReason } = await expiredScenario("waited-expired");
+    const holder = await CacheStore.fromUrl(undefined, { root });
+    const lease = await holder.acquireLease(key.key, { ttlMs: 30_000, owner: "the test, as another process" });
+    expect(lease.acquired).toBe(true);
+    // The other process's entry is handed over, and its ttl runs out before this task looks at it.
+    const waiter = await CacheStore.fromUrl(undefined, { root });
+    const waitFor = waiter.waitFor.bind(waiter);
+    waiter.waitFor = async (k, options) => {
+      const handed = await waitFor(k, options);
+      await sleep(1_100);
+      return handed;
+    };
+    const run = await f.run({ root, env: {}, cache: { store: waiter } });
+    const events: RunEvent[] = [];
+    run.on((e) => events.push(e));
+    for (const until = Date.now() + 20_000; !taskEvents(events, "made").some((e) => e.status === "waiting") && Date.now() < until; ) await sleep(50);
+    await holder.set(entry, { ttlMs: 1_000 });
+    if (lease.acquired) await lease.release();
+    const result = await run.wait();
+    await holder.close();
+    expect(result.tasks.made!.status).toBe("succeeded");
+    // Before, it read {"kind":"new",...}: the expired entry met after the wait was evicted, and not said.
+    expect(await missReason(result)).toMatchObject({ kind: "expired", runId: other });
+  });
+
+  it("an entry past its ttl when met after taking the lease is said to have expired, not a plain miss", async () => {
+    const { root, f, key, other, entry, missReason } = await expiredScenario("leased-expired");
+    // The other process writes its entry between this task's lookup and its lease, with a ttl that runs out at once.
+    const store = await CacheStore.fromUrl(undefined, { root });
+    const lookup = store.lookup.bind(store);
+    let raced = false;
+    store.lookup = async (k, options) => {
+      const found = await lookup(k, options);
+      if (!raced && k === key.key) {
+        raced = true;
+        await store.set(entry, { ttlMs: 1 });
+        await sleep(20);
+      }
+      return found;
+    };
+    const { result } = await runCollect(f, { root, cache: { store } });
+    expect(raced).toBe(true);
+    expect(statuses(result)).toEqual({ made: "succeeded" });
+    // Before, it read {"kind":"new",...}: the expired entry met after taking the lease was evicted, and not said.
+    expect(await missReason(result)).toMatchObject({ kind: "expired", runId: other });
+  });
+
   it("tasks wait while another holder has their keys, and compute themselves when it gives up without entries", async () => {
     const s = await heldScenario();
     expect(s.callsBefore).toBe(0);

@@ -45,10 +45,8 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
   const id = state.node.id;
   for (let round = 0; round < 3; round++) {
     if (!state.forceRun) {
-      const found = await cache.lookup(key);
-      if (found.bad) scope.warn(id, badEntryWarning(key, found.bad));
-      if (found.entry) return found.entry;
-      if (found.bad || found.foreign || found.expired) state.unused = found;
+      const entry = met(scope, state, key, await cache.lookup(key));
+      if (entry) return entry;
     }
     const running = cache.inflight.get(key);
     if (running) {
@@ -71,10 +69,7 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
       // Someone may have written the entry and let go between our lookup and our lease. Leases
       // live in the store, and whoever held this one wrote its entry there first: the store
       // alone is asked (the tracker's index was read a moment ago, and reading it costs a request).
-      const again = state.forceRun ? undefined : await cache.lookup(key, { storeOnly: true });
-      if (again?.bad) scope.warn(id, badEntryWarning(key, again.bad));
-      if (again?.bad || again?.foreign) state.unused = again;
-      const late = again?.entry;
+      const late = state.forceRun ? undefined : met(scope, state, key, await cache.lookup(key, { storeOnly: true }));
       if (late) {
         await lease.release().catch(() => {});
         state.settleFlight(late);
@@ -119,13 +114,26 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
     // its tracker: another machine's embedded store is no hit here), not taken as handed over.
     // A forced task waits for the other's entry, never taking the one it was asked to replace.
     if (await cache.waitFor(key, scope.flowSignal, { replacing: state.forceRun })) {
-      const found = await cache.lookup(key, { storeOnly: true });
-      if (found.bad) scope.warn(id, badEntryWarning(key, found.bad));
-      if (found.entry) return found.entry;
-      // Evicted now, the next round's lookup finds nothing: why this task computes it is said here.
-      if (found.bad || found.foreign) state.unused = { ...found, waited: true };
+      const entry = met(scope, state, key, await cache.lookup(key, { storeOnly: true }), { waited: true });
+      if (entry) return entry;
     }
   }
+  return undefined;
+}
+
+/**
+ * What a lookup of `key` found: its entry; else what it met and could not use (a bad entry, which
+ * the task's log warns of, another tracker's, or one past its ttl) is kept as why the task misses.
+ * Kept at every look: a bad or expired entry is evicted by the look that meets it, so the next
+ * round finds nothing, and would say a plain miss. `waited`: the entry is the one another process
+ * wrote while this task waited on that process's lease (the reason of an unusable one says so);
+ * the other looks meet an entry that was there before any wait (a round's first look), or one no
+ * wait of this task was for (after taking the lease).
+ */
+function met(scope: FlightScope, state: Flight, key: string, found: UnusedEntry & { entry?: CacheEntry }, options: { waited?: boolean } = {}): CacheEntry | undefined {
+  if (found.bad) scope.warn(state.node.id, badEntryWarning(key, found.bad));
+  if (found.entry) return found.entry;
+  if (found.bad || found.foreign || found.expired) state.unused = { ...found, ...(options.waited ? { waited: true as const } : {}) };
   return undefined;
 }
 
