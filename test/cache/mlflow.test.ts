@@ -193,6 +193,25 @@ describe("explain on a second machine", () => {
     expect(why.planned.reason).toBe("no cache entry for these inputs and code: input `lr` changed from 0.1 to 0.5");
     expect(why.searched).toMatch(new RegExp(`^the cache store at .*cache and the index of experiment \\d+ in ${server.uri}$`));
   });
+
+  it("with more documents in the index than it reads first, still compares with the task's newest entries: those of its newest runs are read too", async () => {
+    const fit = task("fit").input<{ lr: number }>().run(({ lr }) => ({ score: lr * 2 }));
+    const name = `explain-many-${Date.now()}`;
+    const f = flow(name)
+      .params<{ lr: number }>()
+      .build(({ params }) => ({ score: fit({ lr: params.lr }).score }));
+    await runCollect(f, { root: await tmp("cairn-machine-a-"), env: env(), params: { lr: 0.1 } });
+    // 600 documents (other tasks' entries, say) whose names come before the entry's in the listing.
+    const tracker = MlflowTracker.fromEnv(env());
+    const experimentId = (await tracker.listExperiments!()).find((e) => e.name === name)!.experimentId;
+    const others = Array.from({ length: 600 }, (_, i) => `00000000${String(i).padStart(56, "0")}.json`);
+    for (let i = 0; i < others.length; i += 25) await Promise.all(others.slice(i, i + 25).map((n) => tracker.writeIndexEntry!(experimentId, n, "{}")));
+    const cold = await openFlowCache(f.definition, { root: await tmp("cairn-machine-b-"), env: env(), params: { lr: 0.5 } });
+    const why = await explainTask(f.definition, "fit", { params: cold.params, cache: cold.tasks }).finally(() => cold.tasks.store.close());
+    // Before: no nearest entry, the entry's document being the 601st by name, never read.
+    expect(why.nearest?.changes.map((c) => c.message)).toEqual(["input `lr` changed from 0.1 to 0.5"]);
+    expect(why.searched).toMatch(/ \(501 of its 601 documents read, 1 of them from the task's newest runs\)$/);
+  }, 60_000);
 });
 
 describe("plan against a shared index", () => {

@@ -1003,7 +1003,10 @@ export class TaskCache {
    * The earlier entries of a task that a miss can be compared with, deleting nothing: the
    * store's, and (a tracker other machines record to) the experiment's index, where another
    * machine's entries are, which a run hits too. `searched` names where they were looked for.
-   * At most {@link INDEX_READS_MAX} index documents are read; entries past their ttl are left out.
+   * At most {@link INDEX_READS_MAX} index documents are read, then, when the index holds more,
+   * those of the task's newest runs ({@link TASK_RUNS_SEARCHED}): the index's names are keys, in
+   * no order of task or time, so its first documents may hold none of the task's recent entries,
+   * which are the nearest most often. Entries past their ttl are left out.
    * `complete`: these are all the entries a run of the task could hit (every index document was
    * read, or there is no index to read), so a key that none of them has is a miss.
    */
@@ -1017,11 +1020,14 @@ export class TaskCache {
     }
     this.indexDocuments ??= this.readIndexDocuments();
     const index = await this.indexDocuments;
+    let newestRead = index.newest.get(taskName);
+    if (!newestRead) index.newest.set(taskName, (newestRead = index.unread.size ? this.readNewestOfTask(taskName, index) : Promise.resolve(0)));
+    const newest = await newestRead;
     const known = new Set(entries.map((e) => e.key));
     for (const entry of index.byTask.get(taskName) ?? []) if (!known.has(entry.key)) entries.push(entry);
     entries.sort((a, b) => b.createdAt - a.createdAt);
-    const part = index.listed > index.read ? ` (${index.read} of its ${index.listed} documents read)` : "";
-    return { entries, searched: `the cache store at ${this.store.location} and the index of experiment ${this.experimentId} in ${this.tracker.uri}${part}`, complete: index.complete };
+    const part = index.listed > index.read ? ` (${index.read} of its ${index.listed} documents read${newest ? `, ${newest} of them from the task's newest runs` : ""})` : "";
+    return { entries, searched: `the cache store at ${this.store.location} and the index of experiment ${this.experimentId} in ${this.tracker.uri}${part}`, complete: index.listedAll && !index.failed && !index.unread.size };
   }
 
   /**
@@ -1030,33 +1036,53 @@ export class TaskCache {
    * so a task's documents are known once read. Entries past their ttl are left out.
    */
   private async readIndexDocuments(): Promise<IndexDocuments> {
-    const byTask = new Map<string, CacheEntry[]>();
     const listed = await this.tracker.listIndexEntries!.call(this.tracker, this.experimentId).catch(() => undefined);
     const names = listed ?? [];
     const toRead = names.slice(0, INDEX_READS_MAX);
+    const index: IndexDocuments = {
+      byTask: new Map(),
+      read: 0,
+      listed: names.length,
+      unread: new Set(names.slice(INDEX_READS_MAX)),
+      newest: new Map(),
+      listedAll: listed !== undefined,
+      failed: false,
+    };
+    await this.readIntoIndex(toRead, index);
+    return index;
+  }
+
+  /**
+   * Reads the index documents of the task's newest runs that {@link readIndexDocuments} left
+   * unread: their keys are in their tags (one search of the experiment's runs by the task's tag,
+   * newest first). Resolves to how many it read; a search that fails reads none (the comparison
+   * is a help, not a duty).
+   */
+  private async readNewestOfTask(taskName: string, index: IndexDocuments): Promise<number> {
+    const runs = await this.tracker.searchRuns({ experimentIds: [this.experimentId], tags: { [TASK_TAG]: taskName }, maxResults: TASK_RUNS_SEARCHED }).catch(() => []);
+    const names = [...new Set(runs.flatMap((r) => [r.tags[CACHE_KEY_TAG], r.tags[HIT_KEY_TAG]]).filter((k): k is string => k !== undefined).map(indexName))];
+    const toRead = names.filter((n) => index.unread.has(n));
+    for (const name of toRead) index.unread.delete(name);
+    await this.readIntoIndex(toRead, index);
+    return toRead.length;
+  }
+
+  /** Reads the index documents `names` (16 at a time) into `index`; one that cannot be read is noted (`failed`). */
+  private async readIntoIndex(names: string[], index: IndexDocuments): Promise<void> {
     const now = Date.now();
-    let complete = listed !== undefined && toRead.length === names.length;
-    for (let i = 0; i < toRead.length; i += 16) {
+    for (let i = 0; i < names.length; i += 16) {
       const texts = await Promise.all(
-        toRead.slice(i, i + 16).map((n) => this.tracker.readIndexEntry!.call(this.tracker, this.experimentId, n).catch(() => ((complete = false), undefined))),
+        names.slice(i, i + 16).map((n) => this.tracker.readIndexEntry!.call(this.tracker, this.experimentId, n).catch(() => ((index.failed = true), undefined))),
       );
       for (const [j, text] of texts.entries()) {
-        let doc: unknown;
-        try {
-          doc = text === undefined ? undefined : JSON.parse(text);
-        } catch {
-          continue;
-        }
-        if (!isPlainObject(doc)) continue;
-        const { expiresAt, ...rest } = doc as unknown as IndexDocument;
-        const entry = parseCacheEntry(rest, toRead[i + j]!.replace(/\.json$/, ""));
-        if (!entry || (expiresAt !== undefined && expiresAt <= now)) continue;
-        const list = byTask.get(entry.taskName);
+        const entry = text === undefined ? undefined : indexEntry(text, names[i + j]!, now);
+        if (!entry) continue;
+        const list = index.byTask.get(entry.taskName);
         if (list) list.push(entry);
-        else byTask.set(entry.taskName, [entry]);
+        else index.byTask.set(entry.taskName, [entry]);
       }
     }
-    return { byTask, read: toRead.length, listed: names.length, complete };
+    index.read += names.length;
   }
 
   /** The index's names, listed at most once per {@link FRESH_ANSWER_MS}; undefined when they cannot be listed (every key is read). */
@@ -1182,16 +1208,40 @@ async function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | undefin
   }
 }
 
-/** The experiment's index read whole for {@link TaskCache.earlierEntries}; `complete`: listed, and every document read. */
+/** The experiment's index as read for {@link TaskCache.earlierEntries}: complete when listed, and every document read. */
 interface IndexDocuments {
   byTask: Map<string, CacheEntry[]>;
   read: number;
   listed: number;
-  complete: boolean;
+  /** Names listed and not read yet. */
+  unread: Set<string>;
+  /** By task: how many documents of its newest runs were read, once (see `readNewestOfTask`). */
+  newest: Map<string, Promise<number>>;
+  /** The index could be listed. */
+  listedAll: boolean;
+  /** A document could not be read. */
+  failed: boolean;
 }
 
-/** Index documents {@link TaskCache.earlierEntries} reads at most: one request each. */
+/** Index documents {@link TaskCache.earlierEntries} reads first, at most: one request each. */
 const INDEX_READS_MAX = 500;
+
+/** The task's newest runs whose index documents {@link TaskCache.earlierEntries} reads too, when it could not read them all. */
+const TASK_RUNS_SEARCHED = 50;
+
+/** The cache entry an index document `name` holds, unless it does not parse or is past its ttl at `now`. */
+function indexEntry(text: string, name: string, now: number): CacheEntry | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isPlainObject(doc)) return undefined;
+  const { expiresAt, ...rest } = doc as unknown as IndexDocument;
+  const entry = parseCacheEntry(rest, name.replace(/\.json$/, ""));
+  return entry && (expiresAt === undefined || expiresAt > now) ? entry : undefined;
+}
 
 /** A cache entry as kept in the tracker's index. */
 interface IndexDocument extends CacheEntry {
