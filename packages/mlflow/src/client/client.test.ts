@@ -9,6 +9,7 @@ import { describe, expect, it, vi } from "vitest";
 import { MlflowApiError, redactUri, resolveTracker, TrackerUnreachableError, TrackingConfigError, TrackingError, UnsupportedTrackingUriError } from "@cairn/core";
 import { freePort } from "../../test/mlflow-server.ts";
 import { chunkBatch, MlflowClient, normalizeArtifactPath, parseJson, quoteFilterValue, runFilter, toDouble, toInt } from "./client.ts";
+import { inFlightLimit } from "./in-flight.ts";
 import { mlflowOptionsFromEnv, parseTrackingUri } from "./mlflow-config.ts";
 import { fitMlflowValue, MLFLOW_LIMITS, toMlflowKey } from "./mlflow-limits.ts";
 import { MlflowTracker } from "../tracker/mlflow-tracker.ts";
@@ -380,6 +381,86 @@ describe("an overwhelmed server", () => {
       busy.close();
     }
   });
+});
+
+describe("a server whose database is locked", () => {
+  const LOCKED = JSON.stringify({ error_code: "BAD_REQUEST", message: "(sqlite3.OperationalError) database is locked" });
+  const FOUND = JSON.stringify({ experiment: { experiment_id: "1", name: "x", lifecycle_stage: "active" } });
+
+  /** A fake that only adds the fault: each experiment name's first `refusals` requests are refused as locked; `held` ms per answer. */
+  async function lockedServer(refusals: (name: string) => number, held = 0) {
+    const seen = new Map<string, number>();
+    const arrivals: number[] = [];
+    let inFlight = 0;
+    let most = 0;
+    const server = http.createServer((req, res) => {
+      arrivals.push(performance.now());
+      most = Math.max(most, ++inFlight);
+      const name = new URL(req.url!, "http://x").searchParams.get("experiment_name") ?? "";
+      const n = (seen.get(name) ?? 0) + 1;
+      seen.set(name, n);
+      setTimeout(() => {
+        inFlight--;
+        res.writeHead(n <= refusals(name) ? 400 : 200, { "content-type": "application/json" });
+        res.end(n <= refusals(name) ? LOCKED : FOUND);
+      }, held);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const uri = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return { uri, seen, arrivals, most: () => most, close: () => server.close() };
+  }
+
+  // Two flows at once on a one-worker SQLite server took 10 minutes instead of seconds: each locked
+  // answer waited MLflow's backoff (2 s, 4 s, 8 s ... to 120 s), the same for every request met together, and the server sat idle.
+  it("sends a request refused as locked again within a second, under MLflow's default retry policy", async () => {
+    const fake = await lockedServer(() => 3);
+    try {
+      const client = new MlflowClient({ uri: fake.uri });
+      const started = performance.now();
+      const names = Array.from({ length: 8 }, (_, i) => `e${i}`);
+      await expect(Promise.all(names.map((n) => client.getExperimentByName(n)))).resolves.toHaveLength(8);
+      expect([...fake.seen.values()]).toEqual(names.map(() => 4));
+      // Three waits each of at most 50, 100 and 200 ms; the old backoff waited at least 2 + 4 + 8 s.
+      const gaps = fake.arrivals.slice(1).map((t, i) => t - fake.arrivals[i]!);
+      expect(Math.max(...gaps)).toBeLessThan(1500);
+      expect(performance.now() - started).toBeLessThan(6000);
+    } finally {
+      fake.close();
+    }
+  }, 30_000);
+
+  it("is tried again past MLFLOW_HTTP_REQUEST_MAX_RETRIES while the retries' backoff would last, then fails with the server's answer", async () => {
+    const fake = await lockedServer(() => Number.POSITIVE_INFINITY);
+    try {
+      // One retry of 0.5 s: locked answers are tried for 0.5 s, however many tries that takes.
+      const client = new MlflowClient({ uri: fake.uri, maxRetries: 1, backoffFactor: 0.5, backoffJitter: 0 });
+      const started = performance.now();
+      await expect(client.getExperimentByName("x")).rejects.toThrow(/database is locked/);
+      expect(fake.seen.get("x")).toBeGreaterThan(2);
+      expect(performance.now() - started).toBeLessThan(5000);
+    } finally {
+      fake.close();
+    }
+  }, 30_000);
+
+  // 128 requests at once (two flows of 64 tasks) queued at a one-worker server for its 15 database connections, 30 s at a time.
+  it("sends at most 16 tracking requests at once to one server from the whole process, and fewer once it answers locked", async () => {
+    const fake = await lockedServer((name) => (name === "first" ? 1 : 0), 20);
+    try {
+      const a = new MlflowClient({ uri: fake.uri });
+      const b = new MlflowClient({ uri: fake.uri });
+      const names = Array.from({ length: 40 }, (_, i) => `n${i}`);
+      await Promise.all(names.map((n, i) => (i % 2 ? a : b).getExperimentByName(n)));
+      expect(fake.most()).toBe(16);
+      await a.getExperimentByName("first");
+      const before = fake.arrivals.length;
+      await Promise.all(names.map((n, i) => (i % 2 ? a : b).getExperimentByName(`${n}-again`)));
+      expect(fake.arrivals.length - before).toBe(40);
+      expect(inFlightLimit(fake.uri).limit).toBeLessThan(16);
+    } finally {
+      fake.close();
+    }
+  }, 30_000);
 });
 
 describe("an answer that is not MLflow's", () => {

@@ -16,6 +16,7 @@ import { ArtifactLocationError, booleanFromEnv, MlflowApiError, retryAfterMs, Tr
 import { checkMlflowOptions, DEFAULT_CONNECTION_REQUESTS, isHttps, MLFLOW_HTTP_DEFAULTS, type MlflowClientOptions } from "./mlflow-config.ts";
 import { type HttpResponse, HttpTransport } from "./http.ts";
 import { MLFLOW_LIMITS } from "./mlflow-limits.ts";
+import { inFlightLimit, type InFlightLimit } from "./in-flight.ts";
 import { setTimeout as delay } from "node:timers/promises";
 import { setMaxListeners } from "node:events";
 
@@ -129,9 +130,20 @@ const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
  * wrote nothing, and the condition passes, so it is sent again as a 503 would be.
  */
 const OVERLOADED_DATABASE = /QueuePool limit of size \d+ overflow \d+ reached|database is locked/;
+/**
+ * Such an answer is sent again after a short random wait, up to {@link LOCKED_MAX_WAIT_MS}, not
+ * MLflow's backoff: the lock is gone in milliseconds, and the seconds to minutes of that backoff,
+ * the same for every request that met it at once, left a busy server idle while they all slept,
+ * then woke them together into the next lock (two flows of 100 items: 10 minutes instead of seconds).
+ */
+const LOCKED_FIRST_WAIT_MS = 50;
+/** The longest wait before a request the server's database refused is sent again: a random wait of up to 50 ms, doubling with each refusal, up to this. */
+export const LOCKED_MAX_WAIT_MS = 1000;
 /** The SQL store keeps ±Infinity as ±DBL_MAX. */
 const DBL_MAX = Number.MAX_VALUE;
 const retryable = new WeakSet<Error>();
+/** Errors of answers that say the server's database was busy (see {@link OVERLOADED_DATABASE}). */
+const busyDatabase = new WeakSet<Error>();
 /** Errors of requests that got no answer at all (refused, reset, timed out): what opens the circuit breaker. */
 const unanswered = new WeakSet<Error>();
 /** Of those, a connection reset (often a pooled connection the server had closed): tried again at once on a new one, also when requests are tried once. */
@@ -228,6 +240,8 @@ export class MlflowClient {
    * for the requests sent after the hurry is over.
    */
   #cut = newCut();
+  /** Tracking requests under way to this server from the whole process (see `InFlightLimit`). */
+  readonly #inFlight: InFlightLimit;
 
   constructor(options: MlflowClientOptions) {
     checkMlflowOptions(options);
@@ -238,6 +252,7 @@ export class MlflowClient {
       backoffJitter: options.backoffJitter ?? MLFLOW_HTTP_DEFAULTS.backoffJitter,
     };
     this.respectRetryAfter = options.respectRetryAfter ?? true;
+    this.#inFlight = inFlightLimit(this.uri);
     const headers: Record<string, string> = { "User-Agent": "cairn-mlflow-client" };
     if (options.token) this.#childEnv.MLFLOW_TRACKING_TOKEN = options.token;
     if (options.username !== undefined) this.#childEnv.MLFLOW_TRACKING_USERNAME = options.username;
@@ -905,6 +920,9 @@ export class MlflowClient {
     const cut = this.#cut;
     let previous: unknown;
     let attempts = 0;
+    const started = performance.now();
+    /** Refusals of a busy database in a row: each doubles the longest random wait before the next try. */
+    let busyInARow = 0;
     /** The attempt before was ended by the deadline of a cancelled run: it was the request's last. */
     let cutShort = false;
     /** Made the one quick try again that a reset connection gets while requests are tried once. */
@@ -930,61 +948,40 @@ export class MlflowClient {
             const found = await spec.beforeRetry(previous);
             if (found) return found;
           }
+          // Taken before the body is made (a file's stream opened): a request may wait here a while, until a cancel (then it goes at once) or its own signal.
+          const waits = spec.signal ? AbortSignal.any([spec.signal, cut.waits.signal]) : cut.waits.signal;
+          const slot = this.#hurries === 0 && spec.url.startsWith(`${this.uri}${API}/`) ? await this.#inFlight.acquire(waits) : undefined;
           // Ended at HURRIED_ATTEMPT_MS: of its own when sent once the run was cancelled, else that long after the cancel.
           const limit = this.#hurries > 0 ? AbortSignal.timeout(HURRIED_ATTEMPT_MS) : cut.attempts.signal;
-          let res: HttpResponse;
-          const body = spec.body?.();
-          // An error of the body's own stream (a local file that cannot be read) is no network's: not retried, breaker untouched.
-          let bodyError: unknown;
-          if (body && typeof body !== "string") body.once("error", (error) => (bodyError ??= error));
           try {
-            res = await this.http.request({
-              method: spec.method,
-              url: spec.url,
-              query: spec.params,
-              body,
-              headers: { ...spec.headers, ...(this.#authorization ? { Authorization: this.#authorization } : {}) },
-              responseType: spec.responseType,
-              signal: spec.signal ? AbortSignal.any([spec.signal, limit]) : limit,
-            });
-          } catch (error) {
-            if (bodyError !== undefined) throw localReadError((body as { path?: unknown }).path, spec.endpoint, bodyError);
-            if (limit.aborted) cutShort = true;
-            throw this.networkError(error, spec, limit);
+            return await this.#attempt(spec, limit, slot, consume, () => (cutShort = true));
+          } finally {
+            slot?.("none");
           }
-          // Any answer, whatever its status, shows the server is there again: the requests waiting
-          // for the one sent to find out go at once, not once its body has been read.
-          this.#unreachable = false;
-          this.#probe?.release(false);
-          if (res.status >= 200 && res.status < 300) {
-            if (consume) {
-              try {
-                await consume(res);
-              } catch (error) {
-                if (limit.aborted) cutShort = true;
-                throw this.networkError(error, spec, limit);
-              }
-            }
-            return res;
-          }
-          throw await this.statusError(res, spec);
         },
         {
-          retries: policy.retries,
+          // Counted in onFailedAttempt: a busy database's refusals may be tried past the count (see there).
+          retries: policy.retries > 0 ? Number.POSITIVE_INFINITY : 0,
           // The backoff is waited in onFailedAttempt, where a cancel (hurry) can end it.
           minTimeout: 0,
           maxTimeout: 0,
           ...(spec.signal ? { signal: spec.signal } : {}),
           shouldRetry: () => again,
-          onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
+          onFailedAttempt: async ({ error, attemptNumber }) => {
             previous = error;
-            again = retriesLeft > 0 && retrying(error);
+            const busy = busyDatabase.has(error as Error);
+            busyInARow = busy ? busyInARow + 1 : 0;
+            // A busy database's refusal is an answer from a server at work: tried again for as long as the backoff of the policy's retries would have lasted, however many tries that takes.
+            const left = attemptNumber <= policy.retries || (busy && performance.now() - started < backoffTotalMs(policy));
+            again = left && retrying(error);
             if (!again || policy === ONE_TRY || reopened) return;
+            const waits = spec.signal ? AbortSignal.any([spec.signal, cut.waits.signal]) : cut.waits.signal;
+            if (busy) return void (await delay(busyDatabaseWait(busyInARow), undefined, { signal: waits }).catch(() => {}));
             let wait = Math.min(base * 2 ** (attemptNumber - 1), 120_000);
             const jitter = Math.random() * policy.backoffJitter * 1000;
             const retryAfter = (error as { retryAfterMs?: number }).retryAfterMs;
             wait += this.respectRetryAfter && retryAfter !== undefined ? Math.max(jitter, Math.min(retryAfter, 300_000) - wait) : jitter;
-            if (wait > 0) await delay(wait, undefined, { signal: spec.signal ? AbortSignal.any([spec.signal, cut.waits.signal]) : cut.waits.signal }).catch(() => {});
+            if (wait > 0) await delay(wait, undefined, { signal: waits }).catch(() => {});
           },
         },
       );
@@ -993,6 +990,58 @@ export class MlflowClient {
       if (unanswered.has(error as Error) && !spec.signal?.aborted && policy.retries > 0 && policy !== ONE_TRY && attempts > policy.retries) this.#unreachable = true;
       throw error;
     }
+  }
+
+  /**
+   * One try of a request: `slot` (its place among the requests in flight, when it needs one) is
+   * given back with what the server said; `ended()` marks a try that a cancelled run's deadline ended.
+   */
+  async #attempt(
+    spec: RequestSpec,
+    limit: AbortSignal,
+    slot: ((outcome: "busy" | "answered" | "none") => void) | undefined,
+    consume: ((res: HttpResponse) => Promise<void>) | undefined,
+    ended: () => void,
+  ): Promise<HttpResponse> {
+    let res: HttpResponse;
+    const body = spec.body?.();
+    // An error of the body's own stream (a local file that cannot be read) is no network's: not retried, breaker untouched.
+    let bodyError: unknown;
+    if (body && typeof body !== "string") body.once("error", (error) => (bodyError ??= error));
+    try {
+      res = await this.http.request({
+        method: spec.method,
+        url: spec.url,
+        query: spec.params,
+        body,
+        headers: { ...spec.headers, ...(this.#authorization ? { Authorization: this.#authorization } : {}) },
+        responseType: spec.responseType,
+        signal: spec.signal ? AbortSignal.any([spec.signal, limit]) : limit,
+      });
+    } catch (error) {
+      if (bodyError !== undefined) throw localReadError((body as { path?: unknown }).path, spec.endpoint, bodyError);
+      if (limit.aborted) ended();
+      throw this.networkError(error, spec, limit);
+    }
+    // Any answer, whatever its status, shows the server is there again: the requests waiting
+    // for the one sent to find out go at once, not once its body has been read.
+    this.#unreachable = false;
+    this.#probe?.release(false);
+    if (res.status >= 200 && res.status < 300) {
+      slot?.("answered");
+      if (consume) {
+        try {
+          await consume(res);
+        } catch (error) {
+          if (limit.aborted) ended();
+          throw this.networkError(error, spec, limit);
+        }
+      }
+      return res;
+    }
+    const error = await this.statusError(res, spec);
+    slot?.(busyDatabase.has(error) || res.status === 429 || res.status === 503 ? "busy" : "answered");
+    throw error;
   }
 
   /** A request that got no answer: unreachable, reset, timed out. Never carries the request config (credentials). */
@@ -1044,13 +1093,31 @@ export class MlflowClient {
     } else {
       error = new MlflowApiError(spec.endpoint, res.status, errorCode, this.#mask(message), spec.runId);
     }
-    if (TRANSIENT_STATUS.has(res.status) || (res.status === 400 && OVERLOADED_DATABASE.test(message))) {
+    const busy = res.status === 400 && OVERLOADED_DATABASE.test(message);
+    if (busy) busyDatabase.add(error);
+    if (TRANSIENT_STATUS.has(res.status) || busy) {
       retryable.add(error);
       const after = retryAfterMs(res.headers["retry-after"]);
       if (res.status === 429 && after !== undefined) Object.assign(error, { retryAfterMs: after });
     }
     return error;
   }
+}
+
+/** Milliseconds the policy's backoff waits over all its retries, without jitter: about 4 minutes by default. */
+function backoffTotalMs(policy: RetryPolicy): number {
+  let total = 0;
+  for (let n = 1; n <= policy.retries; n++) total += Math.min(policy.backoffFactor * 1000 * 2 ** (n - 1), 120_000);
+  return total;
+}
+
+/**
+ * The wait before a request the server's database refused is sent again: random from 0 ("full
+ * jitter"), so that the requests refused together do not come back together, up to 50 ms after
+ * the first refusal and doubling with each one in a row, at most {@link LOCKED_MAX_WAIT_MS}.
+ */
+function busyDatabaseWait(inARow: number): number {
+  return Math.random() * Math.min(LOCKED_MAX_WAIT_MS, LOCKED_FIRST_WAIT_MS * 2 ** (inARow - 1));
 }
 
 /**
