@@ -3,7 +3,8 @@
  * root, so its own embedded cache (`<root>/cache`) and local tracker (`<root>/runs`).
  * Task functions count their calls; events and the tracker say what happened.
  */
-import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { CacheStore, type CacheEntry, computeCacheKey, EmbeddedKeyvStore, type HeldLease } from "@cairn/cache";
@@ -906,5 +907,31 @@ describe("why a task missed, in a store that holds other flows' entries", () => 
     // Once that listing is done, a later run lists again: it sees the entries made since.
     await new TaskCache(store, new LocalStore({ root }), "0000000000000000", root, {}).missReason(keyOf(9), { name: "t" }, undefined);
     expect(listings).toBe(2);
+  });
+});
+
+describe("a task whose index marker cannot be written", () => {
+  it("still stores its entry, and a later run hits (a file where the task's index folder should be, as a folder another user made)", async () => {
+    const root = await tmp();
+    const made = task("made").run(() => ({ y: 1 }));
+    const f = flow("unmarked").build(() => ({ y: made({}).y }));
+    // The task's index folder cannot be made: a file stands in its place (mkdir fails, also as root).
+    const index = join(root, "cache", "index", "cairn");
+    await mkdir(index, { recursive: true });
+    await writeFile(join(index, createHash("sha256").update("made").digest("hex").slice(0, 32)), "");
+    const first = await runCollect(f, { root });
+    expect(statuses(first.result)).toEqual({ made: "succeeded" });
+    expect(first.warnings).toEqual([]);
+    const second = await runCollect(f, { root });
+    expect(statuses(second.result)).toEqual({ made: "cached" });
+    // A miss still says why, from the entries it finds marked (none here).
+    const third = await runCollect(flow("unmarked").build(() => ({ y: task("made").run(() => ({ y: 2 }))({}).y })), { root });
+    expect(statuses(third.result)).toEqual({ made: "succeeded" });
+    const recorded = await new LocalStore({ root }).getRun(third.result.tasks.made!.runId!);
+    expect(JSON.parse(recorded!.tags["cairn.miss_reason"]!).kind).not.toBe("unlisted");
+    // And prune's sweep of the index passes the file by.
+    const store = await CacheStore.fromUrl(undefined, { root });
+    await store.prune();
+    await store.close();
   });
 });

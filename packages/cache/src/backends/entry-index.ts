@@ -51,9 +51,14 @@ export class EntryIndex {
     this.dir = join(indexRoot, namespace);
   }
 
-  /** Marks `key` as an entry of `taskName` made at `createdAt`. Written before the entry: a marker without its entry is skipped. */
+  /**
+   * Marks `key` as an entry of `taskName` made at `createdAt`. Written before the entry: a marker
+   * without its entry is skipped. Never fails the entry's write: a marker that cannot be written
+   * (a task's folder made by another user of a shared `.cairn`, a full disk) only leaves the entry
+   * out of its task's listings, so that a miss compares with fewer entries.
+   */
   note(key: string, taskName: string, createdAt: number): void {
-    this.write(digestOf(taskName), markerOf(createdAt, key).name);
+    this.mark(digestOf(taskName), markerOf(createdAt, key).name);
   }
 
   /**
@@ -138,7 +143,7 @@ export class EntryIndex {
     return this.store.get(`${this.namespace}:${key}`);
   }
 
-  /** Writes a marker while listing, which cannot fail for it (a read-only `.cairn`). */
+  /** Writes a marker, which cannot fail the listing or the entry's write it is for (a read-only `.cairn`). */
   private mark(task: string, name: string): void {
     try {
       this.write(task, name);
@@ -171,12 +176,13 @@ export class EntryIndex {
   }
 }
 
-/** A folder's names; none when it does not exist. */
+/** A folder's names; none when it does not exist (or a file stands in its place: nothing was marked in it). */
 async function names(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
   } catch (error) {
-    if (errorCode(error) === "ENOENT") return [];
+    const code = errorCode(error);
+    if (code === "ENOENT" || code === "ENOTDIR") return [];
     throw error;
   }
 }
