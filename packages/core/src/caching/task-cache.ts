@@ -1322,11 +1322,6 @@ async function keysOfTask(tracker: Tracker, experimentId: string, taskName: stri
   return runs.flatMap((r) => [r.tags[CACHE_KEY_TAG], r.tags[HIT_KEY_TAG]].filter((k): k is string => k !== undefined));
 }
 
-/**
- * `inputs` with each input that holds a secret known to the run replaced by a slow digest of its
- * value (see `privateDigest`): the key and the ingredients recorded with it are written to the
- * cache and to MLflow, and a sha256 of a short secret could be reversed by guessing.
- */
 /** The inputs with each one `files` names as `{ $file: <content digest>, path: <its value> }` (see TaskDefinition.inputFiles). */
 function withFileContents(inputs: Record<string, unknown>, files: Readonly<Record<string, string>>): Record<string, unknown> {
   const named = Object.keys(files).filter((name) => Object.hasOwn(inputs, name) && typeof files[name] === "string");
@@ -1336,6 +1331,11 @@ function withFileContents(inputs: Record<string, unknown>, files: Readonly<Recor
   return out;
 }
 
+/**
+ * `inputs` with each input that holds a secret known to the run replaced by a slow digest of its
+ * value (see `privateDigest`): the key and the ingredients recorded with it are written to the
+ * cache and to MLflow, and a sha256 of a short secret could be reversed by guessing.
+ */
 async function digestSecrets(inputs: Record<string, unknown>, secrets: Pick<SecretRegistry, "find"> | undefined): Promise<Record<string, unknown>> {
   if (!secrets) return inputs;
   const holding = Object.entries(inputs).filter(([, value]) => secrets.find(value) !== undefined);
