@@ -121,4 +121,51 @@ describe("a task's duration", () => {
     expect(quick.durationMs!).toBeLessThan(WRITE_MS);
     expect((await new LocalStore({ root }).getRun(quick.runId!))?.tags[DURATION_TAG]).toBe(String(quick.durationMs));
   });
+
+  it("of a task a worker of an earlier version ran (its outcome has no durationMs) is the span the coordinator saw, succeeded, failed or cancelled", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-task-duration-"));
+    dirs.push(root);
+    const tracker = new LocalStore({ root });
+    // A worker in this process that answers as one before durations were sent back: no durationMs.
+    const dispatcher: TaskDispatcher = {
+      open: () => {},
+      run: async (sent, signal, log) => {
+        const { durationMs: _, ...outcome } = await runDispatchedTask(sent.node, sent, {
+          tracker,
+          workDir: root,
+          signal,
+          emit: (e) => {
+            if (e.type === "log") log(e);
+          },
+        });
+        return outcome;
+      },
+    };
+    /** Waits `ms`, or until the task is cancelled. */
+    const sleepy = (ms: number, signal: AbortSignal) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        signal.addEventListener("abort", () => (clearTimeout(timer), resolve()));
+      });
+    const f = flow("old-worker-duration").build(() => {
+      task("quick").run(async (_: Record<string, never>, ctx) => (await sleepy(50, ctx.signal), { n: 1 }))({});
+      task("broken").run(async (_: Record<string, never>, ctx): Promise<{ n: number }> => {
+        await sleepy(50, ctx.signal);
+        throw new Error("always fails");
+      })({});
+      return {};
+    });
+    const result = await (await f.run({ root, tracker, cache: false, dispatcher, failurePolicy: "continue", env: {} })).wait();
+    expect(result.tasks.quick?.status).toBe("succeeded");
+    expect(result.tasks.broken?.status).toBe("failed");
+    for (const id of ["quick", "broken"]) expect(result.tasks[id]!.durationMs, id).toBeGreaterThanOrEqual(45);
+
+    const stuck = flow("old-worker-cancelled").build(() => ({ n: task("stuck").run(async (_: Record<string, never>, ctx) => (await sleepy(60_000, ctx.signal), { n: 1 }))({}).n }));
+    const run = await stuck.run({ root, tracker, cache: false, dispatcher, env: {} });
+    await new Promise((r) => setTimeout(r, 300));
+    await run.cancel("enough");
+    const cancelled = await run.wait();
+    expect(cancelled.tasks.stuck?.status).toBe("cancelled");
+    expect(cancelled.tasks.stuck!.durationMs).toBeGreaterThanOrEqual(250);
+  });
 });

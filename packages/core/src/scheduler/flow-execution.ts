@@ -239,18 +239,19 @@ export class FlowExecution {
       const outcome = await this.pipeline.run(state, inputsOnce(state, this.s.params, this.outputOf, this.taskOf));
       // A task that ran has its duration from the pipeline (its attempts'); one another process
       // computed meanwhile (a hit) has its wait for that, as a hit found by the lookup has its lookup.
+      const ran = ranSince(state.result, started);
       if (outcome.ok) {
         state.output = state.result.outputs = outcome.outputs;
-        if (outcome.cachedFrom === undefined) this.complete(state, "succeeded", undefined);
+        if (outcome.cachedFrom === undefined) this.complete(state, "succeeded", ran);
         else {
           state.result.cachedFrom = outcome.cachedFrom;
           this.complete(state, "cached", started);
         }
       } else if (outcome.cancelled) {
-        this.complete(state, "cancelled", undefined, stopInfo(outcome.stop));
+        this.complete(state, "cancelled", ran, stopInfo(outcome.stop));
         this.pipeline.unstarted(state, { status: "cancelled" });
       } else {
-        this.complete(state, "failed", undefined, toErrorInfo(outcome.error));
+        this.complete(state, "failed", ran, toErrorInfo(outcome.error));
         // Failed before its run was created (its inputs): recorded now, beside the failure policy, not before it.
         this.pipeline.unstarted(state, { status: "failed", error: outcome.error });
         this.afterFailure(state);
@@ -548,6 +549,15 @@ export class FlowExecution {
     }
     return "succeeded";
   }
+}
+
+/**
+ * When a task that ran without a duration of its own began, for its duration to be the span this
+ * process saw (as before durations were the attempts'): a worker of a version before that sends
+ * none back. Undefined when it has one, or started no attempt (it then has none).
+ */
+function ranSince(result: TaskResult, started: number): number | undefined {
+  return result.durationMs === undefined && result.attempts > 0 ? started : undefined;
 }
 
 /**
