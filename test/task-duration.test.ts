@@ -13,7 +13,10 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { DURATION_TAG, LocalStore, runDispatchedTask, type TaskDispatcher, type Tracker } from "@cairn/core";
 import { flow, task, type TaskEvent } from "cairn-dag";
+import { readReportData } from "@cairn/report";
+import { z } from "zod";
 import { formatDuration } from "../packages/cli/src/reporter.ts";
+import { runTime } from "../packages/report/src/render.ts";
 import { cairn } from "./cli/helpers.ts";
 
 /** How long each write of the tracker takes: far longer than the tasks' own work. */
@@ -167,5 +170,30 @@ describe("a task's duration", () => {
     const cancelled = await run.wait();
     expect(cancelled.tasks.stuck?.status).toBe("cancelled");
     expect(cancelled.tasks.stuck!.durationMs).toBeGreaterThanOrEqual(250);
+  });
+
+  it("of a task that failed before its first attempt is none: in its result, cairn show and the report", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-task-duration-"));
+    dirs.push(root);
+    const positive = task("positive")
+      .input(z.object({ n: z.number().positive() }))
+      .run(({ n }) => ({ n }));
+    const f = flow("unstarted-duration").build(() => ({ n: positive({ n: -1 }).n }));
+    const tracker = new LocalStore({ root });
+    const run = await f.run({ root, tracker, cache: false, env: {} });
+    const result = await run.wait();
+    const invalid = result.tasks.positive!;
+    expect(invalid).toMatchObject({ status: "failed", attempts: 0 });
+    expect(invalid.durationMs).toBeUndefined();
+    expect((await tracker.getRun(invalid.runId!))?.tags).toMatchObject({ "cairn.attempts": "0" });
+    expect((await tracker.getRun(invalid.runId!))?.tags[DURATION_TAG]).toBeUndefined();
+
+    const shown = await cairn(["show", run.runId, "--root", root], { cwd: root });
+    expect(shown.code, shown.stderr).toBe(0);
+    const row = shown.stdout.split("\n").find((l) => l.startsWith("positive "));
+    expect(row?.split(/\s+/)[2], shown.stdout).toBe("-");
+
+    const report = await readReportData(tracker, run.runId);
+    expect(runTime(report.tasks.find((t) => t.id === "positive")!)).toBeUndefined();
   });
 });

@@ -28,6 +28,7 @@ import {
   describeAbandonedRuns,
   DURATION_TAG,
   KIND_TAG,
+  startedNoAttempt,
   removeIndexEntries,
   type IndexCleanup,
   resolveTracker,
@@ -1436,11 +1437,13 @@ function table(header: string[], data: string[][], c: ReturnType<typeof createCo
 
 /**
  * A run's duration as the run's summary said it: a task run's own work (DURATION_TAG), which its
- * record's span also holds its creation and closing; else (a flow run, a hit) its record's span.
+ * record's span also holds its creation and closing; none for a task that started no attempt
+ * (its span is only its record's making); else (a flow run, a hit) its record's span.
  */
 function duration(r: RunRecord): string {
   const own = r.tags[DURATION_TAG] === undefined ? undefined : Number(r.tags[DURATION_TAG]);
   if (own !== undefined && Number.isFinite(own)) return formatDuration(own);
+  if (startedNoAttempt(r.tags)) return "-";
   return r.endTime ? formatDuration(r.endTime - r.startTime) : r.status === "RUNNING" ? "running" : "-";
 }
 

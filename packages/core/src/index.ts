@@ -46,7 +46,9 @@ export {
   QUEUED_AT_TAG,
   RAN_BECAUSE_TAG,
   ATTEMPT_STARTS_TAG,
+  ATTEMPTS_TAG,
   DURATION_TAG,
+  startedNoAttempt,
 } from "./pipeline/task-run.ts";
 export { MISS_REASON_TAG, expiredWords, parseMissReason, type MissReason } from "./caching/miss-reason.ts";
 export { planFlow, explainTask, type PlannedTask, type PlanOptions, type Explanation } from "./caching/plan.ts";

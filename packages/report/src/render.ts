@@ -351,7 +351,7 @@ function keyValues(title: string, values: Record<string, string | number>): stri
  * (its run starts when the lookup does), as the run's table and `cairn show` say; undefined when it did not run.
  */
 export function runTime(t: ReportTask): number | undefined {
-  if (t.endTime === undefined || t.state === "skipped" || (t.state === "cancelled" && t.attempts === 0)) return undefined;
+  if (t.endTime === undefined || t.state === "skipped" || ((t.state === "cancelled" || t.state === "failed") && t.attempts === 0)) return undefined;
   if (t.state === "cached") return Math.max(0, t.endTime - t.startTime);
   return t.durationMs ?? Math.max(0, t.endTime - t.startTime);
 }

@@ -54,6 +54,21 @@ export const STATUS_TAG = "cairn.status";
 /** Why a skipped task did not run ({@link SkipReason}), and the node whose failure caused it (the flow run's id for `flow-failed`). */
 export const SKIPPED_REASON_TAG = "cairn.skipped.reason";
 export const SKIPPED_BECAUSE_TAG = "cairn.skipped.because";
+/** Of a task run that ended (succeeded, failed, cancelled while running): the attempts its task started; `0` for one that failed before its first. */
+export const ATTEMPTS_TAG = "cairn.attempts";
+
+/**
+ * Whether a task run's record says its task started no attempt: skipped, cancelled before it
+ * started, failed before its first attempt (its inputs). Such a task has no duration: its
+ * record's span is only the record's own making.
+ */
+export function startedNoAttempt(tags: Readonly<Record<string, string>>): boolean {
+  const status = tags[STATUS_TAG];
+  if (status === "skipped") return true;
+  if (status !== "failed" && status !== "cancelled") return false;
+  // A cancelled run that never started is recorded without the tag; a run that started always has it.
+  return tags[ATTEMPTS_TAG] === "0" || (status === "cancelled" && tags[ATTEMPTS_TAG] === undefined);
+}
 
 /**
  * Why a task was skipped: `upstream-failed`, a task it depends on failed (failure policy
@@ -207,6 +222,7 @@ export async function recordUnstarted(scope: RecordScope, node: FlowNode, outcom
   let text: string | undefined;
   if (outcome.status === "failed") {
     Object.assign(tags, errorTags(outcome.error, secrets));
+    tags[ATTEMPTS_TAG] = "0"; // failed before its first: `cairn show` and the report give it no duration
     text = errorText(outcome.error, secrets);
   } else if (outcome.status === "skipped") {
     tags[SKIPPED_REASON_TAG] = outcome.reason;
@@ -343,7 +359,7 @@ export async function finishTaskRun(
 ): Promise<void> {
   const { tracker } = scope;
   if (!tracker.capabilities.records) return;
-  recorder.tag("cairn.attempts", String(attempts));
+  recorder.tag(ATTEMPTS_TAG, String(attempts));
   recorder.tag(STATUS_TAG, status === "FINISHED" ? "succeeded" : status === "FAILED" ? "failed" : "cancelled");
   const writes: Promise<void>[] = [];
   if (status === "FAILED" && error !== undefined) {
