@@ -5,7 +5,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { cp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { explainTask, openFlowCache, planFlow } from "@cairn/core";
@@ -361,6 +361,37 @@ describe("what an MLflow project task's key holds", () => {
     const before = await digest();
     await writeFile(join(folder, "a.csv"), "x\ny\n");
     expect(await digest()).not.toBe(before);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("a `path` parameter that names something that cannot be read fails the task, naming parameter and path, rather than counting by its text only", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), `name: unreadable\nentry_points:\n  main:\n    parameters:\n      data_file: path\n    command: "cat {data_file}"\n`);
+    const d = mlflowProject("d", { uri: dir });
+    const loop = join(root, "loop.csv");
+    await symlink("loop.csv", loop); // realpath: ELOOP, not "nothing there"
+    const error = await d.definition.inputFiles!({ data_file: loop }).then(() => undefined, (e: unknown) => e as Error);
+    expect(error).toBeInstanceOf(MlflowProjectError);
+    expect(error!.message).toContain(`parameter \`data_file\` names ${loop}`);
+    expect(error!.message).toMatch(/ELOOP.*Make every file under it readable/);
+    // Nothing there yet still counts by its text: the run says the path is missing.
+    expect(await d.definition.inputFiles!({ data_file: join(root, "absent.csv") })).toEqual({});
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it.skipIf(process.getuid?.() === 0)("a `path` parameter's folder with an unreadable subfolder fails the task (root reads it anyway)", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), `name: unreadable\nentry_points:\n  main:\n    parameters:\n      data_file: path\n    command: "cat {data_file}"\n`);
+    const folder = join(root, "data");
+    await mkdir(join(folder, "private"), { recursive: true });
+    await chmod(join(folder, "private"), 0o000);
+    const d = mlflowProject("d", { uri: dir });
+    await expect(d.definition.inputFiles!({ data_file: folder })).rejects.toThrow(/EACCES/);
+    await chmod(join(folder, "private"), 0o755);
     await rm(root, { recursive: true, force: true });
   });
 

@@ -1,5 +1,5 @@
 import { createHash, hash, scrypt, scryptSync } from "node:crypto";
-import { createReadStream, readFileSync } from "node:fs";
+import { closeSync, createReadStream, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { lstat, readdir, readFile, readlink, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import objectHash from "object-hash";
@@ -197,11 +197,22 @@ export async function digestFile(path: string): Promise<string> {
 const WHOLE_READ_BYTES = 1 << 20;
 
 /**
- * {@link digestFile} read whole and at once: for the small files (sources, configs, package.json)
- * that are checked where nothing can wait, as a flow is compiled or a kind is declared.
+ * {@link digestFile} without waiting: for the files (sources, configs, package.json, a project's
+ * data) that are checked where nothing can wait, as a flow is compiled or a kind is declared. A
+ * small file is read whole; a larger one in chunks, so that a file over 2 GiB (which one read
+ * refuses) or a large data file in a project folder is digested too, never held in memory.
  */
 export function digestFileSync(path: string): string {
-  return sha256(readFileSync(path));
+  const fd = openSync(path, "r");
+  try {
+    if (fstatSync(fd).size <= WHOLE_READ_BYTES) return sha256(readFileSync(fd));
+    const hash = createHash("sha256");
+    const chunk = Buffer.allocUnsafe(WHOLE_READ_BYTES);
+    for (let n; (n = readSync(fd, chunk, 0, chunk.length, null)) > 0; ) hash.update(chunk.subarray(0, n));
+    return hash.digest("hex");
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** What {@link describePath} learns about a file or folder. */

@@ -341,15 +341,39 @@ export async function pathParameterDigests(project: MlflowProject, entryPoint: M
     const value = inputs[p.name];
     const local = p.type === "path" && typeof value === "string" && value ? localPath(value, cwd) : undefined;
     if (local === undefined) continue;
+    let real: string;
     try {
-      const real = realpathSync(local);
-      if (countedByProject(real, root)) continue;
+      real = realpathSync(local);
+    } catch (error) {
+      if (nothingThere(error)) continue; // nothing there (yet): the run refuses it, naming the path
+      throw unreadablePath(project, p.name, local, error);
+    }
+    if (countedByProject(real, root)) continue;
+    try {
       out[p.name] = (await stat(real)).isDirectory() ? folderDigest(real) : await digestFile(real);
-    } catch {
-      // Nothing there (yet): the run refuses it, naming the path.
+    } catch (error) {
+      // Counted by its text only, an edit there would give a hit on the old content: no key rather than a wrong one.
+      throw unreadablePath(project, p.name, local, error);
     }
   }
   return out;
+}
+
+/** An error that means the path names nothing (yet), rather than something that cannot be read. */
+function nothingThere(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+
+/** A `path` parameter names a file or folder whose content cannot be read to make the task's key. */
+function unreadablePath(project: MlflowProject, parameter: string, path: string, error: unknown): MlflowProjectError {
+  const cause = error instanceof Error ? error.message : String(error);
+  return new MlflowProjectError(
+    project.name,
+    project.file,
+    `parameter \`${parameter}\` names ${path}, whose content could not be read to make the task's cache key (${cause}). ` +
+      `Make every file under it readable (or give a path that names readable data) and run again.`,
+  );
 }
 
 /** The values every placeholder of the command gets: the given ones, else the defaults. */
