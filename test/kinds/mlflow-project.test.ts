@@ -329,6 +329,48 @@ describe("what an MLflow project task's key holds", () => {
     await rm(root, { recursive: true, force: true });
   });
 
+  it("a link out of the folder named like a folder left out (`.venv`, `mlruns`), or to a virtualenv, is left out as that folder would be: the second run hits, in a plain folder and in a clean checkout", async () => {
+    const root = await tempRoot();
+    const repo = join(root, "repo");
+    const dir = join(repo, "proj");
+    await mkdir(dir, { recursive: true });
+    for (const outside of ["venv", "runs", "env2"]) await mkdir(join(root, outside));
+    await writeFile(join(root, "venv", "pyvenv.cfg"), "home = /usr/bin\n");
+    await writeFile(join(root, "env2", "pyvenv.cfg"), "home = /usr/bin\n");
+    await symlink("../../venv", join(dir, ".venv"));
+    await symlink("../../runs", join(dir, "mlruns"));
+    await symlink("../../env2", join(dir, "env")); // a virtualenv by its pyvenv.cfg, whatever its name
+    await writeFile(join(dir, "train.py"), "print(1)\n");
+    // Each run writes into all three, as `pip install` and MLflow's own store would.
+    await writeFile(join(dir, "MLproject"), `name: venvlinks\nentry_points:\n  main:\n    command: "date +%s%N > mlruns/stamp && date +%s%N > .venv/installed && date +%s%N > env/installed && echo '{}' > \\"$CAIRN_OUTPUTS\\""\n`);
+    const runIt = async () => {
+      const p = mlflowProject("p", { uri: dir });
+      const result = await (await flow("venvlinks").build(() => ({ out: p({}).$out })).run({ root })).wait();
+      return { status: result.tasks.p?.status, files: p.definition.codeContents?.files };
+    };
+    expect(await runIt()).toMatchObject({ status: "succeeded" });
+    expect(await runIt()).toMatchObject({ status: "cached", files: { MLproject: expect.any(String), "train.py": expect.any(String) } });
+    git(repo, "init", "-q");
+    git(repo, "add", ".");
+    git(repo, "commit", "-q", "-m", "project");
+    expect(await runIt()).toMatchObject({ status: "succeeded" }); // a clean checkout's fingerprint
+    expect(await runIt()).toMatchObject({ status: "cached" });
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it.skipIf(process.getuid?.() === 0)("a link out of the folder whose target cannot be read fails the declaration, naming link and target (root reads it anyway)", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(join(root, "shared", "private"), { recursive: true });
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), `name: unreadable\nentry_points:\n  main:\n    command: "true"\n`);
+    await symlink("../shared", join(dir, "shared"));
+    await chmod(join(root, "shared", "private"), 0o000);
+    expect(() => mlflowProject("p", { uri: dir })).toThrow(/`shared` links to .*EACCES.*Make the target readable/);
+    await chmod(join(root, "shared", "private"), 0o755);
+    await rm(root, { recursive: true, force: true });
+  });
+
   it("a `path` parameter counts by the content of the file it names: a data file outside the project, edited, runs it again, and plan and explain name the file", async () => {
     const root = await tempRoot();
     const dir = join(root, "proj");

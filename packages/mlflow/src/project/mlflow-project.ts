@@ -19,8 +19,8 @@ import {
   getEntryPoint,
   loadMlproject,
   MlflowProjectError,
+  mlflowProjectFingerprint,
   pathParameterDigests,
-  projectFingerprint,
   runMlflowProject,
   unusedEnvironmentWarning,
   type MlflowProject,
@@ -78,7 +78,7 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
   const project = loadMlproject(dir);
   const entryPoint = getEntryPoint(project, entryPointName);
   entryPointTemplate(project, entryPoint, name); // a bad command fails when the flow is declared
-  const fingerprint = projectFingerprint(project.dir);
+  const fingerprint = mlflowProjectFingerprint(project);
   const extras = [
     `entry=${entryPointName}`,
     ...(options.mode === "direct" ? ["mode=direct"] : []),
@@ -89,7 +89,7 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
   ];
 
   const run = (schema: StandardSchemaV1 | undefined): TaskDefinition["run"] => async (inputs, ctx) => {
-    const now = projectFingerprint(project.dir);
+    const now = mlflowProjectFingerprint(project);
     if (now.code !== fingerprint.code) {
       ctx.logger.warn(`${project.dir} changed since the flow was loaded; its cache key still uses the old content. Reload the flow to pick up the change.`);
     }

@@ -451,7 +451,8 @@ export const PROJECT_FILES_RECORDED = 500;
  * and the HEAD commit, plus a digest of the files under it that git ignores (a local config
  * or data file the project reads); otherwise a digest of its content (sorted relative paths and
  * the sha256 of each file). Both leave out .git, mlruns, __pycache__, .cairn, node_modules,
- * .venv and any other virtualenv, MLflow's default store mlflow.db and `cairn report`'s pages,
+ * .venv and any other virtualenv, MLflow's default store mlflow.db and `cairn report`'s pages
+ * (a link by one of these names, or to a virtualenv, too),
  * so what a run writes there changes nothing, and the flow's TypeScript (FLOW_CODE), changed, new or committed.
  */
 export function projectFingerprint(dir: string): ProjectFingerprint {
@@ -465,6 +466,16 @@ export function projectFingerprint(dir: string): ProjectFingerprint {
   const code = `sha256:${folderDigest(dir, notFlowCode, entries)}`;
   // A file as it is in HEAD has its blob's id, as in a clean checkout: only the files that changed since differ.
   return { code, files: fileDigests(entries.map((e) => blobOf(e, git?.blobs))) };
+}
+
+/** {@link projectFingerprint} of a parsed project; a linked file or folder it cannot read fails as an MlflowProjectError naming it. */
+export function mlflowProjectFingerprint(project: MlflowProject): ProjectFingerprint {
+  try {
+    return projectFingerprint(project.dir);
+  } catch (error) {
+    if (!(error instanceof UnreadableProjectFile)) throw error;
+    throw new MlflowProjectError(project.name, project.file, `its code fingerprint (part of the task's cache key) could not be made: ${error.message}. Make the target readable, or remove the link, and load the flow again.`);
+  }
 }
 
 /** `<relative path>\0<git blob id>` for a file unchanged since HEAD, else the entry. */
@@ -534,7 +545,8 @@ function gitState(dir: string): GitState | undefined {
     }
     const listing = kept.length === listed.length ? `git-tree:${tree}` : `git-files:${sha256(kept.join("\n"))}`;
     return { clean: true, commit, tree: listing, ignored: ignored.filter(notFlowCode).sort(), linked: linked.sort(), blobs };
-  } catch {
+  } catch (error) {
+    if (error instanceof UnreadableProjectFile) throw error;
     return undefined; // not a git checkout, no commit yet, or no git
   }
 }
@@ -564,6 +576,8 @@ function digestEntries(abs: string, rel: string, entries: string[], root: string
     if (SKIP_DIRS.has(name) || existsSync(join(abs, "pyvenv.cfg"))) return;
     for (const child of readdirSync(abs)) digestEntries(join(abs, child), `${rel}/${child}`, entries, root, seen);
   } else if (s.isSymbolicLink()) {
+    // Left out as the same folder or file would be: `.venv -> ../.venv`, `mlruns -> /disk/mlruns`.
+    if (SKIP_DIRS.has(name) || SKIP_FILE.test(name)) return;
     const target = followedLink(abs, root);
     if (target === undefined) entries.push(`${rel}\0link:${readlinkSync(abs)}`);
     else digestTarget(target, rel, entries, root, seen);
@@ -582,10 +596,29 @@ function followedLink(abs: string, root: string): string | undefined {
   let real: string;
   try {
     real = realpathSync(abs);
-  } catch {
-    return undefined; // dangling
+  } catch (error) {
+    if (dangling(error)) return undefined;
+    throw new UnreadableProjectFile(`the link ${abs} could not be followed (${messageOf(error)})`);
   }
   return countedByProject(real, root) ? undefined : real;
+}
+
+/** A link's target is not there (or is a loop of links): the link counts by its target's name. */
+function dangling(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOENT" || code === "ENOTDIR" || code === "ELOOP";
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * A file or folder the fingerprint must count could not be read (a link's target without
+ * permission): the fingerprint fails rather than leave it out, which would give hits on its old content.
+ */
+export class UnreadableProjectFile extends Error {
+  override name = "UnreadableProjectFile";
 }
 
 /** The real path `real` is the project folder (real path `root`) or a file or folder of it that its fingerprint counts. */
@@ -596,13 +629,19 @@ function countedByProject(real: string, root: string): boolean {
 
 /** The file or folder a link points to, under the link's own relative path. */
 function digestTarget(real: string, rel: string, entries: string[], root: string, seen: readonly string[]): void {
-  const s = statSync(real);
-  if (s.isFile()) {
-    entries.push(`${rel}\0${digestFileSync(real)}`);
-  } else if (s.isDirectory() && seen.includes(real)) {
-    entries.push(`${rel}\0link-cycle`);
-  } else if (s.isDirectory()) {
-    for (const child of readdirSync(real)) digestEntries(join(real, child), `${rel}/${child}`, entries, root, [...seen, real]);
+  try {
+    const s = statSync(real);
+    if (s.isFile()) {
+      entries.push(`${rel}\0${digestFileSync(real)}`);
+    } else if (s.isDirectory() && seen.includes(real)) {
+      entries.push(`${rel}\0link-cycle`);
+    } else if (s.isDirectory() && !existsSync(join(real, "pyvenv.cfg"))) {
+      // A linked virtualenv is left out as one in the folder is.
+      for (const child of readdirSync(real)) digestEntries(join(real, child), `${rel}/${child}`, entries, root, [...seen, real]);
+    }
+  } catch (error) {
+    if (error instanceof UnreadableProjectFile) throw error;
+    throw new UnreadableProjectFile(`\`${rel}\` links to ${real}, which could not be read (${messageOf(error)})`);
   }
 }
 
