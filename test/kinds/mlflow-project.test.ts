@@ -12,7 +12,7 @@ import { explainTask, openFlowCache, planFlow } from "@cairn/core";
 import { flow, LocalStore, task } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { mlflowProject } from "../../packages/mlflow/src/project/mlflow-project.ts";
-import { folderDigest, MlflowProjectError, MlflowProjectParameterError, PROJECT_FILES_RECORDED, projectFingerprint } from "../../packages/mlflow/src/project/run-project.ts";
+import { folderDigest, MlflowProjectError, MlflowProjectParameterError, PROJECT_FILES_RECORDED, projectFingerprint, runsTypeScript } from "../../packages/mlflow/src/project/run-project.ts";
 import { CommandTemplateError } from "../../packages/process/src/spawn/index.ts";
 import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { fixture, hasVenv, runOptions, tempRoot, VENV_PYTHON } from "./helpers.ts";
@@ -254,6 +254,33 @@ describe("what an MLflow project task's key holds", () => {
     expect(await status()).toBe("cached");
     await writeFile(join(dir, "step.txt"), "v3");
     expect(await status()).toBe("succeeded");
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("a project whose entry point runs a TypeScript file counts its TypeScript: an edited train.ts runs it again, in git or not", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), `name: tsrun\nentry_points:\n  main:\n    command: "node --version > /dev/null && cat train.ts > /dev/null && echo '{}' > \\"$CAIRN_OUTPUTS\\""\n`);
+    await writeFile(join(dir, "train.ts"), "console.log(1);\n");
+    const status = async () => {
+      const p = mlflowProject("p", { uri: dir });
+      const result = await (await flow("tsrun").build(() => ({ out: p({}).$out })).run({ root })).wait();
+      return result.tasks.p?.status;
+    };
+    expect(await status()).toBe("succeeded");
+    expect(await status()).toBe("cached");
+    await writeFile(join(dir, "train.ts"), "console.log(2);\n");
+    expect(await status()).toBe("succeeded");
+    git(root, "init", "-q");
+    git(root, "add", ".");
+    git(root, "commit", "-q", "-m", "project");
+    await status();
+    await writeFile(join(dir, "train.ts"), "console.log(3);\n"); // not committed: a changed checkout
+    expect(await status()).toBe("succeeded");
+    expect(runsTypeScript({ entryPoints: { a: { name: "a", command: "bun run x.mts", parameters: [] } } })).toBe(true);
+    expect(runsTypeScript({ entryPoints: { a: { name: "a", command: "deno run 'src/y.cts' --x=1", parameters: [] } } })).toBe(true);
+    expect(runsTypeScript({ entryPoints: { a: { name: "a", command: "python train.py --tsv data.tsv", parameters: [] } } })).toBe(false);
     await rm(root, { recursive: true, force: true });
   });
 

@@ -408,7 +408,8 @@ function skipped(rel: string): boolean {
  * usual layout keeps in the project folder (flow.ts, steps.ts), and the tasks' keys hold already
  * (the code that declares them). An entry point's Python does not run them, so editing the flow,
  * or adding another flow beside it, does not run every step again. A step that reads one as data
- * declares it with `.codeFiles()`.
+ * declares it with `.codeFiles()`. Unless an entry point's command names a TypeScript file
+ * (`npx tsx train.ts`, `deno run y.ts`): then the project runs its TypeScript, which counts.
  */
 const FLOW_CODE = /\.[mc]?ts$/;
 
@@ -417,9 +418,14 @@ function isFlowCode(path: string): boolean {
   return FLOW_CODE.test(path);
 }
 
-/** A digest entry (`<relative path>\0<sha256>`) that is not the flow's TypeScript (a project's digest only: a model's folder counts whole). */
-function notFlowCode(entry: string): boolean {
-  return !isFlowCode(entry.slice(0, entry.indexOf("\0")));
+/** Never the flow's code: for a project whose entry points run TypeScript. */
+function noFlowCode(): boolean {
+  return false;
+}
+
+/** Whether some entry point's command names a TypeScript file (a word ending in .ts, .mts or .cts): then the project's TypeScript is its code. */
+export function runsTypeScript(project: Pick<MlflowProject, "entryPoints">): boolean {
+  return Object.values(project.entryPoints).some((e) => e.command.split(/[\s;&|<>()'"`=]+/).some(isFlowCode));
 }
 
 /** What a project's code is. */
@@ -455,27 +461,33 @@ export const PROJECT_FILES_RECORDED = 500;
  * (a link by one of these names, or to a virtualenv, too),
  * so what a run writes there changes nothing, and the flow's TypeScript (FLOW_CODE), changed, new or committed.
  */
-export function projectFingerprint(dir: string): ProjectFingerprint {
-  const git = gitState(dir);
+export function projectFingerprint(dir: string, options: { readonly typeScript?: boolean } = {}): ProjectFingerprint {
+  const flowCode = options.typeScript ? noFlowCode : isFlowCode;
+  const git = gitState(dir, flowCode);
   if (git?.clean) {
     const ignored = git.ignored.length ? `+ignored:${sha256(git.ignored.join("\n"))}` : "";
     const linked = git.linked.length ? `+linked:${sha256(git.linked.join("\n"))}` : "";
     return { code: `${git.tree}${ignored}${linked}`, gitCommit: git.commit, files: fileDigests([...git.blobs].map(([rel, id]) => `${rel}\0${id}`).concat(git.ignored, git.linked)) };
   }
   const entries: string[] = [];
-  const code = `sha256:${folderDigest(dir, notFlowCode, entries)}`;
+  const code = `sha256:${folderDigest(dir, (entry) => !flowCode(pathOf(entry)), entries)}`;
   // A file as it is in HEAD has its blob's id, as in a clean checkout: only the files that changed since differ.
   return { code, files: fileDigests(entries.map((e) => blobOf(e, git?.blobs))) };
 }
 
-/** {@link projectFingerprint} of a parsed project; a linked file or folder it cannot read fails as an MlflowProjectError naming it. */
+/** {@link projectFingerprint} of a parsed project (its TypeScript counts when an entry point runs some); a linked file or folder it cannot read fails as an MlflowProjectError naming it. */
 export function mlflowProjectFingerprint(project: MlflowProject): ProjectFingerprint {
   try {
-    return projectFingerprint(project.dir);
+    return projectFingerprint(project.dir, { typeScript: runsTypeScript(project) });
   } catch (error) {
     if (!(error instanceof UnreadableProjectFile)) throw error;
     throw new MlflowProjectError(project.name, project.file, `its code fingerprint (part of the task's cache key) could not be made: ${error.message}. Make the target readable, or remove the link, and load the flow again.`);
   }
+}
+
+/** The relative path of a digest entry (`<relative path>\0<digest>`). */
+function pathOf(entry: string): string {
+  return entry.slice(0, entry.indexOf("\0"));
 }
 
 /** `<relative path>\0<git blob id>` for a file unchanged since HEAD, else the entry. */
@@ -506,7 +518,7 @@ type GitState =
   | { clean: true; commit: string; tree: string; ignored: string[]; linked: string[]; blobs: Map<string, string> }
   | { clean: false; blobs: Map<string, string> };
 
-function gitState(dir: string): GitState | undefined {
+function gitState(dir: string, flowCode: (path: string) => boolean): GitState | undefined {
   const run = (args: string[]) => execFileSync("git", ["-C", dir, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 10_000 });
   try {
     // `--ignored=matching` names an ignored folder in one line (`.venv/`) without git walking into it.
@@ -514,7 +526,7 @@ function gitState(dir: string): GitState | undefined {
     const [prefix = "", commit = "", tree = ""] = run(["rev-parse", "--show-prefix", "HEAD", "HEAD:./"]).split("\n");
     const relative = (entry: string) => entry.slice(3 + prefix.length).replace(/\/$/, "");
     const listed = run(["ls-tree", "-r", "-z", "--full-tree", tree]).split("\0").filter(Boolean); // `<mode> <type> <id>\t<path>`
-    const kept = listed.filter((line) => !isFlowCode(line.slice(line.indexOf("\t") + 1)));
+    const kept = listed.filter((line) => !flowCode(line.slice(line.indexOf("\t") + 1)));
     const changed = new Set(status.filter((entry) => !entry.startsWith("!! ")).map((entry) => entry.slice(3 + prefix.length)));
     const blobs = new Map<string, string>();
     for (const line of kept) {
@@ -524,7 +536,7 @@ function gitState(dir: string): GitState | undefined {
     // A change or an untracked file; the flow's TypeScript, changed or new, is no change of the
     // project, nor an untracked file a run writes (mlflow.db, mlruns/: not in the tree either).
     const runWrote = (entry: string) => entry.startsWith("?? ") && skipped(relative(entry));
-    if (status.some((entry) => !entry.startsWith("!! ") && !isFlowCode(entry) && !runWrote(entry))) return { clean: false, blobs };
+    if (status.some((entry) => !entry.startsWith("!! ") && !flowCode(entry) && !runWrote(entry))) return { clean: false, blobs };
     // Git ignores them, the project may still read them: their content counts as a folder's content does.
     const root = realpathSync(dir);
     const ignored: string[] = [];
@@ -544,7 +556,7 @@ function gitState(dir: string): GitState | undefined {
       if (target !== undefined) digestTarget(target, rel, linked, root, []);
     }
     const listing = kept.length === listed.length ? `git-tree:${tree}` : `git-files:${sha256(kept.join("\n"))}`;
-    return { clean: true, commit, tree: listing, ignored: ignored.filter(notFlowCode).sort(), linked: linked.sort(), blobs };
+    return { clean: true, commit, tree: listing, ignored: ignored.filter((entry) => !flowCode(pathOf(entry))).sort(), linked: linked.sort(), blobs };
   } catch (error) {
     if (error instanceof UnreadableProjectFile) throw error;
     return undefined; // not a git checkout, no commit yet, or no git
