@@ -4,6 +4,7 @@
  * server), and the project's code fingerprint.
  */
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, cp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -281,6 +282,41 @@ describe("what an MLflow project task's key holds", () => {
     expect(runsTypeScript({ entryPoints: { a: { name: "a", command: "bun run x.mts", parameters: [] } } })).toBe(true);
     expect(runsTypeScript({ entryPoints: { a: { name: "a", command: "deno run 'src/y.cts' --x=1", parameters: [] } } })).toBe(true);
     expect(runsTypeScript({ entryPoints: { a: { name: "a", command: "python train.py --tsv data.tsv", parameters: [] } } })).toBe(false);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("a file git ignores (`.env`) or a link's target out of the folder is recorded by no plain digest of its content, in the key or the per-file record", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), `name: secret\nentry_points:\n  main:\n    command: "true"\n`);
+    await writeFile(join(dir, ".gitignore"), ".env\n");
+    await writeFile(join(dir, ".env"), "PIN=1234\n");
+    await writeFile(join(root, "token.txt"), "hunter2\n");
+    await symlink("../token.txt", join(dir, "token.txt"));
+    const hex = (data: string) => createHash("sha256").update(data).digest("hex");
+    const plain = (content: string) => [hex(content), hex(hex(content))];
+    const guessable = [...plain("PIN=1234\n"), ...plain("hunter2\n"), hex(`.env\0${hex("PIN=1234\n")}`), hex(`token.txt\0${hex("hunter2\n")}`)];
+    const check = (secret = [".env", "token.txt"]) => {
+      const { code, files } = projectFingerprint(dir);
+      const recorded = files as Record<string, string>;
+      expect(Object.keys(recorded).sort()).toEqual([".env", ".gitignore", "MLproject", "token.txt"]);
+      for (const digest of guessable) {
+        if (secret.includes(".env")) expect(code).not.toContain(digest);
+        for (const name of secret) expect(digest.startsWith(recorded[name]!)).toBe(false);
+      }
+      return { code, files: recorded };
+    };
+    check(["token.txt"]); // a plain folder, no git: the link's target
+    git(root, "init", "-q");
+    git(root, "add", ".");
+    git(root, "commit", "-q", "-m", "project");
+    const clean = check();
+    expect(clean.code).toMatch(/^git-tree:[0-9a-f]{40}\+ignored:[0-9a-f]{64}\+linked:[0-9a-f]{64}$/);
+    await writeFile(join(dir, "MLproject"), `name: secret\nentry_points:\n  main:\n    command: "echo"\n`);
+    const dirty = check(); // a changed checkout: `.env` as git ignores it
+    await writeFile(join(dir, ".env"), "PIN=9999\n");
+    expect(check().files[".env"]).not.toBe(dirty.files[".env"]); // a change still shows
     await rm(root, { recursive: true, force: true });
   });
 

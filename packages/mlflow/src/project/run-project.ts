@@ -23,7 +23,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpat
 import { stat } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { digestFile, digestFileSync, sha256 } from "@cairn/cache";
+import { digestFile, digestFileSync, privateDigest, sha256 } from "@cairn/cache";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { CairnError, closestName, describeValue, isArtifact, isPlainObject, type TaskContext } from "@cairn/core";
 import { parseTemplate, renderShell, runProcess, shellQuote, type CommandTemplate, type ProcessSpec } from "@cairn/process/spawn";
@@ -433,7 +433,9 @@ export interface ProjectFingerprint {
   /**
    * For the cache key: `git-tree:<tree id of the folder>` for a clean git checkout (`git-files:<digest>`
    * of its listing without the flow's TypeScript when it holds some), followed by
-   * `+ignored:<digest>` when files git ignores are in it, else `sha256:<content digest>`.
+   * `+ignored:<digest>` when files git ignores are in it (`+linked:<digest>` for links' targets out
+   * of it), else `sha256:<content digest>` (`+private:<digest>` for those two); the digests after
+   * `+` are scrypt (see privateFilesDigest).
    */
   readonly code: string;
   /** HEAD commit, when the folder is a clean git checkout. */
@@ -465,14 +467,43 @@ export function projectFingerprint(dir: string, options: { readonly typeScript?:
   const flowCode = options.typeScript ? noFlowCode : isFlowCode;
   const git = gitState(dir, flowCode);
   if (git?.clean) {
-    const ignored = git.ignored.length ? `+ignored:${sha256(git.ignored.join("\n"))}` : "";
-    const linked = git.linked.length ? `+linked:${sha256(git.linked.join("\n"))}` : "";
-    return { code: `${git.tree}${ignored}${linked}`, gitCommit: git.commit, files: fileDigests([...git.blobs].map(([rel, id]) => `${rel}\0${id}`).concat(git.ignored, git.linked)) };
+    const ignored = privateFilesDigest(git.ignored);
+    const linked = privateFilesDigest(git.linked);
+    const code = `${git.tree}${ignored ? `+ignored:${ignored}` : ""}${linked ? `+linked:${linked}` : ""}`;
+    const blobs = [...git.blobs].map(([rel, id]) => `${rel}\0${id}`);
+    return { code, gitCommit: git.commit, files: fileDigests([...blobs, ...keyedBy(ignored, git.ignored), ...keyedBy(linked, git.linked)]) };
   }
   const entries: string[] = [];
-  const code = `sha256:${folderDigest(dir, (entry) => !flowCode(pathOf(entry)), entries)}`;
+  const links: string[] = [];
+  folderDigest(dir, (entry) => !flowCode(pathOf(entry)), entries, links);
+  // Files git ignores and links' targets out of the folder may be secrets (`.env`): see privateFilesDigest.
+  const secret = [...(git?.ignoredPaths ?? []), ...links];
+  const isPrivate = (entry: string) => secret.some((p) => pathOf(entry) === p || pathOf(entry).startsWith(`${p}/`));
+  const shared = entries.filter((e) => !isPrivate(e));
+  const kept = entries.filter(isPrivate);
+  const hidden = privateFilesDigest(kept);
+  const code = `sha256:${sha256(shared.join("\n"))}${hidden ? `+private:${hidden}` : ""}`;
   // A file as it is in HEAD has its blob's id, as in a clean checkout: only the files that changed since differ.
-  return { code, files: fileDigests(entries.map((e) => blobOf(e, git?.blobs))) };
+  return { code, files: fileDigests([...shared.map((e) => blobOf(e, git?.blobs)), ...keyedBy(hidden, kept)]) };
+}
+
+/**
+ * The digest of files that may hold a secret (a `.env` git ignores, a link's target out of the
+ * folder), recorded in the key: {@link privateDigest} (scrypt) of their entries, so that a short
+ * one cannot be found again from the cache or MLflow by trying guesses at sha256's speed, as a
+ * plain digest of its content would let. One scrypt for them all, however many. "" for none.
+ */
+function privateFilesDigest(entries: readonly string[]): string {
+  return entries.length ? privateDigest(sha256(entries.join("\n")), "mlflow-project-files") : "";
+}
+
+/**
+ * Such files' entries with their digest replaced by one keyed with `key` (their privateFilesDigest),
+ * for the per-file record: it changes when the file does (and when another of them does: one of them
+ * changed, explain names them all), and tells nothing of its content without the scrypt.
+ */
+function keyedBy(key: string, entries: readonly string[]): string[] {
+  return entries.map((e) => `${pathOf(e)}\0${sha256(`${key}\0${e}`)}`);
 }
 
 /** {@link projectFingerprint} of a parsed project (its TypeScript counts when an entry point runs some); a linked file or folder it cannot read fails as an MlflowProjectError naming it. */
@@ -516,7 +547,7 @@ function fileDigests(entries: readonly string[]): Record<string, string> | numbe
  */
 type GitState =
   | { clean: true; commit: string; tree: string; ignored: string[]; linked: string[]; blobs: Map<string, string> }
-  | { clean: false; blobs: Map<string, string> };
+  | { clean: false; blobs: Map<string, string>; ignoredPaths: string[] };
 
 function gitState(dir: string, flowCode: (path: string) => boolean): GitState | undefined {
   const run = (args: string[]) => execFileSync("git", ["-C", dir, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 10_000 });
@@ -536,7 +567,9 @@ function gitState(dir: string, flowCode: (path: string) => boolean): GitState | 
     // A change or an untracked file; the flow's TypeScript, changed or new, is no change of the
     // project, nor an untracked file a run writes (mlflow.db, mlruns/: not in the tree either).
     const runWrote = (entry: string) => entry.startsWith("?? ") && skipped(relative(entry));
-    if (status.some((entry) => !entry.startsWith("!! ") && !flowCode(entry) && !runWrote(entry))) return { clean: false, blobs };
+    if (status.some((entry) => !entry.startsWith("!! ") && !flowCode(entry) && !runWrote(entry))) {
+      return { clean: false, blobs, ignoredPaths: status.filter((entry) => entry.startsWith("!! ")).map(relative) };
+    }
     // Git ignores them, the project may still read them: their content counts as a folder's content does.
     const root = realpathSync(dir);
     const ignored: string[] = [];
@@ -567,10 +600,10 @@ function gitState(dir: string, flowCode: (path: string) => boolean): GitState | 
  * sha256 over the sorted relative paths and file digests of a folder (see SKIP_DIRS); only the
  * entries `keep` keeps, when given; those it counts are added to `kept`.
  */
-export function folderDigest(dir: string, keep?: (entry: string) => boolean, kept: string[] = []): string {
+export function folderDigest(dir: string, keep?: (entry: string) => boolean, kept: string[] = [], links?: string[]): string {
   const entries: string[] = [];
   const root = realpathSync(resolve(dir));
-  for (const name of readdirSync(resolve(dir))) digestEntries(join(resolve(dir), name), name, entries, root);
+  for (const name of readdirSync(resolve(dir))) digestEntries(join(resolve(dir), name), name, entries, root, [], links);
   entries.sort();
   const counted = keep ? entries.filter(keep) : entries;
   for (const entry of counted) kept.push(entry);
@@ -581,18 +614,21 @@ export function folderDigest(dir: string, keep?: (entry: string) => boolean, kep
  * Adds `<relative path>\0<sha256>` for the file at `abs`, or for every file under the folder at `abs` (see SKIP_DIRS).
  * `root`: the project folder's real path; `seen`: the real paths of the linked folders the walk is in (a cycle stops).
  */
-function digestEntries(abs: string, rel: string, entries: string[], root: string, seen: readonly string[] = []): void {
+function digestEntries(abs: string, rel: string, entries: string[], root: string, seen: readonly string[] = [], links?: string[]): void {
   const name = basename(abs);
   const s = lstatSync(abs);
   if (s.isDirectory()) {
     if (SKIP_DIRS.has(name) || existsSync(join(abs, "pyvenv.cfg"))) return;
-    for (const child of readdirSync(abs)) digestEntries(join(abs, child), `${rel}/${child}`, entries, root, seen);
+    for (const child of readdirSync(abs)) digestEntries(join(abs, child), `${rel}/${child}`, entries, root, seen, links);
   } else if (s.isSymbolicLink()) {
     // Left out as the same folder or file would be: `.venv -> ../.venv`, `mlruns -> /disk/mlruns`.
     if (SKIP_DIRS.has(name) || SKIP_FILE.test(name)) return;
     const target = followedLink(abs, root);
     if (target === undefined) entries.push(`${rel}\0link:${readlinkSync(abs)}`);
-    else digestTarget(target, rel, entries, root, seen);
+    else {
+      links?.push(rel);
+      digestTarget(target, rel, entries, root, seen);
+    }
   } else if (s.isFile() && !SKIP_FILE.test(name)) {
     entries.push(`${rel}\0${digestFileSync(abs)}`);
   }
