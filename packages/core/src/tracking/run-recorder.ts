@@ -98,8 +98,12 @@ export class RunRecorder {
       if (!withParams || isEmpty(batch.params ?? {}) || !isParamChange(error)) throw error;
       // The task logged some of these params itself, in its own spelling (a script's
       // `mlflow.log_param("flag", True)` is "True", Cairn's input param "true"): its values stand,
-      // and the rest of the batch is sent without Cairn's params.
-      await this.tracker.logBatch(this.runId, { ...batch, params: {} });
+      // and the rest of the batch is sent with only the params the run does not have yet (an
+      // input, or an MLflow project's default, the task did not log itself).
+      const had = (await this.tracker.getRun(this.runId).catch(() => undefined))?.params;
+      const rest: Record<string, string> = {};
+      if (had) for (const key in batch.params) if (!(key in had)) rest[key] = batch.params[key]!;
+      await this.tracker.logBatch(this.runId, { ...batch, params: rest });
     }
   }
 
