@@ -6,10 +6,11 @@
 import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it, vi } from "vitest";
-import { CacheStore, type CacheEntry, computeCacheKey, EmbeddedKeyvStore, type HeldLease } from "@cairn/cache";
+import { describe, expect, it } from "vitest";
+import { CacheStore, type CacheEntry, computeCacheKey, type HeldLease } from "@cairn/cache";
 import { explainTask, openFlowCache, planFlow } from "@cairn/core";
 import { type Artifact, LocalStore, type RunEvent, flow, task } from "@cairn/dsl";
+import { keysRead } from "../../packages/cache/test/keys-read.ts";
 import { entryFiles, runCollect, sleep, statuses, taskEvents, tmp } from "./helpers.ts";
 
 const cachedEvent = (events: RunEvent[], task: string) => taskEvents(events, task).find((e) => e.status === "cached");
@@ -868,13 +869,7 @@ describe("why a task missed, in a store that holds other flows' entries", () => 
       others.add(key);
     }
     await store.close();
-    const read: string[] = [];
-    const get = EmbeddedKeyvStore.prototype.get;
-    const spy = vi.spyOn(EmbeddedKeyvStore.prototype, "get").mockImplementation(function (this: EmbeddedKeyvStore, key: string) {
-      read.push(key.slice(key.indexOf(":") + 1));
-      return get.call(this, key);
-    });
-    try {
+    const { read } = await keysRead(async () => {
       const second = await runCollect(f, { root, params: { n: 2 } });
       const recorded = await new LocalStore({ root }).getRun(second.result.tasks.reads!.runId!);
       expect(JSON.parse(recorded!.tags["cairn.miss_reason"]!)).toEqual({
@@ -883,9 +878,7 @@ describe("why a task missed, in a store that holds other flows' entries", () => 
       });
       const eight = await Promise.all([3, 4, 5, 6, 7, 8, 9, 10].map((n) => runCollect(f, { root, params: { n } })));
       expect(eight.map((r) => r.result.status)).toEqual(Array(8).fill("succeeded"));
-    } finally {
-      spy.mockRestore();
-    }
+    });
     // Before, each run's first miss read every entry of the store to say why it missed.
     expect(read.filter((key) => others.has(key))).toEqual([]);
   });

@@ -19,7 +19,7 @@ export { CacheStore } from "./store.ts";
 export type { CacheStoreOptions, ExpiredEntry, ListOptions, PruneOptions, PruneResult } from "./store.ts";
 export { EmbeddedKeyvStore } from "./backends/embedded-store.ts";
 /** Small-file read shared with the embedded run store of @cairn/core (synchronous: see its comment). */
-export { privateTempDir, readSmallFile, writeFileAtomic } from "./backends/_files.ts";
+export { pathExists, privateTempDir, readSmallFile, writeFileAtomic } from "./backends/_files.ts";
 export { hasUnencodedUserInfo, redactUrl } from "./backends/_backend.ts";
 export { parseStoreUrl } from "./store-url.ts";
 export type { ParsedStoreUrl, StoreScheme, UrlProblem } from "./store-url.ts";

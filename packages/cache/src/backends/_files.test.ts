@@ -1,8 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readdir } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { pathExists } from "./_files.ts";
 
 const repo = resolve(import.meta.dirname, "../../../..");
 const filesModule = join(repo, "packages/cache/src/backends/_files.ts");
@@ -24,5 +25,19 @@ describe("writeFileAtomic", () => {
     expect(child.stderr).toBe("");
     expect(child.stdout.trim().split("\n")).toEqual(["EFBIG", "EFBIG"]);
     expect(await readdir(dir)).toEqual([]);
+  });
+});
+
+describe("pathExists (one helper for the index by task and the task cache)", () => {
+  it("is true for a file, a folder and a link to either, false for nothing and a link to nothing", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-files-"));
+    await writeFile(join(dir, "file"), "x");
+    await mkdir(join(dir, "folder"));
+    await symlink("file", join(dir, "to-file"));
+    await symlink("folder", join(dir, "to-folder"));
+    await symlink("gone", join(dir, "dangling"));
+    const names = ["file", "folder", "to-file", "to-folder", "missing", "dangling"];
+    const seen = await Promise.all(names.map((name) => pathExists(join(dir, name))));
+    expect(Object.fromEntries(names.map((name, i) => [name, seen[i]]))).toEqual({ file: true, folder: true, "to-file": true, "to-folder": true, missing: false, dangling: false });
   });
 });

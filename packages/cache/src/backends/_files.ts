@@ -1,7 +1,7 @@
 /** @internal File helpers shared by the embedded store and the file leases. */
 import { randomBytes } from "node:crypto";
 import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
-import { mkdir, rename, unlink, writeFile } from "node:fs/promises";
+import { access, mkdir, rename, unlink, writeFile } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 
@@ -104,6 +104,16 @@ export function readSmallFile(path: string): string | undefined {
   } catch (error) {
     if (errorCode(error) === "ENOENT") return undefined;
     throw error;
+  }
+}
+
+/** Whether something exists at `path` (a link counts by its target); `false` when it cannot be seen. */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -4,8 +4,9 @@ import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Keyv } from "keyv";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { fixture, lineFrom, runTs, startTs } from "../../test/_child.ts";
+import { keysRead } from "../../test/keys-read.ts";
 import { makeEntry } from "../../test/store-suite.ts";
 import { CacheStore, currentOwner } from "../index.ts";
 import { fileNameOfKey, keyOfFileName } from "./_files.ts";
@@ -93,21 +94,6 @@ describe("EmbeddedKeyvStore (keyv adapter)", () => {
 });
 
 describe("a task's entries listed through the index by task", () => {
-  /** The keys the embedded store reads while `list` runs. */
-  async function keysRead<T>(list: () => Promise<T>): Promise<{ result: T; read: string[] }> {
-    const read: string[] = [];
-    const get = EmbeddedKeyvStore.prototype.get;
-    const spy = vi.spyOn(EmbeddedKeyvStore.prototype, "get").mockImplementation(function (this: EmbeddedKeyvStore, key: string) {
-      read.push(key.slice(key.indexOf(":") + 1));
-      return get.call(this, key);
-    });
-    try {
-      return { result: await list(), read };
-    } finally {
-      spy.mockRestore();
-    }
-  }
-
   async function fill(store: CacheStore, taskName: string, count: number, createdAt = 1_000): Promise<string[]> {
     const keys: string[] = [];
     for (let i = 0; i < count; i++) keys.push((await store.set(makeEntry(taskName, { createdAt: createdAt + i }))).key);

@@ -14,9 +14,9 @@
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { errorCode } from "./_files.ts";
+import { errorCode, pathExists } from "./_files.ts";
 import type { EmbeddedKeyvStore } from "./embedded-store.ts";
 
 /** `<createdAt>-<key>`: epoch ms, the key as the store has it (a file name already). */
@@ -110,7 +110,7 @@ export class EntryIndex {
    * the entries it finds marked (see README, "Why a task missed").
    */
   private async markEarlier(): Promise<void> {
-    if (await exists(join(this.dir, COMPLETE))) return;
+    if (await pathExists(join(this.dir, COMPLETE))) return;
     const keys: string[] = [];
     for await (const key of this.store.keys(this.namespace)) keys.push(key.slice(this.namespace.length + 1));
     for (let start = 0; start < keys.length; start += BATCH) {
@@ -184,15 +184,6 @@ async function names(dir: string): Promise<string[]> {
     const code = errorCode(error);
     if (code === "ENOENT" || code === "ENOTDIR") return [];
     throw error;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

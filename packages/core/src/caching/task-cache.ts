@@ -1,4 +1,4 @@
-import { access, copyFile, link, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { copyFile, link, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import PQueue from "p-queue";
@@ -24,6 +24,7 @@ import {
   nearestEntry,
   parseCacheEntry,
   partialPath,
+  pathExists,
   privateDigestAsync,
   redactUrl as redactUri,
   replaceArtifacts,
@@ -869,7 +870,7 @@ export class TaskCache {
       if (!homes || homes.includes(resolvePath(a.path))) return;
       let here = homes.at(-1)!;
       for (const home of homes) {
-        if (await exists(home)) {
+        if (await pathExists(home)) {
           here = home;
           break;
         }
@@ -1441,7 +1442,7 @@ export async function localArtifacts<T>(
       const out = { ...v } as { -readonly [K in keyof Artifact]: Artifact[K] };
       fetches.push(
         (async () => {
-          const present = await exists(v.path);
+          const present = await pathExists(v.path);
           // Where this root keeps it: used as it is, unread (a hit in one root costs no hashing).
           if (present && atHome(v, tracker, workDir)) return;
           if (!v.runId) return;
@@ -1452,7 +1453,7 @@ export async function localArtifacts<T>(
           const parts = artifactPath.split("/");
           const dest = join(workDir, "downloads", runDir, ...parts.slice(0, -1));
           const copy = join(dest, parts.at(-1)!);
-          if (await exists(copy)) {
+          if (await pathExists(copy)) {
             // A copy that vanishes while it is read (another process discards it) is no match.
             if (v.digest && (await describePath(copy).then((d) => d.digest, () => undefined)) === v.digest) {
               out.path = copy;
@@ -1529,13 +1530,4 @@ async function discardCopy(path: string): Promise<void> {
     throw error;
   }
   await rm(aside, { recursive: true, force: true });
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
