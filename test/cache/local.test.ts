@@ -659,9 +659,7 @@ describe("single flight on one store", () => {
     const lease = await holder.acquireLease(key.key, { ttlMs: 30_000, owner: "the test, as another process" });
     expect(lease.acquired).toBe(true);
     const run = await f.run({ root, env: {} });
-    const events: RunEvent[] = [];
-    run.on((e) => events.push(e));
-    for (const until = Date.now() + 20_000; !taskEvents(events, "made").some((e) => e.status === "waiting") && Date.now() < until; ) await sleep(50);
+    await untilWaiting(run, "made");
     // The other process ends by writing an entry whose run this tracker has never seen.
     await holder.set({ key: key.key, taskName: "made", ingredients: key.ingredients, sourceRunId: "f".repeat(32), tracker: { kind: run.tracker.kind, uri: run.tracker.uri }, outputs: { values: { v: 2 }, artifacts: [] } });
     if (lease.acquired) await lease.release();
@@ -683,9 +681,7 @@ describe("single flight on one store", () => {
     const lease = await holder.acquireLease(key.key, { ttlMs: 30_000, owner: "the test, as another process" });
     expect(lease.acquired).toBe(true);
     const run = await f.run({ root, env: {} });
-    const events: RunEvent[] = [];
-    run.on((e) => events.push(e));
-    for (const until = Date.now() + 20_000; !taskEvents(events, "made").some((e) => e.status === "waiting") && Date.now() < until; ) await sleep(50);
+    await untilWaiting(run, "made");
     const gone = "f".repeat(32);
     await holder.set({ key: key.key, taskName: "made", ingredients: key.ingredients, sourceRunId: gone, tracker: { kind: run.tracker.kind, uri: run.tracker.uri }, outputs: { values: { v: 2 }, artifacts: [] } });
     if (lease.acquired) await lease.release();
@@ -701,6 +697,13 @@ describe("single flight on one store", () => {
       waited: true,
     });
   });
+
+  /** Resolves once `task` of the run waits on another process's lease (or after 20 s, for the test's expects to say). */
+  async function untilWaiting(run: { on(listener: (event: RunEvent) => void): unknown }, taskName: string): Promise<void> {
+    const events: RunEvent[] = [];
+    run.on((e) => events.push(e));
+    for (const until = Date.now() + 20_000; !taskEvents(events, taskName).some((e) => e.status === "waiting") && Date.now() < until; ) await sleep(50);
+  }
 
   /** A flow of one task, its key, another process's entry of that key, and the miss reason a run of it records. */
   async function expiredScenario(name: string) {
@@ -731,15 +734,31 @@ describe("single flight on one store", () => {
       return handed;
     };
     const run = await f.run({ root, env: {}, cache: { store: waiter } });
-    const events: RunEvent[] = [];
-    run.on((e) => events.push(e));
-    for (const until = Date.now() + 20_000; !taskEvents(events, "made").some((e) => e.status === "waiting") && Date.now() < until; ) await sleep(50);
+    await untilWaiting(run, "made");
     await holder.set(entry, { ttlMs: 1_000 });
     if (lease.acquired) await lease.release();
     const result = await run.wait();
     await holder.close();
     expect(result.tasks.made!.status).toBe("succeeded");
     // Before, it read {"kind":"new",...}: the expired entry met after the wait was evicted, and not said.
+    expect(await missReason(result)).toMatchObject({ kind: "expired", runId: other });
+  });
+
+  it("an entry whose ttl, shorter than the wait's look every 200 ms, runs out while the task waits is said to have expired, not a plain miss", async () => {
+    const { root, f, key, other, entry, missReason } = await expiredScenario("waited-short-ttl");
+    const holder = await CacheStore.fromUrl(undefined, { root });
+    const lease = await holder.acquireLease(key.key, { ttlMs: 30_000, owner: "the test, as another process" });
+    expect(lease.acquired).toBe(true);
+    const run = await f.run({ root, env: {} });
+    await untilWaiting(run, "made");
+    // The other process writes its entry with a 1 ms ttl and lets go only after the wait has looked at it, expired.
+    await holder.set(entry, { ttlMs: 1 });
+    await sleep(600);
+    if (lease.acquired) await lease.release();
+    const result = await run.wait();
+    await holder.close();
+    expect(result.tasks.made!.status).toBe("succeeded");
+    // Before, it read {"kind":"new",...}: the wait's look deleted the expired entry unsaid.
     expect(await missReason(result)).toMatchObject({ kind: "expired", runId: other });
   });
 

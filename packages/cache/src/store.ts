@@ -419,6 +419,8 @@ export class CacheStore {
    * Waits while another holder computes `key`. Resolves with its entry once
    * written, or with `undefined` once the lease is released or expired without
    * an entry (the holder failed or crashed): then compute it yourself.
+   * It only looks: an entry past its ttl (or malformed) is left for the caller's
+   * next {@link lookup} to report and delete, however short its ttl.
    */
   async waitFor(key: string, options: WaitForOptions = {}): Promise<CacheEntry | undefined> {
     checkKey(key);
@@ -429,11 +431,13 @@ export class CacheStore {
       entry && !(replacing && entry.sourceRunId === replacing.sourceRunId && entry.createdAt === replacing.createdAt) ? entry : undefined;
     for (;;) {
       signal?.throwIfAborted();
-      const entry = fresh(await this.get(key));
+      // peek, not get: get deletes an entry it finds past its ttl without a word, so an entry
+      // that expired between two polls would be gone, and the miss after the wait a plain one.
+      const entry = fresh(await this.peek(key));
       if (entry) return entry;
       const holder = await this.call("read a lease", () => this.backend.leases.peek(key));
       // The holder writes its entry before it releases, so look once more.
-      if (!holder) return fresh(await this.get(key));
+      if (!holder) return fresh(await this.peek(key));
       try {
         await sleep(pollMs, undefined, { signal });
       } catch (error) {

@@ -91,6 +91,21 @@ describe("EmbeddedKeyvStore (keyv adapter)", () => {
     await store.set(entry);
     expect(await store.get(entry.key)).toBeDefined();
   });
+
+  it("a wait deletes nothing: an entry whose short ttl runs out between two looks is left for the next lookup to report as expired", async () => {
+    const store = await CacheStore.fromUrl(undefined, { root });
+    const entry = makeEntry();
+    const lease = await store.acquireLease(entry.key, { ttlMs: 10_000, owner: "the holder" });
+    if (!lease.acquired) throw new Error("expected the lease");
+    const waiting = store.waitFor(entry.key, { pollMs: 20 });
+    await sleep(50); // the wait has looked, and found nothing yet
+    await store.set(entry, { ttlMs: 1 });
+    await sleep(200); // the wait looks several times after the entry expired, the holder still holding
+    await lease.release();
+    expect(await waiting).toBeUndefined();
+    // Before, the wait's look deleted it unsaid, and this lookup found nothing: a plain miss.
+    expect(await store.lookup(entry.key)).toEqual({ expired: { at: expect.any(Number), entry: expect.objectContaining({ sourceRunId: entry.sourceRunId }) } });
+  });
 });
 
 describe("a task's entries listed through the index by task", () => {
