@@ -469,6 +469,43 @@ describe("what an MLflow project task's key holds", () => {
     await rm(root, { recursive: true, force: true });
   });
 
+  it("a `path` parameter's large folder out of the project is digested without blocking the event loop, to the digest the synchronous walk gives", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), `name: big\nentry_points:\n  main:\n    parameters:\n      data_dir: path\n    command: "ls {data_dir}"\n`);
+    const folder = join(root, "data");
+    for (let i = 0; i < 40; i++) {
+      await mkdir(join(folder, `part-${i}`), { recursive: true });
+      await Promise.all(Array.from({ length: 50 }, (_, j) => writeFile(join(folder, `part-${i}`, `rows-${j}.csv`), `${i},${j}\n`.repeat(200))));
+    }
+    await writeFile(join(folder, "big.bin"), Buffer.alloc(24 << 20, 7)); // streamed in chunks
+    // What the walk follows, leaves out or counts by name, as in a project folder.
+    await writeFile(join(root, "elsewhere.csv"), "1\n");
+    await symlink("../elsewhere.csv", join(folder, "linked.csv"));
+    await symlink("part-0", join(folder, "linked-part"));
+    await symlink("..", join(folder, "part-1", "up")); // a cycle
+    await symlink("gone.csv", join(folder, "dangling.csv"));
+    await mkdir(join(folder, "venv"));
+    await writeFile(join(folder, "venv", "pyvenv.cfg"), "home = /usr/bin\n");
+    await mkdir(join(folder, "__pycache__"));
+    await writeFile(join(folder, "__pycache__", "x.pyc"), "x");
+    const d = mlflowProject("d", { uri: dir });
+    const ticks: number[] = [];
+    const timer = setInterval(() => ticks.push(performance.now()), 1);
+    const started = performance.now();
+    const digest = (await d.definition.inputFiles!({ data_dir: folder })).data_dir;
+    const ended = performance.now();
+    clearInterval(timer);
+    expect(digest).toBe(folderDigest(folder));
+    // Before, the folder was walked and read synchronously: no timer fired until it was done.
+    const marks = [started, ...ticks, ended];
+    const longestStall = Math.max(...marks.slice(1).map((t, i) => t - marks[i]!));
+    expect(ticks.length).toBeGreaterThan(10);
+    expect(longestStall).toBeLessThan((ended - started) / 4);
+    await rm(root, { recursive: true, force: true });
+  });
+
   it("a `path` parameter that names something that cannot be read fails the task, naming parameter and path, rather than counting by its text only", async () => {
     const root = await tempRoot();
     const dir = join(root, "proj");

@@ -19,11 +19,11 @@
  * CAIRN_OUTPUTS, plus `{ runId }`.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
-import { stat } from "node:fs/promises";
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, type Stats, statSync } from "node:fs";
+import { lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { digestFile, digestFileSync, privateDigest, sha256 } from "@cairn/cache";
+import { digestFile, digestFileSync, pathExists, privateDigest, sha256 } from "@cairn/cache";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { CairnError, closestName, describeValue, isArtifact, isPlainObject, type TaskContext } from "@cairn/core";
 import { parseTemplate, renderShell, runProcess, shellQuote, type CommandTemplate, type ProcessSpec } from "@cairn/process/spawn";
@@ -330,27 +330,30 @@ function localPath(value: string, cwd: string | undefined): string | undefined {
 
 /**
  * For the cache key: the content digest of the local file or folder each given `path` parameter
- * names, by parameter (a folder as {@link folderDigest} counts it), so an edited data file outside
+ * names, by parameter (a folder as {@link folderDigest} counts it, without blocking), so an edited data file outside
  * the project runs it again. Left out: a file of the project (its fingerprint counts it), a remote
  * URI, an Artifact (it counts by content already), a value that names nothing (the run says so).
  */
 export async function pathParameterDigests(project: MlflowProject, entryPoint: MlflowEntryPoint, inputs: Readonly<Record<string, unknown>>, cwd?: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  const root = realpathSync(project.dir);
+  let root: string | undefined;
   for (const p of entryPoint.parameters) {
     const value = inputs[p.name];
     const local = p.type === "path" && typeof value === "string" && value ? localPath(value, cwd) : undefined;
     if (local === undefined) continue;
     let real: string;
     try {
-      real = realpathSync(local);
+      real = await realpath(local);
     } catch (error) {
       if (nothingThere(error)) continue; // nothing there (yet): the run refuses it, naming the path
       throw unreadablePath(project, p.name, local, error);
     }
-    if (countedByProject(real, root)) continue;
+    root ??= await realpath(project.dir);
+    if (await walkAsync(countedByProject(real, root))) continue;
     try {
-      out[p.name] = (await stat(real)).isDirectory() ? folderDigest(real) : await digestFile(real);
+      // Not folderDigest: a large data folder digested synchronously at every key stalled the
+      // event loop, and with it every other run of an app that embeds Cairn.
+      out[p.name] = (await stat(real)).isDirectory() ? await folderDigestAsync(real) : await digestFile(real);
     } catch (error) {
       // Counted by its text only, an edit there would give a hit on the old content: no key rather than a wrong one.
       throw unreadablePath(project, p.name, local, error);
@@ -577,7 +580,7 @@ function gitState(dir: string, flowCode: (path: string) => boolean): GitState | 
       if (!entry.startsWith("!! ")) continue; // the flow's TypeScript, changed or new
       const rel = relative(entry);
       if (skipped(rel)) continue;
-      digestEntries(join(dir, rel), rel, ignored, root);
+      walkSync(digestEntries(join(dir, rel), rel, ignored, root));
     }
     // Git records a link by its target's name: a committed link out of the folder adds what it points to.
     const linked: string[] = [];
@@ -585,8 +588,8 @@ function gitState(dir: string, flowCode: (path: string) => boolean): GitState | 
       if (!entry.startsWith("120000 ")) continue;
       const rel = entry.slice(entry.indexOf("\t") + 1);
       if (skipped(rel)) continue;
-      const target = followedLink(join(dir, rel), root);
-      if (target !== undefined) digestTarget(target, rel, linked, root, []);
+      const target = walkSync(followedLink(join(dir, rel), root));
+      if (target !== undefined) walkSync(digestTarget(target, rel, linked, root, []));
     }
     const listing = kept.length === listed.length ? `git-tree:${tree}` : `git-files:${sha256(kept.join("\n"))}`;
     return { clean: true, commit, tree: listing, ignored: ignored.filter((entry) => !flowCode(pathOf(entry))).sort(), linked: linked.sort(), blobs };
@@ -598,12 +601,103 @@ function gitState(dir: string, flowCode: (path: string) => boolean): GitState | 
 
 /**
  * sha256 over the sorted relative paths and file digests of a folder (see SKIP_DIRS); only the
- * entries `keep` keeps, when given; those it counts are added to `kept`.
+ * entries `keep` keeps, when given; those it counts are added to `kept`. Synchronous, for where
+ * nothing can wait (a kind is declared); {@link folderDigestAsync} gives the same digest without blocking.
  */
 export function folderDigest(dir: string, keep?: (entry: string) => boolean, kept: string[] = [], links?: string[]): string {
+  return walkSync(folderWalk(dir, keep, kept, links));
+}
+
+/** {@link folderDigest} of a whole folder, read with the asynchronous calls: the event loop runs on between them. */
+export function folderDigestAsync(dir: string): Promise<string> {
+  return walkAsync(folderWalk(dir));
+}
+
+/**
+ * The folder walk, written once for both ways of reading: it yields each file-system call it
+ * needs ({@link FsCall}) and gets its answer back (or its error thrown), so the synchronous and
+ * the asynchronous digest of a folder cannot drift apart.
+ */
+type Walk<T> = Generator<FsCall, T, unknown>;
+
+/** What each file-system call of a walk answers. */
+interface FsAnswers {
+  lstat: Stats;
+  stat: Stats;
+  readdir: string[];
+  realpath: string;
+  readlink: string;
+  /** sha256 of a file's content. */
+  digest: string;
+  exists: boolean;
+}
+
+interface FsCall {
+  readonly op: keyof FsAnswers;
+  readonly path: string;
+}
+
+const SYNC_FS: { readonly [K in keyof FsAnswers]: (path: string) => FsAnswers[K] } = {
+  lstat: (path) => lstatSync(path),
+  stat: (path) => statSync(path),
+  readdir: (path) => readdirSync(path),
+  realpath: (path) => realpathSync(path),
+  readlink: (path) => readlinkSync(path),
+  digest: digestFileSync,
+  exists: existsSync,
+};
+
+const ASYNC_FS: { readonly [K in keyof FsAnswers]: (path: string) => Promise<FsAnswers[K]> } = {
+  lstat: (path) => lstat(path),
+  stat: (path) => stat(path),
+  readdir: (path) => readdir(path),
+  realpath: (path) => realpath(path),
+  readlink: (path) => readlink(path),
+  digest: digestFile,
+  exists: pathExists,
+};
+
+/** Inside a walk: asks for one file-system call and gets its answer. */
+function* call<K extends keyof FsAnswers>(op: K, path: string): Walk<FsAnswers[K]> {
+  return (yield { op, path }) as FsAnswers[K];
+}
+
+/** Runs a walk with the synchronous calls. */
+function walkSync<T>(walk: Walk<T>): T {
+  let step = walk.next();
+  while (!step.done) {
+    let answer: unknown;
+    try {
+      answer = SYNC_FS[step.value.op](step.value.path);
+    } catch (error) {
+      step = walk.throw(error);
+      continue;
+    }
+    step = walk.next(answer);
+  }
+  return step.value;
+}
+
+/** Runs a walk with the asynchronous calls. */
+async function walkAsync<T>(walk: Walk<T>): Promise<T> {
+  let step = walk.next();
+  while (!step.done) {
+    let answer: unknown;
+    try {
+      answer = await ASYNC_FS[step.value.op](step.value.path);
+    } catch (error) {
+      step = walk.throw(error);
+      continue;
+    }
+    step = walk.next(answer);
+  }
+  return step.value;
+}
+
+function* folderWalk(dir: string, keep?: (entry: string) => boolean, kept: string[] = [], links?: string[]): Walk<string> {
   const entries: string[] = [];
-  const root = realpathSync(resolve(dir));
-  for (const name of readdirSync(resolve(dir))) digestEntries(join(resolve(dir), name), name, entries, root, [], links);
+  const root = yield* call("realpath", resolve(dir));
+  for (const name of yield* call("readdir", resolve(dir))) yield* digestEntries(join(resolve(dir), name), name, entries, root, [], links);
   entries.sort();
   const counted = keep ? entries.filter(keep) : entries;
   for (const entry of counted) kept.push(entry);
@@ -614,23 +708,23 @@ export function folderDigest(dir: string, keep?: (entry: string) => boolean, kep
  * Adds `<relative path>\0<sha256>` for the file at `abs`, or for every file under the folder at `abs` (see SKIP_DIRS).
  * `root`: the project folder's real path; `seen`: the real paths of the linked folders the walk is in (a cycle stops).
  */
-function digestEntries(abs: string, rel: string, entries: string[], root: string, seen: readonly string[] = [], links?: string[]): void {
+function* digestEntries(abs: string, rel: string, entries: string[], root: string, seen: readonly string[] = [], links?: string[]): Walk<void> {
   const name = basename(abs);
-  const s = lstatSync(abs);
+  const s = yield* call("lstat", abs);
   if (s.isDirectory()) {
-    if (SKIP_DIRS.has(name) || existsSync(join(abs, "pyvenv.cfg"))) return;
-    for (const child of readdirSync(abs)) digestEntries(join(abs, child), `${rel}/${child}`, entries, root, seen, links);
+    if (SKIP_DIRS.has(name) || (yield* call("exists", join(abs, "pyvenv.cfg")))) return;
+    for (const child of yield* call("readdir", abs)) yield* digestEntries(join(abs, child), `${rel}/${child}`, entries, root, seen, links);
   } else if (s.isSymbolicLink()) {
     // Left out as the same folder or file would be: `.venv -> ../.venv`, `mlruns -> /disk/mlruns`.
     if (SKIP_DIRS.has(name) || SKIP_FILE.test(name)) return;
-    const target = followedLink(abs, root);
-    if (target === undefined) entries.push(`${rel}\0link:${readlinkSync(abs)}`);
+    const target = yield* followedLink(abs, root);
+    if (target === undefined) entries.push(`${rel}\0link:${yield* call("readlink", abs)}`);
     else {
       links?.push(rel);
-      digestTarget(target, rel, entries, root, seen);
+      yield* digestTarget(target, rel, entries, root, seen);
     }
   } else if (s.isFile() && !SKIP_FILE.test(name)) {
-    entries.push(`${rel}\0${digestFileSync(abs)}`);
+    entries.push(`${rel}\0${yield* call("digest", abs)}`);
   }
 }
 
@@ -640,15 +734,15 @@ function digestEntries(abs: string, rel: string, entries: string[], root: string
  * counts). A link out of the folder (`data/iris.csv -> ../../shared/iris.csv`) counts by its target's
  * content, as a `.codeFiles()` folder's links do: an edit there runs the project again.
  */
-function followedLink(abs: string, root: string): string | undefined {
+function* followedLink(abs: string, root: string): Walk<string | undefined> {
   let real: string;
   try {
-    real = realpathSync(abs);
+    real = yield* call("realpath", abs);
   } catch (error) {
     if (dangling(error)) return undefined;
     throw new UnreadableProjectFile(`the link ${abs} could not be followed (${messageOf(error)})`);
   }
-  return countedByProject(real, root) ? undefined : real;
+  return (yield* countedByProject(real, root)) ? undefined : real;
 }
 
 /** A link's target is not there (or is a loop of links): the link counts by its target's name. */
@@ -670,22 +764,23 @@ export class UnreadableProjectFile extends Error {
 }
 
 /** The real path `real` is the project folder (real path `root`) or a file or folder of it that its fingerprint counts. */
-function countedByProject(real: string, root: string): boolean {
+function* countedByProject(real: string, root: string): Walk<boolean> {
   const inside = relative(root, real);
-  return inside === "" || (inside !== ".." && !inside.startsWith("../") && !isAbsolute(inside) && !skipped(inside) && !inVirtualenv(root, inside));
+  if (inside === "") return true;
+  return inside !== ".." && !inside.startsWith("../") && !isAbsolute(inside) && !skipped(inside) && !(yield* inVirtualenv(root, inside));
 }
 
 /** The file or folder a link points to, under the link's own relative path. */
-function digestTarget(real: string, rel: string, entries: string[], root: string, seen: readonly string[]): void {
+function* digestTarget(real: string, rel: string, entries: string[], root: string, seen: readonly string[]): Walk<void> {
   try {
-    const s = statSync(real);
+    const s = yield* call("stat", real);
     if (s.isFile()) {
-      entries.push(`${rel}\0${digestFileSync(real)}`);
+      entries.push(`${rel}\0${yield* call("digest", real)}`);
     } else if (s.isDirectory() && seen.includes(real)) {
       entries.push(`${rel}\0link-cycle`);
-    } else if (s.isDirectory() && !existsSync(join(real, "pyvenv.cfg"))) {
+    } else if (s.isDirectory() && !(yield* call("exists", join(real, "pyvenv.cfg")))) {
       // A linked virtualenv is left out as one in the folder is.
-      for (const child of readdirSync(real)) digestEntries(join(real, child), `${rel}/${child}`, entries, root, [...seen, real]);
+      for (const child of yield* call("readdir", real)) yield* digestEntries(join(real, child), `${rel}/${child}`, entries, root, [...seen, real]);
     }
   } catch (error) {
     if (error instanceof UnreadableProjectFile) throw error;
@@ -694,9 +789,9 @@ function digestTarget(real: string, rel: string, entries: string[], root: string
 }
 
 /** A path of the project (relative) under a virtualenv, which the digest leaves out. */
-function inVirtualenv(root: string, rel: string): boolean {
+function* inVirtualenv(root: string, rel: string): Walk<boolean> {
   const parts = rel.split("/");
-  for (let i = 1; i < parts.length; i++) if (existsSync(join(root, ...parts.slice(0, i), "pyvenv.cfg"))) return true;
+  for (let i = 1; i < parts.length; i++) if (yield* call("exists", join(root, ...parts.slice(0, i), "pyvenv.cfg"))) return true;
   return false;
 }
 
