@@ -5,8 +5,12 @@
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
+import { LocalStore } from "@cairn/dsl";
+import { cli } from "../../packages/cli/src/index.ts";
 import { start, childEnv, repo, tmp } from "../cache/helpers.ts";
 
 const app = join(repo, "test/cli/fixtures/embed/app-cli.ts");
@@ -49,6 +53,55 @@ describe("cli() embedded in an app", () => {
     expect(exit.stdout).toContain("[app] cli() resolved 0");
     expect(exit.stdout).toContain("[app] exiting with code 0");
     expect(exit.code).toBe(0);
+  });
+
+  it("cancels a run when io.signal aborts, as Ctrl-C cancels `cairn run`: its runs closed KILLED with the reason, resolved to 130, no signal handler added", async () => {
+    const root = await tmp("cairn-embed-cli-");
+    const listeners = () => ({ SIGINT: process.listenerCount("SIGINT"), SIGTERM: process.listenerCount("SIGTERM"), SIGHUP: process.listenerCount("SIGHUP") });
+    const before = listeners();
+    const stop = new AbortController();
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = "";
+    let err = "";
+    stdout.on("data", (d: Buffer) => (out += d));
+    // With --json the task's log lines go to stderr.
+    stderr.on("data", (d: Buffer) => {
+      err += d;
+      if (err.includes("[waits] started") && !stop.signal.aborted) {
+        expect(listeners()).toEqual(before);
+        stop.abort("the app is shutting down");
+      }
+    });
+    const flowFile = join(repo, "test/cli/fixtures/embed/waits-for-file.flow.ts");
+    // Its task waits for a file no one writes (RELEASE_FILE is not set in this process): before, the run went on until the test's timeout.
+    const code = await Promise.race([
+      cli(["run", flowFile, "--json", "--no-report", "--root", root], { stdout, stderr, env: childEnv(), signal: stop.signal }),
+      sleep(30_000, "still running 30 s after it started", { ref: false }),
+    ]);
+    expect(code, err).toBe(130);
+    expect(err).toContain("io.signal aborted: cancelling the run");
+    const events = out.trim().split("\n").map((line) => JSON.parse(line) as { type: string; status?: string; runId?: string; task?: string });
+    const flowEnd = events.filter((e) => e.type === "flow").at(-1)!;
+    expect(flowEnd).toMatchObject({ status: "cancelled" });
+    const store = new LocalStore({ root });
+    const flowRun = await store.getRun(flowEnd.runId!);
+    expect(flowRun).toMatchObject({ status: "KILLED", tags: { "cairn.cancel_reason": "the app is shutting down" } });
+    const taskRuns = await store.searchRuns({ experimentIds: [flowRun!.experimentId], parentRunId: flowRun!.runId });
+    expect(taskRuns.map((r) => [r.name, r.status])).toEqual([["waits", "KILLED"]]);
+    expect(listeners()).toEqual(before);
+  });
+
+  it("cancels a run whose io.signal is aborted before it starts: said, resolved to 130, nothing recorded", async () => {
+    const root = await tmp("cairn-embed-cli-");
+    const stderr = new PassThrough();
+    let err = "";
+    stderr.on("data", (d: Buffer) => (err += d));
+    const flowFile = join(repo, "test/cli/fixtures/embed/waits-for-file.flow.ts");
+    const code = await cli(["run", flowFile, "--no-report", "--root", root], { stdout: new PassThrough(), stderr, env: childEnv(), signal: AbortSignal.abort("the app stopped first") });
+    expect(code, err).toBe(130);
+    expect(err).toContain("the app stopped first, while the run was starting, before its flow run was created; nothing was recorded");
+    expect(await new LocalStore({ root }).searchRuns({ experimentIds: ["0"] })).toEqual([]);
   });
 });
 

@@ -82,8 +82,10 @@ export interface CliIo {
   startingSignalHandler?: (signal: NodeJS.Signals) => void;
   /**
    * Stops a `worker` command when aborted, as SIGTERM stops the `cairn worker` process: it
-   * finishes the tasks it runs, takes no more, and resolves to 0. An app's worker has no other
-   * way to stop: without `handleSignals` it leaves the app's signals to the app.
+   * finishes the tasks it runs, takes no more, and resolves to 0. Cancels a `run` command as
+   * Ctrl-C cancels `cairn run`: its runs are closed as `KILLED`, its reason is the flow run's
+   * `cairn.cancel_reason`, and it resolves to 130. Without `handleSignals` an app has no other
+   * way to stop either: the app's signals are left to the app.
    */
   signal?: AbortSignal;
 }
@@ -497,11 +499,18 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   // Listened for from before the run starts: starting it creates the flow run, and a signal
   // meanwhile must cancel it (its runs end KILLED, exit 130), not end the process as Node would.
   let run: Awaited<ReturnType<typeof flow.run>> | undefined;
-  let interrupted: NodeJS.Signals | undefined;
+  /** What cancelled the run: a signal's name, or the reason `io.signal` was aborted with. */
+  let interrupted: { reason: unknown } | undefined;
   let exitAfterClose: number | undefined;
   // Given to the run: a signal while it starts stops it before its flow run is created, and
   // hurries the tracker's requests (one short try each) from then on.
   const stop = new AbortController();
+  const cancel = (reason: unknown, notice: string) => {
+    interrupted = { reason };
+    reporter.notice(notice);
+    stop.abort(reason);
+    if (run) void run.cancel(reason);
+  };
   const onSignal = (signal: NodeJS.Signals) => {
     // A hang-up is the terminal going away (closed, SSH dropped), not the user insisting: it
     // cancels like SIGTERM, and while a cancel is under way it changes nothing.
@@ -510,11 +519,14 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       reporter.notice(`${signal} again: exiting now; open runs may stay RUNNING (the next cairn command closes them as KILLED).`);
       process.exit(EXIT.interrupted); // the user asked twice; this is the CLI, not the library
     }
-    interrupted = signal;
-    reporter.notice(`${signal}: cancelling the run (press Ctrl-C again to force)...`);
-    stop.abort(signal);
-    if (run) void run.cancel(signal);
+    cancel(signal, `${signal}: cancelling the run (press Ctrl-C again to force)...`);
   };
+  // An app's Ctrl-C: without handleSignals, the only way it has to stop the run it started with cli().
+  const onAbort = () => {
+    if (!interrupted) cancel(io.signal!.reason, "io.signal aborted: cancelling the run...");
+  };
+  if (io.signal?.aborted) onAbort();
+  else io.signal?.addEventListener("abort", onAbort, { once: true });
   if (io.handleSignals !== false) {
     for (const signal of CANCEL_SIGNALS) process.on(signal, onSignal);
     // Until now a signal ended the process at once (the flow loading: nothing to cancel yet); from now on it cancels the run.
@@ -555,7 +567,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       source: resolve(positionals[0]!),
     });
     run.on((e) => reporter.event(e));
-    if (interrupted) void run.cancel(interrupted);
+    if (interrupted) void run.cancel(interrupted.reason);
     const result = await run.wait();
     reporter.finish(result);
     if (report && !json) io.stdout.write(`${reportLine(report, result.runId)}\n`);
@@ -575,6 +587,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     throw error;
   } finally {
     for (const signal of CANCEL_SIGNALS) process.off(signal, onSignal);
+    io.signal?.removeEventListener("abort", onAbort);
     await dispatcher?.close();
     // Not at once: what is still queued for a pipe would be lost. The process ends by itself once
     // its output is written; the timer (which does not hold it) ends one kept alive by a hung upload.
