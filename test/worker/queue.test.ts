@@ -5,14 +5,14 @@
  * costs nothing but time; a coordinator killed is re-run from the cache; a worker whose code
  * differs refuses the task; a cancel reaches a worker's task; and each user error says what to do.
  */
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
-import { cairnBin, cairnRun, childEnv, start, tmp, tsxScript } from "../cache/helpers.ts";
+import { cairnBin, cairnRun, childEnv, repo, start, tmp, tsxScript } from "../cache/helpers.ts";
 import { startProxy } from "../reliability/helpers.ts";
 import { markers, spreadFlow, type StartedWorker, startWorker, timesRun, useQueueServers } from "./helpers.ts";
 
@@ -483,6 +483,32 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(failed.error.message).toContain("Give that worker the coordinator's values");
     expect(failed.error.message).not.toContain("gpu-fp16");
   }, 120_000);
+
+  it("a worker with the coordinator's Python (the same venv) takes a Python task; one whose Python has other packages refuses it, naming them", async () => {
+    const python = join(repo, ".venv/bin/python");
+    const file = join(import.meta.dirname, "fixtures/python.flow.ts");
+    const same = await testEnv("queue-python", { CAIRN_PYTHON: python });
+    workers.push(await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...same.env, RAN_ON: "worker" }));
+    const ok = await cairnRun(file, await tmp(), ["--queue", servers.redis.url], same.env).done;
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { ranOn: "worker" } });
+
+    // A virtualenv of the same interpreter with one tiny package: its key differs, so it refuses.
+    const venv = join(await tmp("cairn-worker-venv-"), "venv");
+    execFileSync(python, ["-m", "venv", "--without-pip", venv]);
+    const [lib] = (await readdir(join(venv, "lib"))).filter((n) => n.startsWith("python"));
+    await mkdir(join(venv, "lib", lib!, "site-packages", "tinypkg-1.0.dist-info"));
+    const other = await testEnv("queue-python-other", { CAIRN_PYTHON: python });
+    workers.push(await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...other.env, CAIRN_PYTHON: join(venv, "bin/python"), CAIRN_QUEUE_STALE_GRACE_MS: "1000" }));
+    const r = await cairnRun(file, await tmp(), ["--queue", servers.redis.url], other.env).done;
+    expect(r.code).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
+    expect(failed).toMatchObject({ task: "py-step", error: { name: "StaleCodeError" } });
+    expect(failed.error.message).toContain("its environment there differs from the one the flow run was started with (Python environment changed: ");
+    // The .venv's packages, which the worker's Python lacks, the first few by name.
+    expect(failed.error.message).toMatch(/Python environment changed: [\w-]+ \S+ removed, [^)]* and \d+ more, from the run's to this worker's\)/);
+    expect(failed.error.message).toContain("Give that worker a Python with the coordinator's version and packages");
+  }, 180_000);
 
   it("a task that throws on a worker fails at the coordinator with its message and its place in the flow file", async () => {
     const { env } = await testEnv("queue-fail");

@@ -341,6 +341,28 @@ describe("diffIngredients", () => {
     expect(said(project(900), project(901))).toEqual(["code: project files changed (901 files: too many to record which)"]);
   });
 
+  it("names what changed in a Python task's environment: its interpreter, then the first few packages and how many more", () => {
+    const python = (interpreter: string, packages: Record<string, string>) => recorded({ environment: { noun: "Python environment", interpreter, packages } });
+    const said = (a: RecordedIngredients, b: RecordedIngredients) => diffIngredients(a, b).map((c) => `${c.path}: ${c.message}`);
+    const v1 = python("cpython 3.11.7", { numpy: "1.26.0", "scikit-learn": "1.3.2" });
+    expect(said(v1, python("cpython 3.11.7", { numpy: "1.26.0", "scikit-learn": "1.5.0" }))).toEqual(["environment: Python environment changed: scikit-learn 1.3.2 → 1.5.0"]);
+    expect(said(v1, python("cpython 3.12.1", { numpy: "1.26.0", "scikit-learn": "1.3.2" }))).toEqual(["environment: Python environment changed: interpreter cpython 3.11.7 → cpython 3.12.1"]);
+    const many = python("cpython 3.12.1", { numpy: "2.0.0", pandas: "2.2.0", "scikit-learn": "1.5.0", scipy: "1.13.0" });
+    expect(said(v1, many)).toEqual(["environment: Python environment changed: interpreter cpython 3.11.7 → cpython 3.12.1, numpy 1.26.0 → 2.0.0, pandas 2.2.0 added and 2 more"]);
+    expect(said(v1, python("python: not found (/opt/venv/bin/python)", {}))).toEqual([
+      "environment: Python environment changed: interpreter cpython 3.11.7 → python: not found (/opt/venv/bin/python), numpy 1.26.0 removed, scikit-learn 1.3.2 removed",
+    ]);
+    // An entry made before environments were recorded: said as such, not as a change of code.
+    expect(said(recorded({}), v1)).toEqual(["environment: the Python environment now counts in the key (cpython 3.11.7, 2 packages); the earlier entry was made without it"]);
+    // In the key by content: its words and the order packages were listed in do not count; a task without one keeps its key.
+    const key = (ingredients: RecordedIngredients) => keyOfIngredients(ingredients);
+    expect(key(python("cpython 3.11.7", { "scikit-learn": "1.3.2", numpy: "1.26.0" }))).toBe(key(v1));
+    expect(key({ ...v1, environment: { ...v1.environment!, noun: "Python" } })).toBe(key(v1));
+    expect(key(python("cpython 3.11.7", { numpy: "1.26.0", "scikit-learn": "1.5.0" }))).not.toBe(key(v1));
+    expect(key(recorded({}))).toBe(computeCacheKey(base).key);
+    expect(recorded({})).not.toHaveProperty("environment");
+  });
+
   it("shows long values where they differ, so that before and after never read the same", () => {
     const file = (v: number) => recorded({ inputs: { file: `/mnt/datasets/customers/exports/2024/region-eu/monthly/customers_v${v}.csv` } });
     expect(diffIngredients(file(1), file(2)).map((c) => c.message)).toEqual([

@@ -38,6 +38,12 @@ export interface CacheKeyIngredients {
    * as its inputs do. Absent (or empty) for a task that reads none, whose key is then what it was.
    */
   params?: Record<string, unknown>;
+  /**
+   * The environment the task's code runs in, by content (a Python task's interpreter and
+   * packages): recorded whole, so that a change is named. Absent for a task that has none, whose
+   * key is then what it was.
+   */
+  environment?: CodeEnvironment;
 }
 
 /** One input as recorded in an entry: its hash, and its value when small. */
@@ -71,6 +77,8 @@ export interface RecordedIngredients {
   env: Record<string, string | null>;
   /** The flow params the task reads, recorded as inputs are; absent when it reads none. */
   params?: Record<string, RecordedInput>;
+  /** The environment its code runs in (a Python task's interpreter and packages); absent when it has none. */
+  environment?: CodeEnvironment;
 }
 
 /** See {@link RecordedIngredients.codeParts}. */
@@ -95,6 +103,19 @@ export interface RecordedCodeParts {
 export interface CodeContents {
   noun: string;
   files: Record<string, string> | number;
+}
+
+/**
+ * The environment a task's code runs in, by content (a Python task's interpreter and installed
+ * packages): in the key, and recorded whole, so that `explain` says what changed.
+ * `noun` names it in words (`Python environment`); `interpreter` is its implementation and
+ * version (`cpython 3.12.1`), or why there is none (`python: not found (/opt/py)`);
+ * `packages`: normalised name -> version.
+ */
+export interface CodeEnvironment {
+  noun: string;
+  interpreter: string;
+  packages: Record<string, string>;
 }
 
 /** Changed files named in one change; the rest are counted. */
@@ -206,6 +227,13 @@ export function computeCacheKey(ingredients: CacheKeyIngredients, options: Cache
     for (const name of Object.keys(ingredients.params).sort()) params[name] = recordInput(ingredients.params[name], options.digests);
     recorded.params = params;
   }
+  const environment = ingredients.environment;
+  if (environment !== undefined) {
+    if (!isCodeEnvironment(environment) || Object.values(environment.packages).some((v) => typeof v !== "string")) {
+      throw new CacheOptionError("environment", "{ noun, interpreter, packages: { name: version } } (strings)", environment);
+    }
+    recorded.environment = { noun: environment.noun, interpreter: environment.interpreter, packages: { ...environment.packages } };
+  }
   return { key: keyOfIngredients(recorded), ingredients: recorded };
 }
 
@@ -221,6 +249,8 @@ export function keyOfIngredients(ingredients: RecordedIngredients): string {
     // Only when present, so that keys of tasks without code files are what they were.
     ...(ingredients.codeFiles ? { codeFiles: ingredients.codeFiles } : {}),
     ...(ingredients.params ? { params: Object.fromEntries(Object.entries(ingredients.params).map(([name, param]) => [name, param.sha256])) } : {}),
+    // Its noun is words, not content: only what runs counts.
+    ...(ingredients.environment ? { environment: { interpreter: ingredients.environment.interpreter, packages: ingredients.environment.packages } } : {}),
   });
 }
 
@@ -388,7 +418,7 @@ function setOwn(target: Record<string, unknown>, key: string, value: unknown): v
 
 /** One difference between two sets of recorded ingredients. */
 export interface IngredientChange {
-  /** `schemaVersion`, `taskName`, `taskVersion`, `code`, `cacheKey`, `resolved`, `codeFiles.<name>`, `inputs.rows`, `inputs.config.lr`, `env.API_URL`. */
+  /** `schemaVersion`, `taskName`, `taskVersion`, `code`, `cacheKey`, `resolved`, `codeFiles.<name>`, `environment`, `inputs.rows`, `inputs.config.lr`, `env.API_URL`. */
   path: string;
   /** The value before; `undefined` when added. Env and code changes show hashes only. */
   before: unknown;
@@ -468,6 +498,9 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients, 
     changes.push({ path: `codeFiles.${name}`, before, after, message });
   }
 
+  const environment = environmentChange(a.environment, b.environment);
+  if (environment !== undefined) changes.push({ path: "environment", before: a.environment, after: b.environment, message: environment });
+
   diffRecorded(a.inputs, b.inputs, "inputs", "input", changes);
   diffRecorded(a.params ?? {}, b.params ?? {}, "params", "param", changes);
 
@@ -544,6 +577,40 @@ function contentsChange(a: CodeContents | undefined, b: CodeContents | undefined
   const named = changed.slice(0, NAMED_FILES).map(said).join(", ");
   const more = changed.length - NAMED_FILES;
   return `${changed.length} ${b.noun}s changed: ${named}${more > 0 ? ` and ${more} more` : ""}`;
+}
+
+/**
+ * What changed in the environment the task's code runs in: `Python environment changed:
+ * scikit-learn 1.3.2 → 1.5.0`, its interpreter first, then the first few packages and how many
+ * more; undefined when the two records agree. An entry made before environments were recorded
+ * is said as such (its key did not hold one).
+ */
+export function environmentChange(a: unknown, b: unknown): string | undefined {
+  const before = isCodeEnvironment(a) ? a : undefined;
+  const after = isCodeEnvironment(b) ? b : undefined;
+  if (!before && !after) return undefined;
+  if (!before || !after) {
+    const noun = (after ?? before)!.noun;
+    return after ? `the ${noun} now counts in the key (${after.interpreter}, ${Object.keys(after.packages).length} packages); the earlier entry was made without it` : `the ${noun} no longer counts in the key`;
+  }
+  const changed: string[] = [];
+  if (before.interpreter !== after.interpreter) changed.push(`interpreter ${before.interpreter} → ${after.interpreter}`);
+  for (const name of unionKeys(before.packages, after.packages)) {
+    const was = before.packages[name];
+    const now = after.packages[name];
+    if (was === now) continue;
+    changed.push(was === undefined ? `${name} ${now} added` : now === undefined ? `${name} ${was} removed` : `${name} ${was} → ${now}`);
+  }
+  if (!changed.length) return undefined;
+  const more = changed.length - NAMED_FILES;
+  return `${after.noun} changed: ${changed.slice(0, NAMED_FILES).join(", ")}${more > 0 ? ` and ${more} more` : ""}`;
+}
+
+/** An entry written by another version may hold anything there. */
+function isCodeEnvironment(value: unknown): value is CodeEnvironment {
+  if (typeof value !== "object" || value === null) return false;
+  const { noun, interpreter, packages } = value as Record<string, unknown>;
+  return typeof noun === "string" && typeof interpreter === "string" && typeof packages === "object" && packages !== null;
 }
 
 /** An entry written by another version may hold anything there. */

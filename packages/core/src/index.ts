@@ -7,7 +7,7 @@ export { isArtifact } from "./definition/artifact.ts";
 export { safeRelativePath, safePathSegment, taskArtifactPath, RECORD_FOLDER, type PathSource } from "./definition/artifact-path.ts";
 export type { RefValue } from "./definition/ref.ts";
 export { isRef, describeRef, forEachRef, resolveRefs, isPlainObject, setOwnProperty } from "./definition/ref.ts";
-export type { FlowDefinition, FlowNode, MapSpec, ItemInfo, TaskDefinition, ResolveCodeContext, CodeFile, TaskCacheOptions, RetryPolicy } from "./definition/flow-definition.ts";
+export type { FlowDefinition, FlowNode, MapSpec, ItemInfo, TaskDefinition, TaskEnvironment, ResolveCodeContext, CodeFile, TaskCacheOptions, RetryPolicy } from "./definition/flow-definition.ts";
 export { NO_RETRY } from "./definition/flow-definition.ts";
 export { validateWithSchema, requiredKeys, knownKeys, type SchemaResult } from "./definition/schema.ts";
 export { assertSerializable } from "./definition/serializable.ts";

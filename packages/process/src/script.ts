@@ -15,6 +15,7 @@ import { ProcessStartError, UnknownPlaceholderError } from "./spawn/errors.ts";
 import { checkName, configDigest, fileDigest, kindTask, moduleDependencies, resolveTaskFile, type KindCall, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, findPython, optionOrigin, processEnv, pythonPath, type CommandOrigin, type ProcessOptions } from "./spawn/options.ts";
 import { pythonDependencies } from "./python/python-deps.ts";
+import { pythonEnvironment } from "./python/python-environment.ts";
 import { checkPreload, launchArgs, preloadServer, preloadSupported, type PreloadServer } from "./python/preload.ts";
 
 /** Options of `script()`. */
@@ -82,6 +83,22 @@ function launcher(nodeId: string, file: string, interpreter: ScriptOptions["inte
   return { command: file, pre: [], label: [] };
 }
 
+/** A program that is a Python: `python`, `python3.12`, `/opt/venv/bin/python`, `python.exe`. */
+const PYTHON_PROGRAM = /^python(\d+(\.\d+)*)?(\.exe)?$/i;
+
+/**
+ * The Python that runs the script, for its environment: the `interpreter` option when it names a
+ * Python, else a .py file's (see findPython, asked when the key is made); undefined when no Python
+ * runs it (a .sh file, `["uv", "run"]`, whose environment Cairn cannot see).
+ */
+function scriptPython(file: string, interpreter: ScriptOptions["interpreter"]): (() => string) | undefined {
+  if (interpreter !== undefined) {
+    const command = typeof interpreter === "string" ? interpreter : interpreter[0]!;
+    return PYTHON_PROGRAM.test(basename(command)) ? () => command : undefined;
+  }
+  return extname(file).toLowerCase() === ".py" ? () => findPython().python : undefined;
+}
+
 /**
  * Declares a task that runs a script file in a child process.
  * @example
@@ -112,6 +129,7 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
     ...(options.cwd ? [`cwd=${JSON.stringify(options.cwd)}`] : []),
     ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),
   ];
+  const python = scriptPython(file, interp);
 
   return kindTask({
     definition: {
@@ -125,6 +143,8 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
         extname(file) === ".py"
           ? pythonDependencies(await readFile(file, "utf8").catch(() => ""), dirname(file), scope, file)
           : moduleDependencies(file, scope),
+      // The interpreter and the packages installed for it, by content.
+      ...(python ? { environment: () => pythonEnvironment(python()) } : {}),
       retry: NO_RETRY,
       cache: {},
       env: [],

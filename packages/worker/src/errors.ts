@@ -104,14 +104,22 @@ export class StaleCodeError extends CairnError {
     readonly envDiffers: string[] = [],
     /** The workers that refused it, by id, and how long it waited for another (ms). */
     readonly refused: Refusals = { by: [worker.id], waitedMs: 0 },
+    /** What differs in the Python environment it would run in (interpreter, packages), in words; absent when it agrees. */
+    readonly environment?: string,
   ) {
     const code = differs.length > 0;
     const env = envDiffers.map((name) => `environment variable ${name} (its value enters the task's cache key)`);
+    const fixes = [
+      ...(code ? ["Update that worker's checkout to the coordinator's commit (and restart it), or stop it; a worker never runs other code than the run asked for."] : []),
+      ...(env.length ? ["Give that worker the coordinator's values of the variables the task declares with .env() (and restart it): what it computed with others would be stored under the run's cache key."] : []),
+      ...(environment
+        ? ["Give that worker a Python with the coordinator's version and packages (its CAIRN_PYTHON, active virtualenv or project .venv; then restart it): a task's Python environment enters its cache key, and what it computed with others would be stored under the run's."]
+        : []),
+    ];
     super(
-      `Task "${nodeId}" was not run by worker ${worker.id} (on ${worker.host}): ${code ? `its code in ${flowFile} there` : "its environment there"} differs from ${code ? "the code" : "the one"} the flow run was started with (${[...differs, ...env].join(", ")}). ` +
+      `Task "${nodeId}" was not run by worker ${worker.id} (on ${worker.host}): ${code ? `its code in ${flowFile} there` : "its environment there"} differs from ${code ? "the code" : "the one"} the flow run was started with (${[...differs, ...env, ...(environment ? [environment] : [])].join(", ")}). ` +
         `${refusedSentence(refused, worker.id, `with the run's ${code ? "code" : "environment"}`)} ` +
-        (code ? `Update that worker's checkout to the coordinator's commit (and restart it), or stop it; a worker never runs other code than the run asked for.` : "") +
-        (env.length ? `${code ? " " : ""}Give that worker the coordinator's values of the variables the task declares with .env() (and restart it): what it computed with others would be stored under the run's cache key.` : ""),
+        fixes.join(" "),
     );
     this.host = worker.host;
     this.workerId = worker.id;

@@ -19,7 +19,7 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DelayedError, type Job, Worker as BullWorker } from "bullmq";
 import type { Redis } from "ioredis";
-import { CacheStore, parseOwner } from "@cairn/cache";
+import { CacheStore, environmentChange, parseOwner } from "@cairn/cache";
 import {
   type CodeFingerprint,
   type DispatchedOutcome,
@@ -391,14 +391,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     // Made as the coordinator made its fingerprint: from the code part of the key (which does not
     // depend on the inputs), or from the task's own source.
     const mine = data.code.full ? await cache.keyFor(node, {}, { flowRunId: data.flowRunId }).catch(() => undefined) : undefined;
-    const differs = compareCode(data.code, codeFingerprint(node, mine));
+    const fingerprint = codeFingerprint(node, mine);
+    const differs = compareCode(data.code, fingerprint);
     // The variables the task declares (.env) enter its key: run here with other values, it would
     // store what they give under the coordinator's key, a wrong hit for every later run.
     const envDiffers = data.key && mine ? compareEnv(data.key.ingredients.env, mine.ingredients.env) : [];
-    if (differs.length || envDiffers.length) {
+    // So does its Python environment (another interpreter, another scikit-learn), for the same reason.
+    const environment = data.code.environment !== fingerprint.environment ? environmentWords(data.key?.ingredients.environment, mine?.ingredients.environment) : undefined;
+    if (differs.length || envDiffers.length || environment) {
       const what = differs.length ? "code" : "environment";
-      const why = `its ${what} here differs (${[...differs, ...envDiffers.map((n) => `environment variable ${n}`)].join(", ")})`;
-      return refuse(why, `a worker with the run's ${what}`, (refused) => new StaleCodeError(task, file, { id, host }, differs, envDiffers, refused));
+      const why = `its ${what} here differs (${[...differs, ...envDiffers.map((n) => `environment variable ${n}`), ...(environment ? [environment] : [])].join(", ")})`;
+      return refuse(why, `a worker with the run's ${what}`, (refused) => new StaleCodeError(task, file, { id, host }, differs, envDiffers, refused, environment));
     }
     // The secrets the coordinator knew from the start are known here before the task starts: an
     // output that carries one is refused before anything is written (cache entry, MLflow, Redis).
@@ -597,6 +600,16 @@ function compareCode(theirs: CodeFingerprint, mine: CodeFingerprint): string[] {
   const names = new Set([...Object.keys(theirs.codeFiles ?? {}), ...Object.keys(mine.codeFiles ?? {})]);
   for (const name of [...names].sort()) if (theirs.codeFiles?.[name] !== mine.codeFiles?.[name]) differs.push(`file ${name}`);
   return differs;
+}
+
+/**
+ * What differs between the run's environment of a task (a Python's interpreter and packages) and
+ * this worker's, from the run's to this one's, in words; the run's record is absent for a task
+ * without a key, which is then only said to differ.
+ */
+function environmentWords(theirs: unknown, mine: unknown): string {
+  const change = environmentChange(theirs, mine);
+  return change ? `${change}, from the run's to this worker's` : "its Python environment";
 }
 
 /** The names of the declared environment variables whose values (hashed in the key) differ here from the coordinator's. */

@@ -7,6 +7,7 @@ import {
   type ArtifactRecord,
   CacheBackendError,
   type CacheEntry,
+  type CodeEnvironment,
   type ExpiredEntry,
   type CacheStore,
   type DiffOptions,
@@ -516,6 +517,11 @@ export class TaskCache {
       extra += `\0resolved:${resolved}`;
       resolvedTo = resolved;
     }
+    let environment: CodeEnvironment | undefined;
+    if (node.task.environment) {
+      const { noun, interpreter, packages } = await node.task.environment();
+      environment = { noun, interpreter, packages: { ...packages } };
+    }
     const params = node.task.paramsRead ? this.paramsOf(await node.task.paramsRead()) : undefined;
     // The task's code as its source has it, for a module compiled by tsc (its text is tsc's).
     const own = `${node.task.kind}\0${typeof sourceCode === "string" ? sourceCode : node.task.code}`;
@@ -535,6 +541,7 @@ export class TaskCache {
       inputs: contentInputs,
       env,
       ...(params ? { params } : {}),
+      ...(environment ? { environment } : {}),
     }, { digests: this.inputDigests });
   }
 
@@ -547,11 +554,15 @@ export class TaskCache {
   }
 
   /**
-   * Starts finding the code dependencies of `tasks` (reading and hashing their modules), so
-   * that the first keys of the run do not wait for it.
+   * Starts finding the code dependencies of `tasks` (reading and hashing their modules) and their
+   * environments, so that the first keys of the run do not wait for them.
    */
   prefetchCode(tasks: Iterable<TaskDefinition>): void {
-    for (const task of tasks) if (task.codeDependencies) this.dependenciesOf(task).catch(() => {}); // keyFor reports it
+    for (const task of tasks) {
+      if (task.codeDependencies) this.dependenciesOf(task).catch(() => {}); // keyFor reports it
+      // A Python task's interpreter is asked once per process: started here, it answers while the rest is read.
+      if (task.environment) task.environment().catch(() => {});
+    }
   }
 
   /** A task's {@link TaskDefinition.codeDependencies}, found once per flow run (a task used by many nodes asks once). */

@@ -90,6 +90,16 @@ export interface TaskDefinition {
    */
   readonly resolveCode?: (ctx: ResolveCodeContext) => Promise<string>;
   /**
+   * The environment the task's code runs in, by content (a Python task's interpreter and its
+   * installed packages), asked when its key is made: it enters the key, so another interpreter
+   * or an upgraded package is a miss, and the key's record holds it whole, so `explain` names
+   * what changed (and a worker whose own differs refuses the task). By content, not location:
+   * two checkouts whose environments hold the same packages share entries. Never rejects: an
+   * interpreter that cannot start is an environment too (`python: not found (<path>)`), and the
+   * run says why.
+   */
+  readonly environment?: () => Promise<TaskEnvironment>;
+  /**
    * Words for a change between two values {@link resolveCode} gave, as the keys record them
    * (`model alias \`churn@champion\` moved from version 3 to version 4`), for `explain` and the
    * run report; undefined (or absent) for the generic words, which show where the two differ.
@@ -108,6 +118,16 @@ export interface TaskDefinition {
    * an output schema checked the outputs: an output it lets be absent is `undefined`).
    */
   readonly writesOutputs?: string;
+}
+
+/** What {@link TaskDefinition.environment} gives (recorded with the key as `CodeEnvironment` of @cairn/cache). */
+export interface TaskEnvironment {
+  /** Its name in `explain`'s words: `Python environment`. */
+  readonly noun: string;
+  /** Implementation and full version (`cpython 3.12.1`), or why there is none (`python: not found (/opt/py)`). */
+  readonly interpreter: string;
+  /** Installed packages: normalised name -> version. */
+  readonly packages: Readonly<Record<string, string>>;
 }
 
 /** A file or folder a task's code depends on. */

@@ -7,6 +7,7 @@
  * What carries the task between the two (a queue) is the dispatcher's business: @cairn/worker.
  */
 import { createHash } from "node:crypto";
+import { hashValue } from "@cairn/cache";
 import type { TaskCache, TaskKey } from "../caching/task-cache.ts";
 import type { FlowNode, ItemInfo } from "../definition/flow-definition.ts";
 import { CairnError, OptionError } from "../errors.ts";
@@ -21,6 +22,8 @@ export interface CodeFingerprint {
   /** Content digests of its code files and dependencies, by name. */
   readonly codeFiles?: Readonly<Record<string, string>>;
   readonly taskVersion: string | null;
+  /** Digest of the environment its code runs in (a Python task's interpreter and packages), when its key holds one. */
+  readonly environment?: string;
   /**
    * Made from the key's code part (the helpers and code files it reaches included), also for a
    * task without a key (`.cache(false)`) when the run has a cache to make it with; absent, it is
@@ -132,8 +135,8 @@ export class RemoteTaskError extends CairnError {
 /** The fingerprint of `node`'s code: from its key when it has one, else its kind, code and version. */
 export function codeFingerprint(node: FlowNode, key: TaskKey | undefined): CodeFingerprint {
   if (key) {
-    const { code, codeFiles, taskVersion } = key.ingredients;
-    return { code, ...(codeFiles ? { codeFiles } : {}), taskVersion, full: true };
+    const { code, codeFiles, taskVersion, environment } = key.ingredients;
+    return { code, ...(codeFiles ? { codeFiles } : {}), taskVersion, ...(environment ? { environment: hashValue([environment.interpreter, environment.packages]) } : {}), full: true };
   }
   const code = createHash("sha256").update(`${node.task.kind}\0${node.task.code}`).digest("hex");
   return { code, taskVersion: node.task.version === undefined ? null : String(node.task.version) };

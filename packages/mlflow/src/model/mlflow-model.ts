@@ -9,7 +9,7 @@ import { existsSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import { NO_RETRY, OptionError, TaskFileError, type Artifact, type TaskDefinition } from "@cairn/core";
 import { checkName, configDigest, kindTask, resolveTaskFile, type KindTask } from "@cairn/dsl/kind";
-import { checkProcessOptions, processEnv, pythonFor, pythonPath, type ProcessOptions } from "@cairn/process/spawn";
+import { checkProcessOptions, processEnv, pythonEnvironment, pythonFor, pythonPath, type ProcessOptions } from "@cairn/process/spawn";
 import { folderDigest } from "../project/run-project.ts";
 import { describeModelChange, parseModelUri, resolveModelCode, runMlflowModel, type ModelInputFormat } from "./run-model.ts";
 
@@ -83,6 +83,8 @@ export function mlflowModel(name: string, uri: string, options: MlflowModelOptio
     resolveCode: (ctx) => resolveModelCode(model, ctx, registry),
     // The version an alias named is in what the key records: a move is said as one.
     describeResolved: (before, after) => describeModelChange(ref, before, after),
+    // The Python that scores it (mlflow and the model's flavour), and the packages installed for it, by content.
+    environment: () => pythonEnvironment(pythonFor(options.python).python),
     run: async (inputs, ctx) => {
       const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
       const r = await runMlflowModel(

@@ -26,7 +26,7 @@ import {
   type MlflowProject,
 } from "./run-project.ts";
 import { checkName, configDigest, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
-import { checkProcessOptions, processEnv, pythonFor, pythonPath, type ProcessOptions } from "@cairn/process/spawn";
+import { checkProcessOptions, processEnv, pythonEnvironment, pythonFor, pythonPath, type ProcessOptions } from "@cairn/process/spawn";
 
 /** Options of `mlflowProject()`. */
 export interface MlflowProjectOptions extends ProcessOptions {
@@ -127,6 +127,8 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
       writesOutputs: "with cairn_task.set_outputs({...}) in Python, or as JSON written to $CAIRN_OUTPUTS, before its entry point exits",
       // A `path` parameter counts by the content of the file it names, beside its text.
       inputFiles: (inputs) => pathParameterDigests(project, entryPoint, inputs, options.cwd),
+      // The Python its entry points run with, and the packages installed for it, by content.
+      environment: () => pythonEnvironment(pythonFor(options.python).python),
       retry: NO_RETRY,
       cache: {},
       env: [],

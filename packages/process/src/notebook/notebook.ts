@@ -9,6 +9,7 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { notebookCodeCells, notebookCodeDigest, runNotebook } from "./run-notebook.ts";
 import { dirname, resolve } from "node:path";
 import { pythonDependencies } from "../python/python-deps.ts";
+import { pythonEnvironment } from "../python/python-environment.ts";
 import { checkName, configDigest, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, processEnv, pythonFor, pythonPath, type ProcessOptions } from "../spawn/options.ts";
 
@@ -94,6 +95,8 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
         }
         return pythonDependencies(cells.join("\n"), resolve(options.cwd ?? dirname(path)), scope);
       },
+      // The kernel's interpreter and the packages installed for it, by content.
+      environment: () => pythonEnvironment(pythonFor(options.python).python),
       retry: NO_RETRY,
       cache: {},
       env: [],
