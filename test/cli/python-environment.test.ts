@@ -6,7 +6,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, rename, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cairn, fixture, repo, tmp } from "./helpers.ts";
@@ -72,6 +72,10 @@ describe.skipIf(!existsSync(VENV_PYTHON))("a Python task's key holds its Python 
     expect(explained.code, explained.stderr).toBe(0);
     expect(explained.stdout).toContain("Python environment changed: tinypkg 1.0 → 2.0");
     expect(await statusOf(cwd, a)).toBe("succeeded");
+    // The run's miss reason, which its report shows, says it too.
+    const records = await readdir(join(cwd, ".cairn/runs"));
+    const texts = await Promise.all(records.map((name) => readFile(join(cwd, ".cairn/runs", name), "utf8")));
+    expect(texts.some((t) => t.includes("Python environment changed: tinypkg 1.0 → 2.0"))).toBe(true);
     expect(await statusOf(cwd, a)).toBe("cached");
   }, 120_000);
 
