@@ -3,7 +3,8 @@
  * ones too, with why each one failed or was skipped; `cairn show` of a failed task run prints its
  * error whole. On the embedded store and on a real MLflow server.
  */
-import { flow, task } from "cairn-dag";
+import { flow, task, when } from "cairn-dag";
+import { z } from "zod";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairn, fixture, tmp } from "./helpers.ts";
@@ -61,9 +62,44 @@ async function expectCancelShown(env: NodeJS.ProcessEnv): Promise<void> {
   expect(shown.stdout).not.toContain(SECRET);
 }
 
+/**
+ * A task skipped by a false condition, its own or one above it: `cairn show` says so, and says
+ * nothing failed (it read every skip but two kinds as "upstream task … failed", and named the
+ * condition's text as that task).
+ */
+async function expectConditionShown(env: NodeJS.ProcessEnv): Promise<void> {
+  const source = task("source").run(async () => ({ score: 0.5 }));
+  const load = task("load").run(async () => ({ rows: 3 }));
+  const train = task("train").input<{ rows: number }>().run(async ({ rows }) => ({ model: rows }));
+  const deploy = task("deploy").input<{ score: number }>().run(async () => ({}));
+  const root = await tmp("cairn-cli-show-condition-");
+  const f = flow("show-condition")
+    .params(z.object({ go: z.boolean().default(false) }))
+    .build(({ params }) => {
+      const s = source();
+      const l = load({}, { if: params.go });
+      train({ rows: l.rows });
+      deploy({ score: s.score }, { if: when(s.score, (v) => v > 0.9) });
+      return {};
+    });
+  const result = await (await f.run({ root, env, cache: false })).wait();
+  expect(result.status).toBe("succeeded");
+  const shown = await cairn(["show", result.runId, "--root", root], { env });
+  expect(shown.code, shown.stderr).toBe(0);
+  const row = (name: string) => shown.stdout.split("\n").find((l) => l.startsWith(`${name} `)) ?? `(no row for ${name})`;
+  expect(row("load")).toMatch(/ skipped: its condition \(params\.go\) is false$/);
+  expect(row("train")).toMatch(/ skipped: the condition of upstream task "load" \(params\.go\) is false$/);
+  expect(row("deploy")).toMatch(/ skipped: its condition \(source\.score tested by when\(\)\) is false$/);
+  expect(shown.stdout).not.toContain("failed");
+}
+
 describe("cairn show: why the flow and each task failed or were skipped or cancelled", () => {
   it("on the embedded store", async () => {
     await expectShown({});
+  });
+
+  it("a task skipped by a false condition, its own or one above it, on the embedded store", async () => {
+    await expectConditionShown({});
   });
 
   it("a cancelled flow run's reason, on the embedded store", async () => {

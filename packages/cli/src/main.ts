@@ -32,6 +32,9 @@ import {
   removeIndexEntries,
   type IndexCleanup,
   resolveTracker,
+  SKIPPED_BECAUSE_TAG,
+  SKIPPED_REASON_TAG,
+  skippedWhy,
   sourceRunsOfHits,
   trackingUriOf,
   toDot,
@@ -1343,10 +1346,8 @@ function taskNote(r: RunRecord, full = false): string {
   const t = r.tags;
   if (t[CACHED_FROM_TAG]) return "";
   if (t["cairn.status"] === "skipped") {
-    const because = t["cairn.skipped.because"];
-    const reason = t["cairn.skipped.reason"];
-    if (reason === "flow-failed") return `skipped: the flow failed before it started (its run ${because} says why)`;
-    return reason === "fail-fast" ? `skipped: task "${because}" failed (fail-fast)` : `skipped: upstream task "${because}" failed`;
+    const why = skippedWhy(t, r.name);
+    return t[SKIPPED_REASON_TAG] === "flow-failed" ? `${why} (its run ${t[SKIPPED_BECAUSE_TAG]} says why)` : why;
   }
   if (t["cairn.status"] === "cancelled") return "cancelled";
   const error = errorOf(r);

@@ -36,10 +36,10 @@ import {
   DURATION_TAG,
   RAN_BECAUSE_TAG,
   type RunRecord,
-  SKIPPED_BECAUSE_TAG,
   SKIPPED_REASON_TAG,
   STATUS_TAG,
   type Tracker,
+  skippedWhy,
   sourceRunsOfHits,
 } from "@cairn/core";
 import { ReportRunError } from "./errors.ts";
@@ -312,15 +312,8 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
   const error = errorName !== undefined ? { name: errorName, message: t[ERROR_MESSAGE_TAG] ?? "" } : splitError(t[ERROR_TAG]);
   if (error && state === "failed") task.error = { ...error, ...(t[ERROR_SOURCE_TAG] ? { source: t[ERROR_SOURCE_TAG] } : {}) };
   if (state === "skipped") {
-    const because = t[SKIPPED_BECAUSE_TAG] ?? "?";
-    const reason = t[SKIPPED_REASON_TAG];
-    task.why.push(
-      reason === "flow-failed"
-        ? "skipped: the flow failed before it started (the flow's error says why)"
-        : reason === "fail-fast"
-          ? `skipped: task "${because}" failed (fail-fast)`
-          : `skipped: upstream task "${because}" failed`,
-    );
+    const why = skippedWhy(t, task.id);
+    task.why.push(t[SKIPPED_REASON_TAG] === "flow-failed" ? `${why} (the flow's error says why)` : why);
   } else if (state === "cancelled") {
     task.why.push("cancelled: the flow run was cancelled before it finished");
   }

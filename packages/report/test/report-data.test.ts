@@ -24,7 +24,7 @@ import {
   type ReportTask,
 } from "@cairn/report";
 import { z } from "zod";
-import { flow, grid, map, max, shell, sweep, task as defineTask } from "cairn-dag";
+import { flow, grid, map, max, shell, sweep, task as defineTask, when } from "cairn-dag";
 import { readArtifact, tail } from "../src/report-data.ts";
 import { renderReportInTurns } from "../src/render.ts";
 import { reportFlow } from "./report-flow.ts";
@@ -83,6 +83,31 @@ describe("the report's data, read from the record", () => {
     expect(byId(second, "steady").why[0]).toMatch(/^cached: a cache entry for these inputs and code exists, from run [0-9a-f]{32}/);
     expect(byId(second, "boom").why).toEqual([expect.stringMatching(/^no earlier cache entry of task "boom" was in the store/)]);
     expect(byId(second, "after").why).toEqual(['skipped: upstream task "boom" failed']);
+  });
+
+  it("says a task skipped by a false condition, its own or one above it, was skipped for that, not for a failure", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-condition-"));
+    const source = defineTask("source").run(async () => ({ score: 0.5 }));
+    const load = defineTask("load").run(async () => ({ rows: 3 }));
+    const train = defineTask("train").input<{ rows: number }>().run(async ({ rows }) => ({ model: rows }));
+    const deploy = defineTask("deploy").input<{ score: number }>().run(async () => ({}));
+    const f = flow("report-condition")
+      .params(z.object({ go: z.boolean().default(false) }))
+      .build(({ params }) => {
+        const s = source();
+        train({ rows: load({}, { if: params.go }).rows });
+        deploy({ score: s.score }, { if: when(s.score, (v) => v > 0.9) });
+        return {};
+      });
+    try {
+      const { runId } = await (await f.run({ root: dir, env: {}, cache: false })).wait();
+      const data = await readReportData(new LocalStore({ root: dir }), runId);
+      expect(byId(data, "load").why).toEqual(["skipped: its condition (params.go) is false"]);
+      expect(byId(data, "train").why).toEqual(['skipped: the condition of upstream task "load" (params.go) is false']);
+      expect(byId(data, "deploy").why).toEqual(["skipped: its condition (source.score tested by when()) is false"]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("says why a task missed as its lookup saw it, not as the store reads later: an unusable entry, evicted and replaced, is named, and an old run's report keeps its story", async () => {

@@ -51,9 +51,14 @@ export const ERROR_FILE = "error.txt";
 export const KIND_TAG = "cairn.kind";
 /** What happened to the task, on every task run: `succeeded`, `failed`, `skipped`, `cancelled` (`cached` on a hit's run). */
 export const STATUS_TAG = "cairn.status";
-/** Why a skipped task did not run ({@link SkipReason}), and the node whose failure caused it (the flow run's id for `flow-failed`). */
+/**
+ * Why a skipped task did not run ({@link SkipReason}), and the node that caused it: the one that
+ * failed, or whose condition was false (the task itself for its own condition); the flow run's id for
+ * `flow-failed`. For `condition-false`, the condition's text too.
+ */
 export const SKIPPED_REASON_TAG = "cairn.skipped.reason";
 export const SKIPPED_BECAUSE_TAG = "cairn.skipped.because";
+export const SKIPPED_CONDITION_TAG = "cairn.skipped.condition";
 /** Of a task run that ended (succeeded, failed, cancelled while running): the attempts its task started; `0` for one that failed before its first. */
 export const ATTEMPTS_TAG = "cairn.attempts";
 
@@ -84,8 +89,33 @@ const TAG_VALUE_LIMIT = 8000;
 /** What happened to a task that never got a run of its own. */
 export type UnstartedOutcome =
   | { readonly status: "failed"; readonly error: unknown }
-  | { readonly status: "skipped"; readonly reason: SkipReason; readonly because: string }
+  | { readonly status: "skipped"; readonly reason: SkipReason; readonly because: string; readonly condition?: string }
   | { readonly status: "cancelled" };
+
+/**
+ * Why a skipped task did not run, in one line, from its run's tags: `cairn show` and the report
+ * word it alike. `taskId` is the task's own node id (a false condition of its own, or of a task
+ * above it). A `flow-failed` skip's callers add where the flow's error is.
+ */
+export function skippedWhy(tags: Readonly<Record<string, string>>, taskId: string): string {
+  const because = tags[SKIPPED_BECAUSE_TAG] ?? "?";
+  const condition = tags[SKIPPED_CONDITION_TAG];
+  switch (tags[SKIPPED_REASON_TAG]) {
+    case "flow-failed":
+      return "skipped: the flow failed before it started";
+    case "fail-fast":
+      return `skipped: task "${because}" failed (fail-fast)`;
+    case "condition-false":
+      // Recorded before the condition had a tag of its own: `because` is then the condition's
+      // text (its own) or the task whose condition it was; either way nothing failed.
+      if (condition === undefined) return `skipped: a condition was false (${because})`;
+      return because === taskId
+        ? `skipped: its condition (${condition}) is false`
+        : `skipped: the condition of upstream task "${because}" (${condition}) is false`;
+    default:
+      return `skipped: upstream task "${because}" failed`;
+  }
+}
 
 /** The tags every task run starts with. */
 function taskTags(scope: RecordScope, node: FlowNode): Record<string, string> {
@@ -227,6 +257,7 @@ export async function recordUnstarted(scope: RecordScope, node: FlowNode, outcom
   } else if (outcome.status === "skipped") {
     tags[SKIPPED_REASON_TAG] = outcome.reason;
     tags[SKIPPED_BECAUSE_TAG] = outcome.because;
+    if (outcome.condition !== undefined) tags[SKIPPED_CONDITION_TAG] = outcome.condition;
   }
   const run = { experimentId: scope.experimentId, name: node.id, parentRunId: node.item?.parentRunId ?? scope.flowRunId, tags };
   if (text === undefined && tracker.recordRun) return tracker.recordRun({ ...run, status: "KILLED" });

@@ -282,7 +282,7 @@ export class FlowExecution {
         this.pipeline.unstarted(next, { status: "skipped", reason: "upstream-failed", because: failed });
       } else {
         this.complete(next, "skipped", undefined, { name: CONDITION_FALSE, message: `Skipped because the condition of upstream task "${failed}" (${condition}) is false.` });
-        this.pipeline.unstarted(next, { status: "skipped", reason: "condition-false", because: failed });
+        this.pipeline.unstarted(next, { status: "skipped", reason: "condition-false", because: failed, condition });
       }
       for (let i = next.dependants.length - 1; i >= 0; i--) stack.push(next.dependants[i]!);
     }
@@ -309,7 +309,7 @@ export class FlowExecution {
     if (value === true) return true;
     if (value === false) {
       this.complete(state, "skipped", undefined, { name: CONDITION_FALSE, message: `Skipped because its condition (${text}) is false.` });
-      this.pipeline.unstarted(state, { status: "skipped", reason: "condition-false", because: text });
+      this.pipeline.unstarted(state, { status: "skipped", reason: "condition-false", because: id, condition: text });
       this.skipDependants(state, id, text);
       return false;
     }
