@@ -84,4 +84,21 @@ describe("a sweep's leaderboard", () => {
     expect(lines(text).find((l) => l.startsWith("fit["))).toMatch(/^fit\[999\]\s+i=999\s+999\s/);
     expect(text).toContain("… and 149980 more trials");
   });
+
+  it("writes each trial's point as its cairn.item_key tag does, and cuts a long one: one 9,000-character value padded every row to its width", () => {
+    const trials = [
+      { trial: "fit[0]", params: { name: "1", on: "true", pair: "a,b=c", lr: 0.1 }, metric: 2, status: "succeeded" as const },
+      { trial: "fit[1]", params: { name: "x".repeat(9000), lr: 0.2 }, metric: 1, status: "succeeded" as const },
+    ];
+    const result = {
+      status: "succeeded",
+      runId: "r1",
+      durationMs: 5,
+      tasks: { fit: { task: "fit", status: "succeeded", attempts: 0, expands: "sweep", select: { metric: "score", order: "max" }, outputs: { trial: "fit[0]", trials } } },
+    } as unknown as Parameters<typeof summary>[0];
+    const rows = lines(summary(result, createColors(false))).filter((l) => l.startsWith("fit["));
+    expect(rows[0]).toMatch(/^fit\[0\]\s+name="1",on="true",pair="a,b=c",lr=0\.1\s+2\s/);
+    expect(rows[1]).toMatch(/^fit\[1\]\s+name=x+…\s+1\s/);
+    for (const row of rows) expect(row.length).toBeLessThan(120);
+  });
 });

@@ -1,6 +1,6 @@
 import { isAbsolute, relative } from "node:path";
 import type { Writable } from "node:stream";
-import { type ErrorInfo, isArtifact, type FlowResult, type RunEvent, type SweepOutputs, type TaskStatus } from "@cairn/core";
+import { type ErrorInfo, isArtifact, type FlowResult, pointKey, type RunEvent, type SweepOutputs, type TaskStatus } from "@cairn/core";
 import { createColors } from "picocolors";
 import { prefixLines, printable, printableLine } from "./printable.ts";
 
@@ -353,10 +353,7 @@ export function leaderboard(
   const shown = ordered.slice(0, LEADERBOARD_ROWS);
   const rows = shown.map((t) => [
     t.trial,
-    Object.entries(t.params)
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => printableLine(`${k}=${typeof v === "string" ? v : JSON.stringify(v)}`))
-      .join(" "),
+    leaderboardParams(t.params),
     t.metric === undefined ? "-" : String(t.metric),
     t.status,
     results[t.trial]?.status === "cached" ? "yes" : "no",
@@ -368,6 +365,19 @@ export function leaderboard(
   for (const [i, r] of rows.entries()) out.push(shown[i]!.trial === sweep.trial ? c.green(line(r)) : line(r));
   if (ordered.length > shown.length) out.push(c.dim(`… and ${ordered.length - shown.length} more trials`));
   return out;
+}
+
+/** Characters of a leaderboard's params cell; the trial's run has them all (`cairn.item_key`, its params). */
+const LEADERBOARD_PARAMS_WIDTH = 80;
+
+/**
+ * A trial's point as its `cairn.item_key` tag writes it (`lr=0.1,opt=adam,tag="1"`: a string that
+ * reads as another value is quoted), cut to {@link LEADERBOARD_PARAMS_WIDTH}: one long value
+ * padded every row to its width (a 9,000-character value made each of 12 rows 9,040 columns).
+ */
+function leaderboardParams(params: Readonly<Record<string, unknown>>): string {
+  const text = Array.from(printableLine(pointKey(params)));
+  return text.length <= LEADERBOARD_PARAMS_WIDTH ? text.join("") : `${text.slice(0, LEADERBOARD_PARAMS_WIDTH - 1).join("")}…`;
 }
 
 /**

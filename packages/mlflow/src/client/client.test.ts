@@ -283,6 +283,14 @@ describe("keys and long values", () => {
     expect(fit.value).toContain("cairn/long-values/params/config.txt");
     expect(fitMlflowValue("params", "k", "short")).toEqual({ value: "short", overflow: false });
   });
+
+  it("keeps two long values that begin alike apart (two sweep trials' keys cut at the same place were one tag value)", () => {
+    const head = "lr=0.1,blob=" + "x".repeat(9000);
+    const [a, b] = [`${head},k=1`, `${head},k=2`].map((v) => fitMlflowValue("tags", "cairn.item_key", v).value);
+    expect(a).not.toBe(b);
+    expect(a!.length).toBeLessThanOrEqual(MLFLOW_LIMITS.tagValueLength);
+    expect(fitMlflowValue("tags", "cairn.item_key", `${head},k=1`).value).toBe(a);
+  });
 });
 
 describe("unreachable server", () => {

@@ -67,6 +67,9 @@ function fitKey(key: string, refused: RegExp): string {
 /** Hex digits of the original key's SHA-256 that end a key `toMlflowKey` had to change. */
 const KEY_HASH_LENGTH = 8;
 
+/** Hex digits of a too-long value's SHA-256 in the value MLflow keeps of it. */
+const LONG_VALUE_HASH_LENGTH = 12;
+
 /** Where a param's or tag's full value goes when it is too long for MLflow. */
 export function longValueArtifactPath(kind: "params" | "tags", key: string): string {
   // A file name without `:` (a key may hold one), which some artifact stores refuse in a path.
@@ -81,7 +84,9 @@ export function fitMlflowValue(kind: "params" | "tags", key: string, value: stri
   const limit = kind === "params" ? MLFLOW_LIMITS.paramValueLength : MLFLOW_LIMITS.tagValueLength;
   // JS length counts UTF-16 units, never fewer than the code points MLflow counts.
   if (value.length <= limit) return { value, overflow: false };
-  const note = `... [${value.length} characters; full value in artifact ${longValueArtifactPath(kind, key)}]`;
+  // The digest keeps two values that share the kept beginning apart (two sweep trials' keys).
+  const digest = createHash("sha256").update(value).digest("hex").slice(0, LONG_VALUE_HASH_LENGTH);
+  const note = `... [${value.length} characters, sha256 ${digest}; full value in artifact ${longValueArtifactPath(kind, key)}]`;
   const head = Array.from(value.slice(0, limit - note.length));
   // A cut surrogate pair leaves a lone half at the end; drop it.
   const last = head.at(-1);
