@@ -217,6 +217,97 @@ describe("shell()", () => {
     expect(logs.join("\n")).not.toContain(secret);
   });
 
+  it("a secret of 16 KB that falls across two pieces of a long line is masked whole", async () => {
+    // 16,384 characters that repeat nothing, 12 times in a line of 200 KB with other text between
+    // them: the line is written in pieces of 64 KB, and some cuts fall inside a secret.
+    let secret = "";
+    for (let i = 0; secret.length < 16 * 1024; i++) secret += `${i.toString(36)}.`;
+    secret = secret.slice(0, 16 * 1024);
+    const t = shell("masked", `python3 -c "import os, sys; sys.stderr.write(('x' * 100 + os.environ['API_TOKEN']) * 12 + '\\n')"`, { secrets: ["API_TOKEN"] });
+    const options = await runOptions({ secrets: { API_TOKEN: secret } });
+    const result = await (await flow("masked-long").build(() => ({ x: t().stdout })).run(options)).wait();
+    expect(result.status).toBe("succeeded");
+    const text = readFileSync(join(options.root, "artifacts", result.tasks.masked!.runId!, "logs/stderr.txt"), "utf8");
+    expect(text).toBe(`${`${"x".repeat(100)}***`.repeat(12)}\n`);
+  });
+
+  it("holds a 150 MB line without a newline in pieces: the process running the flow grows by far less than the line", async () => {
+    // The flow runs in a child of its own, whose peak memory (maxRSS) is its alone: once with a
+    // line of 1 KB on stderr, once with one of 150 MB. Held whole, the line alone would be 150 MB.
+    const code = `
+      import { flow } from "@cairn/dsl";
+      import { shell } from ${JSON.stringify(join(import.meta.dirname, "../../packages/process/src/index.ts"))};
+      const [bytes, root] = process.argv.slice(-2);
+      const loud = shell("loud", \`head -c \${bytes} /dev/zero | tr '\\\\0' y >&2; echo done\`);
+      const result = await (await flow("loud").build(() => ({ out: loud().stdout })).run({ tracker: false, root, cache: false })).wait();
+      console.log(JSON.stringify({ status: result.status, runId: result.tasks.loud.runId, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
+    `;
+    const { execFileSync } = await import("node:child_process");
+    const peak = async (bytes: number) => {
+      const root = await tempRoot();
+      try {
+        const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code, String(bytes), root], { cwd: import.meta.dirname, encoding: "utf8" });
+        const r = JSON.parse(out.trim().split("\n").at(-1)!) as { status: string; runId: string; maxRssMB: number };
+        expect(r.status).toBe("succeeded");
+        // Every byte reached the log file all the same.
+        expect(statSync(join(root, "artifacts", r.runId, "logs", "stderr.txt")).size).toBe(bytes + 1);
+        return r.maxRssMB;
+      } finally {
+        await rm(root, { recursive: true, force: true });
+      }
+    };
+    const small = await peak(1000);
+    const large = await peak(150_000_000);
+    expect(large - small, `peak memory ${Math.round(small)} MB with a 1 KB line, ${Math.round(large)} MB with a 150 MB one`).toBeLessThan(100);
+  }, 120_000);
+
+  it("a process that writes faster than its log file is written waits for the file: its output is not held in memory", async () => {
+    const { execFileSync, spawn } = await import("node:child_process");
+    const { createWriteStream } = await import("node:fs");
+    const { pumpLines } = await import("../../packages/process/src/spawn/lines.ts");
+    const dir = await tempRoot();
+    // A log file on a disk that takes nothing until told to: a named pipe whose reader waits for `go`.
+    const disk = join(dir, "slow-disk");
+    execFileSync("mkfifo", [disk]);
+    const go = join(dir, "go");
+    const reader = spawn("sh", ["-c", 'exec 3<"$0"; while [ ! -e "$1" ]; do sleep 0.05; done; cat <&3 > /dev/null', disk, go], { stdio: "ignore" });
+    const file = createWriteStream(disk);
+    // 20 MB of lines, then a mark once the last of them is in its stdout pipe.
+    const wrote = join(dir, "wrote");
+    const line = "x".repeat(99);
+    const writer = spawn("sh", ["-c", `yes ${line} | head -c 20000000; : > "$0"`, wrote], { stdio: ["ignore", "pipe", "ignore"] });
+    let lines = 0;
+    const pumped = pumpLines(writer.stdout!, file, (t) => t, () => void lines++);
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(existsSync(wrote), "the writer is still waiting for the disk").toBe(false);
+      expect(file.writableLength, "bytes held for the log file").toBeLessThan(1024 * 1024);
+      await writeFile(go, "");
+      await pumped;
+      expect(lines).toBe(200_000);
+      expect(await waitFor(() => existsSync(wrote))).toBe(true);
+    } finally {
+      writer.kill("SIGKILL");
+      await writeFile(go, "");
+      await pumped;
+      await new Promise((r) => file.end(r));
+      reader.kill("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("reads a process's output as UTF-8: a character split across two writes stays whole, a byte that is not UTF-8 becomes U+FFFD", async () => {
+    const t = shell("bytes", "printf 'caf\\303' >&2; sleep 0.3; printf '\\251 \\377 end\\n' >&2; echo done");
+    const options = await runOptions();
+    const run = await flow("bytes").build(() => ({ x: t().stdout })).run(options);
+    const logs: string[] = [];
+    run.on((e) => e.type === "log" && logs.push(e.message));
+    const result = await run.wait();
+    expect(result.status).toBe("succeeded");
+    expect(readFileSync(join(options.root, "artifacts", result.tasks.bytes!.runId!, "logs/stderr.txt"), "utf8")).toBe("café \uFFFD end\n");
+    expect(logs).toContain("café \uFFFD end");
+  });
+
   it("keeps a long line whole in a shell task's stdout output, and splits lines at \\n, \\r\\n and \\r", async () => {
     const big = shell("big", `python3 -c "print('y' * 300000)"`);
     const cr = shell("cr", "printf 'a\\rb\\r\\nc\\n'");
