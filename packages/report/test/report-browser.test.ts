@@ -13,7 +13,8 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BrowserContext, Page } from "playwright-core";
-import { duration } from "../src/render.ts";
+import type { ReportData, ReportTask } from "../src/report-data.ts";
+import { duration, renderReport } from "../src/render.ts";
 import { launchChromium } from "./chromium.ts";
 
 const repo = resolve(import.meta.dirname, "../../..");
@@ -176,6 +177,87 @@ describe("a run's report in headless Chromium", () => {
       if (!opened) await new Promise((done) => setTimeout(done, 100));
     }
     expect(opened).toBe(out);
+  });
+});
+
+describe("every text from the run, in the page", () => {
+  /** Quotes to leave an attribute, an attribute of its own, and an element: what a field must not add to the page. */
+  const MARK = `"' x-attr="1" <x-mark>&amp;</x-mark>`;
+  const m = (text: string) => `${MARK}${text}`;
+  const T0 = Date.UTC(2026, 0, 1);
+  /** A task whose every text field (names, ids, params, metrics, why, run links, kind, pool, key) carries MARK. */
+  const marked = (id: string, start: number, end: number, more: Partial<ReportTask> = {}): ReportTask => ({
+    id: m(id),
+    task: m(id.replace(/\[\d+\]$/, "")),
+    kind: m("kind"),
+    state: "succeeded",
+    runId: m(id.padEnd(32, "0")),
+    url: m("http://run"),
+    queuedAt: T0 + start - 5,
+    startTime: T0 + start,
+    endTime: T0 + end,
+    attempts: 1,
+    attemptStarts: [],
+    pool: m("pool"),
+    cacheKey: m("key"),
+    why: [m("why"), `  - ${m("change")}`],
+    metrics: { [m("metric")]: 1 },
+    params: { [m("param")]: m("value") },
+    dependsOn: [],
+    inputs: [],
+    ...more,
+  });
+  const data: ReportData = {
+    flow: {
+      runId: m("flow".padEnd(32, "0")),
+      name: m("flow"),
+      status: m("FAILED"),
+      cancelReason: m("cancelled"),
+      experimentId: m("0"),
+      startTime: T0,
+      endTime: T0 + 100,
+      url: m("http://flow"),
+      params: { [m("param")]: m("value") },
+      metrics: { [m("metric")]: 2 },
+      trackerUri: m("http://server"),
+      host: m("host"),
+      user: m("user"),
+      source: m("flow.ts"),
+      commit: m("commit"),
+    },
+    tasks: [
+      marked("prep", 0, 10),
+      marked("hit", 10, 12, { state: "cached", dependsOn: [m("prep")], inputs: [{ input: m("in"), from: `${m("prep")}.${m("out")}`, node: m("prep") }], cachedFrom: { runId: m("source"), name: m("source run"), url: m("http://source") } }),
+      marked("boom", 12, 30, {
+        state: "failed",
+        dependsOn: [m("hit")],
+        attempts: 2,
+        attemptStarts: [T0 + 12, T0 + 20],
+        error: { name: m("Error"), message: m("message"), source: m("flow.ts:3:1") },
+        logTail: m("log line"),
+        errorText: m("stack"),
+      }),
+      marked("fit", 30, 60, { group: { kind: "sweep", best: m("fit[0]"), select: { order: "max", metric: m("score") }, stoppedAt: m("fit[0]"), unread: 1 } }),
+      ...[0, 1, 2].map((i) => marked(`fit[${i}]`, 30 + i, 40 + i, { item: { node: m("fit"), index: i, key: m(`lr=${i}`) }, ...(i === 0 ? { score: 1 } : {}) })),
+    ],
+    generatedAt: T0 + 200,
+  };
+
+  it.each([
+    ["a node per task", {}],
+    ["a graph grouped by task name", { maxGraphNodes: 1 }],
+  ])("makes no element and no attribute of its own, and shows as the text it is (%s)", async (_, options) => {
+    const file = join(dir, `marked-${Object.keys(options).length}.html`);
+    await writeFile(file, renderReport(data, options));
+    const { page, requests } = await open(file);
+    expect(await page.locator("x-mark").count()).toBe(0);
+    expect(await page.locator("[x-attr]").count()).toBe(0);
+    const text = (await page.locator("body").textContent()) ?? "";
+    for (const field of ["flow", "cancelled", "message", "log line", "stack", "why", "param=", "value", "source run", "lr=0", "Error"]) {
+      expect(text, field).toContain(`${MARK}${field}`);
+    }
+    expect(requests).toEqual([pathToFileURL(file).href]);
+    await page.close();
   });
 });
 
