@@ -80,9 +80,21 @@ describe("flow outputs that are artifacts, on a machine whose hits come from the
     await expectLocal(outputs, rootB);
     expect(outputs.data).toMatchObject({ kind: "cairn.artifact", artifactPath: "nested/data.txt", runId: produceRunId });
     expect(b.warnings).toEqual([]);
-    // A second run on B takes the copy it has (same digest) instead of downloading again.
-    const b2 = await runCollect(artifactOutputs, { root: rootB, env: env() });
-    expect(((await b2.run.outputs()) as Outputs).data.path).toBe(outputs.data.path);
+    // A second run on B takes the copy it has (same digest) instead of downloading again: a
+    // proxy in front of the server sees no artifact of the run asked for.
+    const downloads: string[] = [];
+    const counting = await startProxy(server.uri, (req) => {
+      if (req.method === "GET" && /\/mlflow-artifacts\/artifacts\/.+\/(nested|parts)\//.test(req.url ?? "")) downloads.push(req.url!);
+      return false;
+    });
+    try {
+      const b2 = await runCollect(artifactOutputs, { root: rootB, env: { MLFLOW_TRACKING_URI: counting.uri } });
+      expect(statuses(b2.result)).toEqual({ produce: "cached" });
+      expect(((await b2.run.outputs()) as Outputs).data.path).toBe(outputs.data.path);
+      expect(downloads, "artifacts downloaded again").toEqual([]);
+    } finally {
+      await counting.close();
+    }
 
     // The CLI loads the flow file itself (its code fingerprint differs from vitest's transform):
     // machine C computes through the CLI, then goes away with its disk.
