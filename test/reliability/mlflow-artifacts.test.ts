@@ -232,6 +232,44 @@ describe("an MLflow artifact listing that names ../", () => {
   });
 });
 
+describe("a file artifact whose download was cut short", () => {
+  it("a run killed with -9 mid-file leaves only a partial name, never the artifact's; the next run uses the hit, downloads the file whole and removes the leftover", async () => {
+    // Machine A records `produce` through the CLI (the code fingerprint of the later CLI runs).
+    const a = await cairnRun(FLOW_FILE, await tmp("cairn-file-a-"), [], env()).done;
+    expect(a.code, a.stderr).toBe(0);
+    const root = await tmp("cairn-file-k-");
+    let held = false;
+    // nested/data.txt (15 bytes) is answered with its first 3, then nothing: the run is killed mid-file.
+    const proxy = await startProxy(server.uri, (req, res) => {
+      if (req.method !== "GET" || !/\/mlflow-artifacts\/artifacts\/.+\/nested\/data\.txt$/.test(req.url ?? "")) return false;
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": "15" });
+      res.write("abc", () => (held = true));
+      return true;
+    });
+    try {
+      await cairnRunKilled(FLOW_FILE, root, () => held, { poll: true, delayMs: 500, env: { MLFLOW_TRACKING_URI: proxy.uri } });
+    } finally {
+      await proxy.close();
+    }
+    const [runDir, ...others] = await readdir(join(root, "downloads"));
+    expect(others).toEqual([]);
+    const folder = join(root, "downloads", runDir!, "nested");
+    const left = await readdir(folder);
+    expect(left, "a part of the file never has the artifact's name").not.toContain("data.txt");
+    const partial = left.filter((name) => name.startsWith("data.txt.part-"));
+    expect(partial).toHaveLength(1);
+    expect(await readFile(join(folder, partial[0]!), "utf8")).toBe("abc");
+
+    const r = await cairnRun(FLOW_FILE, root, [], env()).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(finalStatus(r.json, "produce")).toBe("cached");
+    expect(`${r.stdout}${r.stderr}`).not.toMatch(/unusable|changed since it was cached|handed over as recorded/);
+    const outputs = (r.json.find((e) => e.type === "flow" && e.status === "succeeded") as { outputs: Outputs }).outputs;
+    expect(await readFile(outputs.data.path, "utf8")).toBe("abc".repeat(5));
+    expect(await readdir(folder)).toEqual(["data.txt"]);
+  });
+});
+
 /** Every file under `dir` (relative path → size in bytes). */
 async function sizes(dir: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
