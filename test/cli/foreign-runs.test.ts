@@ -71,4 +71,22 @@ describe("cairn runs on an MLflow server shared with other MLflow code", () => {
     expect(report.code, report.stderr).toBe(0);
     expect(report.stdout).toContain(`Wrote the report of flow run ${flowRunId} (ok, FINISHED)`);
   });
+
+  it("prints a run's name that anyone with the server set as text, never obeyed: cairn report, runs and show", async () => {
+    const env = { MLFLOW_TRACKING_URI: server.uri };
+    const cwd = await tmp("cairn-cli-foreign-name-");
+    const ran = await cairn(["run", ok, "--json", "--experiment", "renamed", "--no-report"], { cwd, env });
+    expect(ran.code, ran.stderr).toBe(0);
+    const flowRunId = (JSON.parse(ran.stdout.split("\n")[0]!) as { runId: string }).runId;
+    // Another user of the server renames the flow run: a title, a screen cleared, a line rewritten.
+    await mlflow("runs/update", { run_id: flowRunId, run_name: "\u001b]0;pwned\u0007\u001b[2J\rok" });
+    const escaped = "\\x1b]0;pwned\\x07\\x1b[2J\\rok";
+    const obeyed = /[\u001b\u0007\r]/;
+    for (const args of [["report", flowRunId, "--out", join(cwd, "r.html")], ["runs", "--experiment", "renamed"], ["show", flowRunId]]) {
+      const r = await cairn(args, { cwd, env: { ...env, NO_COLOR: "1" } });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout + r.stderr, args[0]).not.toMatch(obeyed);
+      expect(r.stdout, args[0]).toContain(escaped);
+    }
+  });
 });

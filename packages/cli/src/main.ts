@@ -1301,7 +1301,8 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
     const fix = code === "ENOSPC" || code === "EDQUOT" ? "Free space there, or pass --out FILE on another disk" : "Pass --out FILE in a folder you can write to";
     throw new UsageError(`Cannot write the report to ${out}: ${(error as Error).message.replace(/\.$/, "")}. ${fix}; a file already there is left as it was.`, { cause: error });
   }
-  stdout.write(`Wrote the report of flow run ${run.runId} (${run.name}, ${run.status}) to ${out}\n`);
+  // The run's name is its record's (anyone's, on a shared server): printable, on one line.
+  stdout.write(`Wrote the report of flow run ${run.runId} (${printableLine(run.name)}, ${run.status}) to ${out}\n`);
   if (values.open) openFile(out, stderr);
   return EXIT.ok;
 }
