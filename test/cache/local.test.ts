@@ -3,6 +3,7 @@
  * root, so its own embedded cache (`<root>/cache`) and local tracker (`<root>/runs`).
  * Task functions count their calls; events and the tracker say what happened.
  */
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -416,6 +417,14 @@ describe("bad entries are misses with a warning, never crashes", () => {
     expect(again.warnings.some((w) => /unusable: artifact .*out\.txt is missing; it was evicted/.test(w))).toBe(true);
     expect(again.events.some((e) => e.type === "log" && e.level === "warn" && e.task === "make")).toBe(true);
   });
+
+  it("an artifact that is a named pipe here, not a file or a folder: the entry is unusable and the task runs again, nothing waits on the pipe", async () => {
+    const s = await setup();
+    await rm(s.artifact.path);
+    execFileSync("mkfifo", [s.artifact.path]);
+    const again = await expectRecovered(s);
+    expect(again.warnings.some((w) => /unusable: artifact out\.txt of run \w+ is not a file or a folder here; it was evicted/.test(w)), again.warnings.join("; ")).toBe(true);
+  }, 30_000);
 
   it("an artifact changed in place (same size, other bytes): recomputed, with a warning", async () => {
     const s = await setup();
