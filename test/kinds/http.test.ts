@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { privateDigestAsync } from "@cairn/cache";
 import { flow } from "@cairn/dsl";
 import { http } from "../../packages/dsl/src/kinds/http/http.ts";
 import { cairnBin, childEnv, repo, start } from "../cache/helpers.ts";
@@ -192,6 +193,8 @@ describe("http() headers in the cache key", () => {
     expect(stored).toContain("x-api-version"); // the names are there, as explain shows them
     expect(stored).not.toMatch(/tok-first|tok-second/); // (the versions are the tasks' outputs)
     expect(stored).not.toContain(createHash("sha256").update("Bearer tok-second-42").digest("hex"));
+    // The value enters by its slow digest (scrypt, salted with the header's name) and by nothing faster to guess.
+    expect(stored).toContain(await privateDigestAsync("Bearer tok-second-42", "http header\0authorization"));
 
     // A header function counts by its text.
     await edit(`"X-API-Version": "f-one"`, `"X-API-Version": "f-two"`);
