@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { flow, task } from "@cairn/dsl";
+import { type Artifact, flow, task } from "@cairn/dsl";
 import { script } from "@cairn/process";
 import { MAX_NESTING_DEPTH, storedForm } from "../../packages/core/src/definition/serializable.ts";
 
@@ -101,6 +101,29 @@ describe("a task's output, fresh and from the cache", () => {
     const expected = { own: ["__proto__", "k"], plain: true, isAdmin: false };
     expect(seen).toEqual([0, 1, 2].map(() => ({ v: expected, wired: expected })));
     for (const r of [uncached, cold, warm]) expect(report(r.outputs!.v as object)).toEqual(expected);
+  });
+
+  it("an own `__proto__` key beside an artifact counts in the next task's cache key: another value under it is a miss", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-stored-"));
+    scratch.push(root);
+    let runs = 0;
+    const make = task("make").run(async (_, ctx) => ({ file: await ctx.artifacts.write("f.txt", "x") }));
+    const consume = task("consume")
+      .input<{ cfg: { file: Artifact } }>()
+      .run(({ cfg }) => (runs++, { keys: Object.keys(cfg) }));
+    // The key of `consume` is made from a copy of its input with the artifact's digest in its place.
+    const build = (admin: boolean) =>
+      flow("proto-key").build(() => {
+        const cfg = { ...(JSON.parse(`{"__proto__": {"admin": ${admin}}}`) as object), file: make({}).file };
+        return { keys: consume({ cfg }).keys };
+      });
+    const first = await (await build(true).run({ root })).wait();
+    expect(first.outputs).toEqual({ keys: ["__proto__", "file"] });
+    const other = await (await build(false).run({ root })).wait();
+    expect(other.tasks.consume!.status, "another value under __proto__ is another key").toBe("succeeded");
+    const again = await (await build(false).run({ root })).wait();
+    expect(again.tasks.consume!.status).toBe("cached");
+    expect(runs).toBe(2);
   });
 
   it(`a value nested ${MAX_NESTING_DEPTH} deep reaches the next task, computed and restored; a deeper one is refused where it enters, naming the place and the limit`, async () => {
