@@ -126,6 +126,27 @@ describe("a task's output, fresh and from the cache", () => {
     expect(runs).toBe(2);
   });
 
+  it("an own `__proto__` key in an output object that holds an artifact stays an own key: computed and restored alike", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-stored-"));
+    scratch.push(root);
+    const seen: unknown[] = [];
+    // The output's object is copied where its artifact gets its digest: the copy must keep the key.
+    const produce = task("produce").run(async (_, ctx) => ({
+      cfg: { ...(JSON.parse('{"__proto__": {"isAdmin": true}}') as object), file: await ctx.artifacts.write("f.txt", "x") },
+    }));
+    const consume = task("consume")
+      .input<{ cfg: { file: Artifact } }>()
+      .run(({ cfg }) => {
+        seen.push({ own: Object.keys(cfg), plain: Object.getPrototypeOf(cfg) === Object.prototype, isAdmin: "isAdmin" in cfg });
+        return { ok: true };
+      });
+    const f = flow("own-proto-artifact").build(() => ({ ok: consume({ cfg: produce({}).cfg }).ok }));
+    const cold = await (await f.run({ root })).wait();
+    const warm = await (await f.run({ root, cache: { rerun: ["consume"] } })).wait();
+    expect([cold, warm].map((r) => r.tasks.produce!.status)).toEqual(["succeeded", "cached"]);
+    expect(seen).toEqual([0, 1].map(() => ({ own: ["__proto__", "file"], plain: true, isAdmin: false })));
+  });
+
   it(`a value nested ${MAX_NESTING_DEPTH} deep reaches the next task, computed and restored; a deeper one is refused where it enters, naming the place and the limit`, async () => {
     const root = await mkdtemp(join(tmpdir(), "cairn-stored-"));
     scratch.push(root);
