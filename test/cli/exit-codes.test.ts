@@ -2,11 +2,14 @@
  * What is found before anything runs is a validation error, exit 2 (README, "The `cairn` CLI"):
  * a script or notebook file that does not exist, an MLflow project's missing required
  * parameter or MLproject file, a command template naming no input, an input literal that is not JSON data. The flow fails to build, so no run is created.
+ * A service Cairn needs that cannot be used before the flow starts (the tracking server, a shared
+ * cache, the queue's Redis) is exit 3: a script tells it from a flow that failed (1).
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { cairn, fixture, repo, tmp } from "./helpers.ts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../../packages/mlflow/test/mlflow-server.ts";
+import { cairn, fixture, htmlServer, repo, tmp } from "./helpers.ts";
 
 describe("validation errors found before anything runs exit 2", () => {
   it.each([
@@ -39,15 +42,56 @@ describe("validation errors found before anything runs exit 2", () => {
   it.each([
     ["a flow file that does not exist", ["worker", "no-such.flow.ts", "--queue", "redis://127.0.0.1:1"], /FlowFileError/],
     ["a queue URL that is not redis://", ["worker", join(repo, "test/fixtures/ok.flow.ts"), "--queue", "http://x"], /QueueUrlError/],
-  ])("cairn worker --healthcheck with %s exits 2, as its help says (a Redis that does not answer: 1)", async (_, args, message) => {
+  ])("cairn worker --healthcheck with %s exits 2, as its help says (no worker beats: 1; a Redis that does not answer: 3)", async (_, args, message) => {
     const r = await cairn([...args, "--healthcheck"]);
     expect(r.stderr).toMatch(message);
     expect(r.code).toBe(2);
-    expect((await cairn(["help", "worker"])).stdout).toMatch(/1 when Redis does not answer or no such worker beats; 2 when\s+the flow does not load or URL is not redis:\/\//);
+    expect((await cairn(["help", "worker"])).stdout).toMatch(/1 when no such worker beats; 3 when Redis does not answer; 2 when\s+the flow does not load or URL is not redis:\/\//);
+  });
+
+  it("cairn worker --healthcheck with a Redis that does not answer exits 3: a service down, not an unhealthy worker", async () => {
+    const r = await cairn(["worker", join(repo, "test/fixtures/ok.flow.ts"), "--queue", "redis://127.0.0.1:1", "--healthcheck"]);
+    expect(r.stderr).toMatch(/QueueUnreachableError/);
+    expect(r.code).toBe(3);
   });
 
   it("a task that fails while running still exits 1", async () => {
     const r = await cairn(["run", join(repo, "test/fixtures/fails.flow.ts"), "--no-tracking"]);
     expect(r.code).toBe(1);
+  });
+});
+
+describe("a service Cairn needs that cannot be used before the flow starts: exit 3, not the flow's 1", () => {
+  const ok = join(repo, "test/fixtures/ok.flow.ts");
+  let login: Awaited<ReturnType<typeof htmlServer>>;
+  let notFound: Awaited<ReturnType<typeof htmlServer>>;
+  let dead: string;
+  beforeAll(async () => {
+    login = await htmlServer(200);
+    notFound = await htmlServer(404);
+    dead = `http://127.0.0.1:${await freePort()}`;
+  });
+  afterAll(() => {
+    login?.close();
+    notFound?.close();
+  });
+
+  it.each([
+    ["the tracking server is down", () => ({ MLFLOW_TRACKING_URI: dead }), /Cannot reach the MLflow tracking server at .*: connection refused\. Check that/],
+    ["the tracking URI has a wrong path (HTTP 404)", () => ({ MLFLOW_TRACKING_URI: `${notFound.uri}/mlflow` }), /HTTP 404 on \/api\/2\.0\/mlflow\/experiments\/get-by-name; is this an MLflow tracking server\? Check that/],
+    ["a login page answers 200", () => ({ MLFLOW_TRACKING_URI: login.uri }), /TrackerUnreachableError: .*HTTP 200 .*not JSON \(text\/html\).*login page/],
+    ["the shared cache does not answer (--cache-strict)", () => ({ CAIRN_CACHE_URL: "redis://127.0.0.1:1", CAIRN_CACHE_STRICT: "1" }), /CacheBackendError: The redis cache at redis:\/\/127\.0\.0\.1:1 failed to connect/],
+  ])("cairn run when %s", async (_, env, message) => {
+    const cwd = await tmp("cairn-cli-exit3-");
+    const r = await cairn(["run", ok], { cwd, env: env() });
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toContain("?.");
+    expect(r.code).toBe(3);
+  });
+
+  it("cairn runs and cache ls when the server or the shared cache is down; --help lists every exit code", async () => {
+    expect((await cairn(["runs"], { env: { MLFLOW_TRACKING_URI: dead } })).code).toBe(3);
+    expect((await cairn(["cache", "ls"], { env: { CAIRN_CACHE_URL: "redis://127.0.0.1:1" } })).code).toBe(3);
+    expect((await cairn(["--help"])).stdout).toMatch(/Exit codes: 0 done .*, 1 the flow failed .*\n\s+2 usage.*\n\s+3 a service Cairn needs .*\n\s+130 interrupted/);
   });
 });

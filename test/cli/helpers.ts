@@ -3,6 +3,8 @@
  * packages/cli/bin, as a user runs it), in a fresh working folder, on the embedded store
  * unless the environment names an MLflow server.
  */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { cairnBin, childEnv, type Exit, repo, start, tmp } from "../cache/helpers.ts";
 
@@ -15,4 +17,17 @@ export const fixture = (name: string) => join(repo, "test/cli/fixtures", name);
 export async function cairn(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Exit> {
   const cwd = options.cwd ?? (await tmp("cairn-cli-"));
   return start(process.execPath, [cairnBin, ...args], { cwd, env: childEnv(options.env) }).done;
+}
+
+/**
+ * A local HTTP server that answers every request with `status` and an HTML page, as something
+ * other than MLflow does: a proxy's login page (200), a wrong path prefix (404).
+ */
+export async function htmlServer(status: number): Promise<{ uri: string; close: () => void }> {
+  const server = createServer((_req, res) => {
+    res.writeHead(status, { "content-type": "text/html" });
+    res.end("<html><body>Please sign in</body></html>");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { uri: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
 }

@@ -4,7 +4,7 @@ import { chmod, rename, rm, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Writable } from "node:stream";
-import { CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
+import { CacheBackendError, CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import bytes from "bytes";
 import {
   CACHED_FROM_TAG,
@@ -19,6 +19,7 @@ import {
   ParamError,
   SecretRegistry,
   TrackingConfigError,
+  TrackerUnreachableError,
   UnsupportedTrackingUriError,
   ArtifactLocationError,
   buildFlowGraph,
@@ -123,7 +124,10 @@ Options:
   -h, --help     Show help (also of a command: cairn help run, or cairn run --help)
   -v, --version  Show the version
 
-Exit codes: 0 flow succeeded, 1 flow failed or was cancelled, 2 usage or validation error, 130 interrupted (Ctrl-C, SIGTERM, SIGHUP).`,
+Exit codes: 0 done (the flow succeeded), 1 the flow failed or was cancelled (another command: it failed at its work),
+  2 usage, validation or setting error (a flag, a variable, an experiment that is missing or deleted),
+  3 a service Cairn needs (tracking server, shared cache, queue) could not be used before the flow started: retry once it is back,
+  130 interrupted (Ctrl-C, SIGTERM, SIGHUP).`,
   run: `Usage: cairn run FILE [options]      (same flags: tsx FILE [options])
 
 Runs the flow that FILE default-exports.
@@ -164,7 +168,7 @@ Options:
   -c, --concurrency N    Tasks it runs at once, per pool. Default: 1
       --healthcheck      Check that a worker of this flow (and of these pools) runs on this host: its
                          heartbeat in Redis is at most 6 s old (a stopped or stuck one fails). Exit 0
-                         and print ok; 1 when Redis does not answer or no such worker beats; 2 when
+                         and print ok; 1 when no such worker beats; 3 when Redis does not answer; 2 when
                          the flow does not load or URL is not redis://. A liveness probe, run beside
                          the worker; \`cairn workers\` lists every live worker.
       --secrets FILE     KEY=VALUE file of secrets for ctx.secret(); never logged. Repeatable: a key in
@@ -407,6 +411,7 @@ function reportError(thrown: unknown, stderr: Writable): number {
     CacheStoreUrlError.is(error) ||
     CacheOptionError.is(error);
   // Errors Cairn expects (a dead cache store among them) are their message; a stack is for bugs.
+  const code = usage ? EXIT.usage : serviceDown(error) ? EXIT.serviceDown : EXIT.flowFailed;
   if (CairnError.is(error)) {
     stderr.write(`cairn: ${error.name}: ${printable(error.message)}\n`);
   } else if (error instanceof Error) {
@@ -414,7 +419,19 @@ function reportError(thrown: unknown, stderr: Writable): number {
   } else {
     stderr.write(`cairn: ${printable(String(error))}\n`);
   }
-  return usage ? EXIT.usage : EXIT.flowFailed;
+  return code;
+}
+
+/**
+ * A service Cairn needs could not be used, so nothing was run (exit 3, not 1: the flow did not
+ * fail, and a retry may pass): the tracking server down or not MLflow, a shared cache store
+ * (redis, postgres) that did not answer, the queue's Redis. A failure of the embedded store is
+ * the disk's, not a service's; a shared store that answered with a refusal is up.
+ */
+function serviceDown(error: unknown): boolean {
+  if (TrackerUnreachableError.is(error)) return true;
+  if (CairnError.is(error) && error.code === "CAIRN_QUEUE_UNREACHABLE") return true;
+  return CacheBackendError.is(error) && error.backend !== "embedded" && error.reply === undefined;
 }
 
 function parse<const O extends FlagOptions>(args: string[], options: O, command: string) {

@@ -551,7 +551,8 @@ export class TrackerUnreachableError extends TrackingError {
     options?: { cause?: unknown },
   ) {
     super(
-      `Cannot reach the MLflow tracking server at ${uri}: ${detail}. ` +
+      // A detail that ends a sentence itself ("is this an MLflow tracking server?") gets no second stop.
+      `Cannot reach the MLflow tracking server at ${uri}: ${/[.?!]$/.test(detail) ? detail : `${detail}.`} ` +
         `Check that \`mlflow server\` is running there and that MLFLOW_TRACKING_URI (and any credentials) are right.`,
       options,
     );

@@ -121,6 +121,8 @@ interface RequestSpec {
 }
 
 const API = "/api/2.0/mlflow";
+/** The error code Cairn gives an answer whose body is not JSON: something other than MLflow answered. */
+const NOT_JSON = "NOT_JSON";
 const ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts";
 /** MLflow's `_TRANSIENT_FAILURE_RESPONSE_CODES`. */
 const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
@@ -396,12 +398,19 @@ export class MlflowClient {
     return activeExperimentId(toExperiment(r.experiment));
   }
 
-  /** The error of a probe that got no MLflow answer: a 404 / 405 means the address is not an MLflow server. */
+  /**
+   * The error of a probe that got no MLflow answer: a 404 / 405 means the address is not an MLflow
+   * server, a body that is not JSON (a proxy's login page, answered 200) that something else
+   * answers there. Either is a server Cairn cannot use, as one that is down is.
+   */
   private notAnswering(error: unknown, endpoint = "experiments/get-by-name"): unknown {
     if (MlflowApiError.is(error) && (error.status === 404 || error.status === 405)) {
       return new TrackerUnreachableError(this.uri, `HTTP ${error.status} on ${API}/${endpoint}; is this an MLflow tracking server?`, {
         cause: error,
       });
+    }
+    if (MlflowApiError.is(error) && error.errorCode === NOT_JSON) {
+      return new TrackerUnreachableError(this.uri, `HTTP ${error.status} on ${API}/${endpoint}: ${error.serverMessage}`, { cause: error });
     }
     return error;
   }
@@ -826,7 +835,7 @@ export class MlflowClient {
     return new MlflowApiError(
       endpoint,
       res.status,
-      "NOT_JSON",
+      NOT_JSON,
       `the server at ${this.uri} answered with a body that is not JSON (${type}): ${JSON.stringify(start)}. ` +
         `This is likely a proxy or login page in front of the MLflow server, not MLflow itself: check MLFLOW_TRACKING_URI ` +
         `(the MLflow server's own address, with any path prefix) and the credentials the proxy expects.`,
