@@ -943,6 +943,9 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
   const maxSizeBytes = sub !== "prune" || maxSize === undefined ? undefined : parseSize("--max-size", maxSize);
   // With a server, entries are also in each experiment's index, where a run finds a key the store lacks.
   const server = trackingUriOf({ env });
+  // Clear and prune reach it before they remove anything: a tracking setting it cannot use, or a
+  // server that is down, removed the store's entries and then left the index's, so a run hit them again.
+  const tracker = server && sub !== "ls" ? await reachableTracker({ root: resolve(values.root ?? ".cairn"), env }) : undefined;
   const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root: resolve(values.root ?? ".cairn"), source: "CAIRN_CACHE_URL" });
   let code: number = EXIT.ok;
   try {
@@ -963,12 +966,12 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
       if (unlisted) stdout.write(`${unlisted}\n`);
     } else if (sub === "clear") {
       const filter = values.task !== undefined ? { taskName: values.task } : {};
-      const keys = server ? new Set((await store.list(filter)).map((e) => e.key)) : undefined;
+      const keys = tracker ? new Set((await store.list(filter)).map((e) => e.key)) : undefined;
       const removed = await store.clear(filter);
       stdout.write(`Removed ${removed} cache entr${removed === 1 ? "y" : "ies"}${values.task !== undefined ? ` of task "${values.task}"` : ""} from ${store.location}.\n`);
-      if (server) code = await clearIndexes(server, keys!, { root: resolve(values.root ?? ".cairn"), env, stdout, stderr, othersToo: values.task === undefined, ...(values.task !== undefined ? { taskName: values.task } : {}) });
+      if (tracker) code = await clearIndexes(tracker, keys!, { stdout, stderr, othersToo: values.task === undefined, ...(values.task !== undefined ? { taskName: values.task } : {}) });
     } else {
-      const before = server ? (await store.list()).map((e) => e.key) : [];
+      const before = tracker ? (await store.list()).map((e) => e.key) : [];
       const r = await store.prune({ ...(olderThanMs !== undefined ? { olderThanMs } : {}), ...(maxSizeBytes !== undefined ? { maxSizeBytes } : {}) });
       const entries = (n: number) => `${n} entr${n === 1 ? "y" : "ies"}`;
       const one = r.removed === 1;
@@ -985,9 +988,9 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
             `(${where}): prune frees the cache's records, not the runs' outputs.\n`,
         );
       }
-      if (server) {
+      if (tracker) {
         const left = new Set((await store.list()).map((e) => e.key));
-        code = await clearIndexes(server, new Set(before.filter((k) => !left.has(k))), { root: resolve(values.root ?? ".cairn"), env, stdout, stderr, othersToo: false });
+        code = await clearIndexes(tracker, new Set(before.filter((k) => !left.has(k))), { stdout, stderr, othersToo: false });
       }
     }
   } finally {
@@ -1001,22 +1004,22 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
  * the store no longer has from every experiment's index on the server (else the next run finds
  * them there, and the command is undone), and says what stays there and how to recompute it.
  * `othersToo`: also say how many entries of other keys stay (a whole clear). `taskName` (`clear
- * --task`): also every entry of that task's keys, the store's or not. Exit 1 when entries of
- * removed keys stay.
+ * --task`): also every entry of that task's keys, the store's or not. `tracker` is the server's,
+ * reached before the store was touched. Exit 1 when entries of removed keys stay.
  */
 async function clearIndexes(
-  server: string,
+  tracker: Tracker,
   keys: ReadonlySet<string>,
-  o: { root: string; env: NodeJS.ProcessEnv; stdout: Writable; stderr: Writable; othersToo: boolean; taskName?: string },
+  o: { stdout: Writable; stderr: Writable; othersToo: boolean; taskName?: string },
 ): Promise<number> {
-  const where = `on ${describeTracker({ kind: "mlflow", uri: server })}`;
+  const where = `on ${describeTracker(tracker)}`;
   const recompute = "a run hits them (shown as cached); to recompute, run with --refresh, or --rerun TASK";
   const entries = (n: number) => `${n} entr${n === 1 ? "y" : "ies"}`;
   let cleanups: IndexCleanup[];
   try {
     cleanups =
       keys.size || o.othersToo || o.taskName !== undefined
-        ? await removeIndexEntries(await reachableTracker({ root: o.root, env: o.env }), keys, o.taskName !== undefined ? { taskName: o.taskName } : {})
+        ? await removeIndexEntries(tracker, keys, o.taskName !== undefined ? { taskName: o.taskName } : {})
         : [];
   } catch (error) {
     o.stderr.write(
