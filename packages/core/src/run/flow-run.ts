@@ -9,7 +9,7 @@ import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { type ExecutionSettings, type FailurePolicy, FlowExecution } from "../scheduler/flow-execution.ts";
 import type { TaskResult } from "./task-result.ts";
 import { type CacheBackendError, CacheStore } from "@cairn/cache";
-import { foreignWarning, isStoreDown, localArtifacts, storeDownWarning, TaskCache } from "../caching/task-cache.ts";
+import { describeTracker, foreignWarning, isStoreDown, localArtifacts, storeDownWarning, TaskCache } from "../caching/task-cache.ts";
 import { checkAhead } from "../caching/plan.ts";
 import { forcedItems, forcedNodes } from "../caching/rerun.ts";
 import { toGraphJson, toMermaid } from "../graph/render.ts";
@@ -856,8 +856,10 @@ async function openTracking(
       named = await tracker.openExperimentById(experimentId);
     } else {
       await tracker.ping();
-      if (envExperimentName) named = await tracker.getExperiment(experimentId);
+      named = await tracker.getExperiment(experimentId);
     }
+    // Read for plan too: it would plan hits for a run that cannot start (MLflow's 404 at the run's create).
+    checkExperimentOfId(experimentId, named, tracker);
     // Both set, they must name one experiment, as MLflow's own client requires: else the run would go to the id's without a word.
     if (envExperimentName && named && named.name !== envExperimentName) {
       throw new OptionError(
@@ -900,6 +902,32 @@ function checkExperimentId(id: string, tracker: Tracker): void {
     id,
     `Expected MLFLOW_EXPERIMENT_ID to be an experiment id (${known.form}), got ${JSON.stringify(id)}. Unset it, or set MLFLOW_EXPERIMENT_NAME (or --experiment) to name the experiment instead.`,
   );
+}
+
+/**
+ * The experiment MLFLOW_EXPERIMENT_ID names, refused unless it is there and active: a run in a
+ * missing or deleted one failed at its create with MLflow's bare 404 / 400, naming no variable.
+ */
+function checkExperimentOfId(id: string, found: ExperimentRecord | undefined, tracker: Tracker): void {
+  const unset = "unset it to record to the flow's experiment (--experiment NAME or MLFLOW_EXPERIMENT_NAME name another)";
+  if (found === undefined) {
+    throw new OptionError(
+      "MLFLOW_EXPERIMENT_ID",
+      `the id of an experiment in ${describeTracker(tracker)}`,
+      id,
+      `Expected MLFLOW_EXPERIMENT_ID to be the id of an experiment in ${describeTracker(tracker)}, got "${id}": there is no experiment with that id. ` +
+        `Set it to an existing experiment's id, or ${unset}.`,
+    );
+  }
+  if (found.deleted) {
+    throw new OptionError(
+      "MLFLOW_EXPERIMENT_ID",
+      "the id of an active experiment",
+      id,
+      `Expected MLFLOW_EXPERIMENT_ID to be the id of an active experiment, got "${id}": experiment "${found.name}" in ${describeTracker(tracker)} is deleted. ` +
+        `Restore it (\`mlflow experiments restore --experiment-id ${id}\`), or ${unset}.`,
+    );
+  }
 }
 
 /**

@@ -116,6 +116,8 @@ export interface RunFilter {
 export interface ExperimentRecord {
   experimentId: string;
   name: string;
+  /** Set by `getExperiment` and `openExperimentById` only, for an experiment moved to MLflow's trash (restorable); the listings leave such ones out. */
+  deleted?: true;
 }
 
 /** Told by {@link Tracker.listExperiments} of an experiment whose record is damaged or cannot be read. */

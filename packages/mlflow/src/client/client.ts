@@ -1357,8 +1357,9 @@ function wellFormedEntry(entry: { key: string; value: string }): { key: string; 
 }
 
 function activeExperimentId(e: MlflowExperiment): string {
+  // A setting Cairn cannot use (the CLI's exit 2, as `cairn runs --experiment` says it), not a failed run.
   if (e.lifecycleStage === "deleted") {
-    throw new TrackingError(
+    throw new TrackingConfigError(
       `MLflow experiment "${e.name}" (id ${e.experimentId}) is deleted. Restore it (\`mlflow experiments restore --experiment-id ${e.experimentId}\`), ` +
         `delete it for good (\`mlflow gc\`), or use another experiment name.`,
     );

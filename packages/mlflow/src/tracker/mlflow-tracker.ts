@@ -20,7 +20,7 @@ import {
   type RunStatus,
   type Tracker,
 } from "@cairn/core";
-import { MlflowClient, type MlflowMetric, type MlflowRun, normalizeArtifactPath, runFilter, tagAbsentCondition, tagNotCondition } from "../client/client.ts";
+import { MlflowClient, type MlflowExperiment, type MlflowMetric, type MlflowRun, normalizeArtifactPath, runFilter, tagAbsentCondition, tagNotCondition } from "../client/client.ts";
 import { type MlflowClientOptions, mlflowOptionsFromEnv } from "../client/mlflow-config.ts";
 import { fitMlflowValue, longValueArtifactPath, MLFLOW_LIMITS, toMlflowKey } from "../client/mlflow-limits.ts";
 
@@ -145,14 +145,12 @@ export class MlflowTracker implements Tracker {
   }
 
   async getExperiment(experimentId: string): Promise<ExperimentRecord | undefined> {
-    const e = await this.client.getExperiment(experimentId);
-    return e && { experimentId: e.experimentId, name: e.name };
+    return experimentRecord(await this.client.getExperiment(experimentId));
   }
 
   /** One read by id, which is the probe too; refuses an experiment whose artifacts are not proxied (`ArtifactLocationError`). */
   async openExperimentById(experimentId: string): Promise<ExperimentRecord | undefined> {
-    const e = await this.client.openExperimentById(experimentId);
-    return e && { experimentId: e.experimentId, name: e.name };
+    return experimentRecord(await this.client.openExperimentById(experimentId));
   }
 
   async listExperiments(): Promise<ExperimentRecord[]> {
@@ -635,4 +633,9 @@ async function listFiles(dir: string, root: string, walking: readonly string[] =
     else out.push(...(await listFiles(full, root, chain)));
   }
   return out;
+}
+
+/** An experiment as the Tracker contract gives it: a deleted one (in MLflow's trash) says so. */
+function experimentRecord(e: MlflowExperiment | undefined): ExperimentRecord | undefined {
+  return e && { experimentId: e.experimentId, name: e.name, ...(e.lifecycleStage === "deleted" ? { deleted: true as const } : {}) };
 }
