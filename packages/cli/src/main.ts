@@ -50,6 +50,7 @@ import {
 } from "@cairn/core";
 import "@cairn/mlflow/register";
 import { createColors } from "picocolors";
+import { checkRoot } from "./check-root.ts";
 import { findRun, MIN_PREFIX } from "./find-run.ts";
 import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
@@ -501,6 +502,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     throw new UsageError(`Expected --failure-policy to be fail-fast or continue, got "${policy}".`);
   }
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
+  const root = values.root === undefined ? undefined : await checkRoot(values.root, "make");
 
   const flow = await loadFlow(positionals[0], io);
   // A bad -p value is quoted back in its error: one that carries a secret of the file is masked there.
@@ -581,7 +583,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       cache: values["no-cache"]
         ? false
         : { refresh: values.refresh === true, rerun: values.rerun ?? [], ...(values["cache-strict"] ? { strict: true } : {}) },
-      ...(values.root ? { root: values.root } : {}),
+      ...(root ? { root } : {}),
       env: io.env,
       // The flow's file (under tsx too: the autorun runs this command with it), for MLflow's source tags.
       source: resolve(positionals[0]!),
@@ -633,6 +635,7 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
   if (values.queue === undefined) throw new UsageError(`Expected --queue URL (the Redis that \`cairn run --queue URL\` sends tasks to), got none.`);
   const concurrency = values.concurrency === undefined ? 1 : integerOption("--concurrency", values.concurrency, 1, "Give how many tasks this worker runs at once per pool in digits (-c 2), or leave it out for 1.");
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
+  const root = values.root === undefined ? undefined : await checkRoot(values.root, "make");
   const worker = await import("@cairn/worker");
   const flow = await loadFlow(positionals[0], io);
   if (values.healthcheck) {
@@ -666,7 +669,7 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
     queue: values.queue,
     ...(values.pool ? { pools: values.pool } : {}),
     concurrency,
-    ...(values.root ? { root: values.root } : {}),
+    ...(root ? { root } : {}),
     env: io.env,
     ...(secrets ? { secrets } : {}),
     onEvent: (e) => {
@@ -801,6 +804,7 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
     "plan",
   );
   noteOtherRoot(positionals[0], values.root, stderr);
+  if (values.root !== undefined) await checkRoot(values.root, "read");
   const flow = await loadFlow(positionals[0], { importFlow });
   const given = await parseParams(flow.definition, values.param ?? []);
   // The params as the run would see them (the schema's defaults and transforms applied once).
@@ -863,6 +867,7 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   const [file, taskName] = positionals;
   if (!taskName) throw new UsageError("Expected a flow file and a task: cairn explain FILE TASK.");
   if (positionals.length > 2) throw new UsageError(`Expected one task: cairn explain FILE TASK; got ${positionals.length - 1} (${positionals.slice(1).map((p) => `"${p}"`).join(", ")}). Explain them one at a time.`);
+  if (values.root !== undefined) await checkRoot(values.root, "read");
   const flow = await loadFlow(file, { importFlow });
   const given = await parseParams(flow.definition, values.param ?? []);
   const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...readingOptions(values) });
@@ -941,12 +946,13 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
   }
   const olderThanMs = sub !== "prune" || olderThan === undefined ? undefined : parseDuration("--older-than", olderThan);
   const maxSizeBytes = sub !== "prune" || maxSize === undefined ? undefined : parseSize("--max-size", maxSize);
+  const root = values.root === undefined ? resolve(".cairn") : await checkRoot(values.root, sub === "ls" ? "read" : "write");
   // With a server, entries are also in each experiment's index, where a run finds a key the store lacks.
   const server = trackingUriOf({ env });
   // Clear and prune reach it before they remove anything: a tracking setting it cannot use, or a
   // server that is down, removed the store's entries and then left the index's, so a run hit them again.
-  const tracker = server && sub !== "ls" ? await reachableTracker({ root: resolve(values.root ?? ".cairn"), env }) : undefined;
-  const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root: resolve(values.root ?? ".cairn"), source: "CAIRN_CACHE_URL" });
+  const tracker = server && sub !== "ls" ? await reachableTracker({ root, env }) : undefined;
+  const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root, source: "CAIRN_CACHE_URL" });
   let code: number = EXIT.ok;
   try {
     if (sub === "ls") {
@@ -982,7 +988,7 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
       if (r.removedArtifactBytes > 0) {
         // Prune deletes cache entries, never a run's record: the artifacts are the runs' outputs.
         // Where they are is where the tracker is: the same test of MLFLOW_TRACKING_URI as resolveTracker's.
-        const where = trackingUriOf({ env }) ? "on the MLflow server" : `in ${join(resolve(values.root ?? ".cairn"), "artifacts")}`;
+        const where = trackingUriOf({ env }) ? "on the MLflow server" : `in ${join(root, "artifacts")}`;
         stdout.write(
           `The ${formatBytes(r.removedArtifactBytes)} of artifacts of the removed ${one ? "entry stay with its run" : "entries stay with their runs"} ` +
             `(${where}): prune frees the cache's records, not the runs' outputs.\n`,
@@ -1084,7 +1090,7 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
   );
   if (positionals.length) throw new UsageError(runsArgumentMessage(positionals));
   const limit = values.limit === undefined ? 20 : integerOption("--limit", values.limit, 1, "Give how many runs to list in digits (-n 50), or leave it out for 20.");
-  const tracker = await reachableTracker({ root: resolve(values.root ?? ".cairn"), env });
+  const tracker = await reachableTracker({ root: await rootToRead(values.root), env });
   const leftOut: string[] = [];
   const experimentIds = await experimentsOf(tracker, values.experiment, stderr, leftOut);
   // A run whose file cannot be read is said and left out, not a failure of the whole listing.
@@ -1188,7 +1194,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   const given = positionals[0];
   if (!given) throw new UsageError("Expected a run id: cairn show RUN_ID (see `cairn runs`).");
   if (positionals.length > 1) throw new UsageError(`Expected one run id, got ${positionals.length}: ${positionals.join(" ")}.`);
-  const tracker = await reachableTracker({ root: resolve(values.root ?? ".cairn"), env });
+  const tracker = await reachableTracker({ root: await rootToRead(values.root), env });
   let closed = false;
   let run = await findRun(given, {
     tracker,
@@ -1262,7 +1268,7 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
   );
   if (positionals.length > 1) throw new UsageError(`Expected one run id (or latest), got ${positionals.length}: ${positionals.join(" ")}.`);
   const given = positionals[0] ?? "latest";
-  const root = resolve(values.root ?? ".cairn");
+  const root = await rootToRead(values.root);
   const tracker = await reachableTracker({ root, env });
   let run: RunRecord;
   if (given === "latest") {
@@ -1397,6 +1403,11 @@ function sayAbandoned(closed: readonly RunRecord[], stderr: Writable): boolean {
 /** A JSON replacer that writes NaN and ±Infinity as MLflow's REST API does ("NaN", "Infinity"), not as JSON's null. */
 function nonFinite(_: string, v: unknown): unknown {
   return typeof v === "number" && !Number.isFinite(v) ? String(v) : v;
+}
+
+/** The state folder of a command that only reads: `--root`'s, checked, else `.cairn` in the working directory. */
+async function rootToRead(given: string | undefined): Promise<string> {
+  return given === undefined ? resolve(".cairn") : checkRoot(given, "read");
 }
 
 /**

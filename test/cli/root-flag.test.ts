@@ -1,0 +1,55 @@
+/**
+ * `--root DIR` is checked before the flow is loaded, by every command that takes it (README,
+ * "Flags"): a file there started the run and failed its first task with a bare ENOTDIR (plan and
+ * cache: CacheBackendError, exit 1), and a folder under /proc sent Node's recursive mkdir into a
+ * loop no signal stopped. Now either is a UsageError naming the flag and the path, exit 2.
+ */
+import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { cairnBin, childEnv, start } from "../cache/helpers.ts";
+import { cairn, repo, tmp } from "./helpers.ts";
+
+const ok = join(repo, "test/fixtures/ok.flow.ts");
+
+describe("--root that is not a folder Cairn can use: exit 2 naming it, before the flow runs", () => {
+  let cwd: string;
+  beforeAll(async () => {
+    cwd = await tmp("cairn-cli-root-");
+    await writeFile(join(cwd, "afile"), "x");
+  });
+
+  it.each([
+    ["run", ["run", ok, "--no-tracking"], "make and write to"],
+    ["plan", ["plan", ok], "read"],
+    ["explain", ["explain", ok, "double"], "read"],
+    ["cache ls", ["cache", "ls"], "read"],
+    ["cache clear", ["cache", "clear"], "write to"],
+    ["runs", ["runs"], "read"],
+  ])("cairn %s --root afile", async (_, args, can) => {
+    const r = await cairn([...args, "--root", "afile"], { cwd });
+    expect(r.stderr).toContain(`UsageError: Expected --root to be a folder Cairn can ${can}, got afile: it is a file, not a folder. Pass --root`);
+    expect(r.code).toBe(2);
+    expect(r.stdout).not.toMatch(/succeeded|failed/);
+  });
+
+  it("a folder below a file is named by the file", async () => {
+    const r = await cairn(["run", ok, "--root", "afile/state"], { cwd });
+    expect(r.stderr).toContain(`got afile/state: ${join(cwd, "afile")} is a file, not a folder`);
+    expect(r.code).toBe(2);
+  });
+
+  it.runIf(existsSync("/proc/self"))("a folder that cannot be made under /proc is said at once (it sent Node's recursive mkdir into a loop no signal stopped)", async () => {
+    const started = start(process.execPath, [cairnBin, "run", ok, "--root", "/proc/cairn-nope"], { cwd, env: childEnv() });
+    const killer = setTimeout(() => started.child.pid && process.kill(-started.child.pid, "SIGKILL"), 20_000);
+    try {
+      const r = await started.done;
+      expect(r.signal).toBeNull();
+      expect(r.stderr).toMatch(/UsageError: Expected --root to be a folder Cairn can make and write to, got \/proc\/cairn-nope: \/proc\/cairn-nope cannot be made \((ENOENT|EACCES)/);
+      expect(r.code).toBe(2);
+    } finally {
+      clearTimeout(killer);
+    }
+  }, 30_000);
+});
