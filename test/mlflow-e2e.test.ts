@@ -190,7 +190,7 @@ describe("the quickstart in a real MLflow server", () => {
     });
     expect(r.stderr).toMatch(/TrackerUnreachableError: Cannot reach the MLflow tracking server at http:\/\/127\.0\.0\.1:9/);
     expect(r.stdout).not.toMatch(/running/);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(3);
   });
 
   it("a sqlite: tracking URI says how to start a server", async () => {

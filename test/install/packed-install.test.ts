@@ -201,7 +201,7 @@ describe("a TypeScript project made by `cairn init`", () => {
 
   it("loads the queue's package (BullMQ) from the installed files: cairn workers against a Redis that is not there says so", async () => {
     const r = await sh("npx", ["cairn", "workers", "--queue", "redis://127.0.0.1:1"], project);
-    expect(r.code, r.stderr).toBe(1);
+    expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toContain("QueueUnreachableError: The queue at redis://127.0.0.1:1 did not answer");
   });
 

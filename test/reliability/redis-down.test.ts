@@ -140,11 +140,11 @@ describe("redis unreachable when the run starts", () => {
     expect(exit.ms).toBeLessThan(15_000); // 7 s and a stack trace before, under load
   });
 
-  it("strict (--cache-strict or CAIRN_CACHE_STRICT=1): exit code 1, the error on one line, no stack trace", async () => {
+  it("strict (--cache-strict or CAIRN_CACHE_STRICT=1): exit code 3 (a service down before the flow started), the error on one line, no stack trace", async () => {
     for (const [args, env] of [[["--cache-strict"], {}], [[], { CAIRN_CACHE_STRICT: "1" }]] as const) {
       const url = await closedPort();
       const exit = await runSlowFlow(await tmp(), { CAIRN_CACHE_URL: url, SLOW_MS: "10", ...env }, () => {}, [...args]).done;
-      expect(exit.code).toBe(1);
+      expect(exit.code).toBe(3);
       expect(exit.stderr).toMatch(new RegExp(`^cairn: CacheBackendError: The redis cache at ${url.replace(/\./g, "\\.")}/? failed to connect: .*Check that redis is running`));
       expect(exit.stderr).not.toMatch(STACK_LINE);
       expect(finalStatus(exit.json, "a")).toBeUndefined(); // nothing ran
@@ -213,7 +213,7 @@ describe("redis stopped (SIGSTOP): it accepts connections but answers nothing", 
     expect(exit.ms).toBeLessThan(15_000);
 
     const ls = await cacheLs(redis.url, await tmp()).done;
-    expect(ls.code).toBe(1);
+    expect(ls.code).toBe(3);
     expect(ls.stderr).toMatch(/^cairn: CacheBackendError: The redis cache at redis:\/\/127\.0\.0\.1:\d+\/? failed to connect: redis did not answer \w+ within 2000 ms.*Check that redis is running/);
     expect(ls.stderr).not.toMatch(STACK_LINE);
     expect(ls.ms).toBeLessThan(15_000);

@@ -689,7 +689,7 @@ describe("what cairn says when --queue cannot work", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain(`Expected the queue to be a Redis URL (redis://host:6379 or rediss://...), got "http://localhost:6379"`);
     const dead = await cairnRun(spreadFlow, await tmp(), ["--queue", "redis://127.0.0.1:1"], env).done;
-    expect(dead.code).toBe(1);
+    expect(dead.code).toBe(3); // a service down before the flow started, not a failed flow
     expect(dead.stderr).toContain("QueueUnreachableError: The queue at redis://127.0.0.1:1 did not answer while trying to open the queue");
   }, 60_000);
 
@@ -707,10 +707,10 @@ describe("what cairn says when --queue cannot work", () => {
     expect(health.code, health.stderr).toBe(0);
     expect(health.stdout).toContain(`ok: flow "queue-list" loads, the queue answers`);
     const sick = await start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", "redis://127.0.0.1:1", "--healthcheck"], { env: childEnv(env) }).done;
-    expect(sick.code).toBe(1);
+    expect(sick.code).toBe(3);
     // Started where no Redis answers: a clear error and an exit, not a process that never takes a task.
     const orphan = await start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", "redis://127.0.0.1:1"], { env: childEnv(env) }).done;
-    expect(orphan.code).toBe(1);
+    expect(orphan.code).toBe(3);
     expect(orphan.stderr).toContain("QueueUnreachableError: The queue at redis://127.0.0.1:1 did not answer while trying to start the worker");
     expect(orphan.stderr).not.toMatch(/MaxRetriesPerRequestError|\n\s+at /);
   }, 60_000);
