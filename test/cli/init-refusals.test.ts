@@ -52,6 +52,18 @@ describe.skipIf(process.platform === "win32")("cairn init refuses what it cannot
     expect(r.code).toBe(2);
   });
 
+  it("a DIR named like a file (cairn init flow.ts): a folder flow.ts/ holding flow.ts was made", async () => {
+    const cwd = await place();
+    for (const name of ["flow.ts", "train.py", "app.mjs", "x.js"]) {
+      const r = await init([name], cwd);
+      noStack(r.stderr);
+      expect(r.stderr).toContain(`Expected a folder to scaffold in (cairn init [DIR]), got "${name}", which is named like a file: init writes flow.ts itself, in DIR. Nothing was written.`);
+      expect(r.stderr).toContain("Run `cairn init` for the working directory, or pass a folder name: cairn init my-flow.");
+      expect(r.code).toBe(2);
+    }
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
   it("a folder it cannot write into", async () => {
     const cwd = await place();
     const target = join(cwd, "ro");

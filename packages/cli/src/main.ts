@@ -1065,6 +1065,7 @@ function formatBytes(n: number): string {
 async function initCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
   const { values, positionals } = parse(args, { template: { type: "string" }, "no-install": { type: "boolean" } }, "init");
   if (positionals.length > 1) throw new UsageError(`Expected at most one folder, got ${positionals.length}: ${positionals.join(" ")}.`);
+  if (positionals[0] !== undefined) refuseFileNamedDir(positionals[0]);
   const { initProject, TEMPLATES } = await import("./init.ts");
   const template = values.template ?? "ts";
   if (!Object.hasOwn(TEMPLATES, template)) {
@@ -1080,6 +1081,22 @@ async function initCommand(args: string[], stdout: Writable, stderr: Writable, e
     env,
   });
   return code === 0 ? EXIT.ok : EXIT.flowFailed;
+}
+
+/** Names of flow and step files: `cairn init flow.ts` made a folder `flow.ts/` holding a `flow.ts`. */
+const FILE_NAME = /\.(?:[cm]?ts|tsx|[cm]?js|py)$/i;
+
+/**
+ * Refuses an init DIR named like a file (`flow.ts`, `train.py`) that is not a folder already:
+ * init takes the folder to scaffold in and names the files itself, so the user most likely
+ * meant the file, and would have found it one folder down.
+ */
+function refuseFileNamedDir(dir: string): void {
+  if (!FILE_NAME.test(dir) || existsSync(dir)) return;
+  throw new UsageError(
+    `Expected a folder to scaffold in (cairn init [DIR]), got "${printableLine(dir)}", which is named like a file: init writes flow.ts itself, in DIR. ` +
+      `Nothing was written. Run \`cairn init\` for the working directory, or pass a folder name: cairn init my-flow.`,
+  );
 }
 
 async function runsCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
