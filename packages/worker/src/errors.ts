@@ -13,10 +13,13 @@ export class QueueNeedsSharedTrackerError extends CairnError {
     readonly flowName: string,
     readonly tracker: { kind: string; uri: string },
   ) {
+    // A run that records nothing is one given `--no-tracking` (`tracker: false`): "records to none (none)" named neither.
+    const none = tracker.kind === "none";
+    const where = none ? "no tracker (`--no-tracking`, or `tracker: false`, records no runs)" : tracker.kind === "local" ? `the embedded store (${tracker.uri})` : `${tracker.kind} (${redactUri(tracker.uri)})`;
     super(
-      `Flow "${flowName}" cannot run its tasks through a queue while it records to ${tracker.kind === "local" ? `the embedded store (${tracker.uri})` : `${tracker.kind} (${redactUri(tracker.uri)})`}: ` +
+      `Flow "${flowName}" cannot run its tasks through a queue while it records to ${where}: ` +
         `workers on other machines record their task runs, and hand over artifacts, through an MLflow server that every machine reaches. ` +
-        `Set MLFLOW_TRACKING_URI=http://<mlflow-host>:5000 for the run and for every worker (and, for a shared cache store, the same CAIRN_CACHE_URL).`,
+        `${none ? "Drop --no-tracking (or `tracker: false`), and s" : "S"}et MLFLOW_TRACKING_URI=http://<mlflow-host>:5000 for the run and for every worker (and, for a shared cache store, the same CAIRN_CACHE_URL).`,
     );
   }
 }
