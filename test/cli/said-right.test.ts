@@ -3,9 +3,10 @@
  * value copied from a .env file with its quotes) is met with words that name it and say how
  * to fix it, not with silence or with words meant for another case.
  */
+import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cairn, repo } from "./helpers.ts";
+import { cairn, repo, tmp } from "./helpers.ts";
 
 const ok = join(repo, "test/fixtures/ok.flow.ts");
 
@@ -17,5 +18,18 @@ describe("refusals that name what the user gave, and the fix", () => {
     const r = await cairn(args, { env });
     expect(r.stderr).toMatch(message);
     expect(r.code).toBe(2);
+  });
+});
+
+describe.runIf(process.platform === "linux")("cairn report --open on a machine without a desktop", () => {
+  it("says the opener failed and where the report is, instead of nothing (exit 0: the report is written)", async () => {
+    const cwd = await tmp("cairn-cli-open-");
+    expect((await cairn(["run", ok, "--no-report"], { cwd })).code).toBe(0);
+    // xdg-open's own exit when it finds no way to open a file: 3, "no method available".
+    writeFileSync(join(cwd, "xdg-open"), "#!/bin/sh\necho 'xdg-open: no method available for opening' >&2\nexit 3\n");
+    chmodSync(join(cwd, "xdg-open"), 0o755);
+    const r = await cairn(["report", "latest", "--open", "-o", "r.html"], { cwd, env: { PATH: `${cwd}:${process.env.PATH}` } });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(`cairn: warning: could not open the report with xdg-open (it exited with code 3); it is written at ${join(cwd, "r.html")}: open that file in a browser yourself.\n`);
   });
 });

@@ -1346,16 +1346,36 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
   }
   // The run's name is its record's (anyone's, on a shared server): printable, on one line.
   stdout.write(`Wrote the report of flow run ${run.runId} (${printableLine(run.name)}, ${run.status}) to ${out}\n`);
-  if (values.open) openFile(out, stderr);
+  if (values.open) await openFile(out, stderr);
   return EXIT.ok;
 }
 
-/** Opens `file` with the desktop's default application, without waiting for it. */
-function openFile(file: string, stderr: Writable): void {
+/**
+ * How long `--open` waits for the opener to fail: xdg-open on a machine without a desktop exits 3
+ * at once, while one that starts a browser in the foreground (a bare `$BROWSER`) may not exit
+ * until the browser does, and is then left running.
+ */
+const OPENER_WAIT_MS = 3000;
+
+/**
+ * Opens `file` with the desktop's default application. A failure of the opener (not found, or
+ * exiting non-zero, as xdg-open does with "no method available" on a headless machine) is said
+ * as a warning with the report's path: the report is written, only not shown.
+ */
+async function openFile(file: string, stderr: Writable): Promise<void> {
   const [command, args] = process.platform === "darwin" ? ["open", [file]] : process.platform === "win32" ? ["cmd", ["/c", "start", "", file]] : ["xdg-open", [file]];
   const child = spawn(command, args as string[], { detached: true, stdio: "ignore" });
-  child.on("error", (error) => stderr.write(`cairn: could not open ${file} with ${command} (${error.message}); open it in a browser yourself.\n`));
+  const why = await new Promise<string | undefined>((settle) => {
+    const timer = setTimeout(() => settle(undefined), OPENER_WAIT_MS);
+    const done = (reason: string | undefined) => {
+      clearTimeout(timer);
+      settle(reason);
+    };
+    child.on("error", (error) => done(error.message));
+    child.on("exit", (code, signal) => done(code === 0 ? undefined : code !== null ? `it exited with code ${code}` : `it was ended by ${signal}`));
+  });
   child.unref();
+  if (why !== undefined) stderr.write(`cairn: warning: could not open the report with ${command} (${why}); it is written at ${printableLine(file)}: open that file in a browser yourself.\n`);
 }
 
 /**
