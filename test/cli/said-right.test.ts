@@ -21,6 +21,34 @@ describe("refusals that name what the user gave, and the fix", () => {
   });
 });
 
+describe("a typo is met with the nearest name, wherever a name is checked against a list", () => {
+  const fixtures = join(repo, "test/fixtures");
+  it.each([
+    [["explain", ok, "dubble"], /Expected `TASK \(cairn explain FILE TASK\)` to be a task name or node id of flow "ok" \(did you mean "double"\?\): double, double-2, got "dubble"\./],
+    [["cache", "lss"], /Expected cairn cache ls, clear or prune, got "cairn cache lss" \(did you mean cairn cache ls\?\)\./],
+    [["--verison"], /Unknown option '--verison' for cairn; did you mean --version\? cairn takes a command first \(init, .*\), or -h, --help, -v, --version\./],
+    [["-V"], /Unknown option '-V' for cairn; did you mean -v\?/],
+    [["help", "rn"], /Unknown command "rn"; did you mean run\?/],
+    [["run", ok, "--failure-policy", "fail-fst"], /Expected --failure-policy to be fail-fast or continue, got "fail-fst" \(did you mean "fail-fast"\?\)\./],
+    [["graph", ok, "-f", "mermiad"], /Expected --format mermaid, dot or json, got "mermiad" \(did you mean "mermaid"\?\)\./],
+    [["init", "x", "--template", "pyhton", "--no-install"], /Expected --template to be one of ts, python, got "pyhton" \(did you mean "python"\?\)\./],
+    [["run", ok, "-p", "rowz=1"], /Flow "ok" has no param "rowz" \(did you mean "rows"\?\)\. Its params are: rows, label\./],
+    [["run", join(fixtures, "ok.flwo.ts")], new RegExp(`Flow file .*ok\\.flwo\\.ts does not exist .*Check the path: did you mean ${join(fixtures, "ok.flow.ts").replaceAll(".", "\\.")}\\?`)],
+  ])("cairn %s", async (args, message) => {
+    const r = await cairn(args);
+    expect(r.stderr).toMatch(message);
+    expect(r.code).toBe(2);
+  });
+
+  it("cairn runs --experiment with a typo of an experiment there is", async () => {
+    const cwd = await tmp("cairn-cli-exp-");
+    expect((await cairn(["run", ok, "--no-report"], { cwd })).code).toBe(0);
+    const r = await cairn(["runs", "--experiment", "okk"], { cwd });
+    expect(r.stderr).toMatch(/No experiment named "okk" in .* has runs to show: there is none by that name \(did you mean "ok"\?\)\./);
+    expect(r.code).toBe(2);
+  });
+});
+
 describe.runIf(process.platform === "linux")("cairn report --open on a machine without a desktop", () => {
   it("says the opener failed and where the report is, instead of nothing (exit 0: the report is written)", async () => {
     const cwd = await tmp("cairn-cli-open-");

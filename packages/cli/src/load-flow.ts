@@ -1,7 +1,7 @@
-import { existsSync, readFileSync, type Stats, statSync } from "node:fs";
-import { dirname, extname, join, resolve } from "node:path";
+import { existsSync, readdirSync, readFileSync, type Stats, statSync } from "node:fs";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { CairnError, describeValue } from "@cairn/core";
+import { CairnError, closestName, describeValue } from "@cairn/core";
 import { type Flow, flowBuilderName, isFlow } from "@cairn/dsl";
 
 /** The flow file is missing, or does not default-export a flow. */
@@ -63,6 +63,17 @@ export function unwrapCommonJs(exported: unknown): unknown {
   return exports.__esModule === true ? exports.default : exported;
 }
 
+/** The file beside `path` whose name is near enough to its name to be a typo (`flwo.ts` for `flow.ts`), if any. */
+function nearbyFlowFile(path: string): string | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path)).filter((name) => FLOW_EXTENSIONS.has(extname(name)));
+  } catch {
+    return undefined; // the folder is missing too: no file to suggest
+  }
+  return closestName(basename(path), names);
+}
+
 /** Imports a flow file (or takes the module already imported) and returns its default-exported flow. */
 export async function loadFlow(
   file: string | undefined,
@@ -77,7 +88,10 @@ export async function loadFlow(
       stat = statSync(path);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT" || code === "ENOTDIR") throw new FlowFileError(`Flow file ${file} does not exist (looked at ${path}). Check the path.`, path);
+      if (code === "ENOENT" || code === "ENOTDIR") {
+        const meant = nearbyFlowFile(path);
+        throw new FlowFileError(`Flow file ${file} does not exist (looked at ${path}). Check the path${meant ? `: did you mean ${join(dirname(file), meant)}?` : "."}`, path);
+      }
       // A folder on its way this user may not enter (EACCES) is no missing file: say what stopped the look.
       const fix = code === "EACCES" || code === "EPERM" ? " A folder on its way cannot be entered by this user: check its permissions (ls -ld each folder)." : "";
       throw new FlowFileError(`Cannot look at flow file ${file}${file === path ? "" : ` (${path})`}: ${(error as Error).message}.${fix}`, path);

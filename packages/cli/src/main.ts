@@ -100,6 +100,20 @@ import { EXIT } from "./exit.ts";
 export { EXIT };
 export { importCompiledFlow, NeedsTsxError } from "./compile-flow.ts";
 
+/** The options `cairn` takes without a command. */
+const MAIN_OPTIONS = ["-h", "--help", "-v", "--version"] as const;
+
+/**
+ * ` (did you mean "x"?)` when `given` is near enough to one of `known` to be a typo, else "": the
+ * one way every value the CLI checks against a list (a command, a format, a template, a policy,
+ * an experiment) suggests what was meant, with the same closestName as --rerun's and the flags'.
+ * `shown` words the suggestion (`cairn cache ls`).
+ */
+function meantOf(given: string, known: Iterable<string>, shown: (meant: string) => string = (meant) => `"${meant}"`): string {
+  const meant = closestName(given, known, { prefixes: given.length >= 3 });
+  return meant === undefined ? "" : ` (did you mean ${shown(meant)}?)`;
+}
+
 /** The commands, in the order the help lists them. */
 const COMMANDS = ["init", "run", "graph", "plan", "explain", "cache", "runs", "show", "report", "worker", "workers"] as const;
 
@@ -315,7 +329,7 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
   try {
     if (command === "help" && rest[0] !== undefined) {
       const help = helpOf(rest[0]);
-      if (help === undefined) throw new UsageError(`Unknown command "${rest[0]}". Expected one of: ${COMMANDS.join(", ")}. Run \`cairn --help\`.`);
+      if (help === undefined) throw unknownCommand(rest[0]);
       stdout.write(`${help}\n`);
       return EXIT.ok;
     }
@@ -336,7 +350,7 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
     for (const line of unsaidMisspeltVariables(env)) stderr.write(`cairn: warning: ${line}\n`);
     if (asksHelp(rest)) {
       const help = helpOf(command);
-      if (help === undefined) throw new UsageError(`Unknown command "${command}". Run \`cairn --help\` for the list.`);
+      if (help === undefined) throw unknownCommand(command);
       stdout.write(`${help}\n`);
       return EXIT.ok;
     }
@@ -363,16 +377,29 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
         return await workersCommand(rest, stdout);
       case "report":
         return await reportCommand(rest, stdout, stderr, env);
-      default: {
-        const near = closestName(command, COMMANDS);
-        throw new UsageError(`Unknown command "${command}"${near ? `; did you mean ${near}?` : "."} Expected one of: ${COMMANDS.join(", ")}. Run \`cairn --help\`.`);
-      }
+      default:
+        throw unknownCommand(command);
     }
   } catch (error) {
     // The launcher starts over through tsx (packages/cli/bin/cairn.mjs); nothing has run yet.
     if (NeedsTsxError.is(error)) throw error;
     return reportError(error, stderr);
   }
+}
+
+/** What `cairn WORD` and `cairn help WORD` say of a WORD that is no command, with the nearest one. */
+function unknownCommand(given: string): UsageError {
+  // `cairn --verison`, `cairn -V`: an option of cairn's own, mistyped, is no command. A one-letter
+  // option is only ever taken for one in the other case: `-x` is no typo of `-h`.
+  if (given.startsWith("-")) {
+    const options = /^-[^-]$/.test(given) ? MAIN_OPTIONS.filter((o) => o.toLowerCase() === given.toLowerCase()) : MAIN_OPTIONS;
+    const near = closestName(given, options, { prefixes: true });
+    return new UsageError(
+      `Unknown option '${printableLine(given)}' for cairn${near ? `; did you mean ${near}?` : "."} cairn takes a command first (${COMMANDS.join(", ")}), or ${MAIN_OPTIONS.join(", ")}. Run \`cairn --help\`.`,
+    );
+  }
+  const near = closestName(given, COMMANDS);
+  return new UsageError(`Unknown command "${printableLine(given)}"${near ? `; did you mean ${near}?` : "."} Expected one of: ${COMMANDS.join(", ")}. Run \`cairn --help\`.`);
 }
 
 /**
@@ -396,9 +423,16 @@ const VALIDATION_CODES: ReadonlySet<string> = new Set([
   "CAIRN_WORKER_OPTION",
 ]);
 
+/** The engine's options a `cairn` user gives on the command line, as they give them. */
+const ENGINE_OPTIONS: ReadonlyMap<string, string> = new Map([
+  ["rerun", "--rerun TASK"],
+  ["TASK", "TASK (cairn explain FILE TASK)"],
+]);
+
 function reportError(thrown: unknown, stderr: Writable): number {
-  // The engine names its option (`rerun`); a `cairn` user gave a flag.
-  const error = OptionError.is(thrown) && thrown.option === "rerun" ? new UsageError(`Expected \`--rerun TASK\` to be ${thrown.expected}, got ${JSON.stringify(thrown.got)}.`) : thrown;
+  // The engine names its option (`rerun`, explain's `TASK`); a `cairn` user gave a flag or an argument.
+  const given = OptionError.is(thrown) ? ENGINE_OPTIONS.get(thrown.option) : undefined;
+  const error = OptionError.is(thrown) && given !== undefined ? new UsageError(`Expected \`${given}\` to be ${thrown.expected}, got ${JSON.stringify(thrown.got)}.`) : thrown;
   const usage =
     (CairnError.is(error) && VALIDATION_CODES.has(error.code)) ||
     UsageError.is(error) ||
@@ -499,7 +533,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   }
   const policy = values["failure-policy"];
   if (policy !== undefined && policy !== "fail-fast" && policy !== "continue") {
-    throw new UsageError(`Expected --failure-policy to be fail-fast or continue, got "${policy}".`);
+    throw new UsageError(`Expected --failure-policy to be fail-fast or continue, got "${policy}"${meantOf(policy, ["fail-fast", "continue"])}.`);
   }
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
   const root = values.root === undefined ? undefined : await checkRoot(values.root, "make");
@@ -780,7 +814,7 @@ async function graphCommand(args: string[], stdout: Writable, importFlow?: FlowI
     throw new UsageError(`Expected one format, got --json and --format ${values.format}. Pass one of them (--json is --format json).`);
   }
   const format = values.json ? "json" : (values.format ?? "mermaid");
-  if (!["mermaid", "dot", "json"].includes(format)) throw new UsageError(`Expected --format mermaid, dot or json, got "${format}".`);
+  if (!["mermaid", "dot", "json"].includes(format)) throw new UsageError(`Expected --format mermaid, dot or json, got "${format}"${meantOf(format, ["mermaid", "dot", "json"])}.`);
   const flow = await loadFlow(positionals[0], { importFlow });
   const graph = buildFlowGraph(flow.definition);
   const text = format === "dot" ? toDot(graph) : format === "json" ? JSON.stringify(toGraphJson(graph), null, 2) : toMermaid(graph);
@@ -929,7 +963,9 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
 
 async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== "ls" && sub !== "clear" && sub !== "prune") throw new UsageError(`Expected cairn cache ls, clear or prune, got "cairn cache ${sub ?? ""}".`);
+  if (sub !== "ls" && sub !== "clear" && sub !== "prune") {
+    throw new UsageError(`Expected cairn cache ls, clear or prune, got "cairn cache ${sub ?? ""}"${sub === undefined ? "" : meantOf(sub, Object.keys(CACHE_FLAGS), (meant) => `cairn cache ${meant}`)}.`);
+  }
   // Each subcommand takes its own flags only: `clear --older-than 7d` cleared everything before.
   const { values, positionals } = parseFlags(rest, CACHE_FLAGS[sub], { command: `cache ${sub}`, help: HELP.cache, helpCommand: "cache" }) as {
     values: { task?: string; json?: boolean; root?: string; "older-than"?: string; "max-size"?: string };
@@ -1069,7 +1105,7 @@ async function initCommand(args: string[], stdout: Writable, stderr: Writable, e
   const { initProject, TEMPLATES } = await import("./init.ts");
   const template = values.template ?? "ts";
   if (!Object.hasOwn(TEMPLATES, template)) {
-    throw new UsageError(`Expected --template to be one of ${Object.keys(TEMPLATES).join(", ")}, got "${template}".`);
+    throw new UsageError(`Expected --template to be one of ${Object.keys(TEMPLATES).join(", ")}, got "${template}"${meantOf(template, Object.keys(TEMPLATES))}.`);
   }
   const code = await initProject({
     dir: positionals[0] ?? ".",
@@ -1496,7 +1532,7 @@ async function experimentsOf(tracker: Tracker, name: string | undefined, stderr:
           `No experiment named "${name}" in ${tracker.uri} has runs to show: ` +
             (unread > 0
               ? `there is none by that name among those whose record could be read, and ${unread === 1 ? "1 experiment" : `${unread} experiments`} could not be read (the warning above); once it can be read, try again`
-              : "there is none by that name" +
+              : `there is none by that name${meantOf(name, all.map((e) => e.name))}` +
                 (tracker.capabilities.remote ? ", or it was deleted (`mlflow experiments restore` brings it back)" : "") +
                 ". Without --experiment, cairn lists the runs of every experiment") +
             ".",

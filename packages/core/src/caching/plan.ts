@@ -5,6 +5,7 @@ import { InputValidationError, MapItemsFailedError } from "../errors.ts";
 import { MapRun, requiredItems } from "../scheduler/map-run.ts";
 import type { TaskResult } from "../run/task-result.ts";
 import { OptionError } from "../errors.ts";
+import { closestName } from "../internal.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -456,7 +457,9 @@ export async function explainTask(definition: FlowDefinition, task: string, opti
   }
   const planned = plan.find((p) => p.task === task) ?? plan.find((p) => definition.nodes.find((n) => n.id === p.task)?.task.name === task);
   if (!planned) {
-    throw new OptionError("TASK", `a task name or node id of flow "${definition.name}" (${plan.map((p) => p.task).join(", ")})`, task);
+    const ids = plan.map((p) => p.task);
+    const meant = closestName(task, ids);
+    throw new OptionError("TASK", `a task name or node id of flow "${definition.name}"${meant ? ` (did you mean "${meant}"?)` : ""}: ${ids.join(", ")}`, task);
   }
   const node = nodes.get(planned.task)!;
   const explanation: Explanation = { task: planned.task, planned };

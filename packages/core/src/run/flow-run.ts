@@ -1031,8 +1031,9 @@ export async function validateParams(definition: FlowDefinition, given: Record<s
   if (known) {
     const unknown = Object.keys(given).filter((k) => !known.includes(k));
     if (unknown.length) {
+      const meant = closestName(unknown[0]!, known);
       throw new ParamError(
-        `Flow "${definition.name}" has no param ${unknown.map((k) => `"${k}"`).join(", ")}. ` +
+        `Flow "${definition.name}" has no param ${unknown.map((k) => `"${k}"`).join(", ")}${meant ? ` (did you mean "${meant}"?)` : ""}. ` +
           `Its params are: ${known.join(", ") || "(none)"}.`,
         definition.name,
         unknown[0],
