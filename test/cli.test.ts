@@ -87,7 +87,7 @@ describe("cairn run", () => {
     // Not "its module code threw": neither is code.
     [["run", fixture("")], /Expected a flow file, got the folder .*test\/fixtures\/?\. Name the flow file in it, e\.g\. .*test\/fixtures\/flow\.ts\./],
     [["plan", fixture("prints-secret.ipynb")], /Expected a flow file ending in \.ts, \.mts, .*, got .*prints-secret\.ipynb\./],
-    [["run", fixture("no-default.flow.ts")], /has no default export\. Export the flow to run/],
+    [["run", fixture("no-default.flow.ts")], /has no default export\. It exports the flow notDefault by name, but the CLI runs the default export: add `export default notDefault;` at its end\./],
     [["run", fixture("not-a-flow.flow.ts")], /default export of .* is an object, not a flow/],
     [["run", fixture("ok.flow.ts"), "-p", "colums=3"], /no param "colums"\. Its params are: rows, label/],
     [["run", fixture("ok.flow.ts"), "-p", "rows=many"], /rows: Invalid input: expected number, received string.*\(got -p rows=many\)/s],

@@ -71,7 +71,7 @@ describe("maps and sweeps in the CLI", () => {
     const planned = await cairn(["plan", mapFile, ...empty], { cwd, env });
     expect(planned.stdout).toMatch(/^work\s+no items\s+its list is empty$/m);
     // The map's own row is not counted, in the total either (it was: "0 of 2").
-    expect(planned.stdout).toContain("0 of 1 tasks would come from the cache.");
+    expect(planned.stdout).toContain("0 of 1 tasks would come from the cache; not counted: the row of work (a map's items are counted, each on its own row).");
     const emptyWhy = await cairn(["explain", mapFile, "work", ...empty], { cwd, env });
     expect(emptyWhy.stdout.trim()).toBe("work would run no item: its list is empty. A run reports it succeeded: it has no cache entry of its own, its items have.");
     const ran = await cairn(["run", mapFile, ...empty], { cwd, env });
@@ -82,7 +82,7 @@ describe("maps and sweeps in the CLI", () => {
     expect((await cairn(["run", mapFile, ...two], { cwd, env })).code).toBe(0);
     const warm = await cairn(["plan", mapFile, ...two], { cwd, env });
     expect(warm.stdout).toMatch(/^work\s+items cached\s+all 2 of its items are in the cache$/m);
-    expect(warm.stdout).toContain("3 of 3 tasks would come from the cache.");
+    expect(warm.stdout).toContain("3 of 3 tasks would come from the cache; not counted: the row of work (a map's items are counted, each on its own row).");
     const rerun = await cairn(["run", mapFile, ...two, "--json"], { cwd });
     const ended = rerun.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.type === "task" && e.status !== "queued" && e.status !== "running");
     expect(ended.map((e) => [e.task, e.status]).sort()).toEqual([["reduce", "cached"], ["work", "succeeded"], ["work[0]", "cached"], ["work[1]", "cached"]]);

@@ -49,6 +49,57 @@ describe("a typo is met with the nearest name, wherever a name is checked agains
   });
 });
 
+describe("words that fit the case the user is in", () => {
+  const fixture = (name: string) => join(repo, "test/cli/fixtures", name);
+  it.each([
+    // Every empty flag was said to mean "(for `cache clear --task`: every task)".
+    [["run", ok, "--failure-policy="], {}, 2, /got an empty one \(`--failure-policy=""`\), often a shell variable that is not set\. Give a value; leaving --failure-policy out means its default\. Run/],
+    [["cache", "clear", "--task", ""], {}, 2, /leaving --task out means every task\./],
+    // Cairn's own repository script was named to a user's project.
+    [["plan", ok], { CAIRN_CACHE_URL: "redis://127.0.0.1:1" }, undefined, /Check that redis is running there and this machine reaches it \(`redis-cli -u redis:\/\/127\.0\.0\.1:1 ping` answers PONG\); to run one on this machine, start `redis-server`/],
+    // A listing has no tasks, finished or not.
+    [["workers", "--queue", "redis://127.0.0.1:1"], {}, undefined, /while trying to list its workers \(.*\)\. Check that redis-server runs there and this machine reaches it \(redis-cli -u redis:\/\/127\.0\.0\.1:1 ping\)\.\n$/],
+    [["plan"], {}, 2, /Expected a flow file, e\.g\. `cairn plan flow\.ts`; got none\./],
+    [["show", "abcd", "--experiment", "nosuch"], {}, 2, /there is none by that name\. Without --experiment, cairn show looks for the run in every experiment\./],
+    // A .env file's quotes, kept by docker --env-file and `export $(cat .env)`.
+    [["runs"], { MLFLOW_TRACKING_URI: '"http://127.0.0.1:1"' }, 2, /MLFLOW_TRACKING_URI is ""http:\/\/127\.0\.0\.1:1"", but .* Its value is in quotes, which are part of it: .* Set MLFLOW_TRACKING_URI without them\./],
+    [["plan", ok], { CAIRN_CACHE_URL: "'redis://127.0.0.1:1'" }, 2, /from CAIRN_CACHE_URL \(not a URL\)\. Its value is in quotes, .* Set CAIRN_CACHE_URL without them\./],
+    [["plan", ok], { CAIRN_LEASE_TTL_MS: '"5000"' }, 2, /got "\\"5000\\""\. Its value is in quotes, .* Set CAIRN_LEASE_TTL_MS without them\./],
+    [["plan", ok], { CAIRN_LEASE_TTL_MS: "5s" }, 2, /got "5s"\. Write the milliseconds in digits \(CAIRN_LEASE_TTL_MS=30000\), or unset it for 10000\./],
+    // Told to start a server, where `http://` was missing.
+    [["runs"], { MLFLOW_TRACKING_URI: "127.0.0.1:5710" }, 2, /It reads as a host and port without a scheme: write MLFLOW_TRACKING_URI=http:\/\/127\.0\.0\.1:5710 \(or https:\/\/\)\./],
+    [["runs"], { MLFLOW_TRACKING_URI: "http://127.0.0.1:1", MLFLOW_HTTP_REQUEST_TIMEOUT: "10s" }, 2, /got "10s"\. Write the number alone, without a unit: MLFLOW_HTTP_REQUEST_TIMEOUT=10 \(seconds\)\./],
+    [["run", fixture("named-flows.flow.ts")], {}, 2, /has no default export\. It exports the flows evaluate, train by name, but the CLI runs the default export: pick the one to run with `export default evaluate;` at its end/],
+  ] as Array<[string[], NodeJS.ProcessEnv, number | undefined, RegExp]>)("cairn %s %o", async (args, env, code, message) => {
+    const r = await cairn(args, { env });
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/start-redis\.sh|kept in the cache|cache clear --task`: every task/);
+    if (code !== undefined) expect(r.code).toBe(code);
+  });
+
+  it("a number with blanks around it is read, as a switch is: CAIRN_LEASE_TTL_MS=' 5000 '", async () => {
+    const r = await cairn(["plan", ok], { env: { CAIRN_LEASE_TTL_MS: " 5000 " } });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+  });
+
+  it("cairn plan's count agrees with its table: a map's own row, and items not known yet, are said not counted", async () => {
+    const cwd = await tmp("cairn-cli-plan-count-");
+    const before = await cairn(["plan", fixture("upstream-map.flow.ts")], { cwd });
+    expect(before.stdout).toContain("\n0 of 1 tasks would come from the cache; not counted: sq, whose items are known only once the run makes its list.\n");
+    expect((await cairn(["run", fixture("upstream-map.flow.ts"), "--no-report"], { cwd })).code).toBe(0);
+    const after = await cairn(["plan", fixture("upstream-map.flow.ts")], { cwd });
+    expect(after.stdout).toContain("\n4 of 4 tasks would come from the cache; not counted: the row of sq (a map's items are counted, each on its own row).\n");
+  });
+
+  it("cache clear whose index cleanup fails says which entries, once", async () => {
+    const cwd = await tmp("cairn-cli-clear-index-");
+    expect((await cairn(["run", ok, "--no-report"], { cwd })).code).toBe(0);
+    const r = await cairn(["cache", "clear"], { cwd, env: { MLFLOW_TRACKING_URI: "http://127.0.0.1:1" } });
+    expect(r.stderr).toMatch(/^cairn: could not update the experiments' indexes on the MLflow server at http:\/\/127\.0\.0\.1:1 for the 2 entries just removed from the store: /);
+  });
+});
+
 describe.runIf(process.platform === "linux")("cairn report --open on a machine without a desktop", () => {
   it("says the opener failed and where the report is, instead of nothing (exit 0: the report is written)", async () => {
     const cwd = await tmp("cairn-cli-open-");

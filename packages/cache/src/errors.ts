@@ -4,6 +4,7 @@
  * re-exports it). Each class sets `name`, carries typed fields, a stable `code`, and
  * says what was expected, what arrived and how to fix it.
  */
+import { isQuoted, quotesHint } from "./quoted-value.ts";
 
 /**
  * The brand of the error class with code `code`, kept on its prototype. `Symbol.for`, so
@@ -125,8 +126,9 @@ export class CacheStoreUrlError extends CacheError {
         options?.expected ??
         "the cache URL to start with redis://, rediss://, postgres:// or postgresql:// (or no URL for the embedded store under .cairn/cache)"
       }, got ${JSON.stringify(url)}${options?.source ? ` from ${options.source}` : ""}` +
-        `${options?.reason ? ` (${options.reason})` : ""}. ` +
-        (options?.hint ?? `Fix the URL, e.g. redis://127.0.0.1:6379 or postgres://user@host:5432/db, or leave it unset.`),
+        `${options?.reason ? ` (${options.reason})` : ""}.` +
+        // A URL copied from a .env file with its quotes: the fix is dropping them, not another URL.
+        (isQuoted(url) ? `${quotesHint(options?.source ?? "the URL", url)}` : ` ${options?.hint ?? `Fix the URL, e.g. redis://127.0.0.1:6379 or postgres://user@host:5432/db, or leave it unset.`}`),
       options,
     );
   }
@@ -169,7 +171,7 @@ function downMessage(backend: string, location: string, operation: string, optio
     `The ${backend} cache at ${location} failed to ${operation}${cause}. ` +
     (options?.hint ??
       (backend === "redis"
-        ? "Check that redis is running and reachable (scripts/start-redis.sh starts one locally)."
+        ? `Check that redis is running there and this machine reaches it (\`redis-cli -u ${location} ping\` answers PONG); to run one on this machine, start \`redis-server\` (or \`docker run -d -p 6379:6379 redis\`).`
         : backend === "postgres"
           ? "Check that postgres is running and that the URL's user may create tables."
           : folderHint(operation, options?.cause)))

@@ -77,10 +77,11 @@ function nearbyFlowFile(path: string): string | undefined {
 /** Imports a flow file (or takes the module already imported) and returns its default-exported flow. */
 export async function loadFlow(
   file: string | undefined,
-  from: { module?: Record<string, unknown> | undefined; importFlow?: FlowImporter | undefined } = {},
+  /** `usage`: the command as the user would type it with a file (`cairn plan flow.ts`), for the error without one. */
+  from: { module?: Record<string, unknown> | undefined; importFlow?: FlowImporter | undefined; usage?: string } = {},
 ): Promise<Flow<any, any>> {
   const preloaded = from.module;
-  if (!file) throw new FlowFileError("Expected a flow file, e.g. `cairn run flow.ts`; got none.", "");
+  if (!file) throw new FlowFileError(`Expected a flow file, e.g. \`${from.usage ?? "cairn run flow.ts"}\`; got none.`, "");
   const path = resolve(file);
   let stat: Stats | undefined;
   if (!preloaded) {
@@ -122,10 +123,16 @@ export async function loadFlow(
   }
   const exported = unwrapCommonJs(mod.default);
   if (exported === undefined) {
-    throw new FlowFileError(
-      `${file} has no default export. Export the flow to run: \`export default flow("name").build(...)\`.`,
-      path,
-    );
+    // Flows exported by name only: the CLI runs the default export, so say which there are and how to pick one.
+    const named = Object.keys(mod).filter((name) => name !== "default" && isFlow(mod[name]));
+    const pick =
+      named.length > 0
+        ? ` It exports ${named.length === 1 ? "the flow" : "the flows"} ${named.join(", ")} by name, but the CLI runs the default export: ` +
+          (named.length > 1
+            ? `pick the one to run with \`export default ${named[0]};\` at its end (or give each flow a file of its own, with its default export).`
+            : `add \`export default ${named[0]};\` at its end.`)
+        : ` Export the flow to run: \`export default flow("name").build(...)\`.`;
+    throw new FlowFileError(`${file} has no default export.${pick}`, path);
   }
   const unbuilt = flowBuilderName(exported);
   if (unbuilt !== undefined) {

@@ -538,7 +538,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
   const root = values.root === undefined ? undefined : await checkRoot(values.root, "make");
 
-  const flow = await loadFlow(positionals[0], io);
+  const flow = await loadFlow(positionals[0], { ...io, usage: "cairn run flow.ts" });
   // A bad -p value is quoted back in its error: one that carries a secret of the file is masked there.
   const params = await parseParams(flow.definition, values.param ?? []).catch((e: unknown) => {
     throw secrets ? new SecretRegistry(secrets).maskThrown(e) : e;
@@ -671,7 +671,7 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
   const root = values.root === undefined ? undefined : await checkRoot(values.root, "make");
   const worker = await import("@cairn/worker");
-  const flow = await loadFlow(positionals[0], io);
+  const flow = await loadFlow(positionals[0], { ...io, usage: "cairn worker flow.ts --queue URL" });
   if (values.healthcheck) {
     await worker.checkQueue(values.queue);
     // The worker this check is run beside (a liveness probe runs in its container): one of this
@@ -815,7 +815,7 @@ async function graphCommand(args: string[], stdout: Writable, importFlow?: FlowI
   }
   const format = values.json ? "json" : (values.format ?? "mermaid");
   if (!["mermaid", "dot", "json"].includes(format)) throw new UsageError(`Expected --format mermaid, dot or json, got "${format}"${meantOf(format, ["mermaid", "dot", "json"])}.`);
-  const flow = await loadFlow(positionals[0], { importFlow });
+  const flow = await loadFlow(positionals[0], { importFlow, usage: "cairn graph flow.ts" });
   const graph = buildFlowGraph(flow.definition);
   const text = format === "dot" ? toDot(graph) : format === "json" ? JSON.stringify(toGraphJson(graph), null, 2) : toMermaid(graph);
   stdout.write(`${text}\n`);
@@ -839,7 +839,7 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
   );
   noteOtherRoot(positionals[0], values.root, stderr);
   if (values.root !== undefined) await checkRoot(values.root, "read");
-  const flow = await loadFlow(positionals[0], { importFlow });
+  const flow = await loadFlow(positionals[0], { importFlow, usage: "cairn plan flow.ts" });
   const given = await parseParams(flow.definition, values.param ?? []);
   // The params as the run would see them (the schema's defaults and transforms applied once).
   const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...readingOptions(values) });
@@ -861,7 +861,7 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
   // A map's or sweep's own row is no task that could come from the cache (its items are): not counted.
   const counted = plan.filter((p) => p.items === undefined);
   const hits = counted.filter((p) => p.action === "hit").length;
-  stdout.write(`\n${hits} of ${counted.length} tasks would come from the cache.\n`);
+  stdout.write(`\n${hits} of ${counted.length} tasks would come from the cache${uncountedRows(plan)}.\n`);
   const foreign = plan.filter((p) => p.foreign);
   if (foreign.length) {
     const where = [...new Set(foreign.map((p) => describeTracker(p.foreign!.tracker)))].join(" and ");
@@ -869,6 +869,22 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
     stdout.write(`${foreign.length} task${many ? "s have cache entries" : " has a cache entry"} recorded in another tracker (${where}), which this command cannot use.\n`);
   }
   return EXIT.ok;
+}
+
+/**
+ * The rows of `cairn plan`'s table its count leaves out, said after the count so that the two
+ * agree ("0 of 2 tasks" under three rows): a map's or sweep's own row (its items are counted,
+ * each its own row), and a map whose items are known only once the run makes its list.
+ */
+function uncountedRows(plan: ReadonlyArray<{ task: string; items?: number | "unknown" | undefined }>): string {
+  const maps = plan.filter((p) => p.items !== undefined);
+  const unknown = maps.filter((p) => p.items === "unknown").map((p) => p.task);
+  const known = maps.filter((p) => p.items !== "unknown").map((p) => p.task);
+  const parts = [
+    ...(known.length ? [`the row of ${known.join(", ")} (a map's items are counted, each on its own row)`] : []),
+    ...(unknown.length ? [`${unknown.join(", ")}, whose items are known only once the run makes ${unknown.length === 1 ? "its" : "their"} list`] : []),
+  ];
+  return parts.length ? `; not counted: ${parts.join("; ")}` : "";
 }
 
 /**
@@ -902,7 +918,7 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   if (!taskName) throw new UsageError("Expected a flow file and a task: cairn explain FILE TASK.");
   if (positionals.length > 2) throw new UsageError(`Expected one task: cairn explain FILE TASK; got ${positionals.length - 1} (${positionals.slice(1).map((p) => `"${p}"`).join(", ")}). Explain them one at a time.`);
   if (values.root !== undefined) await checkRoot(values.root, "read");
-  const flow = await loadFlow(file, { importFlow });
+  const flow = await loadFlow(file, { importFlow, usage: "cairn explain flow.ts TASK" });
   const given = await parseParams(flow.definition, values.param ?? []);
   const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...readingOptions(values) });
   sayAbandoned(abandoned, stderr);
@@ -1065,7 +1081,7 @@ async function clearIndexes(
         : [];
   } catch (error) {
     o.stderr.write(
-      `cairn: could not remove the index entries of ${o.taskName !== undefined ? `task "${printableLine(o.taskName)}"` : `the ${entries(keys.size)} removed`} from the experiments' indexes ${where}: ${(error as Error).message.replace(/\.$/, "")}. ` +
+      `cairn: could not update the experiments' indexes ${where} for ${o.taskName !== undefined ? `the entries of task "${printableLine(o.taskName)}"` : `the ${entries(keys.size)} just removed from the store`}: ${(error as Error).message.replace(/\.$/, "")}. ` +
         `Those that are there stay, and ${recompute}.\n`,
     );
     return EXIT.flowFailed;
@@ -1145,7 +1161,7 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
   const limit = values.limit === undefined ? 20 : integerOption("--limit", values.limit, 1, "Give how many runs to list in digits (-n 50), or leave it out for 20.");
   const tracker = await reachableTracker({ root: await rootToRead(values.root), env });
   const leftOut: string[] = [];
-  const experimentIds = await experimentsOf(tracker, values.experiment, stderr, leftOut);
+  const experimentIds = await experimentsOf(tracker, values.experiment, "runs", stderr, leftOut);
   // A run whose file cannot be read is said and left out, not a failure of the whole listing.
   const unread: string[] = [];
   const say = warnOn(stderr);
@@ -1253,7 +1269,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
     tracker,
     // A run killed in its first second may have no record yet but its index line: closing it writes one.
     experimentIds: async () => {
-      const ids = await experimentsOf(tracker, values.experiment, stderr);
+      const ids = await experimentsOf(tracker, values.experiment, "show", stderr);
       closed = sayAbandoned(await closeAbandonedRuns(tracker, ids, { warn: warnOn(stderr) }), stderr);
       return ids;
     },
@@ -1325,7 +1341,7 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
   const tracker = await reachableTracker({ root, env });
   let run: RunRecord;
   if (given === "latest") {
-    const ids = await experimentsOf(tracker, values.experiment, stderr);
+    const ids = await experimentsOf(tracker, values.experiment, "report", stderr);
     const [latest] = await listClosingAbandoned(tracker, ids, () => tracker.searchRuns({ experimentIds: ids, ...flowRunsOnly(tracker), maxResults: 1 }), stderr);
     if (!latest) {
       throw new UsageError(
@@ -1337,7 +1353,7 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
   } else {
     run = await findRun(given, {
       tracker,
-      experimentIds: () => experimentsOf(tracker, values.experiment, stderr),
+      experimentIds: () => experimentsOf(tracker, values.experiment, "report", stderr),
       ...(values.experiment ? { label: `experiment "${values.experiment}"` } : {}),
     });
   }
@@ -1512,8 +1528,15 @@ function warnOn(stderr: Writable): (message: string) => void {
   return (message) => stderr.write(`cairn: ${printable(message)}\n`);
 }
 
+/** What each command that takes --experiment does without it, for the error that names an experiment there is not. */
+const WITHOUT_EXPERIMENT = {
+  runs: "cairn runs lists the runs of every experiment",
+  show: "cairn show looks for the run in every experiment",
+  report: "cairn report looks for the run in every experiment",
+} as const;
+
 /** The experiments to list runs of; `leftOut` gets the ids of those left out because their record is damaged or cannot be read. */
-async function experimentsOf(tracker: Tracker, name: string | undefined, stderr: Writable, leftOut: string[] = []): Promise<string[]> {
+async function experimentsOf(tracker: Tracker, name: string | undefined, command: keyof typeof WITHOUT_EXPERIMENT, stderr: Writable, leftOut: string[] = []): Promise<string[]> {
   // An experiment whose record is damaged is left out of the listing, said once, not a failure of every listing.
   const say = warnOn(stderr);
   const warn = (message: string, experiment: { experimentId: string; listed: boolean }) => {
@@ -1534,7 +1557,7 @@ async function experimentsOf(tracker: Tracker, name: string | undefined, stderr:
               ? `there is none by that name among those whose record could be read, and ${unread === 1 ? "1 experiment" : `${unread} experiments`} could not be read (the warning above); once it can be read, try again`
               : `there is none by that name${meantOf(name, all.map((e) => e.name))}` +
                 (tracker.capabilities.remote ? ", or it was deleted (`mlflow experiments restore` brings it back)" : "") +
-                ". Without --experiment, cairn lists the runs of every experiment") +
+                `. Without --experiment, ${WITHOUT_EXPERIMENT[command]}`) +
             ".",
         );
       }

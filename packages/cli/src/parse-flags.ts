@@ -69,7 +69,7 @@ export function parseFlags<const O extends FlagOptions>(args: string[], options:
       if (token.value.trim() === "") {
         throw new UsageError(
           `Expected \`${form}\` to have a value, got an empty one (\`${token.rawName}${token.inlineValue ? "=" : " "}${JSON.stringify(token.value)}\`), ` +
-            `often a shell variable that is not set. Give a value; leaving ${flag} out means its default (for \`cache clear --task\`: every task). ${helpHint(context)}`,
+            `often a shell variable that is not set. Give a value; leaving ${flag} out means ${context.command === "cache clear" && flag === "--task" ? "every task" : "its default"}. ${helpHint(context)}`,
         );
       }
       const given = [...(seen.get(token.name) ?? []), token.value];

@@ -6,7 +6,7 @@
  */
 
 import { inspect } from "node:util";
-import { CairnError } from "@cairn/cache";
+import { CairnError, quotesHint } from "@cairn/cache";
 import { isError } from "./run/events.ts";
 
 /**
@@ -534,11 +534,26 @@ export class UnsupportedTrackingUriError extends TrackingError {
   ) {
     super(
       `MLFLOW_TRACKING_URI is "${uri}", but Cairn talks to MLflow only over HTTP` +
-        `${registered.length ? ` (and, through plug-ins, ${registered.map((s) => `${s}://`).join(", ")})` : ""}. ` +
-        `Start a server with \`mlflow server --backend-store-uri sqlite:///mlflow.db --port 5000\` and set ` +
-        `MLFLOW_TRACKING_URI=http://127.0.0.1:5000, or unset it to use the embedded store in .cairn/.`,
+        `${registered.length ? ` (and, through plug-ins, ${registered.map((s) => `${s}://`).join(", ")})` : ""}.` +
+        trackingUriFix(uri),
     );
   }
+}
+
+/**
+ * How to fix a tracking URI Cairn cannot use: drop the quotes a .env file gave it, add the
+ * `http://` a bare `host:port` lacks (MLflow's own client takes neither), else start a server.
+ */
+function trackingUriFix(uri: string): string {
+  const quotes = quotesHint("MLFLOW_TRACKING_URI", uri);
+  if (quotes) return quotes;
+  if (/^[\w.-]+:\d+(?:\/\S*)?$/.test(uri) || /^\[[\d:a-f]+\]:\d+/i.test(uri)) {
+    return ` It reads as a host and port without a scheme: write MLFLOW_TRACKING_URI=http://${uri} (or https://).`;
+  }
+  return (
+    ` Start a server with \`mlflow server --backend-store-uri sqlite:///mlflow.db --port 5000\` and set ` +
+    `MLFLOW_TRACKING_URI=http://127.0.0.1:5000, or unset it to use the embedded store in .cairn/.`
+  );
 }
 
 /** The tracking server cannot be reached or refuses the credentials. */

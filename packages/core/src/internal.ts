@@ -4,6 +4,7 @@
  * `cairn cache prune --older-than 7d`). Exported from @cairn/core for the other packages;
  * not part of what a flow file uses.
  */
+import { quotesHint } from "@cairn/cache";
 import { OptionError } from "./errors.ts";
 
 /** A `Retry-After` header (seconds or an HTTP date) as milliseconds from now; `undefined` when absent or unreadable. */
@@ -105,7 +106,9 @@ export function booleanFromEnv(env: NodeJS.ProcessEnv, name: string): boolean {
   const value = (raw ?? "").trim().toLowerCase();
   if (ENV_TRUE.includes(value)) return true;
   if (ENV_FALSE.includes(value)) return false;
-  throw new OptionError(name, "1, true, yes or on to turn it on; 0, false, no, off or empty (or unset) to turn it off; any case", raw);
+  const expected = "1, true, yes or on to turn it on; 0, false, no, off or empty (or unset) to turn it off; any case";
+  const quotes = quotesHint(name, raw);
+  throw new OptionError(name, expected, raw, quotes ? `Expected \`${name}\` to be ${expected}, got ${JSON.stringify(raw)}.${quotes}` : undefined);
 }
 
 /**

@@ -126,7 +126,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
     try {
       await this.redis.ping();
     } catch (cause) {
-      throw new QueueUnreachableError(this.url, "open the queue", { cause: whyUnreachable(this.redis, cause) });
+      throw new QueueUnreachableError(this.url, "open the queue", { cause: whyUnreachable(this.redis, cause), inRun: true });
     }
   }
 
@@ -149,7 +149,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
         removeOnFail: { age: 24 * 3600 },
       });
     } catch (cause) {
-      throw new QueueUnreachableError(this.url, `send task "${task.nodeId}"`, { cause });
+      throw new QueueUnreachableError(this.url, `send task "${task.nodeId}"`, { cause, inRun: true });
     }
     /** `runId`: the run a worker opened for the task, which the flow run then shows instead of making one of its own. */
     const cancelled = (runId?: string): DispatchedOutcome => ({ ok: false, cancelled: true, attempts: 0, ...(runId ? { runId } : {}), error: { name: "CancelledError", message: new CancelledError(signal.reason).message } });
@@ -442,7 +442,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
     const now = Date.now();
     if (now - since < this.downMs) return;
     const cause = this.downSince === since ? `unreachable for ${Math.round((now - since) / 1000)} s` : `connected, but no answer for ${Math.round((now - since) / 1000)} s: the server is stopped or hung`;
-    const error = new QueueUnreachableError(this.url, "wait for the tasks running on workers", { cause });
+    const error = new QueueUnreachableError(this.url, "wait for the tasks running on workers", { cause, inRun: true });
     for (const fail of [...this.waiting]) fail(error);
   }
 }

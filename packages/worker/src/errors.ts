@@ -31,13 +31,14 @@ export class QueueUnreachableError extends CairnError {
   constructor(
     readonly url: string,
     readonly operation: string,
-    options?: { cause?: unknown },
+    /** `inRun`: a flow run's (its tasks already finished are kept in the cache), not a listing's or a worker's. */
+    options?: { cause?: unknown; inRun?: boolean },
   ) {
     const cause = options?.cause instanceof Error ? options.cause.message : options?.cause === undefined ? "no answer" : String(options.cause);
     super(
       `The queue at ${redactUri(url)} did not answer while trying to ${operation} (${cause}). ` +
-        `Check that redis-server runs there and this machine reaches it (redis-cli -u ${redactUri(url)} ping); tasks already finished are kept in the cache.`,
-      options,
+        `Check that redis-server runs there and this machine reaches it (redis-cli -u ${redactUri(url)} ping)${options?.inRun ? "; tasks already finished are kept in the cache" : ""}.`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
     );
   }
 }

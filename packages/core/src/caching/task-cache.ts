@@ -27,6 +27,7 @@ import {
   partialPath,
   pathExists,
   privateDigestAsync,
+  quotesHint,
   redactUrl as redactUri,
   replaceArtifacts,
 } from "@cairn/cache";
@@ -191,12 +192,16 @@ export interface TaskCacheOptions extends CacheFailurePolicy {
 
 /** `CAIRN_LEASE_TTL_MS`, checked where it enters: undefined when unset. */
 function leaseTtlFromEnv(env: NodeJS.ProcessEnv): number | undefined {
-  const text = env.CAIRN_LEASE_TTL_MS;
+  const raw = env.CAIRN_LEASE_TTL_MS;
+  // Blanks around it are no part of a number, as they are none of a switch's (booleanFromEnv).
+  const text = raw?.trim();
   if (text === undefined || text === "") return undefined;
   const ms = Number(text);
   // At most a day: the lease is renewed every third of it, and a timer cannot wait past 2^31-1 ms (Node fires it at once).
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(ms) || ms < 100 || ms > 86_400_000) {
-    throw new OptionError("CAIRN_LEASE_TTL_MS", "an integer of milliseconds from 100 to 86400000 (a day; how long a single-flight lease lasts unrenewed; default 10000)", text);
+    const expected = "an integer of milliseconds from 100 to 86400000 (a day; how long a single-flight lease lasts unrenewed; default 10000)";
+    const fix = quotesHint("CAIRN_LEASE_TTL_MS", raw) || " Write the milliseconds in digits (CAIRN_LEASE_TTL_MS=30000), or unset it for 10000.";
+    throw new OptionError("CAIRN_LEASE_TTL_MS", expected, raw, `Expected \`CAIRN_LEASE_TTL_MS\` to be ${expected}, got ${JSON.stringify(raw)}.${fix}`);
   }
   return ms;
 }

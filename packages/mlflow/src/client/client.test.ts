@@ -74,7 +74,7 @@ describe("mlflowOptionsFromEnv", () => {
       expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", [name]: " " })).toThrow(
         new RegExp(`^Expected ${name} to be an? (integer, in digits|number, in decimal), got " " \\(blank\\)\\. Unset it for the default, or give a value\\.$`),
       );
-      expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", [name]: "0x5" })).toThrow(new RegExp(`^Expected ${name} to be .*, got "0x5"\\.$`));
+      expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", [name]: "0x5" })).toThrow(new RegExp(`^Expected ${name} to be .*, got "0x5"\\. Write it (in digits|as a decimal number)`));
       expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://x", [name]: " " })).toThrow(TrackingConfigError);
     },
   );

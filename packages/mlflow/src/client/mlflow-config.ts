@@ -3,7 +3,7 @@
  * environment variables so that a shell set up for the Python client works
  * unchanged.
  */
-import { hasUnencodedUserInfo } from "@cairn/cache";
+import { hasUnencodedUserInfo, quotesHint } from "@cairn/cache";
 import { LONGEST_TIMER_MS, redactUri, TrackingConfigError, UnsupportedTrackingUriError } from "@cairn/core";
 
 /** Connection settings of an `MlflowClient`. */
@@ -184,12 +184,12 @@ export function checkMlflowOptions(options: MlflowClientOptions): void {
   checkCount("MLFLOW_HTTP_REQUEST_MAX_RETRIES", options.maxRetries, 0, MLFLOW_HTTP_DEFAULTS.maxRetriesLimit);
   if (options.backoffFactor !== undefined && !(options.backoffFactor >= 0 && options.backoffFactor <= MLFLOW_HTTP_DEFAULTS.maxBackoffFactor)) {
     throw new TrackingConfigError(
-      `Expected MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR to be a number of seconds from 0 to ${MLFLOW_HTTP_DEFAULTS.maxBackoffFactor}, got \`${options.backoffFactor}\`.`,
+      `Expected MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR to be a number of seconds from 0 to ${MLFLOW_HTTP_DEFAULTS.maxBackoffFactor}, got \`${options.backoffFactor}\`. Unset it for the default (${MLFLOW_HTTP_DEFAULTS.backoffFactor}).`,
     );
   }
   if (options.backoffJitter !== undefined && !(options.backoffJitter >= 0 && options.backoffJitter <= LONGEST_TIMER_SECONDS)) {
     throw new TrackingConfigError(
-      `Expected MLFLOW_HTTP_REQUEST_BACKOFF_JITTER to be a number of seconds from 0 to ${LONGEST_TIMER_SECONDS} (about 24.8 days, the longest a Node timer waits), got \`${options.backoffJitter}\`.`,
+      `Expected MLFLOW_HTTP_REQUEST_BACKOFF_JITTER to be a number of seconds from 0 to ${LONGEST_TIMER_SECONDS} (about 24.8 days, the longest a Node timer waits), got \`${options.backoffJitter}\`. Unset it for the default (${MLFLOW_HTTP_DEFAULTS.backoffJitter}).`,
     );
   }
   checkCount("CAIRN_MLFLOW_RECORDS_IN_FLIGHT", options.recordsInFlight, 1, MAX_RECORDS_IN_FLIGHT, "Leave it unset to let Cairn find how many the server takes.");
@@ -203,7 +203,7 @@ export function checkMlflowOptions(options: MlflowClientOptions): void {
   // Past the longest timer, Node warned on stderr and cut it short, or threw ERR_OUT_OF_RANGE reported as an unreachable server.
   if (options.timeoutSeconds !== undefined && !(options.timeoutSeconds > 0 && options.timeoutSeconds <= LONGEST_TIMER_SECONDS)) {
     throw new TrackingConfigError(
-      `Expected MLFLOW_HTTP_REQUEST_TIMEOUT to be a number of seconds above 0, at most ${LONGEST_TIMER_SECONDS} (about 24.8 days, the longest a Node timer waits), got \`${options.timeoutSeconds}\`.`,
+      `Expected MLFLOW_HTTP_REQUEST_TIMEOUT to be a number of seconds above 0, at most ${LONGEST_TIMER_SECONDS} (about 24.8 days, the longest a Node timer waits), got \`${options.timeoutSeconds}\`. Unset it for the default (${MLFLOW_HTTP_DEFAULTS.timeoutSeconds}).`,
     );
   }
 }
@@ -211,7 +211,7 @@ export function checkMlflowOptions(options: MlflowClientOptions): void {
 /** Throws `TrackingConfigError` unless `value` (from variable `name`) is unset or an integer from `min` to `max`; `hint` says what to do. */
 function checkCount(name: string, value: number | undefined, min: number, max: number, hint?: string): void {
   if (value === undefined || (Number.isInteger(value) && value >= min && value <= max)) return;
-  throw new TrackingConfigError(`Expected ${name} to be an integer from ${min} to ${max.toLocaleString("en")}, got \`${value}\`.${hint ? ` ${hint}` : ""}`);
+  throw new TrackingConfigError(`Expected ${name} to be an integer from ${min} to ${max.toLocaleString("en")}, got \`${value}\`. ${hint ?? "Unset it for the default."}`);
 }
 
 /** Whether requests to `uri` go over TLS, where certificates are used. */
@@ -229,7 +229,7 @@ function readBoolean(env: NodeJS.ProcessEnv, name: string): boolean | undefined 
   const v = raw.trim().toLowerCase();
   if (v === "true" || v === "1") return true;
   if (v === "false" || v === "0") return false;
-  throw new TrackingConfigError(`Expected ${name} to be true, false, 1 or 0, got ${JSON.stringify(raw)}.`);
+  throw new TrackingConfigError(`Expected ${name} to be true, false, 1 or 0, got ${JSON.stringify(raw)}.${quotesHint(name, raw) || " Unset it for MLflow's default."}`);
 }
 
 /** Decimal text, as MLflow's client reads it (Python's `int` and `float`): no hex (`0x5`) or binary, which `Number()` reads. */
@@ -244,7 +244,20 @@ function readNumber(env: NodeJS.ProcessEnv, name: string, integer: boolean): num
   if (raw.trim() === "") throw new TrackingConfigError(`Expected ${name} to be ${expected}, got ${JSON.stringify(raw)} (blank). Unset it for the default, or give a value.`);
   const n = Number(raw.trim());
   if (!(integer ? INTEGER_TEXT : NUMBER_TEXT).test(raw) || !Number.isFinite(n)) {
-    throw new TrackingConfigError(`Expected ${name} to be ${expected}, got ${JSON.stringify(raw)}.`);
+    throw new TrackingConfigError(`Expected ${name} to be ${expected}, got ${JSON.stringify(raw)}.${numberFix(name, raw, integer)}`);
   }
   return n;
+}
+
+/** The variables whose number is of seconds (MLflow's client reads a bare number, no unit). */
+const SECONDS_VARIABLES: ReadonlySet<string> = new Set(["MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"]);
+
+/** How to write the number a variable holds, for the error that refuses `raw`: no quotes, no unit (`10s`: write 10). */
+function numberFix(name: string, raw: string, integer: boolean): string {
+  const quotes = quotesHint(name, raw);
+  if (quotes) return quotes;
+  const unit = SECONDS_VARIABLES.has(name) ? " (seconds)" : "";
+  const withUnit = /^\s*(\d+(?:\.\d+)?)\s*[a-z]+\s*$/i.exec(raw);
+  if (withUnit) return ` Write the number alone, without a unit: ${name}=${withUnit[1]}${unit}.`;
+  return ` Write it ${integer ? "in digits" : "as a decimal number"}${unit} (${name}=${integer ? "5" : "10"}), or unset it for the default.`;
 }
