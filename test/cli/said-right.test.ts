@@ -100,6 +100,23 @@ describe("words that fit the case the user is in", () => {
   });
 });
 
+describe("input that was accepted without a word is refused (exit 2), naming it", () => {
+  it.each([
+    [["runs"], { CAIRN_LOADER: "tsc" }, /Expected CAIRN_LOADER to be tsx \(run cairn from its TypeScript sources through tsx\) or unset \(its bundle\), got "tsc"\. Set CAIRN_LOADER=tsx, or unset it\./],
+    [["--version", "extra"], {}, /Expected nothing after `cairn --version`, got "extra"\. Run `cairn --version` alone\./],
+    [["help", "run", "extra"], {}, /Expected nothing after `cairn help run`, got "extra"\. Run `cairn help run`\./],
+    // Without MLFLOW_TRACKING_URI these passed, and failed every command once a server was set.
+    [["runs"], { CAIRN_MLFLOW_RECORDS_IN_FLIGHT: "0" }, /TrackingConfigError: Expected CAIRN_MLFLOW_RECORDS_IN_FLIGHT to be an integer from 1 to 64, got `0`\./],
+    [["runs"], { CAIRN_MLFLOW_CONNECTION_REQUESTS: "-1" }, /TrackingConfigError: Expected CAIRN_MLFLOW_CONNECTION_REQUESTS to be an integer from 0 to 10,000, got `-1`\./],
+    [["plan", ok], { MLFLOW_HTTP_REQUEST_TIMEOUT: "10s" }, /TrackingConfigError: Expected MLFLOW_HTTP_REQUEST_TIMEOUT to be a number, in decimal, got "10s"\. Write the number alone/],
+  ] as Array<[string[], NodeJS.ProcessEnv, RegExp]>)("cairn %s %o", async (args, env, message) => {
+    const r = await cairn(args, { env });
+    expect(r.stderr).toMatch(message);
+    expect(r.stdout).toBe("");
+    expect(r.code).toBe(2);
+  });
+});
+
 describe.runIf(process.platform === "linux")("cairn report --open on a machine without a desktop", () => {
   it("says the opener failed and where the report is, instead of nothing (exit 0: the report is written)", async () => {
     const cwd = await tmp("cairn-cli-open-");

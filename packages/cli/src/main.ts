@@ -330,6 +330,7 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
     if (command === "help" && rest[0] !== undefined) {
       const help = helpOf(rest[0]);
       if (help === undefined) throw unknownCommand(rest[0]);
+      if (rest.length > 1) throw extraArguments(`help ${rest[0]}`, rest.slice(1), `Run \`cairn help ${rest[0]}\`.`);
       stdout.write(`${help}\n`);
       return EXIT.ok;
     }
@@ -338,6 +339,7 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
       return command ? EXIT.ok : EXIT.usage;
     }
     if (command === "-v" || command === "--version") {
+      if (rest.length) throw extraArguments(command, rest, `Run \`cairn ${command}\` alone.`);
       stdout.write(`${version()}\n`);
       return EXIT.ok;
     }
@@ -346,6 +348,8 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
     booleanFromEnv(env, "CAIRN_CACHE_STRICT");
     booleanFromEnv(process.env, "CAIRN_MLFLOW_TRACE");
     booleanFromEnv(process.env, "CAIRN_NO_AUTORUN");
+    checkLoader(process.env);
+    await checkMlflowVariables(env);
     // Marked as said: the run this command may start does not say them again.
     for (const line of unsaidMisspeltVariables(env)) stderr.write(`cairn: warning: ${line}\n`);
     if (asksHelp(rest)) {
@@ -385,6 +389,38 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
     if (NeedsTsxError.is(error)) throw error;
     return reportError(error, stderr);
   }
+}
+
+/**
+ * `CAIRN_LOADER`, read by the launcher (bin/cairn.mjs) before this runs: `tsx` is its one value,
+ * and any other (`tsc`, a typo) was the bundle without a word, as if unset.
+ */
+function checkLoader(env: NodeJS.ProcessEnv): void {
+  const raw = env.CAIRN_LOADER;
+  // Exactly `tsx`, as the launcher compares it: " tsx" would be the bundle there.
+  if (raw === undefined || raw === "" || raw === "tsx") return;
+  throw new UsageError(
+    `Expected CAIRN_LOADER to be tsx (run cairn from its TypeScript sources through tsx) or unset (its bundle), got ${JSON.stringify(raw)}. ` +
+      "Set CAIRN_LOADER=tsx, or unset it.",
+  );
+}
+
+/**
+ * MLflow's request variables and Cairn's `CAIRN_MLFLOW_*`, checked whether or not
+ * MLFLOW_TRACKING_URI is set: unchecked without it, `MLFLOW_HTTP_REQUEST_TIMEOUT=10s` passed every
+ * command on the embedded store and failed them all the day a server was set. The client is
+ * loaded only when one of them is set.
+ */
+async function checkMlflowVariables(env: NodeJS.ProcessEnv): Promise<void> {
+  const set = Object.keys(env).some((name) => name.startsWith("MLFLOW_HTTP_") || name.startsWith("CAIRN_MLFLOW_") || name === "MLFLOW_TRACKING_INSECURE_TLS");
+  if (!set) return;
+  const { checkMlflowEnv } = await import("@cairn/mlflow/tracker");
+  checkMlflowEnv(env);
+}
+
+/** `cairn --version extra`, `cairn help run extra`: what was given past a command that takes nothing more was dropped without a word. */
+function extraArguments(command: string, extra: readonly string[], fix: string): UsageError {
+  return new UsageError(`Expected nothing after \`cairn ${command}\`, got ${extra.map((a) => `"${printableLine(a)}"`).join(" ")}. ${fix}`);
 }
 
 /** What `cairn WORD` and `cairn help WORD` say of a WORD that is no command, with the nearest one. */

@@ -141,8 +141,7 @@ export function mlflowOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, uri?:
   if (token) options.token = token;
   if (username) options.username = username;
   if (password) options.password = password;
-  const insecure = readBoolean(env, "MLFLOW_TRACKING_INSECURE_TLS");
-  if (insecure !== undefined) options.insecureTls = insecure;
+  Object.assign(options, connectionOptionsFromEnv(env));
   // Certificates are TLS's: an http server is reached without them, so a variable left from an
   // https setup, naming a file since gone, does not fail an http run (MLflow's client ignores them there too).
   if (isHttps(parsed.uri)) {
@@ -151,6 +150,26 @@ export function mlflowOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, uri?:
     const clientCert = nonEmpty(env.MLFLOW_TRACKING_CLIENT_CERT_PATH);
     if (clientCert) options.clientCertPath = clientCert;
   }
+  checkMlflowOptions(options);
+  return options;
+}
+
+/**
+ * The variables of how requests are made (retries, backoff, timeout, TLS checks, Cairn's
+ * `CAIRN_MLFLOW_*`), read and checked without a tracking URI: a bad value
+ * (`MLFLOW_HTTP_REQUEST_TIMEOUT=10s`) was passed by every run on the embedded store, and failed
+ * only the day a URI was set. `cairn` checks them as it starts.
+ * @example checkMlflowEnv({ MLFLOW_HTTP_REQUEST_TIMEOUT: "10s" }) // TrackingConfigError: ... Write the number alone ...
+ */
+export function checkMlflowEnv(env: NodeJS.ProcessEnv): void {
+  checkMlflowOptions({ uri: "", ...connectionOptionsFromEnv(env) });
+}
+
+/** The options {@link checkMlflowEnv} reads, unchecked against each other. */
+function connectionOptionsFromEnv(env: NodeJS.ProcessEnv): Omit<MlflowClientOptions, "uri" | "token" | "username" | "password" | "serverCertPath" | "clientCertPath"> {
+  const options: ReturnType<typeof connectionOptionsFromEnv> = {};
+  const insecure = readBoolean(env, "MLFLOW_TRACKING_INSECURE_TLS");
+  if (insecure !== undefined) options.insecureTls = insecure;
   const retries = readNumber(env, "MLFLOW_HTTP_REQUEST_MAX_RETRIES", true);
   if (retries !== undefined) options.maxRetries = retries;
   const factor = readNumber(env, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", false);
@@ -165,7 +184,6 @@ export function mlflowOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, uri?:
   if (inFlight !== undefined) options.recordsInFlight = inFlight;
   const perConnection = readNumber(env, "CAIRN_MLFLOW_CONNECTION_REQUESTS", true);
   if (perConnection !== undefined) options.connectionRequests = perConnection;
-  checkMlflowOptions(options);
   return options;
 }
 

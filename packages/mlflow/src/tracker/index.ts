@@ -6,5 +6,5 @@ import "../register.ts";
 
 export { MlflowTracker } from "./mlflow-tracker.ts";
 export { MlflowClient } from "../client/client.ts";
-export { mlflowOptionsFromEnv, type MlflowClientOptions } from "../client/mlflow-config.ts";
+export { checkMlflowEnv, mlflowOptionsFromEnv, type MlflowClientOptions } from "../client/mlflow-config.ts";
 export { MLFLOW_LIMITS, toMlflowKey } from "../client/mlflow-limits.ts";
