@@ -3,7 +3,7 @@
  * value copied from a .env file with its quotes) is met with words that name it and say how
  * to fix it, not with silence or with words meant for another case.
  */
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cairn, repo, tmp } from "./helpers.ts";
@@ -114,6 +114,21 @@ describe("input that was accepted without a word is refused (exit 2), naming it"
     expect(r.stderr).toMatch(message);
     expect(r.stdout).toBe("");
     expect(r.code).toBe(2);
+  });
+});
+
+describe("cairn help agrees with README", () => {
+  it("help runs gives the usage README gives: -n N, and --root DIR", async () => {
+    const usage = (await cairn(["help", "runs"])).stdout.split("\n")[0];
+    expect(usage).toBe("Usage: cairn runs [--experiment NAME] [-n N] [--json] [--root DIR]");
+    expect(readFileSync(join(repo, "README.md"), "utf8")).toContain(`| \`${usage!.slice("Usage: ".length)}\` |`);
+  });
+
+  it("help plan lists each of plan's flags on a line of its own, as help run does", async () => {
+    const help = (await cairn(["help", "plan"])).stdout;
+    for (const flag of ["-p, --param NAME=VALUE", "--rerun TASK", "--refresh", "--json", "--root DIR", "--experiment NAME", "--secrets FILE", "--no-tracking", "-h, --help"]) {
+      expect(help).toMatch(new RegExp(`^ +${flag.replace(/[-.]/g, "\\$&")} {2,}\\S`, "m"));
+    }
   });
 });
 

@@ -211,7 +211,7 @@ Validates the flow FILE default-exports and prints its graph. Default format: me
 Options:
   -f, --format F      mermaid (default), dot or json
       --json          The same as --format json`,
-  runs: `Usage: cairn runs [--experiment NAME] [--limit N] [--json]
+  runs: `Usage: cairn runs [--experiment NAME] [-n N] [--json] [--root DIR]
 
 Lists recent flow runs, newest first, from the tracker MLFLOW_TRACKING_URI names (the .cairn store when unset).
 On an MLflow server, runs other programs made in the same experiments are left out, and counted.
@@ -227,7 +227,18 @@ Options:
 Shows, without running anything, which tasks would come from the cache and which would run, and why.
 A task below one that runs is shown as running: only running can tell whether its inputs come out unchanged.
 Nothing is changed: an entry it judges unusable stays in the store. --no-tracking judges for a run
-given --no-tracking (whose entries a run that records does not use).`,
+given --no-tracking (whose entries a run that records does not use).
+
+Options (pass those the run is given, to look where it would):
+  -p, --param NAME=VALUE   A flow param, as cairn run takes it; repeat for more
+      --rerun TASK         Show TASK (a task name or node id, or a map's item) and its dependants as running; repeatable
+      --refresh            Show every task as running, as cairn run --refresh runs them
+      --json               Print the plan as a JSON array, one object per task
+      --root DIR           Folder of Cairn's local state. Default: .cairn in the working directory
+      --experiment NAME    The experiment the run would record into. Default: MLFLOW_EXPERIMENT_NAME, else the flow's name
+      --secrets FILE       KEY=VALUE file of secrets (an input that holds one enters the key by it); repeatable
+      --no-tracking        Judge for a run given --no-tracking
+  -h, --help               Show this help`,
   explain: `Usage: cairn explain FILE TASK [-p NAME=VALUE]... [--json] [--root DIR] [--experiment NAME] [--secrets FILE]
                   [--no-tracking]
 
