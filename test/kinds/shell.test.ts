@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -6,7 +7,11 @@ import { z } from "zod";
 import { flow, grid, map, max, sweep, task, type Artifact } from "@cairn/dsl";
 import { notebook, script, shell } from "../../packages/process/src/index.ts";
 import { CommandTemplateError, UnknownPlaceholderError } from "../../packages/process/src/spawn/index.ts";
+import { secretPartIn } from "../reliability/secret-helpers.ts";
 import { alive, fixture, runOptions, tempRoot, waitFor } from "./helpers.ts";
+
+/** What pumpLines masks with when no secret is known. */
+const NO_SECRETS = { mask: (text: string) => text, safeCut: (_: string, at: number) => at };
 
 describe("shell()", () => {
   it("substitutes {placeholders} and outputs { stdout, exitCode }", async () => {
@@ -60,7 +65,7 @@ describe("shell()", () => {
     const file = createWriteStream("/dev/full").on("error", () => {});
     let lines = 0;
     const exited = new Promise<number | null>((r) => child.on("exit", r));
-    await pumpLines(child.stdout!, file, (t) => t, () => void lines++);
+    await pumpLines(child.stdout!, file, NO_SECRETS, () => void lines++);
     expect(await exited).toBe(0);
     expect(lines).toBe(40000);
   }, 30_000);
@@ -231,6 +236,48 @@ describe("shell()", () => {
     expect(text).toBe(`${`${"x".repeat(100)}***`.repeat(12)}\n`);
   });
 
+  // An audit's reproductions: lines over 64 KB (written to the log file in pieces) made of secrets
+  // end to end, where every cut falls in one and no cut with text on both sides exists nearby.
+  it.each([
+    { what: "a 20-character secret repeated with nothing between", length: 20, between: "", times: 10_000 },
+    { what: "an 8,000-character secret repeated with '-' between", length: 8000, between: "-", times: 30 },
+    { what: "a 16,384-character secret repeated with '-' between", length: 16_384, between: "-", times: 15 },
+  ])("$what in a line of over 200 KB: no part of it reaches the log file, log events or the error", async ({ length, between, times }) => {
+    const secret = randomBytes(length / 2).toString("hex");
+    const code = `import os, sys; sys.stderr.write((os.environ['API_TOKEN'] + '${between}') * ${times} + '\\n'); sys.exit(3)`;
+    const t = shell("masked", `python3 -c ${JSON.stringify(code)}`, { secrets: ["API_TOKEN"] });
+    const options = await runOptions({ secrets: { API_TOKEN: secret } });
+    const run = await flow("masked-end-to-end").build(() => ({ x: t().stdout })).run(options);
+    const logs: string[] = [];
+    run.on((e) => e.type === "log" && logs.push(e.message));
+    const result = await run.wait();
+    const error = result.tasks.masked!.error!;
+    expect(error.message).toMatch(/exited with code 3/);
+    const text = readFileSync(join(options.root, "artifacts", result.tasks.masked!.runId!, "logs/stderr.txt"), "utf8");
+    for (const [where, seen] of [["logs/stderr.txt", text], ["log events", logs.join("\n")], ["the error", error.message]] as const) {
+      expect(secretPartIn(seen, secret), `a part of the secret in ${where}`).toBeUndefined();
+    }
+    // Every byte but the secrets' reached the file: secrets that touch may be masked as one *** or several.
+    expect(text.replace(/(\*\*\*)+/g, "***")).toBe(`${`***${between}`.repeat(times)}\n`.replace(/(\*\*\*)+/g, "***"));
+  });
+
+  it("a secret that overlaps itself (abcabc…), repeated over a line of 210 KB, is masked as the whole line would be: nothing of it at the cuts", async () => {
+    // Every 3 characters another occurrence starts: the line is one run of overlapping secrets,
+    // with no cut outside them, and each piece ends inside one that goes on.
+    const secret = "abc".repeat(7).slice(0, 20);
+    const t = shell("masked", `python3 -c "import sys; sys.stderr.write('abc' * 70000 + '\\n')"`, { secrets: ["API_TOKEN"] });
+    const options = await runOptions({ secrets: { API_TOKEN: secret } });
+    const run = await flow("masked-overlapping").build(() => ({ x: t().stdout })).run(options);
+    const logs: string[] = [];
+    run.on((e) => e.type === "log" && logs.push(e.message));
+    const result = await run.wait();
+    expect(result.status).toBe("succeeded");
+    const text = readFileSync(join(options.root, "artifacts", result.tasks.masked!.runId!, "logs/stderr.txt"), "utf8");
+    // The last occurrence ends one character before the line does: that "c" is in none.
+    expect(text).toBe("***c\n");
+    expect(logs.filter((m) => m.startsWith("***"))).toEqual([expect.stringMatching(/^\*\*\* … \(\d+ more bytes, in logs\/stderr\.txt\)$/)]);
+  });
+
   it("holds a 150 MB line without a newline in pieces: the process running the flow grows by far less than the line", async () => {
     // The flow runs in a child of its own, whose peak memory (maxRSS) is its alone: once with a
     // line of 1 KB on stderr, once with one of 150 MB. Held whole, the line alone would be 150 MB.
@@ -277,7 +324,7 @@ describe("shell()", () => {
     const line = "x".repeat(99);
     const writer = spawn("sh", ["-c", `yes ${line} | head -c 20000000; : > "$0"`, wrote], { stdio: ["ignore", "pipe", "ignore"] });
     let lines = 0;
-    const pumped = pumpLines(writer.stdout!, file, (t) => t, () => void lines++);
+    const pumped = pumpLines(writer.stdout!, file, NO_SECRETS, () => void lines++);
     try {
       await new Promise((r) => setTimeout(r, 1500));
       expect(existsSync(wrote), "the writer is still waiting for the disk").toBe(false);

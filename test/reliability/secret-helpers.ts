@@ -38,6 +38,14 @@ export async function filesContaining(dir: string, forms: string[]): Promise<{ h
 /** The forms of `secret` that `text` contains. */
 export const formsIn = (text: string, secret: string) => formsOf(secret).filter((f) => text.includes(f));
 
+/** The first 9 characters in a row of `secret` that `text` holds (enough to be a part worth guarding), or undefined. */
+export function secretPartIn(text: string, secret: string): string | undefined {
+  const parts = new Set<string>();
+  for (let i = 0; i + 9 <= secret.length; i++) parts.add(secret.slice(i, i + 9));
+  for (let i = 0; i + 9 <= text.length; i++) if (parts.has(text.slice(i, i + 9))) return text.slice(i, i + 9);
+  return undefined;
+}
+
 export type { Exit };
 
 /** Runs the real `cairn` CLI in `cwd`; MLflow variables are dropped unless `env` sets them. */

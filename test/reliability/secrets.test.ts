@@ -4,7 +4,8 @@
  * run.on), through outputs, keys, params, tags, metric names, errors, logs, process
  * output and flow params. Real `cairn run` processes, and the engine for the edge cases.
  */
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -12,7 +13,7 @@ import { hashValue } from "@cairn/cache";
 import { LocalStore } from "@cairn/core";
 import { type Flow, type RunEvent, type RunOptions, type TaskEvent, flow, notebook, shell, task } from "cairn-dag";
 import { VENV_PYTHON, hasVenv } from "../kinds/helpers.ts";
-import { HTML_WEIRD, REFUSED, WEIRD, cairn, filesContaining, fixture, formsIn, formsOf } from "./secret-helpers.ts";
+import { HTML_WEIRD, REFUSED, WEIRD, cairn, filesContaining, fixture, formsIn, formsOf, secretPartIn } from "./secret-helpers.ts";
 
 const scratch = () => mkdtemp(join(tmpdir(), "cairn-secrets-"));
 
@@ -96,6 +97,25 @@ describe("cairn run with a secret of quotes, backslashes, newlines and non-ASCII
     for (const e of failed) expect(e.error?.name).toBe("SecretParamError");
     expect(formsIn(r.stdout + r.stderr, WEIRD)).toEqual([]);
   });
+});
+
+describe("cairn run with lines of over 200 KB made of secrets end to end", () => {
+  it("no part of a secret reaches the terminal or any file, where the line is cut into pieces: secrets that touch, or 8,000 and 16,384 characters long with '-' between", async () => {
+    const cwd = await scratch();
+    const token = (length: number) => randomBytes(length / 2).toString("hex");
+    const secrets = { TOKEN_20: token(20), TOKEN_8000: token(8000), TOKEN_16K: token(16_384) };
+    const r = await cairn(["run", fixture("secret-long-lines.flow.ts"), "--failure-policy", "continue"], cwd, secrets);
+    expect(r.code).toBe(1);
+    for (const task of ["repeats-token_20", "repeats-token_8000", "repeats-token_16k"]) expect(r.stdout).toMatch(new RegExp(`✗ failed\\s+${task}\\s[^\\n]*exited with code 3`));
+    const files = (await readdir(join(cwd, ".cairn"), { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+    const logs = files.filter((f) => f.endsWith(join("logs", "stderr.txt")));
+    expect(logs).toHaveLength(3);
+    const texts: [string, string][] = [["stdout", r.stdout], ["stderr", r.stderr]];
+    for (const file of files) texts.push([file, await readFile(file, "utf8")]);
+    for (const [name, secret] of Object.entries(secrets)) {
+      for (const [where, text] of texts) expect(secretPartIn(text, secret), `a part of ${name} in ${where}`).toBeUndefined();
+    }
+  }, 60_000);
 });
 
 describe("cairn run with a Python script that prints its secrets quoted", () => {

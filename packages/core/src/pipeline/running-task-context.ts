@@ -148,6 +148,10 @@ export class RunningTaskContext implements TaskContext {
     return this.shared.secrets.mask(text);
   }
 
+  safeCut(text: string, at: number): number {
+    return this.shared.secrets.safeCut(text, at);
+  }
+
   get log(): RunLog {
     if (this.log_) return this.log_;
     const { recorder } = this;

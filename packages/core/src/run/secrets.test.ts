@@ -37,6 +37,27 @@ describe("SecretRegistry", () => {
     expect(r.mask("nothing here")).toBe("nothing here");
   });
 
+  it("safeCut: a cut that no secret spans, so text masked in two pieces masks each secret whole", () => {
+    const r = registry({ A: "abcd-1234", B: "1234-wxyz", T: "tok0tok1" });
+    const pieces = (text: string, at: number) => {
+      const cut = r.safeCut(text, at);
+      return [r.mask(text.slice(0, cut)), r.mask(text.slice(cut))];
+    };
+    // No secret across the cut, or none known: the cut stays.
+    expect(r.safeCut("xx abcd-1234 yy", 3)).toBe(3);
+    expect(registry({}).safeCut("xx abcd-1234 yy", 5)).toBe(5);
+    // One across it: the cut moves back to its start.
+    expect(pieces("xx abcd-1234 yy", 7)).toEqual(["xx ", "*** yy"]);
+    // Secrets that overlap: back to the start of the first.
+    expect(pieces("xx abcd-1234-wxyz yy", 14)).toEqual(["xx ", "*** yy"]);
+    // Secrets that touch: back to the start of the one across the cut.
+    expect(r.safeCut("tok0tok1tok0tok1tok0tok1", 20)).toBe(16);
+    expect(pieces("tok0tok1tok0tok1tok0tok1", 20)).toEqual(["***", "***"]);
+    // Overlapping back to the text's start: forward to their end, never past the text.
+    expect(pieces("abcd-1234-wxyz yy", 7)).toEqual(["***", " yy"]);
+    expect(r.safeCut("abcd-1234-wxyz", 7)).toBe(14);
+  });
+
   it("masks the lines of a secret at a lone \\r too (a token read from a CRLF file), and its single-quoted shell form", () => {
     const r = registry({ CRLF: "sk-live-9f8e7d6c5b4a\r", MID: "left-half\rright-half", Q: "p'ass-word" });
     // A process's output is read in lines that end at "\r" as well: the stored form never arrives whole.

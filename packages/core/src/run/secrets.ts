@@ -152,23 +152,13 @@ export class SecretRegistry {
   /** `text` with every known secret, in any of its forms (raw, JSON, HTML, a line of it), replaced by `***`. */
   mask(text: string): string {
     if (this.forms.size === 0 || text.length === 0) return text;
-    let spans: number[] | undefined;
-    const held = this.anchorsIn(text);
-    if (held === undefined) return text;
-    const forms = this.formList;
-    for (let f = 0; f < forms.length; f++) {
-      const form = forms[f]!;
-      const a = this.formAnchors[f]!;
-      if (a >= 0 && !held[a]) continue;
-      for (let i = text.indexOf(form); i !== -1; i = text.indexOf(form, i + 1)) (spans ??= []).push(i, i + form.length);
-    }
+    const spans = this.occurrences(text);
     if (!spans) return text;
     // Overlapping or adjacent matches (two secrets sharing characters) are masked as one span.
-    const order = Array.from({ length: spans.length / 2 }, (_, k) => k).sort((a, b) => spans[2 * a]! - spans[2 * b]!);
     let out = "";
     let at = 0;
     let end = -1;
-    for (const k of order) {
+    for (const k of byStart(spans)) {
       const start = spans[2 * k]!;
       const stop = spans[2 * k + 1]!;
       if (start > end) {
@@ -178,6 +168,50 @@ export class SecretRegistry {
       at = end;
     }
     return out + text.slice(at);
+  }
+
+  /**
+   * Where to cut `text` near `at` so that masking its two pieces apart masks every known secret
+   * it holds, none split (text written in pieces, as a process's long line is): `at` when no
+   * secret spans it; else the start of the secrets across it (with those that overlap them); when
+   * those reach back to the text's start, their end instead, so the first piece grows by them and
+   * never past `text`. Secrets that merely touch (one ends where the next starts) may be cut
+   * between. The cost is one search of `text`, as {@link mask}'s; none when no secret is known.
+   */
+  safeCut(text: string, at: number): number {
+    if (this.forms.size === 0 || at <= 0 || at >= text.length) return at;
+    const spans = this.occurrences(text);
+    if (!spans) return at;
+    // The secrets across `at`, found as chains of overlapping occurrences in the order they start.
+    let first = -1;
+    let last = -1;
+    for (const k of byStart(spans)) {
+      const start = spans[2 * k]!;
+      const stop = spans[2 * k + 1]!;
+      if (start >= last) {
+        if (first < at && at < last) break;
+        if (start >= at) return at;
+        first = start;
+        last = stop;
+      } else if (stop > last) last = stop;
+    }
+    if (!(first < at && at < last)) return at;
+    return first > 0 ? first : last;
+  }
+
+  /** Where the forms of known secrets occur in `text`, as start and end pairs, in no order; undefined for none. */
+  private occurrences(text: string): number[] | undefined {
+    let spans: number[] | undefined;
+    const held = this.anchorsIn(text);
+    if (held === undefined) return undefined;
+    const forms = this.formList;
+    for (let f = 0; f < forms.length; f++) {
+      const form = forms[f]!;
+      const a = this.formAnchors[f]!;
+      if (a >= 0 && !held[a]) continue;
+      for (let i = text.indexOf(form); i !== -1; i = text.indexOf(form, i + 1)) (spans ??= []).push(i, i + form.length);
+    }
+    return spans;
   }
 
   /** An error with its name and message masked. */
@@ -419,6 +453,11 @@ function bashAnsiC(value: string): string {
     out += BASH_ESCAPES[c] ?? (code < 0x20 || code === 0x7f ? `\\${code.toString(8).padStart(3, "0")}` : c);
   }
   return out;
+}
+
+/** The indexes of the start and end pairs in `spans`, ordered by where they start. */
+function byStart(spans: readonly number[]): number[] {
+  return Array.from({ length: spans.length / 2 }, (_, k) => k).sort((a, b) => spans[2 * a]! - spans[2 * b]!);
 }
 
 const HTML: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };

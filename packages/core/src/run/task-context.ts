@@ -137,4 +137,10 @@ export interface TaskContext<Params = Record<string, unknown>> {
    * for text the task writes itself (a report, a log file). Logger lines, errors and events are masked without it.
    */
   mask(text: string): string;
+  /**
+   * Where to cut `text` near `at` so that `mask` of its two pieces masks every known secret whole:
+   * `at` when no secret spans it, else the start of the secret across it, or, when secrets overlap
+   * back to the text's start, their end. For text written in pieces (a process's long line).
+   */
+  safeCut(text: string, at: number): number;
 }

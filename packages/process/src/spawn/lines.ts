@@ -7,8 +7,8 @@
  * on as its start and a note of how many bytes were left out, while its log file still gets
  * every byte. Such a line is never held whole: past {@link PIECE} characters it is written to
  * the file in pieces as it arrives, masked with {@link MASK_OVERLAP} characters of what follows
- * each cut, and a cut is moved back to where no secret spans it. Only `capture` (a shell task's
- * stdout, its output) keeps whole lines, as it must.
+ * each cut held back, and no cut falls inside a known secret (see {@link LineMasking.safeCut}).
+ * Only `capture` (a shell task's stdout, its output) keeps whole lines, as it must.
  *
  * Short lines, nearly all of them, take one regex match, one mask and one write each, as with
  * readline.
@@ -20,7 +20,7 @@ import type { Readable } from "node:stream";
 export const LINE_LIMIT = 8192;
 /** A line still unfinished past this many characters is written to its log file in pieces. */
 export const PIECE = 64 * 1024;
-/** Characters kept after each cut of a long line so that a secret spanning the cut is masked whole. */
+/** Characters kept after each cut of a long line so that a secret (up to this long) spanning the cut is found whole. */
 export const MASK_OVERLAP = 16 * 1024;
 
 /** A line as it is handed on: `text` is the line, or its first {@link LINE_LIMIT} characters when `more` bytes were cut. */
@@ -31,6 +31,14 @@ export interface Line {
   masked: string;
   /** Bytes of the line left out of `text` (0 for a whole line). */
   more: number;
+}
+
+/** How lines are masked: by the run's secrets (a task's ctx is one). */
+export interface LineMasking {
+  /** `text` with every known secret masked. */
+  mask(text: string): string;
+  /** A cut of `text` at or near `at` that no known secret spans (see SecretRegistry.safeCut). */
+  safeCut(text: string, at: number): number;
 }
 
 const LINE_END = /\r\n|\n|\r/g;
@@ -56,10 +64,13 @@ export function withCutNote(text: string, more: number, where = ""): string {
 export function pumpLines(
   stream: Readable,
   file: WriteStream,
-  mask: (text: string) => string,
+  secrets: LineMasking,
   onLine: (line: Line) => void,
   capture?: string[],
 ): Promise<void> {
+  const mask = (text: string) => secrets.mask(text);
+  /** A cut of a long line's `text` at or before `at`, or past a chain of secrets there, that splits neither a secret nor a surrogate pair. */
+  const cutAt = (text: string, at: number) => secrets.safeCut(text, isHighSurrogate(text.charCodeAt(at - 1)) ? at - 1 : at);
   /** The current line's start, while it is short. */
   let pending = "";
   /** The current line passed PIECE characters: it is being written in pieces. */
@@ -69,6 +80,11 @@ export function pumpLines(
   let more = 0;
   /** Long line: what is not written to the file yet (unmasked). */
   let carry = "";
+  /**
+   * Long line: when the last piece was cut after secrets that overlap one another, the text
+   * before `carry` (up to MASK_OVERLAP characters): a secret begun there may go on in `carry`.
+   */
+  let behind = "";
   /** Long line being captured: its pieces. */
   let parts: string[] = [];
   /** The last chunk ended with `\r`: a `\n` starting the next one belongs to it. */
@@ -89,7 +105,8 @@ export function pumpLines(
   const goLong = (text: string) => {
     long = true;
     const raw = head(text, LINE_LIMIT);
-    start = head(mask(text.slice(0, LINE_LIMIT + MASK_OVERLAP)), LINE_LIMIT);
+    // Masked up to a cut outside secrets: a secret cut in two there would not be recognised.
+    start = head(mask(text.slice(0, cutAt(text, LINE_LIMIT + MASK_OVERLAP))), LINE_LIMIT);
     more = Buffer.byteLength(text) - Buffer.byteLength(raw);
     carry = text;
     if (capture) parts = [text];
@@ -103,19 +120,48 @@ export function pumpLines(
     if (carry.length >= PIECE + MASK_OVERLAP) flushLong();
   };
 
-  /** Writes the long line's carry but its last MASK_OVERLAP characters, cut where no secret spans. */
+  /**
+   * Writes the long line's carry but its last MASK_OVERLAP characters, cut where no secret spans:
+   * before the secret across the cut, or, when secrets overlap back to the carry's start, after
+   * them. So what is written and held is never more than the carry (under PIECE + MASK_OVERLAP
+   * characters and one chunk of the stream) and `behind` (MASK_OVERLAP characters).
+   */
   const flushLong = () => {
-    let cut = carry.length - MASK_OVERLAP;
-    if (cut <= 0) return;
-    const masked = mask(carry);
-    if (masked !== carry) cut = safeCut(carry, masked, cut, mask);
-    else if (isHighSurrogate(carry.charCodeAt(cut - 1))) cut--; // a split pair would be written as two U+FFFD
+    dropFinished();
+    const at = carry.length - MASK_OVERLAP;
+    if (at <= 0) return;
+    const cut = cutAt(carry, at);
     file.write(mask(carry.slice(0, cut)));
+    // Cut after overlapping secrets, which may go on past the cut: see dropFinished.
+    behind = cut > at ? carry.slice(Math.max(0, cut - MASK_OVERLAP), cut) : "";
     carry = carry.slice(cut);
   };
 
+  /**
+   * Drops from the start of `carry` what finishes secrets begun in `behind`: the piece before
+   * ended with them masked (`***`), and masked whole they would be that same `***`, so the file
+   * reads as the line masked whole. Runs only after a cut after overlapping secrets.
+   */
+  const dropFinished = () => {
+    if (!behind) return;
+    const joined = behind + carry;
+    const at = behind.length;
+    const back = secrets.safeCut(joined, at);
+    if (back === at) {
+      behind = ""; // none goes on (`carry` holds what follows the cut: at least MASK_OVERLAP characters, or the line's end)
+      return;
+    }
+    // The secrets across the old cut start in `behind` (back < at), or at its start (back > at: their end).
+    const end = back > at ? back : back + secrets.safeCut(joined.slice(back), at - back);
+    const finished = Math.min(end - at, carry.length);
+    behind = joined.slice(Math.max(0, at + finished - MASK_OVERLAP), at + finished);
+    carry = carry.slice(finished);
+  };
+
   const endLong = (text: string) => {
-    file.write(`${mask(carry + text)}\n`);
+    carry += text;
+    dropFinished();
+    file.write(`${mask(carry)}\n`);
     more += Buffer.byteLength(text);
     if (capture) {
       parts.push(text);
@@ -124,7 +170,7 @@ export function pumpLines(
     }
     onLine({ text: start, masked: start, more });
     long = false;
-    carry = start = "";
+    carry = start = behind = "";
     more = 0;
   };
 
@@ -190,16 +236,4 @@ export function pumpLines(
     stream.once("close", finish);
     stream.once("error", finish);
   });
-}
-
-/**
- * A cut at or before `cut` where no secret spans it: masking the two sides apart gives what
- * masking the whole gave. Tries each of the 64 characters before `cut`, then every 64th back to
- * MASK_OVERLAP; without one (a text of secrets end to end), the whole text.
- */
-function safeCut(text: string, masked: string, cut: number, mask: (text: string) => string): number {
-  const ok = (c: number) => !isHighSurrogate(text.charCodeAt(c - 1)) && mask(text.slice(0, c)) + mask(text.slice(c)) === masked;
-  for (let d = 0; d < 64 && cut - d > 0; d++) if (ok(cut - d)) return cut - d;
-  for (let d = 64; d <= MASK_OVERLAP && cut - d > 0; d += 64) if (ok(cut - d)) return cut - d;
-  return text.length;
 }

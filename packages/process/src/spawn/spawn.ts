@@ -347,8 +347,6 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
   opened.push(stdoutLog);
   const stderrLog = await openLog(ctx, "logs/stderr.txt").catch(setUpFailed);
   opened.push(stderrLog);
-  // Every secret the run knows (the task's own and any other), by the run's one masking function.
-  const masked = (line: string) => ctx.mask(line);
   /** The last lines of stderr, masked, each at most LINE_LIMIT characters and a note of what was cut. */
   const tail: string[] = [];
   const stdoutLines: string[] | undefined = spec.captureStdout ? [] : undefined;
@@ -396,10 +394,11 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
   ]);
   const tree = settled.then(end, end);
 
+  // Masked for every secret the run knows (the task's own and any other), by the run's one masking function (ctx's).
   const pumped = Promise.all([
-    child.stdout && pumpLines(child.stdout, stdoutLog, masked, (line) => ctx.logger.info(withCutNote(line.text, line.more, ", in logs/stdout.txt")), stdoutLines),
+    child.stdout && pumpLines(child.stdout, stdoutLog, ctx, (line) => ctx.logger.info(withCutNote(line.text, line.more, ", in logs/stdout.txt")), stdoutLines),
     child.stderr &&
-      pumpLines(child.stderr, stderrLog, masked, (line) => {
+      pumpLines(child.stderr, stderrLog, ctx, (line) => {
         tail.push(withCutNote(line.masked, line.more));
         if (tail.length > tailMax) tail.shift();
         ctx.logger.warn(withCutNote(line.text, line.more, ", in logs/stderr.txt"));
