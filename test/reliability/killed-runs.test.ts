@@ -92,6 +92,25 @@ describe("embedded store, a second cairn run after kill -9", () => {
     expect(shown.tasks.find((t) => t.name === "slow")?.status).toBe("KILLED");
   });
 
+  it.each([
+    ["plan", []],
+    ["explain", ["slow"]],
+  ])("cairn %s closes the killed run and says so once, as the other commands do", async (command, rest) => {
+    const root = await tmp();
+    const killed = await cairnRunKilled(flowFile, root, taskRunning("slow"), { delayMs: 200 });
+    const flowRunId = flowRunIdOf(killed.json);
+    const read = await cairn([command, flowFile, ...rest, "--root", root]);
+    expect(read.code, read.stderr).toBe(0);
+    expect(read.stderr).toMatch(CLOSED);
+    expect(read.stderr).toContain(flowRunId);
+    expect(read.stderr.match(/Closed/g)).toHaveLength(1);
+    const shown = await cairn(["show", flowRunId, "--json", "--root", root]);
+    expect(shown.stderr).not.toMatch(/Closed/); // closed already, by the command above
+    const { run, tasks } = JSON.parse(shown.stdout) as { run: Run; tasks: Run[] };
+    expect(run.status).toBe("KILLED");
+    expect(tasks.find((t) => t.name === "slow")?.status).toBe("KILLED");
+  });
+
   it("an app that lives on closes the runs of a process killed after its first flow.run(), at a flow.run() once a minute has passed", async () => {
     const root = await tmp();
     const quick = task("quick").run(() => ({ n: 1 }));
