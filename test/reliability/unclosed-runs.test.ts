@@ -7,7 +7,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
-import { cairnBin, childEnv, runCollect, start, tmp } from "../cache/helpers.ts";
+import { cairnBin, childEnv, runCollect, start, taskEvents, tmp } from "../cache/helpers.ts";
 import unclosable from "./fixtures/unclosable.flow.ts";
 
 const FLOW_FILE = join(import.meta.dirname, "fixtures/unclosable.flow.ts");
@@ -42,17 +42,28 @@ async function taskRuns(experimentId: string): Promise<Record<string, string>> {
 describe("a task run whose closing writes fail", () => {
   it("ends, never left RUNNING: the one that succeeded FAILED (no cache entry), the one that threw too", async () => {
     const id = await blockedExperiment("unclosable-api");
-    const { result, warnings } = await runCollect(unclosable, {
+    const options = {
       root: await tmp(),
       env: { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: "unclosable-api", MLFLOW_HTTP_REQUEST_MAX_RETRIES: "1" },
       failurePolicy: "continue",
-    });
+    };
+    const { result, warnings } = await runCollect(unclosable, options);
     expect(result.status).toBe("failed");
     // `throws` may end cancelled (KILLED) when the flow's own files, refused too, stop the flow first: either way not RUNNING.
     const runs = await taskRuns(id);
     expect(runs.writes).toBe("FAILED");
+    expect(runs.values).toBe("FAILED");
     expect(["FAILED", "KILLED"]).toContain(runs.throws);
     expect(warnings.join("\n")).not.toMatch(/RUNNING/);
+    // Their work is not recorded whole, so they have no cache entry: the next run runs them again.
+    const again = await runCollect(unclosable, options);
+    // No entry at all, not one found and refused for its FAILED source run.
+    expect(again.warnings.join("\n")).not.toMatch(/cache entry \w+ was unusable/);
+    for (const name of ["writes", "values"]) {
+      const seen = taskEvents(again.events, name).map((e) => e.status);
+      expect(seen, name).toContain("running");
+      expect(seen, name).not.toContain("cached");
+    }
   }, 120_000);
 
   it("cairn run prints why the flow failed when no task did, and no outputs", async () => {
