@@ -162,4 +162,33 @@ describe.skipIf(process.platform === "win32")("a cancelled task whose process ig
     expect(log.filter((l) => l.startsWith("overlap")), log.join(" / ")).toEqual([]);
     expect(log.map((l) => l.split(" ")[0])).toEqual(["begin", "begin", "end"]);
   });
+
+  it("keeps it after its timeout too, until the group is killed after killGraceMs: a run that needs the same task meanwhile waits", async () => {
+    const root = await tmp();
+    const dir = await tmp();
+    // The first process ever ignores SIGTERM and outlives the timeout (SIGKILL comes 2.5 s after
+    // it); a later one ends at once. Logs "overlap PID" if an earlier one still lives when it begins.
+    const step = shell(
+      "hold",
+      `for p in $(cat {dir}/pids 2>/dev/null); do kill -0 "$p" 2>/dev/null && echo "overlap $p" >> {dir}/log; done; ` +
+        `echo $$ >> {dir}/pids; echo "begin $$" >> {dir}/log; ` +
+        `if [ ! -e {dir}/first ]; then : > {dir}/first; trap '' TERM; sleep 6; fi; echo "end $$" >> {dir}/log`,
+      { killGraceMs: 2500 },
+    )
+      .input<{ dir: string }>()
+      .timeout(800);
+    const holding = flow("holding-timeout").build(() => ({ out: step({ dir }).stdout }));
+    const first = await holding.run({ env: {}, root });
+    const timedOut = new Promise<void>((r) => first.on((e) => e.type === "task" && e.status === "failed" && r()));
+    await timedOut;
+    // Started while the timed-out attempt's process still lives (it ignores SIGTERM until SIGKILL).
+    const second = await runCollect(holding, { root });
+    const firstResult = await first.wait();
+    expect(firstResult.tasks.hold!.error).toMatchObject({ name: "TaskTimeoutError" });
+    expect(second.result.status).toBe("succeeded");
+    expect(taskEvents(second.events, "hold").map((e) => e.status)).toContain("waiting");
+    const log = (await readFile(join(dir, "log"), "utf8")).trim().split("\n");
+    expect(log.filter((l) => l.startsWith("overlap")), log.join(" / ")).toEqual([]);
+    expect(log.map((l) => l.split(" ")[0])).toEqual(["begin", "begin", "end"]);
+  });
 });
