@@ -8,7 +8,7 @@ import { flow, task, type Artifact } from "@cairn/dsl";
 import { notebook } from "../../packages/process/src/index.ts";
 import { notebookCodeDigest } from "../../packages/process/src/notebook/run-notebook.ts";
 import { type Exit, cairnBin, childEnv, start } from "../cache/helpers.ts";
-import { fixture, hasVenv, runOptions, tempRoot, VENV_PYTHON, waitFor } from "./helpers.ts";
+import { alive, fixture, hasVenv, runOptions, tempRoot, VENV_PYTHON, waitFor } from "./helpers.ts";
 
 const data = task("data").run(async (_, ctx) => ({ data: await ctx.artifacts.write("rows.json", "[1, 2, 3, 4]") }));
 
@@ -113,8 +113,12 @@ describe.skipIf(!hasVenv)("what a notebook's cell starts (the kernel has a sessi
     }
   };
 
-  /** `cairn run` of spawns.flow.ts; `interrupt`: SIGINT once the cell said it started its process. */
-  async function run(env: NodeJS.ProcessEnv, interrupt: boolean): Promise<{ exit: Exit; name: string; pid: number }> {
+  /**
+   * `cairn run` of spawns.flow.ts; `interrupt`: SIGINT (or the signal named) once the cell said it
+   * started its process. `kernel`: the pid of the kernel that ran the cell (the process's parent),
+   * read then.
+   */
+  async function run(env: NodeJS.ProcessEnv, interrupt: boolean | NodeJS.Signals): Promise<{ exit: Exit; name: string; pid: number; kernel: number }> {
     const root = await tempRoot();
     const name = `cairn-nb-orphan-${process.pid}-${Math.random().toString(36).slice(2)}`;
     const pidFile = join(root, "sleep.pid");
@@ -122,17 +126,21 @@ describe.skipIf(!hasVenv)("what a notebook's cell starts (the kernel has a sessi
       env: childEnv({ ...env, CAIRN_PYTHON: VENV_PYTHON, ORPHAN_NAME: name, PID_FILE: pidFile }),
     });
     let err = "";
+    let kernel = 0;
     live.child.stderr!.on("data", (d: Buffer) => {
       err += d;
       if (interrupt && err.includes("[spawn] spawned")) {
+        const stat = readFileSync(`/proc/${readFileSync(pidFile, "utf8")}/stat`, "utf8");
+        kernel = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        live.child.kill(interrupt === true ? "SIGINT" : interrupt);
         interrupt = false;
-        live.child.kill("SIGINT");
       }
     });
     const exit = await live.done;
     const pid = Number(await readFile(pidFile, "utf8").catch(() => "0"));
     if (pid > 0) leftovers.push(pid);
-    return { exit, name, pid };
+    if (kernel > 0) leftovers.push(kernel);
+    return { exit, name, pid, kernel };
   }
 
   it("ends it when the task times out", async () => {
@@ -141,6 +149,15 @@ describe.skipIf(!hasVenv)("what a notebook's cell starts (the kernel has a sessi
     expect(exit.json.find((e) => e.type === "task" && e.status === "failed")?.error).toMatchObject({ name: "TaskTimeoutError" });
     expect(pid).toBeGreaterThan(0);
     expect(await waitFor(() => !running(name), 5000)).toBe(true);
+  }, 120_000);
+
+  it("its kernel ends by itself about 1 s after cairn run is killed with -9 (what the cell started is outside the promise)", async () => {
+    const { exit, pid, kernel } = await run({}, "SIGKILL");
+    expect(exit.signal, exit.stderr).toBe("SIGKILL");
+    expect(pid).toBeGreaterThan(0);
+    expect(kernel).toBeGreaterThan(1);
+    expect(kernel).not.toBe(pid);
+    expect(await waitFor(() => !alive(kernel), 5000), `kernel ${kernel} still runs`).toBe(true);
   }, 120_000);
 
   it("ends it when cairn run gets Ctrl-C", async () => {
