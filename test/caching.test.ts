@@ -7,7 +7,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type Artifact, type FlowResult, LocalStore, type RunEvent, flow, task } from "cairn-dag";
+import { type Artifact, type FlowResult, LocalStore, type RunEvent, flow, shell, task } from "cairn-dag";
 import { startRedisServer } from "../packages/cache/test/redis-server.ts";
 
 const repo = resolve(import.meta.dirname, "..");
@@ -197,6 +197,33 @@ describe("what is never cached, and forcing re-runs", () => {
     expect((await runCollect(f, { root })).result.status).toBe("failed");
     expect(statuses((await runCollect(f, { root })).result)).toEqual({ flaky: "succeeded" });
     expect(statuses((await runCollect(f, { root })).result)).toEqual({ flaky: "cached" });
+  });
+
+  it.each(["cancel", "timeout"] as const)("a process task stopped by a %s is not stored, even when its SIGTERM cleanup writes outputs and exits 0", async (how) => {
+    const root = await tmp();
+    const dir = await tmp();
+    // The first time it runs until stopped, and on SIGTERM writes whole outputs and exits 0, as a
+    // script that saves a checkpoint on its way out would; any later time it ends at once.
+    const script = `if [ -e "$DIR/once" ]; then echo '{"x":2}' > "$CAIRN_OUTPUTS"; exit 0; fi
+trap 'echo "{\\"x\\":1}" > "$CAIRN_OUTPUTS"; : > "$DIR/cleaned-up"; exit 0' TERM
+: > "$DIR/once"
+sleep 30 & wait`;
+    const base = shell("stopped", script, { env: { DIR: dir } });
+    const step = how === "timeout" ? base.timeout(1000) : base;
+    const f = flow("stopped").build(() => ({ code: step().exitCode }));
+    const first = await f.run({ env: { PATH: process.env.PATH }, root });
+    if (how === "cancel") {
+      // Its trap is set before it makes that file.
+      while (!(await readdir(dir)).includes("once")) await new Promise((r) => setTimeout(r, 50));
+      void first.cancel("test");
+    }
+    const stopped = await first.wait();
+    expect(statuses(stopped)).toEqual({ stopped: how === "cancel" ? "cancelled" : "failed" });
+    expect(await readdir(dir)).toContain("cleaned-up");
+    const again = await runCollect(f, { root, env: { PATH: process.env.PATH } });
+    expect(statuses(again.result)).toEqual({ stopped: "succeeded" });
+    expect(again.result.tasks.stopped!.outputs).toMatchObject({ x: 2 });
+    expect(statuses((await runCollect(f, { root, env: { PATH: process.env.PATH } })).result)).toEqual({ stopped: "cached" });
   });
 
   it("ttl expires entries", async () => {
