@@ -140,15 +140,21 @@ describe("redis unreachable when the run starts", () => {
     expect(exit.ms).toBeLessThan(15_000); // 7 s and a stack trace before, under load
   });
 
-  it("strict (--cache-strict or CAIRN_CACHE_STRICT=1): exit code 3 (a service down before the flow started), the error on one line, no stack trace", async () => {
+  it("strict (--cache-strict or CAIRN_CACHE_STRICT=1): exit code 3 (a service down before the flow started), the error on one line, no stack trace, the flow run closed FAILED", async () => {
     for (const [args, env] of [[["--cache-strict"], {}], [[], { CAIRN_CACHE_STRICT: "1" }]] as const) {
       const url = await closedPort();
-      const exit = await runSlowFlow(await tmp(), { CAIRN_CACHE_URL: url, SLOW_MS: "10", ...env }, () => {}, [...args]).done;
+      const root = await tmp();
+      const exit = await runSlowFlow(root, { CAIRN_CACHE_URL: url, SLOW_MS: "10", ...env }, () => {}, [...args]).done;
       expect(exit.code).toBe(3);
       expect(exit.stderr).toMatch(new RegExp(`^cairn: CacheBackendError: The redis cache at ${url.replace(/\./g, "\\.")}/? failed to connect: .*Check that redis is running`));
       expect(exit.stderr).not.toMatch(STACK_LINE);
       expect(finalStatus(exit.json, "a")).toBeUndefined(); // nothing ran
       expect(exit.ms).toBeLessThan(15_000);
+      // Closed by the run itself, not left RUNNING for the next command to close as KILLED.
+      const listed = await start(process.execPath, [cairnBin, "runs", "--json", "--root", root], { env: childEnv({}) }).done;
+      expect(listed.code, listed.stderr).toBe(0);
+      expect(listed.stderr).not.toMatch(/Closed/);
+      expect((JSON.parse(listed.stdout) as Array<{ status: string }>).map((r) => r.status)).toEqual(["FAILED"]);
     }
   });
 
