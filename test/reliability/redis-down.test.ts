@@ -158,6 +158,18 @@ describe("redis unreachable when the run starts", () => {
     }
   });
 
+  it.each([["plan"], ["explain", "slow"]])("cairn %s is always strict: it fails with CacheBackendError on one line, not a plan without the store", async (...command) => {
+    const url = await closedPort();
+    const started = start(process.execPath, [cairnBin, ...command.slice(0, 1), SLOW_FLOW, ...command.slice(1), "--root", await tmp()], { env: childEnv({ CAIRN_CACHE_URL: url }) });
+    children.push(started);
+    const exit = await started.done;
+    expect(exit.code, exit.stderr).toBe(1);
+    expect(exit.stderr).toMatch(new RegExp(`^cairn: CacheBackendError: The redis cache at ${url.replace(/\./g, "\\.")}/? failed to connect: .*Check that redis is running`));
+    expect(exit.stderr).not.toMatch(STACK_LINE);
+    expect(exit.stdout).toBe("");
+    expect(exit.ms).toBeLessThan(15_000);
+  });
+
   it("in code: run() goes on with one warning, and cache: { strict: true } rejects with CacheBackendError", async () => {
     let calls = 0;
     const t = task("unreachable-at-start").run(() => (calls++, { ok: true }));
