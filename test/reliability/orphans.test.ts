@@ -191,4 +191,24 @@ describe.skipIf(process.platform === "win32")("a cancelled task whose process ig
     expect(log.filter((l) => l.startsWith("overlap")), log.join(" / ")).toEqual([]);
     expect(log.map((l) => l.split(" ")[0])).toEqual(["begin", "begin", "end"]);
   });
+
+  it("keeps its pool slot after its timeout until the group is killed: the next task of the pool starts only then", async () => {
+    const dir = await tmp();
+    // "first" ignores SIGTERM and outlives its timeout (SIGKILL 2.5 s later); "second", in the
+    // same one-slot pool, logs "overlap PID" if first's process still lives when it begins.
+    const first = shell("first", `trap '' TERM; echo $$ > {dir}/pid; echo "first begin" >> {dir}/log; sleep 6; echo "first end" >> {dir}/log`, { killGraceMs: 2500 })
+      .input<{ dir: string }>()
+      .pool("gpu")
+      .timeout(800);
+    const second = shell("second", `p=$(cat {dir}/pid); kill -0 "$p" 2>/dev/null && echo "overlap $p" >> {dir}/log; echo "second begin" >> {dir}/log`)
+      .input<{ dir: string }>()
+      .pool("gpu");
+    const f = flow("slot-after-timeout").build(() => ({ a: first({ dir }).exitCode, b: second({ dir }).exitCode }));
+    const { result } = await runCollect(f, { root: await tmp(), pools: { gpu: 1 }, failurePolicy: "continue", cache: false });
+    expect(result.tasks.first!.error).toMatchObject({ name: "TaskTimeoutError" });
+    expect(result.tasks.second!.status).toBe("succeeded");
+    const log = (await readFile(join(dir, "log"), "utf8")).trim().split("\n");
+    expect(log.filter((l) => l.startsWith("overlap")), log.join(" / ")).toEqual([]);
+    expect(log).toEqual(["first begin", "second begin"]);
+  });
 });
