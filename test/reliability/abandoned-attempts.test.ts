@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { flow, task, TaskTimeoutError } from "@cairn/dsl";
+import { shell } from "../../packages/process/src/index.ts";
 import type { TaskEvent } from "@cairn/dsl";
 import { cairnRun, runCollect, statuses, taskEvents, tmp } from "../cache/helpers.ts";
 
@@ -89,6 +90,11 @@ describe("a task that ignores its AbortSignal", () => {
     expect(statuses(first.result)).toEqual({ "slow-first": "succeeded", "throws-late": "succeeded" });
     expect(first.result.outputs).toEqual({ who: 2, ok: true });
     expect(first.warnings.filter((w) => /did not stop at its timeout: abandoned/.test(w))).toHaveLength(2);
+    // Still running (4 s from their start): listed as stray work, a function's without a grace.
+    expect(first.run.abandoned().sort((a, b) => a.task.localeCompare(b.task))).toEqual([
+      { task: "slow-first", attempt: 1 },
+      { task: "throws-late", attempt: 1 },
+    ]);
     // Let the stray attempts finish, then look at what they left.
     expect(await eventually(() => late.returned === true && first.run.abandoned().length === 0, 20_000)).toBe(true);
     expect(late.write).toBeInstanceOf(TaskTimeoutError);
@@ -148,6 +154,20 @@ describe("a task that ignores its AbortSignal", () => {
     expect(run.result.tasks.polite!.error).toMatchObject({ name: "TaskTimeoutError" });
     expect(run.warnings).toEqual([]);
     expect(run.run.abandoned()).toEqual([]);
+  });
+
+  it("a process group that ignores SIGTERM at its timeout is listed by run.abandoned() with its killGraceMs until it is killed", async () => {
+    const dir = await tmp();
+    const pidFile = join(dir, "pid");
+    const traps = shell("traps", `trap '' TERM; echo $$ > "$PID_FILE"; sleep 30`, { env: { PID_FILE: pidFile }, killGraceMs: 2500 }).timeout(500);
+    const { run, result } = await runCollect(flow("listed").build(() => ({ code: traps().exitCode })), { root: await tmp() });
+    expect(result.tasks.traps!.error).toMatchObject({ name: "TaskTimeoutError" });
+    const pid = Number(await readFile(pidFile, "utf8"));
+    // The flow has ended; the group lives on until its SIGKILL, 2.5 s after the timeout.
+    expect(alive(pid)).toBe(true);
+    expect(run.abandoned()).toEqual([{ task: "traps", attempt: 1, killGraceMs: 2500 }]);
+    expect(await eventually(() => run.abandoned().length === 0, 10_000)).toBe(true);
+    expect(await eventually(() => !alive(pid), 5_000)).toBe(true);
   });
 
   it("cairn run: a process group that ignores SIGTERM does not keep the CLI past its timeout, and is killed", async () => {
