@@ -175,9 +175,13 @@ describe("a slow MLflow server when cairn run is cancelled while starting", () =
     // The lookup is never answered: only the short deadline after the cancel ends it (the
     // default policy would wait out the 120 s request timeout, then retry).
     let held = false;
+    let signalledAt = 0;
     const proxy = await startProxy(s.uri, (req) => {
       if (!req.url?.startsWith("/api/2.0/mlflow/experiments/get-by-name")) return false;
-      if (!held) child!.kill("SIGTERM");
+      if (!held) {
+        child!.kill("SIGTERM");
+        signalledAt = performance.now();
+      }
       held = true;
       return true;
     });
@@ -189,6 +193,9 @@ describe("a slow MLflow server when cairn run is cancelled while starting", () =
       const exit = await started.done;
       expect(exit.code, exit.stderr).toBe(130);
       expect(exit.ms).toBeLessThan(60_000);
+      // One try of at most 5 s after the signal (README: Ctrl-C, SIGTERM and SIGHUP), with room for a loaded machine.
+      expect(performance.now() - signalledAt).toBeLessThan(12_000);
+      expect(exit.stderr).toContain("no answer within 5 s");
       expect(exit.stderr).toContain("the limit for a request once the run is cancelled");
       const listed = await cairn(["runs", "--experiment", "term-while-hung", "--json"], { MLFLOW_TRACKING_URI: s.uri });
       expect(listed.stdout.trim() === "" ? [] : (JSON.parse(listed.stdout) as Run[])).toEqual([]);
