@@ -226,6 +226,26 @@ describe("CacheStore on a redis that refuses", () => {
       await server.stop();
     }
   });
+
+  it("a read-only replica's refusal (READONLY) fails a write at once, says to point the URL at the primary, and reads still work", async () => {
+    const primary = await startRedisServer();
+    const replica = await startRedisServer({ args: ["--replicaof", "127.0.0.1", String(primary.port)] });
+    const store = await CacheStore.fromUrl(replica.url);
+    try {
+      const started = performance.now();
+      const refused = await store.set(makeEntry()).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(CacheBackendError);
+      expect(refused).toMatchObject({ backend: "redis", operation: "write an entry", reply: expect.stringMatching(/^READONLY /) });
+      expect((refused as Error).message).toMatch(/refused to write an entry: it answered "READONLY .*"\. The URL names a read-only replica: point it at the primary\./);
+      expect((refused as Error).message).not.toMatch(/Check that redis is running/);
+      expect(performance.now() - started).toBeLessThan(1000); // answered: not tried again for 1.5 s
+      expect(await store.get("k1")).toBeUndefined();
+    } finally {
+      await store.close();
+      await replica.stop();
+      await primary.stop();
+    }
+  });
 });
 
 /** One operation (skewed-store.ts) by another process whose clock runs `ms` off, as another machine's may. */
