@@ -5,6 +5,7 @@
  * warning; under the strict option it fails with a CacheBackendError, and the CLI prints it
  * without a stack trace. Time bounds are loose (well under the old hangs), never tight.
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { CacheBackendError, CacheStore } from "@cairn/cache";
 import { flow, task } from "@cairn/dsl";
@@ -330,6 +331,52 @@ describe("postgres dies while a flow runs (the same path as redis)", () => {
       expect(performance.now() - started).toBeLessThan(30_000);
     } finally {
       await (stopped ?? server.stop());
+    }
+  });
+});
+
+describe("postgres stopped (SIGSTOP): it accepts connections but answers nothing", () => {
+  it("an operation fails with CacheBackendError within its bounds (5 s a query, 1.5 s to connect) instead of waiting", async (context) => {
+    const server = await startPostgresServer();
+    if ("skip" in server) return context.skip(server.skip);
+    const store = await CacheStore.fromUrl(server.url);
+    // The cluster: its postmaster (named by its port) and the processes it forked.
+    const pids = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map(Number);
+    const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    const parentOf = (pid: number) => {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    };
+    const tryRead = <T,>(pid: number, read: (pid: number) => T): T | undefined => {
+      try {
+        return read(pid);
+      } catch {
+        return undefined; // gone meanwhile
+      }
+    };
+    const master = pids.find((pid) => tryRead(pid, cmdline)?.[0]?.endsWith("postgres") && tryRead(pid, cmdline)?.includes(String(server.port)))!;
+    expect(master).toBeDefined();
+    const cluster = [master, ...pids.filter((pid) => tryRead(pid, parentOf) === master)];
+    try {
+      expect(await store.get("k1")).toBeUndefined();
+      for (const pid of cluster) process.kill(pid, "SIGSTOP");
+      for (const operation of [() => store.get("k1"), () => store.acquireLease("k1", { ttlMs: 10_000, owner: "test" }), () => store.get("k1")]) {
+        const started = performance.now();
+        // Bounded here too, so that a hang fails the check and the cluster is woken and stopped below.
+        const error = await Promise.race([operation().catch((e: unknown) => e), new Promise((r) => setTimeout(() => r("no answer in 15 s"), 15_000))]);
+        expect(error).toBeInstanceOf(CacheBackendError);
+        expect(performance.now() - started).toBeLessThan(10_000);
+      }
+    } finally {
+      for (const pid of cluster) {
+        try {
+          process.kill(pid, "SIGCONT");
+        } catch {
+          // gone
+        }
+      }
+      await store.close().catch(() => {});
+      await server.stop();
     }
   });
 });
