@@ -159,12 +159,12 @@ describe("redis unreachable when the run starts", () => {
     }
   });
 
-  it.each([["plan"], ["explain", "slow"]])("cairn %s is always strict: it fails with CacheBackendError on one line, not a plan without the store", async (...command) => {
+  it.each([["plan"], ["explain", "slow"]])("cairn %s is always strict: it fails with CacheBackendError on one line (exit 3), not a plan without the store", async (...command) => {
     const url = await closedPort();
     const started = start(process.execPath, [cairnBin, ...command.slice(0, 1), SLOW_FLOW, ...command.slice(1), "--root", await tmp()], { env: childEnv({ CAIRN_CACHE_URL: url }) });
     children.push(started);
     const exit = await started.done;
-    expect(exit.code, exit.stderr).toBe(1);
+    expect(exit.code, exit.stderr).toBe(3); // a service Cairn needs could not be used
     expect(exit.stderr).toMatch(new RegExp(`^cairn: CacheBackendError: The redis cache at ${url.replace(/\./g, "\\.")}/? failed to connect: .*Check that redis is running`));
     expect(exit.stderr).not.toMatch(STACK_LINE);
     expect(exit.stdout).toBe("");
