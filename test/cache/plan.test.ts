@@ -268,3 +268,34 @@ async function snapshot(root: string): Promise<Map<string, string>> {
   const files = await entryFiles(root);
   return new Map(await Promise.all(files.map(async (f) => [f, await readFile(f, "utf8")] as [string, string])));
 }
+
+describe("a function task that reads process.env itself", () => {
+  it("is keyed by the value of each variable its function names, as if declared with .env(), and explain names the one that changed", async () => {
+    const root = await tmp();
+    const name = "CAIRN_TEST_SCALE_READ";
+    const before = process.env[name];
+    let calls = 0;
+    // It reads the variable itself, undeclared.
+    const scaled = task("scaled").input<{ n: number }>().run(({ n }) => (calls++, { v: n * Number(process.env.CAIRN_TEST_SCALE_READ ?? "1") }));
+    const f = flow("reads-env").build(() => ({ v: scaled({ n: 3 }).v }));
+    try {
+      process.env[name] = "1";
+      expect((await runCollect(f, { root })).result.outputs).toEqual({ v: 3 });
+      process.env[name] = "5";
+      const { tasks, params } = await openFlowCache(f.definition, { root, params: {}, env: {} });
+      const explained = await explainTask(f.definition, "scaled", { params, cache: tasks }).finally(() => tasks.store.close());
+      expect(explained.nearest?.changes.map((c) => c.message)).toEqual([`environment variable \`${name}\` changed value`]);
+      const { result } = await runCollect(f, { root });
+      expect(statuses(result)).toEqual({ scaled: "succeeded" });
+      expect(result.outputs).toEqual({ v: 15 });
+      expect(calls).toBe(2);
+      // Its value is kept only as the slow digest a declared one gets.
+      const entries = await entryFiles(root);
+      expect(entries.length).toBe(2);
+      for (const file of entries) expect(await readFile(file, "utf8")).toMatch(new RegExp(`"env":\\{"${name}":"[0-9a-f]{64}"\\}`));
+    } finally {
+      if (before === undefined) delete process.env[name];
+      else process.env[name] = before;
+    }
+  });
+});

@@ -21,6 +21,7 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { type BuildContext, currentBuild, nodeToRef, proxyKind, refProxy } from "./build-context.ts";
 import { asWritten, functionDependencies } from "./code-deps.ts";
 import { atUserCode, declaringModule, errorSource, resolveDeclaredPath, type SourcePlace } from "./declared-path.ts";
+import { envReadBy } from "./env-read.ts";
 import { paramsReadBy } from "./params-read.ts";
 import type { MaybeNode, MaybeRef, Node, OrDefault, Ref, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
 
@@ -195,6 +196,7 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
         ...(state.pool !== undefined ? { pool: state.pool } : {}),
         cache: state.cache,
         env: state.env,
+        ...(envReadBy(code).length ? { envRead: envReadBy(code) } : {}),
         ...(state.codeFiles ? { codeFiles: state.codeFiles } : {}),
       });
     },

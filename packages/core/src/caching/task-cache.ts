@@ -481,6 +481,9 @@ export class TaskCache {
     if (node.task.inputFiles) contentInputs = withFileContents(contentInputs, await node.task.inputFiles(inputs));
     const env: Record<string, string | undefined> = {};
     for (const name of node.task.env) env[name] = this.env[name];
+    // Read by the function from the process's own environment, not the run's `env` (a declared
+    // name keeps the run's value, which `ctx.env()` gives).
+    for (const name of node.task.envRead ?? []) if (!(name in env)) env[name] = process.env[name];
     // Their slow digests made off the event loop, several at once; computeCacheKey then finds them made.
     await Promise.all(Object.entries(env).map(([name, value]) => (value === undefined ? undefined : privateDigestAsync(value, `env\0${name}`))));
     const cacheKey = node.task.cache !== false ? node.task.cache.key : undefined;

@@ -56,6 +56,12 @@ export interface TaskDefinition {
   /** Environment variables that enter the cache key. */
   readonly env: readonly string[];
   /**
+   * Environment variables the task's code reads from `process.env` itself by a literal name (the
+   * DSL's function tasks, from the function's text): they enter the cache key as `env` ones do,
+   * with their value in `process.env`, which is what the code reads. Not readable with `ctx.env()`.
+   */
+  readonly envRead?: readonly string[];
+  /**
    * Files or folders the task's code depends on (modules it imports, a config file): their
    * content digests enter the cache key when it is made, each under its `name` (the path as
    * the task declared it, the same on every machine), so `explain` can say which changed.
