@@ -2,6 +2,7 @@
  * The cache on a real redis-server (one per file): selected by `cache: { url }`
  * or by CAIRN_CACHE_URL, entries live in redis and not in the embedded store.
  */
+import { execFileSync } from "node:child_process";
 import { readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -234,5 +235,62 @@ describe("a redis password with a raw `%`", () => {
     expect(db.code).toBe(2);
     const run = await runCollect(makeFlow("redis-db", { n: 0 }), { root, cache: { url: `${redis.url}/99` } }).catch((e: unknown) => e);
     expect((run as Error).message).toContain('from run({ cache: { url } }) (the server answered "ERR DB index is out of range")');
+  });
+});
+
+describe("an entry edited or damaged in redis", () => {
+  // Its own database: `cache ls` lists the whole store, which the other tests fill.
+  const url = () => `${redis.url}/3`;
+  const cli = (...args: string[]) => execFileSync("redis-cli", ["-p", String(redis.port), "-n", "3", ...args], { encoding: "utf8" }).trim();
+  /** The redis key of the one stored entry of `taskName`, and its text. */
+  const stored = (taskName: string): { name: string; text: string } => {
+    for (const name of cli("--scan", "--pattern", "cairn::*").split("\n").filter(Boolean)) {
+      const text = cli("GET", name);
+      if (text.includes(`"taskName":"${taskName}"`)) return { name, text };
+    }
+    throw new Error(`no entry of ${taskName} in redis`);
+  };
+
+  it("whose output values were changed by hand is no hit: evicted with a warning naming the key and the store, and the task runs", async () => {
+    const root = await tmp();
+    let calls = 0;
+    const sum = task("sum-edited").run(() => (calls++, { total: 3 }));
+    const f = flow("redis-edited").build(() => ({ total: sum().total }));
+    await runCollect(f, { root, cache: { url: url() } });
+    const { name, text } = stored("sum-edited");
+    expect(text).toContain('"total":3');
+    cli("SET", name, text.replace('"total":3', '"total":999'));
+    const second = await runCollect(f, { root, cache: { url: url() } });
+    expect(statuses(second.result)).toEqual({ "sum-edited": "succeeded" });
+    expect(second.result.outputs).toEqual({ total: 3 });
+    expect(calls).toBe(2);
+    const key = name.slice("cairn::".length);
+    expect(second.warnings).toEqual([
+      `cache entry ${key.slice(0, 12)} was unusable: its outputs are not the ones it was stored with (they do not match the digest written with them: edited or damaged in the store) ` +
+        `(in the cache store at ${url()}); it was evicted and the task runs`,
+    ]);
+    expect(stored("sum-edited").text).toContain('"total":3');
+    expect((await runCollect(f, { root, cache: { url: url() } })).result.tasks["sum-edited"]!.status).toBe("cached");
+  });
+
+  it("that is not JSON is evicted with a warning naming the store, and `cache ls` says how many values it could not read", async () => {
+    const root = await tmp();
+    const one = task("one-garbled").run(() => ({ v: 1 }));
+    const two = task("two-garbled").run(() => ({ v: 2 }));
+    const f = flow("redis-garbled").build(() => ({ a: one().v, b: two().v }));
+    await runCollect(f, { root, cache: { url: url() } });
+    const garbled = stored("one-garbled");
+    cli("SET", garbled.name, "not json {");
+    const again = await runCollect(f, { root, cache: { url: url() } });
+    expect(statuses(again.result)).toEqual({ "one-garbled": "succeeded", "two-garbled": "cached" });
+    expect(again.warnings).toEqual([expect.stringContaining(`its stored value is not valid JSON (in the cache store at ${url()}); it was evicted`)]);
+    const other = stored("two-garbled");
+    cli("SET", other.name, '{"value":5}');
+    const ls = await start(process.execPath, [cairnBin, "cache", "ls", "--root", root], { env: childEnv({ CAIRN_CACHE_URL: url() }) }).done;
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout).toContain("one-garbled");
+    expect(ls.stdout).toContain(
+      `1 stored value in the cache at ${url()} could not be read as a cache entry (not JSON, not a Cairn cache entry, or outputs edited since it was written) and was evicted: ${other.name.slice("cairn::".length, "cairn::".length + 16)}.`,
+    );
   });
 });

@@ -1,3 +1,4 @@
+import { hashValue } from "./hash.ts";
 import { type DiffOptions, diffIngredients, type IngredientChange, type RecordedIngredients } from "./key.ts";
 
 /** One artifact a cached task produced. */
@@ -36,13 +37,45 @@ export interface CacheEntry {
   createdAt: number;
   /** Artifact bytes plus the JSON size of the values. */
   sizeBytes: number;
+  /**
+   * The digest of `outputs` as written ({@link outputsDigest}), set by `CacheStore.set`: an entry
+   * whose outputs no longer match it (edited or damaged in a shared store) is no entry. Absent on
+   * entries made before it was written, which are read as they are.
+   */
+  outputsDigest?: string;
 }
 
 /** What `CacheStore.set` takes: `createdAt` and `sizeBytes` are filled in when absent. */
-export type NewCacheEntry = Omit<CacheEntry, "createdAt" | "sizeBytes"> & { createdAt?: number; sizeBytes?: number };
+export type NewCacheEntry = Omit<CacheEntry, "createdAt" | "sizeBytes" | "outputsDigest"> & { createdAt?: number; sizeBytes?: number };
+
+/**
+ * The digest an entry's outputs are stored with: of their JSON, as every store and the index keep
+ * them (a class instance among the values counts as its JSON, as it is read back), in any key order.
+ */
+export function outputsDigest(outputs: OutputsManifest): string {
+  return hashValue(JSON.parse(JSON.stringify(outputs)) as unknown);
+}
 
 /** Checks a value read back from a store or a tracker's index; anything malformed is `undefined` (a miss). */
 export function parseCacheEntry(value: unknown, expectedKey?: string): CacheEntry | undefined {
+  return cacheEntryProblem(value, expectedKey) === undefined ? (value as CacheEntry) : undefined;
+}
+
+/** What a read value that is not an entry is, in words, when its outputs changed since it was written. */
+export const EDITED_OUTPUTS = "its outputs are not the ones it was stored with (they do not match the digest written with them: edited or damaged in the store)";
+/** What a read value that is not an entry is, in words, otherwise. */
+export const NOT_AN_ENTRY = "its stored value is not a Cairn cache entry of this key";
+
+/** Why a value read back from a store or a tracker's index is no cache entry ({@link EDITED_OUTPUTS}, {@link NOT_AN_ENTRY}), or undefined when it is one. */
+export function cacheEntryProblem(value: unknown, expectedKey?: string): string | undefined {
+  const entry = entryShape(value, expectedKey);
+  if (!entry) return NOT_AN_ENTRY;
+  const digest = (value as Record<string, unknown>).outputsDigest;
+  if (digest === undefined) return undefined;
+  return typeof digest === "string" && digest === outputsDigest(entry.outputs) ? undefined : EDITED_OUTPUTS;
+}
+
+function entryShape(value: unknown, expectedKey: string | undefined): CacheEntry | undefined {
   if (!isRecord(value)) return undefined;
   const { key, taskName, ingredients, sourceRunId, tracker, outputs, createdAt, sizeBytes } = value;
   if (typeof key !== "string" || (expectedKey !== undefined && key !== expectedKey)) return undefined;

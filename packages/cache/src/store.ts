@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CORRUPT, type CacheBackend, type StoredValue, redactUrl } from "./backends/_backend.ts";
 import { parseStoreUrl } from "./store-url.ts";
 import { openEmbeddedBackend } from "./backends/embedded.ts";
-import { type CacheEntry, type NewCacheEntry, parseCacheEntry } from "./entry.ts";
+import { type CacheEntry, cacheEntryProblem, type NewCacheEntry, outputsDigest, parseCacheEntry } from "./entry.ts";
 import { CacheBackendError, CacheError, CacheOptionError, CacheStoreUrlError, CacheValueError, LeaseLostError } from "./errors.ts";
 import type { AcquireLeaseOptions, HeldLease, LeaseResult, WaitForOptions } from "./lease.ts";
 
@@ -60,6 +60,8 @@ export interface ListOptions {
   indexed?: boolean;
   /** Malformed and expired entries are skipped but left in the store (for callers that only read, as `cairn explain`). */
   keep?: boolean;
+  /** Told the key of each stored value that is no entry it could read (not JSON, not an entry, outputs edited since written), which the listing leaves out. */
+  onUnreadable?: (key: string) => void;
 }
 
 /** Options of {@link CacheStore.prune}; both may be given. */
@@ -195,10 +197,10 @@ export class CacheStore {
       value = await this.call("read an entry", () => this.backend.keyv.get(key));
     }
     if (value === undefined || value === null) return {};
-    const entry = parseCacheEntry(value, key);
-    if (entry) return { entry };
+    const problem = cacheEntryProblem(value, key);
+    if (problem === undefined) return { entry: value as CacheEntry };
     if (options.keep !== true) await this.delete(key);
-    return { evicted: value === CORRUPT ? "its stored value is not valid JSON" : "its stored value is not a Cairn cache entry of this key" };
+    return { evicted: value === CORRUPT ? "its stored value is not valid JSON" : problem };
   }
 
   /**
@@ -258,6 +260,8 @@ export class CacheStore {
       sizeBytes:
         entry.sizeBytes ??
         entry.outputs.artifacts.reduce((sum, artifact) => sum + (artifact.size || 0), 0) + Buffer.byteLength(valuesJson ?? ""),
+      // Of these outputs, whatever digest the entry came with (one read from the index and placed here).
+      outputsDigest: outputsDigest(entry.outputs),
     };
     const backend = this.backend;
     await this.call("write an entry", async () => {
@@ -299,8 +303,10 @@ export class CacheStore {
         : this.backend.entries();
       for await (const [key, value] of live) {
         const entry = parseCacheEntry(value, key);
-        if (entry === undefined) bad.push(key);
-        else if ((taskName === undefined || entry.taskName === taskName) && (before === undefined || entry.createdAt < before)) entries.push(entry);
+        if (entry === undefined) {
+          bad.push(key);
+          options.onUnreadable?.(key);
+        } else if ((taskName === undefined || entry.taskName === taskName) && (before === undefined || entry.createdAt < before)) entries.push(entry);
       }
       if (options.keep !== true) for (const key of bad) await this.backend.keyv.delete(key);
     });

@@ -1055,12 +1055,20 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
   let code: number = EXIT.ok;
   try {
     if (sub === "ls") {
-      const entries = await store.list(values.task !== undefined ? { taskName: values.task } : {});
+      const unreadable: string[] = [];
+      const entries = await store.list({ ...(values.task !== undefined ? { taskName: values.task } : {}), onUnreadable: (key) => unreadable.push(key) });
+      // Evicted by the listing, as a run evicts one it meets: said, not left out without a word.
+      const evicted = unreadable.length
+        ? `${unreadable.length} stored value${unreadable.length === 1 ? "" : "s"} in the cache at ${store.location} could not be read as ${unreadable.length === 1 ? "a cache entry" : "cache entries"} ` +
+          `(not JSON, not a Cairn cache entry, or outputs edited since ${unreadable.length === 1 ? "it was" : "they were"} written) and ${unreadable.length === 1 ? "was" : "were"} evicted: ` +
+          `${unreadable.slice(0, 3).map((k) => printableLine(k).slice(0, 16)).join(", ")}${unreadable.length > 3 ? ` and ${unreadable.length - 3} more` : ""}. Their tasks run again when next needed.`
+        : undefined;
       const unlisted = server
         ? `Entries kept in the experiments' indexes on ${describeTracker({ kind: "mlflow", uri: server })} (cairn-index/) are not listed here; a run hits those too (\`cairn plan\` shows what it would hit).`
         : undefined;
       if (values.json) {
         stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
+        if (evicted) stderr.write(`${evicted}\n`);
         if (unlisted) stderr.write(`${unlisted}\n`);
         return EXIT.ok;
       }
@@ -1068,6 +1076,7 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
       const rows = entries.map((e) => [e.taskName, e.key.slice(0, 16), e.sourceRunId, new Date(e.createdAt).toISOString().replace("T", " ").slice(0, 19), formatBytes(e.sizeBytes)]);
       const none = values.task !== undefined ? `No cache entries of task "${printable(values.task)}" in the cache at ${store.location}.` : `The cache at ${store.location} is empty.`;
       stdout.write(rows.length ? table(["task", "key", "source run", "created", "size"], rows, c) : `${none}\n`);
+      if (evicted) stdout.write(`${evicted}\n`);
       if (unlisted) stdout.write(`${unlisted}\n`);
     } else if (sub === "clear") {
       const filter = values.task !== undefined ? { taskName: values.task } : {};

@@ -601,7 +601,8 @@ export class TaskCache {
   async lookup(key: string, options: { storeOnly?: boolean; fresh?: boolean; readOnly?: boolean } = {}): Promise<{ entry?: CacheEntry; bad?: BadEntry; foreign?: ForeignEntry; expired?: ExpiredEntry }> {
     const readOnly = options.readOnly === true;
     const stored = await this.guard(() => this.store.lookup(key, { keep: readOnly }), {});
-    const inStore: Checked | undefined = stored.evicted ? { bad: { key, reason: stored.evicted } } : stored.entry ? await this.checked(key, stored.entry, false, readOnly) : undefined;
+    // Which store, in the reason: a shared one is many machines', and the one to look at.
+    const inStore: Checked | undefined = stored.evicted ? { bad: { key, reason: `${stored.evicted} (in the cache store at ${this.store.location})` } } : stored.entry ? await this.checked(key, stored.entry, false, readOnly) : undefined;
     if (inStore?.entry) return { entry: inStore.entry };
     const asksTracker = !options.storeOnly && this.tracker.capabilities.sharedRuns && this.missingExperiment === undefined;
     // A tracker that fails this second look leaves the store's answer (the look is a chance, not a duty).
