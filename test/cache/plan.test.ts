@@ -2,14 +2,15 @@
  * `planFlow` and `explainTask` against what a run then does, on the embedded store: every test
  * plans, then runs, and compares the plan's actions with the run's statuses.
  */
-import { readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { pathToFileURL } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
 import { explainTask, openFlowCache, planFlow, type PlannedTask } from "@cairn/core";
 import { flow, LocalStore, map, task } from "@cairn/dsl";
 import { kindTask, NO_RETRY } from "@cairn/dsl/kind";
 import { z } from "zod";
-import { entryFiles, filesIn, runCollect, sleep, statuses, tmp } from "./helpers.ts";
+import { entryFiles, filesIn, repo, runCollect, sleep, statuses, tmp } from "./helpers.ts";
 
 type Definable = { definition: Parameters<typeof planFlow>[0] };
 
@@ -297,5 +298,52 @@ describe("a function task that reads process.env itself", () => {
       if (before === undefined) delete process.env[name];
       else process.env[name] = before;
     }
+  });
+});
+
+describe("two checkouts of one project at different paths, sharing a store", () => {
+  const made: string[] = [];
+  afterAll(async () => {
+    for (const dir of made) await rm(dir, { recursive: true, force: true });
+  });
+  /** A checkout (a folder with `.git`) at `at` under a folder inside the workspace (where `cairn-dag` resolves), holding `flow.ts` made of `flowText`. */
+  const checkout = async (base: string, at: string, files: Record<string, string>): Promise<string> => {
+    const dir = join(base, at);
+    await mkdir(join(dir, ".git"), { recursive: true });
+    await mkdir(join(dir, "steps"), { recursive: true });
+    await mkdir(join(dir, "data"), { recursive: true });
+    await writeFile(join(dir, "steps", "train.sh"), `echo '{"ok":true}' > "$CAIRN_OUTPUTS"\n`);
+    await writeFile(join(dir, "data", "in.csv"), "a,1\nb,2\n");
+    for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
+    return dir;
+  };
+  const flowText = (cwd: string) =>
+    [
+      `import { join } from "node:path";`,
+      `import { flow, script, task } from "cairn-dag";`,
+      `export const trainCwd = script("trainCwd", { file: "steps/train.sh", cwd: ${cwd} }).output<{ ok: boolean }>();`,
+      `export const absCode = task("absCode").codeFiles(join(import.meta.dirname, "data/in.csv")).run(() => ({ n: 1 }));`,
+      `export default flow("checkouts").build(() => ({ ok: trainCwd({}).ok, n: absCode().n }));`,
+      ``,
+    ].join("\n");
+
+  it("share entries when a process task's cwd and a code file are given from import.meta.dirname (inside the project), and explain names a changed cwd as such", async () => {
+    const base = await mkdtemp(join(repo, "test", ".x-checkouts-"));
+    made.push(base);
+    const text = flowText("import.meta.dirname");
+    const alice = await checkout(base, "alice/proj", { "flow.ts": text, "moved.ts": flowText(`join(import.meta.dirname, "steps")`) });
+    const bob = await checkout(base, "bob/work/proj", { "flow.ts": text });
+    const root = await tmp();
+    const load = async (file: string) => ((await import(pathToFileURL(file).href)) as { default: Definable & { run: never } }).default;
+    const first = await runCollect(await load(join(alice, "flow.ts")), { root });
+    expect(statuses(first.result)).toEqual({ trainCwd: "succeeded", absCode: "succeeded" });
+    // Bob's checkout: the same project elsewhere. Its keys held alice's paths, so nothing hit.
+    const second = await runCollect(await load(join(bob, "flow.ts")), { root });
+    expect(statuses(second.result)).toEqual({ trainCwd: "cached", absCode: "cached" });
+    // Another folder of the project is another cwd, and said as an option of the script.
+    const moved = await load(join(alice, "moved.ts"));
+    const { tasks, params } = await openFlowCache(moved.definition, { root, params: {}, env: {} });
+    const explained = await explainTask(moved.definition, "trainCwd", { params, cache: tasks }).finally(() => tasks.store.close());
+    expect(explained.nearest?.changes.map((c) => c.message)).toEqual(["option `cwd` of script `train.sh` changed"]);
   });
 });

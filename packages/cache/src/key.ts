@@ -19,7 +19,7 @@ export interface CacheKeyIngredients {
    * function's text, a script's digest); `cacheKey`: the task's `.cache({ key })`; `resolved`:
    * what its code resolved to when the key was made (a model alias's version).
    */
-  codeParts?: { own: string; cacheKey?: string; resolved?: string; what?: string; declaration?: string; contents?: CodeContents };
+  codeParts?: { own: string; cacheKey?: string; resolved?: string; what?: string; declaration?: string; contents?: CodeContents; byOption?: CodeByOption };
   /**
    * Content digests of the files the task declares its code depends on, by the name the
    * task gave them (`.codeFiles("./lib/features.ts")`); each is its own ingredient, so an
@@ -93,6 +93,17 @@ export interface RecordedCodeParts {
   declaration?: string;
   /** The files the task's own code is a digest of (an MLflow project's folder), to name the ones that changed. */
   contents?: CodeContents;
+  /** The task's own code by its parts (sha256 of each), to name the options that changed. */
+  byOption?: CodeByOption;
+}
+
+/**
+ * A process task's code by its parts: `content`, its file's digest or its command; `options`, each
+ * option's part by name (`cwd`, `args`). In the ingredients as given, recorded as the sha256 of each.
+ */
+export interface CodeByOption {
+  content: string;
+  options: Record<string, string>;
 }
 
 /**
@@ -211,6 +222,7 @@ export function computeCacheKey(ingredients: CacheKeyIngredients, options: Cache
       ...(parts.what !== undefined ? { what: parts.what } : {}),
       ...(parts.declaration !== undefined ? { declaration: parts.declaration } : {}),
       ...(parts.contents !== undefined ? { contents: parts.contents } : {}),
+      ...(parts.byOption !== undefined ? { byOption: digestsByOption(parts.byOption) } : {}),
     };
   }
   if (ingredients.codeFiles !== undefined && Object.keys(ingredients.codeFiles).length) {
@@ -235,6 +247,13 @@ export function computeCacheKey(ingredients: CacheKeyIngredients, options: Cache
     recorded.environment = { noun: environment.noun, interpreter: environment.interpreter, packages: { ...environment.packages } };
   }
   return { key: keyOfIngredients(recorded), ingredients: recorded };
+}
+
+/** {@link CodeByOption} as an entry records it: the sha256 of each part, so that no option's text is kept. */
+function digestsByOption(parts: CodeByOption): CodeByOption {
+  const options: Record<string, string> = {};
+  for (const name of Object.keys(parts.options).sort()) options[name] = sha256(parts.options[name]!);
+  return { content: sha256(parts.content), options };
 }
 
 /** The key of recorded ingredients; `computeCacheKey(x).key === keyOfIngredients(computeCacheKey(x).ingredients)`. */
@@ -534,6 +553,7 @@ function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: Ingre
     if (pa.own !== pb.own) {
       const message =
         contentsChange(pa.contents, pb.contents) ??
+        optionsChange(pa.byOption, pb.byOption, pb.what) ??
         (pb.what !== undefined ? `${pb.what} changed (its content, or its options: args, interpreter, cwd, env)`
         : kind !== undefined ? `the \`code\` of task \`${b.taskName}\` (kind \`${kind}\`) changed: what its definition's \`code\` holds (its options, config or version)`
         : declaration !== undefined ? declarationWords(declaration, b.taskName, true)
@@ -611,6 +631,25 @@ function isCodeEnvironment(value: unknown): value is CodeEnvironment {
   if (typeof value !== "object" || value === null) return false;
   const { noun, interpreter, packages } = value as Record<string, unknown>;
   return typeof noun === "string" && typeof interpreter === "string" && typeof packages === "object" && packages !== null;
+}
+
+/**
+ * The options of a process task that changed, its content unchanged: ``option `cwd` of script
+ * `train.py` changed``; undefined when either record lacks its parts, or its content changed.
+ */
+function optionsChange(a: CodeByOption | undefined, b: CodeByOption | undefined, what: string | undefined): string | undefined {
+  if (!isCodeByOption(a) || !isCodeByOption(b) || a.content !== b.content) return undefined;
+  const changed = unionKeys(a.options, b.options).filter((name) => a.options[name] !== b.options[name]);
+  if (!changed.length) return undefined;
+  const named = changed.map((name) => `\`${name}\`${a.options[name] === undefined ? " (added)" : b.options[name] === undefined ? " (removed)" : ""}`).join(", ");
+  return `option${changed.length === 1 ? "" : "s"} ${named}${what !== undefined ? ` of ${what}` : ""} changed`;
+}
+
+/** An entry written by another version may hold anything there. */
+function isCodeByOption(value: unknown): value is CodeByOption {
+  if (typeof value !== "object" || value === null) return false;
+  const { content, options } = value as Record<string, unknown>;
+  return typeof content === "string" && typeof options === "object" && options !== null;
 }
 
 /** An entry written by another version may hold anything there. */

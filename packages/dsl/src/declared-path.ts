@@ -362,3 +362,49 @@ function* stackFrames(stack: string): Generator<{ place: SourcePlace | undefined
   }
   return undefined;
 }
+
+/**
+ * How an absolute path given where a task is declared (a process task's `cwd`, a code file from
+ * `import.meta.dirname`) enters its cache key, so that checkouts of one project at different
+ * places share entries: relative to the project's root (the nearest folder at or above the
+ * declaring module's that holds `.git`, else the declaring module's folder), with `/`, when it
+ * lies inside it (`.` for the root itself); undefined when it lies outside, or no declaring
+ * module is on the stack (it then counts as it is: another folder is another input).
+ */
+export function projectRelativeName(path: string): string | undefined {
+  const module = callerDir();
+  if (module === undefined || !isAbsolute(path)) return undefined;
+  const rel = relative(projectRoot(module), resolve(path));
+  if (rel.startsWith("..") || isAbsolute(rel)) return undefined;
+  return rel === "" ? "." : rel.split(sep).join("/");
+}
+
+/** The project's root for a module's folder, found once per folder (see {@link projectRelativeName}). */
+function projectRoot(moduleDir: string): string {
+  let root = projectRoots.get(moduleDir);
+  if (root === undefined) {
+    root = moduleDir;
+    for (let dir = moduleDir; ; dir = dirname(dir)) {
+      if (existsSync(join(dir, ".git"))) {
+        root = dir;
+        break;
+      }
+      if (dirname(dir) === dir) break;
+    }
+    projectRoots.set(moduleDir, root);
+  }
+  return root;
+}
+
+const projectRoots = new Map<string, string>();
+
+/**
+ * The text a process task's `cwd` adds to its code fingerprint: one inside the project counts
+ * by its path from the project's root ({@link projectRelativeName}), so that checkouts at other
+ * places share entries; a relative one (which resolves against the working directory) and one
+ * outside the project count as written.
+ */
+export function cwdFingerprint(cwd: string): string {
+  const inProject = projectRelativeName(cwd);
+  return inProject === undefined ? `cwd=${JSON.stringify(cwd)}` : `cwd=project:${JSON.stringify(inProject)}`;
+}

@@ -16,11 +16,12 @@ import {
   type TaskDefinition,
   UnknownNodeError,
 } from "@cairn/core";
+import { isAbsolute } from "node:path";
 import { SOURCE_CODE_ENTRY } from "@cairn/cache";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { type BuildContext, currentBuild, nodeToRef, proxyKind, refProxy } from "./build-context.ts";
 import { asWritten, functionDependencies } from "./code-deps.ts";
-import { atUserCode, declaringModule, errorSource, resolveDeclaredPath, type SourcePlace } from "./declared-path.ts";
+import { atUserCode, declaringModule, errorSource, projectRelativeName, resolveDeclaredPath, type SourcePlace } from "./declared-path.ts";
 import { envReadBy } from "./env-read.ts";
 import { paramsReadBy } from "./params-read.ts";
 import type { MaybeNode, MaybeRef, Node, OrDefault, Ref, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
@@ -434,8 +435,12 @@ function settingsMethods<S extends Settings & { name: string }, R>(state: S, nex
       if (!paths.length) throw new OptionError(where("codeFiles"), "one or more file or folder paths", undefined);
       const files = new Map((state.codeFiles ?? []).map((f) => [f.name, f]));
       for (const p of paths) {
-        const name = String(p);
-        files.set(name, { name, path: resolveDeclaredPath(state.name, p, "file or folder") });
+        const path = resolveDeclaredPath(state.name, p, "file or folder");
+        // An absolute path (`join(import.meta.dirname, "data/in.csv")`) inside the project is named
+        // from its root: the name enters the key, and another checkout's path is another name.
+        const given = String(p);
+        const name = given.startsWith("file:") || isAbsolute(given) ? (projectRelativeName(path) ?? given) : given;
+        files.set(name, { name, path });
       }
       return next({ ...state, codeFiles: [...files.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) });
     },

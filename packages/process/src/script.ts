@@ -12,7 +12,7 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { runProcess } from "./spawn/spawn.ts";
 import { parseTemplate, renderArg, shellQuote, type CommandTemplate } from "./spawn/template.ts";
 import { ProcessStartError, UnknownPlaceholderError } from "./spawn/errors.ts";
-import { checkName, configDigest, fileDigest, kindTask, moduleDependencies, resolveTaskFile, type KindCall, type KindTask } from "@cairn/dsl/kind";
+import { checkName, configDigest, cwdFingerprint, fileDigest, kindTask, moduleDependencies, resolveTaskFile, type KindCall, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, findPython, optionOrigin, processEnv, pythonPath, type CommandOrigin, type ProcessOptions } from "./spawn/options.ts";
 import { pythonDependencies } from "./python/python-deps.ts";
 import { pythonEnvironment } from "./python/python-environment.ts";
@@ -122,13 +122,15 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
   const digest = fileDigest(file);
   const templates: CommandTemplate[] = args.map((a) => parseTemplate(a, name, { shell: false }));
   const placeholders = [...new Set(templates.flatMap((t) => t.placeholders))];
-  const extras = [
-    ...(args.length ? [`args=${JSON.stringify(args)}`] : []),
-    ...(interp !== undefined ? [`interpreter=${JSON.stringify(interp)}`] : []),
-    // The folder it runs in is part of what it computes (`wc -l < data.txt`), as given: keys stay the same across machines.
-    ...(options.cwd ? [`cwd=${JSON.stringify(options.cwd)}`] : []),
-    ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),
-  ];
+  // Each option's part of the fingerprint, by name, so that explain can name the one that changed.
+  const keyed: Record<string, string> = {
+    ...(args.length ? { args: `args=${JSON.stringify(args)}` } : {}),
+    ...(interp !== undefined ? { interpreter: `interpreter=${JSON.stringify(interp)}` } : {}),
+    // The folder it runs in is part of what it computes (`wc -l < data.txt`): inside the project by its path from the project's root, so checkouts at other places share keys.
+    ...(options.cwd ? { cwd: cwdFingerprint(options.cwd) } : {}),
+    ...(options.env && Object.keys(options.env).length ? { env: `env=${configDigest(Object.entries(options.env).sort())}` } : {}),
+  };
+  const extras = Object.values(keyed);
   const python = scriptPython(file, interp);
 
   return kindTask({
@@ -137,6 +139,7 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
       kind: "script",
       code: [`sha256:${digest}`, ...extras].join(";"),
       codeName: `script \`${basename(file)}\``,
+      codeOptions: { content: `sha256:${digest}`, options: keyed },
       writesOutputs: "with cairn_task.set_outputs({...}) in Python, currentTask().setOutputs({...}) in TypeScript, or as JSON written to $CAIRN_OUTPUTS, before it exits",
       // The project's modules it imports: Python's from its folder (its sys.path[0]), or a TypeScript/JavaScript script's.
       codeDependencies: async (scope) =>

@@ -7,7 +7,7 @@ import { NO_RETRY, OptionError } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { runProcess } from "./spawn/spawn.ts";
 import { parseTemplate, renderShell } from "./spawn/template.ts";
-import { checkName, configDigest, kindTask, type KindCall, type KindTask } from "@cairn/dsl/kind";
+import { checkName, configDigest, cwdFingerprint, kindTask, type KindCall, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, processEnv, pythonPath, type ProcessOptions } from "./spawn/options.ts";
 import { checkCallPlaceholders } from "./script.ts";
 
@@ -35,17 +35,20 @@ export function shell(name: string, command: string, options: ShellOptions = {})
   checkProcessOptions(name, options, { kind: "shell", keys: ["shell"] });
   const sh = options.shell ?? "/bin/sh";
   const template = parseTemplate(command, name, { shell: true });
-  const extras = [
-    ...(options.shell ? [`shell=${sh}`] : []),
-    // The folder it runs in is part of what it computes (`wc -l < data.txt`), as given: keys stay the same across machines.
-    ...(options.cwd ? [`cwd=${JSON.stringify(options.cwd)}`] : []),
-    ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),
-  ];
+  // Each option's part of the fingerprint, by name, so that explain can name the one that changed.
+  const keyed: Record<string, string> = {
+    ...(options.shell ? { shell: `shell=${sh}` } : {}),
+    // The folder it runs in is part of what it computes (`wc -l < data.txt`): inside the project by its path from the project's root, so checkouts at other places share keys.
+    ...(options.cwd ? { cwd: cwdFingerprint(options.cwd) } : {}),
+    ...(options.env && Object.keys(options.env).length ? { env: `env=${configDigest(Object.entries(options.env).sort())}` } : {}),
+  };
+  const extras = Object.values(keyed);
   return kindTask({
     definition: {
       name,
       kind: "shell",
       code: [command, ...extras].join("\n#cairn:"),
+      codeOptions: { content: command, options: keyed },
       writesOutputs: "as JSON written to $CAIRN_OUTPUTS; without that file its outputs are stdout and exitCode",
       retry: NO_RETRY,
       cache: {},

@@ -543,6 +543,7 @@ export class TaskCache {
         ...(resolvedTo !== undefined ? { resolved: resolvedTo } : {}),
         ...(node.task.codeName !== undefined ? { what: node.task.codeName } : {}),
         ...(node.task.codeContents !== undefined ? { contents: { noun: node.task.codeContents.noun, files: node.task.codeContents.files } } : {}),
+        ...(node.task.codeOptions !== undefined ? { byOption: { content: node.task.codeOptions.content, options: { ...node.task.codeOptions.options } } } : {}),
         ...(declaration !== undefined && codeFiles?.[declaration] !== undefined ? { declaration } : {}),
       },
       ...(codeFiles ? { codeFiles } : {}),

@@ -46,6 +46,13 @@ export interface TaskDefinition {
    * names one (`project file`).
    */
   readonly codeContents?: { readonly noun: string; readonly files: Readonly<Record<string, string>> | number };
+  /**
+   * The parts `code` is made of, for `explain` (recorded as digests with the key's ingredients, not
+   * in the key): `content`, the task's own file or command as `code` holds it; `options`, each
+   * option's part by name (`cwd`, `args`). When only options differ, explain names them
+   * (``option `cwd` of script `train.py` changed``) instead of "its content, or its options".
+   */
+  readonly codeOptions?: { readonly content: string; readonly options: Readonly<Record<string, string>> };
   readonly retry: RetryPolicy;
   /** Timeout of one attempt, in ms. */
   readonly timeoutMs?: number;

@@ -25,7 +25,7 @@ import {
   unusedEnvironmentWarning,
   type MlflowProject,
 } from "./run-project.ts";
-import { checkName, configDigest, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
+import { checkName, configDigest, cwdFingerprint, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, processEnv, pythonEnvironment, pythonFor, pythonPath, type ProcessOptions } from "@cairn/process/spawn";
 
 /** Options of `mlflowProject()`. */
@@ -83,7 +83,7 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
     `entry=${entryPointName}`,
     ...(options.mode === "direct" ? ["mode=direct"] : []),
     // Relative `path` inputs resolve against it, and the Python's libraries run the project: both are part of what it computes, as given.
-    ...(options.cwd ? [`cwd=${JSON.stringify(options.cwd)}`] : []),
+    ...(options.cwd ? [cwdFingerprint(options.cwd)] : []),
     ...(options.python ? [`python=${JSON.stringify(options.python)}`] : []),
     ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),
   ];

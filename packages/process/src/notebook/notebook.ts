@@ -10,7 +10,7 @@ import { notebookCodeCells, notebookCodeDigest, runNotebook } from "./run-notebo
 import { dirname, resolve } from "node:path";
 import { pythonDependencies } from "../python/python-deps.ts";
 import { pythonEnvironment } from "../python/python-environment.ts";
-import { checkName, configDigest, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
+import { checkName, configDigest, cwdFingerprint, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, processEnv, pythonFor, pythonPath, type ProcessOptions } from "../spawn/options.ts";
 
 /** Options of `notebook()`. */
@@ -52,8 +52,8 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
   const extras = [
     ...(options.kernel ? [`kernel=${options.kernel}`] : []),
     ...(options.html === false ? ["html=false"] : []),
-    // The folder it runs in is part of what it computes (`wc -l < data.txt`), as given: keys stay the same across machines.
-    ...(options.cwd ? [`cwd=${JSON.stringify(options.cwd)}`] : []),
+    // The folder it runs in is part of what it computes (`wc -l < data.txt`): inside the project by its path from the project's root, so checkouts at other places share keys.
+    ...(options.cwd ? [cwdFingerprint(options.cwd)] : []),
     ...(options.python ? [`python=${JSON.stringify(options.python)}`] : []),
     ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),
   ];
