@@ -395,7 +395,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const differs = compareCode(data.code, fingerprint);
     // The variables the task declares (.env) enter its key: run here with other values, it would
     // store what they give under the coordinator's key, a wrong hit for every later run.
-    const envDiffers = data.key && mine ? compareEnv(data.key.ingredients.env, mine.ingredients.env) : [];
+    // Only those: a variable the function merely reads from process.env (keyed too, by name) may
+    // differ by machine for reasons of no weight (a test hook, a device list), and refusing
+    // every worker for it would fail the task; a variable that matters is declared.
+    const envDiffers = data.key && mine ? compareEnv(data.key.ingredients.env, mine.ingredients.env).filter((name) => node.task.env.includes(name)) : [];
     // So does its Python environment (another interpreter, another scikit-learn), for the same reason.
     const environment = data.code.environment !== fingerprint.environment ? environmentWords(data.key?.ingredients.environment, mine?.ingredients.environment) : undefined;
     if (differs.length || envDiffers.length || environment) {
