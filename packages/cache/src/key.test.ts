@@ -363,6 +363,20 @@ describe("diffIngredients", () => {
     expect(recorded({})).not.toHaveProperty("environment");
   });
 
+  it("an entry keeps a Python environment's package list up to 500 packages, else only its digest and count; the key holds the whole list's digest either way", () => {
+    const packagesOf = (n: number, last = "1.0") => Object.fromEntries(Array.from({ length: n }, (_, i) => [`pkg-${String(i).padStart(4, "0")}`, i === n - 1 ? last : "1.0"]));
+    const python = (packages: Record<string, string>) => recorded({ environment: { noun: "Python environment", interpreter: "cpython 3.11.7", packages } });
+    expect(python(packagesOf(500)).environment!.packages).toEqual(packagesOf(500));
+    const big = python(packagesOf(3000));
+    expect(big.environment!.packages).toBe(3000);
+    // 3,000 packages made each entry ~97 KB: now its record stays small.
+    expect(JSON.stringify(big).length).toBeLessThan(2000);
+    const upgraded = python(packagesOf(3000, "2.0"));
+    expect(keyOfIngredients(upgraded)).not.toBe(keyOfIngredients(big));
+    expect(diffIngredients(big, upgraded).map((c) => `${c.path}: ${c.message}`)).toEqual(["environment: Python environment changed: packages changed (3000 packages; too many to name)"]);
+    expect(diffIngredients(big, python(packagesOf(3000)))).toEqual([]);
+  });
+
   it("shows long values where they differ, so that before and after never read the same", () => {
     const file = (v: number) => recorded({ inputs: { file: `/mnt/datasets/customers/exports/2024/region-eu/monthly/customers_v${v}.csv` } });
     expect(diffIngredients(file(1), file(2)).map((c) => c.message)).toEqual([

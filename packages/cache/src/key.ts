@@ -78,7 +78,7 @@ export interface RecordedIngredients {
   /** The flow params the task reads, recorded as inputs are; absent when it reads none. */
   params?: Record<string, RecordedInput>;
   /** The environment its code runs in (a Python task's interpreter and packages); absent when it has none. */
-  environment?: CodeEnvironment;
+  environment?: RecordedEnvironment;
 }
 
 /** See {@link RecordedIngredients.codeParts}. */
@@ -128,6 +128,22 @@ export interface CodeEnvironment {
   interpreter: string;
   packages: Record<string, string>;
 }
+
+/**
+ * A {@link CodeEnvironment} as an entry records it: the key holds `digest`, the sha256 of its
+ * whole package list; `packages` is that list while it has at most {@link RECORDED_PACKAGES_MAX}
+ * packages, else only how many (3,000 packages made every entry, map item and queue job ~100 KB;
+ * `explain` then says the packages changed, not which).
+ */
+export interface RecordedEnvironment {
+  noun: string;
+  interpreter: string;
+  digest: string;
+  packages: Record<string, string> | number;
+}
+
+/** The most packages an entry records by name (see {@link RecordedEnvironment}). */
+export const RECORDED_PACKAGES_MAX = 500;
 
 /** Changed files named in one change; the rest are counted. */
 const NAMED_FILES = 3;
@@ -244,7 +260,7 @@ export function computeCacheKey(ingredients: CacheKeyIngredients, options: Cache
     if (!isCodeEnvironment(environment) || Object.values(environment.packages).some((v) => typeof v !== "string")) {
       throw new CacheOptionError("environment", "{ noun, interpreter, packages: { name: version } } (strings)", environment);
     }
-    recorded.environment = { noun: environment.noun, interpreter: environment.interpreter, packages: { ...environment.packages } };
+    recorded.environment = recordEnvironment(environment);
   }
   return { key: keyOfIngredients(recorded), ingredients: recorded };
 }
@@ -254,6 +270,14 @@ function digestsByOption(parts: CodeByOption): CodeByOption {
   const options: Record<string, string> = {};
   for (const name of Object.keys(parts.options).sort()) options[name] = sha256(parts.options[name]!);
   return { content: sha256(parts.content), options };
+}
+
+/** What an entry keeps of `environment`: the digest of its whole package list (by content: their order does not count), and the list when small. */
+function recordEnvironment(environment: CodeEnvironment): RecordedEnvironment {
+  const names = Object.keys(environment.packages).sort();
+  const digest = hashValue(names.map((name) => [name, environment.packages[name]]));
+  const packages = names.length <= RECORDED_PACKAGES_MAX ? Object.fromEntries(names.map((name) => [name, environment.packages[name]!])) : names.length;
+  return { noun: environment.noun, interpreter: environment.interpreter, digest, packages };
 }
 
 /** The key of recorded ingredients; `computeCacheKey(x).key === keyOfIngredients(computeCacheKey(x).ingredients)`. */
@@ -269,7 +293,7 @@ export function keyOfIngredients(ingredients: RecordedIngredients): string {
     ...(ingredients.codeFiles ? { codeFiles: ingredients.codeFiles } : {}),
     ...(ingredients.params ? { params: Object.fromEntries(Object.entries(ingredients.params).map(([name, param]) => [name, param.sha256])) } : {}),
     // Its noun is words, not content: only what runs counts.
-    ...(ingredients.environment ? { environment: { interpreter: ingredients.environment.interpreter, packages: ingredients.environment.packages } } : {}),
+    ...(ingredients.environment ? { environment: { interpreter: ingredients.environment.interpreter, packages: ingredients.environment.digest } } : {}),
   });
 }
 
@@ -606,27 +630,37 @@ function contentsChange(a: CodeContents | undefined, b: CodeContents | undefined
  * is said as such (its key did not hold one).
  */
 export function environmentChange(a: unknown, b: unknown): string | undefined {
-  const before = isCodeEnvironment(a) ? a : undefined;
-  const after = isCodeEnvironment(b) ? b : undefined;
+  const before = isRecordedEnvironment(a) ? a : undefined;
+  const after = isRecordedEnvironment(b) ? b : undefined;
   if (!before && !after) return undefined;
   if (!before || !after) {
     const noun = (after ?? before)!.noun;
-    return after ? `the ${noun} now counts in the key (${after.interpreter}, ${Object.keys(after.packages).length} packages); the earlier entry was made without it` : `the ${noun} no longer counts in the key`;
+    return after ? `the ${noun} now counts in the key (${after.interpreter}, ${packageCount(after)} packages); the earlier entry was made without it` : `the ${noun} no longer counts in the key`;
   }
   const changed: string[] = [];
   if (before.interpreter !== after.interpreter) changed.push(`interpreter ${before.interpreter} → ${after.interpreter}`);
-  for (const name of unionKeys(before.packages, after.packages)) {
-    const was = before.packages[name];
-    const now = after.packages[name];
-    if (was === now) continue;
-    changed.push(was === undefined ? `${name} ${now} added` : now === undefined ? `${name} ${was} removed` : `${name} ${was} → ${now}`);
+  if (before.digest !== after.digest) {
+    if (typeof before.packages === "number" || typeof after.packages === "number") {
+      changed.push(`packages changed (${packageCount(after)} packages; too many to name)`);
+    } else {
+      for (const name of unionKeys(before.packages, after.packages)) {
+        const was = before.packages[name];
+        const now = after.packages[name];
+        if (was === now) continue;
+        changed.push(was === undefined ? `${name} ${now} added` : now === undefined ? `${name} ${was} removed` : `${name} ${was} → ${now}`);
+      }
+    }
   }
   if (!changed.length) return undefined;
   const more = changed.length - NAMED_FILES;
   return `${after.noun} changed: ${changed.slice(0, NAMED_FILES).join(", ")}${more > 0 ? ` and ${more} more` : ""}`;
 }
 
-/** An entry written by another version may hold anything there. */
+function packageCount(environment: RecordedEnvironment): number {
+  return typeof environment.packages === "number" ? environment.packages : Object.keys(environment.packages).length;
+}
+
+/** A task's environment as given to the key. */
 function isCodeEnvironment(value: unknown): value is CodeEnvironment {
   if (typeof value !== "object" || value === null) return false;
   const { noun, interpreter, packages } = value as Record<string, unknown>;
@@ -650,6 +684,13 @@ function isCodeByOption(value: unknown): value is CodeByOption {
   if (typeof value !== "object" || value === null) return false;
   const { content, options } = value as Record<string, unknown>;
   return typeof content === "string" && typeof options === "object" && options !== null;
+}
+
+/** An entry written by another version may hold anything there. */
+function isRecordedEnvironment(value: unknown): value is RecordedEnvironment {
+  if (typeof value !== "object" || value === null) return false;
+  const { noun, interpreter, digest, packages } = value as Record<string, unknown>;
+  return typeof noun === "string" && typeof interpreter === "string" && typeof digest === "string" && (typeof packages === "number" || (typeof packages === "object" && packages !== null));
 }
 
 /** An entry written by another version may hold anything there. */

@@ -136,7 +136,7 @@ export class RemoteTaskError extends CairnError {
 export function codeFingerprint(node: FlowNode, key: TaskKey | undefined): CodeFingerprint {
   if (key) {
     const { code, codeFiles, taskVersion, environment } = key.ingredients;
-    return { code, ...(codeFiles ? { codeFiles } : {}), taskVersion, ...(environment ? { environment: hashValue([environment.interpreter, environment.packages]) } : {}), full: true };
+    return { code, ...(codeFiles ? { codeFiles } : {}), taskVersion, ...(environment ? { environment: hashValue([environment.interpreter, environment.digest]) } : {}), full: true };
   }
   const code = createHash("sha256").update(`${node.task.kind}\0${node.task.code}`).digest("hex");
   return { code, taskVersion: node.task.version === undefined ? null : String(node.task.version) };
