@@ -11,5 +11,5 @@ export { script, type ScriptOptions } from "./script.ts";
 export { shell, type ShellOptions, type ShellOutputs } from "./shell.ts";
 export { notebook, type NotebookOptions, type NotebookOutputs } from "./notebook/notebook.ts";
 export { defaultPython, PYTHON_HELPER_DIR, type ProcessOptions } from "./spawn/options.ts";
-export { ProcessFailedError, ProcessStartError, ProcessOutputError, UnknownPlaceholderError, CommandTemplateError } from "./spawn/errors.ts";
+export { ProcessFailedError, ProcessStartError, ProcessOutputError, PythonEnvironmentError, UnknownPlaceholderError, CommandTemplateError } from "./spawn/errors.ts";
 export { NotebookDependencyError } from "./notebook/errors.ts";

@@ -13,17 +13,32 @@
  */
 import { execFile } from "node:child_process";
 import { readdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { basename } from "node:path";
 import type { TaskEnvironment } from "@cairn/core";
+import { PythonEnvironmentError } from "../spawn/errors.ts";
 
 /** What {@link pythonEnvironment} calls the environment in `explain`'s words. */
 export const PYTHON_ENVIRONMENT = "Python environment";
 
-/** Prints what the key needs of the interpreter, as one line of JSON. */
-const PROBE = "import json, sys; print(json.dumps({'implementation': sys.implementation.name, 'version': list(sys.version_info), 'path': sys.path}))";
+/** Starts the probe's answer line: a Python that prints at start (a sitecustomize.py) prints other lines around it. */
+const MARKER = "cairn-python-environment-7c1e:";
 
-/** A Python that has not answered by then is taken as one that cannot start (the run then says why). */
+/**
+ * Prints what the key needs of the interpreter, as one line of JSON after {@link MARKER}. The
+ * current folder leaves `sys.path` first, so that a `json.py` there cannot stand for the standard
+ * library's (it runs from a neutral folder too).
+ */
+const PROBE = `import sys; sys.path[:1] = [] if sys.path and sys.path[0] in ("", ".") else sys.path[:1]; import json; print(${JSON.stringify(MARKER)} + json.dumps({'implementation': sys.implementation.name, 'version': list(sys.version_info), 'path': sys.path}))`;
+
+/** A Python that has not answered by then fails the task's key (PythonEnvironmentError says so). */
 const PROBE_TIMEOUT_MS = 60_000;
+
+/** Characters of what the Python printed that a PythonEnvironmentError quotes. */
+const QUOTED_CHARS = 200;
+
+/** Errors of a Python that could not be started at all: its path is wrong, or not a program. */
+const NOT_STARTED = new Set(["ENOENT", "EACCES", "ENOTDIR", "EISDIR"]);
 
 /** Installers: a fresh virtualenv's versions of them differ from an older one's, and they change no result. */
 const INSTALLERS = new Set(["pip", "setuptools", "wheel"]);
@@ -34,6 +49,9 @@ const SITE_FOLDER = /^(site|dist)-packages$/;
 /** `*.dist-info` / `*.egg-info`: `name-version[-pyX.Y].…-info`, name and version escaped with `_` (PEP 427, setuptools). */
 const DISTRIBUTION = /^([^-]+)(?:-([^-]+))?(?:-[^-]*)*\.(?:dist|egg)-info$/;
 
+/** Joins the versions of one name found in several distributions (a stale one left beside the new one). */
+const VERSIONS_JOINER = " | ";
+
 /** `sys.version_info.releaselevel` as a version writes it: 3.13.0rc1. */
 const RELEASE_LEVEL: Readonly<Record<string, string>> = { alpha: "a", beta: "b", candidate: "rc" };
 
@@ -43,8 +61,10 @@ const environments = new Map<string, Promise<TaskEnvironment>>();
 
 /**
  * The environment of the Python `python` (a path or a name on PATH), found once per process.
- * Never rejects: a Python that cannot start, or answers nonsense, is `python: not found (<path>)`,
- * a key no entry has (the run then fails with its own words for it).
+ * A Python that cannot be started is `python: not found (<path>)`, a key no entry has (the run
+ * then fails with its own words for it). One that started but whose answer cannot be read (it
+ * failed, timed out, or printed no answer) rejects with a PythonEnvironmentError: a key made
+ * without its packages would hit after an upgrade.
  */
 export function pythonEnvironment(python: string): Promise<TaskEnvironment> {
   let found = environments.get(python);
@@ -67,20 +87,38 @@ interface ProbeAnswer {
   path: string[];
 }
 
-/** What the interpreter says of itself, or undefined when it cannot start or its answer is not the probe's. */
+/** What the interpreter says of itself; undefined when it cannot be started; rejects when it started but said nothing readable. */
 function probe(python: string): Promise<ProbeAnswer | undefined> {
-  return new Promise((resolve) => {
-    execFile(python, ["-c", PROBE], { timeout: PROBE_TIMEOUT_MS, windowsHide: true, maxBuffer: 4 * 1024 * 1024 }, (error, stdout) => {
-      if (error) return resolve(undefined);
-      try {
-        const answer = JSON.parse(stdout) as Partial<ProbeAnswer>;
-        const ok = typeof answer.implementation === "string" && Array.isArray(answer.version) && Array.isArray(answer.path);
-        resolve(ok ? (answer as ProbeAnswer) : undefined);
-      } catch {
-        resolve(undefined);
-      }
+  return new Promise((resolve, reject) => {
+    const options = { cwd: tmpdir(), timeout: PROBE_TIMEOUT_MS, windowsHide: true, maxBuffer: 4 * 1024 * 1024, encoding: "utf8" as const };
+    execFile(python, ["-c", PROBE], options, (error, stdout, stderr) => {
+      const systemCode = (error as NodeJS.ErrnoException | null)?.code;
+      if (typeof systemCode === "string" && NOT_STARTED.has(systemCode)) return resolve(undefined);
+      const answer = error ? undefined : answerIn(stdout);
+      if (answer) return resolve(answer);
+      reject(new PythonEnvironmentError(python, unreadableWhy(error), stdout.slice(0, QUOTED_CHARS), stderr.trimEnd().split("\n").slice(-5).join("\n")));
     });
   });
+}
+
+/** The probe's answer among what the Python printed, found by its marker; undefined when none reads as one. */
+function answerIn(stdout: string): ProbeAnswer | undefined {
+  const line = stdout.split(/\r?\n/).find((l) => l.startsWith(MARKER));
+  if (line === undefined) return undefined;
+  try {
+    const answer = JSON.parse(line.slice(MARKER.length)) as Partial<ProbeAnswer>;
+    return typeof answer.implementation === "string" && Array.isArray(answer.version) && Array.isArray(answer.path) ? (answer as ProbeAnswer) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why a started Python's answer could not be read, in words. */
+function unreadableWhy(error: (Error & { killed?: boolean; signal?: NodeJS.Signals | null; code?: unknown }) | null): string {
+  if (!error) return "it printed no answer Cairn could read";
+  if (error.killed && error.signal === "SIGTERM") return `it did not answer within ${PROBE_TIMEOUT_MS / 1000} s`;
+  if (typeof error.code === "number") return `it exited with code ${error.code}`;
+  return error.signal ? `it was ended by ${error.signal}` : error.message;
 }
 
 /** `cpython 3.12.1`, `cpython 3.13.0rc1`, `pypy 3.10.14`. */
@@ -91,24 +129,34 @@ function interpreterName({ implementation, version }: ProbeAnswer): string {
 }
 
 /**
- * The distributions in the site folders of `sysPath`: normalised name -> version. A name found in
- * two folders counts as Python imports it, from the first on the path.
+ * The distributions in the site folders of `sysPath`: normalised name -> version. A name found
+ * more than once (a stale `Foo_Bar-1.0.dist-info` left beside `foo.bar-2.0.dist-info`, or one in
+ * two folders) holds every version found, sorted and joined: which one Python imports cannot be
+ * told from the names, and so any change among them shows.
  */
 async function installedPackages(sysPath: readonly string[]): Promise<Record<string, string>> {
   const folders = sysPath.filter((p) => typeof p === "string" && SITE_FOLDER.test(basename(p)));
   // A folder on the path that does not exist (the user site of a fresh account) holds nothing.
   const listings = await Promise.all(folders.map((folder) => readdir(folder).catch(() => [] as string[])));
-  const packages: Record<string, string> = {};
+  const found = new Map<string, Set<string>>();
   for (const names of listings) {
-    for (const entry of names.sort()) {
+    for (const entry of names) {
       const m = DISTRIBUTION.exec(entry);
       if (!m) continue;
       const name = normalisedName(m[1]!);
-      if (INSTALLERS.has(name) || Object.hasOwn(packages, name)) continue;
-      packages[name] = m[2] ?? "unknown";
+      if (INSTALLERS.has(name)) continue;
+      let versions = found.get(name);
+      if (!versions) found.set(name, (versions = new Set()));
+      versions.add(m[2] ?? "unknown");
     }
   }
-  return Object.fromEntries(Object.entries(packages).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const packages: Record<string, string> = {};
+  for (const name of [...found.keys()].sort(byCodePoint)) packages[name] = [...found.get(name)!].sort(byCodePoint).join(VERSIONS_JOINER);
+  return packages;
+}
+
+function byCodePoint(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** PEP 503: `Scikit_Learn` and `scikit.learn` are `scikit-learn`. */

@@ -87,6 +87,33 @@ export class ProcessStartError extends CairnError {
   }
 }
 
+/**
+ * A Python task's key holds its Python's version and packages: this Python started but its answer to Cairn's short `python -c` could not be read (it failed, timed
+ * out, or printed none), so the key cannot be made. A key without them would hit after an upgrade.
+ */
+export class PythonEnvironmentError extends CairnError {
+  static override readonly code: string = "CAIRN_PYTHON_ENVIRONMENT";
+  override name = "PythonEnvironmentError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly python: string,
+    why: string,
+    /** The start of what it printed on stdout. */
+    printed: string,
+    /** The last lines of its stderr. */
+    stderrTail: string,
+  ) {
+    super(
+      `The Python environment of ${python} could not be read for the task's cache key: ${why}. ` +
+        `Expected one line of JSON from \`${python} -c ...\` (run in the system's temporary folder); ` +
+        `it printed ${printed ? JSON.stringify(printed) : "nothing"}${stderrTail ? ` and on stderr: ${JSON.stringify(stderrTail)}` : ""}. ` +
+        `Run \`${python} -c "import sys; print(sys.version)"\` to see what fails (a sitecustomize.py, a broken install), then fix that Python or point CAIRN_PYTHON elsewhere.`,
+    );
+  }
+}
+
 /** A command template or argument names a `{placeholder}` that no input provides. */
 export class UnknownPlaceholderError extends CairnError {
   static override readonly code: string = "CAIRN_UNKNOWN_PLACEHOLDER";
