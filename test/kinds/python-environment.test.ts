@@ -36,4 +36,13 @@ describe.skipIf(!hasVenv)("the kinds that run Python hold its environment", () =
     expect(script("ts", { file: fixture("summarize.ts") }).definition.environment).toBeUndefined();
     expect(script("uv", { file: fixture("train.py"), interpreter: ["uv", "run"] }).definition.environment).toBeUndefined();
   });
+
+  it("a script run by PyPy or a free-threaded CPython has one too: pypy, pypy3, pypy3.10, python3.13t, with .exe", () => {
+    for (const interpreter of ["/opt/pypy/bin/pypy3", "pypy", "pypy3.10", "/usr/bin/python3.13t", "python3", "python.exe", "C:/pypy/pypy3.exe"]) {
+      expect(script("py", { file: fixture("train.py"), interpreter }).definition.environment, interpreter).toBeTypeOf("function");
+    }
+    for (const interpreter of ["pythonista", "pypy4", "/usr/bin/node", "python3.13x"]) {
+      expect(script("py", { file: fixture("train.py"), interpreter }).definition.environment, interpreter).toBeUndefined();
+    }
+  });
 });

@@ -83,8 +83,11 @@ function launcher(nodeId: string, file: string, interpreter: ScriptOptions["inte
   return { command: file, pre: [], label: [] };
 }
 
-/** A program that is a Python: `python`, `python3.12`, `/opt/venv/bin/python`, `python.exe`. */
-const PYTHON_PROGRAM = /^python(\d+(\.\d+)*)?(\.exe)?$/i;
+/**
+ * A program that is a Python: `python`, `python3`, `python3.12`, `python3.13t` (free-threaded),
+ * `pypy`, `pypy3`, `pypy3.10`, each with `.exe` too, at any path (`/opt/venv/bin/python`).
+ */
+const PYTHON_PROGRAM = /^(?:python(?:\d+(?:\.\d+)?t?)?|pypy(?:3(?:\.\d+)?)?)(?:\.exe)?$/i;
 
 /**
  * The Python that runs the script, for its environment: the `interpreter` option when it names a
