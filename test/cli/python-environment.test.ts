@@ -1,6 +1,6 @@
 /**
- * A Python task's key holds the Python environment it runs in, by content: the interpreter's
- * version and the installed distributions. Real virtualenvs (made from the project's .venv
+ * With CAIRN_PYTHON_ENV_KEY on, a Python task's key holds the Python environment it runs in, by
+ * content: the interpreter's version and the installed distributions. Real virtualenvs (made from the project's .venv
  * Python, `--without-pip`) with a tiny fake distribution dropped in as a .dist-info folder;
  * `cairn` as a user runs it, one process per command (the environment is read once per process).
  */
@@ -41,18 +41,18 @@ async function sitePackages(venv: string): Promise<string> {
 
 type Plan = Array<{ task: string; action: string; reason?: string }>;
 const planOf = async (cwd: string, python: string) => {
-  const planned = await cairn(["plan", file, "--json"], { cwd, env: { CAIRN_PYTHON: python } });
+  const planned = await cairn(["plan", file, "--json"], { cwd, env: { CAIRN_PYTHON_ENV_KEY: "1", CAIRN_PYTHON: python } });
   expect(planned.code, planned.stderr).toBe(0);
   return (JSON.parse(planned.stdout) as Plan).find((p) => p.task === "step")!;
 };
 const statusOf = async (cwd: string, python: string) => {
-  const run = await cairn(["run", file, "--json"], { cwd, env: { CAIRN_PYTHON: python } });
+  const run = await cairn(["run", file, "--json"], { cwd, env: { CAIRN_PYTHON_ENV_KEY: "1", CAIRN_PYTHON: python } });
   expect(run.code, run.stderr).toBe(0);
   const events = run.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
   return events.filter((e) => e.type === "task" && e.task === "step").at(-1)?.status;
 };
 
-describe.skipIf(!existsSync(VENV_PYTHON))("a Python task's key holds its Python environment", () => {
+describe.skipIf(!existsSync(VENV_PYTHON))("with CAIRN_PYTHON_ENV_KEY on, a Python task's key holds its Python environment", () => {
   it("another venv path with the same content hits; an upgraded package misses and explain names it", async () => {
     const venvs = await tmp("cairn-pyenv-");
     const cwd = await tmp("cairn-pyenv-cwd-");
@@ -68,7 +68,7 @@ describe.skipIf(!existsSync(VENV_PYTHON))("a Python task's key holds its Python 
     const site = await sitePackages(join(venvs, "a"));
     await rename(join(site, "tinypkg-1.0.dist-info"), join(site, "tinypkg-2.0.dist-info"));
     expect(await planOf(cwd, a)).toMatchObject({ action: "run" });
-    const explained = await cairn(["explain", file, "step"], { cwd, env: { CAIRN_PYTHON: a } });
+    const explained = await cairn(["explain", file, "step"], { cwd, env: { CAIRN_PYTHON_ENV_KEY: "1", CAIRN_PYTHON: a } });
     expect(explained.code, explained.stderr).toBe(0);
     expect(explained.stdout).toContain("Python environment changed: tinypkg 1.0 → 2.0");
     expect(await statusOf(cwd, a)).toBe("succeeded");
@@ -86,7 +86,7 @@ describe.skipIf(!existsSync(VENV_PYTHON))("a Python task's key holds its Python 
     const other = await venvWith(join(venvs, "other"), "1.0", SYSTEM_PYTHON);
     expect(await statusOf(cwd, mine)).toBe("succeeded");
     expect(await planOf(cwd, other)).toMatchObject({ action: "run" });
-    const explained = await cairn(["explain", file, "step"], { cwd, env: { CAIRN_PYTHON: other } });
+    const explained = await cairn(["explain", file, "step"], { cwd, env: { CAIRN_PYTHON_ENV_KEY: "1", CAIRN_PYTHON: other } });
     expect(explained.stdout).toMatch(/Python environment changed: interpreter cpython 3\.\d+\.\d+\S* → cpython 3\.\d+\.\d+/);
   }, 120_000);
 
@@ -94,8 +94,15 @@ describe.skipIf(!existsSync(VENV_PYTHON))("a Python task's key holds its Python 
     const cwd = await tmp("cairn-pyenv-cwd-");
     const missing = join(cwd, "no-such-venv/bin/python");
     expect(await planOf(cwd, missing)).toMatchObject({ action: "run" });
-    const run = await cairn(["run", file], { cwd, env: { CAIRN_PYTHON: missing } });
+    const run = await cairn(["run", file], { cwd, env: { CAIRN_PYTHON_ENV_KEY: "1", CAIRN_PYTHON: missing } });
     expect(run.code).not.toBe(0);
     expect(run.stdout + run.stderr).toContain("CAIRN_PYTHON");
   }, 120_000);
+
+  it("CAIRN_PYTHON_ENV_KEY=maybe is refused before anything runs, naming the variable (exit 2)", async () => {
+    const cwd = await tmp("cairn-pyenv-cwd-");
+    const planned = await cairn(["plan", file], { cwd, env: { CAIRN_PYTHON_ENV_KEY: "maybe" } });
+    expect(planned.code).toBe(2);
+    expect(planned.stderr).toContain("CAIRN_PYTHON_ENV_KEY");
+  }, 60_000);
 });

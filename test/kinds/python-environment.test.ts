@@ -3,11 +3,23 @@
  * packages/process/src/python/python-environment.ts): script() of a .py file or with a Python
  * interpreter, notebook(), mlflowProject() and mlflowModel(); a script Python does not run has none.
  */
+import { chmod, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { CacheStore } from "@cairn/cache";
+import { LocalStore, OptionError, TaskCache, type FlowNode, type TaskDefinition } from "@cairn/core";
 import { mlflowModel } from "../../packages/mlflow/src/model/mlflow-model.ts";
 import { mlflowProject } from "../../packages/mlflow/src/project/mlflow-project.ts";
 import { notebook, script } from "../../packages/process/src/index.ts";
-import { fixture, hasVenv, VENV_PYTHON } from "./helpers.ts";
+import { fixture, hasVenv, tempRoot, VENV_PYTHON } from "./helpers.ts";
+
+/** The key TaskCache makes for `task` (no inputs) with the run's environment variables `env`. */
+async function keyOf(task: TaskDefinition, env: NodeJS.ProcessEnv) {
+  const root = await tempRoot();
+  const store = await CacheStore.fromUrl(undefined, { root });
+  const node: FlowNode = { id: task.name, task, inputs: {}, after: [] };
+  return new TaskCache(store, new LocalStore({ root }), "0000000000000000", root, env).keyFor(node, {});
+}
 
 describe.skipIf(!hasVenv)("the kinds that run Python hold its environment", () => {
   it("script, notebook, mlflowProject and mlflowModel give the environment of the Python they run with", async () => {
@@ -44,5 +56,35 @@ describe.skipIf(!hasVenv)("the kinds that run Python hold its environment", () =
     for (const interpreter of ["pythonista", "pypy4", "/usr/bin/node", "python3.13x"]) {
       expect(script("py", { file: fixture("train.py"), interpreter }).definition.environment, interpreter).toBeUndefined();
     }
+  });
+});
+
+describe.skipIf(!hasVenv)("CAIRN_PYTHON_ENV_KEY", () => {
+  it("off (the default), a Python task's key is the key without an environment, and no Python is started for it; on, the environment counts", async () => {
+    const root = await tempRoot();
+    // A "Python" that leaves a trace when started.
+    const trace = join(root, "started");
+    const python = join(root, "python3");
+    await writeFile(python, `#!/bin/sh\necho started >> ${trace}\nexec ${VENV_PYTHON} "$@"\n`);
+    await chmod(python, 0o755);
+    const { definition } = script("py", { file: fixture("train.py"), interpreter: python });
+    const without = await keyOf({ ...definition, environment: undefined }, {});
+    for (const off of [{}, { CAIRN_PYTHON_ENV_KEY: "0" }, { CAIRN_PYTHON_ENV_KEY: " off " }]) {
+      const key = await keyOf(definition, off);
+      expect(key.key).toBe(without.key);
+      expect(key.ingredients).not.toHaveProperty("environment");
+    }
+    expect(await readFile(trace, "utf8").catch(() => "never")).toBe("never");
+    const on = await keyOf(definition, { CAIRN_PYTHON_ENV_KEY: "1" });
+    expect(on.key).not.toBe(without.key);
+    expect(on.ingredients.environment).toMatchObject({ noun: "Python environment", interpreter: expect.stringMatching(/^cpython 3\./) });
+    expect(await readFile(trace, "utf8")).toBe("started\n");
+  });
+
+  it("a value that is no switch is an OptionError naming the variable", async () => {
+    const { definition } = script("py", { file: fixture("train.py") });
+    const error = await keyOf(definition, { CAIRN_PYTHON_ENV_KEY: "maybe" }).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(OptionError);
+    expect((error as Error).message).toContain("CAIRN_PYTHON_ENV_KEY");
   });
 });

@@ -484,7 +484,7 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(failed.error.message).not.toContain("gpu-fp16");
   }, 120_000);
 
-  it("a worker with the coordinator's Python (the same venv) takes a Python task; one whose Python has other packages refuses it, naming them", async () => {
+  it("a worker with the coordinator's Python (the same venv) takes a Python task; with CAIRN_PYTHON_ENV_KEY on, one whose Python has other packages refuses it, naming them", async () => {
     const python = join(repo, ".venv/bin/python");
     const file = join(import.meta.dirname, "fixtures/python.flow.ts");
     const same = await testEnv("queue-python", { CAIRN_PYTHON: python });
@@ -492,13 +492,18 @@ describe("pools, dead workers, stale code, cancel", () => {
     const ok = await cairnRun(file, await tmp(), ["--queue", servers.redis.url], same.env).done;
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { ranOn: "worker" } });
+    // A coordinator without the workers' Python (a laptop without the venv): CAIRN_PYTHON_ENV_KEY
+    // off (the default), the worker takes the task all the same.
+    const laptop = await cairnRun(file, await tmp(), ["--queue", servers.redis.url], { ...same.env, CAIRN_PYTHON: "/nonexistent/bin/python3" }).done;
+    expect(laptop.code, laptop.stderr).toBe(0);
+    expect(laptop.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { ranOn: "worker" } });
 
     // A virtualenv of the same interpreter with one tiny package: its key differs, so it refuses.
     const venv = join(await tmp("cairn-worker-venv-"), "venv");
     execFileSync(python, ["-m", "venv", "--without-pip", venv]);
     const [lib] = (await readdir(join(venv, "lib"))).filter((n) => n.startsWith("python"));
     await mkdir(join(venv, "lib", lib!, "site-packages", "tinypkg-1.0.dist-info"));
-    const other = await testEnv("queue-python-other", { CAIRN_PYTHON: python });
+    const other = await testEnv("queue-python-other", { CAIRN_PYTHON: python, CAIRN_PYTHON_ENV_KEY: "1" });
     workers.push(await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...other.env, CAIRN_PYTHON: join(venv, "bin/python"), CAIRN_QUEUE_STALE_GRACE_MS: "1000" }));
     const r = await cairnRun(file, await tmp(), ["--queue", servers.redis.url], other.env).done;
     expect(r.code).toBe(1);

@@ -355,8 +355,9 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
       return EXIT.ok;
     }
     // Cairn's switches, refused before anything runs when they hold a value that is no switch
-    // (`CAIRN_CACHE_STRICT=on` was read as off): the run reads the first two from `env`.
+    // (`CAIRN_CACHE_STRICT=on` was read as off): the run reads CAIRN_CACHE_STRICT and CAIRN_PYTHON_ENV_KEY from `env`.
     booleanFromEnv(env, "CAIRN_CACHE_STRICT");
+    booleanFromEnv(env, "CAIRN_PYTHON_ENV_KEY");
     booleanFromEnv(process.env, "CAIRN_MLFLOW_TRACE");
     booleanFromEnv(process.env, "CAIRN_NO_AUTORUN");
     checkLoader(process.env);

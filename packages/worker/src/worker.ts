@@ -399,8 +399,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     // differ by machine for reasons of no weight (a test hook, a device list), and refusing
     // every worker for it would fail the task; a variable that matters is declared.
     const envDiffers = data.key && mine ? compareEnv(data.key.ingredients.env, mine.ingredients.env).filter((name) => node.task.env.includes(name)) : [];
-    // So does its Python environment (another interpreter, another scikit-learn), for the same reason.
-    const environment = data.code.environment !== fingerprint.environment ? environmentWords(data.key?.ingredients.environment, mine?.ingredients.environment) : undefined;
+    // So does its Python environment (another interpreter, another scikit-learn), for the same
+    // reason, when the run's key holds one (CAIRN_PYTHON_ENV_KEY on at the coordinator).
+    const environment =
+      data.code.environment !== undefined && data.code.environment !== fingerprint.environment ? environmentWords(data.key?.ingredients.environment, mine?.ingredients.environment, cache.environmentKeyed) : undefined;
     if (differs.length || envDiffers.length || environment) {
       const what = differs.length ? "code" : "environment";
       const why = `its ${what} here differs (${[...differs, ...envDiffers.map((n) => `environment variable ${n}`), ...(environment ? [environment] : [])].join(", ")})`;
@@ -608,9 +610,10 @@ function compareCode(theirs: CodeFingerprint, mine: CodeFingerprint): string[] {
 /**
  * What differs between the run's environment of a task (a Python's interpreter and packages) and
  * this worker's, from the run's to this one's, in words; the run's record is absent for a task
- * without a key, which is then only said to differ.
+ * without a key, which is then only said to differ. `keyedHere`: CAIRN_PYTHON_ENV_KEY is on here.
  */
-function environmentWords(theirs: unknown, mine: unknown): string {
+function environmentWords(theirs: unknown, mine: unknown, keyedHere: boolean): string {
+  if (!keyedHere) return "its Python environment, which counts in the run's keys (CAIRN_PYTHON_ENV_KEY is on at the coordinator) and not in this worker's (off here)";
   const change = environmentChange(theirs, mine);
   return change ? `${change}, from the run's to this worker's` : "its Python environment";
 }

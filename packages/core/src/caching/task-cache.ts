@@ -34,6 +34,7 @@ import {
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts";
 import { isPlainObject, setOwnProperty } from "../definition/ref.ts";
+import { booleanFromEnv } from "../internal.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import { ArtifactMismatchError, CodeFileError, OptionError, UnsafePathError } from "../errors.ts";
 import { makeFolder } from "../make-folder.ts";
@@ -291,6 +292,12 @@ export class TaskCache {
   readonly leaseTtlMs: number | undefined;
   /** See {@link TaskCacheOptions.missingExperiment}. */
   readonly missingExperiment: string | undefined;
+  /**
+   * `CAIRN_PYTHON_ENV_KEY`: a task's {@link TaskDefinition.environment} (a Python task's
+   * interpreter and packages) enters its key. Off by default: a queue coordinator then needs no
+   * copy of its workers' Python, and no `python -c` runs; keys are what they were without it.
+   */
+  readonly environmentKeyed: boolean;
   /** See {@link TaskCacheOptions.params}. */
   private readonly params: Readonly<Record<string, unknown>>;
   /** When this run began: entries made since are its own, never "earlier" (see {@link missReason}). */
@@ -326,6 +333,7 @@ export class TaskCache {
     this.missingExperiment = options.missingExperiment;
     this.params = options.params ?? {};
     this.leaseTtlMs = leaseTtlFromEnv(env);
+    this.environmentKeyed = booleanFromEnv(env, "CAIRN_PYTHON_ENV_KEY");
   }
 
   /**
@@ -526,7 +534,7 @@ export class TaskCache {
       resolvedTo = resolved;
     }
     let environment: CodeEnvironment | undefined;
-    if (node.task.environment) {
+    if (node.task.environment && this.environmentKeyed) {
       const { noun, interpreter, packages } = await node.task.environment();
       environment = { noun, interpreter, packages: { ...packages } };
     }
@@ -570,7 +578,7 @@ export class TaskCache {
     for (const task of tasks) {
       if (task.codeDependencies) this.dependenciesOf(task).catch(() => {}); // keyFor reports it
       // A Python task's interpreter is asked once per process: started here, it answers while the rest is read.
-      if (task.environment) task.environment().catch(() => {});
+      if (task.environment && this.environmentKeyed) task.environment().catch(() => {}); // keyFor reports it
     }
   }
 

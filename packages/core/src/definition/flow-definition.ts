@@ -104,12 +104,13 @@ export interface TaskDefinition {
   readonly resolveCode?: (ctx: ResolveCodeContext) => Promise<string>;
   /**
    * The environment the task's code runs in, by content (a Python task's interpreter and its
-   * installed packages), asked when its key is made: it enters the key, so another interpreter
-   * or an upgraded package is a miss, and the key's record holds it whole, so `explain` names
-   * what changed (and a worker whose own differs refuses the task). By content, not location:
-   * two checkouts whose environments hold the same packages share entries. Never rejects: an
+   * installed packages), asked when its key is made, and only when `CAIRN_PYTHON_ENV_KEY` is on
+   * (off, the key is what it is without one): it then enters the key, so another interpreter
+   * or an upgraded package is a miss, and the key's record holds it (its list up to a size), so
+   * `explain` names what changed (and a worker whose own differs refuses the task). By content,
+   * not location: two checkouts whose environments hold the same packages share entries. An
    * interpreter that cannot start is an environment too (`python: not found (<path>)`), and the
-   * run says why.
+   * run says why; one that started but whose answer cannot be read rejects (the task fails).
    */
   readonly environment?: () => Promise<TaskEnvironment>;
   /**

@@ -9,7 +9,8 @@
  * One short `python -c` says the version and `sys.path`; the site folders on it are listed here,
  * their `*.dist-info` and `*.egg-info` names read as name and version (nothing is imported, no
  * metadata file is opened). Asked once per process and interpreter, when a Python task's key is
- * first made: a flow without Python tasks never starts one.
+ * first made, and only when CAIRN_PYTHON_ENV_KEY is on (see TaskCache): a flow without Python
+ * tasks, or a run with it off, never starts one.
  */
 import { execFile } from "node:child_process";
 import { readdir } from "node:fs/promises";

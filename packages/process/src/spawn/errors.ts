@@ -88,7 +88,8 @@ export class ProcessStartError extends CairnError {
 }
 
 /**
- * A Python task's key holds its Python's version and packages: this Python started but its answer to Cairn's short `python -c` could not be read (it failed, timed
+ * With CAIRN_PYTHON_ENV_KEY on, a Python task's key holds its Python's version and packages: this
+ * Python started but its answer to Cairn's short `python -c` could not be read (it failed, timed
  * out, or printed none), so the key cannot be made. A key without them would hit after an upgrade.
  */
 export class PythonEnvironmentError extends CairnError {
@@ -106,10 +107,11 @@ export class PythonEnvironmentError extends CairnError {
     stderrTail: string,
   ) {
     super(
-      `The Python environment of ${python} could not be read for the task's cache key: ${why}. ` +
+      `The Python environment of ${python} could not be read for the task's cache key (CAIRN_PYTHON_ENV_KEY is on): ${why}. ` +
         `Expected one line of JSON from \`${python} -c ...\` (run in the system's temporary folder); ` +
         `it printed ${printed ? JSON.stringify(printed) : "nothing"}${stderrTail ? ` and on stderr: ${JSON.stringify(stderrTail)}` : ""}. ` +
-        `Run \`${python} -c "import sys; print(sys.version)"\` to see what fails (a sitecustomize.py, a broken install), then fix that Python or point CAIRN_PYTHON elsewhere.`,
+        `Run \`${python} -c "import sys; print(sys.version)"\` to see what fails (a sitecustomize.py, a broken install), fix that Python or point CAIRN_PYTHON elsewhere, ` +
+        `or turn CAIRN_PYTHON_ENV_KEY off.`,
     );
   }
 }
