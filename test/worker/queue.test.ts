@@ -484,7 +484,7 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(failed.error.message).not.toContain("gpu-fp16");
   }, 120_000);
 
-  it("a worker with the coordinator's Python (the same venv) takes a Python task; with CAIRN_PYTHON_ENV_KEY on, one whose Python has other packages refuses it, naming them", async () => {
+  it("a worker with the coordinator's Python (the same venv) takes a Python task; with CAIRN_PYTHON_ENV_KEY on, one whose Python has other packages, or whose switch is off, refuses it, saying why", async () => {
     const python = join(repo, ".venv/bin/python");
     const file = join(import.meta.dirname, "fixtures/python.flow.ts");
     const same = await testEnv("queue-python", { CAIRN_PYTHON: python });
@@ -513,7 +513,16 @@ describe("pools, dead workers, stale code, cancel", () => {
     // The .venv's packages, which the worker's Python lacks, the first few by name.
     expect(failed.error.message).toMatch(/Python environment changed: [\w-]+ \S+ removed, [^)]* and \d+ more, from the run's to this worker's\)/);
     expect(failed.error.message).toContain("Give that worker a Python with the coordinator's version and packages");
-  }, 180_000);
+
+    // A worker with the switch off, the coordinator's on: it cannot check its Python, so it refuses, saying why.
+    const mixed = await testEnv("queue-python-switch", { CAIRN_PYTHON: python, CAIRN_PYTHON_ENV_KEY: "1" });
+    workers.push(await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...mixed.env, CAIRN_PYTHON_ENV_KEY: "0", CAIRN_QUEUE_STALE_GRACE_MS: "1000" }));
+    const m = await cairnRun(file, await tmp(), ["--queue", servers.redis.url], mixed.env).done;
+    expect(m.code).toBe(1);
+    const refused = m.json.find((e) => e.type === "task" && e.status === "failed") as { error: { name: string; message: string } };
+    expect(refused.error.name).toBe("StaleCodeError");
+    expect(refused.error.message).toContain("(CAIRN_PYTHON_ENV_KEY is on at the coordinator) and not in this worker's (off here)");
+  }, 240_000);
 
   it("a task that throws on a worker fails at the coordinator with its message and its place in the flow file", async () => {
     const { env } = await testEnv("queue-fail");
