@@ -3,13 +3,14 @@
  * or by CAIRN_CACHE_URL, entries live in redis and not in the embedded store.
  */
 import { execFileSync } from "node:child_process";
-import { readFile, rename } from "node:fs/promises";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CacheStore } from "@cairn/cache";
 import { flow, task } from "@cairn/dsl";
 import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
-import { cairnBin, cairnRunBounded, childEnv, entryFiles, finalStatus, fixture, runCollect, start, statuses, tmp } from "./helpers.ts";
+import { cairnBin, cairnRun, cairnRunBounded, childEnv, entryFiles, finalStatus, fixture, killGroup, runCollect, sleep, start, statuses, taskEvents, tmp } from "./helpers.ts";
 import { countMarks } from "./fixtures/markers.ts";
 
 let redis: RedisServer;
@@ -181,6 +182,39 @@ describe("a redis cache", () => {
     expect(statuses(after.result)).toEqual({ "redis-ttl": "succeeded" });
     expect(calls).toBe(2);
   });
+});
+
+describe("a second machine's run on a key a run of this machine holds, on redis", () => {
+  it("waits saying who holds it and when it lapses; once that process is killed, takes the key over at once, not at the lease's end", async () => {
+    const markers = await tmp();
+    const release = join(await tmp(), "release");
+    // A lease of ten minutes: only the holder's death may end the second's wait within the test.
+    const env = { CAIRN_CACHE_URL: redis.url, CAIRN_LEASE_TTL_MS: "600000", MARKER_DIR: markers, RELEASE_FILE: release };
+    const file = fixture("held.flow.ts");
+    const first = start(process.execPath, [cairnBin, "run", file, "--json", "--root", await tmp()], { env: childEnv(env) });
+    try {
+      for (const until = Date.now() + 30_000; !(await countMarks(markers)).held; await sleep(25)) {
+        if (Date.now() > until) throw new Error("the first run's task never started");
+      }
+      let waited = false;
+      const second = cairnRun(file, await tmp(), [], env, (out) => {
+        if (waited || !out.includes('"status":"waiting"')) return;
+        waited = true;
+        killGroup(first.child);
+        void writeFile(release, ""); // the second's own "held" then ends at once
+      });
+      const exit = await Promise.race([second.done, sleep(60_000).then(() => undefined)]);
+      if (!exit) killGroup(second.child);
+      expect(exit, "the second run still waited 60 s after the holder was killed").toBeDefined();
+      const waiting = taskEvents(exit!.json, "held").find((e) => e.status === "waiting") as { heldBy?: unknown } | undefined;
+      expect(waiting?.heldBy).toMatchObject({ process: `${hostname()}:${first.child.pid}`, runId: expect.any(String), expiresAt: expect.any(Number) });
+      expect(finalStatus(exit!.json, "held")).toBe("succeeded");
+      expect((await countMarks(markers)).held).toBe(2);
+    } finally {
+      killGroup(first.child);
+      await writeFile(release, "");
+    }
+  }, 90_000);
 });
 
 describe("a redis password with a raw `%`", () => {

@@ -34,7 +34,12 @@ export type LeaseResult = HeldLease | LeaseRefusal;
 export interface AcquireLeaseOptions {
   /** How long the lease lasts without renewal, in ms. */
   ttlMs: number;
-  /** Who holds it, for messages: e.g. `"run 4f2a / train"` or `"host:pid"`. */
+  /**
+   * Who holds it, for messages: e.g. `"run 4f2a / train"` or `"host:pid"`. An owner that starts
+   * with a process (`formatOwner()`, then a space or its end, as Cairn's runs write it) lets a
+   * redis or postgres lease be taken over at once, not at its expiry, once that process of this
+   * machine no longer exists (the embedded store records the process itself).
+   */
   owner: string;
 }
 
@@ -71,6 +76,11 @@ export interface LeaseBackend {
   renew(key: string, token: string, ttlMs: number): Promise<number | undefined>;
   /** Removes the lease if still held under `token`. */
   release(key: string, token: string): Promise<void>;
+  /**
+   * Removes the lease only while `holder` (an owner string, as `peek` answers it) still holds it,
+   * in one atomic step; `true` when it did. Backends that judge holders themselves (files) lack it.
+   */
+  endIfHeldBy?(key: string, holder: string): Promise<boolean>;
   /** The live holder, or `undefined` when free or expired. */
   peek(key: string): Promise<{ holder: string; expiresAt: number } | undefined>;
   /** Lease keys ever seen that are expired or free now, for pruning; optional. */

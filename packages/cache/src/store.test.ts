@@ -18,6 +18,7 @@ describeCacheStore("embedded", async () => {
     corrupt: (key) => writeFile(join(root, "cache", "entries", fileNameOfKey(`cairn:${key}`, ".json")), '{"value": {"key": tr'),
     open: (namespace) => CacheStore.fromUrl(undefined, { root, namespace }),
     leasesIgnoreNamespace: "the embedded store's leases are one folder's (<root>/cache/leases), whatever the namespace",
+    holderIsTheAcquirer: "the embedded store's lease files record the process that took them (file-leases.test.ts covers a dead one)",
     dispose: () => rm(root, { recursive: true, force: true }),
   };
 });

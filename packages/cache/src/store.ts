@@ -5,6 +5,7 @@ import { openEmbeddedBackend } from "./backends/embedded.ts";
 import { type CacheEntry, cacheEntryProblem, type NewCacheEntry, outputsDigest, parseCacheEntry } from "./entry.ts";
 import { CacheBackendError, CacheError, CacheOptionError, CacheStoreUrlError, CacheValueError, LeaseLostError } from "./errors.ts";
 import type { AcquireLeaseOptions, HeldLease, LeaseResult, WaitForOptions } from "./lease.ts";
+import { ownerIsGone, parseOwner } from "./process-owner.ts";
 
 /** Options of {@link CacheStore.fromUrl}. */
 export interface CacheStoreOptions {
@@ -398,7 +399,11 @@ export class CacheStore {
     }
     const { ttlMs, owner } = options;
     const leases = this.backend.leases;
-    const result = await this.call("acquire a lease", () => leases.tryAcquire(key, owner, ttlMs));
+    let result = await this.call("acquire a lease", () => leases.tryAcquire(key, owner, ttlMs));
+    // A few turns: each ends a lease of a dead holder, and another live acquirer may win the next try.
+    for (let turn = 0; !result.ok && turn < 3 && (await this.endLeaseOfGoneHolder(key, result.holder)); turn++) {
+      result = await this.call("acquire a lease", () => leases.tryAcquire(key, owner, ttlMs));
+    }
     if (!result.ok) return { acquired: false, holder: result.holder, expiresAt: result.expiresAt };
     let released = false;
     const lease: HeldLease = {
@@ -442,8 +447,9 @@ export class CacheStore {
       const entry = fresh(await this.peek(key));
       if (entry) return entry;
       const holder = await this.call("read a lease", () => this.backend.leases.peek(key));
-      // The holder writes its entry before it releases, so look once more.
-      if (!holder) return fresh(await this.peek(key));
+      // The holder writes its entry before it releases, so look once more; so does a holder
+      // that died (its entry, if any, was written before).
+      if (!holder || (await this.endLeaseOfGoneHolder(key, holder.holder))) return fresh(await this.peek(key));
       try {
         await sleep(pollMs, undefined, { signal });
       } catch (error) {
@@ -451,6 +457,19 @@ export class CacheStore {
         throw error;
       }
     }
+  }
+
+  /**
+   * Ends the lease on `key` when its holder is a process of this machine that no longer exists
+   * (killed, crashed; see `ownerIsGone`, which tells a reused pid by its start time): it will
+   * never renew nor release it, and waiting out its ttl would only delay whoever computes the
+   * key. Only while that same holder still holds it. True when it ended it. The embedded store's
+   * leases judge their holder themselves, on every acquire and peek.
+   */
+  private async endLeaseOfGoneHolder(key: string, holder: string): Promise<boolean> {
+    const leases = this.backend.leases;
+    if (!leases.endIfHeldBy || !ownerIsGone(parseOwner(holder.split(" ", 1)[0]))) return false;
+    return this.call("end a dead holder's lease", () => leases.endIfHeldBy!(key, holder));
   }
 
   /** Closes connections (a no-op for the embedded store). */

@@ -5,7 +5,10 @@
  * @example
  * describeCacheStore("redis", async () => ({ store: await CacheStore.fromUrl(url), corrupt, open: (namespace) => CacheStore.fromUrl(url, { namespace }) }));
  */
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { hostname } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CacheOptionError,
@@ -13,6 +16,9 @@ import {
   LeaseLostError,
   type NewCacheEntry,
   computeCacheKey,
+  currentOwner,
+  formatOwner,
+  processStartTime,
 } from "../src/index.ts";
 
 export interface StoreUnderTest {
@@ -28,6 +34,8 @@ export interface StoreUnderTest {
   open(namespace: string): Promise<CacheStore>;
   /** Why this store's leases are shared by every namespace, when they are. */
   leasesIgnoreNamespace?: string;
+  /** Why this store's leases judge their holder by the process that took them, not by the owner string. */
+  holderIsTheAcquirer?: string;
 }
 
 /** A fresh entry of `taskName` with a unique key. */
@@ -303,6 +311,41 @@ export function describeCacheStore(name: string, setup: () => Promise<StoreUnder
         const started = Date.now();
         expect(await cache.waitFor(key, { pollMs: 20 })).toBeUndefined();
         expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+      });
+
+      it("a lease whose owner is a process of this machine that no longer exists is taken over at once, by a waiter and by an acquirer", async (context) => {
+        const cache = store(context);
+        if (subject!.holderIsTheAcquirer) context.skip(subject!.holderIsTheAcquirer);
+        const { key } = makeEntry();
+        const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+        await once(child, "spawn");
+        const start = processStartTime(child.pid!);
+        const space = currentOwner().space;
+        const dead = `${formatOwner({ host: hostname(), pid: child.pid!, ...(start !== undefined ? { start } : {}), ...(space !== undefined ? { space } : {}) })} run-1 flaky`;
+        // A long ttl, as CAIRN_LEASE_TTL_MS=600000 gives: only the holder's death may end the wait.
+        const held = await cache.acquireLease(key, { ttlMs: 600_000, owner: dead });
+        if (!held.acquired) throw new Error("expected the lease");
+        expect(await cache.acquireLease(key, { ttlMs: 10_000, owner: "other" })).toMatchObject({ acquired: false, holder: dead });
+        const waiting = cache.waitFor(key, { pollMs: 20 });
+        await sleep(100);
+        child.kill("SIGKILL");
+        await once(child, "exit");
+        const started = Date.now();
+        expect(await waiting).toBeUndefined();
+        expect(Date.now() - started).toBeLessThan(2000);
+
+        const again = await cache.acquireLease(key, { ttlMs: 600_000, owner: dead });
+        if (!again.acquired) throw new Error("expected the lease on the free key");
+        const next = await cache.acquireLease(key, { ttlMs: 10_000, owner: "next" });
+        expect(next.acquired).toBe(true);
+        // The dead holder's release removes nothing of the new holder's; a live owner is not taken over.
+        await again.release();
+        expect(await cache.acquireLease(key, { ttlMs: 10_000, owner: "third" })).toMatchObject({ acquired: false, holder: "next" });
+        if (next.acquired) await next.release();
+        const alive = `${formatOwner()} run-2 flaky`;
+        const mine = await cache.acquireLease(key, { ttlMs: 10_000, owner: alive });
+        expect(await cache.acquireLease(key, { ttlMs: 10_000, owner: "fourth" })).toMatchObject({ acquired: false, holder: alive });
+        if (mine.acquired) await mine.release();
       });
 
       it("waitFor stops when its signal aborts", async (context) => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createColors } from "picocolors";
-import { formatDuration, summary } from "./reporter.ts";
+import { createReporter, formatDuration, summary } from "./reporter.ts";
 
 describe("formatDuration", () => {
   it("rounds the whole duration before splitting it, so a unit never shows its own limit", () => {
@@ -100,5 +100,16 @@ describe("a sweep's leaderboard", () => {
     expect(rows[0]).toMatch(/^fit\[0\]\s+name="1",on="true",pair="a,b=c",lr=0\.1\s+2\s/);
     expect(rows[1]).toMatch(/^fit\[1\]\s+name=x+…\s+1\s/);
     for (const row of rows) expect(row.length).toBeLessThan(120);
+  });
+});
+
+describe("a waiting task's line", () => {
+  it("says who holds the key's lease and when it lapses", async () => {
+    let text = "";
+    const out = { write: (chunk: string) => ((text += chunk), true) } as unknown as NodeJS.WritableStream;
+    const reporter = await createReporter("plain", out as never, out as never, false);
+    const time = Date.now();
+    reporter.event({ type: "task", status: "waiting", runId: "r2", task: "flaky", heldBy: { process: "vm:4242", runId: "b71bf0f4", expiresAt: time + 8_200 }, time });
+    expect(text).toMatch(/… waiting\s+flaky {2}held by vm:4242 \(run b71bf0f4\), lapses in 9 s\n$/);
   });
 });

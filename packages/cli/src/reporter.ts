@@ -1,6 +1,6 @@
 import { isAbsolute, relative } from "node:path";
 import type { Writable } from "node:stream";
-import { type ErrorInfo, isArtifact, type FlowResult, pointKey, type RunEvent, type SweepOutputs, type TaskStatus } from "@cairn/core";
+import { type ErrorInfo, isArtifact, type LeaseHolder, type FlowResult, pointKey, type RunEvent, type SweepOutputs, type TaskStatus } from "@cairn/core";
 import { createColors } from "picocolors";
 import { prefixLines, printable, printableLine } from "./printable.ts";
 
@@ -85,6 +85,13 @@ function divertStdout(out: Writable, err: Writable): (text: string) => void {
   return (text) => void write(text);
 }
 
+/** Who a waiting task waits for: `held by host:pid (run 4f2a…), lapses in 9 s`. */
+function heldByOnLine(heldBy: LeaseHolder, now: number): string {
+  const seconds = Math.max(0, Math.ceil((heldBy.expiresAt - now) / 1000));
+  const lapses = Number.isFinite(seconds) ? `, lapses in ${seconds} s` : ", never lapses";
+  return printableLine(`held by ${heldBy.process}${heldBy.runId ? ` (run ${heldBy.runId})` : ""}${lapses}`);
+}
+
 /** MLflow's own clients' line for a run's page ("View run NAME at: URL"), printed at a run's start and end. */
 function viewRun(flow: string, url: string, c: Colors): string {
   return `View run ${c.bold(flow)} at: ${c.cyan(url)}`;
@@ -102,6 +109,7 @@ function plainReporter(out: Writable, c: Colors): Reporter {
           e.attempt && e.attempt > 1 ? `attempt ${e.attempt}` : "",
           e.durationMs !== undefined ? formatDuration(e.durationMs) : "",
           e.cachedFrom ? `from ${e.cachedFrom}` : "",
+          e.heldBy ? heldByOnLine(e.heldBy, e.time) : "",
           e.error ? errorOnLine(e.task, e.error, c) : "",
         ].filter(Boolean);
         out.write(`${time(e.time)} ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}${extra.length ? `  ${c.dim(extra.join("  "))}` : ""}\n`);
@@ -121,7 +129,7 @@ function plainReporter(out: Writable, c: Colors): Reporter {
 
 function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdate>, out: Writable, c: Colors): Reporter {
   const style = statusStyle(c);
-  const active = new Map<string, { status: TaskStatus; since: number; attempt?: number }>();
+  const active = new Map<string, { status: TaskStatus; since: number; attempt?: number; heldBy?: LeaseHolder }>();
   const counts = new Map<TaskStatus, number>();
   const terminal = out as Partial<NodeJS.WriteStream>;
   let flowName = "";
@@ -162,7 +170,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       const shown = [...active].slice(0, Math.max(0, Math.min(12, height - 3)));
       for (const [task, a] of shown) {
         const status: Part = [`${SYMBOL[a.status]} ${a.status.padEnd(9)}`, style[a.status]];
-        lines.push(fitLine([["  "], status, [` ${task}`], [a.attempt && a.attempt > 1 ? ` attempt ${a.attempt}` : "", c.dim], ["  "], [formatDuration(Date.now() - a.since), c.dim]], width));
+        lines.push(fitLine([["  "], status, [` ${task}`], [a.attempt && a.attempt > 1 ? ` attempt ${a.attempt}` : "", c.dim], ["  "], [formatDuration(Date.now() - a.since), c.dim], [a.heldBy ? `  ${heldByOnLine(a.heldBy, Date.now())}` : "", c.dim]], width));
       }
       if (active.size > shown.length && lines.length < height - 1) lines.push(fitLine([[`  … and ${active.size - shown.length} more`, c.dim]], width));
       log(lines.join("\n"));
@@ -194,7 +202,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       if (e.type !== "task") return;
       if (e.status === "running" || e.status === "retrying" || e.status === "waiting") {
         const prev = active.get(e.task);
-        active.set(e.task, { status: e.status, since: prev?.since ?? e.time, ...(e.attempt ? { attempt: e.attempt } : {}) });
+        active.set(e.task, { status: e.status, since: prev?.since ?? e.time, ...(e.attempt ? { attempt: e.attempt } : {}), ...(e.heldBy ? { heldBy: e.heldBy } : {}) });
         if (e.status === "retrying") printAbove(`  ${style.retrying(`${SYMBOL.retrying} retrying `)} ${e.task}  ${c.dim(e.error ? errorOnLine(e.task, e.error, c) : "")}`);
         return;
       }

@@ -181,6 +181,11 @@ class PostgresLeases implements LeaseBackend {
     await this.query("DELETE FROM cairn_leases WHERE key = $1 AND token = $2", [this.prefix + key, token]);
   }
 
+  async endIfHeldBy(key: string, holder: string): Promise<boolean> {
+    const rows = await this.query("DELETE FROM cairn_leases WHERE key = $1 AND owner = $2 RETURNING key", [this.prefix + key, holder]);
+    return rows.length > 0;
+  }
+
   async peek(key: string) {
     const rows = await this.query(
       `SELECT owner, expires_at FROM cairn_leases WHERE key = $1 AND expires_at > ${NOW_MS}`,

@@ -14,6 +14,12 @@ interface LeaseClient {
 
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+/** Deletes the lease only while its owner is ARGV[1]: between peek and delete, another may have taken it. */
+const END_IF_HELD_BY = `local value = redis.call('GET', KEYS[1])
+if not value then return 0 end
+local ok, lease = pcall(cjson.decode, value)
+if ok and type(lease) == 'table' and lease.owner == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
 
 /** What @keyv/redis and node-redis reject with, whatever the reason they could not reach redis. */
 const SAYS_NOTHING = new Set([
@@ -231,6 +237,10 @@ class RedisLeases implements LeaseBackend {
 
   async release(key: string, token: string): Promise<void> {
     await (await this.client()).eval(RELEASE, { keys: [this.prefix + key], arguments: [token] });
+  }
+
+  async endIfHeldBy(key: string, holder: string): Promise<boolean> {
+    return Number(await (await this.client()).eval(END_IF_HELD_BY, { keys: [this.prefix + key], arguments: [holder] })) === 1;
   }
 
   async peek(key: string) {

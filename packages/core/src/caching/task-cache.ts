@@ -1,5 +1,5 @@
 import { copyFile, link, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import PQueue from "p-queue";
 import {
@@ -19,6 +19,7 @@ import {
   DECLARATION_ENTRY,
   SOURCE_CODE_ENTRY,
   describePath,
+  formatOwner,
   hashValue,
   earlierByTask,
   NEAREST_CANDIDATES,
@@ -245,7 +246,11 @@ const DIGESTS_AT_ONCE = 16;
 export class TaskCache {
   /** Keys being computed in this process, so one flow computes each key once. */
   readonly inflight = new Map<string, Promise<CacheEntry | undefined>>();
-  readonly owner = `${hostname()}:${process.pid}`;
+  /**
+   * This process, as its leases name it: `host:pid` with its start time and pid space, so that
+   * another process of this machine can tell, once it is gone, that its leases hold nothing.
+   */
+  readonly owner = formatOwner();
   /** Expiry of entries found through the tracker, for storing them locally with what is left. */
   private readonly trackerExpiry = new Map<string, number>();
   /** Stands for the flow run when keys are computed outside one (plan, explain). */

@@ -4,8 +4,9 @@
  * processes through a lease in the store, renewed while the task computes. A task that finds
  * the key being computed waits for that entry (`waiting`), then looks again.
  */
-import { type CacheEntry, LeaseLostError } from "@cairn/cache";
+import { type CacheEntry, LeaseLostError, parseOwner } from "@cairn/cache";
 import type { FlowNode } from "../definition/flow-definition.ts";
+import type { LeaseHolder } from "../run/events.ts";
 import type { BadEntry, TaskCache, UnusedEntry } from "../caching/task-cache.ts";
 
 /** A computing task's lease on its key lasts this long unless renewed (every third of it); CAIRN_LEASE_TTL_MS sets another. */
@@ -35,7 +36,7 @@ export interface FlightScope {
   /** Cross-process leases held now, with their task. */
   readonly leases: Map<{ release(): Promise<void> }, Flight>;
   /** The task waits for another computation of its key. */
-  readonly waiting: (task: string, node?: Flight["node"]) => void;
+  readonly waiting: (task: string, node?: Flight["node"], heldBy?: LeaseHolder) => void;
   readonly warn: (task: string, message: string) => void;
 }
 
@@ -107,7 +108,7 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
       return undefined;
     }
     // Another process computes it: wait for its entry, then look again.
-    scope.waiting(id, state.node);
+    scope.waiting(id, state.node, leaseHolder(lease.holder, lease.expiresAt));
     state.settleFlight(undefined);
     state.settleFlight = undefined;
     // What it wrote is checked as any entry found in the store is (its source run, its artifacts,
@@ -119,6 +120,16 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
     }
   }
   return undefined;
+}
+
+/**
+ * Who holds a lease, from its owner string: `host:pid:t<start>:s<space> <flow run> <node>` as
+ * {@link findEntry} writes it (the process shown as `host:pid`), else the string as it is.
+ */
+function leaseHolder(holder: string, expiresAt: number): LeaseHolder {
+  const [first = holder, runId] = holder.split(" ");
+  const owner = parseOwner(first);
+  return { process: owner ? `${owner.host}:${owner.pid}` : holder, ...(owner && runId ? { runId } : {}), expiresAt };
 }
 
 /**

@@ -117,7 +117,7 @@ export class TaskPipeline {
         flowRunId: s.flowRunId,
         flowSignal: s.signal,
         leases: this.leases,
-        waiting: (task, node) => s.emit(placeNode({ type: "task", status: "waiting", runId: s.flowRunId, task, time: Date.now() }, node ?? {})),
+        waiting: (task, node, heldBy) => s.emit(placeNode({ type: "task", status: "waiting", runId: s.flowRunId, task, ...(heldBy ? { heldBy } : {}), time: Date.now() }, node ?? {})),
         warn,
         record,
         hits: this.hits,

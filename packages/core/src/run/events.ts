@@ -39,6 +39,16 @@ export function withErrorSource<T extends ErrorInfo>(info: T, at: string | undef
   return info;
 }
 
+/** The holder of a lease another process's task waits on (see single-flight.ts). */
+export interface LeaseHolder {
+  /** Its process, `host:pid`; or the lease's whole owner string when it names no process. */
+  process: string;
+  /** Its flow run, when the owner names one. */
+  runId?: string;
+  /** Milliseconds since the epoch (on the store's clock) when the lease lapses unless renewed. */
+  expiresAt: number;
+}
+
 /** A task changed status. */
 export interface TaskEvent {
   type: "task";
@@ -60,6 +70,8 @@ export interface TaskEvent {
   error?: ErrorInfo;
   /** For cached tasks: the run whose outputs were reused. */
   cachedFrom?: string;
+  /** For a task waiting on another process's lease of its key: who holds it, and when it lapses unrenewed. */
+  heldBy?: LeaseHolder;
   /** For an item of a map or sweep (`task` is then `train[3]`): the map's node id. */
   parent?: string;
   /** For an item: its 0-based position in the map's list. */
