@@ -940,3 +940,39 @@ describe("a warm run against the server", () => {
     for (const child of children) expect(child.status).not.toBe("RUNNING");
   });
 });
+
+describe("a shared redis that is down when the run starts", () => {
+  it("lookups go to the experiment's index and hit what other machines recorded; new results are recorded there, and the warning says so", async () => {
+    const redis = await startRedisServer();
+    const calls = { a: 0, b: 0 };
+    const make = (n: number) => {
+      const a = task("down-a").input<{ n: number }>().run(({ n }) => (calls.a++, { x: n + 1 }));
+      const b = task("down-b").input<{ x: number }>().run(({ x }) => (calls.b++, { y: x * 2 }));
+      return flow("redis-down-index").build(() => ({ y: b({ x: a({ n }).x }).y }));
+    };
+    const url = redis.url;
+    try {
+      // Machine A computes with redis up: its entries are in redis and in the experiment's index.
+      const first = await runCollect(make(1), { root: await tmp(), env: env(), cache: { url } });
+      expect(statuses(first.result)).toEqual({ "down-a": "succeeded", "down-b": "succeeded" });
+    } finally {
+      await redis.stop();
+    }
+    // Machine B, redis down: the index alone answers, and its hits are checked as any.
+    const second = await runCollect(make(1), { root: await tmp(), env: env(), cache: { url } });
+    expect(statuses(second.result)).toEqual({ "down-a": "cached", "down-b": "cached" });
+    expect(calls).toEqual({ a: 1, b: 1 });
+    expect(second.warnings).toHaveLength(1);
+    expect(second.warnings[0]).toMatch(/without the shared cache: lookups read only the experiment's index in http:\/\/\S+ \(its hits checked as any\), results are recorded there alone, and no single-flight leases are taken/);
+    // Machine C, redis still down: a new result is recorded in the index, where machine D finds it.
+    const third = await runCollect(make(2), { root: await tmp(), env: env(), cache: { url } });
+    expect(statuses(third.result)).toEqual({ "down-a": "succeeded", "down-b": "succeeded" });
+    const tracker = third.run.tracker as MlflowTracker;
+    const key = (await tracker.getRun(third.result.tasks["down-b"]!.runId!))!.tags["cairn.cache_key"]!;
+    const experimentId = (await tracker.getRun(third.result.runId))!.experimentId;
+    expect(await tracker.listIndexEntries!(experimentId)).toContain(`${key}.json`);
+    const fourth = await runCollect(make(2), { root: await tmp(), env: env(), cache: { url } });
+    expect(statuses(fourth.result)).toEqual({ "down-a": "cached", "down-b": "cached" });
+    expect(calls).toEqual({ a: 2, b: 2 });
+  }, 120_000);
+});

@@ -56,6 +56,20 @@ export function outputsDigest(outputs: OutputsManifest): string {
   return hashValue(JSON.parse(JSON.stringify(outputs)) as unknown);
 }
 
+/**
+ * `entry` as a store records it: made now and sized (its artifacts' sizes and its values' JSON)
+ * unless it says. Pure: a run whose store is down builds the entry its index records so.
+ */
+export function completeEntry(entry: NewCacheEntry, valuesJson: string | undefined = JSON.stringify(entry.outputs.values)): CacheEntry {
+  return {
+    ...entry,
+    createdAt: entry.createdAt ?? Date.now(),
+    sizeBytes: entry.sizeBytes ?? entry.outputs.artifacts.reduce((sum, artifact) => sum + (artifact.size || 0), 0) + Buffer.byteLength(valuesJson ?? ""),
+    // Of these outputs, whatever digest the entry came with (one read from the index and placed here).
+    outputsDigest: outputsDigest(entry.outputs),
+  };
+}
+
 /** Checks a value read back from a store or a tracker's index; anything malformed is `undefined` (a miss). */
 export function parseCacheEntry(value: unknown, expectedKey?: string): CacheEntry | undefined {
   return cacheEntryProblem(value, expectedKey) === undefined ? (value as CacheEntry) : undefined;

@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Keyv } from "keyv";
 import { CORRUPT, type CacheBackend, type StoredValue, redactUrl } from "./backends/_backend.ts";
 import { parseStoreUrl } from "./store-url.ts";
 import { openEmbeddedBackend } from "./backends/embedded.ts";
-import { type CacheEntry, cacheEntryProblem, type NewCacheEntry, outputsDigest, parseCacheEntry } from "./entry.ts";
+import { type CacheEntry, cacheEntryProblem, completeEntry, type NewCacheEntry, parseCacheEntry } from "./entry.ts";
 import { CacheBackendError, CacheError, CacheOptionError, CacheStoreUrlError, CacheValueError, LeaseLostError } from "./errors.ts";
 import type { AcquireLeaseOptions, HeldLease, LeaseResult, WaitForOptions } from "./lease.ts";
 import { ownerIsGone, parseOwner } from "./process-owner.ts";
@@ -125,6 +126,22 @@ export class CacheStore {
     return CacheStore.open(url, options).catch((error: unknown) => {
       throw CacheStoreUrlError.is(error) && !error.details?.source ? new CacheStoreUrlError(error.url, { ...error.details, cause: error.details?.cause, source }) : error;
     });
+  }
+
+  /**
+   * A stand-in for a shared store that did not answer when opened (`error`, from
+   * {@link fromUrl}): every operation fails with that same error, and closing it does nothing. A
+   * run that goes on without its store keeps one object to ask, and says why it is not used.
+   */
+  static unreachable(error: CacheBackendError, namespace = "cairn"): CacheStore {
+    const fail = () => Promise.reject(error);
+    // Every keyv method the store calls (get, set, delete, ...) fails alike.
+    const keyv = new Proxy({}, { get: () => fail }) as unknown as Keyv;
+    const leases = { tryAcquire: fail, renew: fail, release: fail, peek: fail };
+    const entries = async function* (): AsyncIterable<[string, unknown]> {
+      throw error;
+    };
+    return new CacheStore({ kind: error.backend, location: error.location, keyv, leases, entries, close: async () => {} }, 0, namespace);
   }
 
   private static async open(url: string | undefined, options: CacheStoreOptions): Promise<CacheStore> {
@@ -255,15 +272,7 @@ export class CacheStore {
     } catch (error) {
       throw new CacheValueError("outputs.values", `JSON.stringify failed (${(error as Error).message})`, { cause: error });
     }
-    const stored: CacheEntry = {
-      ...entry,
-      createdAt: entry.createdAt ?? Date.now(),
-      sizeBytes:
-        entry.sizeBytes ??
-        entry.outputs.artifacts.reduce((sum, artifact) => sum + (artifact.size || 0), 0) + Buffer.byteLength(valuesJson ?? ""),
-      // Of these outputs, whatever digest the entry came with (one read from the index and placed here).
-      outputsDigest: outputsDigest(entry.outputs),
-    };
+    const stored = completeEntry(entry, valuesJson);
     const backend = this.backend;
     await this.call("write an entry", async () => {
       // Indexed first: a marker without its entry is skipped, an entry without one is found by reading it.

@@ -12,12 +12,14 @@ import {
   type CacheStore,
   type DiffOptions,
   type LeaseResult,
+  type NewCacheEntry,
   type OutputsManifest,
   type RecordedIngredients,
   type RecordedInput,
   computeCacheKey,
   DECLARATION_ENTRY,
   SOURCE_CODE_ENTRY,
+  completeEntry,
   describePath,
   formatOwner,
   hashValue,
@@ -190,6 +192,11 @@ export interface TaskCacheOptions extends CacheFailurePolicy {
    * create it): the tracker holds nothing of it, so only the store is read.
    */
   missingExperiment?: string;
+  /**
+   * The shared store did not answer when the run opened it (`store` is then its stand-in,
+   * `CacheStore.unreachable`): the run goes on without it from the start, as after it stopped answering.
+   */
+  down?: CacheBackendError;
 }
 
 /** `CAIRN_LEASE_TTL_MS`, checked where it enters: undefined when unset. */
@@ -221,12 +228,23 @@ export function isStoreDown(error: unknown): error is CacheBackendError {
  * The one warning of a run that goes on without its shared store, whether it was unreachable
  * at the start or stopped answering while the run went on.
  */
-export function storeDownWarning(error: CacheBackendError, atStart: boolean): string {
+export function storeDownWarning(error: CacheBackendError, atStart: boolean, tracker: Pick<Tracker, "capabilities" | "readIndexEntry" | "writeIndexEntry" | "uri">): string {
+  const what = keepsIndex(tracker)
+    ? `lookups read only the experiment's index in ${redactUri(tracker.uri)} (its hits checked as any), results are recorded there alone, `
+    : `lookups miss, results are not stored, `;
   return (
     `${error.message} ${atStart ? "The run goes on" : "The rest of the run goes on"} without the shared cache: ` +
-    `lookups miss, results are not stored, and no single-flight leases are taken. ` +
+    `${what}and no single-flight leases are taken. ` +
     `To fail instead, make the cache strict (CAIRN_CACHE_STRICT=1).`
   );
+}
+
+/**
+ * True for a tracker other machines record to that keeps an index of entries (MLflow's
+ * cairn-index/): without the shared store, lookups and results go there alone.
+ */
+function keepsIndex(tracker: Pick<Tracker, "capabilities" | "readIndexEntry" | "writeIndexEntry">): boolean {
+  return tracker.capabilities.sharedRuns && tracker.readIndexEntry !== undefined && tracker.writeIndexEntry !== undefined;
 }
 
 /**
@@ -236,8 +254,9 @@ export function storeDownWarning(error: CacheBackendError, atStart: boolean): st
  *
  * Every store operation of a run goes through here. When a shared store stops answering
  * (its own retries spent), the run goes on without it from then on, with one notice to
- * {@link onStoreDown}'s listener: lookups miss, stores are skipped, no lease is taken,
- * and waits on other processes' leases end. Under {@link CacheFailurePolicy.strict} the
+ * {@link onStoreDown}'s listener (or from the start, {@link TaskCacheOptions.down}): lookups
+ * read the tracker's index alone (else miss), results are recorded there alone (else not at
+ * all), no lease is taken, and waits on other processes' leases end. Under {@link CacheFailurePolicy.strict} the
  * error is thrown instead.
  */
 /** Artifacts of one output digested at a time (a folder digests 8 of its files at a time in turn). */
@@ -339,6 +358,10 @@ export class TaskCache {
     this.params = options.params ?? {};
     this.leaseTtlMs = leaseTtlFromEnv(env);
     this.environmentKeyed = booleanFromEnv(env, "CAIRN_PYTHON_ENV_KEY");
+    if (options.down) {
+      this.down_ = options.down;
+      this.downSignal.abort(options.down);
+    }
   }
 
   /**
@@ -761,24 +784,24 @@ export class TaskCache {
 
   /**
    * Stores the entry of a successful run: in the store, and (with MLflow) in the experiment's
-   * index, where other machines find it with one read. No entry when the shared store is
-   * down: nothing is stored (the index entry would point at an entry the store never got). An
-   * index entry that could not be written leaves the stored entry, and says why in `indexError`.
+   * index, where other machines find it with one read. When the shared store is down, in the
+   * index alone: a lookup reads the index for a key the store lacks, so the result is not lost
+   * to a dead store (without an index, no entry). An index entry that could not be written
+   * leaves the stored entry, and says why in `indexError`.
    */
   async record(key: TaskKey, node: FlowNode, runId: string, manifest: OutputsManifest): Promise<{ entry?: CacheEntry; indexError?: Error }> {
     const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;
     const id = await this.storeId();
-    const entry = await this.guard(() => this.store.set(
-      {
-        key: key.key,
-        taskName: node.task.name,
-        ingredients: key.ingredients,
-        sourceRunId: runId,
-        tracker: { kind: this.tracker.kind, uri: this.tracker.uri, ...(id !== undefined ? { id } : {}) },
-        outputs: { values: manifest.values, artifacts: manifest.artifacts },
-      },
-      ttlMs !== undefined ? { ttlMs } : {},
-    ), undefined);
+    const made: NewCacheEntry = {
+      key: key.key,
+      taskName: node.task.name,
+      ingredients: key.ingredients,
+      sourceRunId: runId,
+      tracker: { kind: this.tracker.kind, uri: this.tracker.uri, ...(id !== undefined ? { id } : {}) },
+      outputs: { values: manifest.values, artifacts: manifest.artifacts },
+    };
+    const stored = await this.guard(() => this.store.set(made, ttlMs !== undefined ? { ttlMs } : {}), undefined);
+    const entry = stored ?? (keepsIndex(this.tracker) && this.missingExperiment === undefined ? completeEntry(made) : undefined);
     if (!entry) return {};
     this.sourceNames.set(runId, node.id); // a task run is named after its node
     if (this.tracker.writeIndexEntry) {

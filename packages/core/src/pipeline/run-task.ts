@@ -127,7 +127,9 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
           return { entry: undefined, indexError: undefined };
         });
         // The entry is stored; only other machines, which look in the index, will not find it.
-        if (indexError) scope.warn(id, `stored the cache entry, but not its index entry in the experiment (other machines will run this task again): ${indexError.message}`);
+        // With the store down, the index was all there was to record it in.
+        if (indexError && cache.down) scope.warn(id, `could not record the cache entry in the experiment's index, the one place it goes while the cache store is down (the next run computes this task again): ${indexError.message}`);
+        else if (indexError) scope.warn(id, `stored the cache entry, but not its index entry in the experiment (other machines will run this task again): ${indexError.message}`);
         task.settleFlight?.(entry);
       }
     };

@@ -123,7 +123,7 @@ export class TaskPipeline {
         hits: this.hits,
       };
       // One warning for the run, from whichever task met the dead store first.
-      s.cache.onStoreDown((error) => this.warn(undefined, storeDownWarning(error, false)));
+      s.cache.onStoreDown((error) => this.warn(undefined, storeDownWarning(error, false, s.tracker)));
     }
   }
 

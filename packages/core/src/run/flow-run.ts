@@ -147,8 +147,8 @@ export interface CacheRunOptions {
   rerun?: string[];
   /**
    * When a shared store (redis, postgres) does not answer (after retrying for about a second and
-   * a half): `false` goes on without it, with one warning (lookups miss, nothing is stored, no
-   * leases); `true` fails with `CacheBackendError` instead: the run, when the store is unreachable
+   * a half): `false` goes on without it, with one warning (no leases; lookups and results go to
+   * the tracker's index alone, with MLflow, else lookups miss and nothing is stored); `true` fails with `CacheBackendError` instead: the run, when the store is unreachable
    * at the start, else the task that met the failure.
    * @default CAIRN_CACHE_STRICT=1, else false
    */
@@ -629,7 +629,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     for (const message of unsaidMisspeltVariables(env)) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
     for (const message of processEnvReaderWarnings(definition, env)) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
     emitToRun({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, ...(url ? { url } : {}), time: Date.now() });
-    if (storeDown) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: storeDownWarning(storeDown, true), time: Date.now() });
+    if (storeDown) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: storeDownWarning(storeDown, true, tracker), time: Date.now() });
     if (unusedPools) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: unusedPools, time: Date.now() });
     let status: FlowStatus;
     let error: ErrorInfo | undefined;
@@ -947,7 +947,11 @@ async function openRunCache(
     return { cache: await openCache(option, root, env, tracker, experimentId, params, secrets) };
   } catch (error) {
     if (!isStoreDown(error) || isStrict(option, env)) throw error;
-    return { cache: undefined, storeDown: error };
+    // Still a cache: what other machines recorded in the tracker's index is found there, and
+    // this run's results are recorded there (see TaskCache.record).
+    const standIn = { ...option, store: CacheStore.unreachable(error) };
+    const cache = await openCache(standIn, root, env, tracker, experimentId, params, secrets, undefined, error);
+    return { cache: cache && { ...cache, ownStore: true }, storeDown: error };
   }
 }
 
@@ -991,12 +995,14 @@ async function openCache(
   secrets?: SecretRegistry,
   /** The name of the experiment when it does not exist yet (plan, explain): see {@link TaskCacheOptions.missingExperiment}. */
   missingExperiment?: string,
+  /** The shared store did not answer when opened (`o.store` is its stand-in): see {@link TaskCacheOptions.down}. */
+  down?: CacheBackendError,
 ): Promise<ExecutionSettings["cache"]> {
   if (!o) return undefined;
   const store = o.store ?? (await CacheStore.fromUrl(o.url ?? (env.CAIRN_CACHE_URL || undefined), { root, source: o.url !== undefined ? "run({ cache: { url } })" : "CAIRN_CACHE_URL" }));
   const missing = missingExperiment !== undefined ? { missingExperiment } : {};
   return {
-    tasks: new TaskCache(store, tracker, experimentId, root, env, { strict: isStrict(o, env), params, ...missing }, secrets),
+    tasks: new TaskCache(store, tracker, experimentId, root, env, { strict: isStrict(o, env), params, ...missing, ...(down ? { down } : {}) }, secrets),
     refresh: o.refresh === true,
     ownStore: o.store === undefined,
   };
