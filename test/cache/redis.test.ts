@@ -7,7 +7,8 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CacheStore } from "@cairn/cache";
+import { CacheStore, formatOwner } from "@cairn/cache";
+import { openFlowCache, planFlow } from "@cairn/core";
 import { flow, task } from "@cairn/dsl";
 import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { cairnBin, cairnRun, cairnRunBounded, childEnv, entryFiles, finalStatus, fixture, killGroup, runCollect, sleep, start, statuses, taskEvents, tmp } from "./helpers.ts";
@@ -215,6 +216,37 @@ describe("a second machine's run on a key a run of this machine holds, on redis"
       await writeFile(release, "");
     }
   }, 90_000);
+});
+
+describe("a plan while another machine computes a task, on redis", () => {
+  it("says the task is being computed elsewhere, by whom, and that a run would wait for it", async () => {
+    const calls = { n: 0 };
+    const f = makeFlow("plan-held", calls);
+    const env = { CAIRN_CACHE_URL: redis.url };
+    const planOf = async () => {
+      const { tasks, params } = await openFlowCache(f.definition, { root: await tmp(), params: {}, env });
+      return planFlow(f.definition, { params, cache: tasks }).finally(() => tasks.store.close());
+    };
+    const before = await planOf();
+    const square = before.find((p) => p.task === "square-plan-held")!;
+    expect(square.reason).toMatch(/^no cache entry/);
+    // Another process computes it: it holds the key's lease, as a run's task does.
+    const store = await CacheStore.fromUrl(redis.url);
+    const owner = `${formatOwner()} 4f2a9c plan-held-square`;
+    const lease = await store.acquireLease(square.key!.key, { ttlMs: 30_000, owner });
+    try {
+      expect(lease.acquired).toBe(true);
+      const during = (await planOf()).find((p) => p.task === "square-plan-held")!;
+      expect(during.action).toBe("run");
+      expect(during.computing).toMatchObject({ process: `${hostname()}:${process.pid}`, runId: "4f2a9c" });
+      expect(during.reason).toMatch(new RegExp(`^being computed elsewhere now, by ${hostname()}:${process.pid} \\(run 4f2a9c\\): a run would wait for it and take its entry .*; its lease lapses in (29|30) s unless renewed$`));
+    } finally {
+      if (lease.acquired) await lease.release();
+      await store.close();
+    }
+    expect((await planOf()).find((p) => p.task === "square-plan-held")!.reason).toMatch(/^no cache entry/);
+    expect(calls.n).toBe(0);
+  });
 });
 
 describe("a redis password with a raw `%`", () => {

@@ -469,6 +469,18 @@ export class CacheStore {
   }
 
   /**
+   * Who holds the lease on `key` now, and when it lapses unrenewed; `undefined` when no one
+   * does, or its holder is a process of this machine that no longer exists (the next acquirer
+   * takes it over at once). Only reads: for a plan of what a run would do.
+   */
+  async leaseHolder(key: string): Promise<{ holder: string; expiresAt: number } | undefined> {
+    checkKey(key);
+    const held = await this.call("read a lease", () => this.backend.leases.peek(key));
+    if (!held || (this.backend.leases.endIfHeldBy && ownerIsGone(parseOwner(held.holder.split(" ", 1)[0])))) return undefined;
+    return held;
+  }
+
+  /**
    * Ends the lease on `key` when its holder is a process of this machine that no longer exists
    * (killed, crashed; see `ownerIsGone`, which tells a reused pid by its start time): it will
    * never renew nor release it, and waiting out its ttl would only delay whoever computes the

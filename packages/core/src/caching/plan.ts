@@ -8,6 +8,8 @@ import { OptionError } from "../errors.ts";
 import { closestName } from "../internal.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
+import { leaseHolder } from "../pipeline/single-flight.ts";
+import type { LeaseHolder } from "../run/events.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 import { forcedItems, forcedNodes, forcedOf, itemPastList } from "./rerun.ts";
 import { diffOptionsOf, type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "./task-cache.ts";
@@ -32,6 +34,11 @@ export interface PlannedTask {
   key?: TaskKey;
   /** The upstream task that runs first, when that is why its key is not known yet (its inputs come from it). */
   upstream?: string;
+  /**
+   * Another process computes its key now (it holds the key's lease): a run waits for it, then
+   * takes the entry it writes as a hit (or computes the key itself, if that process fails).
+   */
+  computing?: LeaseHolder;
   /** An entry for the key exists, but its source run is recorded in another tracker (see {@link ForeignEntry}). */
   foreign?: ForeignEntry;
   /**
@@ -122,6 +129,12 @@ async function planNodes(
     if (entry) {
       outputs.set(id, entry.outputs.values);
       return { task: id, action: "hit", cachedFrom: entry.sourceRunId, key, ...place };
+    }
+    // As a run would: it meets the lease after its lookup missed, and waits.
+    const held = await options.cache.leaseHolder(key.key);
+    if (held) {
+      const computing = leaseHolder(held.holder, held.expiresAt);
+      return { task: id, action: "run", reason: computingReason(computing), key, computing, ...(foreign ? { foreign } : {}), ...place };
     }
     if (foreign) return { task: id, action: "run", reason: foreignReason(foreign), key, foreign, ...place };
     if (expired) {
@@ -467,4 +480,11 @@ export async function explainTask(definition: FlowDefinition, task: string, opti
   // Below a task that runs: what already differs, whatever its inputs, when plan found that.
   if (planned.action === "hit" || !planned.key || planned.expired) return { ...explanation, ...known.get(planned.task) };
   return { ...explanation, ...(await nearest(node, planned.key)) };
+}
+
+/** Why a task whose key another process computes now is planned as it is. */
+function computingReason(computing: LeaseHolder): string {
+  const by = `${computing.process}${computing.runId ? ` (run ${computing.runId})` : ""}`;
+  const lapses = Number.isFinite(computing.expiresAt) ? `; its lease lapses in ${Math.max(0, Math.ceil((computing.expiresAt - Date.now()) / 1000))} s unless renewed` : "";
+  return `being computed elsewhere now, by ${by}: a run would wait for it and take its entry (or compute it, if that fails)${lapses}`;
 }

@@ -490,6 +490,14 @@ export class TaskCache {
   }
 
   /**
+   * Who computes `key` elsewhere now (see `CacheStore.leaseHolder`); `undefined` when no one
+   * does, once the store is down, or when its lease cannot be read (a plan's hint, not a duty).
+   */
+  leaseHolder(key: string): Promise<{ holder: string; expiresAt: number } | undefined> {
+    return this.guard(() => this.store.leaseHolder(key), undefined).catch(() => undefined);
+  }
+
+  /**
    * Waits while another process computes `key` (see `CacheStore.waitFor`); `undefined` (compute
    * it yourself) once the store is down, even while waiting: a wait never outlives the store.
    * `replacing`: the task is forced (`--refresh`, `--rerun`), so the entry in the store now is the

@@ -126,7 +126,7 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
  * Who holds a lease, from its owner string: `host:pid:t<start>:s<space> <flow run> <node>` as
  * {@link findEntry} writes it (the process shown as `host:pid`), else the string as it is.
  */
-function leaseHolder(holder: string, expiresAt: number): LeaseHolder {
+export function leaseHolder(holder: string, expiresAt: number): LeaseHolder {
   const [first = holder, runId] = holder.split(" ");
   const owner = parseOwner(first);
   return { process: owner ? `${owner.host}:${owner.pid}` : holder, ...(owner && runId ? { runId } : {}), expiresAt };
