@@ -261,6 +261,19 @@ describe("what a flow run records in an MLflow server, read with MlflowClient", 
     expect(back.stdout).toContain("run with MLFLOW_TRACKING_URI unset to reuse it");
   }, 120_000);
 
+  it("a first run against the server after the embedded store asks nothing about the embedded store's entries: their runs cannot be on the server", async () => {
+    const dir = await tmp("cairn-record-other-kind-");
+    const flowFile = join(repo, "test/cli/fixtures/param-map.flow.ts");
+    const items = JSON.stringify(Array.from({ length: 8 }, (_, i) => `i${i}`));
+    const embedded = await cairn(["run", flowFile, "-p", `items=${items}`, "--no-report"], { cwd: dir });
+    expect(embedded.code, embedded.stderr).toBe(0);
+    // Before, each entry (the map's 8 items and reduce) cost runs/get that came back 404 before its task ran.
+    const served = await cairn(["run", flowFile, "-p", `items=${items}`, "--no-report", "--experiment", "other-kind"], { cwd: dir, env: { ...env, CAIRN_MLFLOW_TRACE: "1" } });
+    expect(served.code, served.stderr).toBe(0);
+    expect(served.stdout).not.toContain("cached");
+    expect(served.stderr.split("\n").filter((l) => l.includes("runs/get"))).toEqual([]);
+  }, 120_000);
+
   it("tracking through the server, then the embedded store, then the server again: the third run hits from the experiment's index, and so does the embedded store after it", async () => {
     const dir = await tmp("cairn-record-switch-");
     const tracked = await cairn(["run", ok, "--json", "--experiment", "switch"], { cwd: dir, env });

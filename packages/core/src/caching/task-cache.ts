@@ -688,6 +688,9 @@ export class TaskCache {
    */
   private async checked(key: string, found: CacheEntry, fromTracker: boolean, readOnly: boolean): Promise<Checked> {
     const entry = await this.placed(found);
+    // A source run of another kind of tracker (the embedded store's, seen from a server) cannot
+    // be here: asking the tracker for it is a request per entry that only says so.
+    if (!fromTracker && this.ofAnotherKind(entry)) return this.foreignOf(key, entry, await this.storeId());
     const secret = this.secrets?.find(entry.outputs.values);
     let problem: string | undefined;
     try {
@@ -702,17 +705,7 @@ export class TaskCache {
     // An entry another tracker recorded (a teammate's local store, through a shared redis)
     // cannot be checked from here: it is a miss here, but stays for whoever can use it.
     const hereId = await this.storeId();
-    if (!fromTracker && this.isForeign(entry, hereId)) {
-      return {
-        foreign: {
-          key,
-          taskName: entry.taskName,
-          sourceRunId: entry.sourceRunId,
-          tracker: { kind: entry.tracker.kind, uri: entry.tracker.uri, ...(typeof entry.tracker.id === "string" ? { id: entry.tracker.id } : {}) },
-          here: { kind: this.tracker.kind, uri: this.tracker.uri, ...(hereId !== undefined ? { id: hereId } : {}) },
-        },
-      };
-    }
+    if (!fromTracker && this.isForeign(entry, hereId)) return this.foreignOf(key, entry, hereId);
     if (!readOnly && !fromTracker) await this.guard(() => this.store.delete(key), false).catch(() => false);
     return { bad: { key, reason: problem } };
   }
@@ -901,6 +894,27 @@ export class TaskCache {
     if (isUntrackedRecord(entry.tracker)) return false;
     if (entry.tracker.kind !== this.tracker.kind || entry.tracker.uri !== this.tracker.uri) return true;
     return typeof entry.tracker.id === "string" && hereId !== undefined && entry.tracker.id !== hereId;
+  }
+
+  /**
+   * True for an entry a tracker of another kind recorded (not for tracking off, nor when this run
+   * records nothing): its source run is known to be elsewhere without asking this tracker.
+   */
+  private ofAnotherKind(entry: CacheEntry): boolean {
+    return this.tracker.capabilities.records && !isUntrackedRecord(entry.tracker) && entry.tracker.kind !== this.tracker.kind;
+  }
+
+  /** The miss of an entry recorded through another tracker (see {@link ForeignEntry}). */
+  private foreignOf(key: string, entry: CacheEntry, hereId: string | undefined): Checked {
+    return {
+      foreign: {
+        key,
+        taskName: entry.taskName,
+        sourceRunId: entry.sourceRunId,
+        tracker: { kind: entry.tracker.kind, uri: entry.tracker.uri, ...(typeof entry.tracker.id === "string" ? { id: entry.tracker.id } : {}) },
+        here: { kind: this.tracker.kind, uri: this.tracker.uri, ...(hereId !== undefined ? { id: hereId } : {}) },
+      },
+    };
   }
 
   /** This tracker's store id (see `Tracker.storeId`), asked once; undefined for a tracker without one. */
