@@ -138,7 +138,7 @@ describe("the quickstart in a real MLflow server", () => {
     expect(children.map((c) => c.status)).toEqual(["KILLED", "KILLED"]);
   });
 
-  it("SIGTERM while cache hits are being recorded: every hit's run is recorded FINISHED before the process exits", async () => {
+  it("SIGTERM while cache hits are being recorded: the hits' runs under way are recorded FINISHED before the process exits, the others get none and are counted", async () => {
     const file = join(repo, "test/fixtures/hits-then-slow.flow.ts");
     const experiment = ["--experiment", `hits-sigterm-${Date.now()}`];
     expect((await cairn(["run", file, "--json", ...experiment])).code).toBe(0);
@@ -152,14 +152,57 @@ describe("the quickstart in a real MLflow server", () => {
     expect(parent.status).toBe("KILLED");
     const byStatus: Record<string, number> = {};
     for (const c of children) byStatus[`${c.status}/${c.tags["cairn.status"]}`] = (byStatus[`${c.status}/${c.tags["cairn.status"]}`] ?? 0) + 1;
-    expect(byStatus).toEqual({ "FINISHED/cached": 60, "KILLED/cancelled": 1 });
-    // What this test is about: some of those runs were still being recorded when the signal came.
-    // The trace (stderr, in order) after the CLI's notice: the hits' updates, beyond the two
-    // that end the cancelled task's run and the flow run.
-    const afterSignal = stderr.slice(stderr.indexOf("SIGTERM: cancelling the run"));
-    expect(afterSignal.length, stderr).toBeLessThan(stderr.length);
-    expect(afterSignal.match(/POST runs\/update -> 200/g)?.length ?? 0).toBeGreaterThan(2);
+    // A run is FINISHED whole or not there: none is left RUNNING, and the ones not sent are said.
+    const { "FINISHED/cached": finished = 0, ...others } = byStatus;
+    expect(others).toEqual({ "KILLED/cancelled": 1 });
+    const unsent = Number(/(\d+) cached tasks?'s? runs? (?:were|was) not recorded: the run was cancelled first/.exec(stderr)?.[1] ?? 0);
+    expect(finished + unsent, stderr).toBe(60);
   });
+
+  /** A flow of `n` hits (a map over a param, and the task after it), cold then warm, in its own experiment; the warm run's output. */
+  async function warmMap(n: number, onStdout?: (out: string, child: ChildProcess) => void) {
+    const args = ["run", join(repo, "test/cli/fixtures/param-map.flow.ts"), "-p", `items=${JSON.stringify(Array.from({ length: n }, (_, i) => `i${i}`))}`, "--no-report", "--experiment", `big-map-${n}-${Date.now()}`];
+    const cold = await cairn(args);
+    expect(cold.code, cold.stderr).toBe(0);
+    return cairn(args, onStdout);
+  }
+
+  it("after a map of hits, while their runs are still being recorded, the flow says so and how many are left, then succeeds", async () => {
+    const r = await warmMap(150);
+    expect(r.code, r.stderr).toBe(0);
+    // Before, nothing was said from the last hit to "Flow succeeded" (minutes, for thousands of hits).
+    const lines = r.stdout.split("\n");
+    const recording = lines.findIndex((l) => /^\[flow\] recording 151 cached tasks' runs in MLflow \(\d+ left\)$/.test(l));
+    expect(recording, r.stdout).toBeGreaterThan(lines.findIndex((l) => /cached +reduce/.test(l)));
+    expect(recording).toBeLessThan(lines.findIndex((l) => l.startsWith("Flow succeeded in")));
+  }, 240_000);
+
+  it("SIGINT while a map of hits' runs are being recorded: the flow is cancelled, its run KILLED with its reason, exit 130, and the hits not sent are counted", async () => {
+    let sentAt = 0;
+    const r = await warmMap(150, (out, child) => {
+      // The last hit: the flow now only waits for the hits' runs.
+      if (!sentAt && /cached +reduce/.test(out)) {
+        sentAt = Date.now();
+        child.kill("SIGINT");
+      }
+    });
+    expect(sentAt).toBeGreaterThan(0);
+    // Before: "Flow succeeded" and exit 130, the flow run FINISHED with no reason, after every hit's run was sent.
+    expect(r.code).toBe(130);
+    expect(r.stdout).toMatch(/Flow cancelled in /);
+    expect(r.stdout).not.toMatch(/Flow succeeded/);
+    const runId = /run ([0-9a-f]{32})/.exec(r.stdout)![1]!;
+    const [parent] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: runId }]);
+    expect(parent.status).toBe("KILLED");
+    expect(parent.tags["cairn.cancel_reason"]).toBe("SIGINT");
+    // The items' runs are the map run's children: the experiment's hits are this run's (the cold run had none).
+    const [found] = await readWithMlflow(server.uri, [{ op: "search_runs", experiment_ids: [parent.experiment_id], filter: "tags.`cairn.status` = 'cached'" }]);
+    const hits = found as Array<{ status: string }>;
+    expect(hits.length).toBeGreaterThan(0);
+    expect(hits.every((c) => c.status === "FINISHED")).toBe(true);
+    const unsent = Number(/(\d+) cached tasks?'s? runs? (?:were|was) not recorded/.exec(r.stdout)?.[1] ?? 0);
+    expect(hits.length + unsent, r.stdout).toBe(151);
+  }, 240_000);
 
   it("CAIRN_MLFLOW_TRACE=1 prints one line per request; 0 (or false, or empty) prints none", async () => {
     const file = join(repo, "test/fixtures/ok.flow.ts");

@@ -113,3 +113,24 @@ describe("a waiting task's line", () => {
     expect(text).toMatch(/… waiting\s+flaky {2}held by vm:4242 \(run b71bf0f4\), lapses in 9 s\n$/);
   });
 });
+
+describe("the live view's header line", () => {
+  it("says, after the tasks, that the hits' runs are still being recorded and how many are left; not once they are done", async () => {
+    const { PassThrough } = await import("node:stream");
+    const { createReporter } = await import("./reporter.ts");
+    let written = "";
+    const out = Object.assign(new PassThrough(), { isTTY: true, columns: 200, rows: 24 });
+    out.on("data", (d: Buffer) => (written += d.toString()));
+    const reporter = await createReporter("live", out, out, false);
+    reporter.event({ type: "flow", status: "running", runId: "r", flow: "big", time: Date.now() });
+    const note = "recording 600 cached tasks' runs in MLflow (412 left)";
+    reporter.event({ type: "log", level: "info", runId: "r", message: note, recording: { runs: 600, left: 412 }, time: Date.now() });
+    // Before, only "0 done · 0 running" showed, for minutes.
+    expect(written.split("\n").filter((l) => l.includes(note) && l.includes("big") && l.includes("done · 0 running"))).not.toEqual([]);
+    // Said on the header, not printed as a line of its own above the block.
+    expect(written).not.toContain(`[flow] ${note}`);
+    reporter.event({ type: "log", level: "info", runId: "r", message: "recording 600 cached tasks' runs in MLflow (0 left)", recording: { runs: 600, left: 0 }, time: Date.now() });
+    expect(written.slice(written.lastIndexOf("done · 0 running")).split("\n")[0]).not.toContain("recording");
+    reporter.finish({ runId: "r", status: "succeeded", tasks: {}, durationMs: 1 });
+  });
+});

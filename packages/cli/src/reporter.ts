@@ -135,6 +135,8 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
   let flowName = "";
   let view: string | undefined;
   let flowStart = Date.now();
+  /** What the flow waits for after its tasks (the hits' runs still being recorded), shown on the header line. */
+  let waitingFor = "";
   let timer: NodeJS.Timeout | undefined;
   const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
   let frame = 0;
@@ -162,7 +164,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       const failed = counts.get("failed");
       const lines = [
         fitLine(
-          [[frames[frame]!, c.cyan], [" "], [flowName, c.bold], [`  ${done} done · ${active.size} running`], [failed ? ` · ${failed} failed` : "", c.red], ["  "], [formatDuration(Date.now() - flowStart), c.dim]],
+          [[frames[frame]!, c.cyan], [" "], [flowName, c.bold], [`  ${done} done · ${active.size} running`], [failed ? ` · ${failed} failed` : "", c.red], [waitingFor ? ` · ${waitingFor}` : "", c.yellow], ["  "], [formatDuration(Date.now() - flowStart), c.dim]],
           width,
         ),
       ];
@@ -197,6 +199,11 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
         timer = setInterval(render, 100);
         timer.unref();
         return;
+      }
+      if (e.type === "log" && e.recording) {
+        // Every 5 s: the header line says it, rather than a line printed each time.
+        waitingFor = e.recording.left ? e.message : "";
+        return render();
       }
       if (e.type === "log") return printAbove(prefixLines(c.dim(`[${e.task ?? "flow"}]`), e.message));
       if (e.type !== "task") return;

@@ -21,6 +21,7 @@ import type { Flight } from "./single-flight.ts";
 import { RunScope } from "../run/run-scope.ts";
 import { sentCodeFingerprint, RemoteTaskError, type TaskDispatcher } from "./dispatch.ts";
 import { CancelledError } from "../errors.ts";
+import { HitQueue } from "./hit-queue.ts";
 
 /**
  * Closings of task runs under way beside the flow at most (closeBeside): each is three or four
@@ -69,7 +70,7 @@ export class TaskPipeline {
   /** Runs of cache hits, and of tasks that ended without one, still being recorded (see recordHit, `unstarted`). */
   private readonly recording = new Set<Promise<void>>();
   /** The records of this flow's cache hits (see recordHit); their runs are kept once keepHitRuns() is called. */
-  private readonly hits: HitRecords = { background: this.recording, written: undefined };
+  private readonly hits: HitRecords = { background: this.recording, written: undefined, queue: new HitQueue() };
   /** Closings of succeeded tasks' runs under way beside the flow (closeBeside). */
   private closings = 0;
   /** Tasks whose run could not be closed beside the flow: the flow fails on them at its end. */
@@ -289,7 +290,26 @@ export class TaskPipeline {
 
   /** The runs of this flow's cache hits as recorded, when kept and each known whole (see HitRecords). */
   get hitRuns(): readonly RunRecord[] | undefined {
-    return this.hits.written;
+    // A hit whose run was never sent (a cancel) leaves them incomplete.
+    return this.hits.queue!.dropped ? undefined : this.hits.written;
+  }
+
+  /** Runs of cache hits not recorded yet (waiting to be sent, or being sent), and how many hits this flow had recorded (see HitQueue). */
+  get hitsLeft(): { runs: number; left: number } {
+    return { runs: this.hits.queue!.added, left: this.hits.queue!.left };
+  }
+
+  /**
+   * The run was cancelled: the runs of hits not yet sent never are (a cancel ends in seconds, not
+   * after thousands of requests); their cache entries are untouched. Returns how many.
+   */
+  dropUnsentHits(): number {
+    return this.hits.queue!.close();
+  }
+
+  /** Hits whose runs were never sent, the run cancelled first. */
+  get unsentHits(): number {
+    return this.hits.queue!.dropped;
   }
 
   /** Waits for the runs of cache hits (see recordHit) and of tasks that ended without one (`unstarted`) to be recorded. */

@@ -15,6 +15,7 @@ import type { SecretRegistry } from "../run/secrets.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
+import type { HitQueue } from "./hit-queue.ts";
 
 /** Where the task runs of one flow run are recorded. */
 export interface RecordScope {
@@ -443,6 +444,8 @@ export interface HitRecords {
    * failed (the server may hold part of it), or a tag is long enough that a tracker may cut it.
    */
   written: RunRecord[] | undefined;
+  /** With a server: the hits' runs wait here to be sent, a few at a time (see HitQueue). */
+  readonly queue?: HitQueue;
 }
 
 /** Longer tag values are not kept in a hit's copy: a tracker may cut them (MLflow at 8,000 characters). */
@@ -502,11 +505,12 @@ export async function recordHit(
   if (tracker.recordRun && tracker.capabilities.remote) {
     // A server: the hit is complete now, and its run (two requests) is recorded in the
     // background, so dependants do not wait for it. The flow waits for all at its end.
-    inBackground(
-      tracker.recordRun({ ...run, status: "FINISHED", endTime: now }).then(written, (e: unknown) =>
+    const recordRun = tracker.recordRun.bind(tracker);
+    const send = () =>
+      recordRun({ ...run, status: "FINISHED", endTime: now }).then(written, (e: unknown) =>
         failed(`could not record the cache hit's run: ${(e as Error).message}`),
-      ),
-    );
+      );
+    inBackground(records.queue ? records.queue.add(send) : send());
   } else if (tracker.recordRun) {
     // One step, already FINISHED: the embedded store appends the hits recorded at once in one write.
     written(await tracker.recordRun({ ...run, status: "FINISHED", endTime: now }));

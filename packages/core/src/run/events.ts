@@ -108,6 +108,12 @@ export interface LogEvent {
   runId: string;
   task?: string;
   message: string;
+  /**
+   * After the tasks, while the runs of cache hits are still being recorded in a server (the flow
+   * waits for them at its end): how many hits the flow recorded, and how many are left. Said when
+   * the wait starts and every 5 s, with the message `recording 600 cached tasks' runs in MLflow (412 left)`.
+   */
+  recording?: { runs: number; left: number };
   time: number;
 }
 

@@ -611,6 +611,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     ...(runTags ? { runTags } : {}),
   };
   const execution = new FlowExecution(settings);
+  // A cancel leaves the runs of hits not yet sent (see HitQueue): a signal ends the run in seconds.
+  execution.onCancel(() => void execution.pipeline.dropUnsentHits());
   if (options.dispatcher) execution.pipeline.dispatchTo(options.dispatcher);
   // What beforeEnd is told of the hits' runs, with a server (asking it again costs a search; the embedded store's costs nothing).
   if (options.beforeEnd && tracker.capabilities.remote) execution.pipeline.keepHitRuns();
@@ -684,7 +686,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     // why a cancelled flow was cancelled, before the read of its run for the report (below).
     const why = status === "cancelled" ? stopCancelReason(execution.signal.reason) : "";
     const logging = outputs ? logFlowOutputs(tracker, flowRunId, outputs, secrets) : why ? logCancelReason(tracker, flowRunId, why, secrets) : undefined;
-    const logged = logging?.then(() => undefined, (e: unknown) => e);
+    let logged = logging?.then(() => undefined, (e: unknown) => e);
     // So is a read of the flow run for beforeEnd, with a server (EndingFlowRun.flowRun): off the
     // run's end, which is then, for `cairn run`'s report, its upload and the run's update.
     const recorded =
@@ -693,7 +695,24 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
             .then((failure) => (failure ? undefined : tracker.getRun(flowRunId)))
             .catch(() => undefined)
         : undefined;
-    await execution.pipeline.drain();
+    const note = (message: string, recording: { runs: number; left: number }) =>
+      emitToRun({ type: "log", level: "info", runId: flowRunId, message, recording, time: Date.now() });
+    await waitForRecords(execution, options.signal, note);
+    if (status === "succeeded" && isCancel(execution.signal.reason)) {
+      // Cancelled while the hits' runs were being recorded: the run ends as any cancelled run
+      // does (KILLED, with why), not "succeeded" after the signal; it hands out no outputs.
+      status = "cancelled";
+      outputs = undefined;
+      const late = stopCancelReason(execution.signal.reason);
+      if (late) {
+        const before = logged;
+        logged = Promise.all([before, logCancelReason(tracker, flowRunId, late, secrets).then(() => undefined, (e: unknown) => e)]).then(([a, b]) => a ?? b);
+      }
+    }
+    const unsent = execution.pipeline.unsentHits;
+    if (unsent) {
+      emitToRun({ type: "log", level: "warn", runId: flowRunId, message: `${unsent} cached ${unsent === 1 ? "task's run was" : "tasks' runs were"} not recorded: the run was cancelled first. Their cache entries are kept; those tasks have no run of their own in this flow run.`, time: Date.now() });
+    }
     // A task's run closed beside its dependants (with a server) that could not be closed: its
     // work was done and used, but the record is not whole, so the flow fails, naming it.
     const unclosed = execution.pipeline.unclosed.map(({ task, error: e, leftRunning }) => ({
@@ -1181,6 +1200,40 @@ async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown,
     metrics.length ? tracker.logBatch(runId, { metrics }).then(() => tracker.flushRun?.(runId)) : undefined,
     writeRunFiles(tracker, runId, "", { "outputs.json": secrets.mask(JSON.stringify(outputs, null, 2)) }),
   ]);
+}
+
+/** How often the flow says how many hits' runs are left to record, while it waits for them at its end. */
+const RECORDING_NOTE_MS = 5000;
+
+/**
+ * Waits at the flow's end for the runs still being recorded (pipeline.drain), saying how many
+ * hits' runs are left when the wait starts and every {@link RECORDING_NOTE_MS}: thousands of hits
+ * can take minutes. A cancel (`run.cancel()`, the run's signal) during the wait leaves the hits
+ * not yet sent (see HitQueue).
+ */
+async function waitForRecords(execution: FlowExecution, signal: AbortSignal | undefined, note: (message: string, recording: { runs: number; left: number }) => void): Promise<void> {
+  const { pipeline } = execution;
+  // The run's signal too: its listener of the tasks' time is gone by now.
+  const cancel = () => execution.cancel(signal?.reason);
+  if (signal?.aborted) cancel();
+  const offSignal = signal ? onAbort(signal, cancel) : undefined;
+  const say = () => {
+    const { runs, left } = pipeline.hitsLeft;
+    if (left && !isCancel(execution.signal.reason)) note(`recording ${runs} cached tasks' runs in MLflow (${left} left)`, { runs, left });
+  };
+  say();
+  const timer = setInterval(say, RECORDING_NOTE_MS);
+  try {
+    await pipeline.drain();
+  } finally {
+    clearInterval(timer);
+    offSignal?.();
+  }
+}
+
+/** True for a run stopped by a cancel (`run.cancel()`, the run's signal), not by a failure. */
+function isCancel(stop: unknown): boolean {
+  return stop instanceof StopReason && stop.kind === "cancel";
 }
 
 /** The reason given to `signal.abort(reason)` or `run.cancel(reason)` (`SIGINT` under the CLI), as text; "" for none. */
