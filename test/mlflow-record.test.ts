@@ -274,6 +274,20 @@ describe("what a flow run records in an MLflow server, read with MlflowClient", 
     expect(served.stderr.split("\n").filter((l) => l.includes("runs/get"))).toEqual([]);
   }, 120_000);
 
+  it("explain of one item of a map asks the server about that item, not about every item of the map", async () => {
+    const dir = await tmp("cairn-record-explain-item-");
+    const flowFile = join(repo, "test/cli/fixtures/param-map.flow.ts");
+    const items = ["-p", `items=${JSON.stringify(Array.from({ length: 60 }, (_, i) => `i${i}`))}`];
+    const ran = await cairn(["run", flowFile, ...items, "--no-report", "--experiment", "explain-item"], { cwd: dir, env });
+    expect(ran.code, ran.stderr).toBe(0);
+    const explained = await cairn(["explain", flowFile, "work[30]", ...items, "--experiment", "explain-item"], { cwd: dir, env: { ...env, CAIRN_MLFLOW_TRACE: "1" } });
+    expect(explained.code, explained.stderr).toBe(0);
+    expect(explained.stdout).toMatch(/^work\[30\] would come from the cache: run [0-9a-f]{32}/);
+    // Before, every item was planned: a runs/get per item (60 here, 2001 for a map of 2000).
+    const requests = explained.stderr.split("\n").filter((l) => l.startsWith("[cairn mlflow]"));
+    expect(requests.length, requests.join("\n")).toBeLessThanOrEqual(5);
+  }, 120_000);
+
   it("tracking through the server, then the embedded store, then the server again: the third run hits from the experiment's index, and so does the embedded store after it", async () => {
     const dir = await tmp("cairn-record-switch-");
     const tracked = await cairn(["run", ok, "--json", "--experiment", "switch"], { cwd: dir, env });

@@ -73,12 +73,23 @@ export async function planFlow(definition: FlowDefinition, options: PlanOptions)
   return (await planNodes(definition, options)).plan;
 }
 
-/** The plan, with the nodes it is about: the flow's and the items of the maps whose lists are known. */
+/**
+ * What explain plans for one task: that node and the nodes it depends on, and of a map whose
+ * item it asks about, that item alone (its key needs no other item).
+ */
+interface PlanFocus {
+  nodes: ReadonlySet<string>;
+  item?: { map: string; index: number };
+}
+
+/** The plan, with the nodes it is about: the flow's and the items of the maps whose lists are known; with `focus`, only those it names. */
 async function planNodes(
   definition: FlowDefinition,
   options: PlanOptions,
+  focus?: PlanFocus,
+  graph: FlowGraph = buildFlowGraph(definition),
 ): Promise<{ plan: PlannedTask[]; nodes: Map<string, FlowNode>; nearest: (node: FlowNode, key: TaskKey) => Promise<Nearest>; known: Map<string, Nearest> }> {
-  const graph = buildFlowGraph(definition);
+  const outOfFocus = (id: string) => focus !== undefined && !focus.nodes.has(id);
   const nodes = new Map(graph.nodes);
   const rows: PlannedTask[] = [];
   const outputs = new Map<string, unknown>();
@@ -89,7 +100,7 @@ async function planNodes(
   const forcedItemIds = forcedItems(graph, options.rerun ?? []);
   const isForced = (id: string) => forced?.[graph.indexed.index.get(id)!] === 1;
   // The hits' source runs are asked about in one request, not one per task.
-  if (!options.refresh) options.cache.checkSourceRuns(await sourceRunsAhead(graph, options.params, options.cache, isForced));
+  if (!options.refresh) options.cache.checkSourceRuns(await sourceRunsAhead(graph, options.params, options.cache, (id) => isForced(id) || outOfFocus(id)));
   /** Keys planned to run, with the node that computes each: a run computes a key once, the other nodes of that key take its entry. */
   const running = new Map<string, string>();
   /** Nodes planned as hits whose outputs come from a node of the same key that runs first: their dependants wait for it. */
@@ -175,6 +186,7 @@ async function planNodes(
     return `--rerun ${upstream.join(", --rerun ")} (a dependant of ${upstream.length > 1 ? "them" : "it"})`;
   };
   for (const id of graph.order) {
+    if (outOfFocus(id)) continue;
     const node = graph.nodes.get(id)!;
     const deps = graph.dependencies.get(id)!;
     const skippedBy = deps.find((dep) => plan.get(dep)!.action === "skip");
@@ -210,6 +222,7 @@ async function planNodes(
     }
   }
   for (const id of graph.order) {
+    if (outOfFocus(id)) continue;
     rows.push(plan.get(id)!);
     const items = itemRows.get(id);
     if (items) rows.push(...items);
@@ -234,6 +247,16 @@ async function planNodes(
     const run = new MapRun(node, items, base, requiredItems(spec, items.length) ?? items.length, 1, 0);
     const rowsHere: PlannedTask[] = [];
     const results = new Map<string, TaskResult>();
+    // Explain of one item of a map: that item alone (a sweep's trials stop one another, so all of them).
+    const only = focus?.item?.map === id && spec.kind === "map" ? focus.item.index : undefined;
+    if (only !== undefined) {
+      if (only < items.length) {
+        const item = run.itemNode(only);
+        nodes.set(item.id, item);
+        itemRows.set(id, [await planOne(item, upstreamRuns, forcedHere || forcedItemIds?.has(item.id) === true).catch((error: unknown) => ({ task: item.id, action: "run" as const, reason: `its key cannot be made before running: ${(error as Error).message}`, parent: id, item: only }))]);
+      }
+      return { task: id, action: "run", items: items.length, reason: `explained for ${id}[${only}] alone` };
+    }
     for (let k = 0; k < items.length; k++) {
       const item = run.itemNode(k);
       nodes.set(item.id, item);
@@ -401,6 +424,27 @@ function conditionValue(node: FlowNode, params: Record<string, unknown>, outputO
   }
 }
 
+/**
+ * What explaining `task` needs planned: its node (of an item, its map's) and every node it
+ * depends on, not the whole flow (a map of 2,000 items beside it read 2,000 entries). Undefined
+ * when no node has that id or task name: the whole plan then lists what there is.
+ */
+function focusOf(graph: FlowGraph, task: string): PlanFocus | undefined {
+  const item = /^(.+)\[(\d+)\]$/.exec(task);
+  const map = item && graph.nodes.get(item[1]!)?.map ? item[1]! : undefined;
+  const target = graph.nodes.has(task) ? task : (map ?? graph.order.find((id) => graph.nodes.get(id)!.task.name === task));
+  if (target === undefined) return undefined;
+  const nodes = new Set<string>();
+  const stack = [target];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (nodes.has(id)) continue;
+    nodes.add(id);
+    stack.push(...graph.dependencies.get(id)!);
+  }
+  return { nodes, ...(map !== undefined && target === map ? { item: { map, index: Number(item![2]) } } : {}) };
+}
+
 /** Nodes the look-ahead walks at most; its cost is paid before the flow starts. */
 const LOOK_AHEAD_NODES = 1000;
 
@@ -454,7 +498,8 @@ export interface Explanation {
 
 /** Explains one task's plan: for a miss, which ingredient changed since the nearest earlier entry. */
 export async function explainTask(definition: FlowDefinition, task: string, options: PlanOptions): Promise<Explanation> {
-  const { plan, nodes, nearest, known } = await planNodes(definition, options);
+  const graph = buildFlowGraph(definition);
+  const { plan, nodes, nearest, known } = await planNodes(definition, options, focusOf(graph, task), graph);
   const unknownItem = /^(.+)\[\d+\]$/.exec(task);
   if (unknownItem && !plan.some((p) => p.task === task)) {
     const map = plan.find((p) => p.task === unknownItem[1] && p.items !== undefined);
