@@ -4,6 +4,8 @@
  * to fix it, not with silence or with words meant for another case.
  */
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cairn, repo, tmp } from "./helpers.ts";
@@ -95,8 +97,22 @@ describe("words that fit the case the user is in", () => {
   it("cache clear whose index cleanup fails says which entries, once", async () => {
     const cwd = await tmp("cairn-cli-clear-index-");
     expect((await cairn(["run", ok, "--no-report"], { cwd })).code).toBe(0);
-    const r = await cairn(["cache", "clear"], { cwd, env: { MLFLOW_TRACKING_URI: "http://127.0.0.1:1" } });
-    expect(r.stderr).toMatch(/^cairn: could not update the experiments' indexes on the MLflow server at http:\/\/127\.0\.0\.1:1 for the 2 entries just removed from the store: /);
+    // A fault a real server cannot be made to show on cue: it answers the probe clear makes before
+    // it removes anything (a server down then is refused with nothing removed), then fails the rest.
+    const server = createServer((req, res) => {
+      const probe = req.url?.startsWith("/api/2.0/mlflow/experiments/get-by-name");
+      res.writeHead(probe ? 404 : 500, { "content-type": "application/json" });
+      res.end(JSON.stringify(probe ? { error_code: "RESOURCE_DOES_NOT_EXIST", message: "no such experiment" } : { error_code: "INTERNAL_ERROR", message: "disk full" }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const uri = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const r = await cairn(["cache", "clear"], { cwd, env: { MLFLOW_TRACKING_URI: uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0" } });
+      expect(r.stderr).toMatch(new RegExp(`^cairn: could not update the experiments' indexes on the MLflow server at ${uri.replace(/[.:/]/g, "\\$&")} for the 2 entries just removed from the store: `));
+      expect(r.stderr.match(/could not update/g)).toHaveLength(1);
+    } finally {
+      server.close();
+    }
   });
 });
 
