@@ -57,6 +57,14 @@ describe("the summary's rows", () => {
 
 describe("a sweep's leaderboard", () => {
   const lines = (text: string) => text.split("\n");
+  /** A succeeded flow whose one task is a sweep `fit` (max of score) of these trials, `best` its best. */
+  const sweepResult = (trials: readonly { trial: string; params: object; metric: number; status: "succeeded" }[], best: string) =>
+    ({
+      status: "succeeded",
+      runId: "r1",
+      durationMs: 5,
+      tasks: { fit: { task: "fit", status: "succeeded", attempts: 0, expands: "sweep", select: { metric: "score", order: "max" }, outputs: { trial: best, trials } } },
+    }) as unknown as Parameters<typeof summary>[0];
 
   it("ranks by the sweep's selector, as the sweep did: min(loss) puts the smallest first", async () => {
     const { flow, list, min, sweep, task } = await import("@cairn/dsl");
@@ -73,13 +81,7 @@ describe("a sweep's leaderboard", () => {
 
   it("lists a sweep of 150,000 trials (no spread of every metric into one call: it overflowed the stack)", () => {
     const trials = Array.from({ length: 150_000 }, (_, i) => ({ trial: `fit[${i}]`, params: { i }, metric: i % 1000, status: "succeeded" as const }));
-    const result = {
-      status: "succeeded",
-      runId: "r1",
-      durationMs: 5,
-      tasks: { fit: { task: "fit", status: "succeeded", attempts: 0, expands: "sweep", select: { metric: "score", order: "max" }, outputs: { trial: "fit[999]", trials } } },
-    } as unknown as Parameters<typeof summary>[0];
-    const text = summary(result, createColors(false));
+    const text = summary(sweepResult(trials, "fit[999]"), createColors(false));
     expect(text).toContain("Sweep fit: 150000 trials, best fit[999]");
     expect(lines(text).find((l) => l.startsWith("fit["))).toMatch(/^fit\[999\]\s+i=999\s+999\s/);
     expect(text).toContain("… and 149980 more trials");
@@ -90,13 +92,7 @@ describe("a sweep's leaderboard", () => {
       { trial: "fit[0]", params: { name: "1", on: "true", pair: "a,b=c", lr: 0.1 }, metric: 2, status: "succeeded" as const },
       { trial: "fit[1]", params: { name: "x".repeat(9000), lr: 0.2 }, metric: 1, status: "succeeded" as const },
     ];
-    const result = {
-      status: "succeeded",
-      runId: "r1",
-      durationMs: 5,
-      tasks: { fit: { task: "fit", status: "succeeded", attempts: 0, expands: "sweep", select: { metric: "score", order: "max" }, outputs: { trial: "fit[0]", trials } } },
-    } as unknown as Parameters<typeof summary>[0];
-    const rows = lines(summary(result, createColors(false))).filter((l) => l.startsWith("fit["));
+    const rows = lines(summary(sweepResult(trials, "fit[0]"), createColors(false))).filter((l) => l.startsWith("fit["));
     expect(rows[0]).toMatch(/^fit\[0\]\s+name="1",on="true",pair="a,b=c",lr=0\.1\s+2\s/);
     expect(rows[1]).toMatch(/^fit\[1\]\s+name=x+…\s+1\s/);
     for (const row of rows) expect(row.length).toBeLessThan(120);

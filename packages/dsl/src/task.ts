@@ -172,6 +172,7 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
     run: (fn: (inputs: any, ctx: TaskContext) => unknown) => {
       if (typeof fn !== "function") throw new OptionError(`task "${state.name}" .run()`, "a function", fn);
       const code = fn.toString();
+      const envRead = envReadBy(code);
       const declaredIn = declaringModule({ generated: true });
       if (!declaredAt.has(fn as TaskDefinition["run"])) declaredAt.set(fn as TaskDefinition["run"], declaredIn);
       return makeTask({
@@ -197,7 +198,7 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
         ...(state.pool !== undefined ? { pool: state.pool } : {}),
         cache: state.cache,
         env: state.env,
-        ...(envReadBy(code).length ? { envRead: envReadBy(code) } : {}),
+        ...(envRead.length ? { envRead } : {}),
         ...(state.codeFiles ? { codeFiles: state.codeFiles } : {}),
       });
     },
