@@ -139,7 +139,7 @@ Options:
   -h, --help     Show help (also of a command: cairn help run, or cairn run --help)
   -v, --version  Show the version
 
-Exit codes: 0 done (the flow succeeded), 1 the flow failed or was cancelled (another command: it failed at its work),
+Exit codes: 0 done (the flow succeeded), 1 the flow failed or was cancelled by other than a signal (another command: it failed at its work),
   2 usage, validation or setting error (a flag, a variable, an experiment that is missing or deleted),
   3 a service Cairn needs (tracking server, shared cache, queue) could not be used before the flow started: retry once it is back,
   130 interrupted (Ctrl-C, SIGTERM, SIGHUP).`,
