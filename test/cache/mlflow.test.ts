@@ -312,6 +312,48 @@ describe("entries checked against the server", () => {
     expect(again.result.tasks["untracked-over"]!.cachedFrom).toBe(source);
     expect(again.warnings).toEqual([]);
   });
+
+  it("a damaged document in the experiment's index is warned of once per document, naming it, what is wrong and how to remove it; the task runs and its result replaces it (before: a silent miss)", async () => {
+    const calls = { json: 0, shape: 0 };
+    const cut = task("index-cut").input<{ n: number }>().run(({ n }) => (calls.json++, { n }));
+    const shape = task("index-shape").run(() => (calls.shape++, { ok: true }));
+    // Two nodes of one key read its document twice: still one warning.
+    const f = flow(`damaged-index-${Date.now()}`).build(() => ({ a: cut({ n: 1 }).n, again: cut({ n: 1 }).n, b: shape().ok }));
+    const first = await runCollect(f, { root: await tmp("cairn-machine-a-"), env: env() });
+    expect(first.result.status).toBe("succeeded");
+    const keyOf = async (id: string) => (await first.run.tracker.getRun(first.result.tasks[id]!.runId!))!.tags["cairn.cache_key"]!;
+    const [cutKey, shapeKey] = [await keyOf("index-cut"), await keyOf("index-shape")];
+    const experimentId = (await first.run.tracker.getRun(first.result.runId))!.experimentId;
+    const docUrl = (key: string) => `${server.uri}/api/2.0/mlflow-artifacts/artifacts/${experimentId}/cairn-index/${key}.json`;
+    // Damaged through the server's REST API, as a cut-short upload or a hand edit would leave them.
+    for (const [key, body] of [[cutKey, '{"key": "'], [shapeKey, JSON.stringify({ key: shapeKey, taskName: "index-shape" })]] as const) {
+      const put = await fetch(docUrl(key), { method: "PUT", body });
+      expect(put.status).toBe(200);
+    }
+    const before = { ...calls };
+
+    // Machine B: an empty root, so only the index could give a hit.
+    const b = await runCollect(f, { root: await tmp("cairn-machine-b-"), env: env() });
+    expect(b.result.status).toBe("succeeded");
+    expect(calls.json).toBe(before.json + 1);
+    expect(calls.shape).toBe(before.shape + 1);
+    const about = (key: string) => b.warnings.filter((w) => w.includes(`${key}.json`));
+    expect(about(cutKey)).toHaveLength(1);
+    expect(about(shapeKey)).toHaveLength(1);
+    const where = (key: string) => `the index document ${key}.json of experiment ${experimentId} on the MLflow server at ${server.uri} is damaged`;
+    expect(about(cutKey)[0]).toContain(`${where(cutKey)}: it is not valid JSON (9 bytes that do not parse`);
+    expect(about(shapeKey)[0]).toContain(`${where(shapeKey)}: its content is not a Cairn cache entry of this key`);
+    for (const w of [...about(cutKey), ...about(shapeKey)]) expect(w).toContain("`cairn cache clear --task <task>` removes it with the task's other entries; the task runs, and its result replaces the entry");
+    // The run's miss reason says so too.
+    const run = await b.run.tracker.getRun(b.result.tasks["index-shape"]!.runId!);
+    expect(JSON.parse(run!.tags["cairn.miss_reason"]!)).toMatchObject({ kind: "unusable", evicted: false, reason: expect.stringContaining(where(shapeKey)) });
+
+    // The runs' results replaced both documents: a third machine hits them, without a warning.
+    for (const key of [cutKey, shapeKey]) expect(await (await fetch(docUrl(key))).json()).toMatchObject({ key });
+    const c = await runCollect(f, { root: await tmp("cairn-machine-c-"), env: env() });
+    expect(statuses(c.result)).toEqual({ "index-cut": "cached", "index-cut-2": "cached", "index-shape": "cached" });
+    expect(c.warnings).toEqual([]);
+  });
 });
 
 describe("an artifact whose copy on the server changed since it was cached", () => {

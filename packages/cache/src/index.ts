@@ -14,7 +14,7 @@ export type { ArtifactDigest, CacheKeyIngredients, CodeContents, CodeEnvironment
 
 // Entries and the store
 export type { ArtifactRecord, CacheEntry, NewCacheEntry, OutputsManifest } from "./entry.ts";
-export { completeEntry, earlierByTask, NEAREST_CANDIDATES, nearestEntry, parseCacheEntry } from "./entry.ts";
+export { cacheEntryProblem, completeEntry, earlierByTask, NEAREST_CANDIDATES, nearestEntry, parseCacheEntry } from "./entry.ts";
 export { CacheStore } from "./store.ts";
 export type { CacheStoreOptions, ExpiredEntry, ListOptions, PruneOptions, PruneResult } from "./store.ts";
 export { EmbeddedKeyvStore } from "./backends/embedded-store.ts";

@@ -26,7 +26,7 @@ import {
   earlierByTask,
   NEAREST_CANDIDATES,
   nearestEntry,
-  parseCacheEntry,
+  cacheEntryProblem,
   partialPath,
   pathExists,
   privateDigestAsync,
@@ -85,6 +85,11 @@ export interface BadEntry {
    * read, a server that failed): nothing says it is bad, so it stays, and is a miss this time.
    */
   kept?: true;
+  /**
+   * A damaged index document met again in this run: its warning was given at the first meeting
+   * (once per document, however many lookups read it).
+   */
+  said?: true;
 }
 
 /**
@@ -298,6 +303,8 @@ export class TaskCache {
   /** Names of the source runs this run has seen (verified, found by tag, or recorded here), by run id. */
   private readonly sourceNames = new Map<string, string>();
 
+  /** The index documents this run found damaged, by name: each is warned of once (see {@link damagedIndexDocument}). */
+  private readonly damagedSaid = new Set<string>();
   /** See {@link storeId}. */
   private storeId_: Promise<string | undefined> | undefined;
   /** Why the shared store is no longer used by this run, once it stopped answering. */
@@ -667,7 +674,7 @@ export class TaskCache {
       return { entry: inTracker.entry };
     }
     // What the store holds is said first: it is what a run with the other setting would use.
-    const unused = inStore ?? inTracker;
+    const unused = inStore ?? inTracker ?? (answer?.bad ? { bad: answer.bad } : undefined);
     if (unused?.foreign && !this.foreignMet) {
       // Another embedded store's entry is news only through a shared store (in its own, it is a leftover).
       const { tracker } = unused.foreign;
@@ -1059,16 +1066,10 @@ export class TaskCache {
         return this.fromTag(key, readOnly);
       }
       if (text === undefined) return undefined;
-      let doc: unknown;
-      try {
-        doc = JSON.parse(text);
-      } catch {
-        return undefined; // a damaged index document is no entry; the task runs and writes it again
-      }
-      if (!isPlainObject(doc)) return undefined;
-      const { expiresAt, ...rest } = doc as unknown as IndexDocument;
-      const entry = parseCacheEntry(rest, key);
-      if (!entry) return undefined;
+      const read = readIndexDocument(text, key);
+      // A damaged document is no entry: the task runs, and its result replaces the document.
+      if ("problem" in read) return { bad: this.damagedIndexDocument(key, read.problem) };
+      const { expiresAt, entry } = read;
       if (expiresAt !== undefined) {
         if (expiresAt <= Date.now()) return { expired: { at: expiresAt, entry } }; // past the task's ttl
         this.trackerExpiry.set(key, expiresAt);
@@ -1077,6 +1078,21 @@ export class TaskCache {
       return { entry: { ...entry, tracker: { kind: this.tracker.kind, uri: this.tracker.uri } } };
     }
     return this.fromTag(key, readOnly);
+  }
+
+  /**
+   * A damaged index document of `key` (`problem`: what is wrong with it) as the entry its lookup
+   * could not use: kept, since the task's result replaces it; said once a run (see {@link BadEntry.said}).
+   */
+  private damagedIndexDocument(key: string, problem: string): BadEntry {
+    const name = indexName(key);
+    const first = !this.damagedSaid.has(name);
+    this.damagedSaid.add(name);
+    const where = `the index document ${name} of experiment ${this.experimentId} on ${describeTracker(this.tracker)}`;
+    const reason =
+      `${where} is damaged: ${problem}; ` +
+      `should the task not replace it (it fails, or its cache is off), \`cairn cache clear --task <task>\` removes it with the task's other entries`;
+    return { key, reason, kept: true, ...(first ? {} : { said: true as const }) };
   }
 
   /**
@@ -1235,7 +1251,7 @@ export function diffOptionsOf(task: Pick<TaskDefinition, "describeResolved">): D
 }
 
 /** What the tracker holds for a key: its entry, or one past the task's ttl. */
-type TrackerEntry = { entry: CacheEntry; expired?: undefined } | { entry?: undefined; expired: ExpiredEntry };
+type TrackerEntry = { entry: CacheEntry; expired?: undefined; bad?: undefined } | { entry?: undefined; expired: ExpiredEntry; bad?: undefined } | { entry?: undefined; expired?: undefined; bad: BadEntry };
 
 /** A source run the tracker's answer to {@link TaskCache.checkSourceRuns} did not cover. */
 const UNSETTLED = Symbol("unsettled");
@@ -1311,16 +1327,34 @@ const TASK_RUNS_SEARCHED = 50;
 
 /** The cache entry an index document `name` holds, unless it does not parse or is past its ttl at `now`. */
 function indexEntry(text: string, name: string, now: number): CacheEntry | undefined {
+  const read = readIndexDocument(text, name.replace(/\.json$/, ""));
+  return "entry" in read && (read.expiresAt === undefined || read.expiresAt > now) ? read.entry : undefined;
+}
+
+/**
+ * The entry an index document of `key` holds, with its expiry; else what is wrong with it, in
+ * words. Never the document's text: a damaged document may hold anything, a secret too.
+ */
+function readIndexDocument(text: string, key: string): { entry: CacheEntry; expiresAt?: number } | { problem: string } {
+  if (!text.trim()) return { problem: "it is empty" };
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch {
-    return undefined;
+    return { problem: `it is not valid JSON (${Buffer.byteLength(text)} bytes that do not parse: cut short, or written by something other than Cairn)` };
   }
-  if (!isPlainObject(doc)) return undefined;
+  if (!isPlainObject(doc)) return { problem: `it holds ${jsonKind(doc)}, not a JSON object` };
   const { expiresAt, ...rest } = doc as unknown as IndexDocument;
-  const entry = parseCacheEntry(rest, name.replace(/\.json$/, ""));
-  return entry && (expiresAt === undefined || expiresAt > now) ? entry : undefined;
+  const problem = cacheEntryProblem(rest, key);
+  if (problem !== undefined) return { problem: problem.replace(/^its stored value/, "its content") };
+  if (expiresAt !== undefined && typeof expiresAt !== "number") return { problem: "its `expiresAt` is not a number of milliseconds" };
+  return { entry: rest as CacheEntry, ...(expiresAt !== undefined ? { expiresAt } : {}) };
+}
+
+/** What kind of JSON value `value` is, without the value: "a JSON array", "a JSON string". */
+function jsonKind(value: unknown): string {
+  if (value === null) return "JSON null";
+  return Array.isArray(value) ? "a JSON array" : `a JSON ${typeof value}`;
 }
 
 /** A cache entry as kept in the tracker's index. */

@@ -142,7 +142,7 @@ export function leaseHolder(holder: string, expiresAt: number): LeaseHolder {
  * wait of this task was for (after taking the lease).
  */
 function met(scope: FlightScope, state: Flight, key: string, found: UnusedEntry & { entry?: CacheEntry }, options: { waited?: boolean } = {}): CacheEntry | undefined {
-  if (found.bad) scope.warn(state.node.id, badEntryWarning(key, found.bad));
+  if (found.bad && !found.bad.said) scope.warn(state.node.id, badEntryWarning(key, found.bad));
   if (found.entry) return found.entry;
   if (found.bad || found.foreign || found.expired) state.unused = { ...found, ...(options.waited ? { waited: true as const } : {}) };
   return undefined;
