@@ -4,14 +4,17 @@
  * against the model's signature, and MLflow's own schema errors rephrased.
  */
 import { execFileSync } from "node:child_process";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RunScope } from "@cairn/core";
 import { flow } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { mlflowModel } from "../../packages/mlflow/src/model/mlflow-model.ts";
-import { parseModelUri, rephraseMlflowSchemaError } from "../../packages/mlflow/src/model/run-model.ts";
+import { parseModelUri, rephraseMlflowSchemaError, resolveModel } from "../../packages/mlflow/src/model/run-model.ts";
+import { folderDigest } from "../../packages/mlflow/src/project/run-project.ts";
 import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
-import { fixture, hasVenv, runOptions, VENV_PYTHON } from "./helpers.ts";
+import { fixture, hasVenv, runOptions, tempRoot, VENV_PYTHON } from "./helpers.ts";
 
 const ROWS = [
   { a: 0.5, b: 1.0 },
@@ -65,6 +68,45 @@ describe("model URIs and MLflow's schema errors", () => {
     expect(result.tasks.score!.error?.name).toBe("MlflowModelError");
     expect(result.tasks.score!.error?.message).toContain("needs an MLflow tracking server with a model registry");
     expect(result.tasks.score!.error?.message).toContain("MLFLOW_TRACKING_URI=http://127.0.0.1:5000");
+  });
+
+  it("a local model folder's fingerprint is its content digest, as before: the same cache key", async () => {
+    const root = await tempRoot();
+    const model = join(root, "model");
+    await mkdir(join(model, "data"), { recursive: true });
+    await writeFile(join(model, "MLmodel"), "artifact_path: model\nflavors:\n  python_function: {}\n");
+    await writeFile(join(model, "data", "weights.bin"), Buffer.alloc(3 << 20, 1)); // streamed in chunks
+    await writeFile(join(model, "requirements.txt"), "mlflow\n");
+    const resolved = await resolveModel(parseModelUri(model), undefined);
+    // Pinned: the digest the synchronous walk gave, which keys made before this one hold.
+    const digest = "84782d27713a53fe8df9fead13d8aa0f12324a57689e55bb7001fbfbb0dff039";
+    expect(resolved.fingerprint).toBe(`sha256:${digest}`);
+    expect(resolved.label).toBe(`sha256:${digest.slice(0, 12)}`);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("a large local model folder is digested without blocking the event loop: timers keep firing meanwhile", async () => {
+    const root = await tempRoot();
+    const model = join(root, "model");
+    for (let i = 0; i < 20; i++) {
+      await mkdir(join(model, `part-${i}`), { recursive: true });
+      await Promise.all(Array.from({ length: 50 }, (_, j) => writeFile(join(model, `part-${i}`, `w-${j}.bin`), Buffer.alloc(4096, i + j))));
+    }
+    await writeFile(join(model, "MLmodel"), "artifact_path: model\n");
+    await writeFile(join(model, "weights.bin"), Buffer.alloc(32 << 20, 7));
+    const ticks: number[] = [];
+    const timer = setInterval(() => ticks.push(performance.now()), 1);
+    const started = performance.now();
+    const resolved = await resolveModel(parseModelUri(model), undefined);
+    const ended = performance.now();
+    clearInterval(timer);
+    expect(resolved.fingerprint).toBe(`sha256:${folderDigest(model)}`);
+    // Before, the folder was walked and read synchronously: no timer fired until it was done.
+    const marks = [started, ...ticks, ended];
+    const longestStall = Math.max(...marks.slice(1).map((t, i) => t - marks[i]!));
+    expect(ticks.length).toBeGreaterThan(10);
+    expect(longestStall).toBeLessThan((ended - started) / 4);
+    await rm(root, { recursive: true, force: true });
   });
 });
 

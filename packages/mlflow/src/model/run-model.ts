@@ -25,7 +25,7 @@ import { fileURLToPath } from "node:url";
 import { CairnError, CancelledError, describeValue, isArtifact, isPlainObject, MlflowApiError, scopeKey, type Artifact, type RunScope, type TaskContext } from "@cairn/core";
 import { checkWorkingFolder, endProcessGroup, prepareProcessGroup, ProcessFailedError, runProcess, type ProcessSpec } from "@cairn/process/spawn";
 import type { MlflowClient } from "../client/client.ts";
-import { folderDigest, parseYaml } from "../project/run-project.ts";
+import { folderDigestAsync, parseYaml } from "../project/run-project.ts";
 import { setTimeout as delay } from "node:timers/promises";
 
 // ------------------------------------------------------------------ model URIs
@@ -213,7 +213,9 @@ export async function resolveModel(ref: ModelRef, registry: ModelRegistry | unde
   if (ref.kind === "local") {
     const text = await readFile(join(ref.path, "MLmodel"), "utf8").catch(() => undefined);
     if (text === undefined) throw new MlflowModelError(ref.uri, `there is no MLflow model at ${ref.path} (no MLmodel file). Save one with mlflow.<flavor>.save_model(), or use a models:/ or runs:/ URI.`);
-    const digest = folderDigest(ref.path);
+    // Not folderDigest: a large model folder digested synchronously stalled the event loop, and
+    // with it other tasks' timers, lease renewals and the live view, at every key.
+    const digest = await folderDigestAsync(ref.path);
     return { declared: ref.uri, uri: ref.path, artifactUri: ref.path, fingerprint: `sha256:${digest}`, label: `sha256:${digest.slice(0, 12)}` };
   }
   if (!registry) {
