@@ -6,7 +6,7 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, cp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { explainTask, openFlowCache, planFlow } from "@cairn/core";
@@ -86,6 +86,68 @@ describe("mlflowProject(): parameters are checked before anything starts", () =>
     expect(result.tasks.touch!.error?.message).toContain(`parameter "count" must be an int (a whole number), got "many" (string).`);
     expect(result.tasks.touch!.attempts).toBe(1);
     expect(existsSync(marker)).toBe(false);
+  });
+});
+
+describe("an MLproject parameter's default is given as `mlflow run` gives it", () => {
+  /** Defaults that YAML 1.2 and MLflow (PyYAML, YAML 1.1, Python's str()) read differently, and some they read alike. */
+  const mlproject = (command: string) =>
+    [
+      "name: defaults",
+      "entry_points:",
+      "  main:",
+      "    parameters:",
+      "      a: {type: float, default: 1.0}",
+      "      b: {type: string, default: 1e3}",
+      "      c: {type: int, default: 0x10}",
+      "      d: {type: string, default: true}",
+      '      e: {type: string, default: "1.0"}',
+      "      f: {type: float, default: 0.5}",
+      "      g: {type: int, default: 3}",
+      "      h: {type: string, default: plain}",
+      `    command: ${JSON.stringify(command)}`,
+      "",
+    ].join("\n");
+  // What mlflow 3.17's `mlflow run` logged for each (checked with the real mlflow; pinned here, and compared with it below).
+  const MLFLOW_LOGS = { a: "1.0", b: "1e3", c: "16", d: "True", e: "1.0", f: "0.5", g: "3", h: "plain" };
+
+  it("the run logs it, and its command gets it, as written where MLflow reads it so (1.0 stays 1.0, before: 1), else as MLflow reads it (0x10 is 16, true is True)", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    const ran = join(root, "ran.txt");
+    await writeFile(join(dir, "MLproject"), mlproject(`printf '%s|' {a} {b} {c} {d} {e} {f} {g} {h} > "$RAN" && echo '{}' > "$CAIRN_OUTPUTS"`));
+    const p = mlflowProject("p", { uri: dir, env: { RAN: ran } });
+    const result = await (await flow("defaults").build(() => ({ out: p({}).$out })).run({ root, env: {} })).wait();
+    expect(result.tasks.p?.status).toBe("succeeded");
+    const run = await new LocalStore({ root }).getRun(result.tasks.p!.runId!);
+    expect(run!.params).toEqual(MLFLOW_LOGS);
+    expect(await readFile(ran, "utf8")).toBe(`${Object.values(MLFLOW_LOGS).join("|")}|`);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it.skipIf(!hasVenv)("is what the real `mlflow run` logs for the same MLproject", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), mlproject("true"));
+    const script = "import json, sys, mlflow, mlflow.projects\nr = mlflow.projects.run(sys.argv[1], env_manager='local', synchronous=True)\nprint(json.dumps(mlflow.get_run(r.run_id).data.params))";
+    const out = execFileSync(VENV_PYTHON, ["-c", script, dir], { cwd: root, encoding: "utf8", env: { ...process.env, MLFLOW_TRACKING_URI: `sqlite:///${join(root, "mlflow.db")}` }, stdio: ["ignore", "pipe", "ignore"] });
+    expect(JSON.parse(out.trim().split("\n").at(-1)!)).toEqual(MLFLOW_LOGS);
+    await rm(root, { recursive: true, force: true });
+  }, 120_000);
+
+  it("the key changes only for an entry point with a default whose text changed: other projects keep theirs", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), mlproject("true") + "  other:\n    parameters:\n      n: {type: float, default: 0.5}\n      s: {type: string, default: plain}\n    command: \"true\"\n");
+    const fingerprint = projectFingerprint(dir).code;
+    expect(mlflowProject("main", { uri: dir }).definition.code).toMatch(new RegExp(`^mlflow-project:${fingerprint.replace(/[+]/g, "\\+")};entry=main;defaults=[0-9a-f]{16}$`));
+    expect(mlflowProject("other", { uri: dir, entryPoint: "other" }).definition.code).toBe(`mlflow-project:${fingerprint};entry=other`);
+    // The fixture project's defaults (3, plain, data.txt) read alike: its key is what it was.
+    expect(mlflowProject("fixture", { uri: PROJECT }).definition.code).toBe(`mlflow-project:${projectFingerprint(PROJECT).code};entry=main`);
+    await rm(root, { recursive: true, force: true });
   });
 });
 

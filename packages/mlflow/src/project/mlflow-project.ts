@@ -23,6 +23,7 @@ import {
   pathParameterDigests,
   runMlflowProject,
   unusedEnvironmentWarning,
+  type MlflowEntryPoint,
   type MlflowProject,
 } from "./run-project.ts";
 import { checkName, configDigest, cwdFingerprint, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
@@ -86,6 +87,7 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
     ...(options.cwd ? [cwdFingerprint(options.cwd)] : []),
     ...(options.python ? [`python=${JSON.stringify(options.python)}`] : []),
     ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),
+    ...rewrittenDefaults(entryPoint),
   ];
 
   const run = (schema: StandardSchemaV1 | undefined): TaskDefinition["run"] => async (inputs, ctx) => {
@@ -136,6 +138,17 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
     },
     checkCall: (inputs, schema) => checkCall(project, entryPointName, inputs, schema, options.cwd),
   });
+}
+
+/**
+ * For the key: the defaults whose text changed when Cairn began to give them as `mlflow run` does
+ * (`1.0` had run and been logged as "1", `true` as "true"), so that results made with the old
+ * text are not reused; the key of an entry point whose defaults read the same either way (most:
+ * `3`, `0.5`, `plain`) stays as it was.
+ */
+function rewrittenDefaults(entryPoint: MlflowEntryPoint): string[] {
+  const changed = entryPoint.parameters.filter((p) => p.default !== undefined && p.defaultText !== undefined && p.defaultText !== String(p.default));
+  return changed.length ? [`defaults=${configDigest(changed.map((p) => [p.name, p.defaultText]))}`] : [];
 }
 
 /** At build(): no unknown parameter, no required one missing, literal values of the right type. */

@@ -27,6 +27,8 @@ import { digestFile, digestFileSync, pathExists, privateDigest, sha256 } from "@
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { CairnError, closestName, describeValue, isArtifact, isPlainObject, type TaskContext } from "@cairn/core";
 import { parseTemplate, renderShell, runProcess, shellQuote, type CommandTemplate, type ProcessSpec } from "@cairn/process/spawn";
+import type { Document } from "yaml";
+import { mlflowPlainScalarText } from "./default-text.ts";
 
 /** Parameter types of an MLproject entry point. */
 export const MLPROJECT_PARAM_TYPES = ["float", "int", "string", "path", "uri"] as const;
@@ -36,8 +38,14 @@ export type MlflowParamType = (typeof MLPROJECT_PARAM_TYPES)[number];
 export interface MlflowProjectParameter {
   readonly name: string;
   readonly type: MlflowParamType;
-  /** The default; a parameter without one is required. */
+  /** The default, as YAML 1.2 reads it; a parameter without one is required. */
   readonly default?: string | number | boolean;
+  /**
+   * The default's text as `mlflow run` substitutes and logs it, beside `default`: MLflow reads
+   * the file as YAML 1.1 and writes Python's str() of the value (`1.0` stays "1.0", `0x10` is
+   * "16", `true` is "True"; see default-text.ts).
+   */
+  readonly defaultText?: string;
 }
 
 /** One entry point of an MLproject file. */
@@ -107,11 +115,33 @@ export class MlflowProjectParameterError extends CairnError {
 
 const ENV_KEYS = ["conda_env", "python_env", "docker_env"];
 
-let yamlParse: ((text: string) => unknown) | undefined;
+let yamlModule: typeof import("yaml") | undefined;
 /** The YAML parser, loaded on first use: flows without MLflow projects or models never load it. */
+function yaml(): typeof import("yaml") {
+  return (yamlModule ??= createRequire(import.meta.url)("yaml") as typeof import("yaml"));
+}
+
+/** `text` parsed as YAML; throws its first error. */
 export function parseYaml(text: string): unknown {
-  yamlParse ??= (createRequire(import.meta.url)("yaml") as typeof import("yaml")).parse;
-  return yamlParse(text);
+  return yaml().parse(text);
+}
+
+/** `text` parsed as YAML, with its nodes (how each scalar was written); throws its first error, as {@link parseYaml}. */
+function parseYamlDocument(text: string): { value: unknown; document: Document.Parsed } {
+  const document = yaml().parseDocument(text);
+  if (document.errors.length) throw document.errors[0];
+  return { value: document.toJS(), document };
+}
+
+/**
+ * The text `mlflow run` gives the default of a parameter (see default-text.ts): a plain scalar's as
+ * PyYAML reads it; a quoted one's, and one Cairn cannot find the node of (an alias, a key that is
+ * not a string), as its value.
+ */
+function defaultText(document: Document.Parsed, path: readonly string[], value: string | number | boolean): string {
+  const node = document.getIn(path, true);
+  if (yaml().isScalar(node) && node.type === "PLAIN" && !node.tag && typeof node.source === "string") return mlflowPlainScalarText(node.source);
+  return String(value);
 }
 
 /** Finds the MLproject file of a folder (MLflow matches the name case-insensitively). */
@@ -140,8 +170,9 @@ export function loadMlproject(dir: string): MlflowProject {
     );
   }
   let doc: unknown;
+  let document: Document.Parsed;
   try {
-    doc = parseYaml(readFileSync(file, "utf8"));
+    ({ value: doc, document } = parseYamlDocument(readFileSync(file, "utf8")));
   } catch (error) {
     throw new MlflowProjectError(label, file, `the file is not valid YAML: ${(error as Error).message}`);
   }
@@ -168,7 +199,8 @@ export function loadMlproject(dir: string): MlflowProject {
       if (def !== undefined && def !== null && typeof def !== "string" && typeof def !== "number" && typeof def !== "boolean") {
         throw bad(`the default of parameter "${pName}" of entry point "${epName}" must be a scalar, got ${describeValue(def)}.`);
       }
-      parameters.push({ name: pName, type: type as MlflowParamType, ...(def !== undefined && def !== null ? { default: def } : {}) });
+      const defaults = def !== undefined && def !== null ? { default: def, defaultText: defaultText(document, ["entry_points", epName, "parameters", pName, "default"], def) } : {};
+      parameters.push({ name: pName, type: type as MlflowParamType, ...defaults });
     }
     entryPoints[epName] = { name: epName, command: ep.command, parameters };
   }
@@ -383,7 +415,7 @@ function unreadablePath(project: MlflowProject, parameter: string, path: string,
 export function effectiveParameters(entryPoint: MlflowEntryPoint, given: Readonly<Record<string, string>>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const p of entryPoint.parameters) {
-    const v = given[p.name] ?? (p.default !== undefined ? String(p.default) : undefined);
+    const v = given[p.name] ?? p.defaultText ?? (p.default !== undefined ? String(p.default) : undefined);
     if (v !== undefined) out[p.name] = v;
   }
   return out;
