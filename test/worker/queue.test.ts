@@ -484,6 +484,27 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(failed.error.message).not.toContain("gpu-fp16");
   }, 120_000);
 
+  it("a worker whose value of a variable the task's function reads from process.env by name (undeclared) differs refuses the task, naming it, never its value; one with the run's value runs it", async () => {
+    const { env } = await testEnv("queue-env-read", { SCALE: "scale-at-coordinator" });
+    const file = join(import.meta.dirname, "fixtures/env-read.flow.ts");
+    const other = await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...env, SCALE: "scale-at-worker", CAIRN_QUEUE_STALE_GRACE_MS: "1000" });
+    workers.push(other);
+    const r = await cairnRun(file, await tmp(), ["--queue", servers.redis.url], env).done;
+    expect(r.code).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
+    expect(failed).toMatchObject({ task: "scaled", error: { name: "StaleCodeError" } });
+    expect(failed.error.message).toContain("its environment there differs from the one the flow run was started with (environment variable SCALE");
+    expect(failed.error.message).toContain("reads from process.env by name");
+    expect(`${r.stdout}${r.stderr}${other.log()}`).not.toContain("scale-at-");
+    // Nothing was computed with the worker's value: a worker with the run's value computes it, once.
+    other.kill("SIGKILL");
+    await other.done;
+    workers.push(await startWorker(file, servers.redis.url, ["--root", await tmp()], env));
+    const ok = await cairnRun(file, await tmp(), ["--queue", servers.redis.url], env).done;
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { scale: "scale-at-coordinator" } });
+  }, 120_000);
+
   it("a worker with the coordinator's Python (the same venv) takes a Python task; with CAIRN_PYTHON_ENV_KEY on, one whose Python has other packages, or whose switch is off, refuses it, saying why", async () => {
     const python = join(repo, ".venv/bin/python");
     const file = join(import.meta.dirname, "fixtures/python.flow.ts");

@@ -104,7 +104,7 @@ export class StaleCodeError extends CairnError {
     worker: WorkerIdentity,
     /** What of its code differs: "its source", "file lib.ts", ... */
     readonly differs: string[],
-    /** The variables it declares with .env() whose values differ (their names only). */
+    /** The variables it declares with .env(), or its function reads from process.env by name, whose values differ (their names only). */
     readonly envDiffers: string[] = [],
     /** The workers that refused it, by id, and how long it waited for another (ms). */
     readonly refused: Refusals = { by: [worker.id], waitedMs: 0 },
@@ -115,7 +115,7 @@ export class StaleCodeError extends CairnError {
     const env = envDiffers.map((name) => `environment variable ${name} (its value enters the task's cache key)`);
     const fixes = [
       ...(code ? ["Update that worker's checkout to the coordinator's commit (and restart it), or stop it; a worker never runs other code than the run asked for."] : []),
-      ...(env.length ? ["Give that worker the coordinator's values of the variables the task declares with .env() (and restart it): what it computed with others would be stored under the run's cache key."] : []),
+      ...(env.length ? ["Give that worker the coordinator's values of the variables the task declares with .env() or its function reads from process.env by name (and restart it): what it computed with others would be stored under the run's cache key."] : []),
       ...(environment
         ? ["Give that worker a Python with the coordinator's version and packages (its CAIRN_PYTHON, active virtualenv or project .venv; then restart it): a task's Python environment enters its cache key, and what it computed with others would be stored under the run's."]
         : []),

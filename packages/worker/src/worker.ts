@@ -393,12 +393,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const mine = data.code.full ? await cache.keyFor(node, {}, { flowRunId: data.flowRunId }).catch(() => undefined) : undefined;
     const fingerprint = codeFingerprint(node, mine);
     const differs = compareCode(data.code, fingerprint);
-    // The variables the task declares (.env) enter its key: run here with other values, it would
-    // store what they give under the coordinator's key, a wrong hit for every later run.
-    // Only those: a variable the function merely reads from process.env (keyed too, by name) may
-    // differ by machine for reasons of no weight (a test hook, a device list), and refusing
-    // every worker for it would fail the task; a variable that matters is declared.
-    const envDiffers = data.key && mine ? compareEnv(data.key.ingredients.env, mine.ingredients.env).filter((name) => node.task.env.includes(name)) : [];
+    // The variables the task declares (.env) and those its function reads from process.env by
+    // name enter its key alike: run here with other values, it would store what they give under
+    // the coordinator's key, a wrong hit for every later run.
+    const envDiffers = data.key && mine ? compareEnv(data.key.ingredients.env, mine.ingredients.env) : [];
     // So does its Python environment (another interpreter, another scikit-learn), for the same
     // reason, when the run's key holds one (CAIRN_PYTHON_ENV_KEY on at the coordinator).
     const environment =
@@ -618,7 +616,7 @@ function environmentWords(theirs: unknown, mine: unknown, keyedHere: boolean): s
   return change ? `${change}, from the run's to this worker's` : "its Python environment";
 }
 
-/** The names of the declared environment variables whose values (hashed in the key) differ here from the coordinator's. */
+/** The names of the keyed environment variables (declared or read by name) whose values (hashed in the key) differ here from the coordinator's. */
 function compareEnv(theirs: Readonly<Record<string, string | null>>, mine: Readonly<Record<string, string | null>>): string[] {
   const names = new Set([...Object.keys(theirs), ...Object.keys(mine)]);
   return [...names].sort().filter((name) => theirs[name] !== mine[name]);
