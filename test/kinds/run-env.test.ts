@@ -5,7 +5,7 @@
  * worker runs sees the worker's environment, which it is keyed with there. Real child processes.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { flow, task, UndeclaredEnvError } from "@cairn/dsl";
+import { type Flow, flow, task, UndeclaredEnvError } from "@cairn/dsl";
 import { NullTracker, runDispatchedTask } from "@cairn/core";
 import { shell } from "../../packages/process/src/index.ts";
 import { tempRoot } from "./helpers.ts";
@@ -28,6 +28,15 @@ async function runWith<T>(f: { run(o: object): Promise<{ wait(): Promise<T> }> }
   const env: NodeJS.ProcessEnv = { ...process.env, [NAME]: value };
   if (value === undefined) delete env[NAME];
   return (await f.run({ root, tracker: false, env })).wait();
+}
+
+/** The warnings of a run of `f` given `value` as NAME's value that speak of process.env. */
+async function processEnvWarnings(f: Flow<object, object>, value: string): Promise<string[]> {
+  const run = await f.run({ root: await tempRoot(), tracker: false, env: { ...process.env, [NAME]: value } });
+  const messages: string[] = [];
+  run.on((e) => e.type === "log" && e.level === "warn" && messages.push(e.message));
+  await run.wait();
+  return messages.filter((m) => m.includes("process.env"));
 }
 
 describe("run({ env }) and the variables a task declares", () => {
@@ -83,18 +92,29 @@ describe("run({ env }) and the variables a task declares", () => {
     const direct = task("direct").env(NAME).run(() => ({ foo: process.env[NAME] ?? "unset" }));
     const viaCtx = task("via-ctx").env(NAME).run((_, ctx) => ({ foo: ctx.env(NAME) ?? "unset" }));
     const f = flow("run-env-warn").build(() => ({ a: direct().foo, b: viaCtx().foo }));
-    const warnings = async (value: string) => {
-      const run = await f.run({ root: await tempRoot(), tracker: false, env: { ...process.env, [NAME]: value } });
-      const messages: string[] = [];
-      run.on((e) => e.type === "log" && e.level === "warn" && messages.push(e.message));
-      await run.wait();
-      return messages.filter((m) => m.includes("process.env"));
-    };
-    expect(await warnings("one")).toEqual([
-      `task "direct" reads process.env and declares ${NAME} with .env(), whose value in the run's env differs from process.env's: its cache key holds the run's value. Read it with ctx.env("${NAME}") instead.`,
+    expect(await processEnvWarnings(f, "one")).toEqual([
+      `task "direct" reads process.env by a name its text does not show (a computed one, a destructuring) and declares ${NAME} with .env(), whose value in the run's env differs from process.env's: its cache key holds the run's value. Read it with ctx.env("${NAME}") instead.`,
     ]);
     // The same value as the process's: nothing to say.
-    expect(await warnings("process-level")).toEqual([]);
+    expect(await processEnvWarnings(f, "process-level")).toEqual([]);
+  });
+
+  it("the warning names the declared variable a function reads from process.env by name; a read its key already holds says nothing; a destructuring still warns", async () => {
+    const named = task("named").env(NAME).run(() => ({ foo: process.env.CAIRN_TEST_RUN_ENV_FOO ?? "unset" }));
+    // OTHER, undeclared, is keyed with the process's value, which is what the task reads.
+    const other = task("other").env(NAME).run((_, ctx) => ({ foo: `${ctx.env(NAME)}${process.env.CAIRN_TEST_RUN_ENV_OTHER ?? ""}` }));
+    const destructured = task("destructured")
+      .env(NAME)
+      .run(() => {
+        const { CAIRN_TEST_RUN_ENV_FOO: foo } = process.env;
+        return { foo: foo ?? "unset" };
+      });
+    const f = flow("run-env-warn-reads").build(() => ({ a: named().foo, b: other().foo, c: destructured().foo }));
+    const differs = `with .env(), whose value in the run's env differs from process.env's: its cache key holds the run's value. Read it with ctx.env("${NAME}") instead.`;
+    expect(await processEnvWarnings(f, "one")).toEqual([
+      `task "named" reads process.env.${NAME} and declares ${NAME} ${differs}`,
+      `task "destructured" reads process.env by a name its text does not show (a computed one, a destructuring) and declares ${NAME} ${differs}`,
+    ]);
   });
 
   it("a task run by a worker sees the worker's environment, the one its key is computed with there", async () => {

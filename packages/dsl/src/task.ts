@@ -172,7 +172,7 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
     run: (fn: (inputs: any, ctx: TaskContext) => unknown) => {
       if (typeof fn !== "function") throw new OptionError(`task "${state.name}" .run()`, "a function", fn);
       const code = fn.toString();
-      const envRead = envReadBy(code);
+      const envReads = envReadBy(code);
       const declaredIn = declaringModule({ generated: true });
       if (!declaredAt.has(fn as TaskDefinition["run"])) declaredAt.set(fn as TaskDefinition["run"], declaredIn);
       return makeTask({
@@ -198,7 +198,8 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
         ...(state.pool !== undefined ? { pool: state.pool } : {}),
         cache: state.cache,
         env: state.env,
-        ...(envRead.length ? { envRead } : {}),
+        ...(envReads.names.length ? { envRead: envReads.names } : {}),
+        envReadUnnamed: envReads.unnamed,
         ...(state.codeFiles ? { codeFiles: state.codeFiles } : {}),
       });
     },

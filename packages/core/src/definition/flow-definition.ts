@@ -69,6 +69,13 @@ export interface TaskDefinition {
    */
   readonly envRead?: readonly string[];
   /**
+   * The task's code also reads `process.env` by names its text does not show (a computed name, a
+   * destructuring, `process.env` handed on whole), which no key follows: a run whose `env` gives a
+   * declared variable another value than `process.env` warns of it. Absent (a definition made by
+   * hand): any mention of `process.env` in `code` counts as one.
+   */
+  readonly envReadUnnamed?: boolean;
+  /**
    * Files or folders the task's code depends on (modules it imports, a config file): their
    * content digests enter the cache key when it is made, each under its `name` (the path as
    * the task declared it, the same on every machine), so `explain` can say which changed.

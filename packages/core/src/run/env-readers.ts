@@ -1,28 +1,49 @@
 /**
- * A function task that declares variables with `.env()` and reads `process.env` itself, run with
- * an `env` of its own (`run({ env })`) that gives one of them another value than `process.env`:
- * the task's key holds the run's value, while the task reads the process's, so a result computed
- * with one value is stored under another's key. Said once per task when the run starts, so that
- * an app that embeds Cairn learns to read `ctx.env()` instead. Only the function's own text is
- * looked at (a helper it calls may read `process.env` unseen): a hint, never a refusal.
+ * A function task that declares variables with `.env()` and reads one of them from `process.env`
+ * itself, run with an `env` of its own (`run({ env })`) that gives it another value than
+ * `process.env`: the task's key holds the run's value, while the task reads the process's, so a
+ * result computed with one value is stored under another's key. Said once per task when the run
+ * starts, so that an app that embeds Cairn learns to read `ctx.env()` instead. The definition
+ * says what the function reads (TaskDefinition.envRead, envReadUnnamed): a variable it reads by
+ * name that it does not declare is keyed with the process's value, which it reads, so only a
+ * declared one is said; one read by a name its text does not show may be any declared one. Only
+ * the function's own text was looked at (a helper it calls may read `process.env` unseen): a
+ * hint, never a refusal.
  */
-import type { FlowDefinition } from "../definition/flow-definition.ts";
+import type { FlowDefinition, TaskDefinition } from "../definition/flow-definition.ts";
 
-/** The warnings for the run's function tasks that read `process.env` where the run's `env` differs from it; never a value. */
+/** The warnings for the run's function tasks that read from `process.env` a declared variable the run's `env` gives another value; never a value. */
 export function processEnvReaderWarnings(definition: FlowDefinition, env: NodeJS.ProcessEnv): string[] {
   if (env === process.env) return [];
   const warnings: string[] = [];
   const said = new Set<string>();
   for (const { task } of definition.nodes) {
-    if (task.kind !== "function" || !task.env.length || said.has(task.name) || !task.code.includes("process.env")) continue;
+    if (task.kind !== "function" || !task.env.length || said.has(task.name)) continue;
     const differ = task.env.filter((name) => env[name] !== process.env[name]);
-    if (!differ.length) continue;
+    const warning = differ.length ? readerWarning(task, differ) : undefined;
+    if (!warning) continue;
     said.add(task.name);
-    const names = differ.join(", ");
-    warnings.push(
-      `task "${task.name}" reads process.env and declares ${names} with .env(), whose value in the run's env differs from process.env's: ` +
-        `its cache key holds the run's value. Read ${differ.length === 1 ? "it" : "them"} with ${differ.map((n) => `ctx.env(${JSON.stringify(n)})`).join(", ")} instead.`,
-    );
+    warnings.push(warning);
   }
   return warnings;
+}
+
+/** The warning for `task`, whose declared variables `differ` have another value in the run's `env`; undefined when it reads none of them from `process.env`. */
+function readerWarning(task: TaskDefinition, differ: readonly string[]): string | undefined {
+  // A definition made by hand (makeTask) does not say how its code reads process.env: any mention counts.
+  const unnamed = task.envReadUnnamed ?? task.code.includes("process.env");
+  const named = differ.filter((name) => task.envRead?.includes(name));
+  // Read by a name the text does not show, any of them may be read.
+  const names = unnamed ? differ : named;
+  if (!names.length) return undefined;
+  const reads = [...named.map(propertyRead), ...(unnamed ? ["process.env by a name its text does not show (a computed one, a destructuring)"] : [])];
+  return (
+    `task "${task.name}" reads ${reads.join(" and ")} and declares ${names.join(", ")} with .env(), whose value in the run's env differs from process.env's: ` +
+    `its cache key holds the run's value. Read ${names.length === 1 ? "it" : "them"} with ${names.map((n) => `ctx.env(${JSON.stringify(n)})`).join(", ")} instead.`
+  );
+}
+
+/** `process.env.NAME`, or `process.env["NAME"]` for a name that is no identifier. */
+function propertyRead(name: string): string {
+  return /^[A-Za-z_$][\w$]*$/.test(name) ? `process.env.${name}` : `process.env[${JSON.stringify(name)}]`;
 }
