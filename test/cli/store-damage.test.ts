@@ -170,7 +170,9 @@ describe("a read-only .cairn", () => {
       expect(explain.stdout).toContain(`would come from the cache: run ${taskRun}`);
       const run = await cairn(["run", "flow.ts"], { cwd });
       expect(run.code).not.toBe(0);
-      expect(run.stderr).toContain(`Cannot use ${store} as Cairn's local store`);
+      // Refused by the engine's check of its state folder, before the store opens (exit 2, a setting).
+      expect(run.stderr).toContain(`OptionError: Expected Cairn's state folder (\`root\`), by default .cairn in the working directory, to be a folder Cairn can make and write to, got ${store}: a file cannot be written in it (EPERM`);
+      expect(run.code).toBe(2);
       expect(run.stderr).toContain("--root");
       // An experiment not in the store yet: plan creates nothing (it tried to, and failed here), and
       // reads the store, whose entry a run in that experiment would hit too.
@@ -179,7 +181,7 @@ describe("a read-only .cairn", () => {
       expect(other.stdout).toMatch(new RegExp(`a\\s+cached\\s+from run ${taskRun}`));
       const otherRun = await cairn(["run", "flow.ts"], { cwd, env: { MLFLOW_EXPERIMENT_NAME: "other" } });
       expect(otherRun.code).not.toBe(0);
-      expect(otherRun.stderr).toContain(`Cannot use ${store} as Cairn's local store: EPERM`);
+      expect(otherRun.stderr).toContain(`got ${store}: a file cannot be written in it (EPERM`);
       expect(otherRun.stderr).toContain("--root");
     } finally {
       spawnSync("chattr", ["-R", "-i", store]);
@@ -193,7 +195,7 @@ describe("a read-only .cairn", () => {
     const script = `mount --bind "${store}" "${store}" && mount -o remount,bind,ro "${store}" && exec "${process.execPath}" "${cairnBin}" run flow.ts`;
     const r = await start("unshare", ["-m", "sh", "-c", script], { cwd, env: childEnv({ MLFLOW_EXPERIMENT_NAME: "other" }) }).done;
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain(`Cannot use ${store} as Cairn's local store: EROFS`);
+    expect(r.stderr).toContain(`got ${store}: a file cannot be written in it (EROFS: read-only file system)`);
     expect(r.stderr).toContain("--root");
     expect(r.stderr).not.toMatch(/ENOENT/);
   }, 60_000);

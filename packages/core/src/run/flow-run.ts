@@ -31,6 +31,7 @@ import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
 import { unsaidMisspeltVariables } from "./env-names.ts";
 import { processEnvReaderWarnings } from "./env-readers.ts";
 import { onAbort } from "./abort-listeners.ts";
+import { rootProblem, type RootUse } from "../state-root.ts";
 
 /** Options of `flow.run()`; every one is checked where it enters. */
 export interface RunOptions {
@@ -861,6 +862,8 @@ async function openTracking(
   const root = resolvePath(options.root ?? ".cairn");
   const tracker: Tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? (await resolveTracker({ root, env })));
   opened?.(tracker);
+  // Whatever the tracker and cache: tasks' artifacts and downloads are written under it too.
+  await checkRunRoot(root, options.root, readOnly ? "read" : "make");
   // Blank is unset, as MLflow reads them: a blank name reached the store's API ("expects a non-empty experiment name").
   const experimentName = options.experiment ?? (env.MLFLOW_EXPERIMENT_NAME?.trim() || undefined) ?? definition.name;
   const envExperimentId = env.MLFLOW_EXPERIMENT_ID?.trim() || undefined;
@@ -903,6 +906,25 @@ async function openTracking(
     experimentId = await tracker.ensureExperiment(experimentName);
   }
   return { root, tracker, experimentId };
+}
+
+/**
+ * The run's state folder (`root`, else `.cairn` in the working directory) checked before anything
+ * is made in it (see `rootProblem`): one under /proc sent Node's recursive mkdir into a loop no
+ * signal stopped, and a file failed the first task that wrote an artifact with a bare ENOTDIR.
+ */
+async function checkRunRoot(root: string, given: string | undefined, use: RootUse): Promise<void> {
+  const why = await rootProblem(root, use);
+  if (why === undefined) return;
+  const can = use === "make" ? "make and write to" : "read";
+  const what = given === undefined ? `Cairn's state folder (\`root\`), by default .cairn in the working directory,` : "`root`";
+  const got = given === undefined ? root : JSON.stringify(given);
+  const fix =
+    use === "read"
+      ? "Pass `root` (`--root DIR` on the command line) the folder a run used, the one that holds its cache/ and experiments/"
+      : `Pass \`root\` (\`--root DIR\` on the command line) a folder this user can write to${given === undefined ? "" : " (it is made when missing)"}`;
+  const other = given === undefined ? "or run from a folder where .cairn can be" : "or leave it out for .cairn in the working directory";
+  throw new OptionError("root", `a folder Cairn can ${can}`, given ?? root, `Expected ${what} to be a folder Cairn can ${can}, got ${got}: ${why}. ${fix}, ${other}.`);
 }
 
 /** The forms of experiment id each tracker gives out: MLflow's are digits, the embedded store's 16 hex digits. */
