@@ -142,7 +142,7 @@ Options:
 Exit codes: 0 done (the flow succeeded), 1 the flow failed or was cancelled by other than a signal (another command: it failed at its work),
   2 usage, validation or setting error (a flag, a variable, an experiment that is missing or deleted),
   3 a service Cairn needs (tracking server, shared cache, queue) could not be used before the flow started: retry once it is back,
-  130 interrupted (Ctrl-C, SIGTERM, SIGHUP).`,
+  130 interrupted (Ctrl-C, SIGTERM, SIGHUP) before the run's work was done.`,
   run: `Usage: cairn run FILE [options]      (same flags: tsx FILE [options])
 
 Runs the flow that FILE default-exports.
@@ -600,6 +600,8 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   const dispatcher = values.queue !== undefined ? (await import("@cairn/worker")).queueDispatcher(values.queue, { flowFile: positionals[0] }) : undefined;
   // The run's report is logged on the flow run before it ends (see README, "Reports").
   let report: { localPath?: string; artifactPath: string; url?: string } | undefined;
+  /** Whether the report hook ran to its end (written, or its failure said): a cancel stops the run's wait for it. */
+  let reportSettled = false;
   // Listened for from before the run starts: starting it creates the flow run, and a signal
   // meanwhile must cancel it (its runs end KILLED, exit 130), not end the process as Node would.
   let run: Awaited<ReturnType<typeof flow.run>> | undefined;
@@ -651,6 +653,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
                 // Said here in the CLI's words: the engine would name its hook (`beforeEnd`), which a `cairn run` user never set.
                 reporter.notice(`[flow] could not write the run's report (${REPORT_ARTIFACT}): ${(error as Error).message}`);
               }
+              reportSettled = true;
             },
           }),
       params,
@@ -675,7 +678,11 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     const result = await run.wait();
     reporter.finish(result);
     if (report && !json) io.stdout.write(`${reportLine(report, result.runId)}\n`);
-    const code = interrupted ? EXIT.interrupted : result.status === "succeeded" ? EXIT.ok : EXIT.flowFailed;
+    // A signal that came once the work was all done and recorded (while the report was written, or
+    // the flow run closed) does not undo it: the run succeeded and is recorded FINISHED, so the
+    // exit says so too (130 with "Flow succeeded" told a script the run had been stopped).
+    if (interrupted && result.status === "succeeded") reporter.notice(lateSignalNotice(interrupted.reason, !values["no-report"] && !reportSettled, result.runId));
+    const code = result.status === "succeeded" ? EXIT.ok : interrupted ? EXIT.interrupted : EXIT.flowFailed;
     exitDespiteAbandoned(run, code, reporter, io);
     // Cancelled: the run ended without waiting for its report (said above), whose upload to a server
     // that hangs would keep the process alive past the signal. Nothing else is left to wait for.
@@ -698,6 +705,13 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     const code = exitAfterClose;
     if (code !== undefined) setTimeout(() => process.exit(code), 2000).unref();
   }
+}
+
+/** What `cairn run` says of a signal (or `io.signal`'s abort) that came after every task had finished and was recorded. */
+function lateSignalNotice(reason: unknown, reportCut: boolean, runId: string): string {
+  const what = (CANCEL_SIGNALS as readonly unknown[]).includes(reason) ? String(reason) : "io.signal's abort";
+  const report = reportCut ? `; its report was not waited for and may be missing or unfinished (\`cairn report ${runId}\` writes it)` : "";
+  return `[flow] ${what} came after every task had finished and was recorded: the run succeeded, recorded FINISHED${report}.`;
 }
 
 async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "stderr" | "env">> & CliIo): Promise<number> {
