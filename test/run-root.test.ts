@@ -13,6 +13,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
+import { openFlowCache } from "@cairn/core";
+import { flow, task } from "cairn-dag";
 import { childEnv, repo, tmp } from "./cache/helpers.ts";
 
 const app = join(repo, "test/fixtures/run-root.ts");
@@ -92,4 +94,16 @@ describe("run() refuses a root it cannot use, up front, as an OptionError naming
     expect(await runApp("state/of/cairn", cwd, { untracked: true })).toEqual({ status: "succeeded" });
     expect(await readdir(join(cwd, "state/of/cairn/artifacts"))).toHaveLength(1);
   }, 30_000);
+
+  it("what only reads it (plan, explain: openFlowCache) refuses a root that is a file too", async () => {
+    const cwd = await place();
+    const file = join(cwd, "afile");
+    await writeFile(file, "x");
+    const one = flow("reads-root").build(() => ({ y: task("t").run(() => ({ y: 1 }))({}).y }));
+    await expect(openFlowCache(one.definition, { root: file, env: {} })).rejects.toMatchObject({
+      name: "OptionError",
+      option: "root",
+      message: expect.stringMatching(/^Expected `root` to be a folder Cairn can read, got ".*afile": it is a file, not a folder\. Pass `root` \(`--root DIR` on the command line\) the folder a run used/),
+    });
+  });
 });
