@@ -95,6 +95,14 @@ describe("run() refuses a root it cannot use, up front, as an OptionError naming
     expect(await readdir(join(cwd, "state/of/cairn/artifacts"))).toHaveLength(1);
   }, 30_000);
 
+  it("a run that records nothing and writes nothing makes no folder (an app's untracked, uncached run left one behind)", async () => {
+    const cwd = await place();
+    const pure = flow("no-root").build(() => ({ y: task("t").run(() => ({ y: 1 }))({}).y }));
+    const result = await (await pure.run({ root: join(cwd, "state"), tracker: false, cache: false, env: {} })).wait();
+    expect(result.status).toBe("succeeded");
+    expect(await readdir(cwd)).toEqual([]);
+  });
+
   it("what only reads it (plan, explain: openFlowCache) refuses a root that is a file too", async () => {
     const cwd = await place();
     const file = join(cwd, "afile");

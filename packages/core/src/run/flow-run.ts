@@ -863,7 +863,10 @@ async function openTracking(
   const tracker: Tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? (await resolveTracker({ root, env })));
   opened?.(tracker);
   // Whatever the tracker and cache: tasks' artifacts and downloads are written under it too.
-  await checkRunRoot(root, options.root, readOnly ? "read" : "make");
+  // A run that records nothing makes no folder up front (an app's untracked, uncached run left a
+  // .cairn in its working directory); one that is there is still checked.
+  const recordsNothing = options.tracker === false && options.cache === false;
+  await checkRunRoot(root, options.root, readOnly ? "read" : recordsNothing ? "write" : "make");
   // Blank is unset, as MLflow reads them: a blank name reached the store's API ("expects a non-empty experiment name").
   const experimentName = options.experiment ?? (env.MLFLOW_EXPERIMENT_NAME?.trim() || undefined) ?? definition.name;
   const envExperimentId = env.MLFLOW_EXPERIMENT_ID?.trim() || undefined;
@@ -916,7 +919,7 @@ async function openTracking(
 async function checkRunRoot(root: string, given: string | undefined, use: RootUse): Promise<void> {
   const why = await rootProblem(root, use);
   if (why === undefined) return;
-  const can = use === "make" ? "make and write to" : "read";
+  const can = use === "read" ? "read" : "make and write to";
   const what = given === undefined ? `Cairn's state folder (\`root\`), by default .cairn in the working directory,` : "`root`";
   const got = given === undefined ? root : JSON.stringify(given);
   const fix =
