@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { CacheBackendError, CacheStore } from "@cairn/cache";
 import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { MetricError, TaskCache, explainTask, openFlowCache, planFlow } from "@cairn/core";
-import { type Artifact, flow, task } from "@cairn/dsl";
+import { type Artifact, flow, map, task } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairnBin, childEnv, entryFiles, runCollect, sleep, start, statuses, tmp } from "./helpers.ts";
@@ -147,6 +147,39 @@ describe("plan and explain against the server", () => {
     const found = await fetch(`${server.uri}/api/2.0/mlflow/experiments/get-by-name?experiment_name=${experiment}`);
     expect(found.status).toBe(404);
     expect(((await found.json()) as { error_code: string }).error_code).toBe("RESOURCE_DOES_NOT_EXIST");
+  });
+});
+
+describe("plan of keys whose last run failed, against the server", () => {
+  it("says so for each failed item of a map from one search of the experiment's failed runs, not one request per item", async () => {
+    const flaky = task("server-flaky")
+      .input<{ x: number }>()
+      .run(({ x }) => {
+        if (x % 10 === 3) throw new Error(`cannot square ${x}`);
+        return { y: x * x };
+      });
+    const f = flow(`plan-failed-items-${Date.now()}`)
+      .params<{ items: number[] }>()
+      .build(({ params }) => ({ ys: map(flaky, { over: params.items, as: "x" }).outputs }));
+    const items = Array.from({ length: 40 }, (_, i) => i);
+    const root = await tmp();
+    const first = await runCollect(f, { root, env: env(), params: { items }, failurePolicy: "continue" });
+    const failed = Object.entries(first.result.tasks).filter(([id, t]) => id.includes("[") && t.status === "failed");
+    expect(failed.map(([id]) => id).sort()).toEqual(["server-flaky[13]", "server-flaky[23]", "server-flaky[33]", "server-flaky[3]"]);
+    const { tracker, seen } = countingTracker();
+    const more = { items: [...items, 40, 41] };
+    const { tasks, params } = await openFlowCache(f.definition, { root, env: env(), params: more, tracker });
+    const opened = seen.length;
+    const plan = await planFlow(f.definition, { params, cache: tasks }).finally(() => tasks.store.close());
+    const asked = seen.slice(opened);
+    console.info(`[requests] plan of 42 items, 4 failed: ${asked.length} (${count(asked, "POST runs/search")} searches)`);
+    for (const [id, t] of failed) {
+      expect(plan.find((p) => p.task === id)).toMatchObject({ action: "run", reason: `no cache entry for these inputs and code: its last run with this key failed (run ${t.runId})`, failed: { runId: t.runId } });
+    }
+    expect(plan.find((p) => p.task === "server-flaky[40]")!.reason).toBe("no cache entry for these inputs and code: a new item of server-flaky (x = 40): no entry for it yet");
+    expect(plan.filter((p) => p.action === "hit")).toHaveLength(36);
+    // The failed runs are one search, for the 6 misses together.
+    expect(count(asked, "POST runs/search")).toBe(1);
   });
 });
 

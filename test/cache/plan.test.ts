@@ -264,6 +264,39 @@ describe("why a miss runs", () => {
   });
 });
 
+describe("a key whose last run failed", () => {
+  it("is said to have failed, naming its run and error, not new: an item of a map and explain", async () => {
+    const root = await tmp();
+    const flaky = task("flaky")
+      .input<{ x: number }>()
+      .run(({ x }) => {
+        if (x === 3) throw new Error(`cannot square ${x}`);
+        return { y: x * x };
+      });
+    const f = flow("failed-item")
+      .params<{ items: number[] }>()
+      .build(({ params }) => ({ ys: map(flaky, { over: params.items, as: "x" }).outputs }));
+    const params = { items: [1, 2, 3, 4] };
+    const first = await runCollect(f, { root, params, failurePolicy: "continue" });
+    expect(statuses(first.result)).toMatchObject({ "flaky[0]": "succeeded", "flaky[2]": "failed" });
+    const failedRun = first.result.tasks["flaky[2]"]!.runId!;
+    // A list with one more item: the new one is new, the failed one is not.
+    const more = { items: [1, 2, 3, 4, 5] };
+    const plan = await planOf(f, root, more);
+    // Before: "no cache entry for these inputs and code: a new item of flaky (x = 3): no entry for it yet".
+    expect(plan.find((p) => p.task === "flaky[2]")).toMatchObject({
+      action: "run",
+      reason: `no cache entry for these inputs and code: its last run with this key failed (run ${failedRun})`,
+      failed: { runId: failedRun, error: "Error: cannot square 3" },
+    });
+    expect(plan.find((p) => p.task === "flaky[4]")).toMatchObject({ action: "run", reason: "no cache entry for these inputs and code: a new item of flaky (x = 5): no entry for it yet" });
+    expect(plan.find((p) => p.task === "flaky[4]")!.failed).toBeUndefined();
+    const { tasks } = await openFlowCache(f.definition, { root, params: more, env: {} });
+    const why = await explainTask(f.definition, "flaky[2]", { params: more, cache: tasks }).finally(() => tasks.store.close());
+    expect(why.planned.failed).toMatchObject({ runId: failedRun, error: "Error: cannot square 3" });
+  });
+});
+
 /** Entry file → its text, of the embedded store under `root`. */
 async function snapshot(root: string): Promise<Map<string, string>> {
   const files = await entryFiles(root);

@@ -101,6 +101,28 @@ describe("cairn plan and explain take the run's --secrets and --experiment", () 
     expect(explain.stdout).not.toContain("cannot be computed yet");
   });
 
+  it("plan and explain of a task whose last run failed say so, with its run and error, not that it is new", async () => {
+    const cwd = await tmp();
+    await writeFile(
+      join(cwd, "flow.ts"),
+      `import { flow, task } from "cairn-dag";\nconst t = task("t").input<{ n: number }>().run(({ n }) => { throw new Error("no data for " + n); });\nexport default flow("fails").build(() => ({ v: t({ n: 7 }) }));\n`,
+    );
+    const run = await cairn(["run", "flow.ts", "--json"], { cwd });
+    expect(run.code).toBe(1);
+    const runId = (run.json.find((e) => e.type === "task" && e.task === "t" && e.status === "failed") as { taskRunId: string }).taskRunId;
+    expect(runId).toMatch(/^[0-9a-f]{32}$/);
+    const plan = await cairn(["plan", "flow.ts"], { cwd });
+    expect(plan.code, plan.stderr).toBe(0);
+    // Before: "no cache entry for these inputs and code", as if it never ran.
+    expect(plan.stdout).toMatch(new RegExp(`^t\\s+runs\\s+no cache entry for these inputs and code: its last run with this key failed \\(run ${runId}\\)`, "m"));
+    const explain = await cairn(["explain", "flow.ts", "t"], { cwd });
+    expect(explain.code, explain.stderr).toBe(0);
+    // Before: `No earlier cache entry of task "t" in the cache store at ...`.
+    expect(explain.stdout).toContain(`Its last run with these inputs and code failed: run ${runId}, started `);
+    expect(explain.stdout).toContain(`: Error: no data for 7. \`cairn show ${runId}\` shows its error; a run computes it again.`);
+    expect(explain.stdout).not.toContain("No earlier cache entry");
+  });
+
   it("report --out over an existing file leaves it whole when the write fails part-way (a full disk), with no temp file beside it", async () => {
     const cwd = await tmp();
     await writeFile(join(cwd, "flow.ts"), `import { flow, task } from "cairn-dag";\nconst t = task("t").run(() => ({ v: 1 }));\nexport default flow("rep").build(() => ({ v: t().v }));\n`);

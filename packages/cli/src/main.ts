@@ -32,6 +32,7 @@ import {
   startedNoAttempt,
   removeIndexEntries,
   type IndexCleanup,
+  type FailedRun,
   resolveTracker,
   SKIPPED_BECAUSE_TAG,
   SKIPPED_REASON_TAG,
@@ -1017,12 +1018,16 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
       if (p.upstream !== undefined) lines.push("Its inputs are known only once the upstream tasks have run, so its key cannot be computed yet.");
     } else if (p.expired) {
       lines.push("Nothing else changed: its inputs and code are that entry's. A run deletes it and computes them again (`.cache({ ttl })` sets how long entries last).");
+    } else if (p.failed && (explanation.newItem || !explanation.nearest)) {
+      // Not "new": these inputs and code ran, and failed; the reason above names the run.
+      lines.push(failedRunLine(p.failed));
     } else if (explanation.newItem) {
       lines.push(`It is ${explanation.newItem}.`);
     } else if (!explanation.nearest) {
       // Said of where it looked, not "never succeeded": another store, or one whose entries expired, may hold it.
       lines.push(`No earlier cache entry of task "${p.task}" in ${explanation.searched ?? "the cache store"}.`);
     } else {
+      if (p.failed) lines.push(failedRunLine(p.failed));
       const n = explanation.nearest;
       lines.push(`Nearest earlier entry: run ${n.sourceRunId}, from ${new Date(n.createdAt).toISOString()}. Since then:`);
       for (const change of n.changes) lines.push(`  - ${change.message}`);
@@ -1037,6 +1042,12 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   }
   stdout.write(`${printable(lines.join("\n"))}\n`);
   return EXIT.ok;
+}
+
+/** Explain's line for a key whose last run failed: when, its error, and where the rest is. */
+function failedRunLine(failed: FailedRun): string {
+  const error = failed.error !== undefined ? `: ${failed.error}` : "";
+  return `Its last run with these inputs and code failed: run ${failed.runId}, started ${new Date(failed.startedAt).toISOString()}${error}. \`cairn show ${failed.runId}\` shows its error; a run computes it again.`;
 }
 
 async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {

@@ -9,6 +9,7 @@ import { closestName } from "../internal.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import { leaseHolder } from "../pipeline/single-flight.ts";
+import { ERROR_TAG } from "../pipeline/task-run.ts";
 import type { LeaseHolder } from "../run/events.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 import { forcedItems, forcedNodes, forcedOf, itemPastList } from "./rerun.ts";
@@ -46,11 +47,24 @@ export interface PlannedTask {
    * explain leave it): when it expired, and the run that stored it when (unless it does not parse).
    */
   expired?: { at: number; sourceRunId?: string; createdAt?: number };
+  /**
+   * No entry for the key, and the newest run of the task with this key failed (it stored none):
+   * that run, when it started, and its error's first line (`Name: message`, as masked when recorded).
+   * Looked for among the experiment's newest failed runs, in one search (see {@link TaskCache.failedRuns}).
+   */
+  failed?: FailedRun;
   /** For an item of a map or sweep: the map's node id and the item's position. */
   parent?: string;
   item?: number;
   /** For a map or sweep node: its number of items, or `unknown` until an upstream task has run. */
   items?: number | "unknown";
+}
+
+/** A failed run of a key: see {@link PlannedTask.failed}. */
+export interface FailedRun {
+  runId: string;
+  startedAt: number;
+  error?: string;
 }
 
 /** Options of {@link planFlow}. */
@@ -156,10 +170,19 @@ async function planNodes(
     if (options.cache.missingExperiment !== undefined) {
       return { task: id, action: "run", reason: `no cache entry for these inputs and code (experiment "${options.cache.missingExperiment}" does not exist yet)`, key, ...place };
     }
+    // A key that ran and failed is no new one: said so, rather than compared as if it never ran.
+    const failed = await failedRunOf(key.key);
+    if (failed) return { task: id, action: "run", reason: `no cache entry for these inputs and code: its last run with this key failed (run ${failed.runId})`, key, failed, ...place };
     // The first change since the nearest earlier entry, as explain gives it: the entries are listed once per task.
     const near = await nearestOf(node, key, earlierEntries, itemInputOf(node));
     const since = near.newItem ?? (near.nearest?.changes.length ? firstChange(near.nearest.changes) : undefined);
     return { task: id, action: "run", reason: `no cache entry for these inputs and code${since ? `: ${since}` : ""}`, key, ...place };
+  };
+  const failedRunOf = async (key: string): Promise<FailedRun | undefined> => {
+    const run = (await options.cache.failedRuns()).get(key);
+    if (!run) return undefined;
+    const error = run.tags[ERROR_TAG]?.split("\n", 1)[0];
+    return { runId: run.runId, startedAt: run.startTime, ...(error ? { error: short(error, 200) } : {}) };
   };
   const earlier = new Map<string, Promise<{ entries: CacheEntry[]; searched: string; complete: boolean }>>();
   const earlierEntries = (taskName: string) => {
@@ -395,9 +418,9 @@ async function knownChanges(node: FlowNode, cache: TaskCache, earlierEntries: (t
   return toNearest(best, searched);
 }
 
-/** A value shown in a sentence: cut at 40 characters. */
-function short(text: string): string {
-  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+/** A value shown in a sentence: cut at `max` characters. */
+function short(text: string, max = 40): string {
+  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
 }
 
 /** Why an entry past its ttl is not used: which run stored it, when it expired, its ttl. */

@@ -50,6 +50,11 @@ import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
 export const CACHE_KEY_TAG = "cairn.cache_key";
+/**
+ * The tag of a task run that failed: the key it ran for. It stores no entry, so without this a
+ * later plan could not tell a key whose run failed from one that never ran ({@link TaskCache.failedRuns}).
+ */
+export const FAILED_KEY_TAG = "cairn.failed_key";
 /** The tag of a cache hit's run: the key it was found by. */
 const HIT_KEY_TAG = "cairn.cache_hit_key";
 /** The tag of every task run: the task's name (what a cache entry's `taskName` is). */
@@ -347,6 +352,8 @@ export class TaskCache {
    * {@link MISS_REASON_LIST_MS} after it began.
    */
   private readonly earlier = new Map<string, { byTask: Promise<Map<string, CacheEntry[]>>; by: number }>();
+  /** The failed runs by key, searched once for a plan's or explain's misses (see {@link failedRuns}). */
+  private failedRunsRead: Promise<Map<string, RunRecord>> | undefined;
   /** The experiment's index documents by task, read once for a plan's or explain's comparisons (see {@link earlierEntries}). */
   private indexDocuments: Promise<IndexDocuments> | undefined;
 
@@ -1127,6 +1134,28 @@ export class TaskCache {
   }
 
   /**
+   * The newest failed task runs of the experiment, by the key each ran for ({@link FAILED_KEY_TAG};
+   * the newest run of a key): one search for every task a plan or explain asks about, not one
+   * request per task, at most {@link FAILED_RUNS_SEARCHED} runs. Empty when the tracker keeps no
+   * runs or the experiment does not exist yet, or when the search fails (it only words a miss).
+   */
+  failedRuns(): Promise<Map<string, RunRecord>> {
+    this.failedRunsRead ??= this.searchFailedRuns();
+    return this.failedRunsRead;
+  }
+
+  private async searchFailedRuns(): Promise<Map<string, RunRecord>> {
+    const byKey = new Map<string, RunRecord>();
+    if (!this.tracker.capabilities.records || this.missingExperiment !== undefined) return byKey;
+    const runs = await this.tracker.searchRuns({ experimentIds: [this.experimentId], status: "FAILED", maxResults: FAILED_RUNS_SEARCHED }).catch(() => []);
+    for (const run of runs) {
+      const key = run.tags[FAILED_KEY_TAG];
+      if (key !== undefined && !byKey.has(key)) byKey.set(key, run);
+    }
+    return byKey;
+  }
+
+  /**
    * The experiment's index documents, by task, read once for all the tasks a plan or explain
    * compares (one request each, at most {@link INDEX_READS_MAX}): its names say only the key,
    * so a task's documents are known once read. Entries past their ttl are left out.
@@ -1318,6 +1347,9 @@ interface IndexDocuments {
   /** A document could not be read. */
   failed: boolean;
 }
+
+/** Failed runs {@link TaskCache.failedRuns} reads, newest first: one search (one page on MLflow). */
+const FAILED_RUNS_SEARCHED = 1000;
 
 /** Index documents {@link TaskCache.earlierEntries} reads first, at most: one request each. */
 const INDEX_READS_MAX = 500;

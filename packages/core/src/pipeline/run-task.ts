@@ -9,7 +9,7 @@
  * a worker process) decides what the outcome means for the flow, then calls releaseTask.
  */
 import { MISS_REASON_TAG } from "../caching/miss-reason.ts";
-import { CACHE_KEY_TAG, isStoreDown, type StoredManifest, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
+import { CACHE_KEY_TAG, FAILED_KEY_TAG, isStoreDown, type StoredManifest, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
 import type { CacheEntry } from "@cairn/cache";
 import { CancelledError } from "../errors.ts";
 import { elapsedMs } from "../run/task-result.ts";
@@ -167,6 +167,8 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       // A cancelled run closes at once: its reason only if the store's listing has already answered.
       const reason = task.missReason === undefined ? undefined : await (cancelled ? Promise.race([task.missReason, Promise.resolve(undefined)]) : task.missReason);
       if (reason !== undefined) recorder.tag(MISS_REASON_TAG, reason);
+      // No entry is stored for it: the key on its run lets a later plan say it failed, not that it never ran.
+      if (!cancelled && task.key) recorder.tag(FAILED_KEY_TAG, task.key.key);
       await finishTaskRun(scope.record, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED", undefined, error).catch(() => {});
     }
     task.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
