@@ -68,15 +68,32 @@ describe("the live view", () => {
   }, 60_000);
 });
 
-describe("TERM=dumb", () => {
-  /** `cairn ...args` under `script`: on a terminal, its bytes as written. */
-  async function bytesOnTerminal(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-    const cwd = await tmp("cairn-dumb-");
-    const command = [process.execPath, cairnBin, ...args].map(quote).join(" ");
-    const { stdout } = await run("script", ["-qfec", command, "/dev/null"], { cwd, env: childEnv(env) });
-    return stdout;
-  }
+/**
+ * `cairn ...args` under `script`: on a terminal, its bytes as written (every frame of the live
+ * view). `size`: the terminal's, `[rows, cols]`; without it script's terminal has none (0×0), on
+ * which the live view draws no block.
+ */
+async function bytesOnTerminal(args: string[], env: NodeJS.ProcessEnv, size?: readonly [rows: number, cols: number]): Promise<string> {
+  const cwd = await tmp("cairn-dumb-");
+  const command = (size ? `stty rows ${size[0]} cols ${size[1]}; ` : "") + [process.execPath, cairnBin, ...args].map(quote).join(" ");
+  const { stdout } = await run("script", ["-qfec", command, "/dev/null"], { cwd, env: childEnv(env) });
+  return stdout;
+}
 
+describe("the live view's total", () => {
+  it("of a flow with a map: the flow's tasks and `+` until the map's list is known, then its items counted in", async () => {
+    const bytes = await bytesOnTerminal(["run", fixture("progress-map.flow.ts"), "--no-cache"], { TERM: "xterm" }, [24, 100]);
+    expect(bytes).toContain("Flow succeeded");
+    // gen, sq and total; sq's items unknown while gen runs. Before: "0 done · 1 running", no total.
+    expect(bytes).toMatch(/progress-map {2}0\/3\+ done · 1 running/);
+    // Once gen has made the list, its 12 items too, up to the last frame's.
+    expect(bytes).toMatch(/progress-map {2}\d+\/15 done · \d+ running/);
+    expect(bytes).toMatch(/progress-map {2}15\/15 done · 0 running/);
+    expect(bytes).not.toMatch(/progress-map {2}\d+ done/);
+  }, 60_000);
+});
+
+describe("TERM=dumb", () => {
   it("gets plain lines without colours on a terminal; FORCE_COLOR still turns them on", async () => {
     const args = ["run", fixture("../../fixtures/ok.flow.ts"), "--no-cache"];
     const dumb = await bytesOnTerminal(args, { TERM: "dumb", NO_COLOR: undefined });

@@ -59,7 +59,7 @@ import { type FlagOptions, parseFlags } from "./parse-flags.ts";
 import { parseParams } from "./parse-params.ts";
 import { printable, printableLine } from "./printable.ts";
 import { parseDuration, parseSize } from "./prune-limits.ts";
-import { createReporter, formatDuration, type ReporterMode } from "./reporter.ts";
+import { createReporter, flowSize, formatDuration, type ReporterMode } from "./reporter.ts";
 import { UsageError } from "./usage-error.ts";
 import { parseSecretsFile } from "./secrets-file.ts";
 
@@ -595,7 +595,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   const json = values.json === true;
   const mode: ReporterMode = json ? "json" : (io.stdout as NodeJS.WriteStream).isTTY && io.env.TERM !== "dumb" ? "live" : "plain";
   const useColor = !json && colorsOn(io.env, io.stdout);
-  const reporter = await createReporter(mode, io.stdout, io.stderr, useColor);
+  const reporter = await createReporter(mode, io.stdout, io.stderr, useColor, flowSize(flow.definition));
 
   // Loaded only for a queue: BullMQ and its Redis client are not what a run on one machine needs.
   const dispatcher = values.queue !== undefined ? (await import("@cairn/worker")).queueDispatcher(values.queue, { flowFile: positionals[0] }) : undefined;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createColors } from "picocolors";
-import { createReporter, formatDuration, summary } from "./reporter.ts";
+import { createReporter, flowSize, formatDuration, summary } from "./reporter.ts";
 
 describe("formatDuration", () => {
   it("rounds the whole duration before splitting it, so a unit never shows its own limit", () => {
@@ -128,5 +128,60 @@ describe("the live view's header line", () => {
     reporter.event({ type: "log", level: "info", runId: "r", message: "recording 600 cached tasks' runs in MLflow (0 left)", recording: { runs: 600, left: 0 }, time: Date.now() });
     expect(written.slice(written.lastIndexOf("done · 0 running")).split("\n")[0]).not.toContain("recording");
     reporter.finish({ runId: "r", status: "succeeded", tasks: {}, durationMs: 1 });
+  });
+});
+
+describe("the live view's total", () => {
+  /** A live reporter of a flow of `size` on a wide terminal, and the header line of its last frame. */
+  async function liveView(size: Parameters<typeof createReporter>[4]) {
+    const { PassThrough } = await import("node:stream");
+    let written = "";
+    const out = Object.assign(new PassThrough(), { isTTY: true, columns: 200, rows: 24 });
+    out.on("data", (d: Buffer) => (written += d.toString()));
+    const reporter = await createReporter("live", out, out, false, size);
+    const time = Date.now();
+    reporter.event({ type: "flow", status: "running", runId: "r", flow: "f", time });
+    const task = (task: string, status: "running" | "succeeded" | "cancelled", more: { parent?: string; items?: number } = {}) => reporter.event({ type: "task", status, runId: "r", task, ...more, time });
+    const header = () => written.slice(written.lastIndexOf(" f  ")).split("\n")[0]!;
+    const end = () => reporter.finish({ runId: "r", status: "succeeded", tasks: {}, durationMs: 1 });
+    return { task, header, end };
+  }
+
+  it("counts a static flow's tasks", async () => {
+    const view = await liveView(flowSize({ nodes: [{ id: "a" }, { id: "b" }, { id: "c" }] }));
+    view.task("a", "running");
+    view.task("a", "succeeded");
+    expect(view.header()).toContain(" f  1/3 done · 0 running");
+    view.end();
+  });
+
+  it("adds a map's items once its running event says how many, with `+` until then", async () => {
+    const view = await liveView(flowSize({ nodes: [{ id: "gen" }, { id: "sq", map: {} }, { id: "sum" }] }));
+    view.task("gen", "running");
+    view.task("gen", "succeeded");
+    // Before: "1 done · 0 running", with no total at all.
+    expect(view.header()).toContain(" f  1/3+ done · 0 running");
+    view.task("sq", "running", { items: 2000 });
+    view.task("sq[0]", "running", { parent: "sq" });
+    view.task("sq[0]", "succeeded", { parent: "sq" });
+    expect(view.header()).toContain(" f  2/2003 done · 1 running");
+    view.end();
+  });
+
+  it("counts a map that ends before all its items ran (stopped) by the items that ended, so that the total is reached", async () => {
+    const view = await liveView(flowSize({ nodes: [{ id: "sq", map: {} }] }));
+    view.task("sq", "running", { items: 2000 });
+    for (const k of [0, 1]) view.task(`sq[${k}]`, "cancelled", { parent: "sq" });
+    view.task("sq", "cancelled");
+    expect(view.header()).toContain(" f  3/3 done · 0 running");
+    view.end();
+  });
+
+  it("a map that ends before its list is known (skipped, cancelled) leaves `+` off", async () => {
+    const view = await liveView(flowSize({ nodes: [{ id: "gen" }, { id: "sq", map: {} }] }));
+    view.task("gen", "cancelled");
+    view.task("sq", "cancelled");
+    expect(view.header()).toContain(" f  2/2 done · 0 running");
+    view.end();
   });
 });

@@ -1,6 +1,6 @@
 import { isAbsolute, relative } from "node:path";
 import type { Writable } from "node:stream";
-import { type ErrorInfo, isArtifact, type LeaseHolder, type FlowResult, pointKey, type RunEvent, type SweepOutputs, type TaskStatus } from "@cairn/core";
+import { type ErrorInfo, isArtifact, type LeaseHolder, type FlowResult, pointKey, type RunEvent, type SweepOutputs, type TaskEvent, type TaskStatus } from "@cairn/core";
 import { createColors } from "picocolors";
 import { prefixLines, printable, printableLine } from "./printable.ts";
 
@@ -47,16 +47,36 @@ const SYMBOL: Record<TaskStatus, string> = {
   cancelled: "■",
 };
 
+/** The statuses a task ends with, one each: what the live view counts as done. */
+const ENDED: ReadonlySet<TaskStatus> = new Set(["succeeded", "cached", "failed", "skipped", "cancelled"]);
+
+/**
+ * What the live view counts its total from before the run starts: the flow's nodes, and which of
+ * them are maps or sweeps, whose items are added once their lists are known.
+ */
+export interface FlowSize {
+  /** The flow's nodes, a map or sweep counted once (its own row). */
+  tasks: number;
+  /** The node ids of its maps and sweeps. */
+  maps: readonly string[];
+}
+
+/** The {@link FlowSize} of a flow definition. */
+export function flowSize(definition: { readonly nodes: ReadonlyArray<{ readonly id: string; readonly map?: unknown }> }): FlowSize {
+  return { tasks: definition.nodes.length, maps: definition.nodes.filter((n) => n.map !== undefined).map((n) => n.id) };
+}
+
 /**
  * Makes the reporter for `mode`, writing to `out` (events, progress, summary) and `err` (task
  * logs in JSON mode). log-update (and its ANSI helpers) is loaded for the live mode only.
+ * `size`: the flow's, for the live view's total (`3/12 done`); without it the view counts what is done only.
  */
-export async function createReporter(mode: ReporterMode, out: Writable, err: Writable, useColor: boolean): Promise<Reporter> {
+export async function createReporter(mode: ReporterMode, out: Writable, err: Writable, useColor: boolean, size?: FlowSize): Promise<Reporter> {
   const c = createColors(useColor);
   if (mode === "json") return jsonReporter(out, err);
   if (mode === "plain") return plainReporter(out, c);
   const { createLogUpdate } = await import("log-update");
-  return liveReporter(createLogUpdate(out as NodeJS.WriteStream, { showCursor: false }), out, c);
+  return liveReporter(createLogUpdate(out as NodeJS.WriteStream, { showCursor: false }), out, c, size);
 }
 
 function jsonReporter(out: Writable, err: Writable): Reporter {
@@ -127,10 +147,11 @@ function plainReporter(out: Writable, c: Colors): Reporter {
   };
 }
 
-function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdate>, out: Writable, c: Colors): Reporter {
+function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdate>, out: Writable, c: Colors, size?: FlowSize): Reporter {
   const style = statusStyle(c);
   const active = new Map<string, { status: TaskStatus; since: number; attempt?: number; heldBy?: LeaseHolder }>();
   const counts = new Map<TaskStatus, number>();
+  const total = size && progressTotal(size);
   const terminal = out as Partial<NodeJS.WriteStream>;
   let flowName = "";
   let view: string | undefined;
@@ -160,11 +181,11 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       frame = (frame + 1) % frames.length;
       const width = Math.max(1, (terminal.columns ?? 80) - 1);
       const height = terminal.rows ?? 24;
-      const done = ["succeeded", "cached", "failed", "skipped", "cancelled"].reduce((n, s) => n + (counts.get(s as TaskStatus) ?? 0), 0);
+      const done = [...ENDED].reduce((n, s) => n + (counts.get(s) ?? 0), 0);
       const failed = counts.get("failed");
       const lines = [
         fitLine(
-          [[frames[frame]!, c.cyan], [" "], [flowName, c.bold], [`  ${done} done · ${active.size} running`], [failed ? ` · ${failed} failed` : "", c.red], [waitingFor ? ` · ${waitingFor}` : "", c.yellow], ["  "], [formatDuration(Date.now() - flowStart), c.dim]],
+          [[frames[frame]!, c.cyan], [" "], [flowName, c.bold], [`  ${total ? `${done}/${total.text()}` : done} done · ${active.size} running`], [failed ? ` · ${failed} failed` : "", c.red], [waitingFor ? ` · ${waitingFor}` : "", c.yellow], ["  "], [formatDuration(Date.now() - flowStart), c.dim]],
           width,
         ),
       ];
@@ -207,6 +228,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       }
       if (e.type === "log") return printAbove(prefixLines(c.dim(`[${e.task ?? "flow"}]`), e.message));
       if (e.type !== "task") return;
+      total?.event(e);
       if (e.status === "running" || e.status === "retrying" || e.status === "waiting") {
         const prev = active.get(e.task);
         active.set(e.task, { status: e.status, since: prev?.since ?? e.time, ...(e.attempt ? { attempt: e.attempt } : {}), ...(e.heldBy ? { heldBy: e.heldBy } : {}) });
@@ -231,6 +253,33 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
     },
     notice(message) {
       printAbove(c.yellow(printable(message)));
+    },
+  };
+}
+
+/**
+ * The live view's total: the flow's nodes, plus each map's items once its `running` event says how
+ * many (`2000`), with `+` after it while a map's list is not known yet (`5+`). A map that ends
+ * before all its items ran (stopped, a sweep's stopWhen) counts those that ended, so that a
+ * finished map's part of the total is what its part of "done" is.
+ */
+function progressTotal(size: FlowSize): { event(e: TaskEvent): void; text(): string } {
+  const unknown = new Set(size.maps);
+  const maps = new Map<string, { items: number; ended: number; over: boolean }>();
+  return {
+    event(e) {
+      if (e.items !== undefined && unknown.delete(e.task)) maps.set(e.task, { items: e.items, ended: 0, over: false });
+      if (!ENDED.has(e.status)) return;
+      unknown.delete(e.task);
+      const map = maps.get(e.task);
+      if (map) map.over = true;
+      const parent = e.parent !== undefined ? maps.get(e.parent) : undefined;
+      if (parent) parent.ended++;
+    },
+    text() {
+      let n = size.tasks;
+      for (const map of maps.values()) n += map.over ? map.ended : map.items;
+      return `${n}${unknown.size ? "+" : ""}`;
     },
   };
 }

@@ -78,6 +78,11 @@ export interface TaskEvent {
   item?: number;
   /** For a sweep's trial: its point, as `lr=0.1,depth=3`. */
   itemKey?: string;
+  /**
+   * On a map's or sweep's `running` event (its list is known then): how many items it has, each
+   * then a task of its own (`name[k]`), so that a progress view can count them in its total.
+   */
+  items?: number;
   /** Milliseconds since the epoch. */
   time: number;
 }

@@ -352,7 +352,7 @@ export class FlowExecution {
     if (spec.select) state.result.select = spec.select;
     state.result.status = "running";
     this.maps.add(run);
-    this.s.emit({ type: "task", status: "running", runId: this.s.flowRunId, task: node.id, time: Date.now() });
+    this.s.emit({ type: "task", status: "running", runId: this.s.flowRunId, task: node.id, items: run.items.length, time: Date.now() });
     this.forceItems(state, run.items.length);
     this.pipeline.groupRun(node).then(
       (runId) => {
