@@ -10,7 +10,6 @@ import { dirname, isAbsolute, join } from "node:path";
 import { NO_RETRY, OptionError, TaskFileError, type Artifact, type TaskDefinition } from "@cairn/core";
 import { checkName, configDigest, kindTask, resolveTaskFile, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, processEnv, pythonEnvironment, pythonFor, pythonPath, type ProcessOptions } from "@cairn/process/spawn";
-import { folderDigest } from "../project/run-project.ts";
 import { describeModelChange, parseModelUri, resolveModelCode, runMlflowModel, type ModelInputFormat } from "./run-model.ts";
 
 /** Options of `mlflowModel()`. */
@@ -63,8 +62,10 @@ export function mlflowModel(name: string, uri: string, options: MlflowModelOptio
   const ref = parseModelUri(uri);
   // A local model folder resolves like a script file: against the declaring module's folder, then the working directory.
   const model = ref.kind === "local" && !uri.startsWith("file:") && !isAbsolute(uri) ? resolveLocalModel(name, uri) : ref.kind === "local" ? ref.path : uri;
+  // A local folder's content is not read here: declaring a flow with a large model would stall
+  // its loading. It enters the key where the key is made (resolveCode: the folder's digest, read
+  // without blocking), so an edited file there is a miss all the same.
   const extras = [
-    ...(ref.kind === "local" ? [`sha256:${folderDigest(model)}`] : []),
     ...(options.mode === "serve" ? ["mode=serve"] : []),
     ...(options.format ? [`format=${options.format}`] : []),
     ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),

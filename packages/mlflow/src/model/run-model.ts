@@ -598,10 +598,11 @@ export async function resolveModelCode(
 /**
  * A change of a registry model's fingerprint ({@link resolveModel}) in words, for `explain` and
  * the run report: an alias that moved (`model alias \`churn@champion\` moved from version 3 to
- * version 4`), or a version registered again. Undefined for what it cannot read (a `runs:/` or
- * logged model's fingerprint), which keeps the generic words.
+ * version 4`), a version registered again, or a local model folder whose files changed. Undefined
+ * for what it cannot read (a `runs:/` or logged model's fingerprint), which keeps the generic words.
  */
 export function describeModelChange(ref: ModelRef, before: string, after: string): string | undefined {
+  if (ref.kind === "local") return `the files of the local model folder changed (content ${before.slice(0, 19)}… → ${after.slice(0, 19)}…)`;
   if (ref.kind !== "alias" && ref.kind !== "version") return undefined;
   const a = registryFingerprint(before);
   const b = registryFingerprint(after);
