@@ -3,10 +3,11 @@
  * packages/process/src/python/python-environment.ts): script() of a .py file or with a Python
  * interpreter, notebook(), mlflowProject() and mlflowModel(); a script Python does not run has none.
  */
-import { chmod, readFile, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { chmod, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CacheStore } from "@cairn/cache";
+import { CacheStore, diffIngredients } from "@cairn/cache";
 import { LocalStore, OptionError, TaskCache, type FlowNode, type TaskDefinition } from "@cairn/core";
 import { mlflowModel } from "../../packages/mlflow/src/model/mlflow-model.ts";
 import { mlflowProject } from "../../packages/mlflow/src/project/mlflow-project.ts";
@@ -79,6 +80,20 @@ describe.skipIf(!hasVenv)("CAIRN_PYTHON_ENV_KEY", () => {
     expect(on.key).not.toBe(without.key);
     expect(on.ingredients.environment).toMatchObject({ noun: "Python environment", interpreter: expect.stringMatching(/^cpython 3\./) });
     expect(await readFile(trace, "utf8")).toBe("started\n");
+  });
+
+  it("on, a package installed while the process runs changes the next key the same process makes, and explain names it", async () => {
+    const root = await tempRoot();
+    execFileSync(VENV_PYTHON, ["-m", "venv", "--without-pip", join(root, "venv")]);
+    const [lib] = (await readdir(join(root, "venv/lib"))).filter((n) => n.startsWith("python"));
+    const { definition } = script("py", { file: fixture("train.py"), interpreter: join(root, "venv/bin/python") });
+    const before = await keyOf(definition, { CAIRN_PYTHON_ENV_KEY: "1" });
+    expect(await keyOf(definition, { CAIRN_PYTHON_ENV_KEY: "1" })).toMatchObject({ key: before.key });
+    // What pip leaves in site-packages (a long-lived worker would otherwise key by the old list).
+    await mkdir(join(root, "venv/lib", lib!, "site-packages", "tinypkg-1.0.dist-info"));
+    const after = await keyOf(definition, { CAIRN_PYTHON_ENV_KEY: "1" });
+    expect(after.key).not.toBe(before.key);
+    expect(diffIngredients(before.ingredients, after.ingredients).map((c) => c.message)).toEqual(["Python environment changed: tinypkg 1.0 added"]);
   });
 
   it("a value that is no switch is an OptionError naming the variable", async () => {

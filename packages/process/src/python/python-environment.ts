@@ -8,12 +8,16 @@
  *
  * One short `python -c` says the version and `sys.path`; the site folders on it are listed here,
  * their `*.dist-info` and `*.egg-info` names read as name and version (nothing is imported, no
- * metadata file is opened). Asked once per process and interpreter, when a Python task's key is
- * first made, and only when CAIRN_PYTHON_ENV_KEY is on (see TaskCache): a flow without Python
- * tasks, or a run with it off, never starts one.
+ * metadata file is opened). Asked when a Python task's key is first made, and only when
+ * CAIRN_PYTHON_ENV_KEY is on (see TaskCache): a flow without Python tasks, or a run with it off,
+ * never starts one. Then kept for the process, but checked at each use by the stamps (inode and
+ * modification time) of the interpreter and the site folders: `pip install`, an upgrade or an
+ * uninstall adds or removes entries in a site folder, which changes its time, so a long-lived
+ * process (a worker, an app that runs flows for days) reads the environment again, rather than
+ * key a task by packages that are no longer there. A check is a few stat calls; no Python starts.
  */
 import { execFile } from "node:child_process";
-import { readdir } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename } from "node:path";
 import type { TaskEnvironment } from "@cairn/core";
@@ -30,7 +34,10 @@ const MARKER = "cairn-python-environment-7c1e:";
  * current folder leaves `sys.path` first, so that a `json.py` there cannot stand for the standard
  * library's (it runs from a neutral folder too).
  */
-const PROBE = `import sys; sys.path[:1] = [] if sys.path and sys.path[0] in ("", ".") else sys.path[:1]; import json; print(${JSON.stringify(MARKER)} + json.dumps({'implementation': sys.implementation.name, 'version': list(sys.version_info), 'path': sys.path}))`;
+const PROBE =
+  `import sys; sys.path[:1] = [] if sys.path and sys.path[0] in ("", ".") else sys.path[:1]; import json; s = sys.modules.get('site'); ` +
+  `print(${JSON.stringify(MARKER)} + json.dumps({'implementation': sys.implementation.name, 'version': list(sys.version_info), 'path': sys.path, ` +
+  `'executable': sys.executable, 'userSite': s.getusersitepackages() if s and s.ENABLE_USER_SITE else None}))`;
 
 /** A Python that has not answered by then fails the task's key (PythonEnvironmentError says so). */
 const PROBE_TIMEOUT_MS = 60_000;
@@ -56,36 +63,95 @@ const VERSIONS_JOINER = " | ";
 /** `sys.version_info.releaselevel` as a version writes it: 3.13.0rc1. */
 const RELEASE_LEVEL: Readonly<Record<string, string>> = { alpha: "a", beta: "b", candidate: "rc" };
 
-// Per process, not per run: the environment is the interpreter's, which a run does not change;
-// a long-lived process (a worker) sees a package installed while it runs from its next start.
-const environments = new Map<string, Promise<TaskEnvironment>>();
+/**
+ * A stamp younger than this is not trusted: a folder changed this recently may change again
+ * within the same tick of its file system's clock (2 s on FAT, 1 s on HFS+), its time left as it
+ * was. The environment is then read again at the next use, until its folders have settled.
+ */
+const SETTLE_MS = 2_000;
+
+/** An environment as read, with what may change it: the paths watched and their stamps then. */
+interface Reading {
+  readonly environment: TaskEnvironment;
+  readonly watched: readonly string[];
+  /** Undefined when one was too fresh to trust ({@link SETTLE_MS}): the next use reads again. */
+  readonly stamps: string | undefined;
+}
+
+// Per process, not per run, and checked at each use: a run rarely changes the interpreter's
+// packages, while a long-lived process (a worker) must see the ones installed since it started.
+const readings = new Map<string, Promise<Reading>>();
 
 /**
- * The environment of the Python `python` (a path or a name on PATH), found once per process.
+ * The environment of the Python `python` (a path or a name on PATH): read once, and again when
+ * the interpreter or one of its site folders has changed since (their stamps, at each call).
  * A Python that cannot be started is `python: not found (<path>)`, a key no entry has (the run
  * then fails with its own words for it). One that started but whose answer cannot be read (it
  * failed, timed out, or printed no answer) rejects with a PythonEnvironmentError: a key made
- * without its packages would hit after an upgrade.
+ * without its packages would hit after an upgrade. A failure is not remembered.
  */
-export function pythonEnvironment(python: string): Promise<TaskEnvironment> {
-  let found = environments.get(python);
-  if (!found) {
-    found = readEnvironment(python);
-    environments.set(python, found);
+export async function pythonEnvironment(python: string): Promise<TaskEnvironment> {
+  const known = readings.get(python);
+  if (known) {
+    const reading = await known;
+    if (reading.stamps !== undefined && (await stampsOf(reading.watched)) === reading.stamps) return reading.environment;
+    // It may have changed: read again, once for every caller that finds it so meanwhile.
+    if (readings.get(python) === known) readings.delete(python);
   }
-  return found;
+  let fresh = readings.get(python);
+  if (!fresh) {
+    const started = readEnvironment(python);
+    started.catch(() => {
+      if (readings.get(python) === started) readings.delete(python);
+    });
+    readings.set(python, started);
+    fresh = started;
+  }
+  return (await fresh).environment;
 }
 
-async function readEnvironment(python: string): Promise<TaskEnvironment> {
+async function readEnvironment(python: string): Promise<Reading> {
   const answer = await probe(python);
-  if (!answer) return { noun: PYTHON_ENVIRONMENT, interpreter: `python: not found (${python})`, packages: {} };
-  return { noun: PYTHON_ENVIRONMENT, interpreter: interpreterName(answer), packages: await installedPackages(answer.path) };
+  if (!answer) {
+    // Watched at the path given: a Python installed there later is asked then.
+    const watched = [python];
+    return { environment: { noun: PYTHON_ENVIRONMENT, interpreter: `python: not found (${python})`, packages: {} }, watched, stamps: await stampsOf(watched) };
+  }
+  const folders = siteFolders(answer.path);
+  // The user's site folder is on sys.path only once it exists: `pip install --user` may make it.
+  const userSite = typeof answer.userSite === "string" && !folders.includes(answer.userSite) ? [answer.userSite] : [];
+  const watched = [typeof answer.executable === "string" && answer.executable ? answer.executable : python, ...folders, ...userSite];
+  // Stamped before the listing: a change while it is read shows at the next use.
+  const stamps = await stampsOf(watched);
+  return { environment: { noun: PYTHON_ENVIRONMENT, interpreter: interpreterName(answer), packages: await installedPackages(folders) }, watched, stamps };
+}
+
+/**
+ * The stamps of `paths` as one string: each one's inode and modification time (a replaced
+ * interpreter or a recreated virtualenv is another inode), `-` for one that is not there;
+ * undefined when one changed too recently to be trusted ({@link SETTLE_MS}).
+ */
+async function stampsOf(paths: readonly string[]): Promise<string | undefined> {
+  const now = Date.now();
+  const stamps = await Promise.all(
+    paths.map((path) =>
+      stat(path, { bigint: true }).then(
+        (s) => (now - Number(s.mtimeNs / 1_000_000n) < SETTLE_MS ? undefined : `${s.ino}:${s.mtimeNs}`),
+        () => "-",
+      ),
+    ),
+  );
+  return stamps.includes(undefined) ? undefined : stamps.join("\n");
 }
 
 interface ProbeAnswer {
   implementation: string;
   version: unknown[];
   path: string[];
+  /** `sys.executable`, which the stamps watch (a name on PATH resolved, a virtualenv's link followed by stat). */
+  executable?: unknown;
+  /** The user's site folder when Python would use it (not in a virtualenv, nor with -s), else null. */
+  userSite?: unknown;
 }
 
 /** What the interpreter says of itself; undefined when it cannot be started; rejects when it started but said nothing readable. */
@@ -130,13 +196,12 @@ function interpreterName({ implementation, version }: ProbeAnswer): string {
 }
 
 /**
- * The distributions in the site folders of `sysPath`: normalised name -> version. A name found
+ * The distributions in the site `folders`: normalised name -> version. A name found
  * more than once (a stale `Foo_Bar-1.0.dist-info` left beside `foo.bar-2.0.dist-info`, or one in
  * two folders) holds every version found, sorted and joined: which one Python imports cannot be
  * told from the names, and so any change among them shows.
  */
-async function installedPackages(sysPath: readonly string[]): Promise<Record<string, string>> {
-  const folders = sysPath.filter((p) => typeof p === "string" && SITE_FOLDER.test(basename(p)));
+async function installedPackages(folders: readonly string[]): Promise<Record<string, string>> {
   // A folder on the path that does not exist (the user site of a fresh account) holds nothing.
   const listings = await Promise.all(folders.map((folder) => readdir(folder).catch(() => [] as string[])));
   const found = new Map<string, Set<string>>();
@@ -154,6 +219,11 @@ async function installedPackages(sysPath: readonly string[]): Promise<Record<str
   const packages: Record<string, string> = {};
   for (const name of [...found.keys()].sort(byCodePoint)) packages[name] = [...found.get(name)!].sort(byCodePoint).join(VERSIONS_JOINER);
   return packages;
+}
+
+/** The folders of `sysPath` that hold installed distributions. */
+function siteFolders(sysPath: readonly string[]): string[] {
+  return sysPath.filter((p) => typeof p === "string" && SITE_FOLDER.test(basename(p)));
 }
 
 function byCodePoint(a: string, b: string): number {
