@@ -96,6 +96,17 @@ describe("what invalidates an entry", () => {
     expect(second.result.outputs).toEqual({ seed: "undefined" });
   });
 
+  it("an input of -0 edited to 0 re-runs: the task is handed -0 and can tell it from 0", async () => {
+    const root = await tmp();
+    const show = task("show").input<{ x: number }>().run(({ x }) => ({ text: Object.is(x, -0) ? "-0" : String(x) }));
+    const f = (x: number) => flow("negative-zero").build(() => ({ text: show({ x }).text }));
+    expect((await runCollect(f(-0), { root })).result.outputs).toEqual({ text: "-0" });
+    const second = await runCollect(f(0), { root });
+    expect(statuses(second.result)).toEqual({ show: "succeeded" });
+    expect(second.result.outputs).toEqual({ text: "0" });
+    expect(statuses((await runCollect(f(0), { root })).result)).toEqual({ show: "cached" });
+  });
+
   it("an artifact counts by content: new bytes miss, the same bytes under a new path hit", async () => {
     const root = await tmp();
     let reads = 0;

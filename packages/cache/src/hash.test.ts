@@ -32,7 +32,7 @@ describe("hashValue", () => {
     const holes = [1, , 3]; // eslint-disable-line no-sparse-arrays
     const nullProto = Object.assign(Object.create(null) as object, { b: 2, a: [null] });
     const fixed: unknown[] = [
-      undefined, null, true, false, 0, -0, 1.5, -3e-7, 1e21, Number.NaN, Number.POSITIVE_INFINITY, "", "x", "héllo\u0000 ☃ 😀", "\ud800",
+      undefined, null, true, false, 0, 1.5, -3e-7, 1e21, Number.NaN, Number.POSITIVE_INFINITY, "", "x", "héllo\u0000 ☃ 😀", "\ud800",
       [], {}, [[]], [{}, []], { a: undefined }, { "": 1, "b:c": ",", "10": 1, "9": 2, B: 3, a: 4 },
       { i: 5, deps: [3, 17] }, [shared, shared, { x: shared }], cyclic, holes, nullProto,
       { schemaVersion: 2, taskName: "work", taskVersion: null, code: "ab", inputs: { i: "cd" }, env: {} },
@@ -90,6 +90,13 @@ describe("hashValue", () => {
     expect(hashValue({ a: 1 })).not.toBe(hashValue({ a: "1" }));
     expect(hashValue(undefined)).not.toBe(hashValue(null));
     expect(hashValue({ a: 1 })).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("tells -0 from 0, as a task handed one can (object-hash writes both as 0), and only there", () => {
+    expect(hashValue({ x: -0 })).not.toBe(hashValue({ x: 0 }));
+    expect(hashValue([-0, [{ y: -0 }]])).not.toBe(hashValue([0, [{ y: 0 }]]));
+    expect(canonicalText(-0)).toBe("object:1:string:5:value:number:-0,");
+    expect(canonicalText(0)).toBe("object:1:string:5:value:number:0,");
   });
 
   it("is a fixed value, so it is the same on every machine and release", () => {

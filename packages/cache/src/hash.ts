@@ -55,7 +55,7 @@ const ILL_FORMED = "ill-formed-utf16:";
  * U+FFFD, so `"ab\uD83D"`, `"ab\uD83E"` and `"ab\uFFFD"` would share one key. A text with one is
  * hashed escaped instead (JSON escapes it as `\udXXX` and can be read back, so two texts never
  * meet), behind a prefix no value's text has. Every other value keeps its key, so the cache schema
- * version stays; canonicalText stays object-hash's text, for every value.
+ * version stays; canonicalText stays object-hash's text, for every value but -0 (see writeCanonical).
  */
 function hashableText(text: string): string {
   // `isWellFormed` is ES2024 (Node 20), after the ES2023 library the project is typed with.
@@ -67,7 +67,7 @@ const NOT_PLAIN = Symbol("not plain");
 
 /**
  * object-hash's passthrough text of `{ value }` with {@link OBJECT_HASH_OPTIONS}, character for
- * character, for JSON-like values (strings, numbers, booleans, null, undefined, arrays and
+ * character (but for -0, which object-hash writes as 0), for JSON-like values (strings, numbers, booleans, null, undefined, arrays and
  * plain objects): what every task input and every key is. Made directly it costs a fraction of
  * object-hash's (which checks options, dispatches by name and matches a regular expression per
  * object); `undefined` for anything else (dates, sets, buffers, class instances, bigints, ...),
@@ -90,7 +90,10 @@ function writeCanonical(value: unknown, seen: Map<object, number>): string {
     case "string":
       return `string:${value.length}:${value}`;
     case "number":
-      return `number:${value}`;
+      // object-hash writes -0 as 0 (`${-0}` is "0"), while a task handed -0 may tell it from 0
+      // (`Object.is(x, -0)`, `1 / x`, `x.toLocaleString()`):
+      // a key of its own, so that `{ x: -0 }` edited to `{ x: 0 }` is no hit. No other text changes.
+      return Object.is(value, -0) ? "number:-0" : `number:${value}`;
     case "boolean":
       return value ? "bool:true" : "bool:false";
     case "undefined":

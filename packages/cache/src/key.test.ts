@@ -45,6 +45,13 @@ describe("computeCacheKey", () => {
     expect(keyOfIngredients(ingredients)).toBe(key);
   });
 
+  it("keeps the key ordinary inputs always had (only -0 got a text of its own)", () => {
+    // If this changes, every entry in every cache misses: bump CACHE_SCHEMA_VERSION on purpose, not by accident.
+    const inputs = { ...base.inputs, zero: 0, neg: -1.5 };
+    expect(computeCacheKey({ ...base, inputs }).key).toBe("3eafbd99ff8099b78f2fd38efade6ed21bd2b461a655b65b7fd57b491ecc053d");
+    expect(keyOf({ inputs: { x: -0 } })).not.toBe(keyOf({ inputs: { x: 0 } }));
+  });
+
   it("is the same key in another process", async () => {
     const reordered = { ...base, inputs: { config: { layers: [64, 32], lr: 0.1 }, data: base.inputs.data, rows: 500 } };
     const child = JSON.parse(await runTs(fixture("compute-key.ts"), [JSON.stringify(reordered)]));
