@@ -256,3 +256,67 @@ describe("code a function task uses, found without .codeFiles()", () => {
     expect(statuses(r.stdout)).toEqual({ triple: "cached", plus: "cached", alone: "cached" });
   });
 });
+
+describe("a function task that reads process.env through another name", () => {
+  const forms = { r3a: "R3A", r3a2: "R3A2", r3b: "R3B", r3scale: "R3SCALE", r3local: "R3LOCAL" };
+  const flowFile = [
+    `import { env } from "node:process";`,
+    `import { env as penv } from "process";`,
+    `import * as proc from "node:process";`,
+    `import { flow, task } from "cairn-dag";`,
+    `const aliased = process.env;`,
+    `const r3a = task("r3a").run(() => ({ v: env.R3A ?? "-" }));`,
+    `const r3a2 = task("r3a2").run(() => ({ v: penv.R3A2 ?? "-" }));`,
+    `const r3b = task("r3b").run(() => ({ v: proc.env.R3B ?? "-" }));`,
+    `const r3scale = task("r3scale").run(() => ({ v: aliased.R3SCALE ?? "-" }));`,
+    `const r3local = task("r3local").run(() => {`,
+    `  const e = process.env;`,
+    `  return { v: e.R3LOCAL ?? "-" };`,
+    `});`,
+    `export default flow("env-forms").build(() => ({ a: r3a().v, a2: r3a2().v, b: r3b().v, scale: r3scale().v, local: r3local().v }));`,
+  ].join("\n");
+  const withValue = (value: string) => childEnv({ CAIRN_NO_AUTORUN: "0", ...Object.fromEntries(Object.values(forms).map((name) => [name, value])) });
+  const cairnWith = (value: string, ...args: string[]) => start(process.execPath, [cairnBin, ...args, "--root", join(dir, ".cairn-env")], { cwd: dir, env: withValue(value) }).done;
+  const formStatuses = (stdout: string) => Object.fromEntries([...stdout.matchAll(/^(r3\w+)\s+(succeeded|cached)\s/gm)].map((m) => [m[1], m[2]]));
+  const all = (status: string) => Object.fromEntries(Object.keys(forms).map((task) => [task, status]));
+
+  it("keys each variable it reads by a literal name (an env imported from node:process, process's namespace, an alias): changed, the plan and explain name it and the task runs again", async () => {
+    await writeFile(join(dir, "env-forms.flow.ts"), flowFile);
+    let r = await cairnWith("1", "run", "env-forms.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(formStatuses(r.stdout)).toEqual(all("succeeded"));
+    r = await cairnWith("1", "run", "env-forms.flow.ts");
+    expect(formStatuses(r.stdout)).toEqual(all("cached"));
+    const plan = await cairnWith("2", "plan", "env-forms.flow.ts");
+    for (const [task, name] of Object.entries(forms)) {
+      expect(plan.stdout).toMatch(new RegExp(`^${task}\\s+runs\\s.*environment variable \`${name}\` changed value`, "m"));
+      expect((await cairnWith("2", "explain", "env-forms.flow.ts", task)).stdout).toContain(`environment variable \`${name}\` changed value`);
+    }
+    r = await cairnWith("2", "run", "env-forms.flow.ts");
+    expect(formStatuses(r.stdout)).toEqual(all("succeeded"));
+    expect(r.stdout).toContain(`{"a":"2","a2":"2","b":"2","scale":"2","local":"2"}`);
+    expect(formStatuses((await cairnWith("2", "run", "env-forms.flow.ts")).stdout)).toEqual(all("cached"));
+    // tsx gives the functions' text as cairn's build does.
+    r = await start(tsx, ["env-forms.flow.ts", "--root", join(dir, ".cairn-env")], { cwd: dir, env: withValue("3") }).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(formStatuses(r.stdout)).toEqual(all("succeeded"));
+  });
+
+  it("warns of a read whose names cannot be known (env[name], env imported from node:process) when the run's env gives a declared variable another value", async () => {
+    await writeFile(
+      join(dir, "env-unnamed.ts"),
+      [
+        `import { env } from "node:process";`,
+        `import { flow, task } from "cairn-dag";`,
+        `const pick = task("pick").env("R3C").input<{ name: string }>().run(({ name }) => ({ v: env[name] ?? "-" }));`,
+        `const f = flow("env-unnamed").build(() => ({ v: pick({ name: "R3C" }).v }));`,
+        `const run = await f.run({ env: { ...process.env, R3C: "run's" }, root: process.argv[2] });`,
+        `run.on((e) => { if (e.type === "log" && e.level === "warn") console.log("WARN " + e.message); });`,
+        `await run.wait();`,
+      ].join("\n"),
+    );
+    const r = await start(tsx, ["env-unnamed.ts", join(dir, ".cairn-unnamed")], { cwd: dir, env: childEnv({ R3C: "process's" }) }).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`WARN task "pick" reads process.env by a name its text does not show (a computed one, a destructuring) and declares R3C with .env()`);
+  });
+});

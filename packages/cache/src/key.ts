@@ -177,6 +177,15 @@ function kindOfRunEntry(name: string): string | undefined {
  */
 export const SOURCE_CODE_ENTRY = Symbol.for("cairn.code.source");
 
+/**
+ * Under this symbol a code-dependencies record may give what the task's function reads from
+ * `process.env` through another name, as its module tells (`import { env } from "node:process"`
+ * then `env.SCALE`; `const e = process.env`): `{ names, unnamed }`, the variables it reads by a
+ * literal name, which enter the key as those of `TaskDefinition.envRead` do, and whether it reads
+ * the object otherwise (`env[name]`), as `envReadUnnamed` says. A symbol, so never a name of the record.
+ */
+export const ENV_READ_ENTRY = Symbol.for("cairn.code.envRead");
+
 /** Inputs whose JSON is larger than this are recorded by hash only. */
 export const RECORDED_VALUE_MAX_BYTES = 1024;
 

@@ -34,16 +34,17 @@ import { readFile } from "node:fs/promises";
 import { isBuiltin, SourceMap } from "node:module";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DECLARATION_ENTRY, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
+import { DECLARATION_ENTRY, ENV_READ_ENTRY, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
 import { scopeKey, type RunScope } from "@cairn/core";
 import { shown } from "./declared-path.ts";
+import { envReadBy, envReadsIn, type EnvReads, type ProcessNames, processNamesOf, type SyntaxNode } from "./env-read.ts";
 import { loadEsbuild } from "./esbuild.ts";
 import { onlySource, parseSourceMap, sourceMapPlace } from "./source-map-comment.ts";
 import { tscEmit } from "./tsc-emit.ts";
 import { withExtended } from "./tsconfig-extends.ts";
 
 /** Bumped when the shapes below or the way they are worked out change. */
-const SHAPE_VERSION = 9;
+const SHAPE_VERSION = 10;
 
 /** Where a function is in the source: start line, start column, end line, end column (lines 1-based, columns 0-based). */
 type Range = [number, number, number, number];
@@ -79,6 +80,8 @@ interface ModuleShape {
   blocks?: Array<{ label: string; digest: string; uses: string[]; modules: string[]; funcs: Range[]; span?: Range }>;
   /** Imports and re-exports: local names bound, names taken (`*`: all), and the specifier. */
   imports: Array<{ locals: string[]; taken: string[]; from: string }>;
+  /** Top-level names bound to `process` or `process.env` (`import { env } from "node:process"`): a function's reads through them count as `process.env` ones. */
+  processNames?: ProcessNames;
 }
 
 const IDENTIFIER = /[A-Za-z_$][\w$]*/g;
@@ -98,6 +101,8 @@ const CODE_EXTENSIONS = Object.keys(LOADERS);
 const shapes = new Map<string, Promise<ModuleShape>>();
 /** What a function's text refers to, by its text. */
 const functionRefs = new Map<string, Promise<Refs>>();
+/** What a function's text reads from process.env, by what its module binds to process and its text. */
+const functionEnvReads = new Map<string, Promise<EnvReads>>();
 /** Reads of one flow run, kept on its scope: its tasks share them; the next run reads again. */
 interface Reads {
   texts: Map<string, Promise<string | undefined>>;
@@ -470,6 +475,9 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
       for (const m of block.modules) addModule(base, m);
     }
   }
+  // What it reads from process.env through a name its module binds to it (`env.SCALE`), or one of its own.
+  const envReads = await envReadsOfFunction(fnText, own.processNames);
+  if (envReads.names.length || envReads.unnamed) Object.assign(deps, { [ENV_READ_ENTRY]: envReads });
   while (names.length || modules.length) {
     while (names.length) {
       const name = names.pop()!;
@@ -782,6 +790,7 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
   for (const from of new Set([...decls.flatMap((d) => [...d.modules]), ...others.flatMap((o) => o.modules)])) imports.push({ locals: [], taken: ["*"], from });
   const topLevel = new Set([...decls.flatMap((d) => d.names), ...imports.flatMap((i) => i.locals)]);
   const comparable = asCompiledImports(code, program as unknown as AcornNode);
+  const processNames = processNamesOf(program.body as SyntaxNode[]);
   return keep(id, {
     digest: sha256(code),
     ...(comparable !== code ? { comparable: sha256(comparable) } : {}),
@@ -795,6 +804,7 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     })),
     ...(blocks.length ? { blocks: blocks.map((b) => ({ ...b, uses: b.uses.filter((n) => topLevel.has(n)) })) } : {}),
     imports,
+    ...(processNames ? { processNames } : {}),
   });
 }
 
@@ -832,6 +842,25 @@ export async function parseFunctionText(fnText: string): Promise<{ type: "Progra
   }
   return undefined;
 }
+
+/** What a function's text reads from process.env, `bound` being what its module binds to `process` or `process.env`. */
+function envReadsOfFunction(fnText: string, bound: ProcessNames | undefined): Promise<EnvReads> {
+  // Most functions name neither: not parsed at all.
+  const names = [...(bound?.process ?? []), ...(bound?.env ?? [])];
+  const mentioned: string[] = fnText.match(IDENTIFIER) ?? [];
+  if (!mentioned.includes("process") && !names.some((n) => mentioned.includes(n))) return Promise.resolve(NO_ENV_READS);
+  return memo(functionEnvReads, `${JSON.stringify(bound ?? null)}\0${fnText}`, async () => {
+    const program = await parseFunctionText(fnText);
+    // Not parsable on its own: its literal reads, and any mention of a bound name as a read by a name it does not show.
+    if (!program) {
+      const literal = envReadBy(fnText);
+      return { names: literal.names, unnamed: literal.unnamed || names.some((n) => mentioned.includes(n)) };
+    }
+    return envReadsIn(program as unknown as SyntaxNode, bound);
+  });
+}
+
+const NO_ENV_READS: EnvReads = Object.freeze({ names: Object.freeze([]), unnamed: false });
 
 /** What a function's text refers to; its text as the loader made it (tsx's esbuild, or Cairn's). */
 function refsOfFunction(fnText: string): Promise<Refs> {

@@ -18,6 +18,7 @@ import {
   type RecordedInput,
   computeCacheKey,
   DECLARATION_ENTRY,
+  ENV_READ_ENTRY,
   SOURCE_CODE_ENTRY,
   completeEntry,
   describePath,
@@ -41,6 +42,7 @@ import { booleanFromEnv } from "../internal.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import { ArtifactMismatchError, CodeFileError, OptionError, UnsafePathError } from "../errors.ts";
 import { makeFolder } from "../make-folder.ts";
+import type { EnvReadsOfTask } from "../run/env-readers.ts";
 import { RunScope } from "../run/run-scope.ts";
 import { expiredMiss, missReasonTag, type MissReason } from "./miss-reason.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
@@ -537,11 +539,13 @@ export class TaskCache {
     // As the task gets them (`{ seed: undefined }` is not `{}` to `{ seed: 42, ...cfg }`).
     let contentInputs = await digestSecrets((await replaceArtifacts(inputs, isArtifact, artifactDigest)) as Record<string, unknown>, this.secrets);
     if (node.task.inputFiles) contentInputs = withFileContents(contentInputs, await node.task.inputFiles(inputs));
+    // Found before the env: what the function reads from process.env through another name is there.
+    const found = node.task.codeDependencies ? await this.dependenciesOf(node.task) : undefined;
     const env: Record<string, string | undefined> = {};
     for (const name of node.task.env) env[name] = this.env[name];
     // Read by the function from the process's own environment, not the run's `env` (a declared
     // name keeps the run's value, which `ctx.env()` gives).
-    for (const name of node.task.envRead ?? []) if (!(name in env)) env[name] = process.env[name];
+    for (const name of [...(node.task.envRead ?? []), ...(envReadsFound(found)?.names ?? [])]) if (!(name in env)) env[name] = process.env[name];
     // Their slow digests made off the event loop, several at once; computeCacheKey then finds them made.
     await Promise.all(Object.entries(env).map(([name, value]) => (value === undefined ? undefined : privateDigestAsync(value, `env\0${name}`))));
     const cacheKey = node.task.cache !== false ? node.task.cache.key : undefined;
@@ -563,8 +567,7 @@ export class TaskCache {
       codeFiles = Object.fromEntries(node.task.codeFiles.map((file, i) => [file.name, digests[i]!]));
     }
     let sourceCode: string | undefined;
-    if (node.task.codeDependencies) {
-      const found = await this.dependenciesOf(node.task);
+    if (found) {
       declaration = (found as { [DECLARATION_ENTRY]?: string })[DECLARATION_ENTRY];
       sourceCode = (found as { [SOURCE_CODE_ENTRY]?: string })[SOURCE_CODE_ENTRY];
       // What the task declares wins over what was found under the same name.
@@ -630,6 +633,17 @@ export class TaskCache {
       // A Python task's interpreter is asked once per process: started here, it answers while the rest is read.
       if (task.environment && this.environmentKeyed) task.environment().catch(() => {}); // keyFor reports it
     }
+  }
+
+  /**
+   * What `task`'s code reads from `process.env`: what its definition says (envRead,
+   * envReadUnnamed), with what its code dependencies found it reads through another name (an
+   * `env` imported from node:process), when they can be found.
+   */
+  async envReadsOf(task: TaskDefinition): Promise<EnvReadsOfTask> {
+    const found = task.codeDependencies ? envReadsFound(await this.dependenciesOf(task).catch(() => undefined)) : undefined;
+    const unnamed = task.envReadUnnamed ?? task.code.includes("process.env");
+    return { names: [...new Set([...(task.envRead ?? []), ...(found?.names ?? [])])], unnamed: unnamed || found?.unnamed === true };
   }
 
   /** A task's {@link TaskDefinition.codeDependencies}, found once per flow run (a task used by many nodes asks once). */
@@ -1675,4 +1689,11 @@ async function discardCopy(path: string): Promise<void> {
     throw error;
   }
   await rm(aside, { recursive: true, force: true });
+}
+
+/** What a code-dependencies record says the function reads from process.env through another name (see ENV_READ_ENTRY). */
+function envReadsFound(found: Record<string, string> | undefined): EnvReadsOfTask | undefined {
+  const reads = (found as { [ENV_READ_ENTRY]?: { names?: unknown; unnamed?: unknown } } | undefined)?.[ENV_READ_ENTRY];
+  if (!reads) return undefined;
+  return { names: Array.isArray(reads.names) ? reads.names.filter((n): n is string => typeof n === "string") : [], unnamed: reads.unnamed === true };
 }

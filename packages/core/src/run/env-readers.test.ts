@@ -25,8 +25,8 @@ afterEach(() => {
 });
 
 describe("processEnvReaderWarnings", () => {
-  it("names only the declared variables the definition says the function reads by name", () => {
-    const [warning, ...rest] = processEnvReaderWarnings(flowOf({ envRead: [A, "OTHER"], envReadUnnamed: false, code: "process.env.A" }), runEnv());
+  it("names only the declared variables the definition says the function reads by name", async () => {
+    const [warning, ...rest] = await processEnvReaderWarnings(flowOf({ envRead: [A, "OTHER"], envReadUnnamed: false, code: "process.env.A" }), runEnv());
     expect(rest).toEqual([]);
     expect(warning).toContain(`reads process.env.${A} and declares ${A} with .env()`);
     expect(warning).not.toContain(B);
@@ -34,16 +34,16 @@ describe("processEnvReaderWarnings", () => {
     expect(warning).not.toContain("process-a");
   });
 
-  it("says nothing of a function that reads only undeclared variables by name, whatever its text mentions", () => {
-    expect(processEnvReaderWarnings(flowOf({ envRead: ["OTHER"], envReadUnnamed: false, code: "process.env.OTHER" }), runEnv())).toEqual([]);
+  it("says nothing of a function that reads only undeclared variables by name, whatever its text mentions", async () => {
+    expect(await processEnvReaderWarnings(flowOf({ envRead: ["OTHER"], envReadUnnamed: false, code: "process.env.OTHER" }), runEnv())).toEqual([]);
   });
 
-  it("names every declared variable that differs for a read by a name the text does not show, and for a definition made by hand that mentions process.env", () => {
+  it("names every declared variable that differs for a read by a name the text does not show, and for a definition made by hand that mentions process.env", async () => {
     for (const task of [{ envReadUnnamed: true }, { code: "(n) => process.env[n]" }]) {
-      expect(processEnvReaderWarnings(flowOf(task), runEnv())).toEqual([
+      expect(await processEnvReaderWarnings(flowOf(task), runEnv())).toEqual([
         `task "t" reads process.env by a name its text does not show (a computed one, a destructuring) and declares ${A}, ${B} with .env(), whose value in the run's env differs from process.env's: its cache key holds the run's value. Read them with ctx.env("${A}"), ctx.env("${B}") instead.`,
       ]);
     }
-    expect(processEnvReaderWarnings(flowOf({ code: "() => 1" }), runEnv())).toEqual([]);
+    expect(await processEnvReaderWarnings(flowOf({ code: "() => 1" }), runEnv())).toEqual([]);
   });
 });

@@ -12,15 +12,29 @@
  */
 import type { FlowDefinition, TaskDefinition } from "../definition/flow-definition.ts";
 
-/** The warnings for the run's function tasks that read from `process.env` a declared variable the run's `env` gives another value; never a value. */
-export function processEnvReaderWarnings(definition: FlowDefinition, env: NodeJS.ProcessEnv): string[] {
+/** What a task's code reads from `process.env` (see TaskCache.envReadsOf). */
+export interface EnvReadsOfTask {
+  readonly names: readonly string[];
+  readonly unnamed: boolean;
+}
+
+/**
+ * The warnings for the run's function tasks that read from `process.env` a declared variable the
+ * run's `env` gives another value; never a value. `readsOf`: what a task's code reads, with what
+ * its module tells (an `env` imported from node:process); by default what its definition says.
+ */
+export async function processEnvReaderWarnings(
+  definition: FlowDefinition,
+  env: NodeJS.ProcessEnv,
+  readsOf: (task: TaskDefinition) => Promise<EnvReadsOfTask> = async (task) => definitionReads(task),
+): Promise<string[]> {
   if (env === process.env) return [];
   const warnings: string[] = [];
   const said = new Set<string>();
   for (const { task } of definition.nodes) {
     if (task.kind !== "function" || !task.env.length || said.has(task.name)) continue;
     const differ = task.env.filter((name) => env[name] !== process.env[name]);
-    const warning = differ.length ? readerWarning(task, differ) : undefined;
+    const warning = differ.length ? readerWarning(task.name, await readsOf(task), differ) : undefined;
     if (!warning) continue;
     said.add(task.name);
     warnings.push(warning);
@@ -28,17 +42,20 @@ export function processEnvReaderWarnings(definition: FlowDefinition, env: NodeJS
   return warnings;
 }
 
-/** The warning for `task`, whose declared variables `differ` have another value in the run's `env`; undefined when it reads none of them from `process.env`. */
-function readerWarning(task: TaskDefinition, differ: readonly string[]): string | undefined {
-  // A definition made by hand (makeTask) does not say how its code reads process.env: any mention counts.
-  const unnamed = task.envReadUnnamed ?? task.code.includes("process.env");
-  const named = differ.filter((name) => task.envRead?.includes(name));
+/** What the definition says its code reads; a definition made by hand (makeTask) does not say: any mention counts. */
+function definitionReads(task: TaskDefinition): EnvReadsOfTask {
+  return { names: task.envRead ?? [], unnamed: task.envReadUnnamed ?? task.code.includes("process.env") };
+}
+
+/** The warning for task `name`, whose declared variables `differ` have another value in the run's `env`; undefined when it reads none of them from `process.env`. */
+function readerWarning(name: string, reads: EnvReadsOfTask, differ: readonly string[]): string | undefined {
+  const named = differ.filter((variable) => reads.names.includes(variable));
   // Read by a name the text does not show, any of them may be read.
-  const names = unnamed ? differ : named;
+  const names = reads.unnamed ? differ : named;
   if (!names.length) return undefined;
-  const reads = [...named.map(propertyRead), ...(unnamed ? ["process.env by a name its text does not show (a computed one, a destructuring)"] : [])];
+  const described = [...named.map(propertyRead), ...(reads.unnamed ? ["process.env by a name its text does not show (a computed one, a destructuring)"] : [])];
   return (
-    `task "${task.name}" reads ${reads.join(" and ")} and declares ${names.join(", ")} with .env(), whose value in the run's env differs from process.env's: ` +
+    `task "${name}" reads ${described.join(" and ")} and declares ${names.join(", ")} with .env(), whose value in the run's env differs from process.env's: ` +
     `its cache key holds the run's value. Read ${names.length === 1 ? "it" : "them"} with ${names.map((n) => `ctx.env(${JSON.stringify(n)})`).join(", ")} instead.`
   );
 }

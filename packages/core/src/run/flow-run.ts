@@ -1,7 +1,7 @@
 import { availableParallelism, hostname, userInfo } from "node:os";
 import { execFile } from "node:child_process";
 import { dirname, resolve as resolvePath } from "node:path";
-import type { FlowDefinition } from "../definition/flow-definition.ts";
+import type { FlowDefinition, TaskDefinition } from "../definition/flow-definition.ts";
 import { validateWithSchema, knownKeys } from "../definition/schema.ts";
 import { assertSerializable, isSerializableValue } from "../definition/serializable.ts";
 import { ArtifactMismatchError, CairnError, CancelledError, cancelReason, MetricError, OptionError, ParamError, TrackingError } from "../errors.ts";
@@ -630,7 +630,9 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     for (const message of closerWarnings) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
     // A variable a typo away from one Cairn reads is ignored: said, unless this process said it already (`cairn` does when it starts).
     for (const message of unsaidMisspeltVariables(env)) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
-    for (const message of processEnvReaderWarnings(definition, env)) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
+    // With a cache, what a task reads through another name (`env` imported from node:process) counts too.
+    const envReads = cache ? (task: TaskDefinition) => cache.tasks.envReadsOf(task) : undefined;
+    for (const message of await processEnvReaderWarnings(definition, env, envReads)) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
     emitToRun({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, ...(url ? { url } : {}), time: Date.now() });
     if (storeDown) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: storeDownWarning(storeDown, true, tracker), time: Date.now() });
     if (unusedPools) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: unusedPools, time: Date.now() });
