@@ -300,6 +300,16 @@ describe("a function task that reads process.env through another name", () => {
     r = await start(tsx, ["env-forms.flow.ts", "--root", join(dir, ".cairn-env")], { cwd: dir, env: withValue("3") }).done;
     expect(r.code, r.stderr).toBe(0);
     expect(formStatuses(r.stdout)).toEqual(all("succeeded"));
+    // And as it gives them from a package without "type": "module", compiled to CommonJS (`import_node_process.env.R3A`).
+    await mkdir(join(dir, "cjs"), { recursive: true });
+    await writeFile(join(dir, "cjs", "package.json"), `{ "name": "env-forms-cjs", "private": true }\n`);
+    await writeFile(join(dir, "cjs", "env-forms.flow.ts"), flowFile);
+    const tsxCjs = (value: string) => start(tsx, ["env-forms.flow.ts", "--root", join(dir, ".cairn-env-cjs")], { cwd: join(dir, "cjs"), env: withValue(value) }).done;
+    r = await tsxCjs("1");
+    expect(r.code, r.stderr).toBe(0);
+    expect(formStatuses(r.stdout)).toEqual(all("succeeded"));
+    expect(formStatuses((await tsxCjs("1")).stdout)).toEqual(all("cached"));
+    expect(formStatuses((await tsxCjs("2")).stdout)).toEqual(all("succeeded"));
   });
 
   it("warns of a read whose names cannot be known (env[name], env imported from node:process) when the run's env gives a declared variable another value", async () => {

@@ -44,13 +44,15 @@ describe("envReadsIn", () => {
   ].join("\n");
 
   it("knows the names a module binds to process or process.env, and only those", () => {
-    expect(processNamesOf(bodyOf(imports))).toEqual({ process: ["proc", "p2"], env: ["env", "penv", "aliased", "fromProcess"] });
+    expect(processNamesOf(bodyOf(imports))).toEqual({ process: ["import_node_process", "import_process", "proc", "p2"], env: ["env", "penv", "aliased", "fromProcess"] });
     expect(processNamesOf(bodyOf(`import { env } from "./config.ts";\nconst e = config.env;`))).toBeUndefined();
   });
 
   it("finds each variable read by a literal name through them, or through an alias of the function's own", () => {
     const fn = `() => [env.R3A, penv["R3A2"], proc.env.R3B, p2.env?.R3C, aliased.R3SCALE, fromProcess.R3D, argv[1], cwd(), (() => { const e = process.env; const { env: f } = globalThis.process; return e.R3LOCAL + f.R3F; })()]`;
     expect(readsIn(imports, fn)).toEqual({ names: ["R3A", "R3A2", "R3B", "R3C", "R3D", "R3F", "R3LOCAL", "R3SCALE"], unnamed: false });
+    // As esbuild writes them compiling the module to CommonJS (tsx outside a "type": "module" package).
+    expect(readsIn(imports, `() => [import_node_process.env.R3A, import_process.env.R3A2]`)).toEqual({ names: ["R3A", "R3A2"], unnamed: false });
   });
 
   it("says it reads by names it does not show where the names cannot be known: a computed one, spread whole, handed to a helper, destructured", () => {

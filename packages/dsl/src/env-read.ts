@@ -70,7 +70,11 @@ export function processNamesOf(body: readonly SyntaxNode[]): ProcessNames | unde
   // `process` itself, so that `const e = process.env` binds `e`; not returned, every function has it.
   const names = { process: new Set<string>(["process"]), env: new Set<string>() };
   for (const statement of body) {
-    if (statement.type === "ImportDeclaration" && PROCESS_MODULES.has(String((statement.source as SyntaxNode).value))) {
+    const from = statement.type === "ImportDeclaration" ? String((statement.source as SyntaxNode).value) : undefined;
+    if (from !== undefined && PROCESS_MODULES.has(from)) {
+      // esbuild compiling the module to CommonJS (tsx, outside a `"type": "module"` package) writes
+      // `env.SCALE` as `import_node_process.env.SCALE`: that name is the module too.
+      names.process.add(`import_${from.replace(/\W/g, "_")}`);
       for (const s of statement.specifiers as SyntaxNode[]) {
         const local = (s.local as SyntaxNode).name as string;
         const imported = s.type === "ImportSpecifier" ? propertyName(s.imported as SyntaxNode) : "default";
