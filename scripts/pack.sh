@@ -15,6 +15,14 @@ cd "$root"
 # A fresh build: tsc -b leaves the outputs of moved or deleted sources in dist/, which would ship.
 rm -rf packages/*/dist
 pnpm --silent build
+# The build a packed Cairn names (`cairn --version`, its records, what its workers compare; core's
+# cairnBuild()): the commit, "-dirty" when the tree has changes. Two packs of different commits
+# otherwise carry one version and were byte-identical.
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ "$commit" != unknown ] && [ -n "$(git status --porcelain 2>/dev/null)" ]; then commit="$commit-dirty"; fi
+for pkg in cache core dsl process mlflow report worker cli cairn; do
+  printf '{ "commit": "%s" }\n' "$commit" > "packages/$pkg/dist/build.json"
+done
 for pkg in cache core dsl process mlflow report worker cli cairn; do
   (cd "packages/$pkg" && pnpm pack --pack-destination "$out" >/dev/null)
 done

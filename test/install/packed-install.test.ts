@@ -199,6 +199,15 @@ describe("a TypeScript project made by `cairn init`", () => {
     expect(changedSince(join(project, "node_modules"), installedAt)).toEqual([]);
   });
 
+  it("`cairn --version` names the commit the tarballs were packed from, so that two packs of one version tell apart", async () => {
+    const head = (await ok("git", ["rev-parse", "--short", "HEAD"], repo)).stdout.trim();
+    const shown = await ok("npx", ["cairn", "--version"], project);
+    expect(shown.stdout).toMatch(new RegExp(`^0\\.1\\.0\\+${head}(-dirty)?\n$`));
+    // Every tarball carries it: the one users install (cairn-dag) differs between two commits' packs.
+    const stamp = await ok("tar", ["xzf", join(packed, "cairn-dag-0.1.0.tgz"), "-O", "package/dist/build.json"], work);
+    expect(JSON.parse(stamp.stdout)).toEqual({ commit: shown.stdout.trim().slice("0.1.0+".length) });
+  });
+
   it("loads the queue's package (BullMQ) from the installed files: cairn workers against a Redis that is not there says so", async () => {
     const r = await sh("npx", ["cairn", "workers", "--queue", "redis://127.0.0.1:1"], project);
     expect(r.code, r.stderr).toBe(3);

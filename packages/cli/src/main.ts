@@ -7,6 +7,7 @@ import type { Writable } from "node:stream";
 import { CacheBackendError, CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import bytes from "bytes";
 import {
+  cairnBuild,
   CACHED_FROM_TAG,
   CANCEL_REASON_TAG,
   CairnError,
@@ -352,7 +353,7 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
     }
     if (command === "-v" || command === "--version") {
       if (rest.length) throw extraArguments(command, rest, `Run \`cairn ${command}\` alone.`);
-      stdout.write(`${version()}\n`);
+      stdout.write(`${cairnBuild(env).id}\n`);
       return EXIT.ok;
     }
     // Cairn's switches, refused before anything runs when they hold a value that is no switch
@@ -1209,7 +1210,7 @@ async function initCommand(args: string[], stdout: Writable, stderr: Writable, e
     dir: positionals[0] ?? ".",
     template: template as keyof typeof TEMPLATES,
     install: values["no-install"] !== true,
-    cairnVersion: version(),
+    cairnVersion: cairnBuild().version,
     stdout,
     stderr,
     env,
@@ -1696,10 +1697,3 @@ function readSecrets(files: readonly string[]): Record<string, string> {
   return Object.fromEntries(entries);
 }
 
-function version(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
-  } catch {
-    return "unknown";
-  }
-}

@@ -62,6 +62,7 @@ export { SecretRegistry, MIN_MASKED_LENGTH } from "./run/secrets.ts";
 export { misspeltVariables, unsaidMisspeltVariables } from "./run/env-names.ts";
 export { RunScope, scopeKey, type ScopeKey } from "./run/run-scope.ts";
 export { rootProblem, type RootUse } from "./state-root.ts";
+export { cairnBuild, type CairnBuild } from "./cairn-build.ts";
 
 export type {
   Tracker,
