@@ -307,6 +307,31 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(r.stderr).toContain(`Worker ${workerId(worker)} (on `);
   }, 120_000);
 
+  it("a worker of another Cairn build refuses the task before running anything, naming both builds and the fix; cairn workers shows each worker's build", async () => {
+    const { env, markerDir } = await testEnv("queue-other-build");
+    // The worker is a real `cairn worker` of this checkout; CAIRN_TEST_BUILD gives it another build's name (a pack of another commit).
+    const [other] = await spawnWorkers(1, { ...env, CAIRN_TEST_BUILD: "0000000-other", CAIRN_QUEUE_STALE_GRACE_MS: "1000" });
+    const listed = await start(process.execPath, [cairnBin, "workers", "--queue", servers.redis.url, "--json"], { env: childEnv(env) }).done;
+    expect((JSON.parse(listed.stdout) as Array<{ pid: number; cairn?: string }>).find((w) => w.pid === other!.child.pid)).toMatchObject({ cairn: "0.1.0+0000000-other" });
+    const table = await start(process.execPath, [cairnBin, "workers", "--queue", servers.redis.url], { env: childEnv(env) }).done;
+    expect(table.stdout).toMatch(/host\s+pid\s+flow\s+pools\s+cairn\s+running/);
+    expect(table.stdout).toContain("0.1.0+0000000-other");
+    const r = await cairnRun(spreadFlow, await tmp(), ["--queue", servers.redis.url], env).done;
+    expect(r.code).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
+    expect(failed.error.name).toBe("BuildMismatchError");
+    expect(failed.error.message).toContain(`Task "${failed.task}" was not run by worker ${workerId(other!)} (on `);
+    expect(failed.error.message).toContain("it runs Cairn 0.1.0+0000000-other, the flow run's coordinator Cairn 0.1.0+workspace");
+    expect(failed.error.message).toMatch(/No live worker of the coordinator's Cairn took the task within \d+ s\./);
+    expect(failed.error.message).toContain("Install the same Cairn on the coordinator and every worker");
+    // Not the message of a checkout that differs: the flow file is the same.
+    expect(failed.error.message).not.toContain("checkout");
+    expect(other!.log()).toMatch(/task \S+ refused: it runs Cairn 0\.1\.0\+0000000-other, .*; handed back to the queue for a worker of the coordinator's Cairn\n/);
+    expect(r.stderr).toContain(`Worker ${workerId(other!)} (on `);
+    // Refused before anything ran there.
+    expect(Object.values(await markers(markerDir)).flat()).not.toContain(other!.child.pid);
+  }, 120_000);
+
   it("a worker whose code differs hands the task back: a worker with the run's code, started meanwhile, runs it and the flow succeeds", async () => {
     const { env, markerDir } = await testEnv("queue-stale-hand-back");
     const dir = await tmp("cairn-stale-checkout-");

@@ -21,6 +21,7 @@ export {
   QueueJobLostError,
   QueueUrlError,
   StaleCodeError,
+  BuildMismatchError,
   UnknownQueuedTaskError,
   PoisonTaskError,
   WorkerOptionError,

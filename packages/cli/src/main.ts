@@ -193,7 +193,7 @@ Options:
       --root DIR         Folder of Cairn's local state. Default: .cairn in the working directory`,
   workers: `Usage: cairn workers --queue URL [--json]
 
-Lists the live workers of the queue at URL: host, pid, flow, pools, running tasks, last heartbeat.`,
+Lists the live workers of the queue at URL: host, pid, flow, pools, the Cairn each runs (as \`cairn --version\` prints it), running tasks, last heartbeat.`,
   init: `Usage: cairn init [DIR] [--template ts|python] [--no-install]
 
 Scaffolds a Cairn project in DIR (default: the working directory, created when missing):
@@ -824,10 +824,12 @@ async function workersCommand(args: string[], stdout: Writable): Promise<number>
     String(w.pid),
     w.flow,
     w.pools.join(","),
+    // A worker older than the field runs a Cairn that names no build.
+    w.cairn ?? "-",
     w.running.length ? w.running.map((r) => r.task).join(",") : "-",
     `${formatDuration(now - w.beatAt)} ago`,
   ]);
-  stdout.write(`${table(["host", "pid", "flow", "pools", "running", "heartbeat"], rows, c)}`);
+  stdout.write(`${table(["host", "pid", "flow", "pools", "cairn", "running", "heartbeat"], rows, c)}`);
   return EXIT.ok;
 }
 

@@ -13,10 +13,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { parseOwner } from "@cairn/cache";
-import { CancelledError, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, redactUri, shellQuote, type Tracker } from "@cairn/core";
+import { CancelledError, cairnBuild, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, redactUri, shellQuote, type Tracker } from "@cairn/core";
 import { PoisonTaskError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
-import { type JobProgress, STALLED_REASON } from "./job.ts";
+import { type JobData, type JobProgress, STALLED_REASON } from "./job.ts";
 import { closeDeadRuns } from "./dead-runs.ts";
 import { readWorkers } from "./workers-list.ts";
 
@@ -141,7 +141,8 @@ class RedisQueueDispatcher implements QueueDispatcher {
       const opened = await this.queueOf(queueName(task.flowName, task.pool));
       events = opened.events;
       queue = opened.queue;
-      job = await opened.queue.add(task.nodeId, data, {
+      // The coordinator's Cairn: a worker of another refuses the job before it runs anything.
+      job = await opened.queue.add(task.nodeId, { ...data, cairn: cairnBuild().id } satisfies JobData, {
         jobId: id,
         attempts: 1, // the task's own retries run in the worker; a job is sent again only when its worker dies
         // Removed as soon as its outcome is here (settle); this clears the jobs of a coordinator that died.

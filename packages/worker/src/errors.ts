@@ -131,6 +131,46 @@ export class StaleCodeError extends CairnError {
 }
 
 /**
+ * The worker runs another Cairn than the coordinator that sent the task (another version, or
+ * another commit packed as the same version): it refuses the task before anything runs, as a
+ * worker whose code differs does. Cairn makes the cache key, so a worker of another build could
+ * store its result under a key whose ingredients it does not know: a wrong hit for later runs.
+ */
+export class BuildMismatchError extends CairnError {
+  static override readonly code: string = "CAIRN_BUILD_MISMATCH";
+  override name = "BuildMismatchError";
+  /** The host of the worker that refused it last. */
+  readonly host: string;
+  /** The id of the worker that refused it last, as `cairn workers` lists it. */
+  readonly workerId: string;
+  constructor(
+    readonly nodeId: string,
+    worker: WorkerIdentity,
+    /** The coordinator's Cairn, "0.1.0+57ab83a"; undefined for a coordinator older than builds on jobs. */
+    readonly coordinatorBuild: string | undefined,
+    /** The worker's Cairn, as `cairn --version` prints it there. */
+    readonly workerBuild: string,
+    /** The workers that refused it, by id, and how long it waited for another (ms). */
+    readonly refused: Refusals = { by: [worker.id], waitedMs: 0 },
+  ) {
+    super(
+      `Task "${nodeId}" was not run by worker ${worker.id} (on ${worker.host}): ${buildMismatch(coordinatorBuild, workerBuild)}. ` +
+        `A worker of another Cairn could make other cache keys and store its result under one whose ingredients it does not know. ` +
+        `${refusedSentence(refused, worker.id, "of the coordinator's Cairn")} ` +
+        `Install the same Cairn on the coordinator and every worker (\`cairn --version\` prints it on each), then restart the workers.`,
+    );
+    this.host = worker.host;
+    this.workerId = worker.id;
+  }
+}
+
+/** Which Cairn each side runs, in words: what a refusing worker says and its error names. */
+export function buildMismatch(coordinatorBuild: string | undefined, workerBuild: string): string {
+  const coordinator = coordinatorBuild === undefined ? "a Cairn older than this worker's, which sends no build with its tasks" : `Cairn ${coordinatorBuild}`;
+  return `it runs Cairn ${workerBuild}, the flow run's coordinator ${coordinator}`;
+}
+
+/**
  * The worker's flow file has no such task. Raised, as StaleCodeError, once no live worker of the
  * task's pool whose flow has it took the job within the grace period.
  */

@@ -14,6 +14,7 @@ export {
   QueueJobLostError,
   QueueUrlError,
   StaleCodeError,
+  BuildMismatchError,
   UnknownQueuedTaskError,
   PoisonTaskError,
   WorkerOptionError,

@@ -17,6 +17,11 @@ export type JobData = Omit<DispatchedTask, "node"> & {
    * back for another, as for code that differs (SecretNotFoundError naming the worker once none took it).
    */
   readonly secretNames?: readonly string[];
+  /**
+   * The coordinator's Cairn, "0.1.0+57ab83a" (core's `cairnBuild()`): a worker of another refuses
+   * the job before anything runs (BuildMismatchError). Absent from a coordinator older than this field.
+   */
+  readonly cairn?: string;
 };
 
 /** Noted on the job as its task's runs open: one per worker that took it. */

@@ -28,6 +28,7 @@ import {
   type RunEvent,
   type Tracker,
   CancelledError,
+  cairnBuild,
   codeFingerprint,
   LONGEST_TIMER_MS,
   resolveTracker,
@@ -36,7 +37,7 @@ import {
   SecretRegistry,
   TaskCache,
 } from "@cairn/core";
-import { QueueUnreachableError, type Refusals, refusedSentence, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
+import { buildMismatch, BuildMismatchError, QueueUnreachableError, type Refusals, refusedSentence, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
 import type { JobData, JobProgress } from "./job.ts";
 import { closeDeadRuns } from "./dead-runs.ts";
 import { readWorkers, type WorkerRecord } from "./workers-list.ts";
@@ -141,6 +142,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const root = resolvePath(options.root ?? ".cairn");
   const host = hostname();
   const id = `${host}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  /** The Cairn this worker runs: a job of a coordinator of another is refused (see runJob). */
+  const build = cairnBuild(env).id;
   const tell = options.onEvent ?? (() => {});
   const { flow } = options;
   // Absolute in messages: two checkouts on one host are told apart.
@@ -381,6 +384,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }
     // Runs that workers dead under this job left RUNNING end now, before it runs again (or is refused).
     await closeRunsOfDead(runIds, opening, "FAILED");
+    // Before the code is compared: Cairn makes the keys and the fingerprints, so another Cairn's
+    // would differ for no change of the user's code (and an old worker stored under keys it did not know).
+    if (data.cairn !== build) {
+      return refuse(buildMismatch(data.cairn, build), "a worker of the coordinator's Cairn", (refused) => new BuildMismatchError(task, { id, host }, data.cairn, build, refused));
+    }
     const node = nodeOf(flow, data);
     if (!node) {
       return refuse(`the flow in its ${file} has no task with that id`, "a worker whose flow has it", (refused) => new UnknownQueuedTaskError(task, file, { id, host }, refused));
@@ -547,6 +555,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       file,
       pools,
       concurrency,
+      cairn: build,
       running: [...running].flatMap(([flowRunId, set]) => [...set].map((e) => ({ task: e.task, flowRunId, since: e.since }))),
       startedAt,
       beatAt: Date.now(),

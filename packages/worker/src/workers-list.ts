@@ -15,6 +15,8 @@ export interface WorkerRecord {
   file: string;
   pools: string[];
   concurrency: number;
+  /** The Cairn it runs, "0.1.0+57ab83a", as `cairn --version` prints it; absent for a worker older than this field. */
+  cairn?: string;
   running: Array<{ task: string; flowRunId: string; since: number }>;
   startedAt: number;
   /** Epoch ms of its last heartbeat. */
