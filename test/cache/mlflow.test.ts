@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { CacheBackendError, CacheStore } from "@cairn/cache";
 import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
-import { MetricError, TaskCache, explainTask, openFlowCache, planFlow } from "@cairn/core";
+import { MetricError, TaskCache, cairnBuild, explainTask, openFlowCache, planFlow } from "@cairn/core";
 import { type Artifact, flow, map, task } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
@@ -811,6 +811,8 @@ describe("a warm run against the server", () => {
       expect(hit.endTime).toBeGreaterThanOrEqual(hit.startTime);
     }
     expect(await tracker.getRun(warm.result.runId)).toMatchObject({ status: "FINISHED" });
+    // The Cairn that ran it, sent in the flow run's create request (counted above: no request more).
+    expect((await tracker.getRun(warm.result.runId))!.tags["cairn.version"]).toBe(cairnBuild().id);
   });
 
   it("asks about the hits' source runs while the flow run is still being created", async () => {

@@ -123,6 +123,29 @@ describe("cairn plan and explain take the run's --secrets and --experiment", () 
     expect(explain.stdout).not.toContain("No earlier cache entry");
   });
 
+  it("explain of a miss whose earlier entry another Cairn build wrote says so; of one this build wrote, not", async () => {
+    const cwd = await tmp();
+    const flowFile = (up: number) => `import { flow, task } from "cairn-dag";\nconst a = task("a").run(() => ({ v: ${up} }));\nexport default flow("upgraded").build(() => ({ v: a().v }));\n`;
+    await writeFile(join(cwd, "flow.ts"), flowFile(1));
+    expect((await cairn(["run", "flow.ts"], { cwd })).code).toBe(0);
+    const entries = join(cwd, ".cairn", "cache", "entries");
+    const [file] = (await readdir(entries)).filter((n) => n.endsWith(".json")).map((n) => join(entries, n));
+    // keyv's record: the entry is its value.
+    const stored = JSON.parse(await readFile(file!, "utf8")) as { value: { cairn?: string } };
+    // The entry names the Cairn that wrote it: this workspace's.
+    expect(stored.value.cairn).toBe("0.1.0+workspace");
+    await writeFile(join(cwd, "flow.ts"), flowFile(2));
+    const same = await cairn(["explain", "flow.ts", "a"], { cwd });
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.stdout).toContain("- the function of task `a` changed");
+    expect(same.stdout).not.toContain("made by Cairn");
+    // As if an older install had written it.
+    await writeFile(file!, JSON.stringify({ ...stored, value: { ...stored.value, cairn: "0.1.0+0000000" } }));
+    const other = await cairn(["explain", "flow.ts", "a"], { cwd });
+    expect(other.code, other.stderr).toBe(0);
+    expect(other.stdout).toContain("The earlier entry was made by Cairn 0.1.0+0000000, this is 0.1.0+workspace: an upgrade can change how keys are made.\n");
+  });
+
   it("report --out over an existing file leaves it whole when the write fails part-way (a full disk), with no temp file beside it", async () => {
     const cwd = await tmp();
     await writeFile(join(cwd, "flow.ts"), `import { flow, task } from "cairn-dag";\nconst t = task("t").run(() => ({ v: 1 }));\nexport default flow("rep").build(() => ({ v: t().v }));\n`);

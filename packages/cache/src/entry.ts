@@ -33,6 +33,11 @@ export interface CacheEntry {
    */
   tracker: { kind: string; uri: string; id?: string };
   outputs: OutputsManifest;
+  /**
+   * The Cairn that wrote it, "0.1.0+57ab83a" (as `cairn --version` prints it): a miss after an
+   * upgrade says so, as Cairn makes the keys. Absent on entries made before it was written.
+   */
+  cairn?: string;
   /** Epoch ms. */
   createdAt: number;
   /** Artifact bytes plus the JSON size of the values. */

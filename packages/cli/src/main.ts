@@ -13,6 +13,7 @@ import {
   CairnError,
   describeTracker,
   explainTask,
+  type NearestEntry,
   openFlowCache,
   planFlow,
   FlowValidationError,
@@ -1013,6 +1014,7 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
       const n = explanation.nearest;
       lines.push(`Nearest earlier entry: run ${n.sourceRunId}, from ${new Date(n.createdAt).toISOString()}. Since then, whatever its inputs turn out to be:`);
       for (const change of n.changes) lines.push(`  - ${change.message}`);
+      lines.push(...otherBuild(n, env));
       lines.push("Its inputs are known only once the upstream tasks have run.");
     } else if (!p.key && explanation.searched) {
       lines.push(`No earlier cache entry of task "${p.task}" in ${explanation.searched}, whatever its inputs turn out to be (they are known only once the upstream tasks have run).`);
@@ -1041,6 +1043,7 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
             : "  - nothing: the entry exists but was unusable (see the reason above).",
         );
       }
+      lines.push(...otherBuild(n, env));
     }
   }
   stdout.write(`${printable(lines.join("\n"))}\n`);
@@ -1051,6 +1054,17 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
 function failedRunLine(failed: FailedRun): string {
   const error = failed.error !== undefined ? `: ${failed.error}` : "";
   return `Its last run with these inputs and code failed: run ${failed.runId}, started ${new Date(failed.startedAt).toISOString()}${error}. \`cairn show ${failed.runId}\` shows its error; a run computes it again.`;
+}
+
+/**
+ * The line explain adds when the nearest earlier entry was written by another Cairn: a key's
+ * ingredients are Cairn's to choose, so after an upgrade a task may miss with nothing of the
+ * user's changed. None for an entry that names no build (written before entries did).
+ */
+function otherBuild(nearest: NearestEntry, env: NodeJS.ProcessEnv): string[] {
+  const here = cairnBuild(env).id;
+  if (nearest.cairn === undefined || nearest.cairn === here) return [];
+  return [`The earlier entry was made by Cairn ${nearest.cairn}, this is ${here}: an upgrade can change how keys are made.`];
 }
 
 async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {

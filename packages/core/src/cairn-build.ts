@@ -21,6 +21,9 @@ export interface CairnBuild {
   readonly id: string;
 }
 
+/** The flow run's tag naming the Cairn that ran it, "0.1.0+57ab83a". */
+export const VERSION_TAG = "cairn.version";
+
 /** Read once a process: a file of a few bytes, and an install does not change under a running process. */
 let known: CairnBuild | undefined;
 

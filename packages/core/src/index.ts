@@ -53,7 +53,7 @@ export {
   startedNoAttempt,
 } from "./pipeline/task-run.ts";
 export { MISS_REASON_TAG, expiredWords, parseMissReason, type MissReason } from "./caching/miss-reason.ts";
-export { planFlow, explainTask, type PlannedTask, type FailedRun, type PlanOptions, type Explanation } from "./caching/plan.ts";
+export { planFlow, explainTask, type PlannedTask, type FailedRun, type PlanOptions, type Explanation, type NearestEntry } from "./caching/plan.ts";
 export type { RunEvent, TaskEvent, FlowEvent, LogEvent, LeaseHolder, TaskStatus, FlowStatus, ErrorInfo } from "./run/events.ts";
 export type { TaskContext, RunLog, ArtifactWriter, TaskLogger } from "./run/task-context.ts";
 export { holdWork, sendArtifact, trackingEnv, declaredEnv } from "./run/task-context.ts";
@@ -62,7 +62,7 @@ export { SecretRegistry, MIN_MASKED_LENGTH } from "./run/secrets.ts";
 export { misspeltVariables, unsaidMisspeltVariables } from "./run/env-names.ts";
 export { RunScope, scopeKey, type ScopeKey } from "./run/run-scope.ts";
 export { rootProblem, type RootUse } from "./state-root.ts";
-export { cairnBuild, type CairnBuild } from "./cairn-build.ts";
+export { cairnBuild, VERSION_TAG, type CairnBuild } from "./cairn-build.ts";
 
 export type {
   Tracker,

@@ -359,7 +359,7 @@ export async function checkAhead(
 
 /** What a miss is compared with: the nearest earlier entry of its task, or, for an item of a map no entry has the item of, that it is new. */
 interface Nearest {
-  nearest?: { sourceRunId: string; createdAt: number; changes: IngredientChange[] };
+  nearest?: NearestEntry;
   /** `a new item of sq (x = 4): no entry for it yet`. */
   newItem?: string;
   /** Where earlier entries were looked for. */
@@ -387,7 +387,9 @@ async function nearestOf(node: FlowNode, key: TaskKey, earlierEntries: (taskName
 
 /** The nearest earlier entry as plan and explain give it (none: no entry), and where they looked. */
 function toNearest(best: { entry: CacheEntry; changes: IngredientChange[] } | undefined, searched: string): Nearest {
-  return { ...(best ? { nearest: { sourceRunId: best.entry.sourceRunId, createdAt: best.entry.createdAt, changes: best.changes } } : {}), searched };
+  if (!best) return { searched };
+  const { sourceRunId, createdAt, cairn } = best.entry;
+  return { nearest: { sourceRunId, createdAt, changes: best.changes, ...(cairn !== undefined ? { cairn } : {}) }, searched };
 }
 
 /** The first of `changes` (at least one), and how many more: "script `train.py` changed (+2 more)". */
@@ -507,12 +509,21 @@ export async function sourceRunsAhead(
   return runIds;
 }
 
+/** The earlier entry of a task closest to a miss, and what changed since it. */
+export interface NearestEntry {
+  sourceRunId: string;
+  createdAt: number;
+  changes: IngredientChange[];
+  /** The Cairn that wrote it ("0.1.0+57ab83a"); absent on entries made before entries said. Another than this one may have made its key otherwise. */
+  cairn?: string;
+}
+
 /** Why a task misses: the nearest earlier entry of the same task and what changed since. */
 export interface Explanation {
   task: string;
   planned: PlannedTask;
   /** The earlier entry closest to now (fewest changed ingredients), if any. */
-  nearest?: { sourceRunId: string; createdAt: number; changes: IngredientChange[] };
+  nearest?: NearestEntry;
   /** For an item of a map that no earlier entry has the item of: `a new item of sq (x = 4): no entry for it yet`. */
   newItem?: string;
   /** Where earlier entries were looked for: the cache store, and the experiment's index when the tracker has one. */

@@ -49,6 +49,7 @@ import type { SecretRegistry } from "../run/secrets.ts";
 import { isUntrackedRecord } from "../tracking/null-tracker.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
+import { cairnBuild } from "../cairn-build.ts";
 
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
 export const CACHE_KEY_TAG = "cairn.cache_key";
@@ -828,6 +829,7 @@ export class TaskCache {
       sourceRunId: runId,
       tracker: { kind: this.tracker.kind, uri: this.tracker.uri, ...(id !== undefined ? { id } : {}) },
       outputs: { values: manifest.values, artifacts: manifest.artifacts },
+      cairn: cairnBuild(this.env).id,
     };
     const stored = await this.guard(() => this.store.set(made, ttlMs !== undefined ? { ttlMs } : {}), undefined);
     const entry = stored ?? (keepsIndex(this.tracker) && this.missingExperiment === undefined ? completeEntry(made) : undefined);

@@ -25,6 +25,7 @@ import { SecretRegistry } from "./secrets.ts";
 import { booleanFromEnv, checkKnownKeys, closestName } from "../internal.ts";
 import { StopReason } from "../pipeline/stop.ts";
 import { KIND_TAG, flowErrorTags } from "../pipeline/task-run.ts";
+import { cairnBuild, VERSION_TAG } from "../cairn-build.ts";
 import { rejectOnAbort } from "../pipeline/attempts.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
@@ -557,7 +558,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     experimentId,
     name: definition.name,
     startTime,
-    tags: runTags ? { ...runTags, "cairn.host": hostname(), "cairn.flow": definition.name, [KIND_TAG]: "flow" } : {},
+    // The Cairn that ran it, in the same request: which build wrote a run's records and entries.
+    tags: runTags ? { ...runTags, "cairn.host": hostname(), "cairn.flow": definition.name, [KIND_TAG]: "flow", [VERSION_TAG]: cairnBuild(env).id } : {},
   });
   // The cache opens while the flow run is being created, and the look-ahead (the hits' keys, then
   // one request about their source runs) starts as soon as it is open: none of it needs the run.
