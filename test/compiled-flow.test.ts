@@ -154,6 +154,31 @@ describe("cairn run without tsx", () => {
     expect((await run("-p", "name=added")).stdout).toContain(`Outputs: {"y":70}`);
   });
 
+  it("an import() by new URL(..., import.meta.url) loads a JavaScript module compiled, not a TypeScript one, as README says; a literal path or a template literal loads TypeScript", async () => {
+    const folder = join(dir, "by-url");
+    await mkdir(join(folder, "lib"), { recursive: true });
+    await writeFile(join(folder, "lib", "js.mjs"), `export const v = 1;\n`);
+    await writeFile(join(folder, "lib", "ts.ts"), `export const v: number = 2;\n`);
+    const flowWith = (load: string) =>
+      `import { flow, task } from "cairn-dag";\n` +
+      `const a = task("a").input<{ name: string }>().run(async ({ name }) => ({ v: (await ${load}).v as number }));\n` +
+      `export default flow("by-url").params<{ name: string }>().build(({ params }) => ({ v: a({ name: params.name }).v }));\n`;
+    const run = async (load: string) => {
+      await writeFile(join(folder, "flow.ts"), flowWith(load));
+      return start(process.execPath, [cairnBin, "run", "flow.ts", "--no-cache", "-p", "name=ts", "--root", join(dir, ".cairn-url")], { cwd: folder, env: env() }).done;
+    };
+    expect((await run(`import(new URL("./lib/js.mjs", import.meta.url).href)`)).stdout).toContain(`Outputs: {"v":1}`);
+    expect((await run(`import("./lib/ts.ts")`)).stdout).toContain(`Outputs: {"v":2}`);
+    expect((await run("import(`./lib/${name}.ts`)")).stdout).toContain(`Outputs: {"v":2}`);
+    const byUrl = await run(`import(new URL("./lib/ts.ts", import.meta.url).href)`);
+    expect(byUrl.code).toBe(1);
+    expect(byUrl.stdout).toContain(`Unknown file extension ".ts"`);
+    // README says so, and no longer recommends new URL(...) for the TypeScript module it cannot load.
+    const readme = (await readFile(join(repo, "README.md"), "utf8")).replace(/\s+/g, " ");
+    expect(readme).toContain("`import(new URL(\"./lib/x.ts\", import.meta.url).href)` (Node loads that file itself and has no loader for `.ts`: `Unknown file extension \".ts\"`)");
+    expect(readme).not.toContain("use a literal path, a template literal (the flow then loads through tsx) or `new URL(..., import.meta.url)`");
+  });
+
   it("compiles anew when a tsconfig's paths (or what it extends) point an import elsewhere, or a tsconfig appears", async () => {
     const folder = join(dir, "paths");
     await mkdir(join(folder, "v1"), { recursive: true });
