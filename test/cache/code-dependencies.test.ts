@@ -218,6 +218,27 @@ describe("code a function task uses, found without .codeFiles()", () => {
     expect(status(r.stdout)).toEqual({ assigned: "cached", registered: "cached", limited: "cached", overridden: "cached", plain: "cached" });
   });
 
+  it("a module loaded by a literal import() is named by its source in plan and explain, not by the file cairn compiled it into", async () => {
+    await mkdir(join(dir, "dyn"));
+    await writeFile(join(dir, "dyn", "dyn.ts"), `export const v = 1;\n`);
+    await writeFile(
+      join(dir, "dyn.flow.ts"),
+      [
+        `import { flow, task } from "cairn-dag";`,
+        `const loaded = task("loaded").run(async () => ({ v: (await import("./dyn/dyn.ts")).v }));`,
+        `export default flow("dyn").build(() => ({ v: loaded({}).v }));`,
+      ].join("\n"),
+    );
+    const r = await cairn("run", "dyn.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    await edit("dyn/dyn.ts", "v = 1", "v = 2");
+    const plan = (await cairn("plan", "dyn.flow.ts")).stdout;
+    expect(plan).toMatch(/^loaded\s+runs\s+no cache entry for these inputs and code: code file `dyn\/dyn\.ts` changed$/m);
+    const why = (await cairn("explain", "dyn.flow.ts", "loaded")).stdout;
+    expect(why).toContain("code file `dyn/dyn.ts` changed");
+    expect(why).not.toMatch(/\.mjs|cairn-\d+\/flows/);
+  });
+
   it("a Python script counts the project's modules it imports: editing one re-runs the script, and explain names it", async () => {
     await mkdir(join(dir, "py"));
     await writeFile(join(dir, "py", "common.py"), `FACTOR = 2\n`);

@@ -29,14 +29,14 @@
  * while the JavaScript is what tsc makes of the sources as they are (`asWritten`): the app tsc
  * compiled then has the keys `cairn run` and tsx give the source.
  */
-import { type Stats, statSync } from "node:fs";
+import { readFileSync, type Stats, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { isBuiltin, SourceMap } from "node:module";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DECLARATION_ENTRY, ENV_READ_ENTRY, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
 import { scopeKey, type RunScope } from "@cairn/core";
-import { shown } from "./declared-path.ts";
+import { isCliCompiledFile, shown } from "./declared-path.ts";
 import { envReadBy, envReadsIn, type EnvReads, type ProcessNames, processNamesOf, type SyntaxNode } from "./env-read.ts";
 import { loadEsbuild } from "./esbuild.ts";
 import { onlySource, parseSourceMap, sourceMapPlace } from "./source-map-comment.ts";
@@ -573,7 +573,25 @@ function resolveNow(fromDir: string, specifier: string): string | undefined {
     for (const e of CODE_EXTENSIONS) candidates.push(`${target}${e}`);
     for (const e of CODE_EXTENSIONS) candidates.push(join(target, `index${e}`));
   }
-  return candidates.find((candidate) => !isPackageFile(candidate) && isFile(candidate));
+  const found = candidates.find((candidate) => !isPackageFile(candidate) && isFile(candidate));
+  return found !== undefined && isCliCompiledFile(found) ? compiledSource(found) : found;
+}
+
+/**
+ * The TypeScript source of a module `cairn` compiled into its temp folder, as its source map
+ * names it: the compiled flow holds a literal `import("./dyn.ts")` as an import of that file,
+ * and the source is what the user edits and what explain should name. The compiled file when
+ * its map names no source that is there.
+ */
+function compiledSource(file: string): string {
+  try {
+    const place = sourceMapPlace(file, readFileSync(file, "utf8"));
+    const payload = place?.inline === undefined ? undefined : parseSourceMap(place.inline);
+    const source = payload && onlySource(payload, file);
+    return source !== undefined && isFile(source) ? source : file;
+  } catch {
+    return file; // gone since it was found: the import fails on its own
+  }
 }
 
 /** Whether `path` is a file now: one stat; missing, or under a file (ENOTDIR), is false. */

@@ -258,6 +258,12 @@ export function registerCompiledFlowDir(dir: string): void {
   dirs.add(dir.endsWith(sep) ? dir : dir + sep);
 }
 
+/** @internal Whether `file` is one the CLI compiled a flow module into (see {@link registerCompiledFlowDir}). */
+export function isCliCompiledFile(file: string): boolean {
+  const dirs = (globalThis as Record<symbol, Set<string> | undefined>)[CLI_COMPILED];
+  return [...(dirs ?? [])].some((d) => file.startsWith(d));
+}
+
 /** `place` with where its frame is in the JavaScript that ran (`ran`, the same stack captured beside it), when that is another file. */
 function withGenerated(place: SourcePlace | undefined, ran: Error | undefined): SourcePlace | undefined {
   if (place === undefined || ran === undefined) return place;
