@@ -218,6 +218,64 @@ describe("code a function task uses, found without .codeFiles()", () => {
     expect(status(r.stdout)).toEqual({ assigned: "cached", registered: "cached", limited: "cached", overridden: "cached", plain: "cached" });
   });
 
+  it("a module loaded by a literal call of createRequire's require (JSON, .cjs) counts, compiled and through tsx: editing it re-runs the task", async () => {
+    await mkdir(join(dir, "req"));
+    await writeFile(join(dir, "req", "j2.json"), `{ "k": 1 }\n`);
+    await writeFile(join(dir, "req", "factor.cjs"), `module.exports = { factor: 2 };\n`);
+    await writeFile(
+      join(dir, "require.flow.ts"),
+      [
+        `import { flow, task } from "cairn-dag";`,
+        `import { createRequire } from "node:module";`,
+        `const require = createRequire(import.meta.url);`,
+        `const json = task("json").run(() => ({ k: (require("./req/j2.json") as { k: number }).k }));`,
+        `const cjs = task("cjs").run(() => ({ f: (require("./req/factor.cjs") as { factor: number }).factor }));`,
+        `export default flow("require").build(() => ({ k: json({}).k, f: cjs({}).f }));`,
+      ].join("\n"),
+    );
+    const status = (stdout: string) => Object.fromEntries([...stdout.matchAll(/^(json|cjs)\s+(runs|cached)\s/gm)].map((m) => [m[1], m[2]]));
+    for (const loader of ["cairn", "tsx"]) {
+      const run = (...args: string[]) =>
+        start(process.execPath, [cairnBin, ...args, "--root", join(dir, `.cairn-require-${loader}`)], { cwd: dir, env: { ...env(), ...(loader === "tsx" ? { CAIRN_LOADER: "tsx" } : {}) } }).done;
+      const r = await run("run", "require.flow.ts");
+      expect(r.code, r.stderr).toBe(0);
+      await edit("req/j2.json", `"k": 1`, `"k": 2`);
+      await edit("req/factor.cjs", "factor: 2", "factor: 3");
+      const plan = (await run("plan", "require.flow.ts")).stdout;
+      expect(status(plan), `${loader}: ${plan}`).toEqual({ json: "runs", cjs: "runs" });
+      expect(plan).toContain("code file `req/j2.json` changed");
+      expect(plan).toContain("code file `req/factor.cjs` changed");
+      await edit("req/j2.json", `"k": 2`, `"k": 1`);
+      await edit("req/factor.cjs", "factor: 3", "factor: 2");
+    }
+  });
+
+  it("a worker thread's module given as a literal new URL(..., import.meta.url) counts: editing it re-runs the task", async () => {
+    await mkdir(join(dir, "work"));
+    await writeFile(join(dir, "work", "worker.mjs"), `import { parentPort } from "node:worker_threads";\nparentPort.postMessage(1);\n`);
+    await writeFile(
+      join(dir, "worker.flow.ts"),
+      [
+        `import { flow, task } from "cairn-dag";`,
+        `import { Worker } from "node:worker_threads";`,
+        `const threaded = task("threaded").run(async () => {`,
+        `  const worker = new Worker(new URL("./work/worker.mjs", import.meta.url));`,
+        `  const n = await new Promise<number>((done) => worker.once("message", done));`,
+        `  await worker.terminate();`,
+        `  return { n };`,
+        `});`,
+        `export default flow("worker").build(() => ({ n: threaded({}).n }));`,
+      ].join("\n"),
+    );
+    let r = await cairn("run", "worker.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`{"n":1}`);
+    await edit("work/worker.mjs", "postMessage(1)", "postMessage(2)");
+    expect((await cairn("plan", "worker.flow.ts")).stdout).toMatch(/^threaded\s+runs\s.*code file `work\/worker\.mjs` changed/m);
+    r = await cairn("run", "worker.flow.ts");
+    expect(r.stdout).toContain(`{"n":2}`);
+  });
+
   it("a module loaded by a literal import() is named by its source in plan and explain, not by the file cairn compiled it into", async () => {
     await mkdir(join(dir, "dyn"));
     await writeFile(join(dir, "dyn", "dyn.ts"), `export const v = 1;\n`);

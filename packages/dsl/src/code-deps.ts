@@ -3,7 +3,8 @@
  * it: the top-level declarations of its module that the function uses (helpers, constants,
  * what those use in turn, and the top-level statements that may change them or a name it
  * imports), and the project's own modules and data files it imports, statically or with a
- * literal `import()` or `require()`, with everything those import. Each enters the cache key as a code file
+ * literal `import()` or `require()` (a `require` made by `createRequire()` too), or runs in a
+ * worker thread (`new Worker(new URL("./w.mjs", import.meta.url))`), with everything those import. Each enters the cache key as a code file
  * named `flow.ts#readJson` (a declaration) or `lib/shape.ts` (a module, by path from the
  * task's module), so editing a helper re-runs the tasks that use it and `cairn explain`
  * names it.
@@ -23,7 +24,8 @@
  * counts the top-level statement that holds it, with what that refers to; not the arguments
  * a factory is called with. Not followed: packages (workspace
  * packages too), `import()` of a computed path, tsconfig `paths` aliases, files read at run
- * time (declare those with `.codeFiles()` or bump `.version()`).
+ * time, programs started apart (`execFile` of a script) (declare those with `.codeFiles()` or
+ * bump `.version()`).
  *
  * A module tsc compiled (with a source map naming its TypeScript file) is read as that source
  * while the JavaScript is what tsc makes of the sources as they are (`asWritten`): the app tsc
@@ -82,6 +84,8 @@ interface ModuleShape {
   imports: Array<{ locals: string[]; taken: string[]; from: string }>;
   /** Top-level names bound to `process` or `process.env` (`import { env } from "node:process"`): a function's reads through them count as `process.env` ones. */
   processNames?: ProcessNames;
+  /** Top-level names bound to `createRequire(...)`, as esbuild writes them (`require2`): a literal call of one loads a module. */
+  requires?: string[];
 }
 
 const IDENTIFIER = /[A-Za-z_$][\w$]*/g;
@@ -451,8 +455,9 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
   // Only names the module has at its top level can lead anywhere: most functions use none,
   // and are not parsed at all.
   const candidates = new Set(fnText.match(IDENTIFIER) ?? []);
-  if ([...candidates].some((n) => byName.has(n) || importOf.has(n)) || /\b(?:import|require)\s*\(/.test(fnText)) {
-    const refs = await refsOfFunction(fnText);
+  const requires = own.requires ?? [];
+  if ([...candidates].some((n) => byName.has(n) || importOf.has(n) || requires.includes(n)) || /\b(?:import|require|URL)\s*\(/.test(fnText)) {
+    const refs = await refsOfFunction(fnText, requires);
     names.push(...refs.names);
     for (const m of refs.modules) addModule(base, m);
   }
@@ -724,6 +729,7 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     for (const [name, fn] of functions) if (!changesParameters(fn, { keepers: new Set(), importFrom })) keepers.add(name);
   }
   const context: WriteContext = { keepers, importFrom };
+  const requires = new Set(program.body.flatMap((statement) => requireNames(statement)));
   for (const statement of program.body) {
     const text = code.slice(statement.start, statement.end);
     const declaration = statement.type === "ExportNamedDeclaration" || statement.type === "ExportDefaultDeclaration" ? statement.declaration : statement;
@@ -740,11 +746,11 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
       imports.push({ locals: [], taken, from: String(statement.source!.value) });
     } else if (declared.length && declared.some((name) => source.includes(name))) {
       // (Declarations whose names the source never spells are esbuild's helpers, __decorateClass and the like.)
-      const refs = references(declaration!);
+      const refs = references(declaration!, requires);
       const runs = declaration!.type === "VariableDeclaration" && (declaration!.declarations ?? []).some((d) => d.init && !isFunction(d.init as AcornNode) && (d.init as AcornNode).type !== "Literal");
       decls.push({ names: declared, texts: [text], uses: new Set(refs.names), modules: new Set(refs.modules), funcs: functionRanges(statement), span: spanOf(statement), writes: writtenNames(declaration!, context), refs, runs });
     } else if (statement.type !== "ExportNamedDeclaration") {
-      const refs = references(statement);
+      const refs = references(statement, requires);
       const funcs = functionRanges(statement);
       // esbuild writes `export default <expression>` as `var <file>_default = <expression>`.
       const isDefault = statement.type === "ExportDefaultDeclaration" || declared.some((n) => n.endsWith("_default"));
@@ -823,6 +829,19 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     ...(blocks.length ? { blocks: blocks.map((b) => ({ ...b, uses: b.uses.filter((n) => topLevel.has(n)) })) } : {}),
     imports,
     ...(processNames ? { processNames } : {}),
+    ...(requires.size ? { requires: [...requires] } : {}),
+  });
+}
+
+/** The names a top-level statement binds to `createRequire(...)` (`const require = createRequire(import.meta.url)`; esbuild writes it `require2`). */
+function requireNames(statement: AcornNode): string[] {
+  const node = statement.type === "ExportNamedDeclaration" ? statement.declaration : statement;
+  if (node?.type !== "VariableDeclaration") return [];
+  return (node.declarations ?? []).flatMap((d) => {
+    const init = d.init as AcornNode | null | undefined;
+    const callee = init?.type === "CallExpression" ? init.callee : undefined;
+    const name = callee?.type === "Identifier" ? callee.name : callee?.type === "MemberExpression" && !callee.computed ? (callee.property as AcornNode).name : undefined;
+    return name === "createRequire" && d.id?.type === "Identifier" ? [d.id.name!] : [];
   });
 }
 
@@ -880,20 +899,24 @@ function envReadsOfFunction(fnText: string, bound: ProcessNames | undefined): Pr
 
 const NO_ENV_READS: EnvReads = Object.freeze({ names: Object.freeze([]), unnamed: false });
 
-/** What a function's text refers to; its text as the loader made it (tsx's esbuild, or Cairn's). */
-function refsOfFunction(fnText: string): Promise<Refs> {
-  let refs = functionRefs.get(fnText);
+/**
+ * What a function's text refers to; its text as the loader made it (tsx's esbuild, or Cairn's).
+ * `requires`: its module's names bound to `createRequire(...)`.
+ */
+function refsOfFunction(fnText: string, requires: readonly string[]): Promise<Refs> {
+  const memoKey = `${requires.join(",")}\0${fnText}`;
+  let refs = functionRefs.get(memoKey);
   if (!refs) {
-    const id = sha256(`${SHAPE_VERSION}\0fn\0${fnText}`);
+    const id = sha256(`${SHAPE_VERSION}\0fn\0${requires.join(",")}\0${fnText}`);
     refs = fromDisk<Refs>(`${id}.fn.json`).then(async (kept) => {
       if (kept && Array.isArray(kept.names) && Array.isArray(kept.modules)) return kept;
       const program = await parseFunctionText(fnText);
-      if (program) return keep(`${id}.fn`, references(program as unknown as AcornNode));
+      if (program) return keep(`${id}.fn`, references(program as unknown as AcornNode, new Set(requires)));
       // Not parsable on its own: every identifier counts.
       return { names: [...new Set(fnText.match(IDENTIFIER) ?? [])], modules: [] };
     });
-    functionRefs.set(fnText, refs);
-    refs.catch(() => functionRefs.delete(fnText));
+    functionRefs.set(memoKey, refs);
+    refs.catch(() => functionRefs.delete(memoKey));
   }
   return refs;
 }
@@ -920,9 +943,11 @@ type AcornNode = {
 
 /**
  * The identifiers a piece of code refers to (not property keys, nor names after a dot,
- * nor labels) and the modules it loads by a literal `import("...")` or `require("...")`.
+ * nor labels) and the modules it loads by a literal `import("...")` or `require("...")` (or
+ * a call of a name in `requires`, bound to `createRequire(...)`), or runs in a worker thread
+ * (`new Worker(new URL("./work.mjs", import.meta.url))`).
  */
-function references(root: AcornNode): Refs {
+function references(root: AcornNode, requires: ReadonlySet<string> = new Set()): Refs {
   const names = new Set<string>();
   const modules = new Set<string>();
   const visit = (node: AcornNode): void => {
@@ -935,7 +960,13 @@ function references(root: AcornNode): Refs {
         break;
       case "CallExpression": {
         const first = node.arguments?.[0];
-        if (node.callee?.type === "Identifier" && node.callee.name === "require" && first?.type === "Literal" && typeof first.value === "string") modules.add(first.value);
+        const callee = node.callee?.type === "Identifier" ? node.callee.name! : undefined;
+        if (callee !== undefined && (callee === "require" || requires.has(callee)) && first?.type === "Literal" && typeof first.value === "string") modules.add(first.value);
+        break;
+      }
+      case "NewExpression": {
+        const worker = workerModule(node);
+        if (worker !== undefined) modules.add(worker);
         break;
       }
       case "MetaProperty":
@@ -949,6 +980,17 @@ function references(root: AcornNode): Refs {
   };
   visit(root);
   return { names: [...names], modules: [...modules] };
+}
+
+/** The literal path of `new Worker(new URL("./work.mjs", import.meta.url))`: a module run by a worker thread, which is the task's code too. */
+function workerModule(node: AcornNode): string | undefined {
+  const callee = node.callee;
+  const name = callee?.type === "Identifier" ? callee.name : callee?.type === "MemberExpression" && !callee.computed ? (callee.property as AcornNode).name : undefined;
+  const url = node.arguments?.[0];
+  if (name !== "Worker" || url?.type !== "NewExpression" || url.callee?.type !== "Identifier" || url.callee.name !== "URL") return undefined;
+  const [path, base] = url.arguments ?? [];
+  const isModuleUrl = base?.type === "MemberExpression" && (base.object as AcornNode).type === "MetaProperty" && (base.property as AcornNode).name === "url";
+  return isModuleUrl && path?.type === "Literal" && typeof path.value === "string" ? path.value : undefined;
 }
 
 /** What `writtenNames` needs to know of the module: its top-level functions that change none of their parameters, and where each import comes from. */
