@@ -250,6 +250,35 @@ describe("code a function task uses, found without .codeFiles()", () => {
     }
   });
 
+  it("top-level code that changes an object through another name (`const alias = G; alias.k = 10`) or in a class's static block re-runs the tasks that read it", async () => {
+    await writeFile(
+      join(dir, "alias.flow.ts"),
+      [
+        `import { flow, task } from "cairn-dag";`,
+        `const G = { k: 1 };`,
+        `const alias = G;`,
+        `alias.k = 10;`,
+        `const E = { k: 1 };`,
+        `class X { static { E.k = 10; } }`,
+        `const viaAlias = task("viaAlias").run(() => ({ k: G.k }));`,
+        `const viaStatic = task("viaStatic").run(() => ({ k: E.k }));`,
+        `const other = task("other").run(() => ({ k: 0 }));`,
+        `export default flow("alias").build(() => ({ a: viaAlias({}).k, s: viaStatic({}).k, o: other({}).k }));`,
+      ].join("\n"),
+    );
+    const status = (stdout: string) => Object.fromEntries([...stdout.matchAll(/^(viaAlias|viaStatic|other)\s+(succeeded|cached)\s/gm)].map((m) => [m[1], m[2]]));
+    let r = await cairn("run", "alias.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`{"a":10,"s":10,"o":0}`);
+    await edit("alias.flow.ts", "alias.k = 10", "alias.k = 11");
+    await edit("alias.flow.ts", "E.k = 10", "E.k = 12");
+    expect((await cairn("explain", "alias.flow.ts", "viaStatic")).stdout).toContain("helper `E` of alias.flow.ts changed");
+    r = await cairn("run", "alias.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(status(r.stdout)).toEqual({ viaAlias: "succeeded", viaStatic: "succeeded", other: "cached" });
+    expect(r.stdout).toContain(`{"a":11,"s":12,"o":0}`);
+  });
+
   it("a worker thread's module given as a literal new URL(..., import.meta.url) counts: editing it re-runs the task", async () => {
     await mkdir(join(dir, "work"));
     await writeFile(join(dir, "work", "worker.mjs"), `import { parentPort } from "node:worker_threads";\nparentPort.postMessage(1);\n`);

@@ -46,7 +46,7 @@ import { tscEmit } from "./tsc-emit.ts";
 import { withExtended } from "./tsconfig-extends.ts";
 
 /** Bumped when the shapes below or the way they are worked out change. */
-const SHAPE_VERSION = 10;
+const SHAPE_VERSION = 11;
 
 /** Where a function is in the source: start line, start column, end line, end column (lines 1-based, columns 0-based). */
 type Range = [number, number, number, number];
@@ -685,7 +685,7 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     return keep(id, { digest: sha256(source), opaque: true, decls: [], imports });
   }
   /** `refs`: what the statement itself refers to; `runs`: evaluating it runs code (`const ready = setup()`, not `function f() {}`). */
-  type Decl = { names: string[]; texts: string[]; uses: Set<string>; modules: Set<string>; funcs: Range[]; span: Range | undefined; writes: string[]; refs?: Refs; runs?: boolean };
+  type Decl = { names: string[]; texts: string[]; uses: Set<string>; modules: Set<string>; funcs: Range[]; span: Range | undefined; writes: string[]; refs?: Refs; runs?: boolean; statics?: { writes: string[] } & Refs };
   const decls: Decl[] = [];
   const blocks: NonNullable<ModuleShape["blocks"]> = [];
   /** Where in the source each function inside `node` is (through esbuild's source map). */
@@ -730,6 +730,8 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
   }
   const context: WriteContext = { keepers, importFrom };
   const requires = new Set(program.body.flatMap((statement) => requireNames(statement)));
+  /** Top-level names bound to another top-level object (`const alias = G`, `const sub = G.sub`): a write through one may change the other. */
+  const aliasOf = new Map<string, string[]>();
   for (const statement of program.body) {
     const text = code.slice(statement.start, statement.end);
     const declaration = statement.type === "ExportNamedDeclaration" || statement.type === "ExportDefaultDeclaration" ? statement.declaration : statement;
@@ -747,8 +749,12 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     } else if (declared.length && declared.some((name) => source.includes(name))) {
       // (Declarations whose names the source never spells are esbuild's helpers, __decorateClass and the like.)
       const refs = references(declaration!, requires);
+      for (const d of declaration!.type === "VariableDeclaration" ? (declaration!.declarations ?? []) : []) {
+        if (d.id?.type === "Identifier" && d.init) aliasOf.set(d.id.name!, handedNames(d.init as AcornNode));
+      }
+      const statics = staticCode(declaration!);
       const runs = declaration!.type === "VariableDeclaration" && (declaration!.declarations ?? []).some((d) => d.init && !isFunction(d.init as AcornNode) && (d.init as AcornNode).type !== "Literal");
-      decls.push({ names: declared, texts: [text], uses: new Set(refs.names), modules: new Set(refs.modules), funcs: functionRanges(statement), span: spanOf(statement), writes: writtenNames(declaration!, context), refs, runs });
+      decls.push({ names: declared, texts: [text], uses: new Set(refs.names), modules: new Set(refs.modules), funcs: functionRanges(statement), span: spanOf(statement), writes: writtenNames(declaration!, context), refs, runs, ...(statics.length ? { statics: { writes: statics.flatMap((n) => writtenNames(n, context)), ...merged(statics.map((n) => references(n, requires))) } } : {}) });
     } else if (statement.type !== "ExportNamedDeclaration") {
       const refs = references(statement, requires);
       const funcs = functionRanges(statement);
@@ -780,10 +786,16 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     declOf.set(local, decl);
     imported.add(decl);
   }
-  /** The declarations code changes: those it writes, and those the functions it names write (one call deep). */
+  /** `names` with what each is bound to, however deep: writing through `alias` may change `G` (`const alias = G`). */
+  const throughAliases = (names: string[]): string[] => {
+    const all = new Set(names);
+    for (const name of all) for (const target of aliasOf.get(name) ?? []) all.add(target);
+    return [...all];
+  };
+  /** The declarations code changes: those it writes, and those the functions it names write (one call deep), each through the names bound to it. */
   const changedBy = (named: Iterable<Decl>, writes: string[]): Set<Decl> => {
-    const changed = new Set(writes.flatMap((n) => declOf.get(n) ?? []));
-    for (const decl of named) for (const n of decl.writes) if (declOf.has(n)) changed.add(declOf.get(n)!);
+    const changed = new Set(throughAliases(writes).flatMap((n) => declOf.get(n) ?? []));
+    for (const decl of named) for (const n of throughAliases(decl.writes)) if (declOf.has(n)) changed.add(declOf.get(n)!);
     return changed;
   };
   const attach = (to: Iterable<Decl>, text: string, refs: Refs) => {
@@ -808,6 +820,17 @@ async function analyse(source: string, loader: "ts" | "tsx" | "js" | "jsx", tsco
     );
     changed.delete(decl);
     attach(changed, decl.texts[0]!, decl.refs!);
+  }
+  // A class's static blocks and static fields run where it is declared, as top-level code does
+  // (`class X { static { E.k = 10; } }`): the class belongs to what they may change.
+  for (const decl of decls) {
+    if (!decl.statics) continue;
+    const changed = changedBy(
+      decl.statics.names.flatMap((n) => declOf.get(n) ?? []).filter((d) => d !== decl),
+      decl.statics.writes,
+    );
+    changed.delete(decl);
+    attach(changed, decl.texts[0]!, decl.statics);
   }
   for (const decl of imported) if (decl.texts.length) decls.push(decl);
   // What the module loads with a literal import() or require() counts when the module counts whole.
@@ -843,6 +866,26 @@ function requireNames(statement: AcornNode): string[] {
     const name = callee?.type === "Identifier" ? callee.name : callee?.type === "MemberExpression" && !callee.computed ? (callee.property as AcornNode).name : undefined;
     return name === "createRequire" && d.id?.type === "Identifier" ? [d.id.name!] : [];
   });
+}
+
+/** The static blocks and static field values of a class declared by a top-level statement (`class X {}`, `const X = class {}`): code run where it is declared. */
+function staticCode(declaration: AcornNode): AcornNode[] {
+  const classes =
+    declaration.type === "ClassDeclaration"
+      ? [declaration]
+      : declaration.type === "VariableDeclaration"
+        ? (declaration.declarations ?? []).flatMap((d) => ((d.init as AcornNode | null)?.type === "ClassExpression" ? [d.init as AcornNode] : []))
+        : [];
+  return classes.flatMap((c) =>
+    (((c.body as AcornNode | undefined)?.body as AcornNode[] | undefined) ?? []).flatMap((member) =>
+      member.type === "StaticBlock" ? [member] : member.type === "PropertyDefinition" && member.static && member.value ? [member.value as AcornNode] : [],
+    ),
+  );
+}
+
+/** Several pieces' references as one. */
+function merged(all: Refs[]): Refs {
+  return { names: [...new Set(all.flatMap((r) => r.names))], modules: [...new Set(all.flatMap((r) => r.modules))] };
 }
 
 /** What tsc's `rewriteRelativeImportExtensions` makes of a relative path to a TypeScript module. */
