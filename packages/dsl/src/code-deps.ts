@@ -46,7 +46,7 @@ import { tscEmit } from "./tsc-emit.ts";
 import { withExtended } from "./tsconfig-extends.ts";
 
 /** Bumped when the shapes below or the way they are worked out change. */
-const SHAPE_VERSION = 11;
+const SHAPE_VERSION = 12;
 
 /** Where a function is in the source: start line, start column, end line, end column (lines 1-based, columns 0-based). */
 type Range = [number, number, number, number];
