@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cairnBin, childEnv, repo, start } from "./helpers.ts";
+import { hasVenv, VENV_PYTHON } from "../kinds/helpers.ts";
 
 const tsx = join(repo, "node_modules/.bin/tsx");
 let dir: string;
@@ -350,6 +351,58 @@ describe("code a function task uses, found without .codeFiles()", () => {
     const why = (await py("explain", "script.flow.ts", "step")).stdout;
     expect(why).toContain("script `step.py` changed (its content, or its options: args, interpreter, cwd, env)");
     expect(why).not.toContain("code changed");
+  });
+
+  it.skipIf(!hasVenv)("a notebook counts the file a cell runs with %run and what that imports: editing it re-runs the notebook, and plan names it", async () => {
+    await mkdir(join(dir, "nb"));
+    await writeFile(join(dir, "nb", "nbhelper.py"), `from nbconst import BASE\nVALUE = BASE * 2\n`);
+    await writeFile(join(dir, "nb", "nbconst.py"), `BASE = 1\n`);
+    const cell = ["%run nbhelper.py\n", "import cairn_task\n", "cairn_task.set_outputs({'v': VALUE})\n"];
+    const nb = { cells: [{ cell_type: "code", execution_count: null, metadata: {}, outputs: [], source: cell }], metadata: { kernelspec: { name: "python3", display_name: "Python 3", language: "python" } }, nbformat: 4, nbformat_minor: 5 };
+    await writeFile(join(dir, "nb", "report.ipynb"), JSON.stringify(nb));
+    await writeFile(
+      join(dir, "nb.flow.ts"),
+      `import { flow, notebook } from "cairn-dag";\nconst report = notebook("report", "./nb/report.ipynb", { html: false });\nexport default flow("nb").build(() => ({ v: report({}).v }));\n`,
+    );
+    const status = (stdout: string) => /^report\s+(succeeded|cached)\s/m.exec(stdout)?.[1];
+    const nbCairn = (...args: string[]) => start(process.execPath, [cairnBin, ...args, "--root", root()], { cwd: dir, env: { ...env(), CAIRN_PYTHON: VENV_PYTHON } }).done;
+    let r = await nbCairn("run", "nb.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`"v":2`);
+    expect(status((await nbCairn("run", "nb.flow.ts")).stdout)).toBe("cached");
+    await edit("nb/nbhelper.py", "BASE * 2", "BASE * 3");
+    expect((await nbCairn("plan", "nb.flow.ts")).stdout).toMatch(/report\s+runs\s.*code file `nbhelper\.py` changed/);
+    r = await nbCairn("run", "nb.flow.ts");
+    expect(status(r.stdout)).toBe("succeeded");
+    expect(r.stdout).toContain(`"v":3`);
+    // What the %run file imports counts too.
+    await edit("nb/nbconst.py", "BASE = 1", "BASE = 2");
+    expect((await nbCairn("plan", "nb.flow.ts")).stdout).toMatch(/report\s+runs\s.*code file `nbconst\.py` changed/);
+  }, 120_000);
+
+  it("a shell script counts the project's Python file it runs from its own folder, and what that imports: editing one re-runs the script, and plan names it", async () => {
+    await mkdir(join(dir, "steps"));
+    await writeFile(join(dir, "steps", "run.sh"), `#!/usr/bin/env bash\nset -euo pipefail\npython3 "$(dirname "$0")/helper.py"\n`);
+    await writeFile(join(dir, "steps", "helper.py"), `import json, os\nfrom shconst import N\njson.dump({"n": N}, open(os.environ["CAIRN_OUTPUTS"], "w"))\n`);
+    await writeFile(join(dir, "steps", "shconst.py"), `N = 1\n`);
+    await writeFile(
+      join(dir, "sh.flow.ts"),
+      `import { flow, script } from "cairn-dag";\nconst step = script("shstep", { file: "./steps/run.sh" });\nexport default flow("sh").build(() => ({ n: step({}).n }));\n`,
+    );
+    const status = (stdout: string) => /^shstep\s+(succeeded|cached)\s/m.exec(stdout)?.[1];
+    let r = await cairn("run", "sh.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`"n":1`);
+    expect(status((await cairn("run", "sh.flow.ts")).stdout)).toBe("cached");
+    await edit("steps/helper.py", `{"n": N}`, `{"n": N + 10}`);
+    expect((await cairn("plan", "sh.flow.ts")).stdout).toMatch(/shstep\s+runs\s.*code file `helper\.py` changed/);
+    r = await cairn("run", "sh.flow.ts");
+    expect(status(r.stdout)).toBe("succeeded");
+    expect(r.stdout).toContain(`"n":11`);
+    await edit("steps/shconst.py", "N = 1", "N = 2");
+    expect((await cairn("plan", "sh.flow.ts")).stdout).toMatch(/shstep\s+runs\s.*code file `shconst\.py` changed/);
+    r = await cairn("run", "sh.flow.ts");
+    expect(r.stdout).toContain(`"n":12`);
   });
 
   it("comments, types and other tasks' code change nothing; tsx and cairn read the same dependencies", async () => {

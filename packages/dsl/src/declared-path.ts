@@ -385,8 +385,11 @@ export function projectRelativeName(path: string): string | undefined {
   return rel === "" ? "." : rel.split(sep).join("/");
 }
 
-/** The project's root for a module's folder, found once per folder (see {@link projectRelativeName}). */
-function projectRoot(moduleDir: string): string {
+/**
+ * The project's root for a folder: the nearest folder at or above it that holds `.git`, else the
+ * folder itself; found once per folder (see {@link projectRelativeName}).
+ */
+export function projectRoot(moduleDir: string): string {
   let root = projectRoots.get(moduleDir);
   if (root === undefined) {
     root = moduleDir;

@@ -21,4 +21,4 @@ export {
 } from "./kinds/kind-task.ts";
 export { NO_RETRY, CairnError, OptionError, TaskFileError, holdWork, type TaskContext, type TaskDefinition } from "@cairn/core";
 export { moduleDependencies, isDir, isFile } from "./code-deps.ts";
-export { cwdFingerprint, projectRelativeName, registerOwnDir } from "./declared-path.ts";
+export { cwdFingerprint, projectRelativeName, projectRoot, registerOwnDir } from "./declared-path.ts";

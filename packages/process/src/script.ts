@@ -14,7 +14,7 @@ import { parseTemplate, renderArg, shellQuote, type CommandTemplate } from "./sp
 import { ProcessStartError, UnknownPlaceholderError } from "./spawn/errors.ts";
 import { checkName, configDigest, cwdFingerprint, fileDigest, kindTask, moduleDependencies, resolveTaskFile, type KindCall, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, findPython, optionOrigin, processEnv, pythonPath, type CommandOrigin, type ProcessOptions } from "./spawn/options.ts";
-import { pythonDependencies } from "./python/python-deps.ts";
+import { pythonDependencies, shellDependencies } from "./python/python-deps.ts";
 import { pythonEnvironment } from "./python/python-environment.ts";
 import { checkPreload, launchArgs, preloadServer, preloadSupported, type PreloadServer } from "./python/preload.ts";
 
@@ -41,6 +41,8 @@ export interface ScriptOptions extends ProcessOptions {
 
 const TS = new Set([".ts", ".mts", ".cts", ".tsx"]);
 const JS = new Set([".js", ".mjs", ".cjs"]);
+/** Shell scripts, read for the project's files their words name (the JavaScript analyser finds nothing in them). */
+const SHELL = new Set([".sh", ".bash"]);
 
 let tsxLoader: string | undefined;
 /**
@@ -144,11 +146,13 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
       codeName: `script \`${basename(file)}\``,
       codeOptions: { content: `sha256:${digest}`, options: keyed },
       writesOutputs: "with cairn_task.set_outputs({...}) in Python, currentTask().setOutputs({...}) in TypeScript, or as JSON written to $CAIRN_OUTPUTS, before it exits",
-      // The project's modules it imports: Python's from its folder (its sys.path[0]), or a TypeScript/JavaScript script's.
+      // The project's files it loads: Python's modules from its folder (its sys.path[0]), the files a shell script's words name, or a TypeScript/JavaScript script's modules.
       codeDependencies: async (scope) =>
         extname(file) === ".py"
           ? pythonDependencies(await readFile(file, "utf8").catch(() => ""), dirname(file), scope, file)
-          : moduleDependencies(file, scope),
+          : SHELL.has(extname(file).toLowerCase())
+            ? shellDependencies(file, scope)
+            : moduleDependencies(file, scope),
       // The interpreter and the packages installed for it, by content.
       ...(python ? { environment: () => pythonEnvironment(python()) } : {}),
       retry: NO_RETRY,

@@ -8,7 +8,7 @@ import { NO_RETRY, OptionError, type Artifact, type TaskDefinition } from "@cair
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { notebookCodeCells, notebookCodeDigest, runNotebook } from "./run-notebook.ts";
 import { dirname, resolve } from "node:path";
-import { pythonDependencies } from "../python/python-deps.ts";
+import { notebookDependencies } from "../python/python-deps.ts";
 import { pythonEnvironment } from "../python/python-environment.ts";
 import { checkName, configDigest, cwdFingerprint, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, processEnv, pythonFor, pythonPath, type ProcessOptions } from "../spawn/options.ts";
@@ -85,7 +85,7 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
       kind: "notebook",
       code: [`sha256:${digest}`, ...extras].join(";"),
       writesOutputs: "with cairn_task.set_outputs({...}) in a cell",
-      // The project's Python modules its cells import, from the kernel's working directory.
+      // The project's files its cells load (imports, `%run`, shell lines and cells), from the kernel's working directory.
       codeDependencies: async (scope) => {
         let cells: string[];
         try {
@@ -93,7 +93,7 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
         } catch {
           return {}; // gone or broken since it was declared: the run says so
         }
-        return pythonDependencies(cells.join("\n"), resolve(options.cwd ?? dirname(path)), scope);
+        return notebookDependencies(cells, resolve(options.cwd ?? dirname(path)), scope);
       },
       // The kernel's interpreter and the packages installed for it, by content.
       environment: () => pythonEnvironment(pythonFor(options.python).python),

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RunScope } from "@cairn/core";
-import { pythonDependencies } from "./python-deps.ts";
+import { notebookDependencies, pythonDependencies, shellDependencies } from "./python-deps.ts";
 
 let dir: string;
 
@@ -127,5 +127,90 @@ describe("pythonDependencies", () => {
 
   it("finds nothing for a script that imports only packages", async () => {
     expect(await deps(`import pandas as pd\nfrom sklearn import datasets\n`)).toEqual({});
+  });
+});
+
+describe("notebookDependencies", () => {
+  const CELLS = [
+    `import os\n%run nbhelper.py`,
+    `%run -i runs/tool first-arg  # ".py" added, as IPython adds it`,
+    `%run -m pkg.mod`,
+    `%run $name.py`,
+    `!python3 shelltool.py --out=x`,
+    `listing = !cat listed.txt`,
+    `%%bash\nbash cellrun.sh > out.log\n`,
+  ];
+  const nb = () => notebookDependencies(CELLS, dir, new RunScope());
+
+  it("follows what %run runs (a path from the kernel's folder, or -m) and what it imports, and the files shell lines and %%bash cells name", async () => {
+    await files({
+      "nbhelper.py": `from util import x\n`,
+      "runs/tool.py": `import near\nimport common\n`,
+      "runs/near.py": ``,
+      "shelltool.py": ``,
+      "listed.txt": `a\n`,
+      "cellrun.sh": `python3 celltool.py\n`,
+      "celltool.py": ``,
+      "out.log": `written by the cell, not read\n`,
+    });
+    expect(Object.keys(await nb()).sort()).toEqual([
+      "cellrun.sh",
+      "celltool.py",
+      "common.py", // runs/tool.py imports it from the kernel's folder, second on its sys.path
+      "listed.txt",
+      "nbhelper.py",
+      "pkg/__init__.py",
+      "pkg/mod.py",
+      "runs/near.py", // from runs/tool.py's own folder, first on its sys.path
+      "runs/tool.py",
+      "shelltool.py",
+      "util.py",
+    ]);
+  });
+
+  it("an edit of a file that %run runs changes its digest", async () => {
+    const before = await nb();
+    await files({ "nbhelper.py": `from util import x\nx += 1\n` });
+    const after = await nb();
+    expect(after["nbhelper.py"]).not.toBe(before["nbhelper.py"]);
+    expect({ ...after, "nbhelper.py": "" }).toEqual({ ...before, "nbhelper.py": "" });
+  });
+});
+
+describe("shellDependencies", () => {
+  it("follows the project's files a shell script's words name, from its folder or the project's root, and a .py one's imports", async () => {
+    await files({
+      ".git/HEAD": `the project's root is the folder that holds .git\n`,
+      "sh/run.sh": [
+        `#!/usr/bin/env bash`,
+        `set -euo pipefail`,
+        `python3 "$(dirname "$0")/helper.py" --x 1`,
+        `python3 $(dirname $0)/second.py`,
+        `python3 "$(dirname "\${BASH_SOURCE[0]}")/third.py"`,
+        `bash "\${BASH_SOURCE%/*}"/inner.sh`,
+        `cat conf/settings.yaml | wc -l`,
+        `/usr/bin/python3 /etc/hosts`,
+        `echo $HOME/home.py *.py`,
+        `python3 helper.py > result.json`,
+        `# commented.py is only in a comment`,
+      ].join("\n"),
+      "sh/helper.py": `import shlib\n`,
+      "sh/shlib.py": ``,
+      "sh/second.py": ``,
+      "sh/third.py": ``,
+      "sh/inner.sh": `cat data.csv\n`,
+      "sh/data.csv": `a,b\n`,
+      "sh/result.json": `{}\n`,
+      "sh/commented.py": ``,
+      "sh/home.py": ``,
+      "conf/settings.yaml": `k: 1\n`,
+    });
+    const script = join(dir, "sh", "run.sh");
+    const found = await shellDependencies(script, new RunScope());
+    expect(Object.keys(found).sort()).toEqual(["../conf/settings.yaml", "data.csv", "helper.py", "inner.sh", "second.py", "shlib.py", "third.py"]);
+    await files({ "sh/shlib.py": `changed = 1\n` });
+    const after = await shellDependencies(script, new RunScope());
+    expect(after["shlib.py"]).not.toBe(found["shlib.py"]);
+    expect(after["helper.py"]).toBe(found["helper.py"]);
   });
 });
