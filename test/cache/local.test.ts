@@ -46,6 +46,24 @@ describe("a task that reads the flow's params through ctx.params", () => {
   });
 });
 
+describe("what the key assumes (README, Caching): the same outputs from the same key", () => {
+  it("a task whose outputs come from Math.random() keeps its first value on every hit; .cache(false) and rerun run it anew", async () => {
+    const root = await tmp();
+    const draw = task("draw").run(() => ({ r: Math.random() }));
+    const fresh = task("fresh").cache(false).run(() => ({ r: Math.random() }));
+    const f = flow("not-deterministic").build(() => ({ kept: draw({}).r, fresh: fresh({}).r }));
+    const first = (await runCollect(f, { root })).result.outputs;
+    expect(first).toEqual({ kept: expect.any(Number), fresh: expect.any(Number) });
+    const second = await runCollect(f, { root });
+    expect(statuses(second.result)).toEqual({ draw: "cached", fresh: "succeeded" });
+    expect(second.result.outputs?.kept).toBe(first?.kept);
+    expect(second.result.outputs?.fresh).not.toBe(first?.fresh);
+    const forced = await runCollect(f, { root, cache: { rerun: ["draw"] } });
+    expect(statuses(forced.result)).toMatchObject({ draw: "succeeded" });
+    expect(forced.result.outputs?.kept).not.toBe(first?.kept);
+  });
+});
+
 describe("a second run", () => {
   it("is all cached: no task function runs, hits are FINISHED child runs tagged with their source", async () => {
     const root = await tmp();
