@@ -1,3 +1,4 @@
+import type { BigIntStats } from "node:fs";
 import { copyFile, link, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve as resolvePath } from "node:path";
@@ -41,6 +42,7 @@ import { isPlainObject, setOwnProperty } from "../definition/ref.ts";
 import { booleanFromEnv } from "../internal.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import { ArtifactMismatchError, CodeFileError, OptionError, UnsafePathError } from "../errors.ts";
+import { ArtifactStamps, type StampOf } from "./artifact-stamps.ts";
 import { makeFolder } from "../make-folder.ts";
 import type { EnvReadsOfTask } from "../run/env-readers.ts";
 import { RunScope } from "../run/run-scope.ts";
@@ -129,7 +131,7 @@ export interface ForeignEntry {
 }
 
 /** What a lookup makes of one entry it found: usable (`entry`), or why not. */
-type Checked = { entry: CacheEntry; bad?: undefined; foreign?: undefined } | { entry?: undefined; bad: BadEntry; foreign?: undefined } | { entry?: undefined; bad?: undefined; foreign: ForeignEntry };
+type Checked = { entry: CacheEntry; bad?: undefined; foreign?: undefined; edited?: string } | { entry?: undefined; bad: BadEntry; foreign?: undefined } | { entry?: undefined; bad?: undefined; foreign: ForeignEntry };
 
 /** A tracker for people: "the embedded store at .cairn", "the MLflow server at http://...". */
 export function describeTracker(tracker: { kind: string; uri: string; id?: string }): string {
@@ -310,6 +312,8 @@ export class TaskCache {
   private readonly hitArtifacts = new Map<string, Set<{ key: string; taskName: string }>>();
   /** Names of the source runs this run has seen (verified, found by tag, or recorded here), by run id. */
   private readonly sourceNames = new Map<string, string>();
+  /** Sizes and mtimes of the artifact files this root digested: a hit's unchanged file is not read again. */
+  private readonly stamps: ArtifactStamps;
 
   /** The index documents this run found damaged, by name: each is warned of once (see {@link damagedIndexDocument}). */
   private readonly damagedSaid = new Set<string>();
@@ -374,6 +378,7 @@ export class TaskCache {
     this.missingExperiment = options.missingExperiment;
     this.params = options.params ?? {};
     this.leaseTtlMs = leaseTtlFromEnv(env);
+    this.stamps = new ArtifactStamps(join(resolvePath(workDir), "artifact-stamps"));
     this.environmentKeyed = booleanFromEnv(env, "CAIRN_PYTHON_ENV_KEY");
     if (options.down) {
       this.down_ = options.down;
@@ -672,12 +677,12 @@ export class TaskCache {
    * found in the tracker is not copied into the store, and a download that no longer matches stays on disk. An entry one mode cannot use may be another's
    * (a `--no-tracking` run's entry, judged by a run that records).
    */
-  async lookup(key: string, options: { storeOnly?: boolean; fresh?: boolean; readOnly?: boolean } = {}): Promise<{ entry?: CacheEntry; bad?: BadEntry; foreign?: ForeignEntry; expired?: ExpiredEntry }> {
+  async lookup(key: string, options: { storeOnly?: boolean; fresh?: boolean; readOnly?: boolean } = {}): Promise<{ entry?: CacheEntry; edited?: string; bad?: BadEntry; foreign?: ForeignEntry; expired?: ExpiredEntry }> {
     const readOnly = options.readOnly === true;
     const stored = await this.guard(() => this.store.lookup(key, { keep: readOnly }), {});
     // Which store, in the reason: a shared one is many machines', and the one to look at.
     const inStore: Checked | undefined = stored.evicted ? { bad: { key, reason: `${stored.evicted} (in the cache store at ${this.store.location})` } } : stored.entry ? await this.checked(key, stored.entry, false, readOnly) : undefined;
-    if (inStore?.entry) return { entry: inStore.entry };
+    if (inStore?.entry) return withEdited(inStore);
     const asksTracker = !options.storeOnly && this.tracker.capabilities.sharedRuns && this.missingExperiment === undefined;
     // A tracker that fails this second look leaves the store's answer (the look is a chance, not a duty).
     const answer = asksTracker ? await this.fromTracker(key, options.fresh === true, readOnly).catch((error: unknown) => (inStore ? undefined : Promise.reject(error))) : undefined;
@@ -693,7 +698,7 @@ export class TaskCache {
         const left = this.trackerExpiry.get(key);
         await this.guard(() => this.store.set(inTracker.entry, left !== undefined ? { ttlMs: Math.max(1, left - Date.now()) } : {}), undefined).catch(() => undefined);
       }
-      return { entry: inTracker.entry };
+      return withEdited(inTracker);
     }
     // What the store holds is said first: it is what a run with the other setting would use.
     const unused = inStore ?? inTracker ?? (answer?.bad ? { bad: answer.bad } : undefined);
@@ -721,16 +726,18 @@ export class TaskCache {
     // be here: asking the tracker for it is a request per entry that only says so.
     if (!fromTracker && this.ofAnotherKind(entry)) return this.foreignOf(key, entry, await this.storeId());
     const secret = this.secrets?.find(entry.outputs.values);
-    let problem: string | undefined;
+    let verdict: Verdict;
     try {
-      problem = secret !== undefined ? `its outputs hold the value of secret "${secret}"` : await this.verify(entry, readOnly);
+      verdict = secret !== undefined ? { problem: `its outputs hold the value of secret "${secret}"` } : await this.verify(entry, readOnly);
     } catch (error) {
       return { bad: { key, reason: `it could not be checked: ${(error as Error).message.replace(/\.$/, "")}`, kept: true } };
     }
-    if (!problem) {
-      if (!readOnly) this.heldBy(entry);
-      return { entry };
+    if (verdict.problem === undefined) {
+      const usable = withPaths(entry, verdict.moved);
+      if (!readOnly) this.heldBy(usable);
+      return { entry: usable, ...(verdict.edited.length ? { edited: editedWarning(verdict.edited) } : {}) };
     }
+    const problem = verdict.problem;
     // An entry another tracker recorded (a teammate's local store, through a shared redis)
     // cannot be checked from here: it is a miss here, but stays for whoever can use it.
     const hereId = await this.storeId();
@@ -801,14 +808,23 @@ export class TaskCache {
     const values = walk(outputs);
     // A few files digested at a time: an output of thousands of artifacts must not open them all at once (EMFILE).
     const digests = new PQueue({ concurrency: DIGESTS_AT_ONCE });
+    // Each file's size and mtime as it was digested, by run: what lets a later hit trust it on a stat.
+    const stamps = new Map<string, StampOf[]>();
     const artifacts = await Promise.all(
       found.map(async ({ artifact, path, copy }): Promise<ArtifactRecord> => {
-        const described = artifact.digest && artifact.size !== undefined ? { digest: artifact.digest, sizeBytes: artifact.size } : await digests.add(() => describePath(artifact.path));
+        let described: { digest: string; sizeBytes: number };
+        if (artifact.digest && artifact.size !== undefined) described = { digest: artifact.digest, sizeBytes: artifact.size };
+        else {
+          const taken = await digests.add(() => this.stamps.describe(artifact.path));
+          described = taken.described;
+          if (taken.stamp && artifact.runId !== undefined) stamps.set(artifact.runId, [...(stamps.get(artifact.runId) ?? []), taken.stamp]);
+        }
         copy.digest = described.digest;
         copy.size = described.sizeBytes;
         return { path, digest: described.digest, size: described.sizeBytes, artifactPath: artifact.artifactPath };
       }),
     );
+    await Promise.all([...stamps].map(([runId, taken]) => this.stamps.add(runId, taken).catch(() => {})));
     return { values, artifacts };
   }
 
@@ -851,7 +867,7 @@ export class TaskCache {
    * in the tracker (a hit from another machine) is downloaded into the work folder.
    */
   materialize<T>(inputs: T, taskName?: string): Promise<T> {
-    return localArtifacts(inputs, this.tracker, this.workDir, taskName, (artifact) => this.evictHolders(artifact));
+    return localArtifacts(inputs, this.tracker, this.workDir, taskName, (artifact) => this.evictHolders(artifact), this.stamps);
   }
 
   /**
@@ -986,10 +1002,7 @@ export class TaskCache {
       }
       moved.set(a, here);
     }));
-    if (!moved.size) return entry;
-    const walk = (v: unknown): unknown =>
-      isArtifact(v) ? (moved.has(v) ? { ...v, path: moved.get(v)! } : v) : Array.isArray(v) ? v.map(walk) : isPlainObject(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)])) : v;
-    return { ...entry, outputs: { ...entry.outputs, values: walk(entry.outputs.values) } };
+    return withPaths(entry, moved);
   }
 
   /** Where this machine keeps an artifact of a run (see {@link artifactHomes}). */
@@ -1003,45 +1016,81 @@ export class TaskCache {
     return download !== undefined && resolvePath(download) === resolvePath(a.path);
   }
 
-  /** Why the entry cannot be used, or undefined when it can. `readOnly`: a stale download is not discarded (see {@link lookup}). */
-  private async verify(entry: CacheEntry, readOnly: boolean): Promise<string | undefined> {
+  /**
+   * Why the entry cannot be used (`problem`), else where its artifacts are to be read instead of
+   * where it was placed (`moved`: an artifact edited here whose recorded bytes its run still
+   * holds, to be downloaded), and the edited files (`edited`). `readOnly`: a stale download is not
+   * discarded, and no stamp is written (see {@link lookup}).
+   */
+  private async verify(entry: CacheEntry, readOnly: boolean): Promise<Verdict> {
     const run = await this.sourceRun(entry.sourceRunId);
     if (run) this.sourceNames.set(run.runId, run.name);
     if (this.tracker.capabilities.records) {
       // Not "gone": a run with tracking off stored it, and a run that records needs a source run to point at.
-      if (!run && isUntrackedRecord(entry.tracker)) return `its source run ${entry.sourceRunId} was never recorded (a run with tracking off, --no-tracking, stored it), and a run that records needs its source run`;
-      if (!run) return `its source run ${entry.sourceRunId} no longer exists in ${this.tracker.uri}`;
-      if (run.status !== "FINISHED") return `its source run ${entry.sourceRunId} is ${run.status}, not FINISHED`;
+      if (!run && isUntrackedRecord(entry.tracker)) return { problem: `its source run ${entry.sourceRunId} was never recorded (a run with tracking off, --no-tracking, stored it), and a run that records needs its source run` };
+      if (!run) return { problem: `its source run ${entry.sourceRunId} no longer exists in ${this.tracker.uri}` };
+      if (run.status !== "FINISHED") return { problem: `its source run ${entry.sourceRunId} is ${run.status}, not FINISHED` };
     }
     const artifacts: Artifact[] = [];
     collectArtifacts(entry.outputs.values, artifacts);
     // An entry is data from a shared store or server: its names become paths only once checked.
     const unsafe = unsafeNames(entry, artifacts);
-    if (unsafe) return unsafe;
+    if (unsafe) return { problem: unsafe };
+    const moved = new Map<Artifact, string>();
+    const edited: string[] = [];
     for (const artifact of artifacts) {
-      let here = await stat(artifact.path).catch(() => undefined);
-      if (here && !here.isFile() && !here.isDirectory()) return `artifact ${artifact.artifactPath} of run ${artifact.runId} is not a file or a folder here`;
-      if (here && (await describePath(artifact.path)).digest !== artifact.digest) {
-        if (!this.isDownload(artifact)) return `artifact ${artifact.artifactPath} of run ${artifact.runId} changed since it was cached`;
-        // Our own copy, not the artifact: a folder half downloaded by a killed process (before
-        // folders were placed whole), or edited since. It counts as absent and is downloaded again.
-        if (!readOnly) await discardCopy(artifact.path);
-        here = undefined;
+      let here = await stat(artifact.path, { bigint: true }).catch(() => undefined);
+      if (here && !here.isFile() && !here.isDirectory()) return { problem: `artifact ${artifact.artifactPath} of run ${artifact.runId} is not a file or a folder here` };
+      if (here && !(await this.holdsRecorded(artifact, artifact.path, here, readOnly))) {
+        const download = this.homesOf(artifact)?.at(-1);
+        if (this.isDownload(artifact)) {
+          // Our own copy, not the artifact: a folder half downloaded by a killed process (before
+          // folders were placed whole), or edited since. It counts as absent and is downloaded again.
+          if (!readOnly) await discardCopy(artifact.path);
+          here = undefined;
+        } else if (artifact.runId && this.tracker.capabilities.sharedRuns && download) {
+          // Edited in place where this root keeps the run's artifacts: the file is the user's now
+          // and stays; the recorded bytes are still the run's, read from a download beside.
+          edited.push(artifact.path);
+          moved.set(artifact, download);
+          here = await stat(download, { bigint: true }).catch(() => undefined);
+          if (here && !((here.isFile() || here.isDirectory()) && (await this.holdsRecorded(artifact, download, here, readOnly)))) {
+            if (!readOnly) await discardCopy(download);
+            here = undefined;
+          }
+        } else {
+          return {
+            problem:
+              `artifact ${artifact.artifactPath} of run ${artifact.runId} changed since it was cached: ${artifact.path} no longer holds the bytes its run recorded ` +
+              `(edited in place?), and ${describeTracker(this.tracker)} keeps no other copy`,
+          };
+        }
       }
       if (here) continue;
       if (artifact.runId && this.tracker.capabilities.sharedRuns) {
         const parent = dirname(artifact.artifactPath);
         const listed = (await this.tracker.listArtifacts(artifact.runId, parent === "." ? undefined : parent)).find((a) => a.path === artifact.artifactPath);
-        if (!listed) return `artifact ${artifact.artifactPath} of run ${artifact.runId} is missing`;
+        if (!listed) return { problem: `artifact ${artifact.artifactPath} of run ${artifact.runId} is missing` };
         // The listing's size is free; the digest is checked when a task downloads it (localArtifacts).
         if (!listed.isDir && listed.size !== undefined && artifact.size !== undefined && listed.size !== artifact.size) {
-          return `artifact ${artifact.artifactPath} of run ${artifact.runId} is ${listed.size} bytes on ${redactUri(this.tracker.uri)}, not the ${artifact.size} bytes it was cached with (the server's copy was changed or damaged)`;
+          return {
+            problem: `artifact ${artifact.artifactPath} of run ${artifact.runId} is ${listed.size} bytes on ${redactUri(this.tracker.uri)}, not the ${artifact.size} bytes it was cached with (the server's copy was changed or damaged)`,
+          };
         }
       } else {
-        return `artifact ${artifact.path} is missing`;
+        return { problem: `artifact ${artifact.path} is missing` };
       }
     }
-    return undefined;
+    return { moved, edited };
+  }
+
+  /**
+   * True when the file or folder at `path` (whose stat is `info`) holds the artifact's recorded
+   * bytes: a file whose size and mtime are those stamped when it was last digested is not read
+   * again (see {@link ArtifactStamps}); any other is digested.
+   */
+  private async holdsRecorded(artifact: Artifact, path: string, info: BigIntStats, readOnly: boolean): Promise<boolean> {
+    return (await this.stamps.digestOf(path, artifact.runId, info, { record: !readOnly })) === artifact.digest;
   }
 
   /**
@@ -1595,6 +1644,8 @@ export async function localArtifacts<T>(
   workDir: string,
   taskName?: string,
   onMismatch?: (artifact: Artifact) => Promise<string>,
+  /** Where a download's stat is stamped with its digest, so that a later hit need not read it (see ArtifactStamps). */
+  stamps?: ArtifactStamps,
 ): Promise<T> {
   if (!tracker.capabilities.records) return value;
   const fetches: Promise<void>[] = [];
@@ -1616,7 +1667,7 @@ export async function localArtifacts<T>(
           const copy = join(dest, parts.at(-1)!);
           if (await pathExists(copy)) {
             // A copy that vanishes while it is read (another process discards it) is no match.
-            if (v.digest && (await describePath(copy).then((d) => d.digest, () => undefined)) === v.digest) {
+            if (v.digest && (await describeCopy(copy, v.runId, stamps).then((d) => d.digest, () => undefined)) === v.digest) {
               out.path = copy;
               return;
             }
@@ -1634,7 +1685,7 @@ export async function localArtifacts<T>(
           const downloaded = await tracker.downloadArtifact(runDir, artifactPath, dest);
           if (v.digest) {
             // What the server hands over is checked as a copy on disk is: a task never reads other bytes than its record names.
-            const got = (await describePath(downloaded)).digest;
+            const got = (await describeCopy(downloaded, v.runId, stamps)).digest;
             if (got !== v.digest) {
               await discardCopy(downloaded);
               const outcome = (await onMismatch?.(v).catch((e: unknown) => `Its cache entries could not be evicted: ${(e as Error).message}`)) ?? "";
@@ -1653,6 +1704,39 @@ export async function localArtifacts<T>(
   const result = walk(value) as T;
   await Promise.all(fetches);
   return result;
+}
+
+/** What {@link TaskCache.verify} found: why an entry cannot be used, or where to read what it holds. */
+type Verdict = { problem: string; moved?: undefined; edited?: undefined } | { problem?: undefined; moved: Map<Artifact, string>; edited: string[] };
+
+/** `entry` with the artifacts `moved` names at their new paths; the entry itself when none moved. */
+function withPaths(entry: CacheEntry, moved: ReadonlyMap<Artifact, string>): CacheEntry {
+  if (!moved.size) return entry;
+  const walk = (v: unknown): unknown =>
+    isArtifact(v) ? (moved.has(v) ? { ...v, path: moved.get(v)! } : v) : Array.isArray(v) ? v.map(walk) : isPlainObject(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)])) : v;
+  return { ...entry, outputs: { ...entry.outputs, values: walk(entry.outputs.values) } };
+}
+
+/** A usable entry as a lookup answers it: with the warning about its edited artifacts, when any. */
+function withEdited(checked: { entry: CacheEntry; edited?: string }): { entry: CacheEntry; edited?: string } {
+  return checked.edited !== undefined ? { entry: checked.entry, edited: checked.edited } : { entry: checked.entry };
+}
+
+/** What a task's log says of a hit whose artifacts were edited where this root keeps them (see TaskCache.verify). */
+function editedWarning(files: string[]): string {
+  const one = files.length === 1;
+  return (
+    `${one ? "its artifact" : "its artifacts"} ${files.join(", ")} ${one ? "was" : "were"} edited in place since ${one ? "it was" : "they were"} cached ` +
+    `(the bytes are no longer the ones the cache entry records): the recorded ${one ? "one is" : "ones are"} downloaded from ${one ? "its" : "their"} run into this root's downloads and handed on instead, ` +
+    `and the edited ${one ? "file is" : "files are"} left as ${one ? "it is" : "they are"}. Force the task to run again to replace the entry with what it writes now.`
+  );
+}
+
+/** A copy's digest, stamped in `stamps` when given (a copy found unchanged since its stamp is not read). */
+async function describeCopy(path: string, runId: string, stamps: ArtifactStamps | undefined): Promise<{ digest: string }> {
+  if (!stamps) return describePath(path);
+  const info = await stat(path, { bigint: true });
+  return { digest: await stamps.digestOf(path, runId, info, { record: true }) };
 }
 
 /** Why the names in an entry cannot become paths (an UnsafePathError's message), or undefined when all can. */

@@ -133,7 +133,7 @@ export function leaseHolder(holder: string, expiresAt: number): LeaseHolder {
 }
 
 /**
- * What a lookup of `key` found: its entry; else what it met and could not use (a bad entry, which
+ * What a lookup of `key` found: its entry (and the warning about its artifacts edited here, when any); else what it met and could not use (a bad entry, which
  * the task's log warns of, another tracker's, or one past its ttl) is kept as why the task misses.
  * Kept at every look: a bad or expired entry is evicted by the look that meets it, so the next
  * round finds nothing, and would say a plain miss. `waited`: the entry is the one another process
@@ -141,8 +141,9 @@ export function leaseHolder(holder: string, expiresAt: number): LeaseHolder {
  * the other looks meet an entry that was there before any wait (a round's first look), or one no
  * wait of this task was for (after taking the lease).
  */
-function met(scope: FlightScope, state: Flight, key: string, found: UnusedEntry & { entry?: CacheEntry }, options: { waited?: boolean } = {}): CacheEntry | undefined {
+function met(scope: FlightScope, state: Flight, key: string, found: UnusedEntry & { entry?: CacheEntry; edited?: string }, options: { waited?: boolean } = {}): CacheEntry | undefined {
   if (found.bad && !found.bad.said) scope.warn(state.node.id, badEntryWarning(key, found.bad));
+  if (found.edited) scope.warn(state.node.id, found.edited);
   if (found.entry) return found.entry;
   if (found.bad || found.foreign || found.expired) state.unused = { ...found, ...(options.waited ? { waited: true as const } : {}) };
   return undefined;
