@@ -19,6 +19,7 @@ export {
   QueueNeedsSharedTrackerError,
   QueueUnreachableError,
   QueueJobLostError,
+  QueueOutputsUnreadableError,
   QueueUrlError,
   StaleCodeError,
   BuildMismatchError,

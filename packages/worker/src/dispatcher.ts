@@ -18,6 +18,7 @@ import { PoisonTaskError, QueueJobLostError, QueueNeedsSharedTrackerError, Queue
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobData, type JobProgress, STALLED_REASON } from "./job.ts";
 import { closeDeadRuns } from "./dead-runs.ts";
+import { fromSent, type SentOutcome } from "./outputs-by-reference.ts";
 import { readWorkers } from "./workers-list.ts";
 
 /** How often a waiting coordinator checks that Redis still has the job it waits on. */
@@ -155,7 +156,10 @@ class RedisQueueDispatcher implements QueueDispatcher {
     /** `runId`: the run a worker opened for the task, which the flow run then shows instead of making one of its own. */
     const cancelled = (runId?: string): DispatchedOutcome => ({ ok: false, cancelled: true, attempts: 0, ...(runId ? { runId } : {}), error: { name: "CancelledError", message: new CancelledError(signal.reason).message } });
     return new Promise<DispatchedOutcome>((resolve, reject) => {
-      const down = (error: Error) => settle(() => reject(error), false);
+      /** Its outcome came, and its outputs are being read (see finished). */
+      let reading = false;
+      // An outcome that came is not lost to Redis going away while its outputs are read from MLflow.
+      const down = (error: Error) => void (reading || settle(() => reject(error), false));
       let done = false;
       let lookForJob: NodeJS.Timeout | undefined;
       /** The job was found gone: the run its worker opened is being looked up. */
@@ -175,6 +179,12 @@ class RedisQueueDispatcher implements QueueDispatcher {
           void removal.finally(() => this.removing.delete(removal));
         }
         then();
+      };
+      /** The job's return value, its outputs read from their run when they were too large for Redis (outputs-by-reference.ts). */
+      const finished = (sent: SentOutcome) => {
+        if (done || reading) return;
+        reading = true;
+        void fromSent(sent, this.tracker, task.nodeId).then((outcome) => settle(() => resolve(outcome)));
       };
       const failedJob = (error: Error) => void this.failed(task, id, error).then((outcome) => settle(() => resolve(outcome)), (e: Error) => settle(() => reject(e), false));
       const onAbort = () => {
@@ -217,7 +227,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
         if (this.redis.status !== "ready") return;
         void Job.fromId(queue, id).then(
           (found) => {
-            if (done) return;
+            if (done || reading) return;
             if (!found) {
               if (!losing) void this.jobLost(task).then((outcome) => settle(() => resolve(outcome), false));
               losing = true;
@@ -226,7 +236,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
             // Its end was trimmed from the events stream before this process read it (see EVENTS_MAX_LEN).
             if (found.finishedOn) {
               if (found.failedReason) failedJob(new Error(found.failedReason));
-              else settle(() => resolve(found.returnvalue as DispatchedOutcome));
+              else finished(found.returnvalue as SentOutcome);
               return;
             }
             // Not right after a reconnect: the workers' records may have gone with Redis's data.
@@ -236,7 +246,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
         );
       }, JOB_CHECK_MS);
       lookForJob.unref();
-      job.waitUntilFinished(events).then((value: DispatchedOutcome) => settle(() => resolve(value)), failedJob);
+      job.waitUntilFinished(events).then(finished, failedJob);
     });
   }
 

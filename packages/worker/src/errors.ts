@@ -2,7 +2,7 @@
  * Every error of running tasks through a queue: each says what was expected, what arrived,
  * where, and how to fix it, with the fields a caller branches on.
  */
-import { CairnError } from "@cairn/core";
+import { CairnError, MANIFEST_PATH } from "@cairn/core";
 import { redactUri } from "@cairn/core";
 
 /** `--queue` / `queueDispatcher()` cannot serve this run: the workers could not share its record. */
@@ -212,6 +212,31 @@ export class QueueJobLostError extends CairnError {
       `The queue at ${redactUri(url)} no longer has the job of task "${nodeId}": Redis lost it while the task was queued or ran ` +
         `(restarted without its data, or flushed). Its result cannot come back; run the flow again (what finished is in the cache), ` +
         `and give that redis-server persistence (appendonly yes) if it restarts.`,
+    );
+  }
+}
+
+/**
+ * A task finished on a worker with outputs too large for Redis (over about 1 MB of JSON), which
+ * it left in its run's `cairn/outputs.json` in MLflow, and the coordinator could not read them there.
+ */
+export class QueueOutputsUnreadableError extends CairnError {
+  static override readonly code: string = "CAIRN_QUEUE_OUTPUTS_UNREADABLE";
+  override name = "QueueOutputsUnreadableError";
+  constructor(
+    readonly nodeId: string,
+    readonly runId: string,
+    trackerUri: string,
+    /** Outputs over this many bytes of JSON go by reference (INLINE_OUTPUTS_BYTES). */
+    inlineBytes: number,
+    options?: { cause?: unknown },
+  ) {
+    const cause = options?.cause instanceof Error ? options.cause.message : String(options?.cause ?? "no answer");
+    super(
+      `Task "${nodeId}" finished on a worker, and its outputs, over the ${inlineBytes / 1e6} MB that travel through the queue's Redis, were left in its run ${runId} ` +
+        `(${MANIFEST_PATH}${trackerUri ? ` on the MLflow server at ${redactUri(trackerUri)}` : ""}), which this process could not read: ${cause}. ` +
+        `Check that this machine reaches the MLflow server and its artifacts (the worker wrote them there), then run the flow again (a task with a cache key is then a hit of that run, and does not run again).`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
     );
   }
 }

@@ -12,6 +12,7 @@ export {
   QueueNeedsSharedTrackerError,
   QueueUnreachableError,
   QueueJobLostError,
+  QueueOutputsUnreadableError,
   QueueUrlError,
   StaleCodeError,
   BuildMismatchError,

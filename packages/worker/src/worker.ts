@@ -40,6 +40,7 @@ import {
 import { buildMismatch, BuildMismatchError, QueueUnreachableError, type Refusals, refusedSentence, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
 import type { JobData, JobProgress } from "./job.ts";
 import { closeDeadRuns } from "./dead-runs.ts";
+import { type SentOutcome, toSent } from "./outputs-by-reference.ts";
 import { readWorkers, type WorkerRecord } from "./workers-list.ts";
 import {
   CANCEL_CHANNEL,
@@ -226,7 +227,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
    * the slot the job took when an untried worker idles (see refuse).
    */
   const handBack = async (
-    job: Job<JobData, DispatchedOutcome>,
+    job: Job<JobData, SentOutcome>,
     token: string | undefined,
     progress: JobProgress,
     why: string,
@@ -264,10 +265,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
    * The outcome a worker left for this job when it finished it after its lock had lapsed (see
    * keepIfLockLost), which this worker hands on as its own, as the coordinator waits for it.
    */
-  const keptOutcome = async (job: Job<JobData, DispatchedOutcome>): Promise<DispatchedOutcome | undefined> => {
+  const keptOutcome = async (job: Job<JobData, SentOutcome>): Promise<SentOutcome | undefined> => {
     const raw = await redis.get(keptOutcomeKey(job.id!)).catch(() => null);
     if (!raw) return undefined;
-    let kept: { worker: string; outcome: DispatchedOutcome };
+    let kept: { worker: string; outcome: SentOutcome };
     try {
       kept = JSON.parse(raw) as typeof kept;
     } catch {
@@ -297,7 +298,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
    * again, its outcome is there (see keptOutcome), or its runner died and it runs. False when it
    * cannot go back (Redis away): it runs here, as before.
    */
-  const putOff = async (job: Job<JobData, DispatchedOutcome>, token: string | undefined, runner: string): Promise<boolean> => {
+  const putOff = async (job: Job<JobData, SentOutcome>, token: string | undefined, runner: string): Promise<boolean> => {
     if (!token) return false;
     try {
       await job.moveToDelayed(Date.now() + HEARTBEAT_MS, token);
@@ -319,20 +320,21 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
    * a second time. Asked of every job as it ends (one script call): the lapse is not always
    * reported before the end.
    */
-  const keepIfLockLost = async (job: Job<JobData, DispatchedOutcome>, token: string | undefined, outcome: DispatchedOutcome): Promise<void> => {
+  const keepIfLockLost = async (job: Job<JobData, SentOutcome>, token: string | undefined, outcome: SentOutcome): Promise<void> => {
     if (!token || (await job.extendLock(token, lockMs).catch(() => 0)) === 1) return;
     await redis.set(keptOutcomeKey(job.id!), JSON.stringify({ worker: id, outcome }), "PX", KEPT_OUTCOME_MS).catch(() => {});
     // A worker that put the job off (see putOff) takes it at once.
     await job.promote().catch(() => {});
   };
 
-  const process_ = async (job: Job<JobData, DispatchedOutcome>, token?: string): Promise<DispatchedOutcome> => {
-    const outcome = await runJob(job, token);
+  const process_ = async (job: Job<JobData, SentOutcome>, token?: string): Promise<SentOutcome> => {
+    // Large outputs stay in the task's run (MLflow), which the coordinator reads: not through Redis.
+    const outcome = toSent(await runJob(job, token));
     await keepIfLockLost(job, token, outcome);
     return outcome;
   };
 
-  const runJob = async (job: Job<JobData, DispatchedOutcome>, token?: string): Promise<DispatchedOutcome> => {
+  const runJob = async (job: Job<JobData, SentOutcome>, token?: string): Promise<SentOutcome> => {
     const data = job.data;
     const task = data.nodeId;
     const fail = (error: Error & { code?: string }, status: "failed" | "refused"): DispatchedOutcome => {
@@ -529,7 +531,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const workers = pools.map((pool) => {
     const connection = connect(url, { blocking: true });
     connections.push(connection);
-    return new BullWorker<JobData, DispatchedOutcome>(queueName(flow.name, pool), process_, {
+    return new BullWorker<JobData, SentOutcome>(queueName(flow.name, pool), process_, {
       connection,
       concurrency,
       lockDuration: lockMs,

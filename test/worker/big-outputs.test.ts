@@ -1,0 +1,47 @@
+/**
+ * Outputs too large for the queue's Redis (over INLINE_OUTPUTS_BYTES of JSON) travel beside it:
+ * a real `cairn worker` leaves them in the task's run in a real MLflow server, and `cairn run
+ * --queue` reads them there, while a real redis-server never holds them (not in a job, not in the
+ * events stream that keeps the last outcomes). Small outputs still go through Redis.
+ */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { cairnRun, tmp } from "../cache/helpers.ts";
+import { startWorker, useQueueServers } from "./helpers.ts";
+
+const servers = useQueueServers();
+const flowFile = join(import.meta.dirname, "fixtures/big-out.flow.ts");
+
+/** One command to the test's redis-server, through redis-cli (its answers may be megabytes). */
+const redisCli = async (...args: string[]) => (await promisify(execFile)("redis-cli", ["-u", servers.redis.url, ...args], { maxBuffer: 256 * 1024 * 1024 })).stdout;
+
+/** The keys of the test's Redis whose values (strings, hashes, streams: what BullMQ keeps) hold `text`. */
+async function redisKeysHolding(text: string): Promise<string[]> {
+  const holding: string[] = [];
+  for (const key of (await redisCli("--scan")).split("\n").filter(Boolean)) {
+    const type = (await redisCli("TYPE", key)).trim();
+    const read = { string: ["GET", key], hash: ["HGETALL", key], list: ["LRANGE", key, "0", "-1"], stream: ["XRANGE", key, "-", "+"], zset: ["ZRANGE", key, "0", "-1"], set: ["SMEMBERS", key] }[type];
+    if (read && (await redisCli(...read)).includes(text)) holding.push(key);
+  }
+  return holding;
+}
+
+describe("outputs too large for the queue's Redis", () => {
+  it("a task returning 2 MB on a worker hands its outputs to the coordinator through its MLflow run, never through Redis; a small one's go through Redis", async () => {
+    const env = { FLOW_NAME: "big-outputs", MLFLOW_TRACKING_URI: servers.mlflow.uri, MLFLOW_EXPERIMENT_NAME: "big-outputs", BIG_MARK: "big-mark-7c1d", SMALL_MARK: "small-mark-3a9e" };
+    servers.workers.push(await startWorker(flowFile, servers.redis.url, ["--root", await tmp()], env));
+    const r = await cairnRun(flowFile, await tmp(), ["--queue", servers.redis.url], env).done;
+    expect(r.code, r.stderr).toBe(0);
+    const final = r.json.at(-1) as { status: string; outputs: { rows: string[]; count: number; mark: string } };
+    expect(final.status).toBe("succeeded");
+    expect(final.outputs.count).toBe(20_000);
+    expect(final.outputs.rows).toHaveLength(20_000);
+    expect(final.outputs.rows[19_999]).toBe(`${"x".repeat(80)}big-mark-7c1d19999`);
+    expect(final.outputs.mark).toBe("small-mark-3a9e");
+    // The events stream keeps the last outcomes of the queue: the small one's is there, the big one's never was.
+    expect(await redisKeysHolding("small-mark-3a9e")).not.toEqual([]);
+    expect(await redisKeysHolding("big-mark-7c1d")).toEqual([]);
+  }, 180_000);
+});
