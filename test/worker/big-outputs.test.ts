@@ -8,6 +8,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { cairnRun, tmp } from "../cache/helpers.ts";
 import { startWorker, useQueueServers } from "./helpers.ts";
 
@@ -43,5 +44,25 @@ describe("outputs too large for the queue's Redis", () => {
     // The events stream keeps the last outcomes of the queue: the small one's is there, the big one's never was.
     expect(await redisKeysHolding("small-mark-3a9e")).not.toEqual([]);
     expect(await redisKeysHolding("big-mark-7c1d")).toEqual([]);
+  }, 180_000);
+
+  it("a task whose inputs are more than Redis takes in one value fails with QueueInputsTooLargeError, which says to pass them as an artifact, not that Redis did not answer", async () => {
+    // Redis's limit, 512 MB by default, lowered to its least (1 MB) for a 2 MB input.
+    const redis = await startRedisServer({ args: ["--proto-max-bulk-len", "1mb"] });
+    try {
+      const env = { FLOW_NAME: "big-inputs", MLFLOW_TRACKING_URI: servers.mlflow.uri, MLFLOW_EXPERIMENT_NAME: "big-inputs", BIG_MARK: "m", PASS_ON: "1" };
+      servers.workers.push(await startWorker(flowFile, redis.url, ["--root", await tmp()], env));
+      const r = await cairnRun(flowFile, await tmp(), ["--queue", redis.url], env).done;
+      expect(r.code, r.stderr).toBe(1);
+      const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
+      expect(failed).toMatchObject({ task: "length", error: { name: "QueueInputsTooLargeError" } });
+      expect(failed.error.message).toContain('Task "length" could not be sent to the queue at ');
+      expect(failed.error.message).toContain("(its proto-max-bulk-len, 512 MB by default)");
+      expect(failed.error.message).toContain("as an artifact (ctx.artifacts.write)");
+      // The task before it, whose 2 MB outputs went by reference, succeeded.
+      expect(r.json.find((e) => e.type === "task" && e.task === "big" && e.status === "succeeded")).toBeDefined();
+    } finally {
+      await redis.stop();
+    }
   }, 180_000);
 });

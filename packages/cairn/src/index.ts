@@ -19,6 +19,7 @@ export {
   QueueNeedsSharedTrackerError,
   QueueUnreachableError,
   QueueJobLostError,
+  QueueInputsTooLargeError,
   QueueOutputsUnreadableError,
   QueueUrlError,
   StaleCodeError,

@@ -14,7 +14,7 @@ import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { parseOwner } from "@cairn/cache";
 import { CancelledError, cairnBuild, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, redactUri, shellQuote, type Tracker } from "@cairn/core";
-import { PoisonTaskError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
+import { PoisonTaskError, QueueInputsTooLargeError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobData, type JobProgress, STALLED_REASON } from "./job.ts";
 import { closeDeadRuns } from "./dead-runs.ts";
@@ -151,6 +151,8 @@ class RedisQueueDispatcher implements QueueDispatcher {
         removeOnFail: { age: 24 * 3600 },
       });
     } catch (cause) {
+      // Said for what it is: a job too large for Redis read as a Redis that did not answer.
+      if (tooLarge(cause)) throw new QueueInputsTooLargeError(task.nodeId, this.url, { cause });
       throw new QueueUnreachableError(this.url, `send task "${task.nodeId}"`, { cause, inRun: true });
     }
     /** `runId`: the run a worker opened for the task, which the flow run then shows instead of making one of its own. */
@@ -456,6 +458,15 @@ class RedisQueueDispatcher implements QueueDispatcher {
     const error = new QueueUnreachableError(this.url, "wait for the tasks running on workers", { cause, inRun: true });
     for (const fail of [...this.waiting]) fail(error);
   }
+}
+
+/**
+ * A job Redis refused for its size (over its proto-max-bulk-len, which it answers with a protocol
+ * error), or whose JSON was longer than Node's longest string.
+ */
+function tooLarge(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : "";
+  return /invalid bulk length/i.test(message) || (error instanceof RangeError && /invalid string length/i.test(message));
 }
 
 /** The task runs a job's workers opened (JobProgress.runIds), oldest first. */

@@ -241,6 +241,28 @@ export class QueueOutputsUnreadableError extends CairnError {
   }
 }
 
+/**
+ * A task's job could not be sent: its inputs, which travel in the job, are more than Redis takes
+ * in one value (its `proto-max-bulk-len`, 512 MB by default), or more than Node makes one string of.
+ */
+export class QueueInputsTooLargeError extends CairnError {
+  static override readonly code: string = "CAIRN_QUEUE_INPUTS_TOO_LARGE";
+  override name = "QueueInputsTooLargeError";
+  constructor(
+    readonly nodeId: string,
+    readonly url: string,
+    options?: { cause?: unknown },
+  ) {
+    const cause = options?.cause instanceof Error ? options.cause.message : String(options?.cause);
+    super(
+      `Task "${nodeId}" could not be sent to the queue at ${redactUri(url)}: its inputs, which travel in its job, are larger than Redis takes in one value ` +
+        `(its proto-max-bulk-len, 512 MB by default) or than Node makes one string of (${cause}). ` +
+        `Hand such a value from task to task as an artifact (ctx.artifacts.write), which travels through MLflow and only its reference through Redis.`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
+  }
+}
+
 /** A task whose workers died under it again and again: not tried once more. */
 export class PoisonTaskError extends CairnError {
   static override readonly code: string = "CAIRN_POISON_TASK";

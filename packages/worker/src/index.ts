@@ -12,6 +12,7 @@ export {
   QueueNeedsSharedTrackerError,
   QueueUnreachableError,
   QueueJobLostError,
+  QueueInputsTooLargeError,
   QueueOutputsUnreadableError,
   QueueUrlError,
   StaleCodeError,
