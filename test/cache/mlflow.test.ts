@@ -16,7 +16,7 @@ import { MetricError, TaskCache, cairnBuild, explainTask, openFlowCache, planFlo
 import { type Artifact, flow, map, task } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
-import { cairnBin, childEnv, entryFiles, runCollect, sleep, start, statuses, tmp } from "./helpers.ts";
+import { cairnBin, childEnv, entryFiles, runCollect, sleep, start, statuses, taskEvents, tmp } from "./helpers.ts";
 
 let server: MlflowServer;
 let startMs = 0;
@@ -674,6 +674,10 @@ describe("a cold run against the server", () => {
     expect(cold.result.error?.message).toMatch(/run the flow again/);
     expect(cold.result.outputs).toBeUndefined();
     expect(statuses(cold.result)).toEqual({ "unclosed-up": "succeeded", "unclosed-down": "succeeded" });
+    // Its result says it was not stored, and so does its event, which came once its closing had failed.
+    expect(cold.result.tasks["unclosed-up"]!.recorded).toBe(false);
+    expect(cold.result.tasks["unclosed-down"]!.recorded).toBeUndefined();
+    expect(taskEvents(cold.events, "unclosed-up").find((e) => e.status === "succeeded")).toMatchObject({ recorded: false });
     // Its run is not left RUNNING: ended FAILED with the error that stopped its close.
     expect(await tracker.getRun(runIdOf())).toMatchObject({ status: "FAILED" });
     expect(cold.result.error?.message).toMatch(/is not recorded FINISHED \(it is recorded FAILED\)/);

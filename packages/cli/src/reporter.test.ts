@@ -55,6 +55,34 @@ describe("the summary's rows", () => {
   });
 });
 
+describe("a succeeded task whose result was not stored (its run could not be closed)", () => {
+  const result = {
+    status: "failed",
+    runId: "r1",
+    durationMs: 5,
+    tasks: {
+      prep: { task: "prep", status: "succeeded", attempts: 1, runId: "a1", durationMs: 3, recorded: false },
+      slow: { task: "slow", status: "succeeded", attempts: 1, runId: "b2", durationMs: 4 },
+    },
+  } as unknown as Parameters<typeof summary>[0];
+
+  it("shows as `succeeded, not recorded` in the summary's table, the columns kept aligned", () => {
+    const lines = summary(result, createColors(false)).split("\n");
+    const prep = lines.find((l) => l.startsWith("prep "))!;
+    const slow = lines.find((l) => l.startsWith("slow "))!;
+    expect(prep).toMatch(/^prep\s+succeeded, not recorded\s+3ms\s+a1$/);
+    expect(slow.indexOf("b2")).toBe(prep.indexOf("a1"));
+  });
+
+  it("says `not recorded` on its plain line", async () => {
+    let text = "";
+    const out = { write: (chunk: string) => ((text += chunk), true) } as unknown as NodeJS.WritableStream;
+    const reporter = await createReporter("plain", out as never, out as never, false);
+    reporter.event({ type: "task", status: "succeeded", runId: "r1", task: "prep", taskRunId: "a1", durationMs: 3, recorded: false, time: Date.now() });
+    expect(text).toMatch(/succeeded\s+prep {2}3ms {2}not recorded\n$/);
+  });
+});
+
 describe("a sweep's leaderboard", () => {
   const lines = (text: string) => text.split("\n");
   /** A succeeded flow whose one task is a sweep `fit` (max of score) of these trials, `best` its best. */

@@ -129,6 +129,7 @@ function plainReporter(out: Writable, c: Colors): Reporter {
           e.attempt && e.attempt > 1 ? `attempt ${e.attempt}` : "",
           e.durationMs !== undefined ? formatDuration(e.durationMs) : "",
           e.cachedFrom ? `from ${e.cachedFrom}` : "",
+          e.recorded === false ? NOT_RECORDED : "",
           e.heldBy ? heldByOnLine(e.heldBy, e.time) : "",
           e.error ? errorOnLine(e.task, e.error, c) : "",
         ].filter(Boolean);
@@ -238,7 +239,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       if (e.status === "queued") return;
       active.delete(e.task);
       counts.set(e.status, (counts.get(e.status) ?? 0) + 1);
-      const extra = [e.durationMs !== undefined ? formatDuration(e.durationMs) : "", e.error ? errorOnLine(e.task, e.error, c) : ""].filter(Boolean).join("  ");
+      const extra = [e.durationMs !== undefined ? formatDuration(e.durationMs) : "", e.recorded === false ? NOT_RECORDED : "", e.error ? errorOnLine(e.task, e.error, c) : ""].filter(Boolean).join("  ");
       printAbove(`  ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}  ${c.dim(extra)}`);
     },
     finish(result) {
@@ -346,14 +347,16 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
   const style = statusStyle(c);
   const tasks = Object.values(result.tasks);
   const many = tasks.length > 40;
-  const rows = many ? tasks.filter((t) => t.status !== "succeeded" && t.status !== "cached").slice(0, 40) : tasks;
+  const rows = many ? tasks.filter((t) => (t.status !== "succeeded" || t.recorded === false) && t.status !== "cached").slice(0, 40) : tasks;
   const width = Math.max(4, ...rows.map((t) => t.task.length));
+  const statusWidth = Math.max(10, ...rows.map((t) => statusCell(t).length));
   const lines = [""];
   if (rows.length) {
-    lines.push(c.bold(`${"task".padEnd(width)}  ${"status".padEnd(10)}  ${"duration".padStart(9)}  run id`));
+    lines.push(c.bold(`${"task".padEnd(width)}  ${"status".padEnd(statusWidth)}  ${"duration".padStart(9)}  run id`));
     for (const t of rows) {
+      const cell = statusCell(t).padEnd(statusWidth);
       lines.push(
-        `${t.task.padEnd(width)}  ${style[t.status](t.status.padEnd(10))}  ${(t.durationMs !== undefined ? formatDuration(t.durationMs) : "-").padStart(9)}  ${t.runId ?? "-"}` +
+        `${t.task.padEnd(width)}  ${t.recorded === false ? c.yellow(cell) : style[t.status](cell)}  ${(t.durationMs !== undefined ? formatDuration(t.durationMs) : "-").padStart(9)}  ${t.runId ?? "-"}` +
           (t.status === "failed" && t.error ? `\n${" ".repeat(width + 2)}${c.red(errorText(t.error).split("\n").join(`\n${" ".repeat(width + 2)}`))}` : "") +
           (t.notStarted && t.status !== "succeeded" ? `\n${" ".repeat(width + 2)}${notStartedLine(t.notStarted)}` : ""),
       );
@@ -385,6 +388,14 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
   return `${lines.join("\n")}\n`;
 }
 
+
+/** Said of a task that succeeded but whose run could not be closed or whose result could not be stored: a warning said why, and it runs again next time. */
+const NOT_RECORDED = "not recorded";
+
+/** A task's status in the summary's table: `succeeded, not recorded` for a result that was not stored (TaskResult.recorded). */
+function statusCell(t: FlowResult<unknown>["tasks"][string]): string {
+  return t.recorded === false ? `${t.status}, ${NOT_RECORDED}` : t.status;
+}
 
 /** A stopped map's items that never started: no row of their own, so said under the map's. */
 function notStartedLine(n: number): string {

@@ -36,10 +36,12 @@ export interface PipelineScope extends AttemptScope {
   readonly warn: (task: string, message: string) => void;
   /**
    * Takes a succeeded task's closing (its run's end, its cache entry) to do beside what follows
-   * it (its dependants start, its slot is free), or refuses (false) when enough closings are
+   * it (its dependants start, its slot is free), or refuses (undefined) when enough closings are
    * under way; refused or absent, the task closes before it hands on its outputs. With a server.
+   * Taken, it returns the closing: whether the run was closed and the result stored (see
+   * TaskOutcome.recorded).
    */
-  readonly closeBeside?: (task: PipelineTask, close: () => Promise<void>) => boolean;
+  readonly closeBeside?: (task: PipelineTask, close: () => Promise<boolean>) => Promise<boolean> | undefined;
 }
 
 /** One task as the pipeline keeps it. */
@@ -63,7 +65,17 @@ export interface PipelineTask extends WorkHolder {
 
 export type TaskOutcome =
   /** `cachedFrom`: the task did not run; another process computed its key meanwhile, and this is that run's entry (a dispatched task). */
-  | { readonly ok: true; readonly outputs: unknown; readonly cachedFrom?: string }
+  | {
+      readonly ok: true;
+      readonly outputs: unknown;
+      readonly cachedFrom?: string;
+      /**
+       * Whether its run was closed and its result stored, so that the next run finds it: false
+       * when not (a warning says why; it runs again next time), a promise while its closing goes
+       * on beside the flow (closeBeside), absent when it was. Its `succeeded` waits for it.
+       */
+      readonly recorded?: false | Promise<boolean>;
+    }
   /** `stop`: the flow's stop reason when the task ended because the flow stopped (it is then cancelled). */
   | { readonly ok: false; readonly error: unknown; readonly cancelled: boolean; readonly stop?: unknown };
 
@@ -116,22 +128,23 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     const missReason = task.missReason;
     // The entry stores the ingredients as the manifest does (scrubbed of secrets).
     const key = task.key && manifest?.ingredients ? { key: task.key.key, ingredients: manifest.ingredients } : task.key;
-    const close = async (): Promise<void> => {
+    /** Ends the run FINISHED and stores the entry; true once both are done (see TaskOutcome.recorded). */
+    const close = async (): Promise<boolean> => {
       // In the closing, beside the dependants (the store's listing it may wait for is no input of theirs).
       if (missReason !== undefined) rec.tag(MISS_REASON_TAG, await missReason);
       if (tracking) await finishTaskRun(scope.record, ranId, rec, result.attempts, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
-      if (cache && key) {
-        const { entry, indexError } = await cache.record(key, node, ranId, manifest!).catch((e: unknown) => {
-          if (cache.strict && isStoreDown(e)) throw e;
-          scope.warn(id, `could not store the cache entry: ${(e as Error).message}`);
-          return { entry: undefined, indexError: undefined };
-        });
-        // The entry is stored; only other machines, which look in the index, will not find it.
-        // With the store down, the index was all there was to record it in.
-        if (indexError && cache.down) scope.warn(id, `could not record the cache entry in the experiment's index, the one place it goes while the cache store is down (the next run computes this task again): ${indexError.message}`);
-        else if (indexError) scope.warn(id, `stored the cache entry, but not its index entry in the experiment (other machines will run this task again): ${indexError.message}`);
-        task.settleFlight?.(entry);
-      }
+      if (!cache || !key) return true;
+      const { entry, indexError } = await cache.record(key, node, ranId, manifest!).catch((e: unknown) => {
+        if (cache.strict && isStoreDown(e)) throw e;
+        scope.warn(id, `could not store the cache entry: ${(e as Error).message}`);
+        return { entry: undefined, indexError: undefined };
+      });
+      // The entry is stored; only other machines, which look in the index, will not find it.
+      // With the store down, the index was all there was to record it in.
+      if (indexError && cache.down) scope.warn(id, `could not record the cache entry in the experiment's index, the one place it goes while the cache store is down (the next run computes this task again): ${indexError.message}`);
+      else if (indexError) scope.warn(id, `stored the cache entry, but not its index entry in the experiment (other machines will run this task again): ${indexError.message}`);
+      task.settleFlight?.(entry);
+      return entry !== undefined && !(indexError && cache.down);
     };
     // An attempt given up on may still be ending its process tree: that task keeps its slot (releaseTask).
     const beside =
@@ -153,8 +166,8 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
           throw new RunNotClosed(error, !marked);
         }),
       );
-    if (!beside) await close();
-    return { ok: true, outputs };
+    if (beside) return { ok: true, outputs, recorded: beside };
+    return (await close()) ? { ok: true, outputs } : { ok: true, outputs, recorded: false };
   } catch (error) {
     // A task running when the flow was stopped ends cancelled, whatever it threw on its way out.
     const stop = scope.flowSignal.aborted ? scope.flowSignal.reason : undefined;

@@ -110,7 +110,7 @@ export class TaskPipeline {
       ...(s.cache ? { cache: s.cache } : {}),
       warn,
       // With a server a run's end is requests away: a task's dependants do not wait for it.
-      ...(s.closeBeside && s.tracker.capabilities.remote ? { closeBeside: (task: PipelineTask, close: () => Promise<void>) => this.closeBeside(task, close) } : {}),
+      ...(s.closeBeside && s.tracker.capabilities.remote ? { closeBeside: (task: PipelineTask, close: () => Promise<boolean>) => this.closeBeside(task, close) } : {}),
     };
     if (s.cache) {
       this.lookups = {
@@ -243,24 +243,32 @@ export class TaskPipeline {
    * A succeeded task's closing, beside what follows (PipelineScope.closeBeside), while fewer than
    * {@link CLOSINGS_BESIDE} are under way: the flow waits for it at its end (`drain`) and fails
    * there if it failed (`unclosed`). The task's lease is given up once its entry is stored, not
-   * with its slot, so another process waiting on the key finds the entry.
+   * with its slot, so another process waiting on the key finds the entry. Returns whether the
+   * run was closed and the entry stored, once it is known; undefined when refused.
    */
-  private closeBeside(task: PipelineTask, close: () => Promise<void>): boolean {
-    if (this.closings >= CLOSINGS_BESIDE) return false;
+  private closeBeside(task: PipelineTask, close: () => Promise<boolean>): Promise<boolean> | undefined {
+    if (this.closings >= CLOSINGS_BESIDE) return undefined;
     this.closings++;
     const releaseLease = task.releaseLease;
     task.releaseLease = undefined;
-    const work = close()
-      .catch((error: unknown) => {
-        const why = error instanceof RunNotClosed ? error : new RunNotClosed(error, false);
-        this.unclosed.push({ task: task.node.id, error: why.cause, leftRunning: why.leftRunning });
-      })
-      .then(() => releaseLease?.())
-      .catch(() => {})
-      .finally(() => this.closings--);
+    const closed = close().catch((error: unknown) => {
+      const why = error instanceof RunNotClosed ? error : new RunNotClosed(error, false);
+      this.unclosed.push({ task: task.node.id, error: why.cause, leftRunning: why.leftRunning });
+      return false;
+    });
+    this.track(
+      closed
+        .then(() => releaseLease?.())
+        .catch(() => {})
+        .finally(() => this.closings--),
+    );
+    return closed;
+  }
+
+  /** Work the flow waits for at its end (`drain`): what follows a task's closing beside the flow (its event). */
+  track(work: Promise<void>): void {
     this.recording.add(work);
     void work.finally(() => this.recording.delete(work));
-    return true;
   }
 
   /** After its outcome is dealt with: see releaseTask. Undefined when the task holds nothing to wait for. */

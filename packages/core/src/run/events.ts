@@ -70,6 +70,8 @@ export interface TaskEvent {
   error?: ErrorInfo;
   /** For cached tasks: the run whose outputs were reused. */
   cachedFrom?: string;
+  /** For a succeeded task whose run could not be closed or whose cache entry could not be stored: false (TaskResult.recorded). */
+  recorded?: false;
   /** For a task waiting on another process's lease of its key: who holds it, and when it lapses unrenewed. */
   heldBy?: LeaseHolder;
   /** For an item of a map or sweep (`task` is then `train[3]`): the map's node id. */

@@ -26,6 +26,11 @@ export interface TaskResult {
   error?: ErrorInfo;
   /** For cached tasks: the run whose outputs were reused. */
   cachedFrom?: string;
+  /**
+   * For a succeeded task whose run could not be closed or whose cache entry could not be stored
+   * (a warning says why): false. It has no cache entry, so the next run computes it again.
+   */
+  recorded?: false;
   /** For an item of a map or sweep: the map's node id. */
   parent?: string;
   /** For an item: its 0-based position in the map's list. */
@@ -76,7 +81,7 @@ export function endTask(
   if (error) result.error = error = secrets.maskError(error);
   const time = Date.now();
   const task = result.task;
-  if (result.runId && result.durationMs !== undefined && !error && !result.cachedFrom) {
+  if (result.runId && result.durationMs !== undefined && !error && !result.cachedFrom && result.recorded === undefined) {
     // The common case (a task that ran and succeeded) as one literal: same fields, same order,
     // without the extra backing store that adding fields one by one gives each event.
     const event: TaskEvent = { type: "task", status, runId: flowRunId, task, time, taskRunId: result.runId, durationMs: result.durationMs };
@@ -87,5 +92,6 @@ export function endTask(
   if (result.durationMs !== undefined) event.durationMs = result.durationMs;
   if (error) event.error = error;
   if (result.cachedFrom) event.cachedFrom = result.cachedFrom;
+  if (result.recorded === false) event.recorded = false;
   return placeItem(event, result);
 }

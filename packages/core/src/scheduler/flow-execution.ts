@@ -242,7 +242,7 @@ export class FlowExecution {
       const ran = ranSince(state.result, started);
       if (outcome.ok) {
         state.output = state.result.outputs = outcome.outputs;
-        if (outcome.cachedFrom === undefined) this.complete(state, "succeeded", ran);
+        if (outcome.cachedFrom === undefined) this.succeeded(state, ran, outcome.recorded);
         else {
           state.result.cachedFrom = outcome.cachedFrom;
           this.complete(state, "cached", started);
@@ -262,6 +262,21 @@ export class FlowExecution {
       this.global.free();
       pool?.free();
     }
+  }
+
+  /**
+   * A task that ran and succeeded: its dependants start now, with its outputs; its `succeeded`
+   * waits for its run to be closed and its result stored when that goes on beside the flow
+   * (run-task.ts closeBeside), so a `succeeded` the user saw survives a kill -9 (the next run
+   * finds its entry). One whose result could not be stored says so (TaskResult.recorded).
+   */
+  private succeeded(state: NodeState, started: number | undefined, recorded: false | Promise<boolean> | undefined): void {
+    if (recorded === false) state.result.recorded = false;
+    if (!(recorded instanceof Promise)) return this.complete(state, "succeeded", started);
+    const closed = recorded.then((stored) => {
+      if (!stored) state.result.recorded = false;
+    });
+    this.complete(state, "succeeded", started, undefined, closed);
   }
 
   private afterFailure(state: NodeState): void {
@@ -521,13 +536,20 @@ export class FlowExecution {
     if (this.remaining === 0) this.finished(this.flowStatus());
   }
 
-  /** The task ended: its result and event (../run/task-result.ts), then the dependants it readies. */
-  private complete(state: NodeState, status: Exclude<TaskStatus, "pending">, started: number | undefined, error?: ErrorInfo): void {
+  /**
+   * The task ended: its result and event (../run/task-result.ts), then the dependants it readies.
+   * With `closing`, the event waits for it (see `succeeded`), and so does its map's, when it is an item.
+   */
+  private complete(state: NodeState, status: Exclude<TaskStatus, "pending">, started: number | undefined, error?: ErrorInfo, closing?: Promise<void>): void {
     // One terminal event per task: a lookup that comes back after stop() settled its task changes nothing.
     if (state.ended) return;
     state.ended = true;
     state.inputs = undefined; // needed until the task ends, not after: 10,000-node flows keep them all otherwise
-    this.s.emit(endTask(state.result, status, started, error, this.s.secrets, this.s.flowRunId));
+    const event = endTask(state.result, status, started, error, this.s.secrets, this.s.flowRunId);
+    // A map's items closing beside the flow: its own event follows theirs.
+    const waitFor = closing ?? (state.closings?.length ? Promise.all(state.closings).then(() => {}) : undefined);
+    if (waitFor === undefined) this.s.emit(event);
+    else this.emitAfter(state, status, waitFor);
     if (state.map) return this.itemEnded(state, status);
     if (status === "succeeded" || status === "cached") {
       const ready: NodeState[] = [];
@@ -537,6 +559,13 @@ export class FlowExecution {
       this.readyAll(ready);
     }
     if (--this.remaining === 0) this.finished(this.flowStatus());
+  }
+
+  /** The task's terminal event once `closing` is over, with what it found (TaskResult.recorded); the flow's end waits for it. */
+  private emitAfter(state: NodeState, status: Exclude<TaskStatus, "pending">, closing: Promise<void>): void {
+    const emitted = closing.then(() => this.s.emit(endTask(state.result, status, undefined, state.result.error, this.s.secrets, this.s.flowRunId)));
+    if (state.parent) (state.parent.closings ??= []).push(emitted);
+    this.pipeline.track(emitted);
   }
 
   private flowStatus(): FlowStatus {
@@ -583,6 +612,8 @@ class NodeState implements LookupTask, PipelineTask {
   /** For an item: its map's run and the map's node. */
   map: MapRun | undefined = undefined;
   parent: NodeState | undefined = undefined;
+  /** For a map: its items' events still waiting for their closings (complete); the map's own waits for them. */
+  closings: Array<Promise<void>> | undefined = undefined;
 
   constructor(
     readonly node: FlowNode,
