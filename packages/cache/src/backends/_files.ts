@@ -4,15 +4,38 @@ import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync,
 import { access, mkdir, rename, unlink, writeFile } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
+import { formatOwner, ownerIsGone, parseOwner } from "../process-owner.ts";
 
 /** Prefix of temporary files; readers skip every name starting with a dot. */
 export const TEMP_PREFIX = ".tmp-";
 
 let counter = 0;
 
-/** A name unique across processes and calls, for temp files and tokens. */
+/** A name unique across processes and calls, for tokens. */
 export function uniqueId(): string {
   return `${process.pid}-${(counter++).toString(36)}-${randomBytes(6).toString("hex")}`;
+}
+
+/**
+ * A temp file's name, unique across processes and calls. It names its writer (see
+ * process-owner.ts), so that a sweep tells the leftover of a writer killed mid-write, which no
+ * one would ever rename or remove, from a write under way, and a reused pid from its writer.
+ */
+export function tempName(): string {
+  // `+` for the owner's `:`, which Windows refuses in a file name (a host name holds no `+`).
+  return `${TEMP_PREFIX}${formatOwner().replaceAll(":", "+")}-${(counter++).toString(36)}-${randomBytes(6).toString("hex")}`;
+}
+
+const TEMP_NAME = /^\.tmp-(.+)-[0-9a-z]+-[0-9a-f]{12}$/;
+
+/**
+ * True for a temp file ({@link tempName}) whose writer is a process of this machine that is
+ * gone. False for a live writer's, another host's, and a name of an older Cairn that says only
+ * its pid (those are left to the age of the file).
+ */
+export function isDeadTemp(name: string): boolean {
+  const owner = TEMP_NAME.exec(name)?.[1];
+  return owner !== undefined && ownerIsGone(parseOwner(owner.replaceAll("+", ":")));
 }
 
 /**
@@ -57,7 +80,7 @@ export const SMALL_FILE_BYTES = 256 * 1024;
  */
 export async function writeFileAtomic(dir: string, name: string, data: string): Promise<void> {
   const fs = data.length < SMALL_FILE_BYTES ? syncFs : asyncFs;
-  const temp = join(dir, `${TEMP_PREFIX}${uniqueId()}`);
+  const temp = join(dir, tempName());
   try {
     try {
       await fs.writeFile(temp, data);

@@ -268,3 +268,33 @@ describe("embedded store across processes", () => {
     }
   });
 });
+
+describe("what a process killed with -9 leaves in the store", () => {
+  const leasesDir = () => join(root, "cache", "leases");
+  const leftovers = async () => ({
+    temps: (await readdir(entriesDir())).filter((n) => n.startsWith(".tmp-")),
+    leases: (await readdir(leasesDir())).filter((n) => n.endsWith(".lease")),
+  });
+
+  it("prune removes its unfinished temp file and its lease at once, by its owner (not its age); a live process's stay", async () => {
+    const writer = startTs(fixture("killed-writer.ts"), [root, "killed-key"]);
+    expect(await lineFrom(writer, (l) => l === "held, writing" || l === "refused")).toBe("held, writing");
+    const store = await CacheStore.fromUrl(undefined, { root });
+    await store.prune();
+    expect(await leftovers()).toMatchObject({ temps: [expect.any(String)], leases: [fileNameOfKey("killed-key", ".lease")] });
+    writer.child.kill("SIGKILL");
+    await writer.done;
+    await store.prune();
+    expect(await leftovers()).toEqual({ temps: [], leases: [] });
+  });
+
+  it("a temp file named by an older Cairn (its pid alone) is left to its age", async () => {
+    const ended = spawnSync(process.execPath, ["-e", ""]).pid!;
+    const store = await CacheStore.fromUrl(undefined, { root });
+    await store.set(makeEntry());
+    await writeFile(join(entriesDir(), `.tmp-${ended}-0-0123456789ab`), "");
+    await store.prune();
+    expect((await readdir(entriesDir())).filter((n) => n.startsWith(".tmp-"))).toEqual([`.tmp-${ended}-0-0123456789ab`]);
+  });
+});
+

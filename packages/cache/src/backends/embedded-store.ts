@@ -3,7 +3,7 @@ import { mkdir, readdir, stat, unlink } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { KeyvStoreAdapter, StoredData } from "keyv";
-import { TEMP_PREFIX, errorCode, fileNameOfKey, keyOfFileName, readSmallFile, writeFileAtomic } from "./_files.ts";
+import { TEMP_PREFIX, errorCode, fileNameOfKey, isDeadTemp, keyOfFileName, readSmallFile, writeFileAtomic } from "./_files.ts";
 
 const EXTENSION = ".json";
 
@@ -91,14 +91,14 @@ export class EmbeddedKeyvStore extends EventEmitter implements KeyvStoreAdapter 
     }
   }
 
-  /** Removes temp files older than `olderThanMs` left by crashed writers; returns how many. */
+  /** Removes temp files left by crashed writers (gone from this machine, or older than `olderThanMs`); returns how many. */
   async removeStaleTempFiles(olderThanMs: number): Promise<number> {
     let removed = 0;
     for (const name of await this.names()) {
       if (!name.startsWith(TEMP_PREFIX)) continue;
       const path = join(this.dir, name);
       try {
-        if (Date.now() - (await stat(path)).mtimeMs > olderThanMs) {
+        if (isDeadTemp(name) || Date.now() - (await stat(path)).mtimeMs > olderThanMs) {
           await unlink(path);
           removed++;
         }

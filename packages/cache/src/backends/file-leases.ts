@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { CacheBackendError } from "../errors.ts";
 import type { LeaseBackend } from "../lease.ts";
 import { type ProcessOwner, currentOwner, ownerIsAlive, ownerIsGone } from "../process-owner.ts";
-import { TEMP_PREFIX, errorCode, fileNameOfKey, keyOfFileName, uniqueId } from "./_files.ts";
+import { errorCode, fileNameOfKey, isDeadTemp, keyOfFileName, tempName, uniqueId } from "./_files.ts";
 
 const EXTENSION = ".lease";
 /** A tombstone older than this was left by a crashed process and is removed. */
@@ -115,7 +115,7 @@ export class FileLeases implements LeaseBackend {
     for (let tries = 0; tries < 50; ) {
       const start = Date.now();
       body.acquiredAt = start;
-      const temp = join(this.dir, `${TEMP_PREFIX}${uniqueId()}`);
+      const temp = join(this.dir, tempName());
       writeFileSync(temp, JSON.stringify(body));
       try {
         linkSync(temp, path);
@@ -172,7 +172,11 @@ export class FileLeases implements LeaseBackend {
     return { holder: current.holder, expiresAt: current.expiresAt };
   }
 
-  /** Removes leases expired for over a minute (but not a live holder's, see isLive), stale tombstones and temp files. */
+  /**
+   * Removes leases expired for over a minute (but not a live holder's, see isLive) and those of
+   * holders that are gone (killed processes of this machine), stale tombstones, and temp files
+   * that are stale or whose writer is gone.
+   */
   async sweep(): Promise<void> {
     let names: string[];
     try {
@@ -186,13 +190,13 @@ export class FileLeases implements LeaseBackend {
       const path = join(this.dir, name);
       if (name.startsWith(".")) {
         const info = statQuietly(path);
-        if (info && now - info.mtimeMs > STALE_TOMBSTONE_MS) unlinkQuietly(path);
+        if (isDeadTemp(name) || (info && now - info.mtimeMs > STALE_TOMBSTONE_MS)) unlinkQuietly(path);
         continue;
       }
       const key = keyOfFileName(name, EXTENSION);
       if (key === undefined) continue;
       const current = this.read(key);
-      if (current && now - current.expiresAt > 60_000 && !isLive(current)) this.end(key, current.identity);
+      if (current && !isLive(current) && (now - current.expiresAt > 60_000 || ownerIsGone(holderOf(current)))) this.end(key, current.identity);
     }
   }
 
