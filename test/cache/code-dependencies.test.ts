@@ -405,6 +405,33 @@ describe("code a function task uses, found without .codeFiles()", () => {
     expect(r.stdout).toContain(`"n":12`);
   });
 
+  it("a shell script's outputs named as words (--out model.bin, tee log.txt, -o out.json) stay out of its key: its second and third runs hit, and an edit of the .py it runs still re-runs it", async () => {
+    await mkdir(join(dir, "outs"));
+    // It runs in its own folder (as the reviewer's did), so the files it writes are where its words name them from.
+    await writeFile(join(dir, "outs", "rev.sh"), [`#!/usr/bin/env bash`, `set -euo pipefail`, `cd "$(dirname "$0")"`, `date +%s%N > model.bin; python3 -c "print(1)" --out model.bin`, `python3 train.py --out weights.bin -o out.json | tee log.txt`, ``].join("\n"));
+    await writeFile(
+      join(dir, "outs", "train.py"),
+      `import json, os, time\nstamp = str(time.time_ns())\nfor name in ("weights.bin", "out.json"):\n    open(name, "w").write(stamp)\nprint(stamp)\njson.dump({"n": 1}, open(os.environ["CAIRN_OUTPUTS"], "w"))\n`,
+    );
+    await writeFile(
+      join(dir, "outs.flow.ts"),
+      `import { flow, script } from "cairn-dag";\nconst step = script("revstep", { file: "./outs/rev.sh" });\nexport default flow("outs").build(() => ({ n: step({}).n }));\n`,
+    );
+    const status = (stdout: string) => /^revstep\s+(succeeded|cached)\s/m.exec(stdout)?.[1];
+    const r = await cairn("run", "outs.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(status(r.stdout)).toBe("succeeded");
+    for (const name of ["model.bin", "weights.bin", "out.json", "log.txt"]) await readFile(join(dir, "outs", name)); // the script wrote them: they exist now
+    expect(status((await cairn("run", "outs.flow.ts")).stdout)).toBe("cached");
+    expect(status((await cairn("run", "outs.flow.ts")).stdout)).toBe("cached");
+    await edit("outs/train.py", `{"n": 1}`, `{"n": 2}`);
+    expect((await cairn("plan", "outs.flow.ts")).stdout).toMatch(/revstep\s+runs\s.*code file `train\.py` changed/);
+    const edited = await cairn("run", "outs.flow.ts");
+    expect(status(edited.stdout)).toBe("succeeded");
+    expect(edited.stdout).toContain(`"n":2`);
+    expect(status((await cairn("run", "outs.flow.ts")).stdout)).toBe("cached");
+  });
+
   it("comments, types and other tasks' code change nothing; tsx and cairn read the same dependencies", async () => {
     await edit("lib/base.ts", "export const base = 1;", "// the base\nexport const base: number = 1;");
     await edit("flow.ts", "({ n: n * 2 + unrelated })", "({ n: n * 2 + unrelated + 0 })");

@@ -1,14 +1,15 @@
 /**
- * The project's files a shell text names literally: a `.sh` script's, a notebook's `%%bash`
+ * The project's code files a shell text names literally: a `.sh` script's, a notebook's `%%bash`
  * cell or `!` line. Shell is not parsed; its words are read by their look, and a word counts
- * when it names a file of the project that exists now: relative to the script's folder (also
- * after `"$(dirname "$0")"/`, `$(dirname $0)/`, `${BASH_SOURCE%/*}/`, which name that folder at
- * run time), else relative to the project's root. That errs towards counting: a word that only
- * looks like a path (`echo notes.txt`) counts too. A word with a variable, a glob or a command
- * substitution in it, an absolute path (`/usr/bin/python3`, the system's, not the project's),
- * and the target of an output redirection (`> out.log`, written rather than read) do not count.
+ * when it names a file of the project that exists now and is code (by its extension, see
+ * CODE_EXTENSIONS): relative to the script's folder (also after `"$(dirname "$0")"/`,
+ * `$(dirname $0)/`, `${BASH_SOURCE%/*}/`, which name that folder at run time), else relative to
+ * the project's root. That errs towards counting: a word that only looks like a path (`echo
+ * notes.py`) counts too. A word with a variable, a glob or a command substitution in it, an
+ * absolute path (`/usr/bin/python3`, the system's, not the project's), the target of an output
+ * redirection (`> out.log`, written rather than read) and a file of any other kind do not count.
  */
-import { join, relative, isAbsolute, sep } from "node:path";
+import { extname, join, relative, isAbsolute, sep } from "node:path";
 import { isFile } from "@cairn/dsl/kind";
 
 /** What `$(dirname "$0")`, `${BASH_SOURCE%/*}` and their spellings expand to, the script's folder: replaced by this before the words are split. */
@@ -21,9 +22,17 @@ const COMMENT = /(^|[ \t])#[^\n]*/gm;
 const TOKEN = />>?\|?|[^\s;|&<>()`=]+/g;
 /** What makes a word something other than a literal path: expansion, globbing, `~`, escapes. */
 const NOT_LITERAL = /[$*?[\]{}~\\]/;
+/**
+ * The kinds of file a word counts for, by extension in any case (`.R` and `.r`): programs and
+ * code a script runs. Not data, configs or outputs: a script names the files it writes as words
+ * too (`--out model.bin`, `tee log.txt`, `-o out.json`), and one that existed when the key was
+ * made would put the run's own output into its key, a miss on every run whose output differs.
+ * The data and configs a script reads are declared with `.codeFiles()`.
+ */
+const CODE_EXTENSIONS: ReadonlySet<string> = new Set([".py", ".sh", ".bash", ".zsh", ".r", ".jl", ".pl", ".rb", ".js", ".mjs", ".cjs", ".ts", ".sql", ".awk", ".sed"]);
 
 /**
- * The files of the project (`project`, its root) that `text` names, as absolute paths; `here` is
+ * The code files of the project (`project`, its root) that `text` names, as absolute paths; `here` is
  * the folder of the script the text is in (a notebook's working directory for its cells).
  */
 export function shellPaths(text: string, here: string, project: string): string[] {
@@ -42,8 +51,9 @@ export function shellPaths(text: string, here: string, project: string): string[
   return [...found];
 }
 
-/** The project file a word names, from the script's folder first, then from the project's root. */
+/** The project's code file a word names, from the script's folder first, then from the project's root. */
 function namedFile(word: string, here: string, project: string): string | undefined {
+  if (!CODE_EXTENSIONS.has(extname(word).toLowerCase())) return undefined;
   if (word.startsWith(HERE)) return inProject(join(here, word.slice(HERE.length)), project);
   if (!word || NOT_LITERAL.test(word) || word.includes(HERE) || isAbsolute(word)) return undefined;
   return inProject(join(here, word), project) ?? inProject(join(project, word), project);

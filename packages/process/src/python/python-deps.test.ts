@@ -138,6 +138,7 @@ describe("notebookDependencies", () => {
     `%run $name.py`,
     `!python3 shelltool.py --out=x`,
     `listing = !cat listed.txt`,
+    `!python3 shelltool.py --out model.bin | tee log.txt`,
     `%%bash\nbash cellrun.sh > out.log\n`,
   ];
   const nb = () => notebookDependencies(CELLS, dir, new RunScope());
@@ -149,6 +150,8 @@ describe("notebookDependencies", () => {
       "runs/near.py": ``,
       "shelltool.py": ``,
       "listed.txt": `a\n`,
+      "model.bin": `written by the line, not read\n`,
+      "log.txt": `written by the line, not read\n`,
       "cellrun.sh": `python3 celltool.py\n`,
       "celltool.py": ``,
       "out.log": `written by the cell, not read\n`,
@@ -157,7 +160,6 @@ describe("notebookDependencies", () => {
       "cellrun.sh",
       "celltool.py",
       "common.py", // runs/tool.py imports it from the kernel's folder, second on its sys.path
-      "listed.txt",
       "nbhelper.py",
       "pkg/__init__.py",
       "pkg/mod.py",
@@ -178,7 +180,7 @@ describe("notebookDependencies", () => {
 });
 
 describe("shellDependencies", () => {
-  it("follows the project's files a shell script's words name, from its folder or the project's root, and a .py one's imports", async () => {
+  it("follows the project's code files a shell script's words name, from its folder or the project's root, and a .py one's imports; never data or outputs", async () => {
     await files({
       ".git/HEAD": `the project's root is the folder that holds .git\n`,
       "sh/run.sh": [
@@ -189,6 +191,7 @@ describe("shellDependencies", () => {
         `python3 "$(dirname "\${BASH_SOURCE[0]}")/third.py"`,
         `bash "\${BASH_SOURCE%/*}"/inner.sh`,
         `cat conf/settings.yaml | wc -l`,
+        `Rscript conf/fit.R --out model.bin -o out.json | tee log.txt`,
         `/usr/bin/python3 /etc/hosts`,
         `echo $HOME/home.py *.py`,
         `python3 helper.py > result.json`,
@@ -198,8 +201,13 @@ describe("shellDependencies", () => {
       "sh/shlib.py": ``,
       "sh/second.py": ``,
       "sh/third.py": ``,
-      "sh/inner.sh": `cat data.csv\n`,
+      "sh/inner.sh": `awk -f sum.awk data.csv\n`,
+      "sh/sum.awk": `{ s += $1 } END { print s }\n`,
       "sh/data.csv": `a,b\n`,
+      "sh/model.bin": `written by a run\n`,
+      "sh/out.json": `{}\n`,
+      "sh/log.txt": `written by a run\n`,
+      "conf/fit.R": `x <- 1\n`,
       "sh/result.json": `{}\n`,
       "sh/commented.py": ``,
       "sh/home.py": ``,
@@ -207,7 +215,8 @@ describe("shellDependencies", () => {
     });
     const script = join(dir, "sh", "run.sh");
     const found = await shellDependencies(script, new RunScope());
-    expect(Object.keys(found).sort()).toEqual(["../conf/settings.yaml", "data.csv", "helper.py", "inner.sh", "second.py", "shlib.py", "third.py"]);
+    // conf/settings.yaml and data.csv are data (declared with .codeFiles()); model.bin, out.json and log.txt are what a run writes.
+    expect(Object.keys(found).sort()).toEqual(["../conf/fit.R", "helper.py", "inner.sh", "second.py", "shlib.py", "sum.awk", "third.py"]);
     await files({ "sh/shlib.py": `changed = 1\n` });
     const after = await shellDependencies(script, new RunScope());
     expect(after["shlib.py"]).not.toBe(found["shlib.py"]);
