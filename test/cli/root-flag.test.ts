@@ -1,11 +1,11 @@
 /**
- * `--root DIR` is checked before the flow is loaded, by every command that takes it (README,
- * "Flags"): a file there started the run and failed its first task with a bare ENOTDIR (plan and
+ * `--root DIR` is checked before the flow runs, by every command that takes it (`run` through
+ * run()'s own check, the others before the flow is loaded; README, "Flags"): a file there started the run and failed its first task with a bare ENOTDIR (plan and
  * cache: CacheBackendError, exit 1), and a folder under /proc sent Node's recursive mkdir into a
  * loop no signal stopped. Now either is a UsageError naming the flag and the path, exit 2.
  */
-import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { existsSync, watch } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { cairnBin, childEnv, start } from "../cache/helpers.ts";
@@ -52,4 +52,25 @@ describe("--root that is not a folder Cairn can use: exit 2 naming it, before th
       clearTimeout(killer);
     }
   }, 30_000);
+});
+
+describe("cairn run --root DIR is checked once", () => {
+  // The CLI probed it, and then run() probed it again: two probe files for one check. Now run() checks it alone.
+  it("writes one probe file in it, and runs", async () => {
+    const cwd = await tmp("cairn-cli-root-once-");
+    const state = join(cwd, "state");
+    await mkdir(state);
+    const probes = new Set<string>();
+    const watcher = watch(state, (_, name) => {
+      if (name?.startsWith(".cairn-probe-")) probes.add(name);
+    });
+    try {
+      const r = await cairn(["run", ok, "--no-tracking", "--root", "state"], { cwd });
+      expect(r.code, r.stderr).toBe(0);
+      await new Promise((settle) => setTimeout(settle, 200)); // the watcher's last events
+    } finally {
+      watcher.close();
+    }
+    expect(probes.size).toBe(1);
+  });
 });

@@ -1,10 +1,11 @@
 /**
  * `--root DIR` checked where it enters, before a flow is loaded or a store opened: the engine's
- * check of its state folder (`rootProblem`, which run() makes too), said in the flag's words
- * (a UsageError naming `--root` and the path, exit 2).
+ * check of its state folder (`rootProblem`), said in the engine's words (`rootRefusal`) with the
+ * flag's name (a UsageError naming `--root` and the path, exit 2). `cairn run` leaves the check to
+ * run(), which makes it anyway, and says its refusal so (`rootFlagError`): one probe, one wording.
  */
 import { resolve } from "node:path";
-import { rootProblem, type RootUse } from "@cairn/core";
+import { OptionError, rootProblem, rootRefusal, type RootUse } from "@cairn/core";
 import { UsageError } from "./usage-error.ts";
 
 /** Checks the folder `--root` names (see `rootProblem`) and resolves to its absolute path. */
@@ -12,10 +13,15 @@ export async function checkRoot(given: string, use: RootUse): Promise<string> {
   const root = resolve(given);
   const why = await rootProblem(root, use);
   if (why === undefined) return root;
-  const fix =
-    use === "read"
-      ? "Pass --root the folder a run used (the one that holds its cache/ and experiments/), or leave --root out for .cairn in the working directory."
-      : `Pass --root a folder this user can write to${use === "make" ? " (it is made when missing)" : ""}, or leave --root out for .cairn in the working directory.`;
-  const can = use === "make" ? "make and write to" : use === "write" ? "write to" : "read";
-  throw new UsageError(`Expected --root to be a folder Cairn can ${can}, got ${given}: ${why}. ${fix}`);
+  throw new UsageError(rootRefusal({ given, root, use, why }, "--root"));
+}
+
+/**
+ * What run() threw, with its refusal of the root `--root` gave it said in the flag's words (as
+ * `checkRoot` says it for the other commands); anything else as it was.
+ */
+export function rootFlagError(thrown: unknown, given: string): unknown {
+  if (!OptionError.is(thrown) || thrown.option !== "root" || thrown.reason === undefined) return thrown;
+  // run() makes its root (also one only a task writes to, when it records nothing): worded as `make`, as run() words it.
+  return new UsageError(rootRefusal({ given, root: resolve(given), use: "make", why: thrown.reason }, "--root"), { cause: thrown });
 }

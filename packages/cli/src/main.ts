@@ -53,7 +53,7 @@ import {
 } from "@cairn/core";
 import "@cairn/mlflow/register";
 import { createColors } from "picocolors";
-import { checkRoot } from "./check-root.ts";
+import { checkRoot, rootFlagError } from "./check-root.ts";
 import { findRun, MIN_PREFIX } from "./find-run.ts";
 import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
@@ -587,7 +587,8 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     throw new UsageError(`Expected --failure-policy to be fail-fast or continue, got "${policy}"${meantOf(policy, ["fail-fast", "continue"])}.`);
   }
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
-  const root = values.root === undefined ? undefined : await checkRoot(values.root, "make");
+  // `--root` is checked by run(), which probes it anyway (one probe file, not two); its refusal is said for the flag below.
+  const root = values.root;
 
   const flow = await loadFlow(positionals[0], { ...io, usage: "cairn run flow.ts" });
   // A bad -p value is quoted back in its error: one that carries a secret of the file is masked there.
@@ -694,11 +695,12 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   } catch (error) {
     // Interrupted while the run was starting, and the start then failed: said, and exit 130 as
     // for any interrupted run (the signal, not the failure it may have caused, ends the command).
+    const said = root === undefined ? error : rootFlagError(error, root);
     if (interrupted && run === undefined) {
-      reportError(error, io.stderr);
+      reportError(said, io.stderr);
       return EXIT.interrupted;
     }
-    throw error;
+    throw said;
   } finally {
     for (const signal of CANCEL_SIGNALS) process.off(signal, onSignal);
     io.signal?.removeEventListener("abort", onAbort);

@@ -174,6 +174,8 @@ export class OptionError extends CairnError {
     readonly got: unknown,
     /** The message, where "Expected `option` to be ..., got ..." does not say it (a misuse in build(), not a bad value). */
     message?: string,
+    /** Why `got` is refused, where a caller words it for its own user: `root`'s (`rootRefusal`), which the CLI says for `--root`. */
+    readonly reason?: string,
   ) {
     super(message ?? `Expected \`${option}\` to be ${expected}, got ${describeValue(got)}.`);
   }

@@ -61,7 +61,7 @@ export { retryAfterMs, closestName, durationMs, booleanFromEnv, checkKnownKeys, 
 export { SecretRegistry, MIN_MASKED_LENGTH } from "./run/secrets.ts";
 export { misspeltVariables, unsaidMisspeltVariables } from "./run/env-names.ts";
 export { RunScope, scopeKey, type ScopeKey } from "./run/run-scope.ts";
-export { rootProblem, type RootUse } from "./state-root.ts";
+export { rootProblem, rootRefusal, type RootRefusal, type RootUse } from "./state-root.ts";
 export { cairnBuild, VERSION_TAG, type CairnBuild } from "./cairn-build.ts";
 
 export type {

@@ -5,8 +5,8 @@
  * run and failed its first task with a bare ENOTDIR; one under /proc passed an access() check on
  * /proc and then sent Node's recursive mkdir into a loop no signal stopped (ENOENT for the folder,
  * EEXIST for its parent, over and over). Here each missing folder is made once, by a plain mkdir,
- * and a probe file is written and removed. What fails comes back as the reason; the caller words
- * it for its user (run()'s `root`, the CLI's `--root`).
+ * and a probe file is written and removed. What fails comes back as the reason, which
+ * `rootRefusal` words for run()'s `root` and, given the flag, for the CLI's `--root`.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, rm, stat, writeFile } from "node:fs/promises";
@@ -60,6 +60,41 @@ export async function rootProblem(root: string, use: RootUse): Promise<string | 
     await rm(probe, { force: true }).catch(() => {});
   }
   return undefined;
+}
+
+/** A root refused (see `rootProblem`), for `rootRefusal` to word. */
+export interface RootRefusal {
+  /** The folder as its user gave it; undefined for the default `.cairn`. */
+  given: string | undefined;
+  /** The absolute folder that was checked. */
+  root: string;
+  /** How the command that refuses it uses it: a run that makes it only when a task writes there is still `make`. */
+  use: RootUse;
+  /** What `rootProblem` found. */
+  why: string;
+}
+
+/**
+ * The sentence that refuses a root: what was expected, what arrived and why, and how to fix it.
+ * `flag`: the name its user gave it by (`--root`); without one it is run()'s `root`, or the
+ * default `.cairn` when none was given. One wording for the engine and the CLI, so the two say
+ * the same of the same folder.
+ * @example
+ * rootRefusal({ given: "afile", root: "/w/afile", use: "read", why: "it is a file, not a folder" }, "--root");
+ * // "Expected --root to be a folder Cairn can read, got afile: it is a file, not a folder. Pass --root the folder a run used (...), or leave --root out ..."
+ */
+export function rootRefusal({ given, root, use, why }: RootRefusal, flag?: string): string {
+  const can = use === "read" ? "read" : use === "write" ? "write to" : "make and write to";
+  const what = given === undefined ? "Cairn's state folder (`root`), by default .cairn in the working directory," : (flag ?? "`root`");
+  const got = given === undefined ? root : flag ? given : JSON.stringify(given);
+  // run()'s `root` is named with the flag too: an engine message reaches `cairn run` users, who never wrote `root`.
+  const pass = flag ? `Pass ${flag}` : "Pass `root` (`--root DIR` on the command line)";
+  const fix =
+    use === "read"
+      ? `${pass} the folder a run used${flag ? " (the one that holds its cache/ and experiments/)" : ", the one that holds its cache/ and experiments/"}`
+      : `${pass} a folder this user can write to${use === "make" && given !== undefined ? " (it is made when missing)" : ""}`;
+  const other = given === undefined ? "or run from a folder where .cairn can be" : `or leave ${flag ?? "it"} out for .cairn in the working directory`;
+  return `Expected ${what} to be a folder Cairn can ${can}, got ${got}: ${why}. ${fix}, ${other}.`;
 }
 
 /** `EACCES: permission denied`: the code and Node's words without the call and path it repeats. */

@@ -32,7 +32,7 @@ import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
 import { unsaidMisspeltVariables } from "./env-names.ts";
 import { processEnvReaderWarnings } from "./env-readers.ts";
 import { onAbort } from "./abort-listeners.ts";
-import { rootProblem, type RootUse } from "../state-root.ts";
+import { rootProblem, rootRefusal, type RootUse } from "../state-root.ts";
 
 /** Options of `flow.run()`; every one is checked where it enters. */
 export interface RunOptions {
@@ -923,15 +923,10 @@ async function openTracking(
 async function checkRunRoot(root: string, given: string | undefined, use: RootUse): Promise<void> {
   const why = await rootProblem(root, use);
   if (why === undefined) return;
-  const can = use === "read" ? "read" : "make and write to";
-  const what = given === undefined ? `Cairn's state folder (\`root\`), by default .cairn in the working directory,` : "`root`";
-  const got = given === undefined ? root : JSON.stringify(given);
-  const fix =
-    use === "read"
-      ? "Pass `root` (`--root DIR` on the command line) the folder a run used, the one that holds its cache/ and experiments/"
-      : `Pass \`root\` (\`--root DIR\` on the command line) a folder this user can write to${given === undefined ? "" : " (it is made when missing)"}`;
-  const other = given === undefined ? "or run from a folder where .cairn can be" : "or leave it out for .cairn in the working directory";
-  throw new OptionError("root", `a folder Cairn can ${can}`, given ?? root, `Expected ${what} to be a folder Cairn can ${can}, got ${got}: ${why}. ${fix}, ${other}.`);
+  // A run that records nothing is probed as `write` (nothing made up front), yet makes the folder when a task writes there.
+  const refusal = { given, root, use: use === "read" ? "read" : "make", why } as const;
+  const can = refusal.use === "read" ? "read" : "make and write to";
+  throw new OptionError("root", `a folder Cairn can ${can}`, given ?? root, rootRefusal(refusal), why);
 }
 
 /** The forms of experiment id each tracker gives out: MLflow's are digits, the embedded store's 16 hex digits. */
