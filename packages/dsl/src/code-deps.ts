@@ -41,7 +41,7 @@ import { scopeKey, type RunScope } from "@cairn/core";
 import { isCliCompiledFile, shown } from "./declared-path.ts";
 import { envReadBy, envReadsIn, type EnvReads, type ProcessNames, processNamesOf, type SyntaxNode } from "./env-read.ts";
 import { loadEsbuild } from "./esbuild.ts";
-import { onlySource, parseSourceMap, sourceMapPlace } from "./source-map-comment.ts";
+import { mappedSource, sourceMapPlace } from "./source-map-comment.ts";
 import { tscEmit } from "./tsc-emit.ts";
 import { withExtended } from "./tsconfig-extends.ts";
 
@@ -248,9 +248,10 @@ function sourceMapOf(r: Reads, file: string): Promise<FoundSourceMap | undefined
     const text = await textOf(r, file);
     const place = text === undefined ? undefined : sourceMapPlace(file, text);
     if (!place) return undefined;
-    const payload = parseSourceMap(place.inline ?? (await textOf(r, place.file)) ?? "");
-    const source = payload && onlySource(payload, place.file);
-    if (!source || !TYPESCRIPT.test(source) || isPackageFile(source) || !isFile(source)) return undefined;
+    const found = mappedSource(place, place.inline === undefined ? await textOf(r, place.file) : undefined);
+    if (!found) return undefined;
+    const { payload, source } = found;
+    if (!TYPESCRIPT.test(source) || isPackageFile(source) || !isFile(source)) return undefined;
     try {
       return { source, map: new SourceMap(payload as ConstructorParameters<typeof SourceMap>[0]) };
     } catch {
@@ -590,9 +591,9 @@ function resolveNow(fromDir: string, specifier: string): string | undefined {
  */
 function compiledSource(file: string): string {
   try {
+    // The CLI compiles with inline maps: no map file to read, which keeps this import resolution synchronous.
     const place = sourceMapPlace(file, readFileSync(file, "utf8"));
-    const payload = place?.inline === undefined ? undefined : parseSourceMap(place.inline);
-    const source = payload && onlySource(payload, file);
+    const source = place?.inline === undefined ? undefined : mappedSource(place)?.source;
     return source !== undefined && isFile(source) ? source : file;
   } catch {
     return file; // gone since it was found: the import fails on its own

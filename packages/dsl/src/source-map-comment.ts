@@ -77,3 +77,17 @@ export function onlySource(payload: SourceMapPayload, mapFile: string): string |
   const base = root.startsWith("file:") ? fileURLToPath(root) : resolve(dirname(mapFile), root);
   return resolve(base, source);
 }
+
+/**
+ * The map at `place` and the one source it names: an inline map's own text, else `mapText`, its
+ * file's as the caller read it (none: undefined). The one lookup of the code analysis's reader
+ * of compiled modules (async, memoized per run) and of its resolver of imports the CLI compiled
+ * (sync, inline maps); undefined when the text is no map, or names no one source.
+ * @example
+ * const found = place && mappedSource(place, place.inline === undefined ? await read(place.file) : undefined);
+ */
+export function mappedSource(place: SourceMapPlace, mapText?: string): { payload: SourceMapPayload; source: string } | undefined {
+  const payload = parseSourceMap(place.inline ?? mapText ?? "");
+  const source = payload && onlySource(payload, place.file);
+  return payload && source !== undefined ? { payload, source } : undefined;
+}
