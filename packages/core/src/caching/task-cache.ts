@@ -50,7 +50,7 @@ import { expiredMiss, missReasonTag, type MissReason } from "./miss-reason.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { isUntrackedRecord } from "../tracking/null-tracker.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
-import type { RunRecord, Tracker } from "../tracking/tracker.ts";
+import type { RunFilter, RunRecord, Tracker } from "../tracking/tracker.ts";
 import { cairnBuild } from "../cairn-build.ts";
 
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
@@ -1201,7 +1201,8 @@ export class TaskCache {
   /**
    * The newest failed task runs of the experiment, by the key each ran for ({@link FAILED_KEY_TAG};
    * the newest run of a key): one search for every task a plan or explain asks about, not one
-   * request per task, at most {@link FAILED_RUNS_SEARCHED} runs. Empty when the tracker keeps no
+   * request per task, at most {@link FAILED_RUNS_SEARCHED} runs, among the newest
+   * {@link FAILED_RUNS_WITHIN} where runs are read one by one. Empty when the tracker keeps no
    * runs or the experiment does not exist yet, or when the search fails (it only words a miss).
    */
   failedRuns(): Promise<Map<string, RunRecord>> {
@@ -1212,7 +1213,8 @@ export class TaskCache {
   private async searchFailedRuns(): Promise<Map<string, RunRecord>> {
     const byKey = new Map<string, RunRecord>();
     if (!this.tracker.capabilities.records || this.missingExperiment !== undefined) return byKey;
-    const runs = await this.tracker.searchRuns({ experimentIds: [this.experimentId], status: "FAILED", maxResults: FAILED_RUNS_SEARCHED }).catch(() => []);
+    const search: RunFilter = { experimentIds: [this.experimentId], status: "FAILED", hasTag: FAILED_KEY_TAG, within: FAILED_RUNS_WITHIN, maxResults: FAILED_RUNS_SEARCHED };
+    const runs = await this.tracker.searchRuns(search).catch(() => []);
     for (const run of runs) {
       const key = run.tags[FAILED_KEY_TAG];
       if (key !== undefined && !byKey.has(key)) byKey.set(key, run);
@@ -1415,6 +1417,12 @@ interface IndexDocuments {
 
 /** Failed runs {@link TaskCache.failedRuns} reads, newest first: one search (one page on MLflow). */
 const FAILED_RUNS_SEARCHED = 1000;
+
+/**
+ * The experiment's newest runs {@link TaskCache.failedRuns} looks among where runs are read one
+ * by one (the embedded store): with few failures it would otherwise read every run file kept.
+ */
+const FAILED_RUNS_WITHIN = 2000;
 
 /** Index documents {@link TaskCache.earlierEntries} reads first, at most: one request each. */
 const INDEX_READS_MAX = 500;

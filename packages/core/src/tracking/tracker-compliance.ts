@@ -524,6 +524,21 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect(all[1]!.tags["cairn.cache_key"]).toBe("k-1");
     });
 
+    it("finds the runs that have a tag, whatever its value (hasTag), with the other conditions", async () => {
+      const t = await makeTracker();
+      const experimentId = await t.ensureExperiment(unique("has-tag"));
+      const tagged = ["k-1", "it's \"odd\"", undefined, "k-2"];
+      const ids: string[] = [];
+      for (const [i, key] of tagged.entries()) {
+        ids.push(await t.createRun({ experimentId, name: `r${i}`, startTime: 1_700_000_000_000 + i * 1000, ...(key !== undefined ? { tags: { "cairn.failed_key": key } } : {}) }));
+      }
+      for (const id of ids.slice(0, 3)) await t.endRun(id, "FAILED");
+      const failed = await t.searchRuns({ experimentIds: [experimentId], status: "FAILED", hasTag: "cairn.failed_key" });
+      expect(failed.map((r) => r.name)).toEqual(["r1", "r0"]);
+      expect((await t.searchRuns({ experimentIds: [experimentId], hasTag: "cairn.failed_key" })).map((r) => r.name)).toEqual(["r3", "r1", "r0"]);
+      expect(await t.searchRuns({ experimentIds: [experimentId], hasTag: "cairn.none" })).toEqual([]);
+    });
+
     it("leaves out the runs whose tag has a value (withoutTag), keeping those without the tag, newest first, at most maxResults", async () => {
       const t = await makeTracker();
       const experimentId = await t.ensureExperiment(unique("without"));

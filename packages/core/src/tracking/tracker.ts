@@ -97,6 +97,15 @@ export interface RunFilter {
   tags?: Record<string, string>;
   /** Leaves out the runs whose tag `key` is `value`; runs without the tag stay. */
   withoutTag?: { key: string; value: string };
+  /** Only runs that have the tag `key`, whatever its value. */
+  hasTag?: string;
+  /**
+   * Looks no further than the experiments' newest `within` runs (of those the parent conditions
+   * keep), for a search of rare runs where a tracker reads run by run (the embedded store): the
+   * cost stays bounded however many runs are kept. A tracker that filters on its server may look
+   * further.
+   */
+  within?: number;
   /** Only children of this run. */
   parentRunId?: string;
   /** Only runs with this status. */

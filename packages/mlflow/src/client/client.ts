@@ -1153,9 +1153,11 @@ export function runFilter(conditions: {
   parentRunId?: string;
   status?: RunStatus;
   topLevelOnly?: boolean;
+  hasTag?: string;
 }): string {
   const parts: string[] = [];
   for (const [key, value] of Object.entries(conditions.tags ?? {})) parts.push(tagCondition(key, value));
+  if (conditions.hasTag !== undefined) parts.push(tagPresentCondition(conditions.hasTag));
   if (conditions.parentRunId !== undefined) parts.push(tagCondition("mlflow.parentRunId", conditions.parentRunId));
   if (conditions.topLevelOnly) parts.push(tagAbsentCondition("mlflow.parentRunId"));
   if (conditions.status) parts.push(`attributes.status = '${conditions.status}'`);
@@ -1175,6 +1177,14 @@ export function tagNotCondition(key: string, value: string): string | undefined 
 /** `tags.`key` IS NULL`: runs without the tag. */
 export function tagAbsentCondition(key: string): string {
   return `${tagName(key)} IS NULL`;
+}
+
+/**
+ * `tags.`key` LIKE '%'`: runs with the tag, whatever its value. Not `IS NOT NULL`, which a server
+ * older than `IS NULL` on tags refuses; a LIKE on a tag has long been understood.
+ */
+function tagPresentCondition(key: string): string {
+  return `${tagName(key)} LIKE '%'`;
 }
 
 function tagName(key: string): string {

@@ -372,6 +372,7 @@ export class MlflowTracker implements Tracker {
       ...(filter.parentRunId !== undefined ? { parentRunId: filter.parentRunId } : {}),
       ...(filter.status ? { status: filter.status } : {}),
       ...(filter.topLevelOnly ? { topLevelOnly: true } : {}),
+      ...(filter.hasTag !== undefined ? { hasTag: toMlflowKey(filter.hasTag) } : {}),
     });
     const search = (extra?: string) => this.client.searchRuns({ experimentIds: filter.experimentIds, filter: [base, extra].filter(Boolean).join(" AND "), maxResults });
     // A filter has no OR: the runs whose tag differs, and those without it, are two searches. A
@@ -385,6 +386,7 @@ export class MlflowTracker implements Tracker {
         (run) =>
           Object.entries(tags).every(([k, v]) => run.tags[k] === v) &&
           (without === undefined || run.tags[without.key] !== without.value) &&
+          (filter.hasTag === undefined || run.tags[toMlflowKey(filter.hasTag)] !== undefined) &&
           (filter.parentRunId === undefined || run.tags["mlflow.parentRunId"] === filter.parentRunId) &&
           (!filter.topLevelOnly || run.tags["mlflow.parentRunId"] === undefined) &&
           (!filter.status || run.info.status === filter.status),

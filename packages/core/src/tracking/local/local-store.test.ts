@@ -630,3 +630,17 @@ describe("a root that is a symbolic link to nothing", () => {
     await rm(dir, { recursive: true, force: true });
   });
 });
+
+describe("LocalStore: a search bounded to the newest runs (within)", () => {
+  it("looks no further than the newest `within` runs, so a search for rare runs does not read every run file", async () => {
+    const store = new LocalStore({ root: await tmp() });
+    const experimentId = await store.ensureExperiment("within");
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await store.createRun({ experimentId, name: `r${i}`, startTime: 1_700_000_000_000 + i * 1000, ...(i === 1 ? { tags: { "cairn.failed_key": "k" } } : {}) }));
+    for (const [i, id] of ids.entries()) await store.endRun(id, i === 1 ? "FAILED" : "FINISHED");
+    const search = { experimentIds: [experimentId], status: "FAILED", hasTag: "cairn.failed_key" } as const;
+    expect((await store.searchRuns({ ...search, experimentIds: [experimentId], within: 4 })).map((r) => r.name)).toEqual(["r1"]);
+    expect(await store.searchRuns({ ...search, experimentIds: [experimentId], within: 3 })).toEqual([]);
+    expect((await store.searchRuns({ experimentIds: [experimentId], within: 2 })).map((r) => r.name)).toEqual(["r4", "r3"]);
+  });
+});

@@ -503,7 +503,9 @@ export class LocalStore implements Tracker {
     }
     // Newest first; runs started in the same millisecond in reverse order of creation.
     candidates.sort((a, b) => b.line.startTime - a.line.startTime || b.order - a.order);
-    const narrowing = filter.status !== undefined || (filter.tags !== undefined && Object.keys(filter.tags).length > 0);
+    // Each candidate is a run file read: a search for rare runs would otherwise read every one.
+    if (filter.within !== undefined) candidates.length = Math.min(candidates.length, Math.max(0, filter.within));
+    const narrowing = filter.status !== undefined || filter.hasTag !== undefined || (filter.tags !== undefined && Object.keys(filter.tags).length > 0);
     const out: RunRecord[] = [];
     for (let i = 0; i < candidates.length && out.length < max; ) {
       // A long listing would otherwise hold the event loop from start to end: signals (Ctrl-C) would wait.
@@ -989,6 +991,7 @@ function matches(run: RunRecord, filter: RunFilter): boolean {
   const tags = filter.tags ?? {};
   for (const key in tags) if (run.tags[key] !== tags[key]) return false;
   if (filter.withoutTag && run.tags[filter.withoutTag.key] === filter.withoutTag.value) return false;
+  if (filter.hasTag !== undefined && run.tags[filter.hasTag] === undefined) return false;
   return true;
 }
 
