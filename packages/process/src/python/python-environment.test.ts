@@ -82,6 +82,20 @@ describe.skipIf(!existsSync(VENV_PYTHON))("pythonEnvironment", () => {
     expect(await readFile(trace, "utf8")).toBe("started\n");
   });
 
+  it("asks Python once for a site folder whose modification time is in the future (clock skew, an extracted image), not at every use", async () => {
+    const python = await venv("future", ["tinypkg-1.0.dist-info"]);
+    // As `touch -d "+1 hour"` leaves it: before, too fresh to trust until the clock passed it.
+    await utimes(await sitePackages(python), new Date(Date.now() + 3_600_000), new Date(Date.now() + 3_600_000));
+    const trace = join(dir, "future-started");
+    const traced = await fakePython("future-python", `echo started >> ${trace}\nexec ${python} "$@"`);
+    const first = await pythonEnvironment(traced);
+    for (let i = 0; i < 4; i++) expect(await pythonEnvironment(traced)).toBe(first);
+    expect(await readFile(trace, "utf8")).toBe("started\n");
+    // A change made now is still seen: its time differs from the future one.
+    await mkdir(join(await sitePackages(python), "otherpkg-2.0.dist-info"));
+    expect((await pythonEnvironment(traced)).packages).toEqual({ tinypkg: "1.0", otherpkg: "2.0" });
+  });
+
   it("sees a package pip installs, upgrades or uninstalls while the process runs, at its next use", async () => {
     const python = await venv("pipped", []);
     const pip = (...args: string[]) => execFileSync(VENV_PYTHON, ["-m", "pip", "--python", python, "--disable-pip-version-check", "-q", ...args]);

@@ -136,12 +136,22 @@ async function stampsOf(paths: readonly string[]): Promise<string | undefined> {
   const stamps = await Promise.all(
     paths.map((path) =>
       stat(path, { bigint: true }).then(
-        (s) => (now - Number(s.mtimeNs / 1_000_000n) < SETTLE_MS ? undefined : `${s.ino}:${s.mtimeNs}`),
+        (s) => (unsettled(now, Number(s.mtimeNs / 1_000_000n)) ? undefined : `${s.ino}:${s.mtimeNs}`),
         () => "-",
       ),
     ),
   );
   return stamps.includes(undefined) ? undefined : stamps.join("\n");
+}
+
+/**
+ * A modification time within {@link SETTLE_MS} of `now`, either side (a file server's clock a
+ * little ahead). One further ahead (clock skew, an image extracted with its times) is trusted: a
+ * change made now would set a time that differs from it. Before, it was too fresh until the clock
+ * passed it, and every use started Python again, for hours.
+ */
+function unsettled(now: number, mtimeMs: number): boolean {
+  return Math.abs(now - mtimeMs) < SETTLE_MS;
 }
 
 interface ProbeAnswer {
