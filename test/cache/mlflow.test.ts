@@ -150,7 +150,7 @@ describe("plan and explain against the server", () => {
   });
 });
 
-describe("plan of keys whose last run failed, against the server", () => {
+describe("plan of keys a run failed for, against the server", () => {
   it("says so for each failed item of a map from one search of the experiment's failed runs, not one request per item", async () => {
     const flaky = task("server-flaky")
       .input<{ x: number }>()
@@ -174,7 +174,8 @@ describe("plan of keys whose last run failed, against the server", () => {
     const asked = seen.slice(opened);
     console.info(`[requests] plan of 42 items, 4 failed: ${asked.length} (${count(asked, "POST runs/search")} searches)`);
     for (const [id, t] of failed) {
-      expect(plan.find((p) => p.task === id)).toMatchObject({ action: "run", reason: `no cache entry for these inputs and code: its last run with this key failed (run ${t.runId})`, failed: { runId: t.runId } });
+      const at = new Date(plan.find((p) => p.task === id)!.failed!.startedAt).toISOString();
+      expect(plan.find((p) => p.task === id)).toMatchObject({ action: "run", reason: `no cache entry for these inputs and code: a run with this key failed (run ${t.runId}, ${at}); no entry is stored for it`, failed: { runId: t.runId } });
     }
     expect(plan.find((p) => p.task === "server-flaky[40]")!.reason).toBe("no cache entry for these inputs and code: a new item of server-flaky (x = 40): no entry for it yet");
     expect(plan.filter((p) => p.action === "hit")).toHaveLength(36);

@@ -101,7 +101,7 @@ describe("cairn plan and explain take the run's --secrets and --experiment", () 
     expect(explain.stdout).not.toContain("cannot be computed yet");
   });
 
-  it("plan and explain of a task whose last run failed say so, with its run and error, not that it is new", async () => {
+  it("plan and explain of a task a run failed for say so, with its run, date and error, not that it is new (nor that its last run failed)", async () => {
     const cwd = await tmp();
     await writeFile(
       join(cwd, "flow.ts"),
@@ -114,12 +114,12 @@ describe("cairn plan and explain take the run's --secrets and --experiment", () 
     const plan = await cairn(["plan", "flow.ts"], { cwd });
     expect(plan.code, plan.stderr).toBe(0);
     // Before: "no cache entry for these inputs and code", as if it never ran.
-    expect(plan.stdout).toMatch(new RegExp(`^t\\s+runs\\s+no cache entry for these inputs and code: its last run with this key failed \\(run ${runId}\\)`, "m"));
+    expect(plan.stdout).toMatch(new RegExp(`^t\\s+runs\\s+no cache entry for these inputs and code: a run with this key failed \\(run ${runId}, \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\); no entry is stored for it`, "m"));
     const explain = await cairn(["explain", "flow.ts", "t"], { cwd });
     expect(explain.code, explain.stderr).toBe(0);
     // Before: `No earlier cache entry of task "t" in the cache store at ...`.
-    expect(explain.stdout).toContain(`Its last run with these inputs and code failed: run ${runId}, started `);
-    expect(explain.stdout).toContain(`: Error: no data for 7. \`cairn show ${runId}\` shows its error; a run computes it again.`);
+    expect(explain.stdout).toContain(`A run with these inputs and code failed: run ${runId}, started `);
+    expect(explain.stdout).toContain(`: Error: no data for 7; no entry is stored for them. \`cairn show ${runId}\` shows its error; a run computes it again.`);
     expect(explain.stdout).not.toContain("No earlier cache entry");
   });
 

@@ -1052,10 +1052,13 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   return EXIT.ok;
 }
 
-/** Explain's line for a key whose last run failed: when, its error, and where the rest is. */
+/**
+ * Explain's line for a key with no entry that a run failed for: when, its error, and where the
+ * rest is. Not "its last run": a later run may have succeeded and its entry been pruned since.
+ */
 function failedRunLine(failed: FailedRun): string {
   const error = failed.error !== undefined ? `: ${failed.error}` : "";
-  return `Its last run with these inputs and code failed: run ${failed.runId}, started ${new Date(failed.startedAt).toISOString()}${error}. \`cairn show ${failed.runId}\` shows its error; a run computes it again.`;
+  return `A run with these inputs and code failed: run ${failed.runId}, started ${new Date(failed.startedAt).toISOString()}${error}; no entry is stored for them. \`cairn show ${failed.runId}\` shows its error; a run computes it again.`;
 }
 
 /**

@@ -48,8 +48,9 @@ export interface PlannedTask {
    */
   expired?: { at: number; sourceRunId?: string; createdAt?: number };
   /**
-   * No entry for the key, and the newest run of the task with this key failed (it stored none):
-   * that run, when it started, and its error's first line (`Name: message`, as masked when recorded).
+   * No entry for the key, and a run of the task with this key failed (it stored none): the newest
+   * such run found, when it started, and its error's first line (`Name: message`, as masked when
+   * recorded). Not said to be the key's last run: one may have succeeded since, its entry pruned.
    * Looked for among the experiment's newest failed runs, in one search (see {@link TaskCache.failedRuns}).
    */
   failed?: FailedRun;
@@ -171,8 +172,9 @@ async function planNodes(
       return { task: id, action: "run", reason: `no cache entry for these inputs and code (experiment "${options.cache.missingExperiment}" does not exist yet)`, key, ...place };
     }
     // A key that ran and failed is no new one: said so, rather than compared as if it never ran.
+    // Not that its last run failed: a later run may have succeeded and its entry been pruned since.
     const failed = await failedRunOf(key.key);
-    if (failed) return { task: id, action: "run", reason: `no cache entry for these inputs and code: its last run with this key failed (run ${failed.runId})`, key, failed, ...place };
+    if (failed) return { task: id, action: "run", reason: `no cache entry for these inputs and code: ${failedRunReason(failed)}`, key, failed, ...place };
     // The first change since the nearest earlier entry, as explain gives it: the entries are listed once per task.
     const near = await nearestOf(node, key, earlierEntries, itemInputOf(node));
     const since = near.newItem ?? (near.nearest?.changes.length ? firstChange(near.nearest.changes) : undefined);
@@ -566,4 +568,9 @@ function computingReason(computing: LeaseHolder): string {
   const by = `${computing.process}${computing.runId ? ` (run ${computing.runId})` : ""}`;
   const lapses = Number.isFinite(computing.expiresAt) ? `; its lease lapses in ${Math.max(0, Math.ceil((computing.expiresAt - Date.now()) / 1000))} s unless renewed` : "";
   return `being computed elsewhere now, by ${by}: a run would wait for it and take its entry (or compute it, if that fails)${lapses}`;
+}
+
+/** Plan's words for a key with no entry that a run failed for: what is known, not that its last run failed. */
+function failedRunReason(failed: FailedRun): string {
+  return `a run with this key failed (run ${failed.runId}, ${new Date(failed.startedAt).toISOString()}); no entry is stored for it`;
 }
