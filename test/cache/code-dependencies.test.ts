@@ -500,6 +500,52 @@ describe("a function task that reads process.env through another name", () => {
     expect(formStatuses((await tsxCjs("2")).stdout)).toEqual(all("succeeded"));
   });
 
+  it("keys a variable its function reads, not one its strings only mention: a changed value of the mentioned one changes nothing in plan or run", async () => {
+    await writeFile(
+      join(dir, "env-mention.flow.ts"),
+      [
+        `import { flow, task } from "cairn-dag";`,
+        `const mention = task("mention").run((_, ctx) => {`,
+        `  ctx.logger.info("set process.env.R3DEBUG=1 for more");`,
+        "  return { v: `see process.env['R3DEBUG2'] and process.env` };",
+        `});`,
+        `const real = task("real").run(() => ({ v: process.env.R3REAL ?? "-" }));`,
+        `export default flow("env-mention").build(() => ({ m: mention().v, r: real().v }));`,
+      ].join("\n"),
+    );
+    const with_ = (debug: string, real: string) => childEnv({ CAIRN_NO_AUTORUN: "0", R3DEBUG: debug, R3DEBUG2: debug, R3REAL: real });
+    const cairnAt = (debug: string, real: string, ...args: string[]) => start(process.execPath, [cairnBin, ...args, "--root", join(dir, ".cairn-mention")], { cwd: dir, env: with_(debug, real) }).done;
+    const mentionStatuses = (stdout: string) => Object.fromEntries([...stdout.matchAll(/^(mention|real)\s+(succeeded|cached)\s/gm)].map((m) => [m[1], m[2]]));
+    let r = await cairnAt("1", "1", "run", "env-mention.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(mentionStatuses(r.stdout)).toEqual({ mention: "succeeded", real: "succeeded" });
+    const plan = await cairnAt("2", "2", "plan", "env-mention.flow.ts");
+    expect(plan.stdout).toMatch(/^real\s+runs\s.*environment variable `R3REAL` changed value/m);
+    expect(plan.stdout).not.toMatch(/^mention\s+runs/m);
+    expect(plan.stdout).not.toContain("R3DEBUG");
+    r = await cairnAt("2", "2", "run", "env-mention.flow.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(mentionStatuses(r.stdout)).toEqual({ mention: "cached", real: "succeeded" });
+  });
+
+  it("does not warn of a function whose strings only mention process.env when the run's env gives a declared variable another value", async () => {
+    await writeFile(
+      join(dir, "env-said.ts"),
+      [
+        `import { flow, task } from "cairn-dag";`,
+        "const said = task(\"said\").env(\"R3W\").run((_, ctx) => ({ v: `${ctx.env(\"R3W\")}: not read from process.env` }));",
+        `const f = flow("env-said").build(() => ({ v: said().v }));`,
+        `const run = await f.run({ env: { ...process.env, R3W: "run's" }, root: process.argv[2] });`,
+        `run.on((e) => { if (e.type === "log" && e.level === "warn") console.log("WARN " + e.message); });`,
+        `console.log(JSON.stringify(await run.outputs()));`,
+      ].join("\n"),
+    );
+    const r = await start(tsx, ["env-said.ts", join(dir, ".cairn-said")], { cwd: dir, env: childEnv({ R3W: "process's" }) }).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`{"v":"run's: not read from process.env"}`);
+    expect(r.stdout).not.toContain("WARN");
+  });
+
   it("warns of a read whose names cannot be known (env[name], env imported from node:process) when the run's env gives a declared variable another value", async () => {
     await writeFile(
       join(dir, "env-unnamed.ts"),

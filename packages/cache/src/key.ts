@@ -179,10 +179,12 @@ export const SOURCE_CODE_ENTRY = Symbol.for("cairn.code.source");
 
 /**
  * Under this symbol a code-dependencies record may give what the task's function reads from
- * `process.env` through another name, as its module tells (`import { env } from "node:process"`
- * then `env.SCALE`; `const e = process.env`): `{ names, unnamed }`, the variables it reads by a
- * literal name, which enter the key as those of `TaskDefinition.envRead` do, and whether it reads
- * the object otherwise (`env[name]`), as `envReadUnnamed` says. A symbol, so never a name of the record.
+ * `process.env`, as its parsed text and its module tell (`process.env.SCALE`; `import { env } from
+ * "node:process"` then `env.SCALE`; `const e = process.env`; not a mention in a string or a
+ * comment): `{ names, unnamed }`, the variables it reads by a literal name, which enter the key,
+ * and whether it reads the object otherwise (`env[name]`). When given, it replaces
+ * `TaskDefinition.envRead` and `envReadUnnamed`, which a pattern found in the function's text.
+ * A symbol, so never a name of the record.
  */
 export const ENV_READ_ENTRY = Symbol.for("cairn.code.envRead");
 

@@ -481,9 +481,10 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
       for (const m of block.modules) addModule(base, m);
     }
   }
-  // What it reads from process.env through a name its module binds to it (`env.SCALE`), or one of its own.
-  const envReads = await envReadsOfFunction(fnText, own.processNames);
-  if (envReads.names.length || envReads.unnamed) Object.assign(deps, { [ENV_READ_ENTRY]: envReads });
+  // What it reads from process.env, also through a name its module binds to it (`env.SCALE`) or
+  // one of its own; given even when nothing, as this (from its parsed text) replaces what its
+  // definition found by a pattern that also matches strings and comments (envReadsOfTask).
+  Object.assign(deps, { [ENV_READ_ENTRY]: await envReadsOfFunction(fnText, own.processNames) });
   while (names.length || modules.length) {
     while (names.length) {
       const name = names.pop()!;

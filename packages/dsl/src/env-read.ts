@@ -11,8 +11,10 @@
  * literal read in a comment or a string counts too.
  *
  * The text alone cannot tell `env.SCALE` after `import { env } from "node:process"` from a read
- * of some other `env`: the code dependencies, which parse the function's module, find those
- * reads (processNamesOf, envReadsIn) and give them to the key beside these (ENV_READ_ENTRY).
+ * of some other `env`, nor a read from a mention in a string: the code dependencies, which parse
+ * the function and its module, find its reads (processNamesOf, envReadsIn) and give them to the
+ * key instead of these (ENV_READ_ENTRY); these count only when the function cannot be parsed or
+ * its module not read.
  */
 
 /** What a function's text reads from `process.env`. */

@@ -19,7 +19,6 @@ import {
   type RecordedInput,
   computeCacheKey,
   DECLARATION_ENTRY,
-  ENV_READ_ENTRY,
   SOURCE_CODE_ENTRY,
   completeEntry,
   describePath,
@@ -44,7 +43,7 @@ import { safePathSegment, safeRelativePath } from "../definition/artifact-path.t
 import { ArtifactMismatchError, CodeFileError, OptionError, UnsafePathError } from "../errors.ts";
 import { ArtifactStamps, type StampOf } from "./artifact-stamps.ts";
 import { makeFolder } from "../make-folder.ts";
-import type { EnvReadsOfTask } from "../run/env-readers.ts";
+import { envReadsOfTask, type EnvReadsOfTask } from "./env-reads.ts";
 import { RunScope } from "../run/run-scope.ts";
 import { expiredMiss, missReasonTag, type MissReason } from "./miss-reason.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
@@ -551,7 +550,7 @@ export class TaskCache {
     for (const name of node.task.env) env[name] = this.env[name];
     // Read by the function from the process's own environment, not the run's `env` (a declared
     // name keeps the run's value, which `ctx.env()` gives).
-    for (const name of [...(node.task.envRead ?? []), ...(envReadsFound(found)?.names ?? [])]) if (!(name in env)) env[name] = process.env[name];
+    for (const name of envReadsOfTask(node.task, found).names) if (!(name in env)) env[name] = process.env[name];
     // Their slow digests made off the event loop, several at once; computeCacheKey then finds them made.
     await Promise.all(Object.entries(env).map(([name, value]) => (value === undefined ? undefined : privateDigestAsync(value, `env\0${name}`))));
     const cacheKey = node.task.cache !== false ? node.task.cache.key : undefined;
@@ -642,14 +641,11 @@ export class TaskCache {
   }
 
   /**
-   * What `task`'s code reads from `process.env`: what its definition says (envRead,
-   * envReadUnnamed), with what its code dependencies found it reads through another name (an
-   * `env` imported from node:process), when they can be found.
+   * What `task`'s code reads from `process.env`, as its key has it (see envReadsOfTask): what its
+   * code dependencies found in its parsed text, when they can be found; else what its definition says.
    */
   async envReadsOf(task: TaskDefinition): Promise<EnvReadsOfTask> {
-    const found = task.codeDependencies ? envReadsFound(await this.dependenciesOf(task).catch(() => undefined)) : undefined;
-    const unnamed = task.envReadUnnamed ?? task.code.includes("process.env");
-    return { names: [...new Set([...(task.envRead ?? []), ...(found?.names ?? [])])], unnamed: unnamed || found?.unnamed === true };
+    return envReadsOfTask(task, task.codeDependencies ? await this.dependenciesOf(task).catch(() => undefined) : undefined);
   }
 
   /** A task's {@link TaskDefinition.codeDependencies}, found once per flow run (a task used by many nodes asks once). */
@@ -1785,9 +1781,3 @@ async function discardCopy(path: string): Promise<void> {
   await rm(aside, { recursive: true, force: true });
 }
 
-/** What a code-dependencies record says the function reads from process.env through another name (see ENV_READ_ENTRY). */
-function envReadsFound(found: Record<string, string> | undefined): EnvReadsOfTask | undefined {
-  const reads = (found as { [ENV_READ_ENTRY]?: { names?: unknown; unnamed?: unknown } } | undefined)?.[ENV_READ_ENTRY];
-  if (!reads) return undefined;
-  return { names: Array.isArray(reads.names) ? reads.names.filter((n): n is string => typeof n === "string") : [], unnamed: reads.unnamed === true };
-}

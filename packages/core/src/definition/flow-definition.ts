@@ -66,6 +66,8 @@ export interface TaskDefinition {
    * Environment variables the task's code reads from `process.env` itself by a literal name (the
    * DSL's function tasks, from the function's text): they enter the cache key as `env` ones do,
    * with their value in `process.env`, which is what the code reads. Not readable with `ctx.env()`.
+   * Found by a pattern that also matches a string or a comment: what the task's code dependencies
+   * find in its parsed text, when they give it (ENV_READ_ENTRY), counts instead.
    */
   readonly envRead?: readonly string[];
   /**

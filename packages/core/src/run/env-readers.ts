@@ -3,30 +3,25 @@
  * itself, run with an `env` of its own (`run({ env })`) that gives it another value than
  * `process.env`: the task's key holds the run's value, while the task reads the process's, so a
  * result computed with one value is stored under another's key. Said once per task when the run
- * starts, so that an app that embeds Cairn learns to read `ctx.env()` instead. The definition
- * says what the function reads (TaskDefinition.envRead, envReadUnnamed): a variable it reads by
+ * starts, so that an app that embeds Cairn learns to read `ctx.env()` instead. What the function
+ * reads is what its key has (envReadsOfTask): a variable it reads by
  * name that it does not declare is keyed with the process's value, which it reads, so only a
  * declared one is said; one read by a name its text does not show may be any declared one. Only
  * the function's own text was looked at (a helper it calls may read `process.env` unseen): a
  * hint, never a refusal.
  */
+import { envReadsOfTask, type EnvReadsOfTask } from "../caching/env-reads.ts";
 import type { FlowDefinition, TaskDefinition } from "../definition/flow-definition.ts";
-
-/** What a task's code reads from `process.env` (see TaskCache.envReadsOf). */
-export interface EnvReadsOfTask {
-  readonly names: readonly string[];
-  readonly unnamed: boolean;
-}
 
 /**
  * The warnings for the run's function tasks that read from `process.env` a declared variable the
  * run's `env` gives another value; never a value. `readsOf`: what a task's code reads, with what
- * its module tells (an `env` imported from node:process); by default what its definition says.
+ * its module tells (TaskCache.envReadsOf); by default what its definition says (envReadsOfTask).
  */
 export async function processEnvReaderWarnings(
   definition: FlowDefinition,
   env: NodeJS.ProcessEnv,
-  readsOf: (task: TaskDefinition) => Promise<EnvReadsOfTask> = async (task) => definitionReads(task),
+  readsOf: (task: TaskDefinition) => Promise<EnvReadsOfTask> = async (task) => envReadsOfTask(task),
 ): Promise<string[]> {
   if (env === process.env) return [];
   const warnings: string[] = [];
@@ -40,11 +35,6 @@ export async function processEnvReaderWarnings(
     warnings.push(warning);
   }
   return warnings;
-}
-
-/** What the definition says its code reads; a definition made by hand (makeTask) does not say: any mention counts. */
-function definitionReads(task: TaskDefinition): EnvReadsOfTask {
-  return { names: task.envRead ?? [], unnamed: task.envReadUnnamed ?? task.code.includes("process.env") };
 }
 
 /** The warning for task `name`, whose declared variables `differ` have another value in the run's `env`; undefined when it reads none of them from `process.env`. */
