@@ -505,7 +505,8 @@ describe("pools, dead workers, stale code, cancel", () => {
     const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
     expect(failed).toMatchObject({ task: "mode", error: { name: "StaleCodeError" } });
     expect(failed.error.message).toContain("its environment there differs from the one the flow run was started with (environment variable MODE");
-    expect(failed.error.message).toContain("Give that worker the coordinator's values");
+    expect(failed.error.message).toContain("Give that worker the coordinator's values of the variables the task declares with .env() (MODE;");
+    expect(failed.error.message).not.toContain("computed name");
     expect(failed.error.message).not.toContain("gpu-fp16");
   }, 120_000);
 
@@ -519,7 +520,10 @@ describe("pools, dead workers, stale code, cancel", () => {
     const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
     expect(failed).toMatchObject({ task: "scaled", error: { name: "StaleCodeError" } });
     expect(failed.error.message).toContain("its environment there differs from the one the flow run was started with (environment variable SCALE");
-    expect(failed.error.message).toContain("reads from process.env by name");
+    expect(failed.error.message).toContain("reads from process.env by name (SCALE;");
+    // The fix for a per-machine value that does not change what the task computes.
+    expect(failed.error.message).toContain("CUDA_VISIBLE_DEVICES");
+    expect(failed.error.message).toContain(`read it through a computed name instead (const name = "SCALE"; process.env[name])`);
     expect(`${r.stdout}${r.stderr}${other.log()}`).not.toContain("scale-at-");
     // Nothing was computed with the worker's value: a worker with the run's value computes it, once.
     other.kill("SIGKILL");

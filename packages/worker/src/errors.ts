@@ -110,12 +110,22 @@ export class StaleCodeError extends CairnError {
     readonly refused: Refusals = { by: [worker.id], waitedMs: 0 },
     /** What differs in the Python environment it would run in (interpreter, packages), in words; absent when it agrees. */
     readonly environment?: string,
+    /** Of `envDiffers`, those its function reads from process.env by name without declaring them with .env(). */
+    readonly envReadUndeclared: string[] = [],
   ) {
     const code = differs.length > 0;
     const env = envDiffers.map((name) => `environment variable ${name} (its value enters the task's cache key)`);
+    const declared = envDiffers.filter((name) => !envReadUndeclared.includes(name));
+    const read = envDiffers.filter((name) => envReadUndeclared.includes(name));
     const fixes = [
       ...(code ? ["Update that worker's checkout to the coordinator's commit (and restart it), or stop it; a worker never runs other code than the run asked for."] : []),
-      ...(env.length ? ["Give that worker the coordinator's values of the variables the task declares with .env() or its function reads from process.env by name (and restart it): what it computed with others would be stored under the run's cache key."] : []),
+      ...(declared.length ? [`Give that worker the coordinator's values of the variables the task declares with .env() (${declared.join(", ")}; and restart it): what it computed with others would be stored under the run's cache key.`] : []),
+      ...(read.length
+        ? [
+            `Give that worker the coordinator's values of the variables the task's function reads from process.env by name (${read.join(", ")}; and restart it): what it computed with others would be stored under the run's cache key. ` +
+              `If a value differs by machine without changing what the task computes (a device list such as CUDA_VISIBLE_DEVICES, HOSTNAME), read it through a computed name instead (const name = ${JSON.stringify(read[0])}; process.env[name]): the key does not follow such a read, so workers do not compare it.`,
+          ]
+        : []),
       ...(environment
         ? ["Give that worker a Python with the coordinator's version and packages (its CAIRN_PYTHON, active virtualenv or project .venv; then restart it): a task's Python environment enters its cache key, and what it computed with others would be stored under the run's."]
         : []),

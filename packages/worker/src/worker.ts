@@ -414,7 +414,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     if (differs.length || envDiffers.length || environment) {
       const what = differs.length ? "code" : "environment";
       const why = `its ${what} here differs (${[...differs, ...envDiffers.map((n) => `environment variable ${n}`), ...(environment ? [environment] : [])].join(", ")})`;
-      return refuse(why, `a worker with the run's ${what}`, (refused) => new StaleCodeError(task, file, { id, host }, differs, envDiffers, refused, environment));
+      return refuse(why, `a worker with the run's ${what}`, (refused) => new StaleCodeError(task, file, { id, host }, differs, envDiffers, refused, environment, envDiffers.filter((n) => !node.task.env.includes(n))));
     }
     // The secrets the coordinator knew from the start are known here before the task starts: an
     // output that carries one is refused before anything is written (cache entry, MLflow, Redis).
