@@ -927,4 +927,12 @@ describe("run({ dispatcher }) and run({ queue }) from an app", () => {
     expect(r.json.at(-1)).toEqual({ total: 37 });
     for (const pids of Object.values(await markers(markerDir))) expect(pids).toEqual([w!.child.pid]);
   }, 120_000);
+  it("run({ queue, env }) sends the build its env names (CAIRN_TEST_BUILD), as its flow run's tag says: a worker of that build runs the tasks", async () => {
+    const { env, markerDir } = await testEnv("queue-env-build");
+    const [w] = await spawnWorkers(1, { ...env, CAIRN_TEST_BUILD: "0000000-given", CAIRN_QUEUE_STALE_GRACE_MS: "1000" });
+    const r = await tsxScript(join(import.meta.dirname, "fixtures/app-queue.ts"), [], { ...env, QUEUE_URL: servers.redis.url, APP_ROOT: await tmp(), RUN_BUILD: "0000000-given" }).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toEqual({ total: 37 });
+    for (const pids of Object.values(await markers(markerDir))) expect(pids).toEqual([w!.child.pid]);
+  }, 120_000);
 });

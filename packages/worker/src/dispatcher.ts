@@ -142,8 +142,8 @@ class RedisQueueDispatcher implements QueueDispatcher {
       const opened = await this.queueOf(queueName(task.flowName, task.pool));
       events = opened.events;
       queue = opened.queue;
-      // The coordinator's Cairn: a worker of another refuses the job before it runs anything.
-      job = await opened.queue.add(task.nodeId, { ...data, cairn: cairnBuild().id } satisfies JobData, {
+      // The coordinator's Cairn, as the run's env names it (CAIRN_TEST_BUILD): a worker of another refuses the job before it runs anything.
+      job = await opened.queue.add(task.nodeId, { ...data, cairn: data.cairn ?? cairnBuild().id } satisfies JobData, {
         jobId: id,
         attempts: 1, // the task's own retries run in the worker; a job is sent again only when its worker dies
         // Removed as soon as its outcome is here (settle); this clears the jobs of a coordinator that died.

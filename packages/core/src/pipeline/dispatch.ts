@@ -57,6 +57,11 @@ export interface DispatchedTask {
   readonly runTags?: Readonly<Record<string, string>>;
   /** The names (never the values) of the secrets the run was given up front: the other side reads each before the task starts, so that an output carrying one is refused there. */
   readonly secretNames?: readonly string[];
+  /**
+   * The Cairn that made its key and code fingerprint, "0.1.0+57ab83a" (`cairnBuild(env).id` of
+   * the run's env, as its flow run's tag says): another Cairn there would make others.
+   */
+  readonly cairn?: string;
   /** The node, in this process only (not to be sent). */
   readonly node: FlowNode;
 }

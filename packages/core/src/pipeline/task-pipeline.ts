@@ -21,6 +21,7 @@ import type { Flight } from "./single-flight.ts";
 import { RunScope } from "../run/run-scope.ts";
 import { sentCodeFingerprint, RemoteTaskError, type TaskDispatcher } from "./dispatch.ts";
 import { CancelledError } from "../errors.ts";
+import { cairnBuild } from "../cairn-build.ts";
 import { HitQueue } from "./hit-queue.ts";
 
 /**
@@ -173,6 +174,7 @@ export class TaskPipeline {
           code: await sentCodeFingerprint(node, task.key, this.s.cache, this.s.flowRunId),
           ...(this.s.runTags ? { runTags: this.s.runTags } : {}),
           ...(this.s.secrets.givenNames.length ? { secretNames: this.s.secrets.givenNames } : {}),
+          cairn: cairnBuild(this.s.env).id,
           node,
         },
         signal,
