@@ -534,6 +534,15 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(ok.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { scale: "scale-at-coordinator" } });
   }, 120_000);
 
+  it("an input of -0 reaches a task on a worker as -0, as in one process (JSON would make it 0, while its key is -0's)", async () => {
+    const { env } = await testEnv("queue-negative-zero");
+    const file = join(import.meta.dirname, "fixtures/negative-zero.flow.ts");
+    workers.push(await startWorker(file, servers.redis.url, ["--root", await tmp()], env));
+    const r = await cairnRun(file, await tmp(), ["--queue", servers.redis.url], env).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { x: "-0", item: "-0" } });
+  }, 120_000);
+
   it("a worker with the coordinator's Python (the same venv) takes a Python task; with CAIRN_PYTHON_ENV_KEY on, one whose Python has other packages, or whose switch is off, refuses it, saying why", async () => {
     const python = join(repo, ".venv/bin/python");
     const file = join(import.meta.dirname, "fixtures/python.flow.ts");

@@ -16,7 +16,7 @@ import { parseOwner } from "@cairn/cache";
 import { CancelledError, cairnBuild, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, redactUri, shellQuote, type Tracker } from "@cairn/core";
 import { PoisonTaskError, QueueInputsTooLargeError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
-import { type JobData, type JobProgress, STALLED_REASON } from "./job.ts";
+import { type JobData, type JobProgress, STALLED_REASON, withNegativeZerosNoted } from "./job.ts";
 import { closeDeadRuns } from "./dead-runs.ts";
 import { fromSent, type SentOutcome } from "./outputs-by-reference.ts";
 import { readWorkers } from "./workers-list.ts";
@@ -143,7 +143,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
       events = opened.events;
       queue = opened.queue;
       // The coordinator's Cairn, as the run's env names it (CAIRN_TEST_BUILD): a worker of another refuses the job before it runs anything.
-      job = await opened.queue.add(task.nodeId, { ...data, cairn: data.cairn ?? cairnBuild().id } satisfies JobData, {
+      job = await opened.queue.add(task.nodeId, withNegativeZerosNoted({ ...data, cairn: data.cairn ?? cairnBuild().id } satisfies JobData), {
         jobId: id,
         attempts: 1, // the task's own retries run in the worker; a job is sent again only when its worker dies
         // Removed as soon as its outcome is here (settle); this clears the jobs of a coordinator that died.

@@ -22,7 +22,48 @@ export type JobData = Omit<DispatchedTask, "node"> & {
    * the job before anything runs (BuildMismatchError). Absent from a coordinator older than this field.
    */
   readonly cairn?: string;
+  /**
+   * Where its inputs and params hold -0, which JSON (and so Redis) writes as 0: each a path of
+   * keys from the job's data (`["inputs", "deep", "list", 1]`). The worker puts -0 back there
+   * (restoreNegativeZeros), so that a task that tells -0 from 0, as its key does, gets on a
+   * worker what it gets in one process. Absent when there is none.
+   */
+  readonly negativeZeros?: ReadonlyArray<ReadonlyArray<string | number>>;
 };
+
+/** `data` with the paths of the -0 numbers of its inputs and params noted (see JobData.negativeZeros). */
+export function withNegativeZerosNoted(data: JobData): JobData {
+  const found: Array<Array<string | number>> = [];
+  const visit = (value: unknown, path: Array<string | number>): void => {
+    if (Object.is(value, -0)) found.push(path);
+    else if (Array.isArray(value)) value.forEach((item, i) => visit(item, [...path, i]));
+    else if (value !== null && typeof value === "object") for (const [key, item] of Object.entries(value)) visit(item, [...path, key]);
+  };
+  visit(data.inputs, ["inputs"]);
+  visit(data.params, ["params"]);
+  return found.length ? { ...data, negativeZeros: found } : data;
+}
+
+/**
+ * Puts -0 back where `data.negativeZeros` says (in place: `data` is a job's freshly parsed
+ * JSON). Only where a 0 is, through the data's own properties: a path that leads elsewhere
+ * (another Cairn's, or a crafted job's) changes nothing.
+ */
+export function restoreNegativeZeros(data: JobData): JobData {
+  for (const path of Array.isArray(data.negativeZeros) ? data.negativeZeros : []) {
+    if (!Array.isArray(path) || (path[0] !== "inputs" && path[0] !== "params")) continue;
+    let parent: unknown = data;
+    for (const key of path.slice(0, -1)) parent = ownProperty(parent, key);
+    const last = path.at(-1);
+    if (last !== undefined && ownProperty(parent, last) === 0) (parent as Record<string | number, unknown>)[last] = -0;
+  }
+  return data;
+}
+
+function ownProperty(value: unknown, key: unknown): unknown {
+  if (value === null || typeof value !== "object" || (typeof key !== "string" && typeof key !== "number")) return undefined;
+  return Object.hasOwn(value, key) ? (value as Record<string | number, unknown>)[key] : undefined;
+}
 
 /** Noted on the job as its task's runs open: one per worker that took it. */
 export interface JobProgress {

@@ -38,7 +38,7 @@ import {
   TaskCache,
 } from "@cairn/core";
 import { buildMismatch, BuildMismatchError, QueueUnreachableError, type Refusals, refusedSentence, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
-import type { JobData, JobProgress } from "./job.ts";
+import { type JobData, type JobProgress, restoreNegativeZeros } from "./job.ts";
 import { closeDeadRuns } from "./dead-runs.ts";
 import { type SentOutcome, toSent } from "./outputs-by-reference.ts";
 import { readWorkers, type WorkerRecord } from "./workers-list.ts";
@@ -335,7 +335,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   };
 
   const runJob = async (job: Job<JobData, SentOutcome>, token?: string): Promise<SentOutcome> => {
-    const data = job.data;
+    // JSON made its -0 inputs 0: the task gets them as the coordinator's key has them.
+    const data = restoreNegativeZeros(job.data);
     const task = data.nodeId;
     const fail = (error: Error & { code?: string }, status: "failed" | "refused"): DispatchedOutcome => {
       tell({ type: "task", status, task, flowRunId: data.flowRunId, message: error.message });
