@@ -9,7 +9,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairnBin, childEnv, jsonLines, start, tmp } from "../cache/helpers.ts";
-import { cairn, reliabilityFixture, startProxy, taskRunning } from "./helpers.ts";
+import { cairn, killServer, reliabilityFixture, startProxy, taskRunning } from "./helpers.ts";
 
 const flowFile = reliabilityFixture("slow-task.flow.ts");
 
@@ -30,16 +30,6 @@ async function server(again?: MlflowServer): Promise<MlflowServer> {
   const s = await startMlflowServer(again ? { again } : {});
   servers.push(s);
   return s;
-}
-
-/** Kills the server's process group with SIGKILL and resolves once its port refuses connections. */
-async function killServer(s: MlflowServer): Promise<void> {
-  process.kill(-s.pgid, "SIGKILL");
-  for (;;) {
-    const refused = await fetch(`${s.uri}/health`, { signal: AbortSignal.timeout(1000) }).then(() => false, () => true);
-    if (refused) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** `cairn run` of slow-task.flow.ts against `uri`; `onSlow` is called once, when "slow" runs. */

@@ -6,6 +6,7 @@ import type { ChildProcess } from "node:child_process";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import type { MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { type Exit, type Started, cairnBin, childEnv, jsonLines, start } from "../cache/helpers.ts";
 
 export { jsonLines } from "../cache/helpers.ts";
@@ -80,4 +81,14 @@ export async function startProxy(
         proxy.close(() => r());
       }),
   };
+}
+
+/** Kills the server's process group with SIGKILL and resolves once its port refuses connections. */
+export async function killServer(s: MlflowServer): Promise<void> {
+  process.kill(-s.pgid, "SIGKILL");
+  for (;;) {
+    const refused = await fetch(`${s.uri}/health`, { signal: AbortSignal.timeout(1000) }).then(() => false, () => true);
+    if (refused) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairnBin, childEnv, jsonLines, start, tmp } from "../cache/helpers.ts";
-import { cairnRunKilled, reliabilityFixture, startProxy, taskRunning } from "./helpers.ts";
+import { cairnRunKilled, killServer, reliabilityFixture, startProxy, taskRunning } from "./helpers.ts";
 
 const flowFile = reliabilityFixture("closing-task.flow.ts");
 
@@ -94,16 +94,6 @@ describe("a task's succeeded with an MLflow server", () => {
     expect(again.json.find((e) => e.type === "task" && e.task === "prep" && e.status === "succeeded")).not.toHaveProperty("recorded");
   }, 180_000);
 });
-
-/** Kills the server's process group with SIGKILL and resolves once its port refuses connections. */
-async function killServer(s: MlflowServer): Promise<void> {
-  process.kill(-s.pgid, "SIGKILL");
-  for (;;) {
-    const refused = await fetch(`${s.uri}/health`, { signal: AbortSignal.timeout(1000) }).then(() => false, () => true);
-    if (refused) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A short retry policy: a dead server is given up on in seconds. */
 const FAST = { MLFLOW_HTTP_REQUEST_MAX_RETRIES: "2", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "0.2", MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: "0" };
