@@ -3,9 +3,10 @@
  * run never hands the edited bytes on as the hit's output. With the embedded store (no other
  * copy) the task runs again; with an MLflow server the recorded bytes are downloaded from the
  * run and the edited file is left alone. A hit whose file kept its size and mtime reads none of
- * its bytes: the reads of node:fs are counted by path (everything else about them is real).
+ * its bytes, nor does one whose folder kept its files' names and stats: the reads of node:fs are
+ * counted by path (everything else about them is real).
  */
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { type Artifact, flow, task } from "@cairn/dsl";
@@ -43,6 +44,47 @@ function artifactFlow(name: string) {
 }
 
 const readsOf = (path: string) => reads.filter((p) => resolve(p) === resolve(path));
+/** Reads of the files in the folder at `path`. */
+const readsIn = (path: string) => reads.filter((p) => resolve(p).startsWith(`${resolve(path)}/`));
+
+/** Files in the folder artifact: many, of one size, all at one time (a file system's clock ticks coarsely). */
+const FOLDER_FILES = 300;
+const FOLDER_TIME = 1_700_000_000;
+const fileName = (i: number) => `part-${String(i).padStart(4, "0")}.bin`;
+
+/**
+ * make writes the folder model/ (FOLDER_FILES files of 100 bytes, in shards/ and at its top, all
+ * stamped FOLDER_TIME); use reads every file in it. Another `version` is another input of use.
+ */
+function folderFlow(name: string) {
+  const calls = { make: 0, use: 0 };
+  const make = task(`${name}-make`).run(async (_, ctx) => {
+    calls.make++;
+    const folder = await ctx.artifacts.path("model");
+    await mkdir(join(folder, "shards"), { recursive: true });
+    for (let i = 0; i < FOLDER_FILES; i++) {
+      const file = join(folder, i % 2 ? "shards" : "", fileName(i));
+      await writeFile(file, Buffer.alloc(100, i % 251));
+      await utimes(file, FOLDER_TIME, FOLDER_TIME);
+    }
+    return { model: await ctx.artifacts.file("model") };
+  });
+  const use = task(`${name}-use`)
+    .input<{ model: Artifact; version: number }>()
+    .run(async ({ model, version }) => {
+      calls.use++;
+      const top = await readdir(model.path);
+      const shards = await readdir(join(model.path, "shards"));
+      const bytes = (await Promise.all(shards.map((f) => readFile(join(model.path, "shards", f))))).reduce((n, b) => n + b.length, 0);
+      return { files: top.length - 1 + shards.length, shardBytes: bytes, firstByte: (await readFile(join(model.path, fileName(0))))[0], version, from: model.path };
+    });
+  const build = (version: number) =>
+    flow(name).build(() => {
+      const made = make();
+      return { model: made.model, used: use({ model: made.model, version }).$out };
+    });
+  return { calls, build };
+}
 
 describe("an artifact kept in this root, with the embedded store", () => {
   beforeEach(() => void reads.splice(0));
@@ -98,6 +140,72 @@ describe("an artifact kept in this root, with the embedded store", () => {
   });
 });
 
+describe("a folder artifact kept in this root, with the embedded store", () => {
+  beforeEach(() => void reads.splice(0));
+
+  it("a hit whose folder kept its files' names, sizes and times reads none of them, and an edit that keeps both goes unseen, as for a file", async () => {
+    const root = await tmp();
+    const f = folderFlow("folder-unread");
+    const first = await runCollect(f.build(1), { root });
+    expect(first.result.status, JSON.stringify(first.result.tasks)).toBe("succeeded");
+    const model = (first.result.outputs as { model: Artifact }).model;
+    reads.splice(0);
+    const again = await runCollect(f.build(1), { root });
+    expect(statuses(again.result)).toEqual({ "folder-unread-make": "cached", "folder-unread-use": "cached" });
+    expect(again.warnings).toEqual([]);
+    // Before, every hit digested the folder anew: each of its files was read.
+    expect(readsIn(model.path)).toEqual([]);
+    // The limit README states: same size, same time restored (touch -d) is trusted unread.
+    const edited = join(model.path, fileName(0));
+    await writeFile(edited, Buffer.alloc(100, 7));
+    await utimes(edited, FOLDER_TIME, FOLDER_TIME);
+    const third = await runCollect(f.build(2), { root });
+    expect(statuses(third.result)).toEqual({ "folder-unread-make": "cached", "folder-unread-use": "succeeded" });
+    expect(f.calls).toEqual({ make: 1, use: 2 });
+  });
+
+  const changes: Array<[string, (folder: string) => Promise<void>, RegExp]> = [
+    ["a file added", (folder) => writeFile(join(folder, "shards", "extra.bin"), "new"), /in the folder: shards\/extra\.bin added\)/],
+    ["a file removed", (folder) => rm(join(folder, "shards", fileName(3))), new RegExp(`in the folder: shards/${fileName(3)} removed\\)`)],
+    [
+      "a file renamed",
+      (folder) => rename(join(folder, fileName(2)), join(folder, "renamed.bin")),
+      new RegExp(`in the folder: renamed\\.bin added; ${fileName(2)} removed\\)`),
+    ],
+    [
+      "two files of one size and time swapped",
+      async (folder) => {
+        await rename(join(folder, fileName(0)), join(folder, "aside"));
+        await rename(join(folder, fileName(2)), join(folder, fileName(0)));
+        await rename(join(folder, "aside"), join(folder, fileName(2)));
+      },
+      new RegExp(`in the folder: ${fileName(0)}, ${fileName(2)} changed\\)`),
+    ],
+    [
+      "a file edited in place",
+      (folder) => writeFile(join(folder, fileName(4)), Buffer.alloc(100, 9)),
+      new RegExp(`in the folder: ${fileName(4)} changed\\)`),
+    ],
+  ];
+  for (const [change, make, named] of changes) {
+    it(`${change}: the task runs again and its warning names the file`, async () => {
+      const root = await tmp();
+      const name = `folder-${change.split(" ").slice(-1)[0]}`;
+      const f = folderFlow(name);
+      const first = await runCollect(f.build(1), { root });
+      const model = (first.result.outputs as { model: Artifact }).model;
+      await make(model.path);
+      const again = await runCollect(f.build(2), { root });
+      expect(statuses(again.result)).toEqual({ [`${name}-make`]: "succeeded", [`${name}-use`]: "succeeded" });
+      expect(f.calls).toEqual({ make: 2, use: 2 });
+      expect((again.result.outputs as { used: { files: number; firstByte: number } }).used).toMatchObject({ files: FOLDER_FILES, firstByte: 0 });
+      const warning = again.warnings.find((w) => /changed since it was cached/.test(w));
+      expect(warning).toContain(`${model.path} no longer holds the bytes its run recorded (in the folder: `);
+      expect(warning).toMatch(named);
+    });
+  }
+});
+
 describe("an artifact kept in this root, with an MLflow server", () => {
   let server: MlflowServer;
   beforeAll(async () => {
@@ -136,4 +244,32 @@ describe("an artifact kept in this root, with an MLflow server", () => {
       expect((await stat(used.from)).size).toBe(7);
     }, 120_000);
   }
+
+  it("a folder with a file edited in place: the hit stays, the dependant reads the recorded folder downloaded from the run, and the warning names the file", async () => {
+    const root = await tmp();
+    const env = { MLFLOW_TRACKING_URI: server.uri };
+    const f = folderFlow("mlflow-folder");
+    const first = await runCollect(f.build(1), { root, env });
+    expect(first.result.status).toBe("succeeded");
+    const model = (first.result.outputs as { model: Artifact }).model;
+    const makeRun = first.result.tasks["mlflow-folder-make"]!.runId!;
+    reads.splice(0);
+    const hit = await runCollect(f.build(1), { root, env });
+    expect(statuses(hit.result)).toEqual({ "mlflow-folder-make": "cached", "mlflow-folder-use": "cached" });
+    expect(readsIn(model.path)).toEqual([]);
+    await writeFile(join(model.path, "shards", fileName(1)), "edited");
+    const again = await runCollect(f.build(2), { root, env });
+    expect(statuses(again.result)).toEqual({ "mlflow-folder-make": "cached", "mlflow-folder-use": "succeeded" });
+    expect(f.calls).toEqual({ make: 1, use: 2 });
+    const used = (again.result.outputs as { used: { from: string; shardBytes: number } }).used;
+    expect(used.from).toBe(join(root, "downloads", makeRun, "model"));
+    expect(used.shardBytes).toBe(100 * (FOLDER_FILES / 2));
+    const warning = again.warnings.find((w) => w.includes(model.path));
+    expect(warning).toContain(`its artifact ${model.path} (in the folder: shards/${fileName(1)} changed) was edited in place since it was cached`);
+    // The download is stamped too: the run after reads none of its files.
+    reads.splice(0);
+    const third = await runCollect(f.build(2), { root, env });
+    expect(statuses(third.result)).toEqual({ "mlflow-folder-make": "cached", "mlflow-folder-use": "cached" });
+    expect(readsIn(used.from)).toEqual([]);
+  }, 120_000);
 });

@@ -1,11 +1,11 @@
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import objectHash from "object-hash";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { canonicalText } from "./hash.ts";
-import { describePath, digestFile, digestFileSync, digestPath, hashValue, sha256 } from "./index.ts";
+import { describePath, digestFile, digestFileSync, digestPath, hashValue, listFolder, sha256 } from "./index.ts";
 
 let dir: string;
 beforeEach(async () => {
@@ -141,6 +141,24 @@ describe("digestFile / digestPath", () => {
 
     await writeFile(join(b, "sub", "z.txt"), "changed");
     expect(await digestPath(b)).not.toBe(await digestPath(a));
+  });
+
+  it("lists a folder's entries by one stat each, as its digest walks them, reading no file", async () => {
+    const root = join(dir, "listed");
+    await mkdir(join(root, "sub", "empty"), { recursive: true });
+    await writeFile(join(root, "x.txt"), "12345");
+    await symlink("../x.txt", join(root, "sub", "to-x"));
+    await symlink("missing", join(root, "broken"));
+    const listing = await listFolder(root);
+    const x = await stat(join(root, "x.txt"), { bigint: true });
+    expect(listing).toEqual({
+      "x.txt": `file 5 ${x.mtimeNs} ${x.ino}`,
+      // A link to a file is the file, as its digest reads it; a broken one counts by its target text.
+      "sub/to-x": `file 5 ${x.mtimeNs} ${x.ino}`,
+      broken: "link missing",
+      sub: "dir",
+      "sub/empty": "dir",
+    });
   });
 
   it("counts renames and empty folders", async () => {

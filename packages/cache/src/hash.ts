@@ -270,11 +270,34 @@ export async function describePath(path: string): Promise<PathDescription> {
   return { digest: hash.digest("hex"), sizeBytes, fileCount: files.length, kind: "folder" };
 }
 
+/**
+ * What one walk of a folder's stats says of it, by relative path (with `/`): each file's size,
+ * modification time (ns) and inode, each folder, each link counted by its target text; the
+ * same entries, links followed the same way, as {@link describePath} digests. No file is read.
+ */
+export type FolderListing = Record<string, string>;
+
+/**
+ * The {@link FolderListing} of the folder at `path`: what a folder's digest is trusted on once
+ * taken (a file added, removed or renamed in it, or edited in place, changes it). The inode is
+ * there so that two files of one size and time swapped by name are seen too: a file system's
+ * clock ticks coarsely enough for a task's files to share a time.
+ */
+export async function listFolder(path: string): Promise<FolderListing> {
+  const records: FolderRecord[] = [];
+  await walk(path, "", [await realpath(path)], records);
+  const listing: FolderListing = {};
+  for (const record of records) listing[record.relative] = record.type === "file" ? `file ${record.stamp}` : record.type === "link" ? `link ${record.target}` : "dir";
+  return listing;
+}
+
 interface FileRecord {
   type: "file";
   relative: string;
   absolute: string;
   size: number;
+  /** What one stat says of the file: size, modification time (ns) and inode (see {@link listFolder}). */
+  stamp: string;
   digest: string;
 }
 type FolderRecord = FileRecord | { type: "dir"; relative: string } | { type: "link"; relative: string; target: string };
@@ -283,11 +306,11 @@ async function walk(absolute: string, relative: string, ancestors: string[], out
   for (const dirent of await readdir(absolute, { withFileTypes: true })) {
     const childAbsolute = join(absolute, dirent.name);
     const childRelative = relative ? `${relative}/${dirent.name}` : dirent.name;
-    let info = await lstat(childAbsolute);
+    let info = await lstat(childAbsolute, { bigint: true });
     if (info.isSymbolicLink()) {
       const target = await readlink(childAbsolute);
       try {
-        info = await stat(childAbsolute);
+        info = await stat(childAbsolute, { bigint: true });
       } catch {
         out.push({ type: "link", relative: childRelative, target });
         continue;
@@ -301,7 +324,8 @@ async function walk(absolute: string, relative: string, ancestors: string[], out
       out.push({ type: "dir", relative: childRelative });
       await walk(childAbsolute, childRelative, [...ancestors, await realpath(childAbsolute)], out);
     } else if (info.isFile()) {
-      out.push({ type: "file", relative: childRelative, absolute: childAbsolute, size: info.size, digest: "" });
+      const stamp = `${info.size} ${info.mtimeNs} ${info.ino}`;
+      out.push({ type: "file", relative: childRelative, absolute: childAbsolute, size: Number(info.size), stamp, digest: "" });
     }
     // Sockets, FIFOs and devices have no content to digest; they are left out.
   }

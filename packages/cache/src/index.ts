@@ -5,8 +5,8 @@
  */
 
 // Hashing
-export { CACHE_SCHEMA_VERSION, describePath, digestFile, digestFileSync, digestPath, hashValue, privateDigest, privateDigestAsync, sha256 } from "./hash.ts";
-export type { PathDescription } from "./hash.ts";
+export { CACHE_SCHEMA_VERSION, describePath, digestFile, digestFileSync, digestPath, hashValue, listFolder, privateDigest, privateDigestAsync, sha256 } from "./hash.ts";
+export type { FolderListing, PathDescription } from "./hash.ts";
 
 // Cache keys
 export { computeCacheKey, DECLARATION_ENTRY, diffIngredients, ENV_READ_ENTRY, environmentChange, keyOfIngredients, kindRunEntry, replaceArtifacts, RECORDED_PACKAGES_MAX, RECORDED_VALUE_MAX_BYTES, SOURCE_CODE_ENTRY } from "./key.ts";

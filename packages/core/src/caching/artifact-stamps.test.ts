@@ -1,8 +1,8 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { sha256 } from "@cairn/cache";
+import { digestPath, sha256 } from "@cairn/cache";
 import { ArtifactStamps } from "./artifact-stamps.ts";
 
 const dirs: string[] = [];
@@ -27,11 +27,11 @@ describe("ArtifactStamps", () => {
     await first.add("run1", [taken.stamp!]);
     // Another process: it reads the run's stamp file.
     const later = new ArtifactStamps(stamps);
-    expect(await later.digestOf(file, "run1", await stat(file, { bigint: true }), { record: true })).toBe(sha256("payload"));
+    expect(await later.digestOf(file, "run1", await stat(file, { bigint: true }), { record: true })).toEqual({ digest: sha256("payload") });
     await writeFile(file, "PAYLOAD");
-    expect(await later.digestOf(file, "run1", await stat(file, { bigint: true }), { record: true })).toBe(sha256("PAYLOAD"));
+    expect(await later.digestOf(file, "run1", await stat(file, { bigint: true }), { record: true })).toEqual({ digest: sha256("PAYLOAD") });
     // Another run has no stamp of it: the file is read.
-    expect(await later.digestOf(file, "run2", await stat(file, { bigint: true }), { record: false })).toBe(sha256("PAYLOAD"));
+    expect(await later.digestOf(file, "run2", await stat(file, { bigint: true }), { record: false })).toEqual({ digest: sha256("PAYLOAD") });
   });
 
   it("writes the stamps of many files, added at once, all into their run's file", async () => {
@@ -44,5 +44,25 @@ describe("ArtifactStamps", () => {
     const written = JSON.parse(await readFile(join(dir, "artifact-stamps", "run1.json"), "utf8")) as Record<string, { digest: string }>;
     expect(Object.keys(written).sort()).toEqual([...files].sort());
     expect(written[files[7]!]!.digest).toBe(sha256("content 7"));
+  });
+
+  it("knows a stamped folder by its files' names and stats, and says which changed once one is added, removed or edited", async () => {
+    const dir = await tmp();
+    const folder = join(dir, "model");
+    await mkdir(join(folder, "sub"), { recursive: true });
+    await writeFile(join(folder, "a.bin"), "a");
+    await writeFile(join(folder, "sub", "b.bin"), "b");
+    const stamps = join(dir, "artifact-stamps");
+    const first = new ArtifactStamps(stamps);
+    const taken = await first.describe(folder);
+    expect(taken.described.digest).toBe(await digestPath(folder));
+    await first.add("run1", [taken.stamp!]);
+    const later = new ArtifactStamps(stamps);
+    const digestOf = async () => later.digestOf(folder, "run1", await stat(folder, { bigint: true }), { record: false });
+    expect(await digestOf()).toEqual({ digest: taken.described.digest });
+    await writeFile(join(folder, "sub", "b.bin"), "B, longer");
+    await writeFile(join(folder, "c.bin"), "c");
+    await rm(join(folder, "a.bin"));
+    expect(await digestOf()).toEqual({ digest: await digestPath(folder), changed: { edited: ["sub/b.bin"], added: ["c.bin"], removed: ["a.bin"] } });
   });
 });

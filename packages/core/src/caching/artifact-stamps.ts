@@ -1,17 +1,19 @@
 /**
- * What this root knows of the artifact files it digested: each file's size and modification
- * time (ns) when its digest was taken, as DVC keeps them for the files it tracks. A hit whose
- * artifact kept both since is trusted on one stat instead of reading the file again; one whose
- * stat changed (an edit in place, through any of its hard links) is digested anew. A stamp is a
- * fact about a file here, not about an entry, so it is kept in this root alone
- * (`<root>/artifact-stamps/<run id>.json`, one file per run whose artifacts it stamps), never in
- * an entry a shared store or server holds: a stat says nothing of another machine's copy. A file
- * with no stamp (written by an older Cairn, or a stamp lost to a race) is digested, as before.
+ * What this root knows of the artifacts it digested: each file's size and modification time (ns)
+ * when its digest was taken, as DVC keeps them for the files it tracks, and for a folder the same
+ * of every file in it with their names (its {@link FolderListing}). A hit whose artifact kept all
+ * of them since is trusted on its stats instead of reading the bytes again; one whose stat or
+ * listing changed (an edit in place, through any of its hard links; a file added, removed or
+ * renamed in a folder) is digested anew. A stamp is a fact about a file here, not about an entry,
+ * so it is kept in this root alone (`<root>/artifact-stamps/<run id>.json`, one file per run whose
+ * artifacts it stamps), never in an entry a shared store or server holds: a stat says nothing of
+ * another machine's copy. An artifact with no stamp (written by an older Cairn, or a stamp lost to
+ * a race) is digested, as before.
  */
 import type { BigIntStats } from "node:fs";
 import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve as resolvePath } from "node:path";
-import { describePath, partialPath, type PathDescription } from "@cairn/cache";
+import { describePath, type FolderListing, listFolder, partialPath, type PathDescription } from "@cairn/cache";
 import { safePathSegment } from "../definition/artifact-path.ts";
 import { makeFolder } from "../make-folder.ts";
 
@@ -23,10 +25,31 @@ interface FileStamp {
   mtimeNs: string;
 }
 
-type RunStamps = Record<string, FileStamp>;
+/** A folder's digest and the listing it had while it was read. No `size`: an older Cairn, which stamps files alone, never takes it for a file's. */
+interface FolderStamp {
+  digest: string;
+  files: FolderListing;
+}
 
-/** A stamp with the file it is of (its absolute path). */
-export type StampOf = FileStamp & { path: string };
+type RunStamps = Record<string, FileStamp | FolderStamp>;
+
+/** A stamp with the file or folder it is of (its absolute path). */
+export type StampOf = (FileStamp | FolderStamp) & { path: string };
+
+/** An artifact's digest as {@link ArtifactStamps.digestOf} found it. */
+export interface StampedDigest {
+  digest: string;
+  /** For a stamped folder whose listing changed: how, by relative path. */
+  changed?: FolderChanges;
+}
+
+/** What changed in a folder since its stamp, by relative path (with `/`), each sorted. */
+export interface FolderChanges {
+  /** Whose size, time or inode is not the stamped one. */
+  edited: string[];
+  added: string[];
+  removed: string[];
+}
 
 export class ArtifactStamps {
   /** Each run's stamps as read (or written) by this process, by run id. */
@@ -41,33 +64,51 @@ export class ArtifactStamps {
 
   /**
    * The digest of the artifact at `path`, a file or folder of run `runId`, whose stat is `info`:
-   * its stamp's when the file's size and mtime are the stamped ones (no byte is read), else read
-   * and digested, and stamped anew when the file did not change while it was read (`record`; plan
-   * and explain, which change nothing, do not). A folder is always digested (its files' stats are
-   * not stamped).
+   * its stamp's when the file's size and mtime, or each of the folder's files' and their names,
+   * are the stamped ones (no byte is read), else read and digested, and stamped anew when it did
+   * not change while it was read (`record`; plan and explain, which change nothing, do not).
    */
-  async digestOf(path: string, runId: string | undefined, info: BigIntStats, options: { record: boolean }): Promise<string> {
-    if (runId === undefined || !info.isFile()) return (await describePath(path)).digest;
+  async digestOf(path: string, runId: string | undefined, info: BigIntStats, options: { record: boolean }): Promise<StampedDigest> {
+    if (runId === undefined || !(info.isFile() || info.isDirectory())) return { digest: (await describePath(path)).digest };
     const known = (await this.read(runId))[resolvePath(path)];
-    if (known && sameStat(known, info)) return known.digest;
-    const { described, stamp } = await this.describe(path, info);
+    let listing: FolderListing | undefined;
+    let changed: FolderChanges | undefined;
+    if (info.isFile()) {
+      if (known && sameStat(known, info)) return { digest: known.digest };
+    } else {
+      listing = await listFolder(path);
+      if (known && isFolderStamp(known)) {
+        changed = changedFiles(known.files, listing);
+        if (!isChange(changed)) return { digest: known.digest };
+      }
+    }
+    const { described, stamp } = await this.describe(path, info, listing);
     if (stamp && options.record) await this.add(runId, [stamp]).catch(() => {});
-    return described.digest;
+    return { digest: described.digest, ...(changed ? { changed } : {}) };
   }
 
   /**
-   * {@link describePath} of the file or folder at `path`, and, for a file that did not change
-   * while it was read, its stamp (to {@link add}). `before`: its stat taken before the read, when
-   * the caller has it.
+   * {@link describePath} of the file or folder at `path`, and, for one that did not change while
+   * it was read, its stamp (to {@link add}). `before`: its stat taken before the read, and a
+   * folder's listing, when the caller has them.
    */
-  async describe(path: string, before?: BigIntStats): Promise<{ described: PathDescription; stamp?: StampOf }> {
+  async describe(path: string, before?: BigIntStats, listed?: FolderListing): Promise<{ described: PathDescription; stamp?: StampOf }> {
     const first = before ?? (await stat(path, { bigint: true }));
+    if (first.isDirectory()) return this.describeFolder(path, listed ?? (await listFolder(path)));
     const described = await describePath(path);
     if (!first.isFile()) return { described };
     // A write during the read would give a digest of neither content: stamped only when the stat held.
     const after = await stat(path, { bigint: true }).catch(() => undefined);
     if (!after || after.size !== first.size || after.mtimeNs !== first.mtimeNs) return { described };
     return { described, stamp: { path: resolvePath(path), digest: described.digest, size: Number(after.size), mtimeNs: String(after.mtimeNs) } };
+  }
+
+  /** {@link describe} of a folder whose listing before the read is `before`: stamped only when its listing held. */
+  private async describeFolder(path: string, before: FolderListing): Promise<{ described: PathDescription; stamp?: StampOf }> {
+    const described = await describePath(path);
+    const after = await listFolder(path).catch(() => undefined);
+    if (!after || isChange(changedFiles(before, after))) return { described };
+    return { described, stamp: { path: resolvePath(path), digest: described.digest, files: after } };
   }
 
   /**
@@ -132,6 +173,24 @@ export class ArtifactStamps {
   }
 }
 
-function sameStat(stamp: FileStamp, info: BigIntStats): boolean {
-  return typeof stamp.digest === "string" && stamp.size === Number(info.size) && stamp.mtimeNs === String(info.mtimeNs);
+function sameStat(stamp: FileStamp | FolderStamp, info: BigIntStats): boolean {
+  return typeof stamp.digest === "string" && "size" in stamp && stamp.size === Number(info.size) && stamp.mtimeNs === String(info.mtimeNs);
+}
+
+function isFolderStamp(stamp: FileStamp | FolderStamp): stamp is FolderStamp {
+  return typeof stamp.digest === "string" && "files" in stamp && typeof stamp.files === "object" && stamp.files !== null;
+}
+
+/** How the folder listed `now` differs from when it was listed `then`. */
+function changedFiles(then: FolderListing, now: FolderListing): FolderChanges {
+  const names = Object.keys(now).sort();
+  return {
+    edited: names.filter((name) => Object.hasOwn(then, name) && then[name] !== now[name]),
+    added: names.filter((name) => !Object.hasOwn(then, name)),
+    removed: Object.keys(then).filter((name) => !Object.hasOwn(now, name)).sort(),
+  };
+}
+
+function isChange(changes: FolderChanges): boolean {
+  return changes.edited.length + changes.added.length + changes.removed.length > 0;
 }

@@ -41,7 +41,7 @@ import { isPlainObject, setOwnProperty } from "../definition/ref.ts";
 import { booleanFromEnv } from "../internal.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import { ArtifactMismatchError, CodeFileError, OptionError, UnsafePathError } from "../errors.ts";
-import { ArtifactStamps, type StampOf } from "./artifact-stamps.ts";
+import { ArtifactStamps, type FolderChanges, type StampOf } from "./artifact-stamps.ts";
 import { makeFolder } from "../make-folder.ts";
 import { envReadsOfTask, type EnvReadsOfTask } from "./env-reads.ts";
 import { RunScope } from "../run/run-scope.ts";
@@ -1037,7 +1037,8 @@ export class TaskCache {
     for (const artifact of artifacts) {
       let here = await stat(artifact.path, { bigint: true }).catch(() => undefined);
       if (here && !here.isFile() && !here.isDirectory()) return { problem: `artifact ${artifact.artifactPath} of run ${artifact.runId} is not a file or a folder here` };
-      if (here && !(await this.holdsRecorded(artifact, artifact.path, here, readOnly))) {
+      const held = here && (await this.holdsRecorded(artifact, artifact.path, here, readOnly));
+      if (held && !held.holds) {
         const download = this.homesOf(artifact)?.at(-1);
         if (this.isDownload(artifact)) {
           // Our own copy, not the artifact: a folder half downloaded by a killed process (before
@@ -1047,10 +1048,10 @@ export class TaskCache {
         } else if (artifact.runId && this.tracker.capabilities.sharedRuns && download) {
           // Edited in place where this root keeps the run's artifacts: the file is the user's now
           // and stays; the recorded bytes are still the run's, read from a download beside.
-          edited.push(artifact.path);
+          edited.push(held.changed ? `${artifact.path} (${changesWords(held.changed)})` : artifact.path);
           moved.set(artifact, download);
           here = await stat(download, { bigint: true }).catch(() => undefined);
-          if (here && !((here.isFile() || here.isDirectory()) && (await this.holdsRecorded(artifact, download, here, readOnly)))) {
+          if (here && !((here.isFile() || here.isDirectory()) && (await this.holdsRecorded(artifact, download, here, readOnly)).holds)) {
             if (!readOnly) await discardCopy(download);
             here = undefined;
           }
@@ -1058,7 +1059,7 @@ export class TaskCache {
           return {
             problem:
               `artifact ${artifact.artifactPath} of run ${artifact.runId} changed since it was cached: ${artifact.path} no longer holds the bytes its run recorded ` +
-              `(edited in place?), and ${describeTracker(this.tracker)} keeps no other copy`,
+              `(${held.changed ? changesWords(held.changed) : "edited in place?"}), and ${describeTracker(this.tracker)} keeps no other copy`,
           };
         }
       }
@@ -1081,12 +1082,14 @@ export class TaskCache {
   }
 
   /**
-   * True when the file or folder at `path` (whose stat is `info`) holds the artifact's recorded
-   * bytes: a file whose size and mtime are those stamped when it was last digested is not read
-   * again (see {@link ArtifactStamps}); any other is digested.
+   * Whether the file or folder at `path` (whose stat is `info`) holds the artifact's recorded
+   * bytes: a file whose size and mtime are those stamped when it was last digested, or a folder
+   * whose files and their stats are, is not read again (see {@link ArtifactStamps}); any other is
+   * digested. `changed`: what changed in a stamped folder.
    */
-  private async holdsRecorded(artifact: Artifact, path: string, info: BigIntStats, readOnly: boolean): Promise<boolean> {
-    return (await this.stamps.digestOf(path, artifact.runId, info, { record: !readOnly })) === artifact.digest;
+  private async holdsRecorded(artifact: Artifact, path: string, info: BigIntStats, readOnly: boolean): Promise<{ holds: boolean; changed?: FolderChanges }> {
+    const { digest, changed } = await this.stamps.digestOf(path, artifact.runId, info, { record: !readOnly });
+    return { holds: digest === artifact.digest, ...(changed ? { changed } : {}) };
   }
 
   /**
@@ -1740,8 +1743,22 @@ function editedWarning(files: string[]): string {
 async function describeCopy(path: string, runId: string, stamps: ArtifactStamps | undefined): Promise<{ digest: string }> {
   if (!stamps) return describePath(path);
   const info = await stat(path, { bigint: true });
-  return { digest: await stamps.digestOf(path, runId, info, { record: true }) };
+  return stamps.digestOf(path, runId, info, { record: true });
 }
+
+/** What a message says of the files changed in a folder artifact since it was stamped: a few names of each kind. */
+function changesWords(changes: FolderChanges): string {
+  const named = (names: string[], how: string) => {
+    if (!names.length) return [];
+    const shown = names.slice(0, CHANGED_NAMES_SHOWN).join(", ");
+    return [`${shown}${names.length > CHANGED_NAMES_SHOWN ? ` and ${names.length - CHANGED_NAMES_SHOWN} more` : ""} ${how}`];
+  };
+  const parts = [...named(changes.edited, "changed"), ...named(changes.added, "added"), ...named(changes.removed, "removed")];
+  return `in the folder: ${parts.join("; ")}`;
+}
+
+/** Names of each kind a message lists (a folder of thousands of files edited whole would bury the message). */
+const CHANGED_NAMES_SHOWN = 5;
 
 /** Why the names in an entry cannot become paths (an UnsafePathError's message), or undefined when all can. */
 function unsafeNames(entry: CacheEntry, artifacts: Artifact[]): string | undefined {
