@@ -1,6 +1,6 @@
 /**
- * `--root DIR` is checked before the flow runs, by every command that takes it (`run` through
- * run()'s own check, the others before the flow is loaded; README, "Flags"): a file there started the run and failed its first task with a bare ENOTDIR (plan and
+ * `--root DIR` is checked before the flow is loaded, by every command that takes it (README,
+ * "Flags"): a file there started the run and failed its first task with a bare ENOTDIR (plan and
  * cache: CacheBackendError, exit 1), and a folder under /proc sent Node's recursive mkdir into a
  * loop no signal stopped. Now either is a UsageError naming the flag and the path, exit 2.
  */
@@ -52,6 +52,29 @@ describe("--root that is not a folder Cairn can use: exit 2 naming it, before th
       clearTimeout(killer);
     }
   }, 30_000);
+});
+
+describe("cairn run --root: checked before the flow is loaded", () => {
+  // run() checked it once the flow had loaded: a broken flow file was said first, and the flow's module code ran.
+  it("a bad --root is said before a broken flow file", async () => {
+    const cwd = await tmp("cairn-cli-root-first-");
+    await writeFile(join(cwd, "afile"), "x");
+    await writeFile(join(cwd, "broken.flow.ts"), "export default flow(\"x\"\n  .build(() => {\n");
+    const r = await cairn(["run", "broken.flow.ts", "--root", "afile"], { cwd });
+    expect(r.stderr).toContain("UsageError: Expected --root to be a folder Cairn can make and write to, got afile: it is a file, not a folder.");
+    expect(r.stderr).not.toMatch(/broken\.flow\.ts/);
+    expect(r.code).toBe(2);
+  });
+
+  it.runIf(existsSync("/proc/self"))("none of the flow's code runs for a root that cannot be made", async () => {
+    const cwd = await tmp("cairn-cli-root-unrun-");
+    const marker = join(cwd, "loaded");
+    await writeFile(join(cwd, "marks.flow.ts"), `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "");\nexport default {};\n`);
+    const r = await cairn(["run", "marks.flow.ts", "--root", "/proc/cairn-nope"], { cwd });
+    expect(r.stderr).toMatch(/UsageError: Expected --root to be a folder Cairn can make and write to, got \/proc\/cairn-nope: \/proc\/cairn-nope cannot be made/);
+    expect(r.code).toBe(2);
+    expect(existsSync(marker)).toBe(false);
+  });
 });
 
 describe("cairn run --root DIR is checked once", () => {

@@ -1,11 +1,12 @@
 /**
  * `--root DIR` checked where it enters, before a flow is loaded or a store opened: the engine's
  * check of its state folder (`rootProblem`), said in the engine's words (`rootRefusal`) with the
- * flag's name (a UsageError naming `--root` and the path, exit 2). `cairn run` leaves the check to
- * run(), which makes it anyway, and says its refusal so (`rootFlagError`): one probe, one wording.
+ * flag's name (a UsageError naming `--root` and the path, exit 2). `cairn run` checks it as run()
+ * does (`checkRunRoot`), and gives run() the root so checked (`ROOT_CHECKED`), which does not probe
+ * it again: one probe, one wording.
  */
 import { resolve } from "node:path";
-import { OptionError, rootProblem, rootRefusal, type RootUse } from "@cairn/core";
+import { checkRunRoot, OptionError, rootProblem, rootRefusal, type RootUse, type RunOptions } from "@cairn/core";
 import { UsageError } from "./usage-error.ts";
 
 /** Checks the folder `--root` names (see `rootProblem`) and resolves to its absolute path. */
@@ -14,6 +15,17 @@ export async function checkRoot(given: string, use: RootUse): Promise<string> {
   const why = await rootProblem(root, use);
   if (why === undefined) return root;
   throw new UsageError(rootRefusal({ given, root, use, why }, "--root"));
+}
+
+/**
+ * `cairn run --root DIR` checked as run() checks its root, before the flow is loaded: a bad root
+ * was said only once the flow had loaded (compiled, imported, its module's code run), after a
+ * broken flow file. Resolves to the absolute root, for run()'s `ROOT_CHECKED`.
+ */
+export async function checkRunRootFlag(given: string, options: Pick<RunOptions, "tracker" | "cache">): Promise<string> {
+  return checkRunRoot({ root: given, ...options }).catch((error: unknown) => {
+    throw rootFlagError(error, given);
+  });
 }
 
 /**

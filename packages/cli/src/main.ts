@@ -47,13 +47,14 @@ import {
   toMermaid,
   type EndingFlowRun,
   type RunOptions,
+  ROOT_CHECKED,
   type RunFilter,
   type RunRecord,
   type Tracker,
 } from "@cairn/core";
 import "@cairn/mlflow/register";
 import { createColors } from "picocolors";
-import { checkRoot, rootFlagError } from "./check-root.ts";
+import { checkRoot, checkRunRootFlag, rootFlagError } from "./check-root.ts";
 import { findRun, MIN_PREFIX } from "./find-run.ts";
 import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
@@ -587,8 +588,10 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     throw new UsageError(`Expected --failure-policy to be fail-fast or continue, got "${policy}"${meantOf(policy, ["fail-fast", "continue"])}.`);
   }
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
-  // `--root` is checked by run(), which probes it anyway (one probe file, not two); its refusal is said for the flag below.
+  // Before the flow loads: a bad --root is cheaper to fix than a broken flow file, and none of the flow's code runs for it.
   const root = values.root;
+  const checkedRoot =
+    root === undefined ? undefined : await checkRunRootFlag(root, { ...(values["no-tracking"] ? { tracker: false } : {}), ...(values["no-cache"] ? { cache: false } : {}) });
 
   const flow = await loadFlow(positionals[0], { ...io, usage: "cairn run flow.ts" });
   // A bad -p value is quoted back in its error: one that carries a secret of the file is masked there.
@@ -672,7 +675,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       cache: values["no-cache"]
         ? false
         : { refresh: values.refresh === true, rerun: values.rerun ?? [], ...(values["cache-strict"] ? { strict: true } : {}) },
-      ...(root ? { root } : {}),
+      ...(root ? { root, [ROOT_CHECKED]: checkedRoot } : {}),
       env: io.env,
       // The flow's file (under tsx too: the autorun runs this command with it), for MLflow's source tags.
       source: resolve(positionals[0]!),
@@ -695,6 +698,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   } catch (error) {
     // Interrupted while the run was starting, and the start then failed: said, and exit 130 as
     // for any interrupted run (the signal, not the failure it may have caused, ends the command).
+    // A root run() refused (a flow built on a @cairn/core that checks it again) is said for the flag too.
     const said = root === undefined ? error : rootFlagError(error, root);
     if (interrupted && run === undefined) {
       reportError(said, io.stderr);

@@ -22,6 +22,8 @@ export {
   startFlowRun,
   validateParams,
   openFlowCache,
+  checkRunRoot,
+  ROOT_CHECKED,
   CANCEL_REASON_TAG,
   type RunOptions,
   type EndingFlowRun,

@@ -95,7 +95,17 @@ export interface RunOptions {
    * failure of the flow.
    */
   beforeEnd?: (run: EndingFlowRun) => unknown;
+  /** @internal See ROOT_CHECKED. */
+  [ROOT_CHECKED]?: string;
 }
+
+/**
+ * @internal A run option: the absolute root `checkRunRoot` found fit for the run's options before
+ * the run was asked for, which the run then does not probe again (one probe file, not two).
+ * `cairn run` checks `--root` before it loads the flow, so that a bad one is said before a broken
+ * flow file is, and before any code of the flow runs. `Symbol.for`, as HOLD_WORK.
+ */
+export const ROOT_CHECKED: unique symbol = Symbol.for("cairn.rootChecked") as never;
 
 /** What {@link RunOptions.beforeEnd} is told. */
 export interface EndingFlowRun {
@@ -867,10 +877,8 @@ async function openTracking(
   const tracker: Tracker = options.tracker === false ? new NullTracker() : (options.tracker ?? (await resolveTracker({ root, env })));
   opened?.(tracker);
   // Whatever the tracker and cache: tasks' artifacts and downloads are written under it too.
-  // A run that records nothing makes no folder up front (an app's untracked, uncached run left a
-  // .cairn in its working directory); one that is there is still checked.
-  const recordsNothing = options.tracker === false && options.cache === false;
-  await checkRunRoot(root, options.root, readOnly ? "read" : recordsNothing ? "write" : "make");
+  if (readOnly) await refuseRoot(root, options.root, "read");
+  else if (options[ROOT_CHECKED] !== root) await checkRunRoot(options);
   // Blank is unset, as MLflow reads them: a blank name reached the store's API ("expects a non-empty experiment name").
   const experimentName = options.experiment ?? (env.MLFLOW_EXPERIMENT_NAME?.trim() || undefined) ?? definition.name;
   const envExperimentId = env.MLFLOW_EXPERIMENT_ID?.trim() || undefined;
@@ -916,11 +924,23 @@ async function openTracking(
 }
 
 /**
- * The run's state folder (`root`, else `.cairn` in the working directory) checked before anything
- * is made in it (see `rootProblem`): one under /proc sent Node's recursive mkdir into a loop no
- * signal stopped, and a file failed the first task that wrote an artifact with a bare ENOTDIR.
+ * The state folder of a run with these options (`root`, else `.cairn` in the working directory)
+ * checked before anything is made in it (see `rootProblem`), as run() checks it: one under /proc
+ * sent Node's recursive mkdir into a loop no signal stopped, and a file failed the first task that
+ * wrote an artifact with a bare ENOTDIR. Resolves to its absolute path, for `ROOT_CHECKED`;
+ * throws the OptionError run() would.
  */
-async function checkRunRoot(root: string, given: string | undefined, use: RootUse): Promise<void> {
+export async function checkRunRoot(options: Pick<RunOptions, "root" | "tracker" | "cache">): Promise<string> {
+  const root = resolvePath(options.root ?? ".cairn");
+  // A run that records nothing makes no folder up front (an app's untracked, uncached run left a
+  // .cairn in its working directory); one that is there is still checked.
+  const recordsNothing = options.tracker === false && options.cache === false;
+  await refuseRoot(root, options.root, recordsNothing ? "write" : "make");
+  return root;
+}
+
+/** Throws the OptionError that refuses `root` for `use`, when `rootProblem` finds it unfit. */
+async function refuseRoot(root: string, given: string | undefined, use: RootUse): Promise<void> {
   const why = await rootProblem(root, use);
   if (why === undefined) return;
   // A run that records nothing is probed as `write` (nothing made up front), yet makes the folder when a task writes there.
