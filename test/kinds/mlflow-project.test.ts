@@ -105,24 +105,30 @@ describe("an MLproject parameter's default is given as `mlflow run` gives it", (
       "      f: {type: float, default: 0.5}",
       "      g: {type: int, default: 3}",
       "      h: {type: string, default: plain}",
+      '      i: {type: string, default: "a b"}',
+      '      j: {type: string, default: "it\'s"}',
+      '      k: {type: string, default: ""}',
       `    command: ${JSON.stringify(command)}`,
       "",
     ].join("\n");
   // What mlflow 3.17's `mlflow run` logged for each (checked with the real mlflow; pinned here, and compared with it below).
-  const MLFLOW_LOGS = { a: "1.0", b: "1e3", c: "16", d: "True", e: "1.0", f: "0.5", g: "3", h: "plain" };
+  // A text a shell would split or read is logged shell-quoted, as MLflow substitutes it (Python's shlex.quote): before, as it was (`a b`).
+  const MLFLOW_LOGS = { a: "1.0", b: "1e3", c: "16", d: "True", e: "1.0", f: "0.5", g: "3", h: "plain", i: "'a b'", j: `'it'"'"'s'`, k: "''" };
+  /** What the entry point's command gets: the same texts, as the shell hands them over. */
+  const COMMAND_GETS = { ...MLFLOW_LOGS, i: "a b", j: "it's", k: "" };
 
-  it("the run logs it, and its command gets it, as written where MLflow reads it so (1.0 stays 1.0, before: 1), else as MLflow reads it (0x10 is 16, true is True)", async () => {
+  it("the run logs it, and its command gets it, as written where MLflow reads it so (1.0 stays 1.0, before: 1), else as MLflow reads it (0x10 is 16, true is True); logged shell-quoted as MLflow logs it ('a b')", async () => {
     const root = await tempRoot();
     const dir = join(root, "proj");
     await mkdir(dir);
     const ran = join(root, "ran.txt");
-    await writeFile(join(dir, "MLproject"), mlproject(`printf '%s|' {a} {b} {c} {d} {e} {f} {g} {h} > "$RAN" && echo '{}' > "$CAIRN_OUTPUTS"`));
+    await writeFile(join(dir, "MLproject"), mlproject(`printf '%s|' {a} {b} {c} {d} {e} {f} {g} {h} {i} {j} {k} > "$RAN" && echo '{}' > "$CAIRN_OUTPUTS"`));
     const p = mlflowProject("p", { uri: dir, env: { RAN: ran } });
     const result = await (await flow("defaults").build(() => ({ out: p({}).$out })).run({ root, env: {} })).wait();
     expect(result.tasks.p?.status).toBe("succeeded");
     const run = await new LocalStore({ root }).getRun(result.tasks.p!.runId!);
     expect(run!.params).toEqual(MLFLOW_LOGS);
-    expect(await readFile(ran, "utf8")).toBe(`${Object.values(MLFLOW_LOGS).join("|")}|`);
+    expect(await readFile(ran, "utf8")).toBe(`${Object.values(COMMAND_GETS).join("|")}|`);
     await rm(root, { recursive: true, force: true });
   });
 
@@ -141,9 +147,10 @@ describe("an MLproject parameter's default is given as `mlflow run` gives it", (
     const root = await tempRoot();
     const dir = join(root, "proj");
     await mkdir(dir);
-    await writeFile(join(dir, "MLproject"), mlproject("true") + "  other:\n    parameters:\n      n: {type: float, default: 0.5}\n      s: {type: string, default: plain}\n    command: \"true\"\n");
+    await writeFile(join(dir, "MLproject"), mlproject("true") + "  other:\n    parameters:\n      n: {type: float, default: 0.5}\n      s: {type: string, default: plain}\n      q: {type: string, default: \"a b\"}\n    command: \"true\"\n");
     const fingerprint = projectFingerprint(dir).code;
     expect(mlflowProject("main", { uri: dir }).definition.code).toMatch(new RegExp(`^mlflow-project:${fingerprint.replace(/[+]/g, "\\+")};entry=main;defaults=[0-9a-f]{16}$`));
+    // A default logged shell-quoted (`'a b'`) runs with the same text: the key stays.
     expect(mlflowProject("other", { uri: dir, entryPoint: "other" }).definition.code).toBe(`mlflow-project:${fingerprint};entry=other`);
     // The fixture project's defaults (3, plain, data.txt) read alike: its key is what it was.
     expect(mlflowProject("fixture", { uri: PROJECT }).definition.code).toBe(`mlflow-project:${projectFingerprint(PROJECT).code};entry=main`);

@@ -28,7 +28,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { CairnError, closestName, describeValue, isArtifact, isPlainObject, type TaskContext } from "@cairn/core";
 import { parseTemplate, renderShell, runProcess, shellQuote, type CommandTemplate, type ProcessSpec } from "@cairn/process/spawn";
 import type { Document } from "yaml";
-import { mlflowPlainScalarText } from "./default-text.ts";
+import { mlflowPlainScalarText, pythonShlexQuote } from "./default-text.ts";
 
 /** Parameter types of an MLproject entry point. */
 export const MLPROJECT_PARAM_TYPES = ["float", "int", "string", "path", "uri"] as const;
@@ -930,11 +930,12 @@ export async function runMlflowProject(
 /**
  * The defaults the entry point runs with, as params of the task's run: `mlflow run` logs every
  * parameter's value, given or default, but not into a run it is handed (`--run-id`), and Cairn
- * logs only the inputs. Not in the cache key (a default is the MLproject's, whose content is).
+ * logs only the inputs. Each shell-quoted as `mlflow run` logs it (`'a b'`, see
+ * pythonShlexQuote). Not in the cache key (a default is the MLproject's, whose content is).
  */
 function logDefaults(ep: MlflowEntryPoint, inputs: Readonly<Record<string, unknown>>, given: Readonly<Record<string, string>>, ctx: TaskContext): void {
   for (const [name, value] of Object.entries(effectiveParameters(ep, given))) {
-    if (inputs[name] === undefined && !Object.hasOwn(given, name)) ctx.log.param(name, value);
+    if (inputs[name] === undefined && !Object.hasOwn(given, name)) ctx.log.param(name, pythonShlexQuote(value));
   }
 }
 
