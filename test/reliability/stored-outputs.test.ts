@@ -74,6 +74,32 @@ describe("a task's output, fresh and from the cache", () => {
     expect(Object.keys(first.outputs!)).toEqual(["a", "list", "nested", "whole"]); // a missing output is `undefined`, as after JSON
   });
 
+  it("-0 is 0 fresh and restored alike (a whole output, a script's -0.0); NaN, ±Infinity, a Date or a BigInt fail the first run, naming the place", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-stored-"));
+    scratch.push(root);
+    const file = join(root, "negative-zero.mjs");
+    await writeFile(file, `import { writeFileSync } from "node:fs";\nwriteFileSync(process.env.CAIRN_OUTPUTS, '{"z": -0.0, "l": [-0]}');\n`);
+    const whole = task("whole").run(() => -0);
+    const fromScript = script("from-script", { file }).output<{ z: number; l: number[] }>();
+    const f = flow("negative-zero").build(() => ({ whole: whole({}).$out, script: fromScript({}).$out }));
+    const cold = await (await f.run({ root, env: {} })).wait();
+    const warm = await (await f.run({ root, env: {} })).wait();
+    expect([cold, warm].map((r) => [r.tasks.whole!.status, r.tasks["from-script"]!.status])).toEqual([["succeeded", "succeeded"], ["cached", "cached"]]);
+    for (const r of [cold, warm]) expect(describeExactly(r.outputs)).toEqual({ "key:whole": 0, "key:script": { "key:z": 0, "key:l": [0] } });
+
+    const refused: Array<[string, unknown, RegExp]> = [
+      ["NaN", { n: NaN }, /at "n" cannot be serialized: .*got NaN \(number\)/],
+      ["Infinity", { n: [-Infinity] }, /at "n\[0\]" cannot be serialized: .*got -Infinity \(number\)/],
+      ["Date", { at: new Date(0) }, /at "at" cannot be serialized: .*got a Date instance/],
+      ["BigInt", { big: 1n }, /at "big" cannot be serialized: .*got `1` \(bigint\)/],
+    ];
+    for (const [name, output, message] of refused) {
+      const r = await (await flow(`refused-${name}`).build(() => ({ out: task("odd").run(() => output as Record<string, unknown>)({}).$out })).run({ root })).wait();
+      expect(r.tasks.odd!.error?.name, name).toBe("NotSerializableError");
+      expect(r.tasks.odd!.error?.message, name).toMatch(message);
+    }
+  });
+
   it("an own `__proto__` key (as JSON.parse makes) stays an own key: uncached, computed and restored alike", async () => {
     const root = await mkdtemp(join(tmpdir(), "cairn-stored-"));
     scratch.push(root);
