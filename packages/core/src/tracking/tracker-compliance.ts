@@ -126,6 +126,19 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect(await readFile(await t.downloadArtifact(runId, "top.txt", await tmp()), "utf8")).toBe("top");
     });
 
+    it("removes a run's artifact file, and resolves for one that is not there, when it offers deleteArtifact", async () => {
+      const t = await makeTracker();
+      if (!t.deleteArtifact || !t.logText || !t.capabilities.records) return;
+      const experimentId = await t.ensureExperiment(unique("delete"));
+      const runId = await t.createRun({ experimentId, name: "delete" });
+      await t.logText(runId, "cairn/passing/a.json", "{}");
+      await t.logText(runId, "cairn/passing/b.json", "{}");
+      await t.deleteArtifact(runId, "cairn/passing/a.json");
+      await t.deleteArtifact(runId, "cairn/passing/a.json"); // none there: resolves all the same
+      expect((await t.listArtifacts(runId, "cairn/passing")).map((a) => a.path)).toEqual(["cairn/passing/b.json"]);
+      await t.endRun(runId, "FINISHED");
+    });
+
     it("keeps index documents by name with its experiment, when it offers readIndexEntry and writeIndexEntry", async () => {
       const t = await makeTracker();
       expect(typeof t.readIndexEntry).toBe(typeof t.writeIndexEntry);

@@ -260,6 +260,12 @@ export interface Tracker {
   /** Copies one artifact file or folder to `destDir` and returns its local path. */
   downloadArtifact(runId: string, path: string, destDir: string): Promise<string>;
   /**
+   * Removes the run's artifact file or folder `path`; resolves as well when there is none. For
+   * files that only pass through a run (a queued task's large inputs, read by its worker, then
+   * removed). Optional: a tracker without it keeps them.
+   */
+  deleteArtifact?(runId: string, path: string): Promise<void>;
+  /**
    * A flat index of small documents kept with an experiment (not with any run), read and
    * written by name in one request whatever the number of runs. The cache keeps its shared
    * entries there; without it, the cache looks a key up by run tag.

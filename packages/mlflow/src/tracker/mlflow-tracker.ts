@@ -266,6 +266,11 @@ export class MlflowTracker implements Tracker {
     await this.client.writeArtifactText(await this.artifactUri(runId), path, text, runId);
   }
 
+  /** One DELETE through the artifact proxy (MLflow answers 200 for a file that is not there). */
+  async deleteArtifact(runId: string, path: string): Promise<void> {
+    await this.client.deleteArtifact(await this.artifactUri(runId), path, runId);
+  }
+
   async endRun(runId: string, status: Exclude<RunStatus, "RUNNING" | "SCHEDULED">, endTime?: number): Promise<void> {
     let failure: unknown;
     try {
