@@ -21,6 +21,7 @@ export {
   QueueJobLostError,
   QueueInputsTooLargeError,
   QueueOutputsUnreadableError,
+  QueueInputsUnreadableError,
   QueueUrlError,
   StaleCodeError,
   BuildMismatchError,

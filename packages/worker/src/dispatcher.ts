@@ -6,7 +6,8 @@
  * ready. A cancel is published to every worker and marks the run cancelled in Redis; a job whose
  * workers died under it too often fails as a poison task, and the task runs its dead attempts
  * left RUNNING are closed, saying why (also when the run is cancelled before another worker takes
- * the job again). A job is removed once its outcome is here: task outputs do not stay in Redis.
+ * the job again). A job is removed once its outcome is here: task outputs do not stay in Redis; nor do large
+ * inputs stay in the flow run, where they went instead of the job (inputs-by-reference.ts).
  */
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -19,6 +20,7 @@ import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, int
 import { type JobData, type JobProgress, STALLED_REASON, withNegativeZerosNoted } from "./job.ts";
 import { closeDeadRuns } from "./dead-runs.ts";
 import { fromSent, type SentOutcome } from "./outputs-by-reference.ts";
+import { dropInputs, sendInputs } from "./inputs-by-reference.ts";
 import { readWorkers } from "./workers-list.ts";
 
 /** How often a waiting coordinator checks that Redis still has the job it waits on. */
@@ -138,12 +140,18 @@ class RedisQueueDispatcher implements QueueDispatcher {
     let job: Job;
     let events: QueueEvents;
     let queue: Queue;
+    // The coordinator's Cairn, as the run's env names it (CAIRN_TEST_BUILD): a worker of another refuses the job before it runs anything.
+    const noted = withNegativeZerosNoted({ ...data, cairn: data.cairn ?? cairnBuild().id } satisfies JobData);
+    // Large inputs go to the flow run in MLflow, and only their place through Redis (inputs-by-reference.ts).
+    const sent = await sendInputs(noted, this.tracker).catch((cause: unknown) => {
+      if (tooLarge(cause)) throw new QueueInputsTooLargeError(task.nodeId, this.url, { cause });
+      throw cause;
+    });
     try {
       const opened = await this.queueOf(queueName(task.flowName, task.pool));
       events = opened.events;
       queue = opened.queue;
-      // The coordinator's Cairn, as the run's env names it (CAIRN_TEST_BUILD): a worker of another refuses the job before it runs anything.
-      job = await opened.queue.add(task.nodeId, withNegativeZerosNoted({ ...data, cairn: data.cairn ?? cairnBuild().id } satisfies JobData), {
+      job = await opened.queue.add(task.nodeId, sent, {
         jobId: id,
         attempts: 1, // the task's own retries run in the worker; a job is sent again only when its worker dies
         // Removed as soon as its outcome is here (settle); this clears the jobs of a coordinator that died.
@@ -151,8 +159,10 @@ class RedisQueueDispatcher implements QueueDispatcher {
         removeOnFail: { age: 24 * 3600 },
       });
     } catch (cause) {
+      // No job will read them.
+      await dropInputs(sent, this.tracker);
       // Said for what it is: a job too large for Redis read as a Redis that did not answer.
-      if (tooLarge(cause)) throw new QueueInputsTooLargeError(task.nodeId, this.url, { cause });
+      if (tooLarge(cause)) throw new QueueInputsTooLargeError(task.nodeId, this.url, { cause, carriesSecret: Boolean(sent.inputsCarrySecret) });
       throw new QueueUnreachableError(this.url, `send task "${task.nodeId}"`, { cause, inRun: true });
     }
     /** `runId`: the run a worker opened for the task, which the flow run then shows instead of making one of its own. */
@@ -175,8 +185,8 @@ class RedisQueueDispatcher implements QueueDispatcher {
         this.stalls.delete(id);
         signal.removeEventListener("abort", onAbort);
         // A job a worker still holds (a cancel it did not answer) stays, and goes with removeOnComplete.
-        if (remove) {
-          const removal = queue.remove(id).catch(() => {});
+        const removals = [...(remove ? [queue.remove(id).catch(() => {})] : []), ...(sent.inputsIn ? [dropInputs(sent, this.tracker)] : [])];
+        for (const removal of removals) {
           this.removing.add(removal);
           void removal.finally(() => this.removing.delete(removal));
         }

@@ -252,8 +252,37 @@ export class QueueOutputsUnreadableError extends CairnError {
 }
 
 /**
- * A task's job could not be sent: its inputs, which travel in the job, are more than Redis takes
- * in one value (its `proto-max-bulk-len`, 512 MB by default), or more than Node makes one string of.
+ * A task's inputs, over about 1 MB of JSON, were left by the coordinator in its flow run in
+ * MLflow instead of its job, and the worker that took the job could not read them there.
+ */
+export class QueueInputsUnreadableError extends CairnError {
+  static override readonly code: string = "CAIRN_QUEUE_INPUTS_UNREADABLE";
+  override name = "QueueInputsUnreadableError";
+  constructor(
+    readonly nodeId: string,
+    /** The flow run that holds them, and their file in its artifacts. */
+    readonly inputsIn: { readonly runId: string; readonly path: string },
+    trackerUri: string,
+    worker: WorkerIdentity,
+    /** Inputs over this many characters of JSON go by reference (INLINE_OUTPUTS_BYTES). */
+    inlineBytes: number,
+    options?: { cause?: unknown },
+  ) {
+    const cause = options?.cause instanceof Error ? options.cause.message : String(options?.cause ?? "no answer");
+    super(
+      `Task "${nodeId}" was not run by worker ${worker.id} (on ${worker.host}): its inputs, over the ${inlineBytes / 1e6} MB that travel through the queue's Redis, were left by the coordinator in its flow run ${inputsIn.runId} ` +
+        `(${inputsIn.path}${trackerUri ? ` on the MLflow server at ${redactUri(trackerUri)}` : ""}), which this worker could not read: ${cause}. ` +
+        `Check that this worker reaches the MLflow server and its artifacts (its MLFLOW_TRACKING_URI names the coordinator's server, with MLFLOW_TRACKING_USERNAME/PASSWORD if the server asks for them), then run the flow again.`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
+  }
+}
+
+/**
+ * A task's job could not be sent: its inputs are more than Node makes one string of, or, when
+ * they travel in the job (at most about 1 MB of JSON, or any size when they carry a secret the
+ * run knows, which is never written to MLflow), more than Redis takes in one value (its
+ * `proto-max-bulk-len`, 512 MB by default).
  */
 export class QueueInputsTooLargeError extends CairnError {
   static override readonly code: string = "CAIRN_QUEUE_INPUTS_TOO_LARGE";
@@ -261,13 +290,17 @@ export class QueueInputsTooLargeError extends CairnError {
   constructor(
     readonly nodeId: string,
     readonly url: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; carriesSecret?: boolean },
   ) {
     const cause = options?.cause instanceof Error ? options.cause.message : String(options?.cause);
+    const why = options?.carriesSecret
+      ? `its inputs carry the value of a secret the run knows, so they travel in its job (never through MLflow, where they would be kept), and are larger than Redis takes in one value`
+      : `its inputs are larger than Redis takes in one value`;
     super(
-      `Task "${nodeId}" could not be sent to the queue at ${redactUri(url)}: its inputs, which travel in its job, are larger than Redis takes in one value ` +
+      `Task "${nodeId}" could not be sent to the queue at ${redactUri(url)}: ${why} ` +
         `(its proto-max-bulk-len, 512 MB by default) or than Node makes one string of (${cause}). ` +
-        `Hand such a value from task to task as an artifact (ctx.artifacts.write), which travels through MLflow and only its reference through Redis.`,
+        `Hand such a value from task to task as an artifact (ctx.artifacts.write), which travels through MLflow and only its reference through Redis` +
+        `${options?.carriesSecret ? "; a task reads a secret with ctx.secret() instead of taking it as an input" : ""}.`,
       options?.cause === undefined ? undefined : { cause: options.cause },
     );
   }

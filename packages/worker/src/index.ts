@@ -14,6 +14,7 @@ export {
   QueueJobLostError,
   QueueInputsTooLargeError,
   QueueOutputsUnreadableError,
+  QueueInputsUnreadableError,
   QueueUrlError,
   StaleCodeError,
   BuildMismatchError,

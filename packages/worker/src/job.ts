@@ -29,7 +29,19 @@ export type JobData = Omit<DispatchedTask, "node"> & {
    * worker what it gets in one process. Absent when there is none.
    */
   readonly negativeZeros?: ReadonlyArray<ReadonlyArray<string | number>>;
+  /**
+   * Where its inputs are when they were too large to travel in the job (inputs-by-reference.ts):
+   * a file of its flow run in MLflow, which the worker reads before the task starts; `inputs` is
+   * then empty. Absent when they travel in the job.
+   */
+  readonly inputsIn?: InputsReference;
 };
+
+/** A task's inputs left in a run's artifacts: run `runId`'s file `path` (JSON of the inputs object). */
+export interface InputsReference {
+  readonly runId: string;
+  readonly path: string;
+}
 
 /** `data` with the paths of the -0 numbers of its inputs and params noted (see JobData.negativeZeros). */
 export function withNegativeZerosNoted(data: JobData): JobData {

@@ -4,8 +4,9 @@
  * runDispatchedTask (the same runTask the coordinator would run), recording to the flow run's
  * MLflow server. Before it runs one, it closes the runs a worker that died under the same job
  * left RUNNING, checks that the task's code here is the code the run was started with (a job it
- * must refuse goes back to the queue for another worker first), and learns the secrets the
- * coordinator knows from the start. A job of a cache key another job computes now waits for that
+ * must refuse goes back to the queue for another worker first), learns the secrets the
+ * coordinator knows from the start, and reads the task's inputs from the flow run when they were
+ * too large for the job (inputs-by-reference.ts). A job of a cache key another job computes now waits for that
  * one's entry instead of running twice, and a job taken again after its lock lapsed while its
  * worker, alive, still runs it (Redis did not answer for a while) waits for that worker's outcome.
  * It keeps a heartbeat in Redis (`cairn workers`), aborts a
@@ -37,10 +38,11 @@ import {
   SecretRegistry,
   TaskCache,
 } from "@cairn/core";
-import { buildMismatch, BuildMismatchError, QueueUnreachableError, type Refusals, refusedSentence, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
+import { buildMismatch, BuildMismatchError, type QueueInputsUnreadableError, QueueUnreachableError, type Refusals, refusedSentence, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
 import { type JobData, type JobProgress, restoreNegativeZeros } from "./job.ts";
 import { closeDeadRuns } from "./dead-runs.ts";
 import { type SentOutcome, toSent } from "./outputs-by-reference.ts";
+import { receivedInputs } from "./inputs-by-reference.ts";
 import { readWorkers, type WorkerRecord } from "./workers-list.ts";
 import {
   CANCEL_CHANNEL,
@@ -452,9 +454,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           }
         }
       }
+      // Read only now: a job refused or reused above needs none of them (they may be hundreds of MB).
+      let inputs: Record<string, unknown>;
+      try {
+        inputs = await receivedInputs(data, tracker, { id, host });
+      } catch (error) {
+        return fail(error as QueueInputsUnreadableError, "failed");
+      }
       tell({ type: "task", status: "started", task, flowRunId: data.flowRunId });
       let noting = Promise.resolve();
-      const outcome = await runDispatchedTask(node, { ...data, runTags: { ...data.runTags, [WORKER_TAG]: id } }, {
+      const outcome = await runDispatchedTask(node, { ...data, inputs, runTags: { ...data.runTags, [WORKER_TAG]: id } }, {
         tracker,
         cache,
         workDir: root,

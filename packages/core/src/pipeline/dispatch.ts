@@ -47,6 +47,12 @@ export interface DispatchedTask {
   readonly params: Record<string, unknown>;
   /** Resolved and validated; artifacts as their records. */
   readonly inputs: Record<string, unknown>;
+  /**
+   * Its inputs carry the value of a secret this run knows (a literal wired in, say): a dispatcher
+   * never writes them where they are kept (a queue's large inputs go through the flow run's
+   * artifacts otherwise), only where they pass, as in one process.
+   */
+  readonly inputsCarrySecret?: true;
   /** Its cache key, when the cache is on for it: the other process stores the entry under it. */
   readonly key?: TaskKey;
   /** The run asked for this task to run whatever the cache holds (`--rerun`, `--refresh`): the other side never reuses an entry for it. */

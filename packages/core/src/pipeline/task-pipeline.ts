@@ -168,6 +168,7 @@ export class TaskPipeline {
           ...(node.task.pool ? { pool: node.task.pool } : {}),
           params: this.s.params,
           inputs: resolved,
+          ...(!this.s.secrets.empty && this.s.secrets.find(resolved) !== undefined ? { inputsCarrySecret: true as const } : {}),
           ...(task.key ? { key: task.key } : {}),
           ...(task.forceRun ? { forceRun: true } : {}),
           ...(task.missReason !== undefined ? { missReason: await task.missReason } : {}),
