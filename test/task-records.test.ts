@@ -332,7 +332,11 @@ describe("a task run for every node, in the embedded store", () => {
     const { result } = await runCollect(f, { root, concurrency: 2, secrets: { API_TOKEN: SECRET } });
     const runs = await taskRuns(new LocalStore({ root }), result.runId);
     expect(runs.get("after")).toMatchObject({ status: "KILLED", tags: { "cairn.status": "skipped", "cairn.skipped.reason": "fail-fast", "cairn.skipped.because": "boom" } });
-    expect(runs.get("long")).toMatchObject({ status: "KILLED", tags: { "cairn.status": "cancelled" } });
+    // Before: the cancelled run did not say what stopped it, nor the key it ran for.
+    expect(runs.get("long")).toMatchObject({
+      status: "KILLED",
+      tags: { "cairn.status": "cancelled", "cairn.error.name": "FailFast", "cairn.error.message": 'Stopped because task "boom" failed and the failure policy is fail-fast.', "cairn.failed_key": expect.stringMatching(/^[0-9a-f]{64}$/) },
+    });
     expect(runs.get("boom")).toMatchObject({ status: "FAILED", tags: { "cairn.status": "failed" } });
   });
 
@@ -380,7 +384,7 @@ describe("a task run for every node, in the embedded store", () => {
     expect(result.tasks.after).toMatchObject({ status: "skipped", error: { name: "FlowFailed", message: "Skipped because the flow failed before this task started (the flow's error says why)." } });
     const runs = await taskRuns(store, result.runId);
     expect(runs.get("after")).toMatchObject({ status: "KILLED", tags: { "cairn.status": "skipped", "cairn.skipped.reason": "flow-failed", "cairn.skipped.because": result.runId } });
-    expect(runs.get("long")).toMatchObject({ status: "KILLED", tags: { "cairn.status": "cancelled" } });
+    expect(runs.get("long")).toMatchObject({ status: "KILLED", tags: { "cairn.status": "cancelled", "cairn.error.name": "FlowFailed", "cairn.error.message": "Stopped because the flow failed: Error: the server refused the params" } });
     // cairn show words it: not an upstream task, the flow.
     const shown = await cairn(["show", result.runId, "--root", root]);
     expect(shown.stdout).toMatch(new RegExp(`after .* skipped: the flow failed before it started \\(its run ${result.runId} says why\\)`));

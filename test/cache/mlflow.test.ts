@@ -184,6 +184,42 @@ describe("plan of keys a run failed for, against the server", () => {
   });
 });
 
+describe("plan of keys whose run was cancelled, against the server", () => {
+  it("says so, with what stopped them, from the same one search as the failed runs: items cancelled by fail-fast", async () => {
+    const slow = task("server-slow-sq")
+      .input<{ x: number }>()
+      .run(async ({ x }, ctx) => {
+        if (x === 3) {
+          await sleep(300);
+          throw new Error(`cannot square ${x}`);
+        }
+        await new Promise((_r, j) => ctx.signal.addEventListener("abort", () => j(ctx.signal.reason)));
+        return { y: x * x };
+      });
+    const f = flow(`plan-cancelled-items-${Date.now()}`)
+      .params<{ items: number[] }>()
+      .build(({ params }) => ({ ys: map(slow, { over: params.items, as: "x" }).outputs }));
+    const params = { items: [3, 4, 5] };
+    const root = await tmp();
+    const first = await runCollect(f, { root, env: env(), params, concurrency: 3 });
+    expect(statuses(first.result)).toMatchObject({ "server-slow-sq[0]": "failed", "server-slow-sq[1]": "cancelled", "server-slow-sq[2]": "cancelled" });
+    const { tracker, seen } = countingTracker();
+    const { tasks, params: parsed } = await openFlowCache(f.definition, { root, env: env(), params, tracker });
+    const opened = seen.length;
+    const plan = await planFlow(f.definition, { params: parsed, cache: tasks }).finally(() => tasks.store.close());
+    const why = 'stopped because task "server-slow-sq[0]" failed and the failure policy is fail-fast';
+    for (const id of ["server-slow-sq[1]", "server-slow-sq[2]"]) {
+      const runId = first.result.tasks[id]!.runId!;
+      const at = new Date(plan.find((p) => p.task === id)!.cancelled!.startedAt).toISOString();
+      // Before: "no cache entry for these inputs and code: a new item of server-slow-sq (x = 4): no entry for it yet".
+      expect(plan.find((p) => p.task === id)).toMatchObject({ action: "run", reason: `no cache entry for these inputs and code: a run with this key was cancelled (run ${runId}, ${at}): ${why}; no entry is stored for it`, cancelled: { runId, why } });
+    }
+    expect(plan.find((p) => p.task === "server-slow-sq[0]")).toMatchObject({ failed: { runId: first.result.tasks["server-slow-sq[0]"]!.runId, error: "Error: cannot square 3" } });
+    // The failed and the cancelled runs are one search, as the failed ones alone were.
+    expect(count(seen.slice(opened), "POST runs/search")).toBe(1);
+  });
+});
+
 describe("plan without a readable index", () => {
   it("finds another machine's entry by its run's tag and reads its manifest without writing into the root", async () => {
     const t = task("t").input<{ n: number }>().run(({ n }) => ({ v: n * 2 }));

@@ -297,6 +297,58 @@ describe("a key a run failed for, with no entry", () => {
   });
 });
 
+describe("a key whose run was cancelled, with no entry", () => {
+  /** A map whose item x = 3 fails once the others are running: with fail-fast, they are cancelled. */
+  const slow = task("slow-sq")
+    .input<{ x: number }>()
+    .run(async ({ x }, ctx) => {
+      if (x === 3) {
+        await sleep(100);
+        throw new Error(`cannot square ${x}`);
+      }
+      await new Promise((_r, j) => ctx.signal.addEventListener("abort", () => j(ctx.signal.reason)));
+      return { y: x * x };
+    });
+  const f = flow("cancelled-items")
+    .params<{ items: number[] }>()
+    .build(({ params }) => ({ ys: map(slow, { over: params.items, as: "x" }).outputs }));
+
+  it("is said to have been cancelled when task X failed (fail-fast), naming its run, not new: plan and explain", async () => {
+    const root = await tmp();
+    const params = { items: [3, 4, 5] };
+    const first = await runCollect(f, { root, params, concurrency: 3 });
+    expect(statuses(first.result)).toMatchObject({ "slow-sq[0]": "failed", "slow-sq[1]": "cancelled", "slow-sq[2]": "cancelled" });
+    const cancelledRun = first.result.tasks["slow-sq[1]"]!.runId!;
+    const plan = await planOf(f, root, params);
+    const why = 'stopped because task "slow-sq[0]" failed and the failure policy is fail-fast';
+    // Before: "no cache entry for these inputs and code: a new item of slow-sq (x = 4): no entry for it yet".
+    expect(plan.find((p) => p.task === "slow-sq[1]")).toMatchObject({
+      action: "run",
+      reason: expect.stringMatching(new RegExp(`^no cache entry for these inputs and code: a run with this key was cancelled \\(run ${cancelledRun}, \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\): ${why.replace(/[[\]]/g, "\\$&")}; no entry is stored for it$`)),
+      cancelled: { runId: cancelledRun, why },
+    });
+    expect(plan.find((p) => p.task === "slow-sq[1]")!.failed).toBeUndefined();
+    expect(plan.find((p) => p.task === "slow-sq[0]")).toMatchObject({ failed: { error: "Error: cannot square 3" } });
+    const { tasks } = await openFlowCache(f.definition, { root, params, env: {} });
+    const explained = await explainTask(f.definition, "slow-sq[2]", { params, cache: tasks }).finally(() => tasks.store.close());
+    expect(explained.planned.cancelled).toMatchObject({ runId: first.result.tasks["slow-sq[2]"]!.runId, why });
+  });
+
+  it("is said to have been cancelled with the reason the flow run was cancelled for", async () => {
+    const root = await tmp();
+    const params = { items: [4, 5] };
+    const run = await f.run({ env: {}, root, params });
+    run.on((e) => {
+      if (e.type === "task" && e.status === "running" && e.task === "slow-sq[1]") setTimeout(() => run.cancel("SIGINT"), 50);
+    });
+    const result = await run.wait();
+    expect(statuses(result)).toMatchObject({ "slow-sq[0]": "cancelled", "slow-sq[1]": "cancelled" });
+    const plan = await planOf(f, root, params);
+    expect(plan.find((p) => p.task === "slow-sq[0]")).toMatchObject({ action: "run", cancelled: { runId: result.tasks["slow-sq[0]"]!.runId, why: "the flow run was cancelled: SIGINT" } });
+    expect(plan.find((p) => p.task === "slow-sq[0]")!.reason).toMatch(/: a run with this key was cancelled \(run \w+, [^)]+\): the flow run was cancelled: SIGINT; no entry is stored for it$/);
+  });
+});
+
 /** Entry file → its text, of the embedded store under `root`. */
 async function snapshot(root: string): Promise<Map<string, string>> {
   const files = await entryFiles(root);

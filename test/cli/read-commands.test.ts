@@ -8,7 +8,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "n
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../../packages/mlflow/test/mlflow-server.ts";
-import { cairnBin, childEnv, start } from "../cache/helpers.ts";
+import { cairnBin, childEnv, jsonLines, start } from "../cache/helpers.ts";
 import { cairn, repo } from "./helpers.ts";
 
 const made: string[] = [];
@@ -120,6 +120,35 @@ describe("cairn plan and explain take the run's --secrets and --experiment", () 
     // Before: `No earlier cache entry of task "t" in the cache store at ...`.
     expect(explain.stdout).toContain(`A run with these inputs and code failed: run ${runId}, started `);
     expect(explain.stdout).toContain(`: Error: no data for 7; no entry is stored for them. \`cairn show ${runId}\` shows its error; a run computes it again.`);
+    expect(explain.stdout).not.toContain("No earlier cache entry");
+  });
+
+  it("plan and explain of a task whose run was cancelled by Ctrl-C say so, with its run and SIGINT, not that it is new", async () => {
+    const cwd = await tmp();
+    await writeFile(
+      join(cwd, "flow.ts"),
+      `import { flow, task } from "cairn-dag";\nconst t = task("t").input<{ n: number }>().run((_, ctx) => new Promise((_r, j) => { const t = setTimeout(() => j(new Error("not cancelled")), 60_000); ctx.signal.addEventListener("abort", () => (clearTimeout(t), j(ctx.signal.reason))); }));\nexport default flow("interrupted").build(() => ({ v: t({ n: 7 }) }));\n`,
+    );
+    let sent = false;
+    const live = start(process.execPath, [cairnBin, "run", "flow.ts", "--json"], {
+      cwd,
+      env: childEnv(),
+      onStdout: (out, child) => {
+        if (!sent && jsonLines(out).some((e) => e.type === "task" && e.status === "running")) (sent = true), child.kill("SIGINT");
+      },
+    });
+    const run = await live.done;
+    expect(run.code, run.stderr + run.stdout).toBe(130);
+    const runId = (run.json.find((e) => e.type === "task" && e.task === "t" && e.status === "cancelled") as { taskRunId: string }).taskRunId;
+    expect(runId).toMatch(/^[0-9a-f]{32}$/);
+    const plan = await cairn(["plan", "flow.ts"], { cwd });
+    expect(plan.code, plan.stderr).toBe(0);
+    // Before: "no cache entry for these inputs and code", as if it never ran.
+    expect(plan.stdout).toMatch(new RegExp(`^t\\s+runs\\s+no cache entry for these inputs and code: a run with this key was cancelled \\(run ${runId}, \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\): the flow run was cancelled: SIGINT; no entry is stored for it`, "m"));
+    const explain = await cairn(["explain", "flow.ts", "t"], { cwd });
+    expect(explain.code, explain.stderr).toBe(0);
+    // Before: `No earlier cache entry of task "t" in the cache store at ...`.
+    expect(explain.stdout).toMatch(new RegExp(`A run with these inputs and code was cancelled: run ${runId}, started \\S+ \\(the flow run was cancelled: SIGINT\\); no entry is stored for them\\. A run computes it again\\.`));
     expect(explain.stdout).not.toContain("No earlier cache entry");
   });
 

@@ -34,6 +34,7 @@ import {
   startedNoAttempt,
   removeIndexEntries,
   type IndexCleanup,
+  type CancelledRun,
   type FailedRun,
   resolveTracker,
   SKIPPED_BECAUSE_TAG,
@@ -1029,16 +1030,16 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
       if (p.upstream !== undefined) lines.push("Its inputs are known only once the upstream tasks have run, so its key cannot be computed yet.");
     } else if (p.expired) {
       lines.push("Nothing else changed: its inputs and code are that entry's. A run deletes it and computes them again (`.cache({ ttl })` sets how long entries last).");
-    } else if (p.failed && (explanation.newItem || !explanation.nearest)) {
-      // Not "new": these inputs and code ran, and failed; the reason above names the run.
-      lines.push(failedRunLine(p.failed));
+    } else if ((p.failed || p.cancelled) && (explanation.newItem || !explanation.nearest)) {
+      // Not "new": these inputs and code ran, and failed or were cancelled; the reason above names the run.
+      lines.push(endedRunLine(p));
     } else if (explanation.newItem) {
       lines.push(`It is ${explanation.newItem}.`);
     } else if (!explanation.nearest) {
       // Said of where it looked, not "never succeeded": another store, or one whose entries expired, may hold it.
       lines.push(`No earlier cache entry of task "${p.task}" in ${explanation.searched ?? "the cache store"}.`);
     } else {
-      if (p.failed) lines.push(failedRunLine(p.failed));
+      if (p.failed || p.cancelled) lines.push(endedRunLine(p));
       const n = explanation.nearest;
       lines.push(`Nearest earlier entry: run ${n.sourceRunId}, from ${new Date(n.createdAt).toISOString()}. Since then:`);
       for (const change of n.changes) lines.push(`  - ${change.message}`);
@@ -1056,6 +1057,11 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   return EXIT.ok;
 }
 
+/** Explain's line for a key with no entry that a run failed for or was cancelled in (the plan has one of the two). */
+function endedRunLine(p: { failed?: FailedRun; cancelled?: CancelledRun }): string {
+  return p.failed ? failedRunLine(p.failed) : cancelledRunLine(p.cancelled!);
+}
+
 /**
  * Explain's line for a key with no entry that a run failed for: when, its error, and where the
  * rest is. Not "its last run": a later run may have succeeded and its entry been pruned since.
@@ -1063,6 +1069,12 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
 function failedRunLine(failed: FailedRun): string {
   const error = failed.error !== undefined ? `: ${failed.error}` : "";
   return `A run with these inputs and code failed: run ${failed.runId}, started ${new Date(failed.startedAt).toISOString()}${error}; no entry is stored for them. \`cairn show ${failed.runId}\` shows its error; a run computes it again.`;
+}
+
+/** Explain's line for a key with no entry whose run was cancelled while running: when, and what stopped it. */
+function cancelledRunLine(cancelled: CancelledRun): string {
+  const why = cancelled.why !== undefined ? ` (${cancelled.why})` : "";
+  return `A run with these inputs and code was cancelled: run ${cancelled.runId}, started ${new Date(cancelled.startedAt).toISOString()}${why}; no entry is stored for them. A run computes it again.`;
 }
 
 /**

@@ -55,7 +55,7 @@ export {
   startedNoAttempt,
 } from "./pipeline/task-run.ts";
 export { MISS_REASON_TAG, expiredWords, parseMissReason, type MissReason } from "./caching/miss-reason.ts";
-export { planFlow, explainTask, type PlannedTask, type FailedRun, type PlanOptions, type Explanation, type NearestEntry } from "./caching/plan.ts";
+export { planFlow, explainTask, type PlannedTask, type FailedRun, type CancelledRun, type PlanOptions, type Explanation, type NearestEntry } from "./caching/plan.ts";
 export type { RunEvent, TaskEvent, FlowEvent, LogEvent, LeaseHolder, TaskStatus, FlowStatus, ErrorInfo } from "./run/events.ts";
 export type { TaskContext, RunLog, ArtifactWriter, TaskLogger } from "./run/task-context.ts";
 export { holdWork, sendArtifact, trackingEnv, declaredEnv } from "./run/task-context.ts";

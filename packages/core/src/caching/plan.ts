@@ -9,7 +9,7 @@ import { closestName } from "../internal.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import { leaseHolder } from "../pipeline/single-flight.ts";
-import { ERROR_TAG } from "../pipeline/task-run.ts";
+import { ERROR_MESSAGE_TAG, ERROR_NAME_TAG, ERROR_TAG } from "../pipeline/task-run.ts";
 import type { LeaseHolder } from "../run/events.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 import { forcedItems, forcedNodes, forcedOf, itemPastList } from "./rerun.ts";
@@ -54,6 +54,12 @@ export interface PlannedTask {
    * Looked for among the experiment's newest failed runs, in one search (see {@link TaskCache.failedRuns}).
    */
   failed?: FailedRun;
+  /**
+   * No entry for the key, and a run of the task with this key was cancelled while running (it
+   * stored none), none of its failed runs being newer: that run, when it started, and what stopped
+   * it, when its run says. Found by the same search as {@link failed}; one of the two at most.
+   */
+  cancelled?: CancelledRun;
   /** For an item of a map or sweep: the map's node id and the item's position. */
   parent?: string;
   item?: number;
@@ -66,6 +72,18 @@ export interface FailedRun {
   runId: string;
   startedAt: number;
   error?: string;
+}
+
+/** A cancelled run of a key: see {@link PlannedTask.cancelled}. */
+export interface CancelledRun {
+  runId: string;
+  startedAt: number;
+  /**
+   * What stopped it, in words, from the error its run records (masked as recorded):
+   * `stopped because task "sq[2]" failed and the failure policy is fail-fast`,
+   * `the flow run was cancelled: SIGINT`. Absent when its run records none.
+   */
+  why?: string;
 }
 
 /** Options of {@link planFlow}. */
@@ -171,20 +189,26 @@ async function planNodes(
     if (options.cache.missingExperiment !== undefined) {
       return { task: id, action: "run", reason: `no cache entry for these inputs and code (experiment "${options.cache.missingExperiment}" does not exist yet)`, key, ...place };
     }
-    // A key that ran and failed is no new one: said so, rather than compared as if it never ran.
+    // A key that ran and failed, or was cancelled, is no new one: said so, rather than compared as if it never ran.
     // Not that its last run failed: a later run may have succeeded and its entry been pruned since.
-    const failed = await failedRunOf(key.key);
-    if (failed) return { task: id, action: "run", reason: `no cache entry for these inputs and code: ${failedRunReason(failed)}`, key, failed, ...place };
+    const ended = await endedRunOf(key.key);
+    if (ended?.failed) return { task: id, action: "run", reason: `no cache entry for these inputs and code: ${failedRunReason(ended.failed)}`, key, failed: ended.failed, ...place };
+    if (ended?.cancelled) return { task: id, action: "run", reason: `no cache entry for these inputs and code: ${cancelledRunReason(ended.cancelled)}`, key, cancelled: ended.cancelled, ...place };
     // The first change since the nearest earlier entry, as explain gives it: the entries are listed once per task.
     const near = await nearestOf(node, key, earlierEntries, itemInputOf(node));
     const since = near.newItem ?? (near.nearest?.changes.length ? firstChange(near.nearest.changes) : undefined);
     return { task: id, action: "run", reason: `no cache entry for these inputs and code${since ? `: ${since}` : ""}`, key, ...place };
   };
-  const failedRunOf = async (key: string): Promise<FailedRun | undefined> => {
+  /** The newest run of the key that failed or was cancelled (its status says which), if the search found one. */
+  const endedRunOf = async (key: string): Promise<{ failed?: FailedRun; cancelled?: CancelledRun } | undefined> => {
     const run = (await options.cache.failedRuns()).get(key);
     if (!run) return undefined;
+    if (run.status === "KILLED") {
+      const why = cancelledWhy(run.tags);
+      return { cancelled: { runId: run.runId, startedAt: run.startTime, ...(why ? { why } : {}) } };
+    }
     const error = run.tags[ERROR_TAG]?.split("\n", 1)[0];
-    return { runId: run.runId, startedAt: run.startTime, ...(error ? { error: short(error, 200) } : {}) };
+    return { failed: { runId: run.runId, startedAt: run.startTime, ...(error ? { error: short(error, 200) } : {}) } };
   };
   const earlier = new Map<string, Promise<{ entries: CacheEntry[]; searched: string; complete: boolean }>>();
   const earlierEntries = (taskName: string) => {
@@ -568,6 +592,25 @@ function computingReason(computing: LeaseHolder): string {
   const by = `${computing.process}${computing.runId ? ` (run ${computing.runId})` : ""}`;
   const lapses = Number.isFinite(computing.expiresAt) ? `; its lease lapses in ${Math.max(0, Math.ceil((computing.expiresAt - Date.now()) / 1000))} s unless renewed` : "";
   return `being computed elsewhere now, by ${by}: a run would wait for it and take its entry (or compute it, if that fails)${lapses}`;
+}
+
+/** Plan's words for a key with no entry whose run was cancelled: which, when, and what stopped it. */
+function cancelledRunReason(cancelled: CancelledRun): string {
+  const why = cancelled.why !== undefined ? `: ${cancelled.why}` : "";
+  return `a run with this key was cancelled (run ${cancelled.runId}, ${new Date(cancelled.startedAt).toISOString()})${why}; no entry is stored for it`;
+}
+
+/**
+ * What stopped a cancelled run, in words, from its error tags (what its result carried: FailFast,
+ * FlowFailed, or CancelledError with the reason given, `SIGINT` under the CLI).
+ */
+function cancelledWhy(tags: Readonly<Record<string, string>>): string | undefined {
+  const name = tags[ERROR_NAME_TAG];
+  const message = tags[ERROR_MESSAGE_TAG]?.split("\n", 1)[0]?.replace(/\.$/, "");
+  if (name === undefined || !message) return undefined;
+  const lower = `${message.charAt(0).toLowerCase()}${message.slice(1)}`;
+  // "Cancelled: SIGINT." says it of the flow run, which is what the user cancelled.
+  return short(name === "CancelledError" ? `the flow run was ${lower}` : lower, 200);
 }
 
 /** Plan's words for a key with no entry that a run failed for: what is known, not that its last run failed. */

@@ -55,8 +55,10 @@ import { cairnBuild } from "../cairn-build.ts";
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
 export const CACHE_KEY_TAG = "cairn.cache_key";
 /**
- * The tag of a task run that failed: the key it ran for. It stores no entry, so without this a
- * later plan could not tell a key whose run failed from one that never ran ({@link TaskCache.failedRuns}).
+ * The tag of a task run that failed or was cancelled while running: the key it ran for. It stores
+ * no entry, so without this a later plan could not tell a key whose run failed from one that never
+ * ran ({@link TaskCache.failedRuns}). One tag for both, the run's status telling them apart
+ * (FAILED, KILLED): an MLflow filter has no OR, so two tags would be two searches.
  */
 export const FAILED_KEY_TAG = "cairn.failed_key";
 /** The tag of a cache hit's run: the key it was found by. */
@@ -1198,11 +1200,12 @@ export class TaskCache {
   }
 
   /**
-   * The newest failed task runs of the experiment, by the key each ran for ({@link FAILED_KEY_TAG};
-   * the newest run of a key): one search for every task a plan or explain asks about, not one
-   * request per task, at most {@link FAILED_RUNS_SEARCHED} runs, among the newest
-   * {@link FAILED_RUNS_WITHIN} where runs are read one by one. Empty when the tracker keeps no
-   * runs or the experiment does not exist yet, or when the search fails (it only words a miss).
+   * The newest failed or cancelled task runs of the experiment (status FAILED or KILLED), by the
+   * key each ran for ({@link FAILED_KEY_TAG}; the newest run of a key): one search for every task
+   * a plan or explain asks about, not one request per task, at most {@link FAILED_RUNS_SEARCHED}
+   * runs, among the newest {@link FAILED_RUNS_WITHIN} where runs are read one by one. Empty when
+   * the tracker keeps no runs or the experiment does not exist yet, or when the search fails (it
+   * only words a miss).
    */
   failedRuns(): Promise<Map<string, RunRecord>> {
     this.failedRunsRead ??= this.searchFailedRuns();
@@ -1212,11 +1215,13 @@ export class TaskCache {
   private async searchFailedRuns(): Promise<Map<string, RunRecord>> {
     const byKey = new Map<string, RunRecord>();
     if (!this.tracker.capabilities.records || this.missingExperiment !== undefined) return byKey;
-    const search: RunFilter = { experimentIds: [this.experimentId], status: "FAILED", hasTag: FAILED_KEY_TAG, within: FAILED_RUNS_WITHIN, maxResults: FAILED_RUNS_SEARCHED };
+    // No status in the filter: only failed and cancelled runs get the tag, and a filter has no OR.
+    const search: RunFilter = { experimentIds: [this.experimentId], hasTag: FAILED_KEY_TAG, within: FAILED_RUNS_WITHIN, maxResults: FAILED_RUNS_SEARCHED };
     const runs = await this.tracker.searchRuns(search).catch(() => []);
     for (const run of runs) {
       const key = run.tags[FAILED_KEY_TAG];
-      if (key !== undefined && !byKey.has(key)) byKey.set(key, run);
+      // A run tagged but not yet ended (its process died between the two) is neither yet.
+      if (key !== undefined && (run.status === "FAILED" || run.status === "KILLED") && !byKey.has(key)) byKey.set(key, run);
     }
     return byKey;
   }
@@ -1414,7 +1419,7 @@ interface IndexDocuments {
   failed: boolean;
 }
 
-/** Failed runs {@link TaskCache.failedRuns} reads, newest first: one search (one page on MLflow). */
+/** Failed and cancelled runs {@link TaskCache.failedRuns} reads, newest first: one search (one page on MLflow). */
 const FAILED_RUNS_SEARCHED = 1000;
 
 /**

@@ -17,7 +17,7 @@ import { RunRecorder } from "../tracking/run-recorder.ts";
 import { writeRunFiles } from "../tracking/run-files.ts";
 import { type AttemptScope, runAttempts, type TaskAttempts } from "./attempts.ts";
 import type { WorkHolder } from "./running-task-context.ts";
-import { isStopReason } from "./stop.ts";
+import { isStopReason, stopInfo } from "./stop.ts";
 import { createTaskRun, DURATION_TAG, finishTaskRun, logInputs, type RecordScope } from "./task-run.ts";
 
 /** A succeeded task's run that could not be closed beside the flow: why, and whether it was left RUNNING (not even marked FAILED). */
@@ -180,9 +180,12 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       // A cancelled run closes at once: its reason only if the store's listing has already answered.
       const reason = task.missReason === undefined ? undefined : await (cancelled ? Promise.race([task.missReason, Promise.resolve(undefined)]) : task.missReason);
       if (reason !== undefined) recorder.tag(MISS_REASON_TAG, reason);
-      // No entry is stored for it: the key on its run lets a later plan say it failed, not that it never ran.
-      if (!cancelled && task.key) recorder.tag(FAILED_KEY_TAG, task.key.key);
-      await finishTaskRun(scope.record, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED", undefined, error).catch(() => {});
+      // No entry is stored for it: the key on its run lets a later plan say it failed or was
+      // cancelled (the run's status tells which), not that it never ran.
+      if (task.key) recorder.tag(FAILED_KEY_TAG, task.key.key);
+      // A cancelled run records what stopped it (as its result carries it), not what it threw on its way out.
+      const ended = cancelled ? Object.assign(new Error(), stopInfo(stop ?? error)) : error;
+      await finishTaskRun(scope.record, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED", undefined, ended).catch(() => {});
     }
     task.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
     return { ok: false, error, cancelled, stop };

@@ -378,7 +378,7 @@ function readSafely(read: () => unknown): unknown {
 /**
  * Ends the task's run: what it logged, its status tag (FINISHED `succeeded`, FAILED `failed`,
  * KILLED `cancelled`), its outputs manifest and artifacts (when it succeeded) or its error's
- * tags and {@link ERROR_FILE} (when it failed), its status.
+ * tags and {@link ERROR_FILE} (when it failed; a cancelled one's tags say what stopped it), its status.
  */
 export async function finishTaskRun(
   scope: RecordScope,
@@ -398,6 +398,10 @@ export async function finishTaskRun(
     const tags = errorTags(error, scope.secrets);
     for (const key in tags) recorder.tag(key, tags[key]!);
     writes.push(writeRunFiles(tracker, runId, "cairn", { [ERROR_FILE]: errorText(error, scope.secrets) }));
+  } else if (status === "KILLED" && error !== undefined) {
+    // What stopped it, as a cancelled flow run's tags say it: no error file, an upload more for a stop's stack.
+    const tags = flowErrorTags(toErrorInfo(error), [], scope.secrets);
+    for (const key in tags) recorder.tag(key, tags[key]!);
   }
   if (manifest !== undefined) {
     writes.push(
