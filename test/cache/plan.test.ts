@@ -349,6 +349,61 @@ describe("a key whose run was cancelled, with no entry", () => {
   });
 });
 
+describe("a key with no failed or cancelled run found, where the search stopped at its bound", () => {
+  it("explain says the search looked among the experiment's newest 2,000 runs only; with fewer runs, it says nothing of it", async () => {
+    const root = await tmp();
+    const flaky = task("old-flaky")
+      .input<{ x: number }>()
+      .run(({ x }) => {
+        if (x > 0) throw new Error(`cannot square ${x}`);
+        return { y: x };
+      });
+    const f = flow("old-failure")
+      .params<{ x: number }>()
+      .build(({ params }) => ({ y: flaky({ x: params.x }).y }));
+    const params = { x: 3 };
+    const first = await runCollect(f, { root, params });
+    const failedRun = first.result.tasks["old-flaky"]!.runId!;
+    const explain = async () => {
+      const { tasks, params: parsed } = await openFlowCache(f.definition, { root, params, env: {} });
+      return explainTask(f.definition, "old-flaky", { params: parsed, cache: tasks }).finally(() => tasks.store.close());
+    };
+    const found = await explain();
+    expect(found.planned.failed).toMatchObject({ runId: failedRun });
+    expect(found.notFoundAmong).toBeUndefined();
+    // 2,000 newer runs in the experiment: the failed one is past the search's bound.
+    const store = new LocalStore({ root });
+    const { experimentId, startTime } = (await store.getRun(failedRun))!;
+    for (let i = 1; i <= 2000; i++) await store.recordRun({ experimentId, name: `filler-${i}`, startTime: startTime + i, status: "FINISHED" });
+    await store.flush();
+    const past = await explain();
+    expect(past.planned.failed).toBeUndefined();
+    // Before: nothing said the key might have failed before the runs the search looked among.
+    expect(past.notFoundAmong).toEqual({ runs: 2000, endedOnly: false });
+    // 1,000 newer failed runs of other keys: the search's one page is full.
+    const full = await tmp();
+    const again = await runCollect(f, { root: full, params });
+    const fullStore = new LocalStore({ root: full });
+    const older = (await fullStore.getRun(again.result.tasks["old-flaky"]!.runId!))!;
+    for (let i = 1; i <= 1000; i++) {
+      await fullStore.recordRun({ experimentId: older.experimentId, name: `failed-${i}`, startTime: older.startTime + i, status: "FAILED", tags: { "cairn.failed_key": `other-${i}` } });
+    }
+    await fullStore.flush();
+    const { tasks: fullTasks } = await openFlowCache(f.definition, { root: full, params, env: {} });
+    const paged = await explainTask(f.definition, "old-flaky", { params, cache: fullTasks }).finally(() => fullTasks.store.close());
+    expect(paged.planned.failed).toBeUndefined();
+    expect(paged.notFoundAmong).toEqual({ runs: 1000, endedOnly: true });
+    // Another key, with fewer runs than the bound in its own experiment, says nothing of it.
+    const other = await tmp();
+    await runCollect(flow("few-runs").build(() => ({ y: task("fine").run(() => ({ y: 1 }))().y })), { root: other });
+    const g = flow("few-runs").build(() => ({ y: task("fine").run(() => ({ y: 2 }))().y }));
+    const { tasks } = await openFlowCache(g.definition, { root: other, params: {}, env: {} });
+    const few = await explainTask(g.definition, "fine", { params: {}, cache: tasks }).finally(() => tasks.store.close());
+    expect(few.planned.action).toBe("run");
+    expect(few.notFoundAmong).toBeUndefined();
+  }, 120_000);
+});
+
 /** Entry file → its text, of the embedded store under `root`. */
 async function snapshot(root: string): Promise<Map<string, string>> {
   const files = await entryFiles(root);

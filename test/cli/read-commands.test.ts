@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairnBin, childEnv, jsonLines, start } from "../cache/helpers.ts";
+import { LocalStore } from "@cairn/core";
 import { cairn, repo } from "./helpers.ts";
 
 const made: string[] = [];
@@ -150,6 +151,29 @@ describe("cairn plan and explain take the run's --secrets and --experiment", () 
     // Before: `No earlier cache entry of task "t" in the cache store at ...`.
     expect(explain.stdout).toMatch(new RegExp(`A run with these inputs and code was cancelled: run ${runId}, started \\S+ \\(the flow run was cancelled: SIGINT\\); no entry is stored for them\\. A run computes it again\\.`));
     expect(explain.stdout).not.toContain("No earlier cache entry");
+  });
+
+  it("explain of a key whose failed run is past the search's bound says where the search stopped, not only that the key is new", async () => {
+    const cwd = await tmp();
+    await writeFile(
+      join(cwd, "flow.ts"),
+      `import { flow, task } from "cairn-dag";\nconst t = task("t").input<{ n: number }>().run(({ n }) => { throw new Error("no data for " + n); });\nexport default flow("fails-long-ago").build(() => ({ v: t({ n: 7 }) }));\n`,
+    );
+    const run = await cairn(["run", "flow.ts", "--json"], { cwd });
+    expect(run.code).toBe(1);
+    const runId = (run.json.find((e) => e.type === "task" && e.task === "t" && e.status === "failed") as { taskRunId: string }).taskRunId;
+    // 2,000 newer runs of the experiment: the failed one is past what the search reads.
+    const store = new LocalStore({ root: join(cwd, ".cairn") });
+    const { experimentId, startTime } = (await store.getRun(runId))!;
+    for (let i = 1; i <= 2000; i++) await store.recordRun({ experimentId, name: `filler-${i}`, startTime: startTime + i, status: "FINISHED" });
+    await store.flush();
+    const explain = await cairn(["explain", "flow.ts", "t"], { cwd });
+    expect(explain.code, explain.stderr).toBe(0);
+    expect(explain.stdout).not.toContain("A run with these inputs and code failed");
+    // Before: `No earlier cache entry of task "t" in the cache store at ...`, and nothing more.
+    expect(explain.stdout).toContain(
+      "No failed or cancelled run with these inputs and code among the experiment's 2,000 newest runs, where the search stops: an older one may have failed or been cancelled.",
+    );
   });
 
   it("explain of a miss whose earlier entry another Cairn build wrote says so; of one this build wrote, not", async () => {

@@ -1052,9 +1052,16 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
       }
       lines.push(...otherBuild(n, env));
     }
+    if (explanation.notFoundAmong) lines.push(notFoundAmongLine(explanation.notFoundAmong));
   }
   stdout.write(`${printable(lines.join("\n"))}\n`);
   return EXIT.ok;
+}
+
+/** Explain's line for a key with no failed or cancelled run found, when the search for them stopped at its bound. */
+function notFoundAmongLine(bound: { runs: number; endedOnly: boolean }): string {
+  const among = bound.endedOnly ? `${bound.runs.toLocaleString("en-US")} newest failed or cancelled runs` : `${bound.runs.toLocaleString("en-US")} newest runs`;
+  return `No failed or cancelled run with these inputs and code among the experiment's ${among}, where the search stops: an older one may have failed or been cancelled.`;
 }
 
 /** Explain's line for a key with no entry that a run failed for or was cancelled in (the plan has one of the two). */

@@ -121,7 +121,7 @@ async function planNodes(
   options: PlanOptions,
   focus?: PlanFocus,
   graph: FlowGraph = buildFlowGraph(definition),
-): Promise<{ plan: PlannedTask[]; nodes: Map<string, FlowNode>; nearest: (node: FlowNode, key: TaskKey) => Promise<Nearest>; known: Map<string, Nearest> }> {
+): Promise<{ plan: PlannedTask[]; nodes: Map<string, FlowNode>; nearest: (node: FlowNode, key: TaskKey) => Promise<Nearest>; known: Map<string, Nearest>; unended: ReadonlySet<string> }> {
   const outOfFocus = (id: string) => focus !== undefined && !focus.nodes.has(id);
   const nodes = new Map(graph.nodes);
   const rows: PlannedTask[] = [];
@@ -138,6 +138,8 @@ async function planNodes(
   const running = new Map<string, string>();
   /** Nodes planned as hits whose outputs come from a node of the same key that runs first: their dependants wait for it. */
   const waitsFor = new Map<string, string>();
+  /** Nodes whose key has no entry and no failed or cancelled run that the search found. */
+  const unended = new Set<string>();
   /** Nodes below a task that runs whose own code (or params, env) no earlier entry has: what differs (see {@link knownChanges}). */
   const known = new Map<string, Nearest>();
   const planOne = async (node: FlowNode, upstreamRuns: string | undefined, forcedHere: boolean): Promise<PlannedTask> => {
@@ -192,6 +194,7 @@ async function planNodes(
     // A key that ran and failed, or was cancelled, is no new one: said so, rather than compared as if it never ran.
     // Not that its last run failed: a later run may have succeeded and its entry been pruned since.
     const ended = await endedRunOf(key.key);
+    if (!ended) unended.add(id);
     if (ended?.failed) return { task: id, action: "run", reason: `no cache entry for these inputs and code: ${failedRunReason(ended.failed)}`, key, failed: ended.failed, ...place };
     if (ended?.cancelled) return { task: id, action: "run", reason: `no cache entry for these inputs and code: ${cancelledRunReason(ended.cancelled)}`, key, cancelled: ended.cancelled, ...place };
     // The first change since the nearest earlier entry, as explain gives it: the entries are listed once per task.
@@ -201,7 +204,7 @@ async function planNodes(
   };
   /** The newest run of the key that failed or was cancelled (its status says which), if the search found one. */
   const endedRunOf = async (key: string): Promise<{ failed?: FailedRun; cancelled?: CancelledRun } | undefined> => {
-    const run = (await options.cache.failedRuns()).get(key);
+    const run = (await options.cache.failedRuns()).byKey.get(key);
     if (!run) return undefined;
     if (run.status === "KILLED") {
       const why = cancelledWhy(run.tags);
@@ -276,7 +279,7 @@ async function planNodes(
     const items = itemRows.get(id);
     if (items) rows.push(...items);
   }
-  return { plan: rows, nodes, nearest: (node, key) => nearestOf(node, key, earlierEntries, itemInputOf(node)), known };
+  return { plan: rows, nodes, nearest: (node, key) => nearestOf(node, key, earlierEntries, itemInputOf(node)), known, unended };
 
   /**
    * A map or sweep: its list, when it is known before running (a literal, a param, or the
@@ -554,12 +557,18 @@ export interface Explanation {
   newItem?: string;
   /** Where earlier entries were looked for: the cache store, and the experiment's index when the tracker has one. */
   searched?: string;
+  /**
+   * No failed or cancelled run of the key was found, but the search stopped at its bound: it
+   * looked among the experiment's newest `runs` runs (`endedOnly`: its newest failed and cancelled
+   * runs), so an older one may have failed or been cancelled. Absent when it saw them all.
+   */
+  notFoundAmong?: { runs: number; endedOnly: boolean };
 }
 
 /** Explains one task's plan: for a miss, which ingredient changed since the nearest earlier entry. */
 export async function explainTask(definition: FlowDefinition, task: string, options: PlanOptions): Promise<Explanation> {
   const graph = buildFlowGraph(definition);
-  const { plan, nodes, nearest, known } = await planNodes(definition, options, focusOf(graph, task), graph);
+  const { plan, nodes, nearest, known, unended } = await planNodes(definition, options, focusOf(graph, task), graph);
   const unknownItem = /^(.+)\[\d+\]$/.exec(task);
   if (unknownItem && !plan.some((p) => p.task === task)) {
     const map = plan.find((p) => p.task === unknownItem[1] && p.items !== undefined);
@@ -580,7 +589,9 @@ export async function explainTask(definition: FlowDefinition, task: string, opti
     throw new OptionError("TASK", `a task name or node id of flow "${definition.name}"${meant ? ` (did you mean "${meant}"?)` : ""}: ${ids.join(", ")}`, task);
   }
   const node = nodes.get(planned.task)!;
-  const explanation: Explanation = { task: planned.task, planned };
+  // Said only where plan looked for the key's failed or cancelled run and found none: the search is already done.
+  const bound = unended.has(planned.task) ? (await options.cache.failedRuns()).bound : undefined;
+  const explanation: Explanation = { task: planned.task, planned, ...(bound ? { notFoundAmong: bound } : {}) };
   // An entry of these very ingredients exists, past its ttl: nothing changed since, nothing to compare.
   // Below a task that runs: what already differs, whatever its inputs, when plan found that.
   if (planned.action === "hit" || !planned.key || planned.expired) return { ...explanation, ...known.get(planned.task) };

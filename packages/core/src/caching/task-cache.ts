@@ -361,7 +361,7 @@ export class TaskCache {
    */
   private readonly earlier = new Map<string, { byTask: Promise<Map<string, CacheEntry[]>>; by: number }>();
   /** The failed runs by key, searched once for a plan's or explain's misses (see {@link failedRuns}). */
-  private failedRunsRead: Promise<Map<string, RunRecord>> | undefined;
+  private failedRunsRead: Promise<EndedRuns> | undefined;
   /** The experiment's index documents by task, read once for a plan's or explain's comparisons (see {@link earlierEntries}). */
   private indexDocuments: Promise<IndexDocuments> | undefined;
 
@@ -1207,23 +1207,26 @@ export class TaskCache {
    * the tracker keeps no runs or the experiment does not exist yet, or when the search fails (it
    * only words a miss).
    */
-  failedRuns(): Promise<Map<string, RunRecord>> {
+  failedRuns(): Promise<EndedRuns> {
     this.failedRunsRead ??= this.searchFailedRuns();
     return this.failedRunsRead;
   }
 
-  private async searchFailedRuns(): Promise<Map<string, RunRecord>> {
+  private async searchFailedRuns(): Promise<EndedRuns> {
     const byKey = new Map<string, RunRecord>();
-    if (!this.tracker.capabilities.records || this.missingExperiment !== undefined) return byKey;
+    if (!this.tracker.capabilities.records || this.missingExperiment !== undefined) return { byKey };
+    let cut = false;
     // No status in the filter: only failed and cancelled runs get the tag, and a filter has no OR.
-    const search: RunFilter = { experimentIds: [this.experimentId], hasTag: FAILED_KEY_TAG, within: FAILED_RUNS_WITHIN, maxResults: FAILED_RUNS_SEARCHED };
+    const search: RunFilter = { experimentIds: [this.experimentId], hasTag: FAILED_KEY_TAG, within: FAILED_RUNS_WITHIN, maxResults: FAILED_RUNS_SEARCHED, onCut: () => (cut = true) };
     const runs = await this.tracker.searchRuns(search).catch(() => []);
     for (const run of runs) {
       const key = run.tags[FAILED_KEY_TAG];
       // A run tagged but not yet ended (its process died between the two) is neither yet.
       if (key !== undefined && (run.status === "FAILED" || run.status === "KILLED") && !byKey.has(key)) byKey.set(key, run);
     }
-    return byKey;
+    // A full page may have left older tagged runs out; a cut, older runs unread.
+    if (runs.length >= FAILED_RUNS_SEARCHED) return { byKey, bound: { runs: FAILED_RUNS_SEARCHED, endedOnly: true } };
+    return cut ? { byKey, bound: { runs: FAILED_RUNS_WITHIN, endedOnly: false } } : { byKey };
   }
 
   /**
@@ -1417,6 +1420,17 @@ interface IndexDocuments {
   listedAll: boolean;
   /** A document could not be read. */
   failed: boolean;
+}
+
+/** What {@link TaskCache.failedRuns} found. */
+export interface EndedRuns {
+  /** The newest failed or cancelled run of each key found. */
+  byKey: Map<string, RunRecord>;
+  /**
+   * Set when the search may have stopped short of an older such run: it looked among the
+   * experiment's newest `runs` runs (`endedOnly`: its newest failed and cancelled runs).
+   */
+  bound?: { runs: number; endedOnly: boolean };
 }
 
 /** Failed and cancelled runs {@link TaskCache.failedRuns} reads, newest first: one search (one page on MLflow). */

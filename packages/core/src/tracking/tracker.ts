@@ -106,6 +106,8 @@ export interface RunFilter {
    * further.
    */
   within?: number;
+  /** Told when `within` left older runs unread, so that the caller can say its answer is bounded. */
+  onCut?: () => void;
   /** Only children of this run. */
   parentRunId?: string;
   /** Only runs with this status. */

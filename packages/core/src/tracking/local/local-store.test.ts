@@ -641,6 +641,10 @@ describe("LocalStore: a search bounded to the newest runs (within)", () => {
     const search = { experimentIds: [experimentId], status: "FAILED", hasTag: "cairn.failed_key" } as const;
     expect((await store.searchRuns({ ...search, experimentIds: [experimentId], within: 4 })).map((r) => r.name)).toEqual(["r1"]);
     expect(await store.searchRuns({ ...search, experimentIds: [experimentId], within: 3 })).toEqual([]);
+    // Told when runs were left unread, so that a caller can say its answer is bounded; not when none were.
+    const cuts: number[] = [];
+    for (const within of [3, 5, 6]) await store.searchRuns({ ...search, experimentIds: [experimentId], within, onCut: () => cuts.push(within) });
+    expect(cuts).toEqual([3]);
     expect((await store.searchRuns({ experimentIds: [experimentId], within: 2 })).map((r) => r.name)).toEqual(["r4", "r3"]);
   });
 });

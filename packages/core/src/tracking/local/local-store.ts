@@ -504,7 +504,10 @@ export class LocalStore implements Tracker {
     // Newest first; runs started in the same millisecond in reverse order of creation.
     candidates.sort((a, b) => b.line.startTime - a.line.startTime || b.order - a.order);
     // Each candidate is a run file read: a search for rare runs would otherwise read every one.
-    if (filter.within !== undefined) candidates.length = Math.min(candidates.length, Math.max(0, filter.within));
+    if (filter.within !== undefined && candidates.length > Math.max(0, filter.within)) {
+      candidates.length = Math.max(0, filter.within);
+      filter.onCut?.();
+    }
     const narrowing = filter.status !== undefined || filter.hasTag !== undefined || (filter.tags !== undefined && Object.keys(filter.tags).length > 0);
     const out: RunRecord[] = [];
     for (let i = 0; i < candidates.length && out.length < max; ) {
