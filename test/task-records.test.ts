@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { LocalStore, type RunRecord, type Tracker } from "@cairn/core";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
+import { readReportData } from "@cairn/report";
 import { flow, task, type FlowResult, type RunEvent } from "cairn-dag";
 import { readWithMlflow } from "../packages/mlflow/test/mlflow-read.ts";
 import { cairn } from "./cli/helpers.ts";
@@ -338,6 +339,9 @@ describe("a task run for every node, in the embedded store", () => {
       tags: { "cairn.status": "cancelled", "cairn.error.name": "FailFast", "cairn.error.message": 'Stopped because task "boom" failed and the failure policy is fail-fast.', "cairn.failed_key": expect.stringMatching(/^[0-9a-f]{64}$/) },
     });
     expect(runs.get("boom")).toMatchObject({ status: "FAILED", tags: { "cairn.status": "failed" } });
+    // The report says what stopped it (it said "the flow run was cancelled" for every cancelled task).
+    const report = await readReportData(new LocalStore({ root }), result.runId);
+    expect(report.tasks.find((t) => t.id === "long")?.why).toContain('cancelled: Stopped because task "boom" failed and the failure policy is fail-fast.');
   });
 
   it("a flow whose own record a server refuses while its tasks run: the running task is cancelled, the one not started skipped, neither as if someone cancelled it", async () => {

@@ -315,7 +315,9 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
     const why = skippedWhy(t, task.id);
     task.why.push(t[SKIPPED_REASON_TAG] === "flow-failed" ? `${why} (the flow's error says why)` : why);
   } else if (state === "cancelled") {
-    task.why.push("cancelled: the flow run was cancelled before it finished");
+    // A run cancelled while it ran records what stopped it (fail-fast after another task failed,
+    // a signal, the flow failing); older runs and tasks cancelled before they started do not.
+    task.why.push(error?.message ? `cancelled: ${error.message}` : "cancelled: the flow run was cancelled before it finished");
   }
   switch (t[RAN_BECAUSE_TAG]) {
     case "forced":
