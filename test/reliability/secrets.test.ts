@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { hashValue } from "@cairn/cache";
 import { LocalStore } from "@cairn/core";
-import { type Flow, type RunEvent, type RunOptions, type TaskEvent, flow, notebook, shell, task } from "cairn-dag";
+import { type Flow, type RunEvent, type RunOptions, type TaskContext, type TaskEvent, flow, notebook, shell, task } from "cairn-dag";
 import { VENV_PYTHON, hasVenv } from "../kinds/helpers.ts";
 import { HTML_WEIRD, REFUSED, WEIRD, cairn, filesContaining, fixture, formsIn, formsOf, secretPartIn } from "./secret-helpers.ts";
 
@@ -297,6 +297,54 @@ describe("the engine", () => {
     expect(first).toBeDefined();
     expect(await readFile(first!, "utf8")).toContain("token is ***");
   }, 180_000);
+
+  it("refuses an artifact name that holds a secret, as given or with its \\ read as /, writes no file under it, and quotes it nowhere (an unsafe name's suggestion too)", async () => {
+    const root = await scratch();
+    const backslashed = `Pä'ss"$w\\ord-9Zk`; // a name reads its \ as "/": the name then holds no form of it
+    const slashed = "sl/ash-T0ken-77"; // a name with \ in place of its "/" holds it once normalised
+    const fromEnv = `EnvT0k€n'Q"7$`; // known from the moment the task asks for it
+    const names: Record<string, (ctx: TaskContext) => string> = {
+      "plain-name": (ctx) => `f-${ctx.secret("API_KEY")}.txt`,
+      "unsafe-name": (ctx) => `./keys/${ctx.secret("API_KEY")}.txt`,
+      "env-name": (ctx) => `g-${ctx.secret("ENV_TOK")}.txt`,
+      "normalised-name": (ctx) => `n-${ctx.secret("SLASHED").replace("/", "\\")}.txt`,
+      "normalised-suggestion": (ctx) => `./n-${ctx.secret("SLASHED").replace("/", "\\")}.txt`,
+    };
+    const writers = Object.entries(names).map(([id, name]) => task(id).run(async (_, ctx) => ({ a: await ctx.artifacts.write(name(ctx), "x") })));
+    const byPath = task("by-path").run(async (_, ctx) => ({ p: await ctx.artifacts.path(`p-${ctx.secret("API_KEY")}.txt`) }));
+    // A script names its own file: the name is checked as a task's is.
+    const node = JSON.stringify(process.execPath);
+    const marker = shell("marker", `${node} -e 'const fs = require("fs"), n = "m-" + process.env.API_KEY + ".txt"; fs.writeFileSync(process.env.CAIRN_ARTIFACTS + "/" + n, "x"); fs.writeFileSync(process.env.CAIRN_OUTPUTS, JSON.stringify({ f: { $artifact: n } }))'`, { secrets: ["API_KEY"] });
+    const f = flow("secret-names").build(() => {
+      for (const w of writers) w();
+      byPath();
+      return { m: marker({}).exitCode };
+    });
+    const { result, events } = await collect(f, { root, cache: false, failurePolicy: "continue", env: { ...process.env, ENV_TOK: fromEnv }, secrets: { API_KEY: backslashed, SLASHED: slashed } });
+    for (const id of [...Object.keys(names), "by-path", "marker"]) {
+      expect(result.tasks[id]!.status, id).toBe("failed");
+      expect(result.tasks[id]!.error?.name, id).toBe("SecretLeakError");
+      expect(result.tasks[id]!.error?.message, id).toContain("in the name of an artifact (");
+    }
+    // Nowhere, in no form, neither as the secret nor as a name made of it: not in what the run
+    // said, in any file's text, or in any file's name (the artifact was never written under it).
+    const parts = ["ord-9Zk", "EnvT0k", "ash-T0ken"];
+    const said = JSON.stringify({ result, events });
+    expect(parts.filter((part) => said.includes(part))).toEqual([]);
+    const { hits, files } = await filesContaining(root, [...parts, ...[backslashed, slashed, fromEnv].flatMap(formsOf)]);
+    expect(hits).toEqual([]);
+    // Only the file the script wrote itself is there under such a name: Cairn writes none.
+    expect(files.filter((file) => parts.some((part) => file.includes(part)))).toEqual([expect.stringMatching(/m-Pä'ss"\$w\\ord-9Zk\.txt$/)]);
+  });
+
+  it("an artifact refused for a secret from the environment in its name leaves no file under that name", async () => {
+    const root = await scratch();
+    const t = task("env-name").run(async (_, ctx) => ({ a: await ctx.artifacts.write(`g-${ctx.secret("ENV_TOK")}.txt`, "x") }));
+    const { result } = await collect(flow("secret-file").build(() => (t(), {})), { root, cache: false, env: { ...process.env, ENV_TOK: "EnvT0k-value-55" } });
+    expect(result.tasks["env-name"]!.error?.name).toBe("SecretLeakError");
+    const names = await readdir(root, { recursive: true });
+    expect(names.filter((name) => name.includes("EnvT0k"))).toEqual([]);
+  });
 
   it("masks errors of retried attempts, results and FlowFailedError; refuses params before the run exists", async () => {
     const secret = "tok\\en\"-\n-ü";

@@ -8,11 +8,11 @@ import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
 import type { RunScope } from "../run/run-scope.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import { type ArtifactWriter, DECLARED_ENV, HOLD_WORK, type HeldWork, SEND_ARTIFACT, TRACKING_ENV, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
+import { ARTIFACT_FILE, type ArtifactWriter, DECLARED_ENV, HOLD_WORK, type HeldWork, SEND_ARTIFACT, TRACKING_ENV, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
-import { UndeclaredEnvError } from "../errors.ts";
+import { UndeclaredEnvError, UnsafePathError } from "../errors.ts";
 
 /** What every task context of one flow run shares; made once per run, not per task. */
 export interface SharedContext {
@@ -116,6 +116,15 @@ export class RunningTaskContext implements TaskContext {
     await tracker.logArtifact(this.runId, path, folder === "." ? undefined : folder);
   }
 
+  /** Set with `artifacts` (see ARTIFACT_FILE). */
+  private artifactFile?: (name: unknown, source: string) => Artifact;
+
+  /** @internal See ARTIFACT_FILE. */
+  [ARTIFACT_FILE](name: unknown, source: string): Artifact {
+    if (!this.artifactFile) void this.artifacts;
+    return this.artifactFile!(name, source);
+  }
+
   /**
    * Ends the attempt for its task: params, metrics and tags it logs from now on are dropped, and
    * artifact writes fail with the reason its signal aborted, so that abandoned work cannot change
@@ -194,14 +203,16 @@ export class RunningTaskContext implements TaskContext {
     const runId = this.runId;
     const taskName = this.node.id;
     const artifactDir = this.artifactDir;
+    const { secrets } = this.shared;
     // Every name a task gives becomes a path here, so every one is checked here.
-    const file = (name: string, source: string): Artifact => {
-      const artifactPath = taskArtifactPath(name, { taskName, source });
+    const file = (name: unknown, source: string): Artifact => {
+      const artifactPath = secretFreeArtifactPath(name, { taskName, source }, secrets);
       return { kind: "cairn.artifact", path: join(artifactDir, artifactPath), artifactPath, runId };
     };
     const checkOpen = () => {
       if (this.closed) throw this.signal.reason;
     };
+    this.artifactFile = file;
     return (this.artifacts_ = {
       write: async (name, data) => {
         checkOpen();
@@ -235,6 +246,29 @@ export class RunningTaskContext implements TaskContext {
       file: (name) => file(name, "ctx.artifacts.file()"),
     });
   }
+}
+
+/**
+ * `name` as the path of a task's artifact ({@link taskArtifactPath}), refused with SecretLeakError
+ * when it holds a known secret in any form the registry knows: as given, as normalised (a `\`
+ * becomes "/", which turns a secret holding a `\` into text no mask finds, and a name with a `\`
+ * into one holding a secret with a "/"), and in the UnsafePathError it would get (whose suggested
+ * name is normalised so too). A name becomes a file on disk and a path in outputs.json,
+ * the cache, artifact stamps and MLflow's paths, none of which is masked, so it is refused before
+ * anything is written under it.
+ */
+function secretFreeArtifactPath(name: unknown, from: { taskName: string; source: string }, secrets: SecretRegistry): string {
+  const where = `the name of an artifact (${from.source})`;
+  secrets.assertClean(name, from.taskName, where);
+  let path: string;
+  try {
+    path = taskArtifactPath(name, from);
+  } catch (error) {
+    if (UnsafePathError.is(error)) secrets.assertClean(error.message, from.taskName, where);
+    throw error;
+  }
+  secrets.assertClean(path, from.taskName, where);
+  return path;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Artifact } from "../definition/artifact.ts";
+import { taskArtifactPath } from "../definition/artifact-path.ts";
 import type { TrackingInfo } from "../tracking/tracker.ts";
 import type { RunScope } from "./run-scope.ts";
 
@@ -63,6 +64,20 @@ export function declaredEnv(ctx: object): Readonly<Record<string, string | undef
   return (ctx as { [DECLARED_ENV]?: () => Readonly<Record<string, string | undefined>> })[DECLARED_ENV]?.() ?? {};
 }
 
+/**
+ * @internal A context's method through which an executor turns an artifact name that arrived
+ * from elsewhere (a script's `{"$artifact": name}` output) into the task's Artifact, with the
+ * checks `ctx.artifacts` gives its own names (a safe path; no known secret in it), `source`
+ * naming where it came from in the error. `Symbol.for`, as HOLD_WORK.
+ */
+export const ARTIFACT_FILE: unique symbol = Symbol.for("cairn.artifactFile") as never;
+
+/** The Artifact for `name` from `source` (see ARTIFACT_FILE); a context made outside the engine checks only the path. */
+export function artifactFile(ctx: TaskContext, name: unknown, source: string): Artifact {
+  const own = (ctx as { [ARTIFACT_FILE]?: (name: unknown, source: string) => Artifact })[ARTIFACT_FILE];
+  return own ? own.call(ctx, name, source) : ctx.artifacts.file(taskArtifactPath(name, { taskName: ctx.nodeId, source }));
+}
+
 /** Logs params, metrics and tags to the task's run. */
 export interface RunLog {
   /** Records a param (stringified). */
@@ -79,7 +94,7 @@ export interface ArtifactWriter {
    * Writes `data` to `name` in the task's artifacts folder and returns the Artifact to output.
    * A name is a relative path inside that folder (`data.csv`, `reports/summary.md`); one that
    * could reach outside it (`..`, an absolute path, a drive, a NUL, `.` or empty parts) throws
-   * UnsafePathError.
+   * UnsafePathError; one that holds a known secret throws SecretLeakError, and nothing is written.
    */
   write(name: string, data: string | Uint8Array): Promise<Artifact>;
   /**

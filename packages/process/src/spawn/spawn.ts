@@ -33,7 +33,7 @@ import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { join, resolve, sep } from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { assertSerializable, CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, type Artifact, taskArtifactPath, trackingEnv, type TaskContext } from "@cairn/core";
+import { artifactFile, assertSerializable, CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, type Artifact, trackingEnv, type TaskContext } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 import { pumpLines, withCutNote } from "./lines.ts";
@@ -681,7 +681,7 @@ async function resolveMarker(name: unknown, where: string, artifactsDir: string,
   if (typeof name !== "string" || !name) {
     throw new ProcessOutputError(ctx.nodeId, `output "${where}" is an artifact marker whose name is not a non-empty string.`);
   }
-  const artifact = ctx.artifacts.file(taskArtifactPath(name, { taskName: ctx.nodeId, source: `script output "${where}" (CAIRN_OUTPUTS)` }));
+  const artifact = artifactFile(ctx, name, `script output "${where}" (CAIRN_OUTPUTS)`);
   let found: { size?: number; folder: boolean; other: boolean; real: string; home: string };
   try {
     const s = await stat(artifact.path);
