@@ -5,5 +5,5 @@
 export { readReportData, type ReportData, type ReportTask, type TaskState, type InputEdge, type ReadReportOptions } from "./report-data.ts";
 export { renderReport, type RenderOptions } from "./render.ts";
 export { layoutGraph, layoutTimeline, criticalPath, type GraphLayout, type GraphNode, type GraphEdge, type TimelineLayout } from "./layout.ts";
-export { buildReport, logReport, REPORT_ARTIFACT, type LoggedReport, type LogReportOptions } from "./log-report.ts";
+export { buildReport, logReport, REPORT_ARTIFACT, type BuildReportOptions, type LoggedReport, type LogReportOptions } from "./log-report.ts";
 export { ReportRunError } from "./errors.ts";

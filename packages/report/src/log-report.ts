@@ -23,9 +23,30 @@ export interface LoggedReport {
   bytes: number;
 }
 
+/** Options of {@link buildReport}. */
+export interface BuildReportOptions extends ReadReportOptions, RenderOptions {
+  /**
+   * Replaces each secret in a text by `***` (EndingFlowRun.mask): applied to every text the report
+   * reads, before it is cut short or escaped, and to the page itself.
+   */
+  mask?: (text: string) => string;
+}
+
 /** Reads flow run `runId` from `tracker` and renders its report (between turns of the event loop: a large one takes a while). */
-export async function buildReport(tracker: Tracker, runId: string, options: ReadReportOptions & RenderOptions = {}): Promise<string> {
-  return renderReportInTurns(await readReportData(tracker, runId, options), options);
+export async function buildReport(tracker: Tracker, runId: string, options: BuildReportOptions = {}): Promise<string> {
+  const { mask } = options;
+  const data = await readReportData(tracker, runId, options);
+  if (!mask) return renderReportInTurns(data, options);
+  // The data first: a param the page cuts at 120 characters would keep the part of a secret before the cut.
+  return mask(await renderReportInTurns(maskTexts(data, mask), options));
+}
+
+/** `value` (plain data) with `mask` applied to every string in it, keys too. */
+function maskTexts<T>(value: T, mask: (text: string) => string): T {
+  if (typeof value === "string") return mask(value) as T;
+  if (Array.isArray(value)) return value.map((item: unknown) => maskTexts(item, mask)) as T;
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [mask(key), maskTexts(item, mask)])) as T;
 }
 
 /** Options of {@link logReport}. */
@@ -46,6 +67,8 @@ export async function logReport(run: EndingFlowRun, options: LogReportOptions = 
   const { flowRunAsRead, ...renderOptions } = options;
   const html = await buildReport(run.tracker, run.runId, {
     ...renderOptions,
+    // Secrets learned during the run (from the environment) were not known when its params were recorded.
+    mask: run.mask,
     ending: { status: run.status, endTime: run.endTime },
     ...(run.cacheStore ? { store: run.cacheStore } : {}),
     ...(run.sourceRuns ? { sourceRuns: run.sourceRuns } : {}),

@@ -114,6 +114,13 @@ export interface EndingFlowRun {
   readonly tracker: Tracker;
   /** Aborts when the run is cancelled while the hook runs (the run then ends without waiting for it). */
   readonly signal: AbortSignal;
+  /**
+   * `text` with every secret known to the run now replaced by `***`, in the forms `ctx.mask`
+   * knows: for what the hook writes to the run. A secret first read from the environment during
+   * the run is known now, but was not when the run's params were recorded, so what the hook
+   * reads back from the tracker may hold it.
+   */
+  readonly mask: (text: string) => string;
   /** The status the flow run ends with, and when (epoch ms): its end time as recorded. */
   readonly status: "FINISHED" | "FAILED" | "KILLED";
   readonly endTime: number;
@@ -776,7 +783,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
           ? { cacheStore: cache.tasks.store, sourceRuns: await cache.tasks.readSourceRuns(), ...(hits ? { hits, ...(onlyHits(graph, execution, hits) ? { onlyHits: true } : {}) } : {}) }
           : {};
         const flowRun = await recorded;
-        const told: Omit<EndingFlowRun, "signal"> = { runId: flowRunId, experimentId, tracker, status: ending, endTime, ...(graphLogged ? { graph: graphJson } : {}), ...(flowRun ? { flowRun } : {}), ...fromCache };
+        const mask = (text: string) => secrets.mask(text);
+        const told: Omit<EndingFlowRun, "signal"> = { runId: flowRunId, experimentId, tracker, mask, status: ending, endTime, ...(graphLogged ? { graph: graphJson } : {}), ...(flowRun ? { flowRun } : {}), ...fromCache };
         const beforeEnd = options.beforeEnd;
         // Called inside a promise: a hook that throws at once is the same warning as one that
         // rejects, and one that returns no promise (a sync function) is simply done. A cancel
