@@ -332,6 +332,7 @@ describe("the engine", () => {
       expect(result.tasks[id]!.status, id).toBe("failed");
       expect(result.tasks[id]!.error?.name, id).toBe("SecretLeakError");
       expect(result.tasks[id]!.error?.message, id).toContain("in the name of an artifact (");
+      expect(result.tasks[id]!.error?.message, id).toContain("name the artifact without it");
     }
     // Nowhere, in no form, neither as the secret nor as a name made of it: not in what the run
     // said, in any file's text, or in any file's name (the artifact was never written under it).

@@ -424,10 +424,12 @@ export class SecretLeakError extends CairnError {
     readonly nodeId: string,
     readonly secret: string,
     readonly where: string,
+    /** How to do without it there; by default, to output only what the secret produced. */
+    fix = "use the secret inside the task and output only what it produced.",
   ) {
     super(
       `Task "${nodeId}" put the value of secret "${secret}" in ${where}. Secrets are never written to outputs, params, ` +
-        `tags, metric names or the cache, whatever their characters; use the secret inside the task and output only what it produced.`,
+        `tags, metric names, artifact names or the cache, whatever their characters; ${fix}`,
     );
   }
 }

@@ -259,15 +259,16 @@ export class RunningTaskContext implements TaskContext {
  */
 function secretFreeArtifactPath(name: unknown, from: { taskName: string; source: string }, secrets: SecretRegistry): string {
   const where = `the name of an artifact (${from.source})`;
-  secrets.assertClean(name, from.taskName, where);
+  const fix = "name the artifact without it (a fixed name, or one made of the task's inputs).";
+  secrets.assertClean(name, from.taskName, where, fix);
   let path: string;
   try {
     path = taskArtifactPath(name, from);
   } catch (error) {
-    if (UnsafePathError.is(error)) secrets.assertClean(error.message, from.taskName, where);
+    if (UnsafePathError.is(error)) secrets.assertClean(error.message, from.taskName, where, fix);
     throw error;
   }
-  secrets.assertClean(path, from.taskName, where);
+  secrets.assertClean(path, from.taskName, where, fix);
   return path;
 }
 

@@ -133,11 +133,11 @@ export class SecretRegistry {
     return this.visit(value, 0);
   }
 
-  /** Throws SecretLeakError naming the task, the secret and `where` when `value` carries a known secret. */
-  assertClean(value: unknown, nodeId: string, where: string): void {
+  /** Throws SecretLeakError naming the task, the secret and `where` (and `fix`, how to do without it there) when `value` carries a known secret. */
+  assertClean(value: unknown, nodeId: string, where: string, fix?: string): void {
     if (this.known.size === 0) return;
     const name = this.visit(value, 0);
-    if (name !== undefined) throw new SecretLeakError(nodeId, name, where);
+    if (name !== undefined) throw new SecretLeakError(nodeId, name, where, fix);
   }
 
   /** Throws SecretParamError when a flow param carries a known secret: it would be recorded with the run. */
