@@ -427,6 +427,29 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(good.log()).toMatch(/task leak succeeded/);
   }, 120_000);
 
+  it("a secret one task asked for from the environment on a worker is known to the run's later tasks on other workers: refused in their outputs, masked in their logs, written nowhere", async () => {
+    const token = "envtok-5c4b3a2918-7f6e";
+    const { env } = await testEnv("queue-asked-secret");
+    const file = join(import.meta.dirname, "fixtures/asked-secret.flow.ts");
+    const roots = [await tmp(), await tmp()];
+    // `ask` runs on the first worker (pool default), `leak` on the second (pool p2): only the job tells the second of the secret.
+    const first = await startWorker(file, servers.redis.url, ["--root", roots[0]!], { ...env, ENV_TOK: token });
+    const second = await startWorker(file, servers.redis.url, ["--root", roots[1]!, "--pool", "p2"], { ...env, ENV_TOK: token });
+    workers.push(first, second);
+    const coordinatorRoot = await tmp();
+    const r = await cairnRun(file, coordinatorRoot, ["--queue", servers.redis.url], { ...env, ENV_TOK: token }).done;
+    expect(r.code, r.stderr).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } } | undefined;
+    expect(failed, JSON.stringify(r.json)).toMatchObject({ task: "leak", error: { name: "SecretLeakError" } });
+    expect(failed?.error.message).toContain(`"ENV_TOK"`);
+    expect(r.stderr).toContain("[leak] leak sees ***"); // --json: log lines on stderr
+    expect(second.log()).toMatch(/task leak failed/);
+    expect(r.stdout + r.stderr + first.log() + second.log()).not.toContain(token);
+    // Not in the workers' or the coordinator's files (cache entries), not in Redis (jobs, results, events), not in MLflow (runs, outputs.json, the cache index).
+    for (const dir of [...roots, coordinatorRoot, servers.mlflow.dir]) expect(await filesHolding(dir, token), dir).toEqual([]);
+    expect(await redisKeysHolding(token)).toEqual([]);
+  }, 120_000);
+
   it("a worker whose MLFLOW_TRACKING_URI carries the server's user name and password records with them; one that names another host says so", async () => {
     const password = "s3cret:pw/9";
     const expected = `Basic ${Buffer.from(`alice:${password}`).toString("base64")}`;

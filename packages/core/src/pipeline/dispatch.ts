@@ -64,6 +64,12 @@ export interface DispatchedTask {
   /** The names (never the values) of the secrets the run was given up front: the other side reads each before the task starts, so that an output carrying one is refused there. */
   readonly secretNames?: readonly string[];
   /**
+   * The names (never the values) of the secrets tasks of the run asked for at run time
+   * (`ctx.secret()`, from the environment) so far, here or on other workers: the other side
+   * knows its own value of each it has before the task starts, as a later task in one process would.
+   */
+  readonly askedSecrets?: readonly string[];
+  /**
    * The Cairn that made its key and code fingerprint, "0.1.0+57ab83a" (`cairnBuild(env).id` of
    * the run's env, as its flow run's tag says): another Cairn there would make others.
    */
@@ -82,8 +88,18 @@ export type DispatchedOutcome =
    * coordinator's) stored an entry meanwhile; `runId` is that entry's source run, and the task
    * is a cache hit of it here.
    */
-  | { readonly ok: true; readonly outputs: unknown; readonly runId?: string; readonly attempts: number; readonly durationMs?: number; readonly reused?: boolean }
-  | { readonly ok: false; readonly error: ErrorInfo & { code?: string }; readonly cancelled: boolean; readonly runId?: string; readonly attempts: number; readonly durationMs?: number };
+  | ({ readonly ok: true; readonly outputs: unknown; readonly runId?: string; readonly attempts: number; readonly durationMs?: number; readonly reused?: boolean } & AskedSecrets)
+  | ({ readonly ok: false; readonly error: ErrorInfo & { code?: string }; readonly cancelled: boolean; readonly runId?: string; readonly attempts: number; readonly durationMs?: number } & AskedSecrets);
+
+/** What a dispatched task's outcome tells of the secrets asked for on the other side. */
+interface AskedSecrets {
+  /**
+   * The names (never the values) of the secrets the other side knows tasks of the run asked for
+   * (`ctx.secret()`): the run knows its own value of each from then on, and sends the names with
+   * its later tasks (DispatchedTask.askedSecrets).
+   */
+  readonly askedSecrets?: readonly string[];
+}
 
 /** Runs tasks somewhere else (RunOptions.dispatcher). */
 export interface TaskDispatcher {

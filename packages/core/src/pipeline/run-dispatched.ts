@@ -64,11 +64,15 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
     ...(task.runTags ? { runTags: task.runTags } : {}),
   });
   const state: PipelineTask = { node, result: { status: "running", attempts: 0 }, ...(task.key ? { key: task.key } : {}), ...(task.forceRun ? { forceRun: true } : {}), ...(task.missReason !== undefined ? { missReason: task.missReason } : {}) };
+  // Secrets tasks of the run asked for on other processes, known here by this process's own value before the task starts.
+  for (const name of Array.isArray(task.askedSecrets) ? task.askedSecrets : []) if (typeof name === "string") secrets.learnAsked(name);
   try {
     const outcome: TaskOutcome = await pipeline.run(state, task.inputs);
     await pipeline.release(state);
     const { runId, attempts, durationMs } = state.result;
-    const ran = { ...(runId ? { runId } : {}), attempts, ...(durationMs !== undefined ? { durationMs } : {}) };
+    // The names (never the values) of the secrets asked for here go back, for the run to know and pass on.
+    const asked = secrets.askedNames;
+    const ran = { ...(runId ? { runId } : {}), attempts, ...(durationMs !== undefined ? { durationMs } : {}), ...(asked.length ? { askedSecrets: asked } : {}) };
     if (outcome.ok) return { ok: true, outputs: outcome.outputs, ...ran };
     const error = asError(outcome.error);
     const code = (error.constructor as { code?: unknown } | undefined)?.code;

@@ -19,7 +19,7 @@ import { createGroupRun, finishGroupRun, type GroupSummary, type HitRecords, rec
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { Flight } from "./single-flight.ts";
 import { RunScope } from "../run/run-scope.ts";
-import { sentCodeFingerprint, RemoteTaskError, type TaskDispatcher } from "./dispatch.ts";
+import { type DispatchedTask, sentCodeFingerprint, RemoteTaskError, type TaskDispatcher } from "./dispatch.ts";
 import { CancelledError } from "../errors.ts";
 import { cairnBuild } from "../cairn-build.ts";
 import { HitQueue } from "./hit-queue.ts";
@@ -174,13 +174,17 @@ export class TaskPipeline {
           ...(task.missReason !== undefined ? { missReason: await task.missReason } : {}),
           code: await sentCodeFingerprint(node, task.key, this.s.cache, this.s.flowRunId),
           ...(this.s.runTags ? { runTags: this.s.runTags } : {}),
-          ...(this.s.secrets.givenNames.length ? { secretNames: this.s.secrets.givenNames } : {}),
+          ...this.sentSecrets(),
           cairn: cairnBuild(this.s.env).id,
           node,
         },
         signal,
         this.s.emit,
       );
+      // Secrets its task asked for there are known here from now on (by this process's value, when
+      // it has one), and their names go with every later task: as in one process, from the moment
+      // a task first asks for a secret, later tasks' outputs and logs that carry it are refused and masked.
+      for (const name of Array.isArray(outcome.askedSecrets) ? outcome.askedSecrets : []) if (typeof name === "string") this.s.secrets.learnAsked(name);
       result.attempts = outcome.attempts;
       if (outcome.durationMs !== undefined) result.durationMs = outcome.durationMs;
       // The check runTask makes (checkOutputs): a worker knows an environment secret only once a
@@ -204,6 +208,20 @@ export class TaskPipeline {
       const stop = signal.aborted ? signal.reason : undefined;
       return { ok: false, error, cancelled: stop !== undefined, stop };
     }
+  }
+
+  /**
+   * What a dispatched task carries of the run's secrets, never their values: the names of those
+   * given up front, and the names of those tasks asked for so far.
+   */
+  private sentSecrets(): Pick<DispatchedTask, "secretNames" | "askedSecrets"> {
+    const secrets = this.s.secrets;
+    const given = secrets.givenNames;
+    const asked = secrets.askedNames.filter((name) => !given.includes(name));
+    return {
+      ...(given.length ? { secretNames: given } : {}),
+      ...(asked.length ? { askedSecrets: asked } : {}),
+    };
   }
 
   /**

@@ -119,6 +119,20 @@ describe("SecretRegistry", () => {
     expect(r.learn("EMPTY")).toBe(false);
   });
 
+  it("names the secrets tasks asked for, here or in another process that said so, never their values; one told of without a value here is named all the same", () => {
+    const r = new SecretRegistry({}, { ENV_TOK: "envtok-5c4b3a2918", OTHER: "other-value-1" });
+    expect(r.askedNames).toEqual([]);
+    expect(r.get("ENV_TOK", "ask")).toBe("envtok-5c4b3a2918");
+    expect(() => r.get("UNSET", "ask")).toThrow(/which is not set/);
+    expect(r.askedNames).toEqual(["ENV_TOK"]);
+    // Told by a worker's answer: known by this process's own value from now on.
+    expect(r.learnAsked("OTHER")).toBe(true);
+    expect(() => r.assertClean({ v: "out:other-value-1" }, "leak", "its outputs")).toThrow(SecretLeakError);
+    expect(r.mask("leak sees other-value-1")).toBe("leak sees ***");
+    expect(r.learnAsked("NOT_HERE")).toBe(false);
+    expect(r.askedNames).toEqual(["ENV_TOK", "OTHER", "NOT_HERE"]);
+  });
+
   it("an empty secret is not set, and is never matched", () => {
     const r = registry({ EMPTY: "" });
     expect(r.empty).toBe(true);

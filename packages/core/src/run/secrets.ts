@@ -3,7 +3,8 @@
  *
  * A secret is known from the start when it comes from a secrets file (`--secrets`,
  * `run({ secrets })`), and from the moment a task asks for it when it comes from the
- * environment. Known values are recognised in two ways, both here and nowhere else:
+ * environment (in this process; or in another, a queue's worker or coordinator, that told this
+ * one its name: see `learnAsked`, each process knowing its own value). Known values are recognised in two ways, both here and nowhere else:
  *
  * - `find` / `assertClean` look at values, not at serialised text: every string, every
  *   object key and every number of a JSON value is compared with each secret, so a
@@ -63,6 +64,8 @@ export class SecretRegistry {
   private readonly numbers = new Map<string, string>();
   /** Secrets first read from the environment that a flow param turned out to carry: every ask is refused. */
   private readonly carried = new Map<string, SecretParamError>();
+  /** The names of the secrets tasks of the run asked for (here, or on another process that said so: see learnAsked). */
+  private readonly asked = new Set<string>();
 
   constructor(
     private readonly fromFile: Readonly<Record<string, string>> = {},
@@ -78,6 +81,15 @@ export class SecretRegistry {
     return Object.keys(this.fromFile);
   }
 
+  /**
+   * The names (never the values) of the secrets tasks of the run asked for with `ctx.secret()`,
+   * here or in another process that told this one (see {@link learnAsked}): what a queue's
+   * coordinator and workers tell one another, so that each knows its own value of them too.
+   */
+  get askedNames(): string[] {
+    return [...this.asked];
+  }
+
   /** True when no secret is known yet: every check and mask is then free. */
   get empty(): boolean {
     return this.known.size === 0 && this.forms.size === 0;
@@ -91,6 +103,7 @@ export class SecretRegistry {
   get(name: string, nodeId: string, params?: { flowName: string; values: Record<string, unknown> }): string {
     const value = this.fromFile[name] ?? this.env[name];
     if (value === undefined || value === "") throw new SecretNotFoundError(name, nodeId);
+    this.asked.add(name);
     if (!this.known.has(value)) {
       this.remember(name, value);
       // Learned now (from the environment): params that carry it were accepted before it was known.
@@ -125,6 +138,17 @@ export class SecretRegistry {
     if (value === undefined || value === "") return false;
     this.remember(name, value);
     return true;
+  }
+
+  /**
+   * Knows secret `name`, which a task of the run asked for in another process (a worker, or
+   * through the coordinator a task on another worker), by this process's own value when it has
+   * one, and passes the name on (see {@link askedNames}). False when it has no value here: the
+   * name is kept all the same, for the processes that have one.
+   */
+  learnAsked(name: string): boolean {
+    this.asked.add(name);
+    return this.learn(name);
   }
 
   /** The name of a known secret that `value` (any JSON data: strings, keys, numbers, nested) carries, or undefined. */
