@@ -450,6 +450,43 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(await redisKeysHolding(token)).toEqual([]);
   }, 120_000);
 
+  it("a worker whose value of a secret of the run's --secrets file differs from the coordinator's refuses the task before it runs, and it fails with SecretMismatchError once no worker with the run's value took it", async () => {
+    const token = "tok-current-8d7c6b5a4f3e";
+    const rotated = "tok-rotated-1a2b3c4d5e6f";
+    const { env } = await testEnv("queue-secret-mismatch");
+    const file = join(import.meta.dirname, "fixtures/conf.flow.ts");
+    const dir = await tmp();
+    const coordinatorSecrets = join(dir, "coordinator.env");
+    const workerSecrets = join(dir, "worker.env");
+    await writeFile(coordinatorSecrets, `API_TOKEN=${token}\n`);
+    await writeFile(workerSecrets, `API_TOKEN=${rotated}\n`);
+    const root = await tmp();
+    // CONF_VAL happens to hold the run's value, which the worker, knowing another, would not recognise.
+    const worker = await startWorker(file, servers.redis.url, ["--root", root, "--secrets", workerSecrets], { ...env, CONF_VAL: token, CAIRN_QUEUE_STALE_GRACE_MS: "1000" });
+    workers.push(worker);
+    const coordinatorRoot = await tmp();
+    const r = await cairnRun(file, coordinatorRoot, ["--queue", servers.redis.url, "--secrets", coordinatorSecrets], env).done;
+    expect(r.code, r.stderr).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } } | undefined;
+    expect(failed, JSON.stringify(r.json)).toMatchObject({ task: "leak", error: { name: "SecretMismatchError" } });
+    expect(failed?.error.message).toContain(`Task "leak" was not run by worker ${workerId(worker)} (on `);
+    expect(failed?.error.message).toContain(`its value of secret "API_TOKEN" differs from the one the flow run knows from its --secrets file`);
+    expect(failed?.error.message).toMatch(/No live worker with the run's value took the task within \d+ s\./);
+    expect(failed?.error.message).toContain("update API_TOKEN=... in the file it is started with (cairn worker --secrets FILE)");
+    expect(worker.log()).toContain(`task leak refused: its value for secret "API_TOKEN" differs from the coordinator's; handed back to the queue for a worker with the run's value`);
+    expect(worker.log()).not.toMatch(/task leak started/);
+    // The coordinator said which worker refused it, and why, while it waited.
+    expect(r.stderr).toContain(`did not run task "leak": its value for secret "API_TOKEN" differs from the coordinator's`);
+    for (const text of [token, rotated]) {
+      expect(r.stdout + r.stderr + worker.log()).not.toContain(text);
+      for (const d of [root, coordinatorRoot, servers.mlflow.dir]) expect(await filesHolding(d, text), d).toEqual([]);
+      expect(await redisKeysHolding(text)).toEqual([]);
+    }
+    // No task run of the worker's: nothing FINISHED with the run's value in its outputs.
+    const flowRunId = String(r.json.at(-1)!.runId);
+    expect((await taskRuns("queue-secret-mismatch", flowRunId)).filter((t) => t.tags["cairn.worker"])).toEqual([]);
+  }, 120_000);
+
   it("a worker whose MLFLOW_TRACKING_URI carries the server's user name and password records with them; one that names another host says so", async () => {
     const password = "s3cret:pw/9";
     const expected = `Basic ${Buffer.from(`alice:${password}`).toString("base64")}`;

@@ -25,6 +25,7 @@ export {
   QueueUrlError,
   StaleCodeError,
   BuildMismatchError,
+  SecretMismatchError,
   UnknownQueuedTaskError,
   PoisonTaskError,
   WorkerOptionError,

@@ -86,6 +86,42 @@ export function refusedSentence(refused: Refusals, selfId: string, whom: string)
 }
 
 /**
+ * The worker's value of a secret the coordinator knows from the start (`--secrets FILE`,
+ * `run({ secrets })`) differs from the coordinator's (a rotated secrets file on one side): it
+ * refuses the task before anything runs, as it could not recognise the run's value in an output
+ * (which would be written to the task's run, the cache and the job before the coordinator
+ * refused it). Compared by a salted slow digest: the value never travels, nor is it named here.
+ * Raised once no live worker of the task's pool with the coordinator's value took the job within
+ * the grace period (each worker whose value differs hands it back until then).
+ */
+export class SecretMismatchError extends CairnError {
+  static override readonly code: string = "CAIRN_SECRET_MISMATCH";
+  override name = "SecretMismatchError";
+  /** The host of the worker that refused it last. */
+  readonly host: string;
+  /** The id of the worker that refused it last, as `cairn workers` lists it. */
+  readonly workerId: string;
+  constructor(
+    /** The secret's name (never its value). */
+    readonly secret: string,
+    readonly nodeId: string,
+    worker: WorkerIdentity,
+    /** The workers that refused it, by id, and how long it waited for another (ms). */
+    readonly refused: Refusals = { by: [worker.id], waitedMs: 0 },
+  ) {
+    super(
+      `Task "${nodeId}" was not run by worker ${worker.id} (on ${worker.host}): its value of secret "${secret}" differs from the one the flow run knows from its --secrets file (or run({ secrets })) ` +
+        `(compared by a salted digest; neither value is sent or shown), so it could not refuse an output or mask a log line that carries the run's value. ` +
+        `${refusedSentence(refused, worker.id, "with the run's value")} ` +
+        `Give that worker the coordinator's value: update ${secret}=... in the file it is started with (cairn worker --secrets FILE), or its environment variable ${secret}, and restart it; ` +
+        `or, if the coordinator's value is the old one, update the coordinator's --secrets file.`,
+    );
+    this.host = worker.host;
+    this.workerId = worker.id;
+  }
+}
+
+/**
  * The worker's checkout has other code for a task than the coordinator's: it refuses to run it.
  * Raised once no live worker of the task's pool with the run's code took the job within the
  * grace period (each worker whose code differs hands it back until then).

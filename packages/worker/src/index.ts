@@ -18,6 +18,7 @@ export {
   QueueUrlError,
   StaleCodeError,
   BuildMismatchError,
+  SecretMismatchError,
   UnknownQueuedTaskError,
   PoisonTaskError,
   WorkerOptionError,

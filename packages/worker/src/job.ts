@@ -14,7 +14,9 @@ export type JobData = Omit<DispatchedTask, "node"> & {
    * `--secrets FILE`, `run({ secrets })`): the worker reads each from its own environment or
    * `--secrets FILE` before the task starts, so that an output or log line carrying one is
    * refused or masked there, as in one process. A worker that cannot find a name hands the job
-   * back for another, as for code that differs (SecretNotFoundError naming the worker once none took it).
+   * back for another, as for code that differs (SecretNotFoundError naming the worker once none
+   * took it); so does one whose value differs from the coordinator's, by `secretDigests`
+   * (SecretMismatchError).
    */
   readonly secretNames?: readonly string[];
   /**
@@ -82,9 +84,10 @@ export interface JobProgress {
   runIds?: string[];
   /**
    * The workers (their ids, as `cairn workers` lists them) that could not run the task (other
-   * code for it, no such task in their flow, no value for a secret of the run) and handed the job
-   * back, each with why, when the first did (epoch ms), and how many times it was handed back: it
-   * fails (StaleCodeError, UnknownQueuedTaskError, SecretNotFoundError) once every live worker of
+   * code for it, no such task in their flow, no value or another value for a secret of the run)
+   * and handed the job back, each with why, when the first did (epoch ms), and how many times it
+   * was handed back: it fails (StaleCodeError, UnknownQueuedTaskError, SecretNotFoundError,
+   * SecretMismatchError) once every live worker of
    * its pool refused it and the grace period is over.
    */
   stale?: { since: number; by: string[]; times: number; why?: Record<string, string> };

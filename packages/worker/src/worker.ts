@@ -5,8 +5,9 @@
  * MLflow server. Before it runs one, it closes the runs a worker that died under the same job
  * left RUNNING, checks that the task's code here is the code the run was started with (a job it
  * must refuse goes back to the queue for another worker first), learns the secrets the
- * coordinator knows from the start, and reads the task's inputs from the flow run when they were
- * too large for the job (inputs-by-reference.ts). A job of a cache key another job computes now waits for that
+ * coordinator knows from the start (refusing the job when its value of one differs) and those
+ * tasks of the run asked for elsewhere so far, and reads the task's inputs from the flow run when
+ * they were too large for the job (inputs-by-reference.ts). A job of a cache key another job computes now waits for that
  * one's entry instead of running twice, and a job taken again after its lock lapsed while its
  * worker, alive, still runs it (Redis did not answer for a while) waits for that worker's outcome.
  * It keeps a heartbeat in Redis (`cairn workers`), aborts a
@@ -38,7 +39,18 @@ import {
   SecretRegistry,
   TaskCache,
 } from "@cairn/core";
-import { buildMismatch, BuildMismatchError, type QueueInputsUnreadableError, QueueUnreachableError, type Refusals, refusedSentence, StaleCodeError, UnknownQueuedTaskError, WorkerOptionError } from "./errors.ts";
+import {
+  buildMismatch,
+  BuildMismatchError,
+  type QueueInputsUnreadableError,
+  QueueUnreachableError,
+  type Refusals,
+  refusedSentence,
+  SecretMismatchError,
+  StaleCodeError,
+  UnknownQueuedTaskError,
+  WorkerOptionError,
+} from "./errors.ts";
 import { type JobData, type JobProgress, restoreNegativeZeros } from "./job.ts";
 import { closeDeadRuns } from "./dead-runs.ts";
 import { type SentOutcome, toSent } from "./outputs-by-reference.ts";
@@ -221,7 +233,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   /**
    * A job this worker cannot run (its code differs here, its flow here has no such task, a secret
-   * of the run has no value here) goes back to the queue for another worker, which BullMQ gives
+   * of the run has no value here, or another value) goes back to the queue for another worker, which BullMQ gives
    * it to as to any: true when it was handed back. Not when every live worker of its pool has
    * refused it and the grace period since the first refusal is over: then it fails here. Two
    * projects on one Redis whose flows share a name share its queues: a worker of the other one
@@ -421,10 +433,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }
     // The secrets the coordinator knew from the start are known here before the task starts: an
     // output that carries one is refused before anything is written (cache entry, MLflow, Redis).
-    for (const name of Array.isArray(data.secretNames) ? data.secretNames : []) {
+    const secretNames = Array.isArray(data.secretNames) ? data.secretNames : [];
+    for (const name of secretNames) {
       if (!shared.secrets.learn(name)) {
         return refuse(`it has no value for secret "${name}"`, "a worker that has one", (refused) => new SecretNotFoundError(name, task, `${id} (on ${host})`, refusedSentence(refused, id, "with a value for it")));
       }
+    }
+    // Known here by another value (a rotated secrets file), the run's would pass unrecognised into
+    // what this worker writes (its run, the cache, the job) before the coordinator refused it.
+    const otherValue = await secretDiffering(shared.secrets, secretNames, data.secretDigests, data.flowRunId);
+    if (otherValue !== undefined) {
+      return refuse(`its value for secret "${otherValue}" differs from the coordinator's`, "a worker with the run's value", (refused) => new SecretMismatchError(otherValue, task, { id, host }, refused));
     }
 
     const controller = new AbortController();
@@ -635,6 +654,20 @@ function environmentWords(theirs: unknown, mine: unknown, keyedHere: boolean): s
   if (!keyedHere) return "its Python environment, which counts in the run's keys (CAIRN_PYTHON_ENV_KEY is on at the coordinator) and not in this worker's (off here)";
   const change = environmentChange(theirs, mine);
   return change ? `${change}, from the run's to this worker's` : "its Python environment";
+}
+
+/**
+ * The first secret of `names` whose value here differs from the coordinator's, by the digests the
+ * job carries (SecretRegistry.digest, salted with the flow run's id); undefined when all agree. A
+ * job of a coordinator older than the digests carries none: nothing to compare.
+ */
+async function secretDiffering(secrets: SecretRegistry, names: readonly string[], theirs: unknown, flowRunId: string): Promise<string | undefined> {
+  if (!theirs || typeof theirs !== "object") return undefined;
+  for (const name of names) {
+    const digest = (theirs as Record<string, unknown>)[name];
+    if (typeof digest === "string" && (await secrets.digest(name, flowRunId)) !== digest) return name;
+  }
+  return undefined;
 }
 
 /** The names of the keyed environment variables (declared or read by name) whose values (hashed in the key) differ here from the coordinator's. */

@@ -64,6 +64,13 @@ export interface DispatchedTask {
   /** The names (never the values) of the secrets the run was given up front: the other side reads each before the task starts, so that an output carrying one is refused there. */
   readonly secretNames?: readonly string[];
   /**
+   * Per name of `secretNames`, a slow digest of the run's value (SecretRegistry.digest, salted
+   * with the flow run's id and the name), never the value: the other side refuses the task before
+   * it starts when its own value differs (a rotated secrets file), as it would not recognise the
+   * run's value in an output.
+   */
+  readonly secretDigests?: Readonly<Record<string, string>>;
+  /**
    * The names (never the values) of the secrets tasks of the run asked for at run time
    * (`ctx.secret()`, from the environment) so far, here or on other workers: the other side
    * knows its own value of each it has before the task starts, as a later task in one process would.

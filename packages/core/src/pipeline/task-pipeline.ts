@@ -174,7 +174,7 @@ export class TaskPipeline {
           ...(task.missReason !== undefined ? { missReason: await task.missReason } : {}),
           code: await sentCodeFingerprint(node, task.key, this.s.cache, this.s.flowRunId),
           ...(this.s.runTags ? { runTags: this.s.runTags } : {}),
-          ...this.sentSecrets(),
+          ...(await this.sentSecrets()),
           cairn: cairnBuild(this.s.env).id,
           node,
         },
@@ -212,14 +212,22 @@ export class TaskPipeline {
 
   /**
    * What a dispatched task carries of the run's secrets, never their values: the names of those
-   * given up front, and the names of those tasks asked for so far.
+   * given up front with a slow digest of each value (the other side refuses a task whose value
+   * there differs), and the names of those tasks asked for so far.
    */
-  private sentSecrets(): Pick<DispatchedTask, "secretNames" | "askedSecrets"> {
+  private async sentSecrets(): Promise<Pick<DispatchedTask, "secretNames" | "secretDigests" | "askedSecrets">> {
     const secrets = this.s.secrets;
     const given = secrets.givenNames;
     const asked = secrets.askedNames.filter((name) => !given.includes(name));
+    // Salted with the flow run's id: one run's digests cannot be matched with another's, nor
+    // guesses computed ahead for every run. Each is computed once per run (privateDigest's memo).
+    const digests: Record<string, string> = {};
+    for (const name of given) {
+      const digest = await secrets.digest(name, this.s.flowRunId);
+      if (digest !== undefined) digests[name] = digest;
+    }
     return {
-      ...(given.length ? { secretNames: given } : {}),
+      ...(given.length ? { secretNames: given, secretDigests: digests } : {}),
       ...(asked.length ? { askedSecrets: asked } : {}),
     };
   }

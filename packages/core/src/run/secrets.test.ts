@@ -133,6 +133,20 @@ describe("SecretRegistry", () => {
     expect(r.askedNames).toEqual(["ENV_TOK", "OTHER", "NOT_HERE"]);
   });
 
+  it("digests a secret's value salted with a run's id and its name, the same from a file or the environment; none without a value", async () => {
+    const coordinator = new SecretRegistry({ API_TOKEN: "tok-current-8d7c6b5a" }, {});
+    const worker = new SecretRegistry({}, { API_TOKEN: "tok-current-8d7c6b5a", OTHER: "tok-current-8d7c6b5a" });
+    const rotated = new SecretRegistry({ API_TOKEN: "tok-rotated-1a2b3c4d" }, {});
+    const digest = await coordinator.digest("API_TOKEN", "run-1");
+    expect(digest).toMatch(/^[0-9a-f]{64}$/);
+    expect(digest).not.toContain("tok-current");
+    expect(await worker.digest("API_TOKEN", "run-1")).toBe(digest);
+    expect(await rotated.digest("API_TOKEN", "run-1")).not.toBe(digest);
+    expect(await worker.digest("API_TOKEN", "run-2")).not.toBe(digest);
+    expect(await worker.digest("OTHER", "run-1")).not.toBe(digest);
+    expect(await worker.digest("MISSING", "run-1")).toBeUndefined();
+  });
+
   it("an empty secret is not set, and is never matched", () => {
     const r = registry({ EMPTY: "" });
     expect(r.empty).toBe(true);

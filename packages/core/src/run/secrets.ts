@@ -26,6 +26,7 @@
  * without masking ordinary words (a 1-character secret would mask every "a"): such a
  * secret is refused only where a whole value equals it, and a warning says so once.
  */
+import { privateDigestAsync } from "@cairn/cache";
 import { SecretLeakError, SecretNotFoundError, SecretParamError } from "../errors.ts";
 import { type ErrorInfo, isError, type RunEvent, withErrorSource } from "./events.ts";
 
@@ -149,6 +150,17 @@ export class SecretRegistry {
   learnAsked(name: string): boolean {
     this.asked.add(name);
     return this.learn(name);
+  }
+
+  /**
+   * A slow digest (scrypt, see privateDigest) of this process's value of secret `name`, salted
+   * with `salt` (a flow run's id) and the name, or undefined when it has none: what a coordinator
+   * and a worker compare to find that they hold different values of a secret without sending it.
+   */
+  async digest(name: string, salt: string): Promise<string | undefined> {
+    const value = this.fromFile[name] ?? this.env[name];
+    if (value === undefined || value === "") return undefined;
+    return privateDigestAsync(value, `secret\0${salt}\0${name}`);
   }
 
   /** The name of a known secret that `value` (any JSON data: strings, keys, numbers, nested) carries, or undefined. */
