@@ -71,6 +71,11 @@ const FINE: [string, string][] = [
   ["with space/ümlaut:colon.txt", "with space/ümlaut:colon.txt"],
 ];
 
+/** Safe paths that an MLflow server refuses or stores under another name: refused to a task (see mlflow-artifact-names.test.ts). */
+const MLFLOW_UNSTORABLE = ["C#.csv", "a%20b.txt", "x%2Fy.txt", "a\tb.txt", "a\nb", "a\u001bb", "a\u007fb", "a\u0085b", "end?", "semi;", "a;?b", "d\\e%41.txt"];
+/** Odd names that an MLflow server keeps as they are: a task may give them. */
+const MLFLOW_STORABLE = ["sp ace.txt", "q?x.txt", "a;b", "a;/b", "100%", "pct%zz.txt", "é\u0301.txt", "日本/ü.txt", "a?b?c"];
+
 describe("safeRelativePath, the one rule", () => {
   it.each(ATTACKS)("refuses %j with a reason, the task and the name", (name, reason) => {
     let error: unknown;
@@ -101,9 +106,16 @@ describe("safeRelativePath, the one rule", () => {
     }
   });
 
+  it("refuses a task the names an MLflow server refuses or renames, and keeps the odd names it stores as they are", () => {
+    for (const name of MLFLOW_UNSTORABLE) expect(() => taskArtifactPath(name, { source: "test" }), JSON.stringify(name)).toThrow(/an MLflow server/);
+    for (const name of MLFLOW_STORABLE) expect(taskArtifactPath(name, { source: "test" })).toBe(name);
+    // Cairn's own names (an MLflow listing, a cache entry) keep the one rule alone.
+    expect(safeRelativePath("a%20b.txt", { source: "test" })).toBe("a%20b.txt");
+  });
+
   it("is the rule of both script helpers (a task's names: taskArtifactPath): TypeScript's currentTask and Python's cairn_task", () => {
     const python = hasVenv ? VENV_PYTHON : "python3";
-    const names = [...ATTACKS.map(([n]) => n), ...FINE.map(([n]) => n), ...RESERVED, "cairn-notes/a.txt", "x/cairn/a.txt"];
+    const names = [...ATTACKS.map(([n]) => n), ...FINE.map(([n]) => n), ...RESERVED, "cairn-notes/a.txt", "x/cairn/a.txt", ...MLFLOW_UNSTORABLE, ...MLFLOW_STORABLE];
     const helper = join(import.meta.dirname, "../../packages/process/python");
     const program = `import json, sys\nsys.path.insert(0, ${JSON.stringify(helper)})\nimport cairn_task\nout = []\nfor n in json.load(sys.stdin):\n    try:\n        out.append(cairn_task._safe(n))\n    except ValueError:\n        out.append(None)\nprint(json.dumps(out))`;
     const fromPython = JSON.parse(execFileSync(python, ["-c", program], { input: JSON.stringify(names), encoding: "utf8" })) as (string | null)[];

@@ -73,6 +73,19 @@ def set_outputs(outputs=None, **more):
     os.replace(tmp, path)
 
 
+def _unstorable_on_mlflow(name):
+    """Why an MLflow server would refuse or rename the artifact path `name` (unstorableOnMlflow in @cairn/core), or None."""
+    if re.search("[\x00-\x1f\x7f-\x9f]", name):
+        return "holds a control character, which an MLflow server drops, rewrites or refuses"
+    if "#" in name:
+        return 'holds "#", which an MLflow server refuses'
+    if re.search(r"%[0-9A-Fa-f]{2}", name):
+        return 'holds "%" and two hex digits, which an MLflow server decodes (storing the file under another name)'
+    if re.search(r"[?;]$|;\?", name):
+        return 'ends with "?" or ";" (or has ";" before "?"), which an MLflow server drops'
+    return None
+
+
 def _safe(name):
     """Cairn's one rule for a task's artifact names (taskArtifactPath in @cairn/core), returned with "/" between parts."""
     reason = None
@@ -95,6 +108,8 @@ def _safe(name):
                 break
         if reason is None and re.split(r"[\\/]", name)[0].lower() == "cairn":
             reason = 'is in "cairn/", the folder of Cairn\'s own record of the run, where it would be overwritten'
+        if reason is None:
+            reason = _unstorable_on_mlflow(name)
     if reason:
         raise ValueError(
             "artifact name %r %s; it must be a relative path inside the artifacts folder, "

@@ -42,7 +42,8 @@ function env(name: string): string {
 /**
  * Cairn's one rule for a task's artifact names (`taskArtifactPath` in @cairn/core, which checks
  * every `$artifact` marker again): a relative path with "/" (or `\`) between parts; no NUL,
- * absolute path, drive, UNC prefix, or "..", "." or empty part; not in `cairn/`, Cairn's own. Returned with "/" between parts. Kept
+ * absolute path, drive, UNC prefix, or "..", "." or empty part; not in `cairn/`, Cairn's own; nothing an MLflow
+ * server would refuse or rename (`unstorableOnMlflow`). Returned with "/" between parts. Kept
  * here, not imported, so that a script does not load the engine; a test holds the two equal.
  * @internal Exported for that test.
  */
@@ -59,6 +60,10 @@ export function safeArtifactName(name: string): string {
     const bad = parts.find((p) => p === ".." || p === "." || p === "");
     if (bad !== undefined) reason = bad === ".." ? 'climbs out with ".."' : 'has a "." or empty part';
     else if (parts[0]!.toLowerCase() === "cairn") reason = 'is in "cairn/", the folder of Cairn\'s own record of the run, where it would be overwritten';
+    else if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) reason = "holds a control character, which an MLflow server drops, rewrites or refuses";
+    else if (name.includes("#")) reason = 'holds "#", which an MLflow server refuses';
+    else if (/%[0-9A-Fa-f]{2}/.test(name)) reason = 'holds "%" and two hex digits, which an MLflow server decodes (storing the file under another name)';
+    else if (/[?;]$|;\?/.test(name)) reason = 'ends with "?" or ";" (or has ";" before "?"), which an MLflow server drops';
   }
   if (reason) {
     throw new Error(

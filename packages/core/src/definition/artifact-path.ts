@@ -61,7 +61,8 @@ export const RECORD_FOLDER = "cairn";
 /**
  * A name a task gives its artifact (`ctx.artifacts.*`, a script's `{"$artifact": name}`): a
  * {@link safeRelativePath} outside {@link RECORD_FOLDER}, where Cairn's own files would
- * overwrite it (`cairn/outputs.json` is written after the task's outputs).
+ * overwrite it (`cairn/outputs.json` is written after the task's outputs), that an MLflow
+ * server stores under that very name ({@link unstorableOnMlflow}).
  */
 export function taskArtifactPath(name: unknown, from: PathSource): string {
   const path = safeRelativePath(name, from);
@@ -69,8 +70,43 @@ export function taskArtifactPath(name: unknown, from: PathSource): string {
   if (path.split("/", 1)[0]!.toLowerCase() === RECORD_FOLDER) {
     throw new UnsafePathError(name, `is in "${RECORD_FOLDER}/", the folder of Cairn's own record of the run (its outputs manifest, inputs and error), where it would be overwritten; use another folder`, from.source, from.taskName);
   }
+  const unstorable = unstorableOnMlflow(path);
+  if (unstorable) throw new UnsafePathError(name, unstorable, from.source, from.taskName);
   return path;
 }
+
+/**
+ * Why an MLflow server would not keep the artifact path `path` under that very name, or
+ * undefined when it would. Its artifact endpoints (upload, download, list) decode a path until
+ * it stops changing and parse it as a URL, so however Cairn encodes the name: a "#" is refused
+ * (HTTP 400), a "%" and two hex digits is decoded (`a%20b` is stored as `a b`, `x%2fy` as
+ * `x/y`, another artifact's place), a control character is dropped, rewritten or refused, and
+ * a trailing "?" or ";" (an empty query or parameter) is dropped. A renamed file is not where
+ * the run's record says, so the run's hits would find it missing. Checked for a task's names
+ * whatever the store, so that a flow that runs on the embedded store runs on a server too.
+ */
+export function unstorableOnMlflow(path: string): string | undefined {
+  // Most names hold none of these characters: one test.
+  if (!UNSTORABLE_CHARACTERS.test(path)) return undefined;
+  const fix = "; rename the artifact (e.g. with \"_\" in its place)";
+  const control = /[\u0000-\u001f\u007f-\u009f]/.exec(path)?.[0];
+  if (control !== undefined) {
+    const code = `U+${control.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
+    return `holds a control character (${code}), which an MLflow server drops, rewrites or refuses in an artifact path${fix}`;
+  }
+  if (path.includes("#")) return `holds "#", which an MLflow server refuses in an artifact path (HTTP 400 "Invalid path")${fix}`;
+  const escape = /%[0-9A-Fa-f]{2}/.exec(path)?.[0];
+  if (escape !== undefined) {
+    const byte = Number.parseInt(escape.slice(1), 16);
+    const to = byte < 0x80 ? ` (to ${JSON.stringify(String.fromCharCode(byte))})` : "";
+    return `holds "${escape}", which an MLflow server decodes${to}, so it would store the file under another name${fix}`;
+  }
+  if (/[?;]$|;\?/.test(path)) return `ends with "?" or ";" (or has ";" before "?"), which an MLflow server drops from an artifact path, so it would store the file under another name${fix}`;
+  return undefined;
+}
+
+/** Any character that {@link unstorableOnMlflow} may object to. */
+const UNSTORABLE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f#%?;]/;
 
 /** `name` as one safe path part (no separator at all): a run id or a file name that is joined as one folder level. */
 export function safePathSegment(name: unknown, from: PathSource): string {

@@ -210,7 +210,9 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
       throw new NonErrorThrownError(node.id, error, (text) => scope.shared.secrets.mask(text));
     }
     const checked = checkOutputs(node, output, scope.shared.secrets);
-    return checked instanceof Promise ? await checked : checked;
+    const value = checked instanceof Promise ? await checked : checked;
+    await ctx.checkFolderNames(value);
+    return value;
   } finally {
     cleanup?.();
   }

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { rename, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, join, resolve as resolvePath } from "node:path";
-import type { Artifact } from "../definition/artifact.ts";
+import { readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join, resolve as resolvePath, sep } from "node:path";
+import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import { makeFolder } from "../make-folder.ts";
 import { safePathSegment, safeRelativePath, taskArtifactPath } from "../definition/artifact-path.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
@@ -51,6 +51,8 @@ export function taskArtifactDir(shared: SharedContext, nodeId: string, runId: st
 export class RunningTaskContext implements TaskContext {
   private log_?: RunLog;
   private artifacts_?: ArtifactWriter;
+  /** The names given to `ctx.artifacts.path()` and `file()`: each may be a folder the task filled (see {@link checkFolderNames}). */
+  private mayBeFolders_?: Set<string>;
   private logger_?: TaskLogger;
   /** Set when the scheduler abandoned the attempt (see {@link close}). */
   private closed = false;
@@ -184,6 +186,26 @@ export class RunningTaskContext implements TaskContext {
     });
   }
 
+  /**
+   * Checks the names inside the folders among the attempt's artifact outputs by the rule of a
+   * task's own names (`taskArtifactPath`): each file of a folder artifact is uploaded under its
+   * path, so one an MLflow server refuses or renames would fail the run's closing after the task
+   * succeeded, or be stored where the run's record does not say. On every store, as the task's
+   * own names are, so that a flow that runs on the embedded store runs on a server too. Only the
+   * names given to `path()` and `file()` can be folders (`write()` makes a file): a task that
+   * gave none costs nothing here.
+   */
+  async checkFolderNames(output: unknown): Promise<void> {
+    const names = this.mayBeFolders_;
+    if (!names) return;
+    for (const folder of artifactsNamed(output, this.runId, names)) {
+      // A file (ENOTDIR) or nothing there: not a folder; what is missing is another check's to say.
+      const entries = await readdir(folder.path, { recursive: true }).catch(() => [] as string[]);
+      const source = `the folder artifact "${folder.artifactPath}" (a file in it)`;
+      for (const entry of entries) taskArtifactPath(`${folder.artifactPath}/${entry.split(sep).join("/")}`, { taskName: this.node.id, source });
+    }
+  }
+
   get logger(): TaskLogger {
     if (this.logger_) return this.logger_;
     const { emit, flowRunId } = this.shared;
@@ -208,6 +230,10 @@ export class RunningTaskContext implements TaskContext {
     const file = (name: unknown, source: string): Artifact => {
       const artifactPath = secretFreeArtifactPath(name, { taskName, source }, secrets);
       return { kind: "cairn.artifact", path: join(artifactDir, artifactPath), artifactPath, runId };
+    };
+    const mayBeFolder = (a: Artifact): Artifact => {
+      (this.mayBeFolders_ ??= new Set()).add(a.artifactPath);
+      return a;
     };
     const checkOpen = () => {
       if (this.closed) throw this.signal.reason;
@@ -239,11 +265,11 @@ export class RunningTaskContext implements TaskContext {
           await makeFolder(artifactDir);
           return artifactDir;
         }
-        const p = file(name, "ctx.artifacts.path()").path;
+        const p = mayBeFolder(file(name, "ctx.artifacts.path()")).path;
         await makeFolder(dirname(p));
         return p;
       },
-      file: (name) => file(name, "ctx.artifacts.file()"),
+      file: (name) => mayBeFolder(file(name, "ctx.artifacts.file()")),
     });
   }
 }
@@ -270,6 +296,21 @@ function secretFreeArtifactPath(name: unknown, from: { taskName: string; source:
   }
   secrets.assertClean(path, from.taskName, where, fix);
   return path;
+}
+
+/**
+ * The Artifacts of run `runId` in `output` whose name is in `names`, found by a walk that goes
+ * down only into arrays and plain objects (an output is JSON data by now).
+ */
+function artifactsNamed(output: unknown, runId: string, names: ReadonlySet<string>, found: Artifact[] = []): Artifact[] {
+  if (isArtifact(output)) {
+    if (output.runId === runId && names.has(output.artifactPath)) found.push(output);
+  } else if (Array.isArray(output)) {
+    for (const v of output) artifactsNamed(v, runId, names, found);
+  } else if (output !== null && typeof output === "object") {
+    for (const v of Object.values(output)) artifactsNamed(v, runId, names, found);
+  }
+  return found;
 }
 
 /**
