@@ -18,6 +18,8 @@ import {
   planFlow,
   FlowValidationError,
   OptionError,
+  EXPERIMENT_NAME_MAX_LENGTH,
+  experimentNameTooLong,
   ParamError,
   SecretRegistry,
   TrackingConfigError,
@@ -524,7 +526,15 @@ function serviceDown(error: unknown): boolean {
 
 function parse<const O extends FlagOptions>(args: string[], options: O, command: string) {
   const help = helpOf(command);
-  return parseFlags(args, options, { command, ...(help ? { help } : {}) });
+  const parsed = parseFlags(args, options, { command, ...(help ? { help } : {}) });
+  checkExperimentFlag((parsed.values as { experiment?: unknown }).experiment);
+  return parsed;
+}
+
+/** `--experiment` within MLflow's limit, whatever the command and store: a longer name failed only at the run's create, after work started. */
+function checkExperimentFlag(name: unknown): void {
+  const tooLong = typeof name === "string" ? experimentNameTooLong(name) : undefined;
+  if (tooLong) throw new UsageError(`Expected \`--experiment\` to be an experiment name of at most ${EXPERIMENT_NAME_MAX_LENGTH} characters, got one ${tooLong}. Use a shorter name.`);
 }
 
 /** The help of a command; undefined for a name that is not one (`main`, `constructor` included). */

@@ -83,6 +83,7 @@ export type {
 } from "./tracking/tracker.ts";
 export { checkMetric } from "./tracking/tracker.ts";
 export { NullTracker } from "./tracking/null-tracker.ts";
+export { EXPERIMENT_NAME_MAX_LENGTH, experimentNameTooLong } from "./tracking/experiment-name.ts";
 export { LocalStore, type LocalStoreOptions } from "./tracking/local/local-store.ts";
 export { resolveTracker, trackingUriOf, registerTrackerScheme, redactUri, type ResolveTrackerOptions, type TrackerFactory } from "./tracking/resolve-tracker.ts";
 export type { TaskCall, TaskInterceptor } from "./pipeline/intercept.ts";

@@ -1,4 +1,6 @@
 import {
+  EXPERIMENT_NAME_MAX_LENGTH,
+  experimentNameTooLong,
   OptionError,
   isRef,
   buildFlowGraph,
@@ -70,6 +72,16 @@ export function flow(name: string): FlowBuilder<{}, {}> {
   if (typeof name !== "string" || !FLOW_NAME.test(name)) {
     // An OptionError, as task() throws for its name: the flow is invalid (the CLI's exit 2), not a failed run.
     throw new OptionError("flow name", "a non-empty string of letters, digits, spaces, `_`, `.` and `-` (not starting with a space, `.` or `-`)", name);
+  }
+  // The flow's name is its experiment's unless another is named: MLflow would refuse it only at the first run.
+  const tooLong = experimentNameTooLong(name);
+  if (tooLong) {
+    throw new OptionError(
+      "flow name",
+      `a name of at most ${EXPERIMENT_NAME_MAX_LENGTH} characters`,
+      name,
+      `Expected \`flow name\` to be at most ${EXPERIMENT_NAME_MAX_LENGTH} characters, got one ${tooLong}; the flow's name is its experiment's by default. Give the flow a shorter name.`,
+    );
   }
   const builder = flowBuilder(name, undefined);
   // Before build(): a flow file that default-exports the builder (no .build(...)) is told so under tsx too.

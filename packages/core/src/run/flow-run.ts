@@ -17,6 +17,7 @@ import { writeRunFiles } from "../tracking/run-files.ts";
 import { isArtifact } from "../definition/artifact.ts";
 import { forEachRef, isPlainObject } from "../definition/ref.ts";
 import { NullTracker } from "../tracking/null-tracker.ts";
+import { EXPERIMENT_NAME_MAX_LENGTH, experimentNameTooLong } from "../tracking/experiment-name.ts";
 import { resolveTracker } from "../tracking/resolve-tracker.ts";
 import { closeAbandonedRuns, describeAbandonedRuns } from "../tracking/abandoned-runs.ts";
 import type { ExperimentRecord, RunRecord, Tracker } from "../tracking/tracker.ts";
@@ -437,6 +438,8 @@ function checkRunOptions(options: unknown): asserts options is RunOptions {
   if (o.params !== undefined && !isObject(o.params)) throw new OptionError("params", "an object of param values by name", o.params);
   if (o.root !== undefined && (typeof o.root !== "string" || !o.root.trim())) throw new OptionError("root", "the path of Cairn's state folder (a string that is not blank)", o.root);
   if (o.experiment !== undefined && (typeof o.experiment !== "string" || !o.experiment.trim())) throw new OptionError("experiment", "an experiment name (a string that is not blank)", o.experiment);
+  const tooLong = typeof o.experiment === "string" ? experimentNameTooLong(o.experiment) : undefined;
+  if (tooLong) throw new OptionError("experiment", `an experiment name of at most ${EXPERIMENT_NAME_MAX_LENGTH} characters`, o.experiment, `Expected \`experiment\` to be an experiment name of at most ${EXPERIMENT_NAME_MAX_LENGTH} characters, got one ${tooLong}. Use a shorter name.`);
   if (o.env !== undefined && !isObject(o.env)) throw new OptionError("env", "an object of environment variables (like process.env)", o.env);
   if (o.secrets !== undefined) {
     if (!isObject(o.secrets)) throw new OptionError("secrets", "an object of secret values by name", o.secrets);
@@ -889,6 +892,10 @@ async function openTracking(
   else if (options[ROOT_CHECKED] !== root) await checkRunRoot(options);
   // Blank is unset, as MLflow reads them: a blank name reached the store's API ("expects a non-empty experiment name").
   const experimentName = options.experiment ?? (env.MLFLOW_EXPERIMENT_NAME?.trim() || undefined) ?? definition.name;
+  const envTooLong = !options.experiment && env.MLFLOW_EXPERIMENT_NAME?.trim() ? experimentNameTooLong(experimentName) : undefined;
+  if (envTooLong) {
+    throw new OptionError("MLFLOW_EXPERIMENT_NAME", `an experiment name of at most ${EXPERIMENT_NAME_MAX_LENGTH} characters`, experimentName, `Expected MLFLOW_EXPERIMENT_NAME to be an experiment name of at most ${EXPERIMENT_NAME_MAX_LENGTH} characters, got one ${envTooLong}. Set a shorter name, or unset it to record to the flow's experiment.`);
+  }
   const envExperimentId = env.MLFLOW_EXPERIMENT_ID?.trim() || undefined;
   let experimentId: string;
   if (envExperimentId && !options.experiment) {

@@ -3,6 +3,7 @@
  * Cairn fits keys and values into them.
  */
 import { createHash } from "node:crypto";
+import { EXPERIMENT_NAME_MAX_LENGTH } from "@cairn/core";
 
 /** What one MLflow server accepts. */
 export const MLFLOW_LIMITS = {
@@ -22,6 +23,8 @@ export const MLFLOW_LIMITS = {
   tagValueLength: 8000,
   /** Characters of a metric, param or tag key. */
   keyLength: 250,
+  /** Characters of an experiment's name (checked where a name enters: see experimentNameTooLong of @cairn/core). */
+  experimentNameLength: EXPERIMENT_NAME_MAX_LENGTH,
 } as const;
 
 /** Folder (under the run's artifacts) where values too long for a param or tag are kept whole. */
