@@ -1,9 +1,11 @@
 /**
  * Experiment names that work on the embedded store and broke on an MLflow server (a real one,
- * for this file): a name over MLflow's 500 characters (the flow's name, `--experiment`,
- * MLFLOW_EXPERIMENT_NAME, the `experiment` run option) failed with exit 1 and MLflow's "exceeds
- * the maximum length" only once the run was created; it is refused up front, with the limit, on
- * both stores.
+ * for this file):
+ * - a name over MLflow's 500 characters (the flow's name, `--experiment`, MLFLOW_EXPERIMENT_NAME,
+ *   the `experiment` run option) failed with exit 1 and MLflow's "exceeds the maximum length"
+ *   only once the run was created; it is refused up front, with the limit, on both stores;
+ * - `cairn runs --experiment café` typed in another Unicode form (NFD) than the experiment was
+ *   made with (NFC) said "No experiment named ..." and nothing more; it names the one meant.
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -63,5 +65,24 @@ describe("an experiment name over MLflow's 500 characters is refused before anyt
     await expect(f.run({ root, experiment: LONG, env: STORES.mlflow() })).rejects.toThrow(/Expected `experiment` to be an experiment name of at most 500 characters, got one of 501 characters/);
     const listed = (await (await fetch(`${server.uri}/api/2.0/mlflow/experiments/search?max_results=1000`)).json()) as { experiments?: { name: string }[] };
     expect((listed.experiments ?? []).some((e) => e.name.length > 500)).toBe(false);
+  });
+});
+
+describe("an experiment named in another Unicode normalisation form", () => {
+  it("cairn runs --experiment café (NFD) names the experiment café (NFC), and keeps them two names", async () => {
+    const nfc = "caf\u00e9";
+    const nfd = "cafe\u0301";
+    const cwd = await tmp("cairn-exp-nfd-");
+    const env = { MLFLOW_TRACKING_URI: server.uri };
+    const made = await cairn(["run", ok, "--experiment", nfc], { cwd, env });
+    expect(made.code).toBe(0);
+    const r = await cairn(["runs", "--experiment", nfd], { cwd, env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`No experiment named "${nfd}"`);
+    expect(r.stderr).toContain(`did you mean "${nfc}"? It looks the same but is written with other Unicode code points`);
+    expect(r.stderr).toContain('the experiment\'s name is "caf\\u00e9" (composed, NFC), the one given is "cafe\\u0301" (decomposed, NFD)');
+    // The name as the experiment has it lists its run.
+    const listed = await cairn(["runs", "--experiment", nfc], { cwd, env });
+    expect(listed.code).toBe(0);
   });
 });

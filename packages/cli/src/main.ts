@@ -121,6 +121,37 @@ function meantOf(given: string, known: Iterable<string>, shown: (meant: string) 
   return meant === undefined ? "" : ` (did you mean ${shown(meant)}?)`;
 }
 
+/**
+ * ` (did you mean "café"? ...)` when one of `known` differs from `given` only in how its letters
+ * are written in Unicode (`é` as one code point, NFC, or as `e` and an accent, NFD, as macOS file
+ * names and some keyboards give it), else "". Such names print alike, so the hint spells both
+ * out; they stay two names, as the store keeps them.
+ */
+function otherNormalisationOf(given: string, known: Iterable<string>): string {
+  const nfc = given.normalize("NFC");
+  for (const name of known) {
+    if (name === given || name.normalize("NFC") !== nfc) continue;
+    return (
+      ` (did you mean "${name}"? It looks the same but is written with other Unicode code points: the experiment's name is ` +
+      `${codePoints(name)} (${normalisationForm(name)}), the one given is ${codePoints(given)} (${normalisationForm(given)}); ` +
+      `pass the name as the experiment has it, e.g. copied from \`cairn runs\`)`
+    );
+  }
+  return "";
+}
+
+/** `"caf\u00e9"`: the name with every character beyond ASCII as its code point, to tell apart names that print alike. */
+function codePoints(name: string): string {
+  return `"${[...name].map((ch) => (ch.codePointAt(0)! < 0x80 ? ch : `\\u${ch.codePointAt(0)!.toString(16).padStart(4, "0")}`)).join("")}"`;
+}
+
+/** Which Unicode normalisation form `name` is in, in words. */
+function normalisationForm(name: string): string {
+  if (name === name.normalize("NFC")) return "composed, NFC";
+  if (name === name.normalize("NFD")) return "decomposed, NFD";
+  return "neither NFC nor NFD";
+}
+
 /** The commands, in the order the help lists them. */
 const COMMANDS = ["init", "run", "graph", "plan", "explain", "cache", "runs", "show", "report", "worker", "workers"] as const;
 
@@ -1692,7 +1723,7 @@ async function experimentsOf(tracker: Tracker, name: string | undefined, command
           `No experiment named "${name}" in ${tracker.uri} has runs to show: ` +
             (unread > 0
               ? `there is none by that name among those whose record could be read, and ${unread === 1 ? "1 experiment" : `${unread} experiments`} could not be read (the warning above); once it can be read, try again`
-              : `there is none by that name${meantOf(name, all.map((e) => e.name))}` +
+              : `there is none by that name${otherNormalisationOf(name, all.map((e) => e.name)) || meantOf(name, all.map((e) => e.name))}` +
                 (tracker.capabilities.remote ? ", or it was deleted (`mlflow experiments restore` brings it back)" : "") +
                 `. Without --experiment, ${WITHOUT_EXPERIMENT[command]}`) +
             ".",
