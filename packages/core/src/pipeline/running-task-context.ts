@@ -238,7 +238,8 @@ export class RunningTaskContext implements TaskContext {
     const checkOpen = () => {
       if (this.closed) throw this.signal.reason;
     };
-    this.artifactFile = file;
+    // A script's `$artifact` marker may name a folder it filled, as `path()` may.
+    this.artifactFile = (name, source) => mayBeFolder(file(name, source));
     return (this.artifacts_ = {
       write: async (name, data) => {
         checkOpen();
