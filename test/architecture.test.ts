@@ -4,6 +4,7 @@
  * direction only (cairn → cli → report/mlflow → …), and no package reaches into another's files or its own bin/.
  */
 import { readFileSync, readdirSync } from "node:fs";
+import { isBuiltin } from "node:module";
 import { join, relative, resolve } from "node:path";
 import madge from "madge";
 import { describe, expect, it } from "vitest";
@@ -67,6 +68,34 @@ describe("the packages' layout", () => {
       }
     }
     expect(wrong).toEqual([]);
+  });
+
+  it("declares every package its published modules import; a test helper's vitest as an optional peer", () => {
+    const missing: string[] = [];
+    for (const pkg of PACKAGES) {
+      const manifest = JSON.parse(readFileSync(join(repo, "packages", pkg, "package.json"), "utf8")) as {
+        name: string;
+        dependencies?: Record<string, string>;
+        peerDependencies?: Record<string, string>;
+        peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+      };
+      const declared = new Set([manifest.name, ...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})]);
+      for (const file of sources(pkg)) {
+        // A type-only import (esbuild's types, where its copy in tsx is used) loads nothing.
+        const typeOnly = new Set([...readFileSync(file, "utf8").matchAll(/(?:^|\n)\s*import\s+type\b[^'"]*?from\s*["']([^"']+)["']/g)].map((m) => m[1]!));
+        for (const spec of specifiers(file)) {
+          if (spec.startsWith(".") || spec.startsWith("node:") || isBuiltin(spec) || typeOnly.has(spec)) continue;
+          const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!;
+          const where = `${relative(repo, file)} imports ${spec}`;
+          if (!declared.has(name)) missing.push(`${where}: ${manifest.name} does not declare ${name}`);
+          // @cairn/core/testing loads vitest, which a project that runs no tracker suite never installs.
+          else if (name === "vitest" && (manifest.peerDependencies?.vitest === undefined || manifest.peerDependenciesMeta?.vitest?.optional !== true)) {
+            missing.push(`${where}: ${manifest.name} declares vitest, but not as an optional peer dependency`);
+          }
+        }
+      }
+    }
+    expect(missing).toEqual([]);
   });
 });
 
