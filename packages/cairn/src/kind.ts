@@ -18,6 +18,8 @@ export {
   OptionError,
   TaskFileError,
   holdWork,
+  scopeKey,
+  type ScopeKey,
   type KindCall,
   type KindMethods,
   type KindSpec,

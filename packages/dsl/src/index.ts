@@ -56,6 +56,29 @@ export {
   type Tracker,
   type TrackerCapabilities,
 } from "@cairn/core";
+// What a tracker of your own is built from (README "Which package"), so that its author imports
+// it from the package they installed rather than from @cairn/core, which they never named.
+export {
+  registerTrackerScheme,
+  checkMetric,
+  redactUri,
+  scopeKey,
+  type TrackerFactory,
+  type TrackingInfo,
+  type RunStatus,
+  type RunRecord,
+  type RunFilter,
+  type MetricPoint,
+  type LogBatch,
+  type CreateRunOptions,
+  type FinishedRunOptions,
+  type ArtifactInfo,
+  type ExperimentRecord,
+  type ExperimentWarning,
+  type ScopeKey,
+} from "@cairn/core";
+// An open cache store for `run({ cache: { store } })`, shared by the runs of an app.
+export { CacheStore, type CacheStoreOptions } from "@cairn/cache";
 // The error classes by name: core's errors module also holds message helpers that are not API.
 export {
   CairnError,

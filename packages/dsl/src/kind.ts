@@ -19,6 +19,6 @@ export {
   type KindMethods,
   type KindSpec,
 } from "./kinds/kind-task.ts";
-export { NO_RETRY, CairnError, OptionError, TaskFileError, holdWork, type TaskContext, type TaskDefinition } from "@cairn/core";
+export { NO_RETRY, CairnError, OptionError, TaskFileError, holdWork, scopeKey, type ScopeKey, type TaskContext, type TaskDefinition } from "@cairn/core";
 export { moduleDependencies, isDir, isFile } from "./code-deps.ts";
 export { cwdFingerprint, projectRelativeName, projectRoot, registerOwnDir } from "./declared-path.ts";

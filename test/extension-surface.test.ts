@@ -1,0 +1,42 @@
+/**
+ * What README tells a plugin author to import (a tracker of their own, a kind's run-scoped
+ * state, an open cache store) comes from the package they installed, `cairn-dag`, and README's
+ * lines say so: a reviewer who extended Cairn from the packed tarballs found these only in
+ * @cairn/core and @cairn/cache, packages they never named. `pnpm typecheck` checks the types below.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as cairn from "cairn-dag";
+import type { CreateRunOptions, LogBatch, RunFilter, RunRecord, ScopeKey, Tracker, TrackerFactory } from "cairn-dag";
+import * as kind from "cairn-dag/kind";
+import { describe, expect, it } from "vitest";
+import { repo } from "./cli/helpers.ts";
+
+/** A tracker's factory and the types of its methods' arguments, named from cairn-dag alone. */
+const factory: TrackerFactory = async () => new cairn.NullTracker();
+type Arguments = [CreateRunOptions, LogBatch, RunFilter, RunRecord | undefined, ScopeKey<number>, Tracker["createRun"]];
+
+describe("cairn-dag's extension points", () => {
+  it("exports what README tells a tracker's, a kind's and an app's author to import", () => {
+    expect(typeof cairn.registerTrackerScheme).toBe("function");
+    expect(typeof cairn.checkMetric).toBe("function");
+    expect(typeof cairn.scopeKey).toBe("function");
+    expect(typeof cairn.CacheStore.fromUrl).toBe("function");
+    expect(typeof kind.scopeKey).toBe("function");
+    expect(typeof factory).toBe("function");
+    expectTypesUsed<Arguments>();
+  });
+
+  it("README imports them from cairn-dag, not from packages the user never named", () => {
+    const readme = readFileSync(join(repo, "README.md"), "utf8");
+    const named = ["registerTrackerScheme(", "scopeKey<", "`CacheStore.fromUrl("];
+    const lines = readme.split("\n").filter((line) => named.some((name) => line.includes(name)));
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    expect(lines.filter((line) => /`@cairn\/(core|cache)`/.test(line))).toEqual([]);
+  });
+});
+
+/** Keeps the tuple of types above in use, so that tsc checks that each resolves. */
+function expectTypesUsed<T extends unknown[]>(): T | undefined {
+  return undefined;
+}
