@@ -74,14 +74,19 @@ function nearbyFlowFile(path: string): string | undefined {
   return closestName(basename(path), names);
 }
 
-/** Imports a flow file (or takes the module already imported) and returns its default-exported flow. */
-export async function loadFlow(
-  file: string | undefined,
-  /** `usage`: the command as the user would type it with a file (`cairn plan flow.ts`), for the error without one. */
-  from: { module?: Record<string, unknown> | undefined; importFlow?: FlowImporter | undefined; usage?: string } = {},
-): Promise<Flow<any, any>> {
+/**
+ * Imports a module file as a flow file is imported (compiled, or through tsx), with the same
+ * words for what goes wrong: a flow file, or a module `--import` names (`noun`, `source`).
+ */
+export async function importFlowModule(
+  file: string,
+  from: { module?: Record<string, unknown> | undefined; importFlow?: FlowImporter | undefined; noun?: string; source?: string } = {},
+): Promise<{ mod: Record<string, unknown>; path: string }> {
+  const noun = from.noun ?? "flow file";
+  const Noun = noun[0]!.toUpperCase() + noun.slice(1);
+  /** For a module --import or CAIRN_IMPORT names: where it was given. */
+  const given = from.source ? ` (given by ${from.source})` : "";
   const preloaded = from.module;
-  if (!file) throw new FlowFileError(`Expected a flow file, e.g. \`${from.usage ?? "cairn run flow.ts"}\`; got none.`, "");
   const path = resolve(file);
   let stat: Stats | undefined;
   if (!preloaded) {
@@ -91,19 +96,19 @@ export async function loadFlow(
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "ENOENT" || code === "ENOTDIR") {
         const meant = nearbyFlowFile(path);
-        throw new FlowFileError(`Flow file ${file} does not exist (looked at ${path}). Check the path${meant ? `: did you mean ${join(dirname(file), meant)}?` : "."}`, path);
+        throw new FlowFileError(`${Noun} ${file}${given} does not exist (looked at ${path}). Check the path${meant ? `: did you mean ${join(dirname(file), meant)}?` : "."}`, path);
       }
       // A folder on its way this user may not enter (EACCES) is no missing file: say what stopped the look.
       const fix = code === "EACCES" || code === "EPERM" ? " A folder on its way cannot be entered by this user: check its permissions (ls -ld each folder)." : "";
-      throw new FlowFileError(`Cannot look at flow file ${file}${file === path ? "" : ` (${path})`}: ${(error as Error).message}.${fix}`, path);
+      throw new FlowFileError(`Cannot look at ${noun} ${file}${file === path ? "" : ` (${path})`}${given}: ${(error as Error).message}.${fix}`, path);
     }
   }
   // Said before importing: Node's answer to these ("Directory import ... is not supported") reads as the file's own error.
   if (stat?.isDirectory()) {
-    throw new FlowFileError(`Expected a flow file, got the folder ${file}. Name the flow file in it, e.g. ${join(file, "flow.ts")}.`, path);
+    throw new FlowFileError(`Expected a ${noun}, got the folder ${file}${given}. Name the ${noun} in it, e.g. ${join(file, from.source ? "index.ts" : "flow.ts")}.`, path);
   }
   if (!preloaded && !FLOW_EXTENSIONS.has(extname(path))) {
-    throw new FlowFileError(`Expected a flow file ending in ${[...FLOW_EXTENSIONS].join(", ")}, got ${file}.`, path);
+    throw new FlowFileError(`Expected a ${noun} ending in ${[...FLOW_EXTENSIONS].join(", ")}, got ${file}${given}.`, path);
   }
   let mod: Record<string, unknown>;
   try {
@@ -117,10 +122,21 @@ export async function loadFlow(
     // Loading the flow's imports (a package of many files, such as zod) used up the process's file descriptors: no fault of its code.
     const code = (error as { code?: unknown } | undefined)?.code;
     if (code === "EMFILE" || code === "ENFILE") {
-      throw new FlowFileError(`Importing ${file} failed: the process ran out of file descriptors (${what}). Raise the limit (ulimit -n) and run again.`, path);
+      throw new FlowFileError(`Importing ${file}${given} failed: the process ran out of file descriptors (${what}). Raise the limit (ulimit -n) and run again.`, path);
     }
-    throw new FlowFileError(`Importing ${file} failed: its module code threw ${what}. Fix that code (or what it reads at import); \`tsx ${file}\` shows the same with its stack.`, path);
+    throw new FlowFileError(`Importing ${file}${given} failed: its module code threw ${what}. Fix that code (or what it reads at import); \`tsx ${file}\` shows the same with its stack.`, path);
   }
+  return { mod, path };
+}
+
+/** Imports a flow file (or takes the module already imported) and returns its default-exported flow. */
+export async function loadFlow(
+  file: string | undefined,
+  /** `usage`: the command as the user would type it with a file (`cairn plan flow.ts`), for the error without one. */
+  from: { module?: Record<string, unknown> | undefined; importFlow?: FlowImporter | undefined; usage?: string } = {},
+): Promise<Flow<any, any>> {
+  if (!file) throw new FlowFileError(`Expected a flow file, e.g. \`${from.usage ?? "cairn run flow.ts"}\`; got none.`, "");
+  const { mod, path } = await importFlowModule(file, from);
   const exported = unwrapCommonJs(mod.default);
   if (exported === undefined) {
     // Flows exported by name only: the CLI runs the default export, so say which there are and how to pick one.

@@ -60,6 +60,7 @@ import { createColors } from "picocolors";
 import { checkRoot, checkRunRootFlag, rootFlagError } from "./check-root.ts";
 import { findRun, MIN_PREFIX } from "./find-run.ts";
 import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
+import { IMPORT_FLAG, importsFromEnv, loadImports, takeImports } from "./import-modules.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
 import { type FlagOptions, parseFlags } from "./parse-flags.ts";
 import { parseParams } from "./parse-params.ts";
@@ -176,6 +177,9 @@ Commands:
 Options:
   -h, --help     Show help (also of a command: cairn help run, or cairn run --help)
   -v, --version  Show the version
+  --import FILE  (every command) Load this module first, as a flow file is loaded; repeatable.
+                 For a plug-in's registerTrackerScheme(), which runs, show, report and cache
+                 load no flow to find. Also CAIRN_IMPORT=FILE[,FILE...], loaded before these.
 
 Exit codes: 0 done (the flow succeeded), 1 the flow failed or was cancelled by other than a signal (another command: it failed at its work),
   2 usage, validation or setting error (a flag, a variable, an experiment that is missing or deleted),
@@ -408,36 +412,45 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
       stdout.write(`${help}\n`);
       return EXIT.ok;
     }
-    switch (command) {
-      case "init":
-        return await initCommand(rest, stdout, stderr, env);
-      case "run":
-        return await runCommand(rest, { ...io, stdout, stderr, env });
-      case "graph":
-        return await graphCommand(rest, stdout, io.importFlow);
-      case "plan":
-        return await planCommand(rest, stdout, stderr, env, io.importFlow);
-      case "explain":
-        return await explainCommand(rest, stdout, stderr, env, io.importFlow);
-      case "cache":
-        return await cacheCommand(rest, stdout, stderr, env);
-      case "runs":
-        return await runsCommand(rest, stdout, stderr, env);
-      case "show":
-        return await showCommand(rest, stdout, stderr, env);
-      case "worker":
-        return await workerCommand(rest, { ...io, stdout, stderr, env });
-      case "workers":
-        return await workersCommand(rest, stdout);
-      case "report":
-        return await reportCommand(rest, stdout, stderr, env);
-      default:
-        throw unknownCommand(command);
-    }
+    // A tracker's plug-in is loaded by the flow that imports it; runs, show, report and cache load no flow.
+    const { args, files } = takeImports(rest);
+    await loadImports(importsFromEnv(env), files, io.importFlow);
+    return await runNamedCommand(command, args, io, env);
   } catch (error) {
     // The launcher starts over through tsx (packages/cli/bin/cairn.mjs); nothing has run yet.
     if (NeedsTsxError.is(error)) throw error;
     return reportError(error, stderr);
+  }
+}
+
+/** Runs `command` with its arguments (`--import`'s taken out). */
+async function runNamedCommand(command: string, rest: string[], io: CliIo & Required<Pick<CliIo, "stdout" | "stderr">>, env: NodeJS.ProcessEnv): Promise<number> {
+  const { stdout, stderr } = io;
+  switch (command) {
+    case "init":
+      return await initCommand(rest, stdout, stderr, env);
+    case "run":
+      return await runCommand(rest, { ...io, stdout, stderr, env });
+    case "graph":
+      return await graphCommand(rest, stdout, io.importFlow);
+    case "plan":
+      return await planCommand(rest, stdout, stderr, env, io.importFlow);
+    case "explain":
+      return await explainCommand(rest, stdout, stderr, env, io.importFlow);
+    case "cache":
+      return await cacheCommand(rest, stdout, stderr, env);
+    case "runs":
+      return await runsCommand(rest, stdout, stderr, env);
+    case "show":
+      return await showCommand(rest, stdout, stderr, env);
+    case "worker":
+      return await workerCommand(rest, { ...io, stdout, stderr, env });
+    case "workers":
+      return await workersCommand(rest, stdout);
+    case "report":
+      return await reportCommand(rest, stdout, stderr, env);
+    default:
+      throw unknownCommand(command);
   }
 }
 
@@ -534,13 +547,21 @@ function reportError(thrown: unknown, stderr: Writable): number {
   // Errors Cairn expects (a dead cache store among them) are their message; a stack is for bugs.
   const code = usage ? EXIT.usage : serviceDown(error) ? EXIT.serviceDown : EXIT.flowFailed;
   if (CairnError.is(error)) {
-    stderr.write(`cairn: ${error.name}: ${printable(error.message)}\n`);
+    stderr.write(`cairn: ${error.name}: ${printable(error.message)}${cliFix(error)}\n`);
   } else if (error instanceof Error) {
     stderr.write(`cairn: ${printable(error.stack ?? error.message)}\n`);
   } else {
     stderr.write(`cairn: ${printable(String(error))}\n`);
   }
   return code;
+}
+
+/** What the CLI adds to an engine error's fix: its own words (core's messages name no flag). */
+function cliFix(error: CairnError): string {
+  if (UnsupportedTrackingUriError.is(error) && error.unknownScheme !== undefined) {
+    return ` For a cairn command, load the module that registers it with ${IMPORT_FLAG} FILE, or CAIRN_IMPORT=FILE (commands that load no flow, as runs, show, report and cache, need it): \`cairn runs ${IMPORT_FLAG} ./tracker.ts\`.`;
+  }
+  return "";
 }
 
 /**

@@ -527,20 +527,38 @@ export class TrackingConfigError extends TrackingError {
   override name = "TrackingConfigError";
 }
 
-/** The tracking URI names something Cairn cannot talk to (a `sqlite:` or `file:` URI, an unknown scheme). */
+/**
+ * The schemes of MLflow's own stores (`mlflow server --backend-store-uri`): a tracking URI with one
+ * is meant for MLflow, which Cairn reaches over HTTP; any other scheme is a tracker's of a plug-in.
+ */
+const MLFLOW_STORE_SCHEMES = new Set(["file", "sqlite", "postgresql", "postgres", "mysql", "mssql", "databricks", "databricks-uc", "uc"]);
+
+/** The tracking URI names something Cairn cannot talk to (a `sqlite:` or `file:` URI, a scheme no tracker is registered for). */
 export class UnsupportedTrackingUriError extends TrackingError {
   static override readonly code: string = "CAIRN_UNSUPPORTED_TRACKING_URI";
   override name = "UnsupportedTrackingUriError";
+  /**
+   * The URI's scheme (before `://`, lower case) when it is none of MLflow's own stores: a
+   * tracker of a plug-in whose module (the one that calls `registerTrackerScheme`) was not loaded.
+   */
+  readonly unknownScheme: string | undefined;
   constructor(
     readonly uri: string,
     /** The schemes plug-ins registered besides http(s) (`registerTrackerScheme`). */
     readonly registered: readonly string[] = [],
   ) {
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri)?.[1]?.toLowerCase();
+    const unknownScheme = scheme !== undefined && !MLFLOW_STORE_SCHEMES.has(scheme) ? scheme : undefined;
+    const plugins = registered.length ? ` (and, through plug-ins, ${registered.map((s) => `${s}://`).join(", ")})` : "";
     super(
-      `MLFLOW_TRACKING_URI is "${uri}", but Cairn talks to MLflow only over HTTP` +
-        `${registered.length ? ` (and, through plug-ins, ${registered.map((s) => `${s}://`).join(", ")})` : ""}.` +
-        trackingUriFix(uri),
+      unknownScheme === undefined
+        ? `MLFLOW_TRACKING_URI is "${uri}", but Cairn talks to MLflow only over HTTP${plugins}.${trackingUriFix(uri)}`
+        : `MLFLOW_TRACKING_URI is "${uri}", but no tracker is registered for the scheme "${unknownScheme}://" in this process ` +
+            `(Cairn talks to MLflow over http:// and https://${registered.length ? `; plug-ins registered ${registered.map((s) => `${s}://`).join(", ")}` : ""}). ` +
+            `A tracker of your own is registered with registerTrackerScheme(["${unknownScheme}"], factory) of cairn-dag, ` +
+            `in a module loaded before Cairn opens the tracker: import that module first (from the flow file or the app), or set MLFLOW_TRACKING_URI to an MLflow server (http://...).`,
     );
+    this.unknownScheme = unknownScheme;
   }
 }
 
