@@ -346,6 +346,32 @@ console.log(JSON.stringify(result.tasks.hello?.status));
     expect((await ok("node", ["dist/kinded/app.js"], project)).stdout.trim()).toBe('"cached"');
     expect((await ok("node", ["--enable-source-maps", "dist/kinded/app.js"], project)).stdout.trim()).toBe('"cached"');
   });
+
+  it("lets the project plug in a tracker of its own from cairn-dag alone: its flow records there, and `cairn runs --import` lists it", async () => {
+    mkdirSync(join(project, "plugged"));
+    writeFileSync(
+      join(project, "plugged/tracker.ts"),
+      `import { fileURLToPath } from "node:url";
+import { LocalStore, registerTrackerScheme, type RunRecord, type TrackerFactory } from "cairn-dag";
+export type Listed = RunRecord[];
+const open: TrackerFactory = async (uri) => new LocalStore({ root: fileURLToPath(uri.replace(/^jsonfile:/, "file:")) });
+registerTrackerScheme(["jsonfile"], open);
+`,
+    );
+    writeFileSync(
+      join(project, "plugged/flow.ts"),
+      `import "./tracker.ts";
+import { flow, task } from "cairn-dag";
+const t = task("t").run(() => ({ v: 1 }));
+export default flow("plugged").build(() => ({ v: t().v }));
+`,
+    );
+    await ok("npx", ["tsc", "--noEmit"], project);
+    const env = { MLFLOW_TRACKING_URI: pathToFileURL(join(project, "plugged/records")).href.replace(/^file:/, "jsonfile:") };
+    await ok("npx", ["cairn", "run", "plugged/flow.ts"], project, env);
+    const listed = await ok("npx", ["cairn", "runs", "--import", "plugged/tracker.ts"], project, env);
+    expect(listed.stdout).toContain("plugged");
+  });
 });
 
 describe("a Python project made by `cairn init --template python`", () => {
