@@ -5,6 +5,8 @@
  * @cairn/core and @cairn/cache, packages they never named. `pnpm typecheck` checks the types below.
  */
 import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as cairn from "cairn-dag";
 import type { CreateRunOptions, LogBatch, RunFilter, RunRecord, ScopeKey, Tracker, TrackerFactory } from "cairn-dag";
@@ -25,6 +27,25 @@ describe("cairn-dag's extension points", () => {
     expect(typeof kind.scopeKey).toBe("function");
     expect(typeof factory).toBe("function");
     expectTypesUsed<Arguments>();
+  });
+
+  it("runs a flow on a cache store the app opened with cairn-dag's CacheStore, and leaves it open", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-own-store-"));
+    const store = await cairn.CacheStore.fromUrl(undefined, { root });
+    try {
+      const double = cairn.task("double").input<{ x: number }>().run(async ({ x }) => ({ y: x * 2 }));
+      const demo = cairn.flow("own-store").build(() => ({ y: double({ x: 21 }).y }));
+      const statuses = async () => {
+        const result = await (await demo.run({ tracker: false, root, cache: { store } })).wait();
+        return result.tasks.double?.status;
+      };
+      expect(await statuses()).toBe("succeeded");
+      expect(await statuses()).toBe("cached");
+      expect((await store.list()).map((entry) => entry.taskName)).toEqual(["double"]); // still open
+    } finally {
+      await store.close();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it("README imports them from cairn-dag, not from packages the user never named", () => {
