@@ -59,6 +59,7 @@ import "@cairn/mlflow/register";
 import { createColors } from "picocolors";
 import { checkRoot, checkRunRootFlag, rootFlagError } from "./check-root.ts";
 import { findRun, MIN_PREFIX } from "./find-run.ts";
+import { failureSummary, sameDestination } from "./failure-summary.ts";
 import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
 import { IMPORT_FLAG, importsFromEnv, loadImports, takeImports } from "./import-modules.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
@@ -748,6 +749,10 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     const result = await run.wait();
     reporter.finish(result);
     if (report && !json) io.stdout.write(`${reportLine(report, result.runId)}\n`);
+    // Also on stderr, for cron and CI, which send stdout away and look at stderr; not twice on one screen or file.
+    if (result.status !== "succeeded" && (json || !sameDestination(io.stdout, io.stderr))) {
+      io.stderr.write(failureSummary(result, flow.definition.name, whereToSeeMore(result.runId, report, values)));
+    }
     // A signal that came once the work was all done and recorded (while the report was written, or
     // the flow run closed) does not undo it: the run succeeded and is recorded FINISHED, so the
     // exit says so too (130 with "Flow succeeded" told a script the run had been stopped).
@@ -777,6 +782,13 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     const code = exitAfterClose;
     if (code !== undefined) setTimeout(() => process.exit(code), 2000).unref();
   }
+}
+
+/** The last lines of `cairn run`'s failure summary on stderr: where each task's whole error is. */
+function whereToSeeMore(runId: string, report: { localPath?: string; artifactPath: string; url?: string } | undefined, flags: { root?: string; "no-tracking"?: boolean }): string[] {
+  if (flags["no-tracking"]) return ["the run was not recorded (--no-tracking): its output on stdout has each task's whole error."];
+  const root = flags.root === undefined ? "" : ` --root ${/^[\w./-]+$/.test(flags.root) ? flags.root : JSON.stringify(flags.root)}`;
+  return [`\`cairn show ${runId}${printableLine(root)}\` shows each task and its whole error.`, ...(report ? [reportLine(report, runId)] : [])];
 }
 
 /** What `cairn run` says of a signal (or `io.signal`'s abort) that came after every task had finished and was recorded. */

@@ -1,0 +1,78 @@
+/**
+ * What `cairn run` writes to stderr when its flow fails or is cancelled: which tasks failed, the
+ * first lines of each error, the run id and where to see more. A run started from cron or CI
+ * often sends stdout away (`>/dev/null`, a log file) and keeps stderr for what needs a look, as
+ * `make` and `npm` put their errors there: the run's own view stays on stdout as before. Where
+ * both streams reach the same place (one terminal, `>log 2>&1`), the summary above says it
+ * already, and this is not written a second time (see {@link sameDestination}).
+ */
+import { fstatSync } from "node:fs";
+import { isAbsolute, relative } from "node:path";
+import type { Writable } from "node:stream";
+import type { ErrorInfo, FlowResult } from "@cairn/core";
+import { formatDuration } from "./reporter.ts";
+import { printable, printableLine } from "./printable.ts";
+
+/** Failed tasks the summary names; the rest are counted. */
+const MAX_TASKS = 5;
+
+/** Lines of an error's message the summary shows; the rest are counted. */
+const MAX_ERROR_LINES = 3;
+
+/**
+ * The stderr summary of a run that did not succeed. `flow`: the flow's name; `more`: lines that
+ * say where the whole story is (`cairn show RUN_ID`, the report), each said after `cairn: `.
+ */
+export function failureSummary(result: FlowResult<unknown>, flow: string, more: readonly string[], cwd = process.cwd()): string {
+  const failed = Object.values(result.tasks).filter((t) => t.status === "failed");
+  const head = `cairn: flow "${printableLine(flow)}" ${result.status} in ${formatDuration(result.durationMs)}, run ${result.runId}`;
+  const count = `${failed.length} ${failed.length === 1 ? "task" : "tasks"} failed`;
+  // Why the flow ended, when its failed tasks do not say it: a cancel's reason, a record that could not be written.
+  const why = result.error && result.error.name !== "TaskFailed" ? result.error : undefined;
+  const lines = [why ? `${head}: ${why.name === "CancelledError" ? "" : `${printableLine(why.name)}: `}${firstLine(why)}` : failed.length ? `${head}: ${count}` : head];
+  lines.push(...errorLines(why, "  ", cwd));
+  if (why && failed.length) lines.push(`cairn: ${count}:`);
+  for (const t of failed.slice(0, MAX_TASKS)) lines.push(`  ${t.task}: ${t.error ? firstLine(t.error) : "(no error recorded)"}`, ...errorLines(t.error, "    ", cwd));
+  if (failed.length > MAX_TASKS) lines.push(`  … and ${failed.length - MAX_TASKS} more failed ${failed.length - MAX_TASKS === 1 ? "task" : "tasks"}`);
+  for (const line of more) lines.push(`cairn: ${line}`);
+  return `${lines.join("\n")}\n`;
+}
+
+function firstLine(error: ErrorInfo): string {
+  return printable(error.message).split("\n")[0]!;
+}
+
+/**
+ * The lines of `error`'s message after its first ({@link firstLine}), up to {@link MAX_ERROR_LINES} in all, then where the
+ * user's code raised it (relative to `cwd` when inside it), each after `indent`.
+ */
+function errorLines(error: ErrorInfo | undefined, indent: string, cwd: string): string[] {
+  if (!error) return [];
+  const message = printable(error.message).split("\n");
+  const lines = message.slice(1, MAX_ERROR_LINES).map((line) => `${indent}${line}`);
+  if (message.length > MAX_ERROR_LINES) lines.push(`${indent}… (${message.length - MAX_ERROR_LINES} more ${message.length - MAX_ERROR_LINES === 1 ? "line" : "lines"})`);
+  if (error.at) {
+    const rel = relative(cwd, error.at);
+    lines.push(`${indent}at ${printableLine(rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : error.at)}`);
+  }
+  return lines;
+}
+
+/**
+ * Whether `a` and `b` write to the same place: the same stream, or two file descriptors on one
+ * file, pipe or terminal (`cairn run f.ts >log 2>&1`, both on a screen). Streams without a file
+ * descriptor (an app's own, given to `cli()`) are the same only when they are one object.
+ */
+export function sameDestination(a: Writable, b: Writable): boolean {
+  if (a === b) return true;
+  const fdA = (a as { fd?: unknown }).fd;
+  const fdB = (b as { fd?: unknown }).fd;
+  if (typeof fdA !== "number" || typeof fdB !== "number") return false;
+  try {
+    const [sa, sb] = [fstatSync(fdA), fstatSync(fdB)];
+    return sa.dev === sb.dev && sa.ino === sb.ino && sa.rdev === sb.rdev;
+  } catch {
+    // A descriptor that cannot be looked at: the summary is written, which at worst says it twice.
+    return false;
+  }
+}

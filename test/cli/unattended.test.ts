@@ -1,0 +1,63 @@
+/**
+ * `cairn run` from cron and CI, where no one watches a terminal: a failure reaches stderr (what a
+ * crontab that sends stdout to /dev/null mails).
+ */
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cairnBin, childEnv, jsonLines, start } from "../cache/helpers.ts";
+import { reliabilityFixture, taskRunning } from "../reliability/helpers.ts";
+import { cairn, fixture, tmp } from "./helpers.ts";
+
+const flowFile = fixture("unattended.flow.ts");
+/** Four items, the third of which (item 7, `square[2]`) fails with an error of seven lines. */
+const failing = ["-p", "items=[5,6,7,8]", "-p", "fail=7"];
+
+describe("a flow that fails or is cancelled says so on stderr too", () => {
+  it("which tasks failed, the first lines of each error, the run id and where to see more", async () => {
+    const r = await cairn(["run", flowFile, ...failing]);
+    expect(r.code).toBe(1);
+    const runId = /Flow failed in .*, run ([0-9a-f]{32})/.exec(r.stdout)![1]!;
+    expect(r.stderr).toContain(`cairn: flow "unattended" failed in `);
+    expect(r.stderr).toContain(`, run ${runId}: 2 tasks failed\n`);
+    expect(r.stderr).toContain("\n  square[2]: cannot square 7\n    line 2 of the error\n    line 3\n    … (4 more lines)\n    at ");
+    expect(r.stderr).not.toContain("line 4");
+    expect(r.stderr).toContain(`cairn: \`cairn show ${runId}\` shows each task and its whole error.\n`);
+    expect(r.stderr).toMatch(/cairn: Report: .*report\.html\n$/);
+    // stdout keeps the run's own view, table and all.
+    expect(r.stdout).toMatch(/^square\[2\] +failed/m);
+  });
+
+  it("not a second time where stdout and stderr are one file (>log 2>&1)", async () => {
+    const cwd = await tmp("cairn-cli-cron-");
+    const child = spawn("/bin/sh", ["-c", `"${process.execPath}" "${cairnBin}" run "${flowFile}" ${failing.map((a) => `'${a}'`).join(" ")} >log 2>&1`], { cwd, env: childEnv() });
+    const code = await new Promise<number | null>((resolveExit) => child.on("close", resolveExit));
+    expect(code).toBe(1);
+    const log = readFileSync(join(cwd, "log"), "utf8");
+    expect(log).toMatch(/Flow failed in /);
+    expect(log).not.toContain(`cairn: flow "unattended" failed`);
+  });
+
+  it("a succeeded flow writes nothing there", async () => {
+    const r = await cairn(["run", flowFile, "-p", "items=[1,2]"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("");
+  });
+
+  it("a cancelled one says why, with --json too (its events on stdout, the summary on stderr)", async () => {
+    const cwd = await tmp("cairn-cli-cron-");
+    let sent = false;
+    const live = start(process.execPath, [cairnBin, "run", reliabilityFixture("slow-task.flow.ts"), "--json"], {
+      cwd,
+      env: childEnv({ SLOW_MS: "60000" }),
+      onStdout: (out, child) => {
+        if (!sent && taskRunning("slow")(jsonLines(out))) sent = child.kill("SIGTERM");
+      },
+    });
+    const exit = await live.done;
+    expect(exit.code, exit.stderr).toBe(130);
+    expect(exit.stderr).toMatch(/\ncairn: flow "slow-task" cancelled in .*, run [0-9a-f]{32}: The flow run was cancelled: SIGTERM\.\n/);
+    for (const line of exit.stdout.trim().split("\n")) expect(() => JSON.parse(line), line).not.toThrow();
+  });
+});
