@@ -214,7 +214,8 @@ describe("what a flow run records in an MLflow server, read with MlflowClient", 
     const refused = await cairn(["run", ok, "--json"], { cwd: await tmp("cairn-record-direct-id-"), env: { ...env, MLFLOW_EXPERIMENT_ID: created } });
     expect(refused.code, refused.stderr).toBe(2);
     expect(refused.stderr).toContain(`cairn: ArtifactLocationError: MLflow experiment "direct-by-id" (id ${created}) keeps its artifacts at "${location}", which Cairn cannot write`);
-    expect(refused.stdout).toBe("");
+    // No run event: the one line on stdout is the error's.
+    expect(refused.json).toEqual([expect.objectContaining({ type: "error", exitCode: 2, error: expect.objectContaining({ name: "ArtifactLocationError" }) })]);
     expect((await api("runs/search", { experiment_ids: [created], run_view_type: "ALL" })).runs).toBeUndefined();
     // Only reading (plan) it is not refused: nothing would be written.
     const plan = await cairn(["plan", ok], { cwd: await tmp("cairn-record-direct-id-"), env: { ...env, MLFLOW_EXPERIMENT_ID: created } });

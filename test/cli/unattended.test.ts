@@ -61,3 +61,34 @@ describe("a flow that fails or is cancelled says so on stderr too", () => {
     for (const line of exit.stdout.trim().split("\n")) expect(() => JSON.parse(line), line).not.toThrow();
   });
 });
+
+describe("cairn run --json: an error before the run is one event on stdout", () => {
+  const errorEvent = (stdout: string) => {
+    const lines = stdout.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    return JSON.parse(lines[0]!) as { type: string; exitCode: number; error: { name: string; message: string }; time: number };
+  };
+
+  it.each([
+    ["a -p the flow does not take", ["run", flowFile, "--json", "-p", "bogus=1"], {}, 2, "ParamError", /has no param "bogus"/],
+    ["a flag run does not take", ["run", flowFile, "--bogus", "--json"], {}, 2, "UsageError", /Unknown option '--bogus' for cairn run/],
+    ["a flow file that does not load", ["run", "missing.flow.ts", "--json"], {}, 2, "FlowFileError", /Flow file missing\.flow\.ts does not exist/],
+    // Once the run's reporter took stdout (it diverts the process's own writes to stderr).
+    ["a server that does not answer", ["run", flowFile, "--json"], { MLFLOW_TRACKING_URI: "http://127.0.0.1:9" }, 3, "TrackerUnreachableError", /Cannot reach the MLflow tracking server/],
+  ] as Array<[string, string[], NodeJS.ProcessEnv, number, string, RegExp]>)("%s", async (_, args, env, code, name, message) => {
+    const r = await cairn(args, { env });
+    expect(r.code).toBe(code);
+    const event = errorEvent(r.stdout);
+    expect(event).toMatchObject({ type: "error", exitCode: code, error: { name } });
+    expect(event.error.message).toMatch(message);
+    expect(event.time).toBeGreaterThan(Date.now() - 60_000);
+    // The plain text stays on stderr.
+    expect(r.stderr).toContain(`cairn: ${name}: ${event.error.message}`);
+  });
+
+  it("without --json, stdout has none", async () => {
+    const r = await cairn(["run", flowFile, "-p", "bogus=1"]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+  });
+});

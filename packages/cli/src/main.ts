@@ -380,6 +380,8 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
   const { stdout, stderr } = io;
   const env = io.env ?? process.env;
   const [command, ...rest] = argv;
+  // Taken before the run's reporter diverts process.stdout to stderr (see reporter.ts, divertStdout).
+  const errorEvent = command === "run" && flagGiven(rest, "--json") ? errorEventWriter(stdout) : undefined;
   try {
     if (command === "help" && rest[0] !== undefined) {
       const help = helpOf(rest[0]);
@@ -416,22 +418,22 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
     // A tracker's plug-in is loaded by the flow that imports it; runs, show, report and cache load no flow.
     const { args, files } = takeImports(rest);
     await loadImports(importsFromEnv(env), files, io.importFlow);
-    return await runNamedCommand(command, args, io, env);
+    return await runNamedCommand(command, args, io, env, errorEvent);
   } catch (error) {
     // The launcher starts over through tsx (packages/cli/bin/cairn.mjs); nothing has run yet.
     if (NeedsTsxError.is(error)) throw error;
-    return reportError(error, stderr);
+    return reportError(error, stderr, errorEvent);
   }
 }
 
 /** Runs `command` with its arguments (`--import`'s taken out). */
-async function runNamedCommand(command: string, rest: string[], io: CliIo & Required<Pick<CliIo, "stdout" | "stderr">>, env: NodeJS.ProcessEnv): Promise<number> {
+async function runNamedCommand(command: string, rest: string[], io: CliIo & Required<Pick<CliIo, "stdout" | "stderr">>, env: NodeJS.ProcessEnv, errorEvent?: ErrorEventWriter): Promise<number> {
   const { stdout, stderr } = io;
   switch (command) {
     case "init":
       return await initCommand(rest, stdout, stderr, env);
     case "run":
-      return await runCommand(rest, { ...io, stdout, stderr, env });
+      return await runCommand(rest, { ...io, stdout, stderr, env }, errorEvent);
     case "graph":
       return await graphCommand(rest, stdout, io.importFlow);
     case "plan":
@@ -453,6 +455,29 @@ async function runNamedCommand(command: string, rest: string[], io: CliIo & Requ
     default:
       throw unknownCommand(command);
   }
+}
+
+/** Whether `flag` is among `args`, before a `--` that ends the flags. */
+function flagGiven(args: readonly string[], flag: string): boolean {
+  const end = args.indexOf("--");
+  return (end < 0 ? args : args.slice(0, end)).includes(flag);
+}
+
+/**
+ * Under `cairn run --json`, an error that ends the command before its run emits an event (a bad
+ * flag or `-p`, a flow file that does not load, a server that does not answer) is one event on
+ * stdout too, `{"type":"error","exitCode":2,"error":{"name","message"},"time"}`, so that a reader
+ * of the events is not left with an empty stream; the plain text stays on stderr.
+ */
+type ErrorEventWriter = (exitCode: number, error: unknown) => void;
+
+function errorEventWriter(stdout: Writable): ErrorEventWriter {
+  const write = stdout.write.bind(stdout) as (text: string) => boolean;
+  return (exitCode, error) => {
+    const name = error instanceof Error ? error.name : "Error";
+    const message = error instanceof Error ? error.message : String(error);
+    write(`${JSON.stringify({ type: "error", exitCode, error: { name, message }, time: Date.now() })}\n`);
+  };
 }
 
 /**
@@ -529,7 +554,11 @@ const ENGINE_OPTIONS: ReadonlyMap<string, string> = new Map([
   ["TASK", "TASK (cairn explain FILE TASK)"],
 ]);
 
-function reportError(thrown: unknown, stderr: Writable): number {
+/**
+ * Says `thrown` on stderr (and as an event, under `run --json`), and returns the exit code it
+ * stands for; `exitCode` overrides it (130: the command was interrupted meanwhile).
+ */
+function reportError(thrown: unknown, stderr: Writable, errorEvent?: ErrorEventWriter, exitCode?: number): number {
   // The engine names its option (`rerun`, explain's `TASK`); a `cairn` user gave a flag or an argument.
   const given = OptionError.is(thrown) ? ENGINE_OPTIONS.get(thrown.option) : undefined;
   const error = OptionError.is(thrown) && given !== undefined ? new UsageError(`Expected \`${given}\` to be ${thrown.expected}, got ${JSON.stringify(thrown.got)}.`) : thrown;
@@ -546,7 +575,8 @@ function reportError(thrown: unknown, stderr: Writable): number {
     CacheStoreUrlError.is(error) ||
     CacheOptionError.is(error);
   // Errors Cairn expects (a dead cache store among them) are their message; a stack is for bugs.
-  const code = usage ? EXIT.usage : serviceDown(error) ? EXIT.serviceDown : EXIT.flowFailed;
+  const code = exitCode ?? (usage ? EXIT.usage : serviceDown(error) ? EXIT.serviceDown : EXIT.flowFailed);
+  errorEvent?.(code, error);
   if (CairnError.is(error)) {
     stderr.write(`cairn: ${error.name}: ${printable(error.message)}${cliFix(error)}\n`);
   } else if (error instanceof Error) {
@@ -603,7 +633,7 @@ function helpOf(command: string): string | undefined {
  */
 const CANCEL_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
-async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "stderr" | "env">> & CliIo): Promise<number> {
+async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "stderr" | "env">> & CliIo, errorEvent?: ErrorEventWriter): Promise<number> {
   const { values, positionals } = parse(
     args,
     {
@@ -768,10 +798,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     // for any interrupted run (the signal, not the failure it may have caused, ends the command).
     // A root run() refused (a flow built on a @cairn/core that checks it again) is said for the flag too.
     const said = root === undefined ? error : rootFlagError(error, root);
-    if (interrupted && run === undefined) {
-      reportError(said, io.stderr);
-      return EXIT.interrupted;
-    }
+    if (interrupted && run === undefined) return reportError(said, io.stderr, errorEvent, EXIT.interrupted);
     throw said;
   } finally {
     for (const signal of CANCEL_SIGNALS) process.off(signal, onSignal);
