@@ -99,6 +99,8 @@ describe("TERM=dumb", () => {
     const dumb = await bytesOnTerminal(args, { TERM: "dumb", NO_COLOR: undefined });
     expect(dumb).toContain("Flow succeeded");
     expect(dumb).not.toContain("\u001b[");
+    // On a terminal a line is stamped with the time of day; off one, with the date too (test/cli/unattended.test.ts).
+    expect(dumb).toMatch(/^\d\d:\d\d:\d\d ▶ running +double\r?$/m);
     const forced = await bytesOnTerminal(args, { TERM: "dumb", NO_COLOR: undefined, FORCE_COLOR: "1" });
     expect(forced).toContain("\u001b[32msucceeded");
     // Another terminal gets them, as before.

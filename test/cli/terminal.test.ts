@@ -47,6 +47,6 @@ describe("text from a run on a terminal", () => {
     const run = await cairn(["run", fixture("prints-itself.flow.ts"), "--no-cache"], { env: { NO_COLOR: "1" } });
     expect(run.code, run.stderr).toBe(1);
     expect(run.stdout).toMatch(/ ✗ failed +fail +\d+ms +boom\n\[fail\] 00:00:00 ✓ succeeded {2}notreal\n\[fail\] {3}✓ succeeded notreal\n {4}at \S*prints-itself\.flow\.ts:\d+:\d+\n/);
-    expect(run.stdout).not.toMatch(/^(\d\d:\d\d:\d\d | {2})?✓ succeeded +notreal/m);
+    expect(run.stdout).not.toMatch(/^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z |\d\d:\d\d:\d\d | {2})?✓ succeeded +notreal/m);
   }, 60_000);
 });

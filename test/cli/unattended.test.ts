@@ -1,6 +1,7 @@
 /**
  * `cairn run` from cron and CI, where no one watches a terminal: a failure reaches stderr (what a
- * crontab that sends stdout to /dev/null mails).
+ * crontab that sends stdout to /dev/null mails), an error before the run is an event under
+ * `--json`, and each line tells the day it was written on.
  */
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -90,5 +91,17 @@ describe("cairn run --json: an error before the run is one event on stdout", () 
     const r = await cairn(["run", flowFile, "-p", "bogus=1"]);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe("");
+  });
+});
+
+describe("off a terminal, each line is stamped with the date and time", () => {
+  it("ISO 8601 in UTC, as cairn worker stamps its lines (a log appended to daily tells the days apart)", async () => {
+    const before = new Date().toISOString().slice(0, 10);
+    const r = await cairn(["run", flowFile, "-p", "items=[1,2]"]);
+    expect(r.code).toBe(0);
+    const stamped = r.stdout.split("\n").filter((line) => /^\S+ (flow |▶|✓)/.test(line));
+    expect(stamped.length).toBeGreaterThanOrEqual(5);
+    for (const line of stamped) expect(line).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (flow unattended started, run [0-9a-f]{32}|▶ running|✓ succeeded)/);
+    expect(stamped[0]!.slice(0, 10) >= before).toBe(true);
   });
 });

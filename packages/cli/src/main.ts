@@ -695,7 +695,9 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   const json = values.json === true;
   const mode: ReporterMode = json ? "json" : (io.stdout as NodeJS.WriteStream).isTTY && io.env.TERM !== "dumb" ? "live" : "plain";
   const useColor = !json && colorsOn(io.env, io.stdout);
-  const reporter = await createReporter(mode, io.stdout, io.stderr, useColor, flowSize(flow.definition));
+  // Off a terminal (a file, cron's mail, a CI log), the day too: a log appended to daily could not tell days apart.
+  const datedLines = (io.stdout as NodeJS.WriteStream).isTTY !== true;
+  const reporter = await createReporter(mode, io.stdout, io.stderr, useColor, flowSize(flow.definition), { datedLines });
 
   // Loaded only for a queue: BullMQ and its Redis client are not what a run on one machine needs.
   const dispatcher = values.queue !== undefined ? (await import("@cairn/worker")).queueDispatcher(values.queue, { flowFile: positionals[0] }) : undefined;

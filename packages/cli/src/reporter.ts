@@ -66,15 +66,26 @@ export function flowSize(definition: { readonly nodes: ReadonlyArray<{ readonly 
   return { tasks: definition.nodes.length, maps: definition.nodes.filter((n) => n.map !== undefined).map((n) => n.id) };
 }
 
+/** How the plain lines look. */
+export interface PlainOptions {
+  /**
+   * Each line's stamp is the full date and time, `2026-12-07T03:00:24.512Z` (as `cairn worker`
+   * stamps its lines), not the time of day alone (`03:00:24`): for output that is not a
+   * terminal, a log appended to day after day, where the day could not be told.
+   * @default false
+   */
+  datedLines?: boolean;
+}
+
 /**
  * Makes the reporter for `mode`, writing to `out` (events, progress, summary) and `err` (task
  * logs in JSON mode). log-update (and its ANSI helpers) is loaded for the live mode only.
  * `size`: the flow's, for the live view's total (`3/12 done`); without it the view counts what is done only.
  */
-export async function createReporter(mode: ReporterMode, out: Writable, err: Writable, useColor: boolean, size?: FlowSize): Promise<Reporter> {
+export async function createReporter(mode: ReporterMode, out: Writable, err: Writable, useColor: boolean, size?: FlowSize, plain: PlainOptions = {}): Promise<Reporter> {
   const c = createColors(useColor);
   if (mode === "json") return jsonReporter(out, err);
-  if (mode === "plain") return plainReporter(out, c);
+  if (mode === "plain") return plainReporter(out, c, plain);
   const { createLogUpdate } = await import("log-update");
   return liveReporter(createLogUpdate(out as NodeJS.WriteStream, { showCursor: false }), out, c, size);
 }
@@ -117,8 +128,9 @@ function viewRun(flow: string, url: string, c: Colors): string {
   return `View run ${c.bold(flow)} at: ${c.cyan(url)}`;
 }
 
-function plainReporter(out: Writable, c: Colors): Reporter {
+function plainReporter(out: Writable, c: Colors, options: PlainOptions): Reporter {
   const style = statusStyle(c);
+  const time = options.datedLines ? (t: number) => new Date(t).toISOString() : timeOfDay;
   let view: string | undefined;
   return {
     event(e) {
@@ -492,6 +504,7 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
 }
 
-function time(t: number): string {
+/** `03:00:24`, UTC, as the full stamp has it. */
+function timeOfDay(t: number): string {
   return new Date(t).toISOString().slice(11, 19);
 }
