@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cairnBin, childEnv, jsonLines, start } from "../cache/helpers.ts";
 import { reliabilityFixture, taskRunning } from "../reliability/helpers.ts";
-import { cairn, fixture, tmp } from "./helpers.ts";
+import { cairn, fixture, repo, tmp } from "./helpers.ts";
 
 const flowFile = fixture("unattended.flow.ts");
 /** Four items, the third of which (item 7, `square[2]`) fails with an error of seven lines. */
@@ -103,5 +103,20 @@ describe("off a terminal, each line is stamped with the date and time", () => {
     expect(stamped.length).toBeGreaterThanOrEqual(5);
     for (const line of stamped) expect(line).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (flow unattended started, run [0-9a-f]{32}|▶ running|✓ succeeded)/);
     expect(stamped[0]!.slice(0, 10) >= before).toBe(true);
+  });
+});
+
+describe("past 40 tasks, the summary's table lists only what did not succeed, then counts every task", () => {
+  it("an all-hit run of 54 tasks has no table, only the count README quotes", async () => {
+    const cwd = await tmp("cairn-cli-cron-");
+    expect((await cairn(["run", flowFile], { cwd })).code).toBe(0);
+    const again = await cairn(["run", flowFile], { cwd });
+    expect(again.code).toBe(0);
+    expect(again.stdout).not.toMatch(/^task +status +duration +run id$/m);
+    expect(again.stdout).toContain("\n54 tasks: 1 succeeded, 53 cached\n");
+    // README said every run ends with the table.
+    expect(readFileSync(join(repo, "README.md"), "utf8").replace(/\s+/g, " ")).toContain(
+      "Past 40 tasks (a map's items count, each its own), the table lists only the tasks that neither succeeded nor came from the cache, and successes that were not recorded, at most 40 (no table when there are none: a run where all succeeded or hit has none), and a line under it counts every task by status, `54 tasks: 1 succeeded, 53 cached`",
+    );
   });
 });
