@@ -1,11 +1,12 @@
 /**
  * `cairn run` from cron and CI, where no one watches a terminal: a failure reaches stderr (what a
  * crontab that sends stdout to /dev/null mails), an error before the run is an event under
- * `--json`, and each line tells the day it was written on.
+ * `--json`, each line tells the day it was written on, and `--quiet` prints only what needs a look.
  */
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { cairnBin, childEnv, jsonLines, start } from "../cache/helpers.ts";
 import { reliabilityFixture, taskRunning } from "../reliability/helpers.ts";
@@ -118,5 +119,47 @@ describe("past 40 tasks, the summary's table lists only what did not succeed, th
     expect(readFileSync(join(repo, "README.md"), "utf8").replace(/\s+/g, " ")).toContain(
       "Past 40 tasks (a map's items count, each its own), the table lists only the tasks that neither succeeded nor came from the cache, and successes that were not recorded, at most 40 (no table when there are none: a run where all succeeded or hit has none), and a line under it counts every task by status, `54 tasks: 1 succeeded, 53 cached`",
     );
+  });
+});
+
+describe("--quiet (-q): only failures, warnings and the flow's closing line", () => {
+  const closing = (status: string) => new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z Flow ${status} in \\S+, run [0-9a-f]{32}$`);
+
+  it("a run that goes well: its warning and the closing line; an all-hit re-run: the closing line alone", async () => {
+    const cwd = await tmp("cairn-cli-cron-");
+    const first = await cairn(["run", flowFile, "--quiet"], { cwd });
+    expect(first.code).toBe(0);
+    const lines = first.stdout.trimEnd().split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toBe("[square[0]] item 0 squares to nothing");
+    expect(lines[1]).toMatch(closing("succeeded"));
+    // Without it, the same all-hit run prints a line per item (62 lines for 54 tasks).
+    expect((await cairn(["run", flowFile], { cwd })).stdout.split("\n").length).toBeGreaterThan(55);
+    const again = await cairn(["run", flowFile, "-q"], { cwd });
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(new RegExp(closing("succeeded").source.replace("$", "\\n$")));
+    expect(again.stdout.split("\n")).toHaveLength(2);
+  });
+
+  it("a run that fails: the failed tasks with their errors and the closing line, no table; stderr's summary as ever", async () => {
+    const r = await cairn(["run", flowFile, "-q", ...failing]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^\S+ ✗ failed +square\[2\] +\d+ms +cannot square 7$/m);
+    expect(r.stdout).toMatch(/^\S+ ✗ failed +square +\d+ms +Map "square"/m);
+    expect(r.stdout).not.toMatch(/running|succeeded|squaring|^task +status|Report:/m);
+    expect(r.stdout.trimEnd().split("\n").at(-1)).toMatch(closing("failed"));
+    expect(r.stderr).toContain(`cairn: flow "unattended" failed in `);
+  });
+
+  it("on a terminal too: no live view, the time of day", async () => {
+    const command = [process.execPath, cairnBin, "run", flowFile, "-q", "-p", "items=[1]"].map((a) => `'${a}'`).join(" ");
+    const { stdout } = await promisify(execFile)("script", ["-qfec", command, "/dev/null"], { cwd: await tmp("cairn-cli-cron-"), env: childEnv({ TERM: "xterm" }) });
+    expect(stdout).toMatch(/^\d\d:\d\d:\d\d Flow succeeded in \S+, run [0-9a-f]{32}\r?\n$/);
+  });
+
+  it("is refused with --json, which prints every event (exit 2)", async () => {
+    const r = await cairn(["run", flowFile, "-q", "--json"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("cairn: UsageError: Expected either --quiet or --json, got both");
   });
 });

@@ -207,6 +207,7 @@ Options:
       --cache-strict         Fail when the shared cache (CAIRN_CACHE_URL) does not answer, instead of
                              going on without it with a warning (also CAIRN_CACHE_STRICT=1).
       --json                 Print one JSON event per line on stdout (see README, "Events").
+  -q, --quiet                Print only failed tasks, warnings and the flow's closing line (for cron and CI).
       --root DIR             Folder of Cairn's local state. Default: .cairn in the working directory
                              (not the flow file's folder).
       --queue URL            Run the tasks on \`cairn worker\` processes that take them from this Redis
@@ -650,6 +651,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       rerun: { type: "string", multiple: true },
       refresh: { type: "boolean" },
       queue: { type: "string" },
+      quiet: { type: "boolean", short: "q" },
       json: { type: "boolean" },
       root: { type: "string" },
     },
@@ -663,6 +665,12 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     throw new UsageError(
       `Expected either --no-cache or ${cacheFlags.join(", ")}, got both: --no-cache neither looks up nor stores results, so ${cacheFlags.join(" and ")} would change nothing. ` +
         `Drop ${cacheFlags.join(" and ")} to run every task without the cache, or --no-cache to use it.`,
+    );
+  }
+  if (values.quiet && values.json) {
+    throw new UsageError(
+      "Expected either --quiet or --json, got both: --json prints every event for a program to read, --quiet leaves out of the human view what went well. " +
+        "Drop --quiet to read the events (filter them by their `status`), or --json for the short human view.",
     );
   }
   const concurrency = values.concurrency === undefined ? undefined : integerOption("--concurrency", values.concurrency, 1, "Give how many tasks run at once in digits (-c 8), or leave it out for the default: 4, or the CPU count if larger.");
@@ -693,11 +701,13 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     throw secrets ? new SecretRegistry(secrets).maskThrown(e) : e;
   });
   const json = values.json === true;
-  const mode: ReporterMode = json ? "json" : (io.stdout as NodeJS.WriteStream).isTTY && io.env.TERM !== "dumb" ? "live" : "plain";
+  const quiet = values.quiet === true;
+  // Quiet lines on a terminal too: the live view is all progress, which --quiet leaves out.
+  const mode: ReporterMode = json ? "json" : !quiet && (io.stdout as NodeJS.WriteStream).isTTY && io.env.TERM !== "dumb" ? "live" : "plain";
   const useColor = !json && colorsOn(io.env, io.stdout);
   // Off a terminal (a file, cron's mail, a CI log), the day too: a log appended to daily could not tell days apart.
   const datedLines = (io.stdout as NodeJS.WriteStream).isTTY !== true;
-  const reporter = await createReporter(mode, io.stdout, io.stderr, useColor, flowSize(flow.definition), { datedLines });
+  const reporter = await createReporter(mode, io.stdout, io.stderr, useColor, flowSize(flow.definition), { datedLines, quiet });
 
   // Loaded only for a queue: BullMQ and its Redis client are not what a run on one machine needs.
   const dispatcher = values.queue !== undefined ? (await import("@cairn/worker")).queueDispatcher(values.queue, { flowFile: positionals[0] }) : undefined;
@@ -780,7 +790,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     if (interrupted) void run.cancel(interrupted.reason);
     const result = await run.wait();
     reporter.finish(result);
-    if (report && !json) io.stdout.write(`${reportLine(report, result.runId)}\n`);
+    if (report && !json && !quiet) io.stdout.write(`${reportLine(report, result.runId)}\n`);
     // Also on stderr, for cron and CI, which send stdout away and look at stderr; not twice on one screen or file.
     if (result.status !== "succeeded" && (json || !sameDestination(io.stdout, io.stderr))) {
       io.stderr.write(failureSummary(result, flow.definition.name, whereToSeeMore(result.runId, report, values)));

@@ -75,6 +75,13 @@ export interface PlainOptions {
    * @default false
    */
   datedLines?: boolean;
+  /**
+   * Only what needs a look: failed tasks, warnings (log lines of level `warn` or `error`, which a
+   * process task's stderr lines are), the CLI's notices, and the flow's closing line, stamped.
+   * No lines of tasks that started, succeeded or hit, no info log lines, no table or outputs.
+   * @default false
+   */
+  quiet?: boolean;
 }
 
 /**
@@ -134,6 +141,7 @@ function plainReporter(out: Writable, c: Colors, options: PlainOptions): Reporte
   let view: string | undefined;
   return {
     event(e) {
+      if (options.quiet && !needsALook(e)) return;
       if (e.type === "log") {
         out.write(`${prefixLines(c.dim(`[${e.task ?? "flow"}]`), e.message)}\n`);
       } else if (e.type === "task" && e.status !== "queued") {
@@ -152,12 +160,18 @@ function plainReporter(out: Writable, c: Colors, options: PlainOptions): Reporte
       }
     },
     finish(result) {
-      out.write(summary(result, c, view));
+      out.write(options.quiet ? `${[`${time(Date.now())} ${flowLine(result, c)}`, ...whyLines(result, c)].join("\n")}\n` : summary(result, c, view));
     },
     notice(message) {
       out.write(`${c.yellow(printable(message))}\n`);
     },
   };
+}
+
+/** What `--quiet` prints as it comes: a failed task, a warning. */
+function needsALook(e: RunEvent): boolean {
+  if (e.type === "log") return e.level === "warn" || e.level === "error";
+  return e.type === "task" && e.status === "failed";
 }
 
 function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdate>, out: Writable, c: Colors, size?: FlowSize): Reporter {
@@ -380,15 +394,7 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
     lines.push(`${tasks.length} tasks: ${[...counts].map(([s, n]) => `${n} ${s}`).join(", ")}`);
   }
   for (const t of tasks) if (t.expands === "sweep" && t.outputs) lines.push("", ...leaderboard(t.task, t.outputs as SweepOutputs, c, result.tasks, t.select?.order));
-  const status = result.status === "succeeded" ? c.green(result.status) : result.status === "cancelled" ? c.yellow(result.status) : c.red(result.status);
-  lines.push("", `Flow ${status} in ${formatDuration(result.durationMs)}, run ${result.runId}`);
-  // Why, when the table above does not say it (its record could not be written, a store refused):
-  // a failed task's error is in its row already. A cancelled run says why, when it was given a reason.
-  if (result.status === "cancelled" && result.error?.name === "CancelledError") {
-    lines.push(c.yellow(printable(result.error.message)));
-  } else if (result.status !== "succeeded" && result.error && result.error.name !== "TaskFailed" && result.error.name !== "CancelledError") {
-    lines.push(c.red(printable(`${result.error.name}: ${result.error.message}`)));
-  }
+  lines.push("", flowLine(result, c), ...whyLines(result, c));
   if (result.outputs && Object.keys(result.outputs as object).length) {
     // Artifacts show as their local path: the whole object is noise on a terminal. A large value
     // (a thousand items' map) is cut: --json hands the outputs over whole.
@@ -400,6 +406,24 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
   return `${lines.join("\n")}\n`;
 }
 
+/** `Flow succeeded in 1.2s, run …`: the summary's closing line, and `--quiet`'s one line. */
+function flowLine(result: FlowResult<unknown>, c: Colors): string {
+  const status = result.status === "succeeded" ? c.green(result.status) : result.status === "cancelled" ? c.yellow(result.status) : c.red(result.status);
+  return `Flow ${status} in ${formatDuration(result.durationMs)}, run ${result.runId}`;
+}
+
+/**
+ * Why the flow did not succeed, when its failed tasks do not say it (its record could not be
+ * written, a store refused): a failed task's error is on its own line and row already. A cancelled
+ * run says why, when it was given a reason.
+ */
+function whyLines(result: FlowResult<unknown>, c: Colors): string[] {
+  if (result.status === "cancelled" && result.error?.name === "CancelledError") return [c.yellow(printable(result.error.message))];
+  if (result.status !== "succeeded" && result.error && result.error.name !== "TaskFailed" && result.error.name !== "CancelledError") {
+    return [c.red(printable(`${result.error.name}: ${result.error.message}`))];
+  }
+  return [];
+}
 
 /** Said of a task that succeeded but whose run could not be closed or whose result could not be stored: a warning said why, and it runs again next time. */
 const NOT_RECORDED = "not recorded";
