@@ -9,6 +9,13 @@ export interface AppendOptions {
   onMissingFolder?: () => Promise<unknown>;
   /** Keep the file open between batches (closed after a short idle time, or by `close()`), for files appended to often. */
   keepOpen?: boolean;
+  /**
+   * The file may be replaced whole by a rename (`cairn runs prune` rewrites an index without the
+   * lines of the runs it removed): after each write, the file written is checked to still be the
+   * one at `path`, and the batch is written again there when it is not. A line may then be in the
+   * file twice; readers keep a run's first line.
+   */
+  mayBeReplaced?: boolean;
 }
 
 /**
@@ -48,11 +55,11 @@ export class JsonlAppender {
       await previous;
       this.waiting.delete(path);
       try {
-        await this.write(path, batch.text, options.keepOpen === true);
+        await this.write(path, batch.text, options);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "ENOENT" || !options.onMissingFolder) throw error;
         await options.onMissingFolder();
-        await this.write(path, batch.text, options.keepOpen === true);
+        await this.write(path, batch.text, options);
       }
     })();
     const tail: Promise<void> = batch.done.then(
@@ -79,7 +86,8 @@ export class JsonlAppender {
     await Promise.all([...this.handles.keys()].map((path) => this.closeHandle(path)));
   }
 
-  private async write(path: string, text: string, keepOpen: boolean): Promise<void> {
+  private async write(path: string, text: string, options: AppendOptions): Promise<void> {
+    const keepOpen = options.keepOpen === true;
     let kept = this.handles.get(path);
     let bytes = Buffer.from(text);
     if (!kept) {
@@ -103,6 +111,13 @@ export class JsonlAppender {
       await this.closeHandle(path);
       throw error;
     }
+    if (options.mayBeReplaced && (await replaced(kept.handle))) {
+      // Written to a file renamed over since it was opened (the prune copies what it finds there,
+      // but this write may have come after): the path's file gets the lines too.
+      await this.closeHandle(path);
+      await this.write(path, text, options);
+      return;
+    }
     if (!keepOpen) {
       await this.closeHandle(path);
       return;
@@ -125,6 +140,11 @@ export class JsonlAppender {
 }
 
 const NEWLINE = Buffer.from("\n");
+
+/** True when the open file is no longer at any path: another file was renamed over it. */
+async function replaced(handle: FileHandle): Promise<boolean> {
+  return (await handle.stat()).nlink === 0;
+}
 
 /** True when the file is not empty and its last byte is not a newline: it ends in half a line. */
 async function endsInsideLine(handle: FileHandle): Promise<boolean> {

@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, statSync } from "node:fs";
-import { access, copyFile, cp, link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { access, copyFile, cp, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve, sep } from "node:path";
+import type { FileHandle } from "node:fs/promises";
 import { setImmediate } from "node:timers/promises";
 import { formatOwner, ownerIsGone, parseOwner, readSmallFile, sha256, writeFileAtomic } from "@cairn/cache";
 import { safePathSegment, safeRelativePath } from "../../definition/artifact-path.ts";
@@ -24,6 +25,31 @@ import type {
 } from "../tracker.ts";
 import { checkMetric } from "../tracker.ts";
 import { JsonlAppender } from "./jsonl-appender.ts";
+import { choosePrunedRuns, type PrunableLine } from "./prune-runs.ts";
+
+/** Options of {@link LocalStore.pruneRuns}. */
+export interface PruneRunsOptions {
+  /** Epoch ms: flow runs that ended before it go, with the runs under them. */
+  endedBefore: number;
+  /** Runs that stay whatever their age, with the runs above them: the source runs of the cache entries kept. */
+  keep: ReadonlySet<string>;
+  /** Count what would go; remove nothing. */
+  dryRun?: boolean;
+}
+
+/** What {@link LocalStore.pruneRuns} removed (or, with `dryRun`, would remove). */
+export interface PruneRunsResult {
+  /** Runs removed, flow runs and the runs under them. */
+  removedRuns: number;
+  /** Of them, top-level runs (flow runs). */
+  removedFlowRuns: number;
+  /** Bytes freed: run files, metric logs, artifacts (logs, report pages), batch files, index lines. */
+  freedBytes: number;
+  /** Runs of old flow runs kept because a kept cache entry names them as its source, or names a run under them. */
+  keptForCache: number;
+  /** Runs of old flow runs kept because they are still RUNNING. */
+  keptRunning: number;
+}
 
 /** Options of {@link LocalStore}. */
 export interface LocalStoreOptions {
@@ -121,6 +147,7 @@ let tmpCounter = 0;
  *                               batchId is the first 16 hex digits of each such run's id
  * artifacts/<runId>/            the run's artifacts; tasks may write here directly (artifactDir)
  * live/<writer>.json            while a store instance has runs RUNNING: the experiments it created runs in
+ * prune.lock                    while `pruneRuns` removes runs: its process, so that two prunes never race
  * store-id                      a random id, written once: tells this store from another at the same path (storeId)
  * ```
  *
@@ -133,7 +160,9 @@ let tmpCounter = 0;
  *
  * Safe with several processes: a run is written only by the store instance that
  * created it, its run file is replaced atomically so a reader never sees half of it,
- * and index lines are single small `O_APPEND` writes.
+ * and index lines are single small `O_APPEND` writes. An index is rewritten only by
+ * {@link LocalStore.pruneRuns}, whole and renamed in place; a line appended meanwhile to the file it
+ * replaced is copied over, or written again by its writer, which checks after each write.
  *
  * For speed, runs this instance created live in memory until they end, and
  * its run file is written when the run ends, on `flush()`, or at most a second
@@ -327,7 +356,7 @@ export class LocalStore implements Tracker {
     try {
       // Before the index line: a run whose process is killed from here on is found by a later process.
       if (!this.liveIn.has(experimentId)) await this.markLive(experimentId);
-      await this.appender.append(this.indexPath(experimentId), `${JSON.stringify(line)}\n`, { keepOpen: true });
+      await this.appender.append(this.indexPath(experimentId), `${JSON.stringify(line)}\n`, { keepOpen: true, mayBeReplaced: true });
     } catch (error) {
       this.owned.delete(runId);
       const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
@@ -368,7 +397,7 @@ export class LocalStore implements Tracker {
     if (parentRunId !== undefined) tags["mlflow.parentRunId"] = parentRunId;
     const file: RunFile = { runId, experimentId, name, status, startTime, endTime, params: {}, tags, metrics: {}, writer: this.writer };
     const line: IndexLine = parentRunId === undefined ? { runId, name, startTime } : { runId, name, startTime, parentRunId };
-    const index = this.appender.append(this.indexPath(experimentId), `${JSON.stringify(line)}\n`, { keepOpen: true });
+    const index = this.appender.append(this.indexPath(experimentId), `${JSON.stringify(line)}\n`, { keepOpen: true, mayBeReplaced: true });
     const record = this.appender.append(this.batchPath(this.batch.id), `${JSON.stringify(file)}\n`, {
       keepOpen: true,
       onMissingFolder: () => mkdir(join(this.uri, "runs"), { recursive: true }),
@@ -651,7 +680,146 @@ export class LocalStore implements Tracker {
     return closed;
   }
 
+  /**
+   * Removes the flow runs that ended before `endedBefore`, each with the runs under it: their run
+   * files, metric logs, artifacts (logs and report pages too), their lines in the experiment's
+   * index and batch files left with no run. Kept whatever their age: a run `keep` names and the runs
+   * above it, and a run still RUNNING (one whose process died is closed first by closeAbandonedRuns,
+   * and goes once it is old). Safe beside runs writing now: an index is rewritten whole and renamed
+   * in place, and lines appended meanwhile are kept (see the layout above). One prune at a time: a
+   * second one is refused, naming the first's process.
+   */
+  async pruneRuns(options: PruneRunsOptions): Promise<PruneRunsResult> {
+    if (!Number.isFinite(options?.endedBefore)) {
+      throw new TrackingError(`LocalStore.pruneRuns expects \`endedBefore\` to be a time in epoch ms, got ${show(options?.endedBefore)}.`);
+    }
+    const release = options.dryRun ? undefined : await this.lockPrune();
+    try {
+      const result: PruneRunsResult = { removedRuns: 0, removedFlowRuns: 0, freedBytes: 0, keptForCache: 0, keptRunning: 0 };
+      const dir = join(this.uri, "experiments");
+      const experimentIds = (await readdir(dir).catch(ifAbsent(dir, [] as string[]))).filter((id) => EXPERIMENT_ID.test(id));
+      const removed = new Map<string, PrunableLine[]>();
+      const remaining = new Set<string>();
+      for (const experimentId of experimentIds) {
+        const lines = await this.indexLines(experimentId);
+        const choice = await choosePrunedRuns(lines, {
+          endedBefore: options.endedBefore,
+          keep: options.keep,
+          runOf: (runId) => (RUN_ID.test(runId) ? this.getRun(runId).catch(ifDamaged(undefined)) : Promise.resolve(undefined)),
+          writerMayRun: (writer) => writer === this.writer || !ownerIsGone(parseOwner(writer)),
+        });
+        const gone = new Set(choice.remove.map((line) => line.runId));
+        for (const line of lines) if (!gone.has(line.runId)) remaining.add(line.runId);
+        if (choice.remove.length) removed.set(experimentId, choice.remove);
+        result.removedRuns += choice.remove.length;
+        result.removedFlowRuns += choice.remove.filter((line) => line.parentRunId === undefined).length;
+        result.keptForCache += choice.keptForCache;
+        result.keptRunning += choice.keptRunning;
+        for (const line of choice.remove) result.freedBytes += Buffer.byteLength(`${JSON.stringify(line)}\n`);
+      }
+      const runIds = [...removed.values()].flat().map((line) => line.runId).filter((runId) => RUN_ID.test(runId));
+      const files = runIds.flatMap((runId) => [this.runPath(runId, ".json"), this.runPath(runId, ".metrics.jsonl"), this.artifactDir(runId)]);
+      const batches = await this.batchFilesLeftWithout(remaining, options.endedBefore);
+      for (const path of [...files, ...batches]) result.freedBytes += await sizeOf(path);
+      if (options.dryRun) return result;
+      // Files first, the index lines last: a prune that dies part-way leaves lines a later prune finds again.
+      for (const path of [...files, ...batches]) await rm(path, { recursive: true, force: true });
+      for (const [experimentId, lines] of removed) await this.rewriteIndex(experimentId, new Set(lines.map((line) => line.runId)));
+      for (const runId of runIds) this.batchesRead.get(runId.slice(0, 16))?.runs.delete(runId);
+      return result;
+    } finally {
+      await release?.();
+    }
+  }
+
   // ------------------------------------------------------------ internals
+
+  /** The experiment's index lines, each run's first only (a line may be written twice beside a prune). */
+  private async indexLines(experimentId: string): Promise<PrunableLine[]> {
+    const path = this.indexPath(experimentId);
+    await this.appender.settled(path);
+    const text = await readFile(path, "utf8").catch(ifAbsent(path, ""));
+    const lines = new Map<string, PrunableLine>();
+    for (const raw of text.split("\n")) {
+      const line = parseLine<IndexLine>(raw);
+      if (line && typeof line.runId === "string" && !lines.has(line.runId)) lines.set(line.runId, line);
+    }
+    return [...lines.values()];
+  }
+
+  /**
+   * The batch files none of whose runs is in `remaining` (an index's runs that stay) and that were
+   * last written before `endedBefore`: a process that still records into one appended to it since.
+   */
+  private async batchFilesLeftWithout(remaining: ReadonlySet<string>, endedBefore: number): Promise<string[]> {
+    const dir = join(this.uri, "runs");
+    const names = (await readdir(dir).catch(ifAbsent(dir, [] as string[]))).filter((name) => name.endsWith(".batch.jsonl"));
+    const found: string[] = [];
+    for (const name of names) {
+      const path = join(dir, name);
+      const info = await stat(path).catch(() => undefined);
+      if (!info || info.mtimeMs >= endedBefore) continue;
+      const text = await readFile(path, "utf8").catch(() => undefined);
+      if (text === undefined) continue;
+      const used = text.split("\n").some((raw) => {
+        const runId = parseLine<RunFile>(raw)?.runId;
+        return typeof runId === "string" && remaining.has(runId);
+      });
+      if (!used) found.push(path);
+    }
+    return found;
+  }
+
+  /**
+   * Writes the experiment's index again without the lines of `drop`, whole and renamed in place.
+   * Lines appended to the old file while this ran (a run created now) are copied into the new one;
+   * one appended after that copy is written again by its writer (JsonlAppender's `mayBeReplaced`).
+   */
+  private async rewriteIndex(experimentId: string, drop: ReadonlySet<string>): Promise<void> {
+    const path = this.indexPath(experimentId);
+    await this.appender.settled(path);
+    const old = await open(path, "r");
+    try {
+      const before = await readAll(old, 0);
+      const end = before.lastIndexOf(10) + 1;
+      const kept = before
+        .toString("utf8", 0, end)
+        .split("\n")
+        .filter((raw) => raw !== "" && !drop.has(parseLine<IndexLine>(raw)?.runId as string));
+      await writeFileAtomic(dirname(path), basename(path), kept.length ? `${kept.join("\n")}\n` : "");
+      const appended = await readAll(old, end);
+      // Whole lines only: a line still being written is written again by its writer, which finds its file replaced.
+      const whole = appended.subarray(0, appended.lastIndexOf(10) + 1);
+      if (whole.length) await this.appender.append(path, whole.toString("utf8"), { mayBeReplaced: true });
+    } finally {
+      await old.close();
+    }
+  }
+
+  /** Takes `prune.lock` for this process (one whose process is gone is taken over); resolves to its release. */
+  private async lockPrune(): Promise<() => Promise<void>> {
+    const path = join(this.uri, "prune.lock");
+    const take = () => writeFile(path, this.writer, { flag: "wx" });
+    const held = (owner: ReturnType<typeof parseOwner>) =>
+      new TrackingError(
+        `Another prune is removing runs from ${this.uri}${owner ? ` (process ${owner.pid} on ${owner.host})` : ""}: ${path} is there. ` +
+          `Wait for it to end and run this again; if no such process runs, delete ${path}.`,
+      );
+    try {
+      await take();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
+        throw new TrackingError(`LocalStore.pruneRuns: cannot write ${path}: ${(error as Error).message}; ${fsFix(error, "write")}.`, { cause: error });
+      }
+      const owner = parseOwner(await readFile(path, "utf8").catch(() => ""));
+      if (!ownerIsGone(owner)) throw held(owner);
+      await unlink(path).catch(() => {}); // its process is gone
+      await take().catch(() => {
+        throw held(undefined); // another prune took it over first
+      });
+    }
+    return () => unlink(path).catch(() => {});
+  }
 
   /** The error for a store folder this process cannot write to, saying where to point it instead. */
   private unusable(error: unknown): TrackingError {
@@ -750,9 +918,12 @@ export class LocalStore implements Tracker {
     const reason =
       `Its process (pid ${owner?.pid} on ${owner?.host}) ended without closing it: killed, crashed, or its closing record could not be written (a full disk); ` +
       `closed as KILLED by process ${process.pid} at ${new Date(now).toISOString()}.`;
+    const seen = new Set<string>();
     for (const raw of text.split("\n")) {
       const line = parseLine<IndexLine>(raw);
-      if (!line || line.writer !== writer || !RUN_ID.test(line.runId)) continue;
+      // A line may be there twice (written again beside a prune): its run is closed once.
+      if (!line || line.writer !== writer || !RUN_ID.test(line.runId) || seen.has(line.runId)) continue;
+      seen.add(line.runId);
       let file: (RunState & { writer: string }) | undefined;
       try {
         // Damaged (not valid JSON) counts as absent: there is nothing in it to keep.
@@ -1089,6 +1260,29 @@ function ifDamaged<T>(fallback: T): (error: unknown) => T {
     if ((error as Error).cause instanceof SyntaxError) return fallback;
     throw error;
   };
+}
+
+/** Every byte of the open file from `offset` on. */
+async function readAll(handle: FileHandle, offset: number): Promise<Buffer> {
+  const { size } = await handle.stat();
+  const bytes = Buffer.alloc(Math.max(0, size - offset));
+  let got = 0;
+  while (got < bytes.length) {
+    const { bytesRead } = await handle.read(bytes, got, bytes.length - got, offset + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return bytes.subarray(0, got);
+}
+
+/** Bytes of the file, or of every file in the folder, at `path`; 0 when there is none. */
+async function sizeOf(path: string): Promise<number> {
+  const info = await lstat(path).catch(() => undefined);
+  if (!info) return 0;
+  if (!info.isDirectory()) return info.size;
+  let total = 0;
+  for (const name of await readdir(path).catch(() => [] as string[])) total += await sizeOf(join(path, name));
+  return total;
 }
 
 /** A value for an error message. */

@@ -1,0 +1,118 @@
+/**
+ * `LocalStore.pruneRuns` (`cairn runs prune`): an operator's `.cairn` grew forever, since nothing
+ * removed runs. It removes old flow runs whole, keeps what a cache entry or a live process needs,
+ * and never loses the line of a run created while it rewrites an index.
+ */
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { formatOwner } from "@cairn/cache";
+import { describe, expect, it } from "vitest";
+import { LocalStore } from "./local-store.ts";
+
+const tmp = () => mkdtemp(join(tmpdir(), "cairn-prune-"));
+const DAY = 86_400_000;
+
+/** A flow run with `tasks` task runs (each with an artifact), all ended `daysAgo` days ago. */
+async function flowRun(store: LocalStore, experimentId: string, daysAgo: number, tasks = 2): Promise<{ flow: string; tasks: string[] }> {
+  const startTime = Date.now() - daysAgo * DAY;
+  const flow = await store.createRun({ experimentId, name: "etl", startTime });
+  const ids: string[] = [];
+  for (let i = 0; i < tasks; i++) {
+    const id = await store.createRun({ experimentId, name: `t${i}`, parentRunId: flow, startTime });
+    await store.logBatch(id, { params: { i: String(i) }, metrics: [{ key: "m", value: i, step: 0, timestamp: startTime }] });
+    await store.endRun(id, "FINISHED", startTime + 1);
+    ids.push(id);
+  }
+  await store.endRun(flow, "FINISHED", startTime + 2);
+  return { flow, tasks: ids };
+}
+
+async function indexed(root: string, experimentId: string): Promise<string[]> {
+  const text = await readFile(join(root, "experiments", experimentId, "runs.jsonl"), "utf8");
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => (JSON.parse(line) as { runId: string }).runId);
+}
+
+describe("LocalStore.pruneRuns", () => {
+  it("removes flow runs that ended before the limit with their task runs and files; keeps a cache entry's source with its flow run, a RUNNING run and a young one", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("etl");
+    const old = await flowRun(store, experimentId, 40);
+    const source = await flowRun(store, experimentId, 40);
+    const young = await flowRun(store, experimentId, 1);
+    const running = await store.createRun({ experimentId, name: "etl", startTime: Date.now() - 40 * DAY });
+    // A cache hit's run, recorded over: one line of a batch file.
+    const hit = await store.recordRun({ experimentId, name: "t0", parentRunId: old.flow, status: "FINISHED", startTime: Date.now() - 40 * DAY, endTime: Date.now() - 40 * DAY });
+    await store.flush();
+    const artifact = join(store.artifactDir(old.tasks[0]!), "out.txt");
+    await store.logArtifact(old.tasks[0]!, await writeTemp("out.txt", "x"));
+    expect(existsSync(artifact)).toBe(true);
+    // The batch file was last written when its runs were recorded (a live recorder appends to it since).
+    const batch = join(root, "runs", `${hit.slice(0, 16)}.batch.jsonl`);
+    await utimes(batch, new Date(Date.now() - 40 * DAY), new Date(Date.now() - 40 * DAY));
+
+    const pruner = new LocalStore({ root });
+    const dry = await pruner.pruneRuns({ endedBefore: Date.now() - 30 * DAY, keep: new Set([source.tasks[1]!]), dryRun: true });
+    expect(dry).toMatchObject({ removedRuns: 5, removedFlowRuns: 1, keptForCache: 2, keptRunning: 1 });
+    expect(await indexed(root, experimentId)).toHaveLength(11);
+
+    const r = await pruner.pruneRuns({ endedBefore: Date.now() - 30 * DAY, keep: new Set([source.tasks[1]!]) });
+    expect(r).toEqual(dry);
+    expect(r.freedBytes).toBeGreaterThan(0);
+    const left = await indexed(root, experimentId);
+    expect(left.sort()).toEqual([source.flow, source.tasks[1]!, ...[young.flow, ...young.tasks], running].sort());
+    for (const id of [old.flow, ...old.tasks, source.tasks[0]!]) {
+      expect(existsSync(join(root, "runs", `${id}.json`)), id).toBe(false);
+      expect(existsSync(join(root, "runs", `${id}.metrics.jsonl`)), id).toBe(false);
+    }
+    expect(existsSync(artifact)).toBe(false);
+    expect(existsSync(batch)).toBe(false);
+    const reader = new LocalStore({ root });
+    expect(await reader.getRun(source.tasks[1]!)).toMatchObject({ status: "FINISHED", params: { i: "1" } });
+    expect(await reader.getRun(running)).toMatchObject({ status: "RUNNING" });
+    expect((await reader.searchRuns({ experimentIds: [experimentId], topLevelOnly: true })).map((run) => run.runId).sort()).toEqual([source.flow, young.flow, running].sort());
+    await store.endRun(running, "FINISHED");
+  });
+
+  it("a run created while the prune rewrites the index keeps its line, also by a store that holds the index open", async () => {
+    const root = await tmp();
+    const writer = new LocalStore({ root });
+    const experimentId = await writer.ensureExperiment("etl");
+    for (let i = 0; i < 20; i++) await flowRun(writer, experimentId, 40, 1);
+    // The writer's index stays open between its appends: the prune's rename leaves it pointing at the old file.
+    const before = await writer.createRun({ experimentId, name: "etl" });
+    const pruner = new LocalStore({ root });
+    const created: string[] = [before];
+    const pruned = pruner.pruneRuns({ endedBefore: Date.now() - 30 * DAY, keep: new Set() });
+    // Runs created while the prune reads, rewrites and renames, and right after it.
+    for (let i = 0; i < 30; i++) created.push(await writer.createRun({ experimentId, name: "etl" }));
+    expect((await pruned).removedRuns).toBe(40);
+    for (let i = 0; i < 5; i++) created.push(await writer.createRun({ experimentId, name: "etl" }));
+    for (const id of created) await writer.endRun(id, "FINISHED");
+    await writer.flush();
+    const left = new Set(await indexed(root, experimentId));
+    expect(created.filter((id) => !left.has(id))).toEqual([]);
+    expect(left.size).toBe(created.length);
+    const runs = await new LocalStore({ root }).searchRuns({ experimentIds: [experimentId], maxResults: 1000 });
+    expect(runs).toHaveLength(created.length);
+  });
+
+  it("refuses a second prune while one holds the store, naming its process", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    await store.ensureExperiment("etl");
+    await writeFile(join(root, "prune.lock"), `${formatOwner()}:abcd1234`);
+    await expect(new LocalStore({ root }).pruneRuns({ endedBefore: Date.now(), keep: new Set() })).rejects.toThrow(/Another prune is removing runs from .*\(process \d+ on .*\).*delete .*prune\.lock/);
+  });
+});
+
+async function writeTemp(name: string, text: string): Promise<string> {
+  const path = join(await tmp(), name);
+  await writeFile(path, text);
+  return path;
+}
