@@ -27,6 +27,8 @@ import {
   UnsupportedTrackingUriError,
   ArtifactLocationError,
   buildFlowGraph,
+  type LocalStore,
+  pruneLocalCopies,
   closeAbandonedRuns,
   booleanFromEnv,
   closestName,
@@ -169,7 +171,7 @@ Commands:
   plan FILE     Show which tasks would hit the cache and which would run
   explain FILE TASK   Say why TASK misses: what changed since its nearest cache entry
   cache ls|clear|prune   Inspect and trim the cache
-  runs          List recent flow runs
+  runs          List recent flow runs (runs prune --older-than 30d: remove old runs and their files)
   show RUN_ID   Show one flow run and its tasks, or one task run (a unique prefix of the id will do)
   report [RUN_ID|latest]   Write a flow run's HTML report: graph, timeline, why each task ran
   worker FILE --queue URL   Take the flow's tasks from a Redis queue and run them (cairn run --queue)
@@ -256,6 +258,7 @@ Options:
   -f, --format F      mermaid (default), dot or json
       --json          The same as --format json`,
   runs: `Usage: cairn runs [--experiment NAME] [-n N] [--json] [--root DIR]
+       cairn runs prune --older-than DURATION [--dry-run] [--root DIR]
 
 Lists recent flow runs, newest first, from the tracker MLFLOW_TRACKING_URI names (the .cairn store when unset).
 On an MLflow server, runs other programs made in the same experiments are left out, and counted.
@@ -264,7 +267,17 @@ Options:
       --experiment NAME   Only this experiment's runs. Default: every experiment's
   -n, --limit N           At most N runs. Default: 20
       --json              Print JSON
-      --root DIR          Folder of Cairn's local state. Default: .cairn in the working directory`,
+      --root DIR          Folder of Cairn's local state. Default: .cairn in the working directory
+
+cairn runs prune removes, from the .cairn store, the flow runs that ended more than DURATION ago
+(30m, 12h, 30d, 2w), each with its task runs: their records, logs, artifacts and report pages. It
+keeps a run still RUNNING, and a run a cache entry names as its source (with its flow run): cairn
+cache prune removes entries, and their runs go at the next runs prune. It also removes the copies
+in downloads/ (and, with MLFLOW_TRACKING_URI, in artifacts/) of runs no cache entry names, written
+before DURATION, and the artifact stamps of runs with no files left. On an MLflow server it removes
+no run: those are MLflow's (delete them there, then \`mlflow gc\`).
+      --older-than DURATION   Required: how long ago a run must have ended to go
+      --dry-run               Say what would go and how much it frees; remove nothing`,
   plan: `Usage: cairn plan FILE [-p NAME=VALUE]... [--rerun TASK]... [--refresh] [--json] [--root DIR]
                   [--experiment NAME] [--secrets FILE] [--no-tracking]
 
@@ -444,7 +457,7 @@ async function runNamedCommand(command: string, rest: string[], io: CliIo & Requ
     case "cache":
       return await cacheCommand(rest, stdout, stderr, env);
     case "runs":
-      return await runsCommand(rest, stdout, stderr, env);
+      return rest[0] === "prune" ? await runsPruneCommand(rest.slice(1), stdout, stderr, env) : await runsCommand(rest, stdout, stderr, env);
     case "show":
       return await showCommand(rest, stdout, stderr, env);
     case "worker":
@@ -1280,10 +1293,12 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
       if (r.removedArtifactBytes > 0) {
         // Prune deletes cache entries, never a run's record: the artifacts are the runs' outputs.
         // Where they are is where the tracker is: the same test of MLFLOW_TRACKING_URI as resolveTracker's.
-        const where = trackingUriOf({ env }) ? "on the MLflow server" : `in ${join(root, "artifacts")}`;
+        // With a server, the tasks' files also stay here, as local copies: runs prune is what removes those.
+        const where = trackingUriOf({ env }) ? `on the MLflow server, and their local copies in ${join(root, "artifacts")}` : `in ${join(root, "artifacts")}`;
         stdout.write(
           `The ${formatBytes(r.removedArtifactBytes)} of artifacts of the removed ${one ? "entry stay with its run" : "entries stay with their runs"} ` +
-            `(${where}): prune frees the cache's records, not the runs' outputs.\n`,
+            `(${where}): prune frees the cache's records, not the runs' outputs. \`cairn runs prune --older-than DURATION\` removes old runs with their files ` +
+            `(with a server, the local copies only).\n`,
         );
       }
       if (tracker) {
@@ -1437,6 +1452,85 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
   stdout.write(table(["run id", "flow", "status", "started", "duration"], rows, c));
   if (otherLine) stdout.write(`${otherLine}\n`);
   return EXIT.ok;
+}
+
+/**
+ * `cairn runs prune`: removes old runs of the embedded store with their files, and the local
+ * copies nothing refers to (see its help); with an MLflow server, the local copies only.
+ */
+async function runsPruneCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parseFlags(args, RUNS_PRUNE_FLAGS, { command: "runs prune", help: HELP.runs, helpCommand: "runs" }) as {
+    values: { "older-than"?: string; "dry-run"?: boolean; root?: string };
+    positionals: string[];
+  };
+  if (positionals.length) {
+    throw new UsageError(`Expected no arguments after \`cairn runs prune\` but its flags, got ${positionals.map((p) => `"${printableLine(p)}"`).join(" ")}. Run \`cairn help runs\` for what it takes.`);
+  }
+  const olderThan = values["older-than"];
+  if (olderThan === undefined) throw new UsageError("Expected --older-than DURATION, e.g. cairn runs prune --older-than 30d (add --dry-run to see what would go first).");
+  // Read before the store opens: a value it cannot read stops it with nothing touched.
+  const olderThanMs = parseDuration("--older-than", olderThan, "a limit of zero removes every run that has ended. Give a limit above zero: 1h, say, or 30d.");
+  const dryRun = values["dry-run"] === true;
+  const root = values.root === undefined ? resolve(".cairn") : await checkRoot(values.root, dryRun ? "read" : "write");
+  // Before the entries are listed: a flow run that ended before this had stored its tasks' entries
+  // already (a task's entry is stored before its flow run ends), so the listing names every source it needs.
+  const endedBefore = Date.now() - olderThanMs;
+  const tracker = await reachableTracker({ root, env });
+  const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root, source: "CAIRN_CACHE_URL" });
+  let keep: Set<string>;
+  try {
+    keep = new Set((await store.list({ keep: true })).map((e) => e.sourceRunId));
+  } finally {
+    await store.close();
+  }
+  const would = dryRun ? "Would remove" : "Removed";
+  const when = new Date(endedBefore).toISOString().replace("T", " ").slice(0, 19);
+  // The embedded store removes runs; a server's runs are its own (a capability, not the tracker's kind).
+  const local = "pruneRuns" in tracker && typeof tracker.pruneRuns === "function" ? (tracker as Tracker & Pick<LocalStore, "pruneRuns" | "uri">) : undefined;
+  if (local) {
+    // A run whose process was killed is closed first (KILLED, ending now): it goes at a later prune.
+    if (!dryRun) sayAbandoned(await closeAbandonedRuns(local, [], { warn: warnOn(stderr) }), stderr);
+    const r = await local.pruneRuns({ endedBefore, keep, dryRun });
+    const others = r.removedRuns - r.removedFlowRuns;
+    stdout.write(
+      `${would} ${plural(r.removedFlowRuns, "flow run")} and ${plural(others, "other run")} under them (tasks, hits, sweeps) that ended before ${when} UTC from ${local.uri}: ` +
+        `${formatBytes(r.freedBytes)} of records, logs, artifacts and report pages.\n`,
+    );
+    if (r.keptForCache) {
+      stdout.write(
+        `Kept ${plural(r.keptForCache, "older run")} that cache entries use as their source, with the flow runs they belong to: ` +
+          `\`cairn cache prune\` removes entries, and their runs go at the next runs prune.\n`,
+      );
+    }
+    if (r.keptRunning) stdout.write(`Kept ${plural(r.keptRunning, "older run")} still RUNNING.\n`);
+  } else {
+    stdout.write(
+      `The runs on ${describeTracker(tracker)} stay: they are MLflow's (delete them there, in its UI or with \`mlflow runs delete\`, then \`mlflow gc\` frees their files).\n`,
+    );
+  }
+  const copies = await pruneLocalCopies({
+    root,
+    folders: local ? ["downloads"] : ["artifacts", "downloads"],
+    writtenBefore: endedBefore,
+    keep,
+    // A run the tracker cannot tell about now may be running: its copy stays.
+    mayRun: (runId) => tracker.getRun(runId).then((run) => run?.status === "RUNNING" || run?.status === "SCHEDULED", () => true),
+    dryRun,
+  });
+  stdout.write(
+    `${would} ${plural(copies.copies, "local copy", "local copies")} of runs' artifacts (${formatBytes(copies.copyBytes)}) and ` +
+      `${plural(copies.stamps, "artifact stamp")} (${formatBytes(copies.stampBytes)}) that nothing refers to${local ? " (downloads/, artifact-stamps/)" : " (artifacts/, downloads/, artifact-stamps/)"}.\n`,
+  );
+  if (dryRun) stdout.write("Nothing was removed (--dry-run).\n");
+  return EXIT.ok;
+}
+
+/** The flags of `cairn runs prune`. */
+const RUNS_PRUNE_FLAGS = { root: { type: "string" }, "older-than": { type: "string" }, "dry-run": { type: "boolean" } } as const satisfies FlagOptions;
+
+/** `1 flow run`, `3 flow runs`. */
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n.toLocaleString("en-US")} ${n === 1 ? one : many}`;
 }
 
 /**

@@ -46,9 +46,10 @@ export function parseSize(flag: string, raw: string): number {
 /**
  * `--older-than`: a number and one of ms, s, m, h, d, w (milliseconds to weeks), any case but
  * `M` (a month to many, which the lenient reader took for minutes), above zero. Returns milliseconds.
+ * `zero`: what a limit of zero would do and what to run instead, for its refusal (by default, cache prune's).
  * @example parseDuration("--older-than", "7d") // 604800000
  */
-export function parseDuration(flag: string, raw: string): number {
+export function parseDuration(flag: string, raw: string, zero = ZERO_ENTRIES): number {
   const millis = durationMs(raw);
   if (millis === undefined) {
     throw new UsageError(
@@ -56,16 +57,16 @@ export function parseDuration(flag: string, raw: string): number {
         hint(raw, "d", (number, unit) => (unit === "M" ? ` Months are no unit: write days (${Number(number) * 30}d), or m for minutes.` : "")),
     );
   }
-  return aboveZero(flag, raw, millis);
+  return aboveZero(flag, raw, millis, zero);
 }
 
-/** `amount`, unless it is zero: a limit of nothing removes every entry. */
-function aboveZero(flag: string, raw: string, amount: number): number {
+/** What cache prune says of a limit of zero. */
+const ZERO_ENTRIES = "a limit of zero removes every entry of the cache. To remove every entry, run `cairn cache clear`; else give a limit above zero.";
+
+/** `amount`, unless it is zero: a limit of nothing removes everything (`zero` says what). */
+function aboveZero(flag: string, raw: string, amount: number, zero = ZERO_ENTRIES): number {
   if (amount > 0) return amount;
-  throw new UsageError(
-    `Expected \`${flag}\` to be above zero, got \`${raw}\`: a limit of zero removes every entry of the cache. ` +
-      "To remove every entry, run `cairn cache clear`; else give a limit above zero.",
-  );
+  throw new UsageError(`Expected \`${flag}\` to be above zero, got \`${raw}\`: ${zero}`);
 }
 
 /** The amount `raw` says in the units' base, or undefined when it is not a number and a known unit. */

@@ -84,7 +84,8 @@ export type {
 export { checkMetric } from "./tracking/tracker.ts";
 export { NullTracker } from "./tracking/null-tracker.ts";
 export { EXPERIMENT_NAME_MAX_LENGTH, experimentNameTooLong } from "./tracking/experiment-name.ts";
-export { LocalStore, type LocalStoreOptions } from "./tracking/local/local-store.ts";
+export { LocalStore, type LocalStoreOptions, type PruneRunsOptions, type PruneRunsResult } from "./tracking/local/local-store.ts";
+export { pruneLocalCopies, type PruneLocalCopiesOptions, type PruneLocalCopiesResult } from "./caching/prune-local-copies.ts";
 export { resolveTracker, trackingUriOf, registerTrackerScheme, redactUri, type ResolveTrackerOptions, type TrackerFactory } from "./tracking/resolve-tracker.ts";
 export type { TaskCall, TaskInterceptor } from "./pipeline/intercept.ts";
 export { isRetryableError } from "./pipeline/retryable.ts";

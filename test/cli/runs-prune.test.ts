@@ -1,0 +1,149 @@
+/**
+ * `cairn runs prune`: an operator running a flow from cron saw `.cairn` only grow (runs, their
+ * artifacts and report pages, downloads, artifact stamps) and every command slow down with it,
+ * and no command removed runs. Real runs in a real `.cairn`, and a real MLflow server for the
+ * local copies of its runs' files.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, readdir, utimes, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
+import { cairn, fixture, tmp } from "./helpers.ts";
+
+const flowFile = fixture("artifact-output.flow.ts");
+const DAY = 86_400_000;
+
+interface Listed {
+  runId: string;
+}
+
+async function flowRuns(cwd: string, env?: NodeJS.ProcessEnv): Promise<string[]> {
+  const r = await cairn(["runs", "--json", "-n", "100"], { cwd, ...(env ? { env } : {}) });
+  expect(r.code, r.stderr).toBe(0);
+  return (JSON.parse(r.stdout) as Listed[]).map((run) => run.runId);
+}
+
+async function sourceRuns(cwd: string, env?: NodeJS.ProcessEnv): Promise<string[]> {
+  const r = await cairn(["cache", "ls", "--json"], { cwd, ...(env ? { env } : {}) });
+  expect(r.code, r.stderr).toBe(0);
+  return (JSON.parse(r.stdout) as Array<{ sourceRunId: string }>).map((e) => e.sourceRunId);
+}
+
+/** A file (and its folder) last written `days` ago. */
+async function oldFile(path: string, text: string, days: number): Promise<void> {
+  await mkdir(join(path, ".."), { recursive: true });
+  await writeFile(path, text);
+  const then = new Date(Date.now() - days * DAY);
+  await utimes(path, then, then);
+  await utimes(join(path, ".."), then, then);
+}
+
+const OTHER_RUN = "0123456789abcdef0123456789abcdef";
+
+describe("cairn runs prune on the embedded store", () => {
+  it("removes old flow runs with their files, keeps the cache's source runs: a hit afterwards is still right", async () => {
+    const cwd = await tmp("cairn-cli-runs-prune-");
+    for (let i = 0; i < 3; i++) expect((await cairn(["run", flowFile], { cwd })).code).toBe(0);
+    const [source] = await sourceRuns(cwd);
+    const runs = await flowRuns(cwd);
+    expect(runs).toHaveLength(3);
+    const root = join(cwd, ".cairn");
+    // What nothing refers to: another root's download of a run, and the stamps of a run with no files here.
+    await oldFile(join(root, "downloads", OTHER_RUN, "data.csv"), "a,b\n", 40);
+    await oldFile(join(root, "artifact-stamps", `${"f".repeat(32)}.json`), "{}", 40);
+    await new Promise((r) => setTimeout(r, 20));
+
+    const dry = await cairn(["runs", "prune", "--older-than", "10ms", "--dry-run"], { cwd });
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/^Would remove 2 flow runs and 2 other runs under them .* [\d.]+ KB of records, logs, artifacts and report pages\.$/m);
+    expect(dry.stdout).toMatch(/^Kept 2 older runs that cache entries use as their source, with the flow runs they belong to: `cairn cache prune` removes entries/m);
+    expect(dry.stdout).toMatch(/^Would remove 1 local copy of runs' artifacts \(4 B\) and 1 artifact stamp \(2 B\) that nothing refers to/m);
+    expect(dry.stdout).toContain("Nothing was removed (--dry-run).");
+    expect(await flowRuns(cwd)).toEqual(runs);
+    expect(existsSync(join(root, "downloads", OTHER_RUN))).toBe(true);
+
+    const r = await cairn(["runs", "prune", "--older-than", "10ms"], { cwd });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Removed 2 flow runs and 2 other runs under them/m);
+    expect(r.stdout).toMatch(/^Removed 1 local copy of runs' artifacts \(4 B\) and 1 artifact stamp/m);
+    // The first flow run computed the entry's outputs: it stays, with its report page; the others' pages go.
+    const [first, ...rest] = [...runs].reverse();
+    expect(await flowRuns(cwd)).toEqual([first]);
+    expect(existsSync(join(root, "artifacts", first!, "cairn", "report.html"))).toBe(true);
+    for (const id of rest) expect(existsSync(join(root, "artifacts", id)), id).toBe(false);
+    expect(existsSync(join(root, "downloads", OTHER_RUN))).toBe(false);
+    expect(await readdir(join(root, "artifact-stamps"))).toEqual([`${source}.json`]);
+
+    const again = await cairn(["run", flowFile, "--json"], { cwd });
+    expect(again.code, again.stderr).toBe(0);
+    const events = again.stdout.split("\n").filter(Boolean).map((line) => JSON.parse(line) as { type: string; status?: string; outputs?: { report: { path: string }; rows: number } });
+    expect(events.find((e) => e.type === "task" && e.status === "cached")).toBeDefined();
+    const end = events.at(-1)!;
+    expect(end.outputs?.rows).toBe(3);
+    expect(readFileSync(end.outputs!.report.path, "utf8")).toBe("rows=3\n");
+  });
+
+  it("once cache prune removed the entry, its source run goes at the next runs prune; cache prune says so", async () => {
+    const cwd = await tmp("cairn-cli-runs-prune-");
+    expect((await cairn(["run", flowFile], { cwd })).code).toBe(0);
+    const [source] = await sourceRuns(cwd);
+    const pruned = await cairn(["cache", "prune", "--max-size", "1B"], { cwd });
+    expect(pruned.stdout).toContain("`cairn runs prune --older-than DURATION` removes old runs with their files");
+    await new Promise((r) => setTimeout(r, 20));
+    const r = await cairn(["runs", "prune", "--older-than", "10ms"], { cwd });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Removed 1 flow run and 1 other run under them/m);
+    expect(r.stdout).not.toMatch(/Kept/);
+    expect(existsSync(join(cwd, ".cairn", "artifacts", source!))).toBe(false);
+    expect(await flowRuns(cwd)).toEqual([]);
+  });
+
+  it("refuses a limit of zero or none, removing nothing", async () => {
+    const cwd = await tmp("cairn-cli-runs-prune-");
+    expect((await cairn(["run", flowFile], { cwd })).code).toBe(0);
+    for (const args of [["--older-than", "0d"], [], ["--older-than", "30"]]) {
+      const r = await cairn(["runs", "prune", ...args], { cwd });
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr).toMatch(/Expected `?--older-than/);
+    }
+    expect(await flowRuns(cwd)).toHaveLength(1);
+  });
+});
+
+describe("cairn runs prune with an MLflow server", () => {
+  let server: MlflowServer;
+  beforeAll(async () => {
+    server = await startMlflowServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("removes only the local copies of runs' files no cache entry names; the server's runs stay", async () => {
+    const env = { MLFLOW_TRACKING_URI: server.uri };
+    const cwd = await tmp("cairn-cli-runs-prune-mlflow-");
+    const ok = await cairn(["run", flowFile, "--no-report"], { cwd, env });
+    expect(ok.code, ok.stderr).toBe(0);
+    const [source] = await sourceRuns(cwd, env);
+    const runs = await flowRuns(cwd, env);
+    const root = join(cwd, ".cairn");
+    // The files a flow run's tasks wrote here before upload, and an old copy of another run.
+    expect(existsSync(join(root, "artifacts", source!, "report.txt"))).toBe(true);
+    await oldFile(join(root, "artifacts", OTHER_RUN, "model.bin"), "weights", 40);
+    await new Promise((r) => setTimeout(r, 20));
+    const r = await cairn(["runs", "prune", "--older-than", "10ms"], { cwd, env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`The runs on the MLflow server at ${server.uri} stay`);
+    expect(r.stdout).toContain("`mlflow gc`");
+    expect(r.stdout).toMatch(/^Removed \d+ local cop(y|ies) of runs' artifacts .* \(artifacts\/, downloads\/, artifact-stamps\/\)\.$/m);
+    expect(existsSync(join(root, "artifacts", OTHER_RUN))).toBe(false);
+    expect(existsSync(join(root, "artifacts", source!, "report.txt"))).toBe(true);
+    expect(await flowRuns(cwd, env)).toEqual(runs);
+    // A hit after it: the entry's files are where they were.
+    const again = await cairn(["run", flowFile, "--json", "--no-report"], { cwd, env });
+    expect(again.code, again.stderr).toBe(0);
+    const end = JSON.parse(again.stdout.trim().split("\n").at(-1)!) as { outputs: { report: { path: string } } };
+    expect(readFileSync(end.outputs.report.path, "utf8")).toBe("rows=3\n");
+  });
+});
