@@ -2,7 +2,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { TrackingError, UnsafePathError } from "../../errors.ts";
 import { trackerComplianceSuite } from "../tracker-compliance.ts";
 import { LocalStore } from "./local-store.ts";
@@ -646,5 +646,31 @@ describe("LocalStore: a search bounded to the newest runs (within)", () => {
     for (const within of [3, 5, 6]) await store.searchRuns({ ...search, experimentIds: [experimentId], within, onCut: () => cuts.push(within) });
     expect(cuts).toEqual([3]);
     expect((await store.searchRuns({ experimentIds: [experimentId], within: 2 })).map((r) => r.name)).toEqual(["r4", "r3"]);
+  });
+});
+
+describe("LocalStore.searchRuns for a parent's runs", () => {
+  // The end-of-run report searches once per parent; an index of months of runs (242k lines) was
+  // parsed whole each time, seconds of an all-hit run.
+  it("parses only the index lines that hold the parent's id, and finds the same runs", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("etl");
+    const parent = await store.createRun({ experimentId, name: "etl" });
+    const children = [];
+    for (let i = 0; i < 3; i++) children.push(await store.createRun({ experimentId, name: `t${i}`, parentRunId: parent }));
+    const other = await store.createRun({ experimentId, name: "etl" });
+    let lines = "";
+    for (let i = 0; i < 10_000; i++) lines += `${JSON.stringify({ runId: `${i.toString(16).padStart(8, "0")}${"0".repeat(24)}`, name: "t", startTime: 1, parentRunId: other })}\n`;
+    await appendFile(join(root, "experiments", experimentId, "runs.jsonl"), lines);
+    await store.flush();
+    const parse = vi.spyOn(JSON, "parse");
+    try {
+      const found = await new LocalStore({ root }).searchRuns({ experimentIds: [experimentId], parentRunId: parent });
+      expect(found.map((r) => r.runId).sort()).toEqual([...children].sort());
+      expect(parse.mock.calls.length).toBeLessThan(100);
+    } finally {
+      parse.mockRestore();
+    }
   });
 });
