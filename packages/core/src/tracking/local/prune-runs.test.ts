@@ -4,12 +4,19 @@
  * and never loses the line of a run created while it rewrites an index.
  */
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, utimes, writeFile } from "node:fs/promises";
+import * as fsPromises from "node:fs/promises";
+import { appendFile, mkdtemp, readFile, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatOwner } from "@cairn/cache";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { LocalStore } from "./local-store.ts";
+
+// lstat passes through, counted: a prune must not stat every removed run's would-be files.
+vi.mock("node:fs/promises", async (original) => {
+  const fs = await original<typeof import("node:fs/promises")>();
+  return { ...fs, lstat: vi.fn(fs.lstat) };
+});
 
 const tmp = () => mkdtemp(join(tmpdir(), "cairn-prune-"));
 const DAY = 86_400_000;
@@ -100,6 +107,23 @@ describe("LocalStore.pruneRuns", () => {
     expect(left.size).toBe(created.length);
     const runs = await new LocalStore({ root }).searchRuns({ experimentIds: [experimentId], maxResults: 1000 });
     expect(runs).toHaveLength(created.length);
+  });
+
+  it("a store of many cache hits' runs is pruned with a listing of its folders, not a stat per run", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("etl");
+    const { flow } = await flowRun(store, experimentId, 40, 1);
+    await store.flush();
+    // 20,000 hits' runs under the old flow run: index lines with no file of their own.
+    let lines = "";
+    for (let i = 0; i < 20_000; i++) lines += `${JSON.stringify({ runId: `${i.toString(16).padStart(8, "0")}${"0".repeat(24)}`, name: "t", startTime: 1, parentRunId: flow })}\n`;
+    await appendFile(join(root, "experiments", experimentId, "runs.jsonl"), lines);
+    vi.mocked(fsPromises.lstat).mockClear();
+    const r = await new LocalStore({ root }).pruneRuns({ endedBefore: Date.now() - 30 * DAY, keep: new Set() });
+    expect(r.removedRuns).toBe(20_002);
+    expect(vi.mocked(fsPromises.lstat).mock.calls.length).toBeLessThan(100);
+    expect(await indexed(root, experimentId)).toEqual([]);
   });
 
   it("refuses a second prune while one holds the store, naming its process", async () => {
