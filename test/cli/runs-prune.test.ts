@@ -9,6 +9,7 @@ import { mkdir, readdir, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
+import { cairnBin, childEnv, start } from "../cache/helpers.ts";
 import { cairn, fixture, tmp } from "./helpers.ts";
 
 const flowFile = fixture("artifact-output.flow.ts");
@@ -97,6 +98,34 @@ describe("cairn runs prune on the embedded store", () => {
     expect(r.stdout).not.toMatch(/Kept/);
     expect(existsSync(join(cwd, ".cairn", "artifacts", source!))).toBe(false);
     expect(await flowRuns(cwd)).toEqual([]);
+  });
+
+  it("a flow run going on while prunes run is unharmed: it ends, is listed, and its results are hits next time", async () => {
+    const cwd = await tmp("cairn-cli-runs-prune-");
+    for (let i = 0; i < 2; i++) expect((await cairn(["run", flowFile], { cwd })).code).toBe(0);
+    const slow = fixture("progress-map.flow.ts");
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const live = start(process.execPath, [cairnBin, "run", slow, "--json"], { cwd, env: childEnv(), onStdout: (out) => out.includes('"status":"running"') && started() });
+    await running;
+    // Prunes one after another while the flow runs: its runs are young, RUNNING, and created meanwhile.
+    let prunes = 0;
+    let ended = false;
+    void live.done.then(() => (ended = true));
+    while (!ended || prunes === 0) {
+      const r = await cairn(["runs", "prune", "--older-than", "1ms"], { cwd });
+      expect(r.code, r.stderr).toBe(0);
+      prunes++;
+    }
+    const exit = await live.done;
+    expect(exit.code, exit.stderr).toBe(0);
+    const listed = await cairn(["runs", "--json"], { cwd });
+    expect((JSON.parse(listed.stdout) as Array<{ name: string; status: string }>).find((run) => run.name === "progress-map")).toMatchObject({ status: "FINISHED" });
+    const again = await cairn(["run", slow], { cwd });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^gen\s+cached/m);
+    expect(again.stdout).toMatch(/^total\s+cached/m);
+    expect(again.stdout.match(/^sq\[\d+\]\s+cached/gm)).toHaveLength(12);
   });
 
   it("refuses a limit of zero or none, removing nothing", async () => {
