@@ -219,6 +219,47 @@ describe("a kind written in the project", () => {
     expect(await since("inner")).toEqual(["- the flow's build function in direct.flow.ts changed (task `inner` is declared in it)"]);
   });
 
+  it("puts what its run function reads from process.env by name in its tasks' keys, as a function task's, so another value is a miss", async () => {
+    await writeFile(
+      join(dir, "kinds", "env-mode.ts"),
+      [
+        `import { checkName, configDigest, kindTask, NO_RETRY, type KindTask } from "cairn-dag/kind";`,
+        `export function envMode(name: string, options: { db: string }): KindTask<Record<string, never>, { v: string }> {`,
+        `  checkName(name);`,
+        `  return kindTask({`,
+        `    definition: {`,
+        `      name, kind: "env-mode", retry: NO_RETRY, cache: {}, env: [],`,
+        `      code: configDigest({ db: options.db }),`,
+        `      run: async () => ({ v: process.env.KIND_MODE ?? "none" }),`,
+        `    },`,
+        `  });`,
+        `}`,
+      ].join("\n"),
+    );
+    await writeFile(
+      join(dir, "flows", "env.flow.ts"),
+      `import { flow } from "cairn-dag";\nimport { envMode } from "../kinds/env-mode.ts";\nconst m = envMode("m", { db: "x" });\nexport default flow("env-kind").build(() => ({ v: m().v }));\n`,
+    );
+    const withMode = (mode: string | undefined, ...args: string[]) => {
+      const env = childEnv({ CAIRN_NO_AUTORUN: "0" });
+      if (mode === undefined) delete env.KIND_MODE;
+      else env.KIND_MODE = mode;
+      return start(process.execPath, [cairnBin, ...args, "--root", root()], { cwd: dir, env }).done;
+    };
+    const runIt = async (mode: string | undefined) => {
+      const r = await withMode(mode, "run", "flows/env.flow.ts");
+      expect(r.code, r.stderr).toBe(0);
+      return { statuses: taskStatuses(r.stdout), outputs: r.stdout.match(/^Outputs: (.*)$/m)?.[1] };
+    };
+    expect(await runIt(undefined)).toEqual({ statuses: { m: "succeeded" }, outputs: `{"v":"none"}` });
+    // Before: still a hit, with the outputs of the run without it.
+    expect((await withMode("fast", "explain", "flows/env.flow.ts", "m")).stdout).toContain("environment variable `KIND_MODE` was set");
+    expect(await runIt("fast")).toEqual({ statuses: { m: "succeeded" }, outputs: `{"v":"fast"}` });
+    expect(await runIt("fast")).toEqual({ statuses: { m: "cached" }, outputs: `{"v":"fast"}` });
+    expect((await withMode("slow", "explain", "flows/env.flow.ts", "m")).stdout).toContain("environment variable `KIND_MODE` changed value");
+    expect(await runIt("slow")).toEqual({ statuses: { m: "succeeded" }, outputs: `{"v":"slow"}` });
+  });
+
   it("resolveTaskFile() in it resolves against the folder of the flow that declares the task, and says where it looked", async () => {
     await writeFile(join(dir, "flows", "sub", "q.txt"), "the flow's folder\n");
     let r = await cairn("run", "flows/sub/read.flow.ts");

@@ -5,11 +5,12 @@
  * "@cairn/dsl/kind".
  */
 import { dirname, relative, resolve, sep } from "node:path";
-import { CacheValueError, DECLARATION_ENTRY, kindRunEntry, sha256 } from "@cairn/cache";
+import { CacheValueError, DECLARATION_ENTRY, ENV_READ_ENTRY, kindRunEntry, sha256 } from "@cairn/cache";
 import { OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { asWritten, functionDependencies } from "../code-deps.ts";
 import { projectCallersOf, type SourcePlace } from "../declared-path.ts";
+import type { EnvReads } from "../env-read.ts";
 import { makeTask, type NodeOptions, type RetryOptions, type Task } from "../task.ts";
 import type { SchemaInput, SchemaOutput } from "../types.ts";
 
@@ -116,6 +117,7 @@ function withKindCode(definition: TaskDefinition, kindFrames: () => readonly Sou
           const declaring = i > 0 && i === places.length - 1;
           const found = await functionDependencies(place.file, fnText, scope, declaring ? undefined : place);
           for (const [name, digest] of Object.entries(found)) kind[place.file === places[0]!.place.file ? name : rebased(name, place.file, base)] = digest;
+          addEnvReads(kind, found);
           // kindTask() called where the task is declared: that statement (or build function) is the
           // task's own declaration, named so by explain (a symbol: not in the key). Called from a
           // kind's function, the frame is the kind's code, whatever task it declares.
@@ -126,6 +128,21 @@ function withKindCode(definition: TaskDefinition, kindFrames: () => readonly Sou
       return own ? { ...kind, ...(await own(scope)) } : kind;
     },
   };
+}
+
+/**
+ * What the run function reads from `process.env`, as the frame `found` was read in says (each
+ * frame parses the run function with its own module's names for `process.env`), added to what
+ * `kind` already says: the names of every frame, and unnamed when any frame says so. The entry is
+ * a symbol, which `Object.entries` leaves out: without it the kind's reads fell back to a pattern
+ * over `definition.code`, a config digest, so `process.env.X` in the run entered no key.
+ */
+function addEnvReads(kind: Record<string, string>, found: Record<string, string>): void {
+  const reads = (found as { [ENV_READ_ENTRY]?: EnvReads })[ENV_READ_ENTRY];
+  if (!reads) return;
+  const had = (kind as { [ENV_READ_ENTRY]?: EnvReads })[ENV_READ_ENTRY];
+  const names = [...new Set([...(had?.names ?? []), ...reads.names])].sort();
+  Object.assign(kind, { [ENV_READ_ENTRY]: { names, unnamed: (had?.unnamed ?? false) || reads.unnamed } satisfies EnvReads });
 }
 
 /** A code-dependency name found for a function of `file` (`x.ts#helper`, `lib/y.ts`, by path from its folder), by path from `base` instead. */
