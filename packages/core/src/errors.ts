@@ -253,6 +253,40 @@ export class OutputValidationError extends CairnError {
   }
 }
 
+/**
+ * A task kind's run returned something other than an object of outputs (an array, a number, a
+ * string, null): the fields other tasks take from it (`q.rows`) would be `undefined`. The task
+ * fails, uncached; `got` shows what arrived, its secrets masked.
+ */
+export class KindOutputError extends CairnError {
+  static override readonly code: string = "CAIRN_KIND_OUTPUT";
+  override name = "KindOutputError";
+  /** The same code returns the same shape again. */
+  override get retryable(): boolean {
+    return false;
+  }
+  /** What the run returned, described and previewed (`an array of 1: [ { y: 5 } ]`). */
+  readonly got: string;
+  constructor(
+    readonly nodeId: string,
+    /** The task's kind (`definition.kind`). */
+    readonly kind: string,
+    returned: unknown,
+    mask: (text: string) => string,
+    /** How the kind's tasks write their outputs (`definition.writesOutputs`), when it says. */
+    writesOutputs?: string,
+  ) {
+    const got = describeThrown(returned, mask);
+    super(
+      `Task "${nodeId}" (kind \`${kind}\`) returned ${got}, not an object of outputs: a kind's run must return an object ` +
+        `whose fields are the task's outputs (\`{ rows }\`), or nothing. ` +
+        (writesOutputs ? `Its tasks write their outputs ${writesOutputs}. ` : "") +
+        `Fix the run of kind \`${kind}\` (wrap a list or a value in an object: \`{ items: [...] }\`), or, for a kind whose output is any JSON value, set \`anyOutput: true\` beside its definition in kindTask().`,
+    );
+    this.got = got;
+  }
+}
+
 /** One attempt of a task ran longer than its timeout. */
 export class TaskTimeoutError extends CairnError {
   static override readonly code: string = "CAIRN_TASK_TIMEOUT";

@@ -93,6 +93,7 @@ export {
   InputValidationError,
   OutputValidationError,
   MissingOutputError,
+  KindOutputError,
   TaskTimeoutError,
   NonErrorThrownError,
   CancelledError,

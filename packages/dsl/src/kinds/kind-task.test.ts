@@ -3,6 +3,7 @@ import { NO_RETRY, type TaskDefinition } from "@cairn/core";
 import { describe, expect, it } from "vitest";
 import { grid, map, max, sweep } from "../fan-out.ts";
 import { flow } from "../flow.ts";
+import { task } from "../task.ts";
 import { configDigest, kindTask, type KindCall } from "./kind-task.ts";
 
 describe("configDigest()", () => {
@@ -95,5 +96,55 @@ describe("holdWork() from @cairn/dsl/kind (and cairn-dag/kind)", () => {
     const result = await (await flow("held").build(() => ({ ok: held({}).ok })).run({ tracker: false, cache: false })).wait();
     expect(result.status).toBe("succeeded");
     expect(order).toEqual(["attempt 1's work done", "attempt 2"]);
+  });
+});
+
+describe("what a kind's run returns", () => {
+  const kindReturning = (name: string, value: (ctx: { secret(n: string): string }) => unknown, extra: Partial<TaskDefinition> = {}, anyOutput = false) =>
+    kindTask<Record<string, never>, { y: number }>({
+      ...(anyOutput ? { anyOutput } : {}),
+      definition: { name, kind: "sql", code: "v1", retry: NO_RETRY, cache: {}, env: [], run: (_inputs, ctx) => value(ctx), ...extra },
+    });
+  const use = task("use")
+    .input<{ y: unknown }>()
+    .run(({ y }) => ({ got: y ?? "undefined" }));
+
+  it("fails the task with KindOutputError, naming the kind, the task and what arrived, when it is not an object of outputs (dependants get no undefined)", async () => {
+    const cases = [
+      ["list", async () => [{ y: 5 }], "an array of 1: [ { y: 5 } ]"],
+      ["num", () => 42, "`42` (number)"],
+      ["nul", async () => null, "null"],
+      ["text", () => "rows", '"rows" (string)'],
+      ["leak", (ctx: { secret(n: string): string }) => [ctx.secret("DB_TOKEN")], "an array of 1: [ '***' ]"],
+    ] as const;
+    for (const [name, value, got] of cases) {
+      const k = kindReturning(name, value);
+      const r = await (await flow(`shape-${name}`).build(() => ({ got: use({ y: k({}).y }).got })).run({ tracker: false, cache: false, secrets: { DB_TOKEN: "s3cr3t-token-value" } })).wait();
+      expect(r.status, name).toBe("failed");
+      expect(r.tasks[name]!.error?.name, name).toBe("KindOutputError");
+      expect(r.tasks[name]!.error?.message, name).toBe(
+        `Task "${name}" (kind \`sql\`) returned ${got}, not an object of outputs: a kind's run must return an object whose fields are the task's outputs (\`{ rows }\`), or nothing. ` +
+          "Fix the run of kind `sql` (wrap a list or a value in an object: `{ items: [...] }`), or, for a kind whose output is any JSON value, set `anyOutput: true` beside its definition in kindTask().",
+      );
+      expect(r.tasks.use!.status, name).toBe("skipped");
+    }
+  });
+
+  it("says how a kind that declares writesOutputs writes them, and takes an object, nothing, or with anyOutput any JSON value", async () => {
+    const written = kindReturning("w", () => 1, { writesOutputs: "as JSON written to $SQL_OUT" });
+    let r: { status: string; tasks: Record<string, { error?: Error }>; outputs?: unknown } = await (await flow("shape-w").build(() => ({ y: written({}).y })).run({ tracker: false, cache: false })).wait();
+    expect(r.tasks.w!.error?.message).toContain("Its tasks write their outputs as JSON written to $SQL_OUT. Fix the run");
+    // An output it did not return: the task that takes it fails, rather than getting undefined.
+    const partial = kindReturning("partial", () => ({ z: 1 }), { writesOutputs: "as JSON written to $SQL_OUT" });
+    r = await (await flow("shape-partial").build(() => ({ got: use({ y: partial({}).y }).got })).run({ tracker: false, cache: false })).wait();
+    expect(r.tasks.use!.error?.name).toBe("MissingOutputError");
+    expect(r.tasks.use!.error?.message).toContain(`Task "use" takes partial.y, but task "partial" has no output "y" (its outputs: "z")`);
+
+    const good = kindReturning("good", async () => ({ y: 5 }));
+    const none = kindReturning("none", () => undefined);
+    const any = kindReturning("any", async () => [{ y: 5 }], {}, true);
+    r = await (await flow("shape-ok").build(() => ({ y: use({ y: good({}).y }).got, none: none({}), any: any({}) })).run({ tracker: false, cache: false })).wait();
+    expect(r.status).toBe("succeeded");
+    expect(r.outputs).toEqual({ y: 5, none: {}, any: [{ y: 5 }] });
   });
 });

@@ -6,7 +6,7 @@
  */
 import { dirname, relative, resolve, sep } from "node:path";
 import { CacheValueError, DECLARATION_ENTRY, ENV_READ_ENTRY, kindRunEntry, sha256 } from "@cairn/cache";
-import { OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
+import { KindOutputError, OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { asWritten, functionDependencies } from "../code-deps.ts";
 import { projectCallersOf, type SourcePlace } from "../declared-path.ts";
@@ -68,6 +68,13 @@ export interface KindSpec {
    * which validates the part of the outputs the task itself produced.
    */
   ownOutputs?: (schema: StandardSchemaV1 | undefined) => TaskDefinition["run"];
+  /**
+   * The run may return any JSON value as the task's output (an `http` task's response: an array,
+   * a number), not only an object of outputs. Without it, a run that returns anything but an
+   * object (or nothing) fails its task with KindOutputError, naming the kind and what arrived.
+   * @default false
+   */
+  anyOutput?: boolean;
 }
 
 const SETTINGS = ["version", "retries", "timeout", "pool", "cache", "env", "codeFiles"] as const;
@@ -89,7 +96,38 @@ export const KIND_CHECK_CALL = Symbol.for("cairn.kind.checkCall");
  * (see {@link configDigest}).
  */
 export function kindTask<In, Out, Extra = {}>(spec: KindSpec): KindTask<In, Out, Extra> {
-  return wrapKind({ ...spec, definition: withKindCode(spec.definition, projectCallersOf(kindTask)) });
+  // The kind's code is read from its own run function, before the check below wraps it.
+  const definition = withKindCode(spec.definition, projectCallersOf(kindTask));
+  // A run that is no function is refused by makeTask, naming the field: not wrapped into one.
+  if (spec.anyOutput || typeof definition.run !== "function") return wrapKind({ ...spec, definition });
+  const ownOutputs = spec.ownOutputs;
+  return wrapKind({
+    ...spec,
+    definition: { ...definition, run: returningObject(definition) },
+    ...(ownOutputs ? { ownOutputs: (schema) => returningObject({ ...definition, run: ownOutputs(schema) }) } : {}),
+  });
+}
+
+/**
+ * The definition's run, failing with KindOutputError when it returns anything but an object of
+ * outputs or nothing: the types do not tie a kind's run to the task's outputs, and an array or a
+ * number would otherwise be stored and cached as the outputs, its dependants reading `undefined`.
+ */
+function returningObject(definition: TaskDefinition): TaskDefinition["run"] {
+  const { run, kind, writesOutputs } = definition;
+  const checked = (returned: unknown, ctx: TaskContext) => {
+    // A class instance passes here: the engine's own check (NotSerializableError) names it better.
+    if (returned === undefined || (typeof returned === "object" && returned !== null && !Array.isArray(returned))) return returned;
+    throw new KindOutputError(ctx.nodeId, kind, returned, (text) => ctx.mask(text), writesOutputs);
+  };
+  return (inputs, ctx) => {
+    const returned = run(inputs, ctx);
+    return isThenable(returned) ? Promise.resolve(returned).then((value) => checked(value, ctx)) : checked(returned, ctx);
+  };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === "object" || typeof value === "function") && value !== null && typeof (value as { then?: unknown }).then === "function";
 }
 
 /**

@@ -73,6 +73,8 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
   }
 
   return kindTask({
+    // The JSON response is the output, whatever its shape (an array, a number).
+    anyOutput: true,
     definition: {
       name,
       kind: "http",
