@@ -34,11 +34,16 @@ export function checkMetric(key: unknown, value: unknown, step: unknown): void {
   if (!Number.isSafeInteger(step)) throw new MetricError(key, "step", step);
 }
 
-/** What one `logBatch` call records. */
+/**
+ * What one `logBatch` call records. A param or tag value holding a lone surrogate (half an emoji,
+ * as `s.slice(0, n)` can leave) is stored with U+FFFD in its place (`value.toWellFormed()`), the
+ * rest of the batch kept: MLflow, sent one, stores that value empty and drops the batch's tags and
+ * metrics, so a tracker that sends to it replaces them first.
+ */
 export interface LogBatch {
   /** Params are write-once strings, as in MLflow. */
   params?: Record<string, string>;
-  /** Metric points, appended. */
+  /** Metric points, appended; each checked with {@link checkMetric} (see {@link Tracker.logBatch}). */
   metrics?: MetricPoint[];
   /** Tags overwrite earlier values of the same key. */
   tags?: Record<string, string>;
@@ -52,7 +57,7 @@ export interface CreateRunOptions {
   name: string;
   /** Parent run; recorded as the `mlflow.parentRunId` tag. */
   parentRunId?: string;
-  /** Tags set at creation. */
+  /** Tags set at creation; a value with a lone surrogate is stored with U+FFFD in its place, as in {@link LogBatch}. */
   tags?: Record<string, string>;
   /** Milliseconds since the epoch. @default Date.now() */
   startTime?: number;
@@ -76,7 +81,11 @@ export interface RunRecord {
   /** From the `mlflow.parentRunId` tag. */
   parentRunId?: string;
   params: Record<string, string>;
-  /** Latest value of each metric. */
+  /**
+   * Each metric's latest value in MLflow's sense: the value of its point at the highest step (at
+   * that step, the latest timestamp, then the highest value), not the one logged last: step 3
+   * logged after step 5 leaves step 5's value here. `getMetricHistory` has every point.
+   */
   metrics: Record<string, number>;
   tags: Record<string, string>;
 }
@@ -232,7 +241,13 @@ export interface Tracker {
    * fall back to createRun and endRun.
    */
   recordRun?(options: FinishedRunOptions): Promise<string>;
-  /** Records params, metrics and tags on a run. */
+  /**
+   * Records params, metrics and tags on a run. Rejects a metric no tracker keeps (a key that is
+   * not a non-empty string, a value that is not a number, a step that is not an integer) with the
+   * {@link MetricError} that {@link checkMetric} throws: call it on every metric of the batch
+   * first. Stores a value with a lone surrogate with U+FFFD in its place (see
+   * {@link LogBatch}); a run's metric reads back as {@link RunRecord.metrics} says.
+   */
   logBatch(runId: string, batch: LogBatch): Promise<void>;
   /** Copies a local file or folder into the run's artifacts, under `artifactPath` (a folder) when given. */
   logArtifact(runId: string, localPath: string, artifactPath?: string): Promise<void>;
