@@ -117,10 +117,11 @@ export function booleanFromEnv(env: NodeJS.ProcessEnv, name: string): boolean {
  * The message is about the key, not its value ("got ..." would quote the key as if it were one).
  * @example checkKnownKeys({ concurency: 2 }, ["concurrency"], "map(fit)") // OptionError: map(fit) has no option `concurency` (did you mean `concurrency`?) ...
  */
-export function checkKnownKeys(options: object, known: readonly string[], what: string): void {
+export function checkKnownKeys(options: object, known: readonly string[], what: string, guess?: (key: string) => string | undefined): void {
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue;
-    const meant = closestName(key, known);
+    // `guess`: what a key likely meant that spelling alone misses (`ttlMs` for `ttl`).
+    const meant = guess?.(key) ?? closestName(key, known);
     const expected = `one of ${what}'s options${meant ? ` (did you mean \`${meant}\`?)` : ""}: ${known.join(", ")}`;
     const fix = meant ? `Rename it to \`${meant}\`, or remove it.` : "Remove it, or use one of those.";
     throw new OptionError(`${what}.${key}`, expected, key, `${what} has no option \`${key}\`${meant ? ` (did you mean \`${meant}\`?)` : ""}. Its options: ${known.join(", ")}. ${fix}`);

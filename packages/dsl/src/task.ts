@@ -1,5 +1,5 @@
 import {
-  closestName,
+  checkKnownKeys,
   DuplicateNodeError,
   durationMs,
   isRef,
@@ -377,11 +377,8 @@ function settingsMethods<S extends Settings & { name: string }, R>(state: S, nex
       if (typeof options !== "object" || options === null || Array.isArray(options)) {
         throw new OptionError(`${where("retries")} second argument`, "{ minDelayMs?, maxDelayMs? } or nothing", options);
       }
-      for (const key of Object.keys(options)) {
-        if (key === "minDelayMs" || key === "maxDelayMs") continue;
-        const meant = closestName(key, ["minDelayMs", "maxDelayMs"]);
-        throw new OptionError(`${where("retries")} ${key}`, `minDelayMs or maxDelayMs${meant ? ` (did you mean \`${meant}\`?)` : ""}`, key);
-      }
+      // An unknown key is about its name, not a value: `{ delayMs: 100 }` once read as a bad value "delayMs".
+      checkKnownKeys(options, ["minDelayMs", "maxDelayMs"], where("retries"));
       const minDelayMs = options.minDelayMs ?? 1000;
       const maxDelayMs = options.maxDelayMs ?? 30_000;
       if (!(minDelayMs >= 0 && minDelayMs <= LONGEST_TIMER_MS)) throw new OptionError(`${where("retries")} minDelayMs`, `a number of milliseconds from 0 to ${LONGEST_TIMER}`, minDelayMs);
@@ -405,11 +402,7 @@ function settingsMethods<S extends Settings & { name: string }, R>(state: S, nex
       if (options === false) return next({ ...state, cache: false });
       if (typeof options !== "object" || options === null || Array.isArray(options)) throw new OptionError(where("cache"), "false or { ttl?, key? }", options);
       // A key it does not know was ignored: `{ ttlMs: 1 }` kept entries for good.
-      for (const key of Object.keys(options)) {
-        if (key === "ttl" || key === "key") continue;
-        const meant = key.toLowerCase().startsWith("ttl") ? "ttl" : closestName(key, ["ttl", "key"]);
-        throw new OptionError(`${where("cache")} ${key}`, `ttl (milliseconds or a duration such as "7d") or key${meant ? ` (did you mean \`${meant}\`?)` : ""}`, key);
-      }
+      checkKnownKeys(options, ["ttl", "key"], where("cache"), (key) => (key.toLowerCase().startsWith("ttl") ? "ttl" : undefined));
       // ms's long spellings too ("2 weeks", "1y"): flows were written against them.
       const ttlMs = typeof options.ttl === "string" ? durationMs(options.ttl, { longUnits: true }) : options.ttl;
       // A whole number, as the store keeps it: `Infinity` or `1.5` (`"2.5ms"`) passed here, and
