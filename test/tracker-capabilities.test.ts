@@ -6,7 +6,7 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { LocalStore, NullTracker, type Tracker } from "@cairn/core";
+import { LocalStore, NullTracker, registerTrackerScheme, TrackerCallError, type Tracker } from "@cairn/core";
 import { flow, task } from "@cairn/dsl";
 
 const tmp = () => mkdtemp(join(tmpdir(), "cairn-capabilities-"));
@@ -58,5 +58,26 @@ describe("a tracker the engine does not know by name", () => {
     expect((await tracker.getRun(runId))!.metrics).toMatchObject({ n: 3 });
     const second = await (await twoStep.run({ tracker, root })).wait();
     expect(second.tasks.produce!.status).toBe("cached");
+  });
+});
+
+describe("a tracker of a registered scheme that fails with an error of its own", () => {
+  it("fails the flow with a TrackerCallError naming the call and the run, not the tracker's bare `Error: service said 500`", async () => {
+    const root = await tmp();
+    class Failing extends LocalStore {
+      override async logBatch(): Promise<void> {
+        throw new Error("service said 500");
+      }
+    }
+    registerTrackerScheme(["capfail"], async () => new Failing({ root: join(root, "store") }));
+    const run = await twoStep.run({ root, cache: false, env: { MLFLOW_TRACKING_URI: "capfail://x" } });
+    const result = await run.wait();
+    expect(result.status).toBe("failed");
+    // The flow run's own params, logged before its tasks start.
+    expect(result.error?.name, result.error?.message).toBe(TrackerCallError.name);
+    expect(result.error?.message).toMatch(
+      new RegExp(`^The tracker for the tracking URI capfail://x failed: logBatch\\(\\) for run ${run.runId} failed with Error: service said 500\\. That tracker comes from the factory registered for "capfail://" URIs`),
+    );
+    expect(result.tasks.produce!.status).toBe("skipped");
   });
 });

@@ -527,6 +527,48 @@ export class TrackingError extends CairnError {
 }
 
 /**
+ * A tracker that a registered factory opens (`registerTrackerScheme`) failed with an error that is
+ * not Cairn's own (a plain `Error: service said 500`): its factory threw (`call` is `"factory"`),
+ * or one of its methods did (`"logBatch"`, with the run). The message names the tracking URI (its
+ * password hidden), the scheme, where the factory was registered, the call and the run; `cause`
+ * is what the tracker threw.
+ */
+export class TrackerCallError extends TrackingError {
+  static override readonly code: string = "CAIRN_TRACKER_CALL";
+  override name = "TrackerCallError";
+  constructor(
+    /** The tracking URI, its password hidden. */
+    readonly uri: string,
+    /** The URI's scheme, as registered (`badjson`). */
+    readonly scheme: string,
+    /** `"factory"` when the tracker could not be opened, else the Tracker method that failed. */
+    readonly call: string,
+    /** What the tracker threw, described (`Error: service said 500`), the URI's password hidden. */
+    detail: string,
+    options: {
+      cause: unknown;
+      /** Where `registerTrackerScheme` was called for the scheme (`/abs/register.ts:3:1`), when known. */
+      registeredAt?: string | undefined;
+      /** The run the call was about, when it names one. */
+      runId?: string | undefined;
+    },
+  ) {
+    const factory = `the factory registered for "${scheme}://" URIs${options.registeredAt ? ` by registerTrackerScheme() at ${options.registeredAt}` : ""}`;
+    const otherUri = `or set MLFLOW_TRACKING_URI to another tracker (unset, runs go to the embedded store in .cairn)`;
+    super(
+      call === "factory"
+        ? `Cannot open the tracker for the tracking URI ${uri}: ${factory} threw ${detail}. Fix that factory, or what it needs (the URI, the service it opens, its settings), ${otherUri}.`
+        : `The tracker for the tracking URI ${uri} failed: ${call}()${options.runId ? ` for run ${options.runId}` : ""} failed with ${detail}. ` +
+            `That tracker comes from ${factory}: fix it or the service it records to (its calls should reject with a TrackingError that says what to do), ${otherUri}.`,
+      { cause: options.cause },
+    );
+    this.runId = options.runId;
+  }
+  /** The run the failed call was about, when it names one. */
+  readonly runId: string | undefined;
+}
+
+/**
  * A metric that no tracker keeps: a key that is not a non-empty string, a value that is not a
  * number (NaN and ±Infinity are numbers), or a step that is not an integer (negative ones are,
  * as in MLflow). Thrown where the metric is logged (`ctx.log.metric`), so the task fails there

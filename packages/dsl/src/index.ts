@@ -108,6 +108,7 @@ export {
   ArtifactLocationError,
   TrackingConfigError,
   UnsupportedTrackingUriError,
+  TrackerCallError,
   TrackerUnreachableError,
   MlflowApiError,
   ArtifactMismatchError,

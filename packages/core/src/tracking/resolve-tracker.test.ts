@@ -1,5 +1,9 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { TrackingError } from "../errors.ts";
+import { TrackerCallError, TrackingError } from "../errors.ts";
 import { LocalStore } from "./local/local-store.ts";
 import { registerTrackerScheme, resolveTracker } from "./resolve-tracker.ts";
 
@@ -20,7 +24,11 @@ describe("resolveTracker without a registered MLflow tracker", () => {
       expect(env.MLFLOW_TRACKING_URI).toBe("memo://x");
       return store;
     });
-    expect(await resolveTracker({ env: { MLFLOW_TRACKING_URI: "memo://x" } })).toBe(store);
+    // The store itself, behind the boundary that words a plug-in's failures (registered-tracker.ts).
+    const tracker = await resolveTracker({ env: { MLFLOW_TRACKING_URI: "memo://x" } });
+    expect(tracker).toBeInstanceOf(LocalStore);
+    expect([tracker.kind, tracker.uri, tracker.capabilities]).toEqual([store.kind, store.uri, store.capabilities]);
+    expect(tracker.logBatch).toBe(tracker.logBatch);
   });
 
   it("refuses a scheme no URI can have, warns when a registration replaces another, and names the registered schemes when none fits", async () => {
@@ -43,3 +51,67 @@ describe("resolveTracker without a registered MLflow tracker", () => {
     await expect(resolveTracker({ env: { MLFLOW_TRACKING_URI: "sqlite:///x.db" } })).rejects.toThrow(/only over HTTP \(and, through plug-ins, .*wandb:\/\/.*\)\./);
   });
 });
+
+describe("a tracker a registered factory opens, when it fails with an error that is not Cairn's", () => {
+  const here = fileURLToPath(import.meta.url);
+
+  it("says which scheme's factory, registered where, could not open it, and why, the URI's password hidden", async () => {
+    registerTrackerScheme(["boomjson"], async (uri) => {
+      throw new Error(`cannot open ${uri}`);
+    });
+    const error = await resolveTracker({ env: { MLFLOW_TRACKING_URI: "boomjson://ann:pw-s3cr3t@host/x" } }).catch((e: unknown) => e);
+    // Before: the factory's own `Error: cannot open`, which the CLI printed with Cairn's stack.
+    expect(TrackerCallError.is(error)).toBe(true);
+    expect(error).toMatchObject({ scheme: "boomjson", call: "factory", uri: "boomjson://ann:***@host/x" });
+    expect((error as Error).message).toMatch(
+      new RegExp(
+        `^Cannot open the tracker for the tracking URI boomjson://ann:\\*\\*\\*@host/x: the factory registered for "boomjson://" URIs by registerTrackerScheme\\(\\) at ${escape(here)}:\\d+:\\d+ ` +
+          `threw Error: cannot open boomjson://ann:\\*\\*\\*@host/x\\. Fix that factory, or what it needs .*or set MLFLOW_TRACKING_URI to another tracker`,
+      ),
+    );
+    expect((error as Error).message).not.toContain("s3cr3t");
+    expect(((error as Error).cause as Error).message).toContain("cannot open");
+  });
+
+  it("keeps a factory's own CairnError as it is", async () => {
+    const own = new TrackingError("The service needs a token: set JSON_TOKEN.");
+    registerTrackerScheme(["tokenjson"], async () => {
+      throw own;
+    });
+    await expect(resolveTracker({ env: { MLFLOW_TRACKING_URI: "tokenjson://x" } })).rejects.toBe(own);
+  });
+
+  it("says which call failed, for which run, from which tracker; a TrackingError of its own passes as it is", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-registered-"));
+    try {
+      class Failing extends LocalStore {
+        override async logBatch(): Promise<void> {
+          throw new Error("service said 500");
+        }
+        override async endRun(): Promise<void> {
+          throw new TrackingError("The service is read-only now: try again later.");
+        }
+      }
+      registerTrackerScheme(["failjson"], async () => new Failing({ root }));
+      const tracker = await resolveTracker({ env: { MLFLOW_TRACKING_URI: "failjson://x" } });
+      const runId = await tracker.createRun({ experimentId: await tracker.ensureExperiment("e"), name: "r" });
+      const error = await tracker.logBatch(runId, { params: { a: "1" } }).catch((e: unknown) => e);
+      expect(TrackerCallError.is(error)).toBe(true);
+      expect(error).toMatchObject({ call: "logBatch", runId, scheme: "failjson" });
+      expect((error as Error).message).toMatch(
+        new RegExp(
+          `^The tracker for the tracking URI failjson://x failed: logBatch\\(\\) for run ${runId} failed with Error: service said 500\\. ` +
+            `That tracker comes from the factory registered for "failjson://" URIs by registerTrackerScheme\\(\\) at ${escape(here)}:\\d+:\\d+: fix it or the service it records to`,
+        ),
+      );
+      await expect(tracker.endRun(runId, "FINISHED")).rejects.toThrow(/^The service is read-only now/);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+/** `text` for a RegExp, as it is. */
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

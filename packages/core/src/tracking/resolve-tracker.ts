@@ -5,6 +5,7 @@
 import { redactUrl } from "@cairn/cache";
 import { OptionError, TrackingError, UnsupportedTrackingUriError } from "../errors.ts";
 import { LocalStore } from "./local/local-store.ts";
+import { callerPlace, openRegisteredTracker } from "./registered-tracker.ts";
 import type { Tracker } from "./tracker.ts";
 
 /**
@@ -17,7 +18,13 @@ export const redactUri: (raw: string) => string = redactUrl;
 /** Opens the tracker for a tracking URI of a registered scheme. */
 export type TrackerFactory = (uri: string, env: NodeJS.ProcessEnv) => Promise<Tracker>;
 
-const factories = new Map<string, TrackerFactory>();
+/** A registered factory, and where it was registered (for its tracker's messages). */
+interface Registration {
+  readonly factory: TrackerFactory;
+  readonly at: string | undefined;
+}
+
+const factories = new Map<string, Registration>();
 
 /**
  * Lets `resolveTracker` open URIs of these schemes (without the colon) with `factory`: how a
@@ -33,8 +40,8 @@ export function registerTrackerScheme(schemes: readonly string[], factory: Track
     }
     const scheme = s.toLowerCase();
     const before = factories.get(scheme);
-    if (before && before !== factory) process.emitWarning(`The tracker for "${scheme}://" URIs was registered again: the later registration replaces the earlier one.`, "CairnTrackerSchemeWarning");
-    factories.set(scheme, factory);
+    if (before && before.factory !== factory) process.emitWarning(`The tracker for "${scheme}://" URIs was registered again: the later registration replaces the earlier one.`, "CairnTrackerSchemeWarning");
+    factories.set(scheme, { factory, at: callerPlace(registerTrackerScheme) });
   }
 }
 
@@ -62,6 +69,8 @@ export function trackingUriOf(options: Pick<ResolveTrackerOptions, "uri" | "env"
  * The tracker for a tracking URI (`options.uri`, else `MLFLOW_TRACKING_URI`):
  * - none → the embedded `LocalStore` in `root`;
  * - `http://` / `https://` → an `MlflowTracker`, configured from MLflow's environment variables;
+ * - a scheme a plug-in registered (`registerTrackerScheme`) → what its factory opens; a failure
+ *   of the factory or of the tracker's calls that is not a CairnError → `TrackerCallError`;
  * - anything else (`sqlite:`, `file:`, a path, `databricks`) → `UnsupportedTrackingUriError`,
  *   whose message says how to start `mlflow server` and what to set.
  *
@@ -74,8 +83,9 @@ export async function resolveTracker(options: ResolveTrackerOptions = {}): Promi
   const uri = trackingUriOf({ ...options, env });
   if (!uri) return new LocalStore({ root: options.root ?? ".cairn" });
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri)?.[1]?.toLowerCase();
-  const factory = scheme ? factories.get(scheme) : undefined;
-  if (factory) return factory(uri, env);
+  const registered = scheme ? factories.get(scheme) : undefined;
+  // A plug-in's failures (its factory's, its calls') say which tracker failed, in what call.
+  if (registered) return openRegisteredTracker(() => registered.factory(uri, env), { uri: redactUri(uri), rawUri: uri, scheme: scheme!, registeredAt: registered.at });
   if (scheme === "http" || scheme === "https") {
     throw new TrackingError(
       `The tracking URI is ${redactUri(uri)} (an MLflow server), but the MLflow tracker is not loaded in this process. ` +
