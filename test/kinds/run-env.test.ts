@@ -88,6 +88,22 @@ describe("run({ env }) and the variables a task declares", () => {
     expect(UndeclaredEnvError.name).toBe("UndeclaredEnvError");
   });
 
+  it("a declared variable named as an Object.prototype member (toString, constructor, __proto__) reads as unset until set, for ctx.env(), the key and a child", async () => {
+    const names = ["toString", "constructor", "__proto__", "hasOwnProperty"];
+    const read = task("read-proto").env(...names).run((_, ctx) => ({ seen: names.map((n) => `${n}=${ctx.env(n) ?? "unset"}`).join(" ") }));
+    const echo = shell("echo-proto", 'echo "[${constructor-unset}]"').env("constructor").cache(false);
+    const f = flow("run-env-proto").build(() => ({ seen: read().seen, out: echo().stdout }));
+    const root = await tempRoot();
+    const env = { ...process.env };
+    for (const n of names) delete env[n];
+    const unset = await (await f.run({ root, tracker: false, env })).wait();
+    expect(unset.status).toBe("succeeded");
+    expect(unset.outputs).toEqual({ seen: "toString=unset constructor=unset __proto__=unset hasOwnProperty=unset", out: "[unset]" });
+    const set = await (await f.run({ root, tracker: false, env: { ...env, constructor: "built" } })).wait();
+    expect(set.tasks["read-proto"]?.status).toBe("succeeded"); // another key: the value entered it
+    expect(set.outputs).toEqual({ seen: "toString=unset constructor=built __proto__=unset hasOwnProperty=unset", out: "[built]" });
+  });
+
   it("a function task that reads process.env where the run's env differs is warned of once, named, without a value", async () => {
     const direct = task("direct").env(NAME).run(() => ({ foo: process.env[NAME] ?? "unset" }));
     const viaCtx = task("via-ctx").env(NAME).run((_, ctx) => ({ foo: ctx.env(NAME) ?? "unset" }));

@@ -221,7 +221,7 @@ export function computeCacheKey(ingredients: CacheKeyIngredients, options: Cache
   }
   const schemaVersion = ingredients.schemaVersion ?? CACHE_SCHEMA_VERSION;
   const recordedInputs: Record<string, RecordedInput> = {};
-  for (const name of Object.keys(inputs).sort()) recordedInputs[name] = recordInput(inputs[name], options.digests);
+  for (const name of Object.keys(inputs).sort()) setOwn(recordedInputs, name, recordInput(inputs[name], options.digests));
   const env: Record<string, string | null> = {};
   for (const name of Object.keys(ingredients.env ?? {}).sort()) {
     const value = ingredients.env![name];
@@ -230,7 +230,7 @@ export function computeCacheKey(ingredients: CacheKeyIngredients, options: Cache
     }
     // Name-bound so that two variables with the same value do not share a hash; slow to
     // reverse, since a declared variable may hold a password.
-    env[name] = value === undefined ? null : privateDigest(value, `env\0${name}`);
+    setOwn(env, name, value === undefined ? null : privateDigest(value, `env\0${name}`));
   }
   const recorded: RecordedIngredients = {
     schemaVersion,
@@ -263,7 +263,7 @@ export function computeCacheKey(ingredients: CacheKeyIngredients, options: Cache
   }
   if (ingredients.params !== undefined && Object.keys(ingredients.params).length) {
     const params: Record<string, RecordedInput> = {};
-    for (const name of Object.keys(ingredients.params).sort()) params[name] = recordInput(ingredients.params[name], options.digests);
+    for (const name of Object.keys(ingredients.params).sort()) setOwn(params, name, recordInput(ingredients.params[name], options.digests));
     recorded.params = params;
   }
   const environment = ingredients.environment;

@@ -90,6 +90,16 @@ export function durationMs(text: string, options: { longUnits?: boolean } = {}):
   return Number.isFinite(value) ? value : undefined;
 }
 
+/**
+ * `record[name]` when `record` holds `name` as its own key, else undefined. A name the user
+ * gives (an environment variable, a secret) may be `toString` or `constructor`: looked up
+ * plainly it is Object.prototype's function, not unset, and `__proto__` is the prototype.
+ * @example ownValue(process.env, "toString") // undefined, unless the variable is set
+ */
+export function ownValue<T>(record: Readonly<Record<string, T>>, name: string): T | undefined {
+  return Object.hasOwn(record, name) ? record[name] : undefined;
+}
+
 /** The spellings {@link booleanFromEnv} reads, lower-cased and trimmed. */
 const ENV_TRUE = ["1", "true", "yes", "on"];
 const ENV_FALSE = ["", "0", "false", "no", "off"];

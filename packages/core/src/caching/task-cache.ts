@@ -38,7 +38,7 @@ import {
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts";
 import { isPlainObject, setOwnProperty } from "../definition/ref.ts";
-import { booleanFromEnv } from "../internal.ts";
+import { booleanFromEnv, ownValue } from "../internal.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import { ArtifactMismatchError, CodeFileError, OptionError, UnsafePathError } from "../errors.ts";
 import { ArtifactStamps, type FolderChanges, type StampOf } from "./artifact-stamps.ts";
@@ -548,11 +548,12 @@ export class TaskCache {
     if (node.task.inputFiles) contentInputs = withFileContents(contentInputs, await node.task.inputFiles(inputs));
     // Found before the env: what the function reads from process.env through another name is there.
     const found = node.task.codeDependencies ? await this.dependenciesOf(node.task) : undefined;
-    const env: Record<string, string | undefined> = {};
-    for (const name of node.task.env) env[name] = this.env[name];
+    // Null-prototype: a declared `constructor` or `__proto__` is a key like any other, and unset unless set.
+    const env: Record<string, string | undefined> = Object.create(null);
+    for (const name of node.task.env) env[name] = ownValue(this.env, name);
     // Read by the function from the process's own environment, not the run's `env` (a declared
     // name keeps the run's value, which `ctx.env()` gives).
-    for (const name of envReadsOfTask(node.task, found).names) if (!(name in env)) env[name] = process.env[name];
+    for (const name of envReadsOfTask(node.task, found).names) if (!(name in env)) env[name] = ownValue(process.env, name);
     // Their slow digests made off the event loop, several at once; computeCacheKey then finds them made.
     await Promise.all(Object.entries(env).map(([name, value]) => (value === undefined ? undefined : privateDigestAsync(value, `env\0${name}`))));
     const cacheKey = node.task.cache !== false ? node.task.cache.key : undefined;

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, resolve as resolvePath, sep } from "node:path";
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
+import { setOwnProperty } from "../definition/ref.ts";
 import { makeFolder } from "../make-folder.ts";
 import { safePathSegment, safeRelativePath, taskArtifactPath } from "../definition/artifact-path.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
@@ -13,6 +14,7 @@ import type { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 import { UndeclaredEnvError, UnsafePathError } from "../errors.ts";
+import { ownValue } from "../internal.ts";
 
 /** What every task context of one flow run shares; made once per run, not per task. */
 export interface SharedContext {
@@ -92,7 +94,7 @@ export class RunningTaskContext implements TaskContext {
   /** @internal See DECLARED_ENV. */
   [DECLARED_ENV](): Readonly<Record<string, string | undefined>> {
     const env: Record<string, string | undefined> = {};
-    for (const name of this.node.task.env) env[name] = this.shared.env[name];
+    for (const name of this.node.task.env) setOwnProperty(env, name, ownValue(this.shared.env, name));
     return env;
   }
 
@@ -148,7 +150,7 @@ export class RunningTaskContext implements TaskContext {
   env(name: string): string | undefined {
     // Only what the cache key holds: a read of another variable would make a result the key cannot tell apart.
     if (!this.node.task.env.includes(name)) throw new UndeclaredEnvError(String(name), this.node.id, this.node.task.env);
-    return this.shared.env[name];
+    return ownValue(this.shared.env, name);
   }
 
   secret(name: string): string {

@@ -12,6 +12,7 @@
  */
 import { envReadsOfTask, type EnvReadsOfTask } from "../caching/env-reads.ts";
 import type { FlowDefinition, TaskDefinition } from "../definition/flow-definition.ts";
+import { ownValue } from "../internal.ts";
 
 /**
  * The warnings for the run's function tasks that read from `process.env` a declared variable the
@@ -28,7 +29,7 @@ export async function processEnvReaderWarnings(
   const said = new Set<string>();
   for (const { task } of definition.nodes) {
     if (task.kind !== "function" || !task.env.length || said.has(task.name)) continue;
-    const differ = task.env.filter((name) => env[name] !== process.env[name]);
+    const differ = task.env.filter((name) => ownValue(env, name) !== ownValue(process.env, name));
     const warning = differ.length ? readerWarning(task.name, await readsOf(task), differ) : undefined;
     if (!warning) continue;
     said.add(task.name);

@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { checkKnownKeys, declaredEnv, LONGEST_TIMER, LONGEST_TIMER_MS, OptionError, type TaskContext } from "@cairn/core";
+import { checkKnownKeys, declaredEnv, LONGEST_TIMER, LONGEST_TIMER_MS, OptionError, setOwnProperty, type TaskContext } from "@cairn/core";
 
 /** Common settings of the process kinds. */
 export interface ProcessOptions {
@@ -59,7 +59,7 @@ export function processEnv(o: ProcessOptions, ctx: TaskContext, extra: Record<st
     const own = o.env?.PYTHONPATH ?? declared.PYTHONPATH;
     env.PYTHONPATH = own ? `${PYTHON_HELPER_DIR}${delimiter}${own}` : PYTHON_HELPER_DIR;
   }
-  for (const s of o.secrets ?? []) env[s] = ctx.secret(s);
+  for (const s of o.secrets ?? []) setOwnProperty(env, s, ctx.secret(s));
   return { env };
 }
 
