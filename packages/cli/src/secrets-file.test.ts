@@ -63,4 +63,9 @@ describe("parseSecretsFile", () => {
     // Any other difference between Node's reading and the strict one: Node reads "export  K" (two spaces) as the key " K".
     expect(refusal("OK=1\nexport  K=x-val0e\n", "val0e").message).toContain("line 2, is not read as written: Node's dotenv parser, which --secrets uses, reads the value of K differently");
   });
+
+  it("refuses a secret named __proto__, which Node's parser drops, saying so; keys named as other Object.prototype members are read", () => {
+    expect(refusal("OK=1\n__proto__=pr0to-value\n", "pr0to").message).toContain("line 2, is not read as written: a secret cannot be named __proto__: Node's dotenv parser, which --secrets uses, drops that key");
+    expect(read("constructor=c0nstruct\ntoString=t0string\n")).toEqual({ constructor: "c0nstruct", toString: "t0string" });
+  });
 });

@@ -55,6 +55,9 @@ function strictEntries(text: string, refuse: (line: number, why: string) => Erro
     const m = ASSIGNMENT.exec(raw);
     if (!m) throw refuse(i + 1, "it is not KEY=VALUE (a line that is not is merged into the next key).");
     const key = m[1]!;
+    if (key === "__proto__") {
+      throw refuse(i + 1, "a secret cannot be named __proto__: Node's dotenv parser, which --secrets uses, drops that key (JavaScript's name for an object's prototype), so no task could read it. Rename it.");
+    }
     const spaced = m[2] !== "";
     const rest = m[3]!;
     const quote = rest[0];

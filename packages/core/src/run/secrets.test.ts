@@ -1,10 +1,22 @@
 import { describe, expect, it } from "vitest";
-import { SecretLeakError, SecretParamError } from "../errors.ts";
+import { SecretLeakError, SecretNotFoundError, SecretParamError } from "../errors.ts";
 import { SecretRegistry, textForms } from "./secrets.ts";
 
 const registry = (secrets: Record<string, string>) => new SecretRegistry(secrets, {});
 
 describe("SecretRegistry", () => {
+  it("a secret named as an Object.prototype member is not found until given, in the file or the environment", () => {
+    const r = new SecretRegistry({}, {});
+    for (const name of ["toString", "constructor", "__proto__", "hasOwnProperty"]) {
+      expect(() => r.get(name, "t")).toThrow(SecretNotFoundError);
+      expect(r.learn(name)).toBe(false);
+    }
+    const given = new SecretRegistry(JSON.parse('{"__proto__":"pr0to-secret"}') as Record<string, string>, { constructor: "c0nstructor-secret" });
+    expect(given.get("__proto__", "t")).toBe("pr0to-secret");
+    expect(given.get("constructor", "t")).toBe("c0nstructor-secret");
+    expect(() => given.get("toString", "t")).toThrow(SecretNotFoundError);
+  });
+
   it("finds a secret by value in strings, keys and nested data, whatever its characters", () => {
     const s = 'q"u\\o\nte-é-🔑';
     const r = registry({ TOKEN: s });

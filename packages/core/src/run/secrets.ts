@@ -28,6 +28,7 @@
  */
 import { privateDigestAsync } from "@cairn/cache";
 import { SecretLeakError, SecretNotFoundError, SecretParamError } from "../errors.ts";
+import { ownValue } from "../internal.ts";
 import { type ErrorInfo, isError, type RunEvent, withErrorSource } from "./events.ts";
 
 /** Secrets with fewer characters (code points) than this are matched as whole values only, never inside text. */
@@ -77,6 +78,11 @@ export class SecretRegistry {
     for (const [name, value] of Object.entries(fromFile)) this.remember(name, value);
   }
 
+  /** Secret `name` from the file, else the environment; a name such as `toString` or `__proto__` is unset unless given. */
+  private valueOf(name: string): string | undefined {
+    return ownValue(this.fromFile, name) ?? ownValue(this.env, name);
+  }
+
   /** The names of the secrets given up front (`--secrets FILE`, `run({ secrets })`), never their values: what a worker must know before it runs a task of this run. */
   get givenNames(): string[] {
     return Object.keys(this.fromFile);
@@ -102,7 +108,7 @@ export class SecretRegistry {
    * params: `params`, when given, must not carry it.
    */
   get(name: string, nodeId: string, params?: { flowName: string; values: Record<string, unknown> }): string {
-    const value = this.fromFile[name] ?? this.env[name];
+    const value = this.valueOf(name);
     if (value === undefined || value === "") throw new SecretNotFoundError(name, nodeId);
     this.asked.add(name);
     if (!this.known.has(value)) {
@@ -135,7 +141,7 @@ export class SecretRegistry {
    * it is unset or empty here.
    */
   learn(name: string): boolean {
-    const value = this.fromFile[name] ?? this.env[name];
+    const value = this.valueOf(name);
     if (value === undefined || value === "") return false;
     this.remember(name, value);
     return true;
