@@ -30,6 +30,16 @@ const base: CacheKeyIngredients = {
 const keyOf = (changes: Partial<CacheKeyIngredients>) => computeCacheKey({ ...base, ...changes }).key;
 
 describe("computeCacheKey", () => {
+  it("keeps an input, param or variable named __proto__ (JSON.parse makes it an own key) in the key and its ingredients", () => {
+    const proto = (value: unknown) => JSON.parse(`{"__proto__":${JSON.stringify(value)}}`) as Record<string, never>;
+    for (const [field, a, b] of [["inputs", proto(1), proto(2)], ["params", proto(1), proto(2)], ["env", proto("x"), proto("y")]] as const) {
+      const one = computeCacheKey({ ...base, [field]: a });
+      expect(one.key).not.toBe(computeCacheKey({ ...base, [field]: b }).key);
+      expect(one.key).not.toBe(computeCacheKey({ ...base, [field]: {} }).key);
+      expect(Object.keys(one.ingredients[field]!)).toEqual(["__proto__"]);
+    }
+  });
+
   it("is stable across key orders and records the schema version", () => {
     const reordered: CacheKeyIngredients = {
       env: { REGION: "eu", API_TOKEN: "s3cr3t-token" },
