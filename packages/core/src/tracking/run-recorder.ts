@@ -16,10 +16,11 @@ const METRIC_FLUSH_THRESHOLD = 1000;
  * ended the run set it, instead of failing that attempt or the run's closing.
  */
 export class RunRecorder {
-  private params: Record<string, string> = {};
+  // Without a prototype: a task may name a param or tag `constructor` or `__proto__` (see nameKeyed).
+  private params = nameKeyed();
   /** The params of the task's inputs, by key. */
   private readonly inputs = new Map<string, string>();
-  private tags: Record<string, string> = {};
+  private tags = nameKeyed();
   private metrics: MetricPoint[] = [];
   private pending: Promise<void> = Promise.resolve();
   private failure: unknown;
@@ -89,8 +90,8 @@ export class RunRecorder {
   private async send(withParams = true): Promise<void> {
     if (!this.metrics.length && (!withParams || isEmpty(this.params)) && isEmpty(this.tags)) return;
     const batch: LogBatch = { params: withParams ? this.masked(this.params) : {}, metrics: this.metrics, tags: this.masked(this.tags) };
-    if (withParams) this.params = {};
-    this.tags = {};
+    if (withParams) this.params = nameKeyed();
+    this.tags = nameKeyed();
     this.metrics = [];
     try {
       await this.tracker.logBatch(this.runId, batch);
@@ -101,8 +102,8 @@ export class RunRecorder {
       // and the rest of the batch is sent with only the params the run does not have yet (an
       // input, or an MLflow project's default, the task did not log itself).
       const had = (await this.tracker.getRun(this.runId).catch(() => undefined))?.params;
-      const rest: Record<string, string> = {};
-      if (had) for (const key in batch.params) if (!(key in had)) rest[key] = batch.params[key]!;
+      const rest = nameKeyed();
+      if (had) for (const key in batch.params) if (!Object.hasOwn(had, key)) rest[key] = batch.params[key]!;
       await this.tracker.logBatch(this.runId, { ...batch, params: rest });
     }
   }
@@ -110,10 +111,19 @@ export class RunRecorder {
   private masked(record: Record<string, string>): Record<string, string> {
     const secrets = this.secrets;
     if (!secrets || secrets.empty || isEmpty(record)) return record;
-    const out: Record<string, string> = {};
+    const out = nameKeyed();
     for (const key in record) out[secrets.mask(key)] = secrets.mask(record[key]!);
     return out;
   }
+}
+
+/**
+ * An empty record of params or tags by name, without a prototype: on a plain object a key such as
+ * `constructor` reads as Object.prototype's function and `__proto__` sets the prototype, so
+ * such a param or tag was lost on its way to the tracker.
+ */
+function nameKeyed(): Record<string, string> {
+  return Object.create(null) as Record<string, string>;
 }
 
 function isEmpty(record: Record<string, string>): boolean {

@@ -301,6 +301,28 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect(run.tags["cairn.error.name"]).toBeUndefined();
     });
 
+    it("keeps params, metrics and tags named as Object.prototype members (constructor, toString, hasOwnProperty, __proto__) as any others", async () => {
+      const scope = await taskScope("proto-keys");
+      const t = scope.tracker;
+      const runId = await createTaskRun(scope, nodeOf("proto"));
+      const recorder = new RunRecorder(t, runId, scope.secrets);
+      const names = ["constructor", "toString", "hasOwnProperty", "__proto__"];
+      for (const [i, k] of names.entries()) {
+        recorder.param(k, `p-${k}`);
+        recorder.metric(k, i + 1, 0);
+        recorder.tag(k, `t-${k}`);
+      }
+      await finishTaskRun(scope, runId, recorder, 1, "FINISHED", { values: {}, artifacts: [] });
+      await t.flush();
+      const run = (await t.getRun(runId))!;
+      for (const [i, k] of names.entries()) {
+        expect([k, Object.hasOwn(run.params, k) && run.params[k]]).toEqual([k, `p-${k}`]);
+        expect([k, Object.hasOwn(run.metrics, k) && run.metrics[k]]).toEqual([k, i + 1]);
+        expect([k, Object.hasOwn(run.tags, k) && run.tags[k]]).toEqual([k, `t-${k}`]);
+      }
+      expect((await t.getMetricHistory(runId, "__proto__")).map((p) => p.value)).toEqual([4]);
+    });
+
     it("pings", async () => {
       const t = await makeTracker();
       await expect(t.ping()).resolves.toBeUndefined();

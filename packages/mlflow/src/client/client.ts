@@ -1333,21 +1333,11 @@ function toRunInfo(raw: unknown): MlflowRunInfo {
 
 function toRun(raw: unknown): MlflowRun {
   const r = raw as { info: unknown; data?: { metrics?: unknown[]; params?: unknown[]; tags?: unknown[] } };
-  const params: Record<string, string> = {};
-  const tags: Record<string, string> = {};
-  const metrics: Record<string, number> = {};
-  for (const p of r.data?.params ?? []) {
-    const o = p as { key: string; value?: string };
-    params[o.key] = o.value ?? "";
-  }
-  for (const t of r.data?.tags ?? []) {
-    const o = t as { key: string; value?: string };
-    tags[o.key] = o.value ?? "";
-  }
-  for (const m of r.data?.metrics ?? []) {
-    const point = toMetric(m);
-    metrics[point.key] = point.value;
-  }
+  // By fromEntries, not assignment: a param, tag or metric named `__proto__` stays a key (an assignment sets the prototype).
+  const entry = (e: unknown) => [(e as { key: string }).key, (e as { value?: string }).value ?? ""] as const;
+  const params: Record<string, string> = Object.fromEntries((r.data?.params ?? []).map(entry));
+  const tags: Record<string, string> = Object.fromEntries((r.data?.tags ?? []).map(entry));
+  const metrics: Record<string, number> = Object.fromEntries((r.data?.metrics ?? []).map((m) => toMetric(m)).map((point) => [point.key, point.value]));
   const info = toRunInfo(r.info);
   if (!info.runName && tags["mlflow.runName"]) info.runName = tags["mlflow.runName"];
   return { info, params, metrics, tags };

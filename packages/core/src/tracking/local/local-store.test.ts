@@ -155,6 +155,24 @@ describe("LocalStore", () => {
     expect((store as unknown as { owned: Map<string, unknown> }).owned.size).toBe(0);
   });
 
+  it("keeps params, tags and metrics named constructor or __proto__ in its files, and its creator, reading them back, takes a later log of theirs", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const runId = await store.createRun({ experimentId: await store.ensureExperiment("proto"), name: "r", tags: JSON.parse('{"__proto__":"t0"}') as Record<string, string> });
+    const proto = JSON.parse('{"__proto__":"p","constructor":"c"}') as Record<string, string>;
+    await store.logBatch(runId, { params: proto, tags: proto, metrics: [{ key: "__proto__", value: 1, step: 0, timestamp: 1 }, { key: "constructor", value: 2, step: 0, timestamp: 1 }] });
+    await store.endRun(runId, "FINISHED");
+    const other = new LocalStore({ root });
+    const read = (await other.getRun(runId))!;
+    expect(Object.entries(read.params)).toEqual([["__proto__", "p"], ["constructor", "c"]]);
+    expect(Object.entries(read.metrics)).toEqual([["__proto__", 1], ["constructor", 2]]);
+    expect(Object.hasOwn(read.tags, "__proto__") && read.tags.constructor).toBe("c");
+    // Its creator reads it back from its file after its end: the same values again are no change, a later point is the latest.
+    await store.logBatch(runId, { params: proto, metrics: [{ key: "constructor", value: 3, step: 1, timestamp: 2 }] });
+    await store.flush();
+    expect((await new LocalStore({ root }).getRun(runId))!.metrics.constructor).toBe(3);
+  });
+
   it("lets the creating store write to a run after it ended (a log after endRun)", async () => {
     const store = new LocalStore({ root: await tmp() });
     const runId = await store.createRun({ experimentId: await store.ensureExperiment("late"), name: "r" });

@@ -344,11 +344,11 @@ export class LocalStore implements Tracker {
     if (typeof name !== "string") throw new TrackingError(`LocalStore.createRun expects \`name\` to be a string, got ${show(name)}.`);
     const runId = randomUUID().replaceAll("-", "");
     const startTime = options.startTime ?? Date.now();
-    const tags: Record<string, string> = { "mlflow.runName": name };
+    const tags = keyed<string>({ "mlflow.runName": name });
     const given = options.tags ?? {};
     for (const key in given) tags[key] = storedValue(given[key]);
     if (parentRunId !== undefined) tags["mlflow.parentRunId"] = parentRunId;
-    const state: RunState = { runId, experimentId, name, status: "RUNNING", startTime, params: {}, tags, metrics: {} };
+    const state: RunState = { runId, experimentId, name, status: "RUNNING", startTime, params: keyed(), tags, metrics: keyed() };
     const owned: OwnedRun = { state, again: false };
     this.owned.set(runId, owned);
     const line: IndexLine =
@@ -391,11 +391,11 @@ export class LocalStore implements Tracker {
     const runId = this.batch.id + (this.batch.count++).toString(16).padStart(16, "0");
     const startTime = options.startTime ?? Date.now();
     const endTime = options.endTime ?? Math.max(startTime, Date.now());
-    const tags: Record<string, string> = { "mlflow.runName": name };
+    const tags = keyed<string>({ "mlflow.runName": name });
     const given = options.tags ?? {};
     for (const key in given) tags[key] = storedValue(given[key]);
     if (parentRunId !== undefined) tags["mlflow.parentRunId"] = parentRunId;
-    const file: RunFile = { runId, experimentId, name, status, startTime, endTime, params: {}, tags, metrics: {}, writer: this.writer };
+    const file: RunFile = { runId, experimentId, name, status, startTime, endTime, params: keyed(), tags, metrics: keyed(), writer: this.writer };
     const line: IndexLine = parentRunId === undefined ? { runId, name, startTime } : { runId, name, startTime, parentRunId };
     const index = this.appender.append(this.indexPath(experimentId), `${JSON.stringify(line)}\n`, { keepOpen: true, mayBeReplaced: true });
     const record = this.appender.append(this.batchPath(this.batch.id), `${JSON.stringify(file)}\n`, {
@@ -949,8 +949,8 @@ export class LocalStore implements Tracker {
       }
       if (file && file.status !== "RUNNING" && file.status !== "SCHEDULED") continue;
       // Killed before its run file was written: what its index line says is all there is.
-      const tags: Record<string, string> = { "mlflow.runName": line.name, ...(line.parentRunId ? { "mlflow.parentRunId": line.parentRunId } : {}) };
-      const state: RunState = file ?? { runId: line.runId, experimentId, name: line.name, status: "RUNNING", startTime: line.startTime, params: {}, tags, metrics: {} };
+      const tags = keyed<string>({ "mlflow.runName": line.name, ...(line.parentRunId ? { "mlflow.parentRunId": line.parentRunId } : {}) });
+      const state: RunState = file ?? { runId: line.runId, experimentId, name: line.name, status: "RUNNING", startTime: line.startTime, params: keyed(), tags, metrics: keyed() };
       state.status = "KILLED";
       state.endTime = Math.max(now, state.startTime);
       state.tags[ABANDONED_TAG] = reason;
@@ -1092,7 +1092,7 @@ export class LocalStore implements Tracker {
 
   private async writeRunFile(state: RunState): Promise<void> {
     const path = this.runPath(state.runId, ".json");
-    const metrics: RunFile["metrics"] = {};
+    const metrics: RunFile["metrics"] = keyed();
     for (const key in state.metrics) {
       const m = state.metrics[key]!;
       metrics[key] = { value: encodeNumber(m.value), step: m.step, timestamp: m.timestamp };
@@ -1106,12 +1106,12 @@ export class LocalStore implements Tracker {
   private async readRunFile(runId: string): Promise<(RunState & { writer: string }) | undefined> {
     const file = (await readJson<RunFile>(this.runPath(runId, ".json"))) ?? this.readBatchedRun(runId);
     if (!file) return undefined;
-    const metrics: Record<string, LatestMetric> = {};
+    const metrics = keyed<LatestMetric>();
     for (const key in file.metrics) {
       const m = file.metrics[key]!;
       metrics[key] = { value: decodeNumber(m.value), step: m.step, timestamp: m.timestamp };
     }
-    return { ...file, metrics };
+    return { ...file, params: keyed(file.params), tags: keyed(file.tags), metrics };
   }
 }
 
@@ -1135,7 +1135,17 @@ function danglingLink(path: string): string {
 
 /** A run read from a batch file, with params and tags of its own: the one kept for later reads must not change (a run adopted to be written again changes its copy). */
 function copyOf(run: RunFile | undefined): RunFile | undefined {
-  return run && { ...run, params: { ...run.params }, tags: { ...run.tags } };
+  return run && { ...run, params: keyed(run.params), tags: keyed(run.tags) };
+}
+
+/**
+ * A run's params, tags or metrics by key (a copy of `from`, else empty), without a prototype: a
+ * task may name one `constructor`, `toString` or `__proto__`, which on a plain object read as
+ * Object.prototype's members (a param "already set" to a function, a metric never later) or set
+ * the prototype instead of a key. A spread of it (`{ ...record }`) keeps each as an own key.
+ */
+function keyed<T>(from?: Readonly<Record<string, T>>): Record<string, T> {
+  return Object.assign(Object.create(null) as Record<string, T>, from);
 }
 
 /**
@@ -1151,8 +1161,8 @@ function isRecordOf(meta: unknown, experimentId: string): meta is ExperimentReco
 
 /** A RunRecord the caller may keep and change. */
 function toRecord(state: RunState): RunRecord {
-  const metrics: Record<string, number> = {};
-  for (const key in state.metrics) metrics[key] = state.metrics[key]!.value;
+  // fromEntries, not assignment: a metric named __proto__ stays a key of the copy.
+  const metrics: Record<string, number> = Object.fromEntries(Object.keys(state.metrics).map((key) => [key, state.metrics[key]!.value]));
   const parentRunId = state.tags["mlflow.parentRunId"];
   return {
     runId: state.runId,
