@@ -159,6 +159,25 @@ describe("shell()", () => {
     expect(await (await flow("json").build(() => ({ n: t({ n: 4 }).n })).run(await runOptions())).outputs()).toEqual({ n: 4 });
   });
 
+  it("keeps an output key named __proto__ as its own data, as a function task does", async () => {
+    const text = '{"d":{"__proto__":1},"__proto__":{"x":1}}';
+    const sh = shell("proto-sh", `printf '%s' '${text}' > "$CAIRN_OUTPUTS"`);
+    const fn = task("proto-fn").run(() => JSON.parse(text) as Record<string, unknown>);
+    const f = flow("proto-out").build(() => ({ sh: sh().$out, fn: fn().$out }));
+    const options = await runOptions();
+    const result = await (await f.run(options)).wait();
+    expect(result.status).toBe("succeeded");
+    // And as the cache gives them back.
+    const again = await (await f.run(options)).wait();
+    expect([again.tasks["proto-sh"]?.status, again.tasks["proto-fn"]?.status]).toEqual(["cached", "cached"]);
+    for (const out of [result.outputs?.sh, result.outputs?.fn, again.outputs?.sh, again.outputs?.fn] as Record<string, Record<string, unknown>>[]) {
+      expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+      expect(Object.keys(out)).toEqual(["d", "__proto__"]);
+      expect(Object.hasOwn(out.d!, "__proto__") && out.d!["__proto__"]).toBe(1);
+      expect(JSON.stringify(out)).toBe(text);
+    }
+  });
+
   it("fails on a non-zero exit with the tail of stderr", async () => {
     const t = shell("boom", "echo oops >&2; exit 4");
     const result = await (await flow("boom").build(() => ({ x: t().stdout })).run(await runOptions())).wait();

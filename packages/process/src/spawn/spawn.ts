@@ -33,7 +33,7 @@ import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { join, resolve, sep } from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { artifactFile, assertSerializable, CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, type Artifact, trackingEnv, type TaskContext } from "@cairn/core";
+import { artifactFile, assertSerializable, CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, setOwnProperty, type Artifact, trackingEnv, type TaskContext } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 import { pumpLines, withCutNote } from "./lines.ts";
@@ -622,7 +622,7 @@ export async function resolveMarkers(value: unknown, path: string, artifactsDir:
   for (let i = 0; i < markers.length; i++) {
     const done = settled[i]!;
     if (done.status === "rejected") throw done.reason;
-    markers[i]!.into[markers[i]!.key] = done.value;
+    put(markers[i]!.into, markers[i]!.key, done.value);
   }
   return holder.value;
 }
@@ -648,7 +648,7 @@ interface FoundMarker {
 function copyFindingMarkers(value: unknown, into: Record<string | number, unknown>, key: string | number, walk: MarkerWalk): void {
   if (Array.isArray(value)) {
     const out: unknown[] = new Array(value.length);
-    into[key] = out;
+    put(into, key, out);
     for (let i = 0; i < value.length; i++) {
       walk.at.push(i);
       copyFindingMarkers(value[i], out as unknown as Record<number, unknown>, i, walk);
@@ -657,7 +657,7 @@ function copyFindingMarkers(value: unknown, into: Record<string | number, unknow
     return;
   }
   if (!isPlainObject(value) || isArtifact(value)) {
-    into[key] = value;
+    put(into, key, value);
     return;
   }
   const keys = Object.keys(value);
@@ -668,12 +668,22 @@ function copyFindingMarkers(value: unknown, into: Record<string | number, unknow
     return;
   }
   const out: Record<string, unknown> = {};
-  into[key] = out;
+  put(into, key, out);
   for (const k of keys) {
     walk.at.push(k);
     copyFindingMarkers(value[k], out, k, walk);
     walk.at.pop();
   }
+}
+
+/**
+ * `into[key] = value`, but a key `__proto__` (JSON.parse makes it an own key of the output) stays
+ * an own key of the copy: assigned, it would set the copy's prototype, losing `{"d":{"__proto__":1}}`'s
+ * key and making `{"__proto__":{"x":1}}` "not plain data", where a function task keeps both.
+ */
+function put(into: Record<string | number, unknown>, key: string | number, value: unknown): void {
+  if (typeof key === "number") into[key] = value;
+  else setOwnProperty(into, key, value);
 }
 
 /** The Artifact a marker names, checked: a file or a folder of them, inside the artifacts folder. */
