@@ -293,6 +293,36 @@ describe("a task run for every node, in the embedded store", () => {
     expect(runs.get("by-tag")!.parentRunId).toBe(result.runId);
   });
 
+  it("a task cannot set the tags Cairn writes itself (cairn.*, mlflow.runName, mlflow.source.*, ...): refused at the call naming the tag, the record keeps Cairn's; tags of its own are kept", async () => {
+    const root = await tmp();
+    const reserved = ["cairn.task", "cairn.flow", "cairn.kind", "cairn.status", "cairn.cache_key", "mlflow.runName", "mlflow.user", "mlflow.source.name"];
+    const tagger = task("tagger")
+      .input<{ key: string }>()
+      .run(({ key }, ctx) => {
+        ctx.log.tag(key, "fake");
+        return { key };
+      });
+    const own = task("own").run((_: {}, ctx) => {
+      for (const key of ["cairnish", "my.cairn.task", "mlflow.note", "stage"]) ctx.log.tag(key, `v-${key}`);
+      return { ok: true };
+    });
+    const f = flow("reserved-tags").build(() => ({
+      ...Object.fromEntries(reserved.map((key, i) => [`t${i}`, tagger({ key }, { id: `tag-${i}` }).key])),
+      ok: own().ok,
+    }));
+    const { result } = await runCollect(f, { root, cache: false, failurePolicy: "continue" });
+    const runs = await taskRuns(new LocalStore({ root }), result.runId);
+    for (const [i, key] of reserved.entries()) {
+      const id = `tag-${i}`;
+      expect(result.tasks[id]).toMatchObject({ status: "failed", error: { name: "OptionError" } });
+      expect(result.tasks[id]!.error!.message).toMatch(new RegExp(`^Tag "${key.replaceAll(".", "\\.")}" is Cairn's: .*A task cannot set it with ctx\\.log\\.tag\\(\\); log what you mean under a tag of your own`));
+      const run = runs.get(id)!;
+      expect(Object.values(run.tags)).not.toContain("fake");
+      expect(run.tags).toMatchObject({ "mlflow.runName": id, "cairn.task": "tagger", "cairn.status": "failed" });
+    }
+    expect(runs.get("own")!.tags).toMatchObject({ cairnish: "v-cairnish", "my.cairn.task": "v-my.cairn.task", "mlflow.note": "v-mlflow.note", stage: "v-stage" });
+  });
+
   it("a metric no tracker keeps fails its task at the call, a negative step is kept", async () => {
     const root = await tmp();
     const { result } = await runCollect(metricFlow, { root, cache: false, failurePolicy: "continue" });

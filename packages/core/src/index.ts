@@ -58,7 +58,7 @@ export { MISS_REASON_TAG, expiredWords, parseMissReason, type MissReason } from 
 export { planFlow, explainTask, type PlannedTask, type FailedRun, type CancelledRun, type PlanOptions, type Explanation, type NearestEntry } from "./caching/plan.ts";
 export type { RunEvent, TaskEvent, FlowEvent, LogEvent, LeaseHolder, TaskStatus, FlowStatus, ErrorInfo } from "./run/events.ts";
 export type { TaskContext, RunLog, ArtifactWriter, TaskLogger } from "./run/task-context.ts";
-export { holdWork, sendArtifact, trackingEnv, declaredEnv, artifactFile } from "./run/task-context.ts";
+export { holdWork, sendArtifact, systemTag, trackingEnv, declaredEnv, artifactFile } from "./run/task-context.ts";
 export { retryAfterMs, closestName, durationMs, booleanFromEnv, checkKnownKeys, ownValue, LONGEST_TIMER_MS, LONGEST_TIMER, shellQuote } from "./internal.ts";
 export { SecretRegistry, MIN_MASKED_LENGTH } from "./run/secrets.ts";
 export { misspeltVariables, unsaidMisspeltVariables } from "./run/env-names.ts";

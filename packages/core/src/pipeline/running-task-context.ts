@@ -9,7 +9,7 @@ import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
 import type { RunScope } from "../run/run-scope.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import { ARTIFACT_FILE, type ArtifactWriter, DECLARED_ENV, HOLD_WORK, type HeldWork, SEND_ARTIFACT, TRACKING_ENV, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
+import { ARTIFACT_FILE, type ArtifactWriter, DECLARED_ENV, HOLD_WORK, type HeldWork, SEND_ARTIFACT, SYSTEM_TAG, TRACKING_ENV, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -89,6 +89,13 @@ export class RunningTaskContext implements TaskContext {
   /** @internal See TRACKING_ENV. */
   [TRACKING_ENV](): Readonly<Record<string, string>> {
     return this.shared.tracker.childEnv?.() ?? {};
+  }
+
+  /** @internal See SYSTEM_TAG. Checked for secrets as ctx.log.tag() is; dropped once the attempt is closed. */
+  [SYSTEM_TAG](key: string, value: string): void {
+    const { secrets } = this.shared;
+    if (!secrets.empty) secrets.assertClean([key, value], this.node.id, `tag "${secrets.mask(key)}"`);
+    if (!this.closed) this.recorder.tag(key, value);
   }
 
   /** @internal See DECLARED_ENV. */
@@ -183,7 +190,7 @@ export class RunningTaskContext implements TaskContext {
       },
       tag(key, value) {
         if (!secrets.empty) secrets.assertClean([key, value], id, `tag "${secrets.mask(key)}"`);
-        if (open()) recorder.tag(key, value);
+        if (open()) recorder.taskTag(key, value);
       },
     });
   }

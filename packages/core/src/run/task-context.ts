@@ -41,6 +41,20 @@ export function sendArtifact(ctx: object, name: string): Promise<void> {
 }
 
 /**
+ * @internal A context's method through which a kind's executor sets a tag that Cairn reserves and
+ * `ctx.log.tag()` refuses to a task (see reservedTagReason): the MLflow model kind's
+ * `cairn.model_uri`, the MLflow project kind's `mlflow.source.*`. `Symbol.for`, as HOLD_WORK.
+ */
+export const SYSTEM_TAG: unique symbol = Symbol.for("cairn.systemTag") as never;
+
+/** Sets Cairn's tag `key` on the task's run; see {@link SYSTEM_TAG}. A context made outside the engine gets it through `ctx.log.tag()`. */
+export function systemTag(ctx: { readonly log: RunLog }, key: string, value: string): void {
+  const own = ctx as { [SYSTEM_TAG]?: (key: string, value: string) => void; readonly log: RunLog };
+  if (own[SYSTEM_TAG]) own[SYSTEM_TAG](key, value);
+  else own.log.tag(key, value);
+}
+
+/**
  * @internal A context's method through which an executor gets what a child process needs,
  * besides `ctx.tracking.uri`, to record to the run's tracker itself (see Tracker.childEnv).
  * `Symbol.for`, as HOLD_WORK.

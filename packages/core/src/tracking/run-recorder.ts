@@ -1,8 +1,33 @@
 import { OptionError } from "../errors.ts";
 import { checkMetric, type LogBatch, type MetricPoint, type Tracker } from "./tracker.ts";
 
-/** MLflow's tag naming a run's parent; set by Cairn when it creates the run. */
-const PARENT_TAG = "mlflow.parentRunId";
+/**
+ * MLflow's tags that Cairn sets on every task's run itself, each with why a task may not: a task
+ * that set one would rename its run, detach it from its flow, or say it came from elsewhere.
+ */
+const CAIRN_MLFLOW_TAGS: Readonly<Record<string, string>> = {
+  "mlflow.parentRunId": "it places the task's run under its flow's run, and a task that set it would detach its run from the flow",
+  "mlflow.runName": "it names the task's run after the task (`cairn show` and MLflow's UI list the run by it)",
+  "mlflow.user": "it says who ran the flow",
+  "mlflow.source.type": "it says what ran the flow",
+  "mlflow.source.name": "it names the flow's file",
+  "mlflow.source.git.commit": "it names the commit of the flow's file",
+};
+
+/** The prefix of the tags Cairn writes itself: which flow and task a run is, its kind, status, cache key. */
+const CAIRN_TAG_PREFIX = "cairn.";
+
+/**
+ * Why tag `key` is Cairn's and a task may not set it with `ctx.log.tag()`, or undefined when it
+ * may. Own keys only: a tag named `constructor` is the task's.
+ */
+export function reservedTagReason(key: string): string | undefined {
+  if (Object.hasOwn(CAIRN_MLFLOW_TAGS, key)) return CAIRN_MLFLOW_TAGS[key];
+  if (key.startsWith(CAIRN_TAG_PREFIX)) {
+    return "Cairn writes the tags that start with `cairn.` itself (which flow and task a run is, its kind, status and cache key), and `cairn show`, `cairn runs`, the report and the cache read them back";
+  }
+  return undefined;
+}
 
 /** Metrics buffered before a flush is started in the background. */
 const METRIC_FLUSH_THRESHOLD = 1000;
@@ -56,17 +81,27 @@ export class RunRecorder {
     this.params[key] = value;
   }
 
-  /** A tag the task logs; `mlflow.parentRunId` is Cairn's (the run's place in the flow's tree) and throws an `OptionError`. */
+  /** A tag Cairn sets (its own, or a kind's executor's): taken as it is. */
   tag(key: string, value: string): void {
-    if (key === PARENT_TAG) {
+    this.tags[key] = value;
+  }
+
+  /**
+   * A tag the task logs (`ctx.log.tag`). One Cairn writes itself ({@link reservedTagReason}: the
+   * `cairn.` ones, `mlflow.runName`, `mlflow.parentRunId`, `mlflow.user`, `mlflow.source.*`)
+   * throws an `OptionError`: it would overwrite the record that names and places the run.
+   */
+  taskTag(key: string, value: string): void {
+    const why = reservedTagReason(key);
+    if (why !== undefined) {
       throw new OptionError(
-        `tag "${PARENT_TAG}"`,
-        "a tag other than mlflow.parentRunId",
+        `tag "${key}"`,
+        "a tag that Cairn does not set itself (not one starting with `cairn.`, nor mlflow.runName, mlflow.parentRunId, mlflow.user or mlflow.source.*)",
         key,
-        `Tag "${PARENT_TAG}" is Cairn's: it places the task's run under its flow's run, and a task that set it would detach its run from the flow. Log the run you mean under another tag.`,
+        `Tag "${key}" is Cairn's: ${why}. A task cannot set it with ctx.log.tag(); log what you mean under a tag of your own (ctx.log.tag("my.${key.replace(/^(cairn|mlflow)\./, "")}", ...)).`,
       );
     }
-    this.tags[key] = value;
+    this.tag(key, value);
   }
 
   /** Throws a `MetricError` at once for a metric no tracker keeps, instead of failing the run's closing. */

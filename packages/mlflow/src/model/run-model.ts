@@ -22,7 +22,7 @@ import { tmpdir } from "node:os";
 import { dirname, extname, isAbsolute, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { CairnError, CancelledError, describeValue, isArtifact, isPlainObject, MlflowApiError, scopeKey, type Artifact, type RunScope, type TaskContext } from "@cairn/core";
+import { CairnError, CancelledError, describeValue, isArtifact, isPlainObject, MlflowApiError, scopeKey, systemTag, type Artifact, type RunScope, type TaskContext } from "@cairn/core";
 import { checkWorkingFolder, endProcessGroup, prepareProcessGroup, ProcessFailedError, runProcess, type ProcessSpec } from "@cairn/process/spawn";
 import type { MlflowClient } from "../client/client.ts";
 import { folderDigestAsync, parseYaml } from "../project/run-project.ts";
@@ -627,9 +627,10 @@ export async function runMlflowModel(spec: MlflowModelSpec, ctx: TaskContext): P
   }
   // Everything is checked before any process starts: the model, then the input against its signature.
   const model = await resolveModelOnce(spec.model, ctx, { ...(spec.registryUri ? { registryUri: spec.registryUri } : {}), ...(spec.cwd ? { cwd: spec.cwd } : {}) });
-  ctx.log.tag("cairn.model_version", model.label);
-  ctx.log.tag("cairn.model_uri", model.uri);
-  if (model.runId) ctx.log.tag("cairn.model_run_id", model.runId);
+  // Cairn's tags, which ctx.log.tag() refuses to a task.
+  systemTag(ctx, "cairn.model_version", model.label);
+  systemTag(ctx, "cairn.model_uri", model.uri);
+  if (model.runId) systemTag(ctx, "cairn.model_run_id", model.runId);
   const input = await prepareModelInput(ctx.nodeId, spec.inputs.data, format);
   const registryUri = registryUriFor(ctx, spec.registryUri);
   const signature = await readSignature(model, registryUri);

@@ -25,7 +25,7 @@ import { createRequire } from "node:module";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { digestFile, digestFileSync, pathExists, privateDigest, sha256 } from "@cairn/cache";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { CairnError, closestName, describeValue, isArtifact, isPlainObject, type TaskContext } from "@cairn/core";
+import { CairnError, closestName, describeValue, isArtifact, isPlainObject, systemTag, type TaskContext } from "@cairn/core";
 import { parseTemplate, renderShell, runProcess, shellQuote, type CommandTemplate, type ProcessSpec } from "@cairn/process/spawn";
 import type { Document } from "yaml";
 import { mlflowPlainScalarText, pythonShlexQuote } from "./default-text.ts";
@@ -884,12 +884,13 @@ export async function runMlflowProject(
   const given = checkProjectInputs(project, ep, spec.inputs, { ...(spec.cwd ? { cwd: spec.cwd } : {}), remotePaths: mode === "mlflow" });
   const template = entryPointTemplate(project, ep, ctx.nodeId);
 
-  ctx.log.tag("mlflow.source.type", "PROJECT");
-  ctx.log.tag("mlflow.source.name", project.dir);
+  // MLflow's source tags, which ctx.log.tag() refuses to a task (Cairn sets them on every run): a project run has its own.
+  systemTag(ctx, "mlflow.source.type", "PROJECT");
+  systemTag(ctx, "mlflow.source.name", project.dir);
   ctx.log.tag("mlflow.project.entryPoint", ep.name);
   ctx.log.tag("mlflow.project.backend", "local");
   ctx.log.tag("mlflow.project.env", "local");
-  if (spec.gitCommit) ctx.log.tag("mlflow.source.git.commit", spec.gitCommit);
+  if (spec.gitCommit) systemTag(ctx, "mlflow.source.git.commit", spec.gitCommit);
   logDefaults(ep, spec.inputs, given, ctx);
 
   const env: Record<string, string | undefined> = { ...spec.env };
