@@ -55,6 +55,27 @@ describe("the summary's rows", () => {
   });
 });
 
+describe("the summary's task column", () => {
+  it("cuts a very long task name in its middle, keeping its start and its item's [k], so the other rows stay narrow", () => {
+    const long = `${"a".repeat(2048)}${"z".repeat(2044)}[12]`;
+    const result = {
+      status: "succeeded",
+      runId: "r1",
+      durationMs: 5,
+      tasks: {
+        [long]: { task: long, status: "succeeded", attempts: 1, runId: "a1", durationMs: 3 },
+        prep: { task: "prep", status: "succeeded", attempts: 1, runId: "b2", durationMs: 4 },
+      },
+    } as unknown as Parameters<typeof summary>[0];
+    const lines = summary(result, createColors(false)).split("\n");
+    const cut = lines.find((l) => l.startsWith("aaa"))!;
+    const prep = lines.find((l) => l.startsWith("prep "))!;
+    expect(cut).toMatch(/^a{30}…z{25}\[12\]\s+succeeded\s+3ms\s+a1$/);
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThan(120);
+    expect(prep.indexOf("b2")).toBe(cut.indexOf("a1"));
+  });
+});
+
 describe("a succeeded task whose result was not stored (its run could not be closed)", () => {
   const result = {
     status: "failed",

@@ -374,7 +374,7 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
   const tasks = Object.values(result.tasks);
   const many = tasks.length > 40;
   const rows = many ? tasks.filter((t) => (t.status !== "succeeded" || t.recorded === false) && t.status !== "cached").slice(0, 40) : tasks;
-  const width = Math.max(4, ...rows.map((t) => t.task.length));
+  const width = Math.max(4, ...rows.map((t) => taskCell(t.task).length));
   const statusWidth = Math.max(10, ...rows.map((t) => statusCell(t).length));
   const lines = [""];
   if (rows.length) {
@@ -382,7 +382,7 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
     for (const t of rows) {
       const cell = statusCell(t).padEnd(statusWidth);
       lines.push(
-        `${t.task.padEnd(width)}  ${t.recorded === false ? c.yellow(cell) : style[t.status](cell)}  ${(t.durationMs !== undefined ? formatDuration(t.durationMs) : "-").padStart(9)}  ${t.runId ?? "-"}` +
+        `${taskCell(t.task).padEnd(width)}  ${t.recorded === false ? c.yellow(cell) : style[t.status](cell)}  ${(t.durationMs !== undefined ? formatDuration(t.durationMs) : "-").padStart(9)}  ${t.runId ?? "-"}` +
           (t.status === "failed" && t.error ? `\n${" ".repeat(width + 2)}${c.red(errorText(t.error).split("\n").join(`\n${" ".repeat(width + 2)}`))}` : "") +
           (t.notStarted && t.status !== "succeeded" ? `\n${" ".repeat(width + 2)}${notStartedLine(t.notStarted)}` : ""),
       );
@@ -423,6 +423,21 @@ function whyLines(result: FlowResult<unknown>, c: Colors): string[] {
     return [c.red(printable(`${result.error.name}: ${result.error.message}`))];
   }
   return [];
+}
+
+/** Characters of the summary's task column. */
+const TASK_COLUMN_WIDTH = 60;
+
+/**
+ * A task's name (node id) as the summary's table shows it: a longer one is cut in its middle,
+ * its start and its end (an item's `[k]`) kept, since one 4,096-character name padded every row
+ * to its width. The plain and live lines, `cairn show` and `--json` give it whole.
+ */
+function taskCell(name: string): string {
+  const chars = Array.from(name);
+  if (chars.length <= TASK_COLUMN_WIDTH) return name;
+  const tail = Math.floor((TASK_COLUMN_WIDTH - 1) / 2);
+  return `${chars.slice(0, TASK_COLUMN_WIDTH - 1 - tail).join("")}…${chars.slice(-tail).join("")}`;
 }
 
 /** Said of a task that succeeded but whose run could not be closed or whose result could not be stored: a warning said why, and it runs again next time. */
