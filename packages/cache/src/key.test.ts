@@ -235,6 +235,16 @@ describe("replaceArtifacts", () => {
 describe("diffIngredients", () => {
   const recorded = (changes: Partial<CacheKeyIngredients>) => computeCacheKey({ ...base, ...changes }).ingredients;
 
+  it("names an input, a key in one or a variable called toString or constructor as added or removed, read back from JSON as an entry is", () => {
+    const stored = (changes: Partial<CacheKeyIngredients>) => JSON.parse(JSON.stringify(recorded(changes))) as RecordedIngredients;
+    const messages = (a: RecordedIngredients, b: RecordedIngredients) => diffIngredients(a, b).map((c) => c.message);
+    expect(messages(stored({}), stored({ inputs: { ...base.inputs, toString: 1 } }))).toEqual(["input `toString` was added"]);
+    expect(messages(stored({ inputs: { ...base.inputs, constructor: 1 } }), stored({}))).toEqual(["input `constructor` was removed"]);
+    expect(messages(stored({}), stored({ env: { ...base.env, constructor: "x" } }))).toEqual(["environment variable `constructor` is newly declared"]);
+    const paths = diffIngredients(stored({}), stored({ inputs: { ...base.inputs, config: { lr: 0.1, layers: [64, 32], valueOf: 2 } } })).map((c) => c.path);
+    expect(paths).toEqual(["inputs.config.valueOf"]);
+  });
+
   it("says which input changed, from what to what", () => {
     const changes = diffIngredients(recorded({}), recorded({ inputs: { ...base.inputs, rows: 1000 } }));
     expect(changes).toEqual([{ path: "inputs.rows", before: 500, after: 1000, message: "input `rows` changed from 500 to 1000" }]);

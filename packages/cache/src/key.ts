@@ -514,7 +514,7 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients, 
   // one change with its function when both changed (the declaration holds the function's text).
   const declaration = b.codeParts?.declaration ?? a.codeParts?.declaration;
   /** The code file `name` is in both records, with other contents. */
-  const changedIn = (name: string | undefined) => name !== undefined && filesA[name] !== undefined && filesB[name] !== undefined && filesA[name] !== filesB[name];
+  const changedIn = (name: string | undefined) => name !== undefined && own(filesA, name) !== undefined && own(filesB, name) !== undefined && filesA[name] !== filesB[name];
   const declarationChanged = changedIn(declaration);
   // A task of a kind defined in the project: its run function is recorded on its own, and its own
   // code is the kind's `code` (options, config), not a function.
@@ -524,8 +524,8 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients, 
   const runChanged = changedIn(kindRun);
   if (a.code !== b.code) diffCode(a, b, changes, declarationChanged ? declaration : undefined, kind, options);
   for (const name of names) {
-    const before = filesA[name];
-    const after = filesB[name];
+    const before = own(filesA, name);
+    const after = own(filesB, name);
     if (before === after) continue;
     if (name === declaration && declarationChanged) {
       // Its run function is written in it: one change, the task's function (as a function task's).
@@ -559,8 +559,8 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients, 
   diffRecorded(a.params ?? {}, b.params ?? {}, "params", "param", changes);
 
   for (const name of unionKeys(a.env, b.env)) {
-    const before = a.env[name];
-    const after = b.env[name];
+    const before = own(a.env, name);
+    const after = own(b.env, name);
     if (before === after) continue;
     const state = (h: string | null | undefined) => (h === undefined ? "not declared" : h === null ? "unset" : "set");
     const what =
@@ -622,12 +622,12 @@ function contentsChange(a: CodeContents | undefined, b: CodeContents | undefined
   }
   const before = a.files;
   const after = b.files;
-  const changed = unionKeys(before, after).filter((name) => before[name] !== after[name]).sort();
+  const changed = unionKeys(before, after).filter((name) => own(before, name) !== own(after, name)).sort();
   if (!changed.length) return undefined;
-  const said = (name: string) => `\`${name}\`${before[name] === undefined ? " (added)" : after[name] === undefined ? " (removed)" : ""}`;
+  const said = (name: string) => `\`${name}\`${own(before, name) === undefined ? " (added)" : own(after, name) === undefined ? " (removed)" : ""}`;
   if (changed.length === 1) {
     const name = changed[0]!;
-    return `${b.noun} \`${name}\` ${before[name] === undefined ? "was added" : after[name] === undefined ? "was removed" : "changed"}`;
+    return `${b.noun} \`${name}\` ${own(before, name) === undefined ? "was added" : own(after, name) === undefined ? "was removed" : "changed"}`;
   }
   const named = changed.slice(0, NAMED_FILES).map(said).join(", ");
   const more = changed.length - NAMED_FILES;
@@ -655,8 +655,8 @@ export function environmentChange(a: unknown, b: unknown): string | undefined {
       changed.push(`packages changed (${packageCount(after)} packages; too many to name)`);
     } else {
       for (const name of unionKeys(before.packages, after.packages)) {
-        const was = before.packages[name];
-        const now = after.packages[name];
+        const was = own(before.packages, name);
+        const now = own(after.packages, name);
         if (was === now) continue;
         changed.push(was === undefined ? `${name} ${now} added` : now === undefined ? `${name} ${was} removed` : `${name} ${was} → ${now}`);
       }
@@ -733,8 +733,8 @@ function declarationWords(name: string, taskName: string, withFunction: boolean)
 /** The changes between two sets of recorded values (a task's inputs, or the params it reads), named `${noun} \`name\``. */
 function diffRecorded(a: Record<string, RecordedInput>, b: Record<string, RecordedInput>, field: string, noun: string, changes: IngredientChange[]): void {
   for (const name of unionKeys(a, b)) {
-    const before = a[name];
-    const after = b[name];
+    const before = own(a, name);
+    const after = own(b, name);
     if (before?.sha256 === after?.sha256) continue;
     if (!before) {
       changes.push({ path: `${field}.${name}`, before: undefined, after: after!.value, message: `${noun} \`${name}\` was added` });
@@ -772,8 +772,8 @@ function diffValues(before: unknown, after: unknown, path: string, label: string
   }
   if (isPlainRecord(before) && isPlainRecord(after) && !("$artifact" in before) && !("$artifact" in after)) {
     for (const k of unionKeys(before, after)) {
-      if (hashValue(before[k]) === hashValue(after[k])) continue;
-      diffValues(before[k], after[k], `${path}.${k}`, `${label}.${k}`, out, noun);
+      if (hashValue(own(before, k)) === hashValue(own(after, k))) continue;
+      diffValues(own(before, k), own(after, k), `${path}.${k}`, `${label}.${k}`, out, noun);
     }
     return;
   }
@@ -829,6 +829,15 @@ function fileChange(before: unknown, after: unknown, label: string, noun: string
 
 function isArtifactDigest(value: unknown): value is ArtifactDigest {
   return isPlainRecord(value) && typeof value.$artifact === "string";
+}
+
+/**
+ * `record[name]` when it is one of the record's own keys, else undefined: a name the user gave (an
+ * input, a variable, a key in a value) may be `toString` or `constructor`, which a plain lookup in
+ * a record read from JSON takes from Object.prototype (a function, where the key is absent).
+ */
+function own<T>(record: Readonly<Record<string, T>>, name: string): T | undefined {
+  return Object.hasOwn(record, name) ? record[name] : undefined;
 }
 
 function unionKeys(a: object, b: object): string[] {
