@@ -297,7 +297,8 @@ function* taskTable(tasks: readonly ReportTask[], anchor: (t: ReportTask) => str
       `<td class="num">${e(fmt(queueTime(t)))}</td>`,
       `<td class="num">${t.attempts}</td>`,
       `<td><code>${e(t.cacheKey?.slice(0, 12) ?? "")}</code></td>`,
-      ...metricKeys.map((k) => `<td class="num">${k in t.metrics ? e(formatNumber(t.metrics[k]!)) : ""}</td>`),
+      // Own keys only: a metric another task named `constructor` is not Object.prototype's here.
+      ...metricKeys.map((k) => `<td class="num">${Object.hasOwn(t.metrics, k) ? e(formatNumber(t.metrics[k]!)) : ""}</td>`),
       `<td>${t.url ? `<a href="${e(t.url)}">${e(t.runId.slice(0, 12))}</a>` : `<code>${e(t.runId)}</code>`}</td>`,
     ];
     rows.push(`<tr data-task="${e(t.id)}">${cells.join("")}</tr>`);

@@ -399,6 +399,18 @@ describe("the report's HTML", () => {
     expect(html).not.toMatch(/\ssrc=|<link|@import|url\((?!#)/);
   });
 
+  it("leaves a task's cell empty for a metric named constructor or toString that only another task logged", () => {
+    const tasks = [{ ...task("a", 0, 5), metrics: { constructor: 2, toString: 3 } }, task("b", 5, 10)];
+    const html = renderReport({ ...second, tasks, flow: { ...second.flow, startTime: 0, endTime: 10 } });
+    expect(html).not.toContain("native code");
+    const rows = html.split("</tr>").filter((r) => /<tr data-task="[ab]">/.test(r));
+    // The metric cells: after the (empty) cache key's, before the run's.
+    expect(rows.map((r) => r.split("<td><code></code></td>")[1]!.split("<td><code>")[0])).toEqual([
+      '<td class="num">2</td><td class="num">3</td>',
+      '<td class="num"></td><td class="num"></td>',
+    ]);
+  });
+
   it("shows a bidi override in a run's text as its escape, so the text reads as recorded", () => {
     const tasks = [{ ...task("t", 0, 5), state: "failed" as const, error: { name: "Error", message: "\u202eevil RTL\u202c ok" } }];
     const html = renderReport({ ...second, tasks, flow: { ...second.flow, startTime: 0, endTime: 10 } });
