@@ -19,7 +19,10 @@ import {
   UnknownNodeError,
   flow,
   http,
+  grid,
   map,
+  max,
+  sweep,
   task,
   type RunEvent,
   type TaskEvent,
@@ -762,6 +765,15 @@ describe("bad definitions are caught before anything runs", () => {
     const f = flow("miss").build(() => (need({} as { n: number }), {}));
     expect(() => f.graph()).toThrow(MissingInputError);
     expect(() => f.graph()).toThrow(/Task "need" in flow "miss" is missing its required input "n"/);
+    // An input named as an Object.prototype member is missing too when not given.
+    const proto = task("proto").input(z.object({ constructor: z.number() })).run(() => ({}));
+    expect(() => flow("miss-proto").build(() => (proto({} as { constructor: number }), {})).graph()).toThrow(/Task "proto" in flow "miss-proto" is missing its required input "constructor"/);
+    // A sweep's points that do not hold it do not supply it.
+    const swept = (space: Record<string, unknown[]>) => flow("miss-proto-sweep").build(() => (sweep(proto as never, { over: grid(space as never), select: max("x") } as never), {}));
+    expect(() => swept({ other: [1] }).graph()).toThrow(/is missing its required input "constructor"/);
+    // Points and `as` that do hold it supply it, and clash with no `with` input.
+    expect(() => swept({ constructor: [1] }).graph()).not.toThrow();
+    expect(() => flow("proto-map").build(() => (map(proto, { over: [1], as: "constructor" }), {})).graph()).not.toThrow();
   });
 
   it("rejects duplicate node ids, at the second one's call", () => {

@@ -79,7 +79,7 @@ export function map(task: Task<any, any>, options: MapOptions<any, string>): Map
   const over = nodeToRef(options.over, () => `map(${name}) \`over\``);
   if (!isRef(over) && !Array.isArray(over)) throw new OptionError(`${where} \`over\``, "an output or param that is an array, or an array", options.over);
   const withInputs = (options as { with?: Record<string, unknown> }).with ?? {};
-  if (options.as in withInputs) throw new OptionError(`${where} \`with.${options.as}\``, `absent: each item is passed as "${options.as}"`, withInputs[options.as]);
+  if (Object.hasOwn(withInputs, options.as)) throw new OptionError(`${where} \`with.${options.as}\``, `absent: each item is passed as "${options.as}"`, withInputs[options.as]);
   const spec: MapSpec = { kind: "map", over, as: options.as, ...fanOutLimits(where, options) };
   // What a direct call of a kind task checks, with the item as the input it is passed as.
   const item = isRef(over) ? makeRef(over.source, over.target, [...over.path, "[item]"], over.buildId) : undefined;
@@ -361,7 +361,7 @@ export function sweep<In, Out, P extends Partial<In>>(task: Task<In, Out>, optio
   const withInputs = (options as { with?: Record<string, unknown> }).with ?? {};
   // Every point's keys: a list's points need not share them.
   let clash: string | undefined;
-  for (const point of over.points) if ((clash = Object.keys(point as object).find((k) => k in withInputs))) break;
+  for (const point of over.points) if ((clash = Object.keys(point as object).find((k) => Object.hasOwn(withInputs, k)))) break;
   if (clash) throw new OptionError(`${where} \`with.${clash}\``, `absent: "${clash}" is swept (it is in the search space)`, withInputs[clash]);
   const spec: MapSpec = {
     kind: "sweep",

@@ -10,7 +10,7 @@ import {
   NotSerializableError,
   UnknownNodeError,
 } from "../errors.ts";
-import { closestName } from "../internal.ts";
+import { closestName, ownValue } from "../internal.ts";
 
 /** A validated flow: nodes by id, edges, a topological order and scheduling priorities. */
 export interface FlowGraph {
@@ -125,7 +125,7 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
     const schema = node.task.inputSchema;
     const required = schema ? requiredKeys(schema) : undefined;
     for (const key of required ?? []) {
-      if (node.inputs[key] === undefined && !suppliedPerItem(node, key)) throw new MissingInputError(flowName, node.id, key);
+      if (ownValue(node.inputs, key) === undefined && !suppliedPerItem(node, key)) throw new MissingInputError(flowName, node.id, key);
     }
   }
   for (const [name, value] of Object.entries(definition.outputs)) {
@@ -181,7 +181,7 @@ function suppliedPerItem(node: FlowNode, key: string): boolean {
   const map = node.map;
   if (!map) return false;
   if (map.as !== undefined) return map.as === key;
-  return Array.isArray(map.over) && map.over.some((point) => isPlainObject(point) && key in point);
+  return Array.isArray(map.over) && map.over.some((point) => isPlainObject(point) && Object.hasOwn(point, key));
 }
 
 /** A FlowGraph whose id-keyed views are made on first use: the scheduler needs only the indexed form. */
