@@ -352,7 +352,7 @@ export function checkSignature(signature: readonly SignatureColumn[], shape: Inp
       if (col.required) problems.push(`missing column "${col.name}" (${col.type}, required)`);
       continue;
     }
-    const seen = shape.types?.[col.name];
+    const seen = shape.types && Object.hasOwn(shape.types, col.name) ? shape.types[col.name] : undefined;
     if (!seen) continue;
     const ok = compatible(col.type);
     if (!ok) continue;
@@ -398,19 +398,17 @@ function jsonType(v: unknown): string | undefined {
 }
 
 function shapeOfRecords(rows: readonly Record<string, unknown>[]): InputShape {
-  const columns: string[] = [];
-  const types: Record<string, Set<string>> = {};
+  // A Map: a column may be named `constructor` or `__proto__`, which a plain object's lookup takes from its prototype.
+  const types = new Map<string, Set<string>>();
   for (const row of rows) {
     for (const [k, v] of Object.entries(row)) {
-      if (!types[k]) {
-        types[k] = new Set();
-        columns.push(k);
-      }
+      let seen = types.get(k);
+      if (!seen) types.set(k, (seen = new Set()));
       const t = jsonType(v);
-      if (t) types[k]!.add(t);
+      if (t) seen.add(t);
     }
   }
-  return { columns, types: Object.fromEntries(Object.entries(types).map(([k, s]) => [k, [...s]])) };
+  return { columns: [...types.keys()], types: Object.fromEntries([...types].map(([k, s]) => [k, [...s]])) };
 }
 
 /** `a (number), b (string)` for messages. */
@@ -468,7 +466,7 @@ export async function prepareModelInput(nodeId: string, data: unknown, format: M
 }
 
 function toFormat(rows: Record<string, unknown>[], columns: readonly string[], format: ModelInputFormat): unknown {
-  if (format === "dataframe_split") return { columns, data: rows.map((r) => columns.map((c) => r[c] ?? null)) };
+  if (format === "dataframe_split") return { columns, data: rows.map((r) => columns.map((c) => (Object.hasOwn(r, c) ? r[c] : null) ?? null)) };
   return rows;
 }
 
