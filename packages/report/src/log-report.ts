@@ -5,7 +5,7 @@
  */
 import { basename, dirname, join } from "node:path";
 import { type EndingFlowRun, hasLocalArtifacts, type Tracker, writeRunFiles } from "@cairn/core";
-import { readReportData, type ReadReportOptions } from "./report-data.ts";
+import { readReportData, type ReadReportOptions, type ReportData, type ReportTask } from "./report-data.ts";
 import { renderReportInTurns, type RenderOptions } from "./render.ts";
 
 /** Where the report lives among a flow run's artifacts. */
@@ -27,7 +27,7 @@ export interface LoggedReport {
 export interface BuildReportOptions extends ReadReportOptions, RenderOptions {
   /**
    * Replaces each secret in a text by `***` (EndingFlowRun.mask): applied to every text the report
-   * reads, before it is cut short or escaped, and to the page itself.
+   * reads, before it is cut short or escaped. The page's own markup is not masked.
    */
   mask?: (text: string) => string;
 }
@@ -37,16 +37,44 @@ export async function buildReport(tracker: Tracker, runId: string, options: Buil
   const { mask } = options;
   const data = await readReportData(tracker, runId, options);
   if (!mask) return renderReportInTurns(data, options);
-  // The data first: a param the page cuts at 120 characters would keep the part of a secret before the cut.
-  return mask(await renderReportInTurns(maskTexts(data, mask), options));
+  // The data, not the page: a param the page cuts at 120 characters would keep the part of a
+  // secret before the cut, and a secret that is also a word of the markup (`span`) or a number
+  // (`2026`) would break the page's tags, dates and drawing.
+  return renderReportInTurns(maskReportData(data, mask), options);
 }
 
-/** `value` (plain data) with `mask` applied to every string in it, keys too. */
-function maskTexts<T>(value: T, mask: (text: string) => string): T {
+/**
+ * `data` with every text the run recorded masked (names, messages, logs, why lines, param
+ * values, and the names of params and metrics), but for the report's own words (a task's state,
+ * a run's status, a group's kind, a selector's order) and the data's own field names: the page
+ * writes those into class names and compares them, and none is a text of the run.
+ */
+function maskReportData(data: ReportData, mask: (text: string) => string): ReportData {
+  const masked = maskValues(data, mask);
+  return {
+    ...masked,
+    flow: { ...masked.flow, status: data.flow.status, params: maskKeys(masked.flow.params, mask), metrics: maskKeys(masked.flow.metrics, mask) },
+    tasks: masked.tasks.map((task, i) => withOwnWords(task, data.tasks[i]!, mask)),
+  };
+}
+
+/** `task` (masked) with the state, group kind and selector order of `read` (as read), and its params' and metrics' names masked. */
+function withOwnWords(task: ReportTask, read: ReportTask, mask: (text: string) => string): ReportTask {
+  const group = task.group && read.group ? { ...task.group, kind: read.group.kind, ...(task.group.select && read.group.select ? { select: { ...task.group.select, order: read.group.select.order } } : {}) } : undefined;
+  return { ...task, state: read.state, params: maskKeys(task.params, mask), metrics: maskKeys(task.metrics, mask), ...(group ? { group } : {}) };
+}
+
+/** `value` (plain data) with `mask` applied to every string in it; keys are left as they are. */
+function maskValues<T>(value: T, mask: (text: string) => string): T {
   if (typeof value === "string") return mask(value) as T;
-  if (Array.isArray(value)) return value.map((item: unknown) => maskTexts(item, mask)) as T;
+  if (Array.isArray(value)) return value.map((item: unknown) => maskValues(item, mask)) as T;
   if (value === null || typeof value !== "object") return value;
-  return Object.fromEntries(Object.entries(value).map(([key, item]) => [mask(key), maskTexts(item, mask)])) as T;
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, maskValues(item, mask)])) as T;
+}
+
+/** `record` with `mask` applied to its keys: a run's params and metrics, named by the run. */
+function maskKeys<V>(record: Record<string, V>, mask: (text: string) => string): Record<string, V> {
+  return Object.fromEntries(Object.entries(record).map(([key, item]) => [mask(key), item]));
 }
 
 /** Options of {@link logReport}. */

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { CacheStore } from "@cairn/cache";
 import { LocalStore, MISS_REASON_TAG, type RunFilter, type RunRecord } from "@cairn/core";
 import {
+  buildReport,
   criticalPath,
   layoutGraph,
   layoutTimeline,
@@ -439,6 +440,42 @@ describe("the report's HTML", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  /** The page's tags, in order, by name: what a mask must leave as it is. */
+  const tagNames = (html: string) => [...html.matchAll(/<\/?([a-z][a-z0-9-]*)/gi)].map((m) => m[1]);
+  /** What `EndingFlowRun.mask` does with these secrets. */
+  const masking = (...secrets: string[]) => (text: string) => secrets.reduce((t, s) => t.replaceAll(s, "***"), text);
+
+  it("masks the run's texts, not the page: a secret that is a word of the markup leaves every tag whole", async () => {
+    const tracker = new LocalStore({ root });
+    const plain = await buildReport(tracker, secondRunId);
+    const html = await buildReport(tracker, secondRunId, { mask: masking("span", "full", "cached") });
+    expect(plain).toContain('<span class="badge');
+    expect(tagNames(html)).toEqual(tagNames(plain));
+    expect(html).not.toContain("<***");
+    // A task's state is the report's word, not the run's: its classes and counts stay.
+    expect(html).toMatch(/class="chip st-cached" data-count="cached"[^>]*>2 cached</);
+    // The run's texts are masked still: the failed task's stderr.
+    expect(html).toContain("disk &lt;b&gt;***&lt;/b&gt; &amp; more");
+    expect(html).not.toContain("full</b>");
+  });
+
+  it("masks the run's texts, not the page: a numeric secret leaves dates, times and the drawing as they are", async () => {
+    const tracker = new LocalStore({ root });
+    const data = await readReportData(tracker, secondRunId);
+    const year = String(new Date(data.flow.startTime).getUTCFullYear());
+    const plain = await buildReport(tracker, secondRunId);
+    const html = await buildReport(tracker, secondRunId, { mask: masking(year) });
+    expect(tagNames(html)).toEqual(tagNames(plain));
+    const started = new Date(data.flow.startTime).toISOString().slice(0, 10);
+    expect(html).toContain(`started ${started} `);
+    expect(html).toMatch(new RegExp(`Written by cairn report at ${year}-`));
+    // The drawing's coordinates are numbers of the page, not texts of the run.
+    const coordinates = (page: string) => [...page.matchAll(/\s(x|y|x1|x2|y1|y2|width|height|d|points|viewBox|transform)="([^"]*)"/g)].map((m) => m[2]);
+    expect(coordinates(html)).toEqual(coordinates(plain));
+    // A text of the run that holds the number is masked: the nearest entry's date in a why.
+    expect(html).toContain(`from ***-`);
   });
 
   it("a cancelled run says why in its record (cairn.cancel_reason) and its report's header, masked as errors are", async () => {
