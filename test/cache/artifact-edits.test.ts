@@ -6,8 +6,10 @@
  * its bytes, nor does one whose folder kept its files' names and stats: the reads of node:fs are
  * counted by path (everything else about them is real).
  */
+import { execFile } from "node:child_process";
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { type Artifact, flow, task } from "@cairn/dsl";
 import "@cairn/mlflow/register";
@@ -121,6 +123,27 @@ describe("an artifact kept in this root, with the embedded store", () => {
     });
   }
 
+  it("a file edited with its size kept and its time set back (touch -r): the task runs again", async () => {
+    const root = await tmp();
+    const f = artifactFlow("restored");
+    const first = await runCollect(f.build(1), { root });
+    const artifact = (first.result.outputs as { file: Artifact }).file;
+    // Its time to the nanosecond, kept aside and set back after the edit, as touch -d or -r does.
+    const aside = join(root, "time-aside");
+    await writeFile(aside, "");
+    const touch = (...args: string[]) => promisify(execFile)("touch", args);
+    await touch("-r", artifact.path, aside);
+    const { mtimeNs } = await stat(artifact.path, { bigint: true });
+    await writeFile(artifact.path, "PAYLOAD");
+    await touch("-r", aside, artifact.path);
+    expect((await stat(artifact.path, { bigint: true })).mtimeNs).toBe(mtimeNs);
+    const again = await runCollect(f.build(2), { root });
+    // Before, size and time were the stamped ones: the edited bytes were handed on as the hit's.
+    expect(statuses(again.result)).toEqual({ "restored-make": "succeeded", "restored-use": "succeeded" });
+    expect((again.result.outputs as { used: { text: string } }).used.text).toBe("payload");
+    expect(again.warnings.find((w) => /changed since it was cached/.test(w))).toContain(`${artifact.path} no longer holds the bytes its run recorded`);
+  });
+
   it("a file digested once more since its stamp (touched, same bytes) stays a hit, and the next hit reads it no more", async () => {
     const root = await tmp();
     const f = artifactFlow("touched");
@@ -143,7 +166,7 @@ describe("an artifact kept in this root, with the embedded store", () => {
 describe("a folder artifact kept in this root, with the embedded store", () => {
   beforeEach(() => void reads.splice(0));
 
-  it("a hit whose folder kept its files' names, sizes and times reads none of them, and an edit that keeps both goes unseen, as for a file", async () => {
+  it("a hit whose folder kept its files' names, sizes and times reads none of them, and an edit that keeps both is seen by its change time", async () => {
     const root = await tmp();
     const f = folderFlow("folder-unread");
     const first = await runCollect(f.build(1), { root });
@@ -155,13 +178,27 @@ describe("a folder artifact kept in this root, with the embedded store", () => {
     expect(again.warnings).toEqual([]);
     // Before, every hit digested the folder anew: each of its files was read.
     expect(readsIn(model.path)).toEqual([]);
-    // The limit README states: same size, same time restored (touch -d) is trusted unread.
+    // Same size, same time restored (touch -d): before, trusted unread and handed on as the hit's.
     const edited = join(model.path, fileName(0));
     await writeFile(edited, Buffer.alloc(100, 7));
     await utimes(edited, FOLDER_TIME, FOLDER_TIME);
     const third = await runCollect(f.build(2), { root });
-    expect(statuses(third.result)).toEqual({ "folder-unread-make": "cached", "folder-unread-use": "succeeded" });
-    expect(f.calls).toEqual({ make: 1, use: 2 });
+    expect(statuses(third.result)).toEqual({ "folder-unread-make": "succeeded", "folder-unread-use": "succeeded" });
+    expect(f.calls).toEqual({ make: 2, use: 2 });
+    expect((third.result.outputs as { used: { firstByte: number } }).used.firstByte).toBe(0);
+    expect(third.warnings.find((w) => /changed since it was cached/.test(w))).toContain(`(in the folder: ${fileName(0)} changed)`);
+  });
+
+  it("a file of the folder overwritten by cp -p from another of the same size and time (same inode, same time): the task runs again", async () => {
+    const root = await tmp();
+    const f = folderFlow("folder-cp");
+    const first = await runCollect(f.build(1), { root });
+    const model = (first.result.outputs as { model: Artifact }).model;
+    await promisify(execFile)("cp", ["-p", join(model.path, fileName(2)), join(model.path, fileName(0))]);
+    const again = await runCollect(f.build(2), { root });
+    expect(statuses(again.result)).toEqual({ "folder-cp-make": "succeeded", "folder-cp-use": "succeeded" });
+    expect((again.result.outputs as { used: { firstByte: number } }).used.firstByte).toBe(0);
+    expect(again.warnings.find((w) => /changed since it was cached/.test(w))).toContain(`(in the folder: ${fileName(0)} changed)`);
   });
 
   const changes: Array<[string, (folder: string) => Promise<void>, RegExp]> = [

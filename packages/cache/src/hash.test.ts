@@ -152,9 +152,9 @@ describe("digestFile / digestPath", () => {
     const listing = await listFolder(root);
     const x = await stat(join(root, "x.txt"), { bigint: true });
     expect(listing).toEqual({
-      "x.txt": `file 5 ${x.mtimeNs} ${x.ino}`,
+      "x.txt": `file 5 ${x.mtimeNs} ${x.ino} ${x.ctimeNs}`,
       // A link to a file is the file, as its digest reads it; a broken one counts by its target text.
-      "sub/to-x": `file 5 ${x.mtimeNs} ${x.ino}`,
+      "sub/to-x": `file 5 ${x.mtimeNs} ${x.ino} ${x.ctimeNs}`,
       broken: "link missing",
       sub: "dir",
       "sub/empty": "dir",

@@ -272,8 +272,9 @@ export async function describePath(path: string): Promise<PathDescription> {
 
 /**
  * What one walk of a folder's stats says of it, by relative path (with `/`): each file's size,
- * modification time (ns) and inode, each folder, each link counted by its target text; the
- * same entries, links followed the same way, as {@link describePath} digests. No file is read.
+ * modification time, change time (ns) and inode, each folder, each link counted by its target
+ * text; the same entries, links followed the same way, as {@link describePath} digests. No file
+ * is read.
  */
 export type FolderListing = Record<string, string>;
 
@@ -281,7 +282,9 @@ export type FolderListing = Record<string, string>;
  * The {@link FolderListing} of the folder at `path`: what a folder's digest is trusted on once
  * taken (a file added, removed or renamed in it, or edited in place, changes it). The inode is
  * there so that two files of one size and time swapped by name are seen too: a file system's
- * clock ticks coarsely enough for a task's files to share a time.
+ * clock ticks coarsely enough for a task's files to share a time. The change time is there so
+ * that an edit whose modification time was set back (`touch -d`, `cp -p` of a file of the same
+ * size and time) is seen too: any write, and setting the times, sets it to now.
  */
 export async function listFolder(path: string): Promise<FolderListing> {
   const records: FolderRecord[] = [];
@@ -296,7 +299,7 @@ interface FileRecord {
   relative: string;
   absolute: string;
   size: number;
-  /** What one stat says of the file: size, modification time (ns) and inode (see {@link listFolder}). */
+  /** What one stat says of the file: size, modification time (ns), inode and change time (ns) (see {@link listFolder}). */
   stamp: string;
   digest: string;
 }
@@ -324,7 +327,7 @@ async function walk(absolute: string, relative: string, ancestors: string[], out
       out.push({ type: "dir", relative: childRelative });
       await walk(childAbsolute, childRelative, [...ancestors, await realpath(childAbsolute)], out);
     } else if (info.isFile()) {
-      const stamp = `${info.size} ${info.mtimeNs} ${info.ino}`;
+      const stamp = `${info.size} ${info.mtimeNs} ${info.ino} ${info.ctimeNs}`;
       out.push({ type: "file", relative: childRelative, absolute: childAbsolute, size: Number(info.size), stamp, digest: "" });
     }
     // Sockets, FIFOs and devices have no content to digest; they are left out.

@@ -1,10 +1,12 @@
 /**
- * What this root knows of the artifacts it digested: each file's size and modification time (ns)
- * when its digest was taken, as DVC keeps them for the files it tracks, and for a folder the same
- * of every file in it with their names (its {@link FolderListing}). A hit whose artifact kept all
- * of them since is trusted on its stats instead of reading the bytes again; one whose stat or
- * listing changed (an edit in place, through any of its hard links; a file added, removed or
- * renamed in a folder) is digested anew. A stamp is a fact about a file here, not about an entry,
+ * What this root knows of the artifacts it digested: each file's size, modification time and
+ * change time (ns) when its digest was taken, as DVC keeps the first two for the files it tracks,
+ * and for a folder the same of every file in it with their names (its {@link FolderListing}). A
+ * hit whose artifact kept all of them since is trusted on its stats instead of reading the bytes
+ * again; one whose stat or listing changed (an edit in place, through any of its hard links; a
+ * file added, removed or renamed in a folder) is digested anew. The change time is there because
+ * the modification time can be set back (`touch -d`, `cp -p` over a file of the same size): any
+ * write sets the change time to now, and so does setting the other times. A stamp is a fact about a file here, not about an entry,
  * so it is kept in this root alone (`<root>/artifact-stamps/<run id>.json`, one file per run whose
  * artifacts it stamps), never in an entry a shared store or server holds: a stat says nothing of
  * another machine's copy. An artifact with no stamp (written by an older Cairn, or a stamp lost to
@@ -23,6 +25,8 @@ interface FileStamp {
   size: number;
   /** `mtimeNs` as a decimal string: nanoseconds pass `Number.MAX_SAFE_INTEGER`. */
   mtimeNs: string;
+  /** `ctimeNs` likewise. Absent from the stamps of an older Cairn: such a stamp is not trusted, and the file is digested and stamped again. */
+  ctimeNs?: string;
 }
 
 /** A folder's digest and the listing it had while it was read. No `size`: an older Cairn, which stamps files alone, never takes it for a file's. */
@@ -64,7 +68,7 @@ export class ArtifactStamps {
 
   /**
    * The digest of the artifact at `path`, a file or folder of run `runId`, whose stat is `info`:
-   * its stamp's when the file's size and mtime, or each of the folder's files' and their names,
+   * its stamp's when the file's size, mtime and ctime, or each of the folder's files' and their names,
    * are the stamped ones (no byte is read), else read and digested, and stamped anew when it did
    * not change while it was read (`record`; plan and explain, which change nothing, do not).
    */
@@ -99,8 +103,8 @@ export class ArtifactStamps {
     if (!first.isFile()) return { described };
     // A write during the read would give a digest of neither content: stamped only when the stat held.
     const after = await stat(path, { bigint: true }).catch(() => undefined);
-    if (!after || after.size !== first.size || after.mtimeNs !== first.mtimeNs) return { described };
-    return { described, stamp: { path: resolvePath(path), digest: described.digest, size: Number(after.size), mtimeNs: String(after.mtimeNs) } };
+    if (!after || after.size !== first.size || after.mtimeNs !== first.mtimeNs || after.ctimeNs !== first.ctimeNs) return { described };
+    return { described, stamp: { path: resolvePath(path), digest: described.digest, size: Number(after.size), mtimeNs: String(after.mtimeNs), ctimeNs: String(after.ctimeNs) } };
   }
 
   /** {@link describe} of a folder whose listing before the read is `before`: stamped only when its listing held. */
@@ -174,7 +178,9 @@ export class ArtifactStamps {
 }
 
 function sameStat(stamp: FileStamp | FolderStamp, info: BigIntStats): boolean {
-  return typeof stamp.digest === "string" && "size" in stamp && stamp.size === Number(info.size) && stamp.mtimeNs === String(info.mtimeNs);
+  return (
+    typeof stamp.digest === "string" && "size" in stamp && stamp.size === Number(info.size) && stamp.mtimeNs === String(info.mtimeNs) && stamp.ctimeNs === String(info.ctimeNs)
+  );
 }
 
 function isFolderStamp(stamp: FileStamp | FolderStamp): stamp is FolderStamp {

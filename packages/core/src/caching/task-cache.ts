@@ -807,7 +807,7 @@ export class TaskCache {
     const values = walk(outputs);
     // A few files digested at a time: an output of thousands of artifacts must not open them all at once (EMFILE).
     const digests = new PQueue({ concurrency: DIGESTS_AT_ONCE });
-    // Each file's size and mtime as it was digested, by run: what lets a later hit trust it on a stat.
+    // Each file's size, mtime and ctime as it was digested, by run: what lets a later hit trust it on a stat.
     const stamps = new Map<string, StampOf[]>();
     const artifacts = await Promise.all(
       found.map(async ({ artifact, path, copy }): Promise<ArtifactRecord> => {
@@ -1086,7 +1086,7 @@ export class TaskCache {
 
   /**
    * Whether the file or folder at `path` (whose stat is `info`) holds the artifact's recorded
-   * bytes: a file whose size and mtime are those stamped when it was last digested, or a folder
+   * bytes: a file whose size, mtime and ctime are those stamped when it was last digested, or a folder
    * whose files and their stats are, is not read again (see {@link ArtifactStamps}); any other is
    * digested. `changed`: what changed in a stamped folder.
    */
