@@ -161,6 +161,18 @@ describe("digestFile / digestPath", () => {
     });
   });
 
+  it("lists a file named __proto__ as any other, in an object with no prototype", async () => {
+    const root = join(dir, "proto");
+    await mkdir(root);
+    await writeFile(join(root, "__proto__"), "x");
+    const listing = await listFolder(root);
+    const info = await stat(join(root, "__proto__"), { bigint: true });
+    expect(Object.keys(listing)).toEqual(["__proto__"]);
+    expect(Object.hasOwn(listing, "__proto__")).toBe(true);
+    expect(listing["__proto__"]).toBe(`file 1 ${info.mtimeNs} ${info.ino} ${info.ctimeNs}`);
+    expect(Object.getPrototypeOf(listing)).toBeNull();
+  });
+
   it("counts renames and empty folders", async () => {
     const a = join(dir, "a");
     const b = join(dir, "b");

@@ -274,7 +274,7 @@ export async function describePath(path: string): Promise<PathDescription> {
  * What one walk of a folder's stats says of it, by relative path (with `/`): each file's size,
  * modification time, change time (ns) and inode, each folder, each link counted by its target
  * text; the same entries, links followed the same way, as {@link describePath} digests. No file
- * is read.
+ * is read. A null-prototype object: a file may be named `__proto__`.
  */
 export type FolderListing = Record<string, string>;
 
@@ -289,7 +289,8 @@ export type FolderListing = Record<string, string>;
 export async function listFolder(path: string): Promise<FolderListing> {
   const records: FolderRecord[] = [];
   await walk(path, "", [await realpath(path)], records);
-  const listing: FolderListing = {};
+  // No prototype: a file named `__proto__` is an entry like any other, not a prototype to set.
+  const listing: FolderListing = Object.create(null) as FolderListing;
   for (const record of records) listing[record.relative] = record.type === "file" ? `file ${record.stamp}` : record.type === "link" ? `link ${record.target}` : "dir";
   return listing;
 }

@@ -141,4 +141,22 @@ describe("ArtifactStamps", () => {
     const written = JSON.parse(await readFile(join(dir, "artifact-stamps", "run1.json"), "utf8")) as Record<string, { digest: string; ctimeNs?: string }>;
     expect(written[file]).toEqual({ digest: sha256("payload"), size: Number(info.size), mtimeNs: String(info.mtimeNs), ctimeNs: String(info.ctimeNs) });
   });
+
+  it("sees an edit to a file named __proto__ in a stamped folder, in this process and the next", async () => {
+    const dir = await tmp();
+    const folder = join(dir, "model");
+    await mkdir(folder);
+    await writeFile(join(folder, "__proto__"), "weights");
+    await writeFile(join(folder, "config.json"), "{}");
+    const stamps = join(dir, "artifact-stamps");
+    const first = new ArtifactStamps(stamps);
+    const taken = await first.describe(folder);
+    await first.add("run1", [taken.stamp!]);
+    const written = JSON.parse(await readFile(join(stamps, "run1.json"), "utf8")) as Record<string, { files: Record<string, string> }>;
+    expect(Object.keys(written[folder]!.files).sort()).toEqual(["__proto__", "config.json"]);
+    await writeFile(join(folder, "__proto__"), "other weights, longer");
+    const changed = { digest: await digestPath(folder), changed: { edited: ["__proto__"], added: [], removed: [] } };
+    expect(await first.digestOf(folder, "run1", await stat(folder, { bigint: true }), { record: false })).toEqual(changed);
+    expect(await new ArtifactStamps(stamps).digestOf(folder, "run1", await stat(folder, { bigint: true }), { record: false })).toEqual(changed);
+  });
 });
