@@ -201,6 +201,30 @@ describe("a folder artifact kept in this root, with the embedded store", () => {
     expect(again.warnings.find((w) => /changed since it was cached/.test(w))).toContain(`(in the folder: ${fileName(0)} changed)`);
   });
 
+  it("a lookup says a file added to the folder since with a secret in its name masked", async () => {
+    const { CACHE_KEY_TAG, LocalStore, TaskCache } = await import("@cairn/core");
+    const { CacheStore } = await import("@cairn/cache");
+    const secret = "Add3d-S3cret-55";
+    const root = await tmp();
+    const f = folderFlow("folder-secret-name");
+    const first = await runCollect(f.build(1), { root });
+    const model = (first.result.outputs as { model: Artifact }).model;
+    await writeFile(join(model.path, `extra-${secret}.bin`), "new");
+    const tracker = new LocalStore({ root });
+    const made = (await tracker.getRun(first.result.tasks["folder-secret-name-make"]!.runId!))!;
+    const key = made.tags[CACHE_KEY_TAG]!;
+    const store = await CacheStore.fromUrl(undefined, { root });
+    try {
+      const secrets = { find: () => undefined, mask: (text: string) => text.replaceAll(secret, "***") };
+      const cache = new TaskCache(store, tracker, made.experimentId, root, {}, {}, secrets);
+      const { bad } = await cache.lookup(key, { readOnly: true });
+      expect(bad?.reason).toContain("(in the folder: extra-***.bin added)");
+      expect(bad?.reason).not.toContain(secret);
+    } finally {
+      await store.close();
+    }
+  });
+
   const changes: Array<[string, (folder: string) => Promise<void>, RegExp]> = [
     ["a file added", (folder) => writeFile(join(folder, "shards", "extra.bin"), "new"), /in the folder: shards\/extra\.bin added\)/],
     ["a file removed", (folder) => rm(join(folder, "shards", fileName(3))), new RegExp(`in the folder: shards/${fileName(3)} removed\\)`)],

@@ -5,7 +5,7 @@
  * output and flow params. Real `cairn run` processes, and the engine for the edge cases.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -343,6 +343,49 @@ describe("the engine", () => {
     expect(hits).toEqual([]);
     // Only the file the script wrote itself is there under such a name: Cairn writes none.
     expect(files.filter((file) => parts.some((part) => file.includes(part)))).toEqual([expect.stringMatching(/m-Pä'ss"\$w\\ord-9Zk\.txt$/)]);
+  });
+
+  it("refuses a folder artifact holding a file whose name carries a secret, before its run records anything: no stamp, entry or record names it", async () => {
+    const root = await scratch();
+    const given = "F0lder-S3cret-91x"; // known from the start
+    const fromEnv = "EnvF0ld-T0k-27q"; // known from the moment the task asks for it
+    const folderTask = (id: string, secretName: string) =>
+      task(id).run(async (_, ctx) => {
+        const folder = await ctx.artifacts.path("model");
+        await mkdir(join(folder, "sub"), { recursive: true });
+        await writeFile(join(folder, "config.json"), "{}");
+        await writeFile(join(folder, "sub", `tok-${ctx.secret(secretName)}.json`), "x");
+        return { model: await ctx.artifacts.file("model") };
+      });
+    const givenTask = folderTask("given-secret", "API_KEY");
+    const envTask = folderTask("env-secret", "ENV_TOK");
+    // A folder whose names hold no secret is handed on as before, with the secrets known.
+    const clean = task("clean").run(async (_, ctx) => {
+      const folder = await ctx.artifacts.path("clean");
+      await mkdir(folder, { recursive: true });
+      await writeFile(join(folder, `tok-${ctx.secret("API_KEY").length}.json`), "x");
+      return { model: await ctx.artifacts.file("clean") };
+    });
+    const f = flow("secret-folder-names").build(() => (givenTask(), envTask(), clean(), {}));
+    const { result, events } = await collect(f, { root, failurePolicy: "continue", env: { ...process.env, ENV_TOK: fromEnv }, secrets: { API_KEY: given } });
+    expect(result.tasks.clean!.status).toBe("succeeded");
+    for (const id of ["given-secret", "env-secret"]) {
+      expect(result.tasks[id]!.status, id).toBe("failed");
+      expect(result.tasks[id]!.error?.name, id).toBe("SecretLeakError");
+      expect(result.tasks[id]!.error?.message, id).toContain("in the name of a file in its folder artifact model (sub/tok-***.json)");
+      expect(result.tasks[id]!.error?.message, id).toContain("name the folder's files without it");
+    }
+    // Nothing Cairn wrote or said holds it: not the artifact stamps, the cache, the runs' records.
+    const said = JSON.stringify({ result, events });
+    expect([given, fromEnv].filter((secret) => said.includes(secret))).toEqual([]);
+    const { hits, files } = await filesContaining(root, [given, fromEnv]);
+    expect(hits).toEqual([]);
+    expect(files.some((file) => file.includes("artifact-stamps"))).toBe(true); // the clean folder's
+    // Only the files the tasks wrote themselves are there under such names.
+    expect(files.filter((file) => file.includes(given) || file.includes(fromEnv)).map((file) => file.split("/").slice(-3).join("/"))).toEqual(
+      expect.arrayContaining([`model/sub/tok-${given}.json`, `model/sub/tok-${fromEnv}.json`]),
+    );
+    expect(files.filter((file) => file.includes(given) || file.includes(fromEnv))).toHaveLength(2);
   });
 
   it("an artifact refused for a secret from the environment in its name leaves no file under that name", async () => {

@@ -372,8 +372,11 @@ export class TaskCache {
     private readonly workDir: string,
     private readonly env: NodeJS.ProcessEnv = process.env,
     options: TaskCacheOptions = {},
-    /** The run's secrets: an entry whose outputs hold one (written before it was known) is not used. */
-    private readonly secrets?: Pick<SecretRegistry, "find">,
+    /**
+     * The run's secrets: an entry whose outputs hold one (written before it was known) is not
+     * used, and what a lookup says of an entry (file names found in a folder artifact) is masked.
+     */
+    private readonly secrets?: Pick<SecretRegistry, "find" | "mask">,
   ) {
     this.strict = options.strict === true;
     this.missingExperiment = options.missingExperiment;
@@ -729,20 +732,26 @@ export class TaskCache {
     try {
       verdict = secret !== undefined ? { problem: `its outputs hold the value of secret "${secret}"` } : await this.verify(entry, readOnly);
     } catch (error) {
-      return { bad: { key, reason: `it could not be checked: ${(error as Error).message.replace(/\.$/, "")}`, kept: true } };
+      return { bad: { key, reason: this.masked(`it could not be checked: ${(error as Error).message.replace(/\.$/, "")}`), kept: true } };
     }
     if (verdict.problem === undefined) {
       const usable = withPaths(entry, verdict.moved);
       if (!readOnly) this.heldBy(usable);
-      return { entry: usable, ...(verdict.edited.length ? { edited: editedWarning(verdict.edited) } : {}) };
+      return { entry: usable, ...(verdict.edited.length ? { edited: this.masked(editedWarning(verdict.edited)) } : {}) };
     }
-    const problem = verdict.problem;
+    // It names the files found changed in a folder: names the task never chose (added since) may hold a secret.
+    const problem = this.masked(verdict.problem);
     // An entry another tracker recorded (a teammate's local store, through a shared redis)
     // cannot be checked from here: it is a miss here, but stays for whoever can use it.
     const hereId = await this.storeId();
     if (!fromTracker && this.isForeign(entry, hereId)) return this.foreignOf(key, entry, hereId);
     if (!readOnly && !fromTracker) await this.guard(() => this.store.delete(key), false).catch(() => false);
     return { bad: { key, reason: problem } };
+  }
+
+  /** `text` with the run's secrets masked (see {@link secrets}). */
+  private masked(text: string): string {
+    return this.secrets ? this.secrets.mask(text) : text;
   }
 
   /**

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { readdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, join, resolve as resolvePath, sep } from "node:path";
+import { rename, rm, stat, writeFile } from "node:fs/promises";
+import { listFolder } from "@cairn/cache";
+import { dirname, join, resolve as resolvePath } from "node:path";
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import { setOwnProperty } from "../definition/ref.ts";
 import { makeFolder } from "../make-folder.ts";
@@ -13,7 +14,7 @@ import { ARTIFACT_FILE, type ArtifactWriter, DECLARED_ENV, HOLD_WORK, type HeldW
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
-import { UndeclaredEnvError, UnsafePathError } from "../errors.ts";
+import { SecretLeakError, UndeclaredEnvError, UnsafePathError } from "../errors.ts";
 import { ownValue } from "../internal.ts";
 
 /** What every task context of one flow run shares; made once per run, not per task. */
@@ -196,22 +197,40 @@ export class RunningTaskContext implements TaskContext {
   }
 
   /**
-   * Checks the names inside the folders among the attempt's artifact outputs by the rule of a
-   * task's own names (`taskArtifactPath`): each file of a folder artifact is uploaded under its
-   * path, so one an MLflow server refuses or renames would fail the run's closing after the task
-   * succeeded, or be stored where the run's record does not say. On every store, as the task's
-   * own names are, so that a flow that runs on the embedded store runs on a server too. Only the
-   * names given to `path()` and `file()` can be folders (`write()` makes a file): a task that
-   * gave none costs nothing here.
+   * Checks the names inside the folders among the attempt's artifact outputs, in one listing of
+   * each (as its stamps list it, links followed):
+   * - by the rule of a task's own names (`taskArtifactPath`): each file of a folder artifact is
+   *   uploaded under its path, so one an MLflow server refuses or renames would fail the run's
+   *   closing after the task succeeded, or be stored where the run's record does not say. On every
+   *   store, as the task's own names are, so that a flow that runs on the embedded store runs on a
+   *   server too;
+   * - for a known secret (SecretLeakError): the names inside go unmasked into this root's artifact
+   *   stamps, MLflow's artifact paths and the warnings of a later hit. The files stay where the
+   *   task wrote them.
+   * Only the names given to `path()`, `file()` and a script's markers can be folders (`write()`
+   * makes a file): a task that gave none costs nothing here.
    */
   async checkFolderNames(output: unknown): Promise<void> {
     const names = this.mayBeFolders_;
     if (!names) return;
+    const { secrets } = this.shared;
     for (const folder of artifactsNamed(output, this.runId, names)) {
-      // A file (ENOTDIR) or nothing there: not a folder; what is missing is another check's to say.
-      const entries = await readdir(folder.path, { recursive: true }).catch(() => [] as string[]);
+      // A file or nothing there: not a folder; what is missing is another check's to say.
+      if (!(await stat(folder.path).catch(() => undefined))?.isDirectory()) continue;
+      const entries = Object.keys(await listFolder(folder.path).catch(() => ({})));
       const source = `the folder artifact "${folder.artifactPath}" (a file in it)`;
-      for (const entry of entries) taskArtifactPath(`${folder.artifactPath}/${entry.split(sep).join("/")}`, { taskName: this.node.id, source });
+      for (const entry of entries) {
+        const secret = secrets.empty ? undefined : secrets.find(entry);
+        if (secret !== undefined) {
+          throw new SecretLeakError(
+            this.node.id,
+            secret,
+            `the name of a file in its folder artifact ${folder.artifactPath} (${secrets.mask(entry)})`,
+            "name the folder's files without it (fixed names, or ones made of the task's inputs).",
+          );
+        }
+        taskArtifactPath(`${folder.artifactPath}/${entry}`, { taskName: this.node.id, source });
+      }
     }
   }
 
