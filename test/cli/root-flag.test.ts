@@ -66,6 +66,21 @@ describe("cairn run --root: checked before the flow is loaded", () => {
     expect(r.code).toBe(2);
   });
 
+  // The early check made the folder, and a flow that then failed to load left it behind (before the check came first, nothing was made).
+  it("a flow file that does not load leaves no --root folder behind that the check made, and keeps one that was there", async () => {
+    const cwd = await tmp("cairn-cli-root-unmade-");
+    await writeFile(join(cwd, "broken.flow.ts"), "export default flow(\"x\"\n  .build(() => {\n");
+    const r = await cairn(["run", "broken.flow.ts", "--root", "new/state"], { cwd });
+    expect(r.stderr).toMatch(/broken\.flow\.ts/);
+    expect(r.code).not.toBe(0);
+    expect(existsSync(join(cwd, "new"))).toBe(false);
+    await mkdir(join(cwd, "kept"));
+    const kept = await cairn(["run", "broken.flow.ts", "--root", "kept/state"], { cwd });
+    expect(kept.code).not.toBe(0);
+    expect(existsSync(join(cwd, "kept"))).toBe(true);
+    expect(existsSync(join(cwd, "kept/state"))).toBe(false);
+  });
+
   it.runIf(existsSync("/proc/self"))("none of the flow's code runs for a root that cannot be made", async () => {
     const cwd = await tmp("cairn-cli-root-unrun-");
     const marker = join(cwd, "loaded");

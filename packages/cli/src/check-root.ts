@@ -5,7 +5,8 @@
  * does (`checkRunRoot`), and gives run() the root so checked (`ROOT_CHECKED`), which does not probe
  * it again: one probe, one wording.
  */
-import { resolve } from "node:path";
+import { rmdir, stat } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { checkRunRoot, OptionError, rootProblem, rootRefusal, type RootUse, type RunOptions } from "@cairn/core";
 import { UsageError } from "./usage-error.ts";
 
@@ -17,15 +18,43 @@ export async function checkRoot(given: string, use: RootUse): Promise<string> {
   throw new UsageError(rootRefusal({ given, root, use, why }, "--root"));
 }
 
+/** A root `cairn run` checked: its absolute path, and how to take back the folders the check made. */
+export interface CheckedRunRoot {
+  root: string;
+  /**
+   * Removes the folders the check made, deepest first, each only while it is empty: a run that
+   * does not start (its flow file does not load) leaves nothing behind, as before the check came
+   * first. A folder that was there before, or that something wrote into since, stays.
+   */
+  unmake(): Promise<void>;
+}
+
 /**
  * `cairn run --root DIR` checked as run() checks its root, before the flow is loaded: a bad root
  * was said only once the flow had loaded (compiled, imported, its module's code run), after a
  * broken flow file. Resolves to the absolute root, for run()'s `ROOT_CHECKED`.
  */
-export async function checkRunRootFlag(given: string, options: Pick<RunOptions, "tracker" | "cache">): Promise<string> {
-  return checkRunRoot({ root: given, ...options }).catch((error: unknown) => {
+export async function checkRunRootFlag(given: string, options: Pick<RunOptions, "tracker" | "cache">): Promise<CheckedRunRoot> {
+  const missing = await missingFolders(resolve(given));
+  const root = await checkRunRoot({ root: given, ...options }).catch((error: unknown) => {
     throw rootFlagError(error, given);
   });
+  return {
+    root,
+    unmake: async () => {
+      for (const folder of missing) if (!(await rmdir(folder).then(() => true, () => false))) return;
+    },
+  };
+}
+
+/** The folders of `root` and its parents that do not exist yet, deepest first: what a check that makes it makes. */
+async function missingFolders(root: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let dir = root; !(await stat(dir).then(() => true, () => false)); dir = dirname(dir)) {
+    missing.push(dir);
+    if (dirname(dir) === dir) break;
+  }
+  return missing;
 }
 
 /**

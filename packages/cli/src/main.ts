@@ -705,13 +705,21 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
   // Before the flow loads: a bad --root is cheaper to fix than a broken flow file, and none of the flow's code runs for it.
   const root = values.root;
-  const checkedRoot =
+  const checked =
     root === undefined ? undefined : await checkRunRootFlag(root, { ...(values["no-tracking"] ? { tracker: false } : {}), ...(values["no-cache"] ? { cache: false } : {}) });
+  const checkedRoot = checked?.root;
 
-  const flow = await loadFlow(positionals[0], { ...io, usage: "cairn run flow.ts" });
-  // A bad -p value is quoted back in its error: one that carries a secret of the file is masked there.
-  const params = await parseParams(flow.definition, values.param ?? []).catch((e: unknown) => {
-    throw secrets ? new SecretRegistry(secrets).maskThrown(e) : e;
+  // A flow that does not load, or params it refuses, start no run: the check's folders go again.
+  const { flow, params } = await (async () => {
+    const flow = await loadFlow(positionals[0], { ...io, usage: "cairn run flow.ts" });
+    // A bad -p value is quoted back in its error: one that carries a secret of the file is masked there.
+    const params = await parseParams(flow.definition, values.param ?? []).catch((e: unknown) => {
+      throw secrets ? new SecretRegistry(secrets).maskThrown(e) : e;
+    });
+    return { flow, params };
+  })().catch(async (e: unknown) => {
+    await checked?.unmake();
+    throw e;
   });
   const json = values.json === true;
   const quiet = values.quiet === true;
