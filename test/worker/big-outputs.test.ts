@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
-import { cairnRun, tmp } from "../cache/helpers.ts";
+import { cairnRun, jsonLines, tmp } from "../cache/helpers.ts";
 import { startWorker, useQueueServers } from "./helpers.ts";
 
 const servers = useQueueServers();
@@ -69,6 +69,31 @@ describe("inputs and outputs too large for the queue's Redis", () => {
       expect(await artifactsOf(String(r.json.at(-1)!.runId), "cairn/queued-inputs")).toEqual([]);
     } finally {
       await redis.stop();
+    }
+  }, 180_000);
+
+  // The file went on every settle, also when the job stayed in Redis: a worker taking it once Redis was back read a 404, and was told to check its reach of MLflow.
+  it("a task whose inputs went by reference and whose job may still be in Redis (the coordinator gave it up while Redis was away) keeps its inputs' file", async () => {
+    const redis = await startRedisServer();
+    try {
+      // SECRET_ROWS without a --secrets file: 2 MB of literal rows that carry no secret of the run, so they go by reference. No worker: the jobs wait.
+      const env = { FLOW_NAME: "big-inputs-down", MLFLOW_TRACKING_URI: servers.mlflow.uri, MLFLOW_EXPERIMENT_NAME: "big-inputs-down", SECRET_ROWS: "1", SECRET_MARK: "kept-mark", CAIRN_QUEUE_DOWN_MS: "2000" };
+      let stdout = "";
+      const run = cairnRun(flowFile, await tmp(), ["--queue", redis.url], env, (out) => (stdout = out));
+      let runId: string | undefined;
+      for (let i = 0; i < 600 && !runId; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const id = jsonLines(stdout).find((e) => e.type === "flow" && typeof e.runId === "string")?.runId as string | undefined;
+        if (id && (await artifactsOf(id, "cairn/queued-inputs")).length) runId = id;
+      }
+      expect(runId, "the inputs file to be written").toBeDefined();
+      await redis.stop();
+      const r = await run.done;
+      expect(r.code).toBe(1);
+      expect(r.json.find((e) => e.type === "task" && e.task === "length" && e.status === "failed")).toMatchObject({ error: { name: "QueueUnreachableError" } });
+      expect(await artifactsOf(runId!, "cairn/queued-inputs")).toEqual([expect.stringMatching(/^cairn\/queued-inputs\/length-[0-9a-f]{12}\.json$/)]);
+    } finally {
+      await redis.stop().catch(() => {});
     }
   }, 180_000);
 

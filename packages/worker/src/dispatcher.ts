@@ -176,8 +176,13 @@ class RedisQueueDispatcher implements QueueDispatcher {
       let lookForJob: NodeJS.Timeout | undefined;
       /** The job was found gone: the run its worker opened is being looked up. */
       let losing = false;
-      /** `then` once; `remove`: the outcome is here, and the job (its inputs, its outputs) leaves Redis. */
-      const settle = (then: () => void, remove = true) => {
+      /**
+       * `then` once; `remove`: the outcome is here, and the job (its inputs, its outputs) leaves
+       * Redis. `ended`: no worker can take the job any more (removed, or finished), so its inputs'
+       * file goes too; one that may still be in Redis (Redis away, the job not found) keeps it,
+       * or a worker taking it later finds no inputs.
+       */
+      const settle = (then: () => void, remove = true, ended = remove) => {
         if (done) return;
         done = true;
         clearInterval(lookForJob);
@@ -185,7 +190,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
         this.stalls.delete(id);
         signal.removeEventListener("abort", onAbort);
         // A job a worker still holds (a cancel it did not answer) stays, and goes with removeOnComplete.
-        const removals = [...(remove ? [queue.remove(id).catch(() => {})] : []), ...(sent.inputsIn ? [dropInputs(sent, this.tracker)] : [])];
+        const removals = [...(remove ? [queue.remove(id).catch(() => {})] : []), ...(ended && sent.inputsIn ? [dropInputs(sent, this.tracker)] : [])];
         for (const removal of removals) {
           this.removing.add(removal);
           void removal.finally(() => this.removing.delete(removal));
@@ -198,7 +203,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
         reading = true;
         void fromSent(sent, this.tracker, task.nodeId).then((outcome) => settle(() => resolve(outcome)));
       };
-      const failedJob = (error: Error) => void this.failed(task, id, error).then((outcome) => settle(() => resolve(outcome)), (e: Error) => settle(() => reject(e), false));
+      const failedJob = (error: Error) => void this.failed(task, id, error).then((outcome) => settle(() => resolve(outcome)), (e: Error) => settle(() => reject(e), false, true));
       const onAbort = () => {
         void this.cancel(task.flowRunId).then(async () => {
           // A job no worker holds (not taken yet, or its worker died and its lock lapsed) is taken

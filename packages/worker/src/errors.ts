@@ -289,7 +289,9 @@ export class QueueOutputsUnreadableError extends CairnError {
 
 /**
  * A task's inputs, over about 1 MB of JSON, were left by the coordinator in its flow run in
- * MLflow instead of its job, and the worker that took the job could not read them there.
+ * MLflow instead of its job, and the worker that took the job could not read them there: the
+ * server could not be read (`removed` false), or the file was no longer there (`removed` true:
+ * the coordinator removes it once it has let the task go).
  */
 export class QueueInputsUnreadableError extends CairnError {
   static override readonly code: string = "CAIRN_QUEUE_INPUTS_UNREADABLE";
@@ -302,16 +304,23 @@ export class QueueInputsUnreadableError extends CairnError {
     worker: WorkerIdentity,
     /** Inputs over this many characters of JSON go by reference (INLINE_OUTPUTS_BYTES). */
     inlineBytes: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; removed?: boolean },
   ) {
     const cause = options?.cause instanceof Error ? options.cause.message : String(options?.cause ?? "no answer");
+    const left = `its inputs, over the ${inlineBytes / 1e6} MB that travel through the queue's Redis, were left by the coordinator in its flow run ${inputsIn.runId} (${inputsIn.path}${trackerUri ? ` on the MLflow server at ${redactUri(trackerUri)}` : ""})`;
     super(
-      `Task "${nodeId}" was not run by worker ${worker.id} (on ${worker.host}): its inputs, over the ${inlineBytes / 1e6} MB that travel through the queue's Redis, were left by the coordinator in its flow run ${inputsIn.runId} ` +
-        `(${inputsIn.path}${trackerUri ? ` on the MLflow server at ${redactUri(trackerUri)}` : ""}), which this worker could not read: ${cause}. ` +
-        `Check that this worker reaches the MLflow server and its artifacts (its MLFLOW_TRACKING_URI names the coordinator's server, with MLFLOW_TRACKING_USERNAME/PASSWORD if the server asks for them), then run the flow again.`,
+      options?.removed
+        ? // The server answered: nothing to check on this worker. The coordinator removes the file once it lets the task go.
+          `Task "${nodeId}" was not run by worker ${worker.id} (on ${worker.host}): ${left}, and are no longer there (${cause}): the coordinator removed them, its flow run having ended or given the task up ` +
+            `(its queue's Redis unreachable for longer than CAIRN_QUEUE_DOWN_MS, or the job lost) while the job waited. Run the flow again if it did not finish.`
+        : `Task "${nodeId}" was not run by worker ${worker.id} (on ${worker.host}): ${left}, which this worker could not read: ${cause}. ` +
+            `Check that this worker reaches the MLflow server and its artifacts (its MLFLOW_TRACKING_URI names the coordinator's server, with MLFLOW_TRACKING_USERNAME/PASSWORD if the server asks for them), then run the flow again.`,
       options?.cause === undefined ? undefined : { cause: options.cause },
     );
+    this.removed = options?.removed === true;
   }
+  /** The file was no longer there (the server said 404): the coordinator removed it, not a server this worker cannot reach. */
+  readonly removed: boolean;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { Tracker } from "@cairn/core";
+import { MlflowApiError, type Tracker } from "@cairn/core";
 import { type JobData, withNegativeZerosNoted } from "./job.ts";
 import { dropInputs, INPUTS_FOLDER, receivedInputs, sendInputs } from "./inputs-by-reference.ts";
 import { INLINE_OUTPUTS_BYTES } from "./outputs-by-reference.ts";
@@ -16,7 +16,7 @@ function memoryTracker() {
     deleteArtifact: async (runId: string, path: string) => void files.delete(`${runId}/${path}`),
     downloadArtifact: async (runId: string, path: string, dir: string) => {
       const text = files.get(`${runId}/${path}`);
-      if (text === undefined) throw new Error(`no artifact ${path} in run ${runId} (404)`);
+      if (text === undefined) throw new MlflowApiError(`mlflow-artifacts GET ${path}`, 404, "RESOURCE_DOES_NOT_EXIST", `no artifact ${path}`, runId);
       await mkdir(dir, { recursive: true });
       await writeFile(join(dir, basename(path)), text);
       return join(dir, basename(path));
@@ -62,6 +62,15 @@ describe("inputs by reference", () => {
       'Task "train[3]" was not run by worker host-a-42-abcd1234 (on host-a): its inputs, over the 1 MB that travel through the queue\'s Redis, were left by the coordinator in its flow run flowrun1 ' +
         `(${INPUTS_FOLDER}/big-0123456789ab.json on the MLflow server at http://user:***@mlflow-host:5000/), which this worker could not read: connect ECONNREFUSED 10.0.0.5:5000. ` +
         "Check that this worker reaches the MLflow server and its artifacts (its MLFLOW_TRACKING_URI names the coordinator's server, with MLFLOW_TRACKING_USERNAME/PASSWORD if the server asks for them), then run the flow again.",
+    );
+    // Not there any more (the server says 404): the coordinator removed it, which no check of this worker mends.
+    // It said "check that this worker reaches the MLflow server", wrong advice for a file removed.
+    const gone = await receivedInputs(sent, tracker, worker).catch((e: Error) => e);
+    expect(gone).toMatchObject({ name: "QueueInputsUnreadableError", removed: true });
+    expect((gone as Error).message).toBe(
+      'Task "train[3]" was not run by worker host-a-42-abcd1234 (on host-a): its inputs, over the 1 MB that travel through the queue\'s Redis, were left by the coordinator in its flow run flowrun1 ' +
+        `(${INPUTS_FOLDER}/big-0123456789ab.json on the MLflow server at http://user:***@mlflow-host:5000/), and are no longer there (MLflow mlflow-artifacts GET ${INPUTS_FOLDER}/big-0123456789ab.json (run flowrun1) failed with HTTP 404 RESOURCE_DOES_NOT_EXIST: no artifact ${INPUTS_FOLDER}/big-0123456789ab.json): ` +
+        "the coordinator removed them, its flow run having ended or given the task up (its queue's Redis unreachable for longer than CAIRN_QUEUE_DOWN_MS, or the job lost) while the job waited. Run the flow again if it did not finish.",
     );
     // A crafted job names nothing else of the server's.
     const crafted = job({}, { inputsIn: { runId: "flowrun1", path: "cairn/outputs.json" } });

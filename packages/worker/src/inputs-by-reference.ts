@@ -4,15 +4,15 @@
  * Redis refuses a value over 512 MB. The coordinator leaves inputs whose JSON is over
  * {@link INLINE_OUTPUTS_BYTES} in its flow run in MLflow, which every worker of a queue reaches
  * (the task's own run does not exist yet: its worker opens it), and the job names that file; the
- * worker reads it before the task starts, and the coordinator removes it once the task's outcome
- * is in, as the job itself is. Inputs that carry a secret the run knows are never written there
+ * worker reads it before the task starts, and the coordinator removes it once no worker can take
+ * the job any more (its outcome is in, or it was removed), as the job itself is. Inputs that carry a secret the run knows are never written there
  * (MLflow keeps what it is given): they travel in the job, as every input did before.
  */
 import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Tracker, writeRunFiles } from "@cairn/core";
+import { MlflowApiError, type Tracker, writeRunFiles } from "@cairn/core";
 import { QueueInputsUnreadableError, type WorkerIdentity } from "./errors.ts";
 import { type InputsReference, type JobData, restoreNegativeZeros } from "./job.ts";
 import { INLINE_OUTPUTS_BYTES, jsonBytesOver } from "./outputs-by-reference.ts";
@@ -39,7 +39,11 @@ export async function sendInputs(data: JobData, tracker: Tracker | undefined, li
   return { ...data, inputs: {}, inputsIn: { runId: data.flowRunId, path: `${INPUTS_FOLDER}/${file}` } };
 }
 
-/** The coordinator's side, once the task's outcome is in (or its job was never sent): its inputs' file leaves the flow run. */
+/**
+ * The coordinator's side, once no worker can take the job any more (its outcome is in, it was
+ * removed, or it was never sent): its inputs' file leaves the flow run. Not while the job may
+ * still be in Redis (see the dispatcher's settle): a worker that took it would find no inputs.
+ */
 export async function dropInputs(data: JobData, tracker: Tracker | undefined): Promise<void> {
   if (!data.inputsIn || !tracker?.deleteArtifact) return;
   // Left in the flow run when MLflow does not answer now: a file of a run, never read again.
@@ -64,7 +68,7 @@ export async function receivedInputs(data: JobData, tracker: Tracker, worker: Wo
     return restoreNegativeZeros({ ...data, inputs: inputs as Record<string, unknown> }).inputs;
   } catch (cause) {
     const shown = isInputsReference(ref) ? ref : { runId: String((ref as { runId?: unknown })?.runId), path: String((ref as { path?: unknown })?.path) };
-    throw new QueueInputsUnreadableError(data.nodeId, shown, tracker.uri, worker, INLINE_OUTPUTS_BYTES, { cause });
+    throw new QueueInputsUnreadableError(data.nodeId, shown, tracker.uri, worker, INLINE_OUTPUTS_BYTES, { cause, removed: MlflowApiError.is(cause) && cause.status === 404 });
   } finally {
     if (dir) await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
