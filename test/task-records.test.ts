@@ -371,7 +371,8 @@ describe("a task run for every node, in the embedded store", () => {
     expect(runs.get("boom")).toMatchObject({ status: "FAILED", tags: { "cairn.status": "failed" } });
     // The report says what stopped it (it said "the flow run was cancelled" for every cancelled task).
     const report = await readReportData(new LocalStore({ root }), result.runId);
-    expect(report.tasks.find((t) => t.id === "long")?.why).toContain('cancelled: Stopped because task "boom" failed and the failure policy is fail-fast.');
+    // In plan's words (one function words both).
+    expect(report.tasks.find((t) => t.id === "long")?.why).toContain('cancelled: stopped because task "boom" failed and the failure policy is fail-fast');
   });
 
   it("a flow whose own record a server refuses while its tasks run: the running task is cancelled, the one not started skipped, neither as if someone cancelled it", async () => {

@@ -6,7 +6,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { explainTask, openFlowCache, planFlow, type PlannedTask } from "@cairn/core";
+import { cancelledRunWhy, explainTask, openFlowCache, planFlow, type PlannedTask } from "@cairn/core";
+import { readReportData } from "@cairn/report";
 import { flow, LocalStore, map, task } from "@cairn/dsl";
 import { kindTask, NO_RETRY } from "@cairn/dsl/kind";
 import { z } from "zod";
@@ -332,6 +333,9 @@ describe("a key whose run was cancelled, with no entry", () => {
     const { tasks } = await openFlowCache(f.definition, { root, params, env: {} });
     const explained = await explainTask(f.definition, "slow-sq[2]", { params, cache: tasks }).finally(() => tasks.store.close());
     expect(explained.planned.cancelled).toMatchObject({ runId: first.result.tasks["slow-sq[2]"]!.runId, why });
+    // The report words it as plan does (one function): it said "cancelled: Stopped because ... fail-fast." in other words.
+    const report = await readReportData(new LocalStore({ root }), first.result.runId);
+    expect(report.tasks.find((t) => t.id === "slow-sq[1]")?.why).toContain(`cancelled: ${why}`);
   });
 
   it("is said to have been cancelled with the reason the flow run was cancelled for", async () => {
@@ -346,6 +350,19 @@ describe("a key whose run was cancelled, with no entry", () => {
     const plan = await planOf(f, root, params);
     expect(plan.find((p) => p.task === "slow-sq[0]")).toMatchObject({ action: "run", cancelled: { runId: result.tasks["slow-sq[0]"]!.runId, why: "the flow run was cancelled: SIGINT" } });
     expect(plan.find((p) => p.task === "slow-sq[0]")!.reason).toMatch(/: a run with this key was cancelled \(run \w+, [^)]+\): the flow run was cancelled: SIGINT; no entry is stored for it$/);
+    // The report says it in the same words: it read "cancelled: Cancelled: SIGINT.".
+    const report = await readReportData(new LocalStore({ root }), result.runId);
+    expect(report.tasks.find((t) => t.id === "slow-sq[0]")?.why).toContain("cancelled: the flow run was cancelled: SIGINT");
+  });
+
+  it("words a cancelled run's error tags once, also the doubled ones a queue worker recorded", () => {
+    const tags = (name: string, message: string) => ({ "cairn.error.name": name, "cairn.error.message": message });
+    expect(cancelledRunWhy(tags("CancelledError", "Cancelled: SIGINT."))).toBe("the flow run was cancelled: SIGINT");
+    expect(cancelledRunWhy(tags("CancelledError", "Cancelled."))).toBe("the flow run was cancelled");
+    expect(cancelledRunWhy(tags("FailFast", 'Stopped because task "sq[0]" failed and the failure policy is fail-fast.'))).toBe('stopped because task "sq[0]" failed and the failure policy is fail-fast');
+    // Before: "the flow run was cancelled: Cancelled: the flow run was cancelled".
+    expect(cancelledRunWhy(tags("CancelledError", "Cancelled: Cancelled: the flow run was cancelled."))).toBe("the flow run was cancelled");
+    expect(cancelledRunWhy({})).toBeUndefined();
   });
 });
 

@@ -46,6 +46,7 @@ export {
   SKIPPED_BECAUSE_TAG,
   SKIPPED_CONDITION_TAG,
   skippedWhy,
+  cancelledRunWhy,
   POOL_TAG,
   QUEUED_AT_TAG,
   RAN_BECAUSE_TAG,

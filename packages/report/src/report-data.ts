@@ -20,6 +20,7 @@ import {
   CACHED_FROM_TAG,
   CACHE_KEY_TAG,
   CANCEL_REASON_TAG,
+  cancelledRunWhy,
   ERROR_FILE,
   ERROR_MESSAGE_TAG,
   ERROR_NAME_TAG,
@@ -316,8 +317,9 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
     task.why.push(t[SKIPPED_REASON_TAG] === "flow-failed" ? `${why} (the flow's error says why)` : why);
   } else if (state === "cancelled") {
     // A run cancelled while it ran records what stopped it (fail-fast after another task failed,
-    // a signal, the flow failing); older runs and tasks cancelled before they started do not.
-    task.why.push(error?.message ? `cancelled: ${error.message}` : "cancelled: the flow run was cancelled before it finished");
+    // a signal, the flow failing), worded as plan words it; older runs and tasks cancelled before they started do not.
+    const why = cancelledRunWhy(t);
+    task.why.push(why ? `cancelled: ${why}` : "cancelled: the flow run was cancelled before it finished");
   }
   switch (t[RAN_BECAUSE_TAG]) {
     case "forced":

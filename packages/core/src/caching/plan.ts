@@ -9,7 +9,7 @@ import { closestName } from "../internal.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import { leaseHolder } from "../pipeline/single-flight.ts";
-import { ERROR_MESSAGE_TAG, ERROR_NAME_TAG, ERROR_TAG } from "../pipeline/task-run.ts";
+import { cancelledRunWhy, ERROR_TAG } from "../pipeline/task-run.ts";
 import type { LeaseHolder } from "../run/events.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 import { forcedItems, forcedNodes, forcedOf, itemPastList } from "./rerun.ts";
@@ -611,17 +611,10 @@ function cancelledRunReason(cancelled: CancelledRun): string {
   return `a run with this key was cancelled (run ${cancelled.runId}, ${new Date(cancelled.startedAt).toISOString()})${why}; no entry is stored for it`;
 }
 
-/**
- * What stopped a cancelled run, in words, from its error tags (what its result carried: FailFast,
- * FlowFailed, or CancelledError with the reason given, `SIGINT` under the CLI).
- */
+/** What stopped a cancelled run, in words (cancelledRunWhy, as the report says it), cut for a plan's line. */
 function cancelledWhy(tags: Readonly<Record<string, string>>): string | undefined {
-  const name = tags[ERROR_NAME_TAG];
-  const message = tags[ERROR_MESSAGE_TAG]?.split("\n", 1)[0]?.replace(/\.$/, "");
-  if (name === undefined || !message) return undefined;
-  const lower = `${message.charAt(0).toLowerCase()}${message.slice(1)}`;
-  // "Cancelled: SIGINT." says it of the flow run, which is what the user cancelled.
-  return short(name === "CancelledError" ? `the flow run was ${lower}` : lower, 200);
+  const why = cancelledRunWhy(tags);
+  return why === undefined ? undefined : short(why, 200);
 }
 
 /** Plan's words for a key with no entry that a run failed for: what is known, not that its last run failed. */

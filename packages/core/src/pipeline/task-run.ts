@@ -38,6 +38,25 @@ export const ERROR_TAG = "cairn.error";
 /** A failed task's error name and message, each masked and cut to what a tag keeps; the whole text is {@link ERROR_FILE}. */
 export const ERROR_NAME_TAG = "cairn.error.name";
 export const ERROR_MESSAGE_TAG = "cairn.error.message";
+
+/**
+ * What stopped a task run that was cancelled while it ran, in words, from the error tags it
+ * carries (what its result carried: FailFast, FlowFailed, or CancelledError with the reason
+ * given, `SIGINT` under the CLI): `stopped because task "sq[2]" failed and the failure policy is
+ * fail-fast`, `the flow run was cancelled: SIGINT`. One wording for plan, explain and the report.
+ * Undefined when its run records none (an older run, a task cancelled before it started).
+ */
+export function cancelledRunWhy(tags: Readonly<Record<string, string>>): string | undefined {
+  const name = tags[ERROR_NAME_TAG];
+  const message = tags[ERROR_MESSAGE_TAG]?.split("\n", 1)[0]?.replace(/\.$/, "");
+  if (name === undefined || !message) return undefined;
+  if (name !== "CancelledError") return `${message.charAt(0).toLowerCase()}${message.slice(1)}`;
+  // "Cancelled: SIGINT." says it of the flow run, which is what the user cancelled. A queue
+  // worker of an earlier Cairn recorded "Cancelled: Cancelled: the flow run was cancelled.": said once.
+  const reason = message.replace(/^(?:cancelled(?::\s*|$))+/i, "");
+  if (!reason || /^the flow run was cancelled/i.test(reason)) return `the flow run was cancelled${reason.slice("the flow run was cancelled".length)}`;
+  return `the flow run was cancelled: ${reason}`;
+}
 /** Of a failed function task's run: `file:line:column` in the user's code where its error was raised (ErrorInfo.at). */
 export const ERROR_SOURCE_TAG = "cairn.error.source";
 /** Of a failed or cancelled flow's run: the ids of its tasks that failed, comma-separated (its error tags say why the flow ended). */
