@@ -746,8 +746,34 @@ describe("pools, dead workers, stale code, cancel", () => {
     const { readdir } = await import("node:fs/promises");
     expect(await readdir(markerDir)).toContain("hold.aborted");
     await worker!.waitFor(/task hold cancelled/);
-    expect(worker!.log()).toMatch(/task hold cancelled: Cancelled: the flow run was cancelled\.\n/);
+    expect(worker!.log()).toMatch(/task hold cancelled: Cancelled: SIGINT\.\n/);
     expect(worker!.log()).not.toContain("[object Object]");
+  }, 120_000);
+
+  // The worker's run said "Cancelled: Cancelled: the flow run was cancelled.", plan "the flow run was cancelled: Cancelled: ...", and the report the same:
+  // the coordinator's reason never reached the worker.
+  it("an item cancelled on a worker because another failed under fail-fast says so in its run, in plan and in the report, as in one process", async () => {
+    const { env } = await testEnv("queue-fail-fast", { THROW_AFTER_MS: "3000" });
+    const file = join(import.meta.dirname, "fixtures/fail-fast-map.flow.ts");
+    workers.push(await startWorker(file, servers.redis.url, ["--root", await tmp(), "--concurrency", "2"], env));
+    const root = await tmp();
+    const r = await cairnRun(file, root, ["--queue", servers.redis.url], env).done;
+    expect(r.code, r.stderr).toBe(1);
+    const flowRunId = String(r.json.at(-1)!.runId);
+    const why = 'stopped because task "sq[0]" failed and the failure policy is fail-fast';
+    const cancelled = r.json.find((e) => e.type === "task" && e.task === "sq[1]" && e.status === "cancelled") as { taskRunId?: string; error?: { message: string } } | undefined;
+    expect(cancelled?.error?.message).toBe('Stopped because task "sq[0]" failed and the failure policy is fail-fast.');
+    const { MlflowTracker } = await import("@cairn/mlflow/tracker");
+    const tracker = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: servers.mlflow.uri });
+    const item = await tracker.getRun(cancelled!.taskRunId!);
+    expect(item).toMatchObject({ status: "KILLED", tags: { "cairn.error.name": "FailFast", "cairn.error.message": 'Stopped because task "sq[0]" failed and the failure policy is fail-fast.' } });
+    const plan = await start(process.execPath, [cairnBin, "plan", file, "--json", "--root", root], { env: childEnv(env) }).done;
+    expect(plan.code, plan.stderr).toBe(0);
+    const planned = JSON.parse(plan.stdout) as Array<{ task: string; reason: string; cancelled?: { why?: string } }>;
+    expect(planned.find((p) => p.task === "sq[1]")?.cancelled?.why, plan.stdout).toBe(why);
+    const { readReportData } = await import("@cairn/report");
+    const report = await readReportData(tracker, flowRunId);
+    expect(report.tasks.find((t) => t.id === "sq[1]")?.why).toContain(`cancelled: ${why}`);
   }, 120_000);
 
   it("a cancel whose message the worker missed (its subscriber was reconnecting) still stops the task there: the worker looks up the run's cancel mark while it runs", async () => {

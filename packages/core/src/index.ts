@@ -91,6 +91,7 @@ export { resolveTracker, trackingUriOf, registerTrackerScheme, redactUri, type R
 export type { TaskCall, TaskInterceptor } from "./pipeline/intercept.ts";
 export { isRetryableError } from "./pipeline/retryable.ts";
 export { RemoteTaskError, codeFingerprint, sentCodeFingerprint, registerQueueScheme, openQueue, type OwnedDispatcher, type QueueFactory, type TaskDispatcher, type DispatchedTask, type DispatchedOutcome, type CodeFingerprint } from "./pipeline/dispatch.ts";
+export { readSentStop, type SentStop } from "./pipeline/stop.ts";
 export { runDispatchedTask, type DispatchedRunSettings } from "./pipeline/run-dispatched.ts";
 export { closeAbandonedRuns, describeAbandonedRuns } from "./tracking/abandoned-runs.ts";
 // The MLflow tracker is in @cairn/mlflow; "@cairn/mlflow/register" plugs it into resolveTracker.

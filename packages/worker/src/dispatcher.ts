@@ -14,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { parseOwner } from "@cairn/cache";
-import { CancelledError, cairnBuild, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, redactUri, shellQuote, type Tracker } from "@cairn/core";
+import { CancelledError, cairnBuild, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, readSentStop, redactUri, type SentStop, shellQuote, type Tracker } from "@cairn/core";
 import { PoisonTaskError, QueueInputsTooLargeError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobData, type JobProgress, STALLED_REASON, withNegativeZerosNoted } from "./job.ts";
@@ -166,7 +166,14 @@ class RedisQueueDispatcher implements QueueDispatcher {
       throw new QueueUnreachableError(this.url, `send task "${task.nodeId}"`, { cause, inRun: true });
     }
     /** `runId`: the run a worker opened for the task, which the flow run then shows instead of making one of its own. */
-    const cancelled = (runId?: string): DispatchedOutcome => ({ ok: false, cancelled: true, attempts: 0, ...(runId ? { runId } : {}), error: { name: "CancelledError", message: new CancelledError(signal.reason).message } });
+    const stopped = readSentStop(signal.reason);
+    const cancelled = (runId?: string): DispatchedOutcome => ({
+      ok: false,
+      cancelled: true,
+      attempts: 0,
+      ...(runId ? { runId } : {}),
+      error: stopped ? { name: stopped.name, message: stopped.message } : { name: "CancelledError", message: new CancelledError(signal.reason).message },
+    });
     return new Promise<DispatchedOutcome>((resolve, reject) => {
       /** Its outcome came, and its outputs are being read (see finished). */
       let reading = false;
@@ -205,7 +212,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
       };
       const failedJob = (error: Error) => void this.failed(task, id, error).then((outcome) => settle(() => resolve(outcome)), (e: Error) => settle(() => reject(e), false, true));
       const onAbort = () => {
-        void this.cancel(task.flowRunId).then(async () => {
+        void this.cancel(task.flowRunId, readSentStop(signal.reason)).then(async () => {
           // A job no worker holds (not taken yet, or its worker died and its lock lapsed) is taken
           // back, and the runs its dead workers left RUNNING are closed: no worker will. One a
           // worker runs ends there, and says so; a worker that died with it may never say, and its
@@ -424,12 +431,16 @@ class RedisQueueDispatcher implements QueueDispatcher {
     await this.logs.subscribe(logChannel(flowRunId)).catch(() => {});
   }
 
-  /** Marks the run cancelled (for workers that take its jobs later) and tells the workers running its tasks; once per run. */
-  private async cancel(flowRunId: string): Promise<void> {
+  /**
+   * Marks the run cancelled (for workers that take its jobs later) and tells the workers running
+   * its tasks; once per run. Both carry what stopped it (`stop`, masked by the run): a task
+   * cancelled there records it, as in one process.
+   */
+  private async cancel(flowRunId: string, stop: SentStop | undefined): Promise<void> {
     if (this.cancelled.has(flowRunId)) return;
     this.cancelled.add(flowRunId);
-    await this.redis.set(cancelledKey(flowRunId), "1", "PX", 24 * 3600_000).catch(() => {});
-    await this.redis.publish(CANCEL_CHANNEL, JSON.stringify({ flowRunId })).catch(() => {});
+    await this.redis.set(cancelledKey(flowRunId), stop ? JSON.stringify(stop) : "1", "PX", 24 * 3600_000).catch(() => {});
+    await this.redis.publish(CANCEL_CHANNEL, JSON.stringify({ flowRunId, ...(stop ? { stop } : {}) })).catch(() => {});
   }
 
   private queueOf(name: string): Promise<{ queue: Queue; events: QueueEvents }> {

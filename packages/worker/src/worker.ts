@@ -28,11 +28,13 @@ import {
   type FlowDefinition,
   type FlowNode,
   type RunEvent,
+  type SentStop,
   type Tracker,
   CancelledError,
   cairnBuild,
   codeFingerprint,
   LONGEST_TIMER_MS,
+  readSentStop,
   resolveTracker,
   runDispatchedTask,
   SecretNotFoundError,
@@ -357,16 +359,18 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       return { ok: false, cancelled: false, attempts: 0, error: { name: error.name, message: error.message, ...(error.code ? { code: error.code } : {}) } };
     };
     // Asked while the tracker opens: a round trip less on the way to the task.
-    const cancelledRun = redis.exists(cancelledKey(data.flowRunId)).catch(() => 0);
+    const cancelledRun = redis.get(cancelledKey(data.flowRunId)).catch(() => null);
     const opening = trackerFor(data.tracker.uri);
     opening.catch(() => {}); // awaited below, once the task is known to run
     const progress = (job.progress && typeof job.progress === "object" ? job.progress : {}) as JobProgress;
     const runIds = Array.isArray(progress.runIds) ? [...progress.runIds] : [];
-    if (await cancelledRun) {
+    const mark = await cancelledRun;
+    if (mark !== null) {
       // The runs of workers that died under it end first: nothing else would close them.
       await closeRunsOfDead(runIds, opening, "KILLED");
       tell({ type: "task", status: "cancelled", task, flowRunId: data.flowRunId });
-      return { ok: false, cancelled: true, attempts: 0, error: { name: "CancelledError", message: new CancelledError("the flow run was cancelled").message } };
+      const stop = markedStop(mark);
+      return { ok: false, cancelled: true, attempts: 0, error: stop ? { name: stop.name, message: stop.message } : { name: "CancelledError", message: new CancelledError("the flow run was cancelled").message } };
     }
     /**
      * Hands the job back for another worker (`why` says what this one lacks, `forWhom` which
@@ -530,17 +534,18 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     subscriber.disconnect();
     throw new QueueUnreachableError(url, "start the worker", { cause: whyUnreachable(subscriber, cause) });
   }
-  const cancelRun = (flowRunId: string) => {
-    for (const entry of running.get(flowRunId) ?? []) entry.controller.abort(new CancelledError("the flow run was cancelled"));
+  /** Cancels the run's tasks here, with what stopped its flow when the coordinator sent it (their runs record it). */
+  const cancelRun = (flowRunId: string, stop: SentStop | undefined) => {
+    for (const entry of running.get(flowRunId) ?? []) entry.controller.abort(stop ?? new CancelledError("the flow run was cancelled"));
   };
   subscriber.on("message", (_channel: string, message: string) => {
-    let flowRunId: unknown;
+    let sent: { flowRunId?: unknown; stop?: unknown };
     try {
-      flowRunId = (JSON.parse(message) as { flowRunId?: unknown }).flowRunId;
+      sent = (JSON.parse(message) ?? {}) as typeof sent;
     } catch {
       return;
     }
-    cancelRun(String(flowRunId));
+    cancelRun(String(sent.flowRunId), readSentStop(sent.stop));
   });
   /**
    * A cancel is published once, and a subscriber that was reconnecting then never hears it: the
@@ -550,8 +555,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const lookForCancels = async () => {
     const ids = [...running.keys()];
     if (!ids.length) return;
-    const marked = await Promise.all(ids.map((flowRunId) => redis.exists(cancelledKey(flowRunId)).catch(() => 0)));
-    ids.forEach((flowRunId, i) => marked[i] && cancelRun(flowRunId));
+    const marked = await Promise.all(ids.map((flowRunId) => redis.get(cancelledKey(flowRunId)).catch(() => null)));
+    ids.forEach((flowRunId, i) => marked[i] != null && cancelRun(flowRunId, markedStop(marked[i]!)));
   };
   subscriber.on("ready", () => void lookForCancels());
 
@@ -749,4 +754,13 @@ function trackerEnv(env: NodeJS.ProcessEnv, uri: string, worker: string): { env:
       `${mine.username || mine.password ? ", without the credentials in the worker's URI (they are sent only to the host they name)" : ""}. ` +
       `Give the worker the coordinator's MLFLOW_TRACKING_URI (and MLFLOW_TRACKING_USERNAME/PASSWORD if the server asks for them).`,
   };
+}
+
+/** What stopped a flow run, from its cancel mark in Redis: a SentStop, or undefined ("1", the mark of a coordinator that sent none). */
+function markedStop(mark: string): SentStop | undefined {
+  try {
+    return readSentStop(JSON.parse(mark));
+  } catch {
+    return undefined;
+  }
 }

@@ -113,9 +113,10 @@ export interface TaskDispatcher {
   /** Called once the flow run's tracker is open: refuses (throws) a run it cannot serve, before anything is recorded. */
   open(run: { readonly flowName: string; readonly tracker: Tracker; readonly env: NodeJS.ProcessEnv }): Promise<void> | void;
   /**
-   * Runs `task`; aborting `signal` (the flow stopped) cancels it there. `log` passes the task's
-   * log lines from there into the run's events (where secrets are masked). Resolves with how it
-   * ended; never rejects.
+   * Runs `task`; aborting `signal` (the flow stopped) cancels it there. Its reason is a SentStop
+   * (what stopped the flow, masked, in JSON): sent with the cancel, the task's run there says it.
+   * `log` passes the task's log lines from there into the run's events (where secrets are
+   * masked). Resolves with how it ended; never rejects.
    */
   run(task: DispatchedTask, signal: AbortSignal, log: (event: LogEvent) => void): Promise<DispatchedOutcome>;
 }

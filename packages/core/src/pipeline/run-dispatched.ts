@@ -11,7 +11,7 @@ import type { Tracker } from "../tracking/tracker.ts";
 import type { DispatchedOutcome, DispatchedTask } from "./dispatch.ts";
 import type { TaskInterceptor } from "./intercept.ts";
 import type { PipelineTask, TaskOutcome } from "./run-task.ts";
-import { isStopReason, StopReason, stopInfo } from "./stop.ts";
+import { isStopReason, readSentStop, receivedStop, StopReason, stopInfo } from "./stop.ts";
 import { TaskPipeline } from "./task-pipeline.ts";
 
 /** What a process that runs dispatched tasks brings of its own. */
@@ -21,7 +21,10 @@ export interface DispatchedRunSettings {
   readonly cache?: TaskCache;
   /** Folder for task artifacts when the tracker keeps none locally. */
   readonly workDir: string;
-  /** Aborting it cancels the task (the coordinator's flow stopped). */
+  /**
+   * Aborting it cancels the task (the coordinator's flow stopped). A reason that is a SentStop
+   * (what stopped that flow, as its dispatcher was given it) is what the task's run records.
+   */
   readonly signal: AbortSignal;
   readonly emit: (event: RunEvent) => void;
   readonly secrets?: Record<string, string>;
@@ -39,7 +42,11 @@ export interface DispatchedRunSettings {
 /** Runs one dispatched task through runTask (its run, attempts, outputs, cache entry) and waits for its processes to end; never rejects. */
 export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTask, "node">, s: DispatchedRunSettings): Promise<DispatchedOutcome> {
   const stop = new AbortController();
-  const onAbort = () => stop.abort(new StopReason("cancel", s.signal.reason));
+  // What stopped the coordinator's flow, when it was sent with the cancel: the task's run says it as there.
+  const onAbort = () => {
+    const sent = readSentStop(s.signal.reason);
+    stop.abort(sent ? receivedStop(sent) : new StopReason("cancel", s.signal.reason));
+  };
   if (s.signal.aborted) onAbort();
   else s.signal.addEventListener("abort", onAbort, { once: true });
   const secrets =

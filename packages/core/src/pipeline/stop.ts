@@ -1,4 +1,4 @@
-import { CairnError, CancelledError } from "../errors.ts";
+import { CairnError, CancelledError, cancelReason } from "../errors.ts";
 import { type ErrorInfo, toErrorInfo } from "../run/events.ts";
 
 /**
@@ -48,7 +48,51 @@ export function stopInfo(reason: unknown): ErrorInfo {
       const { name, message } = toErrorInfo(reason.detail);
       return { name: "FlowFailed", message: `Stopped because the flow failed: ${name}: ${message}` };
     }
-    return toErrorInfo(new CancelledError(reason.detail));
+    // A cancel whose reason is already a CancelledError (a worker's, with no reason sent) is said once, not wrapped again.
+    return toErrorInfo(CancelledError.is(reason.detail) ? reason.detail : new CancelledError(reason.detail));
   }
   return toErrorInfo(CairnError.is(reason) ? reason : new CancelledError(reason));
+}
+
+/**
+ * A stop as it travels to another process with a queue's cancel (TaskDispatcher.run's signal
+ * aborts with one): its kind, its detail in words, and the error it ends a task with, all
+ * masked, in JSON. The other side makes the same {@link StopReason} of it, so that a task
+ * cancelled on a worker records what stopped it as in one process (fail-fast naming the task
+ * that failed, the reason of a cancel), not only that the flow run was cancelled.
+ */
+export interface SentStop {
+  readonly kind: StopReason["kind"];
+  /** fail-fast: the failed task; cancel: the reason given (`SIGINT`), "" for none; flow-failed: its error. */
+  readonly detail: string | { readonly name: string; readonly message: string };
+  /** The error a task it ends carries ({@link stopInfo}). */
+  readonly name: string;
+  readonly message: string;
+}
+
+/** `reason` (the flow's stop) as it is sent to another process, each text of it masked by `mask`. */
+export function sentStop(reason: unknown, mask: (text: string) => string): SentStop {
+  const stop = isStopReason(reason) ? reason : new StopReason("cancel", reason);
+  const { name, message } = stopInfo(stop);
+  const detail =
+    stop.kind === "flow-failed"
+      ? { name: toErrorInfo(stop.detail).name, message: mask(toErrorInfo(stop.detail).message) }
+      : mask(stop.kind === "fail-fast" ? String(stop.detail) : cancelReason(stop.detail));
+  return { kind: stop.kind, detail, name, message: mask(message) };
+}
+
+/** `value` when it is a {@link SentStop} (read from a queue's message or mark), else undefined. */
+export function readSentStop(value: unknown): SentStop | undefined {
+  const v = (value ?? {}) as Partial<Record<keyof SentStop, unknown>>;
+  if (v.kind !== "cancel" && v.kind !== "fail-fast" && v.kind !== "flow-failed") return undefined;
+  if (typeof v.name !== "string" || typeof v.message !== "string") return undefined;
+  const detail = v.detail as { name?: unknown; message?: unknown } | string | undefined;
+  if (v.kind === "flow-failed" ? typeof detail !== "object" || detail === null || typeof detail.name !== "string" || typeof detail.message !== "string" : typeof detail !== "string") return undefined;
+  return v as SentStop;
+}
+
+/** The StopReason a {@link SentStop} was made from, as the other process had it (texts masked). */
+export function receivedStop(sent: SentStop): StopReason {
+  if (sent.kind !== "flow-failed" || typeof sent.detail === "string") return new StopReason(sent.kind, sent.detail);
+  return new StopReason("flow-failed", Object.assign(new Error(sent.detail.message), { name: sent.detail.name }));
 }

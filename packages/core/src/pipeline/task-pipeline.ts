@@ -23,6 +23,7 @@ import { type DispatchedTask, sentCodeFingerprint, RemoteTaskError, type TaskDis
 import { CancelledError } from "../errors.ts";
 import { cairnBuild } from "../cairn-build.ts";
 import { HitQueue } from "./hit-queue.ts";
+import { type SentStop, sentStop } from "./stop.ts";
 
 /**
  * Closings of task runs under way beside the flow at most (closeBeside): each is three or four
@@ -82,6 +83,8 @@ export class TaskPipeline {
   private readonly abandonedAttempts: AbandonedAttempts;
   /** Where tasks that miss the cache run, when not here (see dispatchTo). */
   private dispatcher: TaskDispatcher | undefined;
+  /** The flow's stop as the dispatcher is given it (see dispatchSignal). */
+  private stopToSend: AbortSignal | undefined;
 
   constructor(private readonly s: PipelineSettings) {
     // Every task waiting on another process listens to this one signal; there may be thousands.
@@ -178,7 +181,7 @@ export class TaskPipeline {
           cairn: cairnBuild(this.s.env).id,
           node,
         },
-        signal,
+        this.dispatchSignal(),
         this.s.emit,
       );
       // Secrets its task asked for there are known here from now on (by this process's value, when
@@ -230,6 +233,22 @@ export class TaskPipeline {
       ...(given.length ? { secretNames: given, secretDigests: digests } : {}),
       ...(asked.length ? { askedSecrets: asked } : {}),
     };
+  }
+
+  /**
+   * The flow's signal as a dispatcher is given it: it aborts with the flow's stop made a
+   * {@link SentStop}, masked with the run's secrets, so that what stopped the flow travels with
+   * the cancel and the task's run on the other side says it, not only "cancelled". One for all
+   * the run's tasks.
+   */
+  private dispatchSignal(): AbortSignal {
+    if (this.stopToSend) return this.stopToSend;
+    const sent = new AbortController();
+    setMaxListeners(0, sent.signal);
+    const abort = () => sent.abort(sentStop(this.s.signal.reason, (text) => this.s.secrets.mask(text)));
+    if (this.s.signal.aborted) abort();
+    else this.s.signal.addEventListener("abort", abort, { once: true });
+    return (this.stopToSend = sent.signal);
   }
 
   /**
