@@ -1,4 +1,5 @@
-import { describeRef, type FlowNode, isPlainObject, isRef, OptionError, type RefValue, setOwnProperty, type TaskDefinition } from "@cairn/core";
+import { fileURLToPath } from "node:url";
+import { cairnBuild, describeRef, type FlowNode, isPlainObject, isRef, OptionError, type RefValue, setOwnProperty, type TaskDefinition } from "@cairn/core";
 import { atUserCode } from "./declared-path.ts";
 
 /** The flow build in progress: tasks called inside `build` add their nodes here. */
@@ -14,23 +15,46 @@ export interface BuildContext {
   readonly tasks: Map<string, TaskDefinition>;
 }
 
-let current: BuildContext | undefined;
-let nextBuildId = 1;
+/** A build in progress and the copy of Cairn that started it. */
+interface BuildInProgress {
+  readonly context: BuildContext;
+  /** That copy's `cairnBuild().id`, "0.1.0+57ab83a". */
+  readonly cairn: string;
+  /** That copy's file of this module, to name it when another copy's build meets it. */
+  readonly module: string;
+}
+
+/**
+ * The build in progress and the last build id, on globalThis: a task kind's package may load a
+ * copy of Cairn of its own (a folder linked with its own node_modules/cairn-dag, as its author
+ * develops it), and its tasks, called inside the project's build(), must find that build.
+ */
+const BUILD_SLOT = Symbol.for("cairn.build-in-progress");
+const BUILD_IDS = Symbol.for("cairn.last-build-id");
+const slots = globalThis as { [BUILD_SLOT]?: BuildInProgress | undefined; [BUILD_IDS]?: number };
+const THIS_MODULE = fileURLToPath(import.meta.url);
+
+function current(): BuildInProgress | undefined {
+  return slots[BUILD_SLOT];
+}
 
 /** Runs `fn` with a fresh build context and returns what it returned plus the nodes it made. */
 export function withBuild<R>(flowName: string, fn: (ctx: BuildContext) => R): { result: R; context: BuildContext } {
   // OptionErrors, as every mistake in a flow's declaration: the flow is invalid (the CLI's exit 2), nothing ran.
-  if (current) {
+  const outer = current();
+  if (outer) {
     throw new OptionError(
       `flow "${flowName}" build()`,
       "called at the top level of a module",
       undefined,
-      `Flow "${flowName}" was built inside the build function of flow "${current.flowName}"${atUserCode()}. ` +
+      `Flow "${flowName}" was built inside the build function of flow "${outer.context.flowName}"${atUserCode()}. ` +
         `Build flows at the top level of a module, one after another.`,
     );
   }
-  const context: BuildContext = { buildId: nextBuildId++, flowName, nodes: [], uses: new Map(), ids: new Map(), tasks: new Map() };
-  current = context;
+  // Refs carry their build's id: one count for every copy, or two copies' flows would share ids.
+  const buildId = (slots[BUILD_IDS] = (slots[BUILD_IDS] ?? 0) + 1);
+  const context: BuildContext = { buildId, flowName, nodes: [], uses: new Map(), ids: new Map(), tasks: new Map() };
+  slots[BUILD_SLOT] = { context, cairn: cairnBuild().id, module: THIS_MODULE };
   try {
     const result = fn(context);
     if (result instanceof Promise) {
@@ -44,13 +68,14 @@ export function withBuild<R>(flowName: string, fn: (ctx: BuildContext) => R): { 
     }
     return { result, context };
   } finally {
-    current = undefined;
+    slots[BUILD_SLOT] = undefined;
   }
 }
 
 /** The build in progress; throws a clear error when a task is called outside of one. */
 export function currentBuild(taskName: string): BuildContext {
-  if (!current) {
+  const build = current();
+  if (!build) {
     throw new OptionError(
       `task "${taskName}" call`,
       "inside a flow's build function",
@@ -59,12 +84,30 @@ export function currentBuild(taskName: string): BuildContext {
         `flow("name").build(({ params }) => { ... }) to add them to that flow; to run one task on its own, use a one-task flow.`,
     );
   }
-  return current;
+  if (build.cairn !== cairnBuild().id) throw twoCairns(taskName, build);
+  return build.context;
+}
+
+/**
+ * Two copies of Cairn of different builds: their nodes, refs and definitions need not agree, so
+ * a task of one is not added to a flow of the other. Copies of one build work together.
+ */
+function twoCairns(taskName: string, build: BuildInProgress): OptionError {
+  const here = cairnBuild().id;
+  return new OptionError(
+    `task "${taskName}" call`,
+    `a task of the Cairn that builds flow "${build.context.flowName}" (${build.cairn})`,
+    `a task of another Cairn (${here})`,
+    `Task "${taskName}" comes from a copy of Cairn other than the one building flow "${build.context.flowName}"${atUserCode()}: ` +
+      `the task's Cairn ${here} is loaded from ${THIS_MODULE}, the flow's Cairn ${build.cairn} from ${build.module}. ` +
+      `Install one Cairn: a package that ships a task kind should name cairn-dag as a peerDependency (and a devDependency ` +
+      `to develop it), not a dependency; remove its own node_modules/cairn-dag, or give both the same version.`,
+  );
 }
 
 const NODE_MARK = "__cairnNode";
 /** What a ref proxy answers with what it stands for ("node" or "param"); anything else answers undefined. */
-const PROXY_MARK = Symbol("cairn.refProxy");
+const PROXY_MARK = Symbol.for("cairn.refProxy"); // for, as a kind's own copy of Cairn makes node handles too
 
 /** "node" for a node handle, "param" for a flow's `params`, else undefined. */
 export function proxyKind(value: unknown): "node" | "param" | undefined {
