@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { PassThrough } from "node:stream";
@@ -145,6 +146,34 @@ describe("cairn init", () => {
     expect(err).toContain(`cairn: \`npm install\` exited with 1 in ${dir}, so Cairn is not installed there, and \`npx cairn\` there would fetch the npm registry's package named \`cairn\`, which is someone else's.`);
     expect(err).toContain(`install there the tarballs that \`pnpm pack:all DIR\` makes in a clone of Cairn (README: "Until it is on npm"), then run the flow:\n  cd ${relative(process.cwd(), dir)}\n  npm install DIR/*.tgz\n  npx cairn run flow.ts\n`);
     expect(err).toContain("Otherwise fix what npm said above, run `npm install` there again, then `npx cairn run flow.ts`.");
+  });
+
+  it("says `cd` to the new folder as the shell takes it, after init and after a failed install", async () => {
+    // A fake npm that fails, for the install-failed message.
+    const bin = folder({ npm: "#!/bin/sh\nexit 1\n" });
+    chmodSync(join(bin, "npm"), 0o755);
+    const base = folder();
+    const cwd = process.cwd();
+    process.chdir(base);
+    try {
+      for (const name of ["x y2", `it's "q2"`, "d$HOME2", "-lead3"]) {
+        for (const install of [false, true]) {
+          const dir = join(base, `${name}${install ? "-i" : ""}`);
+          const out = new PassThrough();
+          let text = "";
+          out.on("data", (d: Buffer) => (text += d));
+          await initProject({ dir, template: "ts", install, cairnVersion: "0.1.0", stdout: out, stderr: out, env: { PATH: bin } });
+          // Before: "cd x y2", "cd it's "q2"", "cd d$HOME2", "cd -lead3": none goes there.
+          const line = /^ {2}(cd .*)$/m.exec(text)?.[1];
+          expect(line, text).toBeDefined();
+          const went = spawnSync("sh", ["-c", `${line} && pwd -P`], { cwd: base, encoding: "utf8", env: { HOME: "/nowhere" } });
+          expect(went.stderr).toBe("");
+          expect(went.stdout.trim()).toBe(realpathSync(dir));
+        }
+      }
+    } finally {
+      process.chdir(cwd);
+    }
   });
 
   it("says which package.json is broken", async () => {

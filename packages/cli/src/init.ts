@@ -32,6 +32,7 @@ import {
 import { basename, dirname, join, relative, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { shellQuote } from "@cairn/core";
 import { UsageError } from "./usage-error.ts";
 
 const TEMPLATES_DIR = fileURLToPath(new URL("../templates/", import.meta.url));
@@ -99,7 +100,7 @@ export async function initProject(options: InitOptions): Promise<number> {
 
   let code = 0;
   const pm = packageManager(options.env);
-  const cd = dir === resolve(".") ? "" : `  cd ${relative(process.cwd(), dir) || dir}\n`;
+  const cd = dir === resolve(".") ? "" : `  ${cdCommand(dir)}\n`;
   const { exec, script } = COMMANDS_OF[pm];
   if (options.install !== false) {
     stdout.write(`Installing with ${pm}...\n`);
@@ -118,6 +119,15 @@ export async function initProject(options: InitOptions): Promise<number> {
   const width = Math.max(...next.map(([command]) => command.length)) + 2;
   stdout.write(`\nNext:\n${cd}${next.map(([command, what]) => `  ${command.padEnd(width)}# ${what}\n`).join("")}`);
   return code;
+}
+
+/**
+ * `cd` to `dir` as the user can paste it: one shell word (a folder named `x y`, `it's` or `d$HOME`
+ * would be split or expanded), and `./` before a leading `-`, which `cd` would take as an option.
+ */
+function cdCommand(dir: string): string {
+  const path = relative(process.cwd(), dir) || dir;
+  return `cd ${shellQuote(path.startsWith("-") ? `./${path}` : path)}`;
 }
 
 /**
