@@ -498,6 +498,12 @@ export default flow("no-peers").build(() => ({ v: one().v }));
       expect(r.stderr).toContain("Install it in the project: npm install --save-dev tsx");
       expect(r.stderr).not.toContain("module code threw");
     }
+    // Started through pnpm (pnpm exec cairn), where npm crashes on pnpm.overrides: pnpm's command.
+    const pnpm = { npm_config_user_agent: "pnpm/10.34.9 npm/? node/v20.20.2 linux x64" };
+    const r = await sh(join(project, "node_modules/.bin/cairn"), ["run", "flow.ts"], project, pnpm);
+    expect(r.stderr).toContain("Install it in the project: pnpm add -D tsx");
+    const viaTsx = await sh(join(project, "node_modules/.bin/cairn"), ["run", "flow.ts"], project, { ...pnpm, CAIRN_LOADER: "tsx" });
+    expect(viaTsx.stderr).toContain("and tsx is not installed. Install it: pnpm add -D tsx\n");
   });
 
   it("a .ts script task in an app fails saying that tsx is missing and how to install it", async () => {
@@ -518,6 +524,9 @@ console.log(JSON.stringify({ status: result.status, error: result.tasks.step?.er
     expect(error.name).toBe("ProcessStartError");
     expect(error.message).toContain(`Task "step" could not start \`tsx ${join(project, "step.ts")}\`. A .ts script runs with tsx, a peer dependency of cairn-dag, and tsx is not installed`);
     expect(error.message).toContain("Install it in the project: npm install --save-dev tsx; or give the task an `interpreter`.");
+    // An app started by `pnpm start` is told pnpm's command.
+    const pnpm = await ok("node", ["app.mjs"], project, { npm_config_user_agent: "pnpm/10.34.9 npm/? node/v20.20.2 linux x64" });
+    expect(pnpm.stdout).toContain("Install it in the project: pnpm add -D tsx; or give the task an `interpreter`.");
   });
 });
 

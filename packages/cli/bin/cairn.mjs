@@ -72,7 +72,8 @@ async function throughTsx() {
     // require()s the flow as an ES module from itself (ERR_REQUIRE_CYCLE_MODULE).
     hooks = await Promise.all([import("tsx/cjs/api"), import("tsx/esm/api")]);
   } catch {
-    process.stderr.write("cairn: this flow needs tsx (a JavaScript flow file, or CAIRN_LOADER=tsx), and tsx is not installed. Install it: npm install --save-dev tsx\n");
+    const { installTsxCommand } = await import("./esbuild.mjs");
+    process.stderr.write(`cairn: this flow needs tsx (a JavaScript flow file, or CAIRN_LOADER=tsx), and tsx is not installed. Install it: ${installTsxCommand()}\n`);
     return 2;
   }
   for (const { register } of hooks) register();

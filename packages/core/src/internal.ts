@@ -138,6 +138,19 @@ export function checkKnownKeys(options: object, known: readonly string[], what: 
   }
 }
 
+/**
+ * The command that installs `pkg` as a dev dependency, in the package manager that started this
+ * process (its `npm_config_user_agent`, as pnpm, yarn and npm set it), else npm's: npm's command
+ * fails in a pnpm project (it crashes on `pnpm.overrides`). The CLI's launcher has the same lines in
+ * plain JavaScript (packages/cli/bin/esbuild.mjs): it runs before any TypeScript can.
+ */
+export function devInstallCommand(pkg: string, env: NodeJS.ProcessEnv = process.env): string {
+  const agent = env.npm_config_user_agent ?? "";
+  if (agent.startsWith("pnpm")) return `pnpm add -D ${pkg}`;
+  if (agent.startsWith("yarn")) return `yarn add -D ${pkg}`;
+  return `npm install --save-dev ${pkg}`;
+}
+
 /** Quotes `s` as one POSIX shell word; plain words stay readable. */
 export function shellQuote(s: string): string {
   if (s === "") return "''";

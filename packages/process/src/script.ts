@@ -7,7 +7,7 @@ import { createRequire } from "node:module";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, extname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { NO_RETRY, OptionError, knownKeys, type TaskContext } from "@cairn/core";
+import { NO_RETRY, OptionError, devInstallCommand, knownKeys, type TaskContext } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { runProcess } from "./spawn/spawn.ts";
 import { parseTemplate, renderArg, shellQuote, type CommandTemplate } from "./spawn/template.ts";
@@ -61,7 +61,7 @@ function tsxImport(nodeId: string, file: string): string {
       ["tsx", file].map(shellQuote).join(" "),
       undefined,
       `A .ts script runs with tsx, a peer dependency of cairn-dag, and tsx is not installed (Node did not find it from ${dirname(fileURLToPath(import.meta.url))}). ` +
-        "Install it in the project: npm install --save-dev tsx; or give the task an `interpreter`.",
+        `Install it in the project: ${devInstallCommand("tsx")}; or give the task an \`interpreter\`.`,
       { cause: error },
     );
   }
