@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, type Stats, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync, type Stats, statSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CairnError, closestName, describeValue } from "@cairn/core";
@@ -75,6 +75,24 @@ function nearbyFlowFile(path: string): string | undefined {
 }
 
 /**
+ * The absolute path of `file`. `resolve()` drops `dir/..` as text, where the OS first follows a
+ * symlink `dir`: through one (`lnk/../../proj/flow.ts`) the two can name different files, and the
+ * shell finds the OS's. So when the text's file does not exist, the OS's is taken (its folder's
+ * real path and its name), if that one does.
+ */
+function absolutePath(file: string): string {
+  const path = resolve(file);
+  if (existsSync(path) || !file.split(/[\\/]/).includes("..")) return path;
+  try {
+    // The native one: realpathSync() itself first drops `dir/..` as text.
+    const real = join(realpathSync.native(dirname(file)), basename(file));
+    return existsSync(real) ? real : path;
+  } catch {
+    return path; // its folder is missing as the OS sees it too: the text's path is named as missing
+  }
+}
+
+/**
  * Imports a module file as a flow file is imported (compiled, or through tsx), with the same
  * words for what goes wrong: a flow file, or a module `--import` names (`noun`, `source`).
  */
@@ -87,7 +105,7 @@ export async function importFlowModule(
   /** For a module --import or CAIRN_IMPORT names: where it was given. */
   const given = from.source ? ` (given by ${from.source})` : "";
   const preloaded = from.module;
-  const path = resolve(file);
+  const path = absolutePath(file);
   let stat: Stats | undefined;
   if (!preloaded) {
     try {
