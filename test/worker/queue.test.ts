@@ -307,6 +307,42 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(r.stderr).toContain(`Worker ${workerId(worker)} (on `);
   }, 120_000);
 
+  it("a worker with another installed version of a kind's package refuses its task, saying the kind's code differs and to compare the lockfiles", async () => {
+    const { env } = await testEnv("queue-kind-version");
+    const { symlink } = await import("node:fs/promises");
+    // Two checkouts of one flow file, each with the kind's package installed in its node_modules.
+    const checkout = async (version: string) => {
+      const dir = await tmp("cairn-kind-checkout-");
+      await mkdir(join(dir, "node_modules", "sql-kind"), { recursive: true });
+      await symlink(join(repo, "packages", "cairn"), join(dir, "node_modules", "cairn-dag"));
+      await writeFile(join(dir, "node_modules", "sql-kind", "package.json"), JSON.stringify({ name: "sql-kind", version, type: "module", exports: "./index.js" }));
+      await writeFile(
+        join(dir, "node_modules", "sql-kind", "index.js"),
+        `import { checkName, configDigest, kindTask, NO_RETRY } from "cairn-dag/kind";\n` +
+          `export function sql(name) {\n  checkName(name);\n` +
+          `  return kindTask({ definition: { name, kind: "sql", retry: NO_RETRY, cache: {}, env: [], code: configDigest({ version: ${JSON.stringify(version)} }), run: async () => ({ rows: 1 }) } });\n}\n`,
+      );
+      await writeFile(
+        join(dir, "flow.ts"),
+        `import { flow } from "cairn-dag";\nimport { sql } from "sql-kind";\nexport default flow(process.env.FLOW_NAME ?? "kind").build(() => ({ rows: sql("q")({}).rows }));\n`,
+      );
+      return join(dir, "flow.ts");
+    };
+    const [mine, theirs] = await Promise.all([checkout("1.0.0"), checkout("1.1.0")]);
+    const worker = await startWorker(theirs, servers.redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "1000" });
+    workers.push(worker);
+    const r = await cairnRun(mine, await tmp(), ["--queue", servers.redis.url], env).done;
+    expect(r.code, r.stderr).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
+    expect(failed).toMatchObject({ task: "q", error: { name: "StaleCodeError" } });
+    // Before: "its code in .../flow.ts there differs ... (its source)", and only to update the checkout.
+    expect(failed.error.message).toContain("its kind's code there differs from the code the flow run was started with (its kind's code (the `code` of kind sql))");
+    expect(failed.error.message).toContain(
+      "Kind sql's code (its `code`) differs: is another version of the package it comes from installed there? Compare the lockfiles of the two checkouts (package-lock.json, pnpm-lock.yaml, yarn.lock) and install the coordinator's version there.",
+    );
+    expect(failed.error.message).not.toContain("its source");
+  }, 120_000);
+
   it("a worker of another Cairn build refuses the task before running anything, naming both builds and the fix; cairn workers shows each worker's build", async () => {
     const { env, markerDir } = await testEnv("queue-other-build");
     // The worker is a real `cairn worker` of this checkout; CAIRN_TEST_BUILD gives it another build's name (a pack of another commit).

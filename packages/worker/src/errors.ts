@@ -148,12 +148,20 @@ export class StaleCodeError extends CairnError {
     readonly environment?: string,
     /** Of `envDiffers`, those its function reads from process.env by name without declaring them with .env(). */
     readonly envReadUndeclared: string[] = [],
+    /** The task's kind, when it is not one of Cairn's and its `code` differs (another installed version of the kind's package, often). */
+    readonly kind?: string,
   ) {
     const code = differs.length > 0;
     const env = envDiffers.map((name) => `environment variable ${name} (its value enters the task's cache key)`);
     const declared = envDiffers.filter((name) => !envReadUndeclared.includes(name));
     const read = envDiffers.filter((name) => envReadUndeclared.includes(name));
     const fixes = [
+      ...(kind
+        ? [
+            `Kind ${kind}'s code (its \`code\`) differs: is another version of the package it comes from installed there? Compare the lockfiles of the two checkouts ` +
+              `(package-lock.json, pnpm-lock.yaml, yarn.lock) and install the coordinator's version there.`,
+          ]
+        : []),
       ...(code ? ["Update that worker's checkout to the coordinator's commit (and restart it), or stop it; a worker never runs other code than the run asked for."] : []),
       ...(declared.length ? [`Give that worker the coordinator's values of the variables the task declares with .env() (${declared.join(", ")}; and restart it): what it computed with others would be stored under the run's cache key.`] : []),
       ...(read.length
@@ -167,7 +175,7 @@ export class StaleCodeError extends CairnError {
         : []),
     ];
     super(
-      `Task "${nodeId}" was not run by worker ${worker.id} (on ${worker.host}): ${code ? `its code in ${flowFile} there` : "its environment there"} differs from ${code ? "the code" : "the one"} the flow run was started with (${[...differs, ...env, ...(environment ? [environment] : [])].join(", ")}). ` +
+      `Task "${nodeId}" was not run by worker ${worker.id} (on ${worker.host}): ${code ? (kind && differs.length === 1 ? "its kind's code there" : `its code in ${flowFile} there`) : "its environment there"} differs from ${code ? "the code" : "the one"} the flow run was started with (${[...differs, ...env, ...(environment ? [environment] : [])].join(", ")}). ` +
         `${refusedSentence(refused, worker.id, `with the run's ${code ? "code" : "environment"}`)} ` +
         fixes.join(" "),
     );

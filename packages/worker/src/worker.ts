@@ -421,7 +421,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     // depend on the inputs), or from the task's own source.
     const mine = data.code.full ? await cache.keyFor(node, {}, { flowRunId: data.flowRunId }).catch(() => undefined) : undefined;
     const fingerprint = codeFingerprint(node, mine);
-    const differs = compareCode(data.code, fingerprint);
+    const differs = compareCode(data.code, fingerprint, node.task.kind);
     // The variables the task declares (.env) and those its function reads from process.env by
     // name enter its key alike: run here with other values, it would store what they give under
     // the coordinator's key, a wrong hit for every later run.
@@ -433,7 +433,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     if (differs.length || envDiffers.length || environment) {
       const what = differs.length ? "code" : "environment";
       const why = `its ${what} here differs (${[...differs, ...envDiffers.map((n) => `environment variable ${n}`), ...(environment ? [environment] : [])].join(", ")})`;
-      return refuse(why, `a worker with the run's ${what}`, (refused) => new StaleCodeError(task, file, { id, host }, differs, envDiffers, refused, environment, envDiffers.filter((n) => !node.task.env.includes(n))));
+      const kind = data.code.code !== fingerprint.code && !CAIRN_KINDS.has(node.task.kind) ? node.task.kind : undefined;
+      return refuse(why, `a worker with the run's ${what}`, (refused) => new StaleCodeError(task, file, { id, host }, differs, envDiffers, refused, environment, envDiffers.filter((n) => !node.task.env.includes(n)), kind));
     }
     // The secrets the coordinator knew from the start are known here before the task starts: an
     // output that carries one is refused before anything is written (cache entry, MLflow, Redis).
@@ -640,10 +641,17 @@ function nodeOf(flow: FlowDefinition, data: JobData): FlowNode | undefined {
   return parent ? { id: data.nodeId, task: parent.task, inputs: {}, after: [], item: data.item } : undefined;
 }
 
-/** What differs between the run's fingerprint of a task's code and this checkout's; empty when they agree. */
-function compareCode(theirs: CodeFingerprint, mine: CodeFingerprint): string[] {
+/** Cairn's own kinds: a task of another kind is a kind of the user's or of a package's. */
+const CAIRN_KINDS = new Set(["function", "script", "shell", "notebook", "mlflow-project", "mlflow-model"]);
+
+/**
+ * What differs between the run's fingerprint of a task's code and this checkout's; empty when they
+ * agree. The fingerprint's `code` is a function task's source, and for another kind its `code`
+ * (what the kind puts there: its options, and for a kind from a package its version).
+ */
+function compareCode(theirs: CodeFingerprint, mine: CodeFingerprint, kind: string): string[] {
   const differs: string[] = [];
-  if (theirs.code !== mine.code) differs.push("its source");
+  if (theirs.code !== mine.code) differs.push(kind === "function" ? "its source" : `its kind's code (the \`code\` of kind ${kind})`);
   if (theirs.taskVersion !== mine.taskVersion) differs.push(`its version (${theirs.taskVersion ?? "none"} there, ${mine.taskVersion ?? "none"} here)`);
   const names = new Set([...Object.keys(theirs.codeFiles ?? {}), ...Object.keys(mine.codeFiles ?? {})]);
   for (const name of [...names].sort()) if (theirs.codeFiles?.[name] !== mine.codeFiles?.[name]) differs.push(`file ${name}`);
