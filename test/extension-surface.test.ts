@@ -11,6 +11,10 @@ import { join } from "node:path";
 import * as cairn from "cairn-dag";
 import type { CreateRunOptions, LogBatch, RunFilter, RunRecord, ScopeKey, Tracker, TrackerFactory } from "cairn-dag";
 import * as kind from "cairn-dag/kind";
+import * as mlflowTracker from "cairn-dag/mlflow-tracker";
+import * as queue from "cairn-dag/queue";
+import * as report from "cairn-dag/report";
+import * as testing from "cairn-dag/testing";
 import { describe, expect, it } from "vitest";
 import { repo } from "./cli/helpers.ts";
 
@@ -27,6 +31,17 @@ describe("cairn-dag's extension points", () => {
     expect(typeof kind.scopeKey).toBe("function");
     expect(typeof factory).toBe("function");
     expectTypesUsed<Arguments>();
+  });
+
+  it("exports from subpaths what README tells an app or a tracker's author to import from a package they never named", () => {
+    // Under pnpm a project can import only what it installed (cairn-dag): @cairn/* are not hoisted.
+    expect(typeof queue.queueDispatcher).toBe("function");
+    expect(typeof report.logReport).toBe("function");
+    expect(typeof report.buildReport).toBe("function");
+    expect(typeof report.readReportData).toBe("function");
+    expect(typeof testing.trackerComplianceSuite).toBe("function");
+    expect(typeof mlflowTracker.MlflowTracker).toBe("function");
+    expect(typeof mlflowTracker.MlflowClient).toBe("function");
   });
 
   it("runs a flow on a cache store the app opened with cairn-dag's CacheStore, and leaves it open", async () => {
@@ -54,6 +69,13 @@ describe("cairn-dag's extension points", () => {
     const lines = readme.split("\n").filter((line) => named.some((name) => line.includes(name)));
     expect(lines.length).toBeGreaterThanOrEqual(3);
     expect(lines.filter((line) => /`@cairn\/(core|cache)`/.test(line))).toEqual([]);
+  });
+
+  it("README names cairn-dag's subpaths, not @cairn/*, for queueDispatcher, the report's functions and ReportRunError", () => {
+    const readme = readFileSync(join(repo, "README.md"), "utf8");
+    expect(readme).not.toMatch(/from `@cairn\/(worker|report)`|\(`@cairn\/report`\)/);
+    expect(readme).toContain("`queueDispatcher` from `cairn-dag/queue`");
+    expect(readme).toContain("`beforeEnd: logReport` (from `cairn-dag/report`)");
   });
 });
 

@@ -246,16 +246,20 @@ console.log(JSON.stringify({ status: result.status, outputs: await run.outputs()
     writeFileSync(
       join(project, "app.ts"),
       // As the README's Embedding writes it: the scaffold's tsconfig rewrites "./flow.ts" to "./flow.js" when tsc emits.
+      // queueDispatcher and logReport as README imports them: from cairn-dag's own entries (under pnpm, @cairn/* cannot be imported).
       `import demo from "./flow.ts";
+import { queueDispatcher } from "cairn-dag/queue";
+import { logReport } from "cairn-dag/report";
 const run = await demo.run({ params: { rows: 40, seed: 3 } });
 const { slope, rmse } = await run.outputs();
 const typed: number = slope + rmse;
-console.log(JSON.stringify({ status: (await run.wait()).status, finite: Number.isFinite(typed) }));
+const entries: Array<typeof queueDispatcher | typeof logReport> = [queueDispatcher, logReport];
+console.log(JSON.stringify({ status: (await run.wait()).status, finite: Number.isFinite(typed), entries: entries.map((f) => f.name) }));
 `,
     );
     await ok("npx", ["tsc"], project);
     const compiled = await ok("node", ["dist/app.js"], project);
-    expect(JSON.parse(compiled.stdout)).toEqual({ status: "succeeded", finite: true });
+    expect(JSON.parse(compiled.stdout)).toEqual({ status: "succeeded", finite: true, entries: ["queueDispatcher", "logReport"] });
     // The compiled flow is not the entry point: importing it ran nothing on its own.
     expect(compiled.stdout.trim().split("\n")).toHaveLength(1);
   });
