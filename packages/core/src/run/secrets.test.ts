@@ -157,6 +157,11 @@ describe("SecretRegistry", () => {
     expect(await worker.digest("API_TOKEN", "run-2")).not.toBe(digest);
     expect(await worker.digest("OTHER", "run-1")).not.toBe(digest);
     expect(await worker.digest("MISSING", "run-1")).toBeUndefined();
+    // A name that is an Object.prototype member is a secret like any other, or none (it read the prototype's function).
+    expect(await worker.digest("toString", "run-1")).toBeUndefined();
+    const named = await new SecretRegistry({}, { constructor: "tok-current-8d7c6b5a" }).digest("constructor", "run-1");
+    expect(named).toMatch(/^[0-9a-f]{64}$/);
+    expect(named).toBe(await new SecretRegistry({ constructor: "tok-current-8d7c6b5a" }, {}).digest("constructor", "run-1"));
   });
 
   it("an empty secret is not set, and is never matched", () => {

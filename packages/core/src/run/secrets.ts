@@ -164,7 +164,7 @@ export class SecretRegistry {
    * and a worker compare to find that they hold different values of a secret without sending it.
    */
   async digest(name: string, salt: string): Promise<string | undefined> {
-    const value = this.fromFile[name] ?? this.env[name];
+    const value = this.valueOf(name);
     if (value === undefined || value === "") return undefined;
     return privateDigestAsync(value, `secret\0${salt}\0${name}`);
   }
