@@ -138,6 +138,16 @@ describe("cairn runs prune on the embedded store", () => {
     }
     expect(await flowRuns(cwd)).toHaveLength(1);
   });
+
+  it("in a folder with no .cairn (a cron job started elsewhere) removes nothing and makes nothing, exit 0", async () => {
+    const cwd = await tmp("cairn-cli-runs-prune-empty-");
+    for (const args of [["--older-than", "30d"], ["--older-than", "30d", "--dry-run"]]) {
+      const r = await cairn(["runs", "prune", ...args], { cwd });
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(0);
+      expect(r.stdout).toMatch(/0 flow runs/);
+    }
+    expect(existsSync(join(cwd, ".cairn"))).toBe(false);
+  });
 });
 
 describe("cairn runs prune with an MLflow server", () => {

@@ -696,9 +696,11 @@ export class LocalStore implements Tracker {
     if (!Number.isFinite(options?.endedBefore)) {
       throw new TrackingError(`LocalStore.pruneRuns expects \`endedBefore\` to be a time in epoch ms, got ${show(options?.endedBefore)}.`);
     }
+    const result: PruneRunsResult = { removedRuns: 0, removedFlowRuns: 0, freedBytes: 0, keptForCache: 0, keptRunning: 0 };
+    // A store never written (a cron job started in another folder): nothing to remove, no lock to make.
+    if (!(await stat(this.uri).catch(() => undefined))?.isDirectory()) return result;
     const release = options.dryRun ? undefined : await this.lockPrune();
     try {
-      const result: PruneRunsResult = { removedRuns: 0, removedFlowRuns: 0, freedBytes: 0, keptForCache: 0, keptRunning: 0 };
       const dir = join(this.uri, "experiments");
       const experimentIds = (await readdir(dir).catch(ifAbsent(dir, [] as string[]))).filter((id) => EXPERIMENT_ID.test(id));
       const removed = new Map<string, PrunableLine[]>();
