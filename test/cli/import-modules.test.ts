@@ -68,6 +68,17 @@ describe("--import and CAIRN_IMPORT", () => {
     expect(cleared.code, cleared.stderr).toBe(0);
   }, 120_000);
 
+  it("cairn run --json: the error event of an unregistered scheme carries the same advice as stderr (--import)", async () => {
+    const { cwd, env } = await pluginProject();
+    await writeFile(join(cwd, "bare.ts"), `import { flow, task } from "cairn-dag";\nconst t = task("t").run(() => ({ v: 1 }));\nexport default flow("bare").build(() => ({ v: t().v }));\n`);
+    const r = await cairn(["run", "bare.ts", "--json"], { cwd, env });
+    expect(r.code).toBe(2);
+    const event = JSON.parse(r.stdout.trim()) as { type: string; error: { name: string; message: string } };
+    expect(event).toMatchObject({ type: "error", error: { name: "UnsupportedTrackingUriError" } });
+    expect(event.error.message).toContain("--import FILE, or CAIRN_IMPORT=FILE");
+    expect(r.stderr).toContain("--import FILE, or CAIRN_IMPORT=FILE");
+  }, 60_000);
+
   it("load a module the flow imports too only once, and refuse a module that is not there, naming where it was given", async () => {
     const { cwd, env } = await pluginProject();
     const twice = await cairn(["run", "flow.ts", "--import", "tracker.ts"], { cwd, env });

@@ -20,6 +20,11 @@ export function takeImports(args: readonly string[]): { args: string[]; files: s
   const files: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
+    // `--` ends the flags (as for every other flag): what follows is the command's, as given.
+    if (arg === "--") {
+      rest.push(...args.slice(i));
+      break;
+    }
     if (arg.startsWith(`${IMPORT_FLAG}=`)) {
       files.push(checkedFile(arg.slice(IMPORT_FLAG.length + 1), arg));
     } else if (arg === IMPORT_FLAG) {

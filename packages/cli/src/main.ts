@@ -483,13 +483,13 @@ function flagGiven(args: readonly string[], flag: string): boolean {
  * stdout too, `{"type":"error","exitCode":2,"error":{"name","message"},"time"}`, so that a reader
  * of the events is not left with an empty stream; the plain text stays on stderr.
  */
-type ErrorEventWriter = (exitCode: number, error: unknown) => void;
+type ErrorEventWriter = (exitCode: number, error: unknown, fix?: string) => void;
 
 function errorEventWriter(stdout: Writable): ErrorEventWriter {
   const write = stdout.write.bind(stdout) as (text: string) => boolean;
-  return (exitCode, error) => {
+  return (exitCode, error, fix = "") => {
     const name = error instanceof Error ? error.name : "Error";
-    const message = error instanceof Error ? error.message : String(error);
+    const message = `${error instanceof Error ? error.message : String(error)}${fix}`;
     write(`${JSON.stringify({ type: "error", exitCode, error: { name, message }, time: Date.now() })}\n`);
   };
 }
@@ -590,7 +590,8 @@ function reportError(thrown: unknown, stderr: Writable, errorEvent?: ErrorEventW
     CacheOptionError.is(error);
   // Errors Cairn expects (a dead cache store among them) are their message; a stack is for bugs.
   const code = exitCode ?? (usage ? EXIT.usage : serviceDown(error) ? EXIT.serviceDown : EXIT.flowFailed);
-  errorEvent?.(code, error);
+  // The event says what stderr says, the CLI's own advice included (`--import` for a tracker scheme).
+  errorEvent?.(code, error, CairnError.is(error) ? cliFix(error) : "");
   if (CairnError.is(error)) {
     stderr.write(`cairn: ${error.name}: ${printable(error.message)}${cliFix(error)}\n`);
   } else if (error instanceof Error) {
