@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { link, mkdtemp, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -45,5 +45,30 @@ describe("JsonlAppender", () => {
     await appender.append(path, '{"b":2}\n', { keepOpen: true });
     await appender.close();
     expect(await readFile(path, "utf8")).toBe('{"a":\n{"b":2}\n');
+  });
+
+  it("notices a file renamed over the one it holds open also when the old file keeps a link (NFS keeps it as .nfsXXXX), and writes the batch again there", async () => {
+    const dir = await tmp();
+    const path = join(dir, "runs.jsonl");
+    const appender = new JsonlAppender();
+    await appender.append(path, '{"a":1}\n', { keepOpen: true, mayBeReplaced: true });
+    // The old file stays linked, as NFS keeps an open file renamed over: its link count never drops to 0.
+    await link(path, join(dir, "old.jsonl"));
+    await writeFile(join(dir, "new.jsonl"), '{"a":1}\n');
+    await rename(join(dir, "new.jsonl"), path);
+    await appender.append(path, '{"b":2}\n', { keepOpen: true, mayBeReplaced: true });
+    await appender.close();
+    expect(await readFile(path, "utf8")).toBe('{"a":1}\n{"b":2}\n');
+  });
+
+  it("writes the batch again at the path when the file it holds open was removed", async () => {
+    const dir = await tmp();
+    const path = join(dir, "x.batch.jsonl");
+    const appender = new JsonlAppender();
+    await appender.append(path, '{"a":1}\n', { keepOpen: true, mayBeReplaced: true });
+    await rm(path);
+    await appender.append(path, '{"b":2}\n', { keepOpen: true, mayBeReplaced: true });
+    await appender.close();
+    expect(await readFile(path, "utf8")).toBe('{"b":2}\n');
   });
 });

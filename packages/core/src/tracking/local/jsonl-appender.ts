@@ -1,4 +1,4 @@
-import { type FileHandle, open } from "node:fs/promises";
+import { type FileHandle, open, stat } from "node:fs/promises";
 
 /** How long a file kept open for appends stays open without appends. */
 const IDLE_CLOSE_MS = 500;
@@ -111,7 +111,14 @@ export class JsonlAppender {
       await this.closeHandle(path);
       throw error;
     }
-    if (options.mayBeReplaced && (await replaced(kept.handle))) {
+    let moved = false;
+    try {
+      moved = options.mayBeReplaced === true && (await replaced(kept.handle, path));
+    } catch (error) {
+      await this.closeHandle(path);
+      throw error;
+    }
+    if (moved) {
       // Written to a file renamed over since it was opened (the prune copies what it finds there,
       // but this write may have come after): the path's file gets the lines too.
       await this.closeHandle(path);
@@ -141,9 +148,21 @@ export class JsonlAppender {
 
 const NEWLINE = Buffer.from("\n");
 
-/** True when the open file is no longer at any path: another file was renamed over it. */
-async function replaced(handle: FileHandle): Promise<boolean> {
-  return (await handle.stat()).nlink === 0;
+/**
+ * True when the open file is no longer the one at `path`: another file was renamed over it, or it
+ * was removed. Compared by device and inode, not by the open file's link count: NFS keeps a file
+ * renamed over while open as a `.nfsXXXX` file with one link, and a hard link elsewhere keeps it
+ * linked too.
+ */
+async function replaced(handle: FileHandle, path: string): Promise<boolean> {
+  const [mine, there] = await Promise.all([
+    handle.stat({ bigint: true }),
+    stat(path, { bigint: true }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") return undefined;
+      throw error;
+    }),
+  ]);
+  return !there || there.ino !== mine.ino || there.dev !== mine.dev;
 }
 
 /** True when the file is not empty and its last byte is not a newline: it ends in half a line. */
