@@ -1511,7 +1511,7 @@ async function runsPruneCommand(args: string[], stdout: Writable, stderr: Writab
           `\`cairn cache prune\` removes entries, and their runs go at the next runs prune.\n`,
       );
     }
-    if (r.keptRunning) stdout.write(`Kept ${plural(r.keptRunning, "older run")} still RUNNING.\n`);
+    if (r.keptRunning) stdout.write(`Kept ${plural(r.keptRunning, "older run")} still RUNNING, with the runs above them.\n`);
   } else {
     stdout.write(
       `The runs on ${describeTracker(tracker)} stay: they are MLflow's (delete them there, in its UI or with \`mlflow runs delete\`, then \`mlflow gc\` frees their files).\n`,

@@ -45,9 +45,9 @@ export interface PruneRunsResult {
   removedFlowRuns: number;
   /** Bytes freed: run files, metric logs, artifacts (logs, report pages), batch files, index lines. */
   freedBytes: number;
-  /** Runs of old flow runs kept because a kept cache entry names them as its source, or names a run under them. */
+  /** Runs of old flow runs kept because a kept cache entry names them as its source, or names a run under them (and none under them is RUNNING). */
   keptForCache: number;
-  /** Runs of old flow runs kept because they are still RUNNING. */
+  /** Runs of old flow runs kept because they are still RUNNING, or a run under them is. */
   keptRunning: number;
 }
 

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { formatOwner } from "@cairn/cache";
 import { describe, expect, it, vi } from "vitest";
 import { LocalStore } from "./local-store.ts";
+import { choosePrunedRuns, type PrunableRun } from "./prune-runs.ts";
 
 // lstat passes through, counted: a prune must not stat every removed run's would-be files.
 vi.mock("node:fs/promises", async (original) => {
@@ -43,6 +44,28 @@ async function indexed(root: string, experimentId: string): Promise<string[]> {
     .filter(Boolean)
     .map((line) => (JSON.parse(line) as { runId: string }).runId);
 }
+
+describe("choosePrunedRuns", () => {
+  it("counts the runs above a RUNNING run as kept for it, not for the cache", async () => {
+    // flow > group > task (RUNNING); flow > source (a kept cache entry's source); flow > done.
+    const lines = [
+      { runId: "flow", startTime: 1, writer: "w" },
+      { runId: "group", parentRunId: "flow", startTime: 1, writer: "w" },
+      { runId: "task", parentRunId: "group", startTime: 1, writer: "w" },
+      { runId: "source", parentRunId: "flow", startTime: 1, writer: "w" },
+      { runId: "done", parentRunId: "flow", startTime: 1, writer: "w" },
+    ];
+    const runs: Record<string, PrunableRun> = { task: { status: "RUNNING", startTime: 1 } };
+    const choice = await choosePrunedRuns(lines, {
+      endedBefore: 100,
+      keep: new Set(["source"]),
+      runOf: async (runId) => runs[runId] ?? { status: "FINISHED", startTime: 1, endTime: 2 },
+      writerMayRun: () => false,
+    });
+    expect(choice.remove.map((line) => line.runId)).toEqual(["done"]);
+    expect(choice).toMatchObject({ keptRunning: 3, keptForCache: 1 });
+  });
+});
 
 describe("LocalStore.pruneRuns", () => {
   it("removes flow runs that ended before the limit with their task runs and files; keeps a cache entry's source with its flow run, a RUNNING run and a young one", async () => {

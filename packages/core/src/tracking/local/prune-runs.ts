@@ -40,9 +40,9 @@ export interface PruneChoiceOptions {
 export interface PruneChoice {
   /** The runs to remove, each tree's top run first. */
   remove: PrunableLine[];
-  /** Runs of old trees kept because a kept cache entry names them, or one under them. */
+  /** Runs of old trees kept because a kept cache entry names them, or one under them (and none under them is RUNNING). */
   keptForCache: number;
-  /** Runs of old trees kept because they are still RUNNING. */
+  /** Runs of old trees kept because they are still RUNNING, or one under them is. */
   keptRunning: number;
 }
 
@@ -69,22 +69,20 @@ export async function choosePrunedRuns(lines: readonly PrunableLine[], o: PruneC
       choice.keptRunning += tree.length;
       continue;
     }
-    const kept = new Set<string>();
-    const keepUp = (line: PrunableLine) => {
+    // Each kept run counts under one reason: a run still RUNNING, and the runs above it, under "running".
+    const forRunning = new Set<string>();
+    const forCache = new Set<string>();
+    const keepUp = (line: PrunableLine, kept: Set<string>) => {
       for (let at: PrunableLine | undefined = line; at && !kept.has(at.runId); at = at.parentRunId === undefined ? undefined : byId.get(at.parentRunId)) kept.add(at.runId);
     };
-    let running = 0;
     for (const line of tree) {
-      if (o.keep.has(line.runId)) keepUp(line);
+      if (o.keep.has(line.runId)) keepUp(line, forCache);
       // Only runs created RUNNING can still be so; a run recorded over (a cache hit's) never is.
-      else if (line.writer !== undefined && line !== top && RUNNING.has((await o.runOf(line.runId))?.status ?? "FINISHED")) {
-        keepUp(line);
-        running++;
-      }
+      else if (line.writer !== undefined && line !== top && RUNNING.has((await o.runOf(line.runId))?.status ?? "FINISHED")) keepUp(line, forRunning);
     }
-    choice.keptRunning += running;
-    choice.keptForCache += kept.size - running;
-    for (const line of tree) if (!kept.has(line.runId)) choice.remove.push(line);
+    choice.keptRunning += forRunning.size;
+    for (const runId of forCache) if (!forRunning.has(runId)) choice.keptForCache++;
+    for (const line of tree) if (!forRunning.has(line.runId) && !forCache.has(line.runId)) choice.remove.push(line);
   }
   return choice;
 }
