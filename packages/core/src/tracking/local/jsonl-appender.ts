@@ -10,10 +10,10 @@ export interface AppendOptions {
   /** Keep the file open between batches (closed after a short idle time, or by `close()`), for files appended to often. */
   keepOpen?: boolean;
   /**
-   * The file may be replaced whole by a rename (`cairn runs prune` rewrites an index without the
-   * lines of the runs it removed): after each write, the file written is checked to still be the
-   * one at `path`, and the batch is written again there when it is not. A line may then be in the
-   * file twice; readers keep a run's first line.
+   * The file may be replaced whole by a rename, or removed (`cairn runs prune` rewrites an index
+   * without the lines of the runs it removed, and removes batch files with no run left): after each
+   * write, the file written is checked to still be the one at `path`, and the batch is written again
+   * there when it is not. A line may then be in the file twice; readers keep one.
    */
   mayBeReplaced?: boolean;
 }

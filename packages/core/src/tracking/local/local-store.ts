@@ -204,7 +204,7 @@ export class LocalStore implements Tracker {
   /** The batch file recordRun appends to now: its id (the first half of its runs' ids) and how many runs it has. */
   private batch = { id: "", count: BATCH_RUNS };
   /** Batch files read so far: how far (a byte offset after a whole line), and the runs in them by id. */
-  private readonly batchesRead = new Map<string, { offset: number; runs: Map<string, RunFile> }>();
+  private readonly batchesRead = new Map<string, { ino: number; offset: number; runs: Map<string, RunFile> }>();
 
   constructor(options: LocalStoreOptions) {
     if (typeof options?.root !== "string" || options.root === "") {
@@ -400,6 +400,8 @@ export class LocalStore implements Tracker {
     const index = this.appender.append(this.indexPath(experimentId), `${JSON.stringify(line)}\n`, { keepOpen: true, mayBeReplaced: true });
     const record = this.appender.append(this.batchPath(this.batch.id), `${JSON.stringify(file)}\n`, {
       keepOpen: true,
+      // A prune may remove a batch file idle for long (see removeBatchFile): the line then goes to a new one.
+      mayBeReplaced: true,
       onMissingFolder: () => mkdir(join(this.uri, "runs"), { recursive: true }),
     });
     const [indexed, recorded] = await Promise.allSettled([index, record]);
@@ -731,11 +733,13 @@ export class LocalStore implements Tracker {
         ...(inRuns.has(`${runId}.metrics.jsonl`) ? [this.runPath(runId, ".metrics.jsonl")] : []),
         ...(inArtifacts.has(runId) ? [this.artifactDir(runId)] : []),
       ]);
-      files.push(...(await this.batchFilesLeftWithout(remaining, options.endedBefore)));
+      const batches = await this.batchFilesLeftWithout(remaining, options.endedBefore);
       for (const size of await inBatches(files, sizeOf)) result.freedBytes += size;
+      for (const batch of batches) result.freedBytes += batch.read;
       if (options.dryRun) return result;
       // Files first, the index lines last: a prune that dies part-way leaves lines a later prune finds again.
       await inBatches(files, (path) => rm(path, { recursive: true, force: true }));
+      await inBatches(batches, (batch) => this.removeBatchFile(batch.path, batch.read));
       for (const [experimentId, lines] of removed) await this.rewriteIndex(experimentId, new Set(lines.map((line) => line.runId)));
       for (const runId of runIds) this.batchesRead.get(runId.slice(0, 16))?.runs.delete(runId);
       return result;
@@ -762,24 +766,56 @@ export class LocalStore implements Tracker {
   /**
    * The batch files none of whose runs is in `remaining` (an index's runs that stay) and that were
    * last written before `endedBefore`: a process that still records into one appended to it since.
+   * Each with how many bytes of it were read: what is appended after that is not the prune's to remove.
    */
-  private async batchFilesLeftWithout(remaining: ReadonlySet<string>, endedBefore: number): Promise<string[]> {
+  private async batchFilesLeftWithout(remaining: ReadonlySet<string>, endedBefore: number): Promise<{ path: string; read: number }[]> {
     const dir = join(this.uri, "runs");
     const names = (await readdir(dir).catch(ifAbsent(dir, [] as string[]))).filter((name) => name.endsWith(".batch.jsonl"));
-    const found: string[] = [];
+    const found: { path: string; read: number }[] = [];
     for (const name of names) {
       const path = join(dir, name);
       const info = await stat(path).catch(() => undefined);
       if (!info || info.mtimeMs >= endedBefore) continue;
-      const text = await readFile(path, "utf8").catch(() => undefined);
-      if (text === undefined) continue;
-      const used = text.split("\n").some((raw) => {
-        const runId = parseLine<RunFile>(raw)?.runId;
-        return typeof runId === "string" && remaining.has(runId);
-      });
-      if (!used) found.push(path);
+      const bytes = await readFile(path).catch(() => undefined);
+      if (bytes === undefined) continue;
+      const used = bytes
+        .toString("utf8")
+        .split("\n")
+        .some((raw) => {
+          const runId = parseLine<RunFile>(raw)?.runId;
+          return typeof runId === "string" && remaining.has(runId);
+        });
+      if (!used) found.push({ path, read: bytes.length });
     }
     return found;
+  }
+
+  /**
+   * Removes a batch file {@link batchFilesLeftWithout} chose, keeping what a long-lived recorder (a
+   * `cairn worker` whose batch file was idle) appended since it was read: the file is first renamed
+   * aside, so that a later append makes a new file at its path; the whole lines found past what was
+   * read are appended there, and only then is the aside file removed. A line written to the aside
+   * file after this copy is written again at the path by its recorder, which checks after each write
+   * that its file is still there (JsonlAppender's `mayBeReplaced`). A line may then be there twice;
+   * readers keep one.
+   */
+  private async removeBatchFile(path: string, read: number): Promise<void> {
+    const aside = `${path}.pruning`;
+    try {
+      await rename(path, aside);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw error;
+    }
+    const bytes = await readFile(aside);
+    const appended = bytes.subarray(read, bytes.lastIndexOf(10) + 1);
+    if (appended.length) {
+      await this.appender.append(path, appended.toString("utf8"), {
+        mayBeReplaced: true,
+        onMissingFolder: () => mkdir(dirname(path), { recursive: true }),
+      });
+    }
+    await rm(aside, { force: true });
   }
 
   /**
@@ -982,7 +1018,8 @@ export class LocalStore implements Tracker {
   /**
    * A run recorded by recordRun (here or by another process), from its batch file, or undefined.
    * Batch files only grow, a line at a time, so what was read of one is kept and only what was
-   * appended since is read: a listing of a flow's thousand hits reads each batch file once.
+   * appended since is read: a listing of a flow's thousand hits reads each batch file once. A prune
+   * may remove one and a recorder then make it again: a file other than the one read is read whole.
    */
   private readBatchedRun(runId: string): RunFile | undefined {
     const batchId = runId.slice(0, 16);
@@ -998,7 +1035,8 @@ export class LocalStore implements Tracker {
       throw unreadable(path, error);
     }
     try {
-      const size = fstatSync(fd).size;
+      const { size, ino } = fstatSync(fd);
+      if (read && read.ino !== ino) read.offset = 0;
       const offset = read?.offset ?? 0;
       if (size <= offset) return undefined;
       const bytes = Buffer.allocUnsafe(size - offset);
@@ -1011,7 +1049,8 @@ export class LocalStore implements Tracker {
       // Only whole lines: a line being appended (or cut short by a crash) is left for a later read.
       const end = bytes.subarray(0, got).lastIndexOf(10) + 1;
       if (end === 0) return undefined;
-      if (!read) this.batchesRead.set(batchId, (read = { offset: 0, runs: new Map() }));
+      if (!read) this.batchesRead.set(batchId, (read = { ino, offset: 0, runs: new Map() }));
+      read.ino = ino;
       read.offset = offset + end;
       for (const raw of bytes.toString("utf8", 0, end).split("\n")) {
         const run = parseLine<RunFile>(raw);

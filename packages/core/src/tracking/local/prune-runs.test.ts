@@ -13,10 +13,24 @@ import { describe, expect, it, vi } from "vitest";
 import { LocalStore } from "./local-store.ts";
 import { choosePrunedRuns, type PrunableRun } from "./prune-runs.ts";
 
+/** Work a test runs just before the prune renames or removes a file whose path passes `when`: a recorder racing it. */
+const races = vi.hoisted(() => [] as { when: (path: string) => boolean; run: () => Promise<unknown>; ran?: boolean }[]);
+
 // lstat passes through, counted: a prune must not stat every removed run's would-be files.
+// rename, rm and unlink pass through after the race waiting for their path, if any.
 vi.mock("node:fs/promises", async (original) => {
   const fs = await original<typeof import("node:fs/promises")>();
-  return { ...fs, lstat: vi.fn(fs.lstat) };
+  const raced =
+    <A extends unknown[], R>(fn: (path: string, ...rest: A) => Promise<R>) =>
+    async (path: string, ...rest: A): Promise<R> => {
+      const race = races.find((r) => !r.ran && r.when(String(path)));
+      if (race) {
+        race.ran = true;
+        await race.run();
+      }
+      return fn(path, ...rest);
+    };
+  return { ...fs, lstat: vi.fn(fs.lstat), rename: raced(fs.rename), rm: raced(fs.rm), unlink: raced(fs.unlink) };
 });
 
 const tmp = () => mkdtemp(join(tmpdir(), "cairn-prune-"));
@@ -130,6 +144,43 @@ describe("LocalStore.pruneRuns", () => {
     expect(left.size).toBe(created.length);
     const runs = await new LocalStore({ root }).searchRuns({ experimentIds: [experimentId], maxResults: 1000 });
     expect(runs).toHaveLength(created.length);
+  });
+
+  it("a hit recorded while the prune removes its idle batch file keeps its run, also one written through a file held open", async () => {
+    const root = await tmp();
+    // A long-lived recorder (a `cairn worker`) whose batch file has been idle longer than the limit.
+    const worker = new LocalStore({ root });
+    const experimentId = await worker.ensureExperiment("etl");
+    const oldTime = Date.now() - 40 * DAY;
+    const oldFlow = await worker.createRun({ experimentId, name: "etl", startTime: oldTime });
+    const oldHit = await worker.recordRun({ experimentId, name: "t0", parentRunId: oldFlow, status: "FINISHED", startTime: oldTime, endTime: oldTime });
+    await worker.endRun(oldFlow, "FINISHED", oldTime + 1);
+    await worker.flush();
+    const batch = join(root, "runs", `${oldHit.slice(0, 16)}.batch.jsonl`);
+    await utimes(batch, new Date(oldTime), new Date(oldTime));
+    const pruner = new LocalStore({ root });
+    await pruner.getRun(oldHit); // the pruner has read the batch file before
+    const flow = await worker.createRun({ experimentId, name: "etl" });
+    const hits: string[] = [];
+    const record = async () => hits.push(await worker.recordRun({ experimentId, name: "t0", parentRunId: flow, status: "FINISHED" }));
+    // One hit once the prune has chosen the batch file, just before it goes; one more as the prune
+    // ends its removal, through the file the worker still holds open.
+    races.push({ when: (path) => path === batch, run: record }, { when: (path) => path.startsWith(`${batch}.`), run: record });
+    try {
+      const r = await pruner.pruneRuns({ endedBefore: Date.now() - 30 * DAY, keep: new Set() });
+      expect(r.removedRuns).toBe(2);
+    } finally {
+      races.length = 0;
+    }
+    expect(hits.length).toBeGreaterThanOrEqual(1);
+    await worker.endRun(flow, "FINISHED");
+    await worker.flush();
+    for (const reader of [new LocalStore({ root }), pruner]) {
+      for (const hit of hits) expect(await reader.getRun(hit), hit).toMatchObject({ status: "FINISHED", parentRunId: flow });
+      expect(await reader.getRun(oldHit)).toBeUndefined();
+    }
+    expect((await indexed(root, experimentId)).sort()).toEqual([flow, ...hits].sort());
+    expect(hits).toHaveLength(2);
   });
 
   it("a store of many cache hits' runs is pruned with a listing of its folders, not a stat per run", async () => {
