@@ -1,6 +1,7 @@
+import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { OptionError } from "./errors.ts";
-import { booleanFromEnv, closestName, durationMs, retryAfterMs } from "./internal.ts";
+import { booleanFromEnv, closestName, durationMs, retryAfterMs, shellQuote } from "./internal.ts";
 
 describe("closestName", () => {
   it("names the candidate a typo meant, a swap of neighbours being one edit, case ignored", () => {
@@ -70,5 +71,24 @@ describe("booleanFromEnv", () => {
     expect(() => booleanFromEnv({ CAIRN_CACHE_STRICT: raw }, "CAIRN_CACHE_STRICT")).toThrow(
       `Expected \`CAIRN_CACHE_STRICT\` to be 1, true, yes or on to turn it on; 0, false, no, off or empty (or unset) to turn it off; any case, got "${raw}" (string).`,
     );
+  });
+});
+
+describe("shellQuote", () => {
+  const TEXTS = ["", "plain", "a/b.c,d:e=f@g%h+i-j_k", "a b", "it's", "''", "$(id)", "é", "-n", "a\nb"];
+  const hasPython = spawnSync("python3", ["-c", ""]).status === 0;
+
+  it("writes one shell word, a `'` as `'\\''` by default and as Python's shlex.quote does (`'\"'\"'`) in its style; the shell reads both back as the text", () => {
+    expect(TEXTS.map((t) => shellQuote(t))).toEqual(["''", "plain", "a/b.c,d:e=f@g%h+i-j_k", "'a b'", `'it'\\''s'`, `''\\'''\\'''`, "'$(id)'", "'é'", "-n", "'a\nb'"]);
+    expect(TEXTS.map((t) => shellQuote(t, { style: "python" }))).toEqual(["''", "plain", "a/b.c,d:e=f@g%h+i-j_k", "'a b'", `'it'"'"'s'`, `''"'"''"'"''`, "'$(id)'", "'é'", "-n", "'a\nb'"]);
+    for (const style of ["sh", "python"] as const) {
+      const line = `printf '[%s]' ${TEXTS.map((t) => shellQuote(t, { style })).join(" ")}`;
+      expect(execFileSync("/bin/sh", ["-c", line], { encoding: "utf8" })).toBe(TEXTS.map((t) => `[${t}]`).join(""));
+    }
+  });
+
+  it.skipIf(!hasPython)("in the python style is exactly Python's shlex.quote (what `mlflow run` logs an MLproject default as)", () => {
+    const python = execFileSync("python3", ["-c", "import json, shlex, sys; print(json.dumps([shlex.quote(t) for t in json.load(sys.stdin)]))"], { input: JSON.stringify(TEXTS), encoding: "utf8" });
+    expect(TEXTS.map((t) => shellQuote(t, { style: "python" }))).toEqual(JSON.parse(python));
   });
 });

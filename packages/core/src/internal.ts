@@ -151,9 +151,24 @@ export function devInstallCommand(pkg: string, env: NodeJS.ProcessEnv = process.
   return `npm install --save-dev ${pkg}`;
 }
 
-/** Quotes `s` as one POSIX shell word; plain words stay readable. */
-export function shellQuote(s: string): string {
+/** How {@link shellQuote} writes a `'` inside quotes; the shell reads every style alike. */
+export interface ShellQuoteOptions {
+  /**
+   * `"python"` writes it as Python's shlex.quote does (`'it'"'"'s'`), for a text that must match
+   * what Python wrote (the params `mlflow run` logs); the default as `'it'\''s'`.
+   * @default "sh"
+   */
+  readonly style?: "sh" | "python";
+}
+
+/**
+ * Quotes `s` as one POSIX shell word; plain words (only ASCII letters, digits and `_/.,:=@%+-`,
+ * the set Python's shlex.quote leaves alone too) stay readable, and `''` stands for an empty one.
+ * @example shellQuote("a b") // 'a b'
+ * @example shellQuote("it's", { style: "python" }) // 'it'"'"'s'
+ */
+export function shellQuote(s: string, options: ShellQuoteOptions = {}): string {
   if (s === "") return "''";
   if (/^[A-Za-z0-9_\/.,:=@%+-]+$/.test(s)) return s;
-  return `'${s.replaceAll("'", `'\\''`)}'`;
+  return `'${s.replaceAll("'", options.style === "python" ? `'"'"'` : `'\\''`)}'`;
 }

@@ -58,7 +58,7 @@ function tsxImport(nodeId: string, file: string): string {
   } catch (error) {
     throw new ProcessStartError(
       nodeId,
-      ["tsx", file].map(shellQuote).join(" "),
+      ["tsx", file].map((word) => shellQuote(word)).join(" "),
       undefined,
       `A .ts script runs with tsx, a peer dependency of cairn-dag, and tsx is not installed (Node did not find it from ${dirname(fileURLToPath(import.meta.url))}). ` +
         `Install it in the project: ${devInstallCommand("tsx")}; or give the task an \`interpreter\`.`,
@@ -174,7 +174,7 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
             env,
             ...(options.cwd ? { cwd: options.cwd } : {}),
             ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),
-            display: [...label, file, ...argv].map(shellQuote).join(" "),
+            display: [...label, file, ...argv].map((word) => shellQuote(word)).join(" "),
             ...(origin ? { origin } : {}),
           },
           ctx,

@@ -82,16 +82,3 @@ export function pythonFloatText(x: number): string {
   const e = point - 1;
   return `${sign}${digits[0]}${digits.length > 1 ? `.${digits.slice(1)}` : ""}e${e < 0 ? "-" : "+"}${String(Math.abs(e)).padStart(2, "0")}`;
 }
-
-/**
- * Python's shlex.quote, which `mlflow run` gives every parameter's text before it logs it as a
- * param (the text it substitutes into the command): a default `a b` is logged `'a b'`, `it's`
- * `'it'"'"'s'`, an empty one `''`; a text of only letters, digits and `@%+=:,./-_` as it is. Not
- * core's shellQuote, which quotes a `'` otherwise (`'\''`): the shell reads both alike, a
- * param's reader does not. `\w` is ASCII here as in shlex (`é` is quoted).
- */
-export function pythonShlexQuote(text: string): string {
-  if (text === "") return "''";
-  if (!/[^\w@%+=:,./-]/.test(text)) return text;
-  return `'${text.replaceAll("'", `'"'"'`)}'`;
-}

@@ -28,7 +28,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { CairnError, closestName, describeValue, isArtifact, isPlainObject, systemTag, type TaskContext } from "@cairn/core";
 import { parseTemplate, renderShell, runProcess, shellQuote, type CommandTemplate, type ProcessSpec } from "@cairn/process/spawn";
 import type { Document } from "yaml";
-import { mlflowPlainScalarText, pythonShlexQuote } from "./default-text.ts";
+import { mlflowPlainScalarText } from "./default-text.ts";
 
 /** Parameter types of an MLproject entry point. */
 export const MLPROJECT_PARAM_TYPES = ["float", "int", "string", "path", "uri"] as const;
@@ -913,7 +913,7 @@ export async function runMlflowProject(
     env.MLFLOW_EXPERIMENT_NAME = undefined;
     const args = ["run", project.dir, "-e", ep.name, "--env-manager", "local", "--experiment-id", ctx.tracking.experimentId, "--run-id", ctx.runId];
     for (const [k, v] of Object.entries(given)) args.push("-P", `${k}=${v}`);
-    const display = ["mlflow", ...args].map(shellQuote).join(" ");
+    const display = ["mlflow", ...args].map((word) => shellQuote(word)).join(" ");
     const call = { uri: project.dir, entryPoint: ep.name, parameters: given, experimentId: ctx.tracking.experimentId, runId: ctx.runId };
     const origin = spec.pythonOrigin ? { origin: spec.pythonOrigin } : {};
     r = spec.cli
@@ -931,12 +931,14 @@ export async function runMlflowProject(
 /**
  * The defaults the entry point runs with, as params of the task's run: `mlflow run` logs every
  * parameter's value, given or default, but not into a run it is handed (`--run-id`), and Cairn
- * logs only the inputs. Each shell-quoted as `mlflow run` logs it (`'a b'`, see
- * pythonShlexQuote). Not in the cache key (a default is the MLproject's, whose content is).
+ * logs only the inputs. Each shell-quoted as `mlflow run` logs it: it gives every text Python's
+ * shlex.quote before it substitutes and logs it (`'a b'`, `'it'"'"'s'`, `''`), whose `'` differs
+ * from the shell's usual `'\''` that a param's reader would see. Not in the cache key (a default
+ * is the MLproject's, whose content is).
  */
 function logDefaults(ep: MlflowEntryPoint, inputs: Readonly<Record<string, unknown>>, given: Readonly<Record<string, string>>, ctx: TaskContext): void {
   for (const [name, value] of Object.entries(effectiveParameters(ep, given))) {
-    if (inputs[name] === undefined && !Object.hasOwn(given, name)) ctx.log.param(name, pythonShlexQuote(value));
+    if (inputs[name] === undefined && !Object.hasOwn(given, name)) ctx.log.param(name, shellQuote(value, { style: "python" }));
   }
 }
 

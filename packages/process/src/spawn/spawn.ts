@@ -295,7 +295,7 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
 
 async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<ProcessResult> {
   const args = spec.args ?? [];
-  const display = spec.display ?? [spec.command, ...args].map(shellQuote).join(" ");
+  const display = spec.display ?? [spec.command, ...args].map((word) => shellQuote(word)).join(" ");
   const graceMs = spec.killGraceMs ?? DEFAULT_GRACE_MS;
   const tailMax = spec.tailLines ?? 20;
   if (spec.cwd !== undefined) await checkWorkingFolder(ctx.nodeId, display, spec.cwd, spec.cwdOrigin);
