@@ -131,6 +131,8 @@ const READ_CONCURRENCY = 64;
 const READS_PER_TURN = 1024;
 /** Runs recorded whole (recordRun) per batch file before the next batch file is started. */
 const BATCH_RUNS = 1000;
+/** Ends the name of a batch file a prune has set aside to remove it (see removeBatchFile). */
+const ASIDE = ".pruning";
 
 let tmpCounter = 0;
 
@@ -145,6 +147,8 @@ let tmpCounter = 0;
  * runs/<runId>.metrics.jsonl    every metric point, appended
  * runs/<batchId>.batch.jsonl    runs recorded already ended (cache hits), one whole run per line, appended;
  *                               batchId is the first 16 hex digits of each such run's id
+ * runs/<batchId>.batch.jsonl.pruning  a batch file a prune is removing (removeBatchFile); one a killed
+ *                               prune left is put back by the next prune (restoreBatchFilesAside)
  * artifacts/<runId>/            the run's artifacts; tasks may write here directly (artifactDir)
  * live/<writer>.json            while a store instance has runs RUNNING: the experiments it created runs in
  * prune.lock                    while `pruneRuns` removes runs: its process, so that two prunes never race
@@ -703,6 +707,7 @@ export class LocalStore implements Tracker {
     if (!(await stat(this.uri).catch(() => undefined))?.isDirectory()) return result;
     const release = options.dryRun ? undefined : await this.lockPrune();
     try {
+      if (!options.dryRun) await this.restoreBatchFilesAside();
       const dir = join(this.uri, "experiments");
       const experimentIds = (await readdir(dir).catch(ifAbsent(dir, [] as string[]))).filter((id) => EXPERIMENT_ID.test(id));
       const removed = new Map<string, PrunableLine[]>();
@@ -800,7 +805,7 @@ export class LocalStore implements Tracker {
    * readers keep one.
    */
   private async removeBatchFile(path: string, read: number): Promise<void> {
-    const aside = `${path}.pruning`;
+    const aside = `${path}${ASIDE}`;
     try {
       await rename(path, aside);
     } catch (error) {
@@ -814,6 +819,42 @@ export class LocalStore implements Tracker {
         mayBeReplaced: true,
         onMissingFolder: () => mkdir(dirname(path), { recursive: true }),
       });
+    }
+    await rm(aside, { force: true });
+  }
+
+  /**
+   * Puts back the batch files that a prune killed part-way through removeBatchFile left set aside
+   * (`<batch>.pruning`), which no reader reads: they may hold the runs of hits recorded after that
+   * prune read the file. Its index lines are all still there (the index is rewritten last), so
+   * this prune decides again what goes. Called under the prune lock only: before it is taken, an
+   * aside file may be a live prune's own, mid-removal.
+   */
+  private async restoreBatchFilesAside(): Promise<void> {
+    const dir = join(this.uri, "runs");
+    const names = await readdir(dir).catch(ifAbsent(dir, [] as string[]));
+    for (const name of names) {
+      if (name.endsWith(`.batch.jsonl${ASIDE}`)) await this.restoreBatchFile(join(dir, name.slice(0, -ASIDE.length)));
+    }
+  }
+
+  /** Puts `<path>.pruning` back at `path` (see restoreBatchFilesAside). */
+  private async restoreBatchFile(path: string): Promise<void> {
+    const aside = `${path}${ASIDE}`;
+    try {
+      // A link, unlike a rename, never replaces a file a recorder has made again at the path since,
+      // and keeps the file's time, by which a prune judges it idle.
+      await link(aside, path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const [set, made] = await Promise.all([stat(aside), stat(path)]);
+      // The same file when the prune was killed after its link; else a recorder's new one, which gets the lines.
+      if (set.ino !== made.ino || set.dev !== made.dev) {
+        const bytes = await readFile(aside);
+        const whole = bytes.subarray(0, bytes.lastIndexOf(10) + 1);
+        // A line may then be there twice (one its recorder wrote again): readers keep one.
+        if (whole.length) await this.appender.append(path, whole.toString("utf8"), { mayBeReplaced: true });
+      }
     }
     await rm(aside, { force: true });
   }

@@ -3,9 +3,10 @@
  * removed runs. It removes old flow runs whole, keeps what a cache entry or a live process needs,
  * and never loses the line of a run created while it rewrites an index.
  */
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import * as fsPromises from "node:fs/promises";
-import { appendFile, mkdtemp, readFile, utimes, writeFile } from "node:fs/promises";
+import { appendFile, link, mkdtemp, readdir, readFile, rename, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatOwner } from "@cairn/cache";
@@ -181,6 +182,52 @@ describe("LocalStore.pruneRuns", () => {
     }
     expect((await indexed(root, experimentId)).sort()).toEqual([flow, ...hits].sort());
     expect(hits).toHaveLength(2);
+  });
+
+  it("a batch file a killed prune left set aside is put back by the next prune: a hit recorded after the kill or after that prune read the file keeps its run, an old one goes, and nothing is left aside", async () => {
+    const root = await tmp();
+    const experimentId = await new LocalStore({ root }).ensureExperiment("etl");
+    /** A flow run with one hit's run, recorded by `store` (each store has its own batch file). */
+    const hit = async (store: LocalStore, daysAgo: number) => {
+      const time = Date.now() - daysAgo * DAY;
+      const flow = await store.createRun({ experimentId, name: "etl", startTime: time });
+      const run = await store.recordRun({ experimentId, name: "t0", parentRunId: flow, status: "FINISHED", startTime: time, endTime: time });
+      await store.endRun(flow, "FINISHED", time + 1);
+      await store.flush();
+      return { flow, hit: run, batch: join(root, "runs", `${run.slice(0, 16)}.batch.jsonl`) };
+    };
+    const [a, b, c] = [new LocalStore({ root }), new LocalStore({ root }), new LocalStore({ root })];
+    // a: an old hit, then a young one appended after the killed prune had read the file.
+    const aOld = await hit(a, 40);
+    const aYoung = await hit(a, 0);
+    // b: an old hit only, and a young one its recorder made a new file for after the kill.
+    const bOld = await hit(b, 40);
+    // c: old hits only, which this prune removes.
+    const cOld = await hit(c, 40);
+    for (const { batch } of [aOld, bOld, cOld]) {
+      await utimes(batch, new Date(Date.now() - 40 * DAY), new Date(Date.now() - 40 * DAY));
+      await rename(batch, `${batch}.pruning`); // as removeBatchFile leaves it when killed right after its rename
+    }
+    const bYoung = await hit(b, 0);
+    // d: a young hit whose file is both at its path and aside (a restoring prune killed after its link).
+    const dYoung = await hit(new LocalStore({ root }), 0);
+    await link(dYoung.batch, `${dYoung.batch}.pruning`);
+    expect(existsSync(bYoung.batch) && !existsSync(aYoung.batch)).toBe(true);
+    // The killed prune's lock: its process is gone.
+    const dead = spawnSync(process.execPath, ["-e", ""]).pid;
+    await writeFile(join(root, "prune.lock"), formatOwner().replace(`:${process.pid}`, `:${dead}`));
+    expect(await new LocalStore({ root }).getRun(aYoung.hit)).toBeUndefined(); // set aside, no reader sees it
+
+    const r = await new LocalStore({ root }).pruneRuns({ endedBefore: Date.now() - 30 * DAY, keep: new Set() });
+    expect(r).toMatchObject({ removedRuns: 6, removedFlowRuns: 3 });
+    expect((await readdir(join(root, "runs"))).filter((name) => name.endsWith(".pruning"))).toEqual([]);
+    expect(existsSync(join(root, "prune.lock"))).toBe(false);
+    const reader = new LocalStore({ root });
+    for (const young of [aYoung, bYoung]) expect(await reader.getRun(young.hit), young.hit).toMatchObject({ status: "FINISHED", parentRunId: young.flow });
+    expect(existsSync(cOld.batch)).toBe(false);
+    expect(await reader.getRun(cOld.hit)).toBeUndefined();
+    expect((await readFile(dYoung.batch, "utf8")).split("\n").filter(Boolean)).toHaveLength(1);
+    expect((await indexed(root, experimentId)).sort()).toEqual([aYoung.flow, aYoung.hit, bYoung.flow, bYoung.hit, dYoung.flow, dYoung.hit].sort());
   });
 
   it("a store of many cache hits' runs is pruned with a listing of its folders, not a stat per run", async () => {
