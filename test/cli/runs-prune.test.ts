@@ -61,6 +61,19 @@ describe("cairn runs prune on the embedded store", () => {
     expect(dry.stdout).toMatch(/^Kept 2 older runs that cache entries use as their source, with the flow runs they belong to: `cairn cache prune` removes entries/m);
     expect(dry.stdout).toMatch(/^Would remove 1 local copy of runs' artifacts \(4 B\) and 1 artifact stamp \(2 B\) that nothing refers to/m);
     expect(dry.stdout).toContain("Nothing was removed (--dry-run).");
+    // The same figures as one JSON document, for a cron job to read (before: --json was refused, exit 2).
+    const dryJson = await cairn(["runs", "prune", "--older-than", "10ms", "--dry-run", "--json"], { cwd });
+    expect(dryJson.code, dryJson.stderr).toBe(0);
+    const said = JSON.parse(dryJson.stdout) as { endedBefore: number; tracker: { uri: string }; runs: { freedBytes: number } };
+    expect(said).toMatchObject({
+      dryRun: true,
+      tracker: { kind: "local" },
+      runs: { removedRuns: 4, removedFlowRuns: 2, keptForCache: 2, keptRunning: 0 },
+      localCopies: { folders: ["downloads", "artifact-stamps"], copies: 1, copyBytes: 4, stamps: 1, stampBytes: 2 },
+    });
+    expect(said.runs.freedBytes).toBeGreaterThan(0);
+    expect(said.endedBefore).toBeLessThan(Date.now());
+    expect(dry.stdout).toContain(` from ${said.tracker.uri}: `);
     expect(await flowRuns(cwd)).toEqual(runs);
     expect(existsSync(join(root, "downloads", OTHER_RUN))).toBe(true);
 
@@ -176,6 +189,11 @@ describe("cairn runs prune with an MLflow server", () => {
     expect(r.stdout).toContain(`The runs on the MLflow server at ${server.uri} stay`);
     expect(r.stdout).toContain("`mlflow gc`");
     expect(r.stdout).toMatch(/^Removed \d+ local cop(y|ies) of runs' artifacts .* \(artifacts\/, downloads\/, artifact-stamps\/\)\.$/m);
+    // With --json: no runs of its own to remove (null), the note on stderr, stdout the document only.
+    const said = await cairn(["runs", "prune", "--older-than", "10ms", "--dry-run", "--json"], { cwd, env });
+    expect(said.code, said.stderr).toBe(0);
+    expect(JSON.parse(said.stdout)).toMatchObject({ dryRun: true, tracker: { kind: "mlflow", uri: server.uri }, runs: null, localCopies: { folders: ["artifacts", "downloads", "artifact-stamps"], copies: 0 } });
+    expect(said.stderr).toContain(`The runs on the MLflow server at ${server.uri} stay`);
     expect(existsSync(join(root, "artifacts", OTHER_RUN))).toBe(false);
     expect(existsSync(join(root, "artifacts", source!, "report.txt"))).toBe(true);
     expect(await flowRuns(cwd, env)).toEqual(runs);

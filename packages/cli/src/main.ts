@@ -28,7 +28,9 @@ import {
   ArtifactLocationError,
   buildFlowGraph,
   type LocalStore,
+  type PruneRunsResult,
   pruneLocalCopies,
+  redactUri,
   closeAbandonedRuns,
   booleanFromEnv,
   closestName,
@@ -258,7 +260,7 @@ Options:
   -f, --format F      mermaid (default), dot or json
       --json          The same as --format json`,
   runs: `Usage: cairn runs [--experiment NAME] [-n N] [--json] [--root DIR]
-       cairn runs prune --older-than DURATION [--dry-run] [--root DIR]
+       cairn runs prune --older-than DURATION [--dry-run] [--json] [--root DIR]
 
 Lists recent flow runs, newest first, from the tracker MLFLOW_TRACKING_URI names (the .cairn store when unset).
 On an MLflow server, runs other programs made in the same experiments are left out, and counted.
@@ -277,7 +279,8 @@ in downloads/ (and, with MLFLOW_TRACKING_URI, in artifacts/) of runs no cache en
 before DURATION, and the artifact stamps of runs with no files left. On an MLflow server it removes
 no run: those are MLflow's (delete them there, then \`mlflow gc\`).
       --older-than DURATION   Required: how long ago a run must have ended to go
-      --dry-run               Say what would go and how much it frees; remove nothing`,
+      --dry-run               Say what would go and how much it frees; remove nothing
+      --json                  Print it as one JSON document`,
   plan: `Usage: cairn plan FILE [-p NAME=VALUE]... [--rerun TASK]... [--refresh] [--json] [--root DIR]
                   [--experiment NAME] [--secrets FILE] [--no-tracking]
 
@@ -1469,7 +1472,7 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
  */
 async function runsPruneCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
   const { values, positionals } = parseFlags(args, RUNS_PRUNE_FLAGS, { command: "runs prune", help: HELP.runs, helpCommand: "runs" }) as {
-    values: { "older-than"?: string; "dry-run"?: boolean; root?: string };
+    values: { "older-than"?: string; "dry-run"?: boolean; json?: boolean; root?: string };
     positionals: string[];
   };
   if (positionals.length) {
@@ -1480,6 +1483,7 @@ async function runsPruneCommand(args: string[], stdout: Writable, stderr: Writab
   // Read before the store opens: a value it cannot read stops it with nothing touched.
   const olderThanMs = parseDuration("--older-than", olderThan, "a limit of zero removes every run that has ended. Give a limit above zero: 1h, say, or 30d.");
   const dryRun = values["dry-run"] === true;
+  const json = values.json === true;
   const root = values.root === undefined ? resolve(".cairn") : await checkRoot(values.root, dryRun ? "read" : "write");
   // Before the entries are listed: a flow run that ended before this had stored its tasks' entries
   // already (a task's entry is stored before its flow run ends), so the listing names every source it needs.
@@ -1496,46 +1500,66 @@ async function runsPruneCommand(args: string[], stdout: Writable, stderr: Writab
   const when = new Date(endedBefore).toISOString().replace("T", " ").slice(0, 19);
   // The embedded store removes runs; a server's runs are its own (a capability, not the tracker's kind).
   const local = "pruneRuns" in tracker && typeof tracker.pruneRuns === "function" ? (tracker as Tracker & Pick<LocalStore, "pruneRuns" | "uri">) : undefined;
+  let runs: PruneRunsResult | undefined;
   if (local) {
     // A run whose process was killed is closed first (KILLED, ending now): it goes at a later prune.
     if (!dryRun) sayAbandoned(await closeAbandonedRuns(local, [], { warn: warnOn(stderr) }), stderr);
-    const r = await local.pruneRuns({ endedBefore, keep, dryRun });
-    const others = r.removedRuns - r.removedFlowRuns;
-    stdout.write(
-      `${would} ${plural(r.removedFlowRuns, "flow run")} and ${plural(others, "other run")} under them (tasks, hits, sweeps) that ended before ${when} UTC from ${local.uri}: ` +
-        `${formatBytes(r.freedBytes)} of records, logs, artifacts and report pages.\n`,
-    );
-    if (r.keptForCache) {
-      stdout.write(
-        `Kept ${plural(r.keptForCache, "older run")} that cache entries use as their source, with the flow runs they belong to: ` +
-          `\`cairn cache prune\` removes entries, and their runs go at the next runs prune.\n`,
-      );
-    }
-    if (r.keptRunning) stdout.write(`Kept ${plural(r.keptRunning, "older run")} still RUNNING, with the runs above them.\n`);
+    runs = await local.pruneRuns({ endedBefore, keep, dryRun });
+    if (!json) stdout.write(prunedRunsText(runs, { would, when, uri: local.uri }));
   } else {
-    stdout.write(
+    // On stderr under --json, as `cache ls --json` says what it does not list: stdout holds the document only.
+    (json ? stderr : stdout).write(
       `The runs on ${describeTracker(tracker)} stay: they are MLflow's (delete them there, in its UI or with \`mlflow runs delete\`, then \`mlflow gc\` frees their files).\n`,
     );
   }
+  const folders: ("artifacts" | "downloads")[] = local ? ["downloads"] : ["artifacts", "downloads"];
   const copies = await pruneLocalCopies({
     root,
-    folders: local ? ["downloads"] : ["artifacts", "downloads"],
+    folders,
     writtenBefore: endedBefore,
     keep,
     // A run the tracker cannot tell about now may be running: its copy stays.
     mayRun: (runId) => tracker.getRun(runId).then((run) => run?.status === "RUNNING" || run?.status === "SCHEDULED", () => true),
     dryRun,
   });
+  if (json) {
+    // The text's figures, for a program (a cron job's monitoring) to read: one document, as `runs --json` prints.
+    // `runs`: null where they are the server's, none removed. A server's URI without the password it may hold.
+    const document = {
+      dryRun,
+      endedBefore,
+      tracker: { kind: tracker.kind, uri: local ? local.uri : redactUri(tracker.uri) },
+      runs: runs ?? null,
+      localCopies: { folders: [...folders, "artifact-stamps"], ...copies },
+    };
+    stdout.write(`${JSON.stringify(document, null, 2)}\n`);
+    return EXIT.ok;
+  }
   stdout.write(
     `${would} ${plural(copies.copies, "local copy", "local copies")} of runs' artifacts (${formatBytes(copies.copyBytes)}) and ` +
-      `${plural(copies.stamps, "artifact stamp")} (${formatBytes(copies.stampBytes)}) that nothing refers to${local ? " (downloads/, artifact-stamps/)" : " (artifacts/, downloads/, artifact-stamps/)"}.\n`,
+      `${plural(copies.stamps, "artifact stamp")} (${formatBytes(copies.stampBytes)}) that nothing refers to (${folders.map((f) => `${f}/`).join(", ")}, artifact-stamps/).\n`,
   );
   if (dryRun) stdout.write("Nothing was removed (--dry-run).\n");
   return EXIT.ok;
 }
 
+/** What `cairn runs prune` says of the runs it removed from the embedded store, and kept. */
+function prunedRunsText(r: PruneRunsResult, o: { would: string; when: string; uri: string }): string {
+  const others = r.removedRuns - r.removedFlowRuns;
+  let text =
+    `${o.would} ${plural(r.removedFlowRuns, "flow run")} and ${plural(others, "other run")} under them (tasks, hits, sweeps) that ended before ${o.when} UTC from ${o.uri}: ` +
+    `${formatBytes(r.freedBytes)} of records, logs, artifacts and report pages.\n`;
+  if (r.keptForCache) {
+    text +=
+      `Kept ${plural(r.keptForCache, "older run")} that cache entries use as their source, with the flow runs they belong to: ` +
+      `\`cairn cache prune\` removes entries, and their runs go at the next runs prune.\n`;
+  }
+  if (r.keptRunning) text += `Kept ${plural(r.keptRunning, "older run")} still RUNNING, with the runs above them.\n`;
+  return text;
+}
+
 /** The flags of `cairn runs prune`. */
-const RUNS_PRUNE_FLAGS = { root: { type: "string" }, "older-than": { type: "string" }, "dry-run": { type: "boolean" } } as const satisfies FlagOptions;
+const RUNS_PRUNE_FLAGS = { root: { type: "string" }, "older-than": { type: "string" }, "dry-run": { type: "boolean" }, json: { type: "boolean" } } as const satisfies FlagOptions;
 
 /** `1 flow run`, `3 flow runs`. */
 function plural(n: number, one: string, many = `${one}s`): string {
