@@ -309,11 +309,17 @@ import pad from "left-pad-not-installed";
 import { a } from "@no-scope/not-installed/sub";
 export default flow("p").build(() => ({ x: pad + a }));
 `);
-    const r = await cairn(["run", "no-package.flow.ts"]);
+    const r = await cairn(["run", "no-package.flow.ts"], { npm_config_user_agent: "" });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${bad}:2:16: Could not resolve "left-pad-not-installed"`);
     expect(r.stderr).toContain("Those packages are not installed where the flow is: npm install left-pad-not-installed @no-scope/not-installed (in the project beside no-package.flow.ts).");
     expect(r.stderr).not.toContain("Fix the TypeScript above");
+    // Started through pnpm or yarn (`pnpm exec cairn`), it names theirs: npm's crashes on a pnpm project's `pnpm.overrides` (before: npm install).
+    for (const [agent, add] of [["pnpm/10.34.9 npm/? node/v22.12.0 linux x64", "pnpm add"], ["yarn/1.22.22 npm/? node/v22.12.0 linux x64", "yarn add"]]) {
+      const through = await cairn(["run", "no-package.flow.ts"], { npm_config_user_agent: agent });
+      expect(through.code).toBe(2);
+      expect(through.stderr).toContain(`Those packages are not installed where the flow is: ${add} left-pad-not-installed @no-scope/not-installed (in the project beside no-package.flow.ts).`);
+    }
   });
 
   it("a flow that imports Cairn's internal modules runs through tsx instead, with one engine", async () => {

@@ -26,6 +26,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CairnError, digestFileSync, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
+import { installCommand } from "@cairn/core";
 import { registerCompiledFlowDir } from "@cairn/dsl";
 import type * as Esbuild from "esbuild";
 import { commonJsScope, FlowFileError } from "./load-flow.ts";
@@ -340,7 +341,7 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
       // An import that names a package not installed is no TypeScript to fix: say what to install.
       const missing = [...new Set(errors.map((e) => /^Could not resolve "((?:@[^/"]+\/)?[^./"][^/"]*)/.exec(e.text)?.[1]).filter((p): p is string => p !== undefined))];
       const fix = missing.length
-        ? `${missing.length === 1 ? "That package is" : "Those packages are"} not installed where the flow is: npm install ${missing.join(" ")} (in the project beside ${basename(source)}).`
+        ? `${missing.length === 1 ? "That package is" : "Those packages are"} not installed where the flow is: ${installCommand(missing)} (in the project beside ${basename(source)}).`
         : `Fix the TypeScript above; \`tsx ${source}\` reports the same.`;
       throw new FlowFileError(`Could not compile ${source}:\n${where.join("\n") || String(error)}\n${fix}`, entry);
     }

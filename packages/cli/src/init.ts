@@ -32,7 +32,7 @@ import {
 import { basename, dirname, join, relative, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { shellQuote } from "@cairn/core";
+import { packageManagerOf, shellQuote } from "@cairn/core";
 import { UsageError } from "./usage-error.ts";
 
 const TEMPLATES_DIR = fileURLToPath(new URL("../templates/", import.meta.url));
@@ -99,7 +99,7 @@ export async function initProject(options: InitOptions): Promise<number> {
   if (ignored.length) stdout.write(`Added to .gitignore: ${ignored.join(" ")}\n`);
 
   let code = 0;
-  const pm = packageManager(options.env);
+  const pm = packageManagerOf(options.env); // the one that started this process (npx, pnpm dlx, yarn)
   const cd = dir === resolve(".") ? "" : `  ${cdCommand(dir)}\n`;
   const { exec, script } = COMMANDS_OF[pm];
   if (options.install !== false) {
@@ -439,12 +439,6 @@ const COMMANDS_OF = {
   pnpm: { exec: "pnpm exec cairn", script: "pnpm run" },
   yarn: { exec: "yarn cairn", script: "yarn run" },
 } as const;
-
-/** The package manager that started this process (npx, pnpm dlx, yarn), else npm. */
-function packageManager(env: NodeJS.ProcessEnv): "npm" | "pnpm" | "yarn" {
-  const agent = env.npm_config_user_agent ?? "";
-  return agent.startsWith("pnpm") ? "pnpm" : agent.startsWith("yarn") ? "yarn" : "npm";
-}
 
 function install(pm: string, cwd: string, env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((done) => {

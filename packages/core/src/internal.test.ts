@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { OptionError } from "./errors.ts";
-import { booleanFromEnv, closestName, durationMs, retryAfterMs, shellQuote } from "./internal.ts";
+import { booleanFromEnv, closestName, devInstallCommand, durationMs, installCommand, retryAfterMs, shellQuote } from "./internal.ts";
 
 describe("closestName", () => {
   it("names the candidate a typo meant, a swap of neighbours being one edit, case ignored", () => {
@@ -90,5 +90,23 @@ describe("shellQuote", () => {
   it.skipIf(!hasPython)("in the python style is exactly Python's shlex.quote (what `mlflow run` logs an MLproject default as)", () => {
     const python = execFileSync("python3", ["-c", "import json, shlex, sys; print(json.dumps([shlex.quote(t) for t in json.load(sys.stdin)]))"], { input: JSON.stringify(TEXTS), encoding: "utf8" });
     expect(TEXTS.map((t) => shellQuote(t, { style: "python" }))).toEqual(JSON.parse(python));
+  });
+});
+
+describe("installCommand", () => {
+  const through = (agent: string) => ({ npm_config_user_agent: agent });
+
+  it("names the package manager that started the process, npm's when none said", () => {
+    expect(installCommand(["a", "@s/b"], { env: through("pnpm/10.34.9 npm/? node/v22.12.0 linux x64") })).toBe("pnpm add a @s/b");
+    expect(installCommand(["a"], { env: through("yarn/1.22.22 npm/? node/v22.12.0 linux x64") })).toBe("yarn add a");
+    expect(installCommand(["a"], { env: through("npm/10.9.0 node/v22.12.0 linux x64") })).toBe("npm install a");
+    expect(installCommand(["a"], { env: {} })).toBe("npm install a");
+  });
+
+  it("as a dev dependency, the tsx advice's words", () => {
+    expect(devInstallCommand("tsx", through("pnpm/10"))).toBe("pnpm add -D tsx");
+    expect(devInstallCommand("tsx", through("yarn/4"))).toBe("yarn add -D tsx");
+    expect(devInstallCommand("tsx", {})).toBe("npm install --save-dev tsx");
+    expect(installCommand(["tsx"], { dev: true, env: {} })).toBe(devInstallCommand("tsx", {}));
   });
 });

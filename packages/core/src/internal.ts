@@ -138,17 +138,34 @@ export function checkKnownKeys(options: object, known: readonly string[], what: 
   }
 }
 
-/**
- * The command that installs `pkg` as a dev dependency, in the package manager that started this
- * process (its `npm_config_user_agent`, as pnpm, yarn and npm set it), else npm's: npm's command
- * fails in a pnpm project (it crashes on `pnpm.overrides`). The CLI's launcher has the same lines in
- * plain JavaScript (packages/cli/bin/esbuild.mjs): it runs before any TypeScript can.
- */
-export function devInstallCommand(pkg: string, env: NodeJS.ProcessEnv = process.env): string {
+/** The package manager that started this process (its `npm_config_user_agent`, as pnpm, yarn and npm set it), else npm. */
+export function packageManagerOf(env: NodeJS.ProcessEnv = process.env): "npm" | "pnpm" | "yarn" {
   const agent = env.npm_config_user_agent ?? "";
-  if (agent.startsWith("pnpm")) return `pnpm add -D ${pkg}`;
-  if (agent.startsWith("yarn")) return `yarn add -D ${pkg}`;
-  return `npm install --save-dev ${pkg}`;
+  return agent.startsWith("pnpm") ? "pnpm" : agent.startsWith("yarn") ? "yarn" : "npm";
+}
+
+/**
+ * The command that installs `packages` in the project, in the package manager that started this
+ * process ({@link packageManagerOf}), else npm's: npm's command fails in a pnpm project (it
+ * crashes on `pnpm.overrides`). `dev`: as a dev dependency. The CLI's launcher has the same lines
+ * for tsx in plain JavaScript (packages/cli/bin/esbuild.mjs): it runs before any TypeScript can.
+ * @example installCommand(["zod"], { env: { npm_config_user_agent: "pnpm/10.0.0 npm/? node/v22" } }) // "pnpm add zod"
+ */
+export function installCommand(packages: readonly string[], options: { dev?: boolean; env?: NodeJS.ProcessEnv } = {}): string {
+  const names = packages.join(" ");
+  switch (packageManagerOf(options.env)) {
+    case "pnpm":
+      return `pnpm add ${options.dev ? "-D " : ""}${names}`;
+    case "yarn":
+      return `yarn add ${options.dev ? "-D " : ""}${names}`;
+    default:
+      return `npm install ${options.dev ? "--save-dev " : ""}${names}`;
+  }
+}
+
+/** The {@link installCommand} of `pkg` as a dev dependency. */
+export function devInstallCommand(pkg: string, env: NodeJS.ProcessEnv = process.env): string {
+  return installCommand([pkg], { dev: true, env });
 }
 
 /** How {@link shellQuote} writes a `'` inside quotes; the shell reads every style alike. */
