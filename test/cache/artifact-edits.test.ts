@@ -18,11 +18,18 @@ import { runCollect, statuses, tmp } from "./helpers.ts";
 
 /** Paths whose content this process read (readFile, open, createReadStream) since the last reset. */
 const reads = vi.hoisted(() => [] as string[]);
+/** Folders this process read the entries of with their types (readdir withFileTypes: a folder walk) since the last reset. */
+const walks = vi.hoisted(() => [] as string[]);
 vi.mock("node:fs/promises", async (importOriginal) => {
   const fs = await importOriginal<typeof import("node:fs/promises")>();
   const readFile = ((path: unknown, ...rest: unknown[]) => (reads.push(String(path)), (fs.readFile as (...a: unknown[]) => unknown)(path, ...rest))) as typeof fs.readFile;
   const open = ((path: unknown, ...rest: unknown[]) => (reads.push(String(path)), (fs.open as (...a: unknown[]) => unknown)(path, ...rest))) as typeof fs.open;
-  return { ...fs, default: { ...fs, readFile, open }, readFile, open };
+  // A folder walk (listing or digest) reads each folder with its entries' types: counted by path.
+  const readdir = ((path: unknown, ...rest: unknown[]) => {
+    if ((rest[0] as { withFileTypes?: boolean } | undefined)?.withFileTypes) walks.push(String(path));
+    return (fs.readdir as (...a: unknown[]) => unknown)(path, ...rest);
+  }) as typeof fs.readdir;
+  return { ...fs, default: { ...fs, readFile, open, readdir }, readFile, open, readdir };
 });
 vi.mock("node:fs", async (importOriginal) => {
   const fs = await importOriginal<typeof import("node:fs")>();
@@ -85,7 +92,7 @@ function folderFlow(name: string) {
       const made = make();
       return { model: made.model, used: use({ model: made.model, version }).$out };
     });
-  return { calls, build };
+  return { calls, build, make };
 }
 
 describe("an artifact kept in this root, with the embedded store", () => {
@@ -165,6 +172,23 @@ describe("an artifact kept in this root, with the embedded store", () => {
 
 describe("a folder artifact kept in this root, with the embedded store", () => {
   beforeEach(() => void reads.splice(0));
+
+  it("a fresh task's folder is listed once for its names' checks and its stamp: three walks in all, not four", async () => {
+    const root = await tmp();
+    const f = folderFlow("folder-walks");
+    const made = flow("folder-walks-make").build(() => ({ model: f.make().model }));
+    walks.splice(0);
+    const first = await runCollect(made, { root });
+    expect(first.result.status, JSON.stringify(first.result.tasks)).toBe("succeeded");
+    const model = (first.result.outputs as { model: Artifact }).model;
+    // The names' listing (also the stamp's before the digest), the digest's walk, and the listing after it that shows the folder held.
+    expect(walks.filter((p) => resolve(p) === resolve(model.path))).toHaveLength(3);
+    // Stamped all the same: a hit reads none of its files.
+    reads.splice(0);
+    const again = await runCollect(made, { root });
+    expect(statuses(again.result)).toEqual({ "folder-walks-make": "cached" });
+    expect(readsIn(model.path)).toEqual([]);
+  });
 
   it("a hit whose folder kept its files' names, sizes and times reads none of them, and an edit that keeps both is seen by its change time", async () => {
     const root = await tmp();

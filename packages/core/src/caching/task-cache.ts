@@ -10,6 +10,7 @@ import {
   type CacheEntry,
   type CodeEnvironment,
   type ExpiredEntry,
+  type FolderListing,
   type CacheStore,
   type DiffOptions,
   type LeaseResult,
@@ -773,8 +774,11 @@ export class TaskCache {
    * Adds digests and sizes to every artifact in the outputs, and builds the manifest. The
    * outputs are walked once, synchronously, and copied only along the way to an artifact: an
    * output of JSON data alone is handed back as it is, with no promise, copy or path string per value.
+   * `listed`: folders' listings already taken since the task ended (its name check), by absolute
+   * path; each is the listing its folder's stamp is checked against, so the folder is not walked
+   * for it once more.
    */
-  async manifest(outputs: unknown): Promise<{ values: unknown; artifacts: ArtifactRecord[] }> {
+  async manifest(outputs: unknown, listed?: ReadonlyMap<string, FolderListing>): Promise<{ values: unknown; artifacts: ArtifactRecord[] }> {
     const found: Array<{ artifact: Artifact; path: string; copy: Record<string, unknown> }> = [];
     // The path to where the walk is, as parts (`rows`, `[3]`, `.model`): joined only for an artifact.
     const at: string[] = [];
@@ -823,7 +827,7 @@ export class TaskCache {
         let described: { digest: string; sizeBytes: number };
         if (artifact.digest && artifact.size !== undefined) described = { digest: artifact.digest, sizeBytes: artifact.size };
         else {
-          const taken = await digests.add(() => this.stamps.describe(artifact.path));
+          const taken = await digests.add(() => this.stamps.describe(artifact.path, undefined, listed?.get(resolvePath(artifact.path))));
           described = taken.described;
           if (taken.stamp && artifact.runId !== undefined) stamps.set(artifact.runId, [...(stamps.get(artifact.runId) ?? []), taken.stamp]);
         }

@@ -17,7 +17,7 @@ import type { AbandonedAttempts } from "./abandoned.ts";
 import { intercept, type TaskInterceptor } from "./intercept.ts";
 import { checkOutputs } from "./outputs.ts";
 import { isRetryableError } from "./retryable.ts";
-import { RunningTaskContext, type SharedContext, taskArtifactDir, type WorkHolder } from "./running-task-context.ts";
+import { type FolderListings, RunningTaskContext, type SharedContext, taskArtifactDir, type WorkHolder } from "./running-task-context.ts";
 import { isStopReason } from "./stop.ts";
 import { ATTEMPT_STARTS_TAG } from "./task-run.ts";
 
@@ -45,6 +45,8 @@ export interface TaskAttempts {
   readonly holder: WorkHolder;
   /** Of a task with retries: when each attempt started (epoch ms, comma-separated), for its run's tag. */
   attemptStarts?: string;
+  /** The listings of the succeeding attempt's folder artifacts, taken by its name check: the cache stamps the folders on them. */
+  folderListings?: FolderListings;
 }
 
 /** Runs the task's attempts; resolves with the checked output of the one that succeeded, or rejects with the last error. */
@@ -211,7 +213,7 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
     }
     const checked = checkOutputs(node, output, scope.shared.secrets);
     const value = checked instanceof Promise ? await checked : checked;
-    await ctx.checkFolderNames(value);
+    task.folderListings = await ctx.checkFolderNames(value);
     return value;
   } finally {
     cleanup?.();

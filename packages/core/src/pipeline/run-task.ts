@@ -100,13 +100,14 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       const inputsFile = logInputs(recorder, inputs, secrets);
       if (inputsFile) await writeRunFiles(tracker, runId, "cairn", { "inputs.json": inputsFile });
     }
-    let outputs = await timedAttempts(scope, { node, inputs, runId, recorder, result, holder: task }, tracking);
+    const attempts: TaskAttempts & { readonly result: PipelineTask["result"] } = { node, inputs, runId, recorder, result, holder: task };
+    let outputs = await timedAttempts(scope, attempts, tracking);
     let manifest: StoredManifest | undefined;
     const cache = scope.cache;
     if (cache && task.key) {
       const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;
       manifest = {
-        ...(await cache.manifest(outputs)),
+        ...(await cache.manifest(outputs, attempts.folderListings)),
         cacheKey: task.key.key,
         taskName: node.task.name,
         ingredients: cache.storedIngredients(task.key, secrets),

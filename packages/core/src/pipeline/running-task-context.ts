@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { rename, rm, stat, writeFile } from "node:fs/promises";
-import { listFolder } from "@cairn/cache";
+import { type FolderListing, listFolder } from "@cairn/cache";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import { setOwnProperty } from "../definition/ref.ts";
@@ -38,6 +38,9 @@ export interface SharedContext {
 export interface WorkHolder {
   held?: Promise<unknown>[];
 }
+
+/** The listings of a task's folder artifacts as its name check took them, by each folder's absolute path. */
+export type FolderListings = Map<string, FolderListing>;
 
 /** The artifacts folder of task run `runId`: the tracker's own, or one in the work folder when the tracker keeps none locally. */
 export function taskArtifactDir(shared: SharedContext, nodeId: string, runId: string): string {
@@ -209,15 +212,21 @@ export class RunningTaskContext implements TaskContext {
    *   task wrote them.
    * Only the names given to `path()`, `file()` and a script's markers can be folders (`write()`
    * makes a file): a task that gave none costs nothing here.
+   *
+   * Returns each listing taken, by the folder's absolute path: the cache stamps the folder on
+   * this listing as the one before its digest, instead of walking it again (see TaskCache.manifest).
    */
-  async checkFolderNames(output: unknown): Promise<void> {
+  async checkFolderNames(output: unknown): Promise<FolderListings | undefined> {
     const names = this.mayBeFolders_;
-    if (!names) return;
+    if (!names) return undefined;
     const { secrets } = this.shared;
+    const listings: FolderListings = new Map();
     for (const folder of artifactsNamed(output, this.runId, names)) {
       // A file or nothing there: not a folder; what is missing is another check's to say.
       if (!(await stat(folder.path).catch(() => undefined))?.isDirectory()) continue;
-      const entries = Object.keys(await listFolder(folder.path).catch(() => ({})));
+      const listing = await listFolder(folder.path).catch(() => undefined);
+      if (listing) listings.set(resolvePath(folder.path), listing);
+      const entries = Object.keys(listing ?? {});
       const source = `the folder artifact "${folder.artifactPath}" (a file in it)`;
       for (const entry of entries) {
         const secret = secrets.empty ? undefined : secrets.find(entry);
@@ -232,6 +241,7 @@ export class RunningTaskContext implements TaskContext {
         taskArtifactPath(`${folder.artifactPath}/${entry}`, { taskName: this.node.id, source });
       }
     }
+    return listings;
   }
 
   get logger(): TaskLogger {
