@@ -1,9 +1,11 @@
 /**
  * The run a command line names: a whole run id, or, as git takes a short commit id, a prefix
  * of one that only one run's id starts with (at least {@link MIN_PREFIX} hex digits), of a
- * flow run or a task run, in the embedded store or an MLflow server. The Tracker contract has
- * no search by id prefix, so a prefix is looked for among every run of the experiments in
- * scope (one `searchRuns`): the cost grows with the runs kept, which a whole id avoids.
+ * flow run or a task run, in the embedded store or an MLflow server. A prefix is one
+ * `searchRuns` of the experiments in scope with `runIdPrefix`: the embedded store finds the
+ * runs it names in its indexes and reads only theirs; MLflow cannot search by it, so there the
+ * cost grows with the runs kept, which a whole id avoids. The runs are checked here again, so
+ * that a tracker that does not know the filter still gives the right answer.
  */
 import type { RunRecord, Tracker } from "@cairn/core";
 import { UsageError } from "./usage-error.ts";
@@ -68,7 +70,7 @@ export async function findRun(given: string, scope: RunScope): Promise<RunRecord
   }
   const experimentIds = await scope.experimentIds();
   const matches = experimentIds.length
-    ? (await scope.tracker.searchRuns({ experimentIds, maxResults: ALL_RUNS })).filter((r) => r.runId.startsWith(id))
+    ? (await scope.tracker.searchRuns({ experimentIds, runIdPrefix: id, maxResults: ALL_RUNS })).filter((r) => r.runId.startsWith(id))
     : [];
   if (matches.length === 1) return matches[0]!;
   const where = `${scope.tracker.uri}${scope.label ? ` (${scope.label})` : ""}`;

@@ -399,6 +399,18 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       expect(top.map((r) => r.runId)).toEqual([parent]);
     });
 
+    it("keeps only the runs whose id starts with runIdPrefix", async () => {
+      const t = await makeTracker();
+      const experimentId = await t.ensureExperiment(unique("prefix"));
+      const parent = await t.createRun({ experimentId, name: "flow" });
+      const child = await t.createRun({ experimentId, name: "task", parentRunId: parent });
+      const search = (runIdPrefix: string) => t.searchRuns({ experimentIds: [experimentId], runIdPrefix });
+      expect((await search(child.slice(0, 12))).map((r) => r.runId)).toEqual([child]);
+      expect((await search(parent)).map((r) => r.runId)).toEqual([parent]);
+      // A prefix met inside another id is no match: the child's line holds its parent's id.
+      expect(await search(parent.slice(4, 16))).toEqual([]);
+    });
+
     it("records a run that is already over in one step, when it offers recordRun", async () => {
       const t = await makeTracker();
       if (!t.recordRun) return;

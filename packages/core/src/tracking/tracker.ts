@@ -119,6 +119,12 @@ export interface RunFilter {
   onCut?: () => void;
   /** Only children of this run. */
   parentRunId?: string;
+  /**
+   * Only runs whose id starts with this (a short id, as `cairn show` takes one). The embedded
+   * store then reads only those runs' records, not every run's; MLflow, which cannot search by
+   * it, still lists every run and keeps these.
+   */
+  runIdPrefix?: string;
   /** Only runs with this status. */
   status?: RunStatus;
   /** Only top-level runs (no parent). */

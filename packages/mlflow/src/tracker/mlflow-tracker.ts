@@ -394,7 +394,9 @@ export class MlflowTracker implements Tracker {
           (filter.hasTag === undefined || run.tags[toMlflowKey(filter.hasTag)] !== undefined) &&
           (filter.parentRunId === undefined || run.tags["mlflow.parentRunId"] === filter.parentRunId) &&
           (!filter.topLevelOnly || run.tags["mlflow.parentRunId"] === undefined) &&
-          (!filter.status || run.info.status === filter.status),
+          (!filter.status || run.info.status === filter.status) &&
+          // MLflow's search cannot match an id's start: every run comes, and these are kept.
+          (filter.runIdPrefix === undefined || run.info.runId.startsWith(filter.runIdPrefix)),
       )
       .map(toRecord);
     return both ? matched.sort((a, b) => b.startTime - a.startTime).slice(0, maxResults) : matched;

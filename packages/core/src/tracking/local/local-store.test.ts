@@ -692,3 +692,34 @@ describe("LocalStore.searchRuns for a parent's runs", () => {
     }
   });
 });
+
+describe("LocalStore.searchRuns for a run id prefix", () => {
+  // `cairn show <prefix>` read every run kept (5,000 runs: 5,000 run records) to find the one it names.
+  it("reads the records of the runs whose id starts with it only, found by their index lines", async () => {
+    const root = await tmp();
+    const writer = new LocalStore({ root });
+    const experimentId = await writer.ensureExperiment("etl");
+    const flowRun = await writer.createRun({ experimentId, name: "etl" });
+    const tasks: string[] = [];
+    for (let i = 0; i < 20; i++) tasks.push(await writer.createRun({ experimentId, name: `t${i}`, parentRunId: flowRun }));
+    for (const id of [flowRun, ...tasks]) await writer.endRun(id, "FINISHED");
+    // Cache hits' runs recorded together share their first 16 digits: a prefix of those names them all.
+    const hits = await Promise.all(Array.from({ length: 5 }, (_, i) => writer.recordRun({ experimentId, name: `hit${i}`, parentRunId: flowRun, status: "FINISHED" })));
+    await writer.flush();
+    const store = new LocalStore({ root });
+    const reads = vi.spyOn(store, "getRun");
+    const search = (runIdPrefix: string) => store.searchRuns({ experimentIds: [experimentId], runIdPrefix, maxResults: Number.MAX_SAFE_INTEGER });
+    const target = tasks[7]!;
+    expect((await search(target.slice(0, 12))).map((r) => r.runId)).toEqual([target]);
+    expect(reads.mock.calls.map(([id]) => id)).toEqual([target]);
+    reads.mockClear();
+    expect((await search(hits[0]!.slice(0, 16))).map((r) => r.runId).sort()).toEqual([...hits].sort());
+    expect(reads).toHaveBeenCalledTimes(hits.length);
+    reads.mockClear();
+    // None: nothing read. Each line found is checked whole: a prefix met elsewhere in a line (its parent's id) is no match.
+    const none = target.slice(0, 12).replace(/.$/, (c) => (c === "0" ? "1" : "0"));
+    expect(await search(none)).toEqual([]);
+    expect(await search(flowRun.slice(8, 20))).toEqual([]);
+    expect(reads).not.toHaveBeenCalled();
+  });
+});

@@ -527,14 +527,13 @@ export class LocalStore implements Tracker {
       const path = this.indexPath(experimentId);
       await this.appender.settled(path);
       const bytes = await readFile(path).catch(ifAbsent(path, Buffer.alloc(0)));
-      // A parent's children (a report's, `cairn show`'s search): only the lines holding its id can be theirs,
-      // and finding those in the bytes costs far less than decoding and parsing every line of a long index.
-      const raws = filter.parentRunId !== undefined && RUN_ID.test(filter.parentRunId) ? linesHolding(bytes, filter.parentRunId) : bytes.toString("utf8").split("\n");
-      for (const raw of raws) {
+      for (const raw of indexLinesFor(bytes, filter)) {
         const line = parseLine<IndexLine>(raw);
         if (!line || seen.has(line.runId)) continue;
         seen.add(line.runId);
         if (filter.parentRunId !== undefined && line.parentRunId !== filter.parentRunId) continue;
+        // A short id's runs, known by their lines: only theirs are read, not every run kept.
+        if (filter.runIdPrefix !== undefined && (typeof line.runId !== "string" || !line.runId.startsWith(filter.runIdPrefix))) continue;
         if (filter.topLevelOnly && line.parentRunId !== undefined) continue;
         candidates.push({ line, order: candidates.length });
       }
@@ -1365,6 +1364,18 @@ function ifDamaged<T>(fallback: T): (error: unknown) => T {
 }
 
 /** The lines of `bytes` (UTF-8) that hold `needle` (ASCII), in order, each once. */
+/**
+ * The lines of an index that may hold the runs `filter` asks for. A parent's children (a
+ * report's, `cairn show`'s search), or the runs whose id starts with a prefix: only the lines
+ * holding that id or prefix can be theirs, and finding those in the bytes costs far less than
+ * decoding and parsing every line of a long index. Each line found is still checked whole.
+ */
+function indexLinesFor(bytes: Buffer, filter: RunFilter): string[] {
+  if (filter.parentRunId !== undefined && RUN_ID.test(filter.parentRunId)) return linesHolding(bytes, filter.parentRunId);
+  if (filter.runIdPrefix !== undefined && /^[0-9a-f]+$/.test(filter.runIdPrefix)) return linesHolding(bytes, filter.runIdPrefix);
+  return bytes.toString("utf8").split("\n");
+}
+
 function linesHolding(bytes: Buffer, needle: string): string[] {
   const lines: string[] = [];
   for (let at = bytes.indexOf(needle); at !== -1; ) {
