@@ -67,6 +67,24 @@ describe("script() with preload", () => {
     expect(error.message).not.toContain("cairn_preload"); // the traceback starts at the script
   });
 
+  it("reports a task killed by SIGKILL from outside (as the OOM killer does) as killed, as without preload", async () => {
+    const dir = await tempRoot();
+    const file = join(dir, "wait.py");
+    const pidFile = join(dir, "task.pid");
+    const { writeFile } = await import("node:fs/promises");
+    await writeFile(file, `import os, sys, time\nopen(sys.argv[1], "w").write(str(os.getpid()))\ntime.sleep(60)\n`);
+    const wait = script("wait", { file, args: [pidFile], preload: ["xml.dom.minidom"] });
+    const run = await flow("oom").build(() => ({ x: wait().$out })).run(await runOptions());
+    expect(await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== "", 10_000)).toBe(true);
+    process.kill(Number(readFileSync(pidFile, "utf8")), "SIGKILL");
+    const result = await run.wait();
+    const error = result.tasks.wait!.error!;
+    expect(error.name).toBe("ProcessFailedError");
+    expect(error.message).toMatch(/wait\.py [^`]*` was killed by SIGKILL/);
+    expect(error.message).not.toContain("cairn_preload");
+    expect(error.message).not.toContain("Invalid argument");
+  });
+
   it.each([
     // grandchild.py starts a `sleep 300` and records its pid: SIGTERM, passed on by the launcher, ends the group.
     ["ends the task's process tree on timeout: no orphan left", "grandchild.py", 2000],

@@ -332,7 +332,10 @@ def launch(path, argv):
                 _killpg(child[0], sig)
         elif "signal" in message:
             sig = message["signal"]
-            signal.signal(sig, signal.SIG_DFL)
+            # No handler can be set for SIGKILL (Python raises OSError), nor is one needed: it
+            # always kills. The OOM killer sends it, so this is how a task that ran out of memory ends.
+            if sig != signal.SIGKILL:
+                signal.signal(sig, signal.SIG_DFL)
             os.kill(os.getpid(), sig)
             return 128 + sig
         else:
