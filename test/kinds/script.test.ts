@@ -117,6 +117,23 @@ describe("script()", () => {
     expect(error.message).toContain("logs/stderr.txt");
   });
 
+  it("says a script killed by SIGKILL was killed from outside, as the OOM killer does, without 'fix the error above'", async () => {
+    const dir = await tempRoot();
+    const file = join(dir, "wait.py");
+    const pidFile = join(dir, "task.pid");
+    await writeFile(file, `import os, sys, time\nopen(sys.argv[1], "w").write(str(os.getpid()))\ntime.sleep(60)\n`);
+    const wait = script("wait", { file, args: [pidFile] });
+    const run = await flow("oom").build(() => ({ x: wait().$out })).run(await runOptions());
+    expect(await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== "", 10_000)).toBe(true);
+    process.kill(Number(readFileSync(pidFile, "utf8")), "SIGKILL");
+    const error = (await run.wait()).tasks.wait!.error!;
+    expect(error.name).toBe("ProcessFailedError");
+    expect(error.message).toMatch(/wait\.py [^`]*` was killed by SIGKILL from outside the process: the kernel's out-of-memory killer sends SIGKILL/);
+    expect(error.message).toContain("It wrote nothing to stderr.");
+    expect(error.message).toContain("if it ran out of memory, give it more memory");
+    expect(error.message).not.toContain("fix the error above");
+  });
+
   it("says clearly when the interpreter does not exist, and does not retry it", async () => {
     const bad = script("bad", { file: fixture("train.py"), interpreter: "/nonexistent/python9" }).retries(2, { minDelayMs: 10 });
     const result = await (await flow("bad").build(() => ({ x: bad().$out })).run(await runOptions())).wait();

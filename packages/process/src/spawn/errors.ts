@@ -55,16 +55,28 @@ export class ProcessFailedError extends CairnError {
      */
     readonly stderrTail: readonly string[],
   ) {
-    const how = signal ? `was killed by ${signal}` : `exited with code ${exitCode}`;
     const shown = stderrTailForMessage(stderrTail);
     const tail = shown.length
       ? ` Last ${shown.length} line${shown.length === 1 ? "" : "s"} of stderr:\n  | ${shown.join("\n  | ")}\n`
       : " It wrote nothing to stderr. ";
-    super(
-      `Task "${nodeId}": \`${command}\` ${how}.${tail}` +
-        `The full output is in the task run's artifacts logs/stdout.txt and logs/stderr.txt; fix the error above and run again.`,
-    );
+    super(`Task "${nodeId}": \`${command}\` ${howItEnded(exitCode, signal)}.${tail}` + `The full output is in the task run's artifacts logs/stdout.txt and logs/stderr.txt; ${whatToDo(signal)}`);
   }
+}
+
+/** How the process ended, as the message's first sentence says it. */
+function howItEnded(exitCode: number | undefined, signal: string | undefined): string {
+  if (signal === "SIGKILL") {
+    // A process cannot send SIGKILL to itself by mistake, nor catch it: it came from outside,
+    // most often from the kernel's out-of-memory killer, which leaves no error in stderr.
+    return "was killed by SIGKILL from outside the process: the kernel's out-of-memory killer sends SIGKILL when the machine runs out of memory (`dmesg` or `journalctl -k` then shows an \"Out of memory: Killed process\" line), and so does `kill -9`";
+  }
+  return signal ? `was killed by ${signal}` : `exited with code ${exitCode}`;
+}
+
+/** The message's last words: what the user can do. */
+function whatToDo(signal: string | undefined): string {
+  if (signal === "SIGKILL") return "if it ran out of memory, give it more memory (or run fewer tasks at once) or make it use less, and run again.";
+  return "fix the error above and run again.";
 }
 
 /** A child process could not be started at all (command not found, not executable). */
