@@ -55,15 +55,19 @@ describe.skipIf(!hasVenv)("notebook()", () => {
     expect(notebook("fp", fixture("report.ipynb")).definition).toMatchObject({ kind: "notebook", code: `sha256:${notebookCodeDigest(fixture("report.ipynb"))}` });
   });
 
-  it("says to run scripts/setup-python.sh when papermill is missing", async () => {
+  it("says how to install papermill into the user's own Python when it is missing, not a script of Cairn's repository", async () => {
     const venv = join(await tempRoot(), "bare");
     execFileSync("python3", ["-m", "venv", "--without-pip", venv]);
     const t = notebook("bare", fixture("report.ipynb"), { python: join(venv, "bin", "python") });
     const result = await (await flow("bare").build(() => ({ x: t({ data: null }).$out })).run(await runOptions())).wait();
     expect(result.tasks.bare!.error).toMatchObject({
       name: "NotebookDependencyError",
-      message: expect.stringMatching(/papermill, nbconvert, nbformat are not installed.*scripts\/setup-python\.sh/),
+      message: expect.stringContaining(
+        `papermill, nbconvert, nbformat are not installed for ${join(venv, "bin", "python")} (it is the task's \`python\` option). ` +
+          `Install them into that Python: \`${join(venv, "bin", "python")} -m pip install papermill nbconvert ipykernel\``,
+      ),
     });
+    expect(result.tasks.bare!.error!.message).not.toContain("setup-python.sh"); // Cairn's own repository's script, not the user's
   });
 
   it("fails with the failing cell when the notebook raises", async () => {

@@ -12,11 +12,15 @@ export class NotebookDependencyError extends CairnError {
     readonly nodeId: string,
     readonly python: string,
     readonly missing: readonly string[],
+    /** Where that Python came from, as a clause ("it is the value of the environment variable CAIRN_PYTHON"). */
+    origin?: string,
   ) {
+    // The command names the user's own Python: the fix happens in their project, not in Cairn's repository.
     super(
       `Task "${nodeId}" runs a notebook, but ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} not installed ` +
-        `for ${python}. Run scripts/setup-python.sh (it installs papermill, nbconvert and ipykernel into .venv), ` +
-        `or \`${python} -m pip install papermill nbconvert ipykernel\`, or point CAIRN_PYTHON at a Python that has them.`,
+        `for ${python}${origin ? ` (${origin})` : ""}. Install them into that Python: \`${python} -m pip install papermill nbconvert ipykernel\` ` +
+        `(or your project's own tool, e.g. \`uv pip install --python ${python} papermill nbconvert ipykernel\`), ` +
+        `or point the notebook's \`python\` option or CAIRN_PYTHON at a Python that has them.`,
     );
   }
 }

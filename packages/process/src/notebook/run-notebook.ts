@@ -215,7 +215,7 @@ export async function runNotebook(
   } catch (error) {
     if (ProcessFailedError.is(error) && error.exitCode === MISSING_EXIT) {
       const line = error.stderrTail.find((l) => l.startsWith(MISSING_MARK));
-      if (line) throw new NotebookDependencyError(ctx.nodeId, spec.python, line.slice(MISSING_MARK.length + 1).split(" ").filter(Boolean));
+      if (line) throw new NotebookDependencyError(ctx.nodeId, spec.python, line.slice(MISSING_MARK.length + 1).split(" ").filter(Boolean), spec.pythonOrigin?.what);
     }
     throw error;
   } finally {
