@@ -17,18 +17,41 @@ const flowFile = fixture("unattended.flow.ts");
 const failing = ["-p", "items=[5,6,7,8]", "-p", "fail=7"];
 
 describe("a flow that fails or is cancelled says so on stderr too", () => {
-  it("which tasks failed, the first lines of each error, the run id and where to see more", async () => {
+  it("which tasks failed, the first and last lines of each error, the run id and where to see more", async () => {
     const r = await cairn(["run", flowFile, ...failing]);
     expect(r.code).toBe(1);
     const runId = /Flow failed in .*, run ([0-9a-f]{32})/.exec(r.stdout)![1]!;
     expect(r.stderr).toContain(`cairn: flow "unattended" failed in `);
     expect(r.stderr).toContain(`, run ${runId}: 2 tasks failed\n`);
-    expect(r.stderr).toContain("\n  square[2]: cannot square 7\n    line 2 of the error\n    line 3\n    … (4 more lines)\n    at ");
+    expect(r.stderr).toContain("\n  square[2]: cannot square 7\n    … (3 lines left out)\n    line 5\n    line 6\n    line 7\n    at ");
     expect(r.stderr).not.toContain("line 4");
-    expect(r.stderr).toContain(`cairn: \`cairn show ${runId}\` shows each task and its whole error.\n`);
+    expect(r.stderr).toContain(`cairn: \`cairn show ${runId}\` lists each task and what it failed with; \`cairn show TASK_RUN_ID\`, with a task's run id from that list, prints its whole error.\n`);
     expect(r.stderr).toMatch(/cairn: Report: .*report\.html\n$/);
     // stdout keeps the run's own view, table and all.
     expect(r.stdout).toMatch(/^square\[2\] +failed/m);
+  });
+
+  it("a Python script's traceback: its exception, not its first frames, in the summary, the flow's error and cairn show", async () => {
+    const cwd = await tmp("cairn-cli-traceback-");
+    const r = await cairn(["run", fixture("py-traceback.flow.ts")], { cwd });
+    expect(r.code).toBe(1);
+    const runId = /Flow failed in .*, run ([0-9a-f]{32})/.exec(r.stdout)![1]!;
+    // The summary on stderr: what failed, then the traceback's last lines.
+    expect(r.stderr).toMatch(/\n {2}fit: Task "fit": `[^`]*py-traceback\.py` exited with code 1\. Last \d+ lines of stderr:\n {4}… \(\d+ lines left out\)\n/);
+    expect(r.stderr).toContain("\n      | ZeroDivisionError: division by zero\n");
+    expect(r.stderr).not.toContain("Traceback (most recent call last)");
+    // The flow run's error, as `cairn show` of the flow run prints it from its `cairn.error` tags.
+    const show = await cairn(["show", runId], { cwd });
+    expect(show.code).toBe(0);
+    const error = show.stdout.split("\n\n")[0]!;
+    expect(error).toMatch(/error: TaskFailed: task "fit" failed: Task "fit": `[^`]*` exited with code 1\./);
+    expect(error).toContain("ZeroDivisionError: division by zero");
+    expect(error).toMatch(/… \(\d+ lines left out\)/);
+    // A task run's page has its whole error.
+    const taskRunId = new RegExp(`^fit\\s+FAILED\\s+\\S+\\s+([0-9a-f]{32})`, "m").exec(show.stdout)![1]!;
+    const task = await cairn(["show", taskRunId], { cwd });
+    expect(task.stdout).toContain("Traceback (most recent call last)");
+    expect(task.stdout).toContain("ZeroDivisionError: division by zero");
   });
 
   it("not a second time where stdout and stderr are one file (>log 2>&1)", async () => {

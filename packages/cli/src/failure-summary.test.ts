@@ -19,11 +19,11 @@ describe("failureSummary", () => {
       status: "failed",
       runId: "r1",
       durationMs: 5,
-      tasks: { a: { task: "a", status: "failed", attempts: 1, error: { name: "Error", message: "one\ntwo\nthree\nfour\nfive", at: "/elsewhere/flow.ts:3:1" } } },
+      tasks: { a: { task: "a", status: "failed", attempts: 1, error: { name: "Error", message: "one\ntwo\nthree\nfour\nfive\nsix", at: "/elsewhere/flow.ts:3:1" } } },
       error: { name: "TrackerError", message: "could not close the flow run\x1b[2J" },
     } as unknown as Result;
     expect(failureSummary(result, "f", [], "/here")).toBe(
-      'cairn: flow "f" failed in 5ms, run r1: TrackerError: could not close the flow run\\x1b[2J\ncairn: 1 task failed:\n  a: one\n    two\n    three\n    … (2 more lines)\n    at /elsewhere/flow.ts:3:1\n',
+      'cairn: flow "f" failed in 5ms, run r1: TrackerError: could not close the flow run\\x1b[2J\ncairn: 1 task failed:\n  a: one\n    … (2 lines left out)\n    four\n    five\n    six\n    at /elsewhere/flow.ts:3:1\n',
     );
   });
 });

@@ -1,6 +1,6 @@
 /**
  * What `cairn run` writes to stderr when its flow fails or is cancelled: which tasks failed, the
- * first lines of each error, the run id and where to see more. A run started from cron or CI
+ * first and last lines of each error, the run id and where to see more. A run started from cron or CI
  * often sends stdout away (`>/dev/null`, a log file) and keeps stderr for what needs a look, as
  * `make` and `npm` put their errors there: the run's own view stays on stdout as before. Where
  * both streams reach the same place (one terminal, `>log 2>&1`), the summary above says it
@@ -16,8 +16,12 @@ import { printable, printableLine } from "./printable.ts";
 /** Failed tasks the summary names; the rest are counted. */
 const MAX_TASKS = 5;
 
-/** Lines of an error's message the summary shows; the rest are counted. */
-const MAX_ERROR_LINES = 3;
+/**
+ * Last lines of an error's message the summary shows below its first; the lines between are
+ * counted. The last ones, not the next ones: a Python traceback's exception is at its end, and
+ * the lines after the first are its `Traceback (most recent call last):` and frames.
+ */
+const TAIL_LINES = 3;
 
 /**
  * The stderr summary of a run that did not succeed. `flow`: the flow's name; `more`: lines that
@@ -43,14 +47,16 @@ function firstLine(error: ErrorInfo): string {
 }
 
 /**
- * The lines of `error`'s message after its first ({@link firstLine}), up to {@link MAX_ERROR_LINES} in all, then where the
- * user's code raised it (relative to `cwd` when inside it), each after `indent`.
+ * The last {@link TAIL_LINES} lines of `error`'s message after its first ({@link firstLine}), with the
+ * number of lines left out before them, then where the user's code raised it (relative to `cwd`
+ * when inside it), each after `indent`.
  */
 function errorLines(error: ErrorInfo | undefined, indent: string, cwd: string): string[] {
   if (!error) return [];
-  const message = printable(error.message).split("\n");
-  const lines = message.slice(1, MAX_ERROR_LINES).map((line) => `${indent}${line}`);
-  if (message.length > MAX_ERROR_LINES) lines.push(`${indent}… (${message.length - MAX_ERROR_LINES} more ${message.length - MAX_ERROR_LINES === 1 ? "line" : "lines"})`);
+  const rest = printable(error.message).split("\n").slice(1);
+  // One line left out would take the line of its note: it is shown instead.
+  const out = rest.length > TAIL_LINES + 1 ? rest.length - TAIL_LINES : 0;
+  const lines = [...(out ? [`… (${out} lines left out)`] : []), ...rest.slice(out)].map((line) => `${indent}${line}`);
   if (error.at) {
     const rel = relative(cwd, error.at);
     lines.push(`${indent}at ${printableLine(rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : error.at)}`);

@@ -852,7 +852,12 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
 function whereToSeeMore(runId: string, report: { localPath?: string; artifactPath: string; url?: string } | undefined, flags: { root?: string; "no-tracking"?: boolean }): string[] {
   if (flags["no-tracking"]) return ["the run was not recorded (--no-tracking): its output on stdout has each task's whole error."];
   const root = flags.root === undefined ? "" : ` --root ${/^[\w./-]+$/.test(flags.root) ? flags.root : JSON.stringify(flags.root)}`;
-  return [`\`cairn show ${runId}${printableLine(root)}\` shows each task and its whole error.`, ...(report ? [reportLine(report, runId)] : [])];
+  // The flow run's page lists its tasks, each with the first line of its error, and the flow's
+  // error with the first and last lines of each; a task run's page has its whole error.
+  return [
+    `\`cairn show ${runId}${printableLine(root)}\` lists each task and what it failed with; \`cairn show TASK_RUN_ID${printableLine(root)}\`, with a task's run id from that list, prints its whole error.`,
+    ...(report ? [reportLine(report, runId)] : []),
+  ];
 }
 
 /** What `cairn run` says of a signal (or `io.signal`'s abort) that came after every task had finished and was recorded. */

@@ -33,6 +33,7 @@ import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
 import { unsaidMisspeltVariables } from "./env-names.ts";
 import { processEnvReaderWarnings } from "./env-readers.ts";
 import { onAbort } from "./abort-listeners.ts";
+import { clipMessage } from "./clip-message.ts";
 import { rootProblem, rootRefusal, type RootUse } from "../state-root.ts";
 
 /** Options of `flow.run()`; every one is checked where it enters. */
@@ -1356,8 +1357,8 @@ function flowError(status: FlowStatus, tasks: Record<string, TaskResult>, stop: 
     .sort((a, b) => a.at[0] - b.at[0] || a.at[1] - b.at[1])
     .map(({ t }) => t);
   // Bounded as a map's own error is: thousands of failed items would make one line of megabytes.
-  const clip = (m: string) => (m.length > FAILED_MESSAGE_CHARS ? `${m.slice(0, FAILED_MESSAGE_CHARS - 3)}...` : m);
-  const shown = failed.slice(0, FAILED_TASKS_SHOWN).map((t) => `task "${t.task}" failed: ${clip(t.error?.message ?? "")}`);
+  // Each keeps its first and last lines: what failed, and the exception a traceback ends with.
+  const shown = failed.slice(0, FAILED_TASKS_SHOWN).map((t) => `task "${t.task}" failed: ${clipMessage(t.error?.message ?? "", FAILED_MESSAGE_CHARS)}`);
   if (failed.length > FAILED_TASKS_SHOWN) shown.push(`and ${failed.length - FAILED_TASKS_SHOWN} more failed tasks`);
   return { name: "TaskFailed", message: failed.length ? shown.join("; ") : "Some tasks did not succeed." };
 }
