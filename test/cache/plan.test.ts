@@ -355,6 +355,41 @@ describe("a key whose run was cancelled, with no entry", () => {
     expect(report.tasks.find((t) => t.id === "slow-sq[0]")?.why).toContain("cancelled: the flow run was cancelled: SIGINT");
   });
 
+  it("is said to have been cancelled before it started when it waited for a slot as task X failed (fail-fast): plan and explain", async () => {
+    const root = await tmp();
+    const params = { items: [3, 4, 5] };
+    // One slot: x = 4 and x = 5 are looked up (their keys known), then wait for it while x = 3 fails.
+    const first = await runCollect(f, { root, params, concurrency: 1 });
+    expect(statuses(first.result)).toMatchObject({ "slow-sq[0]": "failed", "slow-sq[1]": "skipped", "slow-sq[2]": "skipped" });
+    const waited = first.result.tasks["slow-sq[1]"]!.runId!;
+    const plan = await planOf(f, root, params);
+    const why = 'stopped because task "slow-sq[0]" failed and the failure policy is fail-fast';
+    // Before: "no cache entry for these inputs and code: a new item of slow-sq (x = 4): no entry for it yet".
+    expect(plan.find((p) => p.task === "slow-sq[1]")).toMatchObject({ action: "run", cancelled: { runId: waited, why, waiting: true } });
+    expect(plan.find((p) => p.task === "slow-sq[1]")!.reason).toMatch(/: a run with this key was cancelled before it started \(run \w+, [^)]+\): stopped because task "slow-sq\[0\]" failed and the failure policy is fail-fast; no entry is stored for it$/);
+    const { tasks } = await openFlowCache(f.definition, { root, params, env: {} });
+    const explained = await explainTask(f.definition, "slow-sq[2]", { params, cache: tasks }).finally(() => tasks.store.close());
+    expect(explained.planned.cancelled).toMatchObject({ runId: first.result.tasks["slow-sq[2]"]!.runId, why, waiting: true });
+  });
+
+  it("is said to have been cancelled before it started, with the reason, when it waited for a slot as the flow run was cancelled", async () => {
+    const root = await tmp();
+    const params = { items: [4, 5] };
+    const run = await f.run({ env: {}, root, params, concurrency: 1 });
+    run.on((e) => {
+      if (e.type === "task" && e.status === "running" && e.task === "slow-sq[0]") setTimeout(() => run.cancel("SIGINT"), 50);
+    });
+    const result = await run.wait();
+    expect(statuses(result)).toMatchObject({ "slow-sq[0]": "cancelled", "slow-sq[1]": "cancelled" });
+    const plan = await planOf(f, root, params);
+    // Before: "no cache entry for these inputs and code: a new item of slow-sq (x = 5): no entry for it yet".
+    expect(plan.find((p) => p.task === "slow-sq[1]")).toMatchObject({ action: "run", cancelled: { runId: result.tasks["slow-sq[1]"]!.runId, why: "the flow run was cancelled: SIGINT", waiting: true } });
+    expect(plan.find((p) => p.task === "slow-sq[1]")!.reason).toMatch(/: a run with this key was cancelled before it started \(run \w+, [^)]+\): the flow run was cancelled: SIGINT; no entry is stored for it$/);
+    // The report says what stopped it too: it read "cancelled: the flow run was cancelled before it finished".
+    const report = await readReportData(new LocalStore({ root }), result.runId);
+    expect(report.tasks.find((t) => t.id === "slow-sq[1]")?.why).toContain("cancelled: the flow run was cancelled: SIGINT");
+  });
+
   it("words a cancelled run's error tags once, also the doubled ones a queue worker recorded", () => {
     const tags = (name: string, message: string) => ({ "cairn.error.name": name, "cairn.error.message": message });
     expect(cancelledRunWhy(tags("CancelledError", "Cancelled: SIGINT."))).toBe("the flow run was cancelled: SIGINT");

@@ -1221,10 +1221,15 @@ function failedRunLine(failed: FailedRun): string {
   return `A run with these inputs and code failed: run ${failed.runId}, started ${new Date(failed.startedAt).toISOString()}${error}; no entry is stored for them. \`cairn show ${failed.runId}\` shows its error; a run computes it again.`;
 }
 
-/** Explain's line for a key with no entry whose run was cancelled while running: when, and what stopped it. */
+/**
+ * Explain's line for a key with no entry whose run was cancelled (while running, or waiting for a
+ * slot): when, and what stopped it.
+ */
 function cancelledRunLine(cancelled: CancelledRun): string {
   const why = cancelled.why !== undefined ? ` (${cancelled.why})` : "";
-  return `A run with these inputs and code was cancelled: run ${cancelled.runId}, started ${new Date(cancelled.startedAt).toISOString()}${why}; no entry is stored for them. A run computes it again.`;
+  const at = new Date(cancelled.startedAt).toISOString();
+  const how = cancelled.waiting ? `cancelled before it started: run ${cancelled.runId}, recorded ${at}` : `cancelled: run ${cancelled.runId}, started ${at}`;
+  return `A run with these inputs and code was ${how}${why}; no entry is stored for them. A run computes it again.`;
 }
 
 /**

@@ -317,7 +317,7 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
     task.why.push(t[SKIPPED_REASON_TAG] === "flow-failed" ? `${why} (the flow's error says why)` : why);
   } else if (state === "cancelled") {
     // A run cancelled while it ran records what stopped it (fail-fast after another task failed,
-    // a signal, the flow failing), worded as plan words it; older runs and tasks cancelled before they started do not.
+    // a signal, the flow failing), worded as plan words it, and so does one cancelled before it started; older runs do not.
     const why = cancelledRunWhy(t);
     task.why.push(why ? `cancelled: ${why}` : "cancelled: the flow run was cancelled before it finished");
   }

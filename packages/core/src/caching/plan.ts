@@ -9,9 +9,9 @@ import { closestName } from "../internal.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import { leaseHolder } from "../pipeline/single-flight.ts";
-import { cancelledRunWhy, ERROR_TAG } from "../pipeline/task-run.ts";
+import { cancelledRunWhy, ERROR_TAG, SKIPPED_BECAUSE_TAG, SKIPPED_REASON_TAG, startedNoAttempt } from "../pipeline/task-run.ts";
 import type { LeaseHolder } from "../run/events.ts";
-import type { Tracker } from "../tracking/tracker.ts";
+import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 import { forcedItems, forcedNodes, forcedOf, itemPastList } from "./rerun.ts";
 import { diffOptionsOf, type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "./task-cache.ts";
 import { expiredMiss, expiredWords } from "./miss-reason.ts";
@@ -55,9 +55,9 @@ export interface PlannedTask {
    */
   failed?: FailedRun;
   /**
-   * No entry for the key, and a run of the task with this key was cancelled while running (it
-   * stored none), none of its failed runs being newer: that run, when it started, and what stopped
-   * it, when its run says. Found by the same search as {@link failed}; one of the two at most.
+   * No entry for the key, and a run of the task with this key was cancelled (it stored none),
+   * none of its failed runs being newer: that run, when it started, and what stopped it, when its
+   * run says; also one stopped while it waited for a slot. Found by the same search as {@link failed}; one of the two at most.
    */
   cancelled?: CancelledRun;
   /** For an item of a map or sweep: the map's node id and the item's position. */
@@ -84,6 +84,8 @@ export interface CancelledRun {
    * `the flow run was cancelled: SIGINT`. Absent when its run records none.
    */
   why?: string;
+  /** It was stopped before it started: it waited for a slot (or, an item, its turn) when the flow stopped. */
+  waiting?: true;
 }
 
 /** Options of {@link planFlow}. */
@@ -206,10 +208,7 @@ async function planNodes(
   const endedRunOf = async (key: string): Promise<{ failed?: FailedRun; cancelled?: CancelledRun } | undefined> => {
     const run = (await options.cache.failedRuns()).byKey.get(key);
     if (!run) return undefined;
-    if (run.status === "KILLED") {
-      const why = cancelledWhy(run.tags);
-      return { cancelled: { runId: run.runId, startedAt: run.startTime, ...(why ? { why } : {}) } };
-    }
+    if (run.status === "KILLED") return { cancelled: cancelledRun(run) };
     const error = run.tags[ERROR_TAG]?.split("\n", 1)[0];
     return { failed: { runId: run.runId, startedAt: run.startTime, ...(error ? { error: short(error, 200) } : {}) } };
   };
@@ -608,11 +607,25 @@ function computingReason(computing: LeaseHolder): string {
 /** Plan's words for a key with no entry whose run was cancelled: which, when, and what stopped it. */
 function cancelledRunReason(cancelled: CancelledRun): string {
   const why = cancelled.why !== undefined ? `: ${cancelled.why}` : "";
-  return `a run with this key was cancelled (run ${cancelled.runId}, ${new Date(cancelled.startedAt).toISOString()})${why}; no entry is stored for it`;
+  const how = cancelled.waiting ? "cancelled before it started" : "cancelled";
+  return `a run with this key was ${how} (run ${cancelled.runId}, ${new Date(cancelled.startedAt).toISOString()})${why}; no entry is stored for it`;
+}
+
+/**
+ * A KILLED run tagged with its key, as plan and explain give it: stopped while it waited (no
+ * attempt: cancelled, or skipped when a task failed under fail-fast), or cancelled while it ran.
+ */
+function cancelledRun(run: RunRecord): CancelledRun {
+  const found = { runId: run.runId, startedAt: run.startTime };
+  const why = cancelledWhy(run.tags);
+  return { ...found, ...(why ? { why } : {}), ...(startedNoAttempt(run.tags) ? { waiting: true } : {}) };
 }
 
 /** What stopped a cancelled run, in words (cancelledRunWhy, as the report says it), cut for a plan's line. */
 function cancelledWhy(tags: Readonly<Record<string, string>>): string | undefined {
+  // Skipped by a stop: its record says which task failed, not an error of its own.
+  if (tags[SKIPPED_REASON_TAG] === "fail-fast") return `stopped because task "${tags[SKIPPED_BECAUSE_TAG] ?? "?"}" failed and the failure policy is fail-fast`;
+  if (tags[SKIPPED_REASON_TAG] === "flow-failed") return "the flow failed";
   const why = cancelledRunWhy(tags);
   return why === undefined ? undefined : short(why, 200);
 }

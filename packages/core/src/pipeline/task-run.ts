@@ -7,7 +7,7 @@
  */
 import { basename, dirname, resolve as resolvePath } from "node:path";
 import type { CacheEntry } from "@cairn/cache";
-import { CACHED_FROM_NAME_TAG, CACHED_FROM_TAG, MANIFEST_PATH, type StoredManifest } from "../caching/task-cache.ts";
+import { CACHED_FROM_NAME_TAG, CACHED_FROM_TAG, FAILED_KEY_TAG, MANIFEST_PATH, type StoredManifest } from "../caching/task-cache.ts";
 import { isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { type ErrorInfo, isError, toErrorInfo } from "../run/events.ts";
@@ -44,7 +44,7 @@ export const ERROR_MESSAGE_TAG = "cairn.error.message";
  * carries (what its result carried: FailFast, FlowFailed, or CancelledError with the reason
  * given, `SIGINT` under the CLI): `stopped because task "sq[2]" failed and the failure policy is
  * fail-fast`, `the flow run was cancelled: SIGINT`. One wording for plan, explain and the report.
- * Undefined when its run records none (an older run, a task cancelled before it started).
+ * Undefined when its run records none (a run of an older Cairn).
  */
 export function cancelledRunWhy(tags: Readonly<Record<string, string>>): string | undefined {
   const name = tags[ERROR_NAME_TAG];
@@ -106,11 +106,16 @@ export type SkipReason = "upstream-failed" | "fail-fast" | "condition-false" | "
 /** Characters MLflow keeps of a tag value; the error tags are cut to it here, so every tracker records the same value. */
 const TAG_VALUE_LIMIT = 8000;
 
-/** What happened to a task that never got a run of its own. */
+/**
+ * What happened to a task that never got a run of its own. `key`: the cache key its lookup had
+ * computed when the flow stopped it before it started (cancelled, or skipped by fail-fast or the
+ * flow's failure), recorded as a cancelled running task's is ({@link FAILED_KEY_TAG}); `stop`:
+ * what stopped a cancelled one.
+ */
 export type UnstartedOutcome =
   | { readonly status: "failed"; readonly error: unknown }
-  | { readonly status: "skipped"; readonly reason: SkipReason; readonly because: string; readonly condition?: string }
-  | { readonly status: "cancelled" };
+  | { readonly status: "skipped"; readonly reason: SkipReason; readonly because: string; readonly condition?: string; readonly key?: string }
+  | { readonly status: "cancelled"; readonly stop?: ErrorInfo; readonly key?: string };
 
 /**
  * Why a skipped task did not run, in one line, from its run's tags: `cairn show` and the report
@@ -278,7 +283,9 @@ export async function recordUnstarted(scope: RecordScope, node: FlowNode, outcom
     tags[SKIPPED_REASON_TAG] = outcome.reason;
     tags[SKIPPED_BECAUSE_TAG] = outcome.because;
     if (outcome.condition !== undefined) tags[SKIPPED_CONDITION_TAG] = outcome.condition;
-  }
+  } else if (outcome.stop) Object.assign(tags, flowErrorTags(outcome.stop, [], secrets));
+  // Stopped while it waited, its key known: a later plan says the key was cancelled, not that it never ran.
+  if (outcome.status !== "failed" && outcome.key !== undefined) tags[FAILED_KEY_TAG] = outcome.key;
   const run = { experimentId: scope.experimentId, name: node.id, parentRunId: node.item?.parentRunId ?? scope.flowRunId, tags };
   if (text === undefined && tracker.recordRun) return tracker.recordRun({ ...run, status: "KILLED" });
   // A failure has a file to write: while the run is open, its tracker still knows where its artifacts go.

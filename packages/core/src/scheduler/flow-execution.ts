@@ -21,6 +21,7 @@ import type { LookupTask } from "../pipeline/lookup.ts";
 import type { PipelineTask } from "../pipeline/run-task.ts";
 import { notStartedInfo, StopReason, stopInfo } from "../pipeline/stop.ts";
 import { TaskPipeline } from "../pipeline/task-pipeline.ts";
+import type { UnstartedOutcome } from "../pipeline/task-run.ts";
 import { Slots } from "./slots.ts";
 import { MapRun, requiredItems } from "./map-run.ts";
 import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskStatus, placeNode, toErrorInfo } from "../run/events.ts";
@@ -249,7 +250,8 @@ export class FlowExecution {
         }
       } else if (outcome.cancelled) {
         this.complete(state, "cancelled", ran, stopInfo(outcome.stop));
-        this.pipeline.unstarted(state, { status: "cancelled" });
+        // Cancelled before its run was created (while its inputs' artifacts were fetched).
+        this.pipeline.unstarted(state, withKey({ status: "cancelled", stop: stopInfo(outcome.stop) }, state));
       } else {
         this.complete(state, "failed", ran, toErrorInfo(outcome.error));
         // Failed before its run was created (its inputs): recorded now, beside the failure policy, not before it.
@@ -505,9 +507,9 @@ export class FlowExecution {
     for (const pool of this.pools.values()) pool.clear();
     // A task stopped before it started was not cancelled by anyone unless the stop is a cancel:
     // it is skipped, because of the task that failed, or of the flow run (whose error says why).
-    const outcome =
+    const outcome: UnstartedOutcome =
       reason.kind === "cancel"
-        ? ({ status: "cancelled" } as const)
+        ? ({ status: "cancelled", stop: stopInfo(reason) } as const)
         : reason.kind === "fail-fast"
           ? ({ status: "skipped", reason: "fail-fast", because: String(reason.detail) } as const)
           : ({ status: "skipped", reason: "flow-failed", because: this.s.flowRunId } as const);
@@ -521,7 +523,7 @@ export class FlowExecution {
       // A task that took its slot ends through its run (runNode), cancelled, whatever its status says yet.
       if ((status === "pending" || status === "queued") && !state.started) {
         this.complete(state, outcome.status, undefined, notStartedInfo(reason));
-        if (record) this.pipeline.unstarted(state, outcome);
+        if (record) this.pipeline.unstarted(state, withKey(outcome, state));
       }
     }
     // Items made but not started end now; their maps end once their running items have.
@@ -530,7 +532,7 @@ export class FlowExecution {
       for (const item of [...run.active] as NodeState[]) {
         if (item.started || item.ended) continue;
         this.complete(item, outcome.status, undefined, notStartedInfo(reason));
-        this.pipeline.unstarted(item, outcome);
+        this.pipeline.unstarted(item, withKey(outcome, item));
       }
     }
     if (this.remaining === 0) this.finished(this.flowStatus());
@@ -578,6 +580,16 @@ export class FlowExecution {
     }
     return "succeeded";
   }
+}
+
+/**
+ * A task stopped before it started, with the key its lookup had computed by then (a task waiting
+ * for a slot has it; one whose lookup was still hashing its inputs does not, and is not held up
+ * for it): recorded on its run, so that a later plan says the key was cancelled, not new.
+ */
+function withKey(outcome: UnstartedOutcome, task: { readonly key?: { readonly key: string } }): UnstartedOutcome {
+  if (outcome.status === "failed" || task.key === undefined) return outcome;
+  return { ...outcome, key: task.key.key };
 }
 
 /**
