@@ -154,6 +154,30 @@ describe("embedded store, a second cairn run after kill -9", () => {
   });
 });
 
+/** What `cairn plan` and `cairn explain slow` say of the slow task whose run a kill -9 left RUNNING and a later command closed. */
+async function expectInterrupted(root: string, flowRunId: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<void> {
+  const shown = JSON.parse((await cairn(["show", flowRunId, "--json", "--root", root], env)).stdout) as { tasks: Run[] };
+  const slow = shown.tasks.find((t) => t.name === "slow")!;
+  // The key it ran for, from its create request, copied where plan looks by the command that closed it.
+  expect(slow).toMatchObject({ status: "KILLED", tags: { "cairn.key": expect.stringMatching(/^[0-9a-f]{64}$/) } });
+  expect(slow.tags["cairn.failed_key"]).toBe(slow.tags["cairn.key"]);
+  const plan = await cairn(["plan", flowFile, "--root", root, ...args], env);
+  expect(plan.code, plan.stderr).toBe(0);
+  // Before: "no cache entry for these inputs and code", as if it had never run.
+  expect(plan.stdout).toMatch(new RegExp(`a run with this key was interrupted \\(run ${slow.runId}, \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\); no entry is stored for it`));
+  const explained = await cairn(["explain", flowFile, "slow", "--root", root, ...args], env);
+  expect(explained.code, explained.stderr).toBe(0);
+  expect(explained.stdout).toContain(`A run with these inputs and code was interrupted: run ${slow.runId}, started `);
+}
+
+describe("embedded store, a task run killed with -9 and closed by a later command", () => {
+  it("is said by plan and explain to have been interrupted with this key, naming its run, not new", async () => {
+    const root = await tmp();
+    const killed = await cairnRunKilled(flowFile, root, taskRunning("slow"), { delayMs: 1500 });
+    await expectInterrupted(root, flowRunIdOf(killed.json));
+  });
+});
+
 describe("embedded store, a killed run's task record that cannot be read when the next command closes the run", () => {
   it("is left as it is, not replaced by a KILLED record, with a warning naming its file; the next command after it is restored leaves it FINISHED", async () => {
     const root = await tmp();
@@ -228,6 +252,15 @@ describe("MLflow server, cairn run killed with -9 mid-task", () => {
     expect(again.stderr).not.toMatch(/Closed/);
     const reread = JSON.parse((await cairn(["show", flowRunId, "--json"], env)).stdout) as { run: Run };
     expect(reread.run.status).toBe("KILLED");
+  });
+
+  it("a task run it closed is said by plan and explain to have been interrupted with this key, not new", async () => {
+    const root = await tmp();
+    const env = { MLFLOW_TRACKING_URI: server.uri };
+    // An experiment of its own: the other tests' runs of the same key stored its entry in theirs.
+    const args = ["--experiment", `interrupted-${Date.now()}`];
+    const killed = await cairnRunKilled(flowFile, root, taskRunning("slow"), { delayMs: 300, env, args });
+    await expectInterrupted(root, flowRunIdOf(killed.json), env, args);
   });
 
   it("killed while a finished task's run is still being closed: the next run runs that task again, and the half-closed run ends KILLED", async () => {

@@ -1223,11 +1223,14 @@ function failedRunLine(failed: FailedRun): string {
 
 /**
  * Explain's line for a key with no entry whose run was cancelled (while running, or waiting for a
- * slot): when, and what stopped it.
+ * slot), or interrupted (its process died and a later command closed it): when, and what stopped it.
  */
 function cancelledRunLine(cancelled: CancelledRun): string {
   const why = cancelled.why !== undefined ? ` (${cancelled.why})` : "";
   const at = new Date(cancelled.startedAt).toISOString();
+  if (cancelled.interrupted) {
+    return `A run with these inputs and code was interrupted: run ${cancelled.runId}, started ${at}; its process ended without closing it (killed, or it crashed), and a later command closed it KILLED; no entry is stored for them. A run computes it again.`;
+  }
   const how = cancelled.waiting ? `cancelled before it started: run ${cancelled.runId}, recorded ${at}` : `cancelled: run ${cancelled.runId}, started ${at}`;
   return `A run with these inputs and code was ${how}${why}; no entry is stored for them. A run computes it again.`;
 }

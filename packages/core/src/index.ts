@@ -81,8 +81,9 @@ export type {
   ArtifactInfo,
   ExperimentRecord,
   ExperimentWarning,
+  AbandonedRunsOptions,
 } from "./tracking/tracker.ts";
-export { checkMetric } from "./tracking/tracker.ts";
+export { checkMetric, copiedTags } from "./tracking/tracker.ts";
 export { NullTracker } from "./tracking/null-tracker.ts";
 export { EXPERIMENT_NAME_MAX_LENGTH, experimentNameTooLong } from "./tracking/experiment-name.ts";
 export { LocalStore, type LocalStoreOptions, type PruneRunsOptions, type PruneRunsResult } from "./tracking/local/local-store.ts";

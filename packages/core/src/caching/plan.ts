@@ -11,6 +11,7 @@ import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import { leaseHolder } from "../pipeline/single-flight.ts";
 import { cancelledRunWhy, ERROR_TAG, SKIPPED_BECAUSE_TAG, SKIPPED_REASON_TAG, startedNoAttempt } from "../pipeline/task-run.ts";
 import type { LeaseHolder } from "../run/events.ts";
+import { ABANDONED_TAG } from "../tracking/local/local-store.ts";
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 import { forcedItems, forcedNodes, forcedOf, itemPastList } from "./rerun.ts";
 import { diffOptionsOf, type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "./task-cache.ts";
@@ -57,7 +58,8 @@ export interface PlannedTask {
   /**
    * No entry for the key, and a run of the task with this key was cancelled (it stored none),
    * none of its failed runs being newer: that run, when it started, and what stopped it, when its
-   * run says; also one stopped while it waited for a slot. Found by the same search as {@link failed}; one of the two at most.
+   * run says; also one stopped while it waited for a slot, and one whose process died (kill -9)
+   * and a later command closed. Found by the same search as {@link failed}; one of the two at most.
    */
   cancelled?: CancelledRun;
   /** For an item of a map or sweep: the map's node id and the item's position. */
@@ -86,6 +88,8 @@ export interface CancelledRun {
   why?: string;
   /** It was stopped before it started: it waited for a slot (or, an item, its turn) when the flow stopped. */
   waiting?: true;
+  /** Its process ended without closing it (kill -9, a crash); a later command closed it KILLED. */
+  interrupted?: true;
 }
 
 /** Options of {@link planFlow}. */
@@ -607,16 +611,18 @@ function computingReason(computing: LeaseHolder): string {
 /** Plan's words for a key with no entry whose run was cancelled: which, when, and what stopped it. */
 function cancelledRunReason(cancelled: CancelledRun): string {
   const why = cancelled.why !== undefined ? `: ${cancelled.why}` : "";
-  const how = cancelled.waiting ? "cancelled before it started" : "cancelled";
+  const how = cancelled.interrupted ? "interrupted" : cancelled.waiting ? "cancelled before it started" : "cancelled";
   return `a run with this key was ${how} (run ${cancelled.runId}, ${new Date(cancelled.startedAt).toISOString()})${why}; no entry is stored for it`;
 }
 
 /**
- * A KILLED run tagged with its key, as plan and explain give it: stopped while it waited (no
- * attempt: cancelled, or skipped when a task failed under fail-fast), or cancelled while it ran.
+ * A KILLED run tagged with its key, as plan and explain give it: closed by a later command after
+ * its process died (`cairn.abandoned`), stopped while it waited (no attempt: cancelled, or skipped
+ * when a task failed under fail-fast), or cancelled while it ran.
  */
 function cancelledRun(run: RunRecord): CancelledRun {
   const found = { runId: run.runId, startedAt: run.startTime };
+  if (run.tags[ABANDONED_TAG] !== undefined) return { ...found, interrupted: true };
   const why = cancelledWhy(run.tags);
   return { ...found, ...(why ? { why } : {}), ...(startedNoAttempt(run.tags) ? { waiting: true } : {}) };
 }

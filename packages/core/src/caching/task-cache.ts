@@ -62,6 +62,13 @@ export const CACHE_KEY_TAG = "cairn.cache_key";
  * (FAILED, KILLED): an MLflow filter has no OR, so two tags would be two searches.
  */
 export const FAILED_KEY_TAG = "cairn.failed_key";
+/**
+ * The tag of a task run that runs with the cache on: the key it computes, in the request that
+ * creates it (no request of its own). A run whose process died before it ended (kill -9) says
+ * no more; the next command that closes it KILLED copies it to {@link FAILED_KEY_TAG} in the
+ * same write (ABANDONED_COPIED_TAGS), so that a later plan finds the key interrupted, not new.
+ */
+export const KEY_TAG = "cairn.key";
 /** The tag of a cache hit's run: the key it was found by. */
 const HIT_KEY_TAG = "cairn.cache_hit_key";
 /** The tag of every task run: the task's name (what a cache entry's `taskName` is). */

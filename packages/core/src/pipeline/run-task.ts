@@ -18,7 +18,7 @@ import { writeRunFiles } from "../tracking/run-files.ts";
 import { type AttemptScope, runAttempts, type TaskAttempts } from "./attempts.ts";
 import type { WorkHolder } from "./running-task-context.ts";
 import { isStopReason, stopInfo } from "./stop.ts";
-import { createTaskRun, DURATION_TAG, finishTaskRun, logInputs, type RecordScope } from "./task-run.ts";
+import { createTaskRun, DURATION_TAG, finishTaskRun, logInputs, type RecordScope, type RunFacts } from "./task-run.ts";
 
 /** A succeeded task's run that could not be closed beside the flow: why, and whether it was left RUNNING (not even marked FAILED). */
 export class RunNotClosed {
@@ -90,7 +90,8 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     if (inputs instanceof Promise) inputs = await inputs;
     if (scope.cache) inputs = await scope.cache.materialize(inputs, id);
     const ranBecause = !scope.cache ? "no-cache" : node.task.cache === false ? "cache-off" : task.forceRun ? "forced" : "miss";
-    let runId = createTaskRun(scope.record, node, { ranBecause, ...(task.queuedAt !== undefined ? { queuedAt: task.queuedAt } : {}) });
+    const facts: RunFacts = { ranBecause, ...(task.queuedAt !== undefined ? { queuedAt: task.queuedAt } : {}), ...(task.key ? { key: task.key.key } : {}) };
+    let runId = createTaskRun(scope.record, node, facts);
     if (typeof runId !== "string") runId = await runId;
     result.runId = runId;
     // Every param and tag of the task's run (its inputs, its error, what it logs) leaves masked.

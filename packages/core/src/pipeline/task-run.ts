@@ -7,7 +7,7 @@
  */
 import { basename, dirname, resolve as resolvePath } from "node:path";
 import type { CacheEntry } from "@cairn/cache";
-import { CACHED_FROM_NAME_TAG, CACHED_FROM_TAG, FAILED_KEY_TAG, MANIFEST_PATH, type StoredManifest } from "../caching/task-cache.ts";
+import { CACHED_FROM_NAME_TAG, CACHED_FROM_TAG, FAILED_KEY_TAG, KEY_TAG, MANIFEST_PATH, type StoredManifest } from "../caching/task-cache.ts";
 import { isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { type ErrorInfo, isError, toErrorInfo } from "../run/events.ts";
@@ -245,6 +245,8 @@ export type RanBecause = "miss" | "forced" | "cache-off" | "no-cache";
 export interface RunFacts {
   readonly queuedAt?: number;
   readonly ranBecause?: RanBecause;
+  /** The cache key it computes ({@link KEY_TAG}). */
+  readonly key?: string;
 }
 
 /** Creates the task's run (RUNNING), before its first attempt. */
@@ -257,6 +259,7 @@ export function createTaskRun(scope: RecordScope, node: FlowNode, facts?: RunFac
   const tags = taskTags(scope, node);
   if (facts?.queuedAt !== undefined) tags[QUEUED_AT_TAG] = String(facts.queuedAt);
   if (facts?.ranBecause !== undefined) tags[RAN_BECAUSE_TAG] = facts.ranBecause;
+  if (facts?.key !== undefined) tags[KEY_TAG] = facts.key;
   return tracker.createRun({ experimentId: scope.experimentId, name: node.id, parentRunId: node.item?.parentRunId ?? scope.flowRunId, tags });
 }
 

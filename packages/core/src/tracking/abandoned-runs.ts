@@ -4,7 +4,15 @@
  * the tracker's `closeAbandonedRuns` (each tracker knows how to find its own cheaply), and says
  * so once. This module decides when to ask and how to say it; the trackers do the closing.
  */
+import { FAILED_KEY_TAG, KEY_TAG } from "../caching/task-cache.ts";
 import type { RunRecord, Tracker } from "./tracker.ts";
+
+/**
+ * A task run closed here carries the key it ran for as a failed or cancelled run does: a later
+ * plan finds it by {@link FAILED_KEY_TAG} in the search it makes anyway, and says the key was
+ * interrupted, not new. Copied in the write that closes the run: no request of its own.
+ */
+const ABANDONED_COPIED_TAGS = { [KEY_TAG]: FAILED_KEY_TAG };
 
 /**
  * Stores and experiments this process looked at, and when: a second look in the same command
@@ -29,7 +37,7 @@ export async function closeAbandonedRuns(tracker: Tracker, experimentIds: readon
   if (!fresh.length && experimentIds.length) return [];
   for (const id of fresh) looked.set(`${tracker.uri}\0${id}`, now);
   try {
-    return await tracker.closeAbandonedRuns(fresh, options);
+    return await tracker.closeAbandonedRuns(fresh, { ...options, copyTags: ABANDONED_COPIED_TAGS });
   } catch {
     for (const id of fresh) looked.delete(`${tracker.uri}\0${id}`);
     return [];

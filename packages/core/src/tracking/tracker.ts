@@ -9,6 +9,19 @@
 import { MetricError } from "../errors.ts";
 
 /** MLflow's run statuses. */
+/** Options of {@link Tracker.closeAbandonedRuns}. */
+export interface AbandonedRunsOptions {
+  readonly warn?: (message: string) => void;
+  readonly copyTags?: Readonly<Record<string, string>>;
+}
+
+/** The tags `copyTags` (tag → tag) adds to a run that carries `tags`: see {@link Tracker.closeAbandonedRuns}. */
+export function copiedTags(tags: Readonly<Record<string, string>>, copyTags: Readonly<Record<string, string>> | undefined): Record<string, string> {
+  const copied: Record<string, string> = {};
+  for (const from in copyTags) if (tags[from] !== undefined) copied[copyTags[from]!] = tags[from]!;
+  return copied;
+}
+
 export type RunStatus = "RUNNING" | "SCHEDULED" | "FINISHED" | "FAILED" | "KILLED";
 
 /** One metric value at one step. */
@@ -319,9 +332,10 @@ export interface Tracker {
    * why, and its RUNNING children with it. Looks in `experimentIds` (a store that knows where its
    * writers worked may look beyond them). Runs of other hosts' processes are left alone. Resolves
    * to the runs closed. Optional; a tracker without it leaves such runs as they are. `warn` is
-   * told of each run left as it is because its record cannot be read now.
+   * told of each run left as it is because its record cannot be read now. `copyTags` (tag → tag):
+   * a run closed that carries the first gets the second with its value, in the write that closes it.
    */
-  closeAbandonedRuns?(experimentIds: readonly string[], options?: { warn?: (message: string) => void }): Promise<RunRecord[]>;
+  closeAbandonedRuns?(experimentIds: readonly string[], options?: AbandonedRunsOptions): Promise<RunRecord[]>;
   /**
    * Sends what is held back for run `runId` (metrics a tracker batches) now, rejecting when it
    * cannot be sent. Optional; a tracker that holds nothing back needs none.

@@ -6,9 +6,11 @@ import PQueue from "p-queue";
 import { AdaptiveLimit } from "./adaptive-limit.ts";
 import {
   checkMetric,
+  copiedTags,
   safeRelativePath,
   TrackingError,
   type TrackerCapabilities,
+  type AbandonedRunsOptions,
   type ArtifactInfo,
   type CreateRunOptions,
   type ExperimentRecord,
@@ -294,7 +296,7 @@ export class MlflowTracker implements Tracker {
    * runs are left alone, and so are another PID namespace's or boot's (see @cairn/cache's
    * process-owner.ts).
    */
-  async closeAbandonedRuns(experimentIds: readonly string[]): Promise<RunRecord[]> {
+  async closeAbandonedRuns(experimentIds: readonly string[], options: AbandonedRunsOptions = {}): Promise<RunRecord[]> {
     if (!experimentIds.length) return [];
     const running = await this.searchRuns({ experimentIds: [...experimentIds], status: "RUNNING", tags: { [HOST_TAG]: hostname() }, maxResults: 1000 });
     const suspects = running.filter((r) => ownerIsGone(parseOwner(r.tags[OWNER_TAG])));
@@ -311,11 +313,14 @@ export class MlflowTracker implements Tracker {
         const reason =
           `Its process (pid ${owner.pid} on ${owner.host}) ended without closing it: killed, crashed, or its closing record could not be sent (the server could not be reached); ` +
           `closed as KILLED by process ${process.pid} at ${new Date(now).toISOString()}.`;
-        await this.client.logBatch(run.runId, { params: [], metrics: [], tags: [{ key: ABANDONED_TAG, value: reason }] });
+        const copied = copiedTags(run.tags, options.copyTags);
+        const tags = [{ key: ABANDONED_TAG, value: reason }, ...Object.entries(copied).map(([key, value]) => ({ key, value }))];
+        await this.client.logBatch(run.runId, { params: [], metrics: [], tags });
         await this.client.updateRun(run.runId, { status: "KILLED", endTime: Math.max(now, run.startTime) });
         run.status = "KILLED";
         run.endTime = Math.max(now, run.startTime);
         run.tags[ABANDONED_TAG] = reason;
+        Object.assign(run.tags, copied);
       }),
     );
     return gone.sort((a, b) => (a.parentRunId === undefined ? 0 : 1) - (b.parentRunId === undefined ? 0 : 1) || a.startTime - b.startTime);

@@ -10,6 +10,7 @@ import { TrackingError } from "../../errors.ts";
 import { makeFolder } from "../../make-folder.ts";
 import { fsFix, POINT_ELSEWHERE } from "./fs-fix.ts";
 import type {
+  AbandonedRunsOptions,
   TrackerCapabilities,
   ArtifactInfo,
   CreateRunOptions,
@@ -23,7 +24,7 @@ import type {
   RunStatus,
   Tracker,
 } from "../tracker.ts";
-import { checkMetric } from "../tracker.ts";
+import { checkMetric, copiedTags } from "../tracker.ts";
 import { JsonlAppender } from "./jsonl-appender.ts";
 import { choosePrunedRuns, type PrunableLine } from "./prune-runs.ts";
 
@@ -648,7 +649,7 @@ export class LocalStore implements Tracker {
    * process warning): what it holds is unknown, and it may be a finished run. Its writer's
    * `live/` file stays, so a later instance tries again.
    */
-  async closeAbandonedRuns(_experimentIds?: readonly string[], options: { warn?: (message: string) => void } = {}): Promise<RunRecord[]> {
+  async closeAbandonedRuns(_experimentIds?: readonly string[], options: AbandonedRunsOptions = {}): Promise<RunRecord[]> {
     const warn = options.warn ?? ((message: string) => process.emitWarning(message, "CairnStoreWarning"));
     const dir = join(this.uri, "live");
     const names = await readdir(dir).catch(() => [] as string[]);
@@ -677,7 +678,7 @@ export class LocalStore implements Tracker {
       }))?.experiments ?? []) as unknown[];
       for (const experimentId of experiments) {
         if (typeof experimentId !== "string" || !EXPERIMENT_ID.test(experimentId)) continue;
-        const done = await this.closeRunsOf(writer, experimentId, warn);
+        const done = await this.closeRunsOf(writer, experimentId, warn, options.copyTags);
         closed.push(...done.closed);
         whole &&= done.whole;
       }
@@ -985,9 +986,9 @@ export class LocalStore implements Tracker {
   /**
    * Closes as KILLED the RUNNING runs `writer` (a process that is gone) created in `experimentId`.
    * `whole` is false when a file could not be read (not missing: unreadable), so that some of its
-   * runs may still be RUNNING; `warn` was told which.
+   * runs may still be RUNNING; `warn` was told which. `copyTags`: see Tracker.closeAbandonedRuns.
    */
-  private async closeRunsOf(writer: string, experimentId: string, warn: (message: string) => void): Promise<{ closed: RunRecord[]; whole: boolean }> {
+  private async closeRunsOf(writer: string, experimentId: string, warn: (message: string) => void, copyTags?: Readonly<Record<string, string>>): Promise<{ closed: RunRecord[]; whole: boolean }> {
     const index = this.indexPath(experimentId);
     let text: string;
     try {
@@ -1032,6 +1033,7 @@ export class LocalStore implements Tracker {
       state.status = "KILLED";
       state.endTime = Math.max(now, state.startTime);
       state.tags[ABANDONED_TAG] = reason;
+      Object.assign(state.tags, copiedTags(state.tags, copyTags));
       await this.writeRunFile({ runId: state.runId, experimentId: state.experimentId, name: state.name, status: state.status, startTime: state.startTime, endTime: state.endTime, params: state.params, tags: state.tags, metrics: state.metrics });
       closed.push(toRecord(state));
     }
