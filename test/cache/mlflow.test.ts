@@ -218,6 +218,32 @@ describe("plan of keys whose run was cancelled, against the server", () => {
     // The failed and the cancelled runs are one search, as the failed ones alone were.
     expect(count(seen.slice(opened), "POST runs/search")).toBe(1);
   });
+
+  it("says so of items that waited for a slot when fail-fast stopped the flow: cancelled before they started", async () => {
+    const slow = task("server-waiting-sq")
+      .input<{ x: number }>()
+      .run(async ({ x }) => {
+        await sleep(300);
+        throw new Error(`cannot square ${x}`);
+      });
+    const f = flow(`plan-waiting-items-${Date.now()}`)
+      .params<{ items: number[] }>()
+      .build(({ params }) => ({ ys: map(slow, { over: params.items, as: "x" }).outputs }));
+    const params = { items: [3, 4, 5] };
+    const root = await tmp();
+    // One slot: x = 4 and x = 5 are looked up (their keys known), then wait while x = 3 fails.
+    const first = await runCollect(f, { root, env: env(), params, concurrency: 1 });
+    expect(statuses(first.result)).toMatchObject({ "server-waiting-sq[0]": "failed", "server-waiting-sq[1]": "skipped", "server-waiting-sq[2]": "skipped" });
+    const { tasks, params: parsed } = await openFlowCache(f.definition, { root, env: env(), params });
+    const plan = await planFlow(f.definition, { params: parsed, cache: tasks }).finally(() => tasks.store.close());
+    const why = 'stopped because task "server-waiting-sq[0]" failed and the failure policy is fail-fast';
+    for (const id of ["server-waiting-sq[1]", "server-waiting-sq[2]"]) {
+      const runId = first.result.tasks[id]!.runId!;
+      const at = new Date(plan.find((p) => p.task === id)!.cancelled!.startedAt).toISOString();
+      // Before: "no cache entry for these inputs and code: a new item of server-waiting-sq (x = 4): no entry for it yet".
+      expect(plan.find((p) => p.task === id)).toMatchObject({ action: "run", reason: `no cache entry for these inputs and code: a run with this key was cancelled before it started (run ${runId}, ${at}): ${why}; no entry is stored for it`, cancelled: { runId, why, waiting: true } });
+    }
+  });
 });
 
 describe("plan without a readable index", () => {
