@@ -6,7 +6,7 @@
  * over, so that every node of the flow has a run whatever happened to it.
  */
 import { basename, dirname, resolve as resolvePath } from "node:path";
-import type { CacheEntry } from "@cairn/cache";
+import { CairnError, type CacheEntry } from "@cairn/cache";
 import { CACHED_FROM_NAME_TAG, CACHED_FROM_TAG, FAILED_KEY_TAG, KEY_TAG, MANIFEST_PATH, type StoredManifest } from "../caching/task-cache.ts";
 import { isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
@@ -61,6 +61,13 @@ export function cancelledRunWhy(tags: Readonly<Record<string, string>>): string 
 export const ERROR_SOURCE_TAG = "cairn.error.source";
 /** Of a failed or cancelled flow's run: the ids of its tasks that failed, comma-separated (its error tags say why the flow ended). */
 export const ERROR_TASKS_TAG = "cairn.error.tasks";
+/**
+ * Of a failed task run whose process failed (a script, shell, notebook, MLflow project or model
+ * step: a ProcessFailedError): the code it exited with, or the signal that ended it (`SIGKILL`),
+ * so that a search can tell an out-of-memory kill from an `exit(1)` without reading the message.
+ */
+export const EXIT_CODE_TAG = "cairn.exit_code";
+export const SIGNAL_TAG = "cairn.signal";
 /** Artifact (under `cairn/`) of a failed task's run: its error's whole text, its stack and causes, masked. */
 export const ERROR_FILE = "error.txt";
 /**
@@ -424,7 +431,7 @@ export async function finishTaskRun(
   recorder.tag(STATUS_TAG, status === "FINISHED" ? "succeeded" : status === "FAILED" ? "failed" : "cancelled");
   const writes: Promise<void>[] = [];
   if (status === "FAILED" && error !== undefined) {
-    const tags = errorTags(error, scope.secrets);
+    const tags = { ...errorTags(error, scope.secrets), ...processEndTags(error) };
     for (const key in tags) recorder.tag(key, tags[key]!);
     writes.push(writeRunFiles(tracker, runId, "cairn", { [ERROR_FILE]: errorText(error, scope.secrets) }));
   } else if (status === "KILLED" && error !== undefined) {
@@ -449,6 +456,20 @@ export async function finishTaskRun(
   if (failed && status === "FINISHED") throw failed.reason;
   await tracker.endRun(runId, status);
   if (failed) throw failed.reason;
+}
+
+/**
+ * The code of @cairn/process's ProcessFailedError, which core cannot import (the process package
+ * depends on core): its stable code and brand are the same in every copy of Cairn.
+ */
+const PROCESS_FAILED_CODE = "CAIRN_PROCESS_FAILED";
+
+/** {@link EXIT_CODE_TAG} or {@link SIGNAL_TAG} of a task that failed because its process did; none for any other error. */
+function processEndTags(error: unknown): Record<string, string> {
+  if (!CairnError.is(error) || error.code !== PROCESS_FAILED_CODE) return {};
+  const { exitCode, signal } = error as CairnError & { exitCode?: unknown; signal?: unknown };
+  if (typeof signal === "string" && signal) return { [SIGNAL_TAG]: signal };
+  return Number.isInteger(exitCode) ? { [EXIT_CODE_TAG]: String(exitCode) } : {};
 }
 
 async function uploadArtifacts(tracker: Tracker, runId: string, outputs: unknown, localRoot: string): Promise<void> {
