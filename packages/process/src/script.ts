@@ -172,6 +172,7 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
             args: server ? launchArgs(server, file, argv) : [...pre, file, ...argv],
             inputs,
             env,
+            keepFilesOnFailure: true,
             ...(options.cwd ? { cwd: options.cwd } : {}),
             ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),
             display: [...label, file, ...argv].map((word) => shellQuote(word)).join(" "),

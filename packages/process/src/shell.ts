@@ -64,6 +64,7 @@ export function shell(name: string, command: string, options: ShellOptions = {})
             inputs,
             env,
             captureStdout: true,
+            keepFilesOnFailure: true,
             ...(options.cwd ? { cwd: options.cwd } : {}),
             ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),
           },

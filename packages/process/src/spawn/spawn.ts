@@ -31,9 +31,9 @@ import { createWriteStream, statSync, type WriteStream } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
-import { join, resolve, sep } from "node:path";
+import { join, relative, resolve, sep } from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { artifactFile, assertSerializable, CancelledError, holdWork, isArtifact, isPlainObject, sendArtifact, setOwnProperty, type Artifact, trackingEnv, type TaskContext } from "@cairn/core";
+import { artifactFile, assertSerializable, CancelledError, holdWork, isArtifact, isPlainObject, RECORD_FOLDER, sendArtifact, setOwnProperty, taskArtifactPath, type Artifact, trackingEnv, type TaskContext } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 import { pumpLines, withCutNote } from "./lines.ts";
@@ -62,6 +62,12 @@ export interface ProcessSpec {
   origin?: CommandOrigin;
   /** Lines of stderr kept for the error message. @default 20 */
   tailLines?: number;
+  /**
+   * On a non-zero exit, send what the process left in its artifacts folder, and the outputs it
+   * set, to the task's run (see {@link keepFailedFiles}). Off for a kind that sends its own files
+   * of a failed attempt (a notebook masks its executed notebook first). @default false
+   */
+  keepFilesOnFailure?: boolean;
 }
 
 /** What a finished process produced. */
@@ -453,7 +459,9 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
       });
     }
     if (result.exitCode !== 0) {
-      throw new ProcessFailedError(ctx.nodeId, display, result.exitCode, result.signal, tail);
+      const failed = new ProcessFailedError(ctx.nodeId, display, result.exitCode, result.signal, tail);
+      if (spec.keepFilesOnFailure) await keepFailedFiles(outputsFile, artifactsDir, ctx);
+      throw failed;
     }
     const outputs = await readOutputs(outputsFile, artifactsDir, ctx);
     return {
@@ -489,6 +497,96 @@ async function sendLogs(ctx: TaskContext): Promise<void> {
       sendArtifact(ctx, name).catch((error: unknown) => ctx.logger.warn(`could not send ${name} to the task's run: ${(error as Error).message}`)),
     ),
   );
+}
+
+/** Where a failed attempt's outputs are recorded in the task's artifacts folder: outside the folder's top level, which a retry moves aside. */
+function failedOutputsName(attempt: number): string {
+  return `${RECORD_FOLDER}/attempt-${attempt}-outputs.json`;
+}
+
+/**
+ * Keeps a failed attempt's files on its run, as `mlflow run` keeps what a script logged before it
+ * crashed: with an MLflow server, the files it left in its artifacts folder (but `logs/`, sent
+ * with every attempt, and `cairn/`, Cairn's record) are sent to the run, each name checked as a
+ * successful step's are (a name an MLflow server would store elsewhere, or that holds a known
+ * secret, is not sent; nor is a link, whose target may lie outside the folder). The outputs it
+ * set, when they read as a successful step's would, are written to {@link failedOutputsName}: a
+ * record only, never a cache entry (the attempt failed). With the embedded store the folder is
+ * the run's own, so the files are there already and only the record is written. Every failure
+ * here is a warning: the step's own error is what the attempt ends with.
+ */
+async function keepFailedFiles(outputsFile: string, artifactsDir: string, ctx: TaskContext): Promise<void> {
+  const { records, localArtifacts } = ctx.tracking.capabilities;
+  if (!records) return;
+  const warn = (what: string, why: string) => ctx.logger.warn(`the failed attempt's ${what} was not sent to the task's run: ${why}`);
+  const names: string[] = [];
+  try {
+    const record = await failedOutputsRecord(outputsFile, artifactsDir, ctx);
+    if (record !== undefined) {
+      const name = failedOutputsName(ctx.attempt);
+      await mkdir(join(artifactsDir, RECORD_FOLDER), { recursive: true });
+      await writeFile(join(artifactsDir, ...name.split("/")), record);
+      names.push(name);
+    }
+  } catch (error) {
+    ctx.logger.warn(`the outputs the failed attempt set are not recorded: ${(error as Error).message}`);
+  }
+  if (localArtifacts) return;
+  try {
+    for (const { name, link } of await filesLeft(artifactsDir)) {
+      const problem = link ? "it is a link, whose target may lie outside CAIRN_ARTIFACTS; copy the file into the folder instead." : unsendableName(name, ctx);
+      if (problem) warn(`file ${ctx.mask(name)}`, problem);
+      else names.push(name);
+    }
+  } catch (error) {
+    warn("artifacts folder", `it could not be read (${(error as Error).message})`);
+  }
+  // A few at a time: a folder of many small files is not a burst of requests at once.
+  for (let i = 0; i < names.length; i += 4) {
+    await Promise.all(names.slice(i, i + 4).map((name) => sendArtifact(ctx, name).catch((error: unknown) => warn(`file ${name}`, (error as Error).message))));
+  }
+}
+
+/** The outputs a failed attempt set, as JSON text, when they read as a successful attempt's would and hold no known secret; else undefined (a warning says why). */
+async function failedOutputsRecord(outputsFile: string, artifactsDir: string, ctx: TaskContext): Promise<string | undefined> {
+  const outputs = await readOutputs(outputsFile, artifactsDir, ctx).catch((error: unknown) => {
+    ctx.logger.warn(`the outputs the failed attempt set are not recorded: ${(error as Error).message}`);
+    return undefined;
+  });
+  if (outputs === undefined) return undefined;
+  // As set, with artifact markers as written: a resolved Artifact's path is this machine's.
+  const text = `${JSON.stringify(JSON.parse(await readFile(outputsFile, "utf8")), null, 2)}\n`;
+  if (ctx.mask(text) !== text) {
+    ctx.logger.warn("the outputs the failed attempt set are not recorded: they hold a known secret, which Cairn never writes to a run.");
+    return undefined;
+  }
+  return text;
+}
+
+/** The files and links in the artifacts folder but under `logs/` and `cairn/`, as relative paths with "/", sorted; special files (a FIFO) left out. */
+async function filesLeft(artifactsDir: string): Promise<{ name: string; link: boolean }[]> {
+  const entries = await readdir(artifactsDir, { recursive: true, withFileTypes: true });
+  const files: { name: string; link: boolean }[] = [];
+  for (const entry of entries) {
+    if (!entry.isFile() && !entry.isSymbolicLink()) continue;
+    const name = relative(artifactsDir, join(entry.parentPath, entry.name)).split(sep).join("/");
+    const top = name.split("/", 1)[0]!;
+    // In any case, as the retry's move: on a case-insensitive file system `Cairn/` is `cairn/`.
+    if (top.toLowerCase() === RECORD_FOLDER || top === "logs") continue;
+    files.push({ name, link: entry.isSymbolicLink() });
+  }
+  return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Why file `name` of the artifacts folder is not sent, by the checks a task's artifact names meet; undefined when it is sent. */
+function unsendableName(name: string, ctx: TaskContext): string | undefined {
+  if (ctx.mask(name) !== name) return "its name holds a known secret, which Cairn never writes to a run; name the file without it.";
+  try {
+    taskArtifactPath(name, { taskName: ctx.nodeId, source: "a file in CAIRN_ARTIFACTS" });
+  } catch (error) {
+    return ctx.mask((error as Error).message);
+  }
+  return undefined;
 }
 
 /**

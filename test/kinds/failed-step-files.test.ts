@@ -1,0 +1,148 @@
+/**
+ * A failed script or shell step's run keeps what the step wrote, as `mlflow run` keeps what a
+ * script logged before it crashed: the files left in its artifacts folder (sent to an MLflow
+ * server, in place on the embedded store), the outputs it set as a record
+ * (`cairn/attempt-<n>-outputs.json`). Names are checked as a successful step's are; a failed
+ * upload is a warning.
+ */
+import { readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { flow, script, shell, type RunEvent } from "cairn-dag";
+import { LocalStore, type Tracker } from "@cairn/core";
+import { readWithMlflow } from "../../packages/mlflow/test/mlflow-read.ts";
+import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
+import { hasVenv, tempRoot, VENV_PYTHON } from "./helpers.ts";
+
+let server: MlflowServer | undefined;
+const SECRET = "tok-s3cr3t-value-42";
+
+/** Writes a model and a plot, sets its outputs, then exits with the code given as its first argument. */
+const TRAIN = `
+import os, sys, cairn_task
+with open(cairn_task.artifact_path("model.pkl"), "wb") as f:
+    f.write(b"weights")
+with open(cairn_task.artifact_path("plots/loss.txt"), "w") as f:
+    f.write("0.5\\n")
+# A name holding a secret: never sent, as a successful step's folder would refuse it.
+with open(os.path.join(os.environ["CAIRN_ARTIFACTS"], "key-" + os.environ["API_TOKEN"] + ".txt"), "w") as f:
+    f.write("x")
+# A link, whose target lies outside the folder: never sent.
+os.symlink("/etc/hostname", os.path.join(os.environ["CAIRN_ARTIFACTS"], "outside.txt"))
+cairn_task.set_outputs({"model": cairn_task.artifact("model.pkl"), "acc": 0.9})
+sys.exit(int(sys.argv[1]))
+`;
+
+async function trainScript(): Promise<string> {
+  const file = join(await tempRoot(), "train.py");
+  await writeFile(file, TRAIN);
+  return file;
+}
+
+const train = async (code = 1) => script("train", { file: await trainScript(), interpreter: VENV_PYTHON, secrets: ["API_TOKEN"], args: [String(code)] });
+
+/** Every artifact path of `runId` on the server, folders walked, sorted. */
+async function listAll(runId: string, path?: string): Promise<string[]> {
+  const [listed] = await readWithMlflow(server!.uri, [{ op: "list_artifacts", run_id: runId, ...(path ? { path } : {}) }]);
+  const paths: string[] = [];
+  for (const f of listed as { path: string; is_dir: boolean }[]) paths.push(...(f.is_dir ? await listAll(runId, f.path) : [f.path]));
+  return paths.sort();
+}
+
+async function download(runId: string, path: string): Promise<string> {
+  const [file] = await readWithMlflow(server!.uri, [{ op: "download_artifact", run_id: runId, path, dst: await tempRoot() }]);
+  return Buffer.from(file.base64 as string, "base64").toString("utf8");
+}
+
+async function runCollecting(f: { run: (o: object) => Promise<{ on: (l: (e: RunEvent) => void) => void; wait: () => Promise<any> }> }, options: object) {
+  const run = await f.run(options);
+  const warnings: string[] = [];
+  run.on((e) => {
+    if (e.type === "log" && e.level === "warn") warnings.push(e.message);
+  });
+  return { result: await run.wait(), warnings };
+}
+
+beforeAll(async () => {
+  if (hasVenv) server = await startMlflowServer();
+}, 180_000);
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe.skipIf(!hasVenv)("a failed step's run on an MLflow server", () => {
+  const options = async () => ({ root: await tempRoot(), cache: false as const, secrets: { API_TOKEN: SECRET }, env: { ...process.env, MLFLOW_TRACKING_URI: server!.uri } });
+
+  it("holds the files the script wrote and the outputs it set", async () => {
+    const t = await train(1);
+    const { result, warnings } = await runCollecting(flow("failed-files").build(() => ({ m: t().model })), await options());
+    expect(result.status).toBe("failed");
+    const task = result.tasks.train!;
+    expect(task.error?.name).toBe("ProcessFailedError");
+    const runId = task.runId!;
+    expect(await listAll(runId)).toEqual(["cairn/attempt-1-outputs.json", "cairn/error.txt", "model.pkl", "plots/loss.txt"]);
+    expect(await download(runId, "model.pkl")).toBe("weights");
+    expect(JSON.parse(await download(runId, "cairn/attempt-1-outputs.json"))).toEqual({ model: { $artifact: "model.pkl" }, acc: 0.9 });
+    const [run] = await readWithMlflow(server!.uri, [{ op: "get_run", run_id: runId }]);
+    expect(run.status).toBe("FAILED");
+    // The file whose name holds the secret is named, masked, in a warning; the secret is nowhere.
+    expect(warnings.join("\n")).toContain("file key-***.txt was not sent to the task's run");
+    expect(JSON.stringify([warnings, run])).not.toContain(SECRET);
+    expect(warnings.join("\n")).toContain("file outside.txt was not sent to the task's run: it is a link");
+  }, 120_000);
+
+  it("holds the files a shell step wrote", async () => {
+    const t = shell("dump", 'mkdir -p "$CAIRN_ARTIFACTS/out"; echo partial > "$CAIRN_ARTIFACTS/out/rows.csv"; exit 1');
+    const { result } = await runCollecting(flow("failed-shell").build(() => ({ o: t().$out })), await options());
+    const runId = result.tasks.dump!.runId!;
+    expect(await listAll(runId)).toEqual(["cairn/error.txt", "out/rows.csv"]);
+    expect(await download(runId, "out/rows.csv")).toBe("partial\n");
+  }, 60_000);
+});
+
+describe.skipIf(!hasVenv)("a failed step's run on the embedded store", () => {
+  it("keeps the files in the run's folder, with the outputs it set", async () => {
+    const root = await tempRoot();
+    const store = new LocalStore({ root: join(root, "store") });
+    const t = await train(3);
+    const { result } = await runCollecting(flow("failed-files").build(() => ({ m: t().model })), { tracker: store, root, cache: false, secrets: { API_TOKEN: SECRET } });
+    const runId = result.tasks.train!.runId!;
+    const dir = store.artifactDir(runId);
+    expect(readFileSync(join(dir, "model.pkl"), "utf8")).toBe("weights");
+    expect(JSON.parse(readFileSync(join(dir, "cairn/attempt-1-outputs.json"), "utf8"))).toEqual({ model: { $artifact: "model.pkl" }, acc: 0.9 });
+    const run = await store.getRun(runId);
+    expect(run?.status).toBe("FAILED");
+  }, 60_000);
+
+  it("does not record outputs that hold a secret, and says so", async () => {
+    const root = await tempRoot();
+    const store = new LocalStore({ root: join(root, "store") });
+    const t = shell("leaky", 'printf \'{"token": "%s"}\' "$API_TOKEN" > "$CAIRN_OUTPUTS"; exit 2', { secrets: ["API_TOKEN"] });
+    const { result, warnings } = await runCollecting(flow("leaky").build(() => ({ o: t().$out })), { tracker: store, root, cache: false, secrets: { API_TOKEN: SECRET } });
+    const runId = result.tasks.leaky!.runId!;
+    expect(() => readFileSync(join(store.artifactDir(runId), "cairn/attempt-1-outputs.json"))).toThrow(/ENOENT/);
+    expect(warnings.join("\n")).toContain("they hold a known secret");
+  }, 60_000);
+});
+
+describe.skipIf(!hasVenv)("a failed step whose files cannot be sent", () => {
+  it("still fails with its own error, the failed uploads as warnings", async () => {
+    const root = await tempRoot();
+    const store = new LocalStore({ root: join(root, "store") });
+    // A tracker that keeps no artifacts locally and refuses the upload of the step's model.
+    const tracker = new Proxy(store, {
+      get(target, key, receiver) {
+        if (key === "capabilities") return { ...target.capabilities, localArtifacts: false };
+        // The step's own files only: the flow's record (its graph) is sent as ever.
+        if (key === "logArtifact") return (runId: string, path: string, folder?: string) => (path.endsWith("model.pkl") ? Promise.reject(new Error("upload refused")) : target.logArtifact(runId, path, folder));
+        const value = Reflect.get(target, key, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }) as Tracker;
+    const t = await train(1);
+    const { result, warnings } = await runCollecting(flow("unsent").build(() => ({ m: t().model })), { tracker, root, cache: false, secrets: { API_TOKEN: SECRET } });
+    expect(result.tasks.train!.error?.name).toBe("ProcessFailedError");
+    expect(warnings.join("\n")).toContain("the failed attempt's file model.pkl was not sent to the task's run: upload refused");
+  }, 60_000);
+});
