@@ -102,7 +102,7 @@ describe("what the coordinator does with a worker's answer", () => {
 });
 
 describe("dead workers, as the coordinator sees them", () => {
-  it("a worker killed mid-task, then the flow cancelled before another takes the task: its run is closed KILLED with the reason, none stays RUNNING", async () => {
+  it("a worker killed mid-task, then the flow cancelled before another takes the task: its run is closed KILLED with the reason, none stays RUNNING, and explain says its key was interrupted by its worker", async () => {
     const holdFile = join(await tmp(), "never");
     const { env, markerDir } = await testEnv("dispatch-dead-cancel", { HOLD_FILE: holdFile, CAIRN_QUEUE_LOCK_MS: "5000", CAIRN_QUEUE_DOWN_MS: "20000" });
     const [worker] = await spawnWorkers(1, env);
@@ -129,6 +129,14 @@ describe("dead workers, as the coordinator sees them", () => {
     // One run for the task: the worker's, which the flow run shows, not a second one of the coordinator's.
     expect(runs.filter((t) => t.name === "hold").map((t) => t.runId)).toEqual([dead!.runId]);
     expect(r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "cancelled")).toMatchObject({ taskRunId: dead!.runId });
+    // Its key is where plan looks, copied in the write that closed it; explain then says the key
+    // was interrupted by its worker's death. Before: no cairn.failed_key, and the key was new.
+    expect(dead!.tags["cairn.failed_key"]).toMatch(/^[0-9a-f]{64}$/);
+    expect(dead!.tags["cairn.failed_key"]).toBe(dead!.tags["cairn.key"]);
+    const explained = await start(process.execPath, [cairnBin, "explain", spreadFlow, "hold", "--root", await tmp()], { env: childEnv(env) }).done;
+    expect(explained.code, explained.stderr).toBe(0);
+    expect(explained.stdout).toContain(`A run with these inputs and code was interrupted: run ${dead!.runId}, started `);
+    expect(explained.stdout).toContain(`; its queue worker ${dead!.tags["cairn.worker"]} stopped without closing it, and the coordinator or another worker closed it; no entry is stored for them.`);
     // The wait for the dead worker's lock is said, not sat through in silence.
     expect(r.stderr).toMatch(/Cancelling: the worker running task "hold" has not stopped yet; waiting for it to, or for its lock to lapse if it died \(CAIRN_QUEUE_LOCK_MS\), 1\d s more at most \(CAIRN_QUEUE_DOWN_MS\)\./);
   }, 120_000);

@@ -1229,7 +1229,9 @@ function cancelledRunLine(cancelled: CancelledRun): string {
   const why = cancelled.why !== undefined ? ` (${cancelled.why})` : "";
   const at = new Date(cancelled.startedAt).toISOString();
   if (cancelled.interrupted) {
-    return `A run with these inputs and code was interrupted: run ${cancelled.runId}, started ${at}; its process ended without closing it (killed, or it crashed), and a later command closed it KILLED; no entry is stored for them. A run computes it again.`;
+    // A queue worker's run says its worker stopped (its why); it was closed by the coordinator or another worker.
+    const how = cancelled.why !== undefined ? `${cancelled.why}, and the coordinator or another worker closed it` : "its process ended without closing it (killed, or it crashed), and a later command closed it KILLED";
+    return `A run with these inputs and code was interrupted: run ${cancelled.runId}, started ${at}; ${how}; no entry is stored for them. A run computes it again.`;
   }
   const how = cancelled.waiting ? `cancelled before it started: run ${cancelled.runId}, recorded ${at}` : `cancelled: run ${cancelled.runId}, started ${at}`;
   return `A run with these inputs and code was ${how}${why}; no entry is stored for them. A run computes it again.`;

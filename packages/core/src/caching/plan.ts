@@ -17,6 +17,9 @@ import { forcedItems, forcedNodes, forcedOf, itemPastList } from "./rerun.ts";
 import { diffOptionsOf, type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "./task-cache.ts";
 import { expiredMiss, expiredWords } from "./miss-reason.ts";
 
+/** The tag of the runs a queue worker makes: its id (set by @cairn/worker, which core does not import). */
+const WORKER_TAG = "cairn.worker";
+
 /** What a task would do if the flow ran now. */
 export interface PlannedTask {
   /** Node id. */
@@ -59,7 +62,8 @@ export interface PlannedTask {
    * No entry for the key, and a run of the task with this key was cancelled (it stored none),
    * none of its failed runs being newer: that run, when it started, and what stopped it, when its
    * run says; also one stopped while it waited for a slot, and one whose process died (kill -9)
-   * and a later command closed. Found by the same search as {@link failed}; one of the two at most.
+   * and a later command closed, or whose queue worker died and another process closed (FAILED
+   * too: it did not fail of itself). Found by the same search as {@link failed}; one of the two at most.
    */
   cancelled?: CancelledRun;
   /** For an item of a map or sweep: the map's node id and the item's position. */
@@ -88,7 +92,10 @@ export interface CancelledRun {
   why?: string;
   /** It was stopped before it started: it waited for a slot (or, an item, its turn) when the flow stopped. */
   waiting?: true;
-  /** Its process ended without closing it (kill -9, a crash); a later command closed it KILLED. */
+  /**
+   * Its process ended without closing it (kill -9, a crash); a later command closed it KILLED. A
+   * queue worker's run: `why` says its worker stopped, and the coordinator or another worker closed it.
+   */
   interrupted?: true;
 }
 
@@ -212,7 +219,8 @@ async function planNodes(
   const endedRunOf = async (key: string): Promise<{ failed?: FailedRun; cancelled?: CancelledRun } | undefined> => {
     const run = (await options.cache.failedRuns()).byKey.get(key);
     if (!run) return undefined;
-    if (run.status === "KILLED") return { cancelled: cancelledRun(run) };
+    // A dead queue worker's run closed FAILED did not fail of itself: interrupted, as a KILLED one.
+    if (run.status === "KILLED" || run.tags[ABANDONED_TAG] !== undefined) return { cancelled: cancelledRun(run) };
     const error = run.tags[ERROR_TAG]?.split("\n", 1)[0];
     return { failed: { runId: run.runId, startedAt: run.startTime, ...(error ? { error: short(error, 200) } : {}) } };
   };
@@ -617,12 +625,16 @@ function cancelledRunReason(cancelled: CancelledRun): string {
 
 /**
  * A KILLED run tagged with its key, as plan and explain give it: closed by a later command after
- * its process died (`cairn.abandoned`), stopped while it waited (no attempt: cancelled, or skipped
- * when a task failed under fail-fast), or cancelled while it ran.
+ * its process died, or by another process after its queue worker died (`cairn.abandoned`, also
+ * FAILED), stopped while it waited (no attempt: cancelled, or skipped when a task failed under
+ * fail-fast), or cancelled while it ran.
  */
 function cancelledRun(run: RunRecord): CancelledRun {
   const found = { runId: run.runId, startedAt: run.startTime };
-  if (run.tags[ABANDONED_TAG] !== undefined) return { ...found, interrupted: true };
+  if (run.tags[ABANDONED_TAG] !== undefined) {
+    const worker = run.tags[WORKER_TAG];
+    return { ...found, interrupted: true, ...(worker !== undefined ? { why: `its queue worker ${worker} stopped without closing it` } : {}) };
+  }
   const why = cancelledWhy(run.tags);
   return { ...found, ...(why ? { why } : {}), ...(startedNoAttempt(run.tags) ? { waiting: true } : {}) };
 }

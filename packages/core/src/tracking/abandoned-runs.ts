@@ -10,9 +10,10 @@ import type { RunRecord, Tracker } from "./tracker.ts";
 /**
  * A task run closed here carries the key it ran for as a failed or cancelled run does: a later
  * plan finds it by {@link FAILED_KEY_TAG} in the search it makes anyway, and says the key was
- * interrupted, not new. Copied in the write that closes the run: no request of its own.
+ * interrupted, not new. Copied in the write that closes the run: no request of its own. The
+ * closer of a dead queue worker's runs (@cairn/worker's dead-runs.ts) copies the same.
  */
-const ABANDONED_COPIED_TAGS = { [KEY_TAG]: FAILED_KEY_TAG };
+export const ABANDONED_COPIED_TAGS: Readonly<Record<string, string>> = { [KEY_TAG]: FAILED_KEY_TAG };
 
 /**
  * Stores and experiments this process looked at, and when: a second look in the same command

@@ -1,0 +1,59 @@
+/**
+ * closeDeadRuns (packages/worker/src/dead-runs.ts) on the embedded store, without Redis or
+ * worker processes (dispatch.test.ts kills real workers): a dead worker's run, closed FAILED or
+ * KILLED by whoever meets its job next, has its key where plan looks, in the write that closes it,
+ * and plan and explain say the key was interrupted by its worker's death, not that it is new.
+ */
+import { describe, expect, it } from "vitest";
+import { explainTask, openFlowCache, planFlow, type PlannedTask } from "@cairn/core";
+import { flow, LocalStore, task } from "@cairn/dsl";
+import { closeDeadRuns } from "../../packages/worker/src/dead-runs.ts";
+import { runCollect, tmp } from "../cache/helpers.ts";
+
+const sq = task("dead-sq")
+  .input<{ x: number }>()
+  .run(({ x }) => ({ y: x * x }));
+const f = flow("dead-worker-key")
+  .params<{ x: number }>()
+  .build(({ params }) => ({ y: sq({ x: params.x }).y }));
+
+/** The plan of `f` with `x`, and explain's of its one task, over the store at `root`. */
+async function planOf(root: string, x: number): Promise<{ planned: PlannedTask; explained: PlannedTask }> {
+  const { tasks, params } = await openFlowCache(f.definition, { root, params: { x }, env: {} });
+  try {
+    const [planned] = await planFlow(f.definition, { params, cache: tasks });
+    const explained = (await explainTask(f.definition, "dead-sq", { params, cache: tasks })).planned;
+    return { planned: planned!, explained };
+  } finally {
+    await tasks.store.close();
+  }
+}
+
+describe("a dead queue worker's task run, closed by another process", () => {
+  it.each(["FAILED", "KILLED"] as const)("closed %s: carries its key as cairn.failed_key, and plan and explain say the key was interrupted by its worker, naming its run, not new", async (status) => {
+    const root = await tmp();
+    // A first run makes the experiment; x = 2's key has no entry.
+    const first = await runCollect(f, { root, params: { x: 1 } });
+    const { planned: fresh } = await planOf(root, 2);
+    expect(fresh.reason).toBe("no cache entry for these inputs and code: input `x` changed from 1 to 2");
+    const key = fresh.key!.key;
+    // The run a worker opened for it (its key in the create request, as runTask writes it), then died under.
+    const store = new LocalStore({ root });
+    const { experimentId } = (await store.getRun(first.result.runId))!;
+    const runId = await store.createRun({ experimentId, name: "dead-sq", tags: { "cairn.key": key, "cairn.worker": "w-vm1-42" } });
+    await closeDeadRuns(store, [runId], status, () => "Its worker (w-vm1-42, pid 42 on vm-1) stopped while running it.");
+    await store.flush();
+    const closed = (await new LocalStore({ root }).getRun(runId))!;
+    expect(closed.status).toBe(status);
+    // Before: no cairn.failed_key, and plan said "input `x` changed from 1 to 2", as if it never ran.
+    expect(closed.tags["cairn.failed_key"]).toBe(key);
+    const { planned, explained } = await planOf(root, 2);
+    const interrupted = { runId, interrupted: true, why: "its queue worker w-vm1-42 stopped without closing it" };
+    expect(planned).toMatchObject({ action: "run", cancelled: interrupted });
+    expect(planned.failed).toBeUndefined();
+    expect(planned.reason).toMatch(
+      new RegExp(`^no cache entry for these inputs and code: a run with this key was interrupted \\(run ${runId}, \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\): its queue worker w-vm1-42 stopped without closing it; no entry is stored for it$`),
+    );
+    expect(explained.cancelled).toMatchObject(interrupted);
+  });
+});
