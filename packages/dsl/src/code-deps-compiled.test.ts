@@ -288,6 +288,21 @@ describe("an app with code tsc writes otherwise than esbuild", () => {
     expect(warnings[0]).toContain("install it beside them (a devDependency is enough)");
   });
 
+  it("counts as the JavaScript it is when the installed TypeScript has no API to ask (TypeScript 7), and the warning says so", async () => {
+    const root = await compiledProject({
+      "tsconfig.json": tsconfig,
+      "flow.ts": flowWith(cases.enum!.top, cases.enum!.result),
+      // As typescript@7 is: its main entry exports its version alone.
+      "node_modules/typescript/package.json": `{ "name": "typescript", "version": "7.0.2", "exports": { ".": "./lib/version.cjs" } }\n`,
+      "node_modules/typescript/lib/version.cjs": `module.exports = { version: "7.0.2" };\n`,
+    });
+    const { written, warnings } = await compiledAndSource(root);
+    expect(written.place.file).toBe(join(root, "dist/flow.js"));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain("differ beyond types and comments, and tsc cannot be asked whether it compiled the one from the other: TypeScript 7's compiler has no JavaScript API Cairn can use");
+    expect(warnings[0]).toContain("install TypeScript 5 or 6 where the sources are");
+  });
+
   it("counts as the JavaScript it is when compiled with other options than its tsconfig's: no entry of the sources is taken for it", async () => {
     const root = await compiledProject({ "tsconfig.json": tsconfig, "flow.ts": flowWith(cases.namespace!.top, cases.namespace!.result) }, { typescript: true });
     // The tsconfig changed since (its target lowered): tsc would no longer write what is in dist/.

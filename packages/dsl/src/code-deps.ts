@@ -42,7 +42,7 @@ import { isCliCompiledFile, shown } from "./declared-path.ts";
 import { envReadBy, envReadsIn, type EnvReads, type ProcessNames, processNamesOf, type SyntaxNode } from "./env-read.ts";
 import { loadEsbuild } from "./esbuild.ts";
 import { mappedSource, sourceMapPlace } from "./source-map-comment.ts";
-import { tscEmit } from "./tsc-emit.ts";
+import { tscEmit, type Unusable } from "./tsc-emit.ts";
 import { withExtended } from "./tsconfig-extends.ts";
 
 /** Bumped when the shapes below or the way they are worked out change. */
@@ -212,15 +212,18 @@ export async function asWritten(place: Place & { generated?: Place }, fnText: st
     const compiled = await compiledFrom(r, ran.file);
     if (!compiled) return given;
     if ("reason" in compiled) {
-      warnOnce(ran.file, compiled.source, compiled.reason);
+      warnOnce(ran.file, compiled.source, compiled.reason, compiled.fix);
       return given;
     }
     const at = compiled.map.findEntry(ran.line - 1, ran.column - 1) as { originalLine?: number; originalColumn?: number };
     if (at.originalLine === undefined || at.originalColumn === undefined) return given;
     const text = (await printedInSource(r, compiled.source, fnText)) ?? (await printedAtPlace(r, ran.file, compiled, fnText));
     return { place: { file: compiled.source, line: at.originalLine + 1, column: at.originalColumn + 1 }, fnText: text ?? fnText };
-  } catch {
-    return given; // esbuild or acorn could not be loaded: the JavaScript counts as it is
+  } catch (error) {
+    // esbuild or acorn could not be loaded, or a check failed: the JavaScript counts as it is, said once, never a silent miss.
+    const why = String(error instanceof Error ? error.message : error).split("\n")[0];
+    warnOnce(ran.file, undefined, `it could not be checked against its TypeScript source (${why})`, "run the sources with `cairn run` or tsx, or report this error");
+    return given;
   }
 }
 
@@ -231,15 +234,15 @@ interface FoundSourceMap {
 }
 
 /** A compiled module read as its source (`map`), or why it cannot be (`reason`). */
-type Compiled = FoundSourceMap | { source: string; reason: string };
+type Compiled = FoundSourceMap | { source: string; reason: string; fix?: string };
 
 /** Once per flow run for each compiled module that declares tasks. */
 function compiledFrom(r: Reads, file: string): Promise<Compiled | undefined> {
   return memo(r.compiled, file, async () => {
     const found = await sourceMapOf(r, file);
     if (!found) return undefined;
-    const reason = await disagreement(r, file, found.source);
-    return reason === undefined ? found : { source: found.source, reason };
+    const why = await disagreement(r, file, found.source);
+    return why === undefined ? found : { source: found.source, ...(typeof why === "string" ? { reason: why } : why) };
   });
 }
 
@@ -267,7 +270,7 @@ function sourceMapOf(r: Reads, file: string): Promise<FoundSourceMap | undefined
  * the same as esbuild strips them; every data file it imports is at its place there, the same.
  * The sources' own imports then lead to those same files.
  */
-async function disagreement(r: Reads, jsFile: string, tsFile: string): Promise<string | undefined> {
+async function disagreement(r: Reads, jsFile: string, tsFile: string): Promise<string | { reason: string; fix: string } | undefined> {
   const counterpart = (path: string) => resolve(dirname(tsFile), relative(dirname(jsFile), path));
   for (const [path, digest] of (await closureOf(r, jsFile, jsFile)).files) {
     if (!LOADERS[extname(path)]) {
@@ -281,7 +284,7 @@ async function disagreement(r: Reads, jsFile: string, tsFile: string): Promise<s
     const same = compiled && written && (compiled.comparable ?? compiled.digest) === (written.comparable ?? written.digest);
     if (!same) {
       const emitted = await emittedByTsc(r, source, path);
-      if (emitted !== true) return differs(source, path, emitted === undefined);
+      if (emitted !== true) return differs(source, path, emitted);
     }
   }
   return undefined;
@@ -291,13 +294,14 @@ async function disagreement(r: Reads, jsFile: string, tsFile: string): Promise<s
  * Whether `jsFile` is what the project's own tsc emits for `tsFile` as it is now (the two
  * compared as esbuild strips them): for what tsc writes otherwise than esbuild (an enum, a
  * namespace, parameter properties, decorators, a lower target), where the comparison with the
- * source fails. Undefined when there is no TypeScript where the sources are to ask.
+ * source fails. Undefined when there is no TypeScript where the sources are to ask; `unusable`
+ * (why) when there is one that cannot be asked.
  */
-async function emittedByTsc(r: Reads, tsFile: string, jsFile: string): Promise<boolean | undefined> {
+async function emittedByTsc(r: Reads, tsFile: string, jsFile: string): Promise<boolean | Unusable | undefined> {
   const [source, compiled] = await Promise.all([textOf(r, tsFile), textOf(r, jsFile)]);
   if (source === undefined || compiled === undefined) return false;
   const emitted = tscEmit(tsFile, source);
-  if (emitted === undefined) return undefined;
+  if (typeof emitted !== "string") return emitted;
   const strip = (text: string) =>
     loadEsbuild()
       .transform(text, { loader: "js", format: "esm", target: "es2022", minifyWhitespace: true })
@@ -314,11 +318,15 @@ function withoutExtension(path: string): string {
 }
 
 /** Why a source and the module compiled from it differ, as far as can be told. */
-function differs(source: string, compiled: string, noTypeScript: boolean): string {
+function differs(source: string, compiled: string, emitted: false | Unusable | undefined): string | { reason: string; fix: string } {
   const changedSince = (statOrUndefined(source)?.mtimeMs ?? 0) > (statOrUndefined(compiled)?.mtimeMs ?? Infinity);
   if (changedSince) return `${shown(source)} was changed after ${shown(compiled)} was compiled from it`;
   const pair = `${shown(source)} and ${shown(compiled)} differ beyond types and comments`;
-  return noTypeScript
+  if (emitted) {
+    const reason = `${pair}, and tsc cannot be asked whether it compiled the one from the other: ${emitted.unusable}`;
+    return { reason, fix: "install TypeScript 5 or 6 where the sources are (a devDependency is enough), or run the sources with `cairn run` or tsx" };
+  }
+  return emitted === undefined
     ? `${pair}, and no \`typescript\` package is installed where the sources are to tell whether tsc compiled the one from the other (what tsc writes otherwise than esbuild: an enum, a namespace, parameter properties, decorators, a target below ES2022); install it beside them (a devDependency is enough)`
     : `${pair}, and the project's TypeScript does not compile the one into the other with the options of the tsconfig.json nearest to it (compiled from another version of it, with another tsconfig, or with a const enum of another module inlined)`;
 }
@@ -326,12 +334,12 @@ function differs(source: string, compiled: string, noTypeScript: boolean): strin
 /** Compiled modules warned about: once per process, for an app that runs its flow many times. */
 const warned = new Set<string>();
 
-function warnOnce(file: string, source: string, reason: string): void {
+function warnOnce(file: string, source: string | undefined, reason: string, fix = "compile again after an edit"): void {
   if (warned.has(file)) return;
   warned.add(file);
   process.emitWarning(
-    `${shown(file)} counts in cache keys as the JavaScript it is, not as its source ${shown(source)}: ${reason}. ` +
-      `Its tasks share no cache entries with \`cairn run\` or tsx of the sources while the two differ: compile again after an edit.`,
+    `${shown(file)} counts in cache keys as the JavaScript it is${source === undefined ? "" : `, not as its source ${shown(source)}`}: ${reason}. ` +
+      `Its tasks share no cache entries with \`cairn run\` or tsx of the sources while so: ${fix}.`,
     "CairnCompiledSourceWarning",
   );
 }

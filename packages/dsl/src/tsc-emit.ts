@@ -11,24 +11,51 @@ import type * as TypeScript from "typescript";
 
 type Ts = typeof TypeScript;
 
-/** `typescript` as the sources in `dir` resolve it (the tsc that compiled them); undefined when there is none. */
-const compilers = new Map<string, Ts | undefined>();
+/** `typescript` as the sources in `dir` resolve it (the tsc that compiled them), or why it cannot be used; undefined when there is none. */
+const compilers = new Map<string, Ts | Unusable>();
 
-function typescriptFrom(dir: string): Ts | undefined {
+/** Why the project's TypeScript cannot say what it emits: one sentence's end, for a warning. */
+export interface Unusable {
+  unusable: string;
+}
+
+function typescriptFrom(dir: string): Ts | Unusable | undefined {
   let path: string;
   try {
     path = createRequire(join(dir, "noop.js")).resolve("typescript");
   } catch {
     return undefined; // no TypeScript installed where the sources are
   }
-  if (!compilers.has(path)) {
+  return memo(compilers, path, () => {
+    let ts: Ts;
     try {
-      compilers.set(path, createRequire(join(dir, "noop.js"))(path) as Ts);
-    } catch {
-      compilers.set(path, undefined);
+      ts = createRequire(join(dir, "noop.js"))(path) as Ts;
+    } catch (error) {
+      return { unusable: `the \`typescript\` package at ${path} could not be loaded (${firstLine(error)})` };
     }
-  }
-  return compilers.get(path);
+    return hasTranspileApi(ts) ? ts : { unusable: noTranspileApi(path, ts) };
+  });
+}
+
+/** TypeScript 7 (the native compiler) exports only its `version` from its main entry: none of these. */
+function hasTranspileApi(ts: Ts): boolean {
+  return [ts?.transpileModule, ts?.findConfigFile, ts?.getParsedCommandLineOfConfigFile, ts?.getImpliedNodeFormatForFile].every((f) => typeof f === "function") && typeof ts.sys === "object";
+}
+
+function noTranspileApi(path: string, ts: Ts): string {
+  const version = typeof ts?.version === "string" ? ts.version : "of unknown version";
+  const major = Number(/^(\d+)\./.exec(version)?.[1] ?? 0);
+  const what = `the \`typescript\` package at ${path} (${version}) has no \`transpileModule\``;
+  return major >= 7 ? `TypeScript 7's compiler has no JavaScript API Cairn can use (${what})` : what;
+}
+
+function firstLine(error: unknown): string {
+  return String(error instanceof Error ? error.message : error).split("\n")[0]!;
+}
+
+function memo<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+  if (!map.has(key)) map.set(key, make());
+  return map.get(key)!;
 }
 
 /** The options of the tsconfig.json nearest to `dir` (with what it extends), as tsc reads them; by config file, once per process. */
@@ -48,18 +75,20 @@ function compilerOptions(ts: Ts, dir: string): TypeScript.CompilerOptions | unde
 /**
  * The JavaScript the project's TypeScript emits for `source` (the text of `file`), each file on
  * its own (`transpileModule`, as `isolatedModules` has it); undefined when the project has no
- * TypeScript, or its tsconfig cannot be read. Source maps are left out: a compiled module's
- * comment naming its map is no code.
+ * TypeScript; `unusable` (why) when it has one that cannot say: a TypeScript without that API
+ * (7), a tsconfig tsc cannot read, a compiler that failed. Source maps are left out: a compiled
+ * module's comment naming its map is no code.
  */
-export function tscEmit(file: string, source: string): string | undefined {
+export function tscEmit(file: string, source: string): string | Unusable | undefined {
   const ts = typescriptFrom(dirname(file));
-  const options = ts && compilerOptions(ts, dirname(file));
-  if (!ts || !options) return undefined;
+  if (ts === undefined || "unusable" in ts) return ts;
   try {
-    const compilerOptions = { ...options, module: moduleFor(ts, file, options), sourceMap: false, inlineSourceMap: false, declaration: false, declarationMap: false };
-    return ts.transpileModule(source, { compilerOptions, fileName: file }).outputText;
-  } catch {
-    return undefined;
+    const options = compilerOptions(ts, dirname(file));
+    if (!options) return { unusable: `tsc cannot read the tsconfig.json nearest to ${file}` };
+    const emitOptions = { ...options, module: moduleFor(ts, file, options), sourceMap: false, inlineSourceMap: false, declaration: false, declarationMap: false };
+    return ts.transpileModule(source, { compilerOptions: emitOptions, fileName: file }).outputText;
+  } catch (error) {
+    return { unusable: `the project's TypeScript (${String(ts.version)}) failed to compile ${file} (${firstLine(error)})` };
   }
 }
 
