@@ -205,7 +205,7 @@ afterAll(async () => {
 /** What the task `t` of flow.ts counts as in the app tsc compiled, beside what tsx gives from the source, and the warnings said. */
 async function compiledAndSource(root: string) {
   const load = (runner: string, entry: string): Declared => {
-    const code = `const m = await import(${JSON.stringify(join(root, entry))}); console.log(JSON.stringify(m.t));`;
+    const code = `const m = await import(${JSON.stringify(join(root, entry))}); console.log(JSON.stringify(m.t ?? m.default.t));`; // a CommonJS module's exports: m.default
     return JSON.parse(execFileSync(runner, ["--input-type=module", "-e", code], { cwd: root, encoding: "utf8" }));
   };
   const compiled = load(process.execPath, "dist/flow.js");
@@ -310,5 +310,27 @@ describe("an app with code tsc writes otherwise than esbuild", () => {
     const { written, warnings } = await compiledAndSource(root);
     expect(written.place.file).toBe(join(root, "dist/flow.js"));
     expect(warnings[0]).toContain("the project's TypeScript does not compile the one into the other with the options of the tsconfig.json nearest to it");
+  });
+});
+
+describe("an app of a CommonJS project (no \"type\": \"module\"), compiled by tsc with module nodenext", () => {
+  it("shares entries with tsx of the sources for a task using an imported name: both read it as CommonJS (`import_promises.readFile`)", async () => {
+    const root = await compiledProject({
+      "package.json": `{ "name": "app" }\n`,
+      // verbatimModuleSyntax forbids import statements in a CommonJS module.
+      "tsconfig.json": JSON.stringify({ ...TSCONFIG, compilerOptions: { ...TSCONFIG.compilerOptions, verbatimModuleSyntax: false } }),
+      "lib/node.d.ts": `declare module "node:fs/promises" { export function readFile(path: string, encoding: "utf8"): Promise<string>; }\n`,
+      "lib/unit.ts": `export const unit = 1;\n`,
+      "flow.ts": flowWith(`import { readFile } from "node:fs/promises";\nimport { unit } from "./lib/unit.ts";`, `(await readFile("package.json", "utf8")).length * 0 + n + unit`),
+    }, { typescript: true }); // tsc's CommonJS is not esbuild's: compared with what the project's TypeScript emits
+
+    const { written, source, warnings } = await compiledAndSource(root);
+    expect(source.fnText).toContain("import_promises.readFile"); // tsx runs the source as CommonJS
+    expect(warnings).toEqual([]);
+    // The same text and dependencies: the same code fingerprint. (The column of the call differs within its statement: tsc maps `(0, declare_1.declare)(` elsewhere.)
+    expect(written.fnText).toBe(source.fnText);
+    expect(written.deps).toEqual(source.deps);
+    expect([written.place.file, written.place.line]).toEqual([source.place.file, source.place.line]);
+    expect(Object.keys(source.deps).sort()).toEqual(["declare.ts", "flow.ts#t", "lib/unit.ts"]);
   });
 });

@@ -36,11 +36,13 @@ import { readFile } from "node:fs/promises";
 import { isBuiltin, SourceMap } from "node:module";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { TransformOptions } from "esbuild";
 import { DECLARATION_ENTRY, ENV_READ_ENTRY, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
 import { scopeKey, type RunScope } from "@cairn/core";
 import { isCliCompiledFile, shown } from "./declared-path.ts";
 import { envReadBy, envReadsIn, type EnvReads, type ProcessNames, processNamesOf, type SyntaxNode } from "./env-read.ts";
 import { loadEsbuild } from "./esbuild.ts";
+import { type ModuleFormat, tsxFormat } from "./module-format.ts";
 import { mappedSource, sourceMapPlace } from "./source-map-comment.ts";
 import { tscEmit, type Unusable } from "./tsc-emit.ts";
 import { withExtended } from "./tsconfig-extends.ts";
@@ -344,9 +346,14 @@ function warnOnce(file: string, source: string | undefined, reason: string, fix 
   );
 }
 
-/** tsx's options for a module (format, target, minifyWhitespace, keepNames): esbuild prints a function as tsx gives its text. */
-function tsxOptions(loader: "ts" | "tsx" | "js" | "jsx", tsconfig: string | undefined) {
-  return { loader, format: "esm", target: `node${process.versions.node}`, minifyWhitespace: true, keepNames: true, ...(tsconfig ? { tsconfigRaw: tsconfig } : {}) } as const;
+/**
+ * tsx's options for a module (format, target, minifyWhitespace, keepNames): esbuild prints a
+ * function as tsx gives its text. `format`: the one tsx compiles the source to (tsxFormat), as
+ * a CommonJS module's function names an import `import_promises.readFile`.
+ */
+function tsxOptions(loader: "ts" | "tsx" | "js" | "jsx", tsconfig: string | undefined, format: ModuleFormat): TransformOptions {
+  const options: TransformOptions = { loader, format, target: `node${process.versions.node}`, minifyWhitespace: true, keepNames: true, ...(tsconfig ? { tsconfigRaw: tsconfig } : {}) };
+  return format === "cjs" ? { ...options, platform: "node" } : options; // as tsx compiles CommonJS
 }
 
 /**
@@ -360,10 +367,11 @@ async function printedInSource(r: Reads, file: string, fnText: string): Promise<
   const loader = LOADERS[extname(file)];
   if (source === undefined || !loader) return undefined;
   const tsconfig = await tsconfigFor(r, dirname(file));
-  const id = sha256(`${SHAPE_VERSION}\0as-tsx\0${loadEsbuild().version}\0${process.versions.node}\0${loader}\0${tsconfig ?? ""}\0${source}\0${fnText}`);
+  const format = tsxFormat(file);
+  const id = sha256(`${SHAPE_VERSION}\0as-tsx\0${loadEsbuild().version}\0${process.versions.node}\0${loader}\0${format}\0${tsconfig ?? ""}\0${source}\0${fnText}`);
   const kept = await fromDisk<{ text?: unknown }>(`${id}.tsx.json`);
   if (kept && (typeof kept.text === "string" || kept.text === null)) return kept.text ?? undefined;
-  const [printed, module] = await Promise.all([printFunction(fnText, tsconfig), printedModule(r, file, source, loader, tsconfig)]);
+  const [printed, module] = await Promise.all([printFunction(fnText, tsconfig, format), printedModule(r, file, source, loader, tsconfig, format)]);
   const text = printed !== undefined && module?.includes(printed) ? printed : null;
   await keep(`${id}.tsx`, { text });
   return text ?? undefined;
@@ -389,7 +397,7 @@ async function printedAtPlace(r: Reads, jsFile: string, compiled: FoundSourceMap
   const loader = LOADERS[extname(compiled.source)];
   if (source === undefined || !loader) return undefined;
   const tsconfig = await tsconfigFor(r, dirname(compiled.source));
-  const [out, acorn] = await Promise.all([loadEsbuild().transform(source, { ...tsxOptions(loader, tsconfig), sourcemap: "external", sourcefile: compiled.source }), import("acorn")]);
+  const [out, acorn] = await Promise.all([loadEsbuild().transform(source, { ...tsxOptions(loader, tsconfig, tsxFormat(compiled.source)), sourcemap: "external", sourcefile: compiled.source }), import("acorn")]);
   const map = new SourceMap(JSON.parse(out.map));
   const found: string[] = [];
   const visit = (n: AcornNode): void => {
@@ -406,9 +414,9 @@ async function printedAtPlace(r: Reads, jsFile: string, compiled: FoundSourceMap
 }
 
 /** The module as tsx prints it; once per flow run. */
-function printedModule(r: Reads, file: string, source: string, loader: "ts" | "tsx" | "js" | "jsx", tsconfig: string | undefined): Promise<string | undefined> {
+function printedModule(r: Reads, file: string, source: string, loader: "ts" | "tsx" | "js" | "jsx", tsconfig: string | undefined, format: ModuleFormat): Promise<string | undefined> {
   return memo(r.printed, file, () => loadEsbuild()
-    .transform(source, tsxOptions(loader, tsconfig))
+    .transform(source, tsxOptions(loader, tsconfig, format))
     .then(
       (out) => out.code,
       () => undefined, // what tsx could not compile either
@@ -416,11 +424,11 @@ function printedModule(r: Reads, file: string, source: string, loader: "ts" | "t
 }
 
 /** A function's text printed on its own as tsx prints it in its module: an arrow or function in parentheses, a method (`run(x) { ... }`) in an object. */
-async function printFunction(fnText: string, tsconfig: string | undefined): Promise<string | undefined> {
+async function printFunction(fnText: string, tsconfig: string | undefined, format: ModuleFormat): Promise<string | undefined> {
   const acorn = await import("acorn");
   for (const [open, close] of [["(", ")"], ["({", "})"]] as const) {
     try {
-      const code = (await loadEsbuild().transform(`${open}${fnText}${close};`, tsxOptions("js", tsconfig))).code;
+      const code = (await loadEsbuild().transform(`${open}${fnText}${close};`, tsxOptions("js", tsconfig, format))).code;
       const program = acorn.parse(code, { ecmaVersion: "latest", sourceType: "module" }) as unknown as { body: AcornNode[] };
       const expression = program.body.at(-1)?.expression as AcornNode | undefined;
       const node = open === "(" ? expression : (expression?.properties as AcornNode[] | undefined)?.[0];
