@@ -3,7 +3,7 @@
  * project's modules it imports from, read from files on disk (no loader involved).
  */
 import { spawnSync } from "node:child_process";
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -376,6 +376,62 @@ const uidWithoutPasswd = ((): number | undefined => {
   for (let uid = 54321; uid < 54400; uid++) if (spawnSync("getent", ["passwd", String(uid)]).status === 2) return uid;
   return undefined;
 })();
+
+describe("a package of the project: a workspace package, a file: or link: dependency (its real folder outside node_modules)", () => {
+  /** A workspace laid out as npm (hoisted links in the root's node_modules) and pnpm (links in the package's own) make it. */
+  async function workspace(): Promise<string> {
+    const root = await mkdtemp(join(tmpdir(), "cairn-workspace-"));
+    const tree: Record<string, string> = {
+      "package.json": `{ "private": true, "workspaces": ["packages/*"] }\n`,
+      "packages/tslib/package.json": `{ "name": "tslib", "type": "module", "exports": "./src/index.ts" }\n`,
+      "packages/tslib/src/index.ts": `export { triple } from "./triple.ts";\n`,
+      "packages/tslib/src/triple.ts": `export const triple = (x: number): number => 3 * x;\n`,
+      // pnpm's workspace: link, with conditional exports and a subpath
+      "packages/shapes/package.json": `{ "name": "@acme/shapes", "type": "module", "exports": { ".": { "types": "./src/index.d.ts", "import": "./src/index.ts", "require": "./dist/index.cjs" }, "./units/*": "./src/units/*.ts" } }\n`,
+      "packages/shapes/src/index.ts": `export const square = (x: number): number => x * x;\n`,
+      "packages/shapes/src/units/cm.ts": `export const cm = 100;\n`,
+      // registry packages: pnpm's store (a link into node_modules/.pnpm) and npm's plain folder
+      "node_modules/.pnpm/stored@1.0.0/node_modules/stored/package.json": `{ "name": "stored", "exports": "./index.js" }\n`,
+      "node_modules/.pnpm/stored@1.0.0/node_modules/stored/index.js": `export const s = 1;\n`,
+      "node_modules/plain/package.json": `{ "name": "plain", "main": "index.js" }\n`,
+      "node_modules/plain/index.js": `export const p = 1;\n`,
+      "packages/flows/package.json": `{ "name": "flows", "type": "module" }\n`,
+      "packages/flows/flow.ts": [
+        `import { triple } from "tslib";`,
+        `import { square } from "@acme/shapes";`,
+        `import { cm } from "@acme/shapes/units/cm";`,
+        `import { s } from "stored";`,
+        `import { p } from "plain";`,
+        `export const fn = () => ({ v: triple(5) + square(2) + cm + s + p });`,
+      ].join("\n"),
+    };
+    for (const [name, text] of Object.entries(tree)) {
+      await mkdir(join(root, name, ".."), { recursive: true });
+      await writeFile(join(root, name), text);
+    }
+    await symlink("../packages/tslib", join(root, "node_modules/tslib")); // as npm links a workspace package
+    await symlink(".pnpm/stored@1.0.0/node_modules/stored", join(root, "node_modules/stored"));
+    await mkdir(join(root, "packages/flows/node_modules/@acme"), { recursive: true });
+    await symlink("../../../shapes", join(root, "packages/flows/node_modules/@acme/shapes")); // as pnpm links it
+    return root;
+  }
+  const FN = "() => ({ v: triple(5) + square(2) + cm + s + p })";
+
+  it("follows it as the project's own files: editing it changes the task's code key; a registry package is not followed", async () => {
+    const root = await workspace();
+    try {
+      const flow = join(root, "packages/flows/flow.ts");
+      const before = await functionDependencies(flow, FN, newRun());
+      expect(Object.keys(before).sort()).toEqual(["../shapes/src/index.ts", "../shapes/src/units/cm.ts", "../tslib/src/index.ts", "../tslib/src/triple.ts"]);
+      await writeFile(join(root, "packages/tslib/src/triple.ts"), `export const triple = (x: number): number => 4 * x;\n`);
+      const after = await functionDependencies(flow, FN, newRun());
+      expect(after["../tslib/src/triple.ts"]).not.toBe(before["../tslib/src/triple.ts"]);
+      expect({ ...after, "../tslib/src/triple.ts": "" }).toEqual({ ...before, "../tslib/src/triple.ts": "" });
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
 
 describe.skipIf(uidWithoutPasswd === undefined)("under a uid with no passwd entry", () => {
   it("works out the same dependencies (the same keys) as under a uid that has one, with its own private temp folder", async () => {

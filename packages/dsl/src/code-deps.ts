@@ -22,8 +22,10 @@
  * chain: an output schema, a wrapper its function is handed through). A task declared inside
  * a function (a factory, `makeTrain(model)`; a `.map()` callback; the flow's build function)
  * counts the top-level statement that holds it, with what that refers to; not the arguments
- * a factory is called with. Not followed: packages (workspace
- * packages too), `import()` of a computed path, tsconfig `paths` aliases, files read at run
+ * a factory is called with. A package whose real folder lies outside every node_modules folder
+ * (a workspace package, a `file:` or `link:` dependency) is the project's code and is followed
+ * too, named by path (`../tslib/src/index.ts`). Not followed: packages installed from a
+ * registry, Cairn itself, `import()` of a computed path, tsconfig `paths` aliases, files read at run
  * time, programs started apart (`execFile` of a script) (declare those with `.codeFiles()` or
  * bump `.version()`).
  *
@@ -31,7 +33,7 @@
  * while the JavaScript is what tsc makes of the sources as they are (`asWritten`): the app tsc
  * compiled then has the keys `cairn run` and tsx give the source.
  */
-import { readFileSync, type Stats, statSync } from "node:fs";
+import { readFileSync, realpathSync, type Stats, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { isBuiltin, SourceMap } from "node:module";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
@@ -274,7 +276,9 @@ function sourceMapOf(r: Reads, file: string): Promise<FoundSourceMap | undefined
  */
 async function disagreement(r: Reads, jsFile: string, tsFile: string): Promise<string | { reason: string; fix: string } | undefined> {
   const counterpart = (path: string) => resolve(dirname(tsFile), relative(dirname(jsFile), path));
-  for (const [path, digest] of (await closureOf(r, jsFile, jsFile)).files) {
+  const closure = await closureOf(r, jsFile, jsFile);
+  for (const [path, digest] of closure.files) {
+    if (closure.packaged.has(path)) continue; // a workspace package: the sources import the very same file
     if (!LOADERS[extname(path)]) {
       if ((await shapeOf(r, counterpart(path)))?.digest !== digest) return `${shown(counterpart(path))} is not the same as ${shown(path)}, which the compiled code imports`;
       continue;
@@ -532,6 +536,8 @@ interface Closure {
   back: string[];
   /** An import cycle takes all of the task's module. */
   backWhole: boolean;
+  /** The files reached through a package of the project (a workspace package): the same file for a compiled app as for its sources. */
+  packaged: Set<string>;
 }
 
 /** Everything `start` imports from the project, however deep; once per flow run for the tasks of `file`. */
@@ -540,7 +546,7 @@ function closureOf(r: Reads, file: string, start: string): Promise<Closure> {
   let closure = r.closures.get(key);
   if (!closure) {
     closure = (async () => {
-      const found: Closure = { files: new Map(), back: [], backWhole: false };
+      const found: Closure = { files: new Map(), back: [], backWhole: false, packaged: new Set() };
       const queue = [start];
       const seen = new Set(queue);
       while (queue.length) {
@@ -556,6 +562,7 @@ function closureOf(r: Reads, file: string, start: string): Promise<Closure> {
           } else if (next && !seen.has(next)) {
             seen.add(next);
             queue.push(next);
+            if (found.packaged.has(path) || isBareSpecifier(imp.from)) found.packaged.add(next);
           }
         }
       }
@@ -582,8 +589,12 @@ function resolveImport(r: Reads, fromDir: string, specifier: string): string | u
   return found;
 }
 
+function isBareSpecifier(specifier: string): boolean {
+  return !/^(?:\.\.?\/|\/|file:)/.test(specifier);
+}
+
 function resolveNow(fromDir: string, specifier: string): string | undefined {
-  if (!/^(?:\.\.?\/|\/|file:)/.test(specifier)) return undefined;
+  if (isBareSpecifier(specifier)) return resolveProjectPackage(fromDir, specifier);
   const target = specifier.startsWith("file:") ? fileURLToPath(specifier) : resolve(fromDir, specifier.split(/[?#]/)[0]!);
   const ext = extname(target);
   const stem = target.slice(0, target.length - ext.length);
@@ -598,6 +609,86 @@ function resolveNow(fromDir: string, specifier: string): string | undefined {
   }
   const found = candidates.find((candidate) => !isPackageFile(candidate) && isFile(candidate));
   return found !== undefined && isCliCompiledFile(found) ? compiledSource(found) : found;
+}
+
+/** A package name and the path after it: `@acme/lib/util` -> `@acme/lib`, `./util`. */
+const BARE = /^((?:@[^/]+\/)?[^/@.#][^/]*)(\/.*)?$/;
+
+/**
+ * A bare specifier (`@acme/tslib`, `tslib/util`) as Node resolves it from `fromDir`, when the
+ * package's real folder (after symlinks) lies outside every node_modules folder: a workspace
+ * package of npm, pnpm or yarn, a `file:` or `link:` dependency. That is the project's own code,
+ * which the user edits, and it counts as the project's own files do. A package installed from a
+ * registry (its real folder inside node_modules: pnpm's store links too) is not followed: its
+ * version is what counts. Nor is Cairn itself (`cairn-dag`, `@cairn/*`): the engine, not the
+ * task's code. Resolved with the conditions an ES module import has (`import`, `node`,
+ * `default`); undefined for what cannot be resolved so, which then is not followed.
+ */
+function resolveProjectPackage(fromDir: string, specifier: string): string | undefined {
+  const [, name, rest] = BARE.exec(specifier.split(/[?#]/)[0]!) ?? [];
+  if (name === undefined || isBuiltin(specifier) || name === "cairn-dag" || name.startsWith("@cairn/")) return undefined;
+  const dir = installedPackageDir(fromDir, name);
+  if (dir === undefined || isPackageFile(`${dir}${sep}`)) return undefined;
+  const manifest = readPackageJson(dir);
+  const subpath = rest === undefined ? "." : `.${rest}`;
+  const target = manifest?.exports === undefined ? (subpath === "." ? `./${manifest?.main ?? "index"}` : subpath) : exportTarget(manifest.exports, subpath);
+  return typeof target === "string" && target.startsWith("./") ? resolveNow(dir, target) : undefined;
+}
+
+/** The real folder of the package `name` as Node finds it from `fromDir`: the first `node_modules/<name>` up the tree. */
+function installedPackageDir(fromDir: string, name: string): string | undefined {
+  for (let dir = fromDir; ; dir = dirname(dir)) {
+    if (basename(dir) !== "node_modules") {
+      const candidate = join(dir, "node_modules", name);
+      if (isDir(candidate)) {
+        try {
+          return realpathSync(candidate);
+        } catch {
+          return undefined; // removed since: the import fails on its own
+        }
+      }
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+function readPackageJson(dir: string): { exports?: unknown; main?: string } | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { exports?: unknown; main?: string };
+  } catch {
+    return undefined; // none, or unreadable: Node resolves `index` in the folder
+  }
+}
+
+const IMPORT_CONDITIONS = ["import", "node", "default"];
+
+/**
+ * Where a package.json's `exports` send `subpath` for an ES module import: a string; a map of
+ * conditions (the first of `import`, `node`, `default` in its own order); a map of subpaths,
+ * with one `*` pattern; an array (its first entry that resolves). Undefined when not exported.
+ */
+function exportTarget(exports: unknown, subpath: string): string | undefined {
+  const conditional = (value: unknown): string | undefined => {
+    if (typeof value === "string") return value;
+    if (Array.isArray(value)) return value.map(conditional).find((t) => t !== undefined);
+    if (!value || typeof value !== "object") return undefined;
+    for (const [key, inner] of Object.entries(value)) {
+      const target = IMPORT_CONDITIONS.includes(key) ? conditional(inner) : undefined;
+      if (target !== undefined) return target;
+    }
+    return undefined;
+  };
+  const isSubpathMap = !!exports && typeof exports === "object" && !Array.isArray(exports) && Object.keys(exports).some((k) => k.startsWith("."));
+  if (!isSubpathMap) return subpath === "." ? conditional(exports) : undefined;
+  const map = exports as Record<string, unknown>;
+  if (subpath in map) return conditional(map[subpath]);
+  for (const [key, value] of Object.entries(map)) {
+    const star = key.indexOf("*");
+    if (star < 0 || !subpath.startsWith(key.slice(0, star)) || !subpath.endsWith(key.slice(star + 1))) continue;
+    const matched = subpath.slice(star, subpath.length - (key.length - star - 1));
+    return conditional(value)?.replaceAll("*", matched);
+  }
+  return undefined;
 }
 
 /**
