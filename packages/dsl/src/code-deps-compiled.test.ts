@@ -183,12 +183,16 @@ describe("a function of a module compiled by tsc", () => {
 });
 
 /** A project of its own (`tree`, with declare.ts), compiled by the workspace's tsc from its tsconfig.json; with `typescript` installed in it, as a devDependency. */
-async function compiledProject(tree: Record<string, string>, { typescript = false } = {}): Promise<string> {
+async function compiledProject(tree: Record<string, string>, { typescript = false, links = {} as Record<string, string> } = {}): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), "cairn-compiled-"));
   projects.push(root);
   if (typescript) {
     await mkdir(join(root, "node_modules"));
     await symlink(join(repo, "node_modules/typescript"), join(root, "node_modules/typescript"));
+  }
+  for (const [link, target] of Object.entries(links)) {
+    await mkdir(join(root, link, ".."), { recursive: true });
+    await symlink(target, join(root, link));
   }
   for (const [name, text] of Object.entries({ "package.json": `{ "type": "module" }\n`, "declare.ts": DECLARE, ...tree })) {
     await mkdir(join(root, name, ".."), { recursive: true });
@@ -246,6 +250,25 @@ describe("an app tsc compiled from a tsconfig of another shape", () => {
       expect(written, kind).toEqual(source);
       expect(Object.keys(source.deps).sort()).toEqual(["declare.ts", "flow.ts#t", "lib/unit.ts"]);
     }
+  });
+});
+
+describe("an app that imports a workspace package", () => {
+  it("shares entries with the sources: the package's files are the same for both, and count in both keys", async () => {
+    const root = await compiledProject(
+      {
+        "tsconfig.json": JSON.stringify(TSCONFIG),
+        "packages/tslib/package.json": `{ "name": "tslib", "type": "module", "exports": "./index.js" }\n`,
+        "packages/tslib/index.js": `export const triple = (x) => 3 * x;\n`,
+        "packages/tslib/index.d.ts": `export declare const triple: (x: number) => number;\n`,
+        "flow.ts": flowWith(`import { triple } from "tslib";`, "triple(n)"),
+      },
+      { links: { "node_modules/tslib": "../packages/tslib" } }, // as npm links a workspace package
+    );
+    const { written, source, warnings } = await compiledAndSource(root);
+    expect(warnings).toEqual([]);
+    expect(written).toEqual(source);
+    expect(Object.keys(source.deps)).toContain("packages/tslib/index.js");
   });
 });
 
