@@ -1,3 +1,5 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { getEventListeners } from "node:events";
 import http from "node:http";
@@ -764,6 +766,57 @@ describe("connections", () => {
       client.http.close();
     } finally {
       server.close();
+    }
+  });
+});
+
+describe("a download into a full disk", () => {
+  /** A small tmpfs at a new folder, or undefined where this process may not mount one. */
+  function smallDisk(): string | undefined {
+    const dir = mkdtempSync(join(tmpdir(), "cairn-full-"));
+    try {
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir], { stdio: "ignore" });
+      return dir;
+    } catch {
+      rmSync(dir, { recursive: true, force: true });
+      return undefined;
+    }
+  }
+
+  // It was taken for a server that did not answer: retried for minutes, the whole file fetched each time, the breaker tripped.
+  it("fails at once, naming the folder and to free space there: not retried, and the server is not taken for down", async (ctx) => {
+    const disk = smallDisk();
+    if (!disk) return ctx.skip();
+    let gets = 0;
+    const server = http.createServer((req, res) => {
+      if (req.url!.includes("mlflow-artifacts")) gets++;
+      res.writeHead(200, { "content-type": "application/octet-stream" }).end(Buffer.alloc(256 * 1024));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as AddressInfo;
+    const elsewhere = await mkdtemp(join(tmpdir(), "cairn-roomy-"));
+    try {
+      const client = new MlflowClient({ uri: `http://127.0.0.1:${port}`, maxRetries: 3, backoffFactor: 0, backoffJitter: 0, timeoutSeconds: 30 });
+      const folder = join(disk, "downloads", "run1");
+      const error = await client.downloadArtifactFile("mlflow-artifacts:/1/abc/artifacts", "b.bin", join(folder, "b.bin")).catch((e: unknown) => e);
+      expect(TrackingError.is(error)).toBe(true);
+      expect(TrackerUnreachableError.is(error)).toBe(false);
+      expect((error as Error).message).toBe(
+        `Cannot write the file of mlflow-artifacts GET b.bin into ${folder}: ENOSPC: no space left on device, write. ` +
+          "This is a problem of this machine's disk, not of the MLflow server: the disk that holds that folder (or your quota) is full: free space there, then run again.",
+      );
+      expect(gets).toBe(1);
+      // Nothing is left of it, and the server is asked as before: the same download elsewhere has its retries and succeeds.
+      expect(readdirSync(folder)).toEqual([]);
+      await client.downloadArtifactFile("mlflow-artifacts:/1/abc/artifacts", "b.bin", join(elsewhere, "b.bin"));
+      expect(statSync(join(elsewhere, "b.bin")).size).toBe(256 * 1024);
+      client.http.close();
+    } finally {
+      server.closeAllConnections();
+      server.close();
+      execFileSync("umount", [disk]);
+      rmSync(disk, { recursive: true, force: true });
+      await rm(elsewhere, { recursive: true, force: true });
     }
   });
 });

@@ -707,15 +707,23 @@ export class MlflowClient {
   async downloadArtifactFile(artifactUri: string, path: string, destFile: string, runId?: string): Promise<void> {
     const rel = normalizeArtifactPath(path);
     const url = this.artifactUrl(artifactUri, rel, runId);
-    await mkdir(dirname(destFile), { recursive: true });
+    const endpoint = `mlflow-artifacts GET ${rel}`;
+    const folder = dirname(destFile);
+    await mkdir(folder, { recursive: true }).catch((error: unknown) => {
+      throw localWriteError(folder, endpoint, error);
+    });
     const partial = partialPath(destFile);
     try {
-      await this.send(
-        { method: "GET", url, endpoint: `mlflow-artifacts GET ${rel}`, runId, responseType: "stream" },
-        async (res) => {
-          await pipeline(res.data as Readable, createWriteStream(partial));
-        },
-      );
+      await this.send({ method: "GET", url, endpoint, runId, responseType: "stream" }, async (res) => {
+        const file = createWriteStream(partial);
+        // An error of the file's own stream (a full disk) is this machine's, not the network's:
+        // thrown as one that is not retried and leaves the breaker alone, as an upload's read is.
+        let writeError: unknown;
+        file.once("error", (error) => (writeError ??= error));
+        await pipeline(res.data as Readable, file).catch((error: unknown) => {
+          throw writeError === undefined ? error : localWriteError(folder, endpoint, writeError);
+        });
+      });
       await rename(partial, destFile);
     } finally {
       await rm(partial, { force: true });
@@ -1143,6 +1151,40 @@ function localReadError(file: unknown, endpoint: string, cause: unknown): Tracki
       `check that the file exists, is a regular file and is readable.`,
     typeof cause === "string" ? undefined : { cause },
   );
+}
+
+/**
+ * A downloaded file could not be written here (ENOSPC, EDQUOT, EROFS, EACCES, EMFILE): the
+ * machine's problem, not the server's, so it is not retried, the server does not count as
+ * down, and it says which folder and what to do there. The fs error is its cause.
+ */
+function localWriteError(folder: string, endpoint: string, cause: unknown): TrackingError {
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  const message = (cause as Error | undefined)?.message ?? String(cause);
+  const why = typeof code !== "string" || message.startsWith(code) ? message : `${code}: ${message}`;
+  return new TrackingError(
+    `Cannot write the file of ${endpoint} into ${folder}: ${why}. This is a problem of this machine's disk, not of the MLflow server: ${localWriteFix(code)}.`,
+    { cause },
+  );
+}
+
+/** What to do about a file system error met writing a download, by its code; one clause. */
+function localWriteFix(code: unknown): string {
+  switch (code) {
+    case "ENOSPC":
+    case "EDQUOT":
+      return "the disk that holds that folder (or your quota) is full: free space there, then run again";
+    case "EROFS":
+      return "its file system is read-only: make it writable, or point Cairn at a writable folder";
+    case "EACCES":
+    case "EPERM":
+      return "this user may not write there: make the folder writable, or point Cairn at a writable folder";
+    case "EMFILE":
+    case "ENFILE":
+      return "too many files are open at once: raise the limit (`ulimit -n`) or try again";
+    default:
+      return "check that folder and the disk it is on, then run again";
+  }
 }
 
 // ------------------------------------------------------------ wire format
