@@ -134,6 +134,12 @@ const READS_PER_TURN = 1024;
 const BATCH_RUNS = 1000;
 /** Ends the name of a batch file a prune has set aside to remove it (see removeBatchFile). */
 const ASIDE = ".pruning";
+/**
+ * Age past which a `prune.lock` that names no process (empty, or not an owner) counts as left by a
+ * writer that died, or whose disk filled, between making it and writing its owner: a live prune
+ * writes its owner right after making the file, so a younger one may still be getting it.
+ */
+const UNOWNED_LOCK_MS = 10_000;
 
 let tmpCounter = 0;
 
@@ -885,26 +891,40 @@ export class LocalStore implements Tracker {
     }
   }
 
-  /** Takes `prune.lock` for this process (one whose process is gone is taken over); resolves to its release. */
+  /**
+   * Takes `prune.lock` for this process (one whose process is gone is taken over, and so is one
+   * that names no process and is older than {@link UNOWNED_LOCK_MS}); resolves to its release.
+   */
   private async lockPrune(): Promise<() => Promise<void>> {
     const path = join(this.uri, "prune.lock");
-    const take = () => writeFile(path, this.writer, { flag: "wx" });
+    const take = async () => {
+      const file = await open(path, "wx");
+      try {
+        await file.writeFile(this.writer);
+        await file.close();
+      } catch (error) {
+        // A full disk creates the file and refuses its content: an empty lock left there refused every later prune.
+        await file.close().catch(() => {});
+        await unlink(path).catch(() => {});
+        throw error;
+      }
+    };
     const held = (owner: ReturnType<typeof parseOwner>) =>
       new TrackingError(
         `Another prune is removing runs from ${this.uri}${owner ? ` (process ${owner.pid} on ${owner.host})` : ""}: ${path} is there. ` +
           `Wait for it to end and run this again; if no such process runs, delete ${path}.`,
       );
+    const notWritten = (error: unknown) =>
+      new TrackingError(`LocalStore.pruneRuns: cannot write ${path}: ${(error as Error).message}; ${fsFix(error, "write")}.`, { cause: error });
     try {
       await take();
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
-        throw new TrackingError(`LocalStore.pruneRuns: cannot write ${path}: ${(error as Error).message}; ${fsFix(error, "write")}.`, { cause: error });
-      }
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw notWritten(error);
       const owner = parseOwner(await readFile(path, "utf8").catch(() => ""));
-      if (!ownerIsGone(owner)) throw held(owner);
+      if (!(owner ? ownerIsGone(owner) : await leftUnowned(path))) throw held(owner);
       await unlink(path).catch(() => {}); // its process is gone
-      await take().catch(() => {
-        throw held(undefined); // another prune took it over first
+      await take().catch((again: unknown) => {
+        throw (again as NodeJS.ErrnoException).code === "EEXIST" ? held(undefined) : notWritten(again); // EEXIST: another prune took it over first
       });
     }
     return () => unlink(path).catch(() => {});
@@ -1320,6 +1340,15 @@ function parseLine<T>(raw: string): T | undefined {
       }
     }
     return undefined;
+  }
+}
+
+/** Whether the lock at `path`, which names no process, is older than {@link UNOWNED_LOCK_MS}, or gone by now. */
+async function leftUnowned(path: string): Promise<boolean> {
+  try {
+    return Date.now() - (await stat(path)).mtimeMs > UNOWNED_LOCK_MS;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ENOENT";
   }
 }
 

@@ -3,7 +3,7 @@
  * removed runs. It removes old flow runs whole, keeps what a cache entry or a live process needs,
  * and never loses the line of a run created while it rewrites an index.
  */
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import * as fsPromises from "node:fs/promises";
 import { appendFile, link, mkdtemp, readdir, readFile, rename, utimes, writeFile } from "node:fs/promises";
@@ -253,6 +253,43 @@ describe("LocalStore.pruneRuns", () => {
     await store.ensureExperiment("etl");
     await writeFile(join(root, "prune.lock"), `${formatOwner()}:abcd1234`);
     await expect(new LocalStore({ root }).pruneRuns({ endedBefore: Date.now(), keep: new Set() })).rejects.toThrow(/Another prune is removing runs from .*\(process \d+ on .*\).*delete .*prune\.lock/);
+  });
+
+  // A full disk made the lock and refused its content: the empty lock left refused every later prune as "Another prune".
+  it("on a full disk says to free space, and leaves no lock behind", async (ctx) => {
+    const disk = await tmp();
+    try {
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", disk], { stdio: "ignore" });
+    } catch {
+      return ctx.skip();
+    }
+    try {
+      await new LocalStore({ root: disk }).ensureExperiment("etl");
+      await writeFile(join(disk, "filler"), Buffer.alloc(256 * 1024)).catch(() => {});
+      for (let i = 0; i < 2; i++) {
+        await expect(new LocalStore({ root: disk }).pruneRuns({ endedBefore: Date.now(), keep: new Set() })).rejects.toThrow(
+          `cannot write ${join(disk, "prune.lock")}: ENOSPC: no space left on device, write; the disk (or your quota) is full: free space on it, then run again.`,
+        );
+        expect(existsSync(join(disk, "prune.lock"))).toBe(false);
+      }
+    } finally {
+      execFileSync("umount", [disk]);
+    }
+  });
+
+  it("takes over an empty or unreadable lock older than a few seconds (its writer died before writing its owner); a younger one is refused", async () => {
+    const root = await tmp();
+    await new LocalStore({ root }).ensureExperiment("etl");
+    const lock = join(root, "prune.lock");
+    await writeFile(lock, "");
+    await expect(new LocalStore({ root }).pruneRuns({ endedBefore: Date.now(), keep: new Set() })).rejects.toThrow(/Another prune is removing runs from .*: .*prune\.lock is there/);
+    for (const text of ["", "not an owner"]) {
+      await writeFile(lock, text);
+      const old = new Date(Date.now() - 60_000);
+      await utimes(lock, old, old);
+      await expect(new LocalStore({ root }).pruneRuns({ endedBefore: Date.now(), keep: new Set() })).resolves.toMatchObject({ removedRuns: 0 });
+      expect(existsSync(lock)).toBe(false);
+    }
   });
 });
 
