@@ -207,13 +207,29 @@ describe("cairn plan and explain take the run's --secrets and --experiment", () 
     await writeFile(out, "the report of last week\n");
     // ulimit -f counts 512-byte blocks: the report's write fails after the first with a real EFBIG, as a full disk cuts it.
     const r = await start("sh", ["-c", `ulimit -f 1 && exec "$0" "$@"`, process.execPath, cairnBin, "report", "latest", "--out", out], { cwd, env: childEnv() }).done;
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(new RegExp(`^cairn: UsageError: Cannot write the report to ${out}: EFBIG: file too large, write\\. Pass --out FILE in a folder you can write to; a file already there is left as it was\\.\\n$`));
+    // An output that could not be written: the command failed at its work (exit 1), not a usage error (2).
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^cairn: Cannot write the report to ${out}: EFBIG: file too large, write\\. Raise this shell's file size limit \\(ulimit -f\\), or pass --out FILE on a file system that takes a file this large; a file already there is left as it was\\.\\n$`,
+      ),
+    );
     expect(await readFile(out, "utf8")).toBe("the report of last week\n");
     expect((await readdir(cwd)).filter((name) => name.includes("report.html"))).toEqual(["report.html"]);
     const written = await cairn(["report", "latest", "--out", out], { cwd });
     expect(written.code, written.stderr).toBe(0);
     expect(await readFile(out, "utf8")).toMatch(/^<!doctype html>/i);
+    // A full disk (a small tmpfs, where this process may mount one): exit 1, saying to free space.
+    const disk = await tmp();
+    if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", disk]).status !== 0) return;
+    try {
+      await writeFile(join(disk, "filler"), Buffer.alloc(256 * 1024)).catch(() => {});
+      const full = await cairn(["report", "latest", "--out", join(disk, "report.html")], { cwd });
+      expect(full.code).toBe(1);
+      expect(full.stderr).toContain(`cairn: Cannot write the report to ${join(disk, "report.html")}: ENOSPC: no space left on device, write. Free space there, or pass --out FILE on another disk;`);
+    } finally {
+      spawnSync("umount", [disk]);
+    }
   });
 
   it("report --out over an existing file keeps its mode (0600 stays private, 0666 is not cut by the umask); a new file gets 0666 & ~umask", async () => {

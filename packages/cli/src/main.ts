@@ -1775,8 +1775,17 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
     }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const fix = code === "ENOSPC" || code === "EDQUOT" ? "Free space there, or pass --out FILE on another disk" : "Pass --out FILE in a folder you can write to";
-    throw new UsageError(`Cannot write the report to ${out}: ${(error as Error).message.replace(/\.$/, "")}. ${fix}; a file already there is left as it was.`, { cause: error });
+    const fix =
+      code === "ENOSPC" || code === "EDQUOT"
+        ? "Free space there, or pass --out FILE on another disk"
+        : code === "EFBIG"
+          ? "Raise this shell's file size limit (ulimit -f), or pass --out FILE on a file system that takes a file this large"
+          : "Pass --out FILE in a folder you can write to";
+    const message = `Cannot write the report to ${out}: ${(error as Error).message.replace(/\.$/, "")}. ${fix}; a file already there is left as it was.`;
+    // A --out that names no file's place is the command line's fault (exit 2); a write the disk refused is the command failing at its work (exit 1).
+    if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") throw new UsageError(message, { cause: error });
+    stderr.write(`cairn: ${printable(message)}\n`);
+    return EXIT.flowFailed;
   }
   // The run's name is its record's (anyone's, on a shared server): printable, on one line.
   stdout.write(`Wrote the report of flow run ${run.runId} (${printableLine(run.name)}, ${run.status}) to ${out}\n`);
