@@ -723,3 +723,26 @@ describe("LocalStore.searchRuns for a run id prefix", () => {
     expect(reads).not.toHaveBeenCalled();
   });
 });
+
+describe("LocalStore on a full disk", () => {
+  // Its message lacked the advice every other store error gives (free space, then run again).
+  it("logBatch's metrics that cannot be appended say the file and to free space on its disk", async (ctx) => {
+    const disk = await tmp();
+    if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", disk]).status !== 0) return ctx.skip();
+    try {
+      const store = new LocalStore({ root: disk });
+      const experimentId = await store.ensureExperiment("full");
+      const runId = await store.createRun({ experimentId, name: "r" });
+      await store.flush();
+      await writeFile(join(disk, "filler"), Buffer.alloc(256 * 1024)).catch(() => {});
+      const metrics = Array.from({ length: 2000 }, (_, step) => ({ key: "loss", value: step / 3, step, timestamp: 1 }));
+      await expect(store.logBatch(runId, { metrics })).rejects.toThrow(
+        new RegExp(`^LocalStore\\.logBatch: cannot append metrics of run ${runId} to ${disk}/.*\\.metrics\\.jsonl: ENOSPC: no space left on device, write; the disk \\(or your quota\\) is full: free space on it, then run again\\.$`),
+      );
+      await rm(join(disk, "filler"));
+      await store.flush();
+    } finally {
+      spawnSync("umount", [disk]);
+    }
+  });
+});

@@ -469,7 +469,10 @@ export class LocalStore implements Tracker {
       try {
         await this.appender.append(this.runPath(runId, ".metrics.jsonl"), lines, { onMissingFolder: () => mkdir(join(this.uri, "runs"), { recursive: true }) });
       } catch (error) {
-        throw new TrackingError(`LocalStore.logBatch: cannot append metrics of run ${runId}: ${(error as Error).message}.`, { cause: error });
+        throw new TrackingError(
+          `LocalStore.logBatch: cannot append metrics of run ${runId} to ${this.runPath(runId, ".metrics.jsonl")}: ${(error as Error).message.replace(/\.$/, "")}; ${fsFix(error, "write")}.`,
+          { cause: error },
+        );
       }
     }
   }
