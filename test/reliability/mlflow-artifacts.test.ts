@@ -11,7 +11,7 @@
  *   no change of the artifact: the hit is used, the folder downloaded again whole, and the
  *   leftovers of dead downloads are removed.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import type http from "node:http";
@@ -141,8 +141,44 @@ describe("flow outputs that are artifacts, on a machine whose hits come from the
       // The other outputs were downloaded all the same.
       const out = r.result.outputs as Outputs;
       expect(await readFile(out.parts[1]!.path, "utf8")).toBe("22");
+      // The result and the final flow event say which output is no local file, and why.
+      expect(Object.keys(r.result.notDownloaded ?? {})).toEqual(["data"]);
+      expect(r.result.notDownloaded!.data).toContain("503");
+      expect(r.events.find((e) => e.type === "flow" && e.status === "succeeded")).toMatchObject({ notDownloaded: r.result.notDownloaded });
     } finally {
       await proxy.close();
+    }
+  });
+
+  // A full disk there was taken for a server that did not answer: each file fetched again and
+  // again for minutes, then "Flow succeeded" with an Outputs: line naming files never written.
+  it("a download into a full disk fails at once, and the Outputs: line says it was not downloaded and why instead of naming a file that is not there", async (ctx) => {
+    const root = await tmp("cairn-out-full-");
+    const downloads = join(root, "downloads");
+    await mkdir(downloads, { recursive: true });
+    const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", downloads]);
+    if (mounted.status !== 0) return ctx.skip();
+    const gets: string[] = [];
+    const counting = await startProxy(server.uri, (req) => {
+      if (req.method === "GET" && /\/mlflow-artifacts\/artifacts\/.+\/nested\/data\.txt/.test(req.url ?? "")) gets.push(req.url!);
+      return false;
+    });
+    try {
+      await writeFile(join(downloads, "filler"), Buffer.alloc(256 * 1024)).catch(() => {});
+      const r = await start(process.execPath, [cairnBin, "run", FLOW_FILE, "--root", root], { env: childEnv({ MLFLOW_TRACKING_URI: counting.uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES: "3" }) }).done;
+      // The flow's work was done and recorded (FINISHED): only this machine's copy is missing.
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^produce\s+cached\b/m);
+      expect(gets).toHaveLength(1);
+      expect(r.stderr).not.toContain("Cannot reach the MLflow tracking server");
+      const line = r.stdout.split("\n").find((l) => l.startsWith("Outputs: "))!;
+      const printed = JSON.parse(line.slice("Outputs: ".length)) as { data: string; parts: string[] };
+      // The CLI's hits are of machine C's run (the CLI's code fingerprint is not vitest's).
+      expect(printed.data).toMatch(new RegExp(`^runs:/[0-9a-f]{32}/nested/data\\.txt \\(not downloaded: Cannot write the file of mlflow-artifacts GET nested/data\\.txt into ${downloads}/.*ENOSPC.*free space there, then run again\\.\\)$`));
+      expect(printed.parts.every((p) => /^runs:\/[0-9a-f]{32}\/parts\/\S+ \(not downloaded: /.test(p))).toBe(true);
+    } finally {
+      await counting.close();
+      spawnSync("umount", [downloads]);
     }
   });
 

@@ -33,6 +33,21 @@ describe("the summary's Outputs line", () => {
   it("shows control characters and bidi overrides in a value as escapes", () => {
     expect(outputsLine({ s: "a\u009b2Jb\u202ec" })).toBe(`Outputs: {"s":"a\\x9b2Jb\\u202ec"}`);
   });
+
+  // It named the recorded downloads path, which was never written (the download failed on a full disk).
+  it("shows an artifact of an output that could not be downloaded as its runs:/ URI and why, never as its path", () => {
+    const artifact = (runId: string, artifactPath: string) => ({ kind: "cairn.artifact", path: `/r/.cairn/downloads/${runId}/${artifactPath}`, artifactPath, runId, digest: "d" });
+    const outputs = { data: artifact("abc", "nested/data.txt"), parts: [artifact("abc", "parts/one.txt")], kept: artifact("abc", "kept.txt"), n: 5 };
+    const why = "Cannot write the file of mlflow-artifacts GET nested/data.txt into /r/.cairn/downloads/abc/nested: ENOSPC: no space left on device, write";
+    const r = { ...result(outputs), notDownloaded: { data: why, parts: why } } as Parameters<typeof summary>[0];
+    const line = summary(r, createColors(false)).split("\n").find((l) => l.startsWith("Outputs: "))!;
+    expect(JSON.parse(line.slice("Outputs: ".length))).toEqual({
+      data: `runs:/abc/nested/data.txt (not downloaded: ${why})`,
+      parts: [`runs:/abc/parts/one.txt (not downloaded: ${why})`],
+      kept: "/r/.cairn/downloads/abc/kept.txt",
+      n: 5,
+    });
+  });
 });
 
 describe("the summary's rows", () => {

@@ -398,12 +398,30 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
   if (result.outputs && Object.keys(result.outputs as object).length) {
     // Artifacts show as their local path: the whole object is noise on a terminal. A large value
     // (a thousand items' map) is cut: --json hands the outputs over whole.
-    const text = JSON.stringify(result.outputs, (_, v: unknown) => (isArtifact(v) ? v.path : v));
+    const text = JSON.stringify(shownOutputs(result.outputs as Record<string, unknown>, result.notDownloaded), (_, v: unknown) => (isArtifact(v) ? v.path : v));
     const cut = text.length > MAX_OUTPUTS_LINE ? `${text.slice(0, MAX_OUTPUTS_LINE)}… (${text.length - MAX_OUTPUTS_LINE} more characters; --json prints them whole)` : text;
     lines.push(`Outputs: ${printableLine(cut)}`);
   }
   if (view) lines.push(view);
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * The outputs as the `Outputs:` line shows them: an artifact of an output that could not be
+ * downloaded (`notDownloaded`) shows as its `runs:/` URI and why, never as its recorded path,
+ * which names no file here.
+ */
+function shownOutputs(outputs: Record<string, unknown>, notDownloaded: Record<string, string> | undefined): Record<string, unknown> {
+  if (!notDownloaded) return outputs;
+  const shown = (value: unknown, why: string): unknown =>
+    isArtifact(value)
+      ? `${value.runId ? `runs:/${value.runId}/${value.artifactPath}` : value.path} (not downloaded: ${why})`
+      : Array.isArray(value)
+        ? value.map((v) => shown(v, why))
+        : value !== null && typeof value === "object"
+          ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shown(v, why)]))
+          : value;
+  return Object.fromEntries(Object.entries(outputs).map(([name, value]) => [name, Object.hasOwn(notDownloaded, name) ? shown(value, notDownloaded[name]!) : value]));
 }
 
 /** `Flow succeeded in 1.2s, run …`: the summary's closing line, and `--quiet`'s one line. */

@@ -102,6 +102,8 @@ export interface FlowEvent {
    * file, downloaded when it was recorded on another machine).
    */
   outputs?: unknown;
+  /** With `outputs`: those whose artifacts could not be made local files here, by output name: why (FlowResult.notDownloaded). */
+  notDownloaded?: Record<string, string>;
   error?: ErrorInfo;
   /** Where the flow run is seen in the tracker's UI (an MLflow server's run page); absent for the embedded store. */
   url?: string;

@@ -183,6 +183,12 @@ export interface FlowResult<Outputs = Record<string, unknown>> {
   status: Exclude<FlowStatus, "running">;
   /** Flow outputs; only when the flow succeeded. */
   outputs?: Outputs;
+  /**
+   * The flow outputs whose artifacts could not be made local files here (a download that failed,
+   * or whose digest was not the recorded one), by output name: why. Each is handed over as
+   * recorded, its artifacts' `path` naming no file of this machine; absent when there are none.
+   */
+  notDownloaded?: Record<string, string>;
   /** Per task, by node id. */
   tasks: Record<string, TaskResult>;
   /**
@@ -691,6 +697,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       offAbort?.();
     }
     let outputs: Outputs | undefined;
+    let notDownloaded: Record<string, string> | undefined;
     if (status === "succeeded") {
       try {
         outputs = execution.resolveOutputs(definition.outputs) as Outputs;
@@ -704,9 +711,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       // What the user is handed must resolve: an artifact of a hit found through the server is downloaded here.
       // Through the cache when on: a download that does not match its digest evicts the hits that hold it.
       const local = cache ? (value: unknown) => cache.tasks.materialize(value) : (value: unknown) => localArtifacts(value, tracker, root);
-      outputs = await localFlowOutputs(outputs, tracker, local, (message) =>
-        emit({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() }),
-      );
+      const warn = (message: string) => emit({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
+      ({ outputs, notDownloaded } = await localFlowOutputs(outputs, tracker, local, warn, (text) => secrets.mask(text)));
     }
     // The flow's outputs are logged while the runs of cache hits are still being recorded; so is
     // why a cancelled flow was cancelled, before the read of its run for the report (below).
@@ -839,9 +845,11 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       durationMs,
       time: Date.now(),
       ...(status === "succeeded" && outputs ? { outputs } : {}),
+      ...(status === "succeeded" && outputs && notDownloaded ? { notDownloaded } : {}),
       ...(error ? { error } : {}),
     });
-    return { runId: flowRunId, status, ...(outputs ? { outputs } : {}), tasks, durationMs, ...(error ? { error } : {}) } as FlowResult<Outputs>;
+    const handedOver = outputs ? { outputs, ...(notDownloaded ? { notDownloaded } : {}) } : {};
+    return { runId: flowRunId, status, ...handedOver, tasks, durationMs, ...(error ? { error } : {}) } as FlowResult<Outputs>;
   };
   // A body that rejects leaves the rest of its end to FlowRun; a store it opened is closed here, or its connection keeps the process alive.
   const guarded = (emit: Listener) =>
@@ -1198,27 +1206,38 @@ const FLOW_PARAM_VALUE_LIMIT = 500;
 const FLOW_PARAMS_FILE = "params.json";
 
 /**
- * The flow's outputs with every artifact a local file (see localArtifacts). An artifact that
- * cannot be downloaded is left as recorded, and `warn` says where it lives: its `runs:/` URI.
+ * The flow's outputs with every artifact a local file (see localArtifacts). An output whose
+ * artifacts cannot be downloaded is left as recorded, `warn` says where it lives (its `runs:/`
+ * URI), and `notDownloaded` says why (masked), by output name: the recorded path is no file here,
+ * and what prints the outputs must not hand it on as one.
  */
-async function localFlowOutputs<T>(outputs: T, tracker: Tracker, local: (value: unknown) => Promise<unknown>, warn: (message: string) => void): Promise<T> {
-  if (!tracker.capabilities.records || !isPlainObject(outputs)) return outputs;
+async function localFlowOutputs<T>(
+  outputs: T,
+  tracker: Tracker,
+  local: (value: unknown) => Promise<unknown>,
+  warn: (message: string) => void,
+  mask: (text: string) => string,
+): Promise<{ outputs: T; notDownloaded?: Record<string, string> }> {
+  if (!tracker.capabilities.records || !isPlainObject(outputs)) return { outputs };
+  const notDownloaded: [string, string][] = [];
   const entries = await Promise.all(
     Object.entries(outputs).map(async ([name, value]) => {
       try {
         return [name, await local(value)] as const;
       } catch (error) {
-        const where = collectArtifactUris(value).join(", ");
+        const why = (error as Error).message;
+        notDownloaded.push([name, mask(why)]); // handed out as the outputs are, past the events' masking
         if (ArtifactMismatchError.is(error)) {
-          warn(`Flow output "${name}" is handed over as recorded, not downloaded: ${(error as Error).message}`);
+          warn(`Flow output "${name}" is handed over as recorded, not downloaded: ${why}`);
           return [name, value] as const;
         }
-        warn(`Flow output "${name}" could not be downloaded (${(error as Error).message}); it lives at ${where} in ${tracker.uri}.`);
+        warn(`Flow output "${name}" could not be downloaded (${why}); it lives at ${collectArtifactUris(value).join(", ")} in ${tracker.uri}.`);
         return [name, value] as const;
       }
     }),
   );
-  return Object.fromEntries(entries) as T;
+  // Made by fromEntries: an output named `__proto__` stays an own key, as in the outputs.
+  return { outputs: Object.fromEntries(entries) as T, ...(notDownloaded.length ? { notDownloaded: Object.fromEntries(notDownloaded) } : {}) };
 }
 
 /** `runs:/<run id>/<artifact path>` of every artifact in `value`: MLflow's own way to name one. */
