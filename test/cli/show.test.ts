@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalStore } from "@cairn/core";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairn, repo, tmp } from "./helpers.ts";
 
@@ -109,6 +110,29 @@ describe("cairn show with the embedded store", () => {
     const here = await cairn(["show", first.slice(0, 8), "--experiment", "ok", "--json"], { cwd });
     expect(shown(here.stdout).run.runId).toBe(first);
   });
+
+  it("shows every task run of a flow run with more than 10,000, the first started first, in text and in --json", async () => {
+    const dir = await tmp("cairn-cli-show-many-");
+    const store = new LocalStore({ root: join(dir, ".cairn") });
+    const experimentId = await store.ensureExperiment("chain");
+    const startTime = Date.now() - 60_000;
+    const flowRun = await store.recordRun({ experimentId, name: "chain", startTime, status: "FINISHED", tags: { "cairn.kind": "flow" } });
+    const steps = 10_005;
+    for (let i = 1; i <= steps; i++) await store.recordRun({ experimentId, name: `step-${i}`, parentRunId: flowRun, startTime: startTime + i, status: "FINISHED" });
+    await store.flush();
+    const json = await cairn(["show", flowRun, "--json"], { cwd: dir });
+    expect(json.code, json.stderr).toBe(0);
+    // Before: the newest 10,000 only, step-6 … step-10005, and nothing said of the others.
+    const names = shown(json.stdout).tasks.map((t) => t.name);
+    expect(names).toHaveLength(steps);
+    expect(names.slice(0, 2)).toEqual(["step-1", "step-2"]);
+    expect(names.at(-1)).toBe(`step-${steps}`);
+    const text = await cairn(["show", flowRun], { cwd: dir });
+    expect(text.code, text.stderr).toBe(0);
+    const rows = text.stdout.split("\n").filter((l) => /^step-\d+ /.test(l));
+    expect(rows).toHaveLength(steps);
+    expect(rows[0]).toMatch(/^step-1 /);
+  }, 120_000);
 });
 
 describe("cairn show with an MLflow server", () => {

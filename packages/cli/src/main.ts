@@ -1659,7 +1659,9 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   });
   if (!closed && sayAbandoned(await closeAbandonedRuns(tracker, [run.experimentId], { warn: warnOn(stderr) }), stderr)) run = (await tracker.getRun(run.runId)) ?? run;
   const runId = run.runId;
-  const children = await tracker.searchRuns({ experimentIds: [run.experimentId], parentRunId: runId, maxResults: 10_000 });
+  // Every task run, as `cairn report` lists them: a bound would drop a long chain's first steps
+  // (the tracker returns the newest first) without a word.
+  const children = await tracker.searchRuns({ experimentIds: [run.experimentId], parentRunId: runId, maxResults: Number.MAX_SAFE_INTEGER });
   children.sort((a, b) => a.startTime - b.startTime);
   // A cache hit's run holds no params or metrics of its own (copying them would cost a request
   // per hit): they are its source run's, read here, all in one request where the tracker can.
