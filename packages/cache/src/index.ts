@@ -16,7 +16,7 @@ export type { ArtifactDigest, CacheKeyIngredients, CodeContents, CodeEnvironment
 export type { ArtifactRecord, CacheEntry, NewCacheEntry, OutputsManifest } from "./entry.ts";
 export { cacheEntryProblem, completeEntry, earlierByTask, NEAREST_CANDIDATES, nearestEntry, parseCacheEntry } from "./entry.ts";
 export { CacheStore } from "./store.ts";
-export type { CacheStoreOptions, ExpiredEntry, ListOptions, PruneOptions, PruneResult } from "./store.ts";
+export type { CacheEntrySummary, CacheStoreOptions, ExpiredEntry, ListOptions, PruneOptions, PruneResult } from "./store.ts";
 export { EmbeddedKeyvStore } from "./backends/embedded-store.ts";
 /** Small-file read shared with the embedded run store of @cairn/core (synchronous: see its comment). */
 export { pathExists, privateTempDir, readSmallFile, writeFileAtomic } from "./backends/_files.ts";

@@ -54,10 +54,11 @@ export interface ListOptions {
   /** Only entries created before this time (epoch ms): those a run that began then could compare with. */
   before?: number;
   /**
-   * With `taskName` and `keep`: read through the store's index by task, where it keeps one (the
-   * embedded store), so that no other task's entry is read, and with a `limit`, about that many.
-   * It leaves out entries that a Cairn from before the index wrote after the store's first such
-   * listing: for a miss's reason, which explains, not for what decides.
+   * With `taskName`: read through the store's index by task, where it keeps one (the embedded
+   * store), so that no other task's entry is read, and with a `limit`, about that many. It leaves
+   * out entries that a Cairn from before the index wrote after the store's first such listing, and
+   * those whose marker could not be written: for a miss's reason, which explains, and a listing of
+   * one task, not for what decides.
    */
   indexed?: boolean;
   /** Malformed and expired entries are skipped but left in the store (for callers that only read, as `cairn explain`). */
@@ -65,6 +66,12 @@ export interface ListOptions {
   /** Told the key of each stored value that is no entry it could read (not JSON, not an entry, outputs edited since written), which the listing leaves out. */
   onUnreadable?: (key: string) => void;
 }
+
+/**
+ * What {@link CacheStore.listSummaries} keeps of an entry: what `cairn cache ls` prints, without
+ * what the entry holds (its key's ingredients, its outputs' values), which can be megabytes each.
+ */
+export type CacheEntrySummary = Pick<CacheEntry, "key" | "taskName" | "sourceRunId" | "createdAt" | "sizeBytes">;
 
 /** Options of {@link CacheStore.prune}; both may be given. */
 export interface PruneOptions {
@@ -174,7 +181,7 @@ export class CacheStore {
   }
 
   /**
-   * Whether {@link list} with `taskName`, `keep` and `indexed` reads that task's entries alone
+   * Whether {@link list} with `taskName` and `indexed` reads that task's entries alone
    * (the embedded store's index by task); else it reads every entry, as a listing of all does.
    */
   get indexesTasks(): boolean {
@@ -289,18 +296,31 @@ export class CacheStore {
   }
 
   /**
-   * Every live entry, newest first (for `cairn cache ls`). Reads each entry,
-   * so it costs one read per entry; malformed (unless `keep`) and expired entries are evicted.
-   * A task's entries, only read through the index (`taskName`, `keep` and `indexed`), cost a read
-   * of that task's entries alone in the embedded store, and with a `limit`, of about that many.
+   * Every live entry, newest first. Reads each entry, so it costs one read per entry; malformed
+   * (unless `keep`) and expired entries are evicted. A task's entries read through the index
+   * (`taskName` and `indexed`) cost a read of that task's entries alone in the embedded store, and
+   * with a `limit`, of about that many.
    */
   async list(options: ListOptions = {}): Promise<CacheEntry[]> {
+    return this.listAs(options, (entry) => entry);
+  }
+
+  /**
+   * {@link list}, keeping of each entry its {@link CacheEntrySummary} alone (for `cairn cache ls`):
+   * what it holds in memory grows with the number of entries, not with their outputs' size.
+   */
+  async listSummaries(options: ListOptions = {}): Promise<CacheEntrySummary[]> {
+    return this.listAs(options, summaryOf);
+  }
+
+  /** {@link list}, keeping `pick(entry)` of each entry read, as soon as it is read. */
+  private async listAs<T extends { createdAt: number }>(options: ListOptions, pick: (entry: CacheEntry) => T): Promise<T[]> {
     if (options.limit !== undefined) checkPositiveInteger("limit", options.limit);
     if (options.before !== undefined && !Number.isFinite(options.before)) throw new CacheOptionError("before", "a time in epoch ms", options.before);
     const { taskName, before } = options;
     const storedOf = this.backend.storedEntriesOf?.bind(this.backend);
-    if (options.indexed === true && options.keep === true && taskName !== undefined && storedOf) return this.listIndexed(storedOf(taskName, before), taskName, options);
-    const entries: CacheEntry[] = [];
+    if (options.indexed === true && taskName !== undefined && storedOf) return this.listIndexed(storedOf(taskName, before), taskName, options, pick);
+    const entries: T[] = [];
     await this.call("list entries", async () => {
       const bad: string[] = [];
       // Only reading (`keep`): expired entries are skipped, not deleted as keyv's iterator does.
@@ -316,7 +336,7 @@ export class CacheStore {
         if (entry === undefined) {
           bad.push(key);
           options.onUnreadable?.(key);
-        } else if ((taskName === undefined || entry.taskName === taskName) && (before === undefined || entry.createdAt < before)) entries.push(entry);
+        } else if ((taskName === undefined || entry.taskName === taskName) && (before === undefined || entry.createdAt < before)) entries.push(pick(entry));
       }
       if (options.keep !== true) for (const key of bad) await this.backend.keyv.delete(key);
     });
@@ -325,20 +345,33 @@ export class CacheStore {
   }
 
   /**
-   * {@link list} of one task's entries, only read, from a store's index by task: newest first
-   * as indexed, so that `limit` stops the reads.
+   * {@link list} of one task's entries from a store's index by task: newest first as indexed, so
+   * that `limit` stops the reads. Expired entries are skipped; malformed ones are told and, unless
+   * `keep`, evicted, as the whole listing does.
    */
-  private async listIndexed(stored: AsyncIterable<[string, StoredValue]>, taskName: string, options: ListOptions): Promise<CacheEntry[]> {
-    const entries: CacheEntry[] = [];
+  private async listIndexed<T extends { createdAt: number }>(
+    stored: AsyncIterable<[string, StoredValue]>,
+    taskName: string,
+    options: ListOptions,
+    pick: (entry: CacheEntry) => T,
+  ): Promise<T[]> {
+    const entries: T[] = [];
     const now = Date.now();
     await this.call("list entries", async () => {
+      const bad: string[] = [];
       for await (const [key, s] of stored) {
         if (s.expires !== undefined && s.expires <= now) continue;
         const entry = parseCacheEntry(s.value, key);
-        if (entry === undefined || entry.taskName !== taskName || (options.before !== undefined && entry.createdAt >= options.before)) continue;
-        entries.push(entry);
+        if (entry === undefined) {
+          bad.push(key);
+          options.onUnreadable?.(key);
+          continue;
+        }
+        if (entry.taskName !== taskName || (options.before !== undefined && entry.createdAt >= options.before)) continue;
+        entries.push(pick(entry));
         if (options.limit !== undefined && entries.length >= options.limit) break;
       }
+      if (options.keep !== true) for (const key of bad) await this.backend.keyv.delete(key);
     });
     return entries.sort((a, b) => b.createdAt - a.createdAt);
   }
@@ -548,3 +581,7 @@ function checkNonNegative(option: string, value: unknown): asserts value is numb
   }
 }
 
+/** An entry's {@link CacheEntrySummary}: a new object, so that the rest of the entry read is freed. */
+function summaryOf(entry: CacheEntry): CacheEntrySummary {
+  return { key: entry.key, taskName: entry.taskName, sourceRunId: entry.sourceRunId, createdAt: entry.createdAt, sizeBytes: entry.sizeBytes };
+}

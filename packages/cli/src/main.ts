@@ -1280,7 +1280,10 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
   try {
     if (sub === "ls") {
       const unreadable: string[] = [];
-      const entries = await store.list({ ...(values.task !== undefined ? { taskName: values.task } : {}), onUnreadable: (key) => unreadable.push(key) });
+      // One task's entries through the store's index by task, where it has one: no other task's entry is read.
+      const listing = { ...(values.task !== undefined ? { taskName: values.task, indexed: true } : {}), onUnreadable: (key: string) => unreadable.push(key) };
+      // The table needs no entry's outputs: a store of thousands of large ones is not held in memory for it.
+      const entries = values.json ? await store.list(listing) : await store.listSummaries(listing);
       // Evicted by the listing, as a run evicts one it meets: said, not left out without a word.
       const evicted = unreadable.length
         ? `${unreadable.length} stored value${unreadable.length === 1 ? "" : "s"} in the cache at ${store.location} could not be read as ${unreadable.length === 1 ? "a cache entry" : "cache entries"} ` +
