@@ -5,7 +5,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { cancelledRunWhy, explainTask, openFlowCache, planFlow, type PlannedTask } from "@cairn/core";
 import { readReportData } from "@cairn/report";
 import { flow, LocalStore, map, task } from "@cairn/dsl";
@@ -262,6 +262,36 @@ describe("why a miss runs", () => {
     // Before: "input `x` changed from 2 to 4", from sq[1]'s entry.
     expect(why.nearest).toBeUndefined();
     expect(why.newItem).toBe("a new item of sq (x = 4): no entry for it yet");
+  });
+});
+
+describe("explain of a name no node has", () => {
+  it("is refused before the flow is planned, with the closest few ids and their count, not every id; a map's item is still explained", async () => {
+    const root = await tmp();
+    const step = task("step").input<{ x: number }>().run(({ x }) => ({ x: x + 1 }));
+    const square = task("square").input<{ x: number }>().run(({ x }) => ({ y: x * x }));
+    const f = flow("long-chain")
+      .params<{ items: number[] }>()
+      .build(({ params }) => {
+        let last = step({ x: 0 });
+        for (let i = 1; i < 30; i++) last = step({ x: last.x });
+        return { x: last.x, ys: map(square, { over: params.items, as: "x" }).outputs };
+      });
+    const params = { items: [1, 2, 3] };
+    const { tasks } = await openFlowCache(f.definition, { root, params, env: {} });
+    try {
+      const keyFor = vi.spyOn(tasks, "keyFor");
+      // Before: every task's key was made (a 20,000-task chain: 33 s), then every id listed.
+      await expect(explainTask(f.definition, "stpe", { params, cache: tasks })).rejects.toThrow(
+        'Expected `TASK` to be a task name or node id of flow "long-chain" (did you mean "step"?): step, step-2, step-3, step-4, step-5 (the 5 closest of 31), got "stpe" (string).',
+      );
+      expect(keyFor).not.toHaveBeenCalled();
+      // A name a map gives its items when its list is known is still one to explain.
+      expect((await explainTask(f.definition, "square[2]", { params, cache: tasks })).task).toBe("square[2]");
+      await expect(explainTask(f.definition, "square[3]", { params, cache: tasks })).rejects.toThrow('an item of "square", which has 3 (square[0] to square[2])');
+    } finally {
+      await tasks.store.close();
+    }
   });
 });
 

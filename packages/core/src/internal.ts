@@ -35,6 +35,29 @@ export function closestName(name: string, candidates: Iterable<string>, options:
   return best?.name;
 }
 
+/** Names {@link namesForMessage} lists in full; past this, only the closest to what was given. */
+const LISTED_NAMES = 10;
+/** How many of the closest names {@link namesForMessage} lists out of a longer list. */
+const CLOSEST_LISTED = 5;
+
+/**
+ * The candidates a message refusing `name` lists: all of them when they are few, else the few
+ * closest to `name` (fewest edits, in the candidates' order among equals) and how many there are,
+ * so that the refusal of a typo in a flow of 20,000 tasks is a line, not every id.
+ * @example
+ * namesForMessage("stpe", ids); // "step, step-2, step-3, step-4, step-5 (the 5 closest of 20,000)"
+ */
+export function namesForMessage(name: string, candidates: readonly string[]): string {
+  if (candidates.length <= LISTED_NAMES) return candidates.join(", ");
+  const wanted = name.toLowerCase();
+  const closest = candidates
+    .map((candidate, at) => ({ candidate, at, distance: editDistance(wanted, candidate.toLowerCase()) }))
+    .sort((a, b) => a.distance - b.distance || a.at - b.at)
+    .slice(0, CLOSEST_LISTED)
+    .map((c) => c.candidate);
+  return `${closest.join(", ")} (the ${CLOSEST_LISTED} closest of ${candidates.length.toLocaleString("en-US")})`;
+}
+
 /** Levenshtein distance, with a swap of two neighbours counted as one edit. */
 function editDistance(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));

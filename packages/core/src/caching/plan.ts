@@ -5,7 +5,7 @@ import { InputValidationError, MapItemsFailedError } from "../errors.ts";
 import { MapRun, requiredItems } from "../scheduler/map-run.ts";
 import type { TaskResult } from "../run/task-result.ts";
 import { OptionError } from "../errors.ts";
-import { closestName } from "../internal.ts";
+import { closestName, namesForMessage } from "../internal.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import { leaseHolder } from "../pipeline/single-flight.ts";
@@ -579,7 +579,11 @@ export interface Explanation {
 /** Explains one task's plan: for a miss, which ingredient changed since the nearest earlier entry. */
 export async function explainTask(definition: FlowDefinition, task: string, options: PlanOptions): Promise<Explanation> {
   const graph = buildFlowGraph(definition);
-  const { plan, nodes, nearest, known, unended } = await planNodes(definition, options, focusOf(graph, task), graph);
+  const focus = focusOf(graph, task);
+  // Before planning: a name no node has, nor an item of a map (`sq[3]`) may get, would plan the
+  // whole flow only to be refused.
+  if (focus === undefined) throw unknownTask(graph, task);
+  const { plan, nodes, nearest, known, unended } = await planNodes(definition, options, focus, graph);
   const unknownItem = /^(.+)\[\d+\]$/.exec(task);
   if (unknownItem && !plan.some((p) => p.task === task)) {
     const map = plan.find((p) => p.task === unknownItem[1] && p.items !== undefined);
@@ -594,11 +598,7 @@ export async function explainTask(definition: FlowDefinition, task: string, opti
     }
   }
   const planned = plan.find((p) => p.task === task) ?? plan.find((p) => definition.nodes.find((n) => n.id === p.task)?.task.name === task);
-  if (!planned) {
-    const ids = plan.map((p) => p.task);
-    const meant = closestName(task, ids);
-    throw new OptionError("TASK", `a task name or node id of flow "${definition.name}"${meant ? ` (did you mean "${meant}"?)` : ""}: ${ids.join(", ")}`, task);
-  }
+  if (!planned) throw unknownTask(graph, task);
   const node = nodes.get(planned.task)!;
   // Said only where plan looked for the key's failed or cancelled run and found none: the search is already done.
   const bound = unended.has(planned.task) ? (await options.cache.failedRuns()).bound : undefined;
@@ -607,6 +607,16 @@ export async function explainTask(definition: FlowDefinition, task: string, opti
   // Below a task that runs: what already differs, whatever its inputs, when plan found that.
   if (planned.action === "hit" || !planned.key || planned.expired) return { ...explanation, ...known.get(planned.task) };
   return { ...explanation, ...(await nearest(node, planned.key)) };
+}
+
+/**
+ * The refusal of a `task` that names no node of the flow: the name it most likely meant among its
+ * node ids and task names, and its node ids (the closest few, of a large flow).
+ */
+function unknownTask(graph: FlowGraph, task: string): OptionError {
+  const ids = graph.order;
+  const meant = closestName(task, new Set([...ids, ...graph.definition.nodes.map((n) => n.task.name)]));
+  return new OptionError("TASK", `a task name or node id of flow "${graph.definition.name}"${meant ? ` (did you mean "${meant}"?)` : ""}: ${namesForMessage(task, ids)}`, task);
 }
 
 /** Why a task whose key another process computes now is planned as it is. */
