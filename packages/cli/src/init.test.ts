@@ -128,6 +128,36 @@ describe("cairn init", () => {
     expect(pnpm).not.toMatch(/ npx | npm run /);
   });
 
+  it("leaves rewriteRelativeImportExtensions out of tsconfig.json, and says so, when the project keeps a TypeScript older than 5.7", async () => {
+    const initSaying = async (dir: string) => {
+      const stdout = new PassThrough();
+      let text = "";
+      stdout.on("data", (d: Buffer) => (text += d));
+      await initProject({ dir, template: "ts", install: false, cairnVersion: "0.1.0", stdout, stderr: new PassThrough(), env: {} });
+      return { said: text, options: JSON.parse(readFileSync(join(dir, "tsconfig.json"), "utf8")).compilerOptions as Record<string, unknown> };
+    };
+    // Installed 5.4 under a range that allows 5.9: tsc is the installed one.
+    const installed = folder({ "package.json": JSON.stringify({ name: "x", type: "module", devDependencies: { typescript: "^5.4.0" } }) });
+    mkdirSync(join(installed, "node_modules/typescript"), { recursive: true });
+    writeFileSync(join(installed, "node_modules/typescript/package.json"), JSON.stringify({ name: "typescript", version: "5.4.5" }));
+    const old = await initSaying(installed);
+    expect(old.options.rewriteRelativeImportExtensions).toBeUndefined();
+    expect(old.options).toMatchObject({ strict: true, sourceMap: true, verbatimModuleSyntax: true });
+    expect(old.said).toContain(
+      'Left "rewriteRelativeImportExtensions" out of tsconfig.json: it needs TypeScript >= 5.7, and the project keeps TypeScript 5.4.5 (node_modules/typescript), whose tsc would refuse it (TS5023).',
+    );
+    expect(old.said).toContain("To have it: npm install --save-dev typescript@^5.7, then add");
+    // Not installed yet: the lowest version the range names.
+    const pinned = folder({ "package.json": JSON.stringify({ name: "x", type: "module", dependencies: { typescript: "~5.6.2" } }) });
+    expect((await initSaying(pinned)).said).toContain("keeps TypeScript ~5.6.2 (the range in package.json)");
+    // A TypeScript that has it, or none (init adds ^5.9.3): the option stays, and nothing is said.
+    for (const devDependencies of [{ typescript: "5.7.2" }, {}]) {
+      const recent = await initSaying(folder({ "package.json": JSON.stringify({ name: "x", type: "module", devDependencies }) }));
+      expect(recent.options.rewriteRelativeImportExtensions).toBe(true);
+      expect(recent.said).not.toContain("rewriteRelativeImportExtensions");
+    }
+  });
+
   it("whose install fails says how to install Cairn there instead of what to run next, which could not work", async () => {
     // An npm that fails as the registry's answers for cairn-dag, which is not on npm yet.
     const bin = folder({ npm: "#!/bin/sh\necho 'npm error 404 Not Found - GET https://registry.npmjs.org/cairn-dag - Not found' >&2\nexit 1\n" });

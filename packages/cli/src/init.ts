@@ -81,6 +81,8 @@ export async function initProject(options: InitOptions): Promise<number> {
   }
   const pkgPath = join(dir, "package.json");
   const pkg = readPackageJson(pkgPath);
+  const olderTypeScript = typeScriptWithoutRewrite(dir, pkg);
+  if (olderTypeScript) files.set("tsconfig.json", withoutRewriteOption(files.get("tsconfig.json") ?? ""));
   const changes = mergePackageJson(pkg, dir, options.cairnVersion);
   const gitignorePath = join(dir, ".gitignore");
   const gitignore = gitignoreLines(gitignorePath);
@@ -97,6 +99,7 @@ export async function initProject(options: InitOptions): Promise<number> {
   stdout.write(`Created ${[...files.keys()].join(", ")} in ${dir} (template "${options.template}": ${TEMPLATES[options.template]}).\n`);
   stdout.write(`Updated package.json: ${changes.join("; ") || "nothing to add"}.\n`);
   if (ignored.length) stdout.write(`Added to .gitignore: ${ignored.join(" ")}\n`);
+  if (olderTypeScript) stdout.write(rewriteLeftOut(olderTypeScript, packageManager(options.env)));
 
   let code = 0;
   const pm = packageManagerOf(options.env); // the one that started this process (npx, pnpm dlx, yarn)
@@ -143,6 +146,52 @@ function installFailed(pm: keyof typeof COMMANDS_OF, dir: string, code: number, 
     `install there the tarballs that \`pnpm pack:all DIR\` makes in a clone of Cairn (README: "Until it is on npm"), then run the flow:\n` +
     `${cd}  ${tarballs}\n  ${COMMANDS_OF[pm].exec} run flow.ts\n` +
     `Otherwise fix what ${pm} said above, run \`${pm} install\` there again, then \`${COMMANDS_OF[pm].exec} run flow.ts\`.\n`
+  );
+}
+
+/** The TypeScript release that brought the tsconfig option `rewriteRelativeImportExtensions` (older ones stop at it: TS5023). */
+const REWRITE_SINCE = [5, 7] as const;
+
+/**
+ * The TypeScript a project keeps (init adds its own only when package.json names none) when
+ * it predates `rewriteRelativeImportExtensions`: the version installed in the project's
+ * node_modules, else the lowest one its range names (what a lockfile may hold). Undefined
+ * when it has the option, or when the range names no version (`latest`, a git URL).
+ */
+function typeScriptWithoutRewrite(dir: string, pkg: PackageJson): { version: string; from: string } | undefined {
+  const range = pkg.devDependencies?.typescript ?? pkg.dependencies?.typescript;
+  if (typeof range !== "string") return undefined;
+  const found = installedTypeScript(dir) ?? { version: range, from: "the range in package.json" };
+  const [, major, minor] = /(\d+)\.(\d+)/.exec(found.version) ?? [];
+  if (major === undefined || minor === undefined) return undefined;
+  const older = Number(major) < REWRITE_SINCE[0] || (Number(major) === REWRITE_SINCE[0] && Number(minor) < REWRITE_SINCE[1]);
+  return older ? found : undefined;
+}
+
+/** The version of the typescript package in the project's own node_modules, if one is there. */
+function installedTypeScript(dir: string): { version: string; from: string } | undefined {
+  const path = join(dir, "node_modules", "typescript", "package.json");
+  try {
+    const { version } = JSON.parse(readFileSync(path, "utf8")) as { version?: unknown };
+    return typeof version === "string" ? { version, from: "node_modules/typescript" } : undefined;
+  } catch {
+    // None installed (or unreadable): the range in package.json decides.
+    return undefined;
+  }
+}
+
+/** The template's tsconfig without the `rewriteRelativeImportExtensions` line. */
+function withoutRewriteOption(tsconfig: string): string {
+  return tsconfig.replace(/^[ \t]*"rewriteRelativeImportExtensions": true,\r?\n/m, "");
+}
+
+/** Init's word on the option it left out, and how to have it. */
+function rewriteLeftOut(typescript: { version: string; from: string }, pm: keyof typeof COMMANDS_OF): string {
+  const upgrade = pm === "npm" ? "npm install --save-dev typescript@^5.7" : pm === "pnpm" ? "pnpm add -D typescript@^5.7" : "yarn add -D typescript@^5.7";
+  return (
+    `Left "rewriteRelativeImportExtensions" out of tsconfig.json: it needs TypeScript >= ${REWRITE_SINCE.join(".")}, and the project keeps ` +
+    `TypeScript ${typescript.version} (${typescript.from}), whose tsc would refuse it (TS5023). So an app that tsc compiles imports the flow as ` +
+    `"./flow.js", not "./flow.ts". To have it: ${upgrade}, then add "rewriteRelativeImportExtensions": true to tsconfig.json.\n`
   );
 }
 
