@@ -264,6 +264,48 @@ console.log(JSON.stringify({ status: (await run.wait()).status, finite: Number.i
     expect(compiled.stdout.trim().split("\n")).toHaveLength(1);
   });
 
+  it('type-checks and runs a TypeScript app compiled to CommonJS ("module": "commonjs", whose moduleResolution node10 reads no exports) that imports cairn-dag and its subpaths', async () => {
+    // node10 finds types through `types` and `typesVersions` only: without them every import is TS2307.
+    const dir = join(project, "cjs-app");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "package.json"), `${JSON.stringify({ type: "commonjs" })}\n`);
+    const options = { module: "commonjs", target: "ES2022", strict: true, esModuleInterop: true, outDir: "dist", types: ["node"], skipLibCheck: false };
+    writeFileSync(join(dir, "tsconfig.json"), `${JSON.stringify({ compilerOptions: options, include: ["*.ts"] }, null, 2)}\n`);
+    cpSync(join(project, "flow.ts"), join(dir, "flow.ts"));
+    writeFileSync(
+      join(dir, "app.ts"),
+      `import demo from "./flow";
+import { flow, task } from "cairn-dag";
+import { queueDispatcher } from "cairn-dag/queue";
+import { logReport } from "cairn-dag/report";
+import { MlflowTracker } from "cairn-dag/mlflow-tracker";
+import { currentTask } from "cairn-dag/current-task";
+import { kindTask } from "cairn-dag/kind";
+import type { TrackerComplianceOptions } from "cairn-dag/testing";
+type Unused = TrackerComplianceOptions | typeof currentTask | typeof kindTask | typeof MlflowTracker | typeof queueDispatcher | typeof logReport;
+const double = task("double").input<{ x: number }>().run(async ({ x }) => ({ y: x * 2 }));
+const small = flow("small").build(() => ({ y: double({ x: 21 }).y }));
+async function main(): Promise<void> {
+  const run = await demo.run({ params: { rows: 40, seed: 3 } });
+  const { slope } = await run.outputs();
+  const typed: number = slope;
+  const { y } = await (await small.run({ tracker: false, cache: false })).outputs();
+  const unused: Unused[] = [];
+  console.log(JSON.stringify({ finite: Number.isFinite(typed), y: y + unused.length }));
+}
+void main();
+`,
+    );
+    try {
+      await ok("npx", ["tsc", "-p", "cjs-app"], project);
+      const ran = await ok("node", ["cjs-app/dist/app.js"], project);
+      expect(JSON.parse(ran.stdout)).toEqual({ finite: true, y: 42 });
+    } finally {
+      // The project's own tsconfig takes every .ts file in it: the later tests' `tsc` must not see these CommonJS ones.
+      await rm(dir, { recursive: true });
+    }
+  });
+
   it("a TypeScript app compiled by tsc (the scaffold's tsconfig writes source maps) hits what `cairn run` stored, and runs again what an edit changed once compiled", async () => {
     mkdirSync(join(project, "deployed"));
     cpSync(join(project, "flow.ts"), join(project, "deployed/flow.ts"));
