@@ -18,17 +18,17 @@ export type WithInputs<R> = {} extends R ? { with?: WireInputs<R> } : { with: Wi
 /** Options every map and sweep takes. */
 export interface FanOutOptions {
   /** Node id of the map; its items are `id[0]`, `id[1]`, ... @default the task name, then `name-2`, ... */
-  id?: string;
+  id?: string | undefined;
   /** Nodes (or node ids) that must finish first, beyond those whose outputs are wired in. */
-  after?: ReadonlyArray<string | { readonly $id: string }>;
+  after?: ReadonlyArray<string | { readonly $id: string }> | undefined;
   /** Items in flight at once, beyond the flow's concurrency and the task's pool. @default the flow's concurrency */
-  concurrency?: number;
+  concurrency?: number | undefined;
   /**
    * Items that must succeed for the map to succeed: a fraction of the list below 1 (0.8: 80%,
    * rounded up), or a count (an integer >= 1). The map's `failed` lists the others.
    * @default every item
    */
-  minSuccess?: number;
+  minSuccess?: number | undefined;
 }
 
 /** The keys of a map's and a sweep's options (`if` as for any node), to name a misspelt one. */

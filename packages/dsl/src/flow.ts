@@ -35,7 +35,7 @@ export interface Flow<ParamsIn = Record<string, unknown>, Outputs = Record<strin
 }
 
 /** `run()` options with typed params: `params` is required when the params schema has a required key. */
-export type FlowRunOptions<ParamsIn> = Omit<RunOptions, "params"> & ({} extends ParamsIn ? { params?: ParamsIn } : { params: ParamsIn });
+export type FlowRunOptions<ParamsIn> = Omit<RunOptions, "params"> & ({} extends ParamsIn ? { params?: ParamsIn | undefined } : { params: ParamsIn });
 
 /** `run()`'s argument: optional only when no param is required (`{}` is valid params). */
 type RunArgs<ParamsIn> = {} extends ParamsIn ? [options?: FlowRunOptions<ParamsIn>] : [options: FlowRunOptions<ParamsIn>];

@@ -29,9 +29,9 @@ import type { MaybeNode, MaybeRef, Node, OrDefault, Ref, SchemaInput, SchemaOutp
 /** Options of one use of a task in a flow. */
 export interface NodeOptions {
   /** Node id; must be unique in the flow. @default the task name, then `name-2`, `name-3`, ... */
-  id?: string;
+  id?: string | undefined;
   /** Nodes (or node ids) that must finish first, beyond those whose outputs are wired in. */
-  after?: ReadonlyArray<string | { readonly $id: string }>;
+  after?: ReadonlyArray<string | { readonly $id: string }> | undefined;
   /**
    * Runs the node only when this boolean holds; when it is false, the node and its dependants
    * are skipped (reason "condition false") and the flow still succeeds. Its outputs are then
@@ -52,9 +52,9 @@ type NoExtra<W, In> = unknown extends In ? unknown : string extends keyof In ? u
 /** Retry settings of `.retries()`. */
 export interface RetryOptions {
   /** Delay before the first retry, in ms; doubles each time. @default 1000 */
-  minDelayMs?: number;
+  minDelayMs?: number | undefined;
   /** Upper bound of the delay, in ms. @default 30000 */
-  maxDelayMs?: number;
+  maxDelayMs?: number | undefined;
 }
 
 /** What `.cache()` takes. */
@@ -63,9 +63,9 @@ export interface CacheSettings {
    * Entries expire after this long, by the store's clock: whole milliseconds >= 1, or a duration
    * such as "30m", "12h", "7d". Leave it out for entries that never expire (`Infinity` is refused).
    */
-  ttl?: number | string;
+  ttl?: number | string | undefined;
   /** Extra value mixed into the cache key, e.g. a data snapshot date. */
-  key?: string;
+  key?: string | undefined;
 }
 
 /** Settings every task kind shares. */

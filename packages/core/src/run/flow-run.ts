@@ -39,56 +39,56 @@ import { rootProblem, rootRefusal, type RootUse } from "../state-root.ts";
 /** Options of `flow.run()`; every one is checked where it enters. */
 export interface RunOptions {
   /** Flow params; validated (and defaulted) by the flow's params schema. */
-  params?: Record<string, unknown>;
+  params?: Record<string, unknown> | undefined;
   /** Tasks running at once across the flow. @default 4 (or the number of CPUs if larger) */
-  concurrency?: number;
+  concurrency?: number | undefined;
   /** Limits of named pools, e.g. `{ gpu: 1 }`. A task in an unlisted pool gets a limit of 1. */
-  pools?: Record<string, number>;
+  pools?: Record<string, number> | undefined;
   /** `fail-fast` stops the flow at the first failure; `continue` lets independent branches finish. @default "fail-fast" */
-  failurePolicy?: FailurePolicy;
+  failurePolicy?: FailurePolicy | undefined;
   /** Aborting it cancels the run. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Where runs are recorded: a Tracker, `false` for nowhere, or undefined to follow MLFLOW_TRACKING_URI (the embedded store in `.cairn/` when unset). */
-  tracker?: Tracker | false;
+  tracker?: Tracker | false | undefined;
   /** Experiment name. @default MLFLOW_EXPERIMENT_NAME, else the flow's name */
-  experiment?: string;
+  experiment?: string | undefined;
   /** Secrets by name, in addition to the environment (e.g. read from `--secrets FILE`). */
-  secrets?: Record<string, string>;
+  secrets?: Record<string, string> | undefined;
   /** Folder of Cairn's local state (embedded store, work files). @default ".cairn" in the working directory */
-  root?: string;
+  root?: string | undefined;
   /** Environment to read MLflow and Cairn variables from. @default process.env */
-  env?: NodeJS.ProcessEnv;
+  env?: NodeJS.ProcessEnv | undefined;
   /**
    * The cache: `false` turns it off (nothing looked up, nothing stored). By default it is on,
    * in the embedded store under `root`, or at CAIRN_CACHE_URL (redis://, postgres://).
    */
-  cache?: boolean | CacheRunOptions;
+  cache?: boolean | CacheRunOptions | undefined;
   /**
    * Hooks around every attempt of every task, the first outermost: each gets the attempt
    * (node id, task name, kind, attempt, inputs, ctx) and `next`, and returns the output.
    * @example
    * interceptors: [async (call, next) => { const t = performance.now(); try { return await next(); } finally { log(call.nodeId, performance.now() - t); } }]
    */
-  interceptors?: readonly TaskInterceptor[];
+  interceptors?: readonly TaskInterceptor[] | undefined;
   /**
    * The flow's file, recorded as MLflow's `mlflow.source.name` on the flow run and every task
    * run (the CLI passes the file it ran); its git checkout gives `mlflow.source.git.commit`.
    * @default process.argv[1], the script Node started
    */
-  source?: string;
+  source?: string | undefined;
   /**
    * Runs each task that misses the cache somewhere else (worker processes), through this
    * dispatcher; the scheduler, the cache lookups and the flow run stay in this process.
    * `@cairn/worker`'s `queueDispatcher(url)` sends them to a Redis queue (`cairn run --queue`).
    */
-  dispatcher?: TaskDispatcher;
+  dispatcher?: TaskDispatcher | undefined;
   /**
    * Runs each task that misses the cache on `cairn worker` processes that take it from this
    * queue (`redis://host:6379`, as `cairn run --queue`): the run opens the queue's dispatcher
    * and closes it when it is over. Needs the queue package registered for the URL's scheme
    * ("cairn-dag" registers @cairn/worker's); not with `dispatcher`.
    */
-  queue?: string;
+  queue?: string | undefined;
   /**
    * Called once every task's run is recorded, before the flow run ends, with the status it is
    * about to end with: what it writes to the flow run (the CLI's `cairn/report.html`) is there
@@ -96,7 +96,7 @@ export interface RunOptions {
    * for its promise) or not; a hook that throws or rejects is a warning (a `log` event), not a
    * failure of the flow.
    */
-  beforeEnd?: (run: EndingFlowRun) => unknown;
+  beforeEnd?: ((run: EndingFlowRun) => unknown) | undefined;
   /** @internal See ROOT_CHECKED. */
   [ROOT_CHECKED]?: string;
 }
@@ -159,13 +159,13 @@ export interface EndingFlowRun {
 /** Cache settings of one run. */
 export interface CacheRunOptions {
   /** Store URL: redis://..., postgres://...; the embedded store when absent. @default CAIRN_CACHE_URL */
-  url?: string;
+  url?: string | undefined;
   /** An open store to use instead of `url`. */
-  store?: CacheStore;
+  store?: CacheStore | undefined;
   /** Look nothing up: every task runs, and results are stored again. */
-  refresh?: boolean;
+  refresh?: boolean | undefined;
   /** These tasks (node ids or task names) and their dependants run whatever the cache holds. */
-  rerun?: string[];
+  rerun?: string[] | undefined;
   /**
    * When a shared store (redis, postgres) does not answer (after retrying for about a second and
    * a half): `false` goes on without it, with one warning (no leases; lookups and results go to
@@ -173,7 +173,7 @@ export interface CacheRunOptions {
    * at the start, else the task that met the failure.
    * @default CAIRN_CACHE_STRICT=1, else false
    */
-  strict?: boolean;
+  strict?: boolean | undefined;
 }
 
 /** What `wait()` resolves to. */
