@@ -322,6 +322,34 @@ export default flow("p").build(() => ({ x: pad + a }));
     }
   });
 
+  it("a flow in a folder without Cairn installed (a global `cairn`) says to install Cairn's tarballs, not `npm install cairn-dag`, which answers 404", async () => {
+    const bare = await mkdtemp(join(tmpdir(), "cairn-bare-"));
+    try {
+      await writeFile(join(bare, "package.json"), `${JSON.stringify({ name: "bare", type: "module" })}\n`);
+      await writeFile(join(bare, "f.ts"), `import { flow } from "cairn-dag";\nimport { queueDispatcher } from "cairn-dag/queue";\nimport pad from "left-pad-not-installed";\nexport default flow("p").build(() => ({ x: pad + String(queueDispatcher) }));\n`);
+      // A user's shell: no package manager started this cairn (a pnpm test run's user agent would name pnpm).
+      const r = await start(process.execPath, [cairnBin, "run", "f.ts"], { cwd: bare, env: env({ npm_config_user_agent: "" }) }).done;
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`${join(bare, "f.ts")}:1:21: Could not resolve "cairn-dag"`);
+      expect(r.stderr).toContain("That package is not installed where the flow is: npm install left-pad-not-installed (in the project beside f.ts).");
+      expect(r.stderr).toContain(
+        'cairn-dag is not installed where the flow is, and Cairn is not on npm yet (`npm install cairn-dag` answers 404): install in the project beside f.ts the tarballs this cairn came from, which `pnpm pack:all DIR` makes in a clone of Cairn (README: "Until it is on npm"): npm install DIR/*.tgz',
+      );
+      expect(r.stderr).not.toContain("npm install cairn-dag ");
+      const pnpm = await start(process.execPath, [cairnBin, "run", "f.ts"], { cwd: bare, env: env({ npm_config_user_agent: "pnpm/10.34.9 npm/? node/v20.20.2 linux x64" }) }).done;
+      expect(pnpm.stderr).toContain("(README: \"Until it is on npm\"): pnpm add DIR/cairn-dag-*.tgz   # with pnpm.overrides for the @cairn/* tarballs, as the README shows");
+      // A folder without package.json (CommonJS): the flow loads through tsx, and Node's "Cannot find module" says the same.
+      await rm(join(bare, "package.json"));
+      const cjs = await start(process.execPath, [cairnBin, "run", "f.ts"], { cwd: bare, env: env({ npm_config_user_agent: "" }) }).done;
+      expect(cjs.code).toBe(2);
+      expect(cjs.stderr).toContain("cairn: FlowFileError: Importing f.ts failed: cairn-dag is not installed where the flow is, and Cairn is not on npm yet");
+      expect(cjs.stderr).toContain("npm install DIR/*.tgz");
+      expect(cjs.stderr).not.toContain("module code threw");
+    } finally {
+      await rm(bare, { recursive: true, force: true });
+    }
+  });
+
   it("a flow that imports Cairn's internal modules runs through tsx instead, with one engine", async () => {
     const internal = join(dir, "internal.flow.ts");
     const kinds = join(repo, "packages/process/src/index.ts");

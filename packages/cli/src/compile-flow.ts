@@ -29,6 +29,7 @@ import { CairnError, digestFileSync, privateTempDir, sha256, writeFileAtomic } f
 import { installCommand } from "@cairn/core";
 import { registerCompiledFlowDir } from "@cairn/dsl";
 import type * as Esbuild from "esbuild";
+import { cairnNotInstalled, isCairnPackage } from "./install-advice.ts";
 import { commonJsScope, FlowFileError } from "./load-flow.ts";
 
 /** Cairn's bundle, as packages/cli/bin/bundle.mjs describes it, or the installed package's compiled dist/. */
@@ -340,9 +341,7 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
       const where = errors.map((e) => (e.location ? `  ${resolve(e.location.file)}:${e.location.line}:${e.location.column}: ${e.text}\n      ${e.location.lineText.trim()}` : `  ${e.text}`));
       // An import that names a package not installed is no TypeScript to fix: say what to install.
       const missing = [...new Set(errors.map((e) => /^Could not resolve "((?:@[^/"]+\/)?[^./"][^/"]*)/.exec(e.text)?.[1]).filter((p): p is string => p !== undefined))];
-      const fix = missing.length
-        ? `${missing.length === 1 ? "That package is" : "Those packages are"} not installed where the flow is: ${installCommand(missing)} (in the project beside ${basename(source)}).`
-        : `Fix the TypeScript above; \`tsx ${source}\` reports the same.`;
+      const fix = missing.length ? notInstalled(missing, basename(source)) : `Fix the TypeScript above; \`tsx ${source}\` reports the same.`;
       throw new FlowFileError(`Could not compile ${source}:\n${where.join("\n") || String(error)}\n${fix}`, entry);
     }
     // Every import goes through the plugin above and stays its own file. An import() or require()
@@ -359,4 +358,14 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
   const written: Manifest = { sources, configs, packages: [...packages.values()], entry: outOf(entry) };
   await inTemp(entry, dir, () => writeFileAtomic(dir, manifest, JSON.stringify(written)));
   return written.entry;
+}
+
+/** What to install for the packages a flow imports that are not installed beside it (Cairn's own: see cairnNotInstalled). */
+function notInstalled(missing: readonly string[], file: string): string {
+  const others = missing.filter((name) => !isCairnPackage(name));
+  const cairn = missing.filter(isCairnPackage);
+  const said: string[] = [];
+  if (others.length) said.push(`${others.length === 1 ? "That package is" : "Those packages are"} not installed where the flow is: ${installCommand(others)} (in the project beside ${file}).`);
+  if (cairn.length) said.push(cairnNotInstalled(cairn, file, process.env));
+  return said.join("\n");
 }

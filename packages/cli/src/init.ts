@@ -33,6 +33,7 @@ import { basename, dirname, join, relative, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { packageManagerOf, shellQuote } from "@cairn/core";
+import { cairnTarballsCommand } from "./install-advice.ts";
 import { UsageError } from "./usage-error.ts";
 
 const TEMPLATES_DIR = fileURLToPath(new URL("../templates/", import.meta.url));
@@ -99,7 +100,7 @@ export async function initProject(options: InitOptions): Promise<number> {
   stdout.write(`Created ${[...files.keys()].join(", ")} in ${dir} (template "${options.template}": ${TEMPLATES[options.template]}).\n`);
   stdout.write(`Updated package.json: ${changes.join("; ") || "nothing to add"}.\n`);
   if (ignored.length) stdout.write(`Added to .gitignore: ${ignored.join(" ")}\n`);
-  if (olderTypeScript) stdout.write(rewriteLeftOut(olderTypeScript, packageManager(options.env)));
+  if (olderTypeScript) stdout.write(rewriteLeftOut(olderTypeScript, packageManagerOf(options.env)));
 
   let code = 0;
   const pm = packageManagerOf(options.env); // the one that started this process (npx, pnpm dlx, yarn)
@@ -138,8 +139,7 @@ function cdCommand(dir: string): string {
  * cairn-dag on the registry (not published yet), and the tarballs are installed instead.
  */
 function installFailed(pm: keyof typeof COMMANDS_OF, dir: string, code: number, cd: string): string {
-  const tarballs =
-    pm === "npm" ? "npm install DIR/*.tgz" : pm === "pnpm" ? "pnpm add DIR/cairn-dag-*.tgz   # with pnpm.overrides for the @cairn/* tarballs, as the README shows" : "yarn add DIR/cairn-dag-*.tgz";
+  const tarballs = cairnTarballsCommand(pm);
   return (
     `cairn: \`${pm} install\` exited with ${code} in ${dir}, so Cairn is not installed there, and \`${COMMANDS_OF[pm].exec}\` there ` +
     `${pm === "npm" ? "would fetch the npm registry's package named `cairn`, which is someone else's" : "finds no cairn"}. If the install could not find cairn-dag (404: Cairn is not on npm yet), ` +

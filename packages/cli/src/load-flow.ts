@@ -3,6 +3,7 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CairnError, closestName, describeValue } from "@cairn/core";
 import { type Flow, flowBuilderName, isFlow } from "@cairn/dsl";
+import { cairnNotInstalled, missingCairnPackage } from "./install-advice.ts";
 
 /** The flow file is missing, or does not default-export a flow. */
 export class FlowFileError extends CairnError {
@@ -136,6 +137,9 @@ export async function importFlowModule(
     if (CairnError.is(error)) throw error;
     // The launcher's compiler (bin/esbuild.mjs) says that tsx, whose esbuild it uses, is not installed: nothing of the flow ran.
     if ((error as { code?: unknown } | undefined)?.code === TSX_MISSING) throw new FlowFileError(`Cannot load ${file}: ${(error as Error).message}`, path);
+    // A global `cairn` run where Cairn is not installed, loading through tsx (a CommonJS folder): say what to install.
+    const cairnMissing = missingCairnPackage(error);
+    if (cairnMissing) throw new FlowFileError(`Importing ${file}${given} failed: ${cairnNotInstalled([cairnMissing], basename(path), process.env)}`, path);
     const what = error instanceof Error ? `${error.name}: ${error.message}` : describeValue(error);
     // Loading the flow's imports (a package of many files, such as zod) used up the process's file descriptors: no fault of its code.
     const code = (error as { code?: unknown } | undefined)?.code;
