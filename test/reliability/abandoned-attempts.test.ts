@@ -117,6 +117,56 @@ describe("a task that ignores its AbortSignal", () => {
     expect(calls.n).toBe(2);
   });
 
+  it("a synchronous loop that runs past its timeout is a timeout: retried, never cached, said to have blocked the event loop", async () => {
+    const root = await tmp();
+    const spin = (ms: number) => {
+      const until = performance.now() + ms;
+      while (performance.now() < until); // holds the event loop: the timeout's timer cannot fire
+    };
+    const calls = { sync: 0, async: 0 };
+    // Attempt 1 returns (synchronously) past its timeout, attempt 2 in time.
+    const syncSpin = task("sync-spin")
+      .timeout(200)
+      .retries(1, { minDelayMs: 0 })
+      .run((_inputs, ctx) => {
+        calls.sync++;
+        if (ctx.attempt === 1) spin(600);
+        return { who: ctx.attempt };
+      });
+    // Its promise is already settled when the loop lets go; a throw past the timeout is a timeout too.
+    const asyncSpin = task("async-spin")
+      .timeout(200)
+      .run(async () => {
+        calls.async++;
+        await Promise.resolve();
+        spin(600);
+        throw new Error("thrown past the timeout");
+      });
+    const alone = task("spin-alone")
+      .timeout(200)
+      .run(() => {
+        spin(600);
+        return { ok: true };
+      });
+    const f = flow("spins").build(() => ({ who: syncSpin().who, a: asyncSpin(), ok: alone().ok }));
+
+    const first = await runCollect(f, { root, failurePolicy: "continue" });
+    expect(statuses(first.result)).toEqual({ "sync-spin": "succeeded", "async-spin": "failed", "spin-alone": "failed" });
+    expect(first.result.tasks["sync-spin"]!.outputs).toEqual({ who: 2 });
+    const retrying = taskEvents(first.events, "sync-spin").find((e) => e.status === "retrying")!;
+    expect(retrying.error).toMatchObject({ name: "TaskTimeoutError" });
+    for (const id of ["async-spin", "spin-alone"]) {
+      const error = first.result.tasks[id]!.error!;
+      expect(error).toMatchObject({ name: "TaskTimeoutError" });
+      expect(error.message).toMatch(new RegExp(`^Task "${id}" attempt 1 ran \\d+ ms, past its timeout of 200 ms: synchronous code .* blocked Node's event loop`));
+    }
+    // Nothing that ran past its timeout was stored: only attempt 2 of sync-spin is a hit.
+    const second = await runCollect(f, { root, failurePolicy: "continue" });
+    expect(statuses(second.result)).toEqual({ "sync-spin": "cached", "async-spin": "failed", "spin-alone": "failed" });
+    expect(second.result.tasks["sync-spin"]!.outputs).toEqual({ who: 2 });
+    expect(calls).toEqual({ sync: 2, async: 2 });
+  });
+
   it("cancelled while it ignores its signal, it is said to have not stopped when the flow stopped", async () => {
     let started!: () => void;
     const running = new Promise<void>((r) => (started = r));

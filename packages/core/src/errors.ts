@@ -295,10 +295,18 @@ export class TaskTimeoutError extends CairnError {
     readonly nodeId: string,
     readonly timeoutMs: number,
     readonly attempt: number,
+    /**
+     * Set when the attempt returned or threw only after its timeout, because synchronous code
+     * held Node's event loop so that the timeout's timer could not fire: how long it ran, in ms.
+     */
+    readonly ranMs?: number,
   ) {
     super(
-      `Task "${nodeId}" attempt ${attempt} timed out after ${timeoutMs} ms. ` +
-        `Raise it with .timeout(ms), or make the task faster.`,
+      ranMs === undefined
+        ? `Task "${nodeId}" attempt ${attempt} timed out after ${timeoutMs} ms. ` + `Raise it with .timeout(ms), or make the task faster.`
+        : `Task "${nodeId}" attempt ${attempt} ran ${ranMs} ms, past its timeout of ${timeoutMs} ms: synchronous code (a loop that never awaits) ` +
+            `blocked Node's event loop, so the timeout could not stop it, and what the attempt returned is dropped. ` +
+            `Split the work with awaits (or move it to a worker thread or a script task), or raise .timeout(ms).`,
     );
   }
 }

@@ -163,6 +163,7 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
   let signal = scope.flowSignal;
   let aborted = scope.flowAborted;
   let cleanup: (() => void) | undefined;
+  let overran: (() => TaskTimeoutError | undefined) | undefined;
   if (timeoutMs) {
     // Not AbortSignal.timeout: its reason would be a bare TimeoutError, while ctx.signal.reason is
     // what a task (and the process executor) throws, so it names the task and attempt; and its
@@ -173,7 +174,18 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
     const ac = new AbortController();
     const onFlowAbort = () => ac.abort(flowSignal.reason);
     flowSignal.addEventListener("abort", onFlowAbort, { once: true });
+    const started = performance.now();
     const timer = setTimeout(() => ac.abort(new TaskTimeoutError(node.id, timeoutMs, attempt)), timeoutMs);
+    // Synchronous code that holds the event loop past the timeout (a busy loop) keeps the timer
+    // from firing, and the attempt settles first: its clock is read when it settles, so that what
+    // it returns or throws past its timeout is a timeout all the same, retried and never cached.
+    overran = () => {
+      const ranMs = performance.now() - started;
+      if (ranMs < timeoutMs || ac.signal.aborted) return undefined;
+      const error = new TaskTimeoutError(node.id, timeoutMs, attempt, Math.round(ranMs));
+      ac.abort(error); // as at any timeout: work the attempt left behind sees its signal abort
+      return error;
+    };
     signal = ac.signal;
     aborted = rejectOnAbort(signal);
     cleanup = () => {
@@ -203,7 +215,12 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
       } else {
         output = returned;
       }
+      const late = overran?.();
+      if (late) throw late;
     } catch (error) {
+      // So is a throw past the timeout: what the attempt throws after its timeout is dropped.
+      const late = signal.aborted && error === signal.reason ? undefined : overran?.();
+      if (late) throw late;
       // Read from the stack only now, when an attempt failed: a stack's text costs its making.
       // isError, not instanceof: an Error made in another realm (a `vm` context) keeps its message and stack.
       if (isError(error) && node.task.errorSource && !(signal.aborted && error === signal.reason)) noteErrorSource(error, node.task.errorSource(error));
