@@ -9,7 +9,9 @@ import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { type Artifact, flow, task, TaskTimeoutError } from "@cairn/dsl";
 import { shell } from "../../packages/process/src/index.ts";
+import { readReportData, renderReport } from "@cairn/report";
 import { runCollect, statuses, tmp } from "../cache/helpers.ts";
+import { cairn } from "../cli/helpers.ts";
 
 /** Blocks this thread (and so the flow's timers) for `ms`, as a task's synchronous work does. */
 const block = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -133,5 +135,75 @@ describe("a retried task's params", () => {
     expect(statuses(result)).toEqual({ train: "succeeded" });
     const record = await run.tracker.getRun(result.tasks.train!.runId!);
     expect(record!.params.seed).toBe("1002");
+  });
+});
+
+describe("a retried task's earlier errors", () => {
+  const SECRET = "s3cr3t-token-of-some-length";
+  /** Attempt 1 fails as a dropped connection does (naming a secret), 2 with a TypeError, 3 with a RangeError, unless `succeedAt`. */
+  const flaky = (succeedAt?: number) =>
+    task("flaky")
+      .retries(2, { minDelayMs: 0, maxDelayMs: 0 })
+      .run(async (_inputs, ctx) => {
+        if (ctx.attempt === succeedAt) return { ok: true };
+        if (ctx.attempt === 1) throw Object.assign(new Error(`read ECONNRESET (token ${SECRET})`), { code: "ECONNRESET" });
+        if (ctx.attempt === 2) throw new TypeError("Cannot read properties of undefined (reading 'rows')");
+        throw new RangeError("Invalid array length");
+      });
+  const RETRIED = [
+    { attempt: 1, error: "Error: read ECONNRESET (token ***)" },
+    { attempt: 2, error: "TypeError: Cannot read properties of undefined (reading 'rows')" },
+  ];
+  const artifactText = (run: { tracker: unknown }, runId: string, path: string) =>
+    readFile(join((run.tracker as { artifactDir(id: string): string }).artifactDir(runId), path), "utf8");
+
+  it("a task that failed on its last attempt: its run's tags and cairn/error.txt say what each attempt failed with, masked", async () => {
+    const { run, result } = await runCollect(flow("flaky").build(() => ({ ok: flaky()().ok })), { root: await tmp(), secrets: { API_TOKEN: SECRET } });
+    expect(statuses(result)).toEqual({ flaky: "failed" });
+    const runId = result.tasks.flaky!.runId!;
+    const record = (await run.tracker.getRun(runId))!;
+    expect(record.tags).toMatchObject({
+      "cairn.attempts": "3",
+      "cairn.error": "RangeError: Invalid array length",
+      "cairn.attempt_error.1": "Error: read ECONNRESET (token ***)",
+      "cairn.attempt_error.2": "TypeError: Cannot read properties of undefined (reading 'rows')",
+    });
+    expect(record.tags).not.toHaveProperty("cairn.attempt_error.3"); // the last attempt's is the run's error
+    const text = await artifactText(run, runId, "cairn/error.txt");
+    expect(text).not.toContain(SECRET);
+    // The file starts as it does without retries: the error that ended the task, then the attempts before it, the newest first.
+    expect(text).toMatch(/^RangeError: Invalid array length\n {4}at /);
+    const sections = [...text.matchAll(/^Attempt (\d) of 3 failed:\n(.*)$/gm)].map((m) => [m[1], m[2]]);
+    expect(sections).toEqual([
+      ["2", "TypeError: Cannot read properties of undefined (reading 'rows')"],
+      ["1", "Error: read ECONNRESET (token ***)"],
+    ]);
+    expect(text).toContain("Before it, 2 attempts failed and were retried:");
+    // The report shows them beside the task's error.
+    const report = await readReportData(run.tracker, result.runId);
+    expect(report.tasks.find((t) => t.id === "flaky")!.retriedErrors).toEqual(RETRIED);
+  });
+
+  it("a task that succeeded after failed attempts: its run's tags say what they failed with", async () => {
+    const root = await tmp();
+    const { run, result } = await runCollect(flow("flaky-ok").build(() => ({ ok: flaky(3)().ok })), { root, secrets: { API_TOKEN: SECRET } });
+    expect(statuses(result)).toEqual({ flaky: "succeeded" });
+    const runId = result.tasks.flaky!.runId!;
+    const record = (await run.tracker.getRun(runId))!;
+    expect(record.tags).toMatchObject({
+      "cairn.attempts": "3",
+      "cairn.attempt_error.1": "Error: read ECONNRESET (token ***)",
+      "cairn.attempt_error.2": "TypeError: Cannot read properties of undefined (reading 'rows')",
+    });
+    expect(record.tags).not.toHaveProperty("cairn.error");
+    // `cairn show` of the task run and the report say them too.
+    const shown = await cairn(["show", runId, "--root", root]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain(
+      "attempt 1 of 3 failed: Error: read ECONNRESET (token ***)\nattempt 2 of 3 failed: TypeError: Cannot read properties of undefined (reading 'rows')\n",
+    );
+    const report = await readReportData(run.tracker, result.runId);
+    expect(report.tasks.find((t) => t.id === "flaky")!.retriedErrors).toEqual(RETRIED);
+    expect(renderReport(report)).toContain("attempt 2 of 3 failed: TypeError: Cannot read properties of undefined (reading &#39;rows&#39;)");
   });
 });

@@ -53,6 +53,7 @@ import {
   toGraphJson,
   toMermaid,
   type EndingFlowRun,
+  attemptErrors,
   type RunOptions,
   ROOT_CHECKED,
   type RunFilter,
@@ -1692,6 +1693,9 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   const note = run.parentRunId !== undefined && !run.tags[CACHED_FROM_TAG] ? taskNote(run, true) : "";
   const stopped = run.tags["cairn.status"] === "skipped" || run.tags["cairn.status"] === "cancelled";
   if (note) lines.push(stopped ? note : `error: ${note}${run.tags["cairn.error.name"] !== undefined ? "\n(the whole text and its stack: artifact cairn/error.txt)" : ""}`);
+  // Whatever the task's end: what its retried attempts failed with (a failed one's error file holds their stacks).
+  const attempts = run.tags["cairn.attempts"] ?? "?";
+  for (const { attempt, error } of attemptErrors(run.tags)) lines.push(`attempt ${attempt} of ${attempts} failed: ${error}`);
   const ending = run.parentRunId === undefined ? flowEnding(run) : "";
   if (ending) lines.push(ending);
   // What the record holds is data (from a shared server, anyone's): printable, past the first line's

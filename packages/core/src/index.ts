@@ -53,6 +53,8 @@ export {
   QUEUED_AT_TAG,
   RAN_BECAUSE_TAG,
   ATTEMPT_STARTS_TAG,
+  ATTEMPT_ERROR_TAG_PREFIX,
+  attemptErrors,
   ATTEMPTS_TAG,
   DURATION_TAG,
   startedNoAttempt,

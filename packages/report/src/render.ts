@@ -325,10 +325,16 @@ function taskSection(t: ReportTask, id: string): string {
 ${cached}
 ${t.why.length ? `<div class="why"><b>Why:</b><pre class="why-text">${e(t.why.join("\n"))}</pre></div>` : ""}
 ${t.error ? `<div class="error"><b>${e(t.error.name)}</b>${t.error.source ? ` at <code>${e(t.error.source)}</code>` : ""}<pre class="error-text">${e(t.error.message)}</pre></div>` : ""}
+${t.retriedErrors ? `<div class="error retried"><b>Retried attempts</b><pre class="retried-errors">${e(retriedText(t))}</pre></div>` : ""}
 ${t.logTail ? `<div class="log"><b>Log tail</b><pre class="log-tail">${e(t.logTail)}</pre></div>` : ""}
 ${t.errorText && t.state === "failed" ? `<details class="stack"><summary>error text and stack</summary><pre>${e(t.errorText)}</pre></details>` : ""}
 ${keyValues("inputs", t.params)}${keyValues("metrics", t.metrics)}
 </details>`;
+}
+
+/** What each retried attempt failed with, in order, each after `attempt 1 of 3 failed: ` (`Error: read ECONNRESET`). */
+function retriedText(t: ReportTask): string {
+  return (t.retriedErrors ?? []).map((r) => `attempt ${r.attempt} of ${t.attempts} failed: ${clip(r.error, 1000)}`).join("\n");
 }
 
 /** Why, on one line: what changed since the nearest entry when known, else the first reason. */

@@ -26,6 +26,7 @@ import {
   ERROR_NAME_TAG,
   ERROR_SOURCE_TAG,
   ERROR_TAG,
+  attemptErrors,
   expiredWords,
   type GraphJsonNode,
   MANIFEST_PATH,
@@ -86,6 +87,8 @@ export interface ReportTask {
   /** Why it ran (or came from the cache), in `cairn explain`'s words, one line each. */
   why: string[];
   error?: { name: string; message: string; source?: string };
+  /** What its attempts that failed and were retried failed with (`Name: message`), whatever its end; absent when none was. */
+  retriedErrors?: Array<{ attempt: number; error: string }>;
   /** The end of its log (stderr, else stdout) and of its error's text, when it failed. */
   logTail?: string;
   errorText?: string;
@@ -312,6 +315,8 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
   const errorName = t[ERROR_NAME_TAG];
   const error = errorName !== undefined ? { name: errorName, message: t[ERROR_MESSAGE_TAG] ?? "" } : splitError(t[ERROR_TAG]);
   if (error && state === "failed") task.error = { ...error, ...(t[ERROR_SOURCE_TAG] ? { source: t[ERROR_SOURCE_TAG] } : {}) };
+  const retried = attemptErrors(t);
+  if (retried.length) task.retriedErrors = retried;
   if (state === "skipped") {
     const why = skippedWhy(t, task.id);
     task.why.push(t[SKIPPED_REASON_TAG] === "flow-failed" ? `${why} (the flow's error says why)` : why);

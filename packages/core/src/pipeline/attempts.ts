@@ -19,7 +19,7 @@ import { checkOutputs } from "./outputs.ts";
 import { isRetryableError } from "./retryable.ts";
 import { type FolderListings, RunningTaskContext, type SharedContext, taskArtifactDir, type WorkHolder } from "./running-task-context.ts";
 import { isStopReason } from "./stop.ts";
-import { ATTEMPT_STARTS_TAG } from "./task-run.ts";
+import { ATTEMPT_STARTS_TAG, attemptErrorTag, errorTag } from "./task-run.ts";
 
 /** What the attempts of every task of one flow run share. */
 export interface AttemptScope {
@@ -47,6 +47,8 @@ export interface TaskAttempts {
   attemptStarts?: string;
   /** The listings of the succeeding attempt's folder artifacts, taken by its name check: the cache stamps the folders on them. */
   folderListings?: FolderListings;
+  /** The errors of its attempts that failed and were retried, in order: its run's error file lists them. */
+  retriedErrors?: unknown[];
 }
 
 /** Runs the task's attempts; resolves with the checked output of the one that succeeded, or rejects with the last error. */
@@ -107,6 +109,7 @@ async function withRetries(scope: AttemptScope, task: TaskAttempts): Promise<unk
         onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
           const cause = (error as AttemptFailure).error;
           if (retriesLeft > 0 && isRetryable(cause, flowSignal)) {
+            noteRetriedError(scope, task, attemptNumber, cause);
             shared.emit(placeNode({ type: "task", status: "retrying", runId: shared.flowRunId, task: node.id, time: Date.now(), attempt: attemptNumber, error: toErrorInfo(cause) }, node));
           }
         },
@@ -115,6 +118,16 @@ async function withRetries(scope: AttemptScope, task: TaskAttempts): Promise<unk
   } catch (error) {
     throw error instanceof AttemptFailure ? error.error : error;
   }
+}
+
+/**
+ * Keeps what a retried attempt failed with, so that the task's record says it however the task
+ * ends: a tag of its run (in the log-batch its closing sends anyway) and, should the task fail,
+ * a section of its error file.
+ */
+function noteRetriedError(scope: AttemptScope, task: TaskAttempts, attempt: number, error: unknown): void {
+  (task.retriedErrors ??= []).push(error);
+  task.recorder.tag(attemptErrorTag(attempt), errorTag(scope.shared.secrets.maskError(toErrorInfo(error))));
 }
 
 /** Where a failed attempt's files go, in the run's own record folder: `cairn/attempts/<n>/`. */

@@ -86,6 +86,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
   const { tracker, secrets } = scope.record;
   const tracking = tracker.capabilities.records;
   let recorder: RunRecorder | undefined;
+  let attempts: TaskAttempts | undefined;
   try {
     if (inputs instanceof Promise) inputs = await inputs;
     if (scope.cache) inputs = await scope.cache.materialize(inputs, id);
@@ -101,7 +102,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       const inputsFile = logInputs(recorder, inputs, secrets);
       if (inputsFile) await writeRunFiles(tracker, runId, "cairn", { "inputs.json": inputsFile });
     }
-    const attempts: TaskAttempts & { readonly result: PipelineTask["result"] } = { node, inputs, runId, recorder, result, holder: task };
+    attempts = { node, inputs, runId, recorder, result, holder: task };
     let outputs = await timedAttempts(scope, attempts, tracking);
     let manifest: StoredManifest | undefined;
     const cache = scope.cache;
@@ -127,6 +128,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     // Consts for the closure below, which may run after this function has returned.
     const ranId = runId;
     const rec = recorder;
+    const retried = attempts.retriedErrors;
     const missReason = task.missReason;
     // The entry stores the ingredients as the manifest does (scrubbed of secrets).
     const key = task.key && manifest?.ingredients ? { key: task.key.key, ingredients: manifest.ingredients } : task.key;
@@ -156,7 +158,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
         close().catch(async (error: unknown) => {
           // Marked FAILED when the server takes that; else it stays RUNNING (the next command's closer ends it).
           // A FAILED close whose file writes failed may still have ended the run: the tracker says which.
-          const marked = await finishTaskRun(scope.record, ranId, rec, result.attempts, "FAILED", undefined, error).then(
+          const marked = await finishTaskRun(scope.record, ranId, rec, result.attempts, "FAILED", undefined, error, retried).then(
             () => true,
             () =>
               scope.record.tracker.getRun(ranId).then(
@@ -187,7 +189,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       if (task.key) recorder.tag(FAILED_KEY_TAG, task.key.key);
       // A cancelled run records what stopped it (as its result carries it), not what it threw on its way out.
       const ended = cancelled ? Object.assign(new Error(), stopInfo(stop ?? error)) : error;
-      await finishTaskRun(scope.record, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED", undefined, ended).catch(() => {});
+      await finishTaskRun(scope.record, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED", undefined, ended, attempts?.retriedErrors).catch(() => {});
     }
     task.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
     return { ok: false, error, cancelled, stop };

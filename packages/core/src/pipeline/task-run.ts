@@ -234,6 +234,27 @@ export const RAN_BECAUSE_TAG = "cairn.ran_because";
 /** Of a task run retried: when (epoch ms) each attempt started, comma-separated. */
 export const ATTEMPT_STARTS_TAG = "cairn.attempt_starts";
 /**
+ * Of a task run retried: `cairn.attempt_error.<n>` says what attempt `n`, one that was retried,
+ * failed with (`Name: message`, masked, cut as {@link ERROR_TAG}), whatever the task's end.
+ */
+export const ATTEMPT_ERROR_TAG_PREFIX = "cairn.attempt_error.";
+
+/** The tag that says what retried attempt `attempt` failed with. */
+export function attemptErrorTag(attempt: number): string {
+  return `${ATTEMPT_ERROR_TAG_PREFIX}${attempt}`;
+}
+
+/** What the retried attempts of a task run failed with, from its tags, by attempt number: `cairn show` and the report. */
+export function attemptErrors(tags: Readonly<Record<string, string>>): Array<{ attempt: number; error: string }> {
+  const errors: Array<{ attempt: number; error: string }> = [];
+  for (const key in tags) {
+    if (!key.startsWith(ATTEMPT_ERROR_TAG_PREFIX)) continue;
+    const attempt = Number(key.slice(ATTEMPT_ERROR_TAG_PREFIX.length));
+    if (Number.isInteger(attempt) && attempt > 0) errors.push({ attempt, error: tags[key]! });
+  }
+  return errors.sort((a, b) => a.attempt - b.attempt);
+}
+/**
  * Of a task run that started an attempt: the task's duration in ms, as the run's result and
  * events give it: its own work, from its first attempt's start to its last attempt's end. The
  * run's start and end times span its record too (created, outputs uploaded, cache entry stored).
@@ -402,6 +423,19 @@ export function errorText(error: unknown, secrets: SecretRegistry): string {
   return secrets.mask(`${lines.join("\n")}\n`);
 }
 
+/**
+ * {@link ERROR_FILE}'s text of a failed task run: its error's {@link errorText}, then, when
+ * attempts before its last failed and were retried (`earlier`, in order), each of theirs, the
+ * newest first, under `Attempt 2 of 3 failed:`. The file starts as it does without retries.
+ */
+export function errorFileText(error: unknown, earlier: readonly unknown[], attempts: number, secrets: SecretRegistry): string {
+  const text = errorText(error, secrets);
+  if (!earlier.length) return text;
+  const sections = earlier.map((e, i) => `Attempt ${i + 1} of ${attempts} failed:\n${errorText(e, secrets)}`).reverse();
+  const before = earlier.length === 1 ? "Before it, 1 attempt failed and was retried:" : `Before it, ${earlier.length} attempts failed and were retried:`;
+  return `${text}\n${before}\n\n${sections.join("\n")}`;
+}
+
 /** What `read` gives, or undefined when it throws: a task's error may have getters that do, and it is still recorded. */
 function readSafely(read: () => unknown): unknown {
   try {
@@ -424,6 +458,8 @@ export async function finishTaskRun(
   status: "FINISHED" | "FAILED" | "KILLED",
   manifest?: StoredManifest,
   error?: unknown,
+  /** The errors of the attempts before the last that failed and were retried, in order: in a failed run's {@link ERROR_FILE}. */
+  earlier: readonly unknown[] = [],
 ): Promise<void> {
   const { tracker } = scope;
   if (!tracker.capabilities.records) return;
@@ -433,7 +469,7 @@ export async function finishTaskRun(
   if (status === "FAILED" && error !== undefined) {
     const tags = { ...errorTags(error, scope.secrets), ...processEndTags(error) };
     for (const key in tags) recorder.tag(key, tags[key]!);
-    writes.push(writeRunFiles(tracker, runId, "cairn", { [ERROR_FILE]: errorText(error, scope.secrets) }));
+    writes.push(writeRunFiles(tracker, runId, "cairn", { [ERROR_FILE]: errorFileText(error, earlier, attempts, scope.secrets) }));
   } else if (status === "KILLED" && error !== undefined) {
     // What stopped it, as a cancelled flow run's tags say it: no error file, an upload more for a stop's stack.
     const tags = flowErrorTags(toErrorInfo(error), [], scope.secrets);
