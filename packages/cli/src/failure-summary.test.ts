@@ -26,4 +26,25 @@ describe("failureSummary", () => {
       'cairn: flow "f" failed in 5ms, run r1: TrackerError: could not close the flow run\\x1b[2J\ncairn: 1 task failed:\n  a: one\n    … (2 lines left out)\n    four\n    five\n    six\n    at /elsewhere/flow.ts:3:1\n',
     );
   });
+
+  it("cuts a line of an error longer than 1000 characters in its middle, keeping its start and end and saying where the whole text is", () => {
+    const huge = `start ${"x".repeat(2_000_000)} end`;
+    const result = {
+      status: "failed",
+      runId: "r1",
+      durationMs: 5,
+      tasks: {
+        big: { task: "big", status: "failed", attempts: 1, error: { name: "Error", message: huge } },
+        multi: { task: "multi", status: "failed", attempts: 1, error: { name: "Error", message: `one\n${huge}\nthree` } },
+      },
+      error: { name: "TaskFailed", message: "…" },
+    } as unknown as Result;
+    const text = failureSummary(result, "f", [], "/here");
+    expect(text.length).toBeLessThan(3000);
+    const cut = / … \[1999110 characters cut; its task run's artifact cairn\/error\.txt has the whole text, and --json prints it\] … /;
+    expect(text).toMatch(new RegExp(`\n  big: start x{694}${cut.source}x{196} end\n`));
+    expect(text).toMatch(new RegExp(`\n  multi: one\n    start x+${cut.source}x+ end\n    three\n`));
+    // Runs not recorded (--no-tracking): --json is where the whole text is.
+    expect(failureSummary(result, "f", [], "/here", false)).toContain(" … [1999110 characters cut; --json prints the whole text] … ");
+  });
 });

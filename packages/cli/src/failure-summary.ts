@@ -11,7 +11,7 @@ import { isAbsolute, relative } from "node:path";
 import type { Writable } from "node:stream";
 import type { ErrorInfo, FlowResult } from "@cairn/core";
 import { formatDuration } from "./reporter.ts";
-import { printable, printableLine } from "./printable.ts";
+import { cutLongLines, printable, printableLine, wholeErrorAt } from "./printable.ts";
 
 /** Failed tasks the summary names; the rest are counted. */
 const MAX_TASKS = 5;
@@ -25,25 +25,31 @@ const TAIL_LINES = 3;
 
 /**
  * The stderr summary of a run that did not succeed. `flow`: the flow's name; `more`: lines that
- * say where the whole story is (`cairn show RUN_ID`, the report), each said after `cairn: `.
+ * say where the whole story is (`cairn show RUN_ID`, the report), each said after `cairn: `;
+ * `recorded`: whether the runs were recorded, so that a task's run keeps its whole error, said
+ * where a line of it is cut (see cutLongLines).
  */
-export function failureSummary(result: FlowResult<unknown>, flow: string, more: readonly string[], cwd = process.cwd()): string {
+export function failureSummary(result: FlowResult<unknown>, flow: string, more: readonly string[], cwd = process.cwd(), recorded = true): string {
   const failed = Object.values(result.tasks).filter((t) => t.status === "failed");
   const head = `cairn: flow "${printableLine(flow)}" ${result.status} in ${formatDuration(result.durationMs)}, run ${result.runId}`;
   const count = `${failed.length} ${failed.length === 1 ? "task" : "tasks"} failed`;
   // Why the flow ended, when its failed tasks do not say it: a cancel's reason, a record that could not be written.
   const why = result.error && result.error.name !== "TaskFailed" ? result.error : undefined;
-  const lines = [why ? `${head}: ${why.name === "CancelledError" ? "" : `${printableLine(why.name)}: `}${firstLine(why)}` : failed.length ? `${head}: ${count}` : head];
-  lines.push(...errorLines(why, "  ", cwd));
+  // A flow's own error has no error file: the JSON events are where it is whole.
+  const flowWhole = wholeErrorAt(false);
+  const taskWhole = wholeErrorAt(recorded);
+  const lines = [why ? `${head}: ${why.name === "CancelledError" ? "" : `${printableLine(why.name)}: `}${firstLine(why, flowWhole)}` : failed.length ? `${head}: ${count}` : head];
+  lines.push(...errorLines(why, "  ", cwd, flowWhole));
   if (why && failed.length) lines.push(`cairn: ${count}:`);
-  for (const t of failed.slice(0, MAX_TASKS)) lines.push(`  ${t.task}: ${t.error ? firstLine(t.error) : "(no error recorded)"}`, ...errorLines(t.error, "    ", cwd));
+  for (const t of failed.slice(0, MAX_TASKS)) lines.push(`  ${t.task}: ${t.error ? firstLine(t.error, taskWhole) : "(no error recorded)"}`, ...errorLines(t.error, "    ", cwd, taskWhole));
   if (failed.length > MAX_TASKS) lines.push(`  … and ${failed.length - MAX_TASKS} more failed ${failed.length - MAX_TASKS === 1 ? "task" : "tasks"}`);
   for (const line of more) lines.push(`cairn: ${line}`);
   return `${lines.join("\n")}\n`;
 }
 
-function firstLine(error: ErrorInfo): string {
-  return printable(error.message).split("\n")[0]!;
+/** `whole`: where the whole text is, said where a long line is cut. */
+function firstLine(error: ErrorInfo, whole: string): string {
+  return printable(cutLongLines(error.message.split("\n", 1)[0]!, whole));
 }
 
 /**
@@ -51,12 +57,12 @@ function firstLine(error: ErrorInfo): string {
  * number of lines left out before them, then where the user's code raised it (relative to `cwd`
  * when inside it), each after `indent`.
  */
-function errorLines(error: ErrorInfo | undefined, indent: string, cwd: string): string[] {
+function errorLines(error: ErrorInfo | undefined, indent: string, cwd: string, whole: string): string[] {
   if (!error) return [];
-  const rest = printable(error.message).split("\n").slice(1);
+  const rest = error.message.split("\n").slice(1);
   // One line left out would take the line of its note: it is shown instead.
   const out = rest.length > TAIL_LINES + 1 ? rest.length - TAIL_LINES : 0;
-  const lines = [...(out ? [`… (${out} lines left out)`] : []), ...rest.slice(out)].map((line) => `${indent}${line}`);
+  const lines = [...(out ? [`… (${out} lines left out)`] : []), ...rest.slice(out).map((line) => printable(cutLongLines(line, whole)))].map((line) => `${indent}${line}`);
   if (error.at) {
     const rel = relative(cwd, error.at);
     lines.push(`${indent}at ${printableLine(rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : error.at)}`);

@@ -733,7 +733,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   const useColor = !json && colorsOn(io.env, io.stdout);
   // Off a terminal (a file, cron's mail, a CI log), the day too: a log appended to daily could not tell days apart.
   const datedLines = (io.stdout as NodeJS.WriteStream).isTTY !== true;
-  const reporter = await createReporter(mode, io.stdout, io.stderr, useColor, flowSize(flow.definition), { datedLines, quiet });
+  const reporter = await createReporter(mode, io.stdout, io.stderr, useColor, flowSize(flow.definition), { datedLines, quiet, recorded: values["no-tracking"] !== true });
 
   // Loaded only for a queue: BullMQ and its Redis client are not what a run on one machine needs.
   const dispatcher = values.queue !== undefined ? (await import("@cairn/worker")).queueDispatcher(values.queue, { flowFile: positionals[0] }) : undefined;
@@ -819,7 +819,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     if (report && !json && !quiet) io.stdout.write(`${reportLine(report, result.runId)}\n`);
     // Also on stderr, for cron and CI, which send stdout away and look at stderr; not twice on one screen or file.
     if (result.status !== "succeeded" && (json || !sameDestination(io.stdout, io.stderr))) {
-      io.stderr.write(failureSummary(result, flow.definition.name, whereToSeeMore(result.runId, report, values)));
+      io.stderr.write(failureSummary(result, flow.definition.name, whereToSeeMore(result.runId, report, values), process.cwd(), values["no-tracking"] !== true));
     }
     // A signal that came once the work was all done and recorded (while the report was written, or
     // the flow run closed) does not undo it: the run succeeded and is recorded FINISHED, so the
@@ -851,7 +851,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
 
 /** The last lines of `cairn run`'s failure summary on stderr: where each task's whole error is. */
 function whereToSeeMore(runId: string, report: { localPath?: string; artifactPath: string; url?: string } | undefined, flags: { root?: string; "no-tracking"?: boolean }): string[] {
-  if (flags["no-tracking"]) return ["the run was not recorded (--no-tracking): its output on stdout has each task's whole error."];
+  if (flags["no-tracking"]) return ["the run was not recorded (--no-tracking): its output on stdout has each task's error (a line over 1000 characters cut in its middle; --json prints it whole)."];
   const root = flags.root === undefined ? "" : ` --root ${/^[\w./-]+$/.test(flags.root) ? flags.root : JSON.stringify(flags.root)}`;
   // The flow run's page lists its tasks, each with the first line of its error, and the flow's
   // error with the first and last lines of each; a task run's page has its whole error.

@@ -26,6 +26,43 @@ export function printableLine(text: string): string {
   return printable(text).replace(/\n/g, "\\n");
 }
 
+/** Characters a printed line of an error keeps; a longer one is cut in its middle ({@link cutLongLines}). */
+export const ERROR_LINE_LIMIT = 1000;
+/** Of a cut line: the characters kept before the cut, and after it. */
+const KEPT_BEFORE = 700;
+const KEPT_AFTER = 200;
+
+/**
+ * Where the whole text of an error is, said where a printed line of it is cut: the JSON events
+ * carry it whole, and, when runs are recorded, a failed task's run keeps it in `cairn/error.txt`
+ * (`recorded`: for a task's error; a flow's has no such file).
+ */
+export function wholeErrorAt(recorded: boolean): string {
+  return recorded ? "its task run's artifact cairn/error.txt has the whole text, and --json prints it" : "--json prints the whole text";
+}
+
+/**
+ * `text` with each line longer than {@link ERROR_LINE_LIMIT} characters cut in its middle, its
+ * start and end kept around `… [N characters cut; WHERE] …`, `where` from {@link wholeErrorAt}:
+ * a task's 2 MB message, printed whole on its line and again in the summary, buried the terminal.
+ */
+export function cutLongLines(text: string, where: string): string {
+  if (text.length <= ERROR_LINE_LIMIT) return text;
+  return text
+    .split("\n")
+    .map((line) => (line.length <= ERROR_LINE_LIMIT ? line : cutLine(line, where)))
+    .join("\n");
+}
+
+function cutLine(line: string, where: string): string {
+  let head = line.slice(0, KEPT_BEFORE);
+  let tail = line.slice(-KEPT_AFTER);
+  // Never half of a surrogate pair at either side of the cut.
+  if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
+  if (/^[\uDC00-\uDFFF]/.test(tail)) tail = tail.slice(1);
+  return `${head} … [${line.length - head.length - tail.length} characters cut; ${where}] … ${tail}`;
+}
+
 /** Each line of `text` after `prefix`, so that a line of a task's log cannot pass for one of Cairn's. */
 export function prefixLines(prefix: string, text: string): string {
   return printable(text)

@@ -110,6 +110,24 @@ describe("a succeeded task whose result was not stored (its run could not be clo
     expect(slow.indexOf("b2")).toBe(prep.indexOf("a1"));
   });
 
+  it("cuts a line of a task's error longer than 1000 characters in its middle, on its plain line and in the summary, saying where the whole text is", async () => {
+    let text = "";
+    const out = { write: (chunk: string) => ((text += chunk), true) } as unknown as NodeJS.WritableStream;
+    const huge = `start ${"x".repeat(2_000_000)} end`;
+    const error = { name: "Error", message: `first line\n${huge}` };
+    const reporter = await createReporter("plain", out as never, out as never, false, undefined, { recorded: false });
+    reporter.event({ type: "task", status: "failed", runId: "r1", task: "big", taskRunId: "a1", durationMs: 3, error, time: Date.now() });
+    reporter.finish({ status: "failed", runId: "r1", durationMs: 5, tasks: { big: { task: "big", status: "failed", attempts: 1, runId: "a1", error } } } as never);
+    expect(text.length).toBeLessThan(5000);
+    const lines = text.split("\n").filter((l) => l.includes("characters cut"));
+    expect(lines).toHaveLength(2);
+    for (const line of lines) expect(line).toMatch(/start x+ … \[1999110 characters cut; --json prints the whole text\] … x+ end$/);
+    // Recorded runs: the task run's error file has it.
+    expect(summary({ status: "failed", runId: "r1", durationMs: 5, tasks: { big: { task: "big", status: "failed", attempts: 1, runId: "a1", error } } } as never, createColors(false))).toContain(
+      " … [1999110 characters cut; its task run's artifact cairn/error.txt has the whole text, and --json prints it] … ",
+    );
+  });
+
   it("says `not recorded` on its plain line", async () => {
     let text = "";
     const out = { write: (chunk: string) => ((text += chunk), true) } as unknown as NodeJS.WritableStream;

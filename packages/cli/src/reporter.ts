@@ -2,7 +2,7 @@ import { isAbsolute, relative } from "node:path";
 import type { Writable } from "node:stream";
 import { type ErrorInfo, isArtifact, type LeaseHolder, type FlowResult, pointKey, type RunEvent, type SweepOutputs, type TaskEvent, type TaskStatus } from "@cairn/core";
 import { createColors } from "picocolors";
-import { prefixLines, printable, printableLine } from "./printable.ts";
+import { cutLongLines, prefixLines, printable, printableLine, wholeErrorAt } from "./printable.ts";
 
 /** How the CLI shows a run: NDJSON events, a live display on a terminal, or plain lines. */
 export type ReporterMode = "json" | "live" | "plain";
@@ -82,6 +82,12 @@ export interface PlainOptions {
    * @default false
    */
   quiet?: boolean;
+  /**
+   * Whether the flow's runs are recorded, so that a failed task's run keeps its whole error
+   * (`cairn/error.txt`): said where a printed line of an error is cut. The live view's too.
+   * @default true
+   */
+  recorded?: boolean;
 }
 
 /**
@@ -94,7 +100,7 @@ export async function createReporter(mode: ReporterMode, out: Writable, err: Wri
   if (mode === "json") return jsonReporter(out, err);
   if (mode === "plain") return plainReporter(out, c, plain);
   const { createLogUpdate } = await import("log-update");
-  return liveReporter(createLogUpdate(out as NodeJS.WriteStream, { showCursor: false }), out, c, size);
+  return liveReporter(createLogUpdate(out as NodeJS.WriteStream, { showCursor: false }), out, c, size, plain.recorded);
 }
 
 function jsonReporter(out: Writable, err: Writable): Reporter {
@@ -138,6 +144,7 @@ function viewRun(flow: string, url: string, c: Colors): string {
 function plainReporter(out: Writable, c: Colors, options: PlainOptions): Reporter {
   const style = statusStyle(c);
   const time = options.datedLines ? (t: number) => new Date(t).toISOString() : timeOfDay;
+  const whole = wholeErrorAt(options.recorded ?? true);
   let view: string | undefined;
   return {
     event(e) {
@@ -151,7 +158,7 @@ function plainReporter(out: Writable, c: Colors, options: PlainOptions): Reporte
           e.cachedFrom ? `from ${e.cachedFrom}` : "",
           e.recorded === false ? NOT_RECORDED : "",
           e.heldBy ? heldByOnLine(e.heldBy, e.time) : "",
-          e.error ? errorOnLine(e.task, e.error, c) : "",
+          e.error ? errorOnLine(e.task, e.error, c, whole) : "",
         ].filter(Boolean);
         out.write(`${time(e.time)} ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}${extra.length ? `  ${c.dim(extra.join("  "))}` : ""}\n`);
       } else if (e.type === "flow" && e.status === "running") {
@@ -160,7 +167,7 @@ function plainReporter(out: Writable, c: Colors, options: PlainOptions): Reporte
       }
     },
     finish(result) {
-      out.write(options.quiet ? `${[`${time(Date.now())} ${flowLine(result, c)}`, ...whyLines(result, c)].join("\n")}\n` : summary(result, c, view));
+      out.write(options.quiet ? `${[`${time(Date.now())} ${flowLine(result, c)}`, ...whyLines(result, c)].join("\n")}\n` : summary(result, c, view, whole));
     },
     notice(message) {
       out.write(`${c.yellow(printable(message))}\n`);
@@ -174,8 +181,9 @@ function needsALook(e: RunEvent): boolean {
   return e.type === "task" && e.status === "failed";
 }
 
-function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdate>, out: Writable, c: Colors, size?: FlowSize): Reporter {
+function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdate>, out: Writable, c: Colors, size?: FlowSize, recorded = true): Reporter {
   const style = statusStyle(c);
+  const whole = wholeErrorAt(recorded);
   const active = new Map<string, { status: TaskStatus; since: number; attempt?: number; heldBy?: LeaseHolder }>();
   const counts = new Map<TaskStatus, number>();
   const total = size && progressTotal(size);
@@ -259,13 +267,13 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       if (e.status === "running" || e.status === "retrying" || e.status === "waiting") {
         const prev = active.get(e.task);
         active.set(e.task, { status: e.status, since: prev?.since ?? e.time, ...(e.attempt ? { attempt: e.attempt } : {}), ...(e.heldBy ? { heldBy: e.heldBy } : {}) });
-        if (e.status === "retrying") printAbove(`  ${style.retrying(`${SYMBOL.retrying} retrying `)} ${e.task}  ${c.dim(e.error ? errorOnLine(e.task, e.error, c) : "")}`);
+        if (e.status === "retrying") printAbove(`  ${style.retrying(`${SYMBOL.retrying} retrying `)} ${e.task}  ${c.dim(e.error ? errorOnLine(e.task, e.error, c, whole) : "")}`);
         return;
       }
       if (e.status === "queued") return;
       active.delete(e.task);
       counts.set(e.status, (counts.get(e.status) ?? 0) + 1);
-      const extra = [e.durationMs !== undefined ? formatDuration(e.durationMs) : "", e.recorded === false ? NOT_RECORDED : "", e.error ? errorOnLine(e.task, e.error, c) : ""].filter(Boolean).join("  ");
+      const extra = [e.durationMs !== undefined ? formatDuration(e.durationMs) : "", e.recorded === false ? NOT_RECORDED : "", e.error ? errorOnLine(e.task, e.error, c, whole) : ""].filter(Boolean).join("  ");
       printAbove(`  ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}  ${c.dim(extra)}`);
     },
     finish(result) {
@@ -276,7 +284,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
         log.done();
       });
       restore();
-      out.write(summary(result, c, view));
+      out.write(summary(result, c, view, whole));
     },
     notice(message) {
       printAbove(c.yellow(printable(message)));
@@ -368,8 +376,11 @@ function divertAbove(above: (write: () => void) => void, drawing: () => boolean)
   };
 }
 
-/** The closing table: task, status, duration, run id; then the flow's line, and `view` (the run's page) when given. */
-export function summary(result: FlowResult<unknown>, c: Colors, view?: string): string {
+/**
+ * The closing table: task, status, duration, run id; then the flow's line, and `view` (the run's
+ * page) when given. `whole`: where a failed task's whole error is ({@link wholeErrorAt}).
+ */
+export function summary(result: FlowResult<unknown>, c: Colors, view?: string, whole = wholeErrorAt(true)): string {
   const style = statusStyle(c);
   const tasks = Object.values(result.tasks);
   const many = tasks.length > 40;
@@ -383,7 +394,7 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string): 
       const cell = statusCell(t).padEnd(statusWidth);
       lines.push(
         `${taskCell(t.task).padEnd(width)}  ${t.recorded === false ? c.yellow(cell) : style[t.status](cell)}  ${(t.durationMs !== undefined ? formatDuration(t.durationMs) : "-").padStart(9)}  ${t.runId ?? "-"}` +
-          (t.status === "failed" && t.error ? `\n${" ".repeat(width + 2)}${c.red(errorText(t.error).split("\n").join(`\n${" ".repeat(width + 2)}`))}` : "") +
+          (t.status === "failed" && t.error ? `\n${" ".repeat(width + 2)}${c.red(errorText(t.error, false, process.cwd(), "", whole).split("\n").join(`\n${" ".repeat(width + 2)}`))}` : "") +
           (t.notStarted && t.status !== "succeeded" ? `\n${" ".repeat(width + 2)}${notStartedLine(t.notStarted)}` : ""),
       );
     }
@@ -436,9 +447,9 @@ function flowLine(result: FlowResult<unknown>, c: Colors): string {
  * run says why, when it was given a reason.
  */
 function whyLines(result: FlowResult<unknown>, c: Colors): string[] {
-  if (result.status === "cancelled" && result.error?.name === "CancelledError") return [c.yellow(printable(result.error.message))];
+  if (result.status === "cancelled" && result.error?.name === "CancelledError") return [c.yellow(printable(cutLongLines(result.error.message, wholeErrorAt(false))))];
   if (result.status !== "succeeded" && result.error && result.error.name !== "TaskFailed" && result.error.name !== "CancelledError") {
-    return [c.red(printable(`${result.error.name}: ${result.error.message}`))];
+    return [c.red(printable(cutLongLines(`${result.error.name}: ${result.error.message}`, wholeErrorAt(false))))];
   }
   return [];
 }
@@ -529,8 +540,8 @@ function leaderboardParams(params: Readonly<Record<string, unknown>>): string {
  * carries the task's `[task]` prefix, as its log lines do, so that none passes for a line of
  * Cairn's own (`00:00:00 ✓ succeeded  other`); the place it was raised at stays Cairn's own line.
  */
-function errorOnLine(task: string, error: ErrorInfo, c: Colors): string {
-  return errorText(error, true, process.cwd(), `${c.dim(`[${task}]`)} `);
+function errorOnLine(task: string, error: ErrorInfo, c: Colors, whole: string): string {
+  return errorText(error, true, process.cwd(), `${c.dim(`[${task}]`)} `, whole);
 }
 
 /**
@@ -538,10 +549,11 @@ function errorOnLine(task: string, error: ErrorInfo, c: Colors): string {
  * (relative to the working directory when inside it). `brief` (a task's own line, printed right
  * after the task's output) leaves out a failed process's stderr tail: the views printed those lines
  * as the process wrote them, and the closing summary shows the tail beside the task.
- * `continuation` starts each line of the message after its first.
+ * `continuation` starts each line of the message after its first. A line longer than
+ * ERROR_LINE_LIMIT characters (printable.ts) is cut in its middle, saying `whole`: where the whole text is.
  */
-export function errorText(error: ErrorInfo, brief = false, cwd = process.cwd(), continuation = ""): string {
-  let text = printable(error.message);
+export function errorText(error: ErrorInfo, brief = false, cwd = process.cwd(), continuation = "", whole = wholeErrorAt(true)): string {
+  let text = printable(cutLongLines(error.message, whole));
   if (brief && error.name === "ProcessFailedError") text = text.replace(/ Last \d+ lines? of stderr:\n(?: {2}\| .*\n)+/, " Its stderr is printed above. ");
   if (continuation) text = text.split("\n").join(`\n${continuation}`);
   if (error.at) {
