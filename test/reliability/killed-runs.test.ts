@@ -65,6 +65,20 @@ describe.each([
     // Killed or crashed, or (with no process to tell) a closing record that a full disk refused: the tag does not claim to know which.
     expect(byName.slow!.tags["cairn.abandoned"]).toMatch(/ended without closing it: killed, crashed, or its closing record could not be written \(a full disk\)/);
 
+    // Read by a person: why it is KILLED (it printed `KILLED 5.5s` and nothing else), and what its duration is.
+    const said = await cairn(["show", flowRunId, "--root", root]);
+    expect(said.code, said.stderr).toBe(0);
+    const abandoned = new RegExp(
+      `^abandoned: Its process \\(pid ${killed.pid} on [^)]+\\) ended without closing it: killed, crashed, or its closing record could not be written \\(a full disk\\); ` +
+        `closed as KILLED by process \\d+ at [^ ]+Z\\. Its duration runs until then, when it was found, not until its process ended\\.$`,
+      "m",
+    );
+    expect(said.stdout).toMatch(abandoned);
+    expect(said.stdout.split("\n").find((l) => l.startsWith("slow "))).toMatch(/ KILLED .* abandoned: its process ended without closing it$/);
+    const slowShown = await cairn(["show", byName.slow!.runId, "--root", root]);
+    expect(slowShown.code, slowShown.stderr).toBe(0);
+    expect(slowShown.stdout).toMatch(abandoned);
+
     // A later, successful run of the same flow does not bring them back to RUNNING.
     const again = await cairn(["run", flowFile, "--json", "--root", root], { SLOW_MS: "0" });
     expect(again.code, again.stderr).toBe(0);

@@ -1698,6 +1698,8 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   for (const { attempt, error } of attemptErrors(run.tags)) lines.push(`attempt ${attempt} of ${attempts} failed: ${error}`);
   const ending = run.parentRunId === undefined ? flowEnding(run) : "";
   if (ending) lines.push(ending);
+  const abandoned = abandonedNote(run);
+  if (abandoned) lines.push(abandoned);
   // What the record holds is data (from a shared server, anyone's): printable, past the first line's
   // own colours; a name or value on one line (params, metrics), so that none can add lines of its own.
   stdout.write(`${[lines[0], ...lines.slice(1).map(printable)].join("\n")}\n`);
@@ -1830,6 +1832,9 @@ async function openFile(file: string, stderr: Writable): Promise<void> {
   if (why !== undefined) stderr.write(`cairn: warning: could not open the report with ${command} (${why}); it is written at ${printableLine(file)}: open that file in a browser yourself.\n`);
 }
 
+/** Of a run closed by a later command: why (abandonedNote). */
+const ABANDONED_TAG = "cairn.abandoned";
+
 /**
  * Why a flow run ended as it did, as its record says: the reason it was cancelled with, or the
  * error it failed with (both masked when they were recorded). A cancelled run's error repeats its
@@ -1840,6 +1845,17 @@ function flowEnding(r: RunRecord): string {
   if (reason) return `cancelled: ${reason}`;
   const error = errorOf(r);
   return error ? `error: ${error}` : "";
+}
+
+/**
+ * Of a run that a later command closed as KILLED because its process had ended without closing
+ * it (killed, crashed): why, as its `cairn.abandoned` tag says it, and what its duration means,
+ * since its end time is when it was found; "" for any other run.
+ */
+function abandonedNote(r: RunRecord): string {
+  const why = r.tags[ABANDONED_TAG];
+  if (why === undefined) return "";
+  return `abandoned: ${why.replace(/\.?$/, ".")} Its duration runs until then, when it was found, not until its process ended.`;
 }
 
 /** `Name: message` of a failed run's error, from its tags; "" when it has none. */
@@ -1867,7 +1883,8 @@ function taskNote(r: RunRecord, full = false): string {
   }
   if (t["cairn.status"] === "cancelled") return "cancelled";
   const error = errorOf(r);
-  if (!error) return "";
+  // Its own `cairn show` says why whole (abandonedNote).
+  if (!error) return t[ABANDONED_TAG] !== undefined && !full ? "abandoned: its process ended without closing it" : "";
   if (full) return error;
   // One line on a row; `cairn show` of the task run prints it whole.
   const line = error.split("\n")[0]!;
