@@ -8,6 +8,7 @@
 import { inspect } from "node:util";
 import { CairnError, quotesHint } from "@cairn/cache";
 import { isError } from "./run/events.ts";
+import { redactCredentials } from "./run/redact.ts";
 
 /**
  * Base class of every Cairn error, the cache's among them; `CairnError.is(error)` catches
@@ -340,8 +341,8 @@ const THROWN_PREVIEW_LENGTH = 200;
 
 /**
  * `thrown` as {@link describeValue} says it, and for an object, an array or a function also
- * its beginning as `util.inspect` shows it: what was thrown is all the user has to find the
- * throw by, as it has no stack. Bounded however large the value (depth, items, string lengths),
+ * its beginning as `util.inspect` shows it, credentials redacted by key name (redactCredentials):
+ * what was thrown is all the user has to find the throw by, as it has no stack. Bounded however large the value (depth, items, string lengths),
  * and never throws (a Proxy's trap may): then the description alone.
  */
 function describeThrown(thrown: unknown, mask: (text: string) => string): string {
@@ -352,7 +353,8 @@ function describeThrown(thrown: unknown, mask: (text: string) => string): string
   try {
     what = describeValue(thrown);
     // String lengths bounded past the cut, so a string cut by inspect is never cut within what is shown.
-    text = mask(inspect(thrown, { depth: 2, maxArrayLength: 20, maxStringLength: 4 * THROWN_PREVIEW_LENGTH, breakLength: Infinity, compact: true }));
+    // Redacted first: a token the task read from the environment itself is no secret the mask knows.
+    text = mask(inspect(redactCredentials(thrown), { depth: 2, maxArrayLength: 20, maxStringLength: 4 * THROWN_PREVIEW_LENGTH, breakLength: Infinity, compact: true }));
   } catch {
     return what;
   }
