@@ -1,15 +1,24 @@
 /**
- * What a failed function task's record keeps of what it threw, and never the credentials such a
- * value carries, also when the task read them from the environment itself and they were never
- * declared as secrets. Read back from the embedded store's `cairn/error.txt` and from the flow's
- * result (what the terminal and the tags show).
+ * What a failed function task's record keeps of what it threw beyond a name and a message: an
+ * Error's own fields (an HTTP error's status, a real axios error's code and response), and never
+ * the credentials such a value carries, also when the task read them from the environment itself
+ * and they were never declared as secrets. Read back from the embedded store's `cairn/error.txt`
+ * and from the flow's result (what the terminal and the tags show).
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer as createHttpServer } from "node:http";
+import { createServer } from "node:net";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { LocalStore } from "@cairn/core";
 import { flow, task, type FlowResult } from "cairn-dag";
+
+// axios is a dependency of the DSL (http tasks), not of the workspace root.
+const axios = createRequire(join(import.meta.dirname, "../packages/dsl/package.json"))("axios") as {
+  get(url: string, config?: object): Promise<unknown>;
+};
 
 const ENV_TOKEN = "ENV_TOKEN_xyz-never-declared";
 
@@ -22,6 +31,26 @@ const tmp = async () => {
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
+
+/** A local port nothing listens on: a request to it is refused at once. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+class HttpError extends Error {
+  override name = "HttpError";
+  constructor(
+    message: string,
+    readonly statusCode: number,
+    readonly response: object,
+  ) {
+    super(message);
+  }
+}
 
 /** Runs `f` in the embedded store and gives its result and each failed task's `cairn/error.txt`. */
 async function runAndRead(
@@ -39,6 +68,72 @@ async function runAndRead(
   }
   return { result, errorTxt, tags };
 }
+
+describe("a failed task's error.txt keeps what its error holds", () => {
+  it("an Error subclass's own fields, credentials by key name redacted", async () => {
+    const http = task("http").run(() => {
+      throw new HttpError("upstream failed", 503, {
+        data: { detail: "upstream down" },
+        headers: { "set-cookie": ["sid=cookie-value-123"], "x-request-id": "req-7" },
+        auth: { user: "me", password: "hunter2-password" },
+      });
+    });
+    const { errorTxt } = await runAndRead(flow("http-fields").build(() => (http(), {})));
+    const text = errorTxt.http!;
+    expect(text).toMatch(/^HttpError: upstream failed\n/);
+    expect(text).toContain("\n  statusCode: 503\n");
+    expect(text).toContain("detail: 'upstream down'");
+    expect(text).toContain("'x-request-id': 'req-7'");
+    expect(text).toContain("'set-cookie': '***'");
+    expect(text).toContain("password: '***'");
+    expect(text).not.toMatch(/cookie-value-123|hunter2/);
+  });
+
+  it("a real axios error: its code, its cause's fields, never its request settings nor the headers it sent", async () => {
+    const port = await closedPort();
+    const call = task("call").run(async () => {
+      await axios.get(`http://127.0.0.1:${port}/items`, { headers: { Authorization: `Bearer ${ENV_TOKEN}`, "X-Api-Key": ENV_TOKEN }, auth: { username: "u", password: ENV_TOKEN } });
+    });
+    const { result, errorTxt } = await runAndRead(flow("axios-fields").build(() => (call(), {})));
+    expect(result.tasks.call!.error?.message).toContain("ECONNREFUSED");
+    const text = errorTxt.call!;
+    expect(text).toContain("\n  isAxiosError: true\n");
+    expect(text).toContain("\n  code: 'ECONNREFUSED'\n");
+    expect(text).toContain("  config: [left out: the request's settings may hold credentials]");
+    expect(text).toContain("  request: [left out: the request's settings may hold credentials]");
+    // The cause, Node's own error, with its fields.
+    expect(text).toMatch(/Caused by:\nError: connect ECONNREFUSED[^]*\n {2}syscall: 'connect'/);
+    expect(text).not.toContain(ENV_TOKEN);
+    expect(JSON.stringify(result)).not.toContain(ENV_TOKEN);
+  });
+
+  it("a real axios error with a response: its status and body, the response's headers with set-cookie redacted, never the request", async () => {
+    const server = createHttpServer((_, res) => {
+      res.writeHead(503, { "content-type": "application/json", "set-cookie": "sid=cookie-value-123", "x-request-id": "req-7" });
+      res.end(JSON.stringify({ detail: "upstream down" }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      const call = task("call").run(async () => {
+        await axios.get(`http://127.0.0.1:${port}/items`, { headers: { Authorization: `Bearer ${ENV_TOKEN}` } });
+      });
+      const { result, errorTxt } = await runAndRead(flow("axios-response").build(() => (call(), {})));
+      expect(result.tasks.call!.error?.message).toBe("Request failed with status code 503");
+      const text = errorTxt.call!;
+      expect(text).toContain("\n  status: 503\n");
+      expect(text).toMatch(/\n {2}response: .*status: 503, statusText: 'Service Unavailable'/);
+      expect(text).toContain("data: { detail: 'upstream down' }");
+      expect(text).toContain("'x-request-id': 'req-7'");
+      expect(text).toContain("'set-cookie': '***'");
+      expect(text).toMatch(/response: .*config: \[left out: the request's settings may hold credentials\]/);
+      expect(text).not.toMatch(/cookie-value-123|127\.0\.0\.1:\d+\r\n|_header/);
+      expect(text).not.toContain(ENV_TOKEN);
+    } finally {
+      server.close();
+    }
+  });
+});
 
 describe("a thrown plain object", () => {
   it("shows its credentials by key name as *** in its message (terminal, tags, MLflow), also a token read from the environment", async () => {

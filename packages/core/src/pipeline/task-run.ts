@@ -6,11 +6,13 @@
  * over, so that every node of the flow has a run whatever happened to it.
  */
 import { basename, dirname, resolve as resolvePath } from "node:path";
+import { inspect } from "node:util";
 import { CairnError, type CacheEntry } from "@cairn/cache";
 import { CACHED_FROM_NAME_TAG, CACHED_FROM_TAG, FAILED_KEY_TAG, KEY_TAG, MANIFEST_PATH, type StoredManifest } from "../caching/task-cache.ts";
 import { isArtifact } from "../definition/artifact.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { type ErrorInfo, isError, toErrorInfo } from "../run/events.ts";
+import { errorFields, redactCredentials } from "../run/redact.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
@@ -402,25 +404,58 @@ function fitTag(value: string): string {
 }
 
 /**
- * The whole text of an error, for {@link ERROR_FILE}: `Name: message` and its stack frames,
- * then each cause the same way, masked.
+ * The whole text of an error, for {@link ERROR_FILE}: `Name: message`, its stack frames and its
+ * own fields (an HTTP error's `statusCode`, `code`, `response`), then each cause the same way;
+ * the fields redacted by key name (redactCredentials), the whole masked.
  */
 export function errorText(error: unknown, secrets: SecretRegistry): string {
+  return secrets.mask(`${errorChainLines(error, new Set()).join("\n")}\n`);
+}
+
+/** Longest line an error's field is written on. */
+const FIELD_LINE_LIMIT = 2_000;
+
+/** `error` and each of its causes; `seen` cuts a cycle through causes. */
+function errorChainLines(error: unknown, seen: Set<unknown>): string[] {
   const lines: string[] = [];
-  const seen = new Set<unknown>();
   for (let current = error; current !== undefined && current !== null && !seen.has(current); ) {
     seen.add(current);
     if (lines.length) lines.push("", "Caused by:");
-    const info = toErrorInfo(current);
-    lines.push(`${info.name}: ${info.message}`);
+    lines.push(...oneErrorLines(current));
     if (!isError(current)) break;
-    // The frames only: the stack's first lines repeat the message, under the name the error had when it was made.
     const error = current;
-    const stack = readSafely(() => error.stack);
-    for (const line of typeof stack === "string" ? stack.split("\n") : []) if (/^\s+at /.test(line)) lines.push(line);
     current = readSafely(() => error.cause);
   }
-  return secrets.mask(`${lines.join("\n")}\n`);
+  return lines;
+}
+
+/** One error without its causes: `Name: message`, its stack frames, its fields. */
+function oneErrorLines(value: unknown): string[] {
+  const info = toErrorInfo(value);
+  if (!isError(value)) {
+    // A cause that is no Error: what it holds, redacted, not "[object Object]".
+    const shown = typeof value === "object" && value !== null ? fieldText(value) : info.message;
+    return [`${info.name}: ${shown}`];
+  }
+  const lines = [`${info.name}: ${info.message}`];
+  // The frames only: the stack's first lines repeat the message, under the name the error had when it was made.
+  const stack = readSafely(() => value.stack);
+  for (const line of typeof stack === "string" ? stack.split("\n") : []) if (/^\s+at /.test(line)) lines.push(line);
+  // Cairn's own errors say all they hold in their message.
+  if (!CairnError.is(value)) for (const [key, field] of errorFields(value)) lines.push(`  ${key}: ${fieldText(field)}`);
+  return lines;
+}
+
+/** A field's value on one line, as `util.inspect` shows it, redacted, cut at {@link FIELD_LINE_LIMIT}. */
+function fieldText(value: unknown): string {
+  let text: string;
+  try {
+    text = inspect(redactCredentials(value), { depth: 4, maxArrayLength: 20, maxStringLength: FIELD_LINE_LIMIT, breakLength: Infinity, compact: true });
+  } catch {
+    return "[unreadable]";
+  }
+  text = text.replace(/\s*\n\s*/g, " ");
+  return text.length > FIELD_LINE_LIMIT ? `${text.slice(0, FIELD_LINE_LIMIT)}... [${text.length} characters]` : text;
 }
 
 /**
