@@ -1,9 +1,10 @@
 /**
  * What a failed function task's record keeps of what it threw beyond a name and a message: an
- * Error's own fields (an HTTP error's status, a real axios error's code and response), and never
- * the credentials such a value carries, also when the task read them from the environment itself
- * and they were never declared as secrets. Read back from the embedded store's `cairn/error.txt`
- * and from the flow's result (what the terminal and the tags show).
+ * AggregateError's inner errors, an Error's own fields (an HTTP error's status, a real axios
+ * error's code and response), and never the credentials such a value carries, also when the
+ * task read them from the environment itself and they were never declared as secrets. Read back
+ * from the embedded store's `cairn/error.txt` and from the flow's result (what the terminal and
+ * the tags show).
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer as createHttpServer } from "node:http";
@@ -70,6 +71,34 @@ async function runAndRead(
 }
 
 describe("a failed task's error.txt keeps what its error holds", () => {
+  it("an AggregateError's inner errors: each with its name, message, stack and cause; the first 10 and a count", async () => {
+    const aggregate = task("aggregate").run(() => {
+      throw new AggregateError([new Error("first inner"), new TypeError("second inner", { cause: new Error("why the second") })], "two things failed");
+    });
+    const anyOf = task("any-of").run(async () => {
+      await Promise.any(Array.from({ length: 12 }, (_, i) => Promise.reject(new Error(`mirror ${i + 1} down`))));
+    });
+    // An inner error that is the aggregate itself is written once, not forever.
+    const loop = task("loop").run(() => {
+      const error = new AggregateError([new Error("looped inner")], "loop");
+      error.errors.push(error);
+      throw error;
+    });
+    const { result, errorTxt } = await runAndRead(flow("aggregate-errors").build(() => (aggregate(), anyOf(), loop(), {})));
+    expect(errorTxt.loop).toMatch(/^AggregateError: loop\n[^]*Inner error 1 of 2:\n {2}Error: looped inner\n[^]*Inner error 2 of 2:\n {2}\(an error written above\)\n$/);
+    expect(result.tasks.aggregate!.error).toMatchObject({ name: "AggregateError", message: "two things failed" });
+    const text = errorTxt.aggregate!;
+    expect(text).toMatch(/^AggregateError: two things failed\n {4}at .*error-fields\.test\.ts/);
+    expect(text).toContain("\n  Inner error 1 of 2:\n  Error: first inner\n      at ");
+    expect(text).toContain("\n  Inner error 2 of 2:\n  TypeError: second inner\n      at ");
+    expect(text).toMatch(/ {2}TypeError: second inner\n[^]*\n {2}Caused by:\n {2}Error: why the second\n {6}at /);
+    const any = errorTxt["any-of"]!;
+    expect(any).toMatch(/^AggregateError: All promises were rejected/);
+    expect(any).toContain("Inner error 10 of 12:\n  Error: mirror 10 down");
+    expect(any).not.toContain("mirror 11 down");
+    expect(any).toContain("... and 2 more inner errors");
+  });
+
   it("an Error subclass's own fields, credentials by key name redacted", async () => {
     const http = task("http").run(() => {
       throw new HttpError("upstream failed", 503, {

@@ -405,23 +405,27 @@ function fitTag(value: string): string {
 
 /**
  * The whole text of an error, for {@link ERROR_FILE}: `Name: message`, its stack frames and its
- * own fields (an HTTP error's `statusCode`, `code`, `response`), then each cause the same way;
- * the fields redacted by key name (redactCredentials), the whole masked.
+ * own fields (an HTTP error's `statusCode`, `code`, `response`), then the inner errors of an
+ * AggregateError (what Promise.any throws) each the same way, indented, then each cause the same
+ * way; the fields redacted by key name (redactCredentials), the whole masked.
  */
 export function errorText(error: unknown, secrets: SecretRegistry): string {
-  return secrets.mask(`${errorChainLines(error, new Set()).join("\n")}\n`);
+  return secrets.mask(`${errorChainLines(error, new Set(), 0).join("\n")}\n`);
 }
 
+/** How many of an AggregateError's inner errors are written, and how deep inner errors of inner errors go. */
+const INNER_ERRORS_LIMIT = 10;
+const INNER_ERRORS_DEPTH = 3;
 /** Longest line an error's field is written on. */
 const FIELD_LINE_LIMIT = 2_000;
 
-/** `error` and each of its causes; `seen` cuts a cycle through causes. */
-function errorChainLines(error: unknown, seen: Set<unknown>): string[] {
+/** `error` and each of its causes; `seen` cuts a cycle through causes or inner errors. */
+function errorChainLines(error: unknown, seen: Set<unknown>, depth: number): string[] {
   const lines: string[] = [];
   for (let current = error; current !== undefined && current !== null && !seen.has(current); ) {
     seen.add(current);
     if (lines.length) lines.push("", "Caused by:");
-    lines.push(...oneErrorLines(current));
+    lines.push(...oneErrorLines(current, seen, depth));
     if (!isError(current)) break;
     const error = current;
     current = readSafely(() => error.cause);
@@ -429,11 +433,11 @@ function errorChainLines(error: unknown, seen: Set<unknown>): string[] {
   return lines;
 }
 
-/** One error without its causes: `Name: message`, its stack frames, its fields. */
-function oneErrorLines(value: unknown): string[] {
+/** One error without its causes: `Name: message`, its stack frames, its fields, its inner errors. */
+function oneErrorLines(value: unknown, seen: Set<unknown>, depth: number): string[] {
   const info = toErrorInfo(value);
   if (!isError(value)) {
-    // A cause that is no Error: what it holds, redacted, not "[object Object]".
+    // A thrown object, or a cause or an inner error that is one: what it holds, redacted, not "[object Object]".
     const shown = typeof value === "object" && value !== null ? fieldText(value) : info.message;
     return [`${info.name}: ${shown}`];
   }
@@ -443,6 +447,22 @@ function oneErrorLines(value: unknown): string[] {
   for (const line of typeof stack === "string" ? stack.split("\n") : []) if (/^\s+at /.test(line)) lines.push(line);
   // Cairn's own errors say all they hold in their message.
   if (!CairnError.is(value)) for (const [key, field] of errorFields(value)) lines.push(`  ${key}: ${fieldText(field)}`);
+  lines.push(...innerErrorLines(value, seen, depth));
+  return lines;
+}
+
+/** An AggregateError's inner errors (any Error's `errors` array), the first {@link INNER_ERRORS_LIMIT}, each indented under its number. */
+function innerErrorLines(error: Error, seen: Set<unknown>, depth: number): string[] {
+  const inner = readSafely(() => (error as { errors?: unknown }).errors);
+  if (!Array.isArray(inner) || inner.length === 0) return [];
+  if (depth >= INNER_ERRORS_DEPTH) return [`  (${inner.length} inner errors, nested too deep to write)`];
+  const lines: string[] = [];
+  inner.slice(0, INNER_ERRORS_LIMIT).forEach((item: unknown, i) => {
+    lines.push("", `  Inner error ${i + 1} of ${inner.length}:`);
+    if (seen.has(item)) lines.push("  (an error written above)");
+    else for (const line of errorChainLines(item, seen, depth + 1)) lines.push(line ? `  ${line}` : line);
+  });
+  if (inner.length > INNER_ERRORS_LIMIT) lines.push("", `  ... and ${inner.length - INNER_ERRORS_LIMIT} more inner errors`);
   return lines;
 }
 
