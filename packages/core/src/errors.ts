@@ -362,6 +362,69 @@ function describeThrown(thrown: unknown, mask: (text: string) => string): string
   return `${what}: ${text.length > THROWN_PREVIEW_LENGTH ? `${text.slice(0, THROWN_PREVIEW_LENGTH - 1)}…` : text}`;
 }
 
+/**
+ * An error escaped every handler while a flow ran: an uncaught exception (a throw in a timer or
+ * callback) or an unhandled promise rejection, which would have ended the process. `nodeId` is
+ * the task whose code it came from (its async context), when it can be told; the error itself
+ * is the `cause`. Not retried: the flow stops.
+ */
+export class ProcessCrashError extends CairnError {
+  static override readonly code: string = "CAIRN_PROCESS_CRASH";
+  override name = "ProcessCrashError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly how: "uncaught-exception" | "unhandled-rejection",
+    readonly nodeId: string | undefined,
+    error: unknown,
+  ) {
+    const what = how === "uncaught-exception" ? "an uncaught exception" : "an unhandled promise rejection";
+    const where = nodeId === undefined ? "outside any task's code" : `in the code of task "${nodeId}"`;
+    const fix =
+      nodeId === undefined
+        ? "Catch it where it is thrown."
+        : "Await or catch every promise the task starts, and catch errors in its timers and callbacks, so they fail the task through its own promise.";
+    super(`The process met ${what} ${where}: ${describeCrash(error)}. It would have ended the process, so the flow was stopped as failed. ${fix}`, { cause: error });
+  }
+}
+
+/**
+ * A task's code called `process.exit()` while a flow ran: Cairn refuses it (the runs could not
+ * be recorded) and fails the task instead.
+ */
+export class TaskExitError extends CairnError {
+  static override readonly code: string = "CAIRN_TASK_EXIT";
+  override name = "TaskExitError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly nodeId: string,
+    readonly exitCode: unknown,
+  ) {
+    super(
+      `Task "${nodeId}" called process.exit(${exitCode === undefined ? "" : inspect(exitCode)}) while the flow ran: the process would have ended with its runs unrecorded, so the task fails instead. ` +
+        `Throw an Error to fail a task, or return to end it.`,
+    );
+  }
+}
+
+/** What crashed: an Error's name and message, anything else as util.inspect shows its beginning. */
+function describeCrash(error: unknown): string {
+  if (isError(error)) {
+    // Where it was thrown: the first frame of its stack, as no handler of the task's own shows it.
+    const at = typeof error.stack === "string" ? /\n\s+at (.+)/.exec(error.stack)?.[1] : undefined;
+    return `${error.name}: ${error.message}${at ? ` (at ${at})` : ""}`;
+  }
+  try {
+    const text = inspect(error, { depth: 2, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 200 });
+    return text.length > 300 ? `${text.slice(0, 297)}...` : text;
+  } catch {
+    return "a value that cannot be shown";
+  }
+}
+
 /** The task or flow was cancelled (run.cancel(), an AbortSignal, Ctrl-C). */
 export class CancelledError extends CairnError {
   static override readonly code: string = "CAIRN_CANCELLED";

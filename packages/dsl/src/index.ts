@@ -96,6 +96,8 @@ export {
   KindOutputError,
   TaskTimeoutError,
   NonErrorThrownError,
+  ProcessCrashError,
+  TaskExitError,
   CancelledError,
   NonRetryableError,
   SecretNotFoundError,

@@ -6,11 +6,13 @@
  */
 import { readdir, rename } from "node:fs/promises";
 import { join } from "node:path";
+import { setImmediate } from "node:timers/promises";
 import pRetry from "p-retry";
 import { RECORD_FOLDER } from "../definition/artifact-path.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { CancelledError, NonErrorThrownError, TaskTimeoutError } from "../errors.ts";
 import { makeFolder } from "../make-folder.ts";
+import { AttemptCrash, inAttempt, isWatched } from "../run/crash-guard.ts";
 import { isError, noteErrorSource, placeNode, type TaskStatus, toErrorInfo } from "../run/events.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import type { AbandonedAttempts } from "./abandoned.ts";
@@ -207,19 +209,27 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
     };
   }
   const ctx = new RunningTaskContext(scope.shared, node, task.runId, attempt, signal, task.recorder, task.holder);
+  // Within a run that watches for crashes (crash-guard.ts), what escapes the task's code fails this attempt.
+  const crash = isWatched(scope.flowSignal) ? new AttemptCrash(node.id, scope.flowSignal) : undefined;
   try {
     let output: unknown;
     try {
       const interceptors = scope.interceptors;
-      const returned = interceptors?.length
-        ? intercept(interceptors, { nodeId: node.id, taskName: node.task.name, kind: node.task.kind, attempt, inputs, ctx }, () => node.task.run(inputs, ctx))
-        : node.task.run(inputs, ctx);
+      const call = () =>
+        interceptors?.length
+          ? intercept(interceptors, { nodeId: node.id, taskName: node.task.name, kind: node.task.kind, attempt, inputs, ctx }, () => node.task.run(inputs, ctx))
+          : node.task.run(inputs, ctx);
+      const returned = crash ? inAttempt(crash, call) : call();
       // A synchronous result needs no race: nothing can cancel it any more. Any thenable is awaited
       // (a query builder, a Promise of another realm), as an interceptor's `next()` awaits it.
       if (isThenable(returned)) {
         const pending = Promise.resolve(returned);
         try {
-          output = await Promise.race([pending, aborted]);
+          output = await Promise.race(crash ? [pending, aborted, crash.failed] : [pending, aborted]);
+          // A promise the task rejected and never awaited is reported once the microtasks drain:
+          // one turn of the loop lets it fail this attempt rather than the flow after it.
+          if (crash) await setImmediate();
+          if (crash?.error) throw crash.error;
         } catch (error) {
           // The attempt is over at its signal, whether or not the task listens to it.
           if (signal.aborted && error === signal.reason) scope.abandoned.abandon(node.id, attempt, pending, ctx);
@@ -227,6 +237,7 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
         }
       } else {
         output = returned;
+        if (crash?.error) throw crash.error; // process.exit() called and its throw caught by the task
       }
       const late = overran?.();
       if (late) throw late;

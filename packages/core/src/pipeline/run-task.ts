@@ -173,9 +173,11 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     if (beside) return { ok: true, outputs, recorded: beside };
     return (await close()) ? { ok: true, outputs } : { ok: true, outputs, recorded: false };
   } catch (error) {
-    // A task running when the flow was stopped ends cancelled, whatever it threw on its way out.
+    // A task running when the flow was stopped ends cancelled, whatever it threw on its way out;
+    // but not the one whose own error stopped it (a crash in its code: crash-guard.ts), which failed.
     const stop = scope.flowSignal.aborted ? scope.flowSignal.reason : undefined;
-    const cancelled = isStopReason(stop) || CancelledError.is(error);
+    const stoppedByIt = isStopReason(stop) && stop.kind === "flow-failed" && stop.detail === error;
+    const cancelled = (isStopReason(stop) && !stoppedByIt) || CancelledError.is(error);
     // Stopped while its process group is being ended (SIGTERM, then SIGKILL after killGraceMs):
     // the flow waits for the group, and for its logs to be sent, so that the run is closed with
     // its whole record, and `cairn` does not exit over a cleanup that is under way.

@@ -25,6 +25,7 @@ import { type ErrorInfo, type FlowEvent, type FlowStatus, type RunEvent, toError
 import { SecretRegistry } from "./secrets.ts";
 import { booleanFromEnv, checkKnownKeys, closestName } from "../internal.ts";
 import { StopReason } from "../pipeline/stop.ts";
+import { watchCrashes } from "./crash-guard.ts";
 import { KIND_TAG, flowErrorTags } from "../pipeline/task-run.ts";
 import { cairnBuild, VERSION_TAG } from "../cairn-build.ts";
 import { rejectOnAbort } from "../pipeline/attempts.ts";
@@ -649,9 +650,17 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   // The graph as the run logs it (cairn/graph.json), and hands it to beforeEnd.
   const graphJson = tracker.capabilities.records ? JSON.stringify(toGraphJson(graph, true), null, 2) : "";
 
+  // An error that escapes a task's code (or any code) while the run is open stops it as failed,
+  // where Node would end the process with the run left RUNNING (crash-guard.ts).
+  let crashed: Error | undefined;
+  let offCrash: (() => void) | undefined;
   const body = async (emit: Listener): Promise<FlowResult<Outputs>> => {
     // Masked by the run's door (FlowRun's emit), as every event is.
     emitToRun = emit;
+    offCrash = watchCrashes(execution.signal, (error) => {
+      crashed ??= error;
+      execution.fail(error);
+    });
     // Let the caller attach listeners before the first event.
     await new Promise((r) => setImmediate(r));
     const closed = describeAbandonedRuns(await abandoned);
@@ -778,6 +787,12 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     }
     const tasks = Object.fromEntries(execution.results);
     if (!error && status !== "succeeded") error = flowError(status, tasks, execution.signal.reason, graph.indexed.index);
+    // A crash no task failed with (outside any task's code, or after its task had ended) is the flow's own error.
+    if (crashed && status !== "cancelled" && !failedTasks(tasks).length) {
+      status = "failed";
+      outputs = undefined;
+      error = toErrorInfo(crashed);
+    }
     // The end the run is recorded with, once its work and outputs are done: the report (beforeEnd)
     // states it, so it is taken before the report is written, and the run's duration ends here.
     let endTime: number | undefined;
@@ -858,7 +873,10 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
         await closeOwnStore(cache);
         throw error;
       })
-      .finally(settled);
+      .finally(() => {
+        offCrash?.();
+        settled();
+      });
   return new FlowRun<Outputs>(flowRunId, definition.name, tracker, execution, guarded, (event) => secrets.maskEvent(event), hurry);
 }
 

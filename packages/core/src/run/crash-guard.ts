@@ -1,0 +1,149 @@
+/**
+ * What an error that escapes every handler does while a flow runs in this process. Node's
+ * default ends the process at once (an uncaught exception, an unhandled rejection), leaving
+ * the runs RUNNING with no word of why, and a task's `process.exit()` does the same. While at
+ * least one flow run is open, this module listens for both events and stands in for
+ * `process.exit`: an error raised in the async context of a task's attempt (AsyncLocalStorage,
+ * which follows it into the promises, timers and callbacks that code starts) fails that task
+ * and stops its flow as failed; one raised elsewhere stops every open flow as failed, unless
+ * the app listens for it itself (then it is the app's, as it was). When the last run ends, the
+ * listeners and `process.exit` are as they were. The state is the process's, not a run's: the
+ * events and `process.exit` are one per process.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { ProcessCrashError, TaskExitError } from "../errors.ts";
+
+/**
+ * One attempt of a task, as the code it runs sees it (its async context): where an error
+ * escaping that code goes. `failed` rejects with the error, raced against the attempt.
+ */
+export class AttemptCrash {
+  /** The error that failed the attempt, once one did. */
+  error: Error | undefined;
+  /** Rejects with {@link error}; observed through the attempt's race, never an unhandled rejection. */
+  readonly failed: Promise<never>;
+  private reject!: (error: Error) => void;
+
+  constructor(
+    readonly nodeId: string,
+    /** The flow's signal: which open run the attempt belongs to. */
+    readonly flow: AbortSignal,
+  ) {
+    this.failed = new Promise<never>((_, reject) => (this.reject = reject));
+    this.failed.catch(() => {});
+  }
+
+  /** Fails the attempt with `error`, if nothing failed it yet. */
+  fail(error: Error): void {
+    if (this.error) return;
+    this.error = error;
+    this.reject(error);
+  }
+}
+
+const attempts = new AsyncLocalStorage<AttemptCrash>();
+/** The open flow runs, by their signal: what stops each one as failed. */
+const open = new Map<AbortSignal, (error: Error) => void>();
+/** `process.exit` as it was when the first run opened. */
+let exitBefore: typeof process.exit | undefined;
+
+/** Whether the flow run of `flow` (its signal) is watched: its attempts then run {@link inAttempt}. */
+export function isWatched(flow: AbortSignal): boolean {
+  return open.has(flow);
+}
+
+/** Runs `fn` (a task's code) so that what escapes it, now or later, is known as `crash`'s. */
+export function inAttempt<T>(crash: AttemptCrash, fn: () => T): T {
+  return attempts.run(crash, fn);
+}
+
+/**
+ * Watches for crashes while the flow run of `flow` (its signal) is open: `stop` is given the
+ * error that stops it. Returns what ends the watch; the last one ended puts everything back.
+ */
+export function watchCrashes(flow: AbortSignal, stop: (error: Error) => void): () => void {
+  if (open.size === 0) install();
+  open.set(flow, stop);
+  return () => {
+    if (!open.delete(flow) || open.size > 0) return;
+    uninstall();
+  };
+}
+
+function install(): void {
+  process.on("uncaughtException", onUncaughtException);
+  process.on("unhandledRejection", onUnhandledRejection);
+  exitBefore = process.exit;
+  process.exit = exitInTask;
+}
+
+function uninstall(): void {
+  process.off("uncaughtException", onUncaughtException);
+  process.off("unhandledRejection", onUnhandledRejection);
+  // Replaced again since (a test runner's): left as it is; ours passes every call on while no run is open.
+  if (process.exit === exitInTask && exitBefore) process.exit = exitBefore;
+  attempts.disable();
+}
+
+/** The attempt of an open run whose code is running now, if any. */
+function currentAttempt(): AttemptCrash | undefined {
+  const crash = attempts.getStore();
+  return crash && open.has(crash.flow) ? crash : undefined;
+}
+
+/**
+ * `process.exit` while a run is open: called from a task's code, it throws a TaskExitError
+ * there and fails the task with it (as test runners refuse it), since the runs could not be
+ * recorded as the process ends; called from anywhere else, it exits as before.
+ */
+const exitInTask = function exit(code?: string | number | null): never {
+  const crash = currentAttempt();
+  if (!crash) return exitBefore!.call(process, code);
+  const error = new TaskExitError(crash.nodeId, code);
+  crash.fail(error);
+  throw error;
+} as typeof process.exit;
+
+function onUncaughtException(error: unknown, origin: NodeJS.UncaughtExceptionOrigin): void {
+  // A rejection passed on to the app's uncaughtException listeners (below) was dealt with as one.
+  if (passing !== NOTHING && error === passing) {
+    passing = NOTHING;
+    return;
+  }
+  // With --unhandled-rejections=strict a rejection arrives here, named by its origin.
+  crashed(origin === "unhandledRejection" ? "unhandled-rejection" : "uncaught-exception", error, () => process.listenerCount("uncaughtException") > 1);
+}
+
+const NOTHING = Symbol("nothing");
+/** A rejection being passed on to the app's uncaughtException listeners. */
+let passing: unknown = NOTHING;
+
+function onUnhandledRejection(reason: unknown): void {
+  const appRejections = process.listenerCount("unhandledRejection") > 1;
+  const appExceptions = process.listenerCount("uncaughtException") > 1;
+  crashed("unhandled-rejection", reason, () => appRejections || appExceptions);
+  // Without a rejection listener of its own, Node raises a rejection as an uncaught exception:
+  // an app that listens only for those still gets it there, as it would without Cairn.
+  if (!appRejections && appExceptions) {
+    passing = reason;
+    throw reason;
+  }
+}
+
+/**
+ * An error escaped: the attempt whose code it came from fails with it and its flow stops;
+ * without one, every open flow stops, unless `appTakesIt()` (the app has its own listener).
+ */
+function crashed(how: ProcessCrashError["how"], error: unknown, appTakesIt: () => boolean): void {
+  const attempt = currentAttempt();
+  if (attempt) {
+    // A process.exit() refused outside the attempt's own promise (in a timer) arrives as itself.
+    const crash = TaskExitError.is(error) ? (error as TaskExitError) : new ProcessCrashError(how, attempt.nodeId, error);
+    attempt.fail(crash);
+    open.get(attempt.flow)?.(crash);
+    return;
+  }
+  if (appTakesIt()) return;
+  const crash = new ProcessCrashError(how, undefined, error);
+  for (const stop of [...open.values()]) stop(crash);
+}
