@@ -86,3 +86,32 @@ describe("cairn run sent a signal while it still starts (its flow file loading)"
     }
   });
 });
+
+describe("cairn run whose task spins in a synchronous loop", () => {
+  it("is not stopped by Ctrl-C or SIGTERM (their handlers cannot run), is by SIGQUIT (Ctrl-\\), and the next command closes its runs KILLED", async () => {
+    const root = await tmp("cairn-cli-busy-");
+    let running!: () => void;
+    const spinning = new Promise<void>((r) => (running = r));
+    const live = start(process.execPath, [cairnBin, "run", fixture("busy-loop.flow.ts"), "--json", "--root", root], {
+      env: childEnv(),
+      onStdout: (out) => taskRunning("spin")(jsonLines(out)) && running(),
+    });
+    try {
+      await spinning;
+      for (const signal of ["SIGINT", "SIGINT", "SIGTERM"] as const) {
+        live.child.kill(signal);
+        await new Promise((r) => setTimeout(r, 700));
+      }
+      expect(live.child.exitCode).toBeNull();
+      expect(live.child.signalCode).toBeNull();
+      // Cairn does not handle SIGQUIT: Node's default ends the process.
+      live.child.kill("SIGQUIT");
+      const exit = await live.done;
+      expect(exit.signal).toBe("SIGQUIT");
+      const after = await cairn(["runs", "--json", "--root", root]);
+      expect(after.stderr).toMatch(/Closed flow run \w+ \(busy-loop\) and 1 task run as KILLED/);
+    } finally {
+      killGroup(live.child);
+    }
+  });
+});
