@@ -820,3 +820,36 @@ describe("a download into a full disk", () => {
     }
   });
 });
+
+/** A fake that answers each request with the next of `answers` (status, headers, body), then 200 with an experiment. */
+async function scriptedServer(answers: { status: number; headers?: Record<string, string>; body: string }[]) {
+  const arrivals: { at: number; method: string; url: string; authorization: string | undefined; body: string }[] = [];
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString()));
+    req.on("end", () => {
+      arrivals.push({ at: performance.now(), method: req.method ?? "", url: req.url ?? "", authorization: req.headers.authorization, body });
+      const next = answers.shift() ?? { status: 200, body: JSON.stringify({ experiment: { experiment_id: "1", name: "x", lifecycle_stage: "active" } }) };
+      res.writeHead(next.status, { "content-type": "application/json", ...next.headers });
+      res.end(next.body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const uri = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { uri, arrivals, close: () => server.close() };
+}
+
+describe("Retry-After", () => {
+  // MLflow's client waits for a 503's Retry-After (urllib3 honours it on 413, 429 and 503); Cairn waited only on a 429.
+  it("a 503 that says when to come back is sent again no sooner", async () => {
+    const fake = await scriptedServer([{ status: 503, headers: { "retry-after": "1" }, body: "busy" }]);
+    try {
+      const client = new MlflowClient({ uri: fake.uri, maxRetries: 2, backoffFactor: 0.01, backoffJitter: 0 });
+      await expect(client.getExperimentByName("x")).resolves.toMatchObject({ experimentId: "1" });
+      expect(fake.arrivals).toHaveLength(2);
+      expect(fake.arrivals[1]!.at - fake.arrivals[0]!.at).toBeGreaterThan(900);
+    } finally {
+      fake.close();
+    }
+  });
+});

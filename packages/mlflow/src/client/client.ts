@@ -1115,7 +1115,8 @@ export class MlflowClient {
     if (TRANSIENT_STATUS.has(res.status) || busy) {
       retryable.add(error);
       const after = retryAfterMs(res.headers["retry-after"]);
-      if (res.status === 429 && after !== undefined) Object.assign(error, { retryAfterMs: after });
+      // As MLflow's client (urllib3's Retry): a 503 that says when to come back is waited for, as a 429 is.
+      if ((res.status === 429 || res.status === 503) && after !== undefined) Object.assign(error, { retryAfterMs: after });
     }
     return error;
   }
