@@ -853,3 +853,65 @@ describe("Retry-After", () => {
     }
   });
 });
+
+describe("credentials refused", () => {
+  // MLflow's clients send basic auth when a user name and password are set, whatever the token; Cairn sent the token.
+  it("sends basic auth when a user name, a password and a token are all set, as MLflow's own clients do", async () => {
+    const fake = await scriptedServer([]);
+    try {
+      const client = new MlflowClient(
+        mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: fake.uri, MLFLOW_TRACKING_USERNAME: "alice", MLFLOW_TRACKING_PASSWORD: "pw-1234", MLFLOW_TRACKING_TOKEN: "tok-5678" }),
+      );
+      await client.getExperimentByName("x");
+      expect(fake.arrivals[0]!.authorization).toBe(`Basic ${Buffer.from("alice:pw-1234").toString("base64")}`);
+      const tokenOnly = new MlflowClient(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: fake.uri, MLFLOW_TRACKING_TOKEN: "tok-5678" }));
+      await tokenOnly.getExperimentByName("x");
+      expect(fake.arrivals[1]!.authorization).toBe("Bearer tok-5678");
+    } finally {
+      fake.close();
+    }
+  });
+
+  // "set X or Y" was said when X was set; the message now names what was sent, by variable, never its value.
+  it("a 401 names the credential that was sent by its variables, never its value", async () => {
+    const fake = await scriptedServer([
+      { status: 401, body: "You are not authenticated." },
+      { status: 401, body: "You are not authenticated." },
+    ]);
+    try {
+      const both = new MlflowClient(
+        mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: fake.uri, MLFLOW_TRACKING_USERNAME: "alice", MLFLOW_TRACKING_PASSWORD: "pw-1234", MLFLOW_TRACKING_TOKEN: "tok-5678" }),
+      );
+      const error = await both.getExperimentByName("x").catch((e: unknown) => e as Error);
+      expect(error).toBeInstanceOf(TrackerUnreachableError);
+      expect(error!.message).toContain("it was sent basic auth from MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD");
+      expect(error!.message).toContain("MLFLOW_TRACKING_TOKEN is set too, and is not sent");
+      expect(error!.message).not.toMatch(/pw-1234|tok-5678/);
+      const token = new MlflowClient(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: fake.uri, MLFLOW_TRACKING_TOKEN: "tok-5678" }));
+      const refused = await token.getExperimentByName("x").catch((e: unknown) => e as Error);
+      expect(refused!.message).toContain("it was sent the bearer token of MLFLOW_TRACKING_TOKEN); check their values");
+      expect(refused!.message).not.toContain("set MLFLOW_TRACKING_USERNAME");
+    } finally {
+      fake.close();
+    }
+  });
+
+  // A 403 was "Cannot reach the MLflow tracking server ... credentials not accepted", its body dropped.
+  it("a 403 says the credentials lack permission, quoting the server's first line masked, and does not call the server unreachable", async () => {
+    const fake = await scriptedServer([{ status: 403, headers: { "content-type": "text/plain" }, body: "Permission denied for pw-1234\nmore" }]);
+    try {
+      const client = new MlflowClient(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: fake.uri, MLFLOW_TRACKING_USERNAME: "alice", MLFLOW_TRACKING_PASSWORD: "pw-1234" }));
+      const error = await client.getExperimentByName("x").catch((e: unknown) => e as Error);
+      expect(error).toBeInstanceOf(MlflowApiError);
+      expect(error).not.toBeInstanceOf(TrackerUnreachableError);
+      expect(error!.message).not.toContain("Cannot reach");
+      expect(error!.message).toContain('refused permission to the user of basic auth from MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD');
+      expect(error!.message).toContain('saying "Permission denied for ***"');
+      expect(error!.message).toContain("lack permission on this experiment or run");
+      expect(error!.message).not.toContain("more");
+      expect(fake.arrivals).toHaveLength(1);
+    } finally {
+      fake.close();
+    }
+  });
+});

@@ -216,6 +216,8 @@ export class MlflowClient {
   private readonly hasCredentials: boolean;
   /** Kept out of `http.defaults` so that printing the client or tracker shows no credentials. */
   readonly #authorization: string | undefined;
+  /** Which credential the client sends, by the variables that hold it (never a value), for the error of a refused request. */
+  readonly #sent: string | undefined;
   /** The token, password and Authorization value, masked in any answer's text the client quotes. */
   readonly #secrets: string[] = [];
   /** MLflow's variables that carry these credentials, for a child process's own MLflow client. */
@@ -259,9 +261,15 @@ export class MlflowClient {
     if (options.token) this.#childEnv.MLFLOW_TRACKING_TOKEN = options.token;
     if (options.username !== undefined) this.#childEnv.MLFLOW_TRACKING_USERNAME = options.username;
     if (options.password !== undefined) this.#childEnv.MLFLOW_TRACKING_PASSWORD = options.password;
-    if (options.token) this.#authorization = `Bearer ${options.token}`;
-    else if (options.username !== undefined || options.password !== undefined) {
+    // As MLflow's own clients (mlflow/utils/rest_utils.py): a user name and password win over a token.
+    const basic = options.username !== undefined && options.password !== undefined;
+    if (basic || (!options.token && (options.username !== undefined || options.password !== undefined))) {
       this.#authorization = `Basic ${Buffer.from(`${options.username ?? ""}:${options.password ?? ""}`).toString("base64")}`;
+      this.#sent = `basic auth from MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or the tracking URI's user name and password)`;
+      if (options.token) this.#sent += `; MLFLOW_TRACKING_TOKEN is set too, and is not sent when a user name and password are, as by MLflow's own clients`;
+    } else if (options.token) {
+      this.#authorization = `Bearer ${options.token}`;
+      this.#sent = "the bearer token of MLFLOW_TRACKING_TOKEN";
     }
     this.hasCredentials = this.#authorization !== undefined;
     for (const secret of [options.token, options.password, this.#authorization, this.#authorization?.replace(/^\w+ /, "")]) {
@@ -1084,6 +1092,27 @@ export class MlflowClient {
     return out;
   }
 
+  /**
+   * A 403: the server knows who is asking (MLflow's basic-auth app answers 401 to unknown
+   * credentials) and refuses that user this experiment or run. Not "cannot reach": the server is
+   * there; its own first line says what was refused.
+   */
+  private forbidden(spec: RequestSpec, errorCode: string, message: string): MlflowApiError {
+    const said = this.#mask(message.replace(/<[^>]*>/g, " ").trim().split(/\r?\n/)[0]!.replace(/\s+/g, " ").trim()).slice(0, 300);
+    const who = this.#sent ? `the user of ${this.#sent.split(";")[0]}` : "an anonymous request (no credentials were given)";
+    return new MlflowApiError(
+      spec.endpoint,
+      403,
+      errorCode,
+      `the MLflow server at ${this.uri} refused permission to ${who}${said ? `, saying "${said}"` : ""}. ` +
+        (this.#sent
+          ? `The credentials were accepted, but lack permission on this experiment or run: have the server's admin grant it ` +
+            `(MLflow's basic-auth app: READ to read, EDIT or MANAGE to record), or use credentials that have it.`
+          : `Set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN, to credentials with permission on this experiment or run.`),
+      spec.runId,
+    );
+  }
+
   private async statusError(res: HttpResponse, spec: RequestSpec): Promise<TrackingError> {
     let text: string;
     if (spec.responseType === "stream") text = await readText(res.data as Readable);
@@ -1101,12 +1130,15 @@ export class MlflowClient {
       // Not MLflow's error body (a proxy's HTML page): keep the text.
     }
     let error: TrackingError;
-    if (res.status === 401 || res.status === 403) {
+    if (res.status === 401) {
       error = new TrackerUnreachableError(
         this.uri,
-        `the server refused the request to ${spec.endpoint} with HTTP ${res.status} (${this.hasCredentials ? "the credentials given were not accepted" : "no credentials were given"}); ` +
-          `set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN`,
+        this.#sent
+          ? `the server refused the request to ${spec.endpoint} with HTTP 401 (the credentials given were not accepted: it was sent ${this.#sent}); check their values`
+          : `the server refused the request to ${spec.endpoint} with HTTP 401 (no credentials were given); set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN`,
       );
+    } else if (res.status === 403) {
+      error = this.forbidden(spec, errorCode, message);
     } else {
       error = new MlflowApiError(spec.endpoint, res.status, errorCode, this.#mask(message), spec.runId);
     }
