@@ -755,13 +755,23 @@ export class MlflowApiError extends TrackingError {
     readonly errorCode: string,
     readonly serverMessage: string,
     readonly runId?: string,
-    options?: { cause?: unknown },
+    options?: {
+      cause?: unknown;
+      /** A request that failed its every retry: the server it was sent to (credentials removed), how many times and for how long, so that a lasting fault (a full disk) reads as one. */
+      tries?: { uri: string; count: number; ms: number };
+    },
   ) {
+    const tries = options?.tries;
     super(
-      `MLflow ${endpoint}${runId ? ` (run ${runId})` : ""} failed with HTTP ${status} ${errorCode}: ${serverMessage}`,
-      options,
+      `MLflow ${endpoint}${runId ? ` (run ${runId})` : ""} failed with HTTP ${status} ${errorCode}` +
+        (tries ? ` at ${tries.uri}, ${tries.count} tries over ${Math.round(tries.ms / 1000)} s` : "") +
+        `: ${serverMessage}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
     );
+    this.tries = tries;
   }
+  /** Set when the request was tried more than once: where, how many times, for how long. */
+  readonly tries: { uri: string; count: number; ms: number } | undefined;
 }
 
 /**

@@ -915,3 +915,35 @@ describe("credentials refused", () => {
     }
   });
 });
+
+describe("a request that fails every retry", () => {
+  // "MLflow runs/log-batch (run 9afa…) failed with HTTP 500 HTTP_500: <html>…" named neither the server nor the tries.
+  it("names the server, the tries and the time spent, and the server's own message out of its error page", async () => {
+    const page = `<!doctype html>\n<html><head><title>500 Internal Server Error</title></head><body><h1>Internal Server Error</h1>\n<pre>Traceback\nOSError: [Errno 28] No space left on device</pre></body></html>`;
+    const fake = await scriptedServer([1, 2, 3].map(() => ({ status: 500, headers: { "content-type": "text/html" }, body: page })));
+    try {
+      const client = new MlflowClient({ uri: fake.uri, maxRetries: 2, backoffFactor: 0.05, backoffJitter: 0 });
+      const error = await client.logBatch("9afa0123", { tags: [{ key: "a", value: "b" }] }).catch((e: unknown) => e as MlflowApiError);
+      expect(error).toBeInstanceOf(MlflowApiError);
+      expect(error!.message).toMatch(new RegExp(`^MLflow runs/log-batch \\(run 9afa0123\\) failed with HTTP 500 HTTP_500 at ${fake.uri}, 3 tries over \\d+ s: OSError: \\[Errno 28\\] No space left on device$`));
+      expect(error!.tries).toMatchObject({ uri: fake.uri, count: 3 });
+      expect(fake.arrivals).toHaveLength(3);
+    } finally {
+      fake.close();
+    }
+  });
+
+  it("an error page without an exception is quoted without its markup; a request answered at once says no tries", async () => {
+    const fake = await scriptedServer([
+      { status: 502, headers: { "content-type": "text/html" }, body: "<html><body><h1>502 Bad Gateway</h1><hr><center>nginx</center></body></html>" },
+      { status: 400, body: JSON.stringify({ error_code: "INVALID_PARAMETER_VALUE", message: "bad" }) },
+    ]);
+    try {
+      const client = new MlflowClient({ uri: fake.uri, maxRetries: 0 });
+      await expect(client.getExperimentByName("x")).rejects.toThrow(/HTTP 502 HTTP_502: 502 Bad Gateway nginx$/);
+      await expect(client.getExperimentByName("x")).rejects.toThrow(/^MLflow experiments\/get-by-name failed with HTTP 400 INVALID_PARAMETER_VALUE: bad$/);
+    } finally {
+      fake.close();
+    }
+  });
+});

@@ -1013,8 +1013,19 @@ export class MlflowClient {
     } catch (error) {
       // Every retry used up without an answer: the server counts as down until it answers again.
       if (unanswered.has(error as Error) && !spec.signal?.aborted && policy.retries > 0 && policy !== ONE_TRY && attempts > policy.retries) this.#unreachable = true;
-      throw error;
+      throw attempts > 1 ? this.afterTries(error, attempts, performance.now() - started) : error;
     }
+  }
+
+  /**
+   * The answer a request got at its last try, saying where it was sent, how many times and for how
+   * long: "failed with HTTP 500" alone read as one bad request, not a server failing for minutes.
+   */
+  private afterTries(error: unknown, count: number, ms: number): unknown {
+    if (!MlflowApiError.is(error) || error.tries) return error;
+    const out = new MlflowApiError(error.endpoint, error.status, error.errorCode, error.serverMessage, error.runId, { tries: { uri: this.uri, count, ms } });
+    for (const set of [retryable, busyDatabase]) if (set.has(error)) set.add(out);
+    return Object.assign(out, "retryAfterMs" in error ? { retryAfterMs: error.retryAfterMs } : {});
   }
 
   /**
@@ -1118,7 +1129,7 @@ export class MlflowClient {
     if (spec.responseType === "stream") text = await readText(res.data as Readable);
     else text = typeof res.data === "string" ? res.data : "";
     let errorCode = `HTTP_${res.status}`;
-    let message = text.trim().slice(0, 500) || String(res.statusText || "no body");
+    let message = serverSays(text) || String(res.statusText || "no body");
     try {
       const body = parseJson(text) as { error_code?: string; message?: string; detail?: unknown };
       if (body && typeof body === "object") {
@@ -1152,6 +1163,18 @@ export class MlflowClient {
     }
     return error;
   }
+}
+
+/**
+ * What a body that is not MLflow's JSON says: a Python exception's line when it holds one (a
+ * server's `OSError: [Errno 28] No space left on device`), else its text without HTML tags, at
+ * most 500 characters: an error page's markup hid the one line that said why.
+ */
+export function serverSays(text: string): string {
+  const raised = /(?:^|[\s>])((?:\([A-Za-z_][\w.]*(?:Error|Exception)\)|[A-Za-z_][\w.]*(?:Error|Exception):) [^\n<]{1,300})/.exec(text);
+  if (raised && /^\s*</.test(text)) return raised[1]!.trim();
+  const plain = /^\s*</.test(text) ? text.replace(/<(script|style)[\s\S]*?<\/\1>/gi, " ").replace(/<[^>]*>/g, " ").replace(/\s+/g, " ") : text;
+  return plain.trim().slice(0, 500);
 }
 
 /** Milliseconds the policy's backoff waits over all its retries, without jitter: about 4 minutes by default. */
