@@ -882,13 +882,13 @@ describe("credentials refused", () => {
       const both = new MlflowClient(
         mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: fake.uri, MLFLOW_TRACKING_USERNAME: "alice", MLFLOW_TRACKING_PASSWORD: "pw-1234", MLFLOW_TRACKING_TOKEN: "tok-5678" }),
       );
-      const error = await both.getExperimentByName("x").catch((e: unknown) => e as Error);
+      const error = await both.getExperimentByName("x").then(() => new Error("resolved"), (e: unknown) => e as Error);
       expect(error).toBeInstanceOf(TrackerUnreachableError);
       expect(error!.message).toContain("it was sent basic auth from MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD");
       expect(error!.message).toContain("MLFLOW_TRACKING_TOKEN is set too, and is not sent");
       expect(error!.message).not.toMatch(/pw-1234|tok-5678/);
       const token = new MlflowClient(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: fake.uri, MLFLOW_TRACKING_TOKEN: "tok-5678" }));
-      const refused = await token.getExperimentByName("x").catch((e: unknown) => e as Error);
+      const refused = await token.getExperimentByName("x").then(() => new Error("resolved"), (e: unknown) => e as Error);
       expect(refused!.message).toContain("it was sent the bearer token of MLFLOW_TRACKING_TOKEN); check their values");
       expect(refused!.message).not.toContain("set MLFLOW_TRACKING_USERNAME");
     } finally {
@@ -901,7 +901,7 @@ describe("credentials refused", () => {
     const fake = await scriptedServer([{ status: 403, headers: { "content-type": "text/plain" }, body: "Permission denied for pw-1234\nmore" }]);
     try {
       const client = new MlflowClient(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: fake.uri, MLFLOW_TRACKING_USERNAME: "alice", MLFLOW_TRACKING_PASSWORD: "pw-1234" }));
-      const error = await client.getExperimentByName("x").catch((e: unknown) => e as Error);
+      const error = await client.getExperimentByName("x").then(() => new Error("resolved"), (e: unknown) => e as Error);
       expect(error).toBeInstanceOf(MlflowApiError);
       expect(error).not.toBeInstanceOf(TrackerUnreachableError);
       expect(error!.message).not.toContain("Cannot reach");
