@@ -947,3 +947,59 @@ describe("a request that fails every retry", () => {
     }
   });
 });
+
+describe("a create whose answer cannot be read", () => {
+  /** A fake MLflow of runs/create and runs/search: the first `garbled` creates are carried out and answered 200 with a cut body. */
+  async function createServer(garbled: number) {
+    const runs: { run_id: string; createId: string }[] = [];
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      let text = "";
+      req.on("data", (c: Buffer) => (text += c.toString()));
+      req.on("end", () => {
+        seen.push(req.url!);
+        const body = JSON.parse(text || "{}") as { tags?: { key: string; value: string }[]; filter?: string };
+        const wire = (r: { run_id: string; createId: string }) => ({
+          info: { run_id: r.run_id, experiment_id: "1", status: "RUNNING", start_time: 1, artifact_uri: "mlflow-artifacts:/1/x/artifacts", lifecycle_stage: "active" },
+          data: { tags: [{ key: "cairn.create_id", value: r.createId }] },
+        });
+        res.writeHead(200, { "content-type": "application/json" });
+        if (req.url!.endsWith("/runs/create")) {
+          const run = { run_id: `run${runs.length + 1}`, createId: body.tags!.find((t) => t.key === "cairn.create_id")!.value };
+          runs.push(run);
+          res.end(runs.length <= garbled ? JSON.stringify({ run: wire(run) }).slice(0, 20) : JSON.stringify({ run: wire(run) }));
+        } else {
+          res.end(JSON.stringify({ runs: runs.filter((r) => body.filter?.includes(r.createId)).map(wire) }));
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    return { uri: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, runs, seen, close: () => server.close() };
+  }
+
+  // A 200 with a cut body failed the task at once and left its run RUNNING: not retried, so its create_id was never searched.
+  it("searches for its run by its create id and uses it: one run, no second create", async () => {
+    const fake = await createServer(1);
+    try {
+      const client = new MlflowClient({ uri: fake.uri, maxRetries: 2, backoffFactor: 0.01, backoffJitter: 0 });
+      const info = await client.createRun({ experimentId: "1", runName: "t" });
+      expect(info.runId).toBe("run1");
+      expect(fake.runs).toHaveLength(1);
+      expect(fake.seen.map((u) => u.replace(/.*\/mlflow\//, ""))).toEqual(["runs/create", "runs/search"]);
+    } finally {
+      fake.close();
+    }
+  });
+
+  it("a create whose every answer is cut yields the one run its first try made", async () => {
+    const fake = await createServer(Number.POSITIVE_INFINITY);
+    try {
+      const client = new MlflowClient({ uri: fake.uri, maxRetries: 1, backoffFactor: 0.01, backoffJitter: 0 });
+      // The search finds the run of the first try: the answer the server could not give is had from it.
+      await expect(client.createRun({ experimentId: "1" })).resolves.toMatchObject({ runId: "run1" });
+      expect(fake.runs).toHaveLength(1);
+    } finally {
+      fake.close();
+    }
+  });
+});

@@ -533,6 +533,7 @@ export class MlflowClient {
         const [run] = (found.runs as unknown[] | undefined) ?? [];
         return run === undefined ? undefined : { run };
       },
+      answerMayBeLost: true,
     });
     return toRun((r as { run: unknown }).run).info;
   }
@@ -805,9 +806,26 @@ export class MlflowClient {
       /** Before each retry: a body to take as the answer instead of sending the request again. */
       beforeRetry?: (previous: unknown) => Promise<Record<string, unknown> | undefined>;
       ungated?: boolean;
+      /**
+       * A success whose body cannot be read (cut short, a page instead of JSON) may still have
+       * done the work (a run made): tried again as a request without an answer is, `beforeRetry`
+       * first, instead of failing at once with the work perhaps done and nobody to end it.
+       */
+      answerMayBeLost?: boolean;
     },
   ): Promise<Record<string, unknown>> {
     const body = options.body;
+    const named = options.endpoint ?? endpoint;
+    const readable = options.answerMayBeLost
+      ? async (res: HttpResponse) => {
+          const text = typeof res.data === "string" ? res.data : "";
+          // Empty too: a create's answer holds the run.
+          if (text.trim() && jsonObject(text) !== undefined) return;
+          const error = this.notJson(res, text, named, options.runId);
+          retryable.add(error);
+          throw error;
+        }
+      : undefined;
     const res = await this.send({
       method,
       url: options.url ?? `${this.uri}${API}/${endpoint}`,
@@ -820,17 +838,11 @@ export class MlflowClient {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.beforeRetry ? { beforeRetry: recovered(options.beforeRetry) } : {}),
       ...(options.ungated ? { ungated: true } : {}),
-    });
+    }, readable);
     const text = typeof res.data === "string" ? res.data : "";
-    if (!text.trim()) return {};
-    let parsed: unknown;
-    try {
-      parsed = parseJson(text);
-    } catch {
-      throw this.notJson(res, text, options.endpoint ?? endpoint, options.runId);
-    }
-    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw this.notJson(res, text, options.endpoint ?? endpoint, options.runId);
-    return parsed as Record<string, unknown>;
+    const parsed = jsonObject(text);
+    if (parsed === undefined) throw this.notJson(res, text, named, options.runId);
+    return parsed;
   }
 
   /** `text` with the client's credentials replaced by `***`. */
@@ -1372,6 +1384,18 @@ function recovered(recover: (previous: unknown) => Promise<Record<string, unknow
     const body = await recover(previous);
     return body === undefined ? undefined : { status: 200, statusText: "OK", headers: {}, data: JSON.stringify(body) };
   };
+}
+
+/** The JSON object a body holds (`{}` for an empty one), or undefined when it holds none. */
+function jsonObject(text: string): Record<string, unknown> | undefined {
+  if (!text.trim()) return {};
+  let parsed: unknown;
+  try {
+    parsed = parseJson(text);
+  } catch {
+    return undefined;
+  }
+  return parsed === null || typeof parsed !== "object" || Array.isArray(parsed) ? undefined : (parsed as Record<string, unknown>);
 }
 
 /** JSON.parse that also accepts the bare NaN / Infinity some servers write. */
