@@ -546,9 +546,12 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   } catch {
     // A signal that cannot be listened to fails the run where the run listens to it, once started.
   }
+  /** Stops the tracker's warnings (a request retried for long) reaching this run's events. */
+  let offWarnings: (() => void) | undefined;
   const settled = () => {
     offHurry?.();
     hurried?.();
+    offWarnings?.();
   };
   let tracking: Awaited<ReturnType<typeof openTracking>>;
   try {
@@ -661,6 +664,9 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       crashed ??= error;
       execution.fail(error);
     });
+    // A request retried for long is said as it happens (a full server disk was retried for minutes in silence): an info line,
+    // which `--quiet` leaves out; if the retries run out, the failure that follows is said as any is.
+    offWarnings = tracker.onWarning?.((message) => emitToRun({ type: "log", level: "info", runId: flowRunId, message, time: Date.now() }));
     // Let the caller attach listeners before the first event.
     await new Promise((r) => setImmediate(r));
     const closed = describeAbandonedRuns(await abandoned);

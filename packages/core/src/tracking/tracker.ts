@@ -350,6 +350,12 @@ export interface Tracker {
    */
   hurry?(): () => void;
   /**
+   * `listener` is told of what the run's user should see while it goes on (a request to the
+   * server being retried for long: one line per retry), until the returned function is called.
+   * Optional; a tracker with nothing to say needs none.
+   */
+  onWarning?(listener: (message: string) => void): () => void;
+  /**
    * The ids of the runs this tracker created and has not ended (their end failed, or is under
    * way): what may stay RUNNING, for the next command's closer, if the process exits now.
    * Optional; a tracker without it tells nothing.

@@ -173,6 +173,12 @@ const PING_RETRY: RetryPolicy = { retries: 2, backoffFactor: 0.25, backoffJitter
 export const HURRIED_ATTEMPT_MS = 5000;
 /** After the one request sent while the server is known down got no answer, how long the others are refused without being sent. */
 const SHUT_MS = 5000;
+/**
+ * A retry whose wait ends this long or more after the request began is said (one line per retry,
+ * through {@link MlflowClient.onRetry}): the first quick ones pass unseen, a server failing for
+ * minutes (a full disk: 8 tries over 4 minutes) no longer does so in silence.
+ */
+export const RETRY_NOTICE_MS = 5000;
 /** `CAIRN_MLFLOW_TRACE=1` prints one line per request to stderr (method, endpoint, outcome, start, duration, tries), to see what a run asks of the server. */
 const TRACE = traceFromEnv();
 
@@ -246,6 +252,8 @@ export class MlflowClient {
   #cut = newCut();
   /** Tracking requests under way to this server from the whole process (see `InFlightLimit`). */
   readonly #inFlight: InFlightLimit;
+  /** Told of each retry said (see {@link RETRY_NOTICE_MS}). */
+  readonly #retryListeners = new Set<(message: string) => void>();
 
   constructor(options: MlflowClientOptions) {
     checkMlflowOptions(options);
@@ -315,6 +323,32 @@ export class MlflowClient {
       released = true;
       this.#hurries--;
     };
+  }
+
+  /**
+   * `listener` is told, one line per retry, of a request being retried long (its wait ends
+   * {@link RETRY_NOTICE_MS} or more after it began): what failed, which retry of how many, in
+   * how long. Returns the function that stops telling it. A busy database's quick retries are not said.
+   */
+  onRetry(listener: (message: string) => void): () => void {
+    this.#retryListeners.add(listener);
+    return () => void this.#retryListeners.delete(listener);
+  }
+
+  /** Tells the listeners of a retry that ends long after its request began. */
+  private sayRetry(spec: RequestSpec, error: unknown, retry: number, of: number, waitMs: number): void {
+    if (this.#retryListeners.size === 0) return;
+    const what = MlflowApiError.is(error) ? `answered HTTP ${error.status}` : TrackerUnreachableError.is(error) ? "got no answer" : "failed";
+    const message =
+      `MLflow ${spec.method} ${spec.endpoint}${spec.runId ? ` (run ${spec.runId})` : ""} at ${this.uri} ${what}; ` +
+      `retry ${retry} of ${of} in ${Math.max(0, Math.round(waitMs / 1000))} s`;
+    for (const listener of this.#retryListeners) {
+      try {
+        listener(message);
+      } catch {
+        // A listener's fault is no request's.
+      }
+    }
   }
 
   // ------------------------------------------------------------ server
@@ -1018,6 +1052,7 @@ export class MlflowClient {
             const jitter = Math.random() * policy.backoffJitter * 1000;
             const retryAfter = (error as { retryAfterMs?: number }).retryAfterMs;
             wait += this.respectRetryAfter && retryAfter !== undefined ? Math.max(jitter, Math.min(retryAfter, 300_000) - wait) : jitter;
+            if (performance.now() - started + wait >= RETRY_NOTICE_MS) this.sayRetry(spec, error, attemptNumber, policy.retries, wait);
             if (wait > 0) await delay(wait, undefined, { signal: waits }).catch(() => {});
           },
         },

@@ -122,6 +122,11 @@ export class MlflowTracker implements Tracker {
     return this.client.hurry();
   }
 
+  /** Told of each request retried for long (see `MlflowClient.onRetry`). */
+  onWarning(listener: (message: string) => void): () => void {
+    return this.client.onRetry(listener);
+  }
+
   /** Runs this tracker created whose end it has not recorded: those may stay RUNNING if the process exits now. */
   openRuns(): string[] {
     return [...this.open];

@@ -1,0 +1,57 @@
+/**
+ * Faults of a real `mlflow server` that only a proxy in front of it can show on cue: artifact
+ * reads refused with a 500 while writes work (an S3 bucket without s3:ListBucket), a request
+ * answered 503 with a Retry-After. The flows run in this process against the proxy.
+ */
+import type http from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import "@cairn/mlflow/register";
+import { flow, task } from "@cairn/dsl";
+import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
+import { runCollect, tmp } from "../cache/helpers.ts";
+import { startProxy } from "./helpers.ts";
+
+let server: MlflowServer;
+beforeAll(async () => {
+  server = await startMlflowServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+/** A short retry policy: 3 tries, 0.2 s then 0.4 s apart. */
+const QUICK = { MLFLOW_HTTP_REQUEST_MAX_RETRIES: "2", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "0.2", MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: "0" };
+
+function refuse(res: http.ServerResponse, status: number, headers: Record<string, string> = {}): true {
+  res.writeHead(status, { "content-type": "text/html", ...headers }).end("<html><body><h1>Internal Server Error</h1></body></html>");
+  return true;
+}
+
+const three = (name: string) => {
+  const step = (n: number) => task(`step${n}`).input<{ x: number }>().run(({ x }) => ({ y: x + n }));
+  return flow(name).build(() => ({ a: step(1)({ x: 1 }).y, b: step(2)({ x: 2 }).y, c: step(3)({ x: 3 }).y }));
+};
+
+describe("a request retried for long", () => {
+  // A full server disk: 8 PUTs over about 4 minutes, with nothing on screen.
+  it("is said as it is retried, one info line per retry, through the run's events", async () => {
+    let refused = false;
+    const proxy = await startProxy(server.uri, (req, res) => {
+      if (refused || !req.url!.endsWith("/runs/log-batch")) return false;
+      refused = true;
+      req.resume();
+      return refuse(res, 503, { "retry-after": "5" });
+    });
+    try {
+      const env = { MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_EXPERIMENT_NAME: "retried-long", ...QUICK };
+      const run = await runCollect(three("retried-long"), { root: await tmp(), env, concurrency: 1 });
+      expect(run.result.status).toBe("succeeded");
+      const lines = run.events.filter((e) => e.type === "log" && / retry \d+ of \d+ in \d+ s$/.test(e.message));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ level: "info" });
+      expect((lines[0] as { message: string }).message).toMatch(new RegExp(`^MLflow POST runs/log-batch \\(run \\w+\\) at ${proxy.uri} answered HTTP 503; retry 1 of 2 in 5 s$`));
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
+});
