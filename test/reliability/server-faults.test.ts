@@ -32,6 +32,39 @@ const three = (name: string) => {
   return flow(name).build(() => ({ a: step(1)({ x: 1 }).y, b: step(2)({ x: 2 }).y, c: step(3)({ x: 3 }).y }));
 };
 
+describe("artifact reads refused while writes work", () => {
+  // A 1-task flow took 8 min 20 s in silence: each lookup waited out the listing's retries, then its index document's.
+  it("the first lookup read that fails its retries stops the others, said once; a later run gets no hit it cannot check", async () => {
+    let gets = 0;
+    const proxy = await startProxy(server.uri, (req, res) => {
+      if (req.method !== "GET" || !req.url!.startsWith("/api/2.0/mlflow-artifacts/")) return false;
+      gets++;
+      req.resume();
+      return refuse(res, 500);
+    });
+    try {
+      const env = { MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_EXPERIMENT_NAME: "reads-refused", ...QUICK };
+      const first = await runCollect(three("reads-refused"), { root: await tmp(), env, concurrency: 1 });
+      expect(first.result.status).toBe("succeeded");
+      // One listing's three tries; no task read its index document afterwards.
+      expect(gets).toBe(3);
+      const said = first.warnings.filter((w) => w.startsWith("Cache lookups cannot read the artifacts"));
+      expect(said).toHaveLength(1);
+      expect(said[0]).toContain("lookups go by a search of the runs' cache key tags");
+      expect(said[0]).toContain("s3:ListBucket");
+
+      // Another machine (an empty root): the runs' tags are found, their manifests are not read: the tasks run, no hit.
+      gets = 0;
+      const second = await runCollect(three("reads-refused"), { root: await tmp(), env, concurrency: 1 });
+      expect(second.result.status).toBe("succeeded");
+      expect(Object.values(second.result.tasks).map((t) => t.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
+      expect(gets).toBeLessThanOrEqual(3);
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
+});
+
 describe("a request retried for long", () => {
   // A full server disk: 8 PUTs over about 4 minutes, with nothing on screen.
   it("is said as it is retried, one info line per retry, through the run's events", async () => {

@@ -41,7 +41,7 @@ import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts"
 import { isPlainObject, setOwnProperty } from "../definition/ref.ts";
 import { booleanFromEnv, ownValue } from "../internal.ts";
 import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
-import { ArtifactMismatchError, CodeFileError, OptionError, UnsafePathError } from "../errors.ts";
+import { ArtifactMismatchError, CodeFileError, MlflowApiError, OptionError, UnsafePathError } from "../errors.ts";
 import { ArtifactStamps, type FolderChanges, type StampOf } from "./artifact-stamps.ts";
 import { makeFolder } from "../make-folder.ts";
 import { envReadsOfTask, type EnvReadsOfTask } from "./env-reads.ts";
@@ -338,6 +338,14 @@ export class TaskCache {
   /** Told about the first foreign entry a lookup meets (see {@link onForeignEntry}). */
   private foreignListener: ((entry: ForeignEntry) => void) | undefined;
   private foreignMet = false;
+  /**
+   * Why the tracker's artifacts (the index, a run's manifest) are no longer read by this run's
+   * lookups, once a read failed its retries: lookups then go by tag search alone (a miss where
+   * only a manifest would have told), not one full retry policy per task.
+   */
+  private artifactReadsDown: unknown;
+  /** Told once, when {@link artifactReadsDown} is set (see {@link onIndexDown}). */
+  private indexDownListener: ((message: string) => void) | undefined;
   /** See {@link CacheFailurePolicy.strict}. */
   readonly strict: boolean;
   /** How long a single-flight lease lasts unrenewed: `CAIRN_LEASE_TTL_MS`, else the lookup's default. */
@@ -471,6 +479,30 @@ export class TaskCache {
    */
   onForeignEntry(listener: (entry: ForeignEntry) => void): void {
     this.foreignListener = listener;
+  }
+
+  /**
+   * Called once, when a lookup's read of the tracker's artifacts (the index's listing or a
+   * document, a run's manifest) failed its retries, with the warning to show: lookups then go by
+   * tag search for the rest of the run.
+   */
+  onIndexDown(listener: (message: string) => void): void {
+    this.indexDownListener = listener;
+  }
+
+  /**
+   * A lookup's read of the tracker's artifacts failed: when it failed its retries (not an answer
+   * about that one file), the run stops reading them (see {@link artifactReadsDown}), said once.
+   */
+  private artifactReadFailed(error: unknown): void {
+    if (this.artifactReadsDown !== undefined || (MlflowApiError.is(error) && error.status < 500)) return;
+    this.artifactReadsDown = error;
+    const why = (error as Error | undefined)?.message ?? String(error);
+    this.indexDownListener?.(
+      `Cache lookups cannot read the artifacts of experiment ${this.experimentId} on ${describeTracker(this.tracker)} (its cache index, the runs' manifests): ${why} ` +
+        `For the rest of this run, lookups go by a search of the runs' cache key tags instead, and a task whose entry could only be read there runs. ` +
+        `Writes of artifacts may still work: check that the server's artifact store lets it read and list what it writes (for S3, s3:GetObject and s3:ListBucket).`,
+    );
   }
 
   /** Called once, when the shared store stops answering and the run goes on without it. */
@@ -1150,13 +1182,15 @@ export class TaskCache {
    * artifacts are not proxied), one search by tag, whose manifest comes from the run.
    */
   private async fromTracker(key: string, fresh: boolean, readOnly: boolean): Promise<TrackerEntry | undefined> {
-    if (this.tracker.readIndexEntry) {
+    if (this.tracker.readIndexEntry && this.artifactReadsDown === undefined) {
       const listed = fresh ? undefined : await this.listedIndex();
+      if (this.artifactReadsDown !== undefined) return this.fromTag(key, readOnly);
       if (listed && !listed.has(indexName(key))) return undefined;
       let text: string | undefined;
       try {
         text = await this.tracker.readIndexEntry(this.experimentId, indexName(key));
-      } catch {
+      } catch (error) {
+        this.artifactReadFailed(error);
         return this.fromTag(key, readOnly);
       }
       if (text === undefined) return undefined;
@@ -1311,7 +1345,13 @@ export class TaskCache {
     if (!list) return Promise.resolve(undefined);
     const now = Date.now();
     if (!this.indexListing || now - this.indexListing.at > FRESH_ANSWER_MS) {
-      this.indexListing = { names: list(this.experimentId).then((names) => new Set(names), () => undefined), at: now };
+      this.indexListing = {
+        names: list(this.experimentId).then(
+          (names) => new Set(names),
+          (error: unknown) => (this.artifactReadFailed(error), undefined),
+        ),
+        at: now,
+      };
     }
     return this.indexListing.names;
   }
@@ -1327,12 +1367,16 @@ export class TaskCache {
       status: "FINISHED",
       maxResults: 1,
     });
-    if (!run) return undefined;
+    // Its manifest cannot be read either: a miss, not one more full retry policy per task.
+    if (!run || this.artifactReadsDown !== undefined) return undefined;
     const segment = safePathSegment(run.runId, { source: `MLflow's search for cache key ${key}` });
     const dir = readOnly ? await mkdtemp(join(tmpdir(), "cairn-manifest-")) : join(this.workDir, "downloads", segment);
     if (!readOnly) await makeFolder(dir);
     try {
-      const file = await this.tracker.downloadArtifact(run.runId, MANIFEST_PATH, dir);
+      const file = await this.tracker.downloadArtifact(run.runId, MANIFEST_PATH, dir).catch((error: unknown) => {
+        this.artifactReadFailed(error);
+        throw error;
+      });
       const manifest = JSON.parse(await readFile(file, "utf8")) as StoredManifest;
       if (manifest.cacheKey !== key || !manifest.ingredients) return undefined;
       const entry: CacheEntry = {

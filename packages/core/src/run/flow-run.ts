@@ -617,6 +617,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     settled();
     throw failed.error;
   }
+  // The tracker's artifacts that lookups read (its index) failing their retries: said once, lookups then go by tag search.
+  cache?.tasks.onIndexDown((message) => emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() }));
   // Entries made against another tracker are misses here: said once for the run, at the first one met.
   cache?.tasks.onForeignEntry((foreign) =>
     emitToRun({
