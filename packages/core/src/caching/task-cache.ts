@@ -339,12 +339,12 @@ export class TaskCache {
   private foreignListener: ((entry: ForeignEntry) => void) | undefined;
   private foreignMet = false;
   /**
-   * Why the tracker's artifacts (the index, a run's manifest) are no longer read by this run's
-   * lookups, once a read failed its retries: lookups then go by tag search alone (a miss where
-   * only a manifest would have told), not one full retry policy per task.
+   * What of the tracker's artifacts this run's lookups no longer read, once a read of it failed
+   * its retries: the index (lookups then search by tag), the runs' manifests (a run found by tag
+   * is then a miss). Not one full retry policy per task.
    */
-  private artifactReadsDown: unknown;
-  /** Told once, when {@link artifactReadsDown} is set (see {@link onIndexDown}). */
+  private readonly artifactReadsDown = new Set<"index" | "manifest">();
+  /** Told once of each in {@link artifactReadsDown} (see {@link onIndexDown}). */
   private indexDownListener: ((message: string) => void) | undefined;
   /** See {@link CacheFailurePolicy.strict}. */
   readonly strict: boolean;
@@ -494,13 +494,16 @@ export class TaskCache {
    * A lookup's read of the tracker's artifacts failed: when it failed its retries (not an answer
    * about that one file), the run stops reading them (see {@link artifactReadsDown}), said once.
    */
-  private artifactReadFailed(error: unknown): void {
-    if (this.artifactReadsDown !== undefined || (MlflowApiError.is(error) && error.status < 500)) return;
-    this.artifactReadsDown = error;
+  private artifactReadFailed(what: "index" | "manifest", error: unknown): void {
+    if (this.artifactReadsDown.has(what) || (MlflowApiError.is(error) && error.status < 500)) return;
+    this.artifactReadsDown.add(what);
     const why = (error as Error | undefined)?.message ?? String(error);
+    const then =
+      what === "index"
+        ? `its cache index (cairn-index/): ${why} For the rest of this run, lookups search the runs by their cairn.cache_key tag instead.`
+        : `the cache manifests of its runs (cairn/manifest.json): ${why} For the rest of this run, a task whose entry a search by tag finds runs instead of reading it.`;
     this.indexDownListener?.(
-      `Cache lookups cannot read the artifacts of experiment ${this.experimentId} on ${describeTracker(this.tracker)} (its cache index, the runs' manifests): ${why} ` +
-        `For the rest of this run, lookups go by a search of the runs' cache key tags instead, and a task whose entry could only be read there runs. ` +
+      `Cache lookups cannot read the artifacts of experiment ${this.experimentId} on ${describeTracker(this.tracker)}, ${then} ` +
         `Writes of artifacts may still work: check that the server's artifact store lets it read and list what it writes (for S3, s3:GetObject and s3:ListBucket).`,
     );
   }
@@ -1182,15 +1185,15 @@ export class TaskCache {
    * artifacts are not proxied), one search by tag, whose manifest comes from the run.
    */
   private async fromTracker(key: string, fresh: boolean, readOnly: boolean): Promise<TrackerEntry | undefined> {
-    if (this.tracker.readIndexEntry && this.artifactReadsDown === undefined) {
+    if (this.tracker.readIndexEntry && !this.artifactReadsDown.has("index")) {
       const listed = fresh ? undefined : await this.listedIndex();
-      if (this.artifactReadsDown !== undefined) return this.fromTag(key, readOnly);
+      if (this.artifactReadsDown.has("index")) return this.fromTag(key, readOnly);
       if (listed && !listed.has(indexName(key))) return undefined;
       let text: string | undefined;
       try {
         text = await this.tracker.readIndexEntry(this.experimentId, indexName(key));
       } catch (error) {
-        this.artifactReadFailed(error);
+        this.artifactReadFailed("index", error);
         return this.fromTag(key, readOnly);
       }
       if (text === undefined) return undefined;
@@ -1348,7 +1351,7 @@ export class TaskCache {
       this.indexListing = {
         names: list(this.experimentId).then(
           (names) => new Set(names),
-          (error: unknown) => (this.artifactReadFailed(error), undefined),
+          (error: unknown) => (this.artifactReadFailed("index", error), undefined),
         ),
         at: now,
       };
@@ -1368,13 +1371,13 @@ export class TaskCache {
       maxResults: 1,
     });
     // Its manifest cannot be read either: a miss, not one more full retry policy per task.
-    if (!run || this.artifactReadsDown !== undefined) return undefined;
+    if (!run || this.artifactReadsDown.has("manifest")) return undefined;
     const segment = safePathSegment(run.runId, { source: `MLflow's search for cache key ${key}` });
     const dir = readOnly ? await mkdtemp(join(tmpdir(), "cairn-manifest-")) : join(this.workDir, "downloads", segment);
     if (!readOnly) await makeFolder(dir);
     try {
       const file = await this.tracker.downloadArtifact(run.runId, MANIFEST_PATH, dir).catch((error: unknown) => {
-        this.artifactReadFailed(error);
+        this.artifactReadFailed("manifest", error);
         throw error;
       });
       const manifest = JSON.parse(await readFile(file, "utf8")) as StoredManifest;
