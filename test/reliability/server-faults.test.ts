@@ -93,3 +93,55 @@ describe("a request retried for long", () => {
     }
   }, 120_000);
 });
+
+describe("a create that times out while the server still has it queued", () => {
+  // The client searched for its create id (nothing yet), sent it again, and the server made both: two runs for one create, one RUNNING for good.
+  it("ends the run the first try made as KILLED, tagged a duplicate of the one used, before the flow reports", async () => {
+    let held = false;
+    const proxy = await startProxy(server.uri, (req) => {
+      if (held || !req.url!.endsWith("/runs/create")) return false;
+      held = true;
+      // Held past the client's 1 s timeout, then carried out: the answer goes nowhere.
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        setTimeout(() => {
+          void fetch(`${server.uri}${req.url}`, { method: "POST", headers: { "content-type": "application/json" }, body: Buffer.concat(chunks) });
+        }, 1500);
+      });
+      return true;
+    });
+    try {
+      const env = { MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_EXPERIMENT_NAME: "create-twice", MLFLOW_HTTP_REQUEST_TIMEOUT: "1", ...QUICK };
+      const slow = task("slow").run(async () => (await new Promise((r) => setTimeout(r, 2500)), { done: true }));
+      const run = await runCollect(flow("create-twice").build(() => ({ done: slow({}).done })), { root: await tmp(), env });
+      expect(run.result.status).toBe("succeeded");
+      const flowRunId = run.result.runId;
+      const experiment = (await (await fetch(`${server.uri}/api/2.0/mlflow/experiments/get-by-name?experiment_name=create-twice`)).json()) as { experiment: { experiment_id: string } };
+      const all = (await (
+        await fetch(`${server.uri}/api/2.0/mlflow/runs/search`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ experiment_ids: [experiment.experiment.experiment_id], run_view_type: "ALL" }),
+        })
+      ).json()) as { runs: { info: { status: string } }[] };
+      // The flow's run twice (the held create was carried out), the task's once; none left RUNNING.
+      expect(all.runs.map((r) => r.info.status).sort()).toEqual(["FINISHED", "FINISHED", "KILLED"]);
+      const found = (await (
+        await fetch(`${server.uri}/api/2.0/mlflow/runs/search`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ experiment_ids: [experiment.experiment.experiment_id], filter: "tags.`cairn.duplicate_of` LIKE '%'", run_view_type: "ALL" }),
+        })
+      ).json()) as { runs?: { info: { run_id: string; status: string }; data: { tags: { key: string; value: string }[] } }[] };
+      expect(found.runs).toHaveLength(1);
+      const duplicate = found.runs![0]!;
+      expect(duplicate.info.run_id).not.toBe(flowRunId);
+      expect(duplicate.info.status).toBe("KILLED");
+      expect(duplicate.data.tags.find((t) => t.key === "cairn.duplicate_of")?.value).toBe(flowRunId);
+      expect(run.warnings.some((w) => w.startsWith(`Run ${duplicate.info.run_id} was a duplicate of run ${flowRunId}`))).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
+});

@@ -747,6 +747,10 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     const note = (message: string, recording: { runs: number; left: number }) =>
       emitToRun({ type: "log", level: "info", runId: flowRunId, message, recording, time: Date.now() });
     await waitForRecords(execution, options.signal, note);
+    // A create sent again whose first try the server carried out after all made two runs: the one not used is ended, before the run reports.
+    for (const message of (await tracker.endDuplicateRuns?.().catch(() => [])) ?? []) {
+      emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
+    }
     if (status === "succeeded" && isCancel(execution.signal.reason)) {
       // Cancelled while the hits' runs were being recorded: the run ends as any cancelled run
       // does (KILLED, with why), not "succeeded" after the signal; it hands out no outputs.

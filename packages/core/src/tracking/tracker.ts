@@ -356,6 +356,12 @@ export interface Tracker {
    */
   onWarning?(listener: (message: string) => void): () => void;
   /**
+   * Ends the runs a retried create made twice (its first try unanswered, carried out by the server
+   * after all), resolving with a sentence for each; called when a flow's work is over, before it
+   * reports. Optional; a tracker whose creates cannot be made twice needs none.
+   */
+  endDuplicateRuns?(): Promise<string[]>;
+  /**
    * The ids of the runs this tracker created and has not ended (their end failed, or is under
    * way): what may stay RUNNING, for the next command's closer, if the process exits now.
    * Optional; a tracker without it tells nothing.

@@ -252,6 +252,12 @@ export class MlflowClient {
   #cut = newCut();
   /** Tracking requests under way to this server from the whole process (see `InFlightLimit`). */
   readonly #inFlight: InFlightLimit;
+  /**
+   * Creates sent again after an attempt that got no answer, whose search found no run: the server
+   * may still carry out the first (queued there), a second run for one create. By create id: the
+   * experiment, and the run the create gave (none when it failed). See {@link endDuplicateRuns}.
+   */
+  readonly #resentCreates = new Map<string, { experimentId: string; runId: string | undefined }>();
   /** Told of each retry said (see {@link RETRY_NOTICE_MS}). */
   readonly #retryListeners = new Set<(message: string) => void>();
 
@@ -545,7 +551,9 @@ export class MlflowClient {
   async createRun(options: { experimentId: string; runName?: string; startTime?: number; tags?: Record<string, string> }): Promise<MlflowRunInfo> {
     const createId = randomBytes(16).toString("hex");
     let mayExist = false;
-    const r = await this.api("POST", "runs/create", {
+    /** Sent again after an attempt without an answer that the search did not find: the first may be carried out yet. */
+    let resent = false;
+    const sent = this.api("POST", "runs/create", {
       body: {
         experiment_id: options.experimentId,
         start_time: Math.round(options.startTime ?? Date.now()),
@@ -565,11 +573,51 @@ export class MlflowClient {
           ungated: true,
         });
         const [run] = (found.runs as unknown[] | undefined) ?? [];
+        if (run === undefined && (unanswered.has(previous as Error) || (MlflowApiError.is(previous) && previous.errorCode === NOT_JSON))) resent = true;
         return run === undefined ? undefined : { run };
       },
       answerMayBeLost: true,
     });
-    return toRun((r as { run: unknown }).run).info;
+    let info: MlflowRunInfo | undefined;
+    try {
+      info = toRun(((await sent) as { run: unknown }).run).info;
+      return info;
+    } finally {
+      if (resent) this.#resentCreates.set(createId, { experimentId: options.experimentId, runId: info?.runId });
+    }
+  }
+
+  /**
+   * Ends the runs that a create sent again (see {@link createRun}) made beside the one it gave:
+   * its first attempt, unanswered and not found by the search, carried out after all. One search
+   * per such create, none when there was none; each such run still RUNNING is tagged
+   * `cairn.duplicate_of` (the run used, or nothing when the create failed) and ended KILLED.
+   * Resolves with what it ended; what it cannot do is left (the next command's closer ends a
+   * RUNNING run of a flow run that is over).
+   */
+  async endDuplicateRuns(): Promise<{ runId: string; duplicateOf: string | undefined }[]> {
+    const ended: { runId: string; duplicateOf: string | undefined }[] = [];
+    const creates = [...this.#resentCreates];
+    this.#resentCreates.clear();
+    await Promise.all(
+      creates.map(async ([createId, { experimentId, runId }]) => {
+        const runs = await this.searchRuns({ experimentIds: [experimentId], filter: runFilter({ tags: { [CREATE_ID_TAG]: createId } }), runViewType: "ALL", maxResults: 10 }).catch(() => []);
+        for (const run of runs) {
+          if (run.info.runId === runId || run.info.status !== "RUNNING" || run.tags[CREATE_ID_TAG] !== createId) continue;
+          const note = runId
+            ? `A duplicate of run ${runId}: a create of that run was sent again after its first try got no answer, and the server carried out both. Ended by Cairn as KILLED.`
+            : `Made by a create that Cairn sent again after its first try got no answer, then gave up on: no run of Cairn's uses it. Ended by Cairn as KILLED.`;
+          try {
+            await this.logBatch(run.info.runId, { tags: [{ key: "cairn.duplicate_of", value: runId ?? "" }, { key: "mlflow.note.content", value: note }] });
+            await this.updateRun(run.info.runId, { status: "KILLED", endTime: Date.now() });
+            ended.push({ runId: run.info.runId, duplicateOf: runId });
+          } catch {
+            // Left RUNNING: the next command's closer ends it.
+          }
+        }
+      }),
+    );
+    return ended;
   }
 
   /** Sets a run's status and end time. */

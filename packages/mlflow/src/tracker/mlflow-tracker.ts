@@ -122,6 +122,16 @@ export class MlflowTracker implements Tracker {
     return this.client.hurry();
   }
 
+  /** Ends the second runs of creates sent again (see `MlflowClient.endDuplicateRuns`), saying what it ended. */
+  async endDuplicateRuns(): Promise<string[]> {
+    const ended = await this.client.endDuplicateRuns();
+    return ended.map(({ runId, duplicateOf }) =>
+      duplicateOf
+        ? `Run ${runId} was a duplicate of run ${duplicateOf}: its create was sent again after the first try got no answer, and the MLflow server carried out both. It is ended KILLED, tagged cairn.duplicate_of.`
+        : `Run ${runId} was made by a create sent again after its first try got no answer, which then failed: no run uses it. It is ended KILLED.`,
+    );
+  }
+
   /** Told of each request retried for long (see `MlflowClient.onRetry`). */
   onWarning(listener: (message: string) => void): () => void {
     return this.client.onRetry(listener);
