@@ -1003,3 +1003,24 @@ describe("a create whose answer cannot be read", () => {
     }
   });
 });
+
+describe("retries said as they happen", () => {
+  // A full server disk: 8 PUTs over about 4 minutes, with nothing on screen.
+  it("a retry whose wait ends 5 s or more after the request began is said, once; the quick ones before are not", async () => {
+    const fake = await scriptedServer([
+      { status: 500, body: "full" },
+      { status: 503, headers: { "retry-after": "5" }, body: "busy" },
+      { status: 200, body: "" },
+    ]);
+    try {
+      const client = new MlflowClient({ uri: fake.uri, maxRetries: 3, backoffFactor: 0.05, backoffJitter: 0 });
+      const said: string[] = [];
+      const off = client.onRetry((m) => said.push(m));
+      await client.writeArtifactText("mlflow-artifacts:/1/abc/artifacts", "a.txt", "x", "abc");
+      off();
+      expect(said).toEqual([`MLflow mlflow-artifacts PUT a.txt (run abc) at ${fake.uri} answered HTTP 503; retry 2 of 3 in 5 s`]);
+    } finally {
+      fake.close();
+    }
+  }, 30_000);
+});

@@ -346,7 +346,7 @@ export class MlflowClient {
     if (this.#retryListeners.size === 0) return;
     const what = MlflowApiError.is(error) ? `answered HTTP ${error.status}` : TrackerUnreachableError.is(error) ? "got no answer" : "failed";
     const message =
-      `MLflow ${spec.method} ${spec.endpoint}${spec.runId ? ` (run ${spec.runId})` : ""} at ${this.uri} ${what}; ` +
+      `MLflow ${spec.endpoint.startsWith("mlflow-artifacts ") ? "" : `${spec.method} `}${spec.endpoint}${spec.runId ? ` (run ${spec.runId})` : ""} at ${this.uri} ${what}; ` +
       `retry ${retry} of ${of} in ${Math.max(0, Math.round(waitMs / 1000))} s`;
     for (const listener of this.#retryListeners) {
       try {
