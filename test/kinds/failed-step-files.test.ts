@@ -1,7 +1,8 @@
 /**
  * A failed script or shell step's run keeps what the step wrote, as `mlflow run` keeps what a
  * script logged before it crashed: the files left in its artifacts folder (sent to an MLflow
- * server, in place on the embedded store), the outputs it set as a record
+ * server under `cairn/attempts/<n>/`, never beside a successful retry's outputs;
+ * in place on the embedded store), the outputs it set as a record
  * (`cairn/attempt-<n>-outputs.json`). Names are checked as a successful step's are; a failed
  * upload is a warning.
  */
@@ -81,8 +82,8 @@ describe.skipIf(!hasVenv)("a failed step's run on an MLflow server", () => {
     const task = result.tasks.train!;
     expect(task.error?.name).toBe("ProcessFailedError");
     const runId = task.runId!;
-    expect(await listAll(runId)).toEqual(["cairn/attempt-1-outputs.json", "cairn/error.txt", "model.pkl", "plots/loss.txt"]);
-    expect(await download(runId, "model.pkl")).toBe("weights");
+    expect(await listAll(runId)).toEqual(["cairn/attempt-1-outputs.json", "cairn/attempts/1/model.pkl", "cairn/attempts/1/plots/loss.txt", "cairn/error.txt"]);
+    expect(await download(runId, "cairn/attempts/1/model.pkl")).toBe("weights");
     expect(JSON.parse(await download(runId, "cairn/attempt-1-outputs.json"))).toEqual({ model: { $artifact: "model.pkl" }, acc: 0.9 });
     const [run] = await readWithMlflow(server!.uri, [{ op: "get_run", run_id: runId }]);
     expect(run.status).toBe("FAILED");
@@ -96,9 +97,51 @@ describe.skipIf(!hasVenv)("a failed step's run on an MLflow server", () => {
     const t = shell("dump", 'mkdir -p "$CAIRN_ARTIFACTS/out"; echo partial > "$CAIRN_ARTIFACTS/out/rows.csv"; exit 1');
     const { result } = await runCollecting(flow("failed-shell").build(() => ({ o: t().$out })), await options());
     const runId = result.tasks.dump!.runId!;
-    expect(await listAll(runId)).toEqual(["cairn/error.txt", "out/rows.csv"]);
-    expect(await download(runId, "out/rows.csv")).toBe("partial\n");
+    expect(await listAll(runId)).toEqual(["cairn/attempts/1/out/rows.csv", "cairn/error.txt"]);
+    expect(await download(runId, "cairn/attempts/1/out/rows.csv")).toBe("partial\n");
   }, 60_000);
+
+  it("keeps a failed attempt's files out of the folder its successful retry outputs, so another root hits its entry", async () => {
+    // Attempt 1 writes ckpt/a.bin and ckpt/b.bin, sets the folder as its output and fails;
+    // attempt 2 writes ckpt/a.bin alone and succeeds. Each run appends a line to `runs`.
+    const dir = await tempRoot();
+    const file = join(dir, "ckpt.py");
+    const runs = join(dir, "runs");
+    await writeFile(
+      file,
+      `
+import os, sys, cairn_task
+attempt = int(os.environ["CAIRN_ATTEMPT"])
+with open(sys.argv[1], "a") as f:
+    f.write("ran\\n")
+with open(cairn_task.artifact_path("ckpt/a.bin"), "w") as f:
+    f.write("a%d" % attempt)
+if attempt == 1:
+    with open(cairn_task.artifact_path("ckpt/b.bin"), "w") as f:
+        f.write("b1")
+cairn_task.set_outputs({"ckpt": cairn_task.artifact("ckpt")})
+sys.exit(1 if attempt == 1 else 0)
+`,
+    );
+    const t = script("ckpt", { file, interpreter: VENV_PYTHON, args: [runs] }).retries(1, { minDelayMs: 1, maxDelayMs: 1 });
+    const f = flow("failed-attempt-ckpt").build(() => ({ ckpt: t().ckpt }));
+    const env = { ...process.env, MLFLOW_TRACKING_URI: server!.uri };
+    const first = await runCollecting(f, { root: await tempRoot(), env });
+    expect(first.result.status).toBe("succeeded");
+    const runId = first.result.tasks.ckpt!.runId!;
+    const listed = await listAll(runId);
+    expect(listed.filter((p) => p.startsWith("ckpt/"))).toEqual(["ckpt/a.bin"]);
+    expect(listed).toContain("cairn/attempts/1/ckpt/b.bin");
+    expect(await download(runId, "ckpt/a.bin")).toBe("a2");
+    expect(await download(runId, "cairn/attempts/1/ckpt/a.bin")).toBe("a1");
+
+    // Another root (another machine) hits the entry and gets the folder the retry output.
+    const other = await runCollecting(f, { root: await tempRoot(), env });
+    expect(other.result.status).toBe("succeeded");
+    expect(other.result.tasks.ckpt!.status).toBe("cached");
+    expect(other.warnings.join("\n")).not.toMatch(/mismatch|digest|sha256/i);
+    expect(readFileSync(runs, "utf8")).toBe("ran\nran\n");
+  }, 120_000);
 });
 
 describe.skipIf(!hasVenv)("a failed step's run on the embedded store", () => {

@@ -59,6 +59,15 @@ export function safeRelativePath(name: unknown, from: PathSource): string {
 export const RECORD_FOLDER = "cairn";
 
 /**
+ * Where the files a failed attempt left are kept, "/"-separated: `cairn/attempts/<n>`, in the
+ * run's folder (a retry moves them there locally) and on an MLflow server (where they are sent),
+ * never at its top level, which holds the successful attempt's outputs alone.
+ */
+export function attemptFolder(attempt: number): string {
+  return `${RECORD_FOLDER}/attempts/${attempt}`;
+}
+
+/**
  * A name a task gives its artifact (`ctx.artifacts.*`, a script's `{"$artifact": name}`): a
  * {@link safeRelativePath} outside {@link RECORD_FOLDER}, where Cairn's own files would
  * overwrite it (`cairn/outputs.json` is written after the task's outputs), that an MLflow

@@ -8,7 +8,7 @@ import { readdir, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { setImmediate } from "node:timers/promises";
 import pRetry from "p-retry";
-import { RECORD_FOLDER } from "../definition/artifact-path.ts";
+import { attemptFolder, RECORD_FOLDER } from "../definition/artifact-path.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { CancelledError, NonErrorThrownError, TaskTimeoutError } from "../errors.ts";
 import { makeFolder } from "../make-folder.ts";
@@ -131,9 +131,6 @@ function noteRetriedError(scope: AttemptScope, task: TaskAttempts, attempt: numb
   (task.retriedErrors ??= []).push(error);
   task.recorder.tag(attemptErrorTag(attempt), errorTag(scope.shared.secrets.maskError(toErrorInfo(error))));
 }
-
-/** Where a failed attempt's files go, in the run's own record folder: `cairn/attempts/<n>/`. */
-const ATTEMPTS_FOLDER = "attempts";
 /** The process logs, which every attempt appends to (`=== attempt N ===`): they stay in place. */
 const LOGS_FOLDER = "logs";
 
@@ -149,7 +146,7 @@ const LOGS_FOLDER = "logs";
 async function setAsideAttemptFiles(scope: AttemptScope, task: TaskAttempts, attempt: number): Promise<void> {
   const { shared } = scope;
   const dir = taskArtifactDir(shared, task.node.id, task.runId);
-  const aside = join(dir, RECORD_FOLDER, ATTEMPTS_FOLDER, String(attempt));
+  const aside = join(dir, ...attemptFolder(attempt).split("/"));
   try {
     const names = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
       if (error.code === "ENOENT") return []; // the attempt wrote nothing

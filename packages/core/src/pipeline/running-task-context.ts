@@ -114,7 +114,7 @@ export class RunningTaskContext implements TaskContext {
    * attempt sends is its own record (its process's logs, after a timeout), not an output. An empty
    * or missing file is not sent (one request less; an empty stream has nothing to read).
    */
-  async [SEND_ARTIFACT](name: string): Promise<void> {
+  async [SEND_ARTIFACT](name: string, under?: string): Promise<void> {
     const { tracker } = this.shared;
     if (!tracker.capabilities.records || hasLocalArtifacts(tracker)) return;
     const artifactPath = safeRelativePath(name, { taskName: this.node.id, source: "sendArtifact()" });
@@ -128,7 +128,8 @@ export class RunningTaskContext implements TaskContext {
     );
     if (size === 0) return;
     const folder = dirname(artifactPath);
-    await tracker.logArtifact(this.runId, path, folder === "." ? undefined : folder);
+    const sentTo = under === undefined ? folder : folder === "." ? under : `${under}/${folder}`;
+    await tracker.logArtifact(this.runId, path, sentTo === "." ? undefined : sentTo);
   }
 
   /** Set with `artifacts` (see ARTIFACT_FILE). */

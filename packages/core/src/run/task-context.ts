@@ -34,10 +34,12 @@ export const SEND_ARTIFACT: unique symbol = Symbol.for("cairn.sendArtifact") as 
 /**
  * Sends artifact `name` (a file already written at `ctx.artifacts.path(name)`) to the task's run,
  * streamed from disk; does nothing with a tracker that keeps the folder itself (the embedded
- * store), with no tracker, or for a context made outside the engine.
+ * store), with no tracker, or for a context made outside the engine. With `under` (a folder of
+ * the run, "/"-separated) it is sent as `<under>/<name>` instead: a failed attempt's files go
+ * under `cairn/attempts/<n>/`, never where the successful attempt's outputs are.
  */
-export function sendArtifact(ctx: object, name: string): Promise<void> {
-  return (ctx as { [SEND_ARTIFACT]?: (name: string) => Promise<void> })[SEND_ARTIFACT]?.(name) ?? Promise.resolve();
+export function sendArtifact(ctx: object, name: string, under?: string): Promise<void> {
+  return (ctx as { [SEND_ARTIFACT]?: (name: string, under?: string) => Promise<void> })[SEND_ARTIFACT]?.(name, under) ?? Promise.resolve();
 }
 
 /**

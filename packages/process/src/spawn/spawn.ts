@@ -33,7 +33,7 @@ import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { join, relative, resolve, sep } from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { artifactFile, assertSerializable, CancelledError, holdWork, isArtifact, isPlainObject, RECORD_FOLDER, sendArtifact, setOwnProperty, taskArtifactPath, type Artifact, trackingEnv, type TaskContext } from "@cairn/core";
+import { artifactFile, assertSerializable, attemptFolder, CancelledError, holdWork, isArtifact, isPlainObject, RECORD_FOLDER, sendArtifact, setOwnProperty, taskArtifactPath, type Artifact, trackingEnv, type TaskContext } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 import { pumpLines, withCutNote } from "./lines.ts";
@@ -507,7 +507,10 @@ function failedOutputsName(attempt: number): string {
 /**
  * Keeps a failed attempt's files on its run, as `mlflow run` keeps what a script logged before it
  * crashed: with an MLflow server, the files it left in its artifacts folder (but `logs/`, sent
- * with every attempt, and `cairn/`, Cairn's record) are sent to the run, each name checked as a
+ * with every attempt, and `cairn/`, Cairn's record) are sent to the run under
+ * `cairn/attempts/<n>/`, where a retry moves them locally: at their own paths they would stay
+ * beside a successful retry's outputs (a file the retry does not write again would then sit in its
+ * output folder on the server, and every download of that cache entry fail its digest), each name checked as a
  * successful step's are (a name an MLflow server would store elsewhere, or that holds a known
  * secret, is not sent; nor is a link, whose target may lie outside the folder). The outputs it
  * set, when they read as a successful step's would, are written to {@link failedOutputsName}: a
@@ -519,14 +522,15 @@ async function keepFailedFiles(outputsFile: string, artifactsDir: string, ctx: T
   const { records, localArtifacts } = ctx.tracking.capabilities;
   if (!records) return;
   const warn = (what: string, why: string) => ctx.logger.warn(`the failed attempt's ${what} was not sent to the task's run: ${why}`);
-  const names: string[] = [];
+  // The record at its own name; the step's files under the attempt's folder.
+  const names: { name: string; under?: string }[] = [];
   try {
     const record = await failedOutputsRecord(outputsFile, artifactsDir, ctx);
     if (record !== undefined) {
       const name = failedOutputsName(ctx.attempt);
       await mkdir(join(artifactsDir, RECORD_FOLDER), { recursive: true });
       await writeFile(join(artifactsDir, ...name.split("/")), record);
-      names.push(name);
+      names.push({ name });
     }
   } catch (error) {
     ctx.logger.warn(`the outputs the failed attempt set are not recorded: ${(error as Error).message}`);
@@ -536,14 +540,14 @@ async function keepFailedFiles(outputsFile: string, artifactsDir: string, ctx: T
     for (const { name, link } of await filesLeft(artifactsDir)) {
       const problem = link ? "it is a link, whose target may lie outside CAIRN_ARTIFACTS; copy the file into the folder instead." : unsendableName(name, ctx);
       if (problem) warn(`file ${ctx.mask(name)}`, problem);
-      else names.push(name);
+      else names.push({ name, under: attemptFolder(ctx.attempt) });
     }
   } catch (error) {
     warn("artifacts folder", `it could not be read (${(error as Error).message})`);
   }
   // A few at a time: a folder of many small files is not a burst of requests at once.
   for (let i = 0; i < names.length; i += 4) {
-    await Promise.all(names.slice(i, i + 4).map((name) => sendArtifact(ctx, name).catch((error: unknown) => warn(`file ${name}`, (error as Error).message))));
+    await Promise.all(names.slice(i, i + 4).map(({ name, under }) => sendArtifact(ctx, name, under).catch((error: unknown) => warn(`file ${name}`, (error as Error).message))));
   }
 }
 
