@@ -52,6 +52,23 @@ describe("a failed process step's exit tags on the embedded store", () => {
     expect(run?.tags["cairn.exit_code"]).toBe("3");
   });
 
+  it("says a shell's code 128+N is a command in it killed by signal N, and tags the code", async () => {
+    const root = await tempRoot();
+    const store = new LocalStore({ root: join(root, "store") });
+    // The shell outlives the command a signal killed, and exits with its 128+N code.
+    const oom = shell("oom", "python3 -c 'import os; os.kill(os.getpid(), 9)'; exit $?");
+    const segv = shell("segv", "sh -c 'kill -SEGV $$'; exit $?");
+    const result = await (await flow("killed-inside").build(() => ({ a: oom().$out, b: segv().$out })).run({ tracker: store, root, cache: false, failurePolicy: "continue" })).wait();
+    const oomError = result.tasks.oom!.error!;
+    expect(oomError.message).toContain("exited with code 137: a command in it was killed by SIGKILL from outside: the kernel's out-of-memory killer");
+    expect(oomError.message).toContain("if it ran out of memory, give it more memory");
+    expect(oomError.message).not.toContain("fix the error above");
+    expect(result.tasks.segv!.error!.message).toContain("exited with code 139: a command in it was killed by SIGSEGV.");
+    const tags = (await store.getRun(result.tasks.oom!.runId!))!.tags;
+    expect(tags["cairn.exit_code"]).toBe("137");
+    expect(tags["cairn.signal"]).toBeUndefined();
+  });
+
   it("leaves them off a run whose retry succeeded, and off a task that failed otherwise", async () => {
     const root = await tempRoot();
     const store = new LocalStore({ root: join(root, "store") });

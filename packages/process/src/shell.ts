@@ -65,6 +65,7 @@ export function shell(name: string, command: string, options: ShellOptions = {})
             env,
             captureStdout: true,
             keepFilesOnFailure: true,
+            shell: true,
             ...(options.cwd ? { cwd: options.cwd } : {}),
             ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),
           },

@@ -2,6 +2,7 @@
  * Errors of the process kinds: a child that failed to start, failed, or wrote outputs Cairn
  * cannot use; a command template that does not parse or names an unknown input.
  */
+import { constants as osConstants } from "node:os";
 import { CairnError } from "@cairn/core";
 
 /** Characters of one stderr line in a ProcessFailedError's message (the note of what was cut included). */
@@ -54,23 +55,43 @@ export class ProcessFailedError extends CairnError {
      * of how many bytes were left out). The message shows the last of them that fit in about 4 KB.
      */
     readonly stderrTail: readonly string[],
+    /** The process is a shell (`sh -c`), whose exit code 128+N says a command in it was killed by signal N. */
+    shell = false,
   ) {
     const shown = stderrTailForMessage(stderrTail);
     const tail = shown.length
       ? ` Last ${shown.length} line${shown.length === 1 ? "" : "s"} of stderr:\n  | ${shown.join("\n  | ")}\n`
       : " It wrote nothing to stderr. ";
-    super(`Task "${nodeId}": \`${command}\` ${howItEnded(exitCode, signal)}.${tail}` + `The full output is in the task run's artifacts logs/stdout.txt and logs/stderr.txt; ${whatToDo(signal)}`);
+    const killedIn = shell && !signal ? commandSignal(exitCode) : undefined;
+    super(
+      `Task "${nodeId}": \`${command}\` ${howItEnded(exitCode, signal, killedIn)}.${tail}` +
+        `The full output is in the task run's artifacts logs/stdout.txt and logs/stderr.txt; ${whatToDo(signal ?? killedIn)}`,
+    );
   }
 }
 
-/** How the process ended, as the message's first sentence says it. */
-function howItEnded(exitCode: number | undefined, signal: string | undefined): string {
-  if (signal === "SIGKILL") {
-    // A process cannot send SIGKILL to itself by mistake, nor catch it: it came from outside,
-    // most often from the kernel's out-of-memory killer, which leaves no error in stderr.
-    return "was killed by SIGKILL from outside the process: the kernel's out-of-memory killer sends SIGKILL when the machine runs out of memory (`dmesg` or `journalctl -k` then shows an \"Out of memory: Killed process\" line), and so does `kill -9`";
-  }
-  return signal ? `was killed by ${signal}` : `exited with code ${exitCode}`;
+/**
+ * The signal a shell's exit code 128+N names (`SIGKILL` for 137), as sh and bash report a
+ * command they ran that a signal killed; undefined for any other code.
+ */
+function commandSignal(exitCode: number | undefined): string | undefined {
+  if (exitCode === undefined || exitCode <= 128) return undefined;
+  const number = exitCode - 128;
+  return Object.entries(osConstants.signals).find(([, n]) => n === number)?.[0];
+}
+
+/** Why SIGKILL came: a process cannot send it to itself by mistake, nor catch it. */
+const SIGKILL_FROM_OUTSIDE =
+  "the kernel's out-of-memory killer sends SIGKILL when the machine runs out of memory (`dmesg` or `journalctl -k` then shows an \"Out of memory: Killed process\" line), and so does `kill -9`";
+
+/** How the process ended, as the message's first sentence says it; `killedIn`: the signal that killed a command in the shell that ran it. */
+function howItEnded(exitCode: number | undefined, signal: string | undefined, killedIn: string | undefined): string {
+  // Most often the out-of-memory killer, which leaves no error in stderr.
+  if (signal === "SIGKILL") return `was killed by SIGKILL from outside the process: ${SIGKILL_FROM_OUTSIDE}`;
+  if (signal) return `was killed by ${signal}`;
+  if (killedIn === "SIGKILL") return `exited with code ${exitCode}: a command in it was killed by SIGKILL from outside: ${SIGKILL_FROM_OUTSIDE}`;
+  if (killedIn) return `exited with code ${exitCode}: a command in it was killed by ${killedIn}`;
+  return `exited with code ${exitCode}`;
 }
 
 /** The message's last words: what the user can do. */

@@ -68,6 +68,8 @@ export interface ProcessSpec {
    * of a failed attempt (a notebook masks its executed notebook first). @default false
    */
   keepFilesOnFailure?: boolean;
+  /** `command` is a shell running a command line: its exit code 128+N is worded as a command in it killed by signal N. @default false */
+  shell?: boolean;
 }
 
 /** What a finished process produced. */
@@ -459,7 +461,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
       });
     }
     if (result.exitCode !== 0) {
-      const failed = new ProcessFailedError(ctx.nodeId, display, result.exitCode, result.signal, tail);
+      const failed = new ProcessFailedError(ctx.nodeId, display, result.exitCode, result.signal, tail, spec.shell);
       if (spec.keepFilesOnFailure) await keepFailedFiles(outputsFile, artifactsDir, ctx);
       throw failed;
     }
