@@ -56,15 +56,18 @@ describe.skipIf(!hasVenv)("notebook()", () => {
   });
 
   it("says how to install papermill into the user's own Python when it is missing, not a script of Cairn's repository", async () => {
-    const venv = join(await tempRoot(), "bare");
+    // A folder with a space: the command is quoted, so it runs as shown.
+    const venv = join(await tempRoot(), "My Projects", "bare");
     execFileSync("python3", ["-m", "venv", "--without-pip", venv]);
-    const t = notebook("bare", fixture("report.ipynb"), { python: join(venv, "bin", "python") });
+    const python = join(venv, "bin", "python");
+    const t = notebook("bare", fixture("report.ipynb"), { python });
     const result = await (await flow("bare").build(() => ({ x: t({ data: null }).$out })).run(await runOptions())).wait();
     expect(result.tasks.bare!.error).toMatchObject({
       name: "NotebookDependencyError",
       message: expect.stringContaining(
-        `papermill, nbconvert, nbformat are not installed for ${join(venv, "bin", "python")} (it is the task's \`python\` option). ` +
-          `Install them into that Python: \`${join(venv, "bin", "python")} -m pip install papermill nbconvert ipykernel\``,
+        `papermill, nbconvert, nbformat are not installed for ${python} (it is the task's \`python\` option). ` +
+          `Install them into that Python: \`'${python}' -m pip install papermill nbconvert ipykernel\` ` +
+          `(or your project's own tool, e.g. \`uv pip install --python '${python}' papermill nbconvert ipykernel\`)`,
       ),
     });
     expect(result.tasks.bare!.error!.message).not.toContain("setup-python.sh"); // Cairn's own repository's script, not the user's

@@ -1,5 +1,5 @@
 /** Errors of the notebook kind. */
-import { CairnError } from "@cairn/core";
+import { CairnError, shellQuote } from "@cairn/core";
 
 /** papermill / nbconvert (or a Jupyter kernel) is missing from the Python that runs notebooks. */
 export class NotebookDependencyError extends CairnError {
@@ -16,10 +16,12 @@ export class NotebookDependencyError extends CairnError {
     origin?: string,
   ) {
     // The command names the user's own Python: the fix happens in their project, not in Cairn's repository.
+    // Quoted, so that it runs as shown from a venv under "My Projects".
+    const py = shellQuote(python);
     super(
       `Task "${nodeId}" runs a notebook, but ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} not installed ` +
-        `for ${python}${origin ? ` (${origin})` : ""}. Install them into that Python: \`${python} -m pip install papermill nbconvert ipykernel\` ` +
-        `(or your project's own tool, e.g. \`uv pip install --python ${python} papermill nbconvert ipykernel\`), ` +
+        `for ${python}${origin ? ` (${origin})` : ""}. Install them into that Python: \`${py} -m pip install papermill nbconvert ipykernel\` ` +
+        `(or your project's own tool, e.g. \`uv pip install --python ${py} papermill nbconvert ipykernel\`), ` +
         `or point the notebook's \`python\` option or CAIRN_PYTHON at a Python that has them.`,
     );
   }
