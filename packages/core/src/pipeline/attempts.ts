@@ -131,6 +131,7 @@ function noteRetriedError(scope: AttemptScope, task: TaskAttempts, attempt: numb
   (task.retriedErrors ??= []).push(error);
   task.recorder.tag(attemptErrorTag(attempt), errorTag(scope.shared.secrets.maskError(toErrorInfo(error))));
 }
+
 /** The process logs, which every attempt appends to (`=== attempt N ===`): they stay in place. */
 const LOGS_FOLDER = "logs";
 
