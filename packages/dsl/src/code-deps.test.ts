@@ -3,7 +3,7 @@
  * project's modules it imports from, read from files on disk (no loader involved).
  */
 import { spawnSync } from "node:child_process";
-import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, link, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -430,6 +430,79 @@ describe("a package of the project: a workspace package, a file: or link: depend
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe("a package of the project as Node resolves it: pnpm's file: copy, a CommonJS importer, pattern order, a self-reference, imports", () => {
+  let root: string;
+  async function tree(files: Record<string, string>): Promise<void> {
+    for (const [name, text] of Object.entries(files)) {
+      await mkdir(join(root, name, ".."), { recursive: true });
+      await writeFile(join(root, name), text);
+    }
+  }
+  const keysOf = async (flow: string, fn: string) => Object.keys(await functionDependencies(join(root, flow), fn, newRun())).sort();
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), "cairn-package-resolve-"));
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("follows pnpm's copy of a file: dependency (hard links in node_modules/.pnpm/lib@file+..+lib): an in-place edit of ../lib changes the key", async () => {
+    const copy = "app/node_modules/.pnpm/lib@file+..+lib/node_modules/lib";
+    await tree({
+      "lib/package.json": `{ "name": "lib", "version": "1.0.0", "main": "index.js" }\n`,
+      "lib/index.js": `export const a = 1;\n`,
+      "app/package.json": `{ "name": "app", "type": "module", "dependencies": { "lib": "file:../lib" } }\n`,
+      "app/flow.ts": `import { a } from "lib";\nexport const fn = () => ({ v: a });\n`,
+    });
+    await mkdir(join(root, copy), { recursive: true });
+    for (const name of ["package.json", "index.js"]) await link(join(root, "lib", name), join(root, copy, name)); // as pnpm 10 installs it
+    await symlink(".pnpm/lib@file+..+lib/node_modules/lib", join(root, "app/node_modules/lib"));
+    const before = await functionDependencies(join(root, "app/flow.ts"), "() => ({ v: a })", newRun());
+    expect(Object.keys(before)).toContain("node_modules/.pnpm/lib@file+..+lib/node_modules/lib/index.js");
+    await writeFile(join(root, "lib/index.js"), `export const a = 2;\n`); // in place: the copy is the same file
+    const after = await functionDependencies(join(root, "app/flow.ts"), "() => ({ v: a })", newRun());
+    expect(after).not.toEqual(before);
+  });
+
+  it("a CommonJS flow (no \"type\": \"module\") follows the package's require target, which tsx runs; an ES module flow its import target", async () => {
+    await tree({
+      "dual/package.json": `{ "name": "dual", "exports": { ".": { "import": "./esm/index.mjs", "require": "./cjs/index.cjs" } } }\n`,
+      "dual/esm/index.mjs": `export const d = 1;\n`,
+      "dual/cjs/index.cjs": `exports.d = 1;\n`,
+      "cjsapp/package.json": `{ "name": "cjsapp" }\n`,
+      "cjsapp/flow.ts": `import { d } from "dual";\nexport const fn = () => ({ v: d });\n`,
+      "esmapp/package.json": `{ "name": "esmapp", "type": "module" }\n`,
+      "esmapp/flow.ts": `import { d } from "dual";\nexport const fn = () => ({ v: d });\n`,
+    });
+    for (const app of ["cjsapp", "esmapp"]) {
+      await mkdir(join(root, app, "node_modules"), { recursive: true });
+      await symlink("../../dual", join(root, app, "node_modules/dual"));
+    }
+    expect(await keysOf("cjsapp/flow.ts", "() => ({ v: d })")).toEqual(["../dual/cjs/index.cjs"]);
+    expect(await keysOf("esmapp/flow.ts", "() => ({ v: d })")).toEqual(["../dual/esm/index.mjs"]);
+  });
+
+  it("picks the exports pattern Node picks (the longest before the *), whatever the order; follows a package naming itself, and its imports (#util)", async () => {
+    await tree({
+      "pat/package.json": `{ "name": "pat", "type": "module", "exports": { "./*": "./src/*.js", "./features/*": "./src/features/*/index.js" } }\n`,
+      "pat/src/features/a/index.js": `export const fa = 1;\n`,
+      "self/package.json": `{ "name": "@acme/self", "type": "module", "exports": { "./util": "./src/util.ts" }, "imports": { "#internal/*": "./src/internal/*.ts", "#pat": "pat/features/a" } }\n`,
+      "self/src/util.ts": `export const u = 1;\n`,
+      "self/src/internal/deep.ts": `export const deep = 1;\n`,
+      "self/flow.ts": [
+        `import { fa } from "pat/features/a";`,
+        `import { u } from "@acme/self/util";`,
+        `import { deep } from "#internal/deep";`,
+        `import { fa as again } from "#pat";`,
+        `export const fn = () => ({ v: fa + u + deep + again });`,
+      ].join("\n"),
+    });
+    await mkdir(join(root, "self/node_modules"), { recursive: true });
+    await symlink("../../pat", join(root, "self/node_modules/pat"));
+    expect(await keysOf("self/flow.ts", "() => ({ v: fa + u + deep + again })")).toEqual(["../pat/src/features/a/index.js", "src/internal/deep.ts", "src/util.ts"]);
   });
 });
 

@@ -23,8 +23,10 @@
  * a function (a factory, `makeTrain(model)`; a `.map()` callback; the flow's build function)
  * counts the top-level statement that holds it, with what that refers to; not the arguments
  * a factory is called with. A package whose real folder lies outside every node_modules folder
- * (a workspace package, a `file:` or `link:` dependency) is the project's code and is followed
- * too, named by path (`../tslib/src/index.ts`). Not followed: packages installed from a
+ * (a workspace package, a `file:` or `link:` dependency, the package importing itself or its
+ * `#` imports; pnpm's hard-linked copy of a `file:` dependency too) is the project's code and is
+ * followed, resolved as Node does for the importing module's format, named by path
+ * (`../tslib/src/index.ts`). Not followed: packages installed from a
  * registry, Cairn itself, `import()` of a computed path, tsconfig `paths` aliases, files read at run
  * time, programs started apart (`execFile` of a script) (declare those with `.codeFiles()` or
  * bump `.version()`).
@@ -459,8 +461,8 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
   const seen = new Set<unknown>();
   const names: string[] = [];
   const modules: string[] = [];
-  const addModule = (fromDir: string, specifier: string) => {
-    const path = resolveImport(r, fromDir, specifier);
+  const addModule = (specifier: string) => {
+    const path = resolveImport(r, file, specifier);
     if (path && !seen.has(path)) {
       seen.add(path);
       modules.push(path);
@@ -468,11 +470,11 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
   };
   if (own.opaque) {
     deps[basename(file)] = own.digest;
-    for (const imp of own.imports) addModule(base, imp.from);
+    for (const imp of own.imports) addModule(imp.from);
   }
   // A module the task's module imports for its side effects alone (`import "./plugins.ts"`) may
   // change anything the task uses (a registry it fills): it counts for every task of the module.
-  for (const imp of own.imports) if (!imp.locals.length && !imp.taken.length) addModule(base, imp.from);
+  for (const imp of own.imports) if (!imp.locals.length && !imp.taken.length) addModule(imp.from);
   // Only names the module has at its top level can lead anywhere: most functions use none,
   // and are not parsed at all.
   const candidates = new Set(fnText.match(IDENTIFIER) ?? []);
@@ -480,7 +482,7 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
   if ([...candidates].some((n) => byName.has(n) || importOf.has(n) || requires.includes(n)) || /\b(?:import|require|URL)\s*\(/.test(fnText)) {
     const refs = await refsOfFunction(fnText, requires);
     names.push(...refs.names);
-    for (const m of refs.modules) addModule(base, m);
+    for (const m of refs.modules) addModule(m);
   }
   // The top-level statement that declares the task counts, with what it refers to: its builder
   // chain (an output schema, a wrapper the function is handed through), and, for a task declared
@@ -498,7 +500,7 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
       deps[`${basename(file)}#${block.label}`] = block.digest;
       Object.assign(deps, { [DECLARATION_ENTRY]: `${basename(file)}#${block.label}` });
       names.push(...block.uses);
-      for (const m of block.modules) addModule(base, m);
+      for (const m of block.modules) addModule(m);
     }
   }
   // What it reads from process.env, also through a name its module binds to it (`env.SCALE`) or
@@ -513,10 +515,10 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
         seen.add(decl);
         deps[`${basename(file)}#${decl.names.join(",")}`] = decl.digest;
         names.push(...decl.uses);
-        for (const m of decl.modules) addModule(base, m);
+        for (const m of decl.modules) addModule(m);
       }
       const from = importOf.get(name);
-      if (from !== undefined) addModule(base, from);
+      if (from !== undefined) addModule(from);
     }
     const path = modules.pop();
     if (path === undefined || path === file) continue; // the task's module: only what is named from it counts
@@ -555,7 +557,7 @@ function closureOf(r: Reads, file: string, start: string): Promise<Closure> {
         if (!shape) continue; // gone since it was imported: the import fails on its own
         found.files.set(path, shape.digest);
         for (const imp of shape.imports) {
-          const next = resolveImport(r, dirname(path), imp.from);
+          const next = resolveImport(r, path, imp.from);
           if (next === file) {
             if (imp.taken.includes("*")) found.backWhole = true;
             else found.back.push(...imp.taken);
@@ -573,18 +575,31 @@ function closureOf(r: Reads, file: string, start: string): Promise<Closure> {
   return closure;
 }
 
+/**
+ * Whether `file` is in an installed package (not the project's code): inside a node_modules
+ * folder, but for a copy pnpm made of a `file:` dependency (or an injected workspace package),
+ * `node_modules/.pnpm/lib@file+..+lib/node_modules/lib/`: its files are hard links to the
+ * project's own, which the user edits in place while its version stays, and they are what runs.
+ */
 function isPackageFile(file: string): boolean {
-  return file.includes(`${sep}node_modules${sep}`);
+  const at = file.indexOf(`${sep}node_modules${sep}`);
+  if (at < 0) return false;
+  const copy = PNPM_FILE_COPY.exec(file.slice(at));
+  return copy === null || file.slice(at + copy[0].length).includes(`${sep}node_modules${sep}`);
 }
 
+/** The folder pnpm copies a `file:` dependency to: its virtual store's `<name>@file+<path>` (the path from the lockfile's folder, `/` as `+`). */
+const PNPM_FILE_COPY = new RegExp(String.raw`^[/\\]node_modules[/\\]\.pnpm[/\\][^/\\]*@file\+[^/\\]*[/\\]node_modules[/\\](?:@[^/\\]+[/\\])?[^/\\]+[/\\]`);
+
 /**
- * A relative specifier as Node, tsx and TypeScript resolve it to a project file (code, or a
- * data file such as JSON); undefined for packages and misses. Once per flow run.
+ * A specifier as Node, tsx and TypeScript resolve it from the module `fromFile` to a project
+ * file (code, or a data file such as JSON); undefined for installed packages and misses. Once
+ * per flow run.
  */
-function resolveImport(r: Reads, fromDir: string, specifier: string): string | undefined {
-  const key = `${fromDir}\0${specifier}`;
+function resolveImport(r: Reads, fromFile: string, specifier: string): string | undefined {
+  const key = `${fromFile}\0${specifier}`;
   if (r.resolved.has(key)) return r.resolved.get(key);
-  const found = resolveNow(fromDir, specifier);
+  const found = resolveNow(fromFile, specifier);
   r.resolved.set(key, found);
   return found;
 }
@@ -593,8 +608,13 @@ function isBareSpecifier(specifier: string): boolean {
   return !/^(?:\.\.?\/|\/|file:)/.test(specifier);
 }
 
-function resolveNow(fromDir: string, specifier: string): string | undefined {
-  if (isBareSpecifier(specifier)) return resolveProjectPackage(fromDir, specifier);
+function resolveNow(fromFile: string, specifier: string): string | undefined {
+  if (specifier.startsWith("#")) return resolvePackageImport(fromFile, specifier);
+  if (isBareSpecifier(specifier)) return resolveProjectPackage(fromFile, specifier);
+  return resolveRelative(dirname(fromFile), specifier);
+}
+
+function resolveRelative(fromDir: string, specifier: string): string | undefined {
   const target = specifier.startsWith("file:") ? fileURLToPath(specifier) : resolve(fromDir, specifier.split(/[?#]/)[0]!);
   const ext = extname(target);
   const stem = target.slice(0, target.length - ext.length);
@@ -615,24 +635,52 @@ function resolveNow(fromDir: string, specifier: string): string | undefined {
 const BARE = /^((?:@[^/]+\/)?[^/@.#][^/]*)(\/.*)?$/;
 
 /**
- * A bare specifier (`@acme/tslib`, `tslib/util`) as Node resolves it from `fromDir`, when the
- * package's real folder (after symlinks) lies outside every node_modules folder: a workspace
- * package of npm, pnpm or yarn, a `file:` or `link:` dependency. That is the project's own code,
- * which the user edits, and it counts as the project's own files do. A package installed from a
- * registry (its real folder inside node_modules: pnpm's store links too) is not followed: its
- * version is what counts. Nor is Cairn itself (`cairn-dag`, `@cairn/*`): the engine, not the
- * task's code. Resolved with the conditions an ES module import has (`import`, `node`,
- * `default`); undefined for what cannot be resolved so, which then is not followed.
+ * A bare specifier (`@acme/tslib`, `tslib/util`) as Node resolves it from the module
+ * `fromFile`, when the package's real folder (after symlinks) lies outside every node_modules
+ * folder: a workspace package of npm, pnpm or yarn, a `file:` or `link:` dependency, or the
+ * package `fromFile` is in, named by itself. That is the project's own code, which the user
+ * edits, and it counts as the project's own files do; so does pnpm's copy of a `file:`
+ * dependency (isPackageFile). A package installed from a registry (its real folder inside
+ * node_modules: pnpm's store links too) is not followed: its version is what counts. Nor is
+ * Cairn itself (`cairn-dag`, `@cairn/*`): the engine, not the task's code. Resolved with the
+ * conditions of the importing module's format (conditionsOf); undefined for what cannot be
+ * resolved so, which then is not followed.
  */
-function resolveProjectPackage(fromDir: string, specifier: string): string | undefined {
+function resolveProjectPackage(fromFile: string, specifier: string): string | undefined {
   const [, name, rest] = BARE.exec(specifier.split(/[?#]/)[0]!) ?? [];
   if (name === undefined || isBuiltin(specifier) || name === "cairn-dag" || name.startsWith("@cairn/")) return undefined;
-  const dir = installedPackageDir(fromDir, name);
+  const subpath = rest === undefined ? "." : `.${rest}`;
+  const scope = packageScope(fromFile);
+  if (scope?.manifest.name === name && scope.manifest.exports !== undefined) return resolveTarget(scope.dir, exportTarget(scope.manifest.exports, subpath, conditionsOf(fromFile)));
+  const dir = installedPackageDir(dirname(fromFile), name);
   if (dir === undefined || isPackageFile(`${dir}${sep}`)) return undefined;
   const manifest = readPackageJson(dir);
-  const subpath = rest === undefined ? "." : `.${rest}`;
-  const target = manifest?.exports === undefined ? (subpath === "." ? `./${manifest?.main ?? "index"}` : subpath) : exportTarget(manifest.exports, subpath);
-  return typeof target === "string" && target.startsWith("./") ? resolveNow(dir, target) : undefined;
+  const target = manifest?.exports === undefined ? (subpath === "." ? `./${manifest?.main ?? "index"}` : subpath) : exportTarget(manifest.exports, subpath, conditionsOf(fromFile));
+  return resolveTarget(dir, target);
+}
+
+/** A specifier of the package's own `imports` (`#util`), as Node resolves it from the module `fromFile`: to a file of the package, or to another package. */
+function resolvePackageImport(fromFile: string, specifier: string): string | undefined {
+  const scope = packageScope(fromFile);
+  const imports = scope?.manifest.imports;
+  if (!scope || !imports || typeof imports !== "object" || Array.isArray(imports)) return undefined;
+  const target = subpathTarget(imports as Record<string, unknown>, specifier.split("?")[0]!, conditionsOf(fromFile));
+  if (target !== undefined && !target.startsWith("./") && !target.startsWith("/")) return resolveProjectPackage(fromFile, target);
+  return resolveTarget(scope.dir, target);
+}
+
+function resolveTarget(dir: string, target: string | undefined): string | undefined {
+  return typeof target === "string" && target.startsWith("./") ? resolveRelative(dir, target) : undefined;
+}
+
+/** The package `file` belongs to, as Node finds it: the nearest folder up with a package.json. */
+function packageScope(file: string): { dir: string; manifest: PackageJson } | undefined {
+  for (let dir = dirname(file); basename(dir) !== "node_modules"; dir = dirname(dir)) {
+    const manifest = readPackageJson(dir);
+    if (manifest) return { dir, manifest };
+    if (dirname(dir) === dir) return undefined;
+  }
+  return undefined;
 }
 
 /** The real folder of the package `name` as Node finds it from `fromDir`: the first `node_modules/<name>` up the tree. */
@@ -652,41 +700,77 @@ function installedPackageDir(fromDir: string, name: string): string | undefined 
   }
 }
 
-function readPackageJson(dir: string): { exports?: unknown; main?: string } | undefined {
+interface PackageJson {
+  name?: unknown;
+  exports?: unknown;
+  imports?: unknown;
+  main?: string;
+}
+
+function readPackageJson(dir: string): PackageJson | undefined {
   try {
-    return JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { exports?: unknown; main?: string };
+    return JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as PackageJson;
   } catch {
     return undefined; // none, or unreadable: Node resolves `index` in the folder
   }
 }
 
+/**
+ * The conditions Node resolves the imports of `fromFile` with: tsx runs a CommonJS module's
+ * `import` as `require()`, so a package's `require` target is what runs there, its `import`
+ * target in an ES module.
+ */
+function conditionsOf(fromFile: string): readonly string[] {
+  return tsxFormat(fromFile) === "cjs" ? REQUIRE_CONDITIONS : IMPORT_CONDITIONS;
+}
+
 const IMPORT_CONDITIONS = ["import", "node", "default"];
+const REQUIRE_CONDITIONS = ["require", "node", "default"];
 
 /**
- * Where a package.json's `exports` send `subpath` for an ES module import: a string; a map of
- * conditions (the first of `import`, `node`, `default` in its own order); a map of subpaths,
- * with one `*` pattern; an array (its first entry that resolves). Undefined when not exported.
+ * Where a package.json's `exports` send `subpath`: a string; a map of conditions (the first of
+ * `conditions` in its own order); a map of subpaths (subpathTarget); an array (its first entry
+ * that resolves). Undefined when not exported.
  */
-function exportTarget(exports: unknown, subpath: string): string | undefined {
-  const conditional = (value: unknown): string | undefined => {
-    if (typeof value === "string") return value;
-    if (Array.isArray(value)) return value.map(conditional).find((t) => t !== undefined);
-    if (!value || typeof value !== "object") return undefined;
-    for (const [key, inner] of Object.entries(value)) {
-      const target = IMPORT_CONDITIONS.includes(key) ? conditional(inner) : undefined;
-      if (target !== undefined) return target;
-    }
-    return undefined;
-  };
+function exportTarget(exports: unknown, subpath: string, conditions: readonly string[]): string | undefined {
   const isSubpathMap = !!exports && typeof exports === "object" && !Array.isArray(exports) && Object.keys(exports).some((k) => k.startsWith("."));
-  if (!isSubpathMap) return subpath === "." ? conditional(exports) : undefined;
-  const map = exports as Record<string, unknown>;
-  if (subpath in map) return conditional(map[subpath]);
-  for (const [key, value] of Object.entries(map)) {
+  if (isSubpathMap) return subpathTarget(exports as Record<string, unknown>, subpath, conditions);
+  return subpath === "." ? conditionalTarget(exports, conditions) : undefined;
+}
+
+/**
+ * The target of `subpath` in a map of subpaths (`exports`) or of `#` names (`imports`): its own
+ * key, else the `*` pattern Node picks (PATTERN_KEY_COMPARE: the longest part before the `*`,
+ * then the longest key), whatever the map's order.
+ */
+function subpathTarget(map: Record<string, unknown>, subpath: string, conditions: readonly string[]): string | undefined {
+  if (!subpath.includes("*") && Object.hasOwn(map, subpath)) return conditionalTarget(map[subpath], conditions);
+  let best: { key: string; matched: string } | undefined;
+  for (const key of Object.keys(map)) {
     const star = key.indexOf("*");
-    if (star < 0 || !subpath.startsWith(key.slice(0, star)) || !subpath.endsWith(key.slice(star + 1))) continue;
-    const matched = subpath.slice(star, subpath.length - (key.length - star - 1));
-    return conditional(value)?.replaceAll("*", matched);
+    if (star < 0 || key.lastIndexOf("*") !== star) continue;
+    const base = key.slice(0, star);
+    const trailer = key.slice(star + 1);
+    if (!subpath.startsWith(base) || subpath === base || subpath.length < key.length || !subpath.endsWith(trailer)) continue;
+    if (best === undefined || patternKeyCompare(best.key, key) > 0) best = { key, matched: subpath.slice(star, subpath.length - trailer.length) };
+  }
+  return best && conditionalTarget(map[best.key], conditions)?.replaceAll("*", best.matched);
+}
+
+/** Node's PATTERN_KEY_COMPARE for two keys with one `*`: negative when `a` is the better match. */
+function patternKeyCompare(a: string, b: string): number {
+  const baseA = a.indexOf("*") + 1;
+  const baseB = b.indexOf("*") + 1;
+  return baseA !== baseB ? baseB - baseA : b.length - a.length;
+}
+
+function conditionalTarget(value: unknown, conditions: readonly string[]): string | undefined {
+  if (typeof value === "string") return value;
+  if (Array.isArray(value)) return value.map((v) => conditionalTarget(v, conditions)).find((t) => t !== undefined);
+  if (!value || typeof value !== "object") return undefined;
+  for (const [key, inner] of Object.entries(value)) {
+    const target = conditions.includes(key) ? conditionalTarget(inner, conditions) : undefined;
+    if (target !== undefined) return target;
   }
   return undefined;
 }
