@@ -63,3 +63,24 @@ describe("loadFlow", () => {
     );
   });
 });
+
+describe("commonJsScope", () => {
+  it("gives the format the code fingerprints are made with: CommonJS under a package.json that is not JSON, with why", async () => {
+    const { commonJsScope } = await import("./load-flow.ts");
+    const { moduleFormatOf } = await import("@cairn/dsl");
+    const root = await mkdtemp(join(tmpdir(), "cairn-cjs-scope-"));
+    try {
+      const cases: Record<string, string> = { esm: `{ "type": "module" }`, cjs: `{ "name": "x" }`, broken: `{ "type": "module",` };
+      for (const [name, manifest] of Object.entries(cases)) {
+        await mkdir(join(root, name));
+        await writeFile(join(root, name, "package.json"), manifest);
+        const flow = join(root, name, "flow.ts");
+        expect(commonJsScope(flow) !== undefined, name).toBe(moduleFormatOf(flow).format === "cjs");
+      }
+      expect(commonJsScope(join(root, "broken/flow.ts"))).toEqual({ why: `${join(root, "broken/package.json")} is not valid JSON (Node refuses to load a module under it; CommonJS is its default)` });
+      expect(commonJsScope(join(root, "esm/flow.ts"))).toBeUndefined();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

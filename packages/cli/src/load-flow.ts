@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, realpathSync, type Stats, statSy
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CairnError, closestName, describeValue } from "@cairn/core";
-import { type Flow, flowBuilderName, isFlow } from "@cairn/dsl";
+import { type Flow, flowBuilderName, isFlow, moduleFormatOf } from "@cairn/dsl";
 import { cairnNotInstalled, missingCairnPackage } from "./install-advice.ts";
 
 /** The flow file is missing, or does not default-export a flow. */
@@ -31,26 +31,13 @@ const TSX_MISSING = "CAIRN_TSX_MISSING";
 /**
  * Why Node (and tsx) take the TypeScript file at `path` for CommonJS, in words, or undefined
  * when it is an ES module: a .cts file, or a .ts/.tsx file whose nearest package.json does not
- * say "type": "module".
+ * say "type": "module". The very answer the code fingerprints are made with (moduleFormatOf).
  */
 export function commonJsScope(path: string): { why: string } | undefined {
   const ext = extname(path);
-  if (ext === ".cts") return { why: "a .cts file is CommonJS" };
-  if (ext !== ".ts" && ext !== ".tsx") return undefined;
-  for (let dir = dirname(path); ; dir = dirname(dir)) {
-    const pkg = join(dir, "package.json");
-    if (existsSync(pkg)) {
-      let type: unknown;
-      try {
-        type = (JSON.parse(readFileSync(pkg, "utf8")) as { type?: unknown }).type;
-      } catch {
-        return undefined; // Node would have said so first
-      }
-      if (type === "module") return undefined;
-      return { why: `${pkg} says ${type === undefined ? `no "type"` : `"type": ${JSON.stringify(type)}`}, not "type": "module"` };
-    }
-    if (dirname(dir) === dir) return { why: `no package.json is above it to say "type": "module"` };
-  }
+  if (ext !== ".cts" && ext !== ".ts" && ext !== ".tsx") return undefined;
+  const { format, why } = moduleFormatOf(path);
+  return format === "cjs" ? { why } : undefined;
 }
 
 /**

@@ -46,6 +46,7 @@ import { scopeKey, type RunScope } from "@cairn/core";
 import { isCliCompiledFile, shown } from "./declared-path.ts";
 import { envReadBy, envReadsIn, type EnvReads, type ProcessNames, processNamesOf, type SyntaxNode } from "./env-read.ts";
 import { loadEsbuild } from "./esbuild.ts";
+import { memo } from "./memo.ts";
 import { type ModuleFormat, tsxFormat } from "./module-format.ts";
 import { mappedSource, sourceMapPlace } from "./source-map-comment.ts";
 import { tscEmit, type Unusable } from "./tsc-emit.ts";
@@ -1416,15 +1417,5 @@ async function fromDisk<T>(name: string): Promise<T | undefined> {
 async function keep<T>(id: string, value: T): Promise<T> {
   const dir = disk();
   if (dir) await writeFileAtomic(dir, `${id}.json`, JSON.stringify(value)).catch(() => {});
-  return value;
-}
-
-/** `map`'s value for `key`, made by `make` the first time it is asked for (a promise: asked once per flow run). */
-function memo<K, V>(map: Map<K, V>, key: K, make: () => V): V {
-  let value = map.get(key);
-  if (value === undefined) {
-    value = make();
-    map.set(key, value);
-  }
   return value;
 }

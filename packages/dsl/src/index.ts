@@ -31,6 +31,8 @@ export {
 export { http, HttpTaskError, type HttpOptions, type KindTask } from "./kinds/index.ts";
 export { addFlowHooks, type FlowHooks } from "./flow-hooks.ts";
 export { registerCompiledFlowDir } from "./declared-path.ts";
+// For the CLI, which sends a CommonJS flow to tsx: the format the code fingerprints are made with.
+export { moduleFormatOf } from "./module-format.ts";
 
 export {
   isArtifact,

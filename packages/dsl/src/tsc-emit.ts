@@ -8,6 +8,7 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type * as TypeScript from "typescript";
+import { memo } from "./memo.ts";
 
 type Ts = typeof TypeScript;
 
@@ -51,11 +52,6 @@ function noTranspileApi(path: string, ts: Ts): string {
 
 function firstLine(error: unknown): string {
   return String(error instanceof Error ? error.message : error).split("\n")[0]!;
-}
-
-function memo<K, V>(map: Map<K, V>, key: K, make: () => V): V {
-  if (!map.has(key)) map.set(key, make());
-  return map.get(key)!;
 }
 
 /** The options of the tsconfig.json nearest to `dir` (with what it extends), as tsc reads them; by config file, once per process. */
