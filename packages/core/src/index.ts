@@ -50,6 +50,7 @@ export {
   skippedWhy,
   cancelledRunWhy,
   POOL_TAG,
+  WORKER_TAG,
   QUEUED_AT_TAG,
   RAN_BECAUSE_TAG,
   ATTEMPT_STARTS_TAG,
@@ -87,7 +88,7 @@ export type {
   ExperimentWarning,
   AbandonedRunsOptions,
 } from "./tracking/tracker.ts";
-export { checkMetric, copiedTags } from "./tracking/tracker.ts";
+export { ABANDONED_TAG, checkMetric, copiedTags } from "./tracking/tracker.ts";
 export { NullTracker } from "./tracking/null-tracker.ts";
 export { EXPERIMENT_NAME_MAX_LENGTH, experimentNameTooLong } from "./tracking/experiment-name.ts";
 export { LocalStore, type LocalStoreOptions, type PruneRunsOptions, type PruneRunsResult } from "./tracking/local/local-store.ts";

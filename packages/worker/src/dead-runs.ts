@@ -3,10 +3,7 @@
  * next (the worker that takes it again, or the coordinator that gives it up or takes it back),
  * each saying why, as the runs of a killed coordinator do.
  */
-import { ABANDONED_COPIED_TAGS, copiedTags, type RunRecord, type Tracker } from "@cairn/core";
-
-/** The tag that says why a run was closed by another process than its own (as every tracker's closer writes it). */
-export const ABANDONED_TAG = "cairn.abandoned";
+import { ABANDONED_COPIED_TAGS, ABANDONED_TAG, copiedTags, type RunRecord, type Tracker } from "@cairn/core";
 
 /**
  * Closes each run of `runIds` still RUNNING as `status`, tagged {@link ABANDONED_TAG} with

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { parseOwner } from "@cairn/cache";
-import { CancelledError, cairnBuild, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, readSentStop, redactUri, type SentStop, shellQuote, type Tracker } from "@cairn/core";
+import { CancelledError, cairnBuild, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, readSentStop, redactUri, type SentStop, shellQuote, type Tracker, WORKER_TAG } from "@cairn/core";
 import { PoisonTaskError, QueueInputsTooLargeError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobData, type JobProgress, STALLED_REASON, withNegativeZerosNoted } from "./job.ts";
@@ -34,9 +34,6 @@ const WORKER_RECORD_MS = 6_000;
 
 /** How long a cancel waits on a running task's worker in silence before it says what it waits for. */
 const CANCEL_QUIET_MS = 2_000;
-/** The tag naming the worker that opened a task run (set by the worker). */
-const WORKER_TAG = "cairn.worker";
-
 /** A ping unanswered this long is Redis not answering (it answers in well under a millisecond). */
 const SILENCE_MS = 2_000;
 /** A job sent again this soon after Redis answers again is taken to be one whose lock lapsed while Redis was silent. */

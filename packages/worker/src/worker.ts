@@ -40,6 +40,7 @@ import {
   SecretNotFoundError,
   SecretRegistry,
   TaskCache,
+  WORKER_TAG,
 } from "@cairn/core";
 import {
   buildMismatch,
@@ -131,8 +132,6 @@ const HEARTBEAT_MS = 2000;
 /** The first wait of a job handed back for another worker; doubled at each hand-back, up to {@link MAX_HAND_BACK_MS}. */
 const HAND_BACK_MS = 500;
 const MAX_HAND_BACK_MS = 4000;
-/** Tag naming the worker that ran a task's run (its id, as `cairn workers` lists it). */
-const WORKER_TAG = "cairn.worker";
 
 /** A pool's name, as `.pool()` takes it. */
 const POOL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;

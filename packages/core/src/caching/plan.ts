@@ -9,16 +9,12 @@ import { closestName, namesForMessage } from "../internal.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import { leaseHolder } from "../pipeline/single-flight.ts";
-import { cancelledRunWhy, ERROR_TAG, SKIPPED_BECAUSE_TAG, SKIPPED_REASON_TAG, startedNoAttempt } from "../pipeline/task-run.ts";
+import { cancelledRunWhy, ERROR_TAG, SKIPPED_BECAUSE_TAG, SKIPPED_REASON_TAG, startedNoAttempt, WORKER_TAG } from "../pipeline/task-run.ts";
 import type { LeaseHolder } from "../run/events.ts";
-import { ABANDONED_TAG } from "../tracking/local/local-store.ts";
-import type { RunRecord, Tracker } from "../tracking/tracker.ts";
+import { ABANDONED_TAG, type RunRecord, type Tracker } from "../tracking/tracker.ts";
 import { forcedItems, forcedNodes, forcedOf, itemPastList } from "./rerun.ts";
 import { diffOptionsOf, type ForeignEntry, foreignReason, type TaskCache, type TaskKey } from "./task-cache.ts";
 import { expiredMiss, expiredWords } from "./miss-reason.ts";
-
-/** The tag of the runs a queue worker makes: its id (set by @cairn/worker, which core does not import). */
-const WORKER_TAG = "cairn.worker";
 
 /** What a task would do if the flow ran now. */
 export interface PlannedTask {

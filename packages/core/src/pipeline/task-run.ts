@@ -227,6 +227,8 @@ export async function finishGroupRun(scope: RecordScope, runId: string, summary:
   await tracker.endRun(runId, summary.status === "succeeded" ? "FINISHED" : summary.status === "failed" ? "FAILED" : "KILLED");
 }
 
+/** Of a task run a queue worker made: the worker's id, as `cairn workers` lists it (set by @cairn/worker). */
+export const WORKER_TAG = "cairn.worker";
 /** Of a task run: the task's named pool. */
 export const POOL_TAG = "cairn.pool";
 /** Of a task run that ran: when (epoch ms) its inputs were ready and it was queued; its run starts when it got a slot. */

@@ -8,7 +8,6 @@
 
 import { MetricError } from "../errors.ts";
 
-/** MLflow's run statuses. */
 /** Options of {@link Tracker.closeAbandonedRuns}. */
 export interface AbandonedRunsOptions {
   readonly warn?: (message: string) => void;
@@ -22,6 +21,14 @@ export function copiedTags(tags: Readonly<Record<string, string>>, copyTags: Rea
   return copied;
 }
 
+/**
+ * Tag of a run closed by another process than its own (its process died: a later command, or the
+ * coordinator or a worker for a dead queue worker's run), saying who closed it and why. Every
+ * tracker's closer writes it; plan reads it to say the run was interrupted.
+ */
+export const ABANDONED_TAG = "cairn.abandoned";
+
+/** MLflow's run statuses. */
 export type RunStatus = "RUNNING" | "SCHEDULED" | "FINISHED" | "FAILED" | "KILLED";
 
 /** One metric value at one step. */

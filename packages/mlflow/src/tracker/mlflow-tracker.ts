@@ -5,6 +5,7 @@ import { basename, join, posix, relative, sep } from "node:path";
 import PQueue from "p-queue";
 import { AdaptiveLimit } from "./adaptive-limit.ts";
 import {
+  ABANDONED_TAG,
   checkMetric,
   copiedTags,
   safeRelativePath,
@@ -29,8 +30,6 @@ import { fitMlflowValue, longValueArtifactPath, MLFLOW_LIMITS, toMlflowKey } fro
 /** Tags naming the process that created a run (see @cairn/cache's process-owner.ts), so that a later process can close it if it is killed. */
 const OWNER_TAG = "cairn.owner";
 const HOST_TAG = "cairn.host";
-/** Tag of a run closed as KILLED because its process was gone, saying so. */
-const ABANDONED_TAG = "cairn.abandoned";
 
 /** Where index documents live in an experiment's artifact location. */
 const INDEX_FOLDER = "cairn-index";

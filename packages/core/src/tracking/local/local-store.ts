@@ -24,7 +24,7 @@ import type {
   RunStatus,
   Tracker,
 } from "../tracker.ts";
-import { checkMetric, copiedTags } from "../tracker.ts";
+import { ABANDONED_TAG, checkMetric, copiedTags } from "../tracker.ts";
 import { JsonlAppender } from "./jsonl-appender.ts";
 import { choosePrunedRuns, type PrunableLine } from "./prune-runs.ts";
 
@@ -115,9 +115,6 @@ interface OwnedRun {
 }
 
 type FinalStatus = Exclude<RunStatus, "RUNNING" | "SCHEDULED">;
-
-/** Tag of a run closed as KILLED because its process was gone, saying so. */
-export const ABANDONED_TAG = "cairn.abandoned";
 
 /** What a meta.json that parses but is not its experiment's record is, for messages. */
 const NOT_THE_RECORD = 'is not this experiment\'s record (an object with its "experimentId" and a "name" whose sha256 begins with that id)';
