@@ -7,7 +7,8 @@
 import { describe, expect, it } from "vitest";
 import { explainTask, openFlowCache, planFlow, type PlannedTask } from "@cairn/core";
 import { flow, LocalStore, task } from "@cairn/dsl";
-import { closeDeadRuns } from "../../packages/worker/src/dead-runs.ts";
+import { closeDeadRuns, poisonTags } from "../../packages/worker/src/dead-runs.ts";
+import { PoisonTaskError } from "../../packages/worker/src/errors.ts";
 import { runCollect, tmp } from "../cache/helpers.ts";
 
 const sq = task("dead-sq")
@@ -55,5 +56,27 @@ describe("a dead queue worker's task run, closed by another process", () => {
       new RegExp(`^no cache entry for these inputs and code: a run with this key was interrupted \\(run ${runId}, \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\): its queue worker w-vm1-42 stopped without closing it; no entry is stored for it$`),
     );
     expect(explained.cancelled).toMatchObject(interrupted);
+  });
+
+  it("given up as a poison task (closed FAILED with its PoisonTaskError): plan and explain say the key failed, its worker dying N times, not interrupted", async () => {
+    const root = await tmp();
+    const first = await runCollect(f, { root, params: { x: 1 } });
+    const key = (await planOf(root, 2)).planned.key!.key;
+    const store = new LocalStore({ root });
+    const { experimentId } = (await store.getRun(first.result.runId))!;
+    const runId = await store.createRun({ experimentId, name: "dead-sq", tags: { "cairn.key": key, "cairn.worker": "w-vm1-42" } });
+    // As the dispatcher closes the runs of a job BullMQ gave up (its workers died CAIRN_QUEUE_MAX_DEATHS times).
+    const poison = new PoisonTaskError("dead-sq", 3, "job stalled more than allowable limit");
+    await closeDeadRuns(store, [runId], "FAILED", () => "Its worker (w-vm1-42) stopped answering ... given up as a poison task (PoisonTaskError).", poisonTags(poison));
+    await store.flush();
+    const { planned, explained } = await planOf(root, 2);
+    // Before: "a run with this key was interrupted ...: its queue worker w-vm1-42 stopped without closing it".
+    expect(planned.cancelled).toBeUndefined();
+    expect(planned.failed).toMatchObject({ runId, why: "its worker died 3 times running it (PoisonTaskError)" });
+    expect(planned.failed!.error).toMatch(/^PoisonTaskError: Task "dead-sq" was given up: the worker running it died 3 times/);
+    expect(planned.reason).toMatch(
+      new RegExp(`^no cache entry for these inputs and code: a run with this key failed \\(run ${runId}, [\\dTZ:.-]+\\): its worker died 3 times running it \\(PoisonTaskError\\); no entry is stored for it$`),
+    );
+    expect(explained.failed).toMatchObject({ runId, why: "its worker died 3 times running it (PoisonTaskError)" });
   });
 });

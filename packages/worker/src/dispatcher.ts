@@ -18,7 +18,7 @@ import { CancelledError, cairnBuild, type DispatchedOutcome, type DispatchedTask
 import { PoisonTaskError, QueueInputsTooLargeError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobData, type JobProgress, STALLED_REASON, withNegativeZerosNoted } from "./job.ts";
-import { closeDeadRuns } from "./dead-runs.ts";
+import { closeDeadRuns, poisonTags } from "./dead-runs.ts";
 import { fromSent, type SentOutcome } from "./outputs-by-reference.ts";
 import { dropInputs, sendInputs } from "./inputs-by-reference.ts";
 import { readWorkers } from "./workers-list.ts";
@@ -287,16 +287,20 @@ class RedisQueueDispatcher implements QueueDispatcher {
     const queue = (await this.queueOf(queueName(task.flowName, task.pool))).queue;
     const job = await Job.fromId(queue, id).catch(() => undefined);
     const runIds = runIdsOf(job);
-    const poisoned = message.includes(STALLED_REASON);
-    // The runs its dead workers left RUNNING end now: none stays RUNNING for ever.
-    await this.closeDeadRuns(runIds, "FAILED", (worker) =>
-      poisoned
-        ? `Its worker${worker} stopped answering while it ran task "${task.nodeId}", killed or crashed, and the task was given up as a poison task (PoisonTaskError).`
-        : `Its worker${worker} failed the job of task "${task.nodeId}" without closing this run: ${message}`,
+    const poison = message.includes(STALLED_REASON) ? new PoisonTaskError(task.nodeId, job?.stalledCounter || runIds.length, message) : undefined;
+    // The runs its dead workers left RUNNING end now: none stays RUNNING for ever. A poison task's
+    // carry its error, as a failed run's: plan then says the key failed, not that it was interrupted.
+    await this.closeDeadRuns(
+      runIds,
+      "FAILED",
+      (worker) =>
+        poison
+          ? `Its worker${worker} stopped answering while it ran task "${task.nodeId}", killed or crashed, and the task was given up as a poison task (PoisonTaskError).`
+          : `Its worker${worker} failed the job of task "${task.nodeId}" without closing this run: ${message}`,
+      poison ? poisonTags(poison) : {},
     );
     const runId = runIds.at(-1);
-    if (poisoned) {
-      const poison = new PoisonTaskError(task.nodeId, job?.stalledCounter || runIds.length, message);
+    if (poison) {
       return { ok: false, cancelled: false, attempts: runIds.length, ...(runId ? { runId } : {}), error: { name: poison.name, message: poison.message, code: poison.code } };
     }
     return { ok: false, cancelled: false, attempts: runIds.length, ...(runId ? { runId } : {}), error: { name: "Error", message } };
@@ -323,9 +327,9 @@ class RedisQueueDispatcher implements QueueDispatcher {
   }
 
   /** {@link closeDeadRuns} with this process's tracker, each run's reason `why` its worker (` (pid 123 on host-a)`) stopped, and who closed it. */
-  private async closeDeadRuns(runIds: readonly string[], status: "FAILED" | "KILLED", why: (worker: string) => string): Promise<void> {
+  private async closeDeadRuns(runIds: readonly string[], status: "FAILED" | "KILLED", why: (worker: string) => string, tags?: Readonly<Record<string, string>>): Promise<void> {
     if (!this.tracker || !runIds.length) return;
-    await closeDeadRuns(this.tracker, runIds, status, (run) => `${why(describeOwner(run?.tags["cairn.owner"]))} Closed as ${status} by the coordinator (pid ${process.pid} on ${hostname()}) at ${new Date().toISOString()}.`);
+    await closeDeadRuns(this.tracker, runIds, status, (run) => `${why(describeOwner(run?.tags["cairn.owner"]))} Closed as ${status} by the coordinator (pid ${process.pid} on ${hostname()}) at ${new Date().toISOString()}.`, tags);
   }
 
   /**

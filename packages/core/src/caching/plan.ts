@@ -9,7 +9,7 @@ import { closestName, namesForMessage } from "../internal.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import { leaseHolder } from "../pipeline/single-flight.ts";
-import { cancelledRunWhy, ERROR_TAG, SKIPPED_BECAUSE_TAG, SKIPPED_REASON_TAG, startedNoAttempt, WORKER_TAG } from "../pipeline/task-run.ts";
+import { cancelledRunWhy, ERROR_MESSAGE_TAG, ERROR_NAME_TAG, ERROR_TAG, SKIPPED_BECAUSE_TAG, SKIPPED_REASON_TAG, startedNoAttempt, WORKER_TAG } from "../pipeline/task-run.ts";
 import type { LeaseHolder } from "../run/events.ts";
 import { ABANDONED_TAG, type RunRecord, type Tracker } from "../tracking/tracker.ts";
 import { forcedItems, forcedNodes, forcedOf, itemPastList } from "./rerun.ts";
@@ -74,6 +74,11 @@ export interface FailedRun {
   runId: string;
   startedAt: number;
   error?: string;
+  /**
+   * Why it failed, in words, when another process closed it failed: `its worker died 3 times
+   * running it (PoisonTaskError)` (a queue worker's run, given up as a poison task).
+   */
+  why?: string;
 }
 
 /** A cancelled run of a key: see {@link PlannedTask.cancelled}. */
@@ -215,10 +220,13 @@ async function planNodes(
   const endedRunOf = async (key: string): Promise<{ failed?: FailedRun; cancelled?: CancelledRun } | undefined> => {
     const run = (await options.cache.failedRuns()).byKey.get(key);
     if (!run) return undefined;
-    // A dead queue worker's run closed FAILED did not fail of itself: interrupted, as a KILLED one.
-    if (run.status === "KILLED" || run.tags[ABANDONED_TAG] !== undefined) return { cancelled: cancelledRun(run) };
+    // A dead queue worker's run closed FAILED did not fail of itself: interrupted, as a KILLED one,
+    // unless its closer gave the task up and wrote why (a poison task's error): then it failed.
+    const closedFailed = run.status === "FAILED" && run.tags[ABANDONED_TAG] !== undefined && run.tags[ERROR_NAME_TAG] !== undefined;
+    if (run.status === "KILLED" || (run.tags[ABANDONED_TAG] !== undefined && !closedFailed)) return { cancelled: cancelledRun(run) };
     const error = run.tags[ERROR_TAG]?.split("\n", 1)[0];
-    return { failed: { runId: run.runId, startedAt: run.startTime, ...(error ? { error: short(error, 200) } : {}) } };
+    const why = closedFailed ? closedFailedWhy(run.tags) : undefined;
+    return { failed: { runId: run.runId, startedAt: run.startTime, ...(error ? { error: short(error, 200) } : {}), ...(why ? { why } : {}) } };
   };
   const earlier = new Map<string, Promise<{ entries: CacheEntry[]; searched: string; complete: boolean }>>();
   const earlierEntries = (taskName: string) => {
@@ -656,5 +664,16 @@ function cancelledWhy(tags: Readonly<Record<string, string>>): string | undefine
 
 /** Plan's words for a key with no entry that a run failed for: what is known, not that its last run failed. */
 function failedRunReason(failed: FailedRun): string {
-  return `a run with this key failed (run ${failed.runId}, ${new Date(failed.startedAt).toISOString()}); no entry is stored for it`;
+  const why = failed.why !== undefined ? `: ${failed.why}` : "";
+  return `a run with this key failed (run ${failed.runId}, ${new Date(failed.startedAt).toISOString()})${why}; no entry is stored for it`;
+}
+
+/**
+ * Why another process closed a run FAILED, from the error it wrote: a poison task's (@cairn/worker's
+ * PoisonTaskError, whose message says how many times its workers died), else the error's name.
+ */
+function closedFailedWhy(tags: Readonly<Record<string, string>>): string {
+  const name = tags[ERROR_NAME_TAG]!;
+  const deaths = name === "PoisonTaskError" ? /died (\d+) times/.exec(tags[ERROR_MESSAGE_TAG] ?? "")?.[1] : undefined;
+  return deaths !== undefined ? `its worker died ${deaths} times running it (${name})` : `its worker stopped and the task was given up (${short(name, 100)})`;
 }
