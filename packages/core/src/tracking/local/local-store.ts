@@ -894,6 +894,8 @@ export class LocalStore implements Tracker {
   /**
    * Takes `prune.lock` for this process (one whose process is gone is taken over, and so is one
    * that names no process and is older than {@link UNOWNED_LOCK_MS}); resolves to its release.
+   * A stale lock is claimed before it is removed (see {@link claimStaleLock}): two prunes that
+   * read the same stale lock do not both end up holding one.
    */
   private async lockPrune(): Promise<() => Promise<void>> {
     const path = join(this.uri, "prune.lock");
@@ -920,12 +922,19 @@ export class LocalStore implements Tracker {
       await take();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw notWritten(error);
-      const owner = parseOwner(await readFile(path, "utf8").catch(() => ""));
-      if (!(owner ? ownerIsGone(owner) : await leftUnowned(path))) throw held(owner);
-      await unlink(path).catch(() => {}); // its process is gone
-      await take().catch((again: unknown) => {
-        throw (again as NodeJS.ErrnoException).code === "EEXIST" ? held(undefined) : notWritten(again); // EEXIST: another prune took it over first
-      });
+      const seen = await readLock(path);
+      const owner = parseOwner(seen?.text ?? "");
+      if (!(owner ? ownerIsGone(owner) : leftUnowned(seen))) throw held(owner);
+      const release = seen ? await claimStaleLock(path, seen).catch((claiming: unknown) => Promise.reject(notWritten(claiming))) : async () => {};
+      if (!release) throw held(undefined); // another prune claimed it first, or it changed since it was read
+      try {
+        if (seen) await unlink(path).catch(() => {}); // its process is gone; a lock gone already is not removed by path: it may be a new one
+        await take().catch((again: unknown) => {
+          throw (again as NodeJS.ErrnoException).code === "EEXIST" ? held(undefined) : notWritten(again); // EEXIST: a new prune took it meanwhile
+        });
+      } finally {
+        await release();
+      }
     }
     return () => unlink(path).catch(() => {});
   }
@@ -1344,12 +1353,57 @@ function parseLine<T>(raw: string): T | undefined {
 }
 
 /** Whether the lock at `path`, which names no process, is older than {@link UNOWNED_LOCK_MS}, or gone by now. */
-async function leftUnowned(path: string): Promise<boolean> {
+/** A lock file as read: its text and which file it was (inode, modification time), or undefined when it is gone. */
+interface SeenLock {
+  text: string;
+  ino: number;
+  mtimeMs: number;
+}
+
+/**
+ * The lock at `path` as {@link SeenLock}, its text and identity read through one handle (a lock
+ * this process may not read: no text); undefined when it is gone.
+ */
+async function readLock(path: string): Promise<SeenLock | undefined> {
+  const file = await open(path, "r").catch(() => undefined);
+  if (!file) return stat(path).then(({ ino, mtimeMs }) => ({ text: "", ino, mtimeMs }), () => undefined);
   try {
-    return Date.now() - (await stat(path)).mtimeMs > UNOWNED_LOCK_MS;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ENOENT";
+    const { ino, mtimeMs } = await file.stat();
+    return { text: await file.readFile("utf8").catch(() => ""), ino, mtimeMs };
+  } finally {
+    await file.close().catch(() => {});
   }
+}
+
+/**
+ * Claims the stale lock `seen` at `path` for this process alone before it is removed: a claim file
+ * named after that very lock (its inode and modification time) is created exclusively, so of two
+ * prunes that read the same stale lock one gets the claim; the other is refused. Under the claim,
+ * the lock is read again: one that is no longer `seen` (another prune took over meanwhile and
+ * released its claim) is left alone. Resolves to the claim's release, or undefined when not claimed;
+ * rejects when the claim cannot be written. Removing by path without a claim let a second prune
+ * unlink the first's new lock and take its own.
+ */
+async function claimStaleLock(path: string, seen: SeenLock): Promise<(() => Promise<void>) | undefined> {
+  const claim = `${path}.takeover-${seen.ino}-${Math.trunc(seen.mtimeMs)}`;
+  const file = await open(claim, "wx").catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "EEXIST") return undefined;
+    throw error;
+  });
+  if (!file) return undefined;
+  await file.close().catch(() => {});
+  const release = () => unlink(claim).catch(() => {});
+  const now = await readLock(path);
+  if (now && (now.ino !== seen.ino || now.mtimeMs !== seen.mtimeMs || now.text !== seen.text)) {
+    await release();
+    return undefined;
+  }
+  return release;
+}
+
+/** A lock that names no process is stale once older than {@link UNOWNED_LOCK_MS} (its writer died before writing its owner); one gone is free. */
+function leftUnowned(seen: SeenLock | undefined): boolean {
+  return !seen || Date.now() - seen.mtimeMs > UNOWNED_LOCK_MS;
 }
 
 /**

@@ -293,6 +293,60 @@ describe("LocalStore.pruneRuns", () => {
   });
 });
 
+describe("two prunes over one stale lock", () => {
+  // Both read the same stale lock. Before: the second to act unlinked it by path after the first
+  // had replaced it with its own, took its own, and both removed runs at once.
+  it.each([
+    ["its process is gone", (): string => formatOwner().replace(`:${process.pid}`, `:${spawnSync(process.execPath, ["-e", ""]).pid}`)],
+    ["empty and older than a few seconds", (): string => ""],
+  ])("%s: one takes it over, the other is refused as another prune", async (_, text) => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("etl");
+    await flowRun(store, experimentId, 40);
+    await store.flush();
+    const lock = join(root, "prune.lock");
+    await writeFile(lock, text());
+    const old = new Date(Date.now() - 60_000);
+    await utimes(lock, old, old);
+    let second: Promise<unknown> | undefined;
+    let firstResumed = false;
+    let holds!: () => void;
+    const secondHolds = new Promise<void>((resolve) => (holds = resolve));
+    let release!: () => void;
+    const firstDone = new Promise<void>((resolve) => (release = resolve));
+    races.push(
+      // The first prune, about to remove the stale lock it read: the second starts and reads it too.
+      {
+        when: (path) => path === lock,
+        run: async () => {
+          second = new LocalStore({ root }).pruneRuns({ endedBefore: Date.now() - 30 * DAY, keep: new Set() });
+          await Promise.race([secondHolds, second.catch(() => {})]);
+          firstResumed = true;
+        },
+      },
+      // The second, holding the lock, removes its first run's files once the first has ended.
+      { when: (path) => !firstResumed && !path.startsWith(lock), run: async () => (holds(), await firstDone) },
+    );
+    try {
+      const first = await new LocalStore({ root }).pruneRuns({ endedBefore: Date.now() - 30 * DAY, keep: new Set() }).then(
+        (r) => r,
+        (error: Error) => error,
+      );
+      release();
+      const outcomes = [first, await second!.then((r) => r, (error: Error) => error)];
+      const refused = outcomes.filter((o) => o instanceof Error);
+      expect(refused).toHaveLength(1);
+      expect((refused[0] as Error).message).toMatch(/^Another prune is removing runs from .*prune\.lock is there/);
+      expect(outcomes.find((o) => !(o instanceof Error))).toMatchObject({ removedRuns: 3 });
+      expect((await readdir(root)).filter((name) => name.startsWith("prune.lock"))).toEqual([]);
+    } finally {
+      races.length = 0;
+      release();
+    }
+  });
+});
+
 async function writeTemp(name: string, text: string): Promise<string> {
   const path = join(await tmp(), name);
   await writeFile(path, text);
