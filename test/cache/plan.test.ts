@@ -11,6 +11,7 @@ import { readReportData } from "@cairn/report";
 import { flow, LocalStore, map, task } from "@cairn/dsl";
 import { kindTask, NO_RETRY } from "@cairn/dsl/kind";
 import { z } from "zod";
+import { UNSTARTED_ITEM_KEYS } from "../../packages/core/src/pipeline/task-pipeline.ts";
 import { entryFiles, filesIn, repo, runCollect, sleep, statuses, tmp } from "./helpers.ts";
 
 type Definable = { definition: Parameters<typeof planFlow>[0] };
@@ -400,6 +401,33 @@ describe("a key whose run was cancelled, with no entry", () => {
     const { tasks } = await openFlowCache(f.definition, { root, params, env: {} });
     const explained = await explainTask(f.definition, "slow-sq[2]", { params, cache: tasks }).finally(() => tasks.store.close());
     expect(explained.planned.cancelled).toMatchObject({ runId: first.result.tasks["slow-sq[2]"]!.runId, why, waiting: true });
+  });
+
+  it(`a fail-fast stop of a large map gives its first ${UNSTARTED_ITEM_KEYS} unstarted items their key, not all: plan's bounded search of failures is not flooded`, async () => {
+    // x = 3 fails once every other item has been looked up (its key known) and waits for the one slot.
+    const late = task("late-sq")
+      .input<{ x: number }>()
+      .run(async ({ x }) => {
+        if (x === 3) await sleep(2000).then(() => Promise.reject(new Error(`cannot square ${x}`)));
+        return { y: x * x };
+      });
+    const f = flow("cancelled-many-items")
+      .params<{ items: number[] }>()
+      .build(({ params }) => ({ ys: map(late, { over: params.items, as: "x", concurrency: 200 }).outputs }));
+    const root = await tmp();
+    const params = { items: [3, ...Array.from({ length: UNSTARTED_ITEM_KEYS + 5 }, (_, i) => 10 + i)] };
+    const first = await runCollect(f, { root, params, concurrency: 1 });
+    expect(statuses(first.result)["late-sq[1]"]).toBe("skipped");
+    const store = new LocalStore({ root });
+    const { experimentId } = (await store.getRun(first.result.runId))!;
+    // Before: every one of the 105 items stopped while it waited carried cairn.failed_key.
+    const keyed = (await store.searchRuns({ experimentIds: [experimentId], hasTag: "cairn.failed_key" })).filter((r) => r.status === "KILLED");
+    expect(keyed).toHaveLength(UNSTARTED_ITEM_KEYS);
+    const plan = await planOf(f, root, params);
+    const items = plan.filter((p) => p.task.startsWith("late-sq[") && p.task !== "late-sq[0]");
+    expect(items.filter((p) => p.cancelled?.waiting)).toHaveLength(UNSTARTED_ITEM_KEYS);
+    // The rest are compared as any other item.
+    expect(items.filter((p) => !p.cancelled).map((p) => p.reason)).toEqual(Array(5).fill(expect.stringMatching(/^no cache entry for these inputs and code/)));
   });
 
   it("is said to have been cancelled before it started, with the reason, when it waited for a slot as the flow run was cancelled", async () => {

@@ -61,6 +61,15 @@ export interface PipelineSettings {
   readonly runTags?: Readonly<Record<string, string>>;
 }
 
+/**
+ * How many items of one map stopped before they started carry their key (`cairn.failed_key`):
+ * plan's one search reads the experiment's 1,000 newest failed or cancelled runs (an MLflow filter
+ * has no OR, and a status filter would leave out the cancelled ones), and a fail-fast stop of a
+ * map of thousands made them all its unstarted items, so other tasks' failures read as new keys.
+ * The rest are compared as any other; their map's run says how many were not started.
+ */
+export const UNSTARTED_ITEM_KEYS = 100;
+
 export class TaskPipeline {
   readonly scope: PipelineScope;
   private readonly lookups?: LookupScope;
@@ -79,6 +88,8 @@ export class TaskPipeline {
   readonly unclosed: Array<{ task: string; error: unknown; leftRunning: boolean }> = [];
   /** The run of a task that ended without one could not be recorded: said once, not once per task. */
   private unrecorded = false;
+  /** Per map (its run, else its node id): how many of its unstarted items' runs carry their key (see {@link UNSTARTED_ITEM_KEYS}). */
+  private readonly unstartedItemKeys = new Map<string, number>();
   /** Attempts that did not stop at their signal. */
   private readonly abandonedAttempts: AbandonedAttempts;
   /** Where tasks that miss the cache run, when not here (see dispatchTo). */
@@ -258,7 +269,7 @@ export class TaskPipeline {
    */
   unstarted(task: { readonly node: PipelineTask["node"]; readonly result: { runId?: string } }, outcome: UnstartedOutcome): Promise<void> | undefined {
     if (!this.s.tracker.capabilities.records || task.result.runId) return undefined;
-    const work = recordUnstarted(this.scope.record, task.node, outcome).then(
+    const work = recordUnstarted(this.scope.record, task.node, this.boundedKey(task.node, outcome)).then(
       (runId) => void (runId && (task.result.runId = runId)),
       (e: unknown) => {
         if (this.unrecorded) return;
@@ -269,6 +280,19 @@ export class TaskPipeline {
     this.recording.add(work);
     void work.finally(() => this.recording.delete(work));
     return work;
+  }
+
+  /** `outcome` without its key once {@link UNSTARTED_ITEM_KEYS} unstarted items of the same map have carried theirs. */
+  private boundedKey(node: PipelineTask["node"], outcome: UnstartedOutcome): UnstartedOutcome {
+    if (outcome.status === "failed" || outcome.key === undefined || !node.item) return outcome;
+    const map = node.item.parentRunId ?? node.item.parent;
+    const carried = this.unstartedItemKeys.get(map) ?? 0;
+    if (carried < UNSTARTED_ITEM_KEYS) {
+      this.unstartedItemKeys.set(map, carried + 1);
+      return outcome;
+    }
+    const { key: _, ...keyless } = outcome;
+    return keyless;
   }
 
   /** The run of a map or sweep node, the parent of its items' runs (task-run.ts createGroupRun). */
