@@ -59,3 +59,34 @@ describe("errorFields", () => {
     expect(errorFields(new AggregateError([new Error("x")], "agg"))).toEqual([]);
   });
 });
+
+describe("a Node HTTP request and response on an error, as got and needle build it", () => {
+  it("leaves out the ClientRequest, the IncomingMessage and their sockets whole, and raw headers and header pairs", async () => {
+    const { createServer, request } = await import("node:http");
+    const server = createServer((_req, res) => {
+      res.setHeader("set-cookie", "sid=SERVERSEKRET");
+      res.statusCode = 500;
+      res.end("no");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as { port: number };
+      const error = await new Promise<Error>((resolve, reject) => {
+        const req = request({ host: "127.0.0.1", port, path: "/", headers: { Authorization: "Bearer CLIENTSEKRET" } }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(Object.assign(new Error("Response code 500"), { request: req, response: res, socket: res.socket, options: { headers: ["Authorization", "Bearer PAIRSEKRET", "accept", "json"] } })));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+      const text = errorFields(error).map(([key, value]) => `${key}: ${inspect(value, { depth: 10 })}`).join("\n");
+      expect(text).not.toMatch(/SEKRET/);
+      expect(text).toContain("request: [left out: ClientRequest, which may hold the headers it sent or received]");
+      expect(text).toContain("response: [left out: IncomingMessage");
+      expect(text).toContain("accept");
+      expect(show({ wrapped: { req: (error as Error & { request: unknown }).request, raw: { _header: "GET / HTTP/1.1\r\nAuthorization: Bearer X", rawHeaders: ["Cookie", "c"] } } })).not.toMatch(/Bearer|'c'/);
+    } finally {
+      server.close();
+    }
+  });
+});

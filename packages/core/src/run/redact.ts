@@ -6,8 +6,12 @@
  * its request settings, it has never seen. So in any object, a key that names a credential
  * ({@link CREDENTIAL_KEY}) has its value replaced by `***`, and of an HTTP client's error (axios's
  * and its look-alikes) the request settings and the request itself (`config`, `request`: headers,
- * auth, the raw request text) are left out whole. The one redaction for every such place.
+ * auth, the raw request text) are left out whole. So is, wherever it sits, a Node stream (an
+ * http.ClientRequest holds the raw request text, an http.IncomingMessage the server's raw headers,
+ * a socket both), as an error built by got or needle carries them, and the raw header fields
+ * (`_header`, `rawHeaders`) of anything that looks like one. The one redaction for every such place.
  */
+import { Stream } from "node:stream";
 import { inspect, types } from "node:util";
 import { isError } from "./events.ts";
 
@@ -19,6 +23,9 @@ const CREDENTIAL_KEY = /authorization|cookie|password|passwd|secret|token|api[-_
 
 /** Keys of an HTTP client's error (and of its response) that hold the request: its headers, auth and raw text. */
 const REQUEST_KEYS = new Set(["config", "request"]);
+
+/** Keys that hold raw header text or header pairs (a ClientRequest's `_header`, an IncomingMessage's `rawHeaders`): left out whole. */
+const RAW_HEADER_KEYS = new Set(["_header", "rawHeaders", "rawTrailers"]);
 
 /** How deep, how wide and how long a redacted copy goes; past it, what inspect would say (`[Object]`, `... 5 more items`). */
 const MAX_DEPTH = 4;
@@ -71,12 +78,13 @@ function copy(value: unknown, depth: number, seen: Set<unknown>): unknown {
   try {
     if (value instanceof Marker) return value;
     if (isError(value)) return marker(`${String(value.name)}: ${String(value.message)}`);
+    if (value instanceof Stream) return marker(`left out: ${streamName(value)}, which may hold the headers it sent or received`);
     const array = Array.isArray(value);
     if (isKeptWhole(value)) return value;
     if (depth >= MAX_DEPTH) return marker(array ? "Array" : "Object");
     seen.add(value);
     try {
-      if (array) return copyItems(value, depth, seen);
+      if (array) return isHeaderPairs(value) ? copyHeaderPairs(value, depth, seen) : copyItems(value, depth, seen);
       if (types.isMap(value)) return copyMap(value as Map<unknown, unknown>, depth, seen);
       if (types.isSet(value)) return new Set(copyItems([...(value as Set<unknown>)], depth, seen));
       return copyObject(value, depth, seen);
@@ -91,6 +99,21 @@ function copy(value: unknown, depth: number, seen: Set<unknown>): unknown {
 function copyItems(items: readonly unknown[], depth: number, seen: Set<unknown>): unknown[] {
   const kept = items.slice(0, MAX_ITEMS).map((item) => copy(item, depth + 1, seen));
   if (items.length > MAX_ITEMS) kept.push(marker(`... ${items.length - MAX_ITEMS} more items`));
+  return kept;
+}
+
+/** A flat list of header pairs (`["Authorization", "Bearer …", "Accept", "text/csv"]`), as got and Node's `headers` options take them: a credential's name at an even place. */
+function isHeaderPairs(items: readonly unknown[]): boolean {
+  return items.length >= 2 && items.length % 2 === 0 && items.some((item, at) => at % 2 === 0 && typeof item === "string" && isCredentialKey(item));
+}
+
+/** Header pairs copied with the value after a credential's name replaced by {@link REDACTED}. */
+function copyHeaderPairs(items: readonly unknown[], depth: number, seen: Set<unknown>): unknown[] {
+  const kept = copyItems(items, depth, seen);
+  for (let at = 1; at < kept.length && at < MAX_ITEMS; at += 2) {
+    const name = items[at - 1];
+    if (typeof name === "string" && isCredentialKey(name)) kept[at] = REDACTED;
+  }
   return kept;
 }
 
@@ -119,6 +142,7 @@ function copyObject(value: object, depth: number, seen: Set<unknown>): Record<st
 function copyField(owner: object, key: string, requestHidden: boolean, depth: number, seen: Set<unknown>): unknown {
   if (isCredentialKey(key)) return REDACTED;
   if (requestHidden && REQUEST_KEYS.has(key)) return marker("left out: the request's settings may hold credentials");
+  if (RAW_HEADER_KEYS.has(key)) return marker("left out: raw headers may hold credentials");
   let field: unknown;
   try {
     field = (owner as Record<string, unknown>)[key];
@@ -147,6 +171,12 @@ function isHttpClientError(value: object): boolean {
   const fields = value as Record<string, unknown>;
   if (fields.isAxiosError === true) return true;
   return typeof fields.config === "object" && fields.config !== null && ("request" in value || "response" in value);
+}
+
+/** The class of a stream as a reader knows it (`ClientRequest`, `IncomingMessage`, `TLSSocket`), else "a stream". */
+function streamName(stream: Stream): string {
+  const name: unknown = stream.constructor?.name;
+  return typeof name === "string" && name !== "" ? name : "a stream";
 }
 
 /** A built-in value with no fields to redact (a Date, a RegExp, bytes, a Promise): inspect shows it bounded as it is. */
