@@ -410,7 +410,7 @@ export class TaskExitError extends CairnError {
   }
 }
 
-/** What crashed: an Error's name and message, anything else as util.inspect shows its beginning. */
+/** What crashed: an Error's name and message, anything else as util.inspect shows its beginning, credentials redacted by key name. */
 function describeCrash(error: unknown): string {
   if (isError(error)) {
     // Where it was thrown: the first frame of its stack, as no handler of the task's own shows it.
@@ -418,7 +418,8 @@ function describeCrash(error: unknown): string {
     return `${error.name}: ${error.message}${at ? ` (at ${at})` : ""}`;
   }
   try {
-    const text = inspect(error, { depth: 2, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 200 });
+    // Redacted by key name as describeThrown does: a rejected `{ headers: { authorization } }` would put the token in the message.
+    const text = inspect(redactCredentials(error), { depth: 2, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 200 });
     return text.length > 300 ? `${text.slice(0, 297)}...` : text;
   } catch {
     return "a value that cannot be shown";
