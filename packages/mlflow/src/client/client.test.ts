@@ -1024,3 +1024,36 @@ describe("retries said as they happen", () => {
     }
   }, 30_000);
 });
+
+describe("a password in the URI given to the client", () => {
+  // `new MlflowClient({ uri: "http://alice:PW@host" })` printed PW in its retry lines, its "at URI, N tries" errors and its 401/403 messages.
+  it("is masked in every message the client says: a retry line, an error after its tries, a 401 and a 403", async () => {
+    const fake = await scriptedServer([
+      { status: 500, body: "full" },
+      { status: 503, headers: { "retry-after": "5" }, body: "busy" },
+      { status: 500, body: "full" },
+      { status: 401, body: "You are not authenticated." },
+      { status: 403, headers: { "content-type": "text/plain" }, body: "Permission denied" },
+    ]);
+    try {
+      const uri = fake.uri.replace("http://", "http://alice:uri-pw-5678@");
+      const shown = fake.uri.replace("http://", "http://alice:***@");
+      const client = new MlflowClient({ uri, maxRetries: 2, backoffFactor: 0.05, backoffJitter: 0 });
+      const said: string[] = [];
+      client.onRetry((m) => said.push(m));
+      const afterTries = await client.logBatch("9afa0123", { tags: [{ key: "a", value: "b" }] }).catch((e: unknown) => e as Error);
+      const noRetries = new MlflowClient({ uri, maxRetries: 0 });
+      const unauthorized = await noRetries.getExperimentByName("x").then(() => new Error("resolved"), (e: unknown) => e as Error);
+      const forbidden = await noRetries.getExperimentByName("x").then(() => new Error("resolved"), (e: unknown) => e as Error);
+      const messages = [...said, afterTries!.message, unauthorized!.message, forbidden!.message];
+      expect(said).toEqual([`MLflow POST runs/log-batch (run 9afa0123) at ${shown} answered HTTP 503; retry 2 of 2 in 5 s`]);
+      expect(afterTries!.message).toContain(`at ${shown}, 3 tries over`);
+      expect(unauthorized).toBeInstanceOf(TrackerUnreachableError);
+      expect(forbidden!.message).toContain(`the MLflow server at ${shown} refused permission`);
+      expect(unauthorized!.message).toContain(`Cannot reach the MLflow tracking server at ${shown}:`);
+      for (const message of messages) expect(message).not.toContain("uri-pw-5678");
+    } finally {
+      fake.close();
+    }
+  }, 30_000);
+});

@@ -12,7 +12,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pRetry from "p-retry";
 import { partialPath } from "@cairn/cache";
-import { ArtifactLocationError, booleanFromEnv, MlflowApiError, retryAfterMs, TrackerUnreachableError, TrackingConfigError, TrackingError, type RunStatus } from "@cairn/core";
+import { ArtifactLocationError, booleanFromEnv, MlflowApiError, redactUri, retryAfterMs, TrackerUnreachableError, TrackingConfigError, TrackingError, type RunStatus } from "@cairn/core";
 import { checkMlflowOptions, DEFAULT_CONNECTION_REQUESTS, isHttps, MLFLOW_HTTP_DEFAULTS, type MlflowClientOptions } from "./mlflow-config.ts";
 import { type HttpResponse, HttpTransport } from "./http.ts";
 import { MLFLOW_LIMITS } from "./mlflow-limits.ts";
@@ -212,8 +212,10 @@ function readPem(variable: string, path: string, what: string): Buffer {
  * const experimentId = await client.ensureExperiment("training");
  */
 export class MlflowClient {
-  /** The server's base URL, without credentials. */
+  /** The server's base URL, as given (a user name and password in it are sent as basic auth). */
   readonly uri: string;
+  /** {@link uri} with its password masked (redactUri): the one URI every message of the client says, as a message may reach a log or the terminal. */
+  readonly #shownUri: string;
   /** The HTTP transport; `http.observe(listener)` sees every request and response. */
   readonly http: HttpTransport;
   /** Retry policy of ordinary requests, from the environment. */
@@ -264,6 +266,8 @@ export class MlflowClient {
   constructor(options: MlflowClientOptions) {
     checkMlflowOptions(options);
     this.uri = options.uri.replace(/\/+$/, "");
+    // Without the slash URL adds to a bare host when redactUri rebuilds it, as `uri` is.
+    this.#shownUri = redactUri(this.uri).replace(/\/+$/, "");
     this.retry = {
       retries: options.maxRetries ?? MLFLOW_HTTP_DEFAULTS.maxRetries,
       backoffFactor: options.backoffFactor ?? MLFLOW_HTTP_DEFAULTS.backoffFactor,
@@ -346,7 +350,7 @@ export class MlflowClient {
     if (this.#retryListeners.size === 0) return;
     const what = MlflowApiError.is(error) ? `answered HTTP ${error.status}` : TrackerUnreachableError.is(error) ? "got no answer" : "failed";
     const message =
-      `MLflow ${spec.endpoint.startsWith("mlflow-artifacts ") ? "" : `${spec.method} `}${spec.endpoint}${spec.runId ? ` (run ${spec.runId})` : ""} at ${this.uri} ${what}; ` +
+      `MLflow ${spec.endpoint.startsWith("mlflow-artifacts ") ? "" : `${spec.method} `}${spec.endpoint}${spec.runId ? ` (run ${spec.runId})` : ""} at ${this.#shownUri} ${what}; ` +
       `retry ${retry} of ${of} in ${Math.max(0, Math.round(waitMs / 1000))} s`;
     for (const listener of this.#retryListeners) {
       try {
@@ -453,12 +457,12 @@ export class MlflowClient {
    */
   private notAnswering(error: unknown, endpoint = "experiments/get-by-name"): unknown {
     if (MlflowApiError.is(error) && (error.status === 404 || error.status === 405)) {
-      return new TrackerUnreachableError(this.uri, `HTTP ${error.status} on ${API}/${endpoint}; is this an MLflow tracking server?`, {
+      return new TrackerUnreachableError(this.#shownUri, `HTTP ${error.status} on ${API}/${endpoint}; is this an MLflow tracking server?`, {
         cause: error,
       });
     }
     if (MlflowApiError.is(error) && error.errorCode === NOT_JSON) {
-      return new TrackerUnreachableError(this.uri, `HTTP ${error.status} on ${API}/${endpoint}: ${error.serverMessage}`, { cause: error });
+      return new TrackerUnreachableError(this.#shownUri, `HTTP ${error.status} on ${API}/${endpoint}: ${error.serverMessage}`, { cause: error });
     }
     return error;
   }
@@ -946,7 +950,7 @@ export class MlflowClient {
       endpoint,
       res.status,
       NOT_JSON,
-      `the server at ${this.uri} answered with a body that is not JSON (${type}): ${JSON.stringify(start)}. ` +
+      `the server at ${this.#shownUri} answered with a body that is not JSON (${type}): ${JSON.stringify(start)}. ` +
         `This is likely a proxy or login page in front of the MLflow server, not MLflow itself: check MLFLOW_TRACKING_URI ` +
         `(the MLflow server's own address, with any path prefix) and the credentials the proxy expects.`,
       runId,
@@ -1005,7 +1009,7 @@ export class MlflowClient {
   /** A request not sent because the server is known down and the last request tried got no answer. */
   private notSent(spec: RequestSpec): TrackingError {
     const out = new TrackerUnreachableError(
-      this.uri,
+      this.#shownUri,
       `${spec.endpoint} not sent: an earlier request got no answer after its retries, and the one sent since to see whether the server is back got none either (the next is sent ${SHUT_MS / 1000} s after it)`,
     );
     retryable.add(out);
@@ -1118,7 +1122,7 @@ export class MlflowClient {
    */
   private afterTries(error: unknown, count: number, ms: number): unknown {
     if (!MlflowApiError.is(error) || error.tries) return error;
-    const out = new MlflowApiError(error.endpoint, error.status, error.errorCode, error.serverMessage, error.runId, { tries: { uri: this.uri, count, ms } });
+    const out = new MlflowApiError(error.endpoint, error.status, error.errorCode, error.serverMessage, error.runId, { tries: { uri: this.#shownUri, count, ms } });
     for (const set of [retryable, busyDatabase]) if (set.has(error)) set.add(out);
     return Object.assign(out, "retryAfterMs" in error ? { retryAfterMs: error.retryAfterMs } : {});
   }
@@ -1191,7 +1195,7 @@ export class MlflowClient {
             ? `no answer within the timeout (MLFLOW_HTTP_REQUEST_TIMEOUT) on ${spec.endpoint}`
             : `${code || "network error"}: ${e.message ?? String(error)} on ${spec.endpoint}`;
     const once = this.#unreachable ? " (tried once: an earlier request got no answer after its retries, so requests are tried once until the server answers again)" : "";
-    const out = new TrackerUnreachableError(this.uri, detail + once, { cause: new Error(`${code} ${e.message ?? ""}`.trim()) });
+    const out = new TrackerUnreachableError(this.#shownUri, detail + once, { cause: new Error(`${code} ${e.message ?? ""}`.trim()) });
     retryable.add(out);
     unanswered.add(out);
     if (code === "ECONNRESET" || code === "EPIPE") resets.add(out);
@@ -1210,7 +1214,7 @@ export class MlflowClient {
       spec.endpoint,
       403,
       errorCode,
-      `the MLflow server at ${this.uri} refused permission to ${who}${said ? `, saying "${said}"` : ""}. ` +
+      `the MLflow server at ${this.#shownUri} refused permission to ${who}${said ? `, saying "${said}"` : ""}. ` +
         (this.#sent
           ? `The credentials were accepted, but lack permission on this experiment or run: have the server's admin grant it ` +
             `(MLflow's basic-auth app: READ to read, EDIT or MANAGE to record), or use credentials that have it.`
@@ -1238,7 +1242,7 @@ export class MlflowClient {
     let error: TrackingError;
     if (res.status === 401) {
       error = new TrackerUnreachableError(
-        this.uri,
+        this.#shownUri,
         this.#sent
           ? `the server refused the request to ${spec.endpoint} with HTTP 401 (the credentials given were not accepted: it was sent ${this.#sent}); check their values`
           : `the server refused the request to ${spec.endpoint} with HTTP 401 (no credentials were given); set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN`,
