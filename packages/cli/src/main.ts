@@ -7,6 +7,7 @@ import type { Writable } from "node:stream";
 import { CacheBackendError, CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import bytes from "bytes";
 import {
+  ABANDONED_TAG,
   cairnBuild,
   CACHED_FROM_TAG,
   CANCEL_REASON_TAG,
@@ -1831,9 +1832,6 @@ async function openFile(file: string, stderr: Writable): Promise<void> {
   child.unref();
   if (why !== undefined) stderr.write(`cairn: warning: could not open the report with ${command} (${why}); it is written at ${printableLine(file)}: open that file in a browser yourself.\n`);
 }
-
-/** Of a run closed by a later command: why (abandonedNote). */
-const ABANDONED_TAG = "cairn.abandoned";
 
 /**
  * Why a flow run ended as it did, as its record says: the reason it was cancelled with, or the
