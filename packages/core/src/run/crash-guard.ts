@@ -6,7 +6,8 @@
  * `process.exit`: an error raised in the async context of a task's attempt (AsyncLocalStorage,
  * which follows it into the promises, timers and callbacks that code starts) fails that task
  * and stops its flow as failed; one raised elsewhere stops every open flow as failed, unless
- * the app listens for it itself (then it is the app's, as it was). When the last run ends, the
+ * the app listens for it itself (then it is the app's, as it was), or, for a rejection, Node was
+ * told only to warn (`--unhandled-rejections=warn|none|warn-with-error-code`). When the last run ends, the
  * listeners and `process.exit` are as they were. The state is the process's, not a run's: the
  * events and `process.exit` are one per process.
  */
@@ -44,8 +45,14 @@ export class AttemptCrash {
 const attempts = new AsyncLocalStorage<AttemptCrash>();
 /** The open flow runs, by their signal: what stops each one as failed. */
 const open = new Map<AbortSignal, (error: Error) => void>();
-/** `process.exit` as it was when the first run opened. */
+/** `process.exit` as the first run found it (Node's, or a test runner's): kept once for the process. */
+let exitFirst: typeof process.exit | undefined;
+/** `process.exit` as this watch found it: what a call outside a task is passed to. */
 let exitBefore: typeof process.exit | undefined;
+/** Marks Cairn's `process.exit`, so that it is never saved as the one to pass calls to. */
+const CAIRN_EXIT = Symbol("cairn.exitInTask");
+/** Whether a call is being passed on to {@link exitBefore} now (a wrapper that calls back in is then passed to {@link exitFirst}). */
+let passingExit = false;
 
 /** Whether the flow run of `flow` (its signal) is watched: its attempts then run {@link inAttempt}. */
 export function isWatched(flow: AbortSignal): boolean {
@@ -73,15 +80,22 @@ export function watchCrashes(flow: AbortSignal, stop: (error: Error) => void): (
 function install(): void {
   process.on("uncaughtException", onUncaughtException);
   process.on("unhandledRejection", onUnhandledRejection);
-  exitBefore = process.exit;
+  const current = process.exit;
+  if (!isCairnExit(current)) exitFirst ??= current;
+  exitBefore = isCairnExit(current) ? exitFirst : current;
   process.exit = exitInTask;
+  rejections = unhandledRejectionsMode();
+}
+
+function isCairnExit(exit: typeof process.exit): boolean {
+  return (exit as { [CAIRN_EXIT]?: true })[CAIRN_EXIT] === true;
 }
 
 function uninstall(): void {
   process.off("uncaughtException", onUncaughtException);
   process.off("unhandledRejection", onUnhandledRejection);
-  // Replaced again since (a test runner's): left as it is; ours passes every call on while no run is open.
-  if (process.exit === exitInTask && exitBefore) process.exit = exitBefore;
+  // Replaced again since (a test runner's, an app's wrapper): left as it is; ours passes every call on while no run is open.
+  if (isCairnExit(process.exit) && exitBefore) process.exit = exitBefore;
   attempts.disable();
 }
 
@@ -98,35 +112,77 @@ function currentAttempt(): AttemptCrash | undefined {
  */
 const exitInTask = function exit(code?: string | number | null): never {
   const crash = currentAttempt();
-  if (!crash) return exitBefore!.call(process, code);
+  if (!crash) return passExit(code);
   const error = new TaskExitError(crash.nodeId, code);
   crash.fail(error);
   throw error;
 } as typeof process.exit;
+Object.defineProperty(exitInTask, CAIRN_EXIT, { value: true });
+
+/**
+ * Passes an exit outside any task on. A wrapper of `process.exit` that an earlier run left in place
+ * (it was set during that run, so it calls into this one) was saved as {@link exitBefore} by the
+ * next run: its call back into this one goes to the first `process.exit` seen, not round again
+ * (that was a RangeError, and the process did not exit).
+ */
+function passExit(code?: string | number | null): never {
+  if (passingExit) return exitFirst!.call(process, code);
+  passingExit = true;
+  try {
+    return exitBefore!.call(process, code);
+  } finally {
+    passingExit = false;
+  }
+}
 
 function onUncaughtException(error: unknown, origin: NodeJS.UncaughtExceptionOrigin): void {
-  // A rejection passed on to the app's uncaughtException listeners (below) was dealt with as one.
-  if (passing !== NOTHING && error === passing) {
-    passing = NOTHING;
-    return;
-  }
   // With --unhandled-rejections=strict a rejection arrives here, named by its origin.
   crashed(origin === "unhandledRejection" ? "unhandled-rejection" : "uncaught-exception", error, () => process.listenerCount("uncaughtException") > 1);
 }
 
-const NOTHING = Symbol("nothing");
-/** A rejection being passed on to the app's uncaughtException listeners. */
-let passing: unknown = NOTHING;
+/** What Node does with an unhandled rejection (`--unhandled-rejections`), as the watch began. */
+let rejections: RejectionsMode = "throw";
+type RejectionsMode = "throw" | "strict" | "warn" | "none" | "warn-with-error-code";
+const REJECTIONS_MODES: readonly string[] = ["throw", "strict", "warn", "none", "warn-with-error-code"];
+
+/** `--unhandled-rejections` as given in NODE_OPTIONS or on the command line (which wins), else Node's default. */
+function unhandledRejectionsMode(): RejectionsMode {
+  const args = [...(process.env.NODE_OPTIONS ?? "").split(/\s+/), ...process.execArgv];
+  let mode: RejectionsMode = "throw";
+  args.forEach((arg, i) => {
+    const value = arg === "--unhandled-rejections" ? args[i + 1] : arg.startsWith("--unhandled-rejections=") ? arg.slice(23) : undefined;
+    if (value !== undefined && REJECTIONS_MODES.includes(value)) mode = value as RejectionsMode;
+  });
+  return mode;
+}
 
 function onUnhandledRejection(reason: unknown): void {
   const appRejections = process.listenerCount("unhandledRejection") > 1;
   const appExceptions = process.listenerCount("uncaughtException") > 1;
-  crashed("unhandled-rejection", reason, () => appRejections || appExceptions);
+  // warn, none, warn-with-error-code: Node would not end the process for a rejection no task raised.
+  const onlyWarned = rejections === "warn" || rejections === "none" || rejections === "warn-with-error-code";
+  crashed("unhandled-rejection", reason, () => appRejections || appExceptions || onlyWarned);
+  // Node warns and sets the exit code only when no listener took the rejection: ours does, so the app's part is done here.
+  if (rejections === "warn-with-error-code" && !appRejections) warnUnhandled(reason);
   // Without a rejection listener of its own, Node raises a rejection as an uncaught exception:
   // an app that listens only for those still gets it there, as it would without Cairn.
-  if (!appRejections && appExceptions) {
-    passing = reason;
-    throw reason;
+  if (rejections === "throw" && !appRejections && appExceptions) passToApp(reason);
+}
+
+/** As Node's warn-with-error-code does for a rejection nothing handled: a warning, and exit code 1. */
+function warnUnhandled(reason: unknown): void {
+  process.emitWarning(`Unhandled promise rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`, "UnhandledPromiseRejectionWarning");
+  process.exitCode = 1;
+}
+
+/**
+ * Calls the app's uncaughtException listeners with the rejection, origin "unhandledRejection", as
+ * Node would. Called here, not thrown from this listener: a throw stopped Node's loop over the
+ * tick's pending rejections, so an app saw the first of two and never the second.
+ */
+function passToApp(reason: unknown): void {
+  for (const listener of process.rawListeners("uncaughtException") as NodeJS.UncaughtExceptionListener[]) {
+    if (listener !== onUncaughtException) listener.call(process, reason as Error, "unhandledRejection");
   }
 }
 

@@ -1,0 +1,27 @@
+/**
+ * The crash guard (packages/core/src/run/crash-guard.ts) in a real process, as an app meets it
+ * (test/fixtures/crash-guard-modes.ts): vitest's own listeners would take the errors here.
+ */
+import { join } from "node:path";
+import { expect, it } from "vitest";
+import { repo, tsxScript } from "./cache/helpers.ts";
+
+const fixture = join(repo, "test/fixtures/crash-guard-modes.ts");
+
+it("two rejections in one tick both reach an app that listens only for uncaughtException, as unhandledRejection", async () => {
+  const exit = await tsxScript(fixture, ["two-rejections"]).done;
+  expect(exit.code, exit.stderr).toBe(0);
+  expect(exit.json.at(-1)).toEqual({ status: "succeeded", seen: ["r1 unhandledRejection", "r2 unhandledRejection"] });
+});
+
+it("with --unhandled-rejections=warn a stray rejection only warns; a task's own rejection still fails it", async () => {
+  const exit = await tsxScript(fixture, ["warn"], { NODE_OPTIONS: "--unhandled-rejections=warn" }).done;
+  expect(exit.code, exit.stderr).toBe(0);
+  expect(exit.json.at(-1)).toEqual({ stray: "succeeded", own: "failed", task: "ProcessCrashError" });
+});
+
+it("process.exit(0) outside a task exits after a run left its wrapper of process.exit and another run followed", async () => {
+  const exit = await tsxScript(fixture, ["exit-wrapper"]).done;
+  expect(exit.json.at(-1)).toEqual({ exiting: true });
+  expect(exit.code, exit.stderr).toBe(0);
+});
