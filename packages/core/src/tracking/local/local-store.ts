@@ -138,6 +138,12 @@ const ASIDE = ".pruning";
  */
 const UNOWNED_LOCK_MS = 10_000;
 
+/**
+ * A prune's claim on a stale lock (see claimStaleLock) older than this was left by a prune killed
+ * while holding it: a live one holds it only while it removes the stale lock and writes its own.
+ */
+const DEAD_CLAIM_MS = 5_000;
+
 let tmpCounter = 0;
 
 /**
@@ -1352,7 +1358,6 @@ function parseLine<T>(raw: string): T | undefined {
   }
 }
 
-/** Whether the lock at `path`, which names no process, is older than {@link UNOWNED_LOCK_MS}, or gone by now. */
 /** A lock file as read: its text and which file it was (inode, modification time), or undefined when it is gone. */
 interface SeenLock {
   text: string;
@@ -1382,16 +1387,12 @@ async function readLock(path: string): Promise<SeenLock | undefined> {
  * the lock is read again: one that is no longer `seen` (another prune took over meanwhile and
  * released its claim) is left alone. Resolves to the claim's release, or undefined when not claimed;
  * rejects when the claim cannot be written. Removing by path without a claim let a second prune
- * unlink the first's new lock and take its own.
+ * unlink the first's new lock and take its own. A claim older than {@link DEAD_CLAIM_MS} was left
+ * by a prune killed while holding it: it is taken over the same way (see {@link createClaim}).
  */
 async function claimStaleLock(path: string, seen: SeenLock): Promise<(() => Promise<void>) | undefined> {
   const claim = `${path}.takeover-${seen.ino}-${Math.trunc(seen.mtimeMs)}`;
-  const file = await open(claim, "wx").catch((error: NodeJS.ErrnoException) => {
-    if (error.code === "EEXIST") return undefined;
-    throw error;
-  });
-  if (!file) return undefined;
-  await file.close().catch(() => {});
+  if (!(await createClaim(claim))) return undefined;
   const release = () => unlink(claim).catch(() => {});
   const now = await readLock(path);
   if (now && (now.ino !== seen.ino || now.mtimeMs !== seen.mtimeMs || now.text !== seen.text)) {
@@ -1399,6 +1400,34 @@ async function claimStaleLock(path: string, seen: SeenLock): Promise<(() => Prom
     return undefined;
   }
   return release;
+}
+
+/**
+ * Creates the claim file `claim` exclusively; false when another prune holds it. One older than
+ * {@link DEAD_CLAIM_MS} is a dead prune's (a claim is held only while a stale lock is swapped for a
+ * new one): it is itself claimed as a stale lock before it is removed and made again, so that of
+ * two prunes that find it one wins. Left, it refused every later prune for good.
+ */
+async function createClaim(claim: string): Promise<boolean> {
+  const made = async () => {
+    const file = await open(claim, "wx").catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "EEXIST") return undefined;
+      throw error;
+    });
+    await file?.close().catch(() => {});
+    return file !== undefined;
+  };
+  if (await made()) return true;
+  const left = await readLock(claim);
+  if (left && Date.now() - left.mtimeMs <= DEAD_CLAIM_MS) return false;
+  const release = left ? await claimStaleLock(claim, left) : async () => {};
+  if (!release) return false;
+  try {
+    if (left) await unlink(claim).catch(() => {});
+    return await made();
+  } finally {
+    await release();
+  }
 }
 
 /** A lock that names no process is stale once older than {@link UNOWNED_LOCK_MS} (its writer died before writing its owner); one gone is free. */

@@ -291,6 +291,55 @@ describe("LocalStore.pruneRuns", () => {
       expect(existsSync(lock)).toBe(false);
     }
   });
+  it("takes over a stale lock whose takeover claim a killed prune left (older than a few seconds); a young claim still refuses", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("etl");
+    await flowRun(store, experimentId, 40);
+    await store.flush();
+    const lock = join(root, "prune.lock");
+    await writeFile(lock, formatOwner().replace(`:${process.pid}`, `:${spawnSync(process.execPath, ["-e", ""]).pid}`));
+    const old = new Date(Date.now() - 60_000);
+    await utimes(lock, old, old);
+    const { ino, mtimeMs } = await fsPromises.stat(lock);
+    const claim = `${lock}.takeover-${ino}-${Math.trunc(mtimeMs)}`;
+    await writeFile(claim, ""); // a prune killed between claiming the stale lock and removing it
+    const prune = () => new LocalStore({ root }).pruneRuns({ endedBefore: Date.now() - 30 * DAY, keep: new Set() });
+    await expect(prune()).rejects.toThrow(/^Another prune is removing runs from .*prune\.lock is there/);
+    await utimes(claim, old, old);
+    await expect(prune()).resolves.toMatchObject({ removedRuns: 3 });
+    expect((await readdir(root)).filter((name) => name.startsWith("prune.lock"))).toEqual([]);
+  });
+
+  it("of two prunes that find the same dead takeover claim, one takes the lock over and the other is refused", async () => {
+    const root = await tmp();
+    const store = new LocalStore({ root });
+    const experimentId = await store.ensureExperiment("etl");
+    await flowRun(store, experimentId, 40);
+    await store.flush();
+    const lock = join(root, "prune.lock");
+    await writeFile(lock, formatOwner().replace(`:${process.pid}`, `:${spawnSync(process.execPath, ["-e", ""]).pid}`));
+    const old = new Date(Date.now() - 60_000);
+    await utimes(lock, old, old);
+    const { ino, mtimeMs } = await fsPromises.stat(lock);
+    const claim = `${lock}.takeover-${ino}-${Math.trunc(mtimeMs)}`;
+    await writeFile(claim, "");
+    await utimes(claim, old, old);
+    const prune = () => new LocalStore({ root }).pruneRuns({ endedBefore: Date.now() - 30 * DAY, keep: new Set() }).then((r) => r, (error: Error) => error);
+    let second: Promise<unknown> | undefined;
+    // The first, about to remove the dead claim: the second finds it too, and runs to its end.
+    races.push({ when: (path) => path === claim, run: async () => void (await (second = prune())) });
+    try {
+      const outcomes = [await prune(), await second];
+      const refused = outcomes.filter((o) => o instanceof Error);
+      expect(refused).toHaveLength(1);
+      expect((refused[0] as Error).message).toMatch(/^Another prune is removing runs from .*prune\.lock is there/);
+      expect(outcomes.find((o) => !(o instanceof Error))).toMatchObject({ removedRuns: 3 });
+      expect((await readdir(root)).filter((name) => name.startsWith("prune.lock"))).toEqual([]);
+    } finally {
+      races.length = 0;
+    }
+  });
 });
 
 describe("two prunes over one stale lock", () => {
