@@ -20,6 +20,13 @@ it("with --unhandled-rejections=warn a stray rejection only warns; a task's own 
   expect(exit.json.at(-1)).toEqual({ stray: "succeeded", own: "failed", task: "ProcessCrashError" });
 });
 
+it("with --unhandled-rejections=warn-with-error-code a stray rejection warns and sets exit code 1, as Node would, and the run goes on", async () => {
+  const exit = await tsxScript(fixture, ["warn"], { NODE_OPTIONS: "--unhandled-rejections=warn-with-error-code" }).done;
+  expect(exit.json.at(-1)).toEqual({ stray: "succeeded", own: "failed", task: "ProcessCrashError" });
+  expect(exit.stderr).toContain("from the app");
+  expect(exit.code).toBe(1);
+});
+
 it("process.exit(0) outside a task exits after a run left its wrapper of process.exit and another run followed", async () => {
   const exit = await tsxScript(fixture, ["exit-wrapper"]).done;
   expect(exit.json.at(-1)).toEqual({ exiting: true });
