@@ -21,6 +21,7 @@ import {
   type RunFilter,
   type RunRecord,
   type RunStatus,
+  redactUri,
   type Tracker,
 } from "@cairn/core";
 import { MlflowClient, type MlflowExperiment, type MlflowMetric, type MlflowRun, normalizeArtifactPath, runFilter, tagAbsentCondition, tagNotCondition } from "../client/client.ts";
@@ -74,8 +75,10 @@ export class MlflowTracker implements Tracker {
   readonly kind = "mlflow";
   /** A shared server, a round trip per call, that MLflow's own clients can log to. */
   readonly capabilities: TrackerCapabilities = Object.freeze({ records: true, localArtifacts: false, sharedRuns: true, mlflowClients: true, remote: true });
-  /** The server's URL, without credentials. */
+  /** The server's URL as the client was given it (from the environment: without credentials). */
   readonly uri: string;
+  /** {@link uri} with a password masked (redactUri), for messages and links, which may reach a log or the terminal. */
+  readonly #shownUri: string;
   /** The REST client; `client.http.observe(listener)` sees every request. */
   readonly client: MlflowClient;
   private readonly runs = new Map<string, RunState>();
@@ -90,6 +93,7 @@ export class MlflowTracker implements Tracker {
   constructor(options: MlflowClientOptions | MlflowClient) {
     this.client = options instanceof MlflowClient ? options : new MlflowClient(options);
     this.uri = this.client.uri;
+    this.#shownUri = redactUri(this.uri).replace(/\/+$/, "");
     const fixed = options instanceof MlflowClient ? undefined : options.recordsInFlight;
     this.recordLimit = fixed === undefined ? new AdaptiveLimit() : undefined;
     this.recordQueue = new PQueue({ concurrency: fixed ?? this.recordLimit!.limit });
@@ -175,7 +179,7 @@ export class MlflowTracker implements Tracker {
 
   /** The run's page in MLflow's UI, as MLflow's own clients print it ("View run ... at: ..."). */
   runUrl(experimentId: string, runId: string): string {
-    return `${this.uri}/#/experiments/${encodeURIComponent(experimentId)}/runs/${encodeURIComponent(runId)}`;
+    return `${this.#shownUri}/#/experiments/${encodeURIComponent(experimentId)}/runs/${encodeURIComponent(runId)}`;
   }
 
   async createRun(options: CreateRunOptions): Promise<string> {
@@ -459,7 +463,7 @@ export class MlflowTracker implements Tracker {
     await walk(entries);
     // The listing is the server's word: each file's place in the folder is a name, checked
     // before it becomes a path (a listed "../x" would otherwise land outside the folder).
-    const from = { source: `MLflow's artifact listing of run ${runId} at ${this.uri}` };
+    const from = { source: `MLflow's artifact listing of run ${runId} at ${this.#shownUri}` };
     const names = files.map((file) => safeRelativePath(file.startsWith(`${rel}/`) ? file.slice(rel.length + 1) : file, from).split("/"));
     const partial = partialPath(target);
     try {
@@ -574,7 +578,7 @@ export class MlflowTracker implements Tracker {
     if (!known) {
       known = (async () => {
         const experiment = await this.client.getExperiment(experimentId);
-        if (!experiment?.artifactLocation) return new TrackingError(`MLflow at ${this.uri} has no experiment ${experimentId} with an artifact location.`);
+        if (!experiment?.artifactLocation) return new TrackingError(`MLflow at ${this.#shownUri} has no experiment ${experimentId} with an artifact location.`);
         try {
           this.client.artifactRoot(experiment.artifactLocation); // throws when not an mlflow-artifacts: location
         } catch (error) {
@@ -592,7 +596,7 @@ export class MlflowTracker implements Tracker {
     const known = this.runs.get(runId)?.artifactUri;
     if (known) return known;
     const run = await this.client.getRun(runId);
-    if (!run) throw new TrackingError(`MLflow at ${this.uri} has no run ${runId}; its artifacts cannot be read or written.`);
+    if (!run) throw new TrackingError(`MLflow at ${this.#shownUri} has no run ${runId}; its artifacts cannot be read or written.`);
     this.rememberArtifactUri(run);
     return run.info.artifactUri;
   }
