@@ -8,6 +8,7 @@
  * CLI's own colours are added after, around text that went through here. `--json` output needs
  * none of this: JSON escapes control characters itself.
  */
+import { keepEnd, keepStart } from "@cairn/core";
 
 /**
  * C0 controls but tab and newline, DEL, C1 controls (U+0080–U+009F, which some terminals obey
@@ -55,11 +56,9 @@ export function cutLongLines(text: string, where: string): string {
 }
 
 function cutLine(line: string, where: string): string {
-  let head = line.slice(0, KEPT_BEFORE);
-  let tail = line.slice(-KEPT_AFTER);
   // Never half of a surrogate pair at either side of the cut.
-  if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
-  if (/^[\uDC00-\uDFFF]/.test(tail)) tail = tail.slice(1);
+  const head = keepStart(line, KEPT_BEFORE);
+  const tail = keepEnd(line, KEPT_AFTER);
   return `${head} … [${line.length - head.length - tail.length} characters cut; ${where}] … ${tail}`;
 }
 

@@ -40,13 +40,13 @@ export function clipMessage(message: string, maxChars: number): string {
 }
 
 /** The first `n` UTF-16 units of `s`, not ending inside a surrogate pair. */
-function keepStart(s: string, n: number): string {
+export function keepStart(s: string, n: number): string {
   const c = s.charCodeAt(n - 1);
   return s.slice(0, c >= 0xd800 && c <= 0xdbff ? n - 1 : n);
 }
 
 /** The last `n` UTF-16 units of `s`, not starting inside a surrogate pair. */
-function keepEnd(s: string, n: number): string {
+export function keepEnd(s: string, n: number): string {
   const start = s.length - n;
   const c = s.charCodeAt(start);
   return s.slice(c >= 0xdc00 && c <= 0xdfff ? start + 1 : start);
