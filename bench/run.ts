@@ -19,6 +19,8 @@ for (const tracking of ["off", "local"]) {
   rows.push([`10,000 no-op tasks, tracking ${tracking}`, `${r.usPerTask} µs/task, peak RSS ${r.peakRssMb} MB (total ${r.totalMs} ms)${floor}`, goal]);
 }
 const perTask = Number(rows[0]![1]!.split(" ")[0]);
+const pr = runBench("promises.ts");
+rows.push(["promises the engine makes a task (2,000 no-op tasks, tracking and cache off, counted by an async hook)", `${pr.syncTask} for a task that returns at once, ${pr.asyncTask} for an async one`, "fewer is better: each costs its promise hooks while a run watches for crashes"]);
 const mp = runBench("fan-out.ts", "map", "10000");
 rows.push(["map of 10,000 no-op items, tracking off", `${mp.usPerItem} µs/item (${(Number(mp.usPerItem) / perTask).toFixed(1)}× the per-task overhead above), peak RSS ${mp.peakRssMb} MB (total ${mp.totalMs} ms)`, "<= 2× per task, bounded memory"]);
 const sw = runBench("fan-out.ts", "sweep", "100");

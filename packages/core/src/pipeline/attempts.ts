@@ -252,7 +252,8 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
     }
     const checked = checkOutputs(node, output, scope.shared.secrets);
     const value = checked instanceof Promise ? await checked : checked;
-    task.folderListings = await ctx.checkFolderNames(value);
+    const listed = ctx.checkFolderNames(value);
+    if (listed) task.folderListings = await listed;
     return value;
   } finally {
     cleanup?.();

@@ -103,7 +103,18 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       if (inputsFile) await writeRunFiles(tracker, runId, "cairn", { "inputs.json": inputsFile });
     }
     attempts = { node, inputs, runId, recorder, result, holder: task };
-    let outputs = await timedAttempts(scope, attempts, tracking);
+    // Timed: its duration is its own work, not its record's creation before the attempts or its
+    // closing after (outputs uploaded, cache entry stored), which with a server can take many
+    // times a short task's work. Its run carries the same figure (DURATION_TAG), for `cairn
+    // show` and the report, in the log-batch that closes it.
+    const started = performance.now();
+    let outputs: unknown;
+    try {
+      outputs = await runAttempts(scope, attempts);
+    } finally {
+      const durationMs = (result.durationMs = elapsedMs(started));
+      if (tracking) recorder.tag(DURATION_TAG, String(durationMs));
+    }
     let manifest: StoredManifest | undefined;
     const cache = scope.cache;
     if (cache && task.key) {
@@ -195,22 +206,6 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     }
     task.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
     return { ok: false, error, cancelled, stop };
-  }
-}
-
-/**
- * The task's attempts, timed: its duration is its own work, not its record's creation before
- * them or its closing after (outputs uploaded, cache entry stored), which with a server can
- * take many times a short task's work. Its run carries the same figure ({@link DURATION_TAG}),
- * for `cairn show` and the report, in the log-batch that closes it.
- */
-async function timedAttempts(scope: PipelineScope, task: TaskAttempts & { readonly result: PipelineTask["result"] }, tracking: boolean): Promise<unknown> {
-  const started = performance.now();
-  try {
-    return await runAttempts(scope, task);
-  } finally {
-    const durationMs = (task.result.durationMs = elapsedMs(started));
-    if (tracking) task.recorder.tag(DURATION_TAG, String(durationMs));
   }
 }
 

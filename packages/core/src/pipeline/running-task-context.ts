@@ -217,9 +217,14 @@ export class RunningTaskContext implements TaskContext {
    * Returns each listing taken, by the folder's absolute path: the cache stamps the folder on
    * this listing as the one before its digest, instead of walking it again (see TaskCache.manifest).
    */
-  async checkFolderNames(output: unknown): Promise<FolderListings | undefined> {
+  checkFolderNames(output: unknown): Promise<FolderListings> | undefined {
     const names = this.mayBeFolders_;
+    // Not even a promise: the engine's cost a task is counted in them (see BENCHMARKS.md).
     if (!names) return undefined;
+    return this.listFolders(output, names);
+  }
+
+  private async listFolders(output: unknown, names: Set<string>): Promise<FolderListings> {
     const { secrets } = this.shared;
     const listings: FolderListings = new Map();
     for (const folder of artifactsNamed(output, this.runId, names)) {

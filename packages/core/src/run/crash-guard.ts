@@ -21,24 +21,34 @@ import { ProcessCrashError, TaskExitError } from "../errors.ts";
 export class AttemptCrash {
   /** The error that failed the attempt, once one did. */
   error: Error | undefined;
-  /** Rejects with {@link error}; observed through the attempt's race, never an unhandled rejection. */
-  readonly failed: Promise<never>;
-  private reject!: (error: Error) => void;
+  private rejectFailed: ((error: Error) => void) | undefined;
+  private failedOnce: Promise<never> | undefined;
 
   constructor(
     readonly nodeId: string,
     /** The flow's signal: which open run the attempt belongs to. */
     readonly flow: AbortSignal,
-  ) {
-    this.failed = new Promise<never>((_, reject) => (this.reject = reject));
-    this.failed.catch(() => {});
+  ) {}
+
+  /**
+   * Rejects with {@link error}; observed through the attempt's race, never an unhandled rejection.
+   * Made when first asked for: an attempt whose code returns at once never races, and a promise
+   * fewer a task counts while promise hooks are on (the async context this guard needs).
+   */
+  get failed(): Promise<never> {
+    if (!this.failedOnce) {
+      const error = this.error;
+      this.failedOnce = error ? Promise.reject(error) : new Promise<never>((_, reject) => (this.rejectFailed = reject));
+      this.failedOnce.catch(() => {});
+    }
+    return this.failedOnce;
   }
 
   /** Fails the attempt with `error`, if nothing failed it yet. */
   fail(error: Error): void {
     if (this.error) return;
     this.error = error;
-    this.reject(error);
+    this.rejectFailed?.(error);
   }
 }
 

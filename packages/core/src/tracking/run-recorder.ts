@@ -47,7 +47,8 @@ export class RunRecorder {
   private readonly inputs = new Map<string, string>();
   private tags = nameKeyed();
   private metrics: MetricPoint[] = [];
-  private pending: Promise<void> = Promise.resolve();
+  /** The background flushes of a chatty task's metrics; none until a task logs that many (most never do). */
+  private pending: Promise<void> | undefined;
   private failure: unknown;
 
   constructor(
@@ -109,7 +110,7 @@ export class RunRecorder {
     checkMetric(key, value, step);
     this.metrics.push({ key, value, step, timestamp: Date.now() });
     if (this.metrics.length >= METRIC_FLUSH_THRESHOLD) {
-      this.pending = this.pending.then(() => this.send(false)).catch((error) => {
+      this.pending = (this.pending ?? Promise.resolve()).then(() => this.send(false)).catch((error) => {
         this.failure ??= error;
       });
     }
@@ -117,7 +118,7 @@ export class RunRecorder {
 
   /** Sends everything buffered; rejects with the first failure of a background flush, if any. */
   async flush(): Promise<void> {
-    await this.pending;
+    if (this.pending) await this.pending;
     await this.send();
     if (this.failure) throw this.failure;
   }
