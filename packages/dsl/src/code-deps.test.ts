@@ -5,7 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { chmod, link, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENV_READ_ENTRY } from "@cairn/cache";
 import { RunScope } from "@cairn/core";
@@ -158,7 +158,7 @@ describe("functionDependencies", () => {
     const lines = [
       `import { task } from "@cairn/dsl";`,
       `import { z } from "zod";`,
-      `import { join } from "node:path";`,
+      `import { join, relative } from "node:path";`,
       `const plugins = new Map<string, (x: number) => number>([["double", (x) => x * 2]]);`,
       `const Row = z.object({ y: z.number() });`,
       `const Other = z.object({ z: z.number() });`,
@@ -367,6 +367,124 @@ describe("functionDependencies", () => {
     // Run b's reads did not replace run a's: a still sees what it read first.
     expect(await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", a)).toEqual(first);
     expect(await functionDependencies(join(dir, "flow.ts"), "() => scale(1)", b)).toEqual(second);
+  });
+});
+
+describe("a package's exports as Node matches them in this process: the user's --conditions (command line, NODE_OPTIONS), node-addons, module-sync", () => {
+  let root: string;
+  const FN = "() => ({ v: which + s + n })";
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), "cairn-conditions-"));
+    const imports = [`import { which } from "lib";`, `import { s } from "sync";`, `import { n } from "native";`, `export const fn = ${FN};`].join("\n");
+    const tree: Record<string, string> = {
+      // A monorepo's package: its sources under --conditions=development, else what it built.
+      "packages/lib/package.json": `{ "name": "lib", "type": "module", "exports": { ".": { "development": "./src/index.ts", "default": "./dist/index.js" } } }\n`,
+      "packages/lib/src/index.ts": `export const which: string = "src";\n`,
+      "packages/lib/dist/index.js": `export const which = "dist";\n`,
+      "packages/sync/package.json": `{ "name": "sync", "exports": { ".": { "module-sync": "./sync.mjs", "import": "./import.mjs", "require": "./require.cjs" } } }\n`,
+      "packages/sync/sync.mjs": `export const s = "sync";\n`,
+      "packages/sync/import.mjs": `export const s = "import";\n`,
+      "packages/sync/require.cjs": `exports.s = "require";\n`,
+      "packages/native/package.json": `{ "name": "native", "type": "module", "exports": { "node-addons": "./addons.js", "default": "./plain.js" } }\n`,
+      "packages/native/addons.js": `export const n = "addons";\n`,
+      "packages/native/plain.js": `export const n = "plain";\n`,
+      "app/package.json": `{ "name": "app", "type": "module" }\n`,
+      "app/flow.ts": imports,
+      "app/where.mjs": `export const where = (name) => import.meta.resolve(name);\n`,
+      "cjsapp/package.json": `{ "name": "cjsapp" }\n`,
+      "cjsapp/flow.ts": imports,
+    };
+    for (const [name, text] of Object.entries(tree)) {
+      await mkdir(join(root, name, ".."), { recursive: true });
+      await writeFile(join(root, name), text);
+    }
+    for (const app of ["app", "cjsapp"]) {
+      await mkdir(join(root, app, "node_modules"));
+      for (const name of ["lib", "sync", "native"]) await symlink(`../../packages/${name}`, join(root, app, "node_modules", name));
+    }
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  /**
+   * In a Node started with `args` and `NODE_OPTIONS`: the keys of both apps' task, then again
+   * after an edit of lib's src/, then after an edit of its dist/ (each restored after); and the
+   * files Node itself loads there (import from the ES module app, require from the CommonJS one).
+   */
+  function keysUnder(args: string[], nodeOptions?: string) {
+    const code = `
+      import { writeFileSync } from "node:fs";
+      import { createRequire } from "node:module";
+      import { fileURLToPath, pathToFileURL } from "node:url";
+      import { RunScope } from "@cairn/core";
+      import { functionDependencies } from ${JSON.stringify(join(import.meta.dirname, "code-deps.ts"))};
+      const root = ${JSON.stringify(root)};
+      const keys = async () => ({
+        app: await functionDependencies(root + "/app/flow.ts", ${JSON.stringify(FN)}, new RunScope()),
+        cjsapp: await functionDependencies(root + "/cjsapp/flow.ts", ${JSON.stringify(FN)}, new RunScope()),
+      });
+      const edit = (file, text) => writeFileSync(root + "/packages/lib/" + file, text);
+      const before = await keys();
+      edit("src/index.ts", 'export const which: string = "src, edited";\\n');
+      const srcEdited = await keys();
+      edit("dist/index.js", 'export const which = "dist, edited";\\n');
+      const distEdited = await keys();
+      edit("src/index.ts", 'export const which: string = "src";\\n');
+      edit("dist/index.js", 'export const which = "dist";\\n');
+      const { where } = await import(pathToFileURL(root + "/app/where.mjs").href);
+      const required = createRequire(root + "/cjsapp/flow.ts");
+      const node = {
+        app: ["lib", "sync", "native"].map((name) => fileURLToPath(where(name))),
+        cjsapp: ["lib", "sync", "native"].map((name) => required.resolve(name)),
+      };
+      console.log(JSON.stringify({ before, srcEdited, distEdited, node }));
+    `;
+    const child = spawnSync(process.execPath, [...args, "--import", "tsx", "--input-type=module", "-e", code], {
+      cwd: import.meta.dirname,
+      encoding: "utf8",
+      env: { ...process.env, NODE_OPTIONS: nodeOptions },
+    });
+    expect(child.stderr).toBe("");
+    type Keys = Record<"app" | "cjsapp", Record<string, string>>;
+    return JSON.parse(child.stdout) as { before: Keys; srcEdited: Keys; distEdited: Keys; node: Record<"app" | "cjsapp", string[]> };
+  }
+  const SRC = "../packages/lib/src/index.ts";
+  const DIST = "../packages/lib/dist/index.js";
+
+  it("with --conditions=development the key follows lib's src/ (an edit there changes it, one of dist/ does not), as Node loads src/", () => {
+    for (const found of [keysUnder(["--conditions=development"]), keysUnder(["-C", "development"]), keysUnder([], `--no-warnings -C "development"`)]) {
+      for (const app of ["app", "cjsapp"] as const) {
+        expect(found.node[app][0]).toBe(join(root, "packages/lib/src/index.ts"));
+        expect(Object.keys(found.before[app])).toContain(SRC);
+        expect(Object.keys(found.before[app])).not.toContain(DIST);
+        expect(found.srcEdited[app][SRC]).not.toBe(found.before[app][SRC]);
+        expect(found.distEdited[app]).toEqual(found.srcEdited[app]);
+      }
+    }
+  });
+
+  it("without it the key follows lib's dist/ (an edit of src/ changes nothing, one of dist/ does), as Node loads dist/", () => {
+    const found = keysUnder([]);
+    for (const app of ["app", "cjsapp"] as const) {
+      expect(found.node[app][0]).toBe(join(root, "packages/lib/dist/index.js"));
+      expect(Object.keys(found.before[app])).toContain(DIST);
+      expect(Object.keys(found.before[app])).not.toContain(SRC);
+      expect(found.srcEdited[app]).toEqual(found.before[app]);
+      expect(found.distEdited[app][DIST]).not.toBe(found.srcEdited[app][DIST]);
+    }
+  });
+
+  it("names the very files Node loads: module-sync (this Node can require() an ES module) and node-addons match, from an ES module and a CommonJS one; not node-addons with --no-addons", () => {
+    for (const [args, native] of [[[], "addons.js"], [["--no-addons"], "plain.js"]] as const) {
+      const found = keysUnder([...args]);
+      for (const app of ["app", "cjsapp"] as const) {
+        const named = found.node[app].map((file) => relative(join(root, app), file)).sort();
+        expect(Object.keys(found.before[app]).sort()).toEqual(named);
+        expect(named).toContain(`../packages/native/${native}`);
+        if (process.features.require_module) expect(named).toContain("../packages/sync/sync.mjs");
+      }
+    }
   });
 });
 

@@ -25,7 +25,8 @@
  * a factory is called with. A package whose real folder lies outside every node_modules folder
  * (a workspace package, a `file:` or `link:` dependency, the package importing itself or its
  * `#` imports; pnpm's hard-linked copy of a `file:` dependency too) is the project's code and is
- * followed, resolved as Node does for the importing module's format, named by path
+ * followed, resolved as Node does for the importing module's format and with this process's
+ * export conditions (`--conditions=development` too: export-conditions.ts), named by path
  * (`../tslib/src/index.ts`). Not followed: packages installed from a
  * registry, Cairn itself, `import()` of a computed path, tsconfig `paths` aliases, files read at run
  * time, programs started apart (`execFile` of a script) (declare those with `.codeFiles()` or
@@ -46,6 +47,7 @@ import { scopeKey, type RunScope } from "@cairn/core";
 import { isCliCompiledFile, shown } from "./declared-path.ts";
 import { envReadBy, envReadsIn, type EnvReads, type ProcessNames, processNamesOf, type SyntaxNode } from "./env-read.ts";
 import { loadEsbuild } from "./esbuild.ts";
+import { exportConditions } from "./export-conditions.ts";
 import { memo } from "./memo.ts";
 import { type ModuleFormat, tsxFormat } from "./module-format.ts";
 import { mappedSource, sourceMapPlace } from "./source-map-comment.ts";
@@ -717,16 +719,13 @@ function readPackageJson(dir: string): PackageJson | undefined {
 }
 
 /**
- * The conditions Node resolves the imports of `fromFile` with: tsx runs a CommonJS module's
- * `import` as `require()`, so a package's `require` target is what runs there, its `import`
- * target in an ES module.
+ * The conditions Node resolves the imports of `fromFile` with in this process (the user's
+ * `--conditions` too: exportConditions): tsx runs a CommonJS module's `import` as `require()`,
+ * so a package's `require` target is what runs there, its `import` target in an ES module.
  */
 function conditionsOf(fromFile: string): readonly string[] {
-  return tsxFormat(fromFile) === "cjs" ? REQUIRE_CONDITIONS : IMPORT_CONDITIONS;
+  return exportConditions(tsxFormat(fromFile));
 }
-
-const IMPORT_CONDITIONS = ["import", "node", "default"];
-const REQUIRE_CONDITIONS = ["require", "node", "default"];
 
 /**
  * Where a package.json's `exports` send `subpath`: a string; a map of conditions (the first of
