@@ -426,6 +426,49 @@ export default flow("p").build(() => ({ x: pad + a }));
     expect((await run()).stdout).toContain(`Outputs: {"w":"B"}`);
   });
 
+  it("a workspace package exporting src/ under --conditions=development and dist/ else: cairn run (conditions in NODE_OPTIONS or on node's command line) and tsx --conditions=development run src/ and key the task by it; without, dist/", async () => {
+    const { rename, symlink } = await import("node:fs/promises");
+    const ws = await mkdtemp(join(dir, "conds-"));
+    const lib = join(ws, "packages", "lib");
+    await mkdir(join(lib, "src"), { recursive: true });
+    await mkdir(join(lib, "dist"));
+    await writeFile(join(lib, "package.json"), JSON.stringify({ name: "lib", type: "module", exports: { ".": { development: "./src/index.ts", default: "./dist/index.js" } } }));
+    const src = (which: string) => writeFile(join(lib, "src", "index.ts"), `export const which: string = ${JSON.stringify(which)};\n`);
+    const dist = (which: string) => writeFile(join(lib, "dist", "index.js"), `export const which = ${JSON.stringify(which)};\n`);
+    await src("src");
+    await dist("dist");
+    const app = join(ws, "app");
+    await mkdir(join(app, "node_modules"), { recursive: true });
+    await symlink("../../packages/lib", join(app, "node_modules", "lib"));
+    await writeFile(join(app, "package.json"), `{ "name": "app", "type": "module" }\n`);
+    await writeFile(join(app, "flow.ts"), `import { flow, task } from "cairn-dag";\nimport { which } from "lib";\nconst t = task("t").run(() => ({ w: which }));\nexport default flow("conds").build(() => ({ w: t({}).w }));\n`);
+    const root = ["--root", join(app, ".cairn")];
+    const ran = async (done: Promise<{ code: number | null; stdout: string; stderr: string }>, status: string, w: string) => {
+      const r = await done;
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toMatch(new RegExp(`^t\\s+${status}\\s`, "m"));
+      expect(r.stdout).toContain(`Outputs: {"w":"${w}"}`);
+    };
+    const plain = () => start(process.execPath, [cairnBin, "run", "flow.ts", ...root], { cwd: app, env: env() }).done;
+    const developing = () => start(process.execPath, [cairnBin, "run", "flow.ts", ...root], { cwd: app, env: env({ NODE_OPTIONS: "--conditions=development" }) }).done;
+    const onCommandLine = () => start(process.execPath, ["-C", "development", cairnBin, "run", "flow.ts", ...root], { cwd: app, env: env() }).done;
+    const viaTsx = () => start(tsx, ["--conditions=development", "flow.ts", ...root], { cwd: app, env: env() }).done;
+
+    await ran(plain(), "succeeded", "dist");
+    // Another file runs: another key, not the entry dist/ made.
+    await ran(developing(), "succeeded", "src");
+    await ran(viaTsx(), "cached", "src");
+    await src("src, edited");
+    await ran(onCommandLine(), "succeeded", "src, edited");
+    await dist("dist, edited");
+    await ran(viaTsx(), "cached", "src, edited");
+    await ran(developing(), "cached", "src, edited");
+    await ran(plain(), "succeeded", "dist, edited");
+    // Not built at all: compiled from src/ all the same, as Node would load it.
+    await rename(join(lib, "dist"), join(lib, "dist-gone"));
+    await ran(developing(), "cached", "src, edited");
+  });
+
   it("a compiled flows' folder of the user's own that its group could write to (made under umask 002) is made private, emptied and used", async () => {
     const { chmod, readdir, stat } = await import("node:fs/promises");
     const tmp = await mkdtemp(join(tmpdir(), "cairn-umask-tmp-"));

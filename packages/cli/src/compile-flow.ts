@@ -27,7 +27,7 @@ import { basename, dirname, join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CairnError, digestFileSync, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
 import { installCommand } from "@cairn/core";
-import { registerCompiledFlowDir } from "@cairn/dsl";
+import { NODE_CONDITIONS, registerCompiledFlowDir } from "@cairn/dsl";
 import type * as Esbuild from "esbuild";
 import { cairnNotInstalled, isCairnPackage } from "./install-advice.ts";
 import { commonJsScope, FlowFileError } from "./load-flow.ts";
@@ -89,13 +89,22 @@ export async function importCompiledFlow(path: string, bundle: CairnBundle): Pro
     return import(pathToFileURL(path).href); // the CLI says the file does not exist
   }
   if (!TS.test(real)) throw new NeedsTsxError(`${path} is not TypeScript: JavaScript flow files load through tsx as before.`);
-  const dir = inTemp(path, tmpdir(), () => privateTempDir(join("flows", bundle.id)) ?? ownFolder());
+  const dir = inTemp(path, tmpdir(), () => privateTempDir(join("flows", compiledFolderName(bundle))) ?? ownFolder());
   const manifestPath = `${sha256(real)}.json`;
   const entry = upToDate(dir, join(dir, manifestPath)) ?? (await compile(real, dir, manifestPath, bundle));
   // Stack traces name the TypeScript source: task files resolve against its folder, and tasks count there, as under tsx.
   process.setSourceMapsEnabled(true);
   registerCompiledFlowDir(dir);
   return import(pathToFileURL(entry).href);
+}
+
+/**
+ * The folder of compiled flows for this bundle and the export conditions of this process (the
+ * user's `--conditions` too): a compiled module names the files they resolve its imports to,
+ * and runs with other conditions, maybe at the same time, need other files.
+ */
+function compiledFolderName(bundle: CairnBundle): string {
+  return `${bundle.id}-${sha256(NODE_CONDITIONS.join("\n")).slice(0, 12)}`;
 }
 
 /**
@@ -291,8 +300,9 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
         sourcemap: "inline",
         minifyWhitespace: true,
         keepNames: true,
-        // As Node resolves: no `module` condition or field.
-        conditions: ["node"],
+        // As Node resolves in this process (`import`, `require` and `default` esbuild adds): the
+        // user's --conditions, module-sync; no `module` condition or field.
+        conditions: [...NODE_CONDITIONS],
         mainFields: ["main"],
         logLevel: "silent",
         banner: {

@@ -33,6 +33,8 @@ export { addFlowHooks, type FlowHooks } from "./flow-hooks.ts";
 export { registerCompiledFlowDir } from "./declared-path.ts";
 // For the CLI, which sends a CommonJS flow to tsx: the format the code fingerprints are made with.
 export { moduleFormatOf } from "./module-format.ts";
+// For the CLI, which compiles a flow with esbuild: the export conditions Node resolves packages with in this process.
+export { NODE_CONDITIONS } from "./export-conditions.ts";
 
 export {
   isArtifact,
