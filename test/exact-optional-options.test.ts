@@ -3,7 +3,8 @@
  * `.cache()`, a map's limits) take an explicit `undefined` under `exactOptionalPropertyTypes`,
  * as the runtime does (it reads undefined as left out): `demo.run({ signal: maybe })` with a
  * `signal` that may be undefined was TS2379. The workspace's tsconfig does not set that option,
- * so tsc checks a user's snippet with it here, against Cairn's sources.
+ * so tsc checks a user's snippet with it here, against Cairn's sources. The process kinds'
+ * options too: \`script("x", { file, cwd: maybeDir })\` with a \`maybeDir\` that may be undefined was TS2379.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -13,10 +14,13 @@ import { start } from "./cache/helpers.ts";
 
 const repo = resolve(import.meta.dirname, "..");
 
-const SNIPPET = `import { flow, map, task } from "cairn-dag";
+const SNIPPET = `import { flow, map, mlflowModel, mlflowProject, notebook, script, shell, task } from "cairn-dag";
 declare const maybe: AbortSignal | undefined;
 declare const conc: number | undefined;
 declare const name: string | undefined;
+declare const flag: boolean | undefined;
+declare const env: Record<string, string> | undefined;
+declare const list: string[] | undefined;
 const double = task("double")
   .input<{ x: number }>()
   .retries(2, { minDelayMs: conc, maxDelayMs: undefined })
@@ -27,16 +31,25 @@ const demo = flow("demo").build(() => {
   const many = map(double, { over: [1, 2], as: "x", concurrency: conc, minSuccess: undefined, id: name });
   return { y: one.y, n: many.outputs };
 });
+// The kinds' options, set from variables that may be undefined (\`cwd: maybeDir\`).
+const common = { env, secrets: list, cwd: name, killGraceMs: conc };
+script("train", { file: "train.py", interpreter: name, args: list, preload: list, ...common });
+shell("count", "wc -l", { shell: name, ...common });
+notebook("report", "report.ipynb", { kernel: name, python: name, html: flag, ...common });
+mlflowProject("project", { uri: "./project", entryPoint: name, python: name, mode: undefined, cli: flag, ...common });
+mlflowModel("model", "models:/m/1", { mode: undefined, format: undefined, python: name, registryUri: name, startTimeoutMs: conc, ...common });
 export async function go(): Promise<void> {
   await demo.run({ signal: maybe, concurrency: conc, experiment: name, root: name, tracker: undefined, params: undefined, pools: undefined, env: undefined });
   await demo.run({ cache: { url: name, refresh: undefined, rerun: undefined, strict: undefined, store: undefined } });
   await demo.run({ cache: undefined, secrets: undefined, interceptors: undefined, source: name, beforeEnd: undefined, queue: name, failurePolicy: undefined });
   // @ts-expect-error A wrong type is still refused: the snippet is checked.
   await demo.run({ concurrency: "4" });
+  // @ts-expect-error As is a kind's option of the wrong type.
+  shell("bad", "true", { cwd: 4 });
 }
 `;
 
-it("run, node, retry, cache and map options take an explicit undefined under exactOptionalPropertyTypes", async () => {
+it("run, node, retry, cache, map and process kind options take an explicit undefined under exactOptionalPropertyTypes", async () => {
   const dir = await mkdtemp(join(tmpdir(), "cairn-exact-"));
   try {
     await writeFile(join(dir, "snippet.ts"), SNIPPET);

@@ -26,9 +26,9 @@ export interface ScriptOptions extends ProcessOptions {
    * The program that runs the file, with its own arguments before the file: `"python3.12"`, `["uv", "run"]`.
    * @default by extension: .py `$CAIRN_PYTHON` / the project's .venv / python3; .ts tsx; .js node; .sh bash; else the file itself
    */
-  interpreter?: string | readonly string[];
+  interpreter?: string | readonly string[] | undefined;
   /** Arguments after the file; `{input}` placeholders are replaced by input values (artifacts by their path). */
-  args?: readonly string[];
+  args?: readonly string[] | undefined;
   /**
    * Python scripts: modules to import once in a warm Python that this flow process's tasks with
    * the same list fork from, so each task starts with them already imported (seconds saved per
@@ -36,7 +36,7 @@ export interface ScriptOptions extends ProcessOptions {
    * or if the warm Python cannot start, the task runs in a new interpreter as usual.
    * @example preload: ["pandas", "sklearn.ensemble", "mlflow"]
    */
-  preload?: readonly string[];
+  preload?: readonly string[] | undefined;
 }
 
 const TS = new Set([".ts", ".mts", ".cts", ".tsx"]);

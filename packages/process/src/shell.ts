@@ -14,7 +14,7 @@ import { checkCallPlaceholders } from "./script.ts";
 /** Options of `shell()`. */
 export interface ShellOptions extends ProcessOptions {
   /** The shell. @default "/bin/sh" */
-  shell?: string;
+  shell?: string | undefined;
 }
 
 /** Default outputs of a shell task that does not write CAIRN_OUTPUTS. */

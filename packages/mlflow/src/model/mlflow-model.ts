@@ -15,15 +15,15 @@ import { describeModelChange, parseModelUri, resolveModelCode, runMlflowModel, t
 /** Options of `mlflowModel()`. */
 export interface MlflowModelOptions extends ProcessOptions {
   /** `predict`: `mlflow models predict` on a file; `serve`: `mlflow models serve` on a free port, one POST /invocations, then stopped. @default "predict" */
-  mode?: "predict" | "serve";
+  mode?: "predict" | "serve" | undefined;
   /** How rows are sent (MLflow's scoring protocol). @default "dataframe_split" */
-  format?: ModelInputFormat;
+  format?: ModelInputFormat | undefined;
   /** The Python with mlflow. @default `$CAIRN_PYTHON`, the active virtualenv, the nearest .venv, python3 */
-  python?: string;
+  python?: string | undefined;
   /** The MLflow server with the model registry. @default the flow's MLflow tracking server */
-  registryUri?: string;
+  registryUri?: string | undefined;
   /** Serve mode: how long the model server may take to start, in ms. @default 180000 */
-  startTimeoutMs?: number;
+  startTimeoutMs?: number | undefined;
 }
 
 /** Inputs of a model task. */

@@ -37,19 +37,19 @@ export interface MlflowProjectOptions extends ProcessOptions {
    */
   uri: string | URL;
   /** Folder that relative `path` inputs resolve against; the entry point itself runs in the project folder, as with `mlflow run`. @default the working directory */
-  cwd?: string;
+  cwd?: string | undefined;
   /** The entry point to run. @default "main" */
-  entryPoint?: string;
+  entryPoint?: string | undefined;
   /** The Python with mlflow; its folder goes first on PATH, so `python` in the commands is this one. @default `$CAIRN_PYTHON`, the active virtualenv, the nearest .venv, python3 */
-  python?: string;
+  python?: string | undefined;
   /**
    * `auto`: `mlflow run` when the flow is tracked by an MLflow server, else the entry point's command directly.
    * `direct`: always the command (no MLflow CLI start-up; the process still logs into the task's run through MLFLOW_RUN_ID).
    * @default "auto"
    */
-  mode?: "auto" | "direct";
+  mode?: "auto" | "direct" | undefined;
   /** Tracked by MLflow, start `python -m mlflow run ...` instead of calling mlflow.projects.run in a small driver (the same run; the CLI adds 2-3 s of start-up). @default false */
-  cli?: boolean;
+  cli?: boolean | undefined;
 }
 
 /** Outputs every MLflow project task has. */

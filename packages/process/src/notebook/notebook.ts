@@ -16,11 +16,11 @@ import { checkProcessOptions, processEnv, pythonFor, pythonPath, type ProcessOpt
 /** Options of `notebook()`. */
 export interface NotebookOptions extends ProcessOptions {
   /** Jupyter kernel name. @default the notebook's kernelspec, else "python3" (the Python that runs papermill) */
-  kernel?: string;
+  kernel?: string | undefined;
   /** The Python with papermill and nbconvert. @default `$CAIRN_PYTHON`, the active virtualenv, the nearest .venv, python3 */
-  python?: string;
+  python?: string | undefined;
   /** Render the executed notebook as HTML. @default true */
-  html?: boolean;
+  html?: boolean | undefined;
 }
 
 /** Outputs every notebook task has. */

@@ -11,13 +11,13 @@ import { checkKnownKeys, declaredEnv, LONGEST_TIMER, LONGEST_TIMER_MS, OptionErr
 /** Common settings of the process kinds. */
 export interface ProcessOptions {
   /** Extra environment variables for the process (values enter the code fingerprint as a digest). */
-  env?: Readonly<Record<string, string>>;
+  env?: Readonly<Record<string, string>> | undefined;
   /** Secrets (read with ctx.secret at run time) passed to the process as environment variables of the same name. */
-  secrets?: readonly string[];
+  secrets?: readonly string[] | undefined;
   /** Working directory. @default the working directory of the flow's process (notebooks: the notebook's folder) */
-  cwd?: string;
+  cwd?: string | undefined;
   /** Time between SIGTERM and SIGKILL when the task is cancelled or times out, in ms. @default 5000 */
-  killGraceMs?: number;
+  killGraceMs?: number | undefined;
 }
 
 /** The keys of {@link ProcessOptions}. */
