@@ -7,6 +7,8 @@ import type http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import "@cairn/mlflow/register";
 import { flow, task } from "@cairn/dsl";
+import { removeIndexEntries } from "@cairn/core";
+import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { runCollect, tmp } from "../cache/helpers.ts";
 import { startProxy } from "./helpers.ts";
@@ -64,6 +66,35 @@ describe("artifact reads refused while writes work", () => {
       expect(gets).toBeLessThanOrEqual(12);
       const manifests = second.warnings.filter((w) => w.startsWith("Cache lookups cannot read the artifacts") && w.includes("cairn/manifest.json"));
       expect(manifests).toHaveLength(1);
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
+});
+
+describe("the index unreadable after an entry was removed", () => {
+  // The tag search that stands in for the index saw the removed entry's FINISHED run and hit it again.
+  it("a lookup by tag search does not hit an entry that cache clear removed", async () => {
+    let refuseIndex = false;
+    const proxy = await startProxy(server.uri, (req, res) => {
+      if (!refuseIndex || req.method !== "GET" || !req.url!.includes("cairn-index")) return false;
+      req.resume();
+      return refuse(res, 500);
+    });
+    try {
+      const env = { MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_EXPERIMENT_NAME: "removed-then-unreadable", ...QUICK };
+      const first = await runCollect(three("removed-then-unreadable"), { root: await tmp(), env, concurrency: 1 });
+      expect(first.result.status).toBe("succeeded");
+      // What `cairn cache clear --task step1` does on the server.
+      const cleanups = await removeIndexEntries(MlflowTracker.fromEnv({}, server.uri), new Set(), { taskName: "step1" });
+      expect(cleanups.find((c) => c.experiment === "removed-then-unreadable")?.removed).toBe(1);
+
+      // Another machine (an empty root) that cannot read the index: step1 runs, the others are still hits.
+      refuseIndex = true;
+      const second = await runCollect(three("removed-then-unreadable"), { root: await tmp(), env, concurrency: 1 });
+      expect(second.result.status).toBe("succeeded");
+      expect(second.warnings.filter((w) => w.startsWith("Cache lookups cannot read the artifacts"))).toHaveLength(1);
+      expect(Object.fromEntries(Object.entries(second.result.tasks).map(([id, t]) => [id, t.status]))).toEqual({ step1: "succeeded", step2: "cached", step3: "cached" });
     } finally {
       await proxy.close();
     }

@@ -69,6 +69,12 @@ export const FAILED_KEY_TAG = "cairn.failed_key";
  * same write (ABANDONED_COPIED_TAGS), so that a later plan finds the key interrupted, not new.
  */
 export const KEY_TAG = "cairn.key";
+/**
+ * The tag of a run whose cache entry was removed (`cache clear`, `prune`, an eviction): when it was.
+ * Removing an entry deletes its index document, which a lookup by tag search (the index cannot be
+ * read) never reads; this tag is what tells that lookup the run found is no entry any more.
+ */
+export const CACHE_REMOVED_TAG = "cairn.cache_removed";
 /** The tag of a cache hit's run: the key it was found by. */
 const HIT_KEY_TAG = "cairn.cache_hit_key";
 /** The tag of every task run: the task's name (what a cache entry's `taskName` is). */
@@ -318,7 +324,7 @@ export class TaskCache {
    * The hits this run took, by the artifacts their outputs hold (see {@link artifactId}): whose
    * entries a download that does not match evicts (see {@link evictHolders}).
    */
-  private readonly hitArtifacts = new Map<string, Set<{ key: string; taskName: string }>>();
+  private readonly hitArtifacts = new Map<string, Set<{ key: string; taskName: string; sourceRunId: string | undefined }>>();
   /** Names of the source runs this run has seen (verified, found by tag, or recorded here), by run id. */
   private readonly sourceNames = new Map<string, string>();
   /** Sizes and mtimes of the artifact files this root digested: a hit's unchanged file is not read again. */
@@ -934,8 +940,8 @@ export class TaskCache {
    */
   private async evictHolders(artifact: Artifact): Promise<string> {
     // key → its task, and where its entry goes from (the writer's entry only where it still names the writer).
-    const holders = new Map<string, { taskName: string; store: boolean; index: boolean }>();
-    for (const h of this.hitArtifacts.get(artifactId(artifact)) ?? []) holders.set(h.key, { taskName: h.taskName, store: true, index: true });
+    const holders = new Map<string, { taskName: string; store: boolean; index: boolean; sourceRunId: string | undefined }>();
+    for (const h of this.hitArtifacts.get(artifactId(artifact)) ?? []) holders.set(h.key, { taskName: h.taskName, store: true, index: true, sourceRunId: h.sourceRunId });
     const writer = artifact.runId !== undefined ? await this.tracker.getRun(artifact.runId).catch(() => undefined) : undefined;
     const key = writer?.tags[CACHE_KEY_TAG];
     if (writer && key && !holders.has(key)) {
@@ -948,7 +954,7 @@ export class TaskCache {
       ]);
       const store = stored?.sourceRunId === writer.runId;
       const index = indexed === writer.runId;
-      if (store || index) holders.set(key, { taskName: stored?.taskName ?? writer.tags["cairn.task"] ?? writer.name, store, index });
+      if (store || index) holders.set(key, { taskName: stored?.taskName ?? writer.tags["cairn.task"] ?? writer.name, store, index, sourceRunId: writer.runId });
     }
     if (!holders.size) return "";
     const kept: string[] = [];
@@ -957,7 +963,7 @@ export class TaskCache {
         if (where.store) await this.guard(() => this.store.delete(key), false).catch(() => false);
         if (!where.index) return;
         const removed = this.tracker.deleteIndexEntry
-          ? await this.tracker.deleteIndexEntry(this.experimentId, indexName(key)).then(() => true, () => false)
+          ? await removeIndexEntry(this.tracker, this.experimentId, key, where.sourceRunId).then(() => true, () => false)
           : !this.tracker.readIndexEntry;
         if (!removed) kept.push(key);
       }),
@@ -981,7 +987,7 @@ export class TaskCache {
       if (a.runId === undefined) continue;
       let holders = this.hitArtifacts.get(artifactId(a));
       if (!holders) this.hitArtifacts.set(artifactId(a), (holders = new Set()));
-      if (![...holders].some((h) => h.key === entry.key)) holders.add({ key: entry.key, taskName: entry.taskName });
+      if (![...holders].some((h) => h.key === entry.key)) holders.add({ key: entry.key, taskName: entry.taskName, sourceRunId: entry.sourceRunId });
     }
   }
 
@@ -1372,6 +1378,8 @@ export class TaskCache {
     });
     // Its manifest cannot be read either: a miss, not one more full retry policy per task.
     if (!run || this.artifactReadsDown.has("manifest")) return undefined;
+    // Its entry was removed since (the index document is gone, which this search cannot see).
+    if (run.tags[CACHE_REMOVED_TAG] !== undefined) return undefined;
     const segment = safePathSegment(run.runId, { source: `MLflow's search for cache key ${key}` });
     const dir = readOnly ? await mkdtemp(join(tmpdir(), "cairn-manifest-")) : join(this.workDir, "downloads", segment);
     if (!readOnly) await makeFolder(dir);
@@ -1564,6 +1572,29 @@ function indexName(key: string): string {
   return `${key}.json`;
 }
 
+/**
+ * Removes the index document of `key`, after tagging its source run (`sourceRunId`, else the one
+ * the document names) {@link CACHE_REMOVED_TAG}: a lookup that goes by tag search because the
+ * index cannot be read (see {@link TaskCache.fromTracker}) would find that FINISHED run again and
+ * hit it. The tag is a best effort (its run may be gone): the document goes whatever became of it.
+ */
+async function removeIndexEntry(tracker: Tracker, experimentId: string, key: string, sourceRunId?: string): Promise<void> {
+  const source = sourceRunId ?? (await tracker.readIndexEntry?.(experimentId, indexName(key)).then(sourceRunOf, () => undefined));
+  if (source !== undefined) await tracker.logBatch(source, { tags: { [CACHE_REMOVED_TAG]: new Date().toISOString() } }).catch(() => undefined);
+  await tracker.deleteIndexEntry!(experimentId, indexName(key));
+}
+
+/** The source run an index document names, if it can be read as naming one. */
+function sourceRunOf(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const { sourceRunId } = JSON.parse(text) as { sourceRunId?: unknown };
+    return typeof sourceRunId === "string" && sourceRunId ? sourceRunId : undefined;
+  } catch {
+    return undefined; // a damaged document: nothing to tag, it is removed all the same
+  }
+}
+
 /** What {@link removeIndexEntries} did in one experiment's index. */
 export interface IndexCleanup {
   experimentId: string;
@@ -1604,7 +1635,7 @@ export async function removeIndexEntries(tracker: Tracker, keys: ReadonlySet<str
     }
     // A few at a time: a server is not sent thousands of requests at once.
     for (let i = 0; tracker.deleteIndexEntry && i < matching.length; i += 16) {
-      const results = await Promise.allSettled(matching.slice(i, i + 16).map((n) => tracker.deleteIndexEntry!(experimentId, n)));
+      const results = await Promise.allSettled(matching.slice(i, i + 16).map((n) => removeIndexEntry(tracker, experimentId, n.slice(0, -".json".length))));
       for (const r of results) {
         if (r.status === "fulfilled") cleanup.removed++;
         else {
