@@ -42,6 +42,23 @@ describe("a typo is met with the nearest name, wherever a name is checked agains
     expect(r.code).toBe(2);
   });
 
+  // A flow of 200 tasks: every id was listed, a wall of text for one typo.
+  it.each([
+    ["run", "--rerun", "--rerun TASK"],
+    ["plan", "--rerun", "--rerun TASK"],
+    ["explain", undefined, "TASK \\(cairn explain FILE TASK\\)"],
+  ])("cairn %s with a typo of one of 200 task names says the closest few and how to list them all", async (command, flag, shown) => {
+    const many = join(repo, "test/cli/fixtures/many-tasks.flow.ts");
+    const r = await cairn([command, many, ...(flag ? [flag] : []), "stpe-12"]);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `Expected \`${shown}\` to be a task name or node id of flow "many-tasks", which has 200 nodes \\(did you mean "step-12", "step-2", "step-10", "step-11", "step-13"\\?\\), got "stpe-12"\\. Run \`cairn plan FILE\` to list the flow's tasks\\.`,
+      ),
+    );
+    expect(r.stderr).not.toContain("step-200");
+    expect(r.code).toBe(2);
+  });
+
   it("cairn runs --experiment with a typo of an experiment there is", async () => {
     const cwd = await tmp("cairn-cli-exp-");
     expect((await cairn(["run", ok, "--no-report"], { cwd })).code).toBe(0);

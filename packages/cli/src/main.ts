@@ -574,13 +574,19 @@ const ENGINE_OPTIONS: ReadonlyMap<string, string> = new Map([
 ]);
 
 /**
+ * Said after a refused task name (`--rerun`, explain's TASK): the refusal names only the closest
+ * few of a large flow's tasks, and this is where all of them, and a map's items, are listed.
+ */
+const LIST_TASKS = "Run `cairn plan FILE` to list the flow's tasks.";
+
+/**
  * Says `thrown` on stderr (and as an event, under `run --json`), and returns the exit code it
  * stands for; `exitCode` overrides it (130: the command was interrupted meanwhile).
  */
 function reportError(thrown: unknown, stderr: Writable, errorEvent?: ErrorEventWriter, exitCode?: number): number {
   // The engine names its option (`rerun`, explain's `TASK`); a `cairn` user gave a flag or an argument.
   const given = OptionError.is(thrown) ? ENGINE_OPTIONS.get(thrown.option) : undefined;
-  const error = OptionError.is(thrown) && given !== undefined ? new UsageError(`Expected \`${given}\` to be ${thrown.expected}, got ${JSON.stringify(thrown.got)}.`) : thrown;
+  const error = OptionError.is(thrown) && given !== undefined ? new UsageError(`Expected \`${given}\` to be ${thrown.expected}, got ${JSON.stringify(thrown.got)}. ${LIST_TASKS}`) : thrown;
   const usage =
     (CairnError.is(error) && VALIDATION_CODES.has(error.code)) ||
     UsageError.is(error) ||

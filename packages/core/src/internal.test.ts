@@ -1,7 +1,24 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { OptionError } from "./errors.ts";
-import { booleanFromEnv, closestName, devInstallCommand, durationMs, installCommand, retryAfterMs, shellQuote } from "./internal.ts";
+import { booleanFromEnv, closestName, closestNames, devInstallCommand, durationMs, installCommand, retryAfterMs, shellQuote, unknownNameExpected } from "./internal.ts";
+
+describe("closestNames and unknownNameExpected", () => {
+  const ids = Array.from({ length: 200 }, (_, i) => (i ? `step-${i + 1}` : "step"));
+  it("gives the few names a typo may have meant, closest first, and those that hold it", () => {
+    expect(closestNames("stpe-12", ids)).toEqual(["step-12", "step-2", "step-10", "step-11", "step-13"]);
+    expect(closestNames("fit", ["load", "fit-model", "refit"])).toEqual(["refit", "fit-model"]);
+    expect(closestNames("zzz", ids)).toEqual([]);
+  });
+
+  it("lists every name of a short list, and of a long one only the close ones and how many there are", () => {
+    expect(unknownNameExpected("a node", "lod", ["load", "fit"])).toBe('a node (did you mean "load"?): load, fit');
+    expect(unknownNameExpected("a node", "stpe-12", ids, { counted: "nodes" })).toBe(
+      'a node, which has 200 nodes (did you mean "step-12", "step-2", "step-10", "step-11", "step-13"?)',
+    );
+    expect(unknownNameExpected("a node", "zzz", ids, { counted: "nodes" })).toBe("a node, which has 200 nodes (none is close to it)");
+  });
+});
 
 describe("closestName", () => {
   it("names the candidate a typo meant, a swap of neighbours being one edit, case ignored", () => {

@@ -35,27 +35,51 @@ export function closestName(name: string, candidates: Iterable<string>, options:
   return best?.name;
 }
 
-/** Names {@link namesForMessage} lists in full; past this, only the closest to what was given. */
+/** Names {@link unknownNameExpected} lists in full; past this, only those close to what was given. */
 const LISTED_NAMES = 10;
-/** How many of the closest names {@link namesForMessage} lists out of a longer list. */
+/** How many of the close names {@link closestNames} gives at most. */
 const CLOSEST_LISTED = 5;
 
 /**
- * The candidates a message refusing `name` lists: all of them when they are few, else the few
- * closest to `name` (fewest edits, in the candidates' order among equals) and how many there are,
- * so that the refusal of a typo in a flow of 20,000 tasks is a line, not every id.
+ * The candidates `name` may have meant, closest first, at most five: those near enough to be a
+ * typo (as {@link closestName} judges), then those that hold `name` (three characters or more:
+ * `fit` for `fit-model`), in the candidates' order among equals. Case is ignored.
  * @example
- * namesForMessage("stpe", ids); // "step, step-2, step-3, step-4, step-5 (the 5 closest of 20,000)"
+ * closestNames("stpe", ["step", "step-2", "load"]); // ["step", "step-2"]
  */
-export function namesForMessage(name: string, candidates: readonly string[]): string {
-  if (candidates.length <= LISTED_NAMES) return candidates.join(", ");
+export function closestNames(name: string, candidates: Iterable<string>): string[] {
   const wanted = name.toLowerCase();
-  const closest = candidates
-    .map((candidate, at) => ({ candidate, at, distance: editDistance(wanted, candidate.toLowerCase()) }))
+  if (!wanted) return [];
+  const near: Array<{ candidate: string; at: number; distance: number }> = [];
+  let at = 0;
+  for (const candidate of new Set(candidates)) {
+    const known = candidate.toLowerCase();
+    const distance = editDistance(wanted, known);
+    const typo = distance <= Math.max(1, Math.floor(Math.max(wanted.length, known.length) / 3));
+    if (typo || (wanted.length >= 3 && known.includes(wanted))) near.push({ candidate, at, distance });
+    at++;
+  }
+  return near
     .sort((a, b) => a.distance - b.distance || a.at - b.at)
     .slice(0, CLOSEST_LISTED)
     .map((c) => c.candidate);
-  return `${closest.join(", ")} (the ${CLOSEST_LISTED} closest of ${candidates.length.toLocaleString("en-US")})`;
+}
+
+/**
+ * What a refusal of `name`, which is none of `candidates`, says was expected: `what`, then the
+ * names it may have meant ({@link closestNames}, also among `aliases`: a node's task name), then
+ * every candidate when they are few, else only how many `counted` there are, so that the refusal
+ * of a typo in a flow of 200 tasks is a line, not every id.
+ * @example
+ * unknownNameExpected('a task name or node id of flow "big"', "stpe", ids, { counted: "nodes" });
+ * // 'a task name or node id of flow "big", which has 200 nodes (did you mean "step", "step-2"?)'
+ */
+export function unknownNameExpected(what: string, name: string, candidates: readonly string[], options: { aliases?: Iterable<string>; counted?: string } = {}): string {
+  const near = closestNames(name, [...candidates, ...(options.aliases ?? [])]);
+  const meant = near.length ? ` (did you mean ${near.map((n) => `"${n}"`).join(", ")}?)` : "";
+  if (candidates.length <= LISTED_NAMES) return `${what}${meant}: ${candidates.join(", ")}`;
+  const counted = `${candidates.length.toLocaleString("en-US")}${options.counted ? ` ${options.counted}` : ""}`;
+  return `${what}, which has ${counted}${meant || " (none is close to it)"}`;
 }
 
 /** Levenshtein distance, with a swap of two neighbours counted as one edit. */

@@ -5,7 +5,7 @@ import { InputValidationError, MapItemsFailedError } from "../errors.ts";
 import { MapRun, requiredItems } from "../scheduler/map-run.ts";
 import type { TaskResult } from "../run/task-result.ts";
 import { OptionError } from "../errors.ts";
-import { closestName, namesForMessage } from "../internal.ts";
+import { unknownNameExpected } from "../internal.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import { leaseHolder } from "../pipeline/single-flight.ts";
@@ -618,9 +618,8 @@ export async function explainTask(definition: FlowDefinition, task: string, opti
  * node ids and task names, and its node ids (the closest few, of a large flow).
  */
 function unknownTask(graph: FlowGraph, task: string): OptionError {
-  const ids = graph.order;
-  const meant = closestName(task, new Set([...ids, ...graph.definition.nodes.map((n) => n.task.name)]));
-  return new OptionError("TASK", `a task name or node id of flow "${graph.definition.name}"${meant ? ` (did you mean "${meant}"?)` : ""}: ${namesForMessage(task, ids)}`, task);
+  const names = graph.definition.nodes.map((n) => n.task.name);
+  return new OptionError("TASK", unknownNameExpected(`a task name or node id of flow "${graph.definition.name}"`, task, graph.order, { aliases: names, counted: "nodes" }), task);
 }
 
 /** Why a task whose key another process computes now is planned as it is. */

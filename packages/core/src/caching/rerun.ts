@@ -8,7 +8,7 @@
  */
 import { describeRef, isRef } from "../definition/ref.ts";
 import { OptionError } from "../errors.ts";
-import { closestName } from "../internal.ts";
+import { unknownNameExpected } from "../internal.ts";
 import type { FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue } from "../pipeline/inputs.ts";
 
@@ -57,12 +57,8 @@ export function forcedNodes(graph: FlowGraph, rerun: readonly string[], refresh 
     }
     if (!matched) {
       const map = list.find((n) => n.map)?.id;
-      const meant = closestName(name, list.map((n) => n.id));
-      throw new OptionError(
-        "rerun",
-        `a task name or node id of flow "${graph.definition.name}"${meant ? ` (did you mean "${meant}"?)` : ""}: ${list.map((n) => n.id).join(", ")}${map ? `, or an item of a map or sweep (like "${map}[0]")` : ""}`,
-        name,
-      );
+      const names = unknownNameExpected(`a task name or node id of flow "${graph.definition.name}"`, name, list.map((n) => n.id), { aliases: list.map((n) => n.task.name), counted: "nodes" });
+      throw new OptionError("rerun", `${names}${map ? `, or an item of a map or sweep (like "${map}[0]")` : ""}`, name);
     }
   }
   return refresh ? forced.fill(1) : forced;
