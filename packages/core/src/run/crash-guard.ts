@@ -6,8 +6,9 @@
  * `process.exit`: an error raised in the async context of a task's attempt (AsyncLocalStorage,
  * which follows it into the promises, timers and callbacks that code starts) fails that task
  * and stops its flow as failed; one raised elsewhere stops every open flow as failed, unless
- * the app listens for it itself (then it is the app's, as it was), or, for a rejection, Node was
- * told only to warn (`--unhandled-rejections=warn|none|warn-with-error-code`). When the last run ends, the
+ * the app listens for it itself (then it is the app's, as it was). A rejection, from a task or not,
+ * fails nothing when Node was told only to warn (`--unhandled-rejections=warn|none|warn-with-error-code`):
+ * it does what Node does in that mode. When the last run ends, the
  * listeners and `process.exit` are as they were. The state is the process's, not a run's: the
  * events and `process.exit` are one per process.
  */
@@ -169,11 +170,16 @@ function unhandledRejectionsMode(): RejectionsMode {
 function onUnhandledRejection(reason: unknown): void {
   const appRejections = process.listenerCount("unhandledRejection") > 1;
   const appExceptions = process.listenerCount("uncaughtException") > 1;
-  // warn, none, warn-with-error-code: Node would not end the process for a rejection no task raised.
-  const onlyWarned = rejections === "warn" || rejections === "none" || rejections === "warn-with-error-code";
-  crashed("unhandled-rejection", reason, () => appRejections || appExceptions || onlyWarned);
-  // Node warns and sets the exit code only when no listener took the rejection: ours does, so the app's part is done here.
-  if (rejections === "warn-with-error-code" && !appRejections) warnUnhandled(reason);
+  // warn, none, warn-with-error-code: Node would not end the process for a rejection, nor stop the
+  // code that left it, so nothing fails, a task's own rejection no more than a stray one: the
+  // process was told to go on. Node warns itself in `warn` mode (listener or not); in
+  // warn-with-error-code it warns and sets the exit code only when no listener took the
+  // rejection: ours does, so that part is done here; `none` is silent.
+  if (rejections === "warn" || rejections === "none" || rejections === "warn-with-error-code") {
+    if (rejections === "warn-with-error-code" && !appRejections) warnUnhandled(reason);
+    return;
+  }
+  crashed("unhandled-rejection", reason, () => appRejections || appExceptions);
   // Without a rejection listener of its own, Node raises a rejection as an uncaught exception:
   // an app that listens only for those still gets it there, as it would without Cairn.
   if (rejections === "throw" && !appRejections && appExceptions) passToApp(reason);
