@@ -935,19 +935,29 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
       else if (e.event.type === "log" && e.event.level !== "info") say(`${e.event.task ? `${e.event.task}: ` : ""}${runText(e.event.task ?? "flow", e.event.message)}`);
     },
   });
-  say(`${await stopAsked(io)}: finishing the tasks running, taking no more`);
+  // An error no task's code raised (see RunningWorker.crashed): the failed tasks' lines say it, masked.
+  let crashed = false;
+  const crash = running.crashed.then(() => {
+    crashed = true;
+    return "an error that no task's code raised escaped while tasks ran (the failed tasks above say it), and this process's state cannot be trusted after one";
+  });
+  say(`${await stopAsked(io, crash)}: finishing the tasks running, taking no more`);
   await running.close();
+  if (crashed) {
+    say("worker stopped: its tasks failed with that error (none is left to run again); start the worker again");
+    return EXIT.flowFailed;
+  }
   say("worker stopped");
   return EXIT.ok;
 }
 
 /**
- * Resolves, with what asked, once the worker is to stop: `io.signal` aborted, or, as the `cairn`
- * command (`handleSignals`), SIGINT, SIGTERM or SIGHUP. A worker in an app takes none of the
+ * Resolves, with what asked, once the worker is to stop: `io.signal` aborted, `also` resolved (the
+ * worker stopped itself), or, as the `cairn` command (`handleSignals`), SIGINT, SIGTERM or SIGHUP. A worker in an app takes none of the
  * app's signals: a Ctrl-C meant for the app would have stopped it unseen, and the app's own
  * handlers would have run beside its.
  */
-function stopAsked(io: CliIo): Promise<string> {
+function stopAsked(io: CliIo, also: Promise<string>): Promise<string> {
   return new Promise((resolveStop) => {
     const signals = io.handleSignals ? CANCEL_SIGNALS : [];
     const stop = (why: string) => {
@@ -959,6 +969,7 @@ function stopAsked(io: CliIo): Promise<string> {
     for (const name of signals) process.on(name, stop);
     if (io.signal?.aborted) aborted();
     else io.signal?.addEventListener("abort", aborted, { once: true });
+    void also.then(stop);
   });
 }
 

@@ -13,7 +13,10 @@
  * It keeps a heartbeat in Redis (`cairn workers`), aborts a
  * task when its flow run is cancelled (told at once, and looked up while the task runs, for a
  * message lost while its connection was down), and on close finishes what it runs and takes
- * nothing more.
+ * nothing more. While it runs a task it watches for crashes as a flow run does (core's
+ * crash-guard.ts, through runDispatchedTask): a task whose code lets an error escape or calls
+ * `process.exit()` fails with it, and the worker goes on; an error no task's code raised fails
+ * the jobs it runs and stops it (see {@link RunningWorker.crashed}).
  */
 import { hostname } from "node:os";
 import { resolve as resolvePath } from "node:path";
@@ -32,6 +35,7 @@ import {
   type Tracker,
   CancelledError,
   cairnBuild,
+  ProcessCrashError,
   codeFingerprint,
   LONGEST_TIMER_MS,
   readSentStop,
@@ -126,6 +130,15 @@ export interface RunningWorker {
   readonly id: string;
   /** Takes no more jobs, waits for the ones it runs, and leaves. */
   close(): Promise<void>;
+  /**
+   * Resolves with the error once the worker stopped itself: an error that no task's code raised
+   * (its own code's, a library's, or a task's whose job had ended) escaped while it ran tasks, as
+   * an uncaught exception or a rejection Node would end the process for. Node's docs say a
+   * process's state cannot be trusted after one: the jobs it ran failed with a ProcessCrashError,
+   * it takes no more, and closes (`cairn worker` then exits 1). Never resolves otherwise; an error
+   * a task's code raised fails only that task, and the worker goes on.
+   */
+  readonly crashed: Promise<ProcessCrashError>;
 }
 
 const HEARTBEAT_MS = 2000;
@@ -177,6 +190,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const runs = new Map<string, { cache: Promise<TaskCache>; secrets: SecretRegistry }>();
   /** Sends a log line to the coordinator of `flowRunId` (masked before it gets here). */
   const publishLog = (flowRunId: string, event: RunEvent) => void redis.publish(logChannel(flowRunId), JSON.stringify(event)).catch(() => {});
+  /** Called once an error no task's code raised escaped while tasks ran: the worker then stops (see RunningWorker.crashed). */
+  let crashedWith: (error: ProcessCrashError) => void = () => {};
+  const crashed = new Promise<ProcessCrashError>((resolve) => (crashedWith = resolve));
   /** Tasks running now, by flow run: a cancel aborts them. */
   const running = new Map<string, Set<{ controller: AbortController; task: string; since: number }>>();
 
@@ -493,6 +509,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         signal: controller.signal,
         env,
         registry: shared.secrets,
+        // One that no task's code raised: the jobs running here fail with it (runDispatchedTask), and the worker stops.
+        onCrash: (error) => {
+          if (ProcessCrashError.is(error) && (error as ProcessCrashError).nodeId === undefined) crashedWith(error as ProcessCrashError);
+        },
         emit: (event) => {
           if (event.type === "task" && event.status === "running" && event.taskRunId && !runIds.includes(event.taskRunId)) {
             runIds.push(event.taskRunId);
@@ -603,21 +623,21 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   tell({ type: "ready", id, pools });
 
   let closing: Promise<void> | undefined;
-  return {
-    id,
-    close: () =>
-      (closing ??= (async () => {
-        await Promise.all(workers.map((w) => w.close()));
-        clearInterval(heartbeat);
-        await redis.del(workerKey(id)).catch(() => {});
-        const s = store ? await store.catch(() => undefined) : undefined;
-        await s?.close().catch(() => {});
-        await Promise.allSettled([...trackers.values()].map(async (t) => (await t).flush()));
-        subscriber.disconnect();
-        redis.disconnect();
-        for (const c of connections) c.disconnect();
-      })()),
-  };
+  const close = () =>
+    (closing ??= (async () => {
+      await Promise.all(workers.map((w) => w.close()));
+      clearInterval(heartbeat);
+      await redis.del(workerKey(id)).catch(() => {});
+      const s = store ? await store.catch(() => undefined) : undefined;
+      await s?.close().catch(() => {});
+      await Promise.allSettled([...trackers.values()].map(async (t) => (await t).flush()));
+      subscriber.disconnect();
+      redis.disconnect();
+      for (const c of connections) c.disconnect();
+    })());
+  // Taking no more jobs at once: its running ones end failed with the error, and are completed so.
+  void crashed.then(close);
+  return { id, close, crashed };
 }
 
 /**

@@ -2,9 +2,14 @@
  * A dispatched task (dispatch.ts) on the other side: one task through the same runTask as in
  * the coordinator (its run, attempts, outputs, cache entry), in a process that loaded the same
  * flow file and found the task's node in it. A worker process calls it once per task it takes.
+ * While the task runs, the process watches for crashes as a flow run does (crash-guard.ts): an
+ * error that escapes the task's code, or its `process.exit()`, fails the task with the error a
+ * run in one process gives (ProcessCrashError, TaskExitError), instead of ending the worker with
+ * its job left to stall and run again.
  */
 import type { TaskCache } from "../caching/task-cache.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
+import { watchCrashes } from "../run/crash-guard.ts";
 import { isError, type RunEvent, toErrorInfo } from "../run/events.ts";
 import { SecretRegistry } from "../run/secrets.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -37,6 +42,13 @@ export interface DispatchedRunSettings {
   /** Its environment (default `process.env`): its tasks are keyed with it (its cache's) and read it. */
   readonly env?: NodeJS.ProcessEnv;
   readonly interceptors?: readonly TaskInterceptor[];
+  /**
+   * Called when an error escaped code while the task ran (crash-guard.ts), with the error the task
+   * fails with: a ProcessCrashError or TaskExitError that names the task when its code raised it;
+   * a ProcessCrashError without `nodeId` when no task's code did (the process's own code, or a
+   * task whose run here had ended), after which the process's state cannot be trusted.
+   */
+  readonly onCrash?: (error: Error) => void;
 }
 
 /** Runs one dispatched task through runTask (its run, attempts, outputs, cache entry) and waits for its processes to end; never rejects. */
@@ -73,6 +85,14 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
   const state: PipelineTask = { node, result: { status: "running", attempts: 0 }, ...(task.key ? { key: task.key } : {}), ...(task.forceRun ? { forceRun: true } : {}), ...(task.missReason !== undefined ? { missReason: task.missReason } : {}) };
   // Secrets tasks of the run asked for on other processes, known here by this process's own value before the task starts.
   for (const name of Array.isArray(task.askedSecrets) ? task.askedSecrets : []) if (typeof name === "string") secrets.learnAsked(name);
+  // As a flow run does: an error that escapes code while the task runs stops it as failed, and
+  // one the task's code raised is that task's failure (crash-guard.ts).
+  let crash: Error | undefined;
+  const offCrash = watchCrashes(stop.signal, (error) => {
+    crash ??= error;
+    stop.abort(new StopReason("flow-failed", error));
+    s.onCrash?.(error);
+  });
   try {
     const outcome: TaskOutcome = await pipeline.run(state, task.inputs);
     await pipeline.release(state);
@@ -81,19 +101,28 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
     const asked = secrets.askedNames;
     const ran = { ...(runId ? { runId } : {}), attempts, ...(durationMs !== undefined ? { durationMs } : {}), ...(asked.length ? { askedSecrets: asked } : {}) };
     if (outcome.ok) return { ok: true, outputs: outcome.outputs, ...ran };
-    const error = asError(outcome.error);
+    // Stopped by a crash no code of its own raised: it failed with that error, it was not cancelled
+    // (the coordinator would take a cancel for its flow's, and wait for a failure that never comes).
+    const error = crash && outcome.cancelled && isCrashStop(outcome.stop, crash) ? crash : asError(outcome.error);
+    const cancelled = outcome.cancelled && error !== crash;
     const code = (error.constructor as { code?: unknown } | undefined)?.code;
     const { name, message, at } = toErrorInfo(error);
     return {
       ok: false,
       // With its place in the user's code (the coordinator shows it as for a task run there).
       error: { name, message: secrets.mask(message), ...(at !== undefined ? { at } : {}), ...(typeof code === "string" ? { code } : {}) },
-      cancelled: outcome.cancelled,
+      cancelled,
       ...ran,
     };
   } finally {
+    offCrash();
     s.signal.removeEventListener("abort", onAbort);
   }
+}
+
+/** Whether `stop` (what stopped the task) is the stop a crash made of `crash`. */
+function isCrashStop(stop: unknown, crash: Error): boolean {
+  return isStopReason(stop) && stop.kind === "flow-failed" && stop.detail === crash;
 }
 
 /** What a task ended with, as an Error: a stop is told by its own error (the cancel this worker got) or as the coordinator tells it, not as "[object Object]". */

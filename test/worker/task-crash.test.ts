@@ -1,0 +1,82 @@
+/**
+ * A task whose code would end its `cairn worker`'s process (an unawaited rejection, a throw in a
+ * timer, `process.exit()`), all real: redis-server, an MLflow server, a worker process and
+ * `cairn run --queue`. The task fails with the error a run in one process gives, recorded so, the
+ * coordinator fails the flow with it at once (no job left to stall and run again), and the worker
+ * goes on to the next job. An error no task's code raised fails the job the same way, and stops
+ * the worker (exit 1), as a process's state cannot be trusted after one.
+ */
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cairnBin, cairnRun, childEnv, start, tmp } from "../cache/helpers.ts";
+import { startWorker, timesRun, useQueueServers } from "./helpers.ts";
+
+const servers = useQueueServers();
+const file = join(import.meta.dirname, "fixtures/crash.flow.ts");
+
+async function testEnv(name: string) {
+  const markerDir = await tmp("cairn-crash-marks-");
+  return { markerDir, env: { FLOW_NAME: name, MLFLOW_TRACKING_URI: servers.mlflow.uri, MLFLOW_EXPERIMENT_NAME: name, MARKER_DIR: markerDir } };
+}
+
+/** The status and error tag of task `name` of flow run `runId`, as `cairn show` reads them from MLflow. */
+async function taskRecord(runId: string, name: string, env: NodeJS.ProcessEnv, experiment: string) {
+  const r = await start(process.execPath, [cairnBin, "show", runId, "--json", "--experiment", experiment], { env: childEnv(env) }).done;
+  expect(r.code, r.stderr).toBe(0);
+  const shown = JSON.parse(r.stdout) as { tasks: Array<{ name: string; status: string; tags: Record<string, string> }> };
+  const t = shown.tasks.find((x) => x.name === name)!;
+  return { status: t.status, error: t.tags["cairn.error"] };
+}
+
+describe("a task whose code would end its worker's process", () => {
+  it("a throw in its timer, an unawaited rejection and process.exit() fail it with the local run's error and record; the worker goes on to the next job", async () => {
+    const { env, markerDir } = await testEnv("queue-crash-task");
+    const worker = await startWorker(file, servers.redis.url, ["--root", await tmp()], env);
+    servers.workers.push(worker);
+    const cases = [
+      { how: "timer", message: /The process met an uncaught exception in the code of task "crasher": Error: thrown in a timer \(at .*crash\.flow\.ts:\d+:\d+\)\)/, name: "ProcessCrashError" },
+      { how: "reject", message: /The process met an unhandled promise rejection in the code of task "crasher": Error: nobody awaited me/, name: "ProcessCrashError" },
+      { how: "exit", message: /Task "crasher" called process\.exit\(3\) while the flow ran/, name: "TaskExitError" },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const started = Date.now();
+      const r = await cairnRun(file, await tmp(), ["--queue", servers.redis.url, "-p", `how=${c.how}`], env).done;
+      expect(r.code, r.stderr).toBe(1);
+      // At once, not after the task's 20 s wait, nor after a lock lapsed and the job was sent again.
+      expect(Date.now() - started).toBeLessThan(15_000);
+      const final = r.json.at(-1)!;
+      expect(final).toMatchObject({ type: "flow", status: "failed" });
+      const failed = r.json.find((e) => e.type === "task" && e.task === "crasher" && e.status === "failed") as { error: { name: string; message: string } };
+      expect(failed.error.name).toBe(c.name);
+      expect(failed.error.message).toMatch(c.message);
+      expect(failed.error.message).toContain(`(on worker `);
+      const record = await taskRecord(String(final.runId), "crasher", env, "queue-crash-task");
+      expect(record.status).toBe("FAILED");
+      expect(record.error).toMatch(new RegExp(`^${c.name}: `));
+      expect(await timesRun(markerDir, "crasher")).toBe(i + 1);
+      expect(worker.child.exitCode).toBeNull();
+    }
+    // The same worker takes the next job.
+    const ok = await cairnRun(file, await tmp(), ["--queue", servers.redis.url, "-p", "how=none"], env).done;
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.json.at(-1)).toMatchObject({ type: "flow", status: "succeeded", outputs: { how: "none" } });
+    expect(await timesRun(markerDir, "crasher")).toBe(4);
+    expect(worker.child.exitCode).toBeNull();
+  }, 180_000);
+
+  it("an error no task's code raised fails the job it runs with ProcessCrashError, not sent again, and the worker stops with exit 1", async () => {
+    const { env, markerDir } = await testEnv("queue-crash-outside");
+    const worker = await startWorker(file, servers.redis.url, ["--root", await tmp()], env);
+    servers.workers.push(worker);
+    const r = await cairnRun(file, await tmp(), ["--queue", servers.redis.url, "-p", "how=outside"], env).done;
+    expect(r.code, r.stderr).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.task === "crasher" && e.status === "failed") as { error: { name: string; message: string } };
+    expect(failed.error.name).toBe("ProcessCrashError");
+    expect(failed.error.message).toMatch(/The process met an uncaught exception outside any task's code: Error: thrown outside any task/);
+    const exit = await worker.done;
+    expect(exit.code, worker.log()).toBe(1);
+    expect(worker.log()).toMatch(/an error that no task's code raised escaped while tasks ran/);
+    expect(worker.log()).toMatch(/worker stopped: its tasks failed with that error/);
+    expect(await timesRun(markerDir, "crasher")).toBe(1);
+  }, 180_000);
+});
