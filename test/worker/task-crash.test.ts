@@ -64,6 +64,21 @@ describe("a task whose code would end its worker's process", () => {
     expect(worker.child.exitCode).toBeNull();
   }, 180_000);
 
+  it("with --unhandled-rejections=warn the worker only warns of a task's rejection, and with none says nothing: the task succeeds, as without Cairn", async () => {
+    for (const mode of ["warn", "none"]) {
+      const { env } = await testEnv(`queue-crash-${mode}`);
+      const worker = await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...env, NODE_OPTIONS: `--unhandled-rejections=${mode}` });
+      servers.workers.push(worker);
+      const r = await cairnRun(file, await tmp(), ["--queue", servers.redis.url, "-p", "how=reject-and-return"], env).done;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json.at(-1)).toMatchObject({ type: "flow", status: "succeeded", outputs: { how: "reject-and-return" } });
+      await worker.waitFor(/task crasher succeeded/);
+      if (mode === "warn") await worker.waitFor(/nobody awaited me/);
+      else expect(worker.log()).not.toContain("nobody awaited me");
+      expect(worker.child.exitCode).toBeNull();
+    }
+  }, 180_000);
+
   it("an error no task's code raised fails the job it runs with ProcessCrashError, not sent again, and the worker stops with exit 1", async () => {
     const { env, markerDir } = await testEnv("queue-crash-outside");
     const worker = await startWorker(file, servers.redis.url, ["--root", await tmp()], env);
