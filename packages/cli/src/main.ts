@@ -953,9 +953,9 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
 
 /**
  * Resolves, with what asked, once the worker is to stop: `io.signal` aborted, `also` resolved (the
- * worker stopped itself), or, as the `cairn` command (`handleSignals`), SIGINT, SIGTERM or SIGHUP. A worker in an app takes none of the
- * app's signals: a Ctrl-C meant for the app would have stopped it unseen, and the app's own
- * handlers would have run beside its.
+ * worker stopped itself), or, as the `cairn` command (`handleSignals`), SIGINT, SIGTERM or SIGHUP.
+ * A worker in an app takes none of the app's signals: a Ctrl-C meant for the app would have
+ * stopped it unseen, and the app's own handlers would have run beside its.
  */
 function stopAsked(io: CliIo, also: Promise<string>): Promise<string> {
   return new Promise((resolveStop) => {
