@@ -17,6 +17,7 @@ import { RunRecorder } from "../tracking/run-recorder.ts";
 import { writeRunFiles } from "../tracking/run-files.ts";
 import { type AttemptScope, runAttempts, type TaskAttempts } from "./attempts.ts";
 import type { WorkHolder } from "./running-task-context.ts";
+import { type LargeOutputs, largeOutputWarning } from "./large-output.ts";
 import { isStopReason, stopInfo } from "./stop.ts";
 import { createTaskRun, DURATION_TAG, finishTaskRun, logInputs, type RecordScope, type RunFacts } from "./task-run.ts";
 
@@ -34,6 +35,8 @@ export interface PipelineScope extends AttemptScope {
   /** The run's cache, when on. */
   readonly cache?: TaskCache;
   readonly warn: (task: string, message: string) => void;
+  /** The limit a task's output is warned of past (`CAIRN_LARGE_OUTPUT_MB`); absent: none. */
+  readonly largeOutputs?: LargeOutputs;
   /**
    * Takes a succeeded task's closing (its run's end, its cache entry) to do beside what follows
    * it (its dependants start, its slot is free), or refuses (undefined) when enough closings are
@@ -115,6 +118,9 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       const durationMs = (result.durationMs = elapsedMs(started));
       if (tracking) recorder.tag(DURATION_TAG, String(durationMs));
     }
+    // Said before the output is stored: storing one of hundreds of megabytes is where the flow stalls.
+    const large = scope.largeOutputs && largeOutputWarning(scope.largeOutputs, id, node.task.name, outputs);
+    if (large) scope.warn(id, large);
     let manifest: StoredManifest | undefined;
     const cache = scope.cache;
     if (cache && task.key) {

@@ -13,6 +13,7 @@ import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 import { AbandonedAttempts } from "./abandoned.ts";
 import { rejectOnAbort } from "./attempts.ts";
 import type { TaskInterceptor } from "./intercept.ts";
+import { largeOutputsFromEnv } from "./large-output.ts";
 import { type Lookup, type LookupScope, type LookupTask, lookupTask } from "./lookup.ts";
 import { type PipelineScope, type PipelineTask, RunNotClosed, type TaskOutcome, releaseTask, runTask } from "./run-task.ts";
 import { createGroupRun, finishGroupRun, type GroupSummary, type HitRecords, recordHit, recordUnstarted, type UnstartedOutcome } from "./task-run.ts";
@@ -102,6 +103,7 @@ export class TaskPipeline {
     setMaxListeners(0, s.signal);
     const warn = (task: string | undefined, message: string) => this.warn(task, message);
     this.abandonedAttempts = new AbandonedAttempts(warn);
+    const large = largeOutputsFromEnv(s.env);
     const record = { tracker: s.tracker, experimentId: s.experimentId, flowRunId: s.flowRunId, flowName: s.flowName, workDir: s.workDir, secrets: s.secrets, ...(s.runTags ? { runTags: s.runTags } : {}) };
     this.scope = {
       shared: {
@@ -124,6 +126,7 @@ export class TaskPipeline {
       record,
       ...(s.cache ? { cache: s.cache } : {}),
       warn,
+      ...(large ? { largeOutputs: large } : {}),
       // With a server a run's end is requests away: a task's dependants do not wait for it.
       ...(s.closeBeside && s.tracker.capabilities.remote ? { closeBeside: (task: PipelineTask, close: () => Promise<boolean>) => this.closeBeside(task, close) } : {}),
     };

@@ -32,6 +32,7 @@ import { rejectOnAbort } from "../pipeline/attempts.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import { openQueue, type TaskDispatcher } from "../pipeline/dispatch.ts";
 import { unsaidMisspeltVariables } from "./env-names.ts";
+import { largeOutputsFromEnv } from "../pipeline/large-output.ts";
 import { processEnvReaderWarnings } from "./env-readers.ts";
 import { onAbort } from "./abort-listeners.ts";
 import { clipMessage } from "./clip-message.ts";
@@ -509,6 +510,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   if (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== "function")) {
     throw new OptionError("interceptors", "an array of functions (call, next) => Promise<output>", options.interceptors);
   }
+  // Checked here, before anything is recorded: the pipeline reads it once the run is open.
+  largeOutputsFromEnv(env);
   const graph = buildFlowGraph(definition);
   for (const node of definition.nodes) if (node.task.pool && !(node.task.pool in pools)) pools[node.task.pool] = 1;
   let emitToRun: Listener = () => {};
