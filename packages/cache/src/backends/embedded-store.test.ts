@@ -4,7 +4,7 @@ import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Keyv } from "keyv";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { fixture, lineFrom, runTs, startTs } from "../../test/_child.ts";
 import { keysRead } from "../../test/keys-read.ts";
 import { makeEntry } from "../../test/store-suite.ts";
@@ -38,6 +38,24 @@ describe("file names of keys", () => {
 });
 
 describe("EmbeddedKeyvStore (keyv adapter)", () => {
+  it("parses each entry in the step that reads it: lookups started at once never hold all their entries' texts together", async () => {
+    const store = await CacheStore.fromUrl(undefined, { root });
+    const entries = Array.from({ length: 20 }, () => makeEntry());
+    for (const entry of entries) await store.set(entry);
+    const parse = vi.spyOn(JSON, "parse");
+    try {
+      // A run's lookups of thousands of hits start so, each reading its file before any awaits.
+      const lookups = entries.map((entry) => store.lookup(entry.key));
+      // Every text was parsed as it was read, none left waiting in a promise for its parse.
+      const parsedBeforeAnyAwait = parse.mock.calls.length;
+      const found = await Promise.all(lookups);
+      expect(found.map((f) => f.entry?.sourceRunId)).toEqual(entries.map((e) => e.sourceRunId));
+      expect(parsedBeforeAnyAwait).toBe(entries.length);
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
   it("keeps one readable file per key and leaves no temp files", async () => {
     const store = await CacheStore.fromUrl(undefined, { root });
     const entry = makeEntry();

@@ -43,7 +43,16 @@ export class EmbeddedKeyvStore extends EventEmitter implements KeyvStoreAdapter 
 
   /** The raw serialized value, or `undefined` when absent. */
   async get<Value>(key: string): Promise<StoredData<Value> | undefined> {
-    return readSmallFile(this.pathOf(key)) as StoredData<Value> | undefined;
+    return this.read(key) as StoredData<Value> | undefined;
+  }
+
+  /**
+   * The raw serialized value, or `undefined` when absent, read synchronously: a caller that parses
+   * it in the same step lets go of the text at once. Through `get`, the text waits for its parse in
+   * a promise, and a run that looks up thousands of hits at once held all their texts together.
+   */
+  read(key: string): string | undefined {
+    return readSmallFile(this.pathOf(key));
   }
 
   /** Atomically replaces the file of `key`. TTL is carried inside `value` by keyv. */

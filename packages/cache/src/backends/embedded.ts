@@ -22,7 +22,8 @@ export function openEmbeddedBackend(root: string, namespace: string): CacheBacke
     leases,
     entries: entriesOf(keyv, store),
     async readStored(key) {
-      const raw = await store.get<string>(`${namespace}:${key}`);
+      // Read and parsed in one step: the entry's text is garbage before the next lookup reads its own.
+      const raw = store.read(`${namespace}:${key}`);
       return raw === undefined ? undefined : stored(raw);
     },
     async *storedEntries() {
