@@ -58,7 +58,38 @@ export type NewCacheEntry = Omit<CacheEntry, "createdAt" | "sizeBytes" | "output
  * them (a class instance among the values counts as its JSON, as it is read back), in any key order.
  */
 export function outputsDigest(outputs: OutputsManifest): string {
-  return hashValue(JSON.parse(JSON.stringify(outputs)) as unknown);
+  // Outputs read back from a store are in their JSON form already (every lookup checks a read
+  // entry's): the round trip would only copy them, a copy of every hit's outputs at once.
+  return hashValue(isJsonForm(outputs, 0) ? outputs : (JSON.parse(JSON.stringify(outputs)) as unknown));
+}
+
+/**
+ * True when `JSON.parse(JSON.stringify(value))` would give `value` back as it is: strings, finite
+ * numbers but -0, booleans, null, plain objects and arrays without holes, nothing `undefined`.
+ * Deeper than any stored value may nest (a cycle), it answers false, and the round trip says why.
+ */
+function isJsonForm(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case "object":
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth > 1000) return false;
+  if (Array.isArray(value)) {
+    if (Object.getPrototypeOf(value) !== Array.prototype) return false;
+    for (let i = 0; i < value.length; i++) if (!(i in value) || !isJsonForm(value[i], depth + 1)) return false;
+    return true;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  for (const key in value) if (!isJsonForm((value as Record<string, unknown>)[key], depth + 1)) return false;
+  return true;
 }
 
 /**
