@@ -5,6 +5,8 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { cancelledRunWhy, explainTask, openFlowCache, planFlow, type PlannedTask } from "@cairn/core";
 import { readReportData } from "@cairn/report";
@@ -23,6 +25,55 @@ async function planOf(f: Definable, root: string, params: Record<string, unknown
 }
 
 const actions = (plan: PlannedTask[]) => Object.fromEntries(plan.map((p) => [p.task, p.action]));
+
+describe("plan's memory", () => {
+  it("lets a hit's outputs go once the last node that reads them is planned, not at the plan's end", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const root = await tmp();
+    const size = 4 * 1024 * 1024;
+    const big = task("big")
+      .input<{ i: number; after: number }>()
+      .run(({ i }) => ({ text: String(i).padEnd(size, "x"), n: i }));
+    /** Heap in use while the last node is planned (its input schema is checked then), once the plan measures. */
+    let heldAtEnd: number | undefined;
+    let measuring = false;
+    const probeSchema = {
+      "~standard": {
+        version: 1 as const,
+        vendor: "test",
+        types: undefined as unknown as { input: { n: number }; output: { n: number } },
+        validate: (value: unknown) => {
+          if (measuring) {
+            gc();
+            heldAtEnd = process.memoryUsage().heapUsed;
+          }
+          return { value: value as { n: number } };
+        },
+      },
+    };
+    const probe = task("probe")
+      .input(probeSchema)
+      .run(({ n }) => ({ n }));
+    const f = flow("plan-memory").build(() => {
+      // A chain: each node reads the one before, so each hit's outputs are needed for one step only.
+      let last = big({ i: 0, after: -1 });
+      for (let i = 1; i < 20; i++) last = big({ i, after: last.n });
+      probe({ n: last.n });
+      return {};
+    });
+    await runCollect(f, { root });
+    measuring = true;
+    const plan = await planOf(f, root);
+    measuring = false;
+    expect(plan.every((p) => p.action === "hit")).toBe(true);
+    gc();
+    const after = process.memoryUsage().heapUsed;
+    // Twenty hits of 4 MB: all of them were held at the end (80 MB more than once the plan is
+    // over); now the last one's alone.
+    expect(heldAtEnd! - after).toBeLessThan(30 * 1024 * 1024);
+  });
+});
 
 describe("plan predicts what the run does", () => {
   it("a condition that reads params only is tested even when an upstream task runs", async () => {

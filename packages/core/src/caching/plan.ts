@@ -252,40 +252,59 @@ async function planNodes(
     });
     return `--rerun ${upstream.join(", --rerun ")} (a dependant of ${upstream.length > 1 ? "them" : "it"})`;
   };
+  /**
+   * How many nodes not yet planned read each node's outputs. A hit's outputs stand in for the
+   * node's while the nodes below it are keyed, and are let go once the last of them is planned:
+   * a plan of thousands of hits no longer holds every hit's outputs to its end.
+   */
+  const readers = new Map<string, number>();
+  for (const [id, dependants] of graph.dependants) readers.set(id, dependants.length);
+  const letGo = (id: string) => {
+    if (!readers.get(id)) outputs.delete(id);
+    for (const dep of graph.dependencies.get(id)!) {
+      const left = readers.get(dep)! - 1;
+      readers.set(dep, left);
+      if (left === 0) outputs.delete(dep);
+    }
+  };
   for (const id of graph.order) {
     if (outOfFocus(id)) continue;
-    const node = graph.nodes.get(id)!;
-    const deps = graph.dependencies.get(id)!;
-    const skippedBy = deps.find((dep) => plan.get(dep)!.action === "skip");
-    if (skippedBy) {
-      plan.set(id, { task: id, action: "skip", reason: `upstream task "${skippedBy}" is skipped (its condition is false)` });
-      continue;
-    }
-    const upstreamRuns = deps.find((dep) => plan.get(dep)!.action === "run") ?? deps.map((dep) => waitsFor.get(dep)).find((by) => by !== undefined);
-    // A condition is known before running when every output it reads is (a param, a hit's
-    // outputs), whatever else runs upstream: the run tests it as soon as those exist.
-    if (node.condition !== undefined && readsKnownOutputs(node.condition, outputs) && conditionValue(node, options.params, (dep) => outputs.get(dep)) === false) {
-      plan.set(id, { task: id, action: "skip", reason: `its condition (${isRef(node.condition) ? describeRef(node.condition) : "false"}) is false` });
-      continue;
-    }
-    if (node.map) {
-      plan.set(id, await planMap(node, upstreamRuns, isForced(id)));
-      continue;
-    }
-    const failedBy = deps.find((dep) => failing.has(dep));
-    if (failedBy) {
-      failing.add(id);
-      plan.set(id, { task: id, action: "skip", reason: `not started: upstream task "${failedBy}" fails` });
-      continue;
-    }
     try {
-      plan.set(id, await planOne(node, upstreamRuns, isForced(id)));
-    } catch (error) {
-      // Inputs the task's schema refuses fail the task in the run, before it starts: planned so,
-      // with the rest of the flow, not as a failure of the whole plan.
-      if (!(error instanceof InputValidationError)) throw error;
-      failing.add(id);
-      plan.set(id, { task: id, action: "run", reason: `fails before it starts: its inputs do not match its input schema (${error.issues.join("; ")})` });
+      const node = graph.nodes.get(id)!;
+      const deps = graph.dependencies.get(id)!;
+      const skippedBy = deps.find((dep) => plan.get(dep)!.action === "skip");
+      if (skippedBy) {
+        plan.set(id, { task: id, action: "skip", reason: `upstream task "${skippedBy}" is skipped (its condition is false)` });
+        continue;
+      }
+      const upstreamRuns = deps.find((dep) => plan.get(dep)!.action === "run") ?? deps.map((dep) => waitsFor.get(dep)).find((by) => by !== undefined);
+      // A condition is known before running when every output it reads is (a param, a hit's
+      // outputs), whatever else runs upstream: the run tests it as soon as those exist.
+      if (node.condition !== undefined && readsKnownOutputs(node.condition, outputs) && conditionValue(node, options.params, (dep) => outputs.get(dep)) === false) {
+        plan.set(id, { task: id, action: "skip", reason: `its condition (${isRef(node.condition) ? describeRef(node.condition) : "false"}) is false` });
+        continue;
+      }
+      if (node.map) {
+        plan.set(id, await planMap(node, upstreamRuns, isForced(id)));
+        continue;
+      }
+      const failedBy = deps.find((dep) => failing.has(dep));
+      if (failedBy) {
+        failing.add(id);
+        plan.set(id, { task: id, action: "skip", reason: `not started: upstream task "${failedBy}" fails` });
+        continue;
+      }
+      try {
+        plan.set(id, await planOne(node, upstreamRuns, isForced(id)));
+      } catch (error) {
+        // Inputs the task's schema refuses fail the task in the run, before it starts: planned so,
+        // with the rest of the flow, not as a failure of the whole plan.
+        if (!(error instanceof InputValidationError)) throw error;
+        failing.add(id);
+        plan.set(id, { task: id, action: "run", reason: `fails before it starts: its inputs do not match its input schema (${error.issues.join("; ")})` });
+      }
+    } finally {
+      letGo(id);
     }
   }
   for (const id of graph.order) {
@@ -336,6 +355,7 @@ async function planNodes(
       rowsHere.push(row);
       results.set(item.id, { task: item.id, status: row.action === "hit" ? "cached" : "pending", attempts: 0 });
       if (row.action === "hit" && !waitsFor.has(item.id)) run.itemEnded(k, item.id, true, true, outputs.get(item.id), undefined);
+      outputs.delete(item.id); // the map run holds what it needs of it
       run.next++;
     }
     itemRows.set(id, rowsHere);
