@@ -22,6 +22,8 @@ import {
   sweep,
   task,
   when,
+  type InferOutput,
+  type Node,
 } from "cairn-dag";
 
 const off = { tracker: false, cache: false } as const;
@@ -206,7 +208,7 @@ describe("a task called outside a build function, an async build function", () =
 
 describe("`after`", () => {
   it("refuses a node of another flow, which would bind to this flow's node of the same id", () => {
-    let leaked: ReturnType<typeof count> | undefined;
+    let leaked: Node<InferOutput<typeof count>> | undefined;
     flow("other").build(() => ((leaked = count()), {}));
     const error = thrown(() => flow("mine").build(() => (count(), echo({ value: 1 }, { after: [leaked!] }), {})));
     expect(UnknownNodeError.is(error)).toBe(true);

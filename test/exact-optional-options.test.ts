@@ -1,5 +1,5 @@
 /**
- * The options users pass (run options and their `cache`, a node's `id` and `after`, `.retries()`,
+ * The options users pass (run options and their `cache`, a node's `id`, `after` and `if`, `.retries()`,
  * `.cache()`, a map's limits) take an explicit `undefined` under `exactOptionalPropertyTypes`,
  * as the runtime does (it reads undefined as left out): `demo.run({ signal: maybe })` with a
  * `signal` that may be undefined was TS2379. The workspace's tsconfig does not set that option,
@@ -26,8 +26,11 @@ const double = task("double")
   .retries(2, { minDelayMs: conc, maxDelayMs: undefined })
   .cache({ ttl: name, key: name })
   .run(async ({ x }) => ({ y: x * 2 }));
+const gate = task("gate").run(async () => ({ ok: true }));
 const demo = flow("demo").build(() => {
   const one = double({ x: 1 }, { id: name, after: undefined });
+  const maybeIf = name === undefined ? undefined : gate().ok;
+  double({ x: 2 }, { id: "two", if: maybeIf });
   const many = map(double, { over: [1, 2], as: "x", concurrency: conc, minSuccess: undefined, id: name });
   return { y: one.y, n: many.outputs };
 });

@@ -1,6 +1,6 @@
 import { describe, expectTypeOf, it } from "vitest";
 import { z } from "zod";
-import { flow, grid, list, map, max, min, random, sweep, task, when, type Artifact, type InferFlowOutputs, type MaybeRef, type Node, type Ref, type SweepTrial } from "./index.ts";
+import { flow, grid, list, map, max, min, random, sweep, task, when, type Artifact, type InferFlowOutputs, type MaybeRef, type Node, type NodeOptions, type Ref, type SweepTrial } from "./index.ts";
 
 const listFiles = task("listFiles")
   .input<{ dir: string }>()
@@ -68,6 +68,25 @@ describe("condition types", () => {
       return { auc: t.rocAuc, passed: again.passed, always: ok.passed, below: below.model };
     });
     expectTypeOf<InferFlowOutputs<typeof f>>().toEqualTypeOf<{ auc: number | undefined; passed: boolean | undefined; always: boolean; below: string | undefined }>();
+  });
+
+  it("types the outputs optional when the options' type may hold a condition (a NodeOptions variable, a ref that may be undefined)", () => {
+    const f = flow("c4").build(() => {
+      const t = train({ data: "d", lr: 0.1, depth: 3 });
+      const ok = check({ stats: [] });
+      const opts: NodeOptions = { if: ok.passed };
+      const viaVariable = train({ data: "d", lr: 0.1, depth: 3 }, opts);
+      expectTypeOf(viaVariable.rocAuc).toEqualTypeOf<MaybeRef<number>>();
+      const maybe = t.model === undefined ? undefined : ok.passed;
+      const maybeCondition = train({ data: "d", lr: 0.1, depth: 3 }, { if: maybe });
+      expectTypeOf(maybeCondition.rocAuc).toEqualTypeOf<MaybeRef<number>>();
+      const plain = train({ data: "d", lr: 0.1, depth: 3 }, { id: "plain" });
+      expectTypeOf(plain.rocAuc).toEqualTypeOf<Ref<number>>();
+      const noCondition = train({ data: "d", lr: 0.1, depth: 3 }, { id: "none", if: undefined });
+      expectTypeOf(noCondition.rocAuc).toEqualTypeOf<Ref<number>>();
+      return { a: viaVariable.rocAuc, b: maybeCondition.rocAuc, c: plain.rocAuc };
+    });
+    expectTypeOf<InferFlowOutputs<typeof f>>().toEqualTypeOf<{ a: number | undefined; b: number | undefined; c: number }>();
   });
 
   it("types when()'s predicate by the referenced value", () => {

@@ -34,14 +34,22 @@ export interface NodeOptions {
   after?: ReadonlyArray<string | { readonly $id: string }> | undefined;
   /**
    * Runs the node only when this boolean holds; when it is false, the node and its dependants
-   * are skipped (reason "condition false") and the flow still succeeds. Its outputs are then
-   * typed optional (`T | undefined` in the flow's outputs).
+   * are skipped (reason "condition false") and the flow still succeeds. Its outputs are typed
+   * optional (`T | undefined` in the flow's outputs) whenever the options' type lets `if` hold a
+   * condition: also a `NodeOptions` variable, or a ref that may be `undefined` (then no condition).
    * A predicate over an output: `when(ref, test)`.
    * @example const model = train({ data: d.data }, { if: check.passed });
    * @example const model = train({ data: d.data }, { if: when(check.rows, (n) => n > 1000) });
    */
-  if?: Ref<boolean> | Condition;
+  if?: Ref<boolean> | Condition | undefined;
 }
+
+/**
+ * True when options of type `O` may hold a condition: an `if` whose type is more than
+ * `undefined`. A `NodeOptions` variable (`if?:`) or `{ if: maybe }` may skip the node as surely as
+ * `{ if: c.ok }` does, so each gives optional outputs; `{}` and `{ id }` do not.
+ */
+type MayHaveCondition<O> = "if" extends keyof O ? ([Exclude<O["if" & keyof O], undefined>] extends [never] ? false : true) : false;
 
 /** `unknown` when an input of `W` is a {@link MaybeRef} (at its top level), else `never`. */
 type FromMaybe<W> = true extends { [K in keyof W]: W[K] extends MaybeRef<any> ? true : false }[keyof W] ? unknown : never;
@@ -114,7 +122,7 @@ export interface Task<In, Out> extends TaskSettings<Task<In, Out>> {
    */
   <W extends WireInputs<In> = WireInputs<In>, O extends NodeOptions = {}>(
     ...args: {} extends In ? [inputs?: W & NoExtra<W, In>, options?: O] : [inputs: W & NoExtra<W, In>, options?: O]
-  ): O extends { if: object } ? MaybeNode<Out> : [FromMaybe<W>] extends [never] ? Node<Out> : MaybeNode<Out>;
+  ): MayHaveCondition<O> extends true ? MaybeNode<Out> : [FromMaybe<W>] extends [never] ? Node<Out> : MaybeNode<Out>;
   /** The plain definition the engine runs. */
   readonly definition: TaskDefinition;
   /** @internal Phantom types for inference helpers. */
