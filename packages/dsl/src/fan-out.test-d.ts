@@ -1,6 +1,6 @@
 import { describe, expectTypeOf, it } from "vitest";
 import { z } from "zod";
-import { flow, grid, list, map, max, min, random, sweep, task, when, type Artifact, type InferFlowOutputs, type MaybeRef, type Node, type NodeOptions, type Ref, type SweepTrial } from "./index.ts";
+import { flow, grid, list, map, max, min, random, sweep, task, when, type Artifact, type FanOutOptions, type InferFlowOutputs, type MaybeRef, type Node, type NodeOptions, type Ref, type SweepTrial } from "./index.ts";
 
 const listFiles = task("listFiles")
   .input<{ dir: string }>()
@@ -36,6 +36,21 @@ describe("map types", () => {
       expectTypeOf(stats.outputs).toEqualTypeOf<Ref<Array<{ path: string; mean: number } | null>>>();
       return {};
     });
+  });
+
+  it("types the outputs with holes whenever minSuccess may be a number, also number | undefined", () => {
+    const maybe = Math.random() > 0.5 ? 0.8 : undefined;
+    const options: FanOutOptions = { minSuccess: 2 };
+    const f = flow("m3").build(() => {
+      const mayFail = map(featureStats, { over: ["a"], as: "path", with: { cols: 1 }, minSuccess: maybe });
+      expectTypeOf(mayFail.outputs).toEqualTypeOf<Ref<Array<{ path: string; mean: number } | null>>>();
+      const viaVariable = map(featureStats, { ...options, over: ["a"], as: "path", with: { cols: 1 }, id: "v" });
+      expectTypeOf(viaVariable.outputs).toEqualTypeOf<Ref<Array<{ path: string; mean: number } | null>>>();
+      const none = map(featureStats, { over: ["a"], as: "path", with: { cols: 1 }, minSuccess: undefined, id: "n" });
+      expectTypeOf(none.outputs).toEqualTypeOf<Ref<Array<{ path: string; mean: number }>>>();
+      return { rows: mayFail.outputs };
+    });
+    expectTypeOf<InferFlowOutputs<typeof f>>().toEqualTypeOf<{ rows: Array<{ path: string; mean: number } | null> }>();
   });
 
   it("rejects a list of the wrong item type, an unknown input, and missing `with` inputs", () => {

@@ -62,14 +62,15 @@ export interface MapNode<Items> {
  * Runs `task` once per item of a list known only when the flow runs: one node per item,
  * `task[0]`, `task[1]`, ..., each with its own cache key (changing one item re-runs only that
  * item), run, retries and timeout. Its `outputs` is the items' outputs in item order; an empty
- * list gives `[]`.
+ * list gives `[]`. Its outputs are typed `(Out | null)[]` whenever `minSuccess` may be a number
+ * (a `number | undefined` too: the first overload takes only options whose `minSuccess` cannot be one).
  * @example
  * const files = listFiles({ dir: params.dir });
  * const stats = map(featureStats, { over: files.paths, as: "path", with: { cols: params.cols } });
  * const ok = check({ stats: stats.outputs });
  */
-export function map<In, Out, K extends keyof In & string>(task: Task<In, Out>, options: MapOptions<In, K> & { minSuccess: number }): MapNode<Array<Out | null>>;
-export function map<In, Out, K extends keyof In & string>(task: Task<In, Out>, options: MapOptions<In, K>): MapNode<Out[]>;
+export function map<In, Out, K extends keyof In & string>(task: Task<In, Out>, options: MapOptions<In, K> & { minSuccess?: undefined }): MapNode<Out[]>;
+export function map<In, Out, K extends keyof In & string>(task: Task<In, Out>, options: MapOptions<In, K>): MapNode<Array<Out | null>>;
 export function map(task: Task<any, any>, options: MapOptions<any, string>): MapNode<unknown> {
   const name = taskName(task, "map");
   const where = `map(${name})`;
