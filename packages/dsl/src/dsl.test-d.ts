@@ -1,7 +1,7 @@
 import { describe, expectTypeOf, it } from "vitest";
 import { z } from "zod";
 import * as v from "valibot";
-import { flow, task, type Artifact, type InferFlowOutputs, type InferInput, type InferOutput, type Ref } from "./index.ts";
+import { flow, task, type Artifact, type InferFlowOutputs, type InferInput, type InferOutput, type MaybeRef, type Ref } from "./index.ts";
 
 const load = task("load")
   .input(z.object({ rows: z.number().int(), label: z.string().default("x") }))
@@ -81,6 +81,27 @@ describe("wiring types", () => {
       expectTypeOf(s.total).toEqualTypeOf<Ref<number>>();
       return {};
     });
+  });
+
+  it("gives any-typed outputs under every name for a task that returns any, and none for unknown", () => {
+    const fetchy = task("fetchy").run(async () => JSON.parse('{"score": 0.9}'));
+    const opaque = task("opaque").run((): unknown => ({ score: 1 }));
+    const use = task("use").input<{ s: number }>().run(({ s }) => ({ twice: s * 2 }));
+    const check = task("check").run(() => ({ ok: true }));
+    const f = flow("any").build(() => {
+      const got = fetchy();
+      expectTypeOf(got.score).toBeAny();
+      expectTypeOf(got.$id).toEqualTypeOf<string>();
+      expectTypeOf(got.$out).toEqualTypeOf<Ref<any>>();
+      const u = use({ s: got.score });
+      const maybe = fetchy({}, { if: check().ok });
+      expectTypeOf(maybe.score).toBeAny();
+      expectTypeOf(maybe.$out).toEqualTypeOf<MaybeRef<any>>();
+      // @ts-expect-error: an unknown output has no names to read
+      opaque().score;
+      return { twice: u.twice, score: got.score, maybe: maybe.score };
+    });
+    expectTypeOf<InferFlowOutputs<typeof f>>().toEqualTypeOf<{ twice: number; score: any; maybe: any }>();
   });
 
   it("types run params", () => {

@@ -24,7 +24,7 @@ import { asWritten, functionDependencies } from "./code-deps.ts";
 import { atUserCode, declaringModule, errorSource, projectRelativeName, resolveDeclaredPath, type SourcePlace } from "./declared-path.ts";
 import { envReadBy } from "./env-read.ts";
 import { paramsReadBy } from "./params-read.ts";
-import type { MaybeNode, MaybeRef, Node, OrDefault, Ref, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
+import type { IsAny, MaybeNode, MaybeRef, Node, OrDefault, Ref, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
 
 /** Options of one use of a task in a flow. */
 export interface NodeOptions {
@@ -51,8 +51,11 @@ export interface NodeOptions {
  */
 type MayHaveCondition<O> = "if" extends keyof O ? ([Exclude<O["if" & keyof O], undefined>] extends [never] ? false : true) : false;
 
-/** `unknown` when an input of `W` is a {@link MaybeRef} (at its top level), else `never`. */
-type FromMaybe<W> = true extends { [K in keyof W]: W[K] extends MaybeRef<any> ? true : false }[keyof W] ? unknown : never;
+/**
+ * `unknown` when an input of `W` is a {@link MaybeRef} (at its top level), else `never`. An `any`
+ * input (an output of a task that returns `any`) is not one: it would match both ways.
+ */
+type FromMaybe<W> = true extends { [K in keyof W]: IsAny<W[K]> extends true ? false : W[K] extends MaybeRef<any> ? true : false }[keyof W] ? unknown : never;
 
 /** The keys of `W` that are not inputs of the task, each typed `never`: an unknown input is an error, as without generics. */
 type NoExtra<W, In> = unknown extends In ? unknown : string extends keyof In ? unknown : { [K in Exclude<keyof W, keyof In>]: never };

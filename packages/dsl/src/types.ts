@@ -44,8 +44,20 @@ export type WireInputs<I> = { [K in keyof I]: Wire<I[K]> };
 export type Unwire<T> =
   T extends MaybeRef<infer V> ? V | undefined : T extends Ref<infer V> ? V : T extends Artifact ? T : T extends readonly unknown[] ? { [K in keyof T]: Unwire<T[K]> } : T extends object ? Simplify<{ [K in keyof T]: Unwire<T[K]> }> : T;
 
+/** True when `T` is `any`. @internal */
+export type IsAny<T> = 0 extends 1 & T ? true : false;
+
+/**
+ * The outputs of a task that returns `any` (`JSON.parse`, `res.json()`): any name, typed `any`,
+ * as `any` lets any property through elsewhere. (As a conditional type's subject `any` takes both
+ * branches, and their union with `unknown` left no outputs at all.) Not `Ref<any>`: under
+ * `noUncheckedIndexedAccess`, as `cairn init` sets it, a name read through an index signature is
+ * `| undefined`, which no required input takes.
+ */
+type AnyOutputs = { readonly [name: string]: any };
+
 /** What calling a task inside `build` returns: one typed ref per output, plus the node id and the whole output. */
-export type Node<O> = (O extends Record<string, unknown> ? { readonly [K in keyof O]-?: Ref<O[K]> } : unknown) & {
+export type Node<O> = (IsAny<O> extends true ? AnyOutputs : O extends Record<string, unknown> ? { readonly [K in keyof O]-?: Ref<O[K]> } : unknown) & {
   /** The node's id in the flow. */
   readonly $id: string;
   /** A reference to the whole output. */
@@ -53,7 +65,7 @@ export type Node<O> = (O extends Record<string, unknown> ? { readonly [K in keyo
 };
 
 /** What calling a task with a condition returns: as {@link Node}, each ref a {@link MaybeRef}. */
-export type MaybeNode<O> = (O extends Record<string, unknown> ? { readonly [K in keyof O]-?: MaybeRef<O[K]> } : unknown) & {
+export type MaybeNode<O> = (IsAny<O> extends true ? AnyOutputs : O extends Record<string, unknown> ? { readonly [K in keyof O]-?: MaybeRef<O[K]> } : unknown) & {
   /** The node's id in the flow. */
   readonly $id: string;
   /** A reference to the whole output, missing when the node is skipped. */
