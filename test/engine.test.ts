@@ -966,8 +966,8 @@ describe("bad definitions are caught before anything runs", () => {
   it("refuses a build that returns a node or the params whole, and `params` itself as an input: they read as objects with nothing in them", () => {
     const one = task("one").run(() => ({ v: 1 }));
     const echo = task("echo").input<{ p: unknown }>().run(({ p }) => ({ p }));
-    expect(() => flow("whole-node").build(() => one({}) as never)).toThrow(/build function's return` to be an object of outputs by name.*got "a task's node \(return \{ name: node \}/);
-    expect(() => flow("whole-params").build(({ params }) => params as never)).toThrow(/got "the flow's params"/);
+    expect(() => flow("whole-node").build(() => one({}) as never)).toThrow(/build function's return` to be an object of outputs by name.*got the node "one" \(a task's node\)\. Return \{ name: node \}/);
+    expect(() => flow("whole-params").build(({ params }) => params as never)).toThrow(/got the flow's params\. Return the params/);
     expect(() => flow("params-input").build(({ params }) => (echo({ p: { all: params } }), {}))).toThrow(
       /^Expected `task "echo" input `p`` to be a value, a task's output or one param \(`params\.rows`\); the flow's `params` as a whole is not a value/,
     );

@@ -129,7 +129,10 @@ export function nodeToRef(value: unknown, where: () => string = () => "a value",
   const proxy = proxyKind(value);
   if (proxy === "node") return (value as { $out: unknown }).$out;
   if (proxy === "param") {
-    throw new OptionError(where(), "a value, a task's output or one param (`params.rows`); the flow's `params` as a whole is not a value", "the flow's params");
+    const at = where();
+    const expected = "a value, a task's output or one param (`params.rows`); the flow's `params` as a whole is not a value";
+    // In words: as a value, core would quote "the flow's params" and call it a string.
+    throw new OptionError(at, expected, "the flow's params", `Expected \`${at}\` to be ${expected}, got the flow's params. Pass the one param it needs, such as params.rows.`);
   }
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;

@@ -2,6 +2,7 @@ import { OptionError } from "@cairn/core";
 import { describe, expect, it } from "vitest";
 import { flow } from "./flow.ts";
 import { addFlowHooks } from "./flow-hooks.ts";
+import { task } from "./task.ts";
 
 // An OptionError, as task() throws, so that what embeds Cairn (the CLI: exit 2) knows an invalid flow from a failed run.
 describe("flow() refuses what would make an invalid flow with an OptionError", () => {
@@ -23,6 +24,26 @@ describe("flow() refuses what would make an invalid flow with an OptionError", (
 
   it("still takes a good name and no argument with a type parameter", () => {
     expect(() => flow("my flow-1.2").params<{ n: number }>()).not.toThrow();
+  });
+});
+
+describe("a build function's return that is not an object of outputs", () => {
+  const one = task("one").run(() => ({ v: 1 }));
+  const expected = "Expected `flow \"f\" build function's return` to be an object of outputs by name, such as { model: train(...).model, report: r }, or nothing, got";
+
+  // Once quoted as a string: got "a task's node (return { name: node } ...)" (string).
+  it.each([
+    ["a node", () => flow("f").build(() => one() as never), `${expected} the node "one" (a task's node). Return { name: node } to make its whole output a flow output, or { name: node.output } for one output.`],
+    ["the params", () => flow("f").build(({ params }) => params as never), `${expected} the flow's params. Return the params you want as outputs by name, such as { rows: params.rows }.`],
+    ["a reference", () => flow("f").params<{ n: number }>().build(({ params }) => params.n as never), `${expected} a reference (\`params.n\`). Return it under a name: { name: ref }.`],
+    [
+      "the params as an input",
+      () => flow("f").build(({ params }) => (one({ all: params } as never), {})),
+      "Expected `task \"one\" input `all`` to be a value, a task's output or one param (`params.rows`); the flow's `params` as a whole is not a value, got the flow's params. Pass the one param it needs, such as params.rows.",
+    ],
+  ])("is refused in words, with the fix: %s", (_, build, message) => {
+    expect(build).toThrow(OptionError);
+    expect(build).toThrow(message);
   });
 });
 

@@ -1,4 +1,5 @@
 import {
+  describeRef,
   EXPERIMENT_NAME_MAX_LENGTH,
   experimentNameTooLong,
   OptionError,
@@ -101,7 +102,7 @@ function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): 
       const { result, context } = withBuild(name, (ctx) => fn({ params: refProxy("param", "", ctx.buildId) }));
       if (result !== undefined && (typeof result !== "object" || result === null || Array.isArray(result) || isRef(result) || proxyKind(result))) {
         // A node handle or `params` returned whole would read as an object with no outputs.
-        throw new OptionError(`flow "${name}" build function's return`, "an object of outputs by name, such as { model: train(...).model, report: r }, or nothing", describeReturned(result));
+        throw notOutputs(name, result);
       }
       const definition: FlowDefinition = Object.freeze({
         name,
@@ -129,12 +130,24 @@ function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): 
   return builder;
 }
 
-/** What a build function returned that is not an object of outputs, for the error. */
-function describeReturned(result: unknown): unknown {
+/**
+ * The error for a build function's return that is not an object of outputs. A node or `params`
+ * is named in words with its fix: as a value, core would quote the words and call them a string.
+ */
+function notOutputs(name: string, result: unknown): OptionError {
+  const where = `flow "${name}" build function's return`;
+  const expected = "an object of outputs by name, such as { model: train(...).model, report: r }, or nothing";
   const proxy = proxyKind(result);
-  if (proxy === "param") return "the flow's params";
-  if (proxy === "node") return "a task's node (return { name: node } to make its whole output a flow output)";
-  return result;
+  const named =
+    proxy === "node"
+      ? { got: `the node "${(result as { $id: string }).$id}" (a task's node)`, fix: "Return { name: node } to make its whole output a flow output, or { name: node.output } for one output." }
+      : proxy === "param"
+        ? { got: "the flow's params", fix: "Return the params you want as outputs by name, such as { rows: params.rows }." }
+        : isRef(result)
+          ? { got: `a reference (\`${describeRef(result)}\`)`, fix: "Return it under a name: { name: ref }." }
+          : undefined;
+  if (!named) return new OptionError(where, expected, result);
+  return new OptionError(where, expected, named.got, `Expected \`${where}\` to be ${expected}, got ${named.got}. ${named.fix}`);
 }
 
 const FLOW_MARK = Symbol.for("cairn.flow");
