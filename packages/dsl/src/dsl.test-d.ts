@@ -104,6 +104,21 @@ describe("wiring types", () => {
     expectTypeOf<InferFlowOutputs<typeof f>>().toEqualTypeOf<{ twice: number; score: any; maybe: any }>();
   });
 
+  it("types a node returned whole as a flow output by its output, not its handle", () => {
+    const check = task("check").run(() => ({ ok: true }));
+    const f = flow("whole").build(() => {
+      const d = load({ rows: 1 });
+      const t = train({ data: d.data, lr: 0.1 }, { if: check().ok });
+      return { whole: d, nested: { first: d, list: [d] }, maybe: t };
+    });
+    type Loaded = { data: Artifact; rows: number };
+    expectTypeOf<InferFlowOutputs<typeof f>>().toEqualTypeOf<{
+      whole: Loaded;
+      nested: { first: Loaded; list: Loaded[] };
+      maybe: { accuracy: number; tags: string[] } | undefined;
+    }>();
+  });
+
   it("types run params", () => {
     const f = flow("p")
       .params(z.object({ rows: z.number().default(1) }))

@@ -40,9 +40,25 @@ export type Wire<T> =
 /** The inputs object a task call accepts. */
 export type WireInputs<I> = { [K in keyof I]: Wire<I[K]> };
 
-/** The value a wired value stands for: refs replaced by their types. */
-export type Unwire<T> =
-  T extends MaybeRef<infer V> ? V | undefined : T extends Ref<infer V> ? V : T extends Artifact ? T : T extends readonly unknown[] ? { [K in keyof T]: Unwire<T[K]> } : T extends object ? Simplify<{ [K in keyof T]: Unwire<T[K]> }> : T;
+/**
+ * The value a wired value stands for: refs replaced by their types, and a node handle (a task's,
+ * a map's or a sweep's, which stands for its whole output wherever a value goes) by its output's.
+ */
+export type Unwire<T> = T extends MaybeRef<infer V>
+  ? V | undefined
+  : T extends Ref<infer V>
+    ? V
+    : T extends Artifact
+      ? T
+      : T extends { readonly $id: string; readonly $out: MaybeRef<infer V> }
+        ? V | undefined
+        : T extends { readonly $id: string; readonly $out: Ref<infer V> }
+          ? V
+          : T extends readonly unknown[]
+            ? { [K in keyof T]: Unwire<T[K]> }
+            : T extends object
+              ? Simplify<{ [K in keyof T]: Unwire<T[K]> }>
+              : T;
 
 /** True when `T` is `any`. @internal */
 export type IsAny<T> = 0 extends 1 & T ? true : false;
