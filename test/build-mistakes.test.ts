@@ -253,6 +253,22 @@ describe("messages", () => {
         "Give params as JSON data (strings, numbers, booleans, null, arrays, plain objects).",
     );
   });
+
+  it("a params schema that makes a param something else than JSON data is named as the cause, not the value given", async () => {
+    // `-p when=2024-01-01` was told "Give params as JSON data", though a string was given.
+    const dated = flow("dated").params(z.object({ when: z.coerce.date() })).build(() => ({}));
+    const error = await dated.run({ ...off, params: { when: "2024-01-01" } }).catch((e: unknown) => e);
+    expect(NotSerializableError.is(error)).toBe(true);
+    expect((error as Error).message).toBe(
+      'Flow "dated" params schema\'s output at "when" cannot be serialized: expected JSON data (string, finite number, boolean, null, plain object, array) or an Artifact, got a Date instance. ' +
+        "The params schema made it from the JSON data given: a run records the params and hashes them into cache keys as the schema returns them, " +
+        "so the schema's output must be JSON data too. Keep the param JSON data in the schema (a date as a string: z.string(), not z.coerce.date()) " +
+        "and convert it in the task that reads it (new Date(value)).",
+    );
+    // A value given that is not JSON data is still the value's to fix.
+    const given = await flow("given").params(z.object({ when: z.date() })).build(() => ({})).run({ ...off, params: { when: new Date(0) } }).catch((e: unknown) => e);
+    expect((given as Error).message).toMatch(/^Flow "given" params at "when" cannot be serialized: .*got a Date instance\. Give params as JSON data/);
+  });
 });
 
 async function tmpRoot(): Promise<string> {

@@ -1176,12 +1176,25 @@ export async function validateParams(definition: FlowDefinition, given: Record<s
     );
   }
   const params = r.value as Record<string, unknown>;
-  assertSerializable(params, `Flow "${definition.name}" params`, PARAMS_FIX);
+  if (!isSerializableValue(params)) {
+    // What the caller gave, when that is what is not JSON data; else the schema made it so
+    // (z.coerce.date() turns "2024-01-01" into a Date), and the fix is the schema's, not the value's.
+    assertSerializable(given, `Flow "${definition.name}" params`, PARAMS_FIX);
+    assertSerializable(params, `Flow "${definition.name}" params schema's output`, SCHEMA_OUTPUT_FIX);
+  }
   return params;
 }
 
 /** How to fix a param that is not JSON data (not as a task's output: there is no artifact to write it to). */
 const PARAMS_FIX = { fix: "Give params as JSON data (strings, numbers, booleans, null, arrays, plain objects)." };
+
+/** How to fix a params schema that turns JSON data into something else (a Date, a Map, a class instance). */
+const SCHEMA_OUTPUT_FIX = {
+  fix:
+    "The params schema made it from the JSON data given: a run records the params and hashes them into cache keys as the " +
+    "schema returns them, so the schema's output must be JSON data too. Keep the param JSON data in the schema (a date as " +
+    "a string: z.string(), not z.coerce.date()) and convert it in the task that reads it (new Date(value)).",
+};
 
 /**
  * The names of the params a flow reads: those its build function wires in (a param ref in an
