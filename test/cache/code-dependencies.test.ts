@@ -564,3 +564,40 @@ describe("a function task that reads process.env through another name", () => {
     expect(r.stdout).toContain(`WARN task "pick" reads process.env by a name its text does not show (a computed one, a destructuring) and declares R3C with .env()`);
   });
 });
+
+describe("a package installed from a registry that a task's code imports", () => {
+  const minidep = async (version: string, factor: number) => {
+    await mkdir(join(dir, "node_modules", "minidep"), { recursive: true });
+    await writeFile(join(dir, "node_modules", "minidep", "package.json"), `{ "name": "minidep", "version": "${version}", "type": "module", "main": "index.js" }\n`);
+    await writeFile(join(dir, "node_modules", "minidep", "index.js"), `export const scale = (x) => x * ${factor};\n`);
+  };
+  const cairnPkg = (...args: string[]) => start(process.execPath, [cairnBin, ...args, "--root", join(dir, ".cairn-pkg")], { cwd: dir, env: env() }).done;
+  const pkgStatuses = (stdout: string) => Object.fromEntries([...stdout.matchAll(/^(base|other)\s+(succeeded|cached)\s/gm)].map((m) => [m[1], m[2]]));
+
+  it("re-runs the tasks that use it when its version changes, and explain names the versions", async () => {
+    await minidep("1.0.0", 2);
+    await writeFile(
+      join(dir, "pkg.ts"),
+      [
+        `import { flow, task } from "cairn-dag";`,
+        `import { scale } from "minidep";`,
+        `const base = task("base").run(() => ({ v: scale(21) }));`,
+        `const other = task("other").run(() => ({ v: 1 }));`,
+        `export default flow("pkg").build(() => ({ v: base().v, o: other().v }));`,
+      ].join("\n"),
+    );
+    let r = await cairnPkg("run", "pkg.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(pkgStatuses(r.stdout)).toEqual({ base: "succeeded", other: "succeeded" });
+    expect(r.stdout).toContain(`"v":42`);
+
+    // `npm install minidep@2`: before, base was cached with the old output.
+    await minidep("2.0.0", 3);
+    const why = await cairnPkg("explain", "pkg.ts", "base");
+    expect(why.stdout).toContain("package `minidep` 1.0.0 → 2.0.0");
+    r = await cairnPkg("run", "pkg.ts");
+    expect(r.code, r.stderr).toBe(0);
+    expect(pkgStatuses(r.stdout)).toEqual({ base: "succeeded", other: "cached" });
+    expect(r.stdout).toContain(`"v":63`);
+  });
+});

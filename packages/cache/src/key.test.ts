@@ -15,6 +15,7 @@ import {
   digestPath,
   hashValue,
   keyOfIngredients,
+  packageEntry,
   privateDigestAsync,
   replaceArtifacts,
   sha256,
@@ -305,6 +306,16 @@ describe("diffIngredients", () => {
     // Code files enter the key; without any, the key is what it was without the field.
     expect(keyOf({ codeFiles: { "./lib/a.ts": "a1" } })).not.toBe(keyOf({ codeFiles: { "./lib/a.ts": "a2" } }));
     expect(keyOf({ codeFiles: {} })).toBe(keyOf({}));
+  });
+
+  it("names a registry package the task's code imports by its versions: changed, newly imported, no longer imported", () => {
+    const files = (f: Record<string, string>) => recorded({ codeFiles: f });
+    const before = files({ [packageEntry("minidep")]: "1.0.0", [packageEntry("@scope/units")]: "3.0.0" });
+    expect(diffIngredients(before, files({ [packageEntry("minidep")]: "2.0.0", [packageEntry("@scope/units")]: "3.0.0" })).map((c) => c.message)).toEqual(["package `minidep` 1.0.0 → 2.0.0"]);
+    expect(diffIngredients(before, files({ [packageEntry("minidep")]: "1.0.0", [packageEntry("zod")]: "4.0.1" })).map((c) => c.message)).toEqual([
+      "package `@scope/units` 3.0.0 is no longer imported",
+      "package `zod` 4.0.1 is now imported",
+    ]);
   });
 
   it("names an http task's request headers, which enter as code files, by name and never by value", () => {

@@ -169,6 +169,20 @@ function kindOfRunEntry(name: string): string | undefined {
 }
 
 /**
+ * The code-file name under which a task's code records a package it imports that was installed
+ * from a registry (`package zod`), its version the value: the version stands for the package's
+ * files, so `explain` says ``package `zod` 3.23.8 → 4.0.1``.
+ */
+export function packageEntry(name: string): string {
+  return `package ${name}`;
+}
+
+/** The package `name` records ({@link packageEntry}), or undefined. */
+function packageOfEntry(name: string): string | undefined {
+  return name.startsWith("package ") ? name.slice("package ".length) : undefined;
+}
+
+/**
  * Under this symbol a code-dependencies record may give the task's own code as the source its
  * module was compiled from has it, when that is not its `code`: a function that tsc compiled, read
  * as tsx gives its text from the TypeScript source. It then stands for `code` in the key, so that
@@ -541,6 +555,12 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients, 
     // Found by the DSL: `flow.ts#readJson` is a helper of the task's module; `kind sql#run` a
     // kind's run function; `http header accept` and `http headers()` an http task's headers
     // (private digests: a value may be a credential).
+    const pkg = packageOfEntry(name);
+    if (pkg !== undefined) {
+      const message = before === undefined ? `package \`${pkg}\` ${after} is now imported` : after === undefined ? `package \`${pkg}\` ${before} is no longer imported` : `package \`${pkg}\` ${before} → ${after}`;
+      changes.push({ path: `codeFiles.${name}`, before, after, message });
+      continue;
+    }
     const hash = name.lastIndexOf("#");
     const what =
       name.startsWith("http header ") ? `request header \`${name.slice("http header ".length)}\``

@@ -509,9 +509,9 @@ describe("a package of the project: a workspace package, a file: or link: depend
       "packages/shapes/src/index.ts": `export const square = (x: number): number => x * x;\n`,
       "packages/shapes/src/units/cm.ts": `export const cm = 100;\n`,
       // registry packages: pnpm's store (a link into node_modules/.pnpm) and npm's plain folder
-      "node_modules/.pnpm/stored@1.0.0/node_modules/stored/package.json": `{ "name": "stored", "exports": "./index.js" }\n`,
+      "node_modules/.pnpm/stored@1.0.0/node_modules/stored/package.json": `{ "name": "stored", "version": "1.0.0", "exports": "./index.js" }\n`,
       "node_modules/.pnpm/stored@1.0.0/node_modules/stored/index.js": `export const s = 1;\n`,
-      "node_modules/plain/package.json": `{ "name": "plain", "main": "index.js" }\n`,
+      "node_modules/plain/package.json": `{ "name": "plain", "version": "2.1.0", "main": "index.js" }\n`,
       "node_modules/plain/index.js": `export const p = 1;\n`,
       "packages/flows/package.json": `{ "name": "flows", "type": "module" }\n`,
       "packages/flows/flow.ts": [
@@ -535,12 +535,13 @@ describe("a package of the project: a workspace package, a file: or link: depend
   }
   const FN = "() => ({ v: triple(5) + square(2) + cm + s + p })";
 
-  it("follows it as the project's own files: editing it changes the task's code key; a registry package is not followed", async () => {
+  it("follows it as the project's own files: editing it changes the task's code key; a registry package counts by its version, not followed", async () => {
     const root = await workspace();
     try {
       const flow = join(root, "packages/flows/flow.ts");
       const before = await functionDependencies(flow, FN, newRun());
-      expect(Object.keys(before).sort()).toEqual(["../shapes/src/index.ts", "../shapes/src/units/cm.ts", "../tslib/src/index.ts", "../tslib/src/triple.ts"]);
+      expect(Object.keys(before).sort()).toEqual(["../shapes/src/index.ts", "../shapes/src/units/cm.ts", "../tslib/src/index.ts", "../tslib/src/triple.ts", "package plain", "package stored"]);
+      expect([before["package plain"], before["package stored"]]).toEqual(["2.1.0", "1.0.0"]);
       await writeFile(join(root, "packages/tslib/src/triple.ts"), `export const triple = (x: number): number => 4 * x;\n`);
       const after = await functionDependencies(flow, FN, newRun());
       expect(after["../tslib/src/triple.ts"]).not.toBe(before["../tslib/src/triple.ts"]);
@@ -548,6 +549,57 @@ describe("a package of the project: a workspace package, a file: or link: depend
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe("a package installed from a registry: its version counts, its files are not followed", () => {
+  let root: string;
+  async function tree(files: Record<string, string>): Promise<void> {
+    for (const [name, text] of Object.entries(files)) {
+      await mkdir(join(root, name, ".."), { recursive: true });
+      await writeFile(join(root, name), text);
+    }
+  }
+  const minidep = (version: string, factor: number) => ({
+    "node_modules/minidep/package.json": `{ "name": "minidep", "version": "${version}", "type": "module", "main": "index.js" }\n`,
+    "node_modules/minidep/index.js": `import { inner } from "innerdep";\nexport const scale = (x) => x * ${factor} + inner;\n`,
+  });
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), "cairn-registry-package-"));
+    await tree({
+      ...minidep("1.0.0", 2),
+      "node_modules/innerdep/package.json": `{ "name": "innerdep", "version": "0.1.0", "type": "module", "main": "index.js" }\n`,
+      "node_modules/innerdep/index.js": `export const inner = 0;\n`,
+      "node_modules/@scope/units/package.json": `{ "name": "@scope/units", "version": "3.0.0", "exports": { "./cm": "./cm.js" } }\n`,
+      "node_modules/@scope/units/cm.js": `export const cm = 100;\n`,
+      "lib/shape.ts": `import { cm } from "@scope/units/cm";\nexport const size = (n: number): number => n * cm;\n`,
+      "flow.ts": [
+        `import { readFile } from "node:fs/promises";`,
+        `import { task } from "cairn-dag";`,
+        `import { scale } from "minidep";`,
+        `import { size } from "./lib/shape.ts";`,
+        `export const base = task("base").run(() => ({ v: scale(21) }));`,
+        `export const sized = task("sized").run(() => ({ v: size(2) }));`,
+        `export const plain = task("plain").run(async () => ({ v: (await readFile("x")).length }));`,
+      ].join("\n"),
+    });
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+  const depsOf = (fn: string) => functionDependencies(join(root, "flow.ts"), fn, newRun());
+
+  it("records name -> version of a package the function imports, not what that package imports; a bump changes it", async () => {
+    expect(await depsOf("() => ({ v: scale(21) })")).toEqual({ "package minidep": "1.0.0", [ENV_READ_ENTRY]: { names: [], unnamed: false } });
+    await tree(minidep("2.0.0", 3));
+    expect((await depsOf("() => ({ v: scale(21) })"))["package minidep"]).toBe("2.0.0");
+  });
+
+  it("records a package a module of the project imports (a subpath names its package); a builtin or an unused import none", async () => {
+    const sized = await depsOf("() => ({ v: size(2) })");
+    expect(Object.keys(sized).sort()).toEqual(["lib/shape.ts", "package @scope/units"]);
+    expect(sized["package @scope/units"]).toBe("3.0.0");
+    expect(Object.keys(await depsOf(`async () => ({ v: (await readFile("x")).length })`))).toEqual([]);
   });
 });
 

@@ -27,8 +27,9 @@
  * `#` imports; pnpm's hard-linked copy of a `file:` dependency too) is the project's code and is
  * followed, resolved as Node does for the importing module's format and with this process's
  * export conditions (`--conditions=development` too: export-conditions.ts), named by path
- * (`../tslib/src/index.ts`). Not followed: packages installed from a
- * registry, Cairn itself, `import()` of a computed path, tsconfig `paths` aliases, files read at run
+ * (`../tslib/src/index.ts`). A package installed from a registry counts by its version
+ * (`package zod` -> `4.0.1`), not followed: its version stands for its files and what they import.
+ * Not followed either: Cairn itself, `import()` of a computed path, tsconfig `paths` aliases, files read at run
  * time, programs started apart (`execFile` of a script) (declare those with `.codeFiles()` or
  * bump `.version()`).
  *
@@ -42,7 +43,7 @@ import { isBuiltin, SourceMap } from "node:module";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TransformOptions } from "esbuild";
-import { DECLARATION_ENTRY, ENV_READ_ENTRY, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
+import { DECLARATION_ENTRY, ENV_READ_ENTRY, packageEntry, privateTempDir, sha256, writeFileAtomic } from "@cairn/cache";
 import { scopeKey, type RunScope } from "@cairn/core";
 import { isCliCompiledFile, shown } from "./declared-path.ts";
 import { envReadBy, envReadsIn, type EnvReads, type ProcessNames, processNamesOf, type SyntaxNode } from "./env-read.ts";
@@ -126,6 +127,10 @@ interface Reads {
   sourceMaps: Map<string, Promise<FoundSourceMap | undefined>>;
   compiled: Map<string, Promise<Compiled | undefined>>;
   printed: Map<string, Promise<string | undefined>>;
+  /** The registry package a bare specifier names, by the importing module's folder and the package's name. */
+  packages: Map<string, RegistryPackage | undefined>;
+  /** A registry package's version, by its real folder. */
+  versions: Map<string, string>;
 }
 const READS = scopeKey<Reads>("cairn code-deps reads");
 const readsOf = (scope: RunScope): Reads =>
@@ -138,6 +143,8 @@ const readsOf = (scope: RunScope): Reads =>
     sourceMaps: new Map(),
     compiled: new Map(),
     printed: new Map(),
+    packages: new Map(),
+    versions: new Map(),
   }));
 
 /**
@@ -169,7 +176,9 @@ export async function moduleDependencies(file: string, scope: RunScope): Promise
   if (!LOADERS[extname(file)] || isPackageFile(file)) return {};
   const deps: Record<string, string> = {};
   try {
-    for (const [dep, digest] of (await closureOf(readsOf(scope), file, file)).files) if (dep !== file) deps[relative(dirname(file), dep).split(sep).join("/")] = digest;
+    const closure = await closureOf(readsOf(scope), file, file);
+    for (const [dep, digest] of closure.files) if (dep !== file) deps[relative(dirname(file), dep).split(sep).join("/")] = digest;
+    Object.assign(deps, packageEntries(closure.packages));
   } catch {
     // esbuild or acorn could not be loaded: the script's own digest still counts.
   }
@@ -464,8 +473,10 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
   const seen = new Set<unknown>();
   const names: string[] = [];
   const modules: string[] = [];
+  const packages: Packages = new Map();
   const addModule = (specifier: string) => {
     const path = resolveImport(r, file, specifier);
+    if (path === undefined) addPackage(packages, registryPackage(r, file, specifier));
     if (path && !seen.has(path)) {
       seen.add(path);
       modules.push(path);
@@ -527,10 +538,11 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
     if (path === undefined || path === file) continue; // the task's module: only what is named from it counts
     const closure = await closureOf(r, file, path);
     for (const [dep, digest] of closure.files) deps[relative(base, dep).split(sep).join("/")] = digest;
+    for (const [name, versions] of closure.packages) for (const version of versions) addPackage(packages, { name, version });
     if (closure.backWhole) deps[basename(file)] = own.digest;
     names.push(...closure.back);
   }
-  return deps;
+  return Object.assign(deps, packageEntries(packages));
 }
 
 /** What importing `start` brings in, for a task of `file`. */
@@ -543,6 +555,8 @@ interface Closure {
   backWhole: boolean;
   /** The files reached through a package of the project (a workspace package): the same file for a compiled app as for its sources. */
   packaged: Set<string>;
+  /** The packages installed from a registry that the modules reached import. */
+  packages: Packages;
 }
 
 /** Everything `start` imports from the project, however deep; once per flow run for the tasks of `file`. */
@@ -551,7 +565,7 @@ function closureOf(r: Reads, file: string, start: string): Promise<Closure> {
   let closure = r.closures.get(key);
   if (!closure) {
     closure = (async () => {
-      const found: Closure = { files: new Map(), back: [], backWhole: false, packaged: new Set() };
+      const found: Closure = { files: new Map(), back: [], backWhole: false, packaged: new Set(), packages: new Map() };
       const queue = [start];
       const seen = new Set(queue);
       while (queue.length) {
@@ -561,6 +575,7 @@ function closureOf(r: Reads, file: string, start: string): Promise<Closure> {
         found.files.set(path, shape.digest);
         for (const imp of shape.imports) {
           const next = resolveImport(r, path, imp.from);
+          if (next === undefined) addPackage(found.packages, registryPackage(r, path, imp.from));
           if (next === file) {
             if (imp.taken.includes("*")) found.backWhole = true;
             else found.back.push(...imp.taken);
@@ -651,7 +666,7 @@ const BARE = /^((?:@[^/]+\/)?[^/@.#][^/]*)(\/.*)?$/;
  */
 function resolveProjectPackage(fromFile: string, specifier: string): string | undefined {
   const [, name, rest] = BARE.exec(specifier.split(/[?#]/)[0]!) ?? [];
-  if (name === undefined || isBuiltin(specifier) || name === "cairn-dag" || name.startsWith("@cairn/")) return undefined;
+  if (name === undefined || isBuiltin(specifier) || isCairn(name)) return undefined;
   const subpath = rest === undefined ? "." : `.${rest}`;
   const scope = packageScope(fromFile);
   if (scope?.manifest.name === name && scope.manifest.exports !== undefined) return resolveTarget(scope.dir, exportTarget(scope.manifest.exports, subpath, conditionsOf(fromFile)));
@@ -660,6 +675,61 @@ function resolveProjectPackage(fromFile: string, specifier: string): string | un
   const manifest = readPackageJson(dir);
   const target = manifest?.exports === undefined ? (subpath === "." ? `./${manifest?.main ?? "index"}` : subpath) : exportTarget(manifest.exports, subpath, conditionsOf(fromFile));
   return resolveTarget(dir, target);
+}
+
+/** A package installed from a registry: its version stands for its files (they are not followed). */
+interface RegistryPackage {
+  name: string;
+  version: string;
+}
+
+/** Registry packages by name, with the versions imported (one, unless modules of the project find two installs). */
+type Packages = Map<string, Set<string>>;
+
+/**
+ * The package installed from a registry that the bare specifier names from the module
+ * `fromFile`, as Node finds it (the first `node_modules/<name>` up the tree, its real folder inside
+ * node_modules), with its package.json's version; undefined for anything else (the project's
+ * code, a builtin, Cairn itself, a package not installed). Once per flow run for a folder and name.
+ */
+function registryPackage(r: Reads, fromFile: string, specifier: string): RegistryPackage | undefined {
+  if (!isBareSpecifier(specifier) || specifier.startsWith("#") || isBuiltin(specifier)) return undefined;
+  const [, name] = BARE.exec(specifier.split(/[?#]/)[0]!) ?? [];
+  if (name === undefined || isCairn(name)) return undefined;
+  const key = `${dirname(fromFile)}\0${name}`;
+  if (r.packages.has(key)) return r.packages.get(key);
+  const dir = installedPackageDir(dirname(fromFile), name);
+  const found = dir !== undefined && isPackageFile(`${dir}${sep}`) ? { name, version: versionOf(r, dir) } : undefined;
+  r.packages.set(key, found);
+  return found;
+}
+
+/** The version a registry package's package.json gives; read once per flow run. */
+function versionOf(r: Reads, dir: string): string {
+  let version = r.versions.get(dir);
+  if (version === undefined) {
+    const given = readPackageJson(dir)?.version;
+    version = typeof given === "string" && given !== "" ? given : "(no version)";
+    r.versions.set(dir, version);
+  }
+  return version;
+}
+
+function addPackage(to: Packages, pkg: RegistryPackage | undefined): void {
+  if (pkg === undefined) return;
+  const versions = to.get(pkg.name);
+  if (versions) versions.add(pkg.version);
+  else to.set(pkg.name, new Set([pkg.version]));
+}
+
+/** The code-file entries of `packages`: `package zod` -> `4.0.1` (two versions: both, sorted). */
+function packageEntries(packages: Packages): Record<string, string> {
+  return Object.fromEntries([...packages].map(([name, versions]) => [packageEntry(name), [...versions].sort().join(", ")]));
+}
+
+/** Cairn itself (`cairn-dag`, `@cairn/*`): the engine, not the task's code. */
+function isCairn(name: string): boolean {
+  return name === "cairn-dag" || name.startsWith("@cairn/");
 }
 
 /** A specifier of the package's own `imports` (`#util`), as Node resolves it from the module `fromFile`: to a file of the package, or to another package. */
@@ -705,6 +775,7 @@ function installedPackageDir(fromDir: string, name: string): string | undefined 
 
 interface PackageJson {
   name?: unknown;
+  version?: unknown;
   exports?: unknown;
   imports?: unknown;
   main?: string;
