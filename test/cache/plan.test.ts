@@ -2,8 +2,8 @@
  * `planFlow` and `explainTask` against what a run then does, on the embedded store: every test
  * plans, then runs, and compares the plan's actions with the run's statuses.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -14,7 +14,7 @@ import { flow, LocalStore, map, task } from "@cairn/dsl";
 import { kindTask, NO_RETRY } from "@cairn/dsl/kind";
 import { z } from "zod";
 import { UNSTARTED_ITEM_KEYS } from "../../packages/core/src/pipeline/task-pipeline.ts";
-import { entryFiles, filesIn, repo, runCollect, sleep, statuses, tmp } from "./helpers.ts";
+import { cairnBin, childEnv, entryFiles, filesIn, repo, runCollect, sleep, start, statuses, tmp } from "./helpers.ts";
 
 type Definable = { definition: Parameters<typeof planFlow>[0] };
 
@@ -646,5 +646,50 @@ describe("two checkouts of one project at different paths, sharing a store", () 
     const { tasks, params } = await openFlowCache(moved.definition, { root, params: {}, env: {} });
     const explained = await explainTask(moved.definition, "trainCwd", { params, cache: tasks }).finally(() => tasks.store.close());
     expect(explained.nearest?.changes.map((c) => c.message)).toEqual(["option `cwd` of script `train.sh` changed"]);
+  });
+});
+
+describe("two copies of one project without .git (git archive, a Docker COPY) at different paths, sharing a store", () => {
+  /** A copy at `at` under `base` (no `.git` above): its lockfile at the top, the flow's tasks in lib/, `cairn-dag` linked as an install makes it. */
+  const copy = async (base: string, at: string): Promise<string> => {
+    const dir = join(base, at);
+    const files: Record<string, string> = {
+      "package.json": `{ "name": "proj", "private": true, "type": "module" }\n`,
+      "package-lock.json": `{ "name": "proj", "lockfileVersion": 3, "packages": {} }\n`,
+      "data/points.csv": "x\n1\n2\n",
+      "steps/count.sh": `echo '{"ok":true}' > "$CAIRN_OUTPUTS"\n`,
+      "lib/tasks.ts": [
+        `import { join } from "node:path";`,
+        `import { script, task } from "cairn-dag";`,
+        `export const readData = task("readData").codeFiles(join(import.meta.dirname, "../data/points.csv")).run(() => ({ ok: 1 }));`,
+        `export const count = script("count", { file: join(import.meta.dirname, "../steps/count.sh"), cwd: join(import.meta.dirname, "..") }).output<{ ok: boolean }>();`,
+      ].join("\n"),
+      "flow.ts": [
+        `import { flow } from "cairn-dag";`,
+        `import { count, readData } from "./lib/tasks.ts";`,
+        `export default flow("copies").build(() => ({ a: readData().ok, b: count().ok }));`,
+      ].join("\n"),
+    };
+    for (const [name, text] of Object.entries(files)) {
+      await mkdir(dirname(join(dir, name)), { recursive: true });
+      await writeFile(join(dir, name), text);
+    }
+    await mkdir(join(dir, "node_modules"));
+    await symlink(join(repo, "packages/cairn"), join(dir, "node_modules/cairn-dag"));
+    return dir;
+  };
+  const run = (cwd: string, store: string) => start(process.execPath, [cairnBin, "run", "flow.ts", "--root", store], { cwd, env: childEnv({ CAIRN_NO_AUTORUN: "0" }) }).done;
+  const ran = (stdout: string) => Object.fromEntries([...stdout.matchAll(/^(readData|count)\s+(succeeded|cached)\s/gm)].map((m) => [m[1], m[2]]));
+
+  it("share entries: paths from import.meta.dirname count from the folder of the lockfile, not as absolute paths", async () => {
+    const base = await tmp("cairn-no-git-");
+    const store = join(base, "store");
+    const first = await run(await copy(base, "g1/repo"), store);
+    expect(first.code, first.stderr).toBe(0);
+    expect(ran(first.stdout)).toEqual({ readData: "succeeded", count: "succeeded" });
+    // Before, both ran again: "code file /tmp/.../g1/repo/data/points.csv was removed", "option `cwd` of script changed".
+    const second = await run(await copy(base, "g2/work/repo"), store);
+    expect(second.code, second.stderr).toBe(0);
+    expect(ran(second.stdout)).toEqual({ readData: "cached", count: "cached" });
   });
 });

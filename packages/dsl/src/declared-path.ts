@@ -372,8 +372,7 @@ function* stackFrames(stack: string): Generator<{ place: SourcePlace | undefined
 /**
  * How an absolute path given where a task is declared (a process task's `cwd`, a code file from
  * `import.meta.dirname`) enters its cache key, so that checkouts of one project at different
- * places share entries: relative to the project's root (the nearest folder at or above the
- * declaring module's that holds `.git`, else the declaring module's folder), with `/`, when it
+ * places share entries: relative to the project's root ({@link projectRoot}), with `/`, when it
  * lies inside it (`.` for the root itself); undefined when it lies outside, or no declaring
  * module is on the stack (it then counts as it is: another folder is another input).
  */
@@ -386,26 +385,37 @@ export function projectRelativeName(path: string): string | undefined {
 }
 
 /**
- * The project's root for a folder: the nearest folder at or above it that holds `.git`, else the
- * folder itself; found once per folder (see {@link projectRelativeName}).
+ * The project's root for a folder: the nearest folder at or above it that holds `.git`; without
+ * one (a `git archive`, a Docker `COPY` that leaves `.git` out, a tarball), the nearest holding a
+ * lockfile, else a `package.json`; else the folder itself. Found once per folder (see
+ * {@link projectRelativeName}).
  */
 export function projectRoot(moduleDir: string): string {
   let root = projectRoots.get(moduleDir);
   if (root === undefined) {
-    root = moduleDir;
-    for (let dir = moduleDir; ; dir = dirname(dir)) {
-      if (existsSync(join(dir, ".git"))) {
-        root = dir;
-        break;
-      }
-      if (dirname(dir) === dir) break;
-    }
+    root = nearestHolding(moduleDir, [".git"]) ?? nearestHolding(moduleDir, LOCKFILES) ?? nearestHolding(moduleDir, ["package.json"]) ?? moduleDir;
     projectRoots.set(moduleDir, root);
   }
   return root;
 }
 
 const projectRoots = new Map<string, string>();
+
+/**
+ * A checkout without `.git` still has its lockfile: `npm ci`, `pnpm install --frozen-lockfile`,
+ * `yarn install --immutable` and `bun install --frozen-lockfile` need it, and each writes one, at
+ * the workspace's root, however many packages it has (a member's own package.json would cut the
+ * project short).
+ */
+const LOCKFILES = ["pnpm-lock.yaml", "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "bun.lock", "bun.lockb"];
+
+/** The nearest folder at or above `dir` that holds one of `names`. */
+function nearestHolding(dir: string, names: readonly string[]): string | undefined {
+  for (; ; dir = dirname(dir)) {
+    if (names.some((name) => existsSync(join(dir, name)))) return dir;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
 
 /**
  * The text a process task's `cwd` adds to its code fingerprint: one inside the project counts
