@@ -343,6 +343,33 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(failed.error.message).not.toContain("its source");
   }, 120_000);
 
+  it("a worker with another installed version of a package the task imports refuses it, naming the package's two versions and saying to install the coordinator's", async () => {
+    const { env } = await testEnv("queue-package-version");
+    const { symlink } = await import("node:fs/promises");
+    // Two checkouts of one flow file, each with its own install of minidep.
+    const checkout = async (version: string) => {
+      const dir = await tmp("cairn-package-checkout-");
+      await mkdir(join(dir, "node_modules", "minidep"), { recursive: true });
+      await symlink(join(repo, "packages", "cairn"), join(dir, "node_modules", "cairn-dag"));
+      await writeFile(join(dir, "node_modules", "minidep", "package.json"), JSON.stringify({ name: "minidep", version, type: "module", main: "index.js" }));
+      await writeFile(join(dir, "node_modules", "minidep", "index.js"), `export const scale = (x) => x * 2;\n`);
+      await writeFile(
+        join(dir, "flow.ts"),
+        `import { flow, task } from "cairn-dag";\nimport { scale } from "minidep";\nconst base = task("base").run(() => ({ v: scale(21) }));\nexport default flow(process.env.FLOW_NAME ?? "pkg").build(() => ({ v: base().v }));\n`,
+      );
+      return join(dir, "flow.ts");
+    };
+    const [mine, theirs] = await Promise.all([checkout("1.0.0"), checkout("2.0.0")]);
+    const worker = await startWorker(theirs, servers.redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "1000" });
+    workers.push(worker);
+    const r = await cairnRun(mine, await tmp(), ["--queue", servers.redis.url], env).done;
+    expect(r.code, r.stderr).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
+    expect(failed).toMatchObject({ task: "base", error: { name: "StaleCodeError" } });
+    expect(failed.error.message).toContain("(package minidep (1.0.0 in the run, 2.0.0 here))");
+    expect(failed.error.message).toContain("compare the lockfiles of the two checkouts (package-lock.json, pnpm-lock.yaml, yarn.lock) and install the coordinator's versions there.");
+  }, 120_000);
+
   it("a worker of another Cairn build refuses the task before running anything, naming both builds and the fix; cairn workers shows each worker's build", async () => {
     const { env, markerDir } = await testEnv("queue-other-build");
     // The worker is a real `cairn worker` of this checkout; CAIRN_TEST_BUILD gives it another build's name (a pack of another commit).

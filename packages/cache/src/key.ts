@@ -177,8 +177,8 @@ export function packageEntry(name: string): string {
   return `package ${name}`;
 }
 
-/** The package `name` records ({@link packageEntry}), or undefined. */
-function packageOfEntry(name: string): string | undefined {
+/** The package the code-file name `name` records ({@link packageEntry}), or undefined. */
+export function packageOfEntry(name: string): string | undefined {
   return name.startsWith("package ") ? name.slice("package ".length) : undefined;
 }
 

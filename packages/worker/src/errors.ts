@@ -138,7 +138,7 @@ export class StaleCodeError extends CairnError {
     /** The worker's flow file, absolute. */
     readonly flowFile: string,
     worker: WorkerIdentity,
-    /** What of its code differs: "its source", "file lib.ts", ... */
+    /** What of its code differs: "its source", "file lib.ts", "package zod (4.0.1 in the run, 4.1.0 here)", ... */
     readonly differs: string[],
     /** The variables it declares with .env(), or its function reads from process.env by name, whose values differ (their names only). */
     readonly envDiffers: string[] = [],
@@ -163,6 +163,9 @@ export class StaleCodeError extends CairnError {
           ]
         : []),
       ...(code ? ["Update that worker's checkout to the coordinator's commit (and restart it), or stop it; a worker never runs other code than the run asked for."] : []),
+      ...(differs.some((d) => d.startsWith("package "))
+        ? ["A package the task imports is installed there in another version: compare the lockfiles of the two checkouts (package-lock.json, pnpm-lock.yaml, yarn.lock) and install the coordinator's versions there."]
+        : []),
       ...(declared.length ? [`Give that worker the coordinator's values of the variables the task declares with .env() (${declared.join(", ")}; and restart it): what it computed with others would be stored under the run's cache key.`] : []),
       ...(read.length
         ? [

@@ -24,7 +24,7 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DelayedError, type Job, Worker as BullWorker } from "bullmq";
 import type { Redis } from "ioredis";
-import { CacheStore, environmentChange, parseOwner } from "@cairn/cache";
+import { CacheStore, environmentChange, packageOfEntry, parseOwner } from "@cairn/cache";
 import {
   type CodeFingerprint,
   type DispatchedOutcome,
@@ -673,7 +673,12 @@ function compareCode(theirs: CodeFingerprint, mine: CodeFingerprint, kind: strin
   if (theirs.code !== mine.code) differs.push(kind === "function" ? "its source" : `its kind's code (the \`code\` of kind ${kind})`);
   if (theirs.taskVersion !== mine.taskVersion) differs.push(`its version (${theirs.taskVersion ?? "none"} there, ${mine.taskVersion ?? "none"} here)`);
   const names = new Set([...Object.keys(theirs.codeFiles ?? {}), ...Object.keys(mine.codeFiles ?? {})]);
-  for (const name of [...names].sort()) if (theirs.codeFiles?.[name] !== mine.codeFiles?.[name]) differs.push(`file ${name}`);
+  for (const name of [...names].sort()) {
+    const [there, here] = [theirs.codeFiles?.[name], mine.codeFiles?.[name]];
+    if (there === here) continue;
+    const pkg = packageOfEntry(name);
+    differs.push(pkg === undefined ? `file ${name}` : `package ${pkg} (${there ?? "not imported"} in the run, ${here ?? "not imported"} here)`);
+  }
   return differs;
 }
 
