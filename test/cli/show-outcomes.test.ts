@@ -36,7 +36,10 @@ async function expectShown(env: NodeJS.ProcessEnv): Promise<void> {
   const boom = tasks.find((t) => t.name === "boom")!;
   const one = await cairn(["show", boom.runId], { cwd, env });
   expect(one.code).toBe(0);
-  expect(one.stdout).toContain("error: Error: the source table is empty\nsecond line of the message\n(the whole text and its stack: artifact cairn/error.txt)");
+  // Its whole error with its stack, as its cairn/error.txt keeps it: the stderr summary's hint says `cairn show` prints it.
+  expect(one.stdout).toMatch(/\nerror: Error: the source table is empty\nsecond line of the message\n {4}at [^\n]*outcomes\.flow\.ts:5:9\)?\n/);
+  const json = JSON.parse((await cairn(["show", boom.runId, "--json"], { cwd, env })).stdout) as { run: { errorText?: string } };
+  expect(json.run.errorText).toMatch(/^Error: the source table is empty\nsecond line of the message\n {4}at /);
   const skipped = tasks.find((t) => t.name === "after-boom")!;
   expect((await cairn(["show", skipped.runId], { cwd, env })).stdout).toContain('skipped: upstream task "boom" failed');
 }

@@ -18,13 +18,19 @@ const failing = ["-p", "items=[5,6,7,8]", "-p", "fail=7"];
 
 describe("a flow that fails or is cancelled says so on stderr too", () => {
   it("which tasks failed, the first and last lines of each error, the run id and where to see more", async () => {
-    const r = await cairn(["run", flowFile, ...failing]);
+    const cwd = await tmp("cairn-cli-unattended-");
+    const r = await cairn(["run", flowFile, ...failing], { cwd });
     expect(r.code).toBe(1);
     const runId = /Flow failed in .*, run ([0-9a-f]{32})/.exec(r.stdout)![1]!;
     expect(r.stderr).toContain(`cairn: flow "unattended" failed in `);
     expect(r.stderr).toContain(`, run ${runId}: 2 tasks failed\n`);
     expect(r.stderr).toContain("\n  square[2]: cannot square 7\n    … (3 lines left out)\n    line 5\n    line 6\n    line 7\n    at ");
     expect(r.stderr).not.toContain("line 4");
+    // Where the task's whole error is on this machine, a path a CI step can upload; on stdout too.
+    const errorFile = /\n {4}at [^\n]*\n {4}whole error: (\.cairn\/artifacts\/[0-9a-f]{32}\/cairn\/error\.txt)\n/.exec(r.stderr)?.[1];
+    expect(errorFile, r.stderr).toBeDefined();
+    expect(readFileSync(join(cwd, errorFile!), "utf8")).toMatch(/^Error: cannot square 7\nline 2 of the error\n[^]*\n {4}at /);
+    expect(r.stdout).toContain(`\nsquare[2]: whole error: ${errorFile}\n`);
     expect(r.stderr).toContain(`cairn: \`cairn show ${runId}\` lists each task and what it failed with; \`cairn show TASK_RUN_ID\`, with a task's run id from that list, prints its whole error.\n`);
     expect(r.stderr).toMatch(/cairn: Report: .*report\.html\n$/);
     // stdout keeps the run's own view, table and all.
@@ -52,6 +58,10 @@ describe("a flow that fails or is cancelled says so on stderr too", () => {
     const task = await cairn(["show", taskRunId], { cwd });
     expect(task.stdout).toContain("Traceback (most recent call last)");
     expect(task.stdout).toContain("ZeroDivisionError: division by zero");
+    // The summary names the process's logs by their paths, not only as "logs/stdout.txt".
+    const logs = `.cairn/artifacts/${taskRunId}/logs`;
+    expect(r.stderr).toContain(`\n    whole error: .cairn/artifacts/${taskRunId}/cairn/error.txt; logs: ${logs}/stdout.txt, ${logs}/stderr.txt\n`);
+    expect(readFileSync(join(cwd, logs, "stderr.txt"), "utf8")).toContain("ZeroDivisionError: division by zero");
   });
 
   it("not a second time where stdout and stderr are one file (>log 2>&1)", async () => {
@@ -62,6 +72,8 @@ describe("a flow that fails or is cancelled says so on stderr too", () => {
     const log = readFileSync(join(cwd, "log"), "utf8");
     expect(log).toMatch(/Flow failed in /);
     expect(log).not.toContain(`cairn: flow "unattended" failed`);
+    // The paths the stderr summary would name are in the one log all the same.
+    expect(log).toMatch(/\nsquare\[2\]: whole error: \.cairn\/artifacts\/[0-9a-f]{32}\/cairn\/error\.txt\n/);
   });
 
   it("a succeeded flow writes nothing there", async () => {

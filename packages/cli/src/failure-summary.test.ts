@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { failureSummary } from "./failure-summary.ts";
+import { failedTaskFiles, failureSummary } from "./failure-summary.ts";
 
 type Result = Parameters<typeof failureSummary>[0];
 
@@ -46,5 +46,29 @@ describe("failureSummary", () => {
     expect(text).toMatch(new RegExp(`\n  multi: one\n    start x+${cut.source}x+ end\n    three\n`));
     // Runs not recorded (--no-tracking): --json is where the whole text is.
     expect(failureSummary(result, "f", [], "/here", false)).toContain(" … [1999110 characters cut; --json prints the whole text] … ");
+  });
+
+  it("names each failed task's files on this machine, its error file and its logs, under it and in lines of their own for stdout", () => {
+    const result = {
+      status: "failed",
+      runId: "r1",
+      durationMs: 5,
+      tasks: {
+        a: { task: "a", status: "failed", attempts: 1, runId: "ra", error: { name: "Error", message: "boom" } },
+        b: { task: "b", status: "failed", attempts: 1, runId: "rb", error: { name: "ProcessFailedError", message: "exited with code 3" } },
+        c: { task: "c", status: "succeeded", attempts: 1, runId: "rc" },
+      },
+      error: { name: "TaskFailed", message: "…" },
+    } as unknown as Result;
+    const files = (runId: string) =>
+      runId === "ra" ? { error: ".cairn/artifacts/ra/cairn/error.txt", logs: [] } : { error: ".cairn/artifacts/rb/cairn/error.txt", logs: [".cairn/artifacts/rb/logs/stdout.txt", ".cairn/artifacts/rb/logs/stderr.txt"] };
+    expect(failureSummary(result, "f", [], "/here", true, files)).toBe(
+      'cairn: flow "f" failed in 5ms, run r1: 2 tasks failed\n  a: boom\n    whole error: .cairn/artifacts/ra/cairn/error.txt\n  b: exited with code 3\n    whole error: .cairn/artifacts/rb/cairn/error.txt; logs: .cairn/artifacts/rb/logs/stdout.txt, .cairn/artifacts/rb/logs/stderr.txt\n',
+    );
+    expect(failedTaskFiles(result, files)).toBe(
+      "a: whole error: .cairn/artifacts/ra/cairn/error.txt\nb: whole error: .cairn/artifacts/rb/cairn/error.txt; logs: .cairn/artifacts/rb/logs/stdout.txt, .cairn/artifacts/rb/logs/stderr.txt\n",
+    );
+    // A server's runs keep no files here: nothing is added.
+    expect(failedTaskFiles(result, () => ({ logs: [] }))).toBe("");
   });
 });

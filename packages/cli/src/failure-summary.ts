@@ -29,7 +29,14 @@ const TAIL_LINES = 3;
  * `recorded`: whether the runs were recorded, so that a task's run keeps its whole error, said
  * where a line of it is cut (see cutLongLines).
  */
-export function failureSummary(result: FlowResult<unknown>, flow: string, more: readonly string[], cwd = process.cwd(), recorded = true): string {
+export function failureSummary(
+  result: FlowResult<unknown>,
+  flow: string,
+  more: readonly string[],
+  cwd = process.cwd(),
+  recorded = true,
+  files: (runId: string) => RunFiles = () => ({ logs: [] }),
+): string {
   const failed = Object.values(result.tasks).filter((t) => t.status === "failed");
   const head = `cairn: flow "${printableLine(flow)}" ${result.status} in ${formatDuration(result.durationMs)}, run ${result.runId}`;
   const count = `${failed.length} ${failed.length === 1 ? "task" : "tasks"} failed`;
@@ -41,10 +48,29 @@ export function failureSummary(result: FlowResult<unknown>, flow: string, more: 
   const lines = [why ? `${head}: ${why.name === "CancelledError" ? "" : `${printableLine(why.name)}: `}${firstLine(why, flowWhole)}` : failed.length ? `${head}: ${count}` : head];
   lines.push(...errorLines(why, "  ", cwd, flowWhole));
   if (why && failed.length) lines.push(`cairn: ${count}:`);
-  for (const t of failed.slice(0, MAX_TASKS)) lines.push(`  ${t.task}: ${t.error ? firstLine(t.error, taskWhole) : "(no error recorded)"}`, ...errorLines(t.error, "    ", cwd, taskWhole));
+  for (const t of failed.slice(0, MAX_TASKS)) {
+    lines.push(`  ${t.task}: ${t.error ? firstLine(t.error, taskWhole) : "(no error recorded)"}`, ...errorLines(t.error, "    ", cwd, taskWhole));
+    const where = t.runId === undefined ? undefined : runFilesLine(files(t.runId));
+    if (where) lines.push(`    ${where}`);
+  }
   if (failed.length > MAX_TASKS) lines.push(`  … and ${failed.length - MAX_TASKS} more failed ${failed.length - MAX_TASKS === 1 ? "task" : "tasks"}`);
   for (const line of more) lines.push(`cairn: ${line}`);
   return `${lines.join("\n")}\n`;
+}
+
+/** A failed task run's files on this machine: its error file and its logs (see localRunFiles). */
+export interface RunFiles {
+  error?: string;
+  logs: readonly string[];
+}
+
+/**
+ * `whole error: PATH; logs: PATH, PATH`, the files of a failed task's run on this machine that
+ * hold what its lines cut short, for a person to open or a CI step to upload; undefined for none.
+ */
+export function runFilesLine(files: RunFiles): string | undefined {
+  const parts = [...(files.error ? [`whole error: ${printableLine(files.error)}`] : []), ...(files.logs.length ? [`logs: ${files.logs.map(printableLine).join(", ")}`] : [])];
+  return parts.length ? parts.join("; ") : undefined;
 }
 
 /** `whole`: where the whole text is, said where a long line is cut. */
@@ -87,4 +113,19 @@ export function sameDestination(a: Writable, b: Writable): boolean {
     // A descriptor that cannot be looked at: the summary is written, which at worst says it twice.
     return false;
   }
+}
+
+/**
+ * The lines under `cairn run`'s summary on stdout that name, for each failed task (the first
+ * {@link MAX_TASKS}), the files of its run on this machine: the stderr summary names them under
+ * each task, and where it is not written (both streams in one log) these say it. Empty when
+ * nothing failed or the runs keep no files here (a server, `--no-tracking`).
+ */
+export function failedTaskFiles(result: FlowResult<unknown>, files: (runId: string) => RunFiles): string {
+  const lines: string[] = [];
+  for (const t of Object.values(result.tasks).filter((t) => t.status === "failed").slice(0, MAX_TASKS)) {
+    const where = t.runId === undefined ? undefined : runFilesLine(files(t.runId));
+    if (where) lines.push(`${printableLine(t.task)}: ${where}`);
+  }
+  return lines.length ? `${lines.join("\n")}\n` : "";
 }

@@ -64,14 +64,15 @@ import {
 import "@cairn/mlflow/register";
 import { createColors } from "picocolors";
 import { checkRoot, checkRunRootFlag, rootFlagError } from "./check-root.ts";
+import { ERROR_ARTIFACT, errorFileAt, localRunFiles, readErrorFile, shownErrorText } from "./error-file.ts";
 import { findRun, MIN_PREFIX } from "./find-run.ts";
-import { failureSummary, sameDestination } from "./failure-summary.ts";
+import { failedTaskFiles, failureSummary, sameDestination } from "./failure-summary.ts";
 import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
 import { IMPORT_FLAG, importsFromEnv, loadImports, takeImports } from "./import-modules.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
 import { type FlagOptions, parseFlags } from "./parse-flags.ts";
 import { parseParams } from "./parse-params.ts";
-import { printable, printableLine } from "./printable.ts";
+import { cutLongLines, printable, printableLine } from "./printable.ts";
 import { parseDuration, parseSize } from "./prune-limits.ts";
 import { createReporter, flowSize, formatDuration, type ReporterMode } from "./reporter.ts";
 import { UsageError } from "./usage-error.ts";
@@ -824,9 +825,12 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     const result = await run.wait();
     reporter.finish(result);
     if (report && !json && !quiet) io.stdout.write(`${reportLine(report, result.runId)}\n`);
+    // Where each failed task's whole error and logs are on this machine (a CI step uploads them by path).
+    const files = (taskRunId: string) => localRunFiles(run!.tracker, taskRunId);
+    if (!json && !quiet) io.stdout.write(failedTaskFiles(result, files));
     // Also on stderr, for cron and CI, which send stdout away and look at stderr; not twice on one screen or file.
     if (result.status !== "succeeded" && (json || !sameDestination(io.stdout, io.stderr))) {
-      io.stderr.write(failureSummary(result, flow.definition.name, whereToSeeMore(result.runId, report, values), process.cwd(), values["no-tracking"] !== true));
+      io.stderr.write(failureSummary(result, flow.definition.name, whereToSeeMore(result.runId, report, values), process.cwd(), values["no-tracking"] !== true, files));
     }
     // A signal that came once the work was all done and recorded (while the report was written, or
     // the flow run closed) does not undo it: the run succeeded and is recorded FINISHED, so the
@@ -1689,12 +1693,15 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   // per hit): they are its source run's, read here, all in one request where the tracker can.
   const sources = await sourceRunsOfHits(tracker, [run, ...children]);
   const sourceOf = (r: RunRecord) => sources.get(r.tags[CACHED_FROM_TAG] ?? "");
+  // A failed task run's whole error and its stack, as its run keeps them (masked when written): its tags hold a cut message only.
+  const errorText = run.parentRunId !== undefined && run.tags["cairn.status"] === "failed" ? await readErrorFile(tracker, runId) : undefined;
   if (values.json) {
     const withSource = (r: RunRecord) => {
       const source = sourceOf(r);
       return source ? { ...r, cachedFrom: { runId: source.runId, name: source.name, status: source.status, params: source.params, metrics: source.metrics } } : r;
     };
-    stdout.write(`${JSON.stringify({ run: withSource(run), tasks: children.map(withSource) }, nonFinite, 2)}\n`);
+    const shown = errorText === undefined ? withSource(run) : { ...withSource(run), errorText };
+    stdout.write(`${JSON.stringify({ run: shown, tasks: children.map(withSource) }, nonFinite, 2)}\n`);
     return EXIT.ok;
   }
   const c = createColors(colorsOn(env, stdout));
@@ -1710,7 +1717,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   if (Object.keys(metrics).length) lines.push(`metrics${metrics === run.metrics ? "" : from}: ${formatMetrics(metrics)}`);
   const note = run.parentRunId !== undefined && !run.tags[CACHED_FROM_TAG] ? taskNote(run, true) : "";
   const stopped = run.tags["cairn.status"] === "skipped" || run.tags["cairn.status"] === "cancelled";
-  if (note) lines.push(stopped ? note : `error: ${note}${run.tags["cairn.error.name"] !== undefined ? "\n(the whole text and its stack: artifact cairn/error.txt)" : ""}`);
+  if (note) lines.push(stopped ? note : `error: ${errorText === undefined ? errorTagsNote(run, note) : wholeError(errorText, errorFileAt(tracker, runId))}`);
   // Whatever the task's end: what its retried attempts failed with (a failed one's error file holds their stacks).
   const attempts = run.tags["cairn.attempts"] ?? "?";
   for (const { attempt, error } of attemptErrors(run.tags)) lines.push(`attempt ${attempt} of ${attempts} failed: ${error}`);
@@ -1904,6 +1911,16 @@ function taskNote(r: RunRecord, full = false): string {
   // One line on a row; `cairn show` of the task run prints it whole.
   const line = error.split("\n")[0]!;
   return line.length > 120 || error.includes("\n") ? `${line.slice(0, 117)}...` : line;
+}
+
+/** A failed run's error as its tags keep it, when its error file cannot be read (a run recorded before there was one). */
+function errorTagsNote(run: RunRecord, note: string): string {
+  return `${note}${run.tags["cairn.error.name"] !== undefined ? `\n(the whole text and its stack: artifact ${ERROR_ARTIFACT})` : ""}`;
+}
+
+/** A task run's error file as `cairn show` prints it: its first lines, each line cut when long, saying `where` the rest is. */
+function wholeError(text: string, where: string): string {
+  return shownErrorText(cutLongLines(text, where), where);
 }
 
 /** `k=v k=v`, numbers as they are. */
