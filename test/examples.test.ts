@@ -69,4 +69,17 @@ describe("examples/quickstart", () => {
     expect(new Set(Object.values(statuses(warm.json)))).toEqual(new Set(["cached"]));
     expect(accuracy(warm.json)).toBe(accuracy(edited.json));
   }, 120_000);
+
+  it("shares its cache entries between checkouts at other places: a second copy's run is all hits (its CSV's path is no absolute one)", async () => {
+    const base = await mkdtemp(join(repo, "test", ".x-quickstart-"));
+    copies.push(base);
+    const [alice, bob] = [join(base, "alice"), join(base, "bob", "work")];
+    for (const to of [alice, bob]) await cp(join(repo, "examples/quickstart"), to, { recursive: true, filter: (from) => !from.includes(".cairn") });
+    const root = join(base, "store");
+    const first = await cairnIn(alice, ["run", "flow.ts", "--json", "--root", root]);
+    expect(first.code, first.stderr).toBe(0);
+    const second = await cairnIn(bob, ["run", "flow.ts", "--json", "--root", root]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(new Set(Object.values(statuses(second.json)))).toEqual(new Set(["cached"]));
+  }, 120_000);
 });

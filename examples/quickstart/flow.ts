@@ -9,7 +9,7 @@
  * load -> split -> stats x3 (fan-out, one per feature) -> train -> evaluate -> report
  */
 import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
 import { flow, task, type Artifact } from "cairn-dag";
 import { z } from "zod";
 
@@ -23,13 +23,15 @@ const readJson = async <T>(a: Artifact): Promise<T> => JSON.parse(await readFile
 /**
  * Reads the CSV, keeps the first `rows` rows, writes them as JSON. The CSV is declared with
  * `.codeFiles()`: a file read at run time is not in the cache key by itself (its path is, as an
- * input), so without it an edit to the data would be a cache hit with the old rows.
+ * input), so without it an edit to the data would be a cache hit with the old rows. `file` is a
+ * path from this folder, read against it here: an absolute path as an input would hold where the
+ * project is checked out, and every clone at another place would miss.
  */
 export const load = task("load")
   .input(z.object({ file: z.string(), rows: z.number().int().positive() }))
   .codeFiles("./data/customers.csv")
   .run(async ({ file, rows }, ctx) => {
-    const [header, ...lines] = (await readFile(file, "utf8")).trim().split("\n");
+    const [header, ...lines] = (await readFile(resolve(import.meta.dirname, file), "utf8")).trim().split("\n");
     const cols = header!.split(",");
     const at = (name: string) => cols.indexOf(name);
     const data: Row[] = lines.slice(0, rows).map((line) => {
@@ -150,8 +152,7 @@ export default flow("quickstart")
     }),
   )
   .build(({ params }) => {
-    const file = fileURLToPath(new URL("data/customers.csv", import.meta.url));
-    const loaded = load({ file, rows: params.rows });
+    const loaded = load({ file: "data/customers.csv", rows: params.rows });
     const sets = split({ data: loaded.data, testFraction: params.testFraction, seed: params.seed });
     const featureStats = FEATURES.map((_, column) => stats({ data: sets.train, column }).$out);
     const model = train({ data: sets.train, stats: featureStats, lr: params.lr, epochs: params.epochs });
