@@ -362,6 +362,18 @@ describe("diffIngredients", () => {
     expect(diffIngredients(without, parts("v2")).map((c) => c.message)).toEqual(["code changed"]);
   });
 
+  it("says a path input that differs only in where the project is checked out is a checkout path, and how to keep it out of the key", () => {
+    const path = (file: string) => recorded({ inputs: { file } });
+    const said = (a: string, b: string, checkouts: string[]) => diffIngredients(path(a), path(b), { checkouts }).map((c) => c.message);
+    const [moved] = said("/home/alice/proj/data/customers.csv", "/builds/ci/proj/data/customers.csv", ["/builds/ci/proj"]);
+    expect(moved).toBe(
+      'input `file` changed only in the folder before `data/customers.csv`, where the project is checked out (now /builds/ci/proj): each checkout at another place misses. Pass a path relative to the project instead (`data/customers.csv`, resolved in the task against import.meta.dirname). It changed from "/home/alice/proj/data/customers.csv" to "/builds/ci/proj/data/customers.csv"',
+    );
+    // Another file in the same checkout, or a path outside it, is an ordinary change.
+    expect(said("/builds/ci/proj/data/a.csv", "/builds/ci/proj/data/b.csv", ["/builds/ci/proj"])[0]).not.toContain("checked out");
+    expect(said("/data/2024/raw.csv", "/data/2025/raw.csv", ["/builds/ci/proj"])[0]).not.toContain("checked out");
+  });
+
   it("names the files of a folder digest that changed (an MLflow project's), the first few of many, without changing any key", () => {
     const project = (files: Record<string, string> | number, own = `mlflow-project:${JSON.stringify(files)}`) =>
       recorded({ code: own, codeParts: { own, contents: { noun: "project file", files } } });

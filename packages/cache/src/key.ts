@@ -503,6 +503,13 @@ export interface DiffOptions {
    * recorded values: the task knows what they mean (a model version); undefined for the generic words.
    */
   resolvedChange?: (before: string, after: string) => string | undefined;
+  /**
+   * Absolute folders where the project is checked out for the newer record (the working folder,
+   * its git checkout's root): a text input that names a path in one of them, and that differs
+   * from the older one only in the folders before that part, is said as a checkout path (each
+   * clone at another place misses) with how to fix it.
+   */
+  checkouts?: readonly string[];
 }
 
 /**
@@ -575,8 +582,8 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients, 
   const environment = environmentChange(a.environment, b.environment);
   if (environment !== undefined) changes.push({ path: "environment", before: a.environment, after: b.environment, message: environment });
 
-  diffRecorded(a.inputs, b.inputs, "inputs", "input", changes);
-  diffRecorded(a.params ?? {}, b.params ?? {}, "params", "param", changes);
+  diffRecorded(a.inputs, b.inputs, "inputs", "input", changes, options.checkouts ?? []);
+  diffRecorded(a.params ?? {}, b.params ?? {}, "params", "param", changes, options.checkouts ?? []);
 
   for (const name of unionKeys(a.env, b.env)) {
     const before = own(a.env, name);
@@ -751,7 +758,7 @@ function declarationWords(name: string, taskName: string, withFunction: boolean)
 }
 
 /** The changes between two sets of recorded values (a task's inputs, or the params it reads), named `${noun} \`name\``. */
-function diffRecorded(a: Record<string, RecordedInput>, b: Record<string, RecordedInput>, field: string, noun: string, changes: IngredientChange[]): void {
+function diffRecorded(a: Record<string, RecordedInput>, b: Record<string, RecordedInput>, field: string, noun: string, changes: IngredientChange[], checkouts: readonly string[]): void {
   for (const name of unionKeys(a, b)) {
     const before = own(a, name);
     const after = own(b, name);
@@ -762,7 +769,7 @@ function diffRecorded(a: Record<string, RecordedInput>, b: Record<string, Record
       changes.push({ path: `${field}.${name}`, before: before.value, after: undefined, message: `${noun} \`${name}\` was removed` });
     } else if ("value" in before && "value" in after) {
       const found = changes.length;
-      diffValues(before.value, after.value, `${field}.${name}`, name, changes, noun);
+      diffValues(before.value, after.value, `${field}.${name}`, name, changes, noun, checkouts);
       // The hashes differ where the recorded JSON does not (a value that is not JSON data: a class
       // instance, a Set): still a change, and said as one.
       if (changes.length === found) {
@@ -784,7 +791,7 @@ function diffRecorded(a: Record<string, RecordedInput>, b: Record<string, Record
   }
 }
 
-function diffValues(before: unknown, after: unknown, path: string, label: string, out: IngredientChange[], noun = "input"): void {
+function diffValues(before: unknown, after: unknown, path: string, label: string, out: IngredientChange[], noun = "input", checkouts: readonly string[] = []): void {
   const file = fileChange(before, after, label, noun);
   if (file !== undefined) {
     out.push({ path, before, after, message: file });
@@ -793,7 +800,7 @@ function diffValues(before: unknown, after: unknown, path: string, label: string
   if (isPlainRecord(before) && isPlainRecord(after) && !("$artifact" in before) && !("$artifact" in after)) {
     for (const k of unionKeys(before, after)) {
       if (hashValue(own(before, k)) === hashValue(own(after, k))) continue;
-      diffValues(own(before, k), own(after, k), `${path}.${k}`, `${label}.${k}`, out, noun);
+      diffValues(own(before, k), own(after, k), `${path}.${k}`, `${label}.${k}`, out, noun, checkouts);
     }
     return;
   }
@@ -802,7 +809,7 @@ function diffValues(before: unknown, after: unknown, path: string, label: string
   if (Array.isArray(before) && Array.isArray(after) && before.length === after.length) {
     for (let k = 0; k < before.length; k++) {
       if (hashValue(before[k]) === hashValue(after[k])) continue;
-      diffValues(before[k], after[k], `${path}[${k}]`, `${label}[${k}]`, out, noun);
+      diffValues(before[k], after[k], `${path}[${k}]`, `${label}[${k}]`, out, noun, checkouts);
     }
     return;
   }
@@ -814,8 +821,36 @@ function diffValues(before: unknown, after: unknown, path: string, label: string
   if (isArtifactDigest(before) && isArtifactDigest(after)) message = `${noun} \`${label}\` is an artifact whose content changed`;
   else if (before === undefined) message = `${noun} \`${label}\` was added with ${show(after)}`;
   else if (after === undefined) message = `${noun} \`${label}\` was removed (was ${show(before)})`;
-  else message = `${noun} \`${label}\` changed ${fromTo(before, after)}`;
+  else message = checkoutPathChange(before, after, checkouts, `${noun} \`${label}\``) ?? `${noun} \`${label}\` changed ${fromTo(before, after)}`;
   out.push({ path, before, after, message });
+}
+
+/**
+ * When `after` is a path inside one of `checkouts` and `before` is an absolute path that ends in
+ * the same part below it (`/home/ci/a/repo/data/c.csv` then `/builds/x/repo/data/c.csv`): words
+ * that say only the checkout's place changed and how to keep it out of the key, first (a miss
+ * reason is cut to its start); undefined otherwise. Such a path (`fileURLToPath(new URL(...,
+ * import.meta.url))`) misses in every clone at another place.
+ */
+function checkoutPathChange(before: unknown, after: unknown, checkouts: readonly string[], what: string): string | undefined {
+  if (typeof before !== "string" || typeof after !== "string" || before === after || !isAbsolutePath(before)) return undefined;
+  for (const folder of checkouts) {
+    const base = folder.replace(/[\\/]+$/, "");
+    if (!base) continue; // the working folder is / : every path is inside it
+    if (!after.startsWith(base) || !/^[\\/]/.test(after.slice(base.length))) continue;
+    const below = after.slice(base.length + 1);
+    if (!below || !(before.endsWith(`/${below}`) || before.endsWith(`\\${below}`))) continue;
+    const shown = below.replace(/\\/g, "/");
+    return (
+      `${what} changed only in the folder before \`${shown}\`, where the project is checked out (now ${base}): each checkout at another place misses. ` +
+      `Pass a path relative to the project instead (\`${shown}\`, resolved in the task against import.meta.dirname). It changed ${fromTo(before, after)}`
+    );
+  }
+  return undefined;
+}
+
+function isAbsolutePath(text: string): boolean {
+  return text.startsWith("/") || /^[A-Za-z]:[\\/]/.test(text);
 }
 
 function isPlainRecord(value: unknown): value is Record<string, unknown> {

@@ -1,4 +1,4 @@
-import type { BigIntStats } from "node:fs";
+import { type BigIntStats, existsSync } from "node:fs";
 import { copyFile, link, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve as resolvePath } from "node:path";
@@ -1416,9 +1416,11 @@ export class TaskCache {
 /** How a task's miss is compared with its earlier entries: in its own words for what its code resolved to. */
 export function diffOptionsOf(task: Pick<TaskDefinition, "describeResolved">): DiffOptions {
   const words = task.describeResolved;
-  if (!words) return {};
+  const checkouts = checkoutFolders();
+  if (!words) return { checkouts };
   // A task's words never fail the comparison: the generic ones stand in.
   return {
+    checkouts,
     resolvedChange: (before, after) => {
       try {
         return words(before, after);
@@ -1428,6 +1430,29 @@ export function diffOptionsOf(task: Pick<TaskDefinition, "describeResolved">): D
     },
   };
 }
+
+/**
+ * Where the project is checked out, as this process sees it: the working folder, and the nearest
+ * folder at or above it that holds `.git`. A path input inside one that differs from an earlier
+ * entry's only above it is said as a checkout path (see DiffOptions.checkouts). Found once per folder.
+ */
+function checkoutFolders(): string[] {
+  const cwd = process.cwd();
+  let found = checkouts.get(cwd);
+  if (found === undefined) {
+    found = [cwd];
+    for (let dir = cwd; dirname(dir) !== dir; dir = dirname(dir)) {
+      if (existsSync(join(dir, ".git"))) {
+        if (dir !== cwd) found.push(dir);
+        break;
+      }
+    }
+    checkouts.set(cwd, found);
+  }
+  return found;
+}
+
+const checkouts = new Map<string, string[]>();
 
 /** What the tracker holds for a key: its entry, or one past the task's ttl. */
 type TrackerEntry = { entry: CacheEntry; expired?: undefined; bad?: undefined } | { entry?: undefined; expired: ExpiredEntry; bad?: undefined } | { entry?: undefined; expired?: undefined; bad: BadEntry };
