@@ -60,7 +60,9 @@ describe("a flow that fails or is cancelled says so on stderr too", () => {
     expect(task.stdout).toContain("ZeroDivisionError: division by zero");
     // The summary names the process's logs by their paths, not only as "logs/stdout.txt".
     const logs = `.cairn/artifacts/${taskRunId}/logs`;
-    expect(r.stderr).toContain(`\n    whole error: .cairn/artifacts/${taskRunId}/cairn/error.txt; logs: ${logs}/stdout.txt, ${logs}/stderr.txt\n`);
+    const files = `whole error: .cairn/artifacts/${taskRunId}/cairn/error.txt; logs: ${logs}/stdout.txt, ${logs}/stderr.txt`;
+    expect(r.stderr).toContain(`\n    ${files}\n`);
+    expect(task.stdout).toContain(`\n${files}\n`);
     expect(readFileSync(join(cwd, logs, "stderr.txt"), "utf8")).toContain("ZeroDivisionError: division by zero");
   });
 

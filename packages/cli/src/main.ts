@@ -66,7 +66,7 @@ import { createColors } from "picocolors";
 import { checkRoot, checkRunRootFlag, rootFlagError } from "./check-root.ts";
 import { ERROR_ARTIFACT, errorFileAt, localRunFiles, readErrorFile, shownErrorText } from "./error-file.ts";
 import { findRun, MIN_PREFIX } from "./find-run.ts";
-import { failedTaskFiles, failureSummary, sameDestination } from "./failure-summary.ts";
+import { failedTaskFiles, failureSummary, runFilesLine, sameDestination } from "./failure-summary.ts";
 import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
 import { IMPORT_FLAG, importsFromEnv, loadImports, takeImports } from "./import-modules.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
@@ -1718,6 +1718,9 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   const note = run.parentRunId !== undefined && !run.tags[CACHED_FROM_TAG] ? taskNote(run, true) : "";
   const stopped = run.tags["cairn.status"] === "skipped" || run.tags["cairn.status"] === "cancelled";
   if (note) lines.push(stopped ? note : `error: ${errorText === undefined ? errorTagsNote(run, note) : wholeError(errorText, errorFileAt(tracker, runId))}`);
+  // Where the error file and a process's logs are on this machine, for a person to open or a CI step to upload.
+  const files = errorText === undefined ? undefined : runFilesLine(localRunFiles(tracker, runId));
+  if (files) lines.push(files);
   // Whatever the task's end: what its retried attempts failed with (a failed one's error file holds their stacks).
   const attempts = run.tags["cairn.attempts"] ?? "?";
   for (const { attempt, error } of attemptErrors(run.tags)) lines.push(`attempt ${attempt} of ${attempts} failed: ${error}`);
