@@ -33,6 +33,9 @@
  * time, programs started apart (`execFile` of a script) (declare those with `.codeFiles()` or
  * bump `.version()`).
  *
+ * What no key can hold is told instead: the names a task's function takes from the function it is
+ * declared in (`k` of a factory `scaled(k)`), whose values the closure hides (CAPTURED_ENTRY).
+ *
  * A module tsc compiled (with a source map naming its TypeScript file) is read as that source
  * while the JavaScript is what tsc makes of the sources as they are (`asWritten`): the app tsc
  * compiled then has the keys `cairn run` and tsx give the source.
@@ -115,6 +118,8 @@ const CODE_EXTENSIONS = Object.keys(LOADERS);
 const shapes = new Map<string, Promise<ModuleShape>>();
 /** What a function's text refers to, by its text. */
 const functionRefs = new Map<string, Promise<Refs>>();
+/** The names a function's text takes from around it, by its text (see freeNamesOf). */
+const functionFreeNames = new Map<string, Promise<string[] | undefined>>();
 /** What a function's text reads from process.env, by what its module binds to process and its text. */
 const functionEnvReads = new Map<string, Promise<EnvReads>>();
 /** Reads of one flow run, kept on its scope: its tasks share them; the next run reads again. */
@@ -501,10 +506,14 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
   // The top-level statement that declares the task counts, with what it refers to: its builder
   // chain (an output schema, a wrapper the function is handed through), and, for a task declared
   // inside a function (a factory, a callback), that function's local variables.
+  /** The top-level statement that holds the function the task is declared in, if it is declared in one. */
+  let enclosing: { span?: Range } | undefined;
   if (at) {
-    const inside = (r: Range) => (r[0] < at.line || (r[0] === at.line && r[1] < at.column)) && (at.line < r[2] || (at.line === r[2] && at.column - 1 <= r[3]));
-    const home = own.decls.find((d) => d.funcs?.some(inside)) ?? own.decls.find((d) => d.span && inside(d.span));
+    const inside = (r: Range) => holds(r, at);
+    const inFunction = own.decls.find((d) => d.funcs?.some(inside));
+    const home = inFunction ?? own.decls.find((d) => d.span && inside(d.span));
     const block = home ? undefined : own.blocks?.find((b) => b.funcs.some(inside) || (b.span && inside(b.span)));
+    enclosing = inFunction ?? (block?.funcs.some(inside) ? block : undefined);
     // Named for explain (a symbol: no name of the record, so not in the key).
     if (home) {
       names.push(home.names[0]!);
@@ -521,6 +530,11 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
   // one of its own; given even when nothing, as this (from its parsed text) replaces what its
   // definition found by a pattern that also matches strings and comments (envReadsOfTask).
   Object.assign(deps, { [ENV_READ_ENTRY]: await envReadsOfFunction(fnText, own.processNames) });
+  // A task declared inside a function may use that function's variables: their values are in no key.
+  if (at && enclosing) {
+    const captured = await capturedNames(r, file, own, fnText, { byName, importOf, at, span: enclosing.span });
+    if (captured.length) Object.assign(deps, { [CAPTURED_ENTRY]: captured });
+  }
   while (names.length || modules.length) {
     while (names.length) {
       const name = names.pop()!;
@@ -543,6 +557,176 @@ async function collect(r: Reads, file: string, fnText: string, at: { line: numbe
     names.push(...closure.back);
   }
   return Object.assign(deps, packageEntries(packages));
+}
+
+/** Whether the place `at` (line 1-based, column 1-based) is inside the range `r`. */
+function holds(r: Range, at: { line: number; column: number }): boolean {
+  return (r[0] < at.line || (r[0] === at.line && r[1] < at.column)) && (at.line < r[2] || (at.line === r[2] && at.column - 1 <= r[3]));
+}
+
+/**
+ * The code-dependencies entry (a symbol: not in the key) that lists the names a task's function
+ * takes from the function it is declared in (a factory's parameter, `k` of `scaled(k)`): their
+ * values are in no cache key, so the task warns (see task()).
+ */
+export const CAPTURED_ENTRY = Symbol("cairn.code.captured");
+
+/**
+ * The names `fnText` uses that it does not declare itself and that are not its module's top-level
+ * names or imports, nor globals, nor names a module imported by it declares (a function handed
+ * to `.run()` from there): what it can only take from a function around it. Names the compiler
+ * makes (`__name`, `import_fs`) and those of a CommonJS module's wrapper are left out.
+ */
+async function capturedNames(
+  r: Reads,
+  file: string,
+  own: ModuleShape,
+  fnText: string,
+  where: { byName: ReadonlyMap<string, unknown>; importOf: ReadonlyMap<string, string>; at: { line: number; column: number }; span: Range | undefined },
+): Promise<string[]> {
+  const { byName, importOf, at } = where;
+  const known = (n: string) => byName.has(n) || importOf.has(n) || (own.requires ?? []).includes(n) || isAmbient(n);
+  if (!mayTakeNames(fnText, known)) return [];
+  const free = (await freeNamesOf(fnText)) ?? [];
+  const around = free.filter((n) => !known(n));
+  if (!around.length) return around;
+  // One the task is named after (`task(\`fit-${model}\`)`) is in its key through its name; a
+  // constant the statement declaring the task writes (`const factor = 2`), through its text.
+  const text = await textOf(r, file);
+  const elsewhere = new Set<string>([...namesInTaskName(text, at), ...writtenConstants(text, where.span)]);
+  for (const imp of own.imports) {
+    const path = resolveImport(r, file, imp.from);
+    const shape = path === undefined ? undefined : await shapeOf(r, path);
+    for (const decl of shape?.decls ?? []) for (const n of decl.names) elsewhere.add(n);
+    for (const i of shape?.imports ?? []) for (const n of i.locals) elsewhere.add(n);
+  }
+  return around.filter((n) => !elsewhere.has(n));
+}
+
+/**
+ * The identifiers in the argument of the last `task(` call before `at` (where `.run()` is called)
+ * in the module's source `text`: what the task's name is made of. Read as text, not parsed (the
+ * source is TypeScript): a word of a string in it counts too, which errs towards no warning.
+ */
+function namesInTaskName(text: string | undefined, at: { line: number; column: number }): string[] {
+  if (text === undefined) return [];
+  let offset = 0;
+  for (let line = 1; line < at.line && offset >= 0; line++) offset = text.indexOf("\n", offset) + 1;
+  const before = text.slice(0, offset + at.column - 1);
+  const call = [...before.matchAll(/\btask\s*\(/g)].at(-1);
+  if (!call) return [];
+  let depth = 1;
+  let end = call.index + call[0].length;
+  for (; end < before.length && depth > 0; end++) {
+    const c = before[end];
+    if (c === "(" || c === "[" || c === "{") depth++;
+    else if (c === ")" || c === "]" || c === "}") depth--;
+  }
+  return before.slice(call.index + call[0].length, end - 1).match(IDENTIFIER) ?? [];
+}
+
+/** The names the source `text` declares as constants of a literal value (`const factor = 2;`) in `span`: their values are in its text. */
+function writtenConstants(text: string | undefined, span: Range | undefined): string[] {
+  if (text === undefined || span === undefined) return [];
+  const lines = text.split("\n").slice(span[0] - 1, span[2]);
+  if (!lines.length) return [];
+  lines[lines.length - 1] = lines.at(-1)!.slice(0, span[3] + 1);
+  lines[0] = lines[0]!.slice(span[1]);
+  const literal = String.raw`(?:-?[\d.][\w.]*|"[^"\n\\]*"|'[^'\n\\]*'|true|false|null)`;
+  const constant = new RegExp(String.raw`\bconst\s+([A-Za-z_$][\w$]*)\s*(?::\s*[\w$]+\s*)?=\s*${literal}\s*(?:;|\n|$)`, "gm");
+  return [...lines.join("\n").matchAll(constant)].map((m) => m[1]!);
+}
+
+/**
+ * Whether `fnText` may use a name it does not declare and `known` does not tell, as its words
+ * say without parsing it: a word after a dot, an object's key (`{ y: ...`), a keyword, a name in
+ * its parameters or after `const`, `let`, `var`, `function` or `class` does not count. Most
+ * task functions use only their inputs and known names, and are then not parsed at all.
+ */
+function mayTakeNames(fnText: string, known: (name: string) => boolean): boolean {
+  const params = parameterEnd(fnText);
+  const declared = new Set([...fnText.matchAll(/\b(?:const|let|var|function|class)\s+([A-Za-z_$][\w$]*)/g)].map((m) => m[1]!));
+  for (const name of fnText.slice(0, params).match(IDENTIFIER) ?? []) declared.add(name);
+  for (const m of fnText.matchAll(IDENTIFIER)) {
+    const name = m[0];
+    if (m.index < params || KEYWORDS.has(name) || declared.has(name) || known(name)) continue;
+    const before = charNextTo(fnText, m.index - 1, -1);
+    const after = charNextTo(fnText, m.index + name.length, 1);
+    if (before === "." || (after === ":" && (before === "{" || before === ","))) continue;
+    return true;
+  }
+  return false;
+}
+
+/** The first character of `text` from `i` on, in the direction `step`, that is not white space. */
+function charNextTo(text: string, i: number, step: 1 | -1): string | undefined {
+  while (i >= 0 && i < text.length && /\s/.test(text[i]!)) i += step;
+  return text[i];
+}
+
+/** Where a function's parameters end in its text: after the `)` that closes the first `(`, or at an arrow's `=>`. */
+function parameterEnd(fnText: string): number {
+  const arrow = fnText.indexOf("=>");
+  const open = fnText.indexOf("(");
+  if (open < 0 || (arrow >= 0 && arrow < open)) return Math.max(arrow, 0);
+  let depth = 0;
+  for (let i = open; i < fnText.length; i++) {
+    if (fnText[i] === "(") depth++;
+    else if (fnText[i] === ")" && --depth === 0) return i + 1;
+  }
+  return 0;
+}
+
+const KEYWORDS = new Set(
+  (
+    "async await break case catch class const continue debugger default delete do else export extends false finally for from function get if import in " +
+    "instanceof let new null of return set static super switch this throw true try typeof var void while with yield"
+  ).split(" "),
+);
+
+/** The wrapper's names of a CommonJS module, which are no globals. */
+const MODULE_WRAPPER = new Set(["require", "module", "exports", "__filename", "__dirname", "arguments"]);
+
+/** A global (`Math`, `fetch`, `process`), a CommonJS module's own name, or a name esbuild makes (`__name`, `import_promises`). */
+function isAmbient(name: string): boolean {
+  return name in globalThis || MODULE_WRAPPER.has(name) || /^(?:__[A-Za-z]+|import_[\w$]+)$/.test(name);
+}
+
+/**
+ * The names a function's text (`fn.toString()`) refers to and does not bind itself: not its
+ * parameters, variables, functions, classes or catch parameters (at any depth; a name bound
+ * anywhere inside counts as bound everywhere, so a shadowed name is missed rather than named
+ * wrongly). Undefined when the text does not parse. Once per text in a process.
+ */
+function freeNamesOf(fnText: string): Promise<string[] | undefined> {
+  return memo(functionFreeNames, fnText, async () => {
+    const program = parseFunctionTextWith(await loadAcorn(), fnText);
+    if (!program) return undefined;
+    const bound = new Set<string>(["arguments"]);
+    const visit = (node: AcornNode): void => {
+      switch (node.type) {
+        case "FunctionDeclaration":
+        case "FunctionExpression":
+        case "ArrowFunctionExpression":
+          for (const p of (node.params as AcornNode[]) ?? []) for (const n of patternNames(p)) bound.add(n);
+          if (node.id?.name) bound.add(node.id.name);
+          break;
+        case "ClassDeclaration":
+        case "ClassExpression":
+          if (node.id?.name) bound.add(node.id.name);
+          break;
+        case "VariableDeclarator":
+          for (const n of patternNames(node.id)) bound.add(n);
+          break;
+        case "CatchClause":
+          for (const n of patternNames(node.param as AcornNode | null)) bound.add(n);
+          break;
+      }
+      for (const [, child] of childNodes(node)) visit(child);
+    };
+    visit(program as unknown as AcornNode);
+    return references(program as unknown as AcornNode).names.filter((n) => !bound.has(n));
+  });
 }
 
 /** What importing `start` brings in, for a task of `file`. */
@@ -1176,7 +1360,10 @@ function asCompiledImports(code: string, program: AcornNode): string {
  * parentheses, a method (`run(x) { ... }`) inside an object; undefined when neither parses.
  */
 export async function parseFunctionText(fnText: string): Promise<{ type: "Program"; body: unknown[] } | undefined> {
-  const acorn = await import("acorn");
+  return parseFunctionTextWith(await loadAcorn(), fnText);
+}
+
+function parseFunctionTextWith(acorn: typeof import("acorn"), fnText: string): { type: "Program"; body: unknown[] } | undefined {
   for (const wrapped of [`(${fnText})`, `({${fnText}})`]) {
     try {
       return acorn.parse(wrapped, { ecmaVersion: "latest", sourceType: "module" }) as unknown as { type: "Program"; body: unknown[] };
@@ -1185,6 +1372,16 @@ export async function parseFunctionText(fnText: string): Promise<{ type: "Progra
     }
   }
   return undefined;
+}
+
+let acornLoaded: Promise<typeof import("acorn")> | undefined;
+
+/** acorn, imported once: each task parses its function, and an `import()` costs more than a short parse. */
+function loadAcorn(): Promise<typeof import("acorn")> {
+  return (acornLoaded ??= import("acorn").catch((error: unknown) => {
+    acornLoaded = undefined; // a failure is not kept
+    throw error;
+  }));
 }
 
 /** What a function's text reads from process.env, `bound` being what its module binds to `process` or `process.env`. */

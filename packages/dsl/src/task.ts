@@ -16,12 +16,12 @@ import {
   type TaskDefinition,
   UnknownNodeError,
 } from "@cairn/core";
-import { isAbsolute } from "node:path";
+import { basename, isAbsolute } from "node:path";
 import { SOURCE_CODE_ENTRY } from "@cairn/cache";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { type BuildContext, currentBuild, nodeToRef, proxyKind, refProxy } from "./build-context.ts";
-import { asWritten, functionDependencies } from "./code-deps.ts";
-import { atUserCode, declaringModule, errorSource, projectRelativeName, resolveDeclaredPath, type SourcePlace } from "./declared-path.ts";
+import { asWritten, CAPTURED_ENTRY, functionDependencies } from "./code-deps.ts";
+import { atUserCode, declaringModule, errorSource, projectRelativeName, resolveDeclaredPath, shown, type SourcePlace } from "./declared-path.ts";
 import { envReadBy } from "./env-read.ts";
 import { paramsReadBy } from "./params-read.ts";
 import type { IsAny, MaybeNode, MaybeRef, Node, OrDefault, Ref, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
@@ -186,7 +186,17 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
       const envReads = envReadBy(code);
       const declaredIn = declaringModule({ generated: true });
       if (!declaredAt.has(fn as TaskDefinition["run"])) declaredAt.set(fn as TaskDefinition["run"], declaredIn);
-      return makeTask({
+      const codeDependenciesOf: CodeDependenciesOf = (definition) => async (scope) => {
+        const place = declaredIn();
+        if (place === undefined) return {};
+        // A module tsc compiled counts as its TypeScript source, as `cairn run` and tsx count it.
+        const written = await asWritten(place, code, scope);
+        const found = await functionDependencies(written.place.file, written.fnText, scope, written.place);
+        const captured = (found as { [CAPTURED_ENTRY]?: string[] })[CAPTURED_ENTRY];
+        if (captured) warnCaptured(definition, captured, written.place);
+        return written.fnText === code ? found : Object.assign(found, { [SOURCE_CODE_ENTRY]: written.fnText });
+      };
+      return makeTask(withCodeDependencies({
         name: state.name,
         kind: "function",
         ...(state.version !== undefined ? { version: state.version } : {}),
@@ -195,14 +205,6 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
         run: fn as TaskDefinition["run"],
         errorSource,
         code,
-        codeDependencies: async (scope) => {
-          const place = declaredIn();
-          if (place === undefined) return {};
-          // A module tsc compiled counts as its TypeScript source, as `cairn run` and tsx count it.
-          const written = await asWritten(place, code, scope);
-          const found = await functionDependencies(written.place.file, written.fnText, scope, written.place);
-          return written.fnText === code ? found : Object.assign(found, { [SOURCE_CODE_ENTRY]: written.fnText });
-        },
         paramsRead: () => paramsReadBy(code),
         retry: state.retry,
         ...(state.timeoutMs !== undefined ? { timeoutMs: state.timeoutMs } : {}),
@@ -212,9 +214,51 @@ function builder(state: BuilderState): TaskBuilder<any, any, any> {
         ...(envReads.names.length ? { envRead: envReads.names } : {}),
         envReadUnnamed: envReads.unnamed,
         ...(state.codeFiles ? { codeFiles: state.codeFiles } : {}),
-      });
+      }, codeDependenciesOf));
     },
   } as TaskBuilder<any, any, any>;
+}
+
+/** Makes a function task's `codeDependencies` for one definition of it: each copy (`.version()` after `.run()`) gets its own. */
+type CodeDependenciesOf = (definition: TaskDefinition) => NonNullable<TaskDefinition["codeDependencies"]>;
+
+/** The maker of each function task's `codeDependencies`, by the one it made: a copy of the task makes its own. */
+const codeDependenciesMakers = new WeakMap<NonNullable<TaskDefinition["codeDependencies"]>, CodeDependenciesOf>();
+
+/** `definition` with `codeDependencies` made for it by `make` (the one of a copy, when `make` is not given). */
+function withCodeDependencies(definition: TaskDefinition, make = definition.codeDependencies && codeDependenciesMakers.get(definition.codeDependencies)): TaskDefinition {
+  if (!make) return definition;
+  const codeDependencies: NonNullable<TaskDefinition["codeDependencies"]> = (scope) => made(scope);
+  const own: TaskDefinition = { ...definition, codeDependencies };
+  const made = make(own);
+  codeDependenciesMakers.set(codeDependencies, make);
+  return own;
+}
+
+/** Tasks warned about, by name, module and names: once per process, for an app that builds its flow for every run. */
+const warnedCaptured = new Set<string>();
+
+/**
+ * Warns that a task's function uses names of the function it was declared in (a factory's
+ * parameter), whose values are in no cache key: another value would hit the entry made with the
+ * old one. Not when the task says what else its key holds (`.version()`, `.cache({ key })`) or
+ * is not cached.
+ */
+function warnCaptured(definition: TaskDefinition, names: readonly string[], place: SourcePlace): void {
+  if (definition.cache === false || definition.cache.key !== undefined || definition.version !== undefined) return;
+  const id = `${definition.name}\0${place.file}\0${names.join(",")}`;
+  if (warnedCaptured.has(id)) return;
+  warnedCaptured.add(id);
+  const listed = names.map((n) => `\`${n}\``).join(" and ");
+  const one = names.length === 1;
+  const value = one ? `String(${names[0]!})` : `JSON.stringify([${names.join(", ")}])`;
+  process.emitWarning(
+    `Task "${definition.name}" (declared at ${shown(place.file)}:${place.line}) uses ${listed} of the function it is declared in (a factory's argument or variable), ` +
+      `not ${one ? "an input or a name" : "inputs or names"} of ${basename(place.file)}'s top level: the value${one ? "" : "s"} of ${listed} ${one ? "is" : "are"} in no cache key, ` +
+      `so when ${one ? "it changes" : "one changes"} the task still comes from the cache, with the result of the old value. ` +
+      `Pass ${one ? "it as an input" : "them as inputs"}, or put ${one ? "it" : "them"} in the key with \`.version(${value})\` or \`.cache({ key: ${value} })\`, which also silences this warning.`,
+    "CairnClosureWarning",
+  );
 }
 
 /** The `after` of nodes without one: frozen, so one array serves them all. */
@@ -224,7 +268,7 @@ const NO_AFTER: readonly string[] = Object.freeze([]);
 export function makeTask<In, Out>(definition: TaskDefinition): Task<In, Out> {
   checkDefinition(definition);
   const call = (inputs: Record<string, unknown> = {}, options: NodeOptions = {}) => addNode(definition, inputs, options);
-  const settings = settingsMethods(definition, (next) => makeTask({ ...definition, ...next }));
+  const settings = settingsMethods(definition, (next) => makeTask(withCodeDependencies({ ...definition, ...next })));
   return Object.assign(call, settings, { definition: Object.freeze(definition) }) as unknown as Task<In, Out>;
 }
 
