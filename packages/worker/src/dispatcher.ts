@@ -208,6 +208,8 @@ class RedisQueueDispatcher implements QueueDispatcher {
         void fromSent(sent, this.tracker, task.nodeId).then((outcome) => settle(() => resolve(outcome)));
       };
       const failedJob = (error: Error) => void this.failed(task, id, error).then((outcome) => settle(() => resolve(outcome)), (e: Error) => settle(() => reject(e), false, true));
+      /** A job found finished: its outcome, as if its end had been read from the events stream. */
+      const ended = (found: Job) => (found.failedReason ? failedJob(new Error(found.failedReason)) : finished(found.returnvalue as SentOutcome));
       const onAbort = () => {
         void this.cancel(task.flowRunId, readSentStop(signal.reason)).then(async () => {
           // A job no worker holds (not taken yet, or its worker died and its lock lapsed) is taken
@@ -216,8 +218,10 @@ class RedisQueueDispatcher implements QueueDispatcher {
           // lock lapses within CAIRN_QUEUE_LOCK_MS: asked again each second, for downMs at most.
           const end = Date.now() + this.downMs;
           let told = false;
-          while (!done) {
+          while (!done && !reading) {
             const held = await Job.fromId(queue, id).catch(() => undefined);
+            // One that ended before the cancel (its end not read yet) is what it did: removing it would call a failed or succeeded task cancelled.
+            if (held?.finishedOn) return ended(held);
             if (await queue.remove(id).then((n) => n === 1, () => false)) {
               await this.closeDeadRuns(runIdsOf(held), "KILLED", (worker) => `Its worker${worker} stopped answering while it ran task "${task.nodeId}", killed or crashed, and the flow run was cancelled before another worker took the task.`);
               return settle(() => resolve(cancelled(runIdsOf(held).at(-1))));
@@ -255,11 +259,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
               return;
             }
             // Its end was trimmed from the events stream before this process read it (see EVENTS_MAX_LEN).
-            if (found.finishedOn) {
-              if (found.failedReason) failedJob(new Error(found.failedReason));
-              else finished(found.returnvalue as SentOutcome);
-              return;
-            }
+            if (found.finishedOn) return ended(found);
             // Not right after a reconnect: the workers' records may have gone with Redis's data.
             if (this.reconnectedAt === undefined || Date.now() - this.reconnectedAt >= WORKER_RECORD_MS) void this.checkServed(task, log, () => !done);
           },

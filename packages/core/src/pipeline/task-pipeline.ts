@@ -217,7 +217,9 @@ export class TaskPipeline {
       if (outcome.runId) result.runId = outcome.runId;
       task.settleFlight?.(undefined); // a waiter here looks again, and finds the entry the worker stored
       if (outcome.ok) return { ok: true, outputs: outcome.outputs };
-      const stop = signal.aborted ? signal.reason : undefined;
+      // One that failed on its own there stays failed when its end is read after the flow stopped
+      // (two items failing at once under fail-fast): its run there (runId) says FAILED, with its error.
+      const stop = signal.aborted && (outcome.cancelled || !outcome.runId) ? signal.reason : undefined;
       const error = outcome.cancelled ? new CancelledError(outcome.error.message) : new RemoteTaskError(outcome.error);
       return { ok: false, error, cancelled: outcome.cancelled || stop !== undefined, stop };
     } catch (error) {
