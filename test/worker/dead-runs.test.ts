@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { explainTask, openFlowCache, planFlow, type PlannedTask } from "@cairn/core";
 import { flow, LocalStore, task } from "@cairn/dsl";
-import { closeDeadRuns, poisonTags } from "../../packages/worker/src/dead-runs.ts";
+import { closeDeadRuns, poisonTags, stoppedWhileRunning } from "../../packages/worker/src/dead-runs.ts";
 import { PoisonTaskError } from "../../packages/worker/src/errors.ts";
 import { runCollect, tmp } from "../cache/helpers.ts";
 
@@ -42,7 +42,7 @@ describe("a dead queue worker's task run, closed by another process", () => {
     const store = new LocalStore({ root });
     const { experimentId } = (await store.getRun(first.result.runId))!;
     const runId = await store.createRun({ experimentId, name: "dead-sq", tags: { "cairn.key": key, "cairn.worker": "w-vm1-42" } });
-    await closeDeadRuns(store, [runId], status, () => "Its worker (w-vm1-42, pid 42 on vm-1) stopped while running it.");
+    await closeDeadRuns(store, [runId], status, (worker) => `${stoppedWhileRunning(worker, "dead-sq")}.`, "worker w-vm2-7");
     await store.flush();
     const closed = (await new LocalStore({ root }).getRun(runId))!;
     expect(closed.status).toBe(status);
@@ -58,6 +58,32 @@ describe("a dead queue worker's task run, closed by another process", () => {
     expect(explained.cancelled).toMatchObject(interrupted);
   });
 
+  // Before: a worker killed after tagging its run `succeeded`, before closing it, left a FAILED run still tagged succeeded (a search by the tag found two runs
+  // for the task), and the coordinator named the worker by pid and host only (by nothing when its run had no owner tag) where a worker named it by id too.
+  it.each([
+    ["FAILED", "failed"],
+    ["KILLED", "cancelled"],
+  ] as const)("closed %s: its cairn.status says %s, whatever the dead worker tagged it, and the reason names the worker by id, pid and host, and who closed it", async (status, tag) => {
+    const root = await tmp();
+    const first = await runCollect(f, { root, params: { x: 1 } });
+    const store = new LocalStore({ root });
+    const { experimentId } = (await store.getRun(first.result.runId))!;
+    const tags = { "cairn.worker": "w-vm1-42", "cairn.owner": "vm-1:42", "cairn.status": "succeeded" };
+    const [owned, bare] = [await store.createRun({ experimentId, name: "dead-sq", tags }), await store.createRun({ experimentId, name: "dead-sq", tags: { "cairn.worker": "w-vm1-43" } })];
+    await closeDeadRuns(store, [owned, bare], status, (worker) => `${stoppedWhileRunning(worker, "dead-sq")}, and the flow run was cancelled before another worker took the task.`, "worker w-vm2-7");
+    await store.flush();
+    const read = new LocalStore({ root });
+    const [closed, closedBare] = [(await read.getRun(owned))!, (await read.getRun(bare))!];
+    expect(closed).toMatchObject({ status, tags: { "cairn.status": tag } });
+    expect(closedBare).toMatchObject({ status, tags: { "cairn.status": tag } });
+    const said = (who: string) =>
+      new RegExp(
+        `^Its worker \\(${who}\\) stopped answering while it ran task "dead-sq" \\(killed, crashed, or cut off from Redis for longer than CAIRN_QUEUE_LOCK_MS\\), and the flow run was cancelled before another worker took the task\\. Closed as ${status} by worker w-vm2-7 at \\d{4}-[\\dT:.-]+Z\\.$`,
+      );
+    expect(closed.tags["cairn.abandoned"]).toMatch(said("w-vm1-42, pid 42 on vm-1"));
+    expect(closedBare.tags["cairn.abandoned"]).toMatch(said("w-vm1-43"));
+  });
+
   it("given up as a poison task (closed FAILED with its PoisonTaskError): plan and explain say the key failed, its worker dying N times, not interrupted", async () => {
     const root = await tmp();
     const first = await runCollect(f, { root, params: { x: 1 } });
@@ -67,7 +93,7 @@ describe("a dead queue worker's task run, closed by another process", () => {
     const runId = await store.createRun({ experimentId, name: "dead-sq", tags: { "cairn.key": key, "cairn.worker": "w-vm1-42" } });
     // As the dispatcher closes the runs of a job BullMQ gave up (its workers died CAIRN_QUEUE_MAX_DEATHS times).
     const poison = new PoisonTaskError("dead-sq", 3, "job stalled more than allowable limit");
-    await closeDeadRuns(store, [runId], "FAILED", () => "Its worker (w-vm1-42) stopped answering ... given up as a poison task (PoisonTaskError).", poisonTags(poison));
+    await closeDeadRuns(store, [runId], "FAILED", (worker) => `${stoppedWhileRunning(worker, "dead-sq")}, and the task was given up as a poison task (PoisonTaskError).`, "the coordinator", poisonTags(poison));
     await store.flush();
     const { planned, explained } = await planOf(root, 2);
     // Before: "a run with this key was interrupted ...: its queue worker w-vm1-42 stopped without closing it".

@@ -242,7 +242,8 @@ describe("pools, dead workers, stale code, cancel", () => {
     const deadId = workerId(spawned.find((w) => w.child.pid === first)!);
     expect(dead.tags["cairn.worker"]).toBe(deadId);
     expect(dead.tags["cairn.abandoned"]).toContain(`Its worker (${deadId}, pid ${first} on `);
-    expect(dead.tags["cairn.abandoned"]).toContain("closed as FAILED by worker");
+    expect(dead.tags["cairn.abandoned"]).toContain('stopped answering while it ran task "hold" (killed, crashed, or cut off from Redis for longer than CAIRN_QUEUE_LOCK_MS), and another worker took the task to run it again. Closed as FAILED by worker ');
+    expect(dead.tags["cairn.status"]).toBe("failed");
   }, 120_000);
 
   it("a worker killed mid-task, then Ctrl-C before another took the job: the worker that takes it next closes the dead attempt's run KILLED, saying why", async () => {

@@ -18,7 +18,7 @@ import { CancelledError, cairnBuild, type DispatchedOutcome, type DispatchedTask
 import { PoisonTaskError, QueueInputsTooLargeError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobData, type JobProgress, STALLED_REASON, withNegativeZerosNoted } from "./job.ts";
-import { closeDeadRuns, poisonTags } from "./dead-runs.ts";
+import { closeDeadRuns, poisonTags, stoppedWhileRunning } from "./dead-runs.ts";
 import { fromSent, type SentOutcome } from "./outputs-by-reference.ts";
 import { dropInputs, sendInputs } from "./inputs-by-reference.ts";
 import { readWorkers } from "./workers-list.ts";
@@ -223,7 +223,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
             // One that ended before the cancel (its end not read yet) is what it did: removing it would call a failed or succeeded task cancelled.
             if (held?.finishedOn) return ended(held);
             if (await queue.remove(id).then((n) => n === 1, () => false)) {
-              await this.closeDeadRuns(runIdsOf(held), "KILLED", (worker) => `Its worker${worker} stopped answering while it ran task "${task.nodeId}", killed or crashed, and the flow run was cancelled before another worker took the task.`);
+              await this.closeDeadRuns(runIdsOf(held), "KILLED", (worker) => `${stoppedWhileRunning(worker, task.nodeId)}, and the flow run was cancelled before another worker took the task.`);
               return settle(() => resolve(cancelled(runIdsOf(held).at(-1))));
             }
             if (Date.now() >= end) return settle(() => resolve(cancelled(runIdsOf(held).at(-1))));
@@ -295,7 +295,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
       "FAILED",
       (worker) =>
         poison
-          ? `Its worker${worker} stopped answering while it ran task "${task.nodeId}", killed or crashed, and the task was given up as a poison task (PoisonTaskError).`
+          ? `${stoppedWhileRunning(worker, task.nodeId)}, and the task was given up as a poison task (PoisonTaskError).`
           : `Its worker${worker} failed the job of task "${task.nodeId}" without closing this run: ${message}`,
       poison ? poisonTags(poison) : {},
     );
@@ -326,10 +326,10 @@ class RedisQueueDispatcher implements QueueDispatcher {
     return runs.filter((r) => r.tags[WORKER_TAG]).sort((a, b) => b.startTime - a.startTime)[0]?.runId;
   }
 
-  /** {@link closeDeadRuns} with this process's tracker, each run's reason `why` its worker (` (pid 123 on host-a)`) stopped, and who closed it. */
+  /** {@link closeDeadRuns} with this process's tracker, closed by the coordinator. */
   private async closeDeadRuns(runIds: readonly string[], status: "FAILED" | "KILLED", why: (worker: string) => string, tags?: Readonly<Record<string, string>>): Promise<void> {
     if (!this.tracker || !runIds.length) return;
-    await closeDeadRuns(this.tracker, runIds, status, (run) => `${why(describeOwner(run?.tags["cairn.owner"]))} Closed as ${status} by the coordinator (pid ${process.pid} on ${hostname()}) at ${new Date().toISOString()}.`, tags);
+    await closeDeadRuns(this.tracker, runIds, status, why, `the coordinator (pid ${process.pid} on ${hostname()})`, tags);
   }
 
   /**

@@ -24,7 +24,7 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DelayedError, type Job, Worker as BullWorker } from "bullmq";
 import type { Redis } from "ioredis";
-import { CacheStore, environmentChange, packageOfEntry, parseOwner } from "@cairn/cache";
+import { CacheStore, environmentChange, packageOfEntry } from "@cairn/cache";
 import {
   type CodeFingerprint,
   type DispatchedOutcome,
@@ -59,7 +59,7 @@ import {
   WorkerOptionError,
 } from "./errors.ts";
 import { type JobData, type JobProgress, restoreNegativeZeros } from "./job.ts";
-import { closeDeadRuns } from "./dead-runs.ts";
+import { closeDeadRuns, stoppedWhileRunning } from "./dead-runs.ts";
 import { type SentOutcome, toSent } from "./outputs-by-reference.ts";
 import { receivedInputs } from "./inputs-by-reference.ts";
 import { readWorkers, type WorkerRecord } from "./workers-list.ts";
@@ -234,18 +234,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
    * cancelled, else FAILED), each tagged with the worker that died, as a killed coordinator's
    * runs are; a run already closed (by the coordinator, or an earlier take of the job) is left as it is.
    */
-  const closeRunsOfDead = async (runIds: readonly string[], opening: Promise<Tracker>, status: "FAILED" | "KILLED") => {
+  const closeRunsOfDead = async (runIds: readonly string[], opening: Promise<Tracker>, status: "FAILED" | "KILLED", nodeId: string) => {
     if (!runIds.length) return;
     const tracker = await opening.catch(() => undefined);
     if (!tracker) return;
-    await closeDeadRuns(tracker, runIds, status, (run) => {
-      const owner = parseOwner(run?.tags["cairn.owner"]);
-      const who = [run?.tags[WORKER_TAG], owner ? `pid ${owner.pid} on ${owner.host}` : undefined].filter(Boolean).join(", ");
-      return (
-        `Its worker${who ? ` (${who})` : ""} stopped while running it (killed, crashed, or cut off from Redis for longer than CAIRN_QUEUE_LOCK_MS); ` +
-        `closed as ${status} by worker ${id} at ${new Date().toISOString()}, which took the task's job ${status === "KILLED" ? "after its flow run was cancelled" : "to run it again"}.`
-      );
-    });
+    const then = status === "KILLED" ? "the flow run was cancelled before another worker took the task" : "another worker took the task to run it again";
+    await closeDeadRuns(tracker, runIds, status, (worker) => `${stoppedWhileRunning(worker, nodeId)}, and ${then}.`, `worker ${id}`);
   };
 
   /**
@@ -382,7 +376,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const mark = await cancelledRun;
     if (mark !== null) {
       // The runs of workers that died under it end first: nothing else would close them.
-      await closeRunsOfDead(runIds, opening, "KILLED");
+      await closeRunsOfDead(runIds, opening, "KILLED", task);
       tell({ type: "task", status: "cancelled", task, flowRunId: data.flowRunId });
       const stop = markedStop(mark);
       return { ok: false, cancelled: true, attempts: 0, error: stop ? { name: stop.name, message: stop.message } : { name: "CancelledError", message: new CancelledError("the flow run was cancelled").message } };
@@ -419,7 +413,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       if (runner && (await putOff(job, token, runner))) throw new DelayedError();
     }
     // Runs that workers dead under this job left RUNNING end now, before it runs again (or is refused).
-    await closeRunsOfDead(runIds, opening, "FAILED");
+    await closeRunsOfDead(runIds, opening, "FAILED", task);
     // Before the code is compared: Cairn makes the keys and the fingerprints, so another Cairn's
     // would differ for no change of the user's code (and an old worker stored under keys it did not know).
     if (data.cairn !== build) {
