@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { tmp, tsxScript } from "../cache/helpers.ts";
+import { cairnRun, tmp, tsxScript } from "../cache/helpers.ts";
 import { startWorker, useQueueServers } from "./helpers.ts";
 
 /** A real redis-server and mlflow server for the file; the workers a test starts are killed after it. */
@@ -30,5 +30,18 @@ describe("an item that ended on its worker before the cancel reached it", () => 
     expect(tasks["item[0]"]).toMatchObject({ status: "failed", error: expect.stringContaining("item fail failed on its own") });
     expect(tasks["item[1]"]).toMatchObject({ status: "succeeded" });
     expect(tasks["item[2]"]).toMatchObject({ status: "failed", error: expect.stringContaining("item bad failed on its own") });
+  }, 120_000);
+});
+
+describe("many jobs in flight", () => {
+  // Before: "MaxListenersExceededWarning: Possible EventEmitter memory leak detected. 11 closing listeners added to [Queue]" (BullMQ's waitUntilFinished adds one per job).
+  it("--concurrency 12 with 12 items in flight on a worker that takes 12: no MaxListenersExceededWarning, and every item's outputs", async () => {
+    const env = testEnv("map-wide");
+    const file = join(import.meta.dirname, "fixtures/wide-map.flow.ts");
+    workers.push(await startWorker(file, servers.redis.url, ["--root", await tmp(), "--concurrency", "12"], env));
+    const r = await cairnRun(file, await tmp(), ["--queue", servers.redis.url, "--concurrency", "12"], env).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { ys: [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22].map((y) => ({ y })) } });
+    expect(r.stderr).not.toContain("MaxListenersExceededWarning");
   }, 120_000);
 });

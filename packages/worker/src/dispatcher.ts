@@ -101,6 +101,13 @@ class RedisQueueDispatcher implements QueueDispatcher {
   private reconnectedAt: number | undefined;
   /** Jobs waited on, by id: told when BullMQ gives the job of a dead worker to another. */
   private readonly stalls = new Map<string, () => void>();
+  /**
+   * The ends awaited, by job id: told by one listener per queue's events (see queueOf), not by
+   * BullMQ's waitUntilFinished, which adds a `closing` listener on the queue per job in flight
+   * (nothing in BullMQ 5 emits it on a Queue) and warned of a leak past 10 jobs
+   * (MaxListenersExceededWarning), though `--concurrency` is meant to match the workers' slots.
+   */
+  private readonly ends = new Map<string, { completed: (sent: SentOutcome) => void; failed: (error: Error) => void }>();
   /** Removals of finished jobs under way: close() waits for them. */
   private readonly removing = new Set<Promise<unknown>>();
 
@@ -134,8 +141,6 @@ class RedisQueueDispatcher implements QueueDispatcher {
     const { node: _node, ...data } = task;
     await this.listen(task.flowRunId, log);
     const id = jobId(task.flowRunId, task.nodeId);
-    let job: Job;
-    let events: QueueEvents;
     let queue: Queue;
     // The coordinator's Cairn, as the run's env names it (CAIRN_TEST_BUILD): a worker of another refuses the job before it runs anything.
     const noted = withNegativeZerosNoted({ ...data, cairn: data.cairn ?? cairnBuild().id } satisfies JobData);
@@ -146,9 +151,8 @@ class RedisQueueDispatcher implements QueueDispatcher {
     });
     try {
       const opened = await this.queueOf(queueName(task.flowName, task.pool));
-      events = opened.events;
       queue = opened.queue;
-      job = await opened.queue.add(task.nodeId, sent, {
+      await opened.queue.add(task.nodeId, sent, {
         jobId: id,
         attempts: 1, // the task's own retries run in the worker; a job is sent again only when its worker dies
         // Removed as soon as its outcome is here (settle); this clears the jobs of a coordinator that died.
@@ -192,6 +196,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
         clearInterval(lookForJob);
         this.waiting.delete(down);
         this.stalls.delete(id);
+        this.ends.delete(id);
         signal.removeEventListener("abort", onAbort);
         // A job a worker still holds (a cancel it did not answer) stays, and goes with removeOnComplete.
         const removals = [...(remove ? [queue.remove(id).catch(() => {})] : []), ...(ended && sent.inputsIn ? [dropInputs(sent, this.tracker)] : [])];
@@ -207,7 +212,13 @@ class RedisQueueDispatcher implements QueueDispatcher {
         reading = true;
         void fromSent(sent, this.tracker, task.nodeId).then((outcome) => settle(() => resolve(outcome)));
       };
-      const failedJob = (error: Error) => void this.failed(task, id, error).then((outcome) => settle(() => resolve(outcome)), (e: Error) => settle(() => reject(e), false, true));
+      /** Its job failed in BullMQ, told once (its event, or the job read first). */
+      let failing = false;
+      const failedJob = (error: Error) => {
+        if (done || reading || failing) return;
+        failing = true;
+        void this.failed(task, id, error).then((outcome) => settle(() => resolve(outcome)), (e: Error) => settle(() => reject(e), false, true));
+      };
       /** A job found finished: its outcome, as if its end had been read from the events stream. */
       const ended = (found: Job) => (found.failedReason ? failedJob(new Error(found.failedReason)) : finished(found.returnvalue as SentOutcome));
       const onAbort = () => {
@@ -267,7 +278,9 @@ class RedisQueueDispatcher implements QueueDispatcher {
         );
       }, JOB_CHECK_MS);
       lookForJob.unref();
-      job.waitUntilFinished(events).then(finished, failedJob);
+      this.ends.set(id, { completed: finished, failed: failedJob });
+      // An end that came before it was listened for (a worker quicker than add's answer) is read from the job.
+      void Job.fromId(queue, id).then((found) => void (found?.finishedOn && ended(found)), () => {});
     });
   }
 
@@ -456,6 +469,8 @@ class RedisQueueDispatcher implements QueueDispatcher {
         queue.on("error", () => {});
         events.on("error", () => {});
         events.on("stalled", ({ jobId }) => this.stalls.get(jobId)?.());
+        events.on("completed", ({ jobId, returnvalue }) => this.ends.get(jobId)?.completed(returnvalue as unknown as SentOutcome));
+        events.on("failed", ({ jobId, failedReason }) => this.ends.get(jobId)?.failed(new Error(failedReason)));
         // Listening before the first job is sent: its end is not missed.
         await events.waitUntilReady();
         return { queue, events };
