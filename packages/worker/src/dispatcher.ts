@@ -14,12 +14,30 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { parseOwner } from "@cairn/cache";
-import { CancelledError, cairnBuild, type DispatchedOutcome, type DispatchedTask, type LogEvent, type OwnedDispatcher, readSentStop, redactUri, type SentStop, shellQuote, type Tracker, WORKER_TAG } from "@cairn/core";
+import {
+  ATTEMPTS_TAG,
+  CancelledError,
+  cairnBuild,
+  type DispatchedOutcome,
+  type DispatchedTask,
+  ERROR_MESSAGE_TAG,
+  ERROR_NAME_TAG,
+  type LogEvent,
+  type OwnedDispatcher,
+  readSentStop,
+  redactUri,
+  type RunRecord,
+  type SentStop,
+  STATUS_TAG,
+  shellQuote,
+  type Tracker,
+  WORKER_TAG,
+} from "@cairn/core";
 import { PoisonTaskError, QueueInputsTooLargeError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
 import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobData, type JobProgress, STALLED_REASON, withNegativeZerosNoted } from "./job.ts";
 import { closeDeadRuns, poisonTags, stoppedWhileRunning } from "./dead-runs.ts";
-import { fromSent, type SentOutcome } from "./outputs-by-reference.ts";
+import { fromSent, readOutputs, type SentOutcome } from "./outputs-by-reference.ts";
 import { dropInputs, sendInputs } from "./inputs-by-reference.ts";
 import { readWorkers } from "./workers-list.ts";
 
@@ -219,6 +237,15 @@ class RedisQueueDispatcher implements QueueDispatcher {
         failing = true;
         void this.failed(task, id, error).then((outcome) => settle(() => resolve(outcome)), (e: Error) => settle(() => reject(e), false, true));
       };
+      /**
+       * Redis no longer has the job (restarted without its data, flushed): the run its worker
+       * made, when there is one, says how the task ended, and is the task's run (jobLost).
+       */
+      const lost = () => {
+        if (losing || done) return;
+        losing = true;
+        void this.jobLost(task, signal.aborted ? cancelled : undefined).then((outcome) => settle(() => resolve(outcome), false));
+      };
       /** A job found finished: its outcome, as if its end had been read from the events stream. */
       const ended = (found: Job) => (found.failedReason ? failedJob(new Error(found.failedReason)) : finished(found.returnvalue as SentOutcome));
       const onAbort = () => {
@@ -229,15 +256,22 @@ class RedisQueueDispatcher implements QueueDispatcher {
           // lock lapses within CAIRN_QUEUE_LOCK_MS: asked again each second, for downMs at most.
           const end = Date.now() + this.downMs;
           let told = false;
-          while (!done && !reading) {
-            const held = await Job.fromId(queue, id).catch(() => undefined);
+          while (!done && !reading && !losing) {
+            // Unread (Redis did not answer) is not gone: asked again.
+            const read = await Job.fromId(queue, id).then((job) => ({ job }), () => undefined);
+            const held = read?.job;
+            if (read && !held) return lost();
             // One that ended before the cancel (its end not read yet) is what it did: removing it would call a failed or succeeded task cancelled.
             if (held?.finishedOn) return ended(held);
             if (await queue.remove(id).then((n) => n === 1, () => false)) {
               await this.closeDeadRuns(runIdsOf(held), "KILLED", (worker) => `${stoppedWhileRunning(worker, task.nodeId)}, and the flow run was cancelled before another worker took the task.`);
               return settle(() => resolve(cancelled(runIdsOf(held).at(-1))));
             }
-            if (Date.now() >= end) return settle(() => resolve(cancelled(runIdsOf(held).at(-1))));
+            // The run a worker opened is the task's, also when Redis could not say which it is.
+            if (Date.now() >= end) {
+              const runId = runIdsOf(held).at(-1) ?? (await this.workerRunOf(task))?.runId;
+              return settle(() => resolve(cancelled(runId)));
+            }
             // A worker that answers stops its task within a second or two: past that, the wait is said, or Ctrl-C looks stuck.
             if (!told && Date.now() >= end - this.downMs + CANCEL_QUIET_MS) {
               told = true;
@@ -264,11 +298,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
         void Job.fromId(queue, id).then(
           (found) => {
             if (done || reading) return;
-            if (!found) {
-              if (!losing) void this.jobLost(task).then((outcome) => settle(() => resolve(outcome), false));
-              losing = true;
-              return;
-            }
+            if (!found) return lost();
             // Its end was trimmed from the events stream before this process read it (see EVENTS_MAX_LEN).
             if (found.finishedOn) return ended(found);
             // Not right after a reconnect: the workers' records may have gone with Redis's data.
@@ -320,23 +350,39 @@ class RedisQueueDispatcher implements QueueDispatcher {
   }
 
   /**
-   * The outcome of a task whose job Redis lost (QueueJobLostError), with the run a worker opened
-   * for it when there is one: its id went with the job, so it is looked up by its tags. The flow
-   * run shows that run rather than making a second, empty one.
+   * The outcome of a task whose job Redis lost, from the run a worker opened for it: its id went
+   * with the job, so it is looked up by its tags. The flow run shows that run rather than making
+   * a second one. A run that finished is the task's result: succeeded with the outputs it
+   * recorded, failed with its error. Else the task fails with QueueJobLostError, or, when the
+   * flow is being cancelled (`cancelledAs`), is cancelled: a worker still running it stops on
+   * the cancel it was sent, and closes its run.
    */
-  private async jobLost(task: DispatchedTask): Promise<DispatchedOutcome> {
-    const error = new QueueJobLostError(this.url, task.nodeId);
-    const runId = await this.workerRunOf(task);
-    return { ok: false, cancelled: false, attempts: runId ? 1 : 0, ...(runId ? { runId } : {}), error: { name: error.name, message: error.message, code: error.code } };
+  private async jobLost(task: DispatchedTask, cancelledAs?: (runId?: string) => DispatchedOutcome): Promise<DispatchedOutcome> {
+    const run = await this.workerRunOf(task);
+    const runId = run?.runId;
+    const attempts = Number(run?.tags[ATTEMPTS_TAG]) || (run ? 1 : 0);
+    const lost = (unread?: unknown): DispatchedOutcome => {
+      const error = new QueueJobLostError(this.url, task.nodeId, runId && unread !== undefined ? { runId, unread } : undefined);
+      return { ok: false, cancelled: false, attempts, ...(runId ? { runId } : {}), error: { name: error.name, message: error.message, code: error.code } };
+    };
+    if (run?.status === "FINISHED" && run.tags[STATUS_TAG] === "succeeded") {
+      return readOutputs(this.tracker, run.runId).then(
+        (outputs): DispatchedOutcome => ({ ok: true, outputs, runId: run.runId, attempts }),
+        (cause: unknown) => lost(cause),
+      );
+    }
+    const [name, message] = [run?.tags[ERROR_NAME_TAG], run?.tags[ERROR_MESSAGE_TAG]];
+    if (run?.status === "FAILED" && name && message !== undefined) return { ok: false, cancelled: false, attempts, runId: run.runId, error: { name, message } };
+    return cancelledAs ? cancelledAs(runId) : lost();
   }
 
   /** The newest run a worker opened for `task` in its flow run (tagged `cairn.worker`, a child of the flow run or of its map's run); undefined when none or unknown. */
-  private async workerRunOf(task: DispatchedTask): Promise<string | undefined> {
+  private async workerRunOf(task: DispatchedTask): Promise<RunRecord | undefined> {
     if (!this.tracker) return undefined;
     const runs = await this.tracker
       .searchRuns({ experimentIds: [task.experimentId], parentRunId: task.item?.parentRunId ?? task.flowRunId, tags: { "cairn.node_id": task.nodeId }, maxResults: 20 })
       .catch(() => []);
-    return runs.filter((r) => r.tags[WORKER_TAG]).sort((a, b) => b.startTime - a.startTime)[0]?.runId;
+    return runs.filter((r) => r.tags[WORKER_TAG]).sort((a, b) => b.startTime - a.startTime)[0];
   }
 
   /** {@link closeDeadRuns} with this process's tracker, closed by the coordinator. */

@@ -261,14 +261,20 @@ export class UnknownQueuedTaskError extends CairnError {
 export class QueueJobLostError extends CairnError {
   static override readonly code: string = "CAIRN_QUEUE_JOB_LOST";
   override name = "QueueJobLostError";
+  /** `finished`: the worker's run of the task finished, but its outputs could not be read back from it (`unread`, why). */
   constructor(
     readonly url: string,
     readonly nodeId: string,
+    readonly finished?: { readonly runId: string; readonly unread: unknown },
   ) {
     super(
       `The queue at ${redactUri(url)} no longer has the job of task "${nodeId}": Redis lost it while the task was queued or ran ` +
-        `(restarted without its data, or flushed). Its result cannot come back; run the flow again (what finished is in the cache), ` +
-        `and give that redis-server persistence (appendonly yes) if it restarts.`,
+        `(restarted without its data, or flushed). ` +
+        (finished
+          ? `Its worker's run ${finished.runId} finished, but its outputs could not be read back from it (${finished.unread instanceof Error ? finished.unread.message : String(finished.unread)}); `
+          : `Its result cannot come back; `) +
+        `run the flow again (what finished is in the cache), and give that redis-server persistence (appendonly yes) if it restarts.`,
+      finished ? { cause: finished.unread } : undefined,
     );
   }
 }

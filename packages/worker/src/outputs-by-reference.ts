@@ -34,6 +34,16 @@ export function toSent(outcome: SentOutcome, limit = INLINE_OUTPUTS_BYTES): Sent
 export async function fromSent(sent: SentOutcome, tracker: Tracker | undefined, nodeId: string): Promise<DispatchedOutcome> {
   if (!sent.ok || !("outputsIn" in sent)) return sent;
   const { outputsIn: runId, ...rest } = sent;
+  try {
+    return { ...rest, outputs: await readOutputs(tracker, runId) };
+  } catch (cause) {
+    const error = new QueueOutputsUnreadableError(nodeId, runId, tracker?.uri ?? "", INLINE_OUTPUTS_BYTES, { cause });
+    return { ok: false, cancelled: false, attempts: rest.attempts, runId, ...(rest.durationMs !== undefined ? { durationMs: rest.durationMs } : {}), error: { name: error.name, message: error.message, code: error.code } };
+  }
+}
+
+/** The outputs a task's run `runId` recorded (the values of its `cairn/outputs.json`); throws, saying why, when they cannot be read. */
+export async function readOutputs(tracker: Tracker | undefined, runId: string): Promise<unknown> {
   let dir: string | undefined;
   try {
     if (!tracker) throw new Error("the queue was not opened with the run's tracker");
@@ -41,10 +51,7 @@ export async function fromSent(sent: SentOutcome, tracker: Tracker | undefined, 
     const file = await tracker.downloadArtifact(runId, MANIFEST_PATH, dir);
     const manifest = JSON.parse(await readFile(file, "utf8")) as { values?: unknown };
     if (!manifest || typeof manifest !== "object" || !("values" in manifest)) throw new Error(`${MANIFEST_PATH} holds no "values"`);
-    return { ...rest, outputs: manifest.values };
-  } catch (cause) {
-    const error = new QueueOutputsUnreadableError(nodeId, runId, tracker?.uri ?? "", INLINE_OUTPUTS_BYTES, { cause });
-    return { ok: false, cancelled: false, attempts: rest.attempts, runId, ...(rest.durationMs !== undefined ? { durationMs: rest.durationMs } : {}), error: { name: error.name, message: error.message, code: error.code } };
+    return manifest.values;
   } finally {
     if (dir) await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
