@@ -85,6 +85,12 @@ export interface MlflowSearchRuns {
   maxResults?: number;
   /** @default "ACTIVE_ONLY" */
   runViewType?: "ACTIVE_ONLY" | "DELETED_ONLY" | "ALL";
+  /**
+   * A condition the server cannot be asked (see {@link MlflowClient.refusesTagAbsence}), checked
+   * here: only the runs it keeps are returned and counted toward `maxResults`, and pages of up to
+   * 1000 runs are read until that many are kept or none are left.
+   */
+  keep?: (run: MlflowRun) => boolean;
 }
 
 /** How hard one request tries before giving up. */
@@ -262,6 +268,13 @@ export class MlflowClient {
   readonly #resentCreates = new Map<string, { experimentId: string; runId: string | undefined }>();
   /** Told of each retry said (see {@link RETRY_NOTICE_MS}). */
   readonly #retryListeners = new Set<(message: string) => void>();
+  /**
+   * Set once the server refused a search for runs without a tag (`IS NULL`, which MLflow 2.x
+   * servers refuse: HTTP 400 "Invalid clause(s) in filter string"): the searches after it ask
+   * without that condition and check it here (`MlflowSearchRuns.keep`), so the refusal costs
+   * one request once.
+   */
+  refusesTagAbsence = false;
 
   constructor(options: MlflowClientOptions) {
     checkMlflowOptions(options);
@@ -655,6 +668,7 @@ export class MlflowClient {
   /** Runs matching `filter`, following `next_page_token` until `maxResults` runs are read. */
   async searchRuns(options: MlflowSearchRuns): Promise<MlflowRun[]> {
     const max = options.maxResults ?? 1000;
+    const keep = options.keep ?? (() => true);
     const out: MlflowRun[] = [];
     let pageToken: string | undefined;
     do {
@@ -663,12 +677,16 @@ export class MlflowClient {
           experiment_ids: options.experimentIds,
           filter: options.filter ?? "",
           run_view_type: options.runViewType ?? "ACTIVE_ONLY",
-          max_results: Math.min(1000, max - out.length),
+          // Runs left out here would cost a page each: whole pages, when any may be.
+          max_results: options.keep ? 1000 : Math.min(1000, max - out.length),
           order_by: options.orderBy ?? ["attributes.start_time DESC"],
           ...(pageToken ? { page_token: pageToken } : {}),
         },
       });
-      for (const run of (r.runs as unknown[] | undefined) ?? []) out.push(toRun(run));
+      for (const run of (r.runs as unknown[] | undefined) ?? []) {
+        const parsed = toRun(run);
+        if (keep(parsed)) out.push(parsed);
+      }
       pageToken = typeof r.next_page_token === "string" && r.next_page_token ? r.next_page_token : undefined;
     } while (pageToken && out.length < max);
     return out.slice(0, max);
@@ -1344,6 +1362,19 @@ function localWriteFix(code: unknown): string {
 
 // ------------------------------------------------------------ wire format
 
+/** The tag that makes a run a child of another (MLflow's nested runs). */
+export const PARENT_RUN_TAG = "mlflow.parentRunId";
+
+/**
+ * Whether an error is the server refusing a search for runs without a tag: an HTTP 400 to a filter
+ * that holds `IS NULL` (the caller knows it did). MLflow 2.x says "Invalid clause(s) in filter
+ * string: 'tags.`key`', 'IS', 'NULL'"; any 400 is taken, as the search without the condition
+ * fails again on its own if something else was wrong.
+ */
+export function isTagAbsenceRefused(error: unknown): boolean {
+  return error instanceof MlflowApiError && error.status === 400;
+}
+
 /** Builds an MLflow filter string. Tag keys are quoted with backticks; values with quotes. */
 export function runFilter(conditions: {
   tags?: Record<string, string>;
@@ -1355,8 +1386,8 @@ export function runFilter(conditions: {
   const parts: string[] = [];
   for (const [key, value] of Object.entries(conditions.tags ?? {})) parts.push(tagCondition(key, value));
   if (conditions.hasTag !== undefined) parts.push(tagPresentCondition(conditions.hasTag));
-  if (conditions.parentRunId !== undefined) parts.push(tagCondition("mlflow.parentRunId", conditions.parentRunId));
-  if (conditions.topLevelOnly) parts.push(tagAbsentCondition("mlflow.parentRunId"));
+  if (conditions.parentRunId !== undefined) parts.push(tagCondition(PARENT_RUN_TAG, conditions.parentRunId));
+  if (conditions.topLevelOnly) parts.push(tagAbsentCondition(PARENT_RUN_TAG));
   if (conditions.status) parts.push(`attributes.status = '${conditions.status}'`);
   return parts.join(" AND ");
 }
@@ -1371,7 +1402,7 @@ export function tagNotCondition(key: string, value: string): string | undefined 
   return equal.startsWith("=") ? `${tagName(key)} !${equal}` : undefined;
 }
 
-/** `tags.`key` IS NULL`: runs without the tag. */
+/** `tags.`key` IS NULL`: runs without the tag (refused by MLflow 2.x servers: see `MlflowClient.refusesTagAbsence`). */
 export function tagAbsentCondition(key: string): string {
   return `${tagName(key)} IS NULL`;
 }

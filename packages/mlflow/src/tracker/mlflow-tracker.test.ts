@@ -299,7 +299,8 @@ describe("MlflowTracker over HTTP faults", () => {
     }
   });
 
-  it("withoutTag against a server that refuses IS NULL on tags (an older MLflow): one search of all, filtered here", async () => {
+  /** A proxy that answers a runs/search holding `IS NULL` as an MLflow 2.x server does (2.9.2, 2.17.2: HTTP 400); the filters asked, in order. */
+  async function startOldSearchProxy(): Promise<{ uri: string; filters: string[]; close(): Promise<void> }> {
     const target = new URL(server.uri);
     const filters: string[] = [];
     const proxy = await startProxy((req, res) => {
@@ -309,8 +310,10 @@ describe("MlflowTracker over HTTP faults", () => {
       req.on("end", () => {
         const filter = String((JSON.parse(body) as { filter?: string }).filter ?? "");
         filters.push(filter);
-        if (filter.includes("IS NULL")) {
-          res.writeHead(400, { "Content-Type": "application/json" }).end(JSON.stringify({ error_code: "INVALID_PARAMETER_VALUE", message: "Invalid comparator 'IS NULL'" }));
+        const absent = /(tags\.`[^`]+`) IS NULL/.exec(filter);
+        if (absent) {
+          const message = `Invalid clause(s) in filter string: '${absent[1]}', 'IS', 'NULL'`;
+          res.writeHead(400, { "Content-Type": "application/json" }).end(JSON.stringify({ error_code: "INVALID_PARAMETER_VALUE", message }));
           return;
         }
         const upstream = http.request({ host: target.hostname, port: target.port, method: "POST", path: req.url, headers: { "content-type": "application/json" } }, (up) => {
@@ -321,6 +324,12 @@ describe("MlflowTracker over HTTP faults", () => {
       });
       return true;
     });
+    return { uri: proxy.uri, filters, close: () => proxy.close() };
+  }
+
+  it("withoutTag against a server that refuses IS NULL on tags (an older MLflow): one search of all, filtered here", async () => {
+    const proxy = await startOldSearchProxy();
+    const filters = proxy.filters;
     try {
       const t = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: proxy.uri });
       const experimentId = await t.ensureExperiment("old-server-without-tag");
@@ -335,6 +344,38 @@ describe("MlflowTracker over HTTP faults", () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  it("topLevelOnly against a server that refuses IS NULL on tags (MLflow 2.9, 2.17): top-level runs found past pages of child runs, refused once per client", async () => {
+    const proxy = await startOldSearchProxy();
+    try {
+      const t = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: proxy.uri });
+      const experimentId = await t.ensureExperiment(`old-server-top-level-${randomBytes(4).toString("hex")}`);
+      const flows: string[] = [];
+      for (let f = 0; f < 3; f++) {
+        const flowRun = await t.createRun({ experimentId, name: `flow${f}`, startTime: 1_700_000_000_000 + f * 10_000, tags: { "cairn.kind": "flow" } });
+        flows.unshift(flowRun);
+        // Children newer than every flow run: the newest runs of the experiment are all children.
+        for (let i = 0; i < 4; i++) await t.createRun({ experimentId, name: `task${f}.${i}`, parentRunId: flowRun, startTime: 1_800_000_000_000 + f * 10 + i });
+      }
+      const top = await t.searchRuns({ experimentIds: [experimentId], topLevelOnly: true, tags: { "cairn.kind": "flow" }, maxResults: 2 });
+      expect(top.map((r) => r.runId)).toEqual(flows.slice(0, 2));
+      const others = await t.searchRuns({ experimentIds: [experimentId], topLevelOnly: true, withoutTag: { key: "cairn.kind", value: "flow" } });
+      expect(others).toEqual([]);
+      expect(proxy.filters.filter((f) => f.includes("IS NULL"))).toHaveLength(1); // the first search only: the client remembers
+      expect(t.client.refusesTagAbsence).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("topLevelOnly on a server that takes IS NULL (the newest MLflow) asks it of the server, which answers", async () => {
+    const t = tracker();
+    const experimentId = await t.ensureExperiment(`top-level-${randomBytes(4).toString("hex")}`);
+    const flowRun = await t.createRun({ experimentId, name: "flow", startTime: 1_700_000_000_000 });
+    await t.createRun({ experimentId, name: "task", parentRunId: flowRun, startTime: 1_800_000_000_000 });
+    expect((await t.searchRuns({ experimentIds: [experimentId], topLevelOnly: true, maxResults: 1 })).map((r) => r.runId)).toEqual([flowRun]);
+    expect(t.client.refusesTagAbsence).toBe(false);
   });
 
   it("gives up after MLFLOW_HTTP_REQUEST_MAX_RETRIES with an MlflowApiError naming the endpoint", async () => {

@@ -24,7 +24,18 @@ import {
   redactUri,
   type Tracker,
 } from "@cairn/core";
-import { MlflowClient, type MlflowExperiment, type MlflowMetric, type MlflowRun, normalizeArtifactPath, runFilter, tagAbsentCondition, tagNotCondition } from "../client/client.ts";
+import {
+  isTagAbsenceRefused,
+  MlflowClient,
+  type MlflowExperiment,
+  type MlflowMetric,
+  type MlflowRun,
+  normalizeArtifactPath,
+  PARENT_RUN_TAG,
+  runFilter,
+  tagAbsentCondition,
+  tagNotCondition,
+} from "../client/client.ts";
 import { type MlflowClientOptions, mlflowOptionsFromEnv } from "../client/mlflow-config.ts";
 import { fitMlflowValue, longValueArtifactPath, MLFLOW_LIMITS, toMlflowKey } from "../client/mlflow-limits.ts";
 
@@ -399,30 +410,40 @@ export class MlflowTracker implements Tracker {
       tags,
       ...(filter.parentRunId !== undefined ? { parentRunId: filter.parentRunId } : {}),
       ...(filter.status ? { status: filter.status } : {}),
-      ...(filter.topLevelOnly ? { topLevelOnly: true } : {}),
       ...(filter.hasTag !== undefined ? { hasTag: toMlflowKey(filter.hasTag) } : {}),
     });
-    const search = (extra?: string) => this.client.searchRuns({ experimentIds: filter.experimentIds, filter: [base, extra].filter(Boolean).join(" AND "), maxResults });
-    // A filter has no OR: the runs whose tag differs, and those without it, are two searches. A
-    // server that refuses either (one older than `IS NULL` on tags) is asked for all of them.
-    const notEqual = without ? tagNotCondition(without.key, without.value) : undefined;
-    const both = notEqual ? await Promise.all([search(notEqual), search(tagAbsentCondition(without!.key))]).catch(() => undefined) : undefined;
-    const runs = both ? [...new Map(both.flat().map((run) => [run.info.runId, run])).values()] : await search();
     // The server may match a superset (values it cannot quote exactly); keep exact matches only.
-    const matched = runs
-      .filter(
-        (run) =>
-          Object.entries(tags).every(([k, v]) => run.tags[k] === v) &&
-          (without === undefined || run.tags[without.key] !== without.value) &&
-          (filter.hasTag === undefined || run.tags[toMlflowKey(filter.hasTag)] !== undefined) &&
-          (filter.parentRunId === undefined || run.tags["mlflow.parentRunId"] === filter.parentRunId) &&
-          (!filter.topLevelOnly || run.tags["mlflow.parentRunId"] === undefined) &&
-          (!filter.status || run.info.status === filter.status) &&
-          // MLflow's search cannot match an id's start: every run comes, and these are kept.
-          (filter.runIdPrefix === undefined || run.info.runId.startsWith(filter.runIdPrefix)),
-      )
-      .map(toRecord);
-    return both ? matched.sort((a, b) => b.startTime - a.startTime).slice(0, maxResults) : matched;
+    const keep = (run: MlflowRun): boolean =>
+      Object.entries(tags).every(([k, v]) => run.tags[k] === v) &&
+      (without === undefined || run.tags[without.key] !== without.value) &&
+      (filter.hasTag === undefined || run.tags[toMlflowKey(filter.hasTag)] !== undefined) &&
+      (filter.parentRunId === undefined || run.tags[PARENT_RUN_TAG] === filter.parentRunId) &&
+      (!filter.topLevelOnly || run.tags[PARENT_RUN_TAG] === undefined) &&
+      (!filter.status || run.info.status === filter.status) &&
+      // MLflow's search cannot match an id's start: every run comes, and these are kept.
+      (filter.runIdPrefix === undefined || run.info.runId.startsWith(filter.runIdPrefix));
+    const search = (extra: (string | undefined)[]) =>
+      this.client.searchRuns({ experimentIds: filter.experimentIds, filter: [base, ...extra].filter(Boolean).join(" AND "), maxResults });
+    // A filter has no OR: the runs whose tag differs, and those without it, are two searches.
+    const topLevel = filter.topLevelOnly ? tagAbsentCondition(PARENT_RUN_TAG) : undefined;
+    const notEqual = without ? tagNotCondition(without.key, without.value) : undefined;
+    const searches = notEqual ? [[topLevel, notEqual], [topLevel, tagAbsentCondition(without!.key)]] : topLevel ? [[topLevel]] : [];
+    let runs: MlflowRun[] | undefined;
+    if (searches.length && !this.client.refusesTagAbsence) {
+      try {
+        const pages = await Promise.all(searches.map(search));
+        runs = [...new Map(pages.flat().map((run) => [run.info.runId, run])).values()].filter(keep);
+        if (pages.length > 1) runs = runs.sort((a, b) => b.info.startTime - a.info.startTime).slice(0, maxResults);
+      } catch (error) {
+        if (!isTagAbsenceRefused(error)) throw error;
+        this.client.refusesTagAbsence = true;
+      }
+    }
+    if (runs) return runs.map(toRecord);
+    // A server that refuses `IS NULL` on tags (MLflow 2.x) is asked for the runs it can match,
+    // page after page, until maxResults pass the conditions it was not asked.
+    runs = searches.length ? await this.client.searchRuns({ experimentIds: filter.experimentIds, filter: base, maxResults, keep }) : (await search([])).filter(keep);
+    return runs.map(toRecord);
   }
 
   async getMetricHistory(runId: string, key: string): Promise<MetricPoint[]> {
