@@ -1057,3 +1057,72 @@ describe("a password in the URI given to the client", () => {
     }
   }, 30_000);
 });
+
+describe("an artifact DELETE the server fails", () => {
+  /** Flask's page for an unhandled exception: what MLflow 2.9.2's proxy answers to deleting one file from a local folder (NotADirectoryError in its log). */
+  const FLASK_500 =
+    '<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n<h1>Internal Server Error</h1>\n<p>The server encountered an internal error and was unable to complete your request. Either the server is overloaded or there is an error in the application.</p>\n';
+
+  /** A fake that only injects the old server's answers: every DELETE a 500 page, `/version` the given text (404 when undefined). */
+  async function failingDeletes(version: string | undefined) {
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push(`${req.method} ${req.url?.split("?")[0]}`);
+      if (req.method === "DELETE") return void res.writeHead(500, { "content-type": "text/html; charset=utf-8" }).end(FLASK_500);
+      if (req.url === "/version" && version !== undefined) return void res.writeHead(200, { "content-type": "text/plain" }).end(version);
+      res.writeHead(404, { "content-type": "text/html" }).end("<h1>Not Found</h1>");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const uri = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return { uri, seen, close: () => server.close() };
+  }
+
+  // MLflow before 2.17 failed every such delete, and each was tried 8 times over about 4 minutes: `cairn cache clear` hung.
+  it("MLflow 2.9.2: one try, then an error that says the server cannot delete single files and to upgrade it to 2.17", async () => {
+    const fake = await failingDeletes("2.9.2");
+    try {
+      const client = new MlflowClient({ uri: fake.uri, maxRetries: 3, backoffFactor: 0.2, backoffJitter: 0 });
+      const deletes = [1, 2].map((n) => client.deleteArtifact("mlflow-artifacts:/1", `cairn-index/k${n}.json`).then(() => undefined, (e: unknown) => e as MlflowApiError));
+      for (const error of await Promise.all(deletes)) {
+        expect(error).toBeInstanceOf(MlflowApiError);
+        expect(error?.message).toMatch(/HTTP 500.*the server \(MLflow 2\.9\.2\).*cannot delete single artifact files.*--artifacts-destination.*Upgrade the server to MLflow 2\.17 or later/);
+      }
+      expect(fake.seen.filter((s) => s.startsWith("DELETE"))).toHaveLength(2);
+      expect(fake.seen.filter((s) => s === "GET /version")).toHaveLength(1); // asked once per client
+    } finally {
+      fake.close();
+    }
+  });
+
+  it("a server that does not say its version: one try, the same advice if it is older than 2.17, and what it said", async () => {
+    const fake = await failingDeletes(undefined);
+    try {
+      const client = new MlflowClient({ uri: fake.uri, maxRetries: 3, backoffFactor: 0.2, backoffJitter: 0 });
+      const error = await client.deleteArtifact("mlflow-artifacts:/1", "cairn-index/k.json").then(() => undefined, (e: unknown) => e as Error);
+      expect(error?.message).toMatch(/does not say its MLflow version.*before 2\.17.*Upgrade the server to MLflow 2\.17 or later if it is older, else see its log \(it said: .*Internal Server Error/);
+      expect(fake.seen.filter((s) => s.startsWith("DELETE"))).toHaveLength(1);
+    } finally {
+      fake.close();
+    }
+  });
+
+  it("a newer server's 500 is said as it came, tried once; a 503 is still tried again", async () => {
+    const fake = await failingDeletes("2.17.2");
+    try {
+      const client = new MlflowClient({ uri: fake.uri, maxRetries: 2, backoffFactor: 0.01, backoffJitter: 0 });
+      const error = await client.deleteArtifact("mlflow-artifacts:/1", "cairn-index/k.json").then(() => undefined, (e: unknown) => e as Error);
+      expect(error?.message).toMatch(/HTTP 500 HTTP_500: 500 Internal Server Error/);
+      expect(error?.message).not.toMatch(/Upgrade/);
+      expect(fake.seen.filter((s) => s.startsWith("DELETE"))).toHaveLength(1);
+    } finally {
+      fake.close();
+    }
+    const busy = await scriptedServer([{ status: 503, body: "busy" }, { status: 200, body: "{}" }]);
+    try {
+      await new MlflowClient({ uri: busy.uri, maxRetries: 2, backoffFactor: 0.01, backoffJitter: 0 }).deleteArtifact("mlflow-artifacts:/1", "cairn-index/k.json");
+      expect(busy.arrivals.map((a) => a.method)).toEqual(["DELETE", "DELETE"]);
+    } finally {
+      busy.close();
+    }
+  });
+});

@@ -124,6 +124,8 @@ interface RequestSpec {
   beforeRetry?: ((previous: unknown) => Promise<HttpResponse | undefined>) | undefined;
   /** Sent from inside another request's retry loop (its `beforeRetry`): never waits for the request that checks whether the server is back, which may be that one. */
   ungated?: boolean;
+  /** Statuses otherwise tried again that this request is not (the server's answer will not change). */
+  finalStatuses?: ReadonlySet<number>;
 }
 
 const API = "/api/2.0/mlflow";
@@ -132,6 +134,10 @@ const NOT_JSON = "NOT_JSON";
 const ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts";
 /** MLflow's `_TRANSIENT_FAILURE_RESPONSE_CODES`. */
 const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+/** Of those, what an artifact DELETE is not sent again for (see `deleteArtifact`). */
+const FAILED_DELETE: ReadonlySet<number> = new Set([500]);
+/** The first MLflow whose artifact proxy deletes a single file from a local folder (mlflow/mlflow#13005; 2.16 still fails). */
+const FILE_DELETE_SINCE = [2, 17] as const;
 /**
  * An overwhelmed MLflow server answers 400 when its database gives it no connection within its
  * pool's timeout (SQLAlchemy's "QueuePool limit ... reached") or SQLite stays locked: the request
@@ -275,6 +281,8 @@ export class MlflowClient {
    * one request once.
    */
   refusesTagAbsence = false;
+  /** The server's answer to `GET /version`, asked once (see {@link serverVersion}). */
+  #version: Promise<string | undefined> | undefined;
 
   constructor(options: MlflowClientOptions) {
     checkMlflowOptions(options);
@@ -784,11 +792,53 @@ export class MlflowClient {
   async deleteArtifact(artifactUri: string, path: string, runId?: string): Promise<void> {
     const rel = normalizeArtifactPath(path);
     try {
-      await this.send({ method: "DELETE", url: this.artifactUrl(artifactUri, rel, runId), endpoint: `mlflow-artifacts DELETE ${rel}`, runId, responseType: "text" });
+      await this.send({
+        method: "DELETE",
+        url: this.artifactUrl(artifactUri, rel, runId),
+        endpoint: `mlflow-artifacts DELETE ${rel}`,
+        runId,
+        responseType: "text",
+        // The proxy's own failure to delete, which another try meets again (MLflow before 2.17
+        // failed every one for 4 minutes): a server down or busy (502, 503, 504) is still waited for.
+        finalStatuses: FAILED_DELETE,
+      });
     } catch (error) {
       if (MlflowApiError.is(error) && error.status === 404) return;
+      if (MlflowApiError.is(error) && error.status === 500) throw await this.deleteFailed(error);
       throw error;
     }
+  }
+
+  /**
+   * A DELETE the artifact proxy answered with HTTP 500. MLflow before {@link FILE_DELETE_SINCE}
+   * answers so to deleting any single file from a folder it keeps artifacts in (`mlflow server
+   * --artifacts-destination DIR`: `shutil.rmtree` of a file, `NotADirectoryError` in its log), with
+   * Flask's bare error page: the server's version tells it apart.
+   */
+  private async deleteFailed(error: MlflowApiError): Promise<MlflowApiError> {
+    const version = await this.serverVersion();
+    if (version !== undefined && !versionBefore(version, FILE_DELETE_SINCE)) return error;
+    const known = version !== undefined;
+    const message =
+      `${known ? `the server (MLflow ${version})` : "the server (which does not say its MLflow version)"} answered HTTP 500 to deleting one artifact file at ${this.#shownUri}` +
+      `${known ? ": it" : ", as an MLflow server before 2.17"} cannot delete single artifact files from a folder it keeps artifacts in (\`--artifacts-destination DIR\`), and fails every such delete. ` +
+      `Upgrade the server to MLflow ${FILE_DELETE_SINCE.join(".")} or later${known ? "" : ` if it is older, else see its log (it said: ${error.serverMessage})`}`;
+    return new MlflowApiError(error.endpoint, error.status, error.errorCode, message, error.runId);
+  }
+
+  /**
+   * The server's MLflow version (`GET /version`, answered by MLflow servers under any path
+   * prefix), asked once per client; undefined when the answer is not a version.
+   */
+  serverVersion(): Promise<string | undefined> {
+    this.#version ??= this.send({ method: "GET", url: `${this.uri}/version`, endpoint: "version", responseType: "text", retry: ONE_TRY }).then(
+      (res) => {
+        const text = typeof res.data === "string" ? res.data.trim() : "";
+        return /^\d+\.\d+[\w.+-]*$/.test(text) ? text : undefined;
+      },
+      () => undefined,
+    );
+    return this.#version;
   }
 
   /** Lists the artifacts directly under `path` (the root when omitted); a file or a missing path lists as []. */
@@ -1272,7 +1322,7 @@ export class MlflowClient {
     }
     const busy = res.status === 400 && OVERLOADED_DATABASE.test(message);
     if (busy) busyDatabase.add(error);
-    if (TRANSIENT_STATUS.has(res.status) || busy) {
+    if ((TRANSIENT_STATUS.has(res.status) && !spec.finalStatuses?.has(res.status)) || busy) {
       retryable.add(error);
       const after = retryAfterMs(res.headers["retry-after"]);
       // As MLflow's client (urllib3's Retry): a 503 that says when to come back is waited for, as a 429 is.
@@ -1292,6 +1342,12 @@ export function serverSays(text: string): string {
   if (raised && /^\s*</.test(text)) return raised[1]!.trim();
   const plain = /^\s*</.test(text) ? text.replace(/<(script|style)[\s\S]*?<\/\1>/gi, " ").replace(/<[^>]*>/g, " ").replace(/\s+/g, " ") : text;
   return plain.trim().slice(0, 500);
+}
+
+/** Whether MLflow version `version` (`2.9.2`, `3.1.0rc0`) comes before `[major, minor]`. */
+export function versionBefore(version: string, [major, minor]: readonly [number, number]): boolean {
+  const [a = 0, b = 0] = version.split(".").map((n) => Number.parseInt(n, 10));
+  return a < major || (a === major && b < minor);
 }
 
 /** Milliseconds the policy's backoff waits over all its retries, without jitter: about 4 minutes by default. */
