@@ -789,13 +789,29 @@ export class ArtifactLocationError extends TrackingError {
     readonly experiment: string,
     readonly experimentId: string,
     readonly artifactLocation: string,
+    /**
+     * Set when Cairn had just created the experiment (the server gives new experiments such a
+     * location): `removed`, it was renamed to `asideName` and deleted, so the name is free again;
+     * else `failed` says why it could not be.
+     */
+    readonly createdNow?: { removed: true; asideName: string } | { removed: false; failed: string },
   ) {
+    const serverFix =
+      "Start the server with `--artifacts-destination <folder or s3://...>` instead of `--default-artifact-root` (or with `--default-artifact-root mlflow-artifacts:/`)";
+    const why =
+      "it writes artifacts only through the MLflow server's artifact proxy (an mlflow-artifacts: location), and the server gives this " +
+      "experiment a location its clients write to directly.";
     super(
-      `MLflow experiment "${experiment}" (id ${experimentId}) keeps its artifacts at "${artifactLocation}", which Cairn cannot write: ` +
-        `it writes artifacts only through the MLflow server's artifact proxy (an mlflow-artifacts: location), and the server gives this ` +
-        `experiment a location its clients write to directly. Start the server with \`--artifacts-destination <folder or s3://...>\` ` +
-        `instead of \`--default-artifact-root\` (or with \`--default-artifact-root mlflow-artifacts:/\`), then record to a new experiment ` +
-        `(MLFLOW_EXPERIMENT_NAME): an experiment keeps the artifact location it was created with.`,
+      createdNow === undefined
+        ? `MLflow experiment "${experiment}" (id ${experimentId}) keeps its artifacts at "${artifactLocation}", which Cairn cannot write: ${why} ` +
+            `${serverFix}, then record to a new experiment (\`--experiment NAME\` or MLFLOW_EXPERIMENT_NAME): an experiment keeps the artifact location ` +
+            `it was created with. To keep this name, free it first: rename the experiment (\`mlflow experiments rename --experiment-id ${experimentId} --new-name OTHER\`), ` +
+            `or delete it and remove it for good (\`mlflow gc --backend-store-uri <the server's store> --experiment-ids ${experimentId}\`; a deleted experiment keeps its name until then).`
+        : `MLflow experiment "${experiment}" (id ${experimentId}), which Cairn just created, was given the artifact location "${artifactLocation}", which Cairn cannot write: ${why} ` +
+            (createdNow.removed
+              ? `Cairn renamed it to "${createdNow.asideName}" and deleted it, so the name "${experiment}" is free again. ${serverFix}, then run again.`
+              : `Cairn could not remove it (${createdNow.failed}), and it keeps that location: rename it (\`mlflow experiments rename --experiment-id ${experimentId} --new-name OTHER\`) ` +
+                `to free the name. ${serverFix}, then run again.`),
     );
   }
 }

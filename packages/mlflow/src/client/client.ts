@@ -410,9 +410,11 @@ export class MlflowClient {
       // The server answered: there is no such experiment yet.
       if (MlflowApiError.is(error) && error.errorCode === "RESOURCE_DOES_NOT_EXIST") {
         // The create's answer is the id alone: one read, once per experiment, says where its artifacts go.
-        const id = await this.createOrReadExperiment(name);
-        const created = await this.getExperiment(id);
-        if (created) this.assertProxied(created);
+        const { id, created } = await this.createOrReadExperiment(name);
+        const experiment = await this.getExperiment(id);
+        if (experiment && !this.isProxied(experiment)) {
+          throw new ArtifactLocationError(experiment.name, id, experiment.artifactLocation!, created ? await this.removeUnusable(experiment) : undefined);
+        }
         return id;
       }
       throw this.notAnswering(error);
@@ -447,12 +449,34 @@ export class MlflowClient {
    * any run is created in it: its flows would all fail at their first artifact.
    */
   private assertProxied(experiment: MlflowExperiment): void {
-    const location = experiment.artifactLocation;
-    if (location === undefined) return;
+    if (!this.isProxied(experiment)) throw new ArtifactLocationError(experiment.name, experiment.experimentId, experiment.artifactLocation!);
+  }
+
+  /** Whether Cairn can write the experiment's artifacts: through the server's proxy (an experiment that does not say where is taken as so). */
+  private isProxied(experiment: MlflowExperiment): boolean {
+    if (experiment.artifactLocation === undefined) return true;
     try {
-      this.artifactRoot(location); // throws when not an mlflow-artifacts: location
+      this.artifactRoot(experiment.artifactLocation); // throws when not an mlflow-artifacts: location
+      return true;
     } catch {
-      throw new ArtifactLocationError(experiment.name, experiment.experimentId, location);
+      return false;
+    }
+  }
+
+  /**
+   * Removes an experiment Cairn just created and cannot write to (a server started with
+   * `--no-serve-artifacts --default-artifact-root DIR`): left, its name would stay unusable once
+   * the server is fixed (an experiment keeps its location). Renamed aside first, as a deleted
+   * experiment keeps its name until `mlflow gc`; MLflow renames active experiments only.
+   */
+  private async removeUnusable(experiment: MlflowExperiment): Promise<{ removed: true; asideName: string } | { removed: false; failed: string }> {
+    const asideName = `${experiment.name} (refused by cairn ${randomBytes(4).toString("hex")})`;
+    try {
+      await this.api("POST", "experiments/update", { body: { experiment_id: experiment.experimentId, new_name: asideName } });
+      await this.api("POST", "experiments/delete", { body: { experiment_id: experiment.experimentId } });
+      return { removed: true, asideName };
+    } catch (error) {
+      return { removed: false, failed: (error as Error).message.replace(/\.$/, "") };
     }
   }
 
@@ -527,18 +551,18 @@ export class MlflowClient {
   async ensureExperiment(name: string): Promise<string> {
     const existing = await this.getExperimentByName(name);
     if (existing) return activeExperimentId(existing);
-    return this.createOrReadExperiment(name);
+    return (await this.createOrReadExperiment(name)).id;
   }
 
-  /** Creates the experiment; a loser of a creation race reads the winner's by name. */
-  private async createOrReadExperiment(name: string): Promise<string> {
+  /** Creates the experiment (`created`); a loser of a creation race reads the winner's by name. */
+  private async createOrReadExperiment(name: string): Promise<{ id: string; created: boolean }> {
     try {
-      return await this.createExperiment(name);
+      return { id: await this.createExperiment(name), created: true };
     } catch (error) {
       if (!(MlflowApiError.is(error) && error.errorCode === "RESOURCE_ALREADY_EXISTS")) throw error;
       const winner = await this.getExperimentByName(name);
       if (!winner) throw error;
-      return activeExperimentId(winner);
+      return { id: activeExperimentId(winner), created: false };
     }
   }
 

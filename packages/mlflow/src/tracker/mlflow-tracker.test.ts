@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TrackerUnreachableError } from "@cairn/core";
+import { ArtifactLocationError, TrackerUnreachableError } from "@cairn/core";
 import { type MlflowServer, startMlflowServer, workspaceRoot } from "../../test/mlflow-server.ts";
 import { trackerComplianceSuite } from "@cairn/core/testing";
 import { readWithMlflow } from "../../test/mlflow-read.ts";
@@ -593,5 +593,62 @@ describe("MlflowTracker request budget", () => {
     await t.endRun(runId, "FINISHED");
     expect(seen).toEqual(["POST /api/2.0/mlflow/runs/log-batch", "POST /api/2.0/mlflow/runs/update"]);
     expect(await t.getMetricHistory(runId, "acc")).toHaveLength(300);
+  });
+});
+
+describe("MlflowTracker and an experiment whose artifacts the server does not proxy", () => {
+  /** The server's REST API, asked directly (what MLflow's UI or a script would do). */
+  async function api(path: string, body?: object): Promise<Record<string, any>> {
+    const res = await fetch(`${server.uri}/api/2.0/mlflow/${path}`, body ? { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : {});
+    return (await res.json()) as Record<string, any>;
+  }
+
+  // Cairn created it and only then refused it: once the server was started with --artifacts-destination, the name stayed unusable.
+  it("one Cairn just created (a server started with --no-serve-artifacts --default-artifact-root DIR) is renamed aside and deleted: the name is free again", async () => {
+    const direct = join(work, "direct-root");
+    // Only the create is changed: given the location such a server gives every new experiment.
+    const proxy = await startProxy((req, res) => {
+      if (!req.url?.endsWith("/experiments/create")) return false;
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        const create = JSON.parse(body) as { name: string };
+        void api("experiments/create", { ...create, artifact_location: `${direct}/${create.name}` }).then((answer) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer)));
+      });
+      return true;
+    });
+    const name = `direct-new-${randomBytes(4).toString("hex")}`;
+    try {
+      const refused = await MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: proxy.uri })
+        .openExperiment(name)
+        .then(() => undefined, (e: unknown) => e as ArtifactLocationError);
+      expect(refused).toBeInstanceOf(ArtifactLocationError);
+      expect(refused?.createdNow).toMatchObject({ removed: true });
+      const aside = (refused?.createdNow as { asideName: string }).asideName;
+      expect(refused?.message).toContain(`which Cairn just created, was given the artifact location "${direct}/${name}", which Cairn cannot write`);
+      expect(refused?.message).toContain(`Cairn renamed it to "${aside}" and deleted it, so the name "${name}" is free again.`);
+      expect((await api(`experiments/get-by-name?experiment_name=${encodeURIComponent(name)}`)).error_code).toBe("RESOURCE_DOES_NOT_EXIST");
+      expect((await api(`experiments/get?experiment_id=${refused!.experimentId}`)).experiment).toMatchObject({ name: aside, lifecycle_stage: "deleted" });
+      // The server fixed, the same name opens: a new experiment, written through the proxy.
+      const id = await tracker().openExperiment(name);
+      expect(id).not.toBe(refused!.experimentId);
+      expect((await api(`experiments/get?experiment_id=${id}`)).experiment.artifact_location).toMatch(/^mlflow-artifacts:/);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("one that existed before is left as it is, and the error says how to free its name", async () => {
+    const name = `direct-old-${randomBytes(4).toString("hex")}`;
+    const id = String((await api("experiments/create", { name, artifact_location: join(work, "direct-old") })).experiment_id);
+    const refused = await tracker()
+      .openExperiment(name)
+      .then(() => undefined, (e: unknown) => e as ArtifactLocationError);
+    expect(refused).toBeInstanceOf(ArtifactLocationError);
+    expect(refused?.createdNow).toBeUndefined();
+    expect(refused?.message).toContain("record to a new experiment (`--experiment NAME` or MLFLOW_EXPERIMENT_NAME)");
+    expect(refused?.message).toContain(`\`mlflow experiments rename --experiment-id ${id} --new-name OTHER\``);
+    expect(refused?.message).toContain(`\`mlflow gc --backend-store-uri <the server's store> --experiment-ids ${id}\``);
+    expect((await api(`experiments/get?experiment_id=${id}`)).experiment).toMatchObject({ name, lifecycle_stage: "active" });
   });
 });
