@@ -65,20 +65,25 @@ describe("a service Cairn needs that cannot be used before the flow starts: exit
   const ok = join(repo, "test/fixtures/ok.flow.ts");
   let login: Awaited<ReturnType<typeof htmlServer>>;
   let notFound: Awaited<ReturnType<typeof htmlServer>>;
+  let artifactsOnly: Awaited<ReturnType<typeof htmlServer>>;
   let dead: string;
   beforeAll(async () => {
     login = await htmlServer(200);
     notFound = await htmlServer(404);
+    // The answer of `mlflow server --artifacts-only` to every tracking request (injected: only the body matters).
+    artifactsOnly = await htmlServer(503, "Endpoint: /api/2.0/mlflow/experiments/get-by-name disabled due to the mlflow server running in `--artifacts-only` mode. To enable tracking server functionality, run `mlflow server` without `--artifacts-only`");
     dead = `http://127.0.0.1:${await freePort()}`;
   });
   afterAll(() => {
     login?.close();
     notFound?.close();
+    artifactsOnly?.close();
   });
 
   it.each([
     ["the tracking server is down", () => ({ MLFLOW_TRACKING_URI: dead }), /Cannot reach the MLflow tracking server at .*: connection refused\. Check that/],
-    ["the tracking URI has a wrong path (HTTP 404)", () => ({ MLFLOW_TRACKING_URI: `${notFound.uri}/mlflow` }), /HTTP 404 on \/api\/2\.0\/mlflow\/experiments\/get-by-name; is this an MLflow tracking server\? Check that/],
+    ["the tracking URI has a wrong path (HTTP 404)", () => ({ MLFLOW_TRACKING_URI: `${notFound.uri}/mlflow` }), /HTTP 404 on \/api\/2\.0\/mlflow\/experiments\/get-by-name; is this an MLflow tracking server\? If it is one behind a path prefix .*`http:\/\/host:port\/mlflow`\. Check that/],
+    ["the server is an artifacts-only one", () => ({ MLFLOW_TRACKING_URI: artifactsOnly.uri }), /TrackerUnreachableError: .*it is an MLflow artifacts-only server .*point MLFLOW_TRACKING_URI at the MLflow tracking server/],
     ["a login page answers 200", () => ({ MLFLOW_TRACKING_URI: login.uri }), /TrackerUnreachableError: .*HTTP 200 .*not JSON \(text\/html\).*login page/],
     ["the shared cache does not answer (--cache-strict)", () => ({ CAIRN_CACHE_URL: "redis://127.0.0.1:1", CAIRN_CACHE_STRICT: "1" }), /CacheBackendError: The redis cache at redis:\/\/127\.0\.0\.1:1 failed to connect/],
   ])("cairn run when %s", async (_, env, message) => {

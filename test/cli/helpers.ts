@@ -23,10 +23,10 @@ export async function cairn(args: string[], options: { cwd?: string; env?: NodeJ
  * A local HTTP server that answers every request with `status` and an HTML page, as something
  * other than MLflow does: a proxy's login page (200), a wrong path prefix (404).
  */
-export async function htmlServer(status: number): Promise<{ uri: string; close: () => void }> {
+export async function htmlServer(status: number, body = "<html><body>Please sign in</body></html>"): Promise<{ uri: string; close: () => void }> {
   const server = createServer((_req, res) => {
     res.writeHead(status, { "content-type": "text/html" });
-    res.end("<html><body>Please sign in</body></html>");
+    res.end(body);
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return { uri: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };

@@ -345,8 +345,35 @@ describe("unreachable server", () => {
         );
       expect(error).toBeInstanceOf(TrackerUnreachableError);
       expect((error as Error).message).toMatch(/is this an MLflow tracking server/);
+      expect((error as Error).message).toContain("If it is one behind a path prefix (`mlflow server --static-prefix /mlflow`, or a reverse proxy's path), put that prefix in MLFLOW_TRACKING_URI: `http://host:port/mlflow`.");
     } finally {
       notMlflow.close();
+    }
+  });
+
+  // It was an MlflowApiError after 3 tries (exit 1), where the README promises exit 3 for a server Cairn cannot use.
+  it("an artifacts-only server (`mlflow server --artifacts-only`) is a TrackerUnreachableError at once that says to point at the tracking server", async () => {
+    const seen: string[] = [];
+    // Only the answer is injected: the body MLflow's artifacts-only server gives every tracking request.
+    const artifactsOnly = http.createServer((req, res) => {
+      seen.push(req.url ?? "");
+      const path = req.url?.split("?")[0];
+      res.writeHead(503, { "content-type": "text/html; charset=utf-8" });
+      res.end(`Endpoint: ${path} disabled due to the mlflow server running in \`--artifacts-only\` mode. To enable tracking server functionality, run \`mlflow server\` without \`--artifacts-only\``);
+    });
+    await new Promise<void>((r) => artifactsOnly.listen(0, "127.0.0.1", r));
+    try {
+      const { port } = artifactsOnly.address() as AddressInfo;
+      const t = MlflowTracker.fromEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${port}`, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "0.01" });
+      const error = await t.openExperiment("any").then(() => undefined, (e: unknown) => e as Error);
+      expect(error).toBeInstanceOf(TrackerUnreachableError);
+      expect(error?.message).toContain(
+        `Cannot reach the MLflow tracking server at http://127.0.0.1:${port}: it is an MLflow artifacts-only server (\`mlflow server --artifacts-only\`), which serves no tracking requests (HTTP 503 on experiments/get-by-name): point MLFLOW_TRACKING_URI at the MLflow tracking server, one started without --artifacts-only.`,
+      );
+      expect(seen).toHaveLength(1);
+      await expect(t.searchRuns({ experimentIds: ["1"] })).rejects.toBeInstanceOf(TrackerUnreachableError);
+    } finally {
+      artifactsOnly.close();
     }
   });
 

@@ -134,6 +134,8 @@ const NOT_JSON = "NOT_JSON";
 const ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts";
 /** MLflow's `_TRANSIENT_FAILURE_RESPONSE_CODES`. */
 const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+/** What an MLflow server started with `--artifacts-only` answers (HTTP 503) to every tracking request. */
+const ARTIFACTS_ONLY = /disabled due to the mlflow server running in `?--artifacts-only`? mode/;
 /** Of those, what an artifact DELETE is not sent again for (see `deleteArtifact`). */
 const FAILED_DELETE: ReadonlySet<number> = new Set([500]);
 /** The first MLflow whose artifact proxy deletes a single file from a local folder (mlflow/mlflow#13005; 2.16 still fails). */
@@ -502,7 +504,9 @@ export class MlflowClient {
    */
   private notAnswering(error: unknown, endpoint = "experiments/get-by-name"): unknown {
     if (MlflowApiError.is(error) && (error.status === 404 || error.status === 405)) {
-      return new TrackerUnreachableError(this.#shownUri, `HTTP ${error.status} on ${API}/${endpoint}; is this an MLflow tracking server?`, {
+      const prefix =
+        "If it is one behind a path prefix (`mlflow server --static-prefix /mlflow`, or a reverse proxy's path), put that prefix in MLFLOW_TRACKING_URI: `http://host:port/mlflow`";
+      return new TrackerUnreachableError(this.#shownUri, `HTTP ${error.status} on ${API}/${endpoint}; is this an MLflow tracking server? ${prefix}`, {
         cause: error,
       });
     }
@@ -1341,6 +1345,13 @@ export class MlflowClient {
       );
     } else if (res.status === 403) {
       error = this.forbidden(spec, errorCode, message);
+    } else if (res.status === 503 && ARTIFACTS_ONLY.test(message)) {
+      // Not retried: the server answers so for as long as it runs.
+      return new TrackerUnreachableError(
+        this.#shownUri,
+        `it is an MLflow artifacts-only server (\`mlflow server --artifacts-only\`), which serves no tracking requests (HTTP 503 on ${spec.endpoint}): ` +
+          `point MLFLOW_TRACKING_URI at the MLflow tracking server, one started without --artifacts-only`,
+      );
     } else {
       error = new MlflowApiError(spec.endpoint, res.status, errorCode, this.#mask(message), spec.runId);
     }
