@@ -1014,6 +1014,30 @@ export class TaskCache {
     return this.tracker.capabilities.records && !isUntrackedRecord(entry.tracker) && entry.tracker.kind !== this.tracker.kind;
   }
 
+  /**
+   * Where this run records its task runs, as its single-flight leases name it: what another
+   * process that meets the lease needs to tell whether this run's entry could be used there
+   * ({@link mayUseEntryOf}). The uri with any password masked: every process of the store reads a lease.
+   */
+  async recordsTo(): Promise<{ kind: string; uri: string; id?: string }> {
+    const id = await this.storeId();
+    return { kind: this.tracker.kind, uri: redactUri(this.tracker.uri), ...(id !== undefined ? { id } : {}) };
+  }
+
+  /**
+   * False when an entry recorded in `tracker` certainly cannot be used by this run, as its lookup
+   * would find ({@link checked}, {@link verify}): this run records, and the entry's source run was
+   * not recorded (tracking off), or was recorded by another kind of tracker, or by another embedded
+   * store (both ids known). True otherwise, also where only the entry's check can tell: another
+   * MLflow uri may name this same server.
+   */
+  async mayUseEntryOf(tracker: { kind: string; id?: string }): Promise<boolean> {
+    if (!this.tracker.capabilities.records) return true;
+    if (isUntrackedRecord(tracker) || tracker.kind !== this.tracker.kind) return false;
+    const hereId = await this.storeId();
+    return tracker.id === undefined || hereId === undefined || tracker.id === hereId;
+  }
+
   /** The miss of an entry recorded through another tracker (see {@link ForeignEntry}). */
   private foreignOf(key: string, entry: CacheEntry, hereId: string | undefined): Checked {
     return {

@@ -7,7 +7,8 @@
 import { type CacheEntry, LeaseLostError, parseOwner } from "@cairn/cache";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { LeaseHolder } from "../run/events.ts";
-import type { BadEntry, TaskCache, UnusedEntry } from "../caching/task-cache.ts";
+import { isUntrackedRecord } from "../tracking/null-tracker.ts";
+import { type BadEntry, describeTracker, runAgainst, type TaskCache, type UnusedEntry } from "../caching/task-cache.ts";
 
 /** A computing task's lease on its key lasts this long unless renewed (every third of it); CAIRN_LEASE_TTL_MS sets another. */
 const LEASE_TTL_MS = 10_000;
@@ -65,7 +66,8 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
     const ttlMs = cache.leaseTtlMs ?? LEASE_TTL_MS;
     // When the lease was last asked for and granted: the store counts its ttl from about then.
     let renewedAt = Date.now();
-    const lease = await cache.acquireLease(key, { ttlMs, owner: `${cache.owner} ${scope.flowRunId} ${id}` });
+    const here = await cache.recordsTo();
+    const lease = await cache.acquireLease(key, { ttlMs, owner: `${cache.owner} ${scope.flowRunId} ${recordsToPart(here)} ${id}` });
     if (lease.acquired) {
       // Someone may have written the entry and let go between our lookup and our lease. Leases
       // live in the store, and whoever held this one wrote its entry there first: the store
@@ -107,8 +109,17 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
       };
       return undefined;
     }
-    // Another process computes it: wait for its entry, then look again.
-    scope.waiting(id, state.node, leaseHolder(lease.holder, lease.expiresAt));
+    // Another process computes it: wait for its entry, then look again. Unless that process
+    // records to another tracker: its entry could not be used here, and waiting for it would
+    // only put the whole computation before this one. This task computes it now, beside it,
+    // keeping the in-process flight (a task of this run with the same key waits for this one).
+    const holder = leaseHolder(lease.holder, lease.expiresAt);
+    const there = holderRecordsTo(lease.holder);
+    if (there && !(await cache.mayUseEntryOf(there))) {
+      scope.warn(id, recordsElsewhereWarning(key, holder, there, here));
+      return undefined;
+    }
+    scope.waiting(id, state.node, holder);
     state.settleFlight(undefined);
     state.settleFlight = undefined;
     // What it wrote is checked as any entry found in the store is (its source run, its artifacts,
@@ -123,13 +134,57 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
 }
 
 /**
- * Who holds a lease, from its owner string: `host:pid:t<start>:s<space> <flow run> <node>` as
- * {@link findEntry} writes it (the process shown as `host:pid`), else the string as it is.
+ * Who holds a lease, from its owner string: `host:pid:t<start>:s<space> <flow run> records:… <node>`
+ * as {@link findEntry} writes it (the process shown as `host:pid`), else the string as it is.
  */
 export function leaseHolder(holder: string, expiresAt: number): LeaseHolder {
   const [first = holder, runId] = holder.split(" ");
   const owner = parseOwner(first);
   return { process: owner ? `${owner.host}:${owner.pid}` : holder, ...(owner && runId ? { runId } : {}), expiresAt };
+}
+
+/** Where a tracker record's part of a lease owner starts (see {@link recordsToPart}). */
+const RECORDS_TO = "records:";
+
+/**
+ * Where a lease's holder records, as a part of its owner string without spaces:
+ * `records:<kind>:<uri>:<store id>`, each URI-encoded. It comes after the flow run, before the
+ * node id, so that a reader that knows only the process and the run still finds them.
+ */
+function recordsToPart(tracker: { kind: string; uri: string; id?: string }): string {
+  return RECORDS_TO + [tracker.kind, tracker.uri, tracker.id ?? ""].map(encodeURIComponent).join(":");
+}
+
+/** Where the holder of a lease records (see {@link recordsToPart}); undefined when its owner does not say (an older Cairn's). */
+export function holderRecordsTo(owner: string): { kind: string; uri: string; id?: string } | undefined {
+  const part = owner.split(" ")[2];
+  if (!part?.startsWith(RECORDS_TO)) return undefined;
+  const fields = part.slice(RECORDS_TO.length).split(":");
+  if (fields.length !== 3) return undefined;
+  try {
+    const [kind = "", uri = "", id = ""] = fields.map(decodeURIComponent);
+    return kind ? { kind, uri, ...(id ? { id } : {}) } : undefined;
+  } catch {
+    return undefined; // not ours: a malformed escape
+  }
+}
+
+/**
+ * What a task's log says when it computes its key at once beside another process that holds the
+ * key's lease, because that process records elsewhere (see {@link holderRecordsTo}).
+ */
+function recordsElsewhereWarning(key: string, holder: LeaseHolder, there: { kind: string; uri: string; id?: string }, here: { kind: string; uri: string; id?: string }): string {
+  const by = `${holder.process}${holder.runId ? ` (run ${holder.runId})` : ""}`;
+  const where = isUntrackedRecord(there) ? "which records nothing (tracking off)" : `which records to ${describeTracker(there)}`;
+  const share = isUntrackedRecord(there)
+    ? `To share one computation, run both with tracking on.`
+    : there.kind === "local" && here.kind === "local"
+      ? `To share one computation between them, point both at one MLflow server (MLFLOW_TRACKING_URI).`
+      : `To share one computation, run both ${runAgainst(there)}.`;
+  return (
+    `cache key ${key.slice(0, 12)} is being computed now by ${by}, ${where}, not to ${describeTracker(here)} where this run records: ` +
+    `its entry could not be used here, so the task runs now instead of waiting for it. ${share}`
+  );
 }
 
 /**
