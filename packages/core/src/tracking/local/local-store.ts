@@ -905,7 +905,23 @@ export class LocalStore implements Tracker {
    */
   private async lockPrune(): Promise<() => Promise<void>> {
     const path = join(this.uri, "prune.lock");
+    // The lock appears with its owner in it: written to a file of this process's own first, then
+    // linked to the lock's name, which never replaces a lock that is there. Made empty and then
+    // written, a prune killed in between (kill -9) left an empty lock that refused every prune.
     const take = async () => {
+      const temp = `${path}.${process.pid}.${tmpCounter++}.tmp`;
+      try {
+        await writeFile(temp, this.writer);
+        await link(temp, path);
+      } catch (error) {
+        if (!cannotLink(error)) throw error;
+        await takeByOpen();
+      } finally {
+        await unlink(temp).catch(() => {});
+      }
+    };
+    // Where the folder's file system has no hard links: made, then written.
+    const takeByOpen = async () => {
       const file = await open(path, "wx");
       try {
         await file.writeFile(this.writer);
@@ -917,10 +933,12 @@ export class LocalStore implements Tracker {
         throw error;
       }
     };
-    const held = (owner: ReturnType<typeof parseOwner>) =>
+    const held = (owner: ReturnType<typeof parseOwner>, seen?: SeenLock) =>
       new TrackingError(
-        `Another prune is removing runs from ${this.uri}${owner ? ` (process ${owner.pid} on ${owner.host})` : ""}: ${path} is there. ` +
-          `Wait for it to end and run this again; if no such process runs, delete ${path}.`,
+        owner || !seen
+          ? `Another prune is removing runs from ${this.uri}${owner ? ` (process ${owner.pid} on ${owner.host})` : ""}: ${path} is there. ` +
+              `Wait for it to end and run this again; if no such process runs, delete ${path}.`
+          : unownedLockMessage(this.uri, path, seen),
       );
     const notWritten = (error: unknown) =>
       new TrackingError(`LocalStore.pruneRuns: cannot write ${path}: ${(error as Error).message}; ${fsFix(error, "write")}.`, { cause: error });
@@ -930,7 +948,7 @@ export class LocalStore implements Tracker {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw notWritten(error);
       const seen = await readLock(path);
       const owner = parseOwner(seen?.text ?? "");
-      if (!(owner ? ownerIsGone(owner) : leftUnowned(seen))) throw held(owner);
+      if (!(owner ? ownerIsGone(owner) : leftUnowned(seen))) throw held(owner, seen);
       const release = seen ? await claimStaleLock(path, seen).catch((claiming: unknown) => Promise.reject(notWritten(claiming))) : async () => {};
       if (!release) throw held(undefined); // another prune claimed it first, or it changed since it was read
       try {
@@ -1428,6 +1446,28 @@ async function createClaim(claim: string): Promise<boolean> {
   } finally {
     await release();
   }
+}
+
+/**
+ * Why a prune is refused by a young `prune.lock` that names no process, and when it is taken over:
+ * left empty by a prune stopped between making it and writing its pid (an older Cairn made it so,
+ * or a file system without hard links), or holding something else.
+ */
+function unownedLockMessage(store: string, path: string, seen: SeenLock): string {
+  const what = seen.text === "" ? "was left empty by a prune that was stopped before it wrote its pid" : "names no prune's process";
+  const at = seen.mtimeMs + UNOWNED_LOCK_MS;
+  const clock = new Date(at).toTimeString().slice(0, 8);
+  const wait = Math.max(1, Math.ceil((at - Date.now()) / 1000));
+  return (
+    `Cannot prune runs from ${store}: ${path} ${what}. It is taken over ${UNOWNED_LOCK_MS / 1000} s after it was made, at ${clock} (in ${wait} s): ` +
+    `run this again then, or delete ${path} if no prune runs.`
+  );
+}
+
+/** Hard links are not made in this folder (a file system without them): the lock is made by another way. */
+function cannotLink(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "EPERM" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "ENOSYS";
 }
 
 /** A lock that names no process is stale once older than {@link UNOWNED_LOCK_MS} (its writer died before writing its owner); one gone is free. */

@@ -4,12 +4,12 @@
  * and never loses the line of a run created while it rewrites an index.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import * as fsPromises from "node:fs/promises";
 import { appendFile, link, mkdtemp, readdir, readFile, rename, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatOwner } from "@cairn/cache";
+import { formatOwner, parseOwner } from "@cairn/cache";
 import { describe, expect, it, vi } from "vitest";
 import { LocalStore } from "./local-store.ts";
 import { choosePrunedRuns, type PrunableRun } from "./prune-runs.ts";
@@ -18,7 +18,7 @@ import { choosePrunedRuns, type PrunableRun } from "./prune-runs.ts";
 const races = vi.hoisted(() => [] as { when: (path: string) => boolean; run: () => Promise<unknown>; ran?: boolean }[]);
 
 // lstat passes through, counted: a prune must not stat every removed run's would-be files.
-// rename, rm and unlink pass through after the race waiting for their path, if any.
+// rename, rm, unlink and link pass through after the race waiting for their (first) path, if any.
 vi.mock("node:fs/promises", async (original) => {
   const fs = await original<typeof import("node:fs/promises")>();
   const raced =
@@ -31,7 +31,7 @@ vi.mock("node:fs/promises", async (original) => {
       }
       return fn(path, ...rest);
     };
-  return { ...fs, lstat: vi.fn(fs.lstat), rename: raced(fs.rename), rm: raced(fs.rm), unlink: raced(fs.unlink) };
+  return { ...fs, lstat: vi.fn(fs.lstat), rename: raced(fs.rename), rm: raced(fs.rm), unlink: raced(fs.unlink), link: raced(fs.link) };
 });
 
 const tmp = () => mkdtemp(join(tmpdir(), "cairn-prune-"));
@@ -282,7 +282,16 @@ describe("LocalStore.pruneRuns", () => {
     await new LocalStore({ root }).ensureExperiment("etl");
     const lock = join(root, "prune.lock");
     await writeFile(lock, "");
-    await expect(new LocalStore({ root }).pruneRuns({ endedBefore: Date.now(), keep: new Set() })).rejects.toThrow(/Another prune is removing runs from .*: .*prune\.lock is there/);
+    // Before, it said "Another prune is removing runs" though no process owned the lock, and not when it would be taken over.
+    const made = new Date((await fsPromises.stat(lock)).mtimeMs + 10_000).toTimeString().slice(0, 8);
+    await expect(new LocalStore({ root }).pruneRuns({ endedBefore: Date.now(), keep: new Set() })).rejects.toThrow(
+      new RegExp(
+        `^Cannot prune runs from ${escape(root)}: ${escape(lock)} was left empty by a prune that was stopped before it wrote its pid\\. ` +
+          `It is taken over 10 s after it was made, at ${made} \\(in (10|9|8) s\\): run this again then, or delete ${escape(lock)} if no prune runs\\.$`,
+      ),
+    );
+    await writeFile(lock, "not an owner");
+    await expect(new LocalStore({ root }).pruneRuns({ endedBefore: Date.now(), keep: new Set() })).rejects.toThrow(/prune\.lock names no prune's process\. It is taken over 10 s after it was made/);
     for (const text of ["", "not an owner"]) {
       await writeFile(lock, text);
       const old = new Date(Date.now() - 60_000);
@@ -291,6 +300,23 @@ describe("LocalStore.pruneRuns", () => {
       expect(existsSync(lock)).toBe(false);
     }
   });
+  // Made empty and then written, a prune killed in between (kill -9) left an empty lock that refused every prune.
+  it("makes its lock with its owner already in it: the lock's name is linked to a file that holds its process", async () => {
+    const root = await tmp();
+    await new LocalStore({ root }).ensureExperiment("etl");
+    const lock = join(root, "prune.lock");
+    let before: { lockThere: boolean; text: string } | undefined;
+    races.push({ when: (path) => path.startsWith(`${lock}.`), run: async () => void (before = { lockThere: existsSync(lock), text: await readFile(readdirSync(root).filter((n) => n.startsWith("prune.lock.")).map((n) => join(root, n))[0]!, "utf8") }) });
+    try {
+      await expect(new LocalStore({ root }).pruneRuns({ endedBefore: Date.now(), keep: new Set() })).resolves.toMatchObject({ removedRuns: 0 });
+    } finally {
+      races.length = 0;
+    }
+    expect(before?.lockThere).toBe(false);
+    expect(parseOwner(before!.text)).toMatchObject({ pid: process.pid });
+    expect(readdirSync(root).filter((name) => name.startsWith("prune.lock"))).toEqual([]);
+  });
+
   it("takes over a stale lock whose takeover claim a killed prune left (older than a few seconds); a young claim still refuses", async () => {
     const root = await tmp();
     const store = new LocalStore({ root });
@@ -400,4 +426,9 @@ async function writeTemp(name: string, text: string): Promise<string> {
   const path = join(await tmp(), name);
   await writeFile(path, text);
   return path;
+}
+
+/** `text` as a regular expression that matches it literally. */
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
