@@ -185,20 +185,23 @@ describe("a redis cache", () => {
   });
 });
 
-describe("a second machine's run on a key a run of this machine holds, on redis", () => {
+describe("another run of the project on a key a run of this machine holds, on redis", () => {
   it("waits saying who holds it and when it lapses; once that process is killed, takes the key over at once, not at the lease's end", async () => {
     const markers = await tmp();
     const release = join(await tmp(), "release");
     // A lease of ten minutes: only the holder's death may end the second's wait within the test.
     const env = { CAIRN_CACHE_URL: redis.url, CAIRN_LEASE_TTL_MS: "600000", MARKER_DIR: markers, RELEASE_FILE: release };
     const file = fixture("held.flow.ts");
-    const first = start(process.execPath, [cairnBin, "run", file, "--json", "--root", await tmp()], { env: childEnv(env) });
+    // One root for both: a run of another root does not wait for this one (its entry, recorded in
+    // another embedded store, is of no use there: see lease-tracker.test.ts).
+    const root = await tmp();
+    const first = start(process.execPath, [cairnBin, "run", file, "--json", "--root", root], { env: childEnv(env) });
     try {
       for (const until = Date.now() + 30_000; !(await countMarks(markers)).held; await sleep(25)) {
         if (Date.now() > until) throw new Error("the first run's task never started");
       }
       let waited = false;
-      const second = cairnRun(file, await tmp(), [], env, (out) => {
+      const second = cairnRun(file, root, [], env, (out) => {
         if (waited || !out.includes('"status":"waiting"')) return;
         waited = true;
         killGroup(first.child);
@@ -245,6 +248,37 @@ describe("a plan while another machine computes a task, on redis", () => {
       await store.close();
     }
     expect((await planOf()).find((p) => p.task === "square-plan-held")!.reason).toMatch(/^no cache entry/);
+    expect(calls.n).toBe(0);
+  });
+
+  // Two roots on one redis: the holder's entry names its own embedded store, which no run of this root can use.
+  it("says a run would not wait for it when the holder records to another root's embedded store", async () => {
+    const calls = { n: 0 };
+    const f = makeFlow("plan-held-other-root", calls);
+    const env = { CAIRN_CACHE_URL: redis.url };
+    const planOf = async () => {
+      const { tasks, params } = await openFlowCache(f.definition, { root: await tmp(), params: {}, env });
+      return planFlow(f.definition, { params, cache: tasks }).finally(() => tasks.store.close());
+    };
+    const square = (await planOf()).find((p) => p.task === "square-plan-held-other-root")!;
+    const store = await CacheStore.fromUrl(redis.url);
+    const other = "/elsewhere/with space/.cairn";
+    const lease = await store.acquireLease(square.key!.key, { ttlMs: 30_000, owner: `${formatOwner()} 4f2a9c records:local:${encodeURIComponent(other)}:0123abcd square` });
+    try {
+      expect(lease.acquired).toBe(true);
+      const during = (await planOf()).find((p) => p.task === "square-plan-held-other-root")!;
+      expect(during.action).toBe("run");
+      expect(during.computing).toMatchObject({ process: `${hostname()}:${process.pid}`, runId: "4f2a9c" });
+      expect(during.reason).toMatch(
+        new RegExp(
+          `^being computed elsewhere now, by ${hostname()}:${process.pid} \\(run 4f2a9c\\), which records to the embedded store at ${other}, not to the embedded store at .* where this run records: ` +
+            `its entry could not be used here, so a run would not wait for it and computes it at once$`,
+        ),
+      );
+    } finally {
+      if (lease.acquired) await lease.release();
+      await store.close();
+    }
     expect(calls.n).toBe(0);
   });
 });

@@ -8,7 +8,7 @@ import { OptionError } from "../errors.ts";
 import { unknownNameExpected } from "../internal.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
-import { leaseHolder } from "../pipeline/single-flight.ts";
+import { holderRecordsTo, leaseHolder, recordsElsewhere } from "../pipeline/single-flight.ts";
 import { cancelledRunWhy, ERROR_MESSAGE_TAG, ERROR_NAME_TAG, ERROR_TAG, SKIPPED_BECAUSE_TAG, SKIPPED_REASON_TAG, startedNoAttempt, WORKER_TAG } from "../pipeline/task-run.ts";
 import type { LeaseHolder } from "../run/events.ts";
 import { ABANDONED_TAG, type RunRecord, type Tracker } from "../tracking/tracker.ts";
@@ -194,7 +194,11 @@ async function planNodes(
     const held = await options.cache.leaseHolder(key.key);
     if (held) {
       const computing = leaseHolder(held.holder, held.expiresAt);
-      return { task: id, action: "run", reason: computingReason(computing), key, computing, ...(foreign ? { foreign } : {}), ...place };
+      // As a run would: a holder whose entry it could not use is not waited for.
+      const there = holderRecordsTo(held.holder);
+      const elsewhere = there && !(await options.cache.mayUseEntryOf(there)) ? recordsElsewhere(there, await options.cache.recordsTo()) : undefined;
+      const reason = elsewhere !== undefined ? computingElsewhereReason(computing, elsewhere) : computingReason(computing);
+      return { task: id, action: "run", reason, key, computing, ...(foreign ? { foreign } : {}), ...place };
     }
     if (foreign) return { task: id, action: "run", reason: foreignReason(foreign), key, foreign, ...place };
     if (expired) {
@@ -647,6 +651,12 @@ function computingReason(computing: LeaseHolder): string {
   const by = `${computing.process}${computing.runId ? ` (run ${computing.runId})` : ""}`;
   const lapses = Number.isFinite(computing.expiresAt) ? `; its lease lapses in ${Math.max(0, Math.ceil((computing.expiresAt - Date.now()) / 1000))} s unless renewed` : "";
   return `being computed elsewhere now, by ${by}: a run would wait for it and take its entry (or compute it, if that fails)${lapses}`;
+}
+
+/** Plan's words for a key another process computes now whose entry a run could not use (`elsewhere`: see recordsElsewhere). */
+function computingElsewhereReason(computing: LeaseHolder, elsewhere: string): string {
+  const by = `${computing.process}${computing.runId ? ` (run ${computing.runId})` : ""}`;
+  return `being computed elsewhere now, by ${by}, ${elsewhere}: its entry could not be used here, so a run would not wait for it and computes it at once`;
 }
 
 /** Plan's words for a key with no entry whose run was cancelled: which, when, and what stopped it. */

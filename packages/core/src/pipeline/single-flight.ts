@@ -169,20 +169,25 @@ export function holderRecordsTo(owner: string): { kind: string; uri: string; id?
   }
 }
 
+/** Where a lease's holder records, against where this run does: `which records to …, not to … where this run records`. */
+export function recordsElsewhere(there: { kind: string; uri: string; id?: string }, here: { kind: string; uri: string; id?: string }): string {
+  const where = isUntrackedRecord(there) ? "which records nothing (tracking off)" : `which records to ${describeTracker(there)}`;
+  return `${where}, not to ${describeTracker(here)} where this run records`;
+}
+
 /**
  * What a task's log says when it computes its key at once beside another process that holds the
  * key's lease, because that process records elsewhere (see {@link holderRecordsTo}).
  */
 function recordsElsewhereWarning(key: string, holder: LeaseHolder, there: { kind: string; uri: string; id?: string }, here: { kind: string; uri: string; id?: string }): string {
   const by = `${holder.process}${holder.runId ? ` (run ${holder.runId})` : ""}`;
-  const where = isUntrackedRecord(there) ? "which records nothing (tracking off)" : `which records to ${describeTracker(there)}`;
   const share = isUntrackedRecord(there)
     ? `To share one computation, run both with tracking on.`
     : there.kind === "local" && here.kind === "local"
       ? `To share one computation between them, point both at one MLflow server (MLFLOW_TRACKING_URI).`
       : `To share one computation, run both ${runAgainst(there)}.`;
   return (
-    `cache key ${key.slice(0, 12)} is being computed now by ${by}, ${where}, not to ${describeTracker(here)} where this run records: ` +
+    `cache key ${key.slice(0, 12)} is being computed now by ${by}, ${recordsElsewhere(there, here)}: ` +
     `its entry could not be used here, so the task runs now instead of waiting for it. ${share}`
   );
 }
