@@ -59,16 +59,23 @@ export interface HttpOptions {
   connectionRequests?: number;
 }
 
-/** Sends requests to one server (or several) over pooled connections. */
+/**
+ * The keep-alive connections of the whole process, one pool per server (Node's agents key a pool by
+ * host, port and, over https, the TLS options each request carries). Each run builds its own
+ * client: with an agent of its own, its idle connections outlived it, and behind a server or proxy
+ * that keeps idle connections open an app that ran flow after flow grew by a few sockets a run until
+ * it met its file limit. Shared, the runs reuse the connections the ones before them opened. An
+ * idle socket does not hold the process open (the agent unrefs it).
+ */
+const sharedHttp = new HttpAgent({ keepAlive: true });
+const sharedHttps = new HttpsAgent({ keepAlive: true });
+
+/** Sends requests to one server (or several) over the process's pooled connections. */
 export class HttpTransport {
-  private readonly http = new HttpAgent({ keepAlive: true });
-  private readonly https: HttpsAgent;
   private readonly listeners: Array<(e: HttpExchange) => void> = [];
   private sent = 0;
 
-  constructor(private readonly options: HttpOptions) {
-    this.https = new HttpsAgent({ keepAlive: true, ...options.tls });
-  }
+  constructor(private readonly options: HttpOptions) {}
 
   /** Calls `listener` for every request sent and every response received (tests and benchmarks count requests). */
   observe(listener: (e: HttpExchange) => void): void {
@@ -84,9 +91,12 @@ export class HttpTransport {
     const closing = every > 0 && ++this.sent % every === 0;
     if (closing) headers["Connection"] = "close";
     for (const l of this.listeners) l({ phase: "request", method: req.method, url: url.href });
-    const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+    const secure = url.protocol === "https:";
+    const send = secure ? httpsRequest : httpRequest;
     return new Promise<HttpResponse>((resolve, reject) => {
-      const r = send(url, { method: req.method, headers, agent: url.protocol === "https:" ? this.https : this.http, ...(req.signal ? { signal: req.signal } : {}) }, (res) => {
+      // The TLS options go with each request: the shared agent keeps apart the connections of other CAs and client certificates.
+      const agent = secure ? { agent: sharedHttps, ...this.options.tls } : { agent: sharedHttp };
+      const r = send(url, { method: req.method, headers, ...agent, ...(req.signal ? { signal: req.signal } : {}) }, (res) => {
         // Node's agent keeps a socket unless the *response* says close: a server that ignores the
         // header, or closes without saying so (the next request would meet a reset), is not
         // given the chance. The socket goes once the answer is read.
@@ -112,10 +122,11 @@ export class HttpTransport {
     });
   }
 
-  /** Closes the pooled connections. */
+  /** Closes the process's idle pooled connections; requests under way (of any client) go on. */
   close(): void {
-    this.http.destroy();
-    this.https.destroy();
+    for (const agent of [sharedHttp, sharedHttps]) {
+      for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+    }
   }
 }
 
