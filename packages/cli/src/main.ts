@@ -57,6 +57,7 @@ import {
   attemptErrors,
   type RunOptions,
   ROOT_CHECKED,
+  leaveCrashExitToCommand,
   type RunFilter,
   type RunRecord,
   type Tracker,
@@ -383,6 +384,8 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
   if (stdout === process.stdout || stderr === process.stdout) guardOutput(process.stdout, "stdout");
   if (stdout === process.stderr || stderr === process.stderr) guardOutput(process.stderr, "stderr");
   // Off unless asked for: an app's cli() must neither take its signals nor end its process.
+  // The command ends its process itself after an error no task raised: its summary first, then exit 1.
+  if (io.handleSignals === true) leaveCrashExitToCommand();
   const code = await dispatch(argv, { ...io, stdout, stderr, handleSignals: io.handleSignals === true });
   if (stdout !== process.stdout) return code;
   // Node reports a failed write a tick after it: wait for that before judging the output.

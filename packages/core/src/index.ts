@@ -30,6 +30,7 @@ export {
   type CacheRunOptions,
   type FlowResult,
 } from "./run/flow-run.ts";
+export { leaveCrashExitToCommand } from "./run/crash-guard.ts";
 export { TaskCache, describeTracker, removeIndexEntries, type IndexCleanup, type ForeignEntry, CACHE_KEY_TAG, CACHED_FROM_TAG, CACHED_FROM_NAME_TAG, MANIFEST_PATH, type TaskKey, type StoredManifest } from "./caching/task-cache.ts";
 export { sourceRunsOfHits } from "./caching/source-runs.ts";
 export { pointKey, type SweepOutputs, type SweepTrial } from "./scheduler/map-run.ts";

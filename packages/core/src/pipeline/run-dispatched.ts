@@ -92,7 +92,7 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
     crash ??= error;
     stop.abort(new StopReason("flow-failed", error));
     s.onCrash?.(error);
-  });
+  }, { endsProcess: false });
   try {
     const outcome: TaskOutcome = await pipeline.run(state, task.inputs);
     await pipeline.release(state);

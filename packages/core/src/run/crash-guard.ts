@@ -6,13 +6,16 @@
  * `process.exit`: an error raised in the async context of a task's attempt (AsyncLocalStorage,
  * which follows it into the promises, timers and callbacks that code starts) fails that task
  * and stops its flow as failed; one raised elsewhere stops every open flow as failed, unless
- * the app listens for it itself (then it is the app's, as it was). A rejection, from a task or not,
+ * the app listens for it itself (then it is the app's, as it was); once those runs are recorded
+ * (waited for up to {@link CLOSING_WAIT_MS}) the process ends as Node would have: the error's stack
+ * on stderr, exit code 1 (an app's supervisor relies on it). A rejection, from a task or not,
  * fails nothing when Node was told only to warn (`--unhandled-rejections=warn|none|warn-with-error-code`):
  * it does what Node does in that mode. When the last run ends, the
  * listeners and `process.exit` are as they were. The state is the process's, not a run's: the
  * events and `process.exit` are one per process.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
+import { inspect } from "node:util";
 import { ProcessCrashError, TaskExitError } from "../errors.ts";
 
 /**
@@ -54,8 +57,21 @@ export class AttemptCrash {
 }
 
 const attempts = new AsyncLocalStorage<AttemptCrash>();
-/** The open flow runs, by their signal: what stops each one as failed. */
-const open = new Map<AbortSignal, (error: Error) => void>();
+/** The open flow runs, by their signal: what stops each one as failed, and whether an error no task raised then ends the process. */
+const open = new Map<AbortSignal, { stop: (error: Error) => void; endsProcess: boolean }>();
+/** Told each time a watch ends: what waits for the runs a crash stopped. */
+const watchEnded = new Set<() => void>();
+/**
+ * How long the process waits, after an error no task raised, for the runs it stopped to be
+ * recorded before it ends: their tasks are cancelled and an MLflow server's requests are hurried
+ * (one short try each), so a run closes in seconds; one that does not is left RUNNING, for the
+ * next command's closer, as when the process is killed.
+ */
+export const CLOSING_WAIT_MS = 30_000;
+/** Set by the `cairn` command, which ends the process itself (its summary first): see {@link leaveCrashExitToCommand}. */
+let exitLeftToCommand = false;
+/** Set once an error no task raised is ending the process: a second one does not end it again. */
+let ending = false;
 /** `process.exit` as the first run found it (Node's, or a test runner's): kept once for the process. */
 let exitFirst: typeof process.exit | undefined;
 /** `process.exit` as this watch found it: what a call outside a task is passed to. */
@@ -77,15 +93,27 @@ export function inAttempt<T>(crash: AttemptCrash, fn: () => T): T {
 
 /**
  * Watches for crashes while the flow run of `flow` (its signal) is open: `stop` is given the
- * error that stops it. Returns what ends the watch; the last one ended puts everything back.
+ * error that stops it. `endsProcess`: an error no task raised (and no listener of the app's
+ * takes) then ends the process once the runs are recorded, as Node would have; a worker's job
+ * leaves that to the worker (its `crashed` promise). Returns what ends the watch; the last one
+ * ended puts everything back.
  */
-export function watchCrashes(flow: AbortSignal, stop: (error: Error) => void): () => void {
+export function watchCrashes(flow: AbortSignal, stop: (error: Error) => void, { endsProcess }: { endsProcess: boolean }): () => void {
   if (open.size === 0) install();
-  open.set(flow, stop);
+  open.set(flow, { stop, endsProcess });
   return () => {
-    if (!open.delete(flow) || open.size > 0) return;
-    uninstall();
+    if (!open.delete(flow)) return;
+    for (const told of [...watchEnded]) told();
+    if (open.size === 0) uninstall();
   };
+}
+
+/**
+ * @internal For the `cairn` command only: after an error no task raised, it prints the runs'
+ * summary and exits 1 itself, so the guard stops the runs and leaves the process to it.
+ */
+export function leaveCrashExitToCommand(): void {
+  exitLeftToCommand = true;
 }
 
 function install(): void {
@@ -212,10 +240,52 @@ function crashed(how: ProcessCrashError["how"], error: unknown, appTakesIt: () =
     // A process.exit() refused outside the attempt's own promise (in a timer) arrives as itself.
     const crash = TaskExitError.is(error) ? (error as TaskExitError) : new ProcessCrashError(how, attempt.nodeId, error);
     attempt.fail(crash);
-    open.get(attempt.flow)?.(crash);
+    open.get(attempt.flow)?.stop(crash);
     return;
   }
   if (appTakesIt()) return;
   const crash = new ProcessCrashError(how, undefined, error);
-  for (const stop of [...open.values()]) stop(crash);
+  const stopped = [...open];
+  for (const [, watch] of stopped) watch.stop(crash);
+  if (ending || exitLeftToCommand || !stopped.some(([, watch]) => watch.endsProcess)) return;
+  ending = true;
+  void endProcess(how, error, stopped.map(([flow]) => flow));
+}
+
+/**
+ * What Node would have done with the error, once the runs it stopped are recorded: Node ends the
+ * process at once (stack on stderr, exit code 1), which left the runs RUNNING; swallowing it left
+ * an app going on with exit code 0, its supervisor none the wiser. Said at once, so that it is
+ * on stderr even if the runs' closing outlasts the wait; the exit code is set at once too, for a
+ * process that ends by itself meanwhile.
+ */
+async function endProcess(how: ProcessCrashError["how"], error: unknown, runs: AbortSignal[]): Promise<void> {
+  process.stderr.write(`${fatalText(how, error)}\n`);
+  process.exitCode = 1;
+  await new Promise<void>((resolve) => {
+    const check = () => {
+      if (runs.some((flow) => open.has(flow))) return;
+      watchEnded.delete(check);
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      watchEnded.delete(check);
+      resolve();
+    }, CLOSING_WAIT_MS).unref();
+    watchEnded.add(check);
+    check();
+  });
+  // After the stopped runs' own ends (their results reach the app first, as in the same tick).
+  setImmediate(() => process.exit(1));
+}
+
+/** The error as Node prints a fatal one: an Error with its stack (util.inspect, as Node does), else Node's words for the value. */
+function fatalText(how: ProcessCrashError["how"], error: unknown): string {
+  if (error instanceof Error) return inspect(error);
+  if (how === "uncaught-exception") return `Uncaught ${inspect(error)}`;
+  return (
+    "[UnhandledPromiseRejection: This error originated either by throwing inside of an async function without a catch block, " +
+    `or by rejecting a promise which was not handled with .catch(). The promise rejected with the reason "${inspect(error)}".] { code: 'ERR_UNHANDLED_REJECTION' }`
+  );
 }

@@ -668,7 +668,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     offCrash = watchCrashes(execution.signal, (error) => {
       crashed ??= error;
       execution.fail(error);
-    });
+    }, { endsProcess: true });
     // A request retried for long is said as it happens (a full server disk was retried for minutes in silence): an info line,
     // which `--quiet` leaves out; if the retries run out, the failure that follows is said as any is.
     offWarnings = tracker.onWarning?.((message) => emitToRun({ type: "log", level: "info", runId: flowRunId, message, time: Date.now() }));
