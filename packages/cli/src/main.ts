@@ -42,6 +42,7 @@ import {
   removeIndexEntries,
   type IndexCleanup,
   type CancelledRun,
+  CancelledError,
   type FailedRun,
   resolveTracker,
   SKIPPED_BECAUSE_TAG,
@@ -823,6 +824,13 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
       // The flow's file (under tsx too: the autorun runs this command with it), for MLflow's source tags.
       source: resolve(positionals[0]!),
     });
+    if (run.runId === "") {
+      // Cancelled while it started, before its flow run was created: nothing was recorded. Said as
+      // the error it is (exit 130), not as a run's summary: there is no run to show.
+      const { error } = await run.wait();
+      run = undefined;
+      throw Object.assign(new CancelledError(interrupted?.reason), { message: error!.message });
+    }
     run.on((e) => reporter.event(e));
     if (interrupted) void run.cancel(interrupted.reason);
     const result = await run.wait();

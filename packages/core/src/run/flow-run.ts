@@ -180,7 +180,7 @@ export interface CacheRunOptions {
 
 /** What `wait()` resolves to. */
 export interface FlowResult<Outputs = Record<string, unknown>> {
-  /** The flow run's id. */
+  /** The flow run's id; `""` for a run cancelled while it started, before its flow run was created (nothing recorded). */
   runId: string;
   status: Exclude<FlowStatus, "running">;
   /** Flow outputs; only when the flow succeeded. */
@@ -235,13 +235,14 @@ export class FlowRun<Outputs = Record<string, unknown>> {
 
   /** @internal Use `flow.run()`. */
   constructor(
-    /** The flow run's id (the parent run in the tracker). */
+    /** The flow run's id (the parent run in the tracker); `""` for a run cancelled before its flow run was created. */
     readonly runId: string,
     /** The flow's name. */
     readonly flowName: string,
     /** The tracker this run records to. */
     readonly tracker: Tracker,
-    private readonly execution: FlowExecution,
+    /** Undefined for a run cancelled while it started, before its flow run was created: it has no tasks. */
+    private readonly execution: FlowExecution | undefined,
     body: (emit: Listener) => Promise<FlowResult<Outputs>>,
     /** Applied to every event before anyone sees it: the run's secrets masked. */
     private readonly mask: (event: RunEvent) => RunEvent = (event) => event,
@@ -266,9 +267,9 @@ export class FlowRun<Outputs = Record<string, unknown>> {
   private async endBroken(thrown: unknown): Promise<FlowResult<Outputs>> {
     const cause = toErrorInfo(thrown);
     try {
-      this.execution.cancel(thrown);
-      await this.execution.done;
-      await this.execution.pipeline.drain();
+      this.execution?.cancel(thrown);
+      await this.execution?.done;
+      await this.execution?.pipeline.drain();
     } catch {
       // The tasks' runs are closed as far as they can be; the flow run is closed below whatever happened to them.
     }
@@ -298,7 +299,7 @@ export class FlowRun<Outputs = Record<string, unknown>> {
 
   /** Current state of every task, by node id. */
   tasks(): Record<string, TaskResult> {
-    return Object.fromEntries([...this.execution.results].map(([id, r]) => [id, { ...r }]));
+    return Object.fromEntries([...(this.execution?.results ?? [])].map(([id, r]) => [id, { ...r }]));
   }
 
   /**
@@ -310,7 +311,7 @@ export class FlowRun<Outputs = Record<string, unknown>> {
    * SIGTERM); when the flow stops, it waits for such groups instead, so none is left here.
    */
   abandoned(): Array<{ task: string; attempt: number; killGraceMs?: number }> {
-    return this.execution.pipeline.abandoned();
+    return this.execution?.pipeline.abandoned() ?? [];
   }
 
   /** Resolves when the flow has finished and every run is closed; never rejects for task failures. */
@@ -328,7 +329,7 @@ export class FlowRun<Outputs = Record<string, unknown>> {
   /** Cancels the run; running tasks see `ctx.signal` abort. Resolves like `wait()`. */
   cancel(reason?: unknown): Promise<FlowResult<Outputs>> {
     this.cancelling();
-    this.execution.cancel(reason);
+    this.execution?.cancel(reason);
     return this.result;
   }
 
@@ -572,7 +573,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   // Cancelled before the flow run was asked for: nothing is recorded, nothing is left to close.
   if (options.signal?.aborted) {
     settled();
-    throw new CancelledError(startCancelled(options.signal.reason));
+    return cancelledWhileStarting<Outputs>(definition.name, tracker, options.signal.reason, secrets);
   }
   // The tracker's credentials reach task processes (Tracker.childEnv): what those print of them is masked.
   secrets.maskCredentials(tracker.childEnv?.() ?? {});
@@ -1384,6 +1385,23 @@ async function logCancelReason(tracker: Tracker, runId: string, reason: string, 
 function startCancelled(reason: unknown): string {
   const why = cancelReason(reason);
   return `${why ? `${why}, ` : ""}while the run was starting, before its flow run was created; nothing was recorded`;
+}
+
+/**
+ * The handle of a run cancelled while it started, before its flow run was created: it records
+ * nothing, has no run id (`""`) and no tasks, and ends `cancelled` with a CancelledError that says
+ * so, as a run cancelled a moment later does. run() rejected here, so that one signal made run()
+ * reject or resolve by where in the start it came, which an app cannot tell.
+ */
+function cancelledWhileStarting<Outputs>(flowName: string, tracker: Tracker, reason: unknown, secrets: SecretRegistry): FlowRun<Outputs> {
+  const error = secrets.maskError(toErrorInfo(new CancelledError(startCancelled(reason))));
+  const body = async (emit: Listener): Promise<FlowResult<Outputs>> => {
+    // As a started run does: the caller attaches its listeners before the first event.
+    await new Promise((r) => setImmediate(r));
+    emit({ type: "flow", status: "cancelled", runId: "", flow: flowName, durationMs: 0, time: Date.now(), error });
+    return { runId: "", status: "cancelled", tasks: {}, durationMs: 0, error };
+  };
+  return new FlowRun<Outputs>("", flowName, tracker, undefined, body, (event) => secrets.maskEvent(event));
 }
 
 /**
