@@ -310,6 +310,39 @@ describe("explain on a second machine", () => {
   }, 60_000);
 });
 
+describe("a run on a second machine", () => {
+  it("records why a task missed as explain says it: the nearest entry in the experiment's index, with an empty store (before: no earlier entry in the store)", async () => {
+    const fit = task("fit").input<{ lr: number }>().run(({ lr }) => ({ score: lr * 2 }));
+    const f = flow(`run-index-reason-${Date.now()}`)
+      .params<{ lr: number }>()
+      .build(({ params }) => ({ score: fit({ lr: params.lr }).score }));
+    const first = await runCollect(f, { root: await tmp("cairn-machine-a-"), env: env(), params: { lr: 0.1 } });
+    // Machine B: an empty root, as a CI job's; the entry is in the server's index only.
+    const rootB = await tmp("cairn-machine-b-");
+    const cold = await openFlowCache(f.definition, { root: rootB, env: env(), params: { lr: 0.5 } });
+    const why = await explainTask(f.definition, "fit", { params: cold.params, cache: cold.tasks }).finally(() => cold.tasks.store.close());
+    const after = await runCollect(f, { root: rootB, env: env(), params: { lr: 0.5 } });
+    expect(statuses(after.result)).toEqual({ fit: "succeeded" });
+    const run = await after.run.tracker.getRun(after.result.tasks.fit!.runId!);
+    const reason = JSON.parse(run!.tags["cairn.miss_reason"]!);
+    expect(reason).toEqual({ kind: "changed", nearest: { runId: first.result.tasks.fit!.runId, createdAt: why.nearest!.createdAt, changes: ["input `lr` changed from 0.1 to 0.5"] } });
+    expect(reason.nearest.changes).toEqual(why.nearest!.changes.map((c) => c.message));
+  });
+
+  it("with no earlier entry in either, names both places it looked, in explain's words", async () => {
+    const fresh = task("fresh").input<{ n: number }>().run(({ n }) => ({ x: n + 1 }));
+    const f = flow(`run-index-new-${Date.now()}`).build(() => ({ x: fresh({ n: 1 }).x }));
+    const root = await tmp("cairn-machine-b-");
+    const done = await runCollect(f, { root, env: env() });
+    const run = await done.run.tracker.getRun(done.result.tasks.fresh!.runId!);
+    expect(JSON.parse(run!.tags["cairn.miss_reason"]!)).toEqual({
+      kind: "new",
+      store: expect.any(String),
+      searched: expect.stringMatching(new RegExp(`^the cache store at .*cache and the index of experiment \\d+ in ${server.uri}$`)),
+    });
+  });
+});
+
 describe("plan against a shared index", () => {
   it("reads each index document once for all its tasks' reasons, not once per task", async () => {
     const steps = ["a1", "a2", "a3", "a4"].map((name) => task(name).input<{ n: number }>().run(({ n }) => ({ y: n + 1 })));
@@ -676,7 +709,7 @@ describe("a cold run against the server", () => {
     expect(count(seen, "POST runs/update")).toBe(1 + 1);
     // Why it missed, as its lookup saw it, goes in that log-batch (the run report reads it).
     const run = await tracker.getRun(cold.result.tasks["cold-fresh"]!.runId!);
-    expect(JSON.parse(run!.tags["cairn.miss_reason"]!)).toEqual({ kind: "new", store: expect.any(String) });
+    expect(JSON.parse(run!.tags["cairn.miss_reason"]!)).toEqual({ kind: "new", store: expect.any(String), searched: expect.stringContaining("and the index of experiment") });
   });
 
   it("a task's dependants start while its run is still being closed, and the flow ends once it is", async () => {

@@ -358,7 +358,8 @@ function missWords(reason: MissReason, task: { task: string }): string[] {
     case "foreign":
       return [`the cache entry for these inputs and code was recorded in another tracker (${reason.tracker.kind} ${reason.tracker.uri}), whose runs this run could not check`];
     case "new":
-      return [`no earlier cache entry of task "${task.task}" was in the store (${reason.store}) when it ran: it had not succeeded there with caching on, or its entries had expired or been removed`];
+      // Where it looked, as explain says it: the experiment's index too, where another machine's entries are.
+      return [`no earlier cache entry of task "${task.task}" was in ${reason.searched ?? `the store (${reason.store})`} when it ran: it had not succeeded there with caching on, or its entries had expired or been removed`];
     case "unlisted":
       return [`no cache entry for these inputs and code (the store could not be listed to say more: ${reason.error})`];
     case "changed": {

@@ -77,12 +77,12 @@ describe("the report's data, read from the record", () => {
 
   it("says why each task ran, in cairn explain's words", () => {
     expect(byId(first, "prepare").why).toEqual([
-      `no earlier cache entry of task "prepare" was in the store (${join(root, "cache")}) when it ran: it had not succeeded there with caching on, or its entries had expired or been removed`,
+      `no earlier cache entry of task "prepare" was in the cache store at ${join(root, "cache")} when it ran: it had not succeeded there with caching on, or its entries had expired or been removed`,
     ]);
     expect(byId(second, "prepare").why).toEqual([expect.stringMatching(/^nearest earlier entry: run [0-9a-f]{32}, from /), "  - input `n` changed from 1 to 2"]);
     expect(byId(second, "flaky").why).toContain("  - input `value` changed from 2 to 4");
     expect(byId(second, "steady").why[0]).toMatch(/^cached: a cache entry for these inputs and code exists, from run [0-9a-f]{32}/);
-    expect(byId(second, "boom").why).toEqual([expect.stringMatching(/^no earlier cache entry of task "boom" was in the store/)]);
+    expect(byId(second, "boom").why).toEqual([expect.stringMatching(/^no earlier cache entry of task "boom" was in the cache store at /)]);
     expect(byId(second, "after").why).toEqual(['skipped: upstream task "boom" failed']);
   });
 

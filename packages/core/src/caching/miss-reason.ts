@@ -19,7 +19,9 @@ export const MISS_REASON_TAG = "cairn.miss_reason";
  * `createdAt`: the run that made it, and when, unless the entry did not parse). `foreign`: the
  * entry of its key was recorded in another tracker. `changed`: none was there; `nearest` is the task's entry, made before the
  * flow run started, whose ingredients differ least, with what changed since. `new`: none was
- * there, and the store (`store`: where) held no earlier entry of the task. `unlisted`: none was
+ * there, and the store (`store`: where) held no earlier entry of the task, nor did the experiment's
+ * index where the tracker keeps one (`searched`: where it looked, in `cairn explain`'s words;
+ * absent from runs recorded before it). `unlisted`: none was
  * there, and the store could not be listed to say more (`error`).
  */
 export type MissReason =
@@ -27,7 +29,7 @@ export type MissReason =
   | { readonly kind: "expired"; readonly at: number; readonly seenAt: number; readonly runId?: string; readonly createdAt?: number }
   | { readonly kind: "foreign"; readonly tracker: { readonly kind: string; readonly uri: string } }
   | { readonly kind: "changed"; readonly nearest: { readonly runId: string; readonly createdAt: number; readonly changes: readonly string[]; readonly more?: number } }
-  | { readonly kind: "new"; readonly store: string }
+  | { readonly kind: "new"; readonly store: string; readonly searched?: string }
   | { readonly kind: "unlisted"; readonly error: string };
 
 /** Changes a record keeps (the rest are counted in `more`), and the longest one: a tag holds 8000 characters. */
@@ -76,7 +78,8 @@ export function parseMissReason(text: string | undefined): MissReason | undefine
       return { kind: "changed", nearest: { runId: n.runId, createdAt: n.createdAt, changes: n.changes as string[], ...(typeof n.more === "number" ? { more: n.more } : {}) } };
     }
     case "new":
-      return typeof r.store === "string" ? { kind: "new", store: r.store } : undefined;
+      if (typeof r.store !== "string") return undefined;
+      return { kind: "new", store: r.store, ...(typeof r.searched === "string" ? { searched: r.searched } : {}) };
     case "unlisted":
       return typeof r.error === "string" ? { kind: "unlisted", error: r.error } : undefined;
     default:

@@ -426,13 +426,18 @@ export class TaskCache {
     else if (unused?.expired) reason = expiredMiss(unused.expired, Date.now());
     else {
       try {
+        // Begun together: the index's read (beside the task, as the store's listing) does not wait for the store's.
         const listing = this.earlierOf(task.name);
+        const inIndex = this.searchesIndex ? { found: this.indexEntriesOf(task.name), by: Date.now() + MISS_REASON_LIST_MS } : undefined;
         const earlier = await withinMs(listing.byTask, listing.by - Date.now());
         if (earlier === undefined) return missReasonTag({ kind: "unlisted", error: `the cache store at ${this.store.location} took longer than ${MISS_REASON_LIST_MS / 1000} s to list (cairn explain compares with it)` });
-        const best = nearestEntry(earlier.get(task.name) ?? [], this.storedIngredients(key), diffOptionsOf(task));
+        const indexed = inIndex && (await withinMs(inIndex.found, inIndex.by - Date.now()));
+        if (inIndex && indexed === undefined) return missReasonTag({ kind: "unlisted", error: `${this.indexWords} took longer than ${MISS_REASON_LIST_MS / 1000} s to read (cairn explain compares with it)` });
+        const entries = withIndexed(earlier.get(task.name) ?? [], (indexed?.entries ?? []).filter((e) => e.createdAt < this.startedAt));
+        const best = nearestEntry(entries, this.storedIngredients(key), diffOptionsOf(task));
         reason = best
           ? { kind: "changed", nearest: { runId: best.entry.sourceRunId, createdAt: best.entry.createdAt, changes: best.changes.map((c) => c.message) } }
-          : { kind: "new", store: this.store.location };
+          : { kind: "new", store: this.store.location, searched: indexed?.searched ?? `the cache store at ${this.store.location}` };
       } catch (error) {
         reason = { kind: "unlisted", error: (error as Error).message };
       }
@@ -1273,22 +1278,46 @@ export class TaskCache {
    */
   async earlierEntries(taskName: string): Promise<{ entries: CacheEntry[]; searched: string; complete: boolean }> {
     const entries = await this.store.list({ taskName, keep: true });
-    const { readIndexEntry, listIndexEntries } = this.tracker;
-    if (!readIndexEntry || !listIndexEntries || !this.tracker.capabilities.sharedRuns || this.missingExperiment !== undefined) {
+    if (!this.searchesIndex) {
       // A tracker other machines record to, without an index, is searched by tag at a lookup: not listed here.
       const complete = !this.tracker.capabilities.sharedRuns || this.missingExperiment !== undefined;
       return { entries, searched: `the cache store at ${this.store.location}`, complete };
     }
+    const indexed = await this.indexEntriesOf(taskName);
+    return { ...indexed, entries: withIndexed(entries, indexed.entries) };
+  }
+
+  /**
+   * Whether a miss is compared with the experiment's index too (see {@link earlierEntries}): a
+   * tracker other machines record to, with an index, and an experiment that exists.
+   */
+  private get searchesIndex(): boolean {
+    const { readIndexEntry, listIndexEntries, capabilities } = this.tracker;
+    return readIndexEntry !== undefined && listIndexEntries !== undefined && capabilities.sharedRuns && this.missingExperiment === undefined;
+  }
+
+  /** The index a miss is compared with, in words (no credentials of the tracker's address). */
+  private get indexWords(): string {
+    return `the index of experiment ${this.experimentId} in ${redactUri(this.tracker.uri)}`;
+  }
+
+  /**
+   * The task's entries in the experiment's index (its documents read once for every task, see
+   * {@link readIndexDocuments}), where they were looked for (the store too), and whether they
+   * are all a run of the task could hit there (see {@link earlierEntries}).
+   */
+  private async indexEntriesOf(taskName: string): Promise<{ entries: CacheEntry[]; searched: string; complete: boolean }> {
     this.indexDocuments ??= this.readIndexDocuments();
     const index = await this.indexDocuments;
     let newestRead = index.newest.get(taskName);
     if (!newestRead) index.newest.set(taskName, (newestRead = index.unread.size ? this.readNewestOfTask(taskName, index) : Promise.resolve(0)));
     const newest = await newestRead;
-    const known = new Set(entries.map((e) => e.key));
-    for (const entry of index.byTask.get(taskName) ?? []) if (!known.has(entry.key)) entries.push(entry);
-    entries.sort((a, b) => b.createdAt - a.createdAt);
     const part = index.listed > index.read ? ` (${index.read} of its ${index.listed} documents read${newest ? `, ${newest} of them from the task's newest runs` : ""})` : "";
-    return { entries, searched: `the cache store at ${this.store.location} and the index of experiment ${this.experimentId} in ${this.tracker.uri}${part}`, complete: index.listedAll && !index.failed && !index.unread.size };
+    return {
+      entries: [...(index.byTask.get(taskName) ?? [])],
+      searched: `the cache store at ${this.store.location} and ${this.indexWords}${part}`,
+      complete: index.listedAll && !index.failed && !index.unread.size,
+    };
   }
 
   /**
@@ -1327,8 +1356,9 @@ export class TaskCache {
    * so a task's documents are known once read. Entries past their ttl are left out.
    */
   private async readIndexDocuments(): Promise<IndexDocuments> {
-    const listed = await this.tracker.listIndexEntries!.call(this.tracker, this.experimentId).catch(() => undefined);
-    const names = listed ?? [];
+    // A run's lookups listed the index already (see listedIndex): its misses' reasons reuse that listing.
+    const listed = await this.listedIndex();
+    const names = listed ? [...listed] : [];
     const toRead = names.slice(0, INDEX_READS_MAX);
     const index: IndexDocuments = {
       byTask: new Map(),
@@ -1523,6 +1553,15 @@ function listWhole(store: CacheStore): Promise<CacheEntry[]> {
     wholeListings.set(id, (listing = begun));
   }
   return listing;
+}
+
+/**
+ * The store's entries of a task and, after them, those of the experiment's index the store does
+ * not have (another machine's), newest first: what a miss is compared with.
+ */
+function withIndexed(stored: CacheEntry[], indexed: CacheEntry[]): CacheEntry[] {
+  const known = new Set(stored.map((e) => e.key));
+  return [...stored, ...indexed.filter((e) => !known.has(e.key))].sort((a, b) => b.createdAt - a.createdAt);
 }
 
 /** Where {@link TaskCache.earlier} keeps the one listing of a store without an index by task (no task name is empty). */
