@@ -3,7 +3,7 @@
  * or by CAIRN_CACHE_URL, entries live in redis and not in the embedded store.
  */
 import { execFileSync } from "node:child_process";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -140,7 +140,7 @@ describe("a redis cache", () => {
     const store = await CacheStore.fromUrl(redis.url);
     try {
       const [entryA] = await store.list({ taskName: "square-redis-same-path" });
-      expect(entryA!.tracker).toEqual({ kind: "local", uri: root, id: idA });
+      expect(entryA!.tracker).toEqual({ kind: "local", uri: root, id: idA, copy: expect.stringMatching(/^[0-9a-f]+\.[0-9a-f]+$/) });
 
       // "Machine B": the same path, its own empty .cairn.
       await rename(root, join(top, ".cairn-machine-a"));
@@ -155,7 +155,7 @@ describe("a redis cache", () => {
       ]);
       expect(b.warnings.join("\n")).not.toContain("no longer exists");
       const [entryB] = await store.list({ taskName: "square-redis-same-path" });
-      expect(entryB!.tracker).toEqual({ kind: "local", uri: root, id: idB });
+      expect(entryB!.tracker).toEqual({ kind: "local", uri: root, id: idB, copy: expect.stringMatching(/^[0-9a-f]+\.[0-9a-f]+$/) });
       // B's own next run hits its own entries.
       const again = await runCollect(f, { root, cache: { url: redis.url } });
       expect(statuses(again.result)).toEqual({ "square-redis-same-path": "cached", "add-redis-same-path": "cached" });
@@ -170,6 +170,44 @@ describe("a redis cache", () => {
     } finally {
       await store.close();
     }
+  });
+
+  it("a .cairn restored from a CI cache (its store-id too) meets another restored copy's entries: foreign, said once as such, not a run that 'no longer exists'", async () => {
+    const calls = { n: 0 };
+    const f = makeFlow("redis-restored", calls);
+    const top = await tmp();
+    const root = join(top, ".cairn");
+    // The cached .cairn: a store with its id, archived as actions/cache does (content and mtimes, not inodes).
+    await runCollect(makeFlow("redis-restored-seed", { n: 0 }), { root, cache: { url: redis.url } });
+    const id = (await readFile(join(root, "store-id"), "utf8")).trim();
+    const archive = join(top, "cairn.tar");
+    execFileSync("tar", ["-cf", archive, "-C", top, ".cairn"]);
+    const restore = async () => {
+      await rm(root, { recursive: true, force: true });
+      execFileSync("tar", ["-xf", archive, "-C", top]);
+    };
+    // Job A restores it and runs: its entries go to the shared redis, its runs stay in its copy.
+    await restore();
+    const a = await runCollect(f, { root, cache: { url: redis.url } });
+    expect(statuses(a.result)).toEqual({ "square-redis-restored": "succeeded", "add-redis-restored": "succeeded" });
+    // Job B, at the same path, restores the same archive: the same store id, not A's runs.
+    await restore();
+    expect((await readFile(join(root, "store-id"), "utf8")).trim()).toBe(id);
+    const b = await runCollect(f, { root, cache: { url: redis.url } });
+    expect(statuses(b.result)).toEqual({ "square-redis-restored": "succeeded", "add-redis-restored": "succeeded" });
+    // Before: a warning per task, "its source run ... no longer exists in .../.cairn; it was evicted".
+    expect(b.warnings).toEqual([
+      `Cache entries exist for these tasks' keys (task "square-redis-restored" first), but their source runs were recorded by another copy of the embedded store at ${root} ` +
+        `(store id ${id}, as here: a .cairn restored from a CI cache or copied from another, or another machine's at the same path, met through the shared cache store), whose runs are not here: ` +
+        "they cannot be checked from here, so those tasks run, and their entries replace those. To share hits between machines, point them all at one MLflow server (MLFLOW_TRACKING_URI).",
+    ]);
+    const run = await b.run.tracker.getRun(b.result.tasks["square-redis-restored"]!.runId!);
+    expect(JSON.parse(run!.tags["cairn.miss_reason"]!)).toEqual({ kind: "foreign", tracker: { kind: "local", uri: root }, copy: true });
+    // B's own next run hits its own entries.
+    const again = await runCollect(f, { root, cache: { url: redis.url } });
+    expect(statuses(again.result)).toEqual({ "square-redis-restored": "cached", "add-redis-restored": "cached" });
+    expect(again.warnings).toEqual([]);
+    expect(calls.n).toBe(4);
   });
 
   it("a ttl is honoured by redis", async () => {

@@ -30,8 +30,10 @@ export interface CacheEntry {
   /**
    * Where that run is recorded. `id`: the embedded store's own id (see `LocalStore.storeId`),
    * which tells two machines' stores at the same path apart; absent on entries made before it.
+   * `copy`: which copy of that store's folder (see `LocalStore.storeCopy`): a `.cairn` restored
+   * from a CI cache carries the id, not the copy; absent on entries made before it.
    */
-  tracker: { kind: string; uri: string; id?: string };
+  tracker: { kind: string; uri: string; id?: string; copy?: string };
   outputs: OutputsManifest;
   /**
    * The Cairn that wrote it, "0.1.0+57ab83a" (as `cairn --version` prints it): a miss after an

@@ -356,6 +356,7 @@ function missWords(reason: MissReason, task: { task: string }): string[] {
     case "expired":
       return [`its cache entry for these inputs and code ${expiredWords(reason, "before this run looked it up")}`];
     case "foreign":
+      if (reason.copy) return [`the cache entry for these inputs and code was recorded by another copy of the embedded store at ${reason.tracker.uri} (a .cairn restored from a CI cache or copied from another), whose runs are not here`];
       return [`the cache entry for these inputs and code was recorded in another tracker (${reason.tracker.kind} ${reason.tracker.uri}), whose runs this run could not check`];
     case "new":
       // Where it looked, as explain says it: the experiment's index too, where another machine's entries are.

@@ -17,7 +17,8 @@ export const MISS_REASON_TAG = "cairn.miss_reason";
  * this task waited for that process to compute the key). `expired`: the entry of its key was
  * past the task's `ttl` (`at`: when it expired; `seenAt`: when the lookup met it; `runId` and
  * `createdAt`: the run that made it, and when, unless the entry did not parse). `foreign`: the
- * entry of its key was recorded in another tracker. `changed`: none was there; `nearest` is the task's entry, made before the
+ * entry of its key was recorded in another tracker (`copy`: by another copy of this run's own
+ * embedded store, a `.cairn` restored from a CI cache, whose runs are not here). `changed`: none was there; `nearest` is the task's entry, made before the
  * flow run started, whose ingredients differ least, with what changed since. `new`: none was
  * there, and the store (`store`: where) held no earlier entry of the task, nor did the experiment's
  * index where the tracker keeps one (`searched`: where it looked, in `cairn explain`'s words;
@@ -27,7 +28,7 @@ export const MISS_REASON_TAG = "cairn.miss_reason";
 export type MissReason =
   | { readonly kind: "unusable"; readonly reason: string; readonly evicted: boolean; readonly waited?: true }
   | { readonly kind: "expired"; readonly at: number; readonly seenAt: number; readonly runId?: string; readonly createdAt?: number }
-  | { readonly kind: "foreign"; readonly tracker: { readonly kind: string; readonly uri: string } }
+  | { readonly kind: "foreign"; readonly tracker: { readonly kind: string; readonly uri: string }; readonly copy?: true }
   | { readonly kind: "changed"; readonly nearest: { readonly runId: string; readonly createdAt: number; readonly changes: readonly string[]; readonly more?: number } }
   | { readonly kind: "new"; readonly store: string; readonly searched?: string }
   | { readonly kind: "unlisted"; readonly error: string };
@@ -70,7 +71,8 @@ export function parseMissReason(text: string | undefined): MissReason | undefine
       };
     case "foreign": {
       const t = r.tracker as Record<string, unknown> | null;
-      return typeof t?.kind === "string" && typeof t.uri === "string" ? { kind: "foreign", tracker: { kind: t.kind, uri: t.uri } } : undefined;
+      if (typeof t?.kind !== "string" || typeof t.uri !== "string") return undefined;
+      return { kind: "foreign", tracker: { kind: t.kind, uri: t.uri }, ...(r.copy === true ? { copy: true as const } : {}) };
     }
     case "changed": {
       const n = r.nearest as Record<string, unknown> | null;

@@ -140,10 +140,13 @@ export interface ForeignEntry {
   key: string;
   taskName: string;
   sourceRunId: string;
-  /** Where the entry's source run is recorded (`id`: another embedded store's id, see `Tracker.storeId`). */
-  tracker: { kind: string; uri: string; id?: string };
+  /**
+   * Where the entry's source run is recorded (`id`: another embedded store's id, see
+   * `Tracker.storeId`; `copy`: another copy of this store's folder, see `Tracker.storeCopy`).
+   */
+  tracker: { kind: string; uri: string; id?: string; copy?: string };
   /** Where this run or command records. */
-  here: { kind: string; uri: string; id?: string };
+  here: { kind: string; uri: string; id?: string; copy?: string };
 }
 
 /** What a lookup makes of one entry it found: usable (`entry`), or why not. */
@@ -170,11 +173,17 @@ export function runAgainst(tracker: { kind: string; uri: string }): string {
  * and the two machines overwrite each other's entries.
  */
 export function foreignWarning(foreign: ForeignEntry): string {
+  if (ofAnotherCopy(foreign)) {
+    return (
+      `Cache entries exist for these tasks' keys (task "${foreign.taskName}" first), but their source runs were recorded by ${anotherCopyWords(foreign)}: ` +
+      `they cannot be checked from here, so those tasks run, and their entries replace those. ${SHARE_RUNS_FIX}`
+    );
+  }
   const head = `Cache entries exist for these tasks' keys (task "${foreign.taskName}" first), but their source runs are recorded in ${describeTracker(foreign.tracker)}${sameUriOtherStore(foreign)}`;
   if (foreign.tracker.kind === "local" && foreign.here.kind === "local") {
     return (
       `${head}, another folder's or machine's, met through the shared cache store: they cannot be checked from here, so those tasks run, and their entries replace those. ` +
-      `To share hits between machines, point them all at one MLflow server (MLFLOW_TRACKING_URI).`
+      SHARE_RUNS_FIX
     );
   }
   return `${head}, not in ${describeTracker(foreign.here)} where this run records: they cannot be used here, so those tasks run. To reuse them, run ${runAgainst(foreign.tracker)}.`;
@@ -190,8 +199,26 @@ function sameUriOtherStore(foreign: ForeignEntry): string {
   return ` (store id ${tracker.id}; the store at this path here is ${here.id ?? "another"})`;
 }
 
+/** How machines that share a cache store share the runs its entries point at. */
+const SHARE_RUNS_FIX = "To share hits between machines, point them all at one MLflow server (MLFLOW_TRACKING_URI).";
+
+/** True for an entry made by another copy of this very store (the same path and id): see `Tracker.storeCopy`. */
+function ofAnotherCopy(foreign: ForeignEntry): boolean {
+  const { tracker, here } = foreign;
+  return tracker.kind === here.kind && tracker.uri === here.uri && tracker.id === here.id && tracker.copy !== undefined && here.copy !== undefined && tracker.copy !== here.copy;
+}
+
+/** The copy of the store that made such an entry, for people (see {@link ofAnotherCopy}). */
+function anotherCopyWords(foreign: ForeignEntry): string {
+  return (
+    `another copy of the embedded store at ${foreign.tracker.uri} (store id ${foreign.tracker.id}, as here: a .cairn restored from a CI cache or copied from another, ` +
+    `or another machine's at the same path, met through the shared cache store), whose runs are not here`
+  );
+}
+
 /** Why a foreign entry is not used, and how to use it. */
 export function foreignReason(foreign: ForeignEntry): string {
+  if (ofAnotherCopy(foreign)) return `its entry's source run ${foreign.sourceRunId} was recorded by ${anotherCopyWords(foreign)}: it cannot be checked from here`;
   if (foreign.tracker.kind === "local" && foreign.here.kind === "local") {
     return (
       `its entry's source run ${foreign.sourceRunId} is recorded in ${describeTracker(foreign.tracker)}${sameUriOtherStore(foreign)}, another folder's or machine's, ` +
@@ -335,6 +362,8 @@ export class TaskCache {
   private readonly damagedSaid = new Set<string>();
   /** See {@link storeId}. */
   private storeId_: Promise<string | undefined> | undefined;
+  /** See {@link storeCopy}. */
+  private storeCopy_: Promise<string | undefined> | undefined;
   /** Why the shared store is no longer used by this run, once it stopped answering. */
   private down_: CacheBackendError | undefined;
   /** A peek failed: the look-ahead stops asking (see peek). */
@@ -422,7 +451,10 @@ export class TaskCache {
   async missReason(key: TaskKey, task: Pick<TaskDefinition, "name" | "describeResolved">, unused: UnusedEntry | undefined): Promise<string> {
     let reason: MissReason;
     if (unused?.bad) reason = { kind: "unusable", reason: unused.bad.reason, evicted: unused.bad.kept !== true, ...(unused.waited ? { waited: true as const } : {}) };
-    else if (unused?.foreign) reason = { kind: "foreign", tracker: { kind: unused.foreign.tracker.kind, uri: unused.foreign.tracker.uri } };
+    else if (unused?.foreign) {
+      const { tracker } = unused.foreign;
+      reason = { kind: "foreign", tracker: { kind: tracker.kind, uri: tracker.uri }, ...(ofAnotherCopy(unused.foreign) ? { copy: true as const } : {}) };
+    }
     else if (unused?.expired) reason = expiredMiss(unused.expired, Date.now());
     else {
       try {
@@ -784,7 +816,7 @@ export class TaskCache {
     const entry = await this.placed(found);
     // A source run of another kind of tracker (the embedded store's, seen from a server) cannot
     // be here: asking the tracker for it is a request per entry that only says so.
-    if (!fromTracker && this.ofAnotherKind(entry)) return this.foreignOf(key, entry, await this.storeId());
+    if (!fromTracker && this.ofAnotherKind(entry)) return this.foreignOf(key, entry, await this.storeId(), await this.storeCopy());
     const secret = this.secrets?.find(entry.outputs.values);
     let verdict: Verdict;
     try {
@@ -802,7 +834,12 @@ export class TaskCache {
     // An entry another tracker recorded (a teammate's local store, through a shared redis)
     // cannot be checked from here: it is a miss here, but stays for whoever can use it.
     const hereId = await this.storeId();
-    if (!fromTracker && this.isForeign(entry, hereId)) return this.foreignOf(key, entry, hereId);
+    const hereCopy = await this.storeCopy();
+    // Its run missing, made through a shared store by another copy of this one (a restored
+    // .cairn): not gone, elsewhere. An embedded cache's entry came with its folder's copy: its own.
+    const anotherCopy = verdict.runGone === true && this.store.kind !== "embedded" && this.isAnotherCopy(entry, hereCopy);
+    const elsewhere = this.isForeign(entry, hereId) || anotherCopy;
+    if (!fromTracker && elsewhere) return this.foreignOf(key, entry, hereId, hereCopy);
     if (!readOnly && !fromTracker) await this.guard(() => this.store.delete(key), false).catch(() => false);
     return { bad: { key, reason: problem } };
   }
@@ -906,13 +943,13 @@ export class TaskCache {
    */
   async record(key: TaskKey, node: FlowNode, runId: string, manifest: OutputsManifest): Promise<{ entry?: CacheEntry; indexError?: Error }> {
     const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;
-    const id = await this.storeId();
+    const [id, copy] = await Promise.all([this.storeId(), this.storeCopy()]);
     const made: NewCacheEntry = {
       key: key.key,
       taskName: node.task.name,
       ingredients: key.ingredients,
       sourceRunId: runId,
-      tracker: { kind: this.tracker.kind, uri: this.tracker.uri, ...(id !== undefined ? { id } : {}) },
+      tracker: { kind: this.tracker.kind, uri: this.tracker.uri, ...(id !== undefined ? { id } : {}), ...(copy !== undefined ? { copy } : {}) },
       outputs: { values: manifest.values, artifacts: manifest.artifacts },
       cairn: cairnBuild(this.env).id,
     };
@@ -1011,6 +1048,11 @@ export class TaskCache {
     return typeof entry.tracker.id === "string" && hereId !== undefined && entry.tracker.id !== hereId;
   }
 
+  /** True for an entry that another copy of this store's folder made (see `Tracker.storeCopy`); false when either copy is unknown. */
+  private isAnotherCopy(entry: CacheEntry, hereCopy: string | undefined): boolean {
+    return typeof entry.tracker.copy === "string" && hereCopy !== undefined && entry.tracker.copy !== hereCopy;
+  }
+
   /**
    * True for an entry a tracker of another kind recorded (not for tracking off, nor when this run
    * records nothing): its source run is known to be elsewhere without asking this tracker.
@@ -1044,16 +1086,23 @@ export class TaskCache {
   }
 
   /** The miss of an entry recorded through another tracker (see {@link ForeignEntry}). */
-  private foreignOf(key: string, entry: CacheEntry, hereId: string | undefined): Checked {
+  private foreignOf(key: string, entry: CacheEntry, hereId: string | undefined, hereCopy: string | undefined): Checked {
+    const { id, copy } = entry.tracker;
     return {
       foreign: {
         key,
         taskName: entry.taskName,
         sourceRunId: entry.sourceRunId,
-        tracker: { kind: entry.tracker.kind, uri: entry.tracker.uri, ...(typeof entry.tracker.id === "string" ? { id: entry.tracker.id } : {}) },
-        here: { kind: this.tracker.kind, uri: this.tracker.uri, ...(hereId !== undefined ? { id: hereId } : {}) },
+        tracker: { kind: entry.tracker.kind, uri: entry.tracker.uri, ...(typeof id === "string" ? { id } : {}), ...(typeof copy === "string" ? { copy } : {}) },
+        here: { kind: this.tracker.kind, uri: this.tracker.uri, ...(hereId !== undefined ? { id: hereId } : {}), ...(hereCopy !== undefined ? { copy: hereCopy } : {}) },
       },
     };
+  }
+
+  /** This tracker's copy of its store (see `Tracker.storeCopy`), asked once; undefined for a tracker without one. */
+  private storeCopy(): Promise<string | undefined> {
+    this.storeCopy_ ??= this.tracker.storeCopy ? this.tracker.storeCopy().catch(() => undefined) : Promise.resolve(undefined);
+    return this.storeCopy_;
   }
 
   /** This tracker's store id (see `Tracker.storeId`), asked once; undefined for a tracker without one. */
@@ -1121,7 +1170,7 @@ export class TaskCache {
     if (this.tracker.capabilities.records) {
       // Not "gone": a run with tracking off stored it, and a run that records needs a source run to point at.
       if (!run && isUntrackedRecord(entry.tracker)) return { problem: `its source run ${entry.sourceRunId} was never recorded (a run with tracking off, --no-tracking, stored it), and a run that records needs its source run` };
-      if (!run) return { problem: `its source run ${entry.sourceRunId} no longer exists in ${this.tracker.uri}` };
+      if (!run) return { problem: `its source run ${entry.sourceRunId} no longer exists in ${this.tracker.uri}`, runGone: true };
       if (run.status !== "FINISHED") return { problem: `its source run ${entry.sourceRunId} is ${run.status}, not FINISHED` };
     }
     const artifacts: Artifact[] = [];
@@ -1930,7 +1979,7 @@ export async function localArtifacts<T>(
 }
 
 /** What {@link TaskCache.verify} found: why an entry cannot be used, or where to read what it holds. */
-type Verdict = { problem: string; moved?: undefined; edited?: undefined } | { problem?: undefined; moved: Map<Artifact, string>; edited: string[] };
+type Verdict = { problem: string; runGone?: true; moved?: undefined; edited?: undefined } | { problem?: undefined; moved: Map<Artifact, string>; edited: string[] };
 
 /** `entry` with the artifacts `moved` names at their new paths; the entry itself when none moved. */
 function withPaths(entry: CacheEntry, moved: ReadonlyMap<Artifact, string>): CacheEntry {

@@ -259,6 +259,14 @@ export interface Tracker {
    * needs none. Undefined when the store has none and cannot keep one (read-only).
    */
   storeId?(): Promise<string | undefined>;
+  /**
+   * Which copy of the store's folder this is: its `storeId` file's own identity (inode and birth
+   * time), which a copy or a restored archive of the folder does not keep. Tells an entry made by
+   * another copy (a `.cairn` restored from a CI cache, at the same path on another runner), whose
+   * runs are not here, from one of this store whose run was deleted. Optional; undefined when
+   * the file system keeps no birth time.
+   */
+  storeCopy?(): Promise<string | undefined>;
   /** The local folder of a run's artifacts; offered exactly when `capabilities.localArtifacts` is true. */
   artifactDir?(runId: string): string;
   /**

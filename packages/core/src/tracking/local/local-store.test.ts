@@ -349,6 +349,18 @@ describe("LocalStore: its id", () => {
     await writeFile(join(root, "store-id"), "not an id");
     expect(await new LocalStore({ root }).storeId()).toMatch(/^[0-9a-f]{16}$/);
   });
+
+  it("its copy is the same for every instance at that path, and another for a copy of the folder that keeps its content and mtimes (a restored CI cache)", async () => {
+    const root = await tmp();
+    const copy = await new LocalStore({ root }).storeCopy();
+    expect(copy).toMatch(/^[0-9a-f]+\.[0-9a-f]+$/);
+    expect(await new LocalStore({ root }).storeCopy()).toBe(copy);
+    const restored = join(await tmp(), "restored");
+    spawnSync("cp", ["-a", root, restored]);
+    const there = new LocalStore({ root: restored });
+    expect(await there.storeId()).toBe(await new LocalStore({ root }).storeId());
+    expect(await there.storeCopy()).not.toBe(copy);
+  });
 });
 
 describe("LocalStore: runs recorded already over (cache hits), in batch files", () => {

@@ -201,6 +201,8 @@ export class LocalStore implements Tracker {
   readonly uri: string;
   /** See {@link storeId}: read (or made) once per instance. */
   private id: Promise<string | undefined> | undefined;
+  /** See {@link storeCopy}: read once per instance. */
+  private copy: Promise<string | undefined> | undefined;
   /** Names this instance in the runs it writes. */
   private readonly writer = `${formatOwner()}:${randomUUID().slice(0, 8)}`;
   /** Experiments this instance's `live/` file lists; empty when there is no such file. */
@@ -257,6 +259,20 @@ export class LocalStore implements Tracker {
       return read();
     })();
     return this.id;
+  }
+
+  /**
+   * Which copy of this store's folder this is (see `Tracker.storeCopy`): the inode and birth time
+   * of its `store-id` file, made once with the file. A copy, a tar archive or a CI cache restores
+   * the file's content and mtime, not these. Undefined without an id, or without a birth time.
+   */
+  storeCopy(): Promise<string | undefined> {
+    this.copy ??= this.storeId().then(async (id) => {
+      if (id === undefined) return undefined;
+      const made = await stat(join(this.uri, "store-id"), { bigint: true }).catch(() => undefined);
+      return made && made.birthtimeNs > 0n ? `${made.ino.toString(16)}.${made.birthtimeNs.toString(16)}` : undefined;
+    });
+    return this.copy;
   }
 
   /** The run's artifact folder; the engine lets tasks write into it directly instead of copying. */
