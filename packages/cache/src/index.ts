@@ -10,7 +10,7 @@ export type { FolderListing, PathDescription } from "./hash.ts";
 
 // Cache keys
 export { computeCacheKey, DECLARATION_ENTRY, diffIngredients, ENV_READ_ENTRY, environmentChange, keyOfIngredients, kindRunEntry, packageEntry, packageOfEntry, replaceArtifacts, RECORDED_PACKAGES_MAX, RECORDED_VALUE_MAX_BYTES, SOURCE_CODE_ENTRY } from "./key.ts";
-export type { ArtifactDigest, CacheKeyIngredients, CodeContents, CodeEnvironment, CacheKeyOptions, RecordedEnvironment, DiffOptions, IngredientChange, RecordedCodeByOption, RecordedIngredients, RecordedInput } from "./key.ts";
+export type { ArtifactDigest, CacheKeyIngredients, CodeContents, CodeEnvironment, CacheKeyOptions, RecordedEnvironment, DiffOptions, IngredientChange, RecordedIngredients, RecordedInput } from "./key.ts";
 
 // Entries and the store
 export type { ArtifactRecord, CacheEntry, NewCacheEntry, OutputsManifest } from "./entry.ts";

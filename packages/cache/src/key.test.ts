@@ -362,27 +362,6 @@ describe("diffIngredients", () => {
     expect(diffIngredients(without, parts("v2")).map((c) => c.message)).toEqual(["code changed"]);
   });
 
-  it("shows a process task's changed option with its values (not env's) and a shell command's change with its text, cut around where they differ", () => {
-    const process = (content: string, options: Record<string, string>, what?: string) =>
-      recorded({ code: [content, ...Object.values(options)].join(";"), codeParts: { own: [content, ...Object.values(options)].join(";"), byOption: { content, options }, ...(what ? { what } : {}) } });
-    const said = (a: RecordedIngredients, b: RecordedIngredients) => diffIngredients(a, b).map((c) => c.message);
-    const script = (args: string[], env = "env=d1") => process("sha256:abc", { args: `args=${JSON.stringify(args)}`, env }, "script `echo.py`");
-    expect(said(script(["--n", "1"]), script(["--n", "2"]))).toEqual(['option `args` from ["--n","1"] to ["--n","2"] of script `echo.py` changed']);
-    // env's text is a digest of values that may be credentials: never kept, its change named only.
-    expect(said(script(["a"]), script(["a"], "env=d2"))).toEqual(["option `env` of script `echo.py` changed"]);
-    expect(script(["a"]).codeParts?.byOption?.shown).toEqual({ options: { args: 'args=["a"]' } });
-    const long = (end: string) => [`--input=${"x".repeat(80)}`, end];
-    expect(said(script(long("a")), script(long("b")))[0]).toMatch(/^option `args` from \.\.\.x+","a"\] to \.\.\.x+","b"\] \(they differ from character \d+ on\) of script `echo\.py` changed$/);
-    // A shell command is said with its text, not as a bare "code changed".
-    expect(said(process("echo one", {}), process("echo two", {}))).toEqual(['command changed from "echo one" to "echo two"']);
-    // An entry made before the texts were kept: named without values, as before.
-    const { shown: _, ...digests } = script(["--n", "1"]).codeParts!.byOption!;
-    const old = { ...script(["--n", "1"]), codeParts: { ...script(["--n", "1"]).codeParts!, byOption: digests } };
-    expect(said(old, script(["--n", "2"]))).toEqual(["option `args` of script `echo.py` changed"]);
-    // The key is the same with or without the texts.
-    expect(keyOfIngredients(old)).toBe(keyOfIngredients(script(["--n", "1"])));
-  });
-
   it("says a path input that differs only in where the project is checked out is a checkout path, and how to keep it out of the key", () => {
     const path = (file: string) => recorded({ inputs: { file } });
     const said = (a: string, b: string, checkouts: string[]) => diffIngredients(path(a), path(b), { checkouts }).map((c) => c.message);

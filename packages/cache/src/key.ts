@@ -94,22 +94,8 @@ export interface RecordedCodeParts {
   /** The files the task's own code is a digest of (an MLflow project's folder), to name the ones that changed. */
   contents?: CodeContents;
   /** The task's own code by its parts (sha256 of each), to name the options that changed. */
-  byOption?: RecordedCodeByOption;
+  byOption?: CodeByOption;
 }
-
-/** {@link CodeByOption} as an entry records it: the sha256 of each part, and the text of those that may be shown. */
-export interface RecordedCodeByOption extends CodeByOption {
-  /**
-   * The parts' texts that `cairn explain` shows old and new (a shell command, a script's `args`),
-   * each of at most {@link SHOWN_PART_MAX} characters; never `env`'s (its values may be
-   * credentials), nor a script's content (a file's digest). Left out of a record where one holds
-   * a secret of the run; absent in entries made before it was recorded.
-   */
-  shown?: { content?: string; options: Record<string, string> };
-}
-
-/** The longest part of a process task's code whose text an entry keeps to show (see RecordedCodeByOption.shown). */
-export const SHOWN_PART_MAX = 2000;
 
 /**
  * A process task's code by its parts: `content`, its file's digest or its command; `options`, each
@@ -304,21 +290,11 @@ export function computeCacheKey(ingredients: CacheKeyIngredients, options: Cache
   return { key: keyOfIngredients(recorded), ingredients: recorded };
 }
 
-/**
- * {@link CodeByOption} as an entry records it: the sha256 of each part, for the comparison, and
- * the text of each part that may be shown (see RecordedCodeByOption.shown), to say what changed.
- */
-function digestsByOption(parts: CodeByOption): RecordedCodeByOption {
+/** {@link CodeByOption} as an entry records it: the sha256 of each part, so that no option's text is kept. */
+function digestsByOption(parts: CodeByOption): CodeByOption {
   const options: Record<string, string> = {};
-  const shown: Record<string, string> = {};
-  for (const name of Object.keys(parts.options).sort()) {
-    const text = parts.options[name]!;
-    options[name] = sha256(text);
-    if (name !== "env" && text.length <= SHOWN_PART_MAX) shown[name] = text;
-  }
-  // A script's content is its file's digest (`sha256:...`): the file names what changed, not it.
-  const content = !parts.content.startsWith("sha256:") && parts.content.length <= SHOWN_PART_MAX ? { content: parts.content } : {};
-  return { content: sha256(parts.content), options, shown: { ...content, options: shown } };
+  for (const name of Object.keys(parts.options).sort()) options[name] = sha256(parts.options[name]!);
+  return { content: sha256(parts.content), options };
 }
 
 /** What an entry keeps of `environment`: the digest of its whole package list (by content: their order does not count), and the list when small. */
@@ -640,7 +616,6 @@ function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: Ingre
       const message =
         contentsChange(pa.contents, pb.contents) ??
         optionsChange(pa.byOption, pb.byOption, pb.what) ??
-        commandChange(pa.byOption, pb.byOption) ??
         (pb.what !== undefined ? `${pb.what} changed (its content, or its options: args, interpreter, cwd, env)`
         : kind !== undefined ? `the \`code\` of task \`${b.taskName}\` (kind \`${kind}\`) changed: what its definition's \`code\` holds (its options, config or version)`
         : declaration !== undefined ? declarationWords(declaration, b.taskName, true)
@@ -734,51 +709,12 @@ function isCodeEnvironment(value: unknown): value is CodeEnvironment {
  * The options of a process task that changed, its content unchanged: ``option `cwd` of script
  * `train.py` changed``; undefined when either record lacks its parts, or its content changed.
  */
-function optionsChange(a: RecordedCodeByOption | undefined, b: RecordedCodeByOption | undefined, what: string | undefined): string | undefined {
+function optionsChange(a: CodeByOption | undefined, b: CodeByOption | undefined, what: string | undefined): string | undefined {
   if (!isCodeByOption(a) || !isCodeByOption(b) || a.content !== b.content) return undefined;
   const changed = unionKeys(a.options, b.options).filter((name) => a.options[name] !== b.options[name]);
   if (!changed.length) return undefined;
-  const named = changed
-    .map((name) => `\`${name}\`${a.options[name] === undefined ? " (added)" : b.options[name] === undefined ? " (removed)" : optionValues(name, shownPart(a, name), shownPart(b, name))}`)
-    .join(", ");
+  const named = changed.map((name) => `\`${name}\`${a.options[name] === undefined ? " (added)" : b.options[name] === undefined ? " (removed)" : ""}`).join(", ");
   return `option${changed.length === 1 ? "" : "s"} ${named}${what !== undefined ? ` of ${what}` : ""} changed`;
-}
-
-/** The recorded text of option `name` (see RecordedCodeByOption.shown), when the record keeps it. */
-function shownPart(parts: RecordedCodeByOption, name: string): string | undefined {
-  const text = isPlainRecord(parts.shown) && isPlainRecord(parts.shown.options) ? own(parts.shown.options, name) : undefined;
-  return typeof text === "string" ? text : undefined;
-}
-
-/**
- * How an option changed, as written (`args=["a"]`: its text after `args=`), cut around where the
- * two differ: ` from ["a"] to ["b"]`; nothing when either record lacks its text.
- */
-function optionValues(name: string, before: string | undefined, after: string | undefined): string {
-  if (before === undefined || after === undefined) return "";
-  // Most are JSON after their name (`args=["a"]`, `interpreter="python3"`; a cwd inside the project
-  // `cwd=project:"steps"`, its path from the project's root): shown as that JSON, not quoted again.
-  const text = (value: string): unknown => {
-    const written = (value.startsWith(`${name}=`) ? value.slice(name.length + 1) : value).replace(/^project:/, "");
-    try {
-      return JSON.parse(written);
-    } catch {
-      return written;
-    }
-  };
-  return ` ${fromTo(text(before), text(after))}`;
-}
-
-/**
- * A shell task's command that changed, when both records keep its text: ``command changed from
- * "echo a" to "echo b"``, cut around where they differ; undefined otherwise.
- */
-function commandChange(a: RecordedCodeByOption | undefined, b: RecordedCodeByOption | undefined): string | undefined {
-  if (!isCodeByOption(a) || !isCodeByOption(b) || a.content === b.content) return undefined;
-  const before = isPlainRecord(a.shown) ? a.shown.content : undefined;
-  const after = isPlainRecord(b.shown) ? b.shown.content : undefined;
-  if (typeof before !== "string" || typeof after !== "string") return undefined;
-  return `command changed ${fromTo(before, after)}`;
 }
 
 /** An entry written by another version may hold anything there. */

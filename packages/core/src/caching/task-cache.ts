@@ -16,7 +16,6 @@ import {
   type LeaseResult,
   type NewCacheEntry,
   type OutputsManifest,
-  type RecordedCodeByOption,
   type RecordedIngredients,
   type RecordedInput,
   computeCacheKey,
@@ -504,13 +503,10 @@ export class TaskCache {
     const any = (values: Record<string, RecordedInput> | undefined) => values !== undefined && Object.values(values).some(holds);
     // A cache key or resolved code that holds a secret leaves the parts out: a change is then "code changed".
     const partHolds = codeParts !== undefined && secrets !== undefined && secrets.find([codeParts.cacheKey, codeParts.resolved]) !== undefined;
-    // A process task's command or option text that holds one is left out: its change is then named without values.
-    const shownHolds = codeParts?.byOption?.shown !== undefined && secrets !== undefined && secrets.find(codeParts.byOption.shown) !== undefined;
-    if (!secrets || (!any(inputs) && !any(params) && !partHolds && !shownHolds)) return key.ingredients;
+    if (!secrets || (!any(inputs) && !any(params) && !partHolds)) return key.ingredients;
     const scrub = (values: Record<string, RecordedInput>) => Object.fromEntries(Object.entries(values).map(([name, input]) => [name, holds(input) ? { sha256: input.sha256 } : input]));
     const { codeParts: _, ...rest } = key.ingredients;
-    const parts = partHolds ? rest : shownHolds ? { ...key.ingredients, codeParts: { ...codeParts!, byOption: withoutShown(codeParts!.byOption!) } } : key.ingredients;
-    return { ...parts, inputs: scrub(inputs), ...(params ? { params: scrub(params) } : {}) };
+    return { ...(partHolds ? rest : key.ingredients), inputs: scrub(inputs), ...(params ? { params: scrub(params) } : {}) };
   }
 
   /** The error that made the run stop using the store, if it did. */
@@ -1536,12 +1532,6 @@ export function diffOptionsOf(task: Pick<TaskDefinition, "describeResolved">): D
       }
     },
   };
-}
-
-/** A process task's code parts without the texts they keep to show. */
-function withoutShown(parts: RecordedCodeByOption): RecordedCodeByOption {
-  const { shown: _, ...digests } = parts;
-  return digests;
 }
 
 /**
