@@ -10,7 +10,7 @@ import { inspect } from "node:util";
 import { describe, expect, it, vi } from "vitest";
 import { MlflowApiError, redactUri, resolveTracker, TrackerUnreachableError, TrackingConfigError, TrackingError, UnsupportedTrackingUriError } from "@cairn/core";
 import { freePort } from "../../test/mlflow-server.ts";
-import { chunkBatch, MlflowClient, normalizeArtifactPath, parseJson, quoteFilterValue, runFilter, toDouble, toInt } from "./client.ts";
+import { chunkBatch, isTagAbsenceRefused, MlflowClient, normalizeArtifactPath, parseJson, quoteFilterValue, runFilter, toDouble, toInt } from "./client.ts";
 import { inFlightLimit } from "./in-flight.ts";
 import { mlflowOptionsFromEnv, parseTrackingUri } from "./mlflow-config.ts";
 import { fitMlflowValue, MLFLOW_LIMITS, toMlflowKey } from "./mlflow-limits.ts";
@@ -189,6 +189,14 @@ describe("filter strings", () => {
       "tags.`cairn.cache_key` = 'abc' AND tags.`mlflow.parentRunId` = 'r1' AND attributes.status = 'FINISHED'",
     );
     expect(runFilter({ topLevelOnly: true })).toBe("tags.`mlflow.parentRunId` IS NULL");
+  });
+
+  it("takes only the refusal of IS NULL as a server without tag-absence filters, not any 400", () => {
+    const refused = new MlflowApiError("runs/search", 400, "INVALID_PARAMETER_VALUE", "Invalid clause(s) in filter string: 'tags.`mlflow.parentRunId`', 'IS', 'NULL'");
+    const busy = new MlflowApiError("runs/search", 400, "INVALID_PARAMETER_VALUE", "(sqlite3.OperationalError) QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00");
+    expect(isTagAbsenceRefused(refused)).toBe(true);
+    expect(isTagAbsenceRefused(busy)).toBe(false);
+    expect(isTagAbsenceRefused(new MlflowApiError("runs/search", 500, "INTERNAL_ERROR", "IS NULL"))).toBe(false);
   });
 
   it("uses the other quote, or a LIKE superset, for values MLflow cannot unescape", () => {

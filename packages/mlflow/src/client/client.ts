@@ -1463,7 +1463,9 @@ export const PARENT_RUN_TAG = "mlflow.parentRunId";
  * fails again on its own if something else was wrong.
  */
 export function isTagAbsenceRefused(error: unknown): boolean {
-  return error instanceof MlflowApiError && error.status === 400;
+  // Only the refusal of the clause itself: a 400 of a busy database (retried, then given up) is no
+  // reason to page through every run from then on.
+  return error instanceof MlflowApiError && error.status === 400 && /\bIS\b[\s\S]*\bNULL\b|invalid clause/i.test(error.serverMessage);
 }
 
 /** Builds an MLflow filter string. Tag keys are quoted with backticks; values with quotes. */
