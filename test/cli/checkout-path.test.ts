@@ -45,7 +45,7 @@ describe("a path input that differs only in where the project is checked out", (
     const explain = await cairnIn(bob, ["explain", "flow.ts", "load", "--root", root]);
     expect(explain.code, explain.stderr).toBe(0);
     const note = `input \`file\` changed only in the folder before \`data/in.txt\`, where the project is checked out (now ${bob}): each checkout at another place misses. Pass a path relative to the project instead`;
-    expect(explain.stdout).toContain(`${note} (\`data/in.txt\`, resolved in the task against import.meta.dirname). It changed from `);
+    expect(explain.stdout).toContain(`${note} (\`data/in.txt\`, from the project's root, resolved in the task). It changed from `);
 
     const second = await cairnIn(bob, ["run", "flow.ts", "--root", root, "--json"]);
     expect(second.code, second.stderr).toBe(0);

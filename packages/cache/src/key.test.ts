@@ -367,7 +367,7 @@ describe("diffIngredients", () => {
     const said = (a: string, b: string, checkouts: string[]) => diffIngredients(path(a), path(b), { checkouts }).map((c) => c.message);
     const [moved] = said("/home/alice/proj/data/customers.csv", "/builds/ci/proj/data/customers.csv", ["/builds/ci/proj"]);
     expect(moved).toBe(
-      'input `file` changed only in the folder before `data/customers.csv`, where the project is checked out (now /builds/ci/proj): each checkout at another place misses. Pass a path relative to the project instead (`data/customers.csv`, resolved in the task against import.meta.dirname). It changed from "/home/alice/proj/data/customers.csv" to "/builds/ci/proj/data/customers.csv"',
+      "input `file` changed only in the folder before `data/customers.csv`, where the project is checked out (now /builds/ci/proj): each checkout at another place misses. Pass a path relative to the project instead (`data/customers.csv`, from the project's root, resolved in the task). It changed from \"/home/alice/proj/data/customers.csv\" to \"/builds/ci/proj/data/customers.csv\"",
     );
     // Another file in the same checkout, or a path outside it, is an ordinary change.
     expect(said("/builds/ci/proj/data/a.csv", "/builds/ci/proj/data/b.csv", ["/builds/ci/proj"])[0]).not.toContain("checked out");

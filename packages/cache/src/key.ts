@@ -843,7 +843,7 @@ function checkoutPathChange(before: unknown, after: unknown, checkouts: readonly
     const shown = below.replace(/\\/g, "/");
     return (
       `${what} changed only in the folder before \`${shown}\`, where the project is checked out (now ${base}): each checkout at another place misses. ` +
-      `Pass a path relative to the project instead (\`${shown}\`, resolved in the task against import.meta.dirname). It changed ${fromTo(before, after)}`
+      `Pass a path relative to the project instead (\`${shown}\`, from the project's root, resolved in the task). It changed ${fromTo(before, after)}`
     );
   }
   return undefined;
