@@ -56,7 +56,7 @@ describe("a task that uses a name of the function it is declared in", () => {
     expect(warnings(explain.stderr)).toEqual([expect.stringContaining('Task "scale"')]);
   }, 120_000);
 
-  it("is not warned about when it uses only its inputs, its module's top-level names, imports and globals, or its key holds the name", async () => {
+  it("is not warned about when it uses only its inputs, its module's top-level names, imports and globals, names whose values the declaring statement writes, or its key holds the name", async () => {
     const cwd = await tmp();
     await writeFile(join(cwd, "lib.ts"), `const FACTOR = 4;\nfunction inLib(n: number) { return n * FACTOR; }\nexport async function work({ x }: { x: number }) { return { y: inLib(x) }; }\n`);
     await writeFile(
@@ -78,19 +78,63 @@ describe("a task that uses a name of the function it is declared in", () => {
         `    return { y: inner(sum) + topHelper(1) + Math.max(1, new Box().get()) + join("a").length + factor, id: ctx.nodeId };\n` +
         `  });\n` +
         `}\n` +
+        `const MODELS = [{ lr: 1 }, { lr: 2 }];\n` +
+        `function locals() {\n` +
+        `  // All written in this statement, so in the key through its text: editing one re-runs the task.\n` +
+        `  const double = (n: number) => n * 2;\n` +
+        `  const cfg = { lr: 1 };\n` +
+        `  const list = [1, 2];\n` +
+        `  const lr = 3 as number;\n` +
+        `  const label = \`v-\${lr}\`;\n` +
+        `  const a = 1, b = 2;\n` +
+        `  function local(n: number) { return n + a; }\n` +
+        `  return task("locals").input<{ x: number }>().run(async ({ x }) => ({ y: double(x) + cfg.lr + list.length + lr + label.length + b + local(0) }));\n` +
+        `}\n` +
         `const asInput = () => task("as-input").input<{ x: number; k: number }>().run(async ({ x, k }) => ({ y: x * k }));\n` +
         `const versioned = (k: number) => task("versioned").input<{ x: number }>().run(async ({ x }) => ({ y: x * k })).version(String(k));\n` +
         `const keyed = (k: number) => task("keyed").cache({ key: String(k) }).input<{ x: number }>().run(async ({ x }) => ({ y: x * k }));\n` +
         `const imported = () => task("imported").input<{ x: number }>().run(work);\n` +
         `export default flow("clean").build(() => {\n` +
         `  const named = ["a", "b"].map((item) => task(\`item-\${item}\`).run(async () => ({ v: item }))());\n` +
+        `  const fits = MODELS.map((m, i) => task(\`fit-\${i}\`).run(async () => ({ lr: m.lr }))());\n` +
+        `  const opts = { scale: 2 };\n` +
+        `  const scaledInBuild = task("in-build-object").input<{ x: number }>().run(async ({ x }) => ({ y: x * opts.scale }))({ x: 1 });\n` +
         `  const inBuild = task("in-build").input<{ x: number }>().run(async ({ x }) => ({ y: x + TOP }))({ x: 1 });\n` +
-        `  return { p: plain()({ x: 1 }).y, i: asInput()({ x: 1, k: 2 }).y, v: versioned(2)({ x: 1 }).y, k: keyed(2)({ x: 1 }).y, m: imported()({ x: 1 }).y, n: named.length, b: inBuild.y };\n` +
+        `  return { p: plain()({ x: 1 }).y, i: asInput()({ x: 1, k: 2 }).y, v: versioned(2)({ x: 1 }).y, k: keyed(2)({ x: 1 }).y, m: imported()({ x: 1 }).y, n: named.length, b: inBuild.y, l: locals()({ x: 1 }).y, f: fits.length, o: scaledInBuild.y };\n` +
         `});\n`,
     );
     const r = await cairn(["run", "flow.ts", "--no-report"], { cwd });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('Outputs: {"p":16,"i":2,"v":2,"k":2,"m":4,"n":2,"b":4}');
+    expect(r.stdout).toContain('Outputs: {"p":16,"i":2,"v":2,"k":2,"m":4,"n":2,"b":4,"l":14,"f":2,"o":2}');
     expect(warnings(r.stderr)).toEqual([]);
+  }, 120_000);
+
+  it("is warned about for a variable of the function computed from its argument, from process.env or from imported code", async () => {
+    const cwd = await tmp();
+    await writeFile(
+      join(cwd, "flow.ts"),
+      `import { flow, task } from "cairn-dag";\n` +
+        `import { readFileSync } from "node:fs";\n` +
+        `function derived(k: number) {\n` +
+        `  const twice = k * 2;\n` +
+        `  return task("derived").run(async () => ({ y: twice }));\n` +
+        `}\n` +
+        `function fromEnv() {\n` +
+        `  const k = Number(process.env.K);\n` +
+        `  return task("from-env").run(async () => ({ y: k }));\n` +
+        `}\n` +
+        `const fromFile = () => {\n` +
+        `  const size = readFileSync("flow.ts", "utf8").length;\n` +
+        `  return task("from-file").run(async () => ({ y: size > 0 }));\n` +
+        `};\n` +
+        `export default flow("outside").build(() => ({ d: derived(2)().y, e: fromEnv()().y, f: fromFile()().y }));\n`,
+    );
+    const r = await cairn(["run", "flow.ts", "--no-report"], { cwd, env: { K: "2" } });
+    expect(r.code, r.stderr).toBe(0);
+    const said = warnings(r.stderr);
+    expect(said).toHaveLength(3);
+    expect(said).toEqual(
+      expect.arrayContaining([expect.stringContaining('Task "derived" (declared at flow.ts:5) uses `twice`'), expect.stringContaining('Task "from-env" (declared at flow.ts:9) uses `k`'), expect.stringContaining('Task "from-file" (declared at flow.ts:13) uses `size`')]),
+    );
   }, 120_000);
 });

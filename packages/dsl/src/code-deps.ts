@@ -590,17 +590,23 @@ async function capturedNames(
   const free = (await freeNamesOf(fnText)) ?? [];
   const around = free.filter((n) => !known(n));
   if (!around.length) return around;
-  // One the task is named after (`task(\`fit-${model}\`)`) is in its key through its name; a
-  // constant the statement declaring the task writes (`const factor = 2`), through its text.
+  // One the task is named after (`task(\`fit-${model}\`)`) is in its key through its name.
   const text = await textOf(r, file);
-  const elsewhere = new Set<string>([...namesInTaskName(text, at), ...writtenConstants(text, where.span)]);
+  const elsewhere = new Set<string>(namesInTaskName(text, at));
   for (const imp of own.imports) {
     const path = resolveImport(r, file, imp.from);
     const shape = path === undefined ? undefined : await shapeOf(r, path);
     for (const decl of shape?.decls ?? []) for (const n of decl.names) elsewhere.add(n);
     for (const i of shape?.imports ?? []) for (const n of i.locals) elsewhere.add(n);
   }
-  return around.filter((n) => !elsewhere.has(n));
+  const left = around.filter((n) => !elsewhere.has(n));
+  if (!left.length) return left;
+  // The statement declaring the task is in its key through its text: only a name whose value
+  // may come from outside that text is in no key.
+  const statement = statementText(text, where.span);
+  if (statement === undefined) return [];
+  const outside = await valuedFromOutside(statement, LOADERS[extname(file)] ?? "ts", { topLevel: (n) => byName.has(n), imported: (n) => importOf.has(n) || (own.requires ?? []).includes(n) });
+  return left.filter((n) => outside.has(n));
 }
 
 /**
@@ -625,16 +631,141 @@ function namesInTaskName(text: string | undefined, at: { line: number; column: n
   return before.slice(call.index + call[0].length, end - 1).match(IDENTIFIER) ?? [];
 }
 
-/** The names the source `text` declares as constants of a literal value (`const factor = 2;`) in `span`: their values are in its text. */
-function writtenConstants(text: string | undefined, span: Range | undefined): string[] {
-  if (text === undefined || span === undefined) return [];
+/** The text of the source `text` in `span` (a top-level statement). */
+function statementText(text: string | undefined, span: Range | undefined): string | undefined {
+  if (text === undefined || span === undefined) return undefined;
   const lines = text.split("\n").slice(span[0] - 1, span[2]);
-  if (!lines.length) return [];
+  if (!lines.length) return undefined;
   lines[lines.length - 1] = lines.at(-1)!.slice(0, span[3] + 1);
   lines[0] = lines[0]!.slice(span[1]);
-  const literal = String.raw`(?:-?[\d.][\w.]*|"[^"\n\\]*"|'[^'\n\\]*'|true|false|null)`;
-  const constant = new RegExp(String.raw`\bconst\s+([A-Za-z_$][\w$]*)\s*(?::\s*[\w$]+\s*)?=\s*${literal}\s*(?:;|\n|$)`, "gm");
-  return [...lines.join("\n").matchAll(constant)].map((m) => m[1]!);
+  return lines.join("\n");
+}
+
+/** Globals whose calls bring values from outside the code: the clock, the network, randomness, a module loaded by a computed name. */
+const OUTSIDE_GLOBALS = new Set(["fetch", "require", "Date", "performance", "crypto"]);
+
+/**
+ * The names bound in a top-level `statement` (its source) whose value may come from outside its
+ * text, so from outside a key that holds the text: a parameter of a function in it other than
+ * an inline callback (`function scaled(k)`, `const make = (k) => ...`, which code elsewhere calls
+ * with any value; not `MODELS.map((m) => ...)`, called right there over what the key holds), and
+ * a variable or local function whose value reads one of those, `process` (`process.env.K`), or
+ * the result of a call of imported or unknown code or of `fetch`, `Date` and the like
+ * (`readConfig()`). A local helper, object, template or constant written there is in the key
+ * through the text. Names are matched by name across the statement (a name bound twice counts as
+ * from outside if either binding is). None when the statement does not parse: it errs towards
+ * saying nothing. Once per text in a process.
+ */
+function valuedFromOutside(statement: string, loader: "ts" | "tsx" | "js" | "jsx", module: { topLevel: (n: string) => boolean; imported: (n: string) => boolean }): Promise<Set<string>> {
+  return memo(statementOutsiders, `${loader}\0${statement}`, async () => {
+    let program: AcornNode;
+    try {
+      const code = (await loadEsbuild().transform(statement, { loader, format: "esm", target: "es2022" })).code;
+      program = (await loadAcorn()).parse(code, { ecmaVersion: "latest", sourceType: "module" }) as unknown as AcornNode;
+    } catch {
+      return new Set<string>();
+    }
+    const bindings = bindingsIn(program);
+    const verdicts = new Map<string, boolean>();
+    const fromOutside = (name: string): boolean => {
+      const known = verdicts.get(name);
+      if (known !== undefined) return known;
+      verdicts.set(name, false); // a cycle (`const a = () => b, b = () => a`) adds nothing
+      const verdict = (bindings.get(name) ?? []).some(bindingFromOutside);
+      verdicts.set(name, verdict);
+      return verdict;
+    };
+    const isOutsideCall = (call: AcornNode): boolean => {
+      const callee = call.callee;
+      if (callee?.type === "MemberExpression" && baseName(callee.object as AcornNode, false) === "Math" && (callee.property as AcornNode).name === "random") return true;
+      const root = baseName(callee, true);
+      if (root === undefined || bindings.has(root)) return false; // a local's value counts through its binding
+      if (module.imported(root)) return true;
+      if (module.topLevel(root)) return false;
+      return isAmbient(root) ? OUTSIDE_GLOBALS.has(root) : true;
+    };
+    /** Whether evaluating `node` may give a value from outside: a function only through the names it takes from around it (its body runs later, as the task's code). */
+    const valueFromOutside = (node: AcornNode | null | undefined): boolean => {
+      if (!node) return false;
+      if (freeNamesIn(node).some((n) => (bindings.has(n) ? fromOutside(n) : n === "process"))) return true;
+      let found = false;
+      const visit = (n: AcornNode): void => {
+        if (found || n.type === "FunctionExpression" || n.type === "ArrowFunctionExpression" || n.type === "FunctionDeclaration") return;
+        if (n.type === "ImportExpression" || ((n.type === "CallExpression" || n.type === "NewExpression") && isOutsideCall(n))) found = true;
+        for (const [, child] of childNodes(n)) visit(child);
+      };
+      if (!isFunction(node) && node.type !== "FunctionDeclaration") visit(node);
+      return found;
+    };
+    const bindingFromOutside = (b: Binding): boolean => {
+      switch (b.kind) {
+        case "parameter": {
+          const call = b.call;
+          if (!call) return true; // a function called from elsewhere, with any value
+          return valueFromOutside(call.callee === b.fn ? undefined : call.callee) || (call.arguments ?? []).some((a) => a !== b.fn && valueFromOutside(a));
+        }
+        case "value":
+          return valueFromOutside(b.from);
+        case "catch":
+          return false;
+      }
+    };
+    return new Set([...bindings.keys()].filter(fromOutside));
+  });
+}
+
+const statementOutsiders = new Map<string, Promise<Set<string>>>();
+
+/**
+ * How a name is bound in a statement: a function's parameter (with the call it is an inline
+ * callback of, if it is one), a variable, function or class given a value by `from` (its
+ * initializer, an assignment, what a `for...of` runs over, the declaration itself), a catch's error.
+ */
+type Binding = { kind: "parameter"; fn: AcornNode; call: AcornNode | undefined } | { kind: "value"; from: AcornNode | undefined } | { kind: "catch" };
+
+/** Every binding of each name in `root`, at any depth. */
+function bindingsIn(root: AcornNode): Map<string, Binding[]> {
+  const bindings = new Map<string, Binding[]>();
+  const add = (names: string[], binding: Binding) => {
+    for (const n of names) bindings.set(n, [...(bindings.get(n) ?? []), binding]);
+  };
+  const visit = (node: AcornNode, parent: AcornNode | undefined): void => {
+    switch (node.type) {
+      case "FunctionDeclaration":
+      case "FunctionExpression":
+      case "ArrowFunctionExpression": {
+        const called = parent && (parent.type === "CallExpression" || parent.type === "NewExpression") && (parent.callee === node || parent.arguments?.includes(node));
+        add(((node.params as AcornNode[]) ?? []).flatMap(patternNames), { kind: "parameter", fn: node, call: called ? parent : undefined });
+        if (node.type === "FunctionDeclaration" && node.id?.name) add([node.id.name], { kind: "value", from: node });
+        break;
+      }
+      case "ClassDeclaration":
+        if (node.id?.name) add([node.id.name], { kind: "value", from: node });
+        break;
+      case "VariableDeclarator":
+        add(patternNames(node.id), { kind: "value", from: node.init as AcornNode | undefined });
+        break;
+      case "ForOfStatement":
+      case "ForInStatement":
+        add(patternNames((node.left as AcornNode).type === "VariableDeclaration" ? (node.left as AcornNode).declarations?.[0]?.id : (node.left as AcornNode)), { kind: "value", from: node.right as AcornNode });
+        break;
+      case "AssignmentExpression":
+        if ((node.left as AcornNode).type === "Identifier") add([(node.left as AcornNode).name!], { kind: "value", from: node.right as AcornNode });
+        break;
+      case "CatchClause":
+        add(patternNames(node.param as AcornNode | null), { kind: "catch" });
+        break;
+    }
+    for (const [, child] of childNodes(node)) visit(child, node);
+  };
+  visit(root, undefined);
+  return bindings;
+}
+
+/** The names `node` refers to that it does not bind itself (at any depth, by name). */
+function freeNamesIn(node: AcornNode): string[] {
+  const bound = bindingsIn(node);
+  return references(node).names.filter((n) => !bound.has(n));
 }
 
 /**
