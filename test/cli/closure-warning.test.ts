@@ -44,7 +44,7 @@ describe("a task that uses a name of the function it is declared in", () => {
     expect(said).toHaveLength(1);
     expect(said[0]).toContain('CairnClosureWarning: Task "scale" (declared at flow.ts:3) uses `k` of the function it is declared in');
     expect(said[0]).toContain("the value of `k` is in no cache key, so when it changes the task still comes from the cache, with the result of the old value");
-    expect(said[0]).toContain("Pass it as an input, or put it in the key with `.version(String(k))` or `.cache({ key: String(k) })`, which also silences this warning.");
+    expect(said[0]).toContain("Pass it as an input, or put it in the key with `.version(JSON.stringify(k))` or `.cache({ key: JSON.stringify(k) })`, which also silences this warning.");
     // The stale hit the warning is about, now said at every command that reads the key.
     const second = await cairn(["run", "flow.ts", "--no-report"], { cwd, env: { K: "3" } });
     expect(second.stdout).toMatch(/^scale\s+cached/m);

@@ -251,7 +251,8 @@ function warnCaptured(definition: TaskDefinition, names: readonly string[], plac
   warnedCaptured.add(id);
   const listed = names.map((n) => `\`${n}\``).join(" and ");
   const one = names.length === 1;
-  const value = one ? `String(${names[0]!})` : `JSON.stringify([${names.join(", ")}])`;
+  // JSON, not String(): an object's String() is "[object Object]" whatever it holds.
+  const value = one ? `JSON.stringify(${names[0]!})` : `JSON.stringify([${names.join(", ")}])`;
   process.emitWarning(
     `Task "${definition.name}" (declared at ${shown(place.file)}:${place.line}) uses ${listed} of the function it is declared in (a factory's argument or variable), ` +
       `not ${one ? "an input or a name" : "inputs or names"} of ${basename(place.file)}'s top level: the value${one ? "" : "s"} of ${listed} ${one ? "is" : "are"} in no cache key, ` +
