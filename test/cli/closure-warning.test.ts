@@ -137,4 +137,26 @@ describe("a task that uses a name of the function it is declared in", () => {
       expect.arrayContaining([expect.stringContaining('Task "derived" (declared at flow.ts:5) uses `twice`'), expect.stringContaining('Task "from-env" (declared at flow.ts:9) uses `k`'), expect.stringContaining('Task "from-file" (declared at flow.ts:13) uses `size`')]),
     );
   }, 120_000);
+
+  it("is not warned about for a function handed from the flow's module to a wrapper of another module, whose names it does not hold", async () => {
+    const cwd = await tmp();
+    await writeFile(
+      join(cwd, "lib.ts"),
+      `import { task } from "cairn-dag";\n` +
+        `export const step = (name: string, fn: (inputs: { x: number }) => Promise<{ y: number }>) => task(name).input<{ x: number }>().run(fn);\n`,
+    );
+    await writeFile(
+      join(cwd, "flow.ts"),
+      `import { flow } from "cairn-dag";\n` +
+        `import { step } from "./lib.ts";\n` +
+        `const SCALE = 2;\n` +
+        `function scaleOf(x: number) { return x * SCALE; }\n` +
+        `const scale = step("scale", async ({ x }) => ({ y: scaleOf(x) }));\n` +
+        `export default flow("wrap").build(() => ({ y: scale({ x: 10 }).y }));\n`,
+    );
+    const r = await cairn(["run", "flow.ts", "--no-report"], { cwd });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('{"y":20}');
+    expect(warnings(r.stderr)).toEqual([]);
+  }, 120_000);
 });
