@@ -469,6 +469,37 @@ export default flow("p").build(() => ({ x: pad + a }));
     await ran(developing(), "cached", "src, edited");
   });
 
+  it("a script task's .ts file under `node -C development cairn run` runs with the run's conditions, so an edit of dist/ it never loads is a hit and an edit of src/ a miss", async () => {
+    const { symlink } = await import("node:fs/promises");
+    const ws = await mkdtemp(join(dir, "conds-script-"));
+    const lib = join(ws, "packages", "ws");
+    await mkdir(join(lib, "src"), { recursive: true });
+    await mkdir(join(lib, "dist"));
+    await writeFile(join(lib, "package.json"), JSON.stringify({ name: "ws", type: "module", exports: { ".": { development: "./src/index.js", default: "./dist/index.js" } } }));
+    const src = (which: string) => writeFile(join(lib, "src", "index.js"), `export const which = ${JSON.stringify(which)};\n`);
+    const dist = (which: string) => writeFile(join(lib, "dist", "index.js"), `export const which = ${JSON.stringify(which)};\n`);
+    await src("src");
+    await dist("dist");
+    const app = join(ws, "app");
+    await mkdir(join(app, "node_modules"), { recursive: true });
+    await symlink("../../packages/ws", join(app, "node_modules", "ws"));
+    await writeFile(join(app, "package.json"), `{ "name": "app", "type": "module" }\n`);
+    await writeFile(join(app, "step.ts"), `import { writeFileSync } from "node:fs";\nimport { which } from "ws";\nwriteFileSync(process.env.CAIRN_OUTPUTS!, JSON.stringify({ w: which }));\n`);
+    await writeFile(join(app, "flow.ts"), `import { flow, script } from "cairn-dag";\nconst s = script("s", { file: "step.ts" });\nexport default flow("conds-script").build(() => ({ w: s({}).w }));\n`);
+    const run = async (status: string, w: string) => {
+      const r = await start(process.execPath, ["-C", "development", cairnBin, "run", "flow.ts", "--root", join(app, ".cairn")], { cwd: app, env: env() }).done;
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toMatch(new RegExp(`^s\\s+${status}\\s`, "m"));
+      expect(r.stdout).toContain(`Outputs: {"w":"${w}"}`);
+    };
+    // Before, the child started without -C development and loaded dist/, keyed by src/.
+    await run("succeeded", "src");
+    await dist("dist, edited");
+    await run("cached", "src");
+    await src("src, edited");
+    await run("succeeded", "src, edited");
+  });
+
   it("a compiled flows' folder of the user's own that its group could write to (made under umask 002) is made private, emptied and used", async () => {
     const { chmod, readdir, stat } = await import("node:fs/promises");
     const tmp = await mkdtemp(join(tmpdir(), "cairn-umask-tmp-"));

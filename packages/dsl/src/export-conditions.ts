@@ -54,6 +54,16 @@ const MODULE_SYNC = process.features.require_module === true ? ["module-sync"] :
  */
 export const NODE_CONDITIONS: readonly string[] = [...STARTED_WITH.user, "node", ...ADDONS, ...MODULE_SYNC];
 
+/**
+ * The options that give a child Node process (a script task's `.ts`/`.js` file) the conditions
+ * this one resolves with: its key follows the files this process resolves, so the child must load
+ * those. Conditions in NODE_OPTIONS reach a child by its environment, but those on this
+ * process's command line (`node -C development cairn run`) do not, nor NODE_OPTIONS' when the
+ * task's own env replaces it: without these, the child loaded `dist/` while its key followed `src/`.
+ * A kind that runs a module by Node and keys it by `moduleDependencies` passes them too.
+ */
+export const CHILD_CONDITION_ARGS: readonly string[] = [...STARTED_WITH.user.map((c) => `--conditions=${c}`), ...(STARTED_WITH.addons ? [] : ["--no-addons"])];
+
 // In Node's order, though the order decides nothing: Node takes the first key of an `exports` object that is one of them.
 const IMPORT_CONDITIONS: readonly string[] = [...STARTED_WITH.user, "node", ...ADDONS, "import", ...MODULE_SYNC, "default"];
 const REQUIRE_CONDITIONS: readonly string[] = [...STARTED_WITH.user, "node", ...ADDONS, "require", ...MODULE_SYNC, "default"];

@@ -21,4 +21,5 @@ export {
 } from "./kinds/kind-task.ts";
 export { NO_RETRY, CairnError, OptionError, TaskFileError, holdWork, scopeKey, type ScopeKey, type TaskContext, type TaskDefinition } from "@cairn/core";
 export { moduleDependencies, isDir, isFile } from "./code-deps.ts";
+export { CHILD_CONDITION_ARGS } from "./export-conditions.ts";
 export { cwdFingerprint, projectRelativeName, projectRoot, registerOwnDir } from "./declared-path.ts";

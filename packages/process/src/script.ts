@@ -12,7 +12,7 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { runProcess } from "./spawn/spawn.ts";
 import { parseTemplate, renderArg, shellQuote, type CommandTemplate } from "./spawn/template.ts";
 import { ProcessStartError, UnknownPlaceholderError } from "./spawn/errors.ts";
-import { checkName, configDigest, cwdFingerprint, fileDigest, kindTask, moduleDependencies, resolveTaskFile, type KindCall, type KindTask } from "@cairn/dsl/kind";
+import { CHILD_CONDITION_ARGS, checkName, configDigest, cwdFingerprint, fileDigest, kindTask, moduleDependencies, resolveTaskFile, type KindCall, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, findPython, optionOrigin, processEnv, pythonPath, type CommandOrigin, type ProcessOptions } from "./spawn/options.ts";
 import { pythonDependencies, shellDependencies } from "./python/python-deps.ts";
 import { pythonEnvironment } from "./python/python-environment.ts";
@@ -79,8 +79,9 @@ function launcher(nodeId: string, file: string, interpreter: ScriptOptions["inte
     const { python, origin } = findPython();
     return { command: python, pre: [], label: [python], origin };
   }
-  if (TS.has(ext)) return { command: process.execPath, pre: ["--import", tsxImport(nodeId, file)], label: ["tsx"] };
-  if (JS.has(ext)) return { command: process.execPath, pre: [], label: ["node"] };
+  // With this process's conditions, which its key resolved the file's imports with (moduleDependencies).
+  if (TS.has(ext)) return { command: process.execPath, pre: [...CHILD_CONDITION_ARGS, "--import", tsxImport(nodeId, file)], label: ["tsx"] };
+  if (JS.has(ext)) return { command: process.execPath, pre: [...CHILD_CONDITION_ARGS], label: ["node"] };
   if (ext === ".sh") return { command: "bash", pre: [], label: ["bash"] };
   return { command: file, pre: [], label: [] };
 }
