@@ -620,6 +620,38 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(failed.error.message).toMatch(/double\.ts/);
   }, 120_000);
 
+  it("a worker started with other export conditions than the coordinator says so, not that its checkout is old; started with the same, it runs the task", async () => {
+    const { env } = await testEnv("queue-conditions");
+    const { mkdir, symlink } = await import("node:fs/promises");
+    const dir = await tmp("cairn-conditions-");
+    const ws = join(dir, "packages", "ws");
+    await mkdir(join(ws, "src"), { recursive: true });
+    await mkdir(join(ws, "dist"));
+    await writeFile(join(ws, "package.json"), JSON.stringify({ name: "ws", type: "module", exports: { ".": { development: "./src/index.js", default: "./dist/index.js" } } }));
+    await writeFile(join(ws, "src", "index.js"), `export const which = "src";\n`);
+    await writeFile(join(ws, "dist", "index.js"), `export const which = "dist";\n`);
+    const app = join(dir, "app");
+    await mkdir(join(app, "node_modules"), { recursive: true });
+    await symlink("../../packages/ws", join(app, "node_modules", "ws"));
+    await symlink(join(repo, "node_modules", "cairn-dag"), join(app, "node_modules", "cairn-dag"));
+    await writeFile(join(app, "package.json"), `{ "name": "app", "type": "module" }\n`);
+    const file = join(app, "flow.ts");
+    await writeFile(file, `import { flow, task } from "cairn-dag";\nimport { which } from "ws";\nconst t = task("t").run(() => ({ w: which }));\nexport default flow("queue-conditions").build(() => ({ w: t({}).w }));\n`);
+    const developing = { NODE_OPTIONS: "--conditions=development" };
+    const worker = await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...env, ...developing, CAIRN_QUEUE_STALE_GRACE_MS: "1000" });
+    workers.push(worker);
+    const r = await cairnRun(file, await tmp(), ["--queue", servers.redis.url], env).done;
+    expect(r.code).toBe(1);
+    const failed = r.json.find((e) => e.type === "task" && e.status === "failed") as { task: string; error: { name: string; message: string } };
+    expect(failed).toMatchObject({ task: "t", error: { name: "StaleCodeError" } });
+    expect(failed.error.message).toMatch(/The coordinator resolves packages with conditions \[node[^\]]*\], this worker with \[development, node[^\]]*\]: start the worker with the same --conditions \/ NODE_OPTIONS \(the coordinator gives none/);
+    expect(failed.error.message).not.toContain("Update that worker's checkout");
+    // The coordinator started with the worker's conditions: the same code, and it runs there.
+    const ok = await cairnRun(file, await tmp(), ["--queue", servers.redis.url], { ...env, ...developing }).done;
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { w: "src" } });
+  }, 120_000);
+
   it("a worker whose value of a variable the task declares (.env) differs refuses the task, naming it", async () => {
     const { env } = await testEnv("queue-env", { MODE: "cpu-fp32" });
     const file = join(import.meta.dirname, "fixtures/env.flow.ts");

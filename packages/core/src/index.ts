@@ -73,6 +73,7 @@ export { misspeltVariables, unsaidMisspeltVariables } from "./run/env-names.ts";
 export { RunScope, scopeKey, type ScopeKey } from "./run/run-scope.ts";
 export { rootProblem, rootRefusal, type RootRefusal, type RootUse } from "./state-root.ts";
 export { cairnBuild, VERSION_TAG, type CairnBuild } from "./cairn-build.ts";
+export { CHILD_CONDITION_ARGS, NODE_CONDITIONS, conditionOptions, type ConditionOptions } from "./node-conditions.ts";
 
 export type {
   Tracker,

@@ -23,6 +23,7 @@ import {
   ERROR_MESSAGE_TAG,
   ERROR_NAME_TAG,
   type LogEvent,
+  NODE_CONDITIONS,
   type OwnedDispatcher,
   readSentStop,
   redactUri,
@@ -161,7 +162,8 @@ class RedisQueueDispatcher implements QueueDispatcher {
     const id = jobId(task.flowRunId, task.nodeId);
     let queue: Queue;
     // The coordinator's Cairn, as the run's env names it (CAIRN_TEST_BUILD): a worker of another refuses the job before it runs anything.
-    const noted = withNegativeZerosNoted({ ...data, cairn: data.cairn ?? cairnBuild().id } satisfies JobData);
+    // And the conditions it resolves packages with: a worker started with others has other code for a task that imports a package exporting by them.
+    const noted = withNegativeZerosNoted({ ...data, cairn: data.cairn ?? cairnBuild().id, conditions: NODE_CONDITIONS } satisfies JobData);
     // Large inputs go to the flow run in MLflow, and only their place through Redis (inputs-by-reference.ts).
     const sent = await sendInputs(noted, this.tracker).catch((cause: unknown) => {
       if (tooLarge(cause)) throw new QueueInputsTooLargeError(task.nodeId, this.url, { cause });

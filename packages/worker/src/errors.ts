@@ -150,6 +150,8 @@ export class StaleCodeError extends CairnError {
     readonly envReadUndeclared: string[] = [],
     /** The task's kind, when it is not one of Cairn's and its `code` differs (another installed version of the kind's package, often). */
     readonly kind?: string,
+    /** The export conditions the coordinator and this worker resolve packages with, when they differ and its code does: the likely cause, not an old checkout. */
+    readonly conditions?: { readonly coordinator: readonly string[]; readonly worker: readonly string[] },
   ) {
     const code = differs.length > 0;
     const env = envDiffers.map((name) => `environment variable ${name} (its value enters the task's cache key)`);
@@ -162,7 +164,14 @@ export class StaleCodeError extends CairnError {
               `(package-lock.json, pnpm-lock.yaml, yarn.lock) and install the coordinator's version there.`,
           ]
         : []),
-      ...(code ? ["Update that worker's checkout to the coordinator's commit (and restart it), or stop it; a worker never runs other code than the run asked for."] : []),
+      ...(code && conditions
+        ? [
+            `The coordinator resolves packages with conditions [${conditions.coordinator.join(", ")}], this worker with [${conditions.worker.join(", ")}]: ` +
+              `start the worker with the same --conditions / NODE_OPTIONS (${conditionsFlags(conditions.coordinator)}), ` +
+              `so that it loads the files the coordinator keyed the task by; if its code still differs then, update its checkout to the coordinator's commit. A worker never runs other code than the run asked for.`,
+          ]
+        : []),
+      ...(code && !conditions ? ["Update that worker's checkout to the coordinator's commit (and restart it), or stop it; a worker never runs other code than the run asked for."] : []),
       ...(differs.some((d) => d.startsWith("package "))
         ? ["A package the task imports is installed there in another version: compare the lockfiles of the two checkouts (package-lock.json, pnpm-lock.yaml, yarn.lock) and install the coordinator's versions there."]
         : []),
@@ -185,6 +194,16 @@ export class StaleCodeError extends CairnError {
     this.host = worker.host;
     this.workerId = worker.id;
   }
+}
+
+/** Node's own conditions, which follow from its version and `--no-addons`, not from `--conditions`. */
+const NODE_OWN = new Set(["node", "node-addons", "module-sync"]);
+
+/** How to start a worker with `conditions` (a coordinator's), in words. */
+function conditionsFlags(conditions: readonly string[]): string {
+  const user = conditions.filter((c) => !NODE_OWN.has(c));
+  const flags = user.map((c) => `--conditions=${c}`).join(" ");
+  return user.length ? `\`node ${flags} cairn worker ...\`, or NODE_OPTIONS="${flags}"` : "the coordinator gives none: no --conditions or -C on node's command line or in NODE_OPTIONS";
 }
 
 /**

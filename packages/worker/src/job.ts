@@ -25,6 +25,13 @@ export type JobData = Omit<DispatchedTask, "node"> & {
    */
   readonly cairn?: string;
   /**
+   * The export conditions the coordinator resolves packages with (core's NODE_CONDITIONS:
+   * `["development", "node", ...]`): a worker whose code for the task differs and whose
+   * conditions differ says that it was started with others, not that its checkout is old.
+   * Absent from a coordinator older than this field.
+   */
+  readonly conditions?: readonly string[];
+  /**
    * Where its inputs and params hold -0, which JSON (and so Redis) writes as 0: each a path of
    * keys from the job's data (`["inputs", "deep", "list", 1]`). The worker puts -0 back there
    * (restoreNegativeZeros), so that a task that tells -0 from 0, as its key does, gets on a

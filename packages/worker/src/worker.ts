@@ -37,6 +37,7 @@ import {
   cairnBuild,
   codeFingerprint,
   LONGEST_TIMER_MS,
+  NODE_CONDITIONS,
   ProcessCrashError,
   readSentStop,
   resolveTracker,
@@ -441,9 +442,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       data.code.environment !== undefined && data.code.environment !== fingerprint.environment ? environmentWords(data.key?.ingredients.environment, mine?.ingredients.environment, cache.environmentKeyed) : undefined;
     if (differs.length || envDiffers.length || environment) {
       const what = differs.length ? "code" : "environment";
-      const why = `its ${what} here differs (${[...differs, ...envDiffers.map((n) => `environment variable ${n}`), ...(environment ? [environment] : [])].join(", ")})`;
+      // Code that differs under other export conditions is most likely the same checkout resolving another entry (src/ for dist/).
+      const conditions = differs.length ? otherConditions(data.conditions) : undefined;
+      const said = conditions ? `; the coordinator resolves packages with conditions [${conditions.coordinator.join(", ")}], this worker with [${conditions.worker.join(", ")}]` : "";
+      const why = `its ${what} here differs (${[...differs, ...envDiffers.map((n) => `environment variable ${n}`), ...(environment ? [environment] : [])].join(", ")})${said}`;
       const kind = data.code.code !== fingerprint.code && !CAIRN_KINDS.has(node.task.kind) ? node.task.kind : undefined;
-      return refuse(why, `a worker with the run's ${what}`, (refused) => new StaleCodeError(task, file, { id, host }, differs, envDiffers, refused, environment, envDiffers.filter((n) => !node.task.env.includes(n)), kind));
+      return refuse(why, `a worker with the run's ${what}`, (refused) => new StaleCodeError(task, file, { id, host }, differs, envDiffers, refused, environment, envDiffers.filter((n) => !node.task.env.includes(n)), kind, conditions));
     }
     // The secrets the coordinator knew from the start are known here before the task starts: an
     // output that carries one is refused before anything is written (cache entry, MLflow, Redis).
@@ -674,6 +678,16 @@ function compareCode(theirs: CodeFingerprint, mine: CodeFingerprint, kind: strin
     differs.push(pkg === undefined ? `file ${name}` : `package ${pkg} (${there ?? "not imported"} in the run, ${here ?? "not imported"} here)`);
   }
   return differs;
+}
+
+/**
+ * The coordinator's export conditions and this worker's, when they differ (as sets: their order
+ * decides nothing); undefined when they agree or the job carries none (an older coordinator).
+ */
+function otherConditions(theirs: unknown): { coordinator: readonly string[]; worker: readonly string[] } | undefined {
+  if (!Array.isArray(theirs) || !theirs.every((c) => typeof c === "string")) return undefined;
+  const same = theirs.length === NODE_CONDITIONS.length && theirs.every((c) => NODE_CONDITIONS.includes(c));
+  return same ? undefined : { coordinator: theirs, worker: NODE_CONDITIONS };
 }
 
 /**
