@@ -40,7 +40,7 @@ describe("flags Cairn does not know, or that lack their value, exit 2 with Cairn
     [["run", ok, "-c", "0"], /Expected `--concurrency` to be an integer >= 1, got `0`\. Give how many tasks run at once in digits \(-c 8\), or leave it out for the default: 4, or the CPU count if larger\./],
     [["runs", "-n", "x"], /Expected `--limit` to be an integer >= 1, got `x`\. Give how many runs to list in digits \(-n 50\), or leave it out for 20\./],
     // The engine's option name (`rerun`) was said, and no nearest task.
-    [["run", ok, "--rerun", "doubel"], /UsageError: Expected `--rerun TASK` to be a task name or node id of flow "ok" \(did you mean "double"\?\): double, double-2, got "doubel"\. Run `cairn plan FILE` to list the flow's tasks\./],
+    [["run", ok, "--rerun", "doubel"], /UsageError: Expected `--rerun TASK` to be a task name or node id of flow "ok" \(did you mean "double"\?\): double, double-2, got "doubel"\.\n/],
     [["help", "frobnicate"], /Unknown command "frobnicate"\. Expected one of: init, run, graph, plan, explain, cache, runs, show, report, worker, workers\./],
   ])("cairn %s", async (args, message) => {
     const r = await cairn(args);

@@ -48,14 +48,37 @@ describe("a typo is met with the nearest name, wherever a name is checked agains
     ["plan", "--rerun", "--rerun TASK"],
     ["explain", undefined, "TASK \\(cairn explain FILE TASK\\)"],
   ])("cairn %s with a typo of one of 200 task names says the closest few and how to list them all", async (command, flag, shown) => {
-    const many = join(repo, "test/cli/fixtures/many-tasks.flow.ts");
-    const r = await cairn([command, many, ...(flag ? [flag] : []), "stpe-12"]);
+    // The flow file as the user typed it (was the literal `FILE`).
+    const many = "test/cli/fixtures/many-tasks.flow.ts";
+    const r = await cairn([command, many, ...(flag ? [flag] : []), "stpe-12"], { cwd: repo });
     expect(r.stderr).toMatch(
       new RegExp(
-        `Expected \`${shown}\` to be a task name or node id of flow "many-tasks", which has 200 nodes \\(did you mean "step-12", "step-2", "step-10", "step-11", "step-13"\\?\\), got "stpe-12"\\. Run \`cairn plan FILE\` to list the flow's tasks\\.`,
+        `Expected \`${shown}\` to be a task name or node id of flow "many-tasks", which has 200 nodes \\(did you mean "step-12", "step-2", "step-10", "step-11", "step-13"\\?\\), got "stpe-12"\\. Run \`cairn plan test/cli/fixtures/many-tasks\\.flow\\.ts\` to list the flow's tasks\\.\n`,
       ),
     );
     expect(r.stderr).not.toContain("step-200");
+    expect(r.code).toBe(2);
+  });
+
+  // Every id, or the map's every item, is in the refusal: "Run `cairn plan FILE`" sent the user to a list they had just read.
+  it.each([
+    [["explain", ok, "dubble"], /to be a task name or node id of flow "ok" \(did you mean "double"\?\): double, double-2, got "dubble"\.\n$/],
+    [["plan", join(repo, "test/cli/fixtures/sweep.flow.ts"), "--rerun", "fit[9]"], /to be an item of "fit", which has 6 \(fit\[0\] to fit\[5\]\), got "fit\[9\]"\.\n$/],
+  ])("cairn %s, whose refusal lists every name, says no more where to list them", async (args, message) => {
+    const r = await cairn(args);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toContain("cairn plan");
+    expect(r.code).toBe(2);
+  });
+
+  // Compared whole, the item's index counted as three typos: `meausre[1]` met no "did you mean".
+  it.each([
+    [["plan", "--rerun", "meausre[1]"], /Expected `--rerun TASK` to be a task name or node id of flow "sweep-cli" \(did you mean "measure\[1\]"\?\): /],
+    [["explain", "fti[2]"], /Expected `TASK \(cairn explain FILE TASK\)` to be a task name or node id of flow "sweep-cli" \(did you mean "fit\[2\]"\?\): /],
+  ])("cairn %s, a typo in a map's name, is met with the item of the map meant", async (args, message) => {
+    const [command, ...rest] = args;
+    const r = await cairn([command!, join(repo, "test/cli/fixtures/sweep.flow.ts"), ...rest]);
+    expect(r.stderr).toMatch(message);
     expect(r.code).toBe(2);
   });
 

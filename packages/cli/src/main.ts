@@ -579,19 +579,29 @@ const ENGINE_OPTIONS: ReadonlyMap<string, string> = new Map([
 ]);
 
 /**
- * Said after a refused task name (`--rerun`, explain's TASK): the refusal names only the closest
- * few of a large flow's tasks, and this is where all of them, and a map's items, are listed.
+ * A refused task name (`--rerun`, explain's TASK) in the words of the command the user typed, with
+ * `file` as they gave it. Where the refusal names only the closest few of a large flow's tasks, it
+ * says how to list them all; where it lists every one (or a map's items), that would send the user
+ * to a list they just read.
  */
-const LIST_TASKS = "Run `cairn plan FILE` to list the flow's tasks.";
+function taskNameRefusal(thrown: unknown, file: string): unknown {
+  const given = OptionError.is(thrown) ? ENGINE_OPTIONS.get(thrown.option) : undefined;
+  if (!OptionError.is(thrown) || given === undefined) return thrown;
+  const listAll = thrown.closestOnly ? ` Run \`cairn plan ${shellWord(file)}\` to list the flow's tasks.` : "";
+  return new UsageError(`Expected \`${given}\` to be ${thrown.expected}, got ${JSON.stringify(thrown.got)}.${listAll}`);
+}
+
+/** `word` as a shell reads it back (quoted where it holds a space or a character the shell takes), to copy into a command. */
+function shellWord(word: string): string {
+  const shown = printableLine(word);
+  return /^[\w@%+=:,./-]+$/.test(shown) ? shown : `'${shown.replaceAll("'", "'\\''")}'`;
+}
 
 /**
- * Says `thrown` on stderr (and as an event, under `run --json`), and returns the exit code it
+ * Says `error` on stderr (and as an event, under `run --json`), and returns the exit code it
  * stands for; `exitCode` overrides it (130: the command was interrupted meanwhile).
  */
-function reportError(thrown: unknown, stderr: Writable, errorEvent?: ErrorEventWriter, exitCode?: number): number {
-  // The engine names its option (`rerun`, explain's `TASK`); a `cairn` user gave a flag or an argument.
-  const given = OptionError.is(thrown) ? ENGINE_OPTIONS.get(thrown.option) : undefined;
-  const error = OptionError.is(thrown) && given !== undefined ? new UsageError(`Expected \`${given}\` to be ${thrown.expected}, got ${JSON.stringify(thrown.got)}. ${LIST_TASKS}`) : thrown;
+function reportError(error: unknown, stderr: Writable, errorEvent?: ErrorEventWriter, exitCode?: number): number {
   const usage =
     (CairnError.is(error) && VALIDATION_CODES.has(error.code)) ||
     UsageError.is(error) ||
@@ -857,7 +867,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     // Interrupted while the run was starting, and the start then failed: said, and exit 130 as
     // for any interrupted run (the signal, not the failure it may have caused, ends the command).
     // A root run() refused (a flow built on a @cairn/core that checks it again) is said for the flag too.
-    const said = root === undefined ? error : rootFlagError(error, root);
+    const said = taskNameRefusal(root === undefined ? error : rootFlagError(error, root), positionals[0]!);
     if (interrupted && run === undefined) return reportError(said, io.stderr, errorEvent, EXIT.interrupted);
     throw said;
   } finally {
@@ -1095,7 +1105,11 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
   // The params as the run would see them (the schema's defaults and transforms applied once).
   const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...readingOptions(values) });
   sayAbandoned(abandoned, stderr);
-  const plan = await planFlow(flow.definition, { params, cache: tasks, rerun: values.rerun ?? [], refresh: values.refresh === true }).finally(() => tasks.store.close());
+  const plan = await planFlow(flow.definition, { params, cache: tasks, rerun: values.rerun ?? [], refresh: values.refresh === true })
+    .catch((e: unknown) => {
+      throw taskNameRefusal(e, positionals[0]!);
+    })
+    .finally(() => tasks.store.close());
   if (values.json) {
     stdout.write(`${JSON.stringify(plan.map(({ key, ...p }) => ({ ...p, ...(key ? { key: key.key } : {}) })), null, 2)}\n`);
     return EXIT.ok;
@@ -1173,7 +1187,11 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   const given = await parseParams(flow.definition, values.param ?? []);
   const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...readingOptions(values) });
   sayAbandoned(abandoned, stderr);
-  const explanation = await explainTask(flow.definition, taskName, { params, cache: tasks }).finally(() => tasks.store.close());
+  const explanation = await explainTask(flow.definition, taskName, { params, cache: tasks })
+    .catch((e: unknown) => {
+      throw taskNameRefusal(e, file!);
+    })
+    .finally(() => tasks.store.close());
   if (values.json) {
     const { key, ...planned } = explanation.planned;
     stdout.write(`${JSON.stringify({ ...explanation, planned: { ...planned, ...(key ? { key: key.key } : {}) } }, null, 2)}\n`);

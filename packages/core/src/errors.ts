@@ -177,6 +177,8 @@ export class OptionError extends CairnError {
     message?: string,
     /** Why `got` is refused, where a caller words it for its own user: `root`'s (`rootRefusal`), which the CLI says for `--root`. */
     readonly reason?: string,
+    /** `expected` names only the closest few of many accepted values (a typo among 200 tasks): a caller may say where all are listed. */
+    readonly closestOnly = false,
   ) {
     super(message ?? `Expected \`${option}\` to be ${expected}, got ${describeValue(got)}.`);
   }

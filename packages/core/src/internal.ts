@@ -67,19 +67,35 @@ export function closestNames(name: string, candidates: Iterable<string>): string
 
 /**
  * What a refusal of `name`, which is none of `candidates`, says was expected: `what`, then the
- * names it may have meant ({@link closestNames}, also among `aliases`: a node's task name), then
+ * names it may have meant ({@link closestNames}, also among `aliases`: a node's task name, and
+ * the same item of `maps` for a name shaped as an item of a map: `fit[2]` for `fti[2]`), then
  * every candidate when they are few, else only how many `counted` there are, so that the refusal
  * of a typo in a flow of 200 tasks is a line, not every id.
  * @example
  * unknownNameExpected('a task name or node id of flow "big"', "stpe", ids, { counted: "nodes" });
  * // 'a task name or node id of flow "big", which has 200 nodes (did you mean "step", "step-2"?)'
  */
-export function unknownNameExpected(what: string, name: string, candidates: readonly string[], options: { aliases?: Iterable<string>; counted?: string } = {}): string {
-  const near = closestNames(name, [...candidates, ...(options.aliases ?? [])]);
+export function unknownNameExpected(what: string, name: string, candidates: readonly string[], options: { aliases?: Iterable<string>; counted?: string; maps?: readonly string[] } = {}): string {
+  const near = [...closestNames(name, [...candidates, ...(options.aliases ?? [])]), ...closestItems(name, options.maps ?? [])].slice(0, CLOSEST_LISTED);
   const meant = near.length ? ` (did you mean ${near.map((n) => `"${n}"`).join(", ")}?)` : "";
-  if (candidates.length <= LISTED_NAMES) return `${what}${meant}: ${candidates.join(", ")}`;
+  if (listsEvery(candidates)) return `${what}${meant}: ${candidates.join(", ")}`;
   const counted = `${candidates.length.toLocaleString("en-US")}${options.counted ? ` ${options.counted}` : ""}`;
   return `${what}, which has ${counted}${meant || " (none is close to it)"}`;
+}
+
+/** Whether {@link unknownNameExpected} lists every one of `candidates` (else only the closest few). */
+export function listsEvery(candidates: readonly unknown[]): boolean {
+  return candidates.length <= LISTED_NAMES;
+}
+
+/**
+ * The items `name` may have meant when it names an item of a map no node is (`meausre[1]`): the
+ * same item of the maps close to its map's part. Compared whole, the index would count as typos.
+ */
+function closestItems(name: string, maps: readonly string[]): string[] {
+  const item = /^(.+)(\[(?:0|[1-9]\d*)\])$/.exec(name);
+  if (!item || maps.includes(item[1]!)) return [];
+  return closestNames(item[1]!, maps).map((map) => `${map}${item[2]}`);
 }
 
 /** Levenshtein distance, with a swap of two neighbours counted as one edit. */

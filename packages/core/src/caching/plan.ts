@@ -5,7 +5,7 @@ import { InputValidationError, MapItemsFailedError } from "../errors.ts";
 import { MapRun, requiredItems } from "../scheduler/map-run.ts";
 import type { TaskResult } from "../run/task-result.ts";
 import { OptionError } from "../errors.ts";
-import { unknownNameExpected } from "../internal.ts";
+import { listsEvery, unknownNameExpected } from "../internal.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
 import { holderRecordsTo, leaseHolder, recordsElsewhere } from "../pipeline/single-flight.ts";
@@ -643,7 +643,9 @@ export async function explainTask(definition: FlowDefinition, task: string, opti
  */
 function unknownTask(graph: FlowGraph, task: string): OptionError {
   const names = graph.definition.nodes.map((n) => n.task.name);
-  return new OptionError("TASK", unknownNameExpected(`a task name or node id of flow "${graph.definition.name}"`, task, graph.order, { aliases: names, counted: "nodes" }), task);
+  const maps = graph.definition.nodes.filter((n) => n.map).map((n) => n.id);
+  const expected = unknownNameExpected(`a task name or node id of flow "${graph.definition.name}"`, task, graph.order, { aliases: names, counted: "nodes", maps });
+  return new OptionError("TASK", expected, task, undefined, undefined, !listsEvery(graph.order));
 }
 
 /** Why a task whose key another process computes now is planned as it is. */

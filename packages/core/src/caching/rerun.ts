@@ -8,7 +8,7 @@
  */
 import { describeRef, isRef } from "../definition/ref.ts";
 import { OptionError } from "../errors.ts";
-import { unknownNameExpected } from "../internal.ts";
+import { listsEvery, unknownNameExpected } from "../internal.ts";
 import type { FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue } from "../pipeline/inputs.ts";
 
@@ -56,9 +56,11 @@ export function forcedNodes(graph: FlowGraph, rerun: readonly string[], refresh 
       if (over) for (const next of dependants[map]!) mark(next);
     }
     if (!matched) {
-      const map = list.find((n) => n.map)?.id;
-      const names = unknownNameExpected(`a task name or node id of flow "${graph.definition.name}"`, name, list.map((n) => n.id), { aliases: list.map((n) => n.task.name), counted: "nodes" });
-      throw new OptionError("rerun", `${names}${map ? `, or an item of a map or sweep (like "${map}[0]")` : ""}`, name);
+      const maps = list.filter((n) => n.map).map((n) => n.id);
+      const ids = list.map((n) => n.id);
+      const names = unknownNameExpected(`a task name or node id of flow "${graph.definition.name}"`, name, ids, { aliases: list.map((n) => n.task.name), counted: "nodes", maps });
+      const map = maps[0];
+      throw new OptionError("rerun", `${names}${map ? `, or an item of a map or sweep (like "${map}[0]")` : ""}`, name, undefined, undefined, !listsEvery(ids));
     }
   }
   return refresh ? forced.fill(1) : forced;
