@@ -3,10 +3,12 @@
  * reads refused with a 500 while writes work (an S3 bucket without s3:ListBucket), a request
  * answered 503 with a Retry-After. The flows run in this process against the proxy.
  */
+import { readFile, writeFile } from "node:fs/promises";
 import type http from "node:http";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import "@cairn/mlflow/register";
-import { flow, task } from "@cairn/dsl";
+import { type Artifact, flow, task } from "@cairn/dsl";
 import { removeIndexEntries } from "@cairn/core";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
@@ -95,6 +97,47 @@ describe("the index unreadable after an entry was removed", () => {
       expect(second.result.status).toBe("succeeded");
       expect(second.warnings.filter((w) => w.startsWith("Cache lookups cannot read the artifacts"))).toHaveLength(1);
       expect(Object.fromEntries(Object.entries(second.result.tasks).map(([id, t]) => [id, t.status]))).toEqual({ step1: "succeeded", step2: "cached", step3: "cached" });
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
+});
+
+describe("the index unreadable after an entry was evicted", () => {
+  // Only `cache clear` was shown to tag the run of an entry it removes; an eviction that forgot
+  // to would let the tag search that stands in for the index hit the evicted entry again.
+  it("a lookup by tag search does not hit an entry a download that did not match its digest evicted", async () => {
+    let refuseIndex = false;
+    const proxy = await startProxy(server.uri, (req, res) => {
+      if (!refuseIndex || req.method !== "GET" || !req.url!.includes("cairn-index")) return false;
+      req.resume();
+      return refuse(res, 500);
+    });
+    try {
+      const name = "evicted-then-unreadable";
+      const env = { MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_EXPERIMENT_NAME: name, ...QUICK };
+      const produce = task(`${name}-produce`).run(async (_, ctx) => ({ data: await ctx.artifacts.write("data.txt", "value-1\n") }));
+      const consume = task(`${name}-consume`)
+        .input<{ data: Artifact }>()
+        .run(async ({ data }) => ({ text: (await readFile(data.path, "utf8")).trim() }));
+      const flowA = flow(name).build(() => ({ data: produce().data }));
+      const flowB = flow(name).build(() => ({ text: consume({ data: produce().data }).text }));
+
+      // Machine A computes produce; the server's copy of its artifact then changes (same size).
+      const a = await runCollect(flowA, { root: await tmp(), env, concurrency: 1 });
+      expect(a.result.status).toBe("succeeded");
+      const source = (await MlflowTracker.fromEnv({}, server.uri).getRun(a.result.tasks[`${name}-produce`]!.runId!))!;
+      await writeFile(join(server.dir, "artifacts", source.experimentId, source.runId, "artifacts", "data.txt"), "TAMPERD\n");
+
+      // Machine B hits produce through the index; consume's download does not match: the entry is evicted.
+      const b = await runCollect(flowB, { root: await tmp(), env, concurrency: 1 });
+      expect(b.result.tasks[`${name}-consume`]!.error!.message).toMatch(/The cache entry that holds it \(task "evicted-then-unreadable-produce", key [0-9a-f]{12}\) was evicted/);
+
+      // Machine C cannot read the index: produce's FINISHED run still carries the key's tag, and must not be hit.
+      refuseIndex = true;
+      const c = await runCollect(flowB, { root: await tmp(), env, concurrency: 1 });
+      expect(Object.fromEntries(Object.entries(c.result.tasks).map(([id, t]) => [id, t.status]))).toEqual({ [`${name}-produce`]: "succeeded", [`${name}-consume`]: "succeeded" });
+      expect(c.result.outputs).toEqual({ text: "value-1" });
     } finally {
       await proxy.close();
     }
