@@ -604,6 +604,47 @@ describe("pools, dead workers, stale code, cancel", () => {
     expect(failed.error.message).toMatch(/lib\.ts/);
   }, 120_000);
 
+  it("a worker whose disk changed since it loaded the flow (a package upgraded, a helper edited) refuses the tasks instead of storing its old code's results under the new code's keys", async () => {
+    const { env } = await testEnv("queue-changed-under-worker");
+    const { symlink } = await import("node:fs/promises");
+    const dir = await tmp("cairn-changed-under-worker-");
+    const minidep = join(dir, "node_modules", "minidep");
+    await mkdir(minidep, { recursive: true });
+    await symlink(join(repo, "packages", "cairn"), join(dir, "node_modules", "cairn-dag"));
+    const install = async (version: string, factor: number) => {
+      await writeFile(join(minidep, "package.json"), JSON.stringify({ name: "minidep", version, type: "module", main: "index.js" }));
+      await writeFile(join(minidep, "index.js"), `export const scale = (x) => x * ${factor};\n`);
+    };
+    const helper = (factor: number) => writeFile(join(dir, "lib.ts"), `export function triple(x: number): number {\n  return x * ${factor};\n}\n`);
+    await install("1.0.0", 2);
+    await helper(2);
+    await writeFile(
+      join(dir, "flow.ts"),
+      `import { flow, task } from "cairn-dag";\nimport { scale } from "minidep";\nimport { triple } from "./lib.ts";\n` +
+        `const pkg = task("pkg").run(() => ({ v: scale(21) }));\nconst local = task("local").run(() => ({ v: triple(5) }));\n` +
+        `export default flow(process.env.FLOW_NAME ?? "changed").build(() => ({ a: pkg().v, b: local().v }));\n`,
+    );
+    workers.push(await startWorker(join(dir, "flow.ts"), servers.redis.url, ["--root", await tmp()], { ...env, CAIRN_QUEUE_STALE_GRACE_MS: "1000" }));
+    // Upgraded and edited under the running worker, which runs what it loaded (x * 2).
+    await install("2.0.0", 3);
+    await helper(3);
+
+    const r = await cairnRun(join(dir, "flow.ts"), await tmp(), ["--queue", servers.redis.url, "--failure-policy", "continue"], env).done;
+    expect(r.code, r.stderr).toBe(1);
+    const failed = (task: string) => r.json.find((e) => e.type === "task" && e.task === task && e.status === "failed") as { error: { name: string; message: string } } | undefined;
+    expect(failed("pkg")?.error.name).toBe("StaleCodeError");
+    expect(failed("pkg")?.error.message).toContain("(package minidep (2.0.0 in the run, 1.0.0 here))");
+    expect(failed("local")?.error.name).toBe("StaleCodeError");
+    expect(failed("local")?.error.message).toMatch(/lib\.ts/);
+
+    // Nothing was stored under the new code's keys: a run on its own computes both with the new code.
+    const alone = await cairnRun(join(dir, "flow.ts"), await tmp(), [], env).done;
+    expect(alone.code, alone.stderr).toBe(0);
+    expect(alone.json.filter((e) => e.type === "task" && (e.status === "succeeded" || e.status === "cached")).map((e) => [e.task, e.status])).toEqual(
+      expect.arrayContaining([["pkg", "succeeded"], ["local", "succeeded"]]),
+    );
+  }, 120_000);
+
   it("a worker whose checkout has another version of a project's task kind refuses its task", async () => {
     const { env } = await testEnv("queue-stale-kind");
     const { cp, readFile, symlink } = await import("node:fs/promises");

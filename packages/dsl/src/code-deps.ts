@@ -122,7 +122,12 @@ const functionRefs = new Map<string, Promise<Refs>>();
 const functionFreeNames = new Map<string, Promise<string[] | undefined>>();
 /** What a function's text reads from process.env, by what its module binds to process and its text. */
 const functionEnvReads = new Map<string, Promise<EnvReads>>();
-/** Reads of one flow run, kept on its scope: its tasks share them; the next run reads again. */
+/**
+ * Reads of one flow run, kept on its scope: its tasks share them; the next run reads again. They
+ * describe code this process has loaded, so a scope given the loaded code's (a worker's flow
+ * module) keeps them with that code: a file edited or a package upgraded under a running worker
+ * is not what it runs, and its keys say the code it runs.
+ */
 interface Reads {
   texts: Map<string, Promise<string | undefined>>;
   shapes: Map<string, Promise<ModuleShape | undefined>>;
@@ -139,7 +144,7 @@ interface Reads {
 }
 const READS = scopeKey<Reads>("cairn code-deps reads");
 const readsOf = (scope: RunScope): Reads =>
-  scope.state(READS, () => ({
+  scope.loadedState(READS, () => ({
     texts: new Map(),
     shapes: new Map(),
     resolved: new Map(),

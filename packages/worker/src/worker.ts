@@ -40,6 +40,7 @@ import {
   NODE_CONDITIONS,
   ProcessCrashError,
   readSentStop,
+  RunScope,
   resolveTracker,
   runDispatchedTask,
   SecretNotFoundError,
@@ -176,6 +177,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const build = cairnBuild(env).id;
   const tell = options.onEvent ?? (() => {});
   const { flow } = options;
+  // The code this worker runs is the flow module as it was loaded: its files and package versions
+  // are read now, once, and every key made here says them. Read again for each run, a file edited
+  // or a package upgraded under the running worker gave keys of code it does not run, under which
+  // it stored what its old code made; the coordinator's key now differs, and the task is refused.
+  const loadedCode = new RunScope();
+  await Promise.all([...new Set(flow.nodes.map((n) => n.task))].map((task) => task.codeDependencies?.(loadedCode).catch(() => undefined)));
   // Absolute in messages: two checkouts on one host are told apart.
   const file = resolvePath(options.file);
 
@@ -211,7 +218,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     if (!shared) {
       store ??= CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root, source: "CAIRN_CACHE_URL" });
       shared = {
-        cache: store.then((s) => new TaskCache(s, tracker, data.experimentId, root, env, { params: data.params })),
+        cache: store.then((s) => new TaskCache(s, tracker, data.experimentId, root, env, { params: data.params, loadedCode })),
         secrets: new SecretRegistry(options.secrets ?? {}, env, (message, id) =>
           publishLog(data.flowRunId, { type: "log", level: "warn", runId: data.flowRunId, ...(id ? { task: id } : {}), message, time: Date.now() }),
         ),

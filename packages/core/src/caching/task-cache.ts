@@ -254,6 +254,11 @@ export interface TaskCacheOptions extends CacheFailurePolicy {
    * `CacheStore.unreachable`): the run goes on without it from the start, as after it stopped answering.
    */
   down?: CacheBackendError;
+  /**
+   * The scope of the code this process has loaded (see {@link RunScope}): a worker's flow module,
+   * whose code-file reads and package versions then describe the code it loaded, not the disk now.
+   */
+  loadedCode?: RunScope;
 }
 
 /** `CAIRN_LEASE_TTL_MS`, checked where it enters: undefined when unset. */
@@ -332,7 +337,7 @@ export class TaskCache {
   /** Stands for the flow run when keys are computed outside one (plan, explain). */
   private readonly planId = `plan-${process.pid}-${Date.now()}`;
   /** The state the tasks of this run (or plan) share: the code reads of `codeDependencies`, `resolveCode`'s answers. */
-  readonly scope = new RunScope();
+  readonly scope: RunScope;
   /**
    * Source runs asked about ahead of their lookups, all at once (see {@link checkSourceRuns}):
    * the run, undefined when it is gone, or UNSETTLED when the answer did not cover it.
@@ -432,6 +437,7 @@ export class TaskCache {
     this.strict = options.strict === true;
     this.missingExperiment = options.missingExperiment;
     this.params = options.params ?? {};
+    this.scope = new RunScope(options.loadedCode ? { loaded: options.loadedCode } : {});
     this.leaseTtlMs = leaseTtlFromEnv(env);
     this.stamps = new ArtifactStamps(join(resolvePath(workDir), "artifact-stamps"));
     this.environmentKeyed = booleanFromEnv(env, "CAIRN_PYTHON_ENV_KEY");

@@ -16,6 +16,17 @@ export function scopeKey<T>(description: string): ScopeKey<T> {
 /** The state of one flow run (see the module comment). */
 export class RunScope {
   readonly #state = new Map<symbol, unknown>();
+  /** Where {@link loadedState} keeps its state: this scope, unless it was given another. */
+  readonly #loaded: RunScope;
+
+  /**
+   * `loaded`: the scope of the code this process has loaded, where {@link loadedState} keeps what
+   * describes that code (a worker's flow module, loaded once: the files and package versions read
+   * for its first run describe what every later run of it runs, whatever the disk says since).
+   */
+  constructor(options: { loaded?: RunScope } = {}) {
+    this.#loaded = options.loaded ?? this;
+  }
 
   /**
    * The state under `key`, made by `init` on the first ask.
@@ -28,5 +39,15 @@ export class RunScope {
     const value = init();
     this.#state.set(key, value);
     return value;
+  }
+
+  /**
+   * The state under `key` that describes code this process has loaded (what a function task's
+   * module imports, and the versions of the packages it loads): the run's, or, given a `loaded`
+   * scope, that scope's, kept as long as the code is. Code read from disk each time it runs (a
+   * script a task starts) belongs in {@link state}.
+   */
+  loadedState<T>(key: ScopeKey<T>, init: () => T): T {
+    return this.#loaded.state(key, init);
   }
 }
