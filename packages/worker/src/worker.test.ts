@@ -20,6 +20,8 @@ describe("options, checked where they enter", () => {
     );
     await expect(startWorker({ ...base, pools: [" "] })).rejects.toThrow(WorkerOptionError);
     await expect(startWorker({ ...base, maxDeaths: 0 })).rejects.toThrow("Expected `maxDeaths` to be an integer >= 1, got 0.");
+    // Read only as each job ran, it failed every job the worker took: refused at start, as cairn run does (exit 2).
+    await expect(startWorker({ ...base, env: { CAIRN_LARGE_OUTPUT_MB: "10MB" } })).rejects.toThrow(/Expected `CAIRN_LARGE_OUTPUT_MB` to be an integer of MB.*got "10MB"/);
     await expect(startWorker({ ...base, queue: "localhost:6379" })).rejects.toThrow(QueueUrlError);
     // A mistyped scheme with a password in it: the message keeps the host, never the password.
     const error = (await startWorker({ ...base, queue: `http://cairn:"pa'ss"@queue-host:6379` }).then(() => undefined, (e: unknown) => e)) as Error;

@@ -30,12 +30,14 @@ import {
   type DispatchedOutcome,
   type FlowDefinition,
   type FlowNode,
+  type LargeOutputs,
   type RunEvent,
   type SentStop,
   type Tracker,
   CancelledError,
   cairnBuild,
   codeFingerprint,
+  largeOutputsFromEnv,
   LONGEST_TIMER_MS,
   NODE_CONDITIONS,
   ProcessCrashError,
@@ -170,6 +172,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   if (!Number.isInteger(maxDeaths) || maxDeaths < 1) throw new WorkerOptionError("maxDeaths", "an integer >= 1", maxDeaths);
   const staleGraceMs = options.staleGraceMs ?? integerFromEnv(env, "CAIRN_QUEUE_STALE_GRACE_MS", 15_000);
   if (!Number.isInteger(staleGraceMs) || staleGraceMs < 1 || staleGraceMs > LONGEST_TIMER_MS) throw new WorkerOptionError("staleGraceMs", `an integer from 1 to ${LONGEST_TIMER_MS}`, staleGraceMs);
+  // Checked now, as `cairn run` does: read only as each job ran, a mistyped value failed every job the worker took.
+  const largeOutputs = largeOutputsFromEnv(env);
   const root = resolvePath(options.root ?? ".cairn");
   const host = hostname();
   const id = `${host}-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -195,7 +199,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
    * next): its TaskCache, whose scope holds the run's memos (code reads), and its secrets as known
    * here (see DispatchedRunSettings.registry), both as in the coordinator.
    */
-  const runs = new Map<string, { cache: Promise<TaskCache>; secrets: SecretRegistry }>();
+  const runs = new Map<string, { cache: Promise<TaskCache>; secrets: SecretRegistry; largeOutputs: LargeOutputs | null }>();
   /** Sends a log line to the coordinator of `flowRunId` (masked before it gets here). */
   const publishLog = (flowRunId: string, event: RunEvent) => void redis.publish(logChannel(flowRunId), JSON.stringify(event)).catch(() => {});
   /** Called once an error no task's code raised escaped while tasks ran: the worker then stops (see RunningWorker.crashed). */
@@ -222,6 +226,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         secrets: new SecretRegistry(options.secrets ?? {}, env, (message, id) =>
           publishLog(data.flowRunId, { type: "log", level: "warn", runId: data.flowRunId, ...(id ? { task: id } : {}), message, time: Date.now() }),
         ),
+        // A task of the run warned of once here, as in one process, not once per job.
+        largeOutputs: largeOutputs ? { limitBytes: largeOutputs.limitBytes, warned: new Set() } : null,
       };
       // The tracker's credentials reach task processes, as in one process: what those print of them is masked.
       shared.secrets.maskCredentials(tracker.childEnv?.() ?? {});
@@ -514,6 +520,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         signal: controller.signal,
         env,
         registry: shared.secrets,
+        largeOutputs: shared.largeOutputs,
         // One that no task's code raised: the jobs running here fail with it (runDispatchedTask), and the worker stops.
         onCrash: (error) => {
           if (ProcessCrashError.is(error) && (error as ProcessCrashError).nodeId === undefined) crashedWith(error as ProcessCrashError);

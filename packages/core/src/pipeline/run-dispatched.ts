@@ -18,6 +18,7 @@ import type { TaskInterceptor } from "./intercept.ts";
 import type { PipelineTask, TaskOutcome } from "./run-task.ts";
 import { isStopReason, readSentStop, receivedStop, StopReason, stopInfo } from "./stop.ts";
 import { TaskPipeline } from "./task-pipeline.ts";
+import type { LargeOutputs } from "./large-output.ts";
 
 /** What a process that runs dispatched tasks brings of its own. */
 export interface DispatchedRunSettings {
@@ -49,6 +50,12 @@ export interface DispatchedRunSettings {
    * task whose run here had ended), after which the process's state cannot be trusted.
    */
   readonly onCrash?: (error: Error) => void;
+  /**
+   * The large-output limit and the tasks warned of, kept by the process for the flow run across its
+   * tasks, so a task is warned of once there as in one process (null: no warning); absent: read
+   * from `env` for this task alone.
+   */
+  readonly largeOutputs?: LargeOutputs | null;
 }
 
 /** Runs one dispatched task through runTask (its run, attempts, outputs, cache entry) and waits for its processes to end; never rejects. */
@@ -66,22 +73,31 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
     new SecretRegistry(s.secrets, s.env ?? process.env, (message, id) =>
       s.emit({ type: "log", level: "warn", runId: task.flowRunId, ...(id ? { task: id } : {}), message, time: Date.now() }),
     );
-  const pipeline = new TaskPipeline({
-    flowName: task.flowName,
-    params: task.params,
-    tracker: s.tracker,
-    experimentId: task.experimentId,
-    flowRunId: task.flowRunId,
-    secrets,
-    env: s.env ?? process.env,
-    workDir: s.workDir,
-    // Masked here, as the coordinator's door masks its events: a log line leaves this process masked.
-    emit: (event) => s.emit(secrets.maskEvent(event)),
-    signal: stop.signal,
-    ...(s.cache ? { cache: s.cache } : {}),
-    ...(s.interceptors ? { interceptors: s.interceptors } : {}),
-    ...(task.runTags ? { runTags: task.runTags } : {}),
-  });
+  // Made here, not before: what it reads of the environment (CAIRN_LARGE_OUTPUT_MB) may refuse it,
+  // and that is the task's failure, said to the coordinator, not a rejection (never rejects).
+  let pipeline: TaskPipeline;
+  try {
+    pipeline = new TaskPipeline({
+      flowName: task.flowName,
+      params: task.params,
+      tracker: s.tracker,
+      experimentId: task.experimentId,
+      flowRunId: task.flowRunId,
+      secrets,
+      env: s.env ?? process.env,
+      workDir: s.workDir,
+      // Masked here, as the coordinator's door masks its events: a log line leaves this process masked.
+      emit: (event) => s.emit(secrets.maskEvent(event)),
+      signal: stop.signal,
+      ...(s.cache ? { cache: s.cache } : {}),
+      ...(s.interceptors ? { interceptors: s.interceptors } : {}),
+      ...(task.runTags ? { runTags: task.runTags } : {}),
+      ...(s.largeOutputs !== undefined ? { largeOutputs: s.largeOutputs } : {}),
+    });
+  } catch (error) {
+    s.signal.removeEventListener("abort", onAbort);
+    return { ok: false, error: errorInfoOf(asError(error), secrets), cancelled: false, attempts: 0 };
+  }
   const state: PipelineTask = { node, result: { status: "running", attempts: 0 }, ...(task.key ? { key: task.key } : {}), ...(task.forceRun ? { forceRun: true } : {}), ...(task.missReason !== undefined ? { missReason: task.missReason } : {}) };
   // Secrets tasks of the run asked for on other processes, known here by this process's own value before the task starts.
   for (const name of Array.isArray(task.askedSecrets) ? task.askedSecrets : []) if (typeof name === "string") secrets.learnAsked(name);
@@ -105,12 +121,9 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
     // (the coordinator would take a cancel for its flow's, and wait for a failure that never comes).
     const error = crash && outcome.cancelled && isCrashStop(outcome.stop, crash) ? crash : asError(outcome.error);
     const cancelled = outcome.cancelled && error !== crash;
-    const code = (error.constructor as { code?: unknown } | undefined)?.code;
-    const { name, message, at } = toErrorInfo(error);
     return {
       ok: false,
-      // With its place in the user's code (the coordinator shows it as for a task run there).
-      error: { name, message: secrets.mask(message), ...(at !== undefined ? { at } : {}), ...(typeof code === "string" ? { code } : {}) },
+      error: errorInfoOf(error, secrets),
       cancelled,
       ...ran,
     };
@@ -118,6 +131,13 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
     offCrash();
     s.signal.removeEventListener("abort", onAbort);
   }
+}
+
+/** `error` as sent to the coordinator: masked, with its place in the user's code (shown there as for a task run there) and its code. */
+function errorInfoOf(error: Error, secrets: SecretRegistry): Extract<DispatchedOutcome, { ok: false }>["error"] {
+  const code = (error.constructor as { code?: unknown } | undefined)?.code;
+  const { name, message, at } = toErrorInfo(error);
+  return { name, message: secrets.mask(message), ...(at !== undefined ? { at } : {}), ...(typeof code === "string" ? { code } : {}) };
 }
 
 /** Whether `stop` (what stopped the task) is the stop a crash made of `crash`. */

@@ -13,7 +13,7 @@ import type { RunRecord, Tracker } from "../tracking/tracker.ts";
 import { AbandonedAttempts } from "./abandoned.ts";
 import { rejectOnAbort } from "./attempts.ts";
 import type { TaskInterceptor } from "./intercept.ts";
-import { largeOutputsFromEnv } from "./large-output.ts";
+import { type LargeOutputs, largeOutputsFromEnv } from "./large-output.ts";
 import { type Lookup, type LookupScope, type LookupTask, lookupTask } from "./lookup.ts";
 import { type PipelineScope, type PipelineTask, RunNotClosed, type TaskOutcome, releaseTask, runTask } from "./run-task.ts";
 import { createGroupRun, finishGroupRun, type GroupSummary, type HitRecords, recordHit, recordUnstarted, type UnstartedOutcome } from "./task-run.ts";
@@ -50,6 +50,8 @@ export interface PipelineSettings {
   readonly emit: (event: RunEvent) => void;
   /** Hooks around every attempt (RunOptions.interceptors). */
   readonly interceptors?: readonly TaskInterceptor[];
+  /** The large-output limit and the tasks warned of (null: no warning); absent: read from `env` for this pipeline. */
+  readonly largeOutputs?: LargeOutputs | null;
   /** Aborts when the flow stops, with its StopReason. */
   readonly signal: AbortSignal;
   /**
@@ -103,7 +105,8 @@ export class TaskPipeline {
     setMaxListeners(0, s.signal);
     const warn = (task: string | undefined, message: string) => this.warn(task, message);
     this.abandonedAttempts = new AbandonedAttempts(warn);
-    const large = largeOutputsFromEnv(s.env);
+    // A worker passes its own, kept for the flow run across its jobs: one warning per task there, not per job.
+    const large = s.largeOutputs !== undefined ? s.largeOutputs : largeOutputsFromEnv(s.env);
     const record = { tracker: s.tracker, experimentId: s.experimentId, flowRunId: s.flowRunId, flowName: s.flowName, workDir: s.workDir, secrets: s.secrets, ...(s.runTags ? { runTags: s.runTags } : {}) };
     this.scope = {
       shared: {
