@@ -21,7 +21,7 @@ import { checkOutputs } from "./outputs.ts";
 import { isRetryableError } from "./retryable.ts";
 import { type FolderListings, RunningTaskContext, type SharedContext, taskArtifactDir, type WorkHolder } from "./running-task-context.ts";
 import { isStopReason } from "./stop.ts";
-import { ATTEMPT_STARTS_TAG, attemptErrorTag, errorTag } from "./task-run.ts";
+import { ATTEMPT_STARTS_TAG, attemptErrorTag, errorTag, UNHANDLED_REJECTION_TAG } from "./task-run.ts";
 
 /** What the attempts of every task of one flow run share. */
 export interface AttemptScope {
@@ -51,6 +51,8 @@ export interface TaskAttempts {
   folderListings?: FolderListings;
   /** The errors of its attempts that failed and were retried, in order: its run's error file lists them. */
   retriedErrors?: unknown[];
+  /** The attempts whose code left a rejection unhandled under a warn mode of `--unhandled-rejections`: such an attempt's result is not cached. */
+  rejectionsLeft?: Set<number>;
 }
 
 /** Runs the task's attempts; resolves with the checked output of the one that succeeded, or rejects with the last error. */
@@ -208,7 +210,7 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
   }
   const ctx = new RunningTaskContext(scope.shared, node, task.runId, attempt, signal, task.recorder, task.holder);
   // Within a run that watches for crashes (crash-guard.ts), what escapes the task's code fails this attempt.
-  const crash = isWatched(scope.flowSignal) ? new AttemptCrash(node.id, scope.flowSignal) : undefined;
+  const crash = isWatched(scope.flowSignal) ? new AttemptCrash(node.id, scope.flowSignal, (reason, say) => leftUnhandled(scope, task, attempt, reason, say)) : undefined;
   try {
     let output: unknown;
     try {
@@ -235,7 +237,11 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
         }
       } else {
         output = returned;
-        if (crash?.error) throw crash.error; // process.exit() called and its throw caught by the task
+        // As above: a promise it rejected (`items.forEach(async ...)`) is reported only once the
+        // microtasks drain, which was after its run's record was sent; one turn lets it reach this
+        // attempt while it is open (it fails, or under a warn mode its result is not cached).
+        if (crash) await setImmediate();
+        if (crash?.error) throw crash.error; // also process.exit() called and its throw caught by the task
       }
       const late = overran?.();
       if (late) throw late;
@@ -258,6 +264,25 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
   } finally {
     cleanup?.();
   }
+}
+
+/**
+ * The attempt's code left a rejection unhandled and Node was told only to warn of it: the task
+ * goes on, but its result is not cached (run-task.ts), its run says why (UNHANDLED_REJECTION_TAG),
+ * and, unless under `--unhandled-rejections=none`, a warning names the task, which Node's does not.
+ */
+function leftUnhandled(scope: AttemptScope, task: TaskAttempts, attempt: number, reason: unknown, say: boolean): void {
+  (task.rejectionsLeft ??= new Set()).add(attempt);
+  const { name, message } = toErrorInfo(reason);
+  const what = `${name}: ${message}`.slice(0, 1000);
+  task.recorder.tag(UNHANDLED_REJECTION_TAG, `attempt ${attempt}: ${what}`);
+  if (!say) return;
+  const text =
+    `its code left a promise rejection unhandled (attempt ${attempt}): ${what}. ` +
+    `--unhandled-rejections lets the task go on, as Node does, but its result is not cached: the next run computes it again. ` +
+    `Await the promises the task starts (\`await Promise.all(items.map(async ...))\`, not \`items.forEach(async ...)\`), or handle them with .catch().`;
+  const { shared } = scope;
+  shared.emit({ type: "log", level: "warn", runId: shared.flowRunId, task: task.node.id, message: text, time: Date.now() });
 }
 
 /** A promise that rejects with the signal's reason when it aborts (and is never an unhandled rejection). */

@@ -146,6 +146,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     const ranId = runId;
     const rec = recorder;
     const retried = attempts.retriedErrors;
+    const tried = attempts;
     const missReason = task.missReason;
     // The entry stores the ingredients as the manifest does (scrubbed of secrets).
     const key = task.key && manifest?.ingredients ? { key: task.key.key, ingredients: manifest.ingredients } : task.key;
@@ -155,6 +156,12 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       if (missReason !== undefined) rec.tag(MISS_REASON_TAG, await missReason);
       if (tracking) await finishTaskRun(scope.record, ranId, rec, result.attempts, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
       if (!cache || !key) return true;
+      // Its code left a rejection unhandled under a warn mode of --unhandled-rejections (crash-guard.ts):
+      // the result was made beside work that failed, so the next run computes it again.
+      if (tried.rejectionsLeft?.has(result.attempts)) {
+        task.settleFlight?.(undefined);
+        return false;
+      }
       const { entry, indexError } = await cache.record(key, node, ranId, manifest!).catch((e: unknown) => {
         if (cache.strict && isStoreDown(e)) throw e;
         scope.warn(id, `could not store the cache entry: ${(e as Error).message}`);

@@ -237,6 +237,8 @@ export const QUEUED_AT_TAG = "cairn.queued_at";
 export const RAN_BECAUSE_TAG = "cairn.ran_because";
 /** Of a task run retried: when (epoch ms) each attempt started, comma-separated. */
 export const ATTEMPT_STARTS_TAG = "cairn.attempt_starts";
+/** On a task run whose code left a promise rejection unhandled under a warn mode of `--unhandled-rejections`: which attempt, and the rejection (its result is not cached). */
+export const UNHANDLED_REJECTION_TAG = "cairn.unhandled_rejection";
 /**
  * Of a task run retried: `cairn.attempt_error.<n>` says what attempt `n`, one that was retried,
  * failed with (`Name: message`, masked, cut as {@link ERROR_TAG}), whatever the task's end.

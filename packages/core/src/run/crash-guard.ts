@@ -10,7 +10,8 @@
  * (waited for up to {@link CLOSING_WAIT_MS}) the process ends as Node would have: the error's stack
  * on stderr, exit code 1 (an app's supervisor relies on it). A rejection, from a task or not,
  * fails nothing when Node was told only to warn (`--unhandled-rejections=warn|none|warn-with-error-code`):
- * it does what Node does in that mode. When the last run ends, the
+ * it does what Node does in that mode; a task's own is also said naming the task (not under
+ * `none`) and keeps that attempt's result out of the cache. When the last run ends, the
  * listeners and `process.exit` are as they were. The state is the process's, not a run's: the
  * events and `process.exit` are one per process.
  */
@@ -28,11 +29,30 @@ export class AttemptCrash {
   private rejectFailed: ((error: Error) => void) | undefined;
   private failedOnce: Promise<never> | undefined;
 
+  /** Whether the attempt's code left a rejection unhandled that Node was told only to warn of (see {@link leftUnhandled}). */
+  private leftOne = false;
+
   constructor(
     readonly nodeId: string,
     /** The flow's signal: which open run the attempt belongs to. */
     readonly flow: AbortSignal,
+    /**
+     * Told of the first rejection the attempt's code leaves unhandled under
+     * `--unhandled-rejections=warn|none|warn-with-error-code`, and whether to say it (not under `none`).
+     */
+    private readonly onLeftUnhandled?: (reason: unknown, say: boolean) => void,
   ) {}
+
+  /**
+   * A rejection of the attempt's code that nothing handled, while Node was told only to warn: the
+   * task goes on, as Node lets it, but what it returns was made beside work that failed (an upload
+   * in `items.forEach(async ...)`), so it is not to be cached as if it were whole. Told once per attempt.
+   */
+  leftUnhandled(reason: unknown, say: boolean): void {
+    if (this.leftOne) return;
+    this.leftOne = true;
+    this.onLeftUnhandled?.(reason, say);
+  }
 
   /**
    * Rejects with {@link error}; observed through the attempt's race, never an unhandled rejection.
@@ -202,9 +222,11 @@ function onUnhandledRejection(reason: unknown): void {
   // code that left it, so nothing fails, a task's own rejection no more than a stray one: the
   // process was told to go on. Node warns itself in `warn` mode (listener or not); in
   // warn-with-error-code it warns and sets the exit code only when no listener took the
-  // rejection: ours does, so that part is done here; `none` is silent.
+  // rejection: ours does, so that part is done here; `none` is silent. A task's own still keeps
+  // its result out of the cache, and is said naming the task (Node's warning names none).
   if (rejections === "warn" || rejections === "none" || rejections === "warn-with-error-code") {
     if (rejections === "warn-with-error-code" && !appRejections) warnUnhandled(reason);
+    currentAttempt()?.leftUnhandled(reason, rejections !== "none");
     return;
   }
   crashed("unhandled-rejection", reason, () => appRejections || appExceptions);
