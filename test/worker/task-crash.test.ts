@@ -3,8 +3,9 @@
  * timer, `process.exit()`), all real: redis-server, an MLflow server, a worker process and
  * `cairn run --queue`. The task fails with the error a run in one process gives, recorded so, the
  * coordinator fails the flow with it at once (no job left to stall and run again), and the worker
- * goes on to the next job. An error no task's code raised fails the job the same way, and stops
- * the worker (exit 1), as a process's state cannot be trusted after one.
+ * goes on to the next job. An error no task's code raised stops the worker (exit 1), as a
+ * process's state cannot be trusted after one, and the job it ran goes back to the queue, for
+ * another worker, as when the process died before the guard.
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -79,19 +80,26 @@ describe("a task whose code would end its worker's process", () => {
     }
   }, 180_000);
 
-  it("an error no task's code raised fails the job it runs with ProcessCrashError, not sent again, and the worker stops with exit 1", async () => {
+  it("an error no task's code raised stops the worker with exit 1 and hands the job it runs back to the queue, not failed: another worker runs it", async () => {
     const { env, markerDir } = await testEnv("queue-crash-outside");
-    const worker = await startWorker(file, servers.redis.url, ["--root", await tmp()], env);
-    servers.workers.push(worker);
-    const r = await cairnRun(file, await tmp(), ["--queue", servers.redis.url, "-p", "how=outside"], env).done;
-    expect(r.code, r.stderr).toBe(1);
-    const failed = r.json.find((e) => e.type === "task" && e.task === "crasher" && e.status === "failed") as { error: { name: string; message: string } };
-    expect(failed.error.name).toBe("ProcessCrashError");
-    expect(failed.error.message).toMatch(/The process met an uncaught exception outside any task's code: Error: thrown outside any task/);
-    const exit = await worker.done;
-    expect(exit.code, worker.log()).toBe(1);
-    expect(worker.log()).toMatch(/an error that no task's code raised escaped while tasks ran/);
-    expect(worker.log()).toMatch(/worker stopped: its tasks failed with that error/);
-    expect(await timesRun(markerDir, "crasher")).toBe(1);
+    const workers = [];
+    for (let i = 0; i < 2; i++) {
+      const worker = await startWorker(file, servers.redis.url, ["--root", await tmp()], env);
+      servers.workers.push(worker);
+      workers.push(worker);
+    }
+    const r = await cairnRun(file, await tmp(), ["--queue", servers.redis.url, "-p", "how=outside-once"], env).done;
+    // Before, the job failed with ProcessCrashError although its code had nothing to do with it.
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.at(-1)).toMatchObject({ type: "flow", status: "succeeded", outputs: { how: "outside-once" } });
+    expect(r.stderr).toMatch(/did not finish task "crasher": handed back to the queue for another worker: this worker stopped for an error its code did not raise \(.*thrown outside any task/);
+    expect(await timesRun(markerDir, "crasher")).toBe(2);
+    // The worker that met the error stops; the other goes on.
+    const crashed = await Promise.race(workers.map((w) => w.done.then(() => w)));
+    expect(crashed.child.exitCode, crashed.log()).toBe(1);
+    expect(crashed.log()).toMatch(/an error that no task's code raised escaped while tasks ran/);
+    expect(crashed.log()).toMatch(/task crasher handed-back: /);
+    expect(crashed.log()).toMatch(/worker stopped: the tasks it ran went back to the queue for another worker/);
+    expect(workers.find((w) => w !== crashed)!.child.exitCode).toBeNull();
   }, 180_000);
 });

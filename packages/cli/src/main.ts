@@ -964,12 +964,12 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
   let crashed = false;
   const crash = running.crashed.then(() => {
     crashed = true;
-    return "an error that no task's code raised escaped while tasks ran (the failed tasks above say it), and this process's state cannot be trusted after one";
+    return "an error that no task's code raised escaped while tasks ran (the tasks above say it), and this process's state cannot be trusted after one";
   });
   say(`${await stopAsked(io, crash)}: finishing the tasks running, taking no more`);
   await running.close();
   if (crashed) {
-    say("worker stopped: its tasks failed with that error (none is left to run again); start the worker again");
+    say("worker stopped: the tasks it ran went back to the queue for another worker (a task whose own code raised it failed with it); start the worker again");
     return EXIT.flowFailed;
   }
   say("worker stopped");

@@ -15,8 +15,8 @@
  * message lost while its connection was down), and on close finishes what it runs and takes
  * nothing more. While it runs a task it watches for crashes as a flow run does (core's
  * crash-guard.ts, through runDispatchedTask): a task whose code lets an error escape or calls
- * `process.exit()` fails with it, and the worker goes on; an error no task's code raised fails
- * the jobs it runs and stops it (see {@link RunningWorker.crashed}).
+ * `process.exit()` fails with it, and the worker goes on; an error no task's code raised hands
+ * the jobs it runs back to the queue, for another worker, and stops it (see {@link RunningWorker.crashed}).
  */
 import { hostname } from "node:os";
 import { resolve as resolvePath } from "node:path";
@@ -126,7 +126,7 @@ export interface WorkerOptions {
 export type WorkerEvent =
   | { readonly type: "ready"; readonly id: string; readonly pools: readonly string[] }
   | { readonly type: "task"; readonly status: "started"; readonly task: string; readonly flowRunId: string }
-  | { readonly type: "task"; readonly status: "succeeded" | "failed" | "cancelled" | "refused" | "reused" | "waiting"; readonly task: string; readonly flowRunId: string; readonly message?: string }
+  | { readonly type: "task"; readonly status: "succeeded" | "failed" | "cancelled" | "refused" | "reused" | "waiting" | "handed-back"; readonly task: string; readonly flowRunId: string; readonly message?: string }
   | { readonly type: "log"; readonly event: RunEvent };
 
 /** A started worker. */
@@ -138,8 +138,8 @@ export interface RunningWorker {
    * Resolves with the error once the worker stopped itself: an error that no task's code raised
    * (its own code's, a library's, or a task's whose job had ended) escaped while it ran tasks, as
    * an uncaught exception or a rejection Node would end the process for. Node's docs say a
-   * process's state cannot be trusted after one: the jobs it ran failed with a ProcessCrashError,
-   * it takes no more, and closes (`cairn worker` then exits 1). Never resolves otherwise; an error
+   * process's state cannot be trusted after one: the jobs it ran went back to the queue for
+   * another worker (their runs here recorded FAILED with a ProcessCrashError), it takes no more, and closes (`cairn worker` then exits 1). Never resolves otherwise; an error
    * a task's code raised fails only that task, and the worker goes on.
    */
   readonly crashed: Promise<ProcessCrashError>;
@@ -293,6 +293,24 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     } catch {
       return { handed: false, stale }; // the job cannot go back (Redis away): it fails here, as before
     }
+  };
+
+  /**
+   * Puts back in the queue, at once and not counted as an attempt, a job whose task was stopped by
+   * an error its code did not raise (see runJob), for another worker; false when it cannot go back
+   * (no lock token, Redis away): it then fails with the error, as before. `message`: the error's, masked.
+   */
+  const handBackCrashed = async (job: Job<JobData, SentOutcome>, token: string | undefined, flowRunId: string, task: string, message: string): Promise<boolean> => {
+    if (!token) return false;
+    const moved = await job.moveToDelayed(Date.now(), token).then(
+      () => true,
+      () => false,
+    );
+    if (!moved) return false;
+    const said = `handed back to the queue for another worker: this worker stopped for an error its code did not raise (${message})`;
+    tell({ type: "task", status: "handed-back", task, flowRunId, message: said });
+    publishLog(flowRunId, { type: "log", level: "warn", runId: flowRunId, task, time: Date.now(), message: `Worker ${id} (on ${host}) did not finish task "${task}": ${said}.` });
+    return true;
   };
 
   /** Jobs whose outcome this worker took from the worker that ran them (see keptOutcome): their kept outcome goes once they complete. */
@@ -513,6 +531,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       }
       tell({ type: "task", status: "started", task, flowRunId: data.flowRunId });
       let noting = Promise.resolve();
+      /** Set when an error no task's code raised stopped this job's task: the job is handed back, not failed (below). */
+      let notItsOwn: ProcessCrashError | undefined;
       const outcome = await runDispatchedTask(node, { ...data, inputs, runTags: { ...data.runTags, [WORKER_TAG]: id } }, {
         tracker,
         cache,
@@ -521,9 +541,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         env,
         registry: shared.secrets,
         largeOutputs: shared.largeOutputs,
-        // One that no task's code raised: the jobs running here fail with it (runDispatchedTask), and the worker stops.
+        // One that no task's code raised (or a task's whose job here had ended): the worker stops,
+        // and this job, whose code did not raise it, goes back to the queue (below).
         onCrash: (error) => {
-          if (ProcessCrashError.is(error) && (error as ProcessCrashError).nodeId === undefined) crashedWith(error as ProcessCrashError);
+          if (ProcessCrashError.is(error) && (error as ProcessCrashError).nodeId === undefined) {
+            notItsOwn = error as ProcessCrashError;
+            crashedWith(notItsOwn);
+          }
         },
         emit: (event) => {
           if (event.type === "task" && event.status === "running" && event.taskRunId && !runIds.includes(event.taskRunId)) {
@@ -539,6 +563,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         },
       });
       void noting; // not waited for: the outcome does not depend on it, and a late note on a finished job is harmless
+      // Stopped by an error its code did not raise: it is no failure of the task. Before the guard,
+      // the process died and BullMQ gave the job to another worker; it goes back so, not counted.
+      if (notItsOwn && !outcome.ok && (await handBackCrashed(job, token, data.flowRunId, task, outcome.error.message))) throw new DelayedError();
       // Said before the claim is let go (one connection keeps the order; nothing waits for the
       // answer): a job of the key that claims it next looks the entry up.
       if (outcome.ok && data.key) void redis.set(computedKey(data.key.key), "1", "PX", COMPUTED_MS).catch(() => {});
