@@ -53,6 +53,8 @@ export interface TaskAttempts {
   retriedErrors?: unknown[];
   /** The attempts whose code left a rejection unhandled under a warn mode of `--unhandled-rejections`: such an attempt's result is not cached. */
   rejectionsLeft?: Set<number>;
+  /** Whether its result is kept past the run (a cache entry, a FINISHED run): then an attempt that returns at once waits one turn for what its code left behind. */
+  readonly keepsResult?: boolean;
 }
 
 /** Runs the task's attempts; resolves with the checked output of the one that succeeded, or rejects with the last error. */
@@ -240,7 +242,9 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
         // As above: a promise it rejected (`items.forEach(async ...)`) is reported only once the
         // microtasks drain, which was after its run's record was sent; one turn lets it reach this
         // attempt while it is open (it fails, or under a warn mode its result is not cached).
-        if (crash) await setImmediate();
+        // Only where the result is kept: with no cache entry and no run to record, a rejection it
+        // left reaches the flow as before, and a task of a run that keeps nothing pays no turn.
+        if (crash && task.keepsResult) await setImmediate();
         if (crash?.error) throw crash.error; // also process.exit() called and its throw caught by the task
       }
       const late = overran?.();

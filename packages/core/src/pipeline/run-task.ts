@@ -105,7 +105,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       const inputsFile = logInputs(recorder, inputs, secrets);
       if (inputsFile) await writeRunFiles(tracker, runId, "cairn", { "inputs.json": inputsFile });
     }
-    attempts = { node, inputs, runId, recorder, result, holder: task };
+    attempts = { node, inputs, runId, recorder, result, holder: task, keepsResult: tracking || Boolean(scope.cache && task.key) };
     // Timed: its duration is its own work, not its record's creation before the attempts or its
     // closing after (outputs uploaded, cache entry stored), which with a server can take many
     // times a short task's work. Its run carries the same figure (DURATION_TAG), for `cairn
