@@ -40,6 +40,32 @@ describe("redactUrl", () => {
     }
   });
 
+  it("hides the value of every query parameter not known to be safe, and all after it: node-postgres reads `?password=`", () => {
+    // The password a reviewer saw printed: `?password=` connects as the user info's password does.
+    expect(redactUrl("postgres://cairnadm@127.0.0.1:5642/cairn?password=T0pS3cret%40x")).toBe("postgres://***@127.0.0.1:5642/cairn?password=***");
+    expect(redactUrl("postgres://me@db/cairn?sslmode=require&sslpassword=k3y&application_name=x")).toBe("postgres://***@db/cairn?sslmode=require&sslpassword=***");
+    expect(redactUrl("redis://127.0.0.1:6379/1?password=s3cret")).toBe("redis://127.0.0.1:6379/1?password=***");
+    expect(redactUrl("postgres://db/cairn?sslmode=require&connect_timeout=5")).toBe("postgres://db/cairn?sslmode=require&connect_timeout=5");
+    // A name alone may be a token; so may a fragment.
+    expect(redactUrl("https://host/x?ghp_SECRETTOKEN1234")).toBe("https://host/x?***");
+    expect(redactUrl("redis://127.0.0.1:6379#S3cret")).toBe("redis://127.0.0.1:6379#***");
+    // Quotes kept by a .env file stay, so the message can say so.
+    expect(redactUrl("'postgres://db/cairn?password=s3cret'")).toBe("'postgres://db/cairn?password=***'");
+    for (const secret of [`Q"u'ote`, "at@sign", "pct%40x", "amp&rest=1", "hash#tail", "both&sslmode=require"]) {
+      for (const url of [
+        `postgres://cairnadm@127.0.0.1:5642/cairn?password=${secret}`,
+        `postgres://cairnadm@127.0.0.1:5642/cairn?sslmode=disable&password=${secret}&application_name=cairn`,
+        `postgres://cairnadm:pw@127.0.0.1:5642/cairn?password=${secret}`,
+        `redis://127.0.0.1:6379?token=${secret}`,
+        `"postgres://127.0.0.1:5642/cairn?password=${secret}"`,
+      ]) {
+        const shown = redactUrl(url);
+        // Neither part of the secret on either side of its `&`, `@` or `#` is shown.
+        for (const part of secret.split(/[&@#]/)) expect(shown, url).not.toContain(part);
+      }
+    }
+  });
+
   it("tells a URL whose user info holds an unencoded `@`, `#`, `/` or `?` from a plain one", () => {
     for (const url of ["redis://user:p@ss#word@host", "redis://:abc#def@host", "redis://:a/b@host", "redis://:a?b@host", "redis://a@b@host"]) {
       expect(hasUnencodedUserInfo(url)).toBe(true);

@@ -86,11 +86,53 @@ export interface CacheBackend {
 }
 
 /**
- * A URL without its password, for messages; also one that does not parse. The one redaction of
+ * Query parameters whose values a message shows: they say how to reach the store, never with
+ * what secret. Any other parameter's value is hidden, a parameter not listed here included:
+ * node-postgres reads every parameter of a URL as a connection setting (`?password=`,
+ * `?sslpassword=`, `?user=`), and a list of the secret ones would miss the next driver's.
+ */
+const SHOWN_PARAMETERS: ReadonlySet<string> = new Set([
+  "sslmode",
+  "ssl",
+  "sslnegotiation",
+  "uselibpqcompat",
+  "host",
+  "port",
+  "db",
+  "database",
+  "family",
+  "application_name",
+  "fallback_application_name",
+  "client_encoding",
+  "encoding",
+  "connect_timeout",
+  "keepalives",
+  "keepalives_idle",
+  "statement_timeout",
+  "query_timeout",
+  "lock_timeout",
+  "idle_in_transaction_session_timeout",
+  "target_session_attrs",
+]);
+
+/**
+ * A URL without its secrets, for messages; also one that does not parse. The one redaction of
  * URLs Cairn prints: cache store URLs, queue URLs and tracking URIs (`redactUri` of @cairn/core).
- * A URL with no credentials is returned as it is.
+ * Hidden as `***`: the password and a user name (`user:***@`, `***@`), the value of every query
+ * parameter but those in {@link SHOWN_PARAMETERS} (`?password=***`) and everything after it, and
+ * a fragment. A URL with none of these is returned as it is.
+ *
+ * @example redactUrl("postgres://me:pw@db/cairn?sslmode=require&password=pw") // "postgres://me:***@db/cairn?sslmode=require&password=***"
  */
 export function redactUrl(url: string): string {
+  // A value copied from a .env file with its quotes keeps them, so that its message can say so.
+  const quote = url[0];
+  if (url.length >= 2 && (quote === '"' || quote === "'") && url.at(-1) === quote) return `${quote}${redactUrl(url.slice(1, -1))}${quote}`;
+  return redactQuery(redactUserInfo(url));
+}
+
+/** `url` with its user info hidden (see {@link redactUrl}). */
+function redactUserInfo(url: string): string {
   let parsed: URL | undefined;
   try {
     // A URL whose password holds an unencoded `@`, `#`, `/` or `?` may parse, with the password
@@ -118,9 +160,41 @@ export function redactUrl(url: string): string {
   const start = url.indexOf("//");
   const at = url.lastIndexOf("@");
   if (start === -1 || at < start) return url;
+  // A query parameter before the last `@` (`/db?password=p@ss`): what follows that `@` is as
+  // likely the rest of the parameter's value as a host, so none of it is shown.
+  if (/[?#][^]*=/.test(url.slice(start + 2, at))) return `${url.slice(0, start + 2)}***`;
   const colon = url.indexOf(":", start + 2);
   if (colon === -1 || colon > at) return `${url.slice(0, start + 2)}***${url.slice(at)}`;
   return `${url.slice(0, colon)}:***${url.slice(at)}`;
+}
+
+/**
+ * `url` with its query's values hidden but those of {@link SHOWN_PARAMETERS}, and its fragment.
+ * From the first other parameter on, the rest is one `***`: a value may hold an unencoded `&`
+ * or `#` (`?password=a&b`), which would show the rest of it as more parameters or a fragment.
+ */
+function redactQuery(url: string): string {
+  const start = url.indexOf("//");
+  const from = start === -1 ? 0 : start + 2;
+  const offset = url.slice(from).search(/[?#]/);
+  if (offset === -1) return url;
+  const head = url.slice(0, from + offset);
+  const rest = url.slice(from + offset + 1);
+  if (rest === "") return url;
+  if (url[from + offset] === "#") return `${head}#***`;
+  const shown: string[] = [];
+  for (const pair of rest.split("&")) {
+    if (pair === "") continue;
+    const name = pair.slice(0, pair.indexOf("=") === -1 ? 0 : pair.indexOf("="));
+    if (name !== "" && !pair.includes("#") && SHOWN_PARAMETERS.has(name)) {
+      shown.push(pair);
+      continue;
+    }
+    // A name alone (`?ghp_xxx`) may be a token itself: only a plain one is shown.
+    shown.push(/^[A-Za-z_][\w.-]*$/.test(name) ? `${name}=***` : "***");
+    break;
+  }
+  return shown.length === 0 ? head : `${head}?${shown.join("&")}`;
 }
 
 /**

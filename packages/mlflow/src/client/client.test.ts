@@ -31,7 +31,7 @@ describe("mlflowOptionsFromEnv", () => {
 
   it("refuses a tracking URI with a query or a fragment, which were dropped without a word", () => {
     expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://host:5750?x=1" })).toThrow(
-      'MLFLOW_TRACKING_URI is "http://host:5750?x=1", which has a query (?x=1): requests go to its path, and a query or fragment is no part of them. Leave it out.',
+      'MLFLOW_TRACKING_URI is "http://host:5750?x=***", which has a query (?x=1): requests go to its path, and a query or fragment is no part of them. Leave it out.',
     );
     expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://host:5750/#frag" })).toThrow(TrackingConfigError);
     expect(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://host:5750/" }).uri).toBe("http://host:5750");
