@@ -31,9 +31,20 @@ describe("mlflowOptionsFromEnv", () => {
 
   it("refuses a tracking URI with a query or a fragment, which were dropped without a word", () => {
     expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://host:5750?x=1" })).toThrow(
-      'MLFLOW_TRACKING_URI is "http://host:5750?x=***", which has a query (?x=1): requests go to its path, and a query or fragment is no part of them. Leave it out.',
+      'MLFLOW_TRACKING_URI is "http://host:5750?x=***", which has a query: requests go to its path, and a query or fragment is no part of them. Leave it out.',
     );
     expect(() => mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://host:5750/#frag" })).toThrow(TrackingConfigError);
+    // A query or fragment may carry a token: the message shows neither (it showed the query whole).
+    for (const raw of ["https://u:pw@host/mlflow?token=S3cr3tTok", "https://host/mlflow?access_token=S3cr3tTok&x=1", "https://host/mlflow#access_token=S3cr3tTok"]) {
+      let error: unknown;
+      try {
+        mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: raw });
+      } catch (thrown) {
+        error = thrown;
+      }
+      expect(error).toBeInstanceOf(TrackingConfigError);
+      expect((error as Error).message, raw).not.toContain("S3cr3tTok");
+    }
     expect(mlflowOptionsFromEnv({ MLFLOW_TRACKING_URI: "http://host:5750/" }).uri).toBe("http://host:5750");
   });
 

@@ -102,9 +102,10 @@ export function parseTrackingUri(raw: string): { uri: string; username?: string;
     throw unparsableHttpUri(text, "has a user name or password with a `%` that is not followed by two hex digits");
   }
   // Dropped without a word before: a server behind a proxy that routes by query would get other requests than meant.
+  // Not echoed apart from the URI: a query may carry a token (`?token=...`), which redactUri hides.
   if (url.search || url.hash) {
     throw new TrackingConfigError(
-      `MLFLOW_TRACKING_URI is "${redactUri(text)}", which has a ${url.search ? `query (${url.search})` : `fragment (${url.hash})`}: requests go to its path, and a query or fragment is no part of them. Leave it out.`,
+      `MLFLOW_TRACKING_URI is "${redactUri(text)}", which has a ${url.search ? "query" : "fragment"}: requests go to its path, and a query or fragment is no part of them. Leave it out.`,
     );
   }
   const uri = `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
