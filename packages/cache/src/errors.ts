@@ -107,7 +107,7 @@ export class CacheStoreUrlError extends CacheError {
   static override readonly code: string = "CAIRN_CACHE_STORE_URL";
   override name = "CacheStoreUrlError";
   constructor(
-    /** The URL as given, with any password replaced by `***`. */
+    /** The URL as given, with any password and query secret replaced by `***` (`redactUrl`). */
     readonly url: string,
     readonly details?: {
       cause?: unknown;
@@ -149,7 +149,7 @@ export class CacheBackendError extends CacheError {
   readonly reply: string | undefined;
   constructor(
     readonly backend: "embedded" | "redis" | "postgres",
-    /** Where the store is, with any password replaced by `***`. */
+    /** Where the store is, with any password and query secret replaced by `***` (`redactUrl`). */
     readonly location: string,
     readonly operation: string,
     options?: { cause?: unknown; hint?: string; reply?: string },

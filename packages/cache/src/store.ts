@@ -188,7 +188,7 @@ export class CacheStore {
     return this.backend.storedEntriesOf !== undefined;
   }
 
-  /** Where the store is (a folder or a URL without its password), for messages. */
+  /** Where the store is (a folder, or a URL without its secrets: see `redactUrl`), for messages. */
   get location(): string {
     return this.backend.location;
   }

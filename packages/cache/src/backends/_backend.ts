@@ -48,7 +48,7 @@ export interface StoredValue {
 /** @internal One opened store: entries through keyv, leases, and housekeeping. */
 export interface CacheBackend {
   kind: "embedded" | "redis" | "postgres";
-  /** Where it is, safe to print (no password). */
+  /** Where it is, safe to print: the URL through {@link redactUrl}. */
   location: string;
   keyv: Keyv;
   leases: LeaseBackend;

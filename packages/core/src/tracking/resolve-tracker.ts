@@ -9,9 +9,10 @@ import { callerPlace, openRegisteredTracker } from "./registered-tracker.ts";
 import type { Tracker } from "./tracker.ts";
 
 /**
- * A URI with its password replaced by `***` (`http://alice:***@host`), so it can be shown;
- * also one that does not parse, whose password (holding `/`, `@` or a stray `%`) is hidden up
- * to the last `@`. The cache's `redactUrl`: one redaction for every URL Cairn prints.
+ * A URI with its password replaced by `***` (`http://alice:***@host`), and its query's values
+ * but known-safe ones (`?token=***`) and fragment, so it can be shown; also one that does not
+ * parse, whose password (holding `/`, `@` or a stray `%`) is hidden up to the last `@`. The
+ * cache's `redactUrl`: one redaction for every URL Cairn prints.
  */
 export const redactUri: (raw: string) => string = redactUrl;
 
