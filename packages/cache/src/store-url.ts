@@ -6,7 +6,7 @@
  * server, a path that is not a database number as `SELECT NaN`, which crashed the CLI, and a
  * password holding a raw `%` with a bare "URI malformed" thrown from deep inside it.
  */
-import { hasUnencodedUserInfo } from "./backends/_backend.ts";
+import { hasUnencodedUserInfo, redactUrl } from "./backends/_backend.ts";
 
 /** What a URL's message says: what was expected of it, what it is, how to fix it. */
 export interface UrlProblem {
@@ -57,6 +57,9 @@ export function parseStoreUrl(url: string, noun = "URL"): ParsedStoreUrl {
   try {
     parsed = new URL(url);
   } catch (cause) {
+    // Node's TypeError keeps the whole URL as its `input`, which an app that logs the error's
+    // cause prints: redacted as the message's URL is (pg-connection-string does the same).
+    if (cause instanceof TypeError && "input" in cause) cause.input = redactUrl(String(cause.input));
     // A known scheme that does not parse: a port that is not one, or a password holding `#`, `:` or `%`.
     const scheme = /^(rediss?|postgres(?:ql)?):\/\//i.exec(url)?.[1]?.toLowerCase();
     return { cause, problem: scheme === undefined ? { reason: "not a URL" } : unparsedUrlProblem(url, scheme) };

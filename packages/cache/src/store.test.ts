@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
+import { inspect } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fixture, runTs } from "../test/_child.ts";
 import { startPostgresServer } from "../test/postgres-server.ts";
@@ -158,6 +159,16 @@ describe("CacheStore.fromUrl", () => {
     const hash = await CacheStore.fromUrl("redis://:abc#def@127.0.0.1:1").catch((e: unknown) => e);
     expect((hash as Error).message).toMatch(/^Expected the cache URL's user name and password to be percent-encoded, got "redis:\/\/:\*\*\*@127\.0\.0\.1:1".*%23 for #/);
     expect((hash as Error).message).not.toMatch(/start with redis|abc|def/);
+  });
+
+  it("keeps no secret in the cause of a URL that does not parse: Node's TypeError carried the whole URL as its `input`", async () => {
+    // An app that logs the error (console.error, a logger printing causes) printed that `input`.
+    for (const url of ["postgres://me@[::1:5432/cairn?password=Zq7Pw", "redis://:Zq7Pw@[::1:6379"]) {
+      const error = await CacheStore.fromUrl(url, { source: "CAIRN_CACHE_URL" }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CacheStoreUrlError);
+      expect((error as Error).cause).toBeInstanceOf(TypeError);
+      expect(inspect(error), url).not.toContain("Zq7Pw");
+    }
   });
 
   it("refuses a redis URL whose path is not a database number with a CacheStoreUrlError, not node-redis's TypeError", async () => {
