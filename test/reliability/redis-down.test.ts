@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { CacheBackendError, CacheStore } from "@cairn/cache";
 import { flow, task } from "@cairn/dsl";
 import { freePort } from "../../packages/cache/test/_free-port.ts";
-import { startPostgresServer } from "../../packages/cache/test/postgres-server.ts";
+import { startPostgresServer, terminateClients } from "../../packages/cache/test/postgres-server.ts";
 import { type RedisServer, makeRedisFull, startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import {
   type Exit,
@@ -331,6 +331,28 @@ describe("postgres dies while a flow runs (the same path as redis)", () => {
       expect(performance.now() - started).toBeLessThan(30_000);
     } finally {
       await (stopped ?? server.stop());
+    }
+  });
+});
+
+describe("postgres ends the connections of a running flow (pg_terminate_backend, as a restart does)", () => {
+  it("the flow goes on with the shared cache, connecting again, without a warning", async (context) => {
+    const server = await startPostgresServer();
+    if ("skip" in server) return context.skip(server.skip);
+    try {
+      const root = await tmp();
+      let ended: Promise<number> | undefined;
+      const exit = await runSlowFlow(root, { CAIRN_CACHE_URL: server.url, SLOW_MS: "1500" }, () => (ended = terminateClients(server.url))).done;
+      expect(await ended).toBeGreaterThan(0);
+      // It crashed before: exit 1, "terminating connection due to administrator command".
+      expect(exit.code, exit.stderr).toBe(0);
+      expect(exit.json.at(-1)).toMatchObject({ type: "flow", status: "succeeded" });
+      expect(warnings(exit)).toEqual([]);
+      // Its results went to the shared store: the next run hits them there.
+      const again = await runSlowFlow(root, { CAIRN_CACHE_URL: server.url, SLOW_MS: "1500" }, () => {}).done;
+      expect(["a", "slow", "after"].map((t) => finalStatus(again.json, t))).toEqual(["cached", "cached", "cached"]);
+    } finally {
+      await server.stop();
     }
   });
 });

@@ -72,15 +72,20 @@ describeCacheStore("postgres", async () => {
   if ("skip" in server) return server;
   const store = await CacheStore.fromUrl(server.url);
   const { default: KeyvPostgres } = await import("@keyv/postgres");
-  // Shares the adapter's module-wide pool with `store`, so it is never disconnected itself.
+  // The adapter's own pool; each CacheStore has another, closed with it alone.
   const raw = new KeyvPostgres({ uri: server.url });
+  const opened: CacheStore[] = [];
   return {
     store,
     corrupt: (key) => raw.set(`cairn:${key}`, "not json {"),
-    // Never closed alone: closing any of them ends the pool they all share (store.close() does).
-    open: (namespace) => CacheStore.fromUrl(server.url, { namespace }),
+    open: async (namespace) => {
+      const opening = await CacheStore.fromUrl(server.url, { namespace });
+      opened.push(opening);
+      return opening;
+    },
     dispose: async () => {
-      await store.close();
+      for (const each of [store, ...opened]) await each.close();
+      await raw.disconnect();
       await server.stop();
     },
   };

@@ -120,3 +120,21 @@ function launch(binary: string, dir: string, port: number, as: object, env: Node
     });
   });
 }
+
+/**
+ * Ends every client connection to the server at `url` but its own (`pg_terminate_backend`), as
+ * an administrator or a restart does; answers how many it ended.
+ */
+export async function terminateClients(url: string): Promise<number> {
+  const { default: pg } = await import("pg");
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+    );
+    return rows.length;
+  } finally {
+    await client.end();
+  }
+}

@@ -24,14 +24,33 @@ const LIVE = `COALESCE(substring(value from '${EXPIRES_PATTERN}')::bigint > ${NO
 const QUERY_TIMEOUT_MS = 5000;
 
 /**
- * @internal Opens a postgres store (@keyv/postgres, table `keyv`) plus a `cairn_leases` table.
- * Connecting and every query are bounded (pg waits forever by default), so a dead server
- * fails an operation instead of hanging it; `CacheStore` retries it for a moment.
+ * @internal Opens a postgres store (@keyv/postgres, table `keyv`) plus a `cairn_leases` table,
+ * on a pg pool of its own. Connecting and every query are bounded (pg waits forever by
+ * default), so a dead server fails an operation instead of hanging it; `CacheStore` retries it
+ * for a moment. The pool is ours, not the adapter's: the adapter keeps
+ * one pool per process, which closing any store ended under all the others, and which had no
+ * `error` listener, so a connection the server closed while idle (a restart,
+ * `pg_terminate_backend`) crashed the process. Ours drops such a connection and the next query
+ * opens another; a server that stays down fails that query, as any outage.
  */
 export async function openPostgresBackend(url: string, namespace: string, connectTimeoutMs: number): Promise<CacheBackend> {
   const location = redactUrl(url);
-  const { default: KeyvPostgres } = await import("@keyv/postgres");
+  const [{ default: KeyvPostgres }, { default: pg }] = await Promise.all([import("@keyv/postgres"), import("pg")]);
+  const pool = new pg.Pool({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs, query_timeout: QUERY_TIMEOUT_MS });
+  // pg drops the connection itself; without a listener the event would end the process.
+  pool.on("error", () => {});
+  const query: Query = async (sql, values) => (await pool.query(sql, values)).rows as Array<Record<string, unknown>>;
   class NamespacedKeyvPostgres extends KeyvPostgres {
+    /** This store's own pool. */
+    override async connect(): Promise<Query> {
+      return query;
+    }
+
+    /** Ends this store's pool alone. */
+    override async disconnect(): Promise<void> {
+      await pool.end();
+    }
+
     /**
      * Removes the rows of this namespace only. The adapter's own clear() does not escape the
      * namespace in its LIKE pattern, so `_` matched any character: clearing `team_a` also
@@ -85,23 +104,16 @@ export async function openPostgresBackend(url: string, namespace: string, connec
     }
   }
   // iterationLimit: the adapter lists 10 rows per query by default, slow for `cairn cache ls`.
-  // The rest goes to pg's Pool.
-  const store = new NamespacedKeyvPostgres({
-    uri: url,
-    iterationLimit: 500,
-    connectionTimeoutMillis: connectTimeoutMs,
-    query_timeout: QUERY_TIMEOUT_MS,
-  } as ConstructorParameters<typeof KeyvPostgres>[0]);
+  const store = new NamespacedKeyvPostgres({ iterationLimit: 500 });
   const errors: unknown[] = [];
   // The adapter reports a failed table creation only as an event.
   store.on("error", (error: unknown) => errors.push(error));
-  const query = store.query as Query;
   try {
-    await query("SELECT 1");
+    await store.query("SELECT 1");
     if (errors.length > 0) throw errors[0];
     await createLeaseTable(query);
   } catch (error) {
-    await store.disconnect().catch(() => {});
+    await pool.end().catch(() => {});
     throw new CacheBackendError("postgres", location, "connect", { cause: errors[0] ?? error });
   }
   const keyv = new Keyv({ store, namespace, throwOnErrors: true, ...sharedStoreSerialization });
