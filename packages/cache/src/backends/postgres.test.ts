@@ -1,6 +1,7 @@
 /**
  * The postgres store under faults, against a real postgres cluster: connections the server ends,
- * several stores in one process.
+ * several stores in one process, roles with their own schema or without the right to create
+ * tables, processes opening an empty database at once.
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -84,4 +85,66 @@ describe("several postgres stores in one process", () => {
       await second.close();
     }
   });
+});
+
+describe("roles", () => {
+  it("a role whose search_path starts with its own schema shares the leases and entries of the others", async (context) => {
+    const { url } = serverOf(context);
+    await admin.query("CREATE ROLE alice LOGIN");
+    await admin.query("CREATE SCHEMA alice AUTHORIZATION alice");
+    // So that only the schema, not a missing right, is what differs (see the next test).
+    await admin.query("GRANT CREATE ON SCHEMA public TO alice");
+    await admin.query("GRANT SELECT, INSERT, UPDATE, DELETE ON public.keyv, public.cairn_leases TO alice");
+    const ours = await CacheStore.fromUrl(url);
+    const alices = await CacheStore.fromUrl(urlAs(url, "alice"));
+    try {
+      const held = await ours.acquireLease("train-shared", { ttlMs: 30_000, owner: "cairn's run" });
+      expect(held.acquired).toBe(true);
+      // Before, alice's leases went to alice.cairn_leases: she took the same lease and ran the task twice.
+      expect(await alices.acquireLease("train-shared", { ttlMs: 30_000, owner: "alice's run" })).toMatchObject({ acquired: false, holder: "cairn's run" });
+      const entry = makeEntry();
+      await ours.set(entry);
+      expect(await alices.get(entry.key)).toMatchObject({ key: entry.key });
+      const { rows } = await admin.query("SELECT to_regclass('alice.cairn_leases') AS own");
+      expect(rows[0].own).toBeNull();
+    } finally {
+      await ours.close();
+      await alices.close();
+    }
+  });
+
+  it("a role that may read and write the tables but not create any in the schema uses the store", async (context) => {
+    const { url } = serverOf(context);
+    await admin.query("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    await admin.query("CREATE ROLE bob LOGIN");
+    await admin.query("GRANT SELECT, INSERT, UPDATE, DELETE ON public.keyv, public.cairn_leases TO bob");
+    // Before: CacheBackendError "failed to connect: permission denied for schema public".
+    const bobs = await CacheStore.fromUrl(urlAs(url, "bob"));
+    try {
+      const entry = makeEntry();
+      await bobs.set(entry);
+      expect(await bobs.get(entry.key)).toMatchObject({ key: entry.key });
+      const lease = await bobs.acquireLease("bob-task", { ttlMs: 10_000, owner: "bob's run" });
+      expect(lease.acquired).toBe(true);
+      if (lease.acquired) await lease.release();
+    } finally {
+      await bobs.close();
+    }
+  });
+});
+
+describe("an empty database opened by several processes at once", () => {
+  it("every one of them opens it, whichever creates the tables", async (context) => {
+    const { url } = serverOf(context);
+    // It failed in about one round of 15 with `type "keyv" already exists` (42710).
+    for (let round = 0; round < 20; round++) {
+      const database = `race_${round}`;
+      await admin.query(`CREATE DATABASE ${database}`);
+      const at = urlAs(url, "cairn", { database });
+      const opened = await Promise.allSettled(Array.from({ length: 8 }, () => CacheStore.fromUrl(at)));
+      await Promise.all(opened.map((o) => (o.status === "fulfilled" ? o.value.close() : undefined)));
+      const failed = opened.flatMap((o) => (o.status === "rejected" ? [String(o.reason)] : []));
+      expect(failed, `round ${round}`).toEqual([]);
+    }
+  }, 120_000);
 });

@@ -24,10 +24,22 @@ const LIVE = `COALESCE(substring(value from '${EXPIRES_PATTERN}')::bigint > ${NO
 const QUERY_TIMEOUT_MS = 5000;
 
 /**
- * @internal Opens a postgres store (@keyv/postgres, table `keyv`) plus a `cairn_leases` table,
- * on a pg pool of its own. Connecting and every query are bounded (pg waits forever by
- * default), so a dead server fails an operation instead of hanging it; `CacheStore` retries it
- * for a moment. The pool is ours, not the adapter's: the adapter keeps
+ * Codes of creating a table that another process created at the same moment: the unique index
+ * of the catalog (23505), the table's row type (42710), the table itself (42P07).
+ */
+const CREATED_MEANWHILE = new Set(["23505", "42710", "42P07"]);
+
+/** The schema of both tables: @keyv/postgres's default, named in every statement so search_path never moves them. */
+const SCHEMA = "public";
+/** The adapter's table of entries (its default name). */
+const ENTRIES = `${SCHEMA}.keyv`;
+const LEASES = `${SCHEMA}.cairn_leases`;
+
+/**
+ * @internal Opens a postgres store (@keyv/postgres, table `public.keyv`) plus a
+ * `public.cairn_leases` table, on a pg pool of its own. Connecting and every query are bounded
+ * (pg waits forever by default), so a dead server fails an operation instead of hanging it;
+ * `CacheStore` retries it for a moment. The pool is ours, not the adapter's: the adapter keeps
  * one pool per process, which closing any store ended under all the others, and which had no
  * `error` listener, so a connection the server closed while idle (a restart,
  * `pg_terminate_backend`) crashed the process. Ours drops such a connection and the next query
@@ -41,9 +53,13 @@ export async function openPostgresBackend(url: string, namespace: string, connec
   pool.on("error", () => {});
   const query: Query = async (sql, values) => (await pool.query(sql, values)).rows as Array<Record<string, unknown>>;
   class NamespacedKeyvPostgres extends KeyvPostgres {
-    /** This store's own pool. */
+    /**
+     * This store's own pool. The adapter's constructor sends its `CREATE TABLE IF NOT EXISTS`
+     * here first: skipped, as it needs the right to create in the schema even when the table
+     * exists; `createTables` creates it only when it is missing.
+     */
     override async connect(): Promise<Query> {
-      return query;
+      return async (sql, values) => (/^\s*CREATE\b/i.test(sql) ? [] : query(sql, values));
     }
 
     /** Ends this store's pool alone. */
@@ -104,17 +120,15 @@ export async function openPostgresBackend(url: string, namespace: string, connec
     }
   }
   // iterationLimit: the adapter lists 10 rows per query by default, slow for `cairn cache ls`.
-  const store = new NamespacedKeyvPostgres({ iterationLimit: 500 });
-  const errors: unknown[] = [];
-  // The adapter reports a failed table creation only as an event.
-  store.on("error", (error: unknown) => errors.push(error));
+  const store = new NamespacedKeyvPostgres({ schema: SCHEMA, iterationLimit: 500 });
+  // The adapter also reports a failed listing as an event, which ends the process when no one listens.
+  store.on("error", () => {});
   try {
-    await store.query("SELECT 1");
-    if (errors.length > 0) throw errors[0];
-    await createLeaseTable(query);
+    await query("SELECT 1");
+    await createTables(query);
   } catch (error) {
     await pool.end().catch(() => {});
-    throw new CacheBackendError("postgres", location, "connect", { cause: errors[0] ?? error });
+    throw new CacheBackendError("postgres", location, "connect", { cause: error });
   }
   const keyv = new Keyv({ store, namespace, throwOnErrors: true, ...sharedStoreSerialization });
   keyv.on("error", () => {});
@@ -126,7 +140,7 @@ export async function openPostgresBackend(url: string, namespace: string, connec
     entries: entriesOf(keyv, store),
     async sweep() {
       await store.sweepExpired();
-      await query(`DELETE FROM cairn_leases WHERE expires_at < ${NOW_MS} - 3600000`);
+      await query(`DELETE FROM ${LEASES} WHERE expires_at < ${NOW_MS} - 3600000`);
     },
     async close() {
       await store.disconnect().catch(() => {});
@@ -139,15 +153,25 @@ function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, "\\$&");
 }
 
-async function createLeaseTable(query: Query): Promise<void> {
-  try {
-    await query(
-      "CREATE TABLE IF NOT EXISTS cairn_leases (key VARCHAR(255) PRIMARY KEY, owner TEXT NOT NULL, token TEXT NOT NULL, expires_at BIGINT NOT NULL)",
-    );
-  } catch (error) {
-    // Two processes creating it at once: one of them sees a duplicate; the table exists.
-    const code = (error as { code?: string }).code;
-    if (code !== "23505" && code !== "42P07") throw error;
+/**
+ * Creates the tables that are missing. Looked up first: `CREATE TABLE IF NOT EXISTS` needs the
+ * right to create in the schema even when the table exists, which a role that may only read and
+ * write the tables lacks. Several processes opening an empty database at once race to create
+ * them: the losers' errors are fine when the table is there afterwards.
+ */
+async function createTables(query: Query): Promise<void> {
+  const tables = [
+    [ENTRIES, "key VARCHAR(255) PRIMARY KEY, value TEXT"],
+    [LEASES, "key VARCHAR(255) PRIMARY KEY, owner TEXT NOT NULL, token TEXT NOT NULL, expires_at BIGINT NOT NULL"],
+  ] as const;
+  const exists = async (table: string) => (await query("SELECT to_regclass($1) IS NOT NULL AS found", [table]))[0]?.found === true;
+  for (const [table, columns] of tables) {
+    if (await exists(table)) continue;
+    try {
+      await query(`CREATE TABLE IF NOT EXISTS ${table} (${columns})`);
+    } catch (error) {
+      if (!CREATED_MEANWHILE.has((error as { code?: string }).code ?? "") || !(await exists(table))) throw error;
+    }
   }
 }
 
@@ -168,9 +192,9 @@ class PostgresLeases implements LeaseBackend {
     const token = uniqueId();
     for (let attempt = 0; attempt < 10; attempt++) {
       const taken = await this.query(
-        `INSERT INTO cairn_leases (key, owner, token, expires_at) VALUES ($1, $2, $3, ${NOW_MS} + $4)
+        `INSERT INTO ${LEASES} AS lease (key, owner, token, expires_at) VALUES ($1, $2, $3, ${NOW_MS} + $4)
          ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, token = excluded.token, expires_at = excluded.expires_at
-         WHERE cairn_leases.expires_at <= ${NOW_MS}
+         WHERE lease.expires_at <= ${NOW_MS}
          RETURNING expires_at`,
         [this.prefix + key, owner, token, ttlMs],
       );
@@ -183,24 +207,24 @@ class PostgresLeases implements LeaseBackend {
 
   async renew(key: string, token: string, ttlMs: number): Promise<number | undefined> {
     const rows = await this.query(
-      `UPDATE cairn_leases SET expires_at = ${NOW_MS} + $3 WHERE key = $1 AND token = $2 RETURNING expires_at`,
+      `UPDATE ${LEASES} SET expires_at = ${NOW_MS} + $3 WHERE key = $1 AND token = $2 RETURNING expires_at`,
       [this.prefix + key, token, ttlMs],
     );
     return rows[0] ? Number(rows[0].expires_at) : undefined;
   }
 
   async release(key: string, token: string): Promise<void> {
-    await this.query("DELETE FROM cairn_leases WHERE key = $1 AND token = $2", [this.prefix + key, token]);
+    await this.query(`DELETE FROM ${LEASES} WHERE key = $1 AND token = $2`, [this.prefix + key, token]);
   }
 
   async endIfHeldBy(key: string, holder: string): Promise<boolean> {
-    const rows = await this.query("DELETE FROM cairn_leases WHERE key = $1 AND owner = $2 RETURNING key", [this.prefix + key, holder]);
+    const rows = await this.query(`DELETE FROM ${LEASES} WHERE key = $1 AND owner = $2 RETURNING key`, [this.prefix + key, holder]);
     return rows.length > 0;
   }
 
   async peek(key: string) {
     const rows = await this.query(
-      `SELECT owner, expires_at FROM cairn_leases WHERE key = $1 AND expires_at > ${NOW_MS}`,
+      `SELECT owner, expires_at FROM ${LEASES} WHERE key = $1 AND expires_at > ${NOW_MS}`,
       [this.prefix + key],
     );
     const row = rows[0];
