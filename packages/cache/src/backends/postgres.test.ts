@@ -1,11 +1,11 @@
 /**
  * The postgres store under faults, against a real postgres cluster: connections the server ends,
  * several stores in one process, roles with their own schema or without the right to create
- * tables, processes opening an empty database at once.
+ * tables, processes opening an empty database at once, and URLs the server refuses.
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CacheStore } from "../index.ts";
+import { CacheBackendError, CacheStore, CacheStoreUrlError } from "../index.ts";
 import { fixture, lineFrom, startTs } from "../../test/_child.ts";
 import { type PostgresServer, startPostgresServer, terminateClients } from "../../test/postgres-server.ts";
 import { makeEntry } from "../../test/store-suite.ts";
@@ -147,4 +147,45 @@ describe("an empty database opened by several processes at once", () => {
       expect(failed, `round ${round}`).toEqual([]);
     }
   }, 120_000);
+});
+
+describe("URLs the server refuses are the URL's mistake, not an outage", () => {
+  it("a database or user the server does not have is a CacheStoreUrlError naming it", async (context) => {
+    const { url } = serverOf(context);
+    const error = await CacheStore.fromUrl(urlAs(url, "cairn", { database: "no_such_db" })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheStoreUrlError);
+    expect(error).not.toBeInstanceOf(CacheBackendError);
+    expect((error as Error).message).toMatch(/Expected the path of a postgres URL to name a database the server has, got ".*\/no_such_db".*database "no_such_db" does not exist.*createdb/);
+    const stranger = await CacheStore.fromUrl(urlAs(url, "no_such_role")).catch((e: unknown) => e);
+    expect(stranger).toBeInstanceOf(CacheStoreUrlError);
+    expect((stranger as Error).message).toMatch(/Expected the user of a postgres URL to be one the server lets in, .*role "no_such_role" does not exist/);
+  });
+
+  it("a wrong password is a CacheStoreUrlError that never shows the password", async (context) => {
+    const { url } = serverOf(context);
+    await admin.query("CREATE ROLE carol LOGIN PASSWORD 'right-secret'");
+    const { rows } = await admin.query("SHOW hba_file");
+    // carol by password, everyone else as before (trust).
+    await admin.query(
+      `COPY (VALUES ('local all all trust'), ('host all carol 127.0.0.1/32 scram-sha-256'), ('host all all 127.0.0.1/32 trust')) TO '${rows[0].hba_file}'`,
+    );
+    await admin.query("SELECT pg_reload_conf()");
+    const wrong = urlAs(url, "carol", { password: "wrong-secret" });
+    // The postmaster reads the file again soon after the signal.
+    for (let tries = 0; ; tries++) {
+      const probe = new pg.Client({ connectionString: wrong });
+      const refused = await probe.connect().then(() => false, (e: { code?: string }) => e.code === "28P01");
+      await probe.end().catch(() => {});
+      if (refused) break;
+      if (tries > 50) throw new Error("postgres did not ask carol for a password after pg_reload_conf()");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const error = await CacheStore.fromUrl(wrong).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheStoreUrlError);
+    const said = `${(error as Error).message} ${String((error as Error).cause)}`;
+    expect(said).toMatch(/Expected the user name and password of a postgres URL to be accepted by the server, got "postgres(ql)?:\/\/carol:\*\*\*@127\.0\.0\.1:\d+\/postgres".*password authentication failed for user "carol"/);
+    expect(said).not.toContain("wrong-secret");
+    const right = await CacheStore.fromUrl(urlAs(url, "carol", { password: "right-secret" }));
+    await right.close();
+  });
 });

@@ -1,5 +1,5 @@
 import { Keyv } from "keyv";
-import { CacheBackendError } from "../errors.ts";
+import { CacheBackendError, CacheStoreUrlError } from "../errors.ts";
 import type { LeaseBackend } from "../lease.ts";
 import { uniqueId } from "./_files.ts";
 import { type CacheBackend, entriesOf, redactUrl, sharedStoreSerialization } from "./_backend.ts";
@@ -22,6 +22,25 @@ const LIVE = `COALESCE(substring(value from '${EXPIRES_PATTERN}')::bigint > ${NO
 
 /** A query postgres has not answered within this long fails (and `CacheStore` tries it again). */
 const QUERY_TIMEOUT_MS = 5000;
+
+/**
+ * The errors of connecting that are the URL's mistake, not an outage: refused as a
+ * `CacheStoreUrlError` (as redis's database out of range), never gone on without.
+ */
+const URL_MISTAKES: Record<string, { expected: string; hint: string }> = {
+  "3D000": {
+    expected: "the path of a postgres URL to name a database the server has",
+    hint: "Create the database (`createdb NAME`), or fix its name in the URL's path.",
+  },
+  "28P01": {
+    expected: "the user name and password of a postgres URL to be accepted by the server",
+    hint: "Fix the password (percent-encoded: `%40` for `@`), or the server's pg_hba.conf.",
+  },
+  "28000": {
+    expected: "the user of a postgres URL to be one the server lets in",
+    hint: "Fix the user name in the URL, or create the role and allow it in the server's pg_hba.conf.",
+  },
+};
 
 /**
  * Codes of creating a table that another process created at the same moment: the unique index
@@ -128,6 +147,11 @@ export async function openPostgresBackend(url: string, namespace: string, connec
     await createTables(query);
   } catch (error) {
     await pool.end().catch(() => {});
+    const mistake = URL_MISTAKES[(error as { code?: string }).code ?? ""];
+    if (mistake) {
+      // pg's message names the user or database, never the password.
+      throw new CacheStoreUrlError(location, { cause: error, ...mistake, reason: `the server answered "${(error as Error).message}"` });
+    }
     throw new CacheBackendError("postgres", location, "connect", { cause: error });
   }
   const keyv = new Keyv({ store, namespace, throwOnErrors: true, ...sharedStoreSerialization });
