@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { rename, rm, stat, writeFile } from "node:fs/promises";
+import { realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { type FolderListing, listFolder } from "@cairn/cache";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import { setOwnProperty } from "../definition/ref.ts";
 import { makeFolder } from "../make-folder.ts";
 import { safePathSegment, safeRelativePath, taskArtifactPath } from "../definition/artifact-path.ts";
+import { isWithin, unfitFolderEntry } from "./artifact-content.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
 import type { RunScope } from "../run/run-scope.ts";
@@ -201,8 +202,12 @@ export class RunningTaskContext implements TaskContext {
   }
 
   /**
-   * Checks the names inside the folders among the attempt's artifact outputs, in one listing of
-   * each (as its stamps list it, links followed):
+   * Checks the artifacts among the attempt's outputs that may be folders, before anything records,
+   * hashes or uploads them (an UnsafePathError otherwise, naming the entry and what to do):
+   * - what each is on disk ({@link unfitFolderEntry}, as for a script's): a link out of the
+   *   artifacts folder, the artifact itself or an entry of a folder, would hand over what it
+   *   points to (`/etc/passwd`); so would a dangling link, a loop or a FIFO fail its upload;
+   * and the names inside the folders, in one listing of each (as its stamps list it, links followed):
    * - by the rule of a task's own names (`taskArtifactPath`): each file of a folder artifact is
    *   uploaded under its path, so one an MLflow server refuses or renames would fail the run's
    *   closing after the task succeeded, or be stored where the run's record does not say. On every
@@ -227,9 +232,16 @@ export class RunningTaskContext implements TaskContext {
   private async listFolders(output: unknown, names: Set<string>): Promise<FolderListings> {
     const { secrets } = this.shared;
     const listings: FolderListings = new Map();
+    let home: string | undefined;
     for (const folder of artifactsNamed(output, this.runId, names)) {
-      // A file or nothing there: not a folder; what is missing is another check's to say.
-      if (!(await stat(folder.path).catch(() => undefined))?.isDirectory()) continue;
+      // Nothing there: what is missing is another check's to say.
+      const real = await realpath(folder.path).catch(() => undefined);
+      const isFolder = real !== undefined && (await stat(real).catch(() => undefined))?.isDirectory();
+      if (real === undefined || isFolder === undefined) continue;
+      home ??= await realpath(this.artifactDir);
+      const unfit = await this.unfitArtifact(folder, real, isFolder, home);
+      if (unfit) throw new UnsafePathError(folder.artifactPath, secrets.empty ? unfit : secrets.mask(unfit), "the task's outputs", this.node.id);
+      if (!isFolder) continue;
       const listing = await listFolder(folder.path).catch(() => undefined);
       if (listing) listings.set(resolvePath(folder.path), listing);
       const entries = Object.keys(listing ?? {});
@@ -248,6 +260,20 @@ export class RunningTaskContext implements TaskContext {
       }
     }
     return listings;
+  }
+
+  /**
+   * Why `artifact` (at real path `real`, a folder or not) would not record, hash and upload as content of the
+   * artifacts folder (real path `home`), with what to do; undefined when it would. A link out
+   * (`ds -> /etc`, or a file in folder `ds` that is one) would hand over what it points to.
+   */
+  private async unfitArtifact(artifact: Artifact, real: string, isFolder: boolean, home: string): Promise<string | undefined> {
+    const where = `the task's artifacts folder (${this.artifactDir})`;
+    const fix = `copy what it points to into the artifacts folder instead (\`await cp(target, await ctx.artifacts.path(${JSON.stringify(artifact.artifactPath)}), { recursive: true })\`): an artifact is recorded, hashed and uploaded by its content`;
+    if (!isWithin(real, home)) return `is a link to ${real}, outside ${where}; ${fix}`;
+    if (!isFolder) return undefined;
+    const bad = await unfitFolderEntry(artifact.path, real, home, "the artifacts folder");
+    return bad && `is a folder holding ${bad} (the task's artifacts folder is ${this.artifactDir}). A folder artifact may hold only files, folders and links to them inside the artifacts folder`;
   }
 
   get logger(): TaskLogger {

@@ -28,12 +28,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { createWriteStream, statSync, type WriteStream } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { join, relative, resolve, sep } from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { artifactFile, assertSerializable, attemptFolder, CancelledError, holdWork, isArtifact, isPlainObject, RECORD_FOLDER, sendArtifact, setOwnProperty, taskArtifactPath, type Artifact, trackingEnv, type TaskContext } from "@cairn/core";
+import { artifactFile, assertSerializable, attemptFolder, CancelledError, holdWork, isArtifact, isPlainObject, isWithin, RECORD_FOLDER, sendArtifact, setOwnProperty, taskArtifactPath, type Artifact, trackingEnv, type TaskContext, unfitFolderEntry } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 import { pumpLines, withCutNote } from "./lines.ts";
@@ -663,54 +663,6 @@ async function readOutputs(file: string, artifactsDir: string, ctx: TaskContext)
   return (await resolveMarkers(value, "", artifactsDir, ctx)) as Record<string, unknown>;
 }
 
-/** True when real path `path` is `folder` or inside it. */
-function within(path: string, folder: string): boolean {
-  return path === folder || path.startsWith(folder + sep);
-}
-
-/**
- * The first entry of folder `dir` (its path shown after `shown`) that would not upload as content
- * of the artifacts folder, described with what to do; undefined when there is none. Entries are
- * taken as they are (lstat): a link is followed only to check where it leads. `chain`: the real
- * paths of the folders walked into so far, where a link back to one of them would loop.
- */
-async function unfitEntry(dir: string, home: string, shown: string, chain: readonly string[] = [home]): Promise<string | undefined> {
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch (error) {
-    return `"${shown || "."}", which Cairn cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): fix its permissions`;
-  }
-  for (const entry of entries) {
-    const full = join(dir, entry.name);
-    const rel = `${shown}${entry.name}`;
-    if (entry.isFile()) continue;
-    if (entry.isDirectory()) {
-      const bad = await unfitEntry(full, home, `${rel}/`, [...chain, join(chain.at(-1)!, entry.name)]);
-      if (bad) return bad;
-      continue;
-    }
-    if (!entry.isSymbolicLink()) return `"${rel}", which is neither a file nor a folder (a FIFO, socket or device): remove it`;
-    const target = await readlink(full);
-    let real: string;
-    try {
-      real = await realpath(full);
-    } catch {
-      return `"${rel}", a link to ${target}, which does not exist: remove the link, or put the file it names in its place`;
-    }
-    if (!within(real, home)) return `"${rel}", a link to ${real}, outside CAIRN_ARTIFACTS: copy what it points to into the folder instead`;
-    const s = await stat(real);
-    if (s.isDirectory()) {
-      if (chain.includes(real)) return `"${rel}", a link to ${real}, a folder it is itself in (a loop): remove it`;
-      const bad = await unfitEntry(full, home, `${rel}/`, [...chain, real]);
-      if (bad) return bad;
-    } else if (!s.isFile()) {
-      return `"${rel}", a link to ${real}, which is neither a file nor a folder (a FIFO, socket or device): remove it`;
-    }
-  }
-  return undefined;
-}
-
 /**
  * Replaces `{"$artifact": "name"}` markers by the Artifacts of files in the artifacts folder, in a
  * copy of `value`. The walk is synchronous and only the markers wait (for their files, all at
@@ -814,7 +766,7 @@ async function resolveMarker(name: unknown, where: string, artifactsDir: string,
     );
   }
   // A link out of the folder would be recorded, hashed and uploaded as whatever it points to (`/etc`).
-  if (!within(found.real, found.home)) {
+  if (!isWithin(found.real, found.home)) {
     throw new ProcessOutputError(
       ctx.nodeId,
       `output "${where}" names artifact "${name}", a link to ${found.real}, outside CAIRN_ARTIFACTS (${artifactsDir}). ` +
@@ -825,7 +777,7 @@ async function resolveMarker(name: unknown, where: string, artifactsDir: string,
     throw new ProcessOutputError(ctx.nodeId, `output "${where}" names artifact "${name}", which is neither a file nor a folder (a FIFO, socket or device). Write a file instead.`);
   }
   // What is inside a folder is uploaded too: the same holds for each entry.
-  const bad = found.folder ? await unfitEntry(artifact.path, found.home, "", [found.home, found.real]) : undefined;
+  const bad = found.folder ? await unfitFolderEntry(artifact.path, found.real, found.home, "CAIRN_ARTIFACTS") : undefined;
   if (bad) {
     throw new ProcessOutputError(
       ctx.nodeId,

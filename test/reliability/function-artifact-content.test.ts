@@ -1,0 +1,116 @@
+/**
+ * What a function task's artifact may be on disk, and the names of the files in a folder it
+ * outputs, with a real `mlflow server` (one for this file) and the embedded store. An artifact
+ * is recorded, hashed and uploaded by its content: one that is, or a folder that holds, a link
+ * out of the task's artifacts folder would hand over what it points to (`/etc/passwd`), so the
+ * attempt's end refuses it, as a script's `$artifact` is refused.
+ */
+import { readdir, readFile, symlink, writeFile, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import "@cairn/mlflow/register";
+import { flow, task, type Artifact } from "@cairn/dsl";
+import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
+import { runCollect, statuses, tmp } from "../cache/helpers.ts";
+
+let server: MlflowServer;
+/** A file and a folder outside any run's artifacts folder, made once: what a link out points to. */
+let outsideDir: string;
+let outside: string;
+beforeAll(async () => {
+  server = await startMlflowServer();
+  outsideDir = await tmp("cairn-outside-");
+  outside = join(outsideDir, "passwd");
+  await writeFile(outside, SECRET_TEXT);
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+/** The two stores: the check is the attempt's, whatever keeps the run. */
+const STORES = { mlflow: () => ({ MLFLOW_TRACKING_URI: server.uri }), embedded: () => ({}) };
+const SECRET_TEXT = "TOP SECRET HOST FILE";
+
+/** Every file under `dir` whose content holds `text`. */
+async function filesHolding(dir: string, text: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    const path = join(e.parentPath, e.name);
+    if ((await readFile(path, "utf8").catch(() => "")).includes(text)) found.push(path);
+  }
+  return found;
+}
+
+/**
+ * The reviewer's flow: `many` fills folder artifact `ds` (sub/f0.txt, then what `mode` adds),
+ * or, for mode "file-link", outputs a single-file artifact that is a link; `count` counts it.
+ */
+function manyFlow() {
+  const many = task("many")
+    .input<{ mode: string }>()
+    .run(async ({ mode }, ctx) => {
+      const dir = await ctx.artifacts.path("ds");
+      if (mode === "file-link") {
+        await symlink(outside, dir);
+        return { ds: ctx.artifacts.file("ds") };
+      }
+      if (mode === "folder-link") {
+        await symlink(outsideDir, dir);
+        return { ds: ctx.artifacts.file("ds") };
+      }
+      await mkdir(join(dir, "sub"), { recursive: true });
+      await writeFile(join(dir, "sub/f0.txt"), "x");
+      if (mode === "linkout") await symlink(outside, join(dir, "passwd"));
+      if (mode === "linkout-deep") await symlink(outsideDir, join(dir, "sub", "etc"));
+      if (mode === "linkin") {
+        await symlink("sub/f0.txt", join(dir, "latest.txt"));
+        await symlink("sub", join(dir, "current"));
+      }
+      return { ds: ctx.artifacts.file("ds") };
+    });
+  const count = task("count")
+    .input<{ ds: Artifact }>()
+    .run(async ({ ds }) => ({ n: (await readdir(ds.path, { recursive: true })).length }));
+  return {
+    both: flow("manyflow")
+      .params<{ mode: string }>()
+      .build(({ params }) => {
+        const m = many({ mode: params.mode });
+        return { ds: m.ds, n: count({ ds: m.ds }).n };
+      }),
+  };
+}
+
+describe("a function task's artifact that is, or holds, a link out of its artifacts folder", () => {
+  it.each(Object.keys(STORES) as (keyof typeof STORES)[])("is refused as the attempt ends, naming the link and the fix, and nothing of it is uploaded (%s store)", async (store) => {
+    const { both } = manyFlow();
+    const cases: [string, string][] = [
+      ["linkout", `is a folder holding "passwd", a link to ${outside}, outside the artifacts folder: copy what it points to into the folder instead`],
+      ["linkout-deep", `is a folder holding "sub/etc", a link to ${outsideDir}, outside the artifacts folder`],
+      ["file-link", `is a link to ${outside}, outside the task's artifacts folder`],
+      ["folder-link", `is a link to ${outsideDir}, outside the task's artifacts folder`],
+    ];
+    for (const [mode, expected] of cases) {
+      const root = await tmp("cairn-links-");
+      const { result } = await runCollect(both, { root, env: STORES[store](), params: { mode }, cache: false });
+      expect(statuses(result), mode).toEqual({ many: "failed", count: "skipped" });
+      const error = result.tasks.many!.error!;
+      expect(error.name, mode).toBe("UnsafePathError");
+      expect(error.message, mode).toContain(`Task "many": the artifact name "ds" from the task's outputs ${expected}`);
+      if (mode === "file-link" || mode === "folder-link") expect(error.message).toContain('copy what it points to into the artifacts folder instead (`await cp(target, await ctx.artifacts.path("ds"), { recursive: true })`)');
+      expect(result.tasks.many!.attempts, mode).toBe(1);
+      // No copy of the target's content in the root (the link itself is not a file): no record, stamp or cache entry took it.
+      expect(await filesHolding(root, SECRET_TEXT), mode).toEqual([]);
+    }
+    if (store === "mlflow") expect(await filesHolding(server.dir, SECRET_TEXT)).toEqual([]);
+  }, 120_000);
+
+  it.each(Object.keys(STORES) as (keyof typeof STORES)[])("links to a file or a folder inside it are kept as what they point to (%s store)", async (store) => {
+    const { both } = manyFlow();
+    const { result } = await runCollect(both, { root: await tmp("cairn-links-"), env: STORES[store](), params: { mode: "linkin" }, cache: false });
+    expect(result.error).toBeUndefined();
+    // sub, sub/f0.txt, latest.txt, current, current/f0.txt
+    expect((await result.outputs!).n).toBe(5);
+  });
+});
