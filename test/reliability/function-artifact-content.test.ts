@@ -3,7 +3,8 @@
  * outputs, with a real `mlflow server` (one for this file) and the embedded store. An artifact
  * is recorded, hashed and uploaded by its content: one that is, or a folder that holds, a link
  * out of the task's artifacts folder would hand over what it points to (`/etc/passwd`), so the
- * attempt's end refuses it, as a script's `$artifact` is refused.
+ * attempt's end refuses it, as a script's `$artifact` is refused. A name that passes the
+ * attempt's end must also pass a download of the folder on another machine.
  */
 import { readdir, readFile, symlink, writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -67,6 +68,8 @@ function manyFlow() {
         await symlink("sub/f0.txt", join(dir, "latest.txt"));
         await symlink("sub", join(dir, "current"));
       }
+      if (mode === "colon") await writeFile(join(dir, "a:colon.txt"), "x");
+      if (mode === "bs") await writeFile(join(dir, "back\\slash.txt"), "x");
       return { ds: ctx.artifacts.file("ds") };
     });
   const count = task("count")
@@ -113,4 +116,20 @@ describe("a function task's artifact that is, or holds, a link out of its artifa
     // sub, sub/f0.txt, latest.txt, current, current/f0.txt
     expect((await result.outputs!).n).toBe(5);
   });
+});
+
+describe("a file in a folder artifact whose name a download of the folder would refuse", () => {
+  it.each(Object.keys(STORES) as (keyof typeof STORES)[])("is refused as the attempt ends (%s store)", async (store) => {
+    const { both } = manyFlow();
+    const cases: [string, string][] = [
+      ["colon", `the artifact name "ds/a:colon.txt" from the folder artifact "ds" (a file in it) is a file whose name in its folder "ds" starts with a drive ("a:"), which Cairn refuses when it downloads the folder`],
+      ["bs", `the artifact name "ds/back\\\\slash.txt" from the folder artifact "ds" (a file in it) holds "\\" in a file's name, which an MLflow server reads as "/" (it would store the file as "ds/back/slash.txt"`],
+    ];
+    for (const [mode, expected] of cases) {
+      const { result } = await runCollect(both, { root: await tmp("cairn-names-"), env: STORES[store](), params: { mode }, cache: false });
+      expect(statuses(result), mode).toEqual({ many: "failed", count: "skipped" });
+      expect(result.tasks.many!.error?.name, mode).toBe("UnsafePathError");
+      expect(result.tasks.many!.error?.message, mode).toContain(expected);
+    }
+  }, 60_000);
 });

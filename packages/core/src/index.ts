@@ -4,7 +4,7 @@
  */
 export type { Artifact } from "./definition/artifact.ts";
 export { isArtifact } from "./definition/artifact.ts";
-export { safeRelativePath, safePathSegment, taskArtifactPath, RECORD_FOLDER, attemptFolder, type PathSource } from "./definition/artifact-path.ts";
+export { safeRelativePath, safePathSegment, taskArtifactPath, taskFilePath, RECORD_FOLDER, attemptFolder, type PathSource } from "./definition/artifact-path.ts";
 export { isWithin, unfitFolderEntry } from "./pipeline/artifact-content.ts";
 export type { RefValue } from "./definition/ref.ts";
 export { isRef, describeRef, forEachRef, resolveRefs, isPlainObject, setOwnProperty } from "./definition/ref.ts";

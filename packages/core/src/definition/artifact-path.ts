@@ -85,6 +85,40 @@ export function taskArtifactPath(name: unknown, from: PathSource): string {
 }
 
 /**
+ * The artifact path of a file a task left on disk: `entry`, its "/"-separated path in the folder
+ * whose artifact path is `folder` (a folder artifact; "" for the artifacts folder itself). Checked
+ * as {@link taskArtifactPath} checks a name the task gives, and more, because each file is
+ * uploaded under this path and, when the folder is downloaded, the server's listing of it is
+ * checked relative to the folder:
+ * - `entry` alone passes {@link safeRelativePath}: `a:colon.txt` in folder `ds` is `ds/a:colon.txt`
+ *   here, but "starts with a drive" where the download checks it;
+ * - no `\`: on disk it is a character of the name, which an MLflow server reads as "/" (it
+ *   stores `back\slash.txt` as `back/slash.txt`, where the run's record does not say).
+ * A name a task gives (`ctx.artifacts.write("a\\b.txt")`) is another matter: there a `\` is a
+ * separator, and the file is written at `a/b.txt`.
+ */
+export function taskFilePath(entry: string, folder: string, from: PathSource): string {
+  const path = folder ? `${folder}/${entry}` : entry;
+  if (entry.includes("\\")) {
+    throw new UnsafePathError(
+      path,
+      `holds "\\" in a file's name, which an MLflow server reads as "/" (it would store the file as ${JSON.stringify(path.replaceAll("\\", "/"))}, where the run's record does not say); rename the file (e.g. with "_" in its place)`,
+      from.source,
+      from.taskName,
+    );
+  }
+  if (folder) {
+    try {
+      safeRelativePath(entry, from);
+    } catch (error) {
+      if (!UnsafePathError.is(error)) throw error;
+      throw new UnsafePathError(path, `is a file whose name in its folder ${JSON.stringify(folder)} ${error.reason}, which Cairn refuses when it downloads the folder (a cache hit on another machine); rename the file`, from.source, from.taskName);
+    }
+  }
+  return taskArtifactPath(path, from);
+}
+
+/**
  * Why an MLflow server would not keep the artifact path `path` under that very name, or
  * undefined when it would. Its artifact endpoints (upload, download, list) decode a path until
  * it stops changing and parse it as a URL, so however Cairn encodes the name: a "#" is refused

@@ -5,7 +5,7 @@ import { dirname, join, resolve as resolvePath } from "node:path";
 import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import { setOwnProperty } from "../definition/ref.ts";
 import { makeFolder } from "../make-folder.ts";
-import { safePathSegment, safeRelativePath, taskArtifactPath } from "../definition/artifact-path.ts";
+import { safePathSegment, safeRelativePath, taskArtifactPath, taskFilePath } from "../definition/artifact-path.ts";
 import { isWithin, unfitFolderEntry } from "./artifact-content.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
@@ -208,8 +208,8 @@ export class RunningTaskContext implements TaskContext {
    *   artifacts folder, the artifact itself or an entry of a folder, would hand over what it
    *   points to (`/etc/passwd`); so would a dangling link, a loop or a FIFO fail its upload;
    * and the names inside the folders, in one listing of each (as its stamps list it, links followed):
-   * - by the rule of a task's own names (`taskArtifactPath`): each file of a folder artifact is
-   *   uploaded under its path, so one an MLflow server refuses or renames would fail the run's
+   * - by the rule of a task's own names, and of a name read from disk (`taskFilePath`): each file
+   *   of a folder artifact is uploaded under its path, and checked relative to the folder when it is downloaded, so one an MLflow server refuses or renames would fail the run's
    *   closing after the task succeeded, or be stored where the run's record does not say. On every
    *   store, as the task's own names are, so that a flow that runs on the embedded store runs on a
    *   server too;
@@ -256,7 +256,7 @@ export class RunningTaskContext implements TaskContext {
             "name the folder's files without it (fixed names, or ones made of the task's inputs).",
           );
         }
-        taskArtifactPath(`${folder.artifactPath}/${entry}`, { taskName: this.node.id, source });
+        taskFilePath(entry, folder.artifactPath, { taskName: this.node.id, source });
       }
     }
     return listings;

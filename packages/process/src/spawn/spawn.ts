@@ -33,7 +33,7 @@ import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { join, relative, resolve, sep } from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { artifactFile, assertSerializable, attemptFolder, CancelledError, holdWork, isArtifact, isPlainObject, isWithin, RECORD_FOLDER, sendArtifact, setOwnProperty, taskArtifactPath, type Artifact, trackingEnv, type TaskContext, unfitFolderEntry } from "@cairn/core";
+import { artifactFile, assertSerializable, attemptFolder, CancelledError, holdWork, isArtifact, isPlainObject, isWithin, RECORD_FOLDER, sendArtifact, setOwnProperty, taskFilePath, type Artifact, trackingEnv, type TaskContext, unfitFolderEntry } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 import { pumpLines, withCutNote } from "./lines.ts";
@@ -588,7 +588,7 @@ async function filesLeft(artifactsDir: string): Promise<{ name: string; link: bo
 function unsendableName(name: string, ctx: TaskContext): string | undefined {
   if (ctx.mask(name) !== name) return "its name holds a known secret, which Cairn never writes to a run; name the file without it.";
   try {
-    taskArtifactPath(name, { taskName: ctx.nodeId, source: "a file in CAIRN_ARTIFACTS" });
+    taskFilePath(name, "", { taskName: ctx.nodeId, source: "a file in CAIRN_ARTIFACTS" });
   } catch (error) {
     return ctx.mask((error as Error).message);
   }
