@@ -4,13 +4,15 @@
  * is recorded, hashed and uploaded by its content: one that is, or a folder that holds, a link
  * out of the task's artifacts folder would hand over what it points to (`/etc/passwd`), so the
  * attempt's end refuses it, as a script's `$artifact` is refused. A name that passes the
- * attempt's end must also pass a download of the folder on another machine.
+ * attempt's end must also pass a download of the folder on another machine; and one refused
+ * there (an entry made before the check) evicts the entry, so the next run computes it again.
  */
-import { readdir, readFile, symlink, writeFile, mkdir } from "node:fs/promises";
+import { readdir, readFile, rm, symlink, writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import "@cairn/mlflow/register";
 import { flow, task, type Artifact } from "@cairn/dsl";
+import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { runCollect, statuses, tmp } from "../cache/helpers.ts";
 
@@ -82,6 +84,9 @@ function manyFlow() {
         const m = many({ mode: params.mode });
         return { ds: m.ds, n: count({ ds: m.ds }).n };
       }),
+    alone: flow("manyflow")
+      .params<{ mode: string }>()
+      .build(({ params }) => ({ ds: many({ mode: params.mode }).ds })),
   };
 }
 
@@ -132,4 +137,31 @@ describe("a file in a folder artifact whose name a download of the folder would 
       expect(result.tasks.many!.error?.message, mode).toContain(expected);
     }
   }, 60_000);
+
+  it("made before the check (an entry on the server): the task that reads it fails, the entry is evicted, and the next run computes it", async () => {
+    const { both, alone } = manyFlow();
+    const env = { MLFLOW_TRACKING_URI: server.uri };
+    // Machine A computes `many` and goes away; a file the attempt's end would refuse is then added to its folder on the server.
+    const rootA = await tmp("cairn-evict-a-");
+    const a = await runCollect(alone, { root: rootA, env, params: { mode: "plain" } });
+    expect(a.result.status).toBe("succeeded");
+    await rm(rootA, { recursive: true, force: true });
+    const source = (await MlflowTracker.fromEnv(env).getRun(a.result.tasks.many!.runId!))!;
+    await writeFile(join(server.dir, "artifacts", source.experimentId, source.runId, "artifacts", "ds", "a:colon.txt"), "x");
+
+    // Machine B: `many` is a hit through the index; `count` downloads its folder and meets the name.
+    const b = await runCollect(both, { root: await tmp("cairn-evict-b-"), env, params: { mode: "plain" } });
+    expect(statuses(b.result)).toEqual({ many: "cached", count: "failed" });
+    const error = b.result.tasks.count!.error!;
+    expect(error.name).toBe("UnsafePathError");
+    expect(error.message).toContain(`Task "count": the artifact name "a:colon.txt" from MLflow's artifact listing of run ${source.runId}`);
+    expect(error.message).toContain('starts with a drive ("a:")');
+    expect(error.message).toContain(`The cache entry that holds it (task "many", key `);
+    expect(error.message).toContain(`was evicted: run the flow again and "many" runs again.`);
+
+    // Machine C: the entry is gone from the index: `many` runs again, and `count` reads what it wrote.
+    const c = await runCollect(both, { root: await tmp("cairn-evict-c-"), env, params: { mode: "plain" } });
+    expect(statuses(c.result)).toEqual({ many: "succeeded", count: "succeeded" });
+    expect((await c.result.outputs!).n).toBe(2);
+  }, 120_000);
 });

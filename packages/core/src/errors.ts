@@ -585,11 +585,13 @@ export class UnsafePathError extends CairnError {
     readonly source: string,
     /** The task (its node id in the flow), when the name belongs to one. */
     readonly taskName?: string,
+    /** What became of the cache entries that hold it (a name refused when a hit's artifact is downloaded), and what to do: said last. */
+    readonly outcome?: string,
   ) {
     super(
       `${taskName !== undefined ? `Task "${taskName}": ` : ""}the artifact name ${typeof artifactName === "string" ? JSON.stringify(artifactName) : describeValue(artifactName)} ` +
         `from ${source} ${reason}. An artifact name must be a relative path inside the run's artifacts folder, ` +
-        `with "/" between folders and no "..", "." or empty parts, like "data.csv" or "reports/summary.md".`,
+        `with "/" between folders and no "..", "." or empty parts, like "data.csv" or "reports/summary.md".${outcome ? ` ${outcome}` : ""}`,
     );
   }
 }

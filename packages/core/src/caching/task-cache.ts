@@ -1904,7 +1904,8 @@ function artifactDigest(a: Artifact): string | Promise<string> {
  * (else downloaded). Artifacts where this root keeps them, or that no tracker can give, are left as they are. Used for a task's inputs and for the
  * flow's outputs, so that what a task reads and what the user is handed are local files.
  * A download whose digest is not the artifact's (the server's copy changed or damaged) is removed
- * and rejects with an ArtifactMismatchError, which ends with what `onMismatch` says it did about it.
+ * and rejects with an ArtifactMismatchError, which ends with what `onMismatch` says it did about it;
+ * so does a download refused for a name in the server's listing of a folder, with an UnsafePathError.
  */
 export async function localArtifacts<T>(
   value: T,
@@ -1950,7 +1951,13 @@ export async function localArtifacts<T>(
             out.path = copy;
             return;
           }
-          const downloaded = await tracker.downloadArtifact(runDir, artifactPath, dest);
+          const downloaded = await tracker.downloadArtifact(runDir, artifactPath, dest).catch(async (error: unknown) => {
+            // A name in the server's listing of a folder that cannot become a path here: the
+            // entry is unusable on every machine, so it is evicted, as one whose name is refused at lookup.
+            if (!UnsafePathError.is(error) || !onMismatch) throw error;
+            const outcome = await onMismatch(v).catch((e: unknown) => `Its cache entries could not be evicted: ${(e as Error).message}`);
+            throw new UnsafePathError(error.artifactName, error.reason, error.source, error.taskName ?? taskName, outcome);
+          });
           if (v.digest) {
             // What the server hands over is checked as a copy on disk is: a task never reads other bytes than its record names.
             const got = (await describeCopy(downloaded, v.runId, stamps)).digest;
