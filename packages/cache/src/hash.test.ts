@@ -186,6 +186,27 @@ describe("digestFile / digestPath", () => {
     expect(await digestPath(a)).not.toBe(before);
   });
 
+  it("names the folders that hold no file at any depth (a store of files alone cannot give them back), the folder itself as `.`, and digests as before", async () => {
+    const root = join(dir, "ds");
+    await mkdir(join(root, "sub"), { recursive: true });
+    await writeFile(join(root, "sub", "f0.txt"), "x");
+    // The digest of a folder without empty folders, as every Cairn made it: entries made before stay valid.
+    const pinned = "114d410f006cd73d02b8e7d6d618c55af13983606d3b03a3cd4338926ff72f33";
+    expect(await describePath(root)).toEqual({ digest: pinned, sizeBytes: 1, fileCount: 1, kind: "folder", emptyFolders: [] });
+    await mkdir(join(root, "emptydir"));
+    await mkdir(join(root, "sub", "deep", "deeper"), { recursive: true });
+    await mkdir(join(root, "linked"));
+    await symlink("nowhere", join(root, "linked", "broken"));
+    const described = await describePath(root);
+    expect(described.emptyFolders).toEqual(["emptydir", "sub/deep", "sub/deep/deeper"]);
+    expect(described.digest).not.toBe(pinned);
+
+    const none = join(dir, "none");
+    await mkdir(join(none, "a", "b"), { recursive: true });
+    expect((await describePath(none)).emptyFolders).toEqual([".", "a", "a/b"]);
+    expect((await describePath(join(root, "sub", "f0.txt"))).emptyFolders).toBeUndefined();
+  });
+
   it("follows symlinks to content and records broken or looping links by target", async () => {
     const withCopy = join(dir, "copy");
     const withLink = join(dir, "link");

@@ -227,6 +227,13 @@ export interface PathDescription {
   /** Number of files (1 for a file). */
   fileCount: number;
   kind: "file" | "folder";
+  /**
+   * For a folder: each folder in it (with `/`, the folder itself as `.`) that holds no file and no
+   * link at any depth, sorted. The digest counts them, and a store that keeps files alone (MLflow's
+   * artifact store) cannot give them back: a folder artifact carries them (`Artifact.emptyFolders`),
+   * so that a download is made whole again before its digest is checked. Absent for a file.
+   */
+  emptyFolders?: string[];
 }
 
 /**
@@ -267,7 +274,24 @@ export async function describePath(path: string): Promise<PathDescription> {
     const detail = record.type === "file" ? record.digest : record.type === "link" ? record.target : "";
     hash.update(`${record.type}\0${record.relative}\0${detail}\n`);
   }
-  return { digest: hash.digest("hex"), sizeBytes, fileCount: files.length, kind: "folder" };
+  return { digest: hash.digest("hex"), sizeBytes, fileCount: files.length, kind: "folder", emptyFolders: emptyFoldersOf(records) };
+}
+
+/** Of a folder's sorted records, the folders with no file or link below them, the folder itself as `.` (see {@link PathDescription}). */
+function emptyFoldersOf(records: readonly FolderRecord[]): string[] {
+  const filled = new Set<string>();
+  for (const record of records) {
+    if (record.type === "dir") continue;
+    filled.add(".");
+    for (let at = record.relative.lastIndexOf("/"); at > 0; at = record.relative.lastIndexOf("/", at - 1)) {
+      const parent = record.relative.slice(0, at);
+      if (filled.has(parent)) break; // its ancestors were added with it
+      filled.add(parent);
+    }
+  }
+  const empty = filled.has(".") ? [] : ["."];
+  for (const record of records) if (record.type === "dir" && !filled.has(record.relative)) empty.push(record.relative);
+  return empty;
 }
 
 /**
