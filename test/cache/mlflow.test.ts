@@ -7,10 +7,10 @@
  * runs, so nothing can be read from its disk.
  */
 import { existsSync } from "node:fs";
-import { readFile, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { CacheBackendError, CacheStore } from "@cairn/cache";
+import { CacheBackendError, CacheStore, hashValue } from "@cairn/cache";
 import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { MetricError, TaskCache, cairnBuild, explainTask, openFlowCache, planFlow } from "@cairn/core";
 import { type Artifact, flow, map, task } from "@cairn/dsl";
@@ -594,6 +594,92 @@ describe("an artifact whose copy on the server changed since it was cached", () 
     const again = await runCollect(f.flowA, { root, env: env() });
     expect(statuses(again.result)).toEqual({ "tamper-output-produce": "succeeded" });
     expect(await readFile(((await again.run.outputs()) as { data: Artifact }).data.path, "utf8")).toBe("value-63\n");
+  });
+});
+
+describe("a folder artifact with empty folders in it, on another machine", () => {
+  /**
+   * many writes the folder `ds` (sub/f0.txt, and the folders `empty` names, made empty); count lists
+   * what it reads. `flowA` runs both; `flowB` the same with count's code changed, so that count runs
+   * on another machine and reads the folder downloaded from the server.
+   */
+  function folderFlows(name: string, files: string[], empty: string[]) {
+    const calls = { many: 0, count: 0 };
+    const many = task(`${name}-many`).input<{ files: string[]; empty: string[] }>().run(async ({ files, empty }, ctx) => {
+      calls.many++;
+      const dir = await ctx.artifacts.path("ds");
+      await mkdir(dir, { recursive: true });
+      for (const file of files) {
+        await mkdir(dirname(join(dir, file)), { recursive: true });
+        await writeFile(join(dir, file), "x");
+      }
+      for (const folder of empty) await mkdir(join(dir, folder), { recursive: true });
+      return { ds: ctx.artifacts.file("ds") };
+    });
+    const countV1 = task(`${name}-count`).input<{ ds: Artifact }>().run(async ({ ds }) => (calls.count++, { listed: await listedIn(ds) }));
+    const countV2 = task(`${name}-count`).input<{ ds: Artifact }>().run(async ({ ds }) => (calls.count++, { listed: await listedIn(ds), v: 2 }));
+    const make = (count: typeof countV1) =>
+      flow(name).build(() => {
+        const m = many({ files, empty });
+        return { ds: m.ds, listed: count({ ds: m.ds }).listed };
+      });
+    return { calls, flowA: make(countV1), flowB: make(countV2 as typeof countV1) };
+  }
+
+  /** Every entry of the folder artifact, as count lists it. */
+  async function listedIn(ds: Artifact): Promise<string[]> {
+    return (await readdir(ds.path, { recursive: true })).sort();
+  }
+
+  /** Machine A runs flowA and goes away with its disk; what its count listed. */
+  async function producedElsewhere(f: ReturnType<typeof folderFlows>) {
+    const rootA = await tmp("cairn-emptydir-a-");
+    const a = await runCollect(f.flowA, { root: rootA, env: env() });
+    expect(a.result.status).toBe("succeeded");
+    const listed = (a.result.outputs as { listed: string[] }).listed;
+    const manyRun = Object.entries(a.result.tasks).find(([id]) => id.endsWith("-many"))![1].runId!;
+    await rm(rootA, { recursive: true, force: true });
+    return { listed, manyRun };
+  }
+
+  it("is downloaded whole: its empty folders are made again before its digest is checked, so a hit stays a hit (before: every download was a mismatch, evicted and recomputed)", async () => {
+    const f = folderFlows("emptydir", ["sub/f0.txt"], ["emptydir", "sub/deep/deeper"]);
+    const { listed } = await producedElsewhere(f);
+    expect(listed).toEqual(["emptydir", "sub", "sub/deep", "sub/deep/deeper", "sub/f0.txt"]);
+
+    // Machine B: many is a hit through the index; count's code changed, so it runs on the download.
+    const rootB = await tmp("cairn-emptydir-b-");
+    const b = await runCollect(f.flowB, { root: rootB, env: env() });
+    expect(statuses(b.result)).toEqual({ "emptydir-many": "cached", "emptydir-count": "succeeded" });
+    expect(b.warnings).toEqual([]);
+    expect((b.result.outputs as { listed: string[] }).listed).toEqual(listed);
+    const ds = (b.result.outputs as { ds: Artifact }).ds;
+    expect(ds.emptyFolders).toEqual(["emptydir", "sub/deep", "sub/deep/deeper"]);
+    expect(ds.path.startsWith(join(rootB, "downloads"))).toBe(true);
+    expect(await listedIn(ds)).toEqual(listed);
+    // Nothing is left half made beside it.
+    expect((await readdir(dirname(ds.path))).filter((n) => n.includes(".part-"))).toEqual([]);
+
+    // Machine C: both are hits, and the flow's output is handed over downloaded, whole.
+    const c = await runCollect(f.flowB, { root: await tmp("cairn-emptydir-c-"), env: env() });
+    expect(statuses(c.result)).toEqual({ "emptydir-many": "cached", "emptydir-count": "cached" });
+    expect(c.warnings).toEqual([]);
+    expect(await listedIn((c.result.outputs as { ds: Artifact }).ds)).toEqual(listed);
+    expect(f.calls).toEqual({ many: 1, count: 2 });
+  });
+
+  it("that holds no file at all is a hit too, made from its record: the server has nothing of it to list (before: missing, evicted, and the task ran)", async () => {
+    const f = folderFlows("emptyonly", [], ["only/empty"]);
+    const { listed } = await producedElsewhere(f);
+    expect(listed).toEqual(["only", "only/empty"]);
+    const b = await runCollect(f.flowB, { root: await tmp("cairn-emptyonly-b-"), env: env() });
+    expect(statuses(b.result)).toEqual({ "emptyonly-many": "cached", "emptyonly-count": "succeeded" });
+    expect(b.warnings).toEqual([]);
+    expect((b.result.outputs as { listed: string[] }).listed).toEqual(listed);
+    const ds = (b.result.outputs as { ds: Artifact }).ds;
+    expect(ds.emptyFolders).toEqual([".", "only", "only/empty"]);
+    expect(await listedIn(ds)).toEqual(listed); // the flow's output too, made here
+    expect(f.calls).toEqual({ many: 1, count: 2 });
   });
 });
 

@@ -40,7 +40,7 @@ import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts";
 import { isPlainObject, setOwnProperty } from "../definition/ref.ts";
 import { booleanFromEnv, ownValue } from "../internal.ts";
-import { safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
+import { type PathSource, safePathSegment, safeRelativePath } from "../definition/artifact-path.ts";
 import { ArtifactMismatchError, CodeFileError, MlflowApiError, OptionError, UnsafePathError } from "../errors.ts";
 import { ArtifactStamps, type FolderChanges, type StampOf } from "./artifact-stamps.ts";
 import { makeFolder } from "../make-folder.ts";
@@ -920,7 +920,7 @@ export class TaskCache {
     const stamps = new Map<string, StampOf[]>();
     const artifacts = await Promise.all(
       found.map(async ({ artifact, path, copy }): Promise<ArtifactRecord> => {
-        let described: { digest: string; sizeBytes: number };
+        let described: { digest: string; sizeBytes: number; emptyFolders?: readonly string[] };
         if (artifact.digest && artifact.size !== undefined) described = { digest: artifact.digest, sizeBytes: artifact.size };
         else {
           const taken = await digests.add(() => this.stamps.describe(artifact.path, undefined, listed?.get(resolvePath(artifact.path))));
@@ -929,6 +929,8 @@ export class TaskCache {
         }
         copy.digest = described.digest;
         copy.size = described.sizeBytes;
+        // On every folder, even with none: a folder artifact without it was recorded by an older Cairn (see localArtifacts).
+        if (described.emptyFolders) copy.emptyFolders = described.emptyFolders;
         return { path, digest: described.digest, size: described.sizeBytes, artifactPath: artifact.artifactPath };
       }),
     );
@@ -1212,6 +1214,8 @@ export class TaskCache {
         }
       }
       if (here) continue;
+      // A folder that holds no file at all has nothing on the server to list: it is made from its record.
+      if (Array.isArray(artifact.emptyFolders) && artifact.emptyFolders.includes(".") && artifact.runId && this.tracker.capabilities.sharedRuns) continue;
       if (artifact.runId && this.tracker.capabilities.sharedRuns) {
         const parent = dirname(artifact.artifactPath);
         const listed = (await this.tracker.listArtifacts(artifact.runId, parent === "." ? undefined : parent)).find((a) => a.path === artifact.artifactPath);
@@ -1890,6 +1894,32 @@ async function linkTree(from: string, to: string): Promise<void> {
   for (const entry of await readdir(from, { withFileTypes: true })) await linkTree(join(from, entry.name), join(to, entry.name));
 }
 
+/**
+ * The folder artifact `artifactPath` of run `runId` placed at `copy` whole, with the empty folders
+ * its record names (`folders`, see Artifact.emptyFolders), which a tracker that stores files alone
+ * (MLflow) does not give back: downloaded into a partial folder beside `copy` (nothing is asked of
+ * the tracker when the folder holds no file at all), the folders made in it, then renamed to
+ * `copy`, so that no process meets the folder before they are there. A folder placed there by
+ * another process meanwhile is kept. The names are data from a record: checked before they become paths.
+ */
+async function downloadWithEmptyFolders(tracker: Tracker, runDir: string, artifactPath: string, copy: string, folders: readonly string[], from: PathSource): Promise<string> {
+  const names = folders.filter((name) => name !== ".").map((name) => safeRelativePath(name, from).split("/"));
+  const partial = partialPath(copy);
+  try {
+    await mkdir(partial);
+    const placed = folders.includes(".") ? join(partial, "folder") : await tracker.downloadArtifact(runDir, artifactPath, partial);
+    await mkdir(placed, { recursive: true });
+    for (const parts of names) await mkdir(join(placed, ...parts), { recursive: true });
+    await rename(placed, copy).catch((error: NodeJS.ErrnoException) => {
+      // A folder there now was placed whole by another process: keep it.
+      if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
+    });
+    return copy;
+  } finally {
+    await rm(partial, { recursive: true, force: true });
+  }
+}
+
 function artifactDigest(a: Artifact): string | Promise<string> {
   return a.digest ?? describePath(a.path).then((d) => d.digest);
 }
@@ -1951,7 +1981,12 @@ export async function localArtifacts<T>(
             out.path = copy;
             return;
           }
-          const downloaded = await tracker.downloadArtifact(runDir, artifactPath, dest).catch(async (error: unknown) => {
+          // Not an array: a record damaged or written by hand, taken as one without them.
+          const folders = Array.isArray(v.emptyFolders) ? v.emptyFolders : undefined;
+          const download = folders?.length
+            ? downloadWithEmptyFolders(tracker, runDir, artifactPath, copy, folders, from)
+            : tracker.downloadArtifact(runDir, artifactPath, dest);
+          const downloaded = await download.catch(async (error: unknown) => {
             // A name in the server's listing of a folder that cannot become a path here: the
             // entry is unusable on every machine, so it is evicted, as one whose name is refused at lookup.
             if (!UnsafePathError.is(error) || !onMismatch) throw error;
@@ -2036,6 +2071,7 @@ function unsafeNames(entry: CacheEntry, artifacts: Artifact[]): string | undefin
     for (const a of artifacts) {
       if (a.runId !== undefined) safePathSegment(a.runId, from);
       safeRelativePath(a.artifactPath, from);
+      if (Array.isArray(a.emptyFolders)) for (const name of a.emptyFolders as unknown[]) if (name !== ".") safeRelativePath(name, from);
     }
     for (const record of entry.outputs.artifacts) safeRelativePath(record.artifactPath, from);
   } catch (error) {

@@ -16,6 +16,13 @@ export interface Artifact {
   readonly digest?: string;
   /** Size in bytes, once known. */
   readonly size?: number;
+  /**
+   * For a folder, once its digest is computed: each folder in it (with `/`, the folder itself as
+   * `.`) that holds no file at any depth. Its digest counts them, and MLflow's artifact store keeps
+   * files alone: a download of the folder is given them back before its digest is checked. Absent
+   * for a file, and for a folder recorded by a Cairn before it was kept.
+   */
+  readonly emptyFolders?: readonly string[];
 }
 
 /** True when `value` is an Artifact. */
