@@ -681,6 +681,36 @@ describe("a folder artifact with empty folders in it, on another machine", () =>
     expect(await listedIn(ds)).toEqual(listed); // the flow's output too, made here
     expect(f.calls).toEqual({ many: 1, count: 2 });
   });
+
+  it("recorded by an older Cairn (no emptyFolders) fails as before, evicted, but the message says empty folders may be the only difference, not blaming the server", async () => {
+    const f = folderFlows("emptydir-old", ["sub/f0.txt"], ["emptydir"]);
+    const { manyRun } = await producedElsewhere(f);
+    // The index entry as a Cairn before emptyFolders wrote it: the same digest, without the names.
+    const tracker = MlflowTracker.fromEnv(env());
+    const source = (await tracker.getRun(manyRun))!;
+    const name = `${source.tags["cairn.cache_key"]!}.json`;
+    const doc = JSON.parse((await tracker.readIndexEntry!(source.experimentId, name))!) as { outputs: { values: { ds: Record<string, unknown> } }; outputsDigest?: string };
+    delete doc.outputs.values.ds.emptyFolders;
+    doc.outputsDigest = hashValue(doc.outputs);
+    await tracker.writeIndexEntry!(source.experimentId, name, JSON.stringify(doc));
+
+    const b = await runCollect(f.flowB, { root: await tmp("cairn-emptydir-old-b-"), env: env() });
+    expect(statuses(b.result)).toEqual({ "emptydir-old-many": "cached", "emptydir-old-count": "failed" });
+    const error = b.result.tasks["emptydir-old-count"]!.error!;
+    expect(error.name).toBe("ArtifactMismatchError");
+    expect(error.message).toContain(
+      "It is a folder recorded by an older Cairn, whose digest counted the empty folders in it without naming them, and MLflow's artifact store keeps no empty folder: " +
+        "every byte of its files arrived, so if the folder held an empty folder, that alone is the difference and the server's copy is whole",
+    );
+    expect(error.message).not.toContain("(the server's copy was changed or damaged since)");
+    expect(error.message).toMatch(/was evicted/);
+    // The next run computes it and records its empty folders: from then on every machine hits.
+    const again = await runCollect(f.flowB, { root: await tmp("cairn-emptydir-old-c-"), env: env() });
+    expect(statuses(again.result)).toEqual({ "emptydir-old-many": "succeeded", "emptydir-old-count": "succeeded" });
+    const d = await runCollect(f.flowB, { root: await tmp("cairn-emptydir-old-d-"), env: env() });
+    expect(statuses(d.result)).toEqual({ "emptydir-old-many": "cached", "emptydir-old-count": "cached" });
+    expect(d.warnings).toEqual([]);
+  });
 });
 
 describe("cairn cache clear and prune with the server", () => {

@@ -846,10 +846,21 @@ export class ArtifactMismatchError extends CairnError {
     readonly outcome: string,
     /** The task (its node id) whose input it is, when one is. */
     readonly taskName?: string,
+    /**
+     * True when the difference may be only empty folders: a folder recorded by an older Cairn,
+     * whose digest counted the empty folders in it without naming them (MLflow's artifact store
+     * keeps none), downloaded with every byte of its files. The server's copy may be whole.
+     */
+    readonly mayBeEmptyFolders = false,
   ) {
     super(
       `${taskName !== undefined ? `Task "${taskName}": ` : ""}artifact ${artifactPath} of run ${runId}, downloaded from ${trackerUri}, is not the artifact its record names: ` +
-        `its sha256 is ${actual.slice(0, 12)}..., the run recorded ${expected.slice(0, 12)}... (the server's copy was changed or damaged since). ` +
+        `its sha256 is ${actual.slice(0, 12)}..., the run recorded ${expected.slice(0, 12)}...` +
+        (mayBeEmptyFolders
+          ? `. It is a folder recorded by an older Cairn, whose digest counted the empty folders in it without naming them, and MLflow's artifact store keeps no empty folder: ` +
+            `every byte of its files arrived, so if the folder held an empty folder, that alone is the difference and the server's copy is whole; else the server's copy was changed or damaged since. ` +
+            `A run of the task now records its empty folders with it, and its downloads are whole. `
+          : ` (the server's copy was changed or damaged since). `) +
         `The download was removed and nothing read it.${outcome ? ` ${outcome}` : ""}`,
     );
   }

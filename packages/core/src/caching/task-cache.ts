@@ -1920,6 +1920,16 @@ async function downloadWithEmptyFolders(tracker: Tracker, runDir: string, artifa
   }
 }
 
+/**
+ * True when `path` is a folder whose files' bytes add up to `size`: a download of a folder recorded
+ * by an older Cairn, whose digest counted the empty folders MLflow does not keep, that differs in
+ * nothing a listing of files can tell (see ArtifactMismatchError).
+ */
+async function allFileBytes(path: string, size: number | undefined): Promise<boolean> {
+  const described = await describePath(path).catch(() => undefined);
+  return described?.kind === "folder" && size !== undefined && described.sizeBytes === size;
+}
+
 function artifactDigest(a: Artifact): string | Promise<string> {
   return a.digest ?? describePath(a.path).then((d) => d.digest);
 }
@@ -1997,9 +2007,10 @@ export async function localArtifacts<T>(
             // What the server hands over is checked as a copy on disk is: a task never reads other bytes than its record names.
             const got = (await describeCopy(downloaded, v.runId, stamps)).digest;
             if (got !== v.digest) {
+              const filesWhole = folders === undefined && (await allFileBytes(downloaded, v.size));
               await discardCopy(downloaded);
               const outcome = (await onMismatch?.(v).catch((e: unknown) => `Its cache entries could not be evicted: ${(e as Error).message}`)) ?? "";
-              throw new ArtifactMismatchError(artifactPath, v.runId, redactUri(tracker.uri), v.digest, got, outcome, taskName);
+              throw new ArtifactMismatchError(artifactPath, v.runId, redactUri(tracker.uri), v.digest, got, outcome, taskName, filesWhole);
             }
           }
           out.path = downloaded;
