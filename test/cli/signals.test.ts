@@ -87,6 +87,56 @@ describe("cairn run sent a signal while it still starts (its flow file loading)"
   });
 });
 
+describe("cairn run sent a signal after its run ended, while its process still ends", () => {
+  // The task's leftover timer holds the process LINGER_MS after "Flow succeeded": the signal comes
+  // then, at a known point, not in a window of a few ms as it does while the output drains.
+  async function succeededAndLingering(args: string[]) {
+    const root = await tmp("cairn-cli-late-signal-");
+    let printed!: () => void;
+    const succeeded = new Promise<void>((r) => (printed = r));
+    const live = start(process.execPath, [cairnBin, "run", fixture("lingers.flow.ts"), "--no-cache", "--root", root, ...args], {
+      env: childEnv({ LINGER_MS: "30000" }),
+      onStdout: (out) => /Flow succeeded|"type":"flow","status":"succeeded"/.test(out) && printed(),
+    });
+    const guard = setTimeout(() => killGroup(live.child), 60_000);
+    await succeeded;
+    return { live, guard };
+  }
+
+  it.each([
+    ["SIGINT", ["--quiet"]],
+    ["SIGTERM", ["--json"]],
+    ["SIGHUP", []],
+  ] as const)("%s: exits with the run's code, 0, as the line said, not killed by the signal", async (signal, args) => {
+    const { live, guard } = await succeededAndLingering([...args]);
+    try {
+      live.child.kill(signal);
+      const exit = await live.done;
+      expect({ code: exit.code, signal: exit.signal }, exit.stderr).toEqual({ code: 0, signal: null });
+      expect(exit.ms).toBeLessThan(25_000); // not held for the task's timer
+    } finally {
+      clearTimeout(guard);
+      killGroup(live.child);
+    }
+  });
+
+  it("a second Ctrl-C exits at once, with the run's code", async () => {
+    const { live, guard } = await succeededAndLingering(["--quiet"]);
+    try {
+      live.child.kill("SIGINT");
+      await new Promise((r) => setTimeout(r, 200));
+      const t0 = performance.now();
+      live.child.kill("SIGINT");
+      const exit = await live.done;
+      expect({ code: exit.code, signal: exit.signal }, exit.stderr).toEqual({ code: 0, signal: null });
+      expect(performance.now() - t0).toBeLessThan(1500); // not the first one's 2 s
+    } finally {
+      clearTimeout(guard);
+      killGroup(live.child);
+    }
+  });
+});
+
 describe("cairn run whose task spins in a synchronous loop", () => {
   it("is not stopped by Ctrl-C or SIGTERM (their handlers cannot run), is by SIGQUIT (Ctrl-\\), and the next command closes its runs KILLED", async () => {
     const root = await tmp("cairn-cli-busy-");

@@ -602,6 +602,22 @@ function shellWord(word: string): string {
  * stands for; `exitCode` overrides it (130: the command was interrupted meanwhile).
  */
 function reportError(error: unknown, stderr: Writable, errorEvent?: ErrorEventWriter, exitCode?: number): number {
+  const code = exitCode ?? exitCodeOf(error);
+  // The event says what stderr says, the CLI's own advice included (`--import` for a tracker scheme).
+  errorEvent?.(code, error, CairnError.is(error) ? cliFix(error) : "");
+  // Errors Cairn expects (a dead cache store among them) are their message; a stack is for bugs.
+  if (CairnError.is(error)) {
+    stderr.write(`cairn: ${error.name}: ${printable(error.message)}${cliFix(error)}\n`);
+  } else if (error instanceof Error) {
+    stderr.write(`cairn: ${printable(error.stack ?? error.message)}\n`);
+  } else {
+    stderr.write(`cairn: ${printable(String(error))}\n`);
+  }
+  return code;
+}
+
+/** The exit code an error that ends a command stands for: 2 for one the command's user can fix, 3 for a service down, else 1. */
+function exitCodeOf(error: unknown): number {
   const usage =
     (CairnError.is(error) && VALIDATION_CODES.has(error.code)) ||
     UsageError.is(error) ||
@@ -614,18 +630,7 @@ function reportError(error: unknown, stderr: Writable, errorEvent?: ErrorEventWr
     TrackingConfigError.is(error) ||
     CacheStoreUrlError.is(error) ||
     CacheOptionError.is(error);
-  // Errors Cairn expects (a dead cache store among them) are their message; a stack is for bugs.
-  const code = exitCode ?? (usage ? EXIT.usage : serviceDown(error) ? EXIT.serviceDown : EXIT.flowFailed);
-  // The event says what stderr says, the CLI's own advice included (`--import` for a tracker scheme).
-  errorEvent?.(code, error, CairnError.is(error) ? cliFix(error) : "");
-  if (CairnError.is(error)) {
-    stderr.write(`cairn: ${error.name}: ${printable(error.message)}${cliFix(error)}\n`);
-  } else if (error instanceof Error) {
-    stderr.write(`cairn: ${printable(error.stack ?? error.message)}\n`);
-  } else {
-    stderr.write(`cairn: ${printable(String(error))}\n`);
-  }
-  return code;
+  return usage ? EXIT.usage : serviceDown(error) ? EXIT.serviceDown : EXIT.flowFailed;
 }
 
 /** What the CLI adds to an engine error's fix: its own words (core's messages name no flag). */
@@ -769,6 +774,8 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   /** What cancelled the run: a signal's name, or the reason `io.signal` was aborted with. */
   let interrupted: { reason: unknown } | undefined;
   let exitAfterClose: number | undefined;
+  /** The code the command ends with, once known: what a signal after the run exits with. */
+  let ended: number | undefined;
   // Given to the run: a signal while it starts stops it before its flow run is created, and
   // hurries the tracker's requests (one short try each) from then on.
   const stop = new AbortController();
@@ -862,15 +869,18 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     // Cancelled: the run ended without waiting for its report (said above), whose upload to a server
     // that hangs would keep the process alive past the signal. Nothing else is left to wait for.
     if (interrupted && io.handleSignals !== false) exitAfterClose = code;
-    return code;
+    return (ended = code);
   } catch (error) {
     // Interrupted while the run was starting, and the start then failed: said, and exit 130 as
     // for any interrupted run (the signal, not the failure it may have caused, ends the command).
     // A root run() refused (a flow built on a @cairn/core that checks it again) is said for the flag too.
     const said = taskNameRefusal(root === undefined ? error : rootFlagError(error, root), positionals[0]!);
-    if (interrupted && run === undefined) return reportError(said, io.stderr, errorEvent, EXIT.interrupted);
+    if (interrupted && run === undefined) return (ended = reportError(said, io.stderr, errorEvent, EXIT.interrupted));
+    ended = exitCodeOf(said);
     throw said;
   } finally {
+    // Taken over before the cancel's handler goes, so that no signal finds none (Node's default would end the process by it).
+    if (io.handleSignals !== false) exitOnLateSignal(ended ?? EXIT.flowFailed);
     for (const signal of CANCEL_SIGNALS) process.off(signal, onSignal);
     io.signal?.removeEventListener("abort", onAbort);
     await dispatcher?.close();
@@ -891,6 +901,25 @@ function whereToSeeMore(runId: string, report: { localPath?: string; artifactPat
     `\`cairn show ${runId}${printableLine(root)}\` lists each task and what it failed with; \`cairn show TASK_RUN_ID${printableLine(root)}\`, with a task's run id from that list, prints its whole error.`,
     ...(report ? [reportLine(report, runId)] : []),
   ];
+}
+
+/**
+ * A signal once `cairn run`'s run has ended, while its process still ends (its output draining to
+ * a slow reader, a timer or socket a task left holding it): nothing is left to cancel, and Node's
+ * default would end the process by the signal (killed, not the `0` that "Flow succeeded" told).
+ * The process ends with the run's `code`: by itself once its output is written, 2 s later at the
+ * latest (exiting at once would drop what is still queued for a pipe); a second signal exits at
+ * once. Kept until the process exits; only the `cairn` command's (`handleSignals`).
+ */
+function exitOnLateSignal(code: number): void {
+  let signalled = false;
+  const onLateSignal = () => {
+    if (signalled) process.exit(code);
+    signalled = true;
+    process.exitCode = code;
+    setTimeout(() => process.exit(code), 2000).unref();
+  };
+  for (const signal of CANCEL_SIGNALS) process.on(signal, onLateSignal);
 }
 
 /** What `cairn run` says of a signal (or `io.signal`'s abort) that came after every task had finished and was recorded. */
