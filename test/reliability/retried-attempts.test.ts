@@ -7,10 +7,10 @@
 import { readdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type Artifact, flow, task, TaskTimeoutError } from "@cairn/dsl";
+import { type Artifact, flow, type RunEvent, task, TaskTimeoutError } from "@cairn/dsl";
 import { shell } from "../../packages/process/src/index.ts";
 import { readReportData, renderReport } from "@cairn/report";
-import { runCollect, statuses, tmp } from "../cache/helpers.ts";
+import { runCollect, statuses, taskEvents, tmp } from "../cache/helpers.ts";
 import { cairn } from "../cli/helpers.ts";
 
 /** Blocks this thread (and so the flow's timers) for `ms`, as a task's synchronous work does. */
@@ -206,4 +206,32 @@ describe("a retried task's earlier errors", () => {
     expect(report.tasks.find((t) => t.id === "flaky")!.retriedErrors).toEqual(RETRIED);
     expect(renderReport(report)).toContain("attempt 2 of 3 failed: TypeError: Cannot read properties of undefined (reading &#39;rows&#39;)");
   });
+});
+
+describe("a task cancelled while its retry waits for the timed-out attempt's process group", () => {
+  it("starts no other attempt: no `running` event for it, its run counts one attempt, and the attempt's files stay in place", async () => {
+    // Attempt 1 ignores SIGTERM at its timeout, so the retry waits the whole killGraceMs for its
+    // group: the cancel comes inside that wait, at a point the test knows (after `retrying`).
+    const stubborn = shell("stubborn", `trap '' TERM; echo half > "$CAIRN_ARTIFACTS/half.txt"; sleep 30 & wait; sleep 30`, { killGraceMs: 3000 })
+      .timeout(1000)
+      .retries(1, { minDelayMs: 0, maxDelayMs: 0 });
+    const f = flow("cancel-in-retry-wait").build(() => ({ exitCode: stubborn().exitCode }));
+    const controller = new AbortController();
+    const run = await f.run({ root: await tmp(), env: {}, signal: controller.signal });
+    const events: RunEvent[] = [];
+    run.on((e) => {
+      events.push(e);
+      if (e.type === "task" && e.status === "retrying") setTimeout(() => controller.abort("SIGINT"), 500);
+    });
+    const result = await run.wait();
+    expect(statuses(result)).toEqual({ stubborn: "cancelled" });
+    const said = taskEvents(events, "stubborn").map((e) => `${e.status}${e.attempt ? ` ${e.attempt}` : ""}`);
+    expect(said).toEqual(["queued", "running 1", "retrying 1", "cancelled"]);
+    expect(result.tasks.stubborn!.attempts).toBe(1);
+    const record = await run.tracker.getRun(result.tasks.stubborn!.runId!);
+    expect(record!.tags["cairn.attempts"]).toBe("1");
+    expect(record!.tags["cairn.attempt_starts"]).toBeUndefined(); // written from a second attempt's start on
+    const artifactDir = (run.tracker as unknown as { artifactDir(runId: string): string }).artifactDir(result.tasks.stubborn!.runId!);
+    expect(await readFile(join(artifactDir, "half.txt"), "utf8")).toBe("half\n");
+  }, 30_000);
 });

@@ -62,8 +62,13 @@ export function runAttempts(scope: AttemptScope, task: TaskAttempts): Promise<un
   return task.node.task.retry.retries === 0 ? once(scope, task, 1) : withRetries(scope, task);
 }
 
-/** Attempt number `attempt`, announced as running. */
+/** Attempt number `attempt`, announced as running; none when the flow has stopped. */
 function once(scope: AttemptScope, task: TaskAttempts, attempt: number): Promise<unknown> {
+  // The flow may have stopped (cancel, fail-fast) while this attempt waited for its slot, its run,
+  // or the attempt before's process group: then the task's code must not start, as no side effect
+  // of it may happen after the stop, nor may its record say it did (a `running` event, an attempt counted).
+  // Not an async function: a promise fewer for every attempt of every task.
+  if (scope.flowSignal.aborted) return Promise.reject(scope.flowSignal.reason);
   task.result.attempts = attempt;
   task.result.status = "running";
   const { shared } = scope;
@@ -98,6 +103,8 @@ async function withRetries(scope: AttemptScope, task: TaskAttempts): Promise<unk
           // pool, writing the same artifacts and logs.
           if (attempt > 1) {
             if (task.holder.held) await Promise.allSettled(task.holder.held);
+            // Stopped during that wait (up to killGraceMs): no next attempt, so its files stay where it left them.
+            if (flowSignal.aborted) throw flowSignal.reason;
             await setAsideAttemptFiles(scope, task, attempt - 1);
           }
           return await once(scope, task, attempt);
@@ -171,8 +178,7 @@ async function setAsideAttemptFiles(scope: AttemptScope, task: TaskAttempts, att
 }
 
 async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: number): Promise<unknown> {
-  // The flow may have stopped (cancel, fail-fast) while this attempt waited for its slot or its
-  // run: then the task's code must not start, as no side effect of it may happen after the stop.
+  // Again after `running` was told: a listener of it may have stopped the flow, and the code must not start then either.
   if (scope.flowSignal.aborted) throw scope.flowSignal.reason;
   const { node, inputs } = task;
   const timeoutMs = node.task.timeoutMs;
