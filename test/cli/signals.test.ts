@@ -85,6 +85,28 @@ describe("cairn run sent a signal while it still starts (its flow file loading)"
       clearTimeout(guard);
     }
   });
+
+  it("under --json: the one line on stdout is the `error` event, exit code 130, as for any error that ends the command before its run", async () => {
+    const dir = await tmp("cairn-cli-signal-starting-");
+    const loading = join(dir, "loading");
+    const live = start(process.execPath, [cairnBin, "run", fixture("slow-load.flow.ts"), "--json", "--root", join(dir, ".cairn")], {
+      cwd: dir,
+      env: childEnv({ LOADING_FILE: loading }),
+    });
+    const guard = setTimeout(() => killGroup(live.child), 60_000);
+    try {
+      expect(await waitFor(() => existsSync(loading), 30_000)).toBe(true);
+      process.kill(-live.child.pid!, "SIGINT");
+      const exit = await live.done;
+      expect(exit.code).toBe(130);
+      const said = "SIGINT: cancelled before the run started; nothing was run or recorded.";
+      expect(exit.stderr).toBe(`cairn: ${said}\n`);
+      expect(exit.stdout.split("\n")).toEqual([expect.any(String), ""]);
+      expect(exit.json).toEqual([{ type: "error", exitCode: 130, error: { name: "CancelledError", message: said }, time: expect.any(Number) }]);
+    } finally {
+      clearTimeout(guard);
+    }
+  });
 });
 
 describe("cairn run sent a signal after its run ended, while its process still ends", () => {

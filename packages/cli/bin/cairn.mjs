@@ -14,14 +14,27 @@ const args = process.argv.slice(2);
 /**
  * Ctrl-C (or SIGTERM, SIGHUP) while `cairn run` still starts: Cairn and the flow file loading,
  * before the run listens for them itself. Node would end the process without a word; nothing has
- * been run, recorded or written yet, so it says so in one line and exits 130 (interrupted) at once.
- * The run takes the signals over (`startingSignalHandler`) once it can cancel cleanly.
+ * been run, recorded or written yet, so it says so in one line and exits 130 (interrupted) at once;
+ * under `--json` that line is also the one `error` event on stdout, as for any error that ends
+ * the command before its run (main.ts, errorEventWriter), so that a reader of the events is not
+ * left with an empty stream. The run takes the signals over (`startingSignalHandler`) once it can
+ * cancel cleanly.
  */
 // main.ts's CANCEL_SIGNALS, copied: a source may not import bin/ (test/architecture.test.ts keeps the two equal).
 const STARTING_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"];
+// Flags end at `--`, as main.ts's flagGiven reads them.
+const flags = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
+// Taken now: under --json the run's reporter later sends process.stdout's writes to stderr.
+const writeEvent = args[0] === "run" && flags.includes("--json") ? process.stdout.write.bind(process.stdout) : undefined;
 function cancelledWhileStarting(signal) {
+  const said = `${signal}: cancelled before the run started; nothing was run or recorded.`;
   try {
-    process.stderr.write(`cairn: ${signal}: cancelled before the run started; nothing was run or recorded.\n`);
+    writeEvent?.(`${JSON.stringify({ type: "error", exitCode: 130, error: { name: "CancelledError", message: said }, time: Date.now() })}\n`);
+  } catch {
+    // A reader that went away takes no more output; the exit code says it.
+  }
+  try {
+    process.stderr.write(`cairn: ${said}\n`);
   } catch {
     // A terminal that hung up takes no more output; the exit code says it.
   }
