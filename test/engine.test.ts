@@ -617,6 +617,26 @@ describe("cancellation", () => {
     }
   });
 
+  it("a cancel before the flow's `running` event (while its warnings are gathered): `running` still comes first, then the tasks' `cancelled`", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-cancel-"));
+    try {
+      const effect = task("effect").run(() => ({ ok: 1 }));
+      // A misspelt variable is warned of before the flow's `running`: the cancel comes there, at a known point.
+      const env = { CAIRN_CACHE_STIRCT: "1" };
+      const run = await flow("cancel-before-running").build(() => (effect(), {})).run({ root, cache: false, env });
+      const events: string[] = [];
+      run.on((e) => {
+        events.push(e.type === "log" ? `log ${e.level}` : `${e.type} ${e.status}${e.type === "task" ? ` ${e.task}` : ""}`);
+        if (e.type === "log" && e.message.startsWith("CAIRN_CACHE_STIRCT")) void run.cancel("SIGINT");
+      });
+      const r = await run.wait();
+      expect(r.status).toBe("cancelled");
+      expect(events).toEqual(["log warn", "flow running", "task cancelled effect", "flow cancelled"]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it("an external AbortSignal cancels the run", async () => {
     const ac = new AbortController();
     const wait = task("wait").run(async (_, ctx) => {

@@ -664,8 +664,11 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   let crashed: Error | undefined;
   let offCrash: (() => void) | undefined;
   const body = async (emit: Listener): Promise<FlowResult<Outputs>> => {
-    // Masked by the run's door (FlowRun's emit), as every event is.
-    emitToRun = emit;
+    // Masked by the run's door (FlowRun's emit), as every event is. A task's events wait for the
+    // flow's `running` (held below until it is out): a cancel while the warnings before it are
+    // gathered ends the tasks at once, and a reader met a task cancelled before its flow ran.
+    const held: RunEvent[] = [];
+    emitToRun = (e) => void (e.type === "task" ? held.push(e) : emit(e));
     offCrash = watchCrashes(execution.signal, (error) => {
       crashed ??= error;
       execution.fail(error);
@@ -673,17 +676,22 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     // A request retried for long is said as it happens (a full server disk was retried for minutes in silence): an info line,
     // which `--quiet` leaves out; if the retries run out, the failure that follows is said as any is.
     offWarnings = tracker.onWarning?.((message) => emitToRun({ type: "log", level: "info", runId: flowRunId, message, time: Date.now() }));
-    // Let the caller attach listeners before the first event.
-    await new Promise((r) => setImmediate(r));
-    const closed = describeAbandonedRuns(await abandoned);
-    if (closed) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: closed, time: Date.now() });
-    for (const message of closerWarnings) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
-    // A variable a typo away from one Cairn reads is ignored: said, unless this process said it already (`cairn` does when it starts).
-    for (const message of unsaidMisspeltVariables(env)) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
-    // With a cache, what a task reads through another name (`env` imported from node:process) counts too.
-    const envReads = cache ? (task: TaskDefinition) => cache.tasks.envReadsOf(task) : undefined;
-    for (const message of await processEnvReaderWarnings(definition, env, envReads)) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
-    emitToRun({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, ...(url ? { url } : {}), time: Date.now() });
+    try {
+      // Let the caller attach listeners before the first event.
+      await new Promise((r) => setImmediate(r));
+      const closed = describeAbandonedRuns(await abandoned);
+      if (closed) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: closed, time: Date.now() });
+      for (const message of closerWarnings) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
+      // A variable a typo away from one Cairn reads is ignored: said, unless this process said it already (`cairn` does when it starts).
+      for (const message of unsaidMisspeltVariables(env)) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
+      // With a cache, what a task reads through another name (`env` imported from node:process) counts too.
+      const envReads = cache ? (task: TaskDefinition) => cache.tasks.envReadsOf(task) : undefined;
+      for (const message of await processEnvReaderWarnings(definition, env, envReads)) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
+      emitToRun({ type: "flow", status: "running", runId: flowRunId, flow: definition.name, ...(url ? { url } : {}), time: Date.now() });
+    } finally {
+      emitToRun = emit;
+      for (const e of held) emit(e);
+    }
     if (storeDown) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: storeDownWarning(storeDown, true, tracker), time: Date.now() });
     if (unusedPools) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: unusedPools, time: Date.now() });
     let status: FlowStatus;
