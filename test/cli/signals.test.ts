@@ -142,6 +142,21 @@ describe("cairn run sent a signal after its run ended, while its process still e
     }
   });
 
+  it.each(["SIGINT", "SIGTERM"] as const)("%s as the process ends by itself (where Node then closes its handlers and frees a large heap): exits with the run's code, 0", async (signal) => {
+    const root = await tmp("cairn-cli-late-signal-");
+    const live = start(process.execPath, [cairnBin, "run", fixture("big-heap.flow.ts"), "--no-cache", "--quiet", "--root", root], { env: childEnv() });
+    // Its `exit` event: the point after which a process that ends by itself has Node's teardown ahead.
+    let err = "";
+    live.child.stderr!.on("data", (d: Buffer) => (err += d) && /^exiting$/m.test(err) && live.child.kill(signal));
+    const guard = setTimeout(() => killGroup(live.child), 60_000);
+    try {
+      const exit = await live.done;
+      expect({ code: exit.code, signal: exit.signal }, exit.stderr).toEqual({ code: 0, signal: null });
+    } finally {
+      clearTimeout(guard);
+    }
+  });
+
   it("a second Ctrl-C exits at once, with the run's code", async () => {
     const { live, guard } = await succeededAndLingering(["--quiet"]);
     try {

@@ -910,6 +910,11 @@ function whereToSeeMore(runId: string, report: { localPath?: string; artifactPat
  * The process ends with the run's `code`: by itself once its output is written, 2 s later at the
  * latest (exiting at once would drop what is still queued for a pipe); a second signal exits at
  * once. Kept until the process exits; only the `cairn` command's (`handleSignals`).
+ *
+ * Once nothing is left to do (`beforeExit`: the output written, no timer or socket left), the
+ * process exits from there: ended by itself, Node tears its environment down first, closing
+ * these handlers before the heap is freed, which after a large run takes long enough (several ms)
+ * for a signal then to find none and kill it.
  */
 function exitOnLateSignal(code: number): void {
   let signalled = false;
@@ -920,6 +925,8 @@ function exitOnLateSignal(code: number): void {
     setTimeout(() => process.exit(code), 2000).unref();
   };
   for (const signal of CANCEL_SIGNALS) process.on(signal, onLateSignal);
+  // Without a code: the one the command set by then (the bin's `process.exitCode = await main()`).
+  process.once("beforeExit", () => process.exit());
 }
 
 /** What `cairn run` says of a signal (or `io.signal`'s abort) that came after every task had finished and was recorded. */
