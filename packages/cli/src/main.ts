@@ -926,7 +926,8 @@ function exitOnLateSignal(code: number): void {
   };
   for (const signal of CANCEL_SIGNALS) process.on(signal, onLateSignal);
   // Without a code: the one the command set by then (the bin's `process.exitCode = await main()`).
-  process.once("beforeExit", () => process.exit());
+  // Not over a listener of the flow's own (a client's last flush), which may start more work.
+  process.once("beforeExit", () => process.listenerCount("beforeExit") === 0 && process.exit());
 }
 
 /** What `cairn run` says of a signal (or `io.signal`'s abort) that came after every task had finished and was recorded. */
