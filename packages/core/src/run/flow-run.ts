@@ -35,6 +35,7 @@ import { unsaidMisspeltVariables } from "./env-names.ts";
 import { largeOutputsFromEnv } from "../pipeline/large-output.ts";
 import { processEnvReaderWarnings } from "./env-readers.ts";
 import { onAbort } from "./abort-listeners.ts";
+import { ASK_GIT, gitHeadOf } from "./git-head.ts";
 import { clipMessage } from "./clip-message.ts";
 import { rootProblem, rootRefusal, type RootUse } from "../state-root.ts";
 
@@ -1466,9 +1467,14 @@ async function sourceTags(file: string | undefined): Promise<Record<string, stri
   const name = file ? resolvePath(file) : "cairn";
   const dir = file ? dirname(name) : process.cwd();
   // Asked for each run, not memoised in this module: an app that runs flows for days sees each commit.
-  const commit = new Promise<string | undefined>((resolve) =>
-    execFile("git", ["rev-parse", "HEAD"], { cwd: dir, timeout: 2000 }, (error, stdout) => resolve(!error && stdout.trim() ? stdout.trim() : undefined)),
-  );
+  // Read from the repository's files where that gives git's answer (git-head.ts): no process to spawn.
+  const read = gitHeadOf(dir);
+  const commit =
+    read !== ASK_GIT
+      ? read
+      : new Promise<string | undefined>((resolve) =>
+          execFile("git", ["rev-parse", "HEAD"], { cwd: dir, timeout: 2000 }, (error, stdout) => resolve(!error && stdout.trim() ? stdout.trim() : undefined)),
+        );
   const tags: Record<string, string> = { "mlflow.source.type": "LOCAL", "mlflow.source.name": name, "mlflow.user": safeUser() };
   const sha = await commit;
   if (sha) tags["mlflow.source.git.commit"] = sha;
