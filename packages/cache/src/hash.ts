@@ -1,8 +1,9 @@
 import { createHash, hash, scrypt, scryptSync } from "node:crypto";
 import { closeSync, createReadStream, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { lstat, readdir, readFile, readlink, realpath, stat } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { join } from "node:path";
-import objectHash from "object-hash";
+import type ObjectHash from "object-hash";
 import { CacheValueError } from "./errors.ts";
 
 /**
@@ -38,12 +39,23 @@ export function hashValue(value: unknown): string {
   if (text === undefined) {
     try {
       // Wrapped so that `undefined` (which object-hash refuses) hashes too.
-      text = objectHash({ value }, OBJECT_HASH_OPTIONS);
+      text = objectHash()({ value }, OBJECT_HASH_OPTIONS);
     } catch (error) {
       throw new CacheValueError("value", `object-hash could not hash it (${(error as Error).message})`, { cause: error });
     }
   }
   return sha256(hashableText(text));
+}
+
+let objectHashModule: typeof ObjectHash | undefined;
+
+/**
+ * object-hash, required on first use: {@link canonicalText} makes the text of every JSON-like
+ * value itself, so most processes never need it, and imported as an ES module its CommonJS file
+ * cost an installed `cairn run` ~3 ms before its first task (BENCHMARKS.md, twenty-ninth session).
+ */
+function objectHash(): typeof ObjectHash {
+  return (objectHashModule ??= createRequire(import.meta.url)("object-hash") as typeof ObjectHash);
 }
 
 /** Starts the text hashed for a value holding a lone surrogate; the text of every value starts `object:`. */

@@ -1,11 +1,12 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { createRequire } from "node:module";
 import { chmod, rename, rm, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { CacheBackendError, CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
-import bytes from "bytes";
+import type Bytes from "bytes";
 import {
   ABANDONED_TAG,
   cairnBuild,
@@ -1484,8 +1485,12 @@ const CACHE_FLAGS = {
   prune: { root: { type: "string" }, "older-than": { type: "string" }, "max-size": { type: "string" } },
 } as const satisfies Record<string, FlagOptions>;
 
+/** bytes, required on first use: only `cairn cache` and `cairn runs prune` show sizes (imported as an ES module, its CommonJS file cost every installed command ~4 ms; BENCHMARKS.md, twenty-ninth session). */
+let bytesModule: typeof Bytes | undefined;
+
 function formatBytes(n: number): string {
-  return bytes.format(n, { unitSeparator: " " }) ?? `${n} B`;
+  bytesModule ??= createRequire(import.meta.url)("bytes") as typeof Bytes;
+  return bytesModule.format(n, { unitSeparator: " " }) ?? `${n} B`;
 }
 
 async function initCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
