@@ -2,7 +2,6 @@ import { type BigIntStats, existsSync } from "node:fs";
 import { copyFile, link, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve as resolvePath } from "node:path";
-import PQueue from "p-queue";
 import {
   type AcquireLeaseOptions,
   type ArtifactRecord,
@@ -52,6 +51,7 @@ import { isUntrackedRecord } from "../tracking/null-tracker.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
 import type { RunFilter, RunRecord, Tracker } from "../tracking/tracker.ts";
 import { cairnBuild } from "../cairn-build.ts";
+import { Slots } from "../scheduler/slots.ts";
 
 /** The tag that marks a run whose outputs are a cache entry; the MLflow lookup searches it. */
 export const CACHE_KEY_TAG = "cairn.cache_key";
@@ -323,6 +323,28 @@ function keepsIndex(tracker: Pick<Tracker, "capabilities" | "readIndexEntry" | "
  */
 /** Artifacts of one output digested at a time (a folder digests 8 of its files at a time in turn). */
 const DIGESTS_AT_ONCE = 16;
+
+/**
+ * Runs the functions given to it `limit` at a time, first come first served, each call's promise
+ * settling as its function's does. The scheduler's own slots rather than p-queue, which an
+ * installed `cairn run` loaded at its start with its four modules (one of them CommonJS, through
+ * Node's ES module interop) for this alone (BENCHMARKS.md, twenty-ninth session).
+ */
+function limitTo(limit: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  const slots = new Slots(limit);
+  return <T>(fn: () => Promise<T>) =>
+    new Promise<T>((resolve, reject) =>
+      slots.take(0, () => {
+        let running: Promise<T>;
+        try {
+          running = fn();
+        } catch (error) {
+          running = Promise.reject(error);
+        }
+        running.then(resolve, reject).finally(() => slots.free());
+      }),
+    );
+}
 
 export class TaskCache {
   /** Keys being computed in this process, so one flow computes each key once. */
@@ -915,7 +937,7 @@ export class TaskCache {
     };
     const values = walk(outputs);
     // A few files digested at a time: an output of thousands of artifacts must not open them all at once (EMFILE).
-    const digests = new PQueue({ concurrency: DIGESTS_AT_ONCE });
+    const digests = limitTo(DIGESTS_AT_ONCE);
     // Each file's size, mtime and ctime as it was digested, by run: what lets a later hit trust it on a stat.
     const stamps = new Map<string, StampOf[]>();
     const artifacts = await Promise.all(
@@ -923,7 +945,7 @@ export class TaskCache {
         let described: { digest: string; sizeBytes: number; emptyFolders?: readonly string[] };
         if (artifact.digest && artifact.size !== undefined) described = { digest: artifact.digest, sizeBytes: artifact.size };
         else {
-          const taken = await digests.add(() => this.stamps.describe(artifact.path, undefined, listed?.get(resolvePath(artifact.path))));
+          const taken = await digests(() => this.stamps.describe(artifact.path, undefined, listed?.get(resolvePath(artifact.path))));
           described = taken.described;
           if (taken.stamp && artifact.runId !== undefined) stamps.set(artifact.runId, [...(stamps.get(artifact.runId) ?? []), taken.stamp]);
         }
