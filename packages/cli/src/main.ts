@@ -65,7 +65,7 @@ import {
   type Tracker,
 } from "@cairn/core";
 import "@cairn/mlflow/register";
-import { createColors } from "picocolors";
+import { createColors } from "./picocolors.ts";
 import { checkRoot, checkRunRootFlag, rootFlagError } from "./check-root.ts";
 import { ERROR_ARTIFACT, errorFileAt, localRunFiles, readErrorFile, shownErrorText } from "./error-file.ts";
 import { findRun, MIN_PREFIX } from "./find-run.ts";

@@ -1,7 +1,7 @@
 import { isAbsolute, relative } from "node:path";
 import type { Writable } from "node:stream";
 import { type ErrorInfo, isArtifact, type LeaseHolder, type FlowResult, pointKey, type RunEvent, type SweepOutputs, type TaskEvent, type TaskStatus } from "@cairn/core";
-import { createColors } from "picocolors";
+import { createColors } from "./picocolors.ts";
 import { cutLongLines, prefixLines, printable, printableLine, wholeErrorAt } from "./printable.ts";
 
 /** How the CLI shows a run: NDJSON events, a live display on a terminal, or plain lines. */
