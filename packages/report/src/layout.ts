@@ -9,8 +9,9 @@
  * of that shape (`$TMPDIR/cairn-<uid>/report-layouts/`, as the flow compiler keeps its output), so
  * the runs of a flow after its first, and `cairn report` of any of them, reuse it.
  */
+import { createRequire } from "node:module";
 import { join } from "node:path";
-import dagre from "@dagrejs/dagre";
+import type Dagre from "@dagrejs/dagre";
 import { privateTempDir, readSmallFile, sha256, writeFileAtomic } from "@cairn/cache";
 import type { InputEdge, ReportTask, TaskState } from "./report-data.ts";
 
@@ -136,9 +137,28 @@ function layoutDir(): string | undefined {
   return layouts;
 }
 
+const requireHere = createRequire(import.meta.url);
+let dagreVersion: string | undefined;
+let dagreModule: typeof Dagre | undefined;
+
+/**
+ * dagre's version (part of a kept layout's key), from its package.json: a report whose layout is
+ * kept (every run of a flow after its first) does not load dagre at all, where its import cost each
+ * `cairn run` ~3 ms of compiling, and an installed one also the read of its 300 KB source map,
+ * which Node parses once the flow's stack traces have source maps on (BENCHMARKS.md, twenty-ninth session).
+ */
+function dagreVersionNow(): string {
+  return (dagreVersion ??= (requireHere("@dagrejs/dagre/package.json") as { version: string }).version);
+}
+
+/** dagre, required when a layout is made: its CommonJS build, the same layouts as its ES module one. */
+function loadDagre(): typeof Dagre {
+  return (dagreModule ??= requireHere("@dagrejs/dagre") as typeof Dagre);
+}
+
 /** Lays `shape` out with dagre, or reads the layout kept for the same shape. */
 function placeGraph(shape: Shape): Placed {
-  const name = `${sha256(JSON.stringify([LAYOUT_FORMAT, dagre.version, shape]))}.json`;
+  const name = `${sha256(JSON.stringify([LAYOUT_FORMAT, dagreVersionNow(), shape]))}.json`;
   const dir = layoutDir();
   try {
     const text = dir === undefined ? undefined : readSmallFile(join(dir, name));
@@ -147,6 +167,7 @@ function placeGraph(shape: Shape): Placed {
   } catch {
     // Unreadable: laid out now.
   }
+  const dagre = loadDagre();
   const g = new dagre.graphlib.Graph({ multigraph: false });
   g.setGraph({ rankdir: "LR", nodesep: 14, ranksep: 28, edgesep: 8, marginx: 8, marginy: 8, ranker: shape.nodes.length > 150 ? "longest-path" : "network-simplex" });
   g.setDefaultEdgeLabel(() => ({}));
