@@ -1527,13 +1527,18 @@ function envReadsOfFunction(fnText: string, bound: ProcessNames | undefined): Pr
   const mentioned: string[] = fnText.match(IDENTIFIER) ?? [];
   if (!mentioned.includes("process") && !names.some((n) => mentioned.includes(n))) return Promise.resolve(NO_ENV_READS);
   return memo(functionEnvReads, `${JSON.stringify(bound ?? null)}\0${fnText}`, async () => {
-    const program = await parseFunctionText(fnText);
-    // Not parsable on its own: its literal reads, and any mention of a bound name as a read by a name it does not show.
-    if (!program) {
-      const literal = envReadBy(fnText);
-      return { names: literal.names, unnamed: literal.unnamed || names.some((n) => mentioned.includes(n)) };
-    }
-    return envReadsIn(program as unknown as SyntaxNode, bound);
+    const isEnvReads = (kept: unknown): kept is EnvReads =>
+      typeof kept === "object" && kept !== null && isStrings((kept as EnvReads).names) && typeof (kept as EnvReads).unnamed === "boolean";
+    return keptAnalysis("env", `${JSON.stringify(bound ?? null)}\0${fnText}`, isEnvReads, async () => {
+      const program = await parseFunctionText(fnText);
+      // Not parsable on its own: its literal reads, and any mention of a bound name as a read by a name it does not show.
+      if (!program) {
+        const literal = envReadBy(fnText);
+        return { names: literal.names, unnamed: literal.unnamed || names.some((n) => mentioned.includes(n)) };
+      }
+      const reads = envReadsIn(program as unknown as SyntaxNode, bound);
+      return { names: reads.names, unnamed: reads.unnamed };
+    });
   });
 }
 
@@ -1815,6 +1820,24 @@ async function fromDisk<T>(name: string): Promise<T | undefined> {
   } catch {
     return undefined; // not worked out yet, or torn: worked out again
   }
+}
+
+/** Whether `value` is an array of strings (what a kept analysis holds). */
+export function isStrings(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((v) => typeof v === "string");
+}
+
+/**
+ * `work()`, an analysis of a function's text (`input`: the text and whatever else decides the
+ * result), kept on disk by a digest of `kind` and `input`, as a function's references are: a
+ * warm run's tasks then load no parser for it (acorn, ~200 KB of code a process; BENCHMARKS.md,
+ * twenty-ninth session). What cannot be read back as `valid` says is worked out again.
+ */
+export async function keptAnalysis<T>(kind: string, input: string, valid: (kept: unknown) => kept is T, work: () => Promise<T>): Promise<T> {
+  const id = sha256(`${SHAPE_VERSION}\0${kind}\0${input}`);
+  const kept = await fromDisk<unknown>(`${id}.${kind}.json`);
+  if (valid(kept)) return kept;
+  return keep(`${id}.${kind}`, await work());
 }
 
 async function keep<T>(id: string, value: T): Promise<T> {

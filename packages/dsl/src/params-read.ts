@@ -11,7 +11,7 @@
  * `...` or the word) costs one regular expression.
  */
 
-import { parseFunctionText } from "./code-deps.ts";
+import { isStrings, keptAnalysis, parseFunctionText } from "./code-deps.ts";
 
 /** The names of the params `fnText` reads through its second argument, or "all". */
 export async function paramsReadBy(fnText: string): Promise<readonly string[] | "all"> {
@@ -20,7 +20,8 @@ export async function paramsReadBy(fnText: string): Promise<readonly string[] | 
   if (!/\bparams\b|\barguments\b|,|\.\.\.|\[native code\]/.test(fnText)) return NONE;
   let fn = memo.get(fnText);
   if (!fn) {
-    fn = analyse(fnText);
+    // Kept on disk (code-deps.ts): a warm run's tasks parse nothing for it.
+    fn = keptAnalysis("params", fnText, (kept): kept is readonly string[] | "all" => kept === "all" || isStrings(kept), () => analyse(fnText));
     memo.set(fnText, fn);
   }
   return fn;
