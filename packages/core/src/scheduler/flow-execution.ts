@@ -76,7 +76,7 @@ export interface ExecutionSettings {
 
 export class FlowExecution {
   readonly results = new Map<string, TaskResult>();
-  /** Per-node state by position in the definition, linked directly to dependants: the hot path does no map lookups. */
+  /** Per-node state by position in the definition; a node's dependants are positions in it (the graph's own lists): the hot path does no map lookups. */
   private readonly states: NodeState[];
   /** Position of each node id. */
   private readonly index: ReadonlyMap<string, number>;
@@ -110,15 +110,10 @@ export class FlowExecution {
     const states: NodeState[] = (this.states = new Array(list.length));
     for (let i = 0; i < list.length; i++) {
       const node = list[i]!;
-      states[i] = new NodeState(node, dependencies[i]!.length, priority[i]!, forced?.[i] === 1);
+      states[i] = new NodeState(node, dependencies[i]!.length, priority[i]!, forced?.[i] === 1, dependants[i]!);
     }
     // Results in topological order, as before: `wait()` lists tasks in this order.
     for (const i of order) this.results.set(list[i]!.id, states[i]!.result);
-    for (let i = 0; i < list.length; i++) {
-      const next = dependants[i]!;
-      const linked = states[i]!.dependants;
-      for (let k = 0; k < next.length; k++) linked.push(states[next[k]!]!);
-    }
   }
 
   /** Starts the walk; `done` resolves with the flow's status. */
@@ -292,7 +287,7 @@ export class FlowExecution {
     // thousands of tasks below one failure or false condition would overflow the call stack.
     const stack = state.dependants.slice().reverse();
     while (stack.length) {
-      const next = stack.pop()!;
+      const next = this.states[stack.pop()!]!;
       if (next.result.status !== "pending") continue;
       if (condition === undefined) {
         this.complete(next, "skipped", undefined, { name: "UpstreamFailed", message: `Skipped because upstream task "${failed}" did not succeed.` });
@@ -402,7 +397,7 @@ export class FlowExecution {
   private forceDownstream(state: NodeState): void {
     const stack = state.dependants.slice();
     while (stack.length) {
-      const next = stack.pop()!;
+      const next = this.states[stack.pop()!]!;
       // A forced node's dependants are forced with it: in caching/rerun.ts as here.
       if (next.forceRun) continue;
       next.forceRun = true;
@@ -416,7 +411,7 @@ export class FlowExecution {
     while (run.canStart) {
       const index = run.next++;
       const node = run.itemNode(index);
-      const item = new NodeState(node, 0, parent.priority, parent.forceRun || this.s.cache?.forcedItems?.has(node.id) === true);
+      const item = new NodeState(node, 0, parent.priority, parent.forceRun || this.s.cache?.forcedItems?.has(node.id) === true, NO_DEPENDANTS);
       item.map = run;
       item.parent = parent;
       const result = item.result;
@@ -555,7 +550,8 @@ export class FlowExecution {
     if (state.map) return this.itemEnded(state, status);
     if (status === "succeeded" || status === "cached") {
       const ready: NodeState[] = [];
-      for (const next of state.dependants) {
+      for (const k of state.dependants) {
+        const next = this.states[k]!;
         if (--next.waiting === 0 && next.result.status === "pending" && !this.controller.signal.aborted) ready.push(next);
       }
       this.readyAll(ready);
@@ -601,13 +597,15 @@ function ranSince(result: TaskResult, started: number): number | undefined {
   return result.durationMs === undefined && result.attempts > 0 ? started : undefined;
 }
 
+/** The dependants of an item of a map or sweep: none (its map's node has them). */
+const NO_DEPENDANTS: readonly number[] = Object.freeze([]);
+
 /**
  * What the scheduler keeps per node; the pipeline's stages keep their part of it (LookupTask,
  * PipelineTask). Every field is set from the start, so all nodes share one shape.
  */
 class NodeState implements LookupTask, PipelineTask {
   readonly result: TaskResult;
-  readonly dependants: NodeState[] = [];
   output: unknown = undefined;
   /** Resolved and validated inputs, once known. */
   inputs: Record<string, unknown> | undefined = undefined;
@@ -635,6 +633,11 @@ class NodeState implements LookupTask, PipelineTask {
     readonly priority: number,
     /** --rerun / --refresh: the lookup is skipped. */
     public forceRun: boolean,
+    /**
+     * Its dependants, by position in FlowExecution.states: the graph's own list (IndexedGraph.dependants),
+     * not a copy of NodeStates (a 10,000-node flow kept 10,000 such arrays, ~1.8 MB, for the whole run).
+     */
+    readonly dependants: readonly number[],
   ) {
     this.result = { task: node.id, status: "pending", attempts: 0 };
   }
