@@ -418,7 +418,8 @@ export class LocalStore implements Tracker {
       throw new TrackingError(`LocalStore.recordRun expects status FINISHED, FAILED or KILLED, got ${show(status)}.`);
     }
     if (this.batch.count >= BATCH_RUNS) this.batch = { id: randomBytes(8).toString("hex"), count: 0 };
-    const runId = this.batch.id + (this.batch.count++).toString(16).padStart(16, "0");
+    // Joined, one flat string, as the null tracker's ids are: kept by the run to its end.
+    const runId = [this.batch.id, (this.batch.count++).toString(16).padStart(16, "0")].join("");
     const startTime = options.startTime ?? Date.now();
     const endTime = options.endTime ?? Math.max(startTime, Date.now());
     const tags = keyed<string>({ "mlflow.runName": name });
