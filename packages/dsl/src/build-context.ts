@@ -205,13 +205,15 @@ const DEEP_REFS = new WeakMap<object, RefValue>();
  * or arithmetic; a symbol key, not enumerable, unseen by JSON, `Object.keys` and hashing.
  */
 export function makeRef(source: "node" | "param", target: string, path: string[], buildId: number): RefValue {
-  const ref = { __cairnRef: true as const, source, target, path: Object.freeze(path), buildId };
+  // The symbol is in the literal, then made not enumerable: added to the object afterwards, it
+  // took a backing store of its own (~50 bytes a ref, which the flow keeps for its life).
+  const ref = { __cairnRef: true as const, source, target, path: Object.freeze(path), buildId, [Symbol.toPrimitive]: refToPrimitive };
   Object.defineProperty(ref, Symbol.toPrimitive, TO_PRIMITIVE);
   return Object.freeze(ref);
 }
 
 /** Not enumerable, not writable: one descriptor for every ref (a 10,000-node flow makes tens of thousands). */
-const TO_PRIMITIVE: PropertyDescriptor = Object.freeze({ value: refToPrimitive });
+const TO_PRIMITIVE: PropertyDescriptor = Object.freeze({ value: refToPrimitive, enumerable: false, writable: false, configurable: false });
 
 /** What a ref proxy stands for; its target object. Hidden: the proxy reports no own keys. */
 interface RefTarget {
