@@ -97,7 +97,7 @@ export class FlowExecution {
   constructor(private readonly s: ExecutionSettings) {
     this.global = new Slots(s.concurrency);
     for (const [name, limit] of Object.entries(s.pools)) this.pools.set(name, new Slots(limit));
-    this.remaining = s.graph.order.length;
+    this.remaining = s.graph.indexed.order.length; // not `graph.order`, which makes the id-keyed list of every node
     this.done = new Promise((resolve) => (this.finished = resolve));
     const { tracker, experimentId, flowRunId, secrets, env, workDir, params, emit, interceptors, runTags } = s;
     const flowName = s.graph.definition.name;
