@@ -206,7 +206,7 @@ const DEEP_REFS = new WeakMap<object, RefValue>();
  */
 export function makeRef(source: "node" | "param", target: string, path: string[], buildId: number): RefValue {
   // The symbol is in the literal, then made not enumerable: added to the object afterwards, it
-  // took a backing store of its own (~50 bytes a ref, which the flow keeps for its life).
+  // took a property store of its own, which the flow keeps for its life (BENCHMARKS.md, "Why the code is shaped so").
   const ref = { __cairnRef: true as const, source, target, path: Object.freeze(path), buildId, [Symbol.toPrimitive]: refToPrimitive };
   Object.defineProperty(ref, Symbol.toPrimitive, TO_PRIMITIVE);
   return Object.freeze(ref);

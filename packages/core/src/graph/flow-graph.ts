@@ -158,8 +158,8 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
       ),
     );
   }
-  // Copied to their own length: an array grown by push() from [] has room for 17 entries (~150
-  // bytes), which the graph then kept for every node of the run, twice (~3 MB of 10,000 nodes).
+  // Copied to their own length: an array grown by push() from [] keeps room for many more entries
+  // than a node has edges, twice a node for the whole run (BENCHMARKS.md, "Why the code is shaped so").
   for (let i = 0; i < n; i++) {
     dependencies[i] = dependencies[i]!.slice();
     dependants[i] = dependants[i]!.slice();

@@ -635,7 +635,7 @@ class NodeState implements LookupTask, PipelineTask {
     public forceRun: boolean,
     /**
      * Its dependants, by position in FlowExecution.states: the graph's own list (IndexedGraph.dependants),
-     * not a copy of NodeStates (a 10,000-node flow kept 10,000 such arrays, ~1.8 MB, for the whole run).
+     * not an array of NodeStates of its own, one more per node for the whole run (BENCHMARKS.md, "Why the code is shaped so").
      */
     readonly dependants: readonly number[],
   ) {

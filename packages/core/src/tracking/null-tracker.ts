@@ -47,8 +47,9 @@ export class NullTracker implements Tracker {
   }
   /**
    * A fresh 32-hex-digit run id, synchronously (the engine's fast path for tracking off). Joined,
-   * not added: `+` of strings this long makes a chain of two concatenations (~120 bytes the id),
-   * where `join` makes one flat string (~48); a run keeps every task's id to its end (BENCHMARKS.md).
+   * not added: `+` of strings this long makes a chain of concatenations, where `join` makes one
+   * flat string, less than half the size; a run keeps every task's id to its end (BENCHMARKS.md,
+   * "Why the code is shaped so").
    */
   newRunId(): string {
     return [this.prefix, (this.next++).toString(16).padStart(16, "0")].join("");
