@@ -215,6 +215,7 @@ export class FlowExecution {
     state.output = state.result.outputs = found.entry.outputs.values;
     state.result.cachedFrom = found.entry.sourceRunId;
     this.complete(state, "cached", started);
+    state.key = undefined; // see runNode
   }
 
   private enqueue(state: NodeState): void {
@@ -256,6 +257,9 @@ export class FlowExecution {
       const releasing = this.pipeline.release(state);
       if (releasing) await releasing;
     } finally {
+      // Nothing reads its cache key from here on (a closing beside the flow has its own copy): its
+      // ingredients, every input's digest, were kept for every task to the run's end (BENCHMARKS.md).
+      state.key = undefined;
       this.global.free();
       pool?.free();
     }
