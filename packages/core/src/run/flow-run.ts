@@ -657,8 +657,9 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   if (options.dispatcher) execution.pipeline.dispatchTo(options.dispatcher);
   // What beforeEnd is told of the hits' runs, with a server (asking it again costs a search; the embedded store's costs nothing).
   if (options.beforeEnd && tracker.capabilities.remote) execution.pipeline.keepHitRuns();
-  // The graph as the run logs it (cairn/graph.json), and hands it to beforeEnd.
-  const graphJson = tracker.capabilities.records ? JSON.stringify(toGraphJson(graph, true), null, 2) : "";
+  // The graph as the run logs it (cairn/graph.json), and hands it to beforeEnd; kept to the run's
+  // end only for beforeEnd (a text of hundreds of bytes a node: BENCHMARKS.md).
+  let graphJson = tracker.capabilities.records ? JSON.stringify(toGraphJson(graph, true), null, 2) : "";
 
   // An error that escapes a task's code (or any code) while the run is open stops it as failed,
   // where Node would end the process with the run left RUNNING (crash-guard.ts).
@@ -707,6 +708,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       const opening = Promise.all([logFlowStart(tracker, flowRunId, params, secrets), logFlowGraph(tracker, flowRunId, graph, graphJson)]).then(() =>
         tracker.capabilities.remote ? undefined : tracker.flush(),
       );
+      if (!options.beforeEnd) graphJson = "";
       // A failure, not a cancel: the tasks it stops say the flow failed, and why.
       opening.catch((e: unknown) => execution.fail(e));
       // A server's record is made while the tasks start: a round trip nothing but the flow's end
