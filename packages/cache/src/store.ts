@@ -381,8 +381,8 @@ export class CacheStore {
     const entries = await this.list(options);
     let removed = 0;
     for (const entry of entries) if (await this.delete(entry.key)) removed++;
-    // Then all of the namespace, in case the listing missed rows (@keyv/postgres's iterator
-    // ends quietly on a failed page). Each backend's clear() stays within its namespace.
+    // Then all of the namespace: rows the listing skips (postgres's expired entries, which stay
+    // in the table until prune) go too. Each backend's clear() stays within its namespace.
     if (options.taskName === undefined) await this.call("clear", () => this.backend.keyv.clear());
     return removed;
   }

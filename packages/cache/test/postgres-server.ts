@@ -138,3 +138,15 @@ export async function terminateClients(url: string): Promise<number> {
     await client.end();
   }
 }
+
+/** Runs `statements` in order on the server at `url`, as the user it names (the cluster's superuser: roles, grants). */
+export async function runSql(url: string, statements: string[]): Promise<void> {
+  const { default: pg } = await import("pg");
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const statement of statements) await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}

@@ -133,6 +133,52 @@ describe("roles", () => {
   });
 });
 
+describe("a role that may not read the entries' table", () => {
+  it("lists no entries but fails, saying which right to grant; clear and prune remove nothing", async (context) => {
+    const { url } = serverOf(context);
+    await admin.query("CREATE ROLE dana LOGIN");
+    await admin.query("GRANT SELECT, INSERT, UPDATE, DELETE ON public.keyv, public.cairn_leases TO dana");
+    await admin.query("REVOKE SELECT ON public.keyv FROM dana");
+    const namespace = "unreadable";
+    const ours = await CacheStore.fromUrl(url, { namespace });
+    const danas = await CacheStore.fromUrl(urlAs(url, "dana"), { namespace, retryMs: 0 });
+    try {
+      for (const task of ["a", "b", "c"]) await ours.set(makeEntry(task));
+      // Before: [] (the adapter's iterator told its failure only as an event), so `cairn cache ls` said "is empty".
+      const error = await danas.list().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CacheBackendError);
+      expect((error as Error).message).toMatch(
+        /^The postgres cache at postgres(ql)?:\/\/\*\*\*@127\.0\.0\.1:\d+\/postgres failed to list entries: permission denied for table keyv\. The URL's user lacks a right on the cache's tables: .*`GRANT SELECT, INSERT, UPDATE, DELETE ON public\.keyv, public\.cairn_leases TO <user>`/,
+      );
+      for (const acting of [() => danas.listSummaries(), () => danas.clear(), () => danas.prune({ olderThanMs: 0 })]) {
+        await expect(acting()).rejects.toThrow(/failed to list entries: permission denied for table keyv/);
+      }
+      expect((await ours.list()).length).toBe(3);
+    } finally {
+      await ours.close();
+      await danas.close();
+    }
+  });
+});
+
+describe("a listing longer than one page", () => {
+  it("reads every live entry of its namespace across pages, and no expired one", async (context) => {
+    const { url } = serverOf(context);
+    const store = await CacheStore.fromUrl(url, { namespace: "paged" });
+    try {
+      const live = Array.from({ length: 1100 }, (_, i) => makeEntry(`live-${i}`));
+      for (const entry of live) await store.set(entry);
+      const expired = Array.from({ length: 30 }, (_, i) => makeEntry(`gone-${i}`));
+      for (const entry of expired) await store.set(entry, { ttlMs: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const listed = (await store.listSummaries()).map((entry) => entry.key).sort();
+      expect(listed).toEqual(live.map((entry) => entry.key).sort());
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe("an empty database opened by several processes at once", () => {
   it("every one of them opens it, whichever creates the tables", async (context) => {
     const { url } = serverOf(context);

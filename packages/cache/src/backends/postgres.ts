@@ -13,15 +13,17 @@ const NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
  * An entry's expiry in its stored text, epoch ms on the database's clock: the last member of the
  * outer object (`{"value":{...},"expires":N}`), which is the only place a digit can stand just
  * before the final `}` (the value is an object). Entries written by keyv before hold the same
- * member, stamped by the writer's clock. For postgres (POSIX regex) and JavaScript alike.
+ * member, stamped by the writer's clock. A postgres (POSIX) regex.
  */
 const EXPIRES_PATTERN = ',"expires":([0-9]{1,15})[}]$';
-const EXPIRES = new RegExp(EXPIRES_PATTERN);
 /** SQL: the row `value` has not expired by the database's clock (no expiry: it never does). */
 const LIVE = `COALESCE(substring(value from '${EXPIRES_PATTERN}')::bigint > ${NOW_MS}, true)`;
 
 /** A query postgres has not answered within this long fails (and `CacheStore` tries it again). */
 const QUERY_TIMEOUT_MS = 5000;
+
+/** Rows a listing reads per query: the adapter's default of 10 made `cairn cache ls` slow. */
+const PAGE_ROWS = 500;
 
 /**
  * The errors of connecting that are the URL's mistake, not an outage: refused as a
@@ -89,8 +91,8 @@ export async function openPostgresBackend(url: string, namespace: string, connec
     /**
      * Removes the rows of this namespace only. The adapter's own clear() does not escape the
      * namespace in its LIKE pattern, so `_` matched any character: clearing `team_a` also
-     * removed the entries of `team-a`, another project sharing the database. Its iterator
-     * escapes them, so this removes the rows `CacheStore.list` sees, no more.
+     * removed the entries of `team-a`, another project sharing the database. With the pattern
+     * of the iterator below, this removes the rows `CacheStore.list` sees, no more.
      */
     override async clear(): Promise<void> {
       await this.query(`DELETE FROM ${this.table} WHERE key LIKE $1`, [this.pattern]);
@@ -115,12 +117,22 @@ export async function openPostgresBackend(url: string, namespace: string, connec
       return rows[0]?.value as string | undefined;
     }
 
-    override async *iterator(namespace?: string): AsyncGenerator<[string, string]> {
-      const [row] = await this.query(`SELECT ${NOW_MS} AS now`);
-      const now = Number(row?.now);
-      for await (const [key, value] of super.iterator(namespace) as AsyncIterable<[string, string]>) {
-        const expires = typeof value === "string" ? EXPIRES.exec(value)?.[1] : undefined;
-        if (expires === undefined || Number(expires) > now) yield [key, value];
+    /**
+     * The live entries of this namespace, a page at a time in key order. Our own, not the adapter's:
+     * its iterator reported a failed query only as an `error` event and then ended as if the
+     * table held no more rows, so a role that may not read the table (`permission denied for
+     * table keyv`) listed an empty cache, and clear and prune acted on a cut-short listing. A
+     * failed page throws here, and `CacheStore` reports it as a `CacheBackendError`.
+     */
+    override async *iterator(): AsyncGenerator<[string, string]> {
+      for (let after: string | undefined; ; ) {
+        const rows = await this.query(
+          `SELECT key, value FROM ${this.table} WHERE key LIKE $1 AND ${LIVE}${after === undefined ? "" : " AND key > $3"} ORDER BY key LIMIT $2`,
+          after === undefined ? [this.pattern, PAGE_ROWS] : [this.pattern, PAGE_ROWS, after],
+        );
+        for (const row of rows) yield [String(row.key), String(row.value)];
+        if (rows.length < PAGE_ROWS) return;
+        after = String(rows.at(-1)!.key);
       }
     }
 
@@ -138,9 +150,10 @@ export async function openPostgresBackend(url: string, namespace: string, connec
       return this.namespace === undefined ? "%" : `${escapeLike(this.namespace)}:%`;
     }
   }
-  // iterationLimit: the adapter lists 10 rows per query by default, slow for `cairn cache ls`.
-  const store = new NamespacedKeyvPostgres({ schema: SCHEMA, iterationLimit: 500 });
-  // The adapter also reports a failed listing as an event, which ends the process when no one listens.
+  const store = new NamespacedKeyvPostgres({ schema: SCHEMA });
+  // The adapter's constructor reports a failure of its CREATE TABLE as an event, which ends the
+  // process when no one listens; `connect` above skips that statement, and every operation of
+  // ours throws its failure, so this listener hides none.
   store.on("error", () => {});
   try {
     await query("SELECT 1");
