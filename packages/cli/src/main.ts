@@ -1758,8 +1758,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   const runId = run.runId;
   // Every task run, as `cairn report` lists them: a bound would drop a long chain's first steps
   // (the tracker returns the newest first) without a word.
-  const children = await tracker.searchRuns({ experimentIds: [run.experimentId], parentRunId: runId, maxResults: Number.MAX_SAFE_INTEGER });
-  children.sort((a, b) => a.startTime - b.startTime);
+  const children = await withItemRuns(tracker, await tracker.searchRuns({ experimentIds: [run.experimentId], parentRunId: runId, maxResults: Number.MAX_SAFE_INTEGER }));
   // A cache hit's run holds no params or metrics of its own (copying them would cost a request
   // per hit): they are its source run's, read here, all in one request where the tracker can.
   const sources = await sourceRunsOfHits(tracker, [run, ...children]);
@@ -1807,8 +1806,9 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   // A hit's source run in a column of its own, beside its run id, when there are hits: as the
   // run's own lines say `cached … from RUN`, not after its metrics at the end of a long line.
   const hits = children.some((r) => r.tags[CACHED_FROM_TAG]);
+  // An item's row is indented under its map's or sweep's: its parent is that run, not the one shown.
   const rows = children.map((r) => [
-    r.name,
+    r.parentRunId === runId ? r.name : `  ${r.name}`,
     shownStatus(r),
     duration(r),
     r.runId,
@@ -1819,6 +1819,25 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   const header = [run.parentRunId === undefined ? "task" : "run", "status", "duration", "run id", ...(hits ? ["cached from"] : []), "metrics", ""];
   stdout.write(`\n${table(header, rows, c)}`);
   return EXIT.ok;
+}
+
+/**
+ * `runs` (a run's children), the first started first, each map's and sweep's item runs after it
+ * in item order. Items are runs one level further down (MLflow's nested runs, as the report reads
+ * them): one search per map or sweep, side by side, each unbounded as the first is, for a map of
+ * thousands of items; a search per parent, not one `IN` over them all, which MLflow's filter
+ * grammar does not take for the parent's id.
+ */
+async function withItemRuns(tracker: Tracker, runs: RunRecord[]): Promise<RunRecord[]> {
+  runs.sort((a, b) => a.startTime - b.startTime);
+  const groups = runs.filter((r) => r.tags[KIND_TAG] === "map" || r.tags[KIND_TAG] === "sweep");
+  if (!groups.length) return runs;
+  const itemsOf = await Promise.all(
+    groups.map((g) => tracker.searchRuns({ experimentIds: [g.experimentId], parentRunId: g.runId, maxResults: Number.MAX_SAFE_INTEGER })),
+  );
+  const index = (r: RunRecord) => Number(r.tags["cairn.item"] ?? Number.MAX_SAFE_INTEGER);
+  const byGroup = new Map(groups.map((g, i) => [g.runId, itemsOf[i]!.sort((a, b) => index(a) - index(b) || a.startTime - b.startTime)]));
+  return runs.flatMap((r) => [r, ...(byGroup.get(r.runId) ?? [])]);
 }
 
 async function reportCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {

@@ -1,0 +1,75 @@
+/**
+ * `cairn show FLOW_RUN` lists a map's items and a sweep's trials, each indented under its map's or
+ * sweep's row, in item order, and in `--json` after it (each with its map's run as its parent), so
+ * that the run id of a failed item, which `cairn run`'s failure summary tells one to take from
+ * this list, is there. On the embedded store and on a real MLflow server.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
+import { cairn, fixture, tmp } from "./helpers.ts";
+
+const file = fixture("show-items.flow.ts");
+
+interface Run {
+  runId: string;
+  name: string;
+  parentRunId?: string;
+  status: string;
+}
+
+async function expectItemsShown(env: NodeJS.ProcessEnv): Promise<void> {
+  const cwd = await tmp("cairn-cli-show-items-");
+  const ran = await cairn(["run", file, "--json"], { cwd, env });
+  expect(ran.code, ran.stderr).toBe(0);
+  const flowRunId = (JSON.parse(ran.stdout.split("\n")[0]!) as { runId: string }).runId;
+
+  const text = await cairn(["show", flowRunId], { cwd, env: { ...env, NO_COLOR: "1" } });
+  expect(text.code, text.stderr).toBe(0);
+  const lines = text.stdout.split("\n");
+  // Before: one row `item FINISHED … cairn.failed=1`, and no `item[` rows.
+  const items = lines.filter((l) => /^ {2}item\[\d+\] /.test(l));
+  expect(items).toHaveLength(45);
+  expect(items[0]).toMatch(/^ {2}item\[0\] +FINISHED /);
+  expect(items[7]).toMatch(/^ {2}item\[7\] +FAILED .*item seven/);
+  expect(items[44]).toMatch(/^ {2}item\[44\] /);
+  // Right under their map's row.
+  const mapRow = lines.findIndex((l) => /^item +FINISHED /.test(l));
+  expect(mapRow).toBeGreaterThan(0);
+  expect(lines[mapRow + 1]).toMatch(/^ {2}item\[0\] /);
+  expect(lines.filter((l) => /^ {2}trial\[\d\] +FINISHED /.test(l))).toHaveLength(3);
+
+  const json = await cairn(["show", flowRunId, "--json"], { cwd, env });
+  expect(json.code, json.stderr).toBe(0);
+  const tasks = (JSON.parse(json.stdout) as { tasks: Run[] }).tasks;
+  const map = tasks.find((t) => t.name === "item")!;
+  expect(map.parentRunId).toBe(flowRunId);
+  const at = tasks.indexOf(map);
+  expect(tasks.slice(at + 1, at + 46).map((t) => [t.name, t.parentRunId])).toEqual(Array.from({ length: 45 }, (_, i) => [`item[${i}]`, map.runId]));
+  const failed = tasks.find((t) => t.name === "item[7]")!;
+  expect(failed.status).toBe("FAILED");
+  // The failed item's run id, from that list, shows its whole error.
+  const one = await cairn(["show", failed.runId], { cwd, env });
+  expect(one.code, one.stderr).toBe(0);
+  expect(one.stdout).toContain(`task run of flow run ${map.runId}`);
+  expect(one.stdout).toMatch(/\nerror: Error: item seven\n/);
+}
+
+describe("cairn show lists the items of maps and sweeps", () => {
+  it("on the embedded store", async () => {
+    await expectItemsShown({});
+  }, 120_000);
+
+  describe("on a real MLflow server", () => {
+    let server: MlflowServer;
+    beforeAll(async () => {
+      server = await startMlflowServer();
+    });
+    afterAll(async () => {
+      await server?.stop();
+    });
+
+    it("reads the same from the server", async () => {
+      await expectItemsShown({ MLFLOW_TRACKING_URI: server.uri });
+    }, 180_000);
+  });
+});
