@@ -50,7 +50,11 @@ async function expectItemsShown(env: NodeJS.ProcessEnv): Promise<void> {
   // The failed item's run id, from that list, shows its whole error.
   const one = await cairn(["show", failed.runId], { cwd, env });
   expect(one.code, one.stderr).toBe(0);
-  expect(one.stdout).toContain(`task run of flow run ${map.runId}`);
+  // Where it belongs: its map's run, then the flow run (not "task run of flow run" and the map's run id).
+  expect(one.stdout).toContain(`item of map run ${map.runId} (item) of flow run ${flowRunId}\n`);
+  const trial = tasks.find((t) => t.name === "trial[1]")!;
+  const trialShown = await cairn(["show", trial.runId], { cwd, env });
+  expect(trialShown.stdout).toContain(`trial of sweep run ${trial.parentRunId} (trial) of flow run ${flowRunId}\n`);
   expect(one.stdout).toMatch(/\nerror: Error: item seven\n/);
 }
 

@@ -1776,7 +1776,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   }
   const c = createColors(colorsOn(env, stdout));
   const lines = [`${c.bold(printableLine(run.name))}  run ${run.runId}  ${shownStatus(run)}  ${duration(run)}`];
-  if (run.parentRunId !== undefined) lines.push(`task run of flow run ${run.parentRunId}`);
+  if (run.parentRunId !== undefined) lines.push(await parentLine(tracker, run));
   const source = sourceOf(run);
   if (run.tags[CACHED_FROM_TAG]) lines.push(`cached from ${printableLine(run.tags[CACHED_FROM_TAG])}${source ? ` (${printableLine(source.name)}, ${source.status})` : ""}`);
   lines.push(`started ${new Date(run.startTime).toISOString()}`);
@@ -1819,6 +1819,17 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   const header = [run.parentRunId === undefined ? "task" : "run", "status", "duration", "run id", ...(hits ? ["cached from"] : []), "metrics", ""];
   stdout.write(`\n${table(header, rows, c)}`);
   return EXIT.ok;
+}
+
+/**
+ * What a task run belongs to: its flow run; for a map's item or a sweep's trial (its parent is its
+ * map's run, one level below the flow run), that map's run and the flow run above it, read only then.
+ */
+async function parentLine(tracker: Tracker, run: RunRecord): Promise<string> {
+  const parent = run.tags["cairn.parent_node"] === undefined ? undefined : await tracker.getRun(run.parentRunId!);
+  if (parent?.parentRunId === undefined) return `task run of flow run ${run.parentRunId}`;
+  const kind = parent.tags[KIND_TAG] === "sweep" ? "trial of sweep" : "item of map";
+  return `${kind} run ${parent.runId} (${printableLine(parent.name)}) of flow run ${parent.parentRunId}`;
 }
 
 /**
