@@ -52,6 +52,9 @@ async function expectItemsShown(env: NodeJS.ProcessEnv): Promise<void> {
   expect(one.code, one.stderr).toBe(0);
   // Where it belongs: its map's run, then the flow run (not "task run of flow run" and the map's run id).
   expect(one.stdout).toContain(`item of map run ${map.runId} (item) of flow run ${flowRunId}\n`);
+  // The map's run lists its items, in item order.
+  const ofMap = (JSON.parse((await cairn(["show", map.runId, "--json"], { cwd, env })).stdout) as { tasks: Run[] }).tasks;
+  expect(ofMap.map((t) => t.name)).toEqual(Array.from({ length: 45 }, (_, i) => `item[${i}]`));
   const trial = tasks.find((t) => t.name === "trial[1]")!;
   const trialShown = await cairn(["show", trial.runId], { cwd, env });
   expect(trialShown.stdout).toContain(`trial of sweep run ${trial.parentRunId} (trial) of flow run ${flowRunId}\n`);

@@ -1758,7 +1758,9 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   const runId = run.runId;
   // Every task run, as `cairn report` lists them: a bound would drop a long chain's first steps
   // (the tracker returns the newest first) without a word.
-  const children = await withItemRuns(tracker, await tracker.searchRuns({ experimentIds: [run.experimentId], parentRunId: runId, maxResults: Number.MAX_SAFE_INTEGER }));
+  const found = await tracker.searchRuns({ experimentIds: [run.experimentId], parentRunId: runId, maxResults: Number.MAX_SAFE_INTEGER });
+  // A map's or sweep's own runs are its items, in item order as under its row in the flow run's table.
+  const children = isGroup(run) ? byItem(found) : await withItemRuns(tracker, found);
   // A cache hit's run holds no params or metrics of its own (copying them would cost a request
   // per hit): they are its source run's, read here, all in one request where the tracker can.
   const sources = await sourceRunsOfHits(tracker, [run, ...children]);
@@ -1841,14 +1843,24 @@ async function parentLine(tracker: Tracker, run: RunRecord): Promise<string> {
  */
 async function withItemRuns(tracker: Tracker, runs: RunRecord[]): Promise<RunRecord[]> {
   runs.sort((a, b) => a.startTime - b.startTime);
-  const groups = runs.filter((r) => r.tags[KIND_TAG] === "map" || r.tags[KIND_TAG] === "sweep");
+  const groups = runs.filter(isGroup);
   if (!groups.length) return runs;
   const itemsOf = await Promise.all(
     groups.map((g) => tracker.searchRuns({ experimentIds: [g.experimentId], parentRunId: g.runId, maxResults: Number.MAX_SAFE_INTEGER })),
   );
-  const index = (r: RunRecord) => Number(r.tags["cairn.item"] ?? Number.MAX_SAFE_INTEGER);
-  const byGroup = new Map(groups.map((g, i) => [g.runId, itemsOf[i]!.sort((a, b) => index(a) - index(b) || a.startTime - b.startTime)]));
+  const byGroup = new Map(groups.map((g, i) => [g.runId, byItem(itemsOf[i]!)]));
   return runs.flatMap((r) => [r, ...(byGroup.get(r.runId) ?? [])]);
+}
+
+/** Whether `run` is a map's or a sweep's, whose item runs are its children. */
+function isGroup(run: RunRecord): boolean {
+  return run.tags[KIND_TAG] === "map" || run.tags[KIND_TAG] === "sweep";
+}
+
+/** `items` in item order (`cairn.item`); a run without the tag last, the first started first. */
+function byItem(items: RunRecord[]): RunRecord[] {
+  const index = (r: RunRecord) => Number(r.tags["cairn.item"] ?? Number.MAX_SAFE_INTEGER);
+  return items.sort((a, b) => index(a) - index(b) || a.startTime - b.startTime);
 }
 
 async function reportCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv): Promise<number> {
