@@ -62,6 +62,31 @@ describe("a folder artifact's entries", () => {
     }
   }, 60_000);
 
+  it("an artifact that is itself a FIFO or a dangling link is refused, with the cache on, before anything reads it (before: a dangling link was called no such file)", async () => {
+    const dir = await tempRoot();
+    const file = join(dir, "top.py");
+    await writeFile(
+      file,
+      [
+        "import os, sys, cairn_task",
+        "p = cairn_task.artifact_path('pipe')",
+        "os.mkfifo(p) if sys.argv[1] == 'fifo' else os.symlink('/nonexistent/x', p)",
+        "cairn_task.set_outputs(pipe=cairn_task.artifact('pipe'))",
+      ].join("\n"),
+    );
+    const cases: Array<[string, string]> = [
+      ["fifo", `output "pipe" names artifact "pipe", which is neither a file nor a folder (a FIFO, socket or device). Write a file instead.`],
+      ["dangling", `output "pipe" names artifact "pipe", a link to /nonexistent/x, which does not exist. Remove the link, or write the file at artifact_path("pipe") (Python) or artifactPath("pipe") (TypeScript) instead.`],
+    ];
+    for (const [kind, expected] of cases) {
+      const t = script("top", { file, args: [kind] });
+      const result = await (await flow("top").build(() => ({ x: t().$out })).run(await runOptions())).wait();
+      const error = result.tasks.top!.error!;
+      expect(error?.name, kind).toBe("ProcessOutputError");
+      expect(error.message, kind).toContain(expected);
+    }
+  }, 60_000);
+
   it("links to a file or a folder inside CAIRN_ARTIFACTS are fine", async () => {
     const { file } = await bundleScript();
     const t = script("bundle", { file, args: ["link", "weights.bin", "latest.bin", "link", "v1", "current"] });

@@ -7,6 +7,7 @@
  * attempt's end must also pass a download of the folder on another machine; and one refused
  * there (an entry made before the check) evicts the entry, so the next run computes it again.
  */
+import { execFileSync } from "node:child_process";
 import { readdir, readFile, rm, symlink, writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -62,6 +63,14 @@ function manyFlow() {
         await symlink(outsideDir, dir);
         return { ds: ctx.artifacts.file("ds") };
       }
+      if (mode === "fifo") {
+        execFileSync("mkfifo", [dir]);
+        return { ds: ctx.artifacts.file("ds") };
+      }
+      if (mode === "dangling") {
+        await symlink("/nonexistent/x", dir);
+        return { ds: ctx.artifacts.file("ds") };
+      }
       await mkdir(join(dir, "sub"), { recursive: true });
       await writeFile(join(dir, "sub/f0.txt"), "x");
       if (mode === "linkout") await symlink(outside, join(dir, "passwd"));
@@ -113,6 +122,23 @@ describe("a function task's artifact that is, or holds, a link out of its artifa
     }
     if (store === "mlflow") expect(await filesHolding(server.dir, SECRET_TEXT)).toEqual([]);
   }, 120_000);
+
+  it.each(Object.keys(STORES) as (keyof typeof STORES)[])("one that is neither a file nor a folder, or a dangling link, is refused as the attempt ends, not read (%s store; before: a FIFO hung the run for good, a dangling link was a bare ENOENT)", async (store) => {
+    const { both } = manyFlow();
+    const cases: [string, string][] = [
+      ["dangling", 'is a link to /nonexistent/x, which does not exist; remove the link, or write the file or folder at `await ctx.artifacts.path("ds")` instead'],
+      ["fifo", 'is neither a file nor a folder (a FIFO, socket or device), which has no content to record, hash and upload; write a file or a folder at `await ctx.artifacts.path("ds")` instead'],
+    ];
+    for (const [mode, expected] of cases) {
+      // The cache on: its digest of the artifact is what read the FIFO, waiting for a writer for good.
+      const { result } = await runCollect(both, { root: await tmp("cairn-kinds-"), env: STORES[store](), params: { mode } });
+      expect(statuses(result), mode).toEqual({ many: "failed", count: "skipped" });
+      const error = result.tasks.many!.error!;
+      expect(error.name, mode).toBe("UnsafePathError");
+      expect(error.message, mode).toContain(`Task "many": the artifact name "ds" from the task's outputs ${expected}`);
+      expect(result.tasks.many!.attempts, mode).toBe(1);
+    }
+  }, 60_000);
 
   it.each(Object.keys(STORES) as (keyof typeof STORES)[])("links to a file or a folder inside it are kept as what they point to (%s store)", async (store) => {
     const { both } = manyFlow();

@@ -5,7 +5,7 @@
 export type { Artifact } from "./definition/artifact.ts";
 export { isArtifact } from "./definition/artifact.ts";
 export { safeRelativePath, safePathSegment, taskArtifactPath, taskFilePath, RECORD_FOLDER, attemptFolder, type PathSource } from "./definition/artifact-path.ts";
-export { isWithin, unfitFolderEntry } from "./pipeline/artifact-content.ts";
+export { artifactOnDisk, type ArtifactOnDisk, danglingWords, isWithin, unfitFolderEntry } from "./pipeline/artifact-content.ts";
 export type { RefValue } from "./definition/ref.ts";
 export { isRef, describeRef, forEachRef, resolveRefs, isPlainObject, setOwnProperty } from "./definition/ref.ts";
 export type { FlowDefinition, FlowNode, MapSpec, ItemInfo, TaskDefinition, TaskEnvironment, ResolveCodeContext, CodeFile, TaskCacheOptions, RetryPolicy } from "./definition/flow-definition.ts";

@@ -7,12 +7,47 @@
  * RunningTaskContext.checkFolderNames) and a script's (`{"$artifact": name}`, see the process
  * executor), which word what it finds in their own errors.
  */
-import { readdir, readlink, realpath, stat } from "node:fs/promises";
+import { lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { join, sep } from "node:path";
 
 /** True when real path `path` is `folder` (a real path too) or inside it. */
 export function isWithin(path: string, folder: string): boolean {
   return path === folder || path.startsWith(folder + sep);
+}
+
+/**
+ * What the artifact at `path` is on disk: taken as it is (lstat), then followed, as a link is
+ * followed when the artifact is recorded, hashed and uploaded. Undefined when nothing is there
+ * (what is missing is the caller's to say). `other`: a FIFO, socket or device, whose reading
+ * would never end (a FIFO with no writer) or hand over what is no content; `dangling`: a link
+ * whose target does not exist, or a loop of links (`code`: realpath's error code).
+ */
+export type ArtifactOnDisk =
+  | { readonly kind: "file"; readonly real: string; readonly size: number }
+  | { readonly kind: "folder" | "other"; readonly real: string }
+  | { readonly kind: "dangling"; readonly target: string; readonly code: string };
+
+/** See {@link ArtifactOnDisk}. */
+export async function artifactOnDisk(path: string): Promise<ArtifactOnDisk | undefined> {
+  const entry = await lstat(path).catch(() => undefined);
+  if (!entry) return undefined;
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch (error) {
+    // Gone since the lstat: as missing.
+    if (!entry.isSymbolicLink()) return undefined;
+    return { kind: "dangling", target: await readlink(path), code: (error as NodeJS.ErrnoException).code ?? "" };
+  }
+  const s = entry.isSymbolicLink() ? await stat(real).catch(() => undefined) : entry;
+  if (!s) return undefined;
+  if (s.isFile()) return { kind: "file", real, size: s.size };
+  return { kind: s.isDirectory() ? "folder" : "other", real };
+}
+
+/** Words for a link `artifactOnDisk` found dangling: `a link to x, which does not exist`. */
+export function danglingWords(found: { readonly target: string; readonly code: string }): string {
+  return found.code === "ELOOP" ? `a link to ${found.target}, which leads back to itself (a loop of links)` : `a link to ${found.target}, which does not exist`;
 }
 
 /**

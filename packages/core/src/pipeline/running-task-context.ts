@@ -6,7 +6,7 @@ import { type Artifact, isArtifact } from "../definition/artifact.ts";
 import { setOwnProperty } from "../definition/ref.ts";
 import { makeFolder } from "../make-folder.ts";
 import { safePathSegment, safeRelativePath, taskArtifactPath, taskFilePath } from "../definition/artifact-path.ts";
-import { isWithin, unfitFolderEntry } from "./artifact-content.ts";
+import { type ArtifactOnDisk, artifactOnDisk, danglingWords, isWithin, unfitFolderEntry } from "./artifact-content.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
 import type { RunScope } from "../run/run-scope.ts";
@@ -234,14 +234,13 @@ export class RunningTaskContext implements TaskContext {
     const listings: FolderListings = new Map();
     let home: string | undefined;
     for (const folder of artifactsNamed(output, this.runId, names)) {
+      const found = await artifactOnDisk(folder.path);
       // Nothing there: what is missing is another check's to say.
-      const real = await realpath(folder.path).catch(() => undefined);
-      const isFolder = real !== undefined && (await stat(real).catch(() => undefined))?.isDirectory();
-      if (real === undefined || isFolder === undefined) continue;
+      if (!found) continue;
       home ??= await realpath(this.artifactDir);
-      const unfit = await this.unfitArtifact(folder, real, isFolder, home);
+      const unfit = await this.unfitArtifact(folder, found, home);
       if (unfit) throw new UnsafePathError(folder.artifactPath, secrets.empty ? unfit : secrets.mask(unfit), "the task's outputs", this.node.id);
-      if (!isFolder) continue;
+      if (found.kind !== "folder") continue;
       const listing = await listFolder(folder.path).catch(() => undefined);
       if (listing) listings.set(resolvePath(folder.path), listing);
       const entries = Object.keys(listing ?? {});
@@ -263,16 +262,20 @@ export class RunningTaskContext implements TaskContext {
   }
 
   /**
-   * Why `artifact` (at real path `real`, a folder or not) would not record, hash and upload as content of the
+   * Why `artifact` (`found` on disk) would not record, hash and upload as content of the
    * artifacts folder (real path `home`), with what to do; undefined when it would. A link out
-   * (`ds -> /etc`, or a file in folder `ds` that is one) would hand over what it points to.
+   * (`ds -> /etc`, or a file in folder `ds` that is one) would hand over what it points to; a
+   * FIFO's digest would wait for a writer for good; a dangling link has nothing to hand over.
    */
-  private async unfitArtifact(artifact: Artifact, real: string, isFolder: boolean, home: string): Promise<string | undefined> {
+  private async unfitArtifact(artifact: Artifact, found: ArtifactOnDisk, home: string): Promise<string | undefined> {
     const where = `the task's artifacts folder (${this.artifactDir})`;
-    const fix = `copy what it points to into the artifacts folder instead (\`await cp(target, await ctx.artifacts.path(${JSON.stringify(artifact.artifactPath)}), { recursive: true })\`): an artifact is recorded, hashed and uploaded by its content`;
-    if (!isWithin(real, home)) return `is a link to ${real}, outside ${where}; ${fix}`;
-    if (!isFolder) return undefined;
-    const bad = await unfitFolderEntry(artifact.path, real, home, "the artifacts folder");
+    const name = JSON.stringify(artifact.artifactPath);
+    if (found.kind === "dangling") return `is ${danglingWords(found)}; remove the link, or write the file or folder at \`await ctx.artifacts.path(${name})\` instead`;
+    const fix = `copy what it points to into the artifacts folder instead (\`await cp(target, await ctx.artifacts.path(${name}), { recursive: true })\`): an artifact is recorded, hashed and uploaded by its content`;
+    if (!isWithin(found.real, home)) return `is a link to ${found.real}, outside ${where}; ${fix}`;
+    if (found.kind === "other") return `is neither a file nor a folder (a FIFO, socket or device), which has no content to record, hash and upload; write a file or a folder at \`await ctx.artifacts.path(${name})\` instead`;
+    if (found.kind !== "folder") return undefined;
+    const bad = await unfitFolderEntry(artifact.path, found.real, home, "the artifacts folder");
     return bad && `is a folder holding ${bad} (the task's artifacts folder is ${this.artifactDir}). A folder artifact may hold only files, folders and links to them inside the artifacts folder`;
   }
 

@@ -33,7 +33,7 @@ import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { join, relative, resolve, sep } from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { artifactFile, assertSerializable, attemptFolder, CancelledError, holdWork, isArtifact, isPlainObject, isWithin, RECORD_FOLDER, sendArtifact, setOwnProperty, taskFilePath, type Artifact, trackingEnv, type TaskContext, unfitFolderEntry } from "@cairn/core";
+import { artifactFile, artifactOnDisk, assertSerializable, attemptFolder, CancelledError, holdWork, isArtifact, isPlainObject, isWithin, RECORD_FOLDER, sendArtifact, setOwnProperty, taskFilePath, type Artifact, trackingEnv, type TaskContext, danglingWords, unfitFolderEntry } from "@cairn/core";
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 import { pumpLines, withCutNote } from "./lines.ts";
@@ -748,23 +748,23 @@ async function resolveMarker(name: unknown, where: string, artifactsDir: string,
     throw new ProcessOutputError(ctx.nodeId, `output "${where}" is an artifact marker whose name is not a non-empty string.`);
   }
   const artifact = artifactFile(ctx, name, `script output "${where}" (CAIRN_OUTPUTS)`);
-  let found: { size?: number; folder: boolean; other: boolean; real: string; home: string };
-  try {
-    const s = await stat(artifact.path);
-    found = {
-      ...(s.isFile() ? { size: s.size } : {}),
-      folder: s.isDirectory(),
-      other: !s.isFile() && !s.isDirectory(),
-      real: await realpath(artifact.path),
-      home: await realpath(artifactsDir),
-    };
-  } catch {
+  // Taken as it is first, then followed (as for a function task's): a dangling link is named as one, not as a missing file.
+  const onDisk = await artifactOnDisk(artifact.path).catch(() => undefined);
+  const home = onDisk && (await realpath(artifactsDir).catch(() => undefined));
+  if (!onDisk || home === undefined) {
     throw new ProcessOutputError(
       ctx.nodeId,
       `output "${where}" names artifact "${name}", but there is no such file in CAIRN_ARTIFACTS (${artifactsDir}). ` +
         `Write the file at artifact_path("${name}") (Python) or artifactPath("${name}") (TypeScript) before naming it.`,
     );
   }
+  if (onDisk.kind === "dangling") {
+    throw new ProcessOutputError(
+      ctx.nodeId,
+      `output "${where}" names artifact "${name}", ${danglingWords(onDisk)}. Remove the link, or write the file at artifact_path("${name}") (Python) or artifactPath("${name}") (TypeScript) instead.`,
+    );
+  }
+  const found = { ...(onDisk.kind === "file" ? { size: onDisk.size } : {}), folder: onDisk.kind === "folder", other: onDisk.kind === "other", real: onDisk.real, home };
   // A link out of the folder would be recorded, hashed and uploaded as whatever it points to (`/etc`).
   if (!isWithin(found.real, found.home)) {
     throw new ProcessOutputError(
