@@ -80,6 +80,7 @@ function manyFlow() {
         await symlink("sub", join(dir, "current"));
       }
       if (mode === "colon") await writeFile(join(dir, "a:colon.txt"), "x");
+      if (mode === "colon-folder") await mkdir(join(dir, "c:"));
       if (mode === "bs") await writeFile(join(dir, "back\\slash.txt"), "x");
       return { ds: ctx.artifacts.file("ds") };
     });
@@ -153,8 +154,9 @@ describe("a file in a folder artifact whose name a download of the folder would 
   it.each(Object.keys(STORES) as (keyof typeof STORES)[])("is refused as the attempt ends (%s store)", async (store) => {
     const { both } = manyFlow();
     const cases: [string, string][] = [
-      ["colon", `the artifact name "ds/a:colon.txt" from the folder artifact "ds" (a file in it) is a file whose name in its folder "ds" starts with a drive ("a:"), which Cairn refuses when it downloads the folder`],
-      ["bs", `the artifact name "ds/back\\\\slash.txt" from the folder artifact "ds" (a file in it) holds "\\" in a file's name, which an MLflow server reads as "/" (it would store the file as "ds/back/slash.txt"`],
+      ["colon", `the artifact name "ds/a:colon.txt" from the folder artifact "ds" (a file or folder in it) is a file whose name in its folder "ds" starts with a drive ("a:"), which Cairn refuses when it downloads the folder`],
+      ["colon-folder", `the artifact name "ds/c:" from the folder artifact "ds" (a file or folder in it) is a folder whose name in its folder "ds" starts with a drive ("c:"), which Cairn refuses when it downloads the folder (a cache hit on another machine); rename the folder`],
+      ["bs", `the artifact name "ds/back\\\\slash.txt" from the folder artifact "ds" (a file or folder in it) holds "\\" in a file's name, which an MLflow server reads as "/" (it would store the file as "ds/back/slash.txt"`],
     ];
     for (const [mode, expected] of cases) {
       const { result } = await runCollect(both, { root: await tmp("cairn-names-"), env: STORES[store](), params: { mode }, cache: false });

@@ -85,7 +85,7 @@ export function taskArtifactPath(name: unknown, from: PathSource): string {
 }
 
 /**
- * The artifact path of a file a task left on disk: `entry`, its "/"-separated path in the folder
+ * The artifact path of a file (or the `kind` of entry named in the words) a task left on disk: `entry`, its "/"-separated path in the folder
  * whose artifact path is `folder` (a folder artifact; "" for the artifacts folder itself). Checked
  * as {@link taskArtifactPath} checks a name the task gives, and more, because each file is
  * uploaded under this path and, when the folder is downloaded, the server's listing of it is
@@ -97,12 +97,12 @@ export function taskArtifactPath(name: unknown, from: PathSource): string {
  * A name a task gives (`ctx.artifacts.write("a\\b.txt")`) is another matter: there a `\` is a
  * separator, and the file is written at `a/b.txt`.
  */
-export function taskFilePath(entry: string, folder: string, from: PathSource): string {
+export function taskFilePath(entry: string, folder: string, from: PathSource, kind: "file" | "folder" | "link" = "file"): string {
   const path = folder ? `${folder}/${entry}` : entry;
   if (entry.includes("\\")) {
     throw new UnsafePathError(
       path,
-      `holds "\\" in a file's name, which an MLflow server reads as "/" (it would store the file as ${JSON.stringify(path.replaceAll("\\", "/"))}, where the run's record does not say); rename the file (e.g. with "_" in its place)`,
+      `holds "\\" in a ${kind}'s name, which an MLflow server reads as "/" (it would store the ${kind} as ${JSON.stringify(path.replaceAll("\\", "/"))}, where the run's record does not say); rename the ${kind} (e.g. with "_" in its place)`,
       from.source,
       from.taskName,
     );
@@ -112,7 +112,7 @@ export function taskFilePath(entry: string, folder: string, from: PathSource): s
       safeRelativePath(entry, from);
     } catch (error) {
       if (!UnsafePathError.is(error)) throw error;
-      throw new UnsafePathError(path, `is a file whose name in its folder ${JSON.stringify(folder)} ${error.reason}, which Cairn refuses when it downloads the folder (a cache hit on another machine); rename the file`, from.source, from.taskName);
+      throw new UnsafePathError(path, `is a ${kind} whose name in its folder ${JSON.stringify(folder)} ${error.reason}, which Cairn refuses when it downloads the folder (a cache hit on another machine); rename the ${kind}`, from.source, from.taskName);
     }
   }
   return taskArtifactPath(path, from);

@@ -244,7 +244,7 @@ export class RunningTaskContext implements TaskContext {
       const listing = await listFolder(folder.path).catch(() => undefined);
       if (listing) listings.set(resolvePath(folder.path), listing);
       const entries = Object.keys(listing ?? {});
-      const source = `the folder artifact "${folder.artifactPath}" (a file in it)`;
+      const source = `the folder artifact "${folder.artifactPath}" (a file or folder in it)`;
       for (const entry of entries) {
         const secret = secrets.empty ? undefined : secrets.find(entry);
         if (secret !== undefined) {
@@ -255,7 +255,8 @@ export class RunningTaskContext implements TaskContext {
             "name the folder's files without it (fixed names, or ones made of the task's inputs).",
           );
         }
-        taskFilePath(entry, folder.artifactPath, { taskName: this.node.id, source });
+        const kind = listing![entry]!.startsWith("dir") ? "folder" : listing![entry]!.startsWith("link") ? "link" : "file";
+        taskFilePath(entry, folder.artifactPath, { taskName: this.node.id, source }, kind);
       }
     }
     return listings;
