@@ -711,6 +711,33 @@ describe("a folder artifact with empty folders in it, on another machine", () =>
     expect(statuses(d.result)).toEqual({ "emptydir-old-many": "cached", "emptydir-old-count": "cached" });
     expect(d.warnings).toEqual([]);
   });
+
+  it("recorded by an older Cairn (no emptyFolders) holding no file at all: missing on the server, evicted, and the message says its empty folders may be the only difference (before: only \"is missing\")", async () => {
+    const f = folderFlows("emptyonly-old", [], ["x"]);
+    const { manyRun } = await producedElsewhere(f);
+    // The index entry as a Cairn before emptyFolders wrote it: the same digest, without the names.
+    const tracker = MlflowTracker.fromEnv(env());
+    const source = (await tracker.getRun(manyRun))!;
+    const name = `${source.tags["cairn.cache_key"]!}.json`;
+    const doc = JSON.parse((await tracker.readIndexEntry!(source.experimentId, name))!) as { outputs: { values: { ds: Record<string, unknown> } }; outputsDigest?: string };
+    expect(doc.outputs.values.ds.size).toBe(0);
+    delete doc.outputs.values.ds.emptyFolders;
+    doc.outputsDigest = hashValue(doc.outputs);
+    await tracker.writeIndexEntry!(source.experimentId, name, JSON.stringify(doc));
+
+    const b = await runCollect(f.flowB, { root: await tmp("cairn-emptyonly-old-b-"), env: env() });
+    expect(statuses(b.result)).toEqual({ "emptyonly-old-many": "succeeded", "emptyonly-old-count": "succeeded" });
+    const warning = b.warnings.find((w) => w.includes("was unusable"));
+    expect(warning).toContain(
+      `was unusable: artifact ds of run ${manyRun} is missing: it is a folder recorded by an older Cairn that held no file, and whose record does not name the empty folders in it; ` +
+        "MLflow's artifact store keeps no empty folder, so the server has nothing of it to list, and that alone may be the whole difference (the server's copy need not be changed or damaged). " +
+        "A run of the task now records its empty folders with it, and its entry is a hit on every machine; it was evicted and the task runs",
+    );
+    // The run records them: from then on every machine hits.
+    const c = await runCollect(f.flowB, { root: await tmp("cairn-emptyonly-old-c-"), env: env() });
+    expect(statuses(c.result)).toEqual({ "emptyonly-old-many": "cached", "emptyonly-old-count": "cached" });
+    expect(c.warnings).toEqual([]);
+  });
 });
 
 describe("cairn cache clear and prune with the server", () => {

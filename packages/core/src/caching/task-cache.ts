@@ -1241,7 +1241,7 @@ export class TaskCache {
       if (artifact.runId && this.tracker.capabilities.sharedRuns) {
         const parent = dirname(artifact.artifactPath);
         const listed = (await this.tracker.listArtifacts(artifact.runId, parent === "." ? undefined : parent)).find((a) => a.path === artifact.artifactPath);
-        if (!listed) return { problem: `artifact ${artifact.artifactPath} of run ${artifact.runId} is missing` };
+        if (!listed) return { problem: `artifact ${artifact.artifactPath} of run ${artifact.runId} is missing${olderFolderOfEmptyFolders(artifact) ? OLDER_EMPTY_FOLDERS : ""}` };
         // The listing's size is free; the digest is checked when a task downloads it (localArtifacts).
         if (!listed.isDir && listed.size !== undefined && artifact.size !== undefined && listed.size !== artifact.size) {
           return {
@@ -2135,3 +2135,20 @@ async function discardCopy(path: string): Promise<void> {
   await rm(aside, { recursive: true, force: true });
 }
 
+/** The sha256 of no bytes: an empty file's digest, never a folder's (its digest starts from "cairn-folder-v1"). */
+const EMPTY_FILE_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/**
+ * True for a folder recorded by an older Cairn (no `emptyFolders`) that held no file: 0 bytes,
+ * and a digest that is no empty file's. MLflow's artifact store keeps files alone, so the server
+ * has nothing of it to list, and that alone may be why it is missing (see ArtifactMismatchError's
+ * `mayBeEmptyFolders`, for one whose files arrived).
+ */
+function olderFolderOfEmptyFolders(artifact: Artifact): boolean {
+  return !Array.isArray(artifact.emptyFolders) && artifact.size === 0 && typeof artifact.digest === "string" && artifact.digest !== EMPTY_FILE_SHA256;
+}
+
+const OLDER_EMPTY_FOLDERS =
+  ": it is a folder recorded by an older Cairn that held no file, and whose record does not name the empty folders in it; MLflow's artifact store keeps no empty folder, " +
+  "so the server has nothing of it to list, and that alone may be the whole difference (the server's copy need not be changed or damaged). " +
+  "A run of the task now records its empty folders with it, and its entry is a hit on every machine";
