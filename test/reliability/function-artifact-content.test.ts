@@ -71,6 +71,10 @@ function manyFlow() {
         await symlink("/nonexistent/x", dir);
         return { ds: ctx.artifacts.file("ds") };
       }
+      if (mode === "loop") {
+        await symlink("ds", dir);
+        return { ds: ctx.artifacts.file("ds") };
+      }
       await mkdir(join(dir, "sub"), { recursive: true });
       await writeFile(join(dir, "sub/f0.txt"), "x");
       if (mode === "linkout") await symlink(outside, join(dir, "passwd"));
@@ -124,10 +128,11 @@ describe("a function task's artifact that is, or holds, a link out of its artifa
     if (store === "mlflow") expect(await filesHolding(server.dir, SECRET_TEXT)).toEqual([]);
   }, 120_000);
 
-  it.each(Object.keys(STORES) as (keyof typeof STORES)[])("one that is neither a file nor a folder, or a dangling link, is refused as the attempt ends, not read (%s store; before: a FIFO hung the run for good, a dangling link was a bare ENOENT)", async (store) => {
+  it.each(Object.keys(STORES) as (keyof typeof STORES)[])("one that is neither a file nor a folder, or a dangling link or a loop, is refused as the attempt ends, not read (%s store; before: a FIFO hung the run for good, a dangling link was a bare ENOENT)", async (store) => {
     const { both } = manyFlow();
     const cases: [string, string][] = [
       ["dangling", 'is a link to /nonexistent/x, which does not exist; remove the link, or write the file or folder at `await ctx.artifacts.path("ds")` instead'],
+      ["loop", 'is a link to ds, which leads back to itself (a loop of links); remove the link'],
       ["fifo", 'is neither a file nor a folder (a FIFO, socket or device), which has no content to record, hash and upload; write a file or a folder at `await ctx.artifacts.path("ds")` instead'],
     ];
     for (const [mode, expected] of cases) {
