@@ -1,6 +1,6 @@
 /**
  * The scheduler: walks a validated graph, queues each task the moment its last input is
- * ready, bounded by the flow's slots and named pools' (slots.ts), highest critical-path priority first;
+ * ready, bounded by the flow's slots and named pools' (flow-slots.ts), highest critical-path priority first;
  * applies the failure policy and stops. What happens to one task is the task pipeline in
  * ../pipeline/ (inputs → cache lookup and single flight → task run → attempts with timeout
  * and retries → output checks → record), which needs no scheduler. A map or sweep node expands
@@ -22,7 +22,7 @@ import type { PipelineTask } from "../pipeline/run-task.ts";
 import { notStartedInfo, StopReason, stopInfo } from "../pipeline/stop.ts";
 import { TaskPipeline } from "../pipeline/task-pipeline.ts";
 import type { UnstartedOutcome } from "../pipeline/task-run.ts";
-import { Slots } from "./slots.ts";
+import { FlowSlots, type Pool } from "./flow-slots.ts";
 import { MapRun, requiredItems } from "./map-run.ts";
 import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskStatus, placeNode, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
@@ -80,8 +80,8 @@ export class FlowExecution {
   private readonly states: NodeState[];
   /** Position of each node id. */
   private readonly index: ReadonlyMap<string, number>;
-  private readonly global: Slots;
-  private readonly pools = new Map<string, Slots>();
+  /** The flow's slots and its pools', one queue (flow-slots.ts). */
+  private readonly slots: FlowSlots;
   private readonly controller = new AbortController();
   private readonly cancelListeners = new Set<(reason: unknown) => void>();
   /** What happens to each task (../pipeline/task-pipeline.ts). */
@@ -95,8 +95,7 @@ export class FlowExecution {
   readonly done: Promise<FlowStatus>;
 
   constructor(private readonly s: ExecutionSettings) {
-    this.global = new Slots(s.concurrency);
-    for (const [name, limit] of Object.entries(s.pools)) this.pools.set(name, new Slots(limit));
+    this.slots = new FlowSlots(s.concurrency, s.pools);
     this.remaining = s.graph.indexed.order.length; // not `graph.order`, which makes the id-keyed list of every node
     this.done = new Promise((resolve) => (this.finished = resolve));
     const { tracker, experimentId, flowRunId, secrets, env, workDir, params, emit, interceptors, runTags } = s;
@@ -196,9 +195,19 @@ export class FlowExecution {
     const time = (state.queuedAt = Date.now());
     this.s.emit(placeNode({ type: "task", status: "queued", runId: this.s.flowRunId, task: node.id, time }, node));
     if (node.map) return this.expand(state);
+    state.pool = this.slots.pool(node.task.pool);
     // The cache is asked before the task takes a slot: a hit never waits for one.
     if (this.pipeline.caches(state)) void this.lookup(state);
     else this.enqueue(state);
+  }
+
+  /** Queues the task for its slots; it runs once it holds them. */
+  private enqueue(state: NodeState): void {
+    // (Unnamed arrows: tsx wraps every named closure in a defineProperty call.)
+    this.slots.take(state.priority, state.pool, () => {
+      state.holding = true;
+      void this.runNode(state);
+    });
   }
 
   /** The cache stage (../pipeline/lookup.ts): a hit completes the task `cached`, a miss queues it. */
@@ -218,17 +227,16 @@ export class FlowExecution {
     state.key = undefined; // see runNode
   }
 
-  private enqueue(state: NodeState): void {
-    const { node, priority } = state;
-    const pool = node.task.pool ? this.pools.get(node.task.pool) : undefined;
-    // A pooled task holds its pool's slot while it waits for one of the flow's; runNode gives both back.
-    // (Unnamed arrows: tsx wraps every named closure in a defineProperty call.)
-    if (pool) pool.take(priority, () => this.global.take(priority, () => void this.runNode(state, pool)));
-    else this.global.take(priority, () => void this.runNode(state, undefined));
+  /** Gives back the slots the task holds. */
+  private giveBack(state: NodeState): void {
+    if (state.holding) {
+      state.holding = false;
+      this.slots.free(state.pool);
+    }
   }
 
-  /** A task with a slot: the task pipeline (../pipeline/run-task.ts), then what its outcome means for the flow; never rejects. */
-  private async runNode(state: NodeState, pool: Slots | undefined): Promise<void> {
+  /** A task that holds its slots: the task pipeline (../pipeline/run-task.ts), then what its outcome means for the flow; never rejects. */
+  private async runNode(state: NodeState): Promise<void> {
     try {
       if (this.controller.signal.aborted) return; // stop() already settled it
       state.started = true;
@@ -260,8 +268,7 @@ export class FlowExecution {
       // Nothing reads its cache key from here on (a closing beside the flow has its own copy): its
       // ingredients, every input's digest, were kept for every task to the run's end (BENCHMARKS.md).
       state.key = undefined;
-      this.global.free();
-      pool?.free();
+      this.giveBack(state);
     }
   }
 
@@ -502,8 +509,7 @@ export class FlowExecution {
     if (this.controller.signal.aborted) return;
     this.controller.abort(reason);
     this.pipeline.stopped();
-    this.global.clear();
-    for (const pool of this.pools.values()) pool.clear();
+    this.slots.clear();
     // A task stopped before it started was not cancelled by anyone unless the stop is a cancel:
     // it is skipped, because of the task that failed, or of the flow run (whose error says why).
     const outcome: UnstartedOutcome =
@@ -620,6 +626,10 @@ class NodeState implements LookupTask, PipelineTask {
   unused: LookupTask["unused"] = undefined;
   missReason: LookupTask["missReason"] = undefined;
   held: PipelineTask["held"] = undefined;
+  /** Its pool's slots, when it names a pool. */
+  pool: Pool | undefined = undefined;
+  /** It holds a slot of the flow and one of its pool (`pool`). */
+  holding = false;
   queuedAt: number | undefined = undefined;
   /** Its terminal event was emitted. */
   ended = false;

@@ -1,0 +1,74 @@
+/**
+ * Which ready task gets a slot that goes free: the one with the longest remaining path to a sink,
+ * among equals the one queued first, whether it waits for a pool too, looks the cache up first,
+ * or comes back from a retry's backoff. Real tasks with `concurrency: 1`; the tests assert the
+ * order tasks start in, never durations, so a loaded machine does not change what they see.
+ */
+import { describe, expect, it } from "vitest";
+import { flow, task } from "cairn-dag";
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    });
+  });
+
+/** `promise`, or a rejection when it has not settled within `ms`: a run that hangs fails its test instead of timing it out. */
+const settles = <T>(promise: Promise<T>, ms = 5000): Promise<T> =>
+  Promise.race([promise, sleep(ms).then(() => Promise.reject(new Error(`did not settle within ${ms} ms`)))]);
+
+const off = { tracker: false, cache: false } as const;
+
+/** A task that notes its node's id as it starts (each attempt), then sleeps `ms`. */
+function stepTask(name: string, started: string[], pool?: string) {
+  const t = task(name)
+    .input<{ ms: number; after?: unknown }>()
+    .cache(false)
+    .run(async ({ ms }, ctx) => {
+      started.push(ctx.nodeId);
+      await sleep(ms, ctx.signal);
+      return { done: true };
+    });
+  return pool ? t.pool(pool) : t;
+}
+
+describe("the next task to start", () => {
+  it("is the pooled task on the longest remaining path, not a lower one that waited only for the flow's slot", async () => {
+    const started: string[] = [];
+    const gpu = stepTask("gpu-step", started, "gpu");
+    const cpu = stepTask("cpu-step", started);
+    const f = flow("pooled-priority").build(() => {
+      const x = cpu({ ms: 20 }, { id: "x" });
+      gpu({ ms: 20 }, { id: "glow" });
+      cpu({ ms: 20 }, { id: "L" });
+      let p = gpu({ ms: 20, after: x.done }, { id: "ghigh" });
+      for (let k = 1; k <= 3; k++) p = cpu({ ms: 20, after: p.done }, { id: `c${k}` });
+      return {};
+    });
+    const r = await (await f.run({ ...off, concurrency: 1, pools: { gpu: 1 } })).wait();
+    expect(r.status).toBe("succeeded");
+    // Before: glow held the pool while it queued for the flow's slot, so ghigh (path 4) waited behind L (path 1).
+    // c3 is a sink like glow and L: it comes after them, queued later.
+    expect(started).toEqual(["x", "ghigh", "c1", "c2", "glow", "L", "c3"]);
+  });
+
+  it("among equal priorities, is the one queued first, pooled or not", async () => {
+    const started: string[] = [];
+    const gpu = stepTask("gpu-step", started, "gpu");
+    const cpu = stepTask("cpu-step", started);
+    const f = flow("pooled-fifo").build(() => {
+      gpu({ ms: 20 }, { id: "g1" });
+      gpu({ ms: 20 }, { id: "g2" });
+      cpu({ ms: 20 }, { id: "n1" });
+      cpu({ ms: 20 }, { id: "n2" });
+      return {};
+    });
+    const r = await (await f.run({ ...off, concurrency: 1, pools: { gpu: 1 } })).wait();
+    expect(r.status).toBe("succeeded");
+    // Before: g1's end gave the flow's slot to n1 before its pool's slot to g2, which then queued behind n2.
+    expect(started).toEqual(["g1", "g2", "n1", "n2"]);
+  });
+});
