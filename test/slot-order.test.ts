@@ -4,7 +4,10 @@
  * or comes back from a retry's backoff. Real tasks with `concurrency: 1`; the tests assert the
  * order tasks start in, never durations, so a loaded machine does not change what they see.
  */
-import { describe, expect, it } from "vitest";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
 import { flow, task } from "cairn-dag";
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -70,5 +73,68 @@ describe("the next task to start", () => {
     expect(r.status).toBe("succeeded");
     // Before: g1's end gave the flow's slot to n1 before its pool's slot to g2, which then queued behind n2.
     expect(started).toEqual(["g1", "g2", "n1", "n2"]);
+  });
+
+  describe("with the cache on", () => {
+    let root: string | undefined;
+    afterEach(async () => {
+      if (root) await rm(root, { recursive: true, force: true });
+      root = undefined;
+    });
+
+    it("is a dependant that just became ready (its lookup under way), not a lower-priority task", async () => {
+      root = await mkdtemp(join(tmpdir(), "cairn-slot-order-"));
+      const started: string[] = [];
+      const step = task("cached-step")
+        .input<{ id: string; after?: unknown }>()
+        .run(async ({ id }) => {
+          started.push(id);
+          await sleep(20);
+          return { done: true };
+        });
+      const f = flow("cached-chain").build(() => {
+        for (let k = 1; k <= 4; k++) step({ id: `s${k}` }, { id: `s${k}` });
+        let p = step({ id: "c1" }, { id: "c1" });
+        for (let k = 2; k <= 3; k++) p = step({ id: `c${k}`, after: p.done }, { id: `c${k}` });
+        return {};
+      });
+      const r = await (await f.run({ tracker: false, root, env: {}, concurrency: 1 })).wait();
+      expect(r.status).toBe("succeeded");
+      // Before: c1's slot went to s1 while c2 hashed its inputs: c1, s1, c2, s2, s3, s4, c3. (c3 is
+      // a sink like s1-s4, queued after them: it comes last, as with the cache off.)
+      expect(started).toEqual(["c1", "c2", "s1", "s2", "s3", "s4", "c3"]);
+      // A second run: every task a hit, none waits for a slot or runs.
+      started.length = 0;
+      const again = await settles((await f.run({ tracker: false, root, env: {}, concurrency: 1 })).wait());
+      expect(Object.values(again.tasks).map((t) => t.status)).toEqual(Array(7).fill("cached"));
+      expect(started).toEqual([]);
+    });
+
+    it("gives its place up while its lookup waits for another task of the run computing its key", async () => {
+      root = await mkdtemp(join(tmpdir(), "cairn-slot-order-"));
+      const started: string[] = [];
+      const step = stepTask("plain-step", started);
+      const keyed = task("keyed")
+        .input<{ n: number }>()
+        .run(async ({ n }, ctx) => {
+          started.push(ctx.nodeId);
+          await sleep(20);
+          return { v: n };
+        });
+      const f = flow("same-key").build(() => {
+        const pre = step({ ms: 20 }, { id: "pre" });
+        step({ ms: 20 }, { id: "blocker" });
+        keyed({ n: 1 }, { id: "lead" }); // computes the key: queued behind blocker
+        // Same key as lead, ready when pre ends, ahead of lead by priority: it gets pre's slot, then
+        // finds lead computing its key. Kept, that slot was the one lead waited for.
+        const follow = keyed({ n: 1 }, { id: "follow", after: [pre] });
+        step({ ms: 20, after: follow.v }, { id: "z" });
+        return {};
+      });
+      const r = await settles((await f.run({ tracker: false, root, env: {}, concurrency: 1 })).wait());
+      expect(r.status).toBe("succeeded");
+      expect(r.tasks.follow!.status).toBe("cached");
+      expect(started).toEqual(["pre", "blocker", "lead", "z"]);
+    });
   });
 });

@@ -26,6 +26,12 @@ export interface Flight {
   started?: boolean;
   /** What its last lookup met that it could not use: why it misses (see miss-reason.ts). */
   unused?: UnusedEntry;
+  /**
+   * Called as it begins to wait for another computation of its key: its scheduler gives back the
+   * slot, or the place in the queue for one, that it keeps during its lookup, since that other
+   * computation may need the slot (in this run) or take long (in another process).
+   */
+  keyWait?: (() => void) | undefined;
 }
 
 /** What the lookups of one flow run share. */
@@ -52,6 +58,7 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
     }
     const running = cache.inflight.get(key);
     if (running) {
+      state.keyWait?.();
       scope.waiting(id, state.node);
       const entry = await running;
       if (entry) return entry;
@@ -119,6 +126,7 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
       scope.warn(id, recordsElsewhereWarning(key, holder, there, here));
       return undefined;
     }
+    state.keyWait?.();
     scope.waiting(id, state.node, holder);
     state.settleFlight(undefined);
     state.settleFlight = undefined;

@@ -22,7 +22,7 @@ import type { PipelineTask } from "../pipeline/run-task.ts";
 import { notStartedInfo, StopReason, stopInfo } from "../pipeline/stop.ts";
 import { TaskPipeline } from "../pipeline/task-pipeline.ts";
 import type { UnstartedOutcome } from "../pipeline/task-run.ts";
-import { FlowSlots, type Pool } from "./flow-slots.ts";
+import { FlowSlots, type Pool, type SlotTicket } from "./flow-slots.ts";
 import { MapRun, requiredItems } from "./map-run.ts";
 import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskStatus, placeNode, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
@@ -196,42 +196,64 @@ export class FlowExecution {
     this.s.emit(placeNode({ type: "task", status: "queued", runId: this.s.flowRunId, task: node.id, time }, node));
     if (node.map) return this.expand(state);
     state.pool = this.slots.pool(node.task.pool);
-    // The cache is asked before the task takes a slot: a hit never waits for one.
-    if (this.pipeline.caches(state)) void this.lookup(state);
-    else this.enqueue(state);
+    if (!this.pipeline.caches(state)) return this.enqueue(state);
+    // The cache is asked before the task holds a slot, so a hit never waits for one; the task waits
+    // for its slot meanwhile, in the place its priority gives it, so that a miss runs there: a
+    // task that becomes ready as the one before it ends is queued before that one's slot goes
+    // free, while its lookup would take longer (it hashes its inputs). Should the lookup wait for
+    // another computation of the key, the task gives its place up (keyWait) and queues again after.
+    state.looking = true;
+    // (Unnamed arrows: tsx wraps every named closure in a defineProperty call.)
+    state.keyWait = () => this.giveBack(state);
+    state.ticket = this.slots.take(state.priority, state.pool, () => {
+      state.ticket = undefined;
+      state.holding = true;
+      if (!state.looking) void this.runNode(state); // a miss; during the lookup, lookup() decides
+    });
+    void this.lookup(state);
   }
 
   /** Queues the task for its slots; it runs once it holds them. */
   private enqueue(state: NodeState): void {
-    // (Unnamed arrows: tsx wraps every named closure in a defineProperty call.)
     this.slots.take(state.priority, state.pool, () => {
       state.holding = true;
       void this.runNode(state);
     });
   }
 
-  /** The cache stage (../pipeline/lookup.ts): a hit completes the task `cached`, a miss queues it. */
+  /** The cache stage (../pipeline/lookup.ts): a hit completes the task `cached`, a miss runs it once it holds its slot. */
   private async lookup(state: NodeState): Promise<void> {
     const started = performance.now();
     const found = await this.pipeline.lookup(state, inputsOnce(state, this.s.params, this.outputOf, this.taskOf));
-    if (found.kind === "miss") return this.enqueue(state);
+    state.looking = false;
+    state.keyWait = undefined;
+    if (found.kind === "miss") {
+      if (state.holding) void this.runNode(state);
+      else if (state.ticket === undefined && !this.controller.signal.aborted) this.enqueue(state); // it gave its place up (keyWait)
+      return; // else it runs when its turn comes
+    }
     if (found.kind === "failed") {
       this.complete(state, "failed", started, toErrorInfo(found.error));
       this.pipeline.unstarted(state, { status: "failed", error: found.error });
-      return this.afterFailure(state);
-    }
-    if (found.kind !== "hit") return; // stop() settled it
-    state.output = state.result.outputs = found.entry.outputs.values;
-    state.result.cachedFrom = found.entry.sourceRunId;
-    this.complete(state, "cached", started);
-    state.key = undefined; // see runNode
+      this.afterFailure(state);
+    } else if (found.kind === "hit") {
+      state.output = state.result.outputs = found.entry.outputs.values;
+      state.result.cachedFrom = found.entry.sourceRunId;
+      this.complete(state, "cached", started);
+      state.key = undefined; // see runNode
+    } // else stop() settled it
+    // Its slot, given back after its dependants were queued (complete): they come first for it.
+    this.giveBack(state);
   }
 
-  /** Gives back the slots the task holds. */
+  /** Gives back the slots the task holds, or its place in the queue for them. */
   private giveBack(state: NodeState): void {
     if (state.holding) {
       state.holding = false;
       this.slots.free(state.pool);
+    } else if (state.ticket) {
+      this.slots.drop(state.ticket);
+      state.ticket = undefined;
     }
   }
 
@@ -630,6 +652,11 @@ class NodeState implements LookupTask, PipelineTask {
   pool: Pool | undefined = undefined;
   /** It holds a slot of the flow and one of its pool (`pool`). */
   holding = false;
+  /** Its cache lookup is under way. */
+  looking = false;
+  /** Its place in the queue for its slots while it waits there during its lookup (dropped at a hit). */
+  ticket: SlotTicket | undefined = undefined;
+  keyWait: (() => void) | undefined = undefined;
   queuedAt: number | undefined = undefined;
   /** Its terminal event was emitted. */
   ended = false;
