@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { flow, task } from "cairn-dag";
+import { flow, task, type TaskEvent } from "cairn-dag";
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -135,6 +135,83 @@ describe("the next task to start", () => {
       expect(r.status).toBe("succeeded");
       expect(r.tasks.follow!.status).toBe("cached");
       expect(started).toEqual(["pre", "blocker", "lead", "z"]);
+    });
+  });
+
+  describe("while a task waits out its retry's backoff", () => {
+    /** Fails its first attempt, then sleeps `ms`; notes `<id>#<attempt>` as each attempt starts. */
+    function flakyTask(started: string[], delayMs: number, pool?: string) {
+      const t = task("flaky")
+        .input<{ ms: number }>()
+        .cache(false)
+        .retries(1, { minDelayMs: delayMs, maxDelayMs: delayMs })
+        .run(async ({ ms }, ctx) => {
+          started.push(`${ctx.nodeId}#${ctx.attempt}`);
+          if (ctx.attempt === 1) throw new Error("first attempt fails");
+          await sleep(ms, ctx.signal);
+          return { done: true };
+        });
+      return pool ? t.pool(pool) : t;
+    }
+
+    it("gives its slot to ready tasks, and takes it again in its turn", async () => {
+      const started: string[] = [];
+      const flaky = flakyTask(started, 300);
+      const other = stepTask("other", started);
+      const f = flow("backoff-frees-slot").build(() => {
+        flaky({ ms: 10 }, { id: "flaky" });
+        other({ ms: 10 }, { id: "o1" });
+        other({ ms: 10 }, { id: "o2" });
+        return {};
+      });
+      const r = await (await f.run({ ...off, concurrency: 1 })).wait();
+      expect(r.status).toBe("succeeded");
+      expect(r.tasks.flaky!.attempts).toBe(2);
+      // Before: o1 and o2 sat idle through the backoff: flaky#1, flaky#2, o1, o2.
+      expect(started).toEqual(["flaky#1", "o1", "o2", "flaky#2"]);
+    });
+
+    it("gives its pool's slot too", async () => {
+      const started: string[] = [];
+      const flaky = flakyTask(started, 300, "gpu");
+      const other = stepTask("other", started, "gpu");
+      const f = flow("backoff-frees-pool").build(() => {
+        flaky({ ms: 10 }, { id: "flaky" });
+        other({ ms: 10 }, { id: "g1" });
+        return {};
+      });
+      const r = await (await f.run({ ...off, concurrency: 4, pools: { gpu: 1 } })).wait();
+      expect(r.status).toBe("succeeded");
+      expect(started).toEqual(["flaky#1", "g1", "flaky#2"]);
+    });
+
+    it("is cancelled at once by a cancel during the backoff, or while it waits for its slot again", async () => {
+      const started: string[] = [];
+      const flaky = flakyTask(started, 60_000);
+      const f = flow("backoff-cancel").build(() => ({ done: flaky({ ms: 10 }, { id: "flaky" }).done }));
+      const run = await f.run({ ...off, concurrency: 1 });
+      run.on((e) => void (e.type === "task" && e.status === "retrying" && run.cancel("enough")));
+      const r = await settles(run.wait());
+      expect(r.status).toBe("cancelled");
+      expect(r.tasks.flaky!.status).toBe("cancelled");
+      expect(started).toEqual(["flaky#1"]);
+
+      // Its backoff over, it waits for the slot o1 took meanwhile: the cancel ends that wait too.
+      started.length = 0;
+      const quick = flakyTask(started, 10);
+      const long = stepTask("long", started);
+      const g = flow("retake-cancel").build(() => {
+        quick({ ms: 10 }, { id: "flaky" });
+        long({ ms: 60_000 }, { id: "o1" });
+        return {};
+      });
+      const second = await g.run({ ...off, concurrency: 1 });
+      second.on((e) => void (e.type === "task" && e.status === "running" && (e as TaskEvent).task === "o1" && setTimeout(() => void second.cancel("enough"), 100)));
+      const r2 = await settles(second.wait());
+      expect(r2.status).toBe("cancelled");
+      expect(r2.tasks.flaky!.status).toBe("cancelled");
+      expect(r2.tasks.o1!.status).toBe("cancelled");
+      expect(started).toEqual(["flaky#1", "o1"]);
     });
   });
 });

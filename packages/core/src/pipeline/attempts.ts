@@ -35,6 +35,14 @@ export interface AttemptScope {
   readonly interceptors?: readonly TaskInterceptor[];
 }
 
+/** The slots a running task holds (the scheduler's: the flow's and its pool's). */
+export interface TaskSlots {
+  /** Gives them back (while it waits out a retry's backoff); nothing when it holds none. */
+  release(): void;
+  /** Resolves once it holds them again, taken at its priority; at once when it holds them. */
+  retake(): Promise<void>;
+}
+
 /** One task's run, as its attempts see it. */
 export interface TaskAttempts {
   readonly node: FlowNode;
@@ -55,6 +63,8 @@ export interface TaskAttempts {
   rejectionsLeft?: Set<number>;
   /** Whether its result is kept past the run (a cache entry, a FINISHED run): then an attempt that returns at once waits one turn for what its code left behind. */
   readonly keepsResult?: boolean;
+  /** Its slots, given back for each retry's backoff; absent: it keeps them (a worker's task, whose slots are the coordinator's). */
+  readonly slots?: TaskSlots | undefined;
 }
 
 /** Runs the task's attempts; resolves with the checked output of the one that succeeded, or rejects with the last error. */
@@ -103,7 +113,10 @@ async function withRetries(scope: AttemptScope, task: TaskAttempts): Promise<unk
           // pool, writing the same artifacts and logs.
           if (attempt > 1) {
             if (task.holder.held) await Promise.allSettled(task.holder.held);
-            // Stopped during that wait (up to killGraceMs): no next attempt, so its files stay where it left them.
+            // Its slots, given back for the backoff (onFailedAttempt), taken again in its turn; the
+            // flow's stop ends the wait (the queue it waits in is dropped then).
+            if (task.slots) await Promise.race([task.slots.retake(), scope.flowAborted]);
+            // Stopped during those waits (up to killGraceMs): no next attempt, so its files stay where it left them.
             if (flowSignal.aborted) throw flowSignal.reason;
             await setAsideAttemptFiles(scope, task, attempt - 1);
           }
@@ -119,11 +132,17 @@ async function withRetries(scope: AttemptScope, task: TaskAttempts): Promise<unk
         factor: 2,
         signal: flowSignal,
         shouldRetry: ({ error }) => isRetryable((error as AttemptFailure).error, flowSignal),
-        onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
+        onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
           const cause = (error as AttemptFailure).error;
           if (retriesLeft > 0 && isRetryable(cause, flowSignal)) {
             noteRetriedError(scope, task, attemptNumber, cause);
             shared.emit(placeNode({ type: "task", status: "retrying", runId: shared.flowRunId, task: node.id, time: Date.now(), attempt: attemptNumber, error: toErrorInfo(cause) }, node));
+            // The backoff needs no slot: other tasks take them meanwhile, as Airflow's and Dagster's
+            // do. The attempt's processes end in them first, so a pool's limit holds for what runs.
+            if (task.slots) {
+              if (task.holder.held) await Promise.allSettled(task.holder.held);
+              task.slots.release();
+            }
           }
         },
       },

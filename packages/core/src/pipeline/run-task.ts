@@ -15,7 +15,7 @@ import { CancelledError } from "../errors.ts";
 import { elapsedMs } from "../run/task-result.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
 import { writeRunFiles } from "../tracking/run-files.ts";
-import { type AttemptScope, runAttempts, type TaskAttempts } from "./attempts.ts";
+import { type AttemptScope, runAttempts, type TaskAttempts, type TaskSlots } from "./attempts.ts";
 import type { WorkHolder } from "./running-task-context.ts";
 import { type LargeOutputs, largeOutputWarning } from "./large-output.ts";
 import { isStopReason, stopInfo } from "./stop.ts";
@@ -64,6 +64,8 @@ export interface PipelineTask extends WorkHolder {
   settleFlight?: (entry: CacheEntry | undefined) => void;
   /** Gives up the cross-process lease on `key`. */
   releaseLease?: () => Promise<void>;
+  /** The slots it runs in, when a scheduler gave it some (TaskAttempts.slots). */
+  slots?: TaskSlots | undefined;
 }
 
 export type TaskOutcome =
@@ -105,7 +107,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
       const inputsFile = logInputs(recorder, inputs, secrets);
       if (inputsFile) await writeRunFiles(tracker, runId, "cairn", { "inputs.json": inputsFile });
     }
-    attempts = { node, inputs, runId, recorder, result, holder: task, keepsResult: tracking || Boolean(scope.cache && task.key) };
+    attempts = { node, inputs, runId, recorder, result, holder: task, keepsResult: tracking || Boolean(scope.cache && task.key), slots: task.slots };
     // Timed: its duration is its own work, not its record's creation before the attempts or its
     // closing after (outputs uploaded, cache entry stored), which with a server can take many
     // times a short task's work. Its run carries the same figure (DURATION_TAG), for `cairn

@@ -18,6 +18,7 @@ import { ConditionError, MapItemsFailedError, MapOverError, MinSuccessError } fr
 import { inputsOnce, resolveValue } from "../pipeline/inputs.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import type { LookupTask } from "../pipeline/lookup.ts";
+import type { TaskSlots } from "../pipeline/attempts.ts";
 import type { PipelineTask } from "../pipeline/run-task.ts";
 import { notStartedInfo, StopReason, stopInfo } from "../pipeline/stop.ts";
 import { TaskPipeline } from "../pipeline/task-pipeline.ts";
@@ -257,11 +258,33 @@ export class FlowExecution {
     }
   }
 
+  /**
+   * What a task with retries calls to give its slots back while it waits out a backoff, and to
+   * take them again, at its priority, before its next attempt (../pipeline/attempts.ts). Taking
+   * them waits for ever once the flow stopped (the queue was dropped): the attempts race it
+   * against the flow's stop.
+   */
+  private retrySlots(state: NodeState): TaskSlots {
+    return {
+      release: () => this.giveBack(state),
+      retake: () =>
+        state.holding
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              this.slots.take(state.priority, state.pool, () => {
+                state.holding = true;
+                resolve();
+              });
+            }),
+    };
+  }
+
   /** A task that holds its slots: the task pipeline (../pipeline/run-task.ts), then what its outcome means for the flow; never rejects. */
   private async runNode(state: NodeState): Promise<void> {
     try {
       if (this.controller.signal.aborted) return; // stop() already settled it
       state.started = true;
+      if (state.node.task.retry.retries > 0) state.slots = this.retrySlots(state);
       const started = performance.now();
       const outcome = await this.pipeline.run(state, inputsOnce(state, this.s.params, this.outputOf, this.taskOf));
       // A task that ran has its duration from the pipeline (its attempts'); one another process
@@ -290,7 +313,9 @@ export class FlowExecution {
       // Nothing reads its cache key from here on (a closing beside the flow has its own copy): its
       // ingredients, every input's digest, were kept for every task to the run's end (BENCHMARKS.md).
       state.key = undefined;
+      // Held unless it gave them back for a backoff and the flow stopped before it took them again.
       this.giveBack(state);
+      state.slots = undefined;
     }
   }
 
@@ -648,6 +673,7 @@ class NodeState implements LookupTask, PipelineTask {
   unused: LookupTask["unused"] = undefined;
   missReason: LookupTask["missReason"] = undefined;
   held: PipelineTask["held"] = undefined;
+  slots: PipelineTask["slots"] = undefined;
   /** Its pool's slots, when it names a pool. */
   pool: Pool | undefined = undefined;
   /** It holds a slot of the flow and one of its pool (`pool`). */
