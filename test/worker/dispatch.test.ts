@@ -9,11 +9,14 @@
 import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { cairnBin, cairnRun, childEnv, start, tmp } from "../cache/helpers.ts";
 import { markers, spreadFlow, type StartedWorker, startWorker, timesRun, useQueueServers } from "./helpers.ts";
+
+const clockStep = new URL("../fixtures/clock-step.mjs", import.meta.url).pathname;
 
 /** A real redis-server and mlflow server for the file; the workers a test starts are killed after it. */
 const servers = useQueueServers();
@@ -225,6 +228,36 @@ describe("a Redis that stops answering (SIGSTOP) while tasks run", () => {
       expect(said, r.stderr).toHaveLength(1);
       expect(said[0]).toMatch(/^\[hold\] The lock of the worker running task "hold" \(pid \d+ on \S+\) lapsed while the queue's Redis \(redis:\/\/[^)]+\) did not answer for [4-9] s \(stopped, hung or overloaded\), so the worker could not renew it; it may well be alive/);
       expect(r.stderr).not.toContain("killed or crashed");
+    } finally {
+      own.signal("SIGCONT");
+      await own.stop().catch(() => {});
+    }
+  }, 120_000);
+});
+
+describe("a wall clock that steps forward (NTP, a laptop waking) while Redis does not answer", () => {
+  it("the coordinator still waits CAIRN_QUEUE_DOWN_MS of elapsed time: the task ends as its worker ran it", async () => {
+    const own = await startRedisServer();
+    try {
+      const dir = await tmp();
+      const holdFile = join(dir, "go");
+      const stepFile = join(dir, "step");
+      const { env, markerDir } = await testEnv("dispatch-clock-step", { HOLD_FILE: holdFile, CAIRN_QUEUE_DOWN_MS: "20000" });
+      await spawnWorkers(1, env, spreadFlow, own.url);
+      // Only the coordinator's clock steps, by an hour, while Redis is stopped.
+      const preload = `${pathToFileURL(clockStep).href}?ms=${3600_000}&file=${encodeURIComponent(stepFile)}`;
+      const run = cairnRun(spreadFlow, await tmp(), ["--queue", own.url], { ...env, NODE_OPTIONS: `--import ${preload}` });
+      await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+      own.signal("SIGSTOP");
+      await new Promise((r) => setTimeout(r, 1000));
+      await writeFile(stepFile, "");
+      await new Promise((r) => setTimeout(r, 4000));
+      own.signal("SIGCONT");
+      await writeFile(holdFile, "go");
+      const r = await run.done;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toContain("QueueUnreachableError");
+      expect(r.json.find((e) => e.type === "task" && e.task === "hold" && e.status === "succeeded")).toBeDefined();
     } finally {
       own.signal("SIGCONT");
       await own.stop().catch(() => {});

@@ -138,7 +138,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
     this.redis = connect(url);
     let connected = false;
     this.redis.on("ready", () => {
-      if (connected) this.reconnectedAt = Date.now();
+      if (connected) this.reconnectedAt = performance.now();
       connected = true;
     });
     this.watch = setInterval(() => this.checkDown(), 500);
@@ -256,7 +256,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
           // back, and the runs its dead workers left RUNNING are closed: no worker will. One a
           // worker runs ends there, and says so; a worker that died with it may never say, and its
           // lock lapses within CAIRN_QUEUE_LOCK_MS: asked again each second, for downMs at most.
-          const end = Date.now() + this.downMs;
+          const end = performance.now() + this.downMs;
           let told = false;
           while (!done && !reading && !losing) {
             // Unread (Redis did not answer) is not gone: asked again.
@@ -270,18 +270,18 @@ class RedisQueueDispatcher implements QueueDispatcher {
               return settle(() => resolve(cancelled(runIdsOf(held).at(-1))));
             }
             // The run a worker opened is the task's, also when Redis could not say which it is.
-            if (Date.now() >= end) {
+            if (performance.now() >= end) {
               const runId = runIdsOf(held).at(-1) ?? (await this.workerRunOf(task))?.runId;
               return settle(() => resolve(cancelled(runId)));
             }
             // A worker that answers stops its task within a second or two: past that, the wait is said, or Ctrl-C looks stuck.
-            if (!told && Date.now() >= end - this.downMs + CANCEL_QUIET_MS) {
+            if (!told && performance.now() >= end - this.downMs + CANCEL_QUIET_MS) {
               told = true;
               log(
                 warning(
                   task,
                   `Cancelling: the worker running task "${task.nodeId}" has not stopped yet; waiting for it to, or for its lock to lapse if it died (CAIRN_QUEUE_LOCK_MS), ` +
-                    `${Math.ceil((end - Date.now()) / 1000)} s more at most (CAIRN_QUEUE_DOWN_MS).`,
+                    `${Math.ceil((end - performance.now()) / 1000)} s more at most (CAIRN_QUEUE_DOWN_MS).`,
                 ),
               );
             }
@@ -304,7 +304,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
             // Its end was trimmed from the events stream before this process read it (see EVENTS_MAX_LEN).
             if (found.finishedOn) return ended(found);
             // Not right after a reconnect: the workers' records may have gone with Redis's data.
-            if (this.reconnectedAt === undefined || Date.now() - this.reconnectedAt >= WORKER_RECORD_MS) void this.checkServed(task, log, () => !done);
+            if (this.reconnectedAt === undefined || performance.now() - this.reconnectedAt >= WORKER_RECORD_MS) void this.checkServed(task, log, () => !done);
           },
           () => {},
         );
@@ -421,7 +421,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
 
   /** How long (ms) Redis did not answer, when it does not now or did not until lately; undefined when it answered throughout. */
   private silentLately(): number | undefined {
-    const now = Date.now();
+    const now = performance.now();
     if (this.unansweredSince !== undefined && now - this.unansweredSince >= SILENCE_MS) return now - this.unansweredSince;
     if (this.silence && now - this.silence.to <= LATELY_MS) return this.silence.to - this.silence.from;
     return undefined;
@@ -431,13 +431,13 @@ class RedisQueueDispatcher implements QueueDispatcher {
   private probe(): void {
     if (this.pinging || this.redis.status !== "ready") return;
     this.pinging = true;
-    this.unansweredSince ??= Date.now();
+    this.unansweredSince ??= performance.now();
     void this.redis
       .ping()
       .then(
         () => {
           const since = this.unansweredSince;
-          if (since !== undefined && Date.now() - since >= SILENCE_MS) this.silence = { from: since, to: Date.now() };
+          if (since !== undefined && performance.now() - since >= SILENCE_MS) this.silence = { from: since, to: performance.now() };
           this.unansweredSince = undefined;
         },
         () => {}, // the connection dropped: its status says so (see checkDown)
@@ -540,9 +540,9 @@ class RedisQueueDispatcher implements QueueDispatcher {
     }
     this.probe();
     if (this.redis.status === "ready" || this.redis.status === "wait") this.downSince = undefined;
-    else this.downSince ??= Date.now();
+    else this.downSince ??= performance.now();
     const since = Math.min(this.downSince ?? Infinity, this.unansweredSince ?? Infinity);
-    const now = Date.now();
+    const now = performance.now();
     if (now - since < this.downMs) return;
     const cause = this.downSince === since ? `unreachable for ${Math.round((now - since) / 1000)} s` : `connected, but no answer for ${Math.round((now - since) / 1000)} s: the server is stopped or hung`;
     const error = new QueueUnreachableError(this.url, "wait for the tasks running on workers", { cause, inRun: true });
