@@ -10,7 +10,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { DURATION_TAG, LocalStore, runDispatchedTask, type TaskDispatcher, type Tracker } from "@cairn/core";
 import { flow, task, type TaskEvent } from "cairn-dag";
 import { readReportData } from "@cairn/report";
@@ -195,5 +195,44 @@ describe("a task's duration", () => {
 
     const report = await readReportData(tracker, run.runId);
     expect(runTime(report.tasks.find((t) => t.id === "positive")!)).toBeUndefined();
+  });
+});
+
+describe("a flow's duration", () => {
+  it("is measured on the monotonic clock: a wall clock stepped back an hour mid-run (NTP, a laptop waking) leaves it right in the result, the run's tag, cairn runs and the report", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-flow-duration-"));
+    dirs.push(root);
+    const realNow = Date.now.bind(Date);
+    let shift = 0;
+    const now = vi.spyOn(Date, "now").mockImplementation(() => realNow() + shift);
+    try {
+      const stepped = task("stepped").run(async () => {
+        await new Promise((r) => setTimeout(r, 200));
+        shift = -3600_000;
+        await new Promise((r) => setTimeout(r, 200));
+        return { n: 1 };
+      });
+      const f = flow("clock-step").build(() => {
+        stepped({});
+        return {};
+      });
+      const result = await (await f.run({ root, tracker: new LocalStore({ root }), cache: false, env: {} })).wait();
+      expect(result.status).toBe("succeeded");
+      expect(result.durationMs).toBeGreaterThanOrEqual(400);
+      expect(result.durationMs).toBeLessThan(60_000);
+      const recorded = await new LocalStore({ root }).getRun(result.runId);
+      // Its start and end times stay wall times, an hour apart the wrong way.
+      expect(recorded!.endTime! - recorded!.startTime).toBeLessThan(0);
+      expect(recorded?.tags[DURATION_TAG]).toBe(String(result.durationMs));
+      const data = await readReportData(new LocalStore({ root }), result.runId);
+      expect(data.flow.durationMs).toBe(result.durationMs);
+      const runs = await cairn(["runs", "--root", root], { cwd: root });
+      expect(runs.code, runs.stderr).toBe(0);
+      const row = runs.stdout.split("\n").find((l) => l.startsWith(`${result.runId} `));
+      expect(row, runs.stdout).toContain(formatDuration(result.durationMs));
+      expect(runs.stdout).not.toMatch(/-\d+ms/);
+    } finally {
+      now.mockRestore();
+    }
   });
 });

@@ -97,7 +97,7 @@ export async function logReport(run: EndingFlowRun, options: LogReportOptions = 
     ...renderOptions,
     // Secrets learned during the run (from the environment) were not known when its params were recorded.
     mask: run.mask,
-    ending: { status: run.status, endTime: run.endTime },
+    ending: { status: run.status, endTime: run.endTime, durationMs: run.durationMs },
     ...(run.cacheStore ? { store: run.cacheStore } : {}),
     ...(run.sourceRuns ? { sourceRuns: run.sourceRuns } : {}),
     ...(run.hits ? { hits: run.hits, ...(run.onlyHits ? { onlyHits: true } : {}) } : {}),

@@ -99,7 +99,7 @@ function* reportParts(data: ReportData, options: RenderOptions): Generator<void,
 <header>
 <h1>${e(flow.name)} <span class="badge fs-${e(flow.status)}" data-flow-status="${e(flow.status)}">${e(flow.status)}</span></h1>
 ${flow.cancelReason !== undefined ? `<p class="cancel-reason" data-cancel-reason>Cancelled: ${e(clip(flow.cancelReason, 1000))}</p>` : ""}
-<p class="meta">run ${flow.url ? `<a href="${e(flow.url)}">${e(flow.runId)}</a>` : `<code>${e(flow.runId)}</code>`} · started ${e(iso(flow.startTime))}${flow.endTime !== undefined ? ` · took ${e(duration(flow.endTime - flow.startTime))}` : ""} · ${e(tasks.length)} tasks · recorded in <code>${e(flow.trackerUri)}</code>${flow.user ? ` · by ${e(flow.user)}` : ""}${flow.host ? ` on ${e(flow.host)}` : ""}</p>
+<p class="meta">run ${flow.url ? `<a href="${e(flow.url)}">${e(flow.runId)}</a>` : `<code>${e(flow.runId)}</code>`} · started ${e(iso(flow.startTime))}${flow.endTime !== undefined ? ` · took ${e(duration(flow.durationMs ?? Math.max(0, flow.endTime - flow.startTime)))}` : ""} · ${e(tasks.length)} tasks · recorded in <code>${e(flow.trackerUri)}</code>${flow.user ? ` · by ${e(flow.user)}` : ""}${flow.host ? ` on ${e(flow.host)}` : ""}</p>
 ${flow.source ? `<p class="meta">source <code>${e(flow.source)}</code>${flow.commit ? ` at <code>${e(flow.commit.slice(0, 12))}</code>` : ""}</p>` : ""}
 <p class="counts">${STATES.filter((s) => counts[s])
     .map((s) => (firstIn.has(s) ? `<a class="chip st-${s}" data-count="${s}" href="#${anchor(firstIn.get(s)!)}">${counts[s]} ${s}</a>` : `<span class="chip st-${s}" data-count="${s}">${counts[s]} ${s}</span>`))
@@ -215,7 +215,7 @@ function* timelineSvg(t: TimelineLayout, maxBars: number, anchor: (task: ReportT
     const y = row * ROW + 3;
     const from = barStart(task);
     const end = task.endTime ?? t.end;
-    const tip = `${task.id}: ${task.state}` + (task.queuedAt !== undefined ? `, queued ${duration(task.startTime - from)}` : "") + `, ran ${duration(task.durationMs ?? end - task.startTime)}` + (task.attempts > 1 ? `, ${task.attempts} attempts` : "");
+    const tip = `${task.id}: ${task.state}` + (task.queuedAt !== undefined ? `, queued ${duration(Math.max(0, task.startTime - from))}` : "") + `, ran ${duration(task.durationMs ?? Math.max(0, end - task.startTime))}` + (task.attempts > 1 ? `, ${task.attempts} attempts` : "");
     let bar = `<g class="bar st-${task.state}" data-task="${e(task.id)}" data-state="${task.state}" data-attempts="${task.attempts}"><a href="#${anchor(task)}">`;
     // The wait is drawn from when the lane was free (the tooltip says all of it).
     if (task.startTime > queueFrom) bar += `<rect class="q" x="${x(queueFrom).toFixed(1)}" y="${y}" width="${Math.max(x(task.startTime) - x(queueFrom), 0.5).toFixed(1)}" height="${ROW - 6}"/>`;

@@ -120,6 +120,8 @@ export interface ReportData {
     experimentId: string;
     startTime: number;
     endTime?: number;
+    /** Its duration in ms as the run measured it (its DURATION_TAG), when known: `endTime - startTime` is off when the wall clock stepped during the run. */
+    durationMs?: number;
     url?: string;
     params: Record<string, string>;
     metrics: Record<string, number>;
@@ -141,7 +143,7 @@ export interface ReadReportOptions {
   /** The cache store whose entries explain misses; without it a miss is "no usable entry". */
   store?: CacheStore;
   /** The flow run is ending now with this status (the run's own record still says RUNNING). */
-  ending?: { status: string; endTime: number };
+  ending?: { status: string; endTime: number; durationMs?: number };
   /** Failed tasks whose error text and log tail are read (one or two reads each). @default 50 */
   maxLogTails?: number;
   /** Source runs of the hits read already (by the ending run itself), by id: not asked for again. */
@@ -228,6 +230,7 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
       experimentId,
       startTime: flowRun.startTime,
       ...((options.ending?.endTime ?? flowRun.endTime) !== undefined ? { endTime: options.ending?.endTime ?? flowRun.endTime! } : {}),
+      ...((options.ending?.durationMs ?? numberTag(t[DURATION_TAG])) !== undefined ? { durationMs: options.ending?.durationMs ?? numberTag(t[DURATION_TAG])! } : {}),
       ...(flowUrl ? { url: flowUrl } : {}),
       params: flowRun.params,
       metrics: flowRun.metrics,

@@ -26,7 +26,7 @@ import { SecretRegistry } from "./secrets.ts";
 import { booleanFromEnv, checkKnownKeys, closestName } from "../internal.ts";
 import { StopReason } from "../pipeline/stop.ts";
 import { watchCrashes } from "./crash-guard.ts";
-import { KIND_TAG, flowErrorTags } from "../pipeline/task-run.ts";
+import { DURATION_TAG, KIND_TAG, flowErrorTags } from "../pipeline/task-run.ts";
 import { cairnBuild, VERSION_TAG } from "../cairn-build.ts";
 import { rejectOnAbort } from "../pipeline/attempts.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
@@ -129,6 +129,8 @@ export interface EndingFlowRun {
   /** The status the flow run ends with, and when (epoch ms): its end time as recorded. */
   readonly status: "FINISHED" | "FAILED" | "KILLED";
   readonly endTime: number;
+  /** Its duration in ms, on the monotonic clock (the flow event's durationMs): right when the wall clock stepped meanwhile, as `endTime - startTime` then is not. */
+  readonly durationMs: number;
   /** The run's cache store, still open, when the cache was on. */
   readonly cacheStore?: CacheStore;
   /** The source runs of this run's hits as the run read them (to check them), by id, when the cache was on. */
@@ -586,10 +588,12 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   const abandoned = closeAbandonedRuns(tracker, [experimentId], { warn: (message) => closerWarnings.push(message) });
   // Every run of the flow, the flow's and each task's, carries MLflow's source tags (in its create request).
   const runTags = tracker.capabilities.records ? await source : undefined;
-  // The flow run's start as recorded, given rather than left to the tracker: the run's duration
-  // (the summary's `Flow succeeded in`, the flow event's durationMs) is counted from it to the end
-  // time it is recorded with, so that `cairn runs`, `cairn show` and the report say the same.
+  // The flow run's start as recorded, given rather than left to the tracker. Its duration (the
+  // summary's `Flow succeeded in`, the flow event's durationMs, the run's DURATION_TAG that
+  // `cairn runs`, `cairn show` and the report read) is measured on the monotonic clock over the
+  // same span: a wall clock stepped meanwhile (NTP, a laptop waking) moves only the start and end times.
   const startTime = Date.now();
+  const started = performance.now();
   const creating = tracker.createRun({
     experimentId,
     name: definition.name,
@@ -823,11 +827,13 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     // The end the run is recorded with, once its work and outputs are done: the report (beforeEnd)
     // states it, so it is taken before the report is written, and the run's duration ends here.
     let endTime: number | undefined;
+    let durationMs: number | undefined;
     try {
       const failure = await logged;
       if (failure) throw failure;
       const ending = status === "succeeded" ? "FINISHED" : status === "cancelled" ? "KILLED" : "FAILED";
       endTime = Date.now();
+      durationMs = Math.round(performance.now() - started);
       if (options.beforeEnd && tracker.capabilities.records) {
         // The hook is told the end time the run is then recorded with, so what it writes agrees with the record.
         const hits = execution.pipeline.hitRuns;
@@ -836,7 +842,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
           : {};
         const flowRun = await recorded;
         const mask = (text: string) => secrets.mask(text);
-        const told: Omit<EndingFlowRun, "signal"> = { runId: flowRunId, experimentId, tracker, mask, status: ending, endTime, ...(graphLogged ? { graph: graphJson } : {}), ...(flowRun ? { flowRun } : {}), ...fromCache };
+        const told: Omit<EndingFlowRun, "signal"> = { runId: flowRunId, experimentId, tracker, mask, status: ending, endTime, durationMs, ...(graphLogged ? { graph: graphJson } : {}), ...(flowRun ? { flowRun } : {}), ...fromCache };
         const beforeEnd = options.beforeEnd;
         // Called inside a promise: a hook that throws at once is the same warning as one that
         // rejects, and one that returns no promise (a sync function) is simply done. A cancel
@@ -860,22 +866,25 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       // A flow that did not succeed says why on its run, with the request before its end: the
       // errors of the flow itself (its record, a run that could not be closed) are nowhere else in
       // the tracker. Not written, the run still ends, with the error the flow ended with.
-      if (error && tracker.capabilities.records) await tracker.logBatch(flowRunId, { tags: flowErrorTags(error, failedTasks(tasks), secrets) }).catch(() => {});
+      if (tracker.capabilities.records) {
+        const tags = { [DURATION_TAG]: String(durationMs), ...(error ? flowErrorTags(error, failedTasks(tasks), secrets) : {}) };
+        await tracker.logBatch(flowRunId, { tags }).catch(() => {});
+      }
       await tracker.endRun(flowRunId, ending, endTime);
       await tracker.flush();
     } catch (e) {
       status = "failed";
       outputs = undefined; // a failed flow hands out no outputs, whatever its tasks made
       error = toErrorInfo(e);
-      if (tracker.capabilities.records) await tracker.logBatch(flowRunId, { tags: flowErrorTags(error, failedTasks(tasks), secrets) }).catch(() => {});
       endTime ??= Date.now();
+      durationMs ??= Math.round(performance.now() - started);
+      if (tracker.capabilities.records) await tracker.logBatch(flowRunId, { tags: { [DURATION_TAG]: String(durationMs), ...flowErrorTags(error, failedTasks(tasks), secrets) } }).catch(() => {});
       await tracker.endRun(flowRunId, "FAILED", endTime).catch(() => {});
     } finally {
       await closeOwnStore(cache);
     }
     const left = leftOpen(tracker, flowRunId, execution.results);
     if (left) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: left, time: Date.now() });
-    const durationMs = Math.max(0, endTime - startTime);
     await execution.pipeline.reportAbandoned();
     if (error) error = secrets.maskError(error);
     emitToRun({
