@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { CacheStore, type CacheEntry, computeCacheKey, type HeldLease } from "@cairn/cache";
 import { explainTask, openFlowCache, planFlow } from "@cairn/core";
 import { type Artifact, LocalStore, type RunEvent, flow, task } from "@cairn/dsl";
@@ -666,6 +666,22 @@ describe("single flight on one store", () => {
     });
     expect(warning).toMatch(/; it had gone unrenewed for \d+\.\d s, longer than its 0\.3 s ttl \(synchronous work blocking the event loop, a paused process, a store that did not answer\), and lapsed\. /);
     expect(warning).toContain("raise CAIRN_LEASE_TTL_MS");
+  });
+
+  it("a task paused past the ttl while the wall clock stepped back (NTP, a laptop waking) still says it went unrenewed, not that the store lost it", async () => {
+    const realNow = Date.now.bind(Date);
+    let shift = 0;
+    const now = vi.spyOn(Date, "now").mockImplementation(() => realNow() + shift);
+    try {
+      const warning = await leaseTakenOver(() => {
+        shift = -3600_000;
+        for (const until = performance.now() + 700; performance.now() < until; ); // paused past the 300 ms ttl
+      });
+      expect(warning).toMatch(/; it had gone unrenewed for \d+\.\d s, longer than its 0\.3 s ttl \(synchronous work blocking the event loop, a paused process, a store that did not answer\), and lapsed\. /);
+      expect(warning).not.toContain("keeps its keys");
+    } finally {
+      now.mockRestore();
+    }
   });
 
   it("refuses a CAIRN_LEASE_TTL_MS that is not a number of milliseconds, naming it", async () => {

@@ -72,7 +72,7 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
     };
     const ttlMs = cache.leaseTtlMs ?? LEASE_TTL_MS;
     // When the lease was last asked for and granted: the store counts its ttl from about then.
-    let renewedAt = Date.now();
+    let renewedAt = performance.now();
     const here = await cache.recordsTo();
     const lease = await cache.acquireLease(key, { ttlMs, owner: `${cache.owner} ${scope.flowRunId} ${recordsToPart(here)} ${id}` });
     if (lease.acquired) {
@@ -91,7 +91,7 @@ export async function findEntry(scope: FlightScope, state: Flight, key: string):
       // said, once: another process may be computing the key beside this task.
       let letGo = false;
       const renew = setInterval(() => {
-        const sent = Date.now();
+        const sent = performance.now();
         void lease.renew().then(
           () => void (renewedAt = Math.max(renewedAt, sent)),
           (error: unknown) => {
