@@ -9,6 +9,7 @@ import { execFile, execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
@@ -1009,6 +1010,20 @@ describe("what cairn says when --queue cannot work", () => {
     expect(orphan.code).toBe(3);
     expect(orphan.stderr).toContain("QueueUnreachableError: The queue at redis://127.0.0.1:1 did not answer while trying to start the worker");
     expect(orphan.stderr).not.toMatch(/MaxRetriesPerRequestError|\n\s+at /);
+  }, 60_000);
+
+  it("a worker whose clock is ahead: cairn workers and --healthcheck say so, with no negative heartbeat age", async () => {
+    const { env } = await testEnv("queue-clock-ahead");
+    const ahead = `${pathToFileURL(join(repo, "packages/cache/test/fixtures/skew-clock.mjs")).href}?ms=${120_000}`;
+    const [w] = await spawnWorkers(1, { ...env, NODE_OPTIONS: `--import ${ahead}` });
+    const listed = await start(process.execPath, [cairnBin, "workers", "--queue", servers.redis.url], { env: childEnv(env) }).done;
+    expect(listed.code, listed.stderr).toBe(0);
+    const row = listed.stdout.split("\n").find((l) => new RegExp(`\\s${w!.child.pid}\\s`).test(l));
+    expect(row, listed.stdout).toMatch(/ recent; its clock is (?:1m 59s|2m 00s) ahead of this host's$/);
+    expect(listed.stdout).not.toMatch(/-\d/);
+    const health = await start(process.execPath, [cairnBin, "worker", spreadFlow, "--queue", servers.redis.url, "--healthcheck"], { env: childEnv(env) }).done;
+    expect(health.code, health.stderr).toBe(0);
+    expect(health.stdout).toMatch(/ \(recent; its clock is (?:1m 59s|2m 00s) ahead of this host's\)\n$/);
   }, 60_000);
 
   it("cairn worker drains on SIGTERM: it finishes its task, then exits 0", async () => {

@@ -974,7 +974,7 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
       );
       return EXIT.flowFailed;
     }
-    const beats = live.map((w) => `${w.id} (${formatDuration(Date.now() - w.beatAt)} ago)`).join(", ");
+    const beats = live.map((w) => `${w.id} (${heartbeatAge(w.beatAt)})`).join(", ");
     io.stdout.write(`ok: flow "${name}" loads, the queue answers, and its worker here beats: ${beats}\n`);
     return EXIT.ok;
   }
@@ -1060,7 +1060,7 @@ async function workersCommand(args: string[], stdout: Writable): Promise<number>
     // A worker older than the field runs a Cairn that names no build.
     w.cairn ?? "-",
     w.running.length ? w.running.map((r) => r.task).join(",") : "-",
-    `${formatDuration(now - w.beatAt)} ago`,
+    heartbeatAge(w.beatAt, now),
   ]);
   stdout.write(`${table(["host", "pid", "flow", "pools", "cairn", "running", "heartbeat"], rows, c)}`);
   return EXIT.ok;
@@ -2154,6 +2154,20 @@ function duration(r: RunRecord): string {
   if (startedNoAttempt(r.tags)) return "-";
   // Clamped: a wall clock stepped back during a run (NTP, a laptop waking) ends it before its start.
   return r.endTime ? formatDuration(Math.max(0, r.endTime - r.startTime)) : r.status === "RUNNING" ? "running" : "-";
+}
+
+/** How far ahead of this host's a worker's clock may be before it is said: rounding and a little drift. */
+const CLOCK_AHEAD_MARGIN_MS = 1000;
+
+/**
+ * How long ago a live worker wrote its heartbeat (its beatAt is its own clock's). Never negative: a
+ * worker whose clock is ahead of this host's beat within its record's ttl, which is all that is
+ * known, and its clock's lead is said, as it skews what it records too.
+ */
+function heartbeatAge(beatAt: number, now = Date.now()): string {
+  const ms = now - beatAt;
+  if (ms >= -CLOCK_AHEAD_MARGIN_MS) return `${formatDuration(Math.max(0, ms))} ago`;
+  return `recent; its clock is ${formatDuration(-ms)} ahead of this host's`;
 }
 
 /** `raw` as an integer >= `min`; `fix` says what the flag means and its default, for the message. */
