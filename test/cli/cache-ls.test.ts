@@ -35,7 +35,7 @@ describe("cairn cache ls of a large store", () => {
     expect(r.code).toBe(0);
     const rows = r.stdout.split("\n").filter((l) => l.startsWith("blob "));
     expect(rows).toHaveLength(400);
-    expect(rows[0]).toMatch(/^blob\s+[0-9a-f]{16}\s+run-[0-9a-f]{8}\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+244\.15 KB$/);
+    expect(rows[0]).toMatch(/^blob\s+[0-9a-f]{16}\s+run-[0-9a-f]{8}\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\s+244\.15 KB$/);
   }, 120_000);
 
   it("--task reads that task's entries alone: another task's damaged entry is neither read nor evicted", async () => {

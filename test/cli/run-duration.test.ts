@@ -39,6 +39,8 @@ async function expectSaid(runId: string, recorded: number, cwd: string, env: Nod
   const said = formatDuration(recorded);
   const row = (await cairn(["runs"], { cwd, env })).stdout.split("\n").find((l) => l.startsWith(runId));
   expect(row?.split(/\s+/).at(-1)).toBe(said);
+  // Its start, in UTC, said so.
+  expect(row).toMatch(/ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC /);
   const shown = await cairn(["show", runId], { cwd, env });
   expect(shown.stdout.split("\n")[0]).toBe(`ok  run ${runId}  FINISHED  ${said}`);
   const out = join(cwd, `report-${runId}.html`);

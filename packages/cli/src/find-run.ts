@@ -8,6 +8,7 @@
  * that a tracker that does not know the filter still gives the right answer.
  */
 import type { RunRecord, Tracker } from "@cairn/core";
+import { formatUtc } from "./reporter.ts";
 import { UsageError } from "./usage-error.ts";
 
 /** The fewest hex digits of a run id a prefix may have. */
@@ -91,7 +92,7 @@ export async function findRun(given: string, scope: RunScope): Promise<RunRecord
 /** A run in a list of candidates: id, what it is, and when it started. */
 function describe(run: RunRecord): string {
   const what = run.parentRunId === undefined ? `flow run "${run.name}"` : `task run "${run.name}" of flow run ${shortId(run.parentRunId)}`;
-  return `${run.runId} (${what}, ${run.status}, started ${new Date(run.startTime).toISOString().replace("T", " ").slice(0, 19)})`;
+  return `${run.runId} (${what}, ${run.status}, started ${formatUtc(run.startTime)})`;
 }
 
 /** The first 8 hex digits of a run id, as tables may show it. */

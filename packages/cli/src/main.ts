@@ -77,7 +77,7 @@ import { type FlagOptions, parseFlags } from "./parse-flags.ts";
 import { parseParams } from "./parse-params.ts";
 import { cutLongLines, printable, printableLine } from "./printable.ts";
 import { parseDuration, parseSize } from "./prune-limits.ts";
-import { createReporter, flowSize, formatDuration, type ReporterMode } from "./reporter.ts";
+import { createReporter, flowSize, formatDuration, formatUtc, type ReporterMode } from "./reporter.ts";
 import { UsageError } from "./usage-error.ts";
 import { parseSecretsFile } from "./secrets-file.ts";
 
@@ -1390,7 +1390,7 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
         return EXIT.ok;
       }
       const c = createColors(colorsOn(env, stdout));
-      const rows = entries.map((e) => [e.taskName, e.key.slice(0, 16), e.sourceRunId, new Date(e.createdAt).toISOString().replace("T", " ").slice(0, 19), formatBytes(e.sizeBytes)]);
+      const rows = entries.map((e) => [e.taskName, e.key.slice(0, 16), e.sourceRunId, formatUtc(e.createdAt), formatBytes(e.sizeBytes)]);
       const none = values.task !== undefined ? `No cache entries of task "${printable(values.task)}" in the cache at ${store.location}.` : `The cache at ${store.location} is empty.`;
       stdout.write(rows.length ? table(["task", "key", "source run", "created", "size"], rows, c) : `${none}\n`);
       if (evicted) stdout.write(`${evicted}\n`);
@@ -1572,7 +1572,7 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
     return EXIT.ok;
   }
   const c = createColors(colorsOn(env, stdout));
-  const rows = runs.map((r) => [r.runId, r.name, r.status, new Date(r.startTime).toISOString().replace("T", " ").slice(0, 19), duration(r)]);
+  const rows = runs.map((r) => [r.runId, r.name, r.status, formatUtc(r.startTime), duration(r)]);
   stdout.write(table(["run id", "flow", "status", "started", "duration"], rows, c));
   if (otherLine) stdout.write(`${otherLine}\n`);
   return EXIT.ok;
@@ -1609,7 +1609,7 @@ async function runsPruneCommand(args: string[], stdout: Writable, stderr: Writab
     await store.close();
   }
   const would = dryRun ? "Would remove" : "Removed";
-  const when = new Date(endedBefore).toISOString().replace("T", " ").slice(0, 19);
+  const when = formatUtc(endedBefore);
   // The embedded store removes runs; a server's runs are its own (a capability, not the tracker's kind).
   const local = "pruneRuns" in tracker && typeof tracker.pruneRuns === "function" ? (tracker as Tracker & Pick<LocalStore, "pruneRuns" | "uri">) : undefined;
   let runs: PruneRunsResult | undefined;
@@ -1659,7 +1659,7 @@ async function runsPruneCommand(args: string[], stdout: Writable, stderr: Writab
 function prunedRunsText(r: PruneRunsResult, o: { would: string; when: string; uri: string }): string {
   const others = r.removedRuns - r.removedFlowRuns;
   let text =
-    `${o.would} ${plural(r.removedFlowRuns, "flow run")} and ${plural(others, "other run")} under them (tasks, hits, sweeps) that ended before ${o.when} UTC from ${o.uri}: ` +
+    `${o.would} ${plural(r.removedFlowRuns, "flow run")} and ${plural(others, "other run")} under them (tasks, hits, sweeps) that ended before ${o.when} from ${o.uri}: ` +
     `${formatBytes(r.freedBytes)} of records, logs, artifacts and report pages.\n`;
   if (r.keptForCache) {
     text +=

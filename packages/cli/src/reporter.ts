@@ -563,6 +563,11 @@ export function errorText(error: ErrorInfo, brief = false, cwd = process.cwd(), 
   return text;
 }
 
+/** An instant (epoch ms) to the second, its zone said: `2026-12-07 13:21:16 UTC`. */
+export function formatUtc(ms: number): string {
+  return `${new Date(ms).toISOString().replace("T", " ").slice(0, 19)} UTC`;
+}
+
 /** `850ms`, `1.2s`, `3m 05s`. */
 export function formatDuration(ms: number): string {
   // Rounded to the unit shown before it is split: 119.6 s is `2m 00s`, never `1m 60s`.
