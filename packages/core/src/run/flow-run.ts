@@ -437,6 +437,12 @@ function unusedPoolNames(definition: FlowDefinition, given: readonly string[]): 
 }
 
 /** The options of run(), to name a mistyped one. */
+/**
+ * How far a run's wall span may stray from its monotonic duration before the wall clock counts as
+ * stepped during it: well above the drift of a clock NTP slews (≤ 0.5 ms a second), far below a step.
+ */
+const CLOCK_STEP_MS = 1000;
+
 const RUN_OPTIONS = ["params", "concurrency", "pools", "failurePolicy", "signal", "tracker", "experiment", "secrets", "root", "env", "cache", "interceptors", "source", "dispatcher", "queue", "beforeEnd"] as const;
 const CACHE_OPTIONS = ["url", "store", "refresh", "rerun", "strict"] as const;
 
@@ -594,6 +600,18 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   // same span: a wall clock stepped meanwhile (NTP, a laptop waking) moves only the start and end times.
   const startTime = Date.now();
   const started = performance.now();
+  /**
+   * The run's duration to `endTime`: its wall span (what MLflow's start and end times give, and
+   * every reader of an older run), unless the wall clock stepped during the run by more than
+   * {@link CLOCK_STEP_MS} (NTP, a laptop waking), when it is the monotonic clock's.
+   */
+  const spanOf = (endTime: number): number => {
+    const wall = endTime - startTime;
+    const monotonic = Math.round(performance.now() - started);
+    return Math.abs(monotonic - wall) > CLOCK_STEP_MS ? monotonic : Math.max(0, wall);
+  };
+  /** DURATION_TAG for a run whose duration its wall times do not give: one request only then (issue 16: a flow's own bookkeeping requests). */
+  const durationTag = (endTime: number, durationMs: number): Record<string, string> => (durationMs === endTime - startTime ? {} : { [DURATION_TAG]: String(durationMs) });
   const creating = tracker.createRun({
     experimentId,
     name: definition.name,
@@ -833,7 +851,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       if (failure) throw failure;
       const ending = status === "succeeded" ? "FINISHED" : status === "cancelled" ? "KILLED" : "FAILED";
       endTime = Date.now();
-      durationMs = Math.round(performance.now() - started);
+      durationMs = spanOf(endTime);
       if (options.beforeEnd && tracker.capabilities.records) {
         // The hook is told the end time the run is then recorded with, so what it writes agrees with the record.
         const hits = execution.pipeline.hitRuns;
@@ -867,8 +885,9 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       // errors of the flow itself (its record, a run that could not be closed) are nowhere else in
       // the tracker. Not written, the run still ends, with the error the flow ended with.
       if (tracker.capabilities.records) {
-        const tags = { [DURATION_TAG]: String(durationMs), ...(error ? flowErrorTags(error, failedTasks(tasks), secrets) : {}) };
-        await tracker.logBatch(flowRunId, { tags }).catch(() => {});
+        const tags = { ...durationTag(endTime, durationMs), ...(error ? flowErrorTags(error, failedTasks(tasks), secrets) : {}) };
+        // No request for a run whose wall times give its duration and that has no error to say.
+        if (Object.keys(tags).length) await tracker.logBatch(flowRunId, { tags }).catch(() => {});
       }
       await tracker.endRun(flowRunId, ending, endTime);
       await tracker.flush();
@@ -877,8 +896,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       outputs = undefined; // a failed flow hands out no outputs, whatever its tasks made
       error = toErrorInfo(e);
       endTime ??= Date.now();
-      durationMs ??= Math.round(performance.now() - started);
-      if (tracker.capabilities.records) await tracker.logBatch(flowRunId, { tags: { [DURATION_TAG]: String(durationMs), ...flowErrorTags(error, failedTasks(tasks), secrets) } }).catch(() => {});
+      durationMs ??= spanOf(endTime);
+      if (tracker.capabilities.records) await tracker.logBatch(flowRunId, { tags: { ...durationTag(endTime, durationMs), ...flowErrorTags(error, failedTasks(tasks), secrets) } }).catch(() => {});
       await tracker.endRun(flowRunId, "FAILED", endTime).catch(() => {});
     } finally {
       await closeOwnStore(cache);
