@@ -9,6 +9,8 @@
  * skipped when it comes up.
  */
 
+import { before, PriorityHeap } from "./priority-heap.ts";
+
 /** A task waiting for its slots. */
 export interface SlotTicket {
   readonly priority: number;
@@ -110,57 +112,15 @@ export class FlowSlots {
   }
 }
 
-/** A binary heap of tickets: highest priority at the top, then the lowest sequence number; dropped ones are skipped. */
-class WaitHeap {
-  private heap: SlotTicket[] = [];
-
+/** The tickets waiting for a pool's slot (or for the flow's, unpooled), in priority order; dropped ones are skipped. */
+class WaitHeap extends PriorityHeap<SlotTicket> {
   /** The first ticket not dropped (the dropped ones before it are let go). */
   head(): SlotTicket | undefined {
-    let top = this.heap[0];
+    let top = this.peek();
     while (top !== undefined && top.dropped) {
       this.pop();
-      top = this.heap[0];
+      top = this.peek();
     }
     return top;
   }
-
-  clear(): void {
-    this.heap = [];
-  }
-
-  push(item: SlotTicket): void {
-    const heap = this.heap;
-    let i = heap.length;
-    heap.push(item);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!before(item, heap[parent]!)) break;
-      heap[i] = heap[parent]!;
-      i = parent;
-    }
-    heap[i] = item;
-  }
-
-  pop(): SlotTicket | undefined {
-    const heap = this.heap;
-    const top = heap[0];
-    const last = heap.pop();
-    if (top === undefined || last === undefined || heap.length === 0) return top;
-    let i = 0;
-    for (;;) {
-      const left = 2 * i + 1;
-      if (left >= heap.length) break;
-      const right = left + 1;
-      const child = right < heap.length && before(heap[right]!, heap[left]!) ? right : left;
-      if (!before(heap[child]!, last)) break;
-      heap[i] = heap[child]!;
-      i = child;
-    }
-    heap[i] = last;
-    return top;
-  }
-}
-
-function before(a: SlotTicket, b: SlotTicket): boolean {
-  return a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq);
 }

@@ -4,10 +4,11 @@
  * first and, among equals, first come first served. It does only what the scheduler asks of a
  * queue: no promise, timer, event or id per task, as a general-purpose queue (p-queue) needs.
  */
+import { PriorityHeap, type Queued } from "./priority-heap.ts";
+
 export class Slots {
   private running = 0;
-  /** A binary heap: highest priority at the top, then the lowest sequence number. */
-  private heap: Waiting[] = [];
+  private readonly waiting = new PriorityHeap<Waiting>();
   private seq = 0;
 
   constructor(private readonly limit: number) {}
@@ -18,61 +19,23 @@ export class Slots {
       this.running++;
       start();
     } else {
-      this.push({ priority, seq: this.seq++, start });
+      this.waiting.push({ priority, seq: this.seq++, start });
     }
   }
 
   /** Gives a slot back: the first waiting task takes it. */
   free(): void {
-    const next = this.pop();
+    const next = this.waiting.pop();
     if (next) next.start();
     else this.running--;
   }
 
   /** Drops every waiting task: they never start. */
   clear(): void {
-    this.heap = [];
-  }
-
-  private push(item: Waiting): void {
-    const heap = this.heap;
-    let i = heap.length;
-    heap.push(item);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!before(item, heap[parent]!)) break;
-      heap[i] = heap[parent]!;
-      i = parent;
-    }
-    heap[i] = item;
-  }
-
-  private pop(): Waiting | undefined {
-    const heap = this.heap;
-    const top = heap[0];
-    const last = heap.pop();
-    if (top === undefined || last === undefined || heap.length === 0) return top;
-    let i = 0;
-    for (;;) {
-      const left = 2 * i + 1;
-      if (left >= heap.length) break;
-      const right = left + 1;
-      const child = right < heap.length && before(heap[right]!, heap[left]!) ? right : left;
-      if (!before(heap[child]!, last)) break;
-      heap[i] = heap[child]!;
-      i = child;
-    }
-    heap[i] = last;
-    return top;
+    this.waiting.clear();
   }
 }
 
-interface Waiting {
-  readonly priority: number;
-  readonly seq: number;
+interface Waiting extends Queued {
   readonly start: () => void;
-}
-
-function before(a: Waiting, b: Waiting): boolean {
-  return a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq);
 }
