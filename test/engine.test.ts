@@ -143,6 +143,36 @@ describe("running a flow", () => {
     expect(gpuPeak).toBe(1);
   });
 
+  it("holds a pool named as a key of Object.prototype (constructor, toString, __proto__) to its limit, given or not", async () => {
+    for (const [name, pools] of [
+      ["constructor", undefined],
+      ["toString", undefined],
+      ["__proto__", undefined],
+      ["constructor", { constructor: 2 }],
+      ["__proto__", JSON.parse('{"__proto__": 2}') as Record<string, number>],
+    ] as const) {
+      let inPool = 0;
+      let peak = 0;
+      const pooled = task(`pooled-${name}`)
+        .pool(name)
+        .input<{ i: number }>()
+        .run(async () => {
+          peak = Math.max(peak, ++inPool);
+          await sleep(20);
+          inPool--;
+          return {};
+        });
+      const f = flow("proto-pools").build(() => {
+        for (let i = 0; i < 4; i++) pooled({ i });
+        return {};
+      });
+      const r = await (await f.run({ ...off, concurrency: 4, ...(pools ? { pools } : {}) })).wait();
+      expect(r.status).toBe("succeeded");
+      // Before, `in` found these names on Object.prototype: the pool was never made and its tasks ran 4 at once.
+      expect(peak, `${name} ${JSON.stringify(pools)}`).toBe(pools ? 2 : 1);
+    }
+  });
+
   it("runs the task on the longest remaining path first", async () => {
     const started: string[] = [];
     const step = task("step")

@@ -720,7 +720,8 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     );
   }
   const concurrency = values.concurrency === undefined ? undefined : integerOption("--concurrency", values.concurrency, 1, "Give how many tasks run at once in digits (-c 8), or leave it out for the default: 4, or the CPU count if larger.");
-  const pools: Record<string, number> = {};
+  // No prototype: `--pool __proto__=2` is a pool's limit (the pool-name rule allows the name), not a prototype to set.
+  const pools: Record<string, number> = Object.create(null) as Record<string, number>;
   for (const pair of values.pool ?? []) {
     // Split at the first "=" only: `gpu=2=3` is a limit of `2=3`, refused, not a pool of 2.
     const at = pair.indexOf("=");

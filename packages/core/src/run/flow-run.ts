@@ -500,7 +500,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   if (failurePolicy !== "fail-fast" && failurePolicy !== "continue") {
     throw new OptionError("failurePolicy", `"fail-fast" or "continue"`, failurePolicy);
   }
-  const pools: Record<string, number> = {};
+  // No prototype: a pool may be named `constructor` or `__proto__` (the pool-name rule allows them), which `in` found on Object.prototype.
+  const pools: Record<string, number> = Object.create(null) as Record<string, number>;
   if (options.pools !== undefined && !isPlainObject(options.pools)) {
     throw new OptionError("pools", "an object of limits by pool name, such as { gpu: 2 }", options.pools);
   }
@@ -523,7 +524,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   // Checked here, before anything is recorded: the pipeline reads it once the run is open.
   largeOutputsFromEnv(env);
   const graph = buildFlowGraph(definition);
-  for (const node of definition.nodes) if (node.task.pool && !(node.task.pool in pools)) pools[node.task.pool] = 1;
+  for (const node of definition.nodes) if (node.task.pool && !Object.hasOwn(pools, node.task.pool)) pools[node.task.pool] = 1;
   let emitToRun: Listener = () => {};
   // Made first: every error from here on is masked, and params are checked before anything is recorded.
   const secrets = new SecretRegistry(options.secrets, env, (message, task) =>
