@@ -623,6 +623,41 @@ describe("sweep", () => {
     expect(result.outputs!.c).toHaveLength(1);
   });
 
+  it("with stopWhen, a trial past the cut still waiting for its slot does not start: it is skipped, naming the trial that met stopWhen", async () => {
+    const started: string[] = [];
+    const probe = task("slotted")
+      .input<{ i: number }>()
+      .cache(false)
+      .run(async ({ i }) => {
+        started.push(`slotted[${i}]`);
+        await new Promise((r) => setTimeout(r, 20));
+        return { score: i === 0 ? 1 : 0 };
+      });
+    const { LocalStore } = await import("@cairn/core");
+    const store = new LocalStore({ root: dir });
+    const f = flow("sweep-stop-queued").build(() => {
+      const s = sweep(probe, { over: list(Array.from({ length: 8 }, (_, i) => ({ i }))), select: max("score"), stopWhen: (o) => o.score >= 1, concurrency: 4 });
+      return { trial: s.trial };
+    });
+    // One slot for the flow: trials 1-3 are made (the sweep's window is 4) and wait for it while trial 0 runs.
+    const result = await (await f.run({ ...tracked(), cache: false, concurrency: 1 })).wait();
+    expect(result.status, JSON.stringify(result.tasks.slotted)).toBe("succeeded");
+    expect(result.outputs!.trial).toBe("slotted[0]");
+    // Before, trials 1-3 each started once the slot was free: wasted work (a GPU pool's).
+    expect(started).toEqual(["slotted[0]"]);
+    for (const i of [1, 2, 3]) {
+      const item = result.tasks[`slotted[${i}]`]!;
+      expect(item.status).toBe("skipped");
+      expect(item.error?.message).toBe('Skipped because trial "slotted[0]" met the sweep\'s stopWhen before it started.');
+      const run = (await store.getRun(item.runId!))!;
+      expect(run.tags["cairn.skipped.reason"]).toBe("sweep-stopped");
+      expect(run.tags["cairn.skipped.because"]).toBe("slotted[0]");
+    }
+    // Never made: counted by the sweep's run.
+    expect(result.tasks["slotted[4]"]).toBeUndefined();
+    expect(result.tasks.slotted!.notStarted).toBe(4);
+  });
+
   it("with stopWhen and trials side by side, a re-run (all hits, ending at once) picks the same best and trials", async () => {
     // Trial 0 is slow and satisfies stopWhen; trial 5 is better and ends long before it. Which
     // trials had started when the stop came depends on the order they ended; the cut does not.

@@ -110,7 +110,7 @@ export function startedNoAttempt(tags: Readonly<Record<string, string>>): boolea
  * `condition-false`, its condition (or one of a task it depends on) was false; `flow-failed`, the
  * flow failed outside its tasks (its own record could not be made) before this one started.
  */
-export type SkipReason = "upstream-failed" | "fail-fast" | "condition-false" | "flow-failed";
+export type SkipReason = "upstream-failed" | "fail-fast" | "condition-false" | "flow-failed" | "sweep-stopped";
 
 /** Characters MLflow keeps of a tag value; the error tags are cut to it here, so every tracker records the same value. */
 const TAG_VALUE_LIMIT = 8000;
@@ -139,6 +139,8 @@ export function skippedWhy(tags: Readonly<Record<string, string>>, taskId: strin
       return "skipped: the flow failed before it started";
     case "fail-fast":
       return `skipped: task "${because}" failed (fail-fast)`;
+    case "sweep-stopped":
+      return `skipped: trial "${because}" met the sweep's stopWhen before it started`;
     case "condition-false":
       // Recorded before the condition had a tag of its own: `because` is then the condition's
       // text (its own) or the task whose condition it was; either way nothing failed.

@@ -216,7 +216,8 @@ export class FlowExecution {
 
   /** Queues the task for its slots; it runs once it holds them. */
   private enqueue(state: NodeState): void {
-    this.slots.take(state.priority, state.pool, () => {
+    state.ticket = this.slots.take(state.priority, state.pool, () => {
+      state.ticket = undefined;
       state.holding = true;
       void this.runNode(state);
     });
@@ -229,6 +230,8 @@ export class FlowExecution {
     state.looking = false;
     state.keyWait = undefined;
     if (found.kind === "miss") {
+      // Ended meanwhile (a sweep item past its stopWhen's cut): it never runs.
+      if (state.ended) return this.giveBack(state);
       if (state.holding) void this.runNode(state);
       else if (state.ticket === undefined && !this.controller.signal.aborted) this.enqueue(state); // it gave its place up (keyWait)
       return; // else it runs when its turn comes
@@ -282,7 +285,7 @@ export class FlowExecution {
   /** A task that holds its slots: the task pipeline (../pipeline/run-task.ts), then what its outcome means for the flow; never rejects. */
   private async runNode(state: NodeState): Promise<void> {
     try {
-      if (this.controller.signal.aborted) return; // stop() already settled it
+      if (this.controller.signal.aborted || state.ended) return; // stop() or its sweep's stopWhen already settled it
       state.started = true;
       if (state.node.task.retry.retries > 0) state.slots = this.retrySlots(state);
       const started = performance.now();
@@ -492,7 +495,25 @@ export class FlowExecution {
     const error = status === "failed" ? (item.result.error?.message ?? "failed") : undefined;
     const lost = run.itemEnded(item.node.item!.index, item.node.id, ok, status === "cached", item.output, error);
     if (lost && this.s.failurePolicy === "fail-fast") this.stop(new StopReason("fail-fast", item.node.id));
+    if (run.stoppedEarly && !this.controller.signal.aborted) this.skipPastCut(run);
     this.pump(run, item.parent!);
+  }
+
+  /**
+   * A sweep stopped by its stopWhen starts no trial past its cut (README: it "stops starting
+   * trials"): one made but still waiting for its slots, or its lookup, is skipped, saying which
+   * trial met stopWhen, and gives its place back. A trial before the cut still runs: it counts.
+   */
+  private skipPastCut(run: MapRun): void {
+    const cut = run.firstSatisfied;
+    const because = `${run.node.id}[${cut}]`;
+    for (const item of [...run.active] as NodeState[]) {
+      if (item.started || item.ended || item.node.item!.index <= cut) continue;
+      this.giveBack(item);
+      run.skippedPastCut++;
+      this.complete(item, "skipped", undefined, { name: "SweepStopped", message: `Skipped because trial "${because}" met the sweep's stopWhen before it started.` });
+      this.pipeline.unstarted(item, { status: "skipped", reason: "sweep-stopped", because });
+    }
   }
 
   /** The map is over: its outputs (a sweep's best trial), its run ended with its summary, its status. */
@@ -510,7 +531,7 @@ export class FlowExecution {
     }
     if (error !== undefined) status = "failed";
     else if (run.next < run.items.length && !run.stoppedEarly) status = "cancelled";
-    else if (run.succeeded + run.failures.length < run.next) status = "cancelled"; // items cancelled by a stop
+    else if (run.succeeded + run.failures.length + run.skippedPastCut < run.next) status = "cancelled"; // items cancelled by a stop
     else status = "succeeded";
     if (status === "succeeded") {
       try {

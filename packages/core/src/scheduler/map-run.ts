@@ -110,6 +110,8 @@ export class MapRun {
   stoppedEarly = false;
   /** The first trial, in the space's order, whose outputs satisfied the stop condition. */
   firstSatisfied = Number.POSITIVE_INFINITY;
+  /** Trials past the cut made but not started when stopWhen held: skipped, not cancelled by a stop. */
+  skippedPastCut = 0;
   /** An error the map ends with, beyond its items' (a stop condition that threw). */
   error: unknown = undefined;
   /** The item whose outputs the stop condition threw on (or returned no boolean for). */
