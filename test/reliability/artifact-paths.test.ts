@@ -94,6 +94,9 @@ describe("safeRelativePath, the one rule", () => {
     expect(e.message).toContain('Task "load"');
     expect(e.message).toContain(JSON.stringify(name));
     expect(e.message).toContain("ctx.artifacts.write()");
+    // The name itself is refused: the message says the rule for names.
+    expect(e.refused).toBe("name");
+    expect(e.message).toContain("An artifact name must be a relative path inside the run's artifacts folder");
   });
 
   it.each(FINE)("accepts %j as %j", (name, normalised) => {

@@ -568,7 +568,10 @@ export class SecretParamError extends ParamError {
 /**
  * A name that was to become a path (an artifact name from a task or a script, an artifact
  * path from a cache entry or an MLflow listing) is not a normalised relative path, so it
- * could reach outside the folder it belongs in. Raised by `safeRelativePath`.
+ * could reach outside the folder it belongs in. Raised by `safeRelativePath`. Also raised, with
+ * `refused` `"entry"`, for a function task's artifact whose name is fine but whose entry on disk
+ * cannot be recorded (a link out, a dangling link, a FIFO): its message then leaves out the rule
+ * for names, which that artifact keeps.
  */
 export class UnsafePathError extends CairnError {
   static override readonly code: string = "CAIRN_UNSAFE_PATH";
@@ -587,11 +590,20 @@ export class UnsafePathError extends CairnError {
     readonly taskName?: string,
     /** What became of the cache entries that hold it (a name refused when a hit's artifact is downloaded), and what to do: said last. */
     readonly outcome?: string,
+    /**
+     * What is refused: the name itself (the message then says the rule for names), or the entry on
+     * disk that a valid name points at, by its kind or its target (`reason` says what to do).
+     * @default "name"
+     */
+    readonly refused: "name" | "entry" = "name",
   ) {
+    const rule =
+      refused === "name"
+        ? ` An artifact name must be a relative path inside the run's artifacts folder, with "/" between folders and no "..", "." or empty parts, like "data.csv" or "reports/summary.md".`
+        : "";
     super(
-      `${taskName !== undefined ? `Task "${taskName}": ` : ""}the artifact name ${typeof artifactName === "string" ? JSON.stringify(artifactName) : describeValue(artifactName)} ` +
-        `from ${source} ${reason}. An artifact name must be a relative path inside the run's artifacts folder, ` +
-        `with "/" between folders and no "..", "." or empty parts, like "data.csv" or "reports/summary.md".${outcome ? ` ${outcome}` : ""}`,
+      `${taskName !== undefined ? `Task "${taskName}": ` : ""}the artifact ${refused === "name" ? "name " : ""}${typeof artifactName === "string" ? JSON.stringify(artifactName) : describeValue(artifactName)} ` +
+        `from ${source} ${reason}.${rule}${outcome ? ` ${outcome}` : ""}`,
     );
   }
 }

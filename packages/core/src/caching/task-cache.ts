@@ -2023,7 +2023,7 @@ export async function localArtifacts<T>(
             // entry is unusable on every machine, so it is evicted, as one whose name is refused at lookup.
             if (!UnsafePathError.is(error) || !onMismatch) throw error;
             const outcome = await onMismatch(v).catch((e: unknown) => `Its cache entries could not be evicted: ${(e as Error).message}`);
-            throw new UnsafePathError(error.artifactName, error.reason, error.source, error.taskName ?? taskName, outcome);
+            throw new UnsafePathError(error.artifactName, error.reason, error.source, error.taskName ?? taskName, outcome, error.refused);
           });
           if (v.digest) {
             // What the server hands over is checked as a copy on disk is: a task never reads other bytes than its record names.

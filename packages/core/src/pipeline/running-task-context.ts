@@ -239,7 +239,7 @@ export class RunningTaskContext implements TaskContext {
       if (!found) continue;
       home ??= await realpath(this.artifactDir);
       const unfit = await this.unfitArtifact(folder, found, home);
-      if (unfit) throw new UnsafePathError(folder.artifactPath, secrets.empty ? unfit : secrets.mask(unfit), "the task's outputs", this.node.id);
+      if (unfit) throw new UnsafePathError(folder.artifactPath, secrets.empty ? unfit : secrets.mask(unfit), "the task's outputs", this.node.id, undefined, "entry");
       if (found.kind !== "folder") continue;
       const listing = await listFolder(folder.path).catch(() => undefined);
       if (listing) listings.set(resolvePath(folder.path), listing);
