@@ -19,7 +19,7 @@ import { cairn, repo, tmp } from "./helpers.ts";
 
 const ok = join(repo, "test/fixtures/ok.flow.ts");
 const hitsThenSlow = join(repo, "test/fixtures/hits-then-slow.flow.ts");
-const clockStep = join(repo, "test/fixtures/clock-step.mjs");
+const clockStep = join(repo, "packages/cache/test/fixtures/skew-clock.mjs");
 
 /** The run's record as `cairn runs --json` lists it. */
 async function recordOf(runId: string, cwd: string, env: NodeJS.ProcessEnv) {

@@ -16,7 +16,7 @@ import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { cairnBin, cairnRun, childEnv, start, tmp } from "../cache/helpers.ts";
 import { markers, spreadFlow, type StartedWorker, startWorker, timesRun, useQueueServers } from "./helpers.ts";
 
-const clockStep = new URL("../fixtures/clock-step.mjs", import.meta.url).pathname;
+const clockStep = new URL("../../packages/cache/test/fixtures/skew-clock.mjs", import.meta.url).pathname;
 
 /** A real redis-server and mlflow server for the file; the workers a test starts are killed after it. */
 const servers = useQueueServers();
