@@ -6,6 +6,8 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { afterAll, beforeAll } from "vitest";
+import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { cairnBin, childEnv, type Exit, repo, start, tmp } from "../cache/helpers.ts";
 
 export { repo, tmp };
@@ -17,6 +19,26 @@ export const fixture = (name: string) => join(repo, "test/cli/fixtures", name);
 export async function cairn(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Exit> {
   const cwd = options.cwd ?? (await tmp("cairn-cli-"));
   return start(process.execPath, [cairnBin, ...args], { cwd, env: childEnv(options.env) }).done;
+}
+
+/**
+ * A real `mlflow server` for the tests of the enclosing `describe` (or file): started before
+ * them, stopped after them. Read `uri` inside a test, once the server is up.
+ */
+export function useMlflowServer(): { readonly uri: string } {
+  let server: MlflowServer | undefined;
+  beforeAll(async () => {
+    server = await startMlflowServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  return {
+    get uri() {
+      if (!server) throw new Error("Expected the MLflow server of useMlflowServer() to be up, but it is not: read `uri` inside a test (it, or a hook), not where the describe is declared.");
+      return server.uri;
+    },
+  };
 }
 
 /**

@@ -10,12 +10,11 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
+import { describe, expect, it } from "vitest";
 import { formatDuration } from "../../packages/cli/src/reporter.ts";
 import { duration as reportDuration } from "../../packages/report/src/render.ts";
 import { cairnBin, childEnv, start } from "../cache/helpers.ts";
-import { cairn, repo, tmp } from "./helpers.ts";
+import { cairn, repo, tmp, useMlflowServer } from "./helpers.ts";
 
 const ok = join(repo, "test/fixtures/ok.flow.ts");
 const hitsThenSlow = join(repo, "test/fixtures/hits-then-slow.flow.ts");
@@ -78,13 +77,7 @@ describe("a flow run's duration, the same in the summary, cairn runs, cairn show
   });
 
   describe("on a real MLflow server", () => {
-    let server: MlflowServer;
-    beforeAll(async () => {
-      server = await startMlflowServer();
-    });
-    afterAll(async () => {
-      await server?.stop();
-    });
+    const server = useMlflowServer();
 
     it("reads the same from the server", async () => {
       await expectOneDuration({ MLFLOW_TRACKING_URI: server.uri });

@@ -5,9 +5,8 @@
  */
 import { flow, task, when } from "cairn-dag";
 import { z } from "zod";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
-import { cairn, fixture, tmp } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { cairn, fixture, tmp, useMlflowServer } from "./helpers.ts";
 
 const outcomes = fixture("outcomes.flow.ts");
 
@@ -110,13 +109,7 @@ describe("cairn show: why the flow and each task failed or were skipped or cance
   });
 
   describe("on a real MLflow server", () => {
-    let server: MlflowServer;
-    beforeAll(async () => {
-      server = await startMlflowServer();
-    });
-    afterAll(async () => {
-      await server?.stop();
-    });
+    const server = useMlflowServer();
 
     it("reads the same from the server", async () => {
       await expectShown({ MLFLOW_TRACKING_URI: server.uri });
