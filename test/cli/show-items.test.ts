@@ -2,11 +2,13 @@
  * `cairn show FLOW_RUN` lists a map's items and a sweep's trials, each indented under its map's or
  * sweep's row, in item order, and in `--json` after it (each with its map's run as its parent), so
  * that the run id of a failed item, which `cairn run`'s failure summary tells one to take from
- * this list, is there. On the embedded store and on a real MLflow server.
+ * this list, is there. On the embedded store and on a real MLflow server, where a flow run of
+ * many maps is read with at most as many searches at once as the MLflow client lets out.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
-import { cairn, fixture, tmp } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { MAX_IN_FLIGHT } from "../../packages/mlflow/src/client/in-flight.ts";
+import { startProxy } from "../reliability/helpers.ts";
+import { cairn, fixture, tmp, useMlflowServer } from "./helpers.ts";
 
 const file = fixture("show-items.flow.ts");
 
@@ -67,16 +69,41 @@ describe("cairn show lists the items of maps and sweeps", () => {
   }, 120_000);
 
   describe("on a real MLflow server", () => {
-    let server: MlflowServer;
-    beforeAll(async () => {
-      server = await startMlflowServer();
-    });
-    afterAll(async () => {
-      await server?.stop();
-    });
+    const server = useMlflowServer();
 
     it("reads the same from the server", async () => {
       await expectItemsShown({ MLFLOW_TRACKING_URI: server.uri });
+    }, 180_000);
+
+    it("a flow run of 30 maps: a search per map, never more at once than the client's in-flight limit, each map's items under it", async () => {
+      const cwd = await tmp("cairn-cli-show-maps-");
+      const ran = await cairn(["run", fixture("many-maps.flow.ts"), "--json"], { cwd, env: { MLFLOW_TRACKING_URI: server.uri } });
+      expect(ran.code, ran.stderr).toBe(0);
+      const flowRunId = (JSON.parse(ran.stdout.split("\n")[0]!) as { runId: string }).runId;
+      // Counts the searches under way at the server's door, as a proxy in front of it sees them.
+      let now = 0;
+      let most = 0;
+      let searches = 0;
+      const proxy = await startProxy(server.uri, (req, res) => {
+        if (!req.url?.includes("/runs/search")) return false;
+        searches++;
+        most = Math.max(most, ++now);
+        res.on("close", () => now--);
+        return false;
+      });
+      try {
+        const shown = await cairn(["show", flowRunId], { cwd, env: { MLFLOW_TRACKING_URI: proxy.uri, NO_COLOR: "1" } });
+        expect(shown.code, shown.stderr).toBe(0);
+        expect(searches).toBeGreaterThanOrEqual(31);
+        expect(most).toBeLessThanOrEqual(MAX_IN_FLIGHT);
+        const lines = shown.stdout.split("\n");
+        for (let m = 0; m < 30; m++) {
+          const row = lines.findIndex((l) => l.startsWith(`m${m} `));
+          expect(lines.slice(row + 1, row + 3).map((l) => l.split(/ +/).slice(0, 3)), `map m${m}`).toEqual([["", `m${m}[0]`, "FINISHED"], ["", `m${m}[1]`, "FINISHED"]]);
+        }
+      } finally {
+        await proxy.close();
+      }
     }, 180_000);
   });
 });

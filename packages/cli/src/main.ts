@@ -1838,9 +1838,12 @@ async function parentLine(tracker: Tracker, run: RunRecord): Promise<string> {
 /**
  * `runs` (a run's children), the first started first, each map's and sweep's item runs after it
  * in item order. Items are runs one level further down (MLflow's nested runs, as the report reads
- * them): one search per map or sweep, side by side, each unbounded as the first is, for a map of
- * thousands of items; a search per parent, not one `IN` over them all, which MLflow's filter
- * grammar does not take for the parent's id.
+ * them): one search per map or sweep, each unbounded as the first is, for a map of thousands of
+ * items; a search per parent, not one `IN` over them all, which MLflow's filter grammar does not
+ * take for a tag (the parent's id), and item runs carry no tag of the flow run. Started together,
+ * they reach a server no more at once than the MLflow client's in-flight limit lets out (shared
+ * by the process, cut when a server or its proxy says it is busy or answers 429): a flow of
+ * hundreds of maps waits in this process, not in the server's queue.
  */
 async function withItemRuns(tracker: Tracker, runs: RunRecord[]): Promise<RunRecord[]> {
   runs.sort((a, b) => a.startTime - b.startTime);
