@@ -173,31 +173,17 @@ function downMessage(backend: string, location: string, operation: string, optio
       (backend === "redis"
         ? `Check that redis is running there and this machine reaches it (\`redis-cli -u ${location} ping\` answers PONG); to run one on this machine, start \`redis-server\` (or \`docker run -d -p 6379:6379 redis\`).`
         : backend === "postgres"
-          ? postgresHint(options?.cause)
+          ? postgresHint()
           : folderHint(operation, options?.cause)))
   );
 }
 
 /**
- * What to do about a postgres store's failure, by postgres's error code: a right the URL's user
- * lacks (42501, insufficient_privilege: on the tables, or on their schema), else an outage. The
+ * What to do about a postgres store's failure: an outage. (A right the URL's user lacks is no
+ * outage: the store refuses it as a `CacheStoreUrlError` naming the right and the GRANT.) The
  * right to create in the schema is needed only while a table is missing: the store creates it.
  */
-function postgresHint(cause: unknown): string {
-  const { code, message } = (cause ?? {}) as { code?: unknown; message?: unknown };
-  if (code === "42501" && /\bschema\b/.test(String(message))) {
-    return (
-      "The URL's user may not use schema public, or not create the cache's missing tables in it: a superuser or the schema's owner " +
-      "runs `GRANT USAGE ON SCHEMA public TO <user>`, and while public.keyv or public.cairn_leases is missing also " +
-      "`GRANT CREATE ON SCHEMA public TO <user>` (<user>: the URL's user), or opens the store once as a role that may create them."
-    );
-  }
-  if (code === "42501") {
-    return (
-      "The URL's user lacks a right on the cache's tables: a superuser or their owner runs " +
-      "`GRANT SELECT, INSERT, UPDATE, DELETE ON public.keyv, public.cairn_leases TO <user>` (<user>: the URL's user)."
-    );
-  }
+function postgresHint(): string {
   return (
     "Check that postgres is running there and this machine reaches it, and that the URL's user may read and write " +
     "public.keyv and public.cairn_leases (and, while one of them is missing, create it in schema public)."

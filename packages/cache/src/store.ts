@@ -119,6 +119,8 @@ export class CacheStore {
     private readonly retryMs = 0,
     /** The prefix of its keys (see {@link CacheStoreOptions.namespace}). */
     readonly namespace = "cairn",
+    /** Where its URL came from (see {@link CacheStoreOptions.source}), for messages. */
+    private readonly source?: string,
   ) {}
 
   /**
@@ -169,10 +171,10 @@ export class CacheStore {
     if (store.problem) throw new CacheStoreUrlError(redactUrl(url), { ...(store.cause === undefined ? {} : { cause: store.cause }), ...store.problem });
     if (store.scheme === "redis" || store.scheme === "rediss") {
       const { openRedisBackend } = await import("./backends/redis.ts");
-      return new CacheStore(await openRedisBackend(url, namespace, connectTimeoutMs), retryMs, namespace);
+      return new CacheStore(await openRedisBackend(url, namespace, connectTimeoutMs), retryMs, namespace, options.source);
     }
     const { openPostgresBackend } = await import("./backends/postgres.ts");
-    return new CacheStore(await openPostgresBackend(url, namespace, connectTimeoutMs), retryMs, namespace);
+    return new CacheStore(await openPostgresBackend(url, namespace, connectTimeoutMs), retryMs, namespace, options.source);
   }
 
   /** Which kind of store this is. */
@@ -539,6 +541,8 @@ export class CacheStore {
    * the lease is then found held, by us, until it lapses: no hang, and no double holder.)
    * A refusal the server answered with (redis out of memory, a read-only replica) fails at
    * once with the answer in `reply`: the server is up, and asking again gets the same answer.
+   * A right the URL's user lacks (postgres's `permission denied`) fails at once too, as the
+   * `CacheStoreUrlError` a wrong password is: the fix is a GRANT, not a wait.
    */
   private async call<T>(operation: string, run: () => Promise<T>): Promise<T> {
     const deadline = this.backend.kind === "embedded" ? 0 : Date.now() + this.retryMs;
@@ -547,6 +551,8 @@ export class CacheStore {
         return await run();
       } catch (error) {
         if (CacheError.is(error)) throw error;
+        const denied = await this.backend.denied?.(error, operation);
+        if (denied) throw new CacheStoreUrlError(this.backend.location, { cause: error, ...denied, ...(this.source === undefined ? {} : { source: this.source }) });
         const reply = this.backend.refusal?.(error);
         if (reply !== undefined) throw new CacheBackendError(this.backend.kind, this.backend.location, operation, { cause: error, reply });
         if (Date.now() + pause >= deadline) {

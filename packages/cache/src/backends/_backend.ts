@@ -80,6 +80,12 @@ export interface CacheBackend {
    * A store that answers is up: its refusal is not tried again nor taken for a dead store.
    */
   refusal?(error: unknown): string | undefined;
+  /**
+   * For `error`, a refusal for a right the URL's user lacks (postgres: 42501), what
+   * `CacheStoreUrlError` says of it (which right, on what, the GRANT); else undefined. A mistake
+   * in the user's rights, as a wrong password is: not tried again, not a dead store.
+   */
+  denied?(error: unknown, operation: string): Promise<{ expected: string; reason: string; hint: string } | undefined>;
   /** Extra housekeeping for `prune`, e.g. temp files of crashed writers. */
   sweep?(): Promise<void>;
   close(): Promise<void>;

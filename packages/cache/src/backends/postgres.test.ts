@@ -133,31 +133,85 @@ describe("roles", () => {
   });
 });
 
-describe("a role that may not read the entries' table", () => {
-  it("lists no entries but fails, saying which right to grant; clear and prune remove nothing", async (context) => {
+describe("a role that lacks a right the store needs", () => {
+  /** A URL mistake refused at once: retries would not give the right, and the store is up. */
+  const refused = (error: unknown) => {
+    expect(error).toBeInstanceOf(CacheStoreUrlError);
+    expect(error).not.toBeInstanceOf(CacheBackendError);
+    return (error as Error).message;
+  };
+
+  it("is refused when opening, naming the right, the table and the GRANT; nothing is listed, cleared or pruned", async (context) => {
     const { url } = serverOf(context);
     await admin.query("CREATE ROLE dana LOGIN");
     await admin.query("GRANT SELECT, INSERT, UPDATE, DELETE ON public.keyv, public.cairn_leases TO dana");
     await admin.query("REVOKE SELECT ON public.keyv FROM dana");
+    await admin.query("REVOKE DELETE ON public.cairn_leases FROM dana");
     const namespace = "unreadable";
     const ours = await CacheStore.fromUrl(url, { namespace });
-    const danas = await CacheStore.fromUrl(urlAs(url, "dana"), { namespace, retryMs: 0 });
     try {
       for (const task of ["a", "b", "c"]) await ours.set(makeEntry(task));
-      // Before: [] (the adapter's iterator told its failure only as an event), so `cairn cache ls` said "is empty".
-      const error = await danas.list().catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(CacheBackendError);
-      expect((error as Error).message).toMatch(
-        /^The postgres cache at postgres(ql)?:\/\/\*\*\*@127\.0\.0\.1:\d+\/postgres failed to list entries: permission denied for table keyv\. The URL's user lacks a right on the cache's tables: .*`GRANT SELECT, INSERT, UPDATE, DELETE ON public\.keyv, public\.cairn_leases TO <user>`/,
+      // Before: it opened, and its listing failed with CacheBackendError after the retries ("permission
+      // denied for table keyv", a GRANT of every right TO <user>); earlier still it listed none.
+      const message = refused(await CacheStore.fromUrl(urlAs(url, "dana"), { namespace }).catch((e: unknown) => e));
+      expect(message).toMatch(
+        /^Expected the user of a postgres URL to hold the rights the cache needs \(USAGE on schema public; SELECT, INSERT, UPDATE, DELETE on public\.keyv and public\.cairn_leases; .*\), got "postgres(ql)?:\/\/[^"]*@127\.0\.0\.1:\d+\/postgres" \(role dana lacks SELECT on public\.keyv, and DELETE on public\.cairn_leases\)\. A superuser or the owner of the schema and tables runs `GRANT SELECT ON public\.keyv TO dana` and `GRANT DELETE ON public\.cairn_leases TO dana`\.$/,
       );
-      for (const acting of [() => danas.listSummaries(), () => danas.clear(), () => danas.prune({ olderThanMs: 0 })]) {
-        await expect(acting()).rejects.toThrow(/failed to list entries: permission denied for table keyv/);
-      }
       expect((await ours.list()).length).toBe(3);
     } finally {
       await ours.close();
-      await danas.close();
     }
+  });
+
+  it("that it lost after opening fails a read, a write or a lease at once, not retried, naming what it lacks", async (context) => {
+    const { url } = serverOf(context);
+    await admin.query("CREATE ROLE frank LOGIN");
+    await admin.query("GRANT SELECT, INSERT, UPDATE, DELETE ON public.keyv, public.cairn_leases TO frank");
+    const entry = makeEntry("revoked");
+    const franks = await CacheStore.fromUrl(urlAs(url, "frank"), { namespace: "revoked", retryMs: 20_000 });
+    try {
+      await franks.set(entry);
+      const cases: Array<[string, string, () => Promise<unknown>, RegExp]> = [
+        ["SELECT ON public.keyv", "read an entry", () => franks.get(entry.key), /role frank lacks SELECT on public\.keyv; the server answered "permission denied for table keyv" when asked to read an entry\)\. .*`GRANT SELECT ON public\.keyv TO frank`/],
+        ["INSERT ON public.keyv", "write an entry", () => franks.set(entry), /role frank lacks INSERT on public\.keyv; .* when asked to write an entry\)\. .*`GRANT INSERT ON public\.keyv TO frank`/],
+        ["INSERT ON public.cairn_leases", "acquire a lease", () => franks.acquireLease("revoked-lease", { ttlMs: 10_000, owner: "frank's run" }), /role frank lacks INSERT on public\.cairn_leases; .* when asked to acquire a lease\)\. .*`GRANT INSERT ON public\.cairn_leases TO frank`/],
+      ];
+      for (const [right, operation, act, said] of cases) {
+        await admin.query(`REVOKE ${right} FROM frank`);
+        const began = performance.now();
+        // Before: CacheBackendError after the whole retryMs, taken by a run for a dead store.
+        const message = refused(await act().catch((e: unknown) => e));
+        expect(performance.now() - began, operation).toBeLessThan(5000);
+        expect(message, operation).toMatch(said);
+        await admin.query(`GRANT ${right} TO frank`);
+      }
+    } finally {
+      await franks.close();
+    }
+  });
+
+  it("without USAGE on the schema, or CREATE while the tables are missing, is refused when opening with the GRANT", async (context) => {
+    const { url } = serverOf(context);
+    await admin.query("CREATE DATABASE no_usage");
+    await admin.query("CREATE DATABASE no_tables");
+    await admin.query("CREATE ROLE gina LOGIN");
+    await (await CacheStore.fromUrl(urlAs(url, "cairn", { database: "no_usage" }))).close();
+    const noUsage = new pg.Pool({ connectionString: urlAs(url, "cairn", { database: "no_usage" }) });
+    try {
+      await noUsage.query("GRANT SELECT, INSERT, UPDATE, DELETE ON public.keyv, public.cairn_leases TO gina");
+      await noUsage.query("REVOKE USAGE ON SCHEMA public FROM PUBLIC");
+    } finally {
+      await noUsage.end();
+    }
+    // Before: CacheBackendError "failed to connect: permission denied for schema public", an outage to the CLI (exit 3).
+    expect(refused(await CacheStore.fromUrl(urlAs(url, "gina", { database: "no_usage" })).catch((e: unknown) => e))).toMatch(
+      /\(role gina lacks USAGE on schema public\)\. A superuser or the owner of the schema and tables runs `GRANT USAGE ON SCHEMA public TO gina`\.$/,
+    );
+    // Postgres 15 on: no one but the owner may create in schema public.
+    await admin.query("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    expect(refused(await CacheStore.fromUrl(urlAs(url, "gina", { database: "no_tables" })).catch((e: unknown) => e))).toMatch(
+      /\(role gina lacks CREATE on schema public \(to create public\.keyv and public\.cairn_leases, which are missing\)\)\. .*`GRANT CREATE ON SCHEMA public TO gina`, or opens the store once as a role that may create the tables\.$/,
+    );
   });
 });
 
@@ -210,6 +264,7 @@ describe("URLs the server refuses are the URL's mistake, not an outage", () => {
   it("a wrong password is a CacheStoreUrlError that never shows the password", async (context) => {
     const { url } = serverOf(context);
     await admin.query("CREATE ROLE carol LOGIN PASSWORD 'right-secret'");
+    await admin.query("GRANT SELECT, INSERT, UPDATE, DELETE ON public.keyv, public.cairn_leases TO carol");
     const { rows } = await admin.query("SHOW hba_file");
     // carol by password, everyone else as before (trust).
     await admin.query(

@@ -156,10 +156,14 @@ export async function openPostgresBackend(url: string, namespace: string, connec
   // ours throws its failure, so this listener hides none.
   store.on("error", () => {});
   try {
-    await query("SELECT 1");
-    await createTables(query);
+    // Refused here, as a wrong password is, not at a task's end: what the user lacks, and the GRANT.
+    const denied = deniedBy(await createTables(query));
+    if (denied) throw new CacheStoreUrlError(location, denied);
   } catch (error) {
+    const denial = CacheStoreUrlError.is(error) ? undefined : await denialOf(query, error, "open the store");
     await pool.end().catch(() => {});
+    if (CacheStoreUrlError.is(error)) throw error;
+    if (denial) throw new CacheStoreUrlError(location, { cause: error, ...denial });
     const mistake = URL_MISTAKES[(error as { code?: string }).code ?? ""];
     if (mistake) {
       // pg's message names the user or database, never the password.
@@ -175,6 +179,7 @@ export async function openPostgresBackend(url: string, namespace: string, connec
     keyv,
     leases: new PostgresLeases(query, `${namespace}:`),
     entries: entriesOf(keyv, store),
+    denied: (error, operation) => denialOf(query, error, operation),
     async sweep() {
       await store.sweepExpired();
       await query(`DELETE FROM ${LEASES} WHERE expires_at < ${NOW_MS} - 3600000`);
@@ -190,26 +195,132 @@ function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, "\\$&");
 }
 
+/** The store's tables, with their columns. */
+const TABLES = [
+  [ENTRIES, "key VARCHAR(255) PRIMARY KEY, value TEXT"],
+  [LEASES, "key VARCHAR(255) PRIMARY KEY, owner TEXT NOT NULL, token TEXT NOT NULL, expires_at BIGINT NOT NULL"],
+] as const;
+
+/** The rights on each table that the store uses: reads, writes, leases, prune and clear. */
+const TABLE_RIGHTS = ["SELECT", "INSERT", "UPDATE", "DELETE"] as const;
+
+/** What the URL's user may do with the store's schema and tables, from the server. */
+interface Rights {
+  /** The user, as `GRANT ... TO` takes it. */
+  role: string;
+  usage: boolean;
+  create: boolean;
+  tables: Array<{ table: string; exists: boolean; missing: string[] }>;
+}
+
 /**
- * Creates the tables that are missing. Looked up first: `CREATE TABLE IF NOT EXISTS` needs the
- * right to create in the schema even when the table exists, which a role that may only read and
- * write the tables lacks. Several processes opening an empty database at once race to create
+ * What the URL's user may do with the schema and each table, in one query. From the catalogs,
+ * which a user without USAGE on the schema still reads (`to_regclass` and `has_table_privilege`
+ * by name fail for it). SELECT, INSERT and UPDATE granted on columns alone count: statements on
+ * those columns work. Undefined when the schema is missing.
+ */
+async function rightsOf(query: Query): Promise<Rights | undefined> {
+  const check = (right: string) => (right === "DELETE" ? `has_table_privilege(c.oid, '${right}')` : `has_any_column_privilege(c.oid, '${right}')`);
+  const rows = await query(
+    `SELECT quote_ident(current_user) AS role, has_schema_privilege(s.oid, 'USAGE') AS usage, has_schema_privilege(s.oid, 'CREATE') AS create,
+       t.name, c.oid IS NOT NULL AS exists, ${TABLE_RIGHTS.map((right) => `${check(right)} AS "${right}"`).join(", ")}
+     FROM unnest($2::text[]) WITH ORDINALITY AS t(name, position) JOIN pg_namespace s ON s.nspname = $1
+     LEFT JOIN pg_class c ON c.relnamespace = s.oid AND c.relname = t.name ORDER BY t.position`,
+    [SCHEMA, TABLES.map(([table]) => table.slice(SCHEMA.length + 1))],
+  );
+  const first = rows[0];
+  if (!first) return undefined;
+  return {
+    role: String(first.role),
+    usage: first.usage === true,
+    create: first.create === true,
+    tables: rows.map((row) => ({
+      table: `${SCHEMA}.${String(row.name)}`,
+      exists: row.exists === true,
+      missing: row.exists === true ? TABLE_RIGHTS.filter((right) => row[right] !== true) : [],
+    })),
+  };
+}
+
+/** The rights the store needs, for messages. */
+const NEEDED = `USAGE on schema ${SCHEMA}; ${TABLE_RIGHTS.join(", ")} on ${ENTRIES} and ${LEASES}; CREATE on schema ${SCHEMA} while one of them is missing`;
+
+/**
+ * What `CacheStoreUrlError` says of a user that lacks a right the store needs: which rights, on
+ * what, and the `GRANT`s that give them; undefined when it lacks none.
+ */
+function deniedBy(rights: Rights | undefined): { expected: string; reason: string; hint: string } | undefined {
+  if (!rights) return undefined;
+  const lacks: string[] = [];
+  const grants: string[] = [];
+  if (!rights.usage) {
+    lacks.push(`USAGE on schema ${SCHEMA}`);
+    grants.push(`GRANT USAGE ON SCHEMA ${SCHEMA} TO ${rights.role}`);
+  }
+  const absent = rights.tables.filter((t) => !t.exists).map((t) => t.table);
+  if (absent.length > 0 && !rights.create) {
+    lacks.push(`CREATE on schema ${SCHEMA} (to create ${absent.join(" and ")}, which ${absent.length > 1 ? "are" : "is"} missing)`);
+    grants.push(`GRANT CREATE ON SCHEMA ${SCHEMA} TO ${rights.role}`);
+  }
+  // Tables that lack the same rights share one GRANT.
+  const byMissing = new Map<string, string[]>();
+  for (const { table, missing } of rights.tables) if (missing.length > 0) byMissing.set(missing.join(", "), [...(byMissing.get(missing.join(", ")) ?? []), table]);
+  for (const [missing, tables] of byMissing) {
+    lacks.push(`${missing} on ${tables.join(" and ")}`);
+    grants.push(`GRANT ${missing} ON ${tables.join(", ")} TO ${rights.role}`);
+  }
+  if (lacks.length === 0) return undefined;
+  return {
+    expected: `the user of a postgres URL to hold the rights the cache needs (${NEEDED})`,
+    reason: `role ${rights.role} lacks ${lacks.join(", and ")}`,
+    hint:
+      `A superuser or the owner of the schema and tables runs ${grants.map((g) => `\`${g}\``).join(" and ")}` +
+      (grants.some((g) => g.startsWith("GRANT CREATE")) ? ", or opens the store once as a role that may create the tables." : "."),
+  };
+}
+
+/**
+ * What `CacheStoreUrlError` says of `error` when postgres refused an operation for a right the
+ * URL's user lacks (42501, insufficient_privilege): a mistake in the user's rights, as a wrong
+ * password is, so neither tried again nor taken for a dead store. The server is asked which
+ * rights it lacks; when it lacks none the store checks (a right on some columns only, revoked
+ * meanwhile), the message gives every right the store needs. Undefined for any other error.
+ */
+async function denialOf(query: Query, error: unknown, operation: string): Promise<{ expected: string; reason: string; hint: string } | undefined> {
+  if ((error as { code?: unknown } | undefined)?.code !== "42501") return undefined;
+  const answered = `the server answered "${(error as Error).message}" when asked to ${operation}`;
+  const rights = await rightsOf(query).catch(() => undefined);
+  const denied = deniedBy(rights);
+  if (denied) return { ...denied, reason: `${denied.reason}; ${answered}` };
+  const role = rights?.role ?? "<user>";
+  return {
+    expected: `the user of a postgres URL to hold the rights the cache needs (${NEEDED})`,
+    reason: answered,
+    hint: `A superuser or the owner of the schema and tables runs \`GRANT USAGE ON SCHEMA ${SCHEMA} TO ${role}\` and \`GRANT ${TABLE_RIGHTS.join(", ")} ON ${ENTRIES}, ${LEASES} TO ${role}\`${role === "<user>" ? " (<user>: the URL's user)" : ""}.`,
+  };
+}
+
+/**
+ * Creates the tables that are missing, when the user may (else `deniedBy` says what it lacks),
+ * and says what the user may do with them. Looked up first: `CREATE TABLE IF NOT EXISTS` needs
+ * the right to create in the schema even when the table exists, which a role that may only read
+ * and write the tables lacks. Several processes opening an empty database at once race to create
  * them: the losers' errors are fine when the table is there afterwards.
  */
-async function createTables(query: Query): Promise<void> {
-  const tables = [
-    [ENTRIES, "key VARCHAR(255) PRIMARY KEY, value TEXT"],
-    [LEASES, "key VARCHAR(255) PRIMARY KEY, owner TEXT NOT NULL, token TEXT NOT NULL, expires_at BIGINT NOT NULL"],
-  ] as const;
+async function createTables(query: Query): Promise<Rights | undefined> {
+  const rights = await rightsOf(query);
+  if (rights && (rights.tables.every((t) => t.exists) || !rights.usage || !rights.create)) return rights;
+  // (Without the schema, creating fails with postgres's own words.)
   const exists = async (table: string) => (await query("SELECT to_regclass($1) IS NOT NULL AS found", [table]))[0]?.found === true;
-  for (const [table, columns] of tables) {
-    if (await exists(table)) continue;
+  for (const [table, columns] of TABLES) {
+    if (rights?.tables.some((t) => t.table === table && t.exists)) continue;
     try {
       await query(`CREATE TABLE IF NOT EXISTS ${table} (${columns})`);
     } catch (error) {
       if (!CREATED_MEANWHILE.has((error as { code?: string }).code ?? "") || !(await exists(table))) throw error;
     }
   }
+  return rightsOf(query);
 }
 
 /**
