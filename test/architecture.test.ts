@@ -98,6 +98,20 @@ describe("the packages' layout", () => {
     }
     expect(missing).toEqual([]);
   });
+
+  it("declares no registry package that none of its modules imports", () => {
+    // An unused one is installed with every copy of the package (p-queue stayed in core's after the
+    // scheduler's slots replaced it). Workspace packages are the layering's concern, above.
+    const unused: string[] = [];
+    for (const pkg of PACKAGES) {
+      const manifest = JSON.parse(readFileSync(join(repo, "packages", pkg, "package.json"), "utf8")) as { name: string; dependencies?: Record<string, string> };
+      const imported = new Set(
+        sources(pkg).flatMap((file) => specifiers(file).map((spec) => (spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!))),
+      );
+      for (const [name, version] of Object.entries(manifest.dependencies ?? {})) if (!version.startsWith("workspace:") && !imported.has(name)) unused.push(`${manifest.name} declares ${name}, which none of packages/${pkg}/src imports`);
+    }
+    expect(unused).toEqual([]);
+  });
 });
 
 describe("constants written once", () => {
