@@ -49,6 +49,8 @@ export class RunRecorder {
   private metrics: MetricPoint[] = [];
   /** The background flushes of a chatty task's metrics; none until a task logs that many (most never do). */
   private pending: Promise<void> | undefined;
+  /** A background flush is queued and has not started yet. */
+  private flushQueued = false;
   private failure: unknown;
 
   constructor(
@@ -109,10 +111,18 @@ export class RunRecorder {
   metric(key: string, value: number, step: number): void {
     checkMetric(key, value, step);
     this.metrics.push({ key, value, step, timestamp: Date.now() });
-    if (this.metrics.length >= METRIC_FLUSH_THRESHOLD) {
-      this.pending = (this.pending ?? Promise.resolve()).then(() => this.send(false)).catch((error) => {
-        this.failure ??= error;
-      });
+    // One background flush waits at a time, and takes every point logged until it starts: a
+    // burst of points in one synchronous loop queued a flush per point past the threshold.
+    if (this.metrics.length >= METRIC_FLUSH_THRESHOLD && !this.flushQueued) {
+      this.flushQueued = true;
+      this.pending = (this.pending ?? Promise.resolve())
+        .then(() => {
+          this.flushQueued = false;
+          return this.send(false);
+        })
+        .catch((error) => {
+          this.failure ??= error;
+        });
     }
   }
 

@@ -260,7 +260,8 @@ export class MlflowTracker implements Tracker {
     const metrics = (batch.metrics ?? []).map((m) => toWireMetric(m, now));
     const state = this.state(runId);
     await this.enqueue(state, async () => {
-      state.metrics.push(...metrics);
+      // One by one: a spread of a task's burst of points (hundreds of thousands) overflows the stack.
+      for (const metric of metrics) state.metrics.push(metric);
       if (params.length || tags.length || state.metrics.length >= MLFLOW_LIMITS.metricsPerBatch) {
         const pending = state.metrics;
         state.metrics = [];
