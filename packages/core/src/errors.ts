@@ -639,6 +639,8 @@ export class TrackerCallError extends TrackingError {
       cause: unknown;
       /** Where `registerTrackerScheme` was called for the scheme (`/abs/register.ts:3:1`), when known. */
       registeredAt?: string | undefined;
+      /** What the tracker is when it is Cairn's own (`Cairn's MLflow tracker (@cairn/mlflow)`): its failure is Cairn's to fix. */
+      builtIn?: string | undefined;
       /** The run the call was about, when it names one. */
       runId?: string | undefined;
     },
@@ -649,7 +651,9 @@ export class TrackerCallError extends TrackingError {
       call === "factory"
         ? `Cannot open the tracker for the tracking URI ${uri}: ${factory} threw ${detail}. Fix that factory, or what it needs (the URI, the service it opens, its settings), ${otherUri}.`
         : `The tracker for the tracking URI ${uri} failed: ${call}()${options.runId ? ` for run ${options.runId}` : ""} failed with ${detail}. ` +
-            `That tracker comes from ${factory}: fix it or the service it records to (its calls should reject with a TrackingError that says what to do), ${otherUri}.`,
+            (options.builtIn
+              ? `That tracker is ${options.builtIn}, which should reject only with a TrackingError that says what to do: this is a bug in Cairn; report it to Cairn's maintainers with this message, and meanwhile ${otherUri}.`
+              : `That tracker comes from ${factory}: fix it or the service it records to (its calls should reject with a TrackingError that says what to do), ${otherUri}.`),
       { cause: options.cause },
     );
     this.runId = options.runId;

@@ -5,7 +5,12 @@
  */
 import { registerTrackerScheme } from "@cairn/core";
 
-registerTrackerScheme(["http", "https"], async (uri, env) => {
+const factory = async (uri: string, env: NodeJS.ProcessEnv) => {
   const { MlflowTracker } = await import("./tracker/mlflow-tracker.ts");
   return MlflowTracker.fromEnv(env, uri);
-});
+};
+// Cairn's own tracker (core's BUILT_IN_TRACKER, resolve-tracker.ts): an unexpected failure of it
+// is reported as a bug in Cairn, not as a plug-in for the user to fix.
+Object.defineProperty(factory, Symbol.for("cairn.builtInTracker"), { value: "Cairn's MLflow tracker (@cairn/mlflow)" });
+
+registerTrackerScheme(["http", "https"], factory);

@@ -19,6 +19,8 @@ export interface TrackerOrigin {
   readonly scheme: string;
   /** Where `registerTrackerScheme` was called for it (`/abs/register.ts:3:1`), when known. */
   readonly registeredAt: string | undefined;
+  /** What a tracker of Cairn's own is (`Cairn's MLflow tracker (@cairn/mlflow)`); undefined for a plug-in's. */
+  readonly builtIn?: string | undefined;
   /** The raw tracking URI, so that its password can be hidden in what the tracker says. */
   readonly rawUri: string;
 }
@@ -81,7 +83,7 @@ function worded(error: unknown, origin: TrackerOrigin, call: string, runId?: str
   const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   // A factory may put the URI it was given, password and all, in its message.
   const detail = origin.rawUri === origin.uri ? text : text.split(origin.rawUri).join(origin.uri);
-  return new TrackerCallError(origin.uri, origin.scheme, call, detail, { cause: error, registeredAt: origin.registeredAt, runId });
+  return new TrackerCallError(origin.uri, origin.scheme, call, detail, { cause: error, registeredAt: origin.registeredAt, builtIn: origin.builtIn, runId });
 }
 
 /**

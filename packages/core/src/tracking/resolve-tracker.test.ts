@@ -109,6 +109,28 @@ describe("a tracker a registered factory opens, when it fails with an error that
       await rm(root, { recursive: true, force: true });
     }
   });
+
+  it("calls an unexpected failure of a tracker of Cairn's own a bug in Cairn, not a plug-in's to fix", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-registered-"));
+    try {
+      class Overflowing extends LocalStore {
+        override async logBatch(): Promise<void> {
+          throw new RangeError("Maximum call stack size exceeded");
+        }
+      }
+      const factory = async () => new Overflowing({ root });
+      Object.defineProperty(factory, Symbol.for("cairn.builtInTracker"), { value: "Cairn's own test tracker" });
+      registerTrackerScheme(["ownjson"], factory);
+      const tracker = await resolveTracker({ env: { MLFLOW_TRACKING_URI: "ownjson://x" } });
+      const runId = await tracker.createRun({ experimentId: await tracker.ensureExperiment("e"), name: "r" });
+      const message = ((await tracker.logBatch(runId, { params: { a: "1" } }).catch((e: unknown) => e)) as Error).message;
+      expect(message).toContain("failed with RangeError: Maximum call stack size exceeded. That tracker is Cairn's own test tracker");
+      expect(message).toContain("this is a bug in Cairn; report it to Cairn's maintainers");
+      expect(message).not.toContain("fix it or the service");
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 });
 
 /** `text` for a RegExp, as it is. */

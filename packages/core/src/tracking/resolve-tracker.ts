@@ -23,7 +23,15 @@ export type TrackerFactory = (uri: string, env: NodeJS.ProcessEnv) => Promise<Tr
 interface Registration {
   readonly factory: TrackerFactory;
   readonly at: string | undefined;
+  /** What a factory of Cairn's own names itself (BUILT_IN_TRACKER), for messages that should not send the user to fix it. */
+  readonly builtIn: string | undefined;
 }
+
+/**
+ * The property by which a factory of Cairn's own packages ("@cairn/mlflow/register") names its
+ * tracker: a failure of that tracker is Cairn's to fix, not a plug-in's.
+ */
+export const BUILT_IN_TRACKER: unique symbol = Symbol.for("cairn.builtInTracker") as never;
 
 const factories = new Map<string, Registration>();
 
@@ -42,7 +50,8 @@ export function registerTrackerScheme(schemes: readonly string[], factory: Track
     const scheme = s.toLowerCase();
     const before = factories.get(scheme);
     if (before && before.factory !== factory) process.emitWarning(`The tracker for "${scheme}://" URIs was registered again: the later registration replaces the earlier one.`, "CairnTrackerSchemeWarning");
-    factories.set(scheme, { factory, at: callerPlace(registerTrackerScheme) });
+    const builtIn = (factory as { [BUILT_IN_TRACKER]?: unknown })[BUILT_IN_TRACKER];
+    factories.set(scheme, { factory, at: callerPlace(registerTrackerScheme), builtIn: typeof builtIn === "string" ? builtIn : undefined });
   }
 }
 
@@ -86,7 +95,7 @@ export async function resolveTracker(options: ResolveTrackerOptions = {}): Promi
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri)?.[1]?.toLowerCase();
   const registered = scheme ? factories.get(scheme) : undefined;
   // A plug-in's failures (its factory's, its calls') say which tracker failed, in what call.
-  if (registered) return openRegisteredTracker(() => registered.factory(uri, env), { uri: redactUri(uri), rawUri: uri, scheme: scheme!, registeredAt: registered.at });
+  if (registered) return openRegisteredTracker(() => registered.factory(uri, env), { uri: redactUri(uri), rawUri: uri, scheme: scheme!, registeredAt: registered.at, builtIn: registered.builtIn });
   if (scheme === "http" || scheme === "https") {
     throw new TrackingError(
       `The tracking URI is ${redactUri(uri)} (an MLflow server), but the MLflow tracker is not loaded in this process. ` +
