@@ -2141,7 +2141,8 @@ async function experimentsOf(tracker: Tracker, name: string | undefined, command
 /** Rows of text from runs and stores (names, params, reasons, errors): each cell printable on one line (see printable.ts). */
 function table(header: string[], data: string[][], c: ReturnType<typeof createColors>): string {
   const rows = data.map((r) => r.map(printableLine));
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  // Reduced, not spread into Math.max: a map's items may be more rows than the stack takes arguments.
+  const widths = header.map((h, i) => rows.reduce((w, r) => Math.max(w, (r[i] ?? "").length), h.length));
   const fmt = (r: string[]) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd();
   return `${[c.bold(fmt(header)), ...rows.map(fmt)].join("\n")}\n`;
 }

@@ -385,8 +385,9 @@ export function summary(result: FlowResult<unknown>, c: Colors, view?: string, w
   const tasks = Object.values(result.tasks);
   const many = tasks.length > 40;
   const rows = many ? tasks.filter((t) => (t.status !== "succeeded" || t.recorded === false) && t.status !== "cached").slice(0, 40) : tasks;
-  const width = Math.max(4, ...rows.map((t) => taskCell(t.task).length));
-  const statusWidth = Math.max(10, ...rows.map((t) => statusCell(t).length));
+  // Reduced, not spread into Math.max: a flow may have more rows than the stack takes arguments.
+  const width = rows.reduce((w, t) => Math.max(w, taskCell(t.task).length), 4);
+  const statusWidth = rows.reduce((w, t) => Math.max(w, statusCell(t).length), 10);
   const lines = [""];
   if (rows.length) {
     lines.push(c.bold(`${"task".padEnd(width)}  ${"status".padEnd(statusWidth)}  ${"duration".padStart(9)}  run id`));
@@ -514,7 +515,7 @@ export function leaderboard(
     results[t.trial]?.status === "cached" ? "yes" : "no",
   ]);
   const header = ["trial", "params", "metric", "status", "cached"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const widths = header.map((h, i) => rows.reduce((w, r) => Math.max(w, r[i]!.length), h.length));
   const line = (r: string[]) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd();
   const out = [c.bold(`Sweep ${node}: ${sweep.trials.length} trials, best ${sweep.trial}`), c.bold(line(header))];
   for (const [i, r] of rows.entries()) out.push(shown[i]!.trial === sweep.trial ? c.green(line(r)) : line(r));

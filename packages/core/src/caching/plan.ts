@@ -315,7 +315,7 @@ async function planNodes(
     if (outOfFocus(id)) continue;
     rows.push(plan.get(id)!);
     const items = itemRows.get(id);
-    if (items) rows.push(...items);
+    if (items) for (const item of items) rows.push(item); // not spread: a map may have more items than the stack takes arguments
   }
   return { plan: rows, nodes, nearest: (node, key) => nearestOf(node, key, earlierEntries, itemInputOf(node)), known, unended };
 

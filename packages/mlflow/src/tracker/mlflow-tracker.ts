@@ -671,7 +671,8 @@ async function listFiles(dir: string, root: string, walking: readonly string[] =
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const full = join(dir, entry.name);
     if (entry.isDirectory()) {
-      out.push(...(await listFiles(full, root, chain)));
+      // Not spread: a folder may hold more files than the stack takes arguments.
+      for (const file of await listFiles(full, root, chain)) out.push(file);
       continue;
     }
     if (entry.isFile()) {
@@ -684,7 +685,7 @@ async function listFiles(dir: string, root: string, walking: readonly string[] =
     if (target.isFile()) out.push(full);
     else if (!target.isDirectory()) throw refuse(full, `is a link to ${await realpath(full)}, which is neither a file nor a folder`);
     else if (chain.includes(await realpath(full))) throw refuse(full, `is a link to ${await realpath(full)}, a folder it is itself in (a loop)`);
-    else out.push(...(await listFiles(full, root, chain)));
+    else for (const file of await listFiles(full, root, chain)) out.push(file);
   }
   return out;
 }

@@ -708,7 +708,7 @@ export class LocalStore implements Tracker {
       for (const experimentId of experiments) {
         if (typeof experimentId !== "string" || !EXPERIMENT_ID.test(experimentId)) continue;
         const done = await this.closeRunsOf(writer, experimentId, warn, options.copyTags);
-        closed.push(...done.closed);
+        for (const run of done.closed) closed.push(run);
         whole &&= done.whole;
       }
       // A run left unread keeps the file under its writer's name, for the next instance to close.
