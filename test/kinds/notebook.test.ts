@@ -43,7 +43,7 @@ describe.skipIf(!hasVenv)("notebook()", () => {
     expect(result.tasks.bad!.error).toMatchObject({ name: "OutputValidationError", message: expect.stringContaining("total") });
   }, 120_000);
 
-  it("fingerprints the code cells only, not outputs", async () => {
+  it("fingerprints the code cells, the kernel and where the parameters go, not outputs", async () => {
     const dir = await tempRoot();
     const nb = JSON.parse(readFileSync(fixture("report.ipynb"), "utf8")) as { cells: Array<Record<string, unknown>> };
     for (const c of nb.cells) if (c.cell_type === "code") Object.assign(c, { execution_count: 7, outputs: [{ output_type: "stream", name: "stdout", text: ["x\n"] }] });
@@ -52,7 +52,11 @@ describe.skipIf(!hasVenv)("notebook()", () => {
     (nb.cells[2]!.source as string[]).push("print('changed')\n");
     await writeFile(join(dir, "changed.ipynb"), JSON.stringify(nb));
     expect(notebookCodeDigest(join(dir, "changed.ipynb"))).not.toBe(notebookCodeDigest(fixture("report.ipynb")));
-    expect(notebook("fp", fixture("report.ipynb")).definition).toMatchObject({ kind: "notebook", code: `sha256:${notebookCodeDigest(fixture("report.ipynb"))}` });
+    // report.ipynb's kernelspec is python3; its second cell, the first code cell, is tagged `parameters`.
+    expect(notebook("fp", fixture("report.ipynb")).definition).toMatchObject({
+      kind: "notebook",
+      code: `sha256:${notebookCodeDigest(fixture("report.ipynb"))};kernel=python3;parameters=after code cell 1`,
+    });
   });
 
   it("says how to install papermill into the user's own Python when it is missing, not a script of Cairn's repository", async () => {

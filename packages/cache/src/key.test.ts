@@ -246,6 +246,28 @@ describe("diffIngredients", () => {
     expect(paths).toEqual(["inputs.config.valueOf"]);
   });
 
+  it("says an earlier Cairn's entry of the same code as made by that Cairn, not as changed code, and names a part given in words as it is", () => {
+    const notebook = (code: string, options: Record<string, string>, formerly?: string) =>
+      recorded({
+        code,
+        codeParts: {
+          own: code,
+          what: "notebook `fit.ipynb`",
+          byOption: { content: "sha256:cells", options },
+          ...(formerly !== undefined ? { formerly: { own: formerly, why: "the earlier entry was made by an older Cairn" } } : {}),
+        },
+      });
+    const now = notebook("sha256:cells;kernel=python3;parameters=after code cell 1", { "the kernel": "kernel=python3", "the cell tagged `parameters`": "parameters=after code cell 1" }, "sha256:cells");
+    const older = recorded({ code: "sha256:cells", codeParts: { own: "sha256:cells" } });
+    expect(diffIngredients(older, now).map((c) => c.message)).toEqual(["the earlier entry was made by an older Cairn"]);
+    // Another code than the older Cairn's: a change of the notebook, as before.
+    expect(diffIngredients(recorded({ code: "sha256:other", codeParts: { own: "sha256:other" } }), now).map((c) => c.message)).toEqual([
+      "notebook `fit.ipynb` changed (its code cells, its kernel, its cell tagged `parameters`, or its options: python, html, cwd, env)",
+    ]);
+    const moved = notebook("sha256:cells;kernel=python3;parameters=at the top", { "the kernel": "kernel=python3", "the cell tagged `parameters`": "parameters=at the top", cwd: "cwd=a" });
+    expect(diffIngredients(now, moved).map((c) => c.message)).toEqual(["option `cwd` (added) and the cell tagged `parameters` of notebook `fit.ipynb` changed"]);
+  });
+
   it("says which input changed, from what to what", () => {
     const changes = diffIngredients(recorded({}), recorded({ inputs: { ...base.inputs, rows: 1000 } }));
     expect(changes).toEqual([{ path: "inputs.rows", before: 500, after: 1000, message: "input `rows` changed from 500 to 1000" }]);

@@ -19,7 +19,7 @@ export interface CacheKeyIngredients {
    * function's text, a script's digest); `cacheKey`: the task's `.cache({ key })`; `resolved`:
    * what its code resolved to when the key was made (a model alias's version).
    */
-  codeParts?: { own: string; cacheKey?: string; resolved?: string; what?: string; declaration?: string; contents?: CodeContents; byOption?: CodeByOption };
+  codeParts?: { own: string; cacheKey?: string; resolved?: string; what?: string; declaration?: string; contents?: CodeContents; byOption?: CodeByOption; formerly?: CodeFormerly };
   /**
    * Content digests of the files the task declares its code depends on, by the name the
    * task gave them (`.codeFiles("./lib/features.ts")`); each is its own ingredient, so an
@@ -95,6 +95,18 @@ export interface RecordedCodeParts {
   contents?: CodeContents;
   /** The task's own code by its parts (sha256 of each), to name the options that changed. */
   byOption?: CodeByOption;
+  /** The task's own code as an earlier Cairn made it (its sha256 when recorded), and why that differs. */
+  formerly?: CodeFormerly;
+}
+
+/**
+ * The task's own code as an earlier Cairn made it, for a task whose key now counts more (a
+ * notebook's kernel): an entry of that Cairn whose own code is `own` differs by how keys are made,
+ * which `why` says in words, not by a change of the code.
+ */
+export interface CodeFormerly {
+  own: string;
+  why: string;
 }
 
 /**
@@ -264,6 +276,7 @@ export function computeCacheKey(ingredients: CacheKeyIngredients, options: Cache
       ...(parts.declaration !== undefined ? { declaration: parts.declaration } : {}),
       ...(parts.contents !== undefined ? { contents: parts.contents } : {}),
       ...(parts.byOption !== undefined ? { byOption: digestsByOption(parts.byOption) } : {}),
+      ...(parts.formerly !== undefined ? { formerly: { own: sha256(parts.formerly.own), why: parts.formerly.why } } : {}),
     };
   }
   if (ingredients.codeFiles !== undefined && Object.keys(ingredients.codeFiles).length) {
@@ -614,9 +627,10 @@ function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: Ingre
   if (pa && pb) {
     if (pa.own !== pb.own) {
       const message =
+        formerlyChange(pa.own, pb.formerly) ??
         contentsChange(pa.contents, pb.contents) ??
         optionsChange(pa.byOption, pb.byOption, pb.what) ??
-        (pb.what !== undefined ? `${pb.what} changed (its content, or its options: args, interpreter, cwd, env)`
+        (pb.what !== undefined ? `${pb.what} changed (${pb.what.startsWith("notebook ") ? "its code cells, its kernel, its cell tagged `parameters`, or its options: python, html, cwd, env" : "its content, or its options: args, interpreter, cwd, env"})`
         : kind !== undefined ? `the \`code\` of task \`${b.taskName}\` (kind \`${kind}\`) changed: what its definition's \`code\` holds (its options, config or version)`
         : declaration !== undefined ? declarationWords(declaration, b.taskName, true)
         : "code changed");
@@ -634,6 +648,12 @@ function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: Ingre
     part("resolved", "what the task's code resolves to (a model alias now naming another version, say)");
   }
   if (changes.length === found) changes.push({ path: "code", before: a.code, after: b.code, message: "code changed" });
+}
+
+/** An entry an earlier Cairn made of the same code, whose key counted less of it: `why` says so. */
+function formerlyChange(own: string, formerly: CodeFormerly | undefined): string | undefined {
+  if (typeof formerly !== "object" || formerly === null) return undefined;
+  return formerly.own === own && typeof formerly.why === "string" ? formerly.why : undefined;
 }
 
 /**
@@ -713,8 +733,14 @@ function optionsChange(a: CodeByOption | undefined, b: CodeByOption | undefined,
   if (!isCodeByOption(a) || !isCodeByOption(b) || a.content !== b.content) return undefined;
   const changed = unionKeys(a.options, b.options).filter((name) => a.options[name] !== b.options[name]);
   if (!changed.length) return undefined;
-  const named = changed.map((name) => `\`${name}\`${a.options[name] === undefined ? " (added)" : b.options[name] === undefined ? " (removed)" : ""}`).join(", ");
-  return `option${changed.length === 1 ? "" : "s"} ${named}${what !== undefined ? ` of ${what}` : ""} changed`;
+  // A part that is no option the user gives (a notebook's kernel, from the task's option or the
+  // notebook's metadata) is named in words: "the kernel".
+  const words = changed.filter((name) => name.startsWith("the "));
+  const options = changed.filter((name) => !name.startsWith("the "));
+  const named = options.map((name) => `\`${name}\`${a.options[name] === undefined ? " (added)" : b.options[name] === undefined ? " (removed)" : ""}`).join(", ");
+  const parts = [...(options.length ? [`option${options.length === 1 ? "" : "s"} ${named}`] : []), ...words];
+  const said = parts.length > 1 ? `${parts.slice(0, -1).join(", ")} and ${parts.at(-1)!}` : parts[0]!;
+  return `${said}${what !== undefined ? ` of ${what}` : ""} changed`;
 }
 
 /** An entry written by another version may hold anything there. */

@@ -730,6 +730,7 @@ export class TaskCache {
         ...(node.task.codeName !== undefined ? { what: node.task.codeName } : {}),
         ...(node.task.codeContents !== undefined ? { contents: { noun: node.task.codeContents.noun, files: node.task.codeContents.files } } : {}),
         ...(node.task.codeOptions !== undefined ? { byOption: { content: node.task.codeOptions.content, options: { ...node.task.codeOptions.options } } } : {}),
+        ...(node.task.codeFormerly !== undefined ? { formerly: { own: `${node.task.kind}\0${node.task.codeFormerly.code}`, why: node.task.codeFormerly.why } } : {}),
         ...(declaration !== undefined && codeFiles?.[declaration] !== undefined ? { declaration } : {}),
       },
       ...(codeFiles ? { codeFiles } : {}),

@@ -53,6 +53,12 @@ export interface TaskDefinition {
    * (``option `cwd` of script `train.py` changed``) instead of "its content, or its options".
    */
   readonly codeOptions?: { readonly content: string; readonly options: Readonly<Record<string, string>> };
+  /**
+   * The `code` an earlier Cairn made for this very task, when a later one counts more of it (a
+   * notebook's kernel and `parameters` cell): an entry whose own code is this one is said with
+   * `why` (how keys changed), not as changed code. Not in the key.
+   */
+  readonly codeFormerly?: { readonly code: string; readonly why: string };
   readonly retry: RetryPolicy;
   /** Timeout of one attempt, in ms. */
   readonly timeoutMs?: number;

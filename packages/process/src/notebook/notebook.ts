@@ -6,8 +6,8 @@
  */
 import { NO_RETRY, OptionError, type Artifact, type TaskDefinition } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
-import { notebookCodeCells, notebookCodeDigest, runNotebook } from "./run-notebook.ts";
-import { dirname, resolve } from "node:path";
+import { notebookCodeCells, readNotebook, runNotebook, type NotebookCode } from "./run-notebook.ts";
+import { basename, dirname, resolve } from "node:path";
 import { notebookDependencies } from "../python/python-deps.ts";
 import { pythonEnvironment } from "../python/python-environment.ts";
 import { checkName, configDigest, cwdFingerprint, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
@@ -21,6 +21,18 @@ export interface NotebookOptions extends ProcessOptions {
   python?: string | undefined;
   /** Render the executed notebook as HTML. @default true */
   html?: boolean | undefined;
+}
+
+/**
+ * The parts of a notebook's key beside its code cells: the kernel it runs under (the `kernel` option,
+ * else the notebook's kernelspec, else python3, as the driver picks it) and where papermill injects the
+ * parameters. Named in words, so that explain says "the kernel of notebook `fit.ipynb` changed".
+ */
+function whatRuns(code: NotebookCode, kernel: string | undefined): Record<string, string> {
+  return {
+    "the kernel": `kernel=${kernel ?? code.kernelspec ?? "python3"}`,
+    "the cell tagged `parameters`": `parameters=${code.parameters}`,
+  };
 }
 
 /** Outputs every notebook task has. */
@@ -43,23 +55,33 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
     throw new OptionError(`task "${name}" option \`kernel\``, "a Jupyter kernel name", options.kernel);
   }
   const path = resolveTaskFile(name, file);
-  let digest: string;
+  let code: NotebookCode;
   try {
-    digest = notebookCodeDigest(path);
+    code = readNotebook(path);
   } catch (error) {
     throw new OptionError(`task "${name}" notebook file`, "a Jupyter notebook (.ipynb JSON)", `${path}: ${(error as Error).message}`);
   }
-  const extras = [
-    ...(options.kernel ? [`kernel=${options.kernel}`] : []),
-    ...(options.html === false ? ["html=false"] : []),
+  const { digest } = code;
+  const keyed: Record<string, string> = {
+    ...(options.html === false ? { html: "html=false" } : {}),
     // The folder it runs in is part of what it computes (`wc -l < data.txt`): inside the project by its path from the project's root, so checkouts at other places share keys.
-    ...(options.cwd ? [cwdFingerprint(options.cwd)] : []),
-    ...(options.python ? [`python=${JSON.stringify(options.python)}`] : []),
-    ...(options.env && Object.keys(options.env).length ? [`env=${configDigest(Object.entries(options.env).sort())}`] : []),
-  ];
+    ...(options.cwd ? { cwd: cwdFingerprint(options.cwd) } : {}),
+    ...(options.python ? { python: `python=${JSON.stringify(options.python)}` } : {}),
+    ...(options.env && Object.keys(options.env).length ? { env: `env=${configDigest(Object.entries(options.env).sort())}` } : {}),
+  };
+  // What runs depends on the kernel (another one is another Python, another environment) and on
+  // where papermill puts the parameters (after the tagged cell, the inputs override its defaults;
+  // on top, the defaults override the inputs), neither of which is in the code cells' text.
+  const ran = whatRuns(code, options.kernel);
   const run = (schema: StandardSchemaV1 | undefined): TaskDefinition["run"] => async (inputs, ctx) => {
-    if (notebookCodeDigest(path) !== digest) {
-      ctx.logger.warn(`${path} changed since the flow was loaded; its cache key still uses the old code. Reload the flow to pick up the change.`);
+    let now: NotebookCode | undefined;
+    try {
+      now = readNotebook(path);
+    } catch {
+      // gone or broken since it was declared: papermill says so
+    }
+    if (now && (now.digest !== digest || JSON.stringify(whatRuns(now, options.kernel)) !== JSON.stringify(ran))) {
+      ctx.logger.warn(`${path} changed since the flow was loaded (its code cells, its \`parameters\` cell or its kernel); its cache key still uses the old notebook. Reload the flow to pick up the change.`);
     }
     const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
     const r = await runNotebook(
@@ -83,7 +105,18 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
     definition: {
       name,
       kind: "notebook",
-      code: [`sha256:${digest}`, ...extras].join(";"),
+      // The kernel and the parameters cell come right after the cells' digest: every key differs from
+      // an older Cairn's, which counted neither (its entry may have run under another kernel).
+      code: [`sha256:${digest}`, ...Object.values(ran), ...Object.values(keyed)].join(";"),
+      codeName: `notebook \`${basename(path)}\``,
+      codeOptions: { content: `sha256:${digest}`, options: { ...ran, ...keyed } },
+      codeFormerly: {
+        code: [`sha256:${digest}`, ...(options.kernel ? [`kernel=${options.kernel}`] : []), ...Object.values(keyed)].join(";"),
+        why:
+          `notebook \`${basename(path)}\` is unchanged, but the earlier entry was made by a Cairn whose key counted only its code cells: ` +
+          "a notebook's key now also counts the kernel it runs under and the cell tagged `parameters`, " +
+          "so each notebook task runs once after the upgrade and is stored again",
+      },
       writesOutputs: "with cairn_task.set_outputs({...}) in a cell",
       // The project's files its cells load (imports, `%run`, shell lines and cells), from the kernel's working directory.
       codeDependencies: async (scope) => {

@@ -166,14 +166,50 @@ if dead:
 
 /** Digest of a notebook's code: the sources of its code cells only (outputs, counts and metadata do not count). */
 export function notebookCodeDigest(file: string): string {
-  return sha256(JSON.stringify(notebookCodeCells(file)));
+  return readNotebook(file).digest;
 }
 
 /** The text of each code cell of a notebook, in order. */
 export function notebookCodeCells(file: string): string[] {
-  const nb = JSON.parse(readFileSync(file, "utf8")) as { cells?: Array<{ cell_type?: string; source?: string | string[] }> };
-  return (nb.cells ?? []).filter((c) => c.cell_type === "code").map((c) => (Array.isArray(c.source) ? c.source.join("") : (c.source ?? "")));
+  return readNotebook(file).cells;
 }
+
+/** What of a notebook decides what runs: its code cells, where papermill injects the parameters, the kernel its metadata names. */
+export interface NotebookCode {
+  /** The text of each code cell, in order. */
+  cells: string[];
+  /** sha256 of `cells`. */
+  digest: string;
+  /**
+   * Where papermill puts the parameters cell, counted in code cells (markdown cells change nothing):
+   * "after code cell 2" (the first cell tagged \`parameters\`), "in place of code cell 3" (a cell tagged
+   * \`injected-parameters\`, which papermill replaces), "at the top" (no tagged cell).
+   */
+  parameters: string;
+  /** The notebook's \`metadata.kernelspec.name\`, when it has one. */
+  kernelspec: string | undefined;
+}
+
+type RawCell = { cell_type?: string; source?: string | string[]; metadata?: { tags?: unknown } };
+
+/** Reads what of a notebook decides what runs (see {@link NotebookCode}). */
+export function readNotebook(file: string): NotebookCode {
+  const nb = JSON.parse(readFileSync(file, "utf8")) as { cells?: RawCell[]; metadata?: { kernelspec?: { name?: unknown } } };
+  const all = nb.cells ?? [];
+  const cells = all.filter((c) => c.cell_type === "code").map((c) => (Array.isArray(c.source) ? c.source.join("") : (c.source ?? "")));
+  // papermill's own rule (parameterize_notebook): a cell tagged injected-parameters is replaced, else the cell goes after the first tagged parameters, else on top.
+  const tagged = (tag: string) => all.findIndex((c) => Array.isArray(c.metadata?.tags) && c.metadata.tags.includes(tag));
+  const codeBefore = (index: number) => all.slice(0, index).filter((c) => c.cell_type === "code").length;
+  const injected = tagged("injected-parameters");
+  const param = tagged("parameters");
+  const parameters =
+    injected >= 0 ? (all[injected]!.cell_type === "code" ? `in place of code cell ${codeBefore(injected) + 1}` : `after code cell ${codeBefore(injected)}`)
+    : param >= 0 ? `after code cell ${codeBefore(param + 1)}`
+    : "at the top";
+  const name = nb.metadata?.kernelspec?.name;
+  return { cells, digest: sha256(JSON.stringify(cells)), parameters, kernelspec: typeof name === "string" && name ? name : undefined };
+}
+
 
 /** Runs one attempt of a notebook task. */
 export async function runNotebook(

@@ -1,0 +1,121 @@
+/**
+ * What of a notebook decides what runs, beside its code cells' text: the cell tagged `parameters`
+ * (papermill injects the inputs after it; without it, on top, where the notebook's defaults then
+ * override them) and the kernel it runs under. Each is in the key, an entry an older Cairn made
+ * (which counted neither) is no hit, and explain says why in words. Also the errors of a kernel
+ * that is not installed and of an input papermill cannot inject. Real papermill, real kernels.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { explainTask, openFlowCache, startFlowRun, type FlowDefinition } from "@cairn/core";
+import { flow } from "@cairn/dsl";
+import { notebook } from "../../packages/process/src/index.ts";
+import { notebookCodeDigest } from "../../packages/process/src/notebook/run-notebook.ts";
+import { runCollect, statuses } from "../cache/helpers.ts";
+import { hasVenv, tempRoot, VENV_PYTHON } from "./helpers.ts";
+
+type Cell = { cell_type: string; metadata: { tags?: string[] }; source: string[]; outputs?: unknown[]; execution_count?: null };
+
+/** What the test notebooks pass to set_outputs(). */
+type Out = { y: number; kernel: string };
+
+const code = (source: string, tags?: string[]): Cell => ({ cell_type: "code", execution_count: null, metadata: tags ? { tags } : {}, outputs: [], source: [source] });
+
+/** A notebook of `cells` under the kernel `kernelspec` names. */
+async function writeNotebook(file: string, cells: Cell[], kernelspec = "python3"): Promise<void> {
+  const nb = { cells, metadata: { kernelspec: { display_name: kernelspec, language: "python", name: kernelspec }, language_info: { name: "python" } }, nbformat: 4, nbformat_minor: 4 };
+  await writeFile(file, JSON.stringify(nb));
+}
+
+/** y = factor * 2; `tagged`: the cell that sets factor's default carries the `parameters` tag. */
+const factorCells = (tagged: boolean) => [
+  code("factor = 1\n", tagged ? ["parameters"] : undefined),
+  code("import os, cairn_task\ncairn_task.set_outputs(y=factor * 2, kernel=os.environ.get('WHICH_KERNEL', 'python3'))\n"),
+];
+
+/** Explain's words for why the task's nearest entry is not a hit. */
+async function explained(f: ReturnType<ReturnType<typeof flow>["build"]>, root: string, taskName: string): Promise<string[]> {
+  const { tasks } = await openFlowCache(f.definition, { root });
+  try {
+    const why = await explainTask(f.definition, taskName, { params: {}, cache: tasks });
+    return why.nearest?.changes.map((c) => c.message) ?? [];
+  } finally {
+    await tasks.store.close();
+  }
+}
+
+describe.skipIf(!hasVenv)("a notebook's key", () => {
+  it("counts the cell tagged `parameters`: removing the tag (the defaults now override the inputs) is a miss, and explain names it", async () => {
+    const dir = await tempRoot();
+    const root = join(dir, "root");
+    const file = join(dir, "fit.ipynb");
+    const fit = () => notebook("fit", file, { python: VENV_PYTHON }).output<Out>();
+    const f = () => flow("nb-params").build(() => ({ y: fit()({ factor: 10 }).y }));
+
+    await writeNotebook(file, factorCells(true));
+    const first = await runCollect(f(), { root });
+    expect(first.result.outputs).toEqual({ y: 20 });
+
+    // The same code cells, no tag: papermill injects factor = 10 on top and `factor = 1` then runs.
+    await writeNotebook(file, factorCells(false));
+    expect(await explained(f(), root, "fit")).toEqual(["the cell tagged `parameters` of notebook `fit.ipynb` changed"]);
+    const second = await runCollect(f(), { root });
+    // Before, a hit that handed back y: 20, what the notebook no longer computes.
+    expect(statuses(second.result)).toEqual({ fit: "succeeded" });
+    expect(second.result.outputs).toEqual({ y: 2 });
+  }, 120_000);
+
+  it("counts the kernel the notebook's metadata names: another kernelspec is a miss that runs under that kernel", async () => {
+    const dir = await tempRoot();
+    const root = join(dir, "root");
+    const file = join(dir, "fit.ipynb");
+    // A second kernel, "other", installed where this Python's Jupyter finds it through JUPYTER_PATH.
+    const kernels = join(dir, "jupyter");
+    await mkdir(join(kernels, "kernels", "other"), { recursive: true });
+    await writeFile(
+      join(kernels, "kernels", "other", "kernel.json"),
+      JSON.stringify({ argv: [VENV_PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"], display_name: "Other", language: "python", env: { WHICH_KERNEL: "other" } }),
+    );
+    const fit = () => notebook("fit", file, { python: VENV_PYTHON, env: { JUPYTER_PATH: kernels } }).output<Out>();
+    const f = () => flow("nb-kernel").build(() => ({ kernel: fit()({ factor: 10 }).kernel }));
+
+    await writeNotebook(file, factorCells(true), "python3");
+    expect((await runCollect(f(), { root })).result.outputs).toEqual({ kernel: "python3" });
+
+    await writeNotebook(file, factorCells(true), "other");
+    expect(await explained(f(), root, "fit")).toEqual(["the kernel of notebook `fit.ipynb` changed"]);
+    const second = await runCollect(f(), { root });
+    // Before, a hit that said "python3": the result of the other kernel.
+    expect(statuses(second.result)).toEqual({ fit: "succeeded" });
+    expect(second.result.outputs).toEqual({ kernel: "other" });
+    // The option and the metadata naming the same kernel are the same key.
+    const byOption = flow("nb-kernel").build(() => ({ kernel: notebook("fit", file, { python: VENV_PYTHON, env: { JUPYTER_PATH: kernels } }).output<Out>()({ factor: 10 }).kernel }));
+    expect(byOption.definition.nodes[0]!.task.code).toBe(f().definition.nodes[0]!.task.code);
+    expect(notebook("fit", file, { python: VENV_PYTHON, env: { JUPYTER_PATH: kernels }, kernel: "other" }).definition.code).toBe(f().definition.nodes[0]!.task.code);
+  }, 120_000);
+
+  it("an entry an older Cairn made (its key counted the code cells only) is no hit, and explain says it is the upgrade, not the notebook", async () => {
+    const dir = await tempRoot();
+    const root = join(dir, "root");
+    const file = join(dir, "fit.ipynb");
+    await writeNotebook(file, factorCells(true));
+    const f = flow("nb-upgrade").build(() => ({ y: notebook("fit", file, { python: VENV_PYTHON }).output<Out>()({ factor: 10 }).y }));
+    // The entry the Cairn before this one made: its `code` was the cells' digest and the options given, no more.
+    const task = f.definition.nodes[0]!.task;
+    const older: FlowDefinition = {
+      ...f.definition,
+      nodes: f.definition.nodes.map((n) => ({ ...n, task: { ...task, code: task.codeFormerly!.code, codeFormerly: undefined, codeName: undefined, codeOptions: undefined } })),
+    };
+    expect(task.codeFormerly!.code).toBe(`sha256:${notebookCodeDigest(file)};python=${JSON.stringify(VENV_PYTHON)}`);
+    await (await startFlowRun(older, { root })).wait();
+
+    expect(await explained(f, root, "fit")).toEqual([
+      "notebook `fit.ipynb` is unchanged, but the earlier entry was made by a Cairn whose key counted only its code cells: " +
+        "a notebook's key now also counts the kernel it runs under and the cell tagged `parameters`, so each notebook task runs once after the upgrade and is stored again",
+    ]);
+    const after = await runCollect(f, { root });
+    expect(statuses(after.result)).toEqual({ fit: "succeeded" });
+    expect(statuses((await runCollect(f, { root })).result)).toEqual({ fit: "cached" });
+  }, 120_000);
+});
