@@ -119,3 +119,36 @@ describe.skipIf(!hasVenv)("a notebook's key", () => {
     expect(statuses((await runCollect(f, { root })).result)).toEqual({ fit: "cached" });
   }, 120_000);
 });
+
+describe.skipIf(!hasVenv)("a notebook's kernel that is not installed", () => {
+  it("given as the `kernel` option: NotebookKernelError names it, the option, the installed kernels and how to install it, not ipykernel", async () => {
+    const dir = await tempRoot();
+    const file = join(dir, "fit.ipynb");
+    await writeNotebook(file, factorCells(true));
+    const t = notebook("fit", file, { python: VENV_PYTHON, kernel: "doesnotexist" }).output<Out>();
+    const result = await (await flow("nb-nokernel").build(() => ({ y: t({ factor: 10 }).y })).run({ tracker: false, root: join(dir, "root") })).wait();
+    const error = result.tasks.fit!.error!;
+    expect(error.name).toBe("NotebookKernelError");
+    expect(error.message).toBe(
+      `Task "fit" runs fit.ipynb under the Jupyter kernel "doesnotexist" (the task's \`kernel\` option), but no kernel of that name is installed ` +
+        `for ${VENV_PYTHON} (the kernels installed for it: python3). Give the task's \`kernel\` option one of those (\`kernel: "python3"\`), ` +
+        `or install the kernel "doesnotexist": \`${VENV_PYTHON} -m ipykernel install --user --name doesnotexist\` (run it with the Python the kernel is to run).`,
+    );
+    expect(error.message).not.toContain("ipykernel is not installed");
+  }, 120_000);
+
+  it("named by the notebook's metadata (saved under a conda environment's kernel): the message says it came from there", async () => {
+    const dir = await tempRoot();
+    const file = join(dir, "fit.ipynb");
+    await writeNotebook(file, factorCells(true), "conda-env-x-py");
+    const t = notebook("fit", file, { python: VENV_PYTHON }).output<Out>();
+    const result = await (await flow("nb-nokernel-meta").build(() => ({ y: t({ factor: 10 }).y })).run({ tracker: false, root: join(dir, "root") })).wait();
+    const error = result.tasks.fit!.error!;
+    expect(error.name).toBe("NotebookKernelError");
+    expect(error.message).toContain(
+      `Task "fit" runs fit.ipynb under the Jupyter kernel "conda-env-x-py" (the kernelspec in fit.ipynb's metadata, as Jupyter saved it), but no kernel of that name is installed ` +
+        `for ${VENV_PYTHON} (the kernels installed for it: python3). Give the task a \`kernel\` option naming one of those (\`kernel: "python3"\`), ` +
+        `or install a kernel named "conda-env-x-py": \`${VENV_PYTHON} -m ipykernel install --user --name conda-env-x-py\``,
+    );
+  }, 120_000);
+});

@@ -26,3 +26,41 @@ export class NotebookDependencyError extends CairnError {
     );
   }
 }
+
+/** Where the kernel a notebook runs under was named: the task's `kernel` option, or the notebook's own metadata. */
+export type KernelOrigin = "option" | "notebook";
+
+/** The Jupyter kernel a notebook is to run under is not installed for the Python that runs it. */
+export class NotebookKernelError extends CairnError {
+  static override readonly code: string = "CAIRN_NOTEBOOK_KERNEL";
+  override name = "NotebookKernelError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly nodeId: string,
+    /** The notebook's file name. */
+    readonly notebook: string,
+    /** The kernel asked for. */
+    readonly kernel: string,
+    readonly origin: KernelOrigin,
+    readonly python: string,
+    /** The kernels installed for that Python, as `jupyter kernelspec list` names them. */
+    readonly installed: readonly string[],
+  ) {
+    const py = shellQuote(python);
+    const from = origin === "option" ? "the task's `kernel` option" : `the kernelspec in ${notebook}'s metadata, as Jupyter saved it`;
+    const list = installed.length ? `the kernels installed for it: ${installed.join(", ")}` : "it has no kernel installed";
+    const pick = installed.length ? `\`kernel: ${JSON.stringify(installed.includes("python3") ? "python3" : installed[0])}\`` : undefined;
+    super(
+      `Task "${nodeId}" runs ${notebook} under the Jupyter kernel "${kernel}" (${from}), but no kernel of that name is installed ` +
+        `for ${python} (${list}). ` +
+        (origin === "option"
+          ? `Give the task's \`kernel\` option one of those${pick ? ` (${pick})` : ""}, or install the kernel "${kernel}": ` +
+            `\`${py} -m ipykernel install --user --name ${shellQuote(kernel)}\` (run it with the Python the kernel is to run).`
+          : `Give the task a \`kernel\` option naming one of those${pick ? ` (${pick})` : ""}, or install a kernel named "${kernel}": ` +
+            `\`${py} -m ipykernel install --user --name ${shellQuote(kernel)}\` (run it with the Python the kernel is to run, e.g. that environment's own).`),
+    );
+  }
+}
+

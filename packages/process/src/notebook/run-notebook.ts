@@ -10,7 +10,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { basename, dirname, extname } from "node:path";
 import { sha256 } from "@cairn/cache";
 import { type Artifact, holdWork, sendArtifact, type TaskContext } from "@cairn/core";
-import { NotebookDependencyError } from "./errors.ts";
+import { NotebookDependencyError, NotebookKernelError } from "./errors.ts";
 import { ProcessFailedError } from "../spawn/errors.ts";
 import { checkWorkingFolder, runProcess, type ProcessSpec } from "../spawn/spawn.ts";
 
@@ -36,9 +36,11 @@ export interface NotebookSpec {
 /** The process executor's time from SIGTERM to SIGKILL when the task sets none. */
 const DEFAULT_KILL_GRACE_MS = 5000;
 
-/** Exit code of the driver when papermill / nbconvert / the kernel is missing. */
+/** Exit code of the driver when papermill / nbconvert / the kernel is missing: a mark line on stderr says which. */
 const MISSING_EXIT = 97;
 const MISSING_MARK = "CAIRN_MISSING_MODULES";
+/** Followed by JSON: `{ kernel, installed }`. */
+const NO_KERNEL_MARK = "CAIRN_NO_SUCH_KERNEL";
 
 /**
  * The driver: one Python process runs papermill and then nbconvert (one interpreter
@@ -65,7 +67,7 @@ if missing:
     sys.stderr.write("${MISSING_MARK} " + " ".join(missing) + "\n")
     sys.exit(${MISSING_EXIT})
 import papermill as pm
-from jupyter_client.kernelspec import NoSuchKernel
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 import jupyter_client.provisioning.local_provisioner as local_provisioner
 from nbclient.exceptions import DeadKernelError
 from papermill.engines import NotebookExecutionManager
@@ -129,13 +131,19 @@ with open(os.environ["CAIRN_INPUTS"]) as f:
 nb = json.load(open(src))
 if not kernel and not nb.get("metadata", {}).get("kernelspec", {}).get("name"):
     kernel = "python3"
+meta = nb.get("metadata", {})
 failure = None
 dead = False
 try:
     pm.execute_notebook(src, out, parameters=params, kernel_name=kernel or None, log_output=True,
                         progress_bar=False, cwd=cwd or None)
 except NoSuchKernel as e:
-    sys.stderr.write("Jupyter kernel not found: %s\n${MISSING_MARK} ipykernel\n" % e)
+    name = kernel or meta.get("kernelspec", {}).get("name") or getattr(e, "name", "")
+    try:
+        installed = sorted(KernelSpecManager().find_kernel_specs())
+    except Exception:
+        installed = []
+    sys.stderr.write("Jupyter kernel not found: %s\n${NO_KERNEL_MARK} %s\n" % (e, json.dumps({"kernel": name, "installed": installed})))
     sys.exit(${MISSING_EXIT})
 except pm.PapermillExecutionError as e:
     failure = e
@@ -250,8 +258,14 @@ export async function runNotebook(
     };
   } catch (error) {
     if (ProcessFailedError.is(error) && error.exitCode === MISSING_EXIT) {
-      const line = error.stderrTail.find((l) => l.startsWith(MISSING_MARK));
-      if (line) throw new NotebookDependencyError(ctx.nodeId, spec.python, line.slice(MISSING_MARK.length + 1).split(" ").filter(Boolean), spec.pythonOrigin?.what);
+      const marked = (mark: string) => error.stderrTail.find((l) => l.startsWith(`${mark} `))?.slice(mark.length + 1);
+      const missing = marked(MISSING_MARK);
+      if (missing !== undefined) throw new NotebookDependencyError(ctx.nodeId, spec.python, missing.split(" ").filter(Boolean), spec.pythonOrigin?.what);
+      const kernel = marked(NO_KERNEL_MARK);
+      if (kernel !== undefined) {
+        const { kernel: name, installed } = JSON.parse(kernel) as { kernel: string; installed: string[] };
+        throw new NotebookKernelError(ctx.nodeId, basename(spec.file), name, spec.kernel ? "option" : "notebook", spec.python, installed);
+      }
     }
     throw error;
   } finally {
