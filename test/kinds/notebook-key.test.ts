@@ -152,3 +152,40 @@ describe.skipIf(!hasVenv)("a notebook's kernel that is not installed", () => {
     );
   }, 120_000);
 });
+
+describe.skipIf(!hasVenv)("an input papermill cannot inject as a Python variable", () => {
+  it("is refused before the kernel starts, naming the input, why and how to fix it", async () => {
+    const dir = await tempRoot();
+    const file = join(dir, "fit.ipynb");
+    await writeNotebook(file, factorCells(true));
+    const t = notebook("fit", file, { python: VENV_PYTHON }).output<Out>();
+    for (const [input, why, fix] of [
+      ["learning-rate", '"learning-rate" is not a Python identifier', ': "learning_rate"'],
+      ["class", '"class" is a Python keyword', ""],
+      ["__debug__", '"__debug__" is a name Python does not let a program assign', ""],
+    ] as const) {
+      const result = await (await flow("nb-badinput").build(() => ({ y: t({ [input]: 0.1 }).y })).run({ tracker: false, root: join(dir, input) })).wait();
+      const error = result.tasks.fit!.error!;
+      expect(error.name).toBe("NotebookInputError");
+      expect(error.message).toBe(
+        `Task "fit" got the input "${input}", but papermill injects each input into fit.ipynb as a Python variable of its name, and ${why}, ` +
+          `so the injected parameters cell could not run. Name the input as a Python variable (letters, digits and _, not starting with a digit, not a keyword${fix}) ` +
+          `where the flow passes it, and in the notebook's parameters cell.`,
+      );
+      expect(error.message).not.toContain("Cell ");
+    }
+  }, 120_000);
+
+  it("an error in the injected parameters cell is said as papermill's cell, never as one of the user's", async () => {
+    const dir = await tempRoot();
+    const file = join(dir, "fit.ipynb");
+    // A fault injected into the cell papermill adds: an input transformer turns its text into a raise.
+    const breaks = "get_ipython().input_transformers_post.append(lambda lines: ['raise ValueError(\"bad parameters\")\\n'] if lines and lines[0].startswith('# Parameters') else lines)\n";
+    await writeNotebook(file, [code("factor = 1\n"), code(breaks, ["parameters"]), code("import cairn_task\ncairn_task.set_outputs(y=factor)\n")]);
+    const t = notebook("fit", file, { python: VENV_PYTHON }).output<Out>();
+    const result = await (await flow("nb-injected").build(() => ({ y: t({ factor: 10 }).y })).run({ tracker: false, root: join(dir, "root") })).wait();
+    const message = result.tasks.fit!.error!.message;
+    expect(message).toContain("The parameters cell papermill injected after cell 2 of fit.ipynb (it sets the task's inputs) raised ValueError: bad parameters (In[3] of the executed notebook)");
+    expect(message).not.toMatch(/Cell \d of fit\.ipynb/);
+  }, 120_000);
+});

@@ -12,4 +12,4 @@ export { shell, type ShellOptions, type ShellOutputs } from "./shell.ts";
 export { notebook, type NotebookOptions, type NotebookOutputs } from "./notebook/notebook.ts";
 export { defaultPython, PYTHON_HELPER_DIR, type ProcessOptions } from "./spawn/options.ts";
 export { ProcessFailedError, ProcessStartError, ProcessOutputError, PythonEnvironmentError, UnknownPlaceholderError, CommandTemplateError } from "./spawn/errors.ts";
-export { NotebookDependencyError, NotebookKernelError } from "./notebook/errors.ts";
+export { NotebookDependencyError, NotebookInputError, NotebookKernelError } from "./notebook/errors.ts";

@@ -64,3 +64,28 @@ export class NotebookKernelError extends CairnError {
   }
 }
 
+/** A notebook task's input whose name papermill cannot inject as a Python variable. */
+export class NotebookInputError extends CairnError {
+  static override readonly code: string = "CAIRN_NOTEBOOK_INPUT";
+  override name = "NotebookInputError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly nodeId: string,
+    /** The notebook's file name. */
+    readonly notebook: string,
+    /** The input's name. */
+    readonly input: string,
+    /** Why it cannot be a variable: "it is a Python keyword", "it is not a Python identifier". */
+    readonly why: string,
+  ) {
+    const suggestion = input.replace(/[^\p{L}\p{N}_]/gu, "_").replace(/^(?=\p{N})/u, "_");
+    super(
+      `Task "${nodeId}" got the input "${input}", but papermill injects each input into ${notebook} as a Python variable of its name, ` +
+        `and ${why}, so the injected parameters cell could not run. Name the input as a Python variable ` +
+        `(letters, digits and _, not starting with a digit, not a keyword${/^[\p{L}_][\p{L}\p{N}_]*$/u.test(suggestion) && suggestion !== input ? `: "${suggestion}"` : ""}) ` +
+        `where the flow passes it, and in the notebook's parameters cell.`,
+    );
+  }
+}

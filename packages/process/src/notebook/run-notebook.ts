@@ -10,7 +10,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { basename, dirname, extname } from "node:path";
 import { sha256 } from "@cairn/cache";
 import { type Artifact, holdWork, sendArtifact, type TaskContext } from "@cairn/core";
-import { NotebookDependencyError, NotebookKernelError } from "./errors.ts";
+import { NotebookDependencyError, NotebookInputError, NotebookKernelError } from "./errors.ts";
 import { ProcessFailedError } from "../spawn/errors.ts";
 import { checkWorkingFolder, runProcess, type ProcessSpec } from "../spawn/spawn.ts";
 
@@ -36,11 +36,13 @@ export interface NotebookSpec {
 /** The process executor's time from SIGTERM to SIGKILL when the task sets none. */
 const DEFAULT_KILL_GRACE_MS = 5000;
 
-/** Exit code of the driver when papermill / nbconvert / the kernel is missing: a mark line on stderr says which. */
+/** Exit code of the driver when papermill / nbconvert / the kernel is missing, or an input cannot be injected: a mark line on stderr says which. */
 const MISSING_EXIT = 97;
 const MISSING_MARK = "CAIRN_MISSING_MODULES";
 /** Followed by JSON: `{ kernel, installed }`. */
 const NO_KERNEL_MARK = "CAIRN_NO_SUCH_KERNEL";
+/** Followed by JSON: `{ input, why }`. */
+const BAD_INPUT_MARK = "CAIRN_BAD_INPUT";
 
 /**
  * The driver: one Python process runs papermill and then nbconvert (one interpreter
@@ -51,7 +53,10 @@ const NO_KERNEL_MARK = "CAIRN_NO_SUCH_KERNEL";
  * ends: the driver ends the kernel's group itself (SIGTERM, then SIGKILL after the grace) when it
  * is told to stop and when it exits, so nothing a cell started outlives the task. A cell is
  * named as the user counts it: its place in the source notebook, the injected parameters cell
- * left out.
+ * left out; the injected cell is named as papermill's, never as one of the user's.
+ *
+ * Inputs whose names papermill cannot inject as Python variables (\`learning-rate\`, \`class\`) are
+ * refused before the kernel starts, when the notebook's parameters are written in Python.
  */
 const DRIVER = String.raw`
 import atexit, json, logging, os, signal, sys, time
@@ -121,6 +126,11 @@ def user_cell(index):
     if cells is None or index is None or index >= len(cells):
         return "a cell of %s" % os.path.basename(src)
     injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    if index in injected:
+        # papermill's cell, not the user's: what it holds comes from the task's inputs.
+        before = index - len([i for i in injected if i < index])
+        where = ("after cell %d of %s" % (before, os.path.basename(src))) if before else ("at the top of %s" % os.path.basename(src))
+        return "the parameters cell papermill injected %s (it sets the task's inputs)" % where
     number = index + 1 - len([i for i in injected if i < index])
     first = next((l.strip() for l in cells[index].source.splitlines() if l.strip()), "")
     return "cell %d of %s%s" % (number, os.path.basename(src), ' ("%s")' % (first[:60] + ("..." if len(first) > 60 else "")) if first else "")
@@ -132,6 +142,28 @@ nb = json.load(open(src))
 if not kernel and not nb.get("metadata", {}).get("kernelspec", {}).get("name"):
     kernel = "python3"
 meta = nb.get("metadata", {})
+try:
+    from papermill.translators import PythonTranslator, papermill_translators
+    language = meta.get("kernelspec", {}).get("language") or meta.get("language_info", {}).get("name")
+    translator = papermill_translators.find_translator(kernel or meta["kernelspec"]["name"], language)
+except Exception:
+    translator = None  # papermill fails on its own, in its words
+if translator is not None and issubclass(translator, PythonTranslator):
+    import keyword
+    for name in params:
+        why = None
+        if keyword.iskeyword(name):
+            why = "%s is a Python keyword" % json.dumps(name)
+        elif not name.isidentifier():
+            why = "%s is not a Python identifier" % json.dumps(name)
+        else:
+            try:
+                compile("%s = None" % name, "<parameters>", "exec")
+            except SyntaxError:
+                why = "%s is a name Python does not let a program assign" % json.dumps(name)
+        if why:
+            sys.stderr.write("${BAD_INPUT_MARK} " + json.dumps({"input": name, "why": why}) + "\n")
+            sys.exit(${MISSING_EXIT})
 failure = None
 dead = False
 try:
@@ -265,6 +297,11 @@ export async function runNotebook(
       if (kernel !== undefined) {
         const { kernel: name, installed } = JSON.parse(kernel) as { kernel: string; installed: string[] };
         throw new NotebookKernelError(ctx.nodeId, basename(spec.file), name, spec.kernel ? "option" : "notebook", spec.python, installed);
+      }
+      const bad = marked(BAD_INPUT_MARK);
+      if (bad !== undefined) {
+        const { input, why } = JSON.parse(bad) as { input: string; why: string };
+        throw new NotebookInputError(ctx.nodeId, basename(spec.file), input, why);
       }
     }
     throw error;
