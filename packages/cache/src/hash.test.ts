@@ -5,7 +5,7 @@ import { join } from "node:path";
 import objectHash from "object-hash";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { canonicalText } from "./hash.ts";
-import { describePath, digestFile, digestFileSync, digestPath, hashValue, listFolder, sha256 } from "./index.ts";
+import { describePath, digestFile, digestFileSync, digestPath, FILES_RECORDED, hashValue, listFolder, sha256 } from "./index.ts";
 
 let dir: string;
 beforeEach(async () => {
@@ -205,6 +205,35 @@ describe("digestFile / digestPath", () => {
     await mkdir(join(none, "a", "b"), { recursive: true });
     expect((await describePath(none)).emptyFolders).toEqual([".", "a", "a/b"]);
     expect((await describePath(join(root, "sub", "f0.txt"))).emptyFolders).toBeUndefined();
+  });
+
+  it("as code, leaves out what running code or a tool writes in a folder and folders that hold no file, and lists its files; as an artifact, counts every one", async () => {
+    const root = join(dir, "code");
+    await mkdir(join(root, "pkg"), { recursive: true });
+    await writeFile(join(root, "pkg", "helpers.py"), "def f(): pass\n");
+    await writeFile(join(root, "rows.csv"), "x\n1\n");
+    const clean = await describePath(root, { code: true });
+    const artifact = await describePath(root);
+    for (const [path, content] of [["pkg/__pycache__/helpers.cpython-312.pyc", "bytecode"], [".git/HEAD", "ref"], [".DS_Store", "finder"], ["stray.pyc", "b"], ["venv/pyvenv.cfg", "home = /usr"], ["venv/lib/x.py", "x"]] as const) {
+      await mkdir(join(root, path, ".."), { recursive: true });
+      await writeFile(join(root, path), content);
+    }
+    await mkdir(join(root, "empty", "deeper"), { recursive: true });
+    const written = await describePath(root, { code: true });
+    expect(written.digest).toBe(clean.digest);
+    expect(written).toMatchObject({ kind: "folder", fileCount: 2 });
+    expect(written.emptyFolders).toBeUndefined();
+    expect(Object.keys(written.files as Record<string, string>)).toEqual(["pkg/helpers.py", "rows.csv"]);
+    // An artifact's folder stays exact: each of them counts.
+    expect((await describePath(root)).digest).not.toBe(artifact.digest);
+    // A code folder with no subfolder digests as every Cairn made it: its entries stay valid.
+    const flat = join(dir, "flat");
+    await mkdir(flat);
+    await writeFile(join(flat, "a.txt"), "a");
+    expect((await describePath(flat, { code: true })).digest).toBe(await digestPath(flat));
+    // Its files are listed one by one up to FILES_RECORDED, then only counted.
+    await Promise.all(Array.from({ length: FILES_RECORDED }, (_, i) => writeFile(join(flat, `${i}.txt`), String(i))));
+    expect((await describePath(flat, { code: true })).files).toBe(FILES_RECORDED + 1);
   });
 
   it("follows symlinks to content and records broken or looping links by target", async () => {

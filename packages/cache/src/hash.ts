@@ -4,6 +4,7 @@ import { lstat, readdir, readFile, readlink, realpath, stat } from "node:fs/prom
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type ObjectHash from "object-hash";
+import { isLeftOutName, recordedFiles, VIRTUALENV_MARK } from "./code-folder.ts";
 import { CacheValueError } from "./errors.ts";
 
 /**
@@ -243,9 +244,28 @@ export interface PathDescription {
    * For a folder: each folder in it (with `/`, the folder itself as `.`) that holds no file and no
    * link at any depth, sorted. The digest counts them, and a store that keeps files alone (MLflow's
    * artifact store) cannot give them back: a folder artifact carries them (`Artifact.emptyFolders`),
-   * so that a download is made whole again before its digest is checked. Absent for a file.
+   * so that a download is made whole again before its digest is checked. Absent for a file, and
+   * for a folder described as code (see {@link DescribeOptions.code}), whose digest does not count them.
    */
   emptyFolders?: string[];
+  /**
+   * For a folder described as code: its files one by one, as a cache entry records them (see
+   * `recordedFiles`), so that `explain` names the ones that changed. Absent otherwise.
+   */
+  files?: Record<string, string> | number;
+}
+
+/** Options of {@link describePath}. */
+export interface DescribeOptions {
+  /**
+   * The folder is code (a `.codeFiles()` folder), not an artifact: what running code or a tool
+   * writes in it is left out of its digest (`__pycache__/`, `*.pyc`, `.git/`, `.DS_Store`, a
+   * virtualenv: see `LEFT_OUT_FOLDERS`, `LEFT_OUT_FILE`), and so are folders that hold no file,
+   * as git keeps none; its files are listed one by one in `files`. An artifact's folder is
+   * described whole, each byte and empty folder counted: its digest must stay exact.
+   * @default false
+   */
+  code?: boolean;
 }
 
 /**
@@ -260,14 +280,18 @@ export async function digestPath(path: string): Promise<string> {
   return (await describePath(path)).digest;
 }
 
-/** {@link digestPath} plus the total size and file count, for an outputs manifest. */
-export async function describePath(path: string): Promise<PathDescription> {
+/**
+ * {@link digestPath} plus the total size and file count, for an outputs manifest; with `code`, the
+ * digest of a code folder (see {@link DescribeOptions.code}), whose files it also lists.
+ */
+export async function describePath(path: string, options: DescribeOptions = {}): Promise<PathDescription> {
   const info = await stat(path);
   if (!info.isDirectory()) {
     return { digest: await digestFile(path), sizeBytes: info.size, fileCount: 1, kind: "file" };
   }
+  const code = options.code === true;
   const records: FolderRecord[] = [];
-  await walk(path, "", [await realpath(path)], records);
+  await walk(path, "", [await realpath(path)], records, code);
   // Digest files a few at a time: enough to overlap I/O, few enough open files.
   const files = records.filter((r): r is FileRecord => r.type === "file");
   let next = 0;
@@ -286,7 +310,12 @@ export async function describePath(path: string): Promise<PathDescription> {
     const detail = record.type === "file" ? record.digest : record.type === "link" ? record.target : "";
     hash.update(`${record.type}\0${record.relative}\0${detail}\n`);
   }
-  return { digest: hash.digest("hex"), sizeBytes, fileCount: files.length, kind: "folder", emptyFolders: emptyFoldersOf(records) };
+  const digest = hash.digest("hex");
+  if (code) {
+    const entries = records.map((r) => `${r.relative}\0${r.type === "file" ? r.digest : r.type === "link" ? `link:${r.target}` : ""}`);
+    return { digest, sizeBytes, fileCount: files.length, kind: "folder", files: recordedFiles(entries) };
+  }
+  return { digest, sizeBytes, fileCount: files.length, kind: "folder", emptyFolders: emptyFoldersOf(records) };
 }
 
 /** Of a folder's sorted records, the folders with no file or link below them, the folder itself as `.` (see {@link PathDescription}). */
@@ -342,8 +371,16 @@ interface FileRecord {
 }
 type FolderRecord = FileRecord | { type: "dir"; relative: string } | { type: "link"; relative: string; target: string };
 
-async function walk(absolute: string, relative: string, ancestors: string[], out: FolderRecord[]): Promise<void> {
-  for (const dirent of await readdir(absolute, { withFileTypes: true })) {
+/**
+ * Adds the records of the folder at `absolute` (`relative` from the walk's root) to `out`. `code`:
+ * what a code folder leaves out is left out (by name, whatever it is: a file, a folder or a link;
+ * a virtualenv below the root), and no folder is recorded, so that one holding no file counts for nothing.
+ */
+async function walk(absolute: string, relative: string, ancestors: string[], out: FolderRecord[], code = false): Promise<void> {
+  const dirents = await readdir(absolute, { withFileTypes: true });
+  if (code && relative !== "" && dirents.some((d) => d.name === VIRTUALENV_MARK)) return;
+  for (const dirent of dirents) {
+    if (code && isLeftOutName(dirent.name)) continue;
     const childAbsolute = join(absolute, dirent.name);
     const childRelative = relative ? `${relative}/${dirent.name}` : dirent.name;
     let info = await lstat(childAbsolute, { bigint: true });
@@ -361,8 +398,8 @@ async function walk(absolute: string, relative: string, ancestors: string[], out
       }
     }
     if (info.isDirectory()) {
-      out.push({ type: "dir", relative: childRelative });
-      await walk(childAbsolute, childRelative, [...ancestors, await realpath(childAbsolute)], out);
+      if (!code) out.push({ type: "dir", relative: childRelative });
+      await walk(childAbsolute, childRelative, [...ancestors, await realpath(childAbsolute)], out, code);
     } else if (info.isFile()) {
       const stamp = `${info.size} ${info.mtimeNs} ${info.ino} ${info.ctimeNs}`;
       out.push({ type: "file", relative: childRelative, absolute: childAbsolute, size: Number(info.size), stamp, digest: "" });

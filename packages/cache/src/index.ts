@@ -6,7 +6,8 @@
 
 // Hashing
 export { CACHE_SCHEMA_VERSION, describePath, digestFile, digestFileSync, digestPath, hashValue, listFolder, privateDigest, privateDigestAsync, sha256 } from "./hash.ts";
-export type { FolderListing, PathDescription } from "./hash.ts";
+export type { DescribeOptions, FolderListing, PathDescription } from "./hash.ts";
+export { FILES_RECORDED, isLeftOut, isLeftOutName, LEFT_OUT_FILE, LEFT_OUT_FOLDERS, recordedFiles, VIRTUALENV_MARK } from "./code-folder.ts";
 
 // Cache keys
 export { computeCacheKey, DECLARATION_ENTRY, diffIngredients, ENV_READ_ENTRY, environmentChange, keyOfIngredients, kindRunEntry, packageEntry, packageOfEntry, replaceArtifacts, RECORDED_PACKAGES_MAX, RECORDED_VALUE_MAX_BYTES, SOURCE_CODE_ENTRY } from "./key.ts";

@@ -679,17 +679,16 @@ export class TaskCache {
     let codeFiles: Record<string, string> | undefined;
     let declaration: string | undefined;
     if (node.task.codeFiles?.length) {
-      const digests = await Promise.all(
+      // As code: what a run writes in a folder (`__pycache__/`) or a tool leaves there (`.git/`,
+      // `.DS_Store`) is left out, so that running the task does not change its own key.
+      const described = await Promise.all(
         node.task.codeFiles.map(({ path }) =>
-          describePath(path).then(
-            (d) => d.digest,
-            (error: unknown) => {
-              throw new CodeFileError(node.id, path, (error as Error).message);
-            },
-          ),
+          describePath(path, { code: true }).catch((error: unknown) => {
+            throw new CodeFileError(node.id, path, (error as Error).message);
+          }),
         ),
       );
-      codeFiles = Object.fromEntries(node.task.codeFiles.map((file, i) => [file.name, digests[i]!]));
+      codeFiles = Object.fromEntries(node.task.codeFiles.map((file, i) => [file.name, described[i]!.digest]));
     }
     let sourceCode: string | undefined;
     if (found) {

@@ -23,7 +23,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpat
 import { lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { digestFile, digestFileSync, pathExists, privateDigest, sha256 } from "@cairn/cache";
+import { digestFile, digestFileSync, FILES_RECORDED, isLeftOut, LEFT_OUT_FILE, LEFT_OUT_FOLDERS, pathExists, privateDigest, recordedFiles, sha256, VIRTUALENV_MARK } from "@cairn/cache";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { CairnError, closestName, describeValue, isArtifact, isPlainObject, systemTag, type TaskContext } from "@cairn/core";
 import { parseTemplate, renderShell, runProcess, shellQuote, type CommandTemplate, type ProcessSpec } from "@cairn/process/spawn";
@@ -423,21 +423,6 @@ export function effectiveParameters(entryPoint: MlflowEntryPoint, given: Readonl
 
 // ------------------------------------------------------------------ fingerprint
 
-/** Folders and files that never enter a project's content digest; a virtualenv (a folder holding `pyvenv.cfg`, whatever its name) neither. */
-const SKIP_DIRS = new Set([".git", "mlruns", "mlartifacts", "__pycache__", ".cairn", "node_modules", ".venv", ".ipynb_checkpoints", ".pytest_cache"]);
-/**
- * Compiled Python; MLflow 3's default store (`sqlite:///mlflow.db`, with SQLite's journal files),
- * which a step's own `mlflow.log_*` creates in the project folder when no tracking URI is set; and
- * `cairn report`'s page, written to the working directory: what a run writes is not the project's code.
- */
-const SKIP_FILE = /\.py[co]$|^mlflow\.db(-journal|-wal|-shm)?$|^cairn-report-.*\.html$/;
-
-/** A path (relative to the project folder) that never enters its fingerprint. */
-function skipped(rel: string): boolean {
-  const parts = rel.split("/");
-  return parts.some((p) => SKIP_DIRS.has(p)) || SKIP_FILE.test(parts.at(-1)!);
-}
-
 /**
  * TypeScript files never enter a project's digest either: they are the flow's own code, which the
  * usual layout keeps in the project folder (flow.ts, steps.ts), and the tasks' keys hold already
@@ -484,7 +469,7 @@ export interface ProjectFingerprint {
 }
 
 /** Files of a project recorded one by one with its cache entries; a larger folder's only counted (an entry of each run keeps them). */
-export const PROJECT_FILES_RECORDED = 500;
+export const PROJECT_FILES_RECORDED = FILES_RECORDED;
 
 /**
  * The code fingerprint of a project folder: when it is inside a git repository and
@@ -494,7 +479,7 @@ export const PROJECT_FILES_RECORDED = 500;
  * and the HEAD commit, plus a digest of the files under it that git ignores (a local config
  * or data file the project reads); otherwise a digest of its content (sorted relative paths and
  * the sha256 of each file). Both leave out .git, mlruns, __pycache__, .cairn, node_modules,
- * .venv and any other virtualenv, MLflow's default store mlflow.db and `cairn report`'s pages
+ * .venv and any other virtualenv, MLflow's default store mlflow.db, `cairn report`'s pages and .DS_Store
  * (a link by one of these names, or to a virtualenv, too),
  * so what a run writes there changes nothing, and the flow's TypeScript (FLOW_CODE), changed, new or committed.
  */
@@ -506,7 +491,7 @@ export function projectFingerprint(dir: string, options: { readonly typeScript?:
     const linked = privateFilesDigest(git.linked);
     const code = `${git.tree}${ignored ? `+ignored:${ignored}` : ""}${linked ? `+linked:${linked}` : ""}`;
     const blobs = [...git.blobs].map(([rel, id]) => `${rel}\0${id}`);
-    return { code, gitCommit: git.commit, files: fileDigests([...blobs, ...keyedBy(ignored, git.ignored), ...keyedBy(linked, git.linked)]) };
+    return { code, gitCommit: git.commit, files: recordedFiles([...blobs, ...keyedBy(ignored, git.ignored), ...keyedBy(linked, git.linked)]) };
   }
   const entries: string[] = [];
   const links: string[] = [];
@@ -519,7 +504,7 @@ export function projectFingerprint(dir: string, options: { readonly typeScript?:
   const hidden = privateFilesDigest(kept);
   const code = `sha256:${sha256(shared.join("\n"))}${hidden ? `+private:${hidden}` : ""}`;
   // A file as it is in HEAD has its blob's id, as in a clean checkout: only the files that changed since differ.
-  return { code, files: fileDigests([...shared.map((e) => blobOf(e, git?.blobs)), ...keyedBy(hidden, kept)]) };
+  return { code, files: recordedFiles([...shared.map((e) => blobOf(e, git?.blobs)), ...keyedBy(hidden, kept)]) };
 }
 
 /**
@@ -563,17 +548,6 @@ function blobOf(entry: string, blobs: ReadonlyMap<string, string> | undefined): 
   return id === undefined ? entry : `${rel}\0${id}`;
 }
 
-/** Digest entries (`<relative path>\0<digest>`) as a path -> short digest record, or their count when too many. */
-function fileDigests(entries: readonly string[]): Record<string, string> | number {
-  if (entries.length > PROJECT_FILES_RECORDED) return entries.length;
-  const files: Record<string, string> = {};
-  for (const entry of entries) {
-    const cut = entry.indexOf("\0");
-    files[entry.slice(0, cut)] = sha256(entry.slice(cut + 1)).slice(0, 12);
-  }
-  return files;
-}
-
 /**
  * `clean`: no change and no untracked file under `dir`, but the flow's TypeScript; `tree`: then
  * `git-tree:<id>`, or `git-files:<digest>` of its listing when the flow's TypeScript (FLOW_CODE) is
@@ -601,7 +575,7 @@ function gitState(dir: string, flowCode: (path: string) => boolean): GitState | 
     }
     // A change or an untracked file; the flow's TypeScript, changed or new, is no change of the
     // project, nor an untracked file a run writes (mlflow.db, mlruns/: not in the tree either).
-    const runWrote = (entry: string) => entry.startsWith("?? ") && skipped(relative(entry));
+    const runWrote = (entry: string) => entry.startsWith("?? ") && isLeftOut(relative(entry));
     if (status.some((entry) => !entry.startsWith("!! ") && !flowCode(entry) && !runWrote(entry))) {
       return { clean: false, blobs, ignoredPaths: status.filter((entry) => entry.startsWith("!! ")).map(relative) };
     }
@@ -611,7 +585,7 @@ function gitState(dir: string, flowCode: (path: string) => boolean): GitState | 
     for (const entry of status) {
       if (!entry.startsWith("!! ")) continue; // the flow's TypeScript, changed or new
       const rel = relative(entry);
-      if (skipped(rel)) continue;
+      if (isLeftOut(rel)) continue;
       walkSync(digestEntries(join(dir, rel), rel, ignored, root));
     }
     // Git records a link by its target's name: a committed link out of the folder adds what it points to.
@@ -619,7 +593,7 @@ function gitState(dir: string, flowCode: (path: string) => boolean): GitState | 
     for (const entry of run(["ls-files", "-s", "-z", "--", "."]).split("\0")) {
       if (!entry.startsWith("120000 ")) continue;
       const rel = entry.slice(entry.indexOf("\t") + 1);
-      if (skipped(rel)) continue;
+      if (isLeftOut(rel)) continue;
       const target = walkSync(followedLink(join(dir, rel), root));
       if (target !== undefined) walkSync(digestTarget(target, rel, linked, root, []));
     }
@@ -632,7 +606,7 @@ function gitState(dir: string, flowCode: (path: string) => boolean): GitState | 
 }
 
 /**
- * sha256 over the sorted relative paths and file digests of a folder (see SKIP_DIRS); only the
+ * sha256 over the sorted relative paths and file digests of a folder (see `isLeftOut` of @cairn/cache, the rule a `.codeFiles()` folder follows too); only the
  * entries `keep` keeps, when given; those it counts are added to `kept`. Synchronous, for where
  * nothing can wait (a kind is declared); {@link folderDigestAsync} gives the same digest without blocking.
  */
@@ -737,25 +711,25 @@ function* folderWalk(dir: string, keep?: (entry: string) => boolean, kept: strin
 }
 
 /**
- * Adds `<relative path>\0<sha256>` for the file at `abs`, or for every file under the folder at `abs` (see SKIP_DIRS).
+ * Adds `<relative path>\0<sha256>` for the file at `abs`, or for every file under the folder at `abs` (see `isLeftOut` of @cairn/cache).
  * `root`: the project folder's real path; `seen`: the real paths of the linked folders the walk is in (a cycle stops).
  */
 function* digestEntries(abs: string, rel: string, entries: string[], root: string, seen: readonly string[] = [], links?: string[]): Walk<void> {
   const name = basename(abs);
   const s = yield* call("lstat", abs);
   if (s.isDirectory()) {
-    if (SKIP_DIRS.has(name) || (yield* call("exists", join(abs, "pyvenv.cfg")))) return;
+    if (LEFT_OUT_FOLDERS.has(name) || (yield* call("exists", join(abs, VIRTUALENV_MARK)))) return;
     for (const child of yield* call("readdir", abs)) yield* digestEntries(join(abs, child), `${rel}/${child}`, entries, root, seen, links);
   } else if (s.isSymbolicLink()) {
     // Left out as the same folder or file would be: `.venv -> ../.venv`, `mlruns -> /disk/mlruns`.
-    if (SKIP_DIRS.has(name) || SKIP_FILE.test(name)) return;
+    if (LEFT_OUT_FOLDERS.has(name) || LEFT_OUT_FILE.test(name)) return;
     const target = yield* followedLink(abs, root);
     if (target === undefined) entries.push(`${rel}\0link:${yield* call("readlink", abs)}`);
     else {
       links?.push(rel);
       yield* digestTarget(target, rel, entries, root, seen);
     }
-  } else if (s.isFile() && !SKIP_FILE.test(name)) {
+  } else if (s.isFile() && !LEFT_OUT_FILE.test(name)) {
     entries.push(`${rel}\0${yield* call("digest", abs)}`);
   }
 }
@@ -799,7 +773,7 @@ export class UnreadableProjectFile extends Error {
 function* countedByProject(real: string, root: string): Walk<boolean> {
   const inside = relative(root, real);
   if (inside === "") return true;
-  return inside !== ".." && !inside.startsWith("../") && !isAbsolute(inside) && !skipped(inside) && !(yield* inVirtualenv(root, inside));
+  return inside !== ".." && !inside.startsWith("../") && !isAbsolute(inside) && !isLeftOut(inside) && !(yield* inVirtualenv(root, inside));
 }
 
 /** The file or folder a link points to, under the link's own relative path. */
@@ -810,7 +784,7 @@ function* digestTarget(real: string, rel: string, entries: string[], root: strin
       entries.push(`${rel}\0${yield* call("digest", real)}`);
     } else if (s.isDirectory() && seen.includes(real)) {
       entries.push(`${rel}\0link-cycle`);
-    } else if (s.isDirectory() && !(yield* call("exists", join(real, "pyvenv.cfg")))) {
+    } else if (s.isDirectory() && !(yield* call("exists", join(real, VIRTUALENV_MARK)))) {
       // A linked virtualenv is left out as one in the folder is.
       for (const child of yield* call("readdir", real)) yield* digestEntries(join(real, child), `${rel}/${child}`, entries, root, [...seen, real]);
     }
@@ -823,7 +797,7 @@ function* digestTarget(real: string, rel: string, entries: string[], root: strin
 /** A path of the project (relative) under a virtualenv, which the digest leaves out. */
 function* inVirtualenv(root: string, rel: string): Walk<boolean> {
   const parts = rel.split("/");
-  for (let i = 1; i < parts.length; i++) if (yield* call("exists", join(root, ...parts.slice(0, i), "pyvenv.cfg"))) return true;
+  for (let i = 1; i < parts.length; i++) if (yield* call("exists", join(root, ...parts.slice(0, i), VIRTUALENV_MARK))) return true;
   return false;
 }
 
