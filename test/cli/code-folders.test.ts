@@ -3,6 +3,7 @@
  * code or a tool writes there: a Python script task that imports from its declared folder (a real
  * interpreter, with bytecode writing on, so that its first run writes `pylib/__pycache__/`) hits on
  * its next run, and a `.DS_Store`, an empty folder or a `.git/` added beside the code change nothing.
+ * When a file in the folder does change, `cairn explain` names it, as it names a project's files.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -93,5 +94,24 @@ describe.skipIf(!existsSync(PYTHON))("a folder declared with .codeFiles()", () =
     await writeFile(join(cwd, "pylib", "helpers.py"), "def rows():\n    return 4\n");
     expect(await statusOf(cwd)).toBe("succeeded");
     expect(await statusOf(cwd)).toBe("cached");
+  }, 180_000);
+
+  it("`cairn explain` names the files of the folder that changed", async () => {
+    const cwd = await project();
+    expect(await statusOf(cwd)).toBe("succeeded");
+
+    // A real change in the data folder: explain names the files, as it names a project's.
+    await writeFile(join(cwd, "data", "extra", "a.csv"), "x\n2\n");
+    await writeFile(join(cwd, "data", "extra", "b.csv"), "x\n3\n");
+    const explained = await cairnIn(cwd, ["explain", "flow.ts", "step"]);
+    expect(explained.code, explained.stderr).toBe(0);
+    expect(explained.stdout).toContain("2 files of code folder `data/extra` changed: `a.csv`, `b.csv` (added)");
+    expect(await statusOf(cwd)).toBe("succeeded");
+
+    // One file changed in the code folder: named on its own.
+    await writeFile(join(cwd, "pylib", "helpers.py"), "def rows():\n    return 4\n");
+    const one = await cairnIn(cwd, ["explain", "flow.ts", "step"]);
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout).toContain("file `helpers.py` of code folder `./pylib` changed");
   }, 180_000);
 });

@@ -413,6 +413,30 @@ describe("diffIngredients", () => {
     expect(said(project(900), project(901))).toEqual(["code: project files changed (901 files: too many to record which)"]);
   });
 
+  it("names the files of a declared code folder that changed, without changing any key, and says an entry made before folders were recorded may differ by the digest's rule alone", () => {
+    const withFolder = (files: Record<string, string> | number, digest = `folder:${JSON.stringify(files)}`) =>
+      recorded({ codeFiles: { "data/extra": digest, "lib.py": "l1" }, codeFolders: { "data/extra": files } });
+    const v1 = { "a.csv": "a1", "b.csv": "b1" };
+    const { codeFolders: _, ...without } = withFolder(v1);
+    expect(keyOfIngredients(withFolder(v1))).toBe(keyOfIngredients(without));
+    // Read back from JSON, as an entry is.
+    const said = (a: RecordedIngredients, b: RecordedIngredients) => diffIngredients(JSON.parse(JSON.stringify(a)), JSON.parse(JSON.stringify(b))).map((c) => `${c.path}: ${c.message}`);
+    expect(said(withFolder(v1), withFolder({ ...v1, "b.csv": "b2" }))).toEqual(["codeFiles.data/extra: file `b.csv` of code folder `data/extra` changed"]);
+    expect(said(withFolder(v1), withFolder({ "a.csv": "a2", "c.csv": "c1" }))).toEqual(["codeFiles.data/extra: 3 files of code folder `data/extra` changed: `a.csv`, `b.csv` (removed), `c.csv` (added)"]);
+    expect(said(withFolder(v1), withFolder({ ...v1, "c.csv": "c", "d.csv": "d", "e.csv": "e" }))).toEqual([
+      "codeFiles.data/extra: 3 files of code folder `data/extra` changed: `c.csv` (added), `d.csv` (added), `e.csv` (added)",
+    ]);
+    expect(said(withFolder(900), withFolder(901))).toEqual(["codeFiles.data/extra: code folder `data/extra` changed (901 files: too many to record which)"]);
+    // An entry of a Cairn that recorded no folder's files counted `__pycache__/` and empty folders in its digest.
+    const older = recorded({ codeFiles: { "data/extra": "digest with __pycache__", "lib.py": "l1" } });
+    expect(said(older, withFolder(v1))[0]).toMatch(/^codeFiles\.data\/extra: code folder `data\/extra` changed, or only the rule of its digest did: .*`__pycache__\/`.*\(this misses once\)$/);
+    // A code file that is no folder is said as before.
+    expect(said(withFolder(v1), recorded({ codeFiles: { "data/extra": "folder:x", "lib.py": "l2" }, codeFolders: { "data/extra": { ...v1, "b.csv": "b2" } } }))).toEqual([
+      "codeFiles.data/extra: file `b.csv` of code folder `data/extra` changed",
+      "codeFiles.lib.py: code file `lib.py` changed",
+    ]);
+  });
+
   it("names what changed in a Python task's environment: its interpreter, then the first few packages and how many more", () => {
     const python = (interpreter: string, packages: Record<string, string>) => recorded({ environment: { noun: "Python environment", interpreter, packages } });
     const said = (a: RecordedIngredients, b: RecordedIngredients) => diffIngredients(a, b).map((c) => `${c.path}: ${c.message}`);

@@ -27,6 +27,12 @@ export interface CacheKeyIngredients {
    */
   codeFiles?: Record<string, string>;
   /**
+   * The files of each folder among `codeFiles`, by its name: relative path -> a short digest, or
+   * only how many when too many to record (see `recordedFiles`). Not in the key, which holds the
+   * folder's digest: an explanation names the files that changed.
+   */
+  codeFolders?: Record<string, Record<string, string> | number>;
+  /**
    * Input values, with every artifact already replaced by its content digest
    * (see {@link replaceArtifacts}), so paths and run ids never count.
    */
@@ -72,6 +78,12 @@ export interface RecordedIngredients {
   codeParts?: RecordedCodeParts;
   /** Content digest of each declared code file, by name; absent when the task declares none. */
   codeFiles?: Record<string, string>;
+  /**
+   * The files of each declared folder, by its name in `codeFiles` (see {@link CacheKeyIngredients.codeFolders});
+   * not part of the key. Absent when it declares no folder, and on entries made before it was
+   * recorded (when Cairn also began to leave out of a folder's digest what running code writes in it).
+   */
+  codeFolders?: Record<string, Record<string, string> | number>;
   inputs: Record<string, RecordedInput>;
   /** sha256 of each declared variable's name and value; `null` when unset. */
   env: Record<string, string | null>;
@@ -287,6 +299,9 @@ export function computeCacheKey(ingredients: CacheKeyIngredients, options: Cache
       files[name] = digest;
     }
     recorded.codeFiles = files;
+    const folders = ingredients.codeFolders;
+    const named = folders === undefined ? [] : Object.keys(folders).filter((name) => Object.hasOwn(files, name)).sort();
+    if (named.length) recorded.codeFolders = Object.fromEntries(named.map((name) => [name, folders![name]!]));
   }
   if (ingredients.params !== undefined && Object.keys(ingredients.params).length) {
     const params: Record<string, RecordedInput> = {};
@@ -581,6 +596,11 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients, 
       changes.push({ path: `codeFiles.${name}`, before, after, message });
       continue;
     }
+    const folder = folderChange(name, a, b);
+    if (folder !== undefined) {
+      changes.push({ path: `codeFiles.${name}`, before, after, message: folder });
+      continue;
+    }
     const hash = name.lastIndexOf("#");
     const what =
       name.startsWith("http header ") ? `request header \`${name.slice("http header ".length)}\``
@@ -667,18 +687,62 @@ function contentsChange(a: CodeContents | undefined, b: CodeContents | undefined
     const count = typeof b.files === "number" ? b.files : Object.keys(b.files).length;
     return `${b.noun}s changed (${count} files: too many to record which)`;
   }
-  const before = a.files;
-  const after = b.files;
+  return filesChange(a.files, b.files, (name, how) => `${b.noun} \`${name}\` ${how}`, (count, named) => `${count} ${b.noun}s changed: ${named}`);
+}
+
+/**
+ * The files that differ between two per-file records (path -> short digest), in words: `one` words a
+ * single file and how it changed (`was added`, `was removed`, `changed`); `many` the count and the
+ * first few (`` `a.py` (added), `b.py` `` and how many more). Undefined when none differs.
+ */
+function filesChange(
+  before: Readonly<Record<string, string>>,
+  after: Readonly<Record<string, string>>,
+  one: (name: string, how: string) => string,
+  many: (count: number, named: string) => string,
+): string | undefined {
   const changed = unionKeys(before, after).filter((name) => own(before, name) !== own(after, name)).sort();
   if (!changed.length) return undefined;
   const said = (name: string) => `\`${name}\`${own(before, name) === undefined ? " (added)" : own(after, name) === undefined ? " (removed)" : ""}`;
   if (changed.length === 1) {
     const name = changed[0]!;
-    return `${b.noun} \`${name}\` ${own(before, name) === undefined ? "was added" : own(after, name) === undefined ? "was removed" : "changed"}`;
+    return one(name, own(before, name) === undefined ? "was added" : own(after, name) === undefined ? "was removed" : "changed");
   }
   const named = changed.slice(0, NAMED_FILES).map(said).join(", ");
   const more = changed.length - NAMED_FILES;
-  return `${changed.length} ${b.noun}s changed: ${named}${more > 0 ? ` and ${more} more` : ""}`;
+  return many(changed.length, `${named}${more > 0 ? ` and ${more} more` : ""}`);
+}
+
+/**
+ * A declared code folder's change, file by file when both records list its files (see
+ * {@link RecordedIngredients.codeFolders}): ``file `helpers.py` of code folder `pylib` changed``;
+ * undefined when neither record holds it as a folder (then it is a code file's change). An older
+ * entry that lists no folder's files was made when a folder's digest still counted what running
+ * code writes in it (`__pycache__/`): that is said, since the change may be only that.
+ */
+function folderChange(name: string, a: RecordedIngredients, b: RecordedIngredients): string | undefined {
+  const was = a.codeFolders === undefined ? undefined : own(a.codeFolders, name);
+  const now = b.codeFolders === undefined ? undefined : own(b.codeFolders, name);
+  if (!isRecordedFiles(was) && !isRecordedFiles(now)) return undefined;
+  const folder = `code folder \`${name}\``;
+  if (own(a.codeFiles ?? {}, name) === undefined) return `${folder} was added`;
+  if (own(b.codeFiles ?? {}, name) === undefined) return `${folder} was removed`;
+  if (!isRecordedFiles(was)) {
+    return a.codeFolders === undefined
+      ? `${folder} changed, or only the rule of its digest did: the earlier entry was made before Cairn left out of a code folder's digest what running code and tools write in it ` +
+          "(`__pycache__/`, `*.pyc`, `.git/`, `.DS_Store`, folders that hold no file), and it lists none of the folder's files to compare (this misses once)"
+      : `code file \`${name}\` is now a folder`;
+  }
+  if (!isRecordedFiles(now)) return `${folder} is now a file`;
+  if (typeof was === "number" || typeof now === "number") {
+    return `${folder} changed (${typeof now === "number" ? now : Object.keys(now).length} files: too many to record which)`;
+  }
+  return filesChange(was, now, (file, how) => `file \`${file}\` of ${folder} ${how}`, (count, named) => `${count} files of ${folder} changed: ${named}`) ?? `${folder} changed`;
+}
+
+/** A folder's files as an entry records them; an entry written by another version may hold anything there. */
+function isRecordedFiles(value: unknown): value is Record<string, string> | number {
+  return typeof value === "number" || (typeof value === "object" && value !== null && !Array.isArray(value));
 }
 
 /**

@@ -677,6 +677,7 @@ export class TaskCache {
     let extra = cacheKey !== undefined ? `\0cache-key:${cacheKey}` : "";
     let resolvedTo: string | undefined;
     let codeFiles: Record<string, string> | undefined;
+    let codeFolders: Record<string, Record<string, string> | number> | undefined;
     let declaration: string | undefined;
     if (node.task.codeFiles?.length) {
       // As code: what a run writes in a folder (`__pycache__/`) or a tool leaves there (`.git/`,
@@ -689,6 +690,8 @@ export class TaskCache {
         ),
       );
       codeFiles = Object.fromEntries(node.task.codeFiles.map((file, i) => [file.name, described[i]!.digest]));
+      const folders = node.task.codeFiles.flatMap((file, i) => (described[i]!.files === undefined ? [] : [[file.name, described[i]!.files!] as const]));
+      if (folders.length) codeFolders = Object.fromEntries(folders);
     }
     let sourceCode: string | undefined;
     if (found) {
@@ -733,6 +736,7 @@ export class TaskCache {
         ...(declaration !== undefined && codeFiles?.[declaration] !== undefined ? { declaration } : {}),
       },
       ...(codeFiles ? { codeFiles } : {}),
+      ...(codeFolders ? { codeFolders } : {}),
       inputs: contentInputs,
       env,
       ...(params ? { params } : {}),
