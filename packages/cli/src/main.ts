@@ -16,6 +16,7 @@ import {
   describeTracker,
   explainTask,
   type NearestEntry,
+  type PlannedTask,
   openFlowCache,
   planFlow,
   FlowValidationError,
@@ -1167,12 +1168,26 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
   const hits = counted.filter((p) => p.action === "hit").length;
   stdout.write(`\n${hits} of ${counted.length} tasks would come from the cache${uncountedRows(plan)}.\n`);
   const foreign = plan.filter((p) => p.foreign);
-  if (foreign.length) {
-    const where = [...new Set(foreign.map((p) => describeTracker(p.foreign!.tracker)))].join(" and ");
-    const many = foreign.length > 1;
-    stdout.write(`${foreign.length} task${many ? "s have cache entries" : " has a cache entry"} recorded in another tracker (${where}), which this command cannot use.\n`);
-  }
+  if (foreign.length) stdout.write(`${foreignWords(foreign, plan)}\n`);
   return EXIT.ok;
+}
+
+/**
+ * `cairn plan`'s line on the tasks whose entry is recorded in another tracker. A task below one of
+ * them (or below any task that runs) has no key until that task runs, so whether its entry is
+ * there too is not known: then the count is said as a least one, and those tasks are counted apart.
+ */
+function foreignWords(foreign: readonly PlannedTask[], plan: readonly PlannedTask[]): string {
+  const where = [...new Set(foreign.map((p) => describeTracker(p.foreign!.tracker)))].join(" and ");
+  const many = foreign.length > 1;
+  const said = `${foreign.length} task${many ? "s have cache entries" : " has a cache entry"} recorded in another tracker (${where}), which this command cannot use`;
+  const unknown = plan.filter((p) => p.key === undefined && p.upstream !== undefined).length;
+  if (!unknown) return `${said}.`;
+  const shown = foreign.slice(0, 3).map((p) => `\`${p.task}\``).join(", ") + (foreign.length > 3 ? ` and ${foreign.length - 3} more` : "");
+  return (
+    `At least ${said}: ${shown}. ${unknown} more task${unknown > 1 ? "s" : ""} may have ${unknown > 1 ? "entries" : "one"} there too: ` +
+    `${unknown > 1 ? "their keys are" : "its key is"} known only once an upstream task runs.`
+  );
 }
 
 /**
