@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { privateDigestAsync } from "@cairn/cache";
 import { flow } from "@cairn/dsl";
+import type { Flow, RunEvent } from "cairn-dag";
 import { http } from "../../packages/dsl/src/kinds/http/http.ts";
 import { cairnBin, childEnv, repo, start } from "../cache/helpers.ts";
 import { runOptions } from "./helpers.ts";
@@ -23,6 +24,8 @@ let base: string;
 const seen = new Map<string, Seen[]>();
 /** Per path: the responses to give, in order (the last one repeats). */
 const plan = new Map<string, Array<{ status: number; body: string; headers?: Record<string, string> }>>();
+/** Per path: a handler of its own, for answers a plan cannot give (a body that trickles in, a redirect). */
+const handlers = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
 
 beforeAll(async () => {
   server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -30,7 +33,14 @@ beforeAll(async () => {
     req.on("data", (c) => (body += c));
     req.on("end", () => {
       const path = new URL(req.url!, "http://x").pathname;
-      if (path === "/version") {
+      const own = handlers.get(path);
+      if (own) {
+        const list = seen.get(path) ?? [];
+        list.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+        seen.set(path, list);
+        return own(req, res);
+      }
+      if (path.startsWith("/version")) {
         // Answers with the header that chose the API version.
         res.writeHead(200, { "content-type": "application/json" });
         return res.end(JSON.stringify({ version: req.headers["x-api-version"] ?? null }));
@@ -131,6 +141,73 @@ describe("http()", () => {
     const t = http("html", { url: `${base}/html` });
     const result = await (await flow("html").build(() => ({ x: t().$out })).run(await runOptions())).wait();
     expect(result.tasks.html!.error!.message).toMatch(/expected a JSON response, got text\/html/);
+  });
+});
+
+/**
+ * Runs `f` with the embedded tracker in a fresh root and gives its result with every text it left:
+ * its events (the CLI's lines, `--json`), and every file under the root (the tracker's runs with
+ * their tags and error.txt, the cache, logs).
+ */
+async function runAndEverything(f: Flow<Record<string, unknown>, Record<string, unknown>>, extra: Record<string, unknown> = {}) {
+  const options = await runOptions({ tracker: undefined, ...extra });
+  const events: RunEvent[] = [];
+  const run = await f.run(options);
+  run.on((e) => events.push(e));
+  const result = await run.wait();
+  const texts = [JSON.stringify(events), JSON.stringify(result)];
+  for (const entry of await readdir(options.root, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) texts.push(await readFile(join(entry.parentPath, entry.name), "latin1"));
+  }
+  return { result, events, everything: texts.join("\n") };
+}
+
+describe("http() keeps secrets out of what it shows", () => {
+  it("masks a secret that a 401's JSON body echoes, whatever its quotes, before quoting the body", async () => {
+    // A `"` with a `'` and a space: JSON escapes the `"`, and quoting the JSON body again escaped it twice.
+    const token = `sk-Q"u'ote 7777777777-zzzz`;
+    handlers.set("/echo401", (req, res) => {
+      res.writeHead(401, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: `invalid token: ${req.headers.authorization}` }));
+    });
+    const t = http("echo", { url: `${base}/echo401`, headers: (ctx) => ({ Authorization: `Bearer ${ctx.secret("ECHO_TOKEN")}` }) });
+    const { result, everything } = await runAndEverything(flow("echo").build(() => ({ x: t().$out })), { secrets: { ECHO_TOKEN: token } });
+    expect(seen.get("/echo401")![0]!.headers.authorization).toBe(`Bearer ${token}`);
+    expect(result.tasks.echo!.error).toMatchObject({ name: "HttpTaskError", message: expect.stringContaining("failed with HTTP 401") });
+    expect(result.tasks.echo!.error!.message).toContain("invalid token: Bearer ***");
+    expect(everything).not.toContain("7777777777");
+  });
+
+  it("masks a secret before cutting a long body, so that its start is not shown either", async () => {
+    const token = "sk-plain-ABCDEFGHIJKLMNOP1234";
+    handlers.set("/long401", (req, res) => {
+      res.writeHead(401, { "content-type": "application/json" });
+      // The 200-character cut falls 5 characters into the token.
+      res.end(JSON.stringify({ e: `${"x".repeat(186)}${req.headers["x-token"]} and more after it` }));
+    });
+    const t = http("long", { url: `${base}/long401`, headers: (ctx) => ({ "x-token": ctx.secret("LONG_TOKEN") }) });
+    const { result, everything } = await runAndEverything(flow("long").build(() => ({ x: t().$out })), { secrets: { LONG_TOKEN: token } });
+    expect(result.tasks.long!.error!.message).toMatch(/x{186}\*\*\*/);
+    expect(everything).not.toMatch(/sk-pl|ABCDEF/);
+  });
+
+  it("masks static header values, the URL's password and its Basic form, in errors, logs and records", async () => {
+    handlers.set("/who", (req, res) => {
+      // Echoes every credential it got: the static header, and the Basic header axios made of the URL's user info.
+      res.writeHead(seen.get("/who")!.length > 1 ? 403 : 503, { "content-type": "application/json" });
+      res.end(JSON.stringify({ got: req.headers.authorization, key: req.headers["x-api-key"] }));
+    });
+    const url = `${base.replace("http://", "http://apiuser-9191:pw-secret-4242@")}/who`;
+    const t = http("who", { url, retries: 1, retryDelayMs: 1, headers: { "x-api-key": "Key static-tok-5555555" } });
+    const { result, everything } = await runAndEverything(flow("who").build(() => ({ x: t().$out })));
+    expect(seen.get("/who")![0]!.headers["x-api-key"]).toBe("Key static-tok-5555555");
+    const message = result.tasks.who!.error!.message;
+    // As store and tracking URLs are shown: the user name, not the password.
+    expect(message).toContain(`POST ${base.replace("http://", "http://apiuser-9191:***@")}/who failed with HTTP 403 after 2 attempts`);
+    expect(message).toContain(JSON.stringify(`{"got":"Basic ***","key":"***"}`));
+    expect(everything).toContain("retry 1/1"); // the warning of the retry was recorded too
+    expect(everything).not.toMatch(/static-tok-5555555|pw-secret-4242/);
+    expect(everything).not.toContain(Buffer.from("apiuser-9191:pw-secret-4242").toString("base64"));
   });
 });
 

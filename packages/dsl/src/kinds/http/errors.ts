@@ -12,6 +12,7 @@ export class HttpTaskError extends CairnError {
   constructor(
     readonly nodeId: string,
     readonly method: string,
+    /** The task's URL as shown: a password, a user name and query values hidden (`redactUri`). */
     readonly url: string,
     /** HTTP status of the last response, when there was one. */
     readonly status: number | undefined,

@@ -3,7 +3,7 @@
  * outputs the JSON response. Network errors, 429 and 5xx are retried with backoff.
  */
 import { privateDigestAsync } from "@cairn/cache";
-import { checkKnownKeys, LONGEST_TIMER, LONGEST_TIMER_MS, NO_RETRY, OptionError, type TaskContext } from "@cairn/core";
+import { checkKnownKeys, LONGEST_TIMER, LONGEST_TIMER_MS, NO_RETRY, OptionError, redactUri, type TaskContext } from "@cairn/core";
 import { runHttp } from "./run-http.ts";
 import { checkName, kindTask, type KindTask } from "../kind-task.ts";
 
@@ -18,7 +18,9 @@ export interface HttpOptions {
    * stay out of the definition: `(ctx) => ({ Authorization: \`Bearer ${ctx.secret("TOKEN")}\` })`.
    * They choose what the endpoint answers (an API version, a tenant, a format), so they enter
    * the cache key: each header's value by a private digest (it may be a credential), or the
-   * function's text, never what it returns (`ctx.secret()` values stay out). Never in logs or errors.
+   * function's text, never what it returns (`ctx.secret()` values stay out). Never in logs or errors:
+   * each value (and a credential after its scheme, `Bearer <token>`) is masked in what the task
+   * shows, as secrets are.
    */
   headers?: Readonly<Record<string, string>> | ((ctx: TaskContext) => Readonly<Record<string, string>>);
   /** Timeout of one request, in ms. @default 30000 */
@@ -50,9 +52,9 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
   try {
     url = new URL(options.url);
   } catch {
-    throw new OptionError(where("url"), "an absolute http(s) URL", options.url);
+    throw new OptionError(where("url"), "an absolute http(s) URL", typeof options.url === "string" ? redactUri(options.url) : options.url);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new OptionError(where("url"), "an http: or https: URL", options.url);
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new OptionError(where("url"), "an http: or https: URL", redactUri(options.url));
   const method = (options.method ?? "POST").toUpperCase();
   if (!METHODS.has(method)) throw new OptionError(where("method"), [...METHODS].join(", "), options.method);
   if (options.timeoutMs !== undefined && !(options.timeoutMs > 0 && options.timeoutMs <= LONGEST_TIMER_MS)) {

@@ -2,12 +2,13 @@
  * The HTTP executor: sends a task's inputs as JSON to an endpoint and returns the
  * JSON response as the task's outputs. Network errors, 429 and 5xx are retried with
  * exponential backoff (p-retry, as every retry in Cairn; `Retry-After` honoured); other
- * statuses fail at once. Header values never appear in errors or logs.
+ * statuses fail at once. Header values, the URL's user info and the run's secrets never appear in
+ * errors or logs: what a server answers is masked before it is shown.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { AxiosResponse } from "axios";
 import pRetry from "p-retry";
-import { CancelledError, retryAfterMs, type TaskContext } from "@cairn/core";
+import { CancelledError, redactUri, retryAfterMs, SecretRegistry, type TaskContext } from "@cairn/core";
 import { HttpTaskError } from "./errors.ts";
 
 /** One HTTP task's request settings. */
@@ -47,8 +48,16 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
   const minDelay = spec.minDelayMs ?? 500;
   const maxDelay = spec.maxDelayMs ?? 10_000;
   const timeoutMs = spec.timeoutMs ?? 30_000;
+  const headers = spec.headers ?? {};
   const url = NO_BODY.has(method) ? withQuery(spec.url, inputs) : spec.url;
-  const fail = (status: number | undefined, attempts: number, detail: string) => new HttpTaskError(ctx.nodeId, method, spec.url, status, attempts, detail);
+  // Every URL shown is redacted as store and tracking URLs are: `http://user:pw@host` prints as `user:***@`.
+  const shownUrl = redactUri(spec.url);
+  const own = ownValues(headers, spec.url);
+  // What the server answers may echo a header or a secret in any escaping: masked before it is cut or quoted.
+  const clean = (text: string): string => (own ? own.mask(ctx.mask(text)) : ctx.mask(text));
+  const fail = (status: number | undefined, attempts: number, detail: string) => new HttpTaskError(ctx.nodeId, method, shownUrl, status, attempts, clean(detail));
+  const snippet = (body: string) => snippetOf(body, clean);
+
   let attempts = 0;
 
   const once = async (): Promise<unknown> => {
@@ -60,7 +69,7 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
       response = await axios.request<string>({
         url,
         method,
-        headers: { Accept: "application/json", ...(NO_BODY.has(method) ? {} : { "Content-Type": "application/json" }), ...spec.headers },
+        headers: { Accept: "application/json", ...(NO_BODY.has(method) ? {} : { "Content-Type": "application/json" }), ...headers },
         ...(NO_BODY.has(method) ? {} : { data: JSON.stringify(inputs) }),
         timeout: timeoutMs,
         signal: ctx.signal,
@@ -73,7 +82,8 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
       if (ctx.signal.aborted) throw ctx.signal.reason ?? new CancelledError();
       // Only the code and message: axios errors carry the request config, headers included.
       const e = error as { code?: string; message?: string };
-      throw new TransientFailure(undefined, e.code === "ECONNABORTED" ? `no response within ${timeoutMs} ms` : `${e.code ?? "network error"}: ${e.message ?? ""}`, undefined);
+      if (e.code === "ECONNABORTED") throw new TransientFailure(undefined, `no response within ${timeoutMs} ms`, undefined);
+      throw new TransientFailure(undefined, `${e.code ?? "network error"}: ${e.message ?? ""}`, undefined);
     }
     const { status } = response;
     if (status === 429 || status >= 500) {
@@ -104,7 +114,7 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
       onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
         if (!(error instanceof TransientFailure) || retriesLeft <= 0) return;
         const scheduled = Math.min(maxDelay, minDelay * 2 ** (attemptNumber - 1));
-        ctx.logger.warn(`${method} ${spec.url}: ${error.status === undefined ? error.detail : `HTTP ${error.status}`}; retry ${attemptNumber}/${retries}`);
+        ctx.logger.warn(`${method} ${shownUrl}: ${error.status === undefined ? clean(error.detail) : `HTTP ${error.status}`}; retry ${attemptNumber}/${retries}`);
         // A server that says when to come back is waited for (within maxDelayMs), beyond the backoff.
         if (error.retryAfterMs !== undefined && error.retryAfterMs > scheduled) await sleep(Math.min(maxDelay, error.retryAfterMs) - scheduled, ctx.signal);
       },
@@ -113,6 +123,49 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
     if (ctx.signal.aborted) throw ctx.signal.reason ?? new CancelledError();
     if (error instanceof TransientFailure) throw fail(error.status, attempts, error.detail);
     throw error;
+  }
+}
+
+/**
+ * The texts of this task that are as private as its secrets though the run does not know them as
+ * such, for masking what the task shows: each header value (a static `Authorization` read from
+ * `process.env`), and its credential without its scheme (`Bearer <token>`: a server may echo the
+ * token alone), and the URL's password or lone user name (and the Basic header made of them).
+ * Undefined when there are none.
+ */
+function ownValues(headers: Readonly<Record<string, string>>, url: string): SecretRegistry | undefined {
+  const values: Record<string, string> = {};
+  let n = 0;
+  const add = (value: string) => {
+    if (value) values[`http value ${n++}`] = value;
+  };
+  for (const value of Object.values(headers)) {
+    const text = String(value);
+    add(text);
+    const credential = /^\S+\s+(\S.*)$/s.exec(text.trim())?.[1];
+    if (credential !== undefined) add(credential);
+  }
+  try {
+    const { username, password } = new URL(url);
+    // As redactUri hides them: the password, or a user name alone (often a token), never a user name beside a password.
+    const hidden = password || username;
+    if (hidden) {
+      add(hidden);
+      add(decodeURIComponentOr(hidden));
+      // As axios sends them, in a Basic Authorization header that a server may echo.
+      add(Buffer.from(`${decodeURIComponentOr(username)}:${decodeURIComponentOr(password)}`).toString("base64"));
+    }
+  } catch {
+    // http() checked the URL; nothing to add from one that does not parse.
+  }
+  return n ? new SecretRegistry(values, {}) : undefined;
+}
+
+function decodeURIComponentOr(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
   }
 }
 
@@ -125,10 +178,19 @@ function withQuery(url: string, inputs: Readonly<Record<string, unknown>>): stri
   return u.toString();
 }
 
-function snippet(body: unknown): string {
+/**
+ * A body as an error shows it: masked first (whatever escaping the body gives a secret, JSON's
+ * included), then on one line, cut to 200 characters (after masking, a cut cannot leave the start
+ * of a secret), and quoted; masked once more, as flattening and quoting make new text.
+ */
+function snippetOf(body: unknown, clean: (text: string) => string): string {
   const text = typeof body === "string" ? body : JSON.stringify(body) ?? "";
-  const flat = text.replace(/\s+/g, " ").trim();
-  return flat ? JSON.stringify(flat.length > 200 ? `${flat.slice(0, 197)}...` : flat) : "an empty body";
+  const flat = clean(text).replace(/\s+/g, " ").trim();
+  if (!flat) return "an empty body";
+  if (flat.length <= 200) return clean(JSON.stringify(flat));
+  // Not between the two halves of a character outside the BMP.
+  const at = /[\ud800-\udbff]/.test(flat[196]!) ? 196 : 197;
+  return clean(JSON.stringify(`${flat.slice(0, at)}...`));
 }
 
 /** Waits `ms`; rejects with the signal's reason (not Node's AbortError) when it aborts first. */
