@@ -209,6 +209,32 @@ describe("http() keeps secrets out of what it shows", () => {
     expect(everything).not.toMatch(/static-tok-5555555|pw-secret-4242/);
     expect(everything).not.toContain(Buffer.from("apiuser-9191:pw-secret-4242").toString("base64"));
   });
+
+  it("follows a redirect to another origin without the task's own headers, and to the same origin with them", async () => {
+    const other = createServer((req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ key: req.headers["x-api-key"] ?? null, auth: req.headers.authorization ?? null }));
+    });
+    await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
+    try {
+      const there = `http://127.0.0.1:${(other.address() as AddressInfo).port}/land`;
+      handlers.set("/away", (_req, res) => {
+        res.writeHead(302, { location: there });
+        res.end();
+      });
+      handlers.set("/near", (_req, res) => {
+        res.writeHead(302, { location: "/version" });
+        res.end();
+      });
+      const headers = { "x-api-key": "tok-ABC123xyz", Authorization: "Bearer tok-other-987", "X-API-Version": "near-1" };
+      const away = http("away", { url: `${base}/away`, method: "GET", headers });
+      const near = http("near", { url: `${base}/near`, method: "GET", headers });
+      const out = await (await flow("redirects").build(() => ({ away: away().$out, near: near().$out })).run(await runOptions())).outputs();
+      expect(out).toEqual({ away: { key: null, auth: null }, near: { version: "near-1" } });
+    } finally {
+      await new Promise<void>((resolve) => other.close(() => resolve()));
+    }
+  });
 });
 
 describe("http() headers in the cache key", () => {

@@ -20,7 +20,7 @@ export interface HttpOptions {
    * the cache key: each header's value by a private digest (it may be a credential), or the
    * function's text, never what it returns (`ctx.secret()` values stay out). Never in logs or errors:
    * each value (and a credential after its scheme, `Bearer <token>`) is masked in what the task
-   * shows, as secrets are.
+   * shows, as secrets are. A redirect to another origin is followed without them.
    */
   headers?: Readonly<Record<string, string>> | ((ctx: TaskContext) => Readonly<Record<string, string>>);
   /** Timeout of one request, in ms. @default 30000 */

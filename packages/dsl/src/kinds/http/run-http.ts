@@ -77,6 +77,9 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
         transformResponse: (d: unknown) => d, // parse ourselves, for clear errors
         validateStatus: () => true,
         maxRedirects: 5,
+        // A redirect to another origin (scheme, host or port) is followed without the task's own headers:
+        // they are for the server the task names (follow-redirects drops only Authorization and Cookie).
+        sensitiveHeaders: Object.keys(headers),
       });
     } catch (error) {
       if (ctx.signal.aborted) throw ctx.signal.reason ?? new CancelledError();
