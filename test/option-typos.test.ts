@@ -36,7 +36,7 @@ describe("misspelt options are refused at declaration, naming the one meant", ()
 
   it("http, shell, script, notebook, mlflowModel, mlflowProject", () => {
     expect(refusal(() => http("h", { url: "http://127.0.0.1:1/x", timeout: 5 } as never))).toMatch(
-      /^http\("h"\) has no option `timeout` \(did you mean `timeoutMs`\?\)\. Its options: url, method, headers, timeoutMs, retries, retryDelayMs\. Rename it to `timeoutMs`, or remove it\.$/,
+      /^http\("h"\) has no option `timeout` \(did you mean `timeoutMs`\?\)\. Its options: url, method, headers, timeoutMs, retries, retryDelayMs, maxResponseMB\. Rename it to `timeoutMs`, or remove it\.$/,
     );
     expect(refusal(() => shell("s", "echo", { killGrace: 5 } as never))).toMatch(/^shell\("s"\) has no option `killGrace` \(did you mean `killGraceMs`\?\)/);
     const file = join(repo, "test/kinds/fixtures/echo_value.py");

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { gzipSync } from "node:zlib";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -7,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { privateDigestAsync } from "@cairn/cache";
 import { flow } from "@cairn/dsl";
-import type { Flow, RunEvent } from "cairn-dag";
+import { OptionError, type Flow, type RunEvent } from "cairn-dag";
 import { http } from "../../packages/dsl/src/kinds/http/http.ts";
 import { cairnBin, childEnv, repo, start } from "../cache/helpers.ts";
 import { runOptions } from "./helpers.ts";
@@ -162,6 +163,16 @@ async function runAndEverything(f: Flow<Record<string, unknown>, Record<string, 
   return { result, events, everything: texts.join("\n") };
 }
 
+function refusal(declare: () => unknown): string {
+  try {
+    declare();
+  } catch (error) {
+    expect(OptionError.is(error)).toBe(true);
+    return (error as Error).message;
+  }
+  throw new Error("expected the options to be refused");
+}
+
 describe("http() keeps secrets out of what it shows", () => {
   it("masks a secret that a 401's JSON body echoes, whatever its quotes, before quoting the body", async () => {
     // A `"` with a `'` and a space: JSON escapes the `"`, and quoting the JSON body again escaped it twice.
@@ -234,6 +245,50 @@ describe("http() keeps secrets out of what it shows", () => {
     } finally {
       await new Promise<void>((resolve) => other.close(() => resolve()));
     }
+  });
+
+  it("refuses a header value with a line break inside, naming the header and not its value, and sends nothing", async () => {
+    const t = http("crlf", { url: `${base}/crlf`, headers: (ctx) => ({ "x-api-key": ctx.secret("CRLF_KEY") }) }).retries(2, { minDelayMs: 1 });
+    const { result, everything } = await runAndEverything(flow("crlf").build(() => ({ x: t().$out })), { secrets: { CRLF_KEY: "first-half-1234\nsecond-half-5678" } });
+    expect(result.tasks.crlf!.error).toMatchObject({ name: "HttpTaskError", message: expect.stringMatching(/request header `x-api-key` holds a line break.*not retried/) });
+    expect(result.tasks.crlf!.attempts).toBe(1);
+    expect(seen.get("/crlf")).toBeUndefined();
+    expect(everything).not.toMatch(/first-half|second-half/);
+  });
+});
+
+describe("http() fails at once what no retry mends, and bounds each request", () => {
+  it("does not retry a redirect loop", async () => {
+    handlers.set("/loop", (_req, res) => {
+      res.writeHead(302, { location: "/loop" });
+      res.end();
+    });
+    const t = http("loop", { url: `${base}/loop`, retries: 2, retryDelayMs: 1 });
+    const result = await (await flow("loop").build(() => ({ x: t().$out })).run(await runOptions())).wait();
+    expect(result.tasks.loop!.error).toMatchObject({ name: "HttpTaskError", message: expect.stringMatching(/ERR_FR_TOO_MANY_REDIRECTS.*not retried/) });
+    expect(seen.get("/loop")).toHaveLength(6); // the request and its 5 redirects, once
+  });
+
+  it("refuses a body over maxResponseMB, gzipped or not, without retrying", async () => {
+    const big = Buffer.alloc(2 * 1024 * 1024, 0x61);
+    handlers.set("/big", (_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(big);
+    });
+    // 3 MB of zeros in a few KB: the limit counts what it decompresses to.
+    const bomb = gzipSync(Buffer.alloc(3 * 1024 * 1024, 0x30));
+    handlers.set("/bomb", (_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip" });
+      res.end(bomb);
+    });
+    for (const name of ["big", "bomb"]) {
+      const t = http(name, { url: `${base}/${name}`, maxResponseMB: 1, retryDelayMs: 1 });
+      const result = await (await flow(name).build(() => ({ x: t().$out })).run(await runOptions())).wait();
+      expect(result.tasks[name]!.error).toMatchObject({ name: "HttpTaskError", message: expect.stringContaining("larger than 1 MB (`maxResponseMB`") });
+    }
+    expect(seen.get("/big")).toHaveLength(1);
+    expect(seen.get("/bomb")).toHaveLength(1);
+    expect(refusal(() => http("h", { url: base, maxResponseMB: 0 }))).toMatch(/maxResponseMB.*an integer number of MB from 1 to 500/);
   });
 });
 

@@ -4,7 +4,7 @@
  */
 import { privateDigestAsync } from "@cairn/cache";
 import { checkKnownKeys, LONGEST_TIMER, LONGEST_TIMER_MS, NO_RETRY, OptionError, redactUri, type TaskContext } from "@cairn/core";
-import { runHttp } from "./run-http.ts";
+import { HTTP_MAX_RESPONSE_MB, runHttp } from "./run-http.ts";
 import { checkName, kindTask, type KindTask } from "../kind-task.ts";
 
 /** Options of `http()`. */
@@ -20,7 +20,8 @@ export interface HttpOptions {
    * the cache key: each header's value by a private digest (it may be a credential), or the
    * function's text, never what it returns (`ctx.secret()` values stay out). Never in logs or errors:
    * each value (and a credential after its scheme, `Bearer <token>`) is masked in what the task
-   * shows, as secrets are. A redirect to another origin is followed without them.
+   * shows, as secrets are. A redirect to another origin is followed without them. A value with a
+   * line break or another control character inside it is refused (HttpTaskError, not retried).
    */
   headers?: Readonly<Record<string, string>> | ((ctx: TaskContext) => Readonly<Record<string, string>>);
   /** Timeout of one request, in ms. @default 30000 */
@@ -29,6 +30,11 @@ export interface HttpOptions {
   retries?: number;
   /** Delay before the first retry, in ms; doubles each time, each wait at most 10000 (a server's Retry-After too). @default 500 */
   retryDelayMs?: number;
+  /**
+   * The largest response body read, in MB (of 1,048,576 bytes), counted after decompression: a
+   * larger one fails the task (HttpTaskError, not retried) rather than fill the memory. @default 64
+   */
+  maxResponseMB?: number;
 }
 
 /** The longest wait between two tries of a request (run-http's `maxDelayMs` default). */
@@ -47,7 +53,7 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
   checkName(name);
   const where = (k: string) => `task "${name}" option \`${k}\``;
   if (typeof options !== "object" || options === null) throw new OptionError(`http "${name}" options`, "{ url, method?, headers?, timeoutMs?, retries? }", options);
-  checkKnownKeys(options, ["url", "method", "headers", "timeoutMs", "retries", "retryDelayMs"], `http("${name}")`);
+  checkKnownKeys(options, ["url", "method", "headers", "timeoutMs", "retries", "retryDelayMs", "maxResponseMB"], `http("${name}")`);
   let url: URL;
   try {
     url = new URL(options.url);
@@ -68,6 +74,10 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
       `a number of milliseconds from 0 to ${HTTP_MAX_RETRY_DELAY_MS} (each wait between tries doubles up to 10 s, a server's Retry-After too); for longer waits, retry the whole task with .retries(n, { minDelayMs })`,
       options.retryDelayMs,
     );
+  }
+  // Node makes one string of a little under 512 MB at most: a larger body could not be read as text anyway.
+  if (options.maxResponseMB !== undefined && !(Number.isInteger(options.maxResponseMB) && options.maxResponseMB >= 1 && options.maxResponseMB <= 500)) {
+    throw new OptionError(where("maxResponseMB"), `an integer number of MB from 1 to 500 (default ${HTTP_MAX_RESPONSE_MB}; Node cannot make a string of 512 MB)`, options.maxResponseMB);
   }
   const headers = options.headers;
   if (headers !== undefined && typeof headers !== "function" && (typeof headers !== "object" || headers === null)) {
@@ -94,6 +104,7 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
             ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
             ...(options.retries !== undefined ? { retries: options.retries } : {}),
             ...(options.retryDelayMs !== undefined ? { minDelayMs: options.retryDelayMs } : {}),
+            ...(options.maxResponseMB !== undefined ? { maxResponseMB: options.maxResponseMB } : {}),
           },
           inputs,
           ctx,

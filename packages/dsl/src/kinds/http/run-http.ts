@@ -1,8 +1,9 @@
 /**
  * The HTTP executor: sends a task's inputs as JSON to an endpoint and returns the
- * JSON response as the task's outputs. Network errors, 429 and 5xx are retried with
+ * JSON response as the task's outputs. Network errors, timeouts, 429 and 5xx are retried with
  * exponential backoff (p-retry, as every retry in Cairn; `Retry-After` honoured); other
- * statuses fail at once. Header values, the URL's user info and the run's secrets never appear in
+ * statuses, and requests that fail the same way each time (a redirect loop, a body over the
+ * limit), fail at once. Header values, the URL's user info and the run's secrets never appear in
  * errors or logs: what a server answers is masked before it is shown.
  */
 import { setTimeout as delay } from "node:timers/promises";
@@ -19,13 +20,18 @@ export interface HttpSpec {
   headers?: Readonly<Record<string, string>>;
   /** Timeout of one request, in ms. @default 30000 */
   timeoutMs?: number;
-  /** Retries after a network error, 429 or 5xx. @default 3 */
+  /** Retries after a network error, a timeout, 429 or 5xx. @default 3 */
   retries?: number;
   /** Delay before the first retry, in ms; doubles each time (with jitter), capped by maxDelayMs. @default 500 */
   minDelayMs?: number;
   /** @default 10000 */
   maxDelayMs?: number;
+  /** The largest response body read, in MB of 1,048,576 bytes, counted after decompression. @default 64 */
+  maxResponseMB?: number;
 }
+
+/** {@link HttpSpec.maxResponseMB}'s default. */
+export const HTTP_MAX_RESPONSE_MB = 64;
 
 /** Methods whose inputs go in the query string instead of a body. */
 const NO_BODY = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
@@ -41,6 +47,29 @@ class TransientFailure extends Error {
   }
 }
 
+/**
+ * Network errors worth another request: the connection was refused, cut or timed out, or the
+ * name did not resolve (a DNS server or a container not up yet). Others (a redirect loop, a
+ * body over the limit, a bad certificate, a header Node refuses) fail the same way each time.
+ */
+const TRANSIENT_CODES = new Set([
+  "ECONNRESET", // "socket hang up" too
+  "ECONNREFUSED",
+  "ETIMEDOUT",
+  "ECONNABORTED",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+  "EPIPE",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "EHOSTUNREACH",
+  "EHOSTDOWN",
+]);
+
+/** Characters a header value cannot carry as given: axios drops control characters (a line break) and those outside Latin-1. */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const UNSENDABLE_HEADER_CHARS = /[\u0000-\u0008\u000a-\u001f\u007f]|[^\u0000-\u00ff]/;
+
 /** Runs one attempt of an HTTP task: the request (with its own retries) and the parsed JSON response. */
 export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, unknown>>, ctx: TaskContext): Promise<unknown> {
   const method = (spec.method ?? "POST").toUpperCase();
@@ -48,6 +77,7 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
   const minDelay = spec.minDelayMs ?? 500;
   const maxDelay = spec.maxDelayMs ?? 10_000;
   const timeoutMs = spec.timeoutMs ?? 30_000;
+  const maxResponseMB = spec.maxResponseMB ?? HTTP_MAX_RESPONSE_MB;
   const headers = spec.headers ?? {};
   const url = NO_BODY.has(method) ? withQuery(spec.url, inputs) : spec.url;
   // Every URL shown is redacted as store and tracking URLs are: `http://user:pw@host` prints as `user:***@`.
@@ -55,9 +85,21 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
   const own = ownValues(headers, spec.url);
   // What the server answers may echo a header or a secret in any escaping: masked before it is cut or quoted.
   const clean = (text: string): string => (own ? own.mask(ctx.mask(text)) : ctx.mask(text));
-  const fail = (status: number | undefined, attempts: number, detail: string) => new HttpTaskError(ctx.nodeId, method, shownUrl, status, attempts, clean(detail));
+  const fail = (status: number | undefined, attempts: number, detail: string, final = false) => new HttpTaskError(ctx.nodeId, method, shownUrl, status, attempts, clean(detail), final);
   const snippet = (body: string) => snippetOf(body, clean);
 
+  for (const [name, value] of Object.entries(headers)) {
+    // axios would drop an inner line break or a character outside Latin-1 without a word, sending another value.
+    if (UNSENDABLE_HEADER_CHARS.test(String(value).trim())) {
+      throw fail(
+        undefined,
+        0,
+        `request header \`${name}\` holds a line break, another control character or a character outside Latin-1, which an HTTP header cannot carry ` +
+          `(its value is not shown). Check the value the task's \`headers\` give it (a secret read from a file with a line break in it, say); not retried.`,
+        true,
+      );
+    }
+  }
   let attempts = 0;
 
   const once = async (): Promise<unknown> => {
@@ -80,13 +122,26 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
         // A redirect to another origin (scheme, host or port) is followed without the task's own headers:
         // they are for the server the task names (follow-redirects drops only Authorization and Cookie).
         sensitiveHeaders: Object.keys(headers),
+        maxContentLength: maxResponseMB * 1024 * 1024,
       });
     } catch (error) {
       if (ctx.signal.aborted) throw ctx.signal.reason ?? new CancelledError();
       // Only the code and message: axios errors carry the request config, headers included.
       const e = error as { code?: string; message?: string };
       if (e.code === "ECONNABORTED") throw new TransientFailure(undefined, `no response within ${timeoutMs} ms`, undefined);
-      throw new TransientFailure(undefined, `${e.code ?? "network error"}: ${e.message ?? ""}`, undefined);
+      const message = e.message ?? "";
+      if (message.startsWith("maxContentLength size")) {
+        throw fail(
+          undefined,
+          attempts,
+          `the response body is larger than ${maxResponseMB} MB (\`maxResponseMB\`, counted after decompression); raise \`maxResponseMB\` if the endpoint should answer with more. Not retried.`,
+          true,
+        );
+      }
+      const detail = `${e.code ?? "network error"}: ${message}`;
+      // A server that closes the connection in the middle of its body: axios's code for that is also its code for a body over the limit.
+      if (TRANSIENT_CODES.has(e.code ?? "") || message === "stream has been aborted") throw new TransientFailure(undefined, detail, undefined);
+      throw fail(undefined, attempts, `${detail}. The same request fails so on every try: not retried.`, true);
     }
     const { status } = response;
     if (status === 429 || status >= 500) {
