@@ -290,6 +290,21 @@ describe("http() fails at once what no retry mends, and bounds each request", ()
     expect(seen.get("/bomb")).toHaveLength(1);
     expect(refusal(() => http("h", { url: base, maxResponseMB: 0 }))).toMatch(/maxResponseMB.*an integer number of MB from 1 to 500/);
   });
+
+  it("times out a body that trickles in, within timeoutMs of the request's start", async () => {
+    handlers.set("/trickle", (req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write("[");
+      // One byte every 100 ms: axios's own timeout, reset by each, never fires.
+      const every = setInterval(() => res.write("1,"), 100);
+      req.socket.on("close", () => clearInterval(every));
+    });
+    const t = http("trickle", { url: `${base}/trickle`, timeoutMs: 800, retries: 0 });
+    const started = Date.now();
+    const result = await (await flow("trickle").build(() => ({ x: t().$out })).run(await runOptions())).wait();
+    expect(result.tasks.trickle!.error).toMatchObject({ name: "HttpTaskError", message: expect.stringContaining("no response within 800 ms") });
+    expect(Date.now() - started).toBeLessThan(5000);
+  }, 10_000);
 });
 
 describe("http() headers in the cache key", () => {

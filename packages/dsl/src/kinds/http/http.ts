@@ -24,7 +24,7 @@ export interface HttpOptions {
    * line break or another control character inside it is refused (HttpTaskError, not retried).
    */
   headers?: Readonly<Record<string, string>> | ((ctx: TaskContext) => Readonly<Record<string, string>>);
-  /** Timeout of one request, in ms. @default 30000 */
+  /** Timeout of one request, in ms: the whole of it, a body that trickles in too. @default 30000 */
   timeoutMs?: number;
   /** Retries after a network error, 429 or 5xx, with exponential backoff (Retry-After is honoured). @default 3 */
   retries?: number;

@@ -18,7 +18,7 @@ export interface HttpSpec {
   /** @default "POST" */
   method?: string;
   headers?: Readonly<Record<string, string>>;
-  /** Timeout of one request, in ms. @default 30000 */
+  /** Timeout of one request, in ms, the whole of it (connecting, waiting, reading the body). @default 30000 */
   timeoutMs?: number;
   /** Retries after a network error, a timeout, 429 or 5xx. @default 3 */
   retries?: number;
@@ -105,6 +105,8 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
   const once = async (): Promise<unknown> => {
     attempts++;
     let response: AxiosResponse<string>;
+    // The whole request is bounded, a body that trickles in too: axios's own `timeout` is reset by each packet.
+    const timer = AbortSignal.timeout(timeoutMs);
     try {
       // Loaded on first use: flows without http tasks never pay for it.
       const { axios } = await import("./axios.ts");
@@ -114,7 +116,7 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
         headers: { Accept: "application/json", ...(NO_BODY.has(method) ? {} : { "Content-Type": "application/json" }), ...headers },
         ...(NO_BODY.has(method) ? {} : { data: JSON.stringify(inputs) }),
         timeout: timeoutMs,
-        signal: ctx.signal,
+        signal: AbortSignal.any([ctx.signal, timer]),
         responseType: "text",
         transformResponse: (d: unknown) => d, // parse ourselves, for clear errors
         validateStatus: () => true,
@@ -128,7 +130,9 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
       if (ctx.signal.aborted) throw ctx.signal.reason ?? new CancelledError();
       // Only the code and message: axios errors carry the request config, headers included.
       const e = error as { code?: string; message?: string };
-      if (e.code === "ECONNABORTED") throw new TransientFailure(undefined, `no response within ${timeoutMs} ms`, undefined);
+      if (timer.aborted || e.code === "ECONNABORTED") {
+        throw new TransientFailure(undefined, `no response within ${timeoutMs} ms (\`timeoutMs\` bounds each request whole, its body included)`, undefined);
+      }
       const message = e.message ?? "";
       if (message.startsWith("maxContentLength size")) {
         throw fail(
