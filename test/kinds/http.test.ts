@@ -375,5 +375,9 @@ describe("http() headers in the cache key", () => {
     r = await cairn("run", "flow.ts");
     expect(statuses(r.stdout)).toEqual({ api: "cached", fn: "succeeded" });
     expect(r.stdout).toContain(`{"api":"v-two","fn":"f-two"}`);
+
+    // The method and the URL are one `code` in the key, as ever; explain tells them apart.
+    await edit(`url: "${base}/version", headers: {`, `url: "${base}/version/2", headers: {`);
+    expect((await cairn("explain", "flow.ts", "api")).stdout).toContain("option `url` changed");
   });
 });

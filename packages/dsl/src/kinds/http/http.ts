@@ -91,6 +91,9 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
       name,
       kind: "http",
       code: `${method} ${options.url}`,
+      // Not in the key (`code` is, as it always was): lets explain say which of the two changed. The
+      // URL as shown, never its password, which `code` digests with the rest.
+      codeOptions: { content: "", options: { method, url: redactUri(options.url) } },
       retry: NO_RETRY,
       cache: {},
       env: [],
