@@ -33,6 +33,17 @@ describe.skipIf(!hasVenv)("notebook()", () => {
     expect(html).toContain("Quarterly: total=100");
   }, 120_000);
 
+  it("runs a notebook whose file name an artifact name may not hold, its artifacts named with \"_\" in place", async () => {
+    const dir = await tempRoot();
+    await writeFile(join(dir, "results #1; 50%?.ipynb"), readFileSync(fixture("report.ipynb")));
+    const t = notebook("results", join(dir, "results #1; 50%?.ipynb"), { python: VENV_PYTHON }).output<{ total: number }>();
+    const { r } = await (await flow("nb-names").build(() => ({ r: t({ title: "t", factor: 3, data: data().data }).$out })).run(await runOptions())).outputs();
+    expect(r.total).toBe(30);
+    expect(r.notebook).toMatchObject({ artifactPath: "results _1_ 50__.ipynb" });
+    expect(r.html).toMatchObject({ artifactPath: "results _1_ 50__.html" });
+    expect(readFileSync(r.html.path, "utf8")).toContain("t: total=30");
+  }, 120_000);
+
   it("validates the notebook's own outputs with .output(schema) and keeps { notebook, html }", async () => {
     const ok = notebook("ok", fixture("report.ipynb"), { python: VENV_PYTHON }).output(z.object({ total: z.number(), title: z.string() }));
     const { out } = await (await flow("nb-schema").build(() => ({ out: ok({ title: "t", factor: 2, data: data().data }).$out })).run(await runOptions())).outputs();

@@ -251,6 +251,16 @@ export function readNotebook(file: string): NotebookCode {
 }
 
 
+/**
+ * The name a notebook's artifacts share, before `.ipynb` / `.html`: its file's stem, each
+ * character an artifact name may not hold (one an MLflow server drops, decodes or refuses, or a
+ * separator: `#`, `%`, `?`, `;`, `:`, `\`, a control character) as "_", so that any notebook
+ * can run: `results #1.ipynb` gives `results _1.ipynb` and `results _1.html`.
+ */
+function notebookArtifactStem(file: string): string {
+  return basename(file, extname(file)).replace(/[\u0000-\u001f\u007f-\u009f#%?;:\\]/g, "_");
+}
+
 /** Runs one attempt of a notebook task. */
 export async function runNotebook(
   spec: NotebookSpec,
@@ -258,7 +268,7 @@ export async function runNotebook(
 ): Promise<{ outputs: Record<string, unknown>; notebook: Artifact; html?: Artifact }> {
   // papermill changes into it inside the driver, too late for a clear message.
   if (spec.cwd !== undefined) await checkWorkingFolder(ctx.nodeId, `papermill ${spec.file}`, spec.cwd);
-  const stem = basename(spec.file, extname(spec.file));
+  const stem = notebookArtifactStem(spec.file);
   const outName = `${stem}.ipynb`;
   const htmlName = `${stem}.html`;
   const outPath = await ctx.artifacts.path(outName);
