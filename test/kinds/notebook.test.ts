@@ -44,6 +44,20 @@ describe.skipIf(!hasVenv)("notebook()", () => {
     expect(readFileSync(r.html.path, "utf8")).toContain("t: total=30");
   }, 120_000);
 
+  it("renders HTML that loads no script from a CDN, titled with the notebook's stem", async () => {
+    const dir = await tempRoot();
+    const nb = JSON.parse(readFileSync(fixture("report.ipynb"), "utf8")) as { cells: Array<Record<string, unknown>> };
+    nb.cells.push({ cell_type: "markdown", metadata: {}, source: ["The area is $\\pi r^2$.\n"] });
+    await writeFile(join(dir, "Quarterly report.ipynb"), JSON.stringify(nb));
+    const t = notebook("quarterly", join(dir, "Quarterly report.ipynb"), { python: VENV_PYTHON });
+    const { html } = await (await flow("nb-html").build(() => ({ html: t({ data: null }).html })).run(await runOptions())).outputs();
+    const page = readFileSync(html.path, "utf8");
+    expect(page).toContain("<title>Quarterly report</title>");
+    expect(page).toContain("The area is $\\pi r^2$.");
+    expect(page).not.toMatch(/<script[^>]*\bsrc=/);
+    expect(page).not.toContain("cdnjs.cloudflare.com");
+  }, 120_000);
+
   it("validates the notebook's own outputs with .output(schema) and keeps { notebook, html }", async () => {
     const ok = notebook("ok", fixture("report.ipynb"), { python: VENV_PYTHON }).output(z.object({ total: z.number(), title: z.string() }));
     const { out } = await (await flow("nb-schema").build(() => ({ out: ok({ title: "t", factor: 2, data: data().data }).$out })).run(await runOptions())).outputs();

@@ -106,6 +106,24 @@ def end_kernels():
             time.sleep(0.05)
 atexit.register(end_kernels)
 
+# nbconvert's lab template, without the scripts it loads from a CDN (require.js, MathJax, mermaid,
+# widgets): the page shows the same offline and in MLflow's sandboxed view; math stays TeX source.
+HTML_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+def write_html(nb):
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+    exporter = HTMLExporter(extra_loaders=[DictLoader({"cairn-notebook.html.j2": HTML_TEMPLATE})], template_file="cairn-notebook.html.j2")
+    # The page's title: the notebook's stem (nbconvert's default is "Notebook"), unless its metadata has a title.
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": os.path.splitext(os.path.basename(src))[0]}})
+    with open(html, "w", encoding="utf-8") as f:
+        f.write(body)
+
 def stop(signum, frame):
     end_kernels()
     os._exit(128 + signum)
@@ -184,10 +202,7 @@ except DeadKernelError:
 finally:
     if html and os.path.exists(out):
         import nbformat
-        from nbconvert import HTMLExporter
-        body, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
-        with open(html, "w", encoding="utf-8") as f:
-            f.write(body)
+        write_html(nbformat.read(out, as_version=4))
 if failure is not None:
     import re
     # The cell's traceback as the kernel gave it, without the terminal's colour codes.
