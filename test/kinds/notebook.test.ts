@@ -1,10 +1,11 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { flow, task, type Artifact } from "@cairn/dsl";
+import { LocalStore } from "@cairn/core";
 import { notebook } from "../../packages/process/src/index.ts";
 import { notebookCodeDigest } from "../../packages/process/src/notebook/run-notebook.ts";
 import { type Exit, cairnBin, childEnv, start } from "../cache/helpers.ts";
@@ -112,6 +113,25 @@ describe.skipIf(!hasVenv)("notebook()", () => {
     expect(result.tasks.raises!.error).toMatchObject({ name: "ProcessFailedError", message: expect.stringContaining("ValueError: no good") });
     // Counted as in raises.ipynb (a markdown cell, the parameters, two code cells, this one), not with the injected parameters cell.
     expect(result.tasks.raises!.error?.message).toContain(`Cell 5 of raises.ipynb ("raise ValueError('no good')") raised ValueError: no good (In[5] of the executed notebook)`);
+  }, 120_000);
+
+  it("keeps the partial notebook and its HTML, with what the stopped cell printed, when the task times out", async () => {
+    const dir = await tempRoot();
+    const nb = JSON.parse(readFileSync(fixture("report.ipynb"), "utf8")) as { cells: Array<Record<string, unknown>> };
+    nb.cells.push({ cell_type: "code", execution_count: null, metadata: {}, outputs: [], source: ['import time\nprint("printed " + "before the stop", flush=True)\ntime.sleep(120)\n'] });
+    await writeFile(join(dir, "slow.ipynb"), JSON.stringify(nb));
+    const root = await tempRoot();
+    const store = new LocalStore({ root: join(root, "store") });
+    // The default grace (5 s) less the kernel's end leaves the rendering about 2 s: a 1 s grace, 0.9 s in all, shows it fits.
+    const t = notebook("slow", join(dir, "slow.ipynb"), { python: VENV_PYTHON, killGraceMs: 1000 }).timeout(12_000);
+    const result = await (await flow("nb-stopped").build(() => ({ x: t({ data: null }).$out })).run({ tracker: store, root, cache: false })).wait();
+    expect(result.tasks.slow!.error).toMatchObject({ name: "TaskTimeoutError" });
+    const folder = store.artifactDir(result.tasks.slow!.runId!);
+    expect(readFileSync(join(folder, "slow.ipynb"), "utf8")).toContain("printed before the stop");
+    const page = readFileSync(join(folder, "slow.html"), "utf8");
+    expect(page).toContain("<title>slow</title>");
+    expect(page).toContain("printed before the stop");
+    expect(readdirSync(folder).filter((f) => f.endsWith(".partial"))).toEqual([]);
   }, 120_000);
 
   it("says which cell the kernel died in, as the notebook counts it, and how it ended", async () => {

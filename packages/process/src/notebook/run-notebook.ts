@@ -59,7 +59,7 @@ const BAD_INPUT_MARK = "CAIRN_BAD_INPUT";
  * refused before the kernel starts, when the notebook's parameters are written in Python.
  */
 const DRIVER = String.raw`
-import atexit, json, logging, os, signal, sys, time
+import atexit, json, logging, os, signal, sys, threading, time
 src, out, html, kernel, cwd, grace = sys.argv[1:7]
 grace = float(grace)
 missing = []
@@ -115,17 +115,64 @@ HTML_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 """
 
-def write_html(nb):
+exporters = []
+def load_exporter():
+    import nbformat
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
     exporter = HTMLExporter(extra_loaders=[DictLoader({"cairn-notebook.html.j2": HTML_TEMPLATE})], template_file="cairn-notebook.html.j2")
+    exporter.from_notebook_node(nbformat.v4.new_notebook())  # compiles the template
+    exporters.append(exporter)
+# Loaded while the kernel starts, so that a stop can render the partial notebook within the kill grace.
+loading = threading.Thread(target=load_exporter, daemon=True)
+if html:
+    loading.start()
+
+def write_file(path, text):
+    # Whole or not at all: a stop may end the process while it writes.
+    with open(path + ".partial", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".partial", path)
+
+def write_html(nb):
+    loading.join()
+    if not exporters:
+        load_exporter()  # it failed in its thread: again here, to raise its error
     # The page's title: the notebook's stem (nbconvert's default is "Notebook"), unless its metadata has a title.
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": os.path.splitext(os.path.basename(src))[0]}})
-    with open(html, "w", encoding="utf-8") as f:
-        f.write(body)
+    body, _ = exporters[0].from_notebook_node(nb, resources={"metadata": {"name": os.path.splitext(os.path.basename(src))[0]}})
+    write_file(html, body)
+
+managers = []
+manager_init = NotebookExecutionManager.__init__
+def keep_manager(self, *args, **kwargs):
+    manager_init(self, *args, **kwargs)
+    managers.append(self)
+NotebookExecutionManager.__init__ = keep_manager
+
+def keep_partial():
+    # The notebook as the kernel left it, with what the running cell printed (papermill saves a
+    # running cell's output only every 30 s), and its HTML.
+    import nbformat
+    nb = managers[-1].nb
+    write_file(out, nbformat.writes(nb))
+    if html:
+        write_html(nb)
 
 def stop(signum, frame):
+    # The partial notebook is kept while the kernel ends, until shortly before Cairn's SIGKILL,
+    # which follows its SIGTERM by twice the grace.
+    deadline = time.monotonic() + 1.8 * grace
+    keeping = threading.Thread(target=keep_partial, daemon=True)
+    if managers:
+        keeping.start()
     end_kernels()
+    if keeping.is_alive():
+        keeping.join(max(0, deadline - time.monotonic()))
+    for path in filter(None, (out, html)):
+        try:
+            os.unlink(path + ".partial")
+        except OSError:
+            pass
     os._exit(128 + signum)
 signal.signal(signal.SIGTERM, stop)
 signal.signal(signal.SIGINT, stop)
