@@ -59,6 +59,21 @@ describe.skipIf(!hasVenv)("notebook()", () => {
     expect(page).not.toContain("cdnjs.cloudflare.com");
   }, 120_000);
 
+  it("says to drop html: false when a task takes the html output of a notebook declared without it", async () => {
+    const publish = task("publish").input<{ page: unknown }>().run(({ page }) => ({ got: page === undefined ? "nothing" : "a page" }));
+    const plain = notebook("plain", fixture("report.ipynb"), { python: VENV_PYTHON, html: false }) as unknown as ReturnType<typeof notebook>;
+    // Output schema or not: the schema checks what the notebook wrote, and html is never there.
+    const checked = notebook("checked", fixture("report.ipynb"), { python: VENV_PYTHON, html: false }).output(z.object({ total: z.number() })) as unknown as ReturnType<typeof notebook>;
+    for (const t of [plain, checked]) {
+      const result = await (await flow("nb-no-html").build(() => ({ x: publish({ page: t({ data: null }).html }).got })).run(await runOptions())).wait();
+      const message = result.tasks.publish!.error?.message ?? "";
+      expect(result.tasks.publish!.error?.name, message).toBe("MissingOutputError");
+      expect(message).toContain(`Task "publish" takes ${t.definition.name}.html, but task "${t.definition.name}" has no output "html"`);
+      expect(message).toContain("it is declared with `html: false`, so it renders no HTML; drop `html: false` from its notebook() options to have it.");
+      expect(message).not.toContain("set_outputs");
+    }
+  }, 120_000);
+
   it("validates the notebook's own outputs with .output(schema) and keeps { notebook, html }", async () => {
     const ok = notebook("ok", fixture("report.ipynb"), { python: VENV_PYTHON }).output(z.object({ total: z.number(), title: z.string() }));
     const { out } = await (await flow("nb-schema").build(() => ({ out: ok({ title: "t", factor: 2, data: data().data }).$out })).run(await runOptions())).outputs();

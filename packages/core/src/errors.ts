@@ -206,7 +206,7 @@ export class InputValidationError extends CairnError {
 
 /**
  * A task or a flow output refers to an output that a process task (script, notebook, ...) never
- * wrote: the referring task (or the map, or the condition) fails, or the flow does (a flow
+ * wrote, or that its options leave out (a notebook's `html` under `html: false`): the referring task (or the map, or the condition) fails, or the flow does (a flow
  * output), naming the task and what it did write.
  */
 export class MissingOutputError extends CairnError {
@@ -222,8 +222,8 @@ export class MissingOutputError extends CairnError {
     readonly output: string,
     /** The outputs it did write. */
     readonly outputs: readonly string[],
-    /** How that task writes its outputs (its kind's words). */
-    writesOutputs: string,
+    /** How that task writes its outputs (its kind's words), or why its options leave the output out and how to have it. */
+    writesOutputs: string | { readonly absent: string },
     /** The task that refers to it, when known. */
     readonly nodeId?: string,
     /** The flow output that refers to it, when that is what does. */
@@ -231,10 +231,12 @@ export class MissingOutputError extends CairnError {
   ) {
     const by =
       flowOutput !== undefined ? `Flow output "${flowOutput}" is ${upstream}.${output}, but ` : nodeId !== undefined ? `Task "${nodeId}" takes ${upstream}.${output}, but ` : "";
+    const written = `${by}task "${upstream}" has no output "${output}" (its outputs: ${outputs.length ? outputs.map((o) => `"${o}"`).join(", ") : "none"})`;
     super(
-      `${by}task "${upstream}" has no output "${output}" ` +
-        `(its outputs: ${outputs.length ? outputs.map((o) => `"${o}"`).join(", ") : "none"}): it ended without writing it. ` +
-        `Make "${upstream}" write it (${writesOutputs}), or give "${upstream}" an .output(schema) to have its outputs checked when it ends.`,
+      typeof writesOutputs === "string"
+        ? `${written}: it ended without writing it. ` +
+            `Make "${upstream}" write it (${writesOutputs}), or give "${upstream}" an .output(schema) to have its outputs checked when it ends.`
+        : `${written}: ${writesOutputs.absent}.`,
     );
   }
 }

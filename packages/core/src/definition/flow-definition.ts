@@ -147,6 +147,12 @@ export interface TaskDefinition {
    * an output schema checked the outputs: an output it lets be absent is `undefined`).
    */
   readonly writesOutputs?: string;
+  /**
+   * Outputs of the kind that the task's options leave out, by name, each with why and how to have
+   * it (a notebook declared with `html: false` has no `html`): an output another task refers to
+   * that is absent is then a MissingOutputError in these words, output schema or not.
+   */
+  readonly absentOutputs?: Readonly<Record<string, string>>;
 }
 
 /** What {@link TaskDefinition.environment} gives (recorded with the key as `CodeEnvironment` of @cairn/cache). */

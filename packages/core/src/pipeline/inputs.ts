@@ -11,8 +11,8 @@ import { InputValidationError, MissingOutputError } from "../errors.ts";
 /**
  * `value` with every ref replaced: a param's value, or an upstream node's output (`outputOf`), then
  * the ref's path. With `taskOf`, a ref to an output that a process task never wrote (one of
- * {@link TaskDefinition.writesOutputs}) throws MissingOutputError naming `nodeId`, the task that
- * refers to it (or `flowOutput`, the flow output that does); without, it is `undefined`
+ * {@link TaskDefinition.writesOutputs}), or that its options leave out ({@link TaskDefinition.absentOutputs}),
+ * throws MissingOutputError naming `nodeId`, the task that refers to it (or `flowOutput`, the flow output that does); without, it is `undefined`
  * (`cairn plan`, which only looks).
  */
 export function resolveValue(
@@ -27,7 +27,10 @@ export function resolveValue(
     let v = ref.source === "param" ? params[ref.target] : outputOf(ref.target);
     if (taskOf && ref.source === "node" && ref.path.length && isPlainObject(v) && !Object.hasOwn(v, ref.path[0]!)) {
       const task = taskOf(ref.target);
-      if (task?.writesOutputs && !task.outputSchema) throw new MissingOutputError(ref.target, ref.path[0]!, Object.keys(v), task.writesOutputs, nodeId, flowOutput);
+      const output = ref.path[0]!;
+      const absent = task?.absentOutputs && Object.hasOwn(task.absentOutputs, output) ? task.absentOutputs[output] : undefined;
+      if (absent !== undefined) throw new MissingOutputError(ref.target, output, Object.keys(v), { absent }, nodeId, flowOutput);
+      if (task?.writesOutputs && !task.outputSchema) throw new MissingOutputError(ref.target, output, Object.keys(v), task.writesOutputs, nodeId, flowOutput);
     }
     for (const key of ref.path) v = v == null ? undefined : (v as Record<string, unknown>)[key];
     return v;

@@ -35,7 +35,7 @@ function whatRuns(code: NotebookCode, kernel: string | undefined): Record<string
   };
 }
 
-/** Outputs every notebook task has. */
+/** Outputs a notebook task adds to its own: the executed notebook and, unless it is declared with `html: false`, its HTML. */
 export type NotebookOutputs = {
   /** The executed notebook. */
   notebook: Artifact;
@@ -43,12 +43,19 @@ export type NotebookOutputs = {
   html: Artifact;
 };
 
+/** A notebook task: its outputs are typed by its `html` option (no `html` output with `html: false`). */
+type NotebookTask<Extra> = KindTask<Record<string, unknown>, Extra, Extra>;
+
 /**
  * Declares a task that executes a notebook.
  * @example
  * const report = notebook("report", "report.ipynb").input<{ data: Artifact; title: string }>();
  */
-export function notebook(name: string, file: string | URL, options: NotebookOptions = {}): KindTask<Record<string, unknown>, NotebookOutputs, NotebookOutputs> {
+export function notebook(name: string, file: string | URL, options: NotebookOptions & { html: false }): NotebookTask<Omit<NotebookOutputs, "html">>;
+export function notebook(name: string, file: string | URL, options?: NotebookOptions & { html?: true | undefined }): NotebookTask<NotebookOutputs>;
+/** `html` known only when it runs (a `boolean`): `html` may be absent. */
+export function notebook(name: string, file: string | URL, options?: NotebookOptions): NotebookTask<Omit<NotebookOutputs, "html"> & { html?: Artifact }>;
+export function notebook(name: string, file: string | URL, options: NotebookOptions = {}): NotebookTask<Omit<NotebookOutputs, "html"> & { html?: Artifact }> {
   checkName(name);
   checkProcessOptions(name, options, { kind: "notebook", keys: ["kernel", "python", "html"] });
   if (options.kernel !== undefined && (typeof options.kernel !== "string" || !options.kernel)) {
@@ -118,6 +125,9 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
           "so each notebook task runs once after the upgrade and is stored again",
       },
       writesOutputs: "with cairn_task.set_outputs({...}) in a cell",
+      ...(options.html === false
+        ? { absentOutputs: { html: "it is declared with `html: false`, so it renders no HTML; drop `html: false` from its notebook() options to have it" } }
+        : {}),
       // The project's files its cells load (imports, `%run`, shell lines and cells), from the kernel's working directory.
       codeDependencies: async (scope) => {
         let cells: string[];
