@@ -71,6 +71,7 @@ for mod in ("papermill", "nbconvert", "nbformat"):
 if missing:
     sys.stderr.write("${MISSING_MARK} " + " ".join(missing) + "\n")
     sys.exit(${MISSING_EXIT})
+import nbformat
 import papermill as pm
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 import jupyter_client.provisioning.local_provisioner as local_provisioner
@@ -115,31 +116,33 @@ HTML_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 """
 
-exporters = []
-def load_exporter():
-    import nbformat
+if html:
+    # Loaded before the notebook runs, its template compiled while the kernel starts, so that a stop
+    # can render the partial notebook within the kill grace. The imports stay in this thread: two
+    # threads importing at once can meet in a circular import.
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
     exporter = HTMLExporter(extra_loaders=[DictLoader({"cairn-notebook.html.j2": HTML_TEMPLATE})], template_file="cairn-notebook.html.j2")
-    exporter.from_notebook_node(nbformat.v4.new_notebook())  # compiles the template
-    exporters.append(exporter)
-# Loaded while the kernel starts, so that a stop can render the partial notebook within the kill grace.
-loading = threading.Thread(target=load_exporter, daemon=True)
-if html:
-    loading.start()
+    compiling = threading.Thread(target=lambda: exporter.from_notebook_node(nbformat.v4.new_notebook()), daemon=True)
+    compiling.start()
 
 def write_file(path, text):
     # Whole or not at all: a stop may end the process while it writes.
-    with open(path + ".partial", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(path + ".partial", path)
+    try:
+        with open(path + ".partial", "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(path + ".partial", path)
+    except BaseException:
+        try:
+            os.unlink(path + ".partial")
+        except OSError:
+            pass
+        raise
 
 def write_html(nb):
-    loading.join()
-    if not exporters:
-        load_exporter()  # it failed in its thread: again here, to raise its error
+    compiling.join()
     # The page's title: the notebook's stem (nbconvert's default is "Notebook"), unless its metadata has a title.
-    body, _ = exporters[0].from_notebook_node(nb, resources={"metadata": {"name": os.path.splitext(os.path.basename(src))[0]}})
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": os.path.splitext(os.path.basename(src))[0]}})
     write_file(html, body)
 
 managers = []
@@ -152,7 +155,6 @@ NotebookExecutionManager.__init__ = keep_manager
 def keep_partial():
     # The notebook as the kernel left it, with what the running cell printed (papermill saves a
     # running cell's output only every 30 s), and its HTML.
-    import nbformat
     nb = managers[-1].nb
     write_file(out, nbformat.writes(nb))
     if html:
@@ -248,7 +250,6 @@ except DeadKernelError:
     dead = True
 finally:
     if html and os.path.exists(out):
-        import nbformat
         write_html(nbformat.read(out, as_version=4))
 if failure is not None:
     import re
