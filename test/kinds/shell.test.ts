@@ -327,6 +327,48 @@ describe("shell()", () => {
     expect(large - small, `peak memory ${Math.round(small)} MB with a 1 KB line, ${Math.round(large)} MB with a 150 MB one`).toBeLessThan(100);
   }, 120_000);
 
+  it("does not hold stdout in memory when the command writes $CAIRN_OUTPUTS: 600 MB on one line and 100 MB of short lines leave the flow's process far below that", async () => {
+    // Both tasks run at once in a child of its own, whose peak memory (maxRSS) is its alone. Held
+    // as the stdout output it is not, the long line would not fit in a string (RangeError) and the
+    // short lines would take hundreds of MB.
+    const code = `
+      import { flow } from "@cairn/dsl";
+      import { shell } from ${JSON.stringify(join(import.meta.dirname, "../../packages/process/src/index.ts"))};
+      const root = process.argv.at(-1);
+      const done = \`echo '{"ok":1}' > "$CAIRN_OUTPUTS"\`;
+      const long = shell("long", \`head -c 600000000 /dev/zero | tr '\\\\0' x; \${done}\`);
+      const lines = shell("lines", \`yes ${"y".repeat(99)} | head -c 100000000; \${done}\`);
+      const result = await (await flow("dump").build(() => ({ long: long(), lines: lines() })).run({ tracker: false, root, cache: false })).wait();
+      const tasks = Object.fromEntries(Object.values(result.tasks).map((t) => [t.task, { runId: t.runId, error: t.error?.message }]));
+      console.log(JSON.stringify({ status: result.status, outputs: result.outputs, tasks, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
+    `;
+    const { execFileSync } = await import("node:child_process");
+    const root = await tempRoot();
+    try {
+      const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code, root], { cwd: import.meta.dirname, encoding: "utf8" });
+      const r = JSON.parse(out.trim().split("\n").at(-1)!) as { status: string; outputs: unknown; tasks: Record<string, { runId: string; error?: string }>; maxRssMB: number };
+      expect(r.status, JSON.stringify(r.tasks)).toBe("succeeded");
+      expect(r.outputs).toEqual({ long: { ok: 1 }, lines: { ok: 1 } });
+      // Every byte reached the log files all the same.
+      expect(statSync(join(root, "artifacts", r.tasks.long!.runId, "logs", "stdout.txt")).size).toBe(600_000_001);
+      expect(statSync(join(root, "artifacts", r.tasks.lines!.runId, "logs", "stdout.txt")).size).toBe(100_000_000);
+      expect(r.maxRssMB, `peak memory of the flow's process: ${Math.round(r.maxRssMB)} MB`).toBeLessThan(300);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("refuses a stdout output over 64 MB with an error saying its size, the limit and what to write instead", async () => {
+    const t = shell("dump", `yes ${"y".repeat(99)} | head -c 70000000`);
+    const options = await runOptions();
+    const result = await (await flow("dump").build(() => ({ out: t().stdout })).run(options)).wait();
+    const task = result.tasks.dump!;
+    expect(task.status).toBe("failed");
+    expect(task.error?.name).toBe("ProcessOutputError");
+    expect(task.error?.message).toMatch(/wrote no \$CAIRN_OUTPUTS, so its stdout is its `stdout` output, and that was 66\.8 MB, over the 64 MB .*logs\/stdout\.txt.*Write the outputs as JSON to \$CAIRN_OUTPUTS/s);
+    expect(statSync(join(options.root, "artifacts", task.runId!, "logs", "stdout.txt")).size).toBe(70_000_000);
+  }, 60_000);
+
   it("a process that writes faster than its log file is written waits for the file: its output is not held in memory", async () => {
     const { execFileSync, spawn } = await import("node:child_process");
     const { createWriteStream } = await import("node:fs");

@@ -8,7 +8,8 @@
  * every byte. Such a line is never held whole: past {@link PIECE} characters it is written to
  * the file in pieces as it arrives, masked with {@link MASK_OVERLAP} characters of what follows
  * each cut held back, and no cut falls inside a known secret (see {@link LineMasking.safeCut}).
- * Only `capture` (a shell task's stdout, its output) keeps whole lines, as it must.
+ * A copy of the whole lines, unmasked, can be taken as they are read (a shell task's stdout, which
+ * may be its output: see stdout-output.ts); it too gets a long line in pieces, never joined here.
  *
  * Short lines, nearly all of them, take one regex match, one mask and one write each, as with
  * readline.
@@ -31,6 +32,14 @@ export interface Line {
   masked: string;
   /** Bytes of the line left out of `text` (0 for a whole line). */
   more: number;
+}
+
+/** Where whole lines are copied, unmasked, as they are read: each line's text, in one or more parts, then `\n`. */
+export interface LineCopy {
+  /** The next part of a line; `\n` ends one. */
+  write(text: string): void;
+  /** The file the copy is written to, waited for as the log file is while it is behind; undefined once it takes no more. */
+  readonly file: WriteStream | undefined;
 }
 
 /** How lines are masked: by the run's secrets (a task's ctx is one). */
@@ -58,15 +67,16 @@ export function withCutNote(text: string, more: number, where = ""): string {
 
 /**
  * Reads `stream` to its end (or until it is destroyed), writing each line to `file` masked and
- * calling `onLine` for it; resolves when the stream is done. `capture`, when given, receives each
- * whole line. Pauses the stream while `file` is behind, so a fast writer waits for the disk.
+ * calling `onLine` for it; resolves when the stream is done. `copy`, when given, receives each
+ * whole line. Pauses the stream while `file` (or the copy's) is behind, so a fast writer waits for
+ * the disk.
  */
 export function pumpLines(
   stream: Readable,
   file: WriteStream,
   secrets: LineMasking,
   onLine: (line: Line) => void,
-  capture?: string[],
+  copy?: LineCopy,
 ): Promise<void> {
   const mask = (text: string) => secrets.mask(text);
   /** A cut of a long line's `text` at or before `at`, or past a chain of secrets there, that splits neither a secret nor a surrogate pair. */
@@ -85,15 +95,13 @@ export function pumpLines(
    * before `carry` (up to MASK_OVERLAP characters): a secret begun there may go on in `carry`.
    */
   let behind = "";
-  /** Long line being captured: its pieces. */
-  let parts: string[] = [];
   /** The last chunk ended with `\r`: a `\n` starting the next one belongs to it. */
   let skipLF = false;
 
   const shortLine = (text: string) => {
     const masked = mask(text);
     file.write(`${masked}\n`);
-    capture?.push(text);
+    copy?.write(`${text}\n`);
     if (text.length <= LINE_LIMIT) return onLine({ text, masked, more: 0 });
     // Cut what was masked, so no secret's start is handed on unmasked.
     const cut = head(masked, LINE_LIMIT);
@@ -109,14 +117,14 @@ export function pumpLines(
     start = head(mask(text.slice(0, cutAt(text, LINE_LIMIT + MASK_OVERLAP))), LINE_LIMIT);
     more = Buffer.byteLength(text) - Buffer.byteLength(raw);
     carry = text;
-    if (capture) parts = [text];
+    copy?.write(text);
     flushLong();
   };
 
   const addLong = (text: string) => {
     more += Buffer.byteLength(text);
     carry += text;
-    if (capture) parts.push(text);
+    copy?.write(text);
     if (carry.length >= PIECE + MASK_OVERLAP) flushLong();
   };
 
@@ -163,11 +171,7 @@ export function pumpLines(
     dropFinished();
     file.write(`${mask(carry)}\n`);
     more += Buffer.byteLength(text);
-    if (capture) {
-      parts.push(text);
-      capture.push(parts.join(""));
-      parts = [];
-    }
+    copy?.write(`${text}\n`);
     onLine({ text: start, masked: start, more });
     long = false;
     carry = start = behind = "";
@@ -218,20 +222,23 @@ export function pumpLines(
       else if (pending) endLine("");
       resolve();
     };
-    stream.setEncoding("utf8");
-    stream.on("data", (chunk: string) => {
+    /** A file written to that is behind, unless it failed (a full disk): then it is best effort, and the process must not block on a pipe nobody reads. */
+    const lagging = () => [file, copy?.file].find((f) => f !== undefined && f.writableNeedDrain && !f.destroyed && !f.errored);
+    const onData = (chunk: string) => {
       push(chunk);
-      // Output waits for the log file, unless the file failed (a full disk): then it is best
-      // effort, and the process must not block on a pipe nobody reads.
-      if (file.writableNeedDrain && !file.destroyed && !file.errored && !stream.isPaused()) {
+      // Output waits for the log file (and the copy).
+      const slow = lagging();
+      if (slow && !stream.isPaused()) {
         stream.pause();
         const resume = () => {
-          file.off("drain", resume).off("error", resume).off("close", resume);
+          slow.off("drain", resume).off("error", resume).off("close", resume);
           stream.resume();
         };
-        file.on("drain", resume).on("error", resume).on("close", resume);
+        slow.on("drain", resume).on("error", resume).on("close", resume);
       }
-    });
+    };
+    stream.setEncoding("utf8");
+    stream.on("data", onData);
     stream.once("end", finish);
     stream.once("close", finish);
     stream.once("error", finish);

@@ -12,8 +12,9 @@
  * stdout and stderr stream line by line to `ctx.logger` (info / warn) and, masked, into the
  * artifacts `logs/stdout.txt` and `logs/stderr.txt`; nothing of them is kept in memory but the
  * last lines of stderr (for the error), and a line longer than 8 KB reaches the logger and the
- * error cut short (see lines.ts). They are read until the process has exited, its group is gone,
- * and either both pipes closed or {@link DRAIN_MS} passed (a process that left the group, such as
+ * error cut short (see lines.ts). A shell task's stdout, its output when it writes no
+ * `CAIRN_OUTPUTS`, is copied to a file and read back only then (see stdout-output.ts). They
+ * are read until the process has exited, its group is gone, and either both pipes closed or {@link DRAIN_MS} passed (a process that left the group, such as
  * `setsid daemon &`, may hold them open for ever: a warning says so). When the attempt ends,
  * whatever its outcome, the two files are sent to the task's run (streamed from disk) if the tracker keeps artifacts elsewhere, such as
  * an MLflow server: a failed run's logs are where its error message points. The process runs in its own process
@@ -37,6 +38,7 @@ import { artifactFile, artifactOnDisk, assertSerializable, attemptFolder, Cancel
 import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./errors.ts";
 import { shellQuote } from "./template.ts";
 import { pumpLines, withCutNote } from "./lines.ts";
+import { StdoutOutput } from "./stdout-output.ts";
 import type { CommandOrigin } from "./options.ts";
 
 /** What to run, and how. */
@@ -52,7 +54,7 @@ export interface ProcessSpec {
   env?: Readonly<Record<string, string | undefined>>;
   /** The inputs, written as JSON to the file in `CAIRN_INPUTS`. */
   inputs: Readonly<Record<string, unknown>>;
-  /** Keep stdout in memory and return it as `stdout`. @default false */
+  /** Return stdout as `stdout` when the process writes no CAIRN_OUTPUTS (at most STDOUT_OUTPUT_LIMIT bytes: see stdout-output.ts). @default false */
   captureStdout?: boolean;
   /** Time between SIGTERM and SIGKILL when the process group is ended. @default 5000 */
   killGraceMs?: number;
@@ -76,7 +78,7 @@ export interface ProcessSpec {
 export interface ProcessResult {
   /** The JSON object written to `CAIRN_OUTPUTS` with artifact markers resolved; undefined when nothing was written. */
   outputs: Record<string, unknown> | undefined;
-  /** stdout, when `captureStdout` was set (one trailing newline removed). */
+  /** stdout, when `captureStdout` was set and `outputs` is undefined (one trailing newline removed). */
   stdout?: string;
   exitCode: number;
   /** Wall time from spawn to exit, in ms. */
@@ -357,12 +359,12 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
   opened.push(stderrLog);
   /** The last lines of stderr, masked, each at most LINE_LIMIT characters and a note of what was cut. */
   const tail: string[] = [];
-  const stdoutLines: string[] | undefined = spec.captureStdout ? [] : undefined;
 
   if (ctx.signal.aborted) await setUpFailed(ctx.signal.reason ?? new CancelledError());
   const started = performance.now();
   // Loaded on first use: execa's heap is a cost flows without processes never need to pay.
   const { execa } = await import("execa").catch(setUpFailed);
+  const stdoutOutput = spec.captureStdout ? new StdoutOutput(join(work, "stdout.txt")) : undefined;
   // execa reports a process that cannot start in its result, not by throwing.
   const guard = prepareProcessGroup();
   const child = execa(spec.command, args, {
@@ -404,7 +406,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
 
   // Masked for every secret the run knows (the task's own and any other), by the run's one masking function (ctx's).
   const pumped = Promise.all([
-    child.stdout && pumpLines(child.stdout, stdoutLog, ctx, (line) => ctx.logger.info(withCutNote(line.text, line.more, ", in logs/stdout.txt")), stdoutLines),
+    child.stdout && pumpLines(child.stdout, stdoutLog, ctx, (line) => ctx.logger.info(withCutNote(line.text, line.more, ", in logs/stdout.txt")), stdoutOutput),
     child.stderr &&
       pumpLines(child.stderr, stderrLog, ctx, (line) => {
         tail.push(withCutNote(line.masked, line.more));
@@ -466,9 +468,10 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
       throw failed;
     }
     const outputs = await readOutputs(outputsFile, artifactsDir, ctx);
+    await stdoutOutput?.close();
     return {
       outputs,
-      ...(stdoutLines ? { stdout: stdoutLines.join("\n") } : {}),
+      ...(stdoutOutput && outputs === undefined ? { stdout: await stdoutOutput.read(ctx.nodeId) } : {}),
       exitCode: 0,
       durationMs,
       artifactsDir,
@@ -476,6 +479,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
   } finally {
     ctx.signal.removeEventListener("abort", onAbort);
     await tree;
+    await stdoutOutput?.close();
     await Promise.all([closeStream(stdoutLog), closeStream(stderrLog), rm(work, { recursive: true, force: true }).catch(() => {})]);
     await sendLogs(ctx);
   }
