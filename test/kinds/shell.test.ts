@@ -404,6 +404,34 @@ describe("shell()", () => {
     }
   }, 60_000);
 
+  it("a failure handling a line rejects the read, never escaping from a stream handler, and the rest is drained so the process is not blocked", async () => {
+    const { spawn } = await import("node:child_process");
+    const { createWriteStream } = await import("node:fs");
+    const { pumpLines } = await import("../../packages/process/src/spawn/lines.ts");
+    const dir = await tempRoot();
+    const file = createWriteStream(join(dir, "stdout.txt"));
+    // The fault: masking throws on one line, as an engine bug would. 5 MB follow it, more than a pipe holds.
+    const failing = {
+      ...NO_SECRETS,
+      mask(text: string) {
+        if (text === "boom") throw new RangeError("Invalid string length");
+        return text;
+      },
+    };
+    const writer = spawn("sh", ["-c", `echo before; echo boom; yes ${"x".repeat(99)} | head -c 5000000`], { stdio: ["ignore", "pipe", "ignore"] });
+    const exited = new Promise<number | null>((r) => writer.once("exit", r));
+    const lines: string[] = [];
+    try {
+      await expect(pumpLines(writer.stdout!, file, failing, (line) => void lines.push(line.text))).rejects.toThrow("Invalid string length");
+      expect(lines).toEqual(["before"]);
+      expect(await exited).toBe(0);
+    } finally {
+      writer.kill("SIGKILL");
+      await new Promise((r) => file.end(r));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("reads a process's output as UTF-8: a character split across two writes stays whole, a byte that is not UTF-8 becomes U+FFFD", async () => {
     const t = shell("bytes", "printf 'caf\\303' >&2; sleep 0.3; printf '\\251 \\377 end\\n' >&2; echo done");
     const options = await runOptions();

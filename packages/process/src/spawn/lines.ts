@@ -69,7 +69,9 @@ export function withCutNote(text: string, more: number, where = ""): string {
  * Reads `stream` to its end (or until it is destroyed), writing each line to `file` masked and
  * calling `onLine` for it; resolves when the stream is done. `copy`, when given, receives each
  * whole line. Pauses the stream while `file` (or the copy's) is behind, so a fast writer waits for
- * the disk.
+ * the disk. Should handling a chunk throw (a bug: nothing here holds more than a piece), the
+ * promise rejects with that error and the rest of the stream is read and dropped, so the process
+ * writing it is not blocked and the error does not escape from a stream handler.
  */
 export function pumpLines(
   stream: Readable,
@@ -213,19 +215,30 @@ export function pumpLines(
     }
   };
 
-  return new Promise<void>((resolve) => {
+  return new Promise<void>((resolve, reject) => {
     let done = false;
     const finish = () => {
       if (done) return;
       done = true;
-      if (long) endLong("");
-      else if (pending) endLine("");
+      try {
+        if (long) endLong("");
+        else if (pending) endLine("");
+      } catch (error) {
+        return reject(error);
+      }
       resolve();
     };
     /** A file written to that is behind, unless it failed (a full disk): then it is best effort, and the process must not block on a pipe nobody reads. */
     const lagging = () => [file, copy?.file].find((f) => f !== undefined && f.writableNeedDrain && !f.destroyed && !f.errored);
     const onData = (chunk: string) => {
-      push(chunk);
+      try {
+        push(chunk);
+      } catch (error) {
+        // The rest is read and dropped: the process writing it must not block on a full pipe.
+        done = true;
+        stream.off("data", onData).on("data", () => {});
+        return reject(error);
+      }
       // Output waits for the log file (and the copy).
       const slow = lagging();
       if (slow && !stream.isPaused()) {

@@ -413,7 +413,14 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
         if (tail.length > tailMax) tail.shift();
         ctx.logger.warn(withCutNote(line.text, line.more, ", in logs/stderr.txt"));
       }),
-  ]);
+  ]).catch((error: unknown) => {
+    // Cairn's own failure, not the process's: it is ended rather than left writing to a pipe nobody reads.
+    void end();
+    throw new ProcessOutputError(
+      ctx.nodeId,
+      `Cairn failed reading what its process printed (${ctx.mask(String(error))}), so it ended the process. What it printed until then is in the task run's logs/stdout.txt and logs/stderr.txt; please report this as a bug of Cairn.`,
+    );
+  });
   // When the main process exits, whatever it left running in its group (holding our pipes open) goes
   // too. Once the group is gone the pipes close, unless a process outside the group (`setsid cmd &`,
   // a daemon) inherited them: what it writes is not the task's, and waiting for it would keep the
@@ -441,7 +448,8 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
         letGo();
       };
       let timer = setTimeout(check, DRAIN_MS);
-      void pumped.then(() => clearTimeout(timer));
+      const stop = () => clearTimeout(timer);
+      void pumped.then(stop, stop);
     });
   });
 
