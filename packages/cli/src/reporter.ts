@@ -1,6 +1,7 @@
 import { isAbsolute, relative } from "node:path";
 import type { Writable } from "node:stream";
 import { type ErrorInfo, isArtifact, type LeaseHolder, type FlowResult, pointKey, type RunEvent, type SweepOutputs, type TaskEvent, type TaskStatus } from "@cairn/core";
+import { logLines } from "./log-lines.ts";
 import { createColors } from "./picocolors.ts";
 import { cutLongLines, prefixLines, printable, printableLine, wholeErrorAt } from "./printable.ts";
 
@@ -105,12 +106,15 @@ export async function createReporter(mode: ReporterMode, out: Writable, err: Wri
 
 function jsonReporter(out: Writable, err: Writable): Reporter {
   const write = divertStdout(out, err);
+  const logs = logLines(err, (task, message) => err.write(`${prefixLines(`[${task ?? "flow"}]`, message)}\n`));
   return {
     event(e) {
-      if (e.type === "log") err.write(`${prefixLines(`[${e.task ?? "flow"}]`, e.message)}\n`);
+      if (e.type === "log") logs.line(e.task, e.message);
       else write(`${JSON.stringify(e)}\n`);
     },
-    finish() {},
+    finish() {
+      logs.flush();
+    },
     notice(message) {
       err.write(`${printable(message)}\n`);
     },
@@ -145,12 +149,13 @@ function plainReporter(out: Writable, c: Colors, options: PlainOptions): Reporte
   const style = statusStyle(c);
   const time = options.datedLines ? (t: number) => new Date(t).toISOString() : timeOfDay;
   const whole = wholeErrorAt(options.recorded ?? true);
+  const logs = logLines(out, (task, message) => out.write(`${prefixLines(c.dim(`[${task ?? "flow"}]`), message)}\n`));
   let view: string | undefined;
   return {
     event(e) {
       if (options.quiet && !needsALook(e)) return;
       if (e.type === "log") {
-        out.write(`${prefixLines(c.dim(`[${e.task ?? "flow"}]`), e.message)}\n`);
+        logs.line(e.task, e.message);
       } else if (e.type === "task" && e.status !== "queued") {
         const extra = [
           e.attempt && e.attempt > 1 ? `attempt ${e.attempt}` : "",
@@ -167,6 +172,7 @@ function plainReporter(out: Writable, c: Colors, options: PlainOptions): Reporte
       }
     },
     finish(result) {
+      logs.flush();
       out.write(options.quiet ? `${[`${time(Date.now())} ${flowLine(result, c)}`, ...whyLines(result, c)].join("\n")}\n` : summary(result, c, view, whole));
     },
     notice(message) {
@@ -241,6 +247,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       render();
     });
   const printAbove = (line: string) => above(() => out.write(`${line}\n`));
+  const logs = logLines(out, (task, message) => printAbove(prefixLines(c.dim(`[${task ?? "flow"}]`), message)));
   let restore = () => {};
 
   return {
@@ -261,7 +268,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
         waitingFor = e.recording.left ? e.message : "";
         return render();
       }
-      if (e.type === "log") return printAbove(prefixLines(c.dim(`[${e.task ?? "flow"}]`), e.message));
+      if (e.type === "log") return logs.line(e.task, e.message);
       if (e.type !== "task") return;
       total?.event(e);
       if (e.status === "running" || e.status === "retrying" || e.status === "waiting") {
@@ -277,6 +284,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
       printAbove(`  ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}  ${c.dim(extra)}`);
     },
     finish(result) {
+      logs.flush();
       if (timer) clearInterval(timer);
       terminal.off?.("resize", render);
       draw(() => {

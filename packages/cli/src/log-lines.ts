@@ -1,0 +1,57 @@
+/**
+ * The task log lines the CLI prints, kept from piling up in memory when what it prints to is read
+ * slower than tasks write (`cairn run flow.ts | less`, a CI runner that reads in bursts): Node
+ * keeps what a pipe has not taken yet, without bound, and a task printing 100 MB held over a GB.
+ * Past {@link LOG_BACKLOG_LIMIT} bytes waiting, a line is not shown but counted for its task, and
+ * once the reader has caught up (the stream's `drain`), or the run ends, one line a task says how
+ * many were not shown. Pausing the tasks' pipes instead would slow the tasks to the reader's pace;
+ * dropping never does, and a process task's lines are all in its logs/stdout.txt and logs/stderr.txt.
+ */
+import type { Writable } from "node:stream";
+
+/** Bytes waiting in the stream past which log lines are not shown (4 MB). */
+export const LOG_BACKLOG_LIMIT = 4 * 2 ** 20;
+
+/** Prints log lines through `show`, unless `stream` (what `show` writes to) is behind: see the module comment. */
+export interface LogLines {
+  /** Shows `message` of `task` (undefined: the flow's), or counts it when the stream is behind. */
+  line(task: string | undefined, message: string): void;
+  /** Says how many lines of each task were not shown since the last time, if any. */
+  flush(): void;
+}
+
+/** The note that stands for `count` lines of a task not shown. */
+export function notShownNote(count: number): string {
+  return (
+    `… ${count} line${count === 1 ? "" : "s"} of its log not shown: this output was read slower than they came ` +
+    `(a process task's are all in its run's logs/stdout.txt and logs/stderr.txt)`
+  );
+}
+
+/** {@link LogLines} writing to `stream` through `show`. */
+export function logLines(stream: Writable, show: (task: string | undefined, message: string) => void, limit = LOG_BACKLOG_LIMIT): LogLines {
+  /** Lines not shown, by task ("" for the flow's), in the order their tasks first had one. */
+  const dropped = new Map<string, number>();
+  const flush = () => {
+    stream.off("drain", flush);
+    if (!dropped.size) return;
+    const notes = [...dropped];
+    dropped.clear();
+    // A reader that went away takes no note (the stream's own guard reports it).
+    if (stream.destroyed || stream.writableEnded) return;
+    for (const [task, count] of notes) show(task || undefined, notShownNote(count));
+  };
+  return {
+    line(task, message) {
+      if (stream.writableLength > limit) {
+        // Past the limit the last write returned false, so `drain` comes once the reader caught up.
+        if (!dropped.size) stream.once("drain", flush);
+        dropped.set(task ?? "", (dropped.get(task ?? "") ?? 0) + 1);
+        return;
+      }
+      flush();
+      show(task, message);
+    },
+    flush,
+  };
+}
