@@ -177,6 +177,15 @@ describe.skipIf(!hasVenv)("mlflowModel() against a registry", () => {
     expect(result.tasks.score!.error?.message).toContain(`model "tiny" has no version 9. Versions: 1, 2.`);
   });
 
+  it("an alias the model does not have lists the ones it has, as a missing version does (MLflow answers it with HTTP 400, not 404)", async () => {
+    const score = mlflowModel("score", "models:/tiny@nope", { python: VENV_PYTHON });
+    const result = await (await flow("no-alias").build(() => ({ out: score({ data: ROWS }).$out })).run(await runOptions({ tracker, cache: false }))).wait();
+    const error = result.tasks.score!.error!;
+    // Before: MLflow's own words, `MLflow registered-models/alias failed with HTTP 400 INVALID_PARAMETER_VALUE: ...`.
+    expect(error.name).toBe("MlflowModelError");
+    expect(error.message).toMatch(/model "tiny" has no alias "nope"\. Aliases: @champion \(version \d\)\. Set one with/);
+  });
+
   it("models:/tiny@champion resolves to the alias's version; moving the alias changes the resolved code; serve mode scores it", async () => {
     const score = mlflowModel("score", "models:/tiny@champion", { python: VENV_PYTHON, mode: "serve", format: "dataframe_records" });
     const def = score.definition;

@@ -229,7 +229,7 @@ export async function resolveModel(ref: ModelRef, registry: ModelRegistry | unde
     const r =
       ref.kind === "version"
         ? await registry.get("model-versions/get", { name: ref.name, version: ref.version }, signal)
-        : await registry.get("registered-models/alias", { name: ref.name, alias: ref.alias }, signal);
+        : await registry.get("registered-models/alias", { name: ref.name, alias: ref.alias }, signal).catch(missingAlias);
     const mv = r?.model_version as Record<string, unknown> | undefined;
     if (!mv) throw new MlflowModelError(ref.uri, await notFound(ref, registry, signal));
     const version = String(mv.version);
@@ -288,6 +288,16 @@ export async function resolveModel(ref: ModelRef, registry: ModelRegistry | unde
     fingerprint: `${ref.uri};model=${modelId ?? ""}`,
     label: ref.uri,
   };
+}
+
+/**
+ * MLflow answers a model's missing alias with HTTP 400 INVALID_PARAMETER_VALUE ("Registered model
+ * alias nope not found."), not RESOURCE_DOES_NOT_EXIST as for a missing model or version: the same
+ * "not there", said by {@link notFound} as those are. Any other refusal is MLflow's, as it said it.
+ */
+function missingAlias(error: unknown): undefined {
+  if (MlflowApiError.is(error) && error.errorCode === "INVALID_PARAMETER_VALUE" && /not found|does not exist/i.test(error.serverMessage)) return undefined;
+  throw error;
 }
 
 /** Says what the registry does have, for a version or alias it does not. */
