@@ -186,6 +186,20 @@ describe.skipIf(!hasVenv)("mlflowModel() against a registry", () => {
     expect(error.message).toMatch(/model "tiny" has no alias "nope"\. Aliases: @champion \(version \d\)\. Set one with/);
   });
 
+  it("runs:/<run>/<path> that names no model in the run fails before any process starts, naming what the run has", async () => {
+    const runId = versions[0]!.run_id;
+    const score = mlflowModel("score", `runs:/${runId}/nomodel`, { python: VENV_PYTHON });
+    const started = performance.now();
+    const result = await (await flow("no-model-path").build(() => ({ out: score({ data: ROWS }).$out })).run(await runOptions({ tracker, cache: false }))).wait();
+    const error = result.tasks.score!.error!;
+    // Before: `mlflow models predict` started, and failed 12-22 s later with "Failed to download artifacts from path 'nomodel'".
+    expect(error.name).toBe("MlflowModelError");
+    expect(error.message).toContain(`run ${runId} has no MLflow model at "nomodel"`);
+    expect(error.message).toContain(`Models in the run: runs:/${runId}/model.`);
+    expect(error.message).toContain("Its artifacts: ");
+    expect(performance.now() - started).toBeLessThan(10_000); // no MLflow process was started
+  }, 60_000);
+
   it("models:/tiny@champion resolves to the alias's version; moving the alias changes the resolved code; serve mode scores it", async () => {
     const score = mlflowModel("score", "models:/tiny@champion", { python: VENV_PYTHON, mode: "serve", format: "dataframe_records" });
     const def = score.definition;

@@ -16,7 +16,7 @@
  * runs never load it (see `@cairn/core/mlflow`).
  */
 import { createWriteStream } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, extname, isAbsolute, join, resolve } from "node:path";
@@ -162,6 +162,22 @@ export class ModelRegistry {
     }
   }
 
+  /**
+   * The names directly under `path` of an artifact location (a folder's with a trailing `/`), or
+   * undefined when it cannot be listed (not proxied nor local, the listing failed): then nothing is known.
+   */
+  async listArtifacts(artifactUri: string, path: string | undefined, runId?: string): Promise<string[] | undefined> {
+    const name = (p: string) => p.slice(p.lastIndexOf("/") + 1);
+    if (artifactUri.startsWith("mlflow-artifacts:") || /^https?:\/\//.test(artifactUri)) {
+      const files = await this.client.listArtifacts(artifactUri, path, runId).catch(() => undefined);
+      return files?.map((f) => `${name(f.path)}${f.isDir ? "/" : ""}`);
+    }
+    const base = artifactUri.startsWith("file:") ? fileURLToPath(artifactUri) : isAbsolute(artifactUri) ? artifactUri : undefined;
+    if (!base) return undefined; // s3://, gs://, ...: MLflow's own checks apply
+    const entries = await readdir(path ? join(base, path) : base, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => (error.code === "ENOENT" || error.code === "ENOTDIR" ? [] : undefined));
+    return entries?.map((e) => `${e.name}${e.isDirectory() ? "/" : ""}`).sort();
+  }
+
   /** The text of one artifact file, or undefined when it cannot be read (not proxied, missing). */
   async readArtifact(artifactUri: string, path: string): Promise<string | undefined> {
     if (artifactUri.startsWith("mlflow-artifacts:") || /^https?:\/\//.test(artifactUri)) {
@@ -278,7 +294,11 @@ export async function resolveModel(ref: ModelRef, registry: ModelRegistry | unde
     artifactUri = logged.artifact_uri;
     modelId = typeof logged.model_id === "string" ? logged.model_id : undefined;
   } else if (typeof info.artifact_uri === "string") {
-    artifactUri = `${info.artifact_uri.replace(/\/+$/, "")}/${ref.path}`;
+    const runArtifacts = info.artifact_uri.replace(/\/+$/, "");
+    artifactUri = `${runArtifacts}/${ref.path}`;
+    // Checked here, not left to `mlflow models predict`: it would fail only after its start-up, in a traceback.
+    const underPath = await registry.listArtifacts(runArtifacts, ref.path, ref.runId);
+    if (underPath && !underPath.includes("MLmodel")) throw new MlflowModelError(ref.uri, await noModelInRun(ref, String(info.experiment_id), runArtifacts, registry, signal));
   }
   return {
     declared: ref.uri,
@@ -288,6 +308,25 @@ export async function resolveModel(ref: ModelRef, registry: ModelRegistry | unde
     fingerprint: `${ref.uri};model=${modelId ?? ""}`,
     label: ref.uri,
   };
+}
+
+/** Says what a run does hold, for a `runs:/<run>/<path>` that names no model in it. */
+async function noModelInRun(ref: Extract<ModelRef, { kind: "run" }>, experimentId: string, runArtifacts: string, registry: ModelRegistry, signal?: AbortSignal): Promise<string> {
+  const found = await registry
+    .post("logged-models/search", { experiment_ids: [experimentId], filter: `source_run_id = '${ref.runId}'`, max_results: 50 }, signal)
+    .catch(() => undefined);
+  const logged = ((found?.models as Array<{ info?: Record<string, unknown> }> | undefined) ?? []).map((m) => m.info?.name).filter((n): n is string => typeof n === "string");
+  const top = (await registry.listArtifacts(runArtifacts, undefined, ref.runId)) ?? [];
+  const uris = (names: readonly string[]) => names.map((n) => `runs:/${ref.runId}/${n.replace(/\/$/, "")}`);
+  const withModel: string[] = [];
+  for (const entry of top.filter((e) => e.endsWith("/")).slice(0, 20)) if ((await registry.listArtifacts(runArtifacts, entry.slice(0, -1), ref.runId))?.includes("MLmodel")) withModel.push(entry);
+  const models = [...new Set([...uris(logged), ...uris(withModel)])];
+  return (
+    `run ${ref.runId} has no MLflow model at "${ref.path}" (no model logged in it by that name, and no MLmodel file under its artifacts' ${ref.path}/). ` +
+    (models.length ? `Models in the run: ${models.join(", ")}. ` : "") +
+    `Its artifacts: ${top.length ? top.join(", ") : "none"}. ` +
+    `Name the path the model was logged under (log_model(name=...) or artifact_path=...).`
+  );
 }
 
 /**
