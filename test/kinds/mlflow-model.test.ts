@@ -8,7 +8,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RunScope } from "@cairn/core";
-import { flow } from "@cairn/dsl";
+import { flow, map, task } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { mlflowModel } from "../../packages/mlflow/src/model/mlflow-model.ts";
 import { parseModelUri, rephraseMlflowSchemaError, resolveModel } from "../../packages/mlflow/src/model/run-model.ts";
@@ -60,6 +60,19 @@ describe("model URIs and MLflow's schema errors", () => {
     expect(pinned.describeResolved?.(at(3), at(3, "b".repeat(32)))).toBe("version 3 of model `churn` is another model than before: it was registered again (another run, source or creation time)");
     // What it cannot read (a runs:/ or logged model's fingerprint) is left to the generic words.
     expect(alias.describeResolved?.("runs:/abc/model;model=m-1", "runs:/abc/model;model=m-2")).toBeUndefined();
+  });
+
+  it("an input other than `data` fails the build, before the upstream tasks run, in a call and in map()", () => {
+    const score = mlflowModel("score", "models:/tiny/1");
+    const rows = task("rows").run(() => ({ rows: ROWS }));
+    // Before: the flow was built, `rows` ran, and only then did the model task fail on "model".
+    expect(() => flow("extra").build(() => ({ out: score({ data: rows().rows, model: "models:/tiny/2" } as never).$out }))).toThrow(
+      `Task "score": a model task takes one input, "data" (rows or an Artifact of a .csv or .json file); got also "model". Pass only { data: ... }.`,
+    );
+    expect(() => flow("extra-map").build(() => ({ out: map(score, { over: [ROWS], as: "rows" } as never).outputs }))).toThrow(
+      `got also "rows". Give map() \`as: "data"\`, and no other input.`,
+    );
+    expect(() => flow("data-only").build(() => ({ out: score({ data: rows().rows as never }).$out }))).not.toThrow();
   });
 
   it("a registry URI without an MLflow server says how to get one", async () => {

@@ -10,7 +10,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import { NO_RETRY, OptionError, TaskFileError, type Artifact, type TaskDefinition } from "@cairn/core";
 import { checkName, configDigest, kindTask, resolveTaskFile, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, processEnv, pythonEnvironment, pythonFor, pythonPath, type ProcessOptions } from "@cairn/process/spawn";
-import { describeModelChange, parseModelUri, resolveModelCode, runMlflowModel, type ModelInputFormat } from "./run-model.ts";
+import { checkModelInputs, describeModelChange, parseModelUri, resolveModelCode, runMlflowModel, type ModelInputFormat } from "./run-model.ts";
 
 /** Options of `mlflowModel()`. */
 export interface MlflowModelOptions extends ProcessOptions {
@@ -106,7 +106,17 @@ export function mlflowModel(name: string, uri: string, options: MlflowModelOptio
       return { predictions: r.predictions, ...(r.modelVersion !== undefined ? { modelVersion: r.modelVersion } : {}) };
     },
   };
-  return kindTask({ definition });
+  return kindTask({
+    definition,
+    // An input other than `data` fails the build, not the run after the upstream tasks ran; with an
+    // input schema (which may rename inputs) it is checked at run time only.
+    checkCall: (inputs, schema, call) => {
+      if (schema) return;
+      const items = call.via === "call" ? [] : call.itemInputs.filter((k) => k !== "data");
+      const fix = !items.length ? undefined : call.via === "map" ? `Give map() \`as: "data"\`, and no other input.` : `A sweep's points may set only "data".`;
+      checkModelInputs(name, inputs, fix);
+    },
+  });
 }
 
 function resolveLocalModel(taskName: string, uri: string): string {

@@ -665,13 +665,24 @@ function registryFingerprint(fingerprint: string): { name: string; version: stri
   return m ? { name: m[1]!, version: m[2]! } : undefined;
 }
 
+/**
+ * A model task takes one input, `data`: any other is refused, when the flow is built
+ * (`mlflowModel`'s checkCall) and again before the task runs. `fix`: how to drop the others, when
+ * the caller knows better than "pass only data" (an item input of map() or sweep()).
+ */
+export function checkModelInputs(nodeId: string, inputs: Readonly<Record<string, unknown>>, fix?: string): void {
+  const extra = Object.keys(inputs).filter((k) => k !== "data" && inputs[k] !== undefined);
+  if (!extra.length) return;
+  throw new CairnError(
+    `Task "${nodeId}": a model task takes one input, "data" (rows or an Artifact of a .csv or .json file); got also ${extra.map((k) => `"${k}"`).join(", ")}. ` +
+      (fix ?? `Pass only { data: ... }.`),
+  );
+}
+
 /** Runs one attempt of a model task; see the module comment. */
 export async function runMlflowModel(spec: MlflowModelSpec, ctx: TaskContext): Promise<{ predictions: unknown[]; modelVersion?: string; model: ResolvedModel }> {
   const format = spec.format ?? "dataframe_split";
-  const extra = Object.keys(spec.inputs).filter((k) => k !== "data" && spec.inputs[k] !== undefined);
-  if (extra.length) {
-    throw new CairnError(`Task "${ctx.nodeId}": a model task takes one input, "data" (rows or an Artifact of a .csv or .json file); got also ${extra.map((k) => `"${k}"`).join(", ")}.`);
-  }
+  checkModelInputs(ctx.nodeId, spec.inputs);
   // Everything is checked before any process starts: the model, then the input against its signature.
   const model = await resolveModelOnce(spec.model, ctx, { ...(spec.registryUri ? { registryUri: spec.registryUri } : {}), ...(spec.cwd ? { cwd: spec.cwd } : {}) });
   // Cairn's tags, which ctx.log.tag() refuses to a task.
