@@ -13,7 +13,7 @@ import { explainTask, openFlowCache, planFlow } from "@cairn/core";
 import { flow, LocalStore, task } from "@cairn/dsl";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { mlflowProject } from "../../packages/mlflow/src/project/mlflow-project.ts";
-import { folderDigest, MlflowProjectError, MlflowProjectParameterError, PROJECT_FILES_RECORDED, projectFingerprint, runsTypeScript } from "../../packages/mlflow/src/project/run-project.ts";
+import { folderDigest, loadMlproject, MlflowProjectError, MlflowProjectParameterError, PROJECT_FILES_RECORDED, projectFingerprint, runsTypeScript, unusedEnvironmentWarning } from "../../packages/mlflow/src/project/run-project.ts";
 import { CommandTemplateError } from "../../packages/process/src/spawn/index.ts";
 import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { fixture, hasVenv, runOptions, tempRoot, VENV_PYTHON } from "./helpers.ts";
@@ -214,6 +214,33 @@ describe("a project that declares a Python environment", () => {
     ]);
     await writeFile(join(dir, "MLproject"), `name: env-project\nentry_points:\n  main:\n    command: "echo '{}' > \\"$CAIRN_OUTPUTS\\""\n`);
     expect(await warningsOf("/opt/py/bin/python")).toEqual([]);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("warns that docker_env is not honoured when the entry point runs directly (mode \"direct\", or no MLflow server): it runs on this machine", async () => {
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), `name: docker-project\ndocker_env:\n  image: python:3.11-slim\nentry_points:\n  main:\n    command: "echo '{}' > \\"$CAIRN_OUTPUTS\\""\n`);
+    const warningsOf = async (mode: "auto" | "direct") => {
+      const p = mlflowProject("p", { uri: dir, python: "/opt/py/bin/python", mode });
+      const handle = await flow("docker").build(() => ({ out: p({}).runId })).run(await runOptions({ cache: false }));
+      const warnings: string[] = [];
+      handle.on((e) => {
+        if (e.type === "log" && e.level === "warn") warnings.push(e.message);
+      });
+      expect((await handle.wait()).error).toBeUndefined();
+      return warnings;
+    };
+    // Before: no word, and the entry point ran on the host Python as if in its container.
+    const says = (why: string) =>
+      `MLflow project "docker-project" declares docker_env (image python:3.11-slim), which only \`mlflow run\` honours, and the entry point runs directly (${why}): ` +
+      "on this machine, not in the container, under the local Python, /opt/py/bin/python, first on PATH (it is the task's `python` option), with the packages installed there. " +
+      'To run it in the container, track the flow with an MLflow server (MLFLOW_TRACKING_URI=http://...) and leave `mode` "auto" (Docker must be installed); or remove docker_env from MLproject.';
+    expect(await warningsOf("auto")).toEqual([says("the flow is not tracked by an MLflow server")]);
+    expect(await warningsOf("direct")).toEqual([says('the task\'s `mode: "direct"`')]);
+    // `mlflow run` honours it: nothing to say then.
+    expect(unusedEnvironmentWarning(loadMlproject(dir), "/opt/py/bin/python", undefined, undefined)).toBeUndefined();
     await rm(root, { recursive: true, force: true });
   });
 });

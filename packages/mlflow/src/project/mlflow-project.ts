@@ -21,6 +21,7 @@ import {
   MlflowProjectError,
   mlflowProjectFingerprint,
   pathParameterDigests,
+  projectRunMode,
   runMlflowProject,
   unusedEnvironmentWarning,
   type MlflowEntryPoint,
@@ -98,7 +99,10 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
     const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
     const current = loadMlproject(project.dir); // the file as it is now: what runs is what is checked
     const python = pythonFor(options.python);
-    const unusedEnv = unusedEnvironmentWarning(current, python.python, python.pythonOrigin.what);
+    const mode = options.mode ?? "auto";
+    const direct =
+      projectRunMode(mode, ctx.tracking.capabilities.mlflowClients) === "mlflow" ? undefined : mode === "direct" ? `the task's \`mode: "direct"\`` : "the flow is not tracked by an MLflow server";
+    const unusedEnv = unusedEnvironmentWarning(current, python.python, python.pythonOrigin.what, direct);
     if (unusedEnv) ctx.logger.warn(unusedEnv);
     const r = await runMlflowProject(
       {
@@ -107,7 +111,7 @@ export function mlflowProject(name: string, options: MlflowProjectOptions): Kind
         ...python,
         inputs,
         env,
-        mode: options.mode ?? "auto",
+        mode,
         ...(options.cli ? { cli: true } : {}),
         ...(options.cwd ? { cwd: options.cwd } : {}),
         ...(fingerprint.gitCommit ? { gitCommit: fingerprint.gitCommit } : {}),

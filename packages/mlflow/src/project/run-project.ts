@@ -69,6 +69,8 @@ export interface MlflowProject {
   readonly environment?: string;
   /** The file `conda_env` or `python_env` names (`python_env.yaml`), as written. */
   readonly environmentFile?: string;
+  /** The image `docker_env` names, as written. */
+  readonly dockerImage?: string;
 }
 
 /** The MLproject file is missing or invalid, or names no such entry point. */
@@ -206,18 +208,38 @@ export function loadMlproject(dir: string): MlflowProject {
   }
   const environment = ENV_KEYS.find((k) => doc[k] !== undefined);
   const environmentFile = environment ? doc[environment] : undefined;
-  return { name, dir: folder, file, entryPoints, ...(environment ? { environment } : {}), ...(typeof environmentFile === "string" ? { environmentFile } : {}) };
+  const dockerImage = environment === "docker_env" && isPlainObject(environmentFile) ? environmentFile.image : undefined;
+  return {
+    name,
+    dir: folder,
+    file,
+    entryPoints,
+    ...(environment ? { environment } : {}),
+    ...(typeof environmentFile === "string" ? { environmentFile } : {}),
+    ...(typeof dockerImage === "string" ? { dockerImage } : {}),
+  };
 }
 
 /**
  * Words for a project that declares a Python environment (`python_env`, `conda_env`), which Cairn
  * does not create: its entry point runs under the local Python, as `mlflow run --env-manager local`
- * runs it. Undefined for a project that declares none (or `docker_env`, which `mlflow run` honours).
+ * runs it. The same for `docker_env` when the entry point runs directly (`runsDirectly`: why), which
+ * only `mlflow run` honours. Undefined for a project that declares none, or `docker_env` run by `mlflow run`.
  */
-export function unusedEnvironmentWarning(project: MlflowProject, python: string, origin: string | undefined): string | undefined {
+export function unusedEnvironmentWarning(project: MlflowProject, python: string, origin: string | undefined, runsDirectly?: string): string | undefined {
+  const which = python.includes("/") ? `${python}, first on PATH` : `\`${python}\` as PATH finds it`;
+  if (project.environment === "docker_env") {
+    if (runsDirectly === undefined) return undefined;
+    const image = project.dockerImage ? ` (image ${project.dockerImage})` : "";
+    return (
+      `MLflow project "${project.name}" declares docker_env${image}, which only \`mlflow run\` honours, and the entry point runs directly (${runsDirectly}): ` +
+      `on this machine, not in the container, under the local Python, ${which}${origin ? ` (${origin})` : ""}, with the packages installed there. ` +
+      `To run it in the container, track the flow with an MLflow server (MLFLOW_TRACKING_URI=http://...) and leave \`mode\` "auto" (Docker must be installed); ` +
+      `or remove docker_env from ${basename(project.file)}.`
+    );
+  }
   if (project.environment !== "python_env" && project.environment !== "conda_env") return undefined;
   const file = project.environmentFile ? ` (${project.environmentFile})` : "";
-  const which = python.includes("/") ? `${python}, first on PATH` : `\`${python}\` as PATH finds it`;
   return (
     `MLflow project "${project.name}" declares ${project.environment}${file}, which Cairn does not create: ` +
     `its entry point runs under the local Python (as \`mlflow run --env-manager local\` does), ${which}${origin ? ` (${origin})` : ""}, ` +
@@ -842,6 +864,11 @@ except ExecutionException as e:
     sys.exit(1)
 `;
 
+/** How an entry point runs: `mlflow run` (`mode` "mlflow", or "auto" in a flow tracked by an MLflow server), else its command directly. */
+export function projectRunMode(mode: MlflowProjectRunSpec["mode"], tracked: boolean): "mlflow" | "direct" {
+  return mode === "mlflow" || mode === "direct" ? mode : tracked ? "mlflow" : "direct";
+}
+
 /** Runs one attempt of an MLflow project entry point; see the module comment. */
 export async function runMlflowProject(
   spec: MlflowProjectRunSpec,
@@ -850,7 +877,7 @@ export async function runMlflowProject(
   const { project } = spec;
   const ep = getEntryPoint(project, spec.entryPoint);
   const tracked = ctx.tracking.capabilities.mlflowClients;
-  const mode = spec.mode === "mlflow" || spec.mode === "direct" ? spec.mode : tracked ? "mlflow" : "direct";
+  const mode = projectRunMode(spec.mode, tracked);
   if (mode === "mlflow" && !tracked) {
     throw new MlflowProjectError(project.name, project.file, `mode "mlflow" needs a flow tracked by an MLflow server (MLFLOW_TRACKING_URI=http://...); this one is tracked by "${ctx.tracking.kind}".`);
   }
