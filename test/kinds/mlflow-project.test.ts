@@ -762,6 +762,24 @@ describe.skipIf(!hasVenv)("mlflowProject() with an MLflow server: `mlflow run` i
     expect(events.some((m) => m.includes("=== Running command 'python step.py --alpha 1 --epochs 5 --label plain --data"))).toBe(true);
   }, 120_000);
 
+  it("a failed entry point's own exception is the last line of its error, not MLflow's `Run (ID ...) failed`, as when run directly", async () => {
+    const tracker = MlflowTracker.fromEnv({}, server!.uri);
+    const root = await tempRoot();
+    const dir = join(root, "proj");
+    await mkdir(dir);
+    await writeFile(join(dir, "MLproject"), `name: boom\nentry_points:\n  main:\n    command: "python boom.py"\n`);
+    await writeFile(join(dir, "boom.py"), `raise RuntimeError("train exploded on purpose")\n`);
+    const p = mlflowProject("p", { uri: dir, python: VENV_PYTHON });
+    const result = await (await flow("project-fails").build(() => ({ out: p({}).runId })).run(await runOptions({ tracker, cache: false }))).wait();
+    const error = result.tasks.p!.error!;
+    expect(error.name).toBe("ProcessFailedError");
+    // Before: `mlflow.exceptions.ExecutionException: Run (ID '…') failed` came last, and `cairn show` kept only it of the traceback.
+    const stderr = error.message.split("\n").filter((line) => line.startsWith("  | "));
+    expect(stderr.at(-1)).toBe("  | RuntimeError: train exploded on purpose");
+    expect(error.message).not.toContain("ExecutionException");
+    await rm(root, { recursive: true, force: true });
+  }, 120_000);
+
   it("a missing parameter creates no run at all", async () => {
     const tracker = MlflowTracker.fromEnv({}, server!.uri);
     const before = await tracker.client.searchRuns({ experimentIds: (await tracker.client.searchExperiments()).map((e) => e.experimentId) });
