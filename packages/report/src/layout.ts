@@ -251,13 +251,20 @@ function textWidth(label: string, min: number, max: number): number {
 
 /**
  * The critical path: from the task that ended last, back through the dependency that ended
- * last, to a task with none: the chain that decided when the flow ended. Node ids, first to last.
+ * last, to a task with none: the chain that decided when the flow ended. Node ids of the graph,
+ * first to last: a map's or sweep's items count as their node, which ended when its last item did.
  */
 export function criticalPath(tasks: readonly ReportTask[]): string[] {
   const byId = new Map(tasks.map((t) => [t.id, t]));
-  const ended = (t: ReportTask | undefined) => (t && t.state !== "skipped" && t.state !== "cancelled" ? (t.endTime ?? -Infinity) : -Infinity);
+  // A group ended with its items (its own run is closed after them); an item's end is its group's.
+  const itemsEnd = new Map<string, number>();
+  for (const t of tasks) {
+    const end = t.item && t.state !== "skipped" && t.state !== "cancelled" ? finishedAt(t) : undefined;
+    if (t.item && end !== undefined) itemsEnd.set(t.item.node, Math.max(itemsEnd.get(t.item.node) ?? -Infinity, end));
+  }
+  const ended = (t: ReportTask | undefined) => (t && t.state !== "skipped" && t.state !== "cancelled" ? (itemsEnd.get(t.id) ?? finishedAt(t) ?? -Infinity) : -Infinity);
   let last: ReportTask | undefined;
-  for (const t of tasks) if (ended(t) > ended(last)) last = t;
+  for (const t of tasks) if (!t.item && ended(t) > ended(last)) last = t;
   const path: string[] = [];
   const seen = new Set<string>();
   for (let t = last; t && !seen.has(t.id) && ended(t) > -Infinity; ) {
@@ -268,6 +275,16 @@ export function criticalPath(tasks: readonly ReportTask[]): string[] {
     t = next;
   }
   return path.reverse();
+}
+
+/**
+ * When a task's own work ended: its run's start plus its duration as its run recorded it (the
+ * table's run time), else its run record's end. The record is closed after the work, once its
+ * outputs are uploaded and its cache entry stored, which with a server takes many times a short
+ * task's work: bars ended there overlap the tasks that depend on them.
+ */
+export function finishedAt(t: ReportTask): number | undefined {
+  return t.durationMs !== undefined ? t.startTime + t.durationMs : t.endTime;
 }
 
 /** One bar of the timeline. */
@@ -316,7 +333,7 @@ export function layoutTimeline(tasks: readonly ReportTask[], flowStart: number, 
     const lanes: number[] = []; // when each lane is free again
     for (const t of byPool.get(name)!) {
       const from = barStart(t);
-      const to = t.endTime ?? flowEnd ?? from;
+      const to = finishedAt(t) ?? flowEnd ?? from;
       end = Math.max(end, to);
       let lane = lanes.findIndex((free) => free <= from);
       if (lane < 0) lane = lanes.findIndex((free) => free <= t.startTime);

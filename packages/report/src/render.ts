@@ -5,7 +5,7 @@
  * that came from a run (task names, params, errors, logs) goes through {@link escapeHtml}.
  */
 import { setImmediate } from "node:timers/promises";
-import { barStart, criticalPath, type GraphLayout, layoutGraph, layoutTimeline, type TimelineLayout } from "./layout.ts";
+import { barStart, criticalPath, finishedAt, type GraphLayout, layoutGraph, layoutTimeline, type TimelineLayout } from "./layout.ts";
 import type { ReportData, ReportTask, TaskState } from "./report-data.ts";
 
 /** Options of {@link renderReport}. */
@@ -214,7 +214,7 @@ function* timelineSvg(t: TimelineLayout, maxBars: number, anchor: (task: ReportT
   for (const { task, row, queueFrom } of bars) {
     const y = row * ROW + 3;
     const from = barStart(task);
-    const end = task.endTime ?? t.end;
+    const end = finishedAt(task) ?? t.end;
     const tip = `${task.id}: ${task.state}` + (task.queuedAt !== undefined ? `, queued ${duration(Math.max(0, task.startTime - from))}` : "") + `, ran ${duration(task.durationMs ?? Math.max(0, end - task.startTime))}` + (task.attempts > 1 ? `, ${task.attempts} attempts` : "");
     let bar = `<g class="bar st-${task.state}" data-task="${e(task.id)}" data-state="${task.state}" data-attempts="${task.attempts}"><a href="#${anchor(task)}">`;
     // The wait is drawn from when the lane was free (the tooltip says all of it).
