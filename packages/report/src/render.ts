@@ -99,7 +99,7 @@ function* reportParts(data: ReportData, options: RenderOptions): Generator<void,
 <header>
 <h1>${e(flow.name)} <span class="badge fs-${e(flow.status)}" data-flow-status="${e(flow.status)}">${e(flow.status)}</span></h1>
 ${flow.cancelReason !== undefined ? `<p class="cancel-reason" data-cancel-reason>Cancelled: ${e(clip(flow.cancelReason, 1000))}</p>` : ""}
-<p class="meta">run ${flow.url ? `<a href="${e(flow.url)}">${e(flow.runId)}</a>` : `<code>${e(flow.runId)}</code>`} · started ${e(iso(flow.startTime))}${flow.endTime !== undefined ? ` · took ${e(duration(flow.durationMs ?? Math.max(0, flow.endTime - flow.startTime)))}` : ""} · ${e(tasks.length)} tasks · recorded in <code>${e(flow.trackerUri)}</code>${flow.user ? ` · by ${e(flow.user)}` : ""}${flow.host ? ` on ${e(flow.host)}` : ""}</p>
+<p class="meta">run ${runRef(flow.runId, flow.url)} · started ${e(iso(flow.startTime))}${flow.endTime !== undefined ? ` · took ${e(duration(flow.durationMs ?? Math.max(0, flow.endTime - flow.startTime)))}` : ""} · ${e(tasks.length)} tasks · recorded in <code>${e(flow.trackerUri)}</code>${flow.user ? ` · by ${e(flow.user)}` : ""}${flow.host ? ` on ${e(flow.host)}` : ""}</p>
 ${flow.source ? `<p class="meta">source <code>${e(flow.source)}</code>${flow.commit ? ` at <code>${e(flow.commit.slice(0, 12))}</code>` : ""}</p>` : ""}
 <p class="counts">${STATES.filter((s) => counts[s])
     .map((s) => (firstIn.has(s) ? `<a class="chip st-${s}" data-count="${s}" href="#${anchor(firstIn.get(s)!)}">${counts[s]} ${s}</a>` : `<span class="chip st-${s}" data-count="${s}">${counts[s]} ${s}</span>`))
@@ -265,7 +265,7 @@ function leaderboard(sweep: ReportTask, all: readonly ReportTask[], anchor: (t: 
     return (
       `<tr data-trial="${e(t.id)}"${best ? ' class="best"' : ""}><td class="num">${i + 1}</td><td><a href="#${anchor(t)}">${e(t.id)}</a>${best ? " ★" : ""}</td>` +
       `<td><code>${e(t.item?.key ?? "")}</code></td><td class="num">${t.score === undefined ? "" : e(formatNumber(t.score))}</td>` +
-      `<td><span class="chip st-${t.state}">${t.state}</span></td><td>${t.url ? `<a href="${e(t.url)}">${e(t.runId.slice(0, 12))}</a>` : `<code>${e(t.runId)}</code>`}</td></tr>`
+      `<td><span class="chip st-${t.state}">${t.state}</span></td><td>${runRef(t.runId, t.url, 12)}</td></tr>`
     );
   });
   const metric = select ? `${select.order} ${select.metric}` : "metric";
@@ -299,7 +299,7 @@ function* taskTable(tasks: readonly ReportTask[], anchor: (t: ReportTask) => str
       `<td><code>${e(t.cacheKey?.slice(0, 12) ?? "")}</code></td>`,
       // Own keys only: a metric another task named `constructor` is not Object.prototype's here.
       ...metricKeys.map((k) => `<td class="num">${Object.hasOwn(t.metrics, k) ? e(formatNumber(t.metrics[k]!)) : ""}</td>`),
-      `<td>${t.url ? `<a href="${e(t.url)}">${e(t.runId.slice(0, 12))}</a>` : `<code>${e(t.runId)}</code>`}</td>`,
+      `<td>${runRef(t.runId, t.url, 12)}</td>`,
     ];
     rows.push(`<tr data-task="${e(t.id)}">${cells.join("")}</tr>`);
     if (rows.length % TURN_EVERY === 0) yield;
@@ -315,9 +315,9 @@ function taskSection(t: ReportTask, id: string): string {
   facts.push(`${t.attempts} attempt${t.attempts === 1 ? "" : "s"}`);
   if (t.kind) facts.push(`kind ${t.kind}`);
   if (t.pool) facts.push(`pool ${t.pool}`);
-  const run = t.runId ? (t.url ? `<a href="${e(t.url)}">${e(t.runId)}</a>` : `<code>${e(t.runId)}</code>`) : "none";
+  const run = t.runId ? runRef(t.runId, t.url) : "none";
   const cached = t.cachedFrom
-    ? `<p>cached from run ${t.cachedFrom.url ? `<a href="${e(t.cachedFrom.url)}">${e(t.cachedFrom.runId)}</a>` : `<code>${e(t.cachedFrom.runId)}</code>`}${t.cachedFrom.name ? ` (${e(t.cachedFrom.name)})` : ""}</p>`
+    ? `<p>cached from run ${runRef(t.cachedFrom.runId, t.cachedFrom.url)}${t.cachedFrom.name ? ` (${e(t.cachedFrom.name)})` : ""}</p>`
     : "";
   return `<details class="task st-${t.state}" id="${id}" data-task="${e(t.id)}" data-state="${t.state}"${t.state === "failed" ? " open" : ""}>
 <summary><span class="chip st-${t.state}">${t.state}</span> <b>${e(t.id)}</b>${t.task !== t.id ? ` <span class="meta">(task ${e(t.task)})</span>` : ""} <span class="meta">${e(clip(whyInShort(t), 160))}</span></summary>
@@ -330,6 +330,17 @@ ${t.logTail ? `<div class="log"><b>Log tail</b><pre class="log-tail">${e(t.logTa
 ${t.errorText && t.state === "failed" ? `<details class="stack"><summary>error text and stack</summary><pre>${e(t.errorText)}</pre></details>` : ""}
 ${keyValues("inputs", t.params)}${keyValues("metrics", t.metrics)}
 </details>`;
+}
+
+/**
+ * A run's id, linked to its page in the tracker's UI when it has one (its first `chars`
+ * characters shown, the whole id its tooltip), else the whole id. The page opens in a new tab: in MLflow's
+ * artifact view the report is in a frame sandboxed without popups, where a link that loaded
+ * MLflow's UI would load it inside the frame, in place of the report; there the click is refused
+ * and the report stays.
+ */
+function runRef(runId: string, url: string | undefined, chars = runId.length): string {
+  return url ? `<a href="${e(url)}" target="_blank" rel="noopener" title="${e(runId)}">${e(runId.slice(0, chars))}</a>` : `<code>${e(runId)}</code>`;
 }
 
 /** What each retried attempt failed with, in order, each after `attempt 1 of 3 failed: ` (`Error: read ECONNRESET`). */

@@ -10,8 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalStore, type RunStatus } from "@cairn/core";
-import { criticalPath, layoutTimeline, readReportData, renderReport, type ReportData } from "@cairn/report";
+import { criticalPath, layoutTimeline, readReportData, renderReport, type ReportData, type ReportTask } from "@cairn/report";
 import { flow, map, task as defineTask } from "cairn-dag";
+import { launchChromium } from "./chromium.ts";
 
 let root: string;
 
@@ -88,4 +89,79 @@ describe("the timeline of tasks whose records closed after their work", () => {
       expect(Number(bar![1]), t.id).toBeCloseTo(Math.max((t.durationMs! / span) * 980, 1), 0);
     }
   }, 60_000);
+});
+
+/** A flow run of three tasks as read from a server whose UI is at `ui`: every run linked to its page. */
+function linkedRun(ui: string): ReportData {
+  const T0 = Date.UTC(2026, 0, 1);
+  const run = (id: string, start: number, more: Partial<ReportTask> = {}): ReportTask => ({
+    id,
+    task: id,
+    state: "succeeded",
+    runId: id.padEnd(32, "0"),
+    url: `${ui}/#/experiments/1/runs/${id.padEnd(32, "0")}`,
+    startTime: T0 + start,
+    endTime: T0 + start + 10,
+    durationMs: 10,
+    attempts: 1,
+    attemptStarts: [],
+    why: [],
+    metrics: {},
+    params: {},
+    dependsOn: [],
+    inputs: [],
+    ...more,
+  });
+  return {
+    flow: { runId: "f".repeat(32), name: "linked", status: "FINISHED", experimentId: "1", startTime: T0, endTime: T0 + 40, url: `${ui}/#/experiments/1/runs/${"f".repeat(32)}`, params: {}, metrics: {}, trackerUri: ui },
+    tasks: [run("load", 0), run("hit", 10, { state: "cached", dependsOn: ["load"], cachedFrom: { runId: "s".repeat(32), url: `${ui}/#/experiments/1/runs/${"s".repeat(32)}` } }), run("fit", 20, { dependsOn: ["hit"] })],
+    generatedAt: T0 + 50,
+  };
+}
+
+describe("the report in MLflow's artifact view", () => {
+  it("opens a run's page in a new tab; in MLflow's sandboxed frame the click is refused and the report stays, instead of MLflow's UI loading inside the frame", async () => {
+    const ui = "http://mlflow.test";
+    const html = renderReport(linkedRun(ui));
+    const links = [...html.matchAll(/<a href="http:\/\/mlflow\.test[^"]*"[^>]*>/g)].map((m) => m[0]);
+    expect(links.length).toBeGreaterThanOrEqual(5); // the flow run, each task's in the table and its section, the hit's source run
+    for (const link of links) expect(link).toMatch(/ target="_blank" rel="noopener" /);
+    // MLflow's artifact view: the file in an iframe from a blob: URL, sandbox="allow-scripts" (its 930.*.chunk.js).
+    const browser = await launchChromium({ javaScriptEnabled: true });
+    try {
+      const requests: string[] = [];
+      await browser.context.route(`${ui}/**`, (route) => {
+        requests.push(route.request().url());
+        return route.fulfill({ contentType: "text/html", body: "<title>MLflow</title><h1>MLflow UI</h1>" });
+      });
+      const page = await browser.context.newPage();
+      await page.goto(`${ui}/artifact-view`);
+      requests.length = 0;
+      await page.evaluate((report) => {
+        const frame = document.createElement("iframe");
+        frame.setAttribute("sandbox", "allow-scripts");
+        frame.src = URL.createObjectURL(new Blob([report], { type: "text/html" }));
+        document.body.append(frame);
+        return new Promise((done) => frame.addEventListener("load", done, { once: true }));
+      }, html);
+      const report = page.frames().find((f) => f.url().startsWith("blob:"))!;
+      expect(await report.locator("h1").textContent()).toContain("linked");
+      await report.locator('header .meta a[target="_blank"]').click();
+      await page.waitForTimeout(500);
+      expect(requests, "nothing loaded in place of the report").toEqual([]);
+      expect(page.frames().find((f) => f !== page.mainFrame())!.url()).toMatch(/^blob:/);
+      expect(await report.locator("h1").textContent()).toContain("linked");
+      await page.close();
+
+      // Opened on its own (downloaded, or written by cairn report), the run's page opens beside it.
+      const direct = await browser.context.newPage();
+      await direct.setContent(html);
+      const [opened] = await Promise.all([browser.context.waitForEvent("page"), direct.locator('#tasks tr[data-task="fit"] a[target="_blank"]').click()]);
+      await opened.waitForLoadState();
+      expect(opened.url()).toBe(`${ui}/#/experiments/1/runs/${"fit".padEnd(32, "0")}`);
+      expect(await direct.locator("h1").textContent()).toContain("linked");
+    } finally {
+      await browser.close();
+    }
+  }, 120_000);
 });

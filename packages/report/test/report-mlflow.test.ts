@@ -83,7 +83,8 @@ describe("the report of a run in an MLflow server", () => {
     // Read from the server: states, reasons (the cache entries are this folder's), links to MLflow's UI.
     expect(local).toContain('data-task="steady" data-state="cached"');
     expect(local).toContain("input `n` changed from 1 to 2");
-    expect(local).toMatch(new RegExp(`<a href="${server.uri.replace(/[.]/g, "\\.")}/#/experiments/\\d+/runs/[0-9a-f]{32}">`));
+    // In a new tab: in MLflow's artifact view (a sandboxed frame) a link in the frame would load MLflow's UI in place of the report.
+    expect(local).toMatch(new RegExp(`<a href="${server.uri.replace(/[.]/g, "\\.")}/#/experiments/\\d+/runs/[0-9a-f]{32}" target="_blank" rel="noopener" title="[0-9a-f]{32}">`));
     expect(local).toContain("disk &lt;b&gt;full&lt;/b&gt; &amp; more");
   });
 
