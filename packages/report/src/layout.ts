@@ -68,14 +68,15 @@ const GROUP_HEIGHT = 36;
 const CHAR_WIDTH = 7.2;
 
 /**
- * The graph's layout, or undefined when there are too many nodes to draw even grouped. The
+ * The graph's layout, or undefined when there is no node, or too many to draw even grouped. The
  * dagre layout is the cost of a report; a flow of more than `maxNodes` tasks is drawn one node
  * per task name instead (a map's items, a sweep's trials share one), each with its counts.
  */
 export function layoutGraph(tasks: readonly ReportTask[], critical: ReadonlySet<string>, options: GraphOptions = {}): GraphLayout | undefined {
   const grouped = tasks.filter((t) => !t.item).length > (options.maxNodes ?? 300);
   const nodes = grouped ? groupByTask(tasks) : nodePerTask(tasks, critical);
-  if (nodes.length > (options.maxGroups ?? 600)) return undefined;
+  // No node: nothing to lay out (dagre's bounds of an empty graph are infinite).
+  if (!nodes.length || nodes.length > (options.maxGroups ?? 600)) return undefined;
   const keyOf = new Map<string, string>();
   for (const n of nodes) for (const t of n.tasks) keyOf.set(t.id, n.key);
   // One edge per pair of nodes, labelled with every output it carries.
@@ -163,7 +164,7 @@ function placeGraph(shape: Shape): Placed {
   try {
     const text = dir === undefined ? undefined : readSmallFile(join(dir, name));
     const kept = text === undefined ? undefined : (JSON.parse(text) as Placed);
-    if (kept && kept.nodes.length === shape.nodes.length && kept.edges.length === shape.edges.length) return kept;
+    if (kept && kept.nodes.length === shape.nodes.length && kept.edges.length === shape.edges.length && Number.isFinite(kept.width) && Number.isFinite(kept.height)) return kept;
   } catch {
     // Unreadable: laid out now.
   }

@@ -110,7 +110,7 @@ ${keyValues("params", flow.params)}${keyValues("metrics", flow.metrics)}
 <main>
 <section id="graph"><h2>Graph</h2>
 ${legend()}
-${graphHtml ?? `<p class="note">${e(tasks.length)} tasks in ${e(new Set(tasks.map((t) => t.task)).size)} task names: too many to draw; the timeline and the table below have them all.</p>`}
+${graphHtml ?? (!tasks.length ? `<p class="note">The flow has no task.</p>` : `<p class="note">${e(tasks.length)} tasks in ${e(new Set(tasks.map((t) => t.task)).size)} task names: too many to draw; the timeline and the table below have them all.</p>`)}
 ${graph?.grouped ? `<p class="note">${e(tasks.length)} tasks: one node per task name, with the count of its tasks in each state.</p>` : ""}
 ${critical.size ? `<p class="note">Critical path (bold): ${[...critical].map((id) => `<a href="#${anchor(tasks[index.get(id)!]!)}">${e(id)}</a>`).join(" → ")}</p>` : ""}
 </section>

@@ -5,12 +5,12 @@
  * duration and its count while it runs, a wide flow of distinct task names, a condition's edge,
  * and a table of a thousand rows.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalStore, type RunStatus } from "@cairn/core";
-import { criticalPath, layoutTimeline, readReportData, renderReport, type ReportData, type ReportTask } from "@cairn/report";
+import { criticalPath, layoutTimeline, logReport, readReportData, renderReport, REPORT_ARTIFACT, type ReportData, type ReportTask } from "@cairn/report";
 import { flow, map, task as defineTask } from "cairn-dag";
 import { launchChromium } from "./chromium.ts";
 
@@ -164,4 +164,19 @@ describe("the report in MLflow's artifact view", () => {
       await browser.close();
     }
   }, 120_000);
+});
+
+describe("a flow of no tasks", () => {
+  it("has no graph drawn, not one of infinite size, in its first run's report or the next's (whose layout would be the kept one)", async () => {
+    const f = flow("report-empty").build(() => ({}));
+    const dir = join(root, "empty");
+    for (const run of [1, 2]) {
+      const result = await (await f.run({ root: dir, env: {}, beforeEnd: logReport })).wait();
+      expect(result.status, `run ${run}`).toBe("succeeded");
+      const html = await readFile(join(dir, "artifacts", result.runId, ...REPORT_ARTIFACT.split("/")), "utf8");
+      expect(html, `run ${run}`).not.toMatch(/(width|height|viewBox)="[^"]*(Infinity|null|NaN)/);
+      expect(html, `run ${run}`).not.toContain('class="graph');
+      expect(html, `run ${run}`).toContain('<p class="note">The flow has no task.</p>');
+    }
+  }, 60_000);
 });
