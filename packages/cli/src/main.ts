@@ -2165,13 +2165,16 @@ function table(header: string[], data: string[][], c: ReturnType<typeof createCo
 /**
  * A run's duration as the run's summary said it: a task run's own work (DURATION_TAG), which its
  * record's span also holds its creation and closing; none for a task that started no attempt
- * (its span is only its record's making); a flow run's own (DURATION_TAG too, on the monotonic
+ * (its span is only its record's making), but a map's or sweep's run, which makes none of its own,
+ * has its span however it ended; a flow run's own (DURATION_TAG too, on the monotonic
  * clock); else (a hit, an older flow run) its record's span.
  */
 function duration(r: RunRecord): string {
   const own = r.tags[DURATION_TAG] === undefined ? undefined : Number(r.tags[DURATION_TAG]);
   if (own !== undefined && Number.isFinite(own)) return formatDuration(own);
-  if (startedNoAttempt(r.tags)) return "-";
+  // A map's or sweep's run makes no attempt of its own (its items do): it has its span however it ended.
+  const group = r.tags[KIND_TAG] === "map" || r.tags[KIND_TAG] === "sweep";
+  if (!group && startedNoAttempt(r.tags)) return "-";
   // Clamped: a wall clock stepped back during a run (NTP, a laptop waking) ends it before its start.
   return r.endTime ? formatDuration(Math.max(0, r.endTime - r.startTime)) : r.status === "RUNNING" ? "running" : "-";
 }

@@ -366,10 +366,12 @@ function keyValues(title: string, values: Record<string, string | number>): stri
 /**
  * How long the task ran: its own work as its run recorded it (the run's summary's figure), else
  * (a run recorded before it was) its run's start (slot taken) to its end; a cache hit's, its lookup
- * (its run starts when the lookup does), as the run's table and `cairn show` say; undefined when it did not run.
+ * (its run starts when the lookup does); a map's or sweep's, its run's span, however it ended; as
+ * the run's table and `cairn show` say; undefined when it did not run.
  */
 export function runTime(t: ReportTask): number | undefined {
-  if (t.endTime === undefined || t.state === "skipped" || ((t.state === "cancelled" || t.state === "failed") && t.attempts === 0)) return undefined;
+  // A map's or sweep's own run makes no attempt (its items do): cancelled or failed, it ran all the same.
+  if (t.endTime === undefined || t.state === "skipped" || ((t.state === "cancelled" || t.state === "failed") && t.attempts === 0 && !t.group)) return undefined;
   if (t.state === "cached") return Math.max(0, t.endTime - t.startTime);
   return t.durationMs ?? Math.max(0, t.endTime - t.startTime);
 }

@@ -5,14 +5,19 @@
  * duration and its count while it runs, a wide flow of distinct task names, a condition's edge,
  * and a table of a thousand rows.
  */
+import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalStore, type RunStatus } from "@cairn/core";
 import { criticalPath, layoutTimeline, logReport, readReportData, renderReport, REPORT_ARTIFACT, type ReportData, type ReportTask } from "@cairn/report";
 import { flow, map, task as defineTask } from "cairn-dag";
+import { duration, runTime } from "../src/render.ts";
 import { launchChromium } from "./chromium.ts";
+
+const cairnBin = resolve(import.meta.dirname, "../../cli/bin/cairn.mjs");
 
 let root: string;
 
@@ -178,5 +183,40 @@ describe("a flow of no tasks", () => {
       expect(html, `run ${run}`).not.toContain('class="graph');
       expect(html, `run ${run}`).toContain('<p class="note">The flow has no task.</p>');
     }
+  }, 60_000);
+});
+
+describe("a cancelled map", () => {
+  it("has a run time, its run's span, in the report and in cairn show, as a map that finished has: its run makes no attempt of its own", async () => {
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const hold = defineTask("hold")
+      .input<{ x: number }>()
+      .run(async (_, ctx) => {
+        started();
+        await new Promise((_r, fail) => ctx.signal.addEventListener("abort", () => fail(ctx.signal.reason), { once: true }));
+        return {};
+      });
+    const f = flow("report-cancelled-map").build(() => ({ held: map(hold, { over: [1, 2, 3, 4], as: "x" }).outputs }));
+    const dir = join(root, "cancelled-map");
+    const run = await f.run({ root: dir, env: {}, cache: false });
+    await running;
+    await new Promise((done) => setTimeout(done, 200));
+    const result = await run.cancel();
+    expect(result.status).toBe("cancelled");
+    const data = await readReportData(new LocalStore({ root: dir }), result.runId);
+    const group = data.tasks.find((t) => t.id === "hold")!;
+    expect(group).toMatchObject({ state: "cancelled", attempts: 0, group: { kind: "map" } });
+    // The figure of the run's summary (its result's), from its list to its last item's end, which its run records.
+    const said = result.tasks["hold"]!.durationMs!;
+    expect(said).toBeGreaterThanOrEqual(150);
+    expect(group.durationMs).toBeCloseTo(said, 1);
+    expect(runTime(group)).toBe(group.durationMs);
+    const html = renderReport(data);
+    expect(html).toContain(`<tr data-task="hold"><td><a href="#t-0">hold</a></td><td><span class="chip st-cancelled">cancelled</span></td><td class="num">${duration(said)}</td>`);
+    // cairn show's row of the map: the same, not "-".
+    const { stdout } = await promisify(execFile)(process.execPath, [cairnBin, "show", result.runId, "--root", dir], { env: { ...process.env, NO_COLOR: "1", MLFLOW_TRACKING_URI: "" } });
+    const row = stdout.split("\n").find((line) => /^hold\s/.test(line));
+    expect(row, stdout).toMatch(new RegExp(`^hold\\s+KILLED\\s+${Math.round(said)}ms\\s`));
   }, 60_000);
 });

@@ -193,6 +193,8 @@ export interface GroupSummary {
   readonly cached: number;
   /** Items that never started and have no run of their own (MapRun.notStarted). */
   readonly notStarted: number;
+  /** From its list to its last item's end, the figure of its TaskResult (DURATION_TAG, for `cairn show` and the report). */
+  readonly durationMs?: number;
   readonly best?: {
     readonly trial: string;
     /** The best trial's result, whose `runId` a cache hit gets once its run is recorded (in the background); a hit's `cachedFrom`. */
@@ -212,6 +214,7 @@ export async function finishGroupRun(scope: RecordScope, runId: string, summary:
   recorder.tag(STATUS_TAG, summary.status);
   for (const key of ["items", "succeeded", "failed", "cached"] as const) recorder.metric(`cairn.${key}`, summary[key], 0);
   recorder.metric("cairn.not_started", summary.notStarted, 0);
+  if (summary.durationMs !== undefined) recorder.tag(DURATION_TAG, String(summary.durationMs));
   if (summary.best) {
     for (const [key, value] of Object.entries(summary.best.params)) if (value !== undefined) recorder.param(key, typeof value === "string" ? value : JSON.stringify(value));
     for (const [key, value] of Object.entries(summary.best.metrics)) recorder.metric(key, value, 0);

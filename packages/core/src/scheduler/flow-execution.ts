@@ -27,7 +27,7 @@ import { FlowSlots, type Pool, type SlotTicket } from "./flow-slots.ts";
 import { MapRun, requiredItems } from "./map-run.ts";
 import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskStatus, placeNode, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import { endTask, type TaskResult } from "../run/task-result.ts";
+import { elapsedMs, endTask, type TaskResult } from "../run/task-result.ts";
 import type { Tracker } from "../tracking/tracker.ts";
 
 export type { TaskResult } from "../run/task-result.ts";
@@ -553,6 +553,8 @@ export class FlowExecution {
         error = e;
       }
     }
+    // From its list to its last item's end: its result's, and its run's (DURATION_TAG), which `cairn show` and the report give.
+    const durationMs = (state.result.durationMs = elapsedMs(run.started));
     if (run.runId) {
       this.pipeline.endGroup(node, run.runId, {
         status,
@@ -561,6 +563,7 @@ export class FlowExecution {
         failed: run.failures.length,
         cached: run.cached,
         notStarted: run.notStarted,
+        durationMs,
         ...(summary ? { best: summary } : {}),
         ...(run.stoppedEarly && status === "succeeded" ? { stoppedAt: `${node.id}[${run.firstSatisfied}]` } : {}),
         ...(error !== undefined ? { error } : {}),
@@ -568,9 +571,9 @@ export class FlowExecution {
     }
     if (run.notStarted > 0) state.result.notStarted = run.notStarted;
     if (status === "failed") {
-      this.complete(state, "failed", run.started, toErrorInfo(error));
+      this.complete(state, "failed", undefined, toErrorInfo(error));
       this.afterFailure(state);
-    } else this.complete(state, status, run.started, status === "cancelled" ? stopInfo(this.controller.signal.reason) : undefined);
+    } else this.complete(state, status, undefined, status === "cancelled" ? stopInfo(this.controller.signal.reason) : undefined);
   }
 
   private stop(reason: StopReason): void {
