@@ -224,9 +224,9 @@ function nodePerTask(tasks: readonly ReportTask[], critical: ReadonlySet<string>
     const counts: NonNullable<GraphNode["counts"]> = {};
     for (const m of items) counts[m.state] = (counts[m.state] ?? 0) + 1;
     const state = items.length ? (SEVERITY.find((s) => counts[s]) ?? t.state) : t.state;
-    // Its run counts its list (cairn.items): the items a stopped map never began have no run.
-    const total = Math.max(items.length, t.metrics["cairn.items"] ?? 0);
-    if (total > items.length) counts["not started"] = total - items.length;
+    // Its run counts its list: the items a stopped map never began have no run, nor yet those of one still running.
+    const total = Math.max(items.length, t.group!.items ?? 0);
+    if (total > items.length) counts[t.state === "running" ? "waiting" : "not started"] = total - items.length;
     const label = `${t.id} (${t.group!.kind}) ×${total}`;
     nodes.push({ key: t.id, label, tasks: [t, ...items], state, counts, critical: critical.has(t.id), x: 0, y: 0, width: textWidth(label, 170, 280), height: GROUP_HEIGHT });
   }

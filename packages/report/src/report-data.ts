@@ -101,9 +101,11 @@ export interface ReportTask {
   item?: { node: string; index: number; key?: string };
   /**
    * A map or sweep node (its run is its items' parent): its kind, and a sweep's best trial and
-   * selector, and the trial that stopped it by meeting stopWhen (those after it do not count).
+   * selector, and the trial that stopped it by meeting stopWhen (those after it do not count);
+   * `items`: its list's length, when its run says it (its `cairn.items` metric at its end, its tag
+   * of the same name from its start; runs recorded before that tag say it at their end only).
    */
-  group?: { kind: string; best?: string; select?: { order: "max" | "min"; metric: string }; stoppedAt?: string; unread?: number };
+  group?: { kind: string; items?: number; best?: string; select?: { order: "max" | "min"; metric: string }; stoppedAt?: string; unread?: number };
   /** A sweep trial's value of its sweep's selected output (from its outputs), for the leaderboard. */
   score?: number;
 }
@@ -286,14 +288,15 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
   }
   if (t["cairn.kind"] === "map" || t["cairn.kind"] === "sweep") {
     const select = /^(max|min):(.+)$/.exec(t["cairn.sweep.select"] ?? "");
+    const items = run.metrics["cairn.items"] ?? numberTag(t["cairn.items"]);
     task.group = {
       kind: t["cairn.kind"],
+      ...(items !== undefined ? { items } : {}),
       ...(t["cairn.sweep.best"] ? { best: t["cairn.sweep.best"] } : {}),
       ...(select ? { select: { order: select[1] as "max" | "min", metric: select[2]! } } : {}),
       ...(t["cairn.sweep.stopped_at"] ? { stoppedAt: t["cairn.sweep.stopped_at"] } : {}),
     };
     // Its items ran (or came from the cache), each for its own reason.
-    const items = run.metrics["cairn.items"];
     task.why.push(`a ${t["cairn.kind"]}${items !== undefined ? ` of ${items} items` : ""}: each item ran or hit on its own${t["cairn.sweep.best"] ? `; the best trial is ${t["cairn.sweep.best"]}` : ""}${t["cairn.sweep.stopped_at"] ? `; stopped at ${t["cairn.sweep.stopped_at"]}, the first trial to meet stopWhen` : ""}`);
   }
   const kind = t["cairn.task_kind"] ?? node?.kind;

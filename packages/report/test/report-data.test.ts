@@ -651,7 +651,7 @@ describe("maps and sweeps in the report", () => {
       expect(result.status).toBe("succeeded");
       const data = await readReportData(new LocalStore({ root: dir }), result.runId);
       const squares = data.tasks.find((t) => t.id === "square")!;
-      expect(squares.group).toEqual({ kind: "map" });
+      expect(squares.group).toEqual({ kind: "map", items: 4 });
       const items = data.tasks.filter((t) => t.item?.node === "square");
       expect(items.map((t) => [t.id, t.item!.index, t.state])).toEqual([
         ["square[0]", 0, "succeeded"],

@@ -220,3 +220,37 @@ describe("a cancelled map", () => {
     expect(row, stdout).toMatch(new RegExp(`^hold\\s+KILLED\\s+${Math.round(said)}ms\\s`));
   }, 60_000);
 });
+
+describe("a map read while it runs", () => {
+  it("counts its whole list from its run's start: a map of 8, four at a time, is ×8 with 4 running and 4 waiting, not ×4", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const hold = defineTask("hold")
+      .input<{ x: number }>()
+      .run(async ({ x }) => {
+        await gate;
+        return { x };
+      });
+    const f = flow("report-live-map").build(() => ({ held: map(hold, { over: [1, 2, 3, 4, 5, 6, 7, 8], as: "x" }).outputs }));
+    const dir = join(root, "live-map");
+    const run = await f.run({ root: dir, env: {}, cache: false, concurrency: 4 });
+    try {
+      // The runs are written as they start: read until the four items are running.
+      let live: ReportData | undefined;
+      for (let i = 0; i < 200 && !live; i++) {
+        const data = await readReportData(new LocalStore({ root: dir }), run.runId).catch(() => undefined);
+        if (data && data.tasks.filter((t) => t.item && t.state === "running").length === 4) live = data;
+        else await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(live, "four items running").toBeDefined();
+      expect(live!.tasks.find((t) => t.id === "hold")).toMatchObject({ state: "running", group: { kind: "map", items: 8 } });
+      const html = renderReport(live!);
+      const node = /<g class="node st-running[^"]*" data-task="hold"[^>]*>.*?<\/g>/.exec(html)?.[0] ?? "";
+      expect(node).toContain(">hold (map) ×8</text>");
+      expect(node).toContain(">4 running · 4 waiting</text>");
+    } finally {
+      release();
+    }
+    expect((await run.wait()).status).toBe("succeeded");
+  }, 60_000);
+});

@@ -304,8 +304,8 @@ export class TaskPipeline {
   }
 
   /** The run of a map or sweep node, the parent of its items' runs (task-run.ts createGroupRun). */
-  groupRun(node: FlowNode): Promise<string | undefined> {
-    return createGroupRun(this.scope.record, node);
+  groupRun(node: FlowNode, items: number): Promise<string | undefined> {
+    return createGroupRun(this.scope.record, node, items);
   }
 
   /** Ends a map's or sweep's run with its summary, in the background: the flow waits for it at its end (`drain`). */

@@ -174,15 +174,22 @@ function itemTags(item: NonNullable<FlowNode["item"]>): Record<string, string> {
 
 /**
  * The run of a map or sweep node, the parent of its items' runs (MLflow's nested runs: flow →
- * sweep → trials), created RUNNING when its list is known. Undefined when the tracker records nothing.
+ * sweep → trials), created RUNNING when its list is known, tagged with the list's length
+ * ({@link GROUP_ITEMS_TAG}). Undefined when the tracker records nothing.
  */
-export async function createGroupRun(scope: RecordScope, node: FlowNode): Promise<string | undefined> {
+export async function createGroupRun(scope: RecordScope, node: FlowNode, items: number): Promise<string | undefined> {
   if (!scope.tracker.capabilities.records) return undefined;
-  const tags: Record<string, string> = { ...taskTags(scope, node), [KIND_TAG]: node.map!.kind };
+  const tags: Record<string, string> = { ...taskTags(scope, node), [KIND_TAG]: node.map!.kind, [GROUP_ITEMS_TAG]: String(items) };
   // What a report's leaderboard ranks trials by.
   if (node.map!.select) tags["cairn.sweep.select"] = `${node.map!.select.order}:${node.map!.select.metric}`;
   return scope.tracker.createRun({ experimentId: scope.experimentId, name: node.id, parentRunId: scope.flowRunId, tags });
 }
+
+/**
+ * Of a map's or sweep's run, from its start: how many items its list holds. Its `cairn.items`
+ * metric says the same once it ends; a report of a flow still running reads the tag.
+ */
+export const GROUP_ITEMS_TAG = "cairn.items";
 
 /** What a group run ends with: its status, counts, and for a sweep the best trial's params, metrics and name. */
 export interface GroupSummary {

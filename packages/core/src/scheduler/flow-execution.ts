@@ -427,7 +427,7 @@ export class FlowExecution {
     this.maps.add(run);
     this.s.emit({ type: "task", status: "running", runId: this.s.flowRunId, task: node.id, items: run.items.length, time: Date.now() });
     this.forceItems(state, run.items.length);
-    this.pipeline.groupRun(node).then(
+    this.pipeline.groupRun(node, run.items.length).then(
       (runId) => {
         run.runId = runId;
         if (runId) state.result.runId = runId;
