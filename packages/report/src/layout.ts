@@ -56,7 +56,11 @@ export interface GraphLayout {
 export interface GraphOptions {
   /** Above this many tasks, the graph draws one node per task name. @default 300 */
   maxNodes?: number;
-  /** Above this many nodes even when grouped, the graph is not drawn (the timeline and table still are). @default 600 */
+  /**
+   * Above this many nodes even when grouped (tasks of as many distinct names), the graph is not
+   * drawn (the timeline and table still are): such a flow is most often as many independent tasks,
+   * which dagre stacks in one column, 50 px a node. @default 300
+   */
   maxGroups?: number;
 }
 
@@ -70,13 +74,14 @@ const CHAR_WIDTH = 7.2;
 /**
  * The graph's layout, or undefined when there is no node, or too many to draw even grouped. The
  * dagre layout is the cost of a report; a flow of more than `maxNodes` tasks is drawn one node
- * per task name instead (a map's items, a sweep's trials share one), each with its counts.
+ * per task name instead (a map's items, a sweep's trials share one), each with its counts, unless
+ * that leaves more than `maxGroups` nodes.
  */
 export function layoutGraph(tasks: readonly ReportTask[], critical: ReadonlySet<string>, options: GraphOptions = {}): GraphLayout | undefined {
   const grouped = tasks.filter((t) => !t.item).length > (options.maxNodes ?? 300);
   const nodes = grouped ? groupByTask(tasks) : nodePerTask(tasks, critical);
   // No node: nothing to lay out (dagre's bounds of an empty graph are infinite).
-  if (!nodes.length || nodes.length > (options.maxGroups ?? 600)) return undefined;
+  if (!nodes.length || nodes.length > (options.maxGroups ?? 300)) return undefined;
   const keyOf = new Map<string, string>();
   for (const n of nodes) for (const t of n.tasks) keyOf.set(t.id, n.key);
   // One edge per pair of nodes, labelled with every output it carries.

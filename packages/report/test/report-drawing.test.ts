@@ -254,3 +254,27 @@ describe("a map read while it runs", () => {
     expect((await run.wait()).status).toBe("succeeded");
   }, 60_000);
 });
+
+describe("a wide flow of distinct task names", () => {
+  it("draws no graph of 350 independent tasks, each its own name (one column 17,500 px tall), and says why; 300 are drawn", async () => {
+    const dir = join(root, "wide");
+    const wide = (n: number) =>
+      flow(`report-wide-${n}`).build(() => {
+        for (let i = 0; i < n; i++) defineTask(`job-${i}`).run(async () => ({ i }))();
+        return {};
+      });
+    for (const [n, drawn] of [[350, false], [300, true]] as const) {
+      const result = await (await wide(n).run({ root: dir, env: {}, cache: false, beforeEnd: logReport })).wait();
+      expect(result.status).toBe("succeeded");
+      const html = await readFile(join(dir, "artifacts", result.runId, ...REPORT_ARTIFACT.split("/")), "utf8");
+      if (drawn) {
+        expect(html).toContain('<svg class="graph');
+        expect((html.match(/<g class="node /g) ?? []).length).toBe(300);
+      } else {
+        expect(html).not.toContain('class="graph');
+        expect(html).toContain(`<p class="note">350 tasks in 350 task names: too many to draw; the timeline and the table below have them all.</p>`);
+        expect((html.match(/<g class="bar /g) ?? []).length).toBe(350);
+      }
+    }
+  }, 120_000);
+});
