@@ -280,7 +280,7 @@ function leaderboard(sweep: ReportTask, all: readonly ReportTask[], anchor: (t: 
   return `<section class="leaderboard" id="sweep-${anchor(sweep)}" data-sweep="${e(sweep.id)}"><h2>Sweep ${e(sweep.id)}: ${e(trials.length)} trial${trials.length === 1 ? "" : "s"}</h2>
 ${note ? `<p class="note">${e(note)}</p>` : ""}
 ${cut ? `<p class="note stopped">Stopped at ${e(sweep.group!.stoppedAt!)}, the first trial to meet stopWhen.${past.length ? ` Started before that was known, and not counted: ${past.slice(0, 20).map((t) => `<a href="#${anchor(t)}" data-past-trial="${e(t.id)}">${e(t.id)}</a>`).join(", ")}${past.length > 20 ? ` and ${past.length - 20} more` : ""}.` : ""}</p>` : ""}
-<div class="scroll"><table><thead><tr><th>#</th><th>trial</th><th>point</th><th>${e(metric)}</th><th>state</th><th>run</th></tr></thead><tbody>
+<div class="scroll rows"><table><thead><tr><th>#</th><th>trial</th><th>point</th><th>${e(metric)}</th><th>state</th><th>run</th></tr></thead><tbody>
 ${rows.join("\n")}
 </tbody></table></div></section>`;
 }
@@ -304,7 +304,9 @@ function* taskTable(tasks: readonly ReportTask[], anchor: (t: ReportTask) => str
     rows.push(`<tr data-task="${e(t.id)}">${cells.join("")}</tr>`);
     if (rows.length % TURN_EVERY === 0) yield;
   }
-  return `<div class="scroll"><table><thead><tr>${head.map((h) => `<th>${e(h)}</th>`).join("")}</tr></thead><tbody>\n${rows.join("\n")}\n</tbody></table></div>`;
+  // In a box at most 75% of the window tall (`.rows`): a thousand rows scroll under their sticky
+  // header, and the box's horizontal scrollbar (to the `run` column) is in sight, not 25,000 px down.
+  return `<div class="scroll rows"><table><thead><tr>${head.map((h) => `<th>${e(h)}</th>`).join("")}</tr></thead><tbody>\n${rows.join("\n")}\n</tbody></table></div>`;
 }
 
 function taskSection(t: ReportTask, id: string): string {
@@ -419,6 +421,7 @@ h1{font-size:22px;margin:8px 0}h2{font-size:17px;margin:24px 0 8px;border-bottom
 .meta{color:var(--mute);font-size:13px;margin:2px 0}.note{color:var(--mute);font-size:13px}
 code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}pre{white-space:pre-wrap;word-break:break-word;background:#f1f3f5;padding:8px;border-radius:4px;margin:4px 0;max-height:360px;overflow:auto}
 a{color:#1f5fa8}.scroll{overflow:auto;max-width:100%;border:1px solid var(--line);background:#fff;border-radius:6px}
+.scroll.rows{max-height:75vh}
 .badge,.chip{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff;background:var(--mute)}
 .badge{font-size:13px;vertical-align:middle}.fs-FINISHED{background:var(--ok)}.fs-FAILED{background:var(--bad)}.fs-KILLED{background:var(--cancel)}.fs-RUNNING{background:var(--run)}
 .chip.st-succeeded{background:var(--ok)}.chip.st-cached{background:var(--hit)}.chip.st-failed{background:var(--bad)}.chip.st-skipped{background:var(--skip)}.chip.st-cancelled{background:var(--cancel)}.chip.st-running{background:var(--run)}

@@ -278,3 +278,30 @@ describe("a wide flow of distinct task names", () => {
     }
   }, 120_000);
 });
+
+describe("the task table of a thousand rows", () => {
+  it("scrolls in a box no taller than the window, its header kept in sight, its horizontal scrollbar reached without scrolling the page 25,000 px", async () => {
+    const T0 = Date.UTC(2026, 0, 1);
+    const metrics = Object.fromEntries(Array.from({ length: 8 }, (_, k) => [`a-rather-long-metric-name-${k}`, 1234.5678]));
+    const data = linkedRun("http://mlflow.test");
+    data.tasks = Array.from({ length: 1000 }, (_, i): ReportTask => ({ ...data.tasks[0]!, id: `step-${i}`, task: "step", runId: String(i).padStart(32, "0"), startTime: T0 + i, endTime: T0 + i + 5, metrics }));
+    const browser = await launchChromium({ javaScriptEnabled: false });
+    try {
+      const page = await browser.context.newPage();
+      await page.setContent(renderReport(data));
+      const box = page.locator("#tasks .scroll");
+      const viewport = page.viewportSize()!;
+      const size = await box.boundingBox();
+      expect(size!.height).toBeLessThanOrEqual(viewport.height);
+      // Wider than the page: it scrolls sideways, and the scrollbar is at the box's bottom, on screen with it.
+      expect(await box.evaluate((el) => [el.scrollWidth > el.clientWidth, el.scrollHeight > el.clientHeight])).toEqual([true, true]);
+      await box.evaluate((el) => el.scrollTo(el.scrollWidth, el.scrollHeight / 2));
+      const head = await page.locator("#tasks th").last().boundingBox();
+      const after = await box.boundingBox();
+      expect(Math.abs(head!.y - after!.y)).toBeLessThanOrEqual(2); // the header stays at the box's top
+      expect(await page.locator("#tasks th").last().textContent()).toBe("run");
+    } finally {
+      await browser.close();
+    }
+  }, 120_000);
+});
