@@ -201,10 +201,12 @@ function placeGraph(shape: Shape): Placed {
 
 /**
  * What an edge says flows along it: the upstream output's path (`rows` of `load.rows`), or, when
- * the whole output flows, the input that takes it. An edge of `.after()` alone says `(after)`.
+ * the whole output flows, the input that takes it; a condition's, `if go`, a map's list, `over
+ * rows`. An edge of `.after()` alone says `(after)`.
  */
 export function edgeLabel(input: InputEdge): string {
   const path = input.from.startsWith(`${input.node}.`) ? input.from.slice(input.node.length + 1) : "";
+  if (input.use) return path ? `${input.use} ${path}` : input.use;
   return path || input.input;
 }
 

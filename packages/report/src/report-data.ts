@@ -58,6 +58,8 @@ export interface InputEdge {
   from: string;
   /** The upstream node id. */
   node: string;
+  /** Not an input: the node's condition (`if`) or a map's list (`over`) takes it. */
+  use?: "if" | "over";
 }
 
 /** One task of the run, as the report shows it. */

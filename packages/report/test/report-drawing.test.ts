@@ -305,3 +305,29 @@ describe("the task table of a thousand rows", () => {
     }
   }, 120_000);
 });
+
+describe("edges of a condition and of a map's list", () => {
+  it("are labelled by what they carry, `if go` and `over xs`, not `(after)` as an edge of .after() alone is", async () => {
+    const check = defineTask("check").run(async () => ({ go: true }));
+    const list = defineTask("list").run(async () => ({ xs: [1, 2] }));
+    const deploy = defineTask("deploy").run(async () => ({ done: true }));
+    const square = defineTask("square")
+      .input<{ x: number }>()
+      .run(async ({ x }) => ({ y: x * x }));
+    const tidy = defineTask("tidy").run(async () => ({}));
+    const f = flow("report-edges").build(() => {
+      const c = check();
+      const d = deploy({}, { if: c.go });
+      tidy({}, { after: [d] });
+      return { squares: map(square, { over: list().xs, as: "x" }).outputs };
+    });
+    const dir = join(root, "edges");
+    const result = await (await f.run({ root: dir, env: {}, cache: false, beforeEnd: logReport })).wait();
+    expect(result.status).toBe("succeeded");
+    const html = await readFile(join(dir, "artifacts", result.runId, ...REPORT_ARTIFACT.split("/")), "utf8");
+    const label = (from: string, to: string) => new RegExp(`<g class="edge[^"]*" data-from="${from}" data-to="${to}">.*?<text [^>]*>([^<]*)</text>`).exec(html)?.[1];
+    expect(label("check", "deploy")).toBe("if go");
+    expect(label("list", "square")).toBe("over xs");
+    expect(label("deploy", "tidy")).toBe("(after)");
+  }, 60_000);
+});

@@ -32,8 +32,12 @@ export interface GraphJsonNode {
   task: string;
   kind: string;
   dependsOn: string[];
-  /** Which input takes which upstream output (`load.rows`), one entry per ref; absent when it takes none. */
-  inputs?: Array<{ input: string; from: string; node: string }>;
+  /**
+   * Which input takes which upstream output (`load.rows`), one entry per ref; absent when it takes
+   * none. A ref in the node's condition (`{ if: check.go }`) or a map's list (`over`) is an entry
+   * too, with `use` saying which.
+   */
+  inputs?: Array<{ input: string; from: string; node: string; use?: "if" | "over" }>;
   /** The task's named pool, when it has one. */
   pool?: string;
 }
@@ -53,6 +57,12 @@ export function toGraphJson(graph: FlowGraph, details = false): { flow: string; 
       forEachRef(node.inputs, (ref, path) => {
         if (ref.source === "node") inputs.push({ input: path, from: describeRef(ref), node: ref.target });
       });
+      // What else it waits on, so that a report labels those edges by it rather than as `.after()`.
+      for (const [use, value] of [["over", node.map?.over], ["if", node.condition]] as const) {
+        forEachRef(value, (ref) => {
+          if (ref.source === "node") inputs.push({ input: use, from: describeRef(ref), node: ref.target, use });
+        });
+      }
       if (inputs.length) out.inputs = inputs;
       if (node.task.pool) out.pool = node.task.pool;
       return out;
