@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalStore, type RunStatus } from "@cairn/core";
+import { LocalStore, type RunStatus, type TrackerCapabilities } from "@cairn/core";
 import { criticalPath, layoutTimeline, logReport, readReportData, renderReport, REPORT_ARTIFACT, type ReportData, type ReportTask } from "@cairn/report";
 import { flow, map, task as defineTask } from "cairn-dag";
 import { duration, runTime } from "../src/render.ts";
@@ -35,7 +35,8 @@ afterAll(async () => {
  * closed once its outputs are uploaded and its cache entry stored.
  */
 class LateClosingStore extends LocalStore {
-  override readonly capabilities = Object.freeze({ ...new LocalStore({ root: tmpdir() }).capabilities, remote: true });
+  // Set after LocalStore's own, from it.
+  override readonly capabilities: TrackerCapabilities = Object.freeze({ ...(this as LocalStore).capabilities, remote: true });
   constructor(
     options: { root: string },
     private readonly lateMs: number,
