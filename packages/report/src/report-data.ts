@@ -197,7 +197,8 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
   ]);
   // A map's or sweep's run holds its items' runs (MLflow's nested runs): one search per map.
   const groups = children.filter((r) => r.tags["cairn.kind"] === "map" || r.tags["cairn.kind"] === "sweep");
-  for (const items of await Promise.all(groups.map((g) => childRuns(tracker, experimentId, g.runId, hits)))) children.push(...items);
+  // Pushed one by one: a map may have more items than the stack takes arguments.
+  for (const items of await Promise.all(groups.map((g) => childRuns(tracker, experimentId, g.runId, hits)))) for (const item of items) children.push(item);
   // A node may have more than one run only when the flow run was resumed by hand; the latest wins.
   const byNode = new Map<string, RunRecord>();
   for (const run of children.sort((a, b) => a.startTime - b.startTime)) byNode.set(run.tags["cairn.node_id"] ?? run.name, run);
