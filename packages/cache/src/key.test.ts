@@ -411,6 +411,14 @@ describe("diffIngredients", () => {
     expect(said(project(v1), project(v1, "other options"))).toEqual(["code: code changed"]);
     // Too many files to record one by one: only their count was.
     expect(said(project(900), project(901))).toEqual(["code: project files changed (901 files: too many to record which)"]);
+    // A file an older Cairn counted and this one leaves out (`.DS_Store`) is no longer counted, not removed.
+    const withDsStore = { ...v1, ".DS_Store": "ds", "sub/.DS_Store": "ds2" };
+    expect(said(project(withDsStore), project(v1))).toEqual([
+      "code: `.DS_Store`, `sub/.DS_Store` are no longer counted (Cairn now leaves them out of a project's digest; this misses once)",
+    ]);
+    expect(said(project({ ...v1, ".DS_Store": "ds" }), project({ ...v1, "train.py": "t2" }))).toEqual([
+      "code: project file `train.py` changed; `.DS_Store` is no longer counted (Cairn now leaves it out of a project's digest; this misses once)",
+    ]);
   });
 
   it("names the files of a declared code folder that changed, without changing any key, and says an entry made before folders were recorded may differ by the digest's rule alone", () => {

@@ -1,4 +1,5 @@
 import { CacheOptionError, CacheValueError } from "./errors.ts";
+import { isLeftOut } from "./code-folder.ts";
 import { CACHE_SCHEMA_VERSION, hashValue, privateDigest, sha256 } from "./hash.ts";
 
 /** What a task's cache key is made of, as the scheduler gathers it. */
@@ -687,7 +688,16 @@ function contentsChange(a: CodeContents | undefined, b: CodeContents | undefined
     const count = typeof b.files === "number" ? b.files : Object.keys(b.files).length;
     return `${b.noun}s changed (${count} files: too many to record which)`;
   }
-  return filesChange(a.files, b.files, (name, how) => `${b.noun} \`${name}\` ${how}`, (count, named) => `${count} ${b.noun}s changed: ${named}`);
+  // Files only an older Cairn counted (a `.DS_Store` it now leaves out of a project's digest) are
+  // not removed: they are said as such, since the change may be only that.
+  const gone = Object.keys(a.files).filter((name) => own(b.files, name) === undefined && isLeftOut(name));
+  const rest = gone.length ? Object.fromEntries(Object.entries(a.files).filter(([name]) => !gone.includes(name))) : a.files;
+  const change = filesChange(rest, b.files, (name, how) => `${b.noun} \`${name}\` ${how}`, (count, named) => `${count} ${b.noun}s changed: ${named}`);
+  if (!gone.length) return change;
+  const noLonger =
+    `${gone.map((name) => `\`${name}\``).join(", ")} ${gone.length === 1 ? "is" : "are"} no longer counted ` +
+    `(Cairn now leaves ${gone.length === 1 ? "it" : "them"} out of a ${b.noun.replace(/ file$/, "")}'s digest; this misses once)`;
+  return change ? `${change}; ${noLonger}` : noLonger;
 }
 
 /**
