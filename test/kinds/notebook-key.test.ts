@@ -111,7 +111,7 @@ describe.skipIf(!hasVenv)("a notebook's key", () => {
     await (await startFlowRun(older, { root })).wait();
 
     expect(await explained(f, root, "fit")).toEqual([
-      "notebook `fit.ipynb` is unchanged, but the earlier entry was made by a Cairn whose key counted only its code cells: " +
+      "notebook `fit.ipynb`'s code cells and options are unchanged, but the earlier entry was made by a Cairn whose key counted only those (it may have run under another kernel, or with its parameters elsewhere): " +
         "a notebook's key now also counts the kernel it runs under and the cell tagged `parameters`, so each notebook task runs once after the upgrade and is stored again",
     ]);
     const after = await runCollect(f, { root });

@@ -690,9 +690,11 @@ function contentsChange(a: CodeContents | undefined, b: CodeContents | undefined
   }
   // Files only an older Cairn counted (a `.DS_Store` it now leaves out of a project's digest) are
   // not removed: they are said as such, since the change may be only that.
-  const gone = Object.keys(a.files).filter((name) => own(b.files, name) === undefined && isLeftOut(name));
-  const rest = gone.length ? Object.fromEntries(Object.entries(a.files).filter(([name]) => !gone.includes(name))) : a.files;
-  const change = filesChange(rest, b.files, (name, how) => `${b.noun} \`${name}\` ${how}`, (count, named) => `${count} ${b.noun}s changed: ${named}`);
+  const before = a.files;
+  const after = b.files;
+  const gone = Object.keys(before).filter((name) => own(after, name) === undefined && isLeftOut(name));
+  const rest = gone.length ? Object.fromEntries(Object.entries(before).filter(([name]) => !gone.includes(name))) : before;
+  const change = filesChange(rest, after, (name, how) => `${b.noun} \`${name}\` ${how}`, (count, named) => `${count} ${b.noun}s changed: ${named}`);
   if (!gone.length) return change;
   const noLonger =
     `${gone.map((name) => `\`${name}\``).join(", ")} ${gone.length === 1 ? "is" : "are"} no longer counted ` +

@@ -120,7 +120,7 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
       codeFormerly: {
         code: [`sha256:${digest}`, ...(options.kernel ? [`kernel=${options.kernel}`] : []), ...Object.values(keyed)].join(";"),
         why:
-          `notebook \`${basename(path)}\` is unchanged, but the earlier entry was made by a Cairn whose key counted only its code cells: ` +
+          `notebook \`${basename(path)}\`'s code cells and options are unchanged, but the earlier entry was made by a Cairn whose key counted only those (it may have run under another kernel, or with its parameters elsewhere): ` +
           "a notebook's key now also counts the kernel it runs under and the cell tagged `parameters`, " +
           "so each notebook task runs once after the upgrade and is stored again",
       },
