@@ -2,7 +2,9 @@
  * Ctrl-C on a process task whose cleanup on SIGTERM takes a few seconds (within its
  * killGraceMs): `cairn run` waits for the process instead of exiting over it, so its cleanup
  * runs to its end, its logs are recorded (on the MLflow server too) and its run ends KILLED.
- * A second Ctrl-C still exits at once. Real processes: `cairn run` as a child, a real server.
+ * A second Ctrl-C still exits at once. So does a timeout: `cairn run` waits for the timed-out
+ * process's cleanup before it exits, and its logs reach its run. Real processes: `cairn run` as a
+ * child, a real server.
  */
 import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -13,7 +15,7 @@ import { readWithMlflow } from "../../packages/mlflow/test/mlflow-read.ts";
 import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { type Exit, cairnBin, childEnv, killGroup, start, tmp } from "../cache/helpers.ts";
 import { cairn, reliabilityFixture } from "../reliability/helpers.ts";
-import { alive, hasVenv, waitFor } from "../kinds/helpers.ts";
+import { alive, hasVenv, VENV_PYTHON, waitFor } from "../kinds/helpers.ts";
 
 const flowFile = reliabilityFixture("cleans-up-on-term.flow.ts");
 
@@ -120,5 +122,28 @@ describe.skipIf(!hasVenv)("cairn run with an MLflow server sent SIGINT while a p
     expect(text(stderr)).toContain("important-diagnostic\n");
     expect(text(stderr)).toContain("got-TERM-cleaning-up\n");
     expect(existsSync(marker), exit.stderr).toBe(true);
+  }, 120_000);
+});
+
+describe.skipIf(!hasVenv)("cairn run with an MLflow server, a script timing out while it cleans up after SIGTERM", () => {
+  it("uploads what the cleanup printed to the task's logs, closes its run FAILED, then exits", async () => {
+    const root = await tmp("cairn-timed-out-process-");
+    const exit = await start(process.execPath, [cairnBin, "run", reliabilityFixture("cleans-up-at-timeout.flow.ts"), "--json", "--root", root], {
+      env: childEnv({ MLFLOW_TRACKING_URI: server!.uri, TASK_PYTHON: VENV_PYTHON }),
+    }).done;
+    expect(exit.code, exit.stderr).toBe(1);
+    const failed = exit.json.find((e) => e.type === "task" && e.task === "cleans" && e.status === "failed");
+    expect(failed?.error, exit.stderr).toMatchObject({ name: "TaskTimeoutError" });
+    expect(exit.stderr).not.toContain("Exiting without waiting");
+    const taskRunId = exit.json.find((e) => e.type === "task" && e.task === "cleans" && e.status === "running")?.taskRunId as string;
+    const dst = await tmp("cairn-timed-out-process-dl-");
+    const [run, listed, stdout] = await readWithMlflow(server!.uri, [
+      { op: "get_run", run_id: taskRunId },
+      { op: "list_artifacts", run_id: taskRunId },
+      { op: "download_artifact", run_id: taskRunId, path: "logs/stdout.txt", dst },
+    ]);
+    expect(run.status).toBe("FAILED");
+    expect((listed as Array<{ path: string }>).map((f) => f.path).sort()).toEqual(["cairn", "logs"]);
+    expect(Buffer.from((stdout as { base64: string }).base64, "base64").toString("utf8")).toBe("working\ngot SIGTERM, cleaning up\ncleanup done\n");
   }, 120_000);
 });

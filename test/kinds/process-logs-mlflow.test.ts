@@ -37,6 +37,21 @@ async function logsOf(runId: string): Promise<Record<string, string>> {
   return Object.fromEntries(paths.map((p, i) => [p, Buffer.from(files[i].base64 as string, "base64").toString("utf8")]));
 }
 
+/**
+ * The text of artifact `logs/<name>` of `runId` as the server holds it the moment this is called
+ * (one request, where MlflowClient's reader takes seconds to start: an upload still under way
+ * after the flow's end has no time to land), or undefined when it holds none.
+ */
+async function logNow(runId: string, name: string): Promise<string | undefined> {
+  return artifactNow(runId, `logs/${name}`);
+}
+
+/** As {@link logNow}, for any artifact `path` of `runId`. */
+async function artifactNow(runId: string, path: string): Promise<string | undefined> {
+  const res = await fetch(`${server!.uri}/get-artifact?path=${encodeURIComponent(path)}&run_uuid=${runId}`);
+  return res.ok ? await res.text() : undefined;
+}
+
 beforeAll(async () => {
   if (hasVenv) server = await startMlflowServer();
 }, 180_000);
@@ -108,6 +123,79 @@ describe.skipIf(!hasVenv)("process logs in MLflow", () => {
       "logs/stderr.txt": "on stderr too\n",
     });
   }, 60_000);
+
+  it("sends what a timed-out script prints during its 2 s cleanup on SIGTERM, then closes its run FAILED, before the flow ends", async () => {
+    // Room for a loaded machine to start Python; the cleanup is well within the default 5 s killGraceMs.
+    const t = script("cleans", { file: fixture("cleans_up_on_term.py"), interpreter: VENV_PYTHON }).timeout(5000);
+    const result = await (await flow("timeout-cleanup").build(() => ({ out: t().$out })).run(await options())).wait();
+    const failed = result.tasks.cleans!;
+    // Sent before the flow ended: what the cleanup printed too.
+    expect(await logNow(failed.runId!, "stdout.txt")).toBe("working\ngot SIGTERM, cleaning up\ncleanup done\n");
+    expect(failed.error?.name).toBe("TaskTimeoutError");
+    expect(await logsOf(failed.runId!)).toEqual({ "logs/stdout.txt": "working\ngot SIGTERM, cleaning up\ncleanup done\n" });
+    const [run, listed] = await readWithMlflow(server!.uri, [
+      { op: "get_run", run_id: failed.runId! },
+      { op: "list_artifacts", run_id: failed.runId!, path: "cairn" },
+    ]);
+    expect(run.status).toBe("FAILED");
+    expect((listed as { path: string }[]).map((f) => f.path)).toContain("cairn/error.txt");
+  }, 60_000);
+
+  it("with retries: each timed-out attempt's cleanup is in the logs, the retry starting after it", async () => {
+    const t = script("cleans", { file: fixture("cleans_up_on_term.py"), interpreter: VENV_PYTHON })
+      .timeout(5000)
+      .retries(1, { minDelayMs: 10 });
+    const result = await (await flow("timeout-cleanup-retried").build(() => ({ out: t().$out })).run(await options())).wait();
+    const failed = result.tasks.cleans!;
+    const once = "working\ngot SIGTERM, cleaning up\ncleanup done\n";
+    expect(await logNow(failed.runId!, "stdout.txt")).toBe(`${once}=== attempt 2 ===\n${once}`);
+    expect(failed.error?.name).toBe("TaskTimeoutError");
+    expect(failed.attempts).toBe(2);
+    expect(await logsOf(failed.runId!)).toEqual({ "logs/stdout.txt": `${once}=== attempt 2 ===\n${once}`, "logs/stderr.txt": "=== attempt 2 ===\n" });
+  }, 90_000);
+
+  it("when the timeout fails the flow: the other tasks are cancelled, and the timed-out one's cleanup still reaches its run", async () => {
+    // A 4 s cleanup: the other task's cancel and the flow's closing, which take a while on a loaded machine, do not outlast it.
+    const t = script("cleans", { file: fixture("cleans_up_on_term.py"), interpreter: VENV_PYTHON, args: ["4"] }).timeout(5000);
+    const other = shell("other", "echo other started; sleep 60");
+    const result = await (await flow("timeout-fails-flow").build(() => ({ out: t().$out, code: other().exitCode })).run(await options())).wait();
+    expect(await logNow(result.tasks.cleans!.runId!, "stdout.txt")).toBe("working\ngot SIGTERM, cleaning up\ncleanup done\n");
+    expect(result.status).toBe("failed");
+    expect(result.tasks.other!.status).toBe("cancelled");
+    const failed = result.tasks.cleans!;
+    expect(failed.error?.name).toBe("TaskTimeoutError");
+    expect(await logsOf(failed.runId!)).toEqual({ "logs/stdout.txt": "working\ngot SIGTERM, cleaning up\ncleanup done\n" });
+    const [timedOut, cancelled] = await readWithMlflow(server!.uri, [
+      { op: "get_run", run_id: failed.runId! },
+      { op: "get_run", run_id: result.tasks.other!.runId! },
+    ]);
+    expect([timedOut.status, cancelled.status]).toEqual(["FAILED", "KILLED"]);
+  }, 60_000);
+
+  it("a timed-out process that ignores SIGTERM is killed after killGraceMs, then its logs are sent", async () => {
+    const t = shell("deaf", "trap '' TERM; echo ignoring SIGTERM; sleep 30", { killGraceMs: 2000 }).timeout(5000);
+    const started = Date.now();
+    const result = await (await flow("timeout-deaf").build(() => ({ out: t().$out })).run(await options())).wait();
+    expect(await logNow(result.tasks.deaf!.runId!, "stdout.txt")).toBe("ignoring SIGTERM\n");
+    expect(result.tasks.deaf!.error?.name).toBe("TaskTimeoutError");
+    expect(Date.now() - started).toBeLessThan(25_000); // killed at the end of its grace, not after its 30 s sleep
+    expect(await logsOf(result.tasks.deaf!.runId!)).toEqual({ "logs/stdout.txt": "ignoring SIGTERM\n" });
+  }, 60_000);
+
+  it("sends a timed-out notebook's executed notebook to its run before the flow ends", async () => {
+    const dir = await tempRoot();
+    const nb = JSON.parse(readFileSync(fixture("report.ipynb"), "utf8")) as { cells: Array<Record<string, unknown>> };
+    nb.cells.push({ cell_type: "code", execution_count: null, metadata: {}, outputs: [], source: ["import time\n", "print('before the sleep', flush=True)\n", "time.sleep(120)\n"] });
+    await writeFile(join(dir, "sleeps.ipynb"), JSON.stringify(nb));
+    // Room for a loaded machine to start the kernel and reach the sleep.
+    const t = notebook("sleeps", join(dir, "sleeps.ipynb"), { python: VENV_PYTHON }).timeout(20_000);
+    const result = await (await flow("nb-timeout").build(() => ({ x: t({ data: null }).$out })).run(await options())).wait();
+    const failed = result.tasks.sleeps!;
+    const executed = await artifactNow(failed.runId!, "sleeps.ipynb");
+    expect(failed.error?.name).toBe("TaskTimeoutError");
+    expect(executed).toContain("before the sleep");
+    expect(await logNow(failed.runId!, "stdout.txt")).toContain("Executing");
+  }, 120_000);
 
   it("sends no file for a stream the process wrote nothing to", async () => {
     const t = shell("quiet", "echo only-stdout");

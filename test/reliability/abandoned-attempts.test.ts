@@ -3,7 +3,8 @@
  * issue). At the timeout the attempt is over: the retry starts, the flow moves on, the stray
  * work is reported as abandoned, and nothing it does afterwards (return, throw, metrics,
  * artifacts) reaches the task's outcome, its run or the cache. The CLI exits without waiting
- * for it; process groups that ignore SIGTERM are killed. Bounds are loose: the stray work
+ * for it; a process group that ignores SIGTERM is killed after its killGraceMs, which the
+ * flow's end waits for (its logs and run are recorded then). Bounds are loose: the stray work
  * lasts 30 s, the assertions allow a fraction of that.
  */
 import { existsSync } from "node:fs";
@@ -206,21 +207,28 @@ describe("a task that ignores its AbortSignal", () => {
     expect(run.run.abandoned()).toEqual([]);
   });
 
-  it("a process group that ignores SIGTERM at its timeout is listed by run.abandoned() with its killGraceMs until it is killed", async () => {
+  it("a process group that ignores SIGTERM at its timeout is listed by run.abandoned() with its killGraceMs until it is killed, and the flow's end waits for that", async () => {
     const dir = await tmp();
     const pidFile = join(dir, "pid");
     const traps = shell("traps", `trap '' TERM; echo $$ > "$PID_FILE"; sleep 30`, { env: { PID_FILE: pidFile }, killGraceMs: 2500 }).timeout(500);
-    const { run, result } = await runCollect(flow("listed").build(() => ({ code: traps().exitCode })), { root: await tmp() });
-    expect(result.tasks.traps!.error).toMatchObject({ name: "TaskTimeoutError" });
-    const pid = Number(await readFile(pidFile, "utf8"));
-    // The flow has ended; the group lives on until its SIGKILL, 2.5 s after the timeout.
-    expect(alive(pid)).toBe(true);
+    const run = await flow("listed").build(() => ({ code: traps().exitCode })).run({ env: {}, root: await tmp() });
+    let failedAt = 0;
+    run.on((e) => {
+      if (e.type === "task" && e.status === "failed") failedAt = Date.now();
+    });
+    // Listed from its notice (1 s after the timeout) while the flow waits for its SIGKILL, 2.5 s after the timeout.
+    expect(await eventually(() => run.abandoned().length > 0, 10_000)).toBe(true);
     expect(run.abandoned()).toEqual([{ task: "traps", attempt: 1, killGraceMs: 2500 }]);
-    expect(await eventually(() => run.abandoned().length === 0, 10_000)).toBe(true);
-    expect(await eventually(() => !alive(pid), 5_000)).toBe(true);
+    const result = await run.wait();
+    expect(result.tasks.traps!.error).toMatchObject({ name: "TaskTimeoutError" });
+    // Its failure is told at the timeout; the flow ends only once the group is killed, its logs and run recorded.
+    expect(Date.now() - failedAt).toBeGreaterThan(1500);
+    expect(run.abandoned()).toEqual([]);
+    const pid = Number(await readFile(pidFile, "utf8"));
+    expect(await eventually(() => !alive(pid), 2_000)).toBe(true);
   });
 
-  it("cairn run: a process group that ignores SIGTERM does not keep the CLI past its timeout, and is killed", async () => {
+  it("cairn run: a process group that ignores SIGTERM at its timeout keeps the CLI for its killGraceMs, no longer: it is killed, then the CLI exits", async () => {
     const dir = await tmp();
     const pidFile = join(dir, "pid");
     const doneFile = join(dir, "done");
@@ -230,14 +238,15 @@ describe("a task that ignores its AbortSignal", () => {
     expect(failed.error).toMatchObject({ name: "TaskTimeoutError" });
     // A process that Cairn ends is not told to pass ctx.signal: it is said when it is killed.
     expect(exit.stderr).toMatch(
-      /Attempt 1 of task "traps": its process did not exit on SIGTERM at the task's timeout; it is killed \(SIGKILL\) after 60000 ms \(killGraceMs\), or when cairn exits/,
+      /Attempt 1 of task "traps": its process did not exit on SIGTERM at the task's timeout; it is killed \(SIGKILL\) after 4000 ms \(killGraceMs\) unless it exits before\. .*The flow waits for it, then records its logs and its run\./,
     );
-    expect(exit.stderr).toMatch(/Exiting without waiting for abandoned work still running: "traps" attempt 1 \(its process group is killed now\)/);
+    expect(exit.stderr).not.toContain("Exiting without waiting");
     expect(exit.stderr).not.toContain("Pass ctx.signal");
-    // The grace period before SIGKILL is 60 s; the CLI left long before, killing the group on its way out.
+    // The flow's last event comes once the group is killed, 4 s after the timeout; its 30 s sleep never ends.
+    expect((exit.json.at(-1)!.time as number) - failed.time).toBeGreaterThan(3000);
     expect(exit.ms).toBeLessThan(20_000);
     const pid = Number(await readFile(pidFile, "utf8"));
-    expect(await eventually(() => !alive(pid), 10_000)).toBe(true);
+    expect(await eventually(() => !alive(pid), 2_000)).toBe(true);
     expect(existsSync(doneFile)).toBe(false);
   });
 });

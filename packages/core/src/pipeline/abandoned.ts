@@ -25,8 +25,9 @@ interface StrayAttempt {
  * (what it logs or writes from then on goes nowhere), whatever it returns or throws later is
  * dropped, and if it is still running a moment later it is reported as abandoned, once.
  * Process tasks are ended by their executor (SIGTERM, then SIGKILL after killGraceMs): such an
- * attempt is reported as a process that did not exit on SIGTERM, with when it is killed; when
- * the flow stopped, the flow waits for it (run-task.ts), so it is not abandoned.
+ * attempt is reported as a process that did not exit on SIGTERM, with when it is killed; the
+ * task waits for it, after a timeout as when the flow stopped (run-task.ts), then records its
+ * logs and closes its run, and the flow's end waits for that.
  */
 export class AbandonedAttempts {
   private readonly stray = new Set<StrayAttempt>();
@@ -65,7 +66,7 @@ export class AbandonedAttempts {
 
   /**
    * The abandoned attempts that have not ended yet; `killGraceMs` is set for one whose process
-   * group is being ended (after a timeout: the flow does not wait for it).
+   * group is being ended (within that grace; the flow's end waits for it).
    */
   list(): Array<{ task: string; attempt: number; killGraceMs?: number }> {
     return [...this.stray].map(({ task, attempt, killGraceMs }) => ({ task, attempt, ...(killGraceMs !== undefined ? { killGraceMs } : {}) }));
@@ -85,6 +86,6 @@ function abandonedMessage(task: string, attempt: number, timeout: boolean): stri
 function endingMessage(task: string, attempt: number, timeout: boolean, killGraceMs: number): string {
   const head = `Attempt ${attempt} of task "${task}": its process did not exit on SIGTERM ${timeout ? "at the task's timeout" : "when the flow stopped"}; it is killed (SIGKILL) after ${killGraceMs} ms (killGraceMs)`;
   return timeout
-    ? `${head}, or when cairn exits, whichever comes first. The flow does not wait for it, but the task's retry, if any, starts once it is gone; what it writes to its outputs from now on is dropped, its logs are kept.`
+    ? `${head} unless it exits before. The task's retry, if any, starts once it is gone; what it writes to its outputs from now on is dropped. The flow waits for it, then records its logs and its run.`
     : `${head} unless it exits before. The flow waits for it, then records its logs and its run.`;
 }

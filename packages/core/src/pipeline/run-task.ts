@@ -11,7 +11,7 @@
 import { MISS_REASON_TAG } from "../caching/miss-reason.ts";
 import { CACHE_KEY_TAG, FAILED_KEY_TAG, isStoreDown, type StoredManifest, type TaskCache, type TaskKey } from "../caching/task-cache.ts";
 import type { CacheEntry } from "@cairn/cache";
-import { CancelledError } from "../errors.ts";
+import { CancelledError, TaskTimeoutError } from "../errors.ts";
 import { elapsedMs } from "../run/task-result.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
 import { writeRunFiles } from "../tracking/run-files.ts";
@@ -208,17 +208,30 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     // the flow waits for the group, and for its logs to be sent, so that the run is closed with
     // its whole record, and `cairn` does not exit over a cleanup that is under way.
     if (cancelled && task.held) await Promise.allSettled(task.held);
-    if (result.runId && recorder) {
+    const runId = result.runId;
+    const rec = recorder;
+    const retried = attempts?.retriedErrors;
+    const close = async (): Promise<void> => {
+      if (!runId || !rec) return;
       // A cancelled run closes at once: its reason only if the store's listing has already answered.
       const reason = task.missReason === undefined ? undefined : await (cancelled ? Promise.race([task.missReason, Promise.resolve(undefined)]) : task.missReason);
-      if (reason !== undefined) recorder.tag(MISS_REASON_TAG, reason);
+      if (reason !== undefined) rec.tag(MISS_REASON_TAG, reason);
       // No entry is stored for it: the key on its run lets a later plan say it failed or was
       // cancelled (the run's status tells which), not that it never ran.
-      if (task.key) recorder.tag(FAILED_KEY_TAG, task.key.key);
+      if (task.key) rec.tag(FAILED_KEY_TAG, task.key.key);
       // A cancelled run records what stopped it (as its result carries it), not what it threw on its way out.
       const ended = cancelled ? Object.assign(new Error(), stopInfo(stop ?? error)) : error;
-      await finishTaskRun(scope.record, result.runId, recorder, result.attempts, cancelled ? "KILLED" : "FAILED", undefined, ended, attempts?.retriedErrors).catch(() => {});
-    }
+      await finishTaskRun(scope.record, runId, rec, result.attempts, cancelled ? "KILLED" : "FAILED", undefined, ended, retried).catch(() => {});
+    };
+    // Timed out while its process group is being ended (SIGTERM, then SIGKILL after killGraceMs):
+    // its run is closed once the group is gone and its logs (a notebook's executed notebook) are
+    // sent, as a cancelled one is, but beside the flow: the failure is told now, so that fail-fast
+    // stops the other tasks at once, not a grace later. The closing is held work of its own, so
+    // the task's slot and lease wait for it (releaseTask), and so does the flow's end (drain).
+    if (!cancelled && task.held && TaskTimeoutError.is(error)) {
+      const held = task.held;
+      held.push(Promise.allSettled([...held]).then(close));
+    } else await close();
     task.settleFlight?.(undefined); // failures are never cached; a waiter computes it itself
     return { ok: false, error, cancelled, stop };
   }

@@ -355,14 +355,11 @@ export class TaskPipeline {
   release(task: PipelineTask): Promise<void> | undefined {
     if (!task.held && !task.releaseLease) return undefined;
     const work = releaseTask(task);
-    // A lease given up at once is waited for by the flow's end (drain), before it closes the store
-    // it opened: given up after, it reconnected to redis, and the open socket kept the process alive.
-    // One that waits for an abandoned attempt's processes is not: the flow does not wait for those.
-    if (!task.held) {
-      const tracked = work.catch(() => {});
-      this.recording.add(tracked);
-      void tracked.finally(() => this.recording.delete(tracked));
-    }
+    // Waited for by the flow's end (drain), before it closes the tracker and the store it opened:
+    // a timed-out attempt's process group ends within its killGraceMs, and its logs and run are
+    // recorded only then (run-task.ts); a lease given up after the store's close reconnected to
+    // redis, and the open socket kept the process alive.
+    this.track(work.catch(() => {}));
     return work;
   }
 
@@ -400,7 +397,7 @@ export class TaskPipeline {
     return this.hits.queue!.dropped;
   }
 
-  /** Waits for the runs of cache hits (see recordHit) and of tasks that ended without one (`unstarted`) to be recorded. */
+  /** Waits for the runs of cache hits (see recordHit) and of tasks that ended without one (`unstarted`) to be recorded, and for what tasks hold (`release`). */
   async drain(): Promise<void> {
     while (this.recording.size) await Promise.all(this.recording);
   }
