@@ -182,7 +182,7 @@ describe.skipIf(!hasVenv)("process logs in MLflow", () => {
     expect(await logsOf(result.tasks.deaf!.runId!)).toEqual({ "logs/stdout.txt": "ignoring SIGTERM\n" });
   }, 60_000);
 
-  it("sends a timed-out notebook's executed notebook to its run before the flow ends", async () => {
+  it("sends a timed-out notebook's executed notebook and HTML to its run before the flow ends", async () => {
     const dir = await tempRoot();
     const nb = JSON.parse(readFileSync(fixture("report.ipynb"), "utf8")) as { cells: Array<Record<string, unknown>> };
     nb.cells.push({ cell_type: "code", execution_count: null, metadata: {}, outputs: [], source: ["import time\n", "print('before the sleep', flush=True)\n", "time.sleep(120)\n"] });
@@ -193,7 +193,9 @@ describe.skipIf(!hasVenv)("process logs in MLflow", () => {
     const failed = result.tasks.sleeps!;
     const executed = await artifactNow(failed.runId!, "sleeps.ipynb");
     expect(failed.error?.name).toBe("TaskTimeoutError");
+    const page = await artifactNow(failed.runId!, "sleeps.html");
     expect(executed).toContain("before the sleep");
+    expect(page).toContain("before the sleep");
     expect(await logNow(failed.runId!, "stdout.txt")).toContain("Executing");
   }, 120_000);
 
