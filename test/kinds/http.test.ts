@@ -221,6 +221,21 @@ describe("http() keeps secrets out of what it shows", () => {
     expect(everything).not.toContain(Buffer.from("apiuser-9191:pw-secret-4242").toString("base64"));
   });
 
+  it("masks the query values the shown URL hides when the server echoes its request's URL, as sent or decoded", async () => {
+    handlers.set("/echoq", (req, res) => {
+      res.writeHead(400, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: `bad request ${req.url}`, key: new URL(req.url!, "http://x").searchParams.get("api_key") }));
+    });
+    // `%2B` is sent as it is and decoded to `+` by the server.
+    const t = http("q", { url: `${base}/echoq?api_key=SECRETKEY%2B12345&sig=sig-value-98765` });
+    const { result, everything } = await runAndEverything(flow("q").build(() => ({ x: t().$out })));
+    expect(seen.get("/echoq")![0]!.url).toBe("/echoq?api_key=SECRETKEY%2B12345&sig=sig-value-98765");
+    const message = result.tasks.q!.error!.message;
+    expect(message).toContain(`POST ${base}/echoq?api_key=*** failed with HTTP 400`);
+    expect(message).toContain("bad request /echoq?api_key=***");
+    expect(everything).not.toMatch(/SECRETKEY|sig-value/);
+  });
+
   it("follows a redirect to another origin without the task's own headers, and to the same origin with them", async () => {
     const other = createServer((req, res) => {
       res.writeHead(200, { "content-type": "application/json" });
@@ -380,4 +395,5 @@ describe("http() headers in the cache key", () => {
     await edit(`url: "${base}/version", headers: {`, `url: "${base}/version/2", headers: {`);
     expect((await cairn("explain", "flow.ts", "api")).stdout).toContain("option `url` changed");
   });
+
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { hasUnencodedUserInfo, redactUrl } from "./_backend.ts";
+import { hasUnencodedUserInfo, hiddenQueryTexts, redactUrl } from "./_backend.ts";
 
 describe("redactUrl", () => {
   it("hides the password of a URL that parses, keeping the user", () => {
@@ -72,6 +72,21 @@ describe("redactUrl", () => {
     }
     for (const url of ["redis://:p%40ss%23word@host:6379/1", "redis://host:6379", "postgres://me:pw@db/cairn?sslmode=require", "not a url"]) {
       expect(hasUnencodedUserInfo(url)).toBe(false);
+    }
+  });
+});
+
+describe("hiddenQueryTexts", () => {
+  it("gives what redactUrl hides of the query and fragment, by the same rule", () => {
+    expect(hiddenQueryTexts("postgres://db/cairn?sslmode=require&password=pw&x=1")).toEqual(["pw&x=1", "pw", "1"]);
+    expect(hiddenQueryTexts("https://api.example/q?api_key=k%2B1&page=2")).toEqual(["k%2B1&page=2", "k%2B1", "2"]);
+    expect(hiddenQueryTexts("https://api.example/q?ghp_tok1234")).toEqual(["ghp_tok1234"]);
+    expect(hiddenQueryTexts("https://api.example/q#frag-tok")).toEqual(["frag-tok"]);
+    expect(hiddenQueryTexts("postgres://db/cairn?sslmode=require")).toEqual([]);
+    expect(hiddenQueryTexts("https://api.example/q")).toEqual([]);
+    for (const url of ["https://h/q?sslmode=require&api_key=abc123&b=c", "https://h/q?a=1#x", "https://h/q?t0k3n&x=1"]) {
+      const shown = redactUrl(url);
+      for (const text of hiddenQueryTexts(url)) if (text.length > 2) expect(shown).not.toContain(text);
     }
   });
 });

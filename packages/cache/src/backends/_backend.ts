@@ -180,27 +180,64 @@ function redactUserInfo(url: string): string {
  * or `#` (`?password=a&b`), which would show the rest of it as more parameters or a fragment.
  */
 function redactQuery(url: string): string {
+  const split = splitQuery(url);
+  if (split === undefined) return url;
+  if (split.fragment !== undefined) return `${split.head}#***`;
+  const shown = [...split.shown];
+  if (split.hidden !== undefined) shown.push(split.hidden.name !== undefined ? `${split.hidden.name}=***` : "***");
+  return shown.length === 0 ? split.head : `${split.head}?${shown.join("&")}`;
+}
+
+/**
+ * `url`'s query as {@link redactQuery} tells it apart: the part before it (`head`), the pairs
+ * shown, and the text hidden from the first other parameter on (after its name when that name is
+ * shown); or a fragment, hidden whole. Undefined when there is neither.
+ */
+function splitQuery(url: string): { head: string; shown: string[]; hidden?: { name: string | undefined; text: string }; fragment?: string } | undefined {
   const start = url.indexOf("//");
   const from = start === -1 ? 0 : start + 2;
   const offset = url.slice(from).search(/[?#]/);
-  if (offset === -1) return url;
+  if (offset === -1) return undefined;
   const head = url.slice(0, from + offset);
   const rest = url.slice(from + offset + 1);
-  if (rest === "") return url;
-  if (url[from + offset] === "#") return `${head}#***`;
+  if (rest === "") return undefined;
+  if (url[from + offset] === "#") return { head, shown: [], fragment: rest };
   const shown: string[] = [];
+  let at = 0;
   for (const pair of rest.split("&")) {
+    const here = at;
+    at += pair.length + 1;
     if (pair === "") continue;
-    const name = pair.slice(0, pair.indexOf("=") === -1 ? 0 : pair.indexOf("="));
+    const eq = pair.indexOf("=");
+    const name = pair.slice(0, eq === -1 ? 0 : eq);
     if (name !== "" && !pair.includes("#") && SHOWN_PARAMETERS.has(name)) {
       shown.push(pair);
       continue;
     }
     // A name alone (`?ghp_xxx`) may be a token itself: only a plain one is shown.
-    shown.push(/^[A-Za-z_][\w.-]*$/.test(name) ? `${name}=***` : "***");
-    break;
+    const plain = /^[A-Za-z_][\w.-]*$/.test(name);
+    return { head, shown, hidden: { name: plain ? name : undefined, text: rest.slice(plain ? here + eq + 1 : here) } };
   }
-  return shown.length === 0 ? head : `${head}?${shown.join("&")}`;
+  return { head, shown };
+}
+
+/**
+ * The texts of `url`'s query and fragment that {@link redactUrl} hides, as `url` holds them (not
+ * decoded): all from the first hidden value on, as one text, then each value in it (a pair
+ * without a `=`, whole), and the fragment. For masking them where the URL itself is not what is
+ * shown: an http task's server may echo its request's URL in the answer its error quotes.
+ *
+ * @example hiddenQueryTexts("postgres://db/cairn?sslmode=require&password=pw&x=1") // ["pw&x=1", "pw", "1"]
+ */
+export function hiddenQueryTexts(url: string): string[] {
+  const split = splitQuery(url);
+  if (split === undefined) return [];
+  if (split.fragment !== undefined) return [split.fragment];
+  if (split.hidden === undefined) return [];
+  const [first, ...more] = split.hidden.text.split("&");
+  // The first piece is a value already when its name is shown; the rest are pairs.
+  const values = [first!, ...more.map((pair) => (pair.includes("=") ? pair.slice(pair.indexOf("=") + 1) : pair))];
+  return [...new Set([split.hidden.text, ...values])].filter((text) => text !== "");
 }
 
 /**

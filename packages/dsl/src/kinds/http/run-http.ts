@@ -3,12 +3,13 @@
  * JSON response as the task's outputs. Network errors, timeouts, 429 and 5xx are retried with
  * exponential backoff (p-retry, as every retry in Cairn; `Retry-After` honoured); other
  * statuses, and requests that fail the same way each time (a redirect loop, a body over the
- * limit), fail at once. Header values, the URL's user info and the run's secrets never appear in
- * errors or logs: what a server answers is masked before it is shown.
+ * limit), fail at once. Header values, the URL's user info and hidden query values, and the run's
+ * secrets never appear in errors or logs: what a server answers is masked before it is shown.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { AxiosResponse } from "axios";
 import pRetry from "p-retry";
+import { hiddenQueryTexts } from "@cairn/cache";
 import { CancelledError, redactUri, retryAfterMs, SecretRegistry, type TaskContext } from "@cairn/core";
 import { HttpTaskError } from "./errors.ts";
 
@@ -192,8 +193,9 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
  * The texts of this task that are as private as its secrets though the run does not know them as
  * such, for masking what the task shows: each header value (a static `Authorization` read from
  * `process.env`), and its credential without its scheme (`Bearer <token>`: a server may echo the
- * token alone), and the URL's password or lone user name (and the Basic header made of them).
- * Undefined when there are none.
+ * token alone), the URL's password or lone user name (and the Basic header made of them), and
+ * each query value and fragment that the
+ * shown URL hides (`?api_key=***`), as given, decoded and form-encoded. Undefined when there are none.
  */
 function ownValues(headers: Readonly<Record<string, string>>, url: string): SecretRegistry | undefined {
   const values: Record<string, string> = {};
@@ -208,7 +210,8 @@ function ownValues(headers: Readonly<Record<string, string>>, url: string): Secr
     if (credential !== undefined) add(credential);
   }
   try {
-    const { username, password } = new URL(url);
+    const parsed = new URL(url);
+    const { username, password } = parsed;
     // As redactUri hides them: the password, or a user name alone (often a token), never a user name beside a password.
     const hidden = password || username;
     if (hidden) {
@@ -216,6 +219,15 @@ function ownValues(headers: Readonly<Record<string, string>>, url: string): Secr
       add(decodeURIComponentOr(hidden));
       // As axios sends them, in a Basic Authorization header that a server may echo.
       add(Buffer.from(`${decodeURIComponentOr(username)}:${decodeURIComponentOr(password)}`).toString("base64"));
+    }
+    // What redactUri hides of the query, by its own rule: as the task gives it, and as the URL
+    // parser writes it (what axios sends; a GET's inputs re-encode it as a form's).
+    for (const text of new Set([...hiddenQueryTexts(url), ...hiddenQueryTexts(parsed.href)])) {
+      add(text);
+      const decoded = decodeURIComponentOr(text.replace(/\+/g, " "));
+      add(decodeURIComponentOr(text));
+      add(decoded);
+      add(new URLSearchParams([["", decoded]]).toString().slice(1));
     }
   } catch {
     // http() checked the URL; nothing to add from one that does not parse.
