@@ -236,6 +236,34 @@ describe("http() keeps secrets out of what it shows", () => {
     expect(everything).not.toMatch(/SECRETKEY|sig-value/);
   });
 
+  it("masks credential headers only: a content type or an API version stays readable in what the server answers", async () => {
+    handlers.set("/diag", (req, res) => {
+      res.writeHead(400, { "content-type": "application/json" });
+      const h = req.headers;
+      res.end(JSON.stringify({ type: h["content-type"], version: h["x-api-version"], key: h["x-api-key"], session: h["x-session-id"], cookie: h.cookie, up: h["x-upstream"] }));
+    });
+    const headers = {
+      "Content-Type": "application/json",
+      "X-Api-Version": "2024-06-01",
+      "X-Api-Key": "key-value-31313131",
+      "X-Session-Id": "sess-value-42424242",
+      Cookie: "theme=dark; sid=cookie-value-5353535",
+      // Not a credential's name, but a credential after its scheme.
+      "X-Upstream": "Token upstream-value-6464646",
+    };
+    const t = http("diag", { url: `${base}/diag`, headers });
+    const { result, everything } = await runAndEverything(flow("diag").build(() => ({ x: t().$out })));
+    const message = result.tasks.diag!.error!.message;
+    expect(message).toContain(JSON.stringify(`{"type":"application/json","version":"2024-06-01","key":"***","session":"***","cookie":"***","up":"Token ***"}`));
+    expect(everything).not.toMatch(/key-value|sess-value|cookie-value|upstream-value/);
+
+    // Cairn's own words about the answer are not masked either, its content type equal to a header's value or not.
+    plan.set("/html", [{ status: 200, body: "<html>hi</html>", headers: { "content-type": "text/html" } }]);
+    const html = http("html2", { url: `${base}/html`, headers: { Accept: "text/html" } });
+    const r = await (await flow("html2").build(() => ({ x: html().$out })).run(await runOptions())).wait();
+    expect(r.tasks.html2!.error!.message).toMatch(/expected a JSON response, got text\/html/);
+  });
+
   it("follows a redirect to another origin without the task's own headers, and to the same origin with them", async () => {
     const other = createServer((req, res) => {
       res.writeHead(200, { "content-type": "application/json" });

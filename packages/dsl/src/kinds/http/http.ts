@@ -19,8 +19,10 @@ export interface HttpOptions {
    * They choose what the endpoint answers (an API version, a tenant, a format), so they enter
    * the cache key: each header's value by a private digest (it may be a credential), or the
    * function's text, never what it returns (`ctx.secret()` values stay out). Never in logs or errors:
-   * each value (and a credential after its scheme, `Bearer <token>`) is masked in what the task
-   * shows, as secrets are. A redirect to another origin is followed without them. A value with a
+   * the value of a credential header (`Authorization`, `Proxy-Authorization`, `Cookie`, `Set-Cookie`,
+   * a name holding key, token, secret, auth, password, session, signature or credential), and in any
+   * header a credential after its scheme (`Bearer <token>`), is masked in what the task shows, as
+   * secrets are; other values (`Content-Type`, `X-Api-Version`) are shown as the server quotes them. A redirect to another origin is followed without them. A value with a
    * line break or another control character inside it is refused (HttpTaskError, not retried).
    */
   headers?: Readonly<Record<string, string>> | ((ctx: TaskContext) => Readonly<Record<string, string>>);

@@ -3,8 +3,8 @@
  * JSON response as the task's outputs. Network errors, timeouts, 429 and 5xx are retried with
  * exponential backoff (p-retry, as every retry in Cairn; `Retry-After` honoured); other
  * statuses, and requests that fail the same way each time (a redirect loop, a body over the
- * limit), fail at once. Header values, the URL's user info and hidden query values, and the run's
- * secrets never appear in errors or logs: what a server answers is masked before it is shown.
+ * limit), fail at once. Credential header values, the URL's user info and hidden query values, and
+ * the run's secrets never appear in errors or logs: what a server answers is masked before it is shown.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { AxiosResponse } from "axios";
@@ -190,12 +190,25 @@ export async function runHttp(spec: HttpSpec, inputs: Readonly<Record<string, un
 }
 
 /**
+ * Request headers whose values are credentials, by name (case-insensitive): `Authorization`,
+ * `Proxy-Authorization`, `Cookie`, `Set-Cookie`, and any name holding key, token, secret, auth,
+ * password, session, signature or credential (`X-Api-Key`, `X-Auth-Token`). Other headers are
+ * diagnostics (`Content-Type`, `X-Api-Version`), shown as the server quotes them.
+ */
+const CREDENTIAL_HEADER = /cookie|key|token|secret|auth|password|session|signature|credential/i;
+
+/** A value made of an authorization scheme and a credential (`Bearer <token>`), in any header: the credential is masked. */
+const SCHEME_CREDENTIAL = /^(?:Bearer|Basic|Token|Digest|Negotiate|NTLM|ApiKey|Api-Key|Key|OAuth|DPoP|Hawk|AWS4-HMAC-SHA256)\s+(\S.*)$/is;
+
+/**
  * The texts of this task that are as private as its secrets though the run does not know them as
- * such, for masking what the task shows: each header value (a static `Authorization` read from
- * `process.env`), and its credential without its scheme (`Bearer <token>`: a server may echo the
- * token alone), the URL's password or lone user name (and the Basic header made of them), and
- * each query value and fragment that the
- * shown URL hides (`?api_key=***`), as given, decoded and form-encoded. Undefined when there are none.
+ * such, for masking what the task shows: the value of each credential header (see
+ * {@link CREDENTIAL_HEADER}: a static `Authorization` read from `process.env`) and its credential
+ * without its scheme (a server may echo the token alone), and each cookie's value; in any other
+ * header, a credential after an authorization scheme (`Bearer <token>`); the URL's password or
+ * lone user name (and the Basic header made of them); and each query value and fragment that the
+ * shown URL hides (`?api_key=***`), as given, decoded and form-encoded. `ctx.secret()` values are
+ * masked by the run already. Undefined when there are none.
  */
 function ownValues(headers: Readonly<Record<string, string>>, url: string): SecretRegistry | undefined {
   const values: Record<string, string> = {};
@@ -203,11 +216,18 @@ function ownValues(headers: Readonly<Record<string, string>>, url: string): Secr
   const add = (value: string) => {
     if (value) values[`http value ${n++}`] = value;
   };
-  for (const value of Object.values(headers)) {
-    const text = String(value);
-    add(text);
-    const credential = /^\S+\s+(\S.*)$/s.exec(text.trim())?.[1];
-    if (credential !== undefined) add(credential);
+  for (const [name, value] of Object.entries(headers)) {
+    const text = String(value).trim();
+    if (CREDENTIAL_HEADER.test(name)) {
+      add(text);
+      const credential = /^\S+\s+(\S.*)$/s.exec(text)?.[1];
+      if (credential !== undefined) add(credential);
+      // `a=1; session=<id>`: a server may echo one cookie's value.
+      if (/cookie/i.test(name)) for (const pair of text.split(";")) add(pair.slice(pair.indexOf("=") + 1).trim());
+      continue;
+    }
+    // The scheme stays readable (`Token ***`): it tells which credential the server was sent.
+    add(SCHEME_CREDENTIAL.exec(text)?.[1] ?? "");
   }
   try {
     const parsed = new URL(url);
