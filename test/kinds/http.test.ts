@@ -424,4 +424,22 @@ describe("http() headers in the cache key", () => {
     expect((await cairn("explain", "flow.ts", "api")).stdout).toContain("option `url` changed");
   });
 
+  it("a change of only what the shown URL hides (a query value, a password) is still said as option `url` changed, without it", async () => {
+    const url = `${base.replace("http://", "http://apiuser:pw-one-7171@")}/version/3?page=2`;
+    await edit(/url: "[^"]*", headers: \{ "X-API/.exec(await readFile(join(dir, "flow.ts"), "utf8"))![0], `url: "${url}", headers: { "X-API`);
+    expect(statuses((await cairn("run", "flow.ts")).stdout)).toMatchObject({ api: "succeeded" });
+
+    await edit("?page=2", "?page=3");
+    let why = await cairn("explain", "flow.ts", "api");
+    expect(why.stdout).toContain("option `url` changed");
+    expect(statuses((await cairn("run", "flow.ts")).stdout)).toMatchObject({ api: "succeeded" });
+
+    await edit("pw-one-7171", "pw-two-7272");
+    why = await cairn("explain", "flow.ts", "api");
+    expect(why.stdout).toContain("option `url` changed");
+    const whyJson = await cairn("explain", "flow.ts", "api", "--json");
+    expect(`${why.stdout}${why.stderr}${whyJson.stdout}`).not.toMatch(/pw-one|pw-two|page=[23]/);
+    expect(statuses((await cairn("run", "flow.ts")).stdout)).toMatchObject({ api: "succeeded" });
+    expect(await everythingStored()).not.toMatch(/pw-one|pw-two/);
+  });
 });

@@ -2,7 +2,7 @@
  * `http(name, { url })`: a task that sends its inputs as JSON to an endpoint and
  * outputs the JSON response. Network errors, 429 and 5xx are retried with backoff.
  */
-import { privateDigestAsync } from "@cairn/cache";
+import { privateDigest, privateDigestAsync } from "@cairn/cache";
 import { checkKnownKeys, LONGEST_TIMER, LONGEST_TIMER_MS, NO_RETRY, OptionError, redactUri, type TaskContext } from "@cairn/core";
 import { HTTP_MAX_RESPONSE_MB, runHttp } from "./run-http.ts";
 import { checkName, kindTask, type KindTask } from "../kind-task.ts";
@@ -93,13 +93,16 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
       name,
       kind: "http",
       code: `${method} ${options.url}`,
-      // Not in the key (`code` is, as it always was): lets explain say which of the two changed. The
-      // URL as shown, never its password, which `code` digests with the rest.
-      codeOptions: { content: "", options: { method, url: redactUri(options.url) } },
+      // Not in the key (`code` is, as it always was): lets explain say which of the two changed.
+      codeOptions: { content: "", options: urlOptions(method, options.url) },
       retry: NO_RETRY,
       cache: {},
       env: [],
-      codeDependencies: () => headersDigests(headers),
+      codeDependencies: async () => {
+        // Computed off the event loop before the key is made, so that codeOptions' `url` finds it done (nothing enters the key).
+        if (redactUri(options.url) !== options.url) await privateDigestAsync(options.url, URL_PURPOSE);
+        return headersDigests(headers);
+      },
       run: (inputs, ctx) =>
         runHttp(
           {
@@ -116,6 +119,29 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
         ),
     },
   });
+}
+
+/** What salts the digest of a URL with hidden parts (see {@link urlOptions}). */
+const URL_PURPOSE = "http url";
+
+/**
+ * The method and URL as explain tells them apart: the URL as shown, never what the redaction
+ * hides (a password, a query value); so that a change of only a hidden part (`?page=2` to
+ * `?page=3`) is still said as ``option `url` changed``, a URL with hidden parts adds the slow
+ * digest of the whole of it (scrypt, as header values: never the value, nor a fast digest of
+ * it), computed when the key is made. A URL with nothing hidden is recorded as it always was.
+ */
+function urlOptions(method: string, url: string): Readonly<Record<string, string>> {
+  const shown = redactUri(url);
+  if (shown === url) return { method, url };
+  let digest: string | undefined;
+  return {
+    method,
+    get url() {
+      digest ??= privateDigest(url, URL_PURPOSE);
+      return `${shown} (digest ${digest})`;
+    },
+  };
 }
 
 /**
