@@ -221,6 +221,29 @@ function refusalHint(backend: string, reply: string): string {
   return `The ${backend} server is up but refused; its answer says why.`;
 }
 
+/**
+ * A store opened for reading only (`CacheStore.fromUrl(url, { access: "read" })`) was asked to
+ * change something: a mistake in the code that opened it, never retried.
+ */
+export class CacheReadOnlyError extends CacheError {
+  static override readonly code: string = "CAIRN_CACHE_READ_ONLY";
+  override name = "CacheReadOnlyError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    /** What it was asked to do: `write an entry`, `delete an entry`, `acquire a lease`. */
+    readonly operation: string,
+    /** Where the store is, with any password and query secret replaced by `***` (`redactUrl`). */
+    readonly location: string,
+  ) {
+    super(
+      `Expected a cache store opened for writing to ${operation}, got the store at ${location} opened with \`access: "read"\`, which changes nothing. ` +
+        `Open it with \`access: "write"\` (the default) to change it, or read without changing (\`lookup(key, { keep: true })\`, \`list({ keep: true })\`).`,
+    );
+  }
+}
+
 /** A value cannot be hashed or stored, e.g. it is circular or holds a BigInt. */
 export class CacheValueError extends CacheError {
   static override readonly code: string = "CAIRN_CACHE_VALUE";

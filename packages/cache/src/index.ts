@@ -42,6 +42,7 @@ export {
   CacheError,
   CairnError,
   CacheOptionError,
+  CacheReadOnlyError,
   CacheStoreUrlError,
   CacheValueError,
   LeaseLostError,

@@ -4,7 +4,7 @@ import { CORRUPT, type CacheBackend, type StoredValue, redactUrl } from "./backe
 import { parseStoreUrl } from "./store-url.ts";
 import { openEmbeddedBackend } from "./backends/embedded.ts";
 import { type CacheEntry, cacheEntryProblem, completeEntry, type NewCacheEntry, parseCacheEntry } from "./entry.ts";
-import { CacheBackendError, CacheError, CacheOptionError, CacheStoreUrlError, CacheValueError, LeaseLostError } from "./errors.ts";
+import { CacheBackendError, CacheError, CacheOptionError, CacheReadOnlyError, CacheStoreUrlError, CacheValueError, LeaseLostError } from "./errors.ts";
 import type { AcquireLeaseOptions, HeldLease, LeaseResult, WaitForOptions } from "./lease.ts";
 import { ownerIsGone, parseOwner } from "./process-owner.ts";
 
@@ -35,6 +35,15 @@ export interface CacheStoreOptions {
    * @default 1500
    */
   retryMs?: number;
+  /**
+   * What the store is opened for. `"read"`: for code that only looks (`cairn plan`, `cairn
+   * explain`, `cairn cache ls`): a postgres store checks only that the URL's user has USAGE on the
+   * schema and SELECT on its tables, and creates no table (a missing one reads as empty); any
+   * change asked of it (`set`, `delete`, `clear`, `prune`, `acquireLease`, a `lookup` or `list`
+   * without `keep`) throws `CacheReadOnlyError`.
+   * @default "write"
+   */
+  access?: "read" | "write";
 }
 
 /** An entry found past its `ttl` by a lookup (see {@link CacheStore.lookup}): a read that only looks leaves it in the store, another deletes it. */
@@ -121,6 +130,8 @@ export class CacheStore {
     readonly namespace = "cairn",
     /** Where its URL came from (see {@link CacheStoreOptions.source}), for messages. */
     private readonly source?: string,
+    /** Opened with `access: "read"`: every change is refused (see {@link CacheStoreOptions.access}). */
+    readonly readOnly = false,
   ) {}
 
   /**
@@ -164,17 +175,20 @@ export class CacheStore {
     checkPositiveInteger("connectTimeoutMs", connectTimeoutMs);
     const retryMs = options.retryMs ?? 1500;
     checkNonNegative("retryMs", retryMs);
-    if (url === undefined || url === "") return new CacheStore(openEmbeddedBackend(root, namespace), 0, namespace);
+    const access = options.access ?? "write";
+    if (access !== "read" && access !== "write") throw new CacheOptionError("access", '"read" or "write"', access);
+    const readOnly = access === "read";
+    if (url === undefined || url === "") return new CacheStore(openEmbeddedBackend(root, namespace), 0, namespace, undefined, readOnly);
     if (typeof url !== "string") throw new CacheOptionError("url", "a string such as redis://127.0.0.1:6379", url);
     // The queue reads its redis URL by the same rules (parseStoreUrl), so the two agree on a URL.
     const store = parseStoreUrl(url, "cache URL");
     if (store.problem) throw new CacheStoreUrlError(redactUrl(url), { ...(store.cause === undefined ? {} : { cause: store.cause }), ...store.problem });
     if (store.scheme === "redis" || store.scheme === "rediss") {
       const { openRedisBackend } = await import("./backends/redis.ts");
-      return new CacheStore(await openRedisBackend(url, namespace, connectTimeoutMs), retryMs, namespace, options.source);
+      return new CacheStore(await openRedisBackend(url, namespace, connectTimeoutMs), retryMs, namespace, options.source, readOnly);
     }
     const { openPostgresBackend } = await import("./backends/postgres.ts");
-    return new CacheStore(await openPostgresBackend(url, namespace, connectTimeoutMs), retryMs, namespace, options.source);
+    return new CacheStore(await openPostgresBackend(url, namespace, connectTimeoutMs, access), retryMs, namespace, options.source, readOnly);
   }
 
   /** Which kind of store this is. */
@@ -210,6 +224,7 @@ export class CacheStore {
    */
   async lookup(key: string, options: { keep?: boolean } = {}): Promise<{ entry?: CacheEntry; evicted?: string; expired?: ExpiredEntry }> {
     checkKey(key);
+    if (options.keep !== true) this.checkWritable("look up an entry, evicting it when expired or malformed (pass `keep: true` to leave it)");
     let value: unknown;
     if (options.keep === true || this.backend.readStored) {
       const stored = await this.readStored(key);
@@ -275,6 +290,7 @@ export class CacheStore {
       throw new CacheOptionError("entry.outputs", "{ values, artifacts: ArtifactRecord[] }", entry.outputs);
     }
     if (options.ttlMs !== undefined) checkPositiveInteger("ttlMs", options.ttlMs);
+    this.checkWritable("write an entry");
     let valuesJson: string | undefined;
     try {
       valuesJson = JSON.stringify(entry.outputs.values);
@@ -294,6 +310,7 @@ export class CacheStore {
   /** Removes the entry of `key`; `false` when there was none. */
   async delete(key: string): Promise<boolean> {
     checkKey(key);
+    this.checkWritable("delete an entry");
     return this.call("delete an entry", () => this.backend.keyv.delete(key));
   }
 
@@ -319,6 +336,7 @@ export class CacheStore {
   private async listAs<T extends { createdAt: number }>(options: ListOptions, pick: (entry: CacheEntry) => T): Promise<T[]> {
     if (options.limit !== undefined) checkPositiveInteger("limit", options.limit);
     if (options.before !== undefined && !Number.isFinite(options.before)) throw new CacheOptionError("before", "a time in epoch ms", options.before);
+    if (options.keep !== true) this.checkWritable("list entries, evicting the malformed ones (pass `keep: true` to leave them)");
     const { taskName, before } = options;
     const storedOf = this.backend.storedEntriesOf?.bind(this.backend);
     if (options.indexed === true && taskName !== undefined && storedOf) return this.listIndexed(storedOf(taskName, before), taskName, options, pick);
@@ -380,6 +398,7 @@ export class CacheStore {
 
   /** Removes every entry, or only those of `taskName`; returns how many were removed. */
   async clear(options: { taskName?: string } = {}): Promise<number> {
+    this.checkWritable("clear");
     const entries = await this.list(options);
     let removed = 0;
     for (const entry of entries) if (await this.delete(entry.key)) removed++;
@@ -397,6 +416,7 @@ export class CacheStore {
   async prune(options: PruneOptions = {}): Promise<PruneResult> {
     if (options.olderThanMs !== undefined) checkNonNegative("olderThanMs", options.olderThanMs);
     if (options.maxSizeBytes !== undefined) checkNonNegative("maxSizeBytes", options.maxSizeBytes);
+    this.checkWritable("prune");
     const now = Date.now();
     const oldestFirst = (await this.list()).reverse();
     const result: PruneResult = { removed: 0, removedBytes: 0, removedRecordBytes: 0, removedArtifactBytes: 0, kept: 0, keptBytes: 0 };
@@ -441,6 +461,7 @@ export class CacheStore {
     if (typeof options.owner !== "string" || options.owner === "") {
       throw new CacheOptionError("owner", "a non-empty string naming the holder", options.owner);
     }
+    this.checkWritable("acquire a lease");
     const { ttlMs, owner } = options;
     const leases = this.backend.leases;
     let result = await this.call("acquire a lease", () => leases.tryAcquire(key, owner, ttlMs));
@@ -493,7 +514,8 @@ export class CacheStore {
       const holder = await this.call("read a lease", () => this.backend.leases.peek(key));
       // The holder writes its entry before it releases, so look once more; so does a holder
       // that died (its entry, if any, was written before).
-      if (!holder || (await this.endLeaseOfGoneHolder(key, holder.holder))) return fresh(await this.peek(key));
+      // Read only, a dead holder's lease is left for a writer to end, and counts as ended (as in leaseHolder).
+      if (!holder || (this.readOnly ? this.holderIsGone(holder.holder) : await this.endLeaseOfGoneHolder(key, holder.holder))) return fresh(await this.peek(key));
       try {
         await sleep(pollMs, undefined, { signal });
       } catch (error) {
@@ -511,7 +533,7 @@ export class CacheStore {
   async leaseHolder(key: string): Promise<{ holder: string; expiresAt: number } | undefined> {
     checkKey(key);
     const held = await this.call("read a lease", () => this.backend.leases.peek(key));
-    if (!held || (this.backend.leases.endIfHeldBy && ownerIsGone(parseOwner(held.holder.split(" ", 1)[0])))) return undefined;
+    if (!held || this.holderIsGone(held.holder)) return undefined;
     return held;
   }
 
@@ -524,8 +546,18 @@ export class CacheStore {
    */
   private async endLeaseOfGoneHolder(key: string, holder: string): Promise<boolean> {
     const leases = this.backend.leases;
-    if (!leases.endIfHeldBy || !ownerIsGone(parseOwner(holder.split(" ", 1)[0]))) return false;
+    if (!leases.endIfHeldBy || !this.holderIsGone(holder)) return false;
     return this.call("end a dead holder's lease", () => leases.endIfHeldBy!(key, holder));
+  }
+
+  /** Whether `holder` is a process of this machine that no longer exists, in a store whose leases do not judge that themselves. */
+  private holderIsGone(holder: string): boolean {
+    return this.backend.leases.endIfHeldBy !== undefined && ownerIsGone(parseOwner(holder.split(" ", 1)[0]));
+  }
+
+  /** Throws `CacheReadOnlyError` when the store was opened for reading only: `operation` would change it. */
+  private checkWritable(operation: string): void {
+    if (this.readOnly) throw new CacheReadOnlyError(operation, this.backend.location);
   }
 
   /** Closes connections (a no-op for the embedded store). */

@@ -128,4 +128,4 @@ export {
 } from "@cairn/core/errors";
 // What a run can raise beyond the definition's errors: a task that failed on a worker, the cache store's failures.
 export { RemoteTaskError } from "@cairn/core";
-export { CacheError, CacheStoreUrlError, CacheOptionError, CacheValueError, CacheBackendError, LeaseLostError } from "@cairn/cache";
+export { CacheError, CacheStoreUrlError, CacheOptionError, CacheReadOnlyError, CacheValueError, CacheBackendError, LeaseLostError } from "@cairn/cache";

@@ -5,7 +5,7 @@
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CacheBackendError, CacheStore, CacheStoreUrlError } from "../index.ts";
+import { CacheBackendError, CacheReadOnlyError, CacheStore, CacheStoreUrlError } from "../index.ts";
 import { fixture, lineFrom, startTs } from "../../test/_child.ts";
 import { type PostgresServer, startPostgresServer, terminateClients } from "../../test/postgres-server.ts";
 import { makeEntry } from "../../test/store-suite.ts";
@@ -212,6 +212,84 @@ describe("a role that lacks a right the store needs", () => {
     expect(refused(await CacheStore.fromUrl(urlAs(url, "gina", { database: "no_tables" })).catch((e: unknown) => e))).toMatch(
       /\(role gina lacks CREATE on schema public \(to create public\.keyv and public\.cairn_leases, which are missing\)\)\. .*`GRANT CREATE ON SCHEMA public TO gina`, or opens the store once as a role that may create the tables\.$/,
     );
+  });
+});
+
+describe("a store opened for reading only (access: \"read\")", () => {
+  it("needs USAGE and SELECT alone, and refuses every change as CacheReadOnlyError, writing nothing", async (context) => {
+    const { url } = serverOf(context);
+    await admin.query("CREATE ROLE rita LOGIN");
+    await admin.query("GRANT SELECT ON public.keyv, public.cairn_leases TO rita");
+    const namespace = "read-only";
+    const ours = await CacheStore.fromUrl(url, { namespace });
+    const entry = makeEntry("read");
+    const rita = await CacheStore.fromUrl(urlAs(url, "rita"), { namespace, access: "read" }).catch((e: unknown) => e);
+    try {
+      await ours.set(entry);
+      const lease = await ours.acquireLease(entry.key, { ttlMs: 60_000, owner: "ours" });
+      // Before: refused, "role rita lacks INSERT, UPDATE, DELETE on public.keyv and public.cairn_leases".
+      expect(rita).toBeInstanceOf(CacheStore);
+      const reader = rita as CacheStore;
+      expect((await reader.list({ keep: true })).map((e) => e.key)).toEqual([entry.key]);
+      expect((await reader.lookup(entry.key, { keep: true })).entry?.key).toBe(entry.key);
+      expect(await reader.peek(entry.key)).toBeDefined();
+      expect((await reader.leaseHolder(entry.key))?.holder).toBe("ours");
+      if (lease.acquired) await lease.release();
+      const changes: Array<[string, () => Promise<unknown>]> = [
+        ["write an entry", () => reader.set(makeEntry("other"))],
+        ["delete an entry", () => reader.delete(entry.key)],
+        ["clear", () => reader.clear()],
+        ["prune", () => reader.prune({ olderThanMs: 0 })],
+        ["acquire a lease", () => reader.acquireLease(entry.key, { ttlMs: 1000, owner: "rita" })],
+        ["look up an entry, evicting", () => reader.lookup(entry.key)],
+        ["list entries, evicting", () => reader.list()],
+      ];
+      for (const [operation, change] of changes) {
+        const error = await change().catch((e: unknown) => e);
+        expect(error, operation).toBeInstanceOf(CacheReadOnlyError);
+        expect((error as Error).message, operation).toMatch(/^Expected a cache store opened for writing to .*, got the store at postgres(ql)?:\/\/\S*@127\.0\.0\.1:\d+\/postgres opened with `access: "read"`, which changes nothing\. Open it with `access: "write"`/);
+        expect((error as Error).message, operation).toContain(operation);
+      }
+      expect((await ours.list()).map((e) => e.key)).toEqual([entry.key]);
+    } finally {
+      await ours.close();
+      if (rita instanceof CacheStore) await rita.close();
+    }
+  });
+
+  it("without SELECT is refused when opening, naming the SELECT to grant and no other right", async (context) => {
+    const { url } = serverOf(context);
+    await admin.query("CREATE ROLE ruth LOGIN");
+    await admin.query("GRANT SELECT ON public.cairn_leases TO ruth");
+    const error = await CacheStore.fromUrl(urlAs(url, "ruth"), { access: "read" }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheStoreUrlError);
+    expect((error as Error).message).toMatch(
+      /^Expected the user of a postgres URL to hold the rights the cache needs \(USAGE on schema public; SELECT on public\.keyv and public\.cairn_leases, for reading only\), got ".*" \(role ruth lacks SELECT on public\.keyv\)\. A superuser or the owner of the schema and tables runs `GRANT SELECT ON public\.keyv TO ruth`\.$/,
+    );
+  });
+
+  it("of a fresh database creates no table, and reads as empty", async (context) => {
+    const { url } = serverOf(context);
+    await admin.query("CREATE DATABASE read_fresh");
+    await admin.query("CREATE ROLE rose LOGIN");
+    const fresh = new pg.Pool({ connectionString: urlAs(url, "cairn", { database: "read_fresh" }) });
+    try {
+      // Postgres 15 on: no one but the owner may create in schema public; said for older ones.
+      await fresh.query("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+      // Before: refused, "role rose lacks CREATE on schema public (to create public.keyv and public.cairn_leases, which are missing)".
+      const store = await CacheStore.fromUrl(urlAs(url, "rose", { database: "read_fresh" }), { access: "read" });
+      try {
+        expect(await store.list({ keep: true })).toEqual([]);
+        expect(await store.lookup("a".repeat(64), { keep: true })).toEqual({});
+        expect(await store.leaseHolder("a".repeat(64))).toBeUndefined();
+      } finally {
+        await store.close();
+      }
+      const tables = await fresh.query("SELECT to_regclass('public.keyv') AS keyv, to_regclass('public.cairn_leases') AS leases");
+      expect(tables.rows[0]).toEqual({ keyv: null, leases: null });
+    } finally {
+      await fresh.end();
+    }
   });
 });
 

@@ -50,6 +50,12 @@ const URL_MISTAKES: Record<string, { expected: string; hint: string }> = {
  */
 const CREATED_MEANWHILE = new Set(["23505", "42710", "42P07"]);
 
+/** What a store is opened for: `read` changes nothing, so it needs only USAGE and SELECT. */
+export type StoreAccess = "read" | "write";
+
+/** undefined_table: a table a store opened for reading finds missing (never created) reads as empty. */
+const NO_TABLE = "42P01";
+
 /** The schema of both tables: @keyv/postgres's default, named in every statement so search_path never moves them. */
 const SCHEMA = "public";
 /** The adapter's table of entries (its default name). */
@@ -65,14 +71,24 @@ const LEASES = `${SCHEMA}.cairn_leases`;
  * `error` listener, so a connection the server closed while idle (a restart,
  * `pg_terminate_backend`) crashed the process. Ours drops such a connection and the next query
  * opens another; a server that stays down fails that query, as any outage.
+ * `access: "read"`: only USAGE and SELECT are checked, no table is created, and a missing one
+ * reads as empty (a fresh store), so a role that may only read opens it (`cairn plan`).
  */
-export async function openPostgresBackend(url: string, namespace: string, connectTimeoutMs: number): Promise<CacheBackend> {
+export async function openPostgresBackend(url: string, namespace: string, connectTimeoutMs: number, access: StoreAccess = "write"): Promise<CacheBackend> {
   const location = redactUrl(url);
   const [{ default: KeyvPostgres }, { default: pg }] = await Promise.all([import("@keyv/postgres"), import("pg")]);
   const pool = new pg.Pool({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs, query_timeout: QUERY_TIMEOUT_MS });
   // pg drops the connection itself; without a listener the event would end the process.
   pool.on("error", () => {});
-  const query: Query = async (sql, values) => (await pool.query(sql, values)).rows as Array<Record<string, unknown>>;
+  const query: Query = async (sql, values) => {
+    try {
+      return (await pool.query(sql, values)).rows as Array<Record<string, unknown>>;
+    } catch (error) {
+      // Read only, nothing creates the tables: one not there yet holds no entry and no lease.
+      if (access === "read" && (error as { code?: unknown }).code === NO_TABLE && /^\s*SELECT\b/i.test(sql)) return [];
+      throw error;
+    }
+  };
   class NamespacedKeyvPostgres extends KeyvPostgres {
     /**
      * This store's own pool. The adapter's constructor sends its `CREATE TABLE IF NOT EXISTS`
@@ -157,10 +173,10 @@ export async function openPostgresBackend(url: string, namespace: string, connec
   store.on("error", () => {});
   try {
     // Refused here, as a wrong password is, not at a task's end: what the user lacks, and the GRANT.
-    const denied = deniedBy(await createTables(query));
+    const denied = deniedBy(access === "read" ? await rightsOf(query) : await createTables(query), access);
     if (denied) throw new CacheStoreUrlError(location, denied);
   } catch (error) {
-    const denial = CacheStoreUrlError.is(error) ? undefined : await denialOf(query, error, "open the store");
+    const denial = CacheStoreUrlError.is(error) ? undefined : await denialOf(query, error, "open the store", access);
     await pool.end().catch(() => {});
     if (CacheStoreUrlError.is(error)) throw error;
     if (denial) throw new CacheStoreUrlError(location, { cause: error, ...denial });
@@ -179,7 +195,7 @@ export async function openPostgresBackend(url: string, namespace: string, connec
     keyv,
     leases: new PostgresLeases(query, `${namespace}:`),
     entries: entriesOf(keyv, store),
-    denied: (error, operation) => denialOf(query, error, operation),
+    denied: (error, operation) => denialOf(query, error, operation, access),
     async sweep() {
       await store.sweepExpired();
       await query(`DELETE FROM ${LEASES} WHERE expires_at < ${NOW_MS} - 3600000`);
@@ -203,6 +219,9 @@ const TABLES = [
 
 /** The rights on each table that the store uses: reads, writes, leases, prune and clear. */
 const TABLE_RIGHTS = ["SELECT", "INSERT", "UPDATE", "DELETE"] as const;
+
+/** The rights on each table that each access needs: reading, SELECT alone. */
+const RIGHTS_OF: Record<StoreAccess, readonly string[]> = { read: ["SELECT"], write: TABLE_RIGHTS };
 
 /** What the URL's user may do with the store's schema and tables, from the server. */
 interface Rights {
@@ -242,15 +261,22 @@ async function rightsOf(query: Query): Promise<Rights | undefined> {
   };
 }
 
-/** The rights the store needs, for messages. */
-const NEEDED = `USAGE on schema ${SCHEMA}; ${TABLE_RIGHTS.join(", ")} on ${ENTRIES} and ${LEASES}; CREATE on schema ${SCHEMA} while one of them is missing`;
+/** The rights the store needs for each access, for messages. */
+const NEEDED: Record<StoreAccess, string> = {
+  read: `USAGE on schema ${SCHEMA}; SELECT on ${ENTRIES} and ${LEASES}, for reading only`,
+  write: `USAGE on schema ${SCHEMA}; ${TABLE_RIGHTS.join(", ")} on ${ENTRIES} and ${LEASES}; CREATE on schema ${SCHEMA} while one of them is missing`,
+};
+
+/** Said to a role that may read the store but not write it: what it can do as it is. */
+const READING_IS_ENOUGH = " Commands that only read (`cairn plan`, `cairn explain`, `cairn cache ls`) work with USAGE and SELECT alone.";
 
 /**
  * What `CacheStoreUrlError` says of a user that lacks a right the store needs: which rights, on
  * what, and the `GRANT`s that give them; undefined when it lacks none.
  */
-function deniedBy(rights: Rights | undefined): { expected: string; reason: string; hint: string } | undefined {
+function deniedBy(rights: Rights | undefined, access: StoreAccess): { expected: string; reason: string; hint: string } | undefined {
   if (!rights) return undefined;
+  const needed = RIGHTS_OF[access];
   const lacks: string[] = [];
   const grants: string[] = [];
   if (!rights.usage) {
@@ -258,24 +284,30 @@ function deniedBy(rights: Rights | undefined): { expected: string; reason: strin
     grants.push(`GRANT USAGE ON SCHEMA ${SCHEMA} TO ${rights.role}`);
   }
   const absent = rights.tables.filter((t) => !t.exists).map((t) => t.table);
-  if (absent.length > 0 && !rights.create) {
+  // Reading creates nothing: a missing table reads as empty.
+  if (access === "write" && absent.length > 0 && !rights.create) {
     lacks.push(`CREATE on schema ${SCHEMA} (to create ${absent.join(" and ")}, which ${absent.length > 1 ? "are" : "is"} missing)`);
     grants.push(`GRANT CREATE ON SCHEMA ${SCHEMA} TO ${rights.role}`);
   }
   // Tables that lack the same rights share one GRANT.
   const byMissing = new Map<string, string[]>();
-  for (const { table, missing } of rights.tables) if (missing.length > 0) byMissing.set(missing.join(", "), [...(byMissing.get(missing.join(", ")) ?? []), table]);
+  for (const table of rights.tables) {
+    const missing = table.missing.filter((right) => needed.includes(right)).join(", ");
+    if (missing) byMissing.set(missing, [...(byMissing.get(missing) ?? []), table.table]);
+  }
   for (const [missing, tables] of byMissing) {
     lacks.push(`${missing} on ${tables.join(" and ")}`);
     grants.push(`GRANT ${missing} ON ${tables.join(", ")} TO ${rights.role}`);
   }
   if (lacks.length === 0) return undefined;
   return {
-    expected: `the user of a postgres URL to hold the rights the cache needs (${NEEDED})`,
+    expected: `the user of a postgres URL to hold the rights the cache needs (${NEEDED[access]})`,
     reason: `role ${rights.role} lacks ${lacks.join(", and ")}`,
     hint:
       `A superuser or the owner of the schema and tables runs ${grants.map((g) => `\`${g}\``).join(" and ")}` +
-      (grants.some((g) => g.startsWith("GRANT CREATE")) ? ", or opens the store once as a role that may create the tables." : "."),
+      (grants.some((g) => g.startsWith("GRANT CREATE")) ? ", or opens the store once as a role that may create the tables." : ".") +
+      // A role granted SELECT alone (a dashboard's, a CI check's) may not run, but it may plan.
+      (access === "write" && rights.tables.some((t) => t.missing.length > 0) && !deniedBy(rights, "read") ? READING_IS_ENOUGH : ""),
   };
 }
 
@@ -286,17 +318,17 @@ function deniedBy(rights: Rights | undefined): { expected: string; reason: strin
  * rights it lacks; when it lacks none the store checks (a right on some columns only, revoked
  * meanwhile), the message gives every right the store needs. Undefined for any other error.
  */
-async function denialOf(query: Query, error: unknown, operation: string): Promise<{ expected: string; reason: string; hint: string } | undefined> {
+async function denialOf(query: Query, error: unknown, operation: string, access: StoreAccess): Promise<{ expected: string; reason: string; hint: string } | undefined> {
   if ((error as { code?: unknown } | undefined)?.code !== "42501") return undefined;
   const answered = `the server answered "${(error as Error).message}" when asked to ${operation}`;
   const rights = await rightsOf(query).catch(() => undefined);
-  const denied = deniedBy(rights);
+  const denied = deniedBy(rights, access);
   if (denied) return { ...denied, reason: `${denied.reason}; ${answered}` };
   const role = rights?.role ?? "<user>";
   return {
-    expected: `the user of a postgres URL to hold the rights the cache needs (${NEEDED})`,
+    expected: `the user of a postgres URL to hold the rights the cache needs (${NEEDED[access]})`,
     reason: answered,
-    hint: `A superuser or the owner of the schema and tables runs \`GRANT USAGE ON SCHEMA ${SCHEMA} TO ${role}\` and \`GRANT ${TABLE_RIGHTS.join(", ")} ON ${ENTRIES}, ${LEASES} TO ${role}\`${role === "<user>" ? " (<user>: the URL's user)" : ""}.`,
+    hint: `A superuser or the owner of the schema and tables runs \`GRANT USAGE ON SCHEMA ${SCHEMA} TO ${role}\` and \`GRANT ${RIGHTS_OF[access].join(", ")} ON ${ENTRIES}, ${LEASES} TO ${role}\`${role === "<user>" ? " (<user>: the URL's user)" : ""}.`,
   };
 }
 
