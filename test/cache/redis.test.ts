@@ -411,7 +411,7 @@ describe("an entry edited or damaged in redis", () => {
     expect((await runCollect(f, { root, cache: { url: url() } })).result.tasks["sum-edited"]!.status).toBe("cached");
   });
 
-  it("that is not JSON is evicted with a warning naming the store, and `cache ls` says how many values it could not read", async () => {
+  it("that is not JSON is evicted with a warning naming the store, and `cache ls` says how many values it could not read, leaving them", async () => {
     const root = await tmp();
     const one = task("one-garbled").run(() => ({ v: 1 }));
     const two = task("two-garbled").run(() => ({ v: 2 }));
@@ -428,7 +428,10 @@ describe("an entry edited or damaged in redis", () => {
     expect(ls.code, ls.stderr).toBe(0);
     expect(ls.stdout).toContain("one-garbled");
     expect(ls.stdout).toContain(
-      `1 stored value in the cache at ${url()} could not be read as a cache entry (not JSON, not a Cairn cache entry, or outputs edited since it was written) and was evicted: ${other.name.slice("cairn::".length, "cairn::".length + 16)}.`,
+      `1 stored value in the cache at ${url()} could not be read as a cache entry (not JSON, not a Cairn cache entry, or outputs edited since it was written), left out: ${other.name.slice("cairn::".length, "cairn::".length + 16)}. ` +
+        "`cairn cache ls` only reads, so it stays in the store until a run that meets it or `cairn cache prune` evicts it.",
     );
+    // Only read: ls leaves it for a run or prune to evict.
+    expect(cli("EXISTS", other.name)).toBe("1");
   });
 });

@@ -54,10 +54,14 @@ describe("cairn cache ls of a large store", () => {
     expect((await readdir(entries)).some((name) => name.includes(other!))).toBe(true);
     const none = await cairn(["cache", "ls", "--task", "nosuch"], { cwd });
     expect(none.stdout).toMatch(/^No cache entries of task "nosuch" in the cache at .*\.\n$/);
-    // The listing of all still reads it, says so and evicts it.
+    // The listing of all still reads it and says so; it only reads, so the value stays for a run or prune to evict.
     const all = await cairn(["cache", "ls"], { cwd });
     expect(all.stdout).toContain(mine!.slice(0, 16));
     expect(all.stdout).toContain("1 stored value in the cache at");
+    expect(all.stdout).toContain("`cairn cache ls` only reads, so it stays in the store until a run that meets it or `cairn cache prune` evicts it.");
+    expect((await readdir(entries)).some((name) => name.includes(other!))).toBe(true);
+    const pruned = await cairn(["cache", "prune", "--older-than", "365d"], { cwd });
+    expect(pruned.code, pruned.stderr).toBe(0);
     expect((await readdir(entries)).some((name) => name.includes(other!))).toBe(false);
   }, 60_000);
 });

@@ -97,3 +97,33 @@ describe("a postgres cache store whose user may not insert entries", () => {
     }
   }, 60_000);
 });
+
+describe("a postgres cache store whose user may only read it (USAGE and SELECT)", () => {
+  it("cairn plan, explain and cache ls read its entries, exit 0; cairn run is refused, exit 2, saying those commands need SELECT alone", async (context) => {
+    if (!server) return context.skip(skip);
+    const cwd = await tmp("cairn-cli-pg-reader-");
+    const flowFile = join(repo, "test/fixtures/ok.flow.ts");
+    // The flow's entries, stored by a role that may write; then rita, who may only read.
+    const wrote = await cairn(["run", flowFile], { cwd, env: { CAIRN_CACHE_URL: server.url } });
+    expect(wrote.code, wrote.stderr).toBe(0);
+    await runSql(server.url, [`CREATE ROLE rita LOGIN PASSWORD '${password}'`, "GRANT SELECT ON public.keyv, public.cairn_leases TO rita"]);
+    const env = { CAIRN_CACHE_URL: urlAs("rita") };
+    // Before: each exit 2, "role rita lacks INSERT, UPDATE, DELETE on public.keyv and public.cairn_leases".
+    const plan = await cairn(["plan", flowFile], { cwd, env });
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain("2 of 2 tasks would come from the cache");
+    const json = JSON.parse((await cairn(["plan", flowFile, "--json"], { cwd, env })).stdout) as Array<{ task: string; key?: string }>;
+    const explain = await cairn(["explain", flowFile, json[1]!.task], { cwd, env });
+    expect(explain.code, explain.stderr).toBe(0);
+    expect(explain.stdout).toContain(`${json[1]!.task} would come from the cache`);
+    const ls = await cairn(["cache", "ls"], { cwd, env });
+    expect(ls.code, ls.stderr).toBe(0);
+    for (const { key } of json) expect(ls.stdout).toContain(key!.slice(0, 16));
+    const run = await cairn(["run", flowFile], { cwd, env });
+    const said = `${run.stdout}${run.stderr}`;
+    expect(run.code, said).toBe(2);
+    expect(run.stderr).toMatch(/^cairn: CacheStoreUrlError: .*\(role rita lacks INSERT, UPDATE, DELETE on public\.keyv and public\.cairn_leases\)\. .*`GRANT INSERT, UPDATE, DELETE ON public\.keyv, public\.cairn_leases TO rita`\. Commands that only read \(`cairn plan`, `cairn explain`, `cairn cache ls`\) work with USAGE and SELECT alone\./);
+    expect(said).not.toContain("doubling");
+    for (const r of [plan, explain, ls, run]) expect(`${r.stdout}${r.stderr}`).not.toContain(password);
+  }, 120_000);
+});

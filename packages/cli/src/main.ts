@@ -1381,20 +1381,22 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
   // Clear and prune reach it before they remove anything: a tracking setting it cannot use, or a
   // server that is down, removed the store's entries and then left the index's, so a run hit them again.
   const tracker = server && sub !== "ls" ? await reachableTracker({ root, env }) : undefined;
-  const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root, source: "CAIRN_CACHE_URL" });
+  // ls only reads: a postgres role with USAGE and SELECT alone may list (see CacheStoreOptions.access).
+  const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root, source: "CAIRN_CACHE_URL", access: sub === "ls" ? "read" : "write" });
   let code: number = EXIT.ok;
   try {
     if (sub === "ls") {
       const unreadable: string[] = [];
       // One task's entries through the store's index by task, where it has one: no other task's entry is read.
-      const listing = { ...(values.task !== undefined ? { taskName: values.task, indexed: true } : {}), onUnreadable: (key: string) => unreadable.push(key) };
+      const listing = { ...(values.task !== undefined ? { taskName: values.task, indexed: true } : {}), keep: true, onUnreadable: (key: string) => unreadable.push(key) };
       // The table needs no entry's outputs: a store of thousands of large ones is not held in memory for it.
       const entries = values.json ? await store.list(listing) : await store.listSummaries(listing);
-      // Evicted by the listing, as a run evicts one it meets: said, not left out without a word.
+      // Left in the store (ls only reads), for a run or prune to evict: said, not left out without a word.
       const evicted = unreadable.length
         ? `${unreadable.length} stored value${unreadable.length === 1 ? "" : "s"} in the cache at ${store.location} could not be read as ${unreadable.length === 1 ? "a cache entry" : "cache entries"} ` +
-          `(not JSON, not a Cairn cache entry, or outputs edited since ${unreadable.length === 1 ? "it was" : "they were"} written) and ${unreadable.length === 1 ? "was" : "were"} evicted: ` +
-          `${unreadable.slice(0, 3).map((k) => printableLine(k).slice(0, 16)).join(", ")}${unreadable.length > 3 ? ` and ${unreadable.length - 3} more` : ""}. Their tasks run again when next needed.`
+          `(not JSON, not a Cairn cache entry, or outputs edited since ${unreadable.length === 1 ? "it was" : "they were"} written), left out: ` +
+          `${unreadable.slice(0, 3).map((k) => printableLine(k).slice(0, 16)).join(", ")}${unreadable.length > 3 ? ` and ${unreadable.length - 3} more` : ""}. ` +
+          `\`cairn cache ls\` only reads, so ${unreadable.length === 1 ? "it stays" : "they stay"} in the store until a run that meets ${unreadable.length === 1 ? "it" : "them"} or \`cairn cache prune\` evicts ${unreadable.length === 1 ? "it" : "them"}. Their tasks run again when next needed.`
         : undefined;
       const unlisted = server
         ? `Entries kept in the experiments' indexes on ${describeTracker({ kind: "mlflow", uri: server })} (cairn-index/) are not listed here; a run hits those too (\`cairn plan\` shows what it would hit).`
@@ -1617,7 +1619,8 @@ async function runsPruneCommand(args: string[], stdout: Writable, stderr: Writab
   // already (a task's entry is stored before its flow run ends), so the listing names every source it needs.
   const endedBefore = Date.now() - olderThanMs;
   const tracker = await reachableTracker({ root, env });
-  const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root, source: "CAIRN_CACHE_URL" });
+  // Only read: the entries name the runs to keep.
+  const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root, source: "CAIRN_CACHE_URL", access: "read" });
   let keep: Set<string>;
   try {
     keep = new Set((await store.list({ keep: true })).map((e) => e.sourceRunId));
@@ -1916,7 +1919,7 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
   const { buildReport } = await import("@cairn/report");
   // The cache entries say what changed for the tasks that missed; without the store a miss is said plainly.
   // (The embedded store only where it exists: a report is no reason to make a .cairn folder.)
-  const store = env.CAIRN_CACHE_URL || existsSync(root) ? await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root }).catch(() => undefined) : undefined;
+  const store = env.CAIRN_CACHE_URL || existsSync(root) ? await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root, access: "read" }).catch(() => undefined) : undefined;
   let html: string;
   try {
     html = await buildReport(tracker, run.runId, store ? { store } : {});

@@ -437,7 +437,8 @@ async function explainMisses(tasks: ReportTask[], flowStart: number, store: Cach
     try {
       own = new Map();
       // Newest first (the store lists so); entries of this flow run's other nodes are not "earlier".
-      const entries = await store.list();
+      // Only read: a report changes nothing in the store (which may be opened for reading only).
+      const entries = await store.list({ keep: true });
       for (const entry of entries) {
         const id = `${entry.key}\0${entry.sourceRunId}`;
         if (!own.has(id)) own.set(id, entry);

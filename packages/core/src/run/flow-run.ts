@@ -953,7 +953,8 @@ export async function openFlowCache(
   const option = checkCacheOption(options.cache === false ? undefined : options.cache) ?? {};
   // The run's file secrets: an input that holds one enters its key by its slow digest, as in the run.
   const secrets = new SecretRegistry(options.secrets, env);
-  const cache = await openCache({ ...option, strict: true }, root, env, tracker, experimentId, params, secrets, missing);
+  // Opened for reading: a postgres role with USAGE and SELECT alone may plan (see CacheStoreOptions.access).
+  const cache = await openCache({ ...option, strict: true }, root, env, tracker, experimentId, params, secrets, missing, undefined, "read");
   return { tasks: cache!.tasks, params, tracker, abandoned: await abandoned };
 }
 
@@ -1158,9 +1159,11 @@ async function openCache(
   missingExperiment?: string,
   /** The shared store did not answer when opened (`o.store` is its stand-in): see {@link TaskCacheOptions.down}. */
   down?: CacheBackendError,
+  /** What a store opened here is opened for: `read` for plan and explain (see `CacheStoreOptions.access`). */
+  access: "read" | "write" = "write",
 ): Promise<ExecutionSettings["cache"]> {
   if (!o) return undefined;
-  const store = o.store ?? (await CacheStore.fromUrl(o.url ?? (env.CAIRN_CACHE_URL || undefined), { root, source: o.url !== undefined ? "run({ cache: { url } })" : "CAIRN_CACHE_URL" }));
+  const store = o.store ?? (await CacheStore.fromUrl(o.url ?? (env.CAIRN_CACHE_URL || undefined), { root, access, source: o.url !== undefined ? "run({ cache: { url } })" : "CAIRN_CACHE_URL" }));
   const missing = missingExperiment !== undefined ? { missingExperiment } : {};
   return {
     tasks: new TaskCache(store, tracker, experimentId, root, env, { strict: isStrict(o, env), params, ...missing, ...(down ? { down } : {}) }, secrets),
