@@ -3,7 +3,7 @@
  * page, a CI runner reading in bursts): the task's lines past a backlog of 4 MB are not shown,
  * a note per task says how many, and the CLI's memory does not grow with what the task printed;
  * the task is not slowed, and its log file still gets every line. With `--json`, the same for
- * the log lines on stderr.
+ * the log lines on stderr. A line kept in no log file (a function task's ctx.logger) is always shown.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -18,7 +18,7 @@ const LINE = "x".repeat(99);
  * reader that takes nothing until the task has printed all (it creates a file then), the other
  * to a file. Returns what each got, the CLI's peak memory (GNU time's, when installed) and the task's log file.
  */
-async function runWithSlowReader(bytes: number, stream: 1 | 2, args: string[] = []) {
+async function runWithSlowReader(bytes: number, stream: 1 | 2, args: string[] = [], flow = "loud-shell.flow.ts") {
   const cwd = await tmp("cairn-cli-slow-reader-");
   const timed = existsSync("/usr/bin/time");
   const cli = `${timed ? '/usr/bin/time -f %M -o "$PWD/peak.txt" ' : ""}"$NODE" "$CAIRN" run "$FLOW" --no-cache --no-tracking ${args.join(" ")}`;
@@ -26,7 +26,7 @@ async function runWithSlowReader(bytes: number, stream: 1 | 2, args: string[] = 
   const script = stream === 1 ? `${cli} 2> "$PWD/other.txt" | ${reader}` : `{ ${cli} > "$PWD/other.txt"; } 2>&1 | ${reader}`;
   const exit = await start("sh", ["-c", script], {
     cwd,
-    env: childEnv({ NODE: process.execPath, CAIRN: cairnBin, FLOW: fixture("loud-shell.flow.ts"), LOUD_BYTES: String(bytes), LOUD_DONE: join(cwd, "done") }),
+    env: childEnv({ NODE: process.execPath, CAIRN: cairnBin, FLOW: fixture(flow), LOUD_BYTES: String(bytes), LOUD_DONE: join(cwd, "done"), LOUD_PRINTED: join(cwd, "printed"), TALKED: join(cwd, "talked") }),
   }).done;
   expect(exit.code, exit.stderr).toBe(0);
   const artifacts = join(cwd, ".cairn", "artifacts");
@@ -82,5 +82,16 @@ describe("a task that prints faster than the CLI's output is read", () => {
       .map((line) => JSON.parse(line) as { type: string; status?: string });
     expect(events.at(-1)).toMatchObject({ type: "flow", status: "succeeded" });
     expect(r.logBytes).toBe(20_000_000);
+  }, 60_000);
+
+  it("always shows the lines of a task without a log file, whatever their level, while the process task's are left out", async () => {
+    const r = await runWithSlowReader(20_000_000, 1, [], "loud-and-talk.flow.ts");
+    const { shown, noted, notes } = shownAndNoted(r.read);
+    expect(shown + noted).toBe(200_000);
+    expect(notes).toBeGreaterThanOrEqual(1);
+    // Logged while the backlog was past 4 MB: before, these were counted in a note and lost.
+    for (const line of ["an info line", "a warning", "an error line"]) expect(r.read).toContain(`[talk] ${line}\n`);
+    expect(r.read).not.toMatch(/\[talk\] … \d+ lines? of its log not shown/);
+    expect(r.read).toMatch(/Outputs: \{"ok":1,"talked":1\}\n$/);
   }, 60_000);
 });

@@ -109,7 +109,7 @@ function jsonReporter(out: Writable, err: Writable): Reporter {
   const logs = logLines(err, (task, message) => err.write(`${prefixLines(`[${task ?? "flow"}]`, message)}\n`));
   return {
     event(e) {
-      if (e.type === "log") logs.line(e.task, e.message);
+      if (e.type === "log") logs.line(e.task, e.message, e.inLogFile === true);
       else write(`${JSON.stringify(e)}\n`);
     },
     finish() {
@@ -155,7 +155,7 @@ function plainReporter(out: Writable, c: Colors, options: PlainOptions): Reporte
     event(e) {
       if (options.quiet && !needsALook(e)) return;
       if (e.type === "log") {
-        logs.line(e.task, e.message);
+        logs.line(e.task, e.message, e.inLogFile === true);
       } else if (e.type === "task" && e.status !== "queued") {
         const extra = [
           e.attempt && e.attempt > 1 ? `attempt ${e.attempt}` : "",
@@ -268,7 +268,7 @@ function liveReporter(log: ReturnType<typeof import("log-update").createLogUpdat
         waitingFor = e.recording.left ? e.message : "";
         return render();
       }
-      if (e.type === "log") return logs.line(e.task, e.message);
+      if (e.type === "log") return logs.line(e.task, e.message, e.inLogFile === true);
       if (e.type !== "task") return;
       total?.event(e);
       if (e.status === "running" || e.status === "retrying" || e.status === "waiting") {

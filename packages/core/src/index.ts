@@ -65,7 +65,7 @@ export {
 export { MISS_REASON_TAG, expiredWords, parseMissReason, type MissReason } from "./caching/miss-reason.ts";
 export { planFlow, explainTask, type PlannedTask, type FailedRun, type CancelledRun, type PlanOptions, type Explanation, type NearestEntry } from "./caching/plan.ts";
 export type { RunEvent, TaskEvent, FlowEvent, LogEvent, LeaseHolder, TaskStatus, FlowStatus, ErrorInfo } from "./run/events.ts";
-export type { TaskContext, RunLog, ArtifactWriter, TaskLogger } from "./run/task-context.ts";
+export type { TaskContext, RunLog, ArtifactWriter, TaskLogger, LogLineOptions } from "./run/task-context.ts";
 export { holdWork, sendArtifact, systemTag, trackingEnv, declaredEnv, artifactFile } from "./run/task-context.ts";
 export { retryAfterMs, closestName, durationMs, booleanFromEnv, checkKnownKeys, ownValue, LONGEST_TIMER_MS, LONGEST_TIMER, shellQuote, type ShellQuoteOptions, devInstallCommand, installCommand, packageManagerOf } from "./internal.ts";
 export { keepEnd, keepStart } from "./run/clip-message.ts";

@@ -11,7 +11,7 @@ import type { FlowNode } from "../definition/flow-definition.ts";
 import type { RunEvent } from "../run/events.ts";
 import type { RunScope } from "../run/run-scope.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
-import { ARTIFACT_FILE, type ArtifactWriter, DECLARED_ENV, HOLD_WORK, type HeldWork, SEND_ARTIFACT, SYSTEM_TAG, TRACKING_ENV, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
+import { ARTIFACT_FILE, type ArtifactWriter, DECLARED_ENV, HOLD_WORK, type HeldWork, type LogLineOptions, SEND_ARTIFACT, SYSTEM_TAG, TRACKING_ENV, type RunLog, type TaskContext, type TaskLogger } from "../run/task-context.ts";
 import type { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts } from "../tracking/run-files.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -285,8 +285,8 @@ export class RunningTaskContext implements TaskContext {
     const { emit, flowRunId } = this.shared;
     const task = this.node.id;
     // Masked where every event leaves the run (flow-run.ts), with the warnings of the engine.
-    const line = (level: "debug" | "info" | "warn" | "error") => (message: string) =>
-      emit({ type: "log", level, runId: flowRunId, task, message: String(message), time: Date.now() });
+    const line = (level: "debug" | "info" | "warn" | "error") => (message: string, options?: LogLineOptions) =>
+      emit({ type: "log", level, runId: flowRunId, task, message: String(message), ...(options?.inLogFile === true ? { inLogFile: true as const } : {}), time: Date.now() });
     return (this.logger_ = { debug: line("debug"), info: line("info"), warn: line("warn"), error: line("error") });
   }
 

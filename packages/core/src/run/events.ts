@@ -117,6 +117,8 @@ export interface LogEvent {
   runId: string;
   task?: string;
   message: string;
+  /** The line is also in a log file of the task run (a process task's stdout or stderr line): see LogLineOptions. */
+  inLogFile?: true;
   /**
    * After the tasks, while the runs of cache hits are still being recorded in a server (the flow
    * waits for them at its end): how many hits the flow recorded, and how many are left. Said when

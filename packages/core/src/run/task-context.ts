@@ -122,12 +122,22 @@ export interface ArtifactWriter {
   file(name: string): Artifact;
 }
 
+/** How a logged line is kept besides its `log` event. */
+export interface LogLineOptions {
+  /**
+   * The line is also kept whole in a log file of the task run (a process task's logs/stdout.txt
+   * and logs/stderr.txt), so the CLI may leave it out when what it prints to is read slower than
+   * lines come; other lines it always shows. @default false
+   */
+  inLogFile?: boolean;
+}
+
 /** Messages from the task; the CLI prints them prefixed by the task, embedders get them as `log` events. */
 export interface TaskLogger {
-  debug(message: string): void;
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
+  debug(message: string, options?: LogLineOptions): void;
+  info(message: string, options?: LogLineOptions): void;
+  warn(message: string, options?: LogLineOptions): void;
+  error(message: string, options?: LogLineOptions): void;
 }
 
 /** What a running task gets besides its inputs. */

@@ -99,6 +99,9 @@ const DEFAULT_GRACE_MS = 5000;
  */
 export const DRAIN_MS = 1500;
 
+/** A process's stdout and stderr lines are whole in logs/stdout.txt and logs/stderr.txt: the CLI may leave them out for a slow reader. */
+const IN_LOG_FILE = { inLogFile: true } as const;
+
 /**
  * The watcher that kills Cairn's process groups when this Node process dies, by any means: one
  * `sh` per Node process, started with the first group, reading a pipe whose other end only Node
@@ -406,12 +409,12 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
 
   // Masked for every secret the run knows (the task's own and any other), by the run's one masking function (ctx's).
   const pumped = Promise.all([
-    child.stdout && pumpLines(child.stdout, stdoutLog, ctx, (line) => ctx.logger.info(withCutNote(line.text, line.more, ", in logs/stdout.txt")), stdoutOutput),
+    child.stdout && pumpLines(child.stdout, stdoutLog, ctx, (line) => ctx.logger.info(withCutNote(line.text, line.more, ", in logs/stdout.txt"), IN_LOG_FILE), stdoutOutput),
     child.stderr &&
       pumpLines(child.stderr, stderrLog, ctx, (line) => {
         tail.push(withCutNote(line.masked, line.more));
         if (tail.length > tailMax) tail.shift();
-        ctx.logger.warn(withCutNote(line.text, line.more, ", in logs/stderr.txt"));
+        ctx.logger.warn(withCutNote(line.text, line.more, ", in logs/stderr.txt"), IN_LOG_FILE);
       }),
   ]).catch((error: unknown) => {
     // Cairn's own failure, not the process's: it is ended rather than left writing to a pipe nobody reads.
