@@ -63,7 +63,7 @@ export function shell(name: string, command: string, options: ShellOptions = {})
             display: line,
             inputs,
             env,
-            captureStdout: true,
+            captureStdout: "unless-outputs",
             keepFilesOnFailure: true,
             shell: true,
             ...(options.cwd ? { cwd: options.cwd } : {}),

@@ -54,8 +54,13 @@ export interface ProcessSpec {
   env?: Readonly<Record<string, string | undefined>>;
   /** The inputs, written as JSON to the file in `CAIRN_INPUTS`. */
   inputs: Readonly<Record<string, unknown>>;
-  /** Return stdout as `stdout` when the process writes no CAIRN_OUTPUTS (at most STDOUT_OUTPUT_LIMIT bytes: see stdout-output.ts). @default false */
-  captureStdout?: boolean;
+  /**
+   * Return stdout as `stdout` (one trailing newline removed), at most STDOUT_OUTPUT_LIMIT bytes (64 MB):
+   * a process printing more fails the task with a ProcessOutputError (see stdout-output.ts).
+   * `"unless-outputs"` (the shell kind's): only when the process writes no CAIRN_OUTPUTS, so one that
+   * writes it may print any amount. @default false
+   */
+  captureStdout?: boolean | "unless-outputs";
   /** Time between SIGTERM and SIGKILL when the process group is ended. @default 5000 */
   killGraceMs?: number;
   /** The command as shown in errors. @default command and args, shell-quoted */
@@ -78,7 +83,7 @@ export interface ProcessSpec {
 export interface ProcessResult {
   /** The JSON object written to `CAIRN_OUTPUTS` with artifact markers resolved; undefined when nothing was written. */
   outputs: Record<string, unknown> | undefined;
-  /** stdout, when `captureStdout` was set and `outputs` is undefined (one trailing newline removed). */
+  /** stdout, when `captureStdout` was set (`"unless-outputs"`: and `outputs` is undefined), one trailing newline removed. */
   stdout?: string;
   exitCode: number;
   /** Wall time from spawn to exit, in ms. */
@@ -367,7 +372,9 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
   const started = performance.now();
   // Loaded on first use: execa's heap is a cost flows without processes never need to pay.
   const { execa } = await import("execa").catch(setUpFailed);
-  const stdoutOutput = spec.captureStdout ? new StdoutOutput(join(work, "stdout.txt")) : undefined;
+  const stdoutOutput = spec.captureStdout
+    ? await StdoutOutput.open(work, spec.captureStdout === "unless-outputs" ? "shell output" : "runProcess").catch((error: unknown) => setUpFailed(notWritten("the copy of its stdout", error)))
+    : undefined;
   // execa reports a process that cannot start in its result, not by throwing.
   const guard = prepareProcessGroup();
   const child = execa(spec.command, args, {
@@ -482,7 +489,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
     await stdoutOutput?.close();
     return {
       outputs,
-      ...(stdoutOutput && outputs === undefined ? { stdout: await stdoutOutput.read(ctx.nodeId) } : {}),
+      ...(stdoutOutput && (outputs === undefined || spec.captureStdout === true) ? { stdout: await stdoutOutput.read(ctx.nodeId) } : {}),
       exitCode: 0,
       durationMs,
       artifactsDir,
@@ -490,7 +497,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
   } finally {
     ctx.signal.removeEventListener("abort", onAbort);
     await tree;
-    await stdoutOutput?.close();
+    await stdoutOutput?.release();
     await Promise.all([closeStream(stdoutLog), closeStream(stderrLog), rm(work, { recursive: true, force: true }).catch(() => {})]);
     await sendLogs(ctx);
   }
