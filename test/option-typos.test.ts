@@ -5,23 +5,13 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { refusal } from "./kinds/helpers.ts";
 import { flow, grid, http, map, max, mlflowModel, mlflowProject, notebook, OptionError, script, shell, sweep, task } from "cairn-dag";
 
 const repo = join(import.meta.dirname, "..");
 const fit = task("fit")
   .input<{ lr: number; depth: number }>()
   .run(({ lr }) => ({ score: lr }));
-
-/** The OptionError message `declare` throws. */
-function refusal(declare: () => unknown): string {
-  try {
-    declare();
-  } catch (error) {
-    expect(OptionError.is(error)).toBe(true);
-    return (error as Error).message;
-  }
-  throw new Error("expected the options to be refused");
-}
 
 describe("misspelt options are refused at declaration, naming the one meant", () => {
   it("map and sweep", () => {

@@ -4,7 +4,8 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { RunEvent } from "cairn-dag";
+import { expect } from "vitest";
+import { OptionError, type RunEvent } from "cairn-dag";
 
 export const FIXTURES = fileURLToPath(new URL("./fixtures/", import.meta.url));
 export const fixture = (name: string) => join(FIXTURES, name);
@@ -48,4 +49,15 @@ export async function waitFor(check: () => boolean | Promise<boolean>, ms = 5000
 /** Collects a run's log events. */
 export function logsOf(events: RunEvent[]) {
   return events.filter((e): e is Extract<RunEvent, { type: "log" }> => e.type === "log");
+}
+
+/** The OptionError message `declare` throws (a test of options refused at declaration). */
+export function refusal(declare: () => unknown): string {
+  try {
+    declare();
+  } catch (error) {
+    expect(OptionError.is(error)).toBe(true);
+    return (error as Error).message;
+  }
+  throw new Error("expected the options to be refused");
 }

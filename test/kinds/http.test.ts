@@ -11,7 +11,7 @@ import { flow } from "@cairn/dsl";
 import { OptionError, type Flow, type RunEvent } from "cairn-dag";
 import { http } from "../../packages/dsl/src/kinds/http/http.ts";
 import { cairnBin, childEnv, repo, start } from "../cache/helpers.ts";
-import { runOptions } from "./helpers.ts";
+import { refusal, runOptions } from "./helpers.ts";
 
 interface Seen {
   method: string;
@@ -161,16 +161,6 @@ async function runAndEverything(f: Flow<Record<string, unknown>, Record<string, 
     if (entry.isFile()) texts.push(await readFile(join(entry.parentPath, entry.name), "latin1"));
   }
   return { result, events, everything: texts.join("\n") };
-}
-
-function refusal(declare: () => unknown): string {
-  try {
-    declare();
-  } catch (error) {
-    expect(OptionError.is(error)).toBe(true);
-    return (error as Error).message;
-  }
-  throw new Error("expected the options to be refused");
 }
 
 describe("http() keeps secrets out of what it shows", () => {
