@@ -37,8 +37,13 @@ export function notShownNote(count: number): string {
 export function logLines(stream: Writable, show: (task: string | undefined, message: string) => void, limit = LOG_BACKLOG_LIMIT): LogLines {
   /** Lines not shown, by task ("" for the flow's), in the order their tasks first had one. */
   const dropped = new Map<string, number>();
+  /** A `drain` listener is set: only a stream that fell behind gets one (and only such a stream is an EventEmitter for sure). */
+  let waiting = false;
   const flush = () => {
-    stream.off("drain", flush);
+    if (waiting) {
+      waiting = false;
+      stream.off("drain", flush);
+    }
     if (!dropped.size) return;
     const notes = [...dropped];
     dropped.clear();
@@ -50,7 +55,10 @@ export function logLines(stream: Writable, show: (task: string | undefined, mess
     line(task, message, inLogFile) {
       if (inLogFile && stream.writableLength > limit) {
         // Past the limit the last write returned false, so `drain` comes once the reader caught up.
-        if (!dropped.size) stream.once("drain", flush);
+        if (!waiting) {
+          waiting = true;
+          stream.once("drain", flush);
+        }
         dropped.set(task ?? "", (dropped.get(task ?? "") ?? 0) + 1);
         return;
       }
