@@ -3,6 +3,9 @@ import { isLeftOut } from "./code-folder.ts";
 import { CACHE_SCHEMA_VERSION, hashValue, privateDigest, sha256 } from "./hash.ts";
 
 /** What a task's cache key is made of, as the scheduler gathers it. */
+/** The code entry of an http task's URL with hidden parts (dsl's http kind): said as its option `url`. */
+const HTTP_URL_ENTRY = "http url";
+
 export interface CacheKeyIngredients {
   /** @default CACHE_SCHEMA_VERSION */
   schemaVersion?: number;
@@ -589,8 +592,8 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients, 
     }
     if (name === kindRun && runChanged && declarationChanged) continue; // said with its declaration
     // Found by the DSL: `flow.ts#readJson` is a helper of the task's module; `kind sql#run` a
-    // kind's run function; `http header accept` and `http headers()` an http task's headers
-    // (private digests: a value may be a credential).
+    // kind's run function; `http header accept` and `http headers()` an http task's headers, and
+    // `http url` the hidden parts of its URL (private digests: a value may be a credential).
     const pkg = packageOfEntry(name);
     if (pkg !== undefined) {
       const message = before === undefined ? `package \`${pkg}\` ${after} is now imported` : after === undefined ? `package \`${pkg}\` ${before} is no longer imported` : `package \`${pkg}\` ${before} → ${after}`;
@@ -600,6 +603,12 @@ export function diffIngredients(a: RecordedIngredients, b: RecordedIngredients, 
     const folder = folderChange(name, a, b);
     if (folder !== undefined) {
       changes.push({ path: `codeFiles.${name}`, before, after, message: folder });
+      continue;
+    }
+    if (name === HTTP_URL_ENTRY) {
+      // The hidden parts of an http task's URL (a password, a query value): a change of its option
+      // `url`, said once (with the URL shown, when that changed too) and never as a file added or removed.
+      if (!changes.some((c) => c.path === "code" && c.message.includes("`url`"))) changes.push({ path: `codeFiles.${name}`, before, after, message: "option `url` changed" });
       continue;
     }
     const hash = name.lastIndexOf("#");

@@ -2,7 +2,7 @@
  * `http(name, { url })`: a task that sends its inputs as JSON to an endpoint and
  * outputs the JSON response. Network errors, 429 and 5xx are retried with backoff.
  */
-import { privateDigest, privateDigestAsync } from "@cairn/cache";
+import { privateDigestAsync } from "@cairn/cache";
 import { checkKnownKeys, LONGEST_TIMER, LONGEST_TIMER_MS, NO_RETRY, OptionError, redactUri, type TaskContext } from "@cairn/core";
 import { HTTP_MAX_RESPONSE_MB, runHttp } from "./run-http.ts";
 import { checkName, kindTask, type KindTask } from "../kind-task.ts";
@@ -86,23 +86,25 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
     throw new OptionError(where("headers"), "an object of strings or a function (ctx) => headers", headers);
   }
 
+  const shown = redactUri(options.url);
   return kindTask({
     // The JSON response is the output, whatever its shape (an array, a number).
     anyOutput: true,
     definition: {
       name,
       kind: "http",
-      code: `${method} ${options.url}`,
-      // Not in the key (`code` is, as it always was): lets explain say which of the two changed.
-      codeOptions: { content: "", options: urlOptions(method, options.url) },
+      // The URL as shown: what it hides (a password, a query value such as `?api_key=`) enters the
+      // key by its slow digest only (codeDependencies), never in clear nor by a fast digest of it.
+      code: `${method} ${shown}`,
+      // Not in the key (`code` is): lets explain say which of the two changed.
+      codeOptions: { content: "", options: { method, url: shown } },
       retry: NO_RETRY,
       cache: {},
       env: [],
-      codeDependencies: async () => {
-        // Computed off the event loop before the key is made, so that codeOptions' `url` finds it done (nothing enters the key).
-        if (redactUri(options.url) !== options.url) await privateDigestAsync(options.url, URL_PURPOSE);
-        return headersDigests(headers);
-      },
+      codeDependencies: async () => ({
+        ...(shown !== options.url ? { [URL_ENTRY]: await privateDigestAsync(options.url, URL_ENTRY) } : {}),
+        ...(await headersDigests(headers)),
+      }),
       run: (inputs, ctx) =>
         runHttp(
           {
@@ -121,28 +123,13 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
   });
 }
 
-/** What salts the digest of a URL with hidden parts (see {@link urlOptions}). */
-const URL_PURPOSE = "http url";
-
 /**
- * The method and URL as explain tells them apart: the URL as shown, never what the redaction
- * hides (a password, a query value); so that a change of only a hidden part (`?page=2` to
- * `?page=3`) is still said as ``option `url` changed``, a URL with hidden parts adds the slow
- * digest of the whole of it (scrypt, as header values: never the value, nor a fast digest of
- * it), computed when the key is made. A URL with nothing hidden is recorded as it always was.
+ * The key's entry of a URL with hidden parts (a password, a query value): the slow digest of the
+ * whole URL (scrypt, as header values), salted with this name. `cairn explain` says its change as
+ * ``option `url` changed``, as a change of the URL shown: a change of only `?page=2` to `?page=3`
+ * is still told, never the value. A URL with nothing hidden has none: its `code` holds all of it.
  */
-function urlOptions(method: string, url: string): Readonly<Record<string, string>> {
-  const shown = redactUri(url);
-  if (shown === url) return { method, url };
-  let digest: string | undefined;
-  return {
-    method,
-    get url() {
-      digest ??= privateDigest(url, URL_PURPOSE);
-      return `${shown} (digest ${digest})`;
-    },
-  };
-}
+const URL_ENTRY = "http url";
 
 /**
  * What the headers add to the key, read when it is made: one entry per header, by its name
