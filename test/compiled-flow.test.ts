@@ -275,8 +275,24 @@ export default flow("t").build(() => ({}));
 `);
     const r = await cairn(["run", "throws.flow.ts"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("cairn: FlowFileError: Importing throws.flow.ts failed: its module code threw Error: boom at import.");
+    // Where, in the TypeScript (through the source map), as a task's error says it.
+    expect(r.stderr).toContain("cairn: FlowFileError: Importing throws.flow.ts failed: its module code threw Error: boom at import at throws.flow.ts:2:40.");
     expect(r.stderr).not.toMatch(/chunk-|\.bundle/);
+  });
+
+  it("an import error names the modules by their sources, never the compiled files, and a throw by the first frame of the user's code", async () => {
+    await writeFile(join(dir, "lib.ts"), "export const other = 1;\n");
+    await writeFile(join(dir, "helper.ts"), "export function g(): never {\n  throw new Error(\"boom in build\");\n}\n");
+    await writeFile(join(dir, "no-export.flow.ts"), `import { nothing } from "./lib.ts";\nimport { flow } from "cairn-dag";\nexport default flow("n").build(() => ({ n: String(nothing) }));\n`);
+    await writeFile(join(dir, "in-build.flow.ts"), `import { flow } from "cairn-dag";\nimport { g } from "./helper.ts";\nexport default flow("b").build(() => g());\n`);
+    const noExport = await cairn(["run", "no-export.flow.ts"]);
+    expect(noExport.code).toBe(2);
+    // Node names the module it linked: the compiled copy in the temp folder, which the user never wrote.
+    expect(noExport.stderr).toContain("threw SyntaxError: The requested module 'lib.ts' does not provide an export named 'nothing'.");
+    expect(noExport.stderr).not.toMatch(/\.mjs|cairn-\d+\/flows/);
+    const inBuild = await cairn(["run", "in-build.flow.ts"]);
+    expect(inBuild.code).toBe(2);
+    expect(inBuild.stderr).toContain("threw Error: boom in build at helper.ts:2:9.");
   });
 
   it("a TMPDIR it cannot compile into (not a folder; a write cut off by a file size limit) is named as where it failed, not blamed on the flow's code", async () => {

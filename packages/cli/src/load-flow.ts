@@ -1,8 +1,8 @@
 import { existsSync, readdirSync, readFileSync, realpathSync, type Stats, statSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { CairnError, closestName, describeValue } from "@cairn/core";
-import { type Flow, flowBuilderName, isFlow, moduleFormatOf } from "@cairn/dsl";
+import { compiledFlowSource, errorSource, type Flow, flowBuilderName, isFlow, moduleFormatOf, shownPath } from "@cairn/dsl";
 import { cairnNotInstalled, missingCairnPackage } from "./install-advice.ts";
 
 /** The flow file is missing, or does not default-export a flow. */
@@ -127,15 +127,37 @@ export async function importFlowModule(
     // A global `cairn` run where Cairn is not installed, loading through tsx (a CommonJS folder): say what to install.
     const cairnMissing = missingCairnPackage(error);
     if (cairnMissing) throw new FlowFileError(`Importing ${file}${given} failed: ${cairnNotInstalled([cairnMissing], basename(path), process.env)}`, path);
-    const what = error instanceof Error ? `${error.name}: ${error.message}` : describeValue(error);
+    const what = error instanceof Error ? `${error.name}: ${withSourceNames(error.message)}` : describeValue(error);
     // Loading the flow's imports (a package of many files, such as zod) used up the process's file descriptors: no fault of its code.
     const code = (error as { code?: unknown } | undefined)?.code;
     if (code === "EMFILE" || code === "ENFILE") {
       throw new FlowFileError(`Importing ${file}${given} failed: the process ran out of file descriptors (${what}). Raise the limit (ulimit -n) and run again.`, path);
     }
-    throw new FlowFileError(`Importing ${file}${given} failed: its module code threw ${what}. Fix that code (or what it reads at import); \`tsx ${file}\` shows the same with its stack.`, path);
+    // Where in the user's code it was thrown (through the source maps: the .ts file and line); none for an import that did not link.
+    const at = error instanceof Error ? errorSource(error) : undefined;
+    const where = at === undefined ? "" : ` at ${withSourceNames(shownPlace(at))}`;
+    throw new FlowFileError(`Importing ${file}${given} failed: its module code threw ${what}${where}. Fix that code (or what it reads at import); \`tsx ${file}\` shows the same with its stack.`, path);
   }
   return { mod, path };
+}
+
+/**
+ * `text` with each module the CLI compiled a flow into (a file under its temp folder, as a path or
+ * a file: URL; Node's own messages name them, "The requested module 'file:///tmp/cairn-0/flows/...
+ * -lib.mjs' does not provide an export named ...") named by its TypeScript source, as the user wrote it.
+ */
+function withSourceNames(text: string): string {
+  return text.replace(/(?:file:\/\/)?\/[^\s'"`()]+?\.mjs\b/g, (found) => {
+    const file = found.startsWith("file:") ? fileURLToPath(found) : found;
+    const source = compiledFlowSource(file);
+    return source === file ? found : shownPath(source);
+  });
+}
+
+/** `file:line:column` with its file as the user would type it (relative to the working directory when inside it). */
+function shownPlace(at: string): string {
+  const m = /^(.*):(\d+):(\d+)$/.exec(at);
+  return m ? `${shownPath(m[1]!)}:${m[2]}:${m[3]}` : at;
 }
 
 /** Imports a flow file (or takes the module already imported) and returns its default-exported flow. */

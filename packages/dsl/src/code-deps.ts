@@ -1167,6 +1167,14 @@ function conditionalTarget(value: unknown, conditions: readonly string[]): strin
 }
 
 /**
+ * @internal The TypeScript source of `file` when it is a module the CLI compiled a flow into
+ * (see registerCompiledFlowDir); `file` itself otherwise: for messages that name a compiled module.
+ */
+export function compiledFlowSource(file: string): string {
+  return isCliCompiledFile(file) ? compiledSource(file) : file;
+}
+
+/**
  * The TypeScript source of a module `cairn` compiled into its temp folder, as its source map
  * names it: the compiled flow holds a literal `import("./dyn.ts")` as an import of that file,
  * and the source is what the user edits and what explain should name. The compiled file when

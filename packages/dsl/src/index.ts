@@ -31,6 +31,9 @@ export {
 export { http, HttpTaskError, type HttpOptions, type KindTask } from "./kinds/index.ts";
 export { addFlowHooks, type FlowHooks } from "./flow-hooks.ts";
 export { registerCompiledFlowDir } from "./declared-path.ts";
+// For the CLI, which says where a flow file's import failed: the user's frame, and its compiled modules by their sources.
+export { errorSource, shown as shownPath } from "./declared-path.ts";
+export { compiledFlowSource } from "./code-deps.ts";
 // For the CLI, which sends a CommonJS flow to tsx: the format the code fingerprints are made with.
 export { moduleFormatOf } from "./module-format.ts";
 // For the CLI, which compiles a flow with esbuild: the export conditions Node resolves packages with in this process.
