@@ -279,6 +279,22 @@ describe("what a flow run records in an MLflow server, read with MlflowClient", 
     expect(served.stderr.split("\n").filter((l) => l.includes("runs/get"))).toEqual([]);
   }, 120_000);
 
+  it("a warm run of a map over an upstream task's list asks about its items' source runs a batch at a time, not one runs/get each", async () => {
+    const dir = await tmp("cairn-record-item-sources-");
+    const flowFile = join(repo, "test/cli/fixtures/upstream-map-n.flow.ts");
+    const args = ["run", flowFile, "-p", "n=60", "--no-report", "--experiment", "item-sources"];
+    const cold = await cairn(args, { cwd: dir, env });
+    expect(cold.code, cold.stderr).toBe(0);
+    const warm = await cairn(args, { cwd: dir, env: { ...env, CAIRN_MLFLOW_TRACE: "1" } });
+    expect(warm.code, warm.stderr).toBe(0);
+    expect(warm.stdout.split("\n").filter((l) => /\scached\s+sq\[\d+\]\s/.test(l))).toHaveLength(60);
+    const requests = warm.stderr.split("\n").filter((l) => l.startsWith("[cairn mlflow]"));
+    // Before, each item's hit read its source run alone: 60 runs/get, a third of the hits' requests.
+    expect(requests.filter((l) => l.includes("runs/get"))).toEqual([]);
+    const searches = requests.filter((l) => l.includes("runs/search"));
+    expect(searches.length, searches.join("\n")).toBeLessThan(45);
+  }, 180_000);
+
   it("explain of one item of a map asks the server about that item, not about every item of the map", async () => {
     const dir = await tmp("cairn-record-explain-item-");
     const flowFile = join(repo, "test/cli/fixtures/param-map.flow.ts");

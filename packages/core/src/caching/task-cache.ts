@@ -369,6 +369,13 @@ export class TaskCache {
   /** Source runs read one by one (not asked ahead, or asked again), by id: the newest answer. */
   private readonly verifiedRuns = new Map<string, RunRecord>();
   /**
+   * Source runs not asked ahead (a map's items, known only once it runs), gathered while the
+   * tracker answers the batch before them: one search for many hits (see {@link askSourceRun}).
+   */
+  private sourceBatch: { ids: Set<string>; answer: Promise<Map<string, RunRecord | undefined>> } | undefined;
+  /** The batch of {@link sourceBatch} being answered: the next one is sent once it is. */
+  private sourceBatchAnswered: Promise<unknown> = Promise.resolve();
+  /**
    * The tracker index's names as last listed (see `Tracker.listIndexEntries`), and when: a key
    * not listed is a miss without a read. Listed again once older than {@link FRESH_ANSWER_MS},
    * so that a long run meets what other machines recorded meanwhile.
@@ -1294,9 +1301,34 @@ export class TaskCache {
       // behind a long-running upstream task asks again.
       if (run !== UNSETTLED && Date.now() - at <= FRESH_ANSWER_MS) return run;
     }
-    const run = await this.tracker.getRun(runId);
+    const batched = await this.askSourceRun(runId);
+    const run = batched === UNSETTLED ? await this.tracker.getRun(runId) : batched;
     if (run) this.verifiedRuns.set(runId, run);
     return run;
+  }
+
+  /**
+   * The source run as a batch asks a server for it (Tracker.getRuns): the ids asked for while the
+   * batch before is being answered go together in the next, so that a map's hundreds of hits cost
+   * a few searches, not one request each, and a lone hit is asked at once. UNSETTLED when the
+   * tracker batches nothing (the embedded store's reads are local) or its answer did not cover
+   * the run: the caller then asks for it alone, and reports that request's failure.
+   */
+  private askSourceRun(runId: string): Promise<RunRecord | undefined | typeof UNSETTLED> {
+    if (!this.tracker.getRuns || !this.tracker.capabilities.remote || !this.tracker.capabilities.records || this.missingExperiment !== undefined) return Promise.resolve(UNSETTLED);
+    let batch = this.sourceBatch;
+    if (!batch) {
+      const ids = new Set<string>();
+      const answer = this.sourceBatchAnswered.then(() => {
+        // Sent: ids asked for from now on gather in the next batch.
+        if (this.sourceBatch?.ids === ids) this.sourceBatch = undefined;
+        return this.tracker.getRuns!([...ids], [this.experimentId]).catch(() => new Map<string, RunRecord | undefined>());
+      });
+      this.sourceBatchAnswered = answer;
+      batch = this.sourceBatch = { ids, answer };
+    }
+    batch.ids.add(runId);
+    return batch.answer.then((found) => (found.has(runId) ? found.get(runId) : UNSETTLED));
   }
 
   /**
