@@ -73,6 +73,7 @@ import { findRun, MIN_PREFIX } from "./find-run.ts";
 import { failedTaskFiles, failureSummary, runFilesLine, sameDestination } from "./failure-summary.ts";
 import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
 import { IMPORT_FLAG, importsFromEnv, loadImports, takeImports } from "./import-modules.ts";
+import { holdStdoutForJson, printsJson } from "./json-stdout.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
 import { type FlagOptions, parseFlags } from "./parse-flags.ts";
 import { parseParams } from "./parse-params.ts";
@@ -406,7 +407,7 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
   const { stdout, stderr } = io;
   const env = io.env ?? process.env;
   const [command, ...rest] = argv;
-  // Taken before the run's reporter diverts process.stdout to stderr (see reporter.ts, divertStdout).
+  // Taken before process.stdout is diverted to stderr (see json-stdout.ts).
   const errorEvent = command === "run" && flagGiven(rest, "--json") ? errorEventWriter(stdout) : undefined;
   try {
     if (command === "help" && rest[0] !== undefined) {
@@ -441,10 +442,16 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
       stdout.write(`${help}\n`);
       return EXIT.ok;
     }
-    // A tracker's plug-in is loaded by the flow that imports it; runs, show, report and cache load no flow.
-    const { args, files } = takeImports(rest);
-    await loadImports(importsFromEnv(env), files, io.importFlow);
-    return await runNamedCommand(command, args, io, env, errorEvent);
+    // From before the user's code loads (--import modules, the flow file): what it prints is not the JSON.
+    const held = printsJson(command, rest) ? holdStdoutForJson(stdout, stderr) : undefined;
+    try {
+      // A tracker's plug-in is loaded by the flow that imports it; runs, show, report and cache load no flow.
+      const { args, files } = takeImports(rest);
+      await loadImports(importsFromEnv(env), files, io.importFlow);
+      return await runNamedCommand(command, args, held ? { ...io, stdout: held.stdout } : io, env, errorEvent);
+    } finally {
+      held?.restore();
+    }
   } catch (error) {
     // The launcher starts over through tsx (packages/cli/bin/cairn.mjs); nothing has run yet.
     if (NeedsTsxError.is(error)) throw error;

@@ -104,8 +104,13 @@ export async function createReporter(mode: ReporterMode, out: Writable, err: Wri
   return liveReporter(createLogUpdate(out as NodeJS.WriteStream, { showCursor: false }), out, c, size, plain.recorded);
 }
 
+/**
+ * Under `--json`, stdout is the events, one JSON object a line. What a function task writes there
+ * itself (`console.log`, in this process) goes to stderr, beside the task's log lines: the CLI
+ * diverts process.stdout before the flow loads and gives this the stream it kept (see json-stdout.ts).
+ */
 function jsonReporter(out: Writable, err: Writable): Reporter {
-  const write = divertStdout(out, err);
+  const write = (text: string) => void out.write(text);
   const logs = logLines(err, (task, message) => err.write(`${prefixLines(`[${task ?? "flow"}]`, message)}\n`));
   return {
     event(e) {
@@ -119,18 +124,6 @@ function jsonReporter(out: Writable, err: Writable): Reporter {
       err.write(`${printable(message)}\n`);
     },
   };
-}
-
-/**
- * Under `--json`, stdout is the events, one JSON object a line: what a function task writes
- * there itself (`console.log`, in this process) would break the stream, so from now on the
- * process's stdout writes go to stderr, beside the task's log lines. Returns the write that
- * still reaches stdout, for the events.
- */
-function divertStdout(out: Writable, err: Writable): (text: string) => void {
-  const write = out.write.bind(out) as (text: string) => boolean;
-  if (out === process.stdout) process.stdout.write = err.write.bind(err) as typeof process.stdout.write;
-  return (text) => void write(text);
 }
 
 /** Who a waiting task waits for: `held by host:pid (run 4f2a…), lapses in 9 s`. */
