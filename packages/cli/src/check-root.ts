@@ -10,9 +10,13 @@ import { dirname, resolve } from "node:path";
 import { checkRunRoot, OptionError, rootProblem, rootRefusal, type RootUse, type RunOptions } from "@cairn/core";
 import { UsageError } from "./usage-error.ts";
 
-/** Checks the folder `--root` names (see `rootProblem`) and resolves to its absolute path. */
-export async function checkRoot(given: string, use: RootUse): Promise<string> {
-  const root = resolve(given);
+/**
+ * Checks the folder `--root` names, or the default `.cairn` when `given` is undefined (see
+ * `rootProblem`), and resolves to its absolute path: a `.cairn` this user may only read is refused
+ * up front as `--root .cairn` is, not part-way through a command that writes there.
+ */
+export async function checkRoot(given: string | undefined, use: RootUse): Promise<string> {
+  const root = resolve(given ?? ".cairn");
   const why = await rootProblem(root, use);
   if (why === undefined) return root;
   throw new UsageError(rootRefusal({ given, root, use, why }, "--root"));

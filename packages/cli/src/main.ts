@@ -1382,7 +1382,7 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
   }
   const olderThanMs = sub !== "prune" || olderThan === undefined ? undefined : parseDuration("--older-than", olderThan);
   const maxSizeBytes = sub !== "prune" || maxSize === undefined ? undefined : parseSize("--max-size", maxSize);
-  const root = values.root === undefined ? resolve(".cairn") : await checkRoot(values.root, sub === "ls" ? "read" : "write");
+  const root = await checkRoot(values.root, sub === "ls" ? "read" : "write");
   // With a server, entries are also in each experiment's index, where a run finds a key the store lacks.
   const server = trackingUriOf({ env });
   // Clear and prune reach it before they remove anything: a tracking setting it cannot use, or a
