@@ -1,9 +1,10 @@
 /**
- * `cairn cache clear` and `cache prune` without `--root` check the default `.cairn` as
- * `--root .cairn` does: for a user who may read but not write it, `clear` started deleting and
- * failed part-way (CacheBackendError EACCES, exit 1), and `prune --older-than 1d` passed unchecked
- * (exit 0), where `--root .cairn` was refused up front. Now each is a UsageError, exit 2, nothing
- * touched; `cache ls` still reads it, and a working folder without `.cairn` gets none made.
+ * `cairn cache clear`, `cache prune` and `runs prune` without `--root` check the default `.cairn`
+ * as `--root .cairn` does: for a user who may read but not write it, `clear` started deleting and
+ * failed part-way (CacheBackendError EACCES, exit 1), `prune --older-than 1d` passed unchecked
+ * (exit 0), and `runs prune` failed at its lock (TrackingError, exit 1), where `--root .cairn` was
+ * refused up front. Now each is a UsageError, exit 2, nothing touched; `cache ls` and
+ * `runs prune --dry-run` still read it, and a working folder without `.cairn` gets none made.
  */
 import { spawn } from "node:child_process";
 import { chmodSync, existsSync, readdirSync } from "node:fs";
@@ -39,7 +40,7 @@ async function chmodTree(dir: string, mode: number): Promise<void> {
   }
 }
 
-describe.skipIf(process.platform === "win32")("cache clear and prune without --root check the default .cairn", () => {
+describe.skipIf(process.platform === "win32")("cache clear, cache prune and runs prune without --root check the default .cairn", () => {
   let cwd: string;
   let entries: () => string[];
   beforeAll(async () => {
@@ -61,6 +62,7 @@ describe.skipIf(process.platform === "win32")("cache clear and prune without --r
     ["cache clear --task", ["cache", "clear", "--task", "double"]],
     ["cache prune --older-than 1d", ["cache", "prune", "--older-than", "1d"]],
     ["cache prune --max-size 1B", ["cache", "prune", "--max-size", "1B"]],
+    ["runs prune --older-than 1ms", ["runs", "prune", "--older-than", "1ms"]],
   ])("%s: refused up front as with --root .cairn, exit 2, no entry removed", async (_, args) => {
     const before = entries();
     const r = await cairnAsReader(args, cwd);
@@ -77,6 +79,12 @@ describe.skipIf(process.platform === "win32")("cache clear and prune without --r
     const r = await cairnAsReader(["cache", "ls"], cwd);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("double");
+  });
+
+  it("runs prune --dry-run only reads: it says what would go", async () => {
+    const r = await cairnAsReader(["runs", "prune", "--older-than", "1ms", "--dry-run"], cwd);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toContain("UsageError");
   });
 
   it("in a folder with no .cairn, cache clear removes nothing and makes no .cairn", async () => {

@@ -1621,7 +1621,7 @@ async function runsPruneCommand(args: string[], stdout: Writable, stderr: Writab
   const olderThanMs = parseDuration("--older-than", olderThan, "a limit of zero removes every run that has ended. Give a limit above zero: 1h, say, or 30d.");
   const dryRun = values["dry-run"] === true;
   const json = values.json === true;
-  const root = values.root === undefined ? resolve(".cairn") : await checkRoot(values.root, dryRun ? "read" : "write");
+  const root = await checkRoot(values.root, dryRun ? "read" : "write");
   // Before the entries are listed: a flow run that ended before this had stored its tasks' entries
   // already (a task's entry is stored before its flow run ends), so the listing names every source it needs.
   const endedBefore = Date.now() - olderThanMs;
