@@ -1,4 +1,4 @@
-import { availableParallelism, hostname, userInfo } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { execFile } from "node:child_process";
 import { dirname, resolve as resolvePath } from "node:path";
 import type { FlowDefinition, TaskDefinition } from "../definition/flow-definition.ts";
@@ -37,6 +37,7 @@ import { processEnvReaderWarnings } from "./env-readers.ts";
 import { onAbort } from "./abort-listeners.ts";
 import { ASK_GIT, gitHeadOf } from "./git-head.ts";
 import { clipMessage } from "./clip-message.ts";
+import { userName } from "./user-name.ts";
 import { rootProblem, rootRefusal, type RootUse } from "../state-root.ts";
 
 /** Options of `flow.run()`; every one is checked where it enters. */
@@ -540,7 +541,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     throw new OptionError("source", "the path of the flow's file", options.source);
   }
   // `git rev-parse` runs while the tracker opens; the null tracker drops tags: no git for it.
-  const source = options.tracker === false ? undefined : sourceTags(options.source ?? process.argv[1]);
+  const source = options.tracker === false ? undefined : sourceTags(options.source ?? process.argv[1], env);
   if (options.dispatcher !== undefined && (typeof options.dispatcher !== "object" || typeof options.dispatcher?.run !== "function")) {
     throw new OptionError("dispatcher", "a TaskDispatcher ({ open, run })", options.dispatcher);
   }
@@ -1495,9 +1496,10 @@ const FAILED_MESSAGE_CHARS = 500;
 
 /**
  * MLflow's source tags, as its own clients set them: who ran which file (`mlflow.source.name`,
- * absolute), from which commit of the file's checkout (absent outside one).
+ * absolute), from which commit of the file's checkout (absent outside one); the user read from
+ * `env`, the run's environment, as MLflow's clients read theirs ({@link userName}).
  */
-async function sourceTags(file: string | undefined): Promise<Record<string, string>> {
+async function sourceTags(file: string | undefined, env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
   const name = file ? resolvePath(file) : "cairn";
   const dir = file ? dirname(name) : process.cwd();
   // Asked for each run, not memoised in this module: an app that runs flows for days sees each commit.
@@ -1509,16 +1511,8 @@ async function sourceTags(file: string | undefined): Promise<Record<string, stri
       : new Promise<string | undefined>((resolve) =>
           execFile("git", ["rev-parse", "HEAD"], { cwd: dir, timeout: 2000 }, (error, stdout) => resolve(!error && stdout.trim() ? stdout.trim() : undefined)),
         );
-  const tags: Record<string, string> = { "mlflow.source.type": "LOCAL", "mlflow.source.name": name, "mlflow.user": safeUser() };
+  const tags: Record<string, string> = { "mlflow.source.type": "LOCAL", "mlflow.source.name": name, "mlflow.user": userName(env) };
   const sha = await commit;
   if (sha) tags["mlflow.source.git.commit"] = sha;
   return tags;
-}
-
-function safeUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return "unknown";
-  }
 }

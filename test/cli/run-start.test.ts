@@ -1,0 +1,62 @@
+/**
+ * What the start of `cairn run` records, against a real MLflow server: the user MLflow's own
+ * client would name (`mlflow.user` from LOGNAME, USER, ... as `getpass.getuser()` reads them).
+ */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { chmod } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cairnBin, childEnv } from "../cache/helpers.ts";
+import { cairn, repo, tmp, useMlflowServer } from "./helpers.ts";
+
+const ok = join(repo, "test/fixtures/ok.flow.ts");
+const server = useMlflowServer();
+
+/** The environment of a `cairn` against the server, with no user variable but those of `user`. */
+function envOf(experiment: string, user: NodeJS.ProcessEnv = {}, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: experiment, LOGNAME: undefined, USER: undefined, LNAME: undefined, USERNAME: undefined, ...user, ...extra };
+}
+
+interface ListedRun {
+  runId: string;
+  status: string;
+  tags: Record<string, string>;
+}
+
+/** The runs of `experiment` on the server, as `cairn runs --json` lists them. */
+async function runsOf(experiment: string): Promise<ListedRun[]> {
+  const listed = await cairn(["runs", "--json", "--experiment", experiment], { env: envOf(experiment) });
+  expect(listed.code, listed.stderr).toBe(0);
+  return JSON.parse(listed.stdout) as ListedRun[];
+}
+
+describe("mlflow.user: as MLflow's own client names the user", () => {
+  it.each([
+    ["USER", { USER: "alice" }, "alice"],
+    ["LOGNAME before USER", { LOGNAME: "bob", USER: "alice" }, "bob"],
+    ["USERNAME, the others unset or empty", { LOGNAME: "", USERNAME: "carol" }, "carol"],
+  ])("%s", async (_, user, expected) => {
+    const experiment = `user-${expected}-${Date.now()}`;
+    const r = await cairn(["run", ok], { env: envOf(experiment, user) });
+    expect(r.code, r.stderr).toBe(0);
+    const [run] = await runsOf(experiment);
+    expect(run?.tags["mlflow.user"]).toBe(expected);
+  });
+
+  it("a uid with no passwd entry (docker --user 12345) is named by USER, not `unknown`", async (context) => {
+    if (process.getuid?.() !== 0) return context.skip(); // only root can start a process as another uid
+    const cwd = await tmp("cairn-cli-uid-");
+    await chmod(cwd, 0o777);
+    const experiment = `user-uid-${Date.now()}`;
+    const env = childEnv({ ...envOf(experiment, { USER: "dana" }), HOME: cwd, TMPDIR: cwd });
+    const child = spawn(process.execPath, [cairnBin, "run", ok], { cwd, env, uid: 12345, gid: 12345, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    const [code] = (await once(child, "exit")) as [number | null];
+    const exit = { code, stderr };
+    expect(exit.code, exit.stderr).toBe(0);
+    const [run] = await runsOf(experiment);
+    expect(run?.tags["mlflow.user"]).toBe("dana");
+  });
+});
