@@ -1,12 +1,15 @@
 /**
  * What the start of `cairn run` records, against a real MLflow server: the user MLflow's own
- * client would name (`mlflow.user` from LOGNAME, USER, ... as `getpass.getuser()` reads them).
+ * client would name (`mlflow.user` from LOGNAME, USER, ... as `getpass.getuser()` reads them), and,
+ * for a cache store that cannot be used, either no run at all (a URL refused without connecting:
+ * exit 2) or a FAILED run that says why (strict, and the store does not answer: exit 3).
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { chmod } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { freePort } from "../../packages/cache/test/_free-port.ts";
 import { cairnBin, childEnv } from "../cache/helpers.ts";
 import { cairn, repo, tmp, useMlflowServer } from "./helpers.ts";
 
@@ -58,5 +61,36 @@ describe("mlflow.user: as MLflow's own client names the user", () => {
     expect(exit.code, exit.stderr).toBe(0);
     const [run] = await runsOf(experiment);
     expect(run?.tags["mlflow.user"]).toBe("dana");
+  });
+});
+
+describe("a cache store that cannot be used when the run starts", () => {
+  it.each([
+    ["a scheme that names no store", "mysql://x", /CacheStoreUrlError: Expected the cache URL to start with redis:\/\/.*got "mysql:\/\/x" from CAIRN_CACHE_URL \(unsupported scheme mysql:\)/],
+    ["a URL in quotes (from a .env file)", '"redis://127.0.0.1:6379"', /CacheStoreUrlError: .*Its value is in quotes.*Set CAIRN_CACHE_URL without them\./],
+  ])("%s: exit 2, and no run is created", async (_, url, message) => {
+    const experiment = `cache-url-${Date.now()}`;
+    const r = await cairn(["run", ok], { env: envOf(experiment, {}, { CAIRN_CACHE_URL: url }) });
+    expect(r.stderr).toMatch(message);
+    expect(r.code).toBe(2);
+    const listed = await cairn(["runs", "--json", "--experiment", experiment], { env: envOf(experiment) });
+    // Nothing recorded: not a run, nor the experiment (a run made the experiment, and ended FAILED in it).
+    expect(listed.stderr).toMatch(`No experiment named "${experiment}"`);
+    expect(listed.code).toBe(2);
+  });
+
+  it("strict, and the store does not answer: exit 3, and the FAILED run says why (cairn show, the cairn.error tag), its password masked", async () => {
+    const experiment = `cache-down-${Date.now()}`;
+    const url = `redis://cairn:s3cret-pw@127.0.0.1:${await freePort()}`;
+    const r = await cairn(["run", ok, "--cache-strict"], { env: envOf(experiment, {}, { CAIRN_CACHE_URL: url }) });
+    expect(r.stderr).toMatch(/CacheBackendError: The redis cache at .* failed to connect/);
+    expect(r.code).toBe(3);
+    const runs = await runsOf(experiment);
+    expect(runs.map((run) => run.status)).toEqual(["FAILED"]);
+    expect(runs[0]!.tags["cairn.error"]).toMatch(/^CacheBackendError: The redis cache at redis:\/\/cairn:\*\*\*@127\.0\.0\.1:\d+\/? failed to connect/);
+    const shown = await cairn(["show", runs[0]!.runId], { env: envOf(experiment) });
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/^error: CacheBackendError: The redis cache at .* failed to connect/m);
+    expect(JSON.stringify(runs) + shown.stdout + r.stderr).not.toContain("s3cret-pw");
   });
 });

@@ -91,6 +91,30 @@ describeCacheStore("postgres", async () => {
   };
 });
 
+describe("CacheStore.checkUrl", () => {
+  it("throws what fromUrl throws for a URL no store takes, without connecting; passes one it would connect with", async () => {
+    for (const url of ["mysql://user:hunter2@db/cache", '"redis://127.0.0.1:6379"', "redis://127.0.0.1:notaport"]) {
+      const thrown = (() => {
+        try {
+          CacheStore.checkUrl(url, { source: "CAIRN_CACHE_URL" });
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      const opened = await CacheStore.fromUrl(url, { source: "CAIRN_CACHE_URL" }).catch((e: unknown) => e);
+      expect(thrown).toBeInstanceOf(CacheStoreUrlError);
+      expect((thrown as Error).message).toBe((opened as Error).message);
+      expect((thrown as Error).message).toMatch(/from CAIRN_CACHE_URL/);
+      expect((thrown as Error).message).not.toContain("hunter2");
+    }
+    // Nothing listens on port 1: checking does not connect, so it does not fail.
+    expect(() => CacheStore.checkUrl("redis://127.0.0.1:1")).not.toThrow();
+    expect(() => CacheStore.checkUrl(undefined)).not.toThrow();
+    expect(() => CacheStore.checkUrl("")).not.toThrow();
+  });
+});
+
 describe("CacheStore.fromUrl", () => {
   it("opens the embedded store without a URL, under <root>/cache", async () => {
     const root = await mkdtemp(join(tmpdir(), "cairn-cache-"));

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Keyv } from "keyv";
 import { CORRUPT, type CacheBackend, type StoredValue, redactUrl } from "./backends/_backend.ts";
-import { parseStoreUrl } from "./store-url.ts";
+import { type ParsedStoreUrl, parseStoreUrl } from "./store-url.ts";
 import { openEmbeddedBackend } from "./backends/embedded.ts";
 import { type CacheEntry, cacheEntryProblem, completeEntry, type NewCacheEntry, parseCacheEntry } from "./entry.ts";
 import { CacheBackendError, CacheError, CacheOptionError, CacheReadOnlyError, CacheStoreUrlError, CacheValueError, LeaseLostError } from "./errors.ts";
@@ -149,6 +149,24 @@ export class CacheStore {
   }
 
   /**
+   * Throws what {@link fromUrl} would throw for `url` without connecting anywhere: a
+   * `CacheStoreUrlError` for a URL no store takes (a scheme that names none, quotes from a .env
+   * file, a password that is not percent-encoded, a bad port), `CacheOptionError` for a URL that
+   * is not a string. A caller that records something before the store is open (a flow run)
+   * refuses such a URL first, so that a usage error leaves nothing behind.
+   *
+   * @example CacheStore.checkUrl(process.env.CAIRN_CACHE_URL, { source: "CAIRN_CACHE_URL" });
+   */
+  static checkUrl(url: string | undefined, options: Pick<CacheStoreOptions, "source"> = {}): void {
+    if (url === undefined || url === "") return;
+    try {
+      checkedUrl(url);
+    } catch (error) {
+      throw CacheStoreUrlError.is(error) && options.source !== undefined ? new CacheStoreUrlError(error.url, { ...error.details, source: options.source }) : error;
+    }
+  }
+
+  /**
    * A stand-in for a shared store that did not answer when opened (`error`, from
    * {@link fromUrl}): every operation fails with that same error, and closing it does nothing. A
    * run that goes on without its store keeps one object to ask, and says why it is not used.
@@ -179,10 +197,7 @@ export class CacheStore {
     if (access !== "read" && access !== "write") throw new CacheOptionError("access", '"read" or "write"', access);
     const readOnly = access === "read";
     if (url === undefined || url === "") return new CacheStore(openEmbeddedBackend(root, namespace), 0, namespace, undefined, readOnly);
-    if (typeof url !== "string") throw new CacheOptionError("url", "a string such as redis://127.0.0.1:6379", url);
-    // The queue reads its redis URL by the same rules (parseStoreUrl), so the two agree on a URL.
-    const store = parseStoreUrl(url, "cache URL");
-    if (store.problem) throw new CacheStoreUrlError(redactUrl(url), { ...(store.cause === undefined ? {} : { cause: store.cause }), ...store.problem });
+    const store = checkedUrl(url);
     if (store.scheme === "redis" || store.scheme === "rediss") {
       const { openRedisBackend } = await import("./backends/redis.ts");
       return new CacheStore(await openRedisBackend(url, namespace, connectTimeoutMs), retryMs, namespace, options.source, readOnly);
@@ -622,4 +637,13 @@ function checkNonNegative(option: string, value: unknown): asserts value is numb
 /** An entry's {@link CacheEntrySummary}: a new object, so that the rest of the entry read is freed. */
 function summaryOf(entry: CacheEntry): CacheEntrySummary {
   return { key: entry.key, taskName: entry.taskName, sourceRunId: entry.sourceRunId, createdAt: entry.createdAt, sizeBytes: entry.sizeBytes };
+}
+
+/** `url` parsed as a store's (not the embedded one's), or the error that refuses it. */
+function checkedUrl(url: unknown): Extract<ParsedStoreUrl, { problem?: undefined }> {
+  if (typeof url !== "string") throw new CacheOptionError("url", "a string such as redis://127.0.0.1:6379", url);
+  // The queue reads its redis URL by the same rules (parseStoreUrl), so the two agree on a URL.
+  const store = parseStoreUrl(url, "cache URL");
+  if (store.problem) throw new CacheStoreUrlError(redactUrl(url), { ...(store.cause === undefined ? {} : { cause: store.cause }), ...store.problem });
+  return store;
 }

@@ -547,6 +547,9 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   }
   // The cache's options, and the tasks `rerun` names, are checked before anything is recorded.
   const cacheOptions = checkCacheOption(options.cache);
+  // A URL no store takes is refused here, not once the flow run is created beside the opening store:
+  // a usage error records nothing (a store that does not answer is known only by connecting).
+  if (cacheOptions && !cacheOptions.store) CacheStore.checkUrl(...storeUrlOf(cacheOptions, env));
   const forced = cacheOptions ? forcedNodes(graph, cacheOptions.rerun ?? [], cacheOptions.refresh === true, params) : undefined;
   const forcedItemIds = cacheOptions ? forcedItems(graph, cacheOptions.rerun ?? []) : undefined;
   // A cancel from here on (the run's signal, run.cancel(); not the stop on a failure) hurries the
@@ -642,7 +645,11 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
 
   const { cache, storeDown, failed } = await cacheOpening;
   if (failed) {
-    await tracker.endRun(flowRunId, "FAILED").catch(() => {}); // not left RUNNING by a store that is not there
+    // Not left RUNNING by a store that is not there, and saying why, as a failed flow's run does
+    // (`cairn show`'s `error:`): the error is in no other record. Only here a second request; the
+    // good case keeps creating the run and opening the store at once (issue 16).
+    if (tracker.capabilities.records) await tracker.logBatch(flowRunId, { tags: flowErrorTags(toErrorInfo(failed.error), [], secrets) }).catch(() => {});
+    await tracker.endRun(flowRunId, "FAILED").catch(() => {});
     settled();
     throw failed.error;
   }
@@ -1146,6 +1153,11 @@ function checkCacheOption(option: RunOptions["cache"]): CacheRunOptions | undefi
   return o;
 }
 
+/** The URL of the run's store (`cache.url`, else CAIRN_CACHE_URL; undefined for the embedded store) and where it came from, for messages. */
+function storeUrlOf(o: CacheRunOptions, env: NodeJS.ProcessEnv): [string | undefined, { source: string }] {
+  return [o.url ?? (env.CAIRN_CACHE_URL || undefined), { source: o.url !== undefined ? "run({ cache: { url } })" : "CAIRN_CACHE_URL" }];
+}
+
 /** Opens the run's cache (options checked by {@link checkCacheOption}), or undefined when it is off. */
 async function openCache(
   o: CacheRunOptions | undefined,
@@ -1164,7 +1176,8 @@ async function openCache(
   access: "read" | "write" = "write",
 ): Promise<ExecutionSettings["cache"]> {
   if (!o) return undefined;
-  const store = o.store ?? (await CacheStore.fromUrl(o.url ?? (env.CAIRN_CACHE_URL || undefined), { root, access, source: o.url !== undefined ? "run({ cache: { url } })" : "CAIRN_CACHE_URL" }));
+  const [url, { source }] = storeUrlOf(o, env);
+  const store = o.store ?? (await CacheStore.fromUrl(url, { root, access, source }));
   const missing = missingExperiment !== undefined ? { missingExperiment } : {};
   return {
     tasks: new TaskCache(store, tracker, experimentId, root, env, { strict: isStrict(o, env), params, ...missing, ...(down ? { down } : {}) }, secrets),
