@@ -89,6 +89,13 @@ describe("shell()", () => {
     expect(ok.definition.code).toContain("awk");
   });
 
+  it("refuses a placeholder in arithmetic or backticks when the task is declared, where sh or bash would run the quoted value", () => {
+    expect(() => shell("double", "echo $(( {n} * 2 ))").input<{ n: number }>()).toThrow(/placeholder \{n\} is inside an arithmetic expression/);
+    expect(() => shell("big", "if [[ {x} -gt 0 ]]; then echo big; fi", { shell: "bash" })).toThrow(/operand of -gt inside \[\[ \.\.\. \]\]/);
+    expect(() => shell("sub", "echo `echo {x}`", { shell: "bash" })).toThrow(CommandTemplateError);
+    expect(shell("file", "[[ -f {x} ]] && echo $(echo {x})", { shell: "bash" }).definition.code).toContain("-f {x}");
+  });
+
   it("refuses a placeholder in a here-document's body, and keeps a value passed through the environment literal", async () => {
     const marker = `/tmp/pwned-heredoc-${process.pid}-${Date.now()}`;
     const unquoted = (() => {

@@ -1,4 +1,7 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CommandTemplateError, parseTemplate, renderArg, renderShell, shellQuote } from "../../packages/process/src/spawn/index.ts";
 
@@ -38,6 +41,64 @@ describe("command templates", () => {
     expect(parseTemplate("cat <<A; echo {x}\nit's\nA\necho {y}", "t", shell).placeholders).toEqual(["x", "y"]);
     expect(parseTemplate("echo $((1<<2)) <<<{x}\necho {y}", "t", shell).placeholders).toEqual(["x", "y"]);
     expect(renderShell(parseTemplate("cat <<-E\n\t${HOME} {{x}}\n\tE\necho {x}", "t", shell), { x: "a b" }, "t")).toBe("cat <<-E\n\t${HOME} {x}\n\tE\necho 'a b'");
+  });
+
+  it("refuses a placeholder where the shell evaluates the value as arithmetic, whose array subscript would run $(...)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cairn-arith-"));
+    const n = `x[$(touch ${join(dir, "pwned")})]`;
+    // What each template did before it was refused: the quoted value ran as code, in dash as in bash.
+    const dangerous: [string, string][] = [
+      ["/bin/sh", "echo $(( {n} * 2 ))"],
+      ["bash", "(( {n} > 0 )) && echo big"],
+      ["bash", "echo $[ {n} + 1 ]"],
+      ["bash", "if [[ {n} -gt 0 ]]; then echo big; fi"],
+      ["bash", "[[ 0 -lt {n} ]]"],
+      ["bash", "[[ -v {n} ]]"],
+      ["bash", "echo $(( $(echo {n}) + 1 ))"],
+    ];
+    for (const [shell, template] of dangerous) {
+      expect(() => parseTemplate(template, "t", { shell: true }), template).toThrow(CommandTemplateError);
+      const quoted = template.replace("{n}", shellQuote(n));
+      spawnSync(shell, ["-c", quoted], { stdio: "ignore" });
+      expect(existsSync(join(dir, "pwned")), `${shell} -c ${quoted}`).toBe(true);
+      rmSync(join(dir, "pwned"));
+    }
+    expect(() => parseTemplate("echo $(( {n} * 2 ))", "t", { shell: true })).toThrow(
+      /the placeholder \{n\} is inside an arithmetic expression \(\$\(\(\.\.\.\)\) or \(\(\.\.\.\)\)\), where the shell evaluates the quoted value as an expression: a value such as x\[\$\(cmd\)\] runs cmd\. Pass the value in a variable and check that it is a number/,
+    );
+    expect(() => parseTemplate("[[ {n} -gt 0 ]]", "t", { shell: true })).toThrow(/the placeholder \{n\} is an operand of -gt inside \[\[ \.\.\. \]\] \(line 1\).*Compare numbers with \[ \] instead/);
+    expect(() => parseTemplate("[[ {a} {op} 1 ]]", "t", { shell: true })).toThrow(/next to \{op\}, which may be an operator such as -gt/);
+    // What the messages advise runs, and keeps the value from running; other tests in [[ ]], and arithmetic without placeholders, are left alone.
+    const advised = [
+      "n={n}; case $n in ''|*[!0-9]*) echo \"not a whole number: $n\" >&2; exit 2;; esac; echo $(( n * 2 ))",
+      "[ {n} -gt 0 ] && echo big",
+      "[[ -f {n} || {n} == x* ]] && echo $((1 << 2)) $[3] [[",
+    ];
+    for (const template of advised) {
+      const line = renderShell(parseTemplate(template, "t", { shell: true }), { n }, "t");
+      spawnSync("bash", ["-c", line], { stdio: "ignore" });
+      expect(existsSync(join(dir, "pwned")), line).toBe(false);
+    }
+    expect(renderShell(parseTemplate(advised[0]!, "t", { shell: true }), { n: 21 }, "t")).toBe(advised[0]!.replace("{n}", "21"));
+    expect(sh(renderShell(parseTemplate(advised[0]!, "t", { shell: true }), { n: 21 }, "t"))).toBe("42\n");
+    rmSync(dir, { recursive: true });
+  });
+
+  it("refuses a placeholder inside backticks, where bash ends the substitution at a backquote in the value", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cairn-backtick-"));
+    const x = `\`;touch ${join(dir, "pwned")};\``;
+    // Quoted as Cairn quotes any value, it still ran under bash before it was refused.
+    spawnSync("bash", ["-c", `echo \`echo ${shellQuote(x)}\``], { stdio: "ignore" });
+    expect(existsSync(join(dir, "pwned"))).toBe(true);
+    rmSync(dir, { recursive: true });
+    expect(() => parseTemplate("echo `echo {x}`", "t", { shell: true })).toThrow(
+      /the placeholder \{x\} is inside backticks \(`\.\.\.`\).*Write \$\(\.\.\.\) instead of backticks, e\.g\. \$\(echo \{x\}\)\./,
+    );
+    expect(() => parseTemplate('echo "`cat {x}`"', "t", { shell: true })).toThrow(/inside (double quotes|backticks)/);
+    expect(() => parseTemplate("echo `date", "t", { shell: true })).toThrow(/a backtick \(`\) is not closed/);
+    // Quotes inside backticks do not hide their end; \` is a literal backquote, and so are backticks in single quotes.
+    expect(parseTemplate("echo `echo ')'` \\` '`' {x}", "t", { shell: true }).placeholders).toEqual(["x"]);
+    expect(sh(renderShell(parseTemplate("echo $(echo {x}) `echo ok`", "t", { shell: true }), { x: "`id`" }, "t"))).toBe("`id` ok\n");
   });
 
   it("does not quote argv arguments (no shell involved)", () => {

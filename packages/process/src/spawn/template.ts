@@ -4,8 +4,12 @@
  * - `{name}` (letters, digits, `_`, `-`) is a placeholder, replaced by the input `name`.
  * - In a shell command every value is shell-quoted, so a value is always one literal
  *   word and never shell code. A placeholder where that quoting would not hold is
- *   refused: inside quotes (the quoting would be undone) and in a here-document's body
- *   (`<<EOF` still runs `$(...)`; `<<'EOF'` would keep Cairn's quotes as text).
+ *   refused: inside quotes (the quoting would be undone), in a here-document's body
+ *   (`<<EOF` still runs `$(...)`; `<<'EOF'` would keep Cairn's quotes as text), inside
+ *   backticks (the shell undoes backslashes there before it reads quotes, and bash ends
+ *   the substitution at a backquote in the value), and where the shell evaluates the
+ *   quoted value as an arithmetic expression, whose array subscripts run `$(...)`:
+ *   `$((...))`, `((...))`, `$[...]`, and an operand of `-eq`...`-ge` or `-v` in `[[ ]]`.
  * - A `#` at the start of a word begins a shell comment: quotes there mean nothing, and a
  *   placeholder there is refused, since its value would never reach the command.
  * - `{{name}}` is a literal `{name}`; `${VAR}` and any other braces (awk, brace
@@ -40,6 +44,12 @@ interface HereDoc {
 /** Characters that end a shell word (besides blanks and newlines). */
 const OPERATOR = new Set([";", "&", "|", "(", ")", "<", ">"]);
 
+/** Operators of `[[ ]]` whose operands bash evaluates as arithmetic expressions (`-v`: a name whose array subscript it evaluates). */
+const ARITHMETIC_TEST = new Set(["-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-v"]);
+
+/** A word that is a placeholder alone: its value may be an operator. */
+const PLACEHOLDER_WORD = /^\{[A-Za-z_][A-Za-z0-9_-]*\}$/;
+
 /**
  * Parses a template. With `shell: true`, refuses placeholders inside single or double
  * quotes, in a here-document's body or in a comment, where the quoting of values would
@@ -51,8 +61,14 @@ export function parseTemplate(source: string, taskName: string, options: { shell
   let text = "";
   let quote: "'" | '"' | undefined;
   let comment = false;
-  /** Open `((`/`$((` parentheses: `<<` there is a shift, not a here-document. */
+  /** Open `((`/`$((` parentheses: `<<` there is a shift, not a here-document, and a value is an expression. */
   let arithmetic = 0;
+  /** Open `$[`/`[` brackets of bash's old `$[...]` arithmetic. */
+  let brackets = 0;
+  /** Where an open `[[` starts, or -1. */
+  let test = -1;
+  /** Inside `...`. */
+  let backtick = false;
   let escaped = -1; // index of the last backslash-escaped character
   const pending: HereDoc[] = [];
   const refuse = (detail: string): never => {
@@ -63,6 +79,15 @@ export function parseTemplate(source: string, taskName: string, options: { shell
     if (options.shell) {
       if (comment) {
         if (c === "\n") comment = false;
+      } else if (backtick) {
+        // Up to the next backquote not escaped, whatever quotes lie between (as sh and bash read it).
+        if (c === "`") backtick = false;
+        else if (c === "\\") {
+          text += c + (source[i + 1] ?? "");
+          i++;
+          escaped = i;
+          continue;
+        }
       } else if (quote === "'") {
         if (c === "'") quote = undefined;
       } else if (c === "\\") {
@@ -71,6 +96,8 @@ export function parseTemplate(source: string, taskName: string, options: { shell
         i++;
         escaped = i;
         continue;
+      } else if (c === "`") {
+        backtick = true;
       } else if (c === quote) {
         quote = undefined;
       } else if (!quote && (c === "'" || c === '"')) {
@@ -81,11 +108,19 @@ export function parseTemplate(source: string, taskName: string, options: { shell
         arithmetic++;
       } else if (!quote && c === ")" && arithmetic > 0) {
         arithmetic--;
-      } else if (!quote && !arithmetic && c === "<" && source[i + 1] === "<" && source[i + 2] !== "<" && source[i - 1] !== "<") {
+      } else if (!quote && test < 0 && c === "[" && source[i + 1] === "[" && wordStart(source, i, escaped) && /^[ \t\n]/.test(source[i + 2] ?? "")) {
+        test = i;
+      } else if (!quote && test >= 0 && c === "]" && source[i + 1] === "]" && wordStart(source, i, escaped) && wordEnd(source, i + 2)) {
+        test = -1;
+      } else if (!quote && c === "[" && (brackets > 0 || (source[i - 1] === "$" && escaped !== i - 1))) {
+        brackets++;
+      } else if (!quote && c === "]" && brackets > 0) {
+        brackets--;
+      } else if (!quote && !arithmetic && !brackets && c === "<" && source[i + 1] === "<" && source[i + 2] !== "<" && source[i - 1] !== "<") {
         const doc = hereDoc(source, i);
         if (doc) pending.push(doc);
       }
-      if (c === "\n" && !quote && pending.length) {
+      if (c === "\n" && !quote && !backtick && pending.length) {
         // The bodies of this line's here-documents follow it, one after the other.
         text += c;
         i = hereDocBodies(source, i + 1, pending.splice(0), (line, doc, lineNumber) => {
@@ -119,6 +154,33 @@ export function parseTemplate(source: string, taskName: string, options: { shell
               `around it: Cairn quotes every value itself, and quoting it again would let the value run as shell code.`,
           );
         }
+        if (backtick) {
+          refuse(
+            `the placeholder {${name}} is inside backticks (\`...\`), where the shell removes backslashes before it reads the quotes ` +
+              `Cairn puts around the value, and bash ends the substitution at a backquote in the value, whose rest then runs as shell code. ` +
+              `Write $(...) instead of backticks, e.g. $(echo {${name}}).`,
+          );
+        }
+        if (arithmetic > 0 || brackets > 0) {
+          const variable = name.replaceAll("-", "_");
+          refuse(
+            `the placeholder {${name}} is inside an arithmetic expression (${arithmetic > 0 ? "$((...)) or ((...))" : "$[...]"}), where the shell ` +
+              `evaluates the quoted value as an expression: a value such as x[$(cmd)] runs cmd. Pass the value in a variable and check that it is ` +
+              `a number before the arithmetic, e.g. ${variable}={${name}}; case $${variable} in ''|*[!0-9]*) echo "not a whole number: $${variable}" >&2; exit 2;; esac; ` +
+              `echo $(( ${variable} * 2 )), or compute it in the flow and pass the result.`,
+          );
+        }
+        if (test >= 0) {
+          const operator = testNeighbour(source, test, i, end);
+          if (operator) {
+            refuse(
+              `the placeholder {${name}} is ${PLACEHOLDER_WORD.test(operator) ? `next to ${operator}, which may be an operator such as -gt,` : `an operand of ${operator}`} ` +
+                `inside [[ ... ]] (line ${lineOf(source, i)}), where bash evaluates the quoted value as an arithmetic expression: a value such as x[$(cmd)] runs cmd. ` +
+                `Compare numbers with [ ] instead, which reads them as plain integers: [ {${name}} -gt 0 ]` +
+                (operator === "-v" ? `; to test whether a variable is set, check its name first (case {${name}} in *[!A-Za-z0-9_]*) exit 2;; esac).` : "."),
+            );
+          }
+        }
         if (text) parts.push({ text });
         text = "";
         parts.push({ placeholder: name });
@@ -132,6 +194,7 @@ export function parseTemplate(source: string, taskName: string, options: { shell
   if (quote && options.shell) {
     refuse(`a ${quote === "'" ? "single" : "double"} quote is not closed.`);
   }
+  if (backtick && options.shell) refuse("a backtick (`) is not closed.");
   if (text) parts.push({ text });
   return { source, parts, placeholders };
 }
@@ -141,6 +204,24 @@ function wordStart(source: string, i: number, escaped: number): boolean {
   if (i === 0) return true;
   const before = source[i - 1]!;
   return escaped !== i - 1 && (before === " " || before === "\t" || before === "\n" || OPERATOR.has(before));
+}
+
+/** True when a word ends before `source[i]`: at the end, or before a blank, newline or operator. */
+function wordEnd(source: string, i: number): boolean {
+  const c = source[i];
+  return c === undefined || c === " " || c === "\t" || c === "\n" || OPERATOR.has(c);
+}
+
+/**
+ * The word next to the placeholder `source.slice(at, end + 1)` inside the `[[` at `test`
+ * that makes bash evaluate it as arithmetic: an operator of {@link ARITHMETIC_TEST}, or a
+ * placeholder alone, whose value may be one. Undefined when neither neighbour is.
+ */
+function testNeighbour(source: string, test: number, at: number, end: number): string | undefined {
+  const before = source.slice(test + 2, at).split(/[ \t\n]+/);
+  const after = source.slice(end + 1).split(/[ \t\n]+/);
+  // before's last piece and after's first are the rest of the placeholder's own word.
+  return [before.at(-2), after[1]].find((w) => w !== undefined && (ARITHMETIC_TEST.has(w) || PLACEHOLDER_WORD.test(w)));
 }
 
 /** The here-document redirection starting at `source[i] === "<<"`, or undefined when no word follows. */
