@@ -7,6 +7,8 @@ import { z } from "zod";
 import { flow, grid, map, max, sweep, task, type Artifact } from "@cairn/dsl";
 import { notebook, script, shell } from "../../packages/process/src/index.ts";
 import { CommandTemplateError, UnknownPlaceholderError } from "../../packages/process/src/spawn/index.ts";
+import { mlflowProject } from "../../packages/mlflow/src/project/mlflow-project.ts";
+import { OptionError } from "@cairn/core";
 import { secretPartIn } from "../reliability/secret-helpers.ts";
 import { alive, fixture, runOptions, tempRoot, waitFor } from "./helpers.ts";
 
@@ -55,6 +57,26 @@ describe("shell()", () => {
     expect(code({ PIN: "4712" })).not.toBe(code({ PIN: "4711" }));
     expect(code({ A: "1", B: "2" })).toBe(code({ B: "2", A: "1" }));
     expect(code({ A: "1" })).not.toContain("1\"");
+  });
+
+  it("refuses an env or secret name that is empty or holds \"=\", NUL or a line break, in every process kind, when the task is declared", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const evil = "PATH=/tmp/evil:/usr/bin:/bin";
+    // What such a name did: the child's PATH became the name's tail.
+    expect(execFileSync("/bin/sh", ["-c", "echo $PATH"], { env: { [evil]: "x" }, encoding: "utf8" })).toBe("/tmp/evil:/usr/bin:/bin=x\n");
+    const declare = (options: { env?: Record<string, string>; secrets?: string[] }) => [
+      () => shell("sh", "echo $PATH", options),
+      () => script("s", { file: fixture("echo_value.py"), ...options }),
+      () => notebook("n", fixture("report.ipynb"), options),
+      () => mlflowProject("p", { uri: fixture("mlproject"), ...options }),
+    ];
+    for (const make of declare({ env: { [evil]: "x" } })) {
+      expect(make).toThrow(OptionError);
+      expect(make).toThrow(`option \`env\` names an environment variable "${evil}", which holds "=", so the process would get "PATH" set instead. Expected a name that is not empty and holds no "=", NUL or line break, such as MY_VAR: rename it`);
+    }
+    for (const bad of ["", "A\nB", "A\rB", "A\0B"]) for (const make of declare({ env: { [bad]: "x" } })) expect(make).toThrow(/option `env` names an environment variable .* which (is empty|holds a line break|holds a NUL character)/);
+    for (const make of declare({ secrets: ["TOKEN=x"] })) expect(make).toThrow(/option `secrets` names a secret, which the process gets as an environment variable of that name, "TOKEN=x", which holds "="/);
+    for (const make of declare({ env: { MY_VAR: "a=b\nc" }, secrets: ["API_TOKEN"] })) expect(make).not.toThrow();
   });
 
   it("a log file that cannot be written (a full disk) does not stall the process: its output is still read to the end", async () => {

@@ -32,15 +32,47 @@ export function checkProcessOptions(name: string, o: ProcessOptions, kind?: { ki
   if (kind && typeof o === "object" && o !== null) checkKnownKeys(o, [...kind.keys, ...PROCESS_OPTIONS], `${kind.kind}("${name}")`);
   if (o.env !== undefined) {
     if (typeof o.env !== "object" || o.env === null) throw new OptionError(where("env"), "an object of strings", o.env);
-    for (const [k, v] of Object.entries(o.env)) if (typeof v !== "string") throw new OptionError(where(`env.${k}`), "a string", v);
+    for (const [k, v] of Object.entries(o.env)) {
+      checkEnvName(name, "env", k);
+      if (typeof v !== "string") throw new OptionError(where(`env.${k}`), "a string", v);
+    }
   }
   if (o.secrets !== undefined && (!Array.isArray(o.secrets) || o.secrets.some((s) => typeof s !== "string" || !s))) {
     throw new OptionError(where("secrets"), "an array of secret names", o.secrets);
   }
+  // A secret reaches the process as a variable of its name.
+  for (const s of o.secrets ?? []) checkEnvName(name, "secrets", s);
   if (o.cwd !== undefined && (typeof o.cwd !== "string" || !o.cwd)) throw new OptionError(where("cwd"), "a folder path", o.cwd);
   if (o.killGraceMs !== undefined && !(o.killGraceMs >= 0 && o.killGraceMs <= LONGEST_TIMER_MS)) {
     throw new OptionError(where("killGraceMs"), `a number of milliseconds from 0 to ${LONGEST_TIMER}`, o.killGraceMs);
   }
+}
+
+/**
+ * Throws OptionError for a variable name the process could not get as written: the environment
+ * a child gets is a list of `NAME=value` entries, so `"PATH=/tmp/evil:/bin"` set PATH, and an empty
+ * name, a NUL or a line break an entry no program reads back by that name.
+ */
+function checkEnvName(task: string, option: "env" | "secrets", variable: string): void {
+  const why = !variable
+    ? "is empty"
+    : variable.includes("=")
+      ? `holds "=", so the process would get ${JSON.stringify(variable.slice(0, variable.indexOf("=")) || "(no name)")} set instead`
+      : variable.includes("\0")
+        ? "holds a NUL character"
+        : /[\r\n]/.test(variable)
+          ? "holds a line break"
+          : undefined;
+  if (!why) return;
+  const what = option === "env" ? "an environment variable" : "a secret, which the process gets as an environment variable of that name,";
+  throw new OptionError(
+    `task "${task}" option \`${option}\``,
+    "variable names that are not empty and hold no \"=\", NUL or line break",
+    variable,
+    `Task "${task}" option \`${option}\` names ${what} ${JSON.stringify(variable)}, which ${why}. ` +
+      `Expected a name that is not empty and holds no "=", NUL or line break, such as MY_VAR: rename it` +
+      (option === "env" ? `, and give its value as the value (env: { NAME: "value" }).` : "."),
+  );
 }
 
 /**
