@@ -83,8 +83,9 @@ async function unfitEntry(dir: string, home: string, homeName: string, shown: st
     let real: string;
     try {
       real = await realpath(full);
-    } catch {
-      return `"${rel}", a link to ${target}, which does not exist: remove the link, or put the file it names in its place`;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? "";
+      return `"${rel}", ${danglingWords({ target, code })}: remove the link, or ${code === "ELOOP" ? "point it at a file or folder" : "put the file it names in its place"}`;
     }
     if (!isWithin(real, home)) return `"${rel}", a link to ${real}, outside ${homeName}: copy what it points to into the folder instead`;
     const s = await stat(real);
