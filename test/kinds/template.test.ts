@@ -68,10 +68,12 @@ describe("command templates", () => {
     );
     expect(() => parseTemplate("[[ {n} -gt 0 ]]", "t", { shell: true })).toThrow(/the placeholder \{n\} is an operand of -gt inside \[\[ \.\.\. \]\] \(line 1\).*Compare numbers with \[ \] instead/);
     expect(() => parseTemplate("[[ {a} {op} 1 ]]", "t", { shell: true })).toThrow(/next to \{op\}, which may be an operator such as -gt/);
+    expect(() => parseTemplate("[[ -v {n} ]]", "t", { shell: true })).toThrow(/an operand of -v .*check the name first \(a \[ -v \] evaluates its subscript too\)/);
     // What the messages advise runs, and keeps the value from running; other tests in [[ ]], and arithmetic without placeholders, are left alone.
     const advised = [
       "n={n}; case $n in ''|*[!0-9]*) echo \"not a whole number: $n\" >&2; exit 2;; esac; echo $(( n * 2 ))",
       "[ {n} -gt 0 ] && echo big",
+      "v={n}; case $v in ''|*[!A-Za-z0-9_]*) echo \"not a variable name: $v\" >&2; exit 2;; esac; [[ -v $v ]]",
       "[[ -f {n} || {n} == x* ]] && echo $((1 << 2)) $[3] [[",
     ];
     for (const template of advised) {

@@ -52,8 +52,8 @@ const PLACEHOLDER_WORD = /^\{[A-Za-z_][A-Za-z0-9_-]*\}$/;
 
 /**
  * Parses a template. With `shell: true`, refuses placeholders inside single or double
- * quotes, in a here-document's body or in a comment, where the quoting of values would
- * not protect them or they would never be used.
+ * quotes, in a here-document's body, in a comment, inside backticks or in an arithmetic
+ * expression, where the quoting of values would not protect them or they would never be used.
  */
 export function parseTemplate(source: string, taskName: string, options: { shell: boolean }): CommandTemplate {
   const parts: Part[] = [];
@@ -176,8 +176,10 @@ export function parseTemplate(source: string, taskName: string, options: { shell
             refuse(
               `the placeholder {${name}} is ${PLACEHOLDER_WORD.test(operator) ? `next to ${operator}, which may be an operator such as -gt,` : `an operand of ${operator}`} ` +
                 `inside [[ ... ]] (line ${lineOf(source, i)}), where bash evaluates the quoted value as an arithmetic expression: a value such as x[$(cmd)] runs cmd. ` +
-                `Compare numbers with [ ] instead, which reads them as plain integers: [ {${name}} -gt 0 ]` +
-                (operator === "-v" ? `; to test whether a variable is set, check its name first (case {${name}} in *[!A-Za-z0-9_]*) exit 2;; esac).` : "."),
+                (operator === "-v"
+                  ? `To test whether the variable it names is set, check the name first (a [ -v ] evaluates its subscript too): ` +
+                    `v={${name}}; case $v in ''|*[!A-Za-z0-9_]*) echo "not a variable name: $v" >&2; exit 2;; esac; [[ -v $v ]]`
+                  : `Compare numbers with [ ] instead, which reads them as plain integers: [ {${name}} -gt 0 ].`),
             );
           }
         }
