@@ -1310,7 +1310,7 @@ export class TaskCache {
   /**
    * The source run as a batch asks a server for it (Tracker.getRuns): the ids asked for while the
    * batch before is being answered go together in the next, so that a map's hundreds of hits cost
-   * a few searches, not one request each, and a lone hit is asked at once. UNSETTLED when the
+   * a few searches, not one request each, and a lone hit is asked at once, by itself. UNSETTLED when the
    * tracker batches nothing (the embedded store's reads are local) or its answer did not cover
    * the run: the caller then asks for it alone, and reports that request's failure.
    */
@@ -1322,6 +1322,8 @@ export class TaskCache {
       const answer = this.sourceBatchAnswered.then(() => {
         // Sent: ids asked for from now on gather in the next batch.
         if (this.sourceBatch?.ids === ids) this.sourceBatch = undefined;
+        // One alone (lookups one after another, as a plan's) is asked as before, by a get: a search costs the server more.
+        if (ids.size < 2) return new Map<string, RunRecord | undefined>();
         return this.tracker.getRuns!([...ids], [this.experimentId]).catch(() => new Map<string, RunRecord | undefined>());
       });
       this.sourceBatchAnswered = answer;
