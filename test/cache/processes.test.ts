@@ -4,13 +4,17 @@
  * often each task really ran, whatever process ran it.
  */
 import { type ChildProcess, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { readdir, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CacheStore, type CacheEntry } from "@cairn/cache";
+import { startRedisServer, type RedisServer } from "../../packages/cache/test/redis-server.ts";
+import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { countMarks } from "./fixtures/markers.ts";
-import { type Exit, cairnBin, cairnRun, childEnv, entryFiles, finalStatus, fixture, killGroup, sleep, start, taskEvents, tmp, tsxScript } from "./helpers.ts";
+import { type Exit, cairnBin, cairnRun, childEnv, entryFiles, finalStatus, fixture, killGroup, repo, sleep, start, taskEvents, tmp, tsxScript } from "./helpers.ts";
 
 /** slow-after-fast.flow.ts in fresh folders: "fast" ends at once, "slow" runs 4 s, long enough to be killed in. */
 async function slowAfterFast() {
@@ -19,6 +23,12 @@ async function slowAfterFast() {
 }
 
 const flowEvents = (exit: Exit) => exit.json.filter((e) => e.type === "flow");
+/** `cairn show RUN --json`: the flow run and its task runs, as the tracker records them. */
+function cairnShow(runId: string, env: NodeJS.ProcessEnv): { run: { status: string; tags: Record<string, string> }; tasks: Array<{ status: string; tags: Record<string, string> }> } {
+  const shown = spawnSync(process.execPath, [cairnBin, "show", runId, "--json"], { cwd: repo, env: childEnv(env), encoding: "utf8" });
+  if (shown.status !== 0) throw new Error(`cairn show ${runId} exited with ${shown.status}:\n${shown.stderr}`);
+  return JSON.parse(shown.stdout);
+}
 const expectOk = (exit: Exit) => {
   if (exit.code !== 0) throw new Error(`exited with ${exit.code ?? exit.signal}:\n${exit.stderr}\n${exit.stdout}`);
 };
@@ -74,10 +84,12 @@ describe("a run that holds the key, and a second run that meets it while it comp
   /**
    * held.flow.ts in fresh folders. `first(env, wrapper)` starts a run under `wrapper` (e.g.
    * unshare) and resolves once its task "held" works; `second()` then starts a plain run and
-   * resolves with its exit, after releasing "held" once the second's task waits or runs.
+   * resolves with its exit, after releasing "held" once the second's task waits or runs. With
+   * `ownRoots`, the second runs in a project folder of its own, as on another machine.
    */
-  async function heldScenario(env: NodeJS.ProcessEnv = {}) {
+  async function heldScenario(env: NodeJS.ProcessEnv = {}, options: { ownRoots?: boolean } = {}) {
     const root = await tmp();
+    const secondRoot = options.ownRoots ? await tmp() : root;
     const markers = await tmp();
     const release = join(await tmp(), "release");
     const file = fixture("held.flow.ts");
@@ -95,7 +107,7 @@ describe("a run that holds the key, and a second run that meets it while it comp
       },
       async second() {
         let met = false;
-        const run = cairnRun(file, root, [], shared, (out) => {
+        const run = cairnRun(file, secondRoot, [], shared, (out) => {
           if (met || !out.split("\n").some((l) => l.includes('"task":"held"') && /"status":"(waiting|running)"/.test(l))) return;
           met = true;
           void writeFile(release, "");
@@ -129,6 +141,64 @@ describe("a run that holds the key, and a second run that meets it while it comp
     } finally {
       killGroup(first.child);
     }
+  });
+
+  /**
+   * The first run as on another machine of the same host name (a container given one
+   * `--hostname`, a cloned VM named `ubuntu`): another boot id, bound over
+   * /proc/sys/kernel/random/boot_id in a mount namespace of its own. Undefined where mounts are
+   * not permitted (not root).
+   */
+  const otherBootId = (() => {
+    const file = join(mkdtempSync(join(tmpdir(), "cairn-boot-id-")), "boot_id");
+    writeFileSync(file, `${randomUUID()}\n`);
+    const wrapper = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /proc/sys/kernel/random/boot_id && exec "$@"', file];
+    const seen = spawnSync(wrapper[0]!, [...wrapper.slice(1), "cat", "/proc/sys/kernel/random/boot_id"], { encoding: "utf8" });
+    return seen.status === 0 && seen.stdout === readFileSync(file, "utf8") ? wrapper : undefined;
+  })();
+
+  describe("on another machine with this host name (another boot id)", () => {
+    let mlflow: MlflowServer | undefined;
+    let redis: RedisServer | undefined;
+    beforeAll(async () => {
+      if (!otherBootId) return;
+      [mlflow, redis] = await Promise.all([startMlflowServer(), startRedisServer()]);
+    });
+    afterAll(async () => {
+      await Promise.all([mlflow?.stop(), redis?.stop()]);
+    });
+
+    it.for([
+      { where: "one embedded store in a shared project folder", ownRoots: false },
+      { where: "a shared MLflow server and redis cache, each in its own folder", ownRoots: true },
+    ])("$where: the second waits for the first's lease and closes none of its runs", async ({ ownRoots }, context) => {
+      if (!otherBootId) context.skip("`unshare -m` and `mount --bind` are not permitted here (needs root)");
+      const env = ownRoots ? { MLFLOW_TRACKING_URI: mlflow!.uri, CAIRN_CACHE_URL: redis!.url, MLFLOW_EXPERIMENT_NAME: `other-boot-${randomUUID().slice(0, 8)}` } : {};
+      const scenario = await heldScenario(env, { ownRoots });
+      const first = await scenario.first({}, otherBootId!);
+      try {
+        const second = await scenario.second();
+        const one = await first.done;
+        expectOk(one);
+        expectOk(second);
+        // Before, the second took the first's boot id for an earlier boot of this machine, so its
+        // process for gone: it closed the first's live runs as KILLED and took its lease.
+        expect(`${second.stdout}${second.stderr}`).not.toMatch(/KILLED|abandoned/);
+        expect((await countMarks(scenario.markers)).held).toBe(1);
+        expect(taskEvents(second.json, "held").map((e) => e.status)).toContain("waiting");
+        expect(finalStatus(second.json, "held")).toBe("cached");
+        expect(flowEvents(one).at(-1)).toMatchObject({ status: "succeeded" });
+        if (ownRoots) {
+          const flowRunId = flowEvents(one)[0]!.runId as string;
+          const shown = cairnShow(flowRunId, env);
+          expect(shown.run).toMatchObject({ status: "FINISHED" });
+          expect(shown.run.tags["cairn.abandoned"]).toBeUndefined();
+          for (const t of shown.tasks) expect(t.tags["cairn.abandoned"]).toBeUndefined();
+        }
+      } finally {
+        killGroup(first.child);
+      }
+    });
   });
 
   it("busy in synchronous code past its lease's ttl, on this machine: the second waits for it instead of computing the key beside it", async () => {

@@ -28,7 +28,7 @@ export type { ParsedStoreUrl, StoreScheme, UrlProblem } from "./store-url.ts";
 
 // Process owners (leases, runs left RUNNING by a killed process)
 export { currentOwner, formatOwner, ownerIsAlive, ownerIsGone, parseOwner, processStartTime } from "./process-owner.ts";
-export type { ProcessOwner } from "./process-owner.ts";
+export type { OwnerRecordTimes, ProcessOwner } from "./process-owner.ts";
 
 // Partial downloads (written beside their place, renamed there once whole)
 export { partialPath, sweepDeadPartials } from "./partial-files.ts";

@@ -1,6 +1,8 @@
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir, uptime } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { currentOwner, formatOwner, ownerIsAlive, ownerIsGone, parseOwner, processStartTime } from "./process-owner.ts";
 
@@ -14,7 +16,9 @@ describe("process owners", () => {
     expect(parseOwner(`${formatOwner(me)}:ab12cd34`)).toEqual(me);
     expect(parseOwner("host:12:ab12cd34")).toEqual({ host: "host", pid: 12 }); // the older form, without a start time
     expect(parseOwner("host:12:t345:ab12cd34")).toEqual({ host: "host", pid: 12, start: 345 }); // the older form, without a pid space
-    expect(parseOwner("host:12:t345:s0badf00d0bad:ab12cd34")).toEqual({ host: "host", pid: 12, start: 345, space: "0badf00d0bad" });
+    expect(parseOwner("host:12:t345:s0badf00d0bad:ab12cd34")).toEqual({ host: "host", pid: 12, start: 345, space: "0badf00d0bad" }); // without a wall-clock start or machine
+    expect(parseOwner("host:12:t345:s0badf00d0bad:w1700000000:m0a1b2c:ab12cd34")).toEqual({ host: "host", pid: 12, start: 345, space: "0badf00d0bad", startedAt: 1700000000, machine: "0a1b2c" });
+    if (me.space !== undefined) expect(me).toMatchObject({ startedAt: expect.any(Number) });
     for (const bad of ["", "host", "host:x", "host:-3", ":12", 42, undefined]) expect(parseOwner(bad)).toBeUndefined();
   });
 
@@ -28,10 +32,33 @@ describe("process owners", () => {
     if (space !== undefined) {
       // Another PID namespace of this boot (a container with the host's name): nothing here can tell.
       expect(ownerIsGone({ host: hostname(), pid: process.ppid, space: `${space.slice(0, 6)}0badf0` })).toBe(false);
-      // An earlier boot of this machine: its processes are all gone, whatever its pids are now.
-      expect(ownerIsGone({ host: hostname(), pid: process.ppid, space: `0badf0${space.slice(6)}` })).toBe(true);
     }
     expect(ownerIsGone(undefined)).toBe(false);
+  });
+
+  it.runIf(currentOwner().space !== undefined)("an owner of another boot id is gone only when it can be an earlier boot of this machine", () => {
+    const me = currentOwner();
+    const bootedAt = Date.now() - uptime() * 1000;
+    // Its pid is a live process here, which says nothing of a process of another boot.
+    const otherBoot = { host: me.host, pid: process.ppid, space: `0badf0${me.space!.slice(6)}` };
+    const before = Math.floor((bootedAt - 5 * 60_000) / 1000);
+    const machine = me.machine !== undefined ? { machine: me.machine } : {};
+    // Started, and last seen, before this machine booted, on this machine: its processes are all gone.
+    expect(ownerIsGone({ ...otherBoot, startedAt: before, ...machine })).toBe(true);
+    expect(ownerIsGone({ ...otherBoot, startedAt: before, ...machine }, { seenAt: before * 1000 + 1000 })).toBe(true);
+    // Another machine of this name (a cloned VM, a container given one --hostname) that started since this boot...
+    expect(ownerIsGone({ ...otherBoot, startedAt: Math.floor(Date.now() / 1000) - 5, ...machine })).toBe(false);
+    // ...or within the clocks' skew of it...
+    expect(ownerIsGone({ ...otherBoot, startedAt: Math.floor(bootedAt / 1000) - 5, ...machine })).toBe(false);
+    // ...or was seen at work since (a lease renewed, a run started)...
+    expect(ownerIsGone({ ...otherBoot, startedAt: before, ...machine }, { seenAt: Date.now() - 1000 })).toBe(false);
+    // ...or says another machine id, whenever it started.
+    if (me.machine !== undefined) expect(ownerIsGone({ ...otherBoot, startedAt: before, machine: me.machine === "000000" ? "111111" : "000000" })).toBe(false);
+    // An owner recorded without its wall-clock start (older Cairn): as its record's time tells, else it cannot be told.
+    expect(ownerIsGone(otherBoot)).toBe(false);
+    expect(ownerIsGone(otherBoot, { seenAt: before * 1000 })).toBe(true);
+    expect(ownerIsGone(otherBoot, { seenAt: Date.now() - 1000 })).toBe(false);
+    expect(ownerIsGone(otherBoot, { seenAt: Number.NaN })).toBe(false);
   });
 
   it.runIf(processStartTime("self") !== undefined)("a pid now used by a process that started at another time is gone (pid reuse)", () => {
@@ -85,5 +112,24 @@ describe("process owners", () => {
     // Here pid 1 is another process, started at another time: it used to look like a reused pid, so the owner looked gone.
     expect(ownerIsGone(owner)).toBe(false);
     expect(ownerIsAlive(owner)).toBe(false);
+  });
+
+  it.runIf(currentOwner().space !== undefined)("a live process of another machine with this host name (another boot id) is not gone", (context) => {
+    // Another boot id bound over the kernel's in a mount namespace of its own: as a container given
+    // this host's name on another machine, or a cloned VM, would record it.
+    const file = join(mkdtempSync(join(tmpdir(), "cairn-boot-id-")), "boot_id");
+    writeFileSync(file, `${randomUUID()}\n`);
+    const script = `import("${new URL("./process-owner.ts", import.meta.url).href}").then((m) => console.log(m.formatOwner()))`;
+    const bind = 'mount --bind "$0" /proc/sys/kernel/random/boot_id && exec "$@"';
+    const out = spawnSync("unshare", ["-m", "sh", "-c", bind, file, process.execPath, "--import", "tsx", "-e", script], { encoding: "utf8" });
+    if (out.status !== 0 && /mount|unshare/.test(out.stderr)) context.skip("`unshare -m` and `mount --bind` are not permitted here (needs root)");
+    expect(out.status, out.stderr).toBe(0);
+    const owner = parseOwner(out.stdout.trim())!;
+    expect(owner.space!.slice(0, 6)).not.toBe(currentOwner().space!.slice(0, 6)); // another boot
+    expect(owner.startedAt).toBeGreaterThan(Date.now() / 1000 - 60);
+    // It started after this machine booted: no earlier boot's. Before, taken for one: gone.
+    expect(ownerIsGone(owner)).toBe(false);
+    // The same record, had it started before this boot: an earlier boot of this machine, over.
+    expect(ownerIsGone({ ...owner, startedAt: Math.floor((Date.now() - uptime() * 1000) / 1000) - 600 })).toBe(true);
   });
 });

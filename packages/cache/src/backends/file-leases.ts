@@ -27,6 +27,9 @@ interface LeaseFile {
   start?: number;
   /** The holder's pid space (see process-owner.ts), so that another container's pid is not taken for it. */
   space?: string;
+  /** The holder's wall-clock start and machine (see process-owner.ts), so that another machine of this name is not taken for an earlier boot. */
+  startedAt?: number;
+  machine?: string;
 }
 
 interface CurrentLease {
@@ -40,12 +43,26 @@ interface CurrentLease {
   host?: string;
   start?: number;
   space?: string;
+  startedAt?: number;
+  machine?: string;
 }
 
 /** The lease's holder, when the file says. */
 function holderOf(lease: CurrentLease): ProcessOwner | undefined {
   if (lease.pid === undefined || lease.host === undefined) return undefined;
-  return { host: lease.host, pid: lease.pid, ...(lease.start !== undefined ? { start: lease.start } : {}), ...(lease.space !== undefined ? { space: lease.space } : {}) };
+  return {
+    host: lease.host,
+    pid: lease.pid,
+    ...(lease.start !== undefined ? { start: lease.start } : {}),
+    ...(lease.space !== undefined ? { space: lease.space } : {}),
+    ...(lease.startedAt !== undefined ? { startedAt: lease.startedAt } : {}),
+    ...(lease.machine !== undefined ? { machine: lease.machine } : {}),
+  };
+}
+
+/** Whether the lease's holder is a process of this machine that no longer exists; its last renewal shows it at work then. */
+function holderIsGone(lease: CurrentLease): boolean {
+  return ownerIsGone(holderOf(lease), { seenAt: lease.expiresAt - lease.ttlMs });
 }
 
 /**
@@ -55,12 +72,12 @@ function holderOf(lease: CurrentLease): ProcessOwner | undefined {
  * time. A holder that is provably another live process of this machine keeps it past its
  * expiry: it did not crash, it could not renew (a function task's synchronous work blocks the
  * event loop its renewals run on), and taking the lease would compute the key twice at once.
- * Expiry decides for holders nothing here can check (another host, container or boot; no /proc).
+ * Expiry decides for holders nothing here can check (another host, container, or machine given
+ * this host name; no /proc).
  */
 function isLive(lease: CurrentLease): boolean {
-  const holder = holderOf(lease);
-  if (ownerIsGone(holder)) return false;
-  return lease.expiresAt > Date.now() || ownerIsAlive(holder);
+  if (holderIsGone(lease)) return false;
+  return lease.expiresAt > Date.now() || ownerIsAlive(holderOf(lease));
 }
 
 /**
@@ -107,6 +124,8 @@ export class FileLeases implements LeaseBackend {
       host: self.host,
       ...(self.start !== undefined ? { start: self.start } : {}),
       ...(self.space !== undefined ? { space: self.space } : {}),
+      ...(self.startedAt !== undefined ? { startedAt: self.startedAt } : {}),
+      ...(self.machine !== undefined ? { machine: self.machine } : {}),
     };
     const path = this.pathOf(key);
     // Tries count when the lease changed hands; waits for another process's end of it do not,
@@ -196,7 +215,7 @@ export class FileLeases implements LeaseBackend {
       const key = keyOfFileName(name, EXTENSION);
       if (key === undefined) continue;
       const current = this.read(key);
-      if (current && !isLive(current) && (now - current.expiresAt > 60_000 || ownerIsGone(holderOf(current)))) this.end(key, current.identity);
+      if (current && !isLive(current) && (now - current.expiresAt > 60_000 || holderIsGone(current))) this.end(key, current.identity);
     }
   }
 
@@ -248,6 +267,8 @@ export class FileLeases implements LeaseBackend {
             ...(typeof lease.pid === "number" && typeof lease.host === "string" ? { pid: lease.pid, host: lease.host } : {}),
             ...(typeof lease.start === "number" ? { start: lease.start } : {}),
             ...(typeof lease.space === "string" ? { space: lease.space } : {}),
+            ...(typeof lease.startedAt === "number" ? { startedAt: lease.startedAt } : {}),
+            ...(typeof lease.machine === "string" ? { machine: lease.machine } : {}),
           };
         }
       } catch {

@@ -323,13 +323,14 @@ export class MlflowTracker implements Tracker {
    * `cairn.abandoned` and ended KILLED, once a second read finds them still RUNNING (the
    * owner may have ended them and exited while the search was answered). Parents and children
    * alike carry their owner, so a killed flow's task runs are closed with it. Another host's
-   * runs are left alone, and so are another PID namespace's or boot's (see @cairn/cache's
-   * process-owner.ts).
+   * runs are left alone, and so are another PID namespace's, and another boot's unless that boot
+   * can only be an earlier one of this machine (see @cairn/cache's process-owner.ts).
    */
   async closeAbandonedRuns(experimentIds: readonly string[], options: AbandonedRunsOptions = {}): Promise<RunRecord[]> {
     if (!experimentIds.length) return [];
     const running = await this.searchRuns({ experimentIds: [...experimentIds], status: "RUNNING", tags: { [HOST_TAG]: hostname() }, maxResults: 1000 });
-    const suspects = running.filter((r) => ownerIsGone(parseOwner(r.tags[OWNER_TAG])));
+    // A run's start shows its owner at work then: one started since this machine booted is no earlier boot's.
+    const suspects = running.filter((r) => ownerIsGone(parseOwner(r.tags[OWNER_TAG]), { seenAt: r.startTime }));
     if (!suspects.length) return [];
     // The search answered as things stood when it ran: an owner that has ended its runs and
     // exited since then is gone too. Read again now that the owner can no longer write, and

@@ -670,9 +670,11 @@ export class LocalStore implements Tracker {
    * Closes the runs that processes of this host left RUNNING when they were killed (their
    * process no longer exists): each becomes KILLED, with an end time (now: when it was found)
    * and the tag `cairn.abandoned` saying why. Resolves to the runs closed, parents first.
-   * Cheap when there is nothing to close: one listing of the small `live/` folder. Runs of
-   * another host's processes, or of another PID namespace's or boot's under this host name (a
-   * container with the host's name), are left alone: nothing here can tell whether those still run.
+   * Cheap when there is nothing to close: one listing of the small `live/` folder, and a stat of
+   * each other writer's file there. Runs of another host's processes, or of another PID
+   * namespace's under this host name (a container with the host's name), or of another boot's
+   * that cannot be an earlier boot of this machine (a machine given this host name), are left
+   * alone: nothing here can tell whether those still run.
    * A run whose record exists but cannot be read now (its permissions, a folder in its place,
    * too many open files) is left as it is, and `warn` is told, naming the file (by default, a
    * process warning): what it holds is unknown, and it may be a finished run. Its writer's
@@ -688,7 +690,10 @@ export class LocalStore implements Tracker {
       const base = decodeURIComponent(name.slice(0, -".json".length));
       // `<writer>.json`, or `<writer>.closing-<closer>.json` left by a closer that died itself.
       const [writer, closer] = base.split(".closing-");
-      if (!writer || writer === this.writer || !ownerIsGone(parseOwner(writer))) continue;
+      if (!writer || writer === this.writer) continue;
+      // Its writer was at work when it last wrote the file: of no earlier boot if that was since this one began.
+      const seenAt = await stat(join(dir, name)).then((info) => info.mtimeMs, () => undefined);
+      if (!ownerIsGone(parseOwner(writer), seenAt !== undefined ? { seenAt } : {})) continue;
       if (closer !== undefined && !ownerIsGone(parseOwner(closer))) continue;
       // Claimed by a rename, so that two processes never close the same runs at once.
       const claimed = join(dir, `${encodeURIComponent(`${writer}.closing-${this.writer}`)}.json`);
