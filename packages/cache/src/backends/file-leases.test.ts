@@ -1,8 +1,9 @@
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdtemp, readdir, rm, utimes, writeFile } from "node:fs/promises";
+import { hostname, tmpdir, uptime } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { fixture, lineFrom, runTs, startTs } from "../../test/_child.ts";
+import { currentOwner } from "../process-owner.ts";
 import { fileNameOfKey } from "./_files.ts";
 import { FileLeases } from "./file-leases.ts";
 
@@ -86,6 +87,36 @@ describe("FileLeases", () => {
     const { utimes } = await import("node:fs/promises");
     await utimes(path, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
     expect(await leases.tryAcquire("k", "me", 1000)).toMatchObject({ ok: true });
+  });
+
+  it.runIf(currentOwner().space !== undefined)("takes the lease of a holder of an earlier boot, never of another machine with this host name nor one renewed since this boot", async () => {
+    const leases = new FileLeases(dir);
+    await leases.tryAcquire("setup", "x", 1); // makes the folder
+    const me = currentOwner();
+    const beforeBoot = Date.now() - uptime() * 1000 - 5 * 60_000;
+    // A lease file as another boot id's holder writes it, unexpired (a year's ttl), its pid a live process here.
+    const holdLease = async (key: string, holder: { startedAt: number; machine?: string }, renewedAt: number) => {
+      const path = join(dir, fileNameOfKey(key, ".lease"));
+      const lease = { owner: "other", token: `token-${key}`, ttlMs: 365 * 86_400_000, acquiredAt: renewedAt, pid: process.ppid, host: hostname(), space: `0badf0${me.space!.slice(6)}`, ...holder };
+      await writeFile(path, JSON.stringify(lease));
+      await utimes(path, new Date(renewedAt), new Date(renewedAt));
+    };
+    const machine = me.machine !== undefined ? { machine: me.machine } : {};
+    const started = Math.floor(beforeBoot / 1000);
+    // Started and last renewed before this machine booted: its holder's boot is over.
+    await holdLease("earlier-boot", { startedAt: started, ...machine }, beforeBoot);
+    expect(await leases.tryAcquire("earlier-boot", "me", 1000)).toMatchObject({ ok: true });
+    // Renewed since this boot: a machine given this host name, at work now.
+    await holdLease("renewed", { startedAt: started, ...machine }, Date.now());
+    expect(await leases.tryAcquire("renewed", "me", 1000)).toMatchObject({ ok: false, holder: "other" });
+    // Started since this boot.
+    await holdLease("started-since", { startedAt: Math.floor(Date.now() / 1000) - 5, ...machine }, beforeBoot);
+    expect(await leases.tryAcquire("started-since", "me", 1000)).toMatchObject({ ok: false, holder: "other" });
+    // Another machine id.
+    if (me.machine !== undefined) {
+      await holdLease("other-machine", { startedAt: started, machine: me.machine === "000000" ? "111111" : "000000" }, beforeBoot);
+      expect(await leases.tryAcquire("other-machine", "me", 1000)).toMatchObject({ ok: false, holder: "other" });
+    }
   });
 
   it("sweeps long-expired leases and stale tombstones", async () => {

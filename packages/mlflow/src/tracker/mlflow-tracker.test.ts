@@ -8,10 +8,11 @@ import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { tmpdir, uptime } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { currentOwner, formatOwner } from "@cairn/cache";
 import { ArtifactLocationError, TrackerUnreachableError } from "@cairn/core";
 import { type MlflowServer, startMlflowServer, workspaceRoot } from "../../test/mlflow-server.ts";
 import { trackerComplianceSuite } from "@cairn/core/testing";
@@ -650,5 +651,36 @@ describe("MlflowTracker and an experiment whose artifacts the server does not pr
     expect(refused?.message).toContain(`\`mlflow experiments rename --experiment-id ${id} --new-name OTHER\``);
     expect(refused?.message).toContain(`\`mlflow gc --backend-store-uri <the server's store> --experiment-ids ${id}\``);
     expect((await api(`experiments/get?experiment_id=${id}`)).experiment).toMatchObject({ name, lifecycle_stage: "active" });
+  });
+});
+
+describe("MlflowTracker, runs left RUNNING by another boot id under this host name", () => {
+  it.runIf(currentOwner().space !== undefined)("closes those that can be of an earlier boot of this machine, and leaves another machine's of this name alone", async () => {
+    const t = tracker();
+    const experimentId = await t.ensureExperiment(`other-boot-${randomBytes(4).toString("hex")}`);
+    const me = currentOwner();
+    const beforeBoot = Math.floor(Date.now() - uptime() * 1000 - 5 * 60_000);
+    // Another boot id; its pid is a live process here, which says nothing of a process of another boot.
+    const otherBoot = { host: me.host, pid: process.ppid, space: `0badf0${me.space!.slice(6)}`, ...(me.machine !== undefined ? { machine: me.machine } : {}) };
+    const runOwnedBy = async (owner: string, startTime: number) => {
+      const runId = await t.createRun({ experimentId, name: "r", startTime });
+      await t.logBatch(runId, { tags: { "cairn.owner": owner } });
+      return runId;
+    };
+    const earlier = await runOwnedBy(formatOwner({ ...otherBoot, startedAt: Math.floor(beforeBoot / 1000) }), beforeBoot);
+    // An older Cairn's owner (no start on the wall clock): its run's start tells.
+    const earlierOld = await runOwnedBy(`${me.host}:${process.ppid}:t1:s${otherBoot.space}`, beforeBoot);
+    // A machine given this host name (a cloned VM, a container's --hostname): it started, or its run did, since this boot.
+    const started = await runOwnedBy(formatOwner({ ...otherBoot, startedAt: Math.floor(Date.now() / 1000) - 5 }), Date.now());
+    const runSince = await runOwnedBy(formatOwner({ ...otherBoot, startedAt: Math.floor(beforeBoot / 1000) }), Date.now());
+    const oldSince = await runOwnedBy(`${me.host}:${process.ppid}:t1:s${otherBoot.space}`, Date.now());
+    const closed = await t.closeAbandonedRuns([experimentId]);
+    expect(closed.map((r) => r.runId).sort()).toEqual([earlier, earlierOld].sort());
+    for (const runId of [started, runSince, oldSince]) {
+      const run = await t.getRun(runId);
+      expect(run?.status).toBe("RUNNING");
+      expect(run?.tags["cairn.abandoned"]).toBeUndefined();
+      await t.endRun(runId, "FINISHED");
+    }
   });
 });

@@ -1,7 +1,8 @@
 import { spawn, spawnSync } from "node:child_process";
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, utimes, writeFile } from "node:fs/promises";
+import { tmpdir, uptime } from "node:os";
 import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, expect, it, vi } from "vitest";
 import { TrackingError, UnsafePathError } from "../../errors.ts";
 import { trackerComplianceSuite } from "../tracker-compliance.ts";
@@ -630,9 +631,42 @@ describe("LocalStore: closing the runs of a process killed -9", () => {
 });
 
 /** Runs `code` (a module that writes to a store, prints its run ids as one JSON line, then waits) in a process, and kills it -9 once it has printed; resolves to what it printed. */
-function killedWriter<T>(code: string): Promise<T> {
+/** Runs `code` in a real process (under `wrapper`, with `nodeArgs`), and kills it -9 once it printed its line, the JSON it resolves to. */
+describe("LocalStore: runs left RUNNING by a writer of another boot id under this host name", () => {
+  it("closes them only when its live file was last written before this machine booted (an earlier boot), not when since (a machine given this name)", async (context) => {
+    // Another boot id bound over the kernel's in a mount namespace of its own, as another machine of this name has.
+    const bootId = join(await tmp(), "boot_id");
+    await writeFile(bootId, `${"0".repeat(8)}-1111-2222-3333-${Date.now().toString(16).padStart(12, "0")}\n`);
+    const wrapper = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /proc/sys/kernel/random/boot_id && exec "$@"', bootId];
+    if (spawnSync(wrapper[0]!, [...wrapper.slice(1), "true"]).status !== 0) context.skip("`unshare -m` and `mount --bind` are not permitted here (needs root)");
+    const root = await tmp();
+    // Its clock runs back to before this machine booted, so that its owner says it started then:
+    // only its live file's time (the real clock's) tells that it was at work since.
+    const skew = `${pathToFileURL(join(repo, "packages/cache/test/fixtures/skew-clock.mjs")).href}?ms=${-Math.round(uptime() * 1000 + 10 * 60_000)}`;
+    const code = `
+      import { LocalStore } from ${JSON.stringify(storeModule)};
+      const store = new LocalStore({ root: ${JSON.stringify(root)} });
+      const experimentId = await store.ensureExperiment("other-boot");
+      const flow = await store.createRun({ experimentId, name: "other-boot" });
+      await store.flush();
+      process.stdout.write(JSON.stringify({ flow }) + "\\n");
+      setInterval(() => {}, 1000);
+    `;
+    const ids = await killedWriter<{ flow: string }>(code, { wrapper, nodeArgs: ["--import", skew] });
+    const [live] = await readdir(join(root, "live"));
+    expect(await new LocalStore({ root }).closeAbandonedRuns()).toEqual([]);
+    expect(await new LocalStore({ root }).getRun(ids.flow)).toMatchObject({ status: "RUNNING" });
+    const beforeBoot = new Date(Date.now() - uptime() * 1000 - 5 * 60_000);
+    await utimes(join(root, "live", live!), beforeBoot, beforeBoot);
+    expect((await new LocalStore({ root }).closeAbandonedRuns()).map((r) => r.runId)).toEqual([ids.flow]);
+  });
+});
+
+function killedWriter<T>(code: string, options: { wrapper?: string[]; nodeArgs?: string[] } = {}): Promise<T> {
   return new Promise<T>((done, fail) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: repo, stdio: ["ignore", "pipe", "inherit"] });
+    const [command, ...prefix] = [...(options.wrapper ?? []), process.execPath];
+    const args = [...prefix, ...(options.nodeArgs ?? []), "--import", "tsx", "--input-type=module", "-e", code];
+    const child = spawn(command!, args, { cwd: repo, stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (chunk: Buffer) => {
       out += chunk.toString();
