@@ -12,7 +12,19 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { runProcess } from "./spawn/spawn.ts";
 import { parseTemplate, renderArg, shellQuote, type CommandTemplate } from "./spawn/template.ts";
 import { ProcessStartError, UnknownPlaceholderError } from "./spawn/errors.ts";
-import { CHILD_CONDITION_ARGS, checkName, configDigest, cwdFingerprint, fileDigest, kindTask, moduleDependencies, resolveTaskFile, type KindCall, type KindTask } from "@cairn/dsl/kind";
+import {
+  CHILD_CONDITION_ARGS,
+  checkName,
+  configDigest,
+  cwdFingerprint,
+  fileDigest,
+  kindTask,
+  moduleDependencies,
+  projectRelativeName,
+  resolveTaskFile,
+  type KindCall,
+  type KindTask,
+} from "@cairn/dsl/kind";
 import { checkProcessOptions, findPython, optionOrigin, processEnv, pythonPath, type CommandOrigin, type ProcessOptions } from "./spawn/options.ts";
 import { pythonDependencies, shellDependencies } from "./python/python-deps.ts";
 import { pythonEnvironment } from "./python/python-environment.ts";
@@ -130,7 +142,8 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
   const placeholders = [...new Set(templates.flatMap((t) => t.placeholders))];
   // Each option's part of the fingerprint, by name, so that explain can name the one that changed.
   const keyed: Record<string, string> = {
-    ...(args.length ? { args: `args=${JSON.stringify(args)}` } : {}),
+    // An arg that is a path inside the project (`join(import.meta.dirname, "data/rows.csv")`) counts by its path from the project's root, as `cwd` does.
+    ...(args.length ? { args: `args=${JSON.stringify(args.map(keyedArg))}` } : {}),
     ...(interp !== undefined ? { interpreter: `interpreter=${JSON.stringify(interp)}` } : {}),
     // The folder it runs in is part of what it computes (`wc -l < data.txt`): inside the project by its path from the project's root, so checkouts at other places share keys.
     ...(options.cwd ? { cwd: cwdFingerprint(options.cwd) } : {}),
@@ -186,6 +199,16 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
     },
     ...(placeholders.length ? { checkCall: (inputs: Record<string, unknown>, schema: StandardSchemaV1 | undefined, call: KindCall) => checkCallPlaceholders(name, placeholders, inputs, schema, call) } : {}),
   });
+}
+
+/**
+ * How one arg enters the key: an absolute path inside the project as `{ project: "data/rows.csv" }`
+ * (an object, which no arg as written is), so that checkouts at other places share entries; any
+ * other as written. The process still gets the arg as written.
+ */
+function keyedArg(arg: string): string | { project: string } {
+  const inProject = projectRelativeName(arg);
+  return inProject === undefined ? arg : { project: inProject };
 }
 
 /** The warm Python for a task, or undefined (with a warning) when it cannot start. */
