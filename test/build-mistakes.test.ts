@@ -161,16 +161,41 @@ describe("a flow without a params schema", () => {
     .params<{ n: number; flag: boolean }>()
     .build(({ params }) => ({ d: dbl({ n: params.n }).doubled, f: shows().flag }));
 
-  it("refuses a param that neither its build function nor a task reads, with a ParamError naming the one likely meant", async () => {
-    const error = await typed.run({ ...off, params: { n: 2, flg: true } as never }).catch((e: unknown) => e);
+  it("refuses, without a params type either, a param that neither its build function nor a task reads, with a ParamError naming the one likely meant", async () => {
+    const untyped = flow("untyped").build(({ params }: { params: any }) => ({ d: dbl({ n: params.n }).doubled, f: shows().flag }));
+    const error = await untyped.run({ ...off, params: { n: 2, flg: true } }).catch((e: unknown) => e);
     expect(ParamError.is(error)).toBe(true);
     expect((error as ParamError).param).toBe("flg");
     expect((error as Error).message).toBe(
-      'Flow "typed" has no param "flg" (did you mean "flag"?): neither its build function nor any of its tasks reads it. The params it reads: flag, n. ' +
+      'Flow "untyped" has no param "flg" (did you mean "flag"?): neither its build function nor any of its tasks reads it. The params it reads: flag, n. ' +
         "Without a params schema, a flow takes the params it reads; declare them with .params(schema) to have them checked and defaulted.",
     );
     const none = flow("none").build(() => ({ rows: count().rows }));
     await expect(none.run({ ...off, params: { lr: 0.5 } })).rejects.toThrow(/Flow "none" has no param "lr": .*The params it reads: \(none\)\./);
+  });
+
+  it("takes, with its params typed by .params<T>(), a param of the type that nothing reads, and warns naming it", async () => {
+    // The type makes the caller give `note` (leaving it out fails tsc): a refusal would leave no call that both compiles and runs.
+    const t = task("t")
+      .input<{ a: number }>()
+      .run(({ a }) => ({ v: a + 1 }));
+    const f = flow("typed-note")
+      .params<{ a: number; note: string }>()
+      .build(({ params }) => ({ v: t({ a: params.a }).v }));
+    const run = await f.run({ ...off, params: { a: 1, note: "x" } });
+    const warnings: string[] = [];
+    run.on((e) => void (e.type === "log" && e.level === "warn" && warnings.push(e.message)));
+    expect(await run.outputs()).toEqual({ v: 2 });
+    expect(warnings).toEqual([
+      'Flow "typed-note" does not read param "note": neither its build function nor any of its tasks reads it, so it changes nothing in this run (it is recorded with the others). ' +
+        "The params it reads: a. Its params are typed with .params<T>() only, so it is taken; wire it into a task, or drop it from the type and the run's params.",
+    ]);
+    // A param the flow reads gets no warning.
+    const quiet = await typed.run({ ...off, params: { n: 2, flag: true } });
+    const said: string[] = [];
+    quiet.on((e) => void (e.type === "log" && e.level === "warn" && said.push(e.message)));
+    await quiet.outputs();
+    expect(said).toEqual([]);
   });
 
   it("takes the params its build function wires in (inputs, conditions, map lists, outputs) and those its tasks read through ctx", async () => {

@@ -84,19 +84,20 @@ export function flow(name: string): FlowBuilder<{}, {}> {
       `Expected \`flow name\` to be at most ${EXPERIMENT_NAME_MAX_LENGTH} characters, got one ${tooLong}; the flow's name is its experiment's by default. Give the flow a shorter name.`,
     );
   }
-  const builder = flowBuilder(name, undefined);
+  const builder = flowBuilder(name, undefined, false);
   // Before build(): a flow file that default-exports the builder (no .build(...)) is told so under tsx too.
   flowDeclared();
   return builder;
 }
 
-function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): FlowBuilder<any, any> {
+/** `typed`: params declared by type alone, `.params<T>()` (see FlowDefinition.paramsTyped). */
+function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined, typed: boolean): FlowBuilder<any, any> {
   const builder: FlowBuilder<any, any> = {
     params: (schema?: StandardSchemaV1) => {
       if (schema !== undefined && typeof (schema as Partial<StandardSchemaV1>)["~standard"]?.validate !== "function") {
         throw new OptionError(`flow "${name}" .params()`, "a Standard Schema (zod, valibot, ...), or no argument with a type parameter (.params<T>())", schema);
       }
-      return flowBuilder(name, schema);
+      return flowBuilder(name, schema, schema === undefined);
     },
     build: (fn: (flow: { params: any }) => Record<string, unknown> | void) => {
       const { result, context } = withBuild(name, (ctx) => fn({ params: refProxy("param", "", ctx.buildId) }));
@@ -106,7 +107,7 @@ function flowBuilder(name: string, paramsSchema: StandardSchemaV1 | undefined): 
       }
       const definition: FlowDefinition = Object.freeze({
         name,
-        ...(paramsSchema ? { paramsSchema } : {}),
+        ...(paramsSchema ? { paramsSchema } : typed ? { paramsTyped: true as const } : {}),
         nodes: Object.freeze([...context.nodes]),
         outputs: Object.freeze(Object.fromEntries(Object.entries(result ?? {}).map(([k, v]) => [k, nodeToRef(v, () => `flow "${name}" output \`${k}\``)]))),
         buildId: context.buildId,

@@ -237,6 +237,12 @@ export interface ItemInfo {
 export interface FlowDefinition {
   readonly name: string;
   readonly paramsSchema?: StandardSchemaV1;
+  /**
+   * Declared with `.params<T>()`: the params are typed, not checked. A param given that the flow
+   * does not read is then said in a warning instead of refused (the type is what the caller
+   * compiled against, and may name params no task reads yet).
+   */
+  readonly paramsTyped?: true;
   readonly nodes: readonly FlowNode[];
   /** Flow outputs; may contain refs. */
   readonly outputs: Readonly<Record<string, unknown>>;

@@ -532,7 +532,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     emitToRun({ type: "log", level: "warn", runId: flowRunId, task, message, time: Date.now() }),
   );
   let flowRunId = "";
-  const params = await validateParams(definition, options.params ?? {}).catch((e: unknown) => {
+  const paramWarnings: string[] = [];
+  const params = await validateParams(definition, options.params ?? {}, (message) => paramWarnings.push(message)).catch((e: unknown) => {
     throw secrets.maskThrown(e);
   });
   secrets.assertParamsClean(definition.name, params);
@@ -715,6 +716,7 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       const closed = describeAbandonedRuns(await abandoned);
       if (closed) emitToRun({ type: "log", level: "warn", runId: flowRunId, message: closed, time: Date.now() });
       for (const message of closerWarnings) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
+      for (const message of paramWarnings) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
       // A variable a typo away from one Cairn reads is ignored: said, unless this process said it already (`cairn` does when it starts).
       for (const message of unsaidMisspeltVariables(env)) emitToRun({ type: "log", level: "warn", runId: flowRunId, message, time: Date.now() });
       // With a cache, what a task reads through another name (`env` imported from node:process) counts too.
@@ -1186,8 +1188,16 @@ async function openCache(
   };
 }
 
-/** Validates params with the flow's schema; names unknown params and the ones of the wrong type. */
-export async function validateParams(definition: FlowDefinition, given: Record<string, unknown>): Promise<Record<string, unknown>> {
+/**
+ * Validates params with the flow's schema; names unknown params and the ones of the wrong type.
+ * Without a schema, a param the flow does not read is refused, unless the flow typed its params
+ * (`.params<T>()`): then `warn` is told of it, and it is taken.
+ */
+export async function validateParams(
+  definition: FlowDefinition,
+  given: Record<string, unknown>,
+  warn: (message: string) => void = () => {},
+): Promise<Record<string, unknown>> {
   const schema = definition.paramsSchema;
   if (!isObject(given)) throw new OptionError("params", "an object of param values by name", given);
   if (!schema) {
@@ -1198,7 +1208,17 @@ export async function validateParams(definition: FlowDefinition, given: Record<s
     const read = Object.keys(given).length ? await paramsReadBy(definition) : "all";
     if (read !== "all") {
       const unread = Object.keys(given).filter((k) => !read.has(k));
-      if (unread.length) {
+      if (unread.length && definition.paramsTyped) {
+        // Its type is what the caller compiled against: a param it names that nothing reads yet
+        // must still be given (TS2741 otherwise), so it is said, not refused.
+        const meant = closestName(unread[0]!, read);
+        warn(
+          `Flow "${definition.name}" does not read param ${unread.map((k) => `"${k}"`).join(", ")}${meant ? ` (did you mean "${meant}"?)` : ""}: ` +
+            `neither its build function nor any of its tasks reads it, so it changes nothing in this run (it is recorded with the others). ` +
+            `The params it reads: ${[...read].sort().join(", ") || "(none)"}. ` +
+            `Its params are typed with .params<T>() only, so it is taken; wire it into a task, or drop it from the type and the run's params.`,
+        );
+      } else if (unread.length) {
         const meant = closestName(unread[0]!, read);
         throw new ParamError(
           `Flow "${definition.name}" has no param ${unread.map((k) => `"${k}"`).join(", ")}${meant ? ` (did you mean "${meant}"?)` : ""}: ` +
