@@ -3,7 +3,7 @@
  * the app, with no signal handlers of its own and no `process.exit`, also when a run leaves
  * abandoned work running. The app is a real `node --import tsx` process.
  */
-import { writeFile } from "node:fs/promises";
+import { symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -109,6 +109,43 @@ describe("cli() embedded in an app", () => {
  * `tsx flow.ts` runs the flow a file default-exports (README, Embedding); an app's entry module
  * that builds flows without default-exporting one is left alone, its own flags and exit code too.
  */
+describe("cli() run twice in one app process, with an edit between", () => {
+  /** A folder with the flow and the app (node_modules linked to the repo's, so `cairn-dag` resolves), run as one `node --import tsx` process. */
+  async function runApp(edit: string): Promise<{ stdout: string; stderr: string; code: number | null }> {
+    const dir = await tmp("cairn-embed-edit-");
+    await symlink(join(repo, "node_modules"), join(dir, "node_modules"));
+    await writeFile(join(dir, "package.json"), `{ "type": "module" }\n`);
+    await writeFile(join(dir, "lib.ts"), "export const w = 10;\n");
+    const appText = `
+      import { cli } from "cairn-dag";
+      import { writeFileSync } from "node:fs";
+      const flowText = (v) => \`import { flow, task } from "cairn-dag";\\nimport { w } from "./lib.ts";\\nconst t = task("t").run(async () => ({ v: \${v}, w }));\\nexport default flow("edit").build(() => ({ v: t({}).v, w: t({}).w }));\\n\`;
+      writeFileSync("flow.ts", flowText(1));
+      console.log("[app] first " + await cli(["run", "flow.ts", "--root", ".cairn", "--no-tracking"]));
+      ${edit}
+      console.log("[app] second " + await cli(["run", "flow.ts", "--root", ".cairn", "--no-tracking"]));
+    `;
+    await writeFile(join(dir, "app.ts"), appText);
+    return start(process.execPath, ["--import", "tsx", "app.ts"], { cwd: dir }).done;
+  }
+
+  it("runs the edited flow file's code, not the code Node loaded first", async () => {
+    const exit = await runApp(`writeFileSync("flow.ts", flowText(2));`);
+    expect(exit.stdout, exit.stderr).toContain(`Outputs: {"v":1,"w":10}`);
+    expect(exit.stdout).toContain(`Outputs: {"v":2,"w":10}`);
+    expect(exit.stdout).toContain("[app] second 0");
+  });
+
+  it("refuses a flow whose imported module was edited, which Node cannot load anew, naming it and saying to start a new process", async () => {
+    const exit = await runApp(`writeFileSync("lib.ts", "export const w = 20;\\n");`);
+    expect(exit.stdout, exit.stderr).toContain("[app] first 0");
+    // Only the first run ran: the second was refused before any task, not run with the old lib.ts.
+    expect(exit.stdout.split("Outputs:")).toHaveLength(2);
+    expect(exit.stderr).toMatch(/FlowFileError: Expected the code this process loaded for flow\.ts to be as it is on disk, but lib\.ts changed since this process loaded it; .* Start a new process to run the edited code\./);
+    expect(exit.stdout).toContain("[app] second 2");
+  });
+});
+
 describe("the autorun of an app's entry module", () => {
   /** `node --import tsx FILE ...args` with the autorun on (childEnv turns it off). */
   const entry = async (file: string, args: string[]) => {

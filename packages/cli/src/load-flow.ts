@@ -1,29 +1,17 @@
 import { existsSync, readdirSync, readFileSync, realpathSync, type Stats, statSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { CairnError, closestName, describeValue } from "@cairn/core";
 import { compiledFlowSource, errorSource, type Flow, flowBuilderName, isFlow, moduleFormatOf, shownPath } from "@cairn/dsl";
+import { FlowFileError, type FlowImporter } from "./flow-file-error.ts";
+import { importFresh } from "./fresh-import.ts";
 import { cairnNotInstalled, missingCairnPackage } from "./install-advice.ts";
 
-/** The flow file is missing, or does not default-export a flow. */
-export class FlowFileError extends CairnError {
-  static override readonly code: string = "CAIRN_FLOW_FILE";
-  override name = "FlowFileError";
-  constructor(
-    message: string,
-    readonly file: string,
-  ) {
-    super(message);
-  }
-}
-
-/** How a flow file is imported: `import()` through tsx, or compiled first (`cairn` without tsx). */
-export type FlowImporter = (path: string) => Promise<Record<string, unknown>>;
+export { FlowFileError, type FlowImporter } from "./flow-file-error.ts";
 
 /** What Node (with tsx) imports as a module. */
 const FLOW_EXTENSIONS = new Set([".ts", ".mts", ".cts", ".tsx", ".js", ".mjs", ".cjs", ".jsx"]);
 
-const importFile: FlowImporter = async (path) => (await import(pathToFileURL(path).href)) as Record<string, unknown>;
 
 /** `code` of the error the launcher's compiler throws when tsx is not installed (packages/cli/bin/esbuild.mjs). */
 const TSX_MISSING = "CAIRN_TSX_MISSING";
@@ -118,7 +106,7 @@ export async function importFlowModule(
   }
   let mod: Record<string, unknown>;
   try {
-    mod = preloaded ?? (await (from.importFlow ?? importFile)(path));
+    mod = preloaded ?? (await (from.importFlow ?? importFresh)(path));
   } catch (error) {
     // Cairn's own errors (a build error such as an OptionError, the compile's FlowFileError) say what they are.
     if (CairnError.is(error)) throw error;

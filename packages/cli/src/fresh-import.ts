@@ -1,0 +1,55 @@
+/**
+ * How the CLI imports a flow file (or an `--import` module) through `import()`, in a process
+ * that may import it more than once: an app calling `cli(["run", "flow.ts"])` again after an
+ * edit. Node keeps every module it loaded under its URL, so a second `import()` of an edited
+ * file would answer the first one's code, and that stale code would run under the edited
+ * code's cache key. An entry file whose content changed since this process first loaded it is
+ * imported under a URL that names its content (`flow.ts?cairn-content=<digest>`), which Node
+ * loads anew. The modules it imports keep their URLs and Node cannot drop them: when one of
+ * them (or a package's version) changed since this process loaded it, or the entry is CommonJS
+ * (Node's `require` cache answers it whatever the URL), the import is refused with the file
+ * named, rather than run stale.
+ *
+ * The state here is the process's, as Node's module map it mirrors is: not a run's.
+ */
+import { dirname, relative, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { digestFileSync } from "@cairn/cache";
+import { RunScope } from "@cairn/core";
+import { moduleFormatOf } from "@cairn/dsl";
+import { moduleDependencies } from "@cairn/dsl/kind";
+import { FlowFileError, type FlowImporter } from "./flow-file-error.ts";
+
+/** Entry file -> sha256 of its content when this process first imported it (under its plain URL). */
+const firstImported = new Map<string, string>();
+/** Each module an entry imports (absolute path, or `package <name>`) -> its digest when this process first loaded it. */
+const loaded = new Map<string, string>();
+
+/** The project's modules (absolute paths) and packages (`package zod`) `path` loads, with their digests as on disk now. */
+async function codeOf(path: string): Promise<Map<string, string>> {
+  const deps = await moduleDependencies(path, new RunScope());
+  return new Map(Object.entries(deps).map(([name, digest]) => [name.startsWith("package ") ? name : resolve(dirname(path), name), digest]));
+}
+
+/** Imports the module at `path` (absolute) as its content is now; see the module comment. */
+export const importFresh: FlowImporter = async (path) => {
+  const digest = digestFileSync(path);
+  const deps = await codeOf(path);
+  const first = firstImported.get(path);
+  if (first !== undefined) {
+    const changed = [...deps].filter(([name, now]) => loaded.has(name) && loaded.get(name) !== now).map(([name]) => name);
+    if (first !== digest && moduleFormatOf(path).format === "cjs") changed.unshift(path);
+    if (changed.length > 0) {
+      const named = changed.map((name) => (name.startsWith("package ") ? `${name} (another version)` : relative(process.cwd(), name) || name));
+      throw new FlowFileError(
+        `Expected the code this process loaded for ${relative(process.cwd(), path) || path} to be as it is on disk, but ${named.join(", ")} changed since this process loaded ${changed.length === 1 ? "it" : "them"}; ` +
+          `Node keeps a module it loaded (an imported module, or a CommonJS one), so the old code would run. Start a new process to run the edited code.`,
+        path,
+      );
+    }
+  }
+  for (const [name, now] of deps) if (!loaded.has(name)) loaded.set(name, now);
+  if (first === undefined) firstImported.set(path, digest);
+  const url = pathToFileURL(path).href;
+  return (await import(first === undefined || first === digest ? url : `${url}?cairn-content=${digest.slice(0, 16)}`)) as Record<string, unknown>;
+};
