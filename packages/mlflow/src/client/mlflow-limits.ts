@@ -23,6 +23,8 @@ export const MLFLOW_LIMITS = {
   tagValueLength: 8000,
   /** Characters of a metric, param or tag key. */
   keyLength: 250,
+  /** Characters of a run's name: the `runs.name` column is String(250), which a PostgreSQL or MySQL backend enforces (SQLite does not). */
+  runNameLength: 250,
   /** Characters of an experiment's name (checked where a name enters: see experimentNameTooLong of @cairn/core). */
   experimentNameLength: EXPERIMENT_NAME_MAX_LENGTH,
 } as const;
@@ -95,4 +97,21 @@ export function fitMlflowValue(kind: "params" | "tags", key: string, value: stri
   const last = head.at(-1);
   if (last && /[\uD800-\uDBFF]$/.test(last)) head.pop();
   return { value: head.join("") + note, overflow: true };
+}
+
+/**
+ * A run's name as MLflow can store it: a name longer than {@link MLFLOW_LIMITS.runNameLength}
+ * characters (a long task name, a map item's `name[12]`, counted as MLflow does, by code point)
+ * is cut and ends with `-` and 8 hex digits of its SHA-256, so that two names sharing the kept
+ * beginning (two items of one map) stay apart. The whole name stays in the run's tags that
+ * Cairn reads (`cairn.node_id` of a task run, `cairn.flow` of a flow run).
+ *
+ * @example
+ * fitRunName("a".repeat(300)) // 241 `a`s, then "-<8 hex digits>"
+ */
+export function fitRunName(name: string): string {
+  const chars = Array.from(name);
+  if (chars.length <= MLFLOW_LIMITS.runNameLength) return name;
+  const suffix = `-${createHash("sha256").update(name).digest("hex").slice(0, KEY_HASH_LENGTH)}`;
+  return chars.slice(0, MLFLOW_LIMITS.runNameLength - suffix.length).join("") + suffix;
 }

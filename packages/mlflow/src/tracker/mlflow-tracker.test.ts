@@ -463,6 +463,25 @@ describe("MlflowTracker keys", () => {
   });
 });
 
+describe("MlflowTracker run names", () => {
+  it("cuts a name longer than MLflow's runs.name column (String(250), which PostgreSQL and MySQL enforce) to 250 characters, items of one map apart, the whole name in cairn.node_id", async () => {
+    const t = tracker();
+    const experimentId = await t.ensureExperiment("long-names");
+    const name = `t${"x".repeat(299)}`;
+    const ids = await Promise.all(["", "[11]", "[12]"].map((item) => t.createRun({ experimentId, name: name + item, tags: { "cairn.node_id": name + item } })));
+    const runs = await pyRead(ids.map((run_id) => ({ op: "get_run", run_id })));
+    for (const [i, run] of runs.entries()) {
+      expect(Array.from(run.run_name as string)).toHaveLength(250);
+      expect(run.run_name).toMatch(/^tx+-[0-9a-f]{8}$/);
+      expect(run.tags["cairn.node_id"]).toBe(name + ["", "[11]", "[12]"][i]);
+    }
+    expect(new Set(runs.map((run) => run.run_name)).size).toBe(3);
+    // A name that fits is sent as it is.
+    const [short] = await pyRead([{ op: "get_run", run_id: await t.createRun({ experimentId, name: "y".repeat(250) }) }]);
+    expect(short.run_name).toBe("y".repeat(250));
+  });
+});
+
 describe("MlflowTracker with several processes", () => {
   it("two processes creating the same new experiments at once both succeed", async () => {
     const names = Array.from({ length: 3 }, (_, i) => `race-${Date.now()}-${i}`);

@@ -37,7 +37,7 @@ import {
   tagNotCondition,
 } from "../client/client.ts";
 import { type MlflowClientOptions, mlflowOptionsFromEnv } from "../client/mlflow-config.ts";
-import { fitMlflowValue, longValueArtifactPath, MLFLOW_LIMITS, toMlflowKey } from "../client/mlflow-limits.ts";
+import { fitMlflowValue, fitRunName, longValueArtifactPath, MLFLOW_LIMITS, toMlflowKey } from "../client/mlflow-limits.ts";
 
 /** Tags naming the process that created a run (see @cairn/cache's process-owner.ts), so that a later process can close it if it is killed. */
 const OWNER_TAG = "cairn.owner";
@@ -207,7 +207,8 @@ export class MlflowTracker implements Tracker {
     tags[HOST_TAG] ??= hostname();
     const info = await this.client.createRun({
       experimentId: options.experimentId,
-      runName: options.name,
+      // A PostgreSQL or MySQL backend refuses a longer name mid-run; the whole name is in the run's tags.
+      runName: fitRunName(options.name),
       ...(options.startTime !== undefined ? { startTime: options.startTime } : {}),
       tags,
     });
