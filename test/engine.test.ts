@@ -837,7 +837,7 @@ describe("bad definitions are caught before anything runs", () => {
     for (const id of ["fit[0]", "a/b", "x\0y", "", ".hidden", "with space"]) {
       const build = () => flow("ids").build(() => (add({ a: 1, b: 1 }, { id }), {}));
       expect(build, id).toThrow(OptionError);
-      expect(build, id).toThrow(`Expected \`task "add" option \`id\`\` to be a non-empty string of letters, digits, \`_\`, \`.\` and \`-\``);
+      expect(build, id).toThrow(`Expected \`task "add" option \`id\`\` to be a non-empty string of ASCII letters, digits, \`_\`, \`.\` and \`-\`, not starting with \`.\` or \`-\``);
     }
     expect([...flow("ids").build(() => (add({ a: 1, b: 1 }, { id: "add_2.v-1" }), {})).graph().nodes.keys()]).toEqual(["add_2.v-1"]);
   });
@@ -991,7 +991,7 @@ describe("bad definitions are caught before anything runs", () => {
     expect(made({ ...good, kind: undefined })).toMatch(/`kind` of "q"` to be a non-empty string/);
     expect(made({ ...good, run: undefined })).toMatch(/`run` of "q"` to be a function/);
     expect(made({ ...good, cache: undefined })).toMatch(/`cache` of "q"` to be false or an object/);
-    expect(made({ ...good, name: "../../evil name" })).toMatch(/`task definition `name` of "..\/..\/evil name"` to be a non-empty string of letters, digits/);
+    expect(made({ ...good, name: "../../evil name" })).toMatch(/`task definition `name` of "..\/..\/evil name"` to be a non-empty string of ASCII letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, got/);
     expect(made({ ...good, name: "fit[0]" })).toMatch(/`task definition `name` of "fit\[0\]"`/);
   });
 

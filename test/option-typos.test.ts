@@ -60,7 +60,7 @@ describe("http's retryDelayMs", () => {
 
 describe("names that can never match", () => {
   it(".pool() takes a pool name, as a task's name is written", () => {
-    for (const name of [" ", "gpu=2", ""]) expect(refusal(() => fit.pool(name))).toMatch(/^Expected `task "fit" \.pool\(\)` to be a pool name: letters, digits, `_`, `.` and `-`, like a task name, got /);
+    for (const name of [" ", "gpu=2", ""]) expect(refusal(() => fit.pool(name))).toMatch(/^Expected `task "fit" \.pool\(\)` to be a pool name: ASCII letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, like a task name, got /);
     expect(() => fit.pool("gpu.large")).not.toThrow();
   });
 

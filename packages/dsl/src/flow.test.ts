@@ -2,9 +2,24 @@ import { OptionError } from "@cairn/core";
 import { describe, expect, it } from "vitest";
 import { flow } from "./flow.ts";
 import { addFlowHooks } from "./flow-hooks.ts";
+import { checkName } from "./kinds/kind-task.ts";
 import { task } from "./task.ts";
 
 // An OptionError, as task() throws, so that what embeds Cairn (the CLI: exit 2) knows an invalid flow from a failed run.
+describe("a task name outside the rule is refused in words that state the rule", () => {
+  // `..` and `-rf` use only the allowed characters: the words must say what else is refused (a leading `.` or `-`; non-ASCII).
+  it.each(["..", "-rf", "ünï", ".hidden", ""])("the name %j, by task() and by checkName() (a kind's)", (name) => {
+    const rule = "to be a non-empty string of ASCII letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, got";
+    expect(() => task(name)).toThrow(`Expected \`task name\` ${rule}`);
+    expect(() => checkName(name)).toThrow(`Expected \`task name\` ${rule}`);
+  });
+
+  it("still takes a name with `.` and `-` after its first character", () => {
+    expect(() => task("_a.b-c")).not.toThrow();
+    expect(() => checkName("0.1-x")).not.toThrow();
+  });
+});
+
 describe("flow() refuses what would make an invalid flow with an OptionError", () => {
   it.each(["", " lead", "-x", "a/b", "evil\x1b]0;t\x07", 42])("the name %j", (name) => {
     let thrown: unknown;

@@ -159,7 +159,10 @@ interface BuilderState extends Settings {
   outputSchema?: StandardSchemaV1;
 }
 
-const TASK_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+/** A task's name (and a node id, a pool's name): ASCII, not starting with `.` or `-` (`..` would be a path, `-rf` a flag). */
+export const TASK_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+/** {@link TASK_NAME} in words, for the errors that refuse a name. */
+export const TASK_NAME_RULE = "a non-empty string of ASCII letters, digits, `_`, `.` and `-`, not starting with `.` or `-`";
 /** A name a process environment can hold: no `=`, `$`, whitespace or NUL. */
 const ENV_NAME = /^[^\s=$\0]+$/;
 
@@ -170,7 +173,7 @@ const ENV_NAME = /^[^\s=$\0]+$/;
  */
 export function task(name: string): TaskBuilder {
   if (typeof name !== "string" || !TASK_NAME.test(name)) {
-    throw new OptionError("task name", "a non-empty string of letters, digits, `_`, `.` and `-`", name);
+    throw new OptionError("task name", TASK_NAME_RULE, name);
   }
   return builder({ name, retry: NO_RETRY, cache: {}, env: [] });
 }
@@ -281,7 +284,7 @@ export function makeTask<In, Out>(definition: TaskDefinition): Task<In, Out> {
 function checkDefinition(d: TaskDefinition): void {
   const where = (field: string) => `task definition \`${field}\`${typeof d?.name === "string" ? ` of "${d.name}"` : ""}`;
   if (typeof d !== "object" || d === null) throw new OptionError("task definition", "an object (see TaskDefinition)", d);
-  if (typeof d.name !== "string" || !TASK_NAME.test(d.name)) throw new OptionError(where("name"), "a non-empty string of letters, digits, `_`, `.` and `-`", d.name);
+  if (typeof d.name !== "string" || !TASK_NAME.test(d.name)) throw new OptionError(where("name"), TASK_NAME_RULE, d.name);
   if (typeof d.kind !== "string" || !d.kind) throw new OptionError(where("kind"), "a non-empty string naming the kind (it is the `cairn.task_kind` tag)", d.kind);
   if (typeof d.code !== "string") throw new OptionError(where("code"), "a string: the fingerprint of what the task does (its cache key's code)", d.code);
   if (typeof d.run !== "function") throw new OptionError(where("run"), "a function (inputs, ctx) => outputs", d.run);
@@ -308,7 +311,7 @@ export function addNode(definition: TaskDefinition, inputs: Record<string, unkno
   build.uses.set(definition.name, uses);
   if (options.id !== undefined && (typeof options.id !== "string" || !TASK_NAME.test(options.id))) {
     // As a task name: `[` and `]` are a map item's (`fit[0]`), and an id reaches run names, `--rerun` and CAIRN_TASK.
-    throw new OptionError(`task "${definition.name}" option \`id\``, "a non-empty string of letters, digits, `_`, `.` and `-`, like a task name", options.id);
+    throw new OptionError(`task "${definition.name}" option \`id\``, `${TASK_NAME_RULE}, like a task name`, options.id);
   }
   const id = options.id ?? (uses === 1 ? definition.name : `${definition.name}-${uses}`);
   // Found here, where it is known which id was given and which a call got without one (the
@@ -451,7 +454,7 @@ function settingsMethods<S extends Settings & { name: string }, R>(state: S, nex
     },
     pool(name) {
       // As a task's name: `.pool(" ")` named a pool no `--pool NAME=N` could be written for.
-      if (typeof name !== "string" || !TASK_NAME.test(name)) throw new OptionError(where("pool"), "a pool name: letters, digits, `_`, `.` and `-`, like a task name", name);
+      if (typeof name !== "string" || !TASK_NAME.test(name)) throw new OptionError(where("pool"), "a pool name: ASCII letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, like a task name", name);
       return next({ ...state, pool: name });
     },
     cache(options) {

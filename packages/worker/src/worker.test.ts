@@ -13,10 +13,10 @@ describe("options, checked where they enter", () => {
   it("startWorker refuses a bad concurrency, pool or death limit before it connects", async () => {
     const base = { flow: f.definition, file: "flow.ts", queue: "redis://127.0.0.1:1" };
     await expect(startWorker({ ...base, concurrency: 0 })).rejects.toThrow(new WorkerOptionError("concurrency", "an integer >= 1", 0).message);
-    await expect(startWorker({ ...base, pools: [""] })).rejects.toThrow('Expected `pools` to be pool names (letters, digits, `_`, `.` and `-`, as .pool() takes them), got [""].');
+    await expect(startWorker({ ...base, pools: [""] })).rejects.toThrow('Expected `pools` to be pool names (ASCII letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, as .pool() takes them), got [""].');
     // cairn run's form: a worker of a pool literally named "gpu=2", which no task names.
     await expect(startWorker({ ...base, pools: ["gpu=2"] })).rejects.toThrow(
-      'Expected `pools` to be pool names (letters, digits, `_`, `.` and `-`, as .pool() takes them); a worker takes a pool\'s name only (--pool gpu): its limit is cairn run\'s --pool NAME=N, got ["gpu=2"].',
+      'Expected `pools` to be pool names (ASCII letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, as .pool() takes them); a worker takes a pool\'s name only (--pool gpu): its limit is cairn run\'s --pool NAME=N, got ["gpu=2"].',
     );
     await expect(startWorker({ ...base, pools: [" "] })).rejects.toThrow(WorkerOptionError);
     await expect(startWorker({ ...base, maxDeaths: 0 })).rejects.toThrow("Expected `maxDeaths` to be an integer >= 1, got 0.");

@@ -161,7 +161,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   for (const pool of pools) {
     if (typeof pool !== "string" || !POOL_NAME.test(pool)) {
       // `--pool gpu=2` (cairn run's form) made a worker of a pool literally named "gpu=2", which no task names.
-      throw new WorkerOptionError("pools", `pool names (letters, digits, \`_\`, \`.\` and \`-\`, as .pool() takes them)${typeof pool === "string" && pool.includes("=") ? `; a worker takes a pool's name only (--pool ${pool.split("=")[0]}): its limit is cairn run's --pool NAME=N` : ""}`, options.pools);
+      throw new WorkerOptionError("pools", `pool names (ASCII letters, digits, \`_\`, \`.\` and \`-\`, not starting with \`.\` or \`-\`, as .pool() takes them)${typeof pool === "string" && pool.includes("=") ? `; a worker takes a pool's name only (--pool ${pool.split("=")[0]}): its limit is cairn run's --pool NAME=N` : ""}`, options.pools);
     }
   }
   const concurrency = options.concurrency ?? 1;

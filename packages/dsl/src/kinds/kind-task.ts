@@ -11,7 +11,7 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { asWritten, functionDependencies } from "../code-deps.ts";
 import { projectCallersOf, type SourcePlace } from "../declared-path.ts";
 import type { EnvReads } from "../env-read.ts";
-import { makeTask, type NodeOptions, type RetryOptions, type Task } from "../task.ts";
+import { makeTask, type NodeOptions, type RetryOptions, type Task, TASK_NAME, TASK_NAME_RULE } from "../task.ts";
 import type { SchemaInput, SchemaOutput } from "../types.ts";
 
 /** Outputs every use of the kind adds to the declared ones (a notebook's `{ notebook, html }`). */
@@ -239,12 +239,10 @@ function checkSchema(schema: StandardSchemaV1, task: string, which: string): Sta
   return schema;
 }
 
-const TASK_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
-
 /** Checks a task name like task() does. */
 export function checkName(name: string): void {
   if (typeof name !== "string" || !TASK_NAME.test(name)) {
-    throw new OptionError("task name", "a non-empty string of letters, digits, `_`, `.` and `-`", name);
+    throw new OptionError("task name", TASK_NAME_RULE, name);
   }
 }
 
