@@ -666,3 +666,42 @@ export default flow("p").build(() => ({ x: pad + a }));
     expect(r.stdout).toContain(`"n":6`);
   });
 });
+
+describe("a flow compiled twice in one process (an app driving the compiled CLI), edited between", () => {
+  /** Runs the flow twice through Cairn's bundle and importCompiledFlow, as bin/cairn.mjs does, with `edit` in between. */
+  async function twice(name: string, edit: string): Promise<{ stdout: string; stderr: string; code: number | null }> {
+    const sub = join(dir, name);
+    await mkdir(sub);
+    await writeFile(join(sub, "lib.ts"), "export const w = 10;\n");
+    const flowText = (v: number) =>
+      `import { flow, task } from "cairn-dag";\nimport { w } from "./lib.ts";\nconst t = task("t").run(async () => ({ v: ${v}, w }));\nexport default flow("edit").build(() => ({ v: t({}).v, w: t({}).w }));\n`;
+    await writeFile(join(sub, "flow.ts"), flowText(1));
+    const code = `
+      import { writeFileSync } from "node:fs";
+      import { ensureBundle } from ${JSON.stringify(pathToFileURL(join(repo, "packages/cli/bin/bundle.mjs")).href)};
+      const bundle = await ensureBundle();
+      const { main, importCompiledFlow } = await import(bundle.files.cli);
+      const io = { importFlow: (path) => importCompiledFlow(path, bundle) };
+      const args = ["run", "flow.ts", "--root", ".cairn", "--no-tracking"];
+      console.log("[app] first " + await main(args, io));
+      ${edit.replace("FLOW2", JSON.stringify(flowText(2)))}
+      console.log("[app] second " + await main(args, io));
+    `;
+    return start(process.execPath, ["--input-type=module", "-e", code], { cwd: sub, env: childEnv() }).done;
+  }
+
+  it("runs the edited flow file's code: the compiled entry is imported anew", async () => {
+    const exit = await twice("edit-entry", `writeFileSync("flow.ts", FLOW2);`);
+    expect(exit.stdout, exit.stderr).toContain(`Outputs: {"v":1,"w":10}`);
+    expect(exit.stdout).toContain(`Outputs: {"v":2,"w":10}`);
+    expect(exit.stdout).toContain("[app] second 0");
+  });
+
+  it("refuses when a module the flow imports was edited, naming it and saying to start a new process", async () => {
+    const exit = await twice("edit-lib", `writeFileSync("lib.ts", "export const w = 20;\\n");`);
+    expect(exit.stdout, exit.stderr).toContain("[app] first 0");
+    expect(exit.stdout.split("Outputs:")).toHaveLength(2);
+    expect(exit.stderr).toMatch(/FlowFileError: Expected the code this process loaded for flow\.ts to be as it is on disk, but lib\.ts changed since this process loaded it; .* Start a new process to run the edited code\./);
+    expect(exit.stdout).toContain("[app] second 2");
+  });
+});

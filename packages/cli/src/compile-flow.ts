@@ -29,6 +29,7 @@ import { CairnError, digestFileSync, privateTempDir, sha256, writeFileAtomic } f
 import { installCommand } from "@cairn/core";
 import { NODE_CONDITIONS, registerCompiledFlowDir } from "@cairn/dsl";
 import type * as Esbuild from "esbuild";
+import { staleModules } from "./fresh-import.ts";
 import { cairnNotInstalled, isCairnPackage } from "./install-advice.ts";
 import { commonJsScope, FlowFileError } from "./load-flow.ts";
 
@@ -91,12 +92,24 @@ export async function importCompiledFlow(path: string, bundle: CairnBundle): Pro
   if (!TS.test(real)) throw new NeedsTsxError(`${path} is not TypeScript: JavaScript flow files load through tsx as before.`);
   const dir = inTemp(path, tmpdir(), () => privateTempDir(join("flows", compiledFolderName(bundle))) ?? ownFolder());
   const manifestPath = `${sha256(real)}.json`;
-  const entry = upToDate(dir, join(dir, manifestPath)) ?? (await compile(real, dir, manifestPath, bundle));
+  const manifest = upToDate(dir, join(dir, manifestPath)) ?? (await compile(real, dir, manifestPath, bundle));
   // Stack traces name the TypeScript source: task files resolve against its folder, and tasks count there, as under tsx.
   process.setSourceMapsEnabled(true);
   registerCompiledFlowDir(dir);
-  return import(pathToFileURL(entry).href);
+  // A compiled file is named by its source's path, not its content: imported again in this process
+  // after an edit (an app's second cli()), Node would answer the first compile's module. The entry
+  // is imported anew under a URL that names its content; a changed module it imports cannot be.
+  const digest = manifest.sources[real]!;
+  const first = importedSources.get(real);
+  const changed = Object.entries(manifest.sources).filter(([source, now]) => source !== real && importedSources.has(source) && importedSources.get(source) !== now);
+  if (changed.length > 0) throw staleModules(real, changed.map(([source]) => source));
+  for (const [source, now] of Object.entries(manifest.sources)) if (!importedSources.has(source)) importedSources.set(source, now);
+  const url = pathToFileURL(manifest.entry).href;
+  return import(first === undefined || first === digest ? url : `${url}?cairn-content=${digest.slice(0, 16)}`);
 }
+
+/** Each source this process imported compiled -> the sha256 it was compiled from (the state is the process's, as Node's module map is). */
+const importedSources = new Map<string, string>();
 
 /**
  * The folder of compiled flows for this bundle and the export conditions of this process (the
@@ -142,7 +155,7 @@ function ownFolder(): string {
   return dir;
 }
 
-function upToDate(dir: string, manifestPath: string): string | undefined {
+function upToDate(dir: string, manifestPath: string): Manifest | undefined {
   let manifest: Manifest;
   try {
     manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest;
@@ -157,7 +170,7 @@ function upToDate(dir: string, manifestPath: string): string | undefined {
   } catch {
     return undefined;
   }
-  return manifest.entry;
+  return manifest;
 }
 
 /** sha256 of the file's content, or null when there is no such file. */
@@ -263,7 +276,7 @@ function packageName(specifier: string): string | undefined {
 }
 
 /** Compiles `entry` and the TypeScript it imports into `dir`; `manifest` is the name of its manifest there. */
-async function compile(entry: string, dir: string, manifest: string, bundle: CairnBundle): Promise<string> {
+async function compile(entry: string, dir: string, manifest: string, bundle: CairnBundle): Promise<Manifest> {
   const esbuild = bundle.loadEsbuild();
   const nameOf = (source: string) => `${sha256(source).slice(0, 16)}-${basename(source).replace(TS, "")}.mjs`;
   const outOf = (source: string) => join(dir, nameOf(source));
@@ -367,7 +380,7 @@ async function compile(entry: string, dir: string, manifest: string, bundle: Cai
   }
   const written: Manifest = { sources, configs, packages: [...packages.values()], entry: outOf(entry) };
   await inTemp(entry, dir, () => writeFileAtomic(dir, manifest, JSON.stringify(written)));
-  return written.entry;
+  return written;
 }
 
 /** What to install for the packages a flow imports that are not installed beside it (Cairn's own: see cairnNotInstalled). */

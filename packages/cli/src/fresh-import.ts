@@ -31,6 +31,19 @@ async function codeOf(path: string): Promise<Map<string, string>> {
   return new Map(Object.entries(deps).map(([name, digest]) => [name.startsWith("package ") ? name : resolve(dirname(path), name), digest]));
 }
 
+/**
+ * The error for a flow file (`path`) some of whose modules (`changed`: absolute paths, or
+ * `package <name>`) changed since this process loaded them, which Node cannot load anew.
+ */
+export function staleModules(path: string, changed: readonly string[]): FlowFileError {
+  const named = changed.map((name) => (name.startsWith("package ") ? `${name} (another version)` : relative(process.cwd(), name) || name));
+  return new FlowFileError(
+    `Expected the code this process loaded for ${relative(process.cwd(), path) || path} to be as it is on disk, but ${named.join(", ")} changed since this process loaded ${changed.length === 1 ? "it" : "them"}; ` +
+      `Node keeps a module it loaded (an imported module, or a CommonJS one), so the old code would run. Start a new process to run the edited code.`,
+    path,
+  );
+}
+
 /** Imports the module at `path` (absolute) as its content is now; see the module comment. */
 export const importFresh: FlowImporter = async (path) => {
   const digest = digestFileSync(path);
@@ -39,14 +52,7 @@ export const importFresh: FlowImporter = async (path) => {
   if (first !== undefined) {
     const changed = [...deps].filter(([name, now]) => loaded.has(name) && loaded.get(name) !== now).map(([name]) => name);
     if (first !== digest && moduleFormatOf(path).format === "cjs") changed.unshift(path);
-    if (changed.length > 0) {
-      const named = changed.map((name) => (name.startsWith("package ") ? `${name} (another version)` : relative(process.cwd(), name) || name));
-      throw new FlowFileError(
-        `Expected the code this process loaded for ${relative(process.cwd(), path) || path} to be as it is on disk, but ${named.join(", ")} changed since this process loaded ${changed.length === 1 ? "it" : "them"}; ` +
-          `Node keeps a module it loaded (an imported module, or a CommonJS one), so the old code would run. Start a new process to run the edited code.`,
-        path,
-      );
-    }
+    if (changed.length > 0) throw staleModules(path, changed);
   }
   for (const [name, now] of deps) if (!loaded.has(name)) loaded.set(name, now);
   if (first === undefined) firstImported.set(path, digest);
