@@ -1,4 +1,4 @@
-import { type CacheEntry, diffIngredients, type ExpiredEntry, type IngredientChange, nearestEntry } from "@cairn/cache";
+import { CacheBackendError, type CacheEntry, diffIngredients, type ExpiredEntry, type IngredientChange, nearestEntry } from "@cairn/cache";
 import type { FlowDefinition, FlowNode } from "../definition/flow-definition.ts";
 import { describeRef, forEachRef, isRef } from "../definition/ref.ts";
 import { InputValidationError, MapItemsFailedError } from "../errors.ts";
@@ -301,11 +301,17 @@ async function planNodes(
       try {
         plan.set(id, await planOne(node, upstreamRuns, isForced(id)));
       } catch (error) {
-        // Inputs the task's schema refuses fail the task in the run, before it starts: planned so,
-        // with the rest of the flow, not as a failure of the whole plan.
-        if (!(error instanceof InputValidationError)) throw error;
-        failing.add(id);
-        plan.set(id, { task: id, action: "run", reason: `fails before it starts: its inputs do not match its input schema (${error.issues.join("; ")})` });
+        // Inputs the task's schema refuses, or a key the task's own code cannot make (a kind's
+        // inputFiles reading a file that is not there), fail the task in the run, before it starts:
+        // planned so, with the rest of the flow, not as a failure of the whole plan (as a map's
+        // items are). A store that cannot be read fails the plan: no row could be trusted.
+        if (CacheBackendError.is(error)) throw error;
+        if (error instanceof InputValidationError) {
+          failing.add(id);
+          plan.set(id, { task: id, action: "run", reason: `fails before it starts: its inputs do not match its input schema (${error.issues.join("; ")})` });
+        } else {
+          plan.set(id, { task: id, action: "run", reason: `its key cannot be made before running: ${(error as Error).message}` });
+        }
       }
     } finally {
       letGo(id);

@@ -9,7 +9,7 @@ import { CacheValueError, DECLARATION_ENTRY, ENV_READ_ENTRY, kindRunEntry, sha25
 import { KindOutputError, OptionError, validateWithSchema, OutputValidationError, type TaskCacheOptions, type TaskContext, type TaskDefinition } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { asWritten, functionDependencies } from "../code-deps.ts";
-import { projectCallersOf, type SourcePlace } from "../declared-path.ts";
+import { errorSource, projectCallersOf, type SourcePlace } from "../declared-path.ts";
 import type { EnvReads } from "../env-read.ts";
 import { makeTask, type NodeOptions, type RetryOptions, type Task, TASK_NAME, TASK_NAME_RULE } from "../task.ts";
 import type { SchemaInput, SchemaOutput } from "../types.ts";
@@ -97,7 +97,9 @@ export const KIND_CHECK_CALL = Symbol.for("cairn.kind.checkCall");
  */
 export function kindTask<In, Out, Extra = {}>(spec: KindSpec): KindTask<In, Out, Extra> {
   // The kind's code is read from its own run function, before the check below wraps it.
-  const definition = withKindCode(spec.definition, projectCallersOf(kindTask));
+  // An error the run throws names the first frame in the user's code, as a function task's does:
+  // a kind of the project's shows its own line; Cairn's kinds and a package's have none there.
+  const definition = withKindCode({ errorSource, ...spec.definition }, projectCallersOf(kindTask));
   // A run that is no function is refused by makeTask, naming the field: not wrapped into one.
   if (spec.anyOutput || typeof definition.run !== "function") return wrapKind({ ...spec, definition });
   const ownOutputs = spec.ownOutputs;

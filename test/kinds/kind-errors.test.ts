@@ -1,0 +1,83 @@
+/**
+ * A kind written in the project whose own code fails, as the user reads it: `inputFiles` that
+ * throws (a file that is not there) leaves `cairn plan` and `cairn explain` whole, that task
+ * planned to run with the reason; a plain error thrown by the kind's run function names the line
+ * of the kind's code that raised it, as a function task's does. Real `cairn` processes.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cairnBin, childEnv, repo, start } from "../cache/helpers.ts";
+
+let dir: string;
+
+beforeAll(async () => {
+  // Inside the workspace, so that `cairn-dag` resolves as it does for the examples.
+  dir = await mkdtemp(join(repo, "test", ".kind-errors-"));
+  await mkdir(join(dir, "kinds"), { recursive: true });
+  await writeFile(
+    join(dir, "kinds", "digest.ts"),
+    [
+      `import { checkName, fileDigest, kindTask, NO_RETRY, type KindTask } from "cairn-dag/kind";`,
+      ``,
+      `export function digest(name: string): KindTask<{ data: string }, { ok: boolean }> {`,
+      `  checkName(name);`,
+      `  return kindTask({`,
+      `    definition: { name, kind: "digest", code: "v1", retry: NO_RETRY, cache: {}, env: [], run: () => ({ ok: true }),`,
+      `      inputFiles: async (i) => ({ data: await fileDigest(String(i.data)) }) },`,
+      `  });`,
+      `}`,
+      ``,
+      `export function plain(name: string): KindTask<Record<string, never>, { ok: boolean }> {`,
+      `  checkName(name);`,
+      `  return kindTask({`,
+      `    definition: { name, kind: "plain", code: "v1", retry: NO_RETRY, cache: {}, env: [], run: () => {`,
+      `      throw new Error("plain failure from kind");`,
+      `    } },`,
+      `  });`,
+      `}`,
+    ].join("\n"),
+  );
+  await writeFile(
+    join(dir, "missing.flow.ts"),
+    [
+      `import { flow, task } from "cairn-dag";`,
+      `import { digest } from "./kinds/digest.ts";`,
+      `const d = digest("d");`,
+      `const other = task("other").run(() => ({ n: 1 }));`,
+      `export default flow("missing").build(() => ({ ok: d({ data: "nope.csv" }).ok, n: other().n }));`,
+    ].join("\n"),
+  );
+  await writeFile(
+    join(dir, "plain.flow.ts"),
+    [`import { flow } from "cairn-dag";`, `import { plain } from "./kinds/digest.ts";`, `const p = plain("plain");`, `export default flow("plain").build(() => ({ ok: p().ok }));`].join("\n"),
+  );
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const cairn = (...args: string[]) => start(process.execPath, [cairnBin, ...args, "--root", join(dir, ".cairn")], { cwd: dir, env: childEnv({ CAIRN_NO_AUTORUN: "0" }) }).done;
+
+describe("a project kind whose inputFiles throws", () => {
+  it("is planned to run, the reason naming the task and the error; the rest of the plan stands", async () => {
+    const plan = await cairn("plan", "missing.flow.ts", "--no-tracking");
+    expect(plan.stderr).not.toContain("ENOENT");
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/^d\s+runs\s+its key cannot be made before running: ENOENT.*'nope\.csv'$/m);
+    expect(plan.stdout).toMatch(/^other\s+runs\s+no cache entry/m);
+
+    const explain = await cairn("explain", "missing.flow.ts", "d", "--no-tracking");
+    expect(explain.code, explain.stderr).toBe(0);
+    expect(explain.stdout, explain.stdout).toMatch(/its key cannot be made before running: ENOENT.*'nope\.csv'/);
+  });
+});
+
+describe("a plain error thrown by a project kind's run function", () => {
+  it("names the line of the kind's code that raised it", async () => {
+    const r = await cairn("run", "plain.flow.ts", "--no-tracking");
+    expect(r.code).toBe(1);
+    // digest.ts line 15: `      throw new Error(...)`; V8 points at `new`.
+    expect(r.stdout).toContain("plain failure from kind\n    at kinds/digest.ts:15:13");
+  });
+});
