@@ -89,6 +89,18 @@ export class RunningTaskContext implements TaskContext {
   [HOLD_WORK](work: Promise<unknown>, what: HeldWork = {}): void {
     if (what.killGraceMs !== undefined) this.killGraceMs = what.killGraceMs;
     if (this.holder) (this.holder.held ??= []).push(work);
+    // The engine only waits for held work (allSettled): a rejection would be lost, and with it the
+    // file never sent or the process never ended. Said as the task's warning; the result stands.
+    work.catch((error: unknown) => {
+      const { emit, flowRunId, secrets } = this.shared;
+      const task = this.node.id;
+      const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      const message =
+        `Work that attempt ${this.attempt} of task "${task}" handed to holdWork() failed: ${what}. ` +
+        "The task's result stands, but what that work was to do (sending or masking a file, ending a process) may be undone; " +
+        `catch the errors the work may meet in the kind (kind \`${this.node.task.kind}\`), or let the run await it to fail the attempt.`;
+      emit({ type: "log", level: "warn", runId: flowRunId, task, message: secrets.mask(message), time: Date.now() });
+    });
   }
 
   /** @internal See TRACKING_ENV. */

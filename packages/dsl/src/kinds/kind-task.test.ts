@@ -97,6 +97,40 @@ describe("holdWork() from @cairn/dsl/kind (and cairn-dag/kind)", () => {
     expect(result.status).toBe("succeeded");
     expect(order).toEqual(["attempt 1's work done", "attempt 2"]);
   });
+
+  it("says held work that rejects in a warn log of the task, its secrets masked; the task's result stands", async () => {
+    const { holdWork } = await import("../kind.ts");
+    const upload = kindTask<Record<string, never>, { ok: boolean }>({
+      definition: {
+        name: "upload",
+        kind: "upload",
+        code: "v1",
+        retry: NO_RETRY,
+        cache: false,
+        env: [],
+        run: async (_inputs, ctx) => {
+          holdWork(ctx, new Promise((_resolve, reject) => setTimeout(() => reject(new Error(`upload refused for token ${ctx.secret("API_TOKEN")}`)), 50)));
+          return { ok: true };
+        },
+      },
+    });
+    const run = await flow("held-rejects").build(() => ({ ok: upload({}).ok })).run({ tracker: false, cache: false, secrets: { API_TOKEN: "s3cr3t-token-value" } });
+    const warns: Array<{ task?: string; message: string }> = [];
+    run.on((e) => e.type === "log" && e.level === "warn" && warns.push(e));
+    const result = await run.wait();
+    expect(result.status).toBe("succeeded");
+    expect(warns).toEqual([
+      {
+        ...warns[0],
+        task: "upload",
+        message:
+          'Work that attempt 1 of task "upload" handed to holdWork() failed: Error: upload refused for token ***. ' +
+          "The task's result stands, but what that work was to do (sending or masking a file, ending a process) may be undone; " +
+          "catch the errors the work may meet in the kind (kind `upload`), or let the run await it to fail the attempt.",
+      },
+    ]);
+    expect(JSON.stringify(warns)).not.toContain("s3cr3t");
+  });
 });
 
 describe("what a kind's run returns", () => {
