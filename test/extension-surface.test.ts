@@ -9,7 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as cairn from "cairn-dag";
-import type { CreateRunOptions, LogBatch, RunFilter, RunRecord, ScopeKey, Tracker, TrackerFactory } from "cairn-dag";
+import type { CreateRunOptions, DispatchedOutcome, DispatchedRunSettings, DispatchedTask, LogBatch, LogLineOptions, RunFilter, RunRecord, ScopeKey, TaskDispatcher, TaskLogger, Tracker, TrackerFactory } from "cairn-dag";
 import * as kind from "cairn-dag/kind";
 import * as mlflowTracker from "cairn-dag/mlflow-tracker";
 import * as queue from "cairn-dag/queue";
@@ -42,6 +42,32 @@ describe("cairn-dag's extension points", () => {
     expect(typeof testing.trackerComplianceSuite).toBe("function");
     expect(typeof mlflowTracker.MlflowTracker).toBe("function");
     expect(typeof mlflowTracker.MlflowClient).toBe("function");
+  });
+
+  it("runs a flow through a dispatcher of the app's own, built from cairn-dag's TaskDispatcher and runDispatchedTask", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-own-dispatcher-"));
+    try {
+      const sent: string[] = [];
+      const dispatcher: TaskDispatcher = {
+        open: () => {},
+        run: (task: DispatchedTask, signal, log): Promise<DispatchedOutcome> => {
+          sent.push(task.node.id);
+          const settings: DispatchedRunSettings = { tracker: new cairn.LocalStore({ root }), workDir: root, signal, secrets: {}, emit: (e) => e.type === "log" && log(e) };
+          return cairn.runDispatchedTask(task.node, task, settings);
+        },
+      };
+      const double = cairn.task("double").input<{ x: number }>().run(async ({ x }, ctx) => {
+        const line: LogLineOptions = { inLogFile: false };
+        const logger: TaskLogger = ctx.logger;
+        logger.info("doubling", line);
+        return { y: x * 2 };
+      });
+      const result = await (await cairn.flow("own-dispatcher").build(() => ({ y: double({ x: 21 }).y })).run({ root, cache: false, dispatcher, env: {} })).wait();
+      expect(result).toMatchObject({ status: "succeeded", outputs: { y: 42 } });
+      expect(sent).toEqual(["double"]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it("runs a flow on a cache store the app opened with cairn-dag's CacheStore, and leaves it open", async () => {

@@ -14,6 +14,17 @@ export * from "@cairn/dsl";
 export * from "@cairn/process";
 export * from "@cairn/mlflow";
 export { cli, EXIT, FlowFileError, UsageError, RunIdError, ReportRunError, type CliIo } from "@cairn/cli";
+// What a dispatcher of your own (`run({ dispatcher })`) is built from, and the options of
+// `ctx.logger`'s lines: under pnpm a project cannot import @cairn/core, which it never named.
+export {
+  runDispatchedTask,
+  type TaskDispatcher,
+  type DispatchedTask,
+  type DispatchedOutcome,
+  type DispatchedRunSettings,
+  type LogLineOptions,
+  type TaskLogger,
+} from "@cairn/core";
 // The queue's errors, which a run with `queue` raises; from their own module, so that BullMQ loads only for a queue.
 export {
   QueueNeedsSharedTrackerError,
