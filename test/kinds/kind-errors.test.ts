@@ -2,9 +2,10 @@
  * A kind written in the project whose own code fails, as the user reads it: `inputFiles` that
  * throws (a file that is not there) leaves `cairn plan` and `cairn explain` whole, that task
  * planned to run with the reason; a plain error thrown by the kind's run function names the line
- * of the kind's code that raised it, as a function task's does. Real `cairn` processes.
+ * of the kind's code that raised it, as a function task's does; and explain names the kind of a
+ * task whose `code` changed, for a kind installed as a package too. Real `cairn` processes.
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cairnBin, childEnv, repo, start } from "../cache/helpers.ts";
@@ -52,12 +53,32 @@ beforeAll(async () => {
     join(dir, "plain.flow.ts"),
     [`import { flow } from "cairn-dag";`, `import { plain } from "./kinds/digest.ts";`, `const p = plain("plain");`, `export default flow("plain").build(() => ({ ok: p().ok }));`].join("\n"),
   );
+  // A kind installed as a package: its code is not the project's, so its key holds only its `code`.
+  await mkdir(join(dir, "node_modules", "my-sql-kind"), { recursive: true });
+  await writeFile(join(dir, "node_modules", "my-sql-kind", "package.json"), JSON.stringify({ name: "my-sql-kind", version: "1.0.0", type: "module", exports: { ".": "./index.js" } }));
+  await writeFile(
+    join(dir, "node_modules", "my-sql-kind", "index.js"),
+    [
+      `import { checkName, configDigest, kindTask, NO_RETRY } from "cairn-dag/kind";`,
+      `export function sql(name, options) {`,
+      `  checkName(name);`,
+      `  return kindTask({ definition: { name, kind: "sql", retry: NO_RETRY, cache: {}, env: [], code: configDigest({ query: options.query }), run: async () => ({ rows: [options.query] }) } });`,
+      `}`,
+    ].join("\n"),
+  );
+  await writeFile(
+    join(dir, "sql.flow.ts"),
+    [`import { flow } from "cairn-dag";`, `import { sql } from "my-sql-kind";`, `const q = sql("q", { query: "select 1" });`, `export default flow("sql").build(() => ({ rows: q({}).rows }));`].join("\n"),
+  );
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
 const cairn = (...args: string[]) => start(process.execPath, [cairnBin, ...args, "--root", join(dir, ".cairn")], { cwd: dir, env: childEnv({ CAIRN_NO_AUTORUN: "0" }) }).done;
+// Node loads a package's modules itself, and this workspace's cairn-dag is TypeScript: tsx lets it
+// (a published cairn-dag is JavaScript).
+const cairnTsx = (...args: string[]) => start(process.execPath, ["--import", "tsx", cairnBin, ...args, "--root", join(dir, ".cairn")], { cwd: dir, env: childEnv({ CAIRN_NO_AUTORUN: "0" }) }).done;
 
 describe("a project kind whose inputFiles throws", () => {
   it("is planned to run, the reason naming the task and the error; the rest of the plan stands", async () => {
@@ -79,5 +100,17 @@ describe("a plain error thrown by a project kind's run function", () => {
     expect(r.code).toBe(1);
     // digest.ts line 15: `      throw new Error(...)`; V8 points at `new`.
     expect(r.stdout).toContain("plain failure from kind\n    at kinds/digest.ts:15:13");
+  });
+});
+
+describe("a kind installed as a package", () => {
+  it("explain names the task and its kind when its `code` changed, as for a kind written in the project", async () => {
+    const first = await cairnTsx("run", "sql.flow.ts", "--no-tracking");
+    expect(first.code, first.stderr).toBe(0);
+    const flowFile = join(dir, "sql.flow.ts");
+    await writeFile(flowFile, (await readFile(flowFile, "utf8")).replace("select 1", "select 2"));
+    const explain = await cairnTsx("explain", "sql.flow.ts", "q", "--no-tracking");
+    expect(explain.code, explain.stderr).toBe(0);
+    expect(explain.stdout).toContain("the `code` of task `q` (kind `sql`) changed: what its definition's `code` holds (its options, config or version)");
   });
 });

@@ -23,7 +23,7 @@ export interface CacheKeyIngredients {
    * function's text, a script's digest); `cacheKey`: the task's `.cache({ key })`; `resolved`:
    * what its code resolved to when the key was made (a model alias's version).
    */
-  codeParts?: { own: string; cacheKey?: string; resolved?: string; what?: string; declaration?: string; contents?: CodeContents; byOption?: CodeByOption; formerly?: CodeFormerly };
+  codeParts?: { own: string; cacheKey?: string; resolved?: string; what?: string; declaration?: string; contents?: CodeContents; byOption?: CodeByOption; formerly?: CodeFormerly; kind?: string };
   /**
    * Content digests of the files the task declares its code depends on, by the name the
    * task gave them (`.codeFiles("./lib/features.ts")`); each is its own ingredient, so an
@@ -113,6 +113,11 @@ export interface RecordedCodeParts {
   byOption?: CodeByOption;
   /** The task's own code as an earlier Cairn made it (its sha256 when recorded), and why that differs. */
   formerly?: CodeFormerly;
+  /**
+   * The kind of a task that is not a function task (`sql`), installed as a package or written in
+   * the project, to name it when its `code` changed; absent on entries made before it was recorded.
+   */
+  kind?: string;
 }
 
 /**
@@ -293,6 +298,7 @@ export function computeCacheKey(ingredients: CacheKeyIngredients, options: Cache
       ...(parts.contents !== undefined ? { contents: parts.contents } : {}),
       ...(parts.byOption !== undefined ? { byOption: digestsByOption(parts.byOption) } : {}),
       ...(parts.formerly !== undefined ? { formerly: { own: sha256(parts.formerly.own), why: parts.formerly.why } } : {}),
+      ...(parts.kind !== undefined ? { kind: parts.kind } : {}),
     };
   }
   if (ingredients.codeFiles !== undefined && Object.keys(ingredients.codeFiles).length) {
@@ -655,6 +661,9 @@ function diffCode(a: RecordedIngredients, b: RecordedIngredients, changes: Ingre
   const pb = b.codeParts;
   const found = changes.length;
   if (pa && pb) {
+    // A project kind's run entry names its kind; a kind from a package has none (its code is not
+    // read), so the newer record's kind names it.
+    kind ??= pb.kind;
     if (pa.own !== pb.own) {
       const message =
         formerlyChange(pa.own, pb.formerly) ??

@@ -741,6 +741,7 @@ export class TaskCache {
         ...(node.task.codeOptions !== undefined ? { byOption: { content: node.task.codeOptions.content, options: { ...node.task.codeOptions.options } } } : {}),
         ...(node.task.codeFormerly !== undefined ? { formerly: { own: `${node.task.kind}\0${node.task.codeFormerly.code}`, why: node.task.codeFormerly.why } } : {}),
         ...(declaration !== undefined && codeFiles?.[declaration] !== undefined ? { declaration } : {}),
+        ...(node.task.kind !== "function" ? { kind: node.task.kind } : {}),
       },
       ...(codeFiles ? { codeFiles } : {}),
       ...(codeFolders ? { codeFolders } : {}),
