@@ -301,10 +301,10 @@ async function planNodes(
       try {
         plan.set(id, await planOne(node, upstreamRuns, isForced(id)));
       } catch (error) {
-        // Inputs the task's schema refuses, or a key the task's own code cannot make (a kind's
-        // inputFiles reading a file that is not there), fail the task in the run, before it starts:
-        // planned so, with the rest of the flow, not as a failure of the whole plan (as a map's
-        // items are). A store that cannot be read fails the plan: no row could be trusted.
+        // Inputs the task's schema refuses fail the task in the run, before it starts; a key the
+        // task's own code cannot make (a kind's inputFiles on a file that is not there) makes the run
+        // warn and run it uncached. Both are planned so, with the rest of the flow (as a map's items
+        // are), not as a failure of the whole plan. A store that cannot be read fails the plan.
         if (CacheBackendError.is(error)) throw error;
         if (error instanceof InputValidationError) {
           failing.add(id);
