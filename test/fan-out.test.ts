@@ -913,6 +913,8 @@ describe("sweep: a trial with no number under the selected output", () => {
     expect(result.status).toBe("failed");
     expect(result.tasks.fito!.error!.name).toBe("MapItemsFailedError");
     expect(result.tasks.fito!.error!.message).toContain('"fito[1]": its output "score" is missing, not a finite number for max("score") to rank');
+    // Said as a sweep's, of trials: the flow has no map of that name.
+    expect(result.tasks.fito!.error!.message).toMatch(/^Sweep "fito": 1 of 3 trials failed, and 3 had to succeed .*Fix the failing trials, or let the sweep tolerate failures with minSuccess/);
     const none = task("none")
       .input<{ i: number }>()
       .output<{ score?: number; loss: number }>()

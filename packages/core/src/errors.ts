@@ -991,13 +991,16 @@ export class MapItemsFailedError extends CairnError {
     readonly items: number,
     /** A sweep cut by stopWhen: the trial that cut it; `required` is of the trials up to it. */
     readonly stoppedAt?: string,
+    /** The node is a sweep (its items are trials) or a map: the message names it so. */
+    readonly kind: "map" | "sweep" = stoppedAt === undefined ? "map" : "sweep",
   ) {
     const shown = failed.slice(0, 5).map((f) => `"${f.item}": ${f.message}`);
     if (failed.length > 5) shown.push(`and ${failed.length - 5} more`);
-    const counted = stoppedAt === undefined ? `${items} items` : `the ${items} trials up to "${stoppedAt}" (the first to meet stopWhen; those after it do not count)`;
+    const sweep = kind === "sweep";
+    const counted = stoppedAt === undefined ? `${items} ${sweep ? "trials" : "items"}` : `the ${items} trials up to "${stoppedAt}" (the first to meet stopWhen; those after it do not count)`;
     super(
-      `Map "${nodeId}": ${failed.length} of ${counted} failed, and ${required} had to succeed (${shown.join("; ")}). ` +
-        `Fix the failing items, or let the map tolerate failures with minSuccess (a count or a fraction).`,
+      `${sweep ? "Sweep" : "Map"} "${nodeId}": ${failed.length} of ${counted} failed, and ${required} had to succeed (${shown.join("; ")}). ` +
+        `Fix the failing ${sweep ? "trials" : "items"}, or let the ${sweep ? "sweep" : "map"} tolerate failures with minSuccess (a count or a fraction).`,
     );
   }
 }

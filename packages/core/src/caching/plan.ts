@@ -373,7 +373,7 @@ async function planNodes(
     const waiting = rowsHere.map((r) => waitsFor.get(r.task)).find((by) => by !== undefined);
     // A hit that stopWhen throws on (or that cannot be ranked, beyond what minSuccess allows)
     // fails the sweep as in a run, at once: the trials after it do not start.
-    const failure = run.error ?? (run.lost ? (run.selectorError() ?? new MapItemsFailedError(id, [...run.countedFailures()].sort((a, b) => a.index - b.index), run.requiredNow(), run.countedItems())) : undefined);
+    const failure = run.error ?? (run.lost ? (run.selectorError() ?? new MapItemsFailedError(id, [...run.countedFailures()].sort((a, b) => a.index - b.index), run.requiredNow(), run.countedItems(), undefined, run.spec.kind)) : undefined);
     if (failure !== undefined) {
       const at = run.errorAt ?? run.countedFailures().reduce((last, f) => Math.max(last, f.index), 0);
       const message = (failure as Error).message;

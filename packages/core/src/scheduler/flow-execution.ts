@@ -527,7 +527,7 @@ export class FlowExecution {
     let summary: Parameters<TaskPipeline["endGroup"]>[2]["best"];
     if (error === undefined && run.lost) {
       // Its failures by item index, not in the order they ended: the same message every time.
-      error = run.selectorError() ?? new MapItemsFailedError(node.id, [...run.countedFailures()].sort((a, b) => a.index - b.index), run.requiredNow(), run.countedItems(), run.stoppedEarly ? `${node.id}[${run.firstSatisfied}]` : undefined);
+      error = run.selectorError() ?? new MapItemsFailedError(node.id, [...run.countedFailures()].sort((a, b) => a.index - b.index), run.requiredNow(), run.countedItems(), run.stoppedEarly ? `${node.id}[${run.firstSatisfied}]` : undefined, spec.kind);
     }
     if (error !== undefined) status = "failed";
     else if (run.next < run.items.length && !run.stoppedEarly) status = "cancelled";
