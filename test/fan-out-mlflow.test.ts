@@ -53,7 +53,7 @@ describe("a sweep recorded in MLflow", () => {
     expect(children.map((c: { run_name: string }) => c.run_name).sort()).toEqual(["fit[0]", "fit[1]", "fit[2]", "fit[3]", "fit[4]", "fit[5]"]);
     const best = children.find((c: { run_name: string }) => c.run_name === "fit[3]");
     expect(best.params).toMatchObject({ lr: "0.1", depth: "5" });
-    expect(best.tags["cairn.item_key"]).toBe("lr=0.1,depth=5");
+    expect(best.tags["cairn.item_key"]).toBe("depth=5,lr=0.1");
 
     // A re-run: every trial a hit, the same best, the hits nested under the new sweep run.
     const again = await (await f.run({ root, env: { MLFLOW_TRACKING_URI: server.uri } })).wait();

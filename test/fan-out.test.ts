@@ -947,6 +947,14 @@ describe("sweep: stopWhen's answer and the trials' keys", () => {
     const result = await (await f.run(off)).wait();
     expect([0, 1, 2, 3, 4].map((k) => result.tasks[`keyed[${k}]`]!.itemKey)).toEqual(['x="1"', "x=1", 'x="a,k=v"', "x=adam", 'x="true"']);
 
+    // One point whatever the order of its keys (one cache entry): one key, its keys sorted.
+    const o = task("ordered")
+      .input<{ lr: number; depth: number }>()
+      .run(({ lr, depth }) => ({ score: lr * depth }));
+    const h = flow("sweep-key-order").build(() => ({ trials: sweep(o, { over: list([{ lr: 0.1, depth: 3 }, { depth: 3, lr: 0.1 }]), select: max("score") }).trials }));
+    const ordered = await (await h.run(off)).wait();
+    expect([ordered.tasks["ordered[0]"]!.itemKey, ordered.tasks["ordered[1]"]!.itemKey]).toEqual(["depth=3,lr=0.1", "depth=3,lr=0.1"]);
+
     const g = flow("sweep-undefined").build(() => {
       const s = sweep(t, { over: grid({ x: [undefined, 1] }), select: min("score") });
       return { trials: s.trials, params: s.params };

@@ -28,7 +28,7 @@ describe("maps and sweeps in the CLI", () => {
     expect(json.code).toBe(0);
     const events = json.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(events).toContainEqual(expect.objectContaining({ type: "task", task: "measure[2]", status: "cached", parent: "measure", item: 2 }));
-    expect(events).toContainEqual(expect.objectContaining({ type: "task", task: "fit[3]", status: "cached", parent: "fit", item: 3, itemKey: "lr=0.1,depth=5" }));
+    expect(events).toContainEqual(expect.objectContaining({ type: "task", task: "fit[3]", status: "cached", parent: "fit", item: 3, itemKey: "depth=5,lr=0.1" }));
 
     const table = await cairn(["plan", file], { cwd, env: { NO_COLOR: "1" } });
     expect(table.stdout).toMatch(/^measure\s+items cached\s+all 3 of its items are in the cache$/m);

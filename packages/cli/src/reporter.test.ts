@@ -175,8 +175,8 @@ describe("a sweep's leaderboard", () => {
       { trial: "fit[1]", params: { name: "x".repeat(9000), lr: 0.2 }, metric: 1, status: "succeeded" as const },
     ];
     const rows = lines(summary(sweepResult(trials, "fit[0]"), createColors(false))).filter((l) => l.startsWith("fit["));
-    expect(rows[0]).toMatch(/^fit\[0\]\s+name="1",on="true",pair="a,b=c",lr=0\.1\s+2\s/);
-    expect(rows[1]).toMatch(/^fit\[1\]\s+name=x+…\s+1\s/);
+    expect(rows[0]).toMatch(/^fit\[0\]\s+lr=0\.1,name="1",on="true",pair="a,b=c"\s+2\s/);
+    expect(rows[1]).toMatch(/^fit\[1\]\s+lr=0\.2,name=x+…\s+1\s/);
     for (const row of rows) expect(row.length).toBeLessThan(120);
   });
 });

@@ -528,7 +528,7 @@ export function leaderboard(
 const LEADERBOARD_PARAMS_WIDTH = 80;
 
 /**
- * A trial's point as its `cairn.item_key` tag writes it (`lr=0.1,opt=adam,tag="1"`: a string that
+ * A trial's point as its `cairn.item_key` tag writes it (`lr=0.1,opt=adam,tag="1"`, keys sorted: a string that
  * reads as another value is quoted), cut to {@link LEADERBOARD_PARAMS_WIDTH}: one long value
  * padded every row to its width (a 9,000-character value made each of 12 rows 9,040 columns).
  */

@@ -57,15 +57,18 @@ export interface SweepOutputs {
 }
 
 /**
- * A sweep point as a short stable key: `lr=0.1,depth=3,opt=adam`. A string that could be read as
- * another value or split the key (`"1"`, `"true"`, `"a,b=c"`, `""`) is written as JSON, `x="1"`,
- * so that `{ x: "1" }` and `{ x: 1 }` differ and no value forges another key; a key without a
- * value (`undefined`, which the trial does not get) is left out.
+ * A sweep point as a short stable key: `depth=3,lr=0.1,opt=adam`. Its keys are sorted (by code
+ * unit), as the trial's cache key is blind to their order: `{ lr: 0.1, depth: 3 }` and
+ * `{ depth: 3, lr: 0.1 }` are one trial, with one cache entry, and so get one key. A string that
+ * could be read as another value or split the key (`"1"`, `"true"`, `"a,b=c"`, `""`) is written
+ * as JSON, `x="1"`, so that `{ x: "1" }` and `{ x: 1 }` differ and no value forges another key; a
+ * key without a value (`undefined`, which the trial does not get) is left out.
  */
 export function pointKey(point: unknown): string {
   if (!isPlainObject(point)) return JSON.stringify(point);
   return Object.entries(point)
     .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([k, v]) => `${keyText(k)}=${typeof v === "string" ? keyText(v) : JSON.stringify(v)}`)
     .join(",");
 }
