@@ -21,7 +21,7 @@ describe("maps and sweeps in the CLI", () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain("Sweep fit: 6 trials, best fit[3]");
     expect(run.stdout).toMatch(/trial\s+params\s+metric\s+status\s+cached/);
-    expect(run.stdout).toMatch(/fit\[3\]\s+lr=0\.1,depth=5\s+5\s+succeeded\s+no/);
+    expect(run.stdout).toMatch(/fit\[3\]\s+depth=5,lr=0\.1\s+5\s+succeeded\s+no/);
     expect(run.stdout).toMatch(/^big\s+skipped/m);
 
     const json = await cairn(["run", file, "--json"], { cwd });
