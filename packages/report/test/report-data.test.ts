@@ -662,10 +662,10 @@ describe("maps and sweeps in the report", () => {
       const fitGroup = data.tasks.find((t) => t.id === "fit")!;
       expect(fitGroup.group).toMatchObject({ kind: "sweep", select: { order: "max", metric: "score" } });
       expect(data.tasks.filter((t) => t.item?.node === "fit").map((t) => [t.item!.key, t.score])).toEqual([
-        ["lr=0.01,depth=1", 10],
-        ["lr=0.01,depth=2", 20],
-        ["lr=0.1,depth=1", 15],
-        ["lr=0.1,depth=2", 25],
+        ["depth=1,lr=0.01", 10],
+        ["depth=2,lr=0.01", 20],
+        ["depth=1,lr=0.1", 15],
+        ["depth=2,lr=0.1", 25],
       ]);
 
       const html = renderReport(data);
@@ -678,7 +678,7 @@ describe("maps and sweeps in the report", () => {
       const order = [...board.matchAll(/data-trial="([^"]+)"/g)].map((m) => m[1]);
       expect(order).toEqual(["fit[3]", "fit[1]", "fit[2]", "fit[0]"]);
       expect(fitGroup.group!.best).toBe("fit[3]");
-      expect(board).toMatch(/<tr data-trial="fit\[3\]" class="best">.*★.*lr=0\.1,depth=2.*>25</);
+      expect(board).toMatch(/<tr data-trial="fit\[3\]" class="best">.*★.*depth=2,lr=0\.1.*>25</);
       // Items have bars; the map's own run does not.
       expect(html).toContain('<g class="bar st-failed" data-task="square[2]"');
       expect(html).not.toContain('<g class="bar st-succeeded" data-task="square" ');
