@@ -970,6 +970,20 @@ describe("sweep: stopWhen's answer and the trials' keys", () => {
   });
 });
 
+describe("random() float ranges", () => {
+  it("draws distinct values inside a narrow range or one far from 0, the same for the same seed", () => {
+    const narrow = random({ n: 100, seed: 7, space: { beta2: { min: 0.9999, max: 0.99999 } } }).points.map((p) => p.beta2);
+    expect(new Set(narrow).size).toBe(100);
+    expect(narrow.every((v) => v >= 0.9999 && v <= 0.99999)).toBe(true);
+    const far = random({ n: 100, seed: 7, space: { x: { min: 1_000_000, max: 1_000_009 } } }).points.map((p) => p.x);
+    expect(new Set(far).size).toBe(100);
+    expect(far.every((v) => v >= 1_000_000 && v <= 1_000_009)).toBe(true);
+    const logged = random({ n: 1000, seed: 7, space: { lr: { min: 1e-5, max: 1e-4, log: true } } }).points.map((p) => p.lr);
+    expect(logged.every((v) => v >= 1e-5 && v <= 1e-4)).toBe(true);
+    expect(random({ n: 100, seed: 7, space: { beta2: { min: 0.9999, max: 0.99999 } } }).points.map((p) => p.beta2)).toEqual(narrow);
+  });
+});
+
 describe("random() integer ranges", () => {
   it("with int and log draws log-uniform integers inside the range", () => {
     const ks = random({ n: 2000, seed: 1, space: { k: { min: 1, max: 1000, int: true, log: true } } }).points.map((p) => p.k);
