@@ -7,8 +7,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { flow, grid, map, max, sweep, task } from "cairn-dag";
+import { flow, grid, map, max, min, sweep, task } from "cairn-dag";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
+import { readReportData, renderReport } from "@cairn/report";
 import { readWithMlflow } from "../packages/mlflow/test/mlflow-read.ts";
 import { type MlflowServer, startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
 
@@ -116,5 +117,44 @@ describe("a sweep recorded in MLflow", () => {
       "fit[4]": { score: 0.3 },
       "fit[5]": { score: 0.5 },
     });
+  }, 120_000);
+
+  it("logs a trial's selected output after its per-epoch points of the same name: MLflow's latest value, its sort and the report rank by the output", async () => {
+    // Each trial's val_loss per epoch, the output its best: by the last epoch's value epochs[1] (0.5) would beat epochs[0] (0.8).
+    const curves = [
+      [0.9, 0.5, 0.2, 0.6, 0.8],
+      [0.9, 0.6, 0.4, 0.45, 0.5],
+    ];
+    const epochs = task("epochs")
+      .input<{ k: number }>()
+      .run(({ k }, ctx) => {
+        const curve = curves[k]!;
+        curve.forEach((v, epoch) => ctx.log.metric("val_loss", v, epoch));
+        return { val_loss: Math.min(...curve) };
+      });
+    const f = flow("sweep-mlflow-epochs").build(() => ({ trial: sweep(epochs, { over: grid({ k: [0, 1] }), select: min("val_loss") }).trial }));
+    const result = await (await f.run({ root, cache: false, env: { MLFLOW_TRACKING_URI: server.uri } })).wait();
+    expect(result.status).toBe("succeeded");
+    expect(result.outputs!.trial).toBe("epochs[0]");
+    const [flowRun] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: result.runId }]);
+    const [sorted, history] = await readWithMlflow(server.uri, [
+      { op: "search_runs", experiment_ids: [flowRun.experiment_id], filter: `tags.mlflow.parentRunId = '${result.tasks.epochs!.runId}'`, order_by: ["metrics.val_loss ASC"] },
+      { op: "metric_history", run_id: result.tasks["epochs[0]"]!.runId, key: "val_loss" },
+    ]);
+    expect(sorted.map((r: { run_name: string; metrics: Record<string, number>; tags: Record<string, string> }) => [r.run_name, r.metrics.val_loss, r.tags["cairn.sweep.value"]])).toEqual([
+      ["epochs[0]", 0.2, "0.2"],
+      ["epochs[1]", 0.4, "0.4"],
+    ]);
+    // The epochs' points stand; the output follows them.
+    expect(history.map((p: { step: number; value: number }) => [p.step, p.value])).toEqual([...curves[0]!.map((v, i) => [i, v]), [5, 0.2]]);
+    // The report's leaderboard: the starred best first, with its output.
+    const data = await readReportData(MlflowTracker.fromEnv({}, server.uri), result.runId);
+    expect(data.tasks.filter((t) => t.item?.node === "epochs").map((t) => [t.id, t.score])).toEqual([
+      ["epochs[0]", 0.2],
+      ["epochs[1]", 0.4],
+    ]);
+    const board = renderReport(data).split('data-sweep="epochs"')[1]!;
+    expect([...board.matchAll(/data-trial="([^"]+)"/g)].map((m) => m[1])).toEqual(["epochs[0]", "epochs[1]"]);
+    expect(board).toMatch(/<tr data-trial="epochs\[0\]" class="best">.*★/);
   }, 120_000);
 });

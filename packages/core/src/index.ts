@@ -60,6 +60,7 @@ export {
   attemptErrors,
   ATTEMPTS_TAG,
   DURATION_TAG,
+  SWEEP_VALUE_TAG,
   startedNoAttempt,
 } from "./pipeline/task-run.ts";
 export { MISS_REASON_TAG, expiredWords, parseMissReason, type MissReason } from "./caching/miss-reason.ts";

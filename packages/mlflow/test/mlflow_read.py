@@ -4,7 +4,7 @@ Reads a JSON list of queries on stdin and prints a JSON list of answers, so a
 test pays Python's start-up once. The server is MLFLOW_TRACKING_URI.
 
   [{"op": "get_run", "run_id": "..."},
-   {"op": "search_runs", "experiment_ids": ["1"], "filter": "..."},
+   {"op": "search_runs", "experiment_ids": ["1"], "filter": "...", "order_by": ["metrics.loss ASC"]},
    {"op": "metric_history", "run_id": "...", "key": "loss"},
    {"op": "list_artifacts", "run_id": "...", "path": null},
    {"op": "download_artifact", "run_id": "...", "path": "a/b.txt", "dst": "/tmp/x"},
@@ -48,7 +48,7 @@ def answer(client, q):
     if op == "get_run":
         return run_to_dict(client.get_run(q["run_id"]))
     if op == "search_runs":
-        runs = client.search_runs(q["experiment_ids"], filter_string=q.get("filter", ""), max_results=q.get("max_results", 1000))
+        runs = client.search_runs(q["experiment_ids"], filter_string=q.get("filter", ""), max_results=q.get("max_results", 1000), order_by=q.get("order_by"))
         return [run_to_dict(r) for r in runs]
     if op == "metric_history":
         return [

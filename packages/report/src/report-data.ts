@@ -36,6 +36,7 @@ import {
   POOL_TAG,
   QUEUED_AT_TAG,
   DURATION_TAG,
+  SWEEP_VALUE_TAG,
   RAN_BECAUSE_TAG,
   type RunRecord,
   SKIPPED_REASON_TAG,
@@ -288,6 +289,9 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
   };
   if (t["cairn.parent_node"] !== undefined) {
     task.item = { node: t["cairn.parent_node"], index: Number(t["cairn.item"] ?? 0), ...(t["cairn.item_key"] !== undefined ? { key: t["cairn.item_key"] } : {}) };
+    // A trial's selected output as it returned it (a hit's, on its source run): see readScores.
+    const value = numberTag(t[SWEEP_VALUE_TAG] ?? source?.tags[SWEEP_VALUE_TAG]);
+    if (value !== undefined && (state === "succeeded" || state === "cached")) task.score = value;
   }
   if (t["cairn.kind"] === "map" || t["cairn.kind"] === "sweep") {
     const select = /^(max|min):(.+)$/.exec(t["cairn.sweep.select"] ?? "");
@@ -498,16 +502,18 @@ function lastAttempt(log: string): string {
   return last === undefined ? log : log.slice(last.index + last[0].length).replace(/^\r?\n/, "");
 }
 
-/** Trials whose outputs a report reads for their value (one read each) when their runs do not carry it as a metric. */
+/** Trials whose outputs a report reads for their value (one read each) when their runs do not carry it in a tag. */
 const MAX_SCORED_TRIALS = 500;
 
 /**
- * Each sweep trial's value of the selected output: the metric its run logged when it ran (a
- * hit's, its source run's), which the report has read already; else, for runs recorded before
- * trials logged it, from its outputs manifest (`cairn/outputs.json`), one read each, for at most
- * {@link MAX_SCORED_TRIALS} trials, the sweep's best (`cairn.sweep.best`) first. How many trials'
- * values were left unread is the sweep's `group.unread`: its leaderboard then does not claim to
- * show the best. A trial whose value cannot be read has none.
+ * Each sweep trial's value of the selected output: its run's tag {@link SWEEP_VALUE_TAG} (a hit's,
+ * its source run's), which toTask has read already; else, for runs recorded before trials were
+ * tagged with it, from its outputs manifest (`cairn/outputs.json`), one read each, for at most
+ * {@link MAX_SCORED_TRIALS} trials, the sweep's best (`cairn.sweep.best`) first. Not from the
+ * metric of that name alone: such a run logged the output at step 0, so a per-epoch metric of the
+ * same name (`val_loss` at steps 0..4) hid it, and its latest value was the last epoch's. A trial
+ * past that many takes its metric, or has no value: those are the sweep's `group.unread`, and its
+ * leaderboard then does not claim to show the best. A trial whose value cannot be read has none.
  */
 async function readScores(tracker: Tracker, tasks: ReportTask[]): Promise<void> {
   const sweeps = new Map(tasks.filter((t) => t.group?.select).map((t) => [t.id, t]));
@@ -515,17 +521,20 @@ async function readScores(tracker: Tracker, tasks: ReportTask[]): Promise<void> 
   const unscored: ReportTask[] = [];
   for (const t of tasks) {
     if (!t.item || !sweeps.has(t.item.node) || (t.state !== "succeeded" && t.state !== "cached")) continue;
-    const value = t.metrics[sweeps.get(t.item.node)!.group!.select!.metric];
-    if (typeof value === "number" && Number.isFinite(value)) t.score = value;
-    else unscored.push(t);
+    if (t.score === undefined) unscored.push(t);
   }
+  const selectOf = new Map([...sweeps].map(([id, t]) => [id, t.group!.select!.metric]));
+  const metricOf = (t: ReportTask) => {
+    const value = t.metrics[selectOf.get(t.item!.node)!];
+    return typeof value === "number" && Number.isFinite(value) ? value : undefined;
+  };
   const isBest = (t: ReportTask) => sweeps.get(t.item!.node)!.group!.best === t.id;
   const trials = [...unscored.filter(isBest), ...unscored.filter((t) => !isBest(t))].slice(0, MAX_SCORED_TRIALS);
   for (const t of unscored.slice(trials.length)) {
+    t.score = metricOf(t);
     const group = sweeps.get(t.item!.node)!.group!;
     group.unread = (group.unread ?? 0) + 1;
   }
-  const selectOf = new Map([...sweeps].map(([id, t]) => [id, t.group!.select!.metric]));
   await Promise.all(
     trials.map(async (trial) => {
       const runId = trial.cachedFrom ? trial.cachedFrom.runId : trial.runId;
@@ -534,8 +543,9 @@ async function readScores(tracker: Tracker, tasks: ReportTask[]): Promise<void> 
         const value = (JSON.parse(text ?? "null") as { values?: Record<string, unknown> } | null)?.values?.[selectOf.get(trial.item!.node)!];
         if (typeof value === "number") trial.score = value;
       } catch {
-        // Unreadable outputs: the trial is listed without its value.
+        // Unreadable outputs: the trial is listed by its metric, or without a value.
       }
+      trial.score ??= metricOf(trial);
     }),
   );
 }

@@ -25,7 +25,7 @@ import {
   type ReportTask,
 } from "@cairn/report";
 import { z } from "zod";
-import { flow, grid, map, max, shell, sweep, task as defineTask, when } from "cairn-dag";
+import { flow, grid, map, max, min, shell, sweep, task as defineTask, when } from "cairn-dag";
 import { readArtifact, tail } from "../src/report-data.ts";
 import { renderReportInTurns } from "../src/render.ts";
 import { reportFlow } from "./report-flow.ts";
@@ -687,7 +687,7 @@ describe("maps and sweeps in the report", () => {
     }
   });
 
-  it("ranks every trial of a sweep over 500 trials by the metric each trial's run logged, the real best first; without those metrics it does not claim the best", async () => {
+  it("ranks every trial of a sweep over 500 trials by the value each trial's run recorded, the real best first; without those values it does not claim the best", async () => {
     const big = defineTask("big")
       .input<{ a: number; b: number }>()
       .run(({ a, b }) => ({ score: a * 100 + b }));
@@ -705,10 +705,10 @@ describe("maps and sweeps in the report", () => {
       expect(html).toMatch(/<tr data-trial="big\[599\]" class="best">.*★/);
       expect(html).toContain("The best 100 of 600 trials.");
 
-      // Runs recorded before trials logged their metric: the report reads 500 trials' outputs, the best first, and says the rest were not read.
+      // Runs recorded before trials logged their metric or tag: the report reads 500 trials' outputs, the best first, and says the rest were not read.
       const before = new Proxy(store, {
         get(target, key) {
-          if (key === "searchRuns") return async (filter: Parameters<LocalStore["searchRuns"]>[0]) => (await target.searchRuns(filter)).map((r) => (r.tags["cairn.parent_node"] ? { ...r, metrics: {} } : r));
+          if (key === "searchRuns") return async (filter: Parameters<LocalStore["searchRuns"]>[0]) => (await target.searchRuns(filter)).map((r) => (r.tags["cairn.parent_node"] ? { ...r, metrics: {}, tags: withoutValue(r.tags) } : r));
           const value = Reflect.get(target, key) as unknown;
           return typeof value === "function" ? value.bind(target) : value;
         },
@@ -724,6 +724,47 @@ describe("maps and sweeps in the report", () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it("ranks trials by their selected output, not a per-epoch metric of the same name; a run recorded before trials were tagged with it, by its outputs", async () => {
+    // val_loss per epoch, the output its best: by the last epoch's value, curve[1]'s trial (0.5) would beat curve[0]'s (0.8).
+    const curves = [
+      [0.9, 0.2, 0.8],
+      [0.9, 0.4, 0.5],
+    ];
+    const epochs = defineTask("epochs")
+      .input<{ k: number }>()
+      .run(({ k }, ctx) => {
+        curves[k]!.forEach((v, epoch) => ctx.log.metric("val_loss", v, epoch));
+        return { val_loss: Math.min(...curves[k]!) };
+      });
+    const f = flow("report-epochs").build(() => ({ trial: sweep(epochs, { over: grid({ k: [0, 1] }), select: min("val_loss") }).trial }));
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-epochs-"));
+    try {
+      const result = await (await f.run({ root: dir, env: {}, cache: false })).wait();
+      expect(result.outputs!.trial).toBe("epochs[0]");
+      const store = new LocalStore({ root: dir });
+      const order = async (tracker: LocalStore) => {
+        const data = await readReportData(tracker, result.runId);
+        const board = renderReport(data).split('data-sweep="epochs"')[1]!;
+        return { scores: data.tasks.filter((t) => t.item).map((t) => [t.id, t.score]), rows: [...board.matchAll(/data-trial="([^"]+)"/g)].map((m) => m[1]) };
+      };
+      expect(await order(store)).toEqual({ scores: [["epochs[0]", 0.2], ["epochs[1]", 0.4]], rows: ["epochs[0]", "epochs[1]"] });
+      // As such a run was recorded before: no tag, and the output at step 0 under the epochs' points, so its latest value the last epoch's.
+      const before = new Proxy(store, {
+        get(target, key) {
+          if (key === "searchRuns") {
+            return async (filter: Parameters<LocalStore["searchRuns"]>[0]) =>
+              (await target.searchRuns(filter)).map((r) => (r.tags["cairn.parent_node"] ? { ...r, metrics: { val_loss: curves[Number(r.tags["cairn.item"])]!.at(-1)! }, tags: withoutValue(r.tags) } : r));
+          }
+          const value = Reflect.get(target, key) as unknown;
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      expect(await order(before)).toEqual({ scores: [["epochs[0]", 0.2], ["epochs[1]", 0.4]], rows: ["epochs[0]", "epochs[1]"] });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 
   it("a sweep stopped by stopWhen ranks the trials up to the one that stopped it, and names the ones started meanwhile as not counted", async () => {
     // probe[0] meets stopWhen but ends last; probe[1] and probe[2] score higher and end first.
@@ -750,3 +791,9 @@ describe("maps and sweeps in the report", () => {
     }
   });
 });
+
+/** A trial run's tags as a run recorded before trials were tagged with their value. */
+function withoutValue(tags: Record<string, string>): Record<string, string> {
+  const { "cairn.sweep.value": _, ...rest } = tags;
+  return rest;
+}

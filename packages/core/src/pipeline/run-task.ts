@@ -14,12 +14,13 @@ import type { CacheEntry } from "@cairn/cache";
 import { CancelledError, TaskTimeoutError } from "../errors.ts";
 import { elapsedMs } from "../run/task-result.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
+import type { Tracker } from "../tracking/tracker.ts";
 import { writeRunFiles } from "../tracking/run-files.ts";
 import { type AttemptScope, runAttempts, type TaskAttempts, type TaskSlots } from "./attempts.ts";
 import type { WorkHolder } from "./running-task-context.ts";
 import { type LargeOutputs, largeOutputWarning } from "./large-output.ts";
 import { isStopReason, stopInfo } from "./stop.ts";
-import { createTaskRun, DURATION_TAG, finishTaskRun, logInputs, type RecordScope, type RunFacts } from "./task-run.ts";
+import { createTaskRun, DURATION_TAG, finishTaskRun, logInputs, type RecordScope, type RunFacts, SWEEP_VALUE_TAG } from "./task-run.ts";
 
 /** A succeeded task's run that could not be closed beside the flow: why, and whether it was left RUNNING (not even marked FAILED). */
 export class RunNotClosed {
@@ -84,6 +85,22 @@ export type TaskOutcome =
   /** `stop`: the flow's stop reason when the task ended because the flow stopped (it is then cancelled). */
   | { readonly ok: false; readonly error: unknown; readonly cancelled: boolean; readonly stop?: unknown };
 
+/**
+ * The step to log a trial's selected output `key` at: one past the highest the trial logged
+ * under that key, 0 when it logged none. A function task logs through its recorder only; a
+ * task of another kind runs code (a script's `mlflow.log_metric`) that may log to its run
+ * directly, so the run's history of that key is asked for too (one request; unread, the
+ * recorder's steps stand).
+ */
+async function outputStep(tracker: Tracker, recorder: RunRecorder, kind: string, key: string): Promise<number> {
+  let highest = recorder.highestStep(key);
+  if (kind !== "function") {
+    const points = await tracker.getMetricHistory(recorder.runId, key).catch(() => []);
+    for (const p of points) if (highest === undefined || p.step > highest) highest = p.step;
+  }
+  return highest === undefined ? 0 : highest + 1;
+}
+
 /** Runs `task` with `inputs` (resolved refs, validated); never rejects. */
 export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: Record<string, unknown> | Promise<Record<string, unknown>>): Promise<TaskOutcome> {
   const { node, result } = task;
@@ -139,10 +156,17 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     }
     // A sweep trial's selected output, as MLflow's users sort and compare a sweep's child runs
     // (Optuna's and Ray Tune's callbacks log it so): in the log-batch its run's closing sends anyway.
+    // At a step after every point the trial logged under that name (a per-epoch `val_loss` beside
+    // the output `val_loss`), so that it is the metric's latest value, the one MLflow's sort, `cairn
+    // show` and the report read; the tag says the same to a reader that cannot tell an older run's
+    // metric (logged at step 0, under the epochs' points) from the output.
     const selected = node.item?.metric;
     if (tracking && selected !== undefined) {
       const value = (outputs as Record<string, unknown> | null)?.[selected];
-      if (typeof value === "number" && Number.isFinite(value)) recorder.metric(selected, value, 0);
+      if (typeof value === "number" && Number.isFinite(value)) {
+        recorder.metric(selected, value, await outputStep(tracker, recorder, node.task.kind, selected));
+        recorder.tag(SWEEP_VALUE_TAG, String(value));
+      }
     }
     // Consts for the closure below, which may run after this function has returned.
     const ranId = runId;

@@ -280,6 +280,13 @@ export function attemptErrors(tags: Readonly<Record<string, string>>): Array<{ a
 export const DURATION_TAG = "cairn.duration_ms";
 
 /**
+ * Of a sweep trial's run that ran: its selected output as it returned it (`String(value)`, every
+ * digit). A report ranks the trials by it; a run without it was recorded before it was written,
+ * when the output's metric was logged at step 0 and a per-epoch metric of the same name hid it.
+ */
+export const SWEEP_VALUE_TAG = "cairn.sweep.value";
+
+/**
  * Why a task that ran was not taken from the cache: `miss`, it was looked up and no usable
  * entry was there (the nearest earlier entry tells what changed); `forced`, `--rerun` or
  * `--refresh` (or a task upstream was rerun); `cache-off`, the task turns caching off;

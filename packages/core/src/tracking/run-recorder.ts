@@ -47,6 +47,8 @@ export class RunRecorder {
   private readonly inputs = new Map<string, string>();
   private tags = nameKeyed();
   private metrics: MetricPoint[] = [];
+  /** The highest step logged of each metric, over every attempt (see {@link highestStep}). */
+  private readonly steps = new Map<string, number>();
   /** The background flushes of a chatty task's metrics; none until a task logs that many (most never do). */
   private pending: Promise<void> | undefined;
   /** A background flush is queued and has not started yet. */
@@ -111,6 +113,8 @@ export class RunRecorder {
   metric(key: string, value: number, step: number): void {
     checkMetric(key, value, step);
     this.metrics.push({ key, value, step, timestamp: Date.now() });
+    const highest = this.steps.get(key);
+    if (highest === undefined || step > highest) this.steps.set(key, step);
     // One background flush waits at a time, and takes every point logged until it starts: a
     // burst of points in one synchronous loop queued a flush per point past the threshold.
     if (this.metrics.length >= METRIC_FLUSH_THRESHOLD && !this.flushQueued) {
@@ -124,6 +128,15 @@ export class RunRecorder {
           this.failure ??= error;
         });
     }
+  }
+
+  /**
+   * The highest step metric `key` was logged at through this recorder, sent or not; undefined when
+   * it was not. A point logged after it at a higher step is the metric's latest value in MLflow's
+   * sense (RunRecord.metrics).
+   */
+  highestStep(key: string): number | undefined {
+    return this.steps.get(key);
   }
 
   /** Sends everything buffered; rejects with the first failure of a background flush, if any. */
