@@ -11,6 +11,7 @@ import {
   ABANDONED_TAG,
   cairnBuild,
   CACHED_FROM_TAG,
+  SWEEP_COUNTED_TAG,
   CANCEL_REASON_TAG,
   CairnError,
   describeTracker,
@@ -1813,6 +1814,8 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   const metrics = source && !Object.keys(run.metrics).length ? source.metrics : run.metrics;
   if (Object.keys(params).length) lines.push(`params${params === run.params ? "" : from}: ${Object.entries(params).map(([k, v]) => printableLine(`${k}=${v}`)).join(" ")}`);
   if (Object.keys(metrics).length) lines.push(`metrics${metrics === run.metrics ? "" : from}: ${formatMetrics(metrics)}`);
+  const uncounted = uncountedNote(run);
+  if (uncounted) lines.push(uncounted);
   const note = run.parentRunId !== undefined && !run.tags[CACHED_FROM_TAG] ? taskNote(run, true) : "";
   const stopped = run.tags["cairn.status"] === "skipped" || run.tags["cairn.status"] === "cancelled";
   if (note) lines.push(stopped ? note : `error: ${errorText === undefined ? errorTagsNote(run, note) : wholeError(errorText, errorFileAt(tracker, runId))}`);
@@ -1842,7 +1845,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
     r.runId,
     ...(hits ? [r.tags[CACHED_FROM_TAG] ?? ""] : []),
     formatMetrics(Object.keys(r.metrics).length ? r.metrics : (sourceOf(r)?.metrics ?? {})),
-    taskNote(r),
+    [uncountedNote(r), taskNote(r)].filter(Boolean).join("; "),
   ]);
   const header = [run.parentRunId === undefined ? "task" : "run", "status", "duration", "run id", ...(hits ? ["cached from"] : []), "metrics", ""];
   stdout.write(`\n${table(header, rows, c)}`);
@@ -2041,6 +2044,11 @@ function shownStatus(r: RunRecord): string {
 }
 
 /** Why a task run is what it is, on its row: what it failed with, what it was skipped for (a hit's source has its column). */
+/** A sweep trial past its stopWhen's cut, started before the stop was known (SWEEP_COUNTED_TAG): its run ended as any other's. */
+function uncountedNote(r: RunRecord): string {
+  return r.tags[SWEEP_COUNTED_TAG] === "false" ? "not counted: started before the sweep's stopWhen was met by an earlier trial" : "";
+}
+
 function taskNote(r: RunRecord, full = false): string {
   const t = r.tags;
   if (t[CACHED_FROM_TAG]) return "";

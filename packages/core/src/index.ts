@@ -61,6 +61,7 @@ export {
   ATTEMPTS_TAG,
   DURATION_TAG,
   SWEEP_VALUE_TAG,
+  SWEEP_COUNTED_TAG,
   startedNoAttempt,
 } from "./pipeline/task-run.ts";
 export { MISS_REASON_TAG, expiredWords, parseMissReason, type MissReason } from "./caching/miss-reason.ts";

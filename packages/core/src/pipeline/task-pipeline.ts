@@ -310,8 +310,8 @@ export class TaskPipeline {
 
   /** Ends a map's or sweep's run with its summary, in the background: the flow waits for it at its end (`drain`). */
   endGroup(node: FlowNode, runId: string, summary: GroupSummary): void {
-    // A best trial that was a cache hit may still be getting its run (recordHit): its id is tagged once it has one.
-    const pending = summary.best?.result && !summary.best.result.runId ? [...this.recording] : [];
+    // A best trial (or one past a stopWhen's cut) that was a cache hit may still be getting its run (recordHit): its id is tagged once it has one.
+    const pending = (summary.best?.result && !summary.best.result.runId) || summary.uncounted?.some((r) => !r.runId) ? [...this.recording] : [];
     const work = Promise.allSettled(pending)
       .then(() => finishGroupRun(this.scope.record, runId, summary))
       .catch((e: unknown) => this.warn(node.id, `could not record the end of its run ${runId}: ${(e as Error).message}`));

@@ -211,6 +211,11 @@ export interface GroupSummary {
   };
   /** A sweep stopped by stopWhen: the trial that cut it (the first, in the space's order, to meet it); the trials after it do not count. */
   readonly stoppedAt?: string;
+  /**
+   * Of a sweep stopped by stopWhen: the results of the trials past the cut that ran or hit (started
+   * before the stop was known), each run tagged {@link SWEEP_COUNTED_TAG} `false` once it has an id.
+   */
+  readonly uncounted?: ReadonlyArray<{ readonly runId?: string }>;
   readonly error?: unknown;
 }
 
@@ -231,12 +236,15 @@ export async function finishGroupRun(scope: RecordScope, runId: string, summary:
     if (summary.best.result?.cachedFrom) recorder.tag("cairn.sweep.best_source_run", summary.best.result.cachedFrom);
   }
   if (summary.stoppedAt !== undefined) recorder.tag("cairn.sweep.stopped_at", summary.stoppedAt);
+  // Side by side with the sweep's own record: a request per trial past the cut, a handful at most (those in flight at the stop).
+  const uncounted = (summary.uncounted ?? []).flatMap((r) => (r.runId ? [tracker.logBatch(r.runId, { tags: { [SWEEP_COUNTED_TAG]: "false" } })] : []));
   if (summary.error !== undefined) {
     const tags = errorTags(summary.error, scope.secrets);
     for (const key in tags) recorder.tag(key, tags[key]!);
   }
   await recorder.flush();
   await tracker.endRun(runId, summary.status === "succeeded" ? "FINISHED" : summary.status === "failed" ? "FAILED" : "KILLED");
+  await Promise.all(uncounted);
 }
 
 /** Of a task run a queue worker made: the worker's id, as `cairn workers` lists it (set by @cairn/worker). */
@@ -285,6 +293,13 @@ export const DURATION_TAG = "cairn.duration_ms";
  * when the output's metric was logged at step 0 and a per-epoch metric of the same name hid it.
  */
 export const SWEEP_VALUE_TAG = "cairn.sweep.value";
+
+/**
+ * Of a sweep trial's run (ran or hit) that started before the sweep's stopWhen was met and ended
+ * after, past the trial that met it: `false`. The sweep does not count it (its best, minSuccess),
+ * though its run ended as any other.
+ */
+export const SWEEP_COUNTED_TAG = "cairn.sweep.counted";
 
 /**
  * Why a task that ran was not taken from the cache: `miss`, it was looked up and no usable

@@ -555,6 +555,14 @@ export class FlowExecution {
     }
     // From its list to its last item's end: its result's, and its run's (DURATION_TAG), which `cairn show` and the report give.
     const durationMs = (state.result.durationMs = elapsedMs(run.started));
+    // Trials past a stopWhen's cut that started before the stop was known: they ended, ran or hit, but do not count.
+    const uncounted: TaskResult[] = [];
+    if (run.stoppedEarly) {
+      for (let k = run.firstSatisfied + 1; k < run.next; k++) {
+        const trial = this.results.get(`${node.id}[${k}]`);
+        if (trial && (trial.status === "succeeded" || trial.status === "failed" || trial.status === "cached")) uncounted.push(trial);
+      }
+    }
     if (run.runId) {
       this.pipeline.endGroup(node, run.runId, {
         status,
@@ -566,6 +574,7 @@ export class FlowExecution {
         durationMs,
         ...(summary ? { best: summary } : {}),
         ...(run.stoppedEarly && status === "succeeded" ? { stoppedAt: `${node.id}[${run.firstSatisfied}]` } : {}),
+        ...(uncounted.length ? { uncounted } : {}),
         ...(error !== undefined ? { error } : {}),
       });
     }
