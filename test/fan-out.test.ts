@@ -18,6 +18,7 @@ import {
   max,
   min,
   random,
+  shell,
   sweep,
   task,
   when,
@@ -605,6 +606,19 @@ describe("sweep", () => {
     const child = (await store.getRun(result.tasks["fit[0]"]!.runId!))!;
     expect(child.tags["mlflow.parentRunId"]).toBe(result.tasks.fit!.runId);
     expect(child.tags["cairn.parent_node"]).toBe("fit");
+  });
+
+  it("a trial of a process kind logs its selected output after what its run's history holds of that name, and tags it", async () => {
+    const sh = shell("shtrial", `printf '{"score": %s}' {x} > "$CAIRN_OUTPUTS"`);
+    const f = flow("sweep-shell").build(() => ({ trial: sweep(sh, { over: grid({ x: [1, 2] }), select: max("score") }).trial }));
+    const result = await (await f.run({ ...tracked(), cache: false })).wait();
+    expect(result.status, JSON.stringify(result.tasks.shtrial?.error)).toBe("succeeded");
+    expect(result.outputs!.trial).toBe("shtrial[1]");
+    const { LocalStore } = await import("@cairn/core");
+    const store = new LocalStore({ root: dir });
+    const runId = result.tasks["shtrial[1]"]!.runId!;
+    expect((await store.getMetricHistory(runId, "score")).map((p) => [p.step, p.value])).toEqual([[0, 2]]);
+    expect((await store.getRun(runId))!.tags["cairn.sweep.value"]).toBe("2");
   });
 
   it("picks min, takes list and seeded random spaces (same seed, same points), and stops at stopWhen", async () => {
