@@ -609,7 +609,7 @@ describe("sweep", () => {
   });
 
   it("a trial of a process kind logs its selected output after what its run's history holds of that name, and tags it", async () => {
-    const sh = shell("shtrial", `printf '{"score": %s}' {x} > "$CAIRN_OUTPUTS"`);
+    const sh = shell("shtrial", `printf '{"score": %s}' {x} > "$CAIRN_OUTPUTS"`).input<{ x: number }>().output<{ score: number }>();
     const f = flow("sweep-shell").build(() => ({ trial: sweep(sh, { over: grid({ x: [1, 2] }), select: max("score") }).trial }));
     const result = await (await f.run({ ...tracked(), cache: false })).wait();
     expect(result.status, JSON.stringify(result.tasks.shtrial?.error)).toBe("succeeded");
