@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { startRedisServer } from "../../packages/cache/test/redis-server.ts";
@@ -1052,6 +1053,35 @@ describe("what cairn says when --queue cannot work", () => {
 });
 
 describe("at least once, and Redis going away", () => {
+  it("cairn worker on SIGTERM once Redis is gone: it finishes its task, waits 5 s for Redis, then exits 0, saying what it left there", async () => {
+    const own = await startRedisServer();
+    const holdFile = join(await tmp(), "go");
+    const { env, markerDir } = await testEnv("queue-drain-no-redis", { HOLD_FILE: holdFile });
+    const run = cairnRun(spreadFlow, await tmp(), ["--queue", own.url], env);
+    try {
+      const w = await startWorker(spreadFlow, own.url, ["--root", await tmp()], env);
+      workers.push(w);
+      await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+      await own.stop();
+      w.child.kill("SIGTERM");
+      await w.waitFor(/SIGTERM: finishing the tasks running, taking no more/);
+      // The task still runs to its end, however long: only the wait on Redis after it is bounded.
+      await sleep(6000);
+      expect(w.child.exitCode).toBeNull();
+      const released = performance.now();
+      await writeFile(holdFile, "go");
+      const exit = await w.done; // it waited for ever here
+      expect(exit.code, w.log()).toBe(0);
+      expect(performance.now() - released).toBeLessThan(20_000);
+      expect(w.log()).toMatch(/task hold succeeded[\s\S]*did not answer for 5 s once the worker's tasks had ended: it leaves without telling it[\s\S]*worker stopped/);
+      expect(w.log()).toContain(`Its heartbeat record (cairn:worker:${workerId(w)}) expires by itself within 6 s`);
+      expect(w.log()).toMatch(/the jobs it took of task "hold" \(flow run [0-9a-f]+\) are not marked done there/);
+    } finally {
+      run.child.kill("SIGKILL");
+      await own.stop().catch(() => {});
+    }
+  }, 120_000);
+
   it("a re-run while the killed coordinator's task still runs: the second job waits for the first and reuses its result", async () => {
     const holdFile = join(await tmp(), "go");
     const { env, markerDir } = await testEnv("queue-twice", { HOLD_FILE: holdFile });

@@ -1004,6 +1004,7 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
     ...(secrets ? { secrets } : {}),
     onEvent: (e) => {
       if (e.type === "ready") say(`worker ${e.id} ready: flow "${flow.definition.name}" (${file}), pools ${e.pools.join(", ")}`);
+      else if (e.type === "left-without-queue") say(e.message);
       else if (e.type === "task") say(`task ${e.task} ${e.status}${"message" in e && e.message ? `: ${runText(e.task, e.message)}` : ""}`);
       else if (e.event.type === "log" && e.event.level !== "info") say(`${e.event.task ? `${e.event.task}: ` : ""}${runText(e.event.task ?? "flow", e.event.message)}`);
     },

@@ -21,6 +21,7 @@
 import { hostname } from "node:os";
 import { resolve as resolvePath } from "node:path";
 import { randomUUID } from "node:crypto";
+import { EventEmitter, once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DelayedError, type Job, Worker as BullWorker } from "bullmq";
 import type { Redis } from "ioredis";
@@ -42,6 +43,7 @@ import {
   NODE_CONDITIONS,
   ProcessCrashError,
   readSentStop,
+  redactUri,
   RunScope,
   resolveTracker,
   runDispatchedTask,
@@ -127,12 +129,18 @@ export type WorkerEvent =
   | { readonly type: "ready"; readonly id: string; readonly pools: readonly string[] }
   | { readonly type: "task"; readonly status: "started"; readonly task: string; readonly flowRunId: string }
   | { readonly type: "task"; readonly status: "succeeded" | "failed" | "cancelled" | "refused" | "reused" | "waiting" | "handed-back"; readonly task: string; readonly flowRunId: string; readonly message?: string }
-  | { readonly type: "log"; readonly event: RunEvent };
+  | { readonly type: "log"; readonly event: RunEvent }
+  /** Closing, its tasks ended, Redis did not answer for {@link CLEANUP_MS}: it left without telling it; `message` says what stays there. */
+  | { readonly type: "left-without-queue"; readonly message: string };
 
 /** A started worker. */
 export interface RunningWorker {
   readonly id: string;
-  /** Takes no more jobs, waits for the ones it runs, and leaves. */
+  /**
+   * Takes no more jobs, waits for the ones it runs, however long, and leaves; when Redis then
+   * does not answer for 5 s, it leaves without telling it, and says what it left there (the
+   * `left-without-queue` event).
+   */
   close(): Promise<void>;
   /**
    * Resolves with the error once the worker stopped itself: an error that no task's code raised
@@ -146,6 +154,12 @@ export interface RunningWorker {
 }
 
 const HEARTBEAT_MS = 2000;
+/**
+ * How long a closing worker waits, once its tasks have ended, for Redis to take what it still has
+ * to be told (the jobs' ends, the heartbeat record's removal): Redis gone, BullMQ's close waited
+ * for ever, and so did `cairn worker` on SIGTERM.
+ */
+const CLEANUP_MS = 5000;
 /** The first wait of a job handed back for another worker; doubled at each hand-back, up to {@link MAX_HAND_BACK_MS}. */
 const HAND_BACK_MS = 500;
 const MAX_HAND_BACK_MS = 4000;
@@ -207,6 +221,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const crashed = new Promise<ProcessCrashError>((resolve) => (crashedWith = resolve));
   /** Tasks running now, by flow run: a cancel aborts them. */
   const running = new Map<string, Set<{ controller: AbortController; task: string; since: number }>>();
+  /** Emits `idle` when the last task running ends (see close). */
+  const tasks = new EventEmitter();
+  /** Jobs taken here whose end Redis has not recorded yet, by job id: what close says it left there. */
+  const unrecorded = new Map<string, { task: string; flowRunId: string }>();
 
   const trackerFor = (uri: string) => {
     let t = trackers.get(uri);
@@ -386,7 +404,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   const process_ = async (job: Job<JobData, SentOutcome>, token?: string): Promise<SentOutcome> => {
     // Large outputs stay in the task's run (MLflow), which the coordinator reads: not through Redis.
-    const outcome = toSent(await runJob(job, token));
+    unrecorded.set(job.id!, { task: job.data.nodeId, flowRunId: job.data.flowRunId });
+    const outcome = toSent(
+      await runJob(job, token).catch((error: unknown) => {
+        if (error instanceof DelayedError) unrecorded.delete(job.id!); // moved back to the queue by runJob itself
+        throw error;
+      }),
+    );
     await keepIfLockLost(job, token, outcome);
     return outcome;
   };
@@ -580,6 +604,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     } finally {
       set.delete(entry);
       if (!set.size) running.delete(data.flowRunId);
+      if (!running.size) tasks.emit("idle");
       await computing?.();
     }
   };
@@ -635,8 +660,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   for (const w of workers) {
     w.on("error", () => {}); // the connection reconnects; a job's own error is its outcome
     w.on("completed", (job) => {
+      unrecorded.delete(job.id!);
       if (handedOn.delete(job.id!)) void redis.del(keptOutcomeKey(job.id!)).catch(() => {});
     });
+    w.on("failed", (job) => void (job && unrecorded.delete(job.id!)));
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
 
@@ -664,9 +691,42 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      await Promise.all(workers.map((w) => w.close()));
+      // Takes no more jobs from now; resolves once Redis has the ends of those it ran.
+      const drained = Promise.all(workers.map((w) => w.close())).then(
+        () => true,
+        () => true,
+      );
+      // Its tasks run to their end, however long they take: only what Redis is told after is bounded.
+      let told = false;
+      for (;;) {
+        if (running.size) await once(tasks, "idle");
+        told = await within(drained, CLEANUP_MS, false);
+        if (told || !running.size) break; // else a job taken before the close started its task meanwhile
+      }
       clearInterval(heartbeat);
-      await redis.del(workerKey(id)).catch(() => {});
+      if (!told) {
+        // Redis does not answer: the commands BullMQ and this worker wait on fail now, and it leaves.
+        const left = [...unrecorded.values()];
+        for (const c of [...connections, redis]) c.disconnect();
+        // And what close(true) would have ended, had close() not been called first (BullMQ 5 keeps
+        // the first close): each worker's own blocking connection, a copy of the one it was given,
+        // which reconnected for ever, and its lock renewal's timer, which close() ends after the
+        // jobs' ends are recorded; either kept the process alive.
+        for (const w of workers) {
+          const inner = w as unknown as { blockingConnection: { disconnect(wait: boolean): Promise<void> }; lockManager?: { close(): Promise<void> } };
+          void inner.blockingConnection.disconnect(false).catch(() => {});
+          void inner.lockManager?.close().catch(() => {});
+        }
+        const jobs = left.length
+          ? `; the jobs it took of ${left.map((j) => `task "${j.task}" (flow run ${j.flowRunId})`).join(", ")} are not marked done there: their lock lapses (CAIRN_QUEUE_LOCK_MS) and they go back to the queue, or, if Redis lost them, their coordinator takes their outcome from the worker's run`
+          : "";
+        tell({
+          type: "left-without-queue",
+          message:
+            `The queue at ${redactUri(url)} did not answer for ${CLEANUP_MS / 1000} s once the worker's tasks had ended: it leaves without telling it. ` +
+            `Its heartbeat record (${workerKey(id)}) expires by itself within ${(HEARTBEAT_MS * 3) / 1000} s, and its claims of cache keys within CAIRN_QUEUE_LOCK_MS${jobs}.`,
+        });
+      } else await within(redis.del(workerKey(id)).catch(() => {}), CLEANUP_MS, undefined);
       const s = store ? await store.catch(() => undefined) : undefined;
       await s?.close().catch(() => {});
       await Promise.allSettled([...trackers.values()].map(async (t) => (await t).flush()));
@@ -677,6 +737,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // Taking no more jobs at once: its running ones end failed with the error, and are completed so.
   void crashed.then(close);
   return { id, close, crashed };
+}
+
+/** `promise`'s value, or `otherwise` once `ms` passed first; its timer does not outlive the wait. */
+async function within<T>(promise: Promise<T>, ms: number, otherwise: T): Promise<T> {
+  const timer = new AbortController();
+  try {
+    return await Promise.race([promise, sleep(ms, otherwise, { signal: timer.signal })]);
+  } finally {
+    timer.abort();
+  }
 }
 
 /**
