@@ -1158,6 +1158,33 @@ describe("at least once, and Redis going away", () => {
   }, 120_000);
 });
 
+describe("Redis away longer than CAIRN_QUEUE_DOWN_MS", () => {
+  it("a task its worker finished while Redis was away is taken from the worker's run: one run for the task, not a second FAILED one", async () => {
+    const own = await startRedisServer();
+    try {
+      const holdFile = join(await tmp(), "go");
+      const { env, markerDir } = await testEnv("queue-down-finished", { HOLD_FILE: holdFile, CAIRN_QUEUE_DOWN_MS: "4000" });
+      workers.push(await startWorker(spreadFlow, own.url, ["--root", await tmp()], env));
+      const run = cairnRun(spreadFlow, await tmp(), ["--queue", own.url], env);
+      await until(async () => (await markers(markerDir)).hold !== undefined, "hold to start");
+      await own.stop();
+      // The worker finishes hold while Redis is away, and records it in MLflow; the coordinator
+      // hears nothing of it, and gives up on Redis 4 s later.
+      await writeFile(holdFile, "go");
+      const r = await run.done;
+      expect(r.code).toBe(1); // sum cannot be sent
+      const flowRunId = String(r.json.at(-1)!.runId);
+      expect(r.json.filter((e) => e.type === "task" && e.task === "hold" && ["succeeded", "failed"].includes(String(e.status))).map((e) => e.status), r.stderr).toEqual(["succeeded"]);
+      const holds = (await taskRuns("queue-down-finished", flowRunId)).filter((t) => t.name === "hold");
+      expect(holds.map((t) => ({ status: t.status, worker: Boolean(t.tags["cairn.worker"]) }))).toEqual([{ status: "FINISHED", worker: true }]);
+      const failed = r.json.find((e) => e.type === "task" && e.task === "sum" && e.status === "failed") as { error: { name: string } };
+      expect(failed.error.name).toBe("QueueUnreachableError");
+    } finally {
+      await own.stop().catch(() => {});
+    }
+  }, 120_000);
+});
+
 describe("Redis that loses its data", () => {
   it("a flushed Redis: the coordinator fails the task whose job is gone with QueueJobLostError, instead of waiting for ever", async () => {
     const own = await startRedisServer();

@@ -100,7 +100,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
   /** Flow runs whose cancel was published. */
   private readonly cancelled = new Set<string>();
   /** Waits to end when Redis stays down (see downMs). */
-  private readonly waiting = new Set<(error: Error) => void>();
+  private readonly waiting = new Set<(error: QueueUnreachableError) => void>();
   private downSince: number | undefined;
   /**
    * When the oldest ping still unanswered was sent: a stopped or hung redis-server keeps its
@@ -198,8 +198,18 @@ class RedisQueueDispatcher implements QueueDispatcher {
     return new Promise<DispatchedOutcome>((resolve, reject) => {
       /** Its outcome came, and its outputs are being read (see finished). */
       let reading = false;
-      // An outcome that came is not lost to Redis going away while its outputs are read from MLflow.
-      const down = (error: Error) => void (reading || settle(() => reject(error), false));
+      /**
+       * Redis away for longer than downMs: the run a worker opened for the task, when there is one,
+       * says how it ended, and is the task's run, as for a lost job (jobLost). A worker may well
+       * have finished the task meanwhile: failed here with a run of its own, it had two runs, the
+       * worker's FINISHED beside a FAILED one. An outcome that came is not lost to Redis going away
+       * while its outputs are read from MLflow.
+       */
+      const down = (error: QueueUnreachableError) => {
+        if (done || reading || losing) return;
+        losing = true;
+        void this.jobLost(task, signal.aborted ? cancelled : undefined, error).then((outcome) => settle(() => resolve(outcome), false));
+      };
       let done = false;
       let lookForJob: NodeJS.Timeout | undefined;
       /** The job was found gone: the run its worker opened is being looked up. */
@@ -355,16 +365,17 @@ class RedisQueueDispatcher implements QueueDispatcher {
    * The outcome of a task whose job Redis lost, from the run a worker opened for it: its id went
    * with the job, so it is looked up by its tags. The flow run shows that run rather than making
    * a second one. A run that finished is the task's result: succeeded with the outputs it
-   * recorded, failed with its error. Else the task fails with QueueJobLostError, or, when the
-   * flow is being cancelled (`cancelledAs`), is cancelled: a worker still running it stops on
-   * the cancel it was sent, and closes its run.
+   * recorded, failed with its error. Else the task fails with QueueJobLostError (`unreachable`
+   * instead, when Redis is away rather than without the job), or, when the flow is being
+   * cancelled (`cancelledAs`), is cancelled: a worker still running it stops on the cancel it
+   * was sent, and closes its run.
    */
-  private async jobLost(task: DispatchedTask, cancelledAs?: (runId?: string) => DispatchedOutcome): Promise<DispatchedOutcome> {
+  private async jobLost(task: DispatchedTask, cancelledAs?: (runId?: string) => DispatchedOutcome, unreachable?: QueueUnreachableError): Promise<DispatchedOutcome> {
     const run = await this.workerRunOf(task);
     const runId = run?.runId;
     const attempts = Number(run?.tags[ATTEMPTS_TAG]) || (run ? 1 : 0);
     const lost = (unread?: unknown): DispatchedOutcome => {
-      const error = new QueueJobLostError(this.url, task.nodeId, runId && unread !== undefined ? { runId, unread } : undefined);
+      const error = unreachable ?? new QueueJobLostError(this.url, task.nodeId, runId && unread !== undefined ? { runId, unread } : undefined);
       return { ok: false, cancelled: false, attempts, ...(runId ? { runId } : {}), error: { name: error.name, message: error.message, code: error.code } };
     };
     if (run?.status === "FINISHED" && run.tags[STATUS_TAG] === "succeeded") {
