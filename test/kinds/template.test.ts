@@ -86,6 +86,48 @@ describe("command templates", () => {
     rmSync(dir, { recursive: true });
   });
 
+  it("refuses a placeholder in an array subscript or a ${v:offset:length}, which bash evaluates as arithmetic", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cairn-subscript-"));
+    const i = `x[$(touch ${join(dir, "pwned")})]`;
+    // What each template did before it was refused: quoted as Cairn quotes any value, the value ran as code.
+    const dangerous = [
+      "arr=(a b); echo ${arr[{i}]}",
+      "arr=(a b); echo ${#arr[{i}]}",
+      "arr=(a b); echo ${!arr[{i}]}",
+      "arr[{i}]=x",
+      "arr=(a); arr[ {i} ]+=x",
+      "arr=(a b); echo ${arr[0]:{i}}",
+      "v=abc; echo ${v:{i}}",
+      "v=abc; echo ${v:1:{i}}",
+    ];
+    for (const template of dangerous) {
+      const quoted = template.replace("{i}", shellQuote(i));
+      spawnSync("bash", ["-c", quoted], { stdio: "ignore" });
+      expect(existsSync(join(dir, "pwned")), `bash -c ${quoted}`).toBe(true);
+      rmSync(join(dir, "pwned"));
+      expect(() => parseTemplate(template, "t", { shell: true }), template).toThrow(CommandTemplateError);
+    }
+    expect(() => parseTemplate("echo ${arr[{i}]}", "t", { shell: true })).toThrow(
+      /the placeholder \{i\} is in the array subscript of \$\{arr\[\.\.\.\]\} \(line 1\), where bash evaluates the quoted value as an arithmetic expression: a value such as x\[\$\(cmd\)\] runs cmd\. Pass the value in a variable and check that it is a whole number first/,
+    );
+    expect(() => parseTemplate("a[{i}]=x", "t", { shell: true })).toThrow(/is in the subscript of the assignment a\[\.\.\.\]= \(line 1\)/);
+    expect(() => parseTemplate("echo ${v:1:{i}}", "t", { shell: true })).toThrow(/is in the offset or length of \$\{v:\.\.\.\} \(line 1\)/);
+    // What the messages advise runs, and keeps the value from running; a default, a pattern, a glob and a subscript without placeholders are left alone.
+    const advised = [
+      "arr=(a b); i={i}; case $i in ''|*[!0-9]*) echo \"not a whole number: $i\" >&2; exit 2;; esac; echo \"${arr[$i]}\"",
+      "v=abc; i={i}; case $i in ''|*[!0-9]*) echo \"not a whole number: $i\" >&2; exit 2;; esac; echo \"${v:$i}\"",
+      "declare -A m; i={i}; m[$i]=x; echo \"${m[$i]}\"",
+      "echo ${v:-{i}} ${v#{i}} ls[{i}] ${arr[0]} {i}",
+    ];
+    for (const template of advised) {
+      const line = renderShell(parseTemplate(template, "t", { shell: true }), { i }, "t");
+      spawnSync("bash", ["-c", line], { stdio: "ignore" });
+      expect(existsSync(join(dir, "pwned")), line).toBe(false);
+    }
+    expect(execFileSync("bash", ["-c", renderShell(parseTemplate(advised[0]!, "t", { shell: true }), { i: 1 }, "t")], { encoding: "utf8" })).toBe("b\n");
+    rmSync(dir, { recursive: true });
+  });
+
   it("refuses a placeholder inside backticks, where bash ends the substitution at a backquote in the value", () => {
     const dir = mkdtempSync(join(tmpdir(), "cairn-backtick-"));
     const x = `\`;touch ${join(dir, "pwned")};\``;

@@ -9,7 +9,8 @@
  *   backticks (the shell undoes backslashes there before it reads quotes, and bash ends
  *   the substitution at a backquote in the value), and where the shell evaluates the
  *   quoted value as an arithmetic expression, whose array subscripts run `$(...)`:
- *   `$((...))`, `((...))`, `$[...]`, and an operand of `-eq`...`-ge` or `-v` in `[[ ]]`.
+ *   `$((...))`, `((...))`, `$[...]`, an operand of `-eq`...`-ge` or `-v` in `[[ ]]`, an
+ *   array subscript (`${a[...]}`, `${#a[...]}`, `a[...]=`) and a `${v:offset:length}`.
  * - A `#` at the start of a word begins a shell comment: quotes there mean nothing, and a
  *   placeholder there is refused, since its value would never reach the command.
  * - `{{name}}` is a literal `{name}`; `${VAR}` and any other braces (awk, brace
@@ -69,6 +70,8 @@ export function parseTemplate(source: string, taskName: string, options: { shell
   let test = -1;
   /** Inside `...`. */
   let backtick = false;
+  /** Array subscripts and `${v:...}` offsets seen so far, which bash evaluates as arithmetic. */
+  const evaluated: EvaluatedSpan[] = [];
   let escaped = -1; // index of the last backslash-escaped character
   const pending: HereDoc[] = [];
   const refuse = (detail: string): never => {
@@ -77,6 +80,9 @@ export function parseTemplate(source: string, taskName: string, options: { shell
   for (let i = 0; i < source.length; i++) {
     const c = source[i]!;
     if (options.shell) {
+      if (!comment && !backtick && !quote && (c === "$" || c === "[")) {
+        evaluated.push(...evaluatedSpans(source, i, escaped));
+      }
       if (comment) {
         if (c === "\n") comment = false;
       } else if (backtick) {
@@ -170,6 +176,19 @@ export function parseTemplate(source: string, taskName: string, options: { shell
               `echo $(( ${variable} * 2 )), or compute it in the flow and pass the result.`,
           );
         }
+        const span = evaluated.find((s) => s.from < i && end < s.to);
+        if (span) {
+          const variable = name.replaceAll("-", "_");
+          const check = `${variable}={${name}}; case $${variable} in ''|*[!0-9]*) echo "not a whole number: $${variable}" >&2; exit 2;; esac; `;
+          refuse(
+            `the placeholder {${name}} is ${span.what} ${span.written} (line ${lineOf(source, i)}), where bash evaluates the quoted value ` +
+              `as an arithmetic expression: a value such as x[$(cmd)] runs cmd. Pass the value in a variable and check that it is a whole number ` +
+              `first, then use the variable there, e.g. ${check}${span.instead(`$${variable}`)}` +
+              (span.what === "in the offset or length of"
+                ? "."
+                : ` (an associative array's key needs no check: ${variable}={${name}}; ${span.instead(`$${variable}`)}).`),
+          );
+        }
         if (test >= 0) {
           const operator = testNeighbour(source, test, i, end);
           if (operator) {
@@ -199,6 +218,70 @@ export function parseTemplate(source: string, taskName: string, options: { shell
   if (backtick && options.shell) refuse("a backtick (`) is not closed.");
   if (text) parts.push({ text });
   return { source, parts, placeholders };
+}
+
+/** A part of the template that bash evaluates as an arithmetic expression. */
+interface EvaluatedSpan {
+  /** Indexes of the characters before and after the part. */
+  readonly from: number;
+  readonly to: number;
+  /** What the part is, e.g. "in the array subscript of". */
+  readonly what: string;
+  /** The expansion or assignment as written, its part elided: `${a[...]}`. */
+  readonly written: string;
+  /** The expansion or assignment with `value` in the part, as the message advises writing it. */
+  readonly instead: (value: string) => string;
+}
+
+/**
+ * The subscript and offset that bash evaluates as arithmetic in the parameter expansion
+ * (`${a[...]}`, `${#a[...]}`, `${!a[...]}`, `${v:...}`, `${a[...]:...}`) or the assignment
+ * (`a[...]=`, `a[...]+=`) starting at `source[i]` (its `$`, or the assignment's `[`); none
+ * for anything else.
+ */
+function evaluatedSpans(source: string, i: number, escaped: number): EvaluatedSpan[] {
+  if (source[i] === "[") {
+    const name = /[A-Za-z_][A-Za-z0-9_]*$/.exec(source.slice(0, i))?.[0];
+    if (!name || !wordStart(source, i - name.length, escaped)) return [];
+    const close = closing(source, i, "[", "]");
+    if (close < 0) return [];
+    const op = source[close + 1] === "=" ? "=" : source.startsWith("+=", close + 1) ? "+=" : undefined;
+    if (!op) return [];
+    return [{ from: i, to: close, what: "in the subscript of the assignment", written: `${name}[...]${op}`, instead: (v) => `${name}[${v}]${op}...` }];
+  }
+  if (source[i + 1] !== "{") return [];
+  const spans: EvaluatedSpan[] = [];
+  const open = i + 1;
+  let j = open + 1;
+  const prefix = source[j] === "#" || source[j] === "!" ? source[j]! : "";
+  j += prefix.length;
+  const name = /^(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])/.exec(source.slice(j))?.[0] ?? "";
+  j += name.length;
+  let subscript = "";
+  if (source[j] === "[") {
+    const close = closing(source, j, "[", "]");
+    if (close < 0) return [];
+    spans.push({ from: j, to: close, what: "in the array subscript of", written: `\${${prefix}${name}[...]}`, instead: (v) => `echo "\${${prefix}${name}[${v}]}"` });
+    subscript = source.slice(j, close + 1);
+    j = close + 1;
+  }
+  if (source[j] === ":" && !"-=?+".includes(source[j + 1] ?? "-")) {
+    const close = closing(source, open, "{", "}");
+    if (close < 0) return spans;
+    const base = `${prefix}${name}${subscript}`;
+    spans.push({ from: j, to: close, what: "in the offset or length of", written: `\${${base}:...}`, instead: (v) => `echo "\${${base}:${v}}"` });
+  }
+  return spans;
+}
+
+/** The index of the `close` that matches the `open` at `source[i]`, or -1. */
+function closing(source: string, i: number, open: string, close: string): number {
+  let depth = 0;
+  for (let k = i; k < source.length; k++) {
+    if (source[k] === open) depth++;
+    else if (source[k] === close && --depth === 0) return k;
+  }
+  return -1;
 }
 
 /** True when `source[i]` starts a shell word: first, or after a blank, newline or operator that is not escaped. */
