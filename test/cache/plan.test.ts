@@ -693,3 +693,21 @@ describe("two copies of one project without .git (git archive, a Docker COPY) at
     expect(ran(second.stdout)).toEqual({ readData: "cached", count: "cached" });
   });
 });
+
+describe("a lookup that fails while planning", () => {
+  it("fails the plan with its error: the key was made, so it is not said to be a key that cannot be made", async () => {
+    const root = await tmp();
+    const one = task("one").run(async () => ({ n: 1 }));
+    const each = task("each").input<{ x: number }>().run(async ({ x }) => ({ y: x }));
+    const f = flow("lease-fault").build(() => ({ n: one().n, ys: map(each, { over: [1, 2], as: "x" }).outputs }));
+    const { tasks } = await openFlowCache(f.definition, { root, params: {}, env: {} });
+    try {
+      // The fault: the lease store refuses the read that asks who computes a key.
+      vi.spyOn(tasks, "leaseHolder").mockRejectedValue(new Error("lease read refused (injected)"));
+      await expect(planFlow(f.definition, { params: {}, cache: tasks })).rejects.toThrow("lease read refused (injected)");
+    } finally {
+      await tasks.store.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -49,6 +49,45 @@ beforeAll(async () => {
       `export default flow("missing").build(() => ({ ok: d({ data: "nope.csv" }).ok, n: other().n }));`,
     ].join("\n"),
   );
+  // Refuses a data path with an error that says it is not retried, or throws a bare string.
+  await writeFile(
+    join(dir, "kinds", "refusing.ts"),
+    [
+      `import { NonRetryableError } from "cairn-dag";`,
+      `import { checkName, fileDigest, kindTask, NO_RETRY, type KindTask } from "cairn-dag/kind";`,
+      ``,
+      `export function refusing(name: string): KindTask<{ data: string }, { ok: boolean }> {`,
+      `  checkName(name);`,
+      `  return kindTask({`,
+      `    definition: { name, kind: "refusing", code: "v1", retry: NO_RETRY, cache: {}, env: [], run: () => ({ ok: true }),`,
+      `      inputFiles: async (i) => {`,
+      `        if (i.data === "bad") throw new NonRetryableError("bad data path (token tok-s3cr3t-9f8e7d)");`,
+      `        if (i.data === "text") throw "a bare string from inputFiles";`,
+      `        return { data: await fileDigest(String(i.data)) };`,
+      `      } },`,
+      `  });`,
+      `}`,
+    ].join("\n"),
+  );
+  await writeFile(join(dir, "good.csv"), "a\n1\n");
+  await writeFile(
+    join(dir, "refusing.flow.ts"),
+    [
+      `import { flow, map, task } from "cairn-dag";`,
+      `import { refusing } from "./kinds/refusing.ts";`,
+      `const d = refusing("d");`,
+      `const t = refusing("t");`,
+      `const m = refusing("m");`,
+      `const down = task("down").input<{ ok: boolean }>().run(async ({ ok }) => ({ n: ok ? 1 : 0 }));`,
+      `const last = task("last").input<{ n: number }>().run(async ({ n }) => ({ n: n + 1 }));`,
+      `const after = task("after").input<{ oks: unknown[] }>().run(async ({ oks }) => ({ n: oks.length }));`,
+      `export default flow("refusing").build(() => {`,
+      `  const items = map(m, { over: ["good.csv", "bad"], as: "data" });`,
+      `  return { n: last({ n: down({ ok: d({ data: "bad" }).ok }).n }).n, t: t({ data: "text" }).ok, after: after({ oks: items.outputs }).n };`,
+      `});`,
+    ].join("\n"),
+  );
+  await writeFile(join(dir, "secrets.env"), "TOKEN=tok-s3cr3t-9f8e7d\n");
   await writeFile(
     join(dir, "plain.flow.ts"),
     [`import { flow } from "cairn-dag";`, `import { plain } from "./kinds/digest.ts";`, `const p = plain("plain");`, `export default flow("plain").build(() => ({ ok: p().ok }));`].join("\n"),
@@ -91,6 +130,31 @@ describe("a project kind whose inputFiles throws", () => {
     const explain = await cairn("explain", "missing.flow.ts", "d", "--no-tracking");
     expect(explain.code, explain.stderr).toBe(0);
     expect(explain.stdout, explain.stdout).toMatch(/its key cannot be made before running: ENOENT.*'nope\.csv'/);
+  });
+});
+
+describe("a project kind whose inputFiles throws an error that is not retried", () => {
+  it("is planned to fail before it starts, and what depends on it not to start, as the run does; the reason masked", async () => {
+    const run = await cairn("run", "refusing.flow.ts", "--no-tracking", "--json", "--failure-policy", "continue");
+    expect(run.code).toBe(1);
+    const ended = new Map<string, string>();
+    for (const line of run.stdout.split("\n").filter(Boolean)) {
+      const event = JSON.parse(line) as { type?: string; task?: string; status?: string };
+      if (event.type === "task" && event.task && !["queued", "running"].includes(event.status!)) ended.set(event.task, event.status!);
+    }
+    expect(Object.fromEntries(ended)).toMatchObject({ d: "failed", down: "skipped", last: "skipped", t: "succeeded", "m[1]": "failed", m: "failed", after: "skipped" });
+
+    const plan = await cairn("plan", "refusing.flow.ts", "--no-tracking", "--secrets", "secrets.env");
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout + plan.stderr).not.toContain("tok-s3cr3t-9f8e7d");
+    expect(plan.stdout).toMatch(/^d\s+runs\s+fails before it starts: its key cannot be made \(NonRetryableError: bad data path \(token \*\*\*\)\), an error that is not retried$/m);
+    expect(plan.stdout).toMatch(/^down\s+skipped\s+not started: upstream task "d" fails$/m);
+    expect(plan.stdout).toMatch(/^last\s+skipped\s+not started: upstream task "down" fails$/m);
+    // A bare string thrown is the message itself, not "undefined"; it may be retried, so the run runs the task uncached.
+    expect(plan.stdout).toMatch(/^t\s+runs\s+its key cannot be made before running: a bare string from inputFiles$/m);
+    expect(plan.stdout).toMatch(/^m\[1\]\s+runs\s+fails before it starts: its key cannot be made \(NonRetryableError: bad data path \(token \*\*\*\)\)/m);
+    expect(plan.stdout).toMatch(/^after\s+skipped\s+not started: upstream task "m" fails$/m);
+    expect(plan.stdout).not.toContain("undefined");
   });
 });
 

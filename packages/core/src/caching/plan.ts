@@ -8,6 +8,8 @@ import { OptionError } from "../errors.ts";
 import { listsEvery, unknownNameExpected } from "../internal.ts";
 import { buildFlowGraph, type FlowGraph } from "../graph/flow-graph.ts";
 import { resolveValue, taskInputs } from "../pipeline/inputs.ts";
+import { isRetryableError } from "../pipeline/retryable.ts";
+import { toErrorInfo } from "../run/events.ts";
 import { holderRecordsTo, leaseHolder, recordsElsewhere } from "../pipeline/single-flight.ts";
 import { cancelledRunWhy, ERROR_MESSAGE_TAG, ERROR_NAME_TAG, ERROR_TAG, SKIPPED_BECAUSE_TAG, SKIPPED_REASON_TAG, startedNoAttempt, WORKER_TAG } from "../pipeline/task-run.ts";
 import type { LeaseHolder } from "../run/events.ts";
@@ -171,7 +173,14 @@ async function planNodes(
       const reason = changes ? `no cache entry matches it, ${whatever}: ${firstChange(changes)}` : `no cache entry of this task yet, ${whatever}`;
       return { task: id, action: "run", reason, upstream: upstreamRuns, ...place };
     }
-    const key = await options.cache.keyFor(node, await taskInputs(node, options.params, (dep) => outputs.get(dep)));
+    const inputs = await taskInputs(node, options.params, (dep) => outputs.get(dep));
+    let key: TaskKey;
+    try {
+      key = await options.cache.keyFor(node, inputs);
+    } catch (error) {
+      if (CacheBackendError.is(error)) throw error;
+      return keyNotMade(node, error, place);
+    }
     const computedBy = running.get(key.key);
     if (computedBy !== undefined) {
       waitsFor.set(id, computedBy);
@@ -180,6 +189,19 @@ async function planNodes(
     const planned = await planLookup(node, key, forcedHere, place);
     if (planned.action === "run") running.set(key.key, id);
     return planned;
+  };
+  /**
+   * A key the task's own code cannot make (a kind's inputFiles on a file that is not there), as
+   * the run meets it: it warns and runs the task uncached, unless the error says it is not
+   * retried, which fails the task before it starts (a map's item: see planMap).
+   */
+  const keyNotMade = (node: FlowNode, error: unknown, place: Pick<PlannedTask, "parent" | "item">): PlannedTask => {
+    const { name, message } = toErrorInfo(error);
+    if (isRetryableError(error)) return { task: node.id, action: "run", reason: `its key cannot be made before running: ${options.cache.masked(message)}`, ...place };
+    const fails = options.cache.masked(`${name}: ${message}`);
+    if (node.item) itemFails.set(node.id, fails);
+    else failing.add(node.id);
+    return { task: node.id, action: "run", reason: `fails before it starts: its key cannot be made (${fails}), an error that is not retried`, ...place };
   };
   const planLookup = async (node: FlowNode, key: TaskKey, forcedHere: boolean, place: Pick<PlannedTask, "parent" | "item">): Promise<PlannedTask> => {
     const id = node.id;
@@ -240,8 +262,10 @@ async function planNodes(
   };
   /** The input an item of a map is handed its element as. */
   const itemInputOf = (node: FlowNode) => (node.item ? graph.nodes.get(node.item.parent)?.map?.as : undefined);
-  /** Nodes that fail before they start (inputs their schema refuses), and those below them. */
+  /** Nodes that fail before they start (inputs their schema refuses, a key error not retried), and those below them. */
   const failing = new Set<string>();
+  /** Items of maps that fail before they start, with their error (see planMap). */
+  const itemFails = new Map<string, string>();
   /** Why a forced node runs: `--refresh`, `--rerun` (named itself), or the `--rerun` of a task it depends on. */
   const forcedBy = new Map<string, Uint8Array | undefined>();
   const forcedReason = (node: FlowNode): string => {
@@ -276,6 +300,13 @@ async function planNodes(
     try {
       const node = graph.nodes.get(id)!;
       const deps = graph.dependencies.get(id)!;
+      // A task below one that fails is not started, whether it is a map or below a skipped one too.
+      const failedBy = deps.find((dep) => failing.has(dep));
+      if (failedBy) {
+        failing.add(id);
+        plan.set(id, { task: id, action: "skip", reason: `not started: upstream task "${failedBy}" fails` });
+        continue;
+      }
       const skippedBy = deps.find((dep) => plan.get(dep)!.action === "skip");
       if (skippedBy) {
         plan.set(id, { task: id, action: "skip", reason: `upstream task "${skippedBy}" is skipped (its condition is false)` });
@@ -292,26 +323,14 @@ async function planNodes(
         plan.set(id, await planMap(node, upstreamRuns, isForced(id)));
         continue;
       }
-      const failedBy = deps.find((dep) => failing.has(dep));
-      if (failedBy) {
-        failing.add(id);
-        plan.set(id, { task: id, action: "skip", reason: `not started: upstream task "${failedBy}" fails` });
-        continue;
-      }
       try {
         plan.set(id, await planOne(node, upstreamRuns, isForced(id)));
       } catch (error) {
-        // Inputs the task's schema refuses fail the task in the run, before it starts; a key the
-        // task's own code cannot make (a kind's inputFiles on a file that is not there) makes the run
-        // warn and run it uncached. Both are planned so, with the rest of the flow (as a map's items
-        // are), not as a failure of the whole plan. A store that cannot be read fails the plan.
-        if (CacheBackendError.is(error)) throw error;
-        if (error instanceof InputValidationError) {
-          failing.add(id);
-          plan.set(id, { task: id, action: "run", reason: `fails before it starts: its inputs do not match its input schema (${error.issues.join("; ")})` });
-        } else {
-          plan.set(id, { task: id, action: "run", reason: `its key cannot be made before running: ${(error as Error).message}` });
-        }
+        // Inputs the task's schema refuses fail the task in the run, before it starts: planned so,
+        // with the rest of the flow (as a map's items are), not as a failure of the whole plan.
+        if (!(error instanceof InputValidationError)) throw error;
+        failing.add(id);
+        plan.set(id, { task: id, action: "run", reason: `fails before it starts: its inputs do not match its input schema (${error.issues.join("; ")})` });
       }
     } finally {
       letGo(id);
@@ -342,6 +361,16 @@ async function planNodes(
     const base = upstreamRuns ? {} : (resolveValue(node.inputs, options.params, (dep) => outputs.get(dep)) as Record<string, unknown>);
     const run = new MapRun(node, items, base, requiredItems(spec, items.length) ?? items.length, 1, 0);
     const rowsHere: PlannedTask[] = [];
+    /** One item's row; a key error is planned by planOne, inputs its schema refuses fail the item before it starts. */
+    const planItem = async (item: FlowNode, k: number, forced: boolean): Promise<PlannedTask> => {
+      try {
+        return await planOne(item, upstreamRuns, forced);
+      } catch (error) {
+        if (!(error instanceof InputValidationError)) throw error;
+        itemFails.set(item.id, options.cache.masked(`${error.name}: ${error.message}`));
+        return { task: item.id, action: "run", reason: `fails before it starts: its inputs do not match its input schema (${error.issues.join("; ")})`, parent: id, item: k };
+      }
+    };
     const results = new Map<string, TaskResult>();
     // Explain of one item of a map: that item alone (a sweep's trials stop one another, so all of them).
     const only = focus?.item?.map === id && spec.kind === "map" ? focus.item.index : undefined;
@@ -349,22 +378,20 @@ async function planNodes(
       if (only < items.length) {
         const item = run.itemNode(only);
         nodes.set(item.id, item);
-        itemRows.set(id, [await planOne(item, upstreamRuns, forcedHere || forcedItemIds?.has(item.id) === true).catch((error: unknown) => ({ task: item.id, action: "run" as const, reason: `its key cannot be made before running: ${(error as Error).message}`, parent: id, item: only }))]);
+        itemRows.set(id, [await planItem(item, only, forcedHere || forcedItemIds?.has(item.id) === true)]);
       }
       return { task: id, action: "run", items: items.length, reason: `explained for ${id}[${only}] alone` };
     }
     for (let k = 0; k < items.length; k++) {
       const item = run.itemNode(k);
       nodes.set(item.id, item);
-      let row: PlannedTask;
-      try {
-        row = await planOne(item, upstreamRuns, forcedHere || forcedItemIds?.has(item.id) === true);
-      } catch (error) {
-        row = { task: item.id, action: "run", reason: `its key cannot be made before running: ${(error as Error).message}`, parent: id, item: k };
-      }
+      const row = await planItem(item, k, forcedHere || forcedItemIds?.has(item.id) === true);
       rowsHere.push(row);
-      results.set(item.id, { task: item.id, status: row.action === "hit" ? "cached" : "pending", attempts: 0 });
+      const fails = itemFails.get(item.id);
+      results.set(item.id, { task: item.id, status: row.action === "hit" ? "cached" : fails !== undefined ? "failed" : "pending", attempts: 0 });
       if (row.action === "hit" && !waitsFor.has(item.id)) run.itemEnded(k, item.id, true, true, outputs.get(item.id), undefined);
+      // An item that fails before it starts counts as failed, as in the run (minSuccess may allow it).
+      if (fails !== undefined) run.itemEnded(k, item.id, false, false, undefined, fails);
       outputs.delete(item.id); // the map run holds what it needs of it
       run.next++;
     }
@@ -376,9 +403,12 @@ async function planNodes(
     const failure = run.error ?? (run.lost ? (run.selectorError() ?? new MapItemsFailedError(id, [...run.countedFailures()].sort((a, b) => a.index - b.index), run.requiredNow(), run.countedItems(), undefined, run.spec.kind)) : undefined);
     if (failure !== undefined) {
       const at = run.errorAt ?? run.countedFailures().reduce((last, f) => Math.max(last, f.index), 0);
-      const message = (failure as Error).message;
-      for (const row of rowsHere.slice(at + 1)) if (row.action === "run") Object.assign(row, { action: "skip", reason: `not started: the ${spec.kind} fails at ${id}[${at}], which comes from the cache` });
-      return { task: id, action: "run", items: items.length, reason: `fails, from what the cache holds: ${message}` };
+      const message = options.cache.masked(toErrorInfo(failure).message);
+      const beforeStart = itemFails.has(rowsHere[at]?.task ?? "");
+      const which = beforeStart ? "which fails before it starts" : "which comes from the cache";
+      for (const row of rowsHere.slice(at + 1)) if (row.action === "run") Object.assign(row, { action: "skip", reason: `not started: the ${spec.kind} fails at ${id}[${at}], ${which}` });
+      failing.add(id);
+      return { task: id, action: "run", items: items.length, reason: `fails${beforeStart ? "" : ", from what the cache holds"}: ${message}` };
     }
     // A hit that meets stopWhen cuts the sweep there, as in a run: the trials after it are not needed.
     const cut = run.stoppedEarly ? run.firstSatisfied : undefined;
@@ -386,7 +416,7 @@ async function planNodes(
       const reason = `stopWhen is met by ${id}[${cut}], which comes from the cache: a trial after it is not needed (one started before that is known still runs)`;
       for (const row of rowsHere.slice(cut + 1)) if (row.action === "run") Object.assign(row, { action: "skip", reason });
     }
-    const runs = rowsHere.filter((r) => r.action === "run").length;
+    const runs = rowsHere.filter((r) => r.action === "run" && !itemFails.has(r.task)).length;
     const counted = cut === undefined ? `its ${items.length} items` : `the trials up to ${id}[${cut}] (the first to meet stopWhen)`;
     // An item past a list known only now forces nothing, in the run as here (which the run warns).
     const past = forcedOf(forcedItemIds, id).filter((f) => f.index >= items.length);

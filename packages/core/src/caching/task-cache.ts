@@ -880,8 +880,8 @@ export class TaskCache {
     return { bad: { key, reason: problem } };
   }
 
-  /** `text` with the run's secrets masked (see {@link secrets}). */
-  private masked(text: string): string {
+  /** `text` with the run's secrets masked (see {@link secrets}): what a lookup says, and the errors plan and explain show. */
+  masked(text: string): string {
     return this.secrets ? this.secrets.mask(text) : text;
   }
 
