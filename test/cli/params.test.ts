@@ -25,12 +25,19 @@ describe("cairn run -p", () => {
     expect(ok.json.find((e) => e.type === "flow" && e.status === "succeeded")?.outputs).toEqual({ doubled: 4, flag: true });
   });
 
-  it("takes, for a flow whose params are typed by .params<T>() only, a -p the flow never reads, with a warning naming it", async () => {
-    // As run({ params }) does, where the type can make the caller give a param nothing reads.
-    const r = await cairn(["run", fixture("typed-params.flow.ts"), "--json", "--no-tracking", "-p", "n=2", "-p", "flag=true", "-p", "flg=true"]);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/Flow "typed-params" does not read param "flg" \(did you mean "flag"\?\): .* Its params are typed with \.params<T>\(\) only, so it is taken;/);
-    expect(r.json.find((e) => e.type === "flow" && e.status === "succeeded")?.outputs).toEqual({ doubled: 4, flag: true });
+  it("refuses, for a flow whose params are typed by .params<T>() only, a -p the flow never reads (exit 2): nothing type-checks -p", async () => {
+    // run({ params }) takes such a param with a warning (its type can make the caller give it); -p is text no compiler saw.
+    const typed = fixture("typed-params.flow.ts");
+    const r = await cairn(["run", typed, "--no-tracking", "-p", "n=2", "-p", "flag=true", "-p", "flg=true"]);
+    expect(r.stderr).toContain(
+      'ParamError: Flow "typed-params" has no param "flg" (did you mean "flag"?): neither its build function nor any of its tasks reads it. The params it reads: flag, n. ' +
+        "Its params are typed with .params<T>() only, and no compiler checked these against the type, so a param nothing reads is refused as a likely typo;",
+    );
+    expect(r.stderr).toContain("(got -p flg=true)");
+    expect(r.code).toBe(2);
+    const ok = await cairn(["run", typed, "--json", "--no-tracking", "-p", "n=2", "-p", "flag=true"]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.json.find((e) => e.type === "flow" && e.status === "succeeded")?.outputs).toEqual({ doubled: 4, flag: true });
   });
 
   it("refuses a -p value nested deeper than the limit as a bad param (exit 2), naming the param and the place", async () => {

@@ -59,8 +59,10 @@ export async function parseParams(definition: FlowDefinition, pairs: readonly st
   }
   try {
     // Checked here, to quote the -p back in an error; handed on as read, not as the schema's
-    // output: the run validates them again, and a `.transform()` must not run twice.
-    await validateParams(definition, params);
+    // output: the run validates them again, and a `.transform()` must not run twice. Nothing
+    // type-checked them against a `.params<T>()` type (run() callers are), so a param the flow
+    // does not read is refused here even for a typed flow: `-p flg=true` is a typo.
+    await validateParams(definition, params, "refuse");
     return params;
   } catch (error) {
     if (!ParamError.is(error)) throw error;

@@ -1191,12 +1191,14 @@ async function openCache(
 /**
  * Validates params with the flow's schema; names unknown params and the ones of the wrong type.
  * Without a schema, a param the flow does not read is refused, unless the flow typed its params
- * (`.params<T>()`): then `warn` is told of it, and it is taken.
+ * (`.params<T>()`) and `unread` is a function: then it is told of the param, and it is taken.
+ * `unread: "refuse"` is for params no compiler checked against the type (the CLI's, read from
+ * text): there a param nothing reads is a typo, typed flow or not.
  */
 export async function validateParams(
   definition: FlowDefinition,
   given: Record<string, unknown>,
-  warn: (message: string) => void = () => {},
+  unread: "refuse" | ((message: string) => void) = () => {},
 ): Promise<Record<string, unknown>> {
   const schema = definition.paramsSchema;
   if (!isObject(given)) throw new OptionError("params", "an object of param values by name", given);
@@ -1207,25 +1209,28 @@ export async function validateParams(
     // a param it does not read is a typo (`-p flg=true`) that would change nothing, without a word.
     const read = Object.keys(given).length ? await paramsReadBy(definition) : "all";
     if (read !== "all") {
-      const unread = Object.keys(given).filter((k) => !read.has(k));
-      if (unread.length && definition.paramsTyped) {
+      const unreadNames = Object.keys(given).filter((k) => !read.has(k));
+      if (unreadNames.length && definition.paramsTyped && unread !== "refuse") {
         // Its type is what the caller compiled against: a param it names that nothing reads yet
         // must still be given (TS2741 otherwise), so it is said, not refused.
-        const meant = closestName(unread[0]!, read);
-        warn(
-          `Flow "${definition.name}" does not read param ${unread.map((k) => `"${k}"`).join(", ")}${meant ? ` (did you mean "${meant}"?)` : ""}: ` +
+        const meant = closestName(unreadNames[0]!, read);
+        unread(
+          `Flow "${definition.name}" does not read param ${unreadNames.map((k) => `"${k}"`).join(", ")}${meant ? ` (did you mean "${meant}"?)` : ""}: ` +
             `neither its build function nor any of its tasks reads it, so it changes nothing in this run (it is recorded with the others). ` +
             `The params it reads: ${[...read].sort().join(", ") || "(none)"}. ` +
             `Its params are typed with .params<T>() only, so it is taken; wire it into a task, or drop it from the type and the run's params.`,
         );
-      } else if (unread.length) {
-        const meant = closestName(unread[0]!, read);
+      } else if (unreadNames.length) {
+        const meant = closestName(unreadNames[0]!, read);
+        const why = definition.paramsTyped
+          ? "Its params are typed with .params<T>() only, and no compiler checked these against the type, so a param nothing reads is refused as a likely typo"
+          : "Without a params schema, a flow takes the params it reads";
         throw new ParamError(
-          `Flow "${definition.name}" has no param ${unread.map((k) => `"${k}"`).join(", ")}${meant ? ` (did you mean "${meant}"?)` : ""}: ` +
+          `Flow "${definition.name}" has no param ${unreadNames.map((k) => `"${k}"`).join(", ")}${meant ? ` (did you mean "${meant}"?)` : ""}: ` +
             `neither its build function nor any of its tasks reads it. The params it reads: ${[...read].sort().join(", ") || "(none)"}. ` +
-            `Without a params schema, a flow takes the params it reads; declare them with .params(schema) to have them checked and defaulted.`,
+            `${why}; declare them with .params(schema) to have them checked and defaulted.`,
           definition.name,
-          unread[0],
+          unreadNames[0],
         );
       }
     }
