@@ -4,6 +4,7 @@
  * `--format json`, `plan --json` and `explain --json`, where it came first on stdout and broke
  * the parse. cli() in an app gives process.stdout back when it resolves.
  */
+import { symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { childEnv, start } from "../cache/helpers.ts";
@@ -75,5 +76,38 @@ describe("cli() in an app gives process.stdout back", () => {
     if (args[0] === "run") for (const line of json.trim().split("\n")) expect(() => JSON.parse(line), line).not.toThrow();
     else expect(parsed(json)).toBeTruthy();
     for (const line of NOISE) expect(exit.stderr).toContain(line);
+  });
+
+  it("with two --json runs overlapping, each one's JSON is on stdout, and stdout is the app's again once both ended", async () => {
+    // Each call took process.stdout.write as it found it: the second took the first's diversion,
+    // its JSON went to stderr, and ending last it put that diversion back for good.
+    const dir = await tmp("cairn-cli-json-overlap-");
+    await symlink(join(repo, "node_modules"), join(dir, "node_modules"));
+    await writeFile(join(dir, "package.json"), `{ "type": "module" }\n`);
+    const flowText = (name: string, ms: number) =>
+      `import { flow, task } from "cairn-dag";\nconst t = task("t").run(async () => { await new Promise((r) => setTimeout(r, ${ms})); return { v: "${name}" }; });\nexport default flow("${name}").build(() => ({ v: t({}).v }));\n`;
+    await writeFile(join(dir, "short.flow.ts"), flowText("short", 300));
+    await writeFile(join(dir, "long.flow.ts"), flowText("long", 1200));
+    const run = (file: string) => `cli(["run", "${file}", "--json", "--no-report", "--no-tracking", "--root", ".cairn-${file}"])`;
+    await writeFile(
+      join(dir, "app.ts"),
+      `import { cli } from "cairn-dag";\n` +
+        // The third fails before its run starts, while the others hold stdout: its error event goes to stdout too.
+        `const codes = await Promise.all([${run("short.flow.ts")}, ${run("long.flow.ts")}, (async () => { await new Promise((r) => setTimeout(r, 100)); return ${run("missing.flow.ts")}; })()]);\n` +
+        `console.log("[app] cli() resolved " + codes.join(","));\n`,
+    );
+    const exit = await start(process.execPath, ["--import", "tsx", "app.ts"], { cwd: dir, env: childEnv() }).done;
+    expect(exit.code, exit.stderr).toBe(0);
+    expect(exit.stdout.endsWith("[app] cli() resolved 0,0,2\n"), `stdout: ${exit.stdout}\nstderr: ${exit.stderr}`).toBe(true);
+    const events = exit.stdout
+      .slice(0, -"[app] cli() resolved 0,0,2\n".length)
+      .trim()
+      .split("\n")
+      .map((line) => parsed(line) as { type: string; status?: string; flow?: string; outputs?: unknown });
+    const ends = events.filter((e) => e.type === "flow" && e.status === "succeeded").map((e) => e.outputs);
+    expect(ends).toEqual([{ v: "short" }, { v: "long" }]);
+    expect(events.filter((e) => e.type === "error")).toHaveLength(1);
+    // No event went to stderr.
+    expect(exit.stderr).not.toMatch(/^\{"type":/m);
   });
 });

@@ -74,7 +74,7 @@ import { findRun, MIN_PREFIX } from "./find-run.ts";
 import { failedTaskFiles, failureSummary, runFilesLine, sameDestination } from "./failure-summary.ts";
 import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
 import { IMPORT_FLAG, importsFromEnv, loadImports, takeImports } from "./import-modules.ts";
-import { holdStdoutForJson, printsJson } from "./json-stdout.ts";
+import { holdStdoutForJson, printsJson, undivertedWrite } from "./json-stdout.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
 import { type FlagOptions, parseFlags } from "./parse-flags.ts";
 import { parseParams } from "./parse-params.ts";
@@ -506,7 +506,8 @@ function flagGiven(args: readonly string[], flag: string): boolean {
 type ErrorEventWriter = (exitCode: number, error: unknown, fix?: string) => void;
 
 function errorEventWriter(stdout: Writable): ErrorEventWriter {
-  const write = stdout.write.bind(stdout) as (text: string) => boolean;
+  // Another cli() call in this app may hold process.stdout diverted (see json-stdout.ts): the event goes to stdout itself.
+  const write = undivertedWrite(stdout);
   return (exitCode, error, fix = "") => {
     const name = error instanceof Error ? error.name : "Error";
     const message = `${error instanceof Error ? error.message : String(error)}${fix}`;
