@@ -146,6 +146,38 @@ describe("cli() run twice in one app process, with an edit between", () => {
   });
 });
 
+describe("cli() running two flow files in one app process, with an edit of a module both import between", () => {
+  it("refuses the second flow, whose lib.ts the first one loaded before the edit, instead of running (and caching) the old lib.ts", async () => {
+    // Only an entry imported before was checked: fb.flow.ts, new to the process, ran with the
+    // lib.ts Node loaded for fa.flow.ts ("OLD") and stored that under the new lib.ts's cache key.
+    const dir = await tmp("cairn-embed-two-flows-");
+    await symlink(join(repo, "node_modules"), join(dir, "node_modules"));
+    await writeFile(join(dir, "package.json"), `{ "type": "module" }\n`);
+    await writeFile(join(dir, "lib.ts"), `export const v = () => "OLD";\n`);
+    const flowText = (name: string) =>
+      `import { flow, task } from "cairn-dag";\nimport { v } from "./lib.ts";\nconst t = task("t-${name}").run(async () => ({ v: v() }));\nexport default flow("${name}").build(() => ({ v: t({}).v }));\n`;
+    await writeFile(join(dir, "fa.flow.ts"), flowText("fa"));
+    await writeFile(join(dir, "fb.flow.ts"), flowText("fb"));
+    const appText = `
+      import { cli } from "cairn-dag";
+      import { writeFileSync } from "node:fs";
+      console.log("[app] first " + await cli(["run", "fa.flow.ts", "--root", ".cairn", "--no-tracking"]));
+      writeFileSync("lib.ts", 'export const v = () => "NEW";\\n');
+      console.log("[app] second " + await cli(["run", "fb.flow.ts", "--root", ".cairn", "--no-tracking"]));
+    `;
+    await writeFile(join(dir, "app.ts"), appText);
+    const exit = await start(process.execPath, ["--import", "tsx", "app.ts"], { cwd: dir }).done;
+    expect(exit.stdout, exit.stderr).toContain(`Outputs: {"v":"OLD"}`);
+    expect(exit.stdout).toContain("[app] first 0");
+    expect(exit.stdout.split("Outputs:")).toHaveLength(2);
+    expect(exit.stderr).toMatch(/FlowFileError: Expected the code this process loaded for fb\.flow\.ts to be as it is on disk, but lib\.ts changed since this process loaded it; .* Start a new process to run the edited code\./);
+    expect(exit.stdout).toContain("[app] second 2");
+    // A new process runs the new code: nothing old was stored under its key.
+    const fresh = await start(process.execPath, ["--import", "tsx", "-e", `const { cli } = await import("cairn-dag"); await cli(["run", "fb.flow.ts", "--root", ".cairn", "--no-tracking"]);`], { cwd: dir }).done;
+    expect(fresh.stdout, fresh.stderr).toContain(`Outputs: {"v":"NEW"}`);
+  });
+});
+
 describe("the autorun of an app's entry module", () => {
   /** `node --import tsx FILE ...args` with the autorun on (childEnv turns it off). */
   const entry = async (file: string, args: string[]) => {

@@ -20,9 +20,10 @@ import { moduleFormatOf } from "@cairn/dsl";
 import { moduleDependencies } from "@cairn/dsl/kind";
 import { FlowFileError, type FlowImporter } from "./flow-file-error.ts";
 
-/** Entry file -> sha256 of its content when this process first imported it (under its plain URL). */
-const firstImported = new Map<string, string>();
-/** Each module an entry imports (absolute path, or `package <name>`) -> its digest when this process first loaded it. */
+/**
+ * Each module this process loaded under its plain URL (absolute path, or `package <name>`) -> its
+ * digest then: the entries imported and the modules they import, for every entry of any flow.
+ */
 const loaded = new Map<string, string>();
 
 /** The project's modules (absolute paths) and packages (`package zod`) `path` loads, with their digests as on disk now. */
@@ -48,14 +49,14 @@ export function staleModules(path: string, changed: readonly string[]): FlowFile
 export const importFresh: FlowImporter = async (path) => {
   const digest = digestFileSync(path);
   const deps = await codeOf(path);
-  const first = firstImported.get(path);
-  if (first !== undefined) {
-    const changed = [...deps].filter(([name, now]) => loaded.has(name) && loaded.get(name) !== now).map(([name]) => name);
-    if (first !== digest && moduleFormatOf(path).format === "cjs") changed.unshift(path);
-    if (changed.length > 0) throw staleModules(path, changed);
-  }
+  // Checked on every import, whichever entry loaded a module first: `b.flow.ts`, new to the
+  // process, imports the `lib.ts` that `a.flow.ts` loaded before lib.ts was edited.
+  const changed = [...deps].filter(([name, now]) => name !== path && loaded.has(name) && loaded.get(name) !== now).map(([name]) => name);
+  const before = loaded.get(path);
+  if (before !== undefined && before !== digest && moduleFormatOf(path).format === "cjs") changed.unshift(path);
+  if (changed.length > 0) throw staleModules(path, changed);
   for (const [name, now] of deps) if (!loaded.has(name)) loaded.set(name, now);
-  if (first === undefined) firstImported.set(path, digest);
+  if (before === undefined) loaded.set(path, digest);
   const url = pathToFileURL(path).href;
-  return (await import(first === undefined || first === digest ? url : `${url}?cairn-content=${digest.slice(0, 16)}`)) as Record<string, unknown>;
+  return (await import(before === undefined || before === digest ? url : `${url}?cairn-content=${digest.slice(0, 16)}`)) as Record<string, unknown>;
 };
