@@ -3,7 +3,7 @@
  * the app, with no signal handlers of its own and no `process.exit`, also when a run leaves
  * abandoned work running. The app is a real `node --import tsx` process.
  */
-import { symlink, writeFile } from "node:fs/promises";
+import { symlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,7 +11,7 @@ import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { LocalStore } from "@cairn/dsl";
 import { cli } from "../../packages/cli/src/index.ts";
-import { start, childEnv, repo, tmp } from "../cache/helpers.ts";
+import { cairnBin, start, childEnv, repo, tmp } from "../cache/helpers.ts";
 
 const app = join(repo, "test/cli/fixtures/embed/app-cli.ts");
 const tsxLoader = pathToFileURL(join(repo, "node_modules/tsx/dist/loader.mjs")).href;
@@ -175,6 +175,37 @@ describe("cli() running two flow files in one app process, with an edit of a mod
     // A new process runs the new code: nothing old was stored under its key.
     const fresh = await start(process.execPath, ["--import", "tsx", "-e", `const { cli } = await import("cairn-dag"); await cli(["run", "fb.flow.ts", "--root", ".cairn", "--no-tracking"]);`], { cwd: dir }).done;
     expect(fresh.stdout, fresh.stderr).toContain(`Outputs: {"v":"NEW"}`);
+  });
+});
+
+describe("the cairn command, which imports its flow without recording its modules", () => {
+  it("checks them when code it runs calls cli() on another flow: the one whose module changed is refused, the other runs", async () => {
+    // The command's import parses no module graph (it imports once and ends); a later import records
+    // what it loaded then, a file changed since that import counting as changed.
+    const dir = await tmp("cairn-command-then-cli-");
+    await symlink(join(repo, "node_modules"), join(dir, "node_modules"));
+    await writeFile(join(dir, "package.json"), `{ "type": "module" }\n`);
+    await writeFile(join(dir, "lib.ts"), `export const v = () => "OLD";\n`);
+    await writeFile(join(dir, "other.ts"), `export const v = () => "SAME";\n`);
+    const flowText = (name: string, module: string) =>
+      `import { flow, task } from "cairn-dag";\nimport { v } from "./${module}";\nconst t = task("t-${name}").run(async () => ({ v: v() }));\nexport default flow("${name}").build(() => ({ v: t({}).v }));\n`;
+    await writeFile(join(dir, "fb.flow.ts"), flowText("fb", "lib.ts"));
+    await writeFile(join(dir, "fc.flow.ts"), flowText("fc", "other.ts"));
+    await writeFile(
+      join(dir, "fa.flow.ts"),
+      `import { cli, flow, task } from "cairn-dag";\nimport { writeFileSync } from "node:fs";\nimport { v } from "./lib.ts";\nimport { v as o } from "./other.ts";\n` +
+        `const t = task("t-fa").run(async () => {\n  writeFileSync("lib.ts", 'export const v = () => "NEW";\\n');\n` +
+        `  const fb = await cli(["run", "fb.flow.ts", "--root", ".cairn", "--no-tracking"]);\n  const fc = await cli(["run", "fc.flow.ts", "--root", ".cairn", "--no-tracking"]);\n` +
+        `  return { codes: \`\${v()} \${o()} fb=\${fb} fc=\${fc}\` };\n});\nexport default flow("fa").build(() => ({ codes: t({}).codes }));\n`,
+    );
+    // Older than the command's import, as files of a project are: not counted as changed for their age.
+    const old = new Date(Date.now() - 3_600_000);
+    for (const file of ["lib.ts", "other.ts", "fa.flow.ts", "fb.flow.ts", "fc.flow.ts"]) await utimes(join(dir, file), old, old);
+    const exit = await start(process.execPath, [cairnBin, "run", "fa.flow.ts", "--root", ".cairn", "--no-tracking"], { cwd: dir, env: childEnv({ CAIRN_LOADER: "tsx" }) }).done;
+    expect(exit.code, exit.stderr).toBe(0);
+    expect(exit.stdout).toContain(`Outputs: {"codes":"OLD SAME fb=2 fc=0"}`);
+    expect(exit.stdout).toContain(`Outputs: {"v":"SAME"}`);
+    expect(exit.stderr).toMatch(/FlowFileError: Expected the code this process loaded for fb\.flow\.ts to be as it is on disk, but lib\.ts changed since this process loaded it;/);
   });
 });
 

@@ -8,10 +8,16 @@
  * loads anew. The modules it imports keep their URLs and Node cannot drop them: when one of
  * them (or a package's version) changed since this process loaded it, or the entry is CommonJS
  * (Node's `require` cache answers it whatever the URL), the import is refused with the file
- * named, rather than run stale.
+ * named, rather than run stale. That holds for every import after the process's first, of any
+ * flow file: a module one flow loaded is the one Node gives the next flow importing it.
+ *
+ * Knowing what an import loaded takes parsing its module graph. The `cairn` command imports its
+ * flow once and ends, so it imports through `importOnce`, which parses nothing; should code it
+ * runs import a flow again (cli() in a task), what the first import loaded is recorded then.
  *
  * The state here is the process's, as Node's module map it mirrors is: not a run's.
  */
+import { statSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { digestFileSync } from "@cairn/cache";
@@ -25,6 +31,13 @@ import { FlowFileError, type FlowImporter } from "./flow-file-error.ts";
  * digest then: the entries imported and the modules they import, for every entry of any flow.
  */
 const loaded = new Map<string, string>();
+
+/** What `loaded` holds for a module changed since before an unrecorded import of it: no digest equals it. */
+const EDITED = "edited since this process loaded it";
+/** mtime's lag behind the clock a file system may show (a 2 s granularity), counted against an unrecorded import. */
+const MTIME_SLACK_MS = 2000;
+/** Entries `importOnce` imported without recording their modules, with the time it began. */
+const unrecorded: Array<{ path: string; since: number }> = [];
 
 /** The project's modules (absolute paths) and packages (`package zod`) `path` loads, with their digests as on disk now. */
 async function codeOf(path: string): Promise<Map<string, string>> {
@@ -45,8 +58,42 @@ export function staleModules(path: string, changed: readonly string[]): FlowFile
   );
 }
 
+/**
+ * Imports the module at `path` (absolute) for a process that acts as the `cairn` command: it
+ * imports its flow (and `--import` modules) for one command, then ends, so what they load is not
+ * recorded, which would parse the whole module graph. Should something in it import a flow
+ * again (its code calls cli()), `importFresh` records them then: a module whose file changed
+ * since this import began counts as changed.
+ */
+export const importOnce: FlowImporter = async (path) => {
+  if (loaded.size > 0) return importFresh(path);
+  unrecorded.push({ path, since: Date.now() - MTIME_SLACK_MS });
+  return (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+};
+
+/** Records the modules of the entries `importOnce` imported, with their digests now where their files are older than that import. */
+async function recordUnrecorded(): Promise<void> {
+  for (const { path, since } of unrecorded.splice(0)) {
+    const modules = [[path, digestFileSync(path)] as const, ...(await codeOf(path))];
+    for (const [name, now] of modules) {
+      if (loaded.has(name)) continue;
+      // A package is named by its version, which has no file to date: taken as it is now.
+      loaded.set(name, name.startsWith("package ") || modifiedBefore(name, since) ? now : EDITED);
+    }
+  }
+}
+
+function modifiedBefore(file: string, time: number): boolean {
+  try {
+    return statSync(file).mtimeMs < time;
+  } catch {
+    return false;
+  }
+}
+
 /** Imports the module at `path` (absolute) as its content is now; see the module comment. */
 export const importFresh: FlowImporter = async (path) => {
+  if (unrecorded.length > 0) await recordUnrecorded();
   const digest = digestFileSync(path);
   const deps = await codeOf(path);
   // Checked on every import, whichever entry loaded a module first: `b.flow.ts`, new to the

@@ -74,6 +74,7 @@ import { findRun, MIN_PREFIX } from "./find-run.ts";
 import { failedTaskFiles, failureSummary, runFilesLine, sameDestination } from "./failure-summary.ts";
 import { FlowFileError, type FlowImporter, loadFlow } from "./load-flow.ts";
 import { IMPORT_FLAG, importsFromEnv, loadImports, takeImports } from "./import-modules.ts";
+import { importOnce } from "./fresh-import.ts";
 import { holdStdoutForJson, printsJson, undivertedWrite } from "./json-stdout.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
 import { type FlagOptions, parseFlags } from "./parse-flags.ts";
@@ -391,7 +392,9 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
   // Off unless asked for: an app's cli() must neither take its signals nor end its process.
   // The command ends its process itself after an error no task raised: its summary first, then exit 1.
   if (io.handleSignals === true) leaveCrashExitToCommand();
-  const code = await dispatch(argv, { ...io, stdout, stderr, handleSignals: io.handleSignals === true });
+  // The `cairn` command imports its flow once and ends: nothing to record for a later import (see importOnce).
+  const importFlow = io.importFlow ?? (io.handleSignals === true ? importOnce : undefined);
+  const code = await dispatch(argv, { ...io, stdout, stderr, handleSignals: io.handleSignals === true, importFlow });
   if (stdout !== process.stdout) return code;
   // Node reports a failed write a tick after it: wait for that before judging the output.
   await new Promise<void>((resolveTick) => setImmediate(resolveTick));
