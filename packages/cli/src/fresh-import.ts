@@ -34,8 +34,6 @@ const loaded = new Map<string, string>();
 
 /** What `loaded` holds for a module changed since before an unrecorded import of it: no digest equals it. */
 const EDITED = "edited since this process loaded it";
-/** mtime's lag behind the clock a file system may show (a 2 s granularity), counted against an unrecorded import. */
-const MTIME_SLACK_MS = 2000;
 /** Entries `importOnce` imported without recording their modules, with the time it began. */
 const unrecorded: Array<{ path: string; since: number }> = [];
 
@@ -66,8 +64,11 @@ export function staleModules(path: string, changed: readonly string[]): FlowFile
  * since this import began counts as changed.
  */
 export const importOnce: FlowImporter = async (path) => {
-  if (loaded.size > 0) return importFresh(path);
-  unrecorded.push({ path, since: Date.now() - MTIME_SLACK_MS });
+  // A second import in this process (cli() called again: its first went through here too) is checked as any is.
+  if (loaded.size > 0 || unrecorded.length > 0) return importFresh(path);
+  // A file dated from this moment on was written after the import read it; one saved just before
+  // (an editor's save, a code generator, then `cairn run`) is what the import read, and is no change.
+  unrecorded.push({ path, since: Date.now() });
   return (await import(pathToFileURL(path).href)) as Record<string, unknown>;
 };
 
