@@ -128,6 +128,42 @@ describe("command templates", () => {
     rmSync(dir, { recursive: true });
   });
 
+  it("refuses a placeholder in the subscript of unset a[...] or of a compound assignment a=([...]=v), which bash evaluates as arithmetic", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cairn-subscript-"));
+    const i = `x[$(touch ${join(dir, "pwned")})0]`;
+    // What each template did before it was refused: its rendered line ran the value as code.
+    const dangerous = [
+      "a=(1 2); unset a[{i}]",
+      "a=(1 2); unset -v b a[{i}]",
+      "a=([{i}]=v)",
+      "a=(x $(echo y) [{i}]=v)",
+      "a=(1); a+=([{i}]=v)",
+      "declare -a a=(\n  [{i}]=v\n)",
+    ];
+    for (const template of dangerous) {
+      const line = template.replace("{i}", shellQuote(i));
+      spawnSync("bash", ["-c", line], { stdio: "ignore" });
+      expect(existsSync(join(dir, "pwned")), `bash -c ${line}`).toBe(true);
+      rmSync(join(dir, "pwned"));
+      expect(() => parseTemplate(template, "t", { shell: true }), template).toThrow(CommandTemplateError);
+    }
+    expect(() => parseTemplate("unset a[{i}]", "t", { shell: true })).toThrow(/the placeholder \{i\} is in the subscript of unset a\[\.\.\.\] \(line 1\), where bash evaluates/);
+    expect(() => parseTemplate("a+=([{i}]=v)", "t", { shell: true })).toThrow(/is in a subscript of the compound assignment a=\( \[\.\.\.\]=\.\.\. \) \(line 1\)/);
+    // What the messages advise runs and keeps the value from running; a value in a compound assignment, and unset's names, are left alone.
+    const advised = [
+      "a=(x y z); i={i}; case $i in ''|*[!0-9]*) echo \"not a whole number: $i\" >&2; exit 2;; esac; unset 'a[$i]'",
+      "declare -A m; k={i}; m=([$k]=v); unset 'm[$k]'",
+      "a=({i} [0]=x); unset a {i}",
+    ];
+    for (const template of advised) {
+      const line = renderShell(parseTemplate(template, "t", { shell: true }), { i }, "t");
+      spawnSync("bash", ["-c", line], { stdio: "ignore" });
+      expect(existsSync(join(dir, "pwned")), line).toBe(false);
+    }
+    expect(execFileSync("bash", ["-c", `${renderShell(parseTemplate(advised[0]!, "t", { shell: true }), { i: 1 }, "t")}; echo "\${a[@]}"`], { encoding: "utf8" })).toBe("x z\n");
+    rmSync(dir, { recursive: true });
+  });
+
   it("refuses a placeholder inside backticks, where bash ends the substitution at a backquote in the value", () => {
     const dir = mkdtempSync(join(tmpdir(), "cairn-backtick-"));
     const x = `\`;touch ${join(dir, "pwned")};\``;

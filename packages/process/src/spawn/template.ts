@@ -10,7 +10,8 @@
  *   the substitution at a backquote in the value), and where the shell evaluates the
  *   quoted value as an arithmetic expression, whose array subscripts run `$(...)`:
  *   `$((...))`, `((...))`, `$[...]`, an operand of `-eq`...`-ge` or `-v` in `[[ ]]`, an
- *   array subscript (`${a[...]}`, `${#a[...]}`, `a[...]=`) and a `${v:offset:length}`.
+ *   array subscript (`${a[...]}`, `${#a[...]}`, `a[...]=`, `unset a[...]`, `a=([...]=v)`) and a
+ *   `${v:offset:length}`.
  * - A `#` at the start of a word begins a shell comment: quotes there mean nothing, and a
  *   placeholder there is refused, since its value would never reach the command.
  * - `{{name}}` is a literal `{name}`; `${VAR}` and any other braces (awk, brace
@@ -233,21 +234,48 @@ interface EvaluatedSpan {
   readonly instead: (value: string) => string;
 }
 
+/** What precedes an argument of `unset` on its command: `unset`, then options or other names. */
+const UNSET_ARGUMENT = /(?:^|[;&|()\n])[ \t]*unset[ \t]+(?:[^;&|()\n]*[ \t])?$/;
+
+/**
+ * The array name when `source[i]` lies inside a compound assignment's parentheses,
+ * `a=( ... )`, `a+=( ... )` (also after `declare -a`), else undefined.
+ */
+function compoundAssignment(source: string, i: number): string | undefined {
+  let depth = 0;
+  for (let k = i - 1; k >= 0; k--) {
+    if (source[k] === ")") depth++;
+    else if (source[k] === "(" && depth-- === 0) return /(?:^|[ \t\n;&|(])([A-Za-z_][A-Za-z0-9_]*)\+?=$/.exec(source.slice(0, k))?.[1];
+  }
+  return undefined;
+}
+
 /**
  * The subscript and offset that bash evaluates as arithmetic in the parameter expansion
  * (`${a[...]}`, `${#a[...]}`, `${!a[...]}`, `${v:...}`, `${a[...]:...}`) or the assignment
- * (`a[...]=`, `a[...]+=`) starting at `source[i]` (its `$`, or the assignment's `[`); none
- * for anything else.
+ * (`a[...]=`, `a[...]+=`, `a=( [...]=... )`) or the `unset a[...]` starting at `source[i]`
+ * (its `$`, or the subscript's `[`); none for anything else.
  */
 function evaluatedSpans(source: string, i: number, escaped: number): EvaluatedSpan[] {
+  if (source[i] === "[" && wordStart(source, i, escaped)) {
+    // `[...]=` inside a compound assignment `a=( ... )`: bash evaluates the subscript as it does in `a[...]=`.
+    const name = compoundAssignment(source, i);
+    const close = name ? closing(source, i, "[", "]") : -1;
+    if (!name || close < 0) return [];
+    const op = source[close + 1] === "=" ? "=" : source.startsWith("+=", close + 1) ? "+=" : undefined;
+    if (!op) return [];
+    return [{ from: i, to: close, what: "in a subscript of the compound assignment", written: `${name}=( [...]${op}... )`, instead: (v) => `${name}=([${v}]${op}...)` }];
+  }
   if (source[i] === "[") {
     const name = /[A-Za-z_][A-Za-z0-9_]*$/.exec(source.slice(0, i))?.[0];
     if (!name || !wordStart(source, i - name.length, escaped)) return [];
     const close = closing(source, i, "[", "]");
     if (close < 0) return [];
     const op = source[close + 1] === "=" ? "=" : source.startsWith("+=", close + 1) ? "+=" : undefined;
-    if (!op) return [];
-    return [{ from: i, to: close, what: "in the subscript of the assignment", written: `${name}[...]${op}`, instead: (v) => `${name}[${v}]${op}...` }];
+    if (op) return [{ from: i, to: close, what: "in the subscript of the assignment", written: `${name}[...]${op}`, instead: (v) => `${name}[${v}]${op}...` }];
+    if (!UNSET_ARGUMENT.test(source.slice(0, i - name.length))) return [];
+    // Single quotes: unset expands the subscript itself, once, so even an associative array's key is not run.
+    return [{ from: i, to: close, what: "in the subscript of", written: `unset ${name}[...]`, instead: (v) => `unset '${name}[${v}]'` }];
   }
   if (source[i + 1] !== "{") return [];
   const spans: EvaluatedSpan[] = [];
