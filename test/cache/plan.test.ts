@@ -232,6 +232,26 @@ describe("a task whose inputs its schema refuses", () => {
     const { result } = await runCollect(f, { root, params: { n: -1 } });
     expect(statuses(result)).toMatchObject({ positive: "failed", after: "skipped" });
   });
+
+  it("masks the run's secrets in the row's reason when the schema's message quotes the value, a task's as a map item's", async () => {
+    const root = await tmp();
+    const secret = "lit-eral-secret-value";
+    const token = z.string().refine((t) => t.startsWith("tok_"), { error: (issue) => `not a token: ${String(issue.input)}` });
+    const use = task("use").input(z.object({ token })).run(({ token }) => ({ n: token.length }));
+    const f = flow("secret-inputs")
+      .params<{ token: string; tokens: string[] }>()
+      .build(({ params }) => ({ n: use({ token: params.token }).n, ns: map(use, { over: params.tokens, as: "token" }).outputs }));
+    const params = { token: secret, tokens: [secret] };
+    const { tasks, params: parsed } = await openFlowCache(f.definition, { root, params, env: {}, secrets: { API_TOKEN: secret } });
+    const plan = await planFlow(f.definition, { params: parsed, cache: tasks }).finally(() => tasks.store.close());
+    const reasons = plan.filter((p) => p.reason.startsWith("fails before it starts")).map((p) => p.reason);
+    expect(plan.filter((p) => p.reason.startsWith("fails before it starts")).map((p) => p.item)).toEqual([undefined, 0]);
+    for (const reason of reasons) {
+      // Before, the reason held the secret as zod's message quoted it.
+      expect(reason).toMatch(/^fails before it starts: its inputs do not match its input schema \(.*not a token: .*\)$/);
+      expect(reason).not.toContain(secret);
+    }
+  });
 });
 
 describe("plan and explain only read", () => {

@@ -330,7 +330,7 @@ async function planNodes(
         // with the rest of the flow (as a map's items are), not as a failure of the whole plan.
         if (!(error instanceof InputValidationError)) throw error;
         failing.add(id);
-        plan.set(id, { task: id, action: "run", reason: `fails before it starts: its inputs do not match its input schema (${error.issues.join("; ")})` });
+        plan.set(id, { task: id, action: "run", reason: `fails before it starts: its inputs do not match its input schema (${options.cache.masked(error.issues.join("; "))})` });
       }
     } finally {
       letGo(id);
@@ -368,7 +368,7 @@ async function planNodes(
       } catch (error) {
         if (!(error instanceof InputValidationError)) throw error;
         itemFails.set(item.id, options.cache.masked(`${error.name}: ${error.message}`));
-        return { task: item.id, action: "run", reason: `fails before it starts: its inputs do not match its input schema (${error.issues.join("; ")})`, parent: id, item: k };
+        return { task: item.id, action: "run", reason: `fails before it starts: its inputs do not match its input schema (${options.cache.masked(error.issues.join("; "))})`, parent: id, item: k };
       }
     };
     const results = new Map<string, TaskResult>();
