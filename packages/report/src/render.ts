@@ -271,7 +271,8 @@ function leaderboard(sweep: ReportTask, all: readonly ReportTask[], anchor: (t: 
   const metric = select ? `${select.order} ${select.metric}` : "metric";
   // Trials whose value was not read (records made before trials were tagged with it, past the reads a report makes): the best among them is not known.
   const unread = sweep.group?.unread ?? 0;
-  const scored = ranked.length - unread;
+  // Only trials scored by their own value: not those ranked by their metric, nor those without a value (failed ones, an output that is no number).
+  const scored = ranked.filter((t) => t.scoreFrom === "value").length;
   const note = unread
     ? `Ranked by the ${scored} trial${scored === 1 ? "" : "s"} whose value was read, of ${ranked.length}; the value of ${unread} was not (their runs were recorded before Cairn tagged each trial with it, and a report reads at most 500 trials' outputs): they are ranked by their metric of that name where they have one, whose latest value may be a later step's, so a better trial may be among them.${shown.length < ranked.length ? ` ${shown.length} shown.` : ""}`
     : ranked.length > shown.length

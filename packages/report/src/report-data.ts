@@ -111,6 +111,11 @@ export interface ReportTask {
   group?: { kind: string; items?: number; best?: string; select?: { order: "max" | "min"; metric: string }; stoppedAt?: string; unread?: number };
   /** A sweep trial's value of its sweep's selected output (from its outputs), for the leaderboard. */
   score?: number;
+  /**
+   * Where `score` came from: `"value"`, the trial's own value (its tag or its outputs);
+   * `"metric"`, its metric of that name, read when its value was not (its latest step's).
+   */
+  scoreFrom?: "value" | "metric";
 }
 
 /** A whole report's data. */
@@ -291,7 +296,10 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
     task.item = { node: t["cairn.parent_node"], index: Number(t["cairn.item"] ?? 0), ...(t["cairn.item_key"] !== undefined ? { key: t["cairn.item_key"] } : {}) };
     // A trial's selected output as it returned it (a hit's, on its source run): see readScores.
     const value = numberTag(t[SWEEP_VALUE_TAG] ?? source?.tags[SWEEP_VALUE_TAG]);
-    if (value !== undefined && (state === "succeeded" || state === "cached")) task.score = value;
+    if (value !== undefined && (state === "succeeded" || state === "cached")) {
+      task.score = value;
+      task.scoreFrom = "value";
+    }
   }
   if (t["cairn.kind"] === "map" || t["cairn.kind"] === "sweep") {
     const select = /^(max|min):(.+)$/.exec(t["cairn.sweep.select"] ?? "");
@@ -530,8 +538,13 @@ async function readScores(tracker: Tracker, tasks: ReportTask[]): Promise<void> 
   };
   const isBest = (t: ReportTask) => sweeps.get(t.item!.node)!.group!.best === t.id;
   const trials = [...unscored.filter(isBest), ...unscored.filter((t) => !isBest(t))].slice(0, MAX_SCORED_TRIALS);
-  for (const t of unscored.slice(trials.length)) {
+  /** The trial's metric of the selected name, as its score, when it has one. */
+  const byMetric = (t: ReportTask) => {
     t.score = metricOf(t);
+    if (t.score !== undefined) t.scoreFrom = "metric";
+  };
+  for (const t of unscored.slice(trials.length)) {
+    byMetric(t);
     const group = sweeps.get(t.item!.node)!.group!;
     group.unread = (group.unread ?? 0) + 1;
   }
@@ -541,11 +554,14 @@ async function readScores(tracker: Tracker, tasks: ReportTask[]): Promise<void> 
       const text = await readArtifact(tracker, runId, MANIFEST_PATH);
       try {
         const value = (JSON.parse(text ?? "null") as { values?: Record<string, unknown> } | null)?.values?.[selectOf.get(trial.item!.node)!];
-        if (typeof value === "number") trial.score = value;
+        if (typeof value === "number") {
+          trial.score = value;
+          trial.scoreFrom = "value";
+        }
       } catch {
         // Unreadable outputs: the trial is listed by its metric, or without a value.
       }
-      trial.score ??= metricOf(trial);
+      if (trial.score === undefined) byMetric(trial);
     }),
   );
 }

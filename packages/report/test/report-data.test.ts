@@ -725,6 +725,36 @@ describe("maps and sweeps in the report", () => {
     }
   }, 60_000);
 
+  it("says how many trials were ranked by their own value: not those ranked by their metric, nor those without a value", async () => {
+    const fit = defineTask("fit")
+      .input<{ k: number }>()
+      .run(async ({ k }) => {
+        if (k === 2) throw new Error("two is bad");
+        return { score: k };
+      });
+    const f = flow("report-scored").build(() => ({ trial: sweep(fit, { over: grid({ k: [0, 1, 2] }), select: max("score"), minSuccess: 1 }).trial }));
+    const dir = await mkdtemp(join(tmpdir(), "cairn-report-scored-"));
+    try {
+      const result = await (await f.run({ root: dir, env: {}, cache: false })).wait();
+      const data = await readReportData(new LocalStore({ root: dir }), result.runId);
+      const trials = data.tasks.filter((t) => t.item?.node === "fit");
+      expect(trials.map((t) => [t.id, t.score, t.scoreFrom])).toEqual([
+        ["fit[0]", 0, "value"],
+        ["fit[1]", 1, "value"],
+        ["fit[2]", undefined, undefined],
+      ]);
+      // fit[0] as a trial past the 500 whose outputs a report reads: ranked by its metric, its value not read.
+      const past = trials[0]!;
+      past.scoreFrom = "metric";
+      data.tasks.find((t) => t.id === "fit")!.group!.unread = 1;
+      const html = renderReport(data);
+      // Before: "Ranked by the 2 trials", the failed trial and the one ranked by its metric counted as read.
+      expect(html).toContain("Ranked by the 1 trial whose value was read, of 3; the value of 1 was not");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("ranks trials by their selected output, not a per-epoch metric of the same name; a run recorded before trials were tagged with it, by its outputs", async () => {
     // val_loss per epoch, the output its best: by the last epoch's value, curve[1]'s trial (0.5) would beat curve[0]'s (0.8).
     const curves = [
