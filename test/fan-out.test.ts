@@ -621,6 +621,26 @@ describe("sweep", () => {
     expect((await store.getRun(runId))!.tags["cairn.sweep.value"]).toBe("2");
   });
 
+  it("a trial that logged its selected output's name at step 2^53 - 1 succeeds: the output is logged at that step, and tagged", async () => {
+    const last = Number.MAX_SAFE_INTEGER;
+    const late = task("late")
+      .input<{ x: number }>()
+      .run(({ x }, ctx) => {
+        ctx.log.metric("score", 0, last);
+        return { score: x };
+      });
+    const f = flow("sweep-late-step").build(() => ({ trial: sweep(late, { over: grid({ x: [1, 2] }), select: max("score") }).trial }));
+    const result = await (await f.run({ ...tracked(), cache: false })).wait();
+    // Before, its step last + 1 was refused with a MetricError after the trial had succeeded.
+    expect(result.status, JSON.stringify(result.tasks["late[1]"]?.error)).toBe("succeeded");
+    expect(result.outputs!.trial).toBe("late[1]");
+    const { LocalStore } = await import("@cairn/core");
+    const store = new LocalStore({ root: dir });
+    const runId = result.tasks["late[1]"]!.runId!;
+    expect((await store.getMetricHistory(runId, "score")).map((p) => [p.step, p.value])).toContainEqual([last, 2]);
+    expect((await store.getRun(runId))!.tags["cairn.sweep.value"]).toBe("2");
+  });
+
   it("picks min, takes list and seeded random spaces (same seed, same points), and stops at stopWhen", async () => {
     const f = flow("sweep-min").build(() => {
       const a = sweep(fit, { with: { data: "d", depth: 1 }, over: list([{ lr: 0.5 }, { lr: 0.2 }, { lr: 0.9 }]), select: min("loss") });

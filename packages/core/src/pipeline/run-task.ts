@@ -90,15 +90,18 @@ export type TaskOutcome =
  * under that key, 0 when it logged none. A function task logs through its recorder only; a
  * task of another kind runs code (a script's `mlflow.log_metric`) that may log to its run
  * directly, so the run's history of that key is asked for too (one request; unread, the
- * recorder's steps stand).
+ * recorder's steps stand). At the highest step itself when the next is past 2^53 - 1, which
+ * no tracker takes; undefined (not logged, the tag still says it) when that one is too.
  */
-async function outputStep(tracker: Tracker, recorder: RunRecorder, kind: string, key: string): Promise<number> {
+async function outputStep(tracker: Tracker, recorder: RunRecorder, kind: string, key: string): Promise<number | undefined> {
   let highest = recorder.highestStep(key);
   if (kind !== "function") {
     const points = await tracker.getMetricHistory(recorder.runId, key).catch(() => []);
     for (const p of points) if (highest === undefined || p.step > highest) highest = p.step;
   }
-  return highest === undefined ? 0 : highest + 1;
+  if (highest === undefined) return 0;
+  // A step after 2^53 - 1 is refused (MetricError) after the task succeeded: log at the highest one then, or not at all.
+  return Number.isSafeInteger(highest + 1) ? highest + 1 : Number.isSafeInteger(highest) ? highest : undefined;
 }
 
 /** Runs `task` with `inputs` (resolved refs, validated); never rejects. */
@@ -164,7 +167,8 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     if (tracking && selected !== undefined) {
       const value = (outputs as Record<string, unknown> | null)?.[selected];
       if (typeof value === "number" && Number.isFinite(value)) {
-        recorder.metric(selected, value, await outputStep(tracker, recorder, node.task.kind, selected));
+        const step = await outputStep(tracker, recorder, node.task.kind, selected);
+        if (step !== undefined) recorder.metric(selected, value, step);
         recorder.tag(SWEEP_VALUE_TAG, String(value));
       }
     }
