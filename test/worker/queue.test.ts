@@ -1082,6 +1082,32 @@ describe("at least once, and Redis going away", () => {
     }
   }, 120_000);
 
+  it("cairn worker on SIGTERM while a job still prepares (its Python asked for the key for 8 s): it finishes the job and exits 0, without saying Redis did not answer", async () => {
+    // The worker's Python is slow to answer Cairn's question for the key (a cold disk, a big
+    // site-packages): its job has not started its task yet when the SIGTERM comes.
+    const asked = join(await tmp(), "asked");
+    const python = join(await tmp(), "python");
+    await writeFile(python, `#!/bin/sh\nif [ -n "$SLOW_ASK" ] && [ "$1" = "-c" ]; then : > "$SLOW_ASK"; sleep 8; fi\nexec ${join(repo, ".venv/bin/python")} "$@"\n`, { mode: 0o755 });
+    const file = join(import.meta.dirname, "fixtures/python.flow.ts");
+    const { env } = await testEnv("queue-drain-preparing", { CAIRN_PYTHON: python, CAIRN_PYTHON_ENV_KEY: "1" });
+    const w = await startWorker(file, servers.redis.url, ["--root", await tmp()], { ...env, RAN_ON: "worker", SLOW_ASK: asked });
+    workers.push(w);
+    const run = cairnRun(file, await tmp(), ["--queue", servers.redis.url], env);
+    try {
+      await until(async () => existsSync(asked), "the worker to ask its Python");
+      w.child.kill("SIGTERM");
+      const exit = await Promise.race([w.done, sleep(40_000).then(() => undefined)]);
+      expect(w.log()).not.toContain("did not answer"); // Redis did: the job was still preparing
+      expect(exit?.code, w.log()).toBe(0);
+      expect(w.log()).toMatch(/SIGTERM: finishing the tasks running, taking no more[\s\S]*task py-step succeeded[\s\S]*worker stopped/);
+      const r = await run.done;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json.at(-1)).toMatchObject({ status: "succeeded", outputs: { ranOn: "worker" } });
+    } finally {
+      run.child.kill("SIGKILL");
+    }
+  }, 120_000);
+
   it("a re-run while the killed coordinator's task still runs: the second job waits for the first and reuses its result", async () => {
     const holdFile = join(await tmp(), "go");
     const { env, markerDir } = await testEnv("queue-twice", { HOLD_FILE: holdFile });

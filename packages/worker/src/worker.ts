@@ -221,8 +221,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const crashed = new Promise<ProcessCrashError>((resolve) => (crashedWith = resolve));
   /** Tasks running now, by flow run: a cancel aborts them. */
   const running = new Map<string, Set<{ controller: AbortController; task: string; since: number }>>();
-  /** Emits `idle` when the last task running ends (see close). */
-  const tasks = new EventEmitter();
+  /**
+   * Jobs being handled here, from the moment BullMQ hands one over to its task's end: a job prepares
+   * (opens its tracker, makes its key, compares fingerprints, up to a minute with
+   * CAIRN_PYTHON_ENV_KEY) before its task enters `running`, and close waits for those too.
+   */
+  let handling = 0;
+  /** Emits `idle` when the last job handled here ends (see close). */
+  const handled = new EventEmitter();
   /** Jobs taken here whose end Redis has not recorded yet, by job id: what close says it left there. */
   const unrecorded = new Map<string, { task: string; flowRunId: string }>();
 
@@ -405,12 +411,20 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const process_ = async (job: Job<JobData, SentOutcome>, token?: string): Promise<SentOutcome> => {
     // Large outputs stay in the task's run (MLflow), which the coordinator reads: not through Redis.
     unrecorded.set(job.id!, { task: job.data.nodeId, flowRunId: job.data.flowRunId });
-    const outcome = toSent(
-      await runJob(job, token).catch((error: unknown) => {
-        if (error instanceof DelayedError) unrecorded.delete(job.id!); // moved back to the queue by runJob itself
-        throw error;
-      }),
-    );
+    handling++;
+    let outcome: SentOutcome;
+    try {
+      outcome = toSent(
+        await runJob(job, token).catch((error: unknown) => {
+          if (error instanceof DelayedError) unrecorded.delete(job.id!); // moved back to the queue by runJob itself
+          throw error;
+        }),
+      );
+    } finally {
+      // Not counted past here: what follows only tells Redis (through BullMQ's connection, which
+      // waits for it for ever), and close bounds that.
+      if (!--handling) handled.emit("idle");
+    }
     await keepIfLockLost(job, token, outcome);
     return outcome;
   };
@@ -604,7 +618,6 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     } finally {
       set.delete(entry);
       if (!set.size) running.delete(data.flowRunId);
-      if (!running.size) tasks.emit("idle");
       await computing?.();
     }
   };
@@ -696,12 +709,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         () => true,
         () => true,
       );
-      // Its tasks run to their end, however long they take: only what Redis is told after is bounded.
+      // Its jobs run to their end, however long they take (preparing, then their task): only what
+      // Redis is told after is bounded.
       let told = false;
       for (;;) {
-        if (running.size) await once(tasks, "idle");
+        if (handling) await once(handled, "idle");
         told = await within(drained, CLEANUP_MS, false);
-        if (told || !running.size) break; // else a job taken before the close started its task meanwhile
+        if (told || !handling) break; // else a job taken before the close was handed over meanwhile
       }
       clearInterval(heartbeat);
       if (!told) {
