@@ -117,10 +117,12 @@ export function jsonLines(out: string): Array<Record<string, unknown>> {
 export function start(
   cmd: string,
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string; onStdout?: (out: string, child: ChildProcess) => void } = {},
+  /** `uid`/`gid`: run as another user (the tests run as root: `nobody`, who may not write what root made). */
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; onStdout?: (out: string, child: ChildProcess) => void; uid?: number; gid?: number } = {},
 ): Started {
   const t0 = performance.now();
-  const child = spawn(cmd, args, { cwd: options.cwd ?? repo, env: options.env ?? childEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const as = options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid };
+  const child = spawn(cmd, args, { cwd: options.cwd ?? repo, env: options.env ?? childEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true, ...as });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d: Buffer) => {

@@ -6,12 +6,11 @@
  * refused up front. Now each is a UsageError, exit 2, nothing touched; `cache ls` and
  * `runs prune --dry-run` still read it, and a working folder without `.cairn` gets none made.
  */
-import { spawn } from "node:child_process";
 import { chmodSync, existsSync, readdirSync } from "node:fs";
 import { chmod, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cairnBin, childEnv } from "../cache/helpers.ts";
+import { cairnBin, childEnv, start } from "../cache/helpers.ts";
 import { cairn, repo, tmp } from "./helpers.ts";
 
 const asRoot = process.getuid?.() === 0;
@@ -19,15 +18,7 @@ const NOBODY = 65534;
 
 /** `cairn ...args` in `cwd` as a user who may not write `.cairn` (`nobody` when the tests run as root). */
 function cairnAsReader(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [cairnBin, ...args], { cwd, env: childEnv(), stdio: ["ignore", "pipe", "pipe"], ...(asRoot ? { uid: NOBODY, gid: NOBODY } : {}) });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d));
-  child.stderr.on("data", (d: Buffer) => (stderr += d));
-  return new Promise((resolveExit, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => resolveExit({ code, stdout, stderr }));
-  });
+  return start(process.execPath, [cairnBin, ...args], { cwd, env: childEnv(), ...(asRoot ? { uid: NOBODY } : {}) }).done;
 }
 
 /** Every folder and file under `dir` (itself too) set to `mode` for folders, `mode & 0o666` for files. */

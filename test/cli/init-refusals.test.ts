@@ -5,11 +5,10 @@
  * Permissions are checked as an unprivileged user (root writes anywhere): as `nobody` when the
  * tests run as root.
  */
-import { spawn } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cairnBin, childEnv } from "../cache/helpers.ts";
+import { cairnBin, childEnv, start } from "../cache/helpers.ts";
 import { tmp } from "./helpers.ts";
 
 const root = process.getuid?.() === 0;
@@ -17,20 +16,7 @@ const NOBODY = 65534;
 
 /** `cairn init ...args --no-install` in `cwd`, as an unprivileged user. */
 function init(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [cairnBin, "init", ...args, "--no-install"], {
-    cwd,
-    env: childEnv(),
-    stdio: ["ignore", "pipe", "pipe"],
-    ...(root ? { uid: NOBODY, gid: NOBODY } : {}),
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d));
-  child.stderr.on("data", (d: Buffer) => (stderr += d));
-  return new Promise((resolveExit, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => resolveExit({ code, stdout, stderr }));
-  });
+  return start(process.execPath, [cairnBin, "init", ...args, "--no-install"], { cwd, env: childEnv(), ...(root ? { uid: NOBODY } : {}) }).done;
 }
 
 /** A temp folder the unprivileged user can enter (and write in, when `writable`). */
