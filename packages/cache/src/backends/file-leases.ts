@@ -47,17 +47,22 @@ interface CurrentLease {
   machine?: string;
 }
 
+/** The owner's fields as a lease file records them (those it has): written by a lease's taker, read back for its holder. */
+function ownerFields(o: ProcessOwner): ProcessOwner {
+  return {
+    host: o.host,
+    pid: o.pid,
+    ...(o.start !== undefined ? { start: o.start } : {}),
+    ...(o.space !== undefined ? { space: o.space } : {}),
+    ...(o.startedAt !== undefined ? { startedAt: o.startedAt } : {}),
+    ...(o.machine !== undefined ? { machine: o.machine } : {}),
+  };
+}
+
 /** The lease's holder, when the file says. */
 function holderOf(lease: CurrentLease): ProcessOwner | undefined {
   if (lease.pid === undefined || lease.host === undefined) return undefined;
-  return {
-    host: lease.host,
-    pid: lease.pid,
-    ...(lease.start !== undefined ? { start: lease.start } : {}),
-    ...(lease.space !== undefined ? { space: lease.space } : {}),
-    ...(lease.startedAt !== undefined ? { startedAt: lease.startedAt } : {}),
-    ...(lease.machine !== undefined ? { machine: lease.machine } : {}),
-  };
+  return ownerFields({ ...lease, host: lease.host, pid: lease.pid });
 }
 
 /** Whether the lease's holder is a process of this machine that no longer exists; its last renewal shows it at work then. */
@@ -120,12 +125,7 @@ export class FileLeases implements LeaseBackend {
       token,
       ttlMs,
       acquiredAt: 0,
-      pid: self.pid,
-      host: self.host,
-      ...(self.start !== undefined ? { start: self.start } : {}),
-      ...(self.space !== undefined ? { space: self.space } : {}),
-      ...(self.startedAt !== undefined ? { startedAt: self.startedAt } : {}),
-      ...(self.machine !== undefined ? { machine: self.machine } : {}),
+      ...ownerFields(self),
     };
     const path = this.pathOf(key);
     // Tries count when the lease changed hands; waits for another process's end of it do not,
