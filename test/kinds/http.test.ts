@@ -211,6 +211,22 @@ describe("http() keeps secrets out of what it shows", () => {
     expect(everything).not.toContain(Buffer.from("apiuser-9191:pw-secret-4242").toString("base64"));
   });
 
+  it("shows and keys a URL with an `@` in its path as it is: no user info there (an npm URL showed as `http://***@types/node`)", async () => {
+    plan.set("/@types/node", [{ status: 200, body: JSON.stringify({ name: "@types/node" }) }]);
+    plan.set("/@types/gone", [{ status: 404, body: "not found" }]);
+    const url = `${base}/@types/node`;
+    const pkg = http("pkg", { url, method: "GET" });
+    const gone = http("gone", { url: `${base}/@types/gone`, method: "GET", retries: 0 });
+    const { result, everything } = await runAndEverything(flow("npm").build(() => ({ name: pkg().name, x: gone().$out })));
+    expect(result.tasks.pkg!.status).toBe("succeeded");
+    expect(result.tasks.gone!.error!.message).toContain(`GET ${base}/@types/gone failed with HTTP 404`);
+    expect(everything).not.toContain("***@types");
+    // The code the key holds is the whole URL, recorded by its sha256; no slow digest of a hidden part.
+    expect(everything).toContain(createHash("sha256").update(`http\0GET ${url}`).digest("hex"));
+    expect(everything).not.toContain(createHash("sha256").update(`http\0GET http://***@types/node`).digest("hex"));
+    expect(everything).not.toContain(await privateDigestAsync(url, "http url"));
+  });
+
   it("masks the query values the shown URL hides when the server echoes its request's URL, as sent or decoded", async () => {
     handlers.set("/echoq", (req, res) => {
       res.writeHead(400, { "content-type": "application/json" });

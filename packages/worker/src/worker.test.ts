@@ -37,6 +37,10 @@ describe("options, checked where they enter", () => {
         "Percent-encode the user name and password (encodeURIComponent does): %40 for @, %23 for #, %2F for /, %3F for ?, %3A for :, %25 for %.",
     );
     expect(() => queueDispatcher("redis://:p@ss#word@127.0.0.1:1")).toThrow(QueueUrlError);
+    // A token holding a `/` parses as a host and a path: the refusal hides up to the last `@`.
+    const token = (await startWorker({ ...base, queue: "redis://Tok3n/Abc@127.0.0.1:1" }).then(() => undefined, (e: unknown) => e)) as Error;
+    expect(token).toBeInstanceOf(QueueUrlError);
+    expect(token.message).toContain('got "redis://***@127.0.0.1:1"');
     expect(() => queueDispatcher("postgres://x")).toThrow(`Expected the queue to be a Redis URL (redis://host:6379 or rediss://...), got "postgres://x".`);
   });
 

@@ -66,6 +66,62 @@ describe("redactUrl", () => {
     }
   });
 
+  it("leaves an `@` in a path, query or fragment alone: user info is the authority's part before its last `@`", () => {
+    // An npm URL showed as `https://***@types/node`, and an http task's code (so its key) held that.
+    for (const url of [
+      "https://registry.npmjs.org/@types/node",
+      "http://localhost:4873/@scope%2fpkg",
+      "https://mastodon.social/@Gargron",
+      "https://cdn.jsdelivr.net/npm/lodash@4.17.21/lodash.min.js",
+      "https://api.example/users/alice@example.com/keys",
+      "https://[::1]:8080/@x/y",
+      "https://h/a\\b@c",
+    ]) {
+      expect(redactUrl(url), url).toBe(url);
+    }
+    // A query's or fragment's value is hidden as ever, the part before it shown.
+    expect(redactUrl("https://api.example/v1/users?email=a@b.example")).toBe("https://api.example/v1/users?email=***");
+    expect(redactUrl("https://h/x#a@b")).toBe("https://h/x#***");
+    expect(redactUrl("https://h/@x?sslmode=require")).toBe("https://h/@x?sslmode=require");
+  });
+
+  it("still hides real user info, with or without a password, percent-encoded, before an IPv6 host", () => {
+    expect(redactUrl("https://alice:S3cret@registry.example/npm")).toBe("https://alice:***@registry.example/npm");
+    expect(redactUrl("https://ghp_tok123@registry.example")).toBe("https://***@registry.example/");
+    expect(redactUrl("https://alice:p%40s%2Fs%3Fw%23d@registry.example/x")).toBe("https://alice:***@registry.example/x");
+    expect(redactUrl("https://alice:p!$&'()*+,;=w@registry.example/x")).toBe("https://alice:***@registry.example/x");
+    expect(redactUrl("redis://user:pa@ss@[::1]:6379/0")).toBe("redis://user:***@[::1]:6379/0");
+    expect(redactUrl("https://alice:pw@[2001:db8::1]:8443/x")).toBe("https://alice:***@[2001:db8::1]:8443/x");
+    expect(redactUrl("redis://tok@[::1]:6379")).toBe("redis://***@[::1]:6379");
+    // User info and an `@` past the host: the password may hold `@` then `/`, so all up to the last `@` is hidden.
+    expect(redactUrl("https://alice:pw@registry.example/@types/node")).toBe("https://alice:***@types/node");
+    // A `:` past the first `@` is a port's: the user name before it was shown (`https://tok@host:***@x`).
+    expect(redactUrl("https://ghp_tok123@registry.example:8443/@types/node")).toBe("https://***@types/node");
+    const passwords = ["S3cretPW", "Pq%40ss%2Fw", "Sx9@Qz7@Wk5", "Pq!$&'()*+,;=wd", "t0k%25en"];
+    const hosts = ["registry.example", "127.0.0.1:4873", "[::1]:4873", "[2001:db8::1]"];
+    for (const password of passwords) {
+      for (const host of hosts) {
+        for (const path of ["", "/x", "/@types/node", "/npm/lodash@4.17.21", "?email=a@b", "#a@b"]) {
+          for (const url of [`https://alice:${password}@${host}${path}`, `https://${password}@${host}${path}`, `redis://:${password}@${host}${path}`]) {
+            const shown = redactUrl(url);
+            for (const part of password.split("@")) expect(shown, url).not.toContain(part);
+          }
+        }
+      }
+    }
+  });
+
+  it("with `upToLastAt`, hides all up to the last `@`: for a URL refused as one whose password may hold an unencoded `/`", () => {
+    // Parsed by the standard as host `alice`, port 5732 and path `/x@...`, or as a password `5732/x`.
+    expect(redactUrl("http://alice:5732/x@127.0.0.1:5732")).toBe("http://alice:5732/x@127.0.0.1:5732");
+    expect(redactUrl("http://alice:5732/x@127.0.0.1:5732", { upToLastAt: true })).toBe("http://alice:***@127.0.0.1:5732");
+    expect(redactUrl("https://tok/en@host", { upToLastAt: true })).toBe("https://***@host");
+    expect(redactUrl("https://registry.npmjs.org/@types/node", { upToLastAt: true })).toBe("https://***@types/node");
+    expect(redactUrl("'https://tok/en@host'", { upToLastAt: true })).toBe("'https://***@host'");
+    expect(redactUrl("https://alice:pw@registry.example/x", { upToLastAt: true })).toBe("https://alice:***@registry.example/x");
+    expect(redactUrl("https://registry.example/x", { upToLastAt: true })).toBe("https://registry.example/x");
+  });
+
   it("tells a URL whose user info holds an unencoded `@`, `#`, `/` or `?` from a plain one", () => {
     for (const url of ["redis://user:p@ss#word@host", "redis://:abc#def@host", "redis://:a/b@host", "redis://:a?b@host", "redis://a@b@host"]) {
       expect(hasUnencodedUserInfo(url)).toBe(true);

@@ -121,56 +121,83 @@ const SHOWN_PARAMETERS: ReadonlySet<string> = new Set([
   "target_session_attrs",
 ]);
 
+/** Options of {@link redactUrl}. */
+export interface RedactUrlOptions {
+  /**
+   * Hide all from `//` to the last `@`, also where the URL standard reads that `@` as part of a
+   * path, query or fragment (`https://host/@x` then shows as `https://***@x`): for a message
+   * refusing a URL whose user name or password may hold an unencoded `/`, `?` or `#`
+   * ({@link hasUnencodedUserInfo}), or one of a scheme Cairn does not know, which must not show
+   * the rest of such a password as a host and a path.
+   * @default false
+   */
+  readonly upToLastAt?: boolean;
+}
+
 /**
  * A URL without its secrets, for messages; also one that does not parse. The one redaction of
- * URLs Cairn prints: cache store URLs, queue URLs and tracking URIs (`redactUri` of @cairn/core).
- * Hidden as `***`: the password and a user name (`user:***@`, `***@`), the value of every query
- * parameter but those in {@link SHOWN_PARAMETERS} (`?password=***`) and everything after it, and
- * a fragment. A URL with none of these is returned as it is.
+ * URLs Cairn prints: cache store URLs, queue URLs, tracking URIs and http task URLs (`redactUri`
+ * of @cairn/core). Hidden as `***`: the password and a user name (`user:***@`, `***@`), the value
+ * of every query parameter but those in {@link SHOWN_PARAMETERS} (`?password=***`) and everything
+ * after it, and a fragment. User info is what the URL standard reads as such, the authority's
+ * part (between `//` and the first `/`, `?` or `#`) before its last `@`: an `@` in a path, query
+ * or fragment (`https://registry.npmjs.org/@types/node`) hides nothing. A URL with none of these
+ * is returned as it is.
  *
  * @example redactUrl("postgres://me:pw@db/cairn?sslmode=require&password=pw") // "postgres://me:***@db/cairn?sslmode=require&password=***"
  */
-export function redactUrl(url: string): string {
+export function redactUrl(url: string, options: RedactUrlOptions = {}): string {
   // A value copied from a .env file with its quotes keeps them, so that its message can say so.
   const quote = url[0];
-  if (url.length >= 2 && (quote === '"' || quote === "'") && url.at(-1) === quote) return `${quote}${redactUrl(url.slice(1, -1))}${quote}`;
-  return redactQuery(redactUserInfo(url));
+  if (url.length >= 2 && (quote === '"' || quote === "'") && url.at(-1) === quote) return `${quote}${redactUrl(url.slice(1, -1), options)}${quote}`;
+  return redactQuery(redactUserInfo(url, options.upToLastAt === true));
 }
 
 /** `url` with its user info hidden (see {@link redactUrl}). */
-function redactUserInfo(url: string): string {
-  let parsed: URL | undefined;
-  try {
-    // A URL whose password holds an unencoded `@`, `#`, `/` or `?` may parse, with the password
-    // cut short and the rest of it taken for the host or a fragment (`redis://u:p@ss#word@host`
-    // parses with password `p`): never trusted, it is masked by the unparsed rule below.
-    parsed = hasUnencodedUserInfo(url) ? undefined : new URL(url);
-  } catch {
-    parsed = undefined;
-  }
-  if (parsed?.password) {
-    parsed.password = "***";
-    return parsed.toString();
-  }
-  // A user name alone is often a token (`https://ghp_xxx@host`): hidden too.
-  if (parsed?.username && url.lastIndexOf("@") > url.indexOf("//")) {
-    parsed.username = "***";
-    return parsed.toString();
-  }
-  // Parsed without a password and no `@`: nothing to hide. Parsed with an `@` but no password,
-  // the parser took part of the password for a port and a path (`http://u:123/x@host`).
-  if (parsed && !url.includes("@")) return url;
-  // Unparsed, the password runs from the first `:` after `//` to the LAST `@`: a password
-  // that breaks parsing often holds `@`, `/` or `%` itself, and stopping at its first `@`
-  // printed the rest of it. An `@` further on (in a path) hides a little more, never less.
+function redactUserInfo(url: string, upToLastAt: boolean): string {
   const start = url.indexOf("//");
   const at = url.lastIndexOf("@");
   if (start === -1 || at < start) return url;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed) {
+    const hasUserInfo = parsed.username !== "" || parsed.password !== "";
+    // Where the standard (and so fetch, axios, node-redis and node-postgres) reads an `@` past the authority.
+    const atPastAuthority = `${parsed.pathname}${parsed.search}${parsed.hash}`.includes("@");
+    // Only in a path, query or fragment (`/@types/node`, `/lodash@4`, `?email=a@b`): no user info to hide.
+    if (!hasUserInfo && atPastAuthority && !upToLastAt) return url;
+    if (!atPastAuthority) {
+      if (parsed.password) {
+        parsed.password = "***";
+        return parsed.toString();
+      }
+      // A user name alone is often a token (`https://ghp_xxx@host`): hidden too.
+      if (parsed.username) {
+        parsed.username = "***";
+        return parsed.toString();
+      }
+      // An empty user info (`https://@host`).
+      return url;
+    }
+    // User info followed by another `@` past the authority (`redis://u:p@ss#word@host` parses with
+    // password `p`, host `ss`): the password may hold an unencoded `@` then `#`, `/` or `?`, so it
+    // is masked by the rule below, which may hide a path's `@` too (`https://u:pw@host/@x`).
+  }
+  // Unparsed (or so suspected), the password runs from the first `:` after `//` to the LAST `@`: a password
+  // that breaks parsing often holds `@`, `/` or `%` itself, and stopping at its first `@`
+  // printed the rest of it. An `@` further on (in a path) hides a little more, never less.
   // A query parameter before the last `@` (`/db?password=p@ss`): what follows that `@` is as
   // likely the rest of the parameter's value as a host, so none of it is shown.
   if (/[?#][^]*=/.test(url.slice(start + 2, at))) return `${url.slice(0, start + 2)}***`;
+  // The user name is kept only when it is plainly one: before the first `@`, with no `/`, `?` or
+  // `#` in it. A `:` further on belongs to a port (`https://tok@host:8080/@x` showed `tok`).
   const colon = url.indexOf(":", start + 2);
-  if (colon === -1 || colon > at) return `${url.slice(0, start + 2)}***${url.slice(at)}`;
+  const user = url.slice(start + 2, colon);
+  if (colon === -1 || colon > url.indexOf("@", start + 2) || /[/?#\\]/.test(user)) return `${url.slice(0, start + 2)}***${url.slice(at)}`;
   return `${url.slice(0, colon)}:***${url.slice(at)}`;
 }
 
