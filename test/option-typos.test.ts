@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { refusal } from "./kinds/helpers.ts";
-import { flow, grid, http, map, max, mlflowModel, mlflowProject, notebook, OptionError, script, shell, sweep, task } from "cairn-dag";
+import { flow, grid, http, map, max, mlflowModel, mlflowProject, notebook, OptionError, random, script, shell, sweep, task, when } from "cairn-dag";
 
 const repo = join(import.meta.dirname, "..");
 const fit = task("fit")
@@ -24,6 +24,44 @@ describe("misspelt options are refused at declaration, naming the one meant", ()
     ).toMatch(/^sweep\(fit\) has no option `concurency` \(did you mean `concurrency`\?\)/);
   });
 
+  // `c({}, { dependsOn: [a] })` ran c without waiting for a, `{ iff: a.ok }` ran it whatever a said.
+  it("a task call's options", () => {
+    const a = task("a").run(() => ({ ok: true }));
+    const c = task("c").run(() => ({}));
+    const call = (options: unknown) => refusal(() => flow("t").build(() => void c({}, options as never)));
+    const callAfterA = (options: (n: object) => unknown) =>
+      refusal(() =>
+        flow("t").build(() => {
+          c({}, options(a()) as never);
+        }),
+      );
+    expect(callAfterA((n) => ({ dependsOn: [n] }))).toBe(
+      'task "c" has no option `dependsOn` (did you mean `after`?). Its options: id, after, if. Rename it to `after`, or remove it.',
+    );
+    expect(callAfterA((n) => ({ iff: (n as { ok: unknown }).ok }))).toMatch(/^task "c" has no option `iff` \(did you mean `if`\?\)\. /);
+    expect(callAfterA((n) => ({ when: (n as { ok: unknown }).ok }))).toMatch(/^task "c" has no option `when` \(did you mean `if`\?\)\. /);
+    expect(call({ ID: "x" })).toMatch(/^task "c" has no option `ID` \(did you mean `id`\?\)\. /);
+    expect(call({ retries: 2 })).toBe('task "c" has no option `retries`. Its options: id, after, if. Remove it, or use one of those.');
+    // The options argument itself: a node, a ref or a list of nodes where `{ after }` or `{ if }` was meant.
+    expect(callAfterA((n) => n)).toBe('Expected `task "c" options` to be { id?, after?, if? } or nothing, got the node "a". To run after it, pass { after: [node] }.');
+    expect(callAfterA((n) => (n as { ok: unknown }).ok)).toBe('Expected `task "c" options` to be { id?, after?, if? } or nothing, got a reference. To run only when it holds, pass { if: ref }.');
+    expect(callAfterA((n) => when((n as { ok: never }).ok, Boolean))).toBe(
+      'Expected `task "c" options` to be { id?, after?, if? } or nothing, got a condition made by when(). Pass it as { if: when(...) }.',
+    );
+    expect(callAfterA((n) => [n])).toBe('Expected `task "c" options` to be { id?, after?, if? } or nothing, got an array of 1. To run after other nodes, pass { after: [...] }.');
+    expect(call(null)).toBe('Expected `task "c" options` to be { id?, after?, if? } or nothing, got null.');
+    expect(call("c2")).toBe('Expected `task "c" options` to be { id?, after?, if? } or nothing, got "c2" (string).');
+  });
+
+  it("random() and its ranges", () => {
+    expect(refusal(() => random({ n: 2, seed: 1, space: { lr: [1] }, sed: 2 } as never))).toMatch(/^random\(\) has no option `sed` \(did you mean `seed`\?\)\. Its options: n, seed, space\./);
+    // A range's `log` or `int` under another name drew uniform reals without a word.
+    expect(refusal(() => random({ n: 2, seed: 1, space: { lr: { min: 0.001, max: 1, logScale: true } } } as never))).toBe(
+      "random() `space.lr` has no option `logScale` (did you mean `log`?). Its options: min, max, int, log. Rename it to `log`, or remove it.",
+    );
+    expect(refusal(() => random({ n: 2, seed: 1, space: { depth: { min: 1, max: 9, integer: true } } } as never))).toMatch(/has no option `integer` \(did you mean `int`\?\)/);
+  });
+
   it("http, shell, script, notebook, mlflowModel, mlflowProject", () => {
     expect(refusal(() => http("h", { url: "http://127.0.0.1:1/x", timeout: 5 } as never))).toMatch(
       /^http\("h"\) has no option `timeout` \(did you mean `timeoutMs`\?\)\. Its options: url, method, headers, timeoutMs, retries, retryDelayMs, maxResponseMB\. Rename it to `timeoutMs`, or remove it\.$/,
@@ -38,6 +76,18 @@ describe("misspelt options are refused at declaration, naming the one meant", ()
   });
 
   it("every documented option is still taken", () => {
+    const a = task("a").run(() => ({ ok: true }));
+    const c = task("c").run(() => ({}));
+    expect(() =>
+      flow("t").build(() => {
+        const first = a();
+        c({}, { id: "c1", after: [first, "a"], if: first.ok });
+        c({}, { if: when(first.ok, (ok) => ok), id: undefined, after: undefined });
+        c({}, undefined);
+        c();
+      }),
+    ).not.toThrow();
+    expect(() => random({ n: 2, seed: 1, space: { lr: { min: 0.001, max: 1, log: true }, depth: { min: 1, max: 9, int: true }, k: [1, 2] } })).not.toThrow();
     expect(() => http("h", { url: "http://127.0.0.1:1/x", method: "GET", headers: {}, timeoutMs: 5, retries: 1, retryDelayMs: 1 })).not.toThrow();
     expect(() => shell("s", "echo", { shell: "/bin/sh", env: {}, secrets: [], cwd: ".", killGraceMs: 1 })).not.toThrow();
     expect(() => mlflowModel("m", "models:/tiny/1", { mode: "predict", format: "dataframe_records", registryUri: "http://x", startTimeoutMs: 5 })).not.toThrow();

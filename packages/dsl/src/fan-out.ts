@@ -182,11 +182,15 @@ export interface Range {
  * @example random({ n: 20, seed: 1, space: { lr: { min: 0.001, max: 1, log: true }, depth: [3, 5, 8] } })
  */
 export function random<const S extends Record<string, readonly unknown[] | Range>>(options: { n: number; seed: number; space: S }): SearchSpace<{ -readonly [K in keyof S]: S[K] extends readonly (infer E)[] ? Widen<E> : number }> {
+  // A key it does not know was ignored: `{ n, seed, spaces }` read as no space at all.
+  if (typeof options === "object" && options !== null) checkKnownKeys(options, ["n", "seed", "space"], "random()");
   const { n, seed, space: axes } = (options ?? {}) as { n: number; seed: number; space: S };
   if (!Number.isInteger(n) || n < 1 || n > MAX_SPACE_POINTS) throw new OptionError("random() `n`", `an integer from 1 to ${MAX_SPACE_POINTS} (the number of points, each a trial with its own run and cache entry)`, n);
   if (!Number.isInteger(seed)) throw new OptionError("random() `seed`", "an integer", seed);
   if (typeof axes !== "object" || axes === null || !Object.keys(axes).length) throw new EmptySpaceError("random() `space`", "it has no inputs", "random({ n: 10, seed: 1, space: { lr: { min: 0.001, max: 1 } } })");
   for (const [name, axis] of Object.entries(axes)) {
+    // `{ min, max, logScale: true }` drew uniformly without a word.
+    if (!Array.isArray(axis) && typeof axis === "object" && axis !== null) checkKnownKeys(axis, RANGE_KEYS, `random() \`space.${name}\``, rangeKeyMeant);
     if (Array.isArray(axis)) {
       if (!axis.length) throw new EmptySpaceError(`random() \`space.${name}\``, "it has no choices", `space: { ${name}: [1, 2] }`);
     } else if (!isRange(axis)) {
@@ -211,6 +215,15 @@ export function random<const S extends Record<string, readonly unknown[] | Range
     points.push(point);
   }
   return space("random", points) as never;
+}
+
+/** The keys of a {@link Range}. */
+const RANGE_KEYS = ["min", "max", "int", "log"];
+
+/** What a range's key likely meant beyond spelling: `logScale`, `integer`, `minimum`. */
+function rangeKeyMeant(key: string): string | undefined {
+  const lower = key.toLowerCase();
+  return RANGE_KEYS.find((k) => lower.startsWith(k));
 }
 
 function isRange(value: unknown): value is Range {

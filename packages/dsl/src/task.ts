@@ -271,7 +271,7 @@ const NO_AFTER: readonly string[] = Object.freeze([]);
 /** Wraps a definition as a callable task. Also used by other task kinds (scripts, notebooks, ...). */
 export function makeTask<In, Out>(definition: TaskDefinition): Task<In, Out> {
   checkDefinition(definition);
-  const call = (inputs: Record<string, unknown> = {}, options: NodeOptions = {}) => addNode(definition, inputs, options);
+  const call = (inputs: Record<string, unknown> = {}, options: NodeOptions = {}) => addNode(definition, inputs, checkNodeOptions(definition.name, options));
   const settings = settingsMethods(definition, (next) => makeTask(withCodeDependencies({ ...definition, ...next })));
   return Object.assign(call, settings, { definition: Object.freeze(definition) }) as unknown as Task<In, Out>;
 }
@@ -294,6 +294,56 @@ function checkDefinition(d: TaskDefinition): void {
   if (typeof retry !== "object" || retry === null || !Number.isInteger(retry.retries)) {
     throw new OptionError(where("retry"), "{ retries, minDelayMs, maxDelayMs } (NO_RETRY for none)", d.retry);
   }
+}
+
+/** The keys of a task call's options, to name a misspelt one (map() and sweep() check their own). */
+const NODE_OPTIONS = ["id", "after", "if"];
+
+/** Other tools' words for a node option, which spelling alone does not lead to: `depends_on` (Terraform, Compose) and `needs` (GitHub Actions) are `after`. */
+const NODE_OPTION_SYNONYMS: Readonly<Record<string, string>> = {
+  dependson: "after",
+  depends_on: "after",
+  depends: "after",
+  deps: "after",
+  needs: "after",
+  waitfor: "after",
+  wait_for: "after",
+  upstream: "after",
+  when: "if",
+  condition: "if",
+  runif: "if",
+  run_if: "if",
+  onlyif: "if",
+  only_if: "if",
+  name: "id",
+  nodeid: "id",
+  node_id: "id",
+};
+
+/**
+ * A task call's options, refused when they are not `{ id?, after?, if? }`: a misspelt key
+ * (`dependsOn`, `iff`) was ignored without a word, so the node ran without waiting, or whatever
+ * the condition. `cairn run` and tsx do not type-check, so this is the only check a flow gets.
+ */
+function checkNodeOptions(name: string, options: unknown): NodeOptions {
+  const where = `task "${name}" options`;
+  const expected = "{ id?, after?, if? } or nothing";
+  // A handle, a reference or a condition given as the options themselves: named with what to write instead.
+  const given =
+    proxyKind(options) === "node"
+      ? { got: `the node "${(options as { $id: string }).$id}"`, fix: `To run after it, pass { after: [node] }.` }
+      : proxyKind(options) === "param" || isRef(options)
+        ? { got: "a reference", fix: "To run only when it holds, pass { if: ref }." }
+        : isCondition(options)
+          ? { got: "a condition made by when()", fix: "Pass it as { if: when(...) }." }
+          : undefined;
+  if (given) throw new OptionError(where, expected, given.got, `Expected \`${where}\` to be ${expected}, got ${given.got}. ${given.fix}`);
+  if (Array.isArray(options)) {
+    throw new OptionError(where, expected, options, `Expected \`${where}\` to be ${expected}, got an array of ${options.length}. To run after other nodes, pass { after: [...] }.`);
+  }
+  if (typeof options !== "object" || options === null) throw new OptionError(where, expected, options);
+  checkKnownKeys(options, NODE_OPTIONS, `task "${name}"`, (key) => NODE_OPTION_SYNONYMS[key.toLowerCase()]);
+  return options as NodeOptions;
 }
 
 /**
