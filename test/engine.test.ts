@@ -827,6 +827,25 @@ describe("bad definitions are caught before anything runs", () => {
     expect(() => flow("proto-map").build(() => (map(proto, { over: [1], as: "constructor" }), {})).graph()).not.toThrow();
   });
 
+  // "Pass it when calling the task in build()" was a call's fix: a map's item gets its inputs from `as` and `with`.
+  it("says a map's or sweep's missing input is given by `as`, the points or `with`", () => {
+    const pair = task("pair")
+      .input(z.object({ x: z.number(), y: z.number() }))
+      .run(({ x, y }) => ({ s: x + y }));
+    const mapped = flow("miss-map").build(() => (map(pair, { over: [1, 2], as: "x" } as never), {}));
+    expect(() => mapped.graph()).toThrow(
+      'Map "pair" in flow "miss-map" is missing its required input "y": each item is passed as "x" (`as: "x"`), and `with` does not give "y". ' +
+        'Pass the items as "y" (`as: "y"`), or give "y" in `with`, as a literal or a reference to another task\'s output.',
+    );
+    expect(() => mapped.graph()).toThrow(expect.objectContaining({ name: "MissingInputError", nodeId: "pair", input: "y", fanOut: { kind: "map", as: "x" } }));
+    const swept = flow("miss-sweep").build(() => (sweep(pair, { over: grid({ x: [1, 2] }), select: max("s") } as never), {}));
+    expect(() => swept.graph()).toThrow(
+      'Sweep "pair" in flow "miss-sweep" is missing its required input "y": no point of its search space (`over`) holds "y", and `with` does not give it. ' +
+        'Add "y" to the search space, or give it in `with`, as a literal or a reference to another task\'s output.',
+    );
+    expect(() => flow("ok-map").build(() => (map(pair, { over: [1, 2], as: "x", with: { y: 1 } }), {})).graph()).not.toThrow();
+  });
+
   it("rejects duplicate node ids, at the second one's call", () => {
     const build = () => flow("dup").build(() => (add({ a: 1, b: 1 }, { id: "x" }), add({ a: 1, b: 1 }, { id: "x" }), {}));
     expect(build).toThrow(DuplicateNodeError);

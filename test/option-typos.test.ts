@@ -6,6 +6,8 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { refusal } from "./kinds/helpers.ts";
+import * as v from "valibot";
+import { z } from "zod";
 import { flow, grid, http, map, max, mlflowModel, mlflowProject, notebook, OptionError, random, script, shell, sweep, task, when } from "cairn-dag";
 
 const repo = join(import.meta.dirname, "..");
@@ -60,6 +62,23 @@ describe("misspelt options are refused at declaration, naming the one meant", ()
       "random() `space.lr` has no option `logScale` (did you mean `log`?). Its options: min, max, int, log. Rename it to `log`, or remove it.",
     );
     expect(refusal(() => random({ n: 2, seed: 1, space: { depth: { min: 1, max: 9, integer: true } } } as never))).toMatch(/has no option `integer` \(did you mean `int`\?\)/);
+  });
+
+  // `as: "value"` for a task whose input is `x` was refused as "missing its required input "x". Pass it when calling the task".
+  it("a map's `as` that is no input of the task, when its schema shows them", () => {
+    const item = task("item")
+      .input(z.object({ x: z.number() }))
+      .run(({ x }) => ({ y: x * 2 }));
+    const mapped = (options: object) => refusal(() => flow("m").build(() => ({ o: map(item, { over: [1, 2], ...options } as never).outputs })));
+    expect(mapped({ as: "value" })).toBe('map(item) `as: "value"` is not an input of task "item" (its inputs: x). Pass each item as "x" (`as: "x"`).');
+    // The input likely meant by its spelling, else the one required input `with` leaves out, else none.
+    const two = task("two")
+      .input(v.object({ lr: v.number(), depth: v.number(), seed: v.optional(v.number()) }))
+      .run(({ lr }) => ({ score: lr }));
+    const mappedTwo = (options: object) => refusal(() => flow("m").build(() => ({ o: map(two, { over: [1, 2], ...options } as never).outputs })));
+    expect(mappedTwo({ as: "lrr", with: {} })).toMatch(/^map\(two\) `as: "lrr"` is not an input of task "two" \(its inputs: lr, depth, seed\)\. Pass each item as "lr" \(`as: "lr"`\)\.$/);
+    expect(mappedTwo({ as: "value", with: { lr: 1 } })).toMatch(/\. Pass each item as "depth" \(`as: "depth"`\)\.$/);
+    expect(mappedTwo({ as: "value" })).toMatch(/\(its inputs: lr, depth, seed\)\. Name in `as` the one each item is passed as\.$/);
   });
 
   it("http, shell, script, notebook, mlflowModel, mlflowProject", () => {

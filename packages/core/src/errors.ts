@@ -111,7 +111,10 @@ export class UnknownNodeError extends FlowValidationError {
   }
 }
 
-/** A required input has no value. */
+/**
+ * A required input has no value. For a map or sweep node, `fanOut` says what gives each item its
+ * inputs (a map's `as`, a sweep's search space, and `with`): the fix is there, not in a call.
+ */
 export class MissingInputError extends FlowValidationError {
   static override readonly code: string = "CAIRN_MISSING_INPUT";
   override name = "MissingInputError";
@@ -119,13 +122,27 @@ export class MissingInputError extends FlowValidationError {
     flowName: string,
     readonly nodeId: string,
     readonly input: string,
+    readonly fanOut?: { readonly kind: "map"; readonly as: string } | { readonly kind: "sweep" },
   ) {
-    super(
-      `Task "${nodeId}" in flow "${flowName}" is missing its required input "${input}". ` +
-        `Pass it when calling the task in build(), as a literal or a reference to another task's output.`,
-      flowName,
+    super(missingInputMessage(flowName, nodeId, input, fanOut), flowName);
+  }
+}
+
+function missingInputMessage(flowName: string, nodeId: string, input: string, fanOut: MissingInputError["fanOut"]): string {
+  const missing = `in flow "${flowName}" is missing its required input "${input}"`;
+  if (fanOut?.kind === "map") {
+    return (
+      `Map "${nodeId}" ${missing}: each item is passed as "${fanOut.as}" (\`as: "${fanOut.as}"\`), and \`with\` does not give "${input}". ` +
+      `Pass the items as "${input}" (\`as: "${input}"\`), or give "${input}" in \`with\`, as a literal or a reference to another task's output.`
     );
   }
+  if (fanOut?.kind === "sweep") {
+    return (
+      `Sweep "${nodeId}" ${missing}: no point of its search space (\`over\`) holds "${input}", and \`with\` does not give it. ` +
+      `Add "${input}" to the search space, or give it in \`with\`, as a literal or a reference to another task's output.`
+    );
+  }
+  return `Task "${nodeId}" ${missing}. Pass it when calling the task in build(), as a literal or a reference to another task's output.`;
 }
 
 /** A value cannot be stored as JSON: a function, a circular object, a class instance, NaN. */

@@ -6,7 +6,8 @@
  * is known, each with its own cache key, run, retries and timeout. The search spaces (`grid`,
  * `list`, `random`) and selectors (`max`, `min`) are plain data checked where they are made.
  */
-import { CairnError, checkKnownKeys, OptionError, isRef, type MapSpec } from "@cairn/core";
+import { CairnError, checkKnownKeys, closestName, knownKeys, OptionError, isRef, requiredKeys, type MapSpec } from "@cairn/core";
+import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { currentBuild, deepRef, makeRef, nodeToRef, proxyToPrimitive } from "./build-context.ts";
 import { KIND_CHECK_CALL, type KindCall } from "./kinds/kind-task.ts";
 import { addNode, type Task } from "./task.ts";
@@ -81,11 +82,33 @@ export function map(task: Task<any, any>, options: MapOptions<any, string>): Map
   if (!isRef(over) && !Array.isArray(over)) throw new OptionError(`${where} \`over\``, "an output or param that is an array, or an array", options.over);
   const withInputs = (options as { with?: Record<string, unknown> }).with ?? {};
   if (Object.hasOwn(withInputs, options.as)) throw new OptionError(`${where} \`with.${options.as}\``, `absent: each item is passed as "${options.as}"`, withInputs[options.as]);
+  checkMapAs(where, name, options.as, task.definition.inputSchema, withInputs);
   const spec: MapSpec = { kind: "map", over, as: options.as, ...fanOutLimits(where, options) };
   // What a direct call of a kind task checks, with the item as the input it is passed as.
   const item = isRef(over) ? makeRef(over.source, over.target, [...over.path, "[item]"], over.buildId) : undefined;
   for (const value of item ? [item] : (over as unknown[])) checkKindCall(task, { ...withInputs, [options.as]: value }, { via: "map", itemInputs: [options.as] });
   return addNode(task.definition, withInputs, options, { map: spec }) as unknown as MapNode<unknown>;
+}
+
+/**
+ * Refuses a map's `as` that is no input of the task, when its input schema shows its keys: the
+ * item was passed under a name the task never reads, and the flow was refused for the input it
+ * lacked, with a call's fix ("pass it when calling the task"), or with no schema failed its first
+ * item. The fix named is the input it likely meant, else the one required input `with` leaves out.
+ */
+function checkMapAs(where: string, name: string, as: string, schema: StandardSchemaV1 | undefined, withInputs: Record<string, unknown>): void {
+  const known = schema ? knownKeys(schema) : undefined;
+  if (!known || known.includes(as)) return;
+  const left = (requiredKeys(schema!) ?? []).filter((k) => !Object.hasOwn(withInputs, k));
+  const meant = closestName(as, known) ?? (left.length === 1 ? left[0] : undefined);
+  const inputs = known.join(", ") || "none";
+  const fix = meant !== undefined ? `Pass each item as "${meant}" (\`as: "${meant}"\`).` : "Name in `as` the one each item is passed as.";
+  throw new OptionError(
+    `${where} \`as\``,
+    `an input of task "${name}" (its inputs: ${inputs})`,
+    as,
+    `${where} \`as: ${JSON.stringify(as)}\` is not an input of task "${name}" (its inputs: ${inputs}). ${fix}`,
+  );
 }
 
 /** Runs a kind task's build-time check of its inputs (KindSpec.checkCall), as a direct call does. */

@@ -125,7 +125,11 @@ export function buildFlowGraph(definition: FlowDefinition): FlowGraph {
     const schema = node.task.inputSchema;
     const required = schema ? requiredKeys(schema) : undefined;
     for (const key of required ?? []) {
-      if (ownValue(node.inputs, key) === undefined && !suppliedPerItem(node, key)) throw new MissingInputError(flowName, node.id, key);
+      if (ownValue(node.inputs, key) === undefined && !suppliedPerItem(node, key)) {
+        // A map's or sweep's item gets it from `as` or the points, beside `with`: said so, as a call's fix is not its fix.
+        const fanOut = map?.kind === "sweep" ? { kind: "sweep" as const } : map?.as !== undefined ? { kind: "map" as const, as: map.as } : undefined;
+        throw new MissingInputError(flowName, node.id, key, fanOut);
+      }
     }
   }
   for (const [name, value] of Object.entries(definition.outputs)) {
