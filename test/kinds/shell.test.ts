@@ -542,7 +542,7 @@ describe("a process task whose TMPDIR cannot take its temp folder or inputs", ()
       status: "failed",
       error: expect.stringMatching(
         new RegExp(
-          `^ProcessStartError: Task "echo" could not start \`.*\` \\(EFBIG\\)\\. Cairn could not write the task's inputs to ${join(temp, "tmp")}/cairn-task-\\w+/inputs\\.json \\(TMPDIR is ${join(temp, "tmp")}\\): EFBIG: file too large, write\\. Point TMPDIR at a folder you can write to\\.$`,
+          `^ProcessStartError: Task "echo" could not start \`.*\` \\(EFBIG\\)\\. Cairn could not write the task's inputs to ${join(temp, "tmp")}/cairn-task-[\\w.+-]+/inputs\\.json \\(TMPDIR is ${join(temp, "tmp")}\\): EFBIG: file too large, write\\. Point TMPDIR at a folder you can write to\\.$`,
         ),
       ),
     });

@@ -29,7 +29,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { createWriteStream, statSync, type WriteStream } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { join, relative, resolve, sep } from "node:path";
@@ -39,6 +39,7 @@ import { ProcessFailedError, ProcessOutputError, ProcessStartError } from "./err
 import { shellQuote } from "./template.ts";
 import { pumpLines, withCutNote } from "./lines.ts";
 import { StdoutOutput } from "./stdout-output.ts";
+import { makeTaskFolder } from "./task-folder.ts";
 import type { CommandOrigin } from "./options.ts";
 
 /** What to run, and how. */
@@ -330,7 +331,8 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
           : "Point TMPDIR at a folder you can write to.";
     return new ProcessStartError(ctx.nodeId, display, code, `Cairn could not write ${what} (TMPDIR is ${tmpdir()}): ${(error as Error).message}. ${fix}`, { cause: error });
   };
-  const work = await mkdtemp(join(tmpdir(), "cairn-task-")).catch((error: unknown) => {
+  // Named after this process, so that a later one removes it if this one is killed (task-folder.ts).
+  const work = await makeTaskFolder().catch((error: unknown) => {
     throw notWritten("the task's temp folder", error);
   });
   // Until the process is started, a failed step removes the temp folder (which holds the
