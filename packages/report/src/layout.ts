@@ -4,10 +4,12 @@
  * too large to draw node by node; the critical path (the chain of tasks that set the flow's end);
  * and the timeline's lanes (tasks packed into rows by pool, none overlapping in a row).
  *
- * The layout depends on the graph's shape only (nodes, their sizes, edges and their labels), not
- * on what happened in a run, and dagre's is the report's main cost: it is kept on disk by a digest
- * of that shape (`$TMPDIR/cairn-<uid>/report-layouts/`, as the flow compiler keeps its output), so
- * the runs of a flow after its first, and `cairn report` of any of them, reuse it.
+ * The layout depends on the graph's shape only (nodes, their sizes, edges and their labels), and
+ * dagre's is the report's main cost: it is kept on disk by a digest of that shape
+ * (`$TMPDIR/cairn-<uid>/report-layouts/`, as the flow compiler keeps its output), so the runs of a
+ * flow after its first, and `cairn report` of any of them, reuse it. What happened in a run enters
+ * the shape in one place only: a group's node is as wide as its counts line, in steps of
+ * {@link WIDTH_STEP} px, so a flow's runs share a few layouts rather than one per outcome.
  */
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -26,6 +28,11 @@ export interface GraphNode {
   state: TaskState;
   /** For groups: how many of its tasks are in each state (and of a map's list, how many never began). */
   counts?: Partial<Record<TaskState | "not started", number>>;
+  /**
+   * The line drawn under a group's label: its counts (`169 succeeded · 19 cached · 12 failed`), or,
+   * when that would make the node wider than {@link COUNTS_MAX_WIDTH}, in short words (`169 ok · 19 hit · 12 fail`); the node is as wide as it.
+   */
+  countsLine?: string;
   critical: boolean;
   x: number;
   y: number;
@@ -69,7 +76,15 @@ const SEVERITY: TaskState[] = ["failed", "cancelled", "skipped", "running", "wai
 
 const NODE_HEIGHT = 36;
 const GROUP_HEIGHT = 36;
+/** A character's width at the label's 12 px (0.6 em, wide for system-ui's letters and digits), and at the counts line's 10 px. */
 const CHAR_WIDTH = 7.2;
+const COUNTS_CHAR_WIDTH = 6;
+/** Above this a group's counts line is said in short words: the graph is shrunk to fit the page, and one wide node shrinks it all. */
+const COUNTS_MAX_WIDTH = 400;
+/** A group's node grows in these steps: its width is part of the kept layout's key. */
+const WIDTH_STEP = 40;
+/** The counts line's short words. */
+const SHORT: Record<string, string> = { succeeded: "ok", cached: "hit", failed: "fail", skipped: "skip", cancelled: "cancel", running: "run", waiting: "wait", "not started": "unstarted" };
 
 /**
  * The graph's layout, or undefined when there is no node, or too many to draw even grouped. The
@@ -235,7 +250,7 @@ function nodePerTask(tasks: readonly ReportTask[], critical: ReadonlySet<string>
     const total = Math.max(items.length, t.group!.items ?? 0);
     if (total > items.length) counts[t.state === "running" ? "waiting" : "not started"] = total - items.length;
     const label = `${t.id} (${t.group!.kind}) ×${total}`;
-    nodes.push({ key: t.id, label, tasks: [t, ...items], state, counts, critical: critical.has(t.id), x: 0, y: 0, width: textWidth(label, 170, 280), height: GROUP_HEIGHT });
+    nodes.push({ key: t.id, label, tasks: [t, ...items], state, critical: critical.has(t.id), x: 0, y: 0, height: GROUP_HEIGHT, ...withCounts(label, counts) });
   }
   return nodes;
 }
@@ -249,12 +264,33 @@ export function groupByTask(tasks: readonly ReportTask[]): GraphNode[] {
     for (const m of members) counts[m.state] = (counts[m.state] ?? 0) + 1;
     const state = SEVERITY.find((s) => counts[s]) ?? "succeeded";
     const label = members.length > 1 ? `${name} ×${members.length}` : members[0]!.id;
-    return { key: `g:${name}`, label, tasks: members, state, counts, critical: false, x: 0, y: 0, width: textWidth(label, 170, 280), height: members.length > 1 ? GROUP_HEIGHT : NODE_HEIGHT };
+    // One task alone is drawn as a task is: no counts line.
+    const sized = members.length > 1 ? withCounts(label, counts) : { counts, width: textWidth(label, 170, 280) };
+    return { key: `g:${name}`, label, tasks: members, state, critical: false, x: 0, y: 0, height: members.length > 1 ? GROUP_HEIGHT : NODE_HEIGHT, ...sized };
   });
 }
 
 function textWidth(label: string, min: number, max: number): number {
   return Math.min(max, Math.max(min, Math.round(label.length * CHAR_WIDTH + 34)));
+}
+
+/**
+ * A group's counts, the line that says them and the node's width: the label's (at most 280, the
+ * rest clipped, as a task's), or the counts line's when wider, so that every count is read whole. A
+ * line wider than {@link COUNTS_MAX_WIDTH} is said in short words; the node's tooltip says it in full.
+ */
+function withCounts(label: string, counts: NonNullable<GraphNode["counts"]>): Pick<GraphNode, "counts" | "countsLine" | "width"> {
+  const entries = Object.entries(counts);
+  let countsLine = entries.map(([s, c]) => `${c} ${s}`).join(" · ") || "no items";
+  if (countsWidth(countsLine) > COUNTS_MAX_WIDTH) countsLine = entries.map(([s, c]) => `${c} ${SHORT[s] ?? s}`).join(" · ");
+  const needed = countsWidth(countsLine);
+  const width = Math.max(textWidth(label, 170, 280), Math.ceil(needed / WIDTH_STEP) * WIDTH_STEP);
+  return { counts, countsLine, width };
+}
+
+function countsWidth(line: string): number {
+  // 10 px of margin each side, as the label has.
+  return Math.round(line.length * COUNTS_CHAR_WIDTH + 20);
 }
 
 /**

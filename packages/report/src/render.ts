@@ -170,9 +170,10 @@ function graphSvg(g: GraphLayout, anchor: (t: ReportTask) => string, shown: Read
     // A group links to the section of a task in the state it is drawn in (its failed one, say), else of its first.
     const target = n.tasks.find((t) => t.state === n.state && !t.group && shown.has(t)) ?? first;
     const href = `#${anchor(target)}`;
-    const countText = n.counts && (n.tasks.length > 1 || first.group) ? Object.entries(n.counts).map(([s, c]) => `${c} ${s}`).join(" · ") || "no items" : "";
+    // In full for the tooltip; the node's line may say it in short words (see layout's withCounts).
+    const countText = n.countsLine !== undefined && n.counts ? Object.entries(n.counts).map(([s, c]) => `${c} ${s}`).join(" · ") || "no items" : "";
     // A second line: a group's counts, or the run a cache hit came from.
-    const sub = countText || (first.state === "cached" && n.tasks.length === 1 && first.cachedFrom ? `cached from ${first.cachedFrom.runId.slice(0, 8)}` : "");
+    const sub = n.countsLine ?? (first.state === "cached" && n.tasks.length === 1 && first.cachedFrom ? `cached from ${first.cachedFrom.runId.slice(0, 8)}` : "");
     const tip = n.tasks.length === 1 ? `${first.id}: ${first.state}${first.why.length ? `\n${whyInShort(first)}` : ""}` : `${n.label}: ${countText}`;
     parts.push(
       `<g class="node st-${n.state}${n.critical ? " crit" : ""}" data-task="${e(n.tasks.length === 1 ? first.id : n.key)}" data-state="${n.state}"${n.tasks.length > 1 || first.group ? ` data-count="${n.tasks.length - (first.group ? 1 : 0)}"` : ""}>` +

@@ -2,8 +2,8 @@
  * How the report draws what real runs recorded, where a reviewer who loaded it in Chromium found
  * it wrong: bars ended at their run record's closing rather than at the end of their task's work,
  * links that do nothing in MLflow's sandboxed artifact view, a flow of no tasks, a cancelled map's
- * duration and its count while it runs, a wide flow of distinct task names, a condition's edge,
- * and a table of a thousand rows.
+ * duration and its count while it runs, a map's counts line cut off by its node's edge, a wide
+ * flow of distinct task names, a condition's edge, and a table of a thousand rows.
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -255,6 +255,68 @@ describe("a map read while it runs", () => {
     }
     expect((await run.wait()).status).toBe("succeeded");
   }, 60_000);
+});
+
+/**
+ * Where each graph node's counts line ends, and its box's right edge, measured by Chromium in the
+ * report as written: a line that runs past its box is cut off by the next node or the edge of the graph.
+ */
+async function countsInNodes(html: string): Promise<Array<{ task: string; state: string; counts: string; textRight: number; boxRight: number }>> {
+  const browser = await launchChromium({ javaScriptEnabled: true });
+  try {
+    const page = await browser.context.newPage();
+    await page.setContent(html);
+    // As the page's own script (this test's types have no DOM).
+    return await page.evaluate(`[...document.querySelectorAll("svg.graph g.node")].filter((g) => g.querySelector("text.counts")).map((g) => {
+      const text = g.querySelector("text.counts").getBBox();
+      const box = g.querySelector("rect:not(.ring)").getBBox();
+      return { task: g.getAttribute("data-task"), state: g.getAttribute("data-state"), counts: g.querySelector("text.counts").textContent, textRight: text.x + text.width, boxRight: box.x + box.width };
+    })`);
+  } finally {
+    await browser.close();
+  }
+}
+
+describe("a map's counts under its node", () => {
+  it("are read whole: a map of 200 items, 19 cached, 12 failed and 169 succeeded, has a node as wide as its counts line, as Chromium draws it", async () => {
+    const square = defineTask("square")
+      .input<{ x: number }>()
+      .run(async ({ x }) => {
+        if (x >= 19 && x % 15 === 0) throw new Error(`${x} is refused`);
+        return { y: x * x };
+      });
+    const squares = (n: number) => flow("report-counts").build(() => ({ ys: map(square, { over: Array.from({ length: n }, (_, i) => i), as: "x", minSuccess: 0.5 }).outputs }));
+    const dir = join(root, "counts");
+    // The first 19 items, cached by a run before.
+    expect((await (await squares(19).run({ root: dir, env: {} })).wait()).status).toBe("succeeded");
+    const result = await (await squares(200).run({ root: dir, env: {}, beforeEnd: logReport })).wait();
+    expect(result.status).toBe("succeeded");
+    const html = await readFile(join(dir, "artifacts", result.runId, ...REPORT_ARTIFACT.split("/")), "utf8");
+    const [node, ...others] = await countsInNodes(html);
+    expect(others).toEqual([]);
+    expect(node!.task).toBe("square");
+    expect(node!.counts.split(" · ").sort()).toEqual(["12 failed", "169 succeeded", "19 cached"]);
+    // Before, the box was sized by the label only, and the line ran 30 px past it: "19 cached · 12 failed · 169 succe".
+    expect(node!.textRight, `${node!.counts}: its line ends at ${node!.textRight}, its box at ${node!.boxRight}`).toBeLessThanOrEqual(node!.boxRight - 4);
+  }, 120_000);
+
+  it("are said in short words when in full they would make a node wider than 400 px, and are read whole then too; the tooltip says them in full", async () => {
+    const T0 = Date.UTC(2026, 0, 1);
+    const at = (id: string, more: Partial<ReportTask>): ReportTask => ({ id, task: "fit", state: "succeeded", runId: id.padEnd(32, "0"), startTime: T0, endTime: T0 + 10, durationMs: 10, attempts: 1, attemptStarts: [], why: [], metrics: {}, params: {}, dependsOn: [], inputs: [], ...more });
+    // A map stopped by a SIGINT, and one of 12,000 items stopped by a failure with items in five states and some never begun.
+    const stopped = [at("small", { state: "cancelled", attempts: 0, group: { kind: "map", items: 20 } })];
+    for (let i = 0; i < 12; i++) stopped.push(at(`small[${i}]`, { item: { node: "small", index: i }, ...(i >= 8 ? { state: "cancelled" } : {}) }));
+    const states = ["succeeded", "cached", "failed", "skipped", "cancelled"] as const;
+    const big = [at("big", { state: "failed", attempts: 0, group: { kind: "map", items: 12_000 } })];
+    for (let i = 0; i < 10_000; i++) big.push(at(`big[${i}]`, { item: { node: "big", index: i }, state: states[i % 5]!, ...(i % 5 === 3 ? { attempts: 0 } : {}) }));
+    const data: ReportData = { ...linkedRun("http://mlflow.test"), tasks: [...stopped, ...big] };
+    const html = renderReport(data);
+    const nodes = Object.fromEntries((await countsInNodes(html)).map((n) => [n.task, n]));
+    expect(nodes["small"]!.counts).toBe("8 succeeded · 4 cancelled · 8 not started");
+    expect(nodes["big"]!.counts).toBe("2000 ok · 2000 hit · 2000 fail · 2000 skip · 2000 cancel · 2000 unstarted");
+    for (const n of Object.values(nodes)) expect(n.textRight, `${n.counts}: its line ends at ${n.textRight}, its box at ${n.boxRight}`).toBeLessThanOrEqual(n.boxRight - 4);
+    expect(html).toContain("<title>big (map) ×12000: 2000 succeeded · 2000 cached · 2000 failed · 2000 skipped · 2000 cancelled · 2000 not started</title>");
+  }, 120_000);
 });
 
 describe("a wide flow of distinct task names", () => {
