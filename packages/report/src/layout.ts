@@ -24,7 +24,11 @@ export interface GraphNode {
   label: string;
   /** The tasks it stands for (one unless grouped). */
   tasks: ReportTask[];
-  /** The state it is coloured by: its task's, or a group's worst. */
+  /**
+   * The state it is coloured by: its task's; a map's or sweep's, its own run's (one whose items met
+   * minSuccess succeeded, whatever some of them did: its counts say that); a node of a task name (a
+   * large flow), the worst among its tasks, a map's items counted as their map.
+   */
   state: TaskState;
   /** For groups: how many of its tasks are in each state (and of a map's list, how many never began). */
   counts?: Partial<Record<TaskState | "not started", number>>;
@@ -71,7 +75,7 @@ export interface GraphOptions {
   maxGroups?: number;
 }
 
-/** States from the worst to the best: a group is coloured by the worst it holds. */
+/** States from the worst to the best: a node of a task name is coloured by the worst it holds. */
 const SEVERITY: TaskState[] = ["failed", "cancelled", "skipped", "running", "waiting", "succeeded", "cached"];
 
 const NODE_HEIGHT = 36;
@@ -245,12 +249,12 @@ function nodePerTask(tasks: readonly ReportTask[], critical: ReadonlySet<string>
     }
     const counts: NonNullable<GraphNode["counts"]> = {};
     for (const m of items) counts[m.state] = (counts[m.state] ?? 0) + 1;
-    const state = items.length ? (SEVERITY.find((s) => counts[s]) ?? t.state) : t.state;
     // Its run counts its list: the items a stopped map never began have no run, nor yet those of one still running.
     const total = Math.max(items.length, t.group!.items ?? 0);
     if (total > items.length) counts[t.state === "running" ? "waiting" : "not started"] = total - items.length;
     const label = `${t.id} (${t.group!.kind}) ×${total}`;
-    nodes.push({ key: t.id, label, tasks: [t, ...items], state, critical: critical.has(t.id), x: 0, y: 0, height: GROUP_HEIGHT, ...withCounts(label, counts) });
+    // Coloured by how the map ended, as its run says: minSuccess, not its worst item, decides that.
+    nodes.push({ key: t.id, label, tasks: [t, ...items], state: t.state, critical: critical.has(t.id), x: 0, y: 0, height: GROUP_HEIGHT, ...withCounts(label, counts) });
   }
   return nodes;
 }
@@ -259,10 +263,16 @@ function nodePerTask(tasks: readonly ReportTask[], critical: ReadonlySet<string>
 export function groupByTask(tasks: readonly ReportTask[]): GraphNode[] {
   const groups = new Map<string, ReportTask[]>();
   for (const t of tasks) (groups.get(t.task) ?? groups.set(t.task, []).get(t.task)!).push(t);
+  // An item whose map's run is there counts by its map's state, as its map's own node is coloured.
+  const maps = new Map(tasks.filter((t) => t.group).map((t) => [t.id, t]));
   return [...groups].map(([name, members]) => {
     const counts: Partial<Record<TaskState, number>> = {};
-    for (const m of members) counts[m.state] = (counts[m.state] ?? 0) + 1;
-    const state = SEVERITY.find((s) => counts[s]) ?? "succeeded";
+    const judged = new Set<TaskState>();
+    for (const m of members) {
+      counts[m.state] = (counts[m.state] ?? 0) + 1;
+      judged.add((m.item ? maps.get(m.item.node)?.state : undefined) ?? m.state);
+    }
+    const state = SEVERITY.find((s) => judged.has(s)) ?? "succeeded";
     const label = members.length > 1 ? `${name} ×${members.length}` : members[0]!.id;
     // One task alone is drawn as a task is: no counts line.
     const sized = members.length > 1 ? withCounts(label, counts) : { counts, width: textWidth(label, 170, 280) };

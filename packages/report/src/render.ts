@@ -167,8 +167,10 @@ function graphSvg(g: GraphLayout, anchor: (t: ReportTask) => string, shown: Read
   }
   for (const n of g.nodes) {
     const first = n.tasks[0]!;
-    // A group links to the section of a task in the state it is drawn in (its failed one, say), else of its first.
-    const target = n.tasks.find((t) => t.state === n.state && !t.group && shown.has(t)) ?? first;
+    // A group links to the section of its first failed task (a map that succeeded may have some), else of one in the state it is drawn in, else of its first.
+    const target = n.tasks.find((t) => t.state === "failed" && !t.group && shown.has(t)) ?? n.tasks.find((t) => t.state === n.state && !t.group && shown.has(t)) ?? first;
+    // Failed tasks in a group drawn in another state (a map whose minSuccess was met): a red dot on its corner, over no text, beside its counts.
+    const failedMark = n.counts?.failed && n.state !== "failed" ? `<circle class="failed-mark" cx="${(n.x + n.width).toFixed(1)}" cy="${n.y.toFixed(1)}" r="5"/>` : "";
     const href = `#${anchor(target)}`;
     // In full for the tooltip; the node's line may say it in short words (see layout's withCounts).
     const countText = n.countsLine !== undefined && n.counts ? Object.entries(n.counts).map(([s, c]) => `${c} ${s}`).join(" · ") || "no items" : "";
@@ -182,6 +184,7 @@ function graphSvg(g: GraphLayout, anchor: (t: ReportTask) => string, shown: Read
         `<rect x="${n.x.toFixed(1)}" y="${n.y.toFixed(1)}" width="${n.width}" height="${n.height}" rx="6"/>` +
         `<text x="${(n.x + 10).toFixed(1)}" y="${(n.y + (sub ? 15 : 21)).toFixed(1)}">${e(clip(n.label, Math.floor((n.width - 20) / 7.2)))}</text>` +
         (sub ? `<text class="counts" x="${(n.x + 10).toFixed(1)}" y="${(n.y + 29).toFixed(1)}">${e(sub)}</text>` : "") +
+        failedMark +
         `<title>${e(tip)}</title></a></g>`,
     );
   }
@@ -433,7 +436,7 @@ h1,summary,.note,.meta,.failed-list,.cancel-reason{overflow-wrap:anywhere}td{max
 svg text{font:12px system-ui,sans-serif;fill:var(--ink)}svg.fit{max-width:100%;height:auto;display:block}
 .graph .node rect{fill:#fff;stroke-width:2}.graph .node.st-succeeded rect{stroke:var(--ok);fill:#eaf6ef}.graph .node.st-cached rect{stroke:var(--hit);fill:#e8f1fa}
 .graph .node.st-failed rect{stroke:var(--bad);fill:#fbeaea}.graph .node.st-skipped rect{stroke:var(--skip);fill:#f3f4f5;stroke-dasharray:5 3}.graph .node.st-cancelled rect{stroke:var(--cancel);fill:#fdf4e3}.graph .node.st-running rect{stroke:var(--run)}.graph .node.st-waiting rect{stroke:var(--mute);stroke-dasharray:2 3}
-.graph .node rect.ring{fill:none;stroke:var(--ink);stroke-width:2}.graph .node text.counts{font-size:10px;fill:var(--mute)}
+.graph .node rect.ring{fill:none;stroke:var(--ink);stroke-width:2}.graph .node circle.failed-mark{fill:var(--bad);stroke:#fff;stroke-width:1.5}.graph .node text.counts{font-size:10px;fill:var(--mute)}
 .graph .edge path{fill:none;stroke:#99a;stroke-width:1.3}.graph .edge.crit path{stroke:var(--ink);stroke-width:2.5}.graph .edge text{font-size:10px;fill:var(--mute);text-anchor:middle}
 .timeline .tick{stroke:#eef0f2}.timeline .sep{stroke:var(--line)}.timeline .axis{font-size:10px;fill:var(--mute);text-anchor:middle}.timeline .lane{font-size:11px;fill:var(--mute)}
 .timeline .q{fill:url(#none);fill:#e4e7eb;stroke:#c5cad1;stroke-dasharray:2 2}.timeline .r{fill:var(--ok)}.timeline .st-failed .r{fill:var(--bad)}.timeline .st-cancelled .r{fill:var(--cancel)}.timeline .st-running .r{fill:var(--run)}

@@ -386,6 +386,18 @@ describe("the report's layout", () => {
     ]);
     expect(g.edges).toHaveLength(1);
   });
+
+  it("colours a map's node by how the map ended, not by its worst item, grouped by task name too", () => {
+    const map: ReportTask = { ...task("sq", 0, 20), group: { kind: "map", items: 30 } };
+    const items = Array.from({ length: 30 }, (_, i): ReportTask => ({ ...task(`sq[${i}]`, i, i + 1), task: "sq", item: { node: "sq", index: i }, ...(i % 10 === 0 ? { state: "failed" as const } : {}) }));
+    const one = layoutGraph([map, ...items], new Set())!;
+    expect(one.nodes.map((n) => [n.key, n.state, n.counts])).toEqual([["sq", "succeeded", { failed: 3, succeeded: 27 }]]);
+    // Above maxNodes, one node per task name: the map's run and its items are one node, coloured by the map; a plain task that failed still makes its node failed.
+    const plain = Array.from({ length: 5 }, (_, i): ReportTask => ({ ...task(`p-${i}`, 0, 1), task: "p", ...(i === 0 ? { state: "failed" as const } : {}) }));
+    const grouped = layoutGraph([{ ...map, task: "sq" }, ...items, ...plain], new Set(), { maxNodes: 3 })!;
+    expect(grouped.grouped).toBe(true);
+    expect(grouped.nodes.map((n) => [n.key, n.state])).toEqual([["g:sq", "succeeded"], ["g:p", "failed"]]);
+  });
 });
 
 describe("the report's HTML", () => {
@@ -669,9 +681,16 @@ describe("maps and sweeps in the report", () => {
       ]);
 
       const html = renderReport(data);
-      // One graph node per map, with its items' counts; none per item.
-      expect(html).toMatch(/<g class="node st-failed[^"]*" data-task="square" data-state="failed" data-count="4">/);
-      expect(html).toContain("3 succeeded · 1 failed");
+      // One graph node per map, with its items' counts; none per item. Coloured by how the map
+      // ended: it met minSuccess, so it succeeded (it was drawn failed, by its worst item); its
+      // failed item is in its counts, marked red, and what the node links to.
+      const node = /<g class="node st-succeeded[^"]*" data-task="square" data-state="succeeded" data-count="4">.*?<\/g>/.exec(html)?.[0] ?? "";
+      expect(node).toContain(`<a href="#t-${data.tasks.findIndex((t) => t.id === "square[2]")}">`);
+      expect(node).toContain(">3 succeeded · 1 failed</text>");
+      expect(node).toContain('<circle class="failed-mark"');
+      expect(node).toContain("<title>square (map) ×4: 3 succeeded · 1 failed</title>");
+      // The sweep, whose trials all succeeded, has no mark.
+      expect(/<g class="node st-succeeded[^"]*" data-task="fit"[^>]*>.*?<\/g>/.exec(html)?.[0]).not.toContain("failed-mark");
       expect(html).not.toMatch(/<g class="node [^"]*" data-task="square\[/);
       // The leaderboard: best first, the best starred.
       const board = html.slice(html.indexOf('data-sweep="fit"'));

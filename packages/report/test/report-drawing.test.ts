@@ -261,7 +261,7 @@ describe("a map read while it runs", () => {
  * Where each graph node's counts line ends, and its box's right edge, measured by Chromium in the
  * report as written: a line that runs past its box is cut off by the next node or the edge of the graph.
  */
-async function countsInNodes(html: string): Promise<Array<{ task: string; state: string; counts: string; textRight: number; boxRight: number }>> {
+async function countsInNodes(html: string): Promise<Array<{ task: string; state: string; counts: string; textRight: number; boxRight: number; failedMark: boolean }>> {
   const browser = await launchChromium({ javaScriptEnabled: true });
   try {
     const page = await browser.context.newPage();
@@ -270,7 +270,7 @@ async function countsInNodes(html: string): Promise<Array<{ task: string; state:
     return await page.evaluate(`[...document.querySelectorAll("svg.graph g.node")].filter((g) => g.querySelector("text.counts")).map((g) => {
       const text = g.querySelector("text.counts").getBBox();
       const box = g.querySelector("rect:not(.ring)").getBBox();
-      return { task: g.getAttribute("data-task"), state: g.getAttribute("data-state"), counts: g.querySelector("text.counts").textContent, textRight: text.x + text.width, boxRight: box.x + box.width };
+      return { task: g.getAttribute("data-task"), state: g.getAttribute("data-state"), counts: g.querySelector("text.counts").textContent, textRight: text.x + text.width, boxRight: box.x + box.width, failedMark: !!g.querySelector("circle.failed-mark") };
     })`);
   } finally {
     await browser.close();
@@ -295,6 +295,8 @@ describe("a map's counts under its node", () => {
     const [node, ...others] = await countsInNodes(html);
     expect(others).toEqual([]);
     expect(node!.task).toBe("square");
+    // It met minSuccess: drawn as succeeded (it was drawn failed, by its worst item), its failed items marked.
+    expect(node).toMatchObject({ state: "succeeded", failedMark: true });
     expect(node!.counts.split(" · ").sort()).toEqual(["12 failed", "169 succeeded", "19 cached"]);
     // Before, the box was sized by the label only, and the line ran 30 px past it: "19 cached · 12 failed · 169 succe".
     expect(node!.textRight, `${node!.counts}: its line ends at ${node!.textRight}, its box at ${node!.boxRight}`).toBeLessThanOrEqual(node!.boxRight - 4);
