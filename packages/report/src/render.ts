@@ -115,7 +115,7 @@ ${graph?.grouped ? `<p class="note">${e(tasks.length)} tasks: one node per task 
 ${critical.size ? `<p class="note">Critical path (bold): ${[...critical].map((id) => `<a href="#${anchor(tasks[index.get(id)!]!)}">${e(id)}</a>`).join(" → ")}</p>` : ""}
 </section>
 <section id="timeline"><h2>Timeline</h2>
-<p class="note"><span class="key q"></span> queued (from its inputs being ready: the cache lookup, then the wait for a slot) · <span class="key r"></span> running · <span class="key rt"></span> an attempt that failed and was retried · ◆ cache hit</p>
+${timelineLegend(timeline)}
 ${timelineHtml}
 </section>
 ${tasks.filter((t) => t.group?.kind === "sweep").map((s) => leaderboard(s, tasks.filter((t) => t.item?.node === s.id), anchor)).join("\n")}
@@ -197,6 +197,21 @@ const PAGE_WIDTH = 1160;
 const ROW = 20;
 const LABEL_W = 110;
 const PLOT_W = 980;
+
+/** What the timeline's shapes mean: a run's colour is its task's end, so each end drawn has its key. */
+function timelineLegend(t: TimelineLayout): string {
+  const ends = new Set(t.bars.map((b) => b.task.state));
+  const runs = BAR_STATES.filter(([s]) => ends.has(s)).map(([s, words]) => `<span class="key r st-${s}" data-state="${s}"></span> ${words}`);
+  return `<p class="note"><span class="key q"></span> queued (from its inputs being ready: the cache lookup, then the wait for a slot)${runs.length ? ` · its run, coloured by how it ended: ${runs.join(" ")}` : ""} · <span class="key rt"></span> an attempt that failed and was retried · <span class="hit-key">◆</span> cache hit</p>`;
+}
+
+/** The states a timeline bar ends in (tasks that ran), and the legend's words for each. */
+const BAR_STATES: Array<[TaskState, string]> = [
+  ["succeeded", "succeeded"],
+  ["failed", "failed"],
+  ["cancelled", "cancelled"],
+  ["running", "still running"],
+];
 
 function* timelineSvg(t: TimelineLayout, maxBars: number, anchor: (task: ReportTask) => string): Generator<void, string> {
   if (!t.rows) return `<p class="note">No task ran.</p>`;
@@ -300,7 +315,8 @@ function* taskTable(tasks: readonly ReportTask[], anchor: (t: ReportTask) => str
       `<td><span class="chip st-${t.state}">${t.state}</span></td>`,
       `<td class="num">${e(fmt(runTime(t)))}</td>`,
       `<td class="num">${e(fmt(queueTime(t)))}</td>`,
-      `<td class="num">${t.attempts}</td>`,
+      // A map's or sweep's own run makes none: its items do.
+      `<td class="num">${t.group ? "-" : t.attempts}</td>`,
       `<td><code>${e(t.cacheKey?.slice(0, 12) ?? "")}</code></td>`,
       // Own keys only: a metric another task named `constructor` is not Object.prototype's here.
       ...metricKeys.map((k) => `<td class="num">${Object.hasOwn(t.metrics, k) ? e(formatNumber(t.metrics[k]!)) : ""}</td>`),
@@ -319,7 +335,7 @@ function taskSection(t: ReportTask, id: string): string {
   // A task that did not run (skipped, cancelled before it started) has no run time to give.
   if (runTime(t) !== undefined) facts.push(`run time ${fmt(runTime(t))}`);
   if (queueTime(t) !== undefined) facts.push(`queued ${fmt(queueTime(t))}`);
-  facts.push(`${t.attempts} attempt${t.attempts === 1 ? "" : "s"}`);
+  facts.push(t.group ? "no attempt of its own (its items make them)" : `${t.attempts} attempt${t.attempts === 1 ? "" : "s"}`);
   if (t.kind) facts.push(`kind ${t.kind}`);
   if (t.pool) facts.push(`pool ${t.pool}`);
   const run = t.runId ? runRef(t.runId, t.url) : "none";
@@ -441,7 +457,7 @@ svg text{font:12px system-ui,sans-serif;fill:var(--ink)}svg.fit{max-width:100%;h
 .timeline .tick{stroke:#eef0f2}.timeline .sep{stroke:var(--line)}.timeline .axis{font-size:10px;fill:var(--mute);text-anchor:middle}.timeline .lane{font-size:11px;fill:var(--mute)}
 .timeline .q{fill:url(#none);fill:#e4e7eb;stroke:#c5cad1;stroke-dasharray:2 2}.timeline .r{fill:var(--ok)}.timeline .st-failed .r{fill:var(--bad)}.timeline .st-cancelled .r{fill:var(--cancel)}.timeline .st-running .r{fill:var(--run)}
 .timeline .r.rt,.timeline .st-failed .r.rt{fill:#f0a3a3}.timeline .retry{font-size:10px;fill:#7a1f1f}.timeline .label{font-size:10px;fill:#fff}.timeline .hit path{fill:var(--hit)}
-.key{display:inline-block;width:18px;height:10px;vertical-align:middle;border-radius:2px}.key.q{background:#e4e7eb;border:1px dashed #c5cad1}.key.r{background:var(--ok)}.key.rt{background:#f0a3a3}
+.key{display:inline-block;width:18px;height:10px;vertical-align:middle;border-radius:2px}.key.q{background:#e4e7eb;border:1px dashed #c5cad1}.key.r{background:var(--ok)}.key.r.st-failed{background:var(--bad)}.key.r.st-cancelled{background:var(--cancel)}.key.r.st-running{background:var(--run)}.hit-key{color:var(--hit)}.key.rt{background:#f0a3a3}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f6f8;position:sticky;top:0}
 details.task{background:#fff;border:1px solid var(--line);border-left:4px solid var(--ok);border-radius:4px;margin:6px 0;padding:4px 10px}
 details.task.st-cached{border-left-color:var(--hit)}details.task.st-failed{border-left-color:var(--bad)}details.task.st-skipped{border-left-color:var(--skip)}details.task.st-cancelled{border-left-color:var(--cancel)}details.task.st-running{border-left-color:var(--run)}details.task.st-waiting{border-left:1px dashed var(--mute)}

@@ -80,7 +80,7 @@ export interface ReportTask {
   endTime?: number;
   /** Its own work in ms, as the run's summary said it (DURATION_TAG): its attempts' wall time, not its record's. */
   durationMs?: number;
-  /** Attempts made; when each began (retried tasks only). */
+  /** Attempts made (none by a map's or sweep's own run: its items make them); when each began (retried tasks only). */
   attempts: number;
   attemptStarts: number[];
   pool?: string;
@@ -278,13 +278,15 @@ function toTask(run: RunRecord, node: GraphJsonNode | undefined, sources: Map<st
   const state = stateOf(run);
   const source = t[CACHED_FROM_TAG] ? sources.get(t[CACHED_FROM_TAG]) : undefined;
   const queuedAt = numberTag(t[QUEUED_AT_TAG]);
+  const group = t["cairn.kind"] === "map" || t["cairn.kind"] === "sweep";
   const task: ReportTask = {
     id: t["cairn.node_id"] ?? run.name,
     task: t["cairn.task"] ?? node?.task ?? run.name,
     state,
     runId: run.runId,
     startTime: run.startTime,
-    attempts: numberTag(t["cairn.attempts"]) ?? (state === "succeeded" || state === "failed" ? 1 : 0),
+    // A map's or sweep's own run makes no attempt: its items do.
+    attempts: group ? 0 : (numberTag(t["cairn.attempts"]) ?? (state === "succeeded" || state === "failed" ? 1 : 0)),
     attemptStarts: (t[ATTEMPT_STARTS_TAG] ?? "").split(",").map(Number).filter((n) => Number.isFinite(n) && n > 0),
     why: [],
     metrics: Object.keys(run.metrics).length || !source ? run.metrics : source.metrics,

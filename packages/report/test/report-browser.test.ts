@@ -94,6 +94,17 @@ describe("a run's report in headless Chromium", () => {
     expect(await page.locator('svg.timeline g.bar[data-task="flaky"] rect.rt').count()).toBe(1);
     expect(await page.locator('svg.timeline g.bar[data-task="flaky"]').getAttribute("data-attempts")).toBe("2");
     expect(await page.locator("svg.timeline g.hit").count()).toBe(2);
+    // Its legend has a key of each colour a run is drawn in, as Chromium paints them: it said green was "running" while
+    // the bars are coloured by how their tasks ended (the failed boom is red).
+    // As the page's own script (this test's types have no DOM).
+    const drawn = await page.evaluate<string[][]>(`[...document.querySelectorAll("svg.timeline g.bar")].map((el) => [el.getAttribute("data-state"), getComputedStyle(el.querySelector("rect.r:not(.rt)")).fill])`);
+    const keys = await page.evaluate<string[][]>(`[...document.querySelectorAll("#timeline .note .key.r")].map((el) => [el.getAttribute("data-state"), getComputedStyle(el).backgroundColor, el.nextSibling.textContent.split("·")[0].trim()])`);
+    expect(Object.fromEntries(keys.map(([state, colour]) => [state, colour]))).toEqual(Object.fromEntries(drawn));
+    expect(keys.map(([state, , words]) => [state, words])).toEqual([
+      ["succeeded", "succeeded"],
+      ["failed", "failed"],
+    ]);
+    expect(new Set(drawn.map(([, colour]) => colour)).size).toBe(2);
     await page.close();
   });
 

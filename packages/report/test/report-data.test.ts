@@ -692,6 +692,13 @@ describe("maps and sweeps in the report", () => {
       // The sweep, whose trials all succeeded, has no mark.
       expect(/<g class="node st-succeeded[^"]*" data-task="fit"[^>]*>.*?<\/g>/.exec(html)?.[0]).not.toContain("failed-mark");
       expect(html).not.toMatch(/<g class="node [^"]*" data-task="square\[/);
+      // A map's own run makes no attempt (its items do), as README says: its row and section say none, not 1.
+      expect([squares.attempts, fitGroup.attempts]).toEqual([0, 0]);
+      for (const id of ["square", "fit"]) {
+        expect(new RegExp(`<tr data-task="${id}">(?:<td[^>]*>.*?</td>){4}<td class="num">([^<]*)</td>`).exec(html)?.[1], id).toBe("-");
+        expect(new RegExp(`<details class="task st-succeeded" id="t-\\d+" data-task="${id}" data-state="succeeded">[^]*?<p class="meta">([^<]*)`).exec(html)?.[1], id).toMatch(/ · no attempt of its own \(its items make them\) · /);
+      }
+      expect(/<tr data-task="square\[0\]">(?:<td[^>]*>.*?<\/td>){4}<td class="num">([^<]*)<\/td>/.exec(html)?.[1]).toBe("1");
       // The leaderboard: best first, the best starred.
       const board = html.slice(html.indexOf('data-sweep="fit"'));
       const order = [...board.matchAll(/data-trial="([^"]+)"/g)].map((m) => m[1]);
