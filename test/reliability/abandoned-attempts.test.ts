@@ -168,6 +168,40 @@ describe("a task that ignores its AbortSignal", () => {
     expect(calls).toEqual({ sync: 2, async: 2 });
   });
 
+  it("a late result is a timeout whether the run tracks and caches or not (in-process runs)", async () => {
+    // An async function that holds the event loop past its timeout, then returns: the timer fires
+    // only after the attempt settled, in the turn it waits for what its code left behind.
+    const busy = task("busy")
+      .timeout(200)
+      .run(async () => {
+        const until = performance.now() + 600;
+        while (performance.now() < until); // holds the event loop: the timeout's timer cannot fire
+        return { ok: true };
+      });
+    const f = flow("late-result").build(() => ({ ok: busy().ok }));
+    for (const tracker of [false, undefined]) {
+      for (const cache of [false, true]) {
+        const { result } = await runCollect(f, { root: await tmp(), ...(tracker === false ? { tracker } : {}), cache });
+        const where = `tracker ${tracker ?? "local"}, cache ${cache}`;
+        expect(statuses(result), where).toEqual({ busy: "failed" });
+        expect(result.tasks.busy!.error, where).toMatchObject({ name: "TaskTimeoutError" });
+        expect(result.tasks.busy!.error!.message, where).toMatch(/^Task "busy" attempt 1 ran \d+ ms, past its timeout of 200 ms/);
+      }
+    }
+  });
+
+  it("cairn run: a late result is a timeout with --no-tracking --no-cache, either flag, or neither", async () => {
+    for (const flags of [["--no-tracking", "--no-cache"], ["--no-tracking"], ["--no-cache"], []]) {
+      const exit = await cairnRun(new URL("../cli/fixtures/late-result.flow.ts", import.meta.url).pathname, await tmp(), flags).done;
+      const where = `cairn run ${flags.join(" ")}`;
+      expect(exit.code, where).toBe(1);
+      const failed = taskEvents(exit.json, "busy").find((e) => e.status === "failed");
+      expect(failed?.error, where).toMatchObject({ name: "TaskTimeoutError" });
+      expect(failed!.error!.message, where).toMatch(/^Task "busy" attempt 1 ran \d+ ms, past its timeout of 300 ms: synchronous code/);
+      expect(exit.json.at(-1), where).toMatchObject({ type: "flow", status: "failed" });
+    }
+  });
+
   it("cancelled while it ignores its signal, it is said to have not stopped when the flow stopped", async () => {
     let started!: () => void;
     const running = new Promise<void>((r) => (started = r));

@@ -205,7 +205,7 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
   let signal = scope.flowSignal;
   let aborted = scope.flowAborted;
   let cleanup: (() => void) | undefined;
-  let overran: (() => TaskTimeoutError | undefined) | undefined;
+  let overran: ((endedAt: number) => TaskTimeoutError | undefined) | undefined;
   if (timeoutMs) {
     // Not AbortSignal.timeout: its reason would be a bare TimeoutError, while ctx.signal.reason is
     // what a task (and the process executor) throws, so it names the task and attempt; and its
@@ -217,15 +217,19 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
     const onFlowAbort = () => ac.abort(flowSignal.reason);
     flowSignal.addEventListener("abort", onFlowAbort, { once: true });
     const started = performance.now();
-    const timer = setTimeout(() => ac.abort(new TaskTimeoutError(node.id, timeoutMs, attempt)), timeoutMs);
+    let timedOut: TaskTimeoutError | undefined;
+    const timer = setTimeout(() => ac.abort((timedOut = new TaskTimeoutError(node.id, timeoutMs, attempt))), timeoutMs);
     // Synchronous code that holds the event loop past the timeout (a busy loop) keeps the timer
-    // from firing, and the attempt settles first: its clock is read when it settles, so that what
+    // from firing, and the attempt settles first: its clock is read when it settled, so that what
     // it returns or throws past its timeout is a timeout all the same, retried and never cached.
-    overran = () => {
-      const ranMs = performance.now() - started;
-      if (ranMs < timeoutMs || ac.signal.aborted) return undefined;
+    // The timer may fire after it settled, in the turn the attempt then waits for what its code
+    // left behind: that abort is this overrun's, and does not make the late result count.
+    overran = (endedAt) => {
+      const ranMs = endedAt - started;
+      if (ranMs < timeoutMs) return undefined;
+      if (ac.signal.aborted && ac.signal.reason !== timedOut) return undefined; // the flow stopped first: its reason stands
       const error = new TaskTimeoutError(node.id, timeoutMs, attempt, Math.round(ranMs));
-      ac.abort(error); // as at any timeout: work the attempt left behind sees its signal abort
+      if (!ac.signal.aborted) ac.abort(error); // as at any timeout: work the attempt left behind sees its signal abort
       return error;
     };
     signal = ac.signal;
@@ -238,6 +242,8 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
   const ctx = new RunningTaskContext(scope.shared, node, task.runId, attempt, signal, task.recorder, task.holder);
   // Within a run that watches for crashes (crash-guard.ts), what escapes the task's code fails this attempt.
   const crash = isWatched(scope.flowSignal) ? new AttemptCrash(node.id, scope.flowSignal, (reason, say) => leftUnhandled(scope, task, attempt, reason, say)) : undefined;
+  // When the attempt's code settled, read before any turn of the loop taken after it (overran).
+  let endedAt: number | undefined;
   try {
     let output: unknown;
     try {
@@ -252,7 +258,11 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
       if (isThenable(returned)) {
         const pending = Promise.resolve(returned);
         try {
-          output = await Promise.race(crash ? [pending, aborted, crash.failed] : [pending, aborted]);
+          try {
+            output = await Promise.race(crash ? [pending, aborted, crash.failed] : [pending, aborted]);
+          } finally {
+            endedAt = performance.now();
+          }
           // A promise the task rejected and never awaited is reported once the microtasks drain:
           // one turn of the loop lets it fail this attempt rather than the flow after it.
           if (crash) await setImmediate();
@@ -264,6 +274,7 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
         }
       } else {
         output = returned;
+        endedAt = performance.now();
         // As above: a promise it rejected (`items.forEach(async ...)`) is reported only once the
         // microtasks drain, which was after its run's record was sent; one turn lets it reach this
         // attempt while it is open (it fails, or under a warn mode its result is not cached).
@@ -272,11 +283,11 @@ async function runAttempt(scope: AttemptScope, task: TaskAttempts, attempt: numb
         if (crash && task.keepsResult) await setImmediate();
         if (crash?.error) throw crash.error; // also process.exit() called and its throw caught by the task
       }
-      const late = overran?.();
+      const late = overran?.(endedAt!);
       if (late) throw late;
     } catch (error) {
       // So is a throw past the timeout: what the attempt throws after its timeout is dropped.
-      const late = signal.aborted && error === signal.reason ? undefined : overran?.();
+      const late = signal.aborted && error === signal.reason ? undefined : overran?.(endedAt ?? performance.now());
       if (late) throw late;
       // Read from the stack only now, when an attempt failed: a stack's text costs its making.
       // isError, not instanceof: an Error made in another realm (a `vm` context) keeps its message and stack.
