@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { flow, LocalStore, task } from "cairn-dag";
+import { flow, LocalStore, task, when } from "cairn-dag";
 import { cairn, fixture, tmp } from "./helpers.ts";
 
 const HELPER = fixture("error-source/helper.ts");
@@ -57,6 +57,57 @@ describe("a function task's error names the line of the user's code that raised 
     const run = await new LocalStore({ root: join(cwd, ".cairn") }).getRun(failed.taskRunId!);
     expect(run?.tags["cairn.error"]).toMatch(/^ProcessFailedError: /);
     expect(run?.tags["cairn.error.source"]).toBeUndefined();
+  });
+});
+
+describe("a when() test that throws", () => {
+  const FLOW = fixture("condition-throws.flow.ts");
+  // condition-throws.flow.ts line 9: `  return { done: b({}, { if: when(...) }) ... }`; V8 points at `when`.
+  const WHEN_AT = `${FLOW}:9:30`;
+  const MESSAGE =
+    'Task "b" did not run: the when() test of its condition on x.stats threw TypeError: Cannot read properties of undefined (reading \'count\'). ' +
+    'Fix the test so that it returns true or false for every value x.stats may have (true runs "b", false skips it and its dependants), e.g. read fields that may be absent with `?.`.';
+
+  it("fails the task with a ConditionError that names its condition and the when() call, not as the task's own failure", async () => {
+    const r = await cairn(["run", FLOW, "--no-tracking"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`${MESSAGE}\n    at ${WHEN_AT}`);
+    expect(r.stdout).not.toMatch(/^\s*b failed: /m);
+  });
+
+  it("in the --json events and the task's recorded run, and through the API with the thrown error as its cause", async () => {
+    const cwd = await tmp("cairn-cli-error-source-");
+    const r = await cairn(["run", FLOW, "--json"], { cwd });
+    expect(r.code).toBe(1);
+    const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string; status: string; runId?: string; task?: string; error?: unknown });
+    const failed = events.find((e) => e.type === "task" && e.status === "failed")!;
+    expect(failed).toMatchObject({ task: "b", error: { name: "ConditionError", message: MESSAGE } });
+    // A task that never started has its run made as the flow ends: found by its tag.
+    const store = new LocalStore({ root: join(cwd, ".cairn") });
+    const flowRun = (await store.getRun(events.find((e) => e.type === "flow")!.runId!))!;
+    const runs = await store.searchRuns({ experimentIds: [flowRun.experimentId], hasTag: "cairn.error" });
+    expect(runs.find((run) => run.tags["cairn.task"] === "b")?.tags).toMatchObject({ "cairn.error": `ConditionError: ${MESSAGE}`, "cairn.error.source": WHEN_AT });
+
+    const { default: f } = (await import(FLOW)) as { default: { run(o: object): Promise<{ wait(): Promise<{ tasks: Record<string, { status: string; error?: { at?: string } }> }> }> } };
+    const result = await (await f.run({ tracker: false, cache: false })).wait();
+    expect(result.tasks.b).toMatchObject({ status: "failed", error: { name: "ConditionError", message: MESSAGE } });
+    expect(result.tasks.b!.error!.at).toBe(WHEN_AT);
+  });
+
+  it("names the when() call in this file, whatever the test threw (an Error of its own here)", async () => {
+    const x = task("x").run(() => ({ stats: { rows: 3 } }));
+    const b = task("b").run(() => ({ done: true }));
+    const f = flow("condition-cause").build(() => ({
+      done: b({}, {
+        if: when(x().stats, () => {
+          throw new RangeError("no rows");
+        }),
+      }).done,
+    }));
+    const result = await (await f.run({ tracker: false, cache: false })).wait();
+    expect(result.status).toBe("failed");
+    expect(result.tasks.b!.error!.message).toMatch(/^Task "b" did not run: the when\(\) test of its condition on x\.stats threw RangeError: no rows\. /);
+    expect(result.tasks.b!.error!.at).toBe(`${import.meta.filename}:102:13`);
   });
 });
 

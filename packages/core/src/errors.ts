@@ -7,7 +7,7 @@
 
 import { inspect } from "node:util";
 import { CairnError, quotesHint } from "@cairn/cache";
-import { isError } from "./run/events.ts";
+import { isError, toErrorInfo } from "./run/events.ts";
 import { redactCredentials } from "./run/redact.ts";
 
 /**
@@ -1022,23 +1022,48 @@ export class MapItemsFailedError extends CairnError {
   }
 }
 
-/** A condition (`{ if: ref }`) resolved to something other than a boolean. */
+/**
+ * A condition (`{ if: ref }`) resolved to something other than a boolean, or the `when()` test
+ * of one threw (`threw`; what it threw is the `cause`).
+ */
 export class ConditionError extends CairnError {
   static override readonly code: string = "CAIRN_CONDITION";
   override name = "ConditionError";
   override get retryable(): boolean {
     return false;
   }
+  /** Whether the condition's `when()` test threw (its `cause`), rather than returning something other than a boolean (`got`). */
+  readonly threw: boolean;
+  /**
+   * @param condition the condition as said: the ref it reads (`stats.rows`), for a `when()` one
+   *   followed by ` tested by when()` unless it threw.
+   * @param options `cause`: what the `when()` test threw (then `got` is not used); `mask` hides the
+   *   run's secrets in what the message shows of a thrown value that is no Error.
+   */
   constructor(
     readonly nodeId: string,
     readonly condition: string,
     readonly got: unknown,
+    options?: { cause: unknown; mask?: (text: string) => string },
   ) {
     super(
-      `Task "${nodeId}" has the condition \`if: ${condition}\`, which must be a boolean, got ${describeValue(got)}. ` +
-        `Wire \`if\` to a boolean output (e.g. { passed: boolean }.passed), or compute one in a small task.`,
+      options
+        ? `Task "${nodeId}" did not run: the when() test of its condition on ${condition} threw ${thrownText(options.cause, options.mask)}. ` +
+            `Fix the test so that it returns true or false for every value ${condition} may have ` +
+            `(true runs "${nodeId}", false skips it and its dependants), e.g. read fields that may be absent with \`?.\`.`
+        : `Task "${nodeId}" has the condition \`if: ${condition}\`, which must be a boolean, got ${describeValue(got)}. ` +
+            `Wire \`if\` to a boolean output (e.g. { passed: boolean }.passed), or compute one in a small task.`,
+      options ? { cause: options.cause } : undefined,
     );
+    this.threw = options !== undefined;
   }
+}
+
+/** What a user's function threw, for a message: `TypeError: <its message>`, or a thrown value that is no Error as {@link describeThrown} says it. */
+function thrownText(thrown: unknown, mask: (text: string) => string = (text) => text): string {
+  if (!isError(thrown)) return describeThrown(thrown, mask);
+  const { name, message } = toErrorInfo(thrown);
+  return message ? `${name}: ${message}` : name;
 }
 
 /** A sweep's selector names an output that a trial did not return as a finite number. */

@@ -309,6 +309,21 @@ export function errorSource(error: Error): string | undefined {
 }
 
 /**
+ * Where the user's code is making the call in progress, as {@link errorSource} says a place
+ * (`file:line:column`), worked out when first asked; undefined when the stack shows none. The
+ * stack is taken now, its text made only when asked: for a place needed only if something fails.
+ */
+export function callSite(): () => string | undefined {
+  const site = captureStack();
+  let at: string | undefined | null = null;
+  return () => {
+    if (at !== null) return at;
+    const place = firstForeignFrame(site.stack ?? "", true);
+    return (at = place === undefined ? undefined : `${place.file}:${place.line}:${place.column}`);
+  };
+}
+
+/**
  * Where the user's code is making the call in progress: ` (at flow.ts:4:12)`, the first stack
  * frame outside Cairn and packages, relative to the working directory when inside it; empty
  * when the stack shows none. For build-time errors, which are not a task's (no `error.at`).

@@ -21,7 +21,7 @@ import { SOURCE_CODE_ENTRY } from "@cairn/cache";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { type BuildContext, currentBuild, nodeToRef, proxyKind, refProxy } from "./build-context.ts";
 import { asWritten, CAPTURED_ENTRY, functionDependencies } from "./code-deps.ts";
-import { atUserCode, declaringModule, errorSource, projectRelativeName, resolveDeclaredPath, shown, type SourcePlace } from "./declared-path.ts";
+import { atUserCode, callSite, declaringModule, errorSource, projectRelativeName, resolveDeclaredPath, shown, type SourcePlace } from "./declared-path.ts";
 import { envReadBy } from "./env-read.ts";
 import { paramsReadBy } from "./params-read.ts";
 import type { IsAny, MaybeNode, MaybeRef, Node, OrDefault, Ref, SchemaInput, SchemaOutput, Unset, WireInputs } from "./types.ts";
@@ -381,6 +381,7 @@ export function addNode(definition: TaskDefinition, inputs: Record<string, unkno
     setOwnProperty(wired, k, value);
   }
   const test = isCondition(options.if) ? options.if.test : undefined;
+  const testAt = isCondition(options.if) ? (options.if as unknown as { [CONDITION_AT]?: () => string | undefined })[CONDITION_AT] : undefined;
   const condition = options.if === undefined ? undefined : isCondition(options.if) ? options.if.ref : nodeToRef(options.if, () => `task "${id}" option \`if\``);
   if (condition !== undefined && !isRef(condition) && typeof condition !== "boolean") {
     throw new OptionError(`task "${id}" option \`if\``, "a boolean output or param (a reference), or a boolean", options.if);
@@ -392,6 +393,7 @@ export function addNode(definition: TaskDefinition, inputs: Record<string, unkno
     after: options.after === undefined ? NO_AFTER : Object.freeze(afterIds(options.after, build, id)),
     ...(condition !== undefined ? { condition: condition as FlowNode["condition"] & object } : {}),
     ...(test ? { conditionTest: test as (value: unknown) => unknown } : {}),
+    ...(testAt ? { conditionAt: testAt } : {}),
     ...extra,
   };
   build.nodes.push(node);
@@ -457,6 +459,8 @@ export interface Condition {
 }
 
 const CONDITION_MARK = Symbol.for("cairn.condition");
+/** Where `when()` was called (callSite): a test that throws is reported there. */
+const CONDITION_AT = Symbol.for("cairn.condition.at");
 
 function isCondition(value: unknown): value is Condition {
   return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[CONDITION_MARK] === true;
@@ -471,7 +475,7 @@ export function when<T>(ref: Ref<T>, test: (value: T) => boolean): Condition {
   const target = nodeToRef(ref, () => "when() first argument");
   if (!isRef(target)) throw new OptionError("when() first argument", "an output or param (a reference)", ref);
   if (typeof test !== "function") throw new OptionError("when() second argument", "a function (value) => boolean", test);
-  return Object.freeze({ ref: target, test, [CONDITION_MARK]: true }) as unknown as Condition;
+  return Object.freeze({ ref: target, test, [CONDITION_MARK]: true, [CONDITION_AT]: callSite() }) as unknown as Condition;
 }
 
 function settingsMethods<S extends Settings & { name: string }, R>(state: S, next: (s: S) => R): TaskSettings<R> {

@@ -197,6 +197,8 @@ export interface FlowNode {
   readonly condition?: RefValue;
   /** A predicate over the condition's value (`when(ref, test)`): the node runs when it returns `true`. */
   readonly conditionTest?: (value: unknown) => unknown;
+  /** Where the user's code called `when()` for {@link conditionTest}: `file:line:column`, worked out when asked (undefined when the stack showed none); a test that throws is reported there. */
+  readonly conditionAt?: () => string | undefined;
   /** An item node, made at run time by the map node `item.parent`. */
   readonly item?: ItemInfo;
 }

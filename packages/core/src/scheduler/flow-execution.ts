@@ -25,7 +25,7 @@ import { TaskPipeline } from "../pipeline/task-pipeline.ts";
 import type { UnstartedOutcome } from "../pipeline/task-run.ts";
 import { FlowSlots, type Pool, type SlotTicket } from "./flow-slots.ts";
 import { MapRun, requiredItems } from "./map-run.ts";
-import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskStatus, placeNode, toErrorInfo } from "../run/events.ts";
+import { type ErrorInfo, type FlowStatus, type RunEvent, type TaskStatus, noteErrorSource, placeNode, toErrorInfo } from "../run/events.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
 import { elapsedMs, endTask, type TaskResult } from "../run/task-result.ts";
 import type { Tracker } from "../tracking/tracker.ts";
@@ -372,12 +372,20 @@ export class FlowExecution {
     let value: unknown;
     try {
       value = this.resolveFor(condition, id);
-      if (test) value = test(value);
     } catch (error) {
-      this.complete(state, "failed", undefined, toErrorInfo(error));
-      this.pipeline.unstarted(state, { status: "failed", error });
-      this.afterFailure(state);
+      this.conditionFailed(state, error);
       return false;
+    }
+    if (test) {
+      try {
+        value = test(value);
+      } catch (thrown) {
+        // The user's test threw, not the task: said as its condition's, at the when() call.
+        const error = new ConditionError(id, isRef(condition) ? describeRef(condition) : JSON.stringify(condition), undefined, { cause: thrown, mask: (text) => this.s.secrets.mask(text) });
+        noteErrorSource(error, state.node.conditionAt?.());
+        this.conditionFailed(state, error);
+        return false;
+      }
     }
     if (value === true) return true;
     if (value === false) {
@@ -386,11 +394,15 @@ export class FlowExecution {
       this.skipDependants(state, id, text);
       return false;
     }
-    const error = new ConditionError(id, text, value);
+    this.conditionFailed(state, new ConditionError(id, text, value));
+    return false;
+  }
+
+  /** The node's condition could not be told (`error`): it fails without starting. */
+  private conditionFailed(state: NodeState, error: unknown): void {
     this.complete(state, "failed", undefined, toErrorInfo(error));
     this.pipeline.unstarted(state, { status: "failed", error });
     this.afterFailure(state);
-    return false;
   }
 
   /**
