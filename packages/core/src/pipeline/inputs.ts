@@ -5,8 +5,27 @@
  */
 import type { FlowNode, TaskDefinition } from "../definition/flow-definition.ts";
 import { isPlainObject, type RefValue, resolveRefs } from "../definition/ref.ts";
-import { validateWithSchema } from "../definition/schema.ts";
+import { knownKeys, requiredKeys, validateWithSchema } from "../definition/schema.ts";
 import { InputValidationError, MissingOutputError } from "../errors.ts";
+import { closestName } from "../internal.ts";
+
+/**
+ * A ref to an output that a task's returned object lacks: a task whose outputs are what its code
+ * returns (a function task, no {@link TaskDefinition.writesOutputs}), where an output may be
+ * optional, so the ref is `undefined`, not an error. `nodeId` or `flowOutput` refers to it.
+ */
+export interface AbsentOutput {
+  readonly upstream: string;
+  readonly task: TaskDefinition;
+  readonly output: string;
+  /** The outputs it did return. */
+  readonly outputs: readonly string[];
+  readonly nodeId?: string | undefined;
+  readonly flowOutput?: string | undefined;
+}
+
+/** Told of each {@link AbsentOutput} met while refs are resolved at run time. */
+export type AbsentOutputNotice = (absent: AbsentOutput) => void;
 
 /**
  * `value` with every ref replaced: a param's value, or an upstream node's output (`outputOf`), then
@@ -22,6 +41,7 @@ export function resolveValue(
   taskOf?: (id: string) => TaskDefinition | undefined,
   nodeId?: string,
   flowOutput?: string,
+  onAbsent?: AbsentOutputNotice,
 ): unknown {
   return resolveRefs(value, (ref: RefValue) => {
     let v = ref.source === "param" ? params[ref.target] : outputOf(ref.target);
@@ -31,6 +51,7 @@ export function resolveValue(
       const absent = task?.absentOutputs && Object.hasOwn(task.absentOutputs, output) ? task.absentOutputs[output] : undefined;
       if (absent !== undefined) throw new MissingOutputError(ref.target, output, Object.keys(v), { absent }, nodeId, flowOutput);
       if (task?.writesOutputs && !task.outputSchema) throw new MissingOutputError(ref.target, output, Object.keys(v), task.writesOutputs, nodeId, flowOutput);
+      if (task && !task.writesOutputs && onAbsent) onAbsent({ upstream: ref.target, task, output, outputs: Object.keys(v), nodeId, flowOutput });
     }
     for (const key of ref.path) v = v == null ? undefined : (v as Record<string, unknown>)[key];
     return v;
@@ -43,8 +64,9 @@ export function taskInputs(
   params: Record<string, unknown>,
   outputOf: (id: string) => unknown,
   taskOf?: (id: string) => TaskDefinition | undefined,
+  onAbsent?: AbsentOutputNotice,
 ): Record<string, unknown> | Promise<Record<string, unknown>> {
-  const raw = resolveValue(node.inputs, params, outputOf, taskOf, node.id) as Record<string, unknown>;
+  const raw = resolveValue(node.inputs, params, outputOf, taskOf, node.id, undefined, onAbsent) as Record<string, unknown>;
   return node.task.inputSchema ? validateInputs(node, raw) : raw;
 }
 
@@ -66,13 +88,39 @@ export function inputsOnce(
   params: Record<string, unknown>,
   outputOf: (id: string) => unknown,
   taskOf?: (id: string) => TaskDefinition | undefined,
+  onAbsent?: AbsentOutputNotice,
 ): Record<string, unknown> | Promise<Record<string, unknown>> {
   if (task.inputs) return task.inputs;
   try {
-    const inputs = taskInputs(task.node, params, outputOf, taskOf);
+    const inputs = taskInputs(task.node, params, outputOf, taskOf, onAbsent);
     if (inputs instanceof Promise) return inputs.then((v) => (task.inputs = v));
     return (task.inputs = inputs);
   } catch (error) {
     return Promise.reject(error);
   }
+}
+
+/**
+ * Whether `task`'s output schema lets `output` be absent: it names it as optional, or it shows no
+ * shape to tell by (it accepted the outputs without it). False without a schema, or for a name it
+ * does not know (a typo).
+ */
+export function mayLackOutput(task: TaskDefinition, output: string): boolean {
+  const schema = task.outputSchema;
+  if (!schema) return false;
+  const known = knownKeys(schema);
+  if (known === undefined) return true;
+  return known.includes(output) && !requiredKeys(schema)?.includes(output);
+}
+
+/** The warning for an {@link AbsentOutput}: who takes it, what the task returned, a likely name, and that it is passed on as `undefined`. */
+export function absentOutputWarning(a: AbsentOutput): string {
+  const by = a.flowOutput !== undefined ? `Flow output "${a.flowOutput}" is ${a.upstream}.${a.output}` : a.nodeId !== undefined ? `Task "${a.nodeId}" takes ${a.upstream}.${a.output}` : `${a.upstream}.${a.output} is taken`;
+  const meant = closestName(a.output, a.outputs);
+  const to = a.flowOutput !== undefined ? "the flow output" : a.nodeId !== undefined ? `"${a.nodeId}"` : "it";
+  return (
+    `${by}, but task "${a.upstream}" returned no output "${a.output}" (its outputs: ${a.outputs.length ? a.outputs.map((o) => `"${o}"`).join(", ") : "none"}): ` +
+    `the value passed on to ${to} is undefined.${meant !== undefined ? ` Did you mean "${meant}"?` : ""} ` +
+    `Fix the name, or return "${a.output}" from "${a.upstream}"; an output it may leave out is declared optional in its .output(schema), which keeps this warning away.`
+  );
 }

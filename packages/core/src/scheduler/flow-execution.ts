@@ -15,7 +15,7 @@ import type { FlowGraph } from "../graph/flow-graph.ts";
 import { describeRef, type RefValue, isPlainObject, isRef } from "../definition/ref.ts";
 import { isSerializableValue, assertSerializable } from "../definition/serializable.ts";
 import { ConditionError, MapItemsFailedError, MapOverError, MinSuccessError } from "../errors.ts";
-import { inputsOnce, resolveValue } from "../pipeline/inputs.ts";
+import { absentOutputWarning, type AbsentOutputNotice, inputsOnce, mayLackOutput, resolveValue } from "../pipeline/inputs.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
 import type { LookupTask } from "../pipeline/lookup.ts";
 import type { TaskSlots } from "../pipeline/attempts.ts";
@@ -170,17 +170,33 @@ export class FlowExecution {
     return i === undefined ? undefined : this.states[i]!.node.task;
   };
 
+  /** The outputs (`task\0output`) a task did not return that a ref took: each is warned of once a run. */
+  private readonly absentSaid = new Set<string>();
+
+  /**
+   * A ref took an output a task's returned object lacks: passed on as `undefined`, as a function
+   * task's optional output may be, but likely a typo, so a warning says it (once per task and
+   * output), unless the task's output schema makes the output optional.
+   */
+  private readonly absentOutput: AbsentOutputNotice = (absent) => {
+    const said = `${absent.upstream}\0${absent.output}`;
+    if (this.absentSaid.has(said)) return;
+    this.absentSaid.add(said);
+    if (mayLackOutput(absent.task, absent.output)) return;
+    this.s.emit({ type: "log", level: "warn", runId: this.s.flowRunId, task: absent.nodeId ?? absent.upstream, message: absentOutputWarning(absent), time: Date.now() });
+  };
+
   /**
    * The flow's outputs, resolved: one that is an output a process task never wrote throws
    * MissingOutputError naming that flow output, as a task taking it would fail.
    */
   resolveOutputs(outputs: Readonly<Record<string, unknown>>): Record<string, unknown> {
-    return Object.fromEntries(Object.entries(outputs).map(([name, value]) => [name, resolveValue(value, this.s.params, this.outputOf, this.taskOf, undefined, name)]));
+    return Object.fromEntries(Object.entries(outputs).map(([name, value]) => [name, resolveValue(value, this.s.params, this.outputOf, this.taskOf, undefined, name, this.absentOutput)]));
   }
 
   /** Resolves refs as `resolve`, for node `nodeId`: an output a process task never wrote throws MissingOutputError. */
   private resolveFor(value: unknown, nodeId: string): unknown {
-    return resolveValue(value, this.s.params, this.outputOf, this.taskOf, nodeId);
+    return resolveValue(value, this.s.params, this.outputOf, this.taskOf, nodeId, undefined, this.absentOutput);
   }
 
   /** Queues nodes that became ready together, highest priority first: a free slot goes to the first one added. */
@@ -226,7 +242,7 @@ export class FlowExecution {
   /** The cache stage (../pipeline/lookup.ts): a hit completes the task `cached`, a miss runs it once it holds its slot. */
   private async lookup(state: NodeState): Promise<void> {
     const started = performance.now();
-    const found = await this.pipeline.lookup(state, inputsOnce(state, this.s.params, this.outputOf, this.taskOf));
+    const found = await this.pipeline.lookup(state, inputsOnce(state, this.s.params, this.outputOf, this.taskOf, this.absentOutput));
     state.looking = false;
     state.keyWait = undefined;
     if (found.kind === "miss") {
@@ -289,7 +305,7 @@ export class FlowExecution {
       state.started = true;
       if (state.node.task.retry.retries > 0) state.slots = this.retrySlots(state);
       const started = performance.now();
-      const outcome = await this.pipeline.run(state, inputsOnce(state, this.s.params, this.outputOf, this.taskOf));
+      const outcome = await this.pipeline.run(state, inputsOnce(state, this.s.params, this.outputOf, this.taskOf, this.absentOutput));
       // A task that ran has its duration from the pipeline (its attempts'); one another process
       // computed meanwhile (a hit) has its wait for that, as a hit found by the lookup has its lookup.
       const ran = ranSince(state.result, started);
