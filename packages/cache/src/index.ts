@@ -7,6 +7,8 @@
 // Hashing
 export { CACHE_SCHEMA_VERSION, describePath, digestFile, digestFileSync, digestPath, hashValue, listFolder, privateDigest, privateDigestAsync, sha256 } from "./hash.ts";
 export type { DescribeOptions, FolderListing, PathDescription } from "./hash.ts";
+export { editedSince, readStamped, readStampedSync } from "./file-stamp.ts";
+export type { ReadFile } from "./file-stamp.ts";
 export { FILES_RECORDED, isLeftOut, isLeftOutName, LEFT_OUT_FILE, LEFT_OUT_FOLDERS, recordedFiles, VIRTUALENV_MARK } from "./code-folder.ts";
 
 // Cache keys

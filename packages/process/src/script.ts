@@ -7,8 +7,9 @@ import { createRequire } from "node:module";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, extname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { NO_RETRY, OptionError, devInstallCommand, knownKeys, type TaskContext } from "@cairn/core";
+import { NO_RETRY, OptionError, devInstallCommand, knownKeys, type RunScope, type TaskContext } from "@cairn/core";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
+import { digestFile, editedSince, readStampedSync } from "@cairn/cache";
 import { runProcess } from "./spawn/spawn.ts";
 import { parseTemplate, renderArg, shellQuote, type CommandTemplate } from "./spawn/template.ts";
 import { ProcessStartError, UnknownPlaceholderError } from "./spawn/errors.ts";
@@ -26,7 +27,7 @@ import {
   type KindTask,
 } from "@cairn/dsl/kind";
 import { checkProcessOptions, findPython, optionOrigin, processEnv, pythonPath, type CommandOrigin, type ProcessOptions } from "./spawn/options.ts";
-import { pythonDependencies, shellDependencies } from "./python/python-deps.ts";
+import { editedDependencies, projectPath, pythonDependencies, shellDependencies } from "./python/python-deps.ts";
 import { pythonEnvironment } from "./python/python-environment.ts";
 import { checkPreload, launchArgs, preloadServer, preloadSupported, type PreloadServer } from "./python/preload.ts";
 
@@ -137,7 +138,9 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
 
   const file = resolveTaskFile(name, options.file);
   const preload = options.preload === undefined ? undefined : checkPreload(name, options.preload, file, interp);
-  const digest = fileDigest(file);
+  // With its stat around the read: the end of each attempt asks cheaply whether it is still this file (codeEdited).
+  const read = readStampedSync(file, fileDigest);
+  const { digest } = read;
   const templates: CommandTemplate[] = args.map((a) => parseTemplate(a, name, { shell: false }));
   const placeholders = [...new Set(templates.flatMap((t) => t.placeholders))];
   // Each option's part of the fingerprint, by name, so that explain can name the one that changed.
@@ -151,6 +154,13 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
   };
   const extras = Object.values(keyed);
   const python = scriptPython(file, interp);
+  // The project's files a Python or shell script loads, by path from its folder.
+  const projectFiles =
+    extname(file) === ".py"
+      ? async (scope: RunScope) => pythonDependencies(await readFile(file, "utf8").catch(() => ""), dirname(file), scope, file)
+      : SHELL.has(extname(file).toLowerCase())
+        ? (scope: RunScope) => shellDependencies(file, scope)
+        : undefined;
 
   return kindTask({
     definition: {
@@ -161,21 +171,21 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
       codeOptions: { content: `sha256:${digest}`, options: keyed },
       writesOutputs: "with cairn_task.set_outputs({...}) in Python, currentTask().setOutputs({...}) in TypeScript, or as JSON written to $CAIRN_OUTPUTS, before it exits",
       // The project's files it loads: Python's modules from its folder (its sys.path[0]), the files a shell script's words name, or a TypeScript/JavaScript script's modules.
-      codeDependencies: async (scope) =>
-        extname(file) === ".py"
-          ? pythonDependencies(await readFile(file, "utf8").catch(() => ""), dirname(file), scope, file)
-          : SHELL.has(extname(file).toLowerCase())
-            ? shellDependencies(file, scope)
-            : moduleDependencies(file, scope),
+      codeDependencies: async (scope) => (projectFiles ? projectFiles(scope) : moduleDependencies(file, scope)),
+      // The file and the project files it loads, as its key read them (the same reads, kept on the
+      // run's scope). A TypeScript or JavaScript script's modules are not asked again: their
+      // record holds digests of their parsed text, not of their files.
+      codeEdited: async (scope) => {
+        const own = (await editedSince(file, read, digestFile)) ? [file] : [];
+        const found = projectFiles ? await projectFiles(scope).catch(() => ({})) : {};
+        return [...own, ...(await editedDependencies(found, dirname(file), scope))].map((path) => projectPath(path, dirname(file)));
+      },
       // The interpreter and the packages installed for it, by content.
       ...(python ? { environment: () => pythonEnvironment(python()) } : {}),
       retry: NO_RETRY,
       cache: {},
       env: [],
       run: async (inputs, ctx) => {
-        if (fileDigest(file) !== digest) {
-          ctx.logger.warn(`${file} changed since the flow was loaded; its cache key still uses the old content. Reload the flow to pick up the change.`);
-        }
         const argv = templates.map((t) => renderArg(t, inputs, name));
         const { command, pre, label, origin } = launcher(ctx.nodeId, file, interp);
         const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });

@@ -22,7 +22,11 @@ import {
   SOURCE_CODE_ENTRY,
   completeEntry,
   describePath,
+  editedSince,
   formatOwner,
+  listFolder,
+  readStamped,
+  type ReadFile,
   hashValue,
   earlierByTask,
   NEAREST_CANDIDATES,
@@ -388,6 +392,8 @@ export class TaskCache {
   private readonly hitArtifacts = new Map<string, Set<{ key: string; taskName: string; sourceRunId: string | undefined }>>();
   /** Names of the source runs this run has seen (verified, found by tag, or recorded here), by run id. */
   private readonly sourceNames = new Map<string, string>();
+  /** Of each key made, how its declared code files were read (see {@link codeEdited}). */
+  private readonly codeReads = new WeakMap<TaskKey, CodeRead[]>();
   /** Sizes and mtimes of the artifact files this root digested: a hit's unchanged file is not read again. */
   private readonly stamps: ArtifactStamps;
 
@@ -685,18 +691,21 @@ export class TaskCache {
     let resolvedTo: string | undefined;
     let codeFiles: Record<string, string> | undefined;
     let codeFolders: Record<string, Record<string, string> | number> | undefined;
+    let codeReads: CodeRead[] | undefined;
     let declaration: string | undefined;
     if (node.task.codeFiles?.length) {
       // As code: what a run writes in a folder (`__pycache__/`) or a tool leaves there (`.git/`,
       // `.DS_Store`) is left out, so that running the task does not change its own key.
+      // Each with what its stat said around the read, so that the end of the attempt can ask cheaply whether it is still the code the key counted (codeEdited).
       const described = await Promise.all(
         node.task.codeFiles.map(({ path }) =>
-          describePath(path, { code: true }).catch((error: unknown) => {
+          describedCode(path).catch((error: unknown) => {
             throw new CodeFileError(node.id, path, (error as Error).message);
           }),
         ),
       );
       codeFiles = Object.fromEntries(node.task.codeFiles.map((file, i) => [file.name, described[i]!.digest]));
+      codeReads = node.task.codeFiles.map((file, i) => ({ name: file.name, path: file.path, read: described[i]!.read }));
       const folders = node.task.codeFiles.flatMap((file, i) => (described[i]!.files === undefined ? [] : [[file.name, described[i]!.files!] as const]));
       if (folders.length) codeFolders = Object.fromEntries(folders);
     }
@@ -728,7 +737,7 @@ export class TaskCache {
     const params = node.task.paramsRead ? this.paramsOf(await node.task.paramsRead()) : undefined;
     // The task's code as its source has it, for a module compiled by tsc (its text is tsc's).
     const own = `${node.task.kind}\0${typeof sourceCode === "string" ? sourceCode : node.task.code}`;
-    return computeCacheKey({
+    const key = computeCacheKey({
       taskName: node.task.name,
       ...(node.task.version !== undefined ? { taskVersion: node.task.version } : {}),
       code: `${own}${extra}`,
@@ -750,6 +759,27 @@ export class TaskCache {
       ...(params ? { params } : {}),
       ...(environment ? { environment } : {}),
     }, { digests: this.inputDigests });
+    this.codeReads.set(key, codeReads ?? []);
+    return key;
+  }
+
+  /**
+   * The names of the code files of `node` that no longer hold what its `key` counted: its declared
+   * `codeFiles` as {@link keyFor} read them, and what the task's own {@link TaskDefinition.codeEdited}
+   * says (a script's or notebook's file, the modules it imports); empty when none. Asked when an
+   * attempt has succeeded: a result made by other code than its key describes must not be stored
+   * under that key, where a later run of the old code would take it. One stat a file while unchanged.
+   * Only for a key this cache made: a key made by another process (a queue worker runs the key its
+   * coordinator made) describes files this one did not read.
+   */
+  async codeEdited(node: FlowNode, key: TaskKey): Promise<string[]> {
+    const reads = this.codeReads.get(key);
+    if (!reads) return [];
+    const [declared, own] = await Promise.all([
+      Promise.all(reads.map(async ({ name, path, read }) => ((await codeEditedSince(path, read)) ? [name] : []))),
+      node.task.codeEdited ? node.task.codeEdited(this.scope) : [],
+    ]);
+    return [...new Set([...own, ...declared.flat()])];
   }
 
   /** The run's values of the params a task reads (a param the run does not set is left out). */
@@ -2191,3 +2221,34 @@ const OLDER_EMPTY_FOLDERS =
   ": it is a folder recorded by an older Cairn that held no file, and whose record does not name the empty folders in it; MLflow's artifact store keeps no empty folder, " +
   "so the server has nothing of it to list, and that alone may be the whole difference (the server's copy need not be changed or damaged). " +
   "A run of the task now records its empty folders with it, and its entry is a hit on every machine";
+
+/** A declared code file as {@link TaskCache.keyFor} read it: a file's digest and stat, a folder's digest and listing. */
+interface CodeRead {
+  readonly name: string;
+  readonly path: string;
+  readonly read: ReadFile | { readonly digest: string; readonly listing: string | undefined };
+}
+
+/**
+ * A declared code file or folder described as code, with what lets a later check skip reading it
+ * again: a file's stat around the read, a folder's listing (its files' stats) when it was the same
+ * before and after.
+ */
+async function describedCode(path: string): Promise<{ digest: string; files?: Record<string, string> | number; read: CodeRead["read"] }> {
+  if (!(await stat(path)).isDirectory()) {
+    const read = await readStamped(path, async (p) => (await describePath(p, { code: true })).digest);
+    return { digest: read.digest, read };
+  }
+  const before = JSON.stringify(await listFolder(path));
+  const described = await describePath(path, { code: true });
+  const after = JSON.stringify(await listFolder(path).catch(() => undefined));
+  return { ...described, read: { digest: described.digest, listing: before === after ? before : undefined } };
+}
+
+/** Whether a declared code file or folder no longer holds what `read` was read from (see {@link describedCode}). */
+async function codeEditedSince(path: string, read: CodeRead["read"]): Promise<boolean> {
+  const digest = async (p: string) => (await describePath(p, { code: true })).digest;
+  if ("stamp" in read) return editedSince(path, read, digest);
+  if (read.listing !== undefined && JSON.stringify(await listFolder(path).catch(() => undefined)) === read.listing) return false;
+  return (await digest(path).catch(() => undefined)) !== read.digest;
+}

@@ -99,6 +99,14 @@ export interface TaskDefinition {
    */
   readonly codeDependencies?: (scope: RunScope) => Promise<Record<string, string>>;
   /**
+   * The task's code files that no longer hold what its key counted (a script's file, its
+   * notebook, the modules {@link codeDependencies} found), by name: edited after they were read,
+   * while the task ran or before it started. Asked when an attempt succeeds, with the run's scope;
+   * a name given means the result is not stored (the run goes on with it, and the next run runs
+   * the task again). Declared {@link codeFiles} are checked by the engine itself.
+   */
+  readonly codeEdited?: (scope: RunScope) => Promise<readonly string[]>;
+  /**
    * The flow params the task's code reads through `ctx.params` (the DSL's function tasks, from
    * the function's text): their names, or `"all"` when which cannot be told (the context passed
    * on whole, a computed name). Their values enter the cache key beside the inputs.

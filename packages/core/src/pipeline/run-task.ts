@@ -20,7 +20,7 @@ import { type AttemptScope, runAttempts, type TaskAttempts, type TaskSlots } fro
 import type { WorkHolder } from "./running-task-context.ts";
 import { type LargeOutputs, largeOutputWarning } from "./large-output.ts";
 import { isStopReason, stopInfo } from "./stop.ts";
-import { createTaskRun, DURATION_TAG, finishTaskRun, logInputs, type RecordScope, type RunFacts, SWEEP_VALUE_TAG } from "./task-run.ts";
+import { CODE_EDITED_TAG, createTaskRun, DURATION_TAG, finishTaskRun, logInputs, type RecordScope, type RunFacts, SWEEP_VALUE_TAG } from "./task-run.ts";
 
 /** A succeeded task's run that could not be closed beside the flow: why, and whether it was left RUNNING (not even marked FAILED). */
 export class RunNotClosed {
@@ -145,17 +145,30 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     if (large) scope.warn(id, large);
     let manifest: StoredManifest | undefined;
     const cache = scope.cache;
+    // Its code files edited after its key read them (while it ran, or before it started): the
+    // result is another code's, so it is not stored under this key, where the next run of the old
+    // code would take it; it still flows on in this run. Its run says so, and carries no key a lookup finds.
+    const edited = cache && task.key ? await cache.codeEdited(node, task.key).catch(() => []) : [];
+    if (edited.length) {
+      const names = edited.map((name) => `\`${name}\``).join(", ");
+      if (tracking) recorder.tag(CODE_EDITED_TAG, edited.join(", ").slice(0, 4000));
+      scope.warn(id, `${names} ${edited.length === 1 ? "was" : "were"} edited while the task ran (after its cache key was made): its result is not cached; the next run runs it again.`);
+    }
     if (cache && task.key) {
       const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;
       manifest = {
         ...(await cache.manifest(outputs, attempts.folderListings)),
-        cacheKey: task.key.key,
-        taskName: node.task.name,
-        ingredients: cache.storedIngredients(task.key, secrets),
-        ...(ttlMs !== undefined ? { expiresAt: Date.now() + ttlMs } : {}),
+        ...(edited.length
+          ? {}
+          : {
+              cacheKey: task.key.key,
+              taskName: node.task.name,
+              ingredients: cache.storedIngredients(task.key, secrets),
+              ...(ttlMs !== undefined ? { expiresAt: Date.now() + ttlMs } : {}),
+            }),
       };
       outputs = manifest.values;
-      recorder.tag(CACHE_KEY_TAG, task.key.key);
+      if (!edited.length) recorder.tag(CACHE_KEY_TAG, task.key.key);
     }
     // A sweep trial's selected output, as MLflow's users sort and compare a sweep's child runs
     // (Optuna's and Ray Tune's callbacks log it so): in the log-batch its run's closing sends anyway.
@@ -179,13 +192,17 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     const tried = attempts;
     const missReason = task.missReason;
     // The entry stores the ingredients as the manifest does (scrubbed of secrets).
-    const key = task.key && manifest?.ingredients ? { key: task.key.key, ingredients: manifest.ingredients } : task.key;
+    const key = edited.length ? undefined : task.key && manifest?.ingredients ? { key: task.key.key, ingredients: manifest.ingredients } : task.key;
     /** Ends the run FINISHED and stores the entry; true once both are done (see TaskOutcome.recorded). */
     const close = async (): Promise<boolean> => {
       // In the closing, beside the dependants (the store's listing it may wait for is no input of theirs).
       if (missReason !== undefined) rec.tag(MISS_REASON_TAG, await missReason);
       if (tracking) await finishTaskRun(scope.record, ranId, rec, result.attempts, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
-      if (!cache || !key) return true;
+      if (!cache || !key) {
+        if (!edited.length) return true;
+        task.settleFlight?.(undefined); // a waiter for the key computes it itself
+        return false;
+      }
       // Its code left a rejection unhandled under a warn mode of --unhandled-rejections (crash-guard.ts):
       // the result was made beside work that failed, so the next run computes it again.
       if (tried.rejectionsLeft?.has(result.attempts)) {

@@ -259,6 +259,8 @@ export const RAN_BECAUSE_TAG = "cairn.ran_because";
 export const ATTEMPT_STARTS_TAG = "cairn.attempt_starts";
 /** On a task run whose code left a promise rejection unhandled under a warn mode of `--unhandled-rejections`: which attempt, and the rejection (its result is not cached). */
 export const UNHANDLED_REJECTION_TAG = "cairn.unhandled_rejection";
+/** On a task run whose code files were edited after its key was made (while it ran): their names; its result is not cached. */
+export const CODE_EDITED_TAG = "cairn.code_edited";
 /**
  * Of a task run retried: `cairn.attempt_error.<n>` says what attempt `n`, one that was retried,
  * failed with (`Name: message`, masked, cut as {@link ERROR_TAG}), whatever the task's end.

@@ -4,11 +4,12 @@
  * rendering are artifacts; outputs are what the notebook passes to
  * `cairn_task.set_outputs()`, plus `{ notebook, html }`.
  */
-import { NO_RETRY, OptionError, type Artifact, type TaskDefinition } from "@cairn/core";
+import { NO_RETRY, OptionError, type Artifact, type RunScope, type TaskDefinition } from "@cairn/core";
+import { editedSince, readStampedSync, type ReadFile } from "@cairn/cache";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { notebookCodeCells, readNotebook, runNotebook, type NotebookCode } from "./run-notebook.ts";
 import { basename, dirname, resolve } from "node:path";
-import { notebookDependencies } from "../python/python-deps.ts";
+import { editedDependencies, projectPath, notebookDependencies } from "../python/python-deps.ts";
 import { pythonEnvironment } from "../python/python-environment.ts";
 import { checkName, configDigest, cwdFingerprint, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, processEnv, pythonFor, pythonPath, type ProcessOptions } from "../spawn/options.ts";
@@ -33,6 +34,11 @@ function whatRuns(code: NotebookCode, kernel: string | undefined): Record<string
     "the kernel": `kernel=${kernel ?? code.kernelspec ?? "python3"}`,
     "the cell tagged `parameters`": `parameters=${code.parameters}`,
   };
+}
+
+/** What of a notebook its key counts, as one string: its code cells' digest and {@link whatRuns}. */
+function notebookKeyed(code: NotebookCode, kernel: string | undefined): string {
+  return `${code.digest}\0${JSON.stringify(whatRuns(code, kernel))}`;
 }
 
 /** Outputs a notebook task adds to its own: the executed notebook and, unless it is declared with `html: false`, its HTML. */
@@ -62,13 +68,15 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
     throw new OptionError(`task "${name}" option \`kernel\``, "a Jupyter kernel name", options.kernel);
   }
   const path = resolveTaskFile(name, file);
-  let code: NotebookCode;
+  let code: NotebookCode | undefined;
+  // What of it counts in the key (see notebookKeyed), with its stat around the read: the end of each attempt asks cheaply whether it is still this notebook (codeEdited).
+  let read: ReadFile;
   try {
-    code = readNotebook(path);
+    read = readStampedSync(path, (p) => notebookKeyed((code = readNotebook(p)), options.kernel));
   } catch (error) {
     throw new OptionError(`task "${name}" notebook file`, "a Jupyter notebook (.ipynb JSON)", `${path}: ${(error as Error).message}`);
   }
-  const { digest } = code;
+  const { digest } = code!;
   const keyed: Record<string, string> = {
     ...(options.html === false ? { html: "html=false" } : {}),
     // The folder it runs in is part of what it computes (`wc -l < data.txt`): inside the project by its path from the project's root, so checkouts at other places share keys.
@@ -79,17 +87,18 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
   // What runs depends on the kernel (another one is another Python, another environment) and on
   // where papermill puts the parameters (after the tagged cell, the inputs override its defaults;
   // on top, the defaults override the inputs), neither of which is in the code cells' text.
-  const ran = whatRuns(code, options.kernel);
-  const run = (schema: StandardSchemaV1 | undefined): TaskDefinition["run"] => async (inputs, ctx) => {
-    let now: NotebookCode | undefined;
+  const ran = whatRuns(code!, options.kernel);
+  const root = resolve(options.cwd ?? dirname(path));
+  const dependencies = async (scope: RunScope): Promise<Record<string, string>> => {
+    let cells: string[];
     try {
-      now = readNotebook(path);
+      cells = notebookCodeCells(path);
     } catch {
-      // gone or broken since it was declared: papermill says so
+      return {}; // gone or broken since it was declared: the run says so
     }
-    if (now && (now.digest !== digest || JSON.stringify(whatRuns(now, options.kernel)) !== JSON.stringify(ran))) {
-      ctx.logger.warn(`${path} changed since the flow was loaded (its code cells, its \`parameters\` cell or its kernel); its cache key still uses the old notebook. Reload the flow to pick up the change.`);
-    }
+    return notebookDependencies(cells, root, scope);
+  };
+  const run = (schema: StandardSchemaV1 | undefined): TaskDefinition["run"] => async (inputs, ctx) => {
     const { env } = processEnv(options, ctx, { PYTHONPATH: pythonPath() });
     const r = await runNotebook(
       {
@@ -129,14 +138,14 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
         ? { absentOutputs: { html: "it is declared with `html: false`, so it renders no HTML; drop `html: false` from its notebook() options to have it" } }
         : {}),
       // The project's files its cells load (imports, `%run`, shell lines and cells), from the kernel's working directory.
-      codeDependencies: async (scope) => {
-        let cells: string[];
-        try {
-          cells = notebookCodeCells(path);
-        } catch {
-          return {}; // gone or broken since it was declared: the run says so
-        }
-        return notebookDependencies(cells, resolve(options.cwd ?? dirname(path)), scope);
+      codeDependencies: dependencies,
+      // The notebook (its code cells, its `parameters` cell, its kernel) and the project files its
+      // cells load, as its key read them: papermill reads the notebook when it starts, after the key.
+      codeEdited: async (scope) => {
+        const keyed = async (p: string) => notebookKeyed(readNotebook(p), options.kernel);
+        const own = (await editedSince(path, read, keyed)) ? [path] : [];
+        const found = await dependencies(scope).catch(() => ({}));
+        return [...own, ...(await editedDependencies(found, root, scope))].map((file) => projectPath(file, dirname(path)));
       },
       // The kernel's interpreter and the packages installed for it, by content.
       environment: () => pythonEnvironment(pythonFor(options.python).python),

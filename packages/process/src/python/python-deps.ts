@@ -19,8 +19,8 @@
  * so editing `common.py` re-runs every step that loads it.
  */
 import { readFile } from "node:fs/promises";
-import { dirname, extname, join, relative, resolve, sep } from "node:path";
-import { digestFile, sha256 } from "@cairn/cache";
+import { dirname, extname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { digestFile, editedSince, readStamped, type ReadFile, sha256 } from "@cairn/cache";
 import { scopeKey, type RunScope } from "@cairn/core";
 import { isDir, isFile, projectRoot } from "@cairn/dsl/kind";
 import { shellPaths } from "../shell-paths.ts";
@@ -56,6 +56,8 @@ type FileRead = { digest: string; loads: Found[] } | undefined;
 /** Files read in one flow run, kept on its scope. */
 type Reads = Map<string, Promise<FileRead>>;
 const READS = scopeKey<Reads>("cairn python-deps reads");
+/** How each file was read in one flow run (its digest, its stat then), by absolute path: what {@link editedDependencies} checks against. */
+const STAMPS = scopeKey<Map<string, ReadFile>>("cairn python-deps stamps");
 
 /**
  * The project's Python files that `code` (a script's text) imports, however deep, as
@@ -100,13 +102,14 @@ export async function shellDependencies(file: string, scope: RunScope): Promise<
  */
 async function followFiles(first: Found[], names: string, project: string, scope: RunScope, self?: string): Promise<Record<string, string>> {
   const reads = scope.state(READS, (): Reads => new Map());
+  const stamps = scope.state(STAMPS, () => new Map<string, ReadFile>());
   const deps: Record<string, string> = {};
   const seen = new Set<string>(self ? [self] : []);
   const unseen = (found: Found) => !seen.has(found.path) && Boolean(seen.add(found.path));
   let wave = first.filter(unseen);
   while (wave.length) {
     const files: FileRead[] = [];
-    for (let i = 0; i < wave.length; i += READS_AT_ONCE) files.push(...(await Promise.all(wave.slice(i, i + READS_AT_ONCE).map((found) => read(reads, found, project)))));
+    for (let i = 0; i < wave.length; i += READS_AT_ONCE) files.push(...(await Promise.all(wave.slice(i, i + READS_AT_ONCE).map((found) => read(reads, found, project, stamps)))));
     const next: Found[] = [];
     for (const [i, file] of files.entries()) {
       if (!file) continue;
@@ -118,23 +121,60 @@ async function followFiles(first: Found[], names: string, project: string, scope
   return deps;
 }
 
-function read(reads: Reads, found: Found, project: string): Promise<FileRead> {
+function read(reads: Reads, found: Found, project: string, stamps: Map<string, ReadFile>): Promise<FileRead> {
   const key = [project, ...found.roots, found.path].join("\0");
   let file = reads.get(key);
   if (!file) {
-    file = readLoads(found, project).catch(() => undefined);
+    file = readLoads(found, project, stamps).catch(() => undefined);
     reads.set(key, file);
   }
   return file;
 }
 
-/** A file's digest and what it loads: a `.py` file's imports, a shell script's named files; another file (data, a notebook `%run` runs) counts by its bytes alone. */
-async function readLoads({ path, roots }: Found, project: string): Promise<FileRead> {
+/**
+ * A file's digest and what it loads: a `.py` file's imports, a shell script's named files; another
+ * file (data, a notebook `%run` runs) counts by its bytes alone. Its stat around the read goes to `stamps`.
+ */
+async function readLoads({ path, roots }: Found, project: string, stamps: Map<string, ReadFile>): Promise<FileRead> {
   const ext = extname(path).toLowerCase();
-  if (ext !== ".py" && !SHELL.has(ext)) return { digest: await digestFile(path), loads: [] };
-  const text = await readFile(path, "utf8");
-  const loads = ext === ".py" ? importedFiles(text, roots, dirname(path)).map((p) => ({ path: p, roots })) : shellPaths(text, dirname(path), project).map(started);
-  return { digest: sha256(text), loads };
+  let loads: Found[] = [];
+  const read = await readStamped(path, async (p) => {
+    if (ext !== ".py" && !SHELL.has(ext)) return digestFile(p);
+    const text = await readFile(p, "utf8");
+    loads = ext === ".py" ? importedFiles(text, roots, dirname(p)).map((f) => ({ path: f, roots })) : shellPaths(text, dirname(p), project).map(started);
+    return sha256(text);
+  });
+  stamps.set(path, read);
+  return { digest: read.digest, loads };
+}
+
+/** `path` as a message names it: from the root of the project that holds `near`, with `/`; as it is when outside it. */
+export function projectPath(path: string, near: string): string {
+  const rel = relative(projectRoot(near), path);
+  return rel.startsWith("..") || isAbsolute(rel) ? path : rel.split(sep).join("/");
+}
+
+/** A file's digest as {@link readLoads} makes it. */
+async function dependencyDigest(path: string): Promise<string> {
+  const ext = extname(path).toLowerCase();
+  return ext !== ".py" && !SHELL.has(ext) ? digestFile(path) : sha256(await readFile(path, "utf8"));
+}
+
+/**
+ * Of `found` (a record {@link pythonDependencies}, {@link notebookDependencies} or
+ * {@link shellDependencies} gave, its names by path from `root`), the files that no longer hold
+ * what was read: absolute paths. One stat a file while it is as it was read (see `editedSince`).
+ */
+export async function editedDependencies(found: Readonly<Record<string, string>>, root: string, scope: RunScope): Promise<string[]> {
+  const stamps = scope.state(STAMPS, () => new Map<string, ReadFile>());
+  const edited = await Promise.all(
+    Object.entries(found).map(async ([name, digest]) => {
+      const path = resolve(root, name);
+      const stamp = stamps.get(path);
+      return (await editedSince(path, { digest, stamp: stamp?.digest === digest ? stamp.stamp : undefined }, dependencyDigest)) ? [path] : [];
+    }),
+  );
+  return edited.flat();
 }
 
 /** A file a command starts: a `.py` one's imports resolve from its own folder (`python3 lib/tool.py`). */
