@@ -29,6 +29,7 @@ import {
 import { checkProcessOptions, findPython, optionOrigin, processEnv, pythonPath, type CommandOrigin, type ProcessOptions } from "./spawn/options.ts";
 import { editedDependencies, projectPath, pythonDependencies, shellDependencies } from "./python/python-deps.ts";
 import { pythonEnvironment } from "./python/python-environment.ts";
+import { PYTHON_PROGRAM } from "./python/python-program.ts";
 import { checkPreload, launchArgs, preloadServer, preloadSupported, type PreloadServer } from "./python/preload.ts";
 
 /** Options of `script()`. */
@@ -98,12 +99,6 @@ function launcher(nodeId: string, file: string, interpreter: ScriptOptions["inte
   if (ext === ".sh") return { command: "bash", pre: [], label: ["bash"] };
   return { command: file, pre: [], label: [] };
 }
-
-/**
- * A program that is a Python: `python`, `python3`, `python3.12`, `python3.13t` (free-threaded),
- * `pypy`, `pypy3`, `pypy3.10`, each with `.exe` too, at any path (`/opt/venv/bin/python`).
- */
-const PYTHON_PROGRAM = /^(?:python(?:\d+(?:\.\d+)?t?)?|pypy(?:3(?:\.\d+)?)?)(?:\.exe)?$/i;
 
 /**
  * The Python that runs the script, for its environment: the `interpreter` option when it names a

@@ -11,6 +11,7 @@ import { notebookCodeCells, readNotebook, runNotebook, type NotebookCode } from 
 import { basename, dirname, resolve } from "node:path";
 import { editedDependencies, projectPath, notebookDependencies } from "../python/python-deps.ts";
 import { pythonEnvironment } from "../python/python-environment.ts";
+import { kernelPython } from "./kernel-python.ts";
 import { checkName, configDigest, cwdFingerprint, kindTask, resolveTaskFile, validateOwnOutputs, type KindTask } from "@cairn/dsl/kind";
 import { checkProcessOptions, processEnv, pythonFor, pythonPath, type ProcessOptions } from "../spawn/options.ts";
 
@@ -147,8 +148,12 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
         const found = await dependencies(scope).catch(() => ({}));
         return [...own, ...(await editedDependencies(found, root, scope))].map((file) => projectPath(file, dirname(path)));
       },
-      // The kernel's interpreter and the packages installed for it, by content.
-      environment: () => pythonEnvironment(pythonFor(options.python).python),
+      // The kernel's interpreter and the packages installed for it, by content: its kernelspec's
+      // Python (another virtualenv's), else papermill's, which starts a bare `python` kernel.
+      environment: async () => {
+        const { python } = pythonFor(options.python);
+        return pythonEnvironment(await kernelPython(python, options.kernel ?? code!.kernelspec ?? "python3"));
+      },
       retry: NO_RETRY,
       cache: {},
       env: [],
