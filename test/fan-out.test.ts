@@ -397,6 +397,43 @@ describe("map: lists, failures and bad input", () => {
     expect((await runOf(cancelled)).metrics).toMatchObject({ "cairn.items": 10, "cairn.not_started": 8 });
   });
 
+  it("a map's run counts every item once: succeeded, failed, cancelled, skipped and not started add up to its items, after a cancel and after fail-fast", async () => {
+    const held = task("held")
+      .input<{ x: number }>()
+      .run(async ({ x }, ctx) => {
+        if (x < 0) throw new Error("negative fails");
+        if (x < 8) return { x };
+        await new Promise((_r, j) => ctx.signal.addEventListener("abort", () => j(ctx.signal.reason)));
+        return { x };
+      });
+    const { LocalStore } = await import("@cairn/core");
+    const store = new LocalStore({ root: dir });
+    const counts = async (result: { tasks: Record<string, { runId?: string } | undefined> }) => {
+      const { metrics } = (await store.getRun(result.tasks.held!.runId!))!;
+      const of = (key: string) => metrics[`cairn.${key}`];
+      // Each item in exactly one of these: none is left out, whatever stopped the map.
+      expect(of("succeeded")! + of("failed")! + of("cancelled")! + of("skipped")! + of("not_started")!, JSON.stringify(metrics)).toBe(of("items"));
+      return { items: of("items"), succeeded: of("succeeded"), failed: of("failed"), cancelled: of("cancelled"), skipped: of("skipped"), not_started: of("not_started") };
+    };
+
+    // 20 items four at a time: the first 8 succeed, the next 4 are running at the cancel, 8 never start.
+    const cancelling = flow("map-counts-cancel").build(() => ({ xs: map(held, { over: Array.from({ length: 20 }, (_, i) => i), as: "x", concurrency: 4 }).outputs }));
+    const run = await cancelling.run({ ...tracked(), cache: false });
+    run.on((e) => {
+      if (e.type === "task" && e.task === "held[11]" && e.status === "running") run.cancel("SIGINT");
+    });
+    const cancelled = await run.wait();
+    expect(cancelled.status).toBe("cancelled");
+    expect(await counts(cancelled)).toEqual({ items: 20, succeeded: 8, failed: 0, cancelled: 4, skipped: 0, not_started: 8 });
+
+    // Fail-fast with the map's window wider than the flow's slots: one item fails, the one running
+    // is cancelled, those made and waiting for a slot are skipped.
+    const failing = flow("map-counts-fail-fast").build(() => ({ xs: map(held, { over: [-1, ...Array.from({ length: 9 }, (_, i) => 100 + i)], as: "x" }).outputs }));
+    const failed = await (await failing.run({ ...tracked(), cache: false, concurrency: 2 })).wait();
+    expect(failed.status).toBe("failed");
+    expect(await counts(failed)).toEqual({ items: 10, succeeded: 0, failed: 1, cancelled: 1, skipped: 8, not_started: 0 });
+  });
+
   it("times an item out on its own", async () => {
     const sleepy = task("sleepy")
       .input<{ ms: number }>()

@@ -197,7 +197,11 @@ export interface GroupSummary {
   readonly items: number;
   readonly succeeded: number;
   readonly failed: number;
+  /** Of the succeeded (or, a sweep trial with nothing to rank, failed) items: those whose outputs came from the cache. */
   readonly cached: number;
+  /** Items that ended without their outcome because the flow stopped (MapRun.cancelled, MapRun.skipped). */
+  readonly cancelled: number;
+  readonly skipped: number;
   /** Items that never started and have no run of their own (MapRun.notStarted). */
   readonly notStarted: number;
   /** From its list to its last item's end, the figure of its TaskResult (DURATION_TAG, for `cairn show` and the report). */
@@ -224,7 +228,8 @@ export async function finishGroupRun(scope: RecordScope, runId: string, summary:
   const { tracker } = scope;
   const recorder = new RunRecorder(tracker, runId, scope.secrets);
   recorder.tag(STATUS_TAG, summary.status);
-  for (const key of ["items", "succeeded", "failed", "cached"] as const) recorder.metric(`cairn.${key}`, summary[key], 0);
+  // succeeded + failed + cancelled + skipped + not_started = items; cached counts hits among the ended.
+  for (const key of ["items", "succeeded", "failed", "cached", "cancelled", "skipped"] as const) recorder.metric(`cairn.${key}`, summary[key], 0);
   recorder.metric("cairn.not_started", summary.notStarted, 0);
   if (summary.durationMs !== undefined) recorder.tag(DURATION_TAG, String(summary.durationMs));
   if (summary.best) {

@@ -521,7 +521,7 @@ export class FlowExecution {
     run.active.delete(item);
     const ok = status === "succeeded" || status === "cached";
     const error = status === "failed" ? (item.result.error?.message ?? "failed") : undefined;
-    const lost = run.itemEnded(item.node.item!.index, item.node.id, ok, status === "cached", item.output, error);
+    const lost = run.itemEnded(item.node.item!.index, item.node.id, ok, status === "cached", item.output, error, status === "skipped" ? "skipped" : "cancelled");
     if (lost && this.s.failurePolicy === "fail-fast") this.stop(new StopReason("fail-fast", item.node.id));
     if (run.stoppedEarly && !this.controller.signal.aborted) this.skipPastCut(run);
     this.pump(run, item.parent!);
@@ -598,6 +598,8 @@ export class FlowExecution {
         succeeded: run.succeeded,
         failed: run.failures.length,
         cached: run.cached,
+        cancelled: run.cancelled,
+        skipped: run.skipped,
         notStarted: run.notStarted,
         durationMs,
         ...(summary ? { best: summary } : {}),

@@ -107,6 +107,14 @@ export class MapRun {
   inFlight = 0;
   succeeded = 0;
   cached = 0;
+  /**
+   * Items that ended without running to their end because the flow stopped: cancelled (a cancel,
+   * or running when fail-fast stopped the flow) and skipped (made but not started when fail-fast
+   * or the flow's failure stopped it, or past a sweep's stopWhen cut). With {@link succeeded}, the
+   * failures and {@link notStarted} they add up to the list's length.
+   */
+  cancelled = 0;
+  skipped = 0;
   /** No further item starts: too many failed, the sweep's stop condition held, or the flow stopped. */
   halted = false;
   /** The sweep's stop condition held. */
@@ -224,9 +232,9 @@ export class MapRun {
   /**
    * An item ended; returns whether the map is lost (more counted failures than `minSuccess`
    * allows): by this item, or, in a sweep with stopWhen, by an earlier failure this item's end
-   * decided.
+   * decided. `stopped`: what an item that neither succeeded nor failed ended as.
    */
-  itemEnded(index: number, id: string, ok: boolean, cached: boolean, output: unknown, error: string | undefined): boolean {
+  itemEnded(index: number, id: string, ok: boolean, cached: boolean, output: unknown, error: string | undefined, stopped: "cancelled" | "skipped" = "cancelled"): boolean {
     this.inFlight--;
     this.ended[index] = 1;
     while (this.settled < this.items.length && this.ended[this.settled] === 1) this.settled++;
@@ -266,7 +274,10 @@ export class MapRun {
         }
       }
     } else if (ok) this.failures.push({ item: id, index, message: unscored!, unscored: true });
-    else if (error === undefined) return false; // cancelled or skipped: the flow stopped
+    else if (error === undefined) {
+      this[stopped]++; // cancelled or skipped: the flow stopped
+      return false;
+    }
     else this.failures.push({ item: id, index, message: error });
     // Under fail-fast the map stops starting items once it is lost; under `continue` the rest of
     // its items still run (their results are cached for the next run), and the map fails at its end.
