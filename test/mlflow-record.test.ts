@@ -97,8 +97,13 @@ describe("what a flow run records, in the embedded store", () => {
     for (const { run } of [first, second]) {
       const file = await store.downloadArtifact(run.runId, "outputs.json", await tmp("cairn-record-out-"));
       expect(JSON.parse(await readFile(file, "utf8"))).toEqual({ result: 12, label: "none" });
-      expect(run.metrics).toEqual({ result: 12 });
+      expect(run.metrics).toMatchObject({ result: 12 });
     }
+  });
+
+  it("the flow run counts its tasks, so a fresh run and one served by the cache tell themselves apart", () => {
+    expect(first.run.metrics).toEqual({ result: 12, "cairn.tasks": 2, "cairn.succeeded": 2, "cairn.cached": 0, "cairn.failed": 0, "cairn.cancelled": 0, "cairn.skipped": 0 });
+    expect(second.run.metrics).toEqual({ result: 12, "cairn.tasks": 2, "cairn.succeeded": 2, "cairn.cached": 2, "cairn.failed": 0, "cairn.cancelled": 0, "cairn.skipped": 0 });
   });
 
   it("prints no run page with the embedded store", () => {
@@ -185,11 +190,34 @@ describe("what a flow run records in an MLflow server, read with MlflowClient", 
       expect(hit.tags).toMatchObject({ "cairn.cached_from": source.run_id, "cairn.cached_from.name": source.run_name });
     }
     expect(JSON.parse(Buffer.from(outputs.base64, "base64").toString("utf8"))).toEqual({ result: 12, label: "none" });
-    expect(warmRun.metrics).toEqual({ result: 12 });
+    expect(warmRun.metrics).toMatchObject({ result: 12 });
     expect(artifacts.map((a: { path: string }) => a.path).sort()).toEqual(["cairn", "outputs.json"]);
     // cairn show reads the source's metrics from the server too.
     const shown = await show(warmId, { cwd, env });
     expect(shown.tasks.map((t) => t.cachedFrom?.metrics)).toEqual(shown.tasks.map((t) => ({ x: (byName.get(t.name) as { metrics: { x: number } }).metrics.x })));
+  });
+
+  it("a fresh flow run and a fully cached one tell themselves apart: the flow run counts its tasks, in the log-batch it sent anyway", async () => {
+    const coldId = flowRunIdOf(cold.stdout);
+    const warmId = /run ([0-9a-f]{32})/.exec(warm.stdout)![1]!;
+    const [coldRun, warmRun] = await readWithMlflow(server.uri, [
+      { op: "get_run", run_id: coldId },
+      { op: "get_run", run_id: warmId },
+    ]);
+    const counts = (succeeded: number, cached: number) => ({ "cairn.tasks": 2, "cairn.succeeded": succeeded, "cairn.cached": cached, "cairn.failed": 0, "cairn.cancelled": 0, "cairn.skipped": 0 });
+    expect(coldRun.metrics).toEqual({ result: 12, ...counts(2, 0) });
+    expect(warmRun.metrics).toEqual({ result: 12, ...counts(2, 2) });
+    // No request of their own (issue 16): the flow run's log-batches are its params' and its outputs', as before.
+    const dir = await tmp("cairn-record-counts-");
+    const args = ["run", ok, "--no-report", "--experiment", "record-counts"];
+    const batches = async () => {
+      const traced = await cairn(args, { cwd: dir, env: { ...env, CAIRN_MLFLOW_TRACE: "1" } });
+      expect(traced.code, traced.stderr).toBe(0);
+      return traced.stderr.split("\n").filter((l) => l.startsWith("[cairn mlflow]") && l.includes("runs/log-batch")).length;
+    };
+    // Cold: the flow's params and outputs, and one per task; warm: the flow's two (a hit's run is a create and an update).
+    expect(await batches()).toBe(4);
+    expect(await batches()).toBe(2);
   });
 
   it("an experiment whose artifacts the server does not proxy is refused when opened, exit 2, before any run is created, saying what to change", async () => {

@@ -188,7 +188,8 @@ describe("the report of a run in an MLflow server", () => {
     ).wait();
     expect(result.status).toBe("succeeded");
     // The run's read came before the hook: the output's number is in it, the hook's metric is not.
-    expect(asRead?.metrics).toEqual({ v: 2 });
+    expect(asRead?.metrics).toMatchObject({ v: 2, "cairn.tasks": 1 });
+    expect(asRead?.metrics).not.toHaveProperty("cost");
     const logged = await readFile(await tracker.downloadArtifact(result.runId, "cairn/report.html", await mkdtemp(join(cwd, "hook-writes-dl-"))), "utf8");
     expect(logged).toContain("<code>cost=3</code>");
     expect(logged).toContain("<code>v=2</code>");

@@ -252,6 +252,24 @@ export async function finishGroupRun(scope: RecordScope, runId: string, summary:
   await Promise.all(uncounted);
 }
 
+/**
+ * What a flow run's tasks ended as, as the metrics its run ends with: `cairn.tasks`, its task runs
+ * (each node of its result: a map's or sweep's run and each of its items alike), and of them
+ * `cairn.succeeded` (the hits too, as a map's run counts them), `cairn.failed`, `cairn.cancelled`
+ * and `cairn.skipped`, which add up to it; `cairn.cached`, the hits. A fresh run and one whose
+ * tasks all came from the cache otherwise look alike in MLflow.
+ */
+export function flowTaskCounts(results: Iterable<{ readonly status: string }>): Record<string, number> {
+  const counts = { tasks: 0, succeeded: 0, failed: 0, cached: 0, cancelled: 0, skipped: 0 };
+  for (const { status } of results) {
+    counts.tasks++;
+    if (status === "cached") counts.cached++;
+    if (status === "cached" || status === "succeeded") counts.succeeded++;
+    else if (status === "failed" || status === "cancelled" || status === "skipped") counts[status]++;
+  }
+  return Object.fromEntries(Object.entries(counts).map(([key, n]) => [`cairn.${key}`, n]));
+}
+
 /** Of a task run a queue worker made: the worker's id, as `cairn workers` lists it (set by @cairn/worker). */
 export const WORKER_TAG = "cairn.worker";
 /** Of a task run: the task's named pool. */

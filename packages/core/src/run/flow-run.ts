@@ -20,13 +20,13 @@ import { NullTracker } from "../tracking/null-tracker.ts";
 import { EXPERIMENT_NAME_MAX_LENGTH, experimentNameTooLong } from "../tracking/experiment-name.ts";
 import { resolveTracker } from "../tracking/resolve-tracker.ts";
 import { closeAbandonedRuns, describeAbandonedRuns } from "../tracking/abandoned-runs.ts";
-import type { ExperimentRecord, RunRecord, Tracker } from "../tracking/tracker.ts";
+import type { ExperimentRecord, MetricPoint, RunRecord, Tracker } from "../tracking/tracker.ts";
 import { type ErrorInfo, type FlowEvent, type FlowStatus, type RunEvent, toErrorInfo } from "./events.ts";
 import { SecretRegistry } from "./secrets.ts";
 import { booleanFromEnv, checkKnownKeys, closestName } from "../internal.ts";
 import { StopReason } from "../pipeline/stop.ts";
 import { watchCrashes } from "./crash-guard.ts";
-import { DURATION_TAG, KIND_TAG, flowErrorTags } from "../pipeline/task-run.ts";
+import { DURATION_TAG, KIND_TAG, flowErrorTags, flowTaskCounts } from "../pipeline/task-run.ts";
 import { cairnBuild, VERSION_TAG } from "../cairn-build.ts";
 import { rejectOnAbort } from "../pipeline/attempts.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
@@ -782,7 +782,12 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
     // The flow's outputs are logged while the runs of cache hits are still being recorded; so is
     // why a cancelled flow was cancelled, before the read of its run for the report (below).
     const why = status === "cancelled" ? stopCancelReason(execution.signal.reason) : "";
-    const logging = outputs ? logFlowOutputs(tracker, flowRunId, outputs, secrets) : why ? logCancelReason(tracker, flowRunId, why, secrets) : undefined;
+    // What its tasks ended as (flowTaskCounts), in the first log-batch the run's end sends anyway:
+    // its outputs', its cancel reason's, or the one before its end (issue 16: no request of their own).
+    const now = Date.now();
+    const counts: MetricPoint[] = tracker.capabilities.records ? Object.entries(flowTaskCounts(execution.results.values())).map(([key, value]) => ({ key, value, step: 0, timestamp: now })) : [];
+    const takeCounts = () => counts.splice(0);
+    const logging = outputs ? logFlowOutputs(tracker, flowRunId, outputs, secrets, takeCounts()) : why ? logCancelReason(tracker, flowRunId, why, secrets, takeCounts()) : undefined;
     let logged = logging?.then(() => undefined, (e: unknown) => e);
     // So is a read of the flow run for beforeEnd, with a server (EndingFlowRun.flowRun): off the
     // run's end, which is then, for `cairn run`'s report, its upload and the run's update.
@@ -863,13 +868,30 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       const ending = status === "succeeded" ? "FINISHED" : status === "cancelled" ? "KILLED" : "FAILED";
       endTime = Date.now();
       durationMs = spanOf(endTime);
+      // A flow that did not succeed says why on its run, with the request before its end: the
+      // errors of the flow itself (its record, a run that could not be closed) are nowhere else in
+      // the tracker. Not written, the run still ends, with the error the flow ended with. Sent
+      // before beforeEnd, so that a report the hook writes reads the task counts it may carry.
+      const lateCounts = takeCounts();
+      if (tracker.capabilities.records) {
+        const tags = { ...durationTag(endTime, durationMs), ...(error ? flowErrorTags(error, failedTasks(tasks), secrets) : {}) };
+        // No request for a run whose wall times give its duration, that has no error to say and whose counts went out already.
+        if (Object.keys(tags).length || lateCounts.length) {
+          await tracker
+            .logBatch(flowRunId, { tags, ...(lateCounts.length ? { metrics: lateCounts } : {}) })
+            .then(() => tracker.flushRun?.(flowRunId))
+            .catch(() => {});
+        }
+      }
       if (options.beforeEnd && tracker.capabilities.records) {
         // The hook is told the end time the run is then recorded with, so what it writes agrees with the record.
         const hits = execution.pipeline.hitRuns;
         const fromCache = cache
           ? { cacheStore: cache.tasks.store, sourceRuns: await cache.tasks.readSourceRuns(), ...(hits ? { hits, ...(onlyHits(graph, execution, hits) ? { onlyHits: true } : {}) } : {}) }
           : {};
-        const flowRun = await recorded;
+        const read = await recorded;
+        // Read before the counts went out with the batch above (a failed flow's): told as recorded.
+        const flowRun = read && lateCounts.length ? { ...read, metrics: { ...read.metrics, ...Object.fromEntries(lateCounts.map((m) => [m.key, m.value])) } } : read;
         const mask = (text: string) => secrets.mask(text);
         const told: Omit<EndingFlowRun, "signal"> = { runId: flowRunId, experimentId, tracker, mask, status: ending, endTime, durationMs, ...(graphLogged ? { graph: graphJson } : {}), ...(flowRun ? { flowRun } : {}), ...fromCache };
         const beforeEnd = options.beforeEnd;
@@ -892,14 +914,6 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
           })
           .finally(off);
       }
-      // A flow that did not succeed says why on its run, with the request before its end: the
-      // errors of the flow itself (its record, a run that could not be closed) are nowhere else in
-      // the tracker. Not written, the run still ends, with the error the flow ended with.
-      if (tracker.capabilities.records) {
-        const tags = { ...durationTag(endTime, durationMs), ...(error ? flowErrorTags(error, failedTasks(tasks), secrets) : {}) };
-        // No request for a run whose wall times give its duration and that has no error to say.
-        if (Object.keys(tags).length) await tracker.logBatch(flowRunId, { tags }).catch(() => {});
-      }
       await tracker.endRun(flowRunId, ending, endTime);
       await tracker.flush();
     } catch (e) {
@@ -908,7 +922,10 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
       error = toErrorInfo(e);
       endTime ??= Date.now();
       durationMs ??= spanOf(endTime);
-      if (tracker.capabilities.records) await tracker.logBatch(flowRunId, { tags: { ...durationTag(endTime, durationMs), ...flowErrorTags(error, failedTasks(tasks), secrets) } }).catch(() => {});
+      if (tracker.capabilities.records) {
+        const metrics = takeCounts();
+        await tracker.logBatch(flowRunId, { tags: { ...durationTag(endTime, durationMs), ...flowErrorTags(error, failedTasks(tasks), secrets) }, ...(metrics.length ? { metrics } : {}) }).catch(() => {});
+      }
       await tracker.endRun(flowRunId, "FAILED", endTime).catch(() => {});
     } finally {
       await closeOwnStore(cache);
@@ -1396,14 +1413,16 @@ function onlyHits(graph: FlowGraph, execution: FlowExecution, hits: readonly Run
  * MLflow's UI shows it first (not under `cairn/`, where a task run's `outputs.json` is its cache
  * manifest, another shape); the numbers also as metrics, which MLflow's UI compares across runs.
  * A tracker that holds metrics back sends them now (`flushRun`), while the hits' runs are still
- * being recorded, not at the run's end; a failure to send them fails the flow, as before.
+ * being recorded, not at the run's end; a failure to send them fails the flow, as before. `counts`,
+ * the flow's task counts, go in the same log-batch.
  */
-async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown, secrets: SecretRegistry): Promise<void> {
+async function logFlowOutputs(tracker: Tracker, runId: string, outputs: unknown, secrets: SecretRegistry, counts: readonly MetricPoint[]): Promise<void> {
   if (!tracker.capabilities.records) return;
   const now = Date.now();
   const metrics = Object.entries(outputs as Record<string, unknown>)
     .filter((e): e is [string, number] => typeof e[1] === "number" && Number.isFinite(e[1]))
-    .map(([key, value]) => ({ key, value, step: 0, timestamp: now }));
+    .map(([key, value]) => ({ key, value, step: 0, timestamp: now }))
+    .concat(counts);
   await Promise.all([
     metrics.length ? tracker.logBatch(runId, { metrics }).then(() => tracker.flushRun?.(runId)) : undefined,
     writeRunFiles(tracker, runId, "", { "outputs.json": secrets.mask(JSON.stringify(outputs, null, 2)) }),
@@ -1456,11 +1475,11 @@ function stopCancelReason(stop: unknown): string {
  */
 export const CANCEL_REASON_TAG = "cairn.cancel_reason";
 
-/** Records why the flow run was cancelled ({@link CANCEL_REASON_TAG}), masked as its errors are. */
-async function logCancelReason(tracker: Tracker, runId: string, reason: string, secrets: SecretRegistry): Promise<void> {
+/** Records why the flow run was cancelled ({@link CANCEL_REASON_TAG}), masked as its errors are; `counts` (the flow's task counts) ride with it. */
+async function logCancelReason(tracker: Tracker, runId: string, reason: string, secrets: SecretRegistry, counts: readonly MetricPoint[] = []): Promise<void> {
   if (!tracker.capabilities.records) return;
   const text = secrets.mask(reason);
-  await tracker.logBatch(runId, { tags: { [CANCEL_REASON_TAG]: text.length > 4000 ? `${text.slice(0, 3999)}…` : text } });
+  await tracker.logBatch(runId, { tags: { [CANCEL_REASON_TAG]: text.length > 4000 ? `${text.slice(0, 3999)}…` : text }, ...(counts.length ? { metrics: [...counts] } : {}) });
 }
 
 /** The reason of a run cancelled while it was opening its tracker, before its flow run was asked for. */
