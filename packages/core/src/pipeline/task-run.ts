@@ -14,6 +14,7 @@ import type { FlowNode } from "../definition/flow-definition.ts";
 import { type ErrorInfo, isError, toErrorInfo } from "../run/events.ts";
 import { errorFields, redactCredentials } from "../run/redact.ts";
 import type { SecretRegistry } from "../run/secrets.ts";
+import { keepStart } from "../run/clip-message.ts";
 import { RunRecorder } from "../tracking/run-recorder.ts";
 import { hasLocalArtifacts, writeRunFiles } from "../tracking/run-files.ts";
 import type { RunRecord, Tracker } from "../tracking/tracker.ts";
@@ -35,8 +36,10 @@ export interface RecordScope {
 /** createRun options for the null tracker, which ignores them: no tags object per task. */
 const NO_RUN = { experimentId: "0", name: "" };
 
-/** The tag a failed task's run carries: `Name: message`, masked, cut at 4,000 characters. */
+/** The tag a failed task's run carries: `Name: message`, masked, cut at {@link ERROR_TAG_LIMIT} characters (see fitTag). */
 export const ERROR_TAG = "cairn.error";
+/** Characters kept of {@link ERROR_TAG}, of a retried attempt's error tag and of a flow run's cancel reason: half a tag, to read at a glance. */
+export const ERROR_TAG_LIMIT = 4000;
 /** A failed task's error name and message, each masked and cut to what a tag keeps; the whole text is {@link ERROR_FILE}. */
 export const ERROR_NAME_TAG = "cairn.error.name";
 export const ERROR_MESSAGE_TAG = "cairn.error.message";
@@ -112,8 +115,47 @@ export function startedNoAttempt(tags: Readonly<Record<string, string>>): boolea
  */
 export type SkipReason = "upstream-failed" | "fail-fast" | "condition-false" | "flow-failed" | "sweep-stopped";
 
-/** Characters MLflow keeps of a tag value; the error tags are cut to it here, so every tracker records the same value. */
-const TAG_VALUE_LIMIT = 8000;
+/**
+ * Characters MLflow keeps of a tag value (@cairn/mlflow's MLFLOW_LIMITS.tagValueLength, which core
+ * cannot import: a test holds the two equal); the error tags are cut to it here, so every tracker
+ * records the same value.
+ */
+export const TAG_VALUE_LIMIT = 8000;
+/** Where a failed task's run holds its error whole, for the note of a cut error tag. */
+export const ERROR_FILE_PLACE = `artifact cairn/${ERROR_FILE}`;
+/** How far back from a cut a tag's value is cut at whitespace instead, so that it does not end mid-word. */
+const CUT_AT_SPACE_WITHIN = 40;
+
+/**
+ * `value` as a tag keeps it: whole when it holds at most `limit` characters (UTF-16 units, never
+ * fewer than the code points MLflow counts), else its beginning and a note of the whole text's
+ * length and, given `where`, where it is whole: `... [2500 characters; the whole text is in
+ * artifact cairn/error.txt]`. The cut falls between two code points (keepStart: half an emoji
+ * shows as U+FFFD), at the last whitespace within {@link CUT_AT_SPACE_WITHIN} characters of it
+ * when there is one, not mid-word. One cut for every tag that may be long: a task's error tags, a
+ * retried attempt's, a flow run's error and cancel reason.
+ */
+export function fitTag(value: string, where?: string, limit = TAG_VALUE_LIMIT): string {
+  if (value.length <= limit) return value;
+  const note = `... [${codePoints(value)} characters${where ? `; the whole text is in ${where}` : ""}]`;
+  let head = keepStart(value, limit - note.length);
+  const space = head.slice(-CUT_AT_SPACE_WITHIN).search(/\s\S*$/);
+  if (space >= 0) head = head.slice(0, head.length - Math.min(head.length, CUT_AT_SPACE_WITHIN) + space);
+  return head.trimEnd() + note;
+}
+
+/** Code points in `text`: what MLflow (Python's `len`) counts, an emoji one, not two. */
+function codePoints(text: string): number {
+  let n = text.length;
+  for (let i = 1; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xdc00 && c <= 0xdfff) {
+      const before = text.charCodeAt(i - 1);
+      if (before >= 0xd800 && before <= 0xdbff) n--;
+    }
+  }
+  return n;
+}
 
 /**
  * What happened to a task that never got a run of its own. `key`: the cache key its lookup had
@@ -372,7 +414,7 @@ export async function recordUnstarted(scope: RecordScope, node: FlowNode, outcom
   tags[STATUS_TAG] = outcome.status;
   let text: string | undefined;
   if (outcome.status === "failed") {
-    Object.assign(tags, errorTags(outcome.error, secrets));
+    Object.assign(tags, errorTags(outcome.error, secrets, ERROR_FILE_PLACE));
     tags[ATTEMPTS_TAG] = "0"; // failed before its first: `cairn show` and the report give it no duration
     text = errorText(outcome.error, secrets);
   } else if (outcome.status === "skipped") {
@@ -424,17 +466,20 @@ export function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>
   return needsFile ? secrets.mask(JSON.stringify(inputs, null, 2)) : undefined;
 }
 
-/** `Name: message`, cut to fit a tag (MLflow keeps 8000 characters). */
-export function errorTag(error: ErrorInfo): string {
-  const text = `${error.name}: ${error.message}`;
-  return text.length > 4000 ? `${text.slice(0, 3999)}…` : text;
+/** `Name: message`, cut at {@link ERROR_TAG_LIMIT} characters (fitTag; `where`: where the whole text is). */
+export function errorTag(error: ErrorInfo, where?: string): string {
+  return fitTag(`${error.name}: ${error.message}`, where, ERROR_TAG_LIMIT);
 }
 
-/** The tags of a failed task's run: its error's name and message (and source, when known), masked, then cut to what a tag keeps. */
-export function errorTags(error: unknown, secrets: SecretRegistry): Record<string, string> {
+/**
+ * The tags of a failed task's run: its error's name and message (and source, when known), masked,
+ * then cut to what a tag keeps (fitTag); `where`: where the run holds the whole text, when it does
+ * ({@link ERROR_FILE_PLACE}).
+ */
+export function errorTags(error: unknown, secrets: SecretRegistry, where?: string): Record<string, string> {
   const info = secrets.maskError(toErrorInfo(error));
-  const tags = { [ERROR_TAG]: errorTag(info), [ERROR_NAME_TAG]: fitTag(info.name), [ERROR_MESSAGE_TAG]: fitTag(info.message) };
-  return info.at === undefined ? tags : { ...tags, [ERROR_SOURCE_TAG]: fitTag(info.at) };
+  const tags = { [ERROR_TAG]: errorTag(info, where), [ERROR_NAME_TAG]: fitTag(info.name, where), [ERROR_MESSAGE_TAG]: fitTag(info.message, where) };
+  return info.at === undefined ? tags : { ...tags, [ERROR_SOURCE_TAG]: fitTag(info.at, where) };
 }
 
 /**
@@ -444,26 +489,9 @@ export function errorTags(error: unknown, secrets: SecretRegistry): Record<strin
  */
 export function flowErrorTags(error: ErrorInfo, failedTasks: readonly string[], secrets: SecretRegistry): Record<string, string> {
   const info = secrets.maskError(error);
-  const cut = (value: string) => {
-    if (value.length <= TAG_VALUE_LIMIT) return value;
-    const note = `... [${value.length} characters]`;
-    let head = value.slice(0, TAG_VALUE_LIMIT - note.length);
-    if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
-    return head + note;
-  };
-  const tags: Record<string, string> = { [ERROR_TAG]: errorTag(info), [ERROR_NAME_TAG]: cut(info.name), [ERROR_MESSAGE_TAG]: cut(info.message) };
-  if (failedTasks.length) tags[ERROR_TASKS_TAG] = cut(failedTasks.join(","));
+  const tags: Record<string, string> = { [ERROR_TAG]: errorTag(info), [ERROR_NAME_TAG]: fitTag(info.name), [ERROR_MESSAGE_TAG]: fitTag(info.message) };
+  if (failedTasks.length) tags[ERROR_TASKS_TAG] = fitTag(failedTasks.join(","));
   return tags;
-}
-
-/** `value`, or its beginning and where the whole text is when it is longer than a tag keeps. */
-function fitTag(value: string): string {
-  if (value.length <= TAG_VALUE_LIMIT) return value;
-  const note = `... [${value.length} characters; the whole text is in artifact cairn/${ERROR_FILE}]`;
-  let head = value.slice(0, TAG_VALUE_LIMIT - note.length);
-  // A cut surrogate pair leaves a lone half at the end; drop it.
-  if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
-  return head + note;
 }
 
 /**
@@ -585,7 +613,7 @@ export async function finishTaskRun(
   recorder.tag(STATUS_TAG, status === "FINISHED" ? "succeeded" : status === "FAILED" ? "failed" : "cancelled");
   const writes: Promise<void>[] = [];
   if (status === "FAILED" && error !== undefined) {
-    const tags = { ...errorTags(error, scope.secrets), ...processEndTags(error) };
+    const tags = { ...errorTags(error, scope.secrets, ERROR_FILE_PLACE), ...processEndTags(error) };
     for (const key in tags) recorder.tag(key, tags[key]!);
     writes.push(writeRunFiles(tracker, runId, "cairn", { [ERROR_FILE]: errorFileText(error, earlier, attempts, scope.secrets) }));
   } else if (status === "KILLED" && error !== undefined) {

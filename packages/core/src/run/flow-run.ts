@@ -26,7 +26,7 @@ import { SecretRegistry } from "./secrets.ts";
 import { booleanFromEnv, checkKnownKeys, closestName } from "../internal.ts";
 import { StopReason } from "../pipeline/stop.ts";
 import { watchCrashes } from "./crash-guard.ts";
-import { DURATION_TAG, KIND_TAG, flowErrorTags, flowTaskCounts } from "../pipeline/task-run.ts";
+import { DURATION_TAG, ERROR_TAG_LIMIT, KIND_TAG, fitTag, flowErrorTags, flowTaskCounts } from "../pipeline/task-run.ts";
 import { cairnBuild, VERSION_TAG } from "../cairn-build.ts";
 import { rejectOnAbort } from "../pipeline/attempts.ts";
 import type { TaskInterceptor } from "../pipeline/intercept.ts";
@@ -1471,7 +1471,7 @@ function stopCancelReason(stop: unknown): string {
 /**
  * The tag of a cancelled flow run that says why it was cancelled: the reason given to
  * `run.cancel(reason)` or `signal.abort(reason)` (`SIGINT`, `SIGTERM` under the CLI), masked,
- * cut at 4,000 characters. Absent when none was given.
+ * cut at 4,000 characters (fitTag: a whole code point, mid-word never; no file holds it whole). Absent when none was given.
  */
 export const CANCEL_REASON_TAG = "cairn.cancel_reason";
 
@@ -1479,7 +1479,7 @@ export const CANCEL_REASON_TAG = "cairn.cancel_reason";
 async function logCancelReason(tracker: Tracker, runId: string, reason: string, secrets: SecretRegistry, counts: readonly MetricPoint[] = []): Promise<void> {
   if (!tracker.capabilities.records) return;
   const text = secrets.mask(reason);
-  await tracker.logBatch(runId, { tags: { [CANCEL_REASON_TAG]: text.length > 4000 ? `${text.slice(0, 3999)}…` : text }, ...(counts.length ? { metrics: [...counts] } : {}) });
+  await tracker.logBatch(runId, { tags: { [CANCEL_REASON_TAG]: fitTag(text, undefined, ERROR_TAG_LIMIT) }, ...(counts.length ? { metrics: [...counts] } : {}) });
 }
 
 /** The reason of a run cancelled while it was opening its tracker, before its flow run was asked for. */

@@ -246,7 +246,8 @@ export function trackerComplianceSuite(name: string, makeTracker: () => Promise<
       const message = run.tags["cairn.error.message"]!;
       expect(message.length).toBeLessThanOrEqual(8000);
       expect(message).toMatch(/^auth failed for \*\*\*; x+\.\.\. \[9021 characters; the whole text is in artifact cairn\/error\.txt\]$/);
-      expect(run.tags["cairn.error"]).toMatch(/^Error: auth failed for \*\*\*; x+…$/);
+      expect(run.tags["cairn.error"]).toMatch(/^Error: auth failed for \*\*\*; x+\.\.\. \[9028 characters; the whole text is in artifact cairn\/error\.txt\]$/);
+      expect(run.tags["cairn.error"]!.length).toBeLessThanOrEqual(4000);
       expect(JSON.stringify(run)).not.toContain("s3cr3t");
       expect((await t.listArtifacts(runId, "cairn")).map((a) => a.path)).toContain("cairn/error.txt");
       const text = await artifactText(t, runId, "cairn/error.txt");
