@@ -92,6 +92,33 @@ describe("a sweep recorded in MLflow", () => {
     expect(items.map((r: { run_name: string }) => r.run_name).sort()).toEqual(["held[0]", "held[1]"]);
   }, 120_000);
 
+  it("a map's run ends after every item's run, and before the flow run: MLflow never shows a map shorter than its items", async () => {
+    const proc = task("proc")
+      .input<{ x: number }>()
+      .run(({ x }) => ({ y: x * 2 }));
+    const after = task("after")
+      .input<{ ys: unknown[] }>()
+      .run(({ ys }) => ({ n: ys.length }));
+    const f = flow("map-end-order-mlflow").build(() => ({ n: after({ ys: map(proc, { over: Array.from({ length: 60 }, (_, i) => i), as: "x" }).outputs }).n }));
+    // Cold: each item's run is closed beside the flow (log-batch, outputs.json, update, index entry) after the item ended.
+    const result = await (await f.run({ root, env: { MLFLOW_TRACKING_URI: server.uri } })).wait();
+    expect(result.status).toBe("succeeded");
+    const mapRunId = result.tasks.proc!.runId!;
+    const [mapRun, flowRun] = await readWithMlflow(server.uri, [
+      { op: "get_run", run_id: mapRunId },
+      { op: "get_run", run_id: result.runId },
+    ]);
+    const [items] = await readWithMlflow(server.uri, [{ op: "search_runs", experiment_ids: [mapRun.experiment_id], filter: `tags.mlflow.parentRunId = '${mapRunId}'` }]);
+    expect(items).toHaveLength(60);
+    const late = items
+      .filter((r: { end_time: number }) => r.end_time > mapRun.end_time)
+      .map((r: { run_name: string; end_time: number }) => `${r.run_name} ends ${r.end_time - mapRun.end_time} ms after its map`);
+    expect(late).toEqual([]);
+    for (const item of items) expect(item.status).toBe("FINISHED");
+    expect(mapRun.end_time).toBeLessThanOrEqual(flowRun.end_time);
+    expect(mapRun.metrics).toMatchObject({ "cairn.items": 60, "cairn.succeeded": 60 });
+  }, 120_000);
+
   it("logs each trial's selected output as a metric on its run, in the log-batch its closing sends anyway", async () => {
     const tracker = MlflowTracker.fromEnv({}, server.uri);
     let batches = 0;

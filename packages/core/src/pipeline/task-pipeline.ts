@@ -91,6 +91,12 @@ export class TaskPipeline {
   readonly unclosed: Array<{ task: string; error: unknown; leftRunning: boolean }> = [];
   /** The run of a task that ended without one could not be recorded: said once, not once per task. */
   private unrecorded = false;
+  /**
+   * Per map's or sweep's run: its items' records still being written after the items ended (their
+   * closings beside the flow, the runs of those that never started, a closing held for a process
+   * tree): the group's run ends after them (endGroup), so that it never ends before its items.
+   */
+  private readonly itemRecords = new Map<string, Set<Promise<unknown>>>();
   /** Per map (its run, else its node id): how many of its unstarted items' runs carry their key (see {@link UNSTARTED_ITEM_KEYS}). */
   private readonly unstartedItemKeys = new Map<string, number>();
   /** Attempts that did not stop at their signal. */
@@ -287,7 +293,19 @@ export class TaskPipeline {
     );
     this.recording.add(work);
     void work.finally(() => this.recording.delete(work));
+    this.itemRecord(task.node, work);
     return work;
+  }
+
+  /** `work` records the run of item `node` (when it is one): its group's run ends after it (see {@link itemRecords}). */
+  private itemRecord(node: FlowNode, work: Promise<unknown>): void {
+    const group = node.item?.parentRunId;
+    if (group === undefined) return;
+    let records = this.itemRecords.get(group);
+    if (!records) this.itemRecords.set(group, (records = new Set()));
+    const done = () => void records.delete(work);
+    records.add(work);
+    work.then(done, done);
   }
 
   /** `outcome` without its key once {@link UNSTARTED_ITEM_KEYS} unstarted items of the same map have carried theirs. */
@@ -308,11 +326,22 @@ export class TaskPipeline {
     return createGroupRun(this.scope.record, node, items);
   }
 
-  /** Ends a map's or sweep's run with its summary, in the background: the flow waits for it at its end (`drain`). */
+  /**
+   * Ends a map's or sweep's run with its summary, in the background: the flow waits for it at its
+   * end (`drain`); nothing else does (the map's dependants start at once). It ends once its items'
+   * records are written (itemRecords), so that its end time is not before theirs.
+   */
   endGroup(node: FlowNode, runId: string, summary: GroupSummary): void {
     // A best trial (or one past a stopWhen's cut) that was a cache hit may still be getting its run (recordHit): its id is tagged once it has one.
     const pending = (summary.best?.result && !summary.best.result.runId) || summary.uncounted?.some((r) => !r.runId) ? [...this.recording] : [];
-    const work = Promise.allSettled(pending)
+    // Read after the current turn: the map ends inside the call that ends its last item, before
+    // that item's unstarted run (stop, skipPastCut) is asked for.
+    const work = Promise.resolve()
+      .then(() => {
+        const items = this.itemRecords.get(runId) ?? new Set();
+        this.itemRecords.delete(runId);
+        return Promise.allSettled([...pending, ...items]);
+      })
       .then(() => finishGroupRun(this.scope.record, runId, summary))
       .catch((e: unknown) => this.warn(node.id, `could not record the end of its run ${runId}: ${(e as Error).message}`));
     this.recording.add(work);
@@ -342,6 +371,7 @@ export class TaskPipeline {
         .catch(() => {})
         .finally(() => this.closings--),
     );
+    this.itemRecord(task.node, closed);
     return closed;
   }
 
@@ -360,6 +390,8 @@ export class TaskPipeline {
     // recorded only then (run-task.ts); a lease given up after the store's close reconnected to
     // redis, and the open socket kept the process alive.
     this.track(work.catch(() => {}));
+    // A timed-out item's run is closed once its process tree is gone (run-task.ts).
+    this.itemRecord(task.node, work);
     return work;
   }
 
