@@ -1,9 +1,10 @@
 /**
- * A line a process rewrites with a lone `\r` (a progress bar: tqdm, pip) is read as a terminal
+ * A line a process rewrites with a lone `\r` (a progress bar: tqdm, pip) is shown as a terminal
  * shows it: each `\r` not followed by `\n` starts the line over and the text after it replaces the
  * line's earlier state. The terminal (log events) gets its states at most about once a second and
- * its final state always; the log files, a shell task's stdout output and the error's stderr tail
- * get final states only, so 3,000 progress updates do not push a traceback out of the error. Real
+ * its final state always; the error's stderr tail gets final states only, so 3,000 progress
+ * updates do not push a traceback out of the error. What is kept is data, every state a line: the
+ * log files and a shell task's stdout output (a file with `\r` line endings loses no line). Real
  * child processes throughout (Python from the project's venv, Node, sh).
  */
 import { spawn } from "node:child_process";
@@ -56,7 +57,7 @@ fit()
 `;
 
 describe.skipIf(!existsSync(VENV_PYTHON))("a process that rewrites a line with \\r (a progress bar)", () => {
-  it("3,000 tqdm-style frames to stderr, then a traceback: a few frame lines on the terminal, the traceback in the error, final states in logs/stderr.txt", async () => {
+  it("3,000 tqdm-style frames to stderr, then a traceback: a few frame lines on the terminal, the traceback in the error, every frame in logs/stderr.txt", async () => {
     // Inside the workspace, where a flow file resolves cairn-dag.
     const cwd = await folder(join(repo, "test"));
     await writeFile(
@@ -84,16 +85,18 @@ describe.skipIf(!existsSync(VENV_PYTHON))("a process that rewrites a line with \
     expect(tailLines.filter((l) => l.startsWith("training:"))).toHaveLength(1);
     expect(exit.stderr).toContain("ValueError: boom after 3000 frames");
 
-    // The log file keeps each line's final state, no `\r` (was 3,005 lines).
+    // The log file keeps every frame, one a line (the `\r` before the first ends an empty line), then the tail's lines.
     const [stderrLog] = await filesNamed(join(cwd, ".cairn"), "stderr.txt");
     const log = await readFile(stderrLog!, "utf8");
     expect(log).not.toContain("\r");
-    expect(log.split("\n")[0]).toBe("training: 100% 3000/3000Traceback (most recent call last):");
-    expect(log.split("\n").filter((l) => l.startsWith("training:"))).toHaveLength(1);
-    expect(log.trimEnd().split("\n")).toEqual(tailLines);
+    const logLines = log.trimEnd().split("\n");
+    expect(logLines.slice(0, 3)).toEqual(["", "training:   0% 1/3000", "training:   0% 2/3000"]);
+    expect(logLines[2999]).toBe("training:  99% 2999/3000");
+    expect(logLines.filter((l) => l.startsWith("training:"))).toHaveLength(3000);
+    expect(logLines.slice(3000)).toEqual(tailLines);
   }, 60_000);
 
-  it("shows a slow bar's states about once a second and its final state once; the log and the outputs (an artifact marker) are read as before", async () => {
+  it("shows a slow bar's states about once a second and its final state once; the log (every state) and the outputs (an artifact marker) are as before", async () => {
     const dir = await folder();
     const file = join(dir, "slow.py");
     await writeFile(
@@ -136,7 +139,7 @@ describe.skipIf(!existsSync(VENV_PYTHON))("a process that rewrites a line with \
     expect(numbers).toEqual([...numbers].sort((a, b) => a - b));
     expect(lines.at(-1)).toBe("done");
     const [stdoutLog] = await filesNamed(join(options.root, "artifacts"), "stdout.txt");
-    expect(await readFile(stdoutLog!, "utf8")).toBe("step 150/150\ndone\n");
+    expect(await readFile(stdoutLog!, "utf8")).toBe(`\n${Array.from({ length: 150 }, (_, i) => `step ${i + 1}/150`).join("\n")}\ndone\n`);
   }, 60_000);
 
   it("masks a secret in every state shown or stored, also one that arrives in two writes while the terminal is due an update", async () => {
@@ -172,7 +175,7 @@ describe.skipIf(!existsSync(VENV_PYTHON))("a process that rewrites a line with \
     for (const text of [JSON.stringify(events), result.tasks.leaky.error.message]) expect(secretPartIn(text, secret)).toBeUndefined();
     expect(result.tasks.leaky.error.message).toContain("| done ***\n  | failed with ***");
     const [stderrLog] = await filesNamed(join(root, "artifacts"), "stderr.txt");
-    expect(await readFile(stderrLog!, "utf8")).toBe("done ***\nfailed with ***\n");
+    expect(await readFile(stderrLog!, "utf8")).toBe("\nstep 1\nstep 2\nkey *** 10%\ndone ***\nfailed with ***\n");
     expect((await filesContaining(root, [secret.slice(0, 9), secret.slice(9)])).hits).toEqual([]);
   }, 60_000);
 });
@@ -195,10 +198,10 @@ describe("pumpLines, with a real child writing \\r", () => {
     return { log: await readFile(join(dir, "stdout.txt"), "utf8"), lines, updates, copied: copied.join("") };
   }
 
-  it("a \\r\\n split across two writes ends one line, shown once; a lone \\r at the end of the stream keeps the state before it", async () => {
+  it("a \\r\\n split across two writes ends one line, shown once; a lone \\r at the end of the stream shows the state before it, and ends an empty line in the log", async () => {
     const { log, lines, updates, copied } = await pump('await w("crlf\\r"); await pause(100); await w("\\nnext\\r"); await pause(100); await w("\\r");');
-    expect(log).toBe("crlf\nnext\n");
-    expect(copied).toBe("crlf\nnext\n");
+    expect(log).toBe("crlf\nnext\n\n");
+    expect(copied).toBe("crlf\nnext\n\n");
     expect(lines.map((l) => [l.text, l.shown])).toEqual([
       ["crlf", true],
       ["next", false],
@@ -207,19 +210,19 @@ describe("pumpLines, with a real child writing \\r", () => {
     expect(updates.map((l) => l.text)).toEqual(["crlf"]);
   });
 
-  it("a state longer than 64 KB, written as it came, stays in the log as a line of its own; an update is cut to 8 KB and masked; bad UTF-8 is U+FFFD", async () => {
-    const { log, lines, updates } = await pump(
+  it("every state is a line of the log, one longer than 64 KB too; what is shown is the final state; an update is cut to 8 KB and masked; bad UTF-8 is U+FFFD", async () => {
+    const { log, lines, updates, copied } = await pump(
       'await w("hunter2-secret " + "u".repeat(10000) + "\\r"); await w("x".repeat(70000)); await pause(50); await w("\\rshort\\n"); await w(Buffer.from([0x61, 0xff, 0x0d, 0x62, 0x0a]));',
     );
-    // The first state is replaced (not in the log); the long one was written as it came.
-    expect(log).toBe(`${"x".repeat(70000)}\nshort\nb\n`);
+    expect(log).toBe(`*** ${"u".repeat(10000)}\n${"x".repeat(70000)}\nshort\na\uFFFD\nb\n`);
+    expect(copied).toBe(`hunter2-secret ${"u".repeat(10000)}\n${"x".repeat(70000)}\nshort\na\uFFFD\nb\n`);
+    // The first state is shown at once; the long one waits for a second, and "short" replaces it first.
     expect(updates).toHaveLength(1);
     expect(updates[0]!.text).toBe(`*** ${"u".repeat(LINE_LIMIT - 4)}`);
     expect(updates[0]!.more).toBe(15 + 10000 - LINE_LIMIT);
-    expect(lines.map((l) => [l.text.slice(0, 5), l.more > 0])).toEqual([
-      ["xxxxx", true],
-      ["short", false],
-      ["b", false],
+    expect(lines.map((l) => [l.text, l.more, l.shown])).toEqual([
+      ["short", 0, false],
+      ["b", 0, false],
     ]);
     const second = await pump('await w(Buffer.from([0x61, 0xff, 0x0d])); await pause(50); await w(Buffer.from([0x0a, 0xff, 0x0a]));');
     expect(second.log).toBe("a\uFFFD\n\uFFFD\n");
@@ -228,10 +231,10 @@ describe("pumpLines, with a real child writing \\r", () => {
 });
 
 describe("a shell task's stdout output", () => {
-  it("holds each line's final state, and parses after \\r frames", async () => {
+  it("holds every state of a \\r-updated line, each a line, as its log does", async () => {
     const frames = shell("frames", "for i in 1 2 3; do printf '\\r%s/3' $i; done; printf '\\n{\"rows\": 3}\\n'");
     const out = await (await flow("frames").build(() => ({ out: frames().stdout })).run(await runOptions())).outputs();
-    expect(out.out).toBe('3/3\n{"rows": 3}');
-    expect(JSON.parse(out.out.split("\n")[1]!)).toEqual({ rows: 3 });
+    expect(out.out).toBe('\n1/3\n2/3\n3/3\n{"rows": 3}');
+    expect(JSON.parse(out.out.split("\n").at(-1)!)).toEqual({ rows: 3 });
   });
 });

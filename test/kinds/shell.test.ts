@@ -473,13 +473,23 @@ describe("shell()", () => {
     expect(logs).toContain("café \uFFFD end");
   });
 
-  it("keeps a long line whole in a shell task's stdout output, and ends lines at \\n and \\r\\n; a lone \\r starts its line over", async () => {
+  it("keeps a long line whole in a shell task's stdout output, and splits lines at \\n, \\r\\n and \\r", async () => {
     const big = shell("big", `python3 -c "print('y' * 300000)"`);
     const cr = shell("cr", "printf 'a\\rb\\r\\nc\\n'");
     const out = await (await flow("big").build(() => ({ big: big().stdout, cr: cr().stdout })).run(await runOptions())).outputs();
     expect(out.big).toBe("y".repeat(300_000));
-    // As a terminal shows it: `b` replaced `a` (see progress-lines.test.ts).
-    expect(out.cr).toBe("b\nc");
+    expect(out.cr).toBe("a\nb\nc");
+  });
+
+  it("keeps every row of output with \\r line endings (an old Mac or Excel CSV) in its stdout output and logs/stdout.txt", async () => {
+    const csv = shell("csv", "printf 'id,name\\r1,alice\\r2,bob\\r3,carol\\r'");
+    const options = await runOptions();
+    const run = await flow("csv").build(() => ({ rows: csv().stdout })).run(options);
+    const result = await run.wait();
+    expect(result.status).toBe("succeeded");
+    // Was "3,carol": each row replaced the one before, as a progress bar's update does on a terminal.
+    expect(result.outputs.rows).toBe("id,name\n1,alice\n2,bob\n3,carol");
+    expect(readFileSync(join(options.root, "artifacts", result.tasks.csv!.runId!, "logs/stdout.txt"), "utf8")).toBe("id,name\n1,alice\n2,bob\n3,carol\n");
   });
 
   it("ends when its process does, even if a process it started in another session (setsid) keeps stdout open", async () => {

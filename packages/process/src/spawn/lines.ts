@@ -1,17 +1,18 @@
 /**
  * Reading a child's stdout or stderr line by line in bounded memory, whatever it writes.
  *
- * Lines end at `\n` or `\r\n`. A lone `\r` (not followed by `\n`: a progress bar's update) starts
- * its line over, as on a terminal, and the text after it is the line's next state, replacing the
- * earlier one whole: a line's final state is the line (3,000 tqdm updates and what follows them on
- * that line are one line, not 3,000, which would push a traceback out of the stderr tail). Only
- * final states are written to the log file, copied, and handed to `onLine`; an earlier state is
- * handed to `onUpdate` (the terminal), and only once the `\r` after it shows it is whole, so a
+ * What is kept and what is shown differ for a lone `\r` (one not followed by `\n`). Kept, in the
+ * log file and the copy, lines end at `\n`, `\r\n` or a lone `\r`, as Node's readline splits them:
+ * a file with `\r` line endings (an old Mac or Excel export, a device's) is its lines, none
+ * dropped, and a progress bar's updates are lines of their own. Shown, a lone `\r` starts its line
+ * over, as on a terminal: the lines it ends are the line's states, and the last one is the line.
+ * `onLine` gets each line's final state (the line a `\n`, `\r\n` or the stream's end ended, or,
+ * when nothing came after the last `\r`, the state before it: a `\r` with no text after it changes
+ * nothing shown), so 3,000 tqdm updates do not push a traceback out of the stderr tail. `onUpdate`
+ * (the terminal) gets the states before it, each once the `\r` after it shows it is whole, so a
  * secret arriving in two writes is never shown cut; at most one every {@link UPDATE_MS}, the
  * newest (a bar updated 100 times a second must not print 100 lines a second). So a bar that
- * writes `\r` before each frame (tqdm) shows a frame when the next one comes, or its line ends. A
- * state past {@link PIECE} characters was written to the file as it arrived: when a `\r` replaces
- * it, it stays there as a line of its own.
+ * writes `\r` before each frame (tqdm) shows a frame when the next one comes, or its line ends.
  *
  * Each line is written, masked, to its log file, and handed on (to the logger, the stderr tail)
  * at most {@link LINE_LIMIT} characters long: a longer line is handed
@@ -51,7 +52,7 @@ export interface Line {
 
 /** What {@link pumpLines} does besides writing the log file and calling `onLine`. */
 export interface PumpOptions {
-  /** Where whole lines (their final states) are copied, unmasked. */
+  /** Where whole lines (every one a lone `\r` ended too, as in the log file) are copied, unmasked. */
   copy?: LineCopy | undefined;
   /** Called with a line's state that a lone `\r` ended, at most once every {@link UPDATE_MS} (the newest); never with a final state. */
   onUpdate?: ((line: Line) => void) | undefined;
@@ -73,7 +74,7 @@ export interface LineMasking {
   safeCut(text: string, at: number): number;
 }
 
-/** A line's end, or a lone `\r` (one match, of length 1, at a `\r`). */
+/** A line's end; of length 1 at a `\r`, a lone `\r`. */
 const LINE_END = /\r\n|\n|\r/g;
 
 const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff;
@@ -90,9 +91,10 @@ export function withCutNote(text: string, more: number, where = ""): string {
 }
 
 /**
- * Reads `stream` to its end (or until it is destroyed), writing each line (its final state) to
- * `file` masked and calling `onLine` for it; resolves when the stream is done. `copy`, when given,
- * receives each whole line; `onUpdate`, a `\r`-updated line's earlier states. Pauses the stream
+ * Reads `stream` to its end (or until it is destroyed), writing each line (a lone `\r` ends one
+ * too) to `file` masked and calling `onLine` for each line's final state; resolves when the stream
+ * is done. `copy`, when given, receives each whole line; `onUpdate`, a `\r`-updated line's earlier
+ * states. Pauses the stream
  * while `file` (or the copy's) is behind, so a fast writer waits for the disk. Should handling a chunk throw (a bug: nothing here holds more than a piece), the
  * promise rejects with that error and the rest of the stream is read and dropped, so the process
  * writing it is not blocked and the error does not escape from a stream handler.
@@ -107,7 +109,7 @@ export function pumpLines(
   const mask = (text: string) => secrets.mask(text);
   /** A cut of a long line's `text` at or before `at`, or past a chain of secrets there, that splits neither a secret nor a surrogate pair. */
   const cutAt = (text: string, at: number) => secrets.safeCut(text, isHighSurrogate(text.charCodeAt(at - 1)) ? at - 1 : at);
-  /** The current state of the line (its text since a lone `\r`), while it is short. */
+  /** The current line's start, while it is short. */
   let pending = "";
   /** The current line passed PIECE characters: it is being written in pieces. */
   let long = false;
@@ -121,47 +123,33 @@ export function pumpLines(
    * before `carry` (up to MASK_OVERLAP characters): a secret begun there may go on in `carry`.
    */
   let behind = "";
-  /** A lone `\r` came after the current state: text after it starts the line's next state (a `\n` ends the line). */
-  let returned = false;
-  /** The newest state a `\r` ended that is not handed to onUpdate yet, waiting for UPDATE_MS to pass; and the timer that hands it on then. */
-  let waiting: string | undefined;
+  /** The last chunk ended with `\r`: a `\n` starting the next one belongs to it. */
+  let skipLF = false;
+  /** The shown line's newest state a lone `\r` ended (not an empty one): its final state unless text follows. */
+  let state: Line | undefined;
+  /** The newest state not handed to onUpdate yet, waiting for UPDATE_MS to pass; and the timer that hands it on then. */
+  let waiting: Line | undefined;
   let timer: NodeJS.Timeout | undefined;
   /** When a state was last handed to onUpdate, and which one, while its line goes on. */
   let shownAt = -Infinity;
-  let shownText: string | undefined;
+  let shown: Line | undefined;
   /** Handles a failure where no stream handler catches it (the timer): set once the promise is made. */
   let fail: (error: unknown) => void = () => {};
-
-  /** The line `text`, masked as `masked`, as it is handed on: cut to LINE_LIMIT characters. */
-  const handed = (text: string, masked: string, shown: boolean): Line => {
-    if (text.length <= LINE_LIMIT) return { text, masked, more: 0, shown };
-    // Cut what was masked, so no secret's start is handed on unmasked.
-    const cut = head(masked, LINE_LIMIT);
-    const rawCut = head(text, LINE_LIMIT).length;
-    return { text: cut, masked: cut, more: Buffer.byteLength(text) - Buffer.byteLength(text.slice(0, rawCut)), shown };
-  };
-
-  const shortLine = (text: string, shown: boolean) => {
-    const masked = mask(text);
-    file.write(`${masked}\n`);
-    copy?.write(`${text}\n`);
-    onLine(handed(text, masked, shown));
-  };
 
   /** Hands the waiting state to onUpdate. */
   const showWaiting = () => {
     clearTimeout(timer);
     timer = undefined;
     if (waiting === undefined) return;
-    shownText = waiting;
+    shown = waiting;
     waiting = undefined;
     shownAt = performance.now();
-    onUpdate!(handed(shownText, mask(shownText), false));
+    onUpdate!(shown);
   };
 
-  /** `text`, a state a lone `\r` ended, is handed to onUpdate now, or when UPDATE_MS have passed since the last (unless its line ends first). */
-  const offer = (text: string) => {
-    waiting = text;
+  /** `line`, a state a lone `\r` ended, is handed to onUpdate now, or when UPDATE_MS have passed since the last (unless its line ends first). */
+  const offer = (line: Line) => {
+    waiting = line;
     const wait = shownAt + UPDATE_MS - performance.now();
     if (wait <= 0) return showWaiting();
     timer ??= setTimeout(() => {
@@ -173,12 +161,42 @@ export function pumpLines(
     }, wait).unref();
   };
 
-  /** The line ended: its states waiting are no longer shown, its final state is. */
+  /** The shown line is done: its states waiting are no longer shown. */
   const lineDone = () => {
-    waiting = shownText = undefined;
-    returned = false;
+    state = waiting = shown = undefined;
     if (timer) clearTimeout(timer);
     timer = undefined;
+  };
+
+  /**
+   * A kept line ended: by a lone `\r` (`returned`), it is a state of the shown line, which goes
+   * on; else the shown line ends, with it as its final state, or with the state before when it is
+   * empty (nothing came after the last `\r`: a terminal still shows that state).
+   */
+  const ended = (line: Line, returned: boolean) => {
+    const empty = line.text === "" && line.more === 0;
+    if (returned) {
+      if (empty) return;
+      state = line;
+      if (onUpdate) offer(line);
+      return;
+    }
+    const last = empty && state ? state : line;
+    const wasShown = last === shown;
+    lineDone();
+    onLine({ ...last, shown: wasShown });
+  };
+
+  /** The kept line `text` ends (a lone `\r` ended it when `returned`): written, copied and handed on. */
+  const shortLine = (text: string, returned: boolean) => {
+    const masked = mask(text);
+    file.write(`${masked}\n`);
+    copy?.write(`${text}\n`);
+    if (text.length <= LINE_LIMIT) return ended({ text, masked, more: 0, shown: false }, returned);
+    // Cut what was masked, so no secret's start is handed on unmasked.
+    const cut = head(masked, LINE_LIMIT);
+    const rawCut = head(text, LINE_LIMIT).length;
+    ended({ text: cut, masked: cut, more: Buffer.byteLength(text) - Buffer.byteLength(text.slice(0, rawCut)), shown: false }, returned);
   };
 
   /** Starts writing the current line in pieces: `text` is its first PIECE+ characters. */
@@ -238,63 +256,58 @@ export function pumpLines(
     carry = carry.slice(finished);
   };
 
-  const endLong = (text: string) => {
+  const endLong = (text: string, returned: boolean) => {
     carry += text;
     dropFinished();
     file.write(`${mask(carry)}\n`);
     more += Buffer.byteLength(text);
     copy?.write(`${text}\n`);
-    onLine({ text: start, masked: start, more, shown: false });
+    const line = { text: start, masked: start, more, shown: false };
     long = false;
     carry = start = behind = "";
     more = 0;
+    ended(line, returned);
   };
 
-  /** The line ends (`\n`, `\r\n`, the stream's end) with its current state. */
-  const endLine = () => {
-    const shown = shownText;
-    lineDone();
-    if (long) return endLong("");
-    const text = pending;
-    pending = "";
-    shortLine(text, text === shown);
-  };
-
-  /** A lone `\r` (or one whose `\n` may start the next chunk): the current state is whole. */
-  const carriageReturn = () => {
-    if (returned) return;
-    returned = true;
-    if (onUpdate && !long && pending) offer(pending);
-  };
-
-  /** Text of the line: after a `\r`, it starts the line's next state. */
-  const addText = (text: string) => {
-    if (returned) {
-      returned = false;
-      // A long state is in the file already: it stays there as a line.
-      if (long) endLong("");
+  /** The kept line ends with `text`, at a lone `\r` when `returned`. */
+  const endLine = (text: string, returned: boolean) => {
+    if (long) return endLong(text, returned);
+    if (pending) {
+      text = pending + text;
       pending = "";
     }
-    if (long) return addLong(text);
-    pending += text;
-    if (pending.length > PIECE) {
-      const whole = pending;
-      pending = "";
-      goLong(whole);
-    }
+    shortLine(text, returned);
   };
 
   const push = (chunk: string) => {
     let at = 0;
-    LINE_END.lastIndex = 0;
-    for (let m = LINE_END.exec(chunk); m !== null; m = LINE_END.exec(chunk)) {
-      if (m.index > at) addText(chunk.slice(at, m.index));
-      at = LINE_END.lastIndex;
-      // A `\r` at the chunk's end may be half of a `\r\n`: the state stays until what follows says.
-      if (at - m.index === 1 && chunk.charCodeAt(m.index) === 13) carriageReturn();
-      else endLine();
+    if (skipLF) {
+      skipLF = false;
+      if (chunk.charCodeAt(0) === 10) {
+        at = 1;
+        // The `\r` before it ended the kept line; the `\n` ends the shown one.
+        ended({ text: "", masked: "", more: 0, shown: false }, false);
+      }
     }
-    if (at < chunk.length) addText(at === 0 ? chunk : chunk.slice(at));
+    LINE_END.lastIndex = at;
+    for (let m = LINE_END.exec(chunk); m !== null; m = LINE_END.exec(chunk)) {
+      const end = LINE_END.lastIndex;
+      // A `\r` at the chunk's end may be half of a `\r\n`: skipLF sees to a `\n` that follows it.
+      endLine(chunk.slice(at, m.index), end - m.index === 1 && chunk.charCodeAt(m.index) === 13);
+      at = end;
+    }
+    if (at === chunk.length) {
+      if (chunk.charCodeAt(at - 1) === 13) skipLF = true;
+      return;
+    }
+    const rest = at === 0 ? chunk : chunk.slice(at);
+    if (long) return addLong(rest);
+    pending += rest;
+    if (pending.length > PIECE) {
+      const text = pending;
+      pending = "";
+      goLong(text);
+    }
   };
 
   return new Promise<void>((resolve, reject) => {
@@ -303,7 +316,9 @@ export function pumpLines(
       if (done) return;
       done = true;
       try {
-        if (long || pending) endLine();
+        if (long || pending) endLine("", false);
+        // The last `\r` had nothing after it: the state before it is the line's final one.
+        else if (state) ended({ text: "", masked: "", more: 0, shown: false }, false);
       } catch (error) {
         return reject(error);
       } finally {

@@ -10,8 +10,10 @@
  *   run is tracked by MLflow, so the process's own `mlflow.log_*` calls land in the task's run).
  *
  * stdout and stderr stream line by line to `ctx.logger` (info / warn) and, masked, into the
- * artifacts `logs/stdout.txt` and `logs/stderr.txt` (a line a lone `\r` updates, a progress bar, as
- * its final state, its earlier ones to the logger alone, one a second at most); nothing of them is kept in memory but the
+ * artifacts `logs/stdout.txt` and `logs/stderr.txt` (a lone `\r` ends a line there, as in the
+ * stdout copy: a progress bar's updates, a file with `\r` line endings, are kept whole; the logger
+ * and the stderr tail get such a line as a terminal shows it, its earlier states at most one a
+ * second to the logger, and its final state); nothing of them is kept in memory but the
  * last lines of stderr (for the error), and a line longer than 8 KB reaches the logger and the
  * error cut short (see lines.ts). A shell task's stdout, its output when it writes no
  * `CAIRN_OUTPUTS`, is copied to a file and read back only then (see stdout-output.ts). They
@@ -106,13 +108,8 @@ const DEFAULT_GRACE_MS = 5000;
  */
 export const DRAIN_MS = 1500;
 
-/** A process's stdout and stderr lines are whole in logs/stdout.txt and logs/stderr.txt: the CLI may leave them out for a slow reader. */
+/** A process's stdout and stderr lines (every state of a `\r`-updated one) are whole in logs/stdout.txt and logs/stderr.txt: the CLI may leave them out for a slow reader. */
 const IN_LOG_FILE = { inLogFile: true } as const;
-/**
- * A `\r`-updated line's earlier state is in no file, but its line's final state, which replaces it,
- * is: the CLI may leave it out for a slow reader as it may the lines in the log files.
- */
-const REPLACED_STATE = IN_LOG_FILE;
 
 /**
  * The watcher that kills Cairn's process groups when this Node process dies, by any means: one
@@ -423,8 +420,9 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
   const tree = settled.then(end, end);
 
   // Masked for every secret the run knows (the task's own and any other), by the run's one masking function (ctx's).
-  // A `\r`-updated line's earlier states (a progress bar's) are shown too, at most one a second; the
-  // log files, the stdout copy and the stderr tail get its final state alone (see lines.ts).
+  // The log files and the stdout copy are data: a lone `\r` ends a line there, nothing dropped. What is
+  // shown is as on a terminal: a `\r`-updated line's earlier states (a progress bar's) at most one a
+  // second, and the stderr tail its final state alone, so the traceback after 3,000 updates fits (see lines.ts).
   const pumped = Promise.all([
     child.stdout &&
       pumpLines(
@@ -434,7 +432,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
         (line) => {
           if (!line.shown) ctx.logger.info(withCutNote(line.text, line.more, ", in logs/stdout.txt"), IN_LOG_FILE);
         },
-        { copy: stdoutOutput, onUpdate: (line) => ctx.logger.info(withCutNote(line.text, line.more), REPLACED_STATE) },
+        { copy: stdoutOutput, onUpdate: (line) => ctx.logger.info(withCutNote(line.text, line.more, ", in logs/stdout.txt"), IN_LOG_FILE) },
       ),
     child.stderr &&
       pumpLines(
@@ -446,7 +444,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
           if (tail.length > tailMax) tail.shift();
           if (!line.shown) ctx.logger.warn(withCutNote(line.text, line.more, ", in logs/stderr.txt"), IN_LOG_FILE);
         },
-        { onUpdate: (line) => ctx.logger.warn(withCutNote(line.text, line.more), REPLACED_STATE) },
+        { onUpdate: (line) => ctx.logger.warn(withCutNote(line.text, line.more, ", in logs/stderr.txt"), IN_LOG_FILE) },
       ),
   ]).catch((error: unknown) => {
     // Cairn's own failure, not the process's: it is ended rather than left writing to a pipe nobody reads.
