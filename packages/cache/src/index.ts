@@ -23,7 +23,7 @@ export type { CacheEntrySummary, CacheStoreOptions, ExpiredEntry, ListOptions, P
 export { EmbeddedKeyvStore } from "./backends/embedded-store.ts";
 /** Small-file read shared with the embedded run store of @cairn/core (synchronous: see its comment). */
 export { pathExists, privateTempDir, readSmallFile, writeFileAtomic } from "./backends/_files.ts";
-export { hasUnencodedUserInfo, hiddenQueryTexts, redactUrl, type RedactUrlOptions } from "./backends/_backend.ts";
+export { hasUnencodedUserInfo, hiddenQueryTexts, redactUrl } from "./backends/_backend.ts";
 export { isQuoted, quotesHint } from "./quoted-value.ts";
 export { parseStoreUrl } from "./store-url.ts";
 export type { ParsedStoreUrl, StoreScheme, UrlProblem } from "./store-url.ts";

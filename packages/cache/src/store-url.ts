@@ -41,7 +41,7 @@ const PERCENT_ENCODE_HINT =
  *
  * @example
  * const store = parseStoreUrl(process.env.CAIRN_CACHE_URL, "cache URL");
- * if (store.problem) throw new CacheStoreUrlError(redactUrl(url, { upToLastAt: true }), { cause: store.cause, ...store.problem });
+ * if (store.problem) throw new CacheStoreUrlError(redactUrl(url), { cause: store.cause, ...store.problem });
  */
 export function parseStoreUrl(url: string, noun = "URL"): ParsedStoreUrl {
   if (hasUnencodedUserInfo(url)) {
@@ -59,7 +59,7 @@ export function parseStoreUrl(url: string, noun = "URL"): ParsedStoreUrl {
   } catch (cause) {
     // Node's TypeError keeps the whole URL as its `input`, which an app that logs the error's
     // cause prints: redacted as the message's URL is (pg-connection-string does the same).
-    if (cause instanceof TypeError && "input" in cause) cause.input = redactUrl(String(cause.input), { upToLastAt: true });
+    if (cause instanceof TypeError && "input" in cause) cause.input = redactUrl(String(cause.input));
     // A known scheme that does not parse: a port that is not one, or a password holding `#`, `:` or `%`.
     const scheme = /^(rediss?|postgres(?:ql)?):\/\//i.exec(url)?.[1]?.toLowerCase();
     return { cause, problem: scheme === undefined ? { reason: "not a URL" } : unparsedUrlProblem(url, scheme) };

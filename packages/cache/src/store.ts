@@ -644,7 +644,6 @@ function checkedUrl(url: unknown): Extract<ParsedStoreUrl, { problem?: undefined
   if (typeof url !== "string") throw new CacheOptionError("url", "a string such as redis://127.0.0.1:6379", url);
   // The queue reads its redis URL by the same rules (parseStoreUrl), so the two agree on a URL.
   const store = parseStoreUrl(url, "cache URL");
-  // Refused: the rest of a password with an unencoded `/`, `?` or `#` is not shown as a host and a path.
-  if (store.problem) throw new CacheStoreUrlError(redactUrl(url, { upToLastAt: true }), { ...(store.cause === undefined ? {} : { cause: store.cause }), ...store.problem });
+  if (store.problem) throw new CacheStoreUrlError(redactUrl(url), { ...(store.cause === undefined ? {} : { cause: store.cause }), ...store.problem });
   return store;
 }

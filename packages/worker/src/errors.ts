@@ -50,7 +50,7 @@ export class QueueUrlError extends CairnError {
   constructor(url: unknown, options: { reason?: string; hint?: string; expected?: string } = {}) {
     // A URL's password never reaches the message: a mistyped scheme still carries it.
     super(
-      `Expected ${options.expected ?? "the queue to be a Redis URL (redis://host:6379 or rediss://...)"}, got ${JSON.stringify(typeof url === "string" ? redactUri(url, { upToLastAt: true }) : url)}` +
+      `Expected ${options.expected ?? "the queue to be a Redis URL (redis://host:6379 or rediss://...)"}, got ${JSON.stringify(typeof url === "string" ? redactUri(url) : url)}` +
         `${options.reason ? ` (${options.reason})` : ""}.${options.hint ? ` ${options.hint}` : ""}`,
     );
   }

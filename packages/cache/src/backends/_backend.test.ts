@@ -66,23 +66,67 @@ describe("redactUrl", () => {
     }
   });
 
-  it("leaves an `@` in a path, query or fragment alone: user info is the authority's part before its last `@`", () => {
+  it("shows as it is a URL whose every `@` starts a path segment (an npm scope), on a plain host, with no user info", () => {
     // An npm URL showed as `https://***@types/node`, and an http task's code (so its key) held that.
     for (const url of [
       "https://registry.npmjs.org/@types/node",
-      "http://localhost:4873/@scope%2fpkg",
+      "http://127.0.0.1:4873/@x",
+      "http://localhost:4873/@scope/pkg",
+      "http://LOCALHOST:4873/@scope%2fpkg",
       "https://mastodon.social/@Gargron",
-      "https://cdn.jsdelivr.net/npm/lodash@4.17.21/lodash.min.js",
-      "https://api.example/users/alice@example.com/keys",
       "https://[::1]:8080/@x/y",
-      "https://h/a\\b@c",
+      "https://registry.npmjs.org/@types/node/-/node-20.1.0.tgz",
+      "https://registry.npmjs.org/@types/node?sslmode=require",
     ]) {
       expect(redactUrl(url), url).toBe(url);
     }
-    // A query's or fragment's value is hidden as ever, the part before it shown.
-    expect(redactUrl("https://api.example/v1/users?email=a@b.example")).toBe("https://api.example/v1/users?email=***");
-    expect(redactUrl("https://h/x#a@b")).toBe("https://h/x#***");
-    expect(redactUrl("https://h/@x?sslmode=require")).toBe("https://h/@x?sslmode=require");
+    // A query's value is hidden as ever, the part before it shown.
+    expect(redactUrl("https://registry.npmjs.org/@types/node?token=abc")).toBe("https://registry.npmjs.org/@types/node?token=***");
+  });
+
+  it("hides all up to the last `@` of any other URL with an `@`: a token or password may hold an unencoded `/`, `?` or `@`", () => {
+    // The URL standard reads no user info in these (host `ab`, `u`, `AbC`, path `/cd@host`...),
+    // and showed them whole: the `@` ends a password holding `/`, `?` or `@`.
+    for (const [url, shown] of [
+      ["https://ab/cd@host/x", "https://***@host/x"],
+      ["redis://u:12/34@host", "redis://u:***@host"],
+      ["http://u:9/x@y@host", "http://u:***@host"],
+      ["https://u:1234?ab@host", "https://u:***@host"],
+      ["mydb://AbC/dEf+gh==@db:5000", "mydb://***@db:5000"],
+      ["http://alice:5732/x@127.0.0.1:5732", "http://alice:***@127.0.0.1:5732"],
+      ["'https://tok/en@host'", "'https://***@host'"],
+      // An `@` that starts no path segment, or a host that is no plain one: hidden as before.
+      ["https://cdn.jsdelivr.net/npm/lodash@4.17.21/lodash.min.js", "https://***@4.17.21/lodash.min.js"],
+      ["https://api.example/users/alice@example.com/keys", "https://***@example.com/keys"],
+      ["https://api.example/v1/users?email=a@b.example", "https://***"],
+      ["https://h/@x", "https://***@x"],
+      ["https://registry.example/@a@b", "https://***@b"],
+      ["https://registry.example/x#a@b", "https://***@b"],
+    ] as const) {
+      expect(redactUrl(url), url).toBe(shown);
+    }
+    const tokens = ["AbC/dEf+gh==", "Qx/Wz", "Zm9v/YmFyYmF6/cXV4", "u:Pw12/Zq34", "u:Pw9/Xq@Yq", "u:Pw1234?Abq", "Tok3n/Wq#Rz9"];
+    for (const token of tokens) {
+      for (const host of ["host", "db:5000", "127.0.0.1:4873", "[::1]:4873", "registry.example"]) {
+        for (const path of ["", "/x", "/@types/node", "?sslmode=require"]) {
+          for (const scheme of ["https", "redis", "mydb"]) {
+            const url = `${scheme}://${token}@${host}${path}`;
+            const shown = redactUrl(url);
+            for (const part of token.replace(/^u:/, "").split(/[/?@#]/)) expect(shown, url).not.toContain(part);
+          }
+        }
+      }
+    }
+  });
+
+  it("replaces only the hidden part of a URL with more than one `@`, the rest as written: an http task's key holds the URL as shown", () => {
+    // Rebuilt by the URL parser, these showed as `...5691/` and `...@localhost:5691/x`: a new key.
+    expect(redactUrl("http://alice:p@ss@127.0.0.1:5691")).toBe("http://alice:***@127.0.0.1:5691");
+    expect(redactUrl("http://alice:p@ss@LOCALHOST:5691/x")).toBe("http://alice:***@LOCALHOST:5691/x");
+    // A URL with one `@` shows as the parser writes it, as it always did.
+    expect(redactUrl("http://alice:pw@LOCALHOST:5691")).toBe("http://alice:***@localhost:5691/");
+    // Its user name token was shown before the port (`http://tok123@127.0.0.1:***@types/node`).
+    expect(redactUrl("http://tok123@127.0.0.1:5691/@types/node")).toBe("http://***@types/node");
   });
 
   it("still hides real user info, with or without a password, percent-encoded, before an IPv6 host", () => {
@@ -109,17 +153,6 @@ describe("redactUrl", () => {
         }
       }
     }
-  });
-
-  it("with `upToLastAt`, hides all up to the last `@`: for a URL refused as one whose password may hold an unencoded `/`", () => {
-    // Parsed by the standard as host `alice`, port 5732 and path `/x@...`, or as a password `5732/x`.
-    expect(redactUrl("http://alice:5732/x@127.0.0.1:5732")).toBe("http://alice:5732/x@127.0.0.1:5732");
-    expect(redactUrl("http://alice:5732/x@127.0.0.1:5732", { upToLastAt: true })).toBe("http://alice:***@127.0.0.1:5732");
-    expect(redactUrl("https://tok/en@host", { upToLastAt: true })).toBe("https://***@host");
-    expect(redactUrl("https://registry.npmjs.org/@types/node", { upToLastAt: true })).toBe("https://***@types/node");
-    expect(redactUrl("'https://tok/en@host'", { upToLastAt: true })).toBe("'https://***@host'");
-    expect(redactUrl("https://alice:pw@registry.example/x", { upToLastAt: true })).toBe("https://alice:***@registry.example/x");
-    expect(redactUrl("https://registry.example/x", { upToLastAt: true })).toBe("https://registry.example/x");
   });
 
   it("tells a URL whose user info holds an unencoded `@`, `#`, `/` or `?` from a plain one", () => {

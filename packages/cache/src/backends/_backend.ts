@@ -121,80 +121,91 @@ const SHOWN_PARAMETERS: ReadonlySet<string> = new Set([
   "target_session_attrs",
 ]);
 
-/** Options of {@link redactUrl}. */
-export interface RedactUrlOptions {
-  /**
-   * Hide all from `//` to the last `@`, also where the URL standard reads that `@` as part of a
-   * path, query or fragment (`https://host/@x` then shows as `https://***@x`): for a message
-   * refusing a URL whose user name or password may hold an unencoded `/`, `?` or `#`
-   * ({@link hasUnencodedUserInfo}), or one of a scheme Cairn does not know, which must not show
-   * the rest of such a password as a host and a path.
-   * @default false
-   */
-  readonly upToLastAt?: boolean;
-}
-
 /**
  * A URL without its secrets, for messages; also one that does not parse. The one redaction of
  * URLs Cairn prints: cache store URLs, queue URLs, tracking URIs and http task URLs (`redactUri`
  * of @cairn/core). Hidden as `***`: the password and a user name (`user:***@`, `***@`), the value
  * of every query parameter but those in {@link SHOWN_PARAMETERS} (`?password=***`) and everything
- * after it, and a fragment. User info is what the URL standard reads as such, the authority's
- * part (between `//` and the first `/`, `?` or `#`) before its last `@`: an `@` in a path, query
- * or fragment (`https://registry.npmjs.org/@types/node`) hides nothing. A URL with none of these
- * is returned as it is.
+ * after it, and a fragment. A URL with more than one `@`, or a `/`, `?` or `#` before its last
+ * `@`, is hidden from `//` to its last `@`: its password may hold them unencoded. But for a URL
+ * with an `@` only at the start of a path segment (an npm scope, `https://registry.npmjs.org/@types/node`),
+ * no user info as the URL standard reads it, and a host name, an IP address or `localhost` (and a
+ * port) between `//` and its first `/`: shown as it is. A URL with none of these is returned as it is.
  *
  * @example redactUrl("postgres://me:pw@db/cairn?sslmode=require&password=pw") // "postgres://me:***@db/cairn?sslmode=require&password=***"
  */
-export function redactUrl(url: string, options: RedactUrlOptions = {}): string {
+export function redactUrl(url: string): string {
   // A value copied from a .env file with its quotes keeps them, so that its message can say so.
   const quote = url[0];
-  if (url.length >= 2 && (quote === '"' || quote === "'") && url.at(-1) === quote) return `${quote}${redactUrl(url.slice(1, -1), options)}${quote}`;
-  return redactQuery(redactUserInfo(url, options.upToLastAt === true));
+  if (url.length >= 2 && (quote === '"' || quote === "'") && url.at(-1) === quote) return `${quote}${redactUrl(url.slice(1, -1))}${quote}`;
+  return redactQuery(redactUserInfo(url));
+}
+
+/**
+ * A host as written between `//` and the first `/`: a name with a dot, `localhost`, an IPv4
+ * address or a bracketed IPv6 one, with an optional port, and nothing else (no `:` but a port's).
+ */
+const PLAIN_AUTHORITY = /^(?:[a-z0-9_-]+(?:\.[a-z0-9_-]+)+\.?|localhost|\[[0-9a-f:.]+\])(?::\d+)?$/i;
+
+/**
+ * Whether every `@` of `url` starts a path segment of a URL without user info (an npm scope:
+ * `https://registry.npmjs.org/@types/node`, `http://localhost:4873/@scope/pkg`). Only then is an
+ * `@` shown: a token or password holding an unencoded `/` (`https://ab/cd@host`, base64) parses
+ * with no user info too, but its authority is no plain host (`ab`) or its `@` follows no `/`.
+ */
+function isScopedPath(url: string): boolean {
+  const start = url.indexOf("://");
+  if (start === -1) return false;
+  const authorityEnd = url.indexOf("/", start + 3);
+  if (authorityEnd === -1 || !PLAIN_AUTHORITY.test(url.slice(start + 3, authorityEnd))) return false;
+  for (let at = url.indexOf("@"); at !== -1; at = url.indexOf("@", at + 1)) if (url[at - 1] !== "/") return false;
+  try {
+    const parsed = new URL(url);
+    return parsed.username === "" && parsed.password === "";
+  } catch {
+    return false;
+  }
 }
 
 /** `url` with its user info hidden (see {@link redactUrl}). */
-function redactUserInfo(url: string, upToLastAt: boolean): string {
-  const start = url.indexOf("//");
-  const at = url.lastIndexOf("@");
-  if (start === -1 || at < start) return url;
+function redactUserInfo(url: string): string {
+  if (isScopedPath(url)) return url;
   let parsed: URL | undefined;
   try {
-    parsed = new URL(url);
+    // A URL whose password holds an unencoded `@`, `#`, `/` or `?` may parse, with the password
+    // cut short and the rest of it taken for the host or a fragment (`redis://u:p@ss#word@host`
+    // parses with password `p`), or with no user info at all (`https://ab/cd@host`: host `ab`):
+    // never trusted, it is masked by the unparsed rule below.
+    parsed = hasUnencodedUserInfo(url) ? undefined : new URL(url);
   } catch {
     parsed = undefined;
   }
-  if (parsed) {
-    const hasUserInfo = parsed.username !== "" || parsed.password !== "";
-    // Where the standard (and so fetch, axios, node-redis and node-postgres) reads an `@` past the authority.
-    const atPastAuthority = `${parsed.pathname}${parsed.search}${parsed.hash}`.includes("@");
-    // Only in a path, query or fragment (`/@types/node`, `/lodash@4`, `?email=a@b`): no user info to hide.
-    if (!hasUserInfo && atPastAuthority && !upToLastAt) return url;
-    if (!atPastAuthority) {
-      if (parsed.password) {
-        parsed.password = "***";
-        return parsed.toString();
-      }
-      // A user name alone is often a token (`https://ghp_xxx@host`): hidden too.
-      if (parsed.username) {
-        parsed.username = "***";
-        return parsed.toString();
-      }
-      // An empty user info (`https://@host`).
-      return url;
-    }
-    // User info followed by another `@` past the authority (`redis://u:p@ss#word@host` parses with
-    // password `p`, host `ss`): the password may hold an unencoded `@` then `#`, `/` or `?`, so it
-    // is masked by the rule below, which may hide a path's `@` too (`https://u:pw@host/@x`).
+  // Rebuilt by the parser (`http://u:***@host/`), as Cairn always showed such a URL: an http
+  // task's key holds the URL as shown, so the same URL must show the same.
+  if (parsed?.password) {
+    parsed.password = "***";
+    return parsed.toString();
   }
-  // Unparsed (or so suspected), the password runs from the first `:` after `//` to the LAST `@`: a password
+  // A user name alone is often a token (`https://ghp_xxx@host`): hidden too.
+  if (parsed?.username && url.lastIndexOf("@") > url.indexOf("//")) {
+    parsed.username = "***";
+    return parsed.toString();
+  }
+  // Parsed without a password and no `@`: nothing to hide. Parsed with an `@` but no password,
+  // the parser took part of the password for a port and a path (`http://u:123/x@host`).
+  if (parsed && !url.includes("@")) return url;
+  // Unparsed, the password runs from the first `:` after `//` to the LAST `@`: a password
   // that breaks parsing often holds `@`, `/` or `%` itself, and stopping at its first `@`
   // printed the rest of it. An `@` further on (in a path) hides a little more, never less.
+  // Only the hidden part is replaced, the rest kept as written (no parser rebuilds it).
+  const start = url.indexOf("//");
+  const at = url.lastIndexOf("@");
+  if (start === -1 || at < start) return url;
   // A query parameter before the last `@` (`/db?password=p@ss`): what follows that `@` is as
   // likely the rest of the parameter's value as a host, so none of it is shown.
   if (/[?#][^]*=/.test(url.slice(start + 2, at))) return `${url.slice(0, start + 2)}***`;
   // The user name is kept only when it is plainly one: before the first `@`, with no `/`, `?` or
-  // `#` in it. A `:` further on belongs to a port (`https://tok@host:8080/@x` showed `tok`).
+  // `#` in it. A `:` further on belongs to a port (`http://tok@host:8080/@x` showed `tok`).
   const colon = url.indexOf(":", start + 2);
   const user = url.slice(start + 2, colon);
   if (colon === -1 || colon > url.indexOf("@", start + 2) || /[/?#\\]/.test(user)) return `${url.slice(0, start + 2)}***${url.slice(at)}`;

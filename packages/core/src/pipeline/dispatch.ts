@@ -149,7 +149,7 @@ export async function openQueue(url: unknown): Promise<OwnedDispatcher> {
     const expected = known.length
       ? `a queue URL (${known.join(" or ")})`
       : `a queue URL of a registered queue package (import "@cairn/worker/register" for redis://, as "cairn-dag" does)`;
-    throw new OptionError("queue", expected, typeof url === "string" ? redactUri(url, { upToLastAt: true }) : url);
+    throw new OptionError("queue", expected, typeof url === "string" ? redactUri(url) : url);
   }
   return factory(url as string);
 }

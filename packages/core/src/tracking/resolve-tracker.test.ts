@@ -73,6 +73,18 @@ describe("a tracker a registered factory opens, when it fails with an error that
     expect(((error as Error).cause as Error).message).toContain("cannot open");
   });
 
+  it("hides a token holding `/` up to the last `@`, though the URL standard reads it as a host and a path", async () => {
+    // A base64 token: the message showed `mydb://AbC/dEf+gh==@db:5000`, as no user info was read in it.
+    registerTrackerScheme(["mydb"], async (uri) => {
+      throw new Error(`cannot open ${uri}`);
+    });
+    const error = await resolveTracker({ env: { MLFLOW_TRACKING_URI: "mydb://AbC/dEf+gh==@db:5000" } }).catch((e: unknown) => e);
+    expect(TrackerCallError.is(error)).toBe(true);
+    expect(error).toMatchObject({ scheme: "mydb", call: "factory", uri: "mydb://***@db:5000" });
+    expect((error as Error).message).toMatch(/^Cannot open the tracker for the tracking URI mydb:\/\/\*\*\*@db:5000: /);
+    expect((error as Error).message).not.toMatch(/AbC|dEf/);
+  });
+
   it("keeps a factory's own CairnError as it is", async () => {
     const own = new TrackingError("The service needs a token: set JSON_TOKEN.");
     registerTrackerScheme(["tokenjson"], async () => {

@@ -2,7 +2,7 @@
  * Picks the tracker from the tracking URI: the embedded store when there is
  * none, an MLflow server for http(s), and a clear error for anything else.
  */
-import { redactUrl, type RedactUrlOptions } from "@cairn/cache";
+import { redactUrl } from "@cairn/cache";
 import { OptionError, TrackingError, UnsupportedTrackingUriError } from "../errors.ts";
 import { LocalStore } from "./local/local-store.ts";
 import { callerPlace, openRegisteredTracker } from "./registered-tracker.ts";
@@ -12,11 +12,11 @@ import type { Tracker } from "./tracker.ts";
  * A URI with its password replaced by `***` (`http://alice:***@host`), and its query's values
  * but known-safe ones (`?token=***`) and fragment, so it can be shown; also one that does not
  * parse, whose password (holding `/`, `@` or a stray `%`) is hidden up to the last `@`. An `@`
- * in a path, query or fragment (`https://registry.npmjs.org/@types/node`) is no user info and
- * hides nothing, unless `{ upToLastAt: true }` (for a URI refused as one whose password may hold
- * an unencoded `/`, `?` or `#`). The cache's `redactUrl`: one redaction for every URL Cairn prints.
+ * that only starts path segments (an npm scope: `https://registry.npmjs.org/@types/node`) of a URI
+ * with a plain host and no user info hides nothing. The cache's `redactUrl`: one redaction for
+ * every URL Cairn prints.
  */
-export const redactUri: (raw: string, options?: RedactUrlOptions) => string = redactUrl;
+export const redactUri: (raw: string) => string = redactUrl;
 
 /** Opens the tracker for a tracking URI of a registered scheme. */
 export type TrackerFactory = (uri: string, env: NodeJS.ProcessEnv) => Promise<Tracker>;
@@ -100,10 +100,9 @@ export async function resolveTracker(options: ResolveTrackerOptions = {}): Promi
   if (registered) return openRegisteredTracker(() => registered.factory(uri, env), { uri: redactUri(uri), rawUri: uri, scheme: scheme!, registeredAt: registered.at, builtIn: registered.builtIn });
   if (scheme === "http" || scheme === "https") {
     throw new TrackingError(
-      `The tracking URI is ${redactUri(uri, { upToLastAt: true })} (an MLflow server), but the MLflow tracker is not loaded in this process. ` +
+      `The tracking URI is ${redactUri(uri)} (an MLflow server), but the MLflow tracker is not loaded in this process. ` +
         `Import Cairn from "cairn-dag" (it loads the tracker), or import "@cairn/mlflow/register" once before running a flow.`,
     );
   }
-  // Refused unread: a password in it may hold an unencoded `/` (see redactUri).
-  throw new UnsupportedTrackingUriError(redactUri(uri, { upToLastAt: true }), [...factories.keys()].filter((s) => s !== "http" && s !== "https"));
+  throw new UnsupportedTrackingUriError(redactUri(uri), [...factories.keys()].filter((s) => s !== "http" && s !== "https"));
 }

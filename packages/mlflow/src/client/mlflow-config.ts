@@ -86,9 +86,9 @@ export function parseTrackingUri(raw: string): { uri: string; username?: string;
   } catch {
     // An http URI that does not parse is most often one whose password holds `/`, `@` or `%`.
     if (scheme === "http" || scheme === "https") throw unparsableHttpUri(text, "does not parse as a URL");
-    throw new UnsupportedTrackingUriError(redactUri(text, { upToLastAt: true }));
+    throw new UnsupportedTrackingUriError(redactUri(text));
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UnsupportedTrackingUriError(redactUri(text, { upToLastAt: true }));
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UnsupportedTrackingUriError(redactUri(text));
   // A password with `/` parses as a port and a path (`http://u:123/x@host`): the host is then not the server.
   if (!url.password && url.port && url.pathname.includes("@")) throw unparsableHttpUri(text, "has an `@` after a `/`");
   let username: string | undefined;
@@ -115,7 +115,7 @@ export function parseTrackingUri(raw: string): { uri: string; username?: string;
 /** The error for an http(s) tracking URI Cairn cannot read, the password never shown. */
 function unparsableHttpUri(raw: string, why: string): TrackingConfigError {
   return new TrackingConfigError(
-    `MLFLOW_TRACKING_URI is "${redactUri(raw, { upToLastAt: true })}", which ${why}. If it holds a user name and password, percent-encode ` +
+    `MLFLOW_TRACKING_URI is "${redactUri(raw)}", which ${why}. If it holds a user name and password, percent-encode ` +
       `them (\`%25\` for %, \`%40\` for @, \`%23\` for #, \`%2F\` for /, \`%3A\` for :), or leave them out of the URI and set ` +
       `MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead.`,
   );

@@ -60,9 +60,9 @@ export function http(name: string, options: HttpOptions): KindTask<Record<string
   try {
     url = new URL(options.url);
   } catch {
-    throw new OptionError(where("url"), "an absolute http(s) URL", typeof options.url === "string" ? redactUri(options.url, { upToLastAt: true }) : options.url);
+    throw new OptionError(where("url"), "an absolute http(s) URL", typeof options.url === "string" ? redactUri(options.url) : options.url);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new OptionError(where("url"), "an http: or https: URL", redactUri(options.url, { upToLastAt: true }));
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new OptionError(where("url"), "an http: or https: URL", redactUri(options.url));
   const method = (options.method ?? "POST").toUpperCase();
   if (!METHODS.has(method)) throw new OptionError(where("method"), [...METHODS].join(", "), options.method);
   if (options.timeoutMs !== undefined && !(options.timeoutMs > 0 && options.timeoutMs <= LONGEST_TIMER_MS)) {
