@@ -227,6 +227,25 @@ describe("http() keeps secrets out of what it shows", () => {
     expect(everything).not.toContain(await privateDigestAsync(url, "http url"));
   });
 
+  it("keys a URL whose password holds an `@` by the text shown before (only the password replaced); hides a user name token before a port and a path `@`", async () => {
+    plan.set("/", [{ status: 200, body: JSON.stringify({ ok: true }) }]);
+    plan.set("/@types/node", [{ status: 200, body: JSON.stringify({ name: "@types/node" }) }]);
+    // Rebuilt by the URL parser, the first showed with a `/` added (`...:<port>/`): its key changed on upgrading.
+    const withAt = base.replace("http://", "http://alice:p@ss-7373@");
+    const withToken = `${base.replace("http://", "http://tok-6161@")}/@types/node`;
+    const a = http("a", { url: withAt, method: "GET" });
+    const b = http("b", { url: withToken, method: "GET" });
+    const { result, everything } = await runAndEverything(flow("at").build(() => ({ a: a().ok, b: b().name })));
+    expect([result.tasks.a!.status, result.tasks.b!.status]).toEqual(["succeeded", "succeeded"]);
+    expect(seen.get("/")!.at(-1)!.headers.authorization).toBe(`Basic ${Buffer.from("alice:p@ss-7373").toString("base64")}`);
+    const shownA = base.replace("http://", "http://alice:***@");
+    expect(everything).toContain(createHash("sha256").update(`http\0GET ${shownA}`).digest("hex"));
+    expect(everything).not.toContain(createHash("sha256").update(`http\0GET ${shownA}/`).digest("hex"));
+    // The token was shown before the port: `http://tok-6161@127.0.0.1:***@types/node`.
+    expect(everything).toContain(createHash("sha256").update("http\0GET http://***@types/node").digest("hex"));
+    expect(everything).not.toMatch(/ss-7373|tok-6161/);
+  });
+
   it("masks the query values the shown URL hides when the server echoes its request's URL, as sent or decoded", async () => {
     handlers.set("/echoq", (req, res) => {
       res.writeHead(400, { "content-type": "application/json" });
