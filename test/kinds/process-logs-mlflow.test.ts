@@ -9,9 +9,10 @@ import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { flow, notebook, script, shell, task } from "cairn-dag";
+import { flow, notebook, type RunEvent, script, shell, task } from "cairn-dag";
 import { readWithMlflow } from "../../packages/mlflow/test/mlflow-read.ts";
 import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
+import { startProxy } from "../reliability/helpers.ts";
 import { fixture, hasVenv, tempRoot, VENV_PYTHON } from "./helpers.ts";
 
 let server: MlflowServer | undefined;
@@ -204,6 +205,94 @@ describe.skipIf(!hasVenv)("process logs in MLflow", () => {
     const result = await (await flow("logs-quiet").build(() => ({ out: t().$out })).run(await options())).wait();
     expect(result.status).toBe("succeeded");
     expect(await logsOf(result.tasks.quiet!.runId!)).toEqual({ "logs/stdout.txt": "only-stdout\n" });
+  }, 60_000);
+});
+
+describe.skipIf(!hasVenv)("a process task's log upload that stalls", () => {
+  // A server briefly down: the upload of logs/stdout.txt answered 4 s late, twice the task's timeout.
+  it("counts against neither its timeout nor its duration: the task succeeds, runs once, its run gets the logs, and the next run hits the cache", async () => {
+    const STALL_MS = 4000;
+    let stalled = 0;
+    const proxy = await startProxy(server!.uri, (req, res) => {
+      if (req.method !== "PUT" || !req.url!.includes("logs/stdout.txt")) return false;
+      stalled++;
+      const body: Buffer[] = [];
+      req.on("data", (c: Buffer) => body.push(c));
+      req.on("end", () => {
+        setTimeout(() => {
+          void fetch(`${server!.uri}${req.url}`, { method: "PUT", headers: { "content-type": req.headers["content-type"] ?? "application/octet-stream" }, body: Buffer.concat(body) }).then(
+            async (up) => res.writeHead(up.status, { "content-type": up.headers.get("content-type") ?? "application/json" }).end(Buffer.from(await up.arrayBuffer())),
+            () => res.writeHead(502).end(),
+          );
+        }, STALL_MS);
+      });
+      return true;
+    });
+    try {
+      const sh = shell("tsh", "echo RAN {n}").timeout(2000);
+      const untimed = shell("untimed", "echo RAN {n}");
+      const f = flow("log-stall")
+        .params<{ n: number }>()
+        .build(({ params }) => ({ o: sh({ n: params.n }).stdout, u: untimed({ n: params.n }).stdout }));
+      const options = { root: await tempRoot(), params: { n: 7 }, env: { ...process.env, MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_EXPERIMENT_NAME: "log-stall" } };
+      const run = await f.run(options);
+      const events: RunEvent[] = [];
+      run.on((e) => events.push(e));
+      const result = await run.wait();
+      const done = result.tasks.tsh!;
+      expect(done.error).toBeUndefined();
+      expect(result.status).toBe("succeeded");
+      expect(result.outputs).toEqual({ o: "RAN 7", u: "RAN 7" });
+      expect(stalled).toBe(2);
+      // One attempt, no retry; no warning (no timeout, no SIGTERM said, no upload given up on).
+      expect(done.attempts).toBe(1);
+      expect(events.filter((e) => e.type === "task" && e.task === "tsh" && e.status === "running")).toHaveLength(1);
+      expect(events.filter((e) => e.type === "log" && e.level === "warn")).toEqual([]);
+      // Its duration is the process's, not the 4 s upload after it; its run records the same figure.
+      expect(done.durationMs).toBeLessThan(STALL_MS / 2);
+      expect(result.tasks.untimed!.durationMs).toBeLessThan(STALL_MS / 2);
+      const [recorded] = await readWithMlflow(server!.uri, [{ op: "get_run", run_id: done.runId! }]);
+      expect(recorded.status).toBe("FINISHED");
+      expect(recorded.tags).toMatchObject({ "cairn.duration_ms": String(done.durationMs) });
+      // Sent before its run was closed, so before the flow ended.
+      expect(await logNow(done.runId!, "stdout.txt")).toBe("RAN 7\n");
+      const again = await (await f.run(options)).wait();
+      expect(again.tasks.tsh!.status).toBe("cached");
+      expect(again.outputs).toEqual({ o: "RAN 7", u: "RAN 7" });
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!hasVenv)("a process task cancelled while its logs upload stalls", () => {
+  it("stops within the 5 s a stopped run's request is given: the task, whose process exited 0, succeeded, its run closed FINISHED", async () => {
+    let stalled = 0;
+    // Never answered: only the cancel ends the upload.
+    const proxy = await startProxy(server!.uri, (req) => {
+      if (req.method !== "PUT" || !req.url!.includes("logs/stdout.txt")) return false;
+      stalled++;
+      req.resume();
+      return true;
+    });
+    try {
+      const sh = shell("tsh", "echo RAN");
+      const controller = new AbortController();
+      const run = await flow("log-stall-cancel")
+        .build(() => ({ o: sh().stdout }))
+        .run({ root: await tempRoot(), signal: controller.signal, env: { ...process.env, MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_EXPERIMENT_NAME: "log-stall-cancel" } });
+      const waiting = run.wait();
+      while (stalled === 0) await new Promise((r) => setTimeout(r, 50));
+      const cancelledAt = Date.now();
+      controller.abort();
+      const result = await waiting;
+      expect(Date.now() - cancelledAt).toBeLessThan(15_000);
+      expect(result.tasks.tsh!.status).toBe("succeeded");
+      const [recorded] = await readWithMlflow(server!.uri, [{ op: "get_run", run_id: result.tasks.tsh!.runId! }]);
+      expect(recorded.status).toBe("FINISHED");
+    } finally {
+      await proxy.close();
+    }
   }, 60_000);
 });
 

@@ -195,6 +195,9 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     const key = edited.length ? undefined : task.key && manifest?.ingredients ? { key: task.key.key, ingredients: manifest.ingredients } : task.key;
     /** Ends the run FINISHED and stores the entry; true once both are done (see TaskOutcome.recorded). */
     const close = async (): Promise<boolean> => {
+      // A process attempt sends its logs once it has settled, outside its timeout and duration
+      // (spawn.ts): the run is closed with them, as with its outputs.
+      if (task.held) await Promise.allSettled(task.held);
       // In the closing, beside the dependants (the store's listing it may wait for is no input of theirs).
       if (missReason !== undefined) rec.tag(MISS_REASON_TAG, await missReason);
       if (tracking) await finishTaskRun(scope.record, ranId, rec, result.attempts, "FINISHED", manifest ?? { values: outputs, artifacts: [] });
@@ -252,7 +255,8 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     // Stopped while its process group is being ended (SIGTERM, then SIGKILL after killGraceMs):
     // the flow waits for the group, and for its logs to be sent, so that the run is closed with
     // its whole record, and `cairn` does not exit over a cleanup that is under way.
-    if (cancelled && task.held) await Promise.allSettled(task.held);
+    // A failed attempt's logs are sent once it has settled (spawn.ts): its run is closed after them too.
+    if (task.held && (cancelled || !TaskTimeoutError.is(error))) await Promise.allSettled(task.held);
     const runId = result.runId;
     const rec = recorder;
     const retried = attempts?.retriedErrors;

@@ -20,7 +20,8 @@
  * are read until the process has exited, its group is gone, and either both pipes closed or {@link DRAIN_MS} passed (a process that left the group, such as
  * `setsid daemon &`, may hold them open for ever: a warning says so). When the attempt ends,
  * whatever its outcome, the two files are sent to the task's run (streamed from disk) if the tracker keeps artifacts elsewhere, such as
- * an MLflow server: a failed run's logs are where its error message points. The process runs in its own process
+ * an MLflow server: a failed run's logs are where its error message points. They are sent once the attempt has settled, as held
+ * work (holdWork), so that their upload is outside the attempt's timeout and duration. The process runs in its own process
  * group; cancel and timeout (`ctx.signal`) end the whole group: SIGTERM, then SIGKILL
  * after a grace period. Whatever the process left running in its group when it exits
  * is ended the same way, so no task leaves orphans behind. `runProcess` settles only once
@@ -301,21 +302,42 @@ export function endProcessGroup(pgid: number, graceMs = DEFAULT_GRACE_MS): Promi
   });
 }
 
+/** What an attempt leaves to be done once it is over (see {@link runProcess}). */
+interface AttemptClosing {
+  /** Files to send to the task's run once the attempt has settled, in order; each catches its own failures. */
+  readonly sends: Array<() => Promise<void>>;
+}
+
 /** Runs one attempt of a task as a child process; see the module comment for the conventions. */
 export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<ProcessResult> {
   throwIfAborted(ctx.signal);
   // Held from the first step, before anything is awaited: an attempt given up on while it is still
   // setting up (a timeout on a loaded machine) keeps its task's slot until its logs are sent too.
-  let attemptDone!: () => void;
+  let attemptDone!: (closed: Promise<void>) => void;
   holdWork(ctx, new Promise<void>((resolve) => (attemptDone = resolve)), { killGraceMs: spec.killGraceMs ?? DEFAULT_GRACE_MS });
-  try {
-    return await runHeldProcess(spec, ctx);
-  } finally {
-    attemptDone();
-  }
+  const closing: AttemptClosing = { sends: [] };
+  const attempt = runHeldProcess(spec, ctx, closing);
+  // The files are sent once the attempt has settled, not within it: a stalled upload (a server
+  // briefly down, its requests retried for minutes) is not the process's work, so it neither runs
+  // out the task's timeout nor counts in its duration, as a function task's outputs sent at its
+  // run's closing do not. The work stays held until they are sent: the next attempt (which appends
+  // to the same logs), the task's run's closing and the task's slot wait for that (run-task.ts).
+  // Held work that fails is said as the task's warning (holdWork), never an unhandled rejection.
+  attemptDone(
+    attempt.then(
+      () => sendAll(closing),
+      () => sendAll(closing),
+    ),
+  );
+  return attempt;
 }
 
-async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<ProcessResult> {
+/** Once the attempt has settled: its files sent, in order (each send catches its own failures). */
+async function sendAll(closing: AttemptClosing): Promise<void> {
+  for (const send of closing.sends) await send();
+}
+
+async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext, closing: AttemptClosing): Promise<ProcessResult> {
   const args = spec.args ?? [];
   const display = spec.display ?? [spec.command, ...args].map((word) => shellQuote(word)).join(" ");
   const graceMs = spec.killGraceMs ?? DEFAULT_GRACE_MS;
@@ -505,7 +527,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
     }
     if (result.exitCode !== 0) {
       const failed = new ProcessFailedError(ctx.nodeId, display, result.exitCode, result.signal, tail, spec.shell);
-      if (spec.keepFilesOnFailure) await keepFailedFiles(outputsFile, artifactsDir, ctx);
+      if (spec.keepFilesOnFailure) closing.sends.push(await keepFailedFiles(outputsFile, artifactsDir, ctx));
       throw failed;
     }
     const outputs = await readOutputs(outputsFile, artifactsDir, ctx);
@@ -522,7 +544,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext): Promise<Proc
     await tree;
     await stdoutOutput?.release();
     await Promise.all([closeStream(stdoutLog), closeStream(stderrLog), rm(work, { recursive: true, force: true }).catch(() => {})]);
-    await sendLogs(ctx);
+    closing.sends.push(() => sendLogs(ctx));
   }
 }
 
@@ -563,11 +585,14 @@ function failedOutputsName(attempt: number): string {
  * set, when they read as a successful step's would, are written to {@link failedOutputsName}: a
  * record only, never a cache entry (the attempt failed). With the embedded store the folder is
  * the run's own, so the files are there already and only the record is written. Every failure
- * here is a warning: the step's own error is what the attempt ends with.
+ * here is a warning: the step's own error is what the attempt ends with. The record is written
+ * and the folder listed now; the files are sent by the function returned, once the attempt has
+ * settled (see {@link runProcess}), so their upload is outside its timeout.
  */
-async function keepFailedFiles(outputsFile: string, artifactsDir: string, ctx: TaskContext): Promise<void> {
+async function keepFailedFiles(outputsFile: string, artifactsDir: string, ctx: TaskContext): Promise<() => Promise<void>> {
+  const none = () => Promise.resolve();
   const { records, localArtifacts } = ctx.tracking.capabilities;
-  if (!records) return;
+  if (!records) return none;
   const warn = (what: string, why: string) => ctx.logger.warn(`the failed attempt's ${what} was not sent to the task's run: ${why}`);
   // The record at its own name; the step's files under the attempt's folder.
   const names: { name: string; under?: string }[] = [];
@@ -582,7 +607,7 @@ async function keepFailedFiles(outputsFile: string, artifactsDir: string, ctx: T
   } catch (error) {
     ctx.logger.warn(`the outputs the failed attempt set are not recorded: ${(error as Error).message}`);
   }
-  if (localArtifacts) return;
+  if (localArtifacts) return none;
   try {
     for (const { name, link } of await filesLeft(artifactsDir)) {
       const problem = link ? "it is a link, whose target may lie outside CAIRN_ARTIFACTS; copy the file into the folder instead." : unsendableName(name, ctx);
@@ -592,10 +617,12 @@ async function keepFailedFiles(outputsFile: string, artifactsDir: string, ctx: T
   } catch (error) {
     warn("artifacts folder", `it could not be read (${(error as Error).message})`);
   }
-  // A few at a time: a folder of many small files is not a burst of requests at once.
-  for (let i = 0; i < names.length; i += 4) {
-    await Promise.all(names.slice(i, i + 4).map(({ name, under }) => sendArtifact(ctx, name, under).catch((error: unknown) => warn(`file ${name}`, (error as Error).message))));
-  }
+  return async () => {
+    // A few at a time: a folder of many small files is not a burst of requests at once.
+    for (let i = 0; i < names.length; i += 4) {
+      await Promise.all(names.slice(i, i + 4).map(({ name, under }) => sendArtifact(ctx, name, under).catch((error: unknown) => warn(`file ${name}`, (error as Error).message))));
+    }
+  };
 }
 
 /** The outputs a failed attempt set, as JSON text, when they read as a successful attempt's would and hold no known secret; else undefined (a warning says why). */
