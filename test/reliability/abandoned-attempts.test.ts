@@ -262,6 +262,28 @@ describe("a task that ignores its AbortSignal", () => {
     expect(await eventually(() => !alive(pid), 2_000)).toBe(true);
   });
 
+  it("a process that exits at its SIGTERM while a process outside its group holds its output is not said to have ignored SIGTERM", async () => {
+    // The attempt reads the shell's pipes for 1.5 s after its exit (spawn.ts, DRAIN_MS): pending
+    // at the notice, 1 s after the timeout, with no process of the task left to kill. `exec`: the
+    // group is its leader alone, gone once Node reaps it (a member's zombie waits for PID 1).
+    const dir = await tmp();
+    const pidFile = join(dir, "pid");
+    const holds = shell("holds", `setsid sleep 30 & echo $! > "$PID_FILE"; exec sleep 30`, { env: { PID_FILE: pidFile } }).timeout(1000);
+    const run = await runCollect(flow("held-open").build(() => ({ code: holds().exitCode })), { root: await tmp() });
+    try {
+      expect(run.result.tasks.holds!.error).toMatchObject({ name: "TaskTimeoutError" });
+      const said = run.warnings.filter((w) => w.startsWith("Attempt 1 of task \"holds\""));
+      expect(said).toEqual([
+        `Attempt 1 of task "holds" had not finished at the task's timeout, though its process has exited and its process group is gone: ` +
+          `Cairn is still reading what the process printed or left (a process it started outside its group may still hold its stdout or stderr open). ` +
+          `What the attempt returns from now on is dropped; the task's retry, if any, starts once it is done. The flow waits for it, then records its logs and its run.`,
+      ]);
+      expect(run.warnings.join("\n")).not.toContain("did not exit on SIGTERM");
+    } finally {
+      process.kill(Number(await readFile(pidFile, "utf8")), "SIGKILL");
+    }
+  });
+
   it("cairn run: a process group that ignores SIGTERM at its timeout keeps the CLI for its killGraceMs, no longer: it is killed, then the CLI exits", async () => {
     const dir = await tmp();
     const pidFile = join(dir, "pid");

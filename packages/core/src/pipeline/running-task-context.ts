@@ -65,6 +65,8 @@ export class RunningTaskContext implements TaskContext {
   private closed = false;
   /** Set when the attempt runs a process group that its signal ends (SIGTERM, then SIGKILL this many ms later). */
   killGraceMs: number | undefined;
+  /** Set once that process group is gone (HeldWork.groupGone). */
+  groupGone = false;
   readonly params: Record<string, unknown>;
   readonly flowRunId: string;
   readonly scope: RunScope;
@@ -88,6 +90,10 @@ export class RunningTaskContext implements TaskContext {
   /** @internal See HOLD_WORK. */
   [HOLD_WORK](work: Promise<unknown>, what: HeldWork = {}): void {
     if (what.killGraceMs !== undefined) this.killGraceMs = what.killGraceMs;
+    what.groupGone?.then(
+      () => (this.groupGone = true),
+      () => (this.groupGone = true),
+    );
     if (this.holder) (this.holder.held ??= []).push(work);
     // The engine only waits for held work (allSettled): a rejection would be lost, and with it the
     // file never sent or the process never ended. Said as the task's warning; the result stands.

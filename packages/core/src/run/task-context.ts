@@ -16,6 +16,11 @@ export const HOLD_WORK: unique symbol = Symbol.for("cairn.holdWork") as never;
 export interface HeldWork {
   /** The attempt runs a process group that its signal ends: SIGTERM, then SIGKILL this many ms later. */
   killGraceMs?: number;
+  /**
+   * Settles once that process group is gone: an attempt still pending after it is finishing (reading
+   * what the process printed or left), and is not said to be a process that ignores SIGTERM.
+   */
+  groupGone?: Promise<unknown>;
 }
 
 /** Hands `work` to the engine running `ctx`, if any; see {@link HOLD_WORK}. */

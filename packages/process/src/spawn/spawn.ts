@@ -304,6 +304,8 @@ export function endProcessGroup(pgid: number, graceMs = DEFAULT_GRACE_MS): Promi
 
 /** What an attempt leaves to be done once it is over (see {@link runProcess}). */
 interface AttemptClosing {
+  /** Called once the process group is gone. */
+  readonly groupGone: () => void;
   /** Files to send to the task's run once the attempt has settled, in order; each catches its own failures. */
   readonly sends: Array<() => Promise<void>>;
 }
@@ -314,8 +316,10 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
   // Held from the first step, before anything is awaited: an attempt given up on while it is still
   // setting up (a timeout on a loaded machine) keeps its task's slot until its logs are sent too.
   let attemptDone!: (closed: Promise<void>) => void;
-  holdWork(ctx, new Promise<void>((resolve) => (attemptDone = resolve)), { killGraceMs: spec.killGraceMs ?? DEFAULT_GRACE_MS });
-  const closing: AttemptClosing = { sends: [] };
+  let groupGone!: () => void;
+  const gone = new Promise<void>((resolve) => (groupGone = resolve));
+  holdWork(ctx, new Promise<void>((resolve) => (attemptDone = resolve)), { killGraceMs: spec.killGraceMs ?? DEFAULT_GRACE_MS, groupGone: gone });
+  const closing: AttemptClosing = { groupGone, sends: [] };
   const attempt = runHeldProcess(spec, ctx, closing);
   // The files are sent once the attempt has settled, not within it: a stalled upload (a server
   // briefly down, its requests retried for minutes) is not the process's work, so it neither runs
@@ -334,6 +338,7 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
 
 /** Once the attempt has settled: its files sent, in order (each send catches its own failures). */
 async function sendAll(closing: AttemptClosing): Promise<void> {
+  closing.groupGone();
   for (const send of closing.sends) await send();
 }
 
@@ -485,6 +490,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext, closing: Atte
   let heldOpen = false;
   child.once("exit", () => {
     void end().then(() => {
+      closing.groupGone();
       const pipes = [child.stdout, child.stderr].filter((p): p is Readable => p !== null && p !== undefined);
       const check = () => {
         // A pipe paused for its log file (a slow disk) holds the task's own output: not let go yet.
@@ -542,6 +548,7 @@ async function runHeldProcess(spec: ProcessSpec, ctx: TaskContext, closing: Atte
   } finally {
     ctx.signal.removeEventListener("abort", onAbort);
     await tree;
+    closing.groupGone();
     await stdoutOutput?.release();
     await Promise.all([closeStream(stdoutLog), closeStream(stderrLog), rm(work, { recursive: true, force: true }).catch(() => {})]);
     closing.sends.push(() => sendLogs(ctx));
