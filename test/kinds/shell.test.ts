@@ -488,7 +488,7 @@ describe("shell()", () => {
     const result = await run.wait();
     expect(result.status).toBe("succeeded");
     // Was "3,carol": each row replaced the one before, as a progress bar's update does on a terminal.
-    expect(result.outputs.rows).toBe("id,name\n1,alice\n2,bob\n3,carol");
+    expect(result.outputs?.rows).toBe("id,name\n1,alice\n2,bob\n3,carol");
     expect(readFileSync(join(options.root, "artifacts", result.tasks.csv!.runId!, "logs/stdout.txt"), "utf8")).toBe("id,name\n1,alice\n2,bob\n3,carol\n");
   });
 
