@@ -133,7 +133,7 @@ export function script(name: string, options: ScriptOptions): KindTask<Record<st
 
   const file = resolveTaskFile(name, options.file);
   const preload = options.preload === undefined ? undefined : checkPreload(name, options.preload, file, interp);
-  // With its stat around the read: the end of each attempt asks cheaply whether it is still this file (codeEdited).
+  // With its stat around the read: a task's start and the end of each attempt ask cheaply whether it is still this file (codeEdited).
   const read = readStampedSync(file, fileDigest);
   const { digest } = read;
   const templates: CommandTemplate[] = args.map((a) => parseTemplate(a, name, { shell: false }));

@@ -769,12 +769,12 @@ export class TaskCache {
    * says (a script's or notebook's file, the modules it imports); empty when none. Asked when an
    * attempt has succeeded: a result made by other code than its key describes must not be stored
    * under that key, where a later run of the old code would take it. One stat a file while unchanged.
-   * Only for a key this cache made: a key made by another process (a queue worker runs the key its
-   * coordinator made) describes files this one did not read.
+   * Also asked when an attempt starts: a script's file read when the flow was loaded may have changed
+   * before the task started. For a key made by another process (a queue worker runs the key its
+   * coordinator made), only what the task itself says: its declared files were not read here.
    */
   async codeEdited(node: FlowNode, key: TaskKey): Promise<string[]> {
-    const reads = this.codeReads.get(key);
-    if (!reads) return [];
+    const reads = this.codeReads.get(key) ?? [];
     const [declared, own] = await Promise.all([
       Promise.all(reads.map(async ({ name, path, read }) => ((await codeEditedSince(path, read)) ? [name] : []))),
       node.task.codeEdited ? node.task.codeEdited(this.scope) : [],

@@ -101,7 +101,7 @@ export interface TaskDefinition {
   /**
    * The task's code files that no longer hold what its key counted (a script's file, its
    * notebook, the modules {@link codeDependencies} found), by name: edited after they were read,
-   * while the task ran or before it started. Asked when an attempt succeeds, with the run's scope;
+   * while the task ran or before it started. Asked before the first attempt and when an attempt succeeds, with the run's scope;
    * a name given means the result is not stored (the run goes on with it, and the next run runs
    * the task again). Declared {@link codeFiles} are checked by the engine itself.
    */

@@ -60,6 +60,15 @@ export async function lookupTask(scope: LookupScope, task: LookupTask, inputs: R
     const entry = await findEntry(scope, task, key.key);
     if (flowSignal.aborted) return stopped(task, entry);
     if (entry) {
+      // A script's file read when the flow was loaded, edited since (an app that runs the flow
+      // again): the entry is the old code's, which the key describes; the file now holds other code.
+      const stale = await cache.codeEdited(task.node, key).catch(() => []);
+      if (stale.length) {
+        scope.warn(
+          id,
+          `${stale.map((name) => `\`${name}\``).join(", ")} changed since the flow was loaded (after its cache key read ${stale.length === 1 ? "it" : "them"}); its cache key still uses the old content, so the cached result taken is the old code's. Reload the flow to pick up the change.`,
+        );
+      }
       await recordHit(scope.record, task.node, entry, task.result, scope.hits, scope.warn, cache.sourceRunName(entry.sourceRunId), task.queuedAt);
       task.settleFlight?.(entry);
       await task.releaseLease?.();

@@ -104,6 +104,11 @@ async function outputStep(tracker: Tracker, recorder: RunRecorder, kind: string,
   return Number.isSafeInteger(highest + 1) ? highest + 1 : Number.isSafeInteger(highest) ? highest : undefined;
 }
 
+/** File names as a warning lists them: `a`, `b`. */
+function quoted(names: readonly string[]): string {
+  return names.map((name) => `\`${name}\``).join(", ");
+}
+
 /** Runs `task` with `inputs` (resolved refs, validated); never rejects. */
 export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: Record<string, unknown> | Promise<Record<string, unknown>>): Promise<TaskOutcome> {
   const { node, result } = task;
@@ -132,6 +137,17 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     // closing after (outputs uploaded, cache entry stored), which with a server can take many
     // times a short task's work. Its run carries the same figure (DURATION_TAG), for `cairn
     // show` and the report, in the log-batch that closes it.
+    // Its code files changed before it started, since its key read them (a script's or notebook's
+    // file when the flow was loaded: an app that calls run() again after an edit, a worker): the key
+    // describes the old code, the task runs the new, so its result is not stored under that key.
+    // Said apart from an edit made while it runs (below), whose cause and cure differ. One stat a file.
+    const stale = scope.cache && task.key ? await scope.cache.codeEdited(node, task.key).catch(() => []) : [];
+    if (stale.length) {
+      scope.warn(
+        id,
+        `${quoted(stale)} changed since the flow was loaded (after its cache key read ${stale.length === 1 ? "it" : "them"}); its cache key still uses the old content, so its result is not cached. Reload the flow to pick up the change.`,
+      );
+    }
     const started = performance.now();
     let outputs: unknown;
     try {
@@ -148,11 +164,12 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     // Its code files edited after its key read them (while it ran, or before it started): the
     // result is another code's, so it is not stored under this key, where the next run of the old
     // code would take it; it still flows on in this run. Its run says so, and carries no key a lookup finds.
-    const edited = cache && task.key ? await cache.codeEdited(node, task.key).catch(() => []) : [];
-    if (edited.length) {
-      const names = edited.map((name) => `\`${name}\``).join(", ");
-      if (tracking) recorder.tag(CODE_EDITED_TAG, edited.join(", ").slice(0, 4000));
-      scope.warn(id, `${names} ${edited.length === 1 ? "was" : "were"} edited while the task ran (after its cache key was made): its result is not cached; the next run runs it again.`);
+    const ended = cache && task.key ? await cache.codeEdited(node, task.key).catch(() => []) : [];
+    const whileRan = ended.filter((name) => !stale.includes(name));
+    const edited = [...new Set([...stale, ...ended])];
+    if (edited.length && tracking) recorder.tag(CODE_EDITED_TAG, edited.join(", ").slice(0, 4000));
+    if (whileRan.length) {
+      scope.warn(id, `${quoted(whileRan)} ${whileRan.length === 1 ? "was" : "were"} edited while the task ran (after its cache key was made): its result is not cached; the next run runs it again.`);
     }
     if (cache && task.key) {
       const ttlMs = node.task.cache !== false ? node.task.cache.ttlMs : undefined;

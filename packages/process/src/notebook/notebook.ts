@@ -70,7 +70,7 @@ export function notebook(name: string, file: string | URL, options: NotebookOpti
   }
   const path = resolveTaskFile(name, file);
   let code: NotebookCode | undefined;
-  // What of it counts in the key (see notebookKeyed), with its stat around the read: the end of each attempt asks cheaply whether it is still this notebook (codeEdited).
+  // What of it counts in the key (see notebookKeyed), with its stat around the read: a task's start and the end of each attempt ask cheaply whether it is still this notebook (codeEdited).
   let read: ReadFile;
   try {
     read = readStampedSync(path, (p) => notebookKeyed((code = readNotebook(p)), options.kernel));
