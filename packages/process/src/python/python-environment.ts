@@ -46,7 +46,7 @@ const PROBE_TIMEOUT_MS = 60_000;
 const QUOTED_CHARS = 200;
 
 /** Errors of a Python that could not be started at all: its path is wrong, or not a program. */
-const NOT_STARTED = new Set(["ENOENT", "EACCES", "ENOTDIR", "EISDIR"]);
+export const NOT_STARTED = new Set(["ENOENT", "EACCES", "ENOTDIR", "EISDIR"]);
 
 /** Installers: a fresh virtualenv's versions of them differ from an older one's, and they change no result. */
 const INSTALLERS = new Set(["pip", "setuptools", "wheel"]);
@@ -191,7 +191,7 @@ function answerIn(stdout: string): ProbeAnswer | undefined {
 }
 
 /** Why a started Python's answer could not be read, in words. */
-function unreadableWhy(error: (Error & { killed?: boolean; signal?: NodeJS.Signals | null; code?: unknown }) | null): string {
+export function unreadableWhy(error: (Error & { killed?: boolean; signal?: NodeJS.Signals | null; code?: unknown }) | null): string {
   if (!error) return "it printed no answer Cairn could read";
   if (error.killed && error.signal === "SIGTERM") return `it did not answer within ${PROBE_TIMEOUT_MS / 1000} s`;
   if (typeof error.code === "number") return `it exited with code ${error.code}`;

@@ -138,13 +138,23 @@ export class PythonEnvironmentError extends CairnError {
     printed: string,
     /** The last lines of its stderr. */
     stderrTail: string,
+    /**
+     * What was asked: Cairn's short `python -c` (the default), or the Jupyter kernelspecs a
+     * notebook's kernel is looked up in (`python -m jupyter kernelspec list --json`).
+     */
+    asked: "environment" | "kernelspecs" = "environment",
   ) {
+    const said = `it printed ${printed ? JSON.stringify(printed) : "nothing"}${stderrTail ? ` and on stderr: ${JSON.stringify(stderrTail)}` : ""}. `;
     super(
-      `The Python environment of ${python} could not be read for the task's cache key (CAIRN_PYTHON_ENV_KEY is on): ${why}. ` +
-        `Expected one line of JSON from \`${python} -c ...\` (run in the system's temporary folder); ` +
-        `it printed ${printed ? JSON.stringify(printed) : "nothing"}${stderrTail ? ` and on stderr: ${JSON.stringify(stderrTail)}` : ""}. ` +
-        `Run \`${python} -c "import sys; print(sys.version)"\` to see what fails (a sitecustomize.py, a broken install), fix that Python or point CAIRN_PYTHON elsewhere, ` +
-        `or turn CAIRN_PYTHON_ENV_KEY off.`,
+      asked === "kernelspecs"
+        ? `The Jupyter kernels of ${python} could not be listed for the notebook task's cache key (CAIRN_PYTHON_ENV_KEY is on, and it counts the Python of the notebook's kernel): ${why}. ` +
+            `Expected JSON from \`${python} -m jupyter kernelspec list --json\`; ${said}` +
+            `Run \`${python} -m jupyter kernelspec list\` to see what fails (a broken Jupyter install, an unreadable kernel.json), fix it or point the task's \`python\` or CAIRN_PYTHON elsewhere, ` +
+            `or turn CAIRN_PYTHON_ENV_KEY off.`
+        : `The Python environment of ${python} could not be read for the task's cache key (CAIRN_PYTHON_ENV_KEY is on): ${why}. ` +
+            `Expected one line of JSON from \`${python} -c ...\` (run in the system's temporary folder); ${said}` +
+            `Run \`${python} -c "import sys; print(sys.version)"\` to see what fails (a sitecustomize.py, a broken install), fix that Python or point CAIRN_PYTHON elsewhere, ` +
+            `or turn CAIRN_PYTHON_ENV_KEY off.`,
     );
   }
 }
