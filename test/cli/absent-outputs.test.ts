@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { flow, task } from "cairn-dag";
+import { flow, grid, map, max, sweep, task } from "cairn-dag";
 import { runCollect, statuses, tmp } from "../cache/helpers.ts";
 import { cairn, fixture } from "./helpers.ts";
 
@@ -51,5 +51,38 @@ describe("a ref to an output a function task did not return", () => {
         'Fix the name, or return "scor" from "scored"; an output it may leave out is declared optional in its .output(schema), which keeps this warning away.',
     ]);
     expect(events.find((e) => e.type === "log" && e.level === "warn")).toMatchObject({ task: "use" });
+  });
+
+  it("a map's or sweep's node: judged by the group's own outputs, not its items' task (none for its fields, with failed items too; a typo named as the group's)", async () => {
+    // The items' task makes `note` optional: that says nothing of the map's node, whose outputs are `outputs` and `failed`.
+    const fit = task("fit")
+      .input<{ x: number }>()
+      .output(z.object({ score: z.number(), note: z.string().optional() }))
+      .run(({ x }) => {
+        if (x === 2) throw new Error("x = 2 does not fit");
+        return { score: x };
+      });
+    const f = flow("absent-groups").build(() => {
+      const m = map(fit, { over: [1, 2, 3], as: "x", minSuccess: 0.5 });
+      const s = sweep(fit, { over: grid({ x: [1, 2, 3] }), select: max("score"), minSuccess: 0.5 });
+      return {
+        all: m.outputs,
+        failed: m.failed,
+        note: (m as any).note,
+        best: s.best.score,
+        bestNote: s.best.note,
+        trials: s.trials,
+        bset: (s as any).bset,
+      };
+    });
+    const { result, warnings } = await runCollect(f, { root: await tmp(), tracker: false, cache: false });
+    expect(result.status).toBe("succeeded");
+    expect(result.outputs).toMatchObject({ failed: ["fit[1]"], best: 3 });
+    expect(warnings.filter((w) => w.includes("has no output") || w.includes("returned no output"))).toEqual([
+      'Flow output "note" is fit.note, but map "fit" has no output "note" (its outputs: "outputs", "failed"): the value passed on to the flow output is undefined. ' +
+        'Fix the name: an item\'s outputs are read through "outputs", one entry per item (fit.outputs).',
+      'Flow output "bset" is fit-2.bset, but sweep "fit-2" has no output "bset" (its outputs: "outputs", "params", "trial", "metric", "trials"): the value passed on to the flow output is undefined. ' +
+        "Fix the name: the best trial's outputs are read as fit-2.best.<output> (the ref fit-2.outputs.<output>).",
+    ]);
   });
 });

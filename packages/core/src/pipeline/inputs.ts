@@ -22,6 +22,12 @@ export interface AbsentOutput {
   readonly outputs: readonly string[];
   readonly nodeId?: string | undefined;
   readonly flowOutput?: string | undefined;
+  /**
+   * Set when the upstream node is a map or sweep: its outputs are the group's own (`outputs`,
+   * `failed`; a sweep's `outputs`, `params`, `trial`, `metric`, `trials`), not what `task`, its
+   * items' task, returns, so neither that task's schema nor its return is what to look at.
+   */
+  readonly group?: "map" | "sweep" | undefined;
 }
 
 /** Told of each {@link AbsentOutput} met while refs are resolved at run time. */
@@ -115,6 +121,7 @@ export function mayLackOutput(task: TaskDefinition, output: string): boolean {
 
 /** The warning for an {@link AbsentOutput}: who takes it, what the task returned, a likely name, and that it is passed on as `undefined`. */
 export function absentOutputWarning(a: AbsentOutput): string {
+  if (a.group) return absentGroupOutputWarning(a, a.group);
   const by = a.flowOutput !== undefined ? `Flow output "${a.flowOutput}" is ${a.upstream}.${a.output}` : a.nodeId !== undefined ? `Task "${a.nodeId}" takes ${a.upstream}.${a.output}` : `${a.upstream}.${a.output} is taken`;
   const meant = closestName(a.output, a.outputs);
   const to = a.flowOutput !== undefined ? "the flow output" : a.nodeId !== undefined ? `"${a.nodeId}"` : "it";
@@ -122,5 +129,20 @@ export function absentOutputWarning(a: AbsentOutput): string {
     `${by}, but task "${a.upstream}" returned no output "${a.output}" (its outputs: ${a.outputs.length ? a.outputs.map((o) => `"${o}"`).join(", ") : "none"}): ` +
     `the value passed on to ${to} is undefined.${meant !== undefined ? ` Did you mean "${meant}"?` : ""} ` +
     `Fix the name, or return "${a.output}" from "${a.upstream}"; an output it may leave out is declared optional in its .output(schema), which keeps this warning away.`
+  );
+}
+
+/** {@link absentOutputWarning} for a map's or sweep's node, whose outputs are the group's, not its items' task's. */
+function absentGroupOutputWarning(a: AbsentOutput, group: "map" | "sweep"): string {
+  const by = a.flowOutput !== undefined ? `Flow output "${a.flowOutput}" is ${a.upstream}.${a.output}` : a.nodeId !== undefined ? `Task "${a.nodeId}" takes ${a.upstream}.${a.output}` : `${a.upstream}.${a.output} is taken`;
+  const meant = closestName(a.output, a.outputs);
+  const to = a.flowOutput !== undefined ? "the flow output" : a.nodeId !== undefined ? `"${a.nodeId}"` : "it";
+  const read =
+    group === "map"
+      ? `an item's outputs are read through "outputs", one entry per item (${a.upstream}.outputs)`
+      : `the best trial's outputs are read as ${a.upstream}.best.<output> (the ref ${a.upstream}.outputs.<output>)`;
+  return (
+    `${by}, but ${group} "${a.upstream}" has no output "${a.output}" (its outputs: ${a.outputs.map((o) => `"${o}"`).join(", ")}): ` +
+    `the value passed on to ${to} is undefined.${meant !== undefined ? ` Did you mean "${meant}"?` : ""} Fix the name: ${read}.`
   );
 }

@@ -182,8 +182,12 @@ export class FlowExecution {
     const said = `${absent.upstream}\0${absent.output}`;
     if (this.absentSaid.has(said)) return;
     this.absentSaid.add(said);
-    if (mayLackOutput(absent.task, absent.output)) return;
-    this.s.emit({ type: "log", level: "warn", runId: this.s.flowRunId, task: absent.nodeId ?? absent.upstream, message: absentOutputWarning(absent), time: Date.now() });
+    // A map's or sweep's node outputs the group's fields, whatever its items' task returns or declares optional.
+    const i = this.index.get(absent.upstream);
+    const group = i === undefined ? undefined : this.states[i]!.node.map?.kind;
+    if (!group && mayLackOutput(absent.task, absent.output)) return;
+    const message = absentOutputWarning(group ? { ...absent, group } : absent);
+    this.s.emit({ type: "log", level: "warn", runId: this.s.flowRunId, task: absent.nodeId ?? absent.upstream, message, time: Date.now() });
   };
 
   /**
