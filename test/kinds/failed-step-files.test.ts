@@ -43,17 +43,19 @@ async function trainScript(): Promise<string> {
 
 const train = async (code = 1) => script("train", { file: await trainScript(), interpreter: VENV_PYTHON, secrets: ["API_TOKEN"], args: [String(code)] });
 
-/** Every artifact path of `runId` on the server, folders walked, sorted. */
-async function listAll(runId: string, path?: string): Promise<string[]> {
-  const [listed] = await readWithMlflow(server!.uri, [{ op: "list_artifacts", run_id: runId, ...(path ? { path } : {}) }]);
-  const paths: string[] = [];
-  for (const f of listed as { path: string; is_dir: boolean }[]) paths.push(...(f.is_dir ? await listAll(runId, f.path) : [f.path]));
-  return paths.sort();
-}
-
-async function download(runId: string, path: string): Promise<string> {
-  const [file] = await readWithMlflow(server!.uri, [{ op: "download_artifact", run_id: runId, path, dst: await tempRoot() }]);
-  return Buffer.from(file.base64 as string, "base64").toString("utf8");
+/**
+ * What the server holds for `runId`, as MlflowClient reads it, in one reader process (Python's
+ * start-up is seconds): every artifact path, folders walked, sorted; the text of each of
+ * `downloads`; and the run.
+ */
+async function readRun(runId: string, downloads: string[] = []): Promise<{ listed: string[]; files: string[]; run: { status: string } }> {
+  const dst = await tempRoot();
+  const [listed, run, ...files] = await readWithMlflow(server!.uri, [
+    { op: "list_artifacts_tree", run_id: runId },
+    { op: "get_run", run_id: runId },
+    ...downloads.map((path) => ({ op: "download_artifact", run_id: runId, path, dst })),
+  ]);
+  return { listed: (listed as string[]).sort(), files: files.map((f) => Buffer.from(f.base64 as string, "base64").toString("utf8")), run };
 }
 
 async function runCollecting(f: { run: (o: object) => Promise<{ on: (l: (e: RunEvent) => void) => void; wait: () => Promise<any> }> }, options: object) {
@@ -82,10 +84,10 @@ describe.skipIf(!hasVenv)("a failed step's run on an MLflow server", () => {
     const task = result.tasks.train!;
     expect(task.error?.name).toBe("ProcessFailedError");
     const runId = task.runId!;
-    expect(await listAll(runId)).toEqual(["cairn/attempt-1-outputs.json", "cairn/attempts/1/model.pkl", "cairn/attempts/1/plots/loss.txt", "cairn/error.txt"]);
-    expect(await download(runId, "cairn/attempts/1/model.pkl")).toBe("weights");
-    expect(JSON.parse(await download(runId, "cairn/attempt-1-outputs.json"))).toEqual({ model: { $artifact: "model.pkl" }, acc: 0.9 });
-    const [run] = await readWithMlflow(server!.uri, [{ op: "get_run", run_id: runId }]);
+    const { listed, files, run } = await readRun(runId, ["cairn/attempts/1/model.pkl", "cairn/attempt-1-outputs.json"]);
+    expect(listed).toEqual(["cairn/attempt-1-outputs.json", "cairn/attempts/1/model.pkl", "cairn/attempts/1/plots/loss.txt", "cairn/error.txt"]);
+    expect(files[0]).toBe("weights");
+    expect(JSON.parse(files[1]!)).toEqual({ model: { $artifact: "model.pkl" }, acc: 0.9 });
     expect(run.status).toBe("FAILED");
     // The file whose name holds the secret is named, masked, in a warning; the secret is nowhere.
     expect(warnings.join("\n")).toContain("file key-***.txt was not sent to the task's run");
@@ -97,8 +99,9 @@ describe.skipIf(!hasVenv)("a failed step's run on an MLflow server", () => {
     const t = shell("dump", 'mkdir -p "$CAIRN_ARTIFACTS/out"; echo partial > "$CAIRN_ARTIFACTS/out/rows.csv"; exit 1');
     const { result } = await runCollecting(flow("failed-shell").build(() => ({ o: t().$out })), await options());
     const runId = result.tasks.dump!.runId!;
-    expect(await listAll(runId)).toEqual(["cairn/attempts/1/out/rows.csv", "cairn/error.txt"]);
-    expect(await download(runId, "cairn/attempts/1/out/rows.csv")).toBe("partial\n");
+    const { listed, files } = await readRun(runId, ["cairn/attempts/1/out/rows.csv"]);
+    expect(listed).toEqual(["cairn/attempts/1/out/rows.csv", "cairn/error.txt"]);
+    expect(files).toEqual(["partial\n"]);
   }, 60_000);
 
   it("keeps a failed attempt's files out of the folder its successful retry outputs, so another root hits its entry", async () => {
@@ -129,11 +132,10 @@ sys.exit(1 if attempt == 1 else 0)
     const first = await runCollecting(f, { root: await tempRoot(), env });
     expect(first.result.status).toBe("succeeded");
     const runId = first.result.tasks.ckpt!.runId!;
-    const listed = await listAll(runId);
+    const { listed, files } = await readRun(runId, ["ckpt/a.bin", "cairn/attempts/1/ckpt/a.bin"]);
     expect(listed.filter((p) => p.startsWith("ckpt/"))).toEqual(["ckpt/a.bin"]);
     expect(listed).toContain("cairn/attempts/1/ckpt/b.bin");
-    expect(await download(runId, "ckpt/a.bin")).toBe("a2");
-    expect(await download(runId, "cairn/attempts/1/ckpt/a.bin")).toBe("a1");
+    expect(files).toEqual(["a2", "a1"]);
 
     // Another root (another machine) hits the entry and gets the folder the retry output.
     const other = await runCollecting(f, { root: await tempRoot(), env });

@@ -7,6 +7,8 @@ test pays Python's start-up once. The server is MLFLOW_TRACKING_URI.
    {"op": "search_runs", "experiment_ids": ["1"], "filter": "...", "order_by": ["metrics.loss ASC"]},
    {"op": "metric_history", "run_id": "...", "key": "loss"},
    {"op": "list_artifacts", "run_id": "...", "path": null},
+   {"op": "list_artifacts_tree", "run_id": "...", "path": null},
+   {"op": "download_artifacts_under", "run_id": "...", "path": "logs", "dst": "/tmp/x"},
    {"op": "download_artifact", "run_id": "...", "path": "a/b.txt", "dst": "/tmp/x"},
    {"op": "experiment_by_name", "name": "..."},
    {"op": "model_versions", "name": "..."}]
@@ -43,6 +45,23 @@ def run_to_dict(run):
     }
 
 
+def walk(client, run_id, path):
+    for f in client.list_artifacts(run_id, path):
+        if f.is_dir:
+            yield from walk(client, run_id, f.path)
+        else:
+            yield f.path
+
+
+def download(client, run_id, path, dst):
+    local = client.download_artifacts(run_id, path, dst)
+    result = {"local_path": local}
+    if os.path.isfile(local):
+        with open(local, "rb") as f:
+            result["base64"] = base64.b64encode(f.read()).decode("ascii")
+    return result
+
+
 def answer(client, q):
     op = q["op"]
     if op == "get_run":
@@ -60,13 +79,18 @@ def answer(client, q):
             {"path": f.path, "is_dir": f.is_dir, "file_size": f.file_size}
             for f in client.list_artifacts(q["run_id"], q.get("path"))
         ]
+    if op == "list_artifacts_tree":
+        # Every file's path under `path`, sorted, folders walked with list_artifacts: one process
+        # for what took one per folder.
+        return sorted(walk(client, q["run_id"], q.get("path")))
     if op == "download_artifact":
-        local = client.download_artifacts(q["run_id"], q["path"], q["dst"])
-        result = {"local_path": local}
-        if os.path.isfile(local):
-            with open(local, "rb") as f:
-                result["base64"] = base64.b64encode(f.read()).decode("ascii")
-        return result
+        return download(client, q["run_id"], q["path"], q["dst"])
+    if op == "download_artifacts_under":
+        # Each artifact list_artifacts lists under `path` (no deeper), downloaded: path -> base64.
+        return {
+            f.path: download(client, q["run_id"], f.path, q["dst"]).get("base64")
+            for f in client.list_artifacts(q["run_id"], q.get("path"))
+        }
     if op == "experiment_by_name":
         e = client.get_experiment_by_name(q["name"])
         return None if e is None else {"experiment_id": e.experiment_id, "name": e.name}
