@@ -29,13 +29,11 @@ async function options() {
   };
 }
 
-/** The text of each artifact under logs/ of `runId`, as MlflowClient downloads it. */
+/** The text of each artifact under logs/ of `runId`, as MlflowClient lists and downloads it (one reader process: Python's start-up is seconds). */
 async function logsOf(runId: string): Promise<Record<string, string>> {
-  const dst = await tempRoot();
-  const [listed] = await readWithMlflow(server!.uri, [{ op: "list_artifacts", run_id: runId, path: "logs" }]);
-  const paths = (listed as { path: string }[]).map((f) => f.path).sort();
-  const files = await readWithMlflow(server!.uri, paths.map((path) => ({ op: "download_artifact", run_id: runId, path, dst })));
-  return Object.fromEntries(paths.map((p, i) => [p, Buffer.from(files[i].base64 as string, "base64").toString("utf8")]));
+  const [files] = await readWithMlflow(server!.uri, [{ op: "download_artifacts_under", run_id: runId, path: "logs", dst: await tempRoot() }]);
+  const paths = Object.keys(files as Record<string, string>).sort();
+  return Object.fromEntries(paths.map((p) => [p, Buffer.from(files[p] as string, "base64").toString("utf8")]));
 }
 
 /**
