@@ -7,12 +7,14 @@
  * beforeAll(async () => { server = await startMlflowServer(); });
  * afterAll(() => server?.stop());
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { copyFile, mkdtemp, readdir, readFile, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { freePort } from "../src/model/run-model.ts";
 
 export { freePort };
@@ -67,6 +69,9 @@ export async function startMlflowServer(
   ensurePythonVenv();
   if (options.again) return launch(options.again.dir, Number(new URL(options.again.uri).port), options.timeoutMs ?? 120_000, options.workers ?? 1);
   const dir = await mkdtemp(join(tmpdir(), "cairn-mlflow-"));
+  // The server finds its tables made and at the newest schema, as after a restart, instead of
+  // making and migrating them again at each start (a second or more of its start-up).
+  await copyFile(await migratedDatabase(), join(dir, "mlflow.db"));
   let lastError: unknown;
   // A free port can be taken between the check and the bind; try a few.
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -79,6 +84,33 @@ export async function startMlflowServer(
   }
   await rm(dir, { recursive: true, force: true });
   throw lastError;
+}
+
+/**
+ * A database MLflow's own code made as `mlflow server` makes its store's (its tables at the
+ * newest schema, its Default experiment storing artifacts at mlflow-artifacts:/), made once per
+ * temp folder (the test run's: test/global-setup.ts) and venv, and copied into each new server's
+ * folder.
+ */
+async function migratedDatabase(): Promise<string> {
+  const requirements = join(venvDir, ".cairn-requirements");
+  const venvKey = createHash("sha256")
+    .update(`${venvDir}\n${existsSync(requirements) ? readFileSync(requirements, "utf8") : ""}`)
+    .digest("hex")
+    .slice(0, 16);
+  const file = join(tmpdir(), `cairn-mlflow-db-${venvKey}.db`);
+  if (existsSync(file)) return file;
+  const made = `${file}.${process.pid}.${Date.now()}`;
+  const script = [
+    "import sys",
+    "from mlflow.server.handlers import initialize_backend_stores",
+    // As `mlflow server --backend-store-uri sqlite:///... --artifacts-destination ...` does (serving artifacts, no --default-artifact-root).
+    "initialize_backend_stores('sqlite:///' + sys.argv[1], None, 'mlflow-artifacts:/')",
+  ].join("\n");
+  await promisify(execFile)(venvPython, ["-c", script, made], { env: { ...process.env, MLFLOW_DISABLE_TELEMETRY: "true", DO_NOT_TRACK: "true" } });
+  // Whole or not at all, also when two test processes make it at once.
+  await rename(made, file);
+  return file;
 }
 
 async function launch(dir: string, port: number, timeoutMs: number, workers: number): Promise<MlflowServer> {
