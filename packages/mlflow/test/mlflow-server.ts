@@ -156,7 +156,9 @@ async function launch(dir: string, port: number, timeoutMs: number, workers: num
 
   const stop = async () => {
     process.removeListener("exit", killOnExit);
-    await stopGroup(child);
+    // Its folder, database and all, goes next: nothing needs uvicorn's graceful shutdown, which
+    // took seconds (the mlflow command forwards SIGTERM and waits for it) at each file's end.
+    await killGroupAndWait(child);
     await rm(dir, { recursive: true, force: true });
   };
 
@@ -186,6 +188,13 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   } catch {
     // Already gone.
   }
+}
+
+/** SIGKILL to the group (the mlflow command, uvicorn), resolved once the mlflow command has exited. */
+async function killGroupAndWait(child: ChildProcess): Promise<void> {
+  const exited = child.exitCode !== null || child.signalCode !== null ? undefined : new Promise<void>((r) => child.once("exit", () => r()));
+  killGroup(child, "SIGKILL");
+  await exited;
 }
 
 async function stopGroup(child: ChildProcess): Promise<void> {
