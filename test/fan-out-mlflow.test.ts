@@ -38,9 +38,10 @@ describe("a sweep recorded in MLflow", () => {
     expect(result.status).toBe("succeeded");
     expect(result.outputs).toEqual({ params: { lr: 0.1, depth: 5 }, trial: "fit[3]" });
     const sweepRunId = result.tasks.fit!.runId!;
-    const [parent, flowRun] = await readWithMlflow(server.uri, [
+    const [parent, flowRun, children] = await readWithMlflow(server.uri, [
       { op: "get_run", run_id: sweepRunId },
       { op: "get_run", run_id: result.runId },
+      { op: "search_runs", experiment_of_run: result.runId, filter: `tags.mlflow.parentRunId = '${sweepRunId}'` },
     ]);
     expect(parent.tags["mlflow.parentRunId"]).toBe(result.runId);
     expect(parent.tags["cairn.sweep.best"]).toBe("fit[3]");
@@ -48,9 +49,6 @@ describe("a sweep recorded in MLflow", () => {
     expect(parent.params).toEqual({ lr: "0.1", depth: "5" });
     expect(parent.metrics).toMatchObject({ score: 5, loss: 0.1, "cairn.items": 6, "cairn.succeeded": 6, "cairn.not_started": 0 });
     expect(parent.status).toBe("FINISHED");
-    const [children] = await readWithMlflow(server.uri, [
-      { op: "search_runs", experiment_ids: [flowRun.experiment_id], filter: `tags.mlflow.parentRunId = '${sweepRunId}'` },
-    ]);
     expect(children.map((c: { run_name: string }) => c.run_name).sort()).toEqual(["fit[0]", "fit[1]", "fit[2]", "fit[3]", "fit[4]", "fit[5]"]);
     const best = children.find((c: { run_name: string }) => c.run_name === "fit[3]");
     expect(best.params).toMatchObject({ lr: "0.1", depth: "5" });
@@ -60,13 +58,13 @@ describe("a sweep recorded in MLflow", () => {
     const again = await (await f.run({ root, env: { MLFLOW_TRACKING_URI: server.uri } })).wait();
     expect(again.outputs).toEqual(result.outputs);
     expect(Object.values(again.tasks).filter((t) => t.parent === "fit").every((t) => t.status === "cached")).toBe(true);
-    const [hits] = await readWithMlflow(server.uri, [
+    const [hits, againParent] = await readWithMlflow(server.uri, [
       { op: "search_runs", experiment_ids: [flowRun.experiment_id], filter: `tags.mlflow.parentRunId = '${again.tasks.fit!.runId}'` },
+      { op: "get_run", run_id: again.tasks.fit!.runId! },
     ]);
     expect(hits).toHaveLength(6);
     expect(hits.every((h: { tags: Record<string, string> }) => h.tags["cairn.status"] === "cached")).toBe(true);
     // The best trial was a hit whose run is recorded in the background: the sweep run still names it.
-    const [againParent] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: again.tasks.fit!.runId! }]);
     expect(againParent.tags["cairn.sweep.best"]).toBe("fit[3]");
     expect(againParent.tags["cairn.sweep.best_run"]).toBe(again.tasks["fit[3]"]!.runId);
     // That run is a hit's (no params, no metrics): the run that computed the best trial is named too.
@@ -86,9 +84,11 @@ describe("a sweep recorded in MLflow", () => {
     const result = await (await f.run({ root, cache: false, env: { MLFLOW_TRACKING_URI: server.uri } })).wait();
     expect(result.status).toBe("failed");
     const mapRunId = result.tasks.held!.runId!;
-    const [mapRun] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: mapRunId }]);
+    const [mapRun, items] = await readWithMlflow(server.uri, [
+      { op: "get_run", run_id: mapRunId },
+      { op: "search_runs", experiment_of_run: mapRunId, filter: `tags.mlflow.parentRunId = '${mapRunId}'` },
+    ]);
     expect(mapRun.metrics).toMatchObject({ "cairn.items": 30, "cairn.failed": 1, "cairn.not_started": 28 });
-    const [items] = await readWithMlflow(server.uri, [{ op: "search_runs", experiment_ids: [mapRun.experiment_id], filter: `tags.mlflow.parentRunId = '${mapRunId}'` }]);
     expect(items.map((r: { run_name: string }) => r.run_name).sort()).toEqual(["held[0]", "held[1]"]);
   }, 120_000);
 
@@ -135,7 +135,7 @@ describe("a sweep recorded in MLflow", () => {
     const nine = await countBatches([3, 5, 8]);
     // One log-batch a trial, as before: the metric rides in it.
     expect(nine.batches - six.batches).toBe(3);
-    const [children] = await readWithMlflow(server.uri, [{ op: "search_runs", experiment_ids: [(await readWithMlflow(server.uri, [{ op: "get_run", run_id: six.result.runId }]))[0].experiment_id], filter: `tags.mlflow.parentRunId = '${six.result.tasks.fit!.runId}'` }]);
+    const [children] = await readWithMlflow(server.uri, [{ op: "search_runs", experiment_of_run: six.result.runId, filter: `tags.mlflow.parentRunId = '${six.result.tasks.fit!.runId}'` }]);
     expect(Object.fromEntries(children.map((c: { run_name: string; metrics: Record<string, number> }) => [c.run_name, c.metrics]))).toEqual({
       "fit[0]": { score: 2.73 },
       "fit[1]": { score: 4.55 },
@@ -163,9 +163,8 @@ describe("a sweep recorded in MLflow", () => {
     const result = await (await f.run({ root, cache: false, env: { MLFLOW_TRACKING_URI: server.uri } })).wait();
     expect(result.status).toBe("succeeded");
     expect(result.outputs!.trial).toBe("epochs[0]");
-    const [flowRun] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: result.runId }]);
     const [sorted, history] = await readWithMlflow(server.uri, [
-      { op: "search_runs", experiment_ids: [flowRun.experiment_id], filter: `tags.mlflow.parentRunId = '${result.tasks.epochs!.runId}'`, order_by: ["metrics.val_loss ASC"] },
+      { op: "search_runs", experiment_of_run: result.runId, filter: `tags.mlflow.parentRunId = '${result.tasks.epochs!.runId}'`, order_by: ["metrics.val_loss ASC"] },
       { op: "metric_history", run_id: result.tasks["epochs[0]"]!.runId, key: "val_loss" },
     ]);
     expect(sorted.map((r: { run_name: string; metrics: Record<string, number>; tags: Record<string, string> }) => [r.run_name, r.metrics.val_loss, r.tags["cairn.sweep.value"]])).toEqual([

@@ -51,9 +51,11 @@ describe("the quickstart in a real MLflow server", () => {
     expect(r.code).toBe(0);
     const runId = flowRunIdOf(r.stdout);
 
-    const [experiment, parent] = await readWithMlflow(server.uri, [
+    const [experiment, parent, children, parentArtifacts] = await readWithMlflow(server.uri, [
       { op: "experiment_by_name", name: "quickstart-e2e" },
       { op: "get_run", run_id: runId },
+      { op: "search_runs", experiment_of_run: runId, filter: `tags.mlflow.parentRunId = '${runId}'` },
+      { op: "list_artifacts", run_id: runId, path: "cairn" },
     ]);
     expect(parent).toMatchObject({ run_name: "quickstart", status: "FINISHED", experiment_id: experiment.experiment_id });
     expect(parent.params).toMatchObject({ rows: "400", lr: "0.5", epochs: "200" });
@@ -61,10 +63,6 @@ describe("the quickstart in a real MLflow server", () => {
     expect(parent.tags["mlflow.user"]).toBeTruthy();
     expect(parent.metrics.accuracy).toBeGreaterThan(0.5);
 
-    const [children, parentArtifacts] = await readWithMlflow(server.uri, [
-      { op: "search_runs", experiment_ids: [experiment.experiment_id], filter: `tags.mlflow.parentRunId = '${runId}'` },
-      { op: "list_artifacts", run_id: runId, path: "cairn" },
-    ]);
     expect(children.map((c: { run_name: string }) => c.run_name).sort()).toEqual(["evaluate", "load", "report", "split", "stats", "stats-2", "stats-3", "train"]);
     for (const child of children) expect(child.status).toBe("FINISHED");
     // cairn/report.html: every `cairn run` logs its report (issue 18).
@@ -102,11 +100,11 @@ describe("the quickstart in a real MLflow server", () => {
     const r = await cairn(["run", join(repo, "test/fixtures/fails.flow.ts"), "--json"]);
     expect(r.code).toBe(1);
     const runId = flowRunIdOf(r.stdout);
-    const [parent] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: runId }]);
-    expect(parent.status).toBe("FAILED");
-    const [children] = await readWithMlflow(server.uri, [
-      { op: "search_runs", experiment_ids: [parent.experiment_id], filter: `tags.mlflow.parentRunId = '${runId}'` },
+    const [parent, children] = await readWithMlflow(server.uri, [
+      { op: "get_run", run_id: runId },
+      { op: "search_runs", experiment_of_run: runId, filter: `tags.mlflow.parentRunId = '${runId}'` },
     ]);
+    expect(parent.status).toBe("FAILED");
     expect(Object.fromEntries(children.map((c: { run_name: string; status: string }) => [c.run_name, c.status]))).toEqual({ ok: "FINISHED", bad: "FAILED" });
   });
 
@@ -122,9 +120,9 @@ describe("the quickstart in a real MLflow server", () => {
     expect(sentAt).toBeGreaterThan(0);
     expect(r.code).toBe(130);
     const runId = flowRunIdOf(r.stdout);
-    const [parent] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: runId }]);
-    const [children] = await readWithMlflow(server.uri, [
-      { op: "search_runs", experiment_ids: [parent.experiment_id], filter: `tags.mlflow.parentRunId = '${runId}'` },
+    const [parent, children] = await readWithMlflow(server.uri, [
+      { op: "get_run", run_id: runId },
+      { op: "search_runs", experiment_of_run: runId, filter: `tags.mlflow.parentRunId = '${runId}'` },
     ]);
     return { sentAt, stderr: r.stderr, parent, children: children as Array<{ status: string; end_time: number; tags: Record<string, string> }> };
   }
@@ -192,11 +190,13 @@ describe("the quickstart in a real MLflow server", () => {
     expect(r.stdout).toMatch(/Flow cancelled in /);
     expect(r.stdout).not.toMatch(/Flow succeeded/);
     const runId = /run ([0-9a-f]{32})/.exec(r.stdout)![1]!;
-    const [parent] = await readWithMlflow(server.uri, [{ op: "get_run", run_id: runId }]);
+    // The items' runs are the map run's children: the experiment's hits are this run's (the cold run had none).
+    const [parent, found] = await readWithMlflow(server.uri, [
+      { op: "get_run", run_id: runId },
+      { op: "search_runs", experiment_of_run: runId, filter: "tags.`cairn.status` = 'cached'" },
+    ]);
     expect(parent.status).toBe("KILLED");
     expect(parent.tags["cairn.cancel_reason"]).toBe("SIGINT");
-    // The items' runs are the map run's children: the experiment's hits are this run's (the cold run had none).
-    const [found] = await readWithMlflow(server.uri, [{ op: "search_runs", experiment_ids: [parent.experiment_id], filter: "tags.`cairn.status` = 'cached'" }]);
     const hits = found as Array<{ status: string }>;
     expect(hits.length).toBeGreaterThan(0);
     expect(hits.every((c) => c.status === "FINISHED")).toBe(true);
