@@ -105,6 +105,18 @@ describe("redactUrl", () => {
     ] as const) {
       expect(redactUrl(url), url).toBe(shown);
     }
+    // A dotted user name and a password of digits, `/` and more, before an `@` that starts a path
+    // segment: the URL standard reads host `john.doe`, port `2024`, and these were shown whole.
+    for (const [url, secret] of [
+      ["redis://john.doe:2024/s3cret/@cache.example:6379", "s3cret"],
+      ["postgres://app.user:1234/x9/@db.internal/cairn", "x9"],
+      ["https://john.doe:2024/secret/@db.example", "secret"],
+      ["https://john.doe:2024/secret/@db.example/x", "secret"],
+      ["http://app.user:99/Zq/@registry.example/@types/node", "Zq"],
+    ] as const) {
+      expect(redactUrl(url), url).not.toContain(secret);
+      expect(redactUrl(url), url).not.toContain("john.doe:2024");
+    }
     const tokens = ["AbC/dEf+gh==", "Qx/Wz", "Zm9v/YmFyYmF6/cXV4", "u:Pw12/Zq34", "u:Pw9/Xq@Yq", "u:Pw1234?Abq", "Tok3n/Wq#Rz9"];
     for (const token of tokens) {
       for (const host of ["host", "db:5000", "127.0.0.1:4873", "[::1]:4873", "registry.example"]) {

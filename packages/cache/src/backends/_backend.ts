@@ -148,17 +148,21 @@ export function redactUrl(url: string): string {
 const PLAIN_AUTHORITY = /^(?:[a-z0-9_-]+(?:\.[a-z0-9_-]+)+\.?|localhost|\[[0-9a-f:.]+\])(?::\d+)?$/i;
 
 /**
- * Whether every `@` of `url` starts a path segment of a URL without user info (an npm scope:
+ * Whether `url` is an http(s) URL whose one `@` starts its first path segment, with no user info as the URL standard reads it (an npm scope:
  * `https://registry.npmjs.org/@types/node`, `http://localhost:4873/@scope/pkg`). Only then is an
- * `@` shown: a token or password holding an unencoded `/` (`https://ab/cd@host`, base64) parses
- * with no user info too, but its authority is no plain host (`ab`) or its `@` follows no `/`.
+ * `@` shown: a token or password holding an unencoded `/` parses with no user info too
+ * (`https://ab/cd@host`, base64; `redis://john.doe:2024/s3cret/@cache.example:6379`), but its
+ * authority is no plain host, its scheme no http(s), or its `@` is not where a scope is.
  */
 function isScopedPath(url: string): boolean {
-  const start = url.indexOf("://");
-  if (start === -1) return false;
-  const authorityEnd = url.indexOf("/", start + 3);
-  if (authorityEnd === -1 || !PLAIN_AUTHORITY.test(url.slice(start + 3, authorityEnd))) return false;
-  for (let at = url.indexOf("@"); at !== -1; at = url.indexOf("@", at + 1)) if (url[at - 1] !== "/") return false;
+  const scheme = /^https?:\/\//i.exec(url);
+  if (!scheme) return false;
+  const start = scheme[0].length;
+  const authorityEnd = url.indexOf("/", start);
+  if (authorityEnd === -1 || !PLAIN_AUTHORITY.test(url.slice(start, authorityEnd))) return false;
+  // One `@`, where a scope is: first in the path (`/@types/node`, `/@types%2fnode`).
+  const at = url.indexOf("@");
+  if (at !== authorityEnd + 1 || url.indexOf("@", at + 1) !== -1) return false;
   try {
     const parsed = new URL(url);
     return parsed.username === "" && parsed.password === "";
