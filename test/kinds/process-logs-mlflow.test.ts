@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flow, notebook, type RunEvent, script, shell, task } from "cairn-dag";
+import { configDigest, kindTask, type KindTask, NO_RETRY, runProcess } from "cairn-dag/kind";
 import { readWithMlflow } from "../../packages/mlflow/test/mlflow-read.ts";
 import { startMlflowServer, type MlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
 import { startProxy } from "../reliability/helpers.ts";
@@ -257,6 +258,50 @@ describe.skipIf(!hasVenv)("a process task's log upload that stalls", () => {
       const again = await (await f.run(options)).wait();
       expect(again.tasks.tsh!.status).toBe("cached");
       expect(again.outputs).toEqual({ o: "RAN 7", u: "RAN 7" });
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!hasVenv)("a kind that starts two processes in one attempt", () => {
+  // The first process's logs/stdout.txt upload answered 3 s late: the second process wrote the
+  // file anew meanwhile and its own upload landed first, so the first one's older text won.
+  it("starts the second once the first's logs are sent: the run's log is the last process's, as on disk", async () => {
+    let puts = 0;
+    const proxy = await startProxy(server!.uri, (req, res) => {
+      if (req.method !== "PUT" || !req.url!.includes("logs/stdout.txt") || puts++ > 0) return false;
+      const body: Buffer[] = [];
+      req.on("data", (c: Buffer) => body.push(c));
+      req.on("end", () => {
+        setTimeout(() => {
+          void fetch(`${server!.uri}${req.url}`, { method: "PUT", headers: { "content-type": req.headers["content-type"] ?? "application/octet-stream" }, body: Buffer.concat(body) }).then(
+            async (up) => res.writeHead(up.status, { "content-type": up.headers.get("content-type") ?? "application/json" }).end(Buffer.from(await up.arrayBuffer())),
+            () => res.writeHead(502).end(),
+          );
+        }, 3000);
+      });
+      return true;
+    });
+    try {
+      const twice: KindTask<Record<string, unknown>, { done: boolean }> = kindTask({
+        definition: {
+          name: "twice", kind: "two-steps", retry: NO_RETRY, cache: {}, env: [],
+          code: configDigest({ steps: 2 }),
+          run: async (inputs, ctx) => {
+            await runProcess({ command: "sh", args: ["-c", "echo FIRST"], inputs }, ctx);
+            await runProcess({ command: "sh", args: ["-c", "echo SECOND"], inputs }, ctx);
+            return { done: true };
+          },
+        },
+      });
+      const run = await flow("two-steps")
+        .build(() => ({ d: twice({}).done }))
+        .run({ root: await tempRoot(), env: { ...process.env, MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_EXPERIMENT_NAME: "two-steps" } });
+      const result = await run.wait();
+      expect(result.status, JSON.stringify(result.error)).toBe("succeeded");
+      expect(puts).toBe(2);
+      expect(await logNow(result.tasks.twice!.runId!, "stdout.txt")).toBe("SECOND\n");
     } finally {
       await proxy.close();
     }

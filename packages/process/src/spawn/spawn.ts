@@ -310,6 +310,14 @@ interface AttemptClosing {
   readonly sends: Array<() => Promise<void>>;
 }
 
+/**
+ * The sends of each task context's latest process, by context: a kind that starts two processes in
+ * one attempt starts the second once the first's logs are sent, so that it never writes a log file
+ * anew while the file is still being uploaded (the older upload could land last, and the run keep
+ * the first process's log where the disk has the second's).
+ */
+const lastSends = new WeakMap<TaskContext, Promise<void>>();
+
 /** Runs one attempt of a task as a child process; see the module comment for the conventions. */
 export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<ProcessResult> {
   throwIfAborted(ctx.signal);
@@ -320,19 +328,20 @@ export async function runProcess(spec: ProcessSpec, ctx: TaskContext): Promise<P
   const gone = new Promise<void>((resolve) => (groupGone = resolve));
   holdWork(ctx, new Promise<void>((resolve) => (attemptDone = resolve)), { killGraceMs: spec.killGraceMs ?? DEFAULT_GRACE_MS, groupGone: gone });
   const closing: AttemptClosing = { groupGone, sends: [] };
-  const attempt = runHeldProcess(spec, ctx, closing);
+  const before = lastSends.get(ctx);
+  const attempt = before ? before.then(() => runHeldProcess(spec, ctx, closing)) : runHeldProcess(spec, ctx, closing);
   // The files are sent once the attempt has settled, not within it: a stalled upload (a server
   // briefly down, its requests retried for minutes) is not the process's work, so it neither runs
   // out the task's timeout nor counts in its duration, as a function task's outputs sent at its
   // run's closing do not. The work stays held until they are sent: the next attempt (which appends
   // to the same logs), the task's run's closing and the task's slot wait for that (run-task.ts).
   // Held work that fails is said as the task's warning (holdWork), never an unhandled rejection.
-  attemptDone(
-    attempt.then(
-      () => sendAll(closing),
-      () => sendAll(closing),
-    ),
+  const sent = attempt.then(
+    () => sendAll(closing),
+    () => sendAll(closing),
   );
+  lastSends.set(ctx, sent);
+  attemptDone(sent);
   return attempt;
 }
 
