@@ -24,6 +24,9 @@ async function expectShown(env: NodeJS.ProcessEnv): Promise<void> {
   expect(shown.code).toBe(0);
   // The flow run's own error (its cairn.error tags), under its header.
   expect(shown.stdout).toMatch(/^started .*\nerror: TaskFailed: task "boom" failed: the source table is empty\nsecond line of the message; task "invalid" failed: /m);
+  // The flow run's task counters, on a line of their own (not among its metrics): those above 0.
+  expect(shown.stdout).toMatch(/^tasks: 5 \(1 succeeded, 2 failed, 2 skipped\)$/m);
+  expect(shown.stdout).not.toMatch(/^metrics: .*cairn\./m);
   const row = (name: string) => shown.stdout.split("\n").find((l) => l.startsWith(`${name} `)) ?? `(no row for ${name})`;
   expect(row("boom")).toMatch(/ FAILED .* Error: the source table is empty\.\.\.$/);
   expect(row("after-boom")).toMatch(/ KILLED .* skipped: upstream task "boom" failed$/);

@@ -1816,7 +1816,10 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   lines.push(`started ${new Date(run.startTime).toISOString()}`);
   const from = source ? ` (of source run ${source.runId})` : "";
   const params = source && !Object.keys(run.params).length ? source.params : run.params;
-  const metrics = source && !Object.keys(run.metrics).length ? source.metrics : run.metrics;
+  const allMetrics = source && !Object.keys(run.metrics).length ? source.metrics : run.metrics;
+  // A flow run's task counters (cairn.tasks, cairn.failed, ...) are said on a line of their own, below.
+  const counted = run.parentRunId === undefined ? flowCounts(allMetrics) : "";
+  const metrics = counted ? Object.fromEntries(Object.entries(allMetrics).filter(([k]) => !FLOW_COUNTERS.includes(k))) : allMetrics;
   if (Object.keys(params).length) lines.push(`params${params === run.params ? "" : from}: ${Object.entries(params).map(([k, v]) => printableLine(`${k}=${v}`)).join(" ")}`);
   if (Object.keys(metrics).length) lines.push(`metrics${metrics === run.metrics ? "" : from}: ${formatMetrics(metrics)}`);
   const uncounted = uncountedNote(run);
@@ -1834,6 +1837,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   if (ending) lines.push(ending);
   const abandoned = abandonedNote(run);
   if (abandoned) lines.push(abandoned);
+  if (counted) lines.push(counted);
   // What the record holds is data (from a shared server, anyone's): printable, past the first line's
   // own colours; a name or value on one line (params, metrics), so that none can add lines of its own.
   stdout.write(`${[lines[0], ...lines.slice(1).map(printable)].join("\n")}\n`);
@@ -2079,6 +2083,19 @@ function errorTagsNote(run: RunRecord, note: string): string {
 /** A task run's error file as `cairn show` prints it: its first lines, each line cut when long, saying `where` the rest is. */
 function wholeError(text: string, where: string): string {
   return shownErrorText(cutLongLines(text, where), where);
+}
+
+/** The task counters a flow run ends with (README: the flow run's metrics), in the order said. */
+const FLOW_COUNTERS = ["cairn.tasks", "cairn.succeeded", "cairn.cached", "cairn.failed", "cairn.cancelled", "cairn.skipped"];
+
+/** `tasks: 5 (1 succeeded, 2 failed, 2 skipped)`: a flow run's counters, those above 0; "" without them. */
+function flowCounts(metrics: Record<string, number>): string {
+  const total = metrics["cairn.tasks"];
+  if (total === undefined) return "";
+  const parts = FLOW_COUNTERS.slice(1)
+    .filter((k) => (metrics[k] ?? 0) > 0)
+    .map((k) => `${metrics[k]} ${k.slice("cairn.".length)}`);
+  return `tasks: ${total}${parts.length ? ` (${parts.join(", ")})` : ""}`;
 }
 
 /** `k=v k=v`, numbers as they are. */
