@@ -6,6 +6,7 @@
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -207,6 +208,20 @@ describe.skipIf(!hasVenv)("process logs in MLflow", () => {
   }, 60_000);
 });
 
+/** Forwards a PUT the proxy took to the real server `ms` late, as a server briefly down answers it. */
+function forwardLate(req: IncomingMessage, res: ServerResponse, ms: number): void {
+  const body: Buffer[] = [];
+  req.on("data", (c: Buffer) => body.push(c));
+  req.on("end", () => {
+    setTimeout(() => {
+      void fetch(`${server!.uri}${req.url}`, { method: "PUT", headers: { "content-type": req.headers["content-type"] ?? "application/octet-stream" }, body: Buffer.concat(body) }).then(
+        async (up) => res.writeHead(up.status, { "content-type": up.headers.get("content-type") ?? "application/json" }).end(Buffer.from(await up.arrayBuffer())),
+        () => res.writeHead(502).end(),
+      );
+    }, ms);
+  });
+}
+
 describe.skipIf(!hasVenv)("a process task's log upload that stalls", () => {
   // A server briefly down: the upload of logs/stdout.txt answered 4 s late, twice the task's timeout.
   it("counts against neither its timeout nor its duration: the task succeeds, runs once, its run gets the logs, and the next run hits the cache", async () => {
@@ -215,16 +230,7 @@ describe.skipIf(!hasVenv)("a process task's log upload that stalls", () => {
     const proxy = await startProxy(server!.uri, (req, res) => {
       if (req.method !== "PUT" || !req.url!.includes("logs/stdout.txt")) return false;
       stalled++;
-      const body: Buffer[] = [];
-      req.on("data", (c: Buffer) => body.push(c));
-      req.on("end", () => {
-        setTimeout(() => {
-          void fetch(`${server!.uri}${req.url}`, { method: "PUT", headers: { "content-type": req.headers["content-type"] ?? "application/octet-stream" }, body: Buffer.concat(body) }).then(
-            async (up) => res.writeHead(up.status, { "content-type": up.headers.get("content-type") ?? "application/json" }).end(Buffer.from(await up.arrayBuffer())),
-            () => res.writeHead(502).end(),
-          );
-        }, STALL_MS);
-      });
+      forwardLate(req, res, STALL_MS);
       return true;
     });
     try {
@@ -271,16 +277,7 @@ describe.skipIf(!hasVenv)("a kind that starts two processes in one attempt", () 
     let puts = 0;
     const proxy = await startProxy(server!.uri, (req, res) => {
       if (req.method !== "PUT" || !req.url!.includes("logs/stdout.txt") || puts++ > 0) return false;
-      const body: Buffer[] = [];
-      req.on("data", (c: Buffer) => body.push(c));
-      req.on("end", () => {
-        setTimeout(() => {
-          void fetch(`${server!.uri}${req.url}`, { method: "PUT", headers: { "content-type": req.headers["content-type"] ?? "application/octet-stream" }, body: Buffer.concat(body) }).then(
-            async (up) => res.writeHead(up.status, { "content-type": up.headers.get("content-type") ?? "application/json" }).end(Buffer.from(await up.arrayBuffer())),
-            () => res.writeHead(502).end(),
-          );
-        }, 3000);
-      });
+      forwardLate(req, res, 3000);
       return true;
     });
     try {
