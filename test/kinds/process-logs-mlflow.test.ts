@@ -270,6 +270,41 @@ describe.skipIf(!hasVenv)("a process task's log upload that stalls", () => {
   }, 60_000);
 });
 
+describe.skipIf(!hasVenv)("a failing notebook whose executed notebook's upload stalls", () => {
+  // The upload of raises.ipynb answered 12 s late: it was awaited inside the attempt, so its
+  // duration held the 12 s (and a .timeout() shorter than that ended it as a timeout instead).
+  it("fails with the cell's error in its own time, and its run still gets the executed notebook before the flow ends", async () => {
+    const STALL_MS = 12_000;
+    let stalled = 0;
+    const proxy = await startProxy(server!.uri, (req, res) => {
+      if (req.method !== "PUT" || !req.url!.includes("raises.ipynb")) return false;
+      stalled++;
+      forwardLate(req, res, STALL_MS);
+      return true;
+    });
+    try {
+      const dir = await tempRoot();
+      const nb = JSON.parse(readFileSync(fixture("report.ipynb"), "utf8")) as { cells: Array<Record<string, unknown>> };
+      nb.cells.push({ cell_type: "code", execution_count: null, metadata: {}, outputs: [], source: ["raise ValueError('boom late')\n"] });
+      await writeFile(join(dir, "raises.ipynb"), JSON.stringify(nb));
+      const t = notebook("raises", join(dir, "raises.ipynb"), { python: VENV_PYTHON });
+      const result = await (
+        await flow("nb-stall")
+          .build(() => ({ x: t({ data: null }).$out }))
+          .run({ root: await tempRoot(), cache: false, env: { ...process.env, MLFLOW_TRACKING_URI: proxy.uri, MLFLOW_EXPERIMENT_NAME: "nb-stall" } })
+      ).wait();
+      const failed = result.tasks.raises!;
+      expect(failed.status).toBe("failed");
+      expect(failed.error?.message).toContain("ValueError: boom late");
+      expect(stalled).toBe(1);
+      expect(failed.durationMs).toBeLessThan(STALL_MS);
+      expect(await artifactNow(failed.runId!, "raises.ipynb")).toContain("boom late");
+    } finally {
+      await proxy.close();
+    }
+  }, 90_000);
+});
+
 describe.skipIf(!hasVenv)("a kind that starts two processes in one attempt", () => {
   // The first process's logs/stdout.txt upload answered 3 s late: the second process wrote the
   // file anew meanwhile and its own upload landed first, so the first one's older text won.

@@ -379,18 +379,21 @@ export async function runNotebook(
     }
     throw error;
   } finally {
+    let sent: Promise<unknown> = Promise.resolve();
     try {
       await maskFiles([outPath, htmlPath], ctx);
-      // A failed attempt's run gets what its error points to (a succeeded one sends its artifacts as it closes).
+      // A failed attempt's run gets what its error points to (a succeeded one sends its artifacts as it
+      // closes). Sent once the attempt has settled, as held work, as a process's logs are: a stalled
+      // upload neither runs out the task's timeout nor counts in its duration.
       if (failed) {
-        await Promise.all(
+        sent = Promise.all(
           [outName, ...(htmlPath ? [htmlName] : [])].map((name) =>
             sendArtifact(ctx, name).catch((error: unknown) => ctx.logger.warn(`could not send ${name} to the task's run: ${(error as Error).message}`)),
           ),
         );
       }
     } finally {
-      release();
+      void sent.finally(release);
     }
   }
 }
