@@ -104,12 +104,19 @@ describe("the temp folder of a task whose `cairn run` was killed with SIGKILL", 
     mkdirSync(join(temp, `cairn-task-${owner.replace(`+${killed.child.pid}+`, `+${process.pid}+`)}-Reuse1`));
     // An older Cairn's folder names no owner: nothing tells whether its run is over.
     mkdirSync(join(temp, "cairn-task-Old123"));
+    // The model kind's folders (the rows it predicts on, a downloaded file) by the same dead owner, and a live one's.
+    const liveOwner = /^cairn-task-(.+)-[A-Za-z0-9]{6}$/.exec(liveFolder)![1]!;
+    for (const name of [`cairn-predict-${owner}-Pred01`, `cairn-model-${owner}-Mode01`, `cairn-predict-${liveOwner}-Pred02`]) {
+      mkdirSync(join(temp, name));
+      writeFileSync(join(temp, name, "input.json"), "{}");
+    }
 
     const next = naps("next", 0);
     const exit = await next.done;
     expect(exit.code, exit.stderr).toBe(0);
     expect(folders().sort()).toEqual([liveFolder, `cairn-task-${owner}-Link01`, `cairn-task-${owner}-Other1`, "cairn-task-Old123"].sort());
     expect(readFileSync(join(elsewhere, "keep.txt"), "utf8")).toBe("kept");
+    expect(readdirSync(temp).filter((name) => /^cairn-(predict|model)-/.test(name))).toEqual([`cairn-predict-${liveOwner}-Pred02`]);
     expect(owner).toMatch(new RegExp(`\\+${killed.child.pid}\\+t\\d+\\+s`));
     live.child.kill("SIGKILL");
     await live.done;

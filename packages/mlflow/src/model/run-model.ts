@@ -16,14 +16,13 @@
  * runs never load it (see `@cairn/core/mlflow`).
  */
 import { createWriteStream } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { dirname, extname, isAbsolute, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { CairnError, CancelledError, describeValue, isArtifact, isPlainObject, MlflowApiError, scopeKey, systemTag, type Artifact, type RunScope, type TaskContext } from "@cairn/core";
-import { checkWorkingFolder, endProcessGroup, prepareProcessGroup, ProcessFailedError, runProcess, type ProcessSpec } from "@cairn/process/spawn";
+import { checkWorkingFolder, endProcessGroup, makeTaskFolder, prepareProcessGroup, ProcessFailedError, runProcess, type ProcessSpec } from "@cairn/process/spawn";
 import type { MlflowClient } from "../client/client.ts";
 import { folderDigestAsync, parseYaml } from "../project/run-project.ts";
 import { setTimeout as delay } from "node:timers/promises";
@@ -181,7 +180,7 @@ export class ModelRegistry {
   /** The text of one artifact file, or undefined when it cannot be read (not proxied, missing). */
   async readArtifact(artifactUri: string, path: string): Promise<string | undefined> {
     if (artifactUri.startsWith("mlflow-artifacts:") || /^https?:\/\//.test(artifactUri)) {
-      const dir = await mkdtemp(join(tmpdir(), "cairn-model-"));
+      const dir = await makeTaskFolder("model");
       try {
         await this.client.downloadArtifactFile(artifactUri, path, join(dir, "file"));
         return await readFile(join(dir, "file"), "utf8");
@@ -736,7 +735,7 @@ async function predict(
   ctx: TaskContext,
   fail: (text: string) => ModelInputError | undefined,
 ): Promise<unknown[]> {
-  const work = await mkdtemp(join(tmpdir(), "cairn-predict-"));
+  const work = await makeTaskFolder("predict");
   try {
     const inFile = join(work, `input.${input.contentType}`);
     const outFile = join(work, "predictions.json");

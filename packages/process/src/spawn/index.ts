@@ -8,4 +8,5 @@ export { runProcess, endProcessGroup, prepareProcessGroup, resolveMarkers, check
 export { parseTemplate, checkPlaceholders, renderShell, renderArg, shellQuote, valueText, type CommandTemplate } from "./template.ts";
 export { checkProcessOptions, processEnv, defaultPython, findPython, optionOrigin, pythonFor, pythonPath, PYTHON_HELPER_DIR, type CommandOrigin, type ProcessOptions } from "./options.ts";
 export * from "./errors.ts";
+export { makeTaskFolder, type TempFolderUse } from "./task-folder.ts";
 export { pythonEnvironment, PYTHON_ENVIRONMENT } from "../python/python-environment.ts";

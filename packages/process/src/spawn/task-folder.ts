@@ -1,7 +1,8 @@
 /**
  * The temp folder of one process attempt, `$TMPDIR/cairn-task-<owner>-XXXXXX`: it holds the
  * task's inputs (`inputs.json`), the outputs file and the copy of its stdout, and the attempt
- * removes it when it ends. A `cairn` killed with SIGKILL (or by the OOM killer) runs no cleanup,
+ * removes it when it ends. The model kind's folders (`cairn-predict-…`, the rows it predicts on;
+ * `cairn-model-…`, a downloaded file) are named and swept the same way. A `cairn` killed with SIGKILL (or by the OOM killer) runs no cleanup,
  * and nothing else would ever remove its folder, with the user's inputs in it. So the folder's
  * name says which process made it (see process-owner.ts: pid, start time, pid space, boot), and
  * the first attempt a process starts removes the folders whose maker is gone: a killed run's,
@@ -13,11 +14,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatOwner, ownerIsGone, parseOwner } from "@cairn/cache";
 
-/** What every task folder's name starts with. */
-const PREFIX = "cairn-task-";
+/** What every such folder's name starts with. */
+const PREFIX = "cairn-";
 
-/** A task folder's name: the prefix, its maker (`:` written `+`), and mkdtemp's six characters. */
-const TASK_FOLDER = /^cairn-task-(.+)-[A-Za-z0-9]{6}$/;
+/** What a temp folder is for: `cairn-<use>-…`. */
+export type TempFolderUse = "task" | "predict" | "model";
+
+/** A folder's name: `cairn-`, its use, its maker (`:` written `+`), and mkdtemp's six characters. */
+const TASK_FOLDER = /^cairn-(?:task|predict|model)-(.+)-[A-Za-z0-9]{6}$/;
 
 /** The most folders one sweep removes: a temp folder full of them is cleaned over several runs. */
 const SWEEP_LIMIT = 256;
@@ -32,17 +36,17 @@ const SWEEP_EVERY_MS = 60 * 60 * 1000;
 const sweeps = new Map<string, { at: number; done: Promise<void> }>();
 
 /**
- * Makes the temp folder of an attempt in `$TMPDIR`, named after this process, once the folders
- * left there by processes that are gone are removed (at the first attempt, then at most hourly).
- * Throws what mkdtemp throws.
+ * Makes the temp folder of an attempt in `$TMPDIR` (`use`: what for, in its name), named after
+ * this process, once the folders left there by processes that are gone are removed (at the first
+ * attempt, then at most hourly). Throws what mkdtemp throws.
  */
-export async function makeTaskFolder(): Promise<string> {
+export async function makeTaskFolder(use: TempFolderUse = "task"): Promise<string> {
   const dir = tmpdir();
   await sweepOnce(dir);
   // `+` for the owner's `:`, which Windows refuses in a file name; a host name that holds
   // another character a name cannot is written `_`: never judged gone then, as it is not this host.
   const owner = formatOwner().replaceAll(":", "+").replace(/[^A-Za-z0-9._+-]/g, "_");
-  return mkdtemp(join(dir, `${PREFIX}${owner}-`));
+  return mkdtemp(join(dir, `${PREFIX}${use}-${owner}-`));
 }
 
 /** The sweep of `dir` under way or done within {@link SWEEP_EVERY_MS}, else a new one. */
