@@ -58,7 +58,7 @@ describe("cairn runs prune on the embedded store", () => {
     const dry = await cairn(["runs", "prune", "--older-than", "10ms", "--dry-run"], { cwd });
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/^Would remove 2 flow runs and 2 other runs under them .* [\d.]+ KB of records, logs, artifacts and report pages\.$/m);
-    expect(dry.stdout).toMatch(/^Kept 2 older runs that cache entries use as their source, with the flow runs they belong to: `cairn cache prune` removes entries/m);
+    expect(dry.stdout).toMatch(/^Kept 2 older runs of flow runs a cache entry uses a run of as its source, each flow run whole with its tasks: `cairn cache prune` removes entries/m);
     expect(dry.stdout).toMatch(/^Would remove 1 local copy of runs' artifacts \(4 B\) and 1 artifact stamp \(2 B\) that nothing refers to/m);
     expect(dry.stdout).toContain("Nothing was removed (--dry-run).");
     // The same figures as one JSON document, for a cron job to read (before: --json was refused, exit 2).
@@ -96,6 +96,35 @@ describe("cairn runs prune on the embedded store", () => {
     const end = events.at(-1)!;
     expect(end.outputs?.rows).toBe(3);
     expect(readFileSync(end.outputs!.report.path, "utf8")).toBe("rows=3\n");
+  });
+
+  it("a failed flow run kept for its cache sources stays whole: show still lists its failed and skipped tasks, and the failed one's error", async () => {
+    // Before, only the sources and the flow run stayed: "Removed 0 flow runs and 3 other runs under
+    // them", then `cairn show` counted 1 failed and 2 skipped tasks its table no longer listed.
+    const cwd = await tmp("cairn-cli-runs-prune-");
+    const ran = await cairn(["run", fixture("failing-load.flow.ts")], { cwd });
+    expect(ran.code, ran.stderr).toBe(1);
+    const [flowRunId] = await flowRuns(cwd);
+    const before = await cairn(["show", flowRunId!, "--json"], { cwd });
+    const tasks = (JSON.parse(before.stdout) as { tasks: { runId: string; name: string; status: string }[] }).tasks;
+    const load = tasks.find((t) => t.name === "load")!;
+    expect(load.status).toBe("FAILED");
+    await new Promise((r) => setTimeout(r, 20));
+
+    const r = await cairn(["runs", "prune", "--older-than", "10ms"], { cwd });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Removed 0 flow runs and 0 other runs under them/m);
+    expect(r.stdout).toMatch(/^Kept 9 older runs of flow runs a cache entry uses a run of as its source, each flow run whole with its tasks/m);
+    const shown = await cairn(["show", flowRunId!], { cwd });
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/^tasks: 8 \(/m);
+    for (const name of ["extract", "transform", "validate", "load", "report", "notify"]) expect(shown.stdout).toMatch(new RegExp(`^${name} `, "m"));
+    const after = JSON.parse((await cairn(["show", flowRunId!, "--json"], { cwd })).stdout) as { tasks: unknown[] };
+    expect(after.tasks).toHaveLength(tasks.length);
+    const one = await cairn(["show", load.runId], { cwd });
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout).toContain("Error: the warehouse refused the rows");
+    expect(existsSync(join(cwd, ".cairn", "artifacts", load.runId, "cairn", "error.txt"))).toBe(true);
   });
 
   it("once cache prune removed the entry, its source run goes at the next runs prune; cache prune says so", async () => {

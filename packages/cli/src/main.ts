@@ -1695,10 +1695,10 @@ function prunedRunsText(r: PruneRunsResult, o: { would: string; when: string; ur
     `${formatBytes(r.freedBytes)} of records, logs, artifacts and report pages.\n`;
   if (r.keptForCache) {
     text +=
-      `Kept ${plural(r.keptForCache, "older run")} that cache entries use as their source, with the flow runs they belong to: ` +
+      `Kept ${plural(r.keptForCache, "older run")} of flow runs a cache entry uses a run of as its source, each flow run whole with its tasks: ` +
       `\`cairn cache prune\` removes entries, and their runs go at the next runs prune.\n`;
   }
-  if (r.keptRunning) text += `Kept ${plural(r.keptRunning, "older run")} still RUNNING, with the runs above them.\n`;
+  if (r.keptRunning) text += `Kept ${plural(r.keptRunning, "older run")} of flow runs still RUNNING or with a run under them still RUNNING, each flow run whole.\n`;
   return text;
 }
 

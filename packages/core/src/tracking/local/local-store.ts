@@ -32,7 +32,7 @@ import { choosePrunedRuns, type PrunableLine } from "./prune-runs.ts";
 export interface PruneRunsOptions {
   /** Epoch ms: flow runs that ended before it go, with the runs under them. */
   endedBefore: number;
-  /** Runs that stay whatever their age, with the runs above them: the source runs of the cache entries kept. */
+  /** Runs that stay whatever their age, with their whole flow run (the runs above and beside them): the source runs of the cache entries kept. */
   keep: ReadonlySet<string>;
   /** Count what would go; remove nothing. */
   dryRun?: boolean;
@@ -46,9 +46,9 @@ export interface PruneRunsResult {
   removedFlowRuns: number;
   /** Bytes freed: run files, metric logs, artifacts (logs, report pages), batch files, index lines. */
   freedBytes: number;
-  /** Runs of old flow runs kept because a kept cache entry names them as its source, or names a run under them (and none under them is RUNNING). */
+  /** Runs of old flow runs kept whole because a kept cache entry names one of their runs as its source (and none of them is RUNNING). */
   keptForCache: number;
-  /** Runs of old flow runs kept because they are still RUNNING, or a run under them is. */
+  /** Runs of old flow runs kept whole because the flow run or a run under it is still RUNNING. */
   keptRunning: number;
 }
 
@@ -726,9 +726,9 @@ export class LocalStore implements Tracker {
   /**
    * Removes the flow runs that ended before `endedBefore`, each with the runs under it: their run
    * files, metric logs, artifacts (logs and report pages too), their lines in the experiment's
-   * index and batch files left with no run. Kept whatever their age: a run `keep` names and the runs
-   * above it, and a run still RUNNING (one whose process died is closed first by closeAbandonedRuns,
-   * and goes once it is old). Safe beside runs writing now: an index is rewritten whole and renamed
+   * index and batch files left with no run. Kept whole whatever their age: a flow run with a run
+   * `keep` names, or with a run still RUNNING (one whose process died is closed first by
+   * closeAbandonedRuns, and goes once it is old). Safe beside runs writing now: an index is rewritten whole and renamed
    * in place, and lines appended meanwhile are kept (see the layout above). One prune at a time: a
    * second one is refused, naming the first's process.
    */

@@ -61,7 +61,7 @@ async function indexed(root: string, experimentId: string): Promise<string[]> {
 }
 
 describe("choosePrunedRuns", () => {
-  it("counts the runs above a RUNNING run as kept for it, not for the cache", async () => {
+  it("keeps a tree whole when one of its runs is RUNNING, counted for it, not for the cache", async () => {
     // flow > group > task (RUNNING); flow > source (a kept cache entry's source); flow > done.
     const lines = [
       { runId: "flow", startTime: 1, writer: "w" },
@@ -77,13 +77,35 @@ describe("choosePrunedRuns", () => {
       runOf: async (runId) => runs[runId] ?? { status: "FINISHED", startTime: 1, endTime: 2 },
       writerMayRun: () => false,
     });
-    expect(choice.remove.map((line) => line.runId)).toEqual(["done"]);
-    expect(choice).toMatchObject({ keptRunning: 3, keptForCache: 1 });
+    expect(choice.remove.map((line) => line.runId)).toEqual([]);
+    expect(choice).toMatchObject({ keptRunning: 5, keptForCache: 0 });
+  });
+
+  it("keeps a flow run whole when a kept cache entry names one of its runs: its failed and skipped task runs stay beside the source", async () => {
+    // Before, only the source and the runs above it stayed: `cairn show` of the flow run counted a
+    // failed task its table no longer listed, and the failed task's run and error were gone.
+    const lines = [
+      { runId: "flow", startTime: 1, writer: "w" },
+      { runId: "extract", parentRunId: "flow", startTime: 1, writer: "w" },
+      { runId: "extract[0]", parentRunId: "extract", startTime: 1, writer: "w" },
+      { runId: "load", parentRunId: "flow", startTime: 1, writer: "w" },
+      { runId: "skipped", parentRunId: "flow", startTime: 1 },
+      { runId: "other", startTime: 1, writer: "w" },
+      { runId: "other-task", parentRunId: "other", startTime: 1, writer: "w" },
+    ];
+    const choice = await choosePrunedRuns(lines, {
+      endedBefore: 100,
+      keep: new Set(["extract[0]"]),
+      runOf: async () => ({ status: "FINISHED", startTime: 1, endTime: 2 }),
+      writerMayRun: () => false,
+    });
+    expect(choice.remove.map((line) => line.runId)).toEqual(["other", "other-task"]);
+    expect(choice).toMatchObject({ keptRunning: 0, keptForCache: 5 });
   });
 });
 
 describe("LocalStore.pruneRuns", () => {
-  it("removes flow runs that ended before the limit with their task runs and files; keeps a cache entry's source with its flow run, a RUNNING run and a young one", async () => {
+  it("removes flow runs that ended before the limit with their task runs and files; keeps a cache entry's source with its whole flow run, a RUNNING run and a young one", async () => {
     const root = await tmp();
     const store = new LocalStore({ root });
     const experimentId = await store.ensureExperiment("etl");
@@ -103,15 +125,15 @@ describe("LocalStore.pruneRuns", () => {
 
     const pruner = new LocalStore({ root });
     const dry = await pruner.pruneRuns({ endedBefore: Date.now() - 30 * DAY, keep: new Set([source.tasks[1]!]), dryRun: true });
-    expect(dry).toMatchObject({ removedRuns: 5, removedFlowRuns: 1, keptForCache: 2, keptRunning: 1 });
+    expect(dry).toMatchObject({ removedRuns: 4, removedFlowRuns: 1, keptForCache: 3, keptRunning: 1 });
     expect(await indexed(root, experimentId)).toHaveLength(11);
 
     const r = await pruner.pruneRuns({ endedBefore: Date.now() - 30 * DAY, keep: new Set([source.tasks[1]!]) });
     expect(r).toEqual(dry);
     expect(r.freedBytes).toBeGreaterThan(0);
     const left = await indexed(root, experimentId);
-    expect(left.sort()).toEqual([source.flow, source.tasks[1]!, ...[young.flow, ...young.tasks], running].sort());
-    for (const id of [old.flow, ...old.tasks, source.tasks[0]!]) {
+    expect(left.sort()).toEqual([source.flow, ...source.tasks, ...[young.flow, ...young.tasks], running].sort());
+    for (const id of [old.flow, ...old.tasks]) {
       expect(existsSync(join(root, "runs", `${id}.json`)), id).toBe(false);
       expect(existsSync(join(root, "runs", `${id}.metrics.jsonl`)), id).toBe(false);
     }

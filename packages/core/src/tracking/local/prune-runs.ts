@@ -2,9 +2,9 @@
  * Which runs of one experiment `LocalStore.pruneRuns` removes: the decision alone, over the
  * experiment's index lines and a way to read a run's status, so that it can be tested without
  * files. A flow run and the runs under it (its tasks, a sweep's trials) go together, once the
- * flow run is over and ended before the limit; of such a tree, a run a kept cache entry names as
- * its source stays, with the runs above it (its flow run holds its report), and so does a run
- * still RUNNING, which a live process may still write.
+ * flow run is over and ended before the limit. Such a tree stays whole when a run of it is one a
+ * kept cache entry names as its source (a hit reuses its files) or is still RUNNING (a live process
+ * may still write it): its flow run's report and task counters speak of every run under it.
  */
 import type { RunStatus } from "../tracker.ts";
 
@@ -40,9 +40,9 @@ export interface PruneChoiceOptions {
 export interface PruneChoice {
   /** The runs to remove, each tree's top run first. */
   remove: PrunableLine[];
-  /** Runs of old trees kept because a kept cache entry names them, or one under them (and none under them is RUNNING). */
+  /** Runs of old trees kept whole because a kept cache entry names one of their runs (and none of them is RUNNING). */
   keptForCache: number;
-  /** Runs of old trees kept because they are still RUNNING, or one under them is. */
+  /** Runs of old trees kept whole because one of their runs is still RUNNING. */
   keptRunning: number;
 }
 
@@ -59,7 +59,7 @@ export async function choosePrunedRuns(lines: readonly PrunableLine[], o: PruneC
     else children.set(line.parentRunId, [line]);
   }
   const choice: PruneChoice = { remove: [], keptForCache: 0, keptRunning: 0 };
-  // A run whose parent is not in the index (removed by an earlier prune, with the child kept) tops a tree of its own.
+  // A run whose parent is not in the index (removed by a prune of an older Cairn, which kept a child alone) tops a tree of its own.
   for (const top of lines) {
     if (top.parentRunId !== undefined && byId.has(top.parentRunId)) continue;
     const tree = treeOf(top, children);
@@ -69,20 +69,21 @@ export async function choosePrunedRuns(lines: readonly PrunableLine[], o: PruneC
       choice.keptRunning += tree.length;
       continue;
     }
-    // Each kept run counts under one reason: a run still RUNNING, and the runs above it, under "running".
-    const forRunning = new Set<string>();
-    const forCache = new Set<string>();
-    const keepUp = (line: PrunableLine, kept: Set<string>) => {
-      for (let at: PrunableLine | undefined = line; at && !kept.has(at.runId); at = at.parentRunId === undefined ? undefined : byId.get(at.parentRunId)) kept.add(at.runId);
-    };
+    // A tree stays whole or goes whole: a kept run's flow run holds its report and its task counters,
+    // which `cairn show` and `cairn report` read against the tree's runs (a failed task's error, the
+    // skipped ones): a half-pruned tree would say "8 tasks" and list 5. A run still RUNNING wins the reason.
+    let reason: "cache" | "running" | undefined;
     for (const line of tree) {
-      if (o.keep.has(line.runId)) keepUp(line, forCache);
+      if (o.keep.has(line.runId)) reason = "cache";
       // Only runs created RUNNING can still be so; a run recorded over (a cache hit's) never is.
-      else if (line.writer !== undefined && line !== top && RUNNING.has((await o.runOf(line.runId))?.status ?? "FINISHED")) keepUp(line, forRunning);
+      else if (line.writer !== undefined && line !== top && RUNNING.has((await o.runOf(line.runId))?.status ?? "FINISHED")) {
+        reason = "running";
+        break;
+      }
     }
-    choice.keptRunning += forRunning.size;
-    for (const runId of forCache) if (!forRunning.has(runId)) choice.keptForCache++;
-    for (const line of tree) if (!forRunning.has(line.runId) && !forCache.has(line.runId)) choice.remove.push(line);
+    if (reason === "running") choice.keptRunning += tree.length;
+    else if (reason === "cache") choice.keptForCache += tree.length;
+    else choice.remove.push(...tree);
   }
   return choice;
 }
